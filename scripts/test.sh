@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up a virtual environment with every extra and run lint + the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# The CPU build of torch for the [train] extra (a plain "torch" would pull GBs of CUDA wheels).
+python -m pip install -q "torch==2.13.0" || python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+python -m pip install -q -e ".[test,train,server,czi,dask,parquet]"
+ruff check src tests bench
+ruff format --check src tests bench
+python -m pytest -q -n auto "$@"

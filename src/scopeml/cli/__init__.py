@@ -1,0 +1,56 @@
+"""The ``scopeml`` command line.
+
+Each command group lives in its own module and is registered here. Heavy libraries are imported
+inside the commands, so ``scopeml --help`` stays fast. Bad input (any :class:`ScopeMLError`, a
+missing file) ends with a one-line message naming the file and the problem, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from scopeml.cli import model, objects, pixel, segment, train
+from scopeml.errors import ScopeMLError
+
+app = typer.Typer(
+    name="scopeml",
+    help="Machine-learning segmentation and classification of large microscopy images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(model.app, name="model")
+app.add_typer(pixel.app, name="pixel")
+app.add_typer(objects.app, name="objects")
+app.add_typer(train.app, name="train")
+app.command("segment")(segment.segment)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return (and, as a script, exit with) its exit code."""
+    try:
+        result = app(args=argv, prog_name="scopeml", standalone_mode=False)
+    except ScopeMLError as err:
+        typer.echo(f"error: {err}", err=True)
+        return _exit(2, argv)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        typer.echo(f"error: {err.filename}: {err.strerror}", err=True)
+        return _exit(2, argv)
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return _exit(130, argv)
+    except click.exceptions.ClickException as err:
+        err.show()
+        return _exit(err.exit_code, argv)
+    except click.exceptions.Exit as err:
+        return _exit(err.exit_code, argv)
+    return _exit(result if isinstance(result, int) else 0, argv)
+
+
+def _exit(code: int, argv: list[str] | None) -> int:
+    if argv is None:  # called as the console script
+        sys.exit(code)
+    return code

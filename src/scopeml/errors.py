@@ -1,0 +1,51 @@
+"""The one exception tree of scopeml.
+
+Every error a user can cause (a bad file, a bad request, a model that does not fit an image)
+is a :class:`ScopeMLError`; the command line turns it into a one-line message and exit code 2.
+Each also subclasses the builtin it refines, so ``except ValueError`` keeps working::
+
+    ScopeMLError
+    ├── InvalidContainerError   (ValueError)   a model container is corrupt, unsafe or inconsistent
+    ├── InvalidImageError       (ValueError)   an image is unreadable, truncated or of an unknown format
+    ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
+    ├── InvalidLabelsError      (ValueError)   a training label image is malformed
+    ├── InvalidRequestError     (ValueError)   a request or option is malformed
+    └── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+
+class ScopeMLError(Exception):
+    """Base of all errors caused by bad input; ``path`` names the file at fault when there is one."""
+
+    def __init__(self, message: str, *, path: str | PathLike[str] | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.problem = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class InvalidContainerError(ScopeMLError, ValueError):
+    """A model container is corrupt, unsafe, or its metadata disagrees with its graph."""
+
+
+class InvalidImageError(ScopeMLError, ValueError):
+    """An image cannot be read: unknown format, truncated file, inconsistent metadata."""
+
+
+class IncompatibleModelError(ScopeMLError, ValueError):
+    """A model cannot run on an image (channel count, spatial dimensions, dtype)."""
+
+
+class InvalidLabelsError(ScopeMLError, ValueError):
+    """A label image for training is malformed (shape, unknown classes, no labels)."""
+
+
+class InvalidRequestError(ScopeMLError, ValueError):
+    """A request or option is malformed (bad tile, bad parameter value)."""
+
+
+class IncompleteOutputError(ScopeMLError, RuntimeError):
+    """An output store is half-written, or belongs to a different run than the one resuming it."""

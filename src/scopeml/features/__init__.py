@@ -1,0 +1,1 @@
+"""Multi-scale filter features for pixel classification."""

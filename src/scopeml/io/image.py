@@ -1,0 +1,123 @@
+"""The :class:`Image`: a lazy, always six-dimensional view of a microscopy image.
+
+Every reader returns an ``Image`` whose axes are ``S T C Z Y X`` (missing axes have size 1), so
+the engine never branches on the file format. Pixels are read region by region on demand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from os import PathLike
+from typing import Any, Protocol
+
+import numpy as np
+
+AXES = "STCZYX"
+SPATIAL_AXES = "ZYX"
+
+
+class ArrayLike(Protocol):
+    """A 6-D source of pixels: ``shape``, ``dtype`` and basic slicing that returns numpy."""
+
+    shape: tuple[int, ...]
+    dtype: Any
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray: ...
+
+
+class Image:
+    """A lazy 6-D image with axes ``S T C Z Y X``, physical pixel sizes and channel names.
+
+    Parameters
+    ----------
+    data
+        Any 6-D array-like whose slicing returns numpy (a zarr array, a tifffile zarr store,
+        a CZI region reader, a numpy array).
+    pixel_sizes
+        Physical size of one pixel in micrometres, keyed by ``"Z"``, ``"Y"``, ``"X"``; axes of
+        unknown size are absent.
+    channel_names
+        One name per channel (``C``); defaults to ``C0, C1, …``.
+    path
+        The file the pixels come from, for error messages.
+    close
+        Called by :meth:`close` to release file handles.
+
+    Examples
+    --------
+    >>> img = Image(np.zeros((1, 1, 2, 1, 4, 5), np.uint8), pixel_sizes={"X": 0.5, "Y": 0.5})
+    >>> img.sizes["C"], img.read(Y=slice(0, 2)).shape
+    (2, (1, 1, 2, 1, 2, 5))
+    """
+
+    def __init__(
+        self,
+        data: ArrayLike,
+        *,
+        pixel_sizes: Mapping[str, float] | None = None,
+        channel_names: Sequence[str] | None = None,
+        path: str | PathLike[str] | None = None,
+        close: Any = None,
+    ) -> None:
+        if len(data.shape) != len(AXES):
+            raise ValueError(f"Image data must be 6-D ({AXES}); got shape {tuple(data.shape)}")
+        self.data = data
+        self.shape: tuple[int, ...] = tuple(int(n) for n in data.shape)
+        self.dtype = np.dtype(data.dtype)
+        self.pixel_sizes: dict[str, float] = {
+            axis: float(size) for axis, size in (pixel_sizes or {}).items() if size
+        }
+        n_channels = self.shape[AXES.index("C")]
+        names = list(channel_names) if channel_names else [f"C{i}" for i in range(n_channels)]
+        if len(names) != n_channels:
+            raise ValueError(f"{len(names)} channel names given for {n_channels} channels")
+        self.channel_names: tuple[str, ...] = tuple(names)
+        self.path = None if path is None else str(path)
+        self._close = close
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Size of each axis, keyed by axis letter."""
+        return dict(zip(AXES, self.shape, strict=True))
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        """``(Z, Y, X)`` sizes."""
+        return self.shape[3], self.shape[4], self.shape[5]
+
+    def read(self, **region: slice | int) -> np.ndarray:
+        """Read a region as a 6-D numpy array; axes not named are read whole.
+
+        An ``int`` selects one index but keeps the axis (length 1), so the result is always 6-D.
+        """
+        unknown = set(region) - set(AXES)
+        if unknown:
+            raise ValueError(f"unknown axes {sorted(unknown)}; axes are {AXES}")
+        key = []
+        for axis, size in zip(AXES, self.shape, strict=True):
+            sel = region.get(axis, slice(None))
+            if isinstance(sel, (int, np.integer)):
+                sel = slice(int(sel), int(sel) + 1)
+            start, stop, step = sel.indices(size)
+            if step != 1:
+                raise ValueError("Image.read takes contiguous regions only (step 1)")
+            key.append(slice(start, stop))
+        return np.asarray(self.data[tuple(key)])
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.data[key])
+
+    def close(self) -> None:
+        if self._close is not None:
+            self._close()
+            self._close = None
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        sizes = " ".join(f"{a}={n}" for a, n in self.sizes.items())
+        return f"Image({sizes}, dtype={self.dtype}, path={self.path!r})"

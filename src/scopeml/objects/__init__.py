@@ -1,0 +1,1 @@
+"""Objects: instance labels across tiles, measurements, hierarchical classes, object classifier."""

@@ -1,0 +1,1 @@
+"""The random-forest pixel classifier, trained from sparse labels."""

@@ -1,0 +1,1 @@
+"""Post-processing of probability maps and label images."""

@@ -1,0 +1,1 @@
+"""Training small U-Nets with PyTorch and exporting them as containers (extra ``[train]``)."""
