@@ -92,8 +92,11 @@ def _draw_ellipsoid(
     hi = np.minimum(np.floor(centre).astype(int) + reach + 1, labels.shape)
     if np.any(hi <= lo):
         return
-    grids = np.meshgrid(*[np.arange(a, b) - c for a, b, c in zip(lo, hi, centre, strict=True)],
-                        indexing="ij", sparse=True)
+    grids = np.meshgrid(
+        *[np.arange(a, b) - c for a, b, c in zip(lo, hi, centre, strict=True)],
+        indexing="ij",
+        sparse=True,
+    )
     y, x = grids[-2], grids[-1]
     cos, sin = np.cos(angle), np.sin(angle)
     u, v = x * cos + y * sin, -x * sin + y * cos
@@ -136,11 +139,13 @@ def _render(
     nucleus = per_object[labels].astype(np.float32)
     texture = ndi.gaussian_filter(rng.normal(size=shape).astype(np.float32), 1.5)
     nucleus *= 1.0 + 0.25 * texture / (texture.std() + 1e-9)
-    coords = np.meshgrid(*[np.linspace(-1, 1, s, dtype=np.float32) for s in shape],
-                         indexing="ij", sparse=True)
+    coords = np.meshgrid(
+        *[np.linspace(-1, 1, s, dtype=np.float32) for s in shape], indexing="ij", sparse=True
+    )
     tilt = rng.normal(size=len(shape))
-    light = 1.0 - illumination * 0.5 * (1 + np.tanh(sum(t * c for t, c in zip(tilt, coords,
-                                                                           strict=True))))
+    light = 1.0 - illumination * 0.5 * (
+        1 + np.tanh(sum(t * c for t, c in zip(tilt, coords, strict=True)))
+    )
     layers = [nucleus]
     if channels > 1:
         ring = ndi.grey_dilation(labels, size=(5,) * len(shape)) > 0
@@ -153,6 +158,8 @@ def _render(
         blurred = ndi.gaussian_filter(image[c], blur) if blur > 0 else image[c]
         background = 0.08 + 0.02 * c
         signal = (blurred + background) * light
-        shot = rng.normal(size=shape).astype(np.float32) * np.sqrt(np.maximum(signal, 0) * noise * 0.1)
+        shot = rng.normal(size=shape).astype(np.float32) * np.sqrt(
+            np.maximum(signal, 0) * noise * 0.1
+        )
         out[c] = signal + shot + rng.normal(scale=noise * 0.5, size=shape).astype(np.float32)
     return np.clip(out, 0, None)

@@ -1,0 +1,139 @@
+"""Small, seeded U-Net-like ONNX graphs for tests, benchmarks and examples.
+
+The graphs have what makes tiling hard — zero-padded 3×3 convolutions, max-pooling, nearest
+upsampling, skip connections and a softmax — at a size that runs in milliseconds. The input is
+channels-last like a czann container (``N×Y×X×C`` or ``N×Z×Y×X×C``), spatial dims dynamic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+
+
+def unet_receptive_halo(depth: int) -> int:
+    """A halo (pixels per side) that covers the receptive field of :func:`tiny_unet_onnx`.
+
+    Two 3×3 convolutions per level at scale ``2**level`` on the way down, at the bottom and on
+    the way up, plus the pooling windows; rounded up to the tile step ``2**depth``.
+    """
+    reach = sum(2 * 2**level for level in range(depth)) * 2 + 2 * 2**depth
+    reach += sum(2**level for level in range(depth))
+    step = 2**depth
+    return -(-reach // step) * step
+
+
+def tiny_unet_onnx(
+    *,
+    in_channels: int = 1,
+    n_classes: int = 2,
+    depth: int = 2,
+    width: int = 4,
+    spatial_dims: int = 2,
+    tile_shape: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> onnx.ModelProto:
+    """Build a seeded U-Net-like classifier graph, input ``"input"``, output ``"output"``.
+
+    Parameters
+    ----------
+    tile_shape
+        Fixed spatial input size; ``None`` leaves the spatial dims dynamic.
+
+    Returns
+    -------
+    onnx.ModelProto
+        ``N×[Z×]Y×X×C`` float32 → ``N×[Z×]Y×X×K`` float32 softmax probabilities. Spatial sizes
+        must be multiples of ``2**depth``.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort
+    >>> graph = tiny_unet_onnx(in_channels=2, n_classes=3)
+    >>> session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    >>> session.run(None, {"input": np.zeros((1, 16, 16, 2), np.float32)})[0].shape
+    (1, 16, 16, 3)
+    """
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+    rng = np.random.default_rng(seed)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    counter = iter(range(10**6))
+
+    def name(prefix: str) -> str:
+        return f"{prefix}_{next(counter)}"
+
+    def conv(x: str, c_in: int, c_out: int, kernel: int, relu: bool = True) -> str:
+        w = rng.normal(
+            0,
+            np.sqrt(2.0 / (c_in * kernel**spatial_dims)),
+            (c_out, c_in) + (kernel,) * spatial_dims,
+        ).astype(np.float32)
+        b = rng.normal(0, 0.1, c_out).astype(np.float32)
+        wn, bn, out = name("w"), name("b"), name("conv")
+        inits.extend([numpy_helper.from_array(w, wn), numpy_helper.from_array(b, bn)])
+        pad = kernel // 2
+        nodes.append(helper.make_node("Conv", [x, wn, bn], [out], pads=[pad] * (2 * spatial_dims)))
+        if not relu:
+            return out
+        act = name("relu")
+        nodes.append(helper.make_node("Relu", [out], [act]))
+        return act
+
+    def block(x: str, c_in: int, c_out: int) -> str:
+        return conv(conv(x, c_in, c_out, 3), c_out, c_out, 3)
+
+    to_first = [0, spatial_dims + 1, *range(1, spatial_dims + 1)]
+    to_last = [0, *range(2, spatial_dims + 2), 1]
+    x = name("nchw")
+    nodes.append(helper.make_node("Transpose", ["input"], [x], perm=to_first))
+    skips, channels = [], in_channels
+    for level in range(depth):
+        x = block(x, channels, width * 2**level)
+        channels = width * 2**level
+        skips.append((x, channels))
+        pooled = name("pool")
+        nodes.append(
+            helper.make_node(
+                "MaxPool",
+                [x],
+                [pooled],
+                kernel_shape=[2] * spatial_dims,
+                strides=[2] * spatial_dims,
+            )
+        )
+        x = pooled
+    x = block(x, channels, width * 2**depth)
+    channels = width * 2**depth
+    scales = name("scales")
+    inits.append(numpy_helper.from_array(np.array([1, 1] + [2] * spatial_dims, np.float32), scales))
+    for skip, skip_channels in reversed(skips):
+        up = name("up")
+        nodes.append(helper.make_node("Resize", [x, "", scales], [up], mode="nearest"))
+        cat = name("cat")
+        nodes.append(helper.make_node("Concat", [up, skip], [cat], axis=1))
+        x = block(cat, channels + skip_channels, skip_channels)
+        channels = skip_channels
+    logits = conv(x, channels, n_classes, 1, relu=False)
+    probs = name("softmax")
+    nodes.append(helper.make_node("Softmax", [logits], [probs], axis=1))
+    nodes.append(helper.make_node("Transpose", [probs], ["output"], perm=to_last))
+
+    spatial = list(tile_shape) if tile_shape else [f"d{i}" for i in range(spatial_dims)]
+    graph = helper.make_graph(
+        nodes,
+        "tiny_unet",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *spatial, in_channels])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", *spatial, n_classes])],
+        initializer=inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="scopeml.model.testing"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
