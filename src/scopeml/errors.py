@@ -5,8 +5,8 @@ is a :class:`ScopeMLError`; the command line turns it into a one-line message an
 Each also subclasses the builtin it refines, so ``except ValueError`` keeps working::
 
     ScopeMLError
-    ├── InvalidContainerError   (ValueError)   a model container is corrupt, unsafe or inconsistent
-    ├── InvalidImageError       (ValueError)   an image is unreadable, truncated or of an unknown format
+    ├── InvalidContainerError   (ValueError)   a model container is corrupt, unsafe, inconsistent
+    ├── InvalidImageError       (ValueError)   an image is unreadable, truncated, of unknown format
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
@@ -19,7 +19,7 @@ from os import PathLike
 
 
 class ScopeMLError(Exception):
-    """Base of all errors caused by bad input; ``path`` names the file at fault when there is one."""
+    """Base of all errors caused by bad input; ``path`` names the file at fault, if any."""
 
     def __init__(self, message: str, *, path: str | PathLike[str] | None = None) -> None:
         self.path = None if path is None else str(path)

@@ -60,7 +60,7 @@ def synthetic_nuclei(
         raise ValueError(f"shape must be (Y, X) or (Z, Y, X); got {shape}")
     labels = np.zeros(shape, np.int32)
     brightness = [0.0]
-    n_nuclei = max(1, int(round(density * float(np.prod(shape)))))
+    n_nuclei = max(1, round(density * float(np.prod(shape))))
     centres: list[np.ndarray] = []
     for index in range(1, n_nuclei + 1):
         semi_minor = rng.uniform(*radius)

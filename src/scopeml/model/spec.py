@@ -57,7 +57,8 @@ class ModelSpec:
             value = getattr(self, name)
             if len(value) != self.spatial_dims:
                 raise ValueError(
-                    f"{name} has {len(value)} entries; the model has {self.spatial_dims} spatial dims"
+                    f"{name} has {len(value)} entries; "
+                    f"the model has {self.spatial_dims} spatial dims"
                 )
 
     @property

@@ -53,7 +53,8 @@ def tiny_unet_onnx(
     --------
     >>> import onnxruntime as ort
     >>> graph = tiny_unet_onnx(in_channels=2, n_classes=3)
-    >>> session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    >>> cpu = ["CPUExecutionProvider"]
+    >>> session = ort.InferenceSession(graph.SerializeToString(), providers=cpu)
     >>> session.run(None, {"input": np.zeros((1, 16, 16, 2), np.float32)})[0].shape
     (1, 16, 16, 3)
     """
