@@ -51,7 +51,7 @@ def synthetic_nuclei(
     Examples
     --------
     >>> image, labels = synthetic_nuclei((64, 64), seed=1)
-    >>> image.shape, labels.shape, labels.max() > 0
+    >>> image.shape, labels.shape, bool(labels.max() > 0)
     ((1, 64, 64), (64, 64), True)
     """
     rng = np.random.default_rng(seed)
