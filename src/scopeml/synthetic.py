@@ -24,6 +24,10 @@ def synthetic_nuclei(
     noise: float = 0.04,
     dtype: np.dtype | type = np.uint16,
     seed: int = 0,
+    margin: float = 0.0,
+    origin: tuple[int, ...] | None = None,
+    canvas_shape: tuple[int, ...] | None = None,
+    illumination_seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw nuclei with known instance labels.
 
@@ -40,6 +44,10 @@ def synthetic_nuclei(
     channels
         ``1`` gives a nuclear stain; more add channels that are other mixes of the same objects
         (a cytoplasm-like ring, a dim copy) so multi-channel models have something to learn.
+    margin, origin, canvas_shape, illumination_seed
+        For drawing a large image block by block without seams: nuclei centres stay ``margin``
+        pixels inside the block, and the illumination field is evaluated at the block's
+        ``origin`` within a canvas of ``canvas_shape``, drawn from ``illumination_seed``.
 
     Returns
     -------
@@ -59,7 +67,6 @@ def synthetic_nuclei(
     if ndim not in (2, 3):
         raise ValueError(f"shape must be (Y, X) or (Z, Y, X); got {shape}")
     labels = np.zeros(shape, np.int32)
-    brightness = [0.0]
     n_nuclei = max(1, round(density * float(np.prod(shape))))
     centres: list[np.ndarray] = []
     for index in range(1, n_nuclei + 1):
@@ -73,11 +80,13 @@ def synthetic_nuclei(
             centre = anchor + direction * semi_minor * 1.9
         else:
             centre = rng.uniform(0, 1, ndim) * np.array(shape)
+        if margin:
+            centre = np.clip(centre, margin, np.array(shape) - margin)
         centres.append(centre)
         _draw_ellipsoid(labels, centre, semi_axes, rng.uniform(0, np.pi), index)
-        brightness.append(rng.uniform(0.45, 1.0))
     labels = _relabel_visible(labels)
-    image = _render(labels, np.asarray(brightness), channels, illumination, blur, noise, rng)
+    light = _illumination(shape, illumination, origin, canvas_shape, illumination_seed, rng)
+    image = _render(labels, channels, light, blur, noise, rng)
     if np.issubdtype(np.dtype(dtype), np.integer):
         image = np.clip(image * np.iinfo(dtype).max * 0.5, 0, np.iinfo(dtype).max)
     return image.astype(dtype), labels
@@ -123,11 +132,34 @@ def _relabel_visible(labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _illumination(
+    shape: tuple[int, ...],
+    strength: float,
+    origin: tuple[int, ...] | None,
+    canvas_shape: tuple[int, ...] | None,
+    seed: int | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A smooth vignetting-like light field, continuous across blocks of one canvas."""
+    origin = origin or (0,) * len(shape)
+    canvas_shape = canvas_shape or shape
+    tilt = (rng if seed is None else np.random.default_rng(seed)).normal(size=len(shape))
+    coords = np.meshgrid(
+        *[
+            (np.arange(o, o + n, dtype=np.float32) / max(c - 1, 1)) * 2 - 1
+            for o, n, c in zip(origin, shape, canvas_shape, strict=True)
+        ],
+        indexing="ij",
+        sparse=True,
+    )
+    ramp = sum(t * c for t, c in zip(tilt, coords, strict=True))
+    return 1.0 - strength * 0.5 * (1 + np.tanh(ramp))
+
+
 def _render(
     labels: np.ndarray,
-    brightness: np.ndarray,
     channels: int,
-    illumination: float,
+    light: np.ndarray,
     blur: float,
     noise: float,
     rng: np.random.Generator,
@@ -139,13 +171,6 @@ def _render(
     nucleus = per_object[labels].astype(np.float32)
     texture = ndi.gaussian_filter(rng.normal(size=shape).astype(np.float32), 1.5)
     nucleus *= 1.0 + 0.25 * texture / (texture.std() + 1e-9)
-    coords = np.meshgrid(
-        *[np.linspace(-1, 1, s, dtype=np.float32) for s in shape], indexing="ij", sparse=True
-    )
-    tilt = rng.normal(size=len(shape))
-    light = 1.0 - illumination * 0.5 * (
-        1 + np.tanh(sum(t * c for t, c in zip(tilt, coords, strict=True)))
-    )
     layers = [nucleus]
     if channels > 1:
         ring = ndi.grey_dilation(labels, size=(5,) * len(shape)) > 0
