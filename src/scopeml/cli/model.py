@@ -1,10 +1,451 @@
-"""``scopeml model inspect|validate|convert|run``."""
+"""``scopeml model inspect|validate|convert|run``.
+
+Library imports happen inside the commands so ``scopeml --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
 
 app = typer.Typer(
     help="Read, validate, convert and run model containers (.czann, .czseg, .czmodel).",
     no_args_is_help=True,
 )
+
+#: Largest image (in elements) ``model run`` holds in memory; bigger ones go to ``scopeml segment``.
+MAX_RUN_ELEMENTS = 2**28
+
+
+@app.command("inspect")
+def inspect(
+    model: Path = typer.Argument(..., help="Container to describe (.czann, .czseg, .czmodel)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Print a container's metadata, its graph and what the tiling engine will use."""
+    from scopeml.model.container import read_container
+
+    description = describe(read_container(model))
+    if as_json:
+        typer.echo(json.dumps(description, indent=2))
+        return
+    typer.echo(f"{description['path']}: {description['format']}")
+    for key, value in description["metadata"].items():
+        typer.echo(f"  {key}: {value}")
+    graph = description["graph"]
+    ops = ", ".join(f"{op} {count}" for op, count in graph["ops"].items())
+    typer.echo(
+        f"graph: input {graph['input']} {graph['input_shape']}, output {graph['output']} "
+        f"{graph['output_shape']}, opset {graph['opset']}, {graph['nodes']} nodes ({ops}), "
+        f"{graph['bytes']} bytes"
+    )
+    engine = description["engine"]
+    if engine is None:
+        typer.echo("engine: not a per-pixel model; cannot be tiled")
+    else:
+        tile = engine["tile_shape"] or "dynamic"
+        typer.echo(
+            f"engine: {engine['in_channels']} channels in, classes {engine['classes']}, "
+            f"halo {engine['halo']}, tile step {engine['tile_step']}, tile shape {tile}"
+        )
+    if description["license"]:
+        typer.echo(f"license: {description['license']}")
+
+
+def describe(container: Any) -> dict[str, Any]:
+    """A JSON-ready description of a container: metadata, graph summary, engine spec."""
+    import onnx
+
+    from scopeml.errors import IncompatibleModelError
+    from scopeml.model.metadata import LegacyModelMetadata
+    from scopeml.model.runtime import model_spec
+
+    meta = container.metadata
+    if isinstance(meta, LegacyModelMetadata):
+        metadata = meta.model_dump(mode="json")
+    else:
+        metadata = meta.to_json_dict()
+    proto = onnx.load_model_from_string(container.onnx_bytes)
+    ops = Counter(node.op_type for node in proto.graph.node)
+    info = container.graph
+    try:
+        spec = model_spec(container)
+        engine: dict[str, Any] | None = {
+            "in_channels": spec.in_channels,
+            "classes": list(spec.classes),
+            "halo": list(spec.halo),
+            "tile_step": list(spec.tile_step),
+            "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
+            "pixel_size": list(spec.pixel_size) if spec.pixel_size else None,
+        }
+    except IncompatibleModelError:
+        engine = None
+    return {
+        "path": str(container.path),
+        "format": container.format,
+        "metadata": metadata,
+        "graph": {
+            "input": info.input_name,
+            "output": info.output_name,
+            "input_shape": ["N", *_shape(info.input_shape)],
+            "output_shape": ["N", *_shape(info.output_shape)],
+            "opset": info.opset,
+            "nodes": len(proto.graph.node),
+            "ops": dict(ops.most_common()),
+            "bytes": len(container.onnx_bytes),
+            "tile_step": list(info.tile_step),
+        },
+        "engine": engine,
+        "license": container.license_name,
+        "ignored_members": list(container.ignored_members),
+    }
+
+
+def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
+    return ["?" if size is None else size for size in shape]
+
+
+@app.command("validate")
+def validate(
+    model: Path = typer.Argument(..., help="Container to check."),
+) -> None:
+    """Check a container: safe zip, valid metadata, metadata = graph, graph runs.
+
+    Exit code 0 when valid (warnings may be printed), 2 with the reason when not.
+    """
+    import numpy as np
+
+    from scopeml.model.container import read_container
+    from scopeml.model.metadata import ModelMetadata
+    from scopeml.model.runtime import load_model
+
+    container = read_container(model)
+    warnings = container_warnings(container)
+    meta = container.metadata
+    if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
+        typer.echo(f"{model}: valid {container.format} (not run: per-pixel models only)")
+        return
+    loaded = load_model(container, providers=["CPUExecutionProvider"])
+    spec = loaded.spec
+    size = spec.tile_shape or tuple(-(-max(32, step) // step) * step for step in spec.tile_step)
+    batch = np.zeros((1, spec.in_channels, *size), np.float32)
+    result = loaded.predict(batch)
+    if not np.all(np.isfinite(result)):
+        raise IncompatibleModelError(
+            "the graph returns non-finite values on a zero input", path=model
+        )
+    for warning in warnings:
+        typer.echo(f"warning: {warning}")
+    typer.echo(f"{model}: valid {container.format}; ran on {batch.shape[1:]} → {result.shape[1:]}")
+
+
+def container_warnings(container: Any) -> list[str]:
+    """Things that load but may trouble ZEN or the engine."""
+    from scopeml.model.metadata import CZANN_FORMAT_VERSION, LegacyModelMetadata
+
+    meta, graph = container.metadata, container.graph
+    warnings = []
+    if container.ignored_members:
+        warnings.append(f"ignored members: {list(container.ignored_members)}")
+    if isinstance(meta, LegacyModelMetadata):
+        return warnings
+    if meta.format_version != CZANN_FORMAT_VERSION:
+        warnings.append(
+            f"FormatVersion {meta.format_version}; scopeml writes {CZANN_FORMAT_VERSION}"
+        )
+    if meta.min_overlap is None:
+        warnings.append("no MinOverlap: tiles get no halo and may show seams")
+    elif any(overlap % 2 for overlap in meta.min_overlap):
+        warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
+    if meta.classes is not None and len(meta.classes) < 2:
+        warnings.append("fewer than 2 Classes (the czann spec asks at least 2)")
+    if graph.fixed_spatial and any(
+        size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
+    ):
+        warnings.append(
+            f"fixed input {graph.fixed_spatial} is not a multiple of the tile step "
+            f"{graph.tile_step}"
+        )
+    return warnings
+
+
+@app.command("convert")
+def convert(
+    source: Path = typer.Argument(
+        ..., help="An .onnx graph, or a PyTorch ExportedProgram (.pt2, from torch.export.save)."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Container to write (.czann)."),
+    classes: str = typer.Option(..., "--classes", help="Class names, comma-separated: bg,nuclei"),
+    min_overlap: str = typer.Option(
+        "0", "--min-overlap", help="Halo per side in pixels: one value, or per axis ([Z,]Y,X)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Model name."),
+    model_type: str = typer.Option(
+        "SingleClassSemanticSegmentation", "--type", help="czann model type."
+    ),
+    scaling: str | None = typer.Option(
+        None, "--scaling", help="Pixel extents x,y[,z] in metres, e.g. 2e-7,2e-7."
+    ),
+    preprocess: str = typer.Option(
+        "", "--preprocess", help="Steps prepended to the graph: rgb2bgr,standardize,scale:255"
+    ),
+    spatial: str = typer.Option(
+        "keep", "--spatial", help="Spatial input size: keep, dynamic, or fixed as HxW / DxHxW."
+    ),
+    channels_first: bool = typer.Option(
+        False, "--channels-first", help="The .onnx graph is N×C×Y×X (PyTorch); wrap it NHWC."
+    ),
+    legacy: bool = typer.Option(False, "--legacy", help="Write a legacy .czseg/.czmodel."),
+    license_file: Path | None = typer.Option(None, "--license", help="License file to include."),
+) -> None:
+    """Wrap a trained model into a czann (or legacy) container."""
+    from scopeml.model.convert import convert_onnx
+    from scopeml.model.metadata import ModelType
+
+    class_names = [item.strip() for item in classes.split(",") if item.strip()]
+    overlap = _ints(min_overlap, "--min-overlap", ",")
+    try:
+        kind = ModelType(model_type)
+    except ValueError as err:
+        known = ", ".join(item.value for item in ModelType)
+        raise InvalidRequestError(f"unknown --type {model_type!r}; known: {known}") from err
+    graph = _load_source(source, channels_first)
+    path = convert_onnx(
+        graph,
+        output,
+        classes=class_names,
+        min_overlap=overlap[0] if len(overlap) == 1 else overlap,
+        model_type=kind,
+        name=name,
+        scaling=_floats(scaling, "--scaling") if scaling else None,
+        preprocessing=preprocess,
+        spatial=_spatial(spatial),
+        legacy=legacy,
+        license_file=license_file,
+    )
+    typer.echo(f"wrote {path}")
+
+
+def _load_source(source: Path, channels_first: bool) -> Any:
+    from scopeml.model.container import load_onnx
+    from scopeml.model.graph import to_channels_last
+
+    suffix = source.suffix.lower()
+    if suffix == ".pt2":
+        graph = _export_program(source)
+        channels_first = True
+    elif suffix in (".pt", ".pth", ".pkl", ".ckpt"):
+        raise InvalidRequestError(
+            "pickled PyTorch files are not loaded (unpickling can run code); save the model "
+            "with torch.export.save(...) as .pt2, or export ONNX",
+            path=source,
+        )
+    else:
+        graph = load_onnx(source.read_bytes(), path=source)
+    if channels_first:
+        try:
+            graph = to_channels_last(graph)
+        except ValueError as err:
+            raise InvalidRequestError(str(err), path=source) from err
+    return graph
+
+
+def _export_program(source: Path) -> Any:
+    """ONNX from a ``torch.export`` ExportedProgram (a JSON graph and raw weights, no pickle)."""
+    import warnings
+
+    import torch
+
+    from scopeml.model.container import load_onnx
+
+    try:
+        program = torch.export.load(str(source))
+    except Exception as err:  # torch raises assorted types for a bad archive
+        raise InvalidRequestError(f"not a torch.export program ({err})", path=source) from err
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exported = torch.onnx.export(program, dynamo=True, verbose=False)
+    except Exception as err:  # the exporter raises many types for unsupported programs
+        raise InvalidRequestError(
+            f"PyTorch could not export it to ONNX: {err}", path=source
+        ) from err
+    return load_onnx(exported.model_proto.SerializeToString(), path=source)
+
+
+def _ints(text: str, option: str, sep: str) -> list[int]:
+    try:
+        values = [int(item) for item in text.lower().split(sep)]
+    except ValueError as err:
+        raise InvalidRequestError(f"{option} needs integers, got {text!r}") from err
+    if any(value < 0 for value in values):
+        raise InvalidRequestError(f"{option} needs values >= 0, got {text!r}")
+    return values
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",")]
+    except ValueError as err:
+        raise InvalidRequestError(f"{option} needs numbers, got {text!r}") from err
+
+
+def _spatial(text: str) -> Any:
+    if text in ("keep", "dynamic"):
+        return text
+    sizes = _ints(text, "--spatial", "x")
+    if any(size < 1 for size in sizes):
+        raise InvalidRequestError(f"--spatial sizes must be >= 1, got {text!r}")
+    return tuple(sizes)
+
+
+@app.command("run")
+def run(
+    model: Path = typer.Argument(..., help="Container to run."),
+    image: Path = typer.Argument(..., help="A small image: .tif/.tiff, .png/.jpg or .npy."),
+    output: Path = typer.Option(..., "--output", "-o", help="Result: .npy or .tif/.tiff."),
+    labels: bool = typer.Option(
+        False, "--labels", help="Write the most probable class index instead of probabilities."
+    ),
+) -> None:
+    """Run a model on a small image held in memory (big images: scopeml segment).
+
+    The image is padded at its far edges to the model's tile step (or to its fixed tile size)
+    and the padding cropped away. Probabilities are written K×[Z×]Y×X float32; labels
+    [Z×]Y×X as class indices (0 = first class).
+    """
+    import numpy as np
+
+    from scopeml.model.runtime import load_model
+
+    suffix = output.suffix.lower()
+    if suffix not in (".npy", ".tif", ".tiff"):
+        raise InvalidRequestError(
+            f"output must end in .npy, .tif or .tiff, got {suffix!r}", path=output
+        )
+    loaded = load_model(model)
+    spec = loaded.spec
+    pixels = read_small_image(image)
+    channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
+    padded, spatial = pad_to_model(channels_first, spec, image)
+    result = loaded.predict(padded[np.newaxis])[0]
+    result = result[(slice(None), *(slice(0, size) for size in spatial))]
+    if labels:
+        dtype = np.uint8 if spec.n_classes <= 256 else np.uint16
+        result = np.argmax(result, axis=0).astype(dtype)
+    write_array(output, result)
+    typer.echo(f"wrote {output} {result.shape} {result.dtype}")
+
+
+def read_small_image(path: Path) -> Any:
+    """Read a whole small image with tifffile, scikit-image or numpy (no pickle)."""
+    import numpy as np
+
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    try:
+        if suffix == ".npy":
+            pixels = np.load(path, allow_pickle=False, mmap_mode="r")
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            pixels = tifffile.imread(path)
+        else:
+            from skimage import io as skio
+
+            pixels = skio.imread(path)
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InvalidImageError(f"cannot read the image ({err})", path=path) from err
+    pixels = np.asarray(pixels)
+    if pixels.size > MAX_RUN_ELEMENTS:
+        raise InvalidRequestError(
+            f"image has {pixels.size} elements; `model run` holds at most {MAX_RUN_ELEMENTS} "
+            "in memory; use `scopeml segment`",
+            path=path,
+        )
+    if pixels.dtype.kind not in "biuf":
+        raise InvalidImageError(f"unsupported pixel type {pixels.dtype}", path=path)
+    return pixels
+
+
+def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Path) -> Any:
+    """Return ``C×[Z×]Y×X``, inferring where the channel axis is (first, last, or none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> arrange_channels(np.zeros((5, 6, 3)), 3, 2, Path("x.png")).shape
+    (3, 5, 6)
+    >>> arrange_channels(np.zeros((5, 6)), 1, 2, Path("x.png")).shape
+    (1, 5, 6)
+    """
+    import numpy as np
+
+    squeezed = pixels
+    while squeezed.ndim > spatial_dims + 1 and squeezed.shape[0] == 1:
+        squeezed = squeezed[0]
+    if squeezed.ndim == spatial_dims and in_channels == 1:
+        return squeezed[np.newaxis]
+    if squeezed.ndim == spatial_dims + 1:
+        if squeezed.shape[0] == in_channels:
+            return squeezed
+        if squeezed.shape[-1] == in_channels:
+            return np.moveaxis(squeezed, -1, 0)
+    raise IncompatibleModelError(
+        f"image has shape {pixels.shape}; the model expects {in_channels} channel(s) and "
+        f"{spatial_dims} spatial dims",
+        path=path,
+    )
+
+
+def pad_to_model(image: Any, spec: Any, path: Path) -> tuple[Any, tuple[int, ...]]:
+    """Pad the far edges (mirror) to the fixed tile size or to multiples of the tile step."""
+    import numpy as np
+
+    spatial = tuple(image.shape[1:])
+    if spec.tile_shape is not None:
+        if any(size > tile for size, tile in zip(spatial, spec.tile_shape, strict=True)):
+            raise IncompatibleModelError(
+                f"image {spatial} is larger than the model's fixed tile {spec.tile_shape}; "
+                "use `scopeml segment`",
+                path=path,
+            )
+        target = spec.tile_shape
+    else:
+        target = tuple(
+            -(-size // step) * step for size, step in zip(spatial, spec.tile_step, strict=True)
+        )
+    pad = [(0, 0)] + [(0, want - size) for size, want in zip(spatial, target, strict=True)]
+    padded = np.pad(np.asarray(image, np.float32), pad, mode="symmetric")
+    return padded, spatial
+
+
+def write_array(path: Path, array: Any) -> None:
+    """Write ``.npy`` or ``.tif`` atomically (temporary file, then rename)."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    try:
+        if path.suffix.lower() == ".npy":
+            np.save(temp, array, allow_pickle=False)
+        else:
+            import tifffile
+
+            tifffile.imwrite(temp, array)
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,388 @@
+"""Make containers from trained models: an ONNX graph, a PyTorch module, a Keras 3 model.
+
+Every path ends in :func:`convert_onnx`: optional pre-processing is prepended to the graph, the
+spatial input size is made dynamic or fixed, the metadata is built from the graph and the options,
+checked against the graph, and the container is written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+import onnx
+
+from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.model.container import load_onnx, write_container
+from scopeml.model.graph import GraphInfo, inspect_graph, prepend_preprocessing, set_spatial_dims
+from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata, ModelType
+
+#: Metadata ``InputShape`` spatial sizes written for graphs with dynamic spatial dims: a tile
+#: size hint for runtimes that want one (scopeml picks its own tiles for dynamic graphs).
+DEFAULT_TILE_SHAPE = {2: (512, 512), 3: (64, 128, 128)}
+
+Spatial = Literal["keep", "dynamic"] | Sequence[int]
+
+
+def convert_onnx(
+    onnx_model: bytes | onnx.ModelProto | str | PathLike[str],
+    output: str | PathLike[str],
+    *,
+    classes: Sequence[str] | None = None,
+    min_overlap: int | Sequence[int] = 0,
+    model_type: ModelType | str = ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION,
+    name: str | None = None,
+    scaling: Sequence[float] | None = None,
+    preprocessing: str | Sequence[str] = (),
+    spatial: Spatial = "keep",
+    tile_shape: Sequence[int] | None = None,
+    legacy: bool = False,
+    license_file: str | PathLike[str] | None = None,
+    model_id: str | uuid.UUID | None = None,
+) -> Path:
+    """Wrap a channels-last ONNX graph (``N×[Z×]Y×X×C`` → ``N×[Z×]Y×X×K``) into a container.
+
+    Parameters
+    ----------
+    onnx_model
+        Graph as bytes, ``ModelProto`` or ``.onnx`` file.
+    output
+        The ``.czann`` (or, with ``legacy``, ``.czseg``/``.czmodel``) to write.
+    classes
+        One name per output channel; default ``class_0 …``.
+    min_overlap
+        Halo per side in pixels, one value for all spatial axes or one per axis ``([Z,] Y, X)``.
+    model_type
+        A :class:`ModelType` (or its value).
+    name, scaling
+        ``ModelName`` and ``Scaling`` (pixel extents x, y[, z] in metres).
+    preprocessing
+        Steps prepended to the graph, e.g. ``"rgb2bgr,scale:255"`` (see
+        :data:`scopeml.model.graph.PREPROCESSING_STEPS`).
+    spatial
+        ``"keep"`` the graph's spatial sizes, make them ``"dynamic"``, or fix them to sizes.
+    tile_shape
+        ``InputShape`` spatial sizes to write when the graph is dynamic; default
+        :data:`DEFAULT_TILE_SHAPE`. Ignored for fixed graphs (their sizes are written).
+    legacy
+        Write a legacy ``.czseg``/``.czmodel`` (2-D segmentation, fixed spatial sizes).
+
+    Returns
+    -------
+    Path
+        ``output``.
+
+    Raises
+    ------
+    InvalidRequestError
+        Options that do not fit the graph (class count, overlap entries, legacy on 3-D ...).
+    InvalidContainerError
+        The graph is not valid ONNX.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from scopeml.model import read_container
+    >>> from scopeml.model.testing import tiny_unet_onnx
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "unet.czann"
+    >>> path = convert_onnx(tiny_unet_onnx(), out, classes=["bg", "fg"], min_overlap=16)
+    >>> meta = read_container(path).metadata
+    >>> meta.input_shape, meta.min_overlap
+    ((512, 512, 1), (16, 16))
+    """
+    output = Path(output)
+    model = _as_model_proto(onnx_model)
+    try:
+        if preprocessing:
+            model = prepend_preprocessing(model, preprocessing)
+        if spatial == "dynamic":
+            model = set_spatial_dims(model, None)
+        elif spatial != "keep":
+            if isinstance(spatial, str):
+                raise ValueError(f"spatial must be 'keep', 'dynamic' or sizes; got {spatial!r}")
+            model = set_spatial_dims(model, spatial)
+        info = inspect_graph(model)
+    except ValueError as err:
+        raise InvalidRequestError(str(err), path=output) from err
+    if legacy:
+        metadata: ModelMetadata | LegacyModelMetadata = _legacy_metadata(
+            info, classes, min_overlap, name, model_id, output
+        )
+    else:
+        metadata = _czann_metadata(
+            info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output
+        )
+    return write_container(output, model, metadata, license_file=license_file)
+
+
+def _as_model_proto(onnx_model: bytes | onnx.ModelProto | str | PathLike[str]) -> onnx.ModelProto:
+    if isinstance(onnx_model, onnx.ModelProto):
+        return onnx_model
+    if isinstance(onnx_model, bytes | bytearray | memoryview):
+        return load_onnx(bytes(onnx_model))
+    return load_onnx(Path(onnx_model).read_bytes(), path=onnx_model)
+
+
+def _per_axis(value: int | Sequence[int], spatial: int, what: str, path: Path) -> tuple[int, ...]:
+    values = (int(value),) * spatial if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(values) != spatial:
+        raise InvalidRequestError(
+            f"{what} has {len(values)} entries; the model has {spatial} spatial dims", path=path
+        )
+    return values
+
+
+def _out_channels(info: GraphInfo, classes: Sequence[str] | None, path: Path) -> int:
+    graph_channels = info.output_shape[-1]
+    if classes is not None and graph_channels is not None and len(classes) != graph_channels:
+        raise InvalidRequestError(
+            f"{len(classes)} classes given; the graph outputs {graph_channels} channels", path=path
+        )
+    if graph_channels is None and classes is None:
+        raise InvalidRequestError(
+            "the graph's output channel count is dynamic; name the classes", path=path
+        )
+    return graph_channels if graph_channels is not None else len(classes)  # type: ignore[arg-type]
+
+
+def _czann_metadata(
+    info: GraphInfo,
+    classes: Sequence[str] | None,
+    min_overlap: int | Sequence[int],
+    model_type: ModelType | str,
+    name: str | None,
+    scaling: Sequence[float] | None,
+    tile_shape: Sequence[int] | None,
+    model_id: str | uuid.UUID | None,
+    path: Path,
+) -> ModelMetadata:
+    spatial = info.spatial_dims
+    channels = _out_channels(info, classes, path)
+    if info.input_shape[-1] is None:
+        raise InvalidRequestError("the graph's input channel count is dynamic", path=path)
+    sizes = info.fixed_spatial
+    if sizes is None:
+        hint = tuple(tile_shape) if tile_shape is not None else DEFAULT_TILE_SHAPE[spatial]
+        if len(hint) != spatial:
+            raise InvalidRequestError(
+                f"tile_shape has {len(hint)} entries; the model has {spatial} spatial dims",
+                path=path,
+            )
+        sizes = tuple(
+            size if known is None else known
+            for size, known in zip(hint, info.spatial_input, strict=True)
+        )
+    out_spatial = info.output_shape[:-1]
+    if len(out_spatial) == spatial:
+        pairs = zip(sizes, out_spatial, strict=True)
+        output_shape = (*(size if known is None else known for size, known in pairs), channels)
+    else:
+        output_shape = (*(size or 1 for size in out_spatial), channels)
+    fields: dict[str, Any] = {
+        "model_type": model_type,
+        "input_shape": (*sizes, info.input_shape[-1]),
+        "output_shape": output_shape,
+        "min_overlap": _per_axis(min_overlap, spatial, "min_overlap", path),
+        "classes": tuple(classes) if classes is not None else _default_classes(channels),
+        "model_name": name,
+        "scaling": tuple(float(size) for size in scaling) if scaling is not None else None,
+    }
+    if model_id is not None:
+        fields["model_id"] = model_id
+    return _validated(ModelMetadata, fields, path)
+
+
+def _legacy_metadata(
+    info: GraphInfo,
+    classes: Sequence[str] | None,
+    min_overlap: int | Sequence[int],
+    name: str | None,
+    model_id: str | uuid.UUID | None,
+    path: Path,
+) -> LegacyModelMetadata:
+    if info.spatial_dims != 2:
+        raise InvalidRequestError(
+            f"legacy containers hold 2-D models; the graph has {info.spatial_dims} spatial dims",
+            path=path,
+        )
+    if info.fixed_spatial is None:
+        raise InvalidRequestError(
+            "legacy containers need fixed spatial sizes; fix them (spatial=(H, W))", path=path
+        )
+    channels = _out_channels(info, classes, path)
+    overlap = _per_axis(min_overlap, 2, "min_overlap", path)
+    in_channels = info.input_shape[-1] or 1
+    three = in_channels == 3
+    fields: dict[str, Any] = {
+        "name": name or "DNN model",
+        "classes": tuple(classes) if classes is not None else _default_classes(channels),
+        "border_size": max(overlap),
+        "pixel_types": ("Bgr24",) if three else ("Gray32Float",) * in_channels,
+        "color_handling": "SplitRgb" if three else "ConvertToMonochrome",
+    }
+    if model_id is not None:
+        fields["model_id"] = model_id
+    return _validated(LegacyModelMetadata, fields, path)
+
+
+def _default_classes(count: int) -> tuple[str, ...]:
+    return tuple(f"class_{index}" for index in range(count))
+
+
+def _validated(kind: type, fields: dict[str, Any], path: Path) -> Any:
+    from pydantic import ValidationError
+
+    from scopeml.model.metadata import parse_metadata_error
+
+    try:
+        return kind.model_validate(fields)
+    except ValidationError as err:
+        raise InvalidRequestError(parse_metadata_error(err), path=path) from err
+
+
+def convert_torch(
+    module: Any,
+    output: str | PathLike[str],
+    *,
+    input_shape: Sequence[int],
+    spatial: Spatial = "dynamic",
+    opset: int = 18,
+    **options: Any,
+) -> Path:
+    """Export a PyTorch module (``N×C×[Z×]Y×X`` → ``N×K×[Z×]Y×X``) into a container.
+
+    The module is traced on a zero input of ``input_shape`` (``C, [Z,] Y, X``) with the
+    TorchScript exporter (weights embedded, no external data), wrapped channels-last as czann
+    expects, then passed to :func:`convert_onnx` with ``options`` (``classes``, ``min_overlap``,
+    ``model_type``, ``name``, ``scaling``, ``preprocessing``, ``legacy`` …). The module is put in
+    eval mode for the export and its previous mode restored. Spatial sizes are dynamic by
+    default so the engine may pick large tiles; ``spatial="keep"`` keeps ``input_shape``'s.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, torch
+    >>> from scopeml.model import load_model
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Softmax(1))
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "net.czann"
+    >>> path = convert_torch(net, out, input_shape=(1, 32, 32), classes=["bg", "fg"], min_overlap=1)
+    >>> load_model(path, providers=["CPUExecutionProvider"]).spec.tile_shape is None
+    True
+    """
+    import torch
+
+    if len(input_shape) not in (3, 4):
+        raise InvalidRequestError(
+            f"input_shape {list(input_shape)} must be (C, Y, X) or (C, Z, Y, X)", path=output
+        )
+    spatial_dims = len(input_shape) - 1
+    to_first = (0, spatial_dims + 1, *range(1, spatial_dims + 1))
+    to_last = (0, *range(2, spatial_dims + 2), 1)
+
+    class ChannelsLast(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner(x.permute(*to_first)).permute(*to_last)
+
+    parameter = next(iter(module.parameters()), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    channels, *sizes = (int(size) for size in input_shape)
+    dummy = torch.zeros((1, *sizes, channels), dtype=torch.float32, device=device)
+    axes = {0: "N"}
+    if spatial == "dynamic":
+        axes |= {axis + 1: f"spatial_{axis}" for axis in range(spatial_dims)}
+    was_training = module.training
+    module.eval()
+    buffer = io.BytesIO()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # the TorchScript exporter is deprecated, but unlike the dynamo one it embeds the
+            # weights and needs no onnxscript; czmodel makes the same choice
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                ChannelsLast(module),
+                (dummy,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=["input"],
+                output_names=["output"],
+                dynamic_axes={"input": axes, "output": axes},
+                do_constant_folding=True,
+            )
+    except Exception as err:  # the exporter raises many types for unsupported modules
+        raise InvalidRequestError(
+            f"PyTorch could not export the module: {err}", path=output
+        ) from err
+    finally:
+        module.train(was_training)
+    model = load_onnx(buffer.getvalue(), path=output)
+    keep = "keep" if spatial == "dynamic" else spatial
+    return convert_onnx(model, output, spatial=keep, **options)
+
+
+def convert_keras(
+    model: Any,
+    output: str | PathLike[str],
+    *,
+    input_shape: Sequence[int] | None = None,
+    opset: int = 18,
+    **options: Any,
+) -> Path:
+    """Export a Keras 3 model (channels-last, as czann) into a container via Keras' ONNX export.
+
+    Needs ``keras`` 3 with a backend that exports ONNX without TensorFlow: ``torch`` (set
+    ``KERAS_BACKEND=torch`` before importing keras) or ``jax``. The torch backend traces fixed
+    spatial sizes, so the graph keeps ``input_shape`` (``[Z,] Y, X, C``; default: the model's
+    input shape, which must then be fully defined); the batch axis stays dynamic. Other
+    ``options`` as for :func:`convert_onnx`.
+
+    Raises
+    ------
+    InvalidRequestError
+        Keras is not installed, the input shape is unknown, or Keras cannot export the model.
+    """
+    try:
+        import keras
+    except ImportError as err:
+        raise InvalidRequestError("keras is not installed; pip install keras", path=output) from err
+    import tempfile
+
+    if input_shape is None:
+        input_shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else ()
+    if not input_shape or any(size is None for size in input_shape):
+        raise InvalidRequestError(
+            f"give input_shape ([Z,] Y, X, C); the model's is {list(input_shape)}", path=output
+        )
+    signature = [keras.InputSpec(shape=(None, *input_shape), dtype="float32")]
+    with tempfile.TemporaryDirectory() as folder:
+        onnx_path = Path(folder) / "model.onnx"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model.export(
+                    str(onnx_path),
+                    format="onnx",
+                    verbose=False,
+                    input_signature=signature,
+                    opset_version=opset,
+                )
+        except Exception as err:  # backends raise many types for unsupported models
+            raise InvalidRequestError(
+                f"keras {keras.__version__} ({keras.backend.backend()} backend) could not export "
+                f"the model to ONNX: {err}",
+                path=output,
+            ) from err
+        data = onnx_path.read_bytes()
+    try:
+        graph = load_onnx(data, path=output)
+    except InvalidContainerError as err:
+        raise InvalidRequestError(err.problem, path=output) from err
+    return convert_onnx(graph, output, **options)

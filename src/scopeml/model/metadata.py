@@ -1,0 +1,298 @@
+"""The metadata of model containers: czann ``model.json`` and the legacy czseg/czmodel XML.
+
+Field names follow Python; the JSON keys of the czann format (``InputShape``, ``MinOverlap`` …)
+are aliases, so ``ModelMetadata.from_json_dict(json.load(f))`` and ``to_json_dict()`` speak the
+format exactly. Shapes are channels-last and without the batch axis, as in the czann spec:
+``[Y, X, C]`` or ``[Z, Y, X, C]``. Validation here is of the metadata alone; whether it fits the
+ONNX graph is checked where both are at hand (:func:`scopeml.model.container.check_metadata`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement, tostring
+
+import defusedxml.ElementTree as safe_xml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from scopeml.errors import InvalidContainerError
+
+CZANN_FORMAT_VERSION = "2.1.0"
+LEGACY_FORMAT_VERSION = "3.1.0"
+
+
+class ModelType(StrEnum):
+    """The problem a czann model solves (the values of czmodel's ``ModelType``)."""
+
+    SINGLE_CLASS_INSTANCE_SEGMENTATION = "SingleClassInstanceSegmentation"
+    MULTI_CLASS_INSTANCE_SEGMENTATION = "MultiClassInstanceSegmentation"
+    SINGLE_CLASS_SEMANTIC_SEGMENTATION = "SingleClassSemanticSegmentation"
+    MULTI_CLASS_SEMANTIC_SEGMENTATION = "MultiClassSemanticSegmentation"
+    SINGLE_CLASS_CLASSIFICATION = "SingleClassClassification"
+    MULTI_CLASS_CLASSIFICATION = "MultiClassClassification"
+    OBJECT_DETECTION = "ObjectDetection"
+    REGRESSION = "Regression"
+
+    @property
+    def is_pixelwise(self) -> bool:
+        """Whether the output is an image (segmentation, regression) the engine can tile."""
+        return self not in {
+            ModelType.SINGLE_CLASS_CLASSIFICATION,
+            ModelType.MULTI_CLASS_CLASSIFICATION,
+            ModelType.OBJECT_DETECTION,
+        }
+
+
+def parse_metadata_error(err: ValidationError) -> str:
+    """Turn a pydantic error into one line: ``InputShape: ...; Classes: ...``."""
+    parts = []
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "metadata"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+class ModelMetadata(BaseModel):
+    """The ``model.json`` of a czann container, validated.
+
+    Examples
+    --------
+    >>> meta = ModelMetadata(
+    ...     model_type=ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+    ...     input_shape=(256, 256, 1), output_shape=(256, 256, 2),
+    ...     classes=("background", "nucleus"), min_overlap=(16, 16),
+    ...     model_id="b511d295-91ff-46ca-bb60-b2e26c393809",
+    ... )
+    >>> meta.to_json_dict()["MinOverlap"]
+    [16, 16]
+    >>> ModelMetadata.from_json_dict(meta.to_json_dict()) == meta
+    True
+    """
+
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, extra="allow", use_enum_values=False
+    )
+
+    format_version: StrictStr = Field(CZANN_FORMAT_VERSION, alias="FormatVersion")
+    model_id: uuid.UUID = Field(default_factory=uuid.uuid4, alias="Id")
+    model_type: ModelType = Field(alias="Type")
+    input_shape: tuple[StrictInt, ...] = Field(alias="InputShape", min_length=3, max_length=4)
+    output_shape: tuple[StrictInt, ...] = Field(alias="OutputShape", min_length=1, max_length=4)
+    min_overlap: tuple[StrictInt, ...] | None = Field(None, alias="MinOverlap")
+    classes: tuple[StrictStr, ...] | None = Field(None, alias="Classes")
+    model_name: StrictStr | None = Field(None, alias="ModelName")
+    scaling: tuple[StrictFloat | StrictInt, ...] | None = Field(
+        None, alias="Scaling", min_length=2, max_length=3
+    )
+
+    @field_validator("input_shape", "output_shape")
+    @classmethod
+    def _positive(cls, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if any(size < 1 for size in shape):
+            raise ValueError(f"sizes must be >= 1, got {list(shape)}")
+        return shape
+
+    @field_validator("min_overlap")
+    @classmethod
+    def _non_negative(cls, overlap: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if overlap is not None and any(size < 0 for size in overlap):
+            raise ValueError(f"overlaps must be >= 0, got {list(overlap)}")
+        return overlap
+
+    @field_validator("scaling")
+    @classmethod
+    def _positive_scaling(cls, scaling: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if scaling is not None and not all(0 < size < float("inf") for size in scaling):
+            raise ValueError(f"pixel extents must be positive and finite, got {list(scaling)}")
+        return scaling
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelMetadata:
+        spatial = self.spatial_dims
+        if self.model_type.is_pixelwise and len(self.output_shape) != len(self.input_shape):
+            raise ValueError(
+                f"OutputShape {list(self.output_shape)} must have the rank of InputShape "
+                f"{list(self.input_shape)} for a {self.model_type.value} model"
+            )
+        if self.min_overlap is not None and len(self.min_overlap) != spatial:
+            raise ValueError(
+                f"MinOverlap has {len(self.min_overlap)} entries; the model has {spatial} "
+                "spatial dims"
+            )
+        if self.classes is not None and len(self.classes) != self.output_shape[-1]:
+            raise ValueError(
+                f"Classes has {len(self.classes)} names; the output has "
+                f"{self.output_shape[-1]} channels"
+            )
+        return self
+
+    @property
+    def spatial_dims(self) -> int:
+        """2 for ``[Y, X, C]`` inputs, 3 for ``[Z, Y, X, C]``."""
+        return len(self.input_shape) - 1
+
+    @property
+    def in_channels(self) -> int:
+        return self.input_shape[-1]
+
+    @property
+    def out_channels(self) -> int:
+        return self.output_shape[-1]
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The ``model.json`` content, keys as in the czann spec, unset options left out."""
+        data = self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        return data
+
+    @classmethod
+    def from_json_dict(cls, data: Any, *, path: Any = None) -> ModelMetadata:
+        """Validate a parsed ``model.json``; any problem is an :class:`InvalidContainerError`."""
+        if not isinstance(data, dict):
+            raise InvalidContainerError(
+                f"model.json must hold a JSON object, got {type(data).__name__}", path=path
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise InvalidContainerError(
+                f"invalid model.json: {parse_metadata_error(err)}", path=path
+            ) from err
+
+
+class LegacyModelMetadata(BaseModel):
+    """The XML metadata of a legacy ``.czseg``/``.czmodel`` segmentation container.
+
+    Legacy models are 2-D segmentation models with fixed spatial input size; ``border_size``
+    plays the part of ``MinOverlap`` on both axes. Class colours are kept for round trips.
+
+    Examples
+    --------
+    >>> meta = LegacyModelMetadata(name="nuclei", classes=("bg", "fg"), border_size=8)
+    >>> LegacyModelMetadata.from_xml(meta.to_xml()).classes
+    ('bg', 'fg')
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    name: str = "DNN model"
+    color_handling: str = "ConvertToMonochrome"
+    pixel_types: tuple[str, ...] = ("Gray32Float",)
+    classes: tuple[str, ...] = Field(min_length=1)
+    colors: tuple[tuple[int, int, int], ...] | None = None
+    border_size: int = Field(0, ge=0)
+    post_processing: str | None = None
+    version: str = LEGACY_FORMAT_VERSION
+
+    @model_validator(mode="after")
+    def _colors(self) -> LegacyModelMetadata:
+        if self.colors is not None and len(self.colors) != len(self.classes):
+            raise ValueError(f"{len(self.colors)} colours given for {len(self.classes)} classes")
+        if not self.pixel_types:
+            raise ValueError("at least one channel pixel type is needed")
+        return self
+
+    def class_colors(self) -> tuple[tuple[int, int, int], ...]:
+        """The colours, or a fixed, distinguishable palette when none were given."""
+        if self.colors is not None:
+            return self.colors
+        return tuple(_palette(index) for index in range(len(self.classes)))
+
+    def to_xml(self) -> bytes:
+        """The XML document (UTF-8, with declaration) czmodel writes as ``<id>.xml``."""
+        root = Element("Model", Version=self.version)
+        SubElement(root, "Id").text = str(self.model_id)
+        SubElement(root, "ModelName").text = self.name
+        SubElement(root, "Status").text = "Trained"
+        SubElement(root, "FeatureExtractor").text = "DeepNeuralNetwork"
+        post = SubElement(root, "Postprocessing")
+        if self.post_processing is not None:
+            post.text = self.post_processing
+        SubElement(root, "ColorHandling").text = self.color_handling
+        channels = SubElement(root, "Channels")
+        for pixel_type in self.pixel_types:
+            SubElement(channels, "Item", PixelType=pixel_type)
+        training = SubElement(root, "TrainingClasses")
+        for label, (name, (red, green, blue)) in enumerate(
+            zip(self.classes, self.class_colors(), strict=True), start=1
+        ):
+            item = SubElement(training, "Item")
+            item.set("colB", str(blue))
+            item.set("colG", str(green))
+            item.set("colR", str(red))
+            item.set("LabelValue", str(label))
+            item.set("Name", name)
+        SubElement(root, "BorderSize").text = str(self.border_size)
+        return tostring(root, encoding="utf-8", xml_declaration=True)
+
+    @classmethod
+    def from_xml(cls, data: bytes, *, path: Any = None) -> LegacyModelMetadata:
+        """Parse legacy XML safely (no entities, no DTDs); problems are InvalidContainerError."""
+        try:
+            root = safe_xml.fromstring(data)
+        except Exception as err:  # ParseError, defusedxml's DTD/entity refusals
+            raise InvalidContainerError(f"invalid model XML ({err})", path=path) from err
+        if root.tag != "Model":
+            raise InvalidContainerError(
+                f"model XML root is <{root.tag}>; expected <Model>", path=path
+            )
+
+        def text(tag: str, default: str | None = None) -> str | None:
+            node = root.find(tag)
+            return default if node is None or node.text is None else node.text.strip()
+
+        items = sorted(
+            root.findall("TrainingClasses/Item"), key=lambda item: _int(item.get("LabelValue"), 0)
+        )
+        fields: dict[str, Any] = {
+            "name": text("ModelName", "DNN model"),
+            "color_handling": text("ColorHandling", "ConvertToMonochrome"),
+            "pixel_types": tuple(
+                item.get("PixelType", "") for item in root.findall("Channels/Item")
+            ),
+            "classes": tuple(item.get("Name", "") for item in items),
+            "colors": tuple(
+                (_int(it.get("colR"), 0), _int(it.get("colG"), 0), _int(it.get("colB"), 0))
+                for it in items
+            ),
+            "border_size": text("BorderSize", "0"),
+            "post_processing": text("Postprocessing"),
+            "version": root.get("Version", LEGACY_FORMAT_VERSION),
+        }
+        model_id = text("Id")
+        if model_id is not None:
+            fields["model_id"] = model_id
+        try:
+            return cls.model_validate(fields)
+        except ValidationError as err:
+            raise InvalidContainerError(
+                f"invalid model XML: {parse_metadata_error(err)}", path=path
+            ) from err
+
+
+def _int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _palette(index: int) -> tuple[int, int, int]:
+    """Distinct colours by golden-ratio hue steps (deterministic, no dependency)."""
+    import colorsys
+
+    hue = (index * 0.618033988749895) % 1.0
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
+    return round(red * 255), round(green * 255), round(blue * 255)

@@ -1,0 +1,240 @@
+"""Run a model container: one long-lived ONNX Runtime session behind the :class:`Model` protocol.
+
+czann graphs are channels-last (``N×Y×X×C``); inside scopeml batches are channels-first
+(``N×C×Y×X``). :class:`OnnxModel` transposes at its boundary, so the engine never sees NHWC.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import IncompatibleModelError, InvalidContainerError, InvalidRequestError
+from scopeml.model.container import Container, read_container
+from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
+from scopeml.model.spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def model_spec(container: Container) -> ModelSpec:
+    """What the engine needs to know about a container, read from its metadata and graph.
+
+    ``halo`` is ``MinOverlap`` (``BorderSize`` for legacy models) per spatial axis;
+    ``tile_shape`` is the graph's fixed spatial input size (``None`` when the graph is dynamic,
+    whatever ``InputShape`` says); ``tile_step`` comes from the graph's strides; ``pixel_size`` is
+    ``Scaling`` (x, y[, z] in metres) reordered to the spatial axes ``([Z,] Y, X)``.
+    """
+    graph, meta = container.graph, container.metadata
+    spatial = graph.spatial_dims
+    if isinstance(meta, LegacyModelMetadata):
+        in_channels = graph.input_shape[-1] or len(meta.pixel_types)
+        classes = meta.classes
+        halo = (meta.border_size,) * spatial
+        name, pixel_size = meta.name, None
+        extra: dict[str, Any] = {"model_id": str(meta.model_id), "format": "czseg"}
+    else:
+        if not meta.model_type.is_pixelwise:
+            raise IncompatibleModelError(
+                f"a {meta.model_type.value} model has no per-pixel output to tile",
+                path=container.path,
+            )
+        in_channels = graph.input_shape[-1] or meta.in_channels
+        classes = meta.classes or tuple(f"channel_{k}" for k in range(meta.out_channels))
+        halo = meta.min_overlap or (0,) * spatial
+        name = meta.model_name or (container.path.stem if container.path else "")
+        pixel_size = _pixel_size(meta, spatial)
+        extra = {
+            "model_id": str(meta.model_id),
+            "format": "czann",
+            "model_type": meta.model_type.value,
+        }
+    return ModelSpec(
+        spatial_dims=spatial,
+        in_channels=int(in_channels),
+        classes=tuple(classes),
+        halo=tuple(int(size) for size in halo),
+        tile_step=graph.tile_step,
+        tile_shape=graph.fixed_spatial,
+        name=name,
+        pixel_size=pixel_size,
+        extra=extra,
+    )
+
+
+def _pixel_size(meta: ModelMetadata, spatial: int) -> tuple[float, ...] | None:
+    if meta.scaling is None or len(meta.scaling) < spatial:
+        return None
+    return tuple(float(size) for size in reversed(meta.scaling[:spatial]))
+
+
+def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
+    """ONNX Runtime providers: ``requested`` if given, else CUDA when present, else CPU.
+
+    A missing CUDA provider is a fallback, logged at WARNING; an unknown requested provider is
+    an :class:`InvalidRequestError` listing the available ones.
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested:
+        unknown = [name for name in requested if name not in available]
+        if unknown:
+            raise InvalidRequestError(
+                f"ONNX Runtime providers {unknown} are not available; available: {available}"
+            )
+        return list(requested)
+    if CUDA in available:
+        return [CUDA, CPU]
+    logger.warning("%s is not available (ONNX Runtime has %s); running on CPU", CUDA, available)
+    return [CPU]
+
+
+class OnnxModel:
+    """A model container ready to run: metadata, :class:`ModelSpec` and one ONNX session.
+
+    The session is created once and reused for every batch; ``predict`` is safe to call from
+    several threads (ONNX Runtime sessions are).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from scopeml.model import ModelMetadata, write_container
+    >>> from scopeml.model.testing import tiny_unet_onnx
+    >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
+    ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
+    ...     min_overlap=(16, 16))
+    >>> path = write_container(pathlib.Path(tempfile.mkdtemp()) / "m.czann", tiny_unet_onnx(), meta)
+    >>> model = load_model(path, providers=["CPUExecutionProvider"])
+    >>> model.spec.halo, model.spec.tile_step, model.spec.tile_shape
+    ((16, 16), (4, 4), None)
+    >>> model.predict(np.zeros((2, 1, 16, 24), np.float32)).shape
+    (2, 2, 16, 24)
+    """
+
+    def __init__(
+        self,
+        container: Container,
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from onnx import helper
+
+        self.spec = model_spec(container)
+        self.metadata = container.metadata
+        self.path = container.path
+        chosen = choose_providers(providers)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        try:
+            self._session = ort.InferenceSession(
+                container.onnx_bytes, sess_options=options, providers=chosen
+            )
+        except Exception as err:  # onnxruntime's Fail/InvalidGraph/NotImplemented: bad graph
+            raise InvalidContainerError(
+                f"ONNX Runtime cannot load the graph ({err})", path=container.path
+            ) from err
+        self.providers = tuple(self._session.get_providers())
+        if chosen[0] not in self.providers:
+            logger.warning(
+                "%s could not be initialised; %s runs on %s", chosen[0], self.path, self.providers
+            )
+        model_input = self._session.get_inputs()[0]
+        self._input_name = container.graph.input_name
+        self._output_name = container.graph.output_name
+        self._input_dtype = helper.tensor_dtype_to_np_dtype(container.graph.input_dtype)
+        batch_dim = model_input.shape[0] if model_input.shape else None
+        self._max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+
+    def __repr__(self) -> str:
+        spec = self.spec
+        return (
+            f"OnnxModel(path={self.path!r}, in_channels={spec.in_channels}, "
+            f"classes={spec.classes!r}, halo={spec.halo}, providers={self.providers})"
+        )
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Map an ``N×C×[Z×]Y×X`` batch to ``N×K×[Z×]Y×X`` float32 model output.
+
+        Raises
+        ------
+        IncompatibleModelError
+            Wrong rank or channel count, a size other than a fixed ``tile_shape``, or a graph
+            that fails on this input.
+        """
+        batch = np.asarray(batch)
+        spec = self.spec
+        rank = spec.spatial_dims + 2
+        if batch.ndim != rank:
+            axes = "N×C×Y×X" if spec.spatial_dims == 2 else "N×C×Z×Y×X"
+            raise IncompatibleModelError(
+                f"batch has shape {batch.shape}; the model expects {axes}", path=self.path
+            )
+        if batch.shape[1] != spec.in_channels:
+            raise IncompatibleModelError(
+                f"batch has {batch.shape[1]} channels; the model expects {spec.in_channels}",
+                path=self.path,
+            )
+        spatial = tuple(batch.shape[2:])
+        if spec.tile_shape is not None and spatial != spec.tile_shape:
+            raise IncompatibleModelError(
+                f"batch has spatial size {spatial}; the model's graph is fixed to "
+                f"{spec.tile_shape}",
+                path=self.path,
+            )
+        channels_last = np.ascontiguousarray(np.moveaxis(batch, 1, -1), dtype=self._input_dtype)
+        if len(batch) == 0:
+            return np.zeros((0, spec.n_classes, *spatial), np.float32)
+        step = self._max_batch or len(batch)
+        outputs = [self._run(channels_last[i : i + step]) for i in range(0, len(batch), step)]
+        result = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+        expected = (len(batch), *spatial, spec.n_classes)
+        if result.shape != expected:
+            raise IncompatibleModelError(
+                f"the graph returned shape {result.shape}; expected {expected} (N×...×K)",
+                path=self.path,
+            )
+        return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
+
+    def _run(self, channels_last: np.ndarray) -> np.ndarray:
+        try:
+            (output,) = self._session.run([self._output_name], {self._input_name: channels_last})
+        except Exception as err:  # onnxruntime raises its own types for bad shapes
+            raise IncompatibleModelError(
+                f"the graph failed on input {channels_last.shape} (N×...×C): {err}",
+                path=self.path,
+            ) from err
+        return np.asarray(output)
+
+
+def load_model(
+    source: str | PathLike[str] | Container,
+    *,
+    providers: Sequence[str] | None = None,
+    threads: int | None = None,
+) -> OnnxModel:
+    """Open a ``.czann``/``.czseg``/``.czmodel`` (or a :class:`Container`) for inference.
+
+    Parameters
+    ----------
+    source
+        Container file or an already read container.
+    providers
+        ONNX Runtime providers in order of preference; default CUDA when present, else CPU.
+    threads
+        Intra-op threads of the session; default ONNX Runtime's (all physical cores). Set it
+        when several workers share a machine.
+    """
+    container = source if isinstance(source, Container) else read_container(source)
+    return OnnxModel(container, providers=providers, threads=threads)
