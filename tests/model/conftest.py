@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from model_builders import write_czann
+
+from tests.model.model_builders import write_czann
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from model_builders import CPU, unet_metadata
 
 from scopeml.errors import InvalidContainerError, ScopeMLError
 from scopeml.model import load_model, read_container
 from scopeml.model.container import parse_members
 from scopeml.model.safezip import read_zip_members
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, unet_metadata
 
 GRAPH = tiny_unet_onnx(depth=1, width=2).SerializeToString()
 META = unet_metadata(spatial=(32, 32)).to_json_dict()

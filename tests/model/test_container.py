@@ -10,7 +10,6 @@ import zipfile
 
 import numpy as np
 import pytest
-from model_builders import CPU, MODEL_ID, unet_metadata
 
 from scopeml.errors import InvalidContainerError
 from scopeml.model import (
@@ -20,6 +19,7 @@ from scopeml.model import (
     write_container,
 )
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, MODEL_ID, unet_metadata
 
 
 def test_czann_round_trip_keeps_metadata_graph_and_license(tmp_path):

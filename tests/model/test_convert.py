@@ -6,11 +6,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from model_builders import CPU, run_onnx
 
 from scopeml.errors import InvalidRequestError
 from scopeml.model import convert_onnx, convert_torch, load_model, read_container
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, run_onnx
 
 
 def small_net(dims: int = 2, in_channels: int = 2, classes: int = 3) -> torch.nn.Module:

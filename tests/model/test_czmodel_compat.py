@@ -10,10 +10,10 @@ from czmodel.core.model_metadata import ModelType as CzModelType
 from czmodel.core.util._extract_model import extract_czann_model, extract_czseg_model
 from czmodel.core.util.model_packing import create_legacy_model_zip, create_model_zip
 from czmodel.core.util.onnx_export import DefaultOnnxConverter
-from model_builders import CPU, MODEL_ID, run_onnx, unet_metadata
 
 from scopeml.model import LegacyModelMetadata, convert_onnx, load_model, read_container
 from scopeml.model.testing import tiny_unet_onnx, unet_receptive_halo
+from tests.model.model_builders import CPU, MODEL_ID, run_onnx, unet_metadata
 
 
 def _image(shape, seed=0):

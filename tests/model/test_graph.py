@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from model_builders import run_onnx
 from onnx import TensorProto, helper
 
 from scopeml.model.graph import (
@@ -16,6 +15,7 @@ from scopeml.model.graph import (
     to_channels_last,
 )
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import run_onnx
 
 
 def identity_graph(shape: list, opset: int = 18) -> onnx.ModelProto:

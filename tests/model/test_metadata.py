@@ -8,10 +8,10 @@ import pytest
 from czmodel.core.legacy_model_metadata import ModelMetadata as CzLegacyMetadata
 from czmodel.core.model_metadata import ModelMetadata as CzMetadata
 from czmodel.core.model_metadata import ModelType as CzModelType
-from model_builders import MODEL_ID, unet_metadata
 
 from scopeml.errors import InvalidContainerError
 from scopeml.model import LegacyModelMetadata, ModelMetadata, ModelType
+from tests.model.model_builders import MODEL_ID, unet_metadata
 
 
 def valid_json() -> dict:

@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import pytest
 import tifffile
-from model_builders import CPU, run_onnx
 
 from scopeml.cli import main
 from scopeml.model import load_model, read_container
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, run_onnx
 
 
 @pytest.mark.parametrize("command", ["inspect", "validate", "convert", "run"])

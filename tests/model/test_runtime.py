@@ -7,12 +7,12 @@ import logging
 import numpy as np
 import onnxruntime as ort
 import pytest
-from model_builders import CPU, run_onnx, unet_metadata
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.model import Model, ModelMetadata, ModelType, load_model, write_container
 from scopeml.model.runtime import choose_providers
 from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, run_onnx, unet_metadata
 
 
 def test_loaded_model_follows_the_protocol_and_matches_onnxruntime(czann):

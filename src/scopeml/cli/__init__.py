@@ -12,7 +12,7 @@ import sys
 import click
 import typer
 
-from scopeml.cli import model, objects, pixel, segment, train
+from scopeml.cli import demo, model, objects, pixel, segment, serve, train
 from scopeml.errors import ScopeMLError
 
 app = typer.Typer(
@@ -27,6 +27,9 @@ app.add_typer(pixel.app, name="pixel")
 app.add_typer(objects.app, name="objects")
 app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+app.add_typer(serve.admin, name="admin")
 
 
 def main(argv: list[str] | None = None) -> int:

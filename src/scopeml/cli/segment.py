@@ -2,9 +2,84 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
+from scopeml.errors import InvalidRequestError
 
-def segment(image: str = typer.Argument(..., help="Image to segment.")) -> None:
-    """Segment an image of any size with a model (not yet implemented)."""
-    raise typer.Exit(1)
+
+def _sizes(text: str | None, name: str) -> int | tuple[int, ...] | None:
+    """``"512"`` → 512, ``"32,256,256"`` → (32, 256, 256)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError as err:
+        raise InvalidRequestError(f"--{name} takes N or N,N[,N]; got {text!r}") from err
+    return values[0] if len(values) == 1 else values
+
+
+def segment(
+    image: Path = typer.Argument(
+        ..., help="Image to segment (CZI, OME-TIFF, OME-Zarr, TIFF, PNG)."
+    ),
+    model: Path = typer.Option(..., "--model", "-m", help="Model container (.czann, …)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
+    outputs: str = typer.Option(
+        "labels", help="Comma-separated: labels, probabilities, confidence, mask."
+    ),
+    tile_size: str | None = typer.Option(
+        None, help="Core tile size: N, or one per spatial axis (Z,Y,X). Default 512 (3-D: 128)."
+    ),
+    halo: str | None = typer.Option(
+        None, help="Halo per side, N or per axis; default: the model's own."
+    ),
+    batch_size: int = typer.Option(4, help="Tiles per runtime call."),
+    workers: int = typer.Option(2, help="Local worker threads (one shared model session)."),
+    scheduler: str | None = typer.Option(
+        None, help="dask.distributed scheduler address (tcp://host:8786); default: local."
+    ),
+    min_confidence: float | None = typer.Option(
+        None, help="Pixels below this maximum probability become background (0)."
+    ),
+    extract_class: str | None = typer.Option(
+        None, help="Also write a binary mask (output 'mask') of this class."
+    ),
+    blend: bool = typer.Option(False, help="Blend overlapping Gaussian-weighted windows."),
+    normalize: str | None = typer.Option(
+        None, help="none (raw values, default), meanstd, or percentile:LOW,HIGH (global)."
+    ),
+    probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
+    scene: int | None = typer.Option(None, help="Scene of a multi-scene image."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its partial output."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    ome_tiff: bool = typer.Option(False, help="Also write each output as OUT.<name>.ome.tiff."),
+) -> None:
+    """Segment an image of any size with a model, tile by tile, into an OME-Zarr store."""
+    from scopeml.api import segment as run
+
+    result = run(
+        image,
+        model,
+        output,
+        outputs=tuple(name.strip() for name in outputs.split(",") if name.strip()),
+        tile_size=_sizes(tile_size, "tile-size"),
+        halo=_sizes(halo, "halo"),
+        batch_size=batch_size,
+        workers=workers,
+        scheduler=scheduler,
+        min_confidence=min_confidence,
+        extract_class=extract_class,
+        blend=blend,
+        normalize=normalize,
+        probability_dtype=probability_dtype,
+        scene=scene,
+        resume=resume,
+        overwrite=overwrite,
+        quiet=quiet,
+        ome_tiff=ome_tiff,
+    )
+    if not quiet:
+        typer.echo(str(result))

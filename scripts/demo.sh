@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up a virtual environment and run the built-in main job: `scopeml demo` on a generated
+# 8192×8192 two-channel sample with the shipped nuclei model. Extra arguments go to the demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+python -m pip install -q -e .
+scopeml demo "$@"

@@ -1,0 +1,101 @@
+"""``scopeml serve`` (the REST server) and ``scopeml admin`` (API tokens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+DATA_DIR_HELP = "Folder for models, uploads, job outputs and (by default) the database."
+DB_HELP = "SQLite database of tokens, models and jobs (default: DATA_DIR/scopeml.db)."
+
+admin = typer.Typer(help="Administer a scopeml server: API tokens.", no_args_is_help=True)
+
+
+def serve(
+    data_dir: Path = typer.Option(Path("scopeml-data"), "--data-dir", help=DATA_DIR_HELP),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
+    allowed_root: Path | None = typer.Option(
+        None, "--allowed-root", help="Jobs may read server-side images only below this folder."
+    ),
+    max_model_mb: float = typer.Option(
+        512, "--max-model-mb", min=0.001, help="Model upload limit."
+    ),
+    max_image_mb: float = typer.Option(
+        2048, "--max-image-mb", min=0.001, help="Image upload limit."
+    ),
+    max_tile_mb: float = typer.Option(256, "--max-tile-mb", min=0.001, help="Tile body limit."),
+    max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most tiles per predict call."),
+    batch_wait_ms: float = typer.Option(
+        5.0, "--batch-wait-ms", min=0, help="How long a tile waits for others to batch with."
+    ),
+    predict_workers: int = typer.Option(
+        2, "--predict-workers", min=1, help="Predict calls of one model that run at once."
+    ),
+    job_workers: int = typer.Option(1, "--job-workers", min=1, help="Jobs run at once."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
+) -> None:
+    """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
+
+    Create a token first with `scopeml admin create-token USER`. Unfinished jobs of an earlier
+    run resume on start. The API schema is at /docs.
+    """
+    from scopeml.server import ServerConfig, run_server
+
+    config = ServerConfig(
+        data_dir=data_dir,
+        db=db,
+        allowed_root=allowed_root,
+        max_model_bytes=_bytes(max_model_mb),
+        max_image_bytes=_bytes(max_image_mb),
+        max_tile_bytes=_bytes(max_tile_mb),
+        max_batch=max_batch,
+        batch_wait_ms=batch_wait_ms,
+        predict_workers=predict_workers,
+        job_workers=job_workers,
+    )
+    run_server(config, host=host, port=port, log_level=log_level)
+
+
+@admin.command("create-token")
+def create_token(
+    user: str = typer.Argument(..., help="User the token belongs to."),
+    is_admin: bool = typer.Option(False, "--admin", help="The user may see every model and job."),
+    data_dir: Path = typer.Option(Path("scopeml-data"), "--data-dir", help=DATA_DIR_HELP),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Create an API token and print it (only its hash is stored: it cannot be shown again)."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.server.database import Database
+
+    database = Database(db or data_dir / "scopeml.db")
+    try:
+        token = database.create_token(user, admin=is_admin)
+    except ValueError as err:
+        raise InvalidRequestError(str(err)) from err
+    finally:
+        database.close()
+    typer.echo(token)
+
+
+@admin.command("revoke-tokens")
+def revoke_tokens(
+    user: str = typer.Argument(..., help="User whose tokens to delete."),
+    data_dir: Path = typer.Option(Path("scopeml-data"), "--data-dir", help=DATA_DIR_HELP),
+    db: Path | None = typer.Option(None, "--db", help=DB_HELP),
+) -> None:
+    """Delete every token of a user."""
+    from scopeml.server.database import Database
+
+    database = Database(db or data_dir / "scopeml.db")
+    try:
+        count = database.revoke_tokens(user)
+    finally:
+        database.close()
+    typer.echo(f"revoked {count} token(s) of {user}")
+
+
+def _bytes(megabytes: float) -> int:
+    return max(1, int(megabytes * 1024 * 1024))

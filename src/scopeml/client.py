@@ -1,0 +1,286 @@
+"""A Python client of the scopeml REST server, with client-side tiling.
+
+:class:`Client` wraps the HTTP API (models, tiles, jobs). :meth:`Client.segment` runs the local
+tiling engine on a local image with a :class:`RemoteModel` — a :class:`~scopeml.model.spec.Model`
+whose ``predict`` sends the batch to the server — so the tile plan, halo, fusion and writing are
+the engine's own and the result equals a local ``scopeml segment`` with the same model, bit for
+bit. Only tiles travel; the image and the output stay on the client.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from os import PathLike
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.model.spec import ModelSpec
+
+NPY_MEDIA_TYPE = "application/x-npy"
+
+
+class ServerResponseError(InvalidRequestError):
+    """The server refused a request; ``status_code`` is its HTTP status."""
+
+    def __init__(self, message: str, *, status_code: int, path: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.status_code = status_code
+
+
+class RemoteModel:
+    """A model that lives on a server: ``predict`` posts the batch, the spec comes from the server.
+
+    Thread-safe (one pooled HTTP client), so the engine's workers send tiles concurrently.
+    """
+
+    def __init__(self, client: Client, model_id: str) -> None:
+        self.client = client
+        self.model_id = model_id
+        self.spec: ModelSpec = client.model_spec(model_id)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """``N×C×[Z×]Y×X`` float32 → ``N×K×[Z×]Y×X`` float32, computed by the server."""
+        return self.client.predict_tile(self.model_id, np.asarray(batch, np.float32))
+
+    def __repr__(self) -> str:
+        return f"RemoteModel({self.client.url!r}, {self.model_id!r})"
+
+
+class Client:
+    """Talk to a scopeml server.
+
+    Parameters
+    ----------
+    url
+        Base URL, e.g. ``http://127.0.0.1:8000``.
+    token
+        API token from ``scopeml admin create-token``.
+    timeout
+        Seconds per request (connect, read, write).
+    max_connections
+        Pooled connections; at least the number of threads that send tiles.
+    """
+
+    def __init__(
+        self, url: str, token: str, *, timeout: float = 120.0, max_connections: int = 16
+    ) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # plumbing ----------------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        self._check(response, path)
+        return response
+
+    def _check(self, response: Any, path: str) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise ServerResponseError(
+            f"server answered {response.status_code}: {detail}",
+            status_code=response.status_code,
+            path=f"{self.url}{path}",
+        )
+
+    # service -----------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return self._request("GET", "/health").json()
+
+    # models ------------------------------------------------------------------------------------
+
+    def list_models(self) -> list[dict[str, Any]]:
+        """Models you own and shared ones."""
+        return self._request("GET", "/models").json()
+
+    def upload_model(self, path: str | PathLike[str], *, shared: bool = False) -> dict[str, Any]:
+        """Upload a container file; returns its record (``id`` is what the other calls take)."""
+        path = Path(path)
+        with path.open("rb") as file:
+            return self._request(
+                "POST",
+                "/models",
+                params={"filename": path.name, "shared": str(shared).lower()},
+                content=file,
+                headers={"Content-Type": "application/octet-stream"},
+            ).json()
+
+    def get_model(self, model_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/models/{model_id}").json()
+
+    def model_spec(self, model_id: str) -> ModelSpec:
+        """The model's :class:`ModelSpec`, as the server loaded it."""
+        from scopeml.server.models import spec_from_dict
+
+        return spec_from_dict(self.get_model(model_id)["spec"])
+
+    def share_model(self, model_id: str, shared: bool = True) -> dict[str, Any]:
+        return self._request("PATCH", f"/models/{model_id}", json={"shared": shared}).json()
+
+    def delete_model(self, model_id: str) -> None:
+        self._request("DELETE", f"/models/{model_id}")
+
+    def model(self, model_id: str) -> RemoteModel:
+        """The server's model as a local :class:`~scopeml.model.spec.Model`."""
+        return RemoteModel(self, model_id)
+
+    # tiles -------------------------------------------------------------------------------------
+
+    def predict_tile(self, model_id: str, array: np.ndarray, *, labels: bool = False) -> np.ndarray:
+        """Predict a tile ``C×[Z×]Y×X`` or a batch ``N×C×[Z×]Y×X`` on the server.
+
+        Returns float32 probabilities ``[N×]K×[Z×]Y×X`` or, with ``labels=True``, the argmax.
+        """
+        array = np.ascontiguousarray(array)
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+        response = self._request(
+            "POST",
+            f"/models/{model_id}/predict",
+            params={"output": "labels" if labels else "probabilities"},
+            content=buffer.getvalue(),
+            headers={"Content-Type": NPY_MEDIA_TYPE},
+        )
+        return np.load(io.BytesIO(response.content), allow_pickle=False)
+
+    def segment(
+        self,
+        image: Any,
+        model_id: str,
+        output: str | PathLike[str],
+        **options: Any,
+    ) -> Path:
+        """Segment a local image with a server's model; write the result locally.
+
+        The local engine (:func:`scopeml.api.segment`, same options) plans the tiles, reads them
+        from the local image, and fuses and writes the result; each batch of tiles is predicted
+        by the server, several at once from the engine's worker threads (``workers``, default
+        4: the threads mostly wait for the network).
+        """
+        from scopeml.api import segment
+
+        options.setdefault("workers", 4)
+        return segment(image, self.model(model_id), output, **options)
+
+    # jobs --------------------------------------------------------------------------------------
+
+    def upload_image(self, path: str | PathLike[str]) -> str:
+        """Upload an image file for a job; returns the upload id."""
+        path = Path(path)
+        with path.open("rb") as file:
+            return self._request(
+                "POST",
+                "/images",
+                params={"filename": path.name},
+                content=file,
+                headers={"Content-Type": "application/octet-stream"},
+            ).json()["id"]
+
+    def submit_job(
+        self,
+        model_id: str,
+        *,
+        image_path: str | None = None,
+        upload_id: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Start a whole-image job on a server-side image or an uploaded one."""
+        body: dict[str, Any] = {"model_id": model_id, "options": options}
+        if image_path is not None:
+            body["image_path"] = str(image_path)
+        if upload_id is not None:
+            body["upload_id"] = upload_id
+        return self._request("POST", "/jobs", json=body).json()
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        """A job's record: ``status`` (queued, running, done, failed), ``done``/``total`` tiles."""
+        return self._request("GET", f"/jobs/{job_id}").json()
+
+    def delete_job(self, job_id: str) -> None:
+        """Delete a finished or failed job and its output on the server."""
+        self._request("DELETE", f"/jobs/{job_id}")
+
+    def list_jobs(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/jobs").json()
+
+    def wait_job(
+        self, job_id: str, *, timeout: float = 3600.0, interval: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll until the job is done or failed (``TimeoutError`` after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.job(job_id)
+            if job["status"] in ("done", "failed"):
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
+            time.sleep(interval)
+
+    def download_result(self, job_id: str, target: str | PathLike[str]) -> Path:
+        """Fetch a done job's OME-Zarr output into folder ``target``; return the store's path."""
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
+        archive_path = target / f".{job_id}.zip.partial"
+        path = f"/jobs/{job_id}/result"
+        with self._http.stream("GET", path) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response, path)
+            with archive_path.open("wb") as file:
+                for block in response.iter_bytes():
+                    file.write(block)
+        try:
+            root = _extract_zip(archive_path, target)
+        finally:
+            archive_path.unlink(missing_ok=True)
+        return root
+
+
+def _extract_zip(archive_path: Path, target: Path) -> Path:
+    """Extract a result zip; member names are checked so nothing lands outside ``target``."""
+    roots = set()
+    with zipfile.ZipFile(archive_path) as archive:
+        for member in archive.infolist():
+            name = PurePosixPath(member.filename)
+            if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
+                raise InvalidRequestError(f"result zip has an unsafe member {member.filename!r}")
+            roots.add(name.parts[0])
+            destination = target.joinpath(*name.parts)
+            if member.is_dir():
+                destination.mkdir(parents=True, exist_ok=True)
+                continue
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(member) as source, destination.open("wb") as file:
+                while block := source.read(1 << 20):
+                    file.write(block)
+    if len(roots) != 1:
+        raise InvalidRequestError(f"result zip should hold one store; it holds {sorted(roots)}")
+    return target / roots.pop()

@@ -1,0 +1,247 @@
+"""CZI reader (ZEISS) on pylibCZIrw: region reads of huge mosaics without loading them.
+
+libCZI addresses pixels in absolute mosaic coordinates: a scene's bounding rectangle may start at
+any x, y, negative included. Each scene is exposed with its own origin at pixel (0, 0), so the
+engine sees plain array indices; this module adds the offset back on every read.
+
+Scenes of equal size become the ``S`` axis; a file whose scenes differ in size must be opened
+one scene at a time (``scene=``), since padding them to a common box would invent pixels.
+``scene=k`` is the k-th scene in the file's order (the CZI ``S`` index when scenes are numbered
+from 0 without gaps). Reads through one reader are serialised by a lock: libCZI's file streams
+on Linux have not always been safe for concurrent reads (zeiss-microscopy/libCZI#39).
+Other CZI dimensions (H, I, R, V, B) are read at index 0, with a warning when they have more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidImageError
+from scopeml.io._view import AxesView, select_scene
+from scopeml.io.image import Image
+
+log = logging.getLogger(__name__)
+
+# libCZI pixel type -> (numpy dtype, samples per pixel)
+PIXEL_TYPES: dict[str, tuple[str, int]] = {
+    "Gray8": ("uint8", 1),
+    "Gray16": ("uint16", 1),
+    "Gray32Float": ("float32", 1),
+    "Bgr24": ("uint8", 3),
+    "Bgr48": ("uint16", 3),
+    "Bgr96Float": ("float32", 3),
+}
+_IGNORED_DIMS = "HIRVB"
+
+
+class CziScene:
+    """One scene of a CZI file as a ``T C Z Y X`` array; slicing reads only that region.
+
+    Channels of an RGB pixel type are split into three (R, G, B), so ``C`` counts samples.
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        lock: threading.Lock,
+        *,
+        rect: tuple[int, int, int, int],
+        scene: int | None,
+        sizes: dict[str, int],
+        pixel_type: str,
+        path: str,
+    ) -> None:
+        self.path = path
+        self._reader = reader
+        self._lock = lock
+        self.origin = (rect[0], rect[1])  # absolute x, y of pixel (0, 0)
+        self.scene = scene
+        self.pixel_type = pixel_type
+        dtype, self.samples = PIXEL_TYPES[pixel_type]
+        self.dtype = np.dtype(dtype)
+        self.shape = (sizes["T"], sizes["C"] * self.samples, sizes["Z"], rect[3], rect[2])
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        t, c, z, y, x = key
+        shape = tuple(s.stop - s.start for s in (t, c, z, y, x))
+        out = np.empty(shape, self.dtype)
+        if out.size == 0:
+            return out
+        roi = (
+            self.origin[0] + x.start,
+            self.origin[1] + y.start,
+            x.stop - x.start,
+            y.stop - y.start,
+        )
+        for it, ti in enumerate(range(t.start, t.stop)):
+            for iz, zi in enumerate(range(z.start, z.stop)):
+                plane_channel = None
+                for ic, ci in enumerate(range(c.start, c.stop)):
+                    channel, sample = divmod(ci, self.samples)
+                    if channel != plane_channel:
+                        plane = self._read_plane(roi, {"T": ti, "C": channel, "Z": zi})
+                        plane_channel = channel
+                    # libCZI stores colour as B, G, R; scopeml channels are R, G, B
+                    out[it, ic, iz] = plane[..., self.samples - 1 - sample]
+        return out
+
+    def _read_plane(self, roi: tuple[int, int, int, int], plane: dict[str, int]) -> np.ndarray:
+        try:
+            with self._lock:
+                return self._reader.read(
+                    roi=roi, plane=plane, scene=self.scene, pixel_type=self.pixel_type
+                )
+        except MemoryError as err:
+            # the region itself is small; libCZI allocates what a subblock header claims
+            raise InvalidImageError(
+                f"libCZI ran out of memory decoding a {roi[2]}×{roi[3]} region ({err}); "
+                "a subblock is probably corrupt",
+                path=self.path,
+            ) from err
+
+
+def _metadata(raw_xml: str) -> tuple[dict[str, float], list[str]]:
+    """Pixel sizes (µm) and channel names from the CZI metadata XML."""
+    try:
+        root = ET.fromstring(raw_xml)
+    except ET.ParseError:
+        return {}, []
+    sizes = {}
+    for distance in root.iterfind("./Metadata/Scaling/Items/Distance"):
+        axis, value = distance.get("Id"), distance.findtext("Value")
+        try:
+            metres = float(value) if value else 0.0
+        except ValueError:
+            continue
+        if axis in ("X", "Y", "Z") and np.isfinite(metres) and metres > 0:
+            sizes[axis] = metres * 1e6  # CZI stores metres
+    names = [
+        channel.get("Name") or channel.get("Id") or ""
+        for channel in root.iterfind("./Metadata/Information/Image/Dimensions/Channels/Channel")
+    ]
+    return sizes, names
+
+
+MIN_COVERAGE = 0.01
+
+
+def _check_coverage(reader: Any, claimed: int, path: str) -> None:
+    """Refuse a directory whose planes and boxes dwarf its subblocks.
+
+    A corrupt directory can claim millions of planes or a box billions of pixels wide; the engine
+    would then plan tiles over nothing for hours. Real mosaics cover most of their scene boxes,
+    so subblocks covering less than ``MIN_COVERAGE`` of what is claimed mean a corrupt file.
+    """
+    covered = 0
+
+    def add(_index: int, info: Any) -> bool:
+        nonlocal covered
+        if abs(info.get_zoom() - 1.0) < 1e-3:  # pyramid layer 0 only
+            covered += info.logicalRect.w * info.logicalRect.h
+        return True
+
+    try:
+        reader.enumerate_subblocks(add)
+    except Exception as err:
+        raise InvalidImageError(
+            f"cannot read the CZI subblock directory: {err}", path=path
+        ) from err
+    if covered < MIN_COVERAGE * claimed:
+        raise InvalidImageError(
+            f"the CZI directory claims {claimed} pixels over all planes and scenes but its "
+            f"subblocks cover {covered}; the file is corrupt",
+            path=path,
+        )
+
+
+def read_czi(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+    """Open a CZI file as a lazy :class:`Image` (see the module docstring for scenes).
+
+    Only level 0 is read: libCZI composes lower resolutions by zoom, not as pyramid arrays.
+    """
+    if level:
+        raise InvalidImageError(f"level {level} does not exist; CZI is read at level 0", path=path)
+    try:
+        from pylibCZIrw import czi
+    except ImportError as err:
+        raise InvalidImageError(
+            "reading CZI needs pylibCZIrw (pip install 'scopeml[czi]')", path=path
+        ) from err
+    path = str(path)
+    try:
+        reader = czi.CziReader(path)
+    except Exception as err:  # libCZI raises RuntimeError/ValueError on corrupt files
+        raise InvalidImageError(f"not a readable CZI file: {err}", path=path) from err
+    try:
+        image = _open_scenes(reader, path, scene)
+    except BaseException:
+        reader.close()
+        raise
+    return image
+
+
+def _open_scenes(reader: Any, path: str, scene: int | None) -> Image:
+    try:
+        box = reader.total_bounding_box_no_pyramid
+        scene_rects = reader.scenes_bounding_rectangle_no_pyramid
+        total = reader.total_bounding_rectangle_no_pyramid
+    except Exception as err:
+        raise InvalidImageError(f"cannot read the CZI directory: {err}", path=path) from err
+    if total.w <= 0 or total.h <= 0:
+        raise InvalidImageError("the CZI holds no pixels", path=path)
+    sizes = {axis: box[axis][1] - box[axis][0] for axis in "TCZ"}
+    rects = list(scene_rects.values()) or [total]
+    planes = sizes["T"] * sizes["C"] * sizes["Z"]
+    _check_coverage(reader, planes * sum(r.w * r.h for r in rects), path)
+    try:
+        pixel_types = {reader.get_channel_pixel_type(c) for c in range(sizes["C"])}
+        raw_xml = reader.raw_metadata
+    except Exception as err:
+        raise InvalidImageError(f"cannot read the CZI metadata: {err}", path=path) from err
+    for dim in _IGNORED_DIMS:
+        if dim in box and box[dim][1] - box[dim][0] > 1:
+            log.warning(
+                "%s: CZI dimension %s has %d indices; reading index 0",
+                path,
+                dim,
+                box[dim][1] - box[dim][0],
+            )
+    if len(pixel_types) != 1 or not pixel_types <= PIXEL_TYPES.keys():
+        raise InvalidImageError(
+            f"channel pixel types {sorted(pixel_types)} are not supported; "
+            f"supported (one for all channels): {', '.join(PIXEL_TYPES)}",
+            path=path,
+        )
+    pixel_type = pixel_types.pop()
+
+    lock = threading.Lock()
+    scenes: list[tuple[int | None, Any]] = sorted(scene_rects.items()) or [(None, total)]
+    series = [
+        CziScene(
+            reader,
+            lock,
+            rect=tuple(rect),
+            scene=index,
+            sizes=sizes,
+            pixel_type=pixel_type,
+            path=path,
+        )
+        for index, rect in scenes
+    ]
+    views = [AxesView(s, "TCZYX", path=path) for s in series]
+    data = select_scene(views, scene, path=path)
+
+    pixel_sizes, names = _metadata(raw_xml)
+    if PIXEL_TYPES[pixel_type][1] == 3:
+        names = [
+            f"{name or f'C{i}'}-{rgb}" for i, name in enumerate(names or [""]) for rgb in "RGB"
+        ]
+    if len(names) != data.shape[2]:
+        names = []
+    return Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=reader.close)

@@ -1,0 +1,148 @@
+"""Stream an image or array into a tiled OME-TIFF, a band of tiles at a time.
+
+tifffile writes tiles from an iterator in row-major order; the iterator reads one band (one tile
+high, a few source chunks wide) at a time, so memory is bounded by the band, never by the
+image. The file is written beside the target and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from scopeml.errors import InvalidRequestError
+from scopeml.io.image import AXES, Image
+
+_BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; stay well clear of 4 GiB
+
+
+def _tiles(
+    source: Any, shape: tuple[int, ...], tile: tuple[int, int], piece_width: int
+) -> Iterator[np.ndarray]:
+    """Tiles of ``source`` (``…×Y×X``) in TIFF order: planes, tile rows, tile columns."""
+    th, tw = tile
+    height, width = shape[-2:]
+    for plane in itertools.product(*(range(n) for n in shape[:-2])):
+        for y in range(0, height, th):
+            band_y = slice(y, min(y + th, height))
+            for x0 in range(0, width, piece_width):
+                piece = np.asarray(
+                    source[(*plane, band_y, slice(x0, min(x0 + piece_width, width)))]
+                )
+                for x in range(0, piece.shape[-1], tw):
+                    yield piece[..., x : x + tw]
+
+
+def _ome_metadata(
+    axes: str, pixel_sizes: Mapping[str, float] | None, channel_names: Sequence[str] | None
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"axes": axes}
+    for axis in "XYZ":
+        size = (pixel_sizes or {}).get(axis)
+        if size and axis in axes:
+            metadata[f"PhysicalSize{axis}"] = float(size)
+            metadata[f"PhysicalSize{axis}Unit"] = "µm"
+    if channel_names:
+        metadata["Channel"] = {"Name": [str(n) for n in channel_names]}
+    return metadata
+
+
+def write_ome_tiff(
+    path: str | Path,
+    source: Any,
+    *,
+    axes: str | None = None,
+    pixel_sizes: Mapping[str, float] | None = None,
+    channel_names: Sequence[str] | None = None,
+    tile: tuple[int, int] = (256, 256),
+    compression: str | None = "zlib",
+) -> None:
+    """Write ``source`` to a tiled OME-TIFF at ``path`` without holding it in memory.
+
+    Parameters
+    ----------
+    source
+        An :class:`Image` (each scene becomes one OME image series, axes ``TCZYX``; its pixel
+        sizes and channel names are used unless given), or an array such as a ``zarr.Array``
+        whose axes are ``axes`` (default: the zarr ``dimension_names``).
+    axes
+        For an array: a subset of ``"TCZYX"`` in that order, ending in ``"YX"``.
+    tile
+        Tile height and width, multiples of 16 (a TIFF rule).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> file = Path(tempfile.mkdtemp()) / "out.ome.tif"
+    >>> write_ome_tiff(file, np.ones((2, 40, 50), np.uint16), axes="CYX",
+    ...                pixel_sizes={"X": 0.5, "Y": 0.5}, channel_names=["a", "b"], tile=(16, 16))
+    >>> tifffile.imread(file).shape
+    (2, 40, 50)
+    """
+    if len(tile) != 2 or any(t < 16 or t % 16 for t in tile):
+        raise InvalidRequestError(f"tile {tuple(tile)} must be two multiples of 16")
+    if isinstance(source, Image):
+        series = [_SceneView(source, s) for s in range(source.shape[0])]
+        axes = AXES[1:]
+        pixel_sizes = source.pixel_sizes if pixel_sizes is None else pixel_sizes
+        channel_names = source.channel_names if channel_names is None else channel_names
+    else:
+        if axes is None:
+            names = getattr(getattr(source, "metadata", None), "dimension_names", None) or ()
+            axes = "".join(str(n).upper() for n in names if n is not None)
+        series = [source]
+    if not re.fullmatch("T?C?Z?YX", axes or "") or len(axes) != len(series[0].shape):
+        raise InvalidRequestError(
+            f"axes {axes!r} must be a subset of TCZYX in that order, one per axis of shape "
+            f"{tuple(series[0].shape)}"
+        )
+    if channel_names is not None:
+        n_channels = series[0].shape[axes.index("C")] if "C" in axes else 1
+        if len(channel_names) != n_channels:
+            raise InvalidRequestError(
+                f"{len(channel_names)} channel names given for {n_channels} channels"
+            )
+    path = Path(path)
+    dtype = np.dtype(series[0].dtype)
+    nbytes = sum(math.prod(s.shape) for s in series) * dtype.itemsize
+    chunk_width = (getattr(series[0], "chunks", None) or (tile[1],))[-1]
+    piece_width = max(tile[1], math.ceil(chunk_width / tile[1]) * tile[1])
+    metadata = _ome_metadata(axes, pixel_sizes, channel_names)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with tifffile.TiffWriter(temp, bigtiff=nbytes > _BIGTIFF_BYTES, ome=True) as writer:
+            for data in series:
+                shape = tuple(int(n) for n in data.shape)
+                writer.write(
+                    _tiles(data, shape, tile, piece_width),
+                    shape=shape,
+                    dtype=dtype,
+                    tile=tuple(tile),
+                    compression=compression,
+                    photometric="minisblack",
+                    metadata=metadata,
+                )
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+class _SceneView:
+    """Scene ``s`` of an :class:`Image` as a 5-D ``T C Z Y X`` array."""
+
+    def __init__(self, image: Image, scene: int) -> None:
+        self.image, self.scene = image, scene
+        self.shape = image.shape[1:]
+        self.dtype = image.dtype
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        block = self.image[(slice(self.scene, self.scene + 1), *key)]
+        return block[0]

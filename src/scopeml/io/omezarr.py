@@ -1,0 +1,362 @@
+"""OME-Zarr (NGFF) images: read 0.5 (zarr v3, attributes under ``"ome"``) and 0.4 (zarr v2,
+top-level ``"multiscales"``); create 0.5 image groups that workers fill chunk by chunk.
+
+An image group holds one array per pyramid level (``"0"`` full resolution) and the
+``multiscales`` metadata: axes (a subset of ``t c z y x`` in that order, spatial units
+micrometre), one ``scale`` per level from the pixel sizes, and ``omero`` channel labels.
+A group without multiscales whose children ``0, 1, …`` are images (the bioformats2raw layout)
+is read as scenes. A spatial scale without a unit is taken as micrometres, except a scale of 1,
+which is how writers (scopeml included) say the size is unknown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.io._units import to_micrometres
+from scopeml.io._view import AxesView, select_scene
+from scopeml.io.image import Image
+
+NGFF_VERSION = "0.5"
+WRITE_AXES = "TCZYX"
+_AXIS_TYPES = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+
+
+# ---------------------------------------------------------------------------- metadata
+
+
+def multiscales_metadata(
+    axes: str,
+    pixel_sizes: Mapping[str, float] | None,
+    *,
+    levels: int = 1,
+    factor: int = 2,
+    name: str = "",
+) -> dict[str, Any]:
+    """The NGFF 0.5 ``multiscales`` entry for an image with ``levels`` levels downsampled in Y, X.
+
+    Examples
+    --------
+    >>> ms = multiscales_metadata("CYX", {"X": 0.5, "Y": 0.5}, levels=2)
+    >>> [a["name"] for a in ms["axes"]], ms["datasets"][1]["coordinateTransformations"][0]["scale"]
+    (['c', 'y', 'x'], [1.0, 1.0, 1.0])
+    """
+    sizes = dict(pixel_sizes or {})
+    axes_meta = []
+    for axis in axes:
+        entry = {"name": axis.lower(), "type": _AXIS_TYPES[axis]}
+        if axis in "ZYX" and sizes.get(axis):
+            entry["unit"] = "micrometer"  # no unit: the size is unknown (scale 1)
+        axes_meta.append(entry)
+    datasets = []
+    for level in range(levels):
+        scale = [
+            float(sizes.get(axis, 1.0)) * (factor**level if axis in "YX" else 1) for axis in axes
+        ]
+        datasets.append(
+            {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
+        )
+    return {"name": name, "axes": axes_meta, "datasets": datasets}
+
+
+def _omero(channel_names: Sequence[str], dtype: np.dtype) -> dict[str, Any]:
+    if dtype.kind in "ui":
+        low, high = float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)
+    else:
+        low, high = 0.0, 1.0
+    window = {"min": low, "max": high, "start": low, "end": high}
+    return {
+        "channels": [
+            {"label": str(n), "active": True, "color": "FFFFFF", "window": window}
+            for n in channel_names
+        ]
+    }
+
+
+class _Multiscale:
+    """The parts of NGFF metadata scopeml uses, validated (the metadata is untrusted)."""
+
+    def __init__(self, attrs: Mapping[str, Any], *, path: str) -> None:
+        ome = attrs.get("ome")
+        source = ome if isinstance(ome, Mapping) and "multiscales" in ome else attrs
+        try:
+            multiscale = source["multiscales"][0]
+            raw_axes = multiscale["axes"]
+            names = [(a["name"] if isinstance(a, Mapping) else a) for a in raw_axes]
+            units = [(a.get("unit") if isinstance(a, Mapping) else None) for a in raw_axes]
+            self.axes = "".join(str(n).upper() for n in names)
+            self.paths = [str(d["path"]) for d in multiscale["datasets"]]
+            outer = _scale(multiscale.get("coordinateTransformations"), len(names))
+            scales = [
+                _scale(d.get("coordinateTransformations"), len(names))
+                for d in multiscale["datasets"]
+            ]
+            if not scales:
+                raise ValueError("no datasets")
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as err:
+            raise InvalidImageError(
+                f"malformed NGFF multiscales metadata: {err!r}", path=path
+            ) from err
+        if not re.fullmatch("T?C?Z?YX", self.axes):
+            raise InvalidImageError(
+                f"NGFF axes {names} are not supported; expected a subset of t, c, z, y, x in "
+                "that order",
+                path=path,
+            )
+        self.levels: list[dict[str, float]] = []  # pixel sizes (µm) of each level
+        for scale in scales:
+            sizes = {}
+            for axis, unit, a, b in zip(self.axes, units, scale, outer, strict=True):
+                if axis not in "ZYX" or (unit is None and a * b == 1.0):
+                    continue  # scale 1 without a unit says nothing about the physical size
+                size = to_micrometres(a * b, unit)
+                if size is not None:
+                    sizes[axis] = size
+            self.levels.append(sizes)
+        self.pixel_sizes = self.levels[0]
+        omero = source.get("omero") or attrs.get("omero") or {}
+        try:
+            self.channel_names = [str(c.get("label", "")) for c in omero.get("channels", [])]
+        except (AttributeError, TypeError):
+            self.channel_names = []
+
+
+def _scale(transforms: Any, ndim: int) -> list[float]:
+    scale = [1.0] * ndim
+    for transform in transforms or []:
+        if transform.get("type") == "scale":
+            values = [float(v) for v in transform["scale"]]
+            if len(values) != ndim:
+                raise ValueError(f"scale has {len(values)} values for {ndim} axes")
+            scale = [s * v for s, v in zip(scale, values, strict=True)]
+    return scale
+
+
+def _has_multiscales(attrs: Mapping[str, Any]) -> bool:
+    ome = attrs.get("ome")
+    return "multiscales" in attrs or (isinstance(ome, Mapping) and "multiscales" in ome)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _natural(name: str) -> tuple[int, str]:
+    return (int(name), "") if name.isdigit() else (1 << 62, name)
+
+
+def _image_view(group: Any, path: str, level: int) -> tuple[AxesView, _Multiscale]:
+    meta = _Multiscale(group.attrs.asdict(), path=path)
+    if not 0 <= level < len(meta.paths):
+        raise InvalidImageError(
+            f"level {level} does not exist; the image has {len(meta.paths)} levels",
+            path=path,
+        )
+    name = meta.paths[level]
+    try:
+        array = group[name]
+    except Exception as err:
+        raise InvalidImageError(f"NGFF level {name!r} is missing: {err}", path=path) from err
+    if not isinstance(array, zarr.Array) or array.ndim != len(meta.axes):
+        raise InvalidImageError(
+            f"NGFF level {name!r} is not a {len(meta.axes)}-D array (axes {meta.axes})",
+            path=path,
+        )
+    meta.pixel_sizes = meta.levels[level]
+    return AxesView(array, meta.axes, path=path), meta
+
+
+def read_ome_zarr(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+    """Open an OME-Zarr image group (NGFF 0.4 or 0.5), or a bare zarr array with
+    ``dimension_names`` from ``t c z y x``, as a lazy :class:`Image`.
+
+    ``level`` picks a pyramid level (its pixel sizes come from that level's scale)."""
+    path = str(path)
+    try:
+        node = zarr.open(store=path, mode="r")
+    except Exception as err:
+        raise InvalidImageError(f"not a readable zarr store: {err}", path=path) from err
+    if isinstance(node, zarr.Array):
+        names = getattr(node.metadata, "dimension_names", None) or ()
+        axes = "".join(str(n).upper() for n in names if n is not None)
+        if len(axes) != node.ndim or not re.fullmatch("T?C?Z?YX", axes):
+            raise InvalidImageError(
+                f"a bare zarr array needs dimension_names from t, c, z, y, x; has {list(names)}",
+                path=path,
+            )
+        if level:
+            raise InvalidImageError(f"level {level} does not exist; a bare array has 1", path=path)
+        data = select_scene([AxesView(node, axes, path=path)], scene, path=path)
+        return Image(data, path=path)
+    attrs = node.attrs.asdict()
+    if _has_multiscales(attrs):
+        view, meta = _image_view(node, path, level)
+        views, metas = [view], [meta]
+    else:
+        children = sorted((n for n, _ in node.groups() if n.isdigit()), key=_natural)
+        children = [n for n in children if _has_multiscales(node[n].attrs.asdict())]
+        if not children:
+            members = sorted(n for n, _ in node.members())
+            raise InvalidImageError(
+                "zarr group has no NGFF metadata (no 'ome'/'multiscales' attributes) and no "
+                f"image children 0, 1, …; members: {members or 'none'}",
+                path=path,
+            )
+        pairs = [_image_view(node[n], f"{path}/{n}", level) for n in children]
+        views, metas = [p[0] for p in pairs], [p[1] for p in pairs]
+    data = select_scene(views, scene, path=path)
+    meta = metas[scene or 0]
+    names = meta.channel_names if len(meta.channel_names) == data.shape[2] else None
+    return Image(data, pixel_sizes=meta.pixel_sizes, channel_names=names, path=path)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def _root_of(path: Path) -> Path:
+    """The outermost ancestor named ``*.zarr`` (or ``*.zarr.*``, a temporary store such as
+    ``out.ome.zarr.partial``), else the nearest existing zarr group, else ``path`` itself."""
+    candidates = [p for p in path.parents if re.search(r"\.zarr(\.[^/]*)?$", p.name)]
+    if candidates:
+        return candidates[-1]
+    for parent in path.parents:
+        if (parent / "zarr.json").is_file() or (parent / ".zgroup").is_file():
+            return parent
+    return path
+
+
+def _ensure_groups(root: Path, path: Path) -> None:
+    """Make every folder from ``root`` down to ``path``'s parent a zarr v3 group."""
+    if root != path and root not in path.parents:
+        raise InvalidRequestError(f"root {root} does not contain the image group", path=path)
+    chain = [root, *[p for p in reversed(path.parents) if root in p.parents]]
+    for folder in chain:
+        meta = folder / "zarr.json"
+        if meta.is_file():
+            node = zarr.open(store=str(folder), mode="r")
+            if not isinstance(node, zarr.Group):
+                raise InvalidRequestError("is a zarr array, not a group", path=folder)
+        else:
+            zarr.open_group(str(folder), mode="a", zarr_format=3)
+
+
+def create_ome_zarr(
+    path: str | Path,
+    *,
+    shape: Sequence[int],
+    dtype: Any,
+    axes: str,
+    chunks: Sequence[int],
+    pixel_sizes: Mapping[str, float] | None = None,
+    channel_names: Sequence[str] | None = None,
+    name: str = "",
+    fill_value: Any = 0,
+    shards: Sequence[int] | None = None,
+    overwrite: bool = False,
+    root: str | Path | None = None,
+) -> zarr.Array:
+    """Create an NGFF 0.5 image group at ``path`` and return its level-0 array, unwritten.
+
+    ``path`` may lie inside a root group (``out.ome.zarr/labels``): the folders above it
+    become zarr groups. Workers then open the array by path with :func:`open_ome_zarr_array`
+    and each writes whole chunks (or whole shards, if ``shards`` is given).
+
+    Parameters
+    ----------
+    axes
+        A subset of ``"TCZYX"`` in that order ending in ``"YX"``, one letter per ``shape`` entry.
+    pixel_sizes
+        Micrometres per pixel keyed by ``"Z"``, ``"Y"``, ``"X"``; missing ones are written as
+        scale 1 without a unit, which :func:`open_image` reads back as unknown.
+    channel_names
+        One per ``C``, written as ``omero`` channel labels.
+    shards
+        Shard shape (a multiple of ``chunks``): many chunks in one file, written whole.
+    overwrite
+        Replace an existing node at ``path``; otherwise an existing one is an error.
+    root
+        The folder that becomes the root group; by default the outermost ancestor named
+        ``*.zarr`` or ``*.zarr.*`` (``out.ome.zarr.partial``), else the nearest existing group.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "out.ome.zarr" / "labels"
+    >>> array = create_ome_zarr(out, shape=(1, 6, 8), dtype="uint8", axes="CYX",
+    ...                         chunks=(1, 4, 4), pixel_sizes={"Y": 0.5, "X": 0.5})
+    >>> array[0, :4, :4] = 7
+    >>> open_ome_zarr_array(out, mode="r")[0, 0, :5].tolist()
+    [7, 7, 7, 7, 0]
+    """
+    path = Path(path)
+    shape = tuple(int(n) for n in shape)
+    chunks = tuple(int(n) for n in chunks)
+    if not re.fullmatch("T?C?Z?YX", axes):
+        raise InvalidRequestError(f"axes {axes!r} must be a subset of TCZYX in that order, with YX")
+    if not len(shape) == len(chunks) == len(axes):
+        raise InvalidRequestError(
+            f"shape {shape}, chunks {chunks} and axes {axes!r} must have the same length"
+        )
+    if any(n < 0 for n in shape) or any(n < 1 for n in chunks):
+        raise InvalidRequestError(f"invalid shape {shape} or chunks {chunks}")
+    n_channels = shape[axes.index("C")] if "C" in axes else 1
+    if channel_names is not None and len(channel_names) != n_channels:
+        raise InvalidRequestError(
+            f"{len(channel_names)} channel names given for {n_channels} channels"
+        )
+    if path.exists() and not overwrite:
+        raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
+    root = _root_of(path) if root is None else Path(root)
+    if root != path:
+        _ensure_groups(root, path)
+    dtype = np.dtype(dtype)
+    ome: dict[str, Any] = {
+        "version": NGFF_VERSION,
+        "multiscales": [multiscales_metadata(axes, pixel_sizes, name=name)],
+    }
+    names = list(channel_names) if channel_names else [f"C{i}" for i in range(n_channels)]
+    ome["omero"] = _omero(names, dtype)
+    group = zarr.open_group(str(path), mode="w", zarr_format=3, attributes={"ome": ome})
+    return group.create_array(
+        "0",
+        shape=shape,
+        dtype=dtype,
+        chunks=chunks,
+        shards=tuple(shards) if shards else None,
+        fill_value=fill_value,
+        dimension_names=[a.lower() for a in axes],
+    )
+
+
+def open_ome_zarr_array(path: str | Path, level: int = 0, mode: str = "r+") -> zarr.Array:
+    """Open pyramid level ``level`` of the NGFF image group at ``path`` (for workers).
+
+    ``mode="r+"`` writes into an existing array; ``"r"`` only reads.
+    """
+    path = str(path)
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception as err:
+        raise InvalidImageError(f"not an OME-Zarr image group: {err}", path=path) from err
+    meta = _Multiscale(group.attrs.asdict(), path=path)
+    if not 0 <= level < len(meta.paths):
+        raise InvalidRequestError(
+            f"level {level} does not exist; the image has {len(meta.paths)}", path=path
+        )
+    try:
+        return zarr.open_array(store=f"{path}/{meta.paths[level]}", mode=mode)
+    except Exception as err:
+        raise InvalidImageError(f"cannot open level {level}: {err}", path=path) from err
+
+
+def read_axes(path: str | Path) -> tuple[str, dict[str, float], list[str]]:
+    """Axes, pixel sizes (µm) and channel names of the NGFF image group at ``path``."""
+    group = zarr.open_group(str(path), mode="r")
+    meta = _Multiscale(group.attrs.asdict(), path=str(path))
+    return meta.axes, meta.pixel_sizes, meta.channel_names

@@ -1,0 +1,222 @@
+"""TIFF reader (OME-TIFF, ImageJ, plain) on tifffile: lazy, tile by tile through ``aszarr``.
+
+Metadata comes from OME-XML (``PhysicalSizeX/Y/Z`` with units, channel names), else from ImageJ
+metadata (``unit``, ``spacing``) and resolution tags. Series are scenes: equally shaped series
+become ``S``, otherwise one is chosen with ``scene=``. Level 0 of a pyramid is read.
+
+tifffile names RGB samples ``S``; they become channels. A generic page sequence (``I``/``Q``)
+becomes ``Z``, or ``T`` if the file already has ``Z``.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import zarr
+
+from scopeml.errors import InvalidImageError
+from scopeml.io._units import to_micrometres
+from scopeml.io._view import AxesView, select_scene
+from scopeml.io.image import Image
+
+_SEQUENCE_AXES = "IQ"
+
+
+def map_axes(tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
+    """Map tifffile axis letters onto ``STCZYX`` letters (``_`` for meaningless size-1 axes).
+
+    Examples
+    --------
+    >>> map_axes("YXS", (5, 6, 3)), map_axes("IYX", (4, 5, 6)), map_axes("CYXS", (1, 5, 6, 3))
+    ('YXC', 'ZYX', '_YXC')
+    """
+    sizes = dict(zip(tiff_axes, shape, strict=True))
+    if "Y" not in sizes or "X" not in sizes:
+        raise InvalidImageError(f"TIFF series has no Y and X axes (axes {tiff_axes})", path=path)
+    if sizes.get("C", 1) > 1 and sizes.get("S", 1) > 1:
+        raise InvalidImageError(
+            f"TIFF series has both channels ({sizes['C']}) and samples ({sizes['S']}) per pixel; "
+            "not supported",
+            path=path,
+        )
+    mapped = []
+    for axis, size in zip(tiff_axes, shape, strict=True):
+        if axis in "TZYX":
+            mapped.append(axis)
+        elif (axis in "CS" and size > 1) or (axis == "C" and "S" not in sizes):
+            mapped.append("C")
+        else:
+            mapped.append("_" if size == 1 or axis in _SEQUENCE_AXES else "?")
+    for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
+        if axis in _SEQUENCE_AXES and size > 1:
+            free = [a for a in "ZT" if a not in mapped]
+            if not free:
+                raise InvalidImageError(
+                    f"TIFF series axes {tiff_axes} have no free Z or T", path=path
+                )
+            mapped[i] = free[0]
+    if "?" in mapped:
+        odd = [f"{a}={n}" for a, n, m in zip(tiff_axes, shape, mapped, strict=True) if m == "?"]
+        raise InvalidImageError(
+            f"TIFF axes {', '.join(odd)} are not supported (series axes {tiff_axes})", path=path
+        )
+    return "".join(mapped)
+
+
+def _ome_metadata(xml: str, index: int) -> tuple[dict[str, float], list[str]]:
+    """Pixel sizes (µm) and channel names of OME ``Image`` number ``index``."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}, []
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+    images = root.findall(q("Image"))
+    if index >= len(images) or images[index].find(q("Pixels")) is None:
+        return {}, []
+    pixels = images[index].find(q("Pixels"))
+    sizes = {}
+    for axis in "XYZ":
+        size = to_micrometres(
+            pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit", "µm")
+        )
+        if size is not None:
+            sizes[axis] = size
+    names = [channel.get("Name") or "" for channel in pixels.findall(q("Channel"))]
+    return sizes, names
+
+
+def _imagej_metadata(tf: tifffile.TiffFile) -> dict[str, float]:
+    """Pixel sizes (µm) from ImageJ metadata (unit, spacing) and the resolution tags."""
+    page = tf.pages.first
+    sizes: dict[str, float] = {}
+    try:
+        x_res, y_res = page.get_resolution()
+    except Exception:
+        return sizes
+    meta = tf.imagej_metadata or {}
+    if meta:
+        unit = str(meta.get("unit", "")).replace("\\u00B5", "µ")
+    else:
+        unit = {3: "cm", 4: "mm", 5: "µm"}.get(int(page.resolutionunit), "")
+    if unit:
+        for axis, res in (("X", x_res), ("Y", y_res)):
+            if res and res > 0:
+                size = to_micrometres(1.0 / res, unit)
+                if size is not None:
+                    sizes[axis] = size
+        z = to_micrometres(meta.get("spacing"), unit)
+        if z is not None:
+            sizes["Z"] = z
+    return sizes
+
+
+def _channel_names(names: list[str], n_channels: int) -> list[str]:
+    if len(names) == 1 and n_channels == 3:  # one OME channel of 3 samples (RGB)
+        names = [f"{names[0] or 'C0'}-{rgb}" for rgb in "RGB"]
+    if len(names) != n_channels:
+        return []
+    return [name or f"C{i}" for i, name in enumerate(names)]
+
+
+class _ErrorLog(logging.Handler):
+    """Collects what tifffile logs at ERROR: it logs, rather than raises, on corrupt tags."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _check_segments(tf: tifffile.TiffFile, path: str) -> None:
+    """The tiles or strips of the first and last page of each series must lie inside the file,
+    so a truncated file fails when opened; a page in between fails when its pixels are read.
+    (Checking every page would load every IFD of a long time series.)"""
+    size = Path(path).stat().st_size
+    for series in tf.series:
+        n_pages = len(series.pages)
+        for index in sorted({0, n_pages - 1}) if n_pages else ():
+            page = series.pages[index]
+            if page is None:
+                continue
+            for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
+                if count and offset + count > size:
+                    raise InvalidImageError(
+                        f"truncated TIFF: pixel data at byte {offset} + {count} lies past the "
+                        f"end of the file ({size} bytes)",
+                        path=path,
+                    )
+
+
+def read_tiff(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+    """Open a TIFF (OME, ImageJ or plain) as a lazy :class:`Image`.
+
+    A file whose structure tifffile finds corrupt (it logs an error) or whose pixel data runs
+    past the end of the file is rejected when opened.
+    """
+    path = str(path)
+    errors = _ErrorLog()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(errors)
+    tf = None
+    try:
+        tf = tifffile.TiffFile(path)
+        series = list(tf.series)
+        ome_xml = tf.ome_metadata if tf.is_ome else None
+        if errors.messages:
+            raise InvalidImageError(f"corrupt TIFF structure: {errors.messages[0]}", path=path)
+        _check_segments(tf, path)
+        return _open_series(tf, series, ome_xml, path, scene, level)
+    except InvalidImageError:
+        if tf is not None:
+            tf.close()
+        raise
+    except Exception as err:  # tifffile raises TiffFileError, ValueError, struct.error, …
+        if tf is not None:
+            tf.close()
+        raise InvalidImageError(f"not a readable TIFF file: {err}", path=path) from err
+    finally:
+        logger.removeHandler(errors)
+
+
+def _open_series(
+    tf: tifffile.TiffFile,
+    series: list[Any],
+    ome_xml: str | None,
+    path: str,
+    scene: int | None,
+    level: int,
+) -> Image:
+    views = []
+    for index, s in enumerate(series):
+        if not 0 <= level < len(s.levels):
+            raise InvalidImageError(
+                f"level {level} does not exist; series {index} has {len(s.levels)}", path=path
+            )
+        axes = map_axes(s.axes, tuple(s.shape), path=path)
+        array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
+        views.append(AxesView(array, axes, path=path))
+    if not views:
+        raise InvalidImageError("the TIFF holds no images", path=path)
+    data = select_scene(views, scene, path=path)
+    if ome_xml:
+        pixel_sizes, names = _ome_metadata(ome_xml, scene or 0)
+    else:
+        pixel_sizes, names = _imagej_metadata(tf), []
+    if level:  # a level's pixels are larger by the ratio of the level sizes
+        base = series[scene or 0].shape
+        shrunk = series[scene or 0].levels[level].shape
+        ratios = dict(zip(series[scene or 0].axes, np.divide(base, shrunk), strict=True))
+        pixel_sizes = {a: v * float(ratios.get(a, 1.0)) for a, v in pixel_sizes.items()}
+    names = _channel_names(names, data.shape[2])
+    rgb = "S" in series[scene or 0].axes and data.shape[2] == 3
+    if rgb and not names:
+        names = ["R", "G", "B"]
+    return Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)

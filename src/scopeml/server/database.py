@@ -1,0 +1,240 @@
+"""The server's SQLite database: API tokens (hashed), the model registry and job records.
+
+One :class:`Database` per process holds one connection behind a lock (WAL mode, so the
+``scopeml admin`` command can add tokens while a server runs). Rows come back as plain dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    admin INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT NOT NULL,
+    shared INTEGER NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    image TEXT NOT NULL,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+"""
+
+TOKEN_PREFIX = "sml_"
+UNFINISHED = ("queued", "running")
+
+
+def hash_token(token: str) -> str:
+    """SHA-256 of a token: tokens are 256 random bits, so a salt or a slow hash adds nothing.
+
+    Examples
+    --------
+    >>> len(hash_token("sml_abc"))
+    64
+    """
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_id() -> str:
+    """A fresh random id for a model or a job (never a user-given name)."""
+    return secrets.token_hex(16)
+
+
+class Database:
+    """The registry and job records of one server, in one SQLite file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     db = Database(Path(tmp) / "s.db")
+    ...     token = db.create_token("ada")
+    ...     user = db.user_for_token(token)
+    ...     db.close()
+    >>> user
+    {'user': 'ada', 'admin': False}
+    """
+
+    def __init__(self, path: str | PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        with self._lock, self._conn:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._conn:
+            yield self._conn
+
+    def _one(self, sql: str, args: tuple = ()) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            row = conn.execute(sql, args).fetchone()
+        return None if row is None else dict(row)
+
+    def _all(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return [dict(row) for row in conn.execute(sql, args).fetchall()]
+
+    # tokens ---------------------------------------------------------------------------------
+
+    def create_token(self, user: str, *, admin: bool = False) -> str:
+        """Create an API token for ``user``; only its hash is stored, so show it once."""
+        if not user or len(user) > 200 or not user.isprintable():
+            raise ValueError(f"user name must be 1-200 printable characters, got {user!r}")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO tokens (hash, user, admin, created) VALUES (?, ?, ?, ?)",
+                (hash_token(token), user, int(admin), time.time()),
+            )
+        return token
+
+    def user_for_token(self, token: str) -> dict[str, Any] | None:
+        """The user a token belongs to (``{"user", "admin"}``), ``None`` for an unknown token."""
+        row = self._one("SELECT user, admin FROM tokens WHERE hash = ?", (hash_token(token),))
+        return None if row is None else {"user": row["user"], "admin": bool(row["admin"])}
+
+    def revoke_tokens(self, user: str) -> int:
+        """Delete every token of ``user``; return how many there were."""
+        with self._tx() as conn:
+            return conn.execute("DELETE FROM tokens WHERE user = ?", (user,)).rowcount
+
+    # models ---------------------------------------------------------------------------------
+
+    def add_model(self, record: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO models (id, owner, name, shared, size, sha256, spec, created)"
+                " VALUES (:id, :owner, :name, :shared, :size, :sha256, :spec, :created)",
+                {**record, "spec": json.dumps(record["spec"]), "shared": int(record["shared"])},
+            )
+
+    def get_model(self, model_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM models WHERE id = ?", (model_id,))
+        return None if row is None else _model_row(row)
+
+    def list_models(self, user: str, *, admin: bool = False) -> list[dict[str, Any]]:
+        """Models ``user`` may see: their own and shared ones (an admin sees all)."""
+        if admin:
+            rows = self._all("SELECT * FROM models ORDER BY created")
+        else:
+            rows = self._all(
+                "SELECT * FROM models WHERE owner = ? OR shared = 1 ORDER BY created", (user,)
+            )
+        return [_model_row(row) for row in rows]
+
+    def set_model_shared(self, model_id: str, shared: bool) -> None:
+        with self._tx() as conn:
+            conn.execute("UPDATE models SET shared = ? WHERE id = ?", (int(shared), model_id))
+
+    def delete_model(self, model_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM models WHERE id = ?", (model_id,))
+
+    # uploaded images ------------------------------------------------------------------------
+
+    def add_upload(self, record: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO uploads (id, owner, path, size, created)"
+                " VALUES (:id, :owner, :path, :size, :created)",
+                record,
+            )
+
+    def get_upload(self, upload_id: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
+
+    # jobs -----------------------------------------------------------------------------------
+
+    def add_job(self, record: dict[str, Any]) -> None:
+        now = time.time()
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, owner, model_id, image, options, status, created, updated)"
+                " VALUES (:id, :owner, :model_id, :image, :options, 'queued', :now, :now)",
+                {**record, "options": json.dumps(record["options"]), "now": now},
+            )
+
+    def get_job(self, job_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else _job_row(row)
+
+    def list_jobs(self, user: str, *, admin: bool = False) -> list[dict[str, Any]]:
+        if admin:
+            rows = self._all("SELECT * FROM jobs ORDER BY created")
+        else:
+            rows = self._all("SELECT * FROM jobs WHERE owner = ? ORDER BY created", (user,))
+        return [_job_row(row) for row in rows]
+
+    def unfinished_jobs(self) -> list[dict[str, Any]]:
+        """Jobs a previous server process queued or was running when it stopped."""
+        rows = self._all("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created", UNFINISHED)
+        return [_job_row(row) for row in rows]
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        allowed = {"status", "done", "total", "error"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"can update only {sorted(allowed)}; got {sorted(fields)}")
+        assignments = ", ".join(f"{name} = :{name}" for name in fields)
+        with self._tx() as conn:
+            conn.execute(
+                f"UPDATE jobs SET {assignments}, updated = :updated WHERE id = :id",
+                {**fields, "updated": time.time(), "id": job_id},
+            )
+
+    def delete_job(self, job_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def _model_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "shared": bool(row["shared"]), "spec": json.loads(row["spec"])}
+
+
+def _job_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "options": json.loads(row["options"])}

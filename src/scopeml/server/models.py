@@ -1,0 +1,218 @@
+"""The model registry: containers on disk under random ids, their records, loaded sessions.
+
+An upload is validated as any container is (:func:`scopeml.model.read_container`, then loaded
+once to learn its :class:`~scopeml.model.spec.ModelSpec`), then moved to ``models/<id><suffix>``;
+the user's file name is kept only as a display name. Loaded models are cached (one runtime session
+per model, least recently used evicted), each with one :class:`MicroBatcher` for tile requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Executor
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import InvalidContainerError
+from scopeml.model.spec import Model, ModelSpec
+from scopeml.server.batcher import MicroBatcher
+from scopeml.server.config import ServerConfig
+from scopeml.server.database import Database, new_id
+from scopeml.server.metrics import Metrics
+
+CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
+SPEC_FIELDS = (
+    "spatial_dims",
+    "in_channels",
+    "classes",
+    "halo",
+    "tile_step",
+    "tile_shape",
+    "name",
+    "pixel_size",
+)
+
+
+def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The JSON form of a spec (``extra`` kept only where it is plain JSON).
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8))
+    >>> spec_from_dict(spec_to_dict(spec)) == spec
+    True
+    """
+    data = asdict(spec)
+    result = {name: data[name] for name in SPEC_FIELDS}
+    try:
+        result["extra"] = json.loads(json.dumps(spec.extra))
+    except (TypeError, ValueError):
+        result["extra"] = {}
+    return result
+
+
+def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
+    """Inverse of :func:`spec_to_dict` (lists become tuples again)."""
+    values = {name: data.get(name) for name in SPEC_FIELDS}
+    for name in ("classes", "halo", "tile_step", "tile_shape", "pixel_size"):
+        if values[name] is not None:
+            values[name] = tuple(values[name])
+    values["name"] = values["name"] or ""
+    values["tile_step"] = values["tile_step"] or ()
+    return ModelSpec(**values, extra=dict(data.get("extra") or {}))
+
+
+def load_model_file(path: Path) -> Model:
+    """Load a stored container (one place to change when other model kinds are served)."""
+    from scopeml.model import load_model
+
+    return load_model(path)
+
+
+class ModelRegistry:
+    """Models of one server: files, database records, cached sessions and their batchers."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        db: Database,
+        metrics: Metrics,
+        executor: Executor | None = None,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.metrics = metrics
+        self._executor = executor
+        self._cache: OrderedDict[str, Model] = OrderedDict()
+        self._batchers: dict[str, MicroBatcher] = {}
+        self._lock = threading.Lock()
+        config.models_dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, model_id: str) -> Path:
+        """The container file of a registered model."""
+        for suffix in CONTAINER_SUFFIXES:
+            candidate = self.config.models_dir / f"{model_id}{suffix}"
+            if candidate.is_file():
+                return candidate
+        raise FileNotFoundError(f"model file of {model_id} is missing")
+
+    def add(
+        self, upload: Path, *, owner: str, name: str, suffix: str, shared: bool = False
+    ) -> dict[str, Any]:
+        """Validate an uploaded container and register it; the upload file is consumed.
+
+        Raises
+        ------
+        InvalidContainerError
+            The container is corrupt, unsafe or does not load.
+        """
+        if suffix not in CONTAINER_SUFFIXES:
+            raise InvalidContainerError(
+                f"unknown container type {suffix!r}; known: {', '.join(CONTAINER_SUFFIXES)}",
+                path=name,
+            )
+        model_id = new_id()
+        target = self.config.models_dir / f"{model_id}{suffix}"
+        os.replace(upload, target)
+        try:
+            from scopeml.model import read_container
+
+            read_container(target)
+            model = load_model_file(target)
+            spec = model.spec
+            if spec.name == model_id:  # no name in the metadata: not the random file name
+                spec = replace(spec, name=Path(name).stem)
+        except Exception as err:
+            target.unlink(missing_ok=True)
+            if isinstance(err, InvalidContainerError):
+                raise InvalidContainerError(err.problem, path=name) from err
+            raise InvalidContainerError(f"model does not load: {err}", path=name) from err
+        record = {
+            "id": model_id,
+            "owner": owner,
+            "name": name,
+            "shared": shared,
+            "size": target.stat().st_size,
+            "sha256": _sha256(target),
+            "spec": spec_to_dict(spec),
+            "created": time.time(),
+        }
+        self.db.add_model(record)
+        self._remember(model_id, model)
+        return self.db.get_model(model_id) or record
+
+    def visible(self, model_id: str, user: dict[str, Any]) -> dict[str, Any] | None:
+        """The record of a model ``user`` may use, ``None`` when absent or private to another."""
+        record = self.db.get_model(model_id)
+        if record is None:
+            return None
+        if record["owner"] == user["user"] or record["shared"] or user["admin"]:
+            return record
+        return None
+
+    def get(self, model_id: str) -> Model:
+        """The loaded model (loaded once, then cached)."""
+        with self._lock:
+            model = self._cache.get(model_id)
+            if model is not None:
+                self._cache.move_to_end(model_id)
+                return model
+        model = load_model_file(self.path(model_id))
+        self._remember(model_id, model)
+        return model
+
+    def batcher(self, model_id: str) -> MicroBatcher:
+        """The micro-batcher of a model (created on first use)."""
+        with self._lock:
+            batcher = self._batchers.get(model_id)
+            if batcher is None:
+                batcher = MicroBatcher(
+                    lambda batch: self.get(model_id).predict(batch),
+                    max_batch=self.config.max_batch,
+                    wait_s=self.config.batch_wait_ms / 1000,
+                    concurrency=self.config.predict_workers,
+                    executor=self._executor,
+                    on_batch=self.metrics.add_tiles,
+                )
+                self._batchers[model_id] = batcher
+            return batcher
+
+    async def remove(self, model_id: str) -> None:
+        """Delete a model's record, file, session and batcher."""
+        self.db.delete_model(model_id)
+        with self._lock:
+            self._cache.pop(model_id, None)
+            batcher = self._batchers.pop(model_id, None)
+        if batcher is not None:
+            await batcher.close()
+        for suffix in CONTAINER_SUFFIXES:
+            (self.config.models_dir / f"{model_id}{suffix}").unlink(missing_ok=True)
+
+    async def close(self) -> None:
+        with self._lock:
+            batchers = list(self._batchers.values())
+            self._batchers.clear()
+            self._cache.clear()
+        for batcher in batchers:
+            await batcher.close()
+
+    def _remember(self, model_id: str, model: Model) -> None:
+        with self._lock:
+            self._cache[model_id] = model
+            self._cache.move_to_end(model_id)
+            while len(self._cache) > self.config.model_cache:
+                self._cache.popitem(last=False)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

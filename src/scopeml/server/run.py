@@ -1,0 +1,15 @@
+"""Run the server with uvicorn."""
+
+from __future__ import annotations
+
+from scopeml.server.app import create_app
+from scopeml.server.config import ServerConfig
+
+
+def run_server(
+    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
+    """Serve until interrupted; on Ctrl-C running jobs stop and resume at the next start."""
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)

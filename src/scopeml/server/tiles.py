@@ -1,0 +1,145 @@
+"""Tiles on the wire: ``.npy`` bytes or raw bytes with dtype/shape headers, never base64 JSON.
+
+A request body is untrusted: :func:`decode_tile` accepts only plain numeric arrays (no pickle, no
+object or structured dtypes), checks the declared size against the bytes that arrived, and
+:func:`check_tile` checks channels and spatial sizes against the model's spec. Both raise
+:class:`~scopeml.errors.InvalidRequestError` with a message that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.model.spec import ModelSpec
+
+NPY_MAGIC = b"\x93NUMPY"
+NPY_MEDIA_TYPE = "application/x-npy"
+DTYPE_HEADER = "x-tile-dtype"
+SHAPE_HEADER = "x-tile-shape"
+ALLOWED_KINDS = "uif"  # unsigned, signed, float: microscopy pixel values
+MAX_DIMS = 8
+
+
+def decode_tile(body: bytes, headers: Mapping[str, str] | None = None) -> np.ndarray:
+    """Turn a request body into an array: ``.npy`` bytes, or raw bytes described by headers.
+
+    Raw bytes need ``X-Tile-Dtype`` (a numpy dtype string such as ``<f4`` or ``uint16``) and
+    ``X-Tile-Shape`` (comma-separated sizes); without them the body must be ``.npy``.
+
+    Examples
+    --------
+    >>> raw = np.arange(6, dtype=np.uint16).tobytes()
+    >>> decode_tile(raw, {"X-Tile-Dtype": "uint16", "X-Tile-Shape": "1,2,3"}).shape
+    (1, 2, 3)
+    >>> decode_tile(encode_array(np.zeros((2, 2), np.float32))).dtype
+    dtype('float32')
+    """
+    lower = {key.lower(): value for key, value in (headers or {}).items()}
+    if SHAPE_HEADER in lower or DTYPE_HEADER in lower:
+        return _decode_raw(body, lower.get(DTYPE_HEADER), lower.get(SHAPE_HEADER))
+    if not body.startswith(NPY_MAGIC):
+        raise InvalidRequestError(
+            "tile body is neither .npy data (no NUMPY magic) nor raw bytes with "
+            "X-Tile-Dtype and X-Tile-Shape headers"
+        )
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except Exception as err:  # numpy raises ValueError, OSError, EOFError, SyntaxError ...
+        raise InvalidRequestError(f"tile body is not a readable .npy array: {err}") from err
+    if not isinstance(array, np.ndarray):
+        raise InvalidRequestError("tile body must be one .npy array, not an .npz archive")
+    _check_dtype(array.dtype)
+    return array
+
+
+def _decode_raw(body: bytes, dtype_text: str | None, shape_text: str | None) -> np.ndarray:
+    if not dtype_text or not shape_text:
+        raise InvalidRequestError("raw tile bytes need both X-Tile-Dtype and X-Tile-Shape headers")
+    try:
+        dtype = np.dtype(dtype_text.strip())
+    except TypeError as err:
+        raise InvalidRequestError(f"X-Tile-Dtype {dtype_text!r} is not a numpy dtype") from err
+    _check_dtype(dtype)
+    try:
+        shape = tuple(int(part) for part in shape_text.split(","))
+    except ValueError as err:
+        raise InvalidRequestError(
+            f"X-Tile-Shape {shape_text!r} is not comma-separated integers"
+        ) from err
+    if not 1 <= len(shape) <= MAX_DIMS or any(n < 1 for n in shape):
+        raise InvalidRequestError(f"X-Tile-Shape {shape} must be 1 to {MAX_DIMS} sizes >= 1")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if expected != len(body):
+        raise InvalidRequestError(
+            f"tile body has {len(body)} bytes; dtype {dtype} and shape {shape} need {expected}"
+        )
+    return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+def _check_dtype(dtype: np.dtype) -> None:
+    if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise InvalidRequestError(
+            f"tile dtype {dtype} is not supported; send integer or float pixel values"
+        )
+
+
+def check_tile(array: np.ndarray, spec: ModelSpec) -> np.ndarray:
+    """Check a tile (``C×[Z×]Y×X``) or batch (``N×C×[Z×]Y×X``) against a model; return a batch.
+
+    The batch is float32: a czmodel graph gets raw pixel values as float32.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8), tile_step=(4, 4))
+    >>> check_tile(np.zeros((1, 16, 16), np.uint16), spec).shape
+    (1, 1, 16, 16)
+    """
+    dims = spec.spatial_dims
+    if array.ndim == dims + 1:
+        array = array[np.newaxis]
+    elif array.ndim != dims + 2:
+        axes = "[Z×]Y×X" if dims == 3 else "Y×X"
+        raise InvalidRequestError(
+            f"tile has {array.ndim} dimensions; the {dims}-D model takes C×{axes} "
+            f"({dims + 1}) or N×C×{axes} ({dims + 2})"
+        )
+    if array.shape[1] != spec.in_channels:
+        raise InvalidRequestError(
+            f"tile has {array.shape[1]} channels; model expects {spec.in_channels}"
+        )
+    spatial = tuple(array.shape[2:])
+    if array.shape[0] < 1 or min(spatial) < 1:
+        raise InvalidRequestError(f"tile has an empty axis: shape {tuple(array.shape)}")
+    if spec.tile_shape is not None and spatial != tuple(spec.tile_shape):
+        raise InvalidRequestError(
+            f"tile has spatial size {spatial}; model takes exactly {tuple(spec.tile_shape)}"
+        )
+    if any(size % step for size, step in zip(spatial, spec.tile_step, strict=True)):
+        raise InvalidRequestError(
+            f"tile has spatial size {spatial}; model needs multiples of {tuple(spec.tile_step)}"
+        )
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def encode_array(array: np.ndarray) -> bytes:
+    """``.npy`` bytes of an array (the response format of tile prediction)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
+    """Argmax over the class axis (1) in the smallest unsigned dtype that holds the classes.
+
+    Examples
+    --------
+    >>> labels_from_probabilities(np.array([[[0.2]], [[0.8]]], np.float32)[np.newaxis])
+    array([[[1]]], dtype=uint8)
+    """
+    n_classes = probabilities.shape[1]
+    dtype = np.uint8 if n_classes <= 256 else np.uint16
+    return np.argmax(probabilities, axis=1).astype(dtype)

@@ -1,0 +1,370 @@
+"""One segmentation run: check, plan, normalise, open the store, execute, publish."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.io.image import Image
+from scopeml.model.spec import Model
+from scopeml.tiling.execute import LoadRef, run_dask, run_local
+from scopeml.tiling.kernel import TileContext, process_batch
+from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
+from scopeml.tiling.options import SegmentOptions
+from scopeml.tiling.outputs import OutputSpec, class_index, output_specs
+from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
+from scopeml.tiling.store import OutputStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TILE = {2: 512, 3: 128}
+
+
+def spatial_axes(model: Model) -> tuple[str, ...]:
+    """The image axes a model sees as spatial: ``("Y", "X")`` or ``("Z", "Y", "X")``."""
+    return ("Y", "X") if model.spec.spatial_dims == 2 else ("Z", "Y", "X")
+
+
+def check_compatible(image: Image, model: Model) -> None:
+    """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run."""
+    spec = model.spec
+    channels = image.sizes["C"]
+    if channels != spec.in_channels:
+        raise IncompatibleModelError(
+            f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}",
+            path=image.path,
+        )
+    if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
+        raise IncompatibleModelError(
+            "model is 3-D (Z×Y×X) but the image has a single Z plane", path=image.path
+        )
+
+
+def _per_axis(value: int | Sequence[int], axes: Sequence[str], name: str) -> dict[str, int]:
+    values = (value,) * len(axes) if isinstance(value, int) else tuple(int(v) for v in value)
+    if len(values) != len(axes):
+        raise InvalidRequestError(
+            f"{name} has {len(values)} values; the model has {len(axes)} spatial axes "
+            f"({''.join(axes)})"
+        )
+    return dict(zip(axes, values, strict=True))
+
+
+def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
+    """The tile plan of a run (pure geometry; see :mod:`scopeml.tiling.plan`)."""
+    spec = model.spec
+    axes = spatial_axes(model)
+    sizes = {axis: image.sizes[axis] for axis in "TZYX"}
+    step = dict(zip(axes, spec.tile_step, strict=True))
+    halo = dict(zip(axes, spec.halo, strict=True))
+    if options.halo is not None:
+        wanted = _per_axis(options.halo, axes, "halo")
+        if any(wanted[a] < halo[a] for a in axes):
+            message = (
+                f"halo {tuple(wanted.values())} is below the model's need "
+                f"{tuple(halo.values())}: tile borders will differ from a whole-image run"
+            )
+            warnings.warn(message, UserWarning, stacklevel=3)
+            log.warning(message)
+        halo = wanted
+    fixed = dict(zip(axes, spec.tile_shape, strict=True)) if spec.tile_shape else None
+    tile = _per_axis(options.tile_size or DEFAULT_TILE[len(axes)], axes, "tile_size")
+    tile = {a: min(tile[a], -(-sizes[a] // step[a]) * step[a]) for a in axes}
+    if not options.blend:
+        return plan_tiles(sizes, tile_shape=tile, halo=halo, step=step, fixed_input=fixed)
+    window = fixed or tile
+    # windows overlap by the halo, at least a quarter and at most half of the window
+    overlap = {a: min(max(halo[a], window[a] // 4), window[a] // 2) for a in axes}
+    block = {
+        a: min(4 * max(window[a] - overlap[a], step[a]), -(-sizes[a] // step[a]) * step[a])
+        for a in axes
+    }
+    return plan_blend_tiles(
+        sizes, window=window, overlap=overlap, block=block, step=step, fixed_input=bool(fixed)
+    )
+
+
+def output_layout(image: Image) -> dict[str, str]:
+    """Axes of each output array: ``[T][C][Z]YX``, ``C`` for probabilities only."""
+    t = "T" if image.sizes["T"] > 1 else ""
+    z = "Z" if image.sizes["Z"] > 1 else ""
+    return {"with_c": f"{t}C{z}YX", "without_c": f"{t}{z}YX"}
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file (or of a folder's files, in sorted order), streamed."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def run_identity(
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    normalization: Normalization | None,
+    *,
+    model_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """What makes a run's output what it is; a resumed run must match it exactly."""
+    spec = model.spec
+    source = model_path or getattr(model, "path", None)
+    model_id: dict[str, Any] = {
+        "name": spec.name,
+        "classes": list(spec.classes),
+        "halo": list(spec.halo),
+        "tile_step": list(spec.tile_step),
+    }
+    if source is not None and Path(source).exists():
+        model_id["sha256"] = file_sha256(source)
+    image_id: dict[str, Any] = {
+        "path": str(Path(image.path).resolve()) if image.path else None,
+        "shape": list(image.shape),
+        "dtype": str(image.dtype),
+    }
+    return {
+        "format": 1,
+        "model": model_id,
+        "image": image_id,
+        "options": options.result_dict(),
+        "normalization": normalization.to_dict() if normalization else None,
+    }
+
+
+def _scene(image: Image, options: SegmentOptions) -> int:
+    n = image.sizes["S"]
+    if options.scene is None:
+        if n > 1:
+            raise InvalidRequestError(
+                f"image has {n} scenes; choose one with scene= (--scene)", path=image.path
+            )
+        return 0
+    if n == 1:
+        return 0  # the reader already selected the scene
+    if not 0 <= options.scene < n:
+        raise InvalidRequestError(
+            f"scene {options.scene} does not exist; the image has {n}", path=image.path
+        )
+    return options.scene
+
+
+def _batches(tiles: Sequence[Tile], batch_size: int, blend: bool) -> list[list[Tile]]:
+    """Group tiles of equal input shape (runtime batches), in plan order of their first tile."""
+    if blend:
+        return [[tile] for tile in tiles]
+    groups: dict[tuple[tuple[str, int], ...], list[Tile]] = {}
+    for tile in tiles:
+        groups.setdefault(tuple(sorted(tile.input_shape.items())), []).append(tile)
+    batches = [
+        group[i : i + batch_size]
+        for group in groups.values()
+        for i in range(0, len(group), batch_size)
+    ]
+    return sorted(batches, key=lambda batch: batch[0].index)
+
+
+def segment_image(
+    image: Image,
+    model: Model,
+    output: str | os.PathLike[str],
+    options: SegmentOptions,
+    *,
+    model_ref: LoadRef | None = None,
+    image_ref: LoadRef | None = None,
+) -> Path:
+    """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
+
+    ``model_ref``/``image_ref`` tell dask workers how to load the model and image themselves
+    (from their paths); without them the objects are sent to the workers.
+    """
+    output = Path(output)
+    if output.exists() and not options.overwrite:  # fail before the statistics pass
+        raise InvalidRequestError(
+            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+        )
+    check_compatible(image, model)
+    spec = model.spec
+    scene = _scene(image, options)
+    extract_index = (
+        class_index(spec.classes, options.extract_class) if options.extract_class else None
+    )
+    parse_normalize(options.normalize)  # reject a bad value before any work
+    plan = build_plan(image, model, options)
+    normalization = compute_normalization(image, options.normalize, scene=scene)
+    identity = run_identity(
+        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
+    )
+    store, resumed = OutputStore.open(
+        output, identity, resume=options.resume, overwrite=options.overwrite
+    )
+    specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
+    layout = output_layout(image)
+    axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
+    pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
+    _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
+    ctx = TileContext(
+        scene=scene,
+        spatial_axes=spatial_axes(model),
+        output_axes=axes_of,
+        specs=tuple(specs),
+        batch_size=options.batch_size,
+        normalization=normalization,
+        min_confidence=options.min_confidence,
+        extract_index=extract_index,
+        step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
+        window=_window_of(plan, model) if options.blend else {},
+        fixed_input=spec.tile_shape is not None,
+    )
+    done = store.done() if resumed else set()
+    todo = [tile for tile in plan if tile.index not in done]
+    batches = _batches(todo, options.batch_size, options.blend)
+    try:
+        _execute(batches, len(plan), model, image, store, ctx, options, model_ref, image_ref)
+    except KeyboardInterrupt:
+        log.warning(
+            "interrupted; %d of %d tiles are written to %s: run again with resume=True "
+            "(--resume) to finish",
+            len(store.done()),
+            len(plan),
+            store.partial,
+        )
+        raise
+    result = store.finalize(overwrite=options.overwrite)
+    if options.ome_tiff:
+        export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
+    return result
+
+
+def _create_outputs(
+    store: OutputStore,
+    specs: Sequence[OutputSpec],
+    axes_of: dict[str, str],
+    image: Image,
+    plan: TilePlan,
+    n_classes: int,
+    pixel_sizes: dict[str, float],
+) -> None:
+    """Create the output arrays that do not exist yet (all, unless a run is resumed)."""
+    from scopeml.io import create_ome_zarr
+
+    for s in specs:
+        if (store.path_of(s.name) / "0" / "zarr.json").is_file():
+            continue  # made by the interrupted run (same identity, so the same geometry)
+        axes = axes_of[s.name]
+        create_ome_zarr(
+            store.path_of(s.name),
+            shape=[n_classes if a == "C" else image.sizes[a] for a in axes],
+            dtype=s.dtype,
+            axes=axes,
+            chunks=[n_classes if a == "C" else plan.chunks[a] for a in axes],
+            pixel_sizes={a: v for a, v in pixel_sizes.items() if a in axes},
+            channel_names=list(s.channel_names) if s.channel_names else [s.name],
+            name=s.name,
+            overwrite=True,
+        )
+
+
+def _execute(
+    batches: Sequence[Sequence[Tile]],
+    total: int,
+    model: Model,
+    image: Image,
+    store: OutputStore,
+    ctx: TileContext,
+    options: SegmentOptions,
+    model_ref: LoadRef | None,
+    image_ref: LoadRef | None,
+) -> None:
+    """Run the batches on the chosen executor with a progress bar."""
+    from tqdm.auto import tqdm
+
+    from scopeml.io import open_ome_zarr_array
+
+    array_paths = {s.name: str(store.path_of(s.name)) for s in ctx.specs}
+    with tqdm(
+        total=total,
+        initial=total - sum(len(batch) for batch in batches),
+        unit="tile",
+        desc="segment",
+        disable=options.quiet,
+        dynamic_ncols=True,
+    ) as bar:
+        if options.scheduler:
+            run_dask(
+                batches,
+                scheduler=options.scheduler,
+                model=model_ref or model,
+                image=image_ref or image,
+                array_paths=array_paths,
+                partial=str(store.partial),
+                ctx=ctx,
+                on_progress=bar.update,
+            )
+        else:
+            arrays = {n: open_ome_zarr_array(p, mode="r+") for n, p in array_paths.items()}
+
+            def work(batch: Sequence[Tile]) -> int:
+                return process_batch(model, image, arrays, batch, ctx, on_done=_marker(store))
+
+            run_local(batches, work, workers=options.workers, on_progress=bar.update)
+
+
+def _window_of(plan: TilePlan, model: Model) -> dict[str, int]:
+    """Nominal window size of a blending plan: the longest window along each axis."""
+    axes = spatial_axes(model)
+    return {a: max(w[a][1] - w[a][0] for tile in plan for w in tile.windows) for a in axes}
+
+
+def _marker(store: OutputStore):
+    def on_done(tiles: Sequence[Tile]) -> None:
+        store.mark_done(tile.index for tile in tiles)
+
+    return on_done
+
+
+def ome_tiff_path(output: Path, name: str) -> Path:
+    """``OUT.ome.zarr`` → ``OUT.<name>.ome.tiff``, next to it."""
+    stem = output.name.removesuffix(".zarr").removesuffix(".ome")
+    return output.with_name(f"{stem}.{name}.ome.tiff")
+
+
+def export_ome_tiff(
+    output: Path,
+    specs: Sequence[Any],
+    axes_of: dict[str, str],
+    pixel_sizes: dict[str, float],
+    *,
+    overwrite: bool,
+) -> list[Path]:
+    """Stream each finished output array into an OME-TIFF next to the store."""
+    from scopeml.io import open_ome_zarr_array, write_ome_tiff
+
+    paths = []
+    for s in specs:
+        target = ome_tiff_path(output, s.name)
+        if target.exists() and not overwrite:
+            raise InvalidRequestError(
+                "output exists; pass overwrite=True (--overwrite) to replace it", path=target
+            )
+        axes = axes_of[s.name]
+        write_ome_tiff(
+            target,
+            open_ome_zarr_array(output / s.name, mode="r"),
+            axes=axes,
+            pixel_sizes={a: v for a, v in pixel_sizes.items() if a in axes},
+            channel_names=list(s.channel_names) if s.channel_names else [s.name],
+        )
+        paths.append(target)
+    return paths

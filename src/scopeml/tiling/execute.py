@@ -1,0 +1,158 @@
+"""Executors: run batches of tiles on a local thread pool or on a dask.distributed cluster.
+
+Local: one model object shared by all threads (an onnxruntime session is thread-safe and
+releases the GIL, so reading, predicting and writing of different batches overlap).
+Distributed: one future per batch; each worker loads the model and opens the image from their
+paths once (a per-process cache), writes whole chunks and the batch's done records itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from scopeml.errors import InvalidRequestError
+from scopeml.tiling.kernel import TileContext, process_batch
+from scopeml.tiling.plan import Tile
+from scopeml.tiling.store import mark_done
+
+
+@dataclass(frozen=True)
+class LoadRef:
+    """How a worker gets a model or image: ``loader(*args)``, cached per worker process."""
+
+    loader: Callable[..., Any]
+    args: tuple[Any, ...]
+
+
+_cache: dict[tuple[str, str, tuple[Any, ...]], Any] = {}
+_cache_lock = threading.Lock()
+
+
+def resolve(ref: Any) -> Any:
+    """The object behind a :class:`LoadRef` (loaded once per process), or ``ref`` itself."""
+    if not isinstance(ref, LoadRef):
+        return ref
+    key = (ref.loader.__module__, ref.loader.__qualname__, ref.args)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = ref.loader(*ref.args)
+        return _cache[key]
+
+
+def run_local(
+    batches: Sequence[Sequence[Tile]],
+    work: Callable[[Sequence[Tile]], int],
+    *,
+    workers: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run ``work`` over the batches with ``workers`` threads, at most ``2 × workers`` queued.
+
+    The first error (or Ctrl-C) cancels what has not started and is re-raised once the
+    running batches have finished, so no chunk is left half-written by a live thread.
+    """
+    pending: set[Future[int]] = set()
+    queue = iter(batches)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scopeml-tile") as pool:
+        try:
+            for batch in queue:
+                pending.add(pool.submit(work, batch))
+                if len(pending) >= 2 * workers:
+                    pending = _collect(pending, on_progress)
+            while pending:
+                pending = _collect(pending, on_progress)
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _collect(
+    pending: set[Future[int]], on_progress: Callable[[int], None] | None
+) -> set[Future[int]]:
+    done, rest = wait(pending, return_when=FIRST_COMPLETED)
+    for future in done:
+        count = future.result()
+        if on_progress is not None:
+            on_progress(count)
+    return rest
+
+
+def remote_batch(
+    model_ref: Any,
+    image_ref: Any,
+    array_paths: Mapping[str, str],
+    partial: str,
+    tiles: Sequence[Tile],
+    ctx: TileContext,
+) -> int:
+    """A dask task: run one batch on a worker and record it done."""
+    from scopeml.io import open_ome_zarr_array
+
+    model, image = resolve(model_ref), resolve(image_ref)
+    arrays = {name: open_ome_zarr_array(path, mode="r+") for name, path in array_paths.items()}
+    return process_batch(
+        model,
+        image,
+        arrays,
+        tiles,
+        ctx,
+        on_done=lambda done: mark_done(partial, (t.index for t in done)),
+    )
+
+
+def _share(client: Any, obj: Any, what: str) -> Any:
+    """A :class:`LoadRef` as it is; anything else scattered to all workers once."""
+    if isinstance(obj, LoadRef):
+        return obj
+    try:
+        return client.scatter(obj, broadcast=True, hash=False)
+    except Exception as err:  # an open session or file handle cannot travel
+        raise InvalidRequestError(
+            f"this {what} object cannot be sent to dask workers ({err}); "
+            f"pass the {what} as a file path so that workers open it themselves"
+        ) from err
+
+
+def run_dask(
+    batches: Sequence[Sequence[Tile]],
+    *,
+    scheduler: str | Any,
+    model: Any,
+    image: Any,
+    array_paths: Mapping[str, str],
+    partial: str,
+    ctx: TileContext,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Run the batches as futures on a dask.distributed cluster.
+
+    ``model`` and ``image`` are :class:`LoadRef` s (workers load them from their paths) or
+    plain objects, which are scattered to every worker once.
+    """
+    from distributed import Client, as_completed
+
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    try:
+        refs = [_share(client, obj, what) for obj, what in ((model, "model"), (image, "image"))]
+        futures = [
+            client.submit(
+                remote_batch, *refs, dict(array_paths), partial, list(batch), ctx, pure=False
+            )
+            for batch in batches
+        ]
+        try:
+            for future in as_completed(futures):
+                count = future.result()
+                if on_progress is not None:
+                    on_progress(count)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    finally:
+        if client is not scheduler:
+            client.close()

@@ -1,0 +1,239 @@
+"""The work on one batch of tiles: read, normalise, pad, predict, crop (or blend), write.
+
+Pure functions of their arguments, so a thread of the local pool and a dask worker run the
+same code. Only a tile's core is written; padding and halo never reach the output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import IncompatibleModelError
+from scopeml.io.image import Image
+from scopeml.model.spec import Model
+from scopeml.tiling.normalize import Normalization
+from scopeml.tiling.outputs import OutputSpec, compute_outputs
+from scopeml.tiling.plan import Region, Tile
+
+
+@dataclass(frozen=True)
+class TileContext:
+    """Everything a worker needs besides the model, the image and the output arrays."""
+
+    scene: int
+    spatial_axes: tuple[str, ...]
+    output_axes: dict[str, str]
+    specs: tuple[OutputSpec, ...]
+    batch_size: int = 4
+    normalization: Normalization | None = None
+    min_confidence: float | None = None
+    extract_index: int | None = None
+    step: dict[str, int] = field(default_factory=dict)
+    window: dict[str, int] = field(default_factory=dict)
+    fixed_input: bool = False
+
+
+def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
+    """Read a region as a normalised float32 ``C×[Z×]Y×X`` block (no padding)."""
+    block = image.read(S=ctx.scene, **{axis: slice(*span) for axis, span in region.items()})
+    block = block[0, 0]  # S, T → C×Z×Y×X
+    if len(ctx.spatial_axes) == 2:
+        block = block[:, 0]
+    if ctx.normalization is not None:
+        return ctx.normalization.apply(block)
+    return block.astype(np.float32, copy=False)
+
+
+def pad_to(block: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """Zero-pad a ``C×…`` block at the far end of each spatial axis to ``shape``."""
+    widths = [(0, 0)] + [(0, int(n) - s) for n, s in zip(shape, block.shape[1:], strict=True)]
+    if any(w[1] < 0 for w in widths):
+        raise ValueError(f"block {block.shape[1:]} is larger than the input shape {tuple(shape)}")
+    if not any(w[1] for w in widths):
+        return block
+    return np.pad(block, widths)
+
+
+def run_model(model: Model, inputs: list[np.ndarray], n_classes: int) -> list[np.ndarray]:
+    """Predict equal-shaped ``C×…`` inputs as one batch; check the model's answer."""
+    batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
+    result = np.asarray(model.predict(batch))
+    expected = (len(inputs), n_classes, *batch.shape[2:])
+    if result.shape != expected:
+        raise IncompatibleModelError(
+            f"model returned shape {result.shape} for input {batch.shape}; expected {expected}"
+        )
+    return list(result.astype(np.float32, copy=False))
+
+
+def predict_tiles(
+    model: Model, image: Image, tiles: Sequence[Tile], ctx: TileContext
+) -> list[np.ndarray]:
+    """Class probabilities ``K×[Z×]Y×X`` over each tile's core."""
+    n_classes = len(model.spec.classes)
+    if any(tile.windows for tile in tiles):
+        return [_blend_tile(model, image, tile, ctx, n_classes) for tile in tiles]
+    results: list[np.ndarray] = []
+    for start in range(0, len(tiles), ctx.batch_size):
+        group = tiles[start : start + ctx.batch_size]
+        inputs = _tile_inputs(image, group, ctx)
+        for tile, probabilities in zip(group, run_model(model, inputs, n_classes), strict=True):
+            offset = tile.core_offset
+            crop = tuple(
+                slice(offset[a], offset[a] + tile.core[a][1] - tile.core[a][0])
+                for a in ctx.spatial_axes
+            )
+            results.append(probabilities[(slice(None), *crop)])
+    return results
+
+
+def _tile_inputs(image: Image, tiles: Sequence[Tile], ctx: TileContext) -> list[np.ndarray]:
+    """Model inputs of a group of tiles, read as one region when they are neighbours.
+
+    Neighbouring tiles share image chunks; one read of their union decodes each chunk once
+    instead of once per tile. Tiles far apart are read one by one.
+    """
+    union = {
+        a: (min(t.read[a][0] for t in tiles), max(t.read[a][1] for t in tiles))
+        for a in tiles[0].read
+    }
+    area = np.prod([hi - lo for lo, hi in union.values()], dtype=np.float64)
+    separate = sum(
+        np.prod([hi - lo for lo, hi in t.read.values()], dtype=np.float64) for t in tiles
+    )
+    same_plane = all(
+        t.read[a] == tiles[0].read[a] for t in tiles for a in t.read if a not in ctx.spatial_axes
+    )
+    use_union = len(tiles) > 1 and same_plane and area <= 1.5 * separate
+    shared = read_block(image, union, ctx) if use_union else None
+    inputs = []
+    for tile in tiles:
+        if shared is None:
+            block = read_block(image, tile.read, ctx)
+        else:
+            offsets = [
+                slice(tile.read[a][0] - union[a][0], tile.read[a][1] - union[a][0])
+                for a in ctx.spatial_axes
+            ]
+            block = shared[(slice(None), *offsets)]
+        inputs.append(pad_to(block, [tile.input_shape[a] for a in ctx.spatial_axes]))
+    return inputs
+
+
+def gaussian_weights(shape: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:
+    """Separable Gaussian importance map for a window, peak 1 at the centre, never 0.
+
+    Examples
+    --------
+    >>> w = gaussian_weights((5,))
+    >>> float(w[2]), bool(w[0] > 0)
+    (1.0, True)
+    """
+    weights = np.ones((), np.float32)
+    for n in shape:
+        x = np.arange(n, dtype=np.float64) - (n - 1) / 2
+        g = np.exp(-0.5 * (x / max(n * sigma_scale, 1e-6)) ** 2)
+        weights = np.multiply.outer(weights, np.maximum(g, 1e-3).astype(np.float32))
+    return weights.astype(np.float32)
+
+
+def _blend_tile(
+    model: Model, image: Image, tile: Tile, ctx: TileContext, n_classes: int
+) -> np.ndarray:
+    """Fuse the Gaussian-weighted windows that touch a tile's core (windows in plan order)."""
+    axes = ctx.spatial_axes
+    block = read_block(image, tile.read, ctx)
+    core_shape = [tile.core[a][1] - tile.core[a][0] for a in axes]
+    total = np.zeros((n_classes, *core_shape), np.float32)
+    weight_sum = np.zeros(core_shape, np.float32)
+    nominal = [ctx.window[a] for a in axes]
+    weights = gaussian_weights(nominal)
+    pending: list[Region] = []
+
+    def flush() -> None:
+        inputs = []
+        for window in pending:
+            part = block[
+                (
+                    slice(None),
+                    *tuple(
+                        slice(window[a][0] - tile.read[a][0], window[a][1] - tile.read[a][0])
+                        for a in axes
+                    ),
+                )
+            ]
+            inputs.append(pad_to(part, _window_input_shape(window, ctx)))
+        for window, probabilities in zip(pending, run_model(model, inputs, n_classes), strict=True):
+            lo = [max(window[a][0], tile.core[a][0]) for a in axes]
+            hi = [min(window[a][1], tile.core[a][1]) for a in axes]
+            src = tuple(
+                slice(start - window[a][0], stop - window[a][0])
+                for a, start, stop in zip(axes, lo, hi, strict=True)
+            )
+            dst = tuple(
+                slice(start - tile.core[a][0], stop - tile.core[a][0])
+                for a, start, stop in zip(axes, lo, hi, strict=True)
+            )
+            w = weights[src]
+            total[(slice(None), *dst)] += probabilities[(slice(None), *src)] * w
+            weight_sum[dst] += w
+        pending.clear()
+
+    for window in tile.windows:
+        shape = _window_input_shape(window, ctx)
+        if pending and (
+            len(pending) == ctx.batch_size or _window_input_shape(pending[0], ctx) != shape
+        ):
+            flush()
+        pending.append(window)
+    if pending:
+        flush()
+    return total / weight_sum
+
+
+def _window_input_shape(window: Region, ctx: TileContext) -> list[int]:
+    if ctx.fixed_input:
+        return [ctx.window[a] for a in ctx.spatial_axes]
+    return [
+        -(-(window[a][1] - window[a][0]) // ctx.step.get(a, 1)) * ctx.step.get(a, 1)
+        for a in ctx.spatial_axes
+    ]
+
+
+def write_tile(
+    arrays: Mapping[str, Any], tile: Tile, probabilities: np.ndarray, ctx: TileContext
+) -> None:
+    """Compute the outputs of one tile core and write them into their arrays."""
+    outputs = compute_outputs(
+        probabilities,
+        ctx.specs,
+        min_confidence=ctx.min_confidence,
+        extract_index=ctx.extract_index,
+    )
+    for name, data in outputs.items():
+        axes = ctx.output_axes[name]
+        region = tuple(slice(None) if a == "C" else slice(*tile.core[a]) for a in axes)
+        shape = tuple(
+            data.shape[0] if a == "C" else tile.core[a][1] - tile.core[a][0] for a in axes
+        )
+        arrays[name][region] = data.reshape(shape)
+
+
+def process_batch(
+    model: Model,
+    image: Image,
+    arrays: Mapping[str, Any],
+    tiles: Sequence[Tile],
+    ctx: TileContext,
+    on_done: Callable[[Sequence[Tile]], None] | None = None,
+) -> int:
+    """Run and write a batch of tiles, then report them done; returns the number of tiles."""
+    for tile, probabilities in zip(tiles, predict_tiles(model, image, tiles, ctx), strict=True):
+        write_tile(arrays, tile, probabilities, ctx)
+    if on_done is not None:
+        on_done(tiles)
+    return len(tiles)

@@ -1,0 +1,174 @@
+"""Global intensity normalisation: one streaming statistics pass, the same values for every tile.
+
+Per-tile statistics would make each tile's input depend on its neighbourhood and break exact
+tiling; so the statistics come from the whole image (per channel), read block by block.
+Integer images of up to 16 bits get an exact histogram (percentiles equal ``np.percentile``);
+wider integers and floats a 65,536-bin histogram over their min–max range.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.io.image import Image
+
+_BINS = 65536
+_BLOCK = 2048
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """``(x - offset[c]) * scale[c]`` per channel ``c``, computed in float32."""
+
+    offset: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def apply(self, data: np.ndarray) -> np.ndarray:
+        """Normalise a ``C×…`` block; returns float32.
+
+        Examples
+        --------
+        >>> Normalization((10.0,), (0.5,)).apply(np.array([[10, 14]], np.uint16)).tolist()
+        [[0.0, 2.0]]
+        """
+        shape = (-1,) + (1,) * (data.ndim - 1)
+        offset = np.asarray(self.offset, np.float32).reshape(shape)
+        scale = np.asarray(self.scale, np.float32).reshape(shape)
+        return (data.astype(np.float32) - offset) * scale
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"offset": list(self.offset), "scale": list(self.scale)}
+
+
+def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
+    """Parse ``None``/``"none"``, ``"meanstd"`` or ``"percentile:LOW,HIGH"``.
+
+    Examples
+    --------
+    >>> parse_normalize("percentile:1,99.8")
+    ('percentile', (1.0, 99.8))
+    """
+    if text is None or text.strip().lower() in ("", "none"):
+        return "none", ()
+    method, _, args = text.strip().lower().partition(":")
+    if method == "meanstd" and not args:
+        return "meanstd", ()
+    if method == "percentile":
+        try:
+            low, high = (float(v) for v in args.split(","))
+        except ValueError as err:
+            raise InvalidRequestError(
+                f"normalize {text!r}: expected percentile:LOW,HIGH such as percentile:1,99.8"
+            ) from err
+        if not 0.0 <= low < high <= 100.0:
+            raise InvalidRequestError(f"normalize {text!r}: need 0 <= LOW < HIGH <= 100")
+        return "percentile", (low, high)
+    raise InvalidRequestError(
+        f"unknown normalisation {text!r}; use none, meanstd or percentile:LOW,HIGH"
+    )
+
+
+def compute_normalization(
+    image: Image, method: str | None, *, scene: int = 0
+) -> Normalization | None:
+    """Compute per-channel normalisation values over the whole image (one scene).
+
+    Returns ``None`` for raw values. Memory is bounded by one block of ``2048×2048`` pixels
+    per channel and a 65,536-bin histogram per channel.
+
+    Examples
+    --------
+    >>> data = np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10)
+    >>> compute_normalization(Image(data), "percentile:0,100")
+    Normalization(offset=(0.0,), scale=(0.010101010101010102,))
+    """
+    kind, args = parse_normalize(method)
+    if kind == "none":
+        return None
+    n_channels = image.sizes["C"]
+    if kind == "meanstd":
+        total = np.zeros(n_channels)
+        squares = np.zeros(n_channels)
+        count = 0
+        for block in _blocks(image, scene):
+            flat = block.reshape(n_channels, -1).astype(np.float64)
+            total += flat.sum(axis=1)
+            squares += (flat * flat).sum(axis=1)
+            count += flat.shape[1]
+        mean = total / count
+        std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+        return Normalization(tuple(mean), tuple(1.0 / s if s > 0 else 1.0 for s in std))
+    counts, lo, width = _histograms(image, scene)
+    offsets, scales = [], []
+    for c in range(n_channels):
+        low, high = (_percentile(counts[c], lo[c], width[c], p) for p in args)
+        offsets.append(low)
+        scales.append(1.0 / (high - low) if high > low else 1.0)
+    return Normalization(tuple(offsets), tuple(scales))
+
+
+def _blocks(image: Image, scene: int) -> Iterator[np.ndarray]:
+    """Yield ``C×y×x`` blocks covering one scene."""
+    sizes = image.sizes
+    for t, z, y, x in itertools.product(
+        range(sizes["T"]),
+        range(sizes["Z"]),
+        range(0, sizes["Y"], _BLOCK),
+        range(0, sizes["X"], _BLOCK),
+    ):
+        region = image.read(S=scene, T=t, Z=z, Y=slice(y, y + _BLOCK), X=slice(x, x + _BLOCK))
+        yield region[0, 0, :, 0]
+
+
+def _histograms(image: Image, scene: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel counts, the value of bin 0 and the bin width."""
+    n_channels = image.sizes["C"]
+    dtype = image.dtype
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        lo = np.full(n_channels, float(np.iinfo(dtype).min))
+        width = np.ones(n_channels)
+        n_bins = 2 ** (8 * dtype.itemsize)
+        counts = np.zeros((n_channels, n_bins), np.int64)
+        for block in _blocks(image, scene):
+            for c in range(n_channels):
+                values = block[c].ravel().astype(np.int64) - int(lo[c])
+                counts[c] += np.bincount(values, minlength=n_bins)
+        return counts, lo, width
+    lo = np.full(n_channels, np.inf)
+    hi = np.full(n_channels, -np.inf)
+    for block in _blocks(image, scene):
+        flat = block.reshape(n_channels, -1)
+        lo = np.minimum(lo, np.nanmin(flat, axis=1).astype(np.float64))
+        hi = np.maximum(hi, np.nanmax(flat, axis=1).astype(np.float64))
+    if dtype.kind in "ui":  # integer bins must hold whole values
+        width = np.maximum(np.ceil((hi - lo + 1) / _BINS), 1.0)
+    else:
+        width = np.where(hi > lo, (hi - lo) / (_BINS - 1), 1.0)
+    counts = np.zeros((n_channels, _BINS), np.int64)
+    for block in _blocks(image, scene):
+        for c in range(n_channels):
+            values = block[c].ravel().astype(np.float64)
+            values = values[np.isfinite(values)]
+            index = np.clip(np.floor((values - lo[c]) / width[c]), 0, _BINS - 1).astype(np.int64)
+            counts[c] += np.bincount(index, minlength=_BINS)
+    return counts, lo, width
+
+
+def _percentile(counts: np.ndarray, lo: float, width: float, percent: float) -> float:
+    """``np.percentile`` (linear method) from a histogram whose bin ``i`` holds ``lo + i*width``."""
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    if n == 0:
+        return 0.0
+    rank = percent / 100.0 * (n - 1)
+    below = int(np.floor(rank))
+    frac = rank - below
+    first = int(np.searchsorted(cumulative, below, side="right"))
+    second = int(np.searchsorted(cumulative, min(below + 1, n - 1), side="right"))
+    v1, v2 = lo + first * width, lo + second * width
+    return float(v1 + frac * (v2 - v1))

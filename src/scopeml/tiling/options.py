@@ -1,0 +1,144 @@
+"""The options of a segmentation run: one frozen dataclass for the API, the CLI and servers."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from scopeml.errors import InvalidRequestError
+
+OUTPUT_NAMES = ("labels", "probabilities", "confidence", "mask")
+PROBABILITY_DTYPES = ("float32", "float16", "uint8")
+
+# Options that change the pixels written; a resumed run must agree on all of them.
+_RESULT_OPTIONS = (
+    "outputs",
+    "tile_size",
+    "halo",
+    "min_confidence",
+    "extract_class",
+    "blend",
+    "normalize",
+    "probability_dtype",
+    "scene",
+)
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """How to run a model over an image.
+
+    Attributes
+    ----------
+    outputs
+        Any of ``labels`` (argmax class, 0 = first class), ``probabilities`` (one channel per
+        class), ``confidence`` (max probability), ``mask`` (binary mask of ``extract_class``).
+    tile_size
+        Core (written block) size per tiled axis: one int for all, or one per spatial axis.
+        ``None``: 512 for 2-D models, 128 for 3-D models. Ignored for models with a fixed input.
+    halo
+        Context on each side of a core; ``None`` takes the model's own. Smaller than the
+        model's need gives a warning (tiles will then differ from a whole-image run).
+    batch_size
+        Tiles of equal shape sent to the runtime together.
+    workers
+        Threads of the local executor (one shared model session).
+    scheduler
+        A dask.distributed scheduler address; runs the plan there instead of locally.
+    min_confidence
+        Pixels whose maximum probability is below this become background (label 0).
+    extract_class
+        Class name written as a 0/1 ``mask`` output.
+    blend
+        Fuse overlapping Gaussian-weighted windows instead of cropping halos (models with
+        global context).
+    normalize
+        ``None``/``"none"``: raw values as float32; ``"percentile:LOW,HIGH"`` maps the global
+        per-channel percentiles to 0 and 1; ``"meanstd"`` standardises with the global
+        per-channel mean and standard deviation.
+    probability_dtype
+        ``float32``, ``float16`` or ``uint8`` (probability × 255, rounded).
+    scene
+        Scene index of a multi-scene image.
+    """
+
+    outputs: tuple[str, ...] = ("labels",)
+    tile_size: int | tuple[int, ...] | None = None
+    halo: int | tuple[int, ...] | None = None
+    batch_size: int = 4
+    workers: int = 2
+    scheduler: str | None = None
+    min_confidence: float | None = None
+    extract_class: str | None = None
+    blend: bool = False
+    normalize: str | None = None
+    probability_dtype: str = "float32"
+    scene: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    quiet: bool = False
+    ome_tiff: bool = False
+
+    def __post_init__(self) -> None:
+        outputs = tuple(self.outputs)
+        if self.extract_class is not None and "mask" not in outputs:
+            outputs = (*outputs, "mask")
+        object.__setattr__(self, "outputs", outputs)
+        unknown = [name for name in outputs if name not in OUTPUT_NAMES]
+        if unknown or not outputs:
+            raise InvalidRequestError(
+                f"unknown outputs {unknown or outputs}; choose from {', '.join(OUTPUT_NAMES)}"
+            )
+        if "mask" in outputs and self.extract_class is None:
+            raise InvalidRequestError("the mask output needs extract_class (a class name)")
+        if self.probability_dtype not in PROBABILITY_DTYPES:
+            raise InvalidRequestError(
+                f"probability dtype {self.probability_dtype!r} is not one of "
+                f"{', '.join(PROBABILITY_DTYPES)}"
+            )
+        if self.batch_size < 1 or self.workers < 1:
+            raise InvalidRequestError(
+                f"batch_size and workers must be >= 1; got {self.batch_size}, {self.workers}"
+            )
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise InvalidRequestError(
+                f"min_confidence must be in [0, 1]; got {self.min_confidence}"
+            )
+        for name in ("tile_size", "halo"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+                value = tuple(value)
+            values = value if isinstance(value, tuple) else (value,)
+            if value is not None and any(
+                int(v) < (1 if name == "tile_size" else 0) for v in values
+            ):
+                raise InvalidRequestError(f"{name} must be positive; got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict (tuples as lists)."""
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SegmentOptions:
+        """Inverse of :meth:`to_dict`; unknown keys are an error.
+
+        Examples
+        --------
+        >>> SegmentOptions.from_dict(SegmentOptions(halo=8).to_dict()).halo
+        8
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidRequestError(f"unknown options {unknown}; known are {sorted(known)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+    def result_dict(self) -> dict[str, Any]:
+        """The options that change the result (recorded in the output for resume checks)."""
+        full = self.to_dict()
+        return {key: full[key] for key in _RESULT_OPTIONS}

@@ -1,0 +1,128 @@
+"""From class probabilities to the written outputs: labels, probabilities, confidence, mask.
+
+Output dtypes follow from the model (its class count), never from the input image.
+Label 0 is the model's first class (usually background) and where ``min_confidence`` rejects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One output array: its name, dtype and channel names (``()`` when it has no channel axis)."""
+
+    name: str
+    dtype: np.dtype
+    channel_names: tuple[str, ...] = ()
+
+
+def label_dtype(n_classes: int) -> np.dtype:
+    """Smallest unsigned integer dtype that holds class indices ``0 … n_classes - 1``.
+
+    Examples
+    --------
+    >>> label_dtype(2), label_dtype(256), label_dtype(257)
+    (dtype('uint8'), dtype('uint8'), dtype('uint16'))
+    """
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if n_classes - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+def output_specs(
+    classes: Sequence[str], outputs: Sequence[str], probability_dtype: str = "float32"
+) -> list[OutputSpec]:
+    """Describe the arrays a run writes, in the order of ``outputs``."""
+    specs = []
+    for name in outputs:
+        if name == "labels":
+            specs.append(OutputSpec(name, label_dtype(len(classes))))
+        elif name == "probabilities":
+            specs.append(OutputSpec(name, np.dtype(probability_dtype), tuple(classes)))
+        elif name == "confidence":
+            specs.append(OutputSpec(name, np.dtype(np.float32)))
+        elif name == "mask":
+            specs.append(OutputSpec(name, np.dtype(np.uint8)))
+        else:
+            raise InvalidRequestError(f"unknown output {name!r}")
+    return specs
+
+
+def class_index(classes: Sequence[str], name: str) -> int:
+    """Index of a class by name; an unknown name lists the known ones."""
+    try:
+        return list(classes).index(name)
+    except ValueError as err:
+        raise InvalidRequestError(
+            f"class {name!r} is not a class of the model; classes are {', '.join(classes)}"
+        ) from err
+
+
+def compute_outputs(
+    probabilities: np.ndarray,
+    specs: Sequence[OutputSpec],
+    *,
+    min_confidence: float | None = None,
+    extract_index: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Turn a ``K×…`` float32 probability block into the requested outputs.
+
+    Returns arrays of shape ``K×…`` (probabilities) or ``…`` (the others).
+
+    Examples
+    --------
+    >>> p = np.array([[[0.75, 0.25, 0.375]], [[0.25, 0.75, 0.625]]], np.float32)
+    >>> specs = output_specs(["bg", "fg"], ["labels", "confidence"])
+    >>> out = compute_outputs(p, specs, min_confidence=0.7)
+    >>> out["labels"].tolist(), out["confidence"].tolist()
+    ([[0, 1, 0]], [[0.75, 0.75, 0.625]])
+    """
+    names = {spec.name: spec for spec in specs}
+    result: dict[str, np.ndarray] = {}
+    need_labels = "labels" in names or "mask" in names
+    labels = confidence = None
+    if need_labels:
+        labels, confidence = _argmax_max(probabilities)
+        if min_confidence is not None:
+            labels[confidence < min_confidence] = 0
+    elif "confidence" in names:
+        confidence = probabilities.max(axis=0)
+    for name, spec in names.items():
+        if name == "labels":
+            result[name] = labels.astype(spec.dtype)
+        elif name == "confidence":
+            result[name] = confidence.astype(np.float32)
+        elif name == "mask":
+            result[name] = (labels == extract_index).astype(np.uint8)
+        elif name == "probabilities":
+            result[name] = _cast_probabilities(probabilities, spec.dtype)
+    return result
+
+
+def _argmax_max(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``argmax`` and ``max`` over axis 0 in one pass over contiguous class planes.
+
+    ``ndarray.argmax(axis=0)`` strides across planes and is several times slower; ties go to
+    the first class, as with ``argmax``.
+    """
+    best = probabilities[0].copy()
+    index = np.zeros(best.shape, np.uint8 if len(probabilities) <= 256 else np.uint32)
+    for k in range(1, len(probabilities)):
+        better = probabilities[k] > best
+        index[better] = k
+        np.maximum(best, probabilities[k], out=best)
+    return index, best
+
+
+def _cast_probabilities(probabilities: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.rint(np.clip(probabilities, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return probabilities.astype(dtype)

@@ -1,0 +1,108 @@
+"""open_image: the format registry, missing files, and the 6-D views readers are built on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scopeml.errors import InvalidImageError
+from scopeml.io import READERS, create_ome_zarr, open_image
+from scopeml.io._view import AxesView, SceneStack, normalize_key, select_scene
+from scopeml.io.registry import reader_for
+
+
+def test_an_unknown_suffix_lists_the_known_formats(tmp_path):
+    path = tmp_path / "image.xyz"
+    path.write_bytes(b"\0" * 10)
+    with pytest.raises(
+        InvalidImageError, match=r"unknown image format '\.xyz'; known: .*\.czi"
+    ) as info:
+        open_image(path)
+    assert info.value.path == str(path)
+    for suffix in (".czi", ".ome.tif", ".ome.zarr", ".png"):
+        assert suffix in str(info.value)
+
+
+def test_a_missing_file_is_an_invalid_image(tmp_path):
+    with pytest.raises(InvalidImageError, match=r"absent\.ome\.tif: no such file"):
+        open_image(tmp_path / "absent.ome.tif")
+
+
+def test_the_longest_suffix_wins_and_case_is_ignored():
+    assert reader_for("a.OME.TIFF").__name__ == "read_tiff"
+    assert reader_for("x.ome.zarr").__name__ == "read_ome_zarr"
+    assert reader_for("slide.CZI").__name__ == "read_czi"
+
+
+def test_a_zarr_group_inside_a_root_is_found_without_a_suffix(tmp_path):
+    path = tmp_path / "OUT.ome.zarr" / "confidence"
+    create_ome_zarr(path, shape=(4, 5), dtype="float32", axes="YX", chunks=(4, 5))[:] = 0.25
+    with open_image(path) as image:
+        assert image.shape == (1, 1, 1, 1, 4, 5)
+        assert float(image.read().max()) == 0.25
+
+
+def test_a_registered_callable_is_used(tmp_path, monkeypatch):
+    path = tmp_path / "thing.npy"
+    np.save(path, np.ones((3, 4), np.uint8), allow_pickle=False)
+
+    def read_npy(file, *, scene=None):
+        from scopeml.io import Image
+
+        return Image(AxesView(np.load(file, allow_pickle=False), "YX"), path=file)
+
+    monkeypatch.setitem(READERS, ".npy", read_npy)
+    with open_image(path) as image:
+        assert image.shape == (1, 1, 1, 1, 3, 4)
+
+
+def test_normalize_key_handles_ellipsis_negative_ints_and_rejects_steps():
+    slices, dropped = normalize_key((Ellipsis, -1), (2, 3, 4))
+    assert slices == (slice(0, 2), slice(0, 3), slice(3, 4)) and dropped == (2,)
+    with pytest.raises(IndexError, match="step 1"):
+        normalize_key((slice(None, None, 2),), (4,))
+    with pytest.raises(IndexError, match="out of range"):
+        normalize_key((5,), (4,))
+
+
+def test_axes_view_reorders_and_inserts_axes():
+    source = np.arange(2 * 3 * 4 * 5).reshape(3, 5, 4, 2)  # Y, X, Z, C
+    view = AxesView(source, "YXZC")
+    assert view.shape == (1, 1, 2, 4, 3, 5)
+    np.testing.assert_array_equal(view[0, 0, 1, 2], source[:, :, 2, 1])
+    np.testing.assert_array_equal(view[..., 1:3, 0:2][0, 0], source[1:3, 0:2].transpose(3, 2, 0, 1))
+    with pytest.raises(ValueError, match="do not name"):
+        AxesView(source, "YXZ")
+
+
+def test_axes_view_turns_read_failures_into_invalid_image_errors():
+    class Broken:
+        shape, dtype = (4, 4), np.uint8
+
+        def __getitem__(self, key):
+            raise OSError("tile 3 is corrupt")
+
+    with pytest.raises(
+        InvalidImageError, match=r"bad\.tif: cannot read pixels .*tile 3 is corrupt"
+    ):
+        AxesView(Broken(), "YX", path="bad.tif")[0, 0, 0, 0, 1:2, 1:3]
+
+
+def test_scenes_stack_only_when_equal():
+    a, b = AxesView(np.zeros((2, 3)), "YX"), AxesView(np.ones((2, 3)), "YX")
+    stacked = select_scene([a, b], None, path="f")
+    assert isinstance(stacked, SceneStack) and stacked.shape == (2, 1, 1, 1, 2, 3)
+    assert stacked[1:2].sum() == 6 and stacked[0:0].shape[0] == 0
+    assert select_scene([a, b], 1, path="f") is b
+    with pytest.raises(InvalidImageError, match="2 scenes of different sizes"):
+        select_scene([a, AxesView(np.zeros((4, 3)), "YX")], None, path="f")
+
+
+def test_formats_without_pyramids_refuse_a_level(tmp_path):
+    from PIL import Image as PILImage
+
+    PILImage.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "a.png")
+    with pytest.raises(InvalidImageError, match="level 1 does not exist"):
+        open_image(tmp_path / "a.png", level=1)
+    with pytest.raises(InvalidImageError, match="level must be ≥ 0"):
+        open_image(tmp_path / "a.png", level=-1)

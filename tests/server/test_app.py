@@ -1,0 +1,244 @@
+"""The REST API against a real uvicorn server: auth, registry, tiles, limits, metrics, schema."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from scopeml.client import Client, ServerResponseError
+from scopeml.model import load_model
+from scopeml.server.models import spec_from_dict
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def alice(server, tokens) -> Client:
+    with Client(server.url, tokens["alice"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(server, tokens) -> Client:
+    with Client(server.url, tokens["bob"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def model_id(alice: Client, container: Path) -> str:
+    return alice.upload_model(container)["id"]
+
+
+def test_health_needs_no_token(server):
+    response = httpx.get(f"{server.url}/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("path", ["/models", "/metrics", "/jobs"])
+@pytest.mark.parametrize("header", [None, "Bearer sml_wrong", "Basic YWxpY2U6cHc="])
+def test_wrong_or_missing_token_is_401(server, path, header):
+    headers = {} if header is None else {"Authorization": header}
+    response = httpx.get(f"{server.url}{path}", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_upload_lists_and_inspects_with_the_loaded_spec(alice, model_id, container):
+    record = alice.get_model(model_id)
+    assert record["owner"] == "alice"
+    assert record["name"] == "unet.czann"
+    assert spec_from_dict(record["spec"]) == load_model(container).spec
+    assert model_id in [m["id"] for m in alice.list_models()]
+    assert alice.model_spec(model_id) == load_model(container).spec
+
+
+def test_model_stored_under_id_not_user_name(server, alice, container):
+    record = alice.upload_model(container)
+    stored = list((server.data_dir / "models").glob(f"{record['id']}.*"))
+    assert [p.name for p in stored] == [f"{record['id']}.czann"]
+    assert not list((server.data_dir / "models").glob("unet*"))
+    alice.delete_model(record["id"])
+
+
+def test_other_users_model_is_404_until_shared(alice, bob, model_id):
+    tile = np.zeros((1, 16, 16), np.float32)
+    for call in (lambda: bob.get_model(model_id), lambda: bob.predict_tile(model_id, tile)):
+        with pytest.raises(ServerResponseError) as err:
+            call()
+        assert err.value.status_code == 404
+    assert model_id not in [m["id"] for m in bob.list_models()]
+    with pytest.raises(ServerResponseError) as err:
+        bob.delete_model(model_id)
+    assert err.value.status_code == 404
+
+    alice.share_model(model_id, True)
+    try:
+        assert bob.get_model(model_id)["shared"] is True
+        assert bob.predict_tile(model_id, tile).shape == (3, 16, 16)
+        with pytest.raises(ServerResponseError) as err:
+            bob.delete_model(model_id)
+        assert err.value.status_code == 403
+    finally:
+        alice.share_model(model_id, False)
+    with pytest.raises(ServerResponseError):
+        bob.get_model(model_id)
+
+
+def test_oversized_model_upload_is_413(server, tokens):
+    body = np.random.default_rng(0).bytes(2 * 1024 * 1024)  # the server allows 1 MB
+    response = httpx.post(
+        f"{server.url}/models",
+        params={"filename": "big.czann"},
+        content=body,
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+def test_invalid_container_is_422_and_leaves_nothing(server, alice, tmp_path):
+    before = sorted((server.data_dir / "models").iterdir())
+    garbage = tmp_path / "broken.czann"
+    garbage.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(ServerResponseError) as err:
+        alice.upload_model(garbage)
+    assert err.value.status_code == 422
+    assert "broken.czann" in str(err.value)
+    assert sorted((server.data_dir / "models").iterdir()) == before
+    assert not [p for p in (server.data_dir / "uploads").iterdir() if p.name.startswith("model")]
+
+
+def test_predict_tile_equals_local_model(alice, model_id, container):
+    local = load_model(container)
+    rng = np.random.default_rng(1)
+    tile = (rng.random((1, 48, 32)) * 4000).astype(np.uint16)
+    expected = local.predict(tile[np.newaxis].astype(np.float32))
+    assert np.array_equal(alice.predict_tile(model_id, tile), expected[0])
+    batch = rng.random((3, 1, 32, 64), np.float32) * 100
+    assert np.array_equal(alice.predict_tile(model_id, batch), local.predict(batch))
+    labels = alice.predict_tile(model_id, batch, labels=True)
+    assert labels.dtype == np.uint8
+    assert np.array_equal(labels, np.argmax(local.predict(batch), axis=1))
+
+
+def test_3d_model_tiles(alice, tmp_path):
+    from scopeml.model import convert_onnx
+    from scopeml.model.testing import tiny_unet_onnx
+
+    graph = tiny_unet_onnx(in_channels=2, n_classes=2, depth=1, spatial_dims=3, seed=4)
+    path = convert_onnx(graph, tmp_path / "unet3d.czann", classes=["bg", "fg"], min_overlap=8)
+    model_id = alice.upload_model(path)["id"]
+    tile = np.random.default_rng(2).random((2, 8, 16, 12), np.float32)
+    expected = load_model(path).predict(tile[np.newaxis])[0]
+    assert np.array_equal(alice.predict_tile(model_id, tile), expected)
+    with pytest.raises(ServerResponseError, match="the 3-D model takes"):
+        alice.predict_tile(model_id, tile[:, 0])
+    alice.delete_model(model_id)
+
+
+def test_raw_bytes_with_headers(server, tokens, model_id, container):
+    tile = np.arange(32 * 32, dtype=np.uint16).reshape(1, 32, 32)
+    response = httpx.post(
+        f"{server.url}/models/{model_id}/predict",
+        content=tile.tobytes(),
+        headers={
+            "Authorization": f"Bearer {tokens['alice']}",
+            "X-Tile-Dtype": "uint16",
+            "X-Tile-Shape": "1,32,32",
+        },
+    )
+    assert response.status_code == 200
+    result = np.load(io.BytesIO(response.content), allow_pickle=False)
+    expected = load_model(container).predict(tile[np.newaxis].astype(np.float32))[0]
+    assert np.array_equal(result, expected)
+
+
+MALFORMED = {
+    "garbage": (b"\x00garbage bytes", {}, "neither .npy"),
+    "truncated npy": (npy(np.zeros((1, 16, 16), np.float32))[:100], {}, "not a readable"),
+    "complex dtype": (npy(np.zeros((1, 16, 16), np.complex64)), {}, "dtype complex64"),
+    "bool dtype": (npy(np.zeros((1, 16, 16), bool)), {}, "dtype bool"),
+    "wrong channels": (npy(np.zeros((2, 16, 16), np.float32)), {}, "2 channels; model expects 1"),
+    "off-step size": (npy(np.zeros((1, 16, 18), np.float32)), {}, "multiples of (4, 4)"),
+    "wrong rank": (npy(np.zeros((16, 16), np.float32)), {}, "2 dimensions"),
+    "empty axis": (npy(np.zeros((1, 0, 16), np.float32)), {}, "empty axis"),
+    "raw size mismatch": (
+        b"\x00" * 100,
+        {"X-Tile-Dtype": "float32", "X-Tile-Shape": "1,16,16"},
+        "need 1024",
+    ),
+    "raw bad dtype": (b"\x00" * 4, {"X-Tile-Dtype": "pear", "X-Tile-Shape": "1"}, "not a numpy"),
+    "raw object dtype": (b"\x00" * 8, {"X-Tile-Dtype": "O", "X-Tile-Shape": "1"}, "dtype object"),
+    "raw bad shape": (b"\x00" * 4, {"X-Tile-Dtype": "f4", "X-Tile-Shape": "1,a"}, "integers"),
+    "raw without shape": (b"\x00" * 4, {"X-Tile-Dtype": "f4"}, "both X-Tile-Dtype"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_tile_is_422_with_a_clear_message(server, tokens, model_id, case):
+    body, headers, message = MALFORMED[case]
+    response = httpx.post(
+        f"{server.url}/models/{model_id}/predict",
+        content=body,
+        headers={"Authorization": f"Bearer {tokens['alice']}", **headers},
+    )
+    assert response.status_code == 422, response.text
+    assert message in response.json()["detail"]
+
+
+def test_pickled_object_array_is_refused(server, tokens, model_id):
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    response = httpx.post(
+        f"{server.url}/models/{model_id}/predict",
+        content=buffer.getvalue(),
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    assert response.status_code == 422
+    assert "pickle" in response.json()["detail"].lower()
+
+
+def test_oversized_tile_is_413(server, tokens, model_id):
+    tile = np.zeros((1, 512, 1024), np.float32)  # 2 MB; the server allows 1 MB
+    response = httpx.post(
+        f"{server.url}/models/{model_id}/predict",
+        content=npy(tile),
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    assert response.status_code == 413
+
+
+def test_delete_model_then_404(alice, container):
+    model = alice.upload_model(container)
+    alice.delete_model(model["id"])
+    with pytest.raises(ServerResponseError) as err:
+        alice.get_model(model["id"])
+    assert err.value.status_code == 404
+
+
+def test_metrics_count_requests_tiles_and_latency(server, alice, model_id):
+    alice.predict_tile(model_id, np.zeros((2, 1, 16, 16), np.float32))
+    text = httpx.get(
+        f"{server.url}/metrics", headers={"Authorization": alice._http.headers["Authorization"]}
+    ).text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert int(lines["scopeml_tiles_predicted_total"]) >= 2
+    key = 'scopeml_requests_total{method="POST",route="/models/{model_id}/predict",status="200"}'
+    assert int(lines[key]) >= 1
+    assert int(lines['scopeml_request_duration_seconds_bucket{le="+Inf"}']) >= 1
+
+
+def test_openapi_schema_and_docs(server):
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    assert {"/models", "/models/{model_id}/predict", "/jobs", "/health"} <= set(schema["paths"])
+    assert "HTTPBearer" in schema["components"]["securitySchemes"]
+    assert httpx.get(f"{server.url}/docs").status_code == 200

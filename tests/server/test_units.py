@@ -1,0 +1,180 @@
+"""The server's parts without HTTP: micro-batcher, database, tile decoding, admin command."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from scopeml.cli.serve import admin
+from scopeml.errors import InvalidRequestError
+from scopeml.server.batcher import MicroBatcher
+from scopeml.server.database import Database, hash_token
+from scopeml.server.jobs import resolve_image_path
+from scopeml.server.tiles import decode_tile
+
+
+class CountingModel:
+    """Doubles its input; records the batch sizes it saw (from any thread)."""
+
+    def __init__(self, fail_on: float | None = None) -> None:
+        self.calls: list[tuple[int, ...]] = []
+        self.fail_on = fail_on
+        self._lock = threading.Lock()
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            self.calls.append(batch.shape)
+        if self.fail_on is not None and (batch == self.fail_on).any():
+            raise ValueError("bad tile")
+        return np.concatenate([batch, 2 * batch], axis=1)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_batcher_merges_waiting_requests_into_few_calls():
+    model = CountingModel()
+
+    async def main():
+        batcher = MicroBatcher(model.predict, max_batch=4, wait_s=0.05)
+        tiles = [np.full((1, 1, 4, 4), i, np.float32) for i in range(10)]
+        results = await asyncio.gather(*(batcher.predict(t) for t in tiles))
+        await batcher.close()
+        return tiles, results
+
+    tiles, results = run(main())
+    for tile, result in zip(tiles, results, strict=True):
+        assert np.array_equal(result, np.concatenate([tile, 2 * tile], axis=1))
+    assert [shape[0] for shape in model.calls] == [4, 4, 2]
+
+
+def test_batcher_keeps_shapes_apart_and_big_requests_whole():
+    model = CountingModel()
+
+    async def main():
+        batcher = MicroBatcher(model.predict, max_batch=3, wait_s=0.05, concurrency=1)
+        requests = [
+            np.zeros((1, 1, 4, 4), np.float32),
+            np.ones((1, 1, 8, 8), np.float32),
+            np.full((5, 1, 4, 4), 2, np.float32),  # larger than max_batch: runs alone
+            np.full((1, 1, 4, 4), 3, np.float32),
+        ]
+        results = await asyncio.gather(*(batcher.predict(r) for r in requests))
+        await batcher.close()
+        return requests, results
+
+    requests, results = run(main())
+    for request, result in zip(requests, results, strict=True):
+        assert result.shape == (request.shape[0], 2, *request.shape[2:])
+        assert np.array_equal(result[:, 0], request[:, 0])
+    # first round: the 4×4 tile, the 8×8 tile and the 5-tile batch (which fills it); the 4×4
+    # tile queued last is the second round
+    assert model.calls == [(1, 1, 4, 4), (5, 1, 4, 4), (1, 1, 8, 8), (1, 1, 4, 4)]
+
+
+def test_batcher_runs_calls_concurrently_up_to_its_limit():
+    async def main(concurrency, timeout):
+        barrier = threading.Barrier(2, timeout=timeout)  # breaks unless two calls run at once
+
+        def predict(batch):
+            barrier.wait()
+            return batch
+
+        executor = ThreadPoolExecutor(4)
+        batcher = MicroBatcher(
+            predict, max_batch=1, wait_s=0.0, concurrency=concurrency, executor=executor
+        )
+        tiles = [np.zeros((1, 1, 2, 2), np.float32) for _ in range(2)]
+        try:
+            return await asyncio.gather(
+                *(batcher.predict(t) for t in tiles), return_exceptions=True
+            )
+        finally:
+            await batcher.close()
+            executor.shutdown()
+
+    assert all(isinstance(r, np.ndarray) for r in run(main(2, timeout=10)))
+    # one call at a time: the first waits alone at the barrier and breaks it
+    assert any(isinstance(r, threading.BrokenBarrierError) for r in run(main(1, timeout=0.5)))
+
+
+def test_batcher_error_reaches_only_its_batch():
+    model = CountingModel(fail_on=7.0)
+
+    async def main():
+        batcher = MicroBatcher(model.predict, max_batch=1, wait_s=0.0)
+        good = batcher.predict(np.ones((1, 1, 2, 2), np.float32))
+        bad = batcher.predict(np.full((1, 1, 2, 2), 7.0, np.float32))
+        results = await asyncio.gather(good, bad, return_exceptions=True)
+        await batcher.close()
+        return results
+
+    good, bad = run(main())
+    assert isinstance(good, np.ndarray)
+    assert isinstance(bad, ValueError)
+
+
+def test_database_tokens_are_stored_hashed(tmp_path: Path):
+    db = Database(tmp_path / "s.db")
+    token = db.create_token("ada", admin=True)
+    assert db.user_for_token(token) == {"user": "ada", "admin": True}
+    assert db.user_for_token(token + "x") is None
+    raw = (tmp_path / "s.db").read_bytes() + (tmp_path / "s.db-wal").read_bytes()
+    assert token.encode() not in raw
+    assert hash_token(token).encode() in raw
+    assert db.revoke_tokens("ada") == 1
+    assert db.user_for_token(token) is None
+    with pytest.raises(ValueError):
+        db.create_token("")
+    db.close()
+
+
+def test_database_jobs_unfinished_and_update_whitelist(tmp_path: Path):
+    db = Database(tmp_path / "s.db")
+    for job_id in ("a", "b", "c"):
+        db.add_job({"id": job_id, "owner": "u", "model_id": "m", "image": "i", "options": {}})
+    db.update_job("a", status="done")
+    db.update_job("b", status="running", done=3, total=9)
+    assert [job["id"] for job in db.unfinished_jobs()] == ["b", "c"]
+    assert db.get_job("b")["done"] == 3
+    with pytest.raises(ValueError):
+        db.update_job("b", owner="mallory")
+    db.close()
+    reopened = Database(tmp_path / "s.db")
+    assert [job["id"] for job in reopened.unfinished_jobs()] == ["b", "c"]
+    reopened.close()
+
+
+def test_decode_tile_rejects_a_shape_larger_than_the_body():
+    header = {"X-Tile-Dtype": "float32", "X-Tile-Shape": "100000,100000,100000"}
+    with pytest.raises(InvalidRequestError, match="need"):
+        decode_tile(b"\x00" * 16, header)
+
+
+def test_image_path_with_nul_or_unknown_suffix_is_refused(tmp_path: Path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InvalidRequestError, match="unknown suffix"):
+        resolve_image_path("notes.txt", tmp_path)
+    with pytest.raises(InvalidRequestError, match="NUL"):
+        resolve_image_path("a\x00.tif", tmp_path)
+    with pytest.raises(InvalidRequestError, match="no image paths"):
+        resolve_image_path("a.tif", None)
+
+
+def test_admin_create_token_prints_a_working_token(tmp_path: Path):
+    runner = CliRunner()
+    result = runner.invoke(admin, ["create-token", "dave", "--admin", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    token = result.output.strip()
+    db = Database(tmp_path / "scopeml.db")
+    assert db.user_for_token(token) == {"user": "dave", "admin": True}
+    db.close()
+    result = runner.invoke(admin, ["revoke-tokens", "dave", "--data-dir", str(tmp_path)])
+    assert "revoked 1" in result.output

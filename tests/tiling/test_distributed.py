@@ -1,0 +1,44 @@
+"""The same plan on a dask.distributed cluster gives the same output as the local pool."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from scopeml.api import segment
+from tests.tiling.engine_doubles import write_image_file, write_model_file
+
+distributed = pytest.importorskip("distributed")
+
+OUTPUTS = ("labels", "probabilities")
+
+
+def test_local_cluster_equals_local_run(tmp_path):
+    rng = np.random.default_rng(1)
+    image = write_image_file(
+        tmp_path / "img.ome.tif", rng.integers(0, 900, (2, 70, 90)).astype(np.uint16)
+    )
+    model = write_model_file(tmp_path / "m.czann", in_channels=2, n_classes=3)
+    local = segment(
+        image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        remote = segment(
+            image,
+            model,
+            tmp_path / "dask.ome.zarr",
+            outputs=OUTPUTS,
+            tile_size=32,
+            scheduler=cluster.scheduler_address,
+            quiet=True,
+        )
+    for name in OUTPUTS:
+        got = zarr.open_array(str(remote / name / "0"), mode="r")[...]
+        want = zarr.open_array(str(local / name / "0"), mode="r")[...]
+        np.testing.assert_array_equal(got, want)

@@ -1,0 +1,213 @@
+"""The engine end to end on in-memory images: exactness, outputs, metadata, checks."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import zarr
+
+from scopeml.api import segment
+from scopeml.errors import IncompatibleModelError, IncompleteOutputError, InvalidRequestError
+from scopeml.io import open_image
+from scopeml.io.image import Image
+from scopeml.tiling.store import partial_path
+from tests.tiling.engine_doubles import random_image, unet_double, whole_image_probabilities
+
+
+def read_output(out, name):
+    return np.asarray(zarr.open_array(str(out / name / "0"), mode="r")[...])
+
+
+def test_2d_tiled_equals_whole_image_bit_for_bit(unet2d, tmp_path):
+    # T=2, two channels, 203×171: neither a multiple of the 64 tile nor of the step 4
+    image = random_image((1, 2, 2, 1, 203, 171), pixel_sizes={"Y": 0.5, "X": 0.25})
+    out = segment(
+        image,
+        unet2d,
+        tmp_path / "out.ome.zarr",
+        outputs=["labels", "probabilities", "confidence"],
+        tile_size=64,
+        quiet=True,
+    )
+    probabilities = read_output(out, "probabilities")
+    assert probabilities.shape == (2, 3, 203, 171)  # T C Y X
+    for t in range(2):
+        whole = whole_image_probabilities(unet2d, image.read(T=t)[0, 0, :, 0].astype(np.float32))
+        np.testing.assert_array_equal(probabilities[t], whole)
+    assert len(unet2d.input_shapes) > 1  # really tiled (and batched)
+    labels = read_output(out, "labels")
+    assert labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, probabilities.argmax(axis=1))
+    np.testing.assert_array_equal(read_output(out, "confidence"), probabilities.max(axis=1))
+    opened = open_image(out / "probabilities")
+    assert opened.channel_names == ("class0", "class1", "class2")
+    assert opened.pixel_sizes["Y"] == pytest.approx(0.5)
+    assert opened.pixel_sizes["X"] == pytest.approx(0.25)
+
+
+def test_2d_model_iterates_z(tmp_path):
+    model = unet_double(depth=1)
+    image = random_image((1, 1, 1, 3, 40, 37), seed=3)
+    out = segment(
+        image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], tile_size=16, quiet=True
+    )
+    probabilities = read_output(out, "probabilities")
+    assert probabilities.shape == (2, 3, 40, 37)  # C Z Y X
+    for z in range(3):
+        whole = whole_image_probabilities(model, image.read(Z=z)[0, 0, :, 0].astype(np.float32))
+        np.testing.assert_array_equal(probabilities[:, z], whole)
+
+
+def test_3d_tiled_equals_whole_image_bit_for_bit(unet3d, tmp_path):
+    image = random_image((1, 1, 1, 19, 45, 38), seed=2)
+    out = segment(
+        image,
+        unet3d,
+        tmp_path / "o.ome.zarr",
+        outputs=["probabilities"],
+        tile_size=(8, 16, 16),
+        quiet=True,
+    )
+    probabilities = read_output(out, "probabilities")
+    whole = whole_image_probabilities(unet3d, image.read()[0, 0].astype(np.float32))
+    np.testing.assert_array_equal(probabilities, whole)
+    assert len(unet3d.input_shapes) > 1
+
+
+def test_too_small_halo_warns_and_differs(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 96, 96), seed=4)
+    with pytest.warns(UserWarning, match="below the model's need"):
+        out = segment(
+            image,
+            unet2d,
+            tmp_path / "o.ome.zarr",
+            outputs=["probabilities"],
+            tile_size=32,
+            halo=4,
+            quiet=True,
+        )
+    whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
+    assert not np.array_equal(read_output(out, "probabilities")[:], whole)
+
+
+def test_fixed_input_model_gets_exact_tile_size(tmp_path):
+    fixed = unet_double(depth=2, tile_shape=(64, 64))
+    dynamic = unet_double(depth=2)  # same seed: the same weights
+    image = random_image((1, 1, 1, 1, 90, 150), seed=5)
+    out = segment(image, fixed, tmp_path / "o.ome.zarr", outputs=["probabilities"], quiet=True)
+    assert {shape[2:] for shape in fixed.input_shapes} == {(64, 64)}
+    whole = whole_image_probabilities(dynamic, image.read()[0, 0, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
+
+
+def test_global_normalisation_feeds_every_tile_the_same_values(tmp_path):
+    model = unet_double(depth=1)
+    image = random_image((1, 1, 1, 1, 70, 66), seed=6)
+    out = segment(
+        image,
+        model,
+        tmp_path / "o.ome.zarr",
+        outputs=["probabilities"],
+        tile_size=16,
+        normalize="percentile:1,99.8",
+        quiet=True,
+    )
+    raw = image.read()[0, 0, :, 0].astype(np.float32)
+    low, high = np.percentile(raw, [1, 99.8])
+    normalised = (raw - np.float32(low)) * np.float32(1.0 / (high - low))
+    whole = whole_image_probabilities(model, normalised)
+    np.testing.assert_allclose(read_output(out, "probabilities"), whole, rtol=0, atol=1e-6)
+
+
+def test_min_confidence_mask_and_uint8_probabilities(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 50, 60), seed=7)
+    out = segment(
+        image,
+        unet2d,
+        tmp_path / "o.ome.zarr",
+        outputs=["labels", "probabilities"],
+        probability_dtype="uint8",
+        min_confidence=0.6,
+        extract_class="class2",
+        tile_size=32,
+        quiet=True,
+    )
+    whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
+    expected = whole.argmax(axis=0)
+    expected[whole.max(axis=0) < 0.6] = 0
+    assert 0 < (expected == 0).sum() < expected.size
+    np.testing.assert_array_equal(read_output(out, "labels"), expected)
+    np.testing.assert_array_equal(read_output(out, "mask"), (expected == 2).astype(np.uint8))
+    probabilities = read_output(out, "probabilities")
+    assert probabilities.dtype == np.uint8
+    np.testing.assert_array_equal(probabilities, np.rint(whole * 255).astype(np.uint8))
+
+
+def test_image_smaller_than_one_tile(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 7, 5), seed=8)
+    out = segment(image, unet2d, tmp_path / "o.ome.zarr", outputs=["probabilities"], quiet=True)
+    whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
+
+
+def test_blend_mode_runs_and_is_close_to_exact(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 100, 90), seed=9)
+    out = segment(
+        image,
+        unet2d,
+        tmp_path / "o.ome.zarr",
+        outputs=["probabilities"],
+        tile_size=48,
+        blend=True,
+        quiet=True,
+    )
+    probabilities = read_output(out, "probabilities")
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
+    whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
+    assert np.mean(probabilities.argmax(0) == whole.argmax(0)) > 0.9
+
+
+def test_channel_mismatch_names_both(unet2d, tmp_path):
+    image = random_image((1, 1, 3, 1, 32, 32), path="three.tif")
+    with pytest.raises(IncompatibleModelError, match=r"image has 3 channels; model .* expects 2"):
+        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+    assert not (tmp_path / "o.ome.zarr").exists()
+
+
+def test_3d_model_on_single_plane_is_refused(unet3d, tmp_path):
+    with pytest.raises(IncompatibleModelError, match="single Z plane"):
+        segment(random_image((1, 1, 1, 1, 32, 32)), unet3d, tmp_path / "o.ome.zarr", quiet=True)
+
+
+def test_unknown_class_lists_known(unet2d, tmp_path):
+    with pytest.raises(InvalidRequestError, match="class0, class1, class2"):
+        segment(
+            random_image((1, 1, 2, 1, 32, 32)),
+            unet2d,
+            tmp_path / "o.ome.zarr",
+            extract_class="nucleus",
+            quiet=True,
+        )
+
+
+def test_existing_output_needs_overwrite_and_partial_needs_resume(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 32, 32))
+    out = tmp_path / "o.ome.zarr"
+    segment(image, unet2d, out, quiet=True)
+    with pytest.raises(InvalidRequestError, match="overwrite"):
+        segment(image, unet2d, out, quiet=True)
+    segment(image, unet2d, out, overwrite=True, quiet=True)
+    os.replace(out, partial_path(out))  # what an interrupted run leaves
+    with pytest.raises(IncompleteOutputError, match="resume"):
+        segment(image, unet2d, out, quiet=True)
+    assert not out.exists()
+
+
+def test_multi_scene_image_needs_a_scene(unet2d, tmp_path):
+    image = Image(np.zeros((2, 1, 2, 1, 16, 16), np.uint8))
+    with pytest.raises(InvalidRequestError, match="2 scenes"):
+        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+    out = segment(image, unet2d, tmp_path / "o.ome.zarr", scene=1, quiet=True)
+    assert read_output(out, "labels").shape == (16, 16)

@@ -1,0 +1,119 @@
+"""An interrupted run (kill -9) resumes to the same output; a different run is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from scopeml.api import open_model, segment
+from scopeml.errors import IncompleteOutputError
+from scopeml.tiling.store import partial_path
+from tests.tiling.engine_doubles import write_image_file, write_model_file
+
+OUTPUTS = ("labels", "probabilities", "confidence")
+
+# A run whose model sleeps per batch, so the test can kill it half-way.
+SLOW_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from scopeml.api import open_model, segment
+
+    model = open_model(sys.argv[2])
+
+    class Slow:
+        spec = model.spec
+        path = model.path
+
+        def predict(self, batch):
+            time.sleep(0.05)
+            return model.predict(batch)
+
+    segment(sys.argv[1], Slow(), sys.argv[3], outputs=OUTPUTS, tile_size=16, batch_size=1,
+            workers=1, quiet=True)
+    """
+).replace("OUTPUTS", repr(OUTPUTS))
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    image = write_image_file(
+        tmp_path / "img.ome.tif", rng.integers(0, 900, (1, 120, 100)).astype(np.uint16)
+    )
+    model = write_model_file(tmp_path / "m.czann", seed=0)
+    return image, model
+
+
+def read_all(out):
+    return {name: zarr.open_array(str(out / name / "0"), mode="r")[...] for name in OUTPUTS}
+
+
+def test_killed_run_resumes_to_identical_output(files, tmp_path):
+    image, model = files
+    out = tmp_path / "killed.ome.zarr"
+    done = partial_path(out) / ".scopeml-done"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(image), str(model), str(out)])
+    try:
+        deadline = time.monotonic() + 120
+        while not (done.is_dir() and len(os.listdir(done)) >= 5):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.kill()  # SIGKILL: no cleanup
+    finally:
+        proc.wait()
+    n_done = len(os.listdir(done))
+    assert not out.exists() and 5 <= n_done < 56  # 8 × 7 tiles of 16 px
+    result = segment(image, model, out, outputs=OUTPUTS, tile_size=16, resume=True, quiet=True)
+    reference = segment(
+        image, model, tmp_path / "whole.ome.zarr", outputs=OUTPUTS, tile_size=16, quiet=True
+    )
+    assert result == out and not partial_path(out).exists()
+    got, want = read_all(result), read_all(reference)
+    for name in OUTPUTS:
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_resume_with_another_model_or_image_is_refused(files, tmp_path):
+    image, model = files
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(RuntimeError, match="power cut"):
+        segment(
+            image,
+            FailingAfter(open_model(model), 3),
+            out,
+            tile_size=16,
+            batch_size=1,
+            workers=1,
+            quiet=True,
+        )
+    assert len(os.listdir(partial_path(out) / ".scopeml-done")) == 3
+    other_model = write_model_file(tmp_path / "other.czann", seed=1)
+    with pytest.raises(IncompleteOutputError, match=r"different run.*sha256"):
+        segment(image, other_model, out, tile_size=16, resume=True, quiet=True)
+    other_image = write_image_file(tmp_path / "other.ome.tif", np.zeros((1, 120, 100), np.uint16))
+    with pytest.raises(IncompleteOutputError, match=r"different run.*image"):
+        segment(other_image, model, out, tile_size=16, resume=True, quiet=True)
+    with pytest.raises(IncompleteOutputError, match=r"different run.*tile_size"):
+        segment(image, model, out, tile_size=32, resume=True, quiet=True)
+    assert segment(image, model, out, tile_size=16, resume=True, quiet=True) == out
+
+
+class FailingAfter:
+    """A model that breaks down after ``n`` batches (an interrupted run, in-process)."""
+
+    def __init__(self, model, n):
+        self.spec, self.path, self._model, self._left = model.spec, model.path, model, n
+
+    def predict(self, batch):
+        if self._left == 0:
+            raise RuntimeError("power cut")
+        self._left -= 1
+        return self._model.predict(batch)
