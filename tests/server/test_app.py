@@ -127,7 +127,7 @@ def test_predict_tile_equals_local_model(alice, model_id, container):
     assert np.array_equal(alice.predict_tile(model_id, batch), local.predict(batch))
     labels = alice.predict_tile(model_id, batch, labels=True)
     assert labels.dtype == np.uint8
-    assert np.array_equal(labels, np.argmax(local.predict(batch), axis=1))
+    assert np.array_equal(labels, np.argmax(local.predict(batch), axis=1) + 1)
 
 
 def test_3d_model_tiles(alice, tmp_path):

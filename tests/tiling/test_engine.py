@@ -39,7 +39,7 @@ def test_2d_tiled_equals_whole_image_bit_for_bit(unet2d, tmp_path):
     assert len(unet2d.input_shapes) > 1  # really tiled (and batched)
     labels = read_output(out, "labels")
     assert labels.dtype == np.uint8
-    np.testing.assert_array_equal(labels, probabilities.argmax(axis=1))
+    np.testing.assert_array_equal(labels, probabilities.argmax(axis=1) + 1)
     np.testing.assert_array_equal(read_output(out, "confidence"), probabilities.max(axis=1))
     opened = open_image(out / "probabilities")
     assert opened.channel_names == ("class0", "class1", "class2")
@@ -135,11 +135,11 @@ def test_min_confidence_mask_and_uint8_probabilities(unet2d, tmp_path):
         quiet=True,
     )
     whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
-    expected = whole.argmax(axis=0)
+    expected = whole.argmax(axis=0) + 1
     expected[whole.max(axis=0) < 0.6] = 0
     assert 0 < (expected == 0).sum() < expected.size
     np.testing.assert_array_equal(read_output(out, "labels"), expected)
-    np.testing.assert_array_equal(read_output(out, "mask"), (expected == 2).astype(np.uint8))
+    np.testing.assert_array_equal(read_output(out, "mask"), (expected == 3).astype(np.uint8))
     probabilities = read_output(out, "probabilities")
     assert probabilities.dtype == np.uint8
     np.testing.assert_array_equal(probabilities, np.rint(whole * 255).astype(np.uint8))

@@ -15,7 +15,7 @@ def test_labels_equal_argmax_with_ties_to_the_first_class():
     probabilities = rng.integers(0, 4, (5, 30, 20)).astype(np.float32)  # many ties
     specs = output_specs([f"c{i}" for i in range(5)], ["labels", "confidence"])
     out = compute_outputs(probabilities, specs)
-    np.testing.assert_array_equal(out["labels"], probabilities.argmax(axis=0))
+    np.testing.assert_array_equal(out["labels"], probabilities.argmax(axis=0) + 1)
     np.testing.assert_array_equal(out["confidence"], probabilities.max(axis=0))
     assert out["labels"].dtype == np.uint8
 
@@ -25,7 +25,7 @@ def test_many_classes_get_a_wider_label_dtype():
     probabilities[299] = 1
     specs = output_specs([str(i) for i in range(300)], ["labels"])
     labels = compute_outputs(probabilities, specs)["labels"]
-    assert labels.dtype == label_dtype(300) == np.uint16 and (labels == 299).all()
+    assert labels.dtype == label_dtype(300) == np.uint16 and (labels == 300).all()
 
 
 def test_options_round_trip_and_validation():

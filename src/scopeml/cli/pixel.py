@@ -1,7 +1,131 @@
-"""``scopeml pixel …``."""
+"""``scopeml pixel train|features|info``: the random-forest pixel classifier.
+
+Library imports happen inside the commands so ``scopeml --help`` stays fast. A trained model is a
+``.czseg`` container that ``scopeml segment --model`` runs like any other model.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="pixel commands.", no_args_is_help=True)
+from scopeml.errors import InvalidLabelsError
+
+app = typer.Typer(
+    help="Train and inspect random-forest pixel classifiers (sparse labels → .czseg).",
+    no_args_is_help=True,
+)
+
+
+@app.command("train")
+def train(
+    image: Path = typer.Argument(..., help="Image to train on (CZI, OME-TIFF, TIFF, PNG, …)."),
+    labels: Path = typer.Argument(
+        ..., help="Label image of the same Y×X (Z×Y×X): 0 unlabelled, 1..K classes."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.czseg)."),
+    features: str = typer.Option(
+        "basic25", help="basic25, basic33, or 'family:sigma,sigma;…' (see `features --list`)."
+    ),
+    classes: str | None = typer.Option(None, help="Comma-separated names of classes 1..K."),
+    colors: str | None = typer.Option(None, help="Comma-separated #rrggbb per class."),
+    n_estimators: int = typer.Option(100, min=1, max=10_000, help="Trees in the forest."),
+    max_depth: int | None = typer.Option(None, min=1, help="Tree depth limit (none: unlimited)."),
+    seed: int = typer.Option(0, help="Random seed of the forest."),
+    jobs: int = typer.Option(-1, help="Threads (-1: all cores)."),
+    name: str = typer.Option("pixel classifier", help="Model name stored in the container."),
+) -> None:
+    """Train a pixel classifier from sparse labels and save it as a container."""
+    from scopeml.io import open_image
+    from scopeml.pixel import train_classifier
+
+    with open_image(image) as img, open_image(labels) as lab:
+        label_array = _label_array(lab.read(), img.spatial_shape, labels)
+        clf = train_classifier(
+            img,
+            label_array,
+            features=features,
+            classes=_split(classes),
+            colors=_split(colors),
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            spatial_dims=label_array.ndim,
+            n_jobs=jobs,
+            seed=seed,
+            name=name,
+        )
+    path = clf.save(output)
+    counts = ", ".join(
+        f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)
+    )
+    typer.echo(
+        f"{path}: {len(clf.classes)} classes ({counts} labelled pixels), "
+        f"{clf.forest.n_features} features, {clf.forest.n_trees} trees, halo {clf.features.halo}"
+    )
+
+
+@app.command("features")
+def features(
+    list_: bool = typer.Option(False, "--list", help="List filter families and presets."),
+    spec: str = typer.Option("basic25", "--features", help="Feature set whose names to print."),
+    channels: int = typer.Option(1, min=1, max=1024, help="Number of image channels."),
+    dims: int = typer.Option(2, min=2, max=3, help="Spatial dimensions (2 or 3)."),
+) -> None:
+    """Print the names of a feature set's features (or, with --list, what can be chosen)."""
+    from scopeml.features import FAMILIES, PRESETS, SIGMAS, parse_features
+
+    if list_:
+        typer.echo("families (outputs per channel in 2-D / 3-D):")
+        for family, (n2, n3) in FAMILIES.items():
+            typer.echo(f"  {family}  {n2} / {n3}")
+        typer.echo(f"usual sigmas: {', '.join(f'{s:g}' for s in SIGMAS)}")
+        typer.echo("presets:")
+        for name, fs in PRESETS.items():
+            groups: dict[str, list[str]] = {}
+            for family, sigma in fs.filters:
+                groups.setdefault(family, []).append(f"{sigma:g}")
+            text = ";".join(f"{f}:{','.join(s)}" for f, s in groups.items())
+            typer.echo(
+                f"  {name}: {fs.n_per_channel(2)} / {fs.n_per_channel(3)} per channel, "
+                f"halo {fs.halo}: {text}"
+            )
+        return
+    fs = parse_features(spec)
+    for feature in fs.names(channels, dims):
+        typer.echo(feature)
+    typer.echo(f"# {fs.n_per_channel(dims) * channels} features, halo {fs.halo}", err=True)
+
+
+@app.command("info")
+def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.czseg).")) -> None:
+    """Print a pixel classifier's metadata without loading its forest."""
+    from scopeml.pixel import read_metadata
+
+    meta = read_metadata(model)
+    typer.echo(f"{model}: {meta.Format} v{meta.FormatVersion} '{meta.Name}'")
+    typer.echo(f"  {meta.InChannels} channels, {meta.SpatialDims}-D, halo {meta.Halo}")
+    typer.echo(f"  features: {meta.Features.get('name')} ({len(meta.FeatureNames)})")
+    for c in meta.Classes:
+        typer.echo(f"  class {c.Label}: {c.Name} {c.Color}")
+    typer.echo(f"  forest: {meta.Forest.Trees} trees, {meta.Forest.Nodes} nodes")
+
+
+def _split(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _label_array(array, spatial_shape: tuple[int, int, int], path: Path):
+    """A label image as ``Y×X`` (or ``Z×Y×X`` when the image has Z planes) from a 6-D read."""
+    s, t, c, z, y, x = array.shape
+    if s * t * c != 1:
+        raise InvalidLabelsError(
+            f"labels have {s} scenes, {t} time points, {c} channels; expected one of each",
+            path=path,
+        )
+    if (z, y, x) != tuple(spatial_shape):
+        raise InvalidLabelsError(
+            f"labels are Z×Y×X {z}×{y}×{x}; the image is {'×'.join(map(str, spatial_shape))}",
+            path=path,
+        )
+    return array[0, 0, 0, 0] if z == 1 else array[0, 0, 0]

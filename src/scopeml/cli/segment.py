@@ -52,6 +52,9 @@ def segment(
     ),
     probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
     scene: int | None = typer.Option(None, help="Scene of a multi-scene image."),
+    channels: str | None = typer.Option(
+        None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
+    ),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its partial output."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -76,6 +79,7 @@ def segment(
         normalize=normalize,
         probability_dtype=probability_dtype,
         scene=scene,
+        channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
         resume=resume,
         overwrite=overwrite,
         quiet=quiet,

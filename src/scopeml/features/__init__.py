@@ -1,1 +1,40 @@
-"""Multi-scale filter features for pixel classification."""
+"""Multi-scale filter features for pixel classification.
+
+Every filter of a :class:`FeatureSet` runs on every channel (multi-spectral features, channel
+-major). Families: Gaussian smoothing, Laplacian of Gaussian, Gaussian gradient magnitude,
+difference of Gaussians, structure-tensor eigenvalues and Hessian-of-Gaussian eigenvalues, at
+ilastik's scales. A feature set's :attr:`FeatureSet.halo` is what a tile needs so that tiled
+features equal whole-image features bit for bit.
+
+Examples
+--------
+>>> import numpy as np
+>>> image = np.zeros((1, 8, 8), np.float32)
+>>> compute_features(image, "gaussian_smoothing:1.0").shape
+(1, 8, 8)
+"""
+
+from scopeml.features._bank import (
+    BASIC25,
+    BASIC33,
+    FAMILIES,
+    PRESETS,
+    SIGMAS,
+    FeatureSet,
+    filter_radius,
+    parse_features,
+)
+from scopeml.features._filters import compute_features, symmetric_eigenvalues
+
+__all__ = [
+    "BASIC25",
+    "BASIC33",
+    "FAMILIES",
+    "PRESETS",
+    "SIGMAS",
+    "FeatureSet",
+    "compute_features",
+    "filter_radius",
+    "parse_features",
+    "symmetric_eigenvalues",
+]

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from scopeml.errors import InvalidRequestError
+
 AXES = "STCZYX"
 SPATIAL_AXES = "ZYX"
 
@@ -107,6 +109,42 @@ class Image:
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.data[key])
 
+    def select_channels(self, channels: Sequence[int | str]) -> Image:
+        """A lazy view with only ``channels`` (indices or names), in the order given.
+
+        Examples
+        --------
+        >>> img = Image(np.arange(3).reshape(1, 1, 3, 1, 1, 1), channel_names=["a", "b", "c"])
+        >>> view = img.select_channels(["c", 0])
+        >>> view.channel_names, view.read().ravel().tolist()
+        (('c', 'a'), [2, 0])
+        """
+        indices = [self._channel_index(channel) for channel in channels]
+        if not indices:
+            raise InvalidRequestError("select at least one channel", path=self.path)
+        return Image(
+            _ChannelView(self.data, indices),
+            pixel_sizes=self.pixel_sizes,
+            channel_names=[self.channel_names[i] for i in indices],
+            path=self.path,
+            close=self.close,
+        )
+
+    def _channel_index(self, channel: int | str) -> int:
+        if isinstance(channel, str) and channel in self.channel_names:
+            return self.channel_names.index(channel)
+        if isinstance(channel, str) and channel.lstrip("-").isdigit():
+            channel = int(channel)
+        if isinstance(channel, (int, np.integer)) and -len(self.channel_names) <= channel < len(
+            self.channel_names
+        ):
+            return int(channel) % len(self.channel_names)
+        raise InvalidRequestError(
+            f"no channel {channel!r}; the image has {', '.join(self.channel_names)} "
+            f"(or indices 0..{len(self.channel_names) - 1})",
+            path=self.path,
+        )
+
     def close(self) -> None:
         if self._close is not None:
             self._close()
@@ -121,3 +159,22 @@ class Image:
     def __repr__(self) -> str:
         sizes = " ".join(f"{a}={n}" for a, n in self.sizes.items())
         return f"Image({sizes}, dtype={self.dtype}, path={self.path!r})"
+
+
+class _ChannelView:
+    """Some channels of a 6-D source, read one contiguous run of channels at a time."""
+
+    def __init__(self, data: ArrayLike, indices: Sequence[int]) -> None:
+        self.data, self.indices = data, list(indices)
+        self.dtype = data.dtype
+        shape = list(data.shape)
+        shape[2] = len(self.indices)
+        self.shape = tuple(shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = key[2].indices(len(self.indices))
+        wanted = self.indices[start:stop]
+        parts = []
+        for channel in wanted:
+            parts.append(np.asarray(self.data[(*key[:2], slice(channel, channel + 1), *key[3:])]))
+        return np.concatenate(parts, axis=2)

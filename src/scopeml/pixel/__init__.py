@@ -1,1 +1,44 @@
-"""The random-forest pixel classifier, trained from sparse labels."""
+"""The random-forest pixel classifier, trained from sparse labels.
+
+Train on multi-scale filter features of one or several images with sparse labels (0 unlabelled,
+``1..K`` classes), predict class probabilities through the :class:`~scopeml.model.spec.Model`
+protocol (so the tiling engine runs it like any DNN), save and load as a ``.czseg`` zip
+container without pickle. Output channel ``k`` is the probability of label value ``k + 1``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from scopeml.synthetic import synthetic_nuclei
+>>> image, truth = synthetic_nuclei((64, 64), density=0.003, seed=0)
+>>> labels = np.zeros_like(truth)
+>>> labels[::7, ::7] = (truth[::7, ::7] > 0) + 1        # sparse points, classes 1 and 2
+>>> clf = train_classifier(image, labels, classes=["background", "nucleus"], n_estimators=10)
+>>> clf.predict(image[None].astype(np.float32)).shape   # N×K×Y×X
+(1, 2, 64, 64)
+"""
+
+from scopeml.pixel._classifier import (
+    PixelClass,
+    PixelClassifier,
+    check_labels,
+    train_classifier,
+)
+from scopeml.pixel._container import (
+    FORMAT,
+    ClassifierMetadata,
+    load_classifier,
+    read_metadata,
+    save_classifier,
+)
+
+__all__ = [
+    "FORMAT",
+    "ClassifierMetadata",
+    "PixelClass",
+    "PixelClassifier",
+    "check_labels",
+    "load_classifier",
+    "read_metadata",
+    "save_classifier",
+    "train_classifier",
+]

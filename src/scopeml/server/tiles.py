@@ -15,6 +15,7 @@ import numpy as np
 
 from scopeml.errors import InvalidRequestError
 from scopeml.model.spec import ModelSpec
+from scopeml.tiling.outputs import label_dtype
 
 NPY_MAGIC = b"\x93NUMPY"
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -133,13 +134,13 @@ def encode_array(array: np.ndarray) -> bytes:
 
 
 def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    """Argmax over the class axis (1) in the smallest unsigned dtype that holds the classes.
+    """Labels as the engine writes them: class ``k`` (channel ``k`` of axis 1) is label ``k + 1``.
 
     Examples
     --------
     >>> labels_from_probabilities(np.array([[[0.2]], [[0.8]]], np.float32)[np.newaxis])
-    array([[[1]]], dtype=uint8)
+    array([[[2]]], dtype=uint8)
     """
-    n_classes = probabilities.shape[1]
-    dtype = np.uint8 if n_classes <= 256 else np.uint16
-    return np.argmax(probabilities, axis=1).astype(dtype)
+    labels = np.argmax(probabilities, axis=1).astype(label_dtype(probabilities.shape[1]))
+    labels += 1
+    return labels

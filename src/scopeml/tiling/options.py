@@ -22,6 +22,7 @@ _RESULT_OPTIONS = (
     "normalize",
     "probability_dtype",
     "scene",
+    "channels",
 )
 
 
@@ -61,6 +62,9 @@ class SegmentOptions:
         ``float32``, ``float16`` or ``uint8`` (probability × 255, rounded).
     scene
         Scene index of a multi-scene image.
+    channels
+        Image channels fed to the model, by index or name, in the model's order (``None``:
+        all channels, which must then match the model's input channels).
     """
 
     outputs: tuple[str, ...] = ("labels",)
@@ -75,6 +79,7 @@ class SegmentOptions:
     normalize: str | None = None
     probability_dtype: str = "float32"
     scene: int | None = None
+    channels: tuple[int | str, ...] | None = None
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
@@ -105,6 +110,8 @@ class SegmentOptions:
             raise InvalidRequestError(
                 f"min_confidence must be in [0, 1]; got {self.min_confidence}"
             )
+        if self.channels is not None:
+            object.__setattr__(self, "channels", tuple(self.channels))
         for name in ("tile_size", "halo"):
             value = getattr(self, name)
             if isinstance(value, list):

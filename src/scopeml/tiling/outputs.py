@@ -1,7 +1,8 @@
 """From class probabilities to the written outputs: labels, probabilities, confidence, mask.
 
 Output dtypes follow from the model (its class count), never from the input image.
-Label 0 is the model's first class (usually background) and where ``min_confidence`` rejects.
+Labels follow ilastik and ZEN: class ``k`` (output channel ``k``) is label ``k + 1``, and 0 means
+unclassified (below ``min_confidence``).
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ class OutputSpec:
 
 
 def label_dtype(n_classes: int) -> np.dtype:
-    """Smallest unsigned integer dtype that holds class indices ``0 … n_classes - 1``.
+    """Smallest unsigned integer dtype that holds labels ``0 … n_classes``.
 
     Examples
     --------
-    >>> label_dtype(2), label_dtype(256), label_dtype(257)
+    >>> label_dtype(2), label_dtype(255), label_dtype(256)
     (dtype('uint8'), dtype('uint8'), dtype('uint16'))
     """
     for dtype in (np.uint8, np.uint16, np.uint32):
-        if n_classes - 1 <= np.iinfo(dtype).max:
+        if n_classes <= np.iinfo(dtype).max:
             return np.dtype(dtype)
     return np.dtype(np.uint64)
 
@@ -83,14 +84,16 @@ def compute_outputs(
     >>> specs = output_specs(["bg", "fg"], ["labels", "confidence"])
     >>> out = compute_outputs(p, specs, min_confidence=0.7)
     >>> out["labels"].tolist(), out["confidence"].tolist()
-    ([[0, 1, 0]], [[0.75, 0.75, 0.625]])
+    ([[1, 2, 0]], [[0.75, 0.75, 0.625]])
     """
     names = {spec.name: spec for spec in specs}
     result: dict[str, np.ndarray] = {}
     need_labels = "labels" in names or "mask" in names
     labels = confidence = None
     if need_labels:
-        labels, confidence = _argmax_max(probabilities)
+        index, confidence = _argmax_max(probabilities)
+        labels = index.astype(label_dtype(len(probabilities)))
+        labels += 1
         if min_confidence is not None:
             labels[confidence < min_confidence] = 0
     elif "confidence" in names:
@@ -101,7 +104,7 @@ def compute_outputs(
         elif name == "confidence":
             result[name] = confidence.astype(np.float32)
         elif name == "mask":
-            result[name] = (labels == extract_index).astype(np.uint8)
+            result[name] = (labels == extract_index + 1).astype(np.uint8)
         elif name == "probabilities":
             result[name] = _cast_probabilities(probabilities, spec.dtype)
     return result

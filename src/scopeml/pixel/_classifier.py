@@ -1,0 +1,395 @@
+"""The :class:`PixelClassifier` (a :class:`~scopeml.model.spec.Model`) and its training.
+
+Class convention, stated once: in a label image 0 is unlabelled and ``k = 1..K`` is class ``k``;
+the classifier's output channel ``k - 1`` is the probability of class ``k`` (``classes[k - 1]``
+names it). So ``argmax`` over channels plus one gives back label values as trained.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import (
+    IncompatibleModelError,
+    InvalidImageError,
+    InvalidLabelsError,
+    InvalidRequestError,
+)
+from scopeml.features import FeatureSet, compute_features, parse_features
+from scopeml.model.spec import ModelSpec
+from scopeml.pixel._blocks import iter_blocks
+from scopeml.pixel._forest import Forest
+
+#: Spatial block edge (pixels) for computing features piecewise, by spatial dims.
+BLOCK = {2: 1024, 3: 96}
+
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PixelClass:
+    """A class the classifier predicts: its name and display colour (``"#rrggbb"``)."""
+
+    name: str
+    color: str
+
+
+class PixelClassifier:
+    """A random forest on multi-scale filter features; runs in the tiling engine as a Model.
+
+    Build one with :func:`train_classifier` or :func:`load_classifier`.
+
+    Attributes
+    ----------
+    spec
+        What the engine needs: ``halo`` (the feature set's), ``in_channels``, ``classes``,
+        ``spatial_dims``.
+    features
+        The :class:`~scopeml.features.FeatureSet` computed on every channel.
+    classes
+        One :class:`PixelClass` per output channel; channel ``k`` is label value ``k + 1``.
+    n_jobs
+        Threads for prediction (``-1``: all cores). Results do not depend on it.
+    info
+        Training parameters, stored with the model.
+    """
+
+    def __init__(
+        self,
+        forest: Forest,
+        features: FeatureSet,
+        *,
+        in_channels: int,
+        spatial_dims: int,
+        classes: Sequence[PixelClass],
+        name: str = "pixel classifier",
+        n_jobs: int = -1,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        n_features = in_channels * features.n_per_channel(spatial_dims)
+        if forest.n_features != n_features or forest.n_classes != len(classes):
+            raise ValueError(
+                f"forest has {forest.n_features} features and {forest.n_classes} classes; "
+                f"feature set gives {n_features}, {len(classes)} classes named"
+            )
+        self.forest = forest
+        self.features = features
+        self.classes = tuple(classes)
+        self.n_jobs = n_jobs
+        self.info = dict(info or {})
+        self.spec = ModelSpec(
+            spatial_dims=spatial_dims,
+            in_channels=in_channels,
+            classes=tuple(c.name for c in self.classes),
+            halo=(features.halo,) * spatial_dims,
+            name=name,
+            extra={"format": "scopeml-pixel-classifier"},
+        )
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features.names(self.spec.in_channels, self.spec.spatial_dims)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Class probabilities: ``N×C×[Z×]Y×X`` → ``N×K×[Z×]Y×X`` float32.
+
+        Large inputs are processed in blocks with the halo, in ``n_jobs`` threads; the result
+        is the same bit for bit as in one piece.
+        """
+        batch = np.asarray(batch)
+        dims, channels = self.spec.spatial_dims, self.spec.in_channels
+        if batch.ndim != 2 + dims or batch.shape[1] != channels:
+            raise IncompatibleModelError(
+                f"batch has shape {batch.shape}; the classifier expects N×{channels}×"
+                + "×".join("ZYX"[3 - dims :])
+            )
+        out = np.empty((batch.shape[0], len(self.classes), *batch.shape[2:]), np.float32)
+        tasks = []
+        for n in range(batch.shape[0]):
+            for read, core in iter_blocks(batch.shape[2:], BLOCK[dims], self.features.halo):
+                tasks.append((n, read, core))
+
+        def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
+            n, read, core = task
+            feats = compute_features(batch[(n, slice(None), *read)], self.features)
+            feats = feats[(slice(None), *core)]
+            proba = self.forest.predict_proba(feats.reshape(len(feats), -1).T)
+            target = tuple(
+                slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
+            )
+            out[(n, slice(None), *target)] = proba.T.reshape(-1, *feats.shape[1:])
+
+        _map(run, tasks, self.n_jobs)
+        return out
+
+    def predict_labels(self, image: Any) -> np.ndarray:
+        """Label image of one ``C×[Z×]Y×X`` image: values ``1..K`` as in training.
+
+        Examples
+        --------
+        >>> from scopeml.synthetic import synthetic_nuclei
+        >>> image, truth = synthetic_nuclei((48, 48), density=0.004, seed=0)
+        >>> clf = train_classifier(image, (truth > 0) + 1, features="gaussian_smoothing:1",
+        ...                        n_estimators=5, seed=0)
+        >>> clf.predict_labels(image).shape
+        (48, 48)
+        """
+        proba = self.predict(as_channels_first(image, self.spec.spatial_dims)[None])[0]
+        dtype = np.uint8 if len(self.classes) < 255 else np.uint16
+        return (np.argmax(proba, axis=0) + 1).astype(dtype)
+
+    def save(self, path: str | PathLike[str]) -> Path:
+        """Write a ``.czseg`` container (zip: ``model.json`` + node arrays), atomically."""
+        from scopeml.pixel._container import save_classifier
+
+        return save_classifier(self, path)
+
+    def __repr__(self) -> str:
+        return (
+            f"PixelClassifier({len(self.classes)} classes, {self.spec.in_channels} channels, "
+            f"{self.spec.spatial_dims}-D, {self.forest.n_features} features "
+            f"({self.features.name}), {self.forest.n_trees} trees, halo {self.features.halo})"
+        )
+
+
+def train_classifier(
+    image: Any,
+    labels: Any,
+    *,
+    features: str | FeatureSet = "basic25",
+    classes: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
+    n_estimators: int = 100,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    spatial_dims: int | None = None,
+    n_jobs: int = -1,
+    seed: int = 0,
+    name: str = "pixel classifier",
+) -> PixelClassifier:
+    """Train a random forest from sparse labels on one image or several.
+
+    Parameters
+    ----------
+    image
+        ``C×[Z×]Y×X`` array (channel axis always present) or an :class:`~scopeml.io.Image`;
+        or a list of them, paired with a list of label images.
+    labels
+        Integer label image(s) of the spatial shape: 0 unlabelled, ``1..K`` classes.
+    features
+        Preset name, spec string (``"gaussian_smoothing:1,3.5;…"``) or FeatureSet.
+    classes
+        Names of label values ``1..K``; default ``"class 1"``…, ``K`` the largest label.
+    colors
+        ``"#rrggbb"`` per class; default a fixed palette.
+    n_estimators, max_depth, min_samples_leaf
+        Forest settings. Class weights are balanced, so rare classes count as much.
+    spatial_dims
+        2 or 3; default from the image (``Image`` with one Z plane: 2).
+
+    Returns
+    -------
+    PixelClassifier
+        Output channel ``k`` is the probability of label value ``k + 1``.
+    """
+    from sklearn.ensemble import RandomForestClassifier
+
+    pairs = _pairs(image, labels)
+    fs = parse_features(features)
+    if spatial_dims is None:
+        spatial_dims = _infer_dims(pairs[0][0])
+    arrays = [(as_channels_first(im, spatial_dims), lab) for im, lab in pairs]
+    in_channels = arrays[0][0].shape[0]
+    for index, (im, _) in enumerate(arrays):
+        if im.shape[0] != in_channels:
+            raise InvalidImageError(
+                f"image {index} has {im.shape[0]} channels; image 0 has {in_channels}"
+            )
+    checked = [check_labels(lab, im.shape[1:], classes) for im, lab in arrays]
+    n_classes = len(classes) if classes is not None else max(int(lab.max()) for lab in checked)
+    samples = [
+        _sample_features(im, lab, fs, n_jobs) for (im, _), lab in zip(arrays, checked, strict=True)
+    ]
+    x = np.concatenate([s[0] for s in samples])
+    y = np.concatenate([s[1] for s in samples])
+    counts = np.bincount(y, minlength=n_classes + 1)[1:]
+    if n_classes < 2 or np.any(counts == 0):
+        absent = [int(k) + 1 for k in np.flatnonzero(counts == 0)]
+        raise InvalidLabelsError(
+            f"every class needs labelled pixels; {n_classes} classes, none labelled for "
+            f"label values {absent}"
+            if absent
+            else "at least two classes must be labelled"
+        )
+    forest = RandomForestClassifier(
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        class_weight="balanced",
+        n_jobs=n_jobs,
+        random_state=seed,
+    ).fit(x, y)
+    return PixelClassifier(
+        Forest.from_sklearn(forest, x.shape[1]),
+        fs,
+        in_channels=in_channels,
+        spatial_dims=spatial_dims,
+        classes=make_classes(n_classes, classes, colors),
+        name=name,
+        n_jobs=n_jobs,
+        info={
+            "n_estimators": n_estimators,
+            "max_depth": max_depth,
+            "min_samples_leaf": min_samples_leaf,
+            "class_weight": "balanced",
+            "seed": seed,
+            "n_samples": len(y),
+            "samples_per_class": [int(c) for c in counts],
+            "feature_importances": [float(v) for v in forest.feature_importances_],
+        },
+    )
+
+
+def check_labels(
+    labels: Any, spatial_shape: tuple[int, ...], classes: Sequence[str] | None = None
+) -> np.ndarray:
+    """Return ``labels`` as int64 after checking shape, values and that some are labelled.
+
+    Examples
+    --------
+    >>> check_labels(np.array([[0, 1], [2, 0]]), (2, 2)).dtype
+    dtype('int64')
+    """
+    labels = np.asarray(labels)
+    if labels.shape != tuple(spatial_shape):
+        raise InvalidLabelsError(
+            f"labels have shape {labels.shape}; the image's spatial shape is {tuple(spatial_shape)}"
+        )
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+            raise InvalidLabelsError("labels must be whole numbers (0 = unlabelled, 1..K)")
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidLabelsError(f"labels have dtype {labels.dtype}; expected integers")
+    if labels.size and labels.min() < 0:
+        raise InvalidLabelsError(f"labels contain {labels.min()}; values must be ≥ 0")
+    top = int(labels.max()) if labels.size else 0
+    if top == 0:
+        raise InvalidLabelsError("no pixel is labelled (all labels are 0)")
+    if classes is not None and top > len(classes):
+        raise InvalidLabelsError(f"labels go up to {top}; only {len(classes)} classes are named")
+    if top > 65535:
+        raise InvalidLabelsError(f"labels go up to {top}; at most 65535 classes")
+    return labels.astype(np.int64)
+
+
+def make_classes(
+    n_classes: int, names: Sequence[str] | None, colors: Sequence[str] | None
+) -> list[PixelClass]:
+    """Name and colour ``n_classes`` classes, filling in defaults."""
+    names = list(names) if names is not None else [f"class {k}" for k in range(1, n_classes + 1)]
+    colors = list(colors) if colors is not None else []
+    if len(colors) > n_classes:
+        raise InvalidRequestError(f"{len(colors)} colours given for {n_classes} classes")
+    colors += [PALETTE[k % len(PALETTE)] for k in range(len(colors), n_classes)]
+    return [PixelClass(str(n), _check_color(c)) for n, c in zip(names, colors, strict=True)]
+
+
+def as_channels_first(image: Any, spatial_dims: int) -> np.ndarray:
+    """A ``C×[Z×]Y×X`` numpy array from an array of that shape or a 6-D :class:`Image`."""
+    if hasattr(image, "read") and len(getattr(image, "shape", ())) == 6:
+        s, t = image.shape[:2]
+        if s != 1 or t != 1:
+            raise InvalidImageError(
+                f"image has {s} scenes and {t} time points; pass one at a time", path=image.path
+            )
+        array = image.read()[0, 0]
+        if spatial_dims == 2:
+            if array.shape[1] != 1:
+                raise InvalidImageError(
+                    f"image has {array.shape[1]} Z planes; a 2-D classifier needs one",
+                    path=image.path,
+                )
+            array = array[:, 0]
+        return array
+    array = np.asarray(image)
+    if array.ndim != spatial_dims + 1:
+        raise InvalidImageError(
+            f"image has shape {array.shape}; expected C×{'×'.join('ZYX'[3 - spatial_dims :])}"
+        )
+    return array
+
+
+def _infer_dims(image: Any) -> int:
+    if hasattr(image, "read") and len(getattr(image, "shape", ())) == 6:
+        return 3 if image.shape[3] > 1 else 2
+    ndim = np.ndim(image)
+    if ndim not in (3, 4):
+        raise InvalidImageError(
+            f"image has {ndim} axes; expected C×Y×X or C×Z×Y×X (channel axis always present)"
+        )
+    return ndim - 1
+
+
+def _pairs(image: Any, labels: Any) -> list[tuple[Any, Any]]:
+    if isinstance(image, (list, tuple)):
+        if not isinstance(labels, (list, tuple)) or len(labels) != len(image):
+            raise InvalidLabelsError(
+                f"{len(image)} images need as many label images; got "
+                f"{len(labels) if isinstance(labels, (list, tuple)) else 'one'}"
+            )
+        if not image:
+            raise InvalidLabelsError("no training images given")
+        return list(zip(image, labels, strict=True))
+    return [(image, labels)]
+
+
+def _sample_features(
+    image: np.ndarray, labels: np.ndarray, fs: FeatureSet, n_jobs: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the labelled pixels, computed only in blocks that hold some."""
+    dims = labels.ndim
+    tasks = []
+    for read, core in iter_blocks(labels.shape, BLOCK[dims], fs.halo):
+        target = tuple(
+            slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
+        )
+        if np.any(labels[target]):
+            tasks.append((read, core, target))
+
+    def run(task: tuple) -> tuple[np.ndarray, np.ndarray]:
+        read, core, target = task
+        mask = labels[target] > 0
+        feats = compute_features(image[(slice(None), *read)], fs)[(slice(None), *core)]
+        return feats[:, mask].T, labels[target][mask]
+
+    parts = _map(run, tasks, n_jobs)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _map(func: Callable, tasks: Iterable, n_jobs: int) -> list:
+    tasks = list(tasks)
+    workers = (os.cpu_count() or 1) if n_jobs in (-1, None) else max(1, int(n_jobs))
+    if workers == 1 or len(tasks) == 1:
+        return [func(t) for t in tasks]
+    with ThreadPoolExecutor(min(workers, len(tasks))) as pool:
+        return list(pool.map(func, tasks))
+
+
+def _check_color(color: str) -> str:
+    text = str(color).strip().lower()
+    if len(text) != 7 or text[0] != "#" or any(ch not in "0123456789abcdef" for ch in text[1:]):
+        raise InvalidRequestError(f"colour {color!r} is not of the form #rrggbb")
+    return text

@@ -1,0 +1,218 @@
+"""A random forest as plain arrays: built from scikit-learn, validated, evaluated without pickle.
+
+The forest is kept as concatenated node arrays (children, split feature, threshold, leaf class
+fractions) — the form it is saved in — and evaluated through scikit-learn's compiled
+``Tree.apply``, rebuilt from those arrays with ``Tree.__setstate__`` (a documented-by-use state
+dict of numpy arrays, not a pickle). Freshly trained and loaded forests take the same path, so
+they predict identically.
+
+Thresholds are stored as float32, rounded *down*: for a float32 feature ``x``,
+``x <= t`` holds exactly when ``x <= floor32(t)``, so the float32 forest makes the same decisions
+as scikit-learn's float64 one (leaf fractions are stored as float32, so probabilities can differ
+from scikit-learn's in the last bits). Per pixel, leaf fractions are summed in float32 in tree
+order, whatever the block or thread a pixel is evaluated in: tiled prediction equals whole-image
+prediction bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from os import PathLike
+
+import numpy as np
+
+from scopeml.errors import InvalidContainerError
+
+#: Array names and dtypes of a stored forest.
+ARRAY_DTYPES: dict[str, np.dtype] = {
+    "offsets": np.dtype("<i8"),
+    "depth": np.dtype("<i4"),
+    "left": np.dtype("<i4"),
+    "right": np.dtype("<i4"),
+    "feature": np.dtype("<i4"),
+    "threshold": np.dtype("<f4"),
+    "value": np.dtype("<f4"),
+}
+
+MAX_TREES = 10_000
+MAX_NODES = 20_000_000
+#: Pixels per call of ``Tree.apply``: keeps the feature rows of a chunk in cache across trees.
+CHUNK = 16_384
+
+
+class Forest:
+    """A validated forest ready to predict class probabilities; see the module docstring.
+
+    Use :meth:`from_sklearn` or :meth:`from_arrays`; :meth:`arrays` gives what to save.
+    """
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], n_features: int, n_classes: int) -> None:
+        from sklearn.tree._tree import NODE_DTYPE, Tree
+
+        self.n_features = int(n_features)
+        self.n_classes = int(n_classes)
+        self._arrays = {name: np.asarray(arrays[name], ARRAY_DTYPES[name]) for name in ARRAY_DTYPES}
+        offsets = self._arrays["offsets"]
+        self._value = np.ascontiguousarray(self._arrays["value"])
+        value = self._value.astype(np.float64)
+        self._trees = []
+        for t in range(len(offsets) - 1):
+            lo, hi = int(offsets[t]), int(offsets[t + 1])
+            nodes = np.zeros(hi - lo, dtype=NODE_DTYPE)
+            nodes["left_child"] = self._arrays["left"][lo:hi]
+            nodes["right_child"] = self._arrays["right"][lo:hi]
+            leaf = nodes["left_child"] == -1
+            nodes["feature"] = np.where(leaf, -2, self._arrays["feature"][lo:hi])
+            nodes["threshold"] = np.where(leaf, -2.0, self._arrays["threshold"][lo:hi])
+            values = np.ascontiguousarray(value[lo:hi, None, :])
+            tree = Tree(self.n_features, np.array([self.n_classes], dtype=np.intp), 1)
+            state = {
+                "max_depth": int(self._arrays["depth"][t]),
+                "node_count": hi - lo,
+                "nodes": nodes,
+                "values": values,
+            }
+            tree.__setstate__(state)
+            self._trees.append((lo, tree))
+
+    @property
+    def n_trees(self) -> int:
+        return len(self._trees)
+
+    @property
+    def n_nodes(self) -> int:
+        return int(self._arrays["offsets"][-1])
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The node arrays, as saved in a container (see :data:`ARRAY_DTYPES`)."""
+        return dict(self._arrays)
+
+    @classmethod
+    def from_sklearn(cls, forest, n_features: int) -> Forest:
+        """Take the trees of a fitted ``RandomForestClassifier`` (single output)."""
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_DTYPES}
+        offsets = [0]
+        for estimator in forest.estimators_:
+            tree = estimator.tree_
+            threshold = tree.threshold.astype(np.float32)
+            above = threshold.astype(np.float64) > tree.threshold
+            threshold[above] = np.nextafter(threshold[above], np.float32(-np.inf))
+            leaf = tree.children_left == -1
+            parts["left"].append(tree.children_left)
+            parts["right"].append(tree.children_right)
+            parts["feature"].append(np.where(leaf, 0, tree.feature))
+            parts["threshold"].append(np.where(leaf, 0.0, threshold))
+            parts["value"].append(tree.value[:, 0, :])
+            parts["depth"].append(np.array([tree.max_depth]))
+            offsets.append(offsets[-1] + tree.node_count)
+        arrays = {n: np.concatenate(p).astype(ARRAY_DTYPES[n]) for n, p in parts.items() if p}
+        arrays["offsets"] = np.asarray(offsets, ARRAY_DTYPES["offsets"])
+        return cls(arrays, n_features, len(forest.classes_))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, np.ndarray],
+        *,
+        n_features: int,
+        n_classes: int,
+        path: str | PathLike[str] | None = None,
+    ) -> Forest:
+        """Validate untrusted node arrays and build the forest; any defect raises
+        :class:`InvalidContainerError` naming ``path``."""
+        validate_arrays(arrays, n_features=n_features, n_classes=n_classes, path=path)
+        return cls(arrays, n_features, n_classes)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Mean class fractions of the trees: ``(P, F)`` features → ``(P, K)`` float32.
+
+        ``x`` may be any layout (a transposed ``F×P`` view); it is copied chunk by chunk.
+        """
+        if x.ndim != 2 or x.shape[1] != self.n_features:
+            raise ValueError(f"expected (pixels, {self.n_features}) features; got {x.shape}")
+        out = np.empty((x.shape[0], self.n_classes), np.float32)
+        for lo in range(0, x.shape[0], CHUNK):
+            chunk = np.ascontiguousarray(x[lo : lo + CHUNK], dtype=np.float32)
+            acc = out[lo : lo + CHUNK]
+            acc[:] = 0.0
+            gathered = np.empty_like(acc)
+            for offset, tree in self._trees:
+                leaves = tree.apply(chunk)
+                leaves += offset
+                acc += np.take(self._value, leaves, axis=0, out=gathered)
+            acc /= np.float32(self.n_trees)
+        return out
+
+
+def validate_arrays(
+    arrays: Mapping[str, np.ndarray],
+    *,
+    n_features: int,
+    n_classes: int,
+    path: str | PathLike[str] | None = None,
+) -> None:
+    """Check that node arrays describe finite binary trees the compiled traversal can walk.
+
+    Every internal node's children lie after it in the same tree and every non-root node has
+    exactly one parent, so a walk from the root ends at a leaf after at most ``n`` steps and
+    never leaves the arrays; split features index existing features; numbers are finite.
+    """
+
+    def bad(problem: str) -> InvalidContainerError:
+        return InvalidContainerError(f"forest: {problem}", path=path)
+
+    missing = sorted(set(ARRAY_DTYPES) - set(arrays))
+    if missing:
+        raise bad(f"missing arrays {missing}")
+    for name, dtype in ARRAY_DTYPES.items():
+        if arrays[name].dtype != dtype:
+            raise bad(f"{name} has dtype {arrays[name].dtype}; expected {dtype}")
+    if n_features < 1 or n_classes < 2:
+        raise bad(f"{n_features} features and {n_classes} classes; need ≥ 1 and ≥ 2")
+    offsets = arrays["offsets"]
+    if offsets.ndim != 1 or not 2 <= offsets.size <= MAX_TREES + 1:
+        raise bad(f"offsets has shape {offsets.shape}; expected 2 to {MAX_TREES + 1} entries")
+    if offsets[0] != 0 or np.any(np.diff(offsets) < 1) or offsets[-1] > MAX_NODES:
+        raise bad("offsets must start at 0, increase, and stay within the node limit")
+    n_nodes, n_trees = int(offsets[-1]), offsets.size - 1
+    shapes = {
+        "depth": (n_trees,),
+        "left": (n_nodes,),
+        "right": (n_nodes,),
+        "feature": (n_nodes,),
+        "threshold": (n_nodes,),
+        "value": (n_nodes, n_classes),
+    }
+    for name, shape in shapes.items():
+        if arrays[name].shape != shape:
+            raise bad(f"{name} has shape {arrays[name].shape}; expected {shape}")
+    sizes = np.diff(offsets)
+    if np.any(arrays["depth"] < 0) or np.any(arrays["depth"] >= sizes):
+        raise bad("a tree depth is negative or not below its node count")
+    tree_of = np.repeat(np.arange(n_trees), sizes)
+    local = np.arange(n_nodes) - offsets[tree_of]
+    size = sizes[tree_of]
+    left, right = arrays["left"].astype(np.int64), arrays["right"].astype(np.int64)
+    leaf = left == -1
+    if np.any(right[leaf] != -1):
+        raise bad("a leaf has a right child but no left child")
+    inner = ~leaf
+    for name, child in (("left", left), ("right", right)):
+        ok = (child[inner] > local[inner]) & (child[inner] < size[inner])
+        if not np.all(ok):
+            node = int(np.flatnonzero(inner)[np.argmin(ok)])
+            raise bad(f"node {node}: {name} child {int(child[node])} out of range")
+    base = offsets[tree_of[inner]]
+    children = np.concatenate([left[inner] + base, right[inner] + base])
+    parents = np.bincount(children, minlength=n_nodes)
+    roots = offsets[:-1]
+    if np.any(parents[roots] != 0) or np.any(np.delete(parents, roots) != 1):
+        raise bad("nodes do not form trees: a node has no parent or more than one")
+    feature = arrays["feature"]
+    if np.any((feature[inner] < 0) | (feature[inner] >= n_features)):
+        raise bad(f"a split feature index is outside [0, {n_features})")
+    if not np.all(np.isfinite(arrays["threshold"])):
+        raise bad("thresholds must be finite")
+    value = arrays["value"]
+    if not np.all(np.isfinite(value)) or np.any(value < 0) or np.any(value > 1):
+        raise bad("leaf class fractions must lie in [0, 1]")

@@ -1,0 +1,68 @@
+"""``scopeml pixel …`` end to end on small TIFF files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from scopeml.cli import main
+from scopeml.pixel import load_classifier
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import sparse_labels
+
+
+def _files(tmp_path: Path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    image, instances = synthetic_nuclei((64, 72), density=0.003, seed=5)
+    labels = sparse_labels((instances > 0).astype(np.uint8) + 1, 0.05, seed=5)
+    tifffile.imwrite(tmp_path / "image.tif", image[0])
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    return tmp_path / "image.tif", tmp_path / "labels.tif", image, labels
+
+
+def test_train_writes_a_loadable_model(tmp_path: Path, capsys) -> None:
+    image_file, labels_file, image, _ = _files(tmp_path)
+    out = tmp_path / "model.czseg"
+    code = main(
+        [
+            "pixel", "train", str(image_file), str(labels_file), "-o", str(out),
+            "--features", "gaussian_smoothing:1;laplacian_of_gaussian:1.6",
+            "--classes", "background,nucleus", "--n-estimators", "5", "--max-depth", "6",
+            "--jobs", "1",
+        ]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert "2 classes (background" in capsys.readouterr().out
+    clf = load_classifier(out)
+    assert clf.spec.classes == ("background", "nucleus")
+    assert clf.forest.n_trees == 5 and int(clf.forest.arrays()["depth"].max()) <= 6
+    assert clf.predict(image[None].astype(np.float32)).shape == (1, 2, 64, 72)
+    assert main(["pixel", "info", str(out)]) == 0
+    assert "class 2: nucleus" in capsys.readouterr().out
+
+
+def test_bad_labels_exit_2_with_the_file_named(tmp_path: Path, capsys) -> None:
+    image_file, _, _, labels = _files(tmp_path)
+    wrong = tmp_path / "wrong.tif"
+    tifffile.imwrite(wrong, labels[:10])
+    code = main(["pixel", "train", str(image_file), str(wrong), "-o", str(tmp_path / "m.czseg")])
+    assert code == 2
+    assert f"error: {wrong}: labels are Z×Y×X 1×10×72" in capsys.readouterr().err
+    empty = tmp_path / "empty.tif"
+    tifffile.imwrite(empty, np.zeros_like(labels))
+    code = main(["pixel", "train", str(image_file), str(empty), "-o", str(tmp_path / "m.czseg")])
+    assert code == 2 and "no pixel is labelled" in capsys.readouterr().err
+    assert not (tmp_path / "m.czseg").exists()
+
+
+def test_features_list_and_names(capsys) -> None:
+    assert main(["pixel", "features", "--list"]) == 0
+    text = capsys.readouterr().out
+    assert "structure_tensor_eigenvalues  2 / 3" in text
+    assert "basic33: 33 / 40 per channel, halo 40" in text
+    assert main(["pixel", "features", "--features", "basic25", "--channels", "2"]) == 0
+    names = capsys.readouterr().out.split()
+    assert len(names) == 50 and names[0] == "gaussian_smoothing(sigma=0.7)[C0]"
+    assert main(["pixel", "features", "--features", "sobel:1"]) == 2

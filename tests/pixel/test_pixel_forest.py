@@ -1,0 +1,56 @@
+"""The array forest makes scikit-learn's decisions and refuses arrays it could not walk safely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+
+from scopeml.errors import InvalidContainerError
+from scopeml.pixel._forest import Forest, validate_arrays
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[RandomForestClassifier, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + 0.3 * rng.normal(size=600) > 0).astype(int) + 2 * (x[:, 2] > 1)
+    return RandomForestClassifier(12, random_state=0).fit(x, y + 1), x
+
+
+def test_same_leaves_and_probabilities_as_sklearn(fitted) -> None:
+    rf, x = fitted
+    forest = Forest.from_sklearn(rf, 5)
+    # probe exactly at, just below and just above every float32-rounded threshold
+    thresholds = np.concatenate([e.tree_.threshold[e.tree_.feature >= 0] for e in rf.estimators_])
+    t32 = thresholds.astype(np.float32)
+    probes = np.concatenate([t32, np.nextafter(t32, -np.inf), np.nextafter(t32, np.inf)])
+    grid = np.repeat(probes[:, None], 5, axis=1).astype(np.float32)
+    data = np.concatenate([x, grid])
+    for (offset, tree), estimator in zip(forest._trees, rf.estimators_, strict=True):
+        np.testing.assert_array_equal(tree.apply(data), estimator.tree_.apply(data))
+        assert offset >= 0
+    np.testing.assert_allclose(forest.predict_proba(data), rf.predict_proba(data), atol=1e-6)
+
+
+def test_round_trip_through_arrays(fitted) -> None:
+    rf, x = fitted
+    forest = Forest.from_sklearn(rf, 5)
+    again = Forest.from_arrays(forest.arrays(), n_features=5, n_classes=4)
+    np.testing.assert_array_equal(again.predict_proba(x), forest.predict_proba(x))
+
+
+def test_validation_names_the_defect(fitted) -> None:
+    rf, _ = fitted
+    arrays = Forest.from_sklearn(rf, 5).arrays()
+    with pytest.raises(InvalidContainerError, match=r"m\.czseg: forest: a split feature index"):
+        validate_arrays(arrays, n_features=4, n_classes=4, path="m.czseg")
+    broken = dict(arrays, offsets=arrays["offsets"][::-1].copy())
+    with pytest.raises(InvalidContainerError, match="offsets must start at 0"):
+        validate_arrays(broken, n_features=5, n_classes=4)
+    value = arrays["value"].copy()
+    value[0, 0] = 2.0
+    with pytest.raises(InvalidContainerError, match=r"\[0, 1\]"):
+        validate_arrays(dict(arrays, value=value), n_features=5, n_classes=4)
+    with pytest.raises(InvalidContainerError, match="missing arrays"):
+        validate_arrays({"left": arrays["left"]}, n_features=5, n_classes=4)
