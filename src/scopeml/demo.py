@@ -148,16 +148,16 @@ def run_demo(
     log("3/5 labelling nuclei across tiles")
     classes = open_image(segmentation / "labels")
     semantic = zarr.open_array(segmentation / "labels" / "0", mode="r")
-    nucleus_class = 1  # the default model's classes: background, nucleus, boundary
+    nucleus, boundary = 2, 3  # labels of the default model's classes: background, nucleus, boundary
     interiors = label_instances_tiled(
         _squeeze(semantic),
         out / "nuclei_interiors.zarr",
-        class_id=nucleus_class,
+        class_id=nucleus,
         overwrite=True,
         progress=not quiet,
     )
     nuclei_path = out / "nuclei.zarr"
-    _grow_into_boundaries(interiors, _squeeze(semantic), nuclei_path, boundary_class=2)
+    _grow_into_boundaries(interiors, _squeeze(semantic), nuclei_path, boundary_class=boundary)
     shutil.rmtree(out / "nuclei_interiors.zarr", ignore_errors=True)
     nuclei = zarr.open_array(nuclei_path, mode="r")
     classes.close()

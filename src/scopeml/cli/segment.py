@@ -41,7 +41,7 @@ def segment(
         None, help="dask.distributed scheduler address (tcp://host:8786); default: local."
     ),
     min_confidence: float | None = typer.Option(
-        None, help="Pixels below this maximum probability become background (0)."
+        None, help="Pixels below this maximum probability become unclassified (label 0)."
     ),
     extract_class: str | None = typer.Option(
         None, help="Also write a binary mask (output 'mask') of this class."

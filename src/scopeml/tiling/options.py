@@ -33,7 +33,7 @@ class SegmentOptions:
     Attributes
     ----------
     outputs
-        Any of ``labels`` (argmax class, 0 = first class), ``probabilities`` (one channel per
+        Any of ``labels`` (class k as k + 1, 0 = unclassified), ``probabilities`` (one channel per
         class), ``confidence`` (max probability), ``mask`` (binary mask of ``extract_class``).
     tile_size
         Core (written block) size per tiled axis: one int for all, or one per spatial axis.
@@ -48,7 +48,7 @@ class SegmentOptions:
     scheduler
         A dask.distributed scheduler address; runs the plan there instead of locally.
     min_confidence
-        Pixels whose maximum probability is below this become background (label 0).
+        Pixels whose maximum probability is below this become unclassified (label 0).
     extract_class
         Class name written as a 0/1 ``mask`` output.
     blend
