@@ -1,0 +1,345 @@
+"""The object classifier: a random forest on measured object features, saved without pickle.
+
+Training uses scikit-learn's ``RandomForestClassifier``; the fitted trees are then kept as plain
+arrays (children, split feature, threshold, class fractions per node) and evaluated by a
+vectorised numpy traversal, so a saved classifier is a zip of JSON and ``.npy`` arrays that is
+validated on load and never unpickled.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+
+FORMAT = "scopeml-object-classifier"
+VERSION = 1
+MAX_MEMBER_BYTES = 512 * 2**20
+#: Columns that locate an object rather than describe it; not used as features by default.
+POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
+_ARRAYS = ("left", "right", "feature", "threshold", "value", "roots")
+
+
+class ObjectClassifier:
+    """A trained object classifier: feature names, class names and the forest as arrays.
+
+    Create one with :meth:`train` (or :func:`train_object_classifier`), apply it with
+    :meth:`predict` / :meth:`classify`, keep it with :meth:`save` and
+    :func:`load_object_classifier`.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"area": [10, 12, 11, 50, 55, 52], "kind": list("sssLLL")})
+    >>> clf = ObjectClassifier.train(table, "kind", n_estimators=5)
+    >>> clf.predict(pd.DataFrame({"area": [9, 60]})).tolist()
+    ['s', 'L']
+    """
+
+    def __init__(
+        self,
+        features: Sequence[str],
+        classes: Sequence[str],
+        trees: dict[str, np.ndarray],
+    ) -> None:
+        self.features = tuple(str(f) for f in features)
+        self.classes = tuple(str(c) for c in classes)
+        _validate_trees(trees, len(self.features), len(self.classes), None)
+        self._trees = trees
+
+    @classmethod
+    def train(
+        cls,
+        table: pd.DataFrame,
+        class_column: str,
+        *,
+        features: Sequence[str] | None = None,
+        n_estimators: int = 100,
+        max_depth: int | None = None,
+        seed: int = 0,
+        n_jobs: int | None = None,
+    ) -> ObjectClassifier:
+        """Fit a random forest on the rows of ``table`` that have a class.
+
+        Rows whose ``class_column`` is empty (NaN/None/"") are ignored, so one table can hold
+        annotated and unannotated objects. ``features`` defaults to every numeric column except
+        positions (``label``, ``bbox-*``, ``centroid*``, ``parent*``) and the class column.
+        """
+        from sklearn.ensemble import RandomForestClassifier
+
+        if class_column not in table.columns:
+            raise InvalidLabelsError(f"no column {class_column!r} in the table")
+        target = table[class_column]
+        annotated = target.notna() & (target.astype(str) != "")
+        if not annotated.any():
+            raise InvalidLabelsError(f"column {class_column!r} names no classes")
+        names = list(features) if features is not None else default_features(table, class_column)
+        if not names:
+            raise InvalidLabelsError("the table has no numeric feature columns")
+        x = _feature_matrix(table.loc[annotated], names)
+        y = target[annotated].astype(str).to_numpy()
+        forest = RandomForestClassifier(
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            random_state=seed,
+            n_jobs=n_jobs,
+            class_weight="balanced",
+        )
+        forest.fit(x, y)
+        return cls(names, list(forest.classes_), _forest_arrays(forest))
+
+    def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, ``n_objects × n_classes`` (order of :attr:`classes`)."""
+        x = _feature_matrix(table, self.features)
+        parts = [_forest_proba(self._trees, x[i : i + 8192]) for i in range(0, len(x), 8192)]
+        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)))
+
+    def predict(self, table: pd.DataFrame) -> np.ndarray:
+        """The most probable class name of each object."""
+        return np.asarray(self.classes, dtype=object)[self.predict_proba(table).argmax(1)]
+
+    def classify(self, table: pd.DataFrame, *, column: str = "class") -> pd.DataFrame:
+        """A copy of ``table`` with the predicted ``column`` and its ``{column}_probability``."""
+        proba = self.predict_proba(table)
+        out = table.copy()
+        out[column] = np.asarray(self.classes, dtype=object)[proba.argmax(1)]
+        out[f"{column}_probability"] = proba.max(1) if len(proba) else np.zeros(0)
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the classifier as a zip of ``classifier.json`` and ``.npy`` arrays (atomic)."""
+        path = Path(path)
+        meta = {
+            "format": FORMAT,
+            "version": VERSION,
+            "features": list(self.features),
+            "classes": list(self.classes),
+        }
+        temp = path.with_name(f".{path.name}.tmp")
+        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("classifier.json", json.dumps(meta, indent=2))
+            for name in _ARRAYS:
+                buffer = io.BytesIO()
+                np.save(buffer, self._trees[name], allow_pickle=False)
+                archive.writestr(f"{name}.npy", buffer.getvalue())
+        os.replace(temp, path)
+        return path
+
+    def __repr__(self) -> str:
+        n_trees = len(self._trees["roots"])
+        return (
+            f"ObjectClassifier(classes={list(self.classes)}, "
+            f"{len(self.features)} features, {n_trees} trees)"
+        )
+
+
+def train_object_classifier(
+    table: pd.DataFrame, class_column: str, **options: object
+) -> ObjectClassifier:
+    """Shorthand for :meth:`ObjectClassifier.train`."""
+    return ObjectClassifier.train(table, class_column, **options)  # type: ignore[arg-type]
+
+
+def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
+    """Read a classifier written by :meth:`ObjectClassifier.save`, validating everything.
+
+    Raises
+    ------
+    InvalidContainerError
+        Not a zip, missing or oversized members, wrong format, inconsistent arrays.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            meta = json.loads(_member(archive, "classifier.json", path))
+            trees = {
+                name: np.load(io.BytesIO(_member(archive, f"{name}.npy", path)), allow_pickle=False)
+                for name in _ARRAYS
+            }
+    except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError) as err:
+        if isinstance(err, InvalidContainerError):
+            raise
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise InvalidContainerError(f"not a valid object classifier: {err}", path=path) from err
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise InvalidContainerError(f"not a {FORMAT} file", path=path)
+    if meta.get("version") != VERSION:
+        raise InvalidContainerError(
+            f"format version {meta.get('version')!r}; this scopeml reads {VERSION}", path=path
+        )
+    features, classes = meta.get("features"), meta.get("classes")
+    for key, value in (("features", features), ("classes", classes)):
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            raise InvalidContainerError(f"{key!r} must be a non-empty list of names", path=path)
+    _validate_trees(trees, len(features), len(classes), path)
+    return ObjectClassifier(features, classes, trees)
+
+
+def default_features(table: pd.DataFrame, class_column: str | None = None) -> list[str]:
+    """Numeric columns that describe objects (not their position, id or class).
+
+    Examples
+    --------
+    >>> default_features(pd.DataFrame({"label": [1], "centroid-0": [2.0], "area": [3], "c": ["x"]}))
+    ['area']
+    """
+    return [
+        str(c)
+        for c in table.columns
+        if c != class_column
+        and pd.api.types.is_numeric_dtype(table[c])
+        and not pd.api.types.is_bool_dtype(table[c])
+        and not str(c).startswith(POSITION_PREFIXES)
+    ]
+
+
+def majority_class(labels: np.ndarray, annotation: np.ndarray) -> pd.DataFrame:
+    """The annotated class of each object: the most frequent non-zero annotation under it.
+
+    ``labels`` are instance labels, ``annotation`` a class image of the same shape (0 = not
+    annotated). Returns ``label`` and ``class_id`` (0 where the object is not annotated), ready
+    to merge with a measurement table.
+
+    Examples
+    --------
+    >>> labels = np.array([[1, 1, 0, 2, 2]])
+    >>> majority_class(labels, np.array([[3, 3, 0, 0, 1]])).to_numpy().tolist()
+    [[1, 3], [2, 1]]
+    """
+    labels, annotation = np.asarray(labels), np.asarray(annotation)
+    if labels.shape != annotation.shape:
+        raise InvalidLabelsError(
+            f"annotation has shape {annotation.shape}; labels have shape {labels.shape}"
+        )
+    both = (labels > 0) & (annotation > 0)
+    pairs, counts = np.unique(
+        np.stack([labels[both].astype(np.int64), annotation[both].astype(np.int64)]),
+        axis=1,
+        return_counts=True,
+    )
+    ids = np.unique(labels[labels > 0]).astype(np.int64)
+    best = np.zeros(ids.size, np.int64)
+    order = np.lexsort((-counts, pairs[0]))  # per object, most frequent class first
+    first = np.unique(pairs[0, order], return_index=True)[1]
+    best[np.searchsorted(ids, pairs[0, order][first])] = pairs[1, order][first]
+    return pd.DataFrame({"label": ids, "class_id": best})
+
+
+def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise InvalidRequestError(f"the table lacks feature columns {missing}")
+    try:
+        x = table[list(names)].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InvalidRequestError(f"feature columns must be numeric: {err}") from err
+    # NaN features (e.g. a shape feature undefined for a 1-pixel object) become 0
+    return np.nan_to_num(x, nan=0.0, posinf=np.finfo(np.float32).max, neginf=-1e38)
+
+
+def _forest_arrays(forest: object) -> dict[str, np.ndarray]:
+    """Concatenate the fitted trees' node arrays; child indices become global node indices."""
+    left, right, feature, threshold, value, roots = [], [], [], [], [], []
+    offset = 0
+    for estimator in forest.estimators_:  # type: ignore[attr-defined]
+        tree = estimator.tree_
+        leaf = tree.children_left < 0
+        left.append(np.where(leaf, -1, tree.children_left + offset))
+        right.append(np.where(leaf, -1, tree.children_right + offset))
+        feature.append(np.where(leaf, 0, tree.feature))
+        threshold.append(np.where(leaf, 0.0, tree.threshold))
+        counts = tree.value[:, 0, :]
+        value.append(counts / counts.sum(1, keepdims=True))
+        roots.append(offset)
+        offset += tree.node_count
+    return {
+        "left": np.concatenate(left).astype(np.int64),
+        "right": np.concatenate(right).astype(np.int64),
+        "feature": np.concatenate(feature).astype(np.int64),
+        "threshold": np.concatenate(threshold).astype(np.float64),
+        "value": np.concatenate(value).astype(np.float64),
+        "roots": np.asarray(roots, np.int64),
+    }
+
+
+def _forest_proba(trees: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Mean class fractions of the leaves each row reaches, all rows and trees at once.
+
+    Features are compared as float32, as scikit-learn does, so predictions match it exactly.
+    """
+    x = x.astype(np.float32).astype(np.float64)
+    left, right, feature, threshold = (trees[k] for k in ("left", "right", "feature", "threshold"))
+    n_rows, n_trees = x.shape[0], trees["roots"].size
+    node = np.broadcast_to(trees["roots"], (n_rows, n_trees)).copy()
+    rows = np.arange(n_rows)[:, None]
+    active = left[node] >= 0
+    while active.any():
+        at = node[active]
+        go_left = x[np.broadcast_to(rows, node.shape)[active], feature[at]] <= threshold[at]
+        node[active] = np.where(go_left, left[at], right[at])
+        active = left[node] >= 0
+    return trees["value"][node].mean(axis=1)
+
+
+def _validate_trees(
+    trees: dict[str, np.ndarray], n_features: int, n_classes: int, path: Path | None
+) -> None:
+    """Check shapes, dtypes and that every child index points forward inside the forest."""
+
+    def bad(problem: str) -> InvalidContainerError:
+        return InvalidContainerError(problem, path=path)
+
+    missing = [k for k in _ARRAYS if k not in trees]
+    if missing:
+        raise bad(f"missing arrays {missing}")
+    n_nodes = trees["left"].shape[0] if trees["left"].ndim == 1 else -1
+    for key in ("left", "right", "feature", "threshold"):
+        if trees[key].shape != (n_nodes,):
+            raise bad(f"{key} has shape {trees[key].shape}; expected ({n_nodes},)")
+    if trees["value"].shape != (n_nodes, n_classes):
+        raise bad(f"value has shape {trees['value'].shape}; expected ({n_nodes}, {n_classes})")
+    for key in ("left", "right", "feature", "roots"):
+        if trees[key].dtype.kind not in "iu":
+            raise bad(f"{key} must be integers; got {trees[key].dtype}")
+    for key in ("threshold", "value"):
+        if trees[key].dtype.kind != "f" or not np.all(np.isfinite(trees[key])):
+            raise bad(f"{key} must be finite floats")
+    roots = trees["roots"]
+    if roots.ndim != 1 or not roots.size or np.any((roots < 0) | (roots >= n_nodes)):
+        raise bad(f"tree roots out of range 0..{n_nodes - 1}")
+    own = np.arange(n_nodes)
+    left, right = trees["left"], trees["right"]
+    leaf = left < 0
+    if np.any(leaf != (right < 0)):
+        raise bad("a node has exactly one child")
+    inner = ~leaf
+    if np.any((left[inner] <= own[inner]) | (left[inner] >= n_nodes)) or np.any(
+        (right[inner] <= own[inner]) | (right[inner] >= n_nodes)
+    ):
+        raise bad("child indices must point forward inside the forest")
+    if np.any((trees["feature"][inner] < 0) | (trees["feature"][inner] >= n_features)):
+        raise bad(f"split features out of range 0..{n_features - 1}")
+
+
+def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    try:
+        info = archive.getinfo(name)
+    except KeyError as err:
+        raise InvalidContainerError(f"missing member {name!r}", path=path) from err
+    if info.file_size > MAX_MEMBER_BYTES:
+        raise InvalidContainerError(
+            f"member {name!r} is {info.file_size} bytes; limit {MAX_MEMBER_BYTES}", path=path
+        )
+    with archive.open(info) as handle:
+        data = handle.read(MAX_MEMBER_BYTES + 1)
+    if len(data) > MAX_MEMBER_BYTES:
+        raise InvalidContainerError(f"member {name!r} exceeds {MAX_MEMBER_BYTES} bytes", path=path)
+    return data

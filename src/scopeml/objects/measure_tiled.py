@@ -1,0 +1,237 @@
+"""Out-of-core measurement of an instance-label array of any size (a zarr array on disk).
+
+Two passes over tiles. The first finds every object's global bounding box (tile-wise
+``find_objects``, merged per id). The second reads each tile extended by a margin and measures
+there, exactly, the objects whose bounding box starts in the tile and fits in the extended
+region; every other object (larger than the margin) is measured on its own crop read from the
+store. Each object is therefore measured once, on all of its pixels: sums, moments and shape
+features equal the in-memory :func:`~scopeml.objects.measure.measure_objects`. Peak memory is one
+extended tile (plus the crop of the largest object larger than the margin) and the table.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage as ndi
+
+from scopeml.errors import InvalidImageError, InvalidLabelsError
+from scopeml.io.image import Image
+from scopeml.objects.label import _progress, _tile_shape, iter_tiles
+from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
+from scopeml.objects.table import _format
+
+
+def measure_objects_tiled(
+    labels: Any,
+    image: Any = None,
+    *,
+    pixel_sizes: Mapping[str, float] | Sequence[float] | None = None,
+    channel_names: Sequence[str] | None = None,
+    shape_features: bool = True,
+    tile_shape: Sequence[int] | None = None,
+    margin: int = 128,
+    output: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> pd.DataFrame | Path:
+    """Measure every object of a large instance-label array tile by tile.
+
+    Parameters
+    ----------
+    labels
+        ``(Z×)Y×X`` integer array-like (zarr array, memmap, numpy); 0 = background.
+    image
+        Intensities: an :class:`~scopeml.io.image.Image` (scene 0, time 0 are measured) or an
+        array-like ``(Z×)Y×X`` / ``C×(Z×)Y×X`` of the labels' size.
+    pixel_sizes, channel_names, shape_features
+        As in :func:`~scopeml.objects.measure.measure_objects`; taken from an ``Image`` when
+        not given.
+    tile_shape
+        Tile size; defaults to the labels' chunks or 1024 per axis.
+    margin
+        Extra pixels read past each tile's far edges; objects up to about this size are
+        measured inside a tile, larger ones on their own crop.
+    output
+        Stream the rows to this ``.csv`` / ``.parquet`` file tile by tile (written to a
+        temporary file, moved into place when complete) instead of returning a table, so
+        memory does not grow with the number of objects. Rows are then in tile order.
+    progress
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame or pathlib.Path
+        The same columns as ``measure_objects``, one row per object, sorted by ``label``; or
+        the path written when ``output`` is given.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 8), np.uint32)
+    >>> labels[2:6, 1:7] = 5
+    >>> table = measure_objects_tiled(labels, tile_shape=(4, 4), margin=1)
+    >>> table[["label", "area", "bbox-0", "bbox-3"]].to_numpy().tolist()
+    [[5.0, 24.0, 2.0, 7.0]]
+    """
+    shape = tuple(int(s) for s in labels.shape)
+    ndim = len(shape)
+    if ndim not in (2, 3):
+        raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
+    if margin < 0:
+        raise InvalidLabelsError(f"margin must be >= 0; got {margin}")
+    reader = _channel_reader(image, shape)
+    if isinstance(image, Image):
+        pixel_sizes = pixel_sizes if pixel_sizes is not None else image.pixel_sizes
+        channel_names = channel_names if channel_names is not None else image.channel_names
+    spacing = _parse_spacing(pixel_sizes, ndim)
+    tiles = _tile_shape(labels, tile_shape)
+    regions = list(iter_tiles(shape, tiles))
+
+    ids, starts, stops = _global_boxes(labels, regions, progress)
+    owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
+    tile_start = owner_tile * np.asarray(tiles)
+    limit = np.minimum(tile_start + np.asarray(tiles) + margin, shape)
+    fits = np.all(stops <= limit, axis=1)
+
+    sink = _TableSink(output)
+    try:
+        grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
+        owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
+        for flat, region in enumerate(_progress(regions, progress, "measure tiles")):
+            keep = ids[fits & (owner_flat == flat)]
+            if not keep.size:
+                continue
+            extended = tuple(
+                slice(r.start, min(r.stop + margin, n)) for r, n in zip(region, shape, strict=True)
+            )
+            origin = [r.start for r in extended]
+            tile_labels = _check_labels(np.asarray(labels[extended]))
+            channels = None if reader is None else reader(extended)
+            sink.add(
+                _measure(
+                    tile_labels, channels, spacing, channel_names, shape_features, origin, keep
+                )
+            )
+        for i in np.flatnonzero(~fits):
+            box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
+            crop = np.asarray(labels[box])
+            crop = np.where(crop == ids[i], crop, 0)
+            channels = None if reader is None else reader(box)
+            origin = [int(a) for a in starts[i]]
+            sink.add(
+                _measure(
+                    crop, channels, spacing, channel_names, shape_features, origin, ids[i : i + 1]
+                )
+            )
+        if sink.empty:
+            empty = np.zeros((1,) * ndim, np.uint8)
+            sink.add(_measure(empty, None, spacing, channel_names, shape_features, None))
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
+
+
+class _TableSink:
+    """Collects measured rows in memory, or streams them to a CSV/Parquet file atomically."""
+
+    def __init__(self, output: str | os.PathLike[str] | None) -> None:
+        self.parts: list[pd.DataFrame] = []
+        self.empty = True
+        self.path = None if output is None else Path(output)
+        self.writer: Any = None
+        if self.path is not None:
+            kind = _format(self.path)
+            self.parquet = kind == "parquet"
+            self.temp = self.path.with_name(f".{self.path.name}.tmp")
+
+    def add(self, part: pd.DataFrame) -> None:
+        if self.path is None:
+            self.parts.append(part)
+        elif self.parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.temp, table.schema)
+            self.writer.write_table(table)
+        else:
+            part.to_csv(self.temp, mode="w" if self.empty else "a", header=self.empty, index=False)
+        self.empty = False
+
+    def close(self) -> pd.DataFrame | Path:
+        if self.path is None:
+            table = pd.concat(self.parts, ignore_index=True)
+            return table.sort_values("label", ignore_index=True)
+        if self.writer is not None:
+            self.writer.close()
+        os.replace(self.temp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.path is not None:
+            self.temp.unlink(missing_ok=True)
+
+
+def _global_boxes(
+    labels: Any, regions: list[tuple[slice, ...]], progress: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every object id with its global bounding box (start, stop), from one tile-wise pass."""
+    found_ids, found_starts, found_stops = [], [], []
+    for region in _progress(regions, progress, "find objects"):
+        tile = _check_labels(np.asarray(labels[region]))
+        ids, index = _compact(tile)
+        if not ids.size:
+            continue
+        slices = ndi.find_objects(index)
+        origin = np.array([r.start for r in region])
+        found_ids.append(ids)
+        found_starts.append(np.array([[s.start for s in sl] for sl in slices]) + origin)
+        found_stops.append(np.array([[s.stop for s in sl] for sl in slices]) + origin)
+    ndim = len(regions[0]) if regions else 2
+    if not found_ids:
+        return np.zeros(0, np.int64), np.zeros((0, ndim), np.int64), np.zeros((0, ndim), np.int64)
+    all_ids = np.concatenate(found_ids)
+    ids, inverse = np.unique(all_ids, return_inverse=True)
+    starts = np.full((ids.size, ndim), np.iinfo(np.int64).max)
+    stops = np.zeros((ids.size, ndim), np.int64)
+    np.minimum.at(starts, inverse, np.concatenate(found_starts))
+    np.maximum.at(stops, inverse, np.concatenate(found_stops))
+    return ids, starts, stops
+
+
+def _channel_reader(image: Any, shape: tuple[int, ...]) -> Any:
+    """A function region → ``C×(Z×)Y×X`` numpy intensities, or None without an image."""
+    if image is None:
+        return None
+    ndim = len(shape)
+    if isinstance(image, Image):
+        z, y, x = image.spatial_shape
+        if (z, y, x)[-ndim:] != shape or (ndim == 2 and z != 1):
+            raise InvalidImageError(
+                f"image has Z×Y×X {(z, y, x)}; labels have shape {shape} (are the image's "
+                "channels read as Z? store it with axes metadata, e.g. OME-TIFF 'CYX')",
+                path=image.path,
+            )
+
+        def read_image(region: tuple[slice, ...]) -> np.ndarray:
+            named = dict(zip("ZYX"[-ndim:], region, strict=True))
+            data = image.read(S=0, T=0, **named)[0, 0]  # C×Z×Y×X
+            return data[:, 0] if ndim == 2 else data
+
+        return read_image
+    if tuple(image.shape) == shape:
+        return lambda region: np.asarray(image[region])[np.newaxis]
+    if len(image.shape) == ndim + 1 and tuple(image.shape[1:]) == shape:
+        return lambda region: np.asarray(image[(slice(None), *region)])
+    raise InvalidImageError(
+        f"image has shape {tuple(image.shape)}; labels have shape {shape} "
+        "(image must be (Z×)Y×X or C×(Z×)Y×X of the same size)"
+    )

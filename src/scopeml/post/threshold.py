@@ -1,0 +1,47 @@
+"""Hard labels from class probabilities, with a confidence threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.tiling.outputs import label_dtype
+
+
+def threshold_confidence(
+    probabilities: np.ndarray, min_confidence: float = 0.0, *, channel_axis: int = 0
+) -> np.ndarray:
+    """Label each pixel with its most probable class, or 0 where the model is unsure.
+
+    Channel ``k`` becomes label ``k + 1``, as the engine writes labels (and ilastik and ZEN);
+    pixels whose maximum probability is below ``min_confidence`` become 0 (unclassified), as
+    ZEN's confidence threshold does.
+
+    Parameters
+    ----------
+    probabilities
+        Class probabilities with the classes along ``channel_axis``.
+    min_confidence
+        Threshold in [0, 1] on the maximum probability.
+    channel_axis
+        The axis of the classes.
+
+    Returns
+    -------
+    numpy.ndarray
+        Labels, the input's shape without the class axis, the smallest unsigned dtype that fits.
+
+    Examples
+    --------
+    >>> p = np.array([[0.9, 0.4, 0.2], [0.1, 0.6, 0.8]])
+    >>> threshold_confidence(p, 0.7)
+    array([1, 0, 2], dtype=uint8)
+    """
+    if not 0.0 <= min_confidence <= 1.0:
+        raise InvalidRequestError(f"min_confidence must be in [0, 1]; got {min_confidence}")
+    prob = np.moveaxis(np.asarray(probabilities), channel_axis, 0)
+    labels = prob.argmax(axis=0).astype(label_dtype(prob.shape[0]))
+    labels += 1
+    if min_confidence > 0:
+        labels[prob.max(axis=0) < min_confidence] = 0
+    return labels

@@ -1,0 +1,112 @@
+"""``scopeml objects label|measure|train|classify`` end to end on small files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from scopeml.cli import main
+from scopeml.synthetic import synthetic_nuclei
+
+
+def test_measure_train_classify(tmp_path, capsys):
+    image, labels = synthetic_nuclei((160, 160), density=0.003, channels=2, seed=5)
+    np.save(tmp_path / "labels.npy", labels)
+    tifffile.imwrite(tmp_path / "image.ome.tif", image, metadata={"axes": "CYX"})
+    table_path = tmp_path / "objects.csv"
+    assert (
+        main(
+            [
+                "objects",
+                "measure",
+                str(tmp_path / "labels.npy"),
+                "--image",
+                str(tmp_path / "image.ome.tif"),
+                "-o",
+                str(table_path),
+                "-q",
+                "--pixel-size",
+                "0.5",
+                "--tile-size",
+                "64",
+            ]
+        )
+        == 0
+    )
+    table = pd.read_csv(table_path)
+    assert len(table) == labels.max()
+    assert {"area_um2", "intensity_mean_C1", "feret_diameter_max"} <= set(table.columns)
+
+    table["size"] = np.where(table["area"] > table["area"].median(), "large", "small")
+    table.to_parquet(tmp_path / "annotated.parquet")
+    model = tmp_path / "size.zip"
+    assert (
+        main(
+            [
+                "objects",
+                "train",
+                str(tmp_path / "annotated.parquet"),
+                "--class-column",
+                "size",
+                "-o",
+                str(model),
+                "--features",
+                "area,perimeter",
+                "--n-estimators",
+                "10",
+            ]
+        )
+        == 0
+    )
+    out = tmp_path / "classified.parquet"
+    assert main(["objects", "classify", str(model), str(table_path), "-o", str(out)]) == 0
+    classified = pd.read_parquet(out)
+    assert (classified["class"] == table["size"]).mean() > 0.95
+
+
+def test_label_command(tmp_path):
+    _, labels = synthetic_nuclei((100, 90), density=0.004, seed=1)
+    tifffile.imwrite(tmp_path / "semantic.tif", (labels > 0).astype(np.uint8))
+    out = tmp_path / "objects.zarr"
+    assert (
+        main(
+            [
+                "objects",
+                "label",
+                str(tmp_path / "semantic.tif"),
+                "-o",
+                str(out),
+                "--tile-size",
+                "32",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    import zarr
+
+    assert zarr.open_array(str(out), mode="r").shape == (100, 90)
+
+
+def test_bad_input_exits_2(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"area": [1.0]}).to_csv(table, index=False)
+    assert main(["objects", "classify", str(table), str(table), "-o", str(tmp_path / "o.csv")]) == 2
+    assert "not a valid object classifier" in capsys.readouterr().err
+    assert main(["objects", "measure", str(tmp_path / "missing.npy"), "-o", str(table)]) == 2
+    assert (
+        main(
+            [
+                "objects",
+                "train",
+                str(table),
+                "--class-column",
+                "kind",
+                "-o",
+                str(tmp_path / "m.zip"),
+            ]
+        )
+        == 2
+    )
+    assert "no column 'kind'" in capsys.readouterr().err
