@@ -1,7 +1,84 @@
-"""``scopeml train …``."""
+"""``scopeml train unet`` — train a U-Net from image + label pairs and write a ``.czann``."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="train commands.", no_args_is_help=True)
+from scopeml.errors import InvalidRequestError
+
+app = typer.Typer(help="Train models from labelled images.", no_args_is_help=True)
+
+
+@app.command("unet")
+def unet(
+    images: Path = typer.Argument(..., help="Image file (.tif/.png/.npy) or folder of images."),
+    labels: Path = typer.Argument(
+        ..., help="Label file or folder (paired by file name): class index per pixel."
+    ),
+    output: Path = typer.Option(..., "--output", "-o", help="The .czann container to write."),
+    epochs: int = typer.Option(20, help="Maximum number of epochs."),
+    steps_per_epoch: int = typer.Option(50, help="Batches per epoch."),
+    depth: int = typer.Option(2, help="Poolings; tile sizes are multiples of 2**depth."),
+    width: int = typer.Option(8, help="Channels at the first level (doubled per level)."),
+    patch_size: int = typer.Option(64, help="Side of a training patch (multiple of 2**depth)."),
+    batch_size: int = typer.Option(8, help="Patches per batch."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    cosine: bool = typer.Option(False, "--cosine", help="Anneal the learning rate to 0."),
+    val_fraction: float = typer.Option(0.2, help="Share of images (or rows) for validation."),
+    patience: int = typer.Option(5, help="Stop after this many epochs without improvement."),
+    seed: int = typer.Option(0, help="Seed of weights, patches and augmentation."),
+    classes: str | None = typer.Option(
+        None, help="Comma-separated class names (default: background, class 1, …)."
+    ),
+    sparse: bool = typer.Option(
+        False, "--sparse", help="Labels are 0 = unlabelled, k = class k-1 (scribbles)."
+    ),
+    three_d: bool = typer.Option(False, "--3d", help="Z×Y×X images and a 3-D U-Net."),
+    augment: bool = typer.Option(True, help="Random flips, quarter turns and intensity."),
+    checkpoint: Path | None = typer.Option(None, help="Write a checkpoint here after every epoch."),
+    resume: Path | None = typer.Option(None, help="Continue from this checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a U-Net on IMAGES + LABELS and export it, normalisation inside, as a .czann."""
+    from scopeml.train.export import save_czann
+    from scopeml.train.files import read_pairs
+    from scopeml.train.loop import TrainConfig, train_unet
+
+    if output.suffix.lower() != ".czann":
+        raise InvalidRequestError("the output must end in .czann", path=output)
+    names = None
+    if classes is not None:
+        names = [name.strip() for name in classes.split(",") if name.strip()]
+    config = TrainConfig(
+        depth=depth,
+        width=width,
+        spatial_dims=3 if three_d else 2,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        lr=lr,
+        cosine=cosine,
+        val_fraction=val_fraction,
+        patience=patience,
+        seed=seed,
+        augment=augment,
+    )
+    pixels, label_images = read_pairs(images, labels, spatial_dims=config.spatial_dims)
+    result = train_unet(
+        pixels,
+        label_images,
+        config,
+        classes=names,
+        sparse=sparse,
+        checkpoint=checkpoint,
+        resume=resume,
+        progress=not quiet,
+    )
+    save_czann(result.classifier(), output, classes=result.classes)
+    last = result.history[-1] if result.history else {}
+    shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
+    typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")

@@ -1,0 +1,387 @@
+"""Train a :class:`~scopeml.train.unet.UNet` from image + label pairs.
+
+Every epoch draws ``steps_per_epoch`` batches of augmented patches from the training images,
+scores the held-out validation images (loss, per-class IoU and F1), keeps the best weights,
+stops early when validation has not improved for ``patience`` epochs, and (if asked) writes a
+checkpoint that :func:`train_unet` resumes from. Epoch ``e`` draws its patches from a generator
+seeded with ``(seed, e)``, so a resumed run continues exactly where the interrupted one was.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from scopeml.errors import InvalidRequestError
+from scopeml.train.data import (
+    IGNORE,
+    channel_statistics,
+    check_pairs,
+    sample_patches,
+    split_validation,
+    targets_from_labels,
+)
+from scopeml.train.metrics import class_scores, confusion_matrix
+from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet
+
+VAL_BLOCK = 256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; round-trips through :meth:`to_dict` / :meth:`from_dict` (checkpoints, CLI).
+
+    ``patch_size`` is the spatial side of a training patch (a multiple of ``2**depth``);
+    ``intensity`` is the amplitude of the random gain/offset augmentation in normalised units;
+    ``class_weights`` weigh the cross-entropy per class (``None`` = equal); ``cosine`` anneals
+    the learning rate from ``lr`` towards 0 over ``epochs`` (set per epoch, so resuming holds).
+    """
+
+    depth: int = 2
+    width: int = 8
+    spatial_dims: int = 2
+    patch_size: int = 64
+    batch_size: int = 8
+    epochs: int = 20
+    steps_per_epoch: int = 50
+    lr: float = 1e-3
+    val_fraction: float = 0.2
+    patience: int = 5
+    seed: int = 0
+    augment: bool = True
+    intensity: float = 0.2
+    class_weights: tuple[float, ...] | None = None
+    cosine: bool = False
+
+    def __post_init__(self) -> None:
+        step = 2**self.depth
+        if self.patch_size < step or self.patch_size % step:
+            raise InvalidRequestError(
+                f"patch_size {self.patch_size} must be a positive multiple of 2**depth = {step}"
+            )
+        for name in ("depth", "width", "batch_size", "epochs", "steps_per_epoch", "patience"):
+            if getattr(self, name) < 1:
+                raise InvalidRequestError(f"{name} must be >= 1; got {getattr(self, name)}")
+        if self.spatial_dims not in (2, 3):
+            raise InvalidRequestError(f"spatial_dims must be 2 or 3; got {self.spatial_dims}")
+        if not self.lr > 0:
+            raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["class_weights"] = None if self.class_weights is None else list(self.class_weights)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidRequestError(f"unknown training options {sorted(unknown)}")
+        data = dict(data)
+        if data.get("class_weights") is not None:
+            data["class_weights"] = tuple(float(w) for w in data["class_weights"])
+        return cls(**data)
+
+
+@dataclass
+class TrainResult:
+    """A trained network with what export needs: its fixed normalisation, classes, history."""
+
+    net: UNet
+    normalize: Normalize
+    classes: tuple[str, ...]
+    config: TrainConfig
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def classifier(self) -> ChannelsLastClassifier:
+        """The exportable module: raw channels-last pixels in, probabilities out (eval mode)."""
+        return ChannelsLastClassifier(self.net, self.normalize).eval()
+
+
+def masked_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy over labelled pixels only (targets ``-1`` contribute nothing).
+
+    Examples
+    --------
+    >>> logits = torch.zeros(1, 2, 1, 2)
+    >>> float(masked_loss(logits, torch.tensor([[[0, -1]]])))  # ln 2
+    0.6931...
+    """
+    return nn.functional.cross_entropy(logits, targets, weight=weight, ignore_index=IGNORE)
+
+
+def train_unet(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainConfig | None = None,
+    *,
+    classes: Sequence[str] | None = None,
+    sparse: bool = False,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train a U-Net on ``C×[Z×]Y×X`` images and their ``[Z×]Y×X`` label images.
+
+    Parameters
+    ----------
+    labels
+        Dense: the class index of every pixel (0 = background). ``sparse=True``: 0 = unlabelled
+        (ignored by the loss), ``k`` = class ``k - 1``.
+    classes
+        Class names; their number is ``K``. Default: inferred from the largest label.
+    checkpoint
+        Written (atomically) after every epoch: weights, optimiser, history, best weights.
+    resume
+        A checkpoint to continue from; its network options must match ``config``.
+    progress
+        Show a tqdm progress bar over all training steps.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> image = rng.random((1, 32, 32)).astype(np.float32)
+    >>> config = TrainConfig(depth=1, width=2, patch_size=16, epochs=1, steps_per_epoch=2)
+    >>> result = train_unet([image], [image[0] > 0.5], config, progress=False)
+    >>> result.classes, len(result.history)
+    (('background', 'class 1'), 1)
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    dims = config.spatial_dims
+    images = [np.asarray(image) for image in images]
+    labels = [np.asarray(label) for label in labels]
+    check_pairs(images, labels, dims)
+    if classes is None:
+        top = max(int(np.max(label)) for label in labels)
+        n_classes = max(top if sparse else top + 1, 2)
+        classes = ["background", *(f"class {k}" for k in range(1, n_classes))]
+    classes = tuple(classes)
+    if len(classes) < 2:
+        raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(classes)}")
+    targets = [targets_from_labels(x, sparse=sparse, n_classes=len(classes)) for x in labels]
+    patch_shape = (config.patch_size,) * dims
+    for index, target in enumerate(targets):
+        if any(s < p for s, p in zip(target.shape, patch_shape, strict=True)):
+            raise InvalidRequestError(
+                f"image {index} of shape {target.shape} is smaller than the patch {patch_shape}"
+            )
+    train_x, train_y, val_x, val_y = split_validation(
+        images, targets, config.val_fraction, patch_shape, config.seed
+    )
+    train_y = [y if np.any(y >= 0) else None for y in train_y]
+    keep = [i for i, y in enumerate(train_y) if y is not None]
+    if not keep:
+        raise InvalidRequestError("no labelled pixels left for training after the validation split")
+    train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
+    mean, std = channel_statistics(train_x)
+
+    torch.manual_seed(config.seed)
+    net = UNet(images[0].shape[0], len(classes), depth=config.depth, width=config.width,
+               spatial_dims=dims)  # fmt: skip
+    normalize = Normalize(mean, std, dims)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    weight = None
+    if config.class_weights is not None:
+        if len(config.class_weights) != len(classes):
+            raise InvalidRequestError(
+                f"{len(config.class_weights)} class weights for {len(classes)} classes"
+            )
+        weight = torch.tensor(config.class_weights, dtype=torch.float32)
+    state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0}
+    if resume is not None:
+        state = _load_checkpoint(resume, net, normalize, optimizer, config, classes)
+    val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
+
+    bar = tqdm(
+        total=config.epochs * config.steps_per_epoch,
+        initial=state["epoch"] * config.steps_per_epoch,
+        disable=not progress,
+        desc="train",
+        unit="step",
+    )
+    try:
+        for epoch in range(state["epoch"], config.epochs):
+            if state["stale"] >= config.patience:
+                break
+            rng = np.random.default_rng([config.seed, epoch])
+            torch.manual_seed(config.seed * 100_003 + epoch)
+            if config.cosine:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+            net.train()
+            losses = []
+            for _ in range(config.steps_per_epoch):
+                batch, batch_targets = sample_patches(
+                    train_x, train_y, patch_shape, config.batch_size, rng, augment=config.augment
+                )
+                x = normalize(torch.from_numpy(batch))
+                if config.augment and config.intensity > 0:
+                    shape = (len(x), 1) + (1,) * dims
+                    gain = torch.exp(
+                        torch.empty(shape).uniform_(-config.intensity, config.intensity)
+                    )
+                    x = x * gain + torch.empty(shape).uniform_(-config.intensity, config.intensity)
+                loss = masked_loss(net(x), torch.from_numpy(batch_targets), weight)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                bar.update()
+            record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+            if val_blocks:
+                record.update(_validate(net, normalize, val_blocks, len(classes), weight))
+            monitor = record.get("val_loss", record["loss"])
+            if monitor < state["best"]:
+                state["best"], state["stale"] = monitor, 0
+                state["best_net"] = copy.deepcopy(net.state_dict())
+            else:
+                state["stale"] += 1
+            state["history"].append(record)
+            state["epoch"] = epoch + 1
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in _SHOWN})
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state)
+    finally:
+        bar.close()
+    if state["best_net"] is not None:
+        net.load_state_dict(state["best_net"])
+    net.eval()
+    return TrainResult(net, normalize, classes, config, state["history"])
+
+
+_SHOWN = ("loss", "val_loss", "val_mean_iou")
+
+
+def _validation_blocks(
+    images: list[np.ndarray], targets: list[np.ndarray], step: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Cut validation images into blocks of at most ``VAL_BLOCK`` per side, multiples of step."""
+    blocks = []
+    for image, target in zip(images, targets, strict=True):
+        side = [max(step, min(s, VAL_BLOCK) // step * step) for s in target.shape]
+        counts = [max(1, s // b) for s, b in zip(target.shape, side, strict=True)]
+        for corner in np.ndindex(*counts):
+            region = tuple(
+                slice(c * b, min(c * b + b, s))
+                for c, b, s in zip(corner, side, target.shape, strict=True)
+            )
+            block_target = target[region]
+            if block_target.shape != tuple(side) or not np.any(block_target >= 0):
+                continue
+            blocks.append(
+                (
+                    torch.from_numpy(
+                        np.ascontiguousarray(image[(slice(None), *region)], np.float32)
+                    ),
+                    torch.from_numpy(np.ascontiguousarray(block_target)),
+                )
+            )
+    return blocks
+
+
+@torch.no_grad()
+def _validate(
+    net: UNet,
+    normalize: Normalize,
+    blocks: list[tuple[torch.Tensor, torch.Tensor]],
+    n_classes: int,
+    weight: torch.Tensor | None,
+) -> dict[str, float]:
+    net.eval()
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    total, count = 0.0, 0
+    for image, target in blocks:
+        logits = net(normalize(image[None]))
+        labelled = int((target >= 0).sum())
+        total += float(masked_loss(logits, target[None], weight)) * labelled
+        count += labelled
+        confusion += confusion_matrix(logits[0].argmax(0).numpy(), target.numpy(), n_classes)
+    scores = class_scores(confusion)
+    out = {"val_loss": total / max(count, 1)}
+    for k in range(n_classes):
+        out[f"val_iou_{k}"] = scores["iou"][k]
+        out[f"val_f1_{k}"] = scores["f1"][k]
+    out["val_mean_iou"] = float(np.nanmean(scores["iou"]))
+    out["val_mean_f1"] = float(np.nanmean(scores["f1"]))
+    return out
+
+
+def _save_checkpoint(
+    path: str | os.PathLike[str],
+    net: UNet,
+    normalize: Normalize,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    classes: tuple[str, ...],
+    state: dict[str, Any],
+) -> None:
+    path = Path(path)
+    payload = {
+        "format": "scopeml-unet-checkpoint/1",
+        "config": config.to_dict(),
+        "classes": list(classes),
+        "in_channels": int(normalize.mean.shape[1]),
+        "net": net.state_dict(),
+        "normalize": normalize.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        **state,
+    }
+    temp = path.with_name(f".{path.name}.partial")
+    torch.save(payload, temp)
+    os.replace(temp, path)
+
+
+def _load_checkpoint(
+    path: str | os.PathLike[str],
+    net: UNet,
+    normalize: Normalize,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    classes: tuple[str, ...],
+) -> dict[str, Any]:
+    """Restore a checkpoint into the fresh objects; return the loop state to continue from."""
+    from scopeml.errors import InvalidContainerError
+
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise InvalidContainerError(f"not a readable checkpoint ({err})", path=path) from err
+    if not isinstance(payload, dict) or payload.get("format") != "scopeml-unet-checkpoint/1":
+        raise InvalidContainerError("not a scopeml U-Net checkpoint", path=path)
+    saved = TrainConfig.from_dict(payload["config"])
+    for name in ("depth", "width", "spatial_dims"):
+        if getattr(saved, name) != getattr(config, name):
+            raise InvalidRequestError(
+                f"checkpoint has {name} {getattr(saved, name)}; this run asks for "
+                f"{getattr(config, name)}",
+                path=path,
+            )
+    if tuple(payload["classes"]) != classes:
+        raise InvalidRequestError(
+            f"checkpoint has classes {payload['classes']}; this run has {list(classes)}", path=path
+        )
+    try:
+        net.load_state_dict(payload["net"])
+        normalize.load_state_dict(payload["normalize"])
+        optimizer.load_state_dict(payload["optimizer"])
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise InvalidContainerError(
+            f"checkpoint does not fit this network ({err})", path=path
+        ) from err
+    return {key: payload[key] for key in ("epoch", "history", "best", "best_net", "stale")}

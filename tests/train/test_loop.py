@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.train.loop import TrainConfig, masked_loss, train_unet
+
+TINY = TrainConfig(depth=1, width=4, patch_size=32, batch_size=4, epochs=4, steps_per_epoch=6,
+                   lr=1e-2, val_fraction=0.25, patience=10)  # fmt: skip
+
+
+def test_loss_falls(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 6, "val_fraction": 0.0})
+    result = train_unet([image], [labels], config, progress=False)
+    losses = [record["loss"] for record in result.history]
+    assert len(losses) == 6
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_validation_scores_every_epoch(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    result = train_unet([image] * 4, [labels] * 4, TINY, progress=False)
+    assert [r["epoch"] for r in result.history] == [1, 2, 3, 4]
+    for record in result.history:
+        assert {"val_loss", "val_iou_0", "val_iou_1", "val_f1_1", "val_mean_iou"} <= set(record)
+        assert 0 <= record["val_mean_f1"] <= 1
+    # the network learned something: nucleus IoU beats predicting nothing (IoU 0)
+    assert result.history[-1]["val_iou_1"] > 0.3
+
+
+def test_sparse_loss_ignores_unlabelled_pixels() -> None:
+    rng = np.random.default_rng(0)
+    targets = torch.from_numpy(rng.integers(-1, 3, (2, 8, 8)))
+    logits = torch.from_numpy(rng.normal(size=(2, 3, 8, 8)).astype(np.float32))
+    changed = logits.clone()
+    unlabelled = (targets < 0).unsqueeze(1).expand_as(logits)
+    changed[unlabelled] = torch.from_numpy(rng.normal(size=int(unlabelled.sum())) * 5).float()
+    changed.requires_grad_(True)
+    loss = masked_loss(changed, targets)
+    loss.backward()
+    torch.testing.assert_close(loss, masked_loss(logits, targets), rtol=0, atol=0)
+    assert torch.all(changed.grad[unlabelled] == 0)
+    assert torch.any(changed.grad[~unlabelled] != 0)
+
+
+def test_sparse_labels_train_on_labelled_pixels_only(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    scribbles = np.zeros_like(labels)
+    scribbles[::7] = labels[::7] + 1  # every 7th row labelled: 1 = background, 2 = nucleus
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 1, "val_fraction": 0.0})
+    sparse = train_unet([image], [scribbles], config, sparse=True, progress=False)
+    assert sparse.classes == ("background", "class 1")
+    dense = train_unet([image], [labels], config, progress=False)
+    assert dense.classes == sparse.classes
+    assert dense.history != sparse.history  # the ignored rows made a difference
+
+
+def test_resume_continues_exactly(nuclei_pair, tmp_path) -> None:
+    image, labels = nuclei_pair
+    whole = train_unet([image] * 4, [labels] * 4, TINY, progress=False)
+    checkpoint = tmp_path / "run.pt"
+    half = TrainConfig(**{**TINY.to_dict(), "epochs": 2})
+    train_unet([image] * 4, [labels] * 4, half, checkpoint=checkpoint, progress=False)
+    resumed = train_unet([image] * 4, [labels] * 4, TINY, resume=checkpoint, progress=False)
+    assert resumed.history == whole.history
+    for a, b in zip(resumed.net.parameters(), whole.net.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_resume_rejects_other_network(nuclei_pair, tmp_path) -> None:
+    image, labels = nuclei_pair
+    checkpoint = tmp_path / "run.pt"
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 1})
+    train_unet([image] * 2, [labels] * 2, config, checkpoint=checkpoint, progress=False)
+    wider = TrainConfig(**{**config.to_dict(), "width": 8})
+    with pytest.raises(InvalidRequestError, match=r"width 4"):
+        train_unet([image] * 2, [labels] * 2, wider, resume=checkpoint, progress=False)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(InvalidContainerError, match=r"garbage\.pt"):
+        train_unet([image] * 2, [labels] * 2, config, resume=garbage, progress=False)
+
+
+def test_early_stopping(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 30, "patience": 1, "lr": 1.0})
+    result = train_unet([image] * 4, [labels] * 4, config, progress=False)
+    assert len(result.history) < 30  # a diverging learning rate stops improving at once
+
+
+def test_config_round_trip() -> None:
+    config = TrainConfig(class_weights=(1.0, 2.0), depth=3, patch_size=64)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(InvalidRequestError, match="multiple of 2\\*\\*depth"):
+        TrainConfig(depth=3, patch_size=20)
+    with pytest.raises(InvalidRequestError, match=r"unknown training options"):
+        TrainConfig.from_dict({"depht": 2})
+
+
+def test_bad_labels(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    with pytest.raises(InvalidLabelsError, match=r"labels range 0\.\.2; 2 classes"):
+        train_unet([image], [labels * 2], TINY, classes=("a", "b"), progress=False)
+    with pytest.raises(InvalidLabelsError, match=r"shape"):
+        train_unet([image], [labels[:10]], TINY, progress=False)
+    with pytest.raises(InvalidLabelsError, match=r"no labelled pixels"):
+        train_unet([image], [labels * 0], TINY, sparse=True, classes=("a", "b"), progress=False)
+    with pytest.raises(InvalidRequestError, match=r"smaller than the patch"):
+        train_unet([image[:, :16, :16]], [labels[:16, :16]], TINY, progress=False)
+
+
+def test_cosine_schedule(nuclei_pair, tmp_path) -> None:
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 3, "steps_per_epoch": 1, "cosine": True})
+    train_unet([image] * 4, [labels] * 4, config, checkpoint=tmp_path / "c.pt", progress=False)
+    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    lr = saved["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(TINY.lr * 0.5 * (1 + np.cos(np.pi * 2 / 3)))
