@@ -74,7 +74,7 @@ def test_container_tiled_equals_whole(trained, tmp_path) -> None:
             out = model.predict(image[..., a:c, b:d])
             y1, x1 = min(y0 + core, 120), min(x0 + core, 136)
             tiled[..., y0:y1, x0:x1] = out[..., y0 - a : y1 - a, x0 - b : x1 - b]
-    np.testing.assert_allclose(tiled, whole, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(tiled, whole)  # exact tiling: bit for bit
 
 
 def test_save_czann_checks_tile_shape(trained, tmp_path) -> None:
