@@ -12,6 +12,7 @@ from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.features import (
     BASIC25,
     BASIC33,
+    EXACT_DERIVATIVES_MAX_SIGMA,
     FAMILIES,
     FeatureSet,
     compute_features,
@@ -20,6 +21,7 @@ from scopeml.features import (
 )
 
 ALL_3D = FeatureSet(tuple((family, 1.6) for family in FAMILIES))
+ALL_3D_DIFFERENCES = FeatureSet(tuple((family, 2.5) for family in FAMILIES))
 
 
 def _image(shape: tuple[int, ...], channels: int = 1, seed: int = 0) -> np.ndarray:
@@ -46,10 +48,39 @@ def test_shape_contract_multichannel_is_channel_major() -> None:
     np.testing.assert_array_equal(features[3:], alone)
 
 
+def _reference_derivatives(image: np.ndarray, sigma: float):
+    """Reference smoothed image, gradient and Hessian: scipy's Gaussian derivative filters up
+    to EXACT_DERIVATIVES_MAX_SIGMA, 3-tap difference correlations of the smoothed image above."""
+    image = image.astype(np.float64)
+    dims = image.ndim
+    smoothed = ndi.gaussian_filter(image, sigma, mode="reflect")
+    if sigma <= EXACT_DERIVATIVES_MAX_SIGMA:
+
+        def derivative(*axes: int) -> np.ndarray:
+            orders = [sum(a == i for a in axes) for i in range(dims)]
+            return ndi.gaussian_filter(image, sigma, order=orders, mode="reflect")
+
+        grad = [derivative(i) for i in range(dims)]
+        return smoothed, grad, lambda i, j: derivative(i, j)
+
+    def d(array: np.ndarray, axis: int) -> np.ndarray:
+        return ndi.correlate1d(array, [-0.5, 0.0, 0.5], axis=axis, mode="reflect")
+
+    grad = [d(smoothed, i) for i in range(dims)]
+
+    def hessian(i: int, j: int) -> np.ndarray:
+        if i == j:
+            return ndi.correlate1d(smoothed, [1.0, -2.0, 1.0], axis=i, mode="reflect")
+        return d(grad[min(i, j)], max(i, j))
+
+    return smoothed, grad, hessian
+
+
+@pytest.mark.parametrize("sigma", [1.6, 3.5])  # exact Gaussian derivatives; differences
 @pytest.mark.parametrize("shape", [(40, 36), (12, 20, 18)])
-def test_filters_match_scipy(shape: tuple[int, ...]) -> None:
+def test_filters_match_references(shape: tuple[int, ...], sigma: float) -> None:
     image = _image(shape).astype(np.float32)
-    sigma = 1.6
+    dims = len(shape)
     fs = FeatureSet(
         (
             ("gaussian_smoothing", sigma),
@@ -59,37 +90,37 @@ def test_filters_match_scipy(shape: tuple[int, ...]) -> None:
         )
     )
     got = compute_features(image, fs)
+    smoothed, grad, hessian = _reference_derivatives(image[0], sigma)
     ref = [
-        ndi.gaussian_filter(image[0], sigma),
-        ndi.gaussian_laplace(image[0], sigma),
-        ndi.gaussian_gradient_magnitude(image[0], sigma),
-        ndi.gaussian_filter(image[0], sigma) - ndi.gaussian_filter(image[0], 0.66 * sigma),
+        smoothed,
+        sum(hessian(a, a) for a in range(dims)),
+        np.sqrt(sum(g**2 for g in grad)),
+        smoothed - ndi.gaussian_filter(image[0].astype(np.float64), 0.66 * sigma),
     ]
     for g, r in zip(got, ref, strict=True):
-        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-3 * np.abs(r).max())
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * np.abs(r).max())
+    # either way, the features approximate scipy's exact Gaussian derivatives
+    exact_log = ndi.gaussian_laplace(image[0].astype(np.float64), sigma)
+    assert np.corrcoef(got[1].ravel(), exact_log.ravel())[0, 1] > 0.97
 
 
+@pytest.mark.parametrize("sigma", [1.6, 3.5])
 @pytest.mark.parametrize("shape", [(30, 34), (10, 14, 12)])
-def test_eigenvalue_features_match_numpy(shape: tuple[int, ...]) -> None:
+def test_eigenvalue_features_match_numpy(shape: tuple[int, ...], sigma: float) -> None:
     image = _image(shape, seed=3).astype(np.float32)
-    sigma, dims = 1.6, len(shape)
+    dims = len(shape)
     got = compute_features(
         image,
         FeatureSet(
             (("hessian_of_gaussian_eigenvalues", sigma), ("structure_tensor_eigenvalues", sigma))
         ),
     )
+    _, grad, second = _reference_derivatives(image[0], sigma)
     hessian = np.empty((*shape, dims, dims))
-    grad = []
-    for i in range(dims):
-        grad.append(ndi.gaussian_filter(image[0], sigma, order=np.eye(dims, dtype=int)[i]))
-        for j in range(dims):
-            hessian[..., i, j] = ndi.gaussian_filter(
-                image[0], sigma, order=np.add(*np.eye(dims, dtype=int)[[i, j]])
-            )
     tensor = np.empty_like(hessian)
     for i in range(dims):
         for j in range(dims):
+            hessian[..., i, j] = second(min(i, j), max(i, j))
             tensor[..., i, j] = ndi.gaussian_filter(grad[i] * grad[j], 0.5 * sigma)
     for values, matrix in ((got[:dims], hessian), (got[dims:], tensor)):
         ref = np.moveaxis(np.linalg.eigvalsh(matrix)[..., ::-1], -1, 0)
@@ -113,7 +144,12 @@ def test_closed_form_eigenvalues_on_random_and_degenerate_matrices() -> None:
 
 @pytest.mark.parametrize(
     ("shape", "features", "block"),
-    [((90, 77), BASIC33, 30), ((90, 77), BASIC25, 25), ((20, 22, 24), ALL_3D, 8)],
+    [
+        ((90, 77), BASIC33, 30),
+        ((90, 77), BASIC25, 25),
+        ((20, 22, 24), ALL_3D, 8),
+        ((6, 8, 52), ALL_3D_DIFFERENCES, 8),
+    ],
 )
 def test_tiles_with_halo_equal_whole_image_bit_for_bit(
     shape: tuple[int, ...], features: FeatureSet, block: int
@@ -138,10 +174,19 @@ def test_tiles_with_halo_equal_whole_image_bit_for_bit(
     np.testing.assert_array_equal(tiled, whole)
 
 
-def test_a_halo_one_short_breaks_exactness() -> None:
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "structure_tensor_eigenvalues:1.6",
+        "structure_tensor_eigenvalues:3.5",
+        "hessian_of_gaussian_eigenvalues:1.6",
+        "hessian_of_gaussian_eigenvalues:3.5",
+    ],
+)
+def test_a_halo_one_short_breaks_exactness(spec: str) -> None:
     # The halo is tight: the largest filter reaches exactly `halo` pixels.
     image = _image((70, 70), seed=2).astype(np.float32)
-    fs = parse_features("structure_tensor_eigenvalues:1.6")
+    fs = parse_features(spec)
     whole = compute_features(image, fs)
     read, core = (slice(0, 30 + fs.halo - 1),) * 2, (slice(0, 30),) * 2
     short = compute_features(image[(slice(None), *read)], fs)[(slice(None), *core)]
@@ -150,8 +195,12 @@ def test_a_halo_one_short_breaks_exactness() -> None:
 
 def test_halo_from_largest_support() -> None:
     assert parse_features("gaussian_smoothing:1.6").halo == 6  # int(4 * 1.6 + 0.5)
-    assert parse_features("structure_tensor_eigenvalues:3.5").halo == 14 + 7
-    assert BASIC33.halo == 40
+    assert parse_features("laplacian_of_gaussian:1.6").halo == 6  # exact derivative filter
+    assert parse_features("laplacian_of_gaussian:3.5").halo == 14 + 1  # a difference reaches 1
+    assert parse_features("difference_of_gaussians:3.5").halo == 14
+    assert parse_features("structure_tensor_eigenvalues:1.6").halo == 6 + 3
+    assert parse_features("structure_tensor_eigenvalues:3.5").halo == 14 + 1 + 7
+    assert BASIC33.halo == 41  # laplacian_of_gaussian:10
 
 
 def test_spec_round_trip_and_errors() -> None:

@@ -61,7 +61,7 @@ def test_features_list_and_names(capsys) -> None:
     assert main(["pixel", "features", "--list"]) == 0
     text = capsys.readouterr().out
     assert "structure_tensor_eigenvalues  2 / 3" in text
-    assert "basic33: 33 / 40 per channel, halo 40" in text
+    assert "basic33: 33 / 40 per channel, halo 41" in text
     assert main(["pixel", "features", "--features", "basic25", "--channels", "2"]) == 0
     names = capsys.readouterr().out.split()
     assert len(names) == 50 and names[0] == "gaussian_smoothing(sigma=0.7)[C0]"

@@ -87,6 +87,8 @@ CORRUPTIONS = {
     "json broken": (lambda m: m.update({"model.json": b"{"}), "not valid JSON"),
     "wrong format": (_edit_json(lambda j: j.update(Format="czann")), "Format is 'czann'"),
     "unknown field": (_edit_json(lambda j: j.update(Extra=1)), "Extra"),
+    # version 1 computed derivative features differently; its models must not run silently
+    "old version": (_edit_json(lambda j: j.update(FormatVersion=1)), "FormatVersion"),
     "halo": (_edit_json(lambda j: j.update(Halo=[1, 1])), "Halo"),
     "classes": (_edit_json(lambda j: j["Classes"].pop()), "Classes"),
     "feature names": (_edit_json(lambda j: j["FeatureNames"].reverse()), "FeatureNames"),

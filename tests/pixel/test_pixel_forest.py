@@ -54,3 +54,43 @@ def test_validation_names_the_defect(fitted) -> None:
         validate_arrays(dict(arrays, value=value), n_features=5, n_classes=4)
     with pytest.raises(InvalidContainerError, match="missing arrays"):
         validate_arrays({"left": arrays["left"]}, n_features=5, n_classes=4)
+
+
+def test_labels_equal_argmax_of_probabilities(fitted) -> None:
+    rf, x = fitted
+    forest = Forest.from_sklearn(rf, 5)
+    spread = np.random.default_rng(2).normal(size=(5000, 5)).astype(np.float32) * 2
+    data = np.concatenate([x, spread])
+    np.testing.assert_array_equal(
+        forest.predict_labels(data), np.argmax(forest.predict_proba(data), axis=1)
+    )
+
+
+def _stumps(votes_low: list[int]) -> Forest:
+    """One stump per entry on feature 0 at 0.5: x <= 0.5 votes that class, x > 0.5 the other."""
+    n = len(votes_low)
+    value = np.zeros((3 * n, 2), np.float32)
+    for t, k in enumerate(votes_low):
+        value[3 * t + 1, k] = 1.0
+        value[3 * t + 2, 1 - k] = 1.0
+    arrays = {
+        "offsets": np.arange(0, 3 * n + 1, 3),
+        "depth": np.ones(n, np.int32),
+        "left": np.tile(np.int32([1, -1, -1]), n),
+        "right": np.tile(np.int32([2, -1, -1]), n),
+        "feature": np.zeros(3 * n, np.int32),
+        "threshold": np.tile(np.float32([0.5, 0, 0]), n),
+        "value": value,
+    }
+    return Forest.from_arrays(arrays, n_features=1, n_classes=2)
+
+
+def test_labels_skip_trees_only_when_the_winner_is_certain() -> None:
+    # After three of four trees, class 1 leads 2:1 with one tree left: not yet certain. The last
+    # tree makes it a tie, which argmax gives to class 0.
+    forest = _stumps([1, 1, 0, 0])
+    x = np.array([[0.0], [1.0]], np.float32)
+    np.testing.assert_array_equal(forest.predict_proba(x), [[0.5, 0.5], [0.5, 0.5]])
+    np.testing.assert_array_equal(forest.predict_labels(x), [0, 0])
+    # five trees, the first three unanimous: decided early, and right
+    np.testing.assert_array_equal(_stumps([1, 1, 1, 0, 0]).predict_labels(x), [1, 0])

@@ -3,7 +3,8 @@
 Every filter of a :class:`FeatureSet` runs on every channel (multi-spectral features, channel
 -major). Families: Gaussian smoothing, Laplacian of Gaussian, Gaussian gradient magnitude,
 difference of Gaussians, structure-tensor eigenvalues and Hessian-of-Gaussian eigenvalues, at
-ilastik's scales. A feature set's :attr:`FeatureSet.halo` is what a tile needs so that tiled
+ilastik's scales (derivatives exact up to ``EXACT_DERIVATIVES_MAX_SIGMA``, differences of the
+smoothed image above). A feature set's :attr:`FeatureSet.halo` is what a tile needs so that tiled
 features equal whole-image features bit for bit.
 
 Examples
@@ -17,6 +18,7 @@ Examples
 from scopeml.features._bank import (
     BASIC25,
     BASIC33,
+    EXACT_DERIVATIVES_MAX_SIGMA,
     FAMILIES,
     PRESETS,
     SIGMAS,
@@ -29,6 +31,7 @@ from scopeml.features._filters import compute_features, symmetric_eigenvalues
 __all__ = [
     "BASIC25",
     "BASIC33",
+    "EXACT_DERIVATIVES_MAX_SIGMA",
     "FAMILIES",
     "PRESETS",
     "SIGMAS",

@@ -57,6 +57,19 @@ _BASIC33_EXTRA = {
 }
 
 
+#: Up to this scale, gradient and Hessian are exact Gaussian derivative filters; above it,
+#: central differences of the smoothed image, which reach one pixel beyond its support.
+EXACT_DERIVATIVES_MAX_SIGMA = 2.0
+
+#: Families made of gradient or Hessian entries.
+_DERIVATIVES = {
+    "laplacian_of_gaussian",
+    "gaussian_gradient_magnitude",
+    "structure_tensor_eigenvalues",
+    "hessian_of_gaussian_eigenvalues",
+}
+
+
 def filter_radius(sigma: float, truncate: float) -> int:
     """Support radius of a Gaussian (derivative) filter, as :mod:`scipy.ndimage` computes it."""
     return int(truncate * float(sigma) + 0.5)
@@ -134,16 +147,12 @@ class FeatureSet:
     def halo(self) -> int:
         """Pixels per side a tile needs so that its core features equal whole-image features.
 
-        The largest filter support, ``int(truncate * sigma + 0.5)`` as scipy rounds it; the
-        structure tensor smooths the gradient products again, so its two supports add.
+        The largest reach of a filter: the Gaussian support ``int(truncate * sigma + 0.5)`` as
+        scipy rounds it, one more where derivatives are differences of the smoothed image
+        (scales above :data:`EXACT_DERIVATIVES_MAX_SIGMA`), and the structure tensor's second
+        smoothing on top of its gradient.
         """
-        reach = 0
-        for family, sigma in self.filters:
-            r = filter_radius(sigma, self.truncate)
-            if family == "structure_tensor_eigenvalues":
-                r += filter_radius(ST_OUTER_RATIO * sigma, self.truncate)
-            reach = max(reach, r)
-        return reach
+        return max(_reach(family, sigma, self.truncate) for family, sigma in self.filters)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +221,14 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
         except ValueError as err:
             raise InvalidRequestError(f"cannot read sigmas in {group!r}") from err
     return FeatureSet(tuple(filters))
+
+
+def _reach(family: str, sigma: float, truncate: float) -> int:
+    differenced = family in _DERIVATIVES and sigma > EXACT_DERIVATIVES_MAX_SIGMA
+    reach = filter_radius(sigma, truncate) + differenced
+    if family == "structure_tensor_eigenvalues":
+        reach += filter_radius(ST_OUTER_RATIO * sigma, truncate)
+    return reach
 
 
 def _check_dims(spatial_dims: int) -> None:

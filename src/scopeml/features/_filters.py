@@ -1,11 +1,16 @@
-"""Computing a feature set on an image: separable Gaussian derivatives shared within a scale.
+"""Computing a feature set on an image: Gaussian derivatives, shared within a scale.
 
-For each channel and scale, every Gaussian derivative a feature needs (smoothed image, gradient,
-Hessian) is built from 1-D passes, axis by axis, and the partial results are cached by their
-prefix of orders: in 2-D the six derivatives up to order two cost nine 1-D passes instead of
-twelve, and the smoothed image comes free. Eigenvalues of the symmetric 2×2/3×3 tensors are in
-closed form, vectorised. All filters reflect at the border (``mode="reflect"``), so a tile that
-is clipped at the real image edge sees the same pixels as the whole image does.
+For each channel and scale, the smoothed image comes from separable 1-D passes. Its gradient and
+Hessian are computed two ways, by scale. Up to :data:`EXACT_DERIVATIVES_MAX_SIGMA` they are
+exact Gaussian derivative filters (short kernels, so cheap; partial 1-D passes are cached by
+their prefix of orders, nine passes for all derivatives in 2-D): differences would blur the
+finest textures, which costs accuracy. Above it they are central differences of the smoothed
+image, as in scikit-image's ``multiscale_basic_features``: one cheap pass each instead of a long
+filter pass per derivative and axis, and the difference error shrinks as the scale grows.
+Eigenvalues of the symmetric 2×2/3×3 tensors are in closed form, vectorised. Everything
+reflects at the border (scipy's ``mode="reflect"``: b a | a b), so a tile clipped at the real
+image edge sees the same pixels as the whole image does; a difference reaches one pixel beyond
+the smoothing, which :attr:`FeatureSet.halo` counts.
 """
 
 from __future__ import annotations
@@ -17,7 +22,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError
-from scopeml.features._bank import DOG_RATIO, ST_OUTER_RATIO, FeatureSet, parse_features
+from scopeml.features._bank import (
+    DOG_RATIO,
+    EXACT_DERIVATIVES_MAX_SIGMA,
+    ST_OUTER_RATIO,
+    FeatureSet,
+    parse_features,
+)
 
 
 def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") -> np.ndarray:
@@ -61,33 +72,38 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
     for c in range(image.shape[0]):
         channel = np.ascontiguousarray(image[c], dtype=np.float32)
         for sigma, indices in by_sigma.items():
-            derivatives = _Derivatives(channel, sigma, fs.truncate)
+            scale = _Scale(channel, sigma, fs.truncate)
             for index in indices:
                 lo = c * per_channel + starts[index]
                 target = out[lo : lo + widths[index]]
-                _FAMILY_FUNCS[fs.filters[index][0]](derivatives, target)
+                _FAMILY_FUNCS[fs.filters[index][0]](scale, target)
     return out
 
 
-class _Derivatives:
-    """Gaussian derivatives of one channel at one scale, computed on demand and shared."""
+class _Scale:
+    """One channel at one scale: smoothed image and derivatives, computed on demand, shared."""
 
     def __init__(self, image: np.ndarray, sigma: float, truncate: float) -> None:
         self.image = image
         self.sigma = sigma
         self.truncate = truncate
-        self._cache: dict[tuple[int, ...], np.ndarray] = {(): image}
+        self.ndim = image.ndim
+        self.exact = sigma <= EXACT_DERIVATIVES_MAX_SIGMA
+        self._passes: dict[tuple[int, ...], np.ndarray] = {(): image}
+        self._gradient: list[np.ndarray] | None = None
+        self._second: dict[tuple[int, int], np.ndarray] = {}
 
-    @property
-    def ndim(self) -> int:
-        return self.image.ndim
+    def smooth(self, image: np.ndarray, sigma: float) -> np.ndarray:
+        return ndi.gaussian_filter(
+            image, sigma, output=np.float32, mode="reflect", truncate=self.truncate
+        )
 
-    def get(self, orders: tuple[int, ...]) -> np.ndarray:
-        """The derivative of the Gaussian-smoothed image with ``orders[a]`` along axis ``a``."""
-        if orders not in self._cache:
-            prev = self.get(orders[:-1])
-            self._cache[orders] = ndi.gaussian_filter1d(
-                prev,
+    def gaussian(self, orders: tuple[int, ...]) -> np.ndarray:
+        """The image filtered along axes ``0..len(orders)-1`` by Gaussian derivatives of
+        ``orders``; all axes given: a Gaussian derivative of the image."""
+        if orders not in self._passes:
+            self._passes[orders] = ndi.gaussian_filter1d(
+                self.gaussian(orders[:-1]),
                 self.sigma,
                 axis=len(orders) - 1,
                 order=orders[-1],
@@ -95,67 +111,123 @@ class _Derivatives:
                 mode="reflect",
                 truncate=self.truncate,
             )
-        return self._cache[orders]
+        return self._passes[orders]
 
     def smoothed(self) -> np.ndarray:
-        return self.get((0,) * self.ndim)
+        return self.gaussian((0,) * self.ndim)
 
     def gradient(self) -> list[np.ndarray]:
-        return [self.get(_unit(self.ndim, a)) for a in range(self.ndim)]
+        if self._gradient is None:
+            if self.exact:
+                units = [tuple(int(a == i) for a in range(self.ndim)) for i in range(self.ndim)]
+                self._gradient = [self.gaussian(u) for u in units]
+            else:
+                self._gradient = [difference(self.smoothed(), a) for a in range(self.ndim)]
+        return self._gradient
+
+    def second(self, i: int, j: int) -> np.ndarray:
+        """Hessian entry ``H[i, j]``, ``i <= j``."""
+        if (i, j) not in self._second:
+            if self.exact:
+                entry = self.gaussian(tuple(int(a == i) + int(a == j) for a in range(self.ndim)))
+            elif i == j:
+                entry = second_difference(self.smoothed(), i)
+            else:
+                entry = difference(self.gradient()[i], j)
+            self._second[i, j] = entry
+        return self._second[i, j]
 
     def hessian(self) -> list[np.ndarray]:
         """Upper-triangle entries ``H[i, j]``, ``i <= j``, row by row."""
         pairs = combinations_with_replacement(range(self.ndim), 2)
-        return [self.get(_orders(self.ndim, i, j)) for i, j in pairs]
+        return [self.second(i, j) for i, j in pairs]
 
 
-def _unit(ndim: int, axis: int) -> tuple[int, ...]:
-    return tuple(int(a == axis) for a in range(ndim))
+def difference(array: np.ndarray, axis: int) -> np.ndarray:
+    """Central difference ``(a[i+1] - a[i-1]) / 2`` along ``axis``, reflecting at the ends.
+
+    Examples
+    --------
+    >>> difference(np.array([0.0, 1.0, 4.0, 9.0], np.float32), 0)
+    array([0.5, 2. , 4. , 2.5], dtype=float32)
+    """
+    out = np.empty_like(array)
+    n = array.shape[axis]
+    if n < 2:
+        out[...] = 0.0
+        return out
+    at = _along(array.ndim, axis)
+    np.subtract(array[at(2, n)], array[at(0, n - 2)], out=out[at(1, n - 1)])
+    np.subtract(array[at(1, 2)], array[at(0, 1)], out=out[at(0, 1)])
+    np.subtract(array[at(n - 1, n)], array[at(n - 2, n - 1)], out=out[at(n - 1, n)])
+    out *= 0.5
+    return out
 
 
-def _orders(ndim: int, i: int, j: int) -> tuple[int, ...]:
-    return tuple(int(a == i) + int(a == j) for a in range(ndim))
+def second_difference(array: np.ndarray, axis: int) -> np.ndarray:
+    """Second difference ``a[i+1] - 2 a[i] + a[i-1]`` along ``axis``, reflecting at the ends.
+
+    Examples
+    --------
+    >>> second_difference(np.array([0.0, 1.0, 4.0, 9.0], np.float32), 0)
+    array([ 1.,  2.,  2., -5.], dtype=float32)
+    """
+    out = np.empty_like(array)
+    n = array.shape[axis]
+    if n < 2:
+        out[...] = 0.0
+        return out
+    at = _along(array.ndim, axis)
+    inner = out[at(1, n - 1)]
+    np.add(array[at(2, n)], array[at(0, n - 2)], out=inner)
+    inner -= array[at(1, n - 1)]
+    inner -= array[at(1, n - 1)]
+    np.subtract(array[at(1, 2)], array[at(0, 1)], out=out[at(0, 1)])
+    np.subtract(array[at(n - 2, n - 1)], array[at(n - 1, n)], out=out[at(n - 1, n)])
+    return out
 
 
-def _gaussian_smoothing(d: _Derivatives, out: np.ndarray) -> None:
-    out[0] = d.smoothed()
+def _along(ndim: int, axis: int):
+    def at(start: int, stop: int) -> tuple[slice, ...]:
+        return (slice(None),) * axis + (slice(start, stop),) + (slice(None),) * (ndim - axis - 1)
+
+    return at
 
 
-def _laplacian_of_gaussian(d: _Derivatives, out: np.ndarray) -> None:
-    out[0] = d.get(_orders(d.ndim, 0, 0))
-    for axis in range(1, d.ndim):
-        out[0] += d.get(_orders(d.ndim, axis, axis))
+def _gaussian_smoothing(s: _Scale, out: np.ndarray) -> None:
+    out[0] = s.smoothed()
 
 
-def _gaussian_gradient_magnitude(d: _Derivatives, out: np.ndarray) -> None:
-    grad = d.gradient()
-    np.square(grad[0], out=out[0])
+def _laplacian_of_gaussian(s: _Scale, out: np.ndarray) -> None:
+    np.add(s.second(0, 0), s.second(1, 1), out=out[0])
+    for axis in range(2, s.ndim):
+        out[0] += s.second(axis, axis)
+
+
+def _gaussian_gradient_magnitude(s: _Scale, out: np.ndarray) -> None:
+    grad = s.gradient()
+    np.multiply(grad[0], grad[0], out=out[0])
     for g in grad[1:]:
         out[0] += g * g
     np.sqrt(out[0], out=out[0])
 
 
-def _difference_of_gaussians(d: _Derivatives, out: np.ndarray) -> None:
-    narrow = ndi.gaussian_filter(
-        d.image, DOG_RATIO * d.sigma, output=np.float32, mode="reflect", truncate=d.truncate
-    )
-    np.subtract(d.smoothed(), narrow, out=out[0])
+def _difference_of_gaussians(s: _Scale, out: np.ndarray) -> None:
+    np.subtract(s.smoothed(), s.smooth(s.image, DOG_RATIO * s.sigma), out=out[0])
 
 
-def _structure_tensor_eigenvalues(d: _Derivatives, out: np.ndarray) -> None:
-    grad = d.gradient()
-    outer = ST_OUTER_RATIO * d.sigma
+def _structure_tensor_eigenvalues(s: _Scale, out: np.ndarray) -> None:
+    grad = s.gradient()
+    outer = ST_OUTER_RATIO * s.sigma
     tensor = [
-        ndi.gaussian_filter(
-            grad[i] * grad[j], outer, output=np.float32, mode="reflect", truncate=d.truncate
-        )
-        for i, j in combinations_with_replacement(range(d.ndim), 2)
+        s.smooth(grad[i] * grad[j], outer)
+        for i, j in combinations_with_replacement(range(s.ndim), 2)
     ]
     symmetric_eigenvalues(tensor, out=out)
 
 
-def _hessian_of_gaussian_eigenvalues(d: _Derivatives, out: np.ndarray) -> None:
-    symmetric_eigenvalues(d.hessian(), out=out)
+def _hessian_of_gaussian_eigenvalues(s: _Scale, out: np.ndarray) -> None:
+    symmetric_eigenvalues(s.hessian(), out=out)
 
 
 _FAMILY_FUNCS = {

@@ -28,8 +28,10 @@ from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._forest import Forest
 
-#: Spatial block edge (pixels) for computing features piecewise, by spatial dims.
-BLOCK = {2: 1024, 3: 96}
+#: Spatial block edge (pixels) for computing features piecewise, by spatial dims. Blocks whose
+#: intermediate arrays stay in cache are faster despite the halo they repeat (measured: a 2-D
+#: block of 384 computes basic25 about twice as fast per pixel as one of 1024).
+BLOCK = {2: 384, 3: 96}
 
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -107,34 +109,16 @@ class PixelClassifier:
         Large inputs are processed in blocks with the halo, in ``n_jobs`` threads; the result
         is the same bit for bit as in one piece.
         """
-        batch = np.asarray(batch)
-        dims, channels = self.spec.spatial_dims, self.spec.in_channels
-        if batch.ndim != 2 + dims or batch.shape[1] != channels:
-            raise IncompatibleModelError(
-                f"batch has shape {batch.shape}; the classifier expects N×{channels}×"
-                + "×".join("ZYX"[3 - dims :])
-            )
+        batch = self._check_batch(batch)
         out = np.empty((batch.shape[0], len(self.classes), *batch.shape[2:]), np.float32)
-        tasks = []
-        for n in range(batch.shape[0]):
-            for read, core in iter_blocks(batch.shape[2:], BLOCK[dims], self.features.halo):
-                tasks.append((n, read, core))
-
-        def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
-            n, read, core = task
-            feats = compute_features(batch[(n, slice(None), *read)], self.features)
-            feats = feats[(slice(None), *core)]
-            proba = self.forest.predict_proba(feats.reshape(len(feats), -1).T)
-            target = tuple(
-                slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
-            )
-            out[(n, slice(None), *target)] = proba.T.reshape(-1, *feats.shape[1:])
-
-        _map(run, tasks, self.n_jobs)
+        self._blockwise(batch, lambda x: self.forest.predict_proba(x).T, out)
         return out
 
     def predict_labels(self, image: Any) -> np.ndarray:
         """Label image of one ``C×[Z×]Y×X`` image: values ``1..K`` as in training.
+
+        Equal to ``argmax`` over :meth:`predict` plus one, but faster: a pixel's remaining trees
+        are skipped once they cannot change its winner.
 
         Examples
         --------
@@ -145,9 +129,47 @@ class PixelClassifier:
         >>> clf.predict_labels(image).shape
         (48, 48)
         """
-        proba = self.predict(as_channels_first(image, self.spec.spatial_dims)[None])[0]
+        batch = self._check_batch(as_channels_first(image, self.spec.spatial_dims)[None])
         dtype = np.uint8 if len(self.classes) < 255 else np.uint16
-        return (np.argmax(proba, axis=0) + 1).astype(dtype)
+        out = np.empty((1, 1, *batch.shape[2:]), dtype)
+        self._blockwise(batch, lambda x: self.forest.predict_labels(x)[None] + 1, out)
+        return out[0, 0]
+
+    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.asarray(batch)
+        dims, channels = self.spec.spatial_dims, self.spec.in_channels
+        if batch.ndim != 2 + dims or batch.shape[1] != channels:
+            raise IncompatibleModelError(
+                f"batch has shape {batch.shape}; the classifier expects N×{channels}×"
+                + "×".join("ZYX"[3 - dims :])
+            )
+        return batch
+
+    def _blockwise(
+        self, batch: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray], out: np.ndarray
+    ) -> None:
+        """Fill ``out`` (``N×K'×…``) block by block: features of the block grown by the halo,
+        then ``evaluate((P, F) features) -> (K', P)`` on the block's core, in threads."""
+        tasks = []
+        for n in range(batch.shape[0]):
+            for read, core in iter_blocks(
+                batch.shape[2:], BLOCK[batch.ndim - 2], self.features.halo
+            ):
+                tasks.append((n, read, core))
+
+        def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
+            n, read, core = task
+            feats = compute_features(batch[(n, slice(None), *read)], self.features)
+            feats = feats[(slice(None), *core)]
+            shape = feats.shape[1:]
+            # F×P feature-major; its transpose is a (P, F) view the forest reads without a copy
+            feats = np.ascontiguousarray(feats).reshape(len(feats), -1)
+            target = tuple(
+                slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
+            )
+            out[(n, slice(None), *target)] = evaluate(feats.T).reshape(-1, *shape)
+
+        _map(run, tasks, self.n_jobs)
 
     def save(self, path: str | PathLike[str]) -> Path:
         """Write a ``.czseg`` container (zip: ``model.json`` + node arrays), atomically."""
@@ -221,7 +243,9 @@ def train_classifier(
     samples = [
         _sample_features(im, lab, fs, n_jobs) for (im, _), lab in zip(arrays, checked, strict=True)
     ]
-    x = np.concatenate([s[0] for s in samples])
+    # feature-major F×N, so x.T is the column-major (N, F) float32 array the tree builder
+    # reads fastest (it scans one feature of many samples at a time; ~7% faster at 84k samples)
+    x = np.concatenate([s[0] for s in samples], axis=1).T
     y = np.concatenate([s[1] for s in samples])
     counts = np.bincount(y, minlength=n_classes + 1)[1:]
     if n_classes < 2 or np.any(counts == 0):
@@ -359,7 +383,8 @@ def _pairs(image: Any, labels: Any) -> list[tuple[Any, Any]]:
 def _sample_features(
     image: np.ndarray, labels: np.ndarray, fs: FeatureSet, n_jobs: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of the labelled pixels, computed only in blocks that hold some."""
+    """Features (``F×N``) and labels (``N``) of the labelled pixels, computed only in blocks
+    that hold some."""
     dims = labels.ndim
     tasks = []
     for read, core in iter_blocks(labels.shape, BLOCK[dims], fs.halo):
@@ -373,10 +398,10 @@ def _sample_features(
         read, core, target = task
         mask = labels[target] > 0
         feats = compute_features(image[(slice(None), *read)], fs)[(slice(None), *core)]
-        return feats[:, mask].T, labels[target][mask]
+        return feats[:, mask], labels[target][mask]
 
     parts = _map(run, tasks, n_jobs)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts])
 
 
 def _map(func: Callable, tasks: Iterable, n_jobs: int) -> list:

@@ -33,7 +33,9 @@ from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 from scopeml.pixel._forest import ARRAY_DTYPES, Forest
 
 FORMAT = "scopeml-pixel-classifier"
-FORMAT_VERSION = 1
+#: 2: derivative features are differences of the smoothed image (version 1 used Gaussian
+#: derivative filters, so its models would see different features and are refused).
+FORMAT_VERSION = 2
 MAX_JSON_BYTES = 4 * 2**20
 MAX_ARRAY_BYTES = 2 * 2**30
 MAX_MEMBERS = 64
@@ -67,7 +69,7 @@ class ClassifierMetadata(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     Format: Literal["scopeml-pixel-classifier"]
-    FormatVersion: Literal[1]
+    FormatVersion: Literal[2]
     Name: str = Field(max_length=1024)
     SpatialDims: Literal[2, 3]
     InChannels: int = Field(ge=1, le=1024)
