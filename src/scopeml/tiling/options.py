@@ -42,7 +42,8 @@ class SegmentOptions:
         Context on each side of a core; ``None`` takes the model's own. Smaller than the
         model's need gives a warning (tiles will then differ from a whole-image run).
     batch_size
-        Tiles of equal shape sent to the runtime together.
+        Tiles of equal shape sent to the runtime together; on CPU 1 is fastest and needs the
+        least memory (measured: 4 tiles of 624² took 1.3× the time and 3.2× the memory).
     workers
         Threads of the local executor (one shared model session).
     scheduler
@@ -70,7 +71,7 @@ class SegmentOptions:
     outputs: tuple[str, ...] = ("labels",)
     tile_size: int | tuple[int, ...] | None = None
     halo: int | tuple[int, ...] | None = None
-    batch_size: int = 4
+    batch_size: int = 1
     workers: int = 2
     scheduler: str | None = None
     min_confidence: float | None = None
