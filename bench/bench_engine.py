@@ -130,7 +130,8 @@ def child(args: argparse.Namespace) -> None:
     if args.mode == "perthread":
         model = Timed(PerThreadSessions(args.model))
     else:
-        model = Timed(open_model(args.model))
+        # as scopeml.api.segment opens a model file: one runtime thread per engine worker
+        model = Timed(open_model(args.model, threads=1 if args.workers > 1 else None))
     start = time.perf_counter()
     segment(
         args.image,
@@ -224,7 +225,7 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--output")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--mode", default="shared", choices=["shared", "perthread"])
     args = parser.parse_args()
     if args.child:
@@ -240,7 +241,9 @@ def main() -> None:
         configs = [(1, "shared"), (2, "shared"), (2, "perthread")]
         timings = {}
         for workers, mode in configs:
-            r = run_child(small, model, root / "o.ome.zarr", workers=workers, mode=mode, batch=4)
+            r = run_child(
+                small, model, root / "o.ome.zarr", workers=workers, mode=mode, batch=args.batch_size
+            )
             timings[(workers, mode)] = r
             print(
                 f"  workers={workers} {mode:9s} wall {r['wall_s']:7.2f}  "
@@ -270,7 +273,12 @@ def main() -> None:
             made = time.perf_counter() - start
             for workers in (1, 2) if size == args.sizes[0] else (2,):
                 r = run_child(
-                    image, model, root / "o.ome.zarr", workers=workers, mode="shared", batch=4
+                    image,
+                    model,
+                    root / "o.ome.zarr",
+                    workers=workers,
+                    mode="shared",
+                    batch=args.batch_size,
                 )
                 print(
                     f"  {size}² (written in {made:.0f} s) workers={workers}: "
