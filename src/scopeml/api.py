@@ -81,7 +81,8 @@ def segment(
         Fields of :class:`~scopeml.tiling.options.SegmentOptions`: ``outputs``, ``tile_size``,
         ``halo``, ``batch_size``, ``workers``, ``scheduler``, ``min_confidence``,
         ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``,
-        ``resume``, ``overwrite``, ``quiet``, ``ome_tiff``.
+        ``channels``, ``resume``, ``overwrite``, ``quiet``, ``ome_tiff``. ``overwrite``
+        replaces only an earlier zarr store, never a file, another folder or the input.
 
     Examples
     --------

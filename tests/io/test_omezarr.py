@@ -243,3 +243,21 @@ def test_a_temporary_store_and_an_explicit_root_become_root_groups(tmp_path):
             chunks=(4, 4),
             root=tmp_path / "elsewhere",
         )
+
+
+def test_write_ome_zarr_overwrites_only_a_zarr_store_that_is_not_its_input(tmp_path):
+    from scopeml.io import write_ome_zarr
+    from scopeml.io.image import Image
+
+    image = Image(np.zeros((1, 1, 1, 1, 8, 8), np.uint8))
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(InvalidRequestError, match="not a zarr store"):
+        write_ome_zarr(folder, image, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    store = write_ome_zarr(tmp_path / "a.ome.zarr", image)
+    assert write_ome_zarr(store, image, overwrite=True) == store  # an earlier store: replaced
+    with pytest.raises(InvalidRequestError, match="holds the input"):
+        write_ome_zarr(store, open_image(store), overwrite=True)
+    assert open_image(store).read().shape == (1, 1, 1, 1, 8, 8)

@@ -210,3 +210,26 @@ def test_convert_a_torch_export_program(tmp_path, capsys):
     with torch.no_grad():
         expected = net(torch.from_numpy(batch)).numpy()
     np.testing.assert_allclose(model.predict(batch), expected, atol=1e-5)
+
+
+def test_outputs_never_replace_inputs_or_folders(czann, tmp_path, capsys):
+    graph = tmp_path / "unet.onnx"
+    onnx.save(tiny_unet_onnx(in_channels=1, n_classes=2), graph)
+    image = tmp_path / "img.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.uint16))
+    before = graph.read_bytes(), image.read_bytes()
+    assert main(["model", "convert", str(graph), "-o", str(graph), "--classes", "a,b"]) == 2
+    assert main(["model", "run", str(czann), str(image), "-o", str(image)]) == 2
+    assert capsys.readouterr().err.count("would replace the input") == 2
+    assert (graph.read_bytes(), image.read_bytes()) == before
+    folder = tmp_path / "out.czann"
+    folder.mkdir()
+    assert main(["model", "convert", str(graph), "-o", str(folder), "--classes", "a,b"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    license_file = tmp_path / "model.json"
+    license_file.write_text("{}")
+    args = ["--classes", "a,b", "--license", str(license_file)]
+    assert main(["model", "convert", str(graph), "-o", str(tmp_path / "m.czann"), *args]) == 2
+    assert "may not be named 'model.json'" in capsys.readouterr().err
+    assert not (tmp_path / "m.czann").exists()
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind

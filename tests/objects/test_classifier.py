@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from scopeml.errors import InvalidContainerError, InvalidLabelsError
+from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
 from scopeml.objects import (
     ObjectClassifier,
     load_object_classifier,
@@ -177,3 +177,14 @@ def test_majority_class_from_an_annotation_image():
     annotation = np.array([[2, 2, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1]])
     result = majority_class(labels, annotation)
     assert result.to_numpy().tolist() == [[1, 2], [2, 1], [3, 0]]
+
+
+def test_bad_forest_options_and_folder_output_are_request_errors(tmp_path):
+    table = pd.DataFrame({"area": [1.0, 9.0, 2.0, 8.0], "kind": ["s", "l", "s", "l"]})
+    for options in ({"n_estimators": 0}, {"max_depth": -1}):
+        with pytest.raises(InvalidRequestError, match="must be >= 1"):
+            ObjectClassifier.train(table, "kind", **options)
+    classifier = ObjectClassifier.train(table, "kind", n_estimators=2)
+    with pytest.raises(InvalidRequestError, match="is a folder"):
+        classifier.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -110,3 +110,12 @@ def test_bad_input_exits_2(tmp_path, capsys):
         == 2
     )
     assert "no column 'kind'" in capsys.readouterr().err
+
+
+def test_label_overwrite_never_replaces_its_input(tmp_path, capsys):
+    semantic = tmp_path / "semantic.tif"
+    tifffile.imwrite(semantic, np.eye(16, dtype=np.uint8))
+    before = semantic.read_bytes()
+    assert main(["objects", "label", str(semantic), "-o", str(semantic), "--overwrite"]) == 2
+    assert "holds the input" in capsys.readouterr().err
+    assert semantic.read_bytes() == before

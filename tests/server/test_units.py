@@ -178,3 +178,22 @@ def test_admin_create_token_prints_a_working_token(tmp_path: Path):
     db.close()
     result = runner.invoke(admin, ["revoke-tokens", "dave", "--data-dir", str(tmp_path)])
     assert "revoked 1" in result.output
+
+
+def test_bad_database_or_folders_are_one_line_errors(tmp_path: Path, capsys):
+    from scopeml.cli import main
+
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("not a database")
+    assert main(["admin", "create-token", "ada", "--db", str(not_a_db)]) == 2
+    assert main(["admin", "create-token", "ada", "--db", str(tmp_path)]) == 2
+    assert main(["serve", "--data-dir", str(not_a_db)]) == 2
+    assert main(["serve", "--data-dir", str(tmp_path), "--allowed-root", str(tmp_path / "no")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[-1].split(" (")[0] for line in lines] == [
+        "not a usable scopeml database",
+        "cannot open the database",
+        "the data folder is a file",
+        "the allowed root is not an existing folder",
+    ]
+    assert not_a_db.read_text() == "not a database"

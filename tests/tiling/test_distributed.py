@@ -42,3 +42,17 @@ def test_local_cluster_equals_local_run(tmp_path):
         got = zarr.open_array(str(remote / name / "0"), mode="r")[...]
         want = zarr.open_array(str(local / name / "0"), mode="r")[...]
         np.testing.assert_array_equal(got, want)
+
+
+def test_unreachable_scheduler_is_a_request_error(tmp_path):
+    import dask
+
+    from scopeml.errors import InvalidRequestError
+
+    image = write_image_file(tmp_path / "img.ome.tif", np.zeros((1, 16, 16), np.uint16))
+    model = write_model_file(tmp_path / "m.czann", in_channels=1, n_classes=2)
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(InvalidRequestError, match="cannot reach the dask scheduler"),
+    ):
+        segment(image, model, tmp_path / "o.ome.zarr", scheduler="tcp://127.0.0.1:1", quiet=True)

@@ -9,11 +9,21 @@ import pytest
 import zarr
 
 from scopeml.api import segment
-from scopeml.errors import IncompatibleModelError, IncompleteOutputError, InvalidRequestError
+from scopeml.errors import (
+    IncompatibleModelError,
+    IncompleteOutputError,
+    InvalidImageError,
+    InvalidRequestError,
+)
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.tiling.store import partial_path
-from tests.tiling.engine_doubles import random_image, unet_double, whole_image_probabilities
+from tests.tiling.engine_doubles import (
+    random_image,
+    unet_double,
+    whole_image_probabilities,
+    write_image_file,
+)
 
 
 def read_output(out, name):
@@ -211,3 +221,37 @@ def test_multi_scene_image_needs_a_scene(unet2d, tmp_path):
         segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
     out = segment(image, unet2d, tmp_path / "o.ome.zarr", scene=1, quiet=True)
     assert read_output(out, "labels").shape == (16, 16)
+
+
+def test_overwrite_replaces_only_a_zarr_store_never_an_input(unet2d, tmp_path):
+    image_file = write_image_file(
+        tmp_path / "img.ome.tif", np.random.default_rng(0).integers(0, 9, (2, 16, 16), np.uint16)
+    )
+    before = image_file.read_bytes()
+    with pytest.raises(InvalidRequestError, match="holds the input"):
+        segment(image_file, unet2d, image_file, overwrite=True, quiet=True)
+    assert image_file.read_bytes() == before
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(InvalidRequestError, match="not a zarr store"):
+        segment(image_file, unet2d, folder, overwrite=True, quiet=True)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    out = segment(image_file, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+    with pytest.raises(InvalidRequestError, match="holds the input"):
+        segment(out / "labels", unet2d, out, overwrite=True, quiet=True)
+    assert segment(image_file, unet2d, out, overwrite=True, quiet=True) == out
+
+
+def test_existing_ome_tiff_is_refused_before_the_run(unet2d, tmp_path):
+    out = tmp_path / "o.ome.zarr"
+    (tmp_path / "o.labels.ome.tiff").write_bytes(b"")
+    with pytest.raises(InvalidRequestError, match=r"o\.labels\.ome\.tiff"):
+        segment(random_image((1, 1, 2, 1, 16, 16)), unet2d, out, ome_tiff=True, quiet=True)
+    assert not out.exists() and not partial_path(out).exists()
+
+
+def test_complex_pixels_are_an_image_error(unet2d, tmp_path):
+    image = Image(np.ones((1, 1, 2, 1, 16, 16), np.complex64))
+    with pytest.raises(InvalidImageError, match="complex64"):
+        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)

@@ -43,3 +43,50 @@ def test_train_unet_bad_input(tmp_path, capsys) -> None:
                  "-o", str(tmp_path / "m.czann")])  # fmt: skip
     assert code == 2
     assert "nope.npy" in capsys.readouterr().err
+
+
+def test_checkpoint_never_replaces_an_input_and_garbage_resume_is_an_error(tmp_path, capsys):
+    image, labels = tmp_path / "image.npy", tmp_path / "labels.npy"
+    np.save(image, np.zeros((32, 32), np.float32))
+    np.save(labels, np.eye(32, dtype=np.uint8))
+    before = image.read_bytes()
+    base = ["train", "unet", str(image), str(labels), "-o", str(tmp_path / "m.czann"), "-q",
+            "--depth", "1", "--patch-size", "16", "--epochs", "1"]  # fmt: skip
+    assert main([*base, "--checkpoint", str(image)]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert image.read_bytes() == before
+    assert main([*base, "--checkpoint", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    garbage = tmp_path / "run.pt"
+    garbage.write_bytes(b"PK\x03\x04 not a checkpoint")
+    assert main([*base, "--resume", str(garbage)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {garbage}: not a valid zip") and err.count("\n") == 1
+
+
+def test_a_pickle_passed_as_checkpoint_is_never_unpickled(tmp_path, capsys):
+    import pickle
+
+    image, labels = tmp_path / "image.npy", tmp_path / "labels.npy"
+    np.save(image, np.zeros((32, 32), np.float32))
+    np.save(labels, np.eye(32, dtype=np.uint8))
+    marker = tmp_path / "ran"
+    # a torch.save-style zip whose pickle would create a file if it were ever unpickled
+    evil = tmp_path / "evil.pt"
+    import zipfile
+
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps(_Touch(str(marker))))
+    args = [str(image), str(labels), "-o", str(tmp_path / "m.czann"), "-q", "--depth", "1",
+            "--patch-size", "16", "--epochs", "1", "--resume", str(evil)]  # fmt: skip
+    assert main(["train", "unet", *args]) == 2
+    assert "not a scopeml checkpoint" in capsys.readouterr().err
+    assert not marker.exists()
+
+
+class _Touch:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.train.checkpoint import load_checkpoint
 from scopeml.train.loop import TrainConfig, masked_loss, train_unet
 
 TINY = TrainConfig(depth=1, width=4, patch_size=32, batch_size=4, epochs=4, steps_per_epoch=6,
@@ -116,6 +117,6 @@ def test_cosine_schedule(nuclei_pair, tmp_path) -> None:
     image, labels = nuclei_pair
     config = TrainConfig(**{**TINY.to_dict(), "epochs": 3, "steps_per_epoch": 1, "cosine": True})
     train_unet([image] * 4, [labels] * 4, config, checkpoint=tmp_path / "c.pt", progress=False)
-    saved = torch.load(tmp_path / "c.pt", weights_only=True)
+    saved = load_checkpoint(tmp_path / "c.pt")
     lr = saved["optimizer"]["param_groups"][0]["lr"]
     assert lr == pytest.approx(TINY.lr * 0.5 * (1 + np.cos(np.pi * 2 / 3)))

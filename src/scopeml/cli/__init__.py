@@ -2,18 +2,29 @@
 
 Each command group lives in its own module and is registered here. Heavy libraries are imported
 inside the commands, so ``scopeml --help`` stays fast. Bad input (any :class:`ScopeMLError`, a
-missing file) ends with a one-line message naming the file and the problem, and exit code 2.
+missing file, any other operating-system error) ends with a one-line message naming the file and
+the problem, and exit code 2.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 import typer
 
 from scopeml.cli import demo, model, objects, pixel, segment, serve, train
 from scopeml.errors import ScopeMLError
+
+# Recent typer releases vendor click (typer._click) and raise their own classes, older ones
+# raise click's: catch both, without importing typer's private module.
+_USAGE_ERRORS = tuple(
+    {click.exceptions.ClickException}
+    | {c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"}
+)
+_ABORT = (click.exceptions.Abort, typer.Abort)
+_EXIT = (click.exceptions.Exit, typer.Exit)
 
 app = typer.Typer(
     name="scopeml",
@@ -35,22 +46,30 @@ app.add_typer(serve.admin, name="admin")
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) its exit code."""
     try:
-        result = app(args=argv, prog_name="scopeml", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = app(args=argv, prog_name="scopeml", standalone_mode=False)
     except ScopeMLError as err:
         typer.echo(f"error: {err}", err=True)
         return _exit(2, argv)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        typer.echo(f"error: {err.filename}: {err.strerror}", err=True)
+    except OSError as err:  # a missing file, a folder for a file, no space left, no permission
+        where = f"{err.filename}: " if err.filename is not None else ""
+        typer.echo(f"error: {where}{err.strerror or err}", err=True)
         return _exit(2, argv)
-    except click.exceptions.Abort:
+    except _ABORT:
         typer.echo("aborted", err=True)
         return _exit(130, argv)
-    except click.exceptions.ClickException as err:
+    except _USAGE_ERRORS as err:
         err.show()
         return _exit(err.exit_code, argv)
-    except click.exceptions.Exit as err:
+    except _EXIT as err:
         return _exit(err.exit_code, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A Python warning as one line, ``warning: …``, instead of a source location and code."""
+    typer.echo(f"warning: {message}", err=True)
 
 
 def _exit(code: int, argv: list[str] | None) -> int:

@@ -9,7 +9,7 @@ import typer
 
 def demo(
     output: Path = typer.Option(Path("scopeml-demo"), "-o", "--output", help="Output folder."),
-    size: int = typer.Option(8192, help="Sample image size (pixels per side)."),
+    size: int = typer.Option(8192, min=64, help="Sample image size (pixels per side)."),
     channels: int = typer.Option(2, min=1, help="Sample image channels (nuclei in the first)."),
     seed: int = typer.Option(0, help="Seed of the synthetic sample."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),

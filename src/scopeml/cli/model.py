@@ -215,6 +215,9 @@ def convert(
     except ValueError as err:
         known = ", ".join(item.value for item in ModelType)
         raise InvalidRequestError(f"unknown --type {model_type!r}; known: {known}") from err
+    for given in (source, license_file):
+        if given is not None and output.resolve() == given.resolve():
+            raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     graph = _load_source(source, channels_first)
     path = convert_onnx(
         graph,
@@ -329,6 +332,9 @@ def run(
         raise InvalidRequestError(
             f"output must end in .npy, .tif or .tiff, got {suffix!r}", path=output
         )
+    for given in (model, image):
+        if output.resolve() == given.resolve():
+            raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     loaded = load_model(model)
     spec = loaded.spec
     pixels = read_small_image(image)

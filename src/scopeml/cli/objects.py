@@ -25,8 +25,11 @@ def label(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Label the objects of one class, tile by tile, stitched across tile borders."""
+    from scopeml.io.replace import check_replaceable_store
     from scopeml.objects.label import label_instances_tiled
 
+    if overwrite:
+        check_replaceable_store(output, inputs=(labels,))
     view, _ = _open_labels(labels)
     out = label_instances_tiled(
         view,

@@ -42,8 +42,14 @@ def serve(
     Create a token first with `scopeml admin create-token USER`. Unfinished jobs of an earlier
     run resume on start. The API schema is at /docs.
     """
+    from scopeml.errors import InvalidRequestError
     from scopeml.server import ServerConfig, run_server
 
+    # Checked here, so a bad folder is a one-line error rather than a failed server startup.
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InvalidRequestError("the data folder is a file", path=data_dir)
+    if allowed_root is not None and not allowed_root.is_dir():
+        raise InvalidRequestError("the allowed root is not an existing folder", path=allowed_root)
     config = ServerConfig(
         data_dir=data_dir,
         db=db,

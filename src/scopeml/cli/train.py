@@ -49,6 +49,16 @@ def unet(
 
     if output.suffix.lower() != ".czann":
         raise InvalidRequestError("the output must end in .czann", path=output)
+    if checkpoint is not None:
+        if checkpoint.is_dir():
+            raise InvalidRequestError(
+                "is a folder; a checkpoint is written as a file", path=checkpoint
+            )
+        for given in (images, labels, output):
+            if checkpoint.resolve() == given.resolve():
+                raise InvalidRequestError(
+                    f"the checkpoint would replace the input or output {given}", path=checkpoint
+                )
     names = None
     if classes is not None:
         names = [name.strip() for name in classes.split(",") if name.strip()]

@@ -19,6 +19,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
 from scopeml.io.omezarr import create_ome_zarr
 from scopeml.io.pyramid import write_pyramid
+from scopeml.io.replace import check_replaceable_store
 
 DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
 
@@ -56,6 +57,7 @@ def write_ome_zarr(
     path = Path(path)
     if path.exists() and not overwrite:
         raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
+    check_replaceable_store(path, inputs=(image.path,))
     sizes = image.sizes
     axes = "".join(a for a in AXES[1:] if a in "CYX" or sizes[a] > 1)
     chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}

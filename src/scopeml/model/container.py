@@ -25,7 +25,7 @@ from typing import Any
 
 import onnx
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.graph import GraphInfo, inspect_graph
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
 from scopeml.model.safezip import DEFAULT_LIMITS, ZipLimits, read_zip_members
@@ -350,6 +350,11 @@ def write_container(
         members = [(CZANN_METADATA, text.encode("utf-8")), (CZANN_MODEL, data)]
     if license_file is not None:
         license_path = Path(license_file)
+        if license_path.name in {name for name, _ in members}:
+            raise InvalidRequestError(
+                f"a license file may not be named {license_path.name!r} (a container member)",
+                path=license_path,
+            )
         members.append((license_path.name, license_path.read_bytes()))
     if is_legacy:
         members.append((f"modelid={metadata.model_id}", b""))
@@ -358,6 +363,8 @@ def write_container(
 
 
 def _write_zip_atomically(path: Path, members: list[tuple[str, bytes]]) -> None:
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; a container is written as a file", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

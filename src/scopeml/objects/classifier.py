@@ -74,6 +74,10 @@ class ObjectClassifier:
         """
         from sklearn.ensemble import RandomForestClassifier
 
+        if n_estimators < 1 or (max_depth is not None and max_depth < 1):
+            raise InvalidRequestError(
+                f"n_estimators and max_depth must be >= 1; got {n_estimators}, {max_depth}"
+            )
         if class_column not in table.columns:
             raise InvalidLabelsError(f"no column {class_column!r} in the table")
         target = table[class_column]
@@ -122,14 +126,19 @@ class ObjectClassifier:
             "features": list(self.features),
             "classes": list(self.classes),
         }
+        if path.is_dir():
+            raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
         temp = path.with_name(f".{path.name}.tmp")
-        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("classifier.json", json.dumps(meta, indent=2))
-            for name in _ARRAYS:
-                buffer = io.BytesIO()
-                np.save(buffer, self._trees[name], allow_pickle=False)
-                archive.writestr(f"{name}.npy", buffer.getvalue())
-        os.replace(temp, path)
+        try:
+            with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr("classifier.json", json.dumps(meta, indent=2))
+                for name in _ARRAYS:
+                    buffer = io.BytesIO()
+                    np.save(buffer, self._trees[name], allow_pickle=False)
+                    archive.writestr(f"{name}.npy", buffer.getvalue())
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
         return path
 
     def __repr__(self) -> str:

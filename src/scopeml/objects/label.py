@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
+from scopeml.io.replace import check_replaceable_store
 
 
 def label_instances(
@@ -112,6 +113,7 @@ def label_instances_tiled(
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
+    check_replaceable_store(output)
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
     store = zarr.open_array(
         str(temp), mode="w", shape=shape, chunks=tiles, dtype=np.uint64, fill_value=0

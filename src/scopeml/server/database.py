@@ -18,6 +18,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from scopeml.errors import InvalidRequestError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
     hash TEXT PRIMARY KEY,
@@ -96,11 +98,18 @@ class Database:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        except sqlite3.DatabaseError as err:  # a folder, no permission
+            raise InvalidRequestError(f"cannot open the database ({err})", path=path) from err
         self._conn.row_factory = sqlite3.Row
-        with self._lock, self._conn:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(SCHEMA)
+        try:
+            with self._lock, self._conn:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as err:  # another kind of file
+            self._conn.close()
+            raise InvalidRequestError(f"not a usable scopeml database ({err})", path=path) from err
 
     def close(self) -> None:
         with self._lock:

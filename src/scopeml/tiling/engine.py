@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+import numpy as np
+
+from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
+from scopeml.io.replace import check_replaceable_store
 from scopeml.model.spec import Model
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.kernel import TileContext, process_batch
@@ -34,6 +37,11 @@ def spatial_axes(model: Model) -> tuple[str, ...]:
 def check_compatible(image: Image, model: Model) -> None:
     """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run."""
     spec = model.spec
+    if np.dtype(image.dtype).kind not in "biuf":  # complex, strings, objects: no pixel values
+        raise InvalidImageError(
+            f"image pixels are {np.dtype(image.dtype)}; models take integer or float pixels",
+            path=image.path,
+        )
     channels = image.sizes["C"]
     if channels != spec.in_channels:
         raise IncompatibleModelError(
@@ -70,8 +78,7 @@ def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
                 f"halo {tuple(wanted.values())} is below the model's need "
                 f"{tuple(halo.values())}: tile borders will differ from a whole-image run"
             )
-            warnings.warn(message, UserWarning, stacklevel=3)
-            log.warning(message)
+            warnings.warn(message, UserWarning, stacklevel=3)  # the CLI prints it as one line
         halo = wanted
     fixed = dict(zip(axes, spec.tile_shape, strict=True)) if spec.tile_shape else None
     tile = _per_axis(options.tile_size or DEFAULT_TILE[len(axes)], axes, "tile_size")
@@ -194,6 +201,15 @@ def segment_image(
         raise InvalidRequestError(
             "output exists; pass overwrite=True (--overwrite) to replace it", path=output
         )
+    inputs = (image.path, model_ref.args[0] if model_ref else None)
+    check_replaceable_store(output, inputs=inputs)
+    if options.ome_tiff and not options.overwrite:  # not only after the whole run
+        for name in options.outputs:
+            if ome_tiff_path(output, name).exists():
+                raise InvalidRequestError(
+                    "output exists; pass overwrite=True (--overwrite) to replace it",
+                    path=ome_tiff_path(output, name),
+                )
     check_compatible(image, model)
     spec = model.spec
     scene = _scene(image, options)
@@ -207,7 +223,7 @@ def segment_image(
         image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
     )
     store, resumed = OutputStore.open(
-        output, identity, resume=options.resume, overwrite=options.overwrite
+        output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
     specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
     layout = output_layout(image)

@@ -118,6 +118,17 @@ def _share(client: Any, obj: Any, what: str) -> Any:
         ) from err
 
 
+def _connect(client_class: Any, address: str) -> Any:
+    """A client of the scheduler at ``address``; an unreachable one is a request error.
+
+    The wait is dask's ``distributed.comm.timeouts.connect`` (30 s unless configured).
+    """
+    try:
+        return client_class(address)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise InvalidRequestError(f"cannot reach the dask scheduler {address!r} ({err})") from err
+
+
 def run_dask(
     batches: Sequence[Sequence[Tile]],
     *,
@@ -136,7 +147,7 @@ def run_dask(
     """
     from distributed import Client, as_completed
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    client = scheduler if isinstance(scheduler, Client) else _connect(Client, scheduler)
     try:
         refs = [_share(client, obj, what) for obj, what in ((model, "model"), (image, "image"))]
         futures = [

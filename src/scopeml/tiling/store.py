@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.errors import IncompleteOutputError, InvalidRequestError
+from scopeml.io.replace import check_replaceable_store
 
 _RUN = ".scopeml-run.json"
 _DONE = ".scopeml-done"
@@ -54,13 +55,15 @@ class OutputStore:
         *,
         resume: bool = False,
         overwrite: bool = False,
+        inputs: tuple[str | os.PathLike[str] | None, ...] = (),
     ) -> tuple[OutputStore, bool]:
         """Start a new store or reopen a partial one; return it and whether it was resumed.
 
         Raises
         ------
         InvalidRequestError
-            The finished output exists and ``overwrite`` is false.
+            The finished output exists and ``overwrite`` is false, or it is not a zarr store
+            (or holds one of ``inputs``) and so may not be replaced.
         IncompleteOutputError
             A partial store exists and neither ``resume`` nor ``overwrite`` is set, or
             ``resume`` is set but the partial store belongs to a different run.
@@ -70,6 +73,7 @@ class OutputStore:
             raise InvalidRequestError(
                 "output exists; pass overwrite=True (--overwrite) to replace it", path=output
             )
+        check_replaceable_store(store.output, inputs=inputs)
         if store.partial.exists():
             if resume:
                 store._check_identity()
@@ -137,6 +141,7 @@ class OutputStore:
         if self.output.exists():
             if not overwrite:
                 raise InvalidRequestError("output appeared during the run", path=self.output)
+            check_replaceable_store(self.output)
             _remove(self.output)
         os.replace(self.partial, self.output)
         shutil.rmtree(self.output / _DONE, ignore_errors=True)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from scopeml.errors import InvalidRequestError
+from scopeml.train.checkpoint import load_checkpoint, save_checkpoint
 from scopeml.train.data import (
     IGNORE,
     channel_statistics,
@@ -340,9 +341,7 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict(),
         **state,
     }
-    temp = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temp)
-    os.replace(temp, path)
+    save_checkpoint(path, payload)
 
 
 def _load_checkpoint(
@@ -356,12 +355,7 @@ def _load_checkpoint(
     """Restore a checkpoint into the fresh objects; return the loop state to continue from."""
     from scopeml.errors import InvalidContainerError
 
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:
-        raise InvalidContainerError(f"not a readable checkpoint ({err})", path=path) from err
+    payload = load_checkpoint(path)
     if not isinstance(payload, dict) or payload.get("format") != "scopeml-unet-checkpoint/1":
         raise InvalidContainerError("not a scopeml U-Net checkpoint", path=path)
     saved = TrainConfig.from_dict(payload["config"])

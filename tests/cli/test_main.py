@@ -1,0 +1,59 @@
+"""``scopeml.cli.main``: bad input ends in one line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from scopeml.cli import main
+from scopeml.model.testing import tiny_unet_onnx
+
+
+def test_an_operating_system_error_is_one_line_and_exit_code_2(tmp_path, capsys):
+    graph = tmp_path / "unet.onnx"
+    onnx.save(tiny_unet_onnx(in_channels=1, n_classes=2), graph)
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("")
+    output = blocker / "model.czann"  # its parent is a file: mkdir fails (FileExistsError)
+    assert main(["model", "convert", str(graph), "-o", str(output), "--classes", "a,b"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {blocker}: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["segment", "img.tif"], "Missing option '--model'"),
+        (["segment", "--bogus"], "No such option: --bogus"),
+        (["no-such-command"], "No such command"),
+        (["serve", "--port", "99999"], "Invalid value for '--port'"),
+        (["segment", "i.tif", "-m", "m.czann", "-o", "o", "--batch-size", "x"], "--batch-size"),
+    ],
+)
+def test_usage_errors_exit_2_with_usage_text_not_a_traceback(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Usage: scopeml" in err and message in err and "Traceback" not in err
+
+
+def test_help_exits_0(capsys):
+    assert main(["--help"]) == 0
+    assert main(["model", "--help"]) == 0
+    assert "Usage: scopeml" in capsys.readouterr().out
+
+
+def test_a_warning_is_one_line(tmp_path, capsys):
+    import numpy as np
+
+    from tests.tiling.engine_doubles import write_image_file, write_model_file
+
+    image = write_image_file(tmp_path / "img.ome.tif", np.zeros((1, 32, 32), np.uint16))
+    model = write_model_file(tmp_path / "m.czann", in_channels=1, n_classes=2)
+    args = ["segment", str(image), "-m", str(model), "-o", str(tmp_path / "o.ome.zarr")]
+    assert main([*args, "--halo", "0", "-q"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "halo" in line]
+    assert lines == [
+        "warning: halo (0, 0) is below the model's need (24, 24): tile borders will differ "
+        "from a whole-image run"
+    ]
