@@ -71,6 +71,7 @@ def test_write_refuses_metadata_that_disagrees_with_the_graph(tmp_path):
         (unet_metadata(n_classes=3), "OutputShape"),
         (unet_metadata(spatial=(32, 64)), "disagrees"),
         (unet_metadata(spatial=(8, 64, 64)), "entries"),
+        (unet_metadata(classes=("cell", "cell")), "class names repeat: cell"),
     ]
     for meta, message in cases:
         with pytest.raises(InvalidContainerError, match=message):

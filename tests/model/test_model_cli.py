@@ -96,7 +96,7 @@ def test_convert_onnx_and_run_it(tmp_path, capsys):
     np.testing.assert_array_equal(got, whole[0, :, :21, :30])
     labels = tmp_path / "labels.tif"
     assert main(["model", "run", str(out), str(image), "-o", str(labels), "--labels"]) == 0
-    np.testing.assert_array_equal(tifffile.imread(labels), np.argmax(got, axis=0).astype(np.uint8))
+    np.testing.assert_array_equal(tifffile.imread(labels), np.argmax(got, axis=0) + 1)
 
 
 def test_run_reads_tiff_and_png(czann, tmp_path, capsys):

@@ -188,3 +188,9 @@ def test_bad_forest_options_and_folder_output_are_request_errors(tmp_path):
     with pytest.raises(InvalidRequestError, match="is a folder"):
         classifier.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_training_needs_two_classes():
+    table = pd.DataFrame({"area": [1.0, 2.0, 3.0], "kind": ["round", "round", None]})
+    with pytest.raises(InvalidLabelsError, match="names one class \\(round\\)"):
+        ObjectClassifier.train(table, "kind")

@@ -150,7 +150,7 @@ def test_three_dimensional_training_and_prediction() -> None:
     [
         (np.ones((10, 12), int), None, "shape"),
         (np.zeros((12, 12), int), None, "no pixel is labelled"),
-        (np.full((12, 12), 3), ["a", "b"], "only 2 classes are named"),
+        (np.full((12, 12), 3), ["a", "b"], "2 class names were given"),
         (np.full((12, 12), -1), None, "≥ 0"),
         (np.full((12, 12), 1.5), None, "whole numbers"),
         (np.ones((12, 12), int), None, "at least two classes"),

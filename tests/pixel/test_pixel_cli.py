@@ -57,6 +57,16 @@ def test_bad_labels_exit_2_with_the_file_named(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "m.czseg").exists()
 
 
+def test_train_never_writes_over_its_inputs(tmp_path: Path, capsys) -> None:
+    image_file, labels_file, _, _ = _files(tmp_path)
+    before = image_file.read_bytes()
+    assert main(["pixel", "train", str(image_file), str(labels_file), "-o", str(image_file)]) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert image_file.read_bytes() == before
+    assert main(["pixel", "train", str(image_file), str(labels_file), "-o", str(tmp_path)]) == 2
+    assert f"error: {tmp_path}: is a folder" in capsys.readouterr().err
+
+
 def test_features_list_and_names(capsys) -> None:
     assert main(["pixel", "features", "--list"]) == 0
     text = capsys.readouterr().out

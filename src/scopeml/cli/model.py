@@ -314,14 +314,14 @@ def run(
     image: Path = typer.Argument(..., help="A small image: .tif/.tiff, .png/.jpg or .npy."),
     output: Path = typer.Option(..., "--output", "-o", help="Result: .npy or .tif/.tiff."),
     labels: bool = typer.Option(
-        False, "--labels", help="Write the most probable class index instead of probabilities."
+        False, "--labels", help="Write labels (class k as k + 1) instead of probabilities."
     ),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
     The image is padded at its far edges to the model's tile step (or to its fixed tile size)
     and the padding cropped away. Probabilities are written K×[Z×]Y×X float32; labels
-    [Z×]Y×X as class indices (0 = first class).
+    [Z×]Y×X as ``segment`` writes them (class k as k + 1).
     """
     import numpy as np
 
@@ -343,8 +343,9 @@ def run(
     result = loaded.predict(padded[np.newaxis])[0]
     result = result[(slice(None), *(slice(0, size) for size in spatial))]
     if labels:
-        dtype = np.uint8 if spec.n_classes <= 256 else np.uint16
-        result = np.argmax(result, axis=0).astype(dtype)
+        from scopeml.tiling.outputs import label_dtype
+
+        result = np.argmax(result, axis=0).astype(label_dtype(spec.n_classes)) + 1
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 

@@ -37,9 +37,15 @@ def train(
     name: str = typer.Option("pixel classifier", help="Model name stored in the container."),
 ) -> None:
     """Train a pixel classifier from sparse labels and save it as a container."""
+    from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
     from scopeml.pixel import train_classifier
 
+    for given in (image, labels):
+        if output.resolve() == given.resolve():
+            raise InvalidRequestError(f"the output would replace the input {given}", path=output)
+    if output.is_dir():
+        raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
     with open_image(image) as img, open_image(labels) as lab:
         label_array = _label_array(lab.read(), img.spatial_shape, labels)
         clf = train_classifier(

@@ -328,9 +328,14 @@ def write_container(
     Raises
     ------
     InvalidContainerError
-        Metadata and graph disagree, or the graph is not valid ONNX.
+        Metadata and graph disagree, the graph is not valid ONNX, or class names repeat (they
+        name the outputs, e.g. ``--extract-class``; reading tolerates repeats, writing does not).
     """
     path = Path(path)
+    names = [getattr(c, "name", c) for c in (metadata.classes or ())]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidContainerError(f"class names repeat: {', '.join(repeated)}", path=path)
     is_legacy = isinstance(metadata, LegacyModelMetadata)
     if legacy is not None and legacy != is_legacy:
         kind = "LegacyModelMetadata" if legacy else "ModelMetadata"

@@ -89,6 +89,10 @@ class ObjectClassifier:
             raise InvalidLabelsError("the table has no numeric feature columns")
         x = _feature_matrix(table.loc[annotated], names)
         y = target[annotated].astype(str).to_numpy()
+        if len(np.unique(y)) < 2:
+            raise InvalidLabelsError(
+                f"column {class_column!r} names one class ({y[0]}); a classifier needs two or more"
+            )
         forest = RandomForestClassifier(
             n_estimators=n_estimators,
             max_depth=max_depth,

@@ -313,7 +313,7 @@ def check_labels(
     if top == 0:
         raise InvalidLabelsError("no pixel is labelled (all labels are 0)")
     if classes is not None and top > len(classes):
-        raise InvalidLabelsError(f"labels go up to {top}; only {len(classes)} classes are named")
+        raise InvalidLabelsError(f"labels go up to {top}; {len(classes)} class names were given")
     if top > 65535:
         raise InvalidLabelsError(f"labels go up to {top}; at most 65535 classes")
     return labels.astype(np.int64)
