@@ -57,3 +57,13 @@ def test_a_warning_is_one_line(tmp_path, capsys):
         "warning: halo (0, 0) is below the model's need (24, 24): tile borders will differ "
         "from a whole-image run"
     ]
+
+
+def test_the_command_line_needs_only_the_core_dependencies():
+    # typer >= 0.24 vendors click and does not install it: importing click would break a core
+    # install (found by running the README's demo command on a fresh machine)
+    import subprocess
+    import sys
+
+    code = "import sys, scopeml.cli; sys.exit('click' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -11,20 +11,16 @@ from __future__ import annotations
 import sys
 import warnings
 
-import click
 import typer
 
 from scopeml.cli import demo, model, objects, pixel, segment, serve, train
 from scopeml.errors import ScopeMLError
 
-# Recent typer releases vendor click (typer._click) and raise their own classes, older ones
-# raise click's: catch both, without importing typer's private module.
-_USAGE_ERRORS = tuple(
-    {click.exceptions.ClickException}
-    | {c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"}
-)
-_ABORT = (click.exceptions.Abort, typer.Abort)
-_EXIT = (click.exceptions.Exit, typer.Exit)
+# Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
+# install click for): find the class through typer's public BadParameter, not by importing click.
+_USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_ABORT = (typer.Abort,)
+_EXIT = (typer.Exit,)
 
 app = typer.Typer(
     name="scopeml",
