@@ -31,7 +31,8 @@ def demo(
         log=lambda line: typer.echo(line, err=True),
     )
     typer.echo(f"nuclei found:        {result.n_nuclei} (true: {result.n_true_nuclei})")
-    typer.echo(f"object F1 (IoU≥0.5): {result.f1:.3f} on the top-left 2048×2048")
+    scored = min(size, 2048)
+    typer.echo(f"object F1 (IoU≥0.5): {result.f1:.3f} on the top-left {scored}×{scored}")
     typer.echo(f"seconds:             {result.seconds}")
     for name in ("segmentation", "nuclei", "table", "overview", "detail"):
         typer.echo(f"{name + ':':<20} {getattr(result, name)}")
