@@ -146,3 +146,15 @@ def test_an_onnx_graph_with_external_data_is_refused(tmp_path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(InvalidContainerError, match="external data"):
         read_container(path)
+
+
+def test_the_same_model_gives_the_same_bytes(tmp_path, monkeypatch):
+    import time
+
+    graph = tiny_unet_onnx(in_channels=1, n_classes=2, tile_shape=(64, 64))
+    first = write_container(tmp_path / "a.czann", graph, unet_metadata())
+    later = time.time() + 3 * 3600
+    monkeypatch.setattr(time, "time", lambda: later)  # zip entries would record this clock
+    second = write_container(tmp_path / "b.czann", graph, unet_metadata())
+    assert first.read_bytes() == second.read_bytes()
+    assert read_container(second).onnx_bytes == graph.SerializeToString()

@@ -376,7 +376,10 @@ def _write_zip_atomically(path: Path, members: list[tuple[str, bytes]]) -> None:
         with os.fdopen(handle, "wb") as stream:
             with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                 for name, data in members:
-                    archive.writestr(name, data)
+                    # a fixed timestamp: the same model always gives the same bytes
+                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(info, data)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp_name, 0o644)  # mkstemp makes 0600; a model is meant to be shared
