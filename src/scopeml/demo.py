@@ -146,7 +146,6 @@ def run_demo(
 
     clock = time.perf_counter()
     log("3/5 labelling nuclei across tiles")
-    classes = open_image(segmentation / "labels")
     semantic = zarr.open_array(segmentation / "labels" / "0", mode="r")
     nucleus, boundary = 2, 3  # labels of the default model's classes: background, nucleus, boundary
     interiors = label_instances_tiled(
@@ -160,7 +159,6 @@ def run_demo(
     _grow_into_boundaries(interiors, _squeeze(semantic), nuclei_path, boundary_class=boundary)
     shutil.rmtree(out / "nuclei_interiors.zarr", ignore_errors=True)
     nuclei = zarr.open_array(nuclei_path, mode="r")
-    classes.close()
     seconds["instances"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

@@ -234,7 +234,10 @@ def test_metrics_count_requests_tiles_and_latency(server, alice, model_id):
     assert int(lines["scopeml_tiles_predicted_total"]) >= 2
     key = 'scopeml_requests_total{method="POST",route="/models/{model_id}/predict",status="200"}'
     assert int(lines[key]) >= 1
-    assert int(lines['scopeml_request_duration_seconds_bucket{le="+Inf"}']) >= 1
+    requests = int(lines["scopeml_request_duration_seconds_count"])  # every request is counted
+    assert requests >= 1 and requests == int(
+        lines['scopeml_request_duration_seconds_bucket{le="+Inf"}']
+    )
 
 
 def test_openapi_schema_and_docs(server):

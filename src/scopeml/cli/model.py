@@ -343,9 +343,9 @@ def run(
     result = loaded.predict(padded[np.newaxis])[0]
     result = result[(slice(None), *(slice(0, size) for size in spatial))]
     if labels:
-        from scopeml.tiling.outputs import label_dtype
+        from scopeml.tiling.outputs import class_labels
 
-        result = np.argmax(result, axis=0).astype(label_dtype(spec.n_classes)) + 1
+        result = class_labels(result)
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 

@@ -118,6 +118,8 @@ class Image:
         >>> view = img.select_channels(["c", 0])
         >>> view.channel_names, view.read().ravel().tolist()
         (('c', 'a'), [2, 0])
+        >>> img.select_channels([1, 2]).read().ravel().tolist()  # one contiguous read
+        [1, 2]
         """
         indices = [self._channel_index(channel) for channel in channels]
         if not indices:
@@ -173,8 +175,11 @@ class _ChannelView:
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         start, stop, _ = key[2].indices(len(self.indices))
-        wanted = self.indices[start:stop]
-        parts = []
-        for channel in wanted:
-            parts.append(np.asarray(self.data[(*key[:2], slice(channel, channel + 1), *key[3:])]))
-        return np.concatenate(parts, axis=2)
+        runs: list[list[int]] = []  # [first, stop) of consecutive source channels
+        for channel in self.indices[start:stop]:
+            if runs and runs[-1][1] == channel:
+                runs[-1][1] += 1
+            else:
+                runs.append([channel, channel + 1])
+        parts = [np.asarray(self.data[(*key[:2], slice(a, b), *key[3:])]) for a, b in runs]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)

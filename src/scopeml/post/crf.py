@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError, InvalidRequestError
-from scopeml.tiling.outputs import label_dtype
+from scopeml.tiling.outputs import class_labels
 
 GAUSSIAN_TRUNCATE = 3.0
 GRID_SIGMA = 0.8  # grid blur, in cells: with the two tent (splat/slice) kernels ≈ 1 cell overall
@@ -91,9 +91,7 @@ def dense_crf(
         iterations=iterations,
         origin=origin,
     )
-    labels = refined.argmax(axis=0).astype(label_dtype(refined.shape[0]))
-    labels += 1
-    return labels
+    return class_labels(refined)
 
 
 def dense_crf_probabilities(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from scopeml.errors import InvalidRequestError
-from scopeml.tiling.outputs import label_dtype
+from scopeml.tiling.outputs import class_labels
 
 
 def threshold_confidence(
@@ -39,9 +39,4 @@ def threshold_confidence(
     """
     if not 0.0 <= min_confidence <= 1.0:
         raise InvalidRequestError(f"min_confidence must be in [0, 1]; got {min_confidence}")
-    prob = np.moveaxis(np.asarray(probabilities), channel_axis, 0)
-    labels = prob.argmax(axis=0).astype(label_dtype(prob.shape[0]))
-    labels += 1
-    if min_confidence > 0:
-        labels[prob.max(axis=0) < min_confidence] = 0
-    return labels
+    return class_labels(np.asarray(probabilities), axis=channel_axis, min_confidence=min_confidence)

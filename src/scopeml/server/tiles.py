@@ -15,7 +15,7 @@ import numpy as np
 
 from scopeml.errors import InvalidRequestError
 from scopeml.model.spec import ModelSpec
-from scopeml.tiling.outputs import label_dtype
+from scopeml.tiling.outputs import class_labels
 
 NPY_MAGIC = b"\x93NUMPY"
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -141,6 +141,4 @@ def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
     >>> labels_from_probabilities(np.array([[[0.2]], [[0.8]]], np.float32)[np.newaxis])
     array([[[2]]], dtype=uint8)
     """
-    labels = np.argmax(probabilities, axis=1).astype(label_dtype(probabilities.shape[1]))
-    labels += 1
-    return labels
+    return class_labels(probabilities, axis=1)

@@ -67,6 +67,33 @@ def class_index(classes: Sequence[str], name: str) -> int:
         ) from err
 
 
+def class_labels(
+    probabilities: np.ndarray, *, axis: int = 0, min_confidence: float | None = None
+) -> np.ndarray:
+    """Labels as scopeml writes them: class ``k`` (index ``k`` along ``axis``) is ``k + 1``.
+
+    Pixels whose maximum probability is below ``min_confidence`` become 0 (unclassified). The
+    one place this convention lives: the engine, post-processing, the server and the CLI use it.
+
+    Examples
+    --------
+    >>> class_labels(np.array([[0.9, 0.4, 0.2], [0.1, 0.6, 0.8]]), min_confidence=0.7)
+    array([1, 0, 2], dtype=uint8)
+    """
+    return _labels_and_confidence(np.moveaxis(probabilities, axis, 0), min_confidence)[0]
+
+
+def _labels_and_confidence(
+    probabilities: np.ndarray, min_confidence: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    index, confidence = _argmax_max(probabilities)
+    labels = index.astype(label_dtype(len(probabilities)))
+    labels += 1
+    if min_confidence is not None:
+        labels[confidence < min_confidence] = 0
+    return labels, confidence
+
+
 def compute_outputs(
     probabilities: np.ndarray,
     specs: Sequence[OutputSpec],
@@ -91,11 +118,7 @@ def compute_outputs(
     need_labels = "labels" in names or "mask" in names
     labels = confidence = None
     if need_labels:
-        index, confidence = _argmax_max(probabilities)
-        labels = index.astype(label_dtype(len(probabilities)))
-        labels += 1
-        if min_confidence is not None:
-            labels[confidence < min_confidence] = 0
+        labels, confidence = _labels_and_confidence(probabilities, min_confidence)
     elif "confidence" in names:
         confidence = probabilities.max(axis=0)
     for name, spec in names.items():
