@@ -1,16 +1,19 @@
 """Computing a feature set on an image: Gaussian derivatives, shared within a scale.
 
-For each channel and scale, the smoothed image comes from separable 1-D passes. Its gradient and
-Hessian are computed two ways, by scale. Up to :data:`EXACT_DERIVATIVES_MAX_SIGMA` they are
-exact Gaussian derivative filters (short kernels, so cheap; partial 1-D passes are cached by
-their prefix of orders, nine passes for all derivatives in 2-D): differences would blur the
-finest textures, which costs accuracy. Above it they are central differences of the smoothed
-image, as in scikit-image's ``multiscale_basic_features``: one cheap pass each instead of a long
-filter pass per derivative and axis, and the difference error shrinks as the scale grows.
-Eigenvalues of the symmetric 2×2/3×3 tensors are in closed form, vectorised. Everything
-reflects at the border (scipy's ``mode="reflect"``: b a | a b), so a tile clipped at the real
-image edge sees the same pixels as the whole image does; a difference reaches one pixel beyond
-the smoothing, which :attr:`FeatureSet.halo` counts.
+Filtering is OpenCV's separable ``sepFilter2D`` in float32 (about six times faster than
+``scipy.ndimage`` on our blocks), with scipy's Gaussian (derivative) kernels and its border,
+``mode="reflect"`` (b a | a b). For each channel and scale the gradient and Hessian are computed
+two ways. Up to :data:`EXACT_DERIVATIVES_MAX_SIGMA` they are exact Gaussian derivative filters
+(short kernels, so cheap; in 3-D the pass along Z is shared): differences would blur the finest
+textures, which costs accuracy. Above it they are central differences of the smoothed image, as
+in scikit-image's ``multiscale_basic_features``: one cheap pass each instead of a long filter
+per derivative, and the difference error shrinks as the scale grows. Eigenvalues of the
+symmetric 2×2/3×3 tensors are in closed form, vectorised.
+
+Tiles equal the whole image bit for bit: every intermediate image reflects at the real border
+(a tile clipped at the image edge sees what the whole image sees), a difference reaches one pixel
+beyond the smoothing (:attr:`FeatureSet.halo` counts it), and rows are stored padded so that
+OpenCV computes every real pixel with the same code (see :class:`_Rows`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import combinations_with_replacement
 
+import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError
 from scopeml.features._bank import (
@@ -27,6 +30,7 @@ from scopeml.features._bank import (
     EXACT_DERIVATIVES_MAX_SIGMA,
     ST_OUTER_RATIO,
     FeatureSet,
+    filter_radius,
     parse_features,
 )
 
@@ -61,56 +65,95 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
         )
     if not (np.issubdtype(image.dtype, np.number) and not np.iscomplexobj(image)):
         raise InvalidImageError(f"features need real pixel values; got dtype {image.dtype}")
+    if 0 in image.shape:
+        raise InvalidImageError(f"features need a non-empty image; got shape {image.shape}")
     dims = image.ndim - 1
     widths = fs.widths(dims)
     starts = np.concatenate([[0], np.cumsum(widths)]).astype(int)
     per_channel = int(starts[-1])
-    out = np.empty((image.shape[0] * per_channel, *image.shape[1:]), np.float32)
+    n = image.shape[-1]
+    reach = max(1, *(filter_radius(sigma, fs.truncate) for _, sigma in fs.filters))
+    width = -(-(n + reach) // ROW_MULTIPLE) * ROW_MULTIPLE
+    out = np.empty((image.shape[0] * per_channel, *image.shape[1:-1], width), np.float32)
     by_sigma: dict[float, list[int]] = defaultdict(list)
     for index, (_, sigma) in enumerate(fs.filters):
         by_sigma[sigma].append(index)
+    rows = _Rows(n, width)
     for c in range(image.shape[0]):
-        channel = np.ascontiguousarray(image[c], dtype=np.float32)
+        channel = rows.extend(image[c])
         for sigma, indices in by_sigma.items():
-            scale = _Scale(channel, sigma, fs.truncate)
+            scale = _Scale(channel, sigma, fs.truncate, rows)
             for index in indices:
                 lo = c * per_channel + starts[index]
                 target = out[lo : lo + widths[index]]
                 _FAMILY_FUNCS[fs.filters[index][0]](scale, target)
-    return out
+    return out[..., :n]
+
+
+#: OpenCV computes the last pixels of a row (past its widest SIMD step) by scalar code that may
+#: round differently, so rows are extended to a multiple of this width (see :class:`_Rows`).
+ROW_MULTIPLE = 64
+
+
+class _Rows:
+    """Rows of ``n`` real pixels, stored ``width`` long: a multiple of :data:`ROW_MULTIPLE`, so
+    every real pixel is filtered by the same code wherever its row ends and tiles equal the
+    whole image bit for bit.
+
+    The extra pixels hold the row's reflection (``… b a | a b …``), refreshed by :meth:`reflect`
+    before anything reads across the end along rows: a filter along X, or a difference. That is
+    the border of scipy's ``mode="reflect"``, applied to every intermediate image. Filters along
+    other axes treat columns alike, so they keep the reflection.
+    """
+
+    def __init__(self, n: int, width: int) -> None:
+        self.n = n
+        period = np.arange(n, width) % (2 * n)
+        self._mirror = np.where(period < n, period, 2 * n - 1 - period)
+
+    def extend(self, image: np.ndarray) -> np.ndarray:
+        """A float32 copy of ``image`` with its rows extended."""
+        out = np.empty((*image.shape[:-1], self.n + len(self._mirror)), np.float32)
+        out[..., : self.n] = image
+        return self.reflect(out)
+
+    def reflect(self, array: np.ndarray) -> np.ndarray:
+        """Refresh the extension of ``array`` in place; return it."""
+        array[..., self.n :] = array[..., self._mirror]
+        return array
 
 
 class _Scale:
     """One channel at one scale: smoothed image and derivatives, computed on demand, shared."""
 
-    def __init__(self, image: np.ndarray, sigma: float, truncate: float) -> None:
+    def __init__(self, image: np.ndarray, sigma: float, truncate: float, rows: _Rows) -> None:
         self.image = image
         self.sigma = sigma
         self.truncate = truncate
+        self.rows = rows
         self.ndim = image.ndim
         self.exact = sigma <= EXACT_DERIVATIVES_MAX_SIGMA
-        self._passes: dict[tuple[int, ...], np.ndarray] = {(): image}
+        self._kernels = [gaussian_kernel(sigma, order, truncate) for order in range(3)]
+        self._passes: dict[tuple[int, ...], np.ndarray] = {}
         self._gradient: list[np.ndarray] | None = None
         self._second: dict[tuple[int, int], np.ndarray] = {}
 
     def smooth(self, image: np.ndarray, sigma: float) -> np.ndarray:
-        return ndi.gaussian_filter(
-            image, sigma, output=np.float32, mode="reflect", truncate=self.truncate
-        )
+        kernel = gaussian_kernel(sigma, 0, self.truncate)
+        return correlate_separable(self.rows.reflect(image), [kernel] * image.ndim)
 
     def gaussian(self, orders: tuple[int, ...]) -> np.ndarray:
-        """The image filtered along axes ``0..len(orders)-1`` by Gaussian derivatives of
-        ``orders``; all axes given: a Gaussian derivative of the image."""
+        """The image filtered by the Gaussian derivative of ``orders`` (one per axis)."""
         if orders not in self._passes:
-            self._passes[orders] = ndi.gaussian_filter1d(
-                self.gaussian(orders[:-1]),
-                self.sigma,
-                axis=len(orders) - 1,
-                order=orders[-1],
-                output=np.float32,
-                mode="reflect",
-                truncate=self.truncate,
-            )
+            kernels = [self._kernels[o] for o in orders]
+            if self.ndim == 3:  # the pass along Z is shared by all entries of one Z order
+                along_z = self._passes.get((orders[0],))
+                if along_z is None:
+                    along_z = correlate_separable(self.image, [kernels[0], None, None])
+                    self._passes[(orders[0],)] = along_z
+                self._passes[orders] = correlate_separable(along_z, [None, *kernels[1:]])
+            else:
+                self._passes[orders] = correlate_separable(self.image, kernels)
         return self._passes[orders]
 
     def smoothed(self) -> np.ndarray:
@@ -122,7 +165,7 @@ class _Scale:
                 units = [tuple(int(a == i) for a in range(self.ndim)) for i in range(self.ndim)]
                 self._gradient = [self.gaussian(u) for u in units]
             else:
-                self._gradient = [difference(self.smoothed(), a) for a in range(self.ndim)]
+                self._gradient = [self._difference(self.smoothed(), a) for a in range(self.ndim)]
         return self._gradient
 
     def second(self, i: int, j: int) -> np.ndarray:
@@ -131,9 +174,9 @@ class _Scale:
             if self.exact:
                 entry = self.gaussian(tuple(int(a == i) + int(a == j) for a in range(self.ndim)))
             elif i == j:
-                entry = second_difference(self.smoothed(), i)
+                entry = self._difference(self.smoothed(), i, second=True)
             else:
-                entry = difference(self.gradient()[i], j)
+                entry = self._difference(self.gradient()[i], j)
             self._second[i, j] = entry
         return self._second[i, j]
 
@@ -141,6 +184,76 @@ class _Scale:
         """Upper-triangle entries ``H[i, j]``, ``i <= j``, row by row."""
         pairs = combinations_with_replacement(range(self.ndim), 2)
         return [self.second(i, j) for i, j in pairs]
+
+    def _difference(self, array: np.ndarray, axis: int, second: bool = False) -> np.ndarray:
+        if axis == self.ndim - 1:
+            self.rows.reflect(array)
+        return (second_difference if second else difference)(array, axis)
+
+
+def gaussian_kernel(sigma: float, order: int, truncate: float) -> np.ndarray:
+    """Correlation weights of scipy's ``gaussian_filter1d(sigma, order, truncate)``.
+
+    Examples
+    --------
+    >>> from scipy.ndimage import gaussian_filter1d
+    >>> impulse = np.eye(1, 21, 10)[0]
+    >>> weights = gaussian_kernel(1.6, 2, 4.0)
+    >>> np.allclose(np.correlate(impulse, weights, "same"),
+    ...             gaussian_filter1d(impulse, 1.6, order=2, mode="constant"))
+    True
+    """
+    radius = filter_radius(sigma, truncate)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    phi = np.exp(-0.5 * (x / sigma) ** 2)
+    phi /= phi.sum()
+    polynomial = (np.ones_like(x), -x / sigma**2, x**2 / sigma**4 - 1.0 / sigma**2)[order]
+    return (polynomial * phi)[::-1].copy()
+
+
+_IDENTITY = np.ones(1)
+
+
+def correlate_separable(image: np.ndarray, kernels: list[np.ndarray | None]) -> np.ndarray:
+    """Correlate a 2-D or 3-D float32 array with one 1-D kernel per axis (``None``: leave
+    that axis), reflecting at the border (``b a | a b``), accumulating in float32.
+
+    OpenCV's separable filter, about six times faster than ``scipy.ndimage`` here.
+
+    Examples
+    --------
+    >>> image = np.array([[0, 0, 0], [0, 4, 0], [0, 0, 0]], np.float32)
+    >>> correlate_separable(image, [None, np.array([0.25, 0.5, 0.25])])[1]
+    array([1., 2., 1.], dtype=float32)
+    """
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if image.ndim == 2:
+        return _filter2d(image, kernels[0], kernels[1])
+    out = image
+    if kernels[0] is not None:  # along Z: the volume as a Z×(Y·X) plane, filtered down columns
+        out = _filter2d(image.reshape(image.shape[0], -1), kernels[0], None).reshape(image.shape)
+    if kernels[1] is None and kernels[2] is None:
+        return out
+    planes = np.empty_like(out)
+    for z in range(out.shape[0]):
+        _filter2d(out[z], kernels[1], kernels[2], dst=planes[z])
+    return planes
+
+
+def _filter2d(
+    image: np.ndarray,
+    along_y: np.ndarray | None,
+    along_x: np.ndarray | None,
+    dst: np.ndarray | None = None,
+) -> np.ndarray:
+    return cv2.sepFilter2D(
+        image,
+        cv2.CV_32F,
+        _IDENTITY if along_x is None else along_x,
+        _IDENTITY if along_y is None else along_y,
+        dst=dst,
+        borderType=cv2.BORDER_REFLECT,
+    )
 
 
 def difference(array: np.ndarray, axis: int) -> np.ndarray:
