@@ -26,7 +26,7 @@ from scopeml.errors import (
 from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
-from scopeml.pixel._forest import Forest, fit_forest
+from scopeml.pixel._forest import BINS, Forest, fit_forest
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
@@ -216,7 +216,8 @@ def train_classifier(
     colors
         ``"#rrggbb"`` per class; default a fixed palette.
     n_estimators, max_depth, min_samples_leaf
-        Forest settings. Class weights are balanced, so rare classes count as much.
+        Forest settings. Class weights are balanced, so rare classes count as much. Splits
+        are searched among 256 quantile bins per feature, as histogram tree learners do.
     spatial_dims
         2 or 3; default from the image (``Image`` with one Z plane: 2).
 
@@ -276,6 +277,7 @@ def train_classifier(
             "max_depth": max_depth,
             "min_samples_leaf": min_samples_leaf,
             "class_weight": "balanced",
+            "training_bins": BINS,
             "seed": seed,
             "n_samples": len(y),
             "samples_per_class": [int(c) for c in counts],
