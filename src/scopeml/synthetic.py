@@ -1,8 +1,9 @@
-"""Synthetic nuclei images with known ground truth, for tests, benchmarks, training and the demo.
+"""Synthetic images with known ground truth, for tests, benchmarks, training and the demo.
 
 Nuclei are filled ellipses (ellipsoids in 3-D) of varied size, elongation, orientation and
 brightness, some placed in touching clusters, on an unevenly lit background, blurred, with
-shot and read noise. The instance labels are exact: what the image was drawn from.
+shot and read noise. The instance labels are exact: what the image was drawn from. Textures are
+regions told apart by texture alone, for pixel classifiers.
 """
 
 from __future__ import annotations
@@ -90,6 +91,33 @@ def synthetic_nuclei(
     if np.issubdtype(np.dtype(dtype), np.integer):
         image = np.clip(image * np.iinfo(dtype).max * 0.5, 0, np.iinfo(dtype).max)
     return image.astype(dtype), labels
+
+
+def synthetic_textures(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three regions of equal mean and spread that differ only in texture: fine grain, coarse
+    grain, stripes.
+
+    Returns
+    -------
+    tuple
+        ``(1×Y×X float32 image, Y×X truth in 1..3)``.
+
+    Examples
+    --------
+    >>> image, truth = synthetic_textures((64, 64), seed=0)
+    >>> image.shape, sorted(np.unique(truth))
+    ((1, 64, 64), [1, 2, 3])
+    """
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.normal(size=(2, *shape)), (0, 12, 12))
+    truth = np.argmax(np.concatenate([np.zeros((1, *shape)), field]), axis=0) + 1
+    fine = ndi.gaussian_filter(rng.normal(size=shape), 0.8)
+    coarse = ndi.gaussian_filter(rng.normal(size=shape), 3.0)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    stripes = np.sin(xx * 0.9 + yy * 0.4) + 0.3 * rng.normal(size=shape)
+    layers = [(t - t.mean()) / t.std() for t in (fine, coarse, stripes)]
+    image = np.choose(truth - 1, layers)
+    return (100 + 20 * image)[None].astype(np.float32), truth
 
 
 def _draw_ellipsoid(

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
 from scopeml.pixel import PixelClassifier, train_classifier
 from scopeml.synthetic import synthetic_nuclei
-
-
-def textured_regions(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Three regions of equal mean and spread that differ only in texture: fine grain, coarse
-    grain, stripes. Returns ``(1×Y×X float32 image, Y×X truth in 1..3)``."""
-    rng = np.random.default_rng(seed)
-    field = ndi.gaussian_filter(rng.normal(size=(2, *shape)), (0, 12, 12))
-    truth = np.argmax(np.concatenate([np.zeros((1, *shape)), field]), axis=0) + 1
-    fine = ndi.gaussian_filter(rng.normal(size=shape), 0.8)
-    coarse = ndi.gaussian_filter(rng.normal(size=shape), 3.0)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    stripes = np.sin(xx * 0.9 + yy * 0.4) + 0.3 * rng.normal(size=shape)
-    layers = [(t - t.mean()) / t.std() for t in (fine, coarse, stripes)]
-    image = np.choose(truth - 1, layers)
-    return (100 + 20 * image)[None].astype(np.float32), truth
 
 
 def sparse_labels(truth: np.ndarray, fraction: float, seed: int) -> np.ndarray:

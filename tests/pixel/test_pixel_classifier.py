@@ -10,9 +10,9 @@ from scopeml.errors import IncompatibleModelError, InvalidLabelsError, InvalidRe
 from scopeml.io import Image
 from scopeml.model.spec import Model
 from scopeml.pixel import PixelClassifier, train_classifier
-from scopeml.synthetic import synthetic_nuclei
+from scopeml.synthetic import synthetic_nuclei, synthetic_textures
 
-from .conftest import sparse_labels, textured_regions
+from .conftest import sparse_labels
 
 
 def _f1(pred: np.ndarray, truth: np.ndarray, cls: int) -> float:
@@ -35,7 +35,7 @@ def test_nuclei_from_one_percent_of_pixels() -> None:
 
 
 def test_textures_need_the_filter_bank() -> None:
-    image, truth = textured_regions((192, 192), seed=0)
+    image, truth = synthetic_textures((192, 192), seed=0)
     labels = sparse_labels(truth, 0.01, seed=10)
     clf = train_classifier(image, labels, n_estimators=30, n_jobs=1, seed=0)
     accuracy = (clf.predict_labels(image) == truth).mean()
