@@ -19,6 +19,7 @@ OpenCV computes every real pixel with the same code (see :class:`_Rows`).
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from itertools import combinations_with_replacement
 
 import cv2
@@ -191,6 +192,7 @@ class _Scale:
         return (second_difference if second else difference)(array, axis)
 
 
+@lru_cache(maxsize=256)
 def gaussian_kernel(sigma: float, order: int, truncate: float) -> np.ndarray:
     """Correlation weights of scipy's ``gaussian_filter1d(sigma, order, truncate)``.
 
@@ -208,7 +210,9 @@ def gaussian_kernel(sigma: float, order: int, truncate: float) -> np.ndarray:
     phi = np.exp(-0.5 * (x / sigma) ** 2)
     phi /= phi.sum()
     polynomial = (np.ones_like(x), -x / sigma**2, x**2 / sigma**4 - 1.0 / sigma**2)[order]
-    return (polynomial * phi)[::-1].copy()
+    weights = (polynomial * phi)[::-1].copy()
+    weights.flags.writeable = False  # cached: shared by every caller
+    return weights
 
 
 _IDENTITY = np.ones(1)
