@@ -97,6 +97,24 @@ def test_internal_blocks_and_threads_do_not_change_results(
     np.testing.assert_array_equal(small_classifier.predict(batch), whole)
 
 
+def test_training_does_not_depend_on_blocks_or_threads(
+    nuclei: tuple[np.ndarray, np.ndarray], monkeypatch
+) -> None:
+    # samples are gathered in raster order, whatever blocks computed them
+    image, truth = nuclei
+    labels = sparse_labels(truth, 0.05, seed=3)
+
+    def train(n_jobs: int) -> dict[str, np.ndarray]:
+        clf = train_classifier(image, labels, n_estimators=4, n_jobs=n_jobs, seed=0)
+        return clf.forest.arrays()
+
+    first = train(1)
+    monkeypatch.setitem(classifier_module.BLOCK, 2, 24)
+    again = train(2)
+    for name, array in first.items():
+        np.testing.assert_array_equal(again[name], array, err_msg=name)
+
+
 def test_through_the_tiling_engine(
     small_classifier: PixelClassifier, nuclei: tuple[np.ndarray, np.ndarray], tmp_path
 ) -> None:
