@@ -3,14 +3,14 @@
 Baseline: ``skimage.feature.multiscale_basic_features`` + ``skimage.future.fit_segmenter`` /
 ``predict_segmenter`` with a scikit-learn ``RandomForestClassifier``. Ours:
 ``scopeml.pixel.train_classifier`` + ``PixelClassifier.predict_labels``. Same image (synthetic
-nuclei with exact ground truth), same sparse labels, same forest settings (trees, depth, balanced
+nuclei, or textures with ``--data textures``; exact ground truth), same sparse labels, same forest settings (trees, depth, balanced
 class weights, seed, ``max_features="sqrt"``), same thread count. Prints accuracy side by side and
 the ratio of our time to theirs per stage and overall.
 
 What differs, by design: scopeml filters with OpenCV in float32 blocks (scikit-image: scipy, the
 whole image in float64); scopeml fits scikit-learn's forest on 256 quantile bins per feature
-(thresholds mapped back to feature values; the same trees' accuracy, see the closing note of
-issue 4) and evaluates it with early stopping per pixel. ``max_features="sqrt"`` means 4 of
+(thresholds mapped back to feature values; on scikit-image's own features that scores as the
+exact fit does) and evaluates it with early stopping per pixel. ``max_features="sqrt"`` means 4 of
 scikit-image's 24 features per split and 5 of basic25's 25, so our fit searches ~25% more.
 
 Stages differ in what they hold: scikit-image computes the features of the whole image once and
