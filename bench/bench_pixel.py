@@ -3,9 +3,10 @@
 Baseline: ``skimage.feature.multiscale_basic_features`` + ``skimage.future.fit_segmenter`` /
 ``predict_segmenter`` with a scikit-learn ``RandomForestClassifier``. Ours:
 ``scopeml.pixel.train_classifier`` + ``PixelClassifier.predict_labels``. Same image (synthetic
-nuclei, or textures with ``--data textures``; exact ground truth), same sparse labels, same forest settings (trees, depth, balanced
-class weights, seed, ``max_features="sqrt"``), same thread count. Prints accuracy side by side and
-the ratio of our time to theirs per stage and overall.
+nuclei, or textures with ``--data textures``; exact ground truth), same sparse labels, same
+forest settings (trees, depth, balanced class weights, seed, ``max_features="sqrt"``), same
+thread count. Prints accuracy side by side and the ratio of our time to theirs per stage and
+overall.
 
 What differs, by design: scopeml filters with OpenCV in float32 blocks (scikit-image: scipy, the
 whole image in float64); scopeml fits scikit-learn's forest on 256 quantile bins per feature
