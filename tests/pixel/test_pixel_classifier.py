@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import scopeml.pixel._classifier as classifier_module
+import scopeml.pixel._sources as sources_module
 from scopeml.errors import IncompatibleModelError, InvalidLabelsError, InvalidRequestError
 from scopeml.io import Image
 from scopeml.model.spec import Model
@@ -149,6 +150,56 @@ def test_several_images_and_an_image_object() -> None:
     )
     assert one.info["n_samples"] == int((labels[0] > 0).sum())
     assert one.spec.spatial_dims == 2
+
+
+class _Recorder:
+    """A 6-D array that records the shape of every region read from it."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+        self.reads: list[tuple[int, ...]] = []
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        self.reads.append(self.array[key].shape)
+        return self.array[key]
+
+
+def test_training_reads_images_block_by_block(
+    nuclei: tuple[np.ndarray, np.ndarray], monkeypatch
+) -> None:
+    # a lazy label image is read in regions of a few blocks, the image in blocks (plus halo)
+    # and only where there are labels, neither whole; the forest is the one trained in memory
+    monkeypatch.setitem(classifier_module.BLOCK, 2, 32)
+    monkeypatch.setattr(sources_module, "SCAN_PIXELS", 64 * 64)  # regions of 2×2 blocks
+    image, truth = nuclei
+    labels = sparse_labels(truth, 0.05, seed=2)
+    labels[:, 40:] = 0  # labels only in the first blocks of each row
+    fs = "gaussian_smoothing:1;hessian_of_gaussian_eigenvalues:1.6"
+    pixels = _Recorder(image[None, None, :, None])
+    marks = _Recorder(labels[None, None, None, None])
+    lazy = train_classifier(Image(pixels), Image(marks), features=fs, n_estimators=4, n_jobs=2)
+    eager = train_classifier(image, labels, features=fs, n_estimators=4, n_jobs=2)
+    for name, array in eager.forest.arrays().items():
+        np.testing.assert_array_equal(lazy.forest.arrays()[name], array, err_msg=name)
+    halo = lazy.features.halo
+    assert all(max(r[-2:]) <= 32 + 2 * halo for r in pixels.reads)
+    # three block rows, two block columns (0–31, 32–63) hold labels: six image reads
+    assert len(pixels.reads) == 3 * 2
+    # the scan reads label regions starting every 64 pixels (rows 0, 64 × columns 0, 64),
+    # then each labelled block's core is read again beside its image block
+    scan, again = marks.reads[:4], marks.reads[4:]
+    assert sorted(r[-2:] for r in scan) == [(32, 48), (32, 64), (64, 48), (64, 64)]
+    assert len(again) == 6 and all(max(r[-2:]) <= 32 for r in again)
+
+
+def test_labels_from_an_image_object_are_checked_and_named() -> None:
+    image = np.random.default_rng(0).random((1, 12, 12))
+    stack = Image(np.ones((1, 1, 2, 1, 12, 12), np.uint8), path="marks.tif")
+    with pytest.raises(InvalidLabelsError, match=r"marks.tif: labels have 1 scenes, 1 time"):
+        train_classifier(image, stack, features="gaussian_smoothing:1")
+    negative = Image(np.full((1, 1, 1, 1, 12, 12), -1, np.int8), path="marks.tif")
+    with pytest.raises(InvalidLabelsError, match=r"marks.tif: labels contain -1"):
+        train_classifier(image, negative, features="gaussian_smoothing:1")
 
 
 def test_three_dimensional_training_and_prediction() -> None:

@@ -53,7 +53,7 @@ def test_bad_labels_exit_2_with_the_file_named(tmp_path: Path, capsys) -> None:
     empty = tmp_path / "empty.tif"
     tifffile.imwrite(empty, np.zeros_like(labels))
     code = main(["pixel", "train", str(image_file), str(empty), "-o", str(tmp_path / "m.czseg")])
-    assert code == 2 and "no pixel is labelled" in capsys.readouterr().err
+    assert code == 2 and f"error: {empty}: no pixel is labelled" in capsys.readouterr().err
     assert not (tmp_path / "m.czseg").exists()
 
 

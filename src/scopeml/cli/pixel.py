@@ -47,16 +47,15 @@ def train(
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
     with open_image(image) as img, open_image(labels) as lab:
-        label_array = _label_array(lab.read(), img.spatial_shape, labels)
         clf = train_classifier(
             img,
-            label_array,
+            lab,
             features=features,
             classes=_split(classes),
             colors=_split(colors),
             n_estimators=n_estimators,
             max_depth=max_depth,
-            spatial_dims=label_array.ndim,
+            spatial_dims=_label_dims(lab, img.spatial_shape, labels),
             n_jobs=jobs,
             seed=seed,
             name=name,
@@ -121,17 +120,13 @@ def _split(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _label_array(array, spatial_shape: tuple[int, int, int], path: Path):
-    """A label image as ``Y×X`` (or ``Z×Y×X`` when the image has Z planes) from a 6-D read."""
-    s, t, c, z, y, x = array.shape
-    if s * t * c != 1:
-        raise InvalidLabelsError(
-            f"labels have {s} scenes, {t} time points, {c} channels; expected one of each",
-            path=path,
-        )
+def _label_dims(labels, spatial_shape: tuple[int, int, int], path: Path) -> int:
+    """Spatial dims of a label image (2 if it has one Z plane), after checking it matches the
+    image; its pixels are read later, block by block."""
+    z, y, x = labels.spatial_shape
     if (z, y, x) != tuple(spatial_shape):
         raise InvalidLabelsError(
             f"labels are Z×Y×X {z}×{y}×{x}; the image is {'×'.join(map(str, spatial_shape))}",
             path=path,
         )
-    return array[0, 0, 0, 0] if z == 1 else array[0, 0, 0]
+    return 2 if z == 1 else 3

@@ -1,0 +1,207 @@
+"""Training inputs read block by block, so training never holds a whole image.
+
+A classifier needs features only around labelled pixels. Training scans the label image once in
+blocks, checking values as it goes, and then reads the image only in the blocks that hold
+labels, grown by the feature halo. Its memory follows the block size and the number of labelled
+pixels, not the image size: scribbles on a slide scan of hundreds of gigabytes train like
+scribbles on a thumbnail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidImageError, InvalidLabelsError
+from scopeml.pixel._blocks import iter_blocks
+
+#: Most classes a label image may name (labels are stored as uint16 at most).
+MAX_CLASSES = 65535
+#: Labels are checked in regions of about this many pixels (several blocks at a time).
+SCAN_PIXELS = 2**22
+
+
+def _is_image(source: Any) -> bool:
+    """A 6-D lazy :class:`~scopeml.io.Image` (duck-typed, as the readers return it)."""
+    return hasattr(source, "read") and len(getattr(source, "shape", ())) == 6
+
+
+def _is_array(source: Any) -> bool:
+    """Sliceable without loading: numpy, zarr, dask, a tifffile zarr store…"""
+    return hasattr(source, "shape") and hasattr(source, "__getitem__") and hasattr(source, "dtype")
+
+
+class ImageSource:
+    """``C×[Z×]Y×X`` pixels read region by region from an array or a one-scene :class:`Image`.
+
+    Examples
+    --------
+    >>> src = ImageSource(np.arange(24).reshape(1, 4, 6), spatial_dims=2)
+    >>> src.shape, src.read((slice(1, 2), slice(0, 3))).tolist()
+    ((1, 4, 6), [[[6, 7, 8]]])
+    """
+
+    def __init__(self, image: Any, spatial_dims: int) -> None:
+        self.path = getattr(image, "path", None)
+        self.spatial_dims = spatial_dims
+        if _is_image(image):
+            s, t, c, z, y, x = image.shape
+            if s != 1 or t != 1:
+                raise InvalidImageError(
+                    f"image has {s} scenes and {t} time points; pass one at a time",
+                    path=self.path,
+                )
+            if spatial_dims == 2 and z != 1:
+                raise InvalidImageError(
+                    f"image has {z} Z planes; a 2-D classifier needs one", path=self.path
+                )
+            self._image, self._array = image, None
+            self.shape = (c, y, x) if spatial_dims == 2 else (c, z, y, x)
+        else:
+            array = image if _is_array(image) else np.asarray(image)
+            if len(array.shape) != spatial_dims + 1:
+                raise InvalidImageError(
+                    f"image has shape {tuple(array.shape)}; expected "
+                    f"C×{'×'.join('ZYX'[3 - spatial_dims :])}"
+                )
+            self._image, self._array = None, array
+            self.shape = tuple(int(n) for n in array.shape)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return self.shape[1:]
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        """All channels of a spatial region, as numpy."""
+        if self._array is not None:
+            return np.asarray(self._array[(slice(None), *region)])
+        if self.spatial_dims == 3:
+            z, y, x = region
+            return self._image.read(Z=z, Y=y, X=x)[0, 0]
+        y, x = region
+        return self._image.read(Y=y, X=x)[0, 0, :, 0]
+
+
+class LabelSource:
+    """``[Z×]Y×X`` labels read region by region from an array or a one-plane :class:`Image`.
+
+    An :class:`Image` of labels must have one scene, time point and channel; a 2-D label image
+    may come as a 6-D image with one Z plane.
+    """
+
+    def __init__(self, labels: Any, spatial_dims: int) -> None:
+        self.path = getattr(labels, "path", None)
+        self.spatial_dims = spatial_dims
+        if _is_image(labels):
+            s, t, c, z, y, x = labels.shape
+            if s * t * c != 1:
+                raise InvalidLabelsError(
+                    f"labels have {s} scenes, {t} time points, {c} channels; expected one of each",
+                    path=self.path,
+                )
+            self._image, self._array = labels, None
+            self.shape = (y, x) if spatial_dims == 2 and z == 1 else (z, y, x)
+        else:
+            self._image = None
+            self._array = labels if _is_array(labels) else np.asarray(labels)
+            self.shape = tuple(int(n) for n in self._array.shape)
+        self.dtype = np.dtype(labels.dtype)
+
+    def read(self, region: tuple[slice, ...]) -> np.ndarray:
+        if self._array is not None:
+            return np.asarray(self._array[region])
+        if len(region) == 2:
+            return self._image.read(Y=region[0], X=region[1])[0, 0, 0, 0]
+        return self._image.read(Z=region[0], Y=region[1], X=region[2])[0, 0, 0]
+
+
+@dataclass(frozen=True)
+class LabelScan:
+    """What a pass over a label image found: the largest label value and, per block that holds
+    labels, ``(read, core_in_read, core)``: the region to read with its halo, the core inside
+    it, and the core in image coordinates."""
+
+    top: int
+    blocks: list[tuple[tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]]]
+
+
+def scan_labels(
+    labels: LabelSource,
+    spatial_shape: tuple[int, ...],
+    classes: Sequence[str] | None,
+    block: int,
+    halo: int,
+) -> LabelScan:
+    """Check a label image and find the blocks (of :func:`iter_blocks`) that hold labels.
+
+    Labels are read in regions of several blocks (about :data:`SCAN_PIXELS`), so a chunked
+    file is not decompressed once per small block. Raises :class:`InvalidLabelsError`, naming
+    the label file, for a wrong shape or dtype, negative or fractional values, more classes
+    than named, or no labelled pixel.
+    """
+    check_shape(labels.shape, spatial_shape, labels.path)
+    check_dtype(labels.dtype, labels.path)
+    span = block * max(1, round(SCAN_PIXELS ** (1 / len(labels.shape))) // block)
+    regions: dict[tuple[int, ...], list] = {}
+    for read, core in iter_blocks(labels.shape, block, halo):
+        target = tuple(
+            slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
+        )
+        regions.setdefault(tuple(t.start // span for t in target), []).append((read, core, target))
+    top, blocks = 0, []
+    for members in regions.values():
+        origin = [min(m[2][d].start for m in members) for d in range(len(labels.shape))]
+        stop = [max(m[2][d].stop for m in members) for d in range(len(labels.shape))]
+        region = labels.read(tuple(slice(a, b) for a, b in zip(origin, stop, strict=True)))
+        top = max(top, check_values(region, labels.path))
+        for read, core, target in members:
+            inside = zip(target, origin, strict=True)
+            if np.any(region[tuple(slice(t.start - o, t.stop - o) for t, o in inside)]):
+                blocks.append((read, core, target))
+    check_top(top, classes, labels.path)
+    return LabelScan(top, blocks)
+
+
+def check_shape(shape: tuple[int, ...], spatial_shape: tuple[int, ...], path: Any = None) -> None:
+    if tuple(shape) != tuple(spatial_shape):
+        raise InvalidLabelsError(
+            f"labels have shape {tuple(shape)}; the image's spatial shape is "
+            f"{tuple(spatial_shape)}",
+            path=path,
+        )
+
+
+def check_dtype(dtype: np.dtype, path: Any = None) -> None:
+    if dtype.kind not in "buif":
+        raise InvalidLabelsError(f"labels have dtype {dtype}; expected integers", path=path)
+
+
+def check_values(labels: np.ndarray, path: Any = None) -> int:
+    """The largest value of a block of labels, after checking they are whole and ≥ 0."""
+    if labels.size == 0:
+        return 0
+    floating = labels.dtype.kind == "f"
+    if floating and (not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))):
+        raise InvalidLabelsError("labels must be whole numbers (0 = unlabelled, 1..K)", path=path)
+    if labels.dtype.kind in "if" and labels.min() < 0:
+        raise InvalidLabelsError(f"labels contain {labels.min()}; values must be ≥ 0", path=path)
+    return int(labels.max())
+
+
+def check_top(top: int, classes: Sequence[str] | None, path: Any = None) -> None:
+    if top == 0:
+        raise InvalidLabelsError("no pixel is labelled (all labels are 0)", path=path)
+    if classes is not None and top > len(classes):
+        raise InvalidLabelsError(
+            f"labels go up to {top}; {len(classes)} class names were given", path=path
+        )
+    if top > MAX_CLASSES:
+        raise InvalidLabelsError(f"labels go up to {top}; at most {MAX_CLASSES} classes", path=path)
+
+
+def label_dtype(top: int) -> np.dtype:
+    """The smallest unsigned type that holds label values up to ``top``."""
+    return np.dtype(np.uint8 if top < 256 else np.uint16)
