@@ -17,12 +17,7 @@ Examples
 (1, 2, 64, 64)
 """
 
-from scopeml.pixel._classifier import (
-    PixelClass,
-    PixelClassifier,
-    check_labels,
-    train_classifier,
-)
+from scopeml.pixel._classifier import PixelClass, PixelClassifier, train_classifier
 from scopeml.pixel._container import (
     FORMAT,
     ClassifierMetadata,
@@ -30,6 +25,7 @@ from scopeml.pixel._container import (
     read_metadata,
     save_classifier,
 )
+from scopeml.pixel._sources import check_labels
 
 __all__ = [
     "FORMAT",

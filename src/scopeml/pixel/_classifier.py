@@ -27,17 +27,7 @@ from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._forest import BINS, Forest, fit_forest
-from scopeml.pixel._sources import (
-    ImageSource,
-    LabelScan,
-    LabelSource,
-    check_dtype,
-    check_shape,
-    check_top,
-    check_values,
-    label_dtype,
-    scan_labels,
-)
+from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, label_dtype, scan_labels
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
@@ -298,25 +288,6 @@ def train_classifier(
             "feature_importances": [float(v) for v in importances],
         },
     )
-
-
-def check_labels(
-    labels: Any, spatial_shape: tuple[int, ...], classes: Sequence[str] | None = None
-) -> np.ndarray:
-    """Return ``labels`` in the smallest unsigned type that holds them (no copy if already
-    so) after checking shape, values and that some are labelled.
-
-    Examples
-    --------
-    >>> check_labels(np.array([[0, 1], [2, 0]]), (2, 2)).dtype
-    dtype('uint8')
-    """
-    labels = np.asarray(labels)
-    check_shape(labels.shape, spatial_shape)
-    check_dtype(labels.dtype)
-    top = check_values(labels)
-    check_top(top, classes)
-    return labels.astype(label_dtype(top), copy=False)
 
 
 def make_classes(

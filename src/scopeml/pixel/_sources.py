@@ -165,6 +165,25 @@ def scan_labels(
     return LabelScan(top, blocks)
 
 
+def check_labels(
+    labels: Any, spatial_shape: tuple[int, ...], classes: Sequence[str] | None = None
+) -> np.ndarray:
+    """Return ``labels`` in the smallest unsigned type that holds them (no copy if already
+    so) after checking shape, values and that some are labelled.
+
+    Examples
+    --------
+    >>> check_labels(np.array([[0, 1], [2, 0]]), (2, 2)).dtype
+    dtype('uint8')
+    """
+    labels = np.asarray(labels)
+    check_shape(labels.shape, spatial_shape)
+    check_dtype(labels.dtype)
+    top = check_values(labels)
+    check_top(top, classes)
+    return labels.astype(label_dtype(top), copy=False)
+
+
 def check_shape(shape: tuple[int, ...], spatial_shape: tuple[int, ...], path: Any = None) -> None:
     if tuple(shape) != tuple(spatial_shape):
         raise InvalidLabelsError(
