@@ -67,6 +67,35 @@ def test_train_never_writes_over_its_inputs(tmp_path: Path, capsys) -> None:
     assert f"error: {tmp_path}: is a folder" in capsys.readouterr().err
 
 
+def test_train_on_several_pairs_a_scene_and_chosen_channels(tmp_path: Path, capsys) -> None:
+    image_file, labels_file, image, labels = _files(tmp_path)
+    out = tmp_path / "two.czseg"
+    fs = "gaussian_smoothing:1;laplacian_of_gaussian:1.6"
+    args = ["--features", fs, "--n-estimators", "5", "--jobs", "1", "-o"]
+    code = main(["pixel", "train"] + [str(image_file), str(labels_file)] * 2 + args + [str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert load_classifier(out).info["n_samples"] == 2 * int((labels > 0).sum())
+    capsys.readouterr()
+    assert main(["pixel", "train", str(image_file), "-o", str(out)]) == 2
+    assert "in pairs (IMAGE LABELS …); got 1 files" in capsys.readouterr().err
+
+    # scene 1 of a two-series TIFF holds the nuclei in channel 1; scene 0 and channel 0 are blank
+    stack = tmp_path / "scenes.tif"
+    blank = np.zeros_like(image[0])
+    tifffile.imwrite(stack, np.stack([blank, blank]), metadata={"axes": "CYX"})
+    tifffile.imwrite(stack, np.stack([blank, image[0]]), metadata={"axes": "CYX"}, append=True)
+    chosen = tmp_path / "chosen.czseg"
+    extra = ["--scene", "1", "--channels", "1"]
+    code = main(["pixel", "train", str(stack), str(labels_file), *extra, *args, str(chosen)])
+    assert code == 0, capsys.readouterr().err
+    clf = load_classifier(chosen)
+    assert clf.spec.in_channels == 1 and clf.info["channels"] == ["C1"]
+    labelled = labels > 0  # trained on the nuclei, it predicts its training pixels
+    assert (clf.predict_labels(image)[labelled] == labels[labelled]).mean() > 0.9
+    assert main(["pixel", "info", str(chosen)]) == 0
+    assert "trained on channels: C1" in capsys.readouterr().out
+
+
 def test_features_list_and_names(capsys) -> None:
     assert main(["pixel", "features", "--list"]) == 0
     text = capsys.readouterr().out

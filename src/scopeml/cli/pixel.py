@@ -20,9 +20,10 @@ app = typer.Typer(
 
 @app.command("train")
 def train(
-    image: Path = typer.Argument(..., help="Image to train on (CZI, OME-TIFF, TIFF, PNG, …)."),
-    labels: Path = typer.Argument(
-        ..., help="Label image of the same Y×X (Z×Y×X): 0 unlabelled, 1..K classes."
+    files: list[Path] = typer.Argument(
+        ...,
+        help="IMAGE LABELS [IMAGE LABELS …]: images (CZI, OME-TIFF, OME-Zarr, TIFF, PNG, …), each "
+        "followed by its label image of the same Y×X (Z×Y×X): 0 unlabelled, 1..K classes.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.czseg)."),
     features: str = typer.Option(
@@ -32,34 +33,60 @@ def train(
     colors: str | None = typer.Option(None, help="Comma-separated #rrggbb per class."),
     n_estimators: int = typer.Option(100, min=1, max=10_000, help="Trees in the forest."),
     max_depth: int | None = typer.Option(None, min=1, help="Tree depth limit (none: unlimited)."),
+    scene: int | None = typer.Option(None, help="Scene of multi-scene images (of every image)."),
+    channels: str | None = typer.Option(
+        None,
+        help="Channels to train on, by name or index, e.g. DAPI or 0,2; give `segment` the same.",
+    ),
     seed: int = typer.Option(0, help="Random seed of the forest."),
     jobs: int = typer.Option(-1, help="Threads (-1: all cores)."),
     name: str = typer.Option("pixel classifier", help="Model name stored in the container."),
 ) -> None:
-    """Train a pixel classifier from sparse labels and save it as a container."""
+    """Train a pixel classifier from sparse labels and save it as a container.
+
+    Images and label images are read block by block, only where there are labels.
+    """
+    from contextlib import ExitStack
+
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
     from scopeml.pixel import train_classifier
 
-    for given in (image, labels):
+    if len(files) % 2:
+        raise InvalidRequestError(
+            f"give images and label images in pairs (IMAGE LABELS …); got {len(files)} files"
+        )
+    for given in files:
         if output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
-    with open_image(image) as img, open_image(labels) as lab:
+    with ExitStack() as stack:
+        images, labels, dims = [], [], set()
+        for image_file, labels_file in zip(files[::2], files[1::2], strict=True):
+            img = stack.enter_context(open_image(image_file, scene=scene))
+            if channels is not None:
+                img = img.select_channels(_split(channels) or [])
+            lab = stack.enter_context(open_image(labels_file))
+            dims.add(_label_dims(lab, img.spatial_shape, labels_file))
+            images.append(img)
+            labels.append(lab)
+        if len(dims) > 1:
+            raise InvalidLabelsError("mixes 2-D and 3-D label images; train one kind at a time")
         clf = train_classifier(
-            img,
-            lab,
+            images,
+            labels,
             features=features,
             classes=_split(classes),
             colors=_split(colors),
             n_estimators=n_estimators,
             max_depth=max_depth,
-            spatial_dims=_label_dims(lab, img.spatial_shape, labels),
+            spatial_dims=dims.pop(),
             n_jobs=jobs,
             seed=seed,
             name=name,
         )
+    clf.info["channels"] = list(images[0].channel_names)
     path = clf.save(output)
     counts = ", ".join(
         f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)
@@ -111,6 +138,8 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
     typer.echo(f"{model}: {meta.Format} v{meta.FormatVersion} '{meta.Name}'")
     typer.echo(f"  {meta.InChannels} channels, {meta.SpatialDims}-D, halo {meta.Halo}")
     typer.echo(f"  features: {meta.Features.get('name')} ({len(meta.FeatureNames)})")
+    if meta.Training.get("channels"):
+        typer.echo(f"  trained on channels: {', '.join(map(str, meta.Training['channels']))}")
     for c in meta.Classes:
         typer.echo(f"  class {c.Label}: {c.Name} {c.Color}")
     typer.echo(f"  forest: {meta.Forest.Trees} trees, {meta.Forest.Nodes} nodes")
