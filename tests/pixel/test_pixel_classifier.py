@@ -7,7 +7,12 @@ import pytest
 
 import scopeml.pixel._classifier as classifier_module
 import scopeml.pixel._sources as sources_module
-from scopeml.errors import IncompatibleModelError, InvalidLabelsError, InvalidRequestError
+from scopeml.errors import (
+    IncompatibleModelError,
+    InvalidImageError,
+    InvalidLabelsError,
+    InvalidRequestError,
+)
 from scopeml.io import Image
 from scopeml.model.spec import Model
 from scopeml.pixel import PixelClassifier, train_classifier
@@ -197,6 +202,9 @@ def test_labels_from_an_image_object_are_checked_and_named() -> None:
     stack = Image(np.ones((1, 1, 2, 1, 12, 12), np.uint8), path="marks.tif")
     with pytest.raises(InvalidLabelsError, match=r"marks.tif: labels have 1 scenes, 1 time"):
         train_classifier(image, stack, features="gaussian_smoothing:1")
+    scenes = Image(np.zeros((2, 1, 1, 1, 12, 12)), path="two.czi")
+    with pytest.raises(InvalidImageError, match=r"two.czi: image has 2 scenes .* --scene N"):
+        train_classifier(scenes, np.ones((12, 12), int), features="gaussian_smoothing:1")
     negative = Image(np.full((1, 1, 1, 1, 12, 12), -1, np.int8), path="marks.tif")
     with pytest.raises(InvalidLabelsError, match=r"marks.tif: labels contain -1"):
         train_classifier(image, negative, features="gaussian_smoothing:1")

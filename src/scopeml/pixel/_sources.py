@@ -51,7 +51,8 @@ class ImageSource:
             s, t, c, z, y, x = image.shape
             if s != 1 or t != 1:
                 raise InvalidImageError(
-                    f"image has {s} scenes and {t} time points; pass one at a time",
+                    f"image has {s} scenes and {t} time points; train on one of each "
+                    "(open_image(path, scene=N), or --scene N)",
                     path=self.path,
                 )
             if spatial_dims == 2 and z != 1:
