@@ -151,7 +151,11 @@ def test_several_images_and_an_image_object() -> None:
     both = train_classifier(images, labels, features=fs, n_estimators=5, n_jobs=1)
     assert both.info["n_samples"] == sum(int((lab > 0).sum()) for lab in labels)
     one = train_classifier(
-        Image(images[0][None, None, :, None]), labels[0], features=fs, n_estimators=5, n_jobs=1
+        Image(images[0][None, None, :, None]),
+        labels[0].tolist(),  # nested lists are arrays too
+        features=fs,
+        n_estimators=5,
+        n_jobs=1,
     )
     assert one.info["n_samples"] == int((labels[0] > 0).sum())
     assert one.spec.spatial_dims == 2

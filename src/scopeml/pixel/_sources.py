@@ -109,7 +109,7 @@ class LabelSource:
             self._image = None
             self._array = labels if _is_array(labels) else np.asarray(labels)
             self.shape = tuple(int(n) for n in self._array.shape)
-        self.dtype = np.dtype(labels.dtype)
+        self.dtype = np.dtype((labels if self._array is None else self._array).dtype)
 
     def read(self, region: tuple[slice, ...]) -> np.ndarray:
         if self._array is not None:
