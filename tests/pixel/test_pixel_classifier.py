@@ -103,6 +103,18 @@ def test_internal_blocks_and_threads_do_not_change_results(
     np.testing.assert_array_equal(small_classifier.predict(batch), whole)
 
 
+def test_labels_of_a_lazy_image_are_read_block_by_block(
+    small_classifier: PixelClassifier, nuclei: tuple[np.ndarray, np.ndarray], monkeypatch
+) -> None:
+    image = nuclei[0]
+    expected = small_classifier.predict_labels(image)
+    monkeypatch.setitem(classifier_module.BLOCK, 2, 32)
+    pixels = _Recorder(image[None, None, :, None])
+    np.testing.assert_array_equal(small_classifier.predict_labels(Image(pixels)), expected)
+    halo = small_classifier.features.halo
+    assert len(pixels.reads) == 3 * 4 and all(max(r[-2:]) <= 32 + 2 * halo for r in pixels.reads)
+
+
 def test_training_does_not_depend_on_blocks_or_threads(
     nuclei: tuple[np.ndarray, np.ndarray], monkeypatch
 ) -> None:
@@ -224,6 +236,23 @@ def test_three_dimensional_training_and_prediction() -> None:
     proba = clf.predict(image[None].astype(np.float32))
     assert proba.shape == (1, 2, 16, 40, 40)
     assert (np.argmax(proba[0], axis=0) + 1 == truth).mean() > 0.9
+
+
+def test_three_dimensional_training_from_image_objects(monkeypatch) -> None:
+    # Z×Y×X blocks read from 6-D images give the forest trained on the arrays
+    monkeypatch.setitem(classifier_module.BLOCK, 3, 12)
+    image, instances = synthetic_nuclei((16, 40, 40), density=0.0006, radius=(4, 6), seed=5)
+    labels = sparse_labels((instances > 0) + 1, 0.05, seed=5)
+    fs = "gaussian_smoothing:1;hessian_of_gaussian_eigenvalues:1"
+    eager = train_classifier(image, labels, features=fs, n_estimators=4, n_jobs=2)
+    pixels = _Recorder(image[None, None])
+    lazy = train_classifier(
+        Image(pixels), Image(labels[None, None, None]), features=fs, n_estimators=4, n_jobs=2
+    )
+    assert lazy.spec.spatial_dims == 3
+    assert max(max(r[-3:]) for r in pixels.reads) <= 12 + 2 * lazy.features.halo
+    for name, array in eager.forest.arrays().items():
+        np.testing.assert_array_equal(lazy.forest.arrays()[name], array, err_msg=name)
 
 
 @pytest.mark.parametrize(

@@ -110,16 +110,19 @@ class PixelClassifier:
         Large inputs are processed in blocks with the halo, in ``n_jobs`` threads; the result
         is the same bit for bit as in one piece.
         """
-        batch = self._check_batch(batch)
+        batch = np.asarray(batch)
+        self._check_shape(batch.shape)
         out = np.empty((batch.shape[0], len(self.classes), *batch.shape[2:]), np.float32)
-        self._blockwise(batch, lambda x: self.forest.predict_proba(x).T, out)
+        sources = [ImageSource(image, self.spec.spatial_dims) for image in batch]
+        self._blockwise(sources, lambda x: self.forest.predict_proba(x).T, out)
         return out
 
     def predict_labels(self, image: Any) -> np.ndarray:
-        """Label image of one ``C×[Z×]Y×X`` image: values ``1..K`` as in training.
+        """Label image of one ``C×[Z×]Y×X`` array or one-scene :class:`Image`: values ``1..K``
+        as in training.
 
         Equal to ``argmax`` over :meth:`predict` plus one, but faster: a pixel's remaining trees
-        are skipped once they cannot change its winner.
+        are skipped once they cannot change its winner. A lazy image is read block by block.
 
         Examples
         --------
@@ -130,37 +133,38 @@ class PixelClassifier:
         >>> clf.predict_labels(image).shape
         (48, 48)
         """
-        batch = self._check_batch(as_channels_first(image, self.spec.spatial_dims)[None])
-        dtype = np.uint8 if len(self.classes) < 255 else np.uint16
-        out = np.empty((1, 1, *batch.shape[2:]), dtype)
-        self._blockwise(batch, lambda x: self.forest.predict_labels(x)[None] + 1, out)
+        source = ImageSource(image, self.spec.spatial_dims)
+        self._check_shape((1, *source.shape))
+        out = np.empty((1, 1, *source.spatial_shape), label_dtype(len(self.classes)))
+        self._blockwise([source], lambda x: self.forest.predict_labels(x)[None] + 1, out)
         return out[0, 0]
 
-    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.asarray(batch)
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """``N×C×[Z×]Y×X`` with the classifier's channels and dims, or a clear error."""
         dims, channels = self.spec.spatial_dims, self.spec.in_channels
-        if batch.ndim != 2 + dims or batch.shape[1] != channels:
+        if len(shape) != 2 + dims or shape[1] != channels:
             raise IncompatibleModelError(
-                f"batch has shape {batch.shape}; the classifier expects N×{channels}×"
+                f"input has shape {tuple(shape)}; the classifier expects N×{channels}×"
                 + "×".join("ZYX"[3 - dims :])
             )
-        return batch
 
     def _blockwise(
-        self, batch: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray], out: np.ndarray
+        self,
+        sources: Sequence[ImageSource],
+        evaluate: Callable[[np.ndarray], np.ndarray],
+        out: np.ndarray,
     ) -> None:
-        """Fill ``out`` (``N×K'×…``) block by block: features of the block grown by the halo,
-        then ``evaluate((P, F) features) -> (K', P)`` on the block's core, in threads."""
+        """Fill ``out`` (``N×K'×…``, one per source) block by block: features of the block grown
+        by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads."""
         tasks = []
-        for n in range(batch.shape[0]):
-            for read, core in iter_blocks(
-                batch.shape[2:], BLOCK[batch.ndim - 2], self.features.halo
-            ):
+        for n, source in enumerate(sources):
+            block = BLOCK[self.spec.spatial_dims]
+            for read, core in iter_blocks(source.spatial_shape, block, self.features.halo):
                 tasks.append((n, read, core))
 
         def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
             n, read, core = task
-            feats = compute_features(batch[(n, slice(None), *read)], self.features)
+            feats = compute_features(sources[n].read(read), self.features)
             feats = feats[(slice(None), *core)]
             shape = feats.shape[1:]
             # F×P feature-major; its transpose is a (P, F) view the forest reads without a copy
@@ -300,13 +304,6 @@ def make_classes(
         raise InvalidRequestError(f"{len(colors)} colours given for {n_classes} classes")
     colors += [PALETTE[k % len(PALETTE)] for k in range(len(colors), n_classes)]
     return [PixelClass(str(n), _check_color(c)) for n, c in zip(names, colors, strict=True)]
-
-
-def as_channels_first(image: Any, spatial_dims: int) -> np.ndarray:
-    """The whole ``C×[Z×]Y×X`` array of an array of that shape or of a one-scene 6-D
-    :class:`Image`."""
-    source = ImageSource(image, spatial_dims)
-    return source.read(tuple(slice(None) for _ in range(spatial_dims)))
 
 
 def _infer_dims(image: Any) -> int:
