@@ -155,6 +155,43 @@ def test_through_the_tiling_engine(
     np.testing.assert_array_equal(labels, np.argmax(whole, axis=0) + 1)  # = training labels
 
 
+def test_predict_index_is_the_argmax_of_predict(
+    small_classifier: PixelClassifier, nuclei: tuple[np.ndarray, np.ndarray]
+) -> None:
+    image = nuclei[0].astype(np.float32)
+    batch = np.stack([image, image[:, ::-1]])
+    index = small_classifier.predict_index(batch)
+    np.testing.assert_array_equal(index, small_classifier.predict(batch).argmax(axis=1))
+    assert small_classifier.predict_index(batch[:0]).shape == (0, *image.shape[1:])
+
+
+def test_the_engine_writes_labels_and_masks_from_class_indices(
+    small_classifier: PixelClassifier, nuclei: tuple[np.ndarray, np.ndarray], tmp_path, monkeypatch
+) -> None:
+    # labels and masks alone skip the probabilities (predict_index); they equal the labels of
+    # a run that writes probabilities too
+    api = pytest.importorskip("scopeml.api")
+    from scopeml.io import open_image
+
+    image = Image(nuclei[0][None, None, :, None])
+    full = api.segment(
+        image, small_classifier, tmp_path / "full.ome.zarr",
+        outputs=("labels", "probabilities"), tile_size=32, quiet=True,
+    )  # fmt: skip
+
+    def no_probabilities(batch: np.ndarray) -> np.ndarray:
+        raise AssertionError("labels-only run asked for probabilities")
+
+    monkeypatch.setattr(small_classifier, "predict", no_probabilities)
+    fast = api.segment(
+        image, small_classifier, tmp_path / "fast.ome.zarr",
+        outputs=("labels", "mask"), extract_class="nucleus", tile_size=32, quiet=True,
+    )  # fmt: skip
+    expected = open_image(full / "labels").read()
+    np.testing.assert_array_equal(open_image(fast / "labels").read(), expected)
+    np.testing.assert_array_equal(open_image(fast / "mask").read(), (expected == 2) * 1)
+
+
 def test_several_images_and_an_image_object() -> None:
     pairs = [synthetic_nuclei((64, 64), density=0.003, seed=s) for s in (1, 2)]
     images = [p[0] for p in pairs]

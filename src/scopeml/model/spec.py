@@ -68,7 +68,13 @@ class ModelSpec:
 
 @runtime_checkable
 class Model(Protocol):
-    """Anything the engine can run: a DNN container, a pixel classifier, a test double."""
+    """Anything the engine can run: a DNN container, a pixel classifier, a test double.
+
+    A model may also offer ``predict_index(batch) -> N×[Z×]Y×X`` integers: the index of the most
+    probable class, exactly ``argmax`` over :meth:`predict` (ties to the lower index). The engine
+    calls it when a run writes only labels or a mask without a confidence threshold; a random
+    forest can skip the trees that cannot change a pixel's winner.
+    """
 
     spec: ModelSpec
 

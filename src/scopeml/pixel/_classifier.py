@@ -135,9 +135,23 @@ class PixelClassifier:
         """
         source = ImageSource(image, self.spec.spatial_dims)
         self._check_shape((1, *source.shape))
-        out = np.empty((1, 1, *source.spatial_shape), label_dtype(len(self.classes)))
-        self._blockwise([source], lambda x: self.forest.predict_labels(x)[None] + 1, out)
-        return out[0, 0]
+        labels = self._indices([source], source.spatial_shape)[0]
+        labels += 1
+        return labels
+
+    def predict_index(self, batch: np.ndarray) -> np.ndarray:
+        """Most probable class index per pixel: ``N×C×[Z×]Y×X`` → ``N×[Z×]Y×X``, exactly
+        ``argmax`` over :meth:`predict` (ties to the lower index), with early stopping as in
+        :meth:`predict_labels`. The engine uses it when it writes only labels or a mask."""
+        batch = np.asarray(batch)
+        self._check_shape(batch.shape)
+        sources = [ImageSource(image, self.spec.spatial_dims) for image in batch]
+        return self._indices(sources, batch.shape[2:])
+
+    def _indices(self, sources: Sequence[ImageSource], spatial: tuple[int, ...]) -> np.ndarray:
+        out = np.empty((len(sources), 1, *spatial), label_dtype(len(self.classes)))
+        self._blockwise(sources, lambda x: self.forest.predict_labels(x)[None], out)
+        return out[:, 0]
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         """``N×C×[Z×]Y×X`` with the classifier's channels and dims, or a clear error."""

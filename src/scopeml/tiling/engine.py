@@ -20,7 +20,7 @@ from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
-from scopeml.tiling.outputs import OutputSpec, class_index, output_specs
+from scopeml.tiling.outputs import OutputSpec, class_index, needs_probabilities, output_specs
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
 from scopeml.tiling.store import OutputStore
 
@@ -242,6 +242,9 @@ def segment_image(
         step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
         window=_window_of(plan, model) if options.blend else {},
         fixed_input=spec.tile_shape is not None,
+        index_only=hasattr(model, "predict_index")
+        and not options.blend
+        and not needs_probabilities(specs, options.min_confidence),
     )
     done = store.done() if resumed else set()
     todo = [tile for tile in plan if tile.index not in done]

@@ -16,7 +16,7 @@ from scopeml.errors import IncompatibleModelError
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import Normalization
-from scopeml.tiling.outputs import OutputSpec, compute_outputs
+from scopeml.tiling.outputs import OutputSpec, compute_outputs, index_outputs
 from scopeml.tiling.plan import Region, Tile
 
 
@@ -35,6 +35,9 @@ class TileContext:
     step: dict[str, int] = field(default_factory=dict)
     window: dict[str, int] = field(default_factory=dict)
     fixed_input: bool = False
+    #: Only the most probable class is written (labels, mask; no threshold, no blending) and
+    #: the model has ``predict_index``: tiles carry class indices, not probabilities.
+    index_only: bool = False
 
 
 def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
@@ -70,10 +73,24 @@ def run_model(model: Model, inputs: list[np.ndarray], n_classes: int) -> list[np
     return list(result.astype(np.float32, copy=False))
 
 
+def run_model_index(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """The most probable class index of equal-shaped ``C×…`` inputs, as one batch."""
+    batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
+    result = np.asarray(model.predict_index(batch))  # type: ignore[attr-defined]
+    expected = (len(inputs), *batch.shape[2:])
+    if result.shape != expected or result.dtype.kind not in "iu":
+        raise IncompatibleModelError(
+            f"model returned class indices {result.dtype} {result.shape} for input "
+            f"{batch.shape}; expected integers of shape {expected}"
+        )
+    return list(result)
+
+
 def predict_tiles(
     model: Model, image: Image, tiles: Sequence[Tile], ctx: TileContext
 ) -> list[np.ndarray]:
-    """Class probabilities ``K×[Z×]Y×X`` over each tile's core."""
+    """Class probabilities ``K×[Z×]Y×X`` over each tile's core; with ``ctx.index_only``, the
+    model's most probable class index ``[Z×]Y×X`` instead."""
     n_classes = len(model.spec.classes)
     if any(tile.windows for tile in tiles):
         return [_blend_tile(model, image, tile, ctx, n_classes) for tile in tiles]
@@ -81,13 +98,17 @@ def predict_tiles(
     for start in range(0, len(tiles), ctx.batch_size):
         group = tiles[start : start + ctx.batch_size]
         inputs = _tile_inputs(image, group, ctx)
-        for tile, probabilities in zip(group, run_model(model, inputs, n_classes), strict=True):
+        if ctx.index_only:
+            answers = run_model_index(model, inputs)
+        else:
+            answers = run_model(model, inputs, n_classes)
+        for tile, answer in zip(group, answers, strict=True):
             offset = tile.core_offset
             crop = tuple(
                 slice(offset[a], offset[a] + tile.core[a][1] - tile.core[a][0])
                 for a in ctx.spatial_axes
             )
-            results.append(probabilities[(slice(None), *crop)])
+            results.append(answer[crop] if ctx.index_only else answer[(slice(None), *crop)])
     return results
 
 
@@ -205,15 +226,19 @@ def _window_input_shape(window: Region, ctx: TileContext) -> list[int]:
 
 
 def write_tile(
-    arrays: Mapping[str, Any], tile: Tile, probabilities: np.ndarray, ctx: TileContext
+    arrays: Mapping[str, Any], tile: Tile, prediction: np.ndarray, ctx: TileContext
 ) -> None:
-    """Compute the outputs of one tile core and write them into their arrays."""
-    outputs = compute_outputs(
-        probabilities,
-        ctx.specs,
-        min_confidence=ctx.min_confidence,
-        extract_index=ctx.extract_index,
-    )
+    """Compute the outputs of one tile core (probabilities, or class indices with
+    ``ctx.index_only``) and write them into their arrays."""
+    if ctx.index_only:
+        outputs = index_outputs(prediction, ctx.specs, extract_index=ctx.extract_index)
+    else:
+        outputs = compute_outputs(
+            prediction,
+            ctx.specs,
+            min_confidence=ctx.min_confidence,
+            extract_index=ctx.extract_index,
+        )
     for name, data in outputs.items():
         axes = ctx.output_axes[name]
         region = tuple(slice(None) if a == "C" else slice(*tile.core[a]) for a in axes)
@@ -232,8 +257,8 @@ def process_batch(
     on_done: Callable[[Sequence[Tile]], None] | None = None,
 ) -> int:
     """Run and write a batch of tiles, then report them done; returns the number of tiles."""
-    for tile, probabilities in zip(tiles, predict_tiles(model, image, tiles, ctx), strict=True):
-        write_tile(arrays, tile, probabilities, ctx)
+    for tile, prediction in zip(tiles, predict_tiles(model, image, tiles, ctx), strict=True):
+        write_tile(arrays, tile, prediction, ctx)
     if on_done is not None:
         on_done(tiles)
     return len(tiles)

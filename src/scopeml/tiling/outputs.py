@@ -133,6 +133,39 @@ def compute_outputs(
     return result
 
 
+def needs_probabilities(specs: Sequence[OutputSpec], min_confidence: float | None) -> bool:
+    """Whether the outputs need class probabilities, or only each pixel's most probable class."""
+    return min_confidence is not None or any(
+        spec.name in ("probabilities", "confidence") for spec in specs
+    )
+
+
+def index_outputs(
+    index: np.ndarray, specs: Sequence[OutputSpec], *, extract_index: int | None = None
+) -> dict[str, np.ndarray]:
+    """Labels and mask from the most probable class index per pixel (``…`` integers), when
+    :func:`needs_probabilities` is false; equal to :func:`compute_outputs` on probabilities.
+
+    Examples
+    --------
+    >>> specs = output_specs(["bg", "fg"], ["labels", "mask"])
+    >>> out = index_outputs(np.array([[0, 1, 1]]), specs, extract_index=1)
+    >>> out["labels"].tolist(), out["mask"].tolist()
+    ([[1, 2, 2]], [[0, 1, 1]])
+    """
+    result: dict[str, np.ndarray] = {}
+    for spec in specs:
+        if spec.name == "labels":
+            labels = index.astype(spec.dtype)
+            labels += 1
+            result["labels"] = labels
+        elif spec.name == "mask":
+            result["mask"] = (index == extract_index).astype(np.uint8)
+        else:
+            raise ValueError(f"output {spec.name!r} needs probabilities")
+    return result
+
+
 def _argmax_max(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``argmax`` and ``max`` over axis 0 in one pass over contiguous class planes.
 
