@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tifffile
 
 from scopeml.cli import main
@@ -40,7 +41,12 @@ def test_train_writes_a_loadable_model(tmp_path: Path, capsys) -> None:
     assert clf.forest.n_trees == 5 and int(clf.forest.arrays()["depth"].max()) <= 6
     assert clf.predict(image[None].astype(np.float32)).shape == (1, 2, 64, 72)
     assert main(["pixel", "info", str(out)]) == 0
-    assert "class 2: nucleus" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "class 2: nucleus" in info
+    # the forest's feature importances, largest first: both features, summing to 100 %
+    shares = [float(line.split("%")[0]) for line in info.splitlines() if "%  " in line]
+    assert len(shares) == 2 and shares == sorted(shares, reverse=True)
+    assert sum(shares) == pytest.approx(100, abs=0.2)
 
 
 def test_bad_labels_exit_2_with_the_file_named(tmp_path: Path, capsys) -> None:

@@ -12,6 +12,9 @@ import typer
 
 from scopeml.errors import InvalidLabelsError
 
+#: Features listed by ``pixel info``, most important first.
+INFO_TOP_FEATURES = 5
+
 app = typer.Typer(
     help="Train and inspect random-forest pixel classifiers (sparse labels → .czseg).",
     no_args_is_help=True,
@@ -143,6 +146,12 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
     for c in meta.Classes:
         typer.echo(f"  class {c.Label}: {c.Name} {c.Color}")
     typer.echo(f"  forest: {meta.Forest.Trees} trees, {meta.Forest.Nodes} nodes")
+    importances = meta.Training.get("feature_importances") or []
+    if len(importances) == len(meta.FeatureNames):
+        ranked = sorted(zip(importances, meta.FeatureNames, strict=True), reverse=True)
+        typer.echo("  most important features:")
+        for value, feature in ranked[:INFO_TOP_FEATURES]:
+            typer.echo(f"    {value:6.1%}  {feature}")
 
 
 def _split(text: str | None) -> list[str] | None:
