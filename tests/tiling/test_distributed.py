@@ -56,3 +56,38 @@ def test_unreachable_scheduler_is_a_request_error(tmp_path):
         pytest.raises(InvalidRequestError, match="cannot reach the dask scheduler"),
     ):
         segment(image, model, tmp_path / "o.ome.zarr", scheduler="tcp://127.0.0.1:1", quiet=True)
+
+
+def test_pixel_classifier_labels_on_a_cluster_equal_local_probabilities(tmp_path):
+    # labels-only runs go through predict_index, on the workers too
+    from scopeml.pixel import train_classifier
+    from scopeml.synthetic import synthetic_nuclei
+
+    pixels, instances = synthetic_nuclei((70, 90), density=0.003, seed=2)
+    picked = np.random.default_rng(2).random(instances.shape) < 0.1
+    labels = np.where(picked, 1 + (instances > 0), 0)
+    clf = train_classifier(pixels, labels, features="gaussian_smoothing:1,3.5", n_estimators=6)
+    model = clf.save(tmp_path / "m.czseg")
+    image = write_image_file(tmp_path / "img.ome.tif", pixels)
+    local = segment(
+        image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
+    )
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        remote = segment(
+            image,
+            model,
+            tmp_path / "dask.ome.zarr",
+            outputs=("labels",),
+            tile_size=32,
+            scheduler=cluster.scheduler_address,
+            quiet=True,
+        )
+    got = zarr.open_array(str(remote / "labels" / "0"), mode="r")[...]
+    want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(want)) == 2
