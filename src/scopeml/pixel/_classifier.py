@@ -170,9 +170,8 @@ class PixelClassifier:
     ) -> None:
         """Fill ``out`` (``N×K'×…``, one per source) block by block: features of the block grown
         by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads."""
-        tasks = []
+        tasks, block = [], BLOCK[self.spec.spatial_dims]
         for n, source in enumerate(sources):
-            block = BLOCK[self.spec.spatial_dims]
             for read, core in iter_blocks(source.spatial_shape, block, self.features.halo):
                 tasks.append((n, read, core))
 
