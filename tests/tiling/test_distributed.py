@@ -14,6 +14,25 @@ distributed = pytest.importorskip("distributed")
 OUTPUTS = ("labels", "probabilities")
 
 
+def _on_cluster(image, model, output, outputs):
+    """Segment on a one-worker, two-thread in-process dask cluster."""
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        return segment(
+            image,
+            model,
+            output,
+            outputs=outputs,
+            tile_size=32,
+            scheduler=cluster.scheduler_address,
+            quiet=True,
+        )
+
+
 def test_local_cluster_equals_local_run(tmp_path):
     rng = np.random.default_rng(1)
     image = write_image_file(
@@ -23,21 +42,7 @@ def test_local_cluster_equals_local_run(tmp_path):
     local = segment(
         image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
     )
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        remote = segment(
-            image,
-            model,
-            tmp_path / "dask.ome.zarr",
-            outputs=OUTPUTS,
-            tile_size=32,
-            scheduler=cluster.scheduler_address,
-            quiet=True,
-        )
+    remote = _on_cluster(image, model, tmp_path / "dask.ome.zarr", OUTPUTS)
     for name in OUTPUTS:
         got = zarr.open_array(str(remote / name / "0"), mode="r")[...]
         want = zarr.open_array(str(local / name / "0"), mode="r")[...]
@@ -72,21 +77,7 @@ def test_pixel_classifier_labels_on_a_cluster_equal_local_probabilities(tmp_path
     local = segment(
         image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
     )
-    with (
-        distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        remote = segment(
-            image,
-            model,
-            tmp_path / "dask.ome.zarr",
-            outputs=("labels",),
-            tile_size=32,
-            scheduler=cluster.scheduler_address,
-            quiet=True,
-        )
+    remote = _on_cluster(image, model, tmp_path / "dask.ome.zarr", ("labels",))
     got = zarr.open_array(str(remote / "labels" / "0"), mode="r")[...]
     want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]
     np.testing.assert_array_equal(got, want)
