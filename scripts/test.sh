@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-# The CPU build of torch for the [train] extra (a plain "torch" would pull GBs of CUDA wheels).
-python -m pip install -q "torch==2.13.0" || python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
+# The CPU build of torch for the [train] extra, by version (a plain "torch" would pull GBs of CUDA wheels).
+python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test,train,server,czi,dask,parquet]"
 ruff check src tests bench
 ruff format --check src tests bench

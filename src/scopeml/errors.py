@@ -11,6 +11,8 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
     └── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+
+    Cancelled                   (Exception)    a progress callback stopped a long call (not bad input)
 """
 
 from __future__ import annotations
@@ -49,3 +51,11 @@ class InvalidRequestError(ScopeMLError, ValueError):
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):
     """An output store is half-written, or belongs to a different run than the one resuming it."""
+
+
+class Cancelled(Exception):
+    """A long call was stopped by its progress callback; what it finished is kept.
+
+    Not a :class:`ScopeMLError`: nothing was wrong with the input. The command line exits with
+    130 (as for Ctrl-C); a server job is marked cancelled.
+    """
