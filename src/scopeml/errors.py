@@ -12,7 +12,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
     └── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
 
-    Cancelled                   (Exception)    a progress callback stopped a long call (not bad input)
+    Cancelled                   (Exception)    a progress callback stopped a long call
 """
 
 from __future__ import annotations
