@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
+from scopeml.errors import Cancelled, IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
 from scopeml.model.spec import Model
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
@@ -190,11 +191,20 @@ def segment_image(
     *,
     model_ref: LoadRef | None = None,
     image_ref: LoadRef | None = None,
+    progress: Progress = None,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
     ``model_ref``/``image_ref`` tell dask workers how to load the model and image themselves
     (from their paths); without them the objects are sent to the workers.
+
+    ``progress`` (see :mod:`scopeml.progress`) hears stage ``"segment"`` in unit ``"tile"``:
+    ``total`` is the number of tiles this call runs (a resumed run leaves out those already
+    written), ``done`` grows after each batch. A callback that raises
+    :class:`~scopeml.errors.Cancelled` stops the run between batches; the partial store is
+    kept, resumable with ``resume=True``, and the exception is re-raised. ``None`` follows the
+    older ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller passes
+    ``progress``.
     """
     output = Path(output)
     if output.exists() and not options.overwrite:  # fail before the statistics pass
@@ -249,11 +259,12 @@ def segment_image(
     done = store.done() if resumed else set()
     todo = [tile for tile in plan if tile.index not in done]
     batches = _batches(todo, options.batch_size, options.blend)
+    report = as_progress(not options.quiet if progress is None else progress)
     try:
-        _execute(batches, len(plan), model, image, store, ctx, options, model_ref, image_ref)
-    except KeyboardInterrupt:
+        _execute(batches, model, image, store, ctx, options, model_ref, image_ref, report)
+    except (KeyboardInterrupt, Cancelled):
         log.warning(
-            "interrupted; %d of %d tiles are written to %s: run again with resume=True "
+            "stopped; %d of %d tiles are written to %s: run again with resume=True "
             "(--resume) to finish",
             len(store.done()),
             len(plan),
@@ -295,9 +306,20 @@ def _create_outputs(
         )
 
 
+class _TileCounter:
+    """Turns finished batches into ``segment`` progress events (called from one thread)."""
+
+    def __init__(self, report: ProgressCallback, total: int) -> None:
+        self.report, self.total, self.done = report, total, 0
+        report(ProgressEvent("segment", 0, total, "tile"))
+
+    def __call__(self, n_tiles: int) -> None:
+        self.done += n_tiles
+        self.report(ProgressEvent("segment", self.done, self.total, "tile"))
+
+
 def _execute(
     batches: Sequence[Sequence[Tile]],
-    total: int,
     model: Model,
     image: Image,
     store: OutputStore,
@@ -305,39 +327,31 @@ def _execute(
     options: SegmentOptions,
     model_ref: LoadRef | None,
     image_ref: LoadRef | None,
+    report: ProgressCallback,
 ) -> None:
-    """Run the batches on the chosen executor with a progress bar."""
-    from tqdm.auto import tqdm
-
+    """Run the batches on the chosen executor, reporting each finished batch."""
     from scopeml.io import open_ome_zarr_array
 
     array_paths = {s.name: str(store.path_of(s.name)) for s in ctx.specs}
-    with tqdm(
-        total=total,
-        initial=total - sum(len(batch) for batch in batches),
-        unit="tile",
-        desc="segment",
-        disable=options.quiet,
-        dynamic_ncols=True,
-    ) as bar:
-        if options.scheduler:
-            run_dask(
-                batches,
-                scheduler=options.scheduler,
-                model=model_ref or model,
-                image=image_ref or image,
-                array_paths=array_paths,
-                partial=str(store.partial),
-                ctx=ctx,
-                on_progress=bar.update,
-            )
-        else:
-            arrays = {n: open_ome_zarr_array(p, mode="r+") for n, p in array_paths.items()}
+    counter = _TileCounter(report, sum(len(batch) for batch in batches))
+    if options.scheduler:
+        run_dask(
+            batches,
+            scheduler=options.scheduler,
+            model=model_ref or model,
+            image=image_ref or image,
+            array_paths=array_paths,
+            partial=str(store.partial),
+            ctx=ctx,
+            on_progress=counter,
+        )
+    else:
+        arrays = {n: open_ome_zarr_array(p, mode="r+") for n, p in array_paths.items()}
 
-            def work(batch: Sequence[Tile]) -> int:
-                return process_batch(model, image, arrays, batch, ctx, on_done=_marker(store))
+        def work(batch: Sequence[Tile]) -> int:
+            return process_batch(model, image, arrays, batch, ctx, on_done=_marker(store))
 
-            run_local(batches, work, workers=options.workers, on_progress=bar.update)
+        run_local(batches, work, workers=options.workers, on_progress=counter)
 
 
 def _window_of(plan: TilePlan, model: Model) -> dict[str, int]:

@@ -66,6 +66,14 @@ class SegmentOptions:
     channels
         Image channels fed to the model, by index or name, in the model's order (``None``:
         all channels, which must then match the model's input channels).
+    resume, overwrite
+        Continue an interrupted run from its partial store; replace an earlier output that
+        scopeml wrote (never another file or folder).
+    quiet
+        Older switch for the progress bar, used only when ``segment_image`` gets no
+        ``progress``; it never changes the result (not part of a run's identity).
+    ome_tiff
+        Also write each output as ``OUT.<name>.ome.tiff``.
     """
 
     outputs: tuple[str, ...] = ("labels",)
