@@ -10,7 +10,8 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
-    └── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+    ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+    └── ModelTimeoutError       (TimeoutError) a model ran past its time budget and was stopped
 
     Cancelled                   (Exception)    a progress callback stopped a long call
 """
@@ -51,6 +52,10 @@ class InvalidRequestError(ScopeMLError, ValueError):
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):
     """An output store is half-written, or belongs to a different run than the one resuming it."""
+
+
+class ModelTimeoutError(ScopeMLError, TimeoutError):
+    """A model ran past its per-call time budget; ONNX Runtime was told to stop the run."""
 
 
 class Cancelled(Exception):
