@@ -1,0 +1,146 @@
+"""Dependencies of the routes: the caller, the server's state, records the caller may touch.
+
+The server's long-lived objects live on ``request.app.state`` (opened by the app's lifespan);
+routes reach them through these functions with FastAPI's ``Depends``, never through a closure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from scopeml.errors import InvalidRequestError
+from scopeml.server.config import ServerConfig
+from scopeml.server.database import Database
+from scopeml.server.jobs import JobRunner
+from scopeml.server.models import ModelRegistry
+
+bearer = HTTPBearer(auto_error=False, description="An API token from `scopeml admin create-token`")
+
+
+def current_user(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> dict[str, Any]:
+    """The caller's ``{"user", "admin"}``; 401 without a valid token."""
+    user = None
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        user = request.app.state.db.user_for_token(credentials.credentials)
+    if user is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or unknown API token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return user
+
+
+def get_config(request: Request) -> ServerConfig:
+    return request.app.state.config
+
+
+def get_db(request: Request) -> Database:
+    return request.app.state.db
+
+
+def get_registry(request: Request) -> ModelRegistry:
+    return request.app.state.registry
+
+
+def get_jobs(request: Request) -> JobRunner:
+    return request.app.state.jobs
+
+
+User = Annotated[dict[str, Any], Depends(current_user)]
+Config = Annotated[ServerConfig, Depends(get_config)]
+Db = Annotated[Database, Depends(get_db)]
+Registry = Annotated[ModelRegistry, Depends(get_registry)]
+Jobs = Annotated[JobRunner, Depends(get_jobs)]
+
+
+def find_model(registry: ModelRegistry, model_id: str, user: dict[str, Any]) -> dict[str, Any]:
+    """The record of a model ``user`` may use; 404 when absent or private to another."""
+    record = registry.visible(model_id, user)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {model_id!r}")
+    return record
+
+
+def visible_model(model_id: str, user: User, registry: Registry) -> dict[str, Any]:
+    """The record of the path's model, if the caller may use it (404 otherwise)."""
+    return find_model(registry, model_id, user)
+
+
+def owned_model(
+    record: Annotated[dict[str, Any], Depends(visible_model)], user: User
+) -> dict[str, Any]:
+    """The record of a model the caller owns (or an admin); 403 for a shared one of another."""
+    if record["owner"] != user["user"] and not user["admin"]:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner may change a model")
+    return record
+
+
+def own_job(job_id: str, user: User, db: Db) -> dict[str, Any]:
+    """The caller's job record (an admin sees all); 404 otherwise."""
+    job = db.get_job(job_id)
+    if job is None or (job["owner"] != user["user"] and not user["admin"]):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id!r}")
+    return job
+
+
+VisibleModel = Annotated[dict[str, Any], Depends(visible_model)]
+OwnedModel = Annotated[dict[str, Any], Depends(owned_model)]
+OwnJob = Annotated[dict[str, Any], Depends(own_job)]
+
+
+# --- bodies -------------------------------------------------------------------------------------
+
+
+def too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE, f"request body is larger than the limit of {limit} bytes"
+    )
+
+
+def check_declared_length(request: Request, limit: int) -> None:
+    """413 before reading anything when ``Content-Length`` already says the body is too large."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        raise too_large(limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    check_declared_length(request, limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def save_body(request: Request, target: Path, limit: int) -> int:
+    """Stream the body to ``target`` (via a temporary file); 413 past ``limit`` bytes."""
+    check_declared_length(request, limit)
+    partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+    size = 0
+    try:
+        with partial.open("wb") as file:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                file.write(chunk)
+        if size == 0:
+            raise InvalidRequestError("request body is empty")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return size

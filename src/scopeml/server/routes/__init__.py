@@ -1,0 +1,9 @@
+"""The REST API's routes, one router per resource (service, models, tiles, images, jobs)."""
+
+from __future__ import annotations
+
+from scopeml.server.routes import images, jobs, models, service, tiles
+
+ROUTERS = (service.router, models.router, tiles.router, images.router, jobs.router)
+
+__all__ = ["ROUTERS"]

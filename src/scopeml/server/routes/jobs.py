@@ -1,0 +1,90 @@
+"""Job routes: segment a whole image on the server, follow it, fetch or delete its result."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.responses import FileResponse
+
+from scopeml.errors import InvalidRequestError
+from scopeml.server.database import new_id
+from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
+from scopeml.server.jobs import resolve_image_path
+from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+ZIP_RESPONSE = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def _job_image(job: JobRequest, user: dict, config: Config, db: Db) -> str:
+    """The server path of the job's image: an upload of the caller's, or one below the root."""
+    if (job.image_path is None) == (job.upload_id is None):
+        raise InvalidRequestError("give exactly one of image_path and upload_id")
+    if job.upload_id is None:
+        return str(resolve_image_path(job.image_path or "", config.allowed_root))
+    upload = db.get_upload(job.upload_id)
+    if upload is None or upload["owner"] != user["user"]:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {job.upload_id!r}")
+    return upload["path"]
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
+async def submit_job(
+    job: JobRequest, user: User, config: Config, db: Db, registry: Registry, jobs: Jobs
+) -> JobInfo:
+    """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
+    find_model(registry, job.model_id, user)
+    image = _job_image(job, user, config, db)
+    options = job.options.segment_options()
+    job_id = new_id()
+    db.add_job(
+        {
+            "id": job_id,
+            "owner": user["user"],
+            "model_id": job.model_id,
+            "image": image,
+            "options": options,
+        }
+    )
+    jobs.submit(job_id)
+    return JobInfo(**db.get_job(job_id))
+
+
+@router.get("", responses={401: ERRORS[401]})
+async def list_jobs(user: User, db: Db) -> list[JobInfo]:
+    """Your jobs."""
+    return [JobInfo(**row) for row in db.list_jobs(user["user"], admin=user["admin"])]
+
+
+@router.get("/{job_id}", responses=ERRORS)
+async def get_job(job: OwnJob) -> JobInfo:
+    """A job's status and progress (tiles done / total)."""
+    return JobInfo(**job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "Job still queued or running"}, **ERRORS},
+)
+async def delete_job(job: OwnJob, jobs: Jobs) -> Response:
+    """Delete a finished or failed job and its output."""
+    if job["status"] in ("queued", "running"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}")
+    await asyncio.to_thread(jobs.remove, job["id"])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{job_id}/result",
+    response_class=FileResponse,
+    responses={200: ZIP_RESPONSE, 409: {"description": "Job not done"}, **ERRORS},
+)
+async def job_result(job: OwnJob, jobs: Jobs) -> FileResponse:
+    """The job's OME-Zarr output as a zip (``result.ome.zarr/…``)."""
+    if job["status"] != "done":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not done")
+    path = await asyncio.to_thread(jobs.result_zip, job["id"])
+    return FileResponse(path, media_type="application/zip", filename=f"{job['id']}.zip")

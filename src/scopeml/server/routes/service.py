@@ -1,0 +1,27 @@
+"""Service routes: liveness (no token) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from scopeml.server.deps import User
+from scopeml.server.schemas import ERRORS, Health
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health")
+async def health() -> Health:
+    """Liveness: no token needed."""
+    from scopeml import __version__
+
+    return Health(status="ok", version=__version__)
+
+
+@router.get("/metrics", response_class=PlainTextResponse, responses={401: ERRORS[401]})
+async def metrics(request: Request, user: User) -> PlainTextResponse:
+    """Prometheus metrics: requests, tiles predicted, latency histogram."""
+    return PlainTextResponse(
+        request.app.state.metrics.render(), media_type="text/plain; version=0.0.4"
+    )

@@ -1,0 +1,55 @@
+"""Tile routes: predict one tile or a batch with a model, batched with concurrent requests."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.server.deps import Config, Registry, VisibleModel, read_body
+from scopeml.server.models import spec_from_dict
+from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE
+from scopeml.server.tiles import (
+    NPY_MEDIA_TYPE,
+    check_tile,
+    decode_tile,
+    encode_array,
+    labels_from_probabilities,
+)
+
+router = APIRouter(tags=["tiles"])
+
+
+@router.post(
+    "/models/{model_id}/predict",
+    openapi_extra=NPY_BODY,
+    response_class=Response,
+    responses={**NPY_RESPONSE, **ERRORS, 413: {"description": "Tile too large"}},
+)
+async def predict_tile(
+    request: Request,
+    record: VisibleModel,
+    config: Config,
+    registry: Registry,
+    output: Literal["probabilities", "labels"] = "probabilities",
+) -> Response:
+    """Predict one tile ``C×[Z×]Y×X`` or a batch ``N×C×[Z×]Y×X``.
+
+    The body is ``.npy`` bytes, or raw bytes with ``X-Tile-Dtype`` and ``X-Tile-Shape``
+    headers. The answer is ``.npy``: float32 probabilities ``[N×]K×[Z×]Y×X`` or, with
+    ``output=labels``, the argmax ``[N×][Z×]Y×X``. Tiles arriving together are batched.
+    """
+    body = await read_body(request, config.max_tile_bytes)
+    spec = spec_from_dict(record["spec"])
+    tile = decode_tile(body, request.headers)
+    batch = check_tile(tile, spec)
+    try:
+        probabilities = await registry.batcher(record["id"]).predict(batch)
+    except IncompatibleModelError as err:
+        raise InvalidRequestError(err.problem) from err
+    if output == "labels":
+        probabilities = labels_from_probabilities(probabilities)
+    if tile.ndim == spec.spatial_dims + 1:
+        probabilities = probabilities[0]
+    return Response(encode_array(probabilities), media_type=NPY_MEDIA_TYPE)

@@ -1,0 +1,82 @@
+"""Request and response bodies of the REST API (pydantic), shared by the route modules."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scopeml.server.jobs import JobOptions
+from scopeml.server.tiles import NPY_MEDIA_TYPE
+
+NPY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+BINARY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+NPY_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or unknown API token"},
+    404: {"description": "No such model or job (or not yours)"},
+}
+
+
+class ModelInfo(BaseModel):
+    id: str
+    owner: str
+    name: str
+    shared: bool
+    size: int
+    sha256: str
+    spec: dict[str, Any]
+    created: float
+
+
+class ModelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    shared: bool
+
+
+class UploadInfo(BaseModel):
+    id: str
+    size: int
+
+
+class JobRequest(BaseModel):
+    """A whole-image job: a server-side image (below the allowed root) or an uploaded one."""
+
+    model_config = ConfigDict(extra="forbid")
+    model_id: str = Field(max_length=64)
+    image_path: str | None = Field(default=None, max_length=4096)
+    upload_id: str | None = Field(default=None, max_length=64)
+    options: JobOptions = Field(default_factory=JobOptions)
+
+
+class JobInfo(BaseModel):
+    id: str
+    owner: str
+    model_id: str
+    status: Literal["queued", "running", "done", "failed"]
+    done: int
+    total: int
+    error: str | None
+    options: dict[str, Any]
+    created: float
+    updated: float
+
+
+class Health(BaseModel):
+    status: str
+    version: str
