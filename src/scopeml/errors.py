@@ -11,6 +11,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+    ├── OutsideRootError        (PermissionError) a file resolves outside the allowed folders
     └── ModelTimeoutError       (TimeoutError) a model ran past its time budget and was stopped
 
     Cancelled                   (Exception)    a progress callback stopped a long call
@@ -52,6 +53,10 @@ class InvalidRequestError(ScopeMLError, ValueError):
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):
     """An output store is half-written, or belongs to a different run than the one resuming it."""
+
+
+class OutsideRootError(ScopeMLError, PermissionError):
+    """A file an image reader would open resolves (symlinks followed) outside the allowed roots."""
 
 
 class ModelTimeoutError(ScopeMLError, TimeoutError):
