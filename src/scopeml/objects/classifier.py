@@ -19,12 +19,15 @@ import numpy as np
 import pandas as pd
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.model.registry import read_zip_json, register_format
 
 FORMAT = "scopeml-object-classifier"
 VERSION = 1
 MAX_MEMBER_BYTES = 512 * 2**20
 #: Columns that locate an object rather than describe it; not used as features by default.
 POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
+#: Columns that say where in the image an object is (time point, scene); never features.
+POSITION_COLUMNS = ("t", "scene")
 _ARRAYS = ("left", "right", "feature", "threshold", "value", "roots")
 
 
@@ -64,13 +67,14 @@ class ObjectClassifier:
         n_estimators: int = 100,
         max_depth: int | None = None,
         seed: int = 0,
-        n_jobs: int | None = None,
+        workers: int | None = None,
     ) -> ObjectClassifier:
         """Fit a random forest on the rows of ``table`` that have a class.
 
         Rows whose ``class_column`` is empty (NaN/None/"") are ignored, so one table can hold
         annotated and unannotated objects. ``features`` defaults to every numeric column except
-        positions (``label``, ``bbox-*``, ``centroid*``, ``parent*``) and the class column.
+        positions (``label``, ``bbox-*``, ``centroid*``, ``parent*``, ``t``, ``scene``) and the
+        class column. ``workers`` threads fit the trees (``None``: one).
         """
         from sklearn.ensemble import RandomForestClassifier
 
@@ -97,7 +101,7 @@ class ObjectClassifier:
             n_estimators=n_estimators,
             max_depth=max_depth,
             random_state=seed,
-            n_jobs=n_jobs,
+            n_jobs=workers,
             class_weight="balanced",
         )
         forest.fit(x, y)
@@ -154,10 +158,32 @@ class ObjectClassifier:
 
 
 def train_object_classifier(
-    table: pd.DataFrame, class_column: str, **options: object
+    table: pd.DataFrame,
+    class_column: str,
+    *,
+    features: Sequence[str] | None = None,
+    n_estimators: int = 100,
+    max_depth: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
 ) -> ObjectClassifier:
-    """Shorthand for :meth:`ObjectClassifier.train`."""
-    return ObjectClassifier.train(table, class_column, **options)  # type: ignore[arg-type]
+    """Fit an object classifier on the annotated rows of a table (:meth:`ObjectClassifier.train`).
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"area": [10, 12, 50, 55], "t": [0, 1, 0, 1], "kind": list("ssLL")})
+    >>> train_object_classifier(table, "kind", n_estimators=3).features
+    ('area',)
+    """
+    return ObjectClassifier.train(
+        table,
+        class_column,
+        features=features,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        seed=seed,
+        workers=workers,
+    )
 
 
 def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
@@ -196,6 +222,19 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
     return ObjectClassifier(features, classes, trees)
 
 
+def _is_object_classifier(path: Path) -> bool:
+    meta = read_zip_json(path, "classifier.json")
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+register_format(
+    "object-classifier",
+    description="scopeml object classifier: random forest on measured object features",
+    sniff=_is_object_classifier,
+    load=lambda path, workers: load_object_classifier(path),
+)
+
+
 def default_features(table: pd.DataFrame, class_column: str | None = None) -> list[str]:
     """Numeric columns that describe objects (not their position, id or class).
 
@@ -211,6 +250,7 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
         and pd.api.types.is_numeric_dtype(table[c])
         and not pd.api.types.is_bool_dtype(table[c])
         and not str(c).startswith(POSITION_PREFIXES)
+        and str(c) not in POSITION_COLUMNS
     ]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
 from scopeml.io.replace import check_replaceable_store
+from scopeml.progress import Progress, track
 
 
 def label_instances(
@@ -65,7 +66,7 @@ def label_instances_tiled(
     connectivity: int = 1,
     tile_shape: Sequence[int] | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: Progress = None,
 ) -> Any:
     """Label the objects of an array-like (zarr) image of any size into a zarr array on disk.
 
@@ -84,7 +85,8 @@ def label_instances_tiled(
     overwrite
         Replace an existing ``output``.
     progress
-        Show a progress bar.
+        Progress and cancel callback, or ``True`` for bars (see :mod:`scopeml.progress`);
+        stages ``label`` and ``relabel``, unit ``tile``.
 
     Returns
     -------
@@ -105,45 +107,92 @@ def label_instances_tiled(
     import zarr
 
     shape = tuple(int(s) for s in labels.shape)
-    ndim = len(shape)
-    if ndim not in (2, 3):
+    if len(shape) not in (2, 3):
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
-    tiles = _tile_shape(labels, tile_shape)
-    structure = _structure(ndim, connectivity)
+    _structure(len(shape), connectivity)  # a bad value fails before any work
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
     check_replaceable_store(output)
+    tiles = _tile_shape(labels, tile_shape)
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
-    store = zarr.open_array(
-        str(temp), mode="w", shape=shape, chunks=tiles, dtype=np.uint64, fill_value=0
-    )
     try:
-        # Pass 1: label each tile, offset local ids to provisional global ids.
-        n_total = 0
-        for region in _progress(list(iter_tiles(shape, tiles)), progress, "label tiles"):
-            local, n = ndi.label(_mask(np.asarray(labels[region]), class_id), structure)
-            store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
-            n_total += n
-        # Pass 2: join provisional ids that touch across tile borders.
-        edges = [pairs for pairs in _border_pairs(store, shape, tiles, structure) if pairs.size]
-        lut, n_objects = _resolve(n_total, np.concatenate(edges) if edges else None)
-        dtype = np.uint32 if n_objects < 2**32 else np.uint64
-        final = zarr.open_array(
-            str(temp) + ".final", mode="w", shape=shape, chunks=tiles, dtype=dtype, fill_value=0
-        )
-        lut = lut.astype(dtype)
-        for region in _progress(list(iter_tiles(shape, tiles)), progress, "relabel tiles"):
-            final[region] = lut[store[region].astype(np.intp)]
-        final.attrs["n_objects"] = int(n_objects)
-        shutil.rmtree(temp)
+        with ProvisionalLabels(labels, temp, class_id, connectivity, tiles, progress) as labelled:
+            dtype = np.uint32 if labelled.n_objects < 2**32 else np.uint64
+            final = zarr.open_array(
+                str(temp) + ".final", mode="w", shape=shape, chunks=tiles, dtype=dtype, fill_value=0
+            )
+            labelled.write(final.__setitem__, dtype=dtype)
+            final.attrs["n_objects"] = int(labelled.n_objects)
         if output.exists():
             shutil.rmtree(output)
         os.replace(str(temp) + ".final", output)
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(str(temp) + ".final", ignore_errors=True)
     return zarr.open_array(str(output), mode="r")
+
+
+class ProvisionalLabels:
+    """Pass 1 of tiled labelling: tile-local components with provisional global ids in a
+    temporary store, joined across tile borders; :meth:`write` is pass 2.
+
+    A context manager: the temporary store is removed on exit. ``n_objects`` is known after
+    entering, so the caller can size the output before writing it.
+    """
+
+    def __init__(
+        self,
+        labels: Any,
+        temp: Path,
+        class_id: int | None,
+        connectivity: int,
+        tiles: tuple[int, ...],
+        progress: Progress = None,
+    ) -> None:
+        self.shape = tuple(int(s) for s in labels.shape)
+        if len(self.shape) not in (2, 3):
+            raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {self.shape}")
+        self.labels, self.temp, self.class_id = labels, Path(temp), class_id
+        self.structure = _structure(len(self.shape), connectivity)
+        self.tiles, self.progress = tiles, progress
+        self.n_objects = 0
+        self._lut = np.zeros(1, np.uint64)
+
+    def __enter__(self) -> ProvisionalLabels:
+        import zarr
+
+        try:
+            self._store = zarr.open_array(
+                str(self.temp), mode="w", shape=self.shape, chunks=self.tiles, dtype=np.uint64,
+                fill_value=0,
+            )  # fmt: skip
+            n_total = 0
+            regions = list(iter_tiles(self.shape, self.tiles))
+            for region in track(regions, self.progress, "label", unit="tile"):
+                mask = _mask(np.asarray(self.labels[region]), self.class_id)
+                local, n = ndi.label(mask, self.structure)
+                self._store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
+                n_total += n
+            pairs = _border_pairs(self._store, self.shape, self.tiles, self.structure)
+            edges = [found for found in pairs if found.size]
+            self._lut, self.n_objects = _resolve(n_total, np.concatenate(edges) if edges else None)
+        except BaseException:
+            shutil.rmtree(self.temp, ignore_errors=True)
+            raise
+        return self
+
+    def write(self, put: Callable[[tuple[slice, ...], np.ndarray], Any], *, dtype: Any,
+              offset: int = 0) -> None:  # fmt: skip
+        """Pass 2: hand every tile of final ids (1..N, plus ``offset``; 0 stays 0) to ``put``."""
+        lut = self._lut.astype(dtype)
+        if offset:
+            lut[1:] += np.asarray(offset, dtype)
+        regions = list(iter_tiles(self.shape, self.tiles))
+        for region in track(regions, self.progress, "relabel", unit="tile"):
+            put(region, lut[self._store[region].astype(np.intp)])
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.temp, ignore_errors=True)
 
 
 def iter_tiles(shape: Sequence[int], tile_shape: Sequence[int]) -> Iterator[tuple[slice, ...]]:
@@ -232,11 +281,3 @@ def _resolve(n_total: int, edges: np.ndarray | None) -> tuple[np.ndarray, int]:
     rank = np.empty_like(first)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
     return rank[component].astype(np.uint64), int(first.size - 1)
-
-
-def _progress(items: list[Any], enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=desc, unit="tile")

@@ -22,9 +22,10 @@ from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io.image import Image
-from scopeml.objects.label import _progress, _tile_shape, iter_tiles
+from scopeml.objects.label import _tile_shape, iter_tiles
 from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
 from scopeml.objects.table import _format
+from scopeml.progress import Progress, track
 
 
 def measure_objects_tiled(
@@ -37,7 +38,7 @@ def measure_objects_tiled(
     tile_shape: Sequence[int] | None = None,
     margin: int = 128,
     output: str | os.PathLike[str] | None = None,
-    progress: bool = False,
+    progress: Progress = None,
 ) -> pd.DataFrame | Path:
     """Measure every object of a large instance-label array tile by tile.
 
@@ -61,7 +62,8 @@ def measure_objects_tiled(
         temporary file, moved into place when complete) instead of returning a table, so
         memory does not grow with the number of objects. Rows are then in tile order.
     progress
-        Show a progress bar.
+        Progress and cancel callback, or ``True`` for bars (see :mod:`scopeml.progress`);
+        stages ``find objects`` and ``measure``, unit ``tile``.
 
     Returns
     -------
@@ -89,44 +91,10 @@ def measure_objects_tiled(
         channel_names = channel_names if channel_names is not None else image.channel_names
     spacing = _parse_spacing(pixel_sizes, ndim)
     tiles = _tile_shape(labels, tile_shape)
-    regions = list(iter_tiles(shape, tiles))
-
-    ids, starts, stops = _global_boxes(labels, regions, progress)
-    owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
-    tile_start = owner_tile * np.asarray(tiles)
-    limit = np.minimum(tile_start + np.asarray(tiles) + margin, shape)
-    fits = np.all(stops <= limit, axis=1)
-
-    sink = _TableSink(output)
+    sink = TableSink(output)
     try:
-        grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
-        owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
-        for flat, region in enumerate(_progress(regions, progress, "measure tiles")):
-            keep = ids[fits & (owner_flat == flat)]
-            if not keep.size:
-                continue
-            extended = tuple(
-                slice(r.start, min(r.stop + margin, n)) for r, n in zip(region, shape, strict=True)
-            )
-            origin = [r.start for r in extended]
-            tile_labels = _check_labels(np.asarray(labels[extended]))
-            channels = None if reader is None else reader(extended)
-            sink.add(
-                _measure(
-                    tile_labels, channels, spacing, channel_names, shape_features, origin, keep
-                )
-            )
-        for i in np.flatnonzero(~fits):
-            box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
-            crop = np.asarray(labels[box])
-            crop = np.where(crop == ids[i], crop, 0)
-            channels = None if reader is None else reader(box)
-            origin = [int(a) for a in starts[i]]
-            sink.add(
-                _measure(
-                    crop, channels, spacing, channel_names, shape_features, origin, ids[i : i + 1]
-                )
-            )
+        measure_stack(labels, reader, sink, spacing, channel_names, shape_features, tiles, margin,
+                      progress)  # fmt: skip
         if sink.empty:
             empty = np.zeros((1,) * ndim, np.uint8)
             sink.add(_measure(empty, None, spacing, channel_names, shape_features, None))
@@ -136,20 +104,76 @@ def measure_objects_tiled(
     return sink.close()
 
 
-class _TableSink:
-    """Collects measured rows in memory, or streams them to a CSV/Parquet file atomically."""
+def measure_stack(
+    labels: Any,
+    reader: Any,
+    sink: TableSink,
+    spacing: np.ndarray | None,
+    channel_names: Sequence[str] | None,
+    shape_features: bool,
+    tiles: tuple[int, ...],
+    margin: int,
+    progress: Progress,
+) -> None:
+    """Measure every object of one ``(Z×)Y×X`` label array-like into ``sink`` (both passes).
+
+    ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``).
+    """
+    shape = tuple(int(s) for s in labels.shape)
+    ndim = len(shape)
+    regions = list(iter_tiles(shape, tiles))
+    ids, starts, stops = _global_boxes(labels, regions, progress)
+    owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
+    tile_start = owner_tile * np.asarray(tiles)
+    limit = np.minimum(tile_start + np.asarray(tiles) + margin, shape)
+    fits = np.all(stops <= limit, axis=1)
+    grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
+    owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
+    for flat, region in enumerate(track(regions, progress, "measure", unit="tile")):
+        keep = ids[fits & (owner_flat == flat)]
+        if not keep.size:
+            continue
+        extended = tuple(
+            slice(r.start, min(r.stop + margin, n)) for r, n in zip(region, shape, strict=True)
+        )
+        origin = [r.start for r in extended]
+        tile_labels = _check_labels(np.asarray(labels[extended]))
+        channels = None if reader is None else reader(extended)
+        sink.add(
+            _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
+        )
+    for i in np.flatnonzero(~fits):
+        box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
+        crop = np.asarray(labels[box])
+        crop = np.where(crop == ids[i], crop, 0)
+        channels = None if reader is None else reader(box)
+        origin = [int(a) for a in starts[i]]
+        sink.add(
+            _measure(crop, channels, spacing, channel_names, shape_features, origin, ids[i : i + 1])
+        )
+
+
+class TableSink:
+    """Collects measured rows in memory, or streams them to a CSV/Parquet file atomically.
+
+    ``keys`` (e.g. ``{"t": 3}``) are put in front of every part added while they are set, and
+    rows kept in memory are sorted by them and then by ``label``.
+    """
 
     def __init__(self, output: str | os.PathLike[str] | None) -> None:
         self.parts: list[pd.DataFrame] = []
         self.empty = True
         self.path = None if output is None else Path(output)
         self.writer: Any = None
+        self.keys: dict[str, int] = {}
         if self.path is not None:
             kind = _format(self.path)
             self.parquet = kind == "parquet"
             self.temp = self.path.with_name(f".{self.path.name}.tmp")
 
     def add(self, part: pd.DataFrame) -> None:
+        for position, (name, value) in enumerate(self.keys.items()):
+            part.insert(position, name, np.full(len(part), value, np.int64))
         if self.path is None:
             self.parts.append(part)
         elif self.parquet:
@@ -167,7 +191,7 @@ class _TableSink:
     def close(self) -> pd.DataFrame | Path:
         if self.path is None:
             table = pd.concat(self.parts, ignore_index=True)
-            return table.sort_values("label", ignore_index=True)
+            return table.sort_values([*self.keys, "label"], ignore_index=True)
         if self.writer is not None:
             self.writer.close()
         os.replace(self.temp, self.path)
@@ -181,11 +205,11 @@ class _TableSink:
 
 
 def _global_boxes(
-    labels: Any, regions: list[tuple[slice, ...]], progress: bool
+    labels: Any, regions: list[tuple[slice, ...]], progress: Progress
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every object id with its global bounding box (start, stop), from one tile-wise pass."""
     found_ids, found_starts, found_stops = [], [], []
-    for region in _progress(regions, progress, "find objects"):
+    for region in track(regions, progress, "find objects", unit="tile"):
         tile = _check_labels(np.asarray(labels[region]))
         ids, index = _compact(tile)
         if not ids.size:

@@ -17,6 +17,9 @@ Examples
 (1, 2, 64, 64)
 """
 
+from pathlib import Path
+
+from scopeml.model.registry import read_zip_json, register_format
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, train_classifier
 from scopeml.pixel._container import (
     FORMAT,
@@ -26,6 +29,23 @@ from scopeml.pixel._container import (
     save_classifier,
 )
 from scopeml.pixel._sources import check_labels
+
+
+def _is_pixel_classifier(path: Path) -> bool:
+    meta = read_zip_json(path, "model.json")
+    return isinstance(meta, dict) and meta.get("Format") == FORMAT
+
+
+def _open_pixel_classifier(path: Path, workers: int | None) -> PixelClassifier:
+    return load_classifier(path, n_jobs=workers or -1)
+
+
+register_format(
+    "pixel-classifier",
+    description="scopeml pixel classifier .czseg: random forest on filter features",
+    sniff=_is_pixel_classifier,
+    load=_open_pixel_classifier,
+)
 
 __all__ = [
     "FORMAT",

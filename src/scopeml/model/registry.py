@@ -1,0 +1,236 @@
+"""The model-format registry: every kind of model file opens through :func:`open_model`.
+
+As :mod:`scopeml.io.registry` does for images, each format registers a *sniff* (does this file
+hold my format? read from the content, never the suffix: a ``.czseg`` is a legacy ZEN container
+or a scopeml pixel classifier) and a *loader*. czann and legacy czseg/czmodel register here;
+the pixel and object classifiers register theirs when their packages are imported, and the
+registry imports those packages by name on first use, so the model layer never imports a
+higher layer. Built-in models are names (``"nuclei"``) for files shipped with scopeml.
+
+Examples
+--------
+>>> sorted(model_formats())
+['czann', 'czmodel', 'object-classifier', 'pixel-classifier']
+>>> resolve_model("nuclei").name
+'nuclei.czann'
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import InvalidContainerError, InvalidRequestError
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "BuiltinModel",
+    "ModelFormat",
+    "format_of",
+    "model_formats",
+    "open_model",
+    "read_zip_json",
+    "register_format",
+    "resolve_model",
+]
+
+#: Packages that register a model format when imported (higher layers, named, never imported
+#: here at module import time).
+_PROVIDERS = ("scopeml.pixel", "scopeml.objects.classifier")
+#: Largest JSON member a sniff reads.
+_SNIFF_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """One kind of model file: how to recognise it and how to open it.
+
+    ``sniff(path)`` answers from the file's content and never raises; ``load(path, workers)``
+    returns the opened model (``workers`` caps its own threads; ``None`` = its default).
+    """
+
+    name: str
+    description: str
+    sniff: Callable[[Path], bool]
+    load: Callable[[Path, int | None], Any]
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model shipped with scopeml, opened by name."""
+
+    package: str
+    filename: str
+    description: str
+
+    @property
+    def path(self) -> Path:
+        from importlib.resources import files
+
+        return Path(str(files(self.package) / self.filename))
+
+
+#: Built-in model names → shipped files (``scopeml model list`` prints them).
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "nuclei": BuiltinModel(
+        "scopeml.data",
+        "nuclei.czann",
+        "U-Net for single-channel fluorescence nuclei: background, nucleus, boundary",
+    ),
+}
+
+_FORMATS: dict[str, ModelFormat] = {}
+_providers_loaded = False
+
+
+def register_format(
+    name: str,
+    *,
+    description: str,
+    sniff: Callable[[Path], bool],
+    load: Callable[[Path, int | None], Any],
+) -> ModelFormat:
+    """Register (or replace) a model format; formats are sniffed in registration order.
+
+    Examples
+    --------
+    >>> fmt = register_format("demo", description="d", sniff=lambda p: False, load=print)
+    >>> "demo" in model_formats(); _ = _FORMATS.pop("demo")
+    True
+    """
+    entry = ModelFormat(name, description, sniff, load)
+    _FORMATS[name] = entry
+    return entry
+
+
+def model_formats() -> dict[str, ModelFormat]:
+    """Every registered format by name (importing the packages that provide formats)."""
+    global _providers_loaded
+    if not _providers_loaded:
+        _providers_loaded = True
+        for module in _PROVIDERS:
+            importlib.import_module(module)
+    return dict(_FORMATS)
+
+
+def resolve_model(source: str | PathLike[str]) -> Path:
+    """The file of a model: a built-in name (``"nuclei"``) or a path that exists.
+
+    Raises ``FileNotFoundError`` naming the built-in models when ``source`` is neither.
+    """
+    text = str(source)
+    if text in BUILTIN_MODELS and not Path(text).exists():
+        return BUILTIN_MODELS[text].path
+    path = Path(source)
+    if not path.exists():
+        names = ", ".join(sorted(BUILTIN_MODELS))
+        raise FileNotFoundError(2, f"no such model file (built-in models: {names})", str(source))
+    return path
+
+
+def format_of(path: str | PathLike[str]) -> str:
+    """The registered format of a model file, from its content.
+
+    Raises
+    ------
+    InvalidContainerError
+        No registered format recognises the file; the message lists the known ones.
+    """
+    path = Path(path)
+    formats = model_formats()
+    for name, entry in formats.items():
+        if entry.sniff(path):
+            return name
+    known = "; ".join(f"{name} ({entry.description})" for name, entry in formats.items())
+    raise InvalidContainerError(f"not a model file of a known kind; known: {known}", path=path)
+
+
+def open_model(source: str | PathLike[str], *, workers: int | None = None) -> Any:
+    """Open any model file (or built-in name) for use: the one place files become models.
+
+    Parameters
+    ----------
+    source
+        A ``.czann``, legacy ``.czseg``/``.czmodel``, scopeml pixel classifier, scopeml object
+        classifier, or a built-in name (see :data:`BUILTIN_MODELS`).
+    workers
+        Threads the model may use itself (``None``: its default); set 1 when several engine
+        workers share one model.
+
+    Returns
+    -------
+    object
+        A :class:`~scopeml.model.spec.Model` (czann, legacy, pixel classifier) or an
+        :class:`~scopeml.objects.ObjectClassifier`.
+
+    Examples
+    --------
+    >>> open_model("nuclei").spec.classes
+    ('background', 'nucleus', 'boundary')
+    """
+    if workers is not None and workers < 1:
+        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
+    path = resolve_model(source)
+    return model_formats()[format_of(path)].load(path, workers)
+
+
+def read_zip_json(path: Path, member: str) -> Any:
+    """A small JSON member of a zip file, or ``None`` if anything is odd (for sniffs)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(member)
+            if info.file_size > _SNIFF_BYTES:
+                return None
+            return json.loads(archive.read(info))
+    except (OSError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile):
+        return None
+
+
+def _zip_names(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile):
+        return []
+
+
+def _is_czann(path: Path) -> bool:
+    """A zip with ``model.json`` that names no other format (a broken one is reported by the
+    czann reader, which says what is wrong)."""
+    if "model.json" not in _zip_names(path):
+        return False
+    meta = read_zip_json(path, "model.json")
+    return not (isinstance(meta, dict) and "Format" in meta)
+
+
+def _is_legacy(path: Path) -> bool:
+    names = _zip_names(path)
+    return "model.json" not in names and any(
+        name.startswith("modelid=") or name.lower().endswith(".xml") for name in names
+    )
+
+
+def _load_container(path: Path, workers: int | None) -> Any:
+    from scopeml.model.runtime import load_model
+
+    return load_model(path, threads=workers)
+
+
+register_format(
+    "czann",
+    description="ZEISS czmodel .czann: ONNX graph + JSON metadata",
+    sniff=_is_czann,
+    load=_load_container,
+)
+register_format(
+    "czmodel",
+    description="legacy ZEN .czseg/.czmodel: ONNX graph + XML metadata",
+    sniff=_is_legacy,
+    load=_load_container,
+)

@@ -1,0 +1,278 @@
+"""Objects over every scene, time point and Z plane of an :class:`~scopeml.io.image.Image`.
+
+The tiled labelling and measuring work on one ``(Z×)Y×X`` stack; here a 6-D label image is cut
+into its ``(scene, time point)`` stacks, each labelled or measured on its own, and the results
+put back together: instance labels as an OME-Zarr image with the same ``[T][Z]YX`` axes and
+pixel sizes (one NGFF image per scene where there are several), tables with a ``t`` column (and
+``scene`` where there are several). Z stacks give 3-D objects. Nothing is silently dropped: a
+label image with several channels is an error that says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
+from scopeml.io.image import Image
+from scopeml.io.replace import check_replaceable_store
+from scopeml.objects.label import ProvisionalLabels, _structure
+from scopeml.objects.measure import _measure, _parse_spacing
+from scopeml.objects.measure_tiled import TableSink, measure_stack
+from scopeml.progress import Progress
+
+__all__ = ["StackView", "iter_stacks", "label_image", "measure_image"]
+
+
+class StackView:
+    """One ``(Z×)Y×X`` stack (a scene, a time point, a channel) of an Image, read lazily.
+
+    ``Z`` is kept only when the image has several planes, so a 2-D image gives a 2-D stack.
+
+    Examples
+    --------
+    >>> image = Image(np.arange(24).reshape(1, 2, 1, 1, 3, 4))
+    >>> stack = StackView(image, scene=0, time=1)
+    >>> stack.shape, stack[1:2, :2].tolist()
+    ((3, 4), [[16, 17]])
+    """
+
+    def __init__(self, image: Image, *, scene: int, time: int, channel: int | None = 0) -> None:
+        self.image, self.scene, self.time, self.channel = image, scene, time, channel
+        z, y, x = image.spatial_shape
+        self.ndim = 2 if z == 1 else 3
+        spatial = (y, x) if self.ndim == 2 else (z, y, x)
+        channels = () if channel is not None else (image.sizes["C"],)
+        self.shape = (*channels, *spatial)
+        self.dtype = image.dtype
+        self.chunks = None
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        if self.channel is None:
+            key = key[1:]
+        named = dict(zip("ZYX"[-self.ndim :], key, strict=True))
+        channel = slice(None) if self.channel is None else self.channel
+        data = self.image.read(S=self.scene, T=self.time, C=channel, **named)[0, 0]
+        data = data if self.channel is None else data[0]  # (C×)Z×Y×X
+        return data[..., 0, :, :] if self.ndim == 2 else data
+
+
+def iter_stacks(image: Image, *, channel: int | None = 0) -> Iterator[tuple[int, int, StackView]]:
+    """``(scene, time point, stack)`` for every scene and time point of ``image``.
+
+    Examples
+    --------
+    >>> image = Image(np.zeros((2, 3, 1, 1, 4, 4), np.uint8))
+    >>> [(s, t) for s, t, _ in iter_stacks(image)]
+    [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    """
+    for scene in range(image.sizes["S"]):
+        for time in range(image.sizes["T"]):
+            yield scene, time, StackView(image, scene=scene, time=time, channel=channel)
+
+
+def check_label_image(labels: Image) -> None:
+    """A label image has one channel of integers; anything else is an error naming the file."""
+    if labels.sizes["C"] != 1:
+        raise InvalidLabelsError(
+            f"label image has {labels.sizes['C']} channels; labels have one (pick it with "
+            "Image.select_channels)",
+            path=labels.path,
+        )
+    if labels.dtype.kind not in "biu":
+        raise InvalidLabelsError(
+            f"labels must be integers; got dtype {labels.dtype}", path=labels.path
+        )
+
+
+def label_image(
+    labels: Image,
+    output: str | os.PathLike[str],
+    *,
+    class_id: int | None = None,
+    connectivity: int = 1,
+    tile_shape: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Image:
+    """Instance labels of every scene and time point of a label image, as OME-Zarr.
+
+    Each ``(scene, time point)`` stack is labelled on its own, tile by tile (3-D objects in a
+    Z stack). Object ids are unique in the whole output: a time point's ids follow the previous
+    one's. The output keeps the input's ``[T][Z]YX`` axes and pixel sizes; several scenes become
+    NGFF images ``0, 1, …`` inside it (read back as ``S``).
+
+    Parameters
+    ----------
+    labels
+        Semantic labels or a mask: one channel, integers, 0 = background.
+    output
+        The ``.ome.zarr`` to create (written to a temporary sibling, moved into place).
+    class_id
+        Label value whose objects to label; ``None`` labels every non-zero pixel.
+    connectivity
+        1 = faces only … ``ndim`` = full neighbourhood.
+    tile_shape
+        Tile size per ``(Z,) Y, X`` (also the output chunks); default 1024 per axis.
+    overwrite
+        Replace an existing output store.
+    progress
+        See :mod:`scopeml.progress`; stages ``label`` and ``relabel`` per stack.
+
+    Returns
+    -------
+    Image
+        The instance labels, opened lazily (``uint32``); ``n_objects`` is stored in the image
+        group's attributes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> mask = np.zeros((1, 2, 1, 1, 4, 6), np.uint8)
+    >>> mask[0, 0, 0, 0, 1:3, 1:3] = mask[0, 1, 0, 0, :2, 4:] = mask[0, 1, 0, 0, 3, :2] = 1
+    >>> out = label_image(Image(mask), f"{tempfile.mkdtemp()}/objects.ome.zarr")
+    >>> out.shape, out.read()[0, :, 0, 0].max(axis=(1, 2)).tolist()
+    ((1, 2, 1, 1, 4, 6), [1, 3])
+    """
+    from scopeml.io import open_image
+    from scopeml.io.omezarr import create_ome_zarr
+
+    check_label_image(labels)
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
+    check_replaceable_store(output, inputs=(labels.path,) if labels.path else ())
+    sizes = labels.sizes
+    ndim = 2 if sizes["Z"] == 1 else 3
+    _structure(ndim, connectivity)
+    spatial = tuple(labels.spatial_shape[-ndim:])
+    tiles = _stack_tiles(tile_shape, spatial)
+    axes = ("T" if sizes["T"] > 1 else "") + ("Z" if ndim == 3 else "") + "YX"
+    lead = (sizes["T"],) if sizes["T"] > 1 else ()
+    temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
+    pixel_sizes = {a: v for a, v in labels.pixel_sizes.items() if a in "ZYX"}
+    try:
+        arrays = [
+            create_ome_zarr(
+                temp if sizes["S"] == 1 else temp / str(scene),
+                shape=(*lead, *spatial), dtype=np.uint32, axes=axes,
+                chunks=(1,) * len(lead) + tiles,
+                pixel_sizes=pixel_sizes, name="objects", root=temp,
+            )
+            for scene in range(sizes["S"])
+        ]  # fmt: skip
+        n_objects = 0
+        for scene, time, stack in iter_stacks(labels):
+            work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
+            array, at = arrays[scene], (time,) if lead else ()
+            with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
+                if n_objects + found.n_objects >= 2**32:
+                    raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
+                found.write(
+                    lambda region, ids, a=array, t=at: a.__setitem__((*t, *region), ids),
+                    dtype=np.uint32,
+                    offset=n_objects,
+                )
+                n_objects += found.n_objects
+        for array in arrays:
+            array.attrs["n_objects"] = n_objects
+        if output.exists():
+            shutil.rmtree(output)
+        os.replace(temp, output)
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return open_image(output)
+
+
+def measure_image(
+    labels: Image,
+    image: Image | None = None,
+    *,
+    pixel_sizes: Mapping[str, float] | None = None,
+    shape_features: bool = True,
+    tile_shape: Sequence[int] | None = None,
+    margin: int = 128,
+    output: str | os.PathLike[str] | None = None,
+    progress: Progress = None,
+) -> pd.DataFrame | Path:
+    """Measure every object of every scene and time point; one row per object per time point.
+
+    Parameters
+    ----------
+    labels
+        Instance labels (one channel; 0 = background).
+    image
+        Intensities of the same ``S``, ``T``, ``Z``, ``Y``, ``X`` sizes (any channels).
+    pixel_sizes
+        Micrometres per pixel by axis; default the label image's, else the intensity image's.
+    shape_features, tile_shape, margin
+        As in :func:`~scopeml.objects.measure_tiled.measure_objects_tiled`.
+    output
+        Stream the rows to this ``.csv``/``.parquet`` instead of returning a table.
+    progress
+        See :mod:`scopeml.progress`; stages ``find objects`` and ``measure`` per stack.
+
+    Returns
+    -------
+    pandas.DataFrame or pathlib.Path
+        ``t`` (and ``scene`` when there are several) in front of the columns of
+        :func:`~scopeml.objects.measure.measure_objects`; sorted by them and ``label``.
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 2, 1, 1, 4, 4), np.uint8)
+    >>> labels[0, 0, 0, 0, :2, :2] = 1
+    >>> labels[0, 1, 0, 0, 1:, 1:] = 2
+    >>> measure_image(Image(labels))[["t", "label", "area"]].values.tolist()
+    [[0.0, 1.0, 4.0], [1.0, 2.0, 9.0]]
+    """
+    check_label_image(labels)
+    ndim = 2 if labels.sizes["Z"] == 1 else 3
+    if image is not None:
+        want = {a: n for a, n in labels.sizes.items() if a != "C"}
+        have = {a: n for a, n in image.sizes.items() if a != "C"}
+        if want != have:
+            raise InvalidImageError(
+                f"image has sizes {have}; labels have {want} (every axis but C must agree)",
+                path=image.path,
+            )
+    sizes = pixel_sizes or labels.pixel_sizes or (image.pixel_sizes if image is not None else {})
+    spacing = _parse_spacing(sizes, ndim)
+    names = image.channel_names if image is not None else None
+    tiles = _stack_tiles(tile_shape, labels.spatial_shape[-ndim:])
+    several_scenes = labels.sizes["S"] > 1
+    sink = TableSink(output)
+    try:
+        for scene, time, stack in iter_stacks(labels):
+            sink.keys = {"scene": scene, "t": time} if several_scenes else {"t": time}
+            reader = None
+            if image is not None:
+                intensities = StackView(image, scene=scene, time=time, channel=None)
+                reader = lambda region, view=intensities: view[(slice(None), *region)]  # noqa: E731
+            measure_stack(stack, reader, sink, spacing, names, shape_features, tiles, margin,
+                          progress)  # fmt: skip
+        if sink.empty:
+            sink.add(_measure(np.zeros((1,) * ndim, np.uint8), None, spacing, names,
+                              shape_features, None))  # fmt: skip
+    except BaseException:
+        sink.abort()
+        raise
+    return sink.close()
+
+
+def _stack_tiles(tile_shape: Sequence[int] | None, spatial: Sequence[int]) -> tuple[int, ...]:
+    """Tile size per spatial axis of a stack: as given, or up to 1024 per axis."""
+    if tile_shape is None:
+        return tuple(min(1024, int(n)) for n in spatial)
+    tiles = tuple(int(t) for t in tile_shape)
+    if len(tiles) != len(spatial) or min(tiles) < 1:
+        raise InvalidRequestError(
+            f"tile_shape {tiles} does not fit stacks of shape {tuple(spatial)}"
+        )
+    return tiles
