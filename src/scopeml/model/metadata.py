@@ -9,6 +9,7 @@ ONNX graph is checked where both are at hand (:func:`scopeml.model.container.che
 
 from __future__ import annotations
 
+import re
 import uuid
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,8 @@ from pydantic import (
 from scopeml.errors import InvalidContainerError
 
 CZANN_FORMAT_VERSION = "2.1.0"
+NORMALIZE_KEY = "ScopeMLNormalize"
+_NORMALIZE = re.compile(r"none|meanstd|percentile:\d+(\.\d+)?,\d+(\.\d+)?")
 LEGACY_FORMAT_VERSION = "3.1.0"
 
 
@@ -96,6 +99,10 @@ class ModelMetadata(BaseModel):
     scaling: tuple[StrictFloat | StrictInt, ...] | None = Field(
         None, alias="Scaling", min_length=2, max_length=3
     )
+    # scopeml's own key (czmodel ignores keys it does not know): the input normalisation
+    # policy, e.g. "percentile:1,99.8", that the engine applies from its global statistics pass
+    # when the user gives none. The graph then holds no training statistics.
+    normalize: StrictStr | None = Field(None, alias=NORMALIZE_KEY)
 
     @field_validator("input_shape", "output_shape")
     @classmethod
@@ -103,6 +110,16 @@ class ModelMetadata(BaseModel):
         if any(size < 1 for size in shape):
             raise ValueError(f"sizes must be >= 1, got {list(shape)}")
         return shape
+
+    @field_validator("normalize")
+    @classmethod
+    def _normalize_policy(cls, policy: str | None) -> str | None:
+        if policy is not None and not _NORMALIZE.fullmatch(policy):
+            raise ValueError(
+                f"unknown normalisation policy {policy[:40]!r}; expected none, meanstd or "
+                "percentile:LOW,HIGH"
+            )
+        return policy
 
     @field_validator("min_overlap")
     @classmethod

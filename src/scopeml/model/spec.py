@@ -36,6 +36,10 @@ class ModelSpec:
         Human-readable model name.
     pixel_size
         Physical pixel size the model was trained at, per spatial axis, in metres, if known.
+    normalize
+        The input normalisation policy the model was trained with (``"percentile:1,99.8"``,
+        ``"meanstd"``), applied by the engine from whole-image statistics when the user gives
+        none; ``None`` = raw values, as ZEN feeds a czann model.
     """
 
     spatial_dims: int
@@ -46,6 +50,7 @@ class ModelSpec:
     tile_shape: tuple[int, ...] | None = None
     name: str = ""
     pixel_size: tuple[float, ...] | None = None
+    normalize: str | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -81,3 +86,20 @@ class Model(Protocol):
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Map an ``N×C×[Z×]Y×X`` float32 batch to ``N×K×[Z×]Y×X`` float32 class probabilities."""
         ...
+
+
+def recorded_normalize(model: object) -> str | None:
+    """The normalisation policy a model records: its spec's, else its container metadata's.
+
+    Examples
+    --------
+    >>> class Toy:
+    ...     spec = ModelSpec(2, 1, ("bg", "fg"), (0, 0), normalize="percentile:1,99.8")
+    >>> recorded_normalize(Toy())
+    'percentile:1,99.8'
+    """
+    spec = getattr(model, "spec", None)
+    policy = getattr(spec, "normalize", None)
+    if policy is None:  # a container-backed model whose spec was built without the key
+        policy = getattr(getattr(model, "metadata", None), "normalize", None)
+    return policy

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -14,16 +13,16 @@ import numpy as np
 
 from scopeml.errors import Cancelled, IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
-from scopeml.io.replace import check_replaceable_store
-from scopeml.model.spec import Model
+from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
+from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
+from scopeml.tiling.normalize import compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import OutputSpec, class_index, needs_probabilities, output_specs
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
-from scopeml.tiling.store import OutputStore
+from scopeml.tiling.store import OutputStore, check_own_store, partial_path
 
 log = logging.getLogger(__name__)
 
@@ -105,52 +104,6 @@ def output_layout(image: Image) -> dict[str, str]:
     return {"with_c": f"{t}C{z}YX", "without_c": f"{t}{z}YX"}
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file (or of a folder's files, in sorted order), streamed."""
-    digest = hashlib.sha256()
-    path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def run_identity(
-    image: Image,
-    model: Model,
-    options: SegmentOptions,
-    normalization: Normalization | None,
-    *,
-    model_path: str | os.PathLike[str] | None = None,
-) -> dict[str, Any]:
-    """What makes a run's output what it is; a resumed run must match it exactly."""
-    spec = model.spec
-    source = model_path or getattr(model, "path", None)
-    model_id: dict[str, Any] = {
-        "name": spec.name,
-        "classes": list(spec.classes),
-        "halo": list(spec.halo),
-        "tile_step": list(spec.tile_step),
-    }
-    if source is not None and Path(source).exists():
-        model_id["sha256"] = file_sha256(source)
-    image_id: dict[str, Any] = {
-        "path": str(Path(image.path).resolve()) if image.path else None,
-        "shape": list(image.shape),
-        "dtype": str(image.dtype),
-    }
-    return {
-        "format": 1,
-        "model": model_id,
-        "image": image_id,
-        "options": options.result_dict(),
-        "normalization": normalization.to_dict() if normalization else None,
-    }
-
-
 def _scene(image: Image, options: SegmentOptions) -> int:
     n = image.sizes["S"]
     if options.scene is None:
@@ -207,12 +160,86 @@ def segment_image(
     ``progress``.
     """
     output = Path(output)
-    if output.exists() and not options.overwrite:  # fail before the statistics pass
+    inputs = (image.path, model_ref.args[0] if model_ref else None)
+    _check_output(output, options, inputs)  # before the statistics pass
+    check_compatible(image, model)
+    spec = model.spec
+    scene = _scene(image, options)
+    extract_index = (
+        class_index(spec.classes, options.extract_class) if options.extract_class else None
+    )
+    # The user's choice, else the policy the model was trained with (recorded in its container).
+    normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
+    parse_normalize(normalize)  # reject a bad value before any work
+    plan = build_plan(image, model, options)
+    normalization = compute_normalization(image, normalize, scene=scene)
+    identity = run_identity(
+        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
+    )
+    store, resumed = OutputStore.open(
+        output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
+    )
+    try:  # the store is locked until it is published or this run fails
+        specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
+        layout = output_layout(image)
+        axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
+        pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
+        _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
+        ctx = TileContext(
+            scene=scene,
+            spatial_axes=spatial_axes(model),
+            output_axes=axes_of,
+            specs=tuple(specs),
+            batch_size=options.batch_size,
+            normalization=normalization,
+            min_confidence=options.min_confidence,
+            extract_index=extract_index,
+            step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
+            window=_window_of(plan, model) if options.blend else {},
+            fixed_input=spec.tile_shape is not None,
+            index_only=hasattr(model, "predict_index")
+            and not options.blend
+            and not needs_probabilities(specs, options.min_confidence),
+            check_finite=np.dtype(image.dtype).kind == "f",
+        )
+        done = store.done() if resumed else set()
+        batches = _batches(
+            [tile for tile in plan if tile.index not in done], options.batch_size, options.blend
+        )
+        report = as_progress(not options.quiet if progress is None else progress)
+        try:
+            _execute(batches, model, image, store, ctx, options, model_ref, image_ref, report)
+        except (KeyboardInterrupt, Cancelled):
+            log.warning(
+                "stopped; %d of %d tiles are written to %s: run again with resume=True "
+                "(--resume) to finish",
+                len(store.done()),
+                len(plan),
+                store.partial,
+            )
+            raise
+        _warn_invalid(store.invalid_pixels(), image)
+        result = store.finalize(overwrite=options.overwrite)
+    except BaseException:
+        store.release()
+        raise
+    if options.ome_tiff:
+        export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
+    return result
+
+
+def _check_output(
+    output: Path, options: SegmentOptions, inputs: tuple[str | os.PathLike[str] | None, ...]
+) -> None:
+    """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace."""
+    if output.exists() and not options.overwrite:
         raise InvalidRequestError(
             "output exists; pass overwrite=True (--overwrite) to replace it", path=output
         )
-    inputs = (image.path, model_ref.args[0] if model_ref else None)
-    check_replaceable_store(output, inputs=inputs)
+    check_own_store(output, inputs=inputs)
+    partial = partial_path(output)
+    if options.overwrite and not options.resume and partial.exists():
+        check_own_store(partial, inputs=inputs)
     if options.ome_tiff and not options.overwrite:  # not only after the whole run
         for name in options.outputs:
             if ome_tiff_path(output, name).exists():
@@ -220,61 +247,6 @@ def segment_image(
                     "output exists; pass overwrite=True (--overwrite) to replace it",
                     path=ome_tiff_path(output, name),
                 )
-    check_compatible(image, model)
-    spec = model.spec
-    scene = _scene(image, options)
-    extract_index = (
-        class_index(spec.classes, options.extract_class) if options.extract_class else None
-    )
-    parse_normalize(options.normalize)  # reject a bad value before any work
-    plan = build_plan(image, model, options)
-    normalization = compute_normalization(image, options.normalize, scene=scene)
-    identity = run_identity(
-        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
-    )
-    store, resumed = OutputStore.open(
-        output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
-    )
-    specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
-    layout = output_layout(image)
-    axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
-    pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
-    _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
-    ctx = TileContext(
-        scene=scene,
-        spatial_axes=spatial_axes(model),
-        output_axes=axes_of,
-        specs=tuple(specs),
-        batch_size=options.batch_size,
-        normalization=normalization,
-        min_confidence=options.min_confidence,
-        extract_index=extract_index,
-        step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
-        window=_window_of(plan, model) if options.blend else {},
-        fixed_input=spec.tile_shape is not None,
-        index_only=hasattr(model, "predict_index")
-        and not options.blend
-        and not needs_probabilities(specs, options.min_confidence),
-    )
-    done = store.done() if resumed else set()
-    todo = [tile for tile in plan if tile.index not in done]
-    batches = _batches(todo, options.batch_size, options.blend)
-    report = as_progress(not options.quiet if progress is None else progress)
-    try:
-        _execute(batches, model, image, store, ctx, options, model_ref, image_ref, report)
-    except (KeyboardInterrupt, Cancelled):
-        log.warning(
-            "stopped; %d of %d tiles are written to %s: run again with resume=True "
-            "(--resume) to finish",
-            len(store.done()),
-            len(plan),
-            store.partial,
-        )
-        raise
-    result = store.finalize(overwrite=options.overwrite)
-    if options.ome_tiff:
-        export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
-    return result
 
 
 def _create_outputs(
@@ -361,10 +333,22 @@ def _window_of(plan: TilePlan, model: Model) -> dict[str, int]:
 
 
 def _marker(store: OutputStore):
-    def on_done(tiles: Sequence[Tile]) -> None:
-        store.mark_done(tile.index for tile in tiles)
+    def on_done(tiles: Sequence[Tile], invalid: Sequence[int]) -> None:
+        store.mark_done((tile.index for tile in tiles), invalid)
 
     return on_done
+
+
+def _warn_invalid(count: int, image: Image) -> None:
+    """One warning for the whole run: how many pixels were NaN or infinite."""
+    if count:
+        where = f"{image.path}: " if image.path else ""
+        warnings.warn(
+            f"{where}{count} pixels are NaN or infinite; they are written as unclassified "
+            "(label 0, probability and confidence 0) and left out of normalisation statistics",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def ome_tiff_path(output: Path, name: str) -> Path:

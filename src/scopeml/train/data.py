@@ -44,6 +44,30 @@ def targets_from_labels(labels: np.ndarray, *, sparse: bool, n_classes: int) -> 
     return targets
 
 
+def normalize_globally(image: np.ndarray, policy: str) -> np.ndarray:
+    """Normalise a ``C×[Z×]Y×X`` image as the engine will: statistics over the whole image.
+
+    Training through the engine's own :func:`~scopeml.tiling.normalize.compute_normalization`
+    means the network sees at training time exactly what ``segment`` feeds it later.
+
+    Examples
+    --------
+    >>> ramp = np.arange(11, dtype=np.uint16).reshape(1, 1, 11)
+    >>> out = normalize_globally(ramp, "percentile:0,100")
+    >>> out.dtype.name, float(out.min()), float(out.max())
+    ('float32', 0.0, 1.0)
+    """
+    from scopeml.io.image import Image
+    from scopeml.tiling.normalize import compute_normalization
+
+    image = np.asarray(image)
+    full = image[None, None, :, None] if image.ndim == 3 else image[None, None]
+    normalization = compute_normalization(Image(full), policy)
+    if normalization is None:
+        return image.astype(np.float32)
+    return normalization.apply(image)
+
+
 def channel_statistics(images: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
     """Per-channel mean and std over all pixels of all images, baked into the exported graph.
 

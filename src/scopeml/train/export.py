@@ -1,9 +1,11 @@
-"""Export a trained U-Net: an ONNX graph with its normalisation inside, then a czann container.
+"""Export a trained U-Net: an ONNX graph, then a czann container.
 
-The graph takes raw ``N×[Z×]Y×X×C`` float32 pixel values (as ZEN feeds a czann model), applies
-the training set's fixed per-channel mean/std, runs the U-Net and returns ``N×[Z×]Y×X×K``
-softmax probabilities; batch and spatial sizes are dynamic (multiples of ``2**depth``). The
-container's ``MinOverlap`` is the network's receptive halo, so tiled inference is exact.
+The graph takes ``N×[Z×]Y×X×C`` float32 pixel values, applies a fixed per-channel affine map
+(the training set's mean/std, or the identity for a model trained on globally normalised
+images, whose policy is then recorded in ``model.json`` for the engine to apply), runs the
+U-Net and returns ``N×[Z×]Y×X×K`` softmax probabilities; batch and spatial sizes are dynamic
+(multiples of ``2**depth``). The container's ``MinOverlap`` is the network's receptive halo, so
+tiled inference is exact.
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ def save_czann(
     tile_shape: int | None = None,
     scaling: Sequence[float] | None = None,
     model_id: str | None = None,
+    normalize: str | None = None,
 ) -> Path:
     """Write ``classifier`` as a ``.czann`` container with ``MinOverlap`` = its receptive halo.
 
     ``tile_shape`` is the side of the ``InputShape`` the metadata advertises (default 256 in 2-D,
     64 in 3-D; the graph itself accepts any multiple of ``2**depth``); ``scaling`` is the czann
-    ``Scaling`` (training pixel size, x, y[, z]); ``model_id`` a fixed UUID (default: random).
+    ``Scaling`` (training pixel size, x, y[, z]); ``model_id`` a fixed UUID (default: random);
+    ``normalize`` the global input normalisation the model was trained with
+    (:attr:`TrainResult.normalize_policy`), recorded under scopeml's own ``model.json`` key.
     """
     from scopeml.model import ModelMetadata, ModelType, write_container
 
@@ -118,6 +123,7 @@ def save_czann(
         min_overlap=(halo,) * dims,
         model_name=model_name,
         scaling=None if scaling is None else tuple(float(s) for s in scaling),
+        normalize=normalize,
         **({} if model_id is None else {"model_id": model_id}),
     )
     return write_container(path, export_onnx(classifier), metadata)

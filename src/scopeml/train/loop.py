@@ -27,6 +27,7 @@ from scopeml.train.data import (
     IGNORE,
     channel_statistics,
     check_pairs,
+    normalize_globally,
     sample_patches,
     split_validation,
     targets_from_labels,
@@ -45,6 +46,10 @@ class TrainConfig:
     ``intensity`` is the amplitude of the random gain/offset augmentation in normalised units;
     ``class_weights`` weigh the cross-entropy per class (``None`` = equal); ``cosine`` anneals
     the learning rate from ``lr`` towards 0 over ``epochs`` (set per epoch, so resuming holds).
+    ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
+    as the engine does, and is recorded in the exported container instead of fixed training
+    statistics: the model then works on any intensity range. ``None`` bakes the training
+    set's mean/std into the graph (raw values in, as ZEN feeds a czann model).
     """
 
     depth: int = 2
@@ -62,6 +67,7 @@ class TrainConfig:
     intensity: float = 0.2
     class_weights: tuple[float, ...] | None = None
     cosine: bool = False
+    normalize: str | None = None
 
     def __post_init__(self) -> None:
         step = 2**self.depth
@@ -76,6 +82,10 @@ class TrainConfig:
             raise InvalidRequestError(f"spatial_dims must be 2 or 3; got {self.spatial_dims}")
         if not self.lr > 0:
             raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
+        if self.normalize is not None:
+            from scopeml.tiling.normalize import parse_normalize
+
+            parse_normalize(self.normalize)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -103,6 +113,11 @@ class TrainResult:
     classes: tuple[str, ...]
     config: TrainConfig
     history: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def normalize_policy(self) -> str | None:
+        """The global normalisation the exported container must record (``None``: baked in)."""
+        return self.config.normalize
 
     def classifier(self) -> ChannelsLastClassifier:
         """The exportable module: raw channels-last pixels in, probabilities out (eval mode)."""
@@ -188,7 +203,13 @@ def train_unet(
     if not keep:
         raise InvalidRequestError("no labelled pixels left for training after the validation split")
     train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
-    mean, std = channel_statistics(train_x)
+    if config.normalize is not None:
+        train_x = [normalize_globally(x, config.normalize) for x in train_x]
+        val_x = [normalize_globally(x, config.normalize) for x in val_x]
+        n_channels = images[0].shape[0]
+        mean, std = [0.0] * n_channels, [1.0] * n_channels
+    else:
+        mean, std = channel_statistics(train_x)
 
     torch.manual_seed(config.seed)
     net = UNet(images[0].shape[0], len(classes), depth=config.depth, width=config.width,
