@@ -84,9 +84,46 @@ def test_label_command(tmp_path):
         )
         == 0
     )
-    import zarr
+    from scopeml.io import open_image
 
-    assert zarr.open_array(str(out), mode="r").shape == (100, 90)
+    labelled = open_image(out)  # an OME-Zarr image, every axis kept
+    assert labelled.shape == (1, 1, 1, 1, 100, 90)
+    assert (labelled.read()[0, 0, 0, 0] > 0).sum() == (labels > 0).sum()
+
+
+def test_a_two_time_point_segmentation_is_labelled_and_measured_at_both(tmp_path, capsys):
+    from scopeml.io import open_image, write_ome_tiff
+    from scopeml.pixel import train_classifier
+
+    frames = [synthetic_nuclei((64, 72), density=0.004, seed=seed) for seed in (1, 2)]
+    pixels = np.stack([image[0] for image, _ in frames])  # T×Y×X
+    movie = tmp_path / "movie.ome.tif"
+    write_ome_tiff(movie, pixels, axes="TYX", pixel_sizes={"Y": 0.5, "X": 0.5}, tile=(16, 16))
+    sparse = np.zeros_like(frames[0][1])
+    sparse[::5, ::5] = np.where(frames[0][1][::5, ::5] > 0, 2, 1)
+    model = train_classifier(
+        frames[0][0], sparse, features="gaussian_smoothing:1", n_estimators=4, seed=0
+    ).save(tmp_path / "px.czseg")
+    seg = tmp_path / "seg.ome.zarr"
+    assert main(["segment", str(movie), "-m", str(model), "-o", str(seg), "--quiet"]) == 0
+    assert open_image(seg / "labels").sizes["T"] == 2
+    objects = tmp_path / "objects.ome.zarr"
+    assert main(["objects", "label", str(seg / "labels"), "-o", str(objects), "--class-id", "2",
+                 "-q", "--tile-size", "32"]) == 0  # fmt: skip
+    assert "2 time points" in capsys.readouterr().out
+    labelled = open_image(objects)
+    assert labelled.sizes["T"] == 2 and labelled.pixel_sizes == {"Y": 0.5, "X": 0.5}
+    semantic = open_image(seg / "labels").read()
+    np.testing.assert_array_equal(labelled.read() > 0, semantic == 2)
+    table_path = tmp_path / "objects.csv"
+    assert main(["objects", "measure", str(objects), "--image", str(movie), "-o",
+                 str(table_path), "-q", "--no-shape-features"]) == 0  # fmt: skip
+    table = pd.read_csv(table_path)
+    assert set(table["t"]) == {0, 1}
+    for t in (0, 1):
+        ids = np.unique(labelled.read(T=t)[labelled.read(T=t) > 0])
+        assert sorted(table.loc[table["t"] == t, "label"]) == ids.tolist()
+    assert "area_um2" in table and "intensity_mean_C0" in table
 
 
 def test_bad_input_exits_2(tmp_path, capsys):

@@ -15,32 +15,36 @@ app = typer.Typer(
 @app.command("label")
 def label(
     labels: Path = typer.Argument(..., help="Semantic label image or mask (TIFF, OME-Zarr, .npy)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Instance labels, a .zarr folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="Instance labels, an .ome.zarr."),
     class_id: int | None = typer.Option(
-        None, "--class-id", help="Class to label (default: every non-zero pixel)."
+        None, "--class-id", help="Label value to label (default: every non-zero pixel)."
     ),
     connectivity: int = typer.Option(1, help="1 = faces only … ndim = full neighbourhood."),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (also the output chunks)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Label the objects of one class, tile by tile, stitched across tile borders."""
+    """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
     from scopeml.io.replace import check_replaceable_store
-    from scopeml.objects.label import label_instances_tiled
+    from scopeml.objects.images import label_image
 
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
-    view, _ = _open_labels(labels)
-    out = label_instances_tiled(
-        view,
+    image = open_labels(labels)
+    out = label_image(
+        image,
         output,
         class_id=class_id,
         connectivity=connectivity,
-        tile_shape=(tile_size,) * len(view.shape),
+        tile_shape=(tile_size,) * (2 if image.sizes["Z"] == 1 else 3),
         overwrite=overwrite,
         progress=not quiet,
     )
-    typer.echo(f"{out.attrs['n_objects']} objects → {output}")
+    from scopeml.io.omezarr import open_ome_zarr_array
+
+    first = output if out.sizes["S"] == 1 else output / "0"
+    n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
+    typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
 
 
 @app.command("measure")
@@ -59,28 +63,28 @@ def measure(
     tile_size: int = typer.Option(1024, help="Tile edge in pixels."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Measure every object (shape, position, moments, per-channel intensities) into a table."""
-    from scopeml.objects.measure_tiled import measure_objects_tiled
+    """Measure every object of every scene and time point into a table (columns t, scene)."""
+    from scopeml.objects.images import measure_image
 
-    view, sizes = _open_labels(labels)
+    objects = open_labels(labels)
     intensities = None
     if image is not None:
         from scopeml.io import open_image
 
         intensities = open_image(image)
-        sizes = {**intensities.pixel_sizes, **sizes}
+    sizes = None
     if pixel_size is not None:
         sizes = {"Z": pixel_size, "Y": pixel_size, "X": pixel_size}
-    measure_objects_tiled(
-        view,
+    measure_image(
+        objects,
         intensities,
-        pixel_sizes=sizes or None,
+        pixel_sizes=sizes,
         shape_features=shape_features,
-        tile_shape=(tile_size,) * len(view.shape),
+        tile_shape=(tile_size,) * (2 if objects.sizes["Z"] == 1 else 3),
         output=output,  # streamed tile by tile: memory does not grow with the object count
         progress=not quiet,
     )
-    typer.echo(f"objects → {output}")
+    typer.echo(f"objects ({_axes(objects)}) → {output}")
 
 
 @app.command("train")
@@ -133,24 +137,16 @@ def classify(
     typer.echo(f"{len(result)} objects {counts} → {output}")
 
 
-class _PlaneView:
-    """``(Z×)Y×X`` array-like over channel 0 of scene 0, time 0 of an :class:`Image`."""
-
-    def __init__(self, image: Any) -> None:
-        self.image = image
-        z, y, x = image.spatial_shape
-        self.shape = (y, x) if z == 1 else (z, y, x)
-        self.dtype = image.dtype
-        self.chunks = None
-
-    def __getitem__(self, key: tuple[slice, ...]) -> Any:
-        named = dict(zip("ZYX"[-len(self.shape) :], key, strict=True))
-        data = self.image.read(S=0, T=0, C=0, **named)[0, 0, 0]
-        return data[0] if len(self.shape) == 2 else data
+def _axes(image: Any) -> str:
+    """``"2 time points × 3-D"``-style summary of what was handled."""
+    parts = [f"{n} {name}" for axis, name in (("S", "scenes"), ("T", "time points"))
+             if (n := image.sizes[axis]) > 1]  # fmt: skip
+    return " × ".join([*parts, "3-D" if image.sizes["Z"] > 1 else "2-D"])
 
 
-def _open_labels(path: Path) -> tuple[Any, dict[str, float]]:
-    """A lazy ``(Z×)Y×X`` label array and its pixel sizes, from .npy, a zarr array or an image."""
+def open_labels(path: Path) -> Any:
+    """A label image as a lazy :class:`~scopeml.io.image.Image`: any image file, an OME-Zarr,
+    or a plain ``.npy`` / zarr array read as ``(Z×)Y×X``."""
     import numpy as np
 
     from scopeml.errors import InvalidImageError
@@ -162,26 +158,31 @@ def _open_labels(path: Path) -> tuple[Any, dict[str, float]]:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as err:
             raise InvalidImageError(f"cannot read labels: {err}", path=path) from err
-        return _squeezed(array, path), {}
+        return _spatial_image(array, path)
     if path.is_dir() and (path / "zarr.json").is_file():
         import json
 
         meta = json.loads((path / "zarr.json").read_text())
-        if meta.get("node_type") == "array":
+        if meta.get("node_type") == "array" and not meta.get("dimension_names"):
             import zarr
 
-            return _squeezed(zarr.open_array(str(path), mode="r"), path), {}
+            return _spatial_image(zarr.open_array(str(path), mode="r"), path)
     from scopeml.io import open_image
 
-    image = open_image(path)
-    return _PlaneView(image), dict(image.pixel_sizes)
+    return open_image(path)
 
 
-def _squeezed(array: Any, path: Path) -> Any:
+def _spatial_image(array: Any, path: Path) -> Any:
+    """A plain 2-D or 3-D array as an Image with axes ``YX`` or ``ZYX``."""
     from scopeml.errors import InvalidImageError
+    from scopeml.io._view import AxesView
+    from scopeml.io.image import Image
 
     if len(array.shape) not in (2, 3):
         raise InvalidImageError(
-            f"labels must be 2-D or 3-D; got shape {tuple(array.shape)}", path=path
+            f"a plain array of labels must be 2-D (Y×X) or 3-D (Z×Y×X); got shape "
+            f"{tuple(array.shape)} (store other axes as OME-TIFF or OME-Zarr)",
+            path=path,
         )
-    return array
+    axes = "YX" if len(array.shape) == 2 else "ZYX"
+    return Image(AxesView(array, axes, path=str(path)), path=path)
