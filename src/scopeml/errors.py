@@ -19,6 +19,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from os import PathLike
 
 
@@ -61,6 +62,26 @@ class OutsideRootError(ScopeMLError, PermissionError):
 
 class ModelTimeoutError(ScopeMLError, TimeoutError):
     """A model ran past its per-call time budget; ONNX Runtime was told to stop the run."""
+
+
+def summarize(values: Iterable[object], *, head: int = 5, separator: str = ", ") -> str:
+    """The first ``head`` values and how many there are, for messages that could list
+    thousands (every label value of an instance image, every differing option).
+
+    Examples
+    --------
+    >>> summarize(range(1, 5001))
+    '1, 2, 3, 4, 5, … (5000 in all)'
+    >>> summarize(["a", "b"])
+    'a, b'
+    """
+    shown, count = [], 0
+    for value in values:
+        if count < head:
+            shown.append(str(value))
+        count += 1
+    more = f"{separator}… ({count} in all)" if count > head else ""
+    return separator.join(shown) + more
 
 
 class Cancelled(Exception):

@@ -108,3 +108,16 @@ def write_image_file(path, data: np.ndarray, *, axes: str = "CYX", pixel_sizes=N
         path, data, axes=axes, pixel_sizes=pixel_sizes or {"Y": 0.5, "X": 0.5}, tile=(16, 16)
     )
     return path
+
+
+class FailingAfter:
+    """A model that breaks down after ``n`` batches (an interrupted run, in-process)."""
+
+    def __init__(self, model, n):
+        self.spec, self.path, self._model, self._left = model.spec, model.path, model, n
+
+    def predict(self, batch):
+        if self._left == 0:
+            raise RuntimeError("power cut")
+        self._left -= 1
+        return self._model.predict(batch)

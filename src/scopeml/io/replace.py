@@ -1,4 +1,8 @@
-"""Guards for replacing an existing output (``overwrite=True``, ``--overwrite``).
+"""Writing outputs safely: atomic file writes, and guards for replacing an existing output.
+
+:func:`atomic_write` is the one way scopeml writes a file: into a uniquely named temporary file
+next to the target, renamed over it only when complete, so a reader (or a crash) never sees a
+half-written file and two writers never share a temporary name.
 
 Overwriting must never delete what is not an output of the same kind: ``-o image.tif
 --overwrite`` or ``-o ~/data --overwrite`` by mistake would otherwise remove an input image or a
@@ -9,9 +13,64 @@ zarr v2 ``.zgroup``/``.zarray``); anything else is refused with a clear error.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from scopeml.errors import InvalidRequestError
+
+
+@contextmanager
+def atomic_write(
+    path: str | os.PathLike[str], *, mode: int = 0o644, fsync: bool = True
+) -> Iterator[Path]:
+    """A unique temporary path next to ``path``, moved onto ``path`` when the block succeeds.
+
+    The caller writes the file at the yielded path (with any library: ``open``, zipfile,
+    tifffile, pandas). On success it is flushed to disk, given ``mode`` and renamed over
+    ``path`` in one step; on any error it is removed and ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_write(folder / "a.txt") as temp:
+    ...     _ = temp.write_text("complete")
+    >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
+    ('complete', ['a.txt'])
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; expected a file name", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    temp = Path(name)
+    try:
+        yield temp
+        if fsync:
+            with open(temp, "rb+") as stream:
+                os.fsync(stream.fileno())
+        os.chmod(temp, mode)  # mkstemp makes 0600
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644) -> Path:
+    """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; see :func:`atomic_write`.
+
+    Examples
+    --------
+    >>> target = Path(tempfile.mkdtemp()) / "run.json"
+    >>> write_atomically(target, '{"format": 1}').read_text()
+    '{"format": 1}'
+    """
+    with atomic_write(path, mode=mode) as temp:
+        temp.write_bytes(data.encode() if isinstance(data, str) else data)
+    return Path(path)
+
 
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
 

@@ -101,7 +101,7 @@ def remote_batch(
         arrays,
         tiles,
         ctx,
-        on_done=lambda done: mark_done(partial, (t.index for t in done)),
+        on_done=lambda done, invalid: mark_done(partial, (t.index for t in done), invalid),
     )
 
 

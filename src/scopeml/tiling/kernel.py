@@ -2,6 +2,10 @@
 
 Pure functions of their arguments, so a thread of the local pool and a dask worker run the
 same code. Only a tile's core is written; padding and halo never reach the output.
+
+NaN and infinite input pixels (float images) reach the model as 0 and are written as
+unclassified: label 0, and 0 in every other output. The substitution is per pixel, so a tiled
+run still equals a whole-image run bit for bit.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class TileContext:
     #: Only the most probable class is written (labels, mask; no threshold, no blending) and
     #: the model has ``predict_index``: tiles carry class indices, not probabilities.
     index_only: bool = False
+    #: The image has float pixels, which may be NaN or infinite (integers never are).
+    check_finite: bool = False
 
 
 def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
@@ -49,6 +55,23 @@ def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
     if ctx.normalization is not None:
         return ctx.normalization.apply(block)
     return block.astype(np.float32, copy=False)
+
+
+def mask_invalid(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Replace pixels with a NaN or infinite value in any channel by 0 in every channel.
+
+    Returns the block and the ``[Z×]Y×X`` mask of those pixels (``None`` when there are none).
+
+    Examples
+    --------
+    >>> block, invalid = mask_invalid(np.array([[1.0, np.nan], [2.0, 3.0]], np.float32))
+    >>> block.tolist(), invalid.tolist()
+    ([[1.0, 0.0], [2.0, 0.0]], [False, True])
+    """
+    invalid = ~np.isfinite(block).all(axis=0)
+    if not invalid.any():
+        return block, None
+    return np.where(invalid, np.float32(0), block).astype(np.float32, copy=False), invalid
 
 
 def pad_to(block: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -91,28 +114,38 @@ def predict_tiles(
 ) -> list[np.ndarray]:
     """Class probabilities ``K×[Z×]Y×X`` over each tile's core; with ``ctx.index_only``, the
     model's most probable class index ``[Z×]Y×X`` instead."""
+    return [prediction for prediction, _ in _predict(model, image, tiles, ctx)]
+
+
+def _predict(
+    model: Model, image: Image, tiles: Sequence[Tile], ctx: TileContext
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """:func:`predict_tiles`, each with the mask of its core's NaN/infinite input pixels."""
     n_classes = len(model.spec.classes)
     if any(tile.windows for tile in tiles):
         return [_blend_tile(model, image, tile, ctx, n_classes) for tile in tiles]
-    results: list[np.ndarray] = []
+    results: list[tuple[np.ndarray, np.ndarray | None]] = []
     for start in range(0, len(tiles), ctx.batch_size):
         group = tiles[start : start + ctx.batch_size]
-        inputs = _tile_inputs(image, group, ctx)
+        inputs, invalid = _tile_inputs(image, group, ctx)
         if ctx.index_only:
             answers = run_model_index(model, inputs)
         else:
             answers = run_model(model, inputs, n_classes)
-        for tile, answer in zip(group, answers, strict=True):
+        for tile, answer, mask in zip(group, answers, invalid, strict=True):
             offset = tile.core_offset
             crop = tuple(
                 slice(offset[a], offset[a] + tile.core[a][1] - tile.core[a][0])
                 for a in ctx.spatial_axes
             )
-            results.append(answer[crop] if ctx.index_only else answer[(slice(None), *crop)])
+            core = answer[crop] if ctx.index_only else answer[(slice(None), *crop)]
+            results.append((core, None if mask is None else mask[crop]))
     return results
 
 
-def _tile_inputs(image: Image, tiles: Sequence[Tile], ctx: TileContext) -> list[np.ndarray]:
+def _tile_inputs(
+    image: Image, tiles: Sequence[Tile], ctx: TileContext
+) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """Model inputs of a group of tiles, read as one region when they are neighbours.
 
     Neighbouring tiles share image chunks; one read of their union decodes each chunk once
@@ -131,7 +164,7 @@ def _tile_inputs(image: Image, tiles: Sequence[Tile], ctx: TileContext) -> list[
     )
     use_union = len(tiles) > 1 and same_plane and area <= 1.5 * separate
     shared = read_block(image, union, ctx) if use_union else None
-    inputs = []
+    inputs, masks = [], []
     for tile in tiles:
         if shared is None:
             block = read_block(image, tile.read, ctx)
@@ -141,8 +174,12 @@ def _tile_inputs(image: Image, tiles: Sequence[Tile], ctx: TileContext) -> list[
                 for a in ctx.spatial_axes
             ]
             block = shared[(slice(None), *offsets)]
+        invalid = None
+        if ctx.check_finite:
+            block, invalid = mask_invalid(block)
         inputs.append(pad_to(block, [tile.input_shape[a] for a in ctx.spatial_axes]))
-    return inputs
+        masks.append(invalid)
+    return inputs, masks
 
 
 def gaussian_weights(shape: Sequence[int], sigma_scale: float = 0.125) -> np.ndarray:
@@ -164,10 +201,20 @@ def gaussian_weights(shape: Sequence[int], sigma_scale: float = 0.125) -> np.nda
 
 def _blend_tile(
     model: Model, image: Image, tile: Tile, ctx: TileContext, n_classes: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Fuse the Gaussian-weighted windows that touch a tile's core (windows in plan order)."""
     axes = ctx.spatial_axes
     block = read_block(image, tile.read, ctx)
+    invalid = None
+    if ctx.check_finite:
+        block, invalid = mask_invalid(block)
+        if invalid is not None:
+            invalid = invalid[
+                tuple(
+                    slice(tile.core[a][0] - tile.read[a][0], tile.core[a][1] - tile.read[a][0])
+                    for a in axes
+                )
+            ]
     core_shape = [tile.core[a][1] - tile.core[a][0] for a in axes]
     total = np.zeros((n_classes, *core_shape), np.float32)
     weight_sum = np.zeros(core_shape, np.float32)
@@ -213,7 +260,7 @@ def _blend_tile(
         pending.append(window)
     if pending:
         flush()
-    return total / weight_sum
+    return total / weight_sum, invalid
 
 
 def _window_input_shape(window: Region, ctx: TileContext) -> list[int]:
@@ -226,10 +273,15 @@ def _window_input_shape(window: Region, ctx: TileContext) -> list[int]:
 
 
 def write_tile(
-    arrays: Mapping[str, Any], tile: Tile, prediction: np.ndarray, ctx: TileContext
+    arrays: Mapping[str, Any],
+    tile: Tile,
+    prediction: np.ndarray,
+    ctx: TileContext,
+    invalid: np.ndarray | None = None,
 ) -> None:
     """Compute the outputs of one tile core (probabilities, or class indices with
-    ``ctx.index_only``) and write them into their arrays."""
+    ``ctx.index_only``) and write them into their arrays; pixels of the ``invalid`` mask
+    (NaN/infinite input) are written as 0 in every output."""
     if ctx.index_only:
         outputs = index_outputs(prediction, ctx.specs, extract_index=ctx.extract_index)
     else:
@@ -240,6 +292,8 @@ def write_tile(
             extract_index=ctx.extract_index,
         )
     for name, data in outputs.items():
+        if invalid is not None:
+            data[..., invalid] = 0  # the mask covers the trailing (spatial) axes
         axes = ctx.output_axes[name]
         region = tuple(slice(None) if a == "C" else slice(*tile.core[a]) for a in axes)
         shape = tuple(
@@ -254,11 +308,14 @@ def process_batch(
     arrays: Mapping[str, Any],
     tiles: Sequence[Tile],
     ctx: TileContext,
-    on_done: Callable[[Sequence[Tile]], None] | None = None,
+    on_done: Callable[[Sequence[Tile], Sequence[int]], None] | None = None,
 ) -> int:
-    """Run and write a batch of tiles, then report them done; returns the number of tiles."""
-    for tile, prediction in zip(tiles, predict_tiles(model, image, tiles, ctx), strict=True):
-        write_tile(arrays, tile, prediction, ctx)
+    """Run and write a batch of tiles, then report them done with the count of each one's
+    NaN/infinite input pixels; returns the number of tiles."""
+    counts = []
+    for tile, (prediction, invalid) in zip(tiles, _predict(model, image, tiles, ctx), strict=True):
+        write_tile(arrays, tile, prediction, ctx, invalid)
+        counts.append(0 if invalid is None else int(invalid.sum()))
     if on_done is not None:
-        on_done(tiles)
+        on_done(tiles, counts)
     return len(tiles)

@@ -91,6 +91,7 @@ def _labels_and_confidence(
     labels += 1
     if min_confidence is not None:
         labels[confidence < min_confidence] = 0
+    labels[np.isnan(confidence)] = 0  # a model that answers NaN classified nothing
     return labels, confidence
 
 

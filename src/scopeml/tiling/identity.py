@@ -1,0 +1,147 @@
+"""What makes a run's output what it is: the record a resumed run must match exactly.
+
+A path is not an identity: an image replaced by another of the same name, shape and dtype would
+otherwise be resumed into a mixture of both. So every input file is fingerprinted by its size,
+modification time and a hash of its content (the whole file when small, evenly spaced samples
+when large, so the check costs milliseconds on a slide scan of hundreds of gigabytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from scopeml.io.image import Image
+from scopeml.model.spec import Model
+from scopeml.tiling.normalize import Normalization
+from scopeml.tiling.options import SegmentOptions
+
+#: Files up to this size are hashed whole.
+FULL_HASH_BYTES = 1 << 24
+#: Larger files: this many evenly spaced samples of :data:`SAMPLE_BYTES` (first and last included).
+SAMPLES = 64
+SAMPLE_BYTES = 1 << 16
+#: In a folder (OME-Zarr), the content of at most this many files is hashed; all are listed.
+FOLDER_SAMPLES = 64
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file (or of a folder's files, in sorted order), streamed."""
+    digest = hashlib.sha256()
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Size, modification time and a content hash of a file or a folder (an OME-Zarr store).
+
+    Files up to :data:`FULL_HASH_BYTES` are hashed whole; larger ones by :data:`SAMPLES`
+    samples. A folder lists every file (relative name, size, modification time) and hashes
+    the content of its small metadata files and of up to :data:`FOLDER_SAMPLES` others.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.tif").write_bytes(b"pixels")
+    >>> first = fingerprint(folder / "a.tif")
+    >>> first["size"], first["sha256"] == hashlib.sha256(b"pixels").hexdigest()
+    (6, True)
+    >>> _ = (folder / "a.tif").write_bytes(b"pixelz")
+    >>> fingerprint(folder / "a.tif")["sha256"] == first["sha256"]
+    False
+    """
+    path = Path(path)
+    if path.is_dir():
+        return _folder_fingerprint(path)
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _file_hash(path)}
+
+
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        if size <= FULL_HASH_BYTES:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+            return digest.hexdigest()
+        digest.update(f"sampled {size}".encode())
+        for k in range(SAMPLES):
+            handle.seek(k * (size - SAMPLE_BYTES) // (SAMPLES - 1))
+            digest.update(handle.read(SAMPLE_BYTES))
+    return digest.hexdigest()
+
+
+def _folder_fingerprint(folder: Path) -> dict[str, Any]:
+    listing = hashlib.sha256()
+    files: list[tuple[str, Path]] = []
+    size = 0
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        for name in sorted(names):
+            file = Path(root) / name
+            stat = file.stat()
+            relative = str(file.relative_to(folder))
+            listing.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            files.append((relative, file))
+            size += stat.st_size
+    metadata = [f for f in files if f[0].endswith((".json", ".zattrs", ".zarray", ".zgroup"))]
+    chunks = [f for f in files if f not in metadata]
+    step = max(1, len(chunks) // FOLDER_SAMPLES)
+    content = hashlib.sha256()
+    for relative, file in metadata[:FOLDER_SAMPLES] + chunks[::step][:FOLDER_SAMPLES]:
+        content.update(relative.encode() + b"\0" + _file_hash(file).encode())
+    return {
+        "size": size,
+        "files": len(files),
+        "listing_sha256": listing.hexdigest(),
+        "sha256": content.hexdigest(),
+    }
+
+
+def run_identity(
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    normalization: Normalization | None,
+    *,
+    model_path: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """What makes a run's output what it is; a resumed run must match it exactly.
+
+    Progress reporting, workers, the scheduler and the batch size are left out: they never
+    change a pixel, so a run may be resumed with other ones.
+    """
+    spec = model.spec
+    source = model_path or getattr(model, "path", None)
+    model_id: dict[str, Any] = {
+        "name": spec.name,
+        "classes": list(spec.classes),
+        "halo": list(spec.halo),
+        "tile_step": list(spec.tile_step),
+    }
+    if source is not None and Path(source).exists():
+        model_id["sha256"] = file_sha256(source)
+    image_id: dict[str, Any] = {
+        "path": str(Path(image.path).resolve()) if image.path else None,
+        "shape": list(image.shape),
+        "dtype": str(image.dtype),
+    }
+    if image.path and Path(image.path).exists():
+        image_id["content"] = fingerprint(image.path)
+    return {
+        "format": 2,
+        "model": model_id,
+        "image": image_id,
+        "options": options.result_dict(),
+        "normalization": normalization.to_dict() if normalization else None,
+    }
