@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import threading
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from scopeml.errors import InvalidImageError
 from scopeml.io._view import AxesView, select_scene
+from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 
 log = logging.getLogger(__name__)
@@ -160,11 +163,21 @@ def _check_coverage(reader: Any, claimed: int, path: str) -> None:
         )
 
 
-def read_czi(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+def read_czi(
+    path: str | Path,
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+) -> Image:
     """Open a CZI file as a lazy :class:`Image` (see the module docstring for scenes).
 
     Only level 0 is read: libCZI composes lower resolutions by zoom, not as pyramid arrays.
+    libCZI opens the one file once, here, and names no other file, so with ``allowed_roots``
+    the file's real path is checked here and the file is opened by that real path.
     """
+    confinement = Confinement.of(allowed_roots)
+    real = confinement.check(path) if confinement is not None else str(path)
     if level:
         raise InvalidImageError(f"level {level} does not exist; CZI is read at level 0", path=path)
     try:
@@ -175,7 +188,7 @@ def read_czi(path: str | Path, *, scene: int | None = None, level: int = 0) -> I
         ) from err
     path = str(path)
     try:
-        reader = czi.CziReader(path)
+        reader = czi.CziReader(real)
     except Exception as err:  # libCZI raises RuntimeError/ValueError on corrupt files
         raise InvalidImageError(f"not a readable CZI file: {err}", path=path) from err
     try:

@@ -11,18 +11,23 @@ which is how writers (scopeml included) say the size is unknown.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
-from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.errors import InvalidImageError, InvalidRequestError, ScopeMLError
 from scopeml.io._units import to_micrometres
 from scopeml.io._view import AxesView, select_scene
+from scopeml.io.confine import Confinement
+from scopeml.io.confined_store import ConfinedStore
 from scopeml.io.image import Image
+from scopeml.io.limits import ImageLimits, default_limits
 
 NGFF_VERSION = "0.5"
 WRITE_AXES = "TCZYX"
@@ -151,7 +156,24 @@ def _natural(name: str) -> tuple[int, str]:
     return (int(name), "") if name.isdigit() else (1 << 62, name)
 
 
-def _image_view(group: Any, path: str, level: int) -> tuple[AxesView, _Multiscale]:
+def _check_array(array: zarr.Array, path: str, limits: ImageLimits) -> None:
+    """Refuse an absurd declared shape, or a chunk (or shard index) too big to decode.
+
+    A huge shape whose chunks are absent is legitimate (they read as the fill value), so the
+    shape is held only to the absolute limits; what one region read decodes is the chunk.
+    """
+    limits.check_shape(array.shape, path=path)
+    itemsize = np.dtype(array.dtype).itemsize
+    limits.check_chunk(array.chunks, itemsize, what="a zarr chunk", path=path)
+    shards = getattr(array, "shards", None)
+    if shards:
+        entries = math.prod(-(-s // c) for s, c in zip(shards, array.chunks, strict=True))
+        limits.check_chunk((entries,), 16, what="a zarr shard index", path=path)
+
+
+def _image_view(
+    group: Any, path: str, level: int, limits: ImageLimits
+) -> tuple[AxesView, _Multiscale]:
     meta = _Multiscale(group.attrs.asdict(), path=path)
     if not 0 <= level < len(meta.paths):
         raise InvalidImageError(
@@ -161,6 +183,8 @@ def _image_view(group: Any, path: str, level: int) -> tuple[AxesView, _Multiscal
     name = meta.paths[level]
     try:
         array = group[name]
+    except ScopeMLError:
+        raise
     except Exception as err:
         raise InvalidImageError(f"NGFF level {name!r} is missing: {err}", path=path) from err
     if not isinstance(array, zarr.Array) or array.ndim != len(meta.axes):
@@ -168,18 +192,34 @@ def _image_view(group: Any, path: str, level: int) -> tuple[AxesView, _Multiscal
             f"NGFF level {name!r} is not a {len(meta.axes)}-D array (axes {meta.axes})",
             path=path,
         )
+    _check_array(array, path, limits)
     meta.pixel_sizes = meta.levels[level]
     return AxesView(array, meta.axes, path=path), meta
 
 
-def read_ome_zarr(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+def read_ome_zarr(
+    path: str | Path,
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    limits: ImageLimits | None = None,
+) -> Image:
     """Open an OME-Zarr image group (NGFF 0.4 or 0.5), or a bare zarr array with
     ``dimension_names`` from ``t c z y x``, as a lazy :class:`Image`.
 
-    ``level`` picks a pyramid level (its pixel sizes come from that level's scale)."""
+    ``level`` picks a pyramid level (its pixel sizes come from that level's scale). With
+    ``allowed_roots`` every key (metadata, array folder, chunk or shard file) is read through a
+    :class:`~scopeml.io.confined_store.ConfinedStore`, which checks its real path at each read.
+    Declared shapes and chunk sizes are held to ``limits`` before any pixel is read."""
     path = str(path)
+    confinement = Confinement.of(allowed_roots)
+    limits = default_limits() if limits is None else limits
+    store: Any = path if confinement is None else ConfinedStore(path, confinement=confinement)
     try:
-        node = zarr.open(store=path, mode="r")
+        node = zarr.open(store=store, mode="r")
+    except ScopeMLError:
+        raise
     except Exception as err:
         raise InvalidImageError(f"not a readable zarr store: {err}", path=path) from err
     if isinstance(node, zarr.Array):
@@ -192,11 +232,12 @@ def read_ome_zarr(path: str | Path, *, scene: int | None = None, level: int = 0)
             )
         if level:
             raise InvalidImageError(f"level {level} does not exist; a bare array has 1", path=path)
+        _check_array(node, path, limits)
         data = select_scene([AxesView(node, axes, path=path)], scene, path=path)
         return Image(data, path=path)
     attrs = node.attrs.asdict()
     if _has_multiscales(attrs):
-        view, meta = _image_view(node, path, level)
+        view, meta = _image_view(node, path, level, limits)
         views, metas = [view], [meta]
     else:
         children = sorted((n for n, _ in node.groups() if n.isdigit()), key=_natural)
@@ -208,7 +249,7 @@ def read_ome_zarr(path: str | Path, *, scene: int | None = None, level: int = 0)
                 f"image children 0, 1, …; members: {members or 'none'}",
                 path=path,
             )
-        pairs = [_image_view(node[n], f"{path}/{n}", level) for n in children]
+        pairs = [_image_view(node[n], f"{path}/{n}", level, limits) for n in children]
         views, metas = [p[0] for p in pairs], [p[1] for p in pairs]
     data = select_scene(views, scene, path=path)
     meta = metas[scene or 0]

@@ -8,20 +8,32 @@ dropped; palette images keep their indices (a label image saved as PNG stays a l
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
 
 from scopeml.errors import InvalidImageError
 from scopeml.io._view import AxesView
+from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 
 
-def read_raster(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
-    """Open a PNG or JPEG file as an :class:`Image` (decoded into memory)."""
+def read_raster(
+    path: str | Path,
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+) -> Image:
+    """Open a PNG or JPEG file as an :class:`Image` (decoded into memory, by its real path
+    when confined to ``allowed_roots``: the file is read whole, once, here)."""
     from PIL import Image as PILImage
 
     path = str(path)
+    confinement = Confinement.of(allowed_roots)
+    real = confinement.check(path) if confinement is not None else path
     if level:
         raise InvalidImageError(f"level {level} does not exist; the image has 1", path=path)
     if scene not in (None, 0):
@@ -29,7 +41,7 @@ def read_raster(path: str | Path, *, scene: int | None = None, level: int = 0) -
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
-            with PILImage.open(path) as pil:
+            with PILImage.open(real) as pil:
                 mode = pil.mode
                 if mode in ("RGBA", "LA", "PA", "CMYK", "YCbCr", "HSV", "1"):
                     pil = pil.convert(

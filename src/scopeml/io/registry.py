@@ -7,12 +7,15 @@ Readers are named as ``"module:function"`` and imported on first use, so an opti
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 
 from scopeml.errors import InvalidImageError
+from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
+from scopeml.io.limits import ImageLimits, default_limits
 
 Reader = Callable[..., Image]
 
@@ -30,11 +33,13 @@ READERS: dict[str, str | Reader] = {
     ".jpeg": "scopeml.io.raster:read_raster",
 }
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+#: The last resort for an existing file no reader above claims: bioio and its format plugins.
+FALLBACK: str | Reader = "scopeml.io.bioio:read_bioio"
 
 
 def reader_for(path: str | PathLike[str]) -> Reader:
     """The reader for ``path``: by suffix, or OME-Zarr for a folder holding zarr metadata
-    (``out.ome.zarr/labels``).
+    (``out.ome.zarr/labels``), else :data:`FALLBACK` (bioio) for any other existing file.
 
     Examples
     --------
@@ -48,6 +53,8 @@ def reader_for(path: str | PathLike[str]) -> Reader:
             return _resolve(READERS[suffix])
     if path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS):
         return _resolve(READERS[".zarr"])
+    if path.exists():  # ND2, LIF, DV, …: its error lists what was tried
+        return _resolve(FALLBACK)
     known = ", ".join(sorted(READERS))
     raise InvalidImageError(f"unknown image format {path.suffix!r}; known: {known}", path=path)
 
@@ -59,7 +66,14 @@ def _resolve(reader: str | Reader) -> Reader:
     return getattr(importlib.import_module(module), function)
 
 
-def open_image(path: str | PathLike[str], *, scene: int | None = None, level: int = 0) -> Image:
+def open_image(
+    path: str | PathLike[str],
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    limits: ImageLimits | None = None,
+) -> Image:
     """Open an image file lazily as a 6-D ``S T C Z Y X`` :class:`Image`.
 
     Parameters
@@ -73,21 +87,64 @@ def open_image(path: str | PathLike[str], *, scene: int | None = None, level: in
     level
         A pyramid level of an OME-TIFF or OME-Zarr (0 = full resolution), e.g. for statistics
         over a whole huge image; pixel sizes are those of the level. CZI and PNG have level 0.
+    allowed_roots
+        Folders below which every file the reader opens must lie, symlinks followed: the image
+        itself, multi-file OME-TIFF companions, OME-Zarr metadata, array folders and chunk
+        files (checked at each read, from any thread). A file outside raises
+        :class:`~scopeml.errors.OutsideRootError` naming it. ``None`` (default) checks nothing.
+        A registered reader that cannot confine its reads is refused when roots are given.
+    limits
+        What the image may declare (pixels, pixels per axis, chunk bytes, compression ratio);
+        default :func:`~scopeml.io.limits.default_limits` (module defaults, overridable by the
+        ``SCOPEML_MAX_*`` environment variables). Checked before any pixel is read.
 
     Examples
     --------
     >>> import tempfile, tifffile, numpy as np
     >>> file = Path(tempfile.mkdtemp()) / "a.tif"
     >>> tifffile.imwrite(file, np.arange(12, dtype=np.uint8).reshape(3, 4))
-    >>> with open_image(file) as image:
+    >>> with open_image(file, allowed_roots=[file.parent]) as image:
     ...     image.shape, image.read(Y=slice(1, 2)).ravel().tolist()
     ((1, 1, 1, 1, 3, 4), [4, 5, 6, 7])
     """
     reader = reader_for(path)
+    confinement = Confinement.of(allowed_roots)
+    if confinement is not None:
+        confinement.check(path)
     if not Path(path).exists():
         raise InvalidImageError("no such file or folder", path=path)
     if level < 0:
         raise InvalidImageError(f"level must be ≥ 0; got {level}", path=path)
-    if level == 0:  # a registered reader without pyramids need not take the keyword
-        return reader(path, scene=scene)
-    return reader(path, scene=scene, level=level)
+    limits = default_limits() if limits is None else limits
+    accepts = _keywords(reader)
+    options: dict[str, object] = {"scene": scene}
+    if level:  # a registered reader without pyramids need not take the keyword
+        options["level"] = level
+    if "limits" in accepts:
+        options["limits"] = limits
+    if allowed_roots is not None:
+        if "allowed_roots" not in accepts:
+            raise InvalidImageError(
+                f"the reader {getattr(reader, '__name__', reader)!r} of this format cannot "
+                "confine its reads to allowed folders",
+                path=path,
+            )
+        options["allowed_roots"] = confinement.roots if confinement else ()
+    image = reader(path, **options)
+    try:
+        limits.check_shape(image.shape, path=path)
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def _keywords(reader: Reader) -> set[str]:
+    """The keyword parameters ``reader`` takes (all, if it takes ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(reader).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return {"limits", "allowed_roots"}
+    return {p.name for p in parameters}

@@ -11,7 +11,11 @@ becomes ``Z``, or ``T`` if the file already has ``Z``.
 from __future__ import annotations
 
 import logging
+import math
+import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +23,12 @@ import numpy as np
 import tifffile
 import zarr
 
-from scopeml.errors import InvalidImageError
+from scopeml.errors import InvalidImageError, ScopeMLError
 from scopeml.io._units import to_micrometres
 from scopeml.io._view import AxesView, select_scene
+from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
+from scopeml.io.limits import ImageLimits, default_limits
 
 _SEQUENCE_AXES = "IQ"
 
@@ -155,26 +161,47 @@ def _check_segments(tf: tifffile.TiffFile, path: str) -> None:
                     )
 
 
-def read_tiff(path: str | Path, *, scene: int | None = None, level: int = 0) -> Image:
+def read_tiff(
+    path: str | Path,
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    limits: ImageLimits | None = None,
+) -> Image:
     """Open a TIFF (OME, ImageJ or plain) as a lazy :class:`Image`.
 
-    A file whose structure tifffile finds corrupt (it logs an error) or whose pixel data runs
-    past the end of the file is rejected when opened.
+    A file whose structure tifffile finds corrupt (it logs an error), whose pixel data runs
+    past the end of the file, or whose declared sizes the data in it cannot back (see
+    :mod:`scopeml.io.limits`) is rejected when opened. With ``allowed_roots``, the file and
+    every companion file its OME-XML names must resolve below one of them (checked before
+    tifffile opens the companions, and again for each file it opened).
     """
     path = str(path)
+    confinement = Confinement.of(allowed_roots)
+    limits = default_limits() if limits is None else limits
+    if confinement is not None:
+        confinement.check(path)
     errors = _ErrorLog()
     logger = logging.getLogger("tifffile")
     logger.addHandler(errors)
     tf = None
     try:
         tf = tifffile.TiffFile(path)
-        series = list(tf.series)
         ome_xml = tf.ome_metadata if tf.is_ome else None
+        if ome_xml:
+            _check_ome_xml(ome_xml, tf, path, confinement, limits)
+        series = list(tf.series)
+        files = _opened_files(tf)
+        if confinement is not None:
+            for file in files:
+                confinement.check(file)
         if errors.messages:
             raise InvalidImageError(f"corrupt TIFF structure: {errors.messages[0]}", path=path)
         _check_segments(tf, path)
+        _check_declared_sizes(series, files, path, limits)
         return _open_series(tf, series, ome_xml, path, scene, level)
-    except InvalidImageError:
+    except ScopeMLError:
         if tf is not None:
             tf.close()
         raise
@@ -184,6 +211,139 @@ def read_tiff(path: str | Path, *, scene: int | None = None, level: int = 0) -> 
         raise InvalidImageError(f"not a readable TIFF file: {err}", path=path) from err
     finally:
         logger.removeHandler(errors)
+
+
+# ---------------------------------------------------------------------------- untrusted sizes
+
+_OME_ITEMSIZE = {
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "float": 4,
+    "double": 8,
+    "complex": 8,
+    "double-complex": 16,
+    "bit": 1,
+}
+
+
+def _check_ome_xml(
+    xml: str,
+    tf: tifffile.TiffFile,
+    path: str,
+    confinement: Confinement | None,
+    limits: ImageLimits,
+) -> None:
+    """Check what an OME-XML declares before tifffile acts on it.
+
+    tifffile opens every companion file the XML names (``UUID FileName``, joined to the
+    folder of ``path``) and makes a list entry per declared plane, so both are checked first:
+    companions against the allowed roots, declared pixels against the limits and the bytes
+    of the files that could hold them.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return  # tifffile cannot parse it either, and falls back to the TIFF pages
+    folder = tf.filehandle.dirname
+    file_bytes = tf.filehandle.size
+    named: set[str] = set()
+    for element in root.iter():
+        name = element.attrib.get("FileName") if element.tag.endswith("UUID") else None
+        if name is None or name in named:
+            continue
+        named.add(name)
+        companion = os.path.join(folder, name)
+        if confinement is not None:
+            confinement.check(companion, named_by=path)
+        if os.path.isfile(companion):
+            file_bytes += os.path.getsize(companion)
+    declared_bytes = 0
+    for pixels in root.iter():
+        if not pixels.tag.endswith("}Pixels") and pixels.tag != "Pixels":
+            continue
+        try:
+            shape = [int(pixels.attrib.get(f"Size{axis}", 1)) for axis in "TCZYX"]
+        except ValueError as err:
+            raise InvalidImageError(
+                f"OME-XML Pixels sizes are not integers: {err}", path=path
+            ) from err
+        limits.check_shape(shape, path=path)
+        itemsize = _OME_ITEMSIZE.get(pixels.attrib.get("Type", ""), 1)
+        declared_bytes += math.prod(shape) * itemsize
+        planes = math.prod(shape[:3])
+        if planes > file_bytes:  # each plane needs its own IFD somewhere in the files
+            raise InvalidImageError(
+                f"the OME-XML declares {planes} planes; the file(s) hold {file_bytes} bytes",
+                path=path,
+            )
+    _check_ratio(declared_bytes, file_bytes, path, limits)
+
+
+def _opened_files(tf: tifffile.TiffFile) -> list[str]:
+    """Every file tifffile opened for the series: ``path`` and its OME companions."""
+    opened = getattr(tf, "_files", None) or {}
+    files = [t.filehandle.path for t in opened.values() if getattr(t, "filehandle", None)]
+    return files or [tf.filehandle.path]
+
+
+def _check_ratio(declared: int, file_bytes: int, path: str, limits: ImageLimits) -> None:
+    if declared > limits.max_compression_ratio * max(file_bytes, 1):
+        raise InvalidImageError(
+            f"the image declares {declared} bytes of pixels in {file_bytes} bytes of file, "
+            f"more than {limits.max_compression_ratio:g} times as many; the file lies about "
+            "its size",
+            path=path,
+        )
+
+
+def _check_declared_sizes(
+    series: list[Any], files: list[str], path: str, limits: ImageLimits
+) -> None:
+    """Refuse sizes the data in the file(s) cannot back, before any pixel is read.
+
+    Every series' decoded bytes over the files' bytes must stay under the compression-ratio
+    limit; the first and last page of each level must hold every tile or strip it declares,
+    each small enough to decode (unless uncompressed and really in the file), and an
+    uncompressed page must hold all its bytes.
+    """
+    file_bytes = sum(os.path.getsize(file) for file in set(files) if os.path.isfile(file))
+    declared = 0
+    for s in series:
+        limits.check_shape(tuple(s.shape), path=path)
+        declared += math.prod(s.shape) * np.dtype(s.dtype).itemsize
+        for level in s.levels:
+            pages = list(level.pages)
+            for page in {id(p): p for p in (pages[:1] + pages[-1:]) if p is not None}.values():
+                _check_page(page, path, limits)
+    _check_ratio(declared, file_bytes, path, limits)
+
+
+def _check_page(page: Any, path: str, limits: ImageLimits) -> None:
+    keyframe = page.keyframe
+    what = "tile" if keyframe.is_tiled else "strip"
+    expected = math.prod(keyframe.chunked)
+    present = len(page.dataoffsets)
+    if present < expected:
+        raise InvalidImageError(
+            f"a page declares {expected} {what}s of {'×'.join(map(str, keyframe.chunks))} "
+            f"pixels but the file holds {present}",
+            path=path,
+        )
+    itemsize = np.dtype(keyframe.dtype).itemsize
+    stored = sum(int(n) for n in page.databytecounts)
+    raw = keyframe.compression == 1 and keyframe.bitspersample == 8 * itemsize
+    if raw and stored < keyframe.nbytes:
+        raise InvalidImageError(
+            f"an uncompressed page declares {keyframe.nbytes} bytes of pixels but its "
+            f"{what}s hold {stored}",
+            path=path,
+        )
+    if not raw:  # an uncompressed strip that is really in the file is read as it is
+        limits.check_chunk(keyframe.chunks, itemsize, what=f"a TIFF {what}", path=path)
 
 
 def _open_series(

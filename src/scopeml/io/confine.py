@@ -1,0 +1,79 @@
+"""Confinement: every file an image reader opens must resolve below one of the allowed roots.
+
+A server job may name only images under its allowed root, and an uploaded image must not
+reach beyond its upload folder. Checking the top-level path is not enough: a multi-file
+OME-TIFF names companion files in its OME-XML (``../secret.tif``, ``/etc/…``) and an OME-Zarr
+folder may hold an array folder or a single chunk file that is a symlink to data elsewhere.
+So each reader checks the real path (``os.path.realpath``: symlinks followed) of every file
+*where it opens it*: :class:`Confinement` is held by the reader or store object, not by a
+context variable, because engine workers read tiles from the lazy image in other threads long
+after :func:`~scopeml.io.open_image` returned (the zarr store that does so is
+:class:`~scopeml.io.confined_store.ConfinedStore`). Without roots nothing is checked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from os import PathLike
+
+from scopeml.errors import OutsideRootError
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """The folders (real paths) below which a reader may open files.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> root = Path(tempfile.mkdtemp())
+    >>> inside = Confinement.of([root]).check(root / "a" / ".." / "b.tif")
+    >>> inside == os.path.realpath(root / "b.tif")
+    True
+    >>> Confinement.of([root]).check(root / ".." / "secret.tif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    scopeml.errors.OutsideRootError: .../../secret.tif: resolves to ...
+    """
+
+    roots: tuple[str, ...]
+
+    @classmethod
+    def of(cls, roots: Sequence[str | PathLike[str]] | None) -> Confinement | None:
+        """A confinement to ``roots``, or ``None`` (no checks) when ``roots`` is ``None``.
+
+        An empty sequence allows nothing.
+        """
+        if roots is None:
+            return None
+        if isinstance(roots, (str, PathLike)):  # one folder given bare: not its characters
+            roots = [roots]
+        return cls(tuple(os.path.realpath(root) for root in roots))
+
+    def allows(self, real: str) -> bool:
+        """Whether the real path ``real`` lies at or below one of the roots."""
+        return any(
+            real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in self.roots
+        )
+
+    def check(self, path: str | PathLike[str], *, named_by: str | None = None) -> str:
+        """The real path of ``path``; :class:`OutsideRootError` naming it when outside the roots.
+
+        ``named_by`` is the file that referred to ``path`` (an OME-TIFF naming a companion).
+        """
+        real = os.path.realpath(path)
+        if not self.allows(real):
+            by = f" (named in {named_by})" if named_by else ""
+            raise OutsideRootError(
+                f"resolves to {real}, outside the allowed folders ({', '.join(self.roots)}){by}",
+                path=path,
+            )
+        return real
+
+
+def check_path(path: str | PathLike[str], confinement: Confinement | None) -> None:
+    """Check ``path`` against ``confinement``; nothing to do without one."""
+    if confinement is not None:
+        confinement.check(path)
