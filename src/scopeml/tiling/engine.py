@@ -13,7 +13,7 @@ import numpy as np
 
 from scopeml.errors import Cancelled, IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
-from scopeml.model.spec import Model
+from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.identity import run_identity
@@ -168,7 +168,8 @@ def segment_image(
     extract_index = (
         class_index(spec.classes, options.extract_class) if options.extract_class else None
     )
-    normalize = options.normalize
+    # The user's choice, else the policy the model was trained with (recorded in its container).
+    normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
     parse_normalize(normalize)  # reject a bad value before any work
     plan = build_plan(image, model, options)
     normalization = compute_normalization(image, normalize, scene=scene)
