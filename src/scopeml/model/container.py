@@ -14,10 +14,8 @@ with the graph before a container is accepted or written.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import zipfile
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -28,7 +26,7 @@ import onnx
 from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.graph import GraphInfo, inspect_graph
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
-from scopeml.model.safezip import DEFAULT_LIMITS, ZipLimits, read_zip_members
+from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits, write_zip
 
 CZANN_METADATA = "model.json"
 CZANN_MODEL = "model.model"
@@ -99,11 +97,38 @@ def read_container(path: str | PathLike[str], *, limits: ZipLimits = DEFAULT_LIM
     ('bg', 'fg')
     """
     path = Path(path)
-    members = read_zip_members(path, limits=limits)
-    return parse_members(members, path=path)
+    with SafeZip(path, limits=limits) as archive:
+        return parse_members(_ArchiveMembers(archive), path=path)
 
 
-def parse_members(members: dict[str, bytes], *, path: Path | None = None) -> Container:
+class _ArchiveMembers(Mapping[str, bytes]):
+    """Members of an open archive, read (within its limits) only when looked up.
+
+    Members a container does not use (a stray pickle, say) are listed but never read; metadata
+    members get the smaller JSON limit.
+    """
+
+    def __init__(self, archive: SafeZip) -> None:
+        self._archive = archive
+
+    def __getitem__(self, name: str) -> bytes:
+        if name not in self._archive:
+            raise KeyError(name)
+        small = name.lower().endswith((".json", ".xml"))
+        limit = self._archive.limits.max_json_bytes if small else None
+        return self._archive.read(name, max_bytes=limit)
+
+    def __contains__(self, name: object) -> bool:  # Mapping's default would read the member
+        return name in self._archive
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._archive.names)
+
+    def __len__(self) -> int:
+        return len(self._archive.names)
+
+
+def parse_members(members: Mapping[str, bytes], *, path: Path | None = None) -> Container:
     """Build a :class:`Container` from archive members already in memory."""
     if CZANN_METADATA in members:
         return _parse_czann(members, path)
@@ -118,7 +143,7 @@ def parse_members(members: dict[str, bytes], *, path: Path | None = None) -> Con
     )
 
 
-def _parse_czann(members: dict[str, bytes], path: Path | None) -> Container:
+def _parse_czann(members: Mapping[str, bytes], path: Path | None) -> Container:
     try:
         data = json.loads(members[CZANN_METADATA].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
@@ -142,7 +167,7 @@ def _parse_czann(members: dict[str, bytes], path: Path | None) -> Container:
 
 
 def _parse_legacy(
-    members: dict[str, bytes], ids: list[str], xml_names: list[str], path: Path | None
+    members: Mapping[str, bytes], ids: list[str], xml_names: list[str], path: Path | None
 ) -> Container:
     if len(ids) > 1:
         raise InvalidContainerError(f"{len(ids)} modelid= members; expected one", path=path)
@@ -176,7 +201,7 @@ def _with_license(
     metadata: ModelMetadata | LegacyModelMetadata,
     onnx_bytes: bytes,
     graph: GraphInfo,
-    members: dict[str, bytes],
+    members: Mapping[str, bytes],
     extras: list[str],
     path: Path | None,
 ) -> Container:
@@ -195,6 +220,12 @@ def _with_license(
 
 def load_onnx(onnx_bytes: bytes, *, path: Any = None) -> onnx.ModelProto:
     """Parse and check a serialised ONNX graph; refuse external-data references."""
+    model = _parse_onnx(onnx_bytes, path)
+    _check_onnx(onnx_bytes, path)
+    return model
+
+
+def _parse_onnx(onnx_bytes: bytes, path: Any) -> onnx.ModelProto:
     try:
         model = onnx.load_model_from_string(onnx_bytes)
     except Exception as err:  # protobuf DecodeError and friends: the bytes are not ONNX
@@ -208,11 +239,42 @@ def load_onnx(onnx_bytes: bytes, *, path: Any = None) -> onnx.ModelProto:
                 "containers must be self-contained",
                 path=path,
             )
-    try:
-        onnx.checker.check_model(model)
+    return model
+
+
+def _check_onnx(onnx_bytes: bytes, path: Any) -> None:
+    try:  # the checker parses the bytes itself; given a ModelProto it would serialise a copy
+        onnx.checker.check_model(onnx_bytes)
     except Exception as err:  # ValidationError, or protobuf errors on odd graphs
         raise InvalidContainerError(f"the ONNX graph is invalid ({err})", path=path) from err
-    return model
+
+
+def graph_skeleton(onnx_bytes: bytes, *, path: Any = None) -> onnx.ModelProto:
+    """The graph without its weights: a tensor of over 256 values keeps name, type and dims only.
+
+    What inspecting a graph and inferring its shapes need, at a fraction of the memory of the
+    whole model (small tensors, such as the shapes a ``Reshape`` reads, are kept). Refuses
+    external-data references as :func:`load_onnx` does.
+    """
+    model = _parse_onnx(onnx_bytes, path)
+    for tensor in _all_tensors(model.graph):
+        if math.prod(tensor.dims) > 256:  # not ByteSize(): upb serialises a copy to count
+            for field in _TENSOR_DATA_FIELDS:
+                tensor.ClearField(field)
+    skeleton = model.SerializeToString()
+    del model  # the parsed weights go here, before anything else is allocated
+    return onnx.load_model_from_string(skeleton)
+
+
+_TENSOR_DATA_FIELDS = (
+    "raw_data",
+    "float_data",
+    "int32_data",
+    "string_data",
+    "int64_data",
+    "double_data",
+    "uint64_data",
+)
 
 
 def _all_tensors(graph: onnx.GraphProto):
@@ -229,10 +291,15 @@ def _all_tensors(graph: onnx.GraphProto):
 
 
 def load_graph_info(onnx_bytes: bytes, *, path: Any = None) -> GraphInfo:
-    """:func:`load_onnx` then :func:`inspect_graph`, errors as InvalidContainerError."""
-    model = load_onnx(onnx_bytes, path=path)
+    """Check a serialised graph and inspect it, errors as InvalidContainerError.
+
+    Memory stays near twice the graph's size: the weights are dropped from the parsed copy
+    before the checker parses the bytes once more (see :func:`graph_skeleton`).
+    """
+    skeleton = graph_skeleton(onnx_bytes, path=path)
+    _check_onnx(onnx_bytes, path)
     try:
-        return inspect_graph(model)
+        return inspect_graph(skeleton)
     except ValueError as err:
         raise InvalidContainerError(str(err), path=path) from err
 
@@ -370,20 +437,4 @@ def write_container(
 def _write_zip_atomically(path: Path, members: list[tuple[str, bytes]]) -> None:
     if path.is_dir():
         raise InvalidRequestError("is a folder; a container is written as a file", path=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                for name, data in members:
-                    # a fixed timestamp: the same model always gives the same bytes
-                    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    archive.writestr(info, data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes 0600; a model is meant to be shared
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_zip(path, members)

@@ -2,18 +2,32 @@
 
 czann graphs are channels-last (``N×Y×X×C``); inside scopeml batches are channels-first
 (``N×C×Y×X``). :class:`OnnxModel` transposes at its boundary, so the engine never sees NHWC.
+
+A graph is untrusted code of a sort: a ``Loop`` of 2**62 iterations is 400 bytes. Every run
+therefore has a time budget; a watchdog timer sets ONNX Runtime's ``RunOptions.terminate`` when
+it is spent, ONNX Runtime stops between two nodes (loop iterations included) and the call raises
+:class:`~scopeml.errors.ModelTimeoutError`. One kernel that runs long on its own (a huge
+``MatMul``) is not interrupted mid-kernel; memory checks before a run keep those small.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+import threading
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError, InvalidContainerError, InvalidRequestError
+from scopeml.errors import (
+    IncompatibleModelError,
+    InvalidContainerError,
+    InvalidRequestError,
+    ModelTimeoutError,
+)
 from scopeml.model.container import Container, read_container
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
 from scopeml.model.spec import ModelSpec
@@ -22,6 +36,39 @@ logger = logging.getLogger(__name__)
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+
+#: Environment variable with the default per-call time budget, in seconds (``0``: none).
+TIME_BUDGET_ENV = "SCOPEML_MODEL_TIME_BUDGET"
+#: Per-call time budget when neither the caller nor the environment sets one, in seconds.
+DEFAULT_TIME_BUDGET = 300.0
+
+
+def resolve_time_budget(time_budget: float | None = None) -> float:
+    """The per-call time budget in seconds: ``time_budget``, else the environment, else 300.
+
+    ``0`` (or ``inf``) means no budget. A malformed value is an :class:`InvalidRequestError`.
+
+    Examples
+    --------
+    >>> resolve_time_budget(2.5)
+    2.5
+    >>> resolve_time_budget(0)
+    inf
+    """
+    source = "time budget"
+    if time_budget is None:
+        text = os.environ.get(TIME_BUDGET_ENV, "").strip()
+        if not text:
+            return DEFAULT_TIME_BUDGET
+        source = TIME_BUDGET_ENV
+        try:
+            time_budget = float(text)
+        except ValueError as err:
+            raise InvalidRequestError(f"{source} must be seconds, got {text!r}") from err
+    value = float(time_budget)
+    if math.isnan(value) or value < 0:
+        raise InvalidRequestError(f"{source} must be seconds >= 0 (0: none), got {value}")
+    return math.inf if value == 0 else value
 
 
 def model_spec(container: Container) -> ModelSpec:
@@ -125,11 +172,13 @@ class OnnxModel:
         *,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
+        time_budget: float | None = None,
     ) -> None:
         import onnxruntime as ort
         from onnx import helper
 
         self.spec = model_spec(container)
+        self.time_budget = resolve_time_budget(time_budget)
         self.metadata = container.metadata
         self.path = container.path
         chosen = choose_providers(providers)
@@ -208,13 +257,34 @@ class OnnxModel:
         return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
 
     def _run(self, channels_last: np.ndarray) -> np.ndarray:
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        options.log_severity_level = 4  # a stopped run is reported as our error, not logged
+        watchdog = None
+        if math.isfinite(self.time_budget):
+            watchdog = threading.Timer(self.time_budget, setattr, (options, "terminate", True))
+            watchdog.daemon = True
+            watchdog.start()
         try:
-            (output,) = self._session.run([self._output_name], {self._input_name: channels_last})
+            (output,) = self._session.run(
+                [self._output_name], {self._input_name: channels_last}, options
+            )
         except Exception as err:  # onnxruntime raises its own types for bad shapes
+            if options.terminate:
+                raise ModelTimeoutError(
+                    f"the model ran past its time budget of {self.time_budget:g} s and was "
+                    f"stopped (input {channels_last.shape}, N×...×C); set --time-budget or "
+                    f"{TIME_BUDGET_ENV} if it needs longer",
+                    path=self.path,
+                ) from err
             raise IncompatibleModelError(
                 f"the graph failed on input {channels_last.shape} (N×...×C): {err}",
                 path=self.path,
             ) from err
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         return np.asarray(output)
 
 
@@ -223,6 +293,7 @@ def load_model(
     *,
     providers: Sequence[str] | None = None,
     threads: int | None = None,
+    time_budget: float | None = None,
 ) -> OnnxModel:
     """Open a ``.czann``/``.czseg``/``.czmodel`` (or a :class:`Container`) for inference.
 
@@ -235,6 +306,10 @@ def load_model(
     threads
         Intra-op threads of the session; default ONNX Runtime's (all physical cores). Set it
         when several workers share a machine.
+    time_budget
+        Seconds one ``predict`` call (one ONNX Runtime run) may take before it is stopped with
+        :class:`~scopeml.errors.ModelTimeoutError`; default ``$SCOPEML_MODEL_TIME_BUDGET``, else
+        300; ``0`` for none.
     """
     container = source if isinstance(source, Container) else read_container(source)
-    return OnnxModel(container, providers=providers, threads=threads)
+    return OnnxModel(container, providers=providers, threads=threads, time_budget=time_budget)

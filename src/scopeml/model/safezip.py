@@ -1,23 +1,47 @@
-"""Read the members of an untrusted zip archive into memory, within limits.
+"""The one safe container module: untrusted zip archives of JSON and plain ``.npy`` arrays.
 
-A model container is a zip file from someone else. Nothing in it is extracted to disk and no member
-name is ever used as a path; members are read into ``bytes`` while counting, so a member that
-claims to be small but inflates to gigabytes (a zip bomb) is stopped at the limit, not after.
+Every scopeml container (czann and legacy czseg/czmodel models, pixel classifiers, object
+classifiers, training checkpoints) is a zip file from someone else. Nothing in it is extracted to
+disk and no member name is ever used as a path; members are streamed into memory while counting,
+so a member that claims to be small but inflates to gigabytes (a zip bomb) is stopped at the
+limit, not after. One set of limits (:class:`ZipLimits`) holds for every kind of container; the
+per-member limit is what keeps the peak memory of opening any container bounded, because each
+member read is held in memory once (no join of chunks, no second copy).
+
+Writing goes through :func:`write_zip`: a temporary file next to the target, renamed when
+complete, so a reader never sees half a container.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import lzma
+import os
+import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
-from scopeml.errors import InvalidContainerError
+import numpy as np
+
+from scopeml.errors import InvalidContainerError, InvalidRequestError
 
 _CHUNK = 1 << 20
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,  # an encrypted member without a password
+    zlib.error,
+    lzma.LZMAError,
+)
 
 
 @dataclass(frozen=True)
@@ -29,21 +53,26 @@ class ZipLimits:
     max_members
         Most entries (files and folders) in the archive.
     max_member_bytes
-        Largest uncompressed size of one member (ONNX protobufs stop at 2 GiB anyway).
+        Largest uncompressed size of one member. Members are held in memory; checking an ONNX
+        graph needs one more copy and ONNX Runtime two while it builds a session, so 400 MiB
+        keeps opening (and loading) any container under 1.5 GB of memory.
     max_total_bytes
-        Largest uncompressed size of all members read together.
+        Largest uncompressed size of all members read from one archive together.
     max_ratio
         Largest uncompressed/compressed ratio of a member bigger than ``ratio_floor_bytes``; model
         weights compress poorly, a bomb compresses ~1000:1.
     ratio_floor_bytes
         Members smaller than this are exempt from the ratio check (small JSON compresses well).
+    max_json_bytes
+        Largest JSON member (metadata); parsed JSON takes several times its size in memory.
     """
 
     max_members: int = 64
-    max_member_bytes: int = 2**31
-    max_total_bytes: int = 2**31 + 2**24
+    max_member_bytes: int = 400 * 2**20
+    max_total_bytes: int = 512 * 2**20
     max_ratio: float = 200.0
     ratio_floor_bytes: int = 1 << 20
+    max_json_bytes: int = 4 * 2**20
 
 
 DEFAULT_LIMITS = ZipLimits()
@@ -77,6 +106,203 @@ def check_member_name(name: str) -> None:
         raise ValueError(f"unsafe member name {name!r}")
 
 
+class SafeZip:
+    """An untrusted archive opened for bounded reads of its members by name.
+
+    Opening checks the member count, every name (unsafe, duplicate, encrypted); reads are
+    bounded by :class:`ZipLimits` whatever the headers claim. Use it as a context manager.
+
+    Examples
+    --------
+    >>> buffer = io.BytesIO()
+    >>> write_zip(buffer, [("meta.json", json_bytes({"a": 1})), ("x.npy", npy_bytes(np.arange(3)))])
+    >>> with SafeZip(buffer.getvalue()) as archive:
+    ...     archive.names, archive.read_json("meta.json"), archive.read_array("x.npy").tolist()
+    (['meta.json', 'x.npy'], {'a': 1}, [0, 1, 2])
+    """
+
+    def __init__(
+        self, source: str | PathLike[str] | bytes, *, limits: ZipLimits = DEFAULT_LIMITS
+    ) -> None:
+        self.path = None if isinstance(source, bytes | bytearray) else Path(source)
+        self.limits = limits
+        self._total = 0
+        try:
+            self._archive = zipfile.ZipFile(io.BytesIO(source) if self.path is None else self.path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
+            raise self._error(f"not a valid zip archive ({err})") from err
+        except OSError as err:
+            if isinstance(err, FileNotFoundError | IsADirectoryError | PermissionError):
+                raise
+            raise self._error(f"cannot read the zip archive ({err})") from err
+        try:
+            self._infos = self._check_infos()
+        except BaseException:
+            self._archive.close()
+            raise
+
+    def _error(self, problem: str) -> InvalidContainerError:
+        return InvalidContainerError(problem, path=self.path)
+
+    def _check_infos(self) -> dict[str, zipfile.ZipInfo]:
+        infos = self._archive.infolist()
+        if len(infos) > self.limits.max_members:
+            raise self._error(
+                f"archive has {len(infos)} members; at most {self.limits.max_members} are allowed"
+            )
+        files: dict[str, zipfile.ZipInfo] = {}
+        for info in infos:
+            try:
+                check_member_name(info.filename)
+            except ValueError as err:
+                raise self._error(str(err)) from err
+            if info.is_dir():
+                continue
+            if info.filename in files:
+                raise self._error(f"duplicate member {info.filename!r}")
+            if info.flag_bits & 0x1:
+                raise self._error(f"member {info.filename!r} is encrypted")
+            files[info.filename] = info
+        return files
+
+    def __enter__(self) -> SafeZip:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._archive.close()
+
+    @property
+    def names(self) -> list[str]:
+        """File members in archive order (folders left out)."""
+        return list(self._infos)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._infos
+
+    def size(self, name: str) -> int:
+        """The uncompressed size the archive declares for ``name`` (not trusted for reads)."""
+        return self._info(name).file_size
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        try:
+            return self._infos[name]
+        except KeyError as err:
+            raise self._error(f"member {name!r} is missing") from err
+
+    def read(self, name: str, *, max_bytes: int | None = None) -> bytes:
+        """The content of member ``name``, streamed within the limits and held once.
+
+        ``max_bytes`` lowers the per-member limit (e.g. for JSON). The content goes into one
+        growing buffer whose bytes are returned without a copy, so the peak is the member's
+        size plus one chunk.
+        """
+        info = self._info(name)
+        limits = self.limits
+        budget = min(
+            limits.max_member_bytes if max_bytes is None else max_bytes,
+            limits.max_total_bytes - self._total,
+        )
+        if info.file_size > budget:
+            raise self._error(
+                f"member {name!r} unpacks to {info.file_size} bytes; the limit is {budget}"
+            )
+        buffer = io.BytesIO()
+        size = 0
+        try:
+            with self._archive.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > budget:
+                        raise self._error(
+                            f"member {name!r} unpacks to more than {budget} bytes (the limit)"
+                        )
+                    ratio = size / max(info.compress_size, 1)
+                    if size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
+                        raise self._error(
+                            f"member {name!r} has a compression ratio above "
+                            f"{limits.max_ratio:g} (a zip bomb?)"
+                        )
+                    buffer.write(chunk)
+                    del chunk
+        except InvalidContainerError:
+            raise
+        except _READ_ERRORS as err:
+            raise self._error(f"member {name!r} is unreadable ({err})") from err
+        self._total += size
+        data = buffer.getvalue()  # shares the buffer's bytes: no copy
+        del buffer
+        return data
+
+    def read_json(self, name: str) -> Any:
+        """Member ``name`` parsed as UTF-8 JSON (at most ``max_json_bytes``)."""
+        data = self.read(name, max_bytes=self.limits.max_json_bytes)
+        try:
+            return json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            raise self._error(f"{name} is not valid JSON ({err})") from err
+
+    def read_array(
+        self, name: str, *, dtype: Any = None, max_ndim: int | None = None
+    ) -> np.ndarray:
+        """Member ``name`` as a plain ``.npy`` array: no pickle, header checked before the data.
+
+        ``dtype`` (when given) must match exactly; object, structured and Fortran-order arrays
+        are refused, and the data must be exactly as long as the header says.
+        """
+        return parse_npy(self.read(name), name, dtype=dtype, max_ndim=max_ndim, path=self.path)
+
+
+def parse_npy(
+    data: bytes,
+    name: str,
+    *,
+    dtype: Any = None,
+    max_ndim: int | None = None,
+    path: str | PathLike[str] | None = None,
+) -> np.ndarray:
+    """Turn the bytes of a ``.npy`` into a read-only array after checking header and size.
+
+    Examples
+    --------
+    >>> parse_npy(npy_bytes(np.eye(2)), "eye.npy", dtype="float64").tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    buffer = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buffer)
+        reader = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }[version]
+        shape, fortran, found = reader(buffer, max_header_size=10_000)
+    except (ValueError, KeyError, SyntaxError, TypeError, OSError) as err:
+        raise InvalidContainerError(f"{name}: bad .npy header ({err})", path=path) from err
+    wanted = None if dtype is None else np.dtype(dtype)
+    plain = found.kind in "biuf" and found.fields is None and not found.hasobject
+    if (
+        not plain
+        or (wanted is not None and found != wanted)
+        or fortran
+        or (max_ndim is not None and len(shape) > max_ndim)
+        or any(n < 0 for n in shape)
+    ):
+        expected = f"{wanted} " if wanted is not None else "numbers "
+        rank = f", ≤ {max_ndim}-D" if max_ndim is not None else ""
+        raise InvalidContainerError(
+            f"{name} holds {found} {shape}; expected {expected}in C order{rank}", path=path
+        )
+    count = int(np.prod(shape, dtype=np.int64))
+    have = len(data) - buffer.tell()
+    if have != count * found.itemsize:
+        raise InvalidContainerError(
+            f"{name} has {have} data bytes; its header says {count * found.itemsize}", path=path
+        )
+    return np.frombuffer(data, found, count, offset=buffer.tell()).reshape(shape)
+
+
 def read_zip_members(
     source: str | PathLike[str] | bytes, *, limits: ZipLimits = DEFAULT_LIMITS
 ) -> dict[str, bytes]:
@@ -102,94 +328,74 @@ def read_zip_members(
 
     Examples
     --------
-    >>> import io, zipfile
     >>> buffer = io.BytesIO()
     >>> with zipfile.ZipFile(buffer, "w") as archive:
     ...     archive.writestr("model.json", "{}")
     >>> read_zip_members(buffer.getvalue())
     {'model.json': b'{}'}
     """
-    path = None if isinstance(source, bytes | bytearray) else Path(source)
+    with SafeZip(source, limits=limits) as archive:
+        return {name: archive.read(name) for name in archive.names}
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as indented UTF-8 JSON, the form every container stores metadata in."""
+    return json.dumps(data, indent=2).encode("utf-8")
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """``array`` as a plain C-order ``.npy`` (no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_zip(
+    target: str | PathLike[str] | io.BytesIO,
+    members: Iterable[tuple[str, bytes]],
+    *,
+    compression: int = zipfile.ZIP_DEFLATED,
+) -> None:
+    """Write ``(name, content)`` members as a zip, atomically when ``target`` is a path.
+
+    A path is written as a uniquely named temporary file in the same folder and renamed when
+    complete (mode 0644: a model is meant to be shared); on any error the temporary file is
+    removed and the target is untouched. Member names are checked as on reading.
+    """
+    if isinstance(target, io.BytesIO):
+        _write_members(target, members, compression)
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; a container is written as a file", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(source) if path is None else path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
-        raise InvalidContainerError(f"not a valid zip archive ({err})", path=path) from err
-    except OSError as err:
-        if isinstance(err, FileNotFoundError | IsADirectoryError | PermissionError):
-            raise
-        raise InvalidContainerError(f"cannot read the zip archive ({err})", path=path) from err
-    with archive:
-        return _read_all(archive, limits, path)
-
-
-def _read_all(archive: zipfile.ZipFile, limits: ZipLimits, path: Path | None) -> dict[str, bytes]:
-    infos = archive.infolist()
-    if len(infos) > limits.max_members:
-        raise InvalidContainerError(
-            f"archive has {len(infos)} members; at most {limits.max_members} are allowed",
-            path=path,
-        )
-    members: dict[str, bytes] = {}
-    total = 0
-    for info in infos:
-        try:
-            check_member_name(info.filename)
-        except ValueError as err:
-            raise InvalidContainerError(str(err), path=path) from err
-        if info.is_dir():
-            continue
-        if info.filename in members:
-            raise InvalidContainerError(f"duplicate member {info.filename!r}", path=path)
-        if info.flag_bits & 0x1:
-            raise InvalidContainerError(f"member {info.filename!r} is encrypted", path=path)
-        budget = min(limits.max_member_bytes, limits.max_total_bytes - total)
-        data = _read_member(archive, info, budget, limits, path)
-        total += len(data)
-        members[info.filename] = data
-    return members
-
-
-def _read_member(
-    archive: zipfile.ZipFile,
-    info: zipfile.ZipInfo,
-    budget: int,
-    limits: ZipLimits,
-    path: Path | None,
-) -> bytes:
-    name = info.filename
-    if info.file_size > budget:
-        raise InvalidContainerError(
-            f"member {name!r} unpacks to {info.file_size} bytes; the limit is {budget}", path=path
-        )
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        with archive.open(info) as stream:
-            while chunk := stream.read(_CHUNK):
-                size += len(chunk)
-                if size > budget:
-                    raise InvalidContainerError(
-                        f"member {name!r} unpacks to more than {budget} bytes (the limit)",
-                        path=path,
-                    )
-                ratio = size / max(info.compress_size, 1)
-                if size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
-                    raise InvalidContainerError(
-                        f"member {name!r} has a compression ratio above {limits.max_ratio:g} "
-                        "(a zip bomb?)",
-                        path=path,
-                    )
-                chunks.append(chunk)
-    except InvalidContainerError:
+        with os.fdopen(handle, "wb") as raw:
+            _write_members(raw, members, compression)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
         raise
-    except (
-        zipfile.BadZipFile,
-        EOFError,
-        OSError,
-        ValueError,
-        NotImplementedError,
-        zlib.error,
-        lzma.LZMAError,
-    ) as err:
-        raise InvalidContainerError(f"member {name!r} is unreadable ({err})", path=path) from err
-    return b"".join(chunks)
+
+
+def _write_members(raw: Any, members: Iterable[tuple[str, bytes]], compression: int) -> None:
+    with zipfile.ZipFile(raw, "w", compression=compression) as archive:
+        for name, data in _checked(members):
+            # a fixed timestamp: the same content always gives the same bytes
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = compression
+            archive.writestr(info, data)
+
+
+def _checked(members: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    seen: set[str] = set()
+    for name, data in members:
+        check_member_name(name)
+        if name in seen:
+            raise ValueError(f"duplicate member {name!r}")
+        seen.add(name)
+        yield name, data

@@ -138,3 +138,85 @@ def tiny_unet_onnx(
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+def _image_model(nodes: list[onnx.NodeProto], name: str, channels: int, classes: int):
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", "Y", "X", channels])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", "Y", "X", classes])],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="scopeml.model.testing"
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def endless_loop_onnx(*, channels: int = 2, trips: int = 2**62) -> onnx.ModelProto:
+    """A hostile graph of a few hundred bytes: its output is its input after ``trips`` no-ops.
+
+    A ``Loop`` whose body passes the image through unchanged; with the default 2**62 trips it
+    never ends, which is what the per-call time budget is for. ``N×Y×X×C → N×Y×X×C``.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort
+    >>> graph = endless_loop_onnx(trips=3)
+    >>> cpu = ["CPUExecutionProvider"]
+    >>> session = ort.InferenceSession(graph.SerializeToString(), providers=cpu)
+    >>> session.run(None, {"input": np.ones((1, 4, 4, 2), np.float32)})[0].sum()
+    np.float32(32.0)
+    """
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Identity", ["x_in"], ["x_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("trip", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("x_out", TensorProto.FLOAT, None),
+        ],
+    )
+    trip = helper.make_tensor("trips", TensorProto.INT64, [], [trips])
+    keep_going = helper.make_tensor("go", TensorProto.BOOL, [], [True])
+    nodes = [
+        helper.make_node("Constant", [], ["trips"], value=trip),
+        helper.make_node("Constant", [], ["go"], value=keep_going),
+        helper.make_node("Loop", ["trips", "go", "input"], ["output"], body=body),
+    ]
+    return _image_model(nodes, "endless_loop", channels, channels)
+
+
+def allocating_onnx(*, channels: int = 1, elements: int = 425 * 2**20) -> onnx.ModelProto:
+    """A hostile graph of a few hundred bytes that allocates ``elements`` float32 values.
+
+    ``ConstantOfShape`` fills a ``1×elements`` tensor (1.7 GB by default) whose sum is added to
+    the input, so the output is the input (plus 0) and the allocation cannot be optimised away.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort
+    >>> graph = allocating_onnx(elements=10)
+    >>> cpu = ["CPUExecutionProvider"]
+    >>> session = ort.InferenceSession(graph.SerializeToString(), providers=cpu)
+    >>> session.run(None, {"input": np.ones((1, 2, 2, 1), np.float32)})[0].ravel().tolist()
+    [1.0, 1.0, 1.0, 1.0]
+    """
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, elements])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    nodes = [
+        helper.make_node("Constant", [], ["shape"], value=shape),
+        helper.make_node("ConstantOfShape", ["shape"], ["big"], value=zero),
+        helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+        helper.make_node("Add", ["input", "total"], ["output"]),
+    ]
+    return _image_model(nodes, "allocating", channels, channels)
