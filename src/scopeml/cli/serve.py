@@ -32,9 +32,28 @@ def serve(
         5.0, "--batch-wait-ms", min=0, help="How long a tile waits for others to batch with."
     ),
     predict_workers: int = typer.Option(
-        2, "--predict-workers", min=1, help="Predict calls of one model that run at once."
+        2, "--predict-workers", min=1, help="Predict calls that run at once (all users)."
     ),
+    user_predict_workers: int | None = typer.Option(
+        None,
+        "--user-predict-workers",
+        min=1,
+        help="Predict calls one user's tiles may hold at once (default: all but one).",
+    ),
+    model_time_budget: float = typer.Option(
+        300.0,
+        "--model-time-budget",
+        min=0,
+        help="Seconds one model call may run before it is stopped (0: no limit).",
+    ),
+    upload_quota_mb: float = typer.Option(
+        10240, "--upload-quota-mb", min=0.001, help="Uploaded images one user may keep."
+    ),
+    max_json_kb: float = typer.Option(64, "--max-json-kb", min=1, help="JSON body limit."),
     job_workers: int = typer.Option(1, "--job-workers", min=1, help="Jobs run at once."),
+    max_job_attempts: int = typer.Option(
+        3, "--max-job-attempts", min=1, help="Starts of a job before a crashing one fails."
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
@@ -50,6 +69,11 @@ def serve(
         raise InvalidRequestError("the data folder is a file", path=data_dir)
     if allowed_root is not None and not allowed_root.is_dir():
         raise InvalidRequestError("the allowed root is not an existing folder", path=allowed_root)
+    if user_predict_workers is not None and user_predict_workers > predict_workers:
+        raise InvalidRequestError(
+            f"--user-predict-workers {user_predict_workers} is more than --predict-workers "
+            f"{predict_workers}"
+        )
     config = ServerConfig(
         data_dir=data_dir,
         db=db,
@@ -59,8 +83,13 @@ def serve(
         max_tile_bytes=_bytes(max_tile_mb),
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
+        max_json_bytes=max(1, int(max_json_kb * 1024)),
+        upload_quota_bytes=_bytes(upload_quota_mb),
         predict_workers=predict_workers,
+        user_predict_workers=user_predict_workers,
+        model_time_budget=model_time_budget,
         job_workers=job_workers,
+        max_job_attempts=max_job_attempts,
     )
     run_server(config, host=host, port=port, log_level=log_level)
 

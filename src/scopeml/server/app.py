@@ -9,7 +9,6 @@ caller may not see answers 404, as one that does not exist. Bad input answers 42
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,15 +16,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from scopeml.errors import ScopeMLError
-from scopeml.server.config import ServerConfig
+from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import Database
 from scopeml.server.jobs import JobRunner
 from scopeml.server.metrics import Metrics
 from scopeml.server.models import ModelRegistry
+from scopeml.server.pages import add_pages
 from scopeml.server.routes import ROUTERS
+
+MAX_ERRORS = 10  # validation errors listed in a 422 answer
+MAX_MESSAGE = 200  # characters of each message
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -46,12 +50,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         version=__version__,
         summary="Segmentation of large microscopy images: model registry, tiles, jobs.",
         lifespan=lifespan,
+        docs_url=None,  # pages.add_pages serves /docs from the package, not a CDN
+        redoc_url=None,
+        max_body_size=config.max_json_bytes,  # the routes that stream binary bodies lift it
     )
     app.state.config = config
     app.add_middleware(RequestMetrics)
     app.add_exception_handler(ScopeMLError, bad_input)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     for router in ROUTERS:
         app.include_router(router)
+    add_pages(app)
     return app
 
 
@@ -60,13 +69,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the database, model registry and job runner on start; close them on stop."""
     config: ServerConfig = app.state.config
     for folder in (config.data_dir, config.uploads_dir):
-        folder.mkdir(parents=True, exist_ok=True)
+        private_dir(folder)
     db = Database(config.db)
     metrics = Metrics()
-    executor = ThreadPoolExecutor(
-        max(config.predict_workers, min(4, os.cpu_count() or 1)),
-        thread_name_prefix="scopeml-predict",
-    )
+    # One thread per slot of the fair scheduler: a granted slot never waits for a thread.
+    executor = ThreadPoolExecutor(config.predict_workers, thread_name_prefix="scopeml-predict")
     registry = ModelRegistry(config, db, metrics, executor)
     jobs = JobRunner(config, db, registry)
     app.state.db, app.state.metrics = db, metrics
@@ -84,6 +91,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def bad_input(request: Request, err: Exception) -> JSONResponse:
     """Errors caused by the request's content answer 422 with their one-line message."""
     return JSONResponse({"detail": str(err)}, status_code=422)
+
+
+async def invalid_request(request: Request, err: Exception) -> JSONResponse:
+    """422 for a body or parameter that fails validation, without echoing the input back."""
+    errors = err.errors() if isinstance(err, RequestValidationError) else []
+    detail = [
+        {
+            "loc": [str(part)[:MAX_MESSAGE] for part in list(error.get("loc", ()))[:8]],
+            "msg": str(error.get("msg", ""))[:MAX_MESSAGE],
+            "type": str(error.get("type", ""))[:MAX_MESSAGE],
+        }
+        for error in errors[:MAX_ERRORS]
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 class RequestMetrics:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,6 +44,9 @@ class MicroBatcher:
         Where ``predict`` runs (``None``: the event loop's default thread pool).
     on_batch
         Called with the number of tiles after each successful call (for metrics).
+    gate
+        Entered around each call (``None``: none); the server passes a slot of its
+        :class:`~scopeml.server.fair.FairScheduler`, so users share the workers fairly.
 
     Examples
     --------
@@ -69,6 +73,7 @@ class MicroBatcher:
         concurrency: int = 1,
         executor: Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
+        gate: Callable[[], AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         if max_batch < 1 or concurrency < 1:
             raise ValueError(
@@ -79,6 +84,7 @@ class MicroBatcher:
         self.wait_s = max(0.0, wait_s)
         self._executor = executor
         self._on_batch = on_batch
+        self._gate = gate or contextlib.nullcontext
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._slots = asyncio.Semaphore(concurrency)
@@ -148,7 +154,8 @@ class MicroBatcher:
         stacked = group[0].batch if len(group) == 1 else np.concatenate([r.batch for r in group])
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(self._executor, self._predict, stacked)
+            async with self._gate():
+                result = await loop.run_in_executor(self._executor, self._predict, stacked)
         except Exception as err:
             for request in group:
                 if not request.future.done():

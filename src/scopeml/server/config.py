@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
+GB = 1024 * MB
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) readable by the server's user only (0700).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = private_dir(Path(tempfile.mkdtemp()) / "a" / "b")
+    >>> oct(folder.stat().st_mode & 0o777)
+    '0o700'
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)  # mkdir's mode is masked by the umask, and exist_ok keeps an old mode
+    return path
 
 
 @dataclass(frozen=True)
@@ -21,23 +38,34 @@ class ServerConfig:
     allowed_root
         Jobs may name server-side images only below this directory; ``None`` disables
         server-side paths (uploads only).
-    max_model_bytes, max_image_bytes, max_tile_bytes
-        Size limits of a model upload, an image upload and one tile request body.
+    max_model_bytes, max_image_bytes, max_tile_bytes, max_json_bytes
+        Size limits of a model upload, an image upload, one tile request body and a JSON body.
+    upload_quota_bytes
+        Total size of the images one user may keep uploaded (``DELETE /images/{id}`` frees).
     max_batch, batch_wait_ms
         The micro-batcher collects tile requests for up to ``batch_wait_ms`` milliseconds or
         ``max_batch`` tiles, whichever comes first, into one ``predict`` call.
     predict_workers
-        ``predict`` calls of one model that may run at once.
+        ``predict`` calls that may run at once, over all models and users.
+    user_predict_workers
+        Of those, how many one user's tiles may hold at once (default: all but one, so another
+        user's tile finds a free worker however slow the first user's model is).
+    model_time_budget
+        Seconds one model call may run before it is stopped (a tile answers 422, a job fails);
+        ``0`` for none.
     model_cache
         How many loaded models (runtime sessions) stay in memory.
     job_workers
         Whole-image jobs run at the same time.
+    max_job_attempts
+        A job that was running when the server stopped (crashed, was killed) is resumed at the
+        next start at most this many times in all; then it is marked failed.
 
     Examples
     --------
     >>> config = ServerConfig(Path("/tmp/scopeml-data"))
-    >>> config.db.name, config.max_batch
-    ('scopeml.db', 8)
+    >>> config.db.name, config.max_batch, config.user_predict_workers
+    ('scopeml.db', 8, 1)
     """
 
     data_dir: Path
@@ -46,11 +74,16 @@ class ServerConfig:
     max_model_bytes: int = 512 * MB
     max_image_bytes: int = 2048 * MB
     max_tile_bytes: int = 256 * MB
+    max_json_bytes: int = 64 * 1024
+    upload_quota_bytes: int = 10 * GB
     max_batch: int = 8
     batch_wait_ms: float = 5.0
     predict_workers: int = 2
+    user_predict_workers: int | None = None
+    model_time_budget: float = 300.0
     model_cache: int = 4
     job_workers: int = 1
+    max_job_attempts: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -58,11 +91,22 @@ class ServerConfig:
         object.__setattr__(self, "db", db)
         if self.allowed_root is not None:
             object.__setattr__(self, "allowed_root", Path(self.allowed_root).resolve())
-        for name in ("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_batch"):
+        for name in (
+            *("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_json_bytes"),
+            *("upload_quota_bytes", "max_batch", "model_cache", "job_workers"),
+            *("predict_workers", "max_job_attempts"),
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if min(self.model_cache, self.job_workers, self.predict_workers) < 1:
-            raise ValueError("model_cache, job_workers and predict_workers must be at least 1")
+        if self.user_predict_workers is None:
+            object.__setattr__(self, "user_predict_workers", max(1, self.predict_workers - 1))
+        if not 1 <= self.user_predict_workers <= self.predict_workers:
+            raise ValueError(
+                f"user_predict_workers must be 1 to predict_workers ({self.predict_workers}), "
+                f"got {self.user_predict_workers}"
+            )
+        if not self.model_time_budget >= 0:
+            raise ValueError(f"model_time_budget must be >= 0, got {self.model_time_budget}")
 
     @property
     def models_dir(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import sqlite3
 import threading
@@ -47,6 +48,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     done INTEGER NOT NULL DEFAULT 0,
     total INTEGER NOT NULL DEFAULT 0,
     error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
@@ -96,8 +98,9 @@ class Database:
 
     def __init__(self, path: str | PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        _create_private(self.path)  # token hashes and records: the server's user only
         try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         except sqlite3.DatabaseError as err:  # a folder, no permission
@@ -107,6 +110,7 @@ class Database:
             with self._lock, self._conn:
                 self._conn.execute("PRAGMA journal_mode=WAL")
                 self._conn.executescript(SCHEMA)
+                _add_missing_columns(self._conn)
         except sqlite3.DatabaseError as err:  # another kind of file
             self._conn.close()
             raise InvalidRequestError(f"not a usable scopeml database ({err})", path=path) from err
@@ -198,6 +202,27 @@ class Database:
     def get_upload(self, upload_id: str) -> dict[str, Any] | None:
         return self._one("SELECT * FROM uploads WHERE id = ?", (upload_id,))
 
+    def list_uploads(self, user: str) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM uploads WHERE owner = ? ORDER BY created", (user,))
+
+    def upload_usage(self, user: str) -> int:
+        """Bytes of the images ``user`` keeps uploaded (for the quota)."""
+        row = self._one(
+            "SELECT COALESCE(SUM(size), 0) AS used FROM uploads WHERE owner = ?", (user,)
+        )
+        return int(row["used"]) if row else 0
+
+    def delete_upload(self, upload_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM uploads WHERE id = ?", (upload_id,))
+
+    def jobs_on_image(self, image: str) -> list[dict[str, Any]]:
+        """Queued or running jobs reading ``image``."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE image = ? AND status IN (?, ?)", (image, *UNFINISHED)
+        )
+        return [_job_row(row) for row in rows]
+
     # jobs -----------------------------------------------------------------------------------
 
     def add_job(self, record: dict[str, Any]) -> None:
@@ -236,9 +261,42 @@ class Database:
                 {**fields, "updated": time.time(), "id": job_id},
             )
 
+    def start_job_attempt(self, job_id: str) -> int:
+        """Mark a job running and count the attempt; the number of attempts so far."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ?"
+                " WHERE id = ?",
+                (time.time(), job_id),
+            )
+            row = conn.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return 0 if row is None else int(row["attempts"])
+
+    def undo_job_attempt(self, job_id: str) -> None:
+        """Do not count the current attempt (the server stopped it cleanly)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE jobs SET attempts = MAX(0, attempts - 1) WHERE id = ?", (job_id,))
+
     def delete_job(self, job_id: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file readable by its owner only (0600), if there is none yet."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:  # a folder, no permission: sqlite3 says so below
+        pass
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Columns added since a database was made (``attempts`` of jobs)."""
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+    if "attempts" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
 
 
 def _model_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -14,16 +14,17 @@ import os
 import shutil
 import threading
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeml.errors import InvalidRequestError, ScopeMLError
-from scopeml.model.spec import Model, ModelSpec
-from scopeml.server.config import ServerConfig
+from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.io.image import Image
+from scopeml.model.spec import Model
+from scopeml.progress import ProgressEvent
+from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry
 
@@ -113,40 +114,35 @@ def upload_suffix(filename: str) -> str:
     )
 
 
-class _Stopped(Exception):
-    """The server is shutting down: leave the job to be resumed at the next start."""
+def open_job_image(path: str | Path, scene: int | None, roots: list[Path]) -> Image:
+    """Open a job's image so that every file any reader opens lies below one of ``roots``.
 
+    A multi-file OME-TIFF's companions, an OME-Zarr's array folders and chunks: each is checked
+    where the reader opens it (symlinks followed), not only the top-level path.
+    """
+    from scopeml.io import open_image
 
-class _JobModel:
-    """A model that counts tiles for progress and stops the engine when the server stops."""
-
-    def __init__(self, model: Model, stop: threading.Event, on_tiles: Any) -> None:
-        self._model = model
-        self._stop = stop
-        self._on_tiles = on_tiles
-        self.spec: ModelSpec = model.spec
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        if self._stop.is_set():
-            raise _Stopped()
-        result = self._model.predict(batch)
-        self._on_tiles(len(batch))
-        return result
-
-    def __getattr__(self, name: str) -> Any:  # identity attributes the engine may record
-        return getattr(self._model, name)
+    return open_image(path, scene=scene, allowed_roots=[str(root) for root in roots])
 
 
 class JobRunner:
-    """Runs jobs in a small thread pool; resumes unfinished ones on start."""
+    """Runs jobs in a small thread pool; resumes unfinished ones on start; cancels on request.
+
+    A job that was running when the server stopped counts one attempt; after
+    ``config.max_job_attempts`` it is marked failed instead of being resumed again, so a job that
+    crashes or hangs the server is not retried for ever.
+    """
 
     def __init__(self, config: ServerConfig, db: Database, registry: ModelRegistry) -> None:
         self.config = config
         self.db = db
         self.registry = registry
         self._stop = threading.Event()
+        self._cancel: dict[str, threading.Event] = {}
+        self._futures: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(config.job_workers, thread_name_prefix="scopeml-job")
-        config.jobs_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(config.jobs_dir)
 
     def output_dir(self, job_id: str) -> Path:
         return self.config.jobs_dir / job_id
@@ -163,28 +159,64 @@ class JobRunner:
         return ids
 
     def submit(self, job_id: str) -> None:
-        self._executor.submit(self._run, job_id)
+        with self._lock:
+            self._cancel[job_id] = threading.Event()
+            self._futures[job_id] = self._executor.submit(self._run, job_id)
+
+    def cancel(self, job_id: str) -> Future[None] | None:
+        """Ask a queued or running job to stop at its next batch; its future, if it has one."""
+        with self._lock:
+            event, future = self._cancel.get(job_id), self._futures.get(job_id)
+        if event is not None:
+            event.set()
+        return future
 
     def close(self) -> None:
         """Stop running jobs at their next batch (they resume at the next start)."""
         self._stop.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def image_roots(self, image: str | Path) -> list[Path]:
+        """The folders a job's image may read from: its upload's folder, or the allowed root."""
+        path = Path(image)
+        if path.parent.parent == self.config.uploads_dir:
+            return [path.parent]
+        if path.parent == self.config.uploads_dir:  # a single-file upload of an older server
+            return [path]
+        return [] if self.config.allowed_root is None else [self.config.allowed_root]
+
     def _run(self, job_id: str) -> None:
-        job = self.db.get_job(job_id)
-        if job is None or self._stop.is_set():
-            return
-        result = self.result_path(job_id)
-        if result.exists():  # finished writing before the server stopped
-            self.db.update_job(job_id, status="done", done=job["total"])
-            return
-        self.db.update_job(job_id, status="running")
-        counter = _Progress(self.db, job_id)
         try:
-            model = _JobModel(self.registry.get(job["model_id"]), self._stop, counter.add)
-            _segment(job["image"], model, result, job["options"], counter)
-        except _Stopped:
-            log.info("job %s stopped; it resumes when the server starts again", job_id)
+            job = self.db.get_job(job_id)
+            if job is None or self._stop.is_set() or self._cancelled(job_id):
+                return
+            if self.result_path(job_id).exists():  # finished writing before the server stopped
+                self.db.update_job(job_id, status="done", done=job["total"])
+                return
+            attempts = self.db.start_job_attempt(job_id)
+            if attempts > self.config.max_job_attempts:
+                self.db.update_job(job_id, status="failed", error=_gave_up(attempts - 1))
+                return
+            self._attempt(job)
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+                self._futures.pop(job_id, None)
+            if self.db.get_job(job_id) is None:  # deleted while queued or running
+                shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
+
+    def _attempt(self, job: dict[str, Any]) -> None:
+        job_id = job["id"]
+        result = self.result_path(job_id)
+        progress = _JobProgress(self.db, job_id, _tiles_written(result), self._stops(job_id))
+        try:
+            model = self.registry.get(job["model_id"])
+            roots = self.image_roots(job["image"])
+            _segment(job["image"], model, result, job["options"], roots, progress)
+        except Cancelled:
+            if self._stop.is_set() and not self._cancelled(job_id):
+                self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
+                log.info("job %s stopped; it resumes when the server starts again", job_id)
             return
         except ScopeMLError as err:  # name the file, not where the server keeps it
             where = f"{Path(err.path).name}: " if err.path else ""
@@ -196,10 +228,20 @@ class JobRunner:
                 job_id, status="failed", error=f"internal error ({type(err).__name__})"
             )
             return
-        self.db.update_job(job_id, status="done", done=counter.total or counter.done)
+        self.db.update_job(job_id, status="done", done=progress.total)
+
+    def _cancelled(self, job_id: str) -> bool:
+        with self._lock:
+            event = self._cancel.get(job_id)
+        return event is not None and event.is_set()
+
+    def _stops(self, job_id: str) -> tuple[threading.Event, ...]:
+        with self._lock:
+            event = self._cancel.get(job_id)
+        return (self._stop,) if event is None else (self._stop, event)
 
     def remove(self, job_id: str) -> None:
-        """Delete a job's record and output folder."""
+        """Delete a job's record and output folder (a running job removes it when it stops)."""
         self.db.delete_job(job_id)
         shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
 
@@ -218,45 +260,57 @@ class JobRunner:
         return target
 
 
-class _Progress:
-    """Tiles done and total of one job, written to the database at most a few times a second."""
+def _gave_up(attempts: int) -> str:
+    return (
+        f"stopped {attempts} times while running (the server crashed, was killed or restarted "
+        "during each attempt); not resumed again"
+    )
 
-    def __init__(self, db: Database, job_id: str) -> None:
-        self.db = db
-        self.job_id = job_id
-        self.done = 0
-        self.total = 0
-        self._lock = threading.Lock()
 
-    def set_total(self, total: int, done: int = 0) -> None:
-        with self._lock:
-            self.total, self.done = int(total), int(done)
-        self.db.update_job(self.job_id, total=self.total, done=self.done)
+class _JobProgress:
+    """Records the engine's progress on the job; stops the run when asked to (cancel, shutdown).
 
-    def add(self, n_tiles: int) -> None:
-        with self._lock:
-            self.done += n_tiles
-            done = self.done
-        self.db.update_job(self.job_id, done=done)
+    ``already`` tiles were written by an earlier attempt: the engine counts only this run's.
+    """
+
+    def __init__(
+        self, db: Database, job_id: str, already: int, stops: tuple[threading.Event, ...]
+    ) -> None:
+        self.db, self.job_id, self.already, self.stops = db, job_id, already, stops
+        self.total = already
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if any(stop.is_set() for stop in self.stops):
+            raise Cancelled(f"job {self.job_id} stopped")
+        if event.stage != "segment":
+            return
+        self.total = self.already + (event.total or 0)
+        self.db.update_job(self.job_id, done=self.already + event.done, total=self.total)
+
+
+def _tiles_written(output: Path) -> int:
+    """Tiles an earlier attempt already wrote to ``output`` (0 when it has not started)."""
+    from scopeml.tiling.store import OutputStore
+
+    try:
+        return len(OutputStore(output, {}).done())
+    except FileNotFoundError:  # nothing written yet
+        return 0
 
 
 def _segment(
-    image_path: str, model: Model, output: Path, options: dict[str, Any], progress: _Progress
+    image_path: str,
+    model: Model,
+    output: Path,
+    options: dict[str, Any],
+    roots: list[Path],
+    progress: _JobProgress,
 ) -> None:
-    """Run the engine, resuming from whatever an earlier process left in ``output``."""
-    from scopeml.api import segment
-    from scopeml.io import open_image
-    from scopeml.tiling.engine import build_plan
+    """Run the engine, resuming from whatever an earlier attempt left in ``output``."""
+    from scopeml.tiling.engine import segment_image
     from scopeml.tiling.options import SegmentOptions
-    from scopeml.tiling.store import OutputStore
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    settings = {**options, "resume": True, "quiet": True}
-    with open_image(image_path, scene=options.get("scene")) as image:
-        total = len(build_plan(image, model, SegmentOptions(**settings)))
-        try:
-            already = len(OutputStore(output, {}).done())
-        except FileNotFoundError:  # nothing written yet
-            already = 0
-        progress.set_total(total, already)
-        segment(image, model, output, **settings)
+    private_dir(output.parent)
+    settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
+    with open_job_image(image_path, options.get("scene"), roots) as image:
+        segment_image(image, model, output, settings, progress=progress)

@@ -22,8 +22,9 @@ from typing import Any
 from scopeml.errors import InvalidContainerError
 from scopeml.model.spec import Model, ModelSpec
 from scopeml.server.batcher import MicroBatcher
-from scopeml.server.config import ServerConfig
+from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import Database, new_id
+from scopeml.server.fair import FairScheduler
 from scopeml.server.metrics import Metrics
 
 CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
@@ -68,15 +69,24 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     return ModelSpec(**values, extra=dict(data.get("extra") or {}))
 
 
-def load_model_file(path: Path) -> Model:
-    """Load a stored container (one place to change when other model kinds are served)."""
+def load_model_file(path: Path, *, time_budget: float | None = None) -> Model:
+    """Load a stored container (one place to change when other model kinds are served).
+
+    ``time_budget``: seconds one ``predict`` call may run before it is stopped with
+    :class:`~scopeml.errors.ModelTimeoutError` (``0``: no limit).
+    """
     from scopeml.model import load_model
 
-    return load_model(path)
+    return load_model(path, time_budget=time_budget)
 
 
 class ModelRegistry:
-    """Models of one server: files, database records, cached sessions and their batchers."""
+    """Models of one server: files, database records, cached sessions and their batchers.
+
+    Each user has a batcher per model (batches never mix users), and every batcher's calls
+    take a slot of one :class:`FairScheduler`: the predict workers are shared round-robin
+    between users, at most ``config.user_predict_workers`` each.
+    """
 
     def __init__(
         self,
@@ -90,9 +100,10 @@ class ModelRegistry:
         self.metrics = metrics
         self._executor = executor
         self._cache: OrderedDict[str, Model] = OrderedDict()
-        self._batchers: dict[str, MicroBatcher] = {}
+        self._batchers: dict[tuple[str, str], MicroBatcher] = {}
         self._lock = threading.Lock()
-        config.models_dir.mkdir(parents=True, exist_ok=True)
+        self.scheduler = FairScheduler(config.predict_workers, config.user_predict_workers or 1)
+        private_dir(config.models_dir)
 
     def path(self, model_id: str) -> Path:
         """The container file of a registered model."""
@@ -124,7 +135,7 @@ class ModelRegistry:
             from scopeml.model import read_container
 
             read_container(target)
-            model = load_model_file(target)
+            model = self._load(target)
             spec = model.spec
             if spec.name == model_id:  # no name in the metadata: not the random file name
                 spec = replace(spec, name=Path(name).stem)
@@ -163,24 +174,28 @@ class ModelRegistry:
             if model is not None:
                 self._cache.move_to_end(model_id)
                 return model
-        model = load_model_file(self.path(model_id))
+        model = self._load(self.path(model_id))
         self._remember(model_id, model)
         return model
 
-    def batcher(self, model_id: str) -> MicroBatcher:
-        """The micro-batcher of a model (created on first use)."""
+    def _load(self, path: Path) -> Model:
+        return load_model_file(path, time_budget=self.config.model_time_budget)
+
+    def batcher(self, model_id: str, user: str) -> MicroBatcher:
+        """The micro-batcher of ``user``'s tiles for a model (created on first use)."""
         with self._lock:
-            batcher = self._batchers.get(model_id)
+            batcher = self._batchers.get((model_id, user))
             if batcher is None:
                 batcher = MicroBatcher(
                     lambda batch: self.get(model_id).predict(batch),
                     max_batch=self.config.max_batch,
                     wait_s=self.config.batch_wait_ms / 1000,
-                    concurrency=self.config.predict_workers,
+                    concurrency=self.config.user_predict_workers or 1,
                     executor=self._executor,
                     on_batch=self.metrics.add_tiles,
+                    gate=lambda: self.scheduler.slot(user),
                 )
-                self._batchers[model_id] = batcher
+                self._batchers[(model_id, user)] = batcher
             return batcher
 
     async def remove(self, model_id: str) -> None:
@@ -188,8 +203,9 @@ class ModelRegistry:
         self.db.delete_model(model_id)
         with self._lock:
             self._cache.pop(model_id, None)
-            batcher = self._batchers.pop(model_id, None)
-        if batcher is not None:
+            keys = [key for key in self._batchers if key[0] == model_id]
+            batchers = [self._batchers.pop(key) for key in keys]
+        for batcher in batchers:
             await batcher.close()
         for suffix in CONTAINER_SUFFIXES:
             (self.config.models_dir / f"{model_id}{suffix}").unlink(missing_ok=True)

@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from scopeml.server.jobs import JobOptions
 from scopeml.server.tiles import NPY_MEDIA_TYPE
 
+#: ``max_body_size`` of the routes that stream a binary body: they check their own limit from the
+#: server's config while streaming (the app's JSON limit does not apply to them).
+STREAMED = 1 << 62
+
 NPY_BODY = {
     "requestBody": {
         "required": True,
@@ -72,6 +76,7 @@ class JobInfo(BaseModel):
     done: int
     total: int
     error: str | None
+    attempts: int = 0
     options: dict[str, Any]
     created: float
     updated: float

@@ -1,16 +1,26 @@
-"""Image routes: upload an image file for a job."""
+"""Image routes: upload an image file for jobs, list and delete uploads (per-user quota).
+
+Each upload lives alone in its own folder ``uploads/<id>/`` and is opened with that folder as
+its only allowed root, at upload and in every job: a multi-file OME-TIFF whose OME-XML names
+``/etc/…`` or ``../other.tif`` is refused, never read.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import time
+from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from scopeml.errors import ScopeMLError
+from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, User, save_body
-from scopeml.server.jobs import upload_suffix
-from scopeml.server.schemas import BINARY_BODY, ERRORS, UploadInfo
+from scopeml.server.jobs import open_job_image, upload_suffix
+from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -19,7 +29,8 @@ router = APIRouter(prefix="/images", tags=["images"])
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=BINARY_BODY,
-    responses={401: ERRORS[401], 413: {"description": "Image too large"}},
+    max_body_size=STREAMED,
+    responses={401: ERRORS[401], 413: {"description": "Image too large or quota exceeded"}},
 )
 async def upload_image(
     request: Request,
@@ -28,11 +39,23 @@ async def upload_image(
     db: Db,
     filename: Annotated[str, Query(max_length=255)],
 ) -> UploadInfo:
-    """Upload an image file (CZI, OME-TIFF, TIFF, PNG) for a job; returns its upload id."""
+    """Upload an image file (CZI, OME-TIFF, TIFF, PNG) for a job; returns its upload id.
+
+    The body streams to disk and is refused (413) as soon as it passes the image size limit
+    or the rest of your quota; an image that does not open, or that names files outside its
+    upload, is refused (422) and nothing is kept.
+    """
     suffix = upload_suffix(filename)
+    limit = _room_left(config, db, user["user"])
     upload_id = new_id()
-    target = config.uploads_dir / f"{upload_id}{suffix}"
-    size = await save_body(request, target, config.max_image_bytes)
+    folder = private_dir(config.uploads_dir / upload_id)
+    target = folder / f"image{suffix}"
+    try:
+        size = await save_body(request, target, limit)
+        await asyncio.to_thread(_check_opens, target, filename)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     record = {
         "id": upload_id,
         "owner": user["user"],
@@ -42,3 +65,53 @@ async def upload_image(
     }
     db.add_upload(record)
     return UploadInfo(id=upload_id, size=size)
+
+
+@router.get("", responses={401: ERRORS[401]})
+async def list_uploads(user: User, db: Db) -> list[UploadInfo]:
+    """Your uploaded images."""
+    return [UploadInfo(id=row["id"], size=row["size"]) for row in db.list_uploads(user["user"])]
+
+
+@router.delete(
+    "/{upload_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={409: {"description": "A queued or running job reads it"}, **ERRORS},
+)
+async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> Response:
+    """Delete an uploaded image (frees its bytes of your quota)."""
+    upload = db.get_upload(upload_id)
+    if upload is None or upload["owner"] != user["user"]:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {upload_id!r}")
+    if db.jobs_on_image(upload["path"]):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "a queued or running job reads this image; delete it first"
+        )
+    db.delete_upload(upload_id)
+    path = Path(upload["path"])
+    if path.parent.parent == config.uploads_dir:
+        await asyncio.to_thread(shutil.rmtree, path.parent, True)
+    else:  # a single-file upload of an older server
+        path.unlink(missing_ok=True)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _room_left(config: ServerConfig, db: Db, user: str) -> int:
+    """The most bytes this upload may have: the size limit, or what is left of the quota."""
+    left = config.upload_quota_bytes - db.upload_usage(user)
+    if left <= 0:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"upload quota of {config.upload_quota_bytes} bytes is used up; "
+            "delete uploads with DELETE /images/{id}",
+        )
+    return min(config.max_image_bytes, left)
+
+
+def _check_opens(path: Path, filename: str) -> None:
+    """Open the upload confined to its own folder; the error names the user's file name."""
+    try:
+        with open_job_image(path, None, [path.parent]):
+            pass
+    except ScopeMLError as err:
+        raise type(err)(err.problem, path=filename) from err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse
@@ -15,6 +16,7 @@ from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
+CANCEL_WAIT_S = 10.0
 ZIP_RESPONSE = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
 
 
@@ -64,15 +66,17 @@ async def get_job(job: OwnJob) -> JobInfo:
     return JobInfo(**job)
 
 
-@router.delete(
-    "/{job_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    responses={409: {"description": "Job still queued or running"}, **ERRORS},
-)
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
 async def delete_job(job: OwnJob, jobs: Jobs) -> Response:
-    """Delete a finished or failed job and its output."""
-    if job["status"] in ("queued", "running"):
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}")
+    """Delete a job and its output; a queued or running job is cancelled first.
+
+    A running job stops at its next batch of tiles; the answer waits for that up to
+    ``CANCEL_WAIT_S`` seconds (a job still stuck in one model call is removed when it stops).
+    """
+    future = jobs.cancel(job["id"])
+    if future is not None:
+        with contextlib.suppress(Exception):  # timed out, or the job failed: remove it anyway
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), CANCEL_WAIT_S)
     await asyncio.to_thread(jobs.remove, job["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

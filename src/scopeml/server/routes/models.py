@@ -12,7 +12,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, OwnedModel, Registry, User, VisibleModel, save_body
 from scopeml.server.models import CONTAINER_SUFFIXES
-from scopeml.server.schemas import BINARY_BODY, ERRORS, ModelInfo, ModelUpdate
+from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, ModelInfo, ModelUpdate
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -27,6 +27,7 @@ async def list_models(user: User, db: Db) -> list[ModelInfo]:
     "",
     status_code=status.HTTP_201_CREATED,
     openapi_extra=BINARY_BODY,
+    max_body_size=STREAMED,
     responses={**ERRORS, 413: {"description": "Container too large"}},
 )
 async def upload_model(

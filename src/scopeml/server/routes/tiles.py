@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
-from scopeml.server.deps import Config, Registry, VisibleModel, read_body
+from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
 from scopeml.server.models import spec_from_dict
-from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE
+from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE, STREAMED
 from scopeml.server.tiles import (
     NPY_MEDIA_TYPE,
     check_tile,
@@ -24,6 +24,7 @@ router = APIRouter(tags=["tiles"])
 @router.post(
     "/models/{model_id}/predict",
     openapi_extra=NPY_BODY,
+    max_body_size=STREAMED,
     response_class=Response,
     responses={**NPY_RESPONSE, **ERRORS, 413: {"description": "Tile too large"}},
 )
@@ -32,6 +33,7 @@ async def predict_tile(
     record: VisibleModel,
     config: Config,
     registry: Registry,
+    user: User,
     output: Literal["probabilities", "labels"] = "probabilities",
 ) -> Response:
     """Predict one tile ``C×[Z×]Y×X`` or a batch ``N×C×[Z×]Y×X``.
@@ -45,7 +47,7 @@ async def predict_tile(
     tile = decode_tile(body, request.headers)
     batch = check_tile(tile, spec)
     try:
-        probabilities = await registry.batcher(record["id"]).predict(batch)
+        probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
     except IncompatibleModelError as err:
         raise InvalidRequestError(err.problem) from err
     if output == "labels":
