@@ -146,8 +146,9 @@ def pixel_std(png: Path) -> float:
 
 
 def chromium_executable() -> str | None:
-    """``$SCOPEML_CHROMIUM``, else Debian's ``chromium`` on the PATH, else ``None``."""
-    return os.environ.get("SCOPEML_CHROMIUM") or shutil.which("chromium")
+    """``$SCOPEML_CHROMIUM``, else Debian's ``chromium`` on the PATH; ``None`` if not there."""
+    executable = os.environ.get("SCOPEML_CHROMIUM") or shutil.which("chromium")
+    return executable if executable and Path(executable).is_file() else None
 
 
 def _missing(reason: str) -> None:
