@@ -3,7 +3,8 @@
 Per-tile statistics would make each tile's input depend on its neighbourhood and break exact
 tiling; so the statistics come from the whole image (per channel), read block by block.
 Integer images of up to 16 bits get an exact histogram (percentiles equal ``np.percentile``);
-wider integers and floats a 65,536-bin histogram over their min–max range.
+wider integers and floats a 65,536-bin histogram over their min–max range. NaN and infinite
+pixels are left out of the statistics (the engine writes them as unclassified).
 """
 
 from __future__ import annotations
@@ -94,12 +95,18 @@ def compute_normalization(
     if kind == "meanstd":
         total = np.zeros(n_channels)
         squares = np.zeros(n_channels)
-        count = 0
+        count = np.zeros(n_channels)
         for block in _blocks(image, scene):
             flat = block.reshape(n_channels, -1).astype(np.float64)
+            if block.dtype.kind == "f":
+                finite = np.isfinite(flat)
+                flat = np.where(finite, flat, 0.0)
+                count += finite.sum(axis=1)
+            else:
+                count += flat.shape[1]
             total += flat.sum(axis=1)
             squares += (flat * flat).sum(axis=1)
-            count += flat.shape[1]
+        count = np.maximum(count, 1)
         mean = total / count
         std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
         return Normalization(tuple(mean), tuple(1.0 / s if s > 0 else 1.0 for s in std))
@@ -142,9 +149,12 @@ def _histograms(image: Image, scene: int) -> tuple[np.ndarray, np.ndarray, np.nd
     lo = np.full(n_channels, np.inf)
     hi = np.full(n_channels, -np.inf)
     for block in _blocks(image, scene):
-        flat = block.reshape(n_channels, -1)
-        lo = np.minimum(lo, np.nanmin(flat, axis=1).astype(np.float64))
-        hi = np.maximum(hi, np.nanmax(flat, axis=1).astype(np.float64))
+        flat = block.reshape(n_channels, -1).astype(np.float64)
+        finite = np.isfinite(flat)
+        lo = np.minimum(lo, np.where(finite, flat, np.inf).min(axis=1, initial=np.inf))
+        hi = np.maximum(hi, np.where(finite, flat, -np.inf).max(axis=1, initial=-np.inf))
+    lo = np.where(np.isfinite(lo), lo, 0.0)  # a channel with no finite pixel
+    hi = np.where(np.isfinite(hi), hi, lo)
     if dtype.kind in "ui":  # integer bins must hold whole values
         width = np.maximum(np.ceil((hi - lo + 1) / _BINS), 1.0)
     else:
