@@ -1,0 +1,353 @@
+"""Vendor formats (ND2, LIF, DV, VSI, ImageXpress, …) through bioio: the registry's last resort.
+
+scopeml's own readers keep the formats they know (CZI, TIFF, OME-Zarr, PNG, JPEG); a file none
+of them claims is opened with `bioio <https://github.com/bioio-devs/bioio>`_ and whichever of its
+format plugins are installed (``pip install 'scopeml[formats]'``), as the same lazy 6-D
+:class:`~scopeml.io.image.Image`. A region read slices bioio's dask array and computes only the
+chunks it overlaps. How fine those chunks are is the plugin's choice: bioio-ome-zarr reads zarr
+chunks, while most plugins (ND2, LIF, DV, OME-TIFF, imageio) decode a whole Y×X plane per chunk,
+so a tile read from such a file costs one plane (:attr:`BioioImage.region_reads` says which).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidImageError
+from scopeml.io._units import to_micrometres
+from scopeml.io._view import AxesView, select_scene
+from scopeml.io.image import Image
+
+_GENERATED_NAME = re.compile(r"Channel:\d+:\d+")
+
+#: Suffix → the bioio plugin that reads it (installed or not), for the README's format table and
+#: for telling a user which plugin would open a file nothing installed can read.
+PLUGINS: dict[str, str] = {
+    ".nd2": "bioio-nd2",
+    ".lif": "bioio-lif",
+    ".dv": "bioio-dv",
+    ".r3d": "bioio-dv",
+    ".vsi": "bioio-vsi",
+    ".htd": "bioio-imagexpress",
+    ".lsm": "bioio-tifffile",
+    ".ozx": "bioio-ome-zarr",
+    ".zarr.zip": "bioio-ome-zarr",
+    ".bmp": "bioio-imageio",
+    ".gif": "bioio-imageio",
+    ".jp2": "bioio-imageio",
+    ".qptiff": "bioio-qptiff",
+    ".sldy": "bioio-sldy",
+    ".lif.zip": "bioio-lif",
+    ".ims": "bioio-bioformats",
+    ".oib": "bioio-bioformats",
+    ".oif": "bioio-bioformats",
+    ".svs": "bioio-bioformats",
+}
+
+
+class BioioImage(Image):
+    """An :class:`Image` read through a bioio plugin, which it names (``scopeml info`` prints it).
+
+    Attributes
+    ----------
+    plugin
+        The bioio plugin distribution and version, e.g. ``"bioio-nd2 2.6.0"``.
+    scene_names
+        bioio's name of every scene in the file (not only those opened).
+    chunk_shape
+        Pixels per chunk of bioio's dask array in ``Y`` and ``X``: a region read decodes every
+        chunk it overlaps.
+    """
+
+    def __init__(
+        self,
+        data: Any,
+        *,
+        plugin: str,
+        scene_names: Sequence[str],
+        chunk_shape: tuple[int, int],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(data, **kwargs)
+        self.plugin = plugin
+        self.scene_names = tuple(scene_names)
+        self.chunk_shape = chunk_shape
+
+    @property
+    def region_reads(self) -> str:
+        """How a region read reaches the file: by chunks, or a whole Y×X plane at a time."""
+        height, width = self.shape[4], self.shape[5]
+        if self.chunk_shape == (height, width) and height * width > 1:
+            return f"whole {height}×{width} planes (the plugin cannot read regions)"
+        return f"chunks of {self.chunk_shape[0]}×{self.chunk_shape[1]} (Y×X)"
+
+
+class _DaskRegions:
+    """A dask array whose slices are computed on the calling thread, touching only their chunks.
+
+    The synchronous scheduler keeps a read on the engine's worker thread instead of nesting a
+    second thread pool inside it.
+    """
+
+    def __init__(self, array: Any) -> None:
+        self.array = array
+        self.shape = tuple(int(n) for n in array.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.array[key].compute(scheduler="synchronous"))
+
+
+def read_bioio(
+    path: str | PathLike[str],
+    *,
+    scene: int | None = None,
+    level: int = 0,
+    plugin: str | None = None,
+) -> BioioImage:
+    """Open ``path`` with the bioio plugin that reads it, as a lazy :class:`BioioImage`.
+
+    Parameters
+    ----------
+    path
+        Any file (or folder, for directory formats) an installed bioio plugin reads.
+    scene
+        Open only this scene; by default all scenes, stacked on ``S`` when equally sized.
+    level
+        A resolution level, where the plugin offers pyramids (0 = full resolution).
+    plugin
+        Use this plugin (its distribution name, ``"bioio-ome-tiff"``) instead of bioio's choice.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile
+    >>> file = Path(tempfile.mkdtemp()) / "a.ome.tif"
+    >>> tifffile.imwrite(file, np.arange(30, dtype=np.uint8).reshape(2, 3, 5), ome=True,
+    ...                  metadata={"axes": "CYX", "Channel": {"Name": ["dna", "actin"]}})
+    >>> with read_bioio(file) as image:
+    ...     image.plugin.split()[0], image.channel_names, image.read(C=1, Y=0).ravel().tolist()
+    ('bioio-ome-tiff', ('dna', 'actin'), [15, 16, 17, 18, 19])
+    """
+    path = str(path)
+    bioimage, plugin_name = _open(path, plugin)
+    try:
+        return _image(bioimage, plugin_name, path, scene=scene, level=level)
+    except BaseException:
+        _close(bioimage)
+        raise
+
+
+def _open(path: str, plugin: str | None) -> tuple[Any, str]:
+    """A ``BioImage`` for ``path`` and the name and version of the plugin that opened it."""
+    try:
+        import bioio
+        from bioio_base.exceptions import UnsupportedFileFormatError
+    except ImportError as err:
+        raise InvalidImageError(
+            _unknown_format(path, "bioio is not installed (pip install 'scopeml[formats]')"),
+            path=path,
+        ) from err
+    if not Path(path).exists():
+        raise InvalidImageError("no such file or folder", path=path)
+    entries = _installed_plugins()
+    reader = None
+    if plugin is not None:
+        if plugin not in entries:
+            raise InvalidImageError(
+                f"bioio plugin {plugin!r} is not installed; installed: "
+                f"{', '.join(sorted(entries)) or 'none'}",
+                path=path,
+            )
+        reader = entries[plugin].metadata.get_reader()
+    try:
+        bioimage = bioio.BioImage(path, reader=reader)
+    except UnsupportedFileFormatError as err:
+        tried = [name for name, entry in entries.items() if _claims(entry, path)] or sorted(entries)
+        raise InvalidImageError(
+            _unknown_format(path, f"no installed bioio plugin reads it (tried {', '.join(tried)})"),
+            path=path,
+        ) from err
+    except FileNotFoundError as err:
+        raise InvalidImageError(f"no such file or folder: {err}", path=path) from err
+    except MemoryError:
+        raise
+    except Exception as err:  # a plugin's parser failing on a corrupt file
+        name = plugin or _chosen_plugin(path, entries)
+        raise InvalidImageError(f"{name} cannot read it: {err}", path=path) from err
+    entry = getattr(bioimage, "_plugin", None)
+    name = plugin or (
+        entry.entrypoint.name if entry is not None else type(bioimage.reader).__name__
+    )
+    return bioimage, f"{name} {_version(name)}".strip()
+
+
+def _image(bioimage: Any, plugin: str, path: str, *, scene: int | None, level: int) -> BioioImage:
+    scene_names = tuple(str(s) for s in bioimage.scenes)
+    if scene is not None:  # check the index before building any scene (select_scene's message)
+        select_scene(range(len(scene_names)), scene, path=path)
+    indices = range(len(scene_names)) if scene is None else [scene]
+    views, metadata = [], []
+    for index in indices:
+        bioimage.set_scene(index)
+        if level:
+            levels = bioimage.resolution_levels
+            if level not in levels:
+                raise InvalidImageError(
+                    f"level {level} does not exist; the image has {len(levels)} levels", path=path
+                )
+            bioimage.set_resolution_level(level)
+        array = bioimage.dask_data  # built for the current scene; stays bound to it
+        views.append(AxesView(_DaskRegions(array), _axes(bioimage, path), path=path))
+        metadata.append((bioimage, array))
+    data = select_scene(views, None if scene is None else 0, path=path)
+    bioimage.set_scene(indices[0])
+    if level:
+        bioimage.set_resolution_level(level)
+    array = metadata[0][1]
+    names = [str(n) for n in bioimage.channel_names]
+    if len(names) != data.shape[2]:  # samples (RGB) became channels
+        names = ["R", "G", "B"] if data.shape[2] == 3 else []
+    if all(_GENERATED_NAME.fullmatch(n) for n in names):  # bioio's ids: the file names none
+        names = []
+    order = bioimage.dims.order
+    chunk = array.chunksize
+    return BioioImage(
+        data,
+        plugin=plugin,
+        scene_names=scene_names,
+        chunk_shape=(int(chunk[order.index("Y")]), int(chunk[order.index("X")])),
+        pixel_sizes=_pixel_sizes(bioimage),
+        channel_names=names or None,
+        path=path,
+        close=lambda: _close(bioimage),
+    )
+
+
+def _axes(bioimage: Any, path: str) -> str:
+    """bioio's dimension order in scopeml letters: RGB samples become channels."""
+    dims = bioimage.dims
+    order = dims.order
+    if "M" in order:
+        raise InvalidImageError(
+            "mosaic tiles that bioio cannot stitch are not supported", path=path
+        )
+    if "S" not in order:
+        return order
+    if dims.C > 1 and dims.S > 1:
+        raise InvalidImageError(
+            f"{dims.C} channels of {dims.S} samples each are not supported", path=path
+        )
+    if dims.S == 1:
+        return order.replace("S", "_")
+    return order.replace("C", "_").replace("S", "C")
+
+
+def _pixel_sizes(bioimage: Any) -> dict[str, float]:
+    """Pixel sizes in micrometres: bioio's values carry no unit, so the unit comes from the
+    dimension properties or the OME metadata (``PhysicalSizeXUnit="nm"``), else µm."""
+    sizes = bioimage.physical_pixel_sizes
+    units = _units(bioimage)
+    out = {}
+    for axis in "ZYX":
+        size = to_micrometres(getattr(sizes, axis), units.get(axis))
+        if size is not None:
+            out[axis] = size
+    return out
+
+
+def _units(bioimage: Any) -> dict[str, str]:
+    units: dict[str, str] = {}
+    try:
+        properties = bioimage.dimension_properties
+        for axis in "ZYX":
+            unit = getattr(properties, axis).unit
+            if unit is not None:
+                units[axis] = str(unit)
+    except Exception:  # older plugins have no dimension properties
+        pass
+    if len(units) == 3:
+        return units
+    try:
+        pixels = bioimage.ome_metadata.images[bioimage.current_scene_index].pixels
+    except Exception:  # not every plugin can describe itself as OME
+        return units
+    for axis in "ZYX":
+        unit = getattr(pixels, f"physical_size_{axis.lower()}_unit", None)
+        if axis not in units and unit is not None:
+            units[axis] = str(getattr(unit, "value", unit))
+    return units
+
+
+def _close(bioimage: Any) -> None:
+    close = getattr(bioimage.reader, "close", None) or getattr(bioimage.reader, "_close", None)
+    if callable(close):
+        close()
+
+
+# ---------------------------------------------------------------------------- plugins
+
+
+def _installed_plugins() -> dict[str, Any]:
+    """Installed bioio plugins by distribution name (``"bioio-nd2"``)."""
+    from bioio.plugins import get_directory_image_plugins, get_plugins
+
+    entries: dict[str, Any] = {}
+    for group in [*get_plugins(use_cache=True).values(), get_directory_image_plugins(True)]:
+        for entry in group:
+            entries.setdefault(entry.entrypoint.name, entry)
+    return entries
+
+
+def _claims(entry: Any, path: str) -> bool:
+    name = path.lower().rstrip("/")
+    return any(
+        name.endswith(ext if ext.startswith(".") else f".{ext}")
+        for ext in (e.lower() for e in entry.metadata.get_supported_extensions())
+    )
+
+
+def _chosen_plugin(path: str, entries: dict[str, Any]) -> str:
+    claiming = [name for name, entry in entries.items() if _claims(entry, path)]
+    return f"bioio ({', '.join(claiming)})" if claiming else "bioio"
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return ""
+
+
+def plugin_for(path: str | PathLike[str]) -> str | None:
+    """The bioio plugin that reads ``path``'s format (installed or not), if scopeml knows one.
+
+    Examples
+    --------
+    >>> plugin_for("run1.ND2"), plugin_for("scan.qptiff"), plugin_for("notes.txt")
+    ('bioio-nd2', 'bioio-qptiff', None)
+    """
+    name = Path(path).name.lower()
+    for suffix in sorted(PLUGINS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return PLUGINS[suffix]
+    return None
+
+
+def _unknown_format(path: str, reason: str) -> str:
+    """The registry's "unknown image format" message, with what bioio tried and could use."""
+    from scopeml.io.registry import READERS
+
+    known = ", ".join(sorted(READERS))
+    message = f"unknown image format {Path(path).suffix!r}; known: {known}; {reason}"
+    hint = plugin_for(path)
+    if hint is not None and _version(hint) == "":
+        message += f"; {hint} reads it (pip install {hint})"
+    return message

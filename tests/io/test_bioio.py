@@ -1,0 +1,269 @@
+"""The bioio adaptor: the reader conformance suite through bioio's plugins, compared with
+scopeml's own readers; the registry's fallback; bad files; segmenting through the adaptor."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+import tifffile
+
+from scopeml.errors import InvalidImageError
+from scopeml.io import create_ome_zarr, open_image
+from scopeml.io.bioio import BioioImage, read_bioio
+from scopeml.io.testing import nuclei_image, to_stczyx
+from tests.io import test_readers as native
+
+needs_bioio = pytest.mark.skipif(
+    importlib.util.find_spec("bioio") is None, reason="bioio is not installed (scopeml[formats])"
+)
+needs_imageio_plugin = pytest.mark.skipif(
+    importlib.util.find_spec("bioio_imageio") is None, reason="bioio-imageio is not installed"
+)
+
+
+class BioioReaderTests:
+    """A native reader's conformance tests run on the adaptor, plus a comparison with it.
+
+    Mixed in before the native test class, so ``make`` (the file and its pixels) is shared and
+    only the opening changes: ``read_bioio`` forces the adaptor whatever the suffix.
+    """
+
+    plugin: ClassVar[str] = ""
+    #: Name the plugin: bioio picks readers by suffix, and an image group has none.
+    force: ClassVar[bool] = False
+
+    def open(self, path: Path, **options: int) -> BioioImage:
+        return read_bioio(path, plugin=self.plugin if self.force else None, **options)
+
+    @pytest.fixture
+    def sample(self, tmp_path):
+        path, expected = self.make(tmp_path)
+        image = self.open(path)
+        assert image.plugin.split()[0] == self.plugin
+        yield image, expected
+        image.close()
+
+    def test_a_scene_that_does_not_exist_is_an_invalid_image(self, tmp_path):
+        path, _ = self.make(tmp_path)
+        with pytest.raises(InvalidImageError, match="scene 7 does not exist") as info:
+            self.open(path, scene=7)
+        assert info.value.path == str(path)
+
+    def test_pixels_and_metadata_equal_the_native_reader(self, tmp_path):
+        path, _ = self.make(tmp_path)
+        with open_image(path) as ours, self.open(path) as theirs:
+            assert isinstance(theirs, BioioImage) and not isinstance(ours, BioioImage)
+            assert (theirs.shape, theirs.dtype) == (ours.shape, ours.dtype)
+            assert theirs.channel_names == ours.channel_names
+            assert theirs.pixel_sizes == pytest.approx(ours.pixel_sizes)
+            np.testing.assert_array_equal(theirs.read(), ours.read())
+
+
+@needs_bioio
+class TestBioioOmeTiff(BioioReaderTests, native.TestOmeTiff):
+    """OME-TIFF with sizes in nm and µm: bioio drops the units; the adaptor converts them."""
+
+    plugin = "bioio-ome-tiff"
+
+
+@needs_bioio
+class TestBioioOmeZarr(BioioReaderTests, native.TestOmeZarr):
+    """An image group inside a root (``out.ome.zarr/image``)."""
+
+    plugin = "bioio-ome-zarr"
+    force = True
+
+
+@needs_bioio
+class TestBioioOmeZarrV04(BioioReaderTests, native.TestOmeZarrV04):
+    plugin = "bioio-ome-zarr"
+
+
+@needs_bioio
+class TestBioioOmeTiffScenes(BioioReaderTests, native.ReaderTests):
+    """Two equally sized OME-TIFF series become S = 2, each read from its own series."""
+
+    plugin = "bioio-ome-tiff"
+    pixel_sizes: ClassVar[dict[str, float]] = {"X": 0.5, "Y": 0.5}
+    channel_names = ("dna", "actin")
+
+    def make(self, tmp_path):
+        scenes = [nuclei_image((30, 40), seed=s) for s in (20, 21)]  # C Y X each
+        path = tmp_path / "scenes.ome.tif"
+        metadata = {
+            "axes": "CYX",
+            "PhysicalSizeX": 0.5,
+            "PhysicalSizeY": 0.5,
+            "Channel": {"Name": list(self.channel_names)},
+        }
+        with tifffile.TiffWriter(path, ome=True) as writer:
+            for data in scenes:
+                writer.write(data, tile=(16, 16), metadata=metadata, photometric="minisblack")
+        return path, np.concatenate([to_stczyx(d, "CYX") for d in scenes])
+
+
+@needs_bioio
+@needs_imageio_plugin
+class TestBioioPngRgb(BioioReaderTests, native.TestPngRgb):
+    """RGB samples (bioio's ``S`` axis) become channels R, G, B, as in scopeml's PNG reader."""
+
+    plugin = "bioio-imageio"
+
+
+@needs_bioio
+@needs_imageio_plugin
+class TestBioioPngGray16(BioioReaderTests, native.TestPngGray16):
+    plugin = "bioio-imageio"
+
+
+# ---------------------------------------------------------------------------- regions
+
+
+def _zarr_with_chunks(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    data = nuclei_image((64, 64), channels=1, seed=30)[0]
+    path = tmp_path / "chunks.ome.zarr"
+    array = create_ome_zarr(path, shape=data.shape, dtype=data.dtype, axes="YX", chunks=(16, 16))
+    array[:] = data
+    return path, data
+
+
+@needs_bioio
+def test_a_region_read_decodes_only_the_chunks_it_overlaps(tmp_path):
+    """A corrupt chunk far from the region is never decoded; a read that reaches it fails
+    with an error naming the file."""
+    path, data = _zarr_with_chunks(tmp_path)
+    (path / "0" / "c" / "3" / "3").write_bytes(b"not a zstd frame")
+    with read_bioio(path) as image:
+        assert image.region_reads == "chunks of 16×16 (Y×X)"
+        region = image.read(Y=slice(5, 40), X=slice(0, 47))
+        np.testing.assert_array_equal(region[0, 0, 0, 0], data[5:40, 0:47])
+        with pytest.raises(InvalidImageError, match=r"cannot read pixels at .*Y=40:64") as info:
+            image.read(Y=slice(40, 64))
+        assert info.value.path == str(path)
+
+
+@needs_bioio
+def test_a_plane_reading_plugin_says_so(tmp_path):
+    path, _ = native.TestOmeTiff().make(tmp_path)
+    with read_bioio(path) as image:
+        assert image.region_reads == "whole 40×50 planes (the plugin cannot read regions)"
+
+
+@needs_bioio
+def test_a_pyramid_level_is_read_where_the_plugin_has_one(tmp_path):
+    from scopeml.io import write_pyramid
+
+    path, _ = _zarr_with_chunks(tmp_path)
+    write_pyramid(path, levels=2)
+    with read_bioio(path, level=1) as level1, open_image(path, level=1) as ours:
+        assert level1.shape == ours.shape == (1, 1, 1, 1, 32, 32)
+        np.testing.assert_array_equal(level1.read(), ours.read())
+    with pytest.raises(InvalidImageError, match="level 5 does not exist"):
+        read_bioio(path, level=5)
+
+
+# ---------------------------------------------------------------------------- the registry
+
+
+def write_zipped_ome_zarr(path: Path, data: np.ndarray) -> Path:
+    """A zipped OME-Zarr (``.ozx``, NGFF 0.5): a format bioio-ome-zarr reads and scopeml not."""
+    import zarr
+    from zarr.storage import ZipStore
+
+    from scopeml.io.omezarr import multiscales_metadata
+
+    ome = {
+        "version": "0.5",
+        "multiscales": [multiscales_metadata("CYX", {"X": 0.5, "Y": 0.5})],
+        "omero": {"channels": [{"label": f"c{i}"} for i in range(data.shape[0])]},
+    }
+    with ZipStore(path, mode="w") as store:
+        group = zarr.open_group(store, mode="w", zarr_format=3, attributes={"ome": ome})
+        array = group.create_array(
+            "0", shape=data.shape, dtype=data.dtype, chunks=(1, 16, 16), dimension_names="cyx"
+        )
+        array[:] = data
+    return path
+
+
+@needs_bioio
+def test_a_format_only_bioio_reads_opens_through_the_registry(tmp_path):
+    data = nuclei_image((37, 45), channels=2, seed=31)
+    path = write_zipped_ome_zarr(tmp_path / "cells.ozx", data)
+    with open_image(path) as image:
+        assert isinstance(image, BioioImage) and image.plugin.startswith("bioio-ome-zarr ")
+        assert (image.channel_names, image.pixel_sizes) == (("c0", "c1"), {"Y": 0.5, "X": 0.5})
+        assert image.region_reads == "chunks of 16×16 (Y×X)"
+        np.testing.assert_array_equal(image.read(), to_stczyx(data, "CYX"))
+
+
+def test_scopeml_formats_keep_their_own_readers(tmp_path):
+    path, _ = native.TestOmeTiff().make(tmp_path)
+    with open_image(path) as image:
+        assert type(image).__name__ == "Image"
+
+
+@needs_bioio
+def test_a_file_nothing_reads_names_the_file_and_what_was_tried(tmp_path):
+    path = tmp_path / "scan.qptiff"
+    path.write_bytes(b"\0" * 64)
+    with pytest.raises(InvalidImageError) as info:
+        open_image(path)
+    message = str(info.value)
+    assert info.value.path == str(path)
+    assert message.startswith(f"{path}: unknown image format '.qptiff'; known: .btf, .czi")
+    assert "no installed bioio plugin reads it (tried bioio-" in message
+    assert "bioio-qptiff reads it (pip install bioio-qptiff)" in message
+
+
+@needs_bioio
+def test_a_corrupt_vendor_file_is_an_invalid_image(tmp_path):
+    path = tmp_path / "run.nd2"
+    path.write_bytes(b"ND2 but not really" * 10)
+    with pytest.raises(InvalidImageError, match=r"run\.nd2: unknown image format '\.nd2'.*nd2"):
+        open_image(path)
+
+
+def test_without_bioio_the_error_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bioio", None)  # import bioio raises ImportError
+    path = tmp_path / "run.lif"
+    path.write_bytes(b"\0" * 8)
+    with pytest.raises(InvalidImageError, match=r"run\.lif: unknown image format '\.lif'") as err:
+        open_image(path)
+    assert "bioio is not installed (pip install 'scopeml[formats]')" in str(err.value)
+
+
+@needs_bioio
+def test_an_unknown_plugin_name_lists_the_installed_ones(tmp_path):
+    path, _ = _zarr_with_chunks(tmp_path)
+    with pytest.raises(
+        InvalidImageError, match=r"'bioio-nope' is not installed; installed: .*zarr"
+    ):
+        read_bioio(path, plugin="bioio-nope")
+
+
+# ---------------------------------------------------------------------------- downstream
+
+
+@needs_bioio
+def test_segment_through_the_adaptor_equals_segment_through_the_native_reader(tmp_path):
+    from scopeml.api import segment
+
+    model = Path(__file__).parents[2] / "src" / "scopeml" / "data" / "nuclei.czann"
+    path, _ = native.TestOmeTiff().make(tmp_path)
+    outputs = {}
+    for name, image in (("ours", open_image(path)), ("bioio", read_bioio(path))):
+        with image:
+            out = segment(
+                image, model, tmp_path / f"{name}.ome.zarr", channels=["nuclei"], quiet=True
+            )
+        outputs[name] = open_image(out / "labels")
+    assert outputs["bioio"].shape == outputs["ours"].shape == (1, 2, 1, 3, 40, 50)
+    assert outputs["bioio"].pixel_sizes == pytest.approx(outputs["ours"].pixel_sizes)
+    np.testing.assert_array_equal(outputs["bioio"].read(), outputs["ours"].read())
+    assert len(np.unique(outputs["ours"].read())) > 1  # the model found nuclei
