@@ -1,0 +1,182 @@
+"""Honest evaluation of the shipped nuclei model against a classical baseline.
+
+For every real annotated nuclei image an installed package ships (read from the package, never
+downloaded; skipped with the reason when absent) and for a synthetic hold-out (seeds from
+``scopeml.synthetic.HOLD_OUT_SEED``, never used in training), it reports:
+
+- ``F1@0.5``: object F1 with instances matched one-to-one at IoU >= 0.5;
+- ``mAP``: the mean over IoU thresholds 0.5, 0.55, …, 0.9 of ``TP / (TP + FP + FN)`` (the
+  average precision of the Data Science Bowl 2018 and of StarDist's papers);
+
+for the shipped model (``src/scopeml/data/nuclei.czann`` through ``scopeml.api.segment`` with
+its recorded normalisation, instances by :func:`scopeml.train.nuclei_instances`) and for Otsu
++ distance-transform watershed (scikit-image, fixed textbook parameters, not tuned on these
+images). No peer deep model is run: StarDist's and Cellpose's pretrained weights are fetched
+from the internet on first use, so none is usable offline.
+
+Real images used (evaluation only, never for training or tuning):
+
+- ``stardist`` wheel (BSD-3-Clause): ``stardist/data/images/img2d.tif`` + ``mask2d.tif``, a
+  512×512 16-bit fluorescence image of 125 nuclei from the Data Science Bowl 2018 training set
+  (BBBC038v1, CC0). Install with ``pip install --no-deps stardist`` (its TensorFlow is not
+  needed: only the files are read).
+
+``--speed`` also times ``segment`` (labels only, the default output) on a ``--speed-size``²
+synthetic image and prints megapixels per second (on all cores the machine gives it).
+
+Run: ``python bench/eval_nuclei.py [--holdout 8] [--speed]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+THRESHOLDS = np.round(np.arange(0.5, 0.91, 0.05), 2)
+
+
+def real_images() -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """The real annotated images found in installed packages, and why others were skipped."""
+    import tifffile
+
+    found, skipped = {}, []
+    spec = importlib.util.find_spec("stardist")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        skipped.append("stardist img2d (DSB2018): package stardist not installed")
+    else:
+        folder = Path(next(iter(spec.submodule_search_locations))) / "data" / "images"
+        image, mask = folder / "img2d.tif", folder / "mask2d.tif"
+        if image.exists() and mask.exists():
+            found["stardist img2d (DSB2018)"] = (tifffile.imread(image), tifffile.imread(mask))
+        else:
+            skipped.append(f"stardist img2d (DSB2018): {image} not in the installed package")
+    return found, skipped
+
+
+def holdout(n: int, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from scopeml.synthetic import HOLD_OUT_SEED, realistic_nuclei
+
+    return [realistic_nuclei((size, size), seed=HOLD_OUT_SEED + i) for i in range(n)]
+
+
+def scores(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Matched / predicted / true counts at each IoU threshold."""
+    from scopeml.train import object_scores
+
+    out = {}
+    for t in THRESHOLDS:
+        s = object_scores(predicted, truth, iou_threshold=float(t))
+        out[float(t)] = (s["matched"], s["predicted"], s["true"])
+    return out
+
+
+def summarise(counts: list[dict[float, tuple[int, int, int]]]) -> dict[str, float]:
+    """Pool counts over images, then F1 at 0.5 and mAP over the thresholds."""
+    pooled = {t: np.sum([c[t] for c in counts], axis=0) for t in counts[0]}
+    m, p, n = pooled[0.5]
+    f1 = 2 * m / max(p + n, 1)
+    ap = [mt / max(pt + nt - mt, 1) for mt, pt, nt in pooled.values()]
+    return {"f1": round(float(f1), 3), "map": round(float(np.mean(ap)), 3),
+            "matched": int(m), "predicted": int(p), "true": int(n)}  # fmt: skip
+
+
+def shipped_model(image: np.ndarray, work: Path) -> np.ndarray:
+    """Instances from the shipped model run through ``segment`` (recorded normalisation)."""
+    from scopeml.api import segment
+    from scopeml.data import default_model_path
+    from scopeml.io import Image, open_image
+    from scopeml.train import nuclei_instances
+
+    pixels = image.reshape(1, 1, 1, 1, *image.shape[-2:])
+    out = work / f"run{len(list(work.iterdir()))}.ome.zarr"
+    segment(Image(pixels), default_model_path(), out, outputs=("probabilities",))
+    with open_image(out / "probabilities") as result:
+        probabilities = result.read()[0, 0, :, 0]
+    return nuclei_instances(probabilities)
+
+
+def otsu_watershed(image: np.ndarray) -> np.ndarray:
+    """The classical baseline: smooth, Otsu threshold, split by distance-transform watershed."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.morphology import remove_small_objects
+    from skimage.segmentation import watershed
+
+    smooth = gaussian(image.astype(np.float32), sigma=1.0)
+    mask = ndi.binary_fill_holes(smooth > threshold_otsu(smooth))
+    mask = remove_small_objects(mask, max_size=15)
+    distance = ndi.distance_transform_edt(mask)
+    peaks = peak_local_max(
+        distance, min_distance=5, labels=ndi.label(mask)[0], exclude_border=False
+    )
+    markers = np.zeros(mask.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(-distance, markers, mask=mask)
+
+
+def speed(size: int, work: Path) -> dict[str, float]:
+    """Megapixels per second of ``segment`` (labels) with the shipped model on a synthetic image."""
+    from scopeml.api import segment
+    from scopeml.data import default_model_path
+    from scopeml.io import Image
+    from scopeml.synthetic import synthetic_nuclei
+
+    image, _ = synthetic_nuclei((size, size), density=0.0015, seed=1)
+    pixels = Image(image.reshape(1, 1, 1, 1, size, size))
+    start = time.perf_counter()
+    segment(pixels, default_model_path(), work / "speed.ome.zarr")
+    seconds = time.perf_counter() - start
+    return {
+        "size": size,
+        "seconds": round(seconds, 2),
+        "mpx_per_s": round(size * size / seconds / 1e6, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--holdout", type=int, default=8, help="synthetic hold-out images")
+    parser.add_argument("--size", type=int, default=384, help="side of a hold-out image")
+    parser.add_argument("--speed", action="store_true", help="also time segment")
+    parser.add_argument("--speed-size", type=int, default=4096)
+    args = parser.parse_args()
+
+    datasets, skipped = real_images()
+    if args.holdout:
+        datasets[f"synthetic hold-out ({args.holdout}×{args.size}²)"] = holdout(
+            args.holdout, args.size
+        )
+    methods = {"scopeml nuclei (shipped)": shipped_model, "Otsu + watershed": otsu_watershed}
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        for name, data in datasets.items():
+            pairs = [data] if isinstance(data, tuple) else data
+            for method, run in methods.items():
+                counts = []
+                for image, truth in pairs:
+                    plane = np.asarray(image).reshape(image.shape[-2:])
+                    labels = run(plane, work) if run is shipped_model else run(plane)
+                    counts.append(scores(labels, truth))
+                rows.append({"images": name, "method": method, **summarise(counts)})
+        timing = speed(args.speed_size, work) if args.speed else None
+    print("| images | method | F1@0.5 | mAP 0.5–0.9 | found / true |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['images']} | {r['method']} | {r['f1']:.3f} | {r['map']:.3f} | "
+              f"{r['predicted']} / {r['true']} |")  # fmt: skip
+    for reason in skipped:
+        print(f"skipped: {reason}")
+    if timing:
+        print(f"segment speed: {json.dumps(timing)}")
+
+
+if __name__ == "__main__":
+    main()
