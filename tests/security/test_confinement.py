@@ -111,6 +111,33 @@ def test_a_companion_symlinked_from_inside_to_outside_is_refused(inside, outside
         open_image(master, allowed_roots=[inside])
 
 
+def test_companions_checked_at_open_stay_the_files_read_later(inside, outside):
+    """tifffile reopens companions by path on each read; with roots they are held open from
+    the check on, so a companion swapped for a symlink afterwards is not followed."""
+    planes = [np.arange(24 * 32, dtype=np.uint8).reshape(24, 32) + s for s in (0, 1)]
+    master = inside / "stack.ome.tif"  # uint8 like the secret, so the swap reads cleanly
+    companion = inside / "plane1.tif"
+
+    def swap_companion_for_a_link_outside() -> None:
+        companion.unlink()
+        companion.symlink_to(outside / "secret.tif")
+
+    tifffile.imwrite(companion, planes[1])
+    write_multifile_ome_tiff(master, planes[0], "plane1.tif")
+    with open_image(master) as free:  # unconfined, the swap is followed: why pinning matters
+        swap_companion_for_a_link_outside()
+        np.testing.assert_array_equal(free.read(Z=1)[0, 0, 0, 0], SECRET)
+
+    tifffile.imwrite(inside / "plane1b.tif", planes[1])
+    companion.unlink()
+    (inside / "plane1b.tif").rename(companion)
+    with open_image(master, allowed_roots=[inside]) as confined:
+        swap_companion_for_a_link_outside()
+        with ThreadPoolExecutor(2) as pool:
+            plane = pool.submit(confined.read, Z=1).result()
+        np.testing.assert_array_equal(plane[0, 0, 0, 0], planes[1])
+
+
 # ---------------------------------------------------------------------------- OME-Zarr
 
 

@@ -194,8 +194,7 @@ def read_tiff(
         series = list(tf.series)
         files = _opened_files(tf)
         if confinement is not None:
-            for file in files:
-                confinement.check(file)
+            _pin_files(tf, confinement)
         if errors.messages:
             raise InvalidImageError(f"corrupt TIFF structure: {errors.messages[0]}", path=path)
         _check_segments(tf, path)
@@ -281,6 +280,25 @@ def _check_ome_xml(
                 path=path,
             )
     _check_ratio(declared_bytes, file_bytes, path, limits)
+
+
+MAX_PINNED_FILES = 256
+
+
+def _pin_files(tf: tifffile.TiffFile, confinement: Confinement) -> None:
+    """Check every file tifffile opened and keep the companions open, so that reads later
+    (in engine threads) use the files checked now rather than reopening their paths.
+
+    tifffile closes companion files after listing their pages and reopens them by path on
+    each read; an open handle is used as it is. Past ``MAX_PINNED_FILES`` companions (file
+    descriptors are finite) they are reopened by the checked real path.
+    """
+    opened = list((getattr(tf, "_files", None) or {}).values()) or [tf]
+    for index, tif in enumerate(opened):
+        handle = tif.filehandle
+        confinement.check(handle.path, named_by=tf.filehandle.path)
+        if handle.closed and index < MAX_PINNED_FILES:
+            handle.open()
 
 
 def _opened_files(tf: tifffile.TiffFile) -> list[str]:
