@@ -107,10 +107,10 @@ def open_image(
     ...     image.shape, image.read(Y=slice(1, 2)).ravel().tolist()
     ((1, 1, 1, 1, 3, 4), [4, 5, 6, 7])
     """
-    reader = reader_for(path)
     confinement = Confinement.of(allowed_roots)
-    if confinement is not None:
+    if confinement is not None:  # before anything else looks at the path
         confinement.check(path)
+    reader = reader_for(path)
     if not Path(path).exists():
         raise InvalidImageError("no such file or folder", path=path)
     if level < 0:
