@@ -111,3 +111,42 @@ def test_features_list_and_names(capsys) -> None:
     names = capsys.readouterr().out.split()
     assert len(names) == 50 and names[0] == "gaussian_smoothing(sigma=0.7)[C0]"
     assert main(["pixel", "features", "--features", "sobel:1"]) == 2
+
+
+def _instance_labels(shape: tuple[int, int], n: int) -> np.ndarray:
+    """An instance label image: ``n`` distinct object values, as a segmentation would give."""
+    return np.resize(np.arange(1, n + 1, dtype=np.uint16), shape)
+
+
+def test_instance_labels_are_refused_early_in_one_short_line(tmp_path: Path, capsys) -> None:
+    import tracemalloc
+
+    image_file, _, _, _ = _files(tmp_path)
+    instances = tmp_path / "instances.tif"
+    tifffile.imwrite(instances, _instance_labels((64, 72), 4600))
+    tracemalloc.start()
+    try:
+        code = main(
+            ["pixel", "train", str(image_file), str(instances), "-o", str(tmp_path / "m.czseg")]
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and len(err) < 400, err
+    assert f"error: {instances}: labels go up to 4600" in err
+    assert "1, 2, 3, 4, 5, … (4600 in all)" in err and "instance labels" in err
+    assert peak < 20 * 2**20  # refused before any feature is computed
+    assert not (tmp_path / "m.czseg").exists()
+
+
+def test_the_class_limit_follows_named_classes() -> None:
+    from scopeml.errors import InvalidLabelsError
+    from scopeml.pixel._sources import MAX_CLASSES, check_labels
+
+    labels = _instance_labels((40, 40), MAX_CLASSES + 45)
+    with pytest.raises(InvalidLabelsError, match=f"more than the {MAX_CLASSES} classes"):
+        check_labels(labels, (40, 40))
+    names = [f"c{k}" for k in range(1, MAX_CLASSES + 46)]
+    assert check_labels(labels, (40, 40), classes=names).dtype == np.uint16
+    assert check_labels(labels, (40, 40), max_classes=1000).max() == MAX_CLASSES + 45

@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError
+from scopeml.errors import InvalidImageError, InvalidLabelsError, summarize
 from scopeml.pixel._blocks import iter_blocks
 
-#: Most classes a label image may name (labels are stored as uint16 at most).
-MAX_CLASSES = 65535
+#: Most classes a label image may have unless the classes are named: more is almost always an
+#: instance label image (one value per object) passed by mistake, which would otherwise cost
+#: gigabytes before failing. Naming the classes (``classes=``) sets the limit to their count.
+MAX_CLASSES = 255
+#: Labels can never go beyond this (they are stored as uint16 at most).
+LABEL_LIMIT = 65535
 #: Labels are checked in regions of about this many pixels (several blocks at a time).
 SCAN_PIXELS = 2**22
 
@@ -135,14 +139,17 @@ def scan_labels(
     classes: Sequence[str] | None,
     block: int,
     halo: int,
+    max_classes: int | None = None,
 ) -> LabelScan:
     """Check a label image and find the blocks (of :func:`iter_blocks`) that hold labels.
 
     Labels are read in regions of several blocks (about :data:`SCAN_PIXELS`), so a chunked
     file is not decompressed once per small block. Raises :class:`InvalidLabelsError`, naming
     the label file, for a wrong shape or dtype, negative or fractional values, more classes
-    than named, or no labelled pixel.
+    than named (or than ``max_classes``, default :data:`MAX_CLASSES`, when none are named: as
+    soon as the region that shows it is read), or no labelled pixel.
     """
+    limit = class_limit(classes, max_classes)
     check_shape(labels.shape, spatial_shape, labels.path)
     check_dtype(labels.dtype, labels.path)
     span = block * max(1, round(SCAN_PIXELS ** (1 / len(labels.shape))) // block)
@@ -158,6 +165,8 @@ def scan_labels(
         stop = [max(m[2][d].stop for m in members) for d in range(len(labels.shape))]
         region = labels.read(tuple(slice(a, b) for a, b in zip(origin, stop, strict=True)))
         top = max(top, check_values(region, labels.path))
+        if top > limit:
+            raise too_many_classes(region, top, limit, classes, labels.path)
         for read, core, target in members:
             inside = zip(target, origin, strict=True)
             if np.any(region[tuple(slice(t.start - o, t.stop - o) for t, o in inside)]):
@@ -167,10 +176,14 @@ def scan_labels(
 
 
 def check_labels(
-    labels: Any, spatial_shape: tuple[int, ...], classes: Sequence[str] | None = None
+    labels: Any,
+    spatial_shape: tuple[int, ...],
+    classes: Sequence[str] | None = None,
+    max_classes: int | None = None,
 ) -> np.ndarray:
     """Return ``labels`` in the smallest unsigned type that holds them (no copy if already
-    so) after checking shape, values and that some are labelled.
+    so) after checking shape, values, the class limit (see :func:`class_limit`) and that some
+    are labelled.
 
     Examples
     --------
@@ -181,6 +194,9 @@ def check_labels(
     check_shape(labels.shape, spatial_shape)
     check_dtype(labels.dtype)
     top = check_values(labels)
+    limit = class_limit(classes, max_classes)
+    if top > limit:
+        raise too_many_classes(labels, top, limit, classes)
     check_top(top, classes)
     return labels.astype(label_dtype(top), copy=False)
 
@@ -211,6 +227,41 @@ def check_values(labels: np.ndarray, path: Any = None) -> int:
     return int(labels.max())
 
 
+def class_limit(classes: Sequence[str] | None, max_classes: int | None = None) -> int:
+    """The largest label value allowed: the number of named classes, else ``max_classes``."""
+    if classes is not None:
+        return min(len(classes), LABEL_LIMIT)
+    return min(MAX_CLASSES if max_classes is None else int(max_classes), LABEL_LIMIT)
+
+
+def too_many_classes(
+    region: np.ndarray, top: int, limit: int, classes: Sequence[str] | None, path: Any = None
+) -> InvalidLabelsError:
+    """The error for labels beyond the class limit, with their values summarised.
+
+    Examples
+    --------
+    >>> message = str(too_many_classes(np.arange(5001), 5000, 255, None))
+    >>> message[:59]
+    'labels go up to 5000 (values 1, 2, 3, 4, 5, … (5000 in all)'
+    >>> len(message) < 300
+    True
+    """
+    values = np.unique(region)
+    values = values[values > 0]
+    found = f"values {summarize(values.astype(np.int64).tolist())} in one region"
+    if classes is not None:
+        return InvalidLabelsError(
+            f"labels go up to {top} ({found}); {len(classes)} class names were given", path=path
+        )
+    return InvalidLabelsError(
+        f"labels go up to {top} ({found}), more than the {limit} classes allowed; these look "
+        "like instance labels (one value per object): give class labels 1..K, or name every "
+        "class (classes=, --classes) to allow more",
+        path=path,
+    )
+
+
 def check_top(top: int, classes: Sequence[str] | None, path: Any = None) -> None:
     if top == 0:
         raise InvalidLabelsError("no pixel is labelled (all labels are 0)", path=path)
@@ -218,8 +269,8 @@ def check_top(top: int, classes: Sequence[str] | None, path: Any = None) -> None
         raise InvalidLabelsError(
             f"labels go up to {top}; {len(classes)} class names were given", path=path
         )
-    if top > MAX_CLASSES:
-        raise InvalidLabelsError(f"labels go up to {top}; at most {MAX_CLASSES} classes", path=path)
+    if top > LABEL_LIMIT:
+        raise InvalidLabelsError(f"labels go up to {top}; at most {LABEL_LIMIT} classes", path=path)
 
 
 def label_dtype(top: int) -> np.dtype:
