@@ -204,6 +204,14 @@ class Client:
                 headers={"Content-Type": "application/octet-stream"},
             ).json()["id"]
 
+    def list_uploads(self) -> list[dict[str, Any]]:
+        """Your uploaded images: ``id`` and ``size`` of each."""
+        return self._request("GET", "/images").json()
+
+    def delete_upload(self, upload_id: str) -> None:
+        """Delete an uploaded image on the server (frees its bytes of your quota)."""
+        self._request("DELETE", f"/images/{upload_id}")
+
     def submit_job(
         self,
         model_id: str,
@@ -225,7 +233,7 @@ class Client:
         return self._request("GET", f"/jobs/{job_id}").json()
 
     def delete_job(self, job_id: str) -> None:
-        """Delete a finished or failed job and its output on the server."""
+        """Delete a job and its output on the server; a queued or running job is cancelled."""
         self._request("DELETE", f"/jobs/{job_id}")
 
     def list_jobs(self) -> list[dict[str, Any]]:

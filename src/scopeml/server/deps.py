@@ -101,17 +101,17 @@ OwnJob = Annotated[dict[str, Any], Depends(own_job)]
 # --- bodies -------------------------------------------------------------------------------------
 
 
-def too_large(limit: int) -> HTTPException:
+def too_large(limit: int, what: str = "the limit") -> HTTPException:
     return HTTPException(
-        status.HTTP_413_CONTENT_TOO_LARGE, f"request body is larger than the limit of {limit} bytes"
+        status.HTTP_413_CONTENT_TOO_LARGE, f"request body is larger than {what} of {limit} bytes"
     )
 
 
-def check_declared_length(request: Request, limit: int) -> None:
+def check_declared_length(request: Request, limit: int, what: str = "the limit") -> None:
     """413 before reading anything when ``Content-Length`` already says the body is too large."""
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise too_large(limit)
+        raise too_large(limit, what)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -126,17 +126,20 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def save_body(request: Request, target: Path, limit: int) -> int:
-    """Stream the body to ``target`` (via a temporary file); 413 past ``limit`` bytes."""
-    check_declared_length(request, limit)
+async def save_body(request: Request, target: Path, limit: int, what: str = "the limit") -> int:
+    """Stream the body to ``target`` (a private temporary file first); 413 past ``limit`` bytes.
+
+    Nothing is held in memory but one chunk, and a refused body leaves no file behind.
+    """
+    check_declared_length(request, limit, what)
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
     size = 0
     try:
-        with partial.open("wb") as file:
+        with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as file:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise too_large(limit)
+                    raise too_large(limit, what)
                 file.write(chunk)
         if size == 0:
             raise InvalidRequestError("request body is empty")

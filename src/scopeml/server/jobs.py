@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.errors import Cancelled, InvalidRequestError, OutsideRootError, ScopeMLError
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.progress import ProgressEvent
@@ -125,6 +125,32 @@ def open_job_image(path: str | Path, scene: int | None, roots: list[Path]) -> Im
     return open_image(path, scene=scene, allowed_roots=[str(root) for root in roots])
 
 
+def public_error(err: ScopeMLError, name: str | None = None) -> str:
+    """An error's one-line message for a client: file names only, never where the server keeps
+    its files (a read outside the allowed folders names the file it tried, not the folders)."""
+    where = name or (Path(err.path).name if err.path else "")
+    prefix = f"{where}: " if where else ""
+    if isinstance(err, OutsideRootError):
+        tried = Path(err.path).name if err.path else "a file"
+        return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
+    return prefix + err.problem
+
+
+def check_job_image(image: str | Path, scene: int | None, roots: list[Path], name: str) -> None:
+    """Open a job's image as the job will (confined to ``roots``): refuse it before queueing.
+
+    Raises
+    ------
+    InvalidRequestError
+        The image does not open, or names a file outside ``roots``.
+    """
+    try:
+        with open_job_image(image, scene, roots):
+            pass
+    except ScopeMLError as err:
+        raise InvalidRequestError(public_error(err, name)) from err
+
+
 class JobRunner:
     """Runs jobs in a small thread pool; resumes unfinished ones on start; cancels on request.
 
@@ -219,8 +245,7 @@ class JobRunner:
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
             return
         except ScopeMLError as err:  # name the file, not where the server keeps it
-            where = f"{Path(err.path).name}: " if err.path else ""
-            self.db.update_job(job_id, status="failed", error=where + err.problem)
+            self.db.update_job(job_id, status="failed", error=public_error(err))
             return
         except Exception as err:
             log.exception("job %s failed", job_id)

@@ -9,6 +9,7 @@ object or structured dtypes), checks the declared size against the bytes that ar
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -38,6 +39,10 @@ def decode_tile(body: bytes, headers: Mapping[str, str] | None = None) -> np.nda
     (1, 2, 3)
     >>> decode_tile(encode_array(np.zeros((2, 2), np.float32))).dtype
     dtype('float32')
+    >>> huge = {"X-Tile-Dtype": "uint8", "X-Tile-Shape": f"{2**62 + 1},4"}  # 2**64 + 4 bytes
+    >>> decode_tile(b"\\0" * 4, huge)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: tile body has 4 bytes; ... need 18446744073709551620
     """
     lower = {key.lower(): value for key, value in (headers or {}).items()}
     if SHAPE_HEADER in lower or DTYPE_HEADER in lower:
@@ -73,7 +78,7 @@ def _decode_raw(body: bytes, dtype_text: str | None, shape_text: str | None) -> 
         ) from err
     if not 1 <= len(shape) <= MAX_DIMS or any(n < 1 for n in shape):
         raise InvalidRequestError(f"X-Tile-Shape {shape} must be 1 to {MAX_DIMS} sizes >= 1")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow, however large
     if expected != len(body):
         raise InvalidRequestError(
             f"tile body has {len(body)} bytes; dtype {dtype} and shape {shape} need {expected}"

@@ -15,11 +15,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from scopeml.errors import ScopeMLError
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, User, save_body
-from scopeml.server.jobs import open_job_image, upload_suffix
+from scopeml.server.jobs import check_job_image, upload_suffix
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
 router = APIRouter(prefix="/images", tags=["images"])
@@ -46,13 +45,13 @@ async def upload_image(
     upload, is refused (422) and nothing is kept.
     """
     suffix = upload_suffix(filename)
-    limit = _room_left(config, db, user["user"])
+    limit, what = _room_left(config, db, user["user"])
     upload_id = new_id()
     folder = private_dir(config.uploads_dir / upload_id)
     target = folder / f"image{suffix}"
     try:
-        size = await save_body(request, target, limit)
-        await asyncio.to_thread(_check_opens, target, filename)
+        size = await save_body(request, target, limit, what)
+        await asyncio.to_thread(check_job_image, target, None, [folder], filename)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -96,8 +95,8 @@ async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> R
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _room_left(config: ServerConfig, db: Db, user: str) -> int:
-    """The most bytes this upload may have: the size limit, or what is left of the quota."""
+def _room_left(config: ServerConfig, db: Db, user: str) -> tuple[int, str]:
+    """The most bytes this upload may have (the size limit, or what is left of the quota)."""
     left = config.upload_quota_bytes - db.upload_usage(user)
     if left <= 0:
         raise HTTPException(
@@ -105,13 +104,6 @@ def _room_left(config: ServerConfig, db: Db, user: str) -> int:
             f"upload quota of {config.upload_quota_bytes} bytes is used up; "
             "delete uploads with DELETE /images/{id}",
         )
-    return min(config.max_image_bytes, left)
-
-
-def _check_opens(path: Path, filename: str) -> None:
-    """Open the upload confined to its own folder; the error names the user's file name."""
-    try:
-        with open_job_image(path, None, [path.parent]):
-            pass
-    except ScopeMLError as err:
-        raise type(err)(err.problem, path=filename) from err
+    if left < config.max_image_bytes:
+        return left, "what is left of your upload quota"
+    return config.max_image_bytes, "the image size limit"

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
-from scopeml.server.jobs import resolve_image_path
+from scopeml.server.jobs import check_job_image, resolve_image_path
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -20,16 +20,18 @@ CANCEL_WAIT_S = 10.0
 ZIP_RESPONSE = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
 
 
-def _job_image(job: JobRequest, user: dict, config: Config, db: Db) -> str:
-    """The server path of the job's image: an upload of the caller's, or one below the root."""
+def _job_image(job: JobRequest, user: dict, config: Config, db: Db) -> tuple[str, str]:
+    """The server path of the job's image (an upload of the caller's, or one below the root)
+    and the name to show for it."""
     if (job.image_path is None) == (job.upload_id is None):
         raise InvalidRequestError("give exactly one of image_path and upload_id")
     if job.upload_id is None:
-        return str(resolve_image_path(job.image_path or "", config.allowed_root))
+        path = resolve_image_path(job.image_path or "", config.allowed_root)
+        return str(path), job.image_path or ""
     upload = db.get_upload(job.upload_id)
     if upload is None or upload["owner"] != user["user"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {job.upload_id!r}")
-    return upload["path"]
+    return upload["path"], f"upload {job.upload_id}"
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
@@ -38,8 +40,11 @@ async def submit_job(
 ) -> JobInfo:
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
     find_model(registry, job.model_id, user)
-    image = _job_image(job, user, config, db)
+    image, name = _job_image(job, user, config, db)
     options = job.options.segment_options()
+    await asyncio.to_thread(
+        check_job_image, image, options.get("scene"), jobs.image_roots(image), name
+    )
     job_id = new_id()
     db.add_job(
         {

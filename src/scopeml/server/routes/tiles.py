@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request, Response
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
 from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
 from scopeml.server.models import spec_from_dict
 from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE, STREAMED
@@ -48,7 +48,7 @@ async def predict_tile(
     batch = check_tile(tile, spec)
     try:
         probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
-    except IncompatibleModelError as err:
+    except (IncompatibleModelError, ModelTimeoutError) as err:  # no server paths in answers
         raise InvalidRequestError(err.problem) from err
     if output == "labels":
         probabilities = labels_from_probabilities(probabilities)
