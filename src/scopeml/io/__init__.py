@@ -1,7 +1,9 @@
 """Files ↔ lazy 6-D images with metadata (CZI, OME-TIFF, OME-Zarr, plain TIFF/PNG).
 
 Reading: :func:`open_image` returns an :class:`Image` (axes ``S T C Z Y X``, pixel sizes in
-micrometres, channel names) whose pixels are read region by region.
+micrometres, channel names) whose pixels are read region by region. Untrusted images are held
+to :class:`ImageLimits` on declared sizes, and with ``allowed_roots`` every file a reader opens
+must lie below those folders (:mod:`scopeml.io.confine`).
 Writing: :func:`create_ome_zarr` makes an NGFF 0.5 image group that workers fill chunk by chunk
 through :func:`open_ome_zarr_array`; :func:`write_pyramid` adds downsampled levels;
 :func:`write_ome_tiff` streams an image or array into a tiled OME-TIFF;
@@ -20,6 +22,7 @@ from scopeml.io.image import AXES, Image
 
 if TYPE_CHECKING:
     from scopeml.io.convert import write_ome_zarr
+    from scopeml.io.limits import ImageLimits
     from scopeml.io.ometiff import write_ome_tiff
     from scopeml.io.omezarr import create_ome_zarr, open_ome_zarr_array, read_axes
     from scopeml.io.pyramid import write_pyramid
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "READERS": "scopeml.io.registry",
+    "ImageLimits": "scopeml.io.limits",
     "open_image": "scopeml.io.registry",
     "create_ome_zarr": "scopeml.io.omezarr",
     "open_ome_zarr_array": "scopeml.io.omezarr",
@@ -40,6 +44,7 @@ __all__ = [
     "AXES",
     "READERS",
     "Image",
+    "ImageLimits",
     "create_ome_zarr",
     "open_image",
     "open_ome_zarr_array",
