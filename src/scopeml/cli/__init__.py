@@ -2,19 +2,26 @@
 
 Each command group lives in its own module and is registered here. Heavy libraries are imported
 inside the commands, so ``scopeml --help`` stays fast. Bad input (any :class:`ScopeMLError`, a
-missing file, any other operating-system error) ends with a one-line message naming the file and
-the problem, and exit code 2.
+missing file, any other operating-system error, memory exhausted by what a file declares) ends
+with a one-line message naming the file and the problem, and exit code 2. Anything else is a bug
+of scopeml: exit code 1, one line, and the traceback in a log file whose path the line gives.
+A run stopped by Ctrl-C or a progress callback exits with 130.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
 import sys
+import tempfile
+import traceback
 import warnings
+from pathlib import Path
 
 import typer
 
 from scopeml.cli import demo, model, objects, pixel, segment, serve, train
-from scopeml.errors import ScopeMLError
+from scopeml.errors import Cancelled, ScopeMLError
 
 # Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
 # install click for): find the class through typer's public BadParameter, not by importing click.
@@ -46,21 +53,88 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_warning
             result = app(args=argv, prog_name="scopeml", standalone_mode=False)
     except ScopeMLError as err:
-        typer.echo(f"error: {err}", err=True)
+        where = err.path or _input_file(argv)
+        problem = getattr(err, "problem", None) or str(err)
+        typer.echo(_line(f"error: {where + ': ' if where else ''}{problem}"), err=True)
         return _exit(2, argv)
     except OSError as err:  # a missing file, a folder for a file, no space left, no permission
-        where = f"{err.filename}: " if err.filename is not None else ""
-        typer.echo(f"error: {where}{err.strerror or err}", err=True)
+        where = err.filename if err.filename is not None else _input_file(argv)
+        typer.echo(_line(f"error: {where + ': ' if where else ''}{err.strerror or err}"), err=True)
         return _exit(2, argv)
-    except _ABORT:
-        typer.echo("aborted", err=True)
+    except MemoryError as err:  # an allocation sized by what an input declares
+        where = _input_file(argv)
+        detail = f" ({err})" if str(err) else ""
+        typer.echo(
+            _line(
+                f"error: {where + ': ' if where else ''}not enough memory for what this input "
+                f"needs{detail}; try smaller tiles, fewer workers or a smaller region"
+            ),
+            err=True,
+        )
+        return _exit(2, argv)
+    except (*_ABORT, KeyboardInterrupt, Cancelled) as err:
+        typer.echo(_line(f"stopped: {err}" if isinstance(err, Cancelled) else "aborted"), err=True)
         return _exit(130, argv)
     except _USAGE_ERRORS as err:
         err.show()
         return _exit(err.exit_code, argv)
     except _EXIT as err:
         return _exit(err.exit_code, argv)
+    except Exception as err:  # a bug: one line here, the traceback in a log file
+        log = _write_log(err, argv)
+        summary = _line(f"{type(err).__name__}: {err}", limit=300)
+        typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)
+        return _exit(1, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
+
+
+#: Longest message printed; the rest is cut (a message must never flood a terminal).
+MESSAGE_LIMIT = 1000
+
+
+def _line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """One line of at most ``limit`` characters: line breaks folded, the middle cut.
+
+    Examples
+    --------
+    >>> _line("a\nb")
+    'a b'
+    >>> _line("x" * 50, limit=30)
+    'xxxxxxxxxxxxxx … (50 characters)'
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = f" … ({len(text)} characters)"
+    return text[: max(limit - len(tail), 0)] + tail
+
+
+def _input_file(argv: list[str] | None) -> str | None:
+    """The first existing file or folder named on the command line: the command's input, named
+    by messages whose error did not name one."""
+    args = sys.argv[1:] if argv is None else argv
+    for arg in args:
+        if not arg.startswith("-") and os.path.exists(arg):
+            return arg
+    return None
+
+
+def _write_log(err: BaseException, argv: list[str] | None) -> str:
+    """Write the traceback of an internal error to a new log file; return its path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = f"scopeml {' '.join(sys.argv[1:] if argv is None else argv)}\n" + "".join(
+        traceback.format_exception(err)
+    )
+    for folder in (Path.home() / ".cache" / "scopeml" / "logs", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            handle, name = tempfile.mkstemp(prefix=f"scopeml-{stamp}-", suffix=".log", dir=folder)
+            with os.fdopen(handle, "w") as stream:
+                stream.write(text)
+            return name
+        except OSError:
+            continue
+    return "(no writable log folder)"
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from scopeml.errors import Cancelled, IncompatibleModelError, InvalidImageError, InvalidRequestError
+from scopeml.errors import (
+    Cancelled,
+    IncompatibleModelError,
+    InvalidImageError,
+    InvalidRequestError,
+    ScopeMLError,
+)
 from scopeml.io.image import Image
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
@@ -25,6 +31,7 @@ from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
 from scopeml.tiling.store import OutputStore, check_own_store, partial_path
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_TILE = {2: 512, 3: 128}
 
@@ -171,7 +178,8 @@ def segment_image(
     # The user's choice, else the policy the model was trained with (recorded in its container).
     normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
     parse_normalize(normalize)  # reject a bad value before any work
-    plan = build_plan(image, model, options)
+    model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
+    plan = _named(build_plan, model_path or image.path)(image, model, options)
     normalization = compute_normalization(image, normalize, scene=scene)
     identity = run_identity(
         image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
@@ -226,6 +234,25 @@ def segment_image(
     if options.ome_tiff:
         export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
     return result
+
+
+def _named(function: Callable[..., T], path: str | os.PathLike[str] | None) -> Callable[..., T]:
+    """``function`` whose errors that name no file name ``path`` (the plan follows the model's
+    geometry, so its errors are about the model file)."""
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except ScopeMLError as err:
+            if err.path is not None or path is None:
+                raise
+            try:
+                named = type(err)(err.problem, path=path)
+            except TypeError:  # a subclass with its own constructor: leave it as it is
+                raise err from None
+            raise named from err
+
+    return call
 
 
 def _check_output(

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, summarize
 
 OUTPUT_NAMES = ("labels", "probabilities", "confidence", "mask")
 PROBABILITY_DTYPES = ("float32", "float16", "uint8")
@@ -102,7 +102,8 @@ class SegmentOptions:
         unknown = [name for name in outputs if name not in OUTPUT_NAMES]
         if unknown or not outputs:
             raise InvalidRequestError(
-                f"unknown outputs {unknown or outputs}; choose from {', '.join(OUTPUT_NAMES)}"
+                f"unknown outputs {summarize(map(repr, unknown)) if unknown else 'none'}; "
+                f"choose from {', '.join(OUTPUT_NAMES)}"
             )
         if "mask" in outputs and self.extract_class is None:
             raise InvalidRequestError("the mask output needs extract_class (a class name)")
@@ -151,7 +152,9 @@ class SegmentOptions:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidRequestError(f"unknown options {unknown}; known are {sorted(known)}")
+            raise InvalidRequestError(
+                f"unknown options {summarize(unknown)}; known are {', '.join(sorted(known))}"
+            )
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def result_dict(self) -> dict[str, Any]:
