@@ -1,0 +1,192 @@
+"""What an image file holds, and which reader opened it, asked in a child process.
+
+Format libraries are native code: pylibCZIrw and some bioio plugins can crash the process (not
+raise) on a corrupt file, or hang in it. :func:`probe_image` opens the file in a fresh Python
+process with a time limit and a memory limit, so a server can look at an untrusted image before
+it commits a job to it, and ``scopeml info`` cannot be taken down by the file it describes. A
+crash, a timeout or running out of memory becomes an :class:`InvalidImageError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from os import PathLike
+from typing import Any
+
+from scopeml import errors
+from scopeml.errors import InvalidImageError
+
+#: A child whose answer is longer than this is not describing an image (bounded memory here).
+MAX_ANSWER_BYTES = 1 << 20
+
+
+def describe_image(
+    path: str | PathLike[str],
+    *,
+    scene: int | None = None,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+) -> dict[str, Any]:
+    """A JSON-ready description of an image file: reader, axes, shape, scenes, channels, sizes.
+
+    Scenes of different sizes (which :func:`~scopeml.io.open_image` cannot stack) are each
+    listed with their shape; the other fields then describe scene 0, or ``scene``.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> from pathlib import Path
+    >>> file = Path(tempfile.mkdtemp()) / "a.tif"
+    >>> tifffile.imwrite(file, np.zeros((3, 4), np.uint8))
+    >>> info = describe_image(file)
+    >>> info["reader"], info["shape"], info["scenes"]
+    ('scopeml.io.tiff:read_tiff', [1, 1, 1, 1, 3, 4], [{'name': '0', 'shape': [1, 1, 1, 3, 4]}])
+    """
+    from scopeml.io.registry import open_image, reader_for
+
+    options: dict[str, Any] = {} if allowed_roots is None else {"allowed_roots": allowed_roots}
+    reader = reader_for(path)
+    try:
+        image = open_image(path, scene=scene, **options)
+        shapes = [image.shape[1:]] * image.shape[0] if scene is None else None
+    except InvalidImageError as err:
+        if scene is not None or "scenes of different sizes" not in str(err):
+            raise
+        image = open_image(path, scene=0, **options)
+        shapes = [image.shape[1:]]
+        while True:  # the other scenes, one by one, until the reader says there are no more
+            try:
+                with open_image(path, scene=len(shapes), **options) as other:
+                    shapes.append(other.shape[1:])
+            except InvalidImageError as end:
+                if "does not exist" in str(end):
+                    break
+                raise
+    with image:
+        names = getattr(image, "scene_names", None) or [str(i) for i in range(len(shapes or []))]
+        if shapes is None:  # one scene asked for: only that one
+            scenes = [{"name": names[scene] if names else str(scene), "shape": image.shape[1:]}]
+        else:
+            scenes = [
+                {"name": name, "shape": shape} for name, shape in zip(names, shapes, strict=True)
+            ]
+        return {
+            "path": str(path),
+            "reader": f"{reader.__module__}:{reader.__name__}",
+            "plugin": getattr(image, "plugin", None),
+            "axes": "STCZYX",
+            "shape": list(image.shape),
+            "dtype": str(image.dtype),
+            "scenes": [{"name": s["name"], "shape": list(s["shape"])} for s in scenes],
+            "channel_names": list(image.channel_names),
+            "pixel_sizes": image.pixel_sizes,
+            "region_reads": getattr(image, "region_reads", None),  # bioio: chunks or planes
+        }
+
+
+def probe_image(
+    path: str | PathLike[str],
+    *,
+    scene: int | None = None,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    timeout: float = 60.0,
+    memory_limit: int | None = 4 << 30,
+) -> dict[str, Any]:
+    """:func:`describe_image` in a child process: a reader that crashes, hangs or exhausts
+    memory on a corrupt file raises :class:`InvalidImageError` here instead.
+
+    Parameters
+    ----------
+    timeout
+        Seconds the child may take before it is killed.
+    memory_limit
+        Bytes of address space the child may map (``RLIMIT_AS``; POSIX only), or ``None``.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> from pathlib import Path
+    >>> file = Path(tempfile.mkdtemp()) / "a.ome.tif"
+    >>> tifffile.imwrite(file, np.zeros((2, 3, 5), np.uint8), metadata={"axes": "ZYX"})
+    >>> probe_image(file)["shape"]
+    [1, 1, 1, 2, 3, 5]
+    """
+    path = str(path)
+    request = {
+        "path": path,
+        "scene": scene,
+        "allowed_roots": None if allowed_roots is None else [str(r) for r in allowed_roots],
+        "memory_limit": memory_limit,
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "scopeml.io.probe"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise InvalidImageError(
+            f"opening it took longer than {timeout:g} s; stopped", path=path
+        ) from err
+    if done.returncode < 0:
+        name = signal.Signals(-done.returncode).name
+        raise InvalidImageError(f"the reader crashed opening it ({name})", path=path)
+    if len(done.stdout) > MAX_ANSWER_BYTES:
+        raise InvalidImageError(f"its description exceeds {MAX_ANSWER_BYTES} bytes", path=path)
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError as err:
+        last = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise InvalidImageError(
+            f"the reader failed opening it (exit {done.returncode}): {last[0][:300]}", path=path
+        ) from err
+    if "error" in answer:
+        failure = answer["error"]
+        cls = getattr(errors, str(failure.get("type")), None)
+        if not (isinstance(cls, type) and issubclass(cls, errors.ScopeMLError)):
+            cls = InvalidImageError
+        raise cls(str(failure.get("problem")), path=failure.get("path"))
+    return answer["image"]
+
+
+def _main() -> None:
+    """The child: a request as JSON on stdin, ``{"image": …}`` or ``{"error": …}`` on stdout.
+
+    Whatever the readers print (Python or native code) goes to stderr, so stdout holds only
+    the answer.
+    """
+    import os
+
+    request = json.loads(sys.stdin.read())
+    if request["memory_limit"] is not None and sys.platform != "win32":
+        import resource
+
+        limit = int(request["memory_limit"])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    sys.stdout.flush()
+    answer_fd = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        answer: dict[str, Any] = {
+            "image": describe_image(
+                request["path"], scene=request["scene"], allowed_roots=request["allowed_roots"]
+            )
+        }
+    except errors.ScopeMLError as err:
+        answer = {"error": {"type": type(err).__name__, "problem": err.problem, "path": err.path}}
+    except MemoryError:
+        answer = {"error": {"problem": "reading it ran out of memory", "path": request["path"]}}
+    except OSError as err:
+        answer = {"error": {"problem": err.strerror or str(err), "path": request["path"]}}
+    sys.stdout.flush()
+    with os.fdopen(answer_fd, "w") as out:
+        out.write(json.dumps(answer))
+
+
+if __name__ == "__main__":
+    _main()

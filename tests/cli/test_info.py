@@ -1,0 +1,51 @@
+"""``scopeml info IMAGE``: the reader, shape, scenes, channels and pixel sizes; exit 2 on bad
+input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from scopeml.cli import main
+from tests.io import test_readers as native
+from tests.io.test_bioio import needs_bioio, write_zipped_ome_zarr
+
+
+def test_info_prints_the_reader_and_the_metadata(tmp_path, capsys):
+    path, _ = native.TestOmeZarr().make(tmp_path)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        str(path),
+        "  reader: scopeml.io.omezarr:read_ome_zarr",
+        "  shape: S=1 T=1 C=2 Z=3 Y=40 X=50, uint16",
+        "  scenes: 1: 0 (T=1 C=2 Z=3 Y=40 X=50)",
+        "  channels: dna, actin",
+        "  pixel sizes (µm): Z=3 Y=0.4 X=0.4",
+    ]
+
+
+def test_info_json_is_the_description(tmp_path, capsys):
+    path, expected = native.TestOmeTiff().make(tmp_path)
+    assert main(["info", str(path), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == list(expected.shape) and info["channel_names"] == ["nuclei", "membrane"]
+
+
+@needs_bioio
+def test_info_names_the_bioio_plugin(tmp_path, capsys):
+    path = write_zipped_ome_zarr(tmp_path / "a.ozx", np.ones((1, 20, 30), np.uint8))
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  reader: bioio-ome-zarr " in out and "(scopeml.io.bioio:read_bioio)" in out
+    assert "  region reads: chunks of 16×16 (Y×X)" in out
+
+
+def test_a_file_no_reader_opens_exits_2_naming_it_and_the_formats_tried(tmp_path, capsys):
+    path = tmp_path / "mystery.xyz"
+    path.write_bytes(b"\x00\x01" * 40)
+    assert main(["info", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"error: {path}: unknown image format '.xyz'; known: .btf, .czi")
