@@ -1,6 +1,93 @@
-"""scopeml: machine-learning segmentation and classification of large microscopy images."""
+"""scopeml: machine-learning segmentation and classification of large microscopy images.
+
+One import gives the whole flow; each step takes what the previous one returned::
+
+    import scopeml as sm
+
+    image = sm.open_image("cells.ome.tif")
+    classifier = sm.train_pixel_classifier(image, "scribbles.tif")
+    seg = sm.segment(image, classifier, "cells.ome.zarr")
+    objects = sm.label_objects(seg, "objects.ome.zarr", class_="class 2")
+    table = sm.measure_objects(objects, image)
+
+The names are imported on first use, so ``import scopeml`` stays fast.
+
+>>> import scopeml as sm
+>>> sm.open_model("nuclei").spec.classes
+('background', 'nucleus', 'boundary')
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from scopeml.errors import ScopeMLError
 
 __version__ = "0.1.0"
-__all__ = ["ScopeMLError", "__version__"]
+
+_LAZY = {
+    "open_image": "scopeml.io",
+    "open_model": "scopeml.api",
+    "segment": "scopeml.api",
+    "Segmentation": "scopeml.api",
+    "SegmentOptions": "scopeml.tiling.options",
+    "train_pixel_classifier": "scopeml.api",
+    "label_objects": "scopeml.api",
+    "measure_objects": "scopeml.api",
+    "train_object_classifier": "scopeml.api",
+    "classify_objects": "scopeml.api",
+    "train_unet": "scopeml.train",
+    "Image": "scopeml.io.image",
+    "ProgressEvent": "scopeml.progress",
+    "Cancelled": "scopeml.errors",
+}
+
+__all__ = [
+    "Cancelled",
+    "Image",
+    "ProgressEvent",
+    "ScopeMLError",
+    "SegmentOptions",
+    "Segmentation",
+    "__version__",
+    "classify_objects",
+    "label_objects",
+    "measure_objects",
+    "open_image",
+    "open_model",
+    "segment",
+    "train_object_classifier",
+    "train_pixel_classifier",
+    "train_unet",
+]
+
+if TYPE_CHECKING:
+    from scopeml.api import (
+        Segmentation,
+        classify_objects,
+        label_objects,
+        measure_objects,
+        open_model,
+        segment,
+        train_object_classifier,
+        train_pixel_classifier,
+    )
+    from scopeml.errors import Cancelled
+    from scopeml.io import open_image
+    from scopeml.io.image import Image
+    from scopeml.progress import ProgressEvent
+    from scopeml.tiling.options import SegmentOptions
+    from scopeml.train import train_unet
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'scopeml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,88 +1,249 @@
-"""The scripting facade: one call from files (or objects) to finished outputs.
+"""The flat facade behind ``import scopeml as sm``: the whole flow, each step taking what the
+previous one returned.
 
->>> from scopeml.api import segment   # segment("cells.czi", "nuclei.czann", "out.ome.zarr")
+open_image → train_pixel_classifier → segment (a :class:`Segmentation`) → label_objects (an
+``Image``) → measure_objects (a table) → train_object_classifier → classify_objects.
+
+Every step that takes a label image accepts an :class:`~scopeml.io.image.Image`, a numpy array
+(``Y×X``, ``Z×Y×X`` or ``S×T×C×Z×Y×X``), a file, or a :class:`Segmentation`. A class is chosen
+by one rule everywhere: by its name (``"nucleus"``) or by its label value (``2``; class ``k`` of
+a model is written as ``k + 1``, 0 is background).
+
+>>> from scopeml.api import segment   # segment("cells.czi", "nuclei", "out.ome.zarr")
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
-import zipfile
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
+from scopeml.progress import Progress
 from scopeml.tiling.options import SegmentOptions
 
-__all__ = ["open_model", "segment"]
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from scopeml.objects.classifier import ObjectClassifier
+    from scopeml.pixel import PixelClassifier
+
+__all__ = [
+    "Segmentation",
+    "classify_objects",
+    "label_objects",
+    "label_value",
+    "measure_objects",
+    "open_image",
+    "open_model",
+    "segment",
+    "train_object_classifier",
+    "train_pixel_classifier",
+]
+
+PathLike = str | os.PathLike[str]
+#: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
+LabelSource = Any  # Image | numpy.ndarray | str | os.PathLike | Segmentation
 
 
-def open_model(path: str | os.PathLike[str], *, threads: int | None = None) -> Model:
-    """Open a model file for inference: the one place that maps model files to :class:`Model`.
+def open_model(source: PathLike, *, workers: int | None = None, threads: int | None = None) -> Any:
+    """Open any model: czann, legacy czseg/czmodel, pixel or object classifier, or a built-in
+    name (``"nuclei"``; ``scopeml model list`` shows them). The kind is read from the content.
 
-    The kind is read from the content, not the suffix (a ``.czseg`` is either a legacy ZEN
-    container or a scopeml pixel classifier). ``threads`` caps the runtime's own threads, for
-    when several engine workers share the model. Dask workers call this too (through its
-    path), so it must stay a module-level function.
+    ``workers`` caps the model's own threads (1 when several engine workers share it);
+    ``threads`` is its older name. Dask workers call this through its path, so it stays a
+    module-level function.
+
+    Examples
+    --------
+    >>> open_model("nuclei").spec.classes
+    ('background', 'nucleus', 'boundary')
     """
-    from scopeml.model import load_model
-    from scopeml.pixel import FORMAT, load_classifier
+    from scopeml.model.registry import open_model as open_registered
 
-    if _container_format(path) == FORMAT:
-        return load_classifier(path, n_jobs=threads or -1)
-    return load_model(path, threads=threads)
+    return open_registered(source, workers=workers if workers is not None else threads)
 
 
-def _container_format(path: str | os.PathLike[str]) -> str | None:
-    """The ``Format`` key of a container's ``model.json`` (``None`` for czann and legacy).
+def label_value(classes: Sequence[str], choice: str | int) -> int:
+    """The label value of a class chosen by name or by label value (the one rule).
 
-    A cheap sniff of one small member; anything odd returns ``None`` and the container reader
-    then reports the problem properly.
+    Examples
+    --------
+    >>> label_value(["background", "nucleus"], "nucleus"), label_value(["bg", "fg"], 1)
+    (2, 1)
     """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo("model.json")
-            if info.file_size > 1 << 20:
-                return None
-            value = json.loads(archive.read(info)).get("Format")
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+    from scopeml.errors import InvalidRequestError
+
+    if isinstance(choice, str):
+        if choice in classes:
+            return list(classes).index(choice) + 1
+        raise InvalidRequestError(f"no class {choice!r}; classes are {', '.join(classes)}")
+    if isinstance(choice, bool) or not 1 <= int(choice) <= len(classes):
+        raise InvalidRequestError(
+            f"no label value {choice!r}; classes are "
+            + ", ".join(f"{name}={i}" for i, name in enumerate(classes, 1))
+        )
+    return int(choice)
 
 
-def _open_scene(
-    path: str, scene: int | None, channels: tuple[int | str, ...] | None = None
-) -> Image:
-    from scopeml.io import open_image
+class Segmentation(type(Path())):  # type: ignore[misc]
+    """The finished OME-Zarr store of :func:`segment`, with its outputs as lazy ``Image``
+    views (every axis kept: ``S T C Z Y X``).
 
-    image = open_image(path, scene=scene)
-    return image if channels is None else image.select_channels(channels)
+    It *is* the store's path (a :class:`pathlib.Path`: ``seg / "labels"``, ``seg.exists()``,
+    ``seg == path`` work), so code written for the path keeps working.
+
+    Attributes
+    ----------
+    classes
+        The model's class names; class ``classes[k]`` has label value ``k + 1``.
+
+    Examples
+    --------
+    >>> seg = Segmentation("out.ome.zarr", classes=("background", "nucleus"))
+    >>> seg.label_values, seg.path.name, seg == Path("out.ome.zarr")
+    ({'background': 1, 'nucleus': 2}, 'out.ome.zarr', True)
+    """
+
+    def __new__(cls, path: PathLike, *, classes: Sequence[str] | None = None) -> Segmentation:
+        if sys.version_info >= (3, 12):
+            return super().__new__(cls)
+        return super().__new__(cls, path)
+
+    def __init__(self, path: PathLike, *, classes: Sequence[str] | None = None) -> None:
+        if sys.version_info >= (3, 12):
+            super().__init__(path)
+        self._classes = None if classes is None else tuple(classes)
+
+    @property
+    def path(self) -> Path:
+        """The store, as a plain :class:`~pathlib.Path`."""
+        return Path(str(self))
+
+    def __truediv__(self, name: Any) -> Path:
+        return self.path / name
+
+    def joinpath(self, *names: Any) -> Path:
+        return self.path.joinpath(*names)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        if getattr(self, "_classes", None) is None:  # read from the run's record in the store
+            import zarr
+
+            identity = zarr.open_group(str(self.path), mode="r").attrs.get("scopeml", {})
+            self._classes = tuple(identity.get("model", {}).get("classes", ()))
+        return self._classes
+
+    @property
+    def label_values(self) -> dict[str, int]:
+        """Each class name with the value it has in :attr:`labels`."""
+        return {name: value for value, name in enumerate(self.classes, 1)}
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs written (``labels``, ``probabilities``, ``confidence``, ``mask``)."""
+        from scopeml.tiling.options import OUTPUT_NAMES
+
+        return tuple(name for name in OUTPUT_NAMES if (self.path / name).is_dir())
+
+    def output(self, name: str) -> Image:
+        """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
+        from scopeml.errors import InvalidRequestError
+
+        if name not in self.outputs:
+            raise InvalidRequestError(
+                f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "
+                "(choose with outputs=...)",
+                path=self.path,
+            )
+        return open_image(self.path / name)
+
+    @property
+    def labels(self) -> Image:
+        """Class labels: class ``k`` as ``k + 1``, 0 = unclassified."""
+        return self.output("labels")
+
+    @property
+    def probabilities(self) -> Image:
+        """One channel per class, named after it."""
+        return self.output("probabilities")
+
+    @property
+    def confidence(self) -> Image:
+        """The largest class probability per pixel."""
+        return self.output("confidence")
+
+    @property
+    def mask(self) -> Image:
+        """0/1 mask of the extracted class."""
+        return self.output("mask")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the classes
+        return _segmentation, (str(self), getattr(self, "_classes", None))
+
+    def __repr__(self) -> str:
+        return f"Segmentation({str(self)!r}, classes={getattr(self, '_classes', None)})"
+
+
+def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
+    return Segmentation(path, classes=classes)
 
 
 def segment(
-    image: str | os.PathLike[str] | Image,
-    model: str | os.PathLike[str] | Model,
-    output: str | os.PathLike[str],
-    **options: Any,
-) -> Path:
-    """Segment an image of any size with a model; return the finished OME-Zarr store.
+    image: PathLike | Image,
+    model: PathLike | Model,
+    output: PathLike,
+    options: SegmentOptions | None = None,
+    *,
+    outputs: Sequence[str] | None = None,
+    tile_size: int | Sequence[int] | None = None,
+    halo: int | Sequence[int] | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    min_confidence: float | None = None,
+    extract_class: str | None = None,
+    blend: bool | None = None,
+    normalize: str | None = None,
+    probability_dtype: str | None = None,
+    scene: int | None = None,
+    channels: Sequence[int | str] | None = None,
+    resume: bool | None = None,
+    overwrite: bool | None = None,
+    ome_tiff: bool | None = None,
+    progress: Progress = None,
+    quiet: bool | None = None,
+) -> Segmentation:
+    """Segment an image of any size with a model; return the finished store's outputs.
 
     Parameters
     ----------
     image
         An image file (CZI, OME-TIFF, OME-Zarr, TIFF/PNG) or an :class:`Image`.
     model
-        A model file (``.czann`` …) or any object with the :class:`Model` protocol.
+        A model file, a built-in name (``"nuclei"``) or any object with the
+        :class:`~scopeml.model.spec.Model` protocol (a trained ``PixelClassifier`` …).
     output
-        The ``.ome.zarr`` store to create; it holds one NGFF image per output
-        (``labels``, ``probabilities``, ``confidence``, ``mask``).
-    **options
-        Fields of :class:`~scopeml.tiling.options.SegmentOptions`: ``outputs``, ``tile_size``,
-        ``halo``, ``batch_size``, ``workers``, ``scheduler``, ``min_confidence``,
-        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``,
-        ``channels``, ``resume``, ``overwrite``, ``quiet``, ``ome_tiff``. ``overwrite``
-        replaces only an earlier zarr store, never a file, another folder or the input.
+        The ``.ome.zarr`` store to create.
+    options
+        A :class:`~scopeml.tiling.options.SegmentOptions` (as the CLI and the server use);
+        keywords given here replace its fields. Their meaning is documented there.
+    progress
+        See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
+    quiet
+        Older spelling of ``progress=False`` (``quiet=False`` shows bars).
+
+    Returns
+    -------
+    Segmentation
+        The store, its classes and its outputs as lazy ``Image`` views.
 
     Examples
     --------
@@ -94,16 +255,28 @@ def segment(
     ...         fg = (batch > 5).astype(np.float32)
     ...         return np.concatenate([1 - fg, fg], axis=1)
     >>> pixels = np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10
-    >>> out = segment(Image(pixels), Threshold(), Path(tempfile.mkdtemp()) / "out.ome.zarr",
-    ...               tile_size=4, quiet=True)
-    >>> from scopeml.io import open_image
-    >>> open_image(out / "labels").read()[0, 0, 0, 0, 0].tolist()
-    [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]
+    >>> seg = segment(Image(pixels), Threshold(), Path(tempfile.mkdtemp()) / "out.ome.zarr",
+    ...               tile_size=4)
+    >>> seg.label_values, seg.labels.read()[0, 0, 0, 0, 0].tolist()
+    ({'bg': 1, 'fg': 2}, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import segment_image
     from scopeml.tiling.execute import LoadRef
 
-    settings = SegmentOptions(**options)
+    given = {
+        "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
+        "workers": workers, "scheduler": scheduler, "min_confidence": min_confidence,
+        "extract_class": extract_class, "blend": blend, "normalize": normalize,
+        "probability_dtype": probability_dtype, "scene": scene, "channels": channels,
+        "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff, "quiet": quiet,
+    }  # fmt: skip
+    changes = {key: value for key, value in given.items() if value is not None}
+    for key in ("outputs", "channels", "tile_size", "halo"):
+        if isinstance(changes.get(key), list):
+            changes[key] = tuple(changes[key])
+    settings = dataclasses.replace(options or SegmentOptions(), **changes)
+    if progress is None:
+        progress = quiet is not None and not quiet
     image_ref = model_ref = None
     if isinstance(image, Image):
         opened_image, close_image = image, False
@@ -115,21 +288,355 @@ def segment(
         )
         opened_image, close_image = _open_scene(*image_ref.args), True
     if isinstance(model, (str, os.PathLike)):
+        from scopeml.model.registry import resolve_model
+
         # Engine workers run tiles side by side: one runtime thread each uses the cores best.
         threads = 1 if settings.workers > 1 and settings.scheduler is None else None
-        model_ref = LoadRef(open_model, (str(Path(model).resolve()),))
-        opened_model = open_model(model_ref.args[0], threads=threads)
+        model_ref = LoadRef(open_model, (str(resolve_model(model).resolve()),))
+        opened_model = open_model(model_ref.args[0], workers=threads)
     else:
         opened_model = model
     try:
-        return segment_image(
+        path = segment_image(
             opened_image,
             opened_model,
             output,
             settings,
             model_ref=model_ref,
             image_ref=image_ref,
+            progress=progress,
         )
     finally:
         if close_image:
             opened_image.close()
+    return Segmentation(path, classes=opened_model.spec.classes)
+
+
+def _open_scene(
+    path: str, scene: int | None, channels: tuple[int | str, ...] | None = None
+) -> Image:
+    image = open_image(path, scene=scene)
+    return image if channels is None else image.select_channels(channels)
+
+
+def train_pixel_classifier(
+    image: PathLike | Image | np.ndarray,
+    labels: PathLike | Image | np.ndarray,
+    *,
+    classes: Sequence[str] | None = None,
+    features: str = "basic25",
+    n_estimators: int = 100,
+    max_depth: int | None = None,
+    min_samples_leaf: int = 1,
+    seed: int = 0,
+    workers: int | None = None,
+    name: str = "pixel classifier",
+) -> PixelClassifier:
+    """Train a random-forest pixel classifier from sparse labels (0 unlabelled, 1..K classes).
+
+    ``image`` and ``labels`` are files, ``Image`` objects or arrays (``C×[Z×]Y×X`` pixels,
+    ``[Z×]Y×X`` labels). An image with several scenes or time points trains on all of them,
+    with labels of the same sizes. The result is a :class:`~scopeml.model.spec.Model`:
+    pass it to :func:`segment`, or ``.save()`` it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((1, 16, 16), np.float32); image[:, 4:12, 4:12] = 10
+    >>> scribbles = np.zeros((16, 16), np.uint8); scribbles[0, :] = 1; scribbles[8, 6:10] = 2
+    >>> clf = train_pixel_classifier(image, scribbles, classes=["bg", "cell"],
+    ...                              features="gaussian_smoothing:1", n_estimators=5)
+    >>> clf.spec.classes, clf.predict(image[None]).argmax(1)[0, 8, 8].item()
+    (('bg', 'cell'), 1)
+    """
+    from scopeml.objects.images import StackView
+    from scopeml.pixel import train_classifier
+
+    if isinstance(image, (str, os.PathLike)):
+        image = open_image(image)
+    if isinstance(labels, (str, os.PathLike)):
+        labels = open_image(labels)
+    images: Any = image
+    targets: Any = labels
+    if isinstance(image, Image) and image.sizes["S"] * image.sizes["T"] > 1:
+        stacks = _as_label_image(labels)
+        _check_same_stacks(image, stacks)
+        pairs = [
+            (StackView(image, scene=s, time=t, channel=None),
+             StackView(stacks, scene=s, time=t))
+            for s in range(image.sizes["S"]) for t in range(image.sizes["T"])
+        ]  # fmt: skip
+        images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+    return train_classifier(
+        images,
+        targets,
+        features=features,
+        classes=classes,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        min_samples_leaf=min_samples_leaf,
+        spatial_dims=2 if not isinstance(image, Image) or image.sizes["Z"] == 1 else 3,
+        n_jobs=workers or -1,
+        seed=seed,
+        name=name,
+    )
+
+
+def _check_same_stacks(image: Image, labels: Image) -> None:
+    from scopeml.errors import InvalidLabelsError
+
+    want = {a: n for a, n in image.sizes.items() if a != "C"}
+    have = {a: n for a, n in labels.sizes.items() if a != "C"}
+    if want != have:
+        raise InvalidLabelsError(
+            f"labels have sizes {have}; the image has {want} (every axis but C must agree)",
+            path=labels.path,
+        )
+
+
+def _as_label_image(source: LabelSource) -> Image:
+    """Any accepted label source as a 6-D ``Image`` (arrays: ``Y×X``, ``Z×Y×X`` or 6-D)."""
+    import numpy as np
+
+    from scopeml.errors import InvalidLabelsError
+    from scopeml.io._view import AxesView
+
+    if isinstance(source, Segmentation):
+        return source.labels
+    if isinstance(source, Image):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        from scopeml.objects.images import open_labels
+
+        return open_labels(source)
+    array = np.asarray(source)
+    axes = {2: "YX", 3: "ZYX", 6: "STCZYX"}.get(array.ndim)
+    if axes is None:
+        raise InvalidLabelsError(
+            f"labels of shape {array.shape}: an array must be Y×X, Z×Y×X or S×T×C×Z×Y×X; "
+            "wrap other layouts in an Image to name their axes"
+        )
+    return Image(AxesView(array, axes))
+
+
+def _classes_of(source: LabelSource) -> tuple[str, ...]:
+    """Class names behind a label source: a Segmentation's, or those recorded in the store
+    that an ``Image`` of ``labels`` came from; empty when unknown."""
+    if isinstance(source, Segmentation):
+        return source.classes
+    path = getattr(source, "path", None) if isinstance(source, Image) else source
+    if isinstance(path, (str, os.PathLike)) and Path(path).name == "labels":
+        parent = Path(path).parent
+        if (parent / "zarr.json").is_file():
+            return Segmentation(parent).classes
+    return ()
+
+
+def label_objects(
+    labels: LabelSource,
+    output: PathLike,
+    *,
+    class_: str | int | None = None,
+    connectivity: int = 1,
+    tile_shape: Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Image:
+    """Instance labels (one id per object) of every scene and time point, as OME-Zarr.
+
+    Parameters
+    ----------
+    labels
+        Semantic labels or a mask: a :class:`Segmentation`, an ``Image``, an array or a file.
+    output
+        The ``.ome.zarr`` to write (axes ``[T][Z]YX`` and pixel sizes of the input).
+    class_
+        The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
+        ``None``: every non-zero pixel.
+    connectivity, tile_shape, overwrite, progress
+        See :func:`scopeml.objects.images.label_image`.
+
+    Returns
+    -------
+    Image
+        The instance labels, lazily opened; ids are unique across time points.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> semantic = np.array([[1, 2, 2, 1], [1, 1, 1, 1], [2, 1, 2, 2]])
+    >>> objects = label_objects(semantic, f"{tempfile.mkdtemp()}/o.ome.zarr", class_=2)
+    >>> objects.read()[0, 0, 0, 0].tolist()
+    [[0, 1, 1, 0], [0, 0, 0, 0], [2, 0, 3, 3]]
+    """
+    from scopeml.objects.images import label_image
+
+    class_id = None
+    if class_ is not None:
+        classes = _classes_of(labels)
+        if isinstance(class_, str) or classes:
+            from scopeml.errors import InvalidRequestError
+
+            if not classes:
+                raise InvalidRequestError(
+                    f"class {class_!r} given by name, but these labels carry no class names; "
+                    "pass the Segmentation, or the label value"
+                )
+            class_id = label_value(classes, class_)
+        else:
+            class_id = int(class_)
+    return label_image(
+        _as_label_image(labels),
+        output,
+        class_id=class_id,
+        connectivity=connectivity,
+        tile_shape=tile_shape,
+        overwrite=overwrite,
+        progress=progress,
+    )
+
+
+def measure_objects(
+    objects: LabelSource,
+    image: PathLike | Image | np.ndarray | None = None,
+    *,
+    pixel_sizes: dict[str, float] | None = None,
+    shape_features: bool = True,
+    tile_shape: Sequence[int] | None = None,
+    output: PathLike | None = None,
+    progress: Progress = None,
+) -> pd.DataFrame | Path:
+    """Measure every object; one row per object per time point (columns ``t``, and ``scene``
+    where there are several, then ``label``, shape, position and per-channel intensities).
+
+    ``objects`` are instance labels (from :func:`label_objects`, or any label source);
+    ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
+    optional leading channel axis). With ``output`` (``.csv``/``.parquet``) rows are streamed
+    there and the path is returned.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> objects = np.array([[1, 1, 0], [0, 0, 2]])
+    >>> measure_objects(objects, np.array([[4, 6, 0], [0, 0, 9]]))[
+    ...     ["t", "label", "area", "intensity_mean_C0"]].values.tolist()
+    [[0.0, 1.0, 2.0, 5.0], [0.0, 2.0, 1.0, 9.0]]
+    """
+    from scopeml.objects.images import measure_image
+
+    labels = _as_label_image(objects)
+    intensities = None
+    if isinstance(image, (str, os.PathLike)):
+        intensities = open_image(image)
+    elif isinstance(image, Image):
+        intensities = image
+    elif image is not None:
+        intensities = _intensity_image(image, labels)
+    return measure_image(
+        labels,
+        intensities,
+        pixel_sizes=pixel_sizes,
+        shape_features=shape_features,
+        tile_shape=tile_shape,
+        output=output,
+        progress=progress,
+    )
+
+
+def _intensity_image(array: Any, labels: Image) -> Image:
+    """An intensity array shaped like a labels array (``(C×)(Z×)Y×X``) as a 6-D Image."""
+    import numpy as np
+
+    from scopeml.errors import InvalidImageError
+    from scopeml.io._view import AxesView
+
+    array = np.asarray(array)
+    spatial = "ZYX" if labels.sizes["Z"] > 1 else "YX"
+    if array.ndim == len(spatial):
+        return Image(AxesView(array, spatial))
+    if array.ndim == len(spatial) + 1:
+        return Image(AxesView(array, "C" + spatial))
+    if array.ndim == 6:
+        return Image(array)
+    raise InvalidImageError(
+        f"image of shape {array.shape} does not fit labels of sizes {labels.sizes}"
+    )
+
+
+def train_object_classifier(
+    table: pd.DataFrame | PathLike,
+    class_column: str,
+    *,
+    features: Sequence[str] | None = None,
+    n_estimators: int = 100,
+    max_depth: int | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+) -> ObjectClassifier:
+    """Train an object classifier on a measurement table's annotated rows (empty class: skipped).
+
+    Features default to every numeric column that is not a position (``label``, ``t``,
+    ``scene``, ``bbox-*``, ``centroid*``). ``table`` may be a ``.csv``/``.parquet`` file.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"area": [10, 12, 50, 55], "kind": ["s", "s", "L", "L"]})
+    >>> train_object_classifier(table, "kind", n_estimators=5).classes
+    ('L', 's')
+    """
+    from scopeml.objects.classifier import train_object_classifier as train
+
+    return train(
+        _as_table(table),
+        class_column,
+        features=features,
+        n_estimators=n_estimators,
+        max_depth=max_depth,
+        seed=seed,
+        workers=workers,
+    )
+
+
+def classify_objects(
+    table: pd.DataFrame | PathLike,
+    classifier: ObjectClassifier | PathLike,
+    *,
+    column: str = "class",
+    output: PathLike | None = None,
+) -> pd.DataFrame:
+    """Add the predicted class (``column``) and its probability to a measurement table.
+
+    ``classifier`` is an :class:`~scopeml.objects.ObjectClassifier` or its file; with
+    ``output`` the table is also written there (``.csv``/``.parquet``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame({"area": [10, 12, 50, 55], "kind": ["s", "s", "L", "L"]})
+    >>> clf = train_object_classifier(table, "kind", n_estimators=5)
+    >>> classify_objects(pd.DataFrame({"area": [9, 60]}), clf)["class"].tolist()
+    ['s', 'L']
+    """
+    from scopeml.errors import InvalidRequestError
+    from scopeml.objects.classifier import ObjectClassifier
+
+    model = open_model(classifier) if isinstance(classifier, (str, os.PathLike)) else classifier
+    if not isinstance(model, ObjectClassifier):
+        raise InvalidRequestError(
+            f"{type(model).__name__} is not an object classifier", path=str(classifier)
+        )
+    result = model.classify(_as_table(table), column=column)
+    if output is not None:
+        from scopeml.objects.table import write_table
+
+        write_table(result, output)
+    return result
+
+
+def _as_table(table: pd.DataFrame | PathLike) -> pd.DataFrame:
+    if isinstance(table, (str, os.PathLike)):
+        from scopeml.objects.table import read_table
+
+        return read_table(table)
+    return table

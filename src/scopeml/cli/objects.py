@@ -26,7 +26,7 @@ def label(
 ) -> None:
     """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
     from scopeml.io.replace import check_replaceable_store
-    from scopeml.objects.images import label_image
+    from scopeml.objects.images import label_image, open_labels
 
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
@@ -64,7 +64,7 @@ def measure(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
-    from scopeml.objects.images import measure_image
+    from scopeml.objects.images import measure_image, open_labels
 
     objects = open_labels(labels)
     intensities = None
@@ -142,47 +142,3 @@ def _axes(image: Any) -> str:
     parts = [f"{n} {name}" for axis, name in (("S", "scenes"), ("T", "time points"))
              if (n := image.sizes[axis]) > 1]  # fmt: skip
     return " × ".join([*parts, "3-D" if image.sizes["Z"] > 1 else "2-D"])
-
-
-def open_labels(path: Path) -> Any:
-    """A label image as a lazy :class:`~scopeml.io.image.Image`: any image file, an OME-Zarr,
-    or a plain ``.npy`` / zarr array read as ``(Z×)Y×X``."""
-    import numpy as np
-
-    from scopeml.errors import InvalidImageError
-
-    if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
-    if path.suffix == ".npy":
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as err:
-            raise InvalidImageError(f"cannot read labels: {err}", path=path) from err
-        return _spatial_image(array, path)
-    if path.is_dir() and (path / "zarr.json").is_file():
-        import json
-
-        meta = json.loads((path / "zarr.json").read_text())
-        if meta.get("node_type") == "array" and not meta.get("dimension_names"):
-            import zarr
-
-            return _spatial_image(zarr.open_array(str(path), mode="r"), path)
-    from scopeml.io import open_image
-
-    return open_image(path)
-
-
-def _spatial_image(array: Any, path: Path) -> Any:
-    """A plain 2-D or 3-D array as an Image with axes ``YX`` or ``ZYX``."""
-    from scopeml.errors import InvalidImageError
-    from scopeml.io._view import AxesView
-    from scopeml.io.image import Image
-
-    if len(array.shape) not in (2, 3):
-        raise InvalidImageError(
-            f"a plain array of labels must be 2-D (Y×X) or 3-D (Z×Y×X); got shape "
-            f"{tuple(array.shape)} (store other axes as OME-TIFF or OME-Zarr)",
-            path=path,
-        )
-    axes = "YX" if len(array.shape) == 2 else "ZYX"
-    return Image(AxesView(array, axes, path=str(path)), path=path)

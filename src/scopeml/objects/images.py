@@ -15,11 +15,13 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
+from scopeml.io._view import AxesView
 from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
 from scopeml.objects.label import ProvisionalLabels, _structure
@@ -27,7 +29,7 @@ from scopeml.objects.measure import _measure, _parse_spacing
 from scopeml.objects.measure_tiled import TableSink, measure_stack
 from scopeml.progress import Progress
 
-__all__ = ["StackView", "iter_stacks", "label_image", "measure_image"]
+__all__ = ["StackView", "iter_stacks", "label_image", "measure_image", "open_labels"]
 
 
 class StackView:
@@ -276,3 +278,40 @@ def _stack_tiles(tile_shape: Sequence[int] | None, spatial: Sequence[int]) -> tu
             f"tile_shape {tiles} does not fit stacks of shape {tuple(spatial)}"
         )
     return tiles
+
+
+def open_labels(path: str | os.PathLike[str]) -> Image:
+    """A label image as a lazy :class:`~scopeml.io.image.Image`: any image file, an OME-Zarr,
+    or a plain ``.npy`` / zarr array read as ``(Z×)Y×X``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.suffix == ".npy":
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as err:
+            raise InvalidImageError(f"cannot read labels: {err}", path=path) from err
+        return _spatial_image(array, path)
+    if path.is_dir() and (path / "zarr.json").is_file():
+        import json
+
+        meta = json.loads((path / "zarr.json").read_text())
+        if meta.get("node_type") == "array" and not meta.get("dimension_names"):
+            import zarr
+
+            return _spatial_image(zarr.open_array(str(path), mode="r"), path)
+    from scopeml.io import open_image
+
+    return open_image(path)
+
+
+def _spatial_image(array: Any, path: Path) -> Image:
+    """A plain 2-D or 3-D array as an Image with axes ``YX`` or ``ZYX``."""
+    if len(array.shape) not in (2, 3):
+        raise InvalidImageError(
+            f"a plain array of labels must be 2-D (Y×X) or 3-D (Z×Y×X); got shape "
+            f"{tuple(array.shape)} (store other axes as OME-TIFF or OME-Zarr)",
+            path=path,
+        )
+    axes = "YX" if len(array.shape) == 2 else "ZYX"
+    return Image(AxesView(array, axes, path=str(path)), path=path)
