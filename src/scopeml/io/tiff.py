@@ -192,9 +192,10 @@ def read_tiff(
         if ome_xml:
             _check_ome_xml(ome_xml, tf, path, confinement, limits)
         series = list(tf.series)
-        files = _opened_files(tf)
+        opened = _opened_files(tf)
         if confinement is not None:
-            _pin_files(tf, confinement)
+            _pin_files(opened, confinement, path)
+        files = [tif.filehandle.path for tif in opened]
         if errors.messages:
             raise InvalidImageError(f"corrupt TIFF structure: {errors.messages[0]}", path=path)
         _check_segments(tf, path)
@@ -285,7 +286,7 @@ def _check_ome_xml(
 MAX_PINNED_FILES = 256
 
 
-def _pin_files(tf: tifffile.TiffFile, confinement: Confinement) -> None:
+def _pin_files(opened: list[tifffile.TiffFile], confinement: Confinement, path: str) -> None:
     """Check every file tifffile opened and keep the companions open, so that reads later
     (in engine threads) use the files checked now rather than reopening their paths.
 
@@ -293,19 +294,17 @@ def _pin_files(tf: tifffile.TiffFile, confinement: Confinement) -> None:
     each read; an open handle is used as it is. Past ``MAX_PINNED_FILES`` companions (file
     descriptors are finite) they are reopened by the checked real path.
     """
-    opened = list((getattr(tf, "_files", None) or {}).values()) or [tf]
     for index, tif in enumerate(opened):
         handle = tif.filehandle
-        confinement.check(handle.path, named_by=tf.filehandle.path)
+        confinement.check(handle.path, named_by=path)
         if handle.closed and index < MAX_PINNED_FILES:
             handle.open()
 
 
-def _opened_files(tf: tifffile.TiffFile) -> list[str]:
-    """Every file tifffile opened for the series: ``path`` and its OME companions."""
-    opened = getattr(tf, "_files", None) or {}
-    files = [t.filehandle.path for t in opened.values() if getattr(t, "filehandle", None)]
-    return files or [tf.filehandle.path]
+def _opened_files(tf: tifffile.TiffFile) -> list[tifffile.TiffFile]:
+    """Every file tifffile opened for the series: ``tf`` and its OME companions."""
+    opened = [t for t in (getattr(tf, "_files", None) or {}).values() if t is not None]
+    return opened or [tf]
 
 
 def _check_ratio(declared: int, file_bytes: int, path: str, limits: ImageLimits) -> None:
@@ -333,10 +332,11 @@ def _check_declared_sizes(
     for s in series:
         limits.check_shape(tuple(s.shape), path=path)
         declared += math.prod(s.shape) * np.dtype(s.dtype).itemsize
-        for level in s.levels:
-            pages = list(level.pages)
-            for page in {id(p): p for p in (pages[:1] + pages[-1:]) if p is not None}.values():
-                _check_page(page, path, limits)
+        for level in s.levels:  # first and last page only: see _check_segments
+            n_pages = len(level.pages)
+            for index in sorted({0, n_pages - 1}) if n_pages else ():
+                if level.pages[index] is not None:
+                    _check_page(level.pages[index], path, limits)
     _check_ratio(declared, file_bytes, path, limits)
 
 
