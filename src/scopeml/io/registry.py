@@ -33,13 +33,13 @@ READERS: dict[str, str | Reader] = {
     ".jpeg": "scopeml.io.raster:read_raster",
 }
 _ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
-#: The last resort for an existing file no reader above claims: bioio and its format plugins.
-FALLBACK: str | Reader = "scopeml.io.bioio:read_bioio"
+#: The last resort for a file no reader above claims: bioio and its format plugins.
+FALLBACK: str | Reader | None = "scopeml.io.bioio:read_bioio"
 
 
 def reader_for(path: str | PathLike[str]) -> Reader:
     """The reader for ``path``: by suffix, or OME-Zarr for a folder holding zarr metadata
-    (``out.ome.zarr/labels``), else :data:`FALLBACK` (bioio) for any other existing file.
+    (``out.ome.zarr/labels``), else :data:`FALLBACK` (bioio, for any other format).
 
     Examples
     --------
@@ -53,7 +53,7 @@ def reader_for(path: str | PathLike[str]) -> Reader:
             return _resolve(READERS[suffix])
     if path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS):
         return _resolve(READERS[".zarr"])
-    if path.exists():  # ND2, LIF, DV, …: its error lists what was tried
+    if FALLBACK is not None:  # ND2, LIF, DV, …: its error lists the formats tried
         return _resolve(FALLBACK)
     known = ", ".join(sorted(READERS))
     raise InvalidImageError(f"unknown image format {path.suffix!r}; known: {known}", path=path)
