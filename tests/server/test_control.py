@@ -1,0 +1,168 @@
+"""Time and fairness on the server (issue #18): a model call past its time budget fails cleanly,
+one user's slow model does not starve another user's tile, a running job can be cancelled, a job
+that keeps crashing the server is given up after a few attempts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from scopeml.client import Client, ServerResponseError
+from scopeml.model import convert_onnx
+from scopeml.model.testing import endless_loop_onnx
+from scopeml.server.config import ServerConfig
+from scopeml.server.database import Database
+from scopeml.server.jobs import JobRunner
+from scopeml.server.metrics import Metrics
+from scopeml.server.models import ModelRegistry
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import ServerProcess
+
+TIME_BUDGET_S = 3
+POLL_S = 0.05
+WAIT_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("control-images")
+    image, _ = synthetic_nuclei((448, 416), density=0.002, seed=5)
+    tifffile.imwrite(root / "big.tif", image[0])
+    tifffile.imwrite(root / "small.tif", image[0][:64, :64])
+    two = np.stack([image[0][:32, :32]] * 2)
+    tifffile.imwrite(root / "two.ome.tif", two, metadata={"axes": "CYX"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("control-data")
+    db = Database(data_dir / "scopeml.db")
+    server = ServerProcess(
+        data_dir, "--allowed-root", str(root), "--model-time-budget", str(TIME_BUDGET_S),
+        "--predict-workers", "2",
+    )  # fmt: skip
+    server.tokens = {user: db.create_token(user) for user in ("alice", "bob")}
+    db.close()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.url, server.tokens["alice"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.url, server.tokens["bob"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def endless(alice: Client, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-channel model whose every call runs for ever (until its time budget stops it)."""
+    path = tmp_path_factory.mktemp("loop") / "loop.czann"
+    convert_onnx(
+        endless_loop_onnx(channels=2), path, classes=["a", "b"], min_overlap=0,
+        model_type="MultiClassSemanticSegmentation",
+    )  # fmt: skip
+    return alice.upload_model(path)["id"]
+
+
+@pytest.fixture(scope="module")
+def unet(bob: Client, container: Path) -> str:
+    return bob.upload_model(container, shared=True)["id"]
+
+
+def test_a_tile_past_the_time_budget_is_422_saying_so(alice, endless):
+    with pytest.raises(ServerResponseError) as err:
+        alice.predict_tile(endless, np.zeros((2, 16, 16), np.float32))
+    assert err.value.status_code == 422
+    assert f"time budget of {TIME_BUDGET_S} s" in str(err.value)
+    assert ".czann" not in str(err.value)  # not where the server keeps the model
+
+
+def test_one_users_endless_model_does_not_starve_another_users_tile(server, alice, endless, unet):
+    """Alice keeps both predict workers' worth of endless calls coming (four tile shapes, so
+    they cannot share one batch); Bob's tile is answered before any of her calls ends. Without
+    the per-user cap her calls hold both workers and his tile waits for one of them to end."""
+    finished: list[str] = []
+    lock = threading.Lock()
+
+    def alice_tile(size: int) -> None:
+        with (
+            Client(server.url, server.tokens["alice"]) as own,
+            pytest.raises(ServerResponseError),
+        ):
+            own.predict_tile(endless, np.zeros((2, size, size), np.float32))
+        with lock:
+            finished.append(f"alice{size}")
+
+    threads = [threading.Thread(target=alice_tile, args=(s,)) for s in (16, 32, 48, 64)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # let her calls reach the server first (order, not speed, is asserted)
+    with Client(server.url, server.tokens["bob"]) as bob:
+        tile = bob.predict_tile(unet, np.zeros((1, 32, 32), np.float32))
+    with lock:
+        finished.append("bob")
+    for thread in threads:
+        thread.join(timeout=WAIT_S)
+    assert tile.shape == (3, 32, 32)
+    assert finished[0] == "bob", finished
+
+
+def test_deleting_a_running_job_cancels_it(server, alice, unet, root):
+    job = alice.submit_job(unet, image_path="big.tif", tile_size=32, batch_size=1)
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        state = alice.job(job["id"])
+        if state["status"] == "running" and state["done"] >= 3:
+            break
+        time.sleep(POLL_S)
+    assert state["status"] == "running" and state["done"] < state["total"], state
+    alice.delete_job(job["id"])  # no 409: the job stops at its next batch
+    with pytest.raises(ServerResponseError) as err:
+        alice.job(job["id"])
+    assert err.value.status_code == 404
+    assert not (server.data_dir / "jobs" / job["id"]).exists()
+    # the only job worker is free again
+    small = alice.submit_job(unet, image_path="small.tif", tile_size=32)
+    assert alice.wait_job(small["id"], timeout=WAIT_S, interval=0.1)["status"] == "done"
+
+
+def test_a_job_past_the_time_budget_fails_with_the_reason(alice, endless):
+    job = alice.submit_job(endless, image_path="two.ome.tif", tile_size=32)
+    finished = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
+    assert finished["status"] == "failed"
+    assert "time budget" in finished["error"], finished
+
+
+def test_a_job_that_crashed_the_server_too_often_is_failed_not_resumed(tmp_path, container):
+    config = ServerConfig(tmp_path / "data", max_job_attempts=2)
+    db = Database(config.db)
+    db.add_job(
+        {"id": "j1", "owner": "a", "model_id": "m", "image": str(tmp_path / "x.tif"), "options": {}}
+    )
+    for _ in range(2):  # two earlier server processes died while running it
+        assert db.start_job_attempt("j1") in (1, 2)
+    runner = JobRunner(config, db, ModelRegistry(config, db, Metrics()))
+    assert runner.resume_unfinished() == ["j1"]
+    deadline = time.monotonic() + WAIT_S
+    while db.get_job("j1")["status"] != "failed" and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    job = db.get_job("j1")
+    runner.close()
+    db.close()
+    assert job["status"] == "failed" and job["attempts"] == 3
+    assert "stopped 2 times while running" in job["error"] and "not resumed" in job["error"]
