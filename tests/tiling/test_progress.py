@@ -69,3 +69,21 @@ def test_progress_does_not_change_a_runs_identity(unet2d, tmp_path):
     with pytest.raises(Cancelled):
         segment_image(image, unet2d, out, options(quiet=True), progress=cancel_at_once)
     assert segment_image(image, unet2d, out, options(resume=True), progress=True) == out
+
+
+def test_a_plan_error_names_the_model_file(tmp_path):
+    from scopeml.errors import ScopeMLError
+    from scopeml.model.spec import ModelSpec
+
+    class ZeroTile:  # a container declaring a fixed input of 0 rows
+        spec = ModelSpec(
+            spatial_dims=2, in_channels=1, classes=("a", "b"), halo=(0, 0), tile_shape=(0, 16)
+        )
+        path = str(tmp_path / "zero.czann")
+
+        def predict(self, batch):  # pragma: no cover - never reached
+            raise AssertionError
+
+    image = random_image((1, 1, 1, 1, 20, 20))
+    with pytest.raises(ScopeMLError, match=r"zero\.czann: .*\b0\b"):
+        segment_image(image, ZeroTile(), tmp_path / "o.ome.zarr", options(), progress=False)
