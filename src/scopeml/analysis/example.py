@@ -1,0 +1,77 @@
+"""The commented example that ``scopeml analyze init`` writes (it validates as it is)."""
+
+from __future__ import annotations
+
+EXAMPLE_SETTINGS = """\
+# scopeml image-analysis settings (run with: scopeml analyze THIS.yaml IMAGES... -o RESULTS/)
+version: 1
+
+# Input channels by name, as the images call them (`scopeml` reads the names from the file's
+# metadata; images without names have C0, C1, ...).
+channels: [C0, C1]
+
+# Size of the tiles the tiled stages work on (model runs, smoothing, labelling, measuring).
+tile_size: 1024
+
+# Object classes as a tree: a class with a `parent` is segmented only inside its parent's
+# objects, and every child object records the parent object it lies in (parent_id).
+classes:
+  - name: cell
+    segmenter:
+      kind: threshold         # threshold | model | instances
+      channel: C1
+      method: otsu            # fixed (with value: ...) | otsu | li | triangle
+      sigma: 2.0              # Gaussian smoothing before thresholding (0 = none)
+    post:                     # binary post-processing, applied in this order
+      - step: fill_holes
+      - step: remove_small
+        min_size: 200         # pixels
+      - step: watershed_split # split touching objects
+        min_distance: 10
+    measurements:
+      shape: true             # perimeter, convex hull, solidity, Feret diameters
+      intensity: [C0, C1]     # per-channel intensity statistics
+
+  - name: nucleus
+    parent: cell
+    segmenter:
+      kind: threshold
+      channel: C0
+      method: li
+      sigma: 1.0
+    # To use the built-in nuclei model (or a .czann / .czseg file) instead:
+    #   kind: instances       # or `model` for its class mask without the boundary split
+    #   model: nuclei
+    #   class: nucleus
+    #   boundary_class: boundary
+    #   channels: [C0]
+    #   min_confidence: 0.5
+    post:
+      - step: fill_holes
+      - step: remove_small
+        min_size: 30
+    measurements:
+      intensity: [C0]
+    # classifier: nuclei-classes.zip   # an object classifier (`scopeml objects train`)
+
+  - name: spot
+    parent: nucleus
+    segmenter:
+      kind: threshold
+      channel: C1
+      method: triangle
+    post:
+      - step: remove_small
+        min_size: 3
+      - step: remove_large
+        max_size: 500
+    measurements:
+      shape: false
+
+# What to write besides one table per class (CSV; Parquet too when pyarrow is installed).
+outputs:
+  labels: true      # one OME-Zarr label store per class and image
+  parquet: true
+  overview: true    # a PNG per image with outlines coloured by class
+  summary: true     # counts, plots and index.html over all images
+"""

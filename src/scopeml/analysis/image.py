@@ -1,0 +1,180 @@
+"""The analysis of one image: every scene and time point, every class, into one folder.
+
+Model segmenters run first, through the tiling engine (tile by tile, exact: equal to a
+whole-image run), writing their class labels to a scratch store. Then each ``(scene, time
+point)`` plane is analysed in memory: its input channels (float32) and one ``int32`` label
+image per class are held whole — that plane, not the file, bounds the memory. Z stacks are
+analysed as 3-D planes (3-D objects). The folder is written under a temporary name and moved
+into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scopeml.analysis.check import Resources
+from scopeml.analysis.outputs import CLASS_COLOURS, LabelStores, draw_overview, write_tables
+from scopeml.analysis.segment import segment_class
+from scopeml.analysis.settings import AnalysisSettings, ThresholdSegmenter
+from scopeml.analysis.tables import measure_plane
+from scopeml.progress import Progress
+
+__all__ = ["RECORD", "analyze_image", "input_identity"]
+
+RECORD = "record.json"
+
+
+def input_identity(path: str | os.PathLike[str]) -> dict[str, int]:
+    """Size and modification time of an input (a file, or a folder's top entries for zarr)."""
+    path = Path(path)
+    stat = path.stat()
+    return {"size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+
+
+def analyze_image(
+    settings: AnalysisSettings,
+    image_path: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
+    resources: Resources,
+    *,
+    digest: str = "",
+    engine_workers: int = 1,
+    progress: Progress = None,
+) -> dict[str, Any]:
+    """Analyse one image into ``folder`` (created whole, atomically); return its record.
+
+    The record holds the image, the object count per class and what identifies the run
+    (settings digest, input size and modification time).
+    """
+    from scopeml.io import open_image
+
+    started = time.perf_counter()
+    image_path, folder = Path(image_path), Path(folder)
+    temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
+    temp.mkdir(parents=True)
+    try:
+        with open_image(image_path) as opened:
+            image = opened.select_channels(settings.channels)
+            counts = _analyze(settings, image, image_path, folder.name, temp, resources,
+                              engine_workers, progress)  # fmt: skip
+        record = {
+            "status": "done",
+            "image": str(image_path),
+            "name": folder.name,
+            "counts": counts,
+            "settings": digest,
+            "input": input_identity(image_path),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        (temp / RECORD).write_text(json.dumps(record, indent=2))
+        if folder.exists():
+            if not (folder / RECORD).is_file():
+                raise FileExistsError(17, "exists and is not an analysis result", str(folder))
+            shutil.rmtree(folder)
+        os.replace(temp, folder)
+        return record
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _analyze(
+    settings: AnalysisSettings,
+    image: Any,
+    image_path: Path,
+    name: str,
+    temp: Path,
+    resources: Resources,
+    engine_workers: int,
+    progress: Progress,
+) -> dict[str, int]:
+    sizes = image.sizes
+    ordered = settings.ordered()
+    model_labels = _run_models(settings, image, temp / "_engine", resources, engine_workers,
+                               progress)  # fmt: skip
+    stores = None
+    if settings.outputs.labels:
+        stores = LabelStores(
+            temp, [c.name for c in ordered], sizes=sizes, pixel_sizes=image.pixel_sizes,
+            tile_size=settings.tile_size,
+        )  # fmt: skip
+    parts: dict[str, list[pd.DataFrame]] = {c.name: [] for c in ordered}
+    colours = {
+        c.name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(settings.classes)
+    }
+    for scene in range(sizes["S"]):
+        for t in range(sizes["T"]):
+            pixels = image.read(S=scene, T=t)[0, 0].astype(np.float32)  # C×Z×Y×X
+            if sizes["Z"] == 1:
+                pixels = pixels[:, 0]
+            channels = dict(zip(settings.channels, pixels, strict=True))
+            labels: dict[str, np.ndarray] = {}
+            for cls in ordered:
+                region = None if cls.parent is None else labels[cls.parent] > 0
+                plane = None
+                if cls.name in model_labels:
+                    plane = _plane(model_labels[cls.name][scene], t, sizes["Z"] > 1)
+                labels[cls.name] = segment_class(
+                    cls, channels, model_labels=plane,
+                    class_values=resources.class_values.get(cls.name), region=region,
+                )  # fmt: skip
+                if stores is not None:
+                    stores.write(cls.name, scene, t, labels[cls.name])
+            found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
+                                  name, scene, t)  # fmt: skip
+            for cls_name, table in found.items():
+                parts[cls_name].append(table)
+            if settings.outputs.overview and scene == 0 and t == 0:
+                draw_overview(pixels[0], labels, temp / "overview.png", colours=colours)
+    shutil.rmtree(temp / "_engine", ignore_errors=True)
+    tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
+    write_tables(tables, temp, parquet=settings.outputs.parquet)
+    return {cls: len(table) for cls, table in tables.items()}
+
+
+def _run_models(
+    settings: AnalysisSettings,
+    image: Any,
+    scratch: Path,
+    resources: Resources,
+    engine_workers: int,
+    progress: Progress,
+) -> dict[str, list[Any]]:
+    """Run each model segmenter over every scene with the tiling engine; its labels per scene."""
+    from scopeml.api import segment
+
+    found: dict[str, list[Any]] = {}
+    n_scenes = image.sizes["S"]
+    for cls in settings.classes:
+        seg = cls.segmenter
+        if isinstance(seg, ThresholdSegmenter):
+            continue
+        found[cls.name] = [
+            segment(
+                image,
+                resources.models[cls.name],
+                scratch / f"{cls.name}-{scene}.ome.zarr",
+                tile_size=settings.tile_size,
+                channels=tuple(seg.channels),
+                min_confidence=seg.min_confidence or None,
+                scene=scene if n_scenes > 1 else None,
+                workers=engine_workers,
+                progress=progress or False,
+            ).labels
+            for scene in range(n_scenes)
+        ]
+    return found
+
+
+def _plane(labels: Any, t: int, has_z: bool) -> np.ndarray:
+    """One time point of an engine label image (``S T C Z Y X``, one scene) as ``(Z×)Y×X``."""
+    plane = labels.read(S=0, T=t, C=0)[0, 0, 0]
+    return plane if has_z else plane[0]

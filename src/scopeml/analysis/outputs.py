@@ -1,0 +1,137 @@
+"""What one image's analysis writes: label stores, per-class tables and an overview PNG.
+
+Everything goes into the image's temporary results folder, which the runner moves into place
+when the image is complete, so nothing half-written ever sits at a final path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CLASS_COLOURS", "LabelStores", "draw_overview", "parquet_available", "write_tables"]
+
+#: Outline colours, one per class in settings order (repeating).
+CLASS_COLOURS = (
+    (255, 64, 64),
+    (64, 220, 64),
+    (80, 140, 255),
+    (255, 200, 0),
+    (255, 0, 255),
+    (0, 230, 230),
+    (255, 128, 0),
+)
+OVERVIEW_SIZE = 1024
+
+
+class LabelStores:
+    """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``."""
+
+    def __init__(
+        self,
+        folder: Path,
+        names: Sequence[str],
+        *,
+        sizes: Mapping[str, int],
+        pixel_sizes: Mapping[str, float],
+        tile_size: int,
+    ) -> None:
+        from scopeml.io.omezarr import create_ome_zarr
+
+        z = "Z" if sizes["Z"] > 1 else ""
+        t = "T" if sizes["T"] > 1 else ""
+        spatial = ((sizes["Z"],) if z else ()) + (sizes["Y"], sizes["X"])
+        lead = (sizes["T"],) if t else ()
+        chunks = (1,) * len(lead) + ((1,) if z else ()) + (min(tile_size, sizes["Y"]),
+                                                          min(tile_size, sizes["X"]))  # fmt: skip
+        self._has_t = bool(t)
+        self._arrays = {}
+        for name in names:
+            store = folder / f"{name}.ome.zarr"
+            self._arrays[name] = [
+                create_ome_zarr(
+                    store if sizes["S"] == 1 else store / str(scene),
+                    shape=(*lead, *spatial), dtype=np.int32, axes=t + z + "YX", chunks=chunks,
+                    pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
+                    name=name, root=store,
+                )
+                for scene in range(sizes["S"])
+            ]  # fmt: skip
+
+    def write(self, name: str, scene: int, time: int, labels: np.ndarray) -> None:
+        """Write one plane (``(Z×)Y×X``) of a class's labels."""
+        array = self._arrays[name][scene]
+        array[(time,) if self._has_t else ()] = labels
+
+
+def parquet_available() -> bool:
+    """Whether pyarrow is installed (Parquet tables are written only then)."""
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def write_tables(tables: Mapping[str, pd.DataFrame], folder: Path, *, parquet: bool) -> list[Path]:
+    """Write one CSV (and Parquet) per class; return the paths written."""
+    from scopeml.io.replace import atomic_write
+
+    written = []
+    for name, table in tables.items():
+        kinds = ["csv"] + (["parquet"] if parquet and parquet_available() else [])
+        for kind in kinds:
+            path = folder / f"{name}.{kind}"
+            with atomic_write(path, fsync=False) as temp:
+                if kind == "csv":
+                    table.to_csv(temp, index=False)
+                else:
+                    table.to_parquet(temp, index=False)
+            written.append(path)
+    return written
+
+
+def draw_overview(
+    background: np.ndarray,
+    labels: Mapping[str, np.ndarray],
+    path: Path,
+    *,
+    colours: Mapping[str, tuple[int, int, int]],
+) -> Path:
+    """A PNG of ``background`` (``(Z×)Y×X``; Z shown as its maximum) with the objects of each
+    class outlined in its colour, shrunk to at most 1024 pixels a side.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> image = np.zeros((8, 8)); image[2:6, 2:6] = 1
+    >>> out = draw_overview(image, {"a": (image > 0).astype(int)}, Path(tempfile.mkdtemp())
+    ...                     / "o.png", colours={"a": (255, 0, 0)})
+    >>> from PIL import Image as PILImage
+    >>> PILImage.open(out).getpixel((2, 2))
+    (255, 0, 0)
+    """
+    from PIL import Image as PILImage
+    from skimage.segmentation import find_boundaries
+
+    from scopeml.io.replace import atomic_write
+
+    plane = _project(np.asarray(background, np.float32))
+    step = max(1, -(-max(plane.shape) // OVERVIEW_SIZE))
+    plane = plane[::step, ::step]
+    finite = plane[np.isfinite(plane)]
+    low, high = np.percentile(finite, (1, 99.8)) if finite.size else (0.0, 1.0)
+    grey = np.clip((plane - low) / ((high - low) or 1.0), 0, 1) * 200
+    rgb = np.repeat(np.nan_to_num(grey)[..., None], 3, axis=2).astype(np.uint8)
+    for name, objects in labels.items():
+        shown = _project(np.asarray(objects))[::step, ::step]
+        edges = find_boundaries(shown, mode="inner")
+        rgb[edges] = colours[name]
+    with atomic_write(path, fsync=False) as temp:
+        PILImage.fromarray(rgb).save(temp, format="PNG")
+    return path
+
+
+def _project(array: np.ndarray) -> np.ndarray:
+    return array.max(axis=0) if array.ndim == 3 else array

@@ -1,0 +1,309 @@
+"""Run an analysis over many images: checks first, then one folder per image, then the summary.
+
+Everything that can be checked without pixels is checked before the first image is read (the
+settings, the models and classifiers they name, the first image's channel names). Images run
+one after another, in a local process pool (``workers``), or on a dask.distributed cluster
+(``scheduler``). An image that fails is recorded with its reason and the batch goes on; with
+``resume`` an image whose folder is complete (same settings, same input file) is skipped.
+
+Results folder::
+
+    RESULTS/settings.yaml            the settings used (a resumed run must use the same)
+    RESULTS/images/NAME/             per image: CLASS.ome.zarr, CLASS.csv|.parquet,
+                                     overview.png, record.json
+    RESULTS/tables/CLASS.csv|.parquet  every image's objects of a class
+    RESULTS/summary/                 counts.csv, failures.csv, PNG plots
+    RESULTS/index.html               links to all of it
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scopeml.analysis.check import check_image_channels, open_resources
+from scopeml.analysis.image import RECORD, analyze_image, input_identity
+from scopeml.analysis.settings import AnalysisSettings, dump_settings, load_settings
+from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.progress import Progress, as_progress, track
+
+__all__ = ["AnalysisResult", "collect_images", "run_analysis"]
+
+IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".btf", ".ome.zarr", ".zarr",
+                  ".png", ".jpg", ".jpeg")  # fmt: skip
+
+_WORKER_RESOURCES: dict[str, Any] = {}
+
+
+@dataclass
+class AnalysisResult:
+    """What a batch produced: the results folder, one record per image, the failures."""
+
+    output: Path
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] != "done"]
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Objects per class, by image name."""
+        return {r["name"]: r["counts"] for r in self.records if r["status"] == "done"}
+
+
+def collect_images(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Image files from files, folders (their images, not recursive) and glob patterns.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for name in ("b.tif", "a.ome.tif", "notes.txt"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.name for p in collect_images([folder])]
+    ['a.ome.tif', 'b.tif']
+    >>> [p.name for p in collect_images([folder / "*.tif"])]
+    ['a.ome.tif', 'b.tif']
+    """
+    found: list[Path] = []
+    for source in sources:
+        text = str(source)
+        path = Path(source)
+        if path.is_dir() and not _is_image_name(path.name):
+            items = sorted(p for p in path.iterdir() if _is_image_name(p.name))
+        elif path.exists():
+            items = [path]
+        elif glob.has_magic(text):
+            items = [Path(p) for p in sorted(glob.glob(text)) if _is_image_name(Path(p).name)]
+        else:
+            raise FileNotFoundError(2, "No such file or folder", text)
+        if not items:
+            raise InvalidRequestError("no images here", path=text)
+        found += [p for p in items if p not in found]
+    return found
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+
+
+def _names(images: Sequence[Path]) -> list[str]:
+    """A folder name per image: its name without image suffixes, made unique."""
+    names: list[str] = []
+    for path in images:
+        base = path.name
+        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+            if base.lower().endswith(suffix):
+                base = base[: -len(suffix)]
+                break
+        name, n = base or "image", 1
+        while name in names:
+            n += 1
+            name = f"{base}-{n}"
+        names.append(name)
+    return names
+
+
+def run_analysis(
+    settings: AnalysisSettings | str | os.PathLike[str],
+    images: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    resume: bool = False,
+    progress: Progress = None,
+) -> AnalysisResult:
+    """Run an analysis over images; write every result into the folder ``output``.
+
+    Parameters
+    ----------
+    settings
+        :class:`AnalysisSettings`, or a settings file (errors then name its lines).
+    images
+        Image files, folders and glob patterns.
+    output
+        The results folder (created; an existing one is continued only with ``resume``).
+    workers
+        Images analysed side by side in local processes (1: in this process).
+    scheduler
+        A dask.distributed scheduler address; each image becomes one task there.
+    resume
+        Skip images whose results are complete from an earlier run with the same settings.
+    progress
+        See :mod:`scopeml.progress`: stage ``analyze`` in unit ``image``; with one worker
+        the engine's ``segment`` tiles too. A callback may cancel between images.
+
+    Returns
+    -------
+    AnalysisResult
+        The folder and one record per image (``status`` ``done`` or ``failed`` with ``reason``).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tifffile
+    >>> from scopeml.analysis.settings import ClassSettings, ThresholdSegmenter
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> pixels = np.zeros((32, 32), np.uint8); pixels[4:10, 4:10] = pixels[20:28, 3:9] = 200
+    >>> tifffile.imwrite(folder / "a.tif", pixels)
+    >>> settings = AnalysisSettings(channels=["C0"], classes=[ClassSettings(
+    ...     name="blob", segmenter=ThresholdSegmenter(channel="C0", method="otsu"))])
+    >>> run_analysis(settings, [folder / "a.tif"], folder / "results").counts
+    {'a': {'blob': 2}}
+    """
+    from scopeml.analysis.report import write_report
+
+    source = None
+    if not isinstance(settings, AnalysisSettings):
+        source = Path(settings)
+        settings = load_settings(source)
+    if workers < 1:
+        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
+    paths = collect_images([images] if isinstance(images, (str, os.PathLike)) else images)
+    text = dump_settings(settings)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    output = Path(output)
+    _prepare_output(output, text, resume)
+    local = workers == 1 and scheduler is None
+    resources = open_resources(settings, source=source, model_threads=None if local else 1)
+    check_image_channels(settings, paths[0], source=source)
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    from scopeml.io.replace import write_atomically
+
+    write_atomically(output / "settings.yaml", text)
+    names = _names(paths)
+    result = AnalysisResult(output)
+    todo: list[tuple[Path, str]] = []
+    for path, name in zip(paths, names, strict=True):
+        done = _completed(output / "images" / name, path, digest) if resume else None
+        if done is not None:
+            result.records.append(done)
+        else:
+            todo.append((path, name))
+    report = as_progress(progress)
+    jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
+             digest, str(source) if source else None) for p, n in todo]  # fmt: skip
+    if local:
+        for path, name in track(todo, report, "analyze", unit="image"):
+            result.records.append(_safe(settings, path, output / "images" / name, resources,
+                                        digest, report))  # fmt: skip
+    elif scheduler is not None:
+        result.records += _on_cluster(scheduler, jobs, report)
+    else:
+        result.records += _in_pool(workers, jobs, report)
+    order = {n: i for i, n in enumerate(names)}
+    result.records.sort(key=lambda r: order.get(r["name"], len(order)))
+    write_report(settings, result.records, output)
+    return result
+
+
+def _prepare_output(output: Path, text: str, resume: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise InvalidRequestError("exists and is not a folder", path=output)
+    if output.is_dir() and any(output.iterdir()):
+        previous = output / "settings.yaml"
+        if not previous.is_file():
+            raise InvalidRequestError(
+                "the results folder exists and is not an analysis's; choose another", path=output
+            )
+        if not resume:
+            raise InvalidRequestError(
+                "the results folder exists; pass --resume to continue it or choose another",
+                path=output,
+            )
+        if previous.read_text(encoding="utf-8") != text:
+            raise InvalidRequestError(
+                "resuming with other settings than the earlier run's (its settings.yaml)",
+                path=output,
+            )
+
+
+def _completed(folder: Path, image: Path, digest: str) -> dict[str, Any] | None:
+    """The record of a complete earlier result for this image and settings, else ``None``."""
+    try:
+        record = json.loads((folder / RECORD).read_text())
+        same = record["settings"] == digest and record["input"] == input_identity(image)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if same and record.get("status") == "done" else None
+
+
+def _safe(
+    settings: AnalysisSettings,
+    image: Path,
+    folder: Path,
+    resources: Any,
+    digest: str,
+    progress: Progress,
+) -> dict[str, Any]:
+    """Analyse one image; a failure becomes a record with the reason instead of stopping."""
+    try:
+        return analyze_image(settings, image, folder, resources, digest=digest,
+                             engine_workers=2, progress=progress)  # fmt: skip
+    except (Cancelled, KeyboardInterrupt):
+        raise
+    except ScopeMLError as err:
+        reason = f"{err.path}: {err.problem}" if err.path else err.problem
+    except OSError as err:
+        reason = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+    except Exception as err:  # any failure of one image is reported, not fatal
+        reason = f"{type(err).__name__}: {err}"
+    return {"status": "failed", "image": str(image), "name": folder.name, "reason": reason,
+            "counts": {}}  # fmt: skip
+
+
+def _job(settings: dict, image: str, folder: str, digest: str, source: str | None) -> dict:
+    """One image in a worker process or on a dask worker (models opened once per process)."""
+    parsed = AnalysisSettings.model_validate(settings)
+    resources = _WORKER_RESOURCES.get(digest)
+    if resources is None:
+        resources = _WORKER_RESOURCES[digest] = open_resources(parsed, source=source,
+                                                               model_threads=1)  # fmt: skip
+    record = _safe(parsed, Path(image), Path(folder), resources, digest, False)
+    return record
+
+
+def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    records = []
+    context = multiprocessing.get_context("spawn")  # no forked ONNX Runtime or thread state
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(_job, *job) for job in jobs]
+        try:
+            for future in track(as_completed(futures), report, "analyze", total=len(futures),
+                                unit="image"):  # fmt: skip
+                records.append(future.result())
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return records
+
+
+def _on_cluster(scheduler: str, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as err:
+        raise InvalidRequestError(
+            "--scheduler needs dask.distributed (pip install 'scopeml[dask]')"
+        ) from err
+    records = []
+    with Client(scheduler) as client:
+        futures = [client.submit(_job, *job, pure=False) for job in jobs]
+        try:
+            for future in track(as_completed(futures), report, "analyze", total=len(futures),
+                                unit="image"):  # fmt: skip
+                records.append(future.result())
+        except BaseException:
+            client.cancel(futures)
+            raise
+    return records

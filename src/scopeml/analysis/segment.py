@@ -1,0 +1,224 @@
+"""One plane of one class: segmenter → post-processing steps → instance labels inside the parent.
+
+Everything here works on one ``(Z×)Y×X`` plane (a scene and time point) held in memory: the
+input channels as float32 and one ``int32`` label image per class. Model segmenters do not run
+here: the tiling engine writes their class labels tile by tile first, and this module only reads
+the plane of those labels. A child class is segmented only inside its parent's objects: its
+mask is cut to them before and after the post-processing steps, and automatic thresholds
+(Otsu, Li, triangle) are computed from the pixels inside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from scopeml.analysis.settings import (
+    ClassSettings,
+    Closing,
+    Crf,
+    FillHoles,
+    InstancesSegmenter,
+    Opening,
+    RemoveLarge,
+    RemoveSmall,
+    ThresholdSegmenter,
+    WatershedSplit,
+)
+from scopeml.objects.label import label_instances
+from scopeml.post.morphology import binary_close, binary_open, fill_holes, split_touching
+
+__all__ = ["apply_post", "instances_from_classes", "segment_class", "threshold_mask"]
+
+_AUTO = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
+
+
+def threshold_mask(
+    channel: np.ndarray, segmenter: ThresholdSegmenter, region: np.ndarray | None = None
+) -> np.ndarray:
+    """Pixels above (``dark``: below) a fixed or automatic threshold, after Gaussian smoothing.
+
+    An automatic threshold is computed from the pixels in ``region`` (the parent's objects)
+    when given; a region without pixels gives an empty mask.
+
+    Examples
+    --------
+    >>> plane = np.array([[0, 0, 10, 10], [0, 0, 10, 12]], np.float32)
+    >>> threshold_mask(plane, ThresholdSegmenter(channel="a", method="otsu")).astype(int)
+    array([[0, 0, 1, 1],
+           [0, 0, 1, 1]])
+    """
+    import skimage.filters
+
+    values = np.asarray(channel, np.float32)
+    if segmenter.sigma > 0:
+        values = ndi.gaussian_filter(values, segmenter.sigma)
+    if segmenter.method == "fixed":
+        level = float(segmenter.value)  # type: ignore[arg-type]
+    else:
+        sample = values if region is None else values[region]
+        if sample.size == 0 or sample.min() == sample.max():
+            return np.zeros(values.shape, bool)
+        level = float(getattr(skimage.filters, _AUTO[segmenter.method])(sample))
+    mask = values < level if segmenter.dark else values > level
+    return mask if region is None else mask & region
+
+
+def instances_from_classes(
+    class_labels: np.ndarray,
+    object_value: int,
+    boundary_value: int | None,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
+    """Objects from a model with a boundary class: components of the object class (seeds),
+    grown over the boundary pixels that touch them (a watershed on a flat image).
+
+    Examples
+    --------
+    >>> labels = np.array([[2, 2, 3, 1, 3, 2]])  # 1 = background, 2 = nucleus, 3 = boundary
+    >>> instances_from_classes(labels, 2, 3)
+    array([[1, 1, 1, 0, 2, 2]], dtype=int32)
+    """
+    from skimage.segmentation import watershed
+
+    seeds = class_labels == object_value
+    grow = seeds if boundary_value is None else seeds | (class_labels == boundary_value)
+    if region is not None:
+        seeds, grow = seeds & region, grow & region
+    markers = label_instances(seeds)
+    if boundary_value is None or not markers.any():
+        return markers
+    out = watershed(np.zeros(markers.shape, np.uint8), markers, mask=grow)
+    return out.astype(np.int32)
+
+
+def apply_post(
+    labels: np.ndarray,
+    steps: Sequence[object],
+    *,
+    guide: np.ndarray | None = None,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
+    """Apply post-processing steps in order to instance labels; return ``int32`` labels.
+
+    Mask steps (fill holes, opening, closing, CRF) change the foreground; an object keeps its
+    id where it keeps its pixels, and new foreground is given to the touching object (new
+    components become new objects). ``remove_small``/``remove_large`` drop whole objects by
+    pixel count; ``watershed_split`` splits touching objects at the distance-transform necks.
+    Nothing leaves ``region`` (the parent's objects).
+
+    Examples
+    --------
+    >>> mask = np.zeros((6, 9), bool); mask[1:5, 1:4] = True; mask[2, 6] = True
+    >>> labels = label_instances(mask)
+    >>> apply_post(labels, [RemoveSmall(min_size=2), FillHoles()]).max()
+    np.int32(1)
+    """
+    out = np.asarray(labels, np.int32)
+    for step in steps:
+        if isinstance(step, (RemoveSmall, RemoveLarge)):
+            sizes = np.bincount(out.ravel())
+            drop = sizes < step.min_size if isinstance(step, RemoveSmall) else sizes > step.max_size
+            drop[0] = False
+            out = np.where(drop[out], 0, out).astype(np.int32)
+        elif isinstance(step, WatershedSplit):
+            out = split_touching(out > 0, min_distance=step.min_distance)
+        else:
+            out = _regrow(out, _mask_step(out > 0, step, guide), region)
+    if region is not None:
+        out = np.where(region, out, 0).astype(np.int32)
+    return out
+
+
+def _mask_step(mask: np.ndarray, step: object, guide: np.ndarray | None) -> np.ndarray:
+    if isinstance(step, FillHoles):
+        return fill_holes(mask)
+    if isinstance(step, Opening):
+        return binary_open(mask, step.radius)
+    if isinstance(step, Closing):
+        return binary_close(mask, step.radius)
+    if isinstance(step, Crf):
+        return _crf(mask, step, guide)
+    raise TypeError(f"unknown post-processing step {step!r}")
+
+
+def _crf(mask: np.ndarray, step: Crf, guide: np.ndarray | None) -> np.ndarray:
+    from scopeml.post.crf import dense_crf
+
+    image = np.zeros(mask.shape, np.float32) if guide is None else np.asarray(guide, np.float32)
+    low, high = np.percentile(image, (1, 99)) if image.size else (0.0, 1.0)
+    spread = float(high - low) or 1.0
+    foreground = np.where(mask, step.certainty, 1 - step.certainty).astype(np.float32)
+    labels = dense_crf(
+        np.stack([1 - foreground, foreground]),
+        image,
+        intensity_sigma=step.intensity_sigma * spread,
+        spatial_sigma=step.spatial_sigma,
+        bilateral_sigma=step.bilateral_sigma,
+        iterations=step.iterations,
+    )
+    return labels == 2
+
+
+def _regrow(labels: np.ndarray, mask: np.ndarray, region: np.ndarray | None) -> np.ndarray:
+    """Labels restricted to ``mask``; mask pixels without a label take the touching object's."""
+    from skimage.segmentation import watershed
+
+    if region is not None:
+        mask = mask & region
+    kept = np.where(mask, labels, 0).astype(np.int32)
+    if not (mask & (kept == 0)).any():
+        return kept
+    if kept.any():
+        kept = watershed(np.zeros(kept.shape, np.uint8), kept, mask=mask).astype(np.int32)
+    orphans = mask & (kept == 0)
+    if orphans.any():
+        extra = label_instances(orphans)
+        kept = np.where(extra > 0, extra + kept.max(), kept).astype(np.int32)
+    return kept
+
+
+def segment_class(
+    cls: ClassSettings,
+    channels: dict[str, np.ndarray],
+    *,
+    model_labels: np.ndarray | None = None,
+    class_values: tuple[int, int | None] | None = None,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
+    """Instance labels of one class on one plane: its segmenter, then its post steps.
+
+    Parameters
+    ----------
+    cls
+        The class's settings.
+    channels
+        The plane's input channels by name, ``(Z×)Y×X`` each.
+    model_labels
+        For model segmenters: the engine's class labels of this plane (class ``k`` as ``k+1``).
+    class_values
+        For model segmenters: the label values of the class (and of the boundary class).
+    region
+        The parent's objects (``None`` for a root class).
+
+    Examples
+    --------
+    >>> plane = {"a": np.array([[0, 9, 9, 0, 9]], np.float32)}
+    >>> cls = ClassSettings(name="x", segmenter=ThresholdSegmenter(channel="a", method="fixed",
+    ...                     value=5))
+    >>> segment_class(cls, plane).tolist()
+    [[0, 1, 1, 0, 2]]
+    """
+    seg = cls.segmenter
+    if isinstance(seg, ThresholdSegmenter):
+        labels = label_instances(threshold_mask(channels[seg.channel], seg, region))
+        guide = channels[seg.channel]
+    else:
+        if model_labels is None or class_values is None:
+            raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")
+        boundary = class_values[1] if isinstance(seg, InstancesSegmenter) else None
+        labels = instances_from_classes(model_labels, class_values[0], boundary, region)
+        guide = channels[seg.channels[0]]
+    return apply_post(labels, cls.post, guide=guide, region=region)

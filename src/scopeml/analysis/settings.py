@@ -1,0 +1,384 @@
+"""Image-analysis settings: a versioned pydantic schema, read from and written to YAML.
+
+A settings file names the input channels, a tree of object classes (each with its own
+segmenter, post-processing steps in order, measurements and an optional object classifier;
+children are segmented only inside their parent's objects) and the outputs to write. The same
+objects are built in Python, saved back to YAML and used unchanged by the command line, the
+Python API and the server.
+
+Errors name the file, the line and the key: pydantic's error locations are mapped onto the
+YAML node marks of ``yaml.compose``.
+
+Examples
+--------
+>>> settings = AnalysisSettings(
+...     channels=["DAPI"],
+...     classes=[ClassSettings(name="nucleus",
+...                            segmenter=ThresholdSegmenter(channel="DAPI", method="otsu"))],
+... )
+>>> parse_settings(dump_settings(settings)) == settings
+True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scopeml.errors import InvalidRequestError
+
+__all__ = [
+    "AnalysisSettings",
+    "ClassSettings",
+    "InstancesSegmenter",
+    "InvalidSettingsError",
+    "Measurements",
+    "ModelSegmenter",
+    "Outputs",
+    "PostStep",
+    "ThresholdSegmenter",
+    "dump_settings",
+    "load_settings",
+    "parse_settings",
+    "save_settings",
+]
+
+VERSION = 1
+MAX_SETTINGS_BYTES = 1 << 20
+
+
+class InvalidSettingsError(InvalidRequestError):
+    """A settings file is malformed; the message starts with the line (``line 12: …``)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ThresholdSegmenter(_Strict):
+    """Pixels of one channel above a threshold (after optional Gaussian smoothing)."""
+
+    kind: Literal["threshold"] = "threshold"
+    channel: str
+    method: Literal["fixed", "otsu", "li", "triangle"] = "otsu"
+    value: float | None = Field(None, description="the threshold for method 'fixed'")
+    sigma: float = Field(0.0, ge=0.0, description="Gaussian smoothing before thresholding")
+    dark: bool = Field(False, description="keep pixels below the threshold instead")
+
+    @model_validator(mode="after")
+    def _value_for_fixed(self) -> ThresholdSegmenter:
+        if (self.method == "fixed") != (self.value is not None):
+            raise ValueError("'value' is required for method 'fixed' and only for it")
+        return self
+
+
+class ModelSegmenter(_Strict):
+    """Pixels a model assigns to one class (a czann, czseg, or built-in name like ``nuclei``)."""
+
+    kind: Literal["model"] = "model"
+    model: str
+    class_: str = Field(alias="class")
+    channels: list[str] = Field(min_length=1)
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class InstancesSegmenter(_Strict):
+    """Objects from a model with a boundary class: seeds of ``class`` grown over the boundary."""
+
+    kind: Literal["instances"] = "instances"
+    model: str
+    class_: str = Field(alias="class")
+    boundary_class: str | None = None
+    channels: list[str] = Field(min_length=1)
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+
+
+Segmenter = Annotated[
+    ThresholdSegmenter | ModelSegmenter | InstancesSegmenter, Field(discriminator="kind")
+]
+
+
+class Crf(_Strict):
+    """Dense CRF on the mask, guided by the segmenter's (first) channel."""
+
+    step: Literal["crf"] = "crf"
+    iterations: int = Field(5, ge=1, le=50)
+    spatial_sigma: float = Field(1.0, gt=0)
+    bilateral_sigma: float = Field(8.0, gt=0)
+    intensity_sigma: float = Field(
+        0.1, gt=0, description="fraction of the plane's 1-99 % intensity range"
+    )
+    certainty: float = Field(0.8, gt=0.5, lt=1.0, description="probability given to the mask")
+
+
+class FillHoles(_Strict):
+    step: Literal["fill_holes"] = "fill_holes"
+
+
+class RemoveSmall(_Strict):
+    step: Literal["remove_small"] = "remove_small"
+    min_size: int = Field(ge=1, description="objects with fewer pixels are removed")
+
+
+class RemoveLarge(_Strict):
+    step: Literal["remove_large"] = "remove_large"
+    max_size: int = Field(ge=1, description="objects with more pixels are removed")
+
+
+class Opening(_Strict):
+    step: Literal["opening"] = "opening"
+    radius: int = Field(1, ge=1)
+
+
+class Closing(_Strict):
+    step: Literal["closing"] = "closing"
+    radius: int = Field(1, ge=1)
+
+
+class WatershedSplit(_Strict):
+    step: Literal["watershed_split"] = "watershed_split"
+    min_distance: int = Field(5, ge=1)
+
+
+PostStep = Annotated[
+    Crf | FillHoles | RemoveSmall | RemoveLarge | Opening | Closing | WatershedSplit,
+    Field(discriminator="step"),
+]
+
+
+class Measurements(_Strict):
+    """What to measure: shape features (perimeter, convex hull, Feret) and intensities."""
+
+    shape: bool = True
+    intensity: list[str] | None = Field(
+        None, description="channels whose intensities to measure; default all input channels"
+    )
+
+
+class ClassSettings(_Strict):
+    """One class of objects: how to find it, clean it, measure it and classify it."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    parent: str | None = None
+    segmenter: Segmenter
+    post: list[PostStep] = Field(default_factory=list)
+    measurements: Measurements = Field(default_factory=Measurements)
+    classifier: str | None = Field(None, description="object classifier file (scopeml objects)")
+
+
+class Outputs(_Strict):
+    """Which results to write besides the per-class tables."""
+
+    labels: bool = True
+    parquet: bool = Field(True, description="also write Parquet tables when pyarrow is there")
+    overview: bool = True
+    summary: bool = True
+
+
+class AnalysisSettings(_Strict):
+    """A whole image analysis (``version: 1``)."""
+
+    version: Literal[1] = VERSION
+    channels: list[str] = Field(min_length=1)
+    classes: list[ClassSettings] = Field(min_length=1)
+    outputs: Outputs = Field(default_factory=Outputs)
+    tile_size: int = Field(1024, ge=16, description="tile size of the tiled stages")
+
+    @model_validator(mode="after")
+    def _check_tree(self) -> AnalysisSettings:
+        names = [c.name for c in self.classes]
+        seen: set[str] = set()
+        for index, name in enumerate(names):
+            if name in seen:
+                raise _TreeError(f"duplicate class name {name!r}", ("classes", index, "name"))
+            seen.add(name)
+        parents = {c.name: c.parent for c in self.classes}
+        for index, cls in enumerate(self.classes):
+            if cls.parent is not None and cls.parent not in parents:
+                raise _TreeError(
+                    f"parent {cls.parent!r} is not a class (classes: {', '.join(names)})",
+                    ("classes", index, "parent"),
+                )
+            path, node = [cls.name], cls.parent
+            while node is not None:
+                if node in path:
+                    cycle = " → ".join([*path[path.index(node) :], node])
+                    raise _TreeError(f"the class tree has a cycle: {cycle}",
+                                     ("classes", index, "parent"))  # fmt: skip
+                path.append(node)
+                node = parents[node]
+        known = set(self.channels)
+        for index, cls in enumerate(self.classes):
+            used = _channels_of(cls)
+            for key, channel in used:
+                if channel not in known:
+                    raise _TreeError(
+                        f"channel {channel!r} is not an input channel ({', '.join(self.channels)})",
+                        ("classes", index, *key),
+                    )
+        return self
+
+    def ordered(self) -> list[ClassSettings]:
+        """The classes with every parent before its children."""
+        done: list[ClassSettings] = []
+        names: set[str] = set()
+        todo = list(self.classes)
+        while todo:
+            for cls in todo:
+                if cls.parent is None or cls.parent in names:
+                    done.append(cls)
+                    names.add(cls.name)
+                    todo.remove(cls)
+                    break
+        return done
+
+    def children(self, name: str | None) -> list[ClassSettings]:
+        """The classes whose parent is ``name`` (``None``: the roots)."""
+        return [c for c in self.classes if c.parent == name]
+
+
+def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
+    seg = cls.segmenter
+    found: list[tuple[tuple[Any, ...], str]] = []
+    if isinstance(seg, ThresholdSegmenter):
+        found.append((("segmenter", "channel"), seg.channel))
+    else:
+        found += [(("segmenter", "channels", i), c) for i, c in enumerate(seg.channels)]
+    for i, c in enumerate(cls.measurements.intensity or ()):
+        found.append((("measurements", "intensity", i), c))
+    return found
+
+
+class _TreeError(ValueError):
+    """A whole-settings check that knows the key at fault."""
+
+    def __init__(self, message: str, loc: tuple[Any, ...]) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+# ---------------------------------------------------------------- reading and writing YAML
+
+
+def load_settings(path: str | os.PathLike[str]) -> AnalysisSettings:
+    """Read and validate a settings file.
+
+    Raises
+    ------
+    InvalidSettingsError
+        With the file, the line and the key at fault (``line 7: classes[0].post[1].radius: …``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "No such file", str(path))
+    if path.stat().st_size > MAX_SETTINGS_BYTES:
+        raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=path)
+    return parse_settings(path.read_text(encoding="utf-8", errors="replace"), path=path)
+
+
+def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> AnalysisSettings:
+    """Validate settings given as YAML text (``path`` names it in errors).
+
+    Examples
+    --------
+    >>> parse_settings("version: 1\\nchannels: [a]\\nclasses: []\\ncolour: red\\n", path="s.yaml")
+    Traceback (most recent call last):
+    ...
+    scopeml.analysis.settings.InvalidSettingsError: s.yaml: line 3: classes: List should have ...
+    """
+    name = str(path) if path is not None else "<settings>"
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise InvalidSettingsError(f"{line}not valid YAML: {problem}", path=name) from err
+    if not isinstance(data, dict):
+        raise InvalidSettingsError("line 1: expected a mapping of settings", path=name)
+    version = data.get("version")
+    if version != VERSION:
+        line = _line(root, ("version",))
+        raise InvalidSettingsError(
+            f"line {line}: version: {version!r} is not a settings version this scopeml reads "
+            f"(it reads {VERSION})",
+            path=name,
+        )
+    try:
+        return AnalysisSettings.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, _TreeError):
+            loc, message = cause.loc, str(cause)
+        else:
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown key {loc[-1]!r}"
+        line, shown = _locate(root, loc)
+        raise InvalidSettingsError(
+            f"line {line}: {_dotted(shown) or '(top)'}: {message}", path=name
+        ) from None
+
+
+def dump_settings(settings: AnalysisSettings) -> str:
+    """The settings as YAML text (what :func:`load_settings` reads back as equal settings)."""
+    data = settings.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def save_settings(settings: AnalysisSettings, path: str | os.PathLike[str]) -> Path:
+    """Write the settings as YAML, atomically."""
+    from scopeml.io.replace import write_atomically
+
+    return write_atomically(path, dump_settings(settings))
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(root: yaml.Node | None, loc: Sequence[Any]) -> int:
+    """The 1-based line of the deepest YAML node on ``loc`` (a pydantic error location).
+
+    Parts that are not in the document (a union's tag such as ``threshold``) are skipped.
+    """
+    return _locate(root, loc)[0]
+
+
+def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any, ...]]:
+    """The line of the deepest node on ``loc`` and the location without the parts skipped."""
+    node = root
+    line = 1 if root is None else root.start_mark.line + 1
+    kept: list[Any] = []
+    for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode):
+            match = next(
+                ((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None
+            )
+            if match is None:
+                if i == len(loc) - 1:  # a missing key: name it
+                    kept.append(part)
+                continue
+            key, node = match
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if not 0 <= part < len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            kept += loc[i:]
+            break
+        kept.append(part)
+    return line, tuple(kept)

@@ -1,0 +1,64 @@
+"""``scopeml analyze SETTINGS IMAGE... -o RESULTS/`` and ``scopeml analyze init [PATH]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def analyze(
+    settings: str = typer.Argument(
+        ..., help="The settings YAML, or 'init' to write a commented example.", metavar="SETTINGS"
+    ),
+    images: list[str] = typer.Argument(
+        None, help="Image files, folders and glob patterns (after 'init': the file to write)."
+    ),
+    output: Path | None = typer.Option(None, "-o", "--output", help="The results folder."),
+    workers: int = typer.Option(1, help="Images analysed side by side in local processes."),
+    scheduler: str | None = typer.Option(
+        None, help="A dask.distributed scheduler address; one task per image."
+    ),
+    resume: bool = typer.Option(False, help="Skip images whose results are already complete."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> int:
+    """Run an image analysis (class tree, segmenters, post-processing, measurements) over
+    images: one results folder with label stores, tables, overviews and a summary.
+
+    Bad settings (unknown keys, a cycle in the class tree, a missing model, a channel the
+    images lack) stop before any image is read, naming the file and line (exit 2). An image
+    that fails is listed in the summary and the others go on (exit 1 at the end).
+    """
+    if settings == "init":
+        return _init(images)
+    if not images:
+        raise typer.BadParameter("give at least one image, folder or pattern", param_hint="IMAGE")
+    if output is None:
+        raise typer.BadParameter("give the results folder", param_hint="-o/--output")
+    from scopeml.analysis import run_analysis
+
+    result = run_analysis(
+        Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
+        progress=not quiet,
+    )  # fmt: skip
+    done = len(result.records) - len(result.failures)
+    for failure in result.failures:
+        typer.echo(f"error: {failure['image']}: {failure['reason']}", err=True)
+    typer.echo(f"{done} of {len(result.records)} images analysed → {output / 'index.html'}")
+    return 1 if result.failures else 0
+
+
+def _init(rest: list[str] | None) -> int:
+    """Write the commented example settings (it validates as written)."""
+    from scopeml.analysis.example import EXAMPLE_SETTINGS
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io.replace import write_atomically
+
+    if rest and len(rest) > 1:
+        raise typer.BadParameter("init takes one file name", param_hint="PATH")
+    path = Path(rest[0] if rest else "analysis.yaml")
+    if path.exists():
+        raise InvalidRequestError("exists; choose another name or remove it", path=path)
+    write_atomically(path, EXAMPLE_SETTINGS)
+    typer.echo(f"example settings → {path} (edit the channels to your images' names)")
+    return 0
