@@ -84,8 +84,8 @@ def segment(
         channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
         resume=resume,
         overwrite=overwrite,
-        quiet=quiet,
         ome_tiff=ome_tiff,
+        progress=not quiet,  # tqdm bars on stderr
     )
     if not quiet:
-        typer.echo(str(result))
+        typer.echo(str(result.path))
