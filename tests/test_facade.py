@@ -1,0 +1,126 @@
+"""The flat facade: ``import scopeml as sm`` is fast, typed, and its steps compose."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scopeml as sm
+from scopeml.errors import InvalidRequestError
+from scopeml.model.spec import ModelSpec
+
+
+class Threshold:
+    """A two-class model: foreground where the first channel is above 5."""
+
+    spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "cell"), halo=(0, 0))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        fg = (batch[:, :1] > 5).astype(np.float32)
+        return np.concatenate([1 - fg, fg], axis=1)
+
+
+def _movie() -> np.ndarray:
+    """Two time points of a 12×16 image: two cells at t=0, one at t=1 (S T C Z Y X)."""
+    pixels = np.zeros((1, 2, 1, 1, 12, 16), np.uint16)
+    pixels[0, 0, 0, 0, 1:4, 1:4] = pixels[0, 0, 0, 0, 6:10, 8:14] = 9
+    pixels[0, 1, 0, 0, 2:8, 2:8] = 9
+    return pixels
+
+
+def test_import_is_lazy_and_every_name_resolves():
+    heavy = "('numpy', 'zarr', 'onnx')"
+    code = f"import sys, scopeml; print(sorted(m for m in {heavy} if m in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+    for name in sm.__all__:
+        assert getattr(sm, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'segmnt'"):
+        sm.segmnt  # noqa: B018
+
+
+FLOW = [
+    "open_image", "open_model", "train_pixel_classifier", "segment", "label_objects",
+    "measure_objects", "train_object_classifier", "classify_objects",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FLOW)
+def test_public_entry_points_are_typed_with_examples(name):
+    function = getattr(sm, name)
+    parameters = inspect.signature(function).parameters.values()
+    assert all(p.kind is not inspect.Parameter.VAR_KEYWORD for p in parameters)
+    assert all(p.annotation is not inspect.Parameter.empty for p in parameters)
+    assert ">>>" in (function.__doc__ or "")
+    names = {p.name for p in parameters}
+    assert "n_jobs" not in names
+    if name in ("open_model", "train_pixel_classifier", "segment", "train_object_classifier"):
+        assert "workers" in names
+    if name in ("segment", "label_objects", "measure_objects"):
+        assert "progress" in names
+
+
+def test_segmentation_keeps_every_axis_and_composes(tmp_path):
+    image = sm.Image(_movie(), pixel_sizes={"Y": 0.5, "X": 0.5})
+    seg = sm.segment(
+        image, Threshold(), tmp_path / "seg.ome.zarr", outputs=("labels", "confidence")
+    )
+    assert isinstance(seg, sm.Segmentation) and seg == tmp_path / "seg.ome.zarr"
+    assert seg.classes == ("bg", "cell") and seg.label_values == {"bg": 1, "cell": 2}
+    assert seg.outputs == ("labels", "confidence")
+    assert seg.labels.shape == (1, 2, 1, 1, 12, 16) and seg.labels.pixel_sizes["X"] == 0.5
+    np.testing.assert_array_equal(seg.labels.read() == 2, _movie() > 5)
+    assert seg.confidence.read().min() == 1
+    with pytest.raises(InvalidRequestError, match="no 'probabilities' output"):
+        seg.probabilities  # noqa: B018
+    reopened = sm.Segmentation(tmp_path / "seg.ome.zarr")
+    assert reopened.classes == ("bg", "cell")  # read from the run's record in the store
+
+    by_name = sm.label_objects(seg, tmp_path / "a.ome.zarr", class_="cell")
+    by_value = sm.label_objects(seg.labels, tmp_path / "b.ome.zarr", class_=2)
+    from_array = sm.label_objects(seg.labels.read(), tmp_path / "c.ome.zarr", class_=2)
+    np.testing.assert_array_equal(by_name.read(), by_value.read())
+    np.testing.assert_array_equal(by_name.read(), from_array.read())
+    assert by_name.shape == (1, 2, 1, 1, 12, 16) and by_name.read().max() == 3
+    with pytest.raises(InvalidRequestError, match="no class 'nucleus'; classes are bg, cell"):
+        sm.label_objects(seg, tmp_path / "d.ome.zarr", class_="nucleus")
+    with pytest.raises(InvalidRequestError, match="no label value 3"):
+        sm.label_objects(seg, tmp_path / "d.ome.zarr", class_=3)
+
+    table = sm.measure_objects(by_name, image, shape_features=False)
+    assert table[["t", "label", "area"]].values.tolist() == [[0, 1, 9], [0, 2, 24], [1, 3, 36]]
+    assert table["area_um2"].tolist() == [2.25, 6.0, 9.0]
+    assert table["intensity_mean_C0"].tolist() == [9, 9, 9]
+
+
+def test_object_steps_take_tables_and_files(tmp_path):
+    table = pd.DataFrame({"area": [10, 12, 50, 55, 11, 52], "t": [0, 0, 0, 1, 1, 1]})
+    table["kind"] = ["s", "s", "L", "L", None, None]  # two objects not annotated
+    classifier = sm.train_object_classifier(table, "kind", n_estimators=5)
+    assert classifier.features == ("area",)  # the time point is no feature
+    table.to_csv(tmp_path / "t.csv", index=False)
+    path = classifier.save(tmp_path / "kinds.zip")
+    result = sm.classify_objects(tmp_path / "t.csv", path, output=tmp_path / "out.parquet")
+    assert result["class"].tolist()[4:] == ["s", "L"]
+    assert pd.read_parquet(tmp_path / "out.parquet")["class"].tolist() == result["class"].tolist()
+    with pytest.raises(InvalidRequestError, match="not an object classifier"):
+        sm.classify_objects(table, "nuclei")
+
+
+def test_pixel_classifier_trains_on_every_time_point(tmp_path):
+    movie = _movie().astype(np.float32)
+    scribbles = np.zeros(movie.shape, np.uint8)
+    scribbles[0, 0, 0, 0, 0, :] = 1  # background only at t=0 …
+    scribbles[0, 1, 0, 0, 4, 4] = 2  # … the cell only at t=1
+    classifier = sm.train_pixel_classifier(
+        sm.Image(movie), scribbles, features="gaussian_smoothing:0.5", n_estimators=3
+    )
+    seg = sm.segment(sm.Image(movie), classifier, tmp_path / "s.ome.zarr")
+    np.testing.assert_array_equal(seg.labels.read() == 2, movie > 5)
