@@ -267,3 +267,62 @@ def test_segment_through_the_adaptor_equals_segment_through_the_native_reader(tm
     assert outputs["bioio"].pixel_sizes == pytest.approx(outputs["ours"].pixel_sizes)
     np.testing.assert_array_equal(outputs["bioio"].read(), outputs["ours"].read())
     assert len(np.unique(outputs["ours"].read())) > 1  # the model found nuclei
+
+
+# ---------------------------------------------------------------------------- untrusted files
+
+
+@needs_bioio
+def test_a_chunk_over_the_limit_is_refused_before_any_pixel_is_read(tmp_path):
+    """Plane-reading plugins decode a whole plane per read: a huge plane is refused."""
+    from scopeml.io.limits import ImageLimits
+
+    path, _ = native.TestOmeTiff().make(tmp_path)
+    limits = ImageLimits(max_chunk_bytes=1000)
+    with pytest.raises(InvalidImageError, match=r"bioio-ome-tiff .* chunk of .*40×50 pixels"):
+        read_bioio(path, limits=limits)
+    zipped = write_zipped_ome_zarr(tmp_path / "a.ozx", nuclei_image((40, 50), seed=1))
+    with open_image(zipped, limits=limits) as image:  # 16×16 chunks fit
+        assert image.shape[4:] == (40, 50)
+
+
+@needs_bioio
+def test_a_plugin_that_fails_on_the_metadata_is_an_invalid_image(tmp_path):
+    """A DeltaVision file whose header bioio-dv cannot reconcile with its planes (xarray
+    raises inside bioio): one error naming the file and the plugin, not a traceback."""
+    mrc = pytest.importorskip("mrc")
+    path = tmp_path / "stack.dv"
+    mrc.save(nuclei_image((3, 20, 30), channels=1, seed=2)[0], str(path), ifExists="overwrite")
+    with pytest.raises(InvalidImageError, match=r"stack\.dv: bioio-dv .*cannot read it"):
+        open_image(path)
+
+
+@needs_bioio
+def test_within_allowed_folders_a_multi_file_plugin_is_refused(tmp_path):
+    path = write_zipped_ome_zarr(tmp_path / "a.ozx", nuclei_image((20, 30), seed=1))
+    with pytest.raises(InvalidImageError, match="only use plugins that open one file"):
+        open_image(path, allowed_roots=[tmp_path])
+
+
+@needs_bioio
+@needs_imageio_plugin
+def test_within_allowed_folders_every_read_checks_the_file(tmp_path):
+    from PIL import Image as PILImage
+
+    from scopeml.errors import OutsideRootError
+
+    inside, outside = tmp_path / "inside", tmp_path / "outside"
+    inside.mkdir()
+    outside.mkdir()
+    data = np.arange(20 * 30, dtype=np.uint8).reshape(20, 30)
+    PILImage.fromarray(data).save(inside / "cells.bmp")
+    PILImage.fromarray(data[::-1].copy()).save(outside / "secret.bmp")
+    image = open_image(inside / "cells.bmp", allowed_roots=[inside])
+    assert image.plugin.startswith("bioio-imageio ")
+    np.testing.assert_array_equal(image.read()[0, 0, 0, 0], data)
+    (inside / "cells.bmp").unlink()
+    (inside / "cells.bmp").symlink_to(outside / "secret.bmp")  # swapped after opening
+    with pytest.raises(OutsideRootError, match=r"cells\.bmp: resolves to .*secret\.bmp"):
+        image.read()
+    with pytest.raises(OutsideRootError):
+        open_image(inside / "cells.bmp", allowed_roots=[inside])

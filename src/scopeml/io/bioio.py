@@ -6,7 +6,12 @@ format plugins are installed (``pip install 'scopeml[formats]'``), as the same l
 :class:`~scopeml.io.image.Image`. A region read slices bioio's dask array and computes only the
 chunks it overlaps. How fine those chunks are is the plugin's choice: bioio-ome-zarr reads zarr
 chunks, while most plugins (ND2, LIF, DV, OME-TIFF, imageio) decode a whole Y×X plane per chunk,
-so a tile read from such a file costs one plane (:attr:`BioioImage.region_reads` says which).
+so a tile read from such a file costs one plane (:attr:`BioioImage.region_reads` says which),
+and a plane larger than the chunk limit (:mod:`scopeml.io.limits`) is refused when opened.
+
+With ``allowed_roots`` (a server) only plugins that read the one file they are given are used
+(:data:`SINGLE_FILE_PLUGINS`); the others may follow companion files or folders that cannot be
+confined, and are refused.
 """
 
 from __future__ import annotations
@@ -15,14 +20,17 @@ import re
 from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError
+from scopeml.errors import InvalidImageError, ScopeMLError
 from scopeml.io._units import to_micrometres
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.image import Image
+
+if TYPE_CHECKING:
+    from scopeml.io.limits import ImageLimits
 
 _GENERATED_NAME = re.compile(r"Channel:\d+:\d+")
 
@@ -51,6 +59,11 @@ PLUGINS: dict[str, str] = {
 }
 
 
+#: Plugins that open only the file they are given (no companions, no folders): the ones allowed
+#: when reads must stay inside allowed folders.
+SINGLE_FILE_PLUGINS = frozenset({"bioio-nd2", "bioio-lif", "bioio-dv", "bioio-imageio"})
+
+
 class BioioImage(Image):
     """An :class:`Image` read through a bioio plugin, which it names (``scopeml info`` prints it).
 
@@ -63,6 +76,8 @@ class BioioImage(Image):
     chunk_shape
         Pixels per chunk of bioio's dask array in ``Y`` and ``X``: a region read decodes every
         chunk it overlaps.
+    chunk
+        The whole shape of one such chunk (bioio's axes), which one read may decode.
     """
 
     def __init__(
@@ -71,12 +86,14 @@ class BioioImage(Image):
         *,
         plugin: str,
         scene_names: Sequence[str],
+        chunk: Sequence[int],
         chunk_shape: tuple[int, int],
         **kwargs: Any,
     ) -> None:
         super().__init__(data, **kwargs)
         self.plugin = plugin
         self.scene_names = tuple(scene_names)
+        self.chunk = tuple(int(n) for n in chunk)
         self.chunk_shape = chunk_shape
 
     @property
@@ -95,12 +112,14 @@ class _DaskRegions:
     second thread pool inside it.
     """
 
-    def __init__(self, array: Any) -> None:
-        self.array = array
+    def __init__(self, array: Any, *, path: str, confinement: Any = None) -> None:
+        self.array, self.path, self.confinement = array, path, confinement
         self.shape = tuple(int(n) for n in array.shape)
         self.dtype = np.dtype(array.dtype)
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        if self.confinement is not None:  # the path may have become a symlink since opening
+            self.confinement.check(self.path)
         return np.asarray(self.array[key].compute(scheduler="synchronous"))
 
 
@@ -110,6 +129,8 @@ def read_bioio(
     scene: int | None = None,
     level: int = 0,
     plugin: str | None = None,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    limits: ImageLimits | None = None,
 ) -> BioioImage:
     """Open ``path`` with the bioio plugin that reads it, as a lazy :class:`BioioImage`.
 
@@ -123,6 +144,12 @@ def read_bioio(
         A resolution level, where the plugin offers pyramids (0 = full resolution).
     plugin
         Use this plugin (its distribution name, ``"bioio-ome-tiff"``) instead of bioio's choice.
+    allowed_roots
+        Folders the file must lie in (symlinks followed, checked at each read); only
+        :data:`SINGLE_FILE_PLUGINS` are used then. ``None`` checks nothing.
+    limits
+        The largest chunk (one plane, for most plugins) and image allowed; by default
+        :func:`~scopeml.io.limits.default_limits`.
 
     Examples
     --------
@@ -134,17 +161,37 @@ def read_bioio(
     ...     image.plugin.split()[0], image.channel_names, image.read(C=1, Y=0).ravel().tolist()
     ('bioio-ome-tiff', ('dna', 'actin'), [15, 16, 17, 18, 19])
     """
+    from scopeml.io.confine import Confinement
+    from scopeml.io.limits import default_limits
+
     path = str(path)
-    bioimage, plugin_name = _open(path, plugin)
+    confinement = Confinement.of(allowed_roots)
+    if confinement is not None:
+        confinement.check(path)
+    bioimage, plugin_name = _open(path, plugin, confined=confinement is not None)
     try:
-        return _image(bioimage, plugin_name, path, scene=scene, level=level)
+        image = _image(
+            bioimage, plugin_name, path, scene=scene, level=level, confinement=confinement
+        )
+        limits = default_limits() if limits is None else limits
+        limits.check_shape(image.shape, path=path)
+        what = f"a {plugin_name} chunk"
+        limits.check_chunk(image.chunk, image.dtype.itemsize, what=what, path=path)
+        return image
+    except (ScopeMLError, MemoryError):
+        _close(bioimage)
+        raise
+    except Exception as err:  # the plugin failed describing the file (inconsistent metadata)
+        _close(bioimage)
+        raise InvalidImageError(f"{plugin_name} cannot read it: {err!r}", path=path) from err
     except BaseException:
         _close(bioimage)
         raise
 
 
-def _open(path: str, plugin: str | None) -> tuple[Any, str]:
-    """A ``BioImage`` for ``path`` and the name and version of the plugin that opened it."""
+def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any, str]:
+    """A ``BioImage`` for ``path`` and the name and version of the plugin that opened it;
+    ``confined``: only a single-file plugin that claims the suffix may open it."""
     try:
         import bioio
         from bioio_base.exceptions import UnsupportedFileFormatError
@@ -165,6 +212,19 @@ def _open(path: str, plugin: str | None) -> tuple[Any, str]:
                 path=path,
             )
         reader = entries[plugin].metadata.get_reader()
+    if confined:
+        allowed = [name for name in (plugin,) if name] or [
+            name for name, entry in entries.items() if _claims(entry, path)
+        ]
+        allowed = [name for name in allowed if name in SINGLE_FILE_PLUGINS]
+        if not allowed:
+            raise InvalidImageError(
+                "within allowed folders bioio may only use plugins that open one file "
+                f"({', '.join(sorted(SINGLE_FILE_PLUGINS))}); none reads {Path(path).suffix!r}",
+                path=path,
+            )
+        reader = [entries[name].metadata.get_reader() for name in allowed]
+        plugin = allowed[0] if len(allowed) == 1 else None
     try:
         bioimage = bioio.BioImage(path, reader=reader)
     except UnsupportedFileFormatError as err:
@@ -180,14 +240,17 @@ def _open(path: str, plugin: str | None) -> tuple[Any, str]:
     except Exception as err:  # a plugin's parser failing on a corrupt file
         name = plugin or _chosen_plugin(path, entries)
         raise InvalidImageError(f"{name} cannot read it: {err}", path=path) from err
-    entry = getattr(bioimage, "_plugin", None)
-    name = plugin or (
-        entry.entrypoint.name if entry is not None else type(bioimage.reader).__name__
+    chosen = type(bioimage.reader)
+    name = plugin or next(
+        (name for name, entry in entries.items() if entry.metadata.get_reader() is chosen),
+        f"{chosen.__module__}.{chosen.__name__}",
     )
     return bioimage, f"{name} {_version(name)}".strip()
 
 
-def _image(bioimage: Any, plugin: str, path: str, *, scene: int | None, level: int) -> BioioImage:
+def _image(
+    bioimage: Any, plugin: str, path: str, *, scene: int | None, level: int, confinement: Any
+) -> BioioImage:
     scene_names = tuple(str(s) for s in bioimage.scenes)
     if scene is not None:  # check the index before building any scene (select_scene's message)
         select_scene(range(len(scene_names)), scene, path=path)
@@ -203,7 +266,8 @@ def _image(bioimage: Any, plugin: str, path: str, *, scene: int | None, level: i
                 )
             bioimage.set_resolution_level(level)
         array = bioimage.dask_data  # built for the current scene; stays bound to it
-        views.append(AxesView(_DaskRegions(array), _axes(bioimage, path), path=path))
+        regions = _DaskRegions(array, path=path, confinement=confinement)
+        views.append(AxesView(regions, _axes(bioimage, path), path=path))
         metadata.append((bioimage, array))
     data = select_scene(views, None if scene is None else 0, path=path)
     bioimage.set_scene(indices[0])
@@ -221,6 +285,7 @@ def _image(bioimage: Any, plugin: str, path: str, *, scene: int | None, level: i
         data,
         plugin=plugin,
         scene_names=scene_names,
+        chunk=chunk,
         chunk_shape=(int(chunk[order.index("Y")]), int(chunk[order.index("X")])),
         pixel_sizes=_pixel_sizes(bioimage),
         channel_names=names or None,
