@@ -21,6 +21,11 @@ app = typer.Typer(
 
 #: Largest image (in elements) ``model run`` holds in memory; bigger ones go to ``scopeml segment``.
 MAX_RUN_ELEMENTS = 2**28
+#: Help of every ``--time-budget`` option (``segment``, ``model run``, ``model validate``).
+TIME_BUDGET_HELP = (
+    "Seconds one model run (one batch) may take before it is stopped (exit 2); "
+    "default $SCOPEML_MODEL_TIME_BUDGET or 300; 0 for none."
+)
 
 
 @app.command("inspect")
@@ -114,16 +119,26 @@ def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
 @app.command("validate")
 def validate(
     model: Path = typer.Argument(..., help="Container to check."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
+    ),
+    memory_limit: int | None = typer.Option(
+        None,
+        "--memory-limit",
+        help="Largest tensor (bytes) the graph may make for the probe tile; default 1 GiB "
+        "or $SCOPEML_MODEL_MEMORY_LIMIT.",
+        metavar="BYTES",
+    ),
 ) -> None:
     """Check a container: safe zip, valid metadata, metadata = graph, graph runs.
 
-    Exit code 0 when valid (warnings may be printed), 2 with the reason when not.
+    The graph runs on a small zero probe tile under the time budget, after shape inference
+    has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
+    printed), 2 with the reason when not.
     """
-    import numpy as np
-
     from scopeml.model.container import read_container
     from scopeml.model.metadata import ModelMetadata
-    from scopeml.model.runtime import load_model
+    from scopeml.model.probe import probe_model
 
     container = read_container(model)
     warnings = container_warnings(container)
@@ -131,18 +146,13 @@ def validate(
     if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
         typer.echo(f"{model}: valid {container.format} (not run: per-pixel models only)")
         return
-    loaded = load_model(container, providers=["CPUExecutionProvider"])
-    spec = loaded.spec
-    size = spec.tile_shape or tuple(-(-max(32, step) // step) * step for step in spec.tile_step)
-    batch = np.zeros((1, spec.in_channels, *size), np.float32)
-    result = loaded.predict(batch)
-    if not np.all(np.isfinite(result)):
-        raise IncompatibleModelError(
-            "the graph returns non-finite values on a zero input", path=model
-        )
+    probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
     for warning in warnings:
         typer.echo(f"warning: {warning}")
-    typer.echo(f"{model}: valid {container.format}; ran on {batch.shape[1:]} → {result.shape[1:]}")
+    typer.echo(
+        f"{model}: valid {container.format}; ran on {probe.input_shape[1:]} → "
+        f"{probe.output_shape[1:]}"
+    )
 
 
 def container_warnings(container: Any) -> list[str]:
@@ -316,6 +326,9 @@ def run(
     labels: bool = typer.Option(
         False, "--labels", help="Write labels (class k as k + 1) instead of probabilities."
     ),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
+    ),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
@@ -335,7 +348,7 @@ def run(
     for given in (model, image):
         if output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
-    loaded = load_model(model)
+    loaded = load_model(model, time_budget=time_budget)
     spec = loaded.spec
     pixels = read_small_image(image)
     channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)

@@ -7,12 +7,15 @@ graph leaves open are ``None``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from scopeml.errors import InvalidRequestError
 
 #: Pre-processing steps :func:`prepend_preprocessing` knows, with the argument they take.
 PREPROCESSING_STEPS = {
@@ -21,6 +24,11 @@ PREPROCESSING_STEPS = {
     "standardize": "per-image standardisation: (x - mean) / max(std, 1/sqrt(n))",
     "scale": "divide by a maximum value, e.g. scale:255 maps [0, 255] to [0, 1]",
 }
+
+#: Environment variable with the largest tensor (bytes) a graph may make.
+MEMORY_LIMIT_ENV = "SCOPEML_MODEL_MEMORY_LIMIT"
+#: Largest tensor a graph may make when nothing else is set: 1 GiB.
+DEFAULT_MEMORY_LIMIT = 2**30
 
 _DOWNSAMPLING_OPS = {"MaxPool", "AveragePool", "LpPool", "Conv", "ConvInteger", "QLinearConv"}
 
@@ -425,3 +433,77 @@ def _permute_dims(value: onnx.ValueInfoProto, perm: list[int]) -> None:
         copies.append(copy)
     for dim, copy in zip(dims, copies, strict=True):
         dim.CopyFrom(copy)
+
+
+def resolve_memory_limit(memory_limit: int | None = None) -> int:
+    """Bytes: ``memory_limit``, else ``$SCOPEML_MODEL_MEMORY_LIMIT``, else 1 GiB.
+
+    Examples
+    --------
+    >>> resolve_memory_limit(1000)
+    1000
+    """
+    if memory_limit is None:
+        text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+        if not text:
+            return DEFAULT_MEMORY_LIMIT
+        try:
+            memory_limit = int(float(text))
+        except ValueError as err:
+            raise InvalidRequestError(f"{MEMORY_LIMIT_ENV} must be bytes, got {text!r}") from err
+    if memory_limit < 1:
+        raise InvalidRequestError(f"the memory limit must be >= 1 byte, got {memory_limit}")
+    return int(memory_limit)
+
+
+def largest_tensor(
+    model: onnx.ModelProto, input_shape: Sequence[int] | None = None
+) -> tuple[str | None, int]:
+    """Name and size in bytes of the largest tensor whose size shape inference can tell.
+
+    ``input_shape`` fixes the graph input (``N×[Z×]Y×X×C``) for the inference; ``None`` keeps
+    its dynamic sizes, so only tensors of constant shape count. Shapes come from ONNX shape
+    inference with data propagation, so a ``ConstantOfShape``, ``Tile`` or ``Expand`` to a huge
+    constant shape is sized without being run (ONNX Runtime would constant-fold it into memory
+    when it builds the session). Pass a graph without weights (``graph_skeleton``) to keep
+    this cheap; ``model`` is not changed.
+
+    Examples
+    --------
+    >>> from scopeml.model.testing import allocating_onnx
+    >>> largest_tensor(allocating_onnx(elements=1000), (1, 8, 8, 1))
+    ('big', 4000)
+    """
+    fixed = onnx.ModelProto()
+    fixed.CopyFrom(model)
+    if input_shape is not None:
+        for value in _real_inputs(fixed.graph)[:1]:
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) == len(input_shape):
+                for dim, size in zip(dims, input_shape, strict=True):
+                    dim.Clear()
+                    dim.dim_value = int(size)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(fixed, data_prop=True)
+    except Exception:  # inference is a best effort on odd graphs; runs are still time-bounded
+        inferred = fixed
+    best: tuple[str | None, int] = (None, 0)
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        size = _tensor_bytes(value)
+        if size > best[1]:
+            best = (value.name, size)
+    return best
+
+
+def _tensor_bytes(value: onnx.ValueInfoProto) -> int:
+    tensor = value.type.tensor_type
+    if not tensor.HasField("shape") or not tensor.elem_type:
+        return 0
+    dims = [dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim]
+    if any(size < 0 for size in dims):
+        return 0
+    try:
+        itemsize = helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        itemsize = 8
+    return math.prod(dims) * itemsize

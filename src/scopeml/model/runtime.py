@@ -28,7 +28,8 @@ from scopeml.errors import (
     InvalidRequestError,
     ModelTimeoutError,
 )
-from scopeml.model.container import Container, read_container
+from scopeml.model.container import Container, graph_skeleton, read_container
+from scopeml.model.graph import MEMORY_LIMIT_ENV, largest_tensor, resolve_memory_limit
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
 from scopeml.model.spec import ModelSpec
 
@@ -122,6 +123,18 @@ def _pixel_size(meta: ModelMetadata, spatial: int) -> tuple[float, ...] | None:
     return tuple(float(size) for size in reversed(meta.scaling[:spatial]))
 
 
+def set_default_time_budget(time_budget: float | None) -> None:
+    """Make ``time_budget`` the default of every model loaded later in this process.
+
+    For command-line options (``--time-budget``): it sets ``$SCOPEML_MODEL_TIME_BUDGET``, so
+    models loaded deep inside a run (or in its worker processes) get it too. ``None`` leaves the
+    default as it is.
+    """
+    if time_budget is not None:
+        value = resolve_time_budget(time_budget)
+        os.environ[TIME_BUDGET_ENV] = "0" if math.isinf(value) else repr(value)
+
+
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     """ONNX Runtime providers: ``requested`` if given, else CUDA when present, else CPU.
 
@@ -142,6 +155,23 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
         return [CUDA, CPU]
     logger.warning("%s is not available (ONNX Runtime has %s); running on CPU", CUDA, available)
     return [CPU]
+
+
+def check_constant_tensors(container: Container, memory_limit: int | None = None) -> None:
+    """Refuse a graph that makes a tensor over the memory limit whatever its input.
+
+    ONNX Runtime folds constant sub-graphs when it builds a session, so a few hundred bytes of
+    ``ConstantOfShape``/``Tile`` can take gigabytes before the first run; shape inference on
+    the graph without its weights sizes them first.
+    """
+    limit = resolve_memory_limit(memory_limit)
+    name, size = largest_tensor(graph_skeleton(container.onnx_bytes, path=container.path))
+    if size > limit:
+        raise InvalidContainerError(
+            f"the graph would make tensor {name!r} of {size / 2**30:.2f} GiB whatever its "
+            f"input; the limit is {limit / 2**30:.2f} GiB ({MEMORY_LIMIT_ENV})",
+            path=container.path,
+        )
 
 
 class OnnxModel:
@@ -173,12 +203,14 @@ class OnnxModel:
         providers: Sequence[str] | None = None,
         threads: int | None = None,
         time_budget: float | None = None,
+        memory_limit: int | None = None,
     ) -> None:
         import onnxruntime as ort
         from onnx import helper
 
         self.spec = model_spec(container)
         self.time_budget = resolve_time_budget(time_budget)
+        check_constant_tensors(container, memory_limit)
         self.metadata = container.metadata
         self.path = container.path
         chosen = choose_providers(providers)
@@ -294,6 +326,7 @@ def load_model(
     providers: Sequence[str] | None = None,
     threads: int | None = None,
     time_budget: float | None = None,
+    memory_limit: int | None = None,
 ) -> OnnxModel:
     """Open a ``.czann``/``.czseg``/``.czmodel`` (or a :class:`Container`) for inference.
 
@@ -310,6 +343,15 @@ def load_model(
         Seconds one ``predict`` call (one ONNX Runtime run) may take before it is stopped with
         :class:`~scopeml.errors.ModelTimeoutError`; default ``$SCOPEML_MODEL_TIME_BUDGET``, else
         300; ``0`` for none.
+    memory_limit
+        Largest tensor (bytes) the graph may make whatever its input (constant-folded by ONNX
+        Runtime); default ``$SCOPEML_MODEL_MEMORY_LIMIT``, else 1 GiB.
     """
     container = source if isinstance(source, Container) else read_container(source)
-    return OnnxModel(container, providers=providers, threads=threads, time_budget=time_budget)
+    return OnnxModel(
+        container,
+        providers=providers,
+        threads=threads,
+        time_budget=time_budget,
+        memory_limit=memory_limit,
+    )
