@@ -82,7 +82,7 @@ class ModelSegmenter(_Strict):
 
     kind: Literal["model"] = "model"
     model: str
-    class_: str = Field(alias="class")
+    class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
 
@@ -92,8 +92,8 @@ class InstancesSegmenter(_Strict):
 
     kind: Literal["instances"] = "instances"
     model: str
-    class_: str = Field(alias="class")
-    boundary_class: str | None = None
+    class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
+    boundary_class: str | int | None = None
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
 
@@ -341,6 +341,11 @@ def save_settings(settings: AnalysisSettings, path: str | os.PathLike[str]) -> P
     return write_atomically(path, dump_settings(settings))
 
 
+#: The names pydantic puts into error locations for the member of a tagged union.
+_TAGS = {"threshold", "model", "instances", "crf", "fill_holes", "remove_small", "remove_large",
+         "opening", "closing", "watershed_split"}  # fmt: skip
+
+
 def _dotted(loc: Sequence[Any]) -> str:
     out = ""
     for part in loc:
@@ -367,7 +372,7 @@ def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any,
                 ((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None
             )
             if match is None:
-                if i == len(loc) - 1:  # a missing key: name it
+                if i == len(loc) - 1 and part not in _TAGS:  # a missing key: name it
                     kept.append(part)
                 continue
             key, node = match

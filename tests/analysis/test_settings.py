@@ -1,0 +1,173 @@
+"""Settings: built as objects, saved as YAML and read back equal; errors name file, line, key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scopeml.analysis import (
+    AnalysisSettings,
+    ClassSettings,
+    InstancesSegmenter,
+    InvalidSettingsError,
+    ModelSegmenter,
+    ThresholdSegmenter,
+    load_settings,
+    parse_settings,
+    save_settings,
+)
+from scopeml.analysis.example import EXAMPLE_SETTINGS
+from scopeml.analysis.settings import (
+    Closing,
+    Crf,
+    FillHoles,
+    Measurements,
+    Opening,
+    Outputs,
+    RemoveLarge,
+    RemoveSmall,
+    WatershedSplit,
+)
+from scopeml.cli import main
+from tests.analysis.conftest import three_level_settings
+
+
+def full_settings() -> AnalysisSettings:
+    """Every segmenter kind and every post step."""
+    return AnalysisSettings(
+        channels=["DAPI", "GFP"],
+        tile_size=256,
+        outputs=Outputs(parquet=False, overview=False),
+        classes=[
+            ClassSettings(
+                name="cell",
+                segmenter=ThresholdSegmenter(channel="GFP", method="triangle", sigma=2.0),
+                post=[
+                    Closing(radius=2),
+                    Opening(radius=1),
+                    FillHoles(),
+                    Crf(iterations=3),
+                    WatershedSplit(min_distance=7),
+                ],
+            ),
+            ClassSettings(
+                name="nucleus",
+                parent="cell",
+                segmenter=InstancesSegmenter.model_validate(
+                    {
+                        "model": "nuclei",
+                        "class": "nucleus",
+                        "boundary_class": "boundary",
+                        "channels": ["DAPI"],
+                        "min_confidence": 0.5,
+                    }
+                ),
+                post=[RemoveSmall(min_size=10), RemoveLarge(max_size=5000)],
+                measurements=Measurements(shape=False, intensity=["DAPI"]),
+                classifier="nuclei.objects",
+            ),
+            ClassSettings(
+                name="mito",
+                segmenter=ModelSegmenter.model_validate(
+                    {"model": "m.czann", "class": 2, "channels": ["GFP"]}
+                ),
+            ),
+        ],
+    )
+
+
+@pytest.mark.parametrize("settings", [full_settings(), three_level_settings()])
+def test_settings_round_trip_through_yaml(settings: AnalysisSettings, tmp_path: Path) -> None:
+    path = save_settings(settings, tmp_path / "s.yaml")
+    again = load_settings(path)
+    assert again == settings
+    assert again.model_dump() == settings.model_dump()
+    if settings.classes[1].segmenter.kind == "instances":  # the YAML key, not the field name
+        assert "class: nucleus" in path.read_text()
+
+
+def test_classes_are_ordered_parents_first() -> None:
+    settings = three_level_settings()
+    reordered = settings.model_copy(update={"classes": settings.classes[::-1]})
+    assert [c.name for c in reordered.ordered()] == ["cell", "nucleus", "spot"]
+    assert [c.name for c in settings.children("cell")] == ["nucleus"]
+
+
+def test_init_writes_a_commented_example_that_validates(tmp_path: Path) -> None:
+    target = tmp_path / "analysis.yaml"
+    assert main(["analyze", "init", str(target)]) == 0
+    text = target.read_text()
+    assert text == EXAMPLE_SETTINGS and text.count("#") > 10
+    settings = load_settings(target)
+    assert [c.name for c in settings.ordered()] == ["cell", "nucleus", "spot"]
+    assert main(["analyze", "init", str(target)]) == 2  # never overwrites
+
+
+def _line_of(text: str, needle: str) -> int:
+    """The last line holding ``needle`` (a duplicate is reported where it repeats)."""
+    return [i for i, line in enumerate(text.splitlines(), 1) if needle in line][-1]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "needle", "key", "problem"),
+    [
+        ("method: li", "method: lee", "method: lee", "classes[1].segmenter.method",
+         "'fixed', 'otsu', 'li' or 'triangle'"),
+        ("      sigma: 1.0\n", "      sigma: 1.0\n      colour: red\n", "colour: red",
+         "classes[1].segmenter.colour", "unknown key 'colour'"),
+        ("    parent: cell\n", "    parent: spot\n", "parent: spot", "classes[1].parent",
+         "cycle: nucleus → spot → nucleus"),
+        ("  - name: spot", "  - name: cell", "name: cell", "classes[2].name",
+         "duplicate class name 'cell'"),
+        ("      intensity: [C0]\n", "      intensity: [RFP]\n", "intensity: [RFP]",
+         "classes[1].measurements.intensity[0]", "channel 'RFP' is not an input channel"),
+        ("        min_size: 30", "        min_size: -3", "min_size: -3",
+         "classes[1].post[1].min_size", "greater than or equal to 1"),
+        ("    parent: nucleus\n", "    parent: nucleolus\n", "parent: nucleolus",
+         "classes[2].parent", "'nucleolus' is not a class"),
+        ("tile_size: 1024", "tile_size: 1024\nthreads: 4", "threads: 4", "threads",
+         "unknown key 'threads'"),
+    ],
+)  # fmt: skip
+def test_errors_name_the_file_line_and_key(
+    tmp_path: Path, old: str, new: str, needle: str, key: str, problem: str
+) -> None:
+    assert old in EXAMPLE_SETTINGS
+    text = EXAMPLE_SETTINGS.replace(old, new, 1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InvalidSettingsError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: line {_line_of(text, needle)}: {key}: "), message
+    assert problem in message
+    assert "\n" not in message
+
+
+def test_missing_key_named_at_its_mapping() -> None:
+    text = "version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter:\n"
+    text += "      kind: threshold\n"
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(text, path="s.yaml")
+    assert str(caught.value) == "s.yaml: line 5: classes[0].segmenter.channel: Field required"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("version: 2\nchannels: [a]\n", "line 1: version: 2 is not a settings version"),
+        ("channels: [a]\n", "line 1: version: None is not a settings version"),
+        ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
+        ("- just\n- a list\n", "line 1: expected a mapping"),
+        (
+            "version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter: {kind: threshold, "
+            "channel: a, method: fixed}\n",
+            "line 5: classes[0].segmenter: 'value' is required",
+        ),
+    ],
+)
+def test_malformed_files(text: str, expected: str) -> None:
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(text, path="s.yaml")
+    assert str(caught.value).startswith(f"s.yaml: {expected}"), str(caught.value)
