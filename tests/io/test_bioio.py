@@ -326,3 +326,15 @@ def test_within_allowed_folders_every_read_checks_the_file(tmp_path):
         image.read()
     with pytest.raises(OutsideRootError):
         open_image(inside / "cells.bmp", allowed_roots=[inside])
+
+
+def test_the_readme_names_every_plugin_of_the_formats_extra():
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    extra = tomllib.loads((root / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    plugins = [r.split(">")[0] for r in extra["formats"] if r.startswith("bioio-")]
+    readme = (root / "README.md").read_text()
+    assert len(plugins) >= 8
+    for plugin in plugins:
+        assert f"`{plugin}`" in readme or f"`-{plugin.removeprefix('bioio-')}`" in readme, plugin
