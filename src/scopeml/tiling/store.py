@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
@@ -28,6 +27,11 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs on one output are then not kept apart
+    fcntl = None  # type: ignore[assignment]
 
 from scopeml.errors import IncompleteOutputError, InvalidRequestError, summarize
 from scopeml.io.replace import check_replaceable_store, write_atomically
@@ -310,6 +314,8 @@ def mark_done(
 def _lock(path: Path) -> int:
     """An exclusive, non-blocking ``flock`` on ``path`` (created if missing); its descriptor."""
     handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if fcntl is None:
+        return handle
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BaseException:
