@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import tracemalloc
 import uuid
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io import create_ome_zarr, open_image
 from scopeml.io.limits import ENV, MAX_CHUNK_BYTES, MAX_PIXELS, ImageLimits, default_limits
+from scopeml.io.testing import nuclei_image
 
 MEMORY_BOUND = 200 * 2**20
 
@@ -247,3 +249,75 @@ def test_check_shape_refuses_exactly_what_exceeds_a_limit(shape, max_pixels, max
             limits.check_shape(shape, path="x.tif")
     else:
         limits.check_shape(shape, path="x.tif")
+
+
+# ---------------------------------------------------------------------------- chunk bombs
+
+BOMB_BYTES = 2**28  # what the bomb inflates to: 256 MiB, more than the memory bound
+
+
+def _bomb(codec_id: str) -> bytes:
+    """A small compressed stream that decodes to ``BOMB_BYTES`` zeros."""
+    import numcodecs
+
+    zeros = np.zeros(BOMB_BYTES, np.uint8)  # calloc'd: untouched pages cost no memory
+    if codec_id == "gzip":
+        compressor = zlib.compressobj(1, wbits=31)
+        return compressor.compress(memoryview(zeros)) + compressor.flush()
+    codec = {"zstd": numcodecs.Zstd(), "blosc": numcodecs.Blosc(cname="zstd")}[codec_id]
+    return bytes(codec.encode(zeros))
+
+
+def _zarr_with_a_bomb(path: Path, codec_id: str, zarr_format: int) -> Path:
+    """An NGFF image of 64 × 64 uint8 in 32 × 32 chunks (1 KiB each; 0.5 on zarr v3, 0.4 on
+    v2) whose chunk (0, 0) is replaced by a bomb; returns that chunk file."""
+    import numcodecs
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+    v3 = {"gzip": GzipCodec(), "zstd": ZstdCodec(), "blosc": BloscCodec()}
+    v2 = {"gzip": numcodecs.GZip(), "zstd": numcodecs.Zstd(), "blosc": numcodecs.Blosc()}
+    group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    array = group.create_array(
+        "0",
+        shape=(64, 64),
+        chunks=(32, 32),
+        dtype="u1",
+        compressors=[(v3 if zarr_format == 3 else v2)[codec_id]],
+        fill_value=0,
+    )
+    array[:] = 5
+    multiscales = [{"version": "0.4", "axes": ["y", "x"], "datasets": [{"path": "0"}]}]
+    group.attrs["multiscales"] = multiscales
+    chunk = path / "0" / ("c/0/0" if zarr_format == 3 else "0.0")
+    chunk.write_bytes(_bomb(codec_id))
+    return chunk
+
+
+@pytest.mark.parametrize("zarr_format", [3, 2])
+@pytest.mark.parametrize("codec_id", ["gzip", "zstd", "blosc"])
+def test_a_compressed_chunk_that_inflates_past_its_size_is_refused_in_bounded_memory(
+    tmp_path, codec_id, zarr_format
+):
+    """The metadata says 1 KiB per chunk; the compressed bytes say 256 MiB: refused from the
+    header (zstd, blosc) or after inflating one byte past 1 KiB (gzip)."""
+    path = tmp_path / "bomb.ome.zarr"
+    chunk = _zarr_with_a_bomb(path, codec_id, zarr_format)
+    assert chunk.stat().st_size < 3 * 2**20
+    with open_image(path) as image:
+        assert image.read(Y=slice(32, 64)).min() == 5  # the honest chunks read
+        error, peak = peak_memory_of_refusal(lambda: image.read(Y=slice(0, 8), X=slice(0, 8)))
+    assert error.path == str(path)
+    assert "chunk decodes to" in error.problem
+    assert str(32 * 32 + 1024) in error.problem
+    assert peak < MEMORY_BOUND
+
+
+def test_sharded_and_compressed_arrays_read_as_written_through_the_guard(tmp_path):
+    data = nuclei_image((70, 90), channels=1, seed=12)[0]
+    path = tmp_path / "sharded.ome.zarr"
+    array = create_ome_zarr(
+        path, shape=data.shape, dtype=data.dtype, axes="YX", chunks=(16, 16), shards=(32, 32)
+    )
+    array[:] = data
+    with open_image(path) as image:
+        np.testing.assert_array_equal(image.read()[0, 0, 0, 0], data)

@@ -24,6 +24,7 @@ import zarr
 from scopeml.errors import InvalidImageError, InvalidRequestError, ScopeMLError
 from scopeml.io._units import to_micrometres
 from scopeml.io._view import AxesView, select_scene
+from scopeml.io.chunk_guard import guard_chunks
 from scopeml.io.confine import Confinement
 from scopeml.io.confined_store import ConfinedStore
 from scopeml.io.image import Image
@@ -157,7 +158,8 @@ def _natural(name: str) -> tuple[int, str]:
 
 
 def _check_array(array: zarr.Array, path: str, limits: ImageLimits) -> None:
-    """Refuse an absurd declared shape, or a chunk (or shard index) too big to decode.
+    """Refuse an absurd declared shape, or a chunk (or shard index) too big to decode, and
+    make each compressed chunk decode to no more than the declared chunk size.
 
     A huge shape whose chunks are absent is legitimate (they read as the fill value), so the
     shape is held only to the absolute limits; what one region read decodes is the chunk.
@@ -169,6 +171,7 @@ def _check_array(array: zarr.Array, path: str, limits: ImageLimits) -> None:
     if shards:
         entries = math.prod(-(-s // c) for s, c in zip(shards, array.chunks, strict=True))
         limits.check_chunk((entries,), 16, what="a zarr shard index", path=path)
+    guard_chunks(array, path=path)
 
 
 def _image_view(
