@@ -26,7 +26,12 @@ def serve(
     max_image_mb: float = typer.Option(
         2048, "--max-image-mb", min=0.001, help="Image upload limit."
     ),
-    max_tile_mb: float = typer.Option(256, "--max-tile-mb", min=0.001, help="Tile body limit."),
+    max_tile_mb: float | None = typer.Option(
+        None, "--max-tile-mb", min=0.001, help="Tile body limit (default: a quarter of the next)."
+    ),
+    max_tile_memory_mb: float = typer.Option(
+        1024, "--max-tile-memory-mb", min=0.001, help="Server memory one tile request may hold."
+    ),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most tiles per predict call."),
     batch_wait_ms: float = typer.Option(
         5.0, "--batch-wait-ms", min=0, help="How long a tile waits for others to batch with."
@@ -80,7 +85,8 @@ def serve(
         allowed_root=allowed_root,
         max_model_bytes=_bytes(max_model_mb),
         max_image_bytes=_bytes(max_image_mb),
-        max_tile_bytes=_bytes(max_tile_mb),
+        max_tile_bytes=None if max_tile_mb is None else _bytes(max_tile_mb),
+        max_tile_memory=_bytes(max_tile_memory_mb),
         max_batch=max_batch,
         batch_wait_ms=batch_wait_ms,
         max_json_bytes=max(1, int(max_json_kb * 1024)),

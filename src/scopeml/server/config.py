@@ -40,6 +40,11 @@ class ServerConfig:
         server-side paths (uploads only).
     max_model_bytes, max_image_bytes, max_tile_bytes, max_json_bytes
         Size limits of a model upload, an image upload, one tile request body and a JSON body.
+        ``max_tile_bytes`` defaults to a quarter of ``max_tile_memory`` (a tile's server memory
+        is at least four times its body: the body, its float32 batch, output and encoding).
+    max_tile_memory
+        Server memory one tile request may hold (body, float32 batch, output and its encoding,
+        see :func:`~scopeml.server.tiles.tile_memory`); a larger tile answers 413.
     upload_quota_bytes
         Total size of the images one user may keep uploaded (``DELETE /images/{id}`` frees).
     max_batch, batch_wait_ms
@@ -64,8 +69,8 @@ class ServerConfig:
     Examples
     --------
     >>> config = ServerConfig(Path("/tmp/scopeml-data"))
-    >>> config.db.name, config.max_batch, config.user_predict_workers
-    ('scopeml.db', 8, 1)
+    >>> config.db.name, config.max_batch, config.user_predict_workers, config.max_tile_bytes // MB
+    ('scopeml.db', 8, 1, 256)
     """
 
     data_dir: Path
@@ -73,7 +78,8 @@ class ServerConfig:
     allowed_root: Path | None = None
     max_model_bytes: int = 512 * MB
     max_image_bytes: int = 2048 * MB
-    max_tile_bytes: int = 256 * MB
+    max_tile_bytes: int | None = None
+    max_tile_memory: int = 1 * GB
     max_json_bytes: int = 64 * 1024
     upload_quota_bytes: int = 10 * GB
     max_batch: int = 8
@@ -91,10 +97,12 @@ class ServerConfig:
         object.__setattr__(self, "db", db)
         if self.allowed_root is not None:
             object.__setattr__(self, "allowed_root", Path(self.allowed_root).resolve())
+        if self.max_tile_bytes is None:
+            object.__setattr__(self, "max_tile_bytes", max(1, self.max_tile_memory // 4))
         for name in (
             *("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_json_bytes"),
             *("upload_quota_bytes", "max_batch", "model_cache", "job_workers"),
-            *("predict_workers", "max_job_attempts"),
+            *("predict_workers", "max_job_attempts", "max_tile_memory"),
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -24,9 +24,10 @@ DTYPE_HEADER = "x-tile-dtype"
 SHAPE_HEADER = "x-tile-shape"
 ALLOWED_KINDS = "uif"  # unsigned, signed, float: microscopy pixel values
 MAX_DIMS = 8
+MAX_NPY_HEADER = 10_000  # numpy's own default limit on a header it parses
 
 
-def decode_tile(body: bytes, headers: Mapping[str, str] | None = None) -> np.ndarray:
+def decode_tile(body: bytes | bytearray, headers: Mapping[str, str] | None = None) -> np.ndarray:
     """Turn a request body into an array: ``.npy`` bytes, or raw bytes described by headers.
 
     Raw bytes need ``X-Tile-Dtype`` (a numpy dtype string such as ``<f4`` or ``uint16``) and
@@ -47,22 +48,42 @@ def decode_tile(body: bytes, headers: Mapping[str, str] | None = None) -> np.nda
     lower = {key.lower(): value for key, value in (headers or {}).items()}
     if SHAPE_HEADER in lower or DTYPE_HEADER in lower:
         return _decode_raw(body, lower.get(DTYPE_HEADER), lower.get(SHAPE_HEADER))
-    if not body.startswith(NPY_MAGIC):
+    if not bytes(body[: len(NPY_MAGIC)]) == NPY_MAGIC:
         raise InvalidRequestError(
             "tile body is neither .npy data (no NUMPY magic) nor raw bytes with "
             "X-Tile-Dtype and X-Tile-Shape headers"
         )
+    return _decode_npy(body)
+
+
+def _decode_npy(body: bytes | bytearray) -> np.ndarray:
+    """A view of the ``.npy`` body's data (no copy), after its header is read and checked."""
+    header = io.BytesIO(bytes(body[: MAX_NPY_HEADER + 16]))  # the header only, never the data
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
+        version = np.lib.format.read_magic(header)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(header)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(header)
+        else:
+            raise ValueError(f".npy format version {version} is not supported; use 1.0 or 2.0")
     except Exception as err:  # numpy raises ValueError, OSError, EOFError, SyntaxError ...
         raise InvalidRequestError(f"tile body is not a readable .npy array: {err}") from err
-    if not isinstance(array, np.ndarray):
-        raise InvalidRequestError("tile body must be one .npy array, not an .npz archive")
-    _check_dtype(array.dtype)
-    return array
+    _check_dtype(dtype)
+    offset = header.tell()
+    expected = math.prod(shape) * dtype.itemsize
+    if expected != len(body) - offset:
+        raise InvalidRequestError(
+            f"tile body has {len(body) - offset} data bytes; its .npy header "
+            f"({dtype}, shape {shape}) needs {expected}"
+        )
+    array = np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=offset)
+    return array.reshape(shape, order="F" if fortran_order else "C")
 
 
-def _decode_raw(body: bytes, dtype_text: str | None, shape_text: str | None) -> np.ndarray:
+def _decode_raw(
+    body: bytes | bytearray, dtype_text: str | None, shape_text: str | None
+) -> np.ndarray:
     if not dtype_text or not shape_text:
         raise InvalidRequestError("raw tile bytes need both X-Tile-Dtype and X-Tile-Shape headers")
     try:
@@ -88,9 +109,29 @@ def _decode_raw(body: bytes, dtype_text: str | None, shape_text: str | None) -> 
 
 def _check_dtype(dtype: np.dtype) -> None:
     if dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        pickled = " (objects would need pickle, which is never loaded)" if dtype.hasobject else ""
         raise InvalidRequestError(
-            f"tile dtype {dtype} is not supported; send integer or float pixel values"
+            f"tile dtype {dtype} is not supported{pickled}; send integer or float pixel values"
         )
+
+
+def tile_memory(tile: np.ndarray, spec: ModelSpec, body_bytes: int) -> int:
+    """Bytes the server holds for one tile request at its peak, the model runtime's own working
+    memory aside: the body, the float32 batch (unless the body is float32 already), the model's
+    float32 output ``N×K×…`` and its encoded copy. Measured in ``tests/server/test_memory.py``.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (0, 0))
+    >>> tile = np.zeros((1, 100, 100), np.uint16)  # 20 kB
+    >>> tile_memory(tile, spec, tile.nbytes)  # body + float32 copy + 2 × 2 classes × float32
+    220000
+    """
+    dims = spec.spatial_dims
+    n_tiles = tile.shape[0] if tile.ndim == dims + 2 else 1
+    pixels = math.prod(tile.shape[-dims:]) if tile.ndim >= dims else 0
+    batch = 0 if tile.dtype == np.float32 else math.prod(tile.shape) * 4
+    return body_bytes + batch + 2 * n_tiles * spec.n_classes * pixels * 4
 
 
 def check_tile(array: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -131,11 +172,25 @@ def check_tile(array: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def encode_array(array: np.ndarray) -> bytes:
-    """``.npy`` bytes of an array (the response format of tile prediction)."""
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
+def encode_array(array: np.ndarray) -> memoryview:
+    """``.npy`` bytes of an array (the response format of tile prediction), made in one buffer.
+
+    The array's data is copied once, straight after the header: no intermediate copies.
+
+    Examples
+    --------
+    >>> data = encode_array(np.arange(3, dtype=np.uint8))
+    >>> bytes(data[:6]), np.load(io.BytesIO(data)).tolist()
+    (b'\\x93NUMPY', [0, 1, 2])
+    """
+    array = np.ascontiguousarray(array)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
+    start = header.tell()
+    buffer = bytearray(start + array.nbytes)
+    buffer[:start] = header.getvalue()
+    np.frombuffer(buffer, dtype=array.dtype, offset=start).reshape(array.shape)[...] = array
+    return memoryview(buffer)
 
 
 def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:

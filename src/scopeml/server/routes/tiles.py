@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
 from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
@@ -16,6 +16,7 @@ from scopeml.server.tiles import (
     decode_tile,
     encode_array,
     labels_from_probabilities,
+    tile_memory,
 )
 
 router = APIRouter(tags=["tiles"])
@@ -41,10 +42,18 @@ async def predict_tile(
     The body is ``.npy`` bytes, or raw bytes with ``X-Tile-Dtype`` and ``X-Tile-Shape``
     headers. The answer is ``.npy``: float32 probabilities ``[N×]K×[Z×]Y×X`` or, with
     ``output=labels``, the argmax ``[N×][Z×]Y×X``. Tiles arriving together are batched.
+    A tile whose output would not fit the server's per-tile memory limit answers 413.
     """
     body = await read_body(request, config.max_tile_bytes)
     spec = spec_from_dict(record["spec"])
     tile = decode_tile(body, request.headers)
+    needed = tile_memory(tile, spec, len(body))
+    if needed > config.max_tile_memory:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"tile {tuple(tile.shape)} needs about {needed} bytes of server memory with "
+            f"{spec.n_classes} classes; the limit is {config.max_tile_memory}: send smaller tiles",
+        )
     batch = check_tile(tile, spec)
     try:
         probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)

@@ -1,0 +1,114 @@
+"""Server memory per request (issue #18): a tile costs a small multiple of its own bytes, a tile
+past the per-tile memory limit is refused before any work, a refused upload is never buffered.
+
+Measured with tracemalloc (numpy's buffers are traced; the model runtime's own working memory
+is not) on the application in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tracemalloc
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from scopeml.server.app import create_app
+from scopeml.server.config import MB, ServerConfig
+from scopeml.server.database import Database
+from scopeml.server.models import spec_from_dict
+from scopeml.server.tiles import tile_memory
+
+from .conftest import make_container
+
+SLACK = 1.25  # headers, small objects, allocator rounding
+
+
+@pytest.fixture(scope="module")
+def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict]]:
+    tmp = tmp_path_factory.mktemp("memory")
+    config = ServerConfig(tmp / "data", max_tile_memory=64 * MB, max_image_bytes=1 * MB)
+    db = Database(config.db)
+    headers = {"Authorization": f"Bearer {db.create_token('ada')}"}
+    db.close()
+    container = make_container(tmp / "unet.czann")
+    with TestClient(create_app(config)) as client:
+        record = client.post(
+            "/models", content=container.read_bytes(), headers=headers,
+            params={"filename": "unet.czann"},
+        ).json()  # fmt: skip
+        yield client, {"headers": headers, "model": record, "config": config}
+
+
+def traced_peak(call) -> tuple[int, object]:
+    """Peak bytes allocated (above the start) while ``call`` runs, and its result."""
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start = tracemalloc.get_traced_memory()[0]
+        result = call()
+        return tracemalloc.get_traced_memory()[1] - start, result
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint16])
+def test_a_tiles_server_memory_is_a_small_multiple_of_its_bytes(app_client, dtype):
+    client, state = app_client
+    tile = (np.random.default_rng(0).random((1, 1024, 1024)) * 1000).astype(dtype)
+    body = tile.tobytes()
+    headers = {
+        **state["headers"],
+        "X-Tile-Dtype": np.dtype(dtype).str,
+        "X-Tile-Shape": ",".join(map(str, tile.shape)),
+    }
+    url = f"/models/{state['model']['id']}/predict"
+    client.post(url, content=body, headers=headers)  # the model loaded, the runtime warm
+    peak, response = traced_peak(lambda: client.post(url, content=body, headers=headers))
+    assert response.status_code == 200
+    out = len(response.content)  # 3 classes × float32: 12 MB, held by the test client too
+    assert out > 3 * tile.size * 4
+    estimate = tile_memory(tile, spec_from_dict(state["model"]["spec"]), len(body))
+    assert peak <= SLACK * (estimate + out), (peak / MB, estimate / MB, out / MB)
+    assert peak <= 3 * (len(body) + out)  # the tile in and out, a few times: not 350 B/pixel
+
+
+def test_a_tile_over_the_memory_limit_is_413_before_any_work(app_client):
+    client, state = app_client
+    config = state["config"]
+    tile = np.zeros((1, 1, 2048, 2048), np.float32)  # 16 MB body; 2 × 3 × 16 MB out
+    assert len(tile.tobytes()) <= config.max_tile_bytes
+    url = f"/models/{state['model']['id']}/predict"
+    headers = {**state["headers"], "X-Tile-Dtype": "<f4", "X-Tile-Shape": "1,1,2048,2048"}
+    peak, response = traced_peak(lambda: client.post(url, content=tile.tobytes(), headers=headers))
+    assert response.status_code == 413
+    assert "server memory" in response.json()["detail"]
+    assert peak < 2.5 * tile.nbytes  # the body (and the client's copy of it), nothing more
+
+
+def test_a_refused_upload_is_streamed_not_buffered(app_client):
+    """16 MB sent chunked to a 1 MB limit: refused after about 1 MB, one chunk held at a time.
+    (httpx's ASGI transport streams the body; the test client would read it all first.)"""
+    client, state = app_client
+    chunk = b"\0" * 65536
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(256):  # no Content-Length to refuse it by
+            yield chunk
+
+    async def upload() -> httpx.Response:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await http.post(
+                "/images", content=body(), headers=state["headers"], params={"filename": "a.tif"}
+            )
+
+    peak, response = traced_peak(lambda: asyncio.run(upload()))
+    assert response.status_code == 413
+    assert "1048576 bytes" in response.json()["detail"]
+    assert peak < 2 * MB  # one chunk at a time, not the 16 MB
+    uploads = state["config"].uploads_dir
+    assert [p for p in uploads.rglob("*") if p.is_file()] == []
