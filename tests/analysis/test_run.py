@@ -1,0 +1,143 @@
+"""Batch runs: a 3-level tree over several images into one results folder, as the CLI does."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+from skimage.filters import threshold_li, threshold_otsu
+from skimage.measure import label, regionprops_table
+from skimage.morphology import remove_small_objects
+
+from scopeml.analysis import run_analysis, save_settings
+from scopeml.cli import main
+from scopeml.errors import InvalidRequestError
+from scopeml.io import open_image
+from scopeml.progress import ProgressEvent
+from tests.analysis.conftest import cell_image, three_level_settings, write_image
+
+
+def reference(pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """The same three steps written directly with scipy / scikit-image."""
+    dapi, gfp = pixels.astype(np.float32)
+    smooth = ndi.gaussian_filter(gfp, 1.0)
+    cells = ndi.binary_fill_holes(smooth > threshold_otsu(smooth))
+    cells = remove_small_objects(cells, max_size=99)
+    cells = label(cells, connectivity=1)
+    smooth = ndi.gaussian_filter(dapi, 1.0)
+    level = threshold_li(smooth[cells > 0])
+    nuclei = ndi.binary_fill_holes((smooth > level) & (cells > 0))
+    nuclei = label(remove_small_objects(nuclei, max_size=19), connectivity=1)
+    spots = label((gfp > 2000) & (nuclei > 0), connectivity=1)
+    return {"cell": cells, "nucleus": nuclei, "spot": spots}
+
+
+def test_three_level_tree_over_images(images: list[Path], tmp_path: Path) -> None:
+    events: list[ProgressEvent] = []
+    result = run_analysis(three_level_settings(), images, tmp_path / "out", progress=events.append)
+    assert [r["status"] for r in result.records] == ["done", "done"]
+    assert [e.done for e in events if e.stage == "analyze"] == [0, 1, 2]
+    for path, record in zip(images, result.records, strict=True):
+        folder = tmp_path / "out" / "images" / record["name"]
+        truth = reference(open_image(path).read()[0, 0, :, 0])
+        assert record["counts"]["cell"] == record["counts"]["nucleus"] == 6
+        for name, expected in truth.items():
+            stored = open_image(folder / f"{name}.ome.zarr").read()[0, 0, 0, 0]
+            np.testing.assert_array_equal(stored, expected, err_msg=name)
+            table = pd.read_csv(folder / f"{name}.csv")
+            assert len(table) == expected.max() == record["counts"][name]
+            props = regionprops_table(expected, properties=("label", "area", "centroid"))
+            np.testing.assert_array_equal(table["object_id"], props["label"])
+            np.testing.assert_allclose(table["area"], props["area"])
+            np.testing.assert_allclose(table["centroid-1"], props["centroid-1"])
+        # each child's parent is the parent object under it
+        for child, parent in (("nucleus", "cell"), ("spot", "nucleus")):
+            table = pd.read_csv(folder / f"{child}.csv")
+            at = truth[parent][table["centroid-0"].round().astype(int),
+                               table["centroid-1"].round().astype(int)]  # fmt: skip
+            np.testing.assert_array_equal(table["parent_id"], at)
+            assert (table["parent_class"] == parent).all()
+        cells = pd.read_csv(folder / "cell.csv")
+        assert cells["nucleus_count"].tolist() == [1.0] * 6
+        assert set(cells["image"]) == {record["name"]} and set(cells["class"]) == {"cell"}
+        nuclei = pd.read_csv(folder / "nucleus.csv")
+        assert "intensity_mean_GFP" in cells and "intensity_mean_GFP" not in nuclei
+        assert (folder / "overview.png").stat().st_size > 0
+    combined = pd.read_csv(tmp_path / "out" / "tables" / "spot.csv")
+    assert len(combined) == sum(r["counts"]["spot"] for r in result.records)
+    assert pd.read_parquet(tmp_path / "out" / "tables" / "spot.parquet").equals(combined)
+    counts = pd.read_csv(tmp_path / "out" / "summary" / "counts.csv")
+    assert counts["spot"].tolist() == [r["counts"]["spot"] for r in result.records]
+    index = (tmp_path / "out" / "index.html").read_text()
+    links = ("tables/nucleus.csv", "summary/cell_counts.png", "summary/nucleus_area.png",
+             "summary/nucleus_intensity_mean_DAPI.png", "images/img0/overview.png")  # fmt: skip
+    for link in links:
+        assert link in index and (tmp_path / "out" / link).is_file()
+
+
+def test_failed_image_is_listed_and_the_batch_goes_on(images: list[Path], tmp_path: Path) -> None:
+    broken = images[0].with_name("broken.tif")
+    broken.write_bytes(b"II*\x00" + b"\x00" * 64)
+    batch = [images[0], broken, images[1]]
+    result = run_analysis(three_level_settings(), batch, tmp_path / "out")
+    assert [r["status"] for r in result.records] == ["done", "failed", "done"]
+    assert "broken.tif" in result.failures[0]["reason"]
+    failures = pd.read_csv(tmp_path / "out" / "summary" / "failures.csv")
+    assert failures["image"].tolist() == ["broken"]
+    assert "broken" in (tmp_path / "out" / "index.html").read_text()
+    leftovers = [p.name for p in (tmp_path / "out" / "images").iterdir()]
+    assert sorted(leftovers) == ["img0", "img1"]  # nothing half-written
+
+
+def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> None:
+    settings = three_level_settings()
+    out = tmp_path / "out"
+    run_analysis(settings, images[:1], out)
+    first = (out / "images" / "img0" / "record.json").stat().st_mtime_ns
+    with pytest.raises(InvalidRequestError, match="pass --resume"):
+        run_analysis(settings, images, out)
+    result = run_analysis(settings, images, out, resume=True)
+    assert (out / "images" / "img0" / "record.json").stat().st_mtime_ns == first
+    assert [r["name"] for r in result.records] == ["img0", "img1"]
+    assert len(pd.read_csv(out / "summary" / "counts.csv")) == 2
+    other = settings.model_copy(update={"tile_size": 512})
+    with pytest.raises(InvalidRequestError, match="other settings"):
+        run_analysis(other, images, out, resume=True)
+    # an input changed since: analysed again
+    write_image(images[0], cell_image(seed=7))
+    run_analysis(settings, images, out, resume=True)
+    again = json.loads((out / "images" / "img0" / "record.json").read_text())
+    assert (out / "images" / "img0" / "record.json").stat().st_mtime_ns != first
+    assert again["status"] == "done"
+
+
+def test_cli_runs_a_folder_and_a_glob(images: list[Path], tmp_path: Path) -> None:
+    settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    assert main(["analyze", str(settings), str(images[0].parent), "-o", str(out), "-q"]) == 0
+    counts = pd.read_csv(out / "summary" / "counts.csv")
+    assert counts["image"].tolist() == ["img0", "img1"]
+    pattern = str(images[0].parent / "img1*.tif")
+    assert main(["analyze", str(settings), pattern, "-o", str(tmp_path / "o2"), "-q"]) == 0
+    assert pd.read_csv(tmp_path / "o2" / "summary" / "counts.csv")["image"].tolist() == ["img1"]
+
+
+def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
+    import tifffile
+
+    a, b = cell_image(seed=1), cell_image(seed=2, n_cells=3)
+    stack = np.stack([a, b])  # T×C×Y×X
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, stack, ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    result = run_analysis(three_level_settings(), [path], tmp_path / "out")
+    assert result.records[0]["counts"]["cell"] == 9
+    table = pd.read_csv(tmp_path / "out" / "images" / "movie" / "cell.csv")
+    assert table.groupby("t").size().tolist() == [6, 3]
+    stored = open_image(tmp_path / "out" / "images" / "movie" / "cell.ome.zarr")
+    assert stored.sizes["T"] == 2
+    np.testing.assert_array_equal(stored.read(T=1)[0, 0, 0, 0], reference(b)["cell"])
