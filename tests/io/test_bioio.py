@@ -127,7 +127,14 @@ class TestBioioPngGray16(BioioReaderTests, native.TestPngGray16):
 def _zarr_with_chunks(tmp_path: Path) -> tuple[Path, np.ndarray]:
     data = nuclei_image((64, 64), channels=1, seed=30)[0]
     path = tmp_path / "chunks.ome.zarr"
-    array = create_ome_zarr(path, shape=data.shape, dtype=data.dtype, axes="YX", chunks=(16, 16))
+    array = create_ome_zarr(
+        path,
+        shape=data.shape,
+        dtype=data.dtype,
+        axes="YX",
+        chunks=(16, 16),
+        pixel_sizes={"Y": 0.5, "X": 0.5},
+    )
     array[:] = data
     return path, data
 
@@ -162,6 +169,7 @@ def test_a_pyramid_level_is_read_where_the_plugin_has_one(tmp_path):
     write_pyramid(path, levels=2)
     with read_bioio(path, level=1) as level1, open_image(path, level=1) as ours:
         assert level1.shape == ours.shape == (1, 1, 1, 1, 32, 32)
+        assert level1.pixel_sizes == ours.pixel_sizes == {"Y": 1.0, "X": 1.0}
         np.testing.assert_array_equal(level1.read(), ours.read())
     with pytest.raises(InvalidImageError, match="level 5 does not exist"):
         read_bioio(path, level=5)
@@ -267,6 +275,42 @@ def test_segment_through_the_adaptor_equals_segment_through_the_native_reader(tm
     assert outputs["bioio"].pixel_sizes == pytest.approx(outputs["ours"].pixel_sizes)
     np.testing.assert_array_equal(outputs["bioio"].read(), outputs["ours"].read())
     assert len(np.unique(outputs["ours"].read())) > 1  # the model found nuclei
+
+
+@needs_bioio
+def test_the_command_line_trains_and_segments_a_bioio_file_as_its_native_twin(tmp_path):
+    """``pixel train`` and ``segment`` on a zipped OME-Zarr (through the registry's fallback)
+    give the labels they give on the same pixels in an OME-Zarr folder (scopeml's reader)."""
+    from scopeml.cli import main
+    from scopeml.synthetic import synthetic_nuclei
+
+    data, truth = synthetic_nuclei((64, 80), density=0.004, seed=41)  # C Y X, instance ids
+    zipped = write_zipped_ome_zarr(tmp_path / "cells.ozx", data)
+    twin = tmp_path / "cells.ome.zarr"
+    create_ome_zarr(
+        twin,
+        shape=data.shape,
+        dtype=data.dtype,
+        axes="CYX",
+        chunks=(1, 16, 16),
+        pixel_sizes={"Y": 0.5, "X": 0.5},
+        channel_names=["c0"],
+    )[:] = data
+    scribbles = np.zeros(truth.shape, np.uint8)  # every 7th pixel: 1 background, 2 nucleus
+    scribbles[::7, ::7] = np.where(truth[::7, ::7] > 0, 2, 1)
+    tifffile.imwrite(tmp_path / "scribbles.tif", scribbles)
+    labels = {}
+    for name, image in (("bioio", zipped), ("native", twin)):
+        model = tmp_path / f"{name}.czseg"
+        train = ["pixel", "train", str(image), str(tmp_path / "scribbles.tif"), "-o", str(model)]
+        assert main([*train, "--n-estimators", "8", "--jobs", "1"]) == 0
+        out = tmp_path / f"{name}.ome.zarr"
+        assert main(["segment", str(image), "-m", str(model), "-o", str(out), "-q"]) == 0
+        with open_image(out / "labels") as result:
+            assert result.pixel_sizes == {"Y": 0.5, "X": 0.5}
+            labels[name] = result.read()
+    np.testing.assert_array_equal(labels["bioio"], labels["native"])
+    assert set(np.unique(labels["native"])) == {1, 2}
 
 
 # ---------------------------------------------------------------------------- untrusted files
