@@ -1,0 +1,108 @@
+"""Bad settings stop before any image is read: exit 2 naming the settings file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scopeml.analysis.example import EXAMPLE_SETTINGS
+from scopeml.cli import main
+from scopeml.io.image import Image
+
+MODEL_CLASS = """\
+  - name: nucleus
+    parent: cell
+    segmenter:
+      kind: instances
+      model: {model}
+      class: {cls}
+      boundary_class: boundary
+      channels: {channels}
+"""
+
+
+def settings_text(**model: str) -> str:
+    """The example with DAPI/GFP channels; ``model`` puts a model segmenter on the nuclei."""
+    text = EXAMPLE_SETTINGS.replace("C0", "DAPI").replace("C1", "GFP")
+    if model:
+        start = text.index("  - name: nucleus")
+        end = text.index("    post:", start)
+        values = {"model": "nuclei", "cls": "nucleus", "channels": "[DAPI]", **model}
+        text = text[:start] + MODEL_CLASS.format(**values) + text[end:]
+    return text
+
+
+@pytest.fixture
+def no_pixel_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Image, *args: object, **kwargs: object) -> None:
+        raise AssertionError("pixels were read")
+
+    monkeypatch.setattr(Image, "read", refuse)
+    monkeypatch.setattr(Image, "__getitem__", refuse)
+
+
+def run(tmp_path: Path, text: str, image: Path, capsys: pytest.CaptureFixture[str]) -> tuple:
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(text)
+    code = main(["analyze", str(settings), str(image), "-o", str(tmp_path / "out"), "-q"])
+    err = capsys.readouterr().err.strip()
+    return code, err, settings, text.splitlines()
+
+
+def line_of(lines: list[str], needle: str) -> int:
+    return [i for i, line in enumerate(lines, 1) if needle in line][-1]
+
+
+@pytest.mark.parametrize(
+    ("change", "needle", "problem"),
+    [
+        ({"old": "sigma: 2.0", "new": "sigma: 2.0\n      threads: 2"}, "threads: 2",
+         "unknown key 'threads'"),
+        ({"old": "    parent: cell\n", "new": "    parent: spot\n"}, "parent: spot", "cycle"),
+        ({"old": "name: spot", "new": "name: nucleus"}, "name: nucleus",
+         "duplicate class name 'nucleus'"),
+        ({"model": "missing.czann"}, "model: missing.czann", "missing.czann"),
+        ({"model": "nuclei", "channels": "[DAPI, GFP]"}, "channels: [DAPI, GFP]",
+         "expects 1 channel(s); the settings give 2"),
+        ({"model": "nuclei", "cls": "nucleolus"}, "class: nucleolus", "no class 'nucleolus'"),
+        ({"old": "channels: [DAPI, GFP]", "new": "channels: [DAPI, RFP]"}, "channels: [DAPI, RFP]",
+         "channel 'RFP' is not in"),
+    ],
+)  # fmt: skip
+def test_bad_settings_exit_2_before_reading_pixels(
+    tmp_path: Path,
+    images: list[Path],
+    no_pixel_reads: None,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    needle: str,
+    problem: str,
+) -> None:
+    if "old" in change:
+        text = settings_text()
+        assert change["old"] in text
+        text = text.replace(change["old"], change["new"], 1)
+        if "RFP" in change["new"]:  # keep the file valid apart from the image's channels
+            text = text.replace("channel: GFP", "channel: RFP").replace("[DAPI, GFP]", "[DAPI]")
+    else:
+        text = settings_text(**change)
+    code, err, settings, lines = run(tmp_path, text, images[0], capsys)
+    assert code == 2, err
+    assert err.startswith(f"error: {settings}: line {line_of(lines, needle)}: "), err
+    assert problem in err and "\n" not in err
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_a_model_file_relative_to_the_settings_is_found(
+    tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error for a missing model is about the model, not a path typed elsewhere."""
+    import shutil
+
+    from scopeml.model.registry import resolve_model
+
+    shutil.copy(resolve_model("nuclei"), tmp_path / "mine.czann")
+    text = settings_text(model="mine.czann", cls="boundary_typo")
+    code, err, _, _ = run(tmp_path, text, images[0], capsys)
+    assert code == 2 and "no class 'boundary_typo'" in err  # the file itself was opened
