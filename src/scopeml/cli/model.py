@@ -1,4 +1,4 @@
-"""``scopeml model inspect|validate|convert|run``.
+"""``scopeml model inspect|list|validate|convert|run``.
 
 Library imports happen inside the commands so ``scopeml --help`` stays fast.
 """
@@ -30,13 +30,28 @@ TIME_BUDGET_HELP = (
 
 @app.command("inspect")
 def inspect(
-    model: Path = typer.Argument(..., help="Container to describe (.czann, .czseg, .czmodel)."),
+    model: Path = typer.Argument(
+        ..., help="Model to describe: any kind (scopeml model list), or a built-in name."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
 ) -> None:
-    """Print a container's metadata, its graph and what the tiling engine will use."""
+    """Print a model's metadata, its graph (containers) and what the tiling engine will use."""
     from scopeml.model.container import read_container
+    from scopeml.model.registry import format_of, resolve_model
 
-    description = describe(read_container(model))
+    path = resolve_model(model)
+    kind = format_of(path)
+    if kind not in ("czann", "czmodel"):
+        described = describe_model(path, kind)
+        if as_json:
+            typer.echo(json.dumps(described, indent=2))
+        else:
+            typer.echo(f"{described['path']}: {described['format']}")
+            for key, value in described.items():
+                if key not in ("path", "format"):
+                    typer.echo(f"  {key}: {value}")
+        return
+    description = describe(read_container(path))
     if as_json:
         typer.echo(json.dumps(description, indent=2))
         return
@@ -61,6 +76,53 @@ def inspect(
         )
     if description["license"]:
         typer.echo(f"license: {description['license']}")
+
+
+def describe_model(path: Path, kind: str) -> dict[str, Any]:
+    """A JSON-ready description of a model that is not a container, opened by the registry."""
+    from scopeml.model.registry import open_model
+
+    model = open_model(path)
+    spec = getattr(model, "spec", None)
+    description: dict[str, Any] = {"path": str(path), "format": kind}
+    if spec is None:  # an object classifier: rows of a table in, one class out
+        description["classes"] = list(model.classes)
+        description["features"] = list(model.features)
+        return description
+    description["engine"] = {
+        "spatial_dims": spec.spatial_dims,
+        "in_channels": spec.in_channels,
+        "classes": list(spec.classes),
+        "halo": list(spec.halo),
+        "tile_step": list(spec.tile_step),
+        "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
+    }
+    if hasattr(model, "feature_names"):
+        description["features"] = f"{len(model.feature_names)} ({model.features.name})"
+    return description
+
+
+@app.command("list")
+def list_models(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """List the built-in models (open them by name) and the model kinds scopeml reads."""
+    from scopeml.model.registry import BUILTIN_MODELS, model_formats
+
+    builtins = {
+        name: {"description": entry.description, "path": str(entry.path)}
+        for name, entry in BUILTIN_MODELS.items()
+    }
+    kinds = {name: entry.description for name, entry in model_formats().items()}
+    if as_json:
+        typer.echo(json.dumps({"builtin": builtins, "formats": kinds}, indent=2))
+        return
+    typer.echo("built-in models (use the name wherever a model file is asked for):")
+    for name, entry in builtins.items():
+        typer.echo(f"  {name}: {entry['description']} ({entry['path']})")
+    typer.echo("model kinds (recognised by content, not by suffix):")
+    for name, description in kinds.items():
+        typer.echo(f"  {name}: {description}")
 
 
 def describe(container: Any) -> dict[str, Any]:
@@ -320,7 +382,9 @@ def _spatial(text: str) -> Any:
 
 @app.command("run")
 def run(
-    model: Path = typer.Argument(..., help="Container to run."),
+    model: Path = typer.Argument(
+        ..., help="Model to run: a container, a pixel classifier, or a built-in name."
+    ),
     image: Path = typer.Argument(..., help="A small image: .tif/.tiff, .png/.jpg or .npy."),
     output: Path = typer.Option(..., "--output", "-o", help="Result: .npy or .tif/.tiff."),
     labels: bool = typer.Option(
@@ -332,14 +396,16 @@ def run(
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
-    The image is padded at its far edges to the model's tile step (or to its fixed tile size)
-    and the padding cropped away. Probabilities are written K×[Z×]Y×X float32; labels
-    [Z×]Y×X as ``segment`` writes them (class k as k + 1).
+    The image is zero-padded at its far edges to the model's tile step (or to its fixed tile
+    size), as the engine pads its tiles, and the padding cropped away. Probabilities are
+    written K×[Z×]Y×X float32; labels [Z×]Y×X as ``segment`` writes them (class k as k + 1).
     """
     import numpy as np
 
-    from scopeml.model.runtime import load_model
+    from scopeml.model.registry import open_model, resolve_model
+    from scopeml.model.runtime import set_default_time_budget
 
+    model = resolve_model(model)
     suffix = output.suffix.lower()
     if suffix not in (".npy", ".tif", ".tiff"):
         raise InvalidRequestError(
@@ -348,8 +414,15 @@ def run(
     for given in (model, image):
         if output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
-    loaded = load_model(model, time_budget=time_budget)
-    spec = loaded.spec
+    set_default_time_budget(time_budget)  # containers opened below take it up
+    loaded = open_model(model)
+    spec = getattr(loaded, "spec", None)
+    if spec is None:
+        raise IncompatibleModelError(
+            f"a {type(loaded).__name__} classifies measured objects, not pixels; use "
+            "`scopeml objects classify`",
+            path=model,
+        )
     pixels = read_small_image(image)
     channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
     padded, spatial = pad_to_model(channels_first, spec, image)
@@ -426,8 +499,12 @@ def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Pat
 
 
 def pad_to_model(image: Any, spec: Any, path: Path) -> tuple[Any, tuple[int, ...]]:
-    """Pad the far edges (mirror) to the fixed tile size or to multiples of the tile step."""
+    """Pad the far edges to the fixed tile size or to multiples of the tile step, with zeros as
+    the engine pads its tiles (:func:`scopeml.tiling.kernel.pad_to`), so a run equals
+    ``scopeml segment`` on the same image."""
     import numpy as np
+
+    from scopeml.tiling.kernel import pad_to
 
     spatial = tuple(image.shape[1:])
     if spec.tile_shape is not None:
@@ -442,9 +519,7 @@ def pad_to_model(image: Any, spec: Any, path: Path) -> tuple[Any, tuple[int, ...
         target = tuple(
             -(-size // step) * step for size, step in zip(spatial, spec.tile_step, strict=True)
         )
-    pad = [(0, 0)] + [(0, want - size) for size, want in zip(spatial, target, strict=True)]
-    padded = np.pad(np.asarray(image, np.float32), pad, mode="symmetric")
-    return padded, spatial
+    return pad_to(np.asarray(image, np.float32), target), spatial
 
 
 def write_array(path: Path, array: Any) -> None:

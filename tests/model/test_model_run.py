@@ -1,0 +1,73 @@
+"""``scopeml model run|inspect|list``: every kind opened by the registry; run equals the engine."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from scopeml.api import segment
+from scopeml.cli import main
+from scopeml.io import write_ome_tiff
+from scopeml.model import convert_onnx
+from scopeml.model.testing import tiny_unet_onnx, unet_receptive_halo
+from scopeml.objects import ObjectClassifier
+from scopeml.pixel import train_classifier
+
+
+def test_model_run_pads_as_the_engine_does(tmp_path):
+    model = convert_onnx(
+        tiny_unet_onnx(n_classes=3, depth=2, seed=2),
+        tmp_path / "m.czann",
+        classes=["a", "b", "c"],
+        min_overlap=unet_receptive_halo(2),
+    )
+    pixels = np.random.default_rng(0).uniform(0, 500, (61, 71)).astype(np.float32)
+    np.save(tmp_path / "image.npy", pixels)
+    out = tmp_path / "p.npy"
+    assert main(["model", "run", str(model), str(tmp_path / "image.npy"), "-o", str(out)]) == 0
+    write_ome_tiff(tmp_path / "image.ome.tif", pixels[None], axes="CYX", tile=(16, 16))
+    seg = segment(tmp_path / "image.ome.tif", model, tmp_path / "s.ome.zarr",
+                  outputs=["probabilities"], tile_size=24)  # fmt: skip
+    engine = seg.probabilities.read()[0, 0, :, 0]
+    np.testing.assert_allclose(np.load(out), engine, rtol=1e-5, atol=1e-6)  # far edges too
+
+
+def test_inspect_and_list_cover_every_kind(tmp_path, capsys):
+    image = np.random.default_rng(1).uniform(0, 1, (1, 24, 24)).astype(np.float32)
+    labels = np.zeros((24, 24), np.uint8)
+    labels[:3], labels[-3:] = 1, 2
+    pixel = train_classifier(image, labels, features="gaussian_smoothing:1", n_estimators=2)
+    pixel_path = pixel.save(tmp_path / "p.czseg")
+    table = pd.DataFrame({"area": [1, 2, 8, 9], "kind": list("aabb")})
+    object_path = ObjectClassifier.train(table, "kind", n_estimators=2).save(tmp_path / "o.zip")
+
+    assert main(["model", "inspect", str(pixel_path), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert described["format"] == "pixel-classifier"
+    assert described["engine"]["classes"] == ["class 1", "class 2"]
+    assert main(["model", "inspect", str(object_path)]) == 0
+    text = capsys.readouterr().out
+    assert "object-classifier" in text and "features: ['area']" in text
+    assert main(["model", "inspect", "nuclei"]) == 0
+    assert "nucleus" in capsys.readouterr().out
+
+    assert main(["model", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert "nuclei" in listed["builtin"] and "pixel-classifier" in listed["formats"]
+
+    np.save(tmp_path / "image.npy", image[0])
+    out = tmp_path / "o.npy"
+    assert main(["model", "run", str(pixel_path), str(tmp_path / "image.npy"), "-o", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), pixel.predict(image[None])[0])
+    assert (
+        main(["model", "run", str(object_path), str(tmp_path / "image.npy"), "-o", str(out)]) == 2
+    )
+    assert "objects classify" in capsys.readouterr().err
+
+    junk = tmp_path / "junk.czann"
+    junk.write_bytes(b"no model here")
+    assert main(["model", "inspect", str(junk)]) == 2
+    err = capsys.readouterr().err
+    assert "junk.czann" in err and "known: czann" in err
