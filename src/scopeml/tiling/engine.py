@@ -24,7 +24,7 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.normalize import compute_normalization, parse_normalize
+from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import OutputSpec, class_index, needs_probabilities, output_specs
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
@@ -193,22 +193,8 @@ def segment_image(
         axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
         pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
         _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
-        ctx = TileContext(
-            scene=scene,
-            spatial_axes=spatial_axes(model),
-            output_axes=axes_of,
-            specs=tuple(specs),
-            batch_size=options.batch_size,
-            normalization=normalization,
-            min_confidence=options.min_confidence,
-            extract_index=extract_index,
-            step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
-            window=_window_of(plan, model) if options.blend else {},
-            fixed_input=spec.tile_shape is not None,
-            index_only=hasattr(model, "predict_index")
-            and not options.blend
-            and not needs_probabilities(specs, options.min_confidence),
-            check_finite=np.dtype(image.dtype).kind == "f",
+        ctx = _tile_context(
+            image, model, options, plan, specs, axes_of, scene, normalization, extract_index
         )
         done = store.done() if resumed else set()
         batches = _batches(
@@ -234,6 +220,38 @@ def segment_image(
     if options.ome_tiff:
         export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
     return result
+
+
+def _tile_context(
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    plan: TilePlan,
+    specs: Sequence[OutputSpec],
+    axes_of: dict[str, str],
+    scene: int,
+    normalization: Normalization | None,
+    extract_index: int | None,
+) -> TileContext:
+    """What every tile's worker needs to know besides the model, the image and the arrays."""
+    spec = model.spec
+    return TileContext(
+        scene=scene,
+        spatial_axes=spatial_axes(model),
+        output_axes=axes_of,
+        specs=tuple(specs),
+        batch_size=options.batch_size,
+        normalization=normalization,
+        min_confidence=options.min_confidence,
+        extract_index=extract_index,
+        step=dict(zip(spatial_axes(model), spec.tile_step, strict=True)),
+        window=_window_of(plan, model) if options.blend else {},
+        fixed_input=spec.tile_shape is not None,
+        index_only=hasattr(model, "predict_index")
+        and not options.blend
+        and not needs_probabilities(specs, options.min_confidence),
+        check_finite=np.dtype(image.dtype).kind == "f",
+    )
 
 
 def _named(function: Callable[..., T], path: str | os.PathLike[str] | None) -> Callable[..., T]:
