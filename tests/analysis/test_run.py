@@ -141,3 +141,32 @@ def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     stored = open_image(tmp_path / "out" / "images" / "movie" / "cell.ome.zarr")
     assert stored.sizes["T"] == 2
     np.testing.assert_array_equal(stored.read(T=1)[0, 0, 0, 0], reference(b)["cell"])
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_results(images: list[Path], tmp_path: Path) -> None:
+    settings = three_level_settings()
+    one = run_analysis(settings, images, tmp_path / "one")
+    two = run_analysis(settings, images, tmp_path / "two", workers=2)
+    assert [r["counts"] for r in two.records] == [r["counts"] for r in one.records]
+    for name in ("cell", "nucleus", "spot"):
+        pd.testing.assert_frame_equal(
+            pd.read_csv(tmp_path / "one" / "tables" / f"{name}.csv"),
+            pd.read_csv(tmp_path / "two" / "tables" / f"{name}.csv"),
+        )
+
+
+@pytest.mark.slow
+def test_a_dask_scheduler_gives_the_same_results(images: list[Path], tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    settings = three_level_settings()
+    one = run_analysis(settings, images, tmp_path / "one")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
+        two = run_analysis(settings, images, tmp_path / "two", scheduler=cluster.scheduler_address)
+    assert [r["counts"] for r in two.records] == [r["counts"] for r in one.records]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "one" / "tables" / "spot.csv"),
+        pd.read_csv(tmp_path / "two" / "tables" / "spot.csv"),
+    )
