@@ -180,3 +180,19 @@ def test_atomic_write_uses_a_unique_temporary_name(tmp_path):
         second.write_text("two")
     assert target.read_text() == "one"  # the outer block ends last
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def test_atomic_folder_replaces_a_store_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "nuclei.zarr"
+    with atomic_write(target, folder=True) as temp:
+        (temp / "zarr.json").write_text("old")
+    with pytest.raises(OSError, match="disk full"), atomic_write(target, folder=True) as temp:
+        (temp / "zarr.json").write_text("half")
+        raise OSError("disk full")
+    assert (target / "zarr.json").read_text() == "old"
+    with atomic_write(target, folder=True) as temp:
+        (temp / "zarr.json").write_text("new")
+        (temp / "0").mkdir()
+    assert sorted(p.name for p in target.iterdir()) == ["0", "zarr.json"]
+    assert (target / "zarr.json").read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["nuclei.zarr"]  # no temporary left

@@ -13,6 +13,7 @@ zarr v2 ``.zgroup``/``.zarray``); anything else is refused with a clear error.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,13 +24,21 @@ from scopeml.errors import InvalidRequestError
 
 @contextmanager
 def atomic_write(
-    path: str | os.PathLike[str], *, mode: int = 0o644, fsync: bool = True
+    path: str | os.PathLike[str],
+    *,
+    mode: int | None = None,
+    fsync: bool = True,
+    folder: bool = False,
 ) -> Iterator[Path]:
     """A unique temporary path next to ``path``, moved onto ``path`` when the block succeeds.
 
     The caller writes the file at the yielded path (with any library: ``open``, zipfile,
-    tifffile, pandas). On success it is flushed to disk, given ``mode`` and renamed over
-    ``path`` in one step; on any error it is removed and ``path`` is left as it was.
+    tifffile, pandas). On success it is flushed to disk, given ``mode`` (default ``0o644``) and
+    renamed over ``path`` in one step; on any error it is removed and ``path`` is left as it
+    was. With ``folder=True`` the yielded path is an empty folder (a zarr store, say) that
+    replaces ``path`` (default mode ``0o755``); a folder already at ``path`` is first moved
+    aside, then deleted. Whether ``path`` may be replaced at all is the caller's check
+    (:func:`check_replaceable_store`).
 
     Examples
     --------
@@ -38,24 +47,49 @@ def atomic_write(
     ...     _ = temp.write_text("complete")
     >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
     ('complete', ['a.txt'])
+    >>> with atomic_write(folder / "b.zarr", folder=True) as temp:
+    ...     _ = (temp / "zarr.json").write_text("{}")
+    >>> sorted(p.name for p in (folder / "b.zarr").iterdir())
+    ['zarr.json']
     """
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not folder:
         raise InvalidRequestError("is a folder; expected a file name", path=path)
+    if path.exists() and not path.is_dir() and folder:
+        raise InvalidRequestError("is a file; expected a folder name", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    temp = Path(name)
+    if folder:
+        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    else:
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        temp = Path(name)
     try:
         yield temp
-        if fsync:
+        if fsync and not folder:
             with open(temp, "rb+") as stream:
                 os.fsync(stream.fileno())
-        os.chmod(temp, mode)  # mkstemp makes 0600
+        os.chmod(temp, mode if mode is not None else 0o755 if folder else 0o644)  # mkstemp: 0600
+        _replace(temp, path)
+    except BaseException:
+        shutil.rmtree(temp, ignore_errors=True) if folder else temp.unlink(missing_ok=True)
+        raise
+
+
+def _replace(temp: Path, path: Path) -> None:
+    """Rename ``temp`` onto ``path``; a folder at ``path`` is moved aside first, then removed."""
+    if not path.is_dir() or path.is_symlink():
+        os.replace(temp, path)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.replace(path, trash / path.name)
+    try:
         os.replace(temp, path)
     except BaseException:
-        temp.unlink(missing_ok=True)
+        os.replace(trash / path.name, path)  # put the old one back
+        trash.rmdir()
         raise
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644) -> Path:
