@@ -15,7 +15,7 @@ import zarr
 from scopeml.api import open_model, segment
 from scopeml.errors import IncompleteOutputError
 from scopeml.tiling.store import partial_path
-from tests.tiling.engine_doubles import write_image_file, write_model_file
+from tests.tiling.engine_doubles import FailingAfter, write_image_file, write_model_file
 
 OUTPUTS = ("labels", "probabilities", "confidence")
 
@@ -104,16 +104,3 @@ def test_resume_with_another_model_or_image_is_refused(files, tmp_path):
     with pytest.raises(IncompleteOutputError, match=r"different run.*tile_size"):
         segment(image, model, out, tile_size=32, resume=True, quiet=True)
     assert segment(image, model, out, tile_size=16, resume=True, quiet=True) == out
-
-
-class FailingAfter:
-    """A model that breaks down after ``n`` batches (an interrupted run, in-process)."""
-
-    def __init__(self, model, n):
-        self.spec, self.path, self._model, self._left = model.spec, model.path, model, n
-
-    def predict(self, batch):
-        if self._left == 0:
-            raise RuntimeError("power cut")
-        self._left -= 1
-        return self._model.predict(batch)
