@@ -376,7 +376,7 @@ def train_pixel_classifier(
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
         spatial_dims=2 if not isinstance(image, Image) or image.sizes["Z"] == 1 else 3,
-        n_jobs=workers or -1,
+        workers=workers,
         seed=seed,
         name=name,
     )
@@ -438,7 +438,7 @@ def label_objects(
     *,
     class_: str | int | None = None,
     connectivity: int = 1,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Image:
@@ -453,7 +453,7 @@ def label_objects(
     class_
         The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
         ``None``: every non-zero pixel.
-    connectivity, tile_shape, overwrite, progress
+    connectivity, tile_size, overwrite, progress
         See :func:`scopeml.objects.images.label_image`.
 
     Returns
@@ -490,7 +490,7 @@ def label_objects(
         output,
         class_id=class_id,
         connectivity=connectivity,
-        tile_shape=tile_shape,
+        tile_size=tile_size,
         overwrite=overwrite,
         progress=progress,
     )
@@ -502,7 +502,7 @@ def measure_objects(
     *,
     pixel_sizes: dict[str, float] | None = None,
     shape_features: bool = True,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     output: PathLike | None = None,
     progress: Progress = None,
 ) -> pd.DataFrame | Path:
@@ -537,7 +537,7 @@ def measure_objects(
         intensities,
         pixel_sizes=pixel_sizes,
         shape_features=shape_features,
-        tile_shape=tile_shape,
+        tile_size=tile_size,
         output=output,
         progress=progress,
     )

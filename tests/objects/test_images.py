@@ -21,7 +21,7 @@ def _time_series(n_times: int = 2, shape=(40, 48)) -> np.ndarray:
 def test_every_time_point_is_labelled_and_measured(tmp_path):
     mask = _time_series(2)
     image = Image(mask, pixel_sizes={"Y": 0.5, "X": 0.5})
-    out = label_image(image, tmp_path / "objects.ome.zarr", tile_shape=(16, 16))
+    out = label_image(image, tmp_path / "objects.ome.zarr", tile_size=(16, 16))
     assert out.shape == mask.shape and out.pixel_sizes == {"Y": 0.5, "X": 0.5}
     got = out.read()[0, :, 0, 0]
     offset = 0
@@ -33,7 +33,7 @@ def test_every_time_point_is_labelled_and_measured(tmp_path):
         assert np.unique(got[t][present]).size == expected.max()
         assert got[t][present].min() == offset + 1
         offset += int(expected.max())
-    table = measure_image(out, Image(mask * 10), shape_features=False, tile_shape=(16, 16))
+    table = measure_image(out, Image(mask * 10), shape_features=False, tile_size=(16, 16))
     assert list(table.columns[:2]) == ["t", "label"]
     for t in range(2):
         rows = table[table["t"] == t].reset_index(drop=True)
@@ -48,7 +48,7 @@ def test_z_stacks_give_3d_objects(tmp_path):
     mask = np.zeros((1, 1, 1, 6, 10, 10), np.uint8)
     mask[0, 0, 0, 1:4, 2:5, 2:5] = 1  # one cube across three planes
     mask[0, 0, 0, 5, 7:9, 7:9] = 1
-    out = label_image(Image(mask), tmp_path / "o.ome.zarr", tile_shape=(2, 4, 4))
+    out = label_image(Image(mask), tmp_path / "o.ome.zarr", tile_size=(2, 4, 4))
     labels = out.read()[0, 0, 0]
     assert labels.max() == 2 and np.unique(labels[1:4, 2:5, 2:5]).tolist() == [1]
     table = measure_image(out, shape_features=False)

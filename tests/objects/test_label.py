@@ -27,7 +27,7 @@ def test_stitched_equals_whole_2d(tmp_path, connectivity):
     semantic = (truth > 0).astype(np.uint8)
     whole = label_instances(semantic, connectivity=connectivity)
     tiled = label_instances_tiled(
-        semantic, tmp_path / "out.zarr", tile_shape=(37, 41), connectivity=connectivity
+        semantic, tmp_path / "out.zarr", tile_size=(37, 41), connectivity=connectivity
     )
     assert_same_objects(whole, tiled[...])
     assert tiled.dtype == np.uint32
@@ -55,24 +55,24 @@ def test_class_selection_keeps_touching_classes_apart(tmp_path):
     semantic = np.zeros((8, 8), np.uint8)
     semantic[1:7, 1:4] = 1
     semantic[1:7, 4:7] = 2  # touches class 1 along a whole edge
-    out = label_instances_tiled(semantic, tmp_path / "c1.zarr", class_id=1, tile_shape=(3, 3))
+    out = label_instances_tiled(semantic, tmp_path / "c1.zarr", class_id=1, tile_size=(3, 3))
     np.testing.assert_array_equal(out[...] > 0, semantic == 1)
     assert int(out[...].max()) == 1
 
 
 def test_image_smaller_than_tile_and_empty(tmp_path):
     empty = np.zeros((5, 7), bool)
-    out = label_instances_tiled(empty, tmp_path / "e.zarr", tile_shape=(64, 64))
+    out = label_instances_tiled(empty, tmp_path / "e.zarr", tile_size=(64, 64))
     assert out.shape == (5, 7) and int(out[...].max()) == 0
 
 
 def test_existing_output_is_kept_unless_overwrite(tmp_path):
     mask = np.eye(6, dtype=bool)
-    label_instances_tiled(mask, tmp_path / "o.zarr", tile_shape=(2, 2))
+    label_instances_tiled(mask, tmp_path / "o.zarr", tile_size=(2, 2))
     with pytest.raises(InvalidRequestError, match="exists"):
-        label_instances_tiled(mask, tmp_path / "o.zarr", tile_shape=(2, 2))
+        label_instances_tiled(mask, tmp_path / "o.zarr", tile_size=(2, 2))
     out = label_instances_tiled(
-        mask, tmp_path / "o.zarr", tile_shape=(2, 2), connectivity=2, overwrite=True
+        mask, tmp_path / "o.zarr", tile_size=(2, 2), connectivity=2, overwrite=True
     )
     assert int(out[...].max()) == 1  # diagonal pixels joined under full connectivity
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.zarr"]  # no temporary left

@@ -42,13 +42,13 @@ def test_tiled_equals_in_memory_3d():
     image, labels = synthetic_nuclei((12, 50, 50), density=0.002, radius=(3, 6), seed=9)
     expected = measure_objects(labels, image, shape_features=False)
     got = measure_objects_tiled(
-        labels, image, tile_shape=(5, 20, 20), margin=4, shape_features=False
+        labels, image, tile_size=(5, 20, 20), margin=4, shape_features=False
     )
     _assert_tables_equal(expected, got)
 
 
 def test_empty_labels_give_empty_table():
-    table = measure_objects_tiled(np.zeros((30, 30), np.uint16), tile_shape=(10, 10))
+    table = measure_objects_tiled(np.zeros((30, 30), np.uint16), tile_size=(10, 10))
     assert len(table) == 0 and "area" in table
 
 
@@ -64,7 +64,7 @@ def test_streamed_output_holds_the_same_rows(tmp_path, suffix):
     path = measure_objects_tiled(
         labels,
         image,
-        tile_shape=(40, 40),
+        tile_size=(40, 40),
         margin=10,
         shape_features=False,
         output=tmp_path / f"t{suffix}",

@@ -36,7 +36,7 @@ def label(
         output,
         class_id=class_id,
         connectivity=connectivity,
-        tile_shape=(tile_size,) * (2 if image.sizes["Z"] == 1 else 3),
+        tile_size=tile_size,
         overwrite=overwrite,
         progress=not quiet,
     )
@@ -80,7 +80,7 @@ def measure(
         intensities,
         pixel_sizes=sizes,
         shape_features=shape_features,
-        tile_shape=(tile_size,) * (2 if objects.sizes["Z"] == 1 else 3),
+        tile_size=tile_size,
         output=output,  # streamed tile by tile: memory does not grow with the object count
         progress=not quiet,
     )

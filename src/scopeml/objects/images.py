@@ -24,7 +24,7 @@ from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequest
 from scopeml.io._view import AxesView
 from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
-from scopeml.objects.label import ProvisionalLabels, _structure
+from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
 from scopeml.objects.measure import _measure, _parse_spacing
 from scopeml.objects.measure_tiled import TableSink, measure_stack
 from scopeml.progress import Progress
@@ -99,7 +99,7 @@ def label_image(
     *,
     class_id: int | None = None,
     connectivity: int = 1,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Image:
@@ -120,8 +120,9 @@ def label_image(
         Label value whose objects to label; ``None`` labels every non-zero pixel.
     connectivity
         1 = faces only … ``ndim`` = full neighbourhood.
-    tile_shape
-        Tile size per ``(Z,) Y, X`` (also the output chunks); default 1024 per axis.
+    tile_size
+        Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks); default up to
+        1024 per axis.
     overwrite
         Replace an existing output store.
     progress
@@ -154,7 +155,7 @@ def label_image(
     ndim = 2 if sizes["Z"] == 1 else 3
     _structure(ndim, connectivity)
     spatial = tuple(labels.spatial_shape[-ndim:])
-    tiles = _stack_tiles(tile_shape, spatial)
+    tiles = tile_sizes(tile_size, spatial)
     axes = ("T" if sizes["T"] > 1 else "") + ("Z" if ndim == 3 else "") + "YX"
     lead = (sizes["T"],) if sizes["T"] > 1 else ()
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
@@ -198,7 +199,7 @@ def measure_image(
     *,
     pixel_sizes: Mapping[str, float] | None = None,
     shape_features: bool = True,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     margin: int = 128,
     output: str | os.PathLike[str] | None = None,
     progress: Progress = None,
@@ -213,7 +214,7 @@ def measure_image(
         Intensities of the same ``S``, ``T``, ``Z``, ``Y``, ``X`` sizes (any channels).
     pixel_sizes
         Micrometres per pixel by axis; default the label image's, else the intensity image's.
-    shape_features, tile_shape, margin
+    shape_features, tile_size, margin
         As in :func:`~scopeml.objects.measure_tiled.measure_objects_tiled`.
     output
         Stream the rows to this ``.csv``/``.parquet`` instead of returning a table.
@@ -247,7 +248,7 @@ def measure_image(
     sizes = pixel_sizes or labels.pixel_sizes or (image.pixel_sizes if image is not None else {})
     spacing = _parse_spacing(sizes, ndim)
     names = image.channel_names if image is not None else None
-    tiles = _stack_tiles(tile_shape, labels.spatial_shape[-ndim:])
+    tiles = tile_sizes(tile_size, labels.spatial_shape[-ndim:])
     several_scenes = labels.sizes["S"] > 1
     sink = TableSink(output)
     try:
@@ -266,18 +267,6 @@ def measure_image(
         sink.abort()
         raise
     return sink.close()
-
-
-def _stack_tiles(tile_shape: Sequence[int] | None, spatial: Sequence[int]) -> tuple[int, ...]:
-    """Tile size per spatial axis of a stack: as given, or up to 1024 per axis."""
-    if tile_shape is None:
-        return tuple(min(1024, int(n)) for n in spatial)
-    tiles = tuple(int(t) for t in tile_shape)
-    if len(tiles) != len(spatial) or min(tiles) < 1:
-        raise InvalidRequestError(
-            f"tile_shape {tiles} does not fit stacks of shape {tuple(spatial)}"
-        )
-    return tiles
 
 
 def open_labels(path: str | os.PathLike[str]) -> Image:

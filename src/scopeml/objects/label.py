@@ -64,7 +64,7 @@ def label_instances_tiled(
     *,
     class_id: int | None = None,
     connectivity: int = 1,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Any:
@@ -80,8 +80,9 @@ def label_instances_tiled(
         when complete.
     class_id, connectivity
         As in :func:`label_instances`.
-    tile_shape
-        Tile size (also the output chunks); defaults to the input's chunks or 1024 per axis.
+    tile_size
+        Tile size (also the output chunks): one int for every axis or one per axis; defaults
+        to the input's chunks or 1024 per axis.
     overwrite
         Replace an existing ``output``.
     progress
@@ -100,7 +101,7 @@ def label_instances_tiled(
     >>> mask = np.zeros((6, 6), bool)
     >>> mask[1:5, 2:4] = True
     >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     out = label_instances_tiled(mask, f"{tmp}/objects.zarr", tile_shape=(3, 3))
+    ...     out = label_instances_tiled(mask, f"{tmp}/objects.zarr", tile_size=3)
     ...     int(out[...].max()), int((out[...] > 0).sum())
     (1, 8)
     """
@@ -114,7 +115,7 @@ def label_instances_tiled(
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
     check_replaceable_store(output)
-    tiles = _tile_shape(labels, tile_shape)
+    tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with ProvisionalLabels(labels, temp, class_id, connectivity, tiles, progress) as labelled:
@@ -195,7 +196,7 @@ class ProvisionalLabels:
         shutil.rmtree(self.temp, ignore_errors=True)
 
 
-def iter_tiles(shape: Sequence[int], tile_shape: Sequence[int]) -> Iterator[tuple[slice, ...]]:
+def iter_tiles(shape: Sequence[int], tile_size: Sequence[int]) -> Iterator[tuple[slice, ...]]:
     """Regions of a regular grid of tiles covering ``shape`` exactly once (edge tiles clipped).
 
     Examples
@@ -203,11 +204,11 @@ def iter_tiles(shape: Sequence[int], tile_shape: Sequence[int]) -> Iterator[tupl
     >>> [tuple((s.start, s.stop) for s in r) for r in iter_tiles((3, 5), (2, 4))]
     [((0, 2), (0, 4)), ((0, 2), (4, 5)), ((2, 3), (0, 4)), ((2, 3), (4, 5))]
     """
-    starts = [range(0, n, t) for n, t in zip(shape, tile_shape, strict=True)]
+    starts = [range(0, n, t) for n, t in zip(shape, tile_size, strict=True)]
     for origin in np.ndindex(*[len(s) for s in starts]):
         yield tuple(
             slice(s[i], min(s[i] + t, n))
-            for s, i, t, n in zip(starts, origin, tile_shape, shape, strict=True)
+            for s, i, t, n in zip(starts, origin, tile_size, shape, strict=True)
         )
 
 
@@ -221,15 +222,28 @@ def _structure(ndim: int, connectivity: int) -> np.ndarray:
     return ndi.generate_binary_structure(ndim, connectivity)
 
 
-def _tile_shape(labels: Any, tile_shape: Sequence[int] | None) -> tuple[int, ...]:
-    if tile_shape is None:
-        chunks = getattr(labels, "chunks", None)
-        if chunks is not None and len(chunks) == len(labels.shape):
+def tile_sizes(
+    tile_size: int | Sequence[int] | None,
+    shape: Sequence[int],
+    chunks: Sequence[int] | None = None,
+) -> tuple[int, ...]:
+    """Tile size per axis of ``shape``: as given (one int for all axes, or one per axis), else
+    the array's ``chunks``, else up to 1024 per axis.
+
+    Examples
+    --------
+    >>> tile_sizes(None, (5000, 300)), tile_sizes(64, (5000, 300)), tile_sizes((2, 8), (9, 9))
+    ((1024, 300), (64, 64), (2, 8))
+    """
+    shape = tuple(int(n) for n in shape)
+    if tile_size is None:
+        if chunks is not None and len(chunks) == len(shape):
             return tuple(int(c) for c in chunks)
-        return tuple(min(1024, int(n)) for n in labels.shape)
-    tiles = tuple(int(t) for t in tile_shape)
-    if len(tiles) != len(labels.shape) or min(tiles) < 1:
-        raise InvalidRequestError(f"tile_shape {tiles} does not fit labels of shape {labels.shape}")
+        return tuple(min(1024, n) for n in shape)
+    sizes = (tile_size,) * len(shape) if isinstance(tile_size, (int, np.integer)) else tile_size
+    tiles = tuple(int(t) for t in sizes)
+    if len(tiles) != len(shape) or min(tiles) < 1:
+        raise InvalidRequestError(f"tile_size {tile_size} does not fit labels of shape {shape}")
     return tiles
 
 

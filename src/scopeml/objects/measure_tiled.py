@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io.image import Image
-from scopeml.objects.label import _tile_shape, iter_tiles
+from scopeml.objects.label import iter_tiles, tile_sizes
 from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
 from scopeml.objects.table import _format
 from scopeml.progress import Progress, track
@@ -35,7 +35,7 @@ def measure_objects_tiled(
     pixel_sizes: Mapping[str, float] | Sequence[float] | None = None,
     channel_names: Sequence[str] | None = None,
     shape_features: bool = True,
-    tile_shape: Sequence[int] | None = None,
+    tile_size: int | Sequence[int] | None = None,
     margin: int = 128,
     output: str | os.PathLike[str] | None = None,
     progress: Progress = None,
@@ -52,8 +52,8 @@ def measure_objects_tiled(
     pixel_sizes, channel_names, shape_features
         As in :func:`~scopeml.objects.measure.measure_objects`; taken from an ``Image`` when
         not given.
-    tile_shape
-        Tile size; defaults to the labels' chunks or 1024 per axis.
+    tile_size
+        Tile size (one int, or one per axis); defaults to the labels' chunks or 1024 per axis.
     margin
         Extra pixels read past each tile's far edges; objects up to about this size are
         measured inside a tile, larger ones on their own crop.
@@ -75,7 +75,7 @@ def measure_objects_tiled(
     --------
     >>> labels = np.zeros((8, 8), np.uint32)
     >>> labels[2:6, 1:7] = 5
-    >>> table = measure_objects_tiled(labels, tile_shape=(4, 4), margin=1)
+    >>> table = measure_objects_tiled(labels, tile_size=4, margin=1)
     >>> table[["label", "area", "bbox-0", "bbox-3"]].to_numpy().tolist()
     [[5.0, 24.0, 2.0, 7.0]]
     """
@@ -90,7 +90,7 @@ def measure_objects_tiled(
         pixel_sizes = pixel_sizes if pixel_sizes is not None else image.pixel_sizes
         channel_names = channel_names if channel_names is not None else image.channel_names
     spacing = _parse_spacing(pixel_sizes, ndim)
-    tiles = _tile_shape(labels, tile_shape)
+    tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))
     sink = TableSink(output)
     try:
         measure_stack(labels, reader, sink, spacing, channel_names, shape_features, tiles, margin,

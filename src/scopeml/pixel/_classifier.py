@@ -214,9 +214,10 @@ def train_classifier(
     max_depth: int | None = None,
     min_samples_leaf: int = 1,
     spatial_dims: int | None = None,
-    n_jobs: int = -1,
+    workers: int | None = None,
     seed: int = 0,
     name: str = "pixel classifier",
+    n_jobs: int | None = None,
 ) -> PixelClassifier:
     """Train a random forest from sparse labels on one image or several.
 
@@ -238,12 +239,16 @@ def train_classifier(
         are searched among 256 quantile bins per feature, as histogram tree learners do.
     spatial_dims
         2 or 3; default from the image (``Image`` with one Z plane: 2).
+    workers
+        Threads for features and trees (default all cores); results do not depend on it.
+        ``n_jobs`` is its older name, kept for callers that still pass it.
 
     Returns
     -------
     PixelClassifier
         Output channel ``k`` is the probability of label value ``k + 1``.
     """
+    n_jobs = workers if workers is not None else (n_jobs if n_jobs is not None else -1)
     pairs = _pairs(image, labels)
     fs = parse_features(features)
     if spatial_dims is None:
