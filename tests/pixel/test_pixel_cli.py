@@ -150,3 +150,25 @@ def test_the_class_limit_follows_named_classes() -> None:
     names = [f"c{k}" for k in range(1, MAX_CLASSES + 46)]
     assert check_labels(labels, (40, 40), classes=names).dtype == np.uint16
     assert check_labels(labels, (40, 40), max_classes=1000).max() == MAX_CLASSES + 45
+
+
+def test_the_label_scan_stops_at_the_first_region_beyond_the_limit(monkeypatch) -> None:
+    from scopeml.errors import InvalidLabelsError
+    from scopeml.pixel import _sources
+
+    monkeypatch.setattr(_sources, "SCAN_PIXELS", 64 * 64)  # many regions on a small image
+    labels = np.zeros((512, 512), np.uint16)
+    labels[:64, :64] = _instance_labels((64, 64), 1000)  # the first region: instances
+
+    class Counting(np.ndarray):
+        reads = 0
+
+        def __getitem__(self, key):
+            if isinstance(key, tuple) and all(isinstance(k, slice) for k in key):
+                Counting.reads += 1
+            return super().__getitem__(key)
+
+    source = _sources.LabelSource(labels.view(Counting), spatial_dims=2)
+    with pytest.raises(InvalidLabelsError, match="labels go up to 1000"):
+        _sources.scan_labels(source, (512, 512), None, block=64, halo=0)
+    assert Counting.reads == 1  # of 64 regions
