@@ -46,6 +46,7 @@ def test_every_kind_is_sniffed_from_content_not_suffix(tmp_path):
         "object-classifier",
     ]
     assert isinstance(open_model(czann, workers=1), OnnxModel)
+    assert open_model(czann, time_budget=2.5).time_budget == 2.5  # the server's upload path
     assert isinstance(open_model(legacy), OnnxModel)
     assert isinstance(open_model(pixel), PixelClassifier)
     assert isinstance(open_model(objects), ObjectClassifier)

@@ -52,13 +52,16 @@ class ModelFormat:
     """One kind of model file: how to recognise it and how to open it.
 
     ``sniff(path)`` answers from the file's content and never raises; ``load(path, workers)``
-    returns the opened model (``workers`` caps its own threads; ``None`` = its default).
+    returns the opened model (``workers`` caps its own threads; ``None`` = its default). A
+    format whose models run a graph of unknown cost sets ``time_budget``: its loader then also
+    takes ``time_budget=`` (seconds one ``predict`` may run).
     """
 
     name: str
     description: str
     sniff: Callable[[Path], bool]
-    load: Callable[[Path, int | None], Any]
+    load: Callable[..., Any]
+    time_budget: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,8 @@ def register_format(
     *,
     description: str,
     sniff: Callable[[Path], bool],
-    load: Callable[[Path, int | None], Any],
+    load: Callable[..., Any],
+    time_budget: bool = False,
 ) -> ModelFormat:
     """Register (or replace) a model format; formats are sniffed in registration order.
 
@@ -104,7 +108,7 @@ def register_format(
     >>> "demo" in model_formats(); _ = _FORMATS.pop("demo")
     True
     """
-    entry = ModelFormat(name, description, sniff, load)
+    entry = ModelFormat(name, description, sniff, load, time_budget)
     _FORMATS[name] = entry
     return entry
 
@@ -151,7 +155,12 @@ def format_of(path: str | PathLike[str]) -> str:
     raise InvalidContainerError(f"not a model file of a known kind; known: {known}", path=path)
 
 
-def open_model(source: str | PathLike[str], *, workers: int | None = None) -> Any:
+def open_model(
+    source: str | PathLike[str],
+    *,
+    workers: int | None = None,
+    time_budget: float | None = None,
+) -> Any:
     """Open any model file (or built-in name) for use: the one place files become models.
 
     Parameters
@@ -162,6 +171,9 @@ def open_model(source: str | PathLike[str], *, workers: int | None = None) -> An
     workers
         Threads the model may use itself (``None``: its default); set 1 when several engine
         workers share one model.
+    time_budget
+        Seconds one ``predict`` of a graph (czann, legacy) may run before it is stopped
+        (``None``: the default budget; ``0``: none). Forests have a bounded cost and ignore it.
 
     Returns
     -------
@@ -177,7 +189,10 @@ def open_model(source: str | PathLike[str], *, workers: int | None = None) -> An
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     path = resolve_model(source)
-    return model_formats()[format_of(path)].load(path, workers)
+    entry = model_formats()[format_of(path)]
+    if entry.time_budget:
+        return entry.load(path, workers, time_budget=time_budget)
+    return entry.load(path, workers)
 
 
 def read_zip_json(path: Path, member: str) -> Any:
@@ -216,10 +231,10 @@ def _is_legacy(path: Path) -> bool:
     )
 
 
-def _load_container(path: Path, workers: int | None) -> Any:
+def _load_container(path: Path, workers: int | None, *, time_budget: float | None = None) -> Any:
     from scopeml.model.runtime import load_model
 
-    return load_model(path, threads=workers)
+    return load_model(path, threads=workers, time_budget=time_budget)
 
 
 register_format(
@@ -227,10 +242,12 @@ register_format(
     description="ZEISS czmodel .czann: ONNX graph + JSON metadata",
     sniff=_is_czann,
     load=_load_container,
+    time_budget=True,
 )
 register_format(
     "czmodel",
     description="legacy ZEN .czseg/.czmodel: ONNX graph + XML metadata",
     sniff=_is_legacy,
     load=_load_container,
+    time_budget=True,
 )
