@@ -207,7 +207,8 @@ class SafeZip:
         )
         if info.file_size > budget:
             raise self._error(
-                f"member {name!r} unpacks to {info.file_size} bytes; the limit is {budget}"
+                f"member {name!r} unpacks to {info.file_size} bytes: larger than {budget} bytes "
+                "(the limit)"
             )
         buffer = io.BytesIO()
         size = 0
@@ -217,7 +218,7 @@ class SafeZip:
                     size += len(chunk)
                     if size > budget:
                         raise self._error(
-                            f"member {name!r} unpacks to more than {budget} bytes (the limit)"
+                            f"member {name!r} unpacks to larger than {budget} bytes (the limit)"
                         )
                     ratio = size / max(info.compress_size, 1)
                     if size > limits.ratio_floor_bytes and ratio > limits.max_ratio:
@@ -245,14 +246,20 @@ class SafeZip:
             raise self._error(f"{name} is not valid JSON ({err})") from err
 
     def read_array(
-        self, name: str, *, dtype: Any = None, max_ndim: int | None = None
+        self,
+        name: str,
+        *,
+        dtype: Any = None,
+        max_ndim: int | None = None,
+        max_bytes: int | None = None,
     ) -> np.ndarray:
         """Member ``name`` as a plain ``.npy`` array: no pickle, header checked before the data.
 
         ``dtype`` (when given) must match exactly; object, structured and Fortran-order arrays
         are refused, and the data must be exactly as long as the header says.
         """
-        return parse_npy(self.read(name), name, dtype=dtype, max_ndim=max_ndim, path=self.path)
+        data = self.read(name, max_bytes=max_bytes)
+        return parse_npy(data, name, dtype=dtype, max_ndim=max_ndim, path=self.path)
 
 
 def parse_npy(

@@ -3,15 +3,13 @@
 Training uses scikit-learn's ``RandomForestClassifier``; the fitted trees are then kept as plain
 arrays (children, split feature, threshold, class fractions per node) and evaluated by a
 vectorised numpy traversal, so a saved classifier is a zip of JSON and ``.npy`` arrays that is
-validated on load and never unpickled.
+validated on load and never unpickled (read and written through :mod:`scopeml.model.safezip`,
+with the limits every container shares).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,10 +18,10 @@ import pandas as pd
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
 from scopeml.model.registry import read_zip_json, register_format
+from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, write_zip
 
 FORMAT = "scopeml-object-classifier"
 VERSION = 1
-MAX_MEMBER_BYTES = 512 * 2**20
 #: Columns that locate an object rather than describe it; not used as features by default.
 POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
 #: Columns that say where in the image an object is (time point, scene); never features.
@@ -136,17 +134,9 @@ class ObjectClassifier:
         }
         if path.is_dir():
             raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
-        temp = path.with_name(f".{path.name}.tmp")
-        try:
-            with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr("classifier.json", json.dumps(meta, indent=2))
-                for name in _ARRAYS:
-                    buffer = io.BytesIO()
-                    np.save(buffer, self._trees[name], allow_pickle=False)
-                    archive.writestr(f"{name}.npy", buffer.getvalue())
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
+        members = [("classifier.json", json_bytes(meta))]
+        members += [(f"{name}.npy", npy_bytes(self._trees[name])) for name in _ARRAYS]
+        write_zip(path, members)
         return path
 
     def __repr__(self) -> str:
@@ -196,18 +186,18 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
     """
     path = Path(path)
     try:
-        with zipfile.ZipFile(path) as archive:
-            meta = json.loads(_member(archive, "classifier.json", path))
-            trees = {
-                name: np.load(io.BytesIO(_member(archive, f"{name}.npy", path)), allow_pickle=False)
-                for name in _ARRAYS
-            }
-    except (zipfile.BadZipFile, json.JSONDecodeError, ValueError, OSError) as err:
-        if isinstance(err, InvalidContainerError):
+        with SafeZip(path) as archive:
+            for name in ("classifier.json", *(f"{name}.npy" for name in _ARRAYS)):
+                if name not in archive:
+                    raise InvalidContainerError(f"missing member {name!r}", path=path)
+            meta = archive.read_json("classifier.json")
+            trees = {name: archive.read_array(f"{name}.npy") for name in _ARRAYS}
+    except InvalidContainerError as err:
+        if err.problem.startswith("missing member"):
             raise
-        if isinstance(err, FileNotFoundError):
-            raise
-        raise InvalidContainerError(f"not a valid object classifier: {err}", path=path) from err
+        raise InvalidContainerError(
+            f"not a valid object classifier: {err.problem}", path=path
+        ) from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise InvalidContainerError(f"not a {FORMAT} file", path=path)
     if meta.get("version") != VERSION:
@@ -380,19 +370,3 @@ def _validate_trees(
         raise bad("child indices must point forward inside the forest")
     if np.any((trees["feature"][inner] < 0) | (trees["feature"][inner] >= n_features)):
         raise bad(f"split features out of range 0..{n_features - 1}")
-
-
-def _member(archive: zipfile.ZipFile, name: str, path: Path) -> bytes:
-    try:
-        info = archive.getinfo(name)
-    except KeyError as err:
-        raise InvalidContainerError(f"missing member {name!r}", path=path) from err
-    if info.file_size > MAX_MEMBER_BYTES:
-        raise InvalidContainerError(
-            f"member {name!r} is {info.file_size} bytes; limit {MAX_MEMBER_BYTES}", path=path
-        )
-    with archive.open(info) as handle:
-        data = handle.read(MAX_MEMBER_BYTES + 1)
-    if len(data) > MAX_MEMBER_BYTES:
-        raise InvalidContainerError(f"member {name!r} exceeds {MAX_MEMBER_BYTES} bytes", path=path)
-    return data

@@ -6,29 +6,25 @@ Layout (suffix ``.czseg`` by convention)::
                           channels, classes with colours, halo, spatial dims, versions
     forest/<name>.npy     one plain numeric .npy per node array (see ``_forest.ARRAY_DTYPES``)
 
-Loading treats the file as untrusted: members are read by their fixed names (never extracted,
-never a path from the archive), each read bounded in size whatever the zip header claims, each
-``.npy`` header checked (dtype, shape, byte count) before its bytes become an array, the JSON
-validated field by field, and the forest validated node by node. Any defect raises
-:class:`InvalidContainerError` naming the file.
+Loading treats the file as untrusted, through the one safe container module
+(:mod:`scopeml.model.safezip`, the limits every container shares): members are read by their
+fixed names (never extracted, never a path from the archive), each read bounded in size whatever
+the zip header claims, each ``.npy`` header checked (dtype, shape, byte count) before its bytes
+become an array, the JSON validated field by field, and the forest validated node by node. Any
+defect raises :class:`InvalidContainerError` naming the file.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import tempfile
-import zipfile
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scopeml.errors import InvalidContainerError, ScopeMLError
 from scopeml.features import FeatureSet
+from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 from scopeml.pixel._forest import ARRAY_DTYPES, Forest
 
@@ -36,18 +32,8 @@ FORMAT = "scopeml-pixel-classifier"
 #: 2: derivative features are differences of the smoothed image (version 1 used Gaussian
 #: derivative filters, so its models would see different features and are refused).
 FORMAT_VERSION = 2
-MAX_JSON_BYTES = 4 * 2**20
-MAX_ARRAY_BYTES = 2 * 2**30
-MAX_MEMBERS = 64
-# RuntimeError: encrypted member; NotImplementedError: unknown compression.
-_READ_ERRORS = (
-    zipfile.BadZipFile,
-    OSError,
-    EOFError,
-    ValueError,
-    NotImplementedError,
-    RuntimeError,
-)
+#: Largest forest array member; the shared per-member limit of every container.
+MAX_ARRAY_BYTES = DEFAULT_LIMITS.max_member_bytes
 
 
 class _ClassEntry(BaseModel):
@@ -113,25 +99,19 @@ def save_classifier(classifier: PixelClassifier, path: str | PathLike[str]) -> P
         SklearnVersion=sklearn.__version__,
         ScopemlVersion=scopeml.__version__,
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("model.json", meta.model_dump_json(indent=2))
-            for name, array in classifier.forest.arrays().items():
-                buffer = io.BytesIO()
-                np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-                zf.writestr(f"forest/{name}.npy", buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    members = [("model.json", meta.model_dump_json(indent=2).encode("utf-8"))]
+    members += [
+        (f"forest/{name}.npy", npy_bytes(array))
+        for name, array in classifier.forest.arrays().items()
+    ]
+    write_zip(path, members)
     return path
 
 
 def read_metadata(path: str | PathLike[str]) -> ClassifierMetadata:
     """Read and validate only ``model.json`` (cheap; for ``model info`` and format sniffing)."""
-    with _open_zip(path) as zf:
-        return _parse_metadata(_read_member(zf, "model.json", MAX_JSON_BYTES, path), path)
+    with _open_zip(path) as archive:
+        return _parse_metadata(_read_json(archive, "model.json"), path)
 
 
 def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClassifier:
@@ -142,13 +122,16 @@ def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClas
     InvalidContainerError
         The file is not a zip, lacks a member, or anything in it is malformed or inconsistent.
     """
-    with _open_zip(path) as zf:
-        meta = _parse_metadata(_read_member(zf, "model.json", MAX_JSON_BYTES, path), path)
+    with _open_zip(path) as archive:
+        meta = _parse_metadata(_read_json(archive, "model.json"), path)
         arrays = {
-            name: _read_npy(
-                _read_member(zf, f"forest/{name}.npy", MAX_ARRAY_BYTES, path), name, path
+            name: archive.read_array(
+                _present(archive, f"forest/{name}.npy"),
+                dtype=dtype,
+                max_ndim=2,
+                max_bytes=MAX_ARRAY_BYTES,
             )
-            for name in ARRAY_DTYPES
+            for name, dtype in ARRAY_DTYPES.items()
         }
     try:
         features = FeatureSet.from_dict(meta.Features)
@@ -188,41 +171,26 @@ def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClas
     )
 
 
-def _open_zip(path: str | PathLike[str]) -> zipfile.ZipFile:
+def _open_zip(path: str | PathLike[str]) -> SafeZip:
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
-        if isinstance(err, (FileNotFoundError, IsADirectoryError, PermissionError)):
-            raise
-        raise InvalidContainerError(f"not a readable zip container ({err})", path=path) from err
-    if len(zf.infolist()) > MAX_MEMBERS:
-        zf.close()
-        raise InvalidContainerError(f"more than {MAX_MEMBERS} members", path=path)
-    return zf
+        return SafeZip(path)
+    except InvalidContainerError as err:
+        raise InvalidContainerError(
+            f"not a readable zip container ({err.problem})", path=path
+        ) from err
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, limit: int, path: Any) -> bytes:
-    try:
-        info = zf.getinfo(name)
-    except KeyError as err:
-        raise InvalidContainerError(f"member {name} is missing", path=path) from err
-    if info.file_size > limit:
-        raise InvalidContainerError(f"member {name} is larger than {limit} bytes", path=path)
-    try:
-        with zf.open(info) as member:
-            data = member.read(limit + 1)
-    except _READ_ERRORS as err:
-        raise InvalidContainerError(f"member {name} cannot be read ({err})", path=path) from err
-    if len(data) > limit:
-        raise InvalidContainerError(f"member {name} is larger than {limit} bytes", path=path)
-    return data
+def _present(archive: SafeZip, name: str) -> str:
+    if name not in archive:
+        raise InvalidContainerError(f"member {name} is missing", path=archive.path)
+    return name
 
 
-def _parse_metadata(data: bytes, path: Any) -> ClassifierMetadata:
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
-        raise InvalidContainerError(f"model.json is not valid JSON ({err})", path=path) from err
+def _read_json(archive: SafeZip, name: str) -> Any:
+    return archive.read_json(_present(archive, name))
+
+
+def _parse_metadata(raw: Any, path: Any) -> ClassifierMetadata:
     if not isinstance(raw, dict) or raw.get("Format") != FORMAT:
         found = raw.get("Format") if isinstance(raw, dict) else type(raw).__name__
         raise InvalidContainerError(
@@ -234,31 +202,3 @@ def _parse_metadata(data: bytes, path: Any) -> ClassifierMetadata:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidContainerError(f"model.json: {where}: {first['msg']}", path=path) from err
-
-
-def _read_npy(data: bytes, name: str, path: Any) -> np.ndarray:
-    """Turn the bytes of a ``.npy`` into an array after checking header, dtype and size."""
-    expected = ARRAY_DTYPES[name]
-    buffer = io.BytesIO(data)
-    try:
-        version = np.lib.format.read_magic(buffer)
-        reader = {
-            (1, 0): np.lib.format.read_array_header_1_0,
-            (2, 0): np.lib.format.read_array_header_2_0,
-        }[version]
-        shape, fortran, dtype = reader(buffer, max_header_size=10_000)
-    except (ValueError, KeyError, SyntaxError, TypeError) as err:
-        raise InvalidContainerError(f"forest/{name}.npy: bad header ({err})", path=path) from err
-    if dtype != expected or fortran or len(shape) > 2 or any(n < 0 for n in shape):
-        raise InvalidContainerError(
-            f"forest/{name}.npy holds {dtype} {shape}; expected {expected}, C order, ≤ 2-D",
-            path=path,
-        )
-    count = int(np.prod(shape, dtype=np.int64))
-    if len(data) - buffer.tell() != count * expected.itemsize:
-        raise InvalidContainerError(
-            f"forest/{name}.npy has {len(data) - buffer.tell()} data bytes; its header says "
-            f"{count * expected.itemsize}",
-            path=path,
-        )
-    return np.frombuffer(data, expected, count, offset=buffer.tell()).reshape(shape)
