@@ -82,3 +82,39 @@ def test_pixel_classifier_labels_on_a_cluster_equal_local_probabilities(tmp_path
     want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(want)) == 2
+
+
+def test_a_cancelled_cluster_run_resumes_to_the_local_result(tmp_path):
+    from scopeml.errors import Cancelled
+    from scopeml.tiling.store import partial_path
+
+    rng = np.random.default_rng(3)
+    image = write_image_file(
+        tmp_path / "img.ome.tif", rng.integers(0, 900, (1, 96, 96)).astype(np.uint16)
+    )
+    model = write_model_file(tmp_path / "m.czann", in_channels=1, n_classes=2)
+    out = tmp_path / "dask.ome.zarr"
+
+    def cancel_after_two(event):
+        if event.done >= 2:
+            raise Cancelled("stop")
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        run = dict(outputs=OUTPUTS, tile_size=32, scheduler=cluster.scheduler_address)
+        with pytest.raises(Cancelled):
+            segment(image, model, out, progress=cancel_after_two, **run)
+        assert not out.exists()
+        written = len(list((partial_path(out) / ".scopeml-done").iterdir()))
+        events = []
+        segment(image, model, out, resume=True, progress=events.append, **run)
+    assert written >= 2 and events[0].total == 9 - written  # only what was left
+    local = segment(image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32)
+    for name in OUTPUTS:
+        got = zarr.open_array(str(out / name / "0"), mode="r")[...]
+        want = zarr.open_array(str(local / name / "0"), mode="r")[...]
+        np.testing.assert_array_equal(got, want)
