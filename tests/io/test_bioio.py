@@ -85,6 +85,22 @@ class TestBioioOmeZarrV04(BioioReaderTests, native.TestOmeZarrV04):
 
 
 @needs_bioio
+class TestBioioImageJTiff(BioioReaderTests, native.TestImageJTiff):
+    """ImageJ hyperstack: Z spacing and resolution tags through bioio-tifffile."""
+
+    plugin = "bioio-tifffile"
+    force = True  # bioio prefers bioio-ome-tiff for .tif
+
+
+@needs_bioio
+class TestBioioPlainRgbTiff(BioioReaderTests, native.TestPlainRgbTiff):
+    """RGB samples (bioio's ``S`` axis) become channels R, G, B; no resolution: no sizes."""
+
+    plugin = "bioio-tifffile"
+    force = True
+
+
+@needs_bioio
 class TestBioioOmeTiffScenes(BioioReaderTests, native.ReaderTests):
     """Two equally sized OME-TIFF series become S = 2, each read from its own series."""
 

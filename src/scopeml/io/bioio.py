@@ -226,7 +226,7 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
         reader = [entries[name].metadata.get_reader() for name in allowed]
         plugin = allowed[0] if len(allowed) == 1 else None
     try:
-        bioimage = bioio.BioImage(path, reader=reader)
+        bioimage = bioio.BioImage(path, reader=reader, use_plugin_cache=True)
     except UnsupportedFileFormatError as err:
         tried = [name for name, entry in entries.items() if _claims(entry, path)] or sorted(entries)
         raise InvalidImageError(
@@ -255,7 +255,7 @@ def _image(
     if scene is not None:  # check the index before building any scene (select_scene's message)
         select_scene(range(len(scene_names)), scene, path=path)
     indices = range(len(scene_names)) if scene is None else [scene]
-    views, metadata = [], []
+    views, arrays = [], []
     for index in indices:
         bioimage.set_scene(index)
         if level:
@@ -268,12 +268,12 @@ def _image(
         array = bioimage.dask_data  # built for the current scene; stays bound to it
         regions = _DaskRegions(array, path=path, confinement=confinement)
         views.append(AxesView(regions, _axes(bioimage, path), path=path))
-        metadata.append((bioimage, array))
+        arrays.append(array)
     data = select_scene(views, None if scene is None else 0, path=path)
     bioimage.set_scene(indices[0])
     if level:
         bioimage.set_resolution_level(level)
-    array = metadata[0][1]
+    array = arrays[0]
     names = [str(n) for n in bioimage.channel_names]
     if len(names) != data.shape[2]:  # samples (RGB) became channels
         names = ["R", "G", "B"] if data.shape[2] == 3 else []
@@ -315,12 +315,17 @@ def _axes(bioimage: Any, path: str) -> str:
 
 def _pixel_sizes(bioimage: Any) -> dict[str, float]:
     """Pixel sizes in micrometres: bioio's values carry no unit, so the unit comes from the
-    dimension properties or the OME metadata (``PhysicalSizeXUnit="nm"``), else µm."""
+    dimension properties or the OME metadata (``PhysicalSizeXUnit="nm"``), else µm.
+
+    A size of exactly 1 without a unit is unknown, as in scopeml's own readers: it is what TIFF
+    resolution tags and NGFF scales hold when no size was written (bioio-tifffile reports it).
+    """
     sizes = bioimage.physical_pixel_sizes
     units = _units(bioimage)
     out = {}
     for axis in "ZYX":
-        size = to_micrometres(getattr(sizes, axis), units.get(axis))
+        value, unit = getattr(sizes, axis), units.get(axis)
+        size = None if unit is None and value == 1 else to_micrometres(value, unit)
         if size is not None:
             out[axis] = size
     return out
