@@ -24,6 +24,7 @@ from scopeml.server.models import ModelRegistry
 from scopeml.synthetic import synthetic_nuclei
 
 from .conftest import ServerProcess
+from .slow_model import slow_onnx
 
 TIME_BUDGET_S = 3
 POLL_S = 0.05
@@ -36,7 +37,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image, _ = synthetic_nuclei((448, 416), density=0.002, seed=5)
     tifffile.imwrite(root / "big.tif", image[0])
     tifffile.imwrite(root / "small.tif", image[0][:64, :64])
-    two = np.stack([image[0][:32, :32]] * 2)
+    two = np.stack([image[0][:512, :416]] * 2)
     tifffile.imwrite(root / "two.ome.tif", two, metadata={"axes": "CYX"})
     return root
 
@@ -70,10 +71,11 @@ def bob(server: ServerProcess) -> Iterator[Client]:
 
 @pytest.fixture(scope="module")
 def endless(alice: Client, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A 2-channel model whose every call runs for ever (until its time budget stops it)."""
-    path = tmp_path_factory.mktemp("loop") / "loop.czann"
+    """A 2-channel model that passes the upload's 32×32 probe in a fraction of a second but runs
+    for many seconds on a 512×512 tile (past the time budget)."""
+    path = tmp_path_factory.mktemp("slow") / "slow.czann"
     convert_onnx(
-        endless_loop_onnx(channels=2), path, classes=["a", "b"], min_overlap=0,
+        slow_onnx(trips=20_000), path, classes=["a", "b"], min_overlap=0,
         model_type="MultiClassSemanticSegmentation",
     )  # fmt: skip
     return alice.upload_model(path)["id"]
@@ -84,16 +86,29 @@ def unet(bob: Client, container: Path) -> str:
     return bob.upload_model(container, shared=True)["id"]
 
 
+def test_an_endless_model_is_refused_at_upload_by_its_probe_tile(alice, tmp_path):
+    path = tmp_path / "loop.czann"
+    convert_onnx(
+        endless_loop_onnx(channels=2), path, classes=["a", "b"], min_overlap=0,
+        model_type="MultiClassSemanticSegmentation",
+    )  # fmt: skip
+    with pytest.raises(ServerResponseError) as err:
+        alice.upload_model(path)
+    assert err.value.status_code == 422
+    assert f"time budget of {TIME_BUDGET_S} s" in str(err.value)
+    assert all(model["name"] != "loop.czann" for model in alice.list_models())
+
+
 def test_a_tile_past_the_time_budget_is_422_saying_so(alice, endless):
     with pytest.raises(ServerResponseError) as err:
-        alice.predict_tile(endless, np.zeros((2, 16, 16), np.float32))
+        alice.predict_tile(endless, np.zeros((2, 512, 512), np.float32))
     assert err.value.status_code == 422
     assert f"time budget of {TIME_BUDGET_S} s" in str(err.value)
     assert ".czann" not in str(err.value)  # not where the server keeps the model
 
 
 def test_one_users_endless_model_does_not_starve_another_users_tile(server, alice, endless, unet):
-    """Alice keeps both predict workers' worth of endless calls coming (four tile shapes, so
+    """Alice keeps both predict workers' worth of too-slow calls coming (four tile shapes, so
     they cannot share one batch); Bob's tile is answered before any of her calls ends. Without
     the per-user cap her calls hold both workers and his tile waits for one of them to end."""
     finished: list[str] = []
@@ -108,7 +123,7 @@ def test_one_users_endless_model_does_not_starve_another_users_tile(server, alic
         with lock:
             finished.append(f"alice{size}")
 
-    threads = [threading.Thread(target=alice_tile, args=(s,)) for s in (16, 32, 48, 64)]
+    threads = [threading.Thread(target=alice_tile, args=(s,)) for s in (512, 528, 544, 560)]
     for thread in threads:
         thread.start()
     time.sleep(0.5)  # let her calls reach the server first (order, not speed, is asserted)
@@ -142,7 +157,7 @@ def test_deleting_a_running_job_cancels_it(server, alice, unet, root):
 
 
 def test_a_job_past_the_time_budget_fails_with_the_reason(alice, endless):
-    job = alice.submit_job(endless, image_path="two.ome.tif", tile_size=32)
+    job = alice.submit_job(endless, image_path="two.ome.tif", tile_size=512)
     finished = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
     assert finished["status"] == "failed"
     assert "time budget" in finished["error"], finished

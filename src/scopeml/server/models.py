@@ -1,7 +1,8 @@
 """The model registry: containers on disk under random ids, their records, loaded sessions.
 
-An upload is validated as any container is (:func:`scopeml.model.read_container`, then loaded
-once to learn its :class:`~scopeml.model.spec.ModelSpec`), then moved to ``models/<id><suffix>``;
+An upload is validated as ``scopeml model validate`` does it (:func:`scopeml.model.probe.probe_model`:
+safe container, a zero probe tile run under the time budget and a memory bound), loaded once to
+learn its :class:`~scopeml.model.spec.ModelSpec`, then moved to ``models/<id><suffix>``;
 the user's file name is kept only as a display name. Loaded models are cached (one runtime session
 per model, least recently used evicted), each with one :class:`MicroBatcher` for tile requests.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -19,7 +21,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, ScopeMLError
 from scopeml.model.spec import Model, ModelSpec
 from scopeml.server.batcher import MicroBatcher
 from scopeml.server.config import ServerConfig, private_dir
@@ -28,6 +30,7 @@ from scopeml.server.fair import FairScheduler
 from scopeml.server.metrics import Metrics
 
 CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
+PROBE_TIME_BUDGET_S = 10.0
 SPEC_FIELDS = (
     "spatial_dims",
     "in_channels",
@@ -132,16 +135,16 @@ class ModelRegistry:
         target = self.config.models_dir / f"{model_id}{suffix}"
         os.replace(upload, target)
         try:
-            from scopeml.model import read_container
+            from scopeml.model.probe import probe_model
 
-            read_container(target)
+            probe_model(target, time_budget=self.probe_time_budget)  # runs once, bounded
             model = self._load(target)
             spec = model.spec
             if spec.name == model_id:  # no name in the metadata: not the random file name
                 spec = replace(spec, name=Path(name).stem)
         except Exception as err:
             target.unlink(missing_ok=True)
-            if isinstance(err, InvalidContainerError):
+            if isinstance(err, ScopeMLError):  # corrupt, unsafe, too slow, too big, failing
                 raise InvalidContainerError(err.problem, path=name) from err
             raise InvalidContainerError(f"model does not load: {err}", path=name) from err
         record = {
@@ -157,6 +160,13 @@ class ModelRegistry:
         self.db.add_model(record)
         self._remember(model_id, model)
         return self.db.get_model(model_id) or record
+
+    @property
+    def probe_time_budget(self) -> float:
+        """Seconds the upload's probe tile may take: the model time budget, at most
+        ``PROBE_TIME_BUDGET_S`` (a probe tile is small; an upload should not wait long)."""
+        budget = self.config.model_time_budget or math.inf
+        return min(budget, PROBE_TIME_BUDGET_S)
 
     def visible(self, model_id: str, user: dict[str, Any]) -> dict[str, Any] | None:
         """The record of a model ``user`` may use, ``None`` when absent or private to another."""
