@@ -129,7 +129,7 @@ def draw_overview(
         edges = find_boundaries(shown, mode="inner")
         rgb[edges] = colours[name]
     with atomic_write(path, fsync=False) as temp:
-        PILImage.fromarray(rgb).save(temp, format="PNG")
+        PILImage.fromarray(rgb).save(temp, format="PNG", compress_level=1)
     return path
 
 

@@ -138,7 +138,7 @@ def bar_chart(
     for i, label in shown:
         draw.text((left + i * step, height - bottom + 6), str(label)[:30], fill="black")
     with atomic_write(path, fsync=False) as temp:
-        canvas.save(temp, format="PNG")
+        canvas.save(temp, format="PNG", compress_level=1)
     return path
 
 
