@@ -253,6 +253,19 @@ def test_a_corrupt_vendor_file_is_an_invalid_image(tmp_path):
         open_image(path)
 
 
+@needs_bioio
+def test_a_folder_nothing_reads_is_named_as_a_folder(tmp_path):
+    folder = tmp_path / "plate"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    with pytest.raises(InvalidImageError) as info:
+        open_image(folder)
+    assert str(info.value).startswith(
+        f"{folder}: unknown image format (a folder without zarr metadata); known: .btf"
+    )
+    assert "bioio-imagexpress" in str(info.value)
+
+
 def test_without_bioio_the_error_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "bioio", None)  # import bioio raises ImportError
     path = tmp_path / "run.lif"

@@ -416,7 +416,11 @@ def _unknown_format(path: str, reason: str) -> str:
     from scopeml.io.registry import READERS
 
     known = ", ".join(sorted(READERS))
-    message = f"unknown image format {Path(path).suffix!r}; known: {known}; {reason}"
+    suffix = Path(path).suffix
+    if not suffix:
+        suffix = "(a folder without zarr metadata)" if Path(path).is_dir() else "(no suffix)"
+    message = f"unknown image format {suffix if suffix.startswith('(') else repr(suffix)}; "
+    message += f"known: {known}; {reason}"
     hint = plugin_for(path)
     if hint is not None and _version(hint) == "":
         message += f"; {hint} reads it (pip install {hint})"
