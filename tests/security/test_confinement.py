@@ -9,8 +9,10 @@ what makes each route an escape and not a broken file.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
+import struct
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,6 +138,43 @@ def test_companions_checked_at_open_stay_the_files_read_later(inside, outside):
         with ThreadPoolExecutor(2) as pool:
             plane = pool.submit(confined.read, Z=1).result()
         np.testing.assert_array_equal(plane[0, 0, 0, 0], planes[1])
+
+
+def _ndtiff_index(path: Path, names: list[str]) -> None:
+    """An ``NDTiff.index`` with one frame entry per file name (Micro-Manager's layout)."""
+    with path.open("wb") as index:
+        for z, name in enumerate(names):
+            axes = json.dumps({"z": z}).encode()
+            encoded = name.encode()
+            index.write(struct.pack("<I", len(axes)) + axes)
+            index.write(struct.pack("<I", len(encoded)) + encoded)
+            index.write(struct.pack("<IiiiiIii", 8, 32, 24, 0, 0, 0, 0, 0))
+
+
+def test_micromanager_datasets_name_every_file_tifffile_would_open(inside, outside):
+    """NDTiff index entries (absolute or ../ names) and MMStack siblings symlinked outside
+    are found before tifffile opens them, and refused."""
+    from scopeml.io.confine import Confinement
+    from scopeml.io.tiff import micromanager_files
+
+    _ndtiff_index(inside / "NDTiff.index", ["a_NDTiffStack.tif", "../outside/secret.tif"])
+    (inside / "a_MMStack_1.tif").symlink_to(outside / "secret.tif")
+    files = micromanager_files(str(inside), ndtiff=True, mmstack=True)
+    names = [os.path.relpath(os.path.realpath(f), inside.parent) for f in files]
+    assert names == [
+        "inside/NDTiff.index",
+        "outside/secret.tif",
+        "inside/a_NDTiffStack.tif",
+        "outside/secret.tif",
+    ]
+    confinement = Confinement.of([inside])
+    refused = []
+    for file in files:
+        try:
+            confinement.check(file)
+        except OutsideRootError:
+            refused.append(os.path.basename(file))
+    assert refused == ["secret.tif", "a_MMStack_1.tif"]
 
 
 # ---------------------------------------------------------------------------- OME-Zarr

@@ -10,6 +10,7 @@ becomes ``Z``, or ``T`` if the file already has ``Z``.
 
 from __future__ import annotations
 
+import glob
 import logging
 import math
 import os
@@ -191,8 +192,10 @@ def read_tiff(
         ome_xml = tf.ome_metadata if tf.is_ome else None
         if ome_xml:
             _check_ome_xml(ome_xml, tf, path, confinement, limits)
+        if confinement is not None:
+            _check_micromanager_files(tf, path, confinement)
         series = list(tf.series)
-        opened = _opened_files(tf)
+        opened = _opened_files(tf, series)
         if confinement is not None:
             _pin_files(opened, confinement, path)
         files = [tif.filehandle.path for tif in opened]
@@ -301,10 +304,55 @@ def _pin_files(opened: list[tifffile.TiffFile], confinement: Confinement, path: 
             handle.open()
 
 
-def _opened_files(tf: tifffile.TiffFile) -> list[tifffile.TiffFile]:
-    """Every file tifffile opened for the series: ``tf`` and its OME companions."""
-    opened = [t for t in (getattr(tf, "_files", None) or {}).values() if t is not None]
-    return opened or [tf]
+def _opened_files(tf: tifffile.TiffFile, series: list[Any]) -> list[tifffile.TiffFile]:
+    """Every file the series read pixels from: ``tf``, OME companions, and any other file a
+    format's series refer to (Micro-Manager stacks), found from the pages themselves."""
+    opened = {id(tf): tf}
+    for tif in (getattr(tf, "_files", None) or {}).values():
+        if tif is not None:
+            opened.setdefault(id(tif), tif)
+    for s in series:
+        for level in s.levels:
+            for page in getattr(level, "_pages", None) or ():
+                parent = getattr(page, "parent", None)
+                if parent is not None:
+                    opened.setdefault(id(parent), parent)
+    return list(opened.values())
+
+
+def _check_micromanager_files(tf: tifffile.TiffFile, path: str, confinement: Confinement) -> None:
+    """Check the files of a Micro-Manager dataset before tifffile opens them."""
+    files = micromanager_files(
+        tf.filehandle.dirname,
+        ndtiff=bool(getattr(tf, "is_ndtiff", False)),
+        mmstack=bool(getattr(tf, "is_mmstack", False)),
+    )
+    for file in files:
+        confinement.check(file, named_by=path)
+
+
+def micromanager_files(folder: str, *, ndtiff: bool, mmstack: bool) -> list[str]:
+    """Files a Micro-Manager dataset in ``folder`` spans, which tifffile finds by itself:
+    NDTiff names them in ``NDTiff.index`` (read here too), MMStack globs ``*_MMStack*.tif``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "a_MMStack_1.tif"), "wb").close()
+    >>> [os.path.basename(f) for f in micromanager_files(folder, ndtiff=False, mmstack=True)]
+    ['a_MMStack_1.tif']
+    """
+    files: list[str] = []
+    if ndtiff:
+        index = os.path.join(folder, "NDTiff.index")
+        if os.path.exists(index):
+            files.append(index)
+            names = {entry[1] for entry in tifffile.read_ndtiff_index(index)}
+            files += [os.path.join(folder, name) for name in sorted(names)]
+    if mmstack:
+        files += sorted(glob.glob(os.path.join(glob.escape(folder), "*_MMStack*.tif")))
+    return files
 
 
 def _check_ratio(declared: int, file_bytes: int, path: str, limits: ImageLimits) -> None:
