@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
+from scopeml.objects.label import label_value
 from scopeml.progress import Progress
 from scopeml.tiling.options import SegmentOptions
 
@@ -68,28 +69,6 @@ def open_model(source: PathLike, *, workers: int | None = None, threads: int | N
     from scopeml.model.registry import open_model as open_registered
 
     return open_registered(source, workers=workers if workers is not None else threads)
-
-
-def label_value(classes: Sequence[str], choice: str | int) -> int:
-    """The label value of a class chosen by name or by label value (the one rule).
-
-    Examples
-    --------
-    >>> label_value(["background", "nucleus"], "nucleus"), label_value(["bg", "fg"], 1)
-    (2, 1)
-    """
-    from scopeml.errors import InvalidRequestError
-
-    if isinstance(choice, str):
-        if choice in classes:
-            return list(classes).index(choice) + 1
-        raise InvalidRequestError(f"no class {choice!r}; classes are {', '.join(classes)}")
-    if isinstance(choice, bool) or not 1 <= int(choice) <= len(classes):
-        raise InvalidRequestError(
-            f"no label value {choice!r}; classes are "
-            + ", ".join(f"{name}={i}" for i, name in enumerate(classes, 1))
-        )
-    return int(choice)
 
 
 class Segmentation(type(Path())):  # type: ignore[misc]

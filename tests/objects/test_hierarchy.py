@@ -64,16 +64,23 @@ def test_assign_parents_overlap_and_centroid():
 
 
 def test_model_segmenter_uses_the_model_protocol():
+    from scopeml.model.spec import ModelSpec
+
     class Brightness:
-        """A 'model' whose class-1 probability is the pixel value."""
+        """A 'model' whose 'bright' probability is the pixel value."""
+
+        spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("dark", "bright"), halo=(0, 0))
 
         def predict(self, batch: np.ndarray) -> np.ndarray:
             return np.concatenate([1 - batch, batch], axis=1)
 
     image = np.array([[[0.1, 0.8], [0.6, 0.3]]], np.float32)
-    mask = model_segmenter(Brightness(), 1)(image)
+    mask = model_segmenter(Brightness(), "bright")(image)  # by name …
     assert mask.tolist() == [[False, True], [True, False]]
-    assert model_segmenter(Brightness(), 1, min_confidence=0.7)(image).sum() == 1
+    np.testing.assert_array_equal(model_segmenter(Brightness(), 2)(image), mask)  # … or value
+    assert model_segmenter(Brightness(), 2, min_confidence=0.7)(image).sum() == 1
+    with pytest.raises(InvalidRequestError, match="no label value 0"):
+        model_segmenter(Brightness(), 0)  # a 0-based index is not a third convention
 
 
 def test_duplicate_class_names_are_rejected():

@@ -17,7 +17,7 @@ import pandas as pd
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
 from scopeml.objects.classifier import majority_class
-from scopeml.objects.label import label_instances
+from scopeml.objects.label import label_instances, label_value
 from scopeml.objects.measure import measure_objects
 
 
@@ -65,19 +65,23 @@ def threshold_segmenter(threshold: float, *, channel: int = 0, min_size: int = 0
     return segment
 
 
-def model_segmenter(model: Any, class_index: int, *, min_confidence: float = 0.0) -> Segmenter:
+def model_segmenter(model: Any, class_: str | int, *, min_confidence: float = 0.0) -> Segmenter:
     """A segmenter from any :class:`~scopeml.model.spec.Model`: pixels whose argmax is the class.
+
+    ``class_`` is chosen as everywhere: by name, or by label value (class ``k`` is ``k + 1``).
 
     The whole (small) image is passed as one batch; for large images run the tiling engine and
     pass the resulting label image through a segmenter such as ``lambda _: labels == k``.
     """
+
+    value = label_value(model.spec.classes, class_)
 
     def segment(image: np.ndarray) -> np.ndarray:
         from scopeml.post.threshold import threshold_confidence
 
         batch = np.asarray(image, np.float32)[np.newaxis]
         probabilities = np.asarray(model.predict(batch))[0]
-        return threshold_confidence(probabilities, min_confidence) == class_index + 1
+        return threshold_confidence(probabilities, min_confidence) == value
 
     return segment
 

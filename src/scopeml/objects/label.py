@@ -25,6 +25,27 @@ from scopeml.io.replace import check_replaceable_store
 from scopeml.progress import Progress, track
 
 
+def label_value(classes: Sequence[str], choice: str | int) -> int:
+    """The label value of a class chosen by name or by label value: the one rule for choosing
+    a class, everywhere (class ``classes[k]`` is written as label ``k + 1``; 0 is background).
+
+    Examples
+    --------
+    >>> label_value(["background", "nucleus"], "nucleus"), label_value(["bg", "fg"], 1)
+    (2, 1)
+    """
+    if isinstance(choice, str):
+        if choice in classes:
+            return list(classes).index(choice) + 1
+        raise InvalidRequestError(f"no class {choice!r}; classes are {', '.join(classes)}")
+    if isinstance(choice, bool) or not 1 <= int(choice) <= len(classes):
+        raise InvalidRequestError(
+            f"no label value {choice!r}; classes are "
+            + ", ".join(f"{name}={i}" for i, name in enumerate(classes, 1))
+        )
+    return int(choice)
+
+
 def label_instances(
     labels: np.ndarray, *, class_id: int | None = None, connectivity: int = 1
 ) -> np.ndarray:
