@@ -112,7 +112,8 @@ def test_a_cancelled_cluster_run_resumes_to_the_local_result(tmp_path):
         written = len(list((partial_path(out) / ".scopeml-done").iterdir()))
         events = []
         segment(image, model, out, resume=True, progress=events.append, **run)
-    assert written >= 2 and events[0].total == 9 - written  # only what was left
+    # only what was left (a tile running on a worker when cancelled may still finish)
+    assert written >= 2 and events[0].total <= 9 - written
     local = segment(image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32)
     for name in OUTPUTS:
         got = zarr.open_array(str(out / name / "0"), mode="r")[...]

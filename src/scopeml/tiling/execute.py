@@ -143,7 +143,9 @@ def run_dask(
     """Run the batches as futures on a dask.distributed cluster.
 
     ``model`` and ``image`` are :class:`LoadRef` s (workers load them from their paths) or
-    plain objects, which are scattered to every worker once.
+    plain objects, which are scattered to every worker once. On an error or a cancel the
+    futures are cancelled; a batch already running on a worker cannot be interrupted and may
+    still finish (and record itself done) afterwards, which a resumed run takes into account.
     """
     from distributed import Client, as_completed
 
