@@ -108,9 +108,16 @@ def test_a_two_time_point_segmentation_is_labelled_and_measured_at_both(tmp_path
     assert main(["segment", str(movie), "-m", str(model), "-o", str(seg), "--quiet"]) == 0
     assert open_image(seg / "labels").sizes["T"] == 2
     objects = tmp_path / "objects.ome.zarr"
-    assert main(["objects", "label", str(seg / "labels"), "-o", str(objects), "--class-id", "2",
-                 "-q", "--tile-size", "32"]) == 0  # fmt: skip
+    assert main(["objects", "label", str(seg / "labels"), "-o", str(objects), "--class",
+                 "class 2", "-q", "--tile-size", "32"]) == 0  # fmt: skip
     assert "2 time points" in capsys.readouterr().out
+    by_value = tmp_path / "by_value.ome.zarr"
+    assert main(["objects", "label", str(seg / "labels"), "-o", str(by_value), "--class-id", "2",
+                 "-q", "--tile-size", "32"]) == 0  # fmt: skip
+    np.testing.assert_array_equal(open_image(by_value).read(), open_image(objects).read())
+    assert main(["objects", "label", str(seg / "labels"), "-o", str(tmp_path / "x.ome.zarr"),
+                 "--class", "cell"]) == 2  # fmt: skip
+    assert "no class 'cell'; classes are class 1, class 2" in capsys.readouterr().err
     labelled = open_image(objects)
     assert labelled.sizes["T"] == 2 and labelled.pixel_sizes == {"Y": 0.5, "X": 0.5}
     semantic = open_image(seg / "labels").read()

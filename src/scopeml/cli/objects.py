@@ -16,8 +16,14 @@ app = typer.Typer(
 def label(
     labels: Path = typer.Argument(..., help="Semantic label image or mask (TIFF, OME-Zarr, .npy)."),
     output: Path = typer.Option(..., "-o", "--output", help="Instance labels, an .ome.zarr."),
+    class_: str | None = typer.Option(
+        None,
+        "--class",
+        help="Class to label: its name (labels of a `scopeml segment` store) or its label "
+        "value (default: every non-zero pixel).",
+    ),
     class_id: int | None = typer.Option(
-        None, "--class-id", help="Label value to label (default: every non-zero pixel)."
+        None, "--class-id", help="Label value to label (older spelling of --class VALUE)."
     ),
     connectivity: int = typer.Option(1, help="1 = faces only … ndim = full neighbourhood."),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (also the output chunks)."),
@@ -25,23 +31,27 @@ def label(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
+    from scopeml.api import label_objects
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.io.replace import check_replaceable_store
-    from scopeml.objects.images import label_image, open_labels
 
+    if class_ is not None and class_id is not None:
+        raise InvalidRequestError("give --class or --class-id, not both")
+    choice: str | int | None = class_id if class_ is None else class_
+    if isinstance(choice, str) and choice.strip().isdigit():
+        choice = int(choice)
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
-    image = open_labels(labels)
-    out = label_image(
-        image,
+    out = label_objects(
+        labels,
         output,
-        class_id=class_id,
+        class_=choice,
         connectivity=connectivity,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=not quiet,
     )
-    from scopeml.io.omezarr import open_ome_zarr_array
-
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
@@ -64,20 +74,16 @@ def measure(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
-    from scopeml.objects.images import measure_image, open_labels
+    from scopeml.api import measure_objects
+    from scopeml.objects.images import open_labels
 
     objects = open_labels(labels)
-    intensities = None
-    if image is not None:
-        from scopeml.io import open_image
-
-        intensities = open_image(image)
     sizes = None
     if pixel_size is not None:
         sizes = {"Z": pixel_size, "Y": pixel_size, "X": pixel_size}
-    measure_image(
+    measure_objects(
         objects,
-        intensities,
+        image,
         pixel_sizes=sizes,
         shape_features=shape_features,
         tile_size=tile_size,
