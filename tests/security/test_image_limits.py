@@ -113,23 +113,38 @@ def test_a_patched_tiff_opens_only_if_its_data_covers_what_it_declares(
         assert peak < MEMORY_BOUND
 
 
-def test_an_ome_tiff_declaring_a_billion_planes_is_refused_before_tifffile_lists_them(tmp_path):
-    """tifffile makes one list entry per declared OME plane; the XML is checked first."""
+BILLION = 10**9
+LYING_OME_XML = {
+    # (SizeZ, TiffData attributes): words of the error
+    "SizeZ": ((BILLION, f'FirstZ="{BILLION - 1}" IFD="0" PlaneCount="1"'), "1000000000 planes"),
+    "PlaneCount": ((1, f'IFD="0" PlaneCount="{BILLION}"'), "PlaneCount=1000000000"),
+    "NumPlanes": ((1, f'IFD="0" NumPlanes="{BILLION}"'), "NumPlanes=1000000000"),
+    "negative IFD": ((1, 'IFD="-5"'), "IFD=-5"),
+}
+
+
+@pytest.mark.parametrize("case", list(LYING_OME_XML))
+def test_an_ome_tiff_declaring_a_billion_planes_is_refused_before_tifffile_lists_them(
+    tmp_path, case
+):
+    """tifffile makes one list entry per declared OME plane (unchecked, 8 GB for 10⁹ planes;
+    under a 3 GB address-space limit it died of MemoryError); the XML is checked first."""
+    (size_z, tiffdata), words = LYING_OME_XML[case]
     file_uuid = uuid.uuid4()
     xml = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" '
         f'UUID="urn:uuid:{file_uuid}"><Image ID="Image:0">'
         '<Pixels ID="Pixels:0" DimensionOrder="XYZCT" Type="uint8" SizeX="16" SizeY="16" '
-        f'SizeZ="{10**9}" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
-        f'<TiffData FirstZ="{10**9 - 1}" IFD="0" PlaneCount="1">'
+        f'SizeZ="{size_z}" SizeC="1" SizeT="1"><Channel ID="Channel:0:0" SamplesPerPixel="1"/>'
+        f"<TiffData {tiffdata}>"
         f'<UUID FileName="liar.ome.tif">urn:uuid:{file_uuid}</UUID></TiffData>'
         "</Pixels></Image></OME>"
     )
     path = tmp_path / "liar.ome.tif"
     tifffile.imwrite(path, np.zeros((16, 16), np.uint8), description=xml, metadata=None)
     error, peak = peak_memory_of_refusal(lambda: open_image(path))
-    assert "1000000000 planes" in error.problem
+    assert words in error.problem
     assert peak < MEMORY_BOUND
 
 

@@ -283,7 +283,29 @@ def _check_ome_xml(
                 f"the OME-XML declares {planes} planes; the file(s) hold {file_bytes} bytes",
                 path=path,
             )
+        _check_tiffdata(pixels, planes, path)
     _check_ratio(declared_bytes, file_bytes, path, limits)
+
+
+def _check_tiffdata(pixels: ET.Element, planes: int, path: str) -> None:
+    """A ``TiffData`` may not claim more planes than its image has: tifffile makes a list
+    entry for each claimed plane."""
+    for tiffdata in pixels:
+        if not tiffdata.tag.endswith("TiffData"):
+            continue
+        for name in ("PlaneCount", "NumPlanes", "IFD"):
+            text = tiffdata.get(name, "0")
+            try:
+                value = int(text)
+            except ValueError as err:
+                raise InvalidImageError(
+                    f"OME-XML TiffData {name}={text!r} is not an integer", path=path
+                ) from err
+            if value < 0 or (name != "IFD" and value > planes):
+                raise InvalidImageError(
+                    f"an OME-XML TiffData declares {name}={value}; its image has {planes} planes",
+                    path=path,
+                )
 
 
 MAX_PINNED_FILES = 256
