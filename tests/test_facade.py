@@ -98,6 +98,12 @@ def test_segmentation_keeps_every_axis_and_composes(tmp_path):
     assert table[["t", "label", "area"]].values.tolist() == [[0, 1, 9], [0, 2, 24], [1, 3, 36]]
     assert table["area_um2"].tolist() == [2.25, 6.0, 9.0]
     assert table["intensity_mean_C0"].tolist() == [9, 9, 9]
+    table["size"] = ["small", "big", "big"]
+    sizes = sm.train_object_classifier(table, "size", n_estimators=5)
+    classified = sm.classify_objects(by_name, sizes, image=image)  # labels: measured first
+    assert classified[["t", "label", "class"]].values.tolist() == [
+        [0, 1, "small"], [0, 2, "big"], [1, 3, "big"],
+    ]  # fmt: skip
 
 
 def test_object_steps_take_tables_and_files(tmp_path):

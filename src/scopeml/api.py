@@ -578,24 +578,32 @@ def train_object_classifier(
 
 
 def classify_objects(
-    table: pd.DataFrame | PathLike,
+    objects: pd.DataFrame | LabelSource,
     classifier: ObjectClassifier | PathLike,
     *,
+    image: PathLike | Image | np.ndarray | None = None,
     column: str = "class",
     output: PathLike | None = None,
+    progress: Progress = None,
 ) -> pd.DataFrame:
-    """Add the predicted class (``column``) and its probability to a measurement table.
+    """Classify objects: add the predicted class (``column``) and its probability.
 
+    ``objects`` is a measurement table (a DataFrame or a ``.csv``/``.parquet`` file), or
+    instance labels (from :func:`label_objects`: an ``Image``, array, file or
+    :class:`Segmentation`), which are then measured first, with ``image`` for intensities.
     ``classifier`` is an :class:`~scopeml.objects.ObjectClassifier` or its file; with
     ``output`` the table is also written there (``.csv``/``.parquet``).
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> table = pd.DataFrame({"area": [10, 12, 50, 55], "kind": ["s", "s", "L", "L"]})
+    >>> import numpy as np, pandas as pd
+    >>> table = pd.DataFrame({"area": [1, 2, 8, 9], "kind": ["s", "s", "L", "L"]})
     >>> clf = train_object_classifier(table, "kind", n_estimators=5)
-    >>> classify_objects(pd.DataFrame({"area": [9, 60]}), clf)["class"].tolist()
+    >>> classify_objects(pd.DataFrame({"area": [1, 9]}), clf)["class"].tolist()
     ['s', 'L']
+    >>> classify_objects(np.array([[1, 0, 2, 2, 2, 2, 2, 2, 2]]), clf)[["label", "class"]].values
+    array([[1, 's'],
+           [2, 'L']], dtype=object)
     """
     from scopeml.errors import InvalidRequestError
     from scopeml.objects.classifier import ObjectClassifier
@@ -605,12 +613,25 @@ def classify_objects(
         raise InvalidRequestError(
             f"{type(model).__name__} is not an object classifier", path=str(classifier)
         )
-    result = model.classify(_as_table(table), column=column)
+    if _is_table(objects):
+        table = _as_table(objects)
+    else:
+        table = measure_objects(objects, image, progress=progress)
+    result = model.classify(table, column=column)
     if output is not None:
         from scopeml.objects.table import write_table
 
         write_table(result, output)
     return result
+
+
+def _is_table(source: Any) -> bool:
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return True
+    suffix = Path(source).suffix.lower() if isinstance(source, (str, os.PathLike)) else ""
+    return suffix in (".csv", ".parquet", ".pq")
 
 
 def _as_table(table: pd.DataFrame | PathLike) -> pd.DataFrame:
