@@ -143,12 +143,16 @@ def test_segment_stops_an_endless_loop(endless, tmp_path):
     image = tmp_path / "image.ome.tif"
     tifffile.imwrite(image, np.zeros((2, 64, 64), np.uint8), metadata={"axes": "CYX"}, ome=True)
     out = tmp_path / "out.ome.zarr"
-    env = {"SCOPEML_MODEL_TIME_BUDGET": str(BUDGET)}
     args = ("segment", str(image), "-m", str(endless), "-o", str(out), "--quiet")
-    code, stderr, _ = run_cli(*args, env=env)
+    code, stderr, _ = run_cli(*args, "--time-budget", str(BUDGET))
     assert code == 2, stderr
-    assert_one_line_error(stderr, endless, "time budget")
-    assert not out.exists()
+    assert_one_line_error(stderr, endless, "time budget of 1 s")
+    env = {"SCOPEML_MODEL_TIME_BUDGET": "0.5"}  # or from the environment
+    other = tmp_path / "other.ome.zarr"
+    code, stderr, _ = run_cli(*args[:-2], str(other), "--quiet", env=env)
+    assert code == 2, stderr
+    assert_one_line_error(stderr, endless, "time budget of 0.5 s")
+    assert not out.exists() and not other.exists()  # only resumable .partial stores remain
 
 
 def test_validate_refuses_a_graph_that_allocates_gigabytes(allocating):

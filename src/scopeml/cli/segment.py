@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from scopeml.cli.model import TIME_BUDGET_HELP
 from scopeml.errors import InvalidRequestError
 
 
@@ -61,9 +62,15 @@ def segment(
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ome_tiff: bool = typer.Option(False, help="Also write each output as OUT.<name>.ome.tiff."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
+    ),
 ) -> None:
     """Segment an image of any size with a model, tile by tile, into an OME-Zarr store."""
     from scopeml.api import segment as run
+    from scopeml.model.runtime import set_default_time_budget
+
+    set_default_time_budget(time_budget)  # for every model this run loads
 
     result = run(
         image,
