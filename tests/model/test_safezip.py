@@ -6,10 +6,18 @@ import io
 import struct
 import zipfile
 
+import numpy as np
 import pytest
 
 from scopeml.errors import InvalidContainerError
-from scopeml.model.safezip import ZipLimits, read_zip_members
+from scopeml.model.safezip import (
+    SafeZip,
+    ZipLimits,
+    json_bytes,
+    npy_bytes,
+    read_zip_members,
+    write_zip,
+)
 
 
 def make_zip(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
@@ -95,3 +103,51 @@ def test_corrupt_compressed_data_is_invalid():
     data[60:80] = b"\xff" * 20  # inside the deflate stream
     with pytest.raises(InvalidContainerError):
         read_zip_members(bytes(data))
+
+
+def test_safe_zip_reads_json_and_plain_arrays_only():
+    good = np.arange(6, dtype=np.int32).reshape(2, 3)
+    pickled = io.BytesIO()
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    data = io.BytesIO()
+    members = [("meta.json", json_bytes({"k": [1]})), ("good.npy", npy_bytes(good))]
+    write_zip(data, [*members, ("evil.npy", pickled.getvalue()), ("bad.json", b"{")])
+    with SafeZip(data.getvalue()) as archive:
+        assert archive.names == ["meta.json", "good.npy", "evil.npy", "bad.json"]
+        assert archive.read_json("meta.json") == {"k": [1]}
+        np.testing.assert_array_equal(archive.read_array("good.npy", dtype="int32"), good)
+        with pytest.raises(InvalidContainerError, match="expected float64"):
+            archive.read_array("good.npy", dtype="float64")
+        with pytest.raises(InvalidContainerError, match="≤ 1-D"):
+            archive.read_array("good.npy", max_ndim=1)
+        with pytest.raises(InvalidContainerError, match=r"evil\.npy holds object"):
+            archive.read_array("evil.npy")
+        with pytest.raises(InvalidContainerError, match="not valid JSON"):
+            archive.read_json("bad.json")
+        with pytest.raises(InvalidContainerError, match=r"'missing\.npy' is missing"):
+            archive.read("missing.npy")
+
+
+def test_json_members_get_the_json_limit_and_reads_count_towards_the_total():
+    data = make_zip({"a.json": b"[" + b"0," * 600 + b"0]", "b": bytes(3000), "c": bytes(3000)})
+    limits = ZipLimits(max_json_bytes=1000, max_total_bytes=5000)
+    with SafeZip(data, limits=limits) as archive:
+        with pytest.raises(InvalidContainerError, match="larger than 1000 bytes"):
+            archive.read_json("a.json")
+        assert len(archive.read("b")) == 3000
+        with pytest.raises(InvalidContainerError, match="larger than 2000 bytes"):
+            archive.read("c")  # only 5000 - 3000 bytes are left
+
+
+def test_write_zip_is_atomic_and_checks_names(tmp_path):
+    path = tmp_path / "m.zip"
+    write_zip(path, [("model.json", b"{}")])
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="unsafe member name"):
+        write_zip(path, [("model.json", b"[]"), ("../escape", b"x")])
+    assert path.read_bytes() == before  # the old file is untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.zip"]  # no temporary left
+    write_zip(path, [("model.json", b"[]")])
+    assert read_zip_members(path) == {"model.json": b"[]"}
+    assert write_zip(tmp_path / "again.zip", [("model.json", b"[]")]) is None
+    assert (tmp_path / "again.zip").read_bytes() == path.read_bytes()  # deterministic bytes
