@@ -238,6 +238,44 @@ def test_the_check_holds_for_reads_in_worker_threads_after_open(inside, outside)
             futures[1].result()
 
 
+def test_a_chunk_swapped_for_a_symlink_between_check_and_read_is_refused(
+    inside, outside, monkeypatch
+):
+    """The store opens the checked real path without following a final symlink: the
+    window between check and open is closed for the chunk file itself."""
+    from scopeml.io.confine import Confinement
+
+    image_path = _ome_zarr(inside / "image.ome.zarr", OWN)
+    _ome_zarr(outside / "real.ome.zarr", SECRET)
+    chunk = image_path / "0" / "c" / "0" / "1"
+    check = Confinement.check
+
+    def check_then_swap(self, path, **kwargs):
+        real = check(self, path, **kwargs)
+        if Path(path) == chunk and not chunk.is_symlink():
+            chunk.unlink()
+            chunk.symlink_to(outside / "real.ome.zarr" / "0" / "c" / "0" / "1")
+        return real
+
+    with open_image(image_path, allowed_roots=[inside]) as image:
+        monkeypatch.setattr(Confinement, "check", check_then_swap)
+        with pytest.raises(OutsideRootError, match="became a symlink"):
+            image.read(Y=slice(0, 8), X=slice(8, 16))
+
+
+def test_a_sharded_ome_zarr_inside_the_root_reads_identically(inside):
+    """Shards are read by byte ranges (the index from the end, chunks from the middle)."""
+    data = nuclei_image((70, 90), channels=1, seed=5)[0]
+    path = inside / "sharded.ome.zarr"
+    array = create_ome_zarr(
+        path, shape=data.shape, dtype=data.dtype, axes="YX", chunks=(16, 16), shards=(32, 32)
+    )
+    array[:] = data
+    with open_image(path, allowed_roots=[inside]) as image:
+        np.testing.assert_array_equal(image.read()[0, 0, 0, 0], data)
+        np.testing.assert_array_equal(image.read(Y=slice(20, 50))[0, 0, 0, 0], data[20:50])
+
+
 # ---------------------------------------------------------------------------- the image itself
 
 

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import io
+import os
+import stat
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
+from zarr.core.buffer import default_buffer_prototype
 from zarr.storage import LocalStore
 
+from scopeml.errors import OutsideRootError
 from scopeml.io.confine import Confinement
 
 
@@ -47,24 +54,60 @@ class ConfinedStore(LocalStore):
             and self.confinement == other.confinement
         )
 
-    def _checked(self, key: str) -> None:
-        self.confinement.check(self.root / key)
+    def _checked(self, key: str) -> str:
+        return self.confinement.check(self.root / key)
+
+    def _read(self, key: str, prototype: Any, byte_range: Any) -> Any:
+        """Read ``key`` from its checked real path; ``None`` if absent (the fill value).
+
+        The file is opened by that real path without following a final symlink, so a chunk
+        swapped for a symlink between the check and the read is refused too.
+        """
+        real = self._checked(key)
+        prototype = default_buffer_prototype() if prototype is None else prototype
+        try:
+            descriptor = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise OutsideRootError(
+                    "became a symlink after its path was checked", path=self.root / key
+                ) from err
+            raise
+        with os.fdopen(descriptor, "rb") as file:
+            if stat.S_ISDIR(os.fstat(file.fileno()).st_mode):
+                return None
+            size = file.seek(0, io.SEEK_END)
+            start, stop = 0, size
+            if isinstance(byte_range, RangeByteRequest):
+                start, stop = byte_range.start, byte_range.end
+            elif isinstance(byte_range, OffsetByteRequest):
+                start = byte_range.offset
+            elif isinstance(byte_range, SuffixByteRequest):
+                start = max(0, size - byte_range.suffix)
+            elif byte_range is not None:
+                raise TypeError(f"unexpected byte_range {byte_range!r}")
+            file.seek(start)
+            return prototype.buffer.from_bytes(file.read(max(0, stop - start)))
 
     async def get(self, key: str, prototype: Any = None, byte_range: Any = None) -> Any:
-        await asyncio.to_thread(self._checked, key)
-        return await super().get(key, prototype, byte_range)
+        return await asyncio.to_thread(self._read, key, prototype, byte_range)
 
     def get_sync(self, key: str, *, prototype: Any = None, byte_range: Any = None) -> Any:
-        self._checked(key)
-        return super().get_sync(key, prototype=prototype, byte_range=byte_range)
+        return self._read(key, prototype, byte_range)
 
     async def get_partial_values(
         self, prototype: Any, key_ranges: Iterable[tuple[str, Any]]
     ) -> list[Any]:
-        key_ranges = list(key_ranges)
-        for key, _ in key_ranges:
-            await asyncio.to_thread(self._checked, key)
-        return await super().get_partial_values(prototype, key_ranges)
+        return list(
+            await asyncio.gather(
+                *(
+                    asyncio.to_thread(self._read, key, prototype, byte_range)
+                    for key, byte_range in key_ranges
+                )
+            )
+        )
 
     async def exists(self, key: str) -> bool:
         await asyncio.to_thread(self._checked, key)
