@@ -137,6 +137,22 @@ class TestBioioPngGray16(BioioReaderTests, native.TestPngGray16):
     plugin = "bioio-imageio"
 
 
+@needs_bioio
+def test_scenes_of_different_sizes_are_opened_one_at_a_time(tmp_path):
+    path = tmp_path / "two.ome.tif"
+    scenes = [nuclei_image((30, 40), seed=1), nuclei_image((20, 25), seed=2)]
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for data in scenes:
+            writer.write(data, metadata={"axes": "CYX"}, photometric="minisblack")
+    with pytest.raises(
+        InvalidImageError, match=r"2 scenes of different sizes \(0: 30×40, 1: 20×25"
+    ):
+        read_bioio(path)
+    with read_bioio(path, scene=1) as second:
+        assert second.scene_names == ("Image:0", "Image:1")
+        np.testing.assert_array_equal(second.read(), to_stczyx(scenes[1], "CYX"))
+
+
 # ---------------------------------------------------------------------------- regions
 
 
