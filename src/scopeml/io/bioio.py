@@ -5,9 +5,10 @@ of them claims is opened with `bioio <https://github.com/bioio-devs/bioio>`_ and
 format plugins are installed (``pip install 'scopeml[formats]'``), as the same lazy 6-D
 :class:`~scopeml.io.image.Image`. A region read slices bioio's dask array and computes only the
 chunks it overlaps. How fine those chunks are is the plugin's choice: bioio-ome-zarr reads zarr
-chunks, while most plugins (ND2, LIF, DV, OME-TIFF, imageio) decode a whole Y×X plane per chunk,
-so a tile read from such a file costs one plane (:attr:`BioioImage.region_reads` says which),
-and a plane larger than the chunk limit (:mod:`scopeml.io.limits`) is refused when opened.
+chunks and bioio-vsi tiles, while the ND2, LIF, DV, OME-TIFF, TIFF and imageio plugins (as read
+in their sources) decode a whole Y×X plane per chunk, so a tile read from such a file costs one
+plane (:attr:`BioioImage.region_reads` says which), and a plane larger than the chunk limit
+(:mod:`scopeml.io.limits`) is refused when opened.
 
 With ``allowed_roots`` (a server) only plugins that read the one file they are given are used
 (:data:`SINGLE_FILE_PLUGINS`); the others may follow companion files or folders that cannot be
