@@ -86,3 +86,15 @@ def test_a_reader_that_crashes_the_process_is_an_invalid_image(tmp_path, monkeyp
     path.write_bytes(np.zeros(16, np.uint8).tobytes())
     with pytest.raises(InvalidImageError, match=r"slide\.crash: the reader crashed .*SIGABRT"):
         probe_image(path)
+
+
+def test_allowed_folders_are_checked_in_the_child_and_the_error_class_kept(tmp_path):
+    from scopeml.errors import OutsideRootError
+
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    path, _ = native.TestOmeTiff().make(tmp_path)  # next to, not inside, the allowed folder
+    (inside / "link.ome.tif").symlink_to(path)
+    with pytest.raises(OutsideRootError, match=r"link\.ome\.tif: resolves to .*image\.ome\.tif"):
+        probe_image(inside / "link.ome.tif", allowed_roots=[inside])
+    assert probe_image(path, allowed_roots=[tmp_path])["shape"][2] == 2
