@@ -25,6 +25,21 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+def private_tree(path: Path) -> None:
+    """Make every folder (0700) and file (0600) below ``path`` private to the server's user.
+
+    The engine's atomic writer gives its files the usual 0644/0755 whatever the umask; a job's
+    output is made private again once written. Links are not followed.
+    """
+    for folder, dirs, files in os.walk(path):
+        os.chmod(folder, 0o700)
+        for name in files:
+            file = os.path.join(folder, name)
+            if not os.path.islink(file):
+                os.chmod(file, 0o600)
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Where the server keeps its state and how much it accepts.

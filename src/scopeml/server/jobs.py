@@ -24,7 +24,7 @@ from scopeml.errors import Cancelled, InvalidRequestError, OutsideRootError, Sco
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.progress import ProgressEvent
-from scopeml.server.config import ServerConfig, private_dir
+from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry
 
@@ -253,6 +253,7 @@ class JobRunner:
                 job_id, status="failed", error=f"internal error ({type(err).__name__})"
             )
             return
+        private_tree(self.output_dir(job_id))
         self.db.update_job(job_id, status="done", done=progress.total)
 
     def _cancelled(self, job_id: str) -> bool:

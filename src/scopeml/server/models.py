@@ -1,14 +1,18 @@
 """The model registry: containers on disk under random ids, their records, loaded sessions.
 
-An upload is validated as ``scopeml model validate`` does it (:func:`scopeml.model.probe.probe_model`:
-safe container, a zero probe tile run under the time budget and a memory bound), loaded once to
-learn its :class:`~scopeml.model.spec.ModelSpec`, then moved to ``models/<id><suffix>``;
+An upload is validated as ``scopeml model validate`` does it (a safe container, then a zero
+probe tile run under the time budget and a memory bound: :func:`~scopeml.model.probe.probe_model`),
+loaded once to learn its :class:`~scopeml.model.spec.ModelSpec`, then moved to
+``models/<id><suffix>``;
 the user's file name is kept only as a display name. Loaded models are cached (one runtime session
 per model, least recently used evicted), each with one :class:`MicroBatcher` for tile requests.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -144,6 +148,7 @@ class ModelRegistry:
                 spec = replace(spec, name=Path(name).stem)
         except Exception as err:
             target.unlink(missing_ok=True)
+            give_back_memory()  # a refused container may have unpacked hundreds of MB
             if isinstance(err, ScopeMLError):  # corrupt, unsafe, too slow, too big, failing
                 raise InvalidContainerError(err.problem, path=name) from err
             raise InvalidContainerError(f"model does not load: {err}", path=name) from err
@@ -234,6 +239,14 @@ class ModelRegistry:
             self._cache.move_to_end(model_id)
             while len(self._cache) > self.config.model_cache:
                 self._cache.popitem(last=False)
+
+
+def give_back_memory() -> None:
+    """Return freed heap memory to the system (glibc keeps it for reuse otherwise), so a
+    refused upload does not leave the server hundreds of MB larger. A no-op off glibc."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _sha256(path: Path) -> str:
