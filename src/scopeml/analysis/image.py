@@ -2,7 +2,7 @@
 
 Model segmenters run first, through the tiling engine (tile by tile, exact: equal to a
 whole-image run), writing their class labels to a scratch store. Then each ``(scene, time
-point)`` plane is analysed in memory: its input channels (float32) and one ``int32`` label
+point)`` plane is analysed in memory: its input channels (as stored) and one ``int32`` label
 image per class are held whole — that plane, not the file, bounds the memory. Z stacks are
 analysed as 3-D planes (3-D objects). The folder is written under a temporary name and moved
 into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
@@ -112,7 +112,7 @@ def _analyze(
     }
     for scene in range(sizes["S"]):
         for t in range(sizes["T"]):
-            pixels = image.read(S=scene, T=t)[0, 0].astype(np.float32)  # C×Z×Y×X
+            pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
             if sizes["Z"] == 1:
                 pixels = pixels[:, 0]
             channels = dict(zip(settings.channels, pixels, strict=True))

@@ -1,7 +1,7 @@
 """One plane of one class: segmenter → post-processing steps → instance labels inside the parent.
 
 Everything here works on one ``(Z×)Y×X`` plane (a scene and time point) held in memory: the
-input channels as float32 and one ``int32`` label image per class. Model segmenters do not run
+input channels (as stored) and one ``int32`` label image per class. Model segmenters do not run
 here: the tiling engine writes their class labels tile by tile first, and this module only reads
 the plane of those labels. A child class is segmented only inside its parent's objects: its
 mask is cut to them before and after the post-processing steps, and automatic thresholds

@@ -30,7 +30,9 @@ def measure_plane(
     parent_id``, then the measurements (pixel and physical units), ``{child}_count`` and
     child aggregates for parents, and ``object_class`` where the class has a classifier.
 
-    ``pixels`` are the plane's input channels, ``C×(Z×)Y×X`` in settings order.
+    ``pixels`` are the plane's input channels, ``C×(Z×)Y×X`` in settings order. Measuring
+    and parent assignment go tile by tile (``settings.tile_size``), so their temporary memory
+    is a few tiles, not a few planes; the values equal a whole-plane measurement.
 
     Examples
     --------
@@ -47,23 +49,25 @@ def measure_plane(
     >>> tables["cell"]["dot_count"].tolist()
     [1.0, 1.0]
     """
-    from scopeml.objects.hierarchy import assign_parents, summarize_children
-    from scopeml.objects.measure import measure_objects
+    from scopeml.objects.hierarchy import summarize_children
+    from scopeml.objects.measure_tiled import measure_objects_tiled
 
     index = {name: i for i, name in enumerate(settings.channels)}
     tables: dict[str, pd.DataFrame] = {}
     for cls in settings.classes:
         wanted = settings.channels if cls.measurements.intensity is None else (
             cls.measurements.intensity)  # fmt: skip
-        intensities = pixels[[index[c] for c in wanted]] if wanted else None
-        table = measure_objects(
+        intensities = _Channels(pixels, [index[c] for c in wanted]) if wanted else None
+        table = measure_objects_tiled(
             labels[cls.name], intensities, pixel_sizes=dict(pixel_sizes) or None,
             channel_names=list(wanted) if wanted else None,
-            shape_features=cls.measurements.shape,
+            shape_features=cls.measurements.shape, tile_size=settings.tile_size,
         )  # fmt: skip
+        table = table.reset_index(drop=True)
         if cls.parent is not None:
-            parents = assign_parents(labels[cls.name], labels[cls.parent])
-            table = table.merge(parents, on="label", how="left")
+            found = assign_parents_tiled(labels[cls.name], labels[cls.parent], settings.tile_size)
+            ids = table["label"].to_numpy(np.int64)
+            table["parent_label"] = found.reindex(ids).fillna(0).to_numpy(np.int64)
         else:
             table["parent_label"] = 0
         if cls.name in resources.classifiers:
@@ -85,3 +89,45 @@ def measure_plane(
             [keys, table.drop(columns=["label", "parent_label"])], axis=1
         ).reset_index(drop=True)
     return out
+
+
+class _Channels:
+    """Some channels of a ``C×(Z×)Y×X`` array, copied a region at a time (not whole)."""
+
+    def __init__(self, pixels: np.ndarray, indices: list[int]) -> None:
+        self.pixels, self.indices = pixels, indices
+        self.shape = (len(indices), *pixels.shape[1:])
+        self.dtype = pixels.dtype
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return self.pixels[(self.indices, *key[1:])]
+
+
+def assign_parents_tiled(child: np.ndarray, parent: np.ndarray, tile_size: int) -> pd.Series:
+    """The parent of each child object, read tile by tile: the parent under most of its pixels
+    (ties to the smaller id); a Series ``parent id`` indexed by child id (children without a
+    parent are absent). Equal to :func:`~scopeml.objects.hierarchy.assign_parents`.
+
+    Examples
+    --------
+    >>> cells = np.array([[1, 1, 1, 2, 2, 2]])
+    >>> nuclei = np.array([[0, 5, 5, 5, 0, 7]])
+    >>> assign_parents_tiled(nuclei, cells, 2).to_dict()
+    {5: 1, 7: 2}
+    """
+    from scopeml.objects.label import iter_tiles
+
+    keys, counts = [], []
+    for region in iter_tiles(child.shape, (tile_size,) * child.ndim):
+        c, p = child[region], parent[region]
+        both = (c > 0) & (p > 0)
+        pairs = (c[both].astype(np.int64) << 32) | p[both].astype(np.int64)
+        found, n = np.unique(pairs, return_counts=True)
+        keys.append(found)
+        counts.append(n)
+    pairs, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    total = np.bincount(inverse, weights=np.concatenate(counts))
+    child_ids, parent_ids = pairs >> 32, pairs & 0xFFFFFFFF
+    order = np.lexsort((parent_ids, -total, child_ids))  # per child: most pixels, smaller id
+    first = order[np.unique(child_ids[order], return_index=True)[1]]
+    return pd.Series(parent_ids[first], index=child_ids[first], dtype=np.int64)
