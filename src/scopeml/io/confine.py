@@ -67,13 +67,7 @@ class Confinement:
         if not self.allows(real):
             by = f" (named in {named_by})" if named_by else ""
             raise OutsideRootError(
-                f"resolves to {real}, outside the allowed folders ({', '.join(self.roots)}){by}",
+                f"resolves to {real}, outside the allowed folders{by}",
                 path=path,
             )
         return real
-
-
-def check_path(path: str | PathLike[str], confinement: Confinement | None) -> None:
-    """Check ``path`` against ``confinement``; nothing to do without one."""
-    if confinement is not None:
-        confinement.check(path)
