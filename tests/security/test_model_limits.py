@@ -163,6 +163,18 @@ def test_validate_refuses_a_graph_that_allocates_gigabytes(allocating):
     assert peak < 1 * GiB  # refused from inferred shapes, before anything was allocated
 
 
+def test_validate_refuses_an_allocation_that_depends_on_pixel_values(tmp_path):
+    """Shape inference cannot size it; the isolated probe's capped address space stops it."""
+    graph = allocating_onnx(channels=2, data_dependent=True)
+    path = write_container(tmp_path / "sly.czann", graph, _metadata(2))
+    code, stderr, peak = run_cli("model", "validate", str(path))
+    assert code == 2
+    assert_one_line_error(stderr, path, "tried to allocate more than 1.25 GiB")
+    assert peak < 1.5 * 10**9
+    code, stderr, _ = run_cli("model", "validate", str(path), "--memory-limit", str(2 * GiB))
+    assert code == 0, stderr  # the same graph, allowed 2 GiB, runs
+
+
 def test_the_memory_limit_is_configurable(allocating, capsys):
     assert main(["model", "validate", str(allocating), "--memory-limit", str(2 * GiB)]) == 0
     assert "valid czann" in capsys.readouterr().out

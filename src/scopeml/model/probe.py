@@ -4,24 +4,42 @@ A container can be well-formed and still hostile: a 400-byte ``Loop`` of 2**62 i
 ``ConstantOfShape`` that asks for gigabytes. Before the probe runs, shape inference (with data
 propagation, on the graph without its weights) sizes every tensor the graph would make for the
 probe tile; one over the memory limit refuses the model without allocating anything. Then the
-probe tile runs under the per-call time budget of :mod:`scopeml.model.runtime`.
+probe tile runs under the per-call time budget of :mod:`scopeml.model.runtime`, in a child
+process whose address space is capped (``RLIMIT_AS``) at what it had after loading the model
+plus the memory limit (and 256 MiB of slack): a graph whose allocations depend on pixel
+values, which shape inference cannot size, fails to allocate there instead of exhausting the
+machine. The parent kills the child a minute after the budget, should one kernel not return.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import subprocess
+import sys
 from dataclasses import dataclass
 from os import PathLike
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError, InvalidContainerError
+from scopeml.errors import (
+    IncompatibleModelError,
+    InvalidContainerError,
+    ModelTimeoutError,
+    ScopeMLError,
+)
 from scopeml.model.container import Container, graph_skeleton, read_container
 from scopeml.model.graph import MEMORY_LIMIT_ENV, largest_tensor, resolve_memory_limit
-from scopeml.model.runtime import load_model, model_spec
+from scopeml.model.runtime import TIME_BUDGET_ENV, load_model, model_spec, resolve_time_budget
 from scopeml.model.spec import ModelSpec
 
 #: Smallest side of the probe tile (rounded up to the tile step).
 PROBE_SIZE = 32
+#: Address space an isolated probe may add beyond the memory limit (buffers, small tensors).
+SLACK_BYTES = 256 * 2**20
+#: Seconds the parent waits beyond the time budget (interpreter start, model load) before it
+#: kills an isolated probe.
+GRACE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,7 @@ def probe_model(
     *,
     time_budget: float | None = None,
     memory_limit: int | None = None,
+    isolated: bool = True,
 ) -> ProbeResult:
     """Check that a per-pixel model runs on a zero probe tile within time and memory bounds.
 
@@ -63,7 +82,11 @@ def probe_model(
         Seconds the probe run may take (see :func:`scopeml.model.runtime.resolve_time_budget`).
     memory_limit
         Largest tensor, in bytes, the graph may make for the probe tile (default 1 GiB or
-        ``$SCOPEML_MODEL_MEMORY_LIMIT``).
+        ``$SCOPEML_MODEL_MEMORY_LIMIT``); an isolated probe may allocate that (plus 256 MiB)
+        in all.
+    isolated
+        Run the probe in a child process with capped memory (needs the container as a file;
+        one read from bytes runs in this process, bounded by the static check only).
 
     Raises
     ------
@@ -82,7 +105,7 @@ def probe_model(
     >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
     ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"))
     >>> path = write_container(pathlib.Path(tempfile.mkdtemp()) / "m.czann", tiny_unet_onnx(), meta)
-    >>> probe_model(path, time_budget=10).output_shape
+    >>> probe_model(path, time_budget=10, isolated=False).output_shape
     (1, 2, 32, 32)
     """
     container = source if isinstance(source, Container) else read_container(source)
@@ -99,16 +122,101 @@ def probe_model(
             f"(--memory-limit or {MEMORY_LIMIT_ENV})",
             path=container.path,
         )
+    batch_shape = (1, spec.in_channels, *spatial)
+    if isolated and container.path is not None and container.path.is_file():
+        output_shape = _probe_in_child(container.path, batch_shape, time_budget, limit)
+    else:
+        output_shape = _probe(container, batch_shape, time_budget, limit)
+    return ProbeResult(batch_shape, output_shape, name, size)
+
+
+def _probe(
+    container: Container | str,
+    batch_shape: tuple[int, ...],
+    time_budget: float | None,
+    memory_limit: int,
+    cap_memory: bool = False,
+) -> tuple[int, ...]:
     model = load_model(
         container,
         providers=["CPUExecutionProvider"],
         time_budget=time_budget,
         memory_limit=memory_limit,
     )
-    batch = np.zeros((1, spec.in_channels, *spatial), np.float32)
-    result = model.predict(batch)
+    if cap_memory:
+        _cap_address_space(memory_limit + SLACK_BYTES)
+    result = model.predict(np.zeros(batch_shape, np.float32))
     if not np.all(np.isfinite(result)):
         raise IncompatibleModelError(
-            "the graph returns non-finite values on a zero input", path=container.path
+            "the graph returns non-finite values on a zero input", path=model.path
         )
-    return ProbeResult(tuple(batch.shape), tuple(result.shape), name, size)
+    return tuple(result.shape)
+
+
+def _cap_address_space(extra: int) -> None:
+    import resource
+
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+
+
+def _probe_in_child(
+    path: PathLike[str], batch_shape: tuple[int, ...], time_budget: float | None, limit: int
+) -> tuple[int, ...]:
+    budget = resolve_time_budget(time_budget)
+    request = json.dumps(
+        {"path": str(path), "shape": batch_shape, "budget": budget, "limit": limit}
+    )
+    code = "from scopeml.model.probe import child_main; child_main()"
+    wait = None if math.isinf(budget) else budget + GRACE_SECONDS
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, request], capture_output=True, text=True, timeout=wait
+        )
+    except subprocess.TimeoutExpired as err:  # one kernel that never returned: killed
+        raise ModelTimeoutError(
+            f"the model ran past its time budget of {budget:g} s and was killed "
+            f"(set --time-budget or {TIME_BUDGET_ENV} if it needs longer)",
+            path=path,
+        ) from err
+    lines = done.stdout.strip().splitlines()
+    try:
+        answer = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError) as err:
+        tail = done.stderr.strip().splitlines()[-1:] or [f"exit code {done.returncode}"]
+        raise IncompatibleModelError(f"the probe run crashed ({tail[0][:300]})", path=path) from err
+    if "shape" in answer:
+        return tuple(answer["shape"])
+    problem = answer["problem"]
+    if "allocate" in problem or answer["error"] == "MemoryError":
+        raise InvalidContainerError(
+            f"the graph tried to allocate more than {(limit + SLACK_BYTES) / 2**30:.2f} GiB on "
+            f"a {'×'.join(map(str, batch_shape[2:]))} probe tile (--memory-limit or "
+            f"{MEMORY_LIMIT_ENV}, plus 256 MiB)",
+            path=path,
+        )
+    kind = {
+        "ModelTimeoutError": ModelTimeoutError,
+        "InvalidContainerError": InvalidContainerError,
+    }.get(answer["error"], IncompatibleModelError)
+    raise kind(problem, path=path)
+
+
+def child_main() -> None:
+    """Entry point of an isolated probe: one JSON request in ``argv``, one JSON answer out."""
+    request = json.loads(sys.argv[1])
+    try:
+        shape = _probe(
+            request["path"],
+            tuple(request["shape"]),
+            request["budget"] if math.isfinite(request["budget"]) else 0,
+            request["limit"],
+            cap_memory=True,
+        )
+        answer: dict[str, object] = {"shape": shape}
+    except ScopeMLError as err:
+        answer = {"error": type(err).__name__, "problem": err.problem}
+    except MemoryError as err:
+        answer = {"error": "MemoryError", "problem": str(err)}
+    print(json.dumps(answer), flush=True)

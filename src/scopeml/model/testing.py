@@ -196,11 +196,15 @@ def endless_loop_onnx(*, channels: int = 2, trips: int = 2**62) -> onnx.ModelPro
     return _image_model(nodes, "endless_loop", channels, channels)
 
 
-def allocating_onnx(*, channels: int = 1, elements: int = 425 * 2**20) -> onnx.ModelProto:
+def allocating_onnx(
+    *, channels: int = 1, elements: int = 425 * 2**20, data_dependent: bool = False
+) -> onnx.ModelProto:
     """A hostile graph of a few hundred bytes that allocates ``elements`` float32 values.
 
     ``ConstantOfShape`` fills a ``1×elements`` tensor (1.7 GB by default) whose sum is added to
     the input, so the output is the input (plus 0) and the allocation cannot be optimised away.
+    ``data_dependent`` adds the input's largest value to the count (as a float), so no shape
+    inference can size the tensor before the graph runs.
 
     Examples
     --------
@@ -213,8 +217,15 @@ def allocating_onnx(*, channels: int = 1, elements: int = 425 * 2**20) -> onnx.M
     """
     shape = helper.make_tensor("shape", TensorProto.INT64, [2], [1, elements])
     zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
-    nodes = [
-        helper.make_node("Constant", [], ["shape"], value=shape),
+    nodes = [helper.make_node("Constant", [], ["shape"], value=shape)]
+    if data_dependent:
+        nodes[0].output[0] = "fixed"
+        nodes += [
+            helper.make_node("ReduceMax", ["input"], ["peak"], keepdims=0),
+            helper.make_node("Cast", ["peak"], ["peak_int"], to=TensorProto.INT64),
+            helper.make_node("Add", ["fixed", "peak_int"], ["shape"]),
+        ]
+    nodes += [
         helper.make_node("ConstantOfShape", ["shape"], ["big"], value=zero),
         helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
         helper.make_node("Add", ["input", "total"], ["output"]),
