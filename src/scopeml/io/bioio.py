@@ -35,15 +35,15 @@ if TYPE_CHECKING:
 
 _GENERATED_NAME = re.compile(r"Channel:\d+:\d+")
 
-#: Suffix → the bioio plugin that reads it (installed or not), for the README's format table and
-#: for telling a user which plugin would open a file nothing installed can read.
+#: Suffix → the bioio plugin that reads it (installed or not): named in the error for a file
+#: nothing installed can read. The README's table lists the same.
 PLUGINS: dict[str, str] = {
     ".nd2": "bioio-nd2",
     ".lif": "bioio-lif",
     ".dv": "bioio-dv",
     ".r3d": "bioio-dv",
     ".vsi": "bioio-vsi",
-    ".htd": "bioio-imagexpress",
+    ".jdce": "bioio-imagexpress",
     ".lsm": "bioio-tifffile",
     ".ozx": "bioio-ome-zarr",
     ".zarr.zip": "bioio-ome-zarr",
@@ -52,7 +52,6 @@ PLUGINS: dict[str, str] = {
     ".jp2": "bioio-imageio",
     ".qptiff": "bioio-qptiff",
     ".sldy": "bioio-sldy",
-    ".lif.zip": "bioio-lif",
     ".ims": "bioio-bioformats",
     ".oib": "bioio-bioformats",
     ".oif": "bioio-bioformats",
