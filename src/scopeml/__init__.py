@@ -38,6 +38,7 @@ _LAZY = {
     "train_object_classifier": "scopeml.api",
     "classify_objects": "scopeml.api",
     "train_unet": "scopeml.train",
+    "analyze": "scopeml.analysis",
     "Image": "scopeml.io.image",
     "ProgressEvent": "scopeml.progress",
     "Cancelled": "scopeml.errors",
@@ -51,6 +52,7 @@ __all__ = [
     "SegmentOptions",
     "Segmentation",
     "__version__",
+    "analyze",
     "classify_objects",
     "label_objects",
     "measure_objects",
@@ -63,6 +65,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from scopeml.analysis import analyze
     from scopeml.api import (
         Segmentation,
         classify_objects,

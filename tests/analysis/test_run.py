@@ -170,3 +170,14 @@ def test_a_dask_scheduler_gives_the_same_results(images: list[Path], tmp_path: P
         pd.read_csv(tmp_path / "one" / "tables" / "spot.csv"),
         pd.read_csv(tmp_path / "two" / "tables" / "spot.csv"),
     )
+
+
+def test_the_facade_runs_a_settings_file(images: list[Path], tmp_path: Path) -> None:
+    import scopeml as sm
+
+    path = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    result = sm.analyze(path, images[0], tmp_path / "out")
+    assert result.counts == {
+        "img0": {"cell": 6, "nucleus": 6, "spot": result.counts["img0"]["spot"]}
+    }
+    assert result.counts["img0"]["spot"] > 0
