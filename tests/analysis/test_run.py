@@ -15,7 +15,7 @@ from skimage.morphology import remove_small_objects
 
 from scopeml.analysis import run_analysis, save_settings
 from scopeml.cli import main
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.io import open_image
 from scopeml.progress import ProgressEvent
 from tests.analysis.conftest import cell_image, three_level_settings, write_image
@@ -181,3 +181,32 @@ def test_the_facade_runs_a_settings_file(images: list[Path], tmp_path: Path) -> 
         "img0": {"cell": 6, "nucleus": 6, "spot": result.counts["img0"]["spot"]}
     }
     assert result.counts["img0"]["spot"] > 0
+
+
+def test_z_stacks_give_3d_objects(tmp_path: Path) -> None:
+    import tifffile
+
+    planes = np.stack([cell_image(seed=4)] * 3, axis=1)  # C×Z×Y×X: the same cells in 3 planes
+    path = tmp_path / "stack.ome.tif"
+    tifffile.imwrite(path, planes, ome=True,
+                     metadata={"axes": "CZYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    result = run_analysis(three_level_settings(), [path], tmp_path / "out")
+    assert result.records[0]["counts"]["cell"] == 6
+    stored = open_image(tmp_path / "out" / "images" / "stack" / "cell.ome.zarr")
+    assert stored.sizes["Z"] == 3
+    cells = pd.read_csv(tmp_path / "out" / "images" / "stack" / "cell.csv")
+    flat = reference(planes[:, 0])["cell"]
+    np.testing.assert_allclose(cells["area"], 3 * np.bincount(flat.ravel())[1:])
+
+
+def test_cancel_between_images_keeps_finished_ones(images: list[Path], tmp_path: Path) -> None:
+    def stop_after_one(event: ProgressEvent) -> None:
+        if event.stage == "analyze" and event.done == 1:
+            raise Cancelled("stopped by the user")
+
+    out = tmp_path / "out"
+    with pytest.raises(Cancelled):
+        run_analysis(three_level_settings(), images, out, progress=stop_after_one)
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["img0"]
+    result = run_analysis(three_level_settings(), images, out, resume=True)
+    assert [r["status"] for r in result.records] == ["done", "done"]
