@@ -9,6 +9,9 @@ through it), never time.
 from __future__ import annotations
 
 import math
+import struct
+import subprocess
+import sys
 import tracemalloc
 import uuid
 import zlib
@@ -336,3 +339,52 @@ def test_sharded_and_compressed_arrays_read_as_written_through_the_guard(tmp_pat
     array[:] = data
     with open_image(path) as image:
         np.testing.assert_array_equal(image.read()[0, 0, 0, 0], data)
+
+
+# ---------------------------------------------------------------------------- PNG
+
+RSS_SCRIPT = """
+import resource, sys
+from scopeml.io import open_image
+from scopeml.errors import InvalidImageError
+import PIL.Image, PIL.PngImagePlugin  # imported before the baseline
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    open_image(sys.argv[1]).close()
+    outcome = "opened"
+except InvalidImageError as err:
+    outcome = err.problem
+grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+print(grown * 1024, outcome, sep="\\n")
+"""
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid RGBA PNG of zeros, written row by row: a small file that decodes to
+    ``width × height × 4`` bytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 4 * width)  # filter type 0, then the pixels
+    stream = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", stream)
+    path.write_bytes(png + chunk(b"IEND", b""))
+    return path
+
+
+def test_a_png_bomb_is_refused_from_its_header_before_pillow_allocates_it(tmp_path):
+    """9000 × 9000 RGBA is under Pillow's bomb warning (89 MP) but decodes to 324 MB (then
+    243 MB more without alpha) from a ~300 KB file; the header is checked first. Pillow
+    allocates outside tracemalloc, so the peak RSS growth is measured in a fresh process."""
+    path = png_bomb(tmp_path / "bomb.png", 9000, 9000)
+    assert path.stat().st_size < 2**20
+    run = subprocess.run(
+        [sys.executable, "-c", RSS_SCRIPT, str(path)], capture_output=True, text=True, check=True
+    )
+    grown, outcome = run.stdout.splitlines()
+    assert "9000×9000×4 pixels decodes to 324000000 bytes" in outcome
+    assert int(grown) < MEMORY_BOUND
