@@ -95,14 +95,14 @@ MESSAGE_LIMIT = 1000
 
 
 def _line(text: str, limit: int = MESSAGE_LIMIT) -> str:
-    """One line of at most ``limit`` characters: line breaks folded, the middle cut.
+    """One line of at most ``limit`` characters: line breaks folded, the rest cut off.
 
     Examples
     --------
-    >>> _line("a\nb")
+    >>> _line("a\\nb")
     'a b'
     >>> _line("x" * 50, limit=30)
-    'xxxxxxxxxxxxxx … (50 characters)'
+    'xxxxxxxxxxxx … (50 characters)'
     """
     text = " ".join(text.split())
     if len(text) <= limit:
