@@ -323,9 +323,10 @@ def test_segment_through_the_adaptor_equals_segment_through_the_native_reader(tm
 
 
 @needs_bioio
-def test_the_command_line_trains_and_segments_a_bioio_file_as_its_native_twin(tmp_path):
-    """``pixel train`` and ``segment`` on a zipped OME-Zarr (through the registry's fallback)
-    give the labels they give on the same pixels in an OME-Zarr folder (scopeml's reader)."""
+def test_the_command_line_trains_segments_measures_a_bioio_file_as_its_native_twin(tmp_path):
+    """``pixel train``, ``segment`` and ``objects measure`` on a zipped OME-Zarr (through the
+    registry's fallback) give what they give on the same pixels in an OME-Zarr folder (scopeml's
+    reader)."""
     from scopeml.cli import main
     from scopeml.synthetic import synthetic_nuclei
 
@@ -356,6 +357,18 @@ def test_the_command_line_trains_and_segments_a_bioio_file_as_its_native_twin(tm
             labels[name] = result.read()
     np.testing.assert_array_equal(labels["bioio"], labels["native"])
     assert set(np.unique(labels["native"])) == {1, 2}
+    nuclei = tmp_path / "nuclei.ome.zarr"
+    assert main(["objects", "label", str(tmp_path / "native.ome.zarr" / "labels"), "-o",
+                 str(nuclei), "--class-id", "2"]) == 0  # fmt: skip
+    tables = {}
+    for name, image in (("bioio", zipped), ("native", twin)):
+        table = tmp_path / f"{name}.csv"
+        measure = ["objects", "measure", str(nuclei), "--image", str(image), "-o", str(table)]
+        assert main([*measure, "-q"]) == 0
+        tables[name] = table.read_text()
+    assert tables["bioio"] == tables["native"]
+    assert len(tables["native"].splitlines()) >= 3  # a header and nuclei
+    assert "intensity_mean" in tables["native"].splitlines()[0]
 
 
 # ---------------------------------------------------------------------------- untrusted files
