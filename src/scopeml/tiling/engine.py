@@ -165,6 +165,22 @@ def segment_image(
     kept, resumable with ``resume=True``, and the exception is re-raised. ``None`` follows the
     older ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller passes
     ``progress``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Threshold:  # any object with a spec and predict() is a model
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    ...     def predict(self, batch):
+    ...         fg = (batch > 5).astype(np.float32)
+    ...         return np.concatenate([1 - fg, fg], axis=1)
+    >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
+    >>> events = []
+    >>> out = segment_image(image, Threshold(), Path(tempfile.mkdtemp()) / "o.ome.zarr",
+    ...                     SegmentOptions(tile_size=4, workers=1), progress=events.append)
+    >>> [(e.done, e.total) for e in events]
+    [(0, 9), (1, 9), (2, 9), (3, 9), (4, 9), (5, 9), (6, 9), (7, 9), (8, 9), (9, 9)]
     """
     output = Path(output)
     inputs = (image.path, model_ref.args[0] if model_ref else None)
