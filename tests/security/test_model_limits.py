@@ -163,6 +163,14 @@ def test_validate_refuses_a_graph_that_allocates_gigabytes(allocating):
     assert peak < 1 * GiB  # refused from inferred shapes, before anything was allocated
 
 
+def test_loading_refuses_a_constant_tensor_over_the_limit(allocating, monkeypatch):
+    """ONNX Runtime would constant-fold it into memory while building the session."""
+    with pytest.raises(InvalidContainerError, match=r"'big' of 1\.66 GiB whatever its input"):
+        load_model(allocating, providers=["CPUExecutionProvider"])
+    monkeypatch.setenv("SCOPEML_MODEL_MEMORY_LIMIT", str(2 * GiB))
+    assert load_model(allocating, providers=["CPUExecutionProvider"]).spec.in_channels == 2
+
+
 def test_validate_refuses_an_allocation_that_depends_on_pixel_values(tmp_path):
     """Shape inference cannot size it; the isolated probe's capped address space stops it."""
     graph = allocating_onnx(channels=2, data_dependent=True)

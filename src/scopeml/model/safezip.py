@@ -345,6 +345,27 @@ def read_zip_members(
         return {name: archive.read(name) for name in archive.names}
 
 
+def peek_json(source: str | PathLike[str] | bytes, name: str, *, max_bytes: int = 1 << 20) -> Any:
+    """Member ``name`` parsed as JSON, or ``None`` when anything is odd; for format sniffing.
+
+    Never raises for a bad archive: a sniff asks "is this mine?", the loader reports what is
+    wrong. The same checks and limits as every read apply.
+
+    Examples
+    --------
+    >>> buffer = io.BytesIO()
+    >>> write_zip(buffer, [("model.json", json_bytes({"Format": "x"}))])
+    >>> peek_json(buffer.getvalue(), "model.json"), peek_json(b"not a zip", "model.json")
+    ({'Format': 'x'}, None)
+    """
+    limits = ZipLimits(max_json_bytes=max_bytes)
+    try:
+        with SafeZip(source, limits=limits) as archive:
+            return archive.read_json(name) if name in archive else None
+    except (InvalidContainerError, OSError):
+        return None
+
+
 def json_bytes(data: Any) -> bytes:
     """``data`` as indented UTF-8 JSON, the form every container stores metadata in."""
     return json.dumps(data, indent=2).encode("utf-8")
