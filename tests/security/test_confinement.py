@@ -155,7 +155,7 @@ def test_micromanager_datasets_name_every_file_tifffile_would_open(inside, outsi
     """NDTiff index entries (absolute or ../ names) and MMStack siblings symlinked outside
     are found before tifffile opens them, and refused."""
     from scopeml.io.confine import Confinement
-    from scopeml.io.tiff import micromanager_files
+    from scopeml.io.tiff_checks import micromanager_files
 
     _ndtiff_index(inside / "NDTiff.index", ["a_NDTiffStack.tif", "../outside/secret.tif"])
     (inside / "a_MMStack_1.tif").symlink_to(outside / "secret.tif")
