@@ -86,7 +86,7 @@ def summarise(counts: list[dict[float, tuple[int, int, int]]]) -> dict[str, floa
             "matched": int(m), "predicted": int(p), "true": int(n)}  # fmt: skip
 
 
-def shipped_model(image: np.ndarray, work: Path) -> np.ndarray:
+def shipped_model(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
     """Instances from the shipped model run through ``segment`` (recorded normalisation)."""
     from scopeml.api import segment
     from scopeml.data import default_model_path
@@ -95,7 +95,7 @@ def shipped_model(image: np.ndarray, work: Path) -> np.ndarray:
 
     pixels = image.reshape(1, 1, 1, 1, *image.shape[-2:])
     out = work / f"run{len(list(work.iterdir()))}.ome.zarr"
-    segment(Image(pixels), default_model_path(), out, outputs=("probabilities",))
+    segment(Image(pixels), model or default_model_path(), out, outputs=("probabilities",))
     with open_image(out / "probabilities") as result:
         probabilities = result.read()[0, 0, :, 0]
     return nuclei_instances(probabilities)
@@ -146,6 +146,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384, help="side of a hold-out image")
     parser.add_argument("--speed", action="store_true", help="also time segment")
     parser.add_argument("--speed-size", type=int, default=4096)
+    parser.add_argument("--model", type=Path, help="another nuclei .czann (default: shipped)")
     args = parser.parse_args()
 
     datasets, skipped = real_images()
@@ -163,7 +164,10 @@ def main() -> None:
                 counts = []
                 for image, truth in pairs:
                     plane = np.asarray(image).reshape(image.shape[-2:])
-                    labels = run(plane, work) if run is shipped_model else run(plane)
+                    if run is shipped_model:
+                        labels = shipped_model(plane, work, args.model)
+                    else:
+                        labels = run(plane)
                     counts.append(scores(labels, truth))
                 rows.append({"images": name, "method": method, **summarise(counts)})
         timing = speed(args.speed_size, work) if args.speed else None

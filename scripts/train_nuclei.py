@@ -3,7 +3,7 @@
 Data (generated here, offline, nothing downloaded, no real image): ``N_TRAIN`` single-channel
 ``SHAPE`` images from :func:`scopeml.synthetic.realistic_nuclei`, image ``i`` drawn with seed
 ``TRAIN_SEED + i``: radii 4–40 px, irregular and elongated shapes, textured chromatin and
-nucleoli, dense clumps of touching nuclei, small bright mitotic nuclei, debris, a 10× range of
+nucleoli, dense clumps of touching nuclei, small bright mitotic nuclei, debris, a 7× range of
 brightness, uneven illumination, defocus and Poisson + Gaussian noise. Hold-out seeds
 (``scopeml.synthetic.HOLD_OUT_SEED`` onwards) are never drawn here.
 
@@ -13,7 +13,7 @@ over the whole image (``NORMALIZE``), and that policy is recorded in the contain
 so the model sees the same input whatever the gain, offset or bit depth of an image.
 
 Targets: background, nucleus interior, and a boundary ring (widened to 2 px where nuclei
-touch, weighted 2× in the loss), so touching nuclei are split
+touch, weighted 3× in the loss), so touching nuclei are split
 (:func:`scopeml.train.nuclei_targets`).
 Training adds flips, quarter turns and a random gain/offset after normalisation.
 
@@ -68,7 +68,7 @@ CONFIG = TrainConfig(
     patience=50,
     seed=0,
     intensity=0.25,
-    class_weights=(1.0, 1.0, 2.0),
+    class_weights=(1.0, 1.0, 3.0),
     cosine=True,
     normalize=NORMALIZE,
 )

@@ -56,3 +56,19 @@ def test_object_scores() -> None:
     scores = object_scores(shifted, truth)
     assert scores == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "matched": 0,
                       "predicted": 1, "true": 2}  # fmt: skip
+
+
+def test_split_parts_nuclei_joined_at_a_neck() -> None:
+    # two discs overlapping a little: one seed without a boundary class, two with split
+    yy, xx = np.mgrid[:40, :60]
+    joined = ((yy - 20) ** 2 + (xx - 18) ** 2 <= 100) | ((yy - 20) ** 2 + (xx - 36) ** 2 <= 100)
+    probabilities = np.stack([~joined, joined]).astype(np.float32)
+    assert nuclei_instances(probabilities).max() == 1
+    parted = nuclei_instances(probabilities, split=1.0)
+    assert parted.max() == 2
+    assert np.array_equal(parted > 0, joined)  # nothing lost, nothing added
+    assert parted[20, 12] != parted[20, 42]
+    # one elongated nucleus without a neck stays whole
+    ellipse = ((yy - 20) / 8.0) ** 2 + ((xx - 30) / 20.0) ** 2 <= 1
+    single = np.stack([~ellipse, ellipse]).astype(np.float32)
+    assert nuclei_instances(single, split=1.0).max() == 1

@@ -42,13 +42,20 @@ def nuclei_targets(instances: np.ndarray, *, touching: int = 2) -> np.ndarray:
 
 
 def nuclei_instances(
-    probabilities: np.ndarray, *, threshold: float = 0.5, min_size: int = 8
+    probabilities: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_size: int = 8,
+    split: float | None = None,
 ) -> np.ndarray:
     """Instance labels from ``K×[Z×]Y×X`` probabilities of (background, nucleus[, boundary]).
 
     Seeds are connected components of ``P(nucleus) > threshold`` with at least ``min_size``
     pixels; with a boundary class they are grown by watershed over the foreground
     ``P(nucleus) + P(boundary) > 0.5``, flooding from low boundary probability.
+    ``split`` (pixels) also parts seeds that the boundary class left joined at a neck: each
+    seed is cut by a watershed of its distance transform from the maxima at least ``split``
+    higher than the neck between them (``skimage.morphology.h_maxima``).
 
     Returns
     -------
@@ -67,7 +74,10 @@ def nuclei_instances(
             f"probabilities have {probabilities.shape[0]} classes; expected 2 or 3 "
             f"(background, nucleus[, boundary])"
         )
-    seeds, n = ndi.label(probabilities[1] > threshold)
+    interior = probabilities[1] > threshold
+    seeds, n = ndi.label(interior)
+    if n and split:
+        seeds = _split_necks(interior, seeds, split)
     if n:
         sizes = np.bincount(seeds.ravel())
         small = sizes < min_size
@@ -83,3 +93,18 @@ def nuclei_instances(
     lookup[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
     out[...] = lookup[seeds]
     return out
+
+
+def _split_necks(interior: np.ndarray, seeds: np.ndarray, height: float) -> np.ndarray:
+    """Cut joined seeds at their necks: watershed of the distance transform from h-maxima."""
+    from skimage.morphology import h_maxima
+
+    distance = ndi.distance_transform_edt(interior)
+    # a maximum may be a plateau touching only diagonally: one marker, full connectivity
+    markers, _ = ndi.label(h_maxima(distance, height), structure=np.ones((3,) * distance.ndim))
+    # a seed without a marker of its own (too flat or small) keeps its whole extent
+    unmarked = np.setdiff1d(np.unique(seeds), np.unique(seeds[markers > 0]))
+    unmarked = unmarked[unmarked > 0]
+    extra = np.isin(seeds, unmarked)
+    markers[extra] = seeds[extra] + markers.max()
+    return watershed(-distance, markers, mask=interior)
