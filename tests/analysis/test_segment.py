@@ -1,0 +1,154 @@
+"""One plane of one class: each post step against scipy/scikit-image, children inside parents,
+model classes as instances, and an object classifier named in the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+
+from scopeml.analysis import AnalysisSettings, ClassSettings, ThresholdSegmenter, run_analysis
+from scopeml.analysis.segment import apply_post, instances_from_classes, threshold_mask
+from scopeml.analysis.settings import (
+    Closing,
+    Crf,
+    FillHoles,
+    Opening,
+    RemoveLarge,
+    RemoveSmall,
+    WatershedSplit,
+)
+from scopeml.objects.label import label_instances
+from tests.analysis.conftest import three_level_settings
+
+
+def blobs(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return ndi.gaussian_filter(rng.random((96, 96)), 3) > 0.5
+
+
+@pytest.mark.parametrize(
+    ("step", "reference"),
+    [
+        (FillHoles(), ndi.binary_fill_holes),
+        (Opening(radius=2), lambda m: ndi.binary_opening(m, _disk(2))),
+        (Closing(radius=2), lambda m: ndi.binary_closing(np.pad(m, 2), _disk(2))[2:-2, 2:-2]),
+    ],
+)
+def test_mask_steps_equal_scipy(step: object, reference: object) -> None:
+    mask = blobs()
+    mask[40:50, 40:50] = True
+    mask[44:46, 44:46] = False  # a hole
+    out = apply_post(label_instances(mask), [step])
+    np.testing.assert_array_equal(out > 0, reference(mask))
+    assert out.dtype == np.int32
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return yy**2 + xx**2 <= radius**2
+
+
+def test_size_steps_drop_whole_objects() -> None:
+    labels = label_instances(blobs(1))
+    sizes = np.bincount(labels.ravel())[1:]
+    small, large = np.sort(sizes)[len(sizes) // 3], np.sort(sizes)[2 * len(sizes) // 3]
+    out = apply_post(labels, [RemoveSmall(min_size=int(small)), RemoveLarge(max_size=int(large))])
+    kept = np.unique(out[out > 0])
+    expected = np.flatnonzero((sizes >= small) & (sizes <= large)) + 1
+    np.testing.assert_array_equal(kept, expected)  # ids kept, whole objects only
+    np.testing.assert_array_equal(out > 0, np.isin(labels, expected))
+
+
+def test_watershed_split_separates_touching_disks() -> None:
+    yy, xx = np.mgrid[:40, :70]
+    two = ((yy - 20) ** 2 + (xx - 20) ** 2 < 225) | ((yy - 20) ** 2 + (xx - 46) ** 2 < 225)
+    assert label_instances(two).max() == 1
+    out = apply_post(label_instances(two), [WatershedSplit(min_distance=8)])
+    assert out.max() == 2 and ((out > 0) == two).all()
+    assert out[20, 20] != out[20, 46]
+
+
+def test_crf_snaps_a_mask_to_the_image_edge() -> None:
+    image = np.zeros((40, 40), np.float32)
+    image[:, 20:] = 1.0
+    mask = np.zeros((40, 40), bool)
+    mask[:, 16:] = True  # four pixels too far left
+    out = apply_post(label_instances(mask), [Crf(iterations=5, intensity_sigma=0.2)], guide=image)
+    assert (out[:, 22:] > 0).all() and not (out[:, :18] > 0).any()
+
+
+def test_children_stay_inside_their_parent_region() -> None:
+    region = np.zeros((60, 60), bool)
+    region[10:50, 10:50] = True
+    channel = np.zeros((60, 60), np.float32)
+    channel[5:55, 30:35] = 10  # a bar crossing the parent's border
+    seg = ThresholdSegmenter(channel="a", method="fixed", value=5)
+    mask = threshold_mask(channel, seg, region)
+    out = apply_post(label_instances(mask), [Closing(radius=3), FillHoles()], region=region)
+    assert (out[~region] == 0).all() and out.max() == 1
+    assert (out > 0).sum() == 40 * 5
+
+
+def test_automatic_threshold_of_a_child_is_computed_inside_the_parent() -> None:
+    channel = np.zeros((50, 50), np.float32)
+    channel[:, 25:] = 100  # outside the parent: a bright half that would dominate Otsu
+    channel[5:20, 5:20] = 10
+    channel[8:12, 8:12] = 30  # the spot inside the parent
+    region = np.zeros((50, 50), bool)
+    region[5:20, 5:20] = True
+    mask = threshold_mask(channel, ThresholdSegmenter(channel="a", method="otsu"), region)
+    assert mask.sum() == 16 and mask[8:12, 8:12].all()
+
+
+def test_instances_from_a_boundary_class() -> None:
+    classes = np.ones((20, 30), np.uint8)  # 1 = background
+    classes[3:17, 3:14] = 3  # boundary ring …
+    classes[5:15, 5:12] = 2  # … around a nucleus
+    classes[3:17, 15:27] = 3
+    classes[5:15, 17:25] = 2
+    out = instances_from_classes(classes, 2, 3)
+    assert out.max() == 2
+    np.testing.assert_array_equal(out > 0, classes > 1)  # boundaries given to their nucleus
+
+
+def test_object_classifier_named_in_settings(images: list[Path], tmp_path: Path) -> None:
+    from scopeml.objects import train_object_classifier
+
+    first = run_analysis(three_level_settings(), images[:1], tmp_path / "first")
+    cells = pd.read_csv(tmp_path / "first" / "tables" / "cell.csv")
+    cells["size"] = np.where(cells["area"] > cells["area"].median(), "big", "small")
+    classifier = train_object_classifier(cells, "size", features=["area"], n_estimators=20)
+    classifier.save(tmp_path / "size.zip")
+    settings = three_level_settings()
+    classes = list(settings.classes)
+    classes[0] = classes[0].model_copy(update={"classifier": str(tmp_path / "size.zip")})
+    settings = AnalysisSettings(**{**settings.model_dump(by_alias=True), "classes": [
+        c.model_dump(by_alias=True) for c in classes]})  # fmt: skip
+    run_analysis(settings, images, tmp_path / "second")
+    table = pd.read_csv(tmp_path / "second" / "tables" / "cell.csv")
+    assert set(table["object_class"]) == {"big", "small"}
+    mine = table[table["image"] == "img0"]
+    np.testing.assert_array_equal(mine["object_class"], cells["size"])
+    assert first.counts["img0"]["cell"] == len(mine)
+
+
+def test_settings_without_children_or_measured_channels(images: list[Path], tmp_path: Path) -> None:
+    settings = AnalysisSettings(
+        channels=["GFP"],
+        classes=[
+            ClassSettings(
+                name="cell",
+                segmenter=ThresholdSegmenter(channel="GFP", sigma=1.0),
+                post=[RemoveSmall(min_size=100)],
+                measurements={"shape": False, "intensity": []},
+            )
+        ],
+    )
+    result = run_analysis(settings, images, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "tables" / "cell.csv")
+    assert len(table) == sum(c["cell"] for c in result.counts.values()) == 12
+    assert not [c for c in table.columns if c.startswith(("intensity", "perimeter", "solidity"))]
