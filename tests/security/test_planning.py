@@ -10,6 +10,7 @@ an error naming the model. Memory is measured with tracemalloc here and with the
 from __future__ import annotations
 
 import itertools
+import sys
 import tracemalloc
 
 import numpy as np
@@ -140,3 +141,47 @@ def test_segment_refuses_a_min_overlap_of_100000_naming_the_model(tmp_path):
     assert_one_line_error(stderr, model, "a tile would read")
     assert peak < 700 * 2**20  # refused before any pixel was read
     assert not out.exists()
+
+
+_SEGMENT_AND_CANCEL = """
+import sys
+import numpy as np
+from scopeml.api import segment
+from scopeml.errors import Cancelled
+from scopeml.io import create_ome_zarr
+from scopeml.model import ModelMetadata, ModelType, write_container
+from scopeml.model.testing import tiny_unet_onnx
+
+folder, side = sys.argv[1], int(sys.argv[2])
+meta = ModelMetadata(
+    model_type=ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION, input_shape=(64, 64, 1),
+    output_shape=(64, 64, 2), classes=("bg", "fg"), min_overlap=(8, 8),
+)
+model = write_container(f"{folder}/m.czann", tiny_unet_onnx(), meta)
+image = f"{folder}/img.ome.zarr"
+create_ome_zarr(image, shape=(1, side, side), dtype=np.uint8, axes="CYX", chunks=(1, 512, 512))
+seen = []
+
+def cancel_after_first_batch(event):
+    seen.append(event.total)
+    if event.done:
+        raise Cancelled("enough")
+
+try:
+    segment(image, model, f"{folder}/out.ome.zarr", workers=1, progress=cancel_after_first_batch)
+except Cancelled:
+    print("tiles", seen[0], file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("side", [2048, 10**6])
+def test_segment_starts_a_huge_plan_in_bounded_memory(tmp_path, side):
+    """The engine streams the lazy plan into batches: a 10⁶ × 10⁶ image (3.8 million tiles)
+    starts as lean as a 2048² one (each tile as a list entry would take gigabytes)."""
+    from tests.security.test_model_limits import run_measured
+
+    args = ["-c", _SEGMENT_AND_CANCEL, str(tmp_path), str(side)]
+    code, stderr, peak = run_measured([sys.executable, *args])
+    assert code == 0, stderr
+    assert f"tiles {(-(-side // 512)) ** 2}" in stderr  # the whole plan counted, one batch run
+    assert peak < 600 * 2**20, f"peak {peak / 2**20:.0f} MiB"

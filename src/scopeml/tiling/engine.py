@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,13 @@ from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
-from scopeml.tiling.outputs import OutputSpec, class_index, needs_probabilities, output_specs
+from scopeml.tiling.outputs import (
+    OutputSpec,
+    class_index,
+    model_outputs,
+    needs_probabilities,
+    output_specs,
+)
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
 from scopeml.tiling.store import OutputStore, check_own_store, partial_path
 
@@ -128,19 +134,21 @@ def _scene(image: Image, options: SegmentOptions) -> int:
     return options.scene
 
 
-def _batches(tiles: Sequence[Tile], batch_size: int, blend: bool) -> list[list[Tile]]:
-    """Group tiles of equal input shape (runtime batches), in plan order of their first tile."""
+def _batches(tiles: Iterable[Tile], batch_size: int, blend: bool) -> Iterator[list[Tile]]:
+    """Group tiles of equal input shape (runtime batches), streaming: a batch is yielded as soon
+    as it is full, the unfilled ones at the end in plan order of their first tile. Memory holds
+    one open batch per input shape, whatever the number of tiles (plans are lazy)."""
     if blend:
-        return [[tile] for tile in tiles]
+        yield from ([tile] for tile in tiles)
+        return
     groups: dict[tuple[tuple[str, int], ...], list[Tile]] = {}
     for tile in tiles:
-        groups.setdefault(tuple(sorted(tile.input_shape.items())), []).append(tile)
-    batches = [
-        group[i : i + batch_size]
-        for group in groups.values()
-        for i in range(0, len(group), batch_size)
-    ]
-    return sorted(batches, key=lambda batch: batch[0].index)
+        key = tuple(sorted(tile.input_shape.items()))
+        group = groups.setdefault(key, [])
+        group.append(tile)
+        if len(group) == batch_size:
+            yield groups.pop(key)
+    yield from sorted(groups.values(), key=lambda batch: batch[0].index)
 
 
 def segment_image(
@@ -187,6 +195,8 @@ def segment_image(
     _check_output(output, options, inputs)  # before the statistics pass
     check_compatible(image, model)
     spec = model.spec
+    model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
+    outputs = _named(model_outputs, model_path)(spec.extra.get("model_type"), options.outputs)
     scene = _scene(image, options)
     extract_index = (
         class_index(spec.classes, options.extract_class) if options.extract_class else None
@@ -194,7 +204,6 @@ def segment_image(
     # The user's choice, else the policy the model was trained with (recorded in its container).
     normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
     parse_normalize(normalize)  # reject a bad value before any work
-    model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
     plan = _named(build_plan, model_path or image.path)(image, model, options)
     normalization = compute_normalization(image, normalize, scene=scene)
     identity = run_identity(
@@ -204,7 +213,7 @@ def segment_image(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
     try:  # the store is locked until it is published or this run fails
-        specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
+        specs = output_specs(spec.classes, outputs, options.probability_dtype)
         layout = output_layout(image)
         axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
         pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
@@ -213,12 +222,14 @@ def segment_image(
             image, model, options, plan, specs, axes_of, scene, normalization, extract_index
         )
         done = store.done() if resumed else set()
-        batches = _batches(
-            [tile for tile in plan if tile.index not in done], options.batch_size, options.blend
-        )
+        todo = (tile for tile in plan if tile.index not in done)  # lazy, as the plan is
+        batches = _batches(todo, options.batch_size, options.blend)
+        total = len(plan) - sum(1 for index in done if index < len(plan))
         report = as_progress(not options.quiet if progress is None else progress)
         try:
-            _execute(batches, model, image, store, ctx, options, model_ref, image_ref, report)
+            _execute(
+                batches, total, model, image, store, ctx, options, model_ref, image_ref, report
+            )
         except (KeyboardInterrupt, Cancelled):
             log.warning(
                 "stopped; %d of %d tiles are written to %s: run again with resume=True "
@@ -352,7 +363,8 @@ class _TileCounter:
 
 
 def _execute(
-    batches: Sequence[Sequence[Tile]],
+    batches: Iterable[Sequence[Tile]],
+    total: int,
     model: Model,
     image: Image,
     store: OutputStore,
@@ -366,7 +378,7 @@ def _execute(
     from scopeml.io import open_ome_zarr_array
 
     array_paths = {s.name: str(store.path_of(s.name)) for s in ctx.specs}
-    counter = _TileCounter(report, sum(len(batch) for batch in batches))
+    counter = _TileCounter(report, total)
     if options.scheduler:
         run_dask(
             batches,
