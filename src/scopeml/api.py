@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from scopeml.io import open_image
 from scopeml.io.image import Image
@@ -48,9 +48,9 @@ __all__ = [
     "train_pixel_classifier",
 ]
 
-PathLike = str | os.PathLike[str]
+PathLike: TypeAlias = "str | os.PathLike[str]"
 #: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
-LabelSource = Any  # Image | numpy.ndarray | str | os.PathLike | Segmentation
+LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
 
 
 def open_model(source: PathLike, *, workers: int | None = None, threads: int | None = None) -> Any:
