@@ -107,3 +107,35 @@ def test_blend_plan_invariants(size, window, block, frac):
             assert tile.read["X"][0] <= w["X"][0] and w["X"][1] <= tile.read["X"][1]
             covered[slice(*w["X"])] = True
         assert covered[slice(*tile.core["X"])].all()  # windows cover the core
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    cases=st.lists(axis_case, min_size=1, max_size=3),
+    t=st.integers(1, 3),
+    blend=st.booleans(),
+    picks=st.lists(st.integers(-50, 50), min_size=1, max_size=5),
+)
+def test_lazy_tiles_are_a_sequence(cases, t, blend, picks):
+    """Random access, negative indices and slices give the tiles iteration gives."""
+    axes = "ZYX"[-len(cases) :]
+    sizes = {"T": t, **{a: c[0] for a, c in zip(axes, cases, strict=True)}}
+    step = {a: c[3] for a, c in zip(axes, cases, strict=True)}
+    if blend:
+        window = {a: max(c[1], 8) for a, c in zip(axes, cases, strict=True)}
+        overlap = {a: min(c[2], window[a] // 2) for a, c in zip(axes, cases, strict=True)}
+        plan = plan_blend_tiles(sizes, window=window, overlap=overlap, block=window, step=step)
+    else:
+        tile = {a: c[1] for a, c in zip(axes, cases, strict=True)}
+        halo = {a: c[2] for a, c in zip(axes, cases, strict=True)}
+        plan = plan_tiles(sizes, tile_shape=tile, halo=halo, step=step)
+    listed = list(plan)
+    assert len(plan) == len(listed) == len(plan.tiles)
+    assert [tile.index for tile in listed] == list(range(len(listed)))
+    for pick in picks:
+        if -len(listed) <= pick < len(listed):
+            assert plan.tiles[pick] == listed[pick]
+        else:
+            with pytest.raises(IndexError):
+                plan.tiles[pick]
+        assert plan.tiles[pick::3] == listed[pick::3]
