@@ -197,3 +197,56 @@ def test_bad_database_or_folders_are_one_line_errors(tmp_path: Path, capsys):
         "the allowed root is not an existing folder",
     ]
     assert not_a_db.read_text() == "not a database"
+
+
+def test_fair_scheduler_caps_each_user_and_serves_users_in_turn():
+    from scopeml.server.fair import FairScheduler
+
+    scheduler = FairScheduler(slots=2, per_user=1)
+    running: dict[str, int] = {"a": 0, "b": 0, "c": 0}
+    most = dict(running)
+    order: list[str] = []
+
+    async def call(user: str) -> None:
+        async with scheduler.slot(user):
+            running[user] += 1
+            most[user] = max(most[user], running[user])
+            order.append(user)
+            await asyncio.sleep(0.01)
+            running[user] -= 1
+
+    async def main() -> None:
+        await asyncio.gather(*[call("a") for _ in range(4)], call("b"), call("c"))
+
+    run(main())
+    assert most == {"a": 1, "b": 1, "c": 1}  # never two of one user at once
+    assert order[:3] == ["a", "b", "c"]  # b and c before a's second call
+    assert scheduler.served == {"a": 4, "b": 1, "c": 1} and scheduler.busy == 0
+
+
+def test_fair_scheduler_gives_back_slots_of_cancelled_waiters():
+    from scopeml.server.fair import FairScheduler
+
+    scheduler = FairScheduler(slots=1, per_user=1)
+
+    async def main() -> bool:
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with scheduler.slot("a"):
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiter = asyncio.create_task(hold())  # waits for the only slot
+        await asyncio.sleep(0)
+        waiter.cancel()
+        release.set()
+        await holder
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        async with scheduler.slot("b"):  # the slot is free again
+            return scheduler.busy == 1
+
+    assert run(main())
+    assert scheduler.busy == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,11 +33,12 @@ def private_tree(path: Path) -> None:
     output is made private again once written. Links are not followed.
     """
     for folder, dirs, files in os.walk(path):
-        os.chmod(folder, 0o700)
-        for name in files:
-            file = os.path.join(folder, name)
-            if not os.path.islink(file):
-                os.chmod(file, 0o600)
+        with contextlib.suppress(FileNotFoundError):  # a job being deleted meanwhile
+            os.chmod(folder, 0o700)
+            for name in files:
+                file = os.path.join(folder, name)
+                if not os.path.islink(file):
+                    os.chmod(file, 0o600)
         dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
 
 

@@ -235,26 +235,33 @@ class JobRunner:
         job_id = job["id"]
         result = self.result_path(job_id)
         progress = _JobProgress(self.db, job_id, _tiles_written(result), self._stops(job_id))
+        outcome: dict[str, Any] = {"status": "done"}
         try:
             model = self.registry.get(job["model_id"])
             roots = self.image_roots(job["image"])
             _segment(job["image"], model, result, job["options"], roots, progress)
+            outcome["done"] = progress.total
         except Cancelled:
+            outcome = {}  # deleted (its folder goes) or the server stops (it resumes)
             if self._stop.is_set() and not self._cancelled(job_id):
                 self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
-            return
         except ScopeMLError as err:  # name the file, not where the server keeps it
-            self.db.update_job(job_id, status="failed", error=public_error(err))
-            return
+            outcome = {"status": "failed", "error": self._reason(err, job)}
         except Exception as err:
             log.exception("job %s failed", job_id)
-            self.db.update_job(
-                job_id, status="failed", error=f"internal error ({type(err).__name__})"
-            )
-            return
-        private_tree(self.output_dir(job_id))
-        self.db.update_job(job_id, status="done", done=progress.total)
+            outcome = {"status": "failed", "error": f"internal error ({type(err).__name__})"}
+        if self.output_dir(job_id).exists():  # the engine's writer makes files 0644
+            private_tree(self.output_dir(job_id))
+        if outcome:
+            self.db.update_job(job_id, **outcome)
+
+    def _reason(self, err: ScopeMLError, job: dict[str, Any]) -> str:
+        """The failure as the user knows the files: a model by its display name."""
+        if err.path and Path(err.path).parent == self.config.models_dir:
+            record = self.db.get_model(job["model_id"])
+            return public_error(err, f"model {record['name']}" if record else "model")
+        return public_error(err)
 
     def _cancelled(self, job_id: str) -> bool:
         with self._lock:
