@@ -106,3 +106,19 @@ def test_a_model_file_relative_to_the_settings_is_found(
     text = settings_text(model="mine.czann", cls="boundary_typo")
     code, err, _, _ = run(tmp_path, text, images[0], capsys)
     assert code == 2 and "no class 'boundary_typo'" in err  # the file itself was opened
+
+
+def test_an_unreachable_scheduler_exits_2(
+    tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    dask = pytest.importorskip("dask")
+    pytest.importorskip("distributed")
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(settings_text())
+    out = tmp_path / "out"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        code = main(["analyze", str(settings), str(images[0]), "-o", str(out), "-q",
+                     "--scheduler", "tcp://127.0.0.1:9"])  # fmt: skip
+    assert code == 2 and "cannot reach the dask scheduler" in capsys.readouterr().err
+    # nothing was analysed, so the same folder can be used again without --resume
+    assert main(["analyze", str(settings), str(images[0]), "-o", str(out), "-q"]) == 0

@@ -213,6 +213,8 @@ def _prepare_output(output: Path, text: str, resume: bool) -> None:
             raise InvalidRequestError(
                 "the results folder exists and is not an analysis's; choose another", path=output
             )
+        if not any((output / "images").glob(f"*/{RECORD}")):
+            return  # an earlier run that finished no image (stopped before its first)
         if not resume:
             raise InvalidRequestError(
                 "the results folder exists; pass --resume to continue it or choose another",
@@ -290,14 +292,20 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
 
 
 def _on_cluster(scheduler: str, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
+    """One task per image; the workers read the images and write the results folder by path,
+    so both must be on a file system the workers share."""
     try:
         from distributed import Client, as_completed
     except ImportError as err:
         raise InvalidRequestError(
             "--scheduler needs dask.distributed (pip install 'scopeml[dask]')"
         ) from err
+    try:  # dask waits distributed.comm.timeouts.connect (30 s unless configured)
+        client = Client(scheduler)
+    except (OSError, TimeoutError, ValueError, TypeError) as err:
+        raise InvalidRequestError(f"cannot reach the dask scheduler {scheduler!r} ({err})") from err
     records = []
-    with Client(scheduler) as client:
+    with client:
         futures = [client.submit(_job, *job, pure=False) for job in jobs]
         try:
             for future in track(as_completed(futures), report, "analyze", total=len(futures),
