@@ -1,8 +1,9 @@
 """Conformance suite of the Model protocol: every kind of model the engine runs obeys one contract.
 
-Each case is a model as the engine gets it (a czann and a legacy container opened through the
-model registry, a pixel classifier, the engine's test doubles). The suite checks the spec, the
-``predict`` shape and dtype contract ``N×C×(Z×)Y×X → N×K×(Z×)Y×X float32``, determinism,
+Each case is a model as the engine gets it: a czann and a legacy container opened through the
+model registry, 2-D and 3-D pixel classifiers, the engine's test doubles, and a czann served by
+``scopeml serve`` (the client's ``RemoteModel``). The suite checks the spec, the ``predict``
+shape and dtype contract ``N×C×(Z×)Y×X → N×K×(Z×)Y×X float32``, determinism,
 ``predict_index == argmax`` where offered, and that the engine's tiled run equals the model on
 the whole image. The object classifier is not a pixel model; its own contract is checked at the
 end (same registry, rows in, one probability per class out).
@@ -67,19 +68,40 @@ def _pixel_classifier_3d(tmp: Path) -> Model:
     return open_model(model.save(tmp / "px3.czseg"))
 
 
-CASES: dict[str, Callable[[Path], Model]] = {
+def _remote(tmp: Path, request: pytest.FixtureRequest) -> Model:
+    """A czann served by a real ``scopeml serve`` process, predicted over HTTP."""
+    from scopeml.client import Client
+    from scopeml.server.database import Database
+    from tests.server.conftest import ServerProcess, make_container
+
+    database = Database(tmp / "scopeml.db")
+    token = database.create_token("conformance")
+    database.close()
+    server = ServerProcess(tmp).start()
+    request.addfinalizer(server.stop)
+    client = Client(server.url, token)
+    request.addfinalizer(client.close)
+    model_id = client.upload_model(make_container(tmp / "m.czann", in_channels=2))["id"]
+    return client.model(model_id)
+
+
+CASES: dict[str, Callable[..., Model]] = {
     "czann": _czann,
     "legacy-fixed-tile": _legacy,
     "pixel-classifier": _pixel_classifier,
     "pixel-classifier-3d": _pixel_classifier_3d,
     "double-2d": lambda tmp: unet_double(in_channels=2, n_classes=3, depth=2),
     "double-3d": lambda tmp: unet_double(n_classes=2, depth=1, spatial_dims=3, seed=1),
+    "remote": _remote,
 }
 
 
 @pytest.fixture(params=sorted(CASES), scope="module")
 def model(request, tmp_path_factory) -> Model:
-    return CASES[request.param](tmp_path_factory.mktemp(request.param))
+    folder = tmp_path_factory.mktemp(request.param)
+    if request.param == "remote":
+        return _remote(folder, request)
+    return CASES[request.param](folder)
 
 
 def _batch(spec: ModelSpec, n: int = 2, seed: int = 0) -> np.ndarray:
