@@ -210,3 +210,22 @@ def test_cancel_between_images_keeps_finished_ones(images: list[Path], tmp_path:
     assert sorted(p.name for p in (out / "images").iterdir()) == ["img0"]
     result = run_analysis(three_level_settings(), images, out, resume=True)
     assert [r["status"] for r in result.records] == ["done", "done"]
+
+
+def test_every_scene_and_an_empty_image(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "two.ome.tif"
+    meta = {"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}}
+    with tifffile.TiffWriter(path, ome=True) as writer:
+        for scene in (0, 1):
+            writer.write(cell_image(seed=scene, n_cells=3 + scene), metadata=meta)
+    empty = write_image(tmp_path / "empty.ome.tif", np.full((2, 64, 64), 100, np.uint16))
+    result = run_analysis(three_level_settings(), [path, empty], tmp_path / "out")
+    assert result.counts["empty"] == {"cell": 0, "nucleus": 0, "spot": 0}
+    table = pd.read_csv(tmp_path / "out" / "tables" / "cell.csv")
+    assert table.groupby("scene").size().tolist() == [3, 4]
+    stored = open_image(tmp_path / "out" / "images" / "two" / "cell.ome.zarr")
+    assert stored.sizes["S"] == 2
+    second = open_image(path).read(S=1)[0, 0, :, 0]
+    np.testing.assert_array_equal(stored.read(S=1)[0, 0, 0, 0], reference(second)["cell"])

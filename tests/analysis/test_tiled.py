@@ -62,3 +62,21 @@ def test_tiled_equals_whole_for_a_three_level_tree(tmp_path: Path) -> None:
     nuclei = pd.read_csv(tmp_path / "tiled" / "tables" / "nucleus.csv")
     # each nucleus found by the model lies in its own cell: one nucleus per cell
     assert sorted(nuclei["parent_id"]) == list(range(1, 17))
+
+
+def test_a_model_class_mask_inside_parents(tmp_path: Path) -> None:
+    """``kind: model``: the model's nucleus class, connected components, inside the cells."""
+    from scopeml.api import segment
+
+    image = write_image(tmp_path / "small.ome.tif", cell_image((160, 160), seed=5, n_cells=4))
+    text = SETTINGS.format(tile=1024).replace("kind: instances", "kind: model")
+    text = text.replace("      boundary_class: boundary\n", "")
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    result = run_analysis(load_settings(path), [image], tmp_path / "out")
+    assert result.counts["small"]["nucleus"] == 4
+    classes = segment(open_image(image).select_channels(["DAPI"]), "nuclei",
+                      tmp_path / "seg.ome.zarr").labels.read()[0, 0, 0, 0]  # fmt: skip
+    cells = open_image(tmp_path / "out" / "images" / "small" / "cell.ome.zarr").read()[0, 0, 0, 0]
+    nuclei = open_image(tmp_path / "out" / "images" / "small" / "nucleus.ome.zarr").read()
+    np.testing.assert_array_equal(nuclei[0, 0, 0, 0] > 0, (classes == 2) & (cells > 0))
