@@ -26,7 +26,13 @@ from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
-from scopeml.tiling.outputs import OutputSpec, class_index, needs_probabilities, output_specs
+from scopeml.tiling.outputs import (
+    OutputSpec,
+    class_index,
+    model_outputs,
+    needs_probabilities,
+    output_specs,
+)
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
 from scopeml.tiling.store import OutputStore, check_own_store, partial_path
 
@@ -189,6 +195,8 @@ def segment_image(
     _check_output(output, options, inputs)  # before the statistics pass
     check_compatible(image, model)
     spec = model.spec
+    model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
+    outputs = _named(model_outputs, model_path)(spec.extra.get("model_type"), options.outputs)
     scene = _scene(image, options)
     extract_index = (
         class_index(spec.classes, options.extract_class) if options.extract_class else None
@@ -196,7 +204,6 @@ def segment_image(
     # The user's choice, else the policy the model was trained with (recorded in its container).
     normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
     parse_normalize(normalize)  # reject a bad value before any work
-    model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
     plan = _named(build_plan, model_path or image.path)(image, model, options)
     normalization = compute_normalization(image, normalize, scene=scene)
     identity = run_identity(
@@ -206,7 +213,7 @@ def segment_image(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
     try:  # the store is locked until it is published or this run fails
-        specs = output_specs(spec.classes, options.outputs, options.probability_dtype)
+        specs = output_specs(spec.classes, outputs, options.probability_dtype)
         layout = output_layout(image)
         axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
         pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}

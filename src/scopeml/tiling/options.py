@@ -8,7 +8,7 @@ from typing import Any
 
 from scopeml.errors import InvalidRequestError, summarize
 
-OUTPUT_NAMES = ("labels", "probabilities", "confidence", "mask")
+OUTPUT_NAMES = ("labels", "probabilities", "confidence", "mask", "image")
 PROBABILITY_DTYPES = ("float32", "float16", "uint8")
 
 # Options that change the pixels written; a resumed run must agree on all of them.
@@ -34,7 +34,9 @@ class SegmentOptions:
     ----------
     outputs
         Any of ``labels`` (class k as k + 1, 0 = unclassified), ``probabilities`` (one channel per
-        class), ``confidence`` (max probability), ``mask`` (binary mask of ``extract_class``).
+        class), ``confidence`` (max probability), ``mask`` (binary mask of ``extract_class``),
+        ``image`` (the output image of a ``Regression`` model: denoised, virtually stained; a
+        regression model writes only this, and its default ``labels`` becomes ``image``).
     tile_size
         Core (written block) size per tiled axis: one int for all, or one per spatial axis.
         ``None``: 512 for 2-D models, 128 for 3-D models. Ignored for models with a fixed input.
@@ -60,7 +62,8 @@ class SegmentOptions:
         per-channel percentiles to 0 and 1; ``"meanstd"`` standardises with the global
         per-channel mean and standard deviation.
     probability_dtype
-        ``float32``, ``float16`` or ``uint8`` (probability × 255, rounded).
+        ``float32``, ``float16`` or ``uint8`` (probability × 255, rounded); the dtype of the
+        ``image`` output too (``float32`` or ``float16`` only).
     scene
         Scene index of a multi-scene image.
     channels
@@ -111,6 +114,10 @@ class SegmentOptions:
             raise InvalidRequestError(
                 f"probability dtype {self.probability_dtype!r} is not one of "
                 f"{', '.join(PROBABILITY_DTYPES)}"
+            )
+        if self.ome_tiff and self.probability_dtype == "float16":
+            raise InvalidRequestError(
+                "OME-TIFF has no float16 pixel type; write float32 (or no OME-TIFF copy)"
             )
         if self.batch_size < 1 or self.workers < 1:
             raise InvalidRequestError(

@@ -1,4 +1,5 @@
-"""From class probabilities to the written outputs: labels, probabilities, confidence, mask.
+"""From class probabilities to the written outputs: labels, probabilities, confidence, mask;
+and from a regression model's output to its ``image`` output (values as the model gives them).
 
 Output dtypes follow from the model (its class count), never from the input image.
 Labels follow ilastik and ZEN: class ``k`` (output channel ``k``) is label ``k + 1``, and 0 means
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
 
+#: The czann model type whose output is an image, not class probabilities.
+REGRESSION = "Regression"
 
 @dataclass(frozen=True)
 class OutputSpec:
@@ -52,9 +55,44 @@ def output_specs(
             specs.append(OutputSpec(name, np.dtype(np.float32)))
         elif name == "mask":
             specs.append(OutputSpec(name, np.dtype(np.uint8)))
+        elif name == "image":
+            if probability_dtype not in ("float32", "float16"):
+                raise InvalidRequestError(
+                    f"the image output is float32 or float16; got {probability_dtype!r}"
+                )
+            specs.append(OutputSpec(name, np.dtype(probability_dtype), tuple(classes)))
         else:
             raise InvalidRequestError(f"unknown output {name!r}")
     return specs
+
+
+def model_outputs(model_type: str | None, outputs: Sequence[str]) -> tuple[str, ...]:
+    """The outputs a run writes for a model of ``model_type`` (a czann ``Type``, or ``None``).
+
+    A ``Regression`` model's output is an image, not classes: it writes ``image`` only, and the
+    default ``("labels",)`` becomes ``("image",)``; class outputs are refused. Other models
+    cannot write ``image``.
+
+    Examples
+    --------
+    >>> model_outputs("Regression", ["labels"]), model_outputs(None, ["labels", "mask"])
+    (('image',), ('labels', 'mask'))
+    """
+    outputs = tuple(outputs)
+    if model_type == REGRESSION:
+        if outputs == ("labels",):
+            return ("image",)
+        wrong = [name for name in outputs if name != "image"]
+        if wrong:
+            raise IncompatibleModelError(
+                f"a Regression model writes an image, not {', '.join(wrong)}; choose outputs=image"
+            )
+    elif "image" in outputs:
+        raise IncompatibleModelError(
+            f"only Regression models write an image output; this is a "
+            f"{model_type or 'classifying'} model (choose labels, probabilities, confidence, mask)"
+        )
+    return outputs
 
 
 def class_index(classes: Sequence[str], name: str) -> int:
@@ -131,13 +169,15 @@ def compute_outputs(
             result[name] = (labels == extract_index + 1).astype(np.uint8)
         elif name == "probabilities":
             result[name] = _cast_probabilities(probabilities, spec.dtype)
+        elif name == "image":
+            result[name] = probabilities.astype(spec.dtype)
     return result
 
 
 def needs_probabilities(specs: Sequence[OutputSpec], min_confidence: float | None) -> bool:
     """Whether the outputs need class probabilities, or only each pixel's most probable class."""
     return min_confidence is not None or any(
-        spec.name in ("probabilities", "confidence") for spec in specs
+        spec.name in ("probabilities", "confidence", "image") for spec in specs
     )
 
 
