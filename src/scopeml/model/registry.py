@@ -18,8 +18,6 @@ Examples
 from __future__ import annotations
 
 import importlib
-import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from os import PathLike
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.model.safezip import peek_json
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -35,7 +34,6 @@ __all__ = [
     "format_of",
     "model_formats",
     "open_model",
-    "read_zip_json",
     "register_format",
     "resolve_model",
 ]
@@ -43,8 +41,6 @@ __all__ = [
 #: Packages that register a model format when imported (higher layers, named, never imported
 #: here at module import time).
 _PROVIDERS = ("scopeml.pixel", "scopeml.objects.classifier")
-#: Largest JSON member a sniff reads.
-_SNIFF_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -195,23 +191,14 @@ def open_model(
     return entry.load(path, workers)
 
 
-def read_zip_json(path: Path, member: str) -> Any:
-    """A small JSON member of a zip file, or ``None`` if anything is odd (for sniffs)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            info = archive.getinfo(member)
-            if info.file_size > _SNIFF_BYTES:
-                return None
-            return json.loads(archive.read(info))
-    except (OSError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile):
-        return None
-
-
 def _zip_names(path: Path) -> list[str]:
+    """Member names of a zip within the shared limits; empty for anything that is not one."""
+    from scopeml.model.safezip import SafeZip
+
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
-    except (OSError, ValueError, RuntimeError, zipfile.BadZipFile):
+        with SafeZip(path) as archive:
+            return list(archive.names)
+    except (InvalidContainerError, OSError):
         return []
 
 
@@ -220,7 +207,7 @@ def _is_czann(path: Path) -> bool:
     czann reader, which says what is wrong)."""
     if "model.json" not in _zip_names(path):
         return False
-    meta = read_zip_json(path, "model.json")
+    meta = peek_json(path, "model.json")
     return not (isinstance(meta, dict) and "Format" in meta)
 
 

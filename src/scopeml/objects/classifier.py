@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
-from scopeml.model.registry import read_zip_json, register_format
-from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, write_zip
+from scopeml.model.registry import register_format
+from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
 
 FORMAT = "scopeml-object-classifier"
 VERSION = 1
@@ -213,7 +213,7 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
 
 
 def _is_object_classifier(path: Path) -> bool:
-    meta = read_zip_json(path, "classifier.json")
+    meta = peek_json(path, "classifier.json")
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 

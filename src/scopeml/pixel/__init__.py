@@ -19,7 +19,8 @@ Examples
 
 from pathlib import Path
 
-from scopeml.model.registry import read_zip_json, register_format
+from scopeml.model.registry import register_format
+from scopeml.model.safezip import peek_json
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, train_classifier
 from scopeml.pixel._container import (
     FORMAT,
@@ -32,7 +33,7 @@ from scopeml.pixel._sources import check_labels
 
 
 def _is_pixel_classifier(path: Path) -> bool:
-    meta = read_zip_json(path, "model.json")
+    meta = peek_json(path, "model.json")
     return isinstance(meta, dict) and meta.get("Format") == FORMAT
 
 
