@@ -24,12 +24,15 @@ def iter_blocks(
     --------
     >>> [r for r, _ in iter_blocks((6,), 3, 1)]
     [(slice(0, 4, None),), (slice(2, 6, None),)]
+    >>> [c for _, c in iter_blocks((5,), 3, 1)]  # one block: its core is the whole axis
+    [(slice(0, 5, None),)]
     """
-    starts = [range(0, n, block if n > block + 2 * halo else max(n, 1)) for n in shape]
+    steps = [block if n > block + 2 * halo else max(n, 1) for n in shape]
+    starts = [range(0, n, step) for n, step in zip(shape, steps, strict=True)]
     for origin in product(*starts):
         read, core = [], []
-        for start, n in zip(origin, shape, strict=True):
-            stop = min(start + block, n)
+        for start, n, step in zip(origin, shape, steps, strict=True):
+            stop = min(start + step, n)
             lo, hi = max(start - halo, 0), min(stop + halo, n)
             read.append(slice(lo, hi))
             core.append(slice(start - lo, stop - lo))
