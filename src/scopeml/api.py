@@ -338,8 +338,11 @@ def train_pixel_classifier(
     images: Any = image
     targets: Any = labels
     if isinstance(image, Image) and image.sizes["S"] * image.sizes["T"] > 1:
+        from scopeml.errors import InvalidLabelsError
+        from scopeml.objects.images import check_same_sizes
+
         stacks = _as_label_image(labels)
-        _check_same_stacks(image, stacks)
+        check_same_sizes(image, stacks, "labels", "the image", InvalidLabelsError)
         pairs = [
             (StackView(image, scene=s, time=t, channel=None),
              StackView(stacks, scene=s, time=t))
@@ -361,41 +364,19 @@ def train_pixel_classifier(
     )
 
 
-def _check_same_stacks(image: Image, labels: Image) -> None:
-    from scopeml.errors import InvalidLabelsError
-
-    want = {a: n for a, n in image.sizes.items() if a != "C"}
-    have = {a: n for a, n in labels.sizes.items() if a != "C"}
-    if want != have:
-        raise InvalidLabelsError(
-            f"labels have sizes {have}; the image has {want} (every axis but C must agree)",
-            path=labels.path,
-        )
-
-
 def _as_label_image(source: LabelSource) -> Image:
     """Any accepted label source as a 6-D ``Image`` (arrays: ``Y×X``, ``Z×Y×X`` or 6-D)."""
-    import numpy as np
-
-    from scopeml.errors import InvalidLabelsError
-    from scopeml.io._view import AxesView
+    from scopeml.objects.images import array_image, open_labels
 
     if isinstance(source, Segmentation):
         return source.labels
     if isinstance(source, Image):
         return source
     if isinstance(source, (str, os.PathLike)):
-        from scopeml.objects.images import open_labels
-
         return open_labels(source)
-    array = np.asarray(source)
-    axes = {2: "YX", 3: "ZYX", 6: "STCZYX"}.get(array.ndim)
-    if axes is None:
-        raise InvalidLabelsError(
-            f"labels of shape {array.shape}: an array must be Y×X, Z×Y×X or S×T×C×Z×Y×X; "
-            "wrap other layouts in an Image to name their axes"
-        )
-    return Image(AxesView(array, axes))
+    import numpy as np
+
+    return array_image(np.asarray(source))
 
 
 def _classes_of(source: LabelSource) -> tuple[str, ...]:
@@ -523,23 +504,15 @@ def measure_objects(
 
 
 def _intensity_image(array: Any, labels: Image) -> Image:
-    """An intensity array shaped like a labels array (``(C×)(Z×)Y×X``) as a 6-D Image."""
+    """An intensity array shaped like the labels, with or without a leading channel axis."""
     import numpy as np
 
-    from scopeml.errors import InvalidImageError
-    from scopeml.io._view import AxesView
+    from scopeml.objects.images import array_image
 
     array = np.asarray(array)
     spatial = "ZYX" if labels.sizes["Z"] > 1 else "YX"
-    if array.ndim == len(spatial):
-        return Image(AxesView(array, spatial))
-    if array.ndim == len(spatial) + 1:
-        return Image(AxesView(array, "C" + spatial))
-    if array.ndim == 6:
-        return Image(array)
-    raise InvalidImageError(
-        f"image of shape {array.shape} does not fit labels of sizes {labels.sizes}"
-    )
+    axes = {len(spatial): spatial, len(spatial) + 1: "C" + spatial}.get(array.ndim)
+    return array_image(array, axes)
 
 
 def train_object_classifier(

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
+from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError, ScopeMLError
 from scopeml.io._view import AxesView
 from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
@@ -29,7 +29,15 @@ from scopeml.objects.measure import _measure, _parse_spacing
 from scopeml.objects.measure_tiled import TableSink, measure_stack
 from scopeml.progress import Progress
 
-__all__ = ["StackView", "iter_stacks", "label_image", "measure_image", "open_labels"]
+__all__ = [
+    "StackView",
+    "array_image",
+    "check_same_sizes",
+    "iter_stacks",
+    "label_image",
+    "measure_image",
+    "open_labels",
+]
 
 
 class StackView:
@@ -91,6 +99,34 @@ def check_label_image(labels: Image) -> None:
         raise InvalidLabelsError(
             f"labels must be integers; got dtype {labels.dtype}", path=labels.path
         )
+
+
+def check_same_sizes(
+    reference: Image, other: Image, name: str, reference_name: str, error: type[Exception]
+) -> None:
+    """Two images of one scene must agree on every axis but ``C`` (``error`` names ``other``).
+
+    Examples
+    --------
+    >>> one, two = Image(np.zeros((1,) * 6)), Image(np.zeros((1, 2, 1, 1, 1, 1)))
+    >>> try:
+    ...     check_same_sizes(one, two, "labels", "the image", ValueError)
+    ... except ValueError as err:
+    ...     print(str(err).split(";")[0])
+    labels have sizes {'S': 1, 'T': 2, 'Z': 1, 'Y': 1, 'X': 1}
+    """
+    want = {a: n for a, n in reference.sizes.items() if a != "C"}
+    have = {a: n for a, n in other.sizes.items() if a != "C"}
+    if want != have:
+        verb = "have" if name.endswith("s") else "has"
+        ref_verb = "have" if reference_name.endswith("s") else "has"
+        message = (
+            f"{name} {verb} sizes {have}; {reference_name} {ref_verb} sizes {want} "
+            "(every axis but C must agree)"
+        )
+        if issubclass(error, ScopeMLError):
+            raise error(message, path=other.path)
+        raise error(message)
 
 
 def label_image(
@@ -238,13 +274,7 @@ def measure_image(
     check_label_image(labels)
     ndim = 2 if labels.sizes["Z"] == 1 else 3
     if image is not None:
-        want = {a: n for a, n in labels.sizes.items() if a != "C"}
-        have = {a: n for a, n in image.sizes.items() if a != "C"}
-        if want != have:
-            raise InvalidImageError(
-                f"image has sizes {have}; labels have {want} (every axis but C must agree)",
-                path=image.path,
-            )
+        check_same_sizes(labels, image, "image", "labels", InvalidImageError)
     sizes = pixel_sizes or labels.pixel_sizes or (image.pixel_sizes if image is not None else {})
     spacing = _parse_spacing(sizes, ndim)
     names = image.channel_names if image is not None else None
@@ -271,7 +301,7 @@ def measure_image(
 
 def open_labels(path: str | os.PathLike[str]) -> Image:
     """A label image as a lazy :class:`~scopeml.io.image.Image`: any image file, an OME-Zarr,
-    or a plain ``.npy`` / zarr array read as ``(Z×)Y×X``."""
+    or a plain ``.npy`` / zarr array (see :func:`array_image`)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
@@ -280,7 +310,7 @@ def open_labels(path: str | os.PathLike[str]) -> Image:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
         except ValueError as err:
             raise InvalidImageError(f"cannot read labels: {err}", path=path) from err
-        return _spatial_image(array, path)
+        return array_image(array, path=path)
     if path.is_dir() and (path / "zarr.json").is_file():
         import json
 
@@ -288,19 +318,31 @@ def open_labels(path: str | os.PathLike[str]) -> Image:
         if meta.get("node_type") == "array" and not meta.get("dimension_names"):
             import zarr
 
-            return _spatial_image(zarr.open_array(str(path), mode="r"), path)
+            return array_image(zarr.open_array(str(path), mode="r"), path=path)
     from scopeml.io import open_image
 
     return open_image(path)
 
 
-def _spatial_image(array: Any, path: Path) -> Image:
-    """A plain 2-D or 3-D array as an Image with axes ``YX`` or ``ZYX``."""
-    if len(array.shape) not in (2, 3):
+def array_image(
+    array: Any, axes: str | None = None, *, path: str | os.PathLike[str] | None = None
+) -> Image:
+    """An array (numpy, zarr, memmap) as a lazy 6-D :class:`Image`.
+
+    ``axes`` names its axes, in order (``"CYX"``); by default a 2-D array is ``Y×X``, a 3-D one
+    ``Z×Y×X`` and a 6-D one ``S×T×C×Z×Y×X``; anything else must be named.
+
+    Examples
+    --------
+    >>> array_image(np.zeros((3, 4, 5))).sizes["Z"], array_image(np.zeros((2, 4, 5)), "CYX").shape
+    (3, (1, 1, 2, 1, 4, 5))
+    """
+    shape = tuple(array.shape)
+    axes = axes or {2: "YX", 3: "ZYX", 6: "STCZYX"}.get(len(shape))
+    if axes is None or len(axes) != len(shape):
         raise InvalidImageError(
-            f"a plain array of labels must be 2-D (Y×X) or 3-D (Z×Y×X); got shape "
-            f"{tuple(array.shape)} (store other axes as OME-TIFF or OME-Zarr)",
+            f"an array of shape {shape} needs its axes named: Y×X, Z×Y×X and S×T×C×Z×Y×X are "
+            "read without (store other layouts as OME-TIFF or OME-Zarr)",
             path=path,
         )
-    axes = "YX" if len(array.shape) == 2 else "ZYX"
-    return Image(AxesView(array, axes, path=str(path)), path=path)
+    return Image(AxesView(array, axes, path=None if path is None else str(path)), path=path)
