@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -66,19 +67,53 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 def _combine(
     output: Path, done: Sequence[dict[str, Any]], name: str, tables: Path, parquet: bool
 ) -> pd.DataFrame | None:
-    """Concatenate a class's per-image CSVs into ``tables/NAME.csv`` (and Parquet); return the
-    columns the plots need (area and the first mean intensity)."""
+    """Append a class's per-image tables into ``tables/NAME.csv`` (and ``.parquet``) one image
+    at a time, so memory holds one image's table, not the batch's; return the columns the plots
+    need (area and the first mean intensity), which are small."""
     parts = [output / "images" / r["name"] / f"{name}.csv" for r in done]
     parts = [p for p in parts if p.is_file()]
-    frames = [pd.read_csv(p) for p in parts]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    with atomic_write(tables / f"{name}.csv", fsync=False) as temp:
-        table.to_csv(temp, index=False)
-    if parquet and parquet_available():
-        with atomic_write(tables / f"{name}.parquet", fsync=False) as temp:
-            table.to_parquet(temp, index=False)
-    keep = [c for c in table.columns if c == "area" or c.startswith("intensity_mean_")][:2]
-    return table[keep] if keep else None
+    write_parquet = parquet and parquet_available()
+    columns: list[str] | None = None
+    plotted: list[pd.DataFrame] = []
+    with ExitStack() as stack:
+        csv_temp = stack.enter_context(atomic_write(tables / f"{name}.csv", fsync=False))
+        csv_temp.write_text("")
+        parquet_temp = None
+        if write_parquet:
+            parquet_temp = stack.enter_context(atomic_write(tables / f"{name}.parquet",
+                                                            fsync=False))  # fmt: skip
+        writer = None
+        for index, part in enumerate(parts):
+            frame = pd.read_csv(part)
+            if columns is None:
+                columns = list(frame.columns)
+            frame = frame.reindex(columns=columns)
+            frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
+            if parquet_temp is not None and len(frame):
+                writer = _append_parquet(writer, frame, parquet_temp)
+            keep = [c for c in columns if c == "area" or c.startswith("intensity_mean_")][:2]
+            plotted.append(frame[keep])
+        if writer is not None:
+            writer.close()
+        elif parquet_temp is not None:  # no objects at all
+            pd.DataFrame(columns=columns or []).to_parquet(parquet_temp, index=False)
+    table = pd.concat(plotted, ignore_index=True) if plotted else pd.DataFrame()
+    return table if len(table.columns) else None
+
+
+def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
+    """Append ``frame`` to a Parquet file, opening the writer with the first frame's schema
+    (later frames are cast to it: an image without objects has the same columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if writer is None:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        writer = pq.ParquetWriter(str(path), table.schema)
+    else:
+        table = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False, safe=False)
+    writer.write_table(table)
+    return writer
 
 
 def _distributions(
