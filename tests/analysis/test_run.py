@@ -221,9 +221,11 @@ def test_every_scene_and_an_empty_image(tmp_path: Path) -> None:
         for scene in (0, 1):
             writer.write(cell_image(seed=scene, n_cells=3 + scene), metadata=meta)
     empty = write_image(tmp_path / "empty.ome.tif", np.full((2, 64, 64), 100, np.uint16))
-    result = run_analysis(three_level_settings(), [path, empty], tmp_path / "out")
+    result = run_analysis(three_level_settings(), [empty, path], tmp_path / "out")
     assert result.counts["empty"] == {"cell": 0, "nucleus": 0, "spot": 0}
     table = pd.read_csv(tmp_path / "out" / "tables" / "cell.csv")
+    combined = pd.read_parquet(tmp_path / "out" / "tables" / "cell.parquet")
+    assert len(combined) == len(table) == 7 and list(combined.columns) == list(table.columns)
     assert table.groupby("scene").size().tolist() == [3, 4]
     stored = open_image(tmp_path / "out" / "images" / "two" / "cell.ome.zarr")
     assert stored.sizes["S"] == 2
