@@ -8,7 +8,7 @@ import pytest
 from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io import open_image
 from scopeml.io.image import Image
-from scopeml.objects import label_instances, measure_objects
+from scopeml.objects import label_instances, measure_objects, measure_objects_tiled
 from scopeml.objects.images import label_image, measure_image
 from scopeml.synthetic import synthetic_nuclei
 
@@ -73,3 +73,6 @@ def test_axes_that_cannot_be_handled_are_errors(tmp_path):
     labels = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8))
     with pytest.raises(InvalidImageError, match="every axis but C must agree"):
         measure_image(labels, Image(np.ones((1, 1, 1, 1, 8, 8), np.uint8)))
+    movie = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="movie.tif")
+    with pytest.raises(InvalidImageError, match="2 time points; measure every one"):
+        measure_objects_tiled(np.ones((8, 8), np.uint8), movie)  # never the first one only

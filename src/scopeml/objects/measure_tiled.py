@@ -24,6 +24,7 @@ from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io.image import Image
 from scopeml.objects.label import iter_tiles, tile_sizes
 from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
+from scopeml.objects.stacks import StackView
 from scopeml.objects.table import _format
 from scopeml.progress import Progress, track
 
@@ -47,8 +48,9 @@ def measure_objects_tiled(
     labels
         ``(Z×)Y×X`` integer array-like (zarr array, memmap, numpy); 0 = background.
     image
-        Intensities: an :class:`~scopeml.io.image.Image` (scene 0, time 0 are measured) or an
-        array-like ``(Z×)Y×X`` / ``C×(Z×)Y×X`` of the labels' size.
+        Intensities: an :class:`~scopeml.io.image.Image` of one scene and time point (several:
+        use :func:`~scopeml.objects.images.measure_image`), or an array-like ``(Z×)Y×X`` /
+        ``C×(Z×)Y×X`` of the labels' size.
     pixel_sizes, channel_names, shape_features
         As in :func:`~scopeml.objects.measure.measure_objects`; taken from an ``Image`` when
         not given.
@@ -244,13 +246,14 @@ def _channel_reader(image: Any, shape: tuple[int, ...]) -> Any:
                 "channels read as Z? store it with axes metadata, e.g. OME-TIFF 'CYX')",
                 path=image.path,
             )
-
-        def read_image(region: tuple[slice, ...]) -> np.ndarray:
-            named = dict(zip("ZYX"[-ndim:], region, strict=True))
-            data = image.read(S=0, T=0, **named)[0, 0]  # C×Z×Y×X
-            return data[:, 0] if ndim == 2 else data
-
-        return read_image
+        if image.sizes["S"] * image.sizes["T"] > 1:  # never silently the first plane
+            raise InvalidImageError(
+                f"image has {image.sizes['S']} scenes and {image.sizes['T']} time points; "
+                "measure every one with scopeml.objects.measure_image (or sm.measure_objects)",
+                path=image.path,
+            )
+        view = StackView(image, scene=0, time=0, channel=None)
+        return lambda region: view[(slice(None), *region)]
     if tuple(image.shape) == shape:
         return lambda region: np.asarray(image[region])[np.newaxis]
     if len(image.shape) == ndim + 1 and tuple(image.shape[1:]) == shape:
