@@ -1,0 +1,157 @@
+"""scopeml images as napari layer data: lazy dask pyramids with names, colours and scale.
+
+napari shows a multiscale image by reading only the visible chunks of the level it needs, so a
+huge file opens at once. Each pyramid level is one lazily opened :class:`~scopeml.io.Image`
+wrapped in :func:`dask.array.from_array`; nothing is read until napari draws.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+import scopeml as sm
+from scopeml.errors import InvalidImageError
+
+#: Chunk edge (pixels) of the dask arrays napari slices; a drawn tile reads whole chunks.
+CHUNK = 1024
+#: Pyramid levels are opened until one is smaller than this along Y and X.
+MIN_LEVEL_SIZE = 256
+MAX_LEVELS = 16
+#: Metadata key on layers made by scopeml: the file, scene and axes behind the layer.
+SOURCE_KEY = "scopeml"
+
+
+def open_levels(path: str | os.PathLike[str], *, scene: int | None = None) -> list[sm.Image]:
+    """The pyramid levels of an image file, full resolution first (one level for CZI/PNG).
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> file = tempfile.mkdtemp() + "/a.tif"
+    >>> tifffile.imwrite(file, np.zeros((8, 8), np.uint8))
+    >>> [level.shape for level in open_levels(file)]
+    [(1, 1, 1, 1, 8, 8)]
+    """
+    levels = [sm.open_image(path, scene=scene)]
+    while len(levels) < MAX_LEVELS and min(levels[-1].sizes["Y"], levels[-1].sizes["X"]) > (
+        MIN_LEVEL_SIZE
+    ):
+        try:
+            level = sm.open_image(path, scene=scene, level=len(levels))
+        except InvalidImageError:
+            break  # no such level
+        if level.sizes["Y"] >= levels[-1].sizes["Y"]:
+            level.close()
+            break  # a reader without pyramids answers with level 0 again
+        levels.append(level)
+    return levels
+
+
+def as_dask(image: sm.Image) -> Any:
+    """The image's 6-D ``S T C Z Y X`` pixels as a lazy dask array (chunks of one plane)."""
+    import dask.array as da
+
+    chunks = (1, 1, 1, 1, min(CHUNK, image.sizes["Y"]), min(CHUNK, image.sizes["X"]))
+    return da.from_array(
+        image.data, chunks=chunks, asarray=True, fancy=False, meta=np.empty((0,) * 6, image.dtype)
+    )
+
+
+def kept_axes(image: sm.Image) -> str:
+    """The non-channel axes a layer shows: ``Y X`` and every other axis longer than one."""
+    return "".join(a for a in "STZ" if image.sizes[a] > 1) + "YX"
+
+
+def image_layer_data(
+    levels: list[sm.Image], *, path: str | None = None, scene: int | None = None
+) -> tuple[Any, dict[str, Any], str]:
+    """One napari ``image`` layer tuple: channels split into layers, named, coloured, scaled.
+
+    Singleton ``S``/``T``/``Z`` axes are dropped; the channel axis is given to napari as
+    ``channel_axis`` so each channel becomes its own layer with its own contrast.
+    """
+    base = levels[0]
+    axes = kept_axes(base)
+    index = tuple(slice(None) if a in axes + "C" else 0 for a in "STCZYX")
+    data = [as_dask(level)[index] for level in levels]
+    channel_axis = [a for a in "STCZYX" if a in axes + "C"].index("C")
+    scale = [base.pixel_sizes.get(a, 1.0) for a in axes]
+    n_channels = base.sizes["C"]
+    metadata = {
+        SOURCE_KEY: {
+            "path": path if path is not None else base.path,
+            "scene": scene,
+            "axes": axes,
+        }
+    }
+    kwargs: dict[str, Any] = {
+        "name": list(base.channel_names) if n_channels > 1 else base.channel_names[0],
+        "scale": scale,
+        "metadata": metadata,
+        "multiscale": len(data) > 1,
+        "blending": "additive" if n_channels > 1 else "translucent",
+    }
+    if base.pixel_sizes:
+        kwargs["units"] = "micrometer"
+    colors = channel_colors(path or base.path, n_channels)
+    if colors:
+        kwargs["colormap"] = colors if n_channels > 1 else colors[0]
+    if n_channels > 1:
+        kwargs["channel_axis"] = channel_axis
+    else:
+        data = [d[_drop(channel_axis)] for d in data]
+    return (data if len(data) > 1 else data[0]), kwargs, "image"
+
+
+def _drop(axis: int) -> tuple[Any, ...]:
+    return (slice(None),) * axis + (0,)
+
+
+def channel_colors(path: str | None, n_channels: int) -> list[str] | None:
+    """Display colours stored with an OME-Zarr image (``omero`` channels), as ``#rrggbb``;
+    ``None`` when the file records none (napari then picks its own), or all are white."""
+    if path is None or not str(path).rstrip("/").endswith(".zarr"):
+        return None
+    import zarr
+
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    except Exception:
+        return None
+    omero = attrs.get("ome", attrs).get("omero", {})
+    channels = omero.get("channels", []) if isinstance(omero, dict) else []
+    colors = [str(c.get("color", "")) for c in channels if isinstance(c, dict)]
+    if len(colors) != n_channels or not all(len(c) == 6 for c in colors):
+        return None
+    if all(c.upper() == "FFFFFF" for c in colors):
+        return None
+    return [_colormap(c) for c in colors]
+
+
+def _colormap(hex_color: str) -> Any:
+    """A black-to-colour napari colormap for an ``RRGGBB`` colour."""
+    from napari.utils.colormaps import Colormap
+
+    rgb = [int(hex_color[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    return Colormap([[0, 0, 0, 1], [*rgb, 1]], name=f"#{hex_color.lower()}")
+
+
+def labels_layer_data(
+    levels: list[sm.Image], *, name: str, path: str | None = None
+) -> tuple[Any, dict[str, Any], str]:
+    """A labels layer tuple (class labels or instances) from a single-channel image's levels."""
+    base = levels[0]
+    axes = kept_axes(base)
+    index = tuple(slice(None) if a in axes else 0 for a in "STCZYX")
+    data = [as_dask(level)[index] for level in levels]
+    metadata = {SOURCE_KEY: {"path": path or base.path, "scene": None, "axes": axes}}
+    kwargs = {
+        "name": name,
+        "scale": [base.pixel_sizes.get(a, 1.0) for a in axes],
+        "metadata": metadata,
+        "multiscale": len(data) > 1,
+    }
+    return (data if len(data) > 1 else data[0]), kwargs, "labels"

@@ -1,0 +1,69 @@
+"""Small Qt pieces shared by the widgets: a labelled row, a status line, worker bookkeeping."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+
+
+def row(label: str, *widgets: QWidget) -> QWidget:
+    """``label`` followed by ``widgets`` on one line."""
+    box = QWidget()
+    layout = QHBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.addWidget(QLabel(label))
+    for widget in widgets:
+        layout.addWidget(widget)
+    return box
+
+
+class LayerChoice(QComboBox):
+    """A combo box of the viewer's layers of one kind, kept in sync with the layer list."""
+
+    def __init__(self, viewer: Any, kind: type) -> None:
+        super().__init__()
+        self.viewer, self.kind = viewer, kind
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        current = self.currentText()
+        self.clear()
+        names = [layer.name for layer in self.viewer.layers if isinstance(layer, self.kind)]
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+
+    def layer(self) -> Any:
+        name = self.currentText()
+        return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
+
+
+def run_in_thread(
+    function: Callable[..., Any],
+    *args: Any,
+    on_done: Callable[[Any], None],
+    on_error: Callable[[BaseException], None],
+    **kwargs: Any,
+) -> Any:
+    """Run ``function`` in napari's worker thread; its result or error comes back on the GUI
+    thread. Returns the started worker."""
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(function, *args, _start_thread=False, **kwargs)
+    worker.returned.connect(on_done)
+    worker.errored.connect(on_error)
+    worker.start()
+    return worker
+
+
+def error_text(err: BaseException) -> str:
+    """A one-line message: scopeml's own ``FILE: PROBLEM``, else the exception's name and text."""
+    from scopeml.errors import ScopeMLError
+
+    if isinstance(err, ScopeMLError):
+        return str(err)
+    return f"{type(err).__name__}: {err}"

@@ -1,0 +1,99 @@
+"""GUI-test fixtures: napari's viewer under a virtual X display, or a skip with the reason.
+
+napari needs OpenGL, which Qt's ``offscreen`` platform does not give it here (vispy fails to
+read the GL version); so without a ``DISPLAY`` an ``Xvfb`` server is started for the session.
+Without napari, pytest-qt or Xvfb the GUI tests skip with the reason; with
+``SCOPEML_REQUIRE_GUI=1`` (set by ``.ci/run``) they fail instead, so CI cannot pass on a
+missing install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCREENSHOTS = Path(os.environ.get("SCOPEML_SCREENSHOTS", "/tmp/scopeml-napari-screenshots"))
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("SCOPEML_REQUIRE_GUI") == "1":
+        pytest.fail(f"{reason} (SCOPEML_REQUIRE_GUI=1)")
+    pytest.skip(reason)
+
+
+def _gui_problem() -> str | None:
+    for module in ("napari", "pytestqt", "qtpy"):
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed (pip install 'scopeml[napari]' pytest-qt)"
+    if not os.environ.get("DISPLAY") and shutil.which("Xvfb") is None:
+        return "no DISPLAY and no Xvfb to make one (apt-get install xvfb)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def display() -> Iterator[str]:
+    """A ``DISPLAY`` for Qt: the user's, or a private Xvfb for the session."""
+    problem = _gui_problem()
+    if problem:
+        _missing(problem)
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    number = 90 + os.getpid() % 400
+    # Xvfb must outlive the QApplication (Qt exits the process when its X connection breaks),
+    # so it is not stopped in a finalizer: a watcher ends it once this process has exited.
+    subprocess.Popen(
+        [
+            "sh",
+            "-c",
+            f"Xvfb :{number} -screen 0 1600x1200x24 -nolisten tcp & x=$!; "
+            f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill $x",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 10
+    while not socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not socket.exists():
+        _missing(f"Xvfb :{number} did not start")
+    os.environ["DISPLAY"] = f":{number}"
+    os.environ.pop("QT_QPA_PLATFORM", None)
+    yield os.environ["DISPLAY"]
+
+
+@pytest.fixture
+def viewer(display: str, request: pytest.FixtureRequest):
+    """A fresh napari viewer (napari's own ``make_napari_viewer`` fixture)."""
+    make_napari_viewer = request.getfixturevalue("make_napari_viewer")
+    return make_napari_viewer()
+
+
+def save_screenshot(widget, name: str) -> np.ndarray:
+    """Grab a widget (or a viewer's window) to ``SCREENSHOTS/name.png``; return its RGBA pixels,
+    checked to be not blank (more than one colour, and not all one value)."""
+    from qtpy.QtWidgets import QWidget
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    if isinstance(widget, QWidget):
+        widget.grab().save(str(path))
+        import imageio.v3 as iio
+
+        pixels = np.asarray(iio.imread(path))
+    else:  # a napari viewer
+        pixels = np.asarray(widget.screenshot(str(path), canvas_only=False, flash=False))
+    assert pixels.ndim == 3 and pixels.shape[0] > 50 and pixels.shape[1] > 50, pixels.shape
+    colours = np.unique(pixels[..., :3].reshape(-1, 3), axis=0)
+    assert len(colours) > 20, f"{path} looks blank ({len(colours)} colours)"
+    return pixels
