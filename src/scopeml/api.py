@@ -105,6 +105,9 @@ class Segmentation(type(Path())):  # type: ignore[misc]
         """The store, as a plain :class:`~pathlib.Path`."""
         return Path(str(self))
 
+    def with_segments(self, *segments: Any) -> Path:  # Python 3.12+: derived paths are plain
+        return Path(*segments)
+
     def __truediv__(self, name: Any) -> Path:
         return self.path / name
 
