@@ -250,6 +250,9 @@ def main() -> int:
     parser.add_argument("--fuzz-seconds", type=float, default=60.0)
     parser.add_argument("--max-batch", type=int, default=8, help="server micro-batch limit")
     parser.add_argument("--predict-workers", type=int, default=2, help="server predict calls")
+    parser.add_argument(
+        "--user-predict-workers", type=int, default=None, help="of those, one user's at most"
+    )
     args = parser.parse_args()
 
     from scopeml.client import Client
@@ -267,13 +270,16 @@ def main() -> int:
         server = start_server(
             work / "data", port, work / "server.log", "--max-batch", str(args.max_batch),
             "--predict-workers", str(args.predict_workers),
+            *(["--user-predict-workers", str(args.user_predict_workers)]
+              if args.user_predict_workers else []),
         )  # fmt: skip
         try:
             with Client(url, token) as client:
                 model_id = client.upload_model(model_path)["id"]
             print(
                 f"server {url}, {os.cpu_count()} cores, model width {args.width}, depth 2, "
-                f"max batch {args.max_batch}, predict workers {args.predict_workers}"
+                f"max batch {args.max_batch}, predict workers {args.predict_workers} "
+                f"(one user's at most {args.user_predict_workers or 'default'})"
             )
 
             baseline = local_tiles_per_s(model_path, args)
