@@ -76,3 +76,30 @@ def test_axes_that_cannot_be_handled_are_errors(tmp_path):
     movie = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="movie.tif")
     with pytest.raises(InvalidImageError, match="2 time points; measure every one"):
         measure_objects_tiled(np.ones((8, 8), np.uint8), movie)  # never the first one only
+
+
+def test_progress_reports_every_stack_and_cancel_leaves_nothing(tmp_path):
+    from scopeml.errors import Cancelled
+
+    mask = _time_series(2)
+    events = []
+    label_image(Image(mask), tmp_path / "o.ome.zarr", tile_size=16, progress=events.append)
+    labelled = [e for e in events if e.stage == "label"]
+    assert [e.done for e in labelled if e.done == e.total] == [9, 9]  # 3×3 tiles, each time point
+
+    def stop(event):
+        if event.stage == "relabel":
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        label_image(Image(mask), tmp_path / "c.ome.zarr", tile_size=16, progress=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ome.zarr"]
+    with pytest.raises(Cancelled):
+        measure_image(Image(mask), progress=stop_measuring)
+
+
+def stop_measuring(event):
+    if event.stage == "measure" and event.done:
+        from scopeml.errors import Cancelled
+
+        raise Cancelled("stopped")
