@@ -37,6 +37,8 @@ _LAZY = {
     "measure_objects": "scopeml.api",
     "train_object_classifier": "scopeml.api",
     "classify_objects": "scopeml.api",
+    "classify_images": "scopeml.classify",
+    "classify_object_crops": "scopeml.classify",
     "train_unet": "scopeml.train",
     "analyze": "scopeml.analysis",
     "Image": "scopeml.io.image",
@@ -53,6 +55,8 @@ __all__ = [
     "Segmentation",
     "__version__",
     "analyze",
+    "classify_images",
+    "classify_object_crops",
     "classify_objects",
     "label_objects",
     "measure_objects",
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
         train_object_classifier,
         train_pixel_classifier,
     )
+    from scopeml.classify import classify_images, classify_object_crops
     from scopeml.errors import Cancelled
     from scopeml.io import open_image
     from scopeml.io.image import Image

@@ -20,7 +20,18 @@ from pathlib import Path
 
 import typer
 
-from scopeml.cli import analyze, demo, info, model, objects, pixel, segment, serve, train
+from scopeml.cli import (
+    analyze,
+    classify,
+    demo,
+    info,
+    model,
+    objects,
+    pixel,
+    segment,
+    serve,
+    train,
+)
 from scopeml.errors import Cancelled, ScopeMLError
 
 # Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
@@ -42,6 +53,7 @@ app.add_typer(objects.app, name="objects")
 app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
 app.command("analyze")(analyze.analyze)
+app.command("classify")(classify.classify)
 app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

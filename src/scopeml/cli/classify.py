@@ -1,0 +1,45 @@
+"""``scopeml classify IMAGE... -m M.czann -o table.csv``: one class per image plane, or per
+object with ``--labels``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def classify(
+    images: list[Path] = typer.Argument(..., help="Image files (every scene, time point, plane)."),
+    model: Path = typer.Option(..., "-m", "--model", help="A classification .czann."),
+    output: Path = typer.Option(..., "-o", "--output", help="The table (.csv or .parquet)."),
+    labels: Path | None = typer.Option(
+        None, help="Instance labels of one 2-D image: classify each object from a crop around it."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Classify whole images with a Single/MultiClassClassification model; planes are resized
+    to the model's input size. With --labels, each object gets a class (one row per object).
+    """
+    from scopeml.classify import classify_images, classify_object_crops
+
+    if labels is None:
+        table = classify_images(images, model, output=output, progress=not quiet)
+        typer.echo(f"{len(table)} planes classified → {output}")
+        return
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io import open_image
+    from scopeml.objects import write_table
+
+    if len(images) != 1:
+        raise InvalidRequestError("--labels goes with exactly one image")
+    image, label_image = open_image(images[0]), open_image(labels)
+    for name, opened in (("image", image), ("labels", label_image)):
+        extra = {axis: n for axis, n in opened.sizes.items() if axis in "STZ" and n > 1}
+        if extra:
+            raise InvalidRequestError(
+                f"per-object classification takes one 2-D plane; the {name} has {extra}",
+                path=opened.path,
+            )
+    table = classify_object_crops(label_image.read()[0, 0, 0, 0], image.read()[0, 0, :, 0], model)
+    write_table(table, output)
+    typer.echo(f"{len(table)} objects classified → {output}")
