@@ -122,3 +122,30 @@ def test_an_unreachable_scheduler_exits_2(
     assert code == 2 and "cannot reach the dask scheduler" in capsys.readouterr().err
     # nothing was analysed, so the same folder can be used again without --resume
     assert main(["analyze", str(settings), str(images[0]), "-o", str(out), "-q"]) == 0
+
+
+def test_allowed_roots_confine_images_and_model_files(tmp_path: Path, images: list[Path]) -> None:
+    """As a server runs it: images and files named in the settings only below the roots."""
+    import shutil
+
+    from scopeml.analysis import InvalidSettingsError, load_settings, run_analysis
+    from scopeml.errors import OutsideRootError
+    from scopeml.model.registry import resolve_model
+
+    root = images[0].parent
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(settings_text())
+    result = run_analysis(settings, images, tmp_path / "ok", allowed_roots=[root])
+    assert [r["status"] for r in result.records] == ["done", "done"]
+    outside = tmp_path / "elsewhere.ome.tif"
+    shutil.copy(images[0], outside)
+    with pytest.raises(OutsideRootError):
+        run_analysis(settings, [images[0], outside], tmp_path / "no", allowed_roots=[root])
+    assert not (tmp_path / "no").exists()
+    shutil.copy(resolve_model("nuclei"), tmp_path / "mine.czann")  # a model outside the root
+    settings.write_text(settings_text(model=str(tmp_path / "mine.czann")))
+    with pytest.raises(InvalidSettingsError) as caught:
+        run_analysis(settings, images, tmp_path / "no", allowed_roots=[root])
+    assert str(caught.value).startswith(f"{settings}: line ")
+    assert "outside the allowed folders" in str(caught.value)
+    load_settings(settings)  # the settings themselves are fine

@@ -57,11 +57,18 @@ def open_resources(
     *,
     source: str | os.PathLike[str] | None = None,
     model_threads: int | None = None,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> Resources:
     """Open every model and classifier the settings name, checking them against the settings.
 
-    ``source`` is the settings file, for line numbers in errors.
+    ``source`` is the settings file, for line numbers in errors. With ``allowed_roots`` (a
+    server), a model or classifier file must lie below one of them; built-in names always work.
     """
+    from scopeml.io.confine import Confinement
+    from scopeml.model.registry import BUILTIN_MODELS
+
+    confinement = Confinement.of(allowed_roots)
+
     from scopeml.api import label_value
     from scopeml.model.registry import open_model, resolve_model
     from scopeml.objects.classifier import load_object_classifier
@@ -74,6 +81,8 @@ def open_resources(
             try:
                 named = _relative(seg.model, source)
                 path = resolve_model(named if named.exists() else seg.model)
+                if confinement is not None and seg.model not in BUILTIN_MODELS:
+                    confinement.check(path)
             except (ScopeMLError, OSError) as err:
                 raise settings_error(source, (*where, "model"), _reason(err)) from err
             try:
@@ -103,8 +112,10 @@ def open_resources(
             found.class_values[cls.name] = (int(values[0]), values[1])  # type: ignore[arg-type]
         if cls.classifier is not None:
             try:
-                found.classifiers[cls.name] = load_object_classifier(_relative(cls.classifier,
-                                                                               source))  # fmt: skip
+                file = _relative(cls.classifier, source)
+                if confinement is not None:
+                    confinement.check(file)
+                found.classifiers[cls.name] = load_object_classifier(file)
             except (ScopeMLError, OSError) as err:
                 raise settings_error(
                     source, ("classes", index, "classifier"), _reason(err)
@@ -117,11 +128,12 @@ def check_image_channels(
     image_path: str | os.PathLike[str],
     *,
     source: str | os.PathLike[str] | None = None,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
 ) -> None:
     """The image's channel names (from its metadata, no pixels read) include every input channel."""
     from scopeml.io import open_image
 
-    with open_image(image_path) as image:
+    with open_image(image_path, allowed_roots=allowed_roots) as image:
         names = image.channel_names
     missing = [c for c in settings.channels if c not in names]
     if missing:

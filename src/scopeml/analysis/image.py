@@ -15,6 +15,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,14 @@ def analyze_image(
     *,
     digest: str = "",
     engine_workers: int = 1,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
 ) -> dict[str, Any]:
     """Analyse one image into ``folder`` (created whole, atomically); return its record.
 
     The record holds the image, the object count per class and what identifies the run
-    (settings digest, input size and modification time).
+    (settings digest, input size and modification time). ``allowed_roots`` confines every
+    file the image reader opens (see :func:`~scopeml.io.open_image`).
     """
     from scopeml.io import open_image
 
@@ -62,7 +65,7 @@ def analyze_image(
     temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir(parents=True)
     try:
-        with open_image(image_path) as opened:
+        with open_image(image_path, allowed_roots=allowed_roots) as opened:
             image = opened.select_channels(settings.channels)
             counts = _analyze(settings, image, image_path, folder.name, temp, resources,
                               engine_workers, progress)  # fmt: skip

@@ -31,6 +31,7 @@ from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.settings import AnalysisSettings, dump_settings, load_settings
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.io.confine import Confinement
 from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "run_analysis"]
@@ -119,6 +120,7 @@ def run_analysis(
     workers: int = 1,
     scheduler: str | None = None,
     resume: bool = False,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
@@ -137,6 +139,9 @@ def run_analysis(
         A dask.distributed scheduler address; each image becomes one task there.
     resume
         Skip images whose results are complete from an earlier run with the same settings.
+    allowed_roots
+        For a server: every image (and every file its reader opens) and every model or
+        classifier file the settings name must lie below one of these folders.
     progress
         See :mod:`scopeml.progress`: stage ``analyze`` in unit ``image``; with one worker
         the engine's ``segment`` tiles too. A callback may cancel between images.
@@ -167,13 +172,18 @@ def run_analysis(
     if workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     paths = collect_images([images] if isinstance(images, (str, os.PathLike)) else images)
+    confinement = Confinement.of(allowed_roots)
+    for path in paths if confinement is not None else ():
+        confinement.check(path)
+    roots = None if allowed_roots is None else [str(root) for root in allowed_roots]
     text = dump_settings(settings)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     output = Path(output)
     _prepare_output(output, text, resume)
     local = workers == 1 and scheduler is None
-    resources = open_resources(settings, source=source, model_threads=None if local else 1)
-    check_image_channels(settings, paths[0], source=source)
+    resources = open_resources(settings, source=source, model_threads=None if local else 1,
+                               allowed_roots=roots)  # fmt: skip
+    check_image_channels(settings, paths[0], source=source, allowed_roots=roots)
     (output / "images").mkdir(parents=True, exist_ok=True)
     from scopeml.io.replace import write_atomically
 
@@ -189,11 +199,11 @@ def run_analysis(
             todo.append((path, name))
     report = as_progress(progress)
     jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
-             digest, str(source) if source else None) for p, n in todo]  # fmt: skip
+             digest, str(source) if source else None, roots) for p, n in todo]  # fmt: skip
     if local:
         for path, name in track(todo, report, "analyze", unit="image"):
             result.records.append(_safe(settings, path, output / "images" / name, resources,
-                                        digest, report))  # fmt: skip
+                                        digest, roots, report))  # fmt: skip
     elif scheduler is not None:
         result.records += _on_cluster(scheduler, jobs, report)
     else:
@@ -243,12 +253,14 @@ def _safe(
     folder: Path,
     resources: Any,
     digest: str,
+    roots: list[str] | None,
     progress: Progress,
 ) -> dict[str, Any]:
     """Analyse one image; a failure becomes a record with the reason instead of stopping."""
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
-                             engine_workers=2, progress=progress)  # fmt: skip
+                             engine_workers=2, allowed_roots=roots,
+                             progress=progress)  # fmt: skip
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
@@ -261,14 +273,18 @@ def _safe(
             "counts": {}}  # fmt: skip
 
 
-def _job(settings: dict, image: str, folder: str, digest: str, source: str | None) -> dict:
+def _job(
+    settings: dict, image: str, folder: str, digest: str, source: str | None,
+    roots: list[str] | None,
+) -> dict:  # fmt: skip
     """One image in a worker process or on a dask worker (models opened once per process)."""
     parsed = AnalysisSettings.model_validate(settings)
     resources = _WORKER_RESOURCES.get(digest)
     if resources is None:
-        resources = _WORKER_RESOURCES[digest] = open_resources(parsed, source=source,
-                                                               model_threads=1)  # fmt: skip
-    record = _safe(parsed, Path(image), Path(folder), resources, digest, False)
+        resources = _WORKER_RESOURCES[digest] = open_resources(
+            parsed, source=source, model_threads=1, allowed_roots=roots
+        )
+    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False)
     return record
 
 
