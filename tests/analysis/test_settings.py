@@ -171,3 +171,13 @@ def test_malformed_files(text: str, expected: str) -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         parse_settings(text, path="s.yaml")
     assert str(caught.value).startswith(f"s.yaml: {expected}"), str(caught.value)
+
+
+def test_untrusted_yaml_is_bounded() -> None:
+    bomb = "version: 1\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+    with pytest.raises(InvalidSettingsError, match="line 3: YAML aliases"):
+        parse_settings(bomb, path="s.yaml")
+    with pytest.raises(InvalidSettingsError, match="larger than"):
+        parse_settings("version: 1\n" + "#" * (1 << 20), path="s.yaml")
+    with pytest.raises(InvalidSettingsError, match="not valid YAML"):
+        parse_settings("version: 1\nx: !!python/object/apply:os.system ['true']\n", path="s.yaml")

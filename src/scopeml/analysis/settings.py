@@ -292,7 +292,15 @@ def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> 
     scopeml.analysis.settings.InvalidSettingsError: s.yaml: line 3: classes: List should have ...
     """
     name = str(path) if path is not None else "<settings>"
+    if len(text) > MAX_SETTINGS_BYTES:
+        raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=name)
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):  # a few aliases can expand exponentially
+                raise InvalidSettingsError(
+                    f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed",
+                    path=name,
+                )
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
