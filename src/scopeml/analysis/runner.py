@@ -255,11 +255,15 @@ def _safe(
     digest: str,
     roots: list[str] | None,
     progress: Progress,
+    engine_workers: int = 2,
 ) -> dict[str, Any]:
-    """Analyse one image; a failure becomes a record with the reason instead of stopping."""
+    """Analyse one image; a failure becomes a record with the reason instead of stopping.
+
+    ``engine_workers``: threads of the tiling engine (1 where images already run side by side).
+    """
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
-                             engine_workers=2, allowed_roots=roots,
+                             engine_workers=engine_workers, allowed_roots=roots,
                              progress=progress)  # fmt: skip
     except (Cancelled, KeyboardInterrupt):
         raise
@@ -284,7 +288,7 @@ def _job(
         resources = _WORKER_RESOURCES[digest] = open_resources(
             parsed, source=source, model_threads=1, allowed_roots=roots
         )
-    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False)
+    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1)
     return record
 
 
