@@ -296,3 +296,78 @@ def _declare_size(data: bytearray, name: str, size: int) -> None:
         if bytes(data[central + 46 : central + 46 + name_len]) == encoded:
             data[central + 24 : central + 28] = size.to_bytes(4, "little")
         central = data.find(b"PK\x01\x02", central + 4)
+
+
+def _valid_members(kind: str, folder: Path) -> dict[str, bytes]:
+    """The members of a small valid container of ``kind``."""
+    from scopeml.model.safezip import read_zip_members
+
+    if kind == "czann":
+        path = write_container(folder / "ok.czann", endless_loop_onnx(trips=1), _metadata(2))
+    elif kind == "pixel classifier":
+        from scopeml.pixel import train_classifier
+
+        rng = np.random.default_rng(0)
+        image = rng.random((1, 32, 32)).astype(np.float32)
+        labels = np.zeros((32, 32), np.uint8)
+        labels[:4], labels[-4:] = 1, 2
+        classifier = train_classifier(
+            image, labels, features="gaussian_smoothing:1", n_estimators=2, n_jobs=1, seed=0
+        )
+        path = classifier.save(folder / "ok.czseg")
+    else:
+        import pandas as pd
+
+        from scopeml.objects.classifier import ObjectClassifier
+
+        table = pd.DataFrame({"area": [1.0, 2, 3, 10, 11, 12], "kind": list("aaabbb")})
+        path = ObjectClassifier.train(table, "kind", n_estimators=2).save(folder / "ok.zip")
+    return read_zip_members(path)
+
+
+def _load(kind: str, path: Path) -> object:
+    if kind == "czann":
+        return read_container(path)
+    if kind == "pixel classifier":
+        from scopeml.pixel._container import load_classifier
+
+        return load_classifier(path)
+    from scopeml.objects.classifier import load_object_classifier
+
+    return load_object_classifier(path)
+
+
+#: Per kind: its metadata member and one array (or graph) member.
+KINDS = {
+    "czann": ("model.json", "model.model"),
+    "pixel classifier": ("model.json", "forest/left.npy"),
+    "object classifier": ("classifier.json", "left.npy"),
+}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_container_kind_has_the_same_limits(tmp_path, kind):
+    """One safe container module: the same bomb, member count and JSON size are refused by
+    every loader, by the same rule, naming the file."""
+    meta_name, array_name = KINDS[kind]
+    valid = _valid_members(kind, tmp_path)
+    _load(kind, _write(tmp_path / "valid.zip", valid))  # the untouched members load
+    defects = {
+        "compression ratio above 200": {array_name: bytes(64 * 2**20)},  # zeros: ~1000:1
+        f"at most {DEFAULT_LIMITS.max_members} are allowed": {
+            f"extra{i}": b"" for i in range(DEFAULT_LIMITS.max_members)
+        },
+        f"larger than {DEFAULT_LIMITS.max_json_bytes} bytes": {
+            meta_name: b"[" + b"0," * DEFAULT_LIMITS.max_json_bytes + b"0]"
+        },
+    }
+    for expected, change in defects.items():
+        path = _write(tmp_path / "bad.zip", {**valid, **change})
+        with pytest.raises(InvalidContainerError, match=expected) as caught:
+            _load(kind, path)
+        assert caught.value.path == str(path)
+
+
+def _write(path: Path, members: dict[str, bytes]) -> Path:
+    path.write_bytes(_zip(members))
+    return path
