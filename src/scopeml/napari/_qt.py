@@ -53,11 +53,10 @@ def run_in_thread(
     thread. Returns the started worker."""
     from napari.qt.threading import create_worker
 
-    worker = create_worker(function, *args, _start_thread=False, **kwargs)
-    worker.returned.connect(on_done)
-    worker.errored.connect(on_error)
-    worker.start()
-    return worker
+    # errors go to ``on_error`` only (an "errored" handler stops the worker re-raising them)
+    return create_worker(
+        function, *args, _connect={"returned": on_done, "errored": on_error}, **kwargs
+    )
 
 
 def error_text(err: BaseException) -> str:

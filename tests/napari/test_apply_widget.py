@@ -1,0 +1,126 @@
+"""Apply widget: the whole file in a worker; the same store as ``scopeml segment``; Cancel
+keeps a partial store and Resume finishes it; outputs open as multiscale layers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scopeml as sm
+from scopeml.demo import write_sample_image
+from scopeml.io import write_pyramid
+from tests.napari.conftest import save_screenshot
+
+WAIT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 2-channel 1024² OME-Zarr (with a pyramid level) and a small pixel classifier."""
+    import zarr
+
+    folder = tmp_path_factory.mktemp("apply")
+    image, truth = write_sample_image(folder / "cells.ome.zarr", size=1024, block=512, seed=5)
+    assert write_pyramid(image, levels=3) == 3
+    truth = np.asarray(zarr.open_array(str(truth), mode="r")[:])
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::15, ::15] = (truth[::15, ::15] > 0) + 1
+    with sm.open_image(image) as pixels:
+        model = sm.train_pixel_classifier(
+            pixels, labels, classes=["background", "nucleus"], n_estimators=10,
+            features="gaussian_smoothing:1,3.5;hessian_of_gaussian_eigenvalues:1.6",
+        )  # fmt: skip
+    return image, model.save(folder / "nuclei.czseg")
+
+
+def cli_segment(image, model, out, *extra):
+    scopeml = Path(sys.executable).with_name("scopeml")
+    command = [str(scopeml), "segment", str(image), "-m", str(model)]
+    subprocess.run([*command, "-o", str(out), "--quiet", *extra], check=True)
+    return sm.Segmentation(out)
+
+
+def wait_idle(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+
+
+def test_apply_writes_the_store_scopeml_segment_writes(viewer, qtbot, files, tmp_path):
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    image, model = files
+    dapi, _ = viewer.open(str(image), plugin="scopeml")
+    assert dapi.multiscale and len(dapi.data) == 3  # lazy pyramid levels
+    widget = ApplyWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.set_model(str(model))
+    widget.output.setText(str(tmp_path / "napari.ome.zarr"))
+    widget.instances.setCurrentText("nucleus")
+    widget.tile_size.setValue(256)
+    seen = []
+    widget.progressed.connect(lambda done, total: seen.append((done, total)))
+    widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("wrote"), widget.status.text()
+    assert (16, 16) in seen  # 1024² in tiles of 256²
+    assert widget.bar.value() == widget.bar.maximum()
+
+    expected = cli_segment(image, model, tmp_path / "cli.ome.zarr", "--outputs",
+                           "labels,confidence", "--tile-size", "256")  # fmt: skip
+    for name in ("labels", "confidence"):
+        np.testing.assert_array_equal(
+            widget.result.output(name).read(), expected.output(name).read()
+        )
+    names = [layer.name for layer in viewer.layers]
+    assert {"napari labels", "napari confidence", "napari instances"} <= set(names)
+    instances = viewer.layers["napari instances"]
+    level0 = np.asarray(instances.data[0] if instances.multiscale else instances.data)
+    assert level0.shape == (1024, 1024) and level0.max() > 20  # many nuclei, one id each
+    save_screenshot(widget, "apply_widget")
+    save_screenshot(viewer, "apply_viewer")
+
+
+def test_cancel_then_resume_equals_an_uninterrupted_run(viewer, qtbot, files, tmp_path):
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    image, model = files
+    viewer.open(str(image), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.set_model(str(model))
+    widget.confidence.setChecked(False)
+    widget.output.setText(str(tmp_path / "resumed.ome.zarr"))
+    widget.tile_size.setValue(128)  # 64 tiles
+    widget.progressed.connect(lambda done, total: widget.cancel() if done >= 2 else None)
+    widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("cancelled"), widget.status.text()
+    assert widget.resume_button.isEnabled() and widget.result is None
+    assert not (tmp_path / "resumed.ome.zarr").exists()  # nothing half-written in place
+    widget.progressed.disconnect()
+    widget.progressed.connect(widget._draw)
+    seen = []
+    widget.progressed.connect(lambda done, total: seen.append(total))
+    widget.resume_button.click()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("wrote"), widget.status.text()
+    assert seen and seen[0] < 64  # only the tiles not yet written
+    expected = cli_segment(image, model, tmp_path / "whole.ome.zarr", "--tile-size", "128")
+    np.testing.assert_array_equal(widget.result.labels.read(), expected.labels.read())
+
+
+def test_a_bad_model_is_a_one_line_error(viewer, files, tmp_path):
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    viewer.open(str(files[0]), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    bad = tmp_path / "broken.czann"
+    bad.write_bytes(b"PK\x03\x04 not a zip")
+    widget.model_path.setText(str(bad))
+    widget.run()
+    text = widget.status.text()
+    assert text.startswith("error: ") and "broken.czann" in text and "\n" not in text
