@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 
 import numpy as np
 
@@ -123,7 +125,8 @@ def probe_model(
             path=container.path,
         )
     batch_shape = (1, spec.in_channels, *spatial)
-    if isolated and container.path is not None and container.path.is_file():
+    can_isolate = sys.platform.startswith("linux")  # RLIMIT_AS and /proc/self/status
+    if isolated and can_isolate and container.path is not None and container.path.is_file():
         output_shape = _probe_in_child(container.path, batch_shape, time_budget, limit)
     else:
         output_shape = _probe(container, batch_shape, time_budget, limit)
@@ -170,9 +173,16 @@ def _probe_in_child(
     )
     code = "from scopeml.model.probe import child_main; child_main()"
     wait = None if math.isinf(budget) else budget + GRACE_SECONDS
+    source = str(Path(__file__).resolve().parents[2])  # this scopeml, installed or not
+    paths = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     try:
         done = subprocess.run(
-            [sys.executable, "-c", code, request], capture_output=True, text=True, timeout=wait
+            [sys.executable, "-c", code, request],
+            capture_output=True,
+            text=True,
+            timeout=wait,
+            env=env,
         )
     except subprocess.TimeoutExpired as err:  # one kernel that never returned: killed
         raise ModelTimeoutError(
