@@ -30,7 +30,9 @@ def train(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.czseg)."),
     features: str = typer.Option(
-        "basic25", help="basic25, basic33, or 'family:sigma,sigma;…' (see `features --list`)."
+        "basic25",
+        help="basic25, basic33, 'family:sigma,sigma;…', or deep features: vgg19-64, vgg19-256, "
+        "vgg19-256+basic25, NETWORK.onnx:LAYER,LAYER (see `features --list`).",
     ),
     classes: str | None = typer.Option(None, help="Comma-separated names of classes 1..K."),
     colors: str | None = typer.Option(None, help="Comma-separated #rrggbb per class."),
@@ -125,11 +127,17 @@ def features(
                 f"  {name}: {fs.n_per_channel(2)} / {fs.n_per_channel(3)} per channel, "
                 f"halo {fs.halo}: {text}"
             )
+        from scopeml.features import DEEP_PRESETS
+
+        typer.echo("deep presets (add +basic25 for the filter bank too, @1,2,4 for scales):")
+        for name, deep in DEEP_PRESETS.items():
+            extra = f" → {deep['projection']} dims" if deep.get("projection") else ""
+            typer.echo(f"  {name}: {deep['network']} {','.join(deep['layers'])}{extra}")
         return
     fs = parse_features(spec)
     for feature in fs.names(channels, dims):
         typer.echo(feature)
-    typer.echo(f"# {fs.n_per_channel(dims) * channels} features, halo {fs.halo}", err=True)
+    typer.echo(f"# {fs.n_features(channels, dims)} features, halo {fs.halo}", err=True)
 
 
 @app.command("info")

@@ -133,6 +133,20 @@ class FeatureSet:
         """Number of features computed from each channel."""
         return sum(self.widths(spatial_dims))
 
+    def n_features(self, n_channels: int, spatial_dims: int) -> int:
+        """Number of features computed from an image of ``n_channels`` channels."""
+        return n_channels * self.n_per_channel(spatial_dims)
+
+    @property
+    def step(self) -> int:
+        """Block origins may be anywhere (deep features need multiples of their stride)."""
+        return 1
+
+    @property
+    def block(self) -> int | None:
+        """Preferred block edge; ``None``: the classifier's default."""
+        return None
+
     def names(self, n_channels: int, spatial_dims: int) -> list[str]:
         """One name per feature, channel-major: ``"family(sigma=s)[Cc]"``, eigenvalues
         (largest first) with their index appended: ``"family(sigma=s)[Cc][i]"``."""
@@ -191,7 +205,9 @@ PRESETS: dict[str, FeatureSet] = {"basic25": BASIC25, "basic33": BASIC33}
 def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
     """Turn a preset name, a spec string or a dict into a :class:`FeatureSet`.
 
-    A spec string lists ``family:sigma,sigma`` groups separated by ``;`` or spaces.
+    A spec string lists ``family:sigma,sigma`` groups separated by ``;`` or spaces. A deep
+    feature spec (``vgg19-256+basic25``, see :func:`scopeml.features.deep.parse_deep_features`)
+    gives a :class:`~scopeml.features.deep.DeepFeatures` instead.
 
     Examples
     --------
@@ -203,6 +219,10 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
     """
     if isinstance(spec, FeatureSet):
         return spec
+    from scopeml.features import deep
+
+    if deep.is_deep_spec(spec):
+        return deep.parse_deep_features(spec)  # type: ignore[return-value]
     if isinstance(spec, Mapping):
         return FeatureSet.from_dict(spec)
     text = str(spec).strip()

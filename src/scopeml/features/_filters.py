@@ -60,6 +60,8 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
     """
     fs = parse_features(features)
     image = np.asarray(image)
+    if not isinstance(fs, FeatureSet):  # deep features (and their filter bank)
+        return fs.compute(image)
     if image.ndim not in (3, 4):
         raise InvalidImageError(
             f"features need a C×Y×X or C×Z×Y×X image; got {image.ndim} axes {image.shape}"

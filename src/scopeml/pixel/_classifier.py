@@ -80,7 +80,7 @@ class PixelClassifier:
         n_jobs: int = -1,
         info: dict[str, Any] | None = None,
     ) -> None:
-        n_features = in_channels * features.n_per_channel(spatial_dims)
+        n_features = features.n_features(in_channels, spatial_dims)
         if forest.n_features != n_features or forest.n_classes != len(classes):
             raise ValueError(
                 f"forest has {forest.n_features} features and {forest.n_classes} classes; "
@@ -96,6 +96,7 @@ class PixelClassifier:
             in_channels=in_channels,
             classes=tuple(c.name for c in self.classes),
             halo=(features.halo,) * spatial_dims,
+            tile_step=(features.step,) * spatial_dims,
             name=name,
             extra={"format": "scopeml-pixel-classifier"},
         )
@@ -170,7 +171,7 @@ class PixelClassifier:
     ) -> None:
         """Fill ``out`` (``N×K'×…``, one per source) block by block: features of the block grown
         by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads."""
-        tasks, block = [], BLOCK[self.spec.spatial_dims]
+        tasks, block = [], self.features.block or BLOCK[self.spec.spatial_dims]
         for n, source in enumerate(sources):
             for read, core in iter_blocks(source.spatial_shape, block, self.features.halo):
                 tasks.append((n, read, core))
@@ -261,7 +262,11 @@ def train_classifier(
                 f"image {index} has {im.shape[0]} channels; image 0 has {in_channels}",
                 path=im.path,
             )
-    block = BLOCK[spatial_dims]
+    if hasattr(fs, "fit"):  # deep features: input range from the training images, network hash
+        fs = fs.fit(
+            im.read(r) for im, _ in sources for r, _ in iter_blocks(im.spatial_shape, 1024, 0)
+        )
+    block = fs.block or BLOCK[spatial_dims]
     scans = [scan_labels(lab, im.spatial_shape, classes, block, fs.halo) for im, lab in sources]
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
     samples = [

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scopeml.errors import InvalidContainerError, ScopeMLError
-from scopeml.features import FeatureSet
+from scopeml.features import parse_features
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 from scopeml.pixel._forest import ARRAY_DTYPES, Forest
@@ -134,11 +134,11 @@ def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClas
             for name, dtype in ARRAY_DTYPES.items()
         }
     try:
-        features = FeatureSet.from_dict(meta.Features)
-        n_features = meta.InChannels * features.n_per_channel(meta.SpatialDims)
+        features = parse_features(meta.Features)  # deep: opens the network, checks its hash
+        n_features = features.n_features(meta.InChannels, meta.SpatialDims)
         names = features.names(meta.InChannels, meta.SpatialDims)
     except ScopeMLError as err:
-        raise InvalidContainerError(f"model.json: Features: {err.problem}", path=path) from err
+        raise InvalidContainerError(f"model.json: Features: {err}", path=path) from err
     checks = [
         (meta.FeatureNames == names, "FeatureNames do not match the feature set"),
         (meta.Forest.Features == n_features, f"forest has {meta.Forest.Features} features; "

@@ -1,0 +1,271 @@
+"""A feature network: an ONNX graph with named taps, opened once into an ONNX Runtime session.
+
+Sources: ``vgg16`` / ``vgg19`` (torchvision's ImageNet weights, fetched on first use),
+``vgg16-random`` / ``vgg19-random`` (torchvision's initialisation, seeded; for testing and for
+machines without internet), or the path of any ``.onnx`` graph or ``.czann`` container whose
+intermediate tensors (node outputs, by name) are exposed as outputs by graph surgery.
+
+What a tap needs to be exact tile by tile is read from the graph, not guessed: its *stride* and
+channel axis by two probe runs of different sizes, its *receptive field* by walking the
+convolutions and poolings it depends on (a safe over-estimate for branching graphs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scopeml.errors import InvalidContainerError, InvalidRequestError, summarize
+from scopeml.features import _vgg
+
+BUILTIN = {f"{arch}{suffix}" for arch in _vgg.CFGS for suffix in ("", "-random")}
+#: Longest side of the probe runs that measure strides (a tap's stride must divide it).
+_PROBES = (64, 96)
+
+_LOCK = threading.Lock()
+_OPEN: dict[tuple, FeatureNetwork] = {}
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One tapped tensor: name, feature maps, stride (input pixels per output pixel), receptive
+    field (input pixels), and which axis of the output holds the maps."""
+
+    name: str
+    channels: int
+    stride: int
+    field: int
+    channel_axis: int
+
+
+class FeatureNetwork:
+    """An ONNX Runtime session returning the tapped tensors of one network.
+
+    Attributes
+    ----------
+    source
+        As given: a builtin name or a file path.
+    sha256
+        Content hash of the network's ONNX bytes (before tapping).
+    in_channels, channels_last
+        The graph's input channels and layout.
+    taps
+        One :class:`Tap` per requested layer, in request order.
+    """
+
+    def __init__(self, source: str, onnx_bytes: bytes, layers: tuple[str, ...], path=None):
+        import onnx
+
+        from scopeml.model.container import load_onnx
+
+        self.source = source
+        self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        model = load_onnx(onnx_bytes, path=path)
+        graph = model.graph
+        inits = {t.name for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in inits]
+        if len(inputs) != 1:
+            raise InvalidContainerError(
+                f"a feature network has one input; this graph has {len(inputs)}", path=path
+            )
+        dims = [d.dim_value if d.HasField("dim_value") else None
+                for d in inputs[0].type.tensor_type.shape.dim]  # fmt: skip
+        if len(dims) != 4:
+            raise InvalidContainerError(
+                f"a feature network takes N×C×H×W or N×H×W×C; input has {len(dims)} axes",
+                path=path,
+            )
+        self.channels_last = dims[3] is not None and (dims[1] is None or dims[3] <= 4)
+        self.in_channels = int((dims[3] if self.channels_last else dims[1]) or 3)
+        self._input = inputs[0].name
+        produced = {o: node for node in graph.node for o in node.output}
+        missing = [name for name in layers if name not in produced]
+        if missing:
+            convs = [n.output[0] for n in graph.node if n.op_type in ("Conv", "Relu", "MaxPool")]
+            raise InvalidRequestError(
+                f"layer {missing[0]!r} is not in the network; tensors it can tap include "
+                f"{summarize(convs or list(produced), head=8)}",
+                path=path,
+            )
+        fields = _receptive_fields(graph, layers)
+        # keep only what the taps need: a U-Net's decoder (and its size constraints) goes
+        del graph.output[:]
+        graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in layers)
+        model = onnx.utils.Extractor(model).extract_model([self._input], list(layers))
+        options = _session_options()
+        self._session = _ort().InferenceSession(
+            model.SerializeToString(), options, providers=_providers()
+        )
+        self._outputs = list(layers)
+        self.taps = tuple(self._probe(layers, fields, path))
+
+    def run(self, batch: np.ndarray) -> list[np.ndarray]:
+        """``1×C×H×W`` float32 (H, W multiples of every stride) → one ``maps×h×w`` per tap."""
+        x = np.ascontiguousarray(batch.transpose(0, 2, 3, 1) if self.channels_last else batch)
+        outs = self._session.run(self._outputs, {self._input: x})
+        result = []
+        for tap, out in zip(self.taps, outs, strict=True):
+            order = [tap.channel_axis - 1] + [a - 1 for a in (1, 2, 3) if a != tap.channel_axis]
+            result.append(np.ascontiguousarray(out[0].transpose(order)))
+        return result
+
+    def _probe(self, layers, fields, path) -> list[Tap]:
+        shapes = []
+        for size in _PROBES:
+            x = np.zeros((1, self.in_channels, size, size), np.float32)
+            x = x.transpose(0, 2, 3, 1) if self.channels_last else x
+            try:
+                outs = self._session.run(self._outputs, {self._input: np.ascontiguousarray(x)})
+            except Exception as err:  # ORT's errors: the graph cannot run on an image
+                raise InvalidContainerError(
+                    f"the network does not run on a {size}×{size} image ({err})", path=path
+                ) from err
+            shapes.append([o.shape for o in outs])
+        taps = []
+        for k, name in enumerate(layers):
+            a, b = shapes[0][k], shapes[1][k]
+            spatial = [i for i in (1, 2, 3) if len(a) == 4 and a[i] != b[i]]
+            fixed = [i for i in (1, 2, 3) if len(a) == 4 and a[i] == b[i]]
+            if len(a) != 4 or len(spatial) != 2 or len(fixed) != 1 or a[spatial[0]] == 0:
+                raise InvalidRequestError(
+                    f"layer {name!r} gives shape {a}; a tap must be an image of feature maps",
+                    path=path,
+                )
+            stride = _PROBES[0] // a[spatial[0]]
+            if stride < 1 or _PROBES[0] % stride or a[spatial[0]] * stride != _PROBES[0]:
+                raise InvalidRequestError(f"layer {name!r}: stride is not a power of 2", path=path)
+            taps.append(Tap(name, int(a[fixed[0]]), stride, fields[name], fixed[0]))
+        return taps
+
+
+def open_network(source: str, layers: tuple[str, ...], *, seed: int = 0) -> FeatureNetwork:
+    """The network of ``source`` with ``layers`` tapped, opened once per process and reused.
+
+    Examples
+    --------
+    >>> net = open_network("vgg19-random", ("conv1_2", "conv2_2"))
+    >>> [(t.name, t.channels, t.stride, t.field) for t in net.taps]
+    [('conv1_2', 64, 1, 5), ('conv2_2', 128, 2, 14)]
+    """
+    key: tuple = (source, tuple(layers), seed)
+    if source not in BUILTIN and Path(source).is_file():  # a changed file is opened afresh
+        stat = Path(source).stat()
+        key += (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = _build(source, tuple(layers), seed)
+        return _OPEN[key]
+
+
+def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[bytes, Path | None]:
+    """The ONNX bytes of ``source`` (a builtin is built and cached once) and its file, if any."""
+    if source in BUILTIN:
+        arch, _, variant = source.partition("-")
+        names = _vgg.layer_names(arch)
+        for name in layers:
+            if name not in names:
+                raise InvalidRequestError(
+                    f"layer {name!r} is not in {arch}; its layers: {summarize(names, head=8)}"
+                )
+        deepest = max(names[n] for n in layers)
+        taps = {n: i for n, i in names.items() if i <= deepest and not n.startswith("pool")}
+        folder = _vgg.cache_dir()
+        path = folder / f"{source}{'-seed' + str(seed) if variant else ''}-{deepest}.onnx"
+        if not path.exists():
+            state = (
+                _vgg.random_state_dict(arch, upto=deepest, seed=seed)
+                if variant
+                else _vgg.imagenet_state_dict(arch)
+            )
+            data = _vgg.vgg_onnx(arch, state, taps)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return path.read_bytes(), path
+    path = Path(source)
+    if not path.is_file():
+        raise InvalidRequestError(
+            f"feature network does not exist; give an .onnx or .czann file or one of "
+            f"{', '.join(sorted(BUILTIN))}",
+            path=path,
+        )
+    if path.suffix.lower() in (".czann", ".czseg", ".czmodel"):
+        from scopeml.model.container import read_container
+
+        return read_container(path).onnx_bytes, path
+    if path.stat().st_size > 2**31:
+        raise InvalidRequestError("network file is larger than 2 GiB", path=path)
+    return path.read_bytes(), path
+
+
+def _build(source: str, layers: tuple[str, ...], seed: int) -> FeatureNetwork:
+    data, path = network_bytes(source, layers, seed)
+    return FeatureNetwork(source, data, layers, path=path)
+
+
+def _receptive_fields(graph, layers) -> dict[str, int]:
+    """Per tap, ``1 + Σ (kernel - 1)·dilation·jump`` over the convolutions and poolings it
+    depends on (``jump``: product of earlier strides), in graph order."""
+    producer = {o: node for node in graph.node for o in node.output}
+    fields = {}
+    for name in layers:
+        needed, stack = set(), [name]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is not None and id(node) not in needed:
+                needed.add(id(node))
+                stack.extend(node.input)
+        field, jump = 1, 1
+        for node in graph.node:
+            if id(node) not in needed or node.op_type not in _SPATIAL_OPS:
+                continue
+            attrs = {a.name: list(a.ints) for a in node.attribute}
+            kernel = max(attrs.get("kernel_shape", [1]) or [1])
+            dilation = max(attrs.get("dilations", [1]) or [1])
+            field += (kernel - 1) * dilation * jump
+            jump *= max(attrs.get("strides", [1]) or [1])
+        fields[name] = field
+    return fields
+
+
+_SPATIAL_OPS = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool"}
+
+
+def _session_options():
+    options = _ort().SessionOptions()
+    options.intra_op_num_threads = 1  # blocks run in parallel threads; one ORT thread each
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return options
+
+
+def _providers() -> list[str]:
+    """ONNX Runtime's CUDA provider when present, else the CPU (quietly: the CPU is the norm)."""
+    available = _ort().get_available_providers()
+    cuda = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
+    return [*cuda, "CPUExecutionProvider"]
+
+
+def _ort():
+    import onnxruntime
+
+    return onnxruntime
+
+
+def tap_alignment(taps: tuple[Tap, ...], scales: tuple[int, ...]) -> int:
+    """Block origins must be multiples of this for pooling grids to line up across blocks."""
+    return max(t.stride for t in taps) * max(scales)
+
+
+def tap_halo(taps: tuple[Tap, ...], scales: tuple[int, ...]) -> int:
+    """Pixels per side a block needs: half the receptive field plus one output pixel (the
+    bilinear upsampling's neighbour), at the largest scale, rounded up to the alignment."""
+    step = tap_alignment(taps, scales)
+    reach = max((math.ceil(t.field / 2) + t.stride) * s for t in taps for s in scales)
+    return step * math.ceil(reach / step)
