@@ -1,0 +1,268 @@
+"""Label instances, measure them, inspect the table, click-label objects, train and apply the
+object classifier, colour objects by class, export the table with the user's labels.
+
+Everything is the facade: ``sm.label_objects``, ``sm.measure_objects``,
+``sm.train_object_classifier``, ``sm.classify_objects``. The table is shown in a Qt view and
+set as the layer's napari ``features``; a click on an object selects its row, a selected row
+selects (and highlights) its object. With "click to label" on, a click gives the object the
+chosen class in the ``user_class`` column, which trains the classifier.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+import scopeml as sm
+from scopeml.napari._layers import labels_layer_data, open_levels
+from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._source import layer_image, layer_source
+from scopeml.napari._table import DataFrameModel
+
+USER_CLASS = "user_class"
+PREDICTED = "class"
+PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf")
+
+
+class ObjectsWidget(QWidget):
+    """Instances → table ⇄ viewer selection → click labels → object classifier → colours."""
+
+    def __init__(self, napari_viewer: Any) -> None:
+        import napari
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.table: pd.DataFrame | None = None
+        self.classifier: Any = None
+        self._worker: Any = None
+        self._hooked: Any = None
+        self.labels_choice = LayerChoice(napari_viewer, napari.layers.Labels)
+        self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
+        self.class_value = QLineEdit()
+        self.class_value.setPlaceholderText("class (name or value) to label; empty: every pixel")
+        label_button = QPushButton("Label objects")
+        label_button.clicked.connect(lambda: self.label_objects())
+        measure_button = QPushButton("Measure")
+        measure_button.clicked.connect(lambda: self.measure())
+        self.view = QTableView()
+        self.model = DataFrameModel()
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self.view.selectionModel().currentRowChanged.connect(lambda c, _: self.select_row(c.row()))
+        self.classes = QLineEdit("A, B")
+        self.current_class = QComboBox()
+        self.classes.editingFinished.connect(self._refresh_classes)
+        self._refresh_classes()
+        self.click_to_label = QCheckBox("click to label")
+        train_button = QPushButton("Train && classify")
+        train_button.clicked.connect(lambda: self.train_and_classify())
+        export_button = QPushButton("Export CSV…")
+        export_button.clicked.connect(self._export_dialog)
+        self.status = QLabel("choose instance labels (or class labels and Label objects)")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(row("labels", self.labels_choice))
+        layout.addWidget(row("intensities", self.image_choice))
+        layout.addWidget(row("", self.class_value, label_button))
+        layout.addWidget(measure_button)
+        layout.addWidget(self.view)
+        layout.addWidget(row("object classes", self.classes))
+        layout.addWidget(row("", self.click_to_label, self.current_class))
+        layout.addWidget(row("", train_button, export_button))
+        layout.addWidget(self.status)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def class_names(self) -> list[str]:
+        return [name.strip() for name in self.classes.text().split(",") if name.strip()]
+
+    def _refresh_classes(self) -> None:
+        current = self.current_class.currentText()
+        self.current_class.clear()
+        self.current_class.addItems(self.class_names())
+        self.current_class.setCurrentText(current)
+
+    # ------------------------------------------------------------------ label, measure
+    def label_objects(self) -> None:
+        """Instance labels of the chosen class of the labels layer (a worker thread)."""
+        layer = self.labels_choice.layer()
+        if layer is None:
+            self.status.setText("error: choose a labels layer")
+            return
+        text = self.class_value.text().strip()
+        class_: Any = None if not text else int(text) if text.isdigit() else text
+        source = layer_source(layer)
+        labels: Any = _source_of(layer)
+        if source is not None and Path(source["path"]).name == "labels":
+            labels = sm.Segmentation(Path(source["path"]).parent)  # its class names too
+        output = Path(tempfile.mkdtemp(prefix="scopeml-")) / f"{layer.name}.objects.ome.zarr"
+        self.status.setText("labelling…")
+        self._worker = run_in_thread(
+            sm.label_objects,
+            labels,
+            output,
+            class_=class_,
+            on_done=lambda objects: self._labelled(objects, layer),
+            on_error=self._fail,
+        )
+
+    def _labelled(self, objects: sm.Image, source_layer: Any) -> None:
+        self._worker = None
+        data, kwargs, _ = labels_layer_data(
+            open_levels(objects.path), name=f"{source_layer.name} objects"
+        )
+        kwargs["scale"] = source_layer.scale
+        layer = self.viewer.add_labels(data, **kwargs)
+        self.labels_choice.setCurrentText(layer.name)
+        self.status.setText(f"labelled objects into {objects.path}")
+
+    def measure(self) -> None:
+        """Measure every object of the labels layer with the intensity layer (a worker)."""
+        layer = self.labels_choice.layer()
+        image_layer = self.image_choice.layer()
+        if layer is None:
+            self.status.setText("error: choose a labels layer")
+            return
+        intensities = None if image_layer is None else layer_image(image_layer)
+        self.status.setText("measuring…")
+        self._worker = run_in_thread(
+            sm.measure_objects,
+            _source_of(layer),
+            intensities,
+            on_done=lambda table: self.set_table(table, layer),
+            on_error=self._fail,
+        )
+
+    def set_table(self, table: pd.DataFrame, layer: Any) -> None:
+        """Show ``table`` (one row per object), hook clicks on ``layer``."""
+        self._worker = None
+        table = table.reset_index(drop=True)
+        if USER_CLASS not in table:
+            table.insert(table.columns.get_loc("label") + 1, USER_CLASS, "")
+        self.table = table
+        self.layer = layer
+        self.model.set_table(table)
+        if not getattr(layer, "multiscale", False):
+            layer.features = table.assign(index=table["label"].to_numpy())
+        if self._hooked is not layer:
+            layer.mouse_drag_callbacks.append(self._on_click)
+            self._hooked = layer
+        self.status.setText(f"{len(table)} objects measured")
+
+    # ------------------------------------------------------------------ selection
+    def row_of(self, label: int) -> int | None:
+        rows = np.flatnonzero(self.table["label"].to_numpy() == label)
+        return int(rows[0]) if len(rows) else None
+
+    def select_row(self, index: int) -> None:
+        """Select a row: its object becomes the layer's selected (shown) label."""
+        if self.table is None or not 0 <= index < len(self.table):
+            return
+        label = int(self.table["label"].iat[index])
+        self.layer.selected_label = label
+        self.layer.show_selected_label = True
+        if self.view.currentIndex().row() != index:
+            self.view.selectRow(index)
+
+    def _on_click(self, layer: Any, event: Any) -> None:
+        self.click(event.position)
+
+    def click(self, position: Any) -> None:
+        """A click on the viewer at world ``position``: select the object's row, and with
+        "click to label" give it the current class."""
+        value = self.layer.get_value(position, world=True)
+        if isinstance(value, tuple):  # multiscale: (level, value)
+            value = value[1]
+        if value is None or int(value) == 0 or self.table is None:
+            return
+        index = self.row_of(int(value))
+        if index is None:
+            return
+        if self.click_to_label.isChecked() and self.current_class.currentText():
+            self.table.loc[index, USER_CLASS] = self.current_class.currentText()
+            self.model.set_table(self.table)
+        self.select_row(index)
+
+    # ------------------------------------------------------------------ classify
+    def train_and_classify(self) -> None:
+        """Train on the click-labelled objects, classify all, colour objects by class."""
+        try:
+            annotated = self.table[self.table[USER_CLASS] != ""]
+            self.classifier = sm.train_object_classifier(
+                annotated.replace({USER_CLASS: {"": None}}), USER_CLASS
+            )
+            classified = sm.classify_objects(
+                self.table.drop(columns=[PREDICTED], errors="ignore"), self.classifier,
+                column=PREDICTED,
+            )  # fmt: skip
+        except Exception as err:
+            self._fail(err)
+            return
+        self.table = classified
+        self.model.set_table(classified)
+        if not getattr(self.layer, "multiscale", False):
+            self.layer.features = classified.assign(index=classified["label"].to_numpy())
+        self.layer.colormap = self.class_colormap()
+        self.layer.show_selected_label = False  # every object, in its class colour
+        counts = classified[PREDICTED].value_counts().to_dict()
+        self.status.setText("classified: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+    def class_colors(self) -> dict[str, str]:
+        names = sorted(set(self.class_names()) | set(self.table.get(PREDICTED, [])))
+        return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+    def class_colormap(self) -> Any:
+        """Each object in the colour of its predicted class."""
+        from napari.utils.colormaps import DirectLabelColormap
+
+        colors = self.class_colors()
+        mapping: dict[Any, Any] = {None: "transparent", 0: "transparent"}
+        for label, name in zip(self.table["label"], self.table[PREDICTED], strict=True):
+            mapping[int(label)] = colors[name]
+        return DirectLabelColormap(color_dict=mapping)
+
+    def export_csv(self, path: str | Path) -> Path:
+        """Write the table, the user's labels and predicted classes included."""
+        from scopeml.objects.table import write_table
+
+        return write_table(self.table, path)
+
+    def _export_dialog(self) -> None:
+        path = QFileDialog.getSaveFileName(self, "Export table", "", "CSV (*.csv)")[0]
+        if path and self.table is not None:
+            try:
+                self.export_csv(path)
+            except Exception as err:
+                self._fail(err)
+
+    def _fail(self, err: BaseException) -> None:
+        self._worker = None
+        self.status.setText(f"error: {error_text(err)}")
+
+
+def _source_of(layer: Any) -> Any:
+    """What the facade takes for a labels layer: its file's image, else its array."""
+    if layer_source(layer) is not None:
+        return layer_image(layer)
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.asarray(data)

@@ -1,0 +1,109 @@
+"""Objects widget: label and measure; table ⇄ viewer selection; click-labels train the object
+classifier; objects are coloured by class; the CSV carries the user's labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scopeml.synthetic import synthetic_nuclei
+from tests.napari.conftest import save_screenshot
+
+WAIT_MS = 120_000
+
+
+@pytest.fixture
+def nuclei():
+    pixels, instances = synthetic_nuclei((384, 384), density=0.0015, seed=11)
+    return pixels, instances
+
+
+def centre(instances: np.ndarray, label: int) -> tuple[float, float]:
+    """A pixel inside object ``label`` (its most central one)."""
+    from scipy import ndimage
+
+    inside = instances == label
+    depth = ndimage.distance_transform_edt(inside)
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    return float(y), float(x)
+
+
+def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, tmp_path):
+    from scopeml.napari.objects_widget import USER_CLASS, ObjectsWidget
+
+    pixels, instances = nuclei
+    viewer.add_image(pixels, name="nuclei")
+    semantic = viewer.add_labels((instances > 0).astype(np.uint8) * 2, name="classes")
+    widget = ObjectsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+
+    widget.labels_choice.setCurrentText(semantic.name)
+    widget.class_value.setText("2")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    objects = viewer.layers[widget.labels_choice.currentText()]
+    assert objects.name == "classes objects", widget.status.text()
+    level0 = np.asarray(objects.data[0] if objects.multiscale else objects.data)
+    from skimage.measure import label as sk_label
+
+    assert level0.max() == sk_label(instances > 0, connectivity=1).max()
+
+    widget.image_choice.setCurrentText("nuclei")
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    table = widget.table
+    assert widget.model.rowCount() == len(table) == level0.max()
+    assert {"area", "intensity_mean_nuclei", USER_CLASS} <= set(table.columns)
+
+    # a selected row selects its object; a click on an object selects its row
+    widget.select_row(3)
+    assert objects.selected_label == table["label"].iat[3]
+    label = int(table["label"].iat[7])
+    widget.click(centre(level0, label))
+    assert widget.view.currentIndex().row() == 7 and objects.selected_label == label
+
+    # click-label the 10 smallest "A" and the 10 largest "B"; the rest follows from the classifier
+    widget.classes.setText("A, B")
+    widget._refresh_classes()
+    widget.click_to_label.setChecked(True)
+    order = table.sort_values("area")["label"].to_numpy()
+    for name, labels in (("A", order[:10]), ("B", order[-10:])):
+        widget.current_class.setCurrentText(name)
+        for value in labels:
+            widget.click(centre(level0, int(value)))
+    assert (widget.table[USER_CLASS] != "").sum() == 20
+    widget.train_and_classify()
+    assert widget.status.text().startswith("classified"), widget.status.text()
+    predicted = widget.table.set_index("label")["class"]
+    median = table["area"].median()
+    small = table[table["area"] < 0.5 * median]["label"]
+    large = table[table["area"] > 2 * median]["label"]
+    assert (predicted[small] == "A").mean() > 0.8 and (predicted[large] == "B").mean() > 0.8
+    colors = widget.class_colors()
+    for value in (int(small.iat[0]), int(large.iat[0])):
+        shown = objects.colormap.map(np.array([value]))[0][:3]
+        from napari.utils.colormaps.standardize_color import transform_color
+
+        want = transform_color(colors[predicted[value]])[0][:3]
+        np.testing.assert_allclose(shown, want, atol=1e-6)
+
+    path = widget.export_csv(tmp_path / "objects.csv")
+    written = pd.read_csv(path, keep_default_na=False)
+    assert (written[USER_CLASS] != "").sum() == 20
+    assert set(written["class"]) <= {"A", "B"} and len(written) == len(table)
+    save_screenshot(widget, "objects_widget")
+    save_screenshot(viewer, "objects_viewer")
+
+
+def test_training_without_labels_is_a_one_line_error(viewer, qtbot, nuclei):
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    _, instances = nuclei
+    viewer.add_labels(instances, name="instances")
+    widget = ObjectsWidget(viewer)
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    widget.train_and_classify()
+    text = widget.status.text()
+    assert text.startswith("error: ") and "\n" not in text
