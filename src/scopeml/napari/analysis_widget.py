@@ -1,0 +1,159 @@
+"""Run an analysis settings file (``sm.analyze``) on the file behind the open image.
+
+The settings are checked when loaded (errors name the file and line); the run goes to a results
+folder in napari's worker thread with a progress bar and Cancel; each class's label store opens
+as a layer and the object counts are listed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+import scopeml as sm
+from scopeml.errors import Cancelled, InvalidRequestError
+from scopeml.napari._layers import labels_layer_data, open_levels
+from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._source import layer_source
+
+
+class AnalysisWidget(QWidget):
+    """Settings file → Run on the layer's file → class layers and counts."""
+
+    progressed = Signal(int, int)
+
+    def __init__(self, napari_viewer: Any) -> None:
+        import napari
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.settings: Any = None
+        self.settings_path: Path | None = None
+        self.result: Any = None
+        self._worker: Any = None
+        self._cancel = threading.Event()
+        self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("analysis settings (.yaml)")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse)
+        self.output = QLineEdit()
+        self.output.setPlaceholderText("results folder (default: a new temporary folder)")
+        self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
+        self.run_button.clicked.connect(lambda: self.run())
+        self.cancel_button.clicked.connect(self._cancel.set)
+        self.bar = QProgressBar()
+        self.status = QLabel("load a settings file")
+        self.status.setWordWrap(True)
+        self.progressed.connect(self._draw)
+        layout = QVBoxLayout(self)
+        layout.addWidget(row("image", self.image_choice))
+        layout.addWidget(row("settings", self.path, browse))
+        layout.addWidget(row("results", self.output))
+        layout.addWidget(row("", self.run_button, self.cancel_button))
+        layout.addWidget(self.bar)
+        layout.addWidget(self.status)
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def load_settings(self, path: str | Path) -> None:
+        """Load and check a settings file; list its classes."""
+        from scopeml.analysis import load_settings
+
+        try:
+            self.settings = load_settings(path)
+        except Exception as err:
+            self.settings = None
+            self._fail(err)
+            return
+        self.settings_path = Path(path)
+        self.path.setText(str(path))
+        names = ", ".join(c.name for c in self.settings.classes)
+        self.status.setText(f"classes: {names}")
+
+    def _browse(self) -> None:
+        path = QFileDialog.getOpenFileName(self, "Settings", "", "settings (*.yaml *.yml)")[0]
+        if path:
+            self.load_settings(path)
+
+    def run(self) -> None:
+        """Analyse the file behind the chosen layer in a worker thread."""
+        if self.busy:
+            return
+        try:
+            if self.settings is None:
+                if not self.path.text().strip():
+                    raise InvalidRequestError("load a settings file first")
+                self.load_settings(self.path.text().strip())
+                if self.settings is None:
+                    return
+            source = layer_source(self.image_choice.layer())
+            if source is None:
+                raise InvalidRequestError(
+                    "the analysis runs on files: open the image with the scopeml reader"
+                )
+        except Exception as err:
+            self._fail(err)
+            return
+        output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
+        self.output.setText(str(output))
+        self._cancel.clear()
+        self.status.setText("analysing…")
+        self._worker = run_in_thread(
+            sm.analyze,
+            self.settings_path,
+            [source["path"]],
+            output,
+            progress=self._report,
+            on_done=self._finished,
+            on_error=self._fail,
+        )
+
+    def _report(self, event: sm.ProgressEvent) -> None:
+        self.progressed.emit(event.done, event.total or 0)
+        if self._cancel.is_set():
+            raise Cancelled("cancelled in napari")
+
+    def _draw(self, done: int, total: int) -> None:
+        self.bar.setMaximum(max(total, 1))
+        self.bar.setValue(done)
+
+    def _finished(self, result: Any) -> None:
+        self._worker = None
+        self.result = result
+        if result.failures:
+            self.status.setText(f"error: {result.failures[0].get('reason', 'failed')}")
+            return
+        for record in result.records:
+            folder = Path(result.output) / "images" / record["name"]
+            for cls in self.settings.classes:
+                store = folder / f"{cls.name}.ome.zarr"
+                if store.is_dir():
+                    data, kwargs, _ = labels_layer_data(open_levels(store), name=cls.name)
+                    self.viewer.add_labels(data, **kwargs)
+        counts = "; ".join(
+            f"{name}: " + ", ".join(f"{k} {v}" for k, v in per_class.items())
+            for name, per_class in result.counts.items()
+        )
+        self.status.setText(f"done ({counts}); results in {result.output}")
+
+    def _fail(self, err: BaseException) -> None:
+        self._worker = None
+        self.status.setText(
+            "cancelled" if isinstance(err, Cancelled) else f"error: {error_text(err)}"
+        )

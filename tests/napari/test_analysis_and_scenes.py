@@ -1,0 +1,97 @@
+"""Analysis settings run on the open image (same counts as ``sm.analyze``); scenes chosen in
+the open-scene widget; the reader's layers carry names, scale and a lazy pyramid."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+import scopeml as sm
+from scopeml.demo import write_sample_image
+from tests.napari.conftest import save_screenshot
+
+SETTINGS = """\
+version: 1
+channels: [DAPI]
+tile_size: 256
+classes:
+  - name: nucleus
+    segmenter: {kind: threshold, channel: DAPI, method: otsu, sigma: 1.0}
+    post:
+      - step: remove_small
+        min_size: 20
+    measurements:
+      intensity: [DAPI]
+"""
+
+
+def test_analysis_settings_run_on_the_open_image(viewer, qtbot, tmp_path):
+    from scopeml.napari.analysis_widget import AnalysisWidget
+
+    image, _ = write_sample_image(tmp_path / "cells.ome.zarr", size=384, block=384, seed=2)
+    settings = tmp_path / "nuclei.yaml"
+    settings.write_text(SETTINGS)
+    viewer.open(str(image), plugin="scopeml")
+    widget = AnalysisWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.load_settings(settings)
+    assert widget.status.text() == "classes: nucleus"
+    widget.output.setText(str(tmp_path / "napari-results"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert widget.status.text().startswith("done"), widget.status.text()
+    expected = sm.analyze(settings, [image], tmp_path / "api-results")
+    assert widget.result.counts == expected.counts and expected.counts["cells"]["nucleus"] > 10
+    layer = viewer.layers["nucleus"]
+    level0 = np.asarray(layer.data[0] if layer.multiscale else layer.data)
+    assert level0.max() > 0 and level0.shape[-2:] == (384, 384)
+    save_screenshot(widget, "analysis_widget")
+
+
+def test_bad_settings_file_is_a_one_line_error(viewer, tmp_path):
+    from scopeml.napari.analysis_widget import AnalysisWidget
+
+    settings = tmp_path / "broken.yaml"
+    settings.write_text("version: 1\nclasses: [{name: x, segmenter: {kind: nope}}]\n")
+    widget = AnalysisWidget(viewer)
+    widget.load_settings(settings)
+    text = widget.status.text()
+    assert text.startswith("error: ") and "broken.yaml" in text and "\n" not in text
+
+
+@pytest.fixture
+def two_scenes(tmp_path):
+    """An OME-TIFF with two scenes of different sizes (so they cannot stack)."""
+    path = tmp_path / "scenes.ome.tif"
+    first = np.full((40, 50), 7, np.uint16)
+    second = np.arange(30 * 20, dtype=np.uint16).reshape(30, 20)
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(first, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        tif.write(second, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    return path, first, second
+
+
+def test_scenes_are_selectable(viewer, two_scenes):
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    path, first, second = two_scenes
+    (default,) = viewer.open(str(path), plugin="scopeml")  # scenes differ: scene 0, said so
+    np.testing.assert_array_equal(np.asarray(default.data), first)
+    assert tuple(default.scale) == pytest.approx((0.5, 0.5))
+    widget = OpenImageWidget(viewer)
+    widget.path.setText(str(path))
+    widget.scene.setValue(1)
+    (layer,) = widget.open()
+    np.testing.assert_array_equal(np.asarray(layer.data), second)
+    assert layer.name.endswith("(scene 1)") and layer.metadata["scopeml"]["scene"] == 1
+    widget.scene.setValue(5)
+    assert widget.open() == [] and widget.status.text().startswith("error: ")
+    save_screenshot(widget, "open_widget")
+
+
+def test_demo_sample_opens(viewer):
+    layers = viewer.open_sample("scopeml", "demo")
+    assert [layer.name for layer in layers] == ["DAPI", "Membrane"]
+    assert layers[0].data.shape == (1024, 1024) and layers[0].data.max() > 0
