@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,6 +21,13 @@ from scopeml.model.testing import tiny_unet_onnx, unet_receptive_halo
 from scopeml.server.database import Database
 
 START_TIMEOUT_S = 60.0
+
+
+def run_async(coroutine):
+    """``asyncio.run`` in a thread of its own: a session-wide browser (Playwright's sync API)
+    keeps an event loop running in the main thread, where ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ is not) on the application in this process.
 
 from __future__ import annotations
 
-import asyncio
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 
@@ -22,7 +21,7 @@ from scopeml.server.database import Database
 from scopeml.server.models import spec_from_dict
 from scopeml.server.tiles import tile_memory
 
-from .conftest import make_container
+from .conftest import make_container, run_async
 
 SLACK = 1.25  # headers, small objects, allocator rounding
 
@@ -106,7 +105,7 @@ def test_a_refused_upload_is_streamed_not_buffered(app_client):
                 "/images", content=body(), headers=state["headers"], params={"filename": "a.tif"}
             )
 
-    peak, response = traced_peak(lambda: asyncio.run(upload()))
+    peak, response = traced_peak(lambda: run_async(upload()))
     assert response.status_code == 413
     assert "1048576 bytes" in response.json()["detail"]
     assert peak < 2 * MB  # one chunk at a time, not the 16 MB

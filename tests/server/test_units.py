@@ -18,6 +18,8 @@ from scopeml.server.database import Database, hash_token
 from scopeml.server.jobs import resolve_image_path
 from scopeml.server.tiles import decode_tile
 
+from .conftest import run_async
+
 
 class CountingModel:
     """Doubles its input; records the batch sizes it saw (from any thread)."""
@@ -36,7 +38,7 @@ class CountingModel:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return run_async(coro)
 
 
 def test_batcher_merges_waiting_requests_into_few_calls():
