@@ -289,35 +289,66 @@ class OnnxModel:
         return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
 
     def _run(self, channels_last: np.ndarray) -> np.ndarray:
-        import onnxruntime as ort
-
-        options = ort.RunOptions()
-        options.log_severity_level = 4  # a stopped run is reported as our error, not logged
-        watchdog = None
-        if math.isfinite(self.time_budget):
-            watchdog = threading.Timer(self.time_budget, setattr, (options, "terminate", True))
-            watchdog.daemon = True
-            watchdog.start()
-        try:
-            (output,) = self._session.run(
-                [self._output_name], {self._input_name: channels_last}, options
-            )
-        except Exception as err:  # onnxruntime raises its own types for bad shapes
-            if options.terminate:
-                raise ModelTimeoutError(
-                    f"the model ran past its time budget of {self.time_budget:g} s and was "
-                    f"stopped (input {channels_last.shape}, N×...×C); set --time-budget or "
-                    f"{TIME_BUDGET_ENV} if it needs longer",
-                    path=self.path,
-                ) from err
-            raise IncompatibleModelError(
-                f"the graph failed on input {channels_last.shape} (N×...×C): {err}",
-                path=self.path,
-            ) from err
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
+        feeds = {self._input_name: channels_last}
+        (output,) = run_within_budget(
+            self._session, [self._output_name], feeds, time_budget=self.time_budget, path=self.path
+        )
         return np.asarray(output)
+
+
+def run_within_budget(
+    session: Any,
+    output_names: Sequence[str] | None,
+    feeds: dict[str, np.ndarray],
+    *,
+    time_budget: float,
+    path: str | PathLike[str] | None = None,
+) -> list[Any]:
+    """``session.run(output_names, feeds)``, stopped when it runs past ``time_budget`` seconds.
+
+    The one watchdog of every ONNX Runtime run in scopeml: a timer sets the run's own
+    ``RunOptions.terminate`` (other runs of the session go on), ONNX Runtime stops between two
+    nodes, and the call raises :class:`~scopeml.errors.ModelTimeoutError`; any other failure is
+    an :class:`~scopeml.errors.IncompatibleModelError` naming the input shape.
+
+    Examples
+    --------
+    >>> import onnxruntime as ort
+    >>> from scopeml.model.testing import endless_loop_onnx
+    >>> graph = endless_loop_onnx().SerializeToString()
+    >>> session = ort.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    >>> feeds = {"input": np.zeros((1, 4, 4, 2), np.float32)}
+    >>> run_within_budget(session, None, feeds, time_budget=0.2)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.ModelTimeoutError: the model ran past its time budget of 0.2 s ...
+    """
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.log_severity_level = 4  # a stopped run is reported as our error, not logged
+    watchdog = None
+    if math.isfinite(time_budget):
+        watchdog = threading.Timer(time_budget, setattr, (options, "terminate", True))
+        watchdog.daemon = True
+        watchdog.start()
+    shapes = ", ".join(str(array.shape) for array in feeds.values())
+    try:
+        return session.run(output_names, feeds, options)
+    except Exception as err:  # onnxruntime raises its own types for bad shapes
+        if options.terminate:
+            raise ModelTimeoutError(
+                f"the model ran past its time budget of {time_budget:g} s and was stopped "
+                f"(input {shapes}, N×...×C); set --time-budget or {TIME_BUDGET_ENV} if it "
+                "needs longer",
+                path=path,
+            ) from err
+        raise IncompatibleModelError(
+            f"the graph failed on input {shapes} (N×...×C): {err}", path=path
+        ) from err
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
 
 
 def load_model(
