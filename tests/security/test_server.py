@@ -134,9 +134,18 @@ def test_job_on_an_ome_zarr_with_a_chunk_linked_outside_fails_without_its_pixels
     job = alice.submit_job(model_id, image_path="chunk.ome.zarr", tile_size=16)
     finished = alice.wait_job(job["id"], timeout=120, interval=0.1)
     assert finished["status"] == "failed", finished
-    assert "outside" in finished["error"] and str(places["outside"]) not in finished["error"]
+    assert finished["error"].startswith("chunk.ome.zarr: refers to 0/c/0/0, which lies outside")
+    assert str(places["outside"]) not in finished["error"]
     assert refused(lambda: alice.download_result(job["id"], tmp_path), 409)
     alice.delete_job(job["id"])
+
+
+def test_a_job_whose_batches_would_not_fit_the_memory_limit_is_refused(alice, model_id):
+    message = refused(
+        lambda: alice.submit_job(model_id, image_path="x.tif", tile_size=8192, batch_size=64)
+    )
+    assert "bytes of server memory" in message and "smaller tile_size" in message
+    assert alice.list_jobs() == []
 
 
 # --- confinement: uploaded images ---------------------------------------------------------------

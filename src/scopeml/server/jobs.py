@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from scopeml.errors import Cancelled, InvalidRequestError, OutsideRootError, ScopeMLError
 from scopeml.io.image import Image
-from scopeml.model.spec import Model
+from scopeml.model.spec import Model, ModelSpec
 from scopeml.progress import ProgressEvent
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
@@ -125,15 +125,45 @@ def open_job_image(path: str | Path, scene: int | None, roots: list[Path]) -> Im
     return open_image(path, scene=scene, allowed_roots=[str(root) for root in roots])
 
 
-def public_error(err: ScopeMLError, name: str | None = None) -> str:
+def public_error(err: ScopeMLError, name: str | None = None, image: Path | None = None) -> str:
     """An error's one-line message for a client: file names only, never where the server keeps
-    its files (a read outside the allowed folders names the file it tried, not the folders)."""
+    its files (a read outside the allowed folders names the file it tried, not the folders; a
+    file inside ``image``, such as a zarr chunk, by its path within the image).
+
+    Examples
+    --------
+    >>> from scopeml.errors import OutsideRootError
+    >>> err = OutsideRootError("resolves to /x", path="/srv/root/a.ome.zarr/0/c/0/0")
+    >>> public_error(err, "a.ome.zarr", Path("/srv/root/a.ome.zarr"))
+    'a.ome.zarr: refers to 0/c/0/0, which lies outside the folders this image may read'
+    """
     where = name or (Path(err.path).name if err.path else "")
     prefix = f"{where}: " if where else ""
     if isinstance(err, OutsideRootError):
         tried = Path(err.path).name if err.path else "a file"
+        if err.path and image is not None and Path(err.path).is_relative_to(image):
+            tried = Path(err.path).relative_to(image).as_posix()
         return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
     return prefix + err.problem
+
+
+def job_memory(options: dict[str, Any], spec: ModelSpec) -> int:
+    """Bytes one batch of a job holds at its peak, the model runtime aside: ``batch_size``
+    windows (tile + 2 × halo per spatial axis) of the model's input channels and of twice its
+    float32 output (as :func:`~scopeml.server.tiles.tile_memory` counts a tile).
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (16, 16))
+    >>> job_memory({"tile_size": 96, "batch_size": 2}, spec)  # 2 × 128² × (1 + 2 × 2) × 4
+    655360
+    """
+    dims = spec.spatial_dims
+    tile = options.get("tile_size") or (512 if dims == 2 else 128)
+    halo = options.get("halo")
+    halo = max(spec.halo, default=0) if halo is None else halo
+    window = (tile + 2 * halo) ** dims
+    return (options.get("batch_size") or 1) * window * (spec.in_channels + 2 * spec.n_classes) * 4
 
 
 def check_job_image(image: str | Path, scene: int | None, roots: list[Path], name: str) -> None:
@@ -261,7 +291,8 @@ class JobRunner:
         if err.path and Path(err.path).parent == self.config.models_dir:
             record = self.db.get_model(job["model_id"])
             return public_error(err, f"model {record['name']}" if record else "model")
-        return public_error(err)
+        image = Path(job["image"])
+        return public_error(err, image.name, image)
 
     def _cancelled(self, job_id: str) -> bool:
         with self._lock:

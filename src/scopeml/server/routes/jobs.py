@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
-from scopeml.server.jobs import check_job_image, resolve_image_path
+from scopeml.server.jobs import check_job_image, job_memory, resolve_image_path
+from scopeml.server.models import spec_from_dict
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -39,9 +40,15 @@ async def submit_job(
     job: JobRequest, user: User, config: Config, db: Db, registry: Registry, jobs: Jobs
 ) -> JobInfo:
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
-    find_model(registry, job.model_id, user)
-    image, name = _job_image(job, user, config, db)
+    record = find_model(registry, job.model_id, user)
     options = job.options.segment_options()
+    needed = job_memory(options, spec_from_dict(record["spec"]))
+    if needed > config.max_tile_memory:
+        raise InvalidRequestError(
+            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
+            f"{config.max_tile_memory}: use a smaller tile_size, halo or batch_size"
+        )
+    image, name = _job_image(job, user, config, db)
     await asyncio.to_thread(
         check_job_image, image, options.get("scene"), jobs.image_roots(image), name
     )
