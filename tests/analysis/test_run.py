@@ -231,3 +231,23 @@ def test_every_scene_and_an_empty_image(tmp_path: Path) -> None:
     assert stored.sizes["S"] == 2
     second = open_image(path).read(S=1)[0, 0, :, 0]
     np.testing.assert_array_equal(stored.read(S=1)[0, 0, 0, 0], reference(second)["cell"])
+
+
+def test_cancel_between_planes_leaves_nothing_half_written(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, np.stack([cell_image(seed=1), cell_image(seed=2)]), ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    seen: list[tuple[str, int]] = []
+
+    def stop_after_first_plane(event: ProgressEvent) -> None:
+        seen.append((event.stage, event.done))
+        if event.stage == "plane" and event.done == 1:
+            raise Cancelled("stopped by the user")
+
+    with pytest.raises(Cancelled):
+        run_analysis(three_level_settings(), [path], tmp_path / "out",
+                     progress=stop_after_first_plane)  # fmt: skip
+    assert ("plane", 0) in seen and ("plane", 2) not in seen
+    assert list((tmp_path / "out" / "images").iterdir()) == []

@@ -27,7 +27,7 @@ from scopeml.analysis.outputs import CLASS_COLOURS, LabelStores, draw_overview, 
 from scopeml.analysis.segment import segment_class
 from scopeml.analysis.settings import AnalysisSettings, ThresholdSegmenter
 from scopeml.analysis.tables import measure_plane
-from scopeml.progress import Progress
+from scopeml.progress import Progress, track
 
 __all__ = ["RECORD", "analyze_image", "input_identity"]
 
@@ -113,30 +113,31 @@ def _analyze(
     colours = {
         c.name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(settings.classes)
     }
-    for scene in range(sizes["S"]):
-        for t in range(sizes["T"]):
-            pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
-            if sizes["Z"] == 1:
-                pixels = pixels[:, 0]
-            channels = dict(zip(settings.channels, pixels, strict=True))
-            labels: dict[str, np.ndarray] = {}
-            for cls in ordered:
-                region = None if cls.parent is None else labels[cls.parent] > 0
-                plane = None
-                if cls.name in model_labels:
-                    plane = _plane(model_labels[cls.name][scene], t, sizes["Z"] > 1)
-                labels[cls.name] = segment_class(
-                    cls, channels, model_labels=plane,
-                    class_values=resources.class_values.get(cls.name), region=region,
-                )  # fmt: skip
-                if stores is not None:
-                    stores.write(cls.name, scene, t, labels[cls.name])
-            found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
-                                  name, scene, t)  # fmt: skip
-            for cls_name, table in found.items():
-                parts[cls_name].append(table)
-            if settings.outputs.overview and scene == 0 and t == 0:
-                draw_overview(pixels[0], labels, temp / "overview.png", colours=colours)
+    planes = [(scene, t) for scene in range(sizes["S"]) for t in range(sizes["T"])]
+    # several planes: report each (a callback can cancel between them)
+    for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
+        pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
+        if sizes["Z"] == 1:
+            pixels = pixels[:, 0]
+        channels = dict(zip(settings.channels, pixels, strict=True))
+        labels: dict[str, np.ndarray] = {}
+        for cls in ordered:
+            region = None if cls.parent is None else labels[cls.parent] > 0
+            plane = None
+            if cls.name in model_labels:
+                plane = _plane(model_labels[cls.name][scene], t, sizes["Z"] > 1)
+            labels[cls.name] = segment_class(
+                cls, channels, model_labels=plane,
+                class_values=resources.class_values.get(cls.name), region=region,
+            )  # fmt: skip
+            if stores is not None:
+                stores.write(cls.name, scene, t, labels[cls.name])
+        found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
+                              name, scene, t)  # fmt: skip
+        for cls_name, table in found.items():
+            parts[cls_name].append(table)
+        if settings.outputs.overview and scene == 0 and t == 0:
+            draw_overview(pixels[0], labels, temp / "overview.png", colours=colours)
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
