@@ -118,6 +118,8 @@ def test_object_steps_take_tables_and_files(tmp_path):
     assert pd.read_parquet(tmp_path / "out.parquet")["class"].tolist() == result["class"].tolist()
     with pytest.raises(InvalidRequestError, match="not an object classifier"):
         sm.classify_objects(table, "nuclei")
+    with pytest.raises(ValueError, match=r"kinds\.zip: ObjectClassifier is no pixel model"):
+        sm.segment(sm.Image(_movie()), path, tmp_path / "s.ome.zarr")
 
 
 def test_pixel_classifier_trains_on_every_time_point(tmp_path):

@@ -278,6 +278,14 @@ def segment(
         opened_model = open_model(model_ref.args[0], workers=threads)
     else:
         opened_model = model
+    if not isinstance(opened_model, Model):
+        from scopeml.errors import IncompatibleModelError
+
+        raise IncompatibleModelError(
+            f"{type(opened_model).__name__} is no pixel model (no spec and predict); "
+            "segment runs czann, legacy and pixel-classifier models",
+            path=model_ref.args[0] if model_ref else None,
+        )
     try:
         path = segment_image(
             opened_image,
