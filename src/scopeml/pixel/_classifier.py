@@ -24,10 +24,11 @@ from scopeml.errors import (
     InvalidRequestError,
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
+from scopeml.io.dtypes import label_dtype
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._forest import BINS, Forest, fit_forest
-from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, label_dtype, scan_labels
+from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, scan_labels
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call

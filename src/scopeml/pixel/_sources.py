@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError, summarize
+from scopeml.io.dtypes import label_dtype
 from scopeml.pixel._blocks import iter_blocks
 
 #: Most classes a label image may have unless the classes are named: more is almost always an
@@ -271,8 +272,3 @@ def check_top(top: int, classes: Sequence[str] | None, path: Any = None) -> None
         )
     if top > LABEL_LIMIT:
         raise InvalidLabelsError(f"labels go up to {top}; at most {LABEL_LIMIT} classes", path=path)
-
-
-def label_dtype(top: int) -> np.dtype:
-    """The smallest unsigned type that holds label values up to ``top``."""
-    return np.dtype(np.uint8 if top < 256 else np.uint16)

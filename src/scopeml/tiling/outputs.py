@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.io.dtypes import label_dtype
 
 #: The czann model type whose output is an image, not class probabilities.
 REGRESSION = "Regression"
@@ -25,20 +26,6 @@ class OutputSpec:
     name: str
     dtype: np.dtype
     channel_names: tuple[str, ...] = ()
-
-
-def label_dtype(n_classes: int) -> np.dtype:
-    """Smallest unsigned integer dtype that holds labels ``0 … n_classes``.
-
-    Examples
-    --------
-    >>> label_dtype(2), label_dtype(255), label_dtype(256)
-    (dtype('uint8'), dtype('uint8'), dtype('uint16'))
-    """
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if n_classes <= np.iinfo(dtype).max:
-            return np.dtype(dtype)
-    return np.dtype(np.uint64)
 
 
 def output_specs(
