@@ -136,3 +136,15 @@ def test_lead_is_zero_for_a_tie_at_the_top() -> None:
     sums = np.array([[3, 1, 0], [2, 2, 1], [0, 5, 4.5], [1, 1, 1]], np.float32)
     np.testing.assert_allclose(_lead(sums), [2, 0, 0.5, 0])
     np.testing.assert_allclose(_lead(sums[:, :2]), [2, 0, 5, 0])
+
+
+def test_sklearn_tree_state_layout() -> None:
+    """The one private scikit-learn API we use (``Tree.__setstate__`` in ``Forest``): fails
+    loudly if an upgrade changes the state or node layout."""
+    from sklearn.tree._tree import NODE_DTYPE
+
+    rf = RandomForestClassifier(1, random_state=0).fit([[0.0], [1.0]], [1, 2])
+    state = rf.estimators_[0].tree_.__getstate__()
+    assert {"max_depth", "node_count", "nodes", "values"} <= set(state)
+    assert {"left_child", "right_child", "feature", "threshold"} <= set(NODE_DTYPE.names)
+    assert state["values"].shape[1:] == (1, 2)
