@@ -29,7 +29,7 @@ SLACK = 1.25  # headers, small objects, allocator rounding
 @pytest.fixture(scope="module")
 def app_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, dict]]:
     tmp = tmp_path_factory.mktemp("memory")
-    config = ServerConfig(tmp / "data", max_tile_memory=64 * MB, max_image_bytes=1 * MB)
+    config = ServerConfig(tmp / "data", max_tile_memory=1024 * MB, max_image_bytes=1 * MB)
     db = Database(config.db)
     headers = {"Authorization": f"Bearer {db.create_token('ada')}"}
     db.close()
@@ -70,15 +70,28 @@ def test_a_tiles_server_memory_is_a_small_multiple_of_its_bytes(app_client, dtyp
     assert response.status_code == 200
     out = len(response.content)  # 3 classes × float32: 12 MB, held by the test client too
     assert out > 3 * tile.size * 4
-    estimate = tile_memory(tile, spec_from_dict(state["model"]["spec"]), len(body))
+    estimate = tile_memory(tile, spec_from_dict(state["model"]["spec"]), len(body))  # no runtime
     assert peak <= SLACK * (estimate + out), (peak / MB, estimate / MB, out / MB)
     assert peak <= 3 * (len(body) + out)  # the tile in and out, a few times: not 350 B/pixel
+
+
+def test_the_models_working_memory_is_estimated_at_upload(app_client):
+    """The test U-Net's intermediate tensors sum to a few hundred bytes per pixel: counted in
+    every tile's memory, so a tile whose outputs fit but whose runtime would not is refused."""
+    _, state = app_client
+    per_pixel = state["model"]["spec"]["runtime_bytes_per_pixel"]
+    assert 100 < per_pixel < 2000
+    spec = spec_from_dict(state["model"]["spec"])
+    tile = np.zeros((1, 1, 1024, 1024), np.float32)
+    assert tile_memory(tile, spec, tile.nbytes, per_pixel) - tile_memory(
+        tile, spec, tile.nbytes
+    ) == pytest.approx(per_pixel * 1024 * 1024, abs=1)
 
 
 def test_a_tile_over_the_memory_limit_is_413_before_any_work(app_client):
     client, state = app_client
     config = state["config"]
-    tile = np.zeros((1, 1, 2048, 2048), np.float32)  # 16 MB body; 2 × 3 × 16 MB out
+    tile = np.zeros((1, 1, 2048, 2048), np.float32)  # 16 MB body; runtime ~1.5 GB
     assert len(tile.tobytes()) <= config.max_tile_bytes
     url = f"/models/{state['model']['id']}/predict"
     headers = {**state["headers"], "X-Tile-Dtype": "<f4", "X-Tile-Shape": "1,1,2048,2048"}

@@ -10,6 +10,7 @@ root (:func:`resolve_image_path`); uploaded images live under ``uploads/`` with 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import threading
@@ -147,10 +148,10 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
     return prefix + err.problem
 
 
-def job_memory(options: dict[str, Any], spec: ModelSpec) -> int:
-    """Bytes one batch of a job holds at its peak, the model runtime aside: ``batch_size``
-    windows (tile + 2 × halo per spatial axis) of the model's input channels and of twice its
-    float32 output (as :func:`~scopeml.server.tiles.tile_memory` counts a tile).
+def job_memory(options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: float = 0.0) -> int:
+    """Bytes one batch of a job holds at its peak: ``batch_size`` windows (tile + 2 × halo per
+    spatial axis) of the model's input channels, of twice its float32 output and of the
+    runtime's ``runtime_per_pixel`` (as :func:`~scopeml.server.tiles.tile_memory` counts a tile).
 
     Examples
     --------
@@ -163,7 +164,8 @@ def job_memory(options: dict[str, Any], spec: ModelSpec) -> int:
     halo = options.get("halo")
     halo = max(spec.halo, default=0) if halo is None else halo
     window = (tile + 2 * halo) ** dims
-    return (options.get("batch_size") or 1) * window * (spec.in_channels + 2 * spec.n_classes) * 4
+    per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
+    return math.ceil((options.get("batch_size") or 1) * window * per_pixel)
 
 
 def check_job_image(image: str | Path, scene: int | None, roots: list[Path], name: str) -> None:

@@ -35,6 +35,7 @@ from scopeml.server.metrics import Metrics
 
 CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
 PROBE_TIME_BUDGET_S = 10.0
+RUNTIME_KEY = "runtime_bytes_per_pixel"  # in a model record's spec: see runtime_bytes_per_pixel
 SPEC_FIELDS = (
     "spatial_dims",
     "in_channels",
@@ -74,6 +75,41 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     values["name"] = values["name"] or ""
     values["tile_step"] = values["tile_step"] or ()
     return ModelSpec(**values, extra=dict(data.get("extra") or {}))
+
+
+def runtime_bytes_per_pixel(path: Path, spec: ModelSpec) -> float:
+    """Bytes of intermediate tensors the graph makes per input pixel (all of them summed).
+
+    ONNX shape inference on the graph without its weights, at the probe tile's size; the runtime
+    reuses buffers, so this is an upper bound of its working memory (374 B/pixel for the test
+    U-Net, whose server process grew by ~270 B/pixel on a 1536² tile). The server counts it in
+    a tile's memory (:func:`scopeml.server.tiles.tile_memory`). 0 when inference cannot tell.
+    """
+    import onnx
+    from onnx import helper
+
+    from scopeml.model.container import graph_skeleton, read_container
+    from scopeml.model.probe import probe_spatial_shape
+
+    spatial = probe_spatial_shape(spec)
+    skeleton = graph_skeleton(read_container(path).onnx_bytes, path=path)
+    dims = skeleton.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != len(spatial) + 2:
+        return 0.0
+    for dim, size in zip(dims, (1, *spatial, spec.in_channels), strict=True):
+        dim.Clear()
+        dim.dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, data_prop=True)
+    except Exception:  # a best effort: odd graphs still run under the time budget
+        return 0.0
+    total = 0
+    for value in [*inferred.graph.value_info, *inferred.graph.output]:
+        tensor = value.type.tensor_type
+        sizes = [dim.dim_value for dim in tensor.shape.dim]
+        if sizes and all(size > 0 for size in sizes):
+            total += math.prod(sizes) * helper.tensor_dtype_to_np_dtype(tensor.elem_type).itemsize
+    return total / math.prod(spatial)
 
 
 def load_model_file(path: Path, *, time_budget: float | None = None) -> Model:
@@ -146,6 +182,7 @@ class ModelRegistry:
             spec = model.spec
             if spec.name == model_id:  # no name in the metadata: not the random file name
                 spec = replace(spec, name=Path(name).stem)
+            per_pixel = runtime_bytes_per_pixel(target, spec)
         except Exception as err:
             target.unlink(missing_ok=True)
             give_back_memory()  # a refused container may have unpacked hundreds of MB
@@ -159,7 +196,7 @@ class ModelRegistry:
             "shared": shared,
             "size": target.stat().st_size,
             "sha256": _sha256(target),
-            "spec": spec_to_dict(spec),
+            "spec": {**spec_to_dict(spec), RUNTIME_KEY: per_pixel},
             "created": time.time(),
         }
         self.db.add_model(record)

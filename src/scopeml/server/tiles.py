@@ -115,10 +115,13 @@ def _check_dtype(dtype: np.dtype) -> None:
         )
 
 
-def tile_memory(tile: np.ndarray, spec: ModelSpec, body_bytes: int) -> int:
-    """Bytes the server holds for one tile request at its peak, the model runtime's own working
-    memory aside: the body, the float32 batch (unless the body is float32 already), the model's
-    float32 output ``N×K×…`` and its encoded copy. Measured in ``tests/server/test_memory.py``.
+def tile_memory(
+    tile: np.ndarray, spec: ModelSpec, body_bytes: int, runtime_per_pixel: float = 0.0
+) -> int:
+    """Bytes the server holds for one tile request at its peak: the body, the float32 batch
+    (unless the body is float32 already), the model's float32 output ``N×K×…`` and its encoded
+    copy (measured in ``tests/server/test_memory.py``), and the model runtime's working memory,
+    ``runtime_per_pixel`` bytes per pixel (:func:`scopeml.server.models.runtime_bytes_per_pixel`).
 
     Examples
     --------
@@ -126,12 +129,15 @@ def tile_memory(tile: np.ndarray, spec: ModelSpec, body_bytes: int) -> int:
     >>> tile = np.zeros((1, 100, 100), np.uint16)  # 20 kB
     >>> tile_memory(tile, spec, tile.nbytes)  # body + float32 copy + 2 × 2 classes × float32
     220000
+    >>> tile_memory(tile, spec, tile.nbytes, runtime_per_pixel=300.0)  # + 300 B × 10⁴ pixels
+    3220000
     """
     dims = spec.spatial_dims
     n_tiles = tile.shape[0] if tile.ndim == dims + 2 else 1
     pixels = math.prod(tile.shape[-dims:]) if tile.ndim >= dims else 0
     batch = 0 if tile.dtype == np.float32 else math.prod(tile.shape) * 4
-    return body_bytes + batch + 2 * n_tiles * spec.n_classes * pixels * 4
+    runtime = math.ceil(n_tiles * pixels * runtime_per_pixel)
+    return body_bytes + batch + 2 * n_tiles * spec.n_classes * pixels * 4 + runtime
 
 
 def check_tile(array: np.ndarray, spec: ModelSpec) -> np.ndarray:

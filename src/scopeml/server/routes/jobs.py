@@ -12,7 +12,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
 from scopeml.server.jobs import check_job_image, job_memory, resolve_image_path
-from scopeml.server.models import spec_from_dict
+from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -42,7 +42,7 @@ async def submit_job(
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
     record = find_model(registry, job.model_id, user)
     options = job.options.segment_options()
-    needed = job_memory(options, spec_from_dict(record["spec"]))
+    needed = job_memory(options, spec_from_dict(record["spec"]), record["spec"].get(RUNTIME_KEY, 0))
     if needed > config.max_tile_memory:
         raise InvalidRequestError(
             f"a batch of this job needs about {needed} bytes of server memory; the limit is "

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
 from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
-from scopeml.server.models import spec_from_dict
+from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE, STREAMED
 from scopeml.server.tiles import (
     NPY_MEDIA_TYPE,
@@ -47,12 +47,13 @@ async def predict_tile(
     body = await read_body(request, config.max_tile_bytes)
     spec = spec_from_dict(record["spec"])
     tile = decode_tile(body, request.headers)
-    needed = tile_memory(tile, spec, len(body))
+    needed = tile_memory(tile, spec, len(body), record["spec"].get(RUNTIME_KEY, 0.0))
     if needed > config.max_tile_memory:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"tile {tuple(tile.shape)} needs about {needed} bytes of server memory with "
-            f"{spec.n_classes} classes; the limit is {config.max_tile_memory}: send smaller tiles",
+            f"tile {tuple(tile.shape)} needs about {needed} bytes of server memory (input, "
+            f"{spec.n_classes} class outputs, the model's working memory); the limit is "
+            f"{config.max_tile_memory}: send smaller tiles",
         )
     batch = check_tile(tile, spec)
     try:
