@@ -9,7 +9,6 @@ so a reader never sees a level that is still being written.
 
 from __future__ import annotations
 
-import itertools
 import math
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import zarr
 
 from scopeml.errors import InvalidRequestError
 from scopeml.io.omezarr import _Multiscale
+from scopeml.io.regions import iter_regions
 
 METHODS = ("mean", "mode", "nearest")
 
@@ -60,12 +60,6 @@ def downsample(block: np.ndarray, axes: tuple[int, int], factor: int, method: st
         pick = np.argmax(counts, axis=-1)[..., None]
         out = np.take_along_axis(values, pick, axis=-1)[..., 0]
     return np.moveaxis(out, (-2, -1), axes)
-
-
-def _regions(shape: tuple[int, ...], chunks: tuple[int, ...]):
-    ranges = [range(0, n, c) for n, c in zip(shape, chunks, strict=True)]
-    for starts in itertools.product(*ranges):
-        yield tuple(slice(s, min(s + c, n)) for s, c, n in zip(starts, chunks, shape, strict=True))
 
 
 def write_pyramid(
@@ -114,7 +108,7 @@ def write_pyramid(
             dimension_names=base.metadata.dimension_names,
             overwrite=True,
         )
-        for region in _regions(tuple(shape), chunks):
+        for region, _ in iter_regions(tuple(shape), chunks):
             source = list(region)
             for axis in (iy, ix):
                 stop = min(region[axis].stop * factor, previous.shape[axis])
