@@ -7,7 +7,7 @@ python3 -m venv .venv
 python -m pip install -q --upgrade pip
 # The CPU build of torch for the [train] extra, by version (a plain "torch" would pull GBs of CUDA wheels).
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[test,train,server,czi,dask,parquet,formats,napari]"
+python -m pip install -q -e ".[test,train,server,czi,dask,parquet,formats,bioimageio,napari]"
 ruff check src tests bench
 ruff format --check src tests bench
 python -m pytest -q -n auto "$@"

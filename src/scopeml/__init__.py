@@ -39,6 +39,8 @@ _LAZY = {
     "classify_objects": "scopeml.api",
     "classify_images": "scopeml.classify",
     "classify_object_crops": "scopeml.classify",
+    "import_bioimageio": "scopeml.model.bioimageio",
+    "export_bioimageio": "scopeml.model.bioimageio",
     "train_unet": "scopeml.train",
     "analyze": "scopeml.analysis",
     "Image": "scopeml.io.image",
@@ -58,6 +60,8 @@ __all__ = [
     "classify_images",
     "classify_object_crops",
     "classify_objects",
+    "export_bioimageio",
+    "import_bioimageio",
     "label_objects",
     "measure_objects",
     "open_image",
@@ -84,6 +88,7 @@ if TYPE_CHECKING:
     from scopeml.errors import Cancelled
     from scopeml.io import open_image
     from scopeml.io.image import Image
+    from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
     from scopeml.progress import ProgressEvent
     from scopeml.tiling.options import SegmentOptions
     from scopeml.train import train_unet

@@ -250,16 +250,20 @@ def container_warnings(container: Any) -> list[str]:
 @app.command("convert")
 def convert(
     source: Path = typer.Argument(
-        ..., help="An .onnx graph, or a PyTorch ExportedProgram (.pt2, from torch.export.save)."
+        ...,
+        help="An .onnx graph, a PyTorch ExportedProgram (.pt2, from torch.export.save), or a "
+        "bioimage.io model package (.zip, folder, rdf.yaml/bioimageio.yaml).",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Container to write (.czann)."),
-    classes: str = typer.Option(..., "--classes", help="Class names, comma-separated: bg,nuclei"),
+    classes: str | None = typer.Option(
+        None, "--classes", help="Class names, comma-separated: bg,nuclei (bioimage.io: from it)."
+    ),
     min_overlap: str = typer.Option(
         "0", "--min-overlap", help="Halo per side in pixels: one value, or per axis ([Z,]Y,X)."
     ),
     name: str | None = typer.Option(None, "--name", help="Model name."),
-    model_type: str = typer.Option(
-        "SingleClassSemanticSegmentation", "--type", help="czann model type."
+    model_type: str | None = typer.Option(
+        None, "--type", help="czann model type (default SingleClassSemanticSegmentation)."
     ),
     scaling: str | None = typer.Option(
         None, "--scaling", help="Pixel extents x,y[,z] in metres, e.g. 2e-7,2e-7."
@@ -280,6 +284,19 @@ def convert(
     from scopeml.model.convert import convert_onnx
     from scopeml.model.metadata import ModelType
 
+    if str(source).startswith(("http:/", "https:/")):
+        raise InvalidRequestError(f"{source} is a URL; scopeml converts files, never downloads")
+    from scopeml.model.bioimageio.package import is_package
+
+    if is_package(source):
+        from scopeml.model.bioimageio import import_bioimageio
+
+        written = import_bioimageio(source, output, model_type=model_type)
+        typer.echo(f"wrote {written}")
+        return
+    if classes is None:
+        raise typer.BadParameter("give the class names", param_hint="--classes")
+    model_type = model_type or "SingleClassSemanticSegmentation"
     class_names = [item.strip() for item in classes.split(",") if item.strip()]
     overlap = _ints(min_overlap, "--min-overlap", ",")
     try:
@@ -544,3 +561,35 @@ def write_array(path: Path, array: Any) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+@app.command("export-bioimageio")
+def export_bioimageio_command(
+    model: Path = typer.Argument(..., help="The .czann to export."),
+    output: Path = typer.Option(..., "--output", "-o", help="The package to write (.zip)."),
+    author: list[str] = typer.Option(["unknown"], "--author", help="An author (repeatable)."),
+    license_id: str = typer.Option("CC-BY-4.0", "--license", help="SPDX license identifier."),
+    cite: str | None = typer.Option(
+        None, "--cite", help="Citation as 'TEXT|URL or DOI' (default: the czann format)."
+    ),
+    description: str | None = typer.Option(None, "--description", help="One-line description."),
+    documentation: Path | None = typer.Option(
+        None, "--documentation", help="Markdown documentation (default: generated)."
+    ),
+) -> None:
+    """Write a czann as a bioimage.io model package (format 0.5) with test tensors and a cover."""
+    from scopeml.model.bioimageio import export_bioimageio
+    from scopeml.model.bioimageio.export import DEFAULT_CITATION
+
+    citation = DEFAULT_CITATION
+    if cite is not None:
+        text, _, where = cite.partition("|")
+        if not text.strip() or not where.strip():
+            raise typer.BadParameter("give 'TEXT|URL' or 'TEXT|DOI'", param_hint="--cite")
+        citation = (text.strip(), where.strip())
+    docs = documentation.read_text(encoding="utf-8") if documentation is not None else None
+    path = export_bioimageio(
+        model, output, authors=author, license=license_id, citation=citation,
+        description=description, documentation=docs,
+    )  # fmt: skip
+    typer.echo(f"wrote {path}")

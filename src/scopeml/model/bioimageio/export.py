@@ -1,0 +1,322 @@
+"""czann → bioimage.io model package (format 0.5): the czann's ONNX graph unchanged, channels-last
+axes declared as they are, test tensors computed by scopeml, a cover, documentation, citations.
+
+The package is checked by ``bioimageio.spec`` while it is built; ``bioimageio.core``'s own
+model test (run in the tests) reproduces the test output from the test input.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
+
+#: Default citation: the czann format the package was made from.
+DEFAULT_CITATION = ("ZEISS czmodel: the czann model format", "https://pypi.org/project/czmodel/")
+#: Policies of the container (``ScopeMLNormalize``) and their bioimage.io preprocessing.
+_SPATIAL_IDS = {2: ("y", "x"), 3: ("z", "y", "x")}
+
+
+def export_bioimageio(
+    model: str | PathLike[str],
+    output: str | PathLike[str],
+    *,
+    authors: Sequence[str] = ("unknown",),
+    license: str = "CC-BY-4.0",
+    citation: tuple[str, str] = DEFAULT_CITATION,
+    description: str | None = None,
+    documentation: str | None = None,
+    test_size: int = 64,
+    seed: int = 0,
+) -> Path:
+    """Write a ``.czann`` as a bioimage.io model package (a zip, format 0.5).
+
+    Parameters
+    ----------
+    model
+        The czann (segmentation, regression or classification; 2-D or 3-D).
+    output
+        The package ``.zip`` (written to a temporary file and moved into place).
+    authors, license, citation
+        Package fields; ``citation`` is ``(text, url or doi)``.
+    description, documentation
+        One-line description; the Markdown documentation (default: generated from the model).
+    test_size
+        Spatial size of the test input of a model that takes any size (rounded to its step).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from scopeml.model import ModelMetadata, write_container
+    >>> from scopeml.model.testing import tiny_unet_onnx
+    >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
+    ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
+    ...     min_overlap=(16, 16))
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> czann = write_container(folder / "m.czann", tiny_unet_onnx(), meta)
+    >>> export_bioimageio(czann, folder / "m.zip").name
+    'm.zip'
+    """
+    from scopeml.model.bioimageio.package import require_spec
+    from scopeml.model.container import read_container
+
+    require_spec()
+    from bioimageio.spec import ValidationContext, save_bioimageio_package
+    from pydantic import ValidationError
+
+    path = Path(model)
+    container = read_container(path)
+    meta = container.metadata
+    if container.legacy:
+        raise IncompatibleModelError(
+            "legacy czseg/czmodel containers are exported after conversion to czann", path=path
+        )
+    if meta.model_type.value == "ObjectDetection":
+        raise IncompatibleModelError(
+            "ObjectDetection models have no bioimage.io output description in scopeml yet",
+            path=path,
+        )
+    output = Path(output)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        test_input, test_output = _test_tensors(path, container, test_size, seed)
+        np.save(root / "test_input.npy", test_input)
+        np.save(root / "test_output.npy", test_output)
+        (root / "weights.onnx").write_bytes(container.onnx_bytes)
+        _write_cover(root / "cover.png", test_input, test_output)
+        (root / "README.md").write_text(documentation or _documentation(meta, path))
+        name = meta.model_name or path.stem
+        try:
+            with ValidationContext(root=root, perform_io_checks=True, raise_errors=False):
+                descr = _description(
+                    container,
+                    root,
+                    name=name if len(name) >= 5 else f"{name} model",  # bioimage.io: 5 or more
+                    authors=authors,
+                    license=license,
+                    citation=citation,
+                    summary=description or _summary(meta, path),
+                )
+        except ValidationError as err:
+            item = err.errors()[0]
+            where = ".".join(str(part) for part in item["loc"])
+            raise InvalidRequestError(
+                f"bioimage.io does not accept the description: {where}: {item['msg']}", path=path
+            ) from err
+        if _is_invalid(descr):
+            raise InvalidRequestError(
+                f"bioimage.io does not accept the description: {_first_error(descr)}", path=path
+            )
+        partial = output.with_name(f".{output.name}.partial")
+        try:
+            save_bioimageio_package(descr, output_path=partial)
+            os.replace(partial, output)
+        finally:
+            partial.unlink(missing_ok=True)
+    return output
+
+
+def _summary(meta: Any, path: Path) -> str:
+    return f"{meta.model_type.value} model {meta.model_name or path.stem}, exported by scopeml"
+
+
+def _documentation(meta: Any, path: Path) -> str:
+    classes = ", ".join(meta.classes or ()) or "-"
+    overlap = list(meta.min_overlap) if meta.min_overlap else "none"
+    return (
+        f"# {meta.model_name or path.stem}\n\n"
+        f"A {meta.model_type.value} model exported by scopeml from `{path.name}` (czann).\n\n"
+        f"- input: channels last, shape `{list(meta.input_shape)}` (spatial…, channels)\n"
+        f"- output channels: {classes}\n- halo (MinOverlap): {overlap}\n"
+        f"- normalisation: {meta.normalize or 'raw values as float32'}\n"
+    )
+
+
+def _test_tensors(
+    path: Path, container: Any, test_size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth random test input (NHWC float32) and the model's output for it."""
+    from scipy import ndimage
+
+    meta, graph = container.metadata, container.graph
+    spatial = graph.spatial_dims
+    channels = meta.in_channels
+    if meta.model_type.is_pixelwise:
+        step = graph.tile_step
+        fixed = graph.fixed_spatial
+        halo = _halo(meta, spatial)
+        sizes = fixed or tuple(
+            -(-max(test_size, 2 * h + s) // s) * s for h, s in zip(halo, step, strict=True)
+        )
+    else:
+        sizes = tuple(int(n) for n in meta.input_shape[:-1])
+    rng = np.random.default_rng(seed)
+    noise = rng.random((1, channels, *sizes))
+    pixels = ndimage.gaussian_filter(noise, (0, 0) + (2.0,) * spatial).astype(np.float32) * 100
+    batch = _normalized(pixels, meta.normalize)
+    if meta.model_type.is_pixelwise:
+        from scopeml.model.runtime import load_model
+
+        result = load_model(container, providers=["CPUExecutionProvider"]).predict(batch)
+        result_last = np.moveaxis(result, 1, -1)
+    else:
+        from scopeml.classify import ImageClassifier
+
+        scores = ImageClassifier(path)._run(np.moveaxis(batch, 1, -1))
+        result_last = np.asarray(scores, np.float32).reshape(1, -1)
+    return np.ascontiguousarray(np.moveaxis(pixels, 1, -1)), result_last.astype(np.float32)
+
+
+def _normalized(pixels: np.ndarray, policy: str | None) -> np.ndarray:
+    """The test input as the model sees it: the policy's statistics over the test image
+    (bioimage.io computes them per sample, which is the whole test image)."""
+    from scopeml.tiling.normalize import parse_normalize
+
+    kind, args = parse_normalize(policy)
+    axes = tuple(range(2, pixels.ndim))
+    if kind == "none":
+        return pixels
+    if kind == "meanstd":
+        mean = pixels.mean(axis=axes, keepdims=True)
+        return (pixels - mean) / (pixels.std(axis=axes, keepdims=True) + 1e-6)
+    low = np.percentile(pixels, args[0], axis=axes, keepdims=True)
+    high = np.percentile(pixels, args[1], axis=axes, keepdims=True)
+    return ((pixels - low) / (high - low + 1e-6)).astype(np.float32)
+
+
+def _halo(meta: Any, spatial: int) -> tuple[int, ...]:
+    return tuple(meta.min_overlap) if meta.min_overlap else (0,) * spatial
+
+
+def _preprocessing(policy: str | None, spatial_ids: Sequence[str]) -> list[Any]:
+    from bioimageio.spec.model import v0_5 as bio
+
+    from scopeml.tiling.normalize import parse_normalize
+
+    kind, args = parse_normalize(policy)
+    axes = [bio.AxisId(a) for a in spatial_ids]
+    if kind == "meanstd":
+        kwargs = bio.ZeroMeanUnitVarianceKwargs(axes=axes, eps=1e-6)
+        return [bio.ZeroMeanUnitVarianceDescr(kwargs=kwargs)]
+    if kind == "percentile":
+        kwargs = bio.ScaleRangeKwargs(
+            axes=axes, min_percentile=args[0], max_percentile=args[1], eps=1e-6
+        )
+        return [bio.ScaleRangeDescr(kwargs=kwargs)]
+    return []
+
+
+def _description(
+    container: Any,
+    root: Path,
+    *,
+    name: str,
+    authors: Sequence[str],
+    license: str,
+    citation: tuple[str, str],
+    summary: str,
+) -> Any:
+    from bioimageio.spec.model import v0_5 as bio
+
+    meta, graph = container.metadata, container.graph
+    spatial = graph.spatial_dims
+    ids = _SPATIAL_IDS[spatial]
+    halo = _halo(meta, spatial)
+    fixed = graph.fixed_spatial
+    input_id = bio.TensorId("input")
+    space_in = []
+    for index, axis in enumerate(ids):
+        if fixed or not meta.model_type.is_pixelwise:
+            size: Any = int(fixed[index] if fixed else meta.input_shape[index])
+        else:
+            step = graph.tile_step[index]
+            size = bio.ParameterizedSize(min=-(-(2 * halo[index] + 1) // step) * step, step=step)
+        space_in.append(bio.SpaceInputAxis(id=bio.AxisId(axis), size=size))
+    channel_names = [f"channel{c}" for c in range(meta.in_channels)]
+    inputs = bio.InputTensorDescr(
+        id=input_id,
+        axes=[bio.BatchAxis(), *space_in, bio.ChannelAxis(channel_names=channel_names)],
+        test_tensor=bio.FileDescr(source=root / "test_input.npy"),
+        preprocessing=_preprocessing(meta.normalize, ids),
+    )
+    classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
+    if meta.model_type.is_pixelwise:
+        space_out = [
+            bio.SpaceOutputAxisWithHalo(
+                id=bio.AxisId(axis),
+                size=bio.SizeReference(tensor_id=input_id, axis_id=bio.AxisId(axis)),
+                halo=int(halo[index]),
+            )
+            for index, axis in enumerate(ids)
+        ]
+    else:
+        space_out = []
+    outputs = bio.OutputTensorDescr(
+        id=bio.TensorId("output"),
+        axes=[bio.BatchAxis(), *space_out, bio.ChannelAxis(channel_names=classes)],
+        test_tensor=bio.FileDescr(source=root / "test_output.npy"),
+    )
+    text, where = citation
+    cite = (
+        bio.CiteEntry(text=text, doi=where)
+        if where.startswith("10.")
+        else bio.CiteEntry(text=text, url=where)
+    )
+    return bio.ModelDescr(
+        name=name,
+        description=summary,
+        authors=[bio.Author(name=author) for author in authors],
+        cite=[cite],
+        license=license,
+        documentation=bio.FileDescr(source=root / "README.md"),
+        covers=[bio.FileDescr(source=root / "cover.png")],
+        tags=["scopeml", "czann", meta.model_type.value],
+        inputs=[inputs],
+        outputs=[outputs],
+        weights=bio.WeightsDescr(
+            onnx=bio.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=graph.opset)
+        ),
+        attachments=[],
+        config={"scopeml": {"czann_type": meta.model_type.value, "czann_id": str(meta.model_id)}},
+    )
+
+
+def _write_cover(path: Path, test_input: np.ndarray, test_output: np.ndarray) -> None:
+    """Input and output side by side (first channel, middle plane), 8-bit PNG."""
+    from PIL import Image as PILImage
+
+    def plane(array: np.ndarray) -> np.ndarray:
+        data = array[0, ..., 0]
+        while data.ndim > 2:
+            data = data[data.shape[0] // 2]
+        if data.ndim < 2:
+            data = np.tile(data.reshape(1, -1), (8, 1))
+        low, high = float(data.min()), float(data.max())
+        return np.uint8(np.clip((data - low) / (high - low + 1e-12), 0, 1) * 255)
+
+    left, right = plane(test_input), plane(test_output)
+    height = max(left.shape[0], right.shape[0])
+    canvas = np.zeros((height, left.shape[1] + right.shape[1] + 4), np.uint8)
+    canvas[: left.shape[0], : left.shape[1]] = left
+    canvas[: right.shape[0], left.shape[1] + 4 :] = right
+    scale = max(1, 256 // height)
+    PILImage.fromarray(np.kron(canvas, np.ones((scale, scale), np.uint8))).save(path)
+
+
+def _is_invalid(descr: Any) -> bool:
+    from bioimageio.spec import InvalidDescr
+
+    return isinstance(descr, InvalidDescr)
+
+
+def _first_error(descr: Any) -> str:
+    summary = descr.validation_summary
+    errors = [f"{'.'.join(map(str, e.loc))}: {e.msg}" for d in summary.details for e in d.errors]
+    return errors[0] if errors else summary.status

@@ -1,0 +1,287 @@
+"""bioimage.io model package → czann: one input, one output, ONNX weights.
+
+Axes become channels-last by a wrapper around the unchanged graph (:mod:`.graph`). Steps that
+work pixel by pixel (``scale_linear``, ``clip`` with fixed bounds, ``binarize``,
+``fixed_zero_mean_unit_variance``, ``sigmoid``, ``softmax`` over channels) are baked into the
+wrapper. Steps that need image statistics (``scale_range`` with percentiles,
+``zero_mean_unit_variance``) become the container's normalisation policy (``ScopeMLNormalize``),
+which the engine applies from whole-image statistics so tiles stay exact. Anything else is
+refused, naming the step.
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidContainerError
+from scopeml.model.bioimageio.graph import PixelStep, wrap_graph
+from scopeml.model.bioimageio.package import Package, open_package
+
+#: Spatial size a czann ``InputShape`` aims at for a model that takes a range of sizes.
+TARGET_TILE = 256
+_SPATIAL = ("z", "y", "x")
+_WEIGHT_FORMATS = (
+    "onnx", "torchscript", "pytorch_state_dict", "keras_hdf5", "keras_v3",
+    "tensorflow_saved_model_bundle", "tensorflow_js",
+)  # fmt: skip
+
+
+def import_bioimageio(
+    source: str | PathLike[str],
+    output: str | PathLike[str],
+    *,
+    model_type: str | None = None,
+) -> Path:
+    """Convert a bioimage.io model (zip, folder or ``rdf.yaml``/``bioimageio.yaml``) to a czann.
+
+    ``model_type`` is the czann ``Type``; by default ``Regression`` for models tagged as
+    restoration/denoising, else ``MultiClassSemanticSegmentation``.
+
+    Raises
+    ------
+    InvalidContainerError
+        Missing or URL weights, no ONNX weights, axes scopeml cannot map, preprocessing it
+        cannot express exactly; the message names the step, axis or file.
+    """
+    from scopeml.model.container import load_onnx, write_container
+    from scopeml.model.metadata import ModelMetadata
+
+    package = open_package(source)
+    try:
+        descr = package.description
+        fail = _failer(package.path)
+        if len(descr.inputs) != 1 or len(descr.outputs) != 1:
+            fail(
+                f"the model has {len(descr.inputs)} inputs and {len(descr.outputs)} outputs; "
+                "scopeml runs models with one of each"
+            )
+        weights = descr.weights.onnx
+        if weights is None:
+            present = [name for name in _WEIGHT_FORMATS if getattr(descr.weights, name, None)]
+            fail(f"weights are {', '.join(present) or 'none'}; scopeml imports ONNX weights")
+        onnx_model = load_onnx(package.read(weights.source, "the ONNX weights"), path=package.path)
+        tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
+        in_roles, spatial = _roles(tensor_in, "input", fail)
+        out_roles, out_spatial = _roles(tensor_out, "output", fail)
+        if out_spatial and out_spatial != spatial:
+            fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
+        channels = _channel_count(tensor_in)
+        pre, policy = _preprocessing(tensor_in.preprocessing, channels, fail)
+        post, post_policy = _preprocessing(tensor_out.postprocessing, None, fail, output=True)
+        if post_policy:
+            fail("postprocessing that needs image statistics cannot be expressed per tile")
+        opset = max((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")),
+                    default=0)  # fmt: skip
+        sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
+        halo = _halo(tensor_out, spatial, fail) if out_spatial else None
+        classes = _channel_names(tensor_out)
+        graph = wrap_graph(
+            onnx_model,
+            input_roles=in_roles,
+            output_roles=out_roles,
+            spatial=spatial,
+            input_sizes=sizes,
+            channels=channels,
+            pre=pre,
+            post=post,
+            valid_sizes=valid,
+        )
+        kind = model_type or _guess_type(descr, out_spatial)
+        out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
+        meta = ModelMetadata(
+            model_type=kind,
+            input_shape=(*shape, channels),
+            output_shape=out_shape,
+            classes=classes,
+            min_overlap=halo,
+            model_name=str(descr.name),
+            normalize=policy,
+        )
+        return write_container(output, graph, meta)
+    finally:
+        package.close()
+
+
+def _failer(path: Path) -> Any:
+    def fail(problem: str) -> None:
+        raise InvalidContainerError(problem, path=path)
+
+    return fail
+
+
+def _roles(tensor: Any, which: str, fail: Any) -> tuple[list[str], list[str]]:
+    roles = []
+    for axis in tensor.axes:
+        kind, name = axis.type, str(axis.id)
+        if kind in ("batch", "channel"):
+            roles.append(kind)
+        elif kind == "space" and name in _SPATIAL:
+            roles.append(name)
+        else:
+            fail(
+                f"{which} axis {name!r} ({kind}) cannot be mapped; scopeml maps batch, "
+                "channel and space axes z, y, x"
+            )
+    spatial = [role for role in _SPATIAL if role in roles]
+    if which == "input" and spatial not in (["y", "x"], ["z", "y", "x"]):
+        fail(f"input space axes {spatial} are not y, x (2-D) or z, y, x (3-D)")
+    return roles, spatial
+
+
+def _channel_count(tensor: Any) -> int:
+    for axis in tensor.axes:
+        if axis.type == "channel":
+            return len(axis.channel_names)
+    return 1
+
+
+def _channel_names(tensor: Any) -> tuple[str, ...]:
+    for axis in tensor.axes:
+        if axis.type == "channel":
+            return tuple(str(name) for name in axis.channel_names)
+    return ("channel0",)
+
+
+def _sizes(
+    tensor: Any, spatial: list[str], fail: Any, *, pad: bool
+) -> tuple[list[int | None], tuple[int, ...], list[tuple[int, int]] | None]:
+    """Graph input sizes (``None``: any), the czann ``InputShape`` spatial part, and the
+    ``(min, step)`` the wrapper pads to (``None``: no padding).
+
+    A size range ``min + n·step`` stays dynamic: the wrapper pads each tile to a valid size
+    (:func:`~scopeml.model.bioimageio.graph.wrap_graph`); a graph too old for that (opset < 11)
+    is fixed at the first valid size of at least ``TARGET_TILE`` instead. ``InputShape`` is that
+    size either way (ZEN's tile size)."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    by_id = {str(axis.id): axis for axis in tensor.axes}
+    sizes: list[int | None] = []
+    shape: list[int] = []
+    valid: list[tuple[int, int]] = []
+    for name in spatial:
+        size = by_id[name].size
+        if isinstance(size, int):
+            sizes.append(int(size))
+            shape.append(int(size))
+            valid.append((int(size), 0))
+        elif isinstance(size, bio.ParameterizedSize):
+            n = max(0, -(-(TARGET_TILE - size.min) // max(size.step, 1)))
+            shape.append(int(size.min + n * size.step))
+            sizes.append(None if pad else shape[-1])
+            valid.append((int(size.min), int(size.step)))
+        else:
+            fail(f"input axis {name!r} has a size scopeml cannot fix ({type(size).__name__})")
+    dynamic = [v for v, s in zip(valid, sizes, strict=True) if s is None]
+    needs_pad = any(m > 1 or st > 1 for m, st in dynamic)
+    return sizes, tuple(shape), valid if pad and needs_pad and len(dynamic) == len(sizes) else None
+
+
+def _halo(tensor: Any, spatial: list[str], fail: Any) -> tuple[int, ...]:
+    halo = []
+    by_id = {str(axis.id): axis for axis in tensor.axes}
+    for name in spatial:
+        axis = by_id[name]
+        if getattr(axis, "scale", 1.0) != 1.0:
+            fail(f"output axis {name!r} has scale {axis.scale}; scopeml needs same-size outputs")
+        size = getattr(axis, "size", None)
+        if getattr(size, "offset", 0):
+            fail(f"output axis {name!r} is offset from the input by {size.offset} pixels")
+        halo.append(int(getattr(axis, "halo", 0) or 0))
+    return tuple(halo)
+
+
+def _guess_type(descr: Any, out_spatial: list[str]) -> str:
+    if not out_spatial:
+        return "MultiClassClassification"
+    tags = {str(tag).lower() for tag in descr.tags}
+    if tags & {"denoising", "restoration", "regression", "image-restoration", "deconvolution"}:
+        return "Regression"
+    return "MultiClassSemanticSegmentation"
+
+
+def _values(kwargs: Any, name: str, channels: int | None, fail: Any, step: str) -> tuple:
+    value = getattr(kwargs, name)
+    if isinstance(value, (list, tuple)):
+        if getattr(kwargs, "axis", "channel") != "channel":
+            fail(f"{step}: per-axis values along {kwargs.axis!r}; only channel values bake in")
+        return tuple(float(v) for v in value)
+    return (float(value),)
+
+
+def _preprocessing(
+    steps: Any, channels: int | None, fail: Any, *, output: bool = False
+) -> tuple[list[PixelStep], str | None]:
+    """Per-pixel steps to bake in, and the statistics policy (at most one, first)."""
+    pixel: list[PixelStep] = []
+    policy = None
+    where = "postprocessing" if output else "preprocessing"
+    # numbered as written: bioimageio.spec adds ensure_dtype steps of its own
+    position = 0
+    for step in steps:
+        kind, kwargs = step.id, getattr(step, "kwargs", None)
+        position += kind != "ensure_dtype"
+        label = f"{where} step {position} ({kind})"
+        if kind == "ensure_dtype":
+            if not str(kwargs.dtype).startswith("float"):
+                fail(f"{label}: casting to {kwargs.dtype} is not expressed by scopeml")
+        elif kind == "scale_linear":
+            gain = _values(kwargs, "gain", channels, fail, label)
+            offset = _values(kwargs, "offset", channels, fail, label)
+            pixel.append(PixelStep("scale", gain, offset))
+        elif kind == "fixed_zero_mean_unit_variance":
+            mean = np.asarray(_values(kwargs, "mean", channels, fail, label))
+            std = np.asarray(_values(kwargs, "std", channels, fail, label))
+            pixel.append(PixelStep("scale", tuple(1 / std), tuple(-mean / std)))
+        elif kind == "clip":
+            if kwargs.min_percentile is not None or kwargs.max_percentile is not None:
+                fail(f"{label}: percentile bounds need image statistics")
+            low = -np.inf if kwargs.min is None else kwargs.min
+            high = np.inf if kwargs.max is None else kwargs.max
+            pixel.append(PixelStep("clip", (float(low),), (float(high),)))
+        elif kind == "binarize":
+            pixel.append(PixelStep("binarize", _values(kwargs, "threshold", channels, fail, label)))
+        elif kind == "sigmoid":
+            pixel.append(PixelStep("sigmoid"))
+        elif kind == "softmax" and str(getattr(kwargs, "axis", "channel")) == "channel":
+            pixel.append(PixelStep("softmax"))
+        elif kind in ("scale_range", "zero_mean_unit_variance") and not output:
+            if pixel or policy:
+                fail(f"{label}: image statistics after another step cannot be made global")
+            policy = _policy(kind, kwargs, channels, fail, label)
+        else:
+            fail(f"{label} cannot be expressed exactly per tile by scopeml")
+    return pixel, policy
+
+
+def _policy(kind: str, kwargs: Any, channels: int | None, fail: Any, label: str) -> str:
+    axes = None if kwargs.axes is None else {str(a) for a in kwargs.axes}
+    if (axes is None or "channel" in axes) and (channels or 1) > 1:
+        fail(f"{label}: statistics joint over channels; scopeml computes them per channel")
+    if axes is not None and axes - {"channel", "batch", *_SPATIAL}:
+        fail(f"{label}: statistics over axes {sorted(axes)}")
+    if kind == "zero_mean_unit_variance":
+        return "meanstd"
+    if getattr(kwargs, "reference_tensor", None) is not None:
+        fail(f"{label}: statistics of another tensor ({kwargs.reference_tensor})")
+    return f"percentile:{_number(kwargs.min_percentile)},{_number(kwargs.max_percentile)}"
+
+
+def _number(value: float) -> str:
+    return f"{float(value):g}" if float(value) != int(value) else str(int(value))
+
+
+def read_test_tensors(package: Package) -> tuple[np.ndarray, np.ndarray]:
+    """The package's test input and output (``.npy``, read without pickle)."""
+    from scopeml.model.safezip import parse_npy
+
+    descr = package.description
+    arrays = []
+    for tensor in (descr.inputs[0], descr.outputs[0]):
+        what = f"the test tensor of {tensor.id}"
+        data = package.read(tensor.test_tensor.source, what)
+        arrays.append(parse_npy(data, what, path=package.path))
+    return arrays[0], arrays[1]

@@ -1,0 +1,197 @@
+"""Reading a bioimage.io model package: a zip, a folder, or its ``rdf.yaml``/``bioimageio.yaml``.
+
+The description is parsed with ``yaml.safe_load`` and validated by ``bioimageio.spec`` without
+any I/O, updated to the latest format (0.4 descriptions become 0.5). Files it names are read
+from the zip through :class:`~scopeml.model.safezip.SafeZip` (the czann limits), or from the
+folder when they resolve inside it. A URL is never fetched: it is refused, naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip
+
+DESCRIPTION_NAMES = ("rdf.yaml", "bioimageio.yaml")
+_MAX_YAML = 1 << 20
+
+
+@dataclass
+class Package:
+    """An opened package: its validated 0.5 description and a reader for the files it names."""
+
+    path: Path
+    description: Any
+    original_format: str
+    _zip: SafeZip | None
+    _folder: Path | None
+
+    def read(self, source: Any, what: str) -> bytes:
+        """The content of a file the description names (``what`` says which, for errors)."""
+        text = str(getattr(source, "source", source))
+        if "://" in text:
+            raise InvalidContainerError(
+                f"{what} is a URL ({text[:120]}); scopeml never downloads: give a package that "
+                "holds the file",
+                path=self.path,
+            )
+        name = text.removeprefix("./")
+        if self._zip is not None:
+            if name not in self._zip:
+                raise InvalidContainerError(
+                    f"{what} {name!r} is missing from the package", path=self.path
+                )
+            return self._zip.read(name)
+        folder = Path(self._folder or ".").resolve()
+        target = (folder / name).resolve()
+        if not target.is_relative_to(folder) or not target.is_file():
+            raise InvalidContainerError(
+                f"{what} {name!r} is missing from the package folder", path=self.path
+            )
+        if target.stat().st_size > DEFAULT_LIMITS.max_member_bytes:
+            limit = DEFAULT_LIMITS.max_member_bytes
+            raise InvalidContainerError(
+                f"{what} {name!r} is larger than the limit of {limit} bytes", path=self.path
+            )
+        return target.read_bytes()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+
+def open_package(source: str | PathLike[str]) -> Package:
+    """Open a package zip, a package folder, or a description file in its folder.
+
+    Raises
+    ------
+    InvalidContainerError
+        A URL, no description, unparseable YAML, a description ``bioimageio.spec`` rejects,
+        or a resource that is not a model.
+    """
+    import yaml
+
+    text = str(source)
+    if "://" in text:
+        raise InvalidContainerError(
+            "bioimage.io packages are read from files; scopeml never downloads", path=text
+        )
+    path = Path(source)
+    archive = folder = None
+    if path.is_dir():
+        folder = path
+        found = [folder / name for name in DESCRIPTION_NAMES if (folder / name).is_file()]
+        if not found:
+            raise InvalidContainerError(
+                f"no {' or '.join(DESCRIPTION_NAMES)} in the folder", path=path
+            )
+        raw = _read_small(found[0])
+    elif path.suffix.lower() in (".yaml", ".yml"):
+        folder, raw = path.parent, _read_small(path)
+    else:
+        archive = SafeZip(path)
+        names = [
+            n for n in archive.names if n in DESCRIPTION_NAMES or n.endswith(".bioimageio.yaml")
+        ]
+        if not names:
+            archive.close()
+            raise InvalidContainerError(
+                f"not a bioimage.io package: no {' or '.join(DESCRIPTION_NAMES)} in the zip",
+                path=path,
+            )
+        raw = archive.read(names[0], max_bytes=_MAX_YAML)
+    try:
+        content = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        _close(archive)
+        raise InvalidContainerError(
+            f"the description is not valid YAML ({err})", path=path
+        ) from err
+    try:
+        description, version = _validate(content, path)
+    except BaseException:
+        _close(archive)
+        raise
+    return Package(path, description, version, archive, folder)
+
+
+def _close(archive: SafeZip | None) -> None:
+    if archive is not None:
+        archive.close()
+
+
+def _read_small(path: Path) -> bytes:
+    if path.stat().st_size > _MAX_YAML:
+        raise InvalidContainerError(f"the description is larger than {_MAX_YAML} bytes", path=path)
+    return path.read_bytes()
+
+
+def require_spec() -> None:
+    """Refuse clearly when the optional ``bioimageio.spec`` is not installed."""
+    try:
+        import bioimageio.spec  # noqa: F401
+    except ImportError as err:
+        raise InvalidRequestError(
+            "bioimage.io packages need the bioimageio extra: pip install 'scopeml[bioimageio]'"
+        ) from err
+
+
+def _validate(content: Any, path: Path) -> tuple[Any, str]:
+    require_spec()
+    from bioimageio.spec import InvalidDescr, ValidationContext, build_description
+    from bioimageio.spec.model import v0_5
+
+    if not isinstance(content, dict):
+        raise InvalidContainerError("the description is not a YAML mapping", path=path)
+    if content.get("type") != "model":
+        raise InvalidContainerError(
+            f"the description is of type {content.get('type')!r}; scopeml imports models",
+            path=path,
+        )
+    version = str(content.get("format_version", "?"))
+    context = ValidationContext(perform_io_checks=False, raise_errors=False, log_warnings=False)
+    descr = build_description(content, context=context, format_version="latest")
+    if isinstance(descr, InvalidDescr) or not isinstance(descr, v0_5.ModelDescr):
+        raise InvalidContainerError(
+            f"bioimage.io rejects the description (format {version}): {_first_error(descr)}",
+            path=path,
+        )
+    return descr, version
+
+
+def _first_error(descr: Any) -> str:
+    summary = getattr(descr, "validation_summary", None)
+    if summary is None:
+        return "not a model description"
+    for detail in summary.details:
+        for error in detail.errors:
+            return f"{'.'.join(map(str, error.loc))}: {error.msg}"[:300]
+    return str(summary.status)
+
+
+def is_package(path: str | PathLike[str]) -> bool:
+    """Whether ``path`` looks like a bioimage.io package (for routing ``model convert``); never
+    raises. A zip counts when it holds a description member at its top level.
+
+    Examples
+    --------
+    >>> is_package("rdf.yaml"), is_package("model.onnx")
+    (True, False)
+    """
+    import zipfile
+
+    path = Path(path)
+    if path.name in DESCRIPTION_NAMES or path.name.endswith(".bioimageio.yaml"):
+        return True
+    if path.is_dir():
+        return any((path / name).is_file() for name in DESCRIPTION_NAMES)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+    return any(n in DESCRIPTION_NAMES or n.endswith(".bioimageio.yaml") for n in names)

@@ -1,0 +1,435 @@
+"""bioimage.io packages in (0.4 and 0.5 descriptions) and out (checked by bioimageio.core).
+
+The packages are made here: a small NCHW convolution network with fixed weights, declared
+channels-first with pre- and postprocessing, and test tensors computed with numpy/scipy.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import onnx
+import pytest
+import yaml
+from onnx import TensorProto, helper, numpy_helper
+from scipy import ndimage
+
+pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
+
+from scopeml.api import segment
+from scopeml.cli import main
+from scopeml.errors import InvalidContainerError
+from scopeml.io.image import Image
+from scopeml.model import ModelMetadata, open_model, read_container, write_container
+from scopeml.model.bioimageio import (
+    export_bioimageio,
+    import_bioimageio,
+    open_package,
+    read_test_tensors,
+)
+from scopeml.model.testing import tiny_unet_onnx, unet_receptive_halo
+
+KERNELS = np.random.default_rng(7).normal(0, 1, (2, 1, 3, 3)).astype(np.float32)
+BIAS = np.array([0.1, -0.2], np.float32)
+
+
+def conv_nchw_onnx() -> onnx.ModelProto:
+    """``N×1×Y×X`` → ``N×2×Y×X``: one 3×3 convolution with zero padding (halo 1)."""
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["output"], pads=[1, 1, 1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", 2, "h", "w"])],
+        [numpy_helper.from_array(KERNELS, "w"), numpy_helper.from_array(BIAS, "b")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def conv_reference(pixels: np.ndarray) -> np.ndarray:
+    """What :func:`conv_nchw_onnx` computes on a ``Y×X`` plane: ``2×Y×X``."""
+    return np.stack(
+        [ndimage.correlate(pixels, KERNELS[k, 0], mode="constant") + BIAS[k] for k in range(2)]
+    ).astype(np.float32)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def test_image(seed: int = 0, shape: tuple[int, int] = (48, 40)) -> np.ndarray:
+    noise = np.random.default_rng(seed).random(shape)
+    return (ndimage.gaussian_filter(noise, 2.0) * 1000 + 100).astype(np.float32)
+
+
+def write_package(path, rdf: dict, files: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def npy(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def common_fields() -> dict:
+    return {
+        "type": "model",
+        "name": "conv test model",
+        "description": "a convolution for scopeml's tests",
+        "authors": [{"name": "scopeml tests"}],
+        "cite": [{"text": "scopeml tests", "url": "https://example.org/scopeml"}],
+        "license": "MIT",
+        "documentation": "README.md",
+        "tags": ["segmentation"],
+    }
+
+
+def rdf_v05(**changes) -> dict:
+    """bcyx in, bcyx out with named channels; scale_range + scale_linear in, sigmoid out."""
+    rdf = {
+        **common_fields(),
+        "format_version": "0.5.4",
+        "inputs": [
+            {
+                "id": "raw",
+                "axes": [
+                    {"type": "batch"},
+                    {"type": "channel", "channel_names": ["dapi"]},
+                    {"type": "space", "id": "y", "size": {"min": 16, "step": 8}},
+                    {"type": "space", "id": "x", "size": {"min": 16, "step": 8}},
+                ],
+                "test_tensor": {"source": "test_input.npy"},
+                "preprocessing": [
+                    {
+                        "id": "scale_range",
+                        "kwargs": {"axes": ["y", "x"], "min_percentile": 1, "max_percentile": 99},
+                    },
+                    {"id": "scale_linear", "kwargs": {"gain": 2.0, "offset": -1.0}},
+                ],
+            }
+        ],
+        "outputs": [
+            {
+                "id": "probabilities",
+                "axes": [
+                    {"type": "batch"},
+                    {"type": "channel", "channel_names": ["background", "cell"]},
+                    {
+                        "type": "space",
+                        "id": "y",
+                        "halo": 1,
+                        "size": {"tensor_id": "raw", "axis_id": "y"},
+                    },
+                    {
+                        "type": "space",
+                        "id": "x",
+                        "halo": 1,
+                        "size": {"tensor_id": "raw", "axis_id": "x"},
+                    },
+                ],
+                "test_tensor": {"source": "test_output.npy"},
+                "postprocessing": [{"id": "sigmoid"}],
+            }
+        ],
+        "weights": {"onnx": {"source": "weights.onnx", "opset_version": 17}},
+    }
+    rdf.update(changes)
+    return rdf
+
+
+def v05_files() -> dict[str, bytes]:
+    pixels = test_image()
+    low, high = np.percentile(pixels, [1, 99])
+    expected = sigmoid(conv_reference(((pixels - low) / (high - low + 1e-6)) * 2 - 1))
+    return {
+        "weights.onnx": conv_nchw_onnx().SerializeToString(),
+        "test_input.npy": npy(pixels[None, None]),
+        "test_output.npy": npy(expected[None].astype(np.float32)),
+        "README.md": b"# conv\n",
+    }
+
+
+def rdf_v04() -> dict:
+    """The same network in a 0.4 description: fixed zero-mean/unit-variance, raw output."""
+    return {
+        **common_fields(),
+        "format_version": "0.4.10",
+        "timestamp": "2026-01-01T00:00:00",
+        "test_inputs": ["test_input.npy"],
+        "test_outputs": ["test_output.npy"],
+        "inputs": [
+            {
+                "name": "raw",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "shape": {"min": [1, 1, 16, 16], "step": [0, 0, 8, 8]},
+                "preprocessing": [
+                    {
+                        "name": "zero_mean_unit_variance",
+                        "kwargs": {"mode": "fixed", "axes": "yx", "mean": 500.0, "std": 250.0},
+                    }
+                ],
+            }
+        ],
+        "outputs": [
+            {
+                "name": "scores",
+                "axes": "bcyx",
+                "data_type": "float32",
+                "halo": [0, 0, 1, 1],
+                "shape": {
+                    "reference_tensor": "raw",
+                    "scale": [1, 0, 1, 1],
+                    "offset": [0, 1, 0, 0],  # 2 · 1 channels: the 0.4 way to say "2"
+                },
+            }
+        ],
+        "weights": {"onnx": {"source": "weights.onnx", "opset_version": 17}},
+    }
+
+
+def v04_files() -> dict[str, bytes]:
+    pixels = test_image(1)
+    expected = conv_reference((pixels - 500.0) / 250.0)
+    return {
+        "weights.onnx": conv_nchw_onnx().SerializeToString(),
+        "test_input.npy": npy(pixels[None, None]),
+        "test_output.npy": npy(expected[None]),
+        "README.md": b"# conv\n",
+    }
+
+
+def core_test_passes(package) -> None:
+    """bioimageio.core's own model test, offline: the test output from the test input."""
+    core = pytest.importorskip("bioimageio.core", reason="bioimageio.core is not installed")
+    summary = core.test_model(package)
+    failures = [
+        f"{detail.name}: {error.msg}" for detail in summary.details for error in detail.errors
+    ]
+    assert summary.status == "passed", failures
+
+
+def steps(processing) -> list[str]:
+    """The step ids, without the ``ensure_dtype`` steps bioimageio.spec adds itself."""
+    return [str(step.id) for step in processing if step.id != "ensure_dtype"]
+
+
+def run_czann_on(path, pixels: np.ndarray) -> np.ndarray:
+    """The czann through the engine (tiled, global normalisation): ``K×Y×X``."""
+    import zarr
+
+    image = Image(pixels.reshape(1, 1, 1, 1, *pixels.shape))
+    out = path.parent / f"{path.stem}-{pixels.shape[0]}.ome.zarr"
+    segment(image, path, out, outputs=["probabilities"], tile_size=24, quiet=True)
+    return np.asarray(zarr.open_array(str(out / "probabilities" / "0"), mode="r")[...])
+
+
+def test_v05_package_becomes_a_czann_that_reproduces_its_test_output(tmp_path):
+    package = write_package(tmp_path / "conv.zip", rdf_v05(), v05_files())
+    czann = import_bioimageio(package, tmp_path / "conv.czann")
+    meta = read_container(czann).metadata
+    assert meta.classes == ("background", "cell")  # from the channel names
+    assert meta.min_overlap == (1, 1)  # from the output halo
+    assert meta.normalize == "percentile:1,99"  # scale_range made global
+    assert meta.input_shape == (256, 256, 1)  # 16 + 8·n, the first ≥ 256
+    opened = open_package(package)
+    test_in, test_out = read_test_tensors(opened)
+    opened.close()
+    got = run_czann_on(czann, test_in[0, 0])
+    # the engine's percentiles come from a histogram of the whole image: close, not equal
+    np.testing.assert_allclose(got, test_out[0], atol=2e-3)
+
+
+def test_v04_package_folder_and_description_file(tmp_path):
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf_v04()))
+    for name, data in v04_files().items():
+        (folder / name).write_bytes(data)
+    for source in (folder, folder / "rdf.yaml"):
+        czann = import_bioimageio(source, tmp_path / f"{source.name}.czann")
+        meta = read_container(czann).metadata
+        assert meta.normalize is None  # fixed mean/std is baked into the graph
+        assert meta.min_overlap == (1, 1)
+        test_in = np.load(folder / "test_input.npy")
+        expected = np.load(folder / "test_output.npy")
+        got = open_model(czann).predict(test_in)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.fixture()
+def unet_czann(tmp_path):
+    meta = ModelMetadata(
+        model_type="MultiClassSemanticSegmentation",
+        input_shape=(64, 64, 1),
+        output_shape=(64, 64, 2),
+        classes=("bg", "fg"),
+        min_overlap=(16, 16),
+        model_name="tiny unet",
+        normalize="meanstd",
+    )
+    return write_container(tmp_path / "unet.czann", tiny_unet_onnx(), meta)
+
+
+def test_export_passes_bioimageio_core_model_test(unet_czann, tmp_path):
+    package = export_bioimageio(unet_czann, tmp_path / "unet.zip", authors=["A. Author"])
+    names = set(zipfile.ZipFile(package).namelist())
+    assert {"rdf.yaml", "weights.onnx", "test_input.npy", "test_output.npy", "README.md",
+            "cover.png"} <= names  # fmt: skip
+    opened = open_package(package)
+    descr = opened.description
+    opened.close()
+    assert [str(a.name) for a in descr.authors] == ["A. Author"]
+    assert descr.cite and descr.documentation is not None and descr.covers
+    assert [str(c) for c in descr.outputs[0].axes[-1].channel_names] == ["bg", "fg"]
+    assert steps(descr.inputs[0].preprocessing) == ["zero_mean_unit_variance"]
+    core_test_passes(package)
+
+
+def test_round_trip_bioimageio_czann_bioimageio(tmp_path):
+    package = write_package(tmp_path / "conv.zip", rdf_v05(), v05_files())
+    czann = import_bioimageio(package, tmp_path / "conv.czann")
+    again = export_bioimageio(czann, tmp_path / "again.zip")
+    opened = open_package(again)
+    descr = opened.description
+    opened.close()
+    assert [str(c) for c in descr.outputs[0].axes[-1].channel_names] == ["background", "cell"]
+    assert steps(descr.inputs[0].preprocessing) == ["scale_range"]
+    assert [ax.halo for ax in descr.outputs[0].axes if ax.type == "space"] == [1, 1]
+    core_test_passes(again)
+    back = import_bioimageio(again, tmp_path / "back.czann")
+    assert read_container(back).metadata.normalize == "percentile:1,99"
+
+
+def test_czann_made_by_czmodel_exports(tmp_path):
+    from czmodel.core.model_metadata import ModelMetadata as CzMetadata
+    from czmodel.core.model_metadata import ModelType as CzModelType
+    from czmodel.core.util.onnx_export import DefaultOnnxConverter
+
+    graph = tiny_unet_onnx(in_channels=2, n_classes=3, depth=2, seed=3)
+    onnx.save(graph, tmp_path / "unet.onnx")
+    cz_meta = CzMetadata(
+        model_type=CzModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+        input_shape=[128, 128, 2],
+        output_shape=[128, 128, 3],
+        classes=["bg", "nucleus", "border"],
+        model_name="from czmodel",
+        min_overlap=[unet_receptive_halo(2)] * 2,
+    )
+    target = tmp_path / "cz.czann"
+    DefaultOnnxConverter().convert(str(tmp_path / "unet.onnx"), cz_meta, str(target))
+    package = export_bioimageio(target, tmp_path / "cz.zip")
+    core_test_passes(package)
+    back = import_bioimageio(package, tmp_path / "back.czann")
+    meta = read_container(back).metadata
+    assert meta.classes == ("bg", "nucleus", "border") and meta.in_channels == 2
+
+
+def test_cli_convert_and_export(tmp_path, capsys):
+    package = write_package(tmp_path / "conv.zip", rdf_v05(), v05_files())
+    czann = tmp_path / "conv.czann"
+    assert main(["model", "convert", str(package), "-o", str(czann)]) == 0
+    assert read_container(czann).metadata.model_type.value == "MultiClassSemanticSegmentation"
+    out = tmp_path / "conv.bioimageio.zip"
+    code = main(["model", "export-bioimageio", str(czann), "-o", str(out), "--author", "Me",
+                 "--cite", "A paper|10.1000/xyz123"])  # fmt: skip
+    assert code == 0
+    opened = open_package(out)
+    assert str(opened.description.cite[0].doi) == "10.1000/xyz123"
+    opened.close()
+
+
+def _bad(tmp_path, rdf: dict, files: dict[str, bytes] | None = None):
+    return write_package(tmp_path / "bad.zip", rdf, v05_files() if files is None else files)
+
+
+def _convert_fails(path, capsys, *needles: str) -> None:
+    assert main(["model", "convert", str(path), "-o", str(path.parent / "x.czann")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err, err
+    for needle in needles:
+        assert needle in err, err
+    assert not (path.parent / "x.czann").exists()
+
+
+def test_url_weights_are_never_downloaded(tmp_path, capsys):
+    rdf = rdf_v05(weights={"onnx": {"source": "https://example.org/w.onnx", "opset_version": 17}})
+    _convert_fails(_bad(tmp_path, rdf), capsys, "is a URL", "never downloads")
+
+
+def test_url_source_is_refused(tmp_path, capsys):
+    code = main(["model", "convert", "https://example.org/m.zip", "-o", str(tmp_path / "m.czann")])
+    assert code == 2
+    assert "never downloads" in capsys.readouterr().err
+
+
+def test_missing_weights_file(tmp_path, capsys):
+    files = v05_files()
+    del files["weights.onnx"]
+    _convert_fails(_bad(tmp_path, rdf_v05(), files), capsys, "'weights.onnx' is missing")
+
+
+def test_unknown_weight_format(tmp_path, capsys):
+    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.1"}}
+    files = {**v05_files(), "weights.pt": b"not really"}
+    _convert_fails(
+        _bad(tmp_path, rdf_v05(weights=weights), files), capsys, "weights are torchscript"
+    )
+
+
+def test_unmappable_axis(tmp_path, capsys):
+    rdf = rdf_v05()
+    rdf["inputs"][0]["axes"].insert(1, {"type": "time", "size": 3})
+    _convert_fails(_bad(tmp_path, rdf), capsys, "input axis 'time' (time) cannot be mapped")
+
+
+@pytest.mark.parametrize(
+    ("step", "needle"),
+    [
+        ({"id": "clip", "kwargs": {"min_percentile": 1, "max_percentile": 99}}, "percentile"),
+        (
+            {"id": "scale_mean_variance", "kwargs": {"reference_tensor": "raw"}},
+            "cannot be expressed",
+        ),
+    ],
+)
+def test_inexpressible_postprocessing_names_the_step(tmp_path, capsys, step, needle):
+    rdf = rdf_v05()
+    rdf["outputs"][0]["postprocessing"] = [step]
+    _convert_fails(_bad(tmp_path, rdf), capsys, f"postprocessing step 1 ({step['id']})", needle)
+
+
+def test_statistics_after_a_pixel_step_are_refused(tmp_path):
+    rdf = rdf_v05()
+    rdf["inputs"][0]["preprocessing"].reverse()
+    with pytest.raises(
+        InvalidContainerError, match=r"step 2 \(scale_range\).*cannot be made global"
+    ):
+        import_bioimageio(_bad(tmp_path, rdf), tmp_path / "x.czann")
+
+
+def test_not_a_package(tmp_path):
+    path = tmp_path / "x.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.onnx", b"")
+    with pytest.raises(InvalidContainerError, match=r"no rdf\.yaml or bioimageio\.yaml"):
+        open_package(path)
+
+
+def test_export_refuses_a_field_bioimageio_rejects(unet_czann, tmp_path, capsys):
+    out = tmp_path / "x.zip"
+    args = ["model", "export-bioimageio", str(unet_czann), "-o", str(out), "--cite", "A|no url"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(unet_czann) in err and "bioimage.io does not accept" in err, err
+    assert not out.exists()
