@@ -27,11 +27,7 @@ def test_halo_makes_a_local_filter_exact() -> None:
     out = np.empty_like(image)
     for read, core in iter_regions(image.shape, 8, 2):
         tile = ndi.maximum_filter(image[read], 5, mode="reflect")[core]
-        out[
-            tuple(
-                slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
-            )
-        ] = tile
+        out[core_region(read, core)] = tile
     np.testing.assert_array_equal(out, whole)
 
 
