@@ -196,3 +196,25 @@ def test_cli_bad_network_exits_2(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and err.startswith("error: ") and problem in err
         assert ("net.onnx" in err) if spec.startswith(str(bad)) else ("nuclei.czann" in err)
+
+
+def test_engine_tiles_a_deep_classifier_exactly(tmp_path):
+    """Tiles on the network's stride grid with its halo: tiled probabilities == whole image."""
+    from scopeml import api
+    from scopeml.io import Image, open_image
+    from scopeml.pixel import train_classifier
+    from scopeml.synthetic import synthetic_textures
+
+    image, truth = synthetic_textures((120, 104), seed=0)
+    labels = np.where(np.random.default_rng(0).random(truth.shape) < 0.03, truth, 0)
+    clf = train_classifier(image, labels, features="vgg19-random-50@1,2", n_estimators=4)
+    assert clf.spec.tile_step == (8, 8) and clf.spec.halo[0] % 8 == 0
+    whole = clf.predict(image[None])[0]
+    out = api.segment(
+        Image(image[None, None, :, None]), clf, tmp_path / "out.ome.zarr",
+        outputs=("labels", "probabilities"), tile_size=40, quiet=True,
+    )  # fmt: skip
+    np.testing.assert_array_equal(open_image(out / "probabilities").read()[0, 0, :, 0], whole)
+    np.testing.assert_array_equal(
+        open_image(out / "labels").read()[0, 0, 0, 0], clf.predict_labels(image)
+    )
