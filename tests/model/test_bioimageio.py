@@ -433,3 +433,44 @@ def test_export_refuses_a_field_bioimageio_rejects(unet_czann, tmp_path, capsys)
     err = capsys.readouterr().err
     assert str(unet_czann) in err and "bioimage.io does not accept" in err, err
     assert not out.exists()
+
+
+def test_imported_model_tiles_exactly_at_any_size(tmp_path):
+    # the package takes 16 + 8·n pixels; the wrapper pads each tile to that and crops back, so
+    # tiles of any size give the whole-image result (halo 1 covers the 3×3 convolution)
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf_v04()))
+    for name, data in v04_files().items():
+        (folder / name).write_bytes(data)
+    czann = import_bioimageio(folder, tmp_path / "conv.czann")
+    pixels = test_image(2, (50, 37))
+    tiled = run_czann_on(czann, pixels)
+    whole = open_model(czann).predict(pixels[None, None])[0]
+    np.testing.assert_array_equal(tiled, whole)
+    np.testing.assert_allclose(whole, conv_reference((pixels - 500) / 250), rtol=1e-5, atol=1e-4)
+
+
+def test_regression_and_classification_models_export(tmp_path):
+    from tests.test_classify import SIZE, classifier_onnx
+    from tests.tiling.test_regression import RADIUS, denoiser_onnx, train_denoiser
+
+    denoiser = write_container(
+        tmp_path / "denoise.czann",
+        denoiser_onnx(train_denoiser(np.random.default_rng(0))),
+        ModelMetadata(model_type="Regression", input_shape=(64, 64, 1), output_shape=(64, 64, 1),
+                      classes=("denoised",), min_overlap=(RADIUS, RADIUS)),
+    )  # fmt: skip
+    bright = write_container(
+        tmp_path / "bright.czann",
+        classifier_onnx(2.0, -8.0),
+        ModelMetadata(model_type="MultiClassClassification", input_shape=(SIZE, SIZE, 1),
+                      output_shape=(2,), classes=("dim", "bright")),
+    )  # fmt: skip
+    for czann, kind in ((denoiser, "Regression"), (bright, "MultiClassClassification")):
+        package = export_bioimageio(czann, tmp_path / f"{czann.stem}.zip")
+        core_test_passes(package)
+        back = import_bioimageio(package, tmp_path / f"{czann.stem}-back.czann", model_type=kind)
+        meta = read_container(back).metadata
+        assert meta.model_type.value == kind
+        assert meta.classes == read_container(czann).metadata.classes

@@ -154,8 +154,9 @@ def wrap_graph(
     absent = [role for role in ("batch", "channel") if role not in output_roles]
     y = build.axes_op("Unsqueeze", y, list(range(len(absent))))
     have = absent + list(output_roles)
-    y = build.node("Transpose", [y], "to_czann", perm=[have.index(r) for r in target])
-    if sizes is not None:
+    out_target = channels_last_roles([role for role in spatial if role in output_roles])
+    y = build.node("Transpose", [y], "to_czann", perm=[have.index(r) for r in out_target])
+    if sizes is not None and len(out_target) > 2:
         axes = build.const(list(range(1, len(spatial) + 1)), np.int64)
         zeros = build.const([0] * len(spatial), np.int64)
         y = build.node("Slice", [y, zeros, sizes, axes], "crop")
@@ -165,7 +166,7 @@ def wrap_graph(
 
     dims = [None, *input_sizes, channels]
     new_input = helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)
-    out_dims = [None] * (len(spatial) + 2)
+    out_dims = [None] * len(out_target)
     new_output = helper.make_tensor_value_info("output", TensorProto.FLOAT, out_dims)
     wrapped = helper.make_graph(
         [*pre_nodes, *inner_nodes, *build.nodes],
