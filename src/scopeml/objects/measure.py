@@ -158,23 +158,26 @@ def _measure(
     n = ids.size
     keep = np.ones(n, bool) if keep_ids is None else np.isin(ids, keep_ids)
     cols: dict[str, np.ndarray] = {"label": ids}
-    fg = np.flatnonzero(index)
-    obj = index.ravel()[fg]
-    coords = np.unravel_index(fg, labels.shape)
-    area = np.bincount(obj, minlength=n + 1)[1:].astype(np.float64)
+    runs = _runs(index)
+    lines = np.unravel_index(runs.line, labels.shape[:-1])
+    length = (runs.stop - runs.start).astype(np.float64)
+    area = np.bincount(runs.obj, length, n + 1)[1:]
     cols["area"] = area
     origin = np.zeros(ndim, np.int64) if offset is None else np.asarray(offset, np.int64)
-    centroid = [np.bincount(obj, c, n + 1)[1:] / np.maximum(area, 1) for c in coords]
-    slices = ndi.find_objects(index)
+    lows, highs = [], []
+    for d, (low, high) in enumerate([(c, c + 1) for c in lines] + [(runs.start, runs.stop)]):
+        lows.append(np.full(n + 1, np.iinfo(np.int64).max))
+        highs.append(np.full(n + 1, -1))
+        np.minimum.at(lows[d], runs.obj, low)
+        np.maximum.at(highs[d], runs.obj, high)
     for d in range(ndim):
-        cols[f"bbox-{d}"] = np.array([s[d].start for s in slices], np.int64) + origin[d]
+        cols[f"bbox-{d}"] = lows[d][1:] + origin[d]
     for d in range(ndim):
-        cols[f"bbox-{ndim + d}"] = np.array([s[d].stop for s in slices], np.int64) + origin[d]
+        cols[f"bbox-{ndim + d}"] = highs[d][1:] + origin[d]
+    mu, centroid = _central_moments(runs, lines, area, n)
     for d in range(ndim):
         cols[f"centroid-{d}"] = centroid[d] + origin[d]
     cols["equivalent_diameter_area"] = (2 * ndim * area / np.pi) ** (1 / ndim)
-
-    mu = _central_moments(obj, coords, centroid, n)
     cols.update(_ellipse_features(mu, ndim))
     for powers in product(range(4), repeat=ndim):
         cols["moments_central-" + "-".join(map(str, powers))] = mu[powers]
@@ -185,6 +188,8 @@ def _measure(
         names = list(channel_names) if channel_names else [f"C{c}" for c in range(len(channels))]
         if len(names) != len(channels):
             raise InvalidImageError(f"{len(names)} channel names for {len(channels)} channels")
+        fg = np.flatnonzero(index)
+        obj = index.ravel()[fg]
         for name, channel in zip(names, channels, strict=True):
             cols.update(_intensity_features(obj, channel.ravel()[fg], area, name, n))
     cols = {name: values[keep] for name, values in cols.items()}
@@ -192,7 +197,7 @@ def _measure(
         cols.update(_shape_features_2d(_runs(index), keep, spacing))
         cols["perimeter"] = _perimeters(index, n)[keep]
     elif shape_features:
-        kept = [s for s, k in zip(slices, keep, strict=True) if k]
+        kept = [s for s, k in zip(ndi.find_objects(index), keep, strict=True) if k]
         cols.update(_shape_features(index, kept, np.flatnonzero(keep) + 1, spacing))
     if spacing is not None:
         cols.update(_physical_columns(cols, spacing))
@@ -200,19 +205,57 @@ def _measure(
 
 
 def _central_moments(
-    obj: np.ndarray, coords: tuple[np.ndarray, ...], centroid: list[np.ndarray], n: int
-) -> np.ndarray:
-    """``mu[p, q(, r)]`` of shape ``(4,)*ndim + (n,)``: sums of centred coordinate powers."""
-    ndim = len(coords)
-    centred = [c - m[obj - 1] for c, m in zip(coords, centroid, strict=True)]
-    powers = [[np.ones_like(c), c, c * c, c * c * c] for c in centred]
-    mu = np.empty((4,) * ndim + (n,))
+    runs: _Runs, lines: tuple[np.ndarray, ...], area: np.ndarray, n: int
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Central moments ``mu[p, q(, r)]`` (shape ``(4,)*ndim + (n,)``) and centroids, from runs.
+
+    Sums of coordinate powers over a run have closed forms, so the cost is per run, not per
+    pixel. They are taken exactly in integers about each object's rounded centroid, then
+    shifted to the centroid (a binomial expansion with offsets ≤ 0.5: no cancellation).
+    """
+    obj = runs.obj
+    total = np.bincount(obj, _power_sum(runs.start, runs.stop, 1).astype(np.float64), n + 1)
+    weight = (runs.stop - runs.start).astype(np.float64)
+    centroid = [np.bincount(obj, c * weight, n + 1)[1:] / area for c in lines]
+    centroid.append(total[1:] / area)
+    ref = [np.rint(c).astype(np.int64) for c in centroid]  # integer reference per object
+    local = [c - r[obj - 1] for c, r in zip(lines, ref, strict=False)]
+    start, stop = runs.start - ref[-1][obj - 1], runs.stop - ref[-1][obj - 1]
+    along = [_power_sum(start, stop, q).astype(np.float64) for q in range(4)]
+    lead = [[np.ones(len(obj)), *(c.astype(np.float64) ** k for k in (1, 2, 3))] for c in local]
+    ndim = len(lines) + 1
+    raw = np.empty((4,) * ndim + (n,))
     for exps in product(range(4), repeat=ndim):
-        weight = powers[0][exps[0]]
-        for d in range(1, ndim):
-            weight = weight * powers[d][exps[d]]
-        mu[exps] = np.bincount(obj, weight, n + 1)[1:]
-    return mu
+        weight = along[exps[-1]]
+        for d in range(ndim - 1):
+            weight = weight * lead[d][exps[d]]
+        raw[exps] = np.bincount(obj, weight, n + 1)[1:]
+    binom = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 2, 1, 0], [1, 3, 3, 1]], np.float64)
+    mu = raw
+    for d in range(ndim):  # shift axis d by its offset: mu_k = sum_i C(k,i) (-shift)^(k-i) m_i
+        shift = -(centroid[d] - ref[d])
+        powers = shift ** np.maximum(np.arange(4)[:, None] - np.arange(4)[None, :], 0)[..., None]
+        matrix = binom[..., None] * np.where(
+            (np.arange(4)[:, None] >= np.arange(4)[None, :])[..., None], powers, 0
+        )
+        mu = np.moveaxis(np.einsum("kin,...in->...kn", matrix, np.moveaxis(mu, d, -2)), -2, d)
+    return mu, centroid
+
+
+def _power_sum(start: np.ndarray, stop: np.ndarray, q: int) -> np.ndarray:
+    """``sum(x**q for x in range(start, stop))`` elementwise, exactly, in integers."""
+
+    def upto(m: np.ndarray) -> np.ndarray:  # sum of x**q for 0 <= x < m (Faulhaber)
+        m = m.astype(np.int64)
+        if q == 0:
+            return m
+        if q == 1:
+            return m * (m - 1) // 2
+        if q == 2:
+            return (m - 1) * m * (2 * m - 1) // 6
+        return (m * (m - 1) // 2) ** 2
+
+    return upto(stop) - upto(start)
 
 
 def _ellipse_features(mu: np.ndarray, ndim: int) -> dict[str, np.ndarray]:
