@@ -10,8 +10,8 @@ from scopeml.data import default_model_path
 from scopeml.model import load_model
 from scopeml.synthetic import HOLD_OUT_SEED, realistic_nuclei, synthetic_nuclei
 from scopeml.train import NUCLEI_CLASSES, nuclei_instances, object_scores
-from scopeml.train.nuclei import SHIPPED_THRESHOLD
 from scopeml.train.data import normalize_globally
+from scopeml.train.nuclei import SHIPPED_THRESHOLD
 
 # Measured with scripts/train_nuclei.py's model on these scenes (seeds never used in training):
 # object F1 0.872 on the realistic hold-out, 0.711 on synthetic_nuclei's default scenes (whose
