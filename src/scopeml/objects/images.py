@@ -134,36 +134,22 @@ def label_image(
     ((1, 2, 1, 1, 4, 6), [1, 3])
     """
     from scopeml.io import open_image
-    from scopeml.io.omezarr import create_ome_zarr
 
     check_label_image(labels)
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
     check_replaceable_store(output, inputs=(labels.path,) if labels.path else ())
-    sizes = labels.sizes
-    ndim = 2 if sizes["Z"] == 1 else 3
+    ndim = 2 if labels.sizes["Z"] == 1 else 3
     _structure(ndim, connectivity)
-    spatial = tuple(labels.spatial_shape[-ndim:])
-    tiles = tile_sizes(tile_size, spatial)
-    axes = ("T" if sizes["T"] > 1 else "") + ("Z" if ndim == 3 else "") + "YX"
-    lead = (sizes["T"],) if sizes["T"] > 1 else ()
+    tiles = tile_sizes(tile_size, tuple(labels.spatial_shape[-ndim:]))
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
-    pixel_sizes = {a: v for a, v in labels.pixel_sizes.items() if a in "ZYX"}
     try:
-        arrays = [
-            create_ome_zarr(
-                temp if sizes["S"] == 1 else temp / str(scene),
-                shape=(*lead, *spatial), dtype=np.uint32, axes=axes,
-                chunks=(1,) * len(lead) + tiles,
-                pixel_sizes=pixel_sizes, name="objects", root=temp,
-            )
-            for scene in range(sizes["S"])
-        ]  # fmt: skip
+        arrays, several_times = create_label_arrays(labels, temp, tiles, name="objects")
         n_objects = 0
         for scene, time, stack in iter_stacks(labels):
             work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
-            array, at = arrays[scene], (time,) if lead else ()
+            array, at = arrays[scene], (time,) if several_times else ()
             with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
                 if n_objects + found.n_objects >= 2**32:
                     raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
@@ -181,6 +167,32 @@ def label_image(
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return open_image(output)
+
+
+def create_label_arrays(
+    labels: Image, path: Path, tiles: tuple[int, ...], *, name: str
+) -> tuple[list[Any], bool]:
+    """Empty ``uint32`` OME-Zarr arrays for the objects of every scene of ``labels`` at
+    ``path``: axes ``[T][Z]YX``, chunks ``tiles``, the labels' pixel sizes, one NGFF image per
+    scene where there are several. Returns the arrays and whether they have a ``T`` axis."""
+    from scopeml.io.omezarr import create_ome_zarr
+
+    sizes = labels.sizes
+    ndim = 2 if sizes["Z"] == 1 else 3
+    spatial = tuple(labels.spatial_shape[-ndim:])
+    axes = ("T" if sizes["T"] > 1 else "") + ("Z" if ndim == 3 else "") + "YX"
+    lead = (sizes["T"],) if sizes["T"] > 1 else ()
+    pixel_sizes = {a: v for a, v in labels.pixel_sizes.items() if a in "ZYX"}
+    arrays = [
+        create_ome_zarr(
+            path if sizes["S"] == 1 else path / str(scene),
+            shape=(*lead, *spatial), dtype=np.uint32, axes=axes,
+            chunks=(1,) * len(lead) + tiles,
+            pixel_sizes=pixel_sizes, name=name, root=path,
+        )
+        for scene in range(sizes["S"])
+    ]  # fmt: skip
+    return arrays, bool(lead)
 
 
 def measure_image(
