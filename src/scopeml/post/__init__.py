@@ -2,6 +2,8 @@
 
 Confidence threshold, dense CRF refinement (tile-wise, with :func:`crf_halo`), and binary
 operations per class (fill holes, small-object removal, open/close, watershed splitting).
+:class:`PostStep` makes a morphology step a value with its halo, and
+:func:`post_process_file` runs steps tile by tile from one label image into an OME-Zarr.
 """
 
 from scopeml.post.crf import crf_halo, dense_crf, dense_crf_probabilities
@@ -13,9 +15,13 @@ from scopeml.post.morphology import (
     remove_small_objects,
     split_touching,
 )
+from scopeml.post.steps import PostStep, apply_steps
 from scopeml.post.threshold import threshold_confidence
+from scopeml.post.tiled import post_process_file, post_process_tiled
 
 __all__ = [
+    "PostStep",
+    "apply_steps",
     "binary_close",
     "binary_open",
     "clean_classes",
@@ -23,6 +29,8 @@ __all__ = [
     "dense_crf",
     "dense_crf_probabilities",
     "fill_holes",
+    "post_process_file",
+    "post_process_tiled",
     "remove_small_objects",
     "split_touching",
     "threshold_confidence",

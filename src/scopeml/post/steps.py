@@ -1,0 +1,120 @@
+"""Morphology steps as values: parsed from ``name[:size]``, each knowing the halo it needs.
+
+A step runs on every class of a semantic label image (0 = background, ≥ 1 = class), as
+:func:`~scopeml.post.morphology.clean_classes` does: a class loses pixels to background and
+grows only into background, never into another class. Every step is local, so a tile read with
+:attr:`PostStep.halo` more pixels on each side gives exactly the whole-image result in its core:
+
+- ``opening:r`` / ``closing:r``: a ball of radius ``r`` eroded then dilated (or the reverse)
+  reaches ``2 r`` pixels;
+- ``remove_small:n``: a component that reaches ``n - 1`` pixels away has at least ``n`` pixels,
+  so within that halo a tile decides every core pixel as the whole image does;
+- ``fill_holes:n``: holes (background not connected to the image border) with fewer than ``n``
+  pixels are filled, by the same argument. Unbounded hole filling is not local — one pixel far
+  away can open a hole to the border — so the size bound is what makes it tileable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.post.morphology import binary_close, binary_open, fill_holes, remove_small_objects
+
+#: Largest hole (pixels) ``fill_holes`` fills when no size is given.
+DEFAULT_HOLE_SIZE = 1024
+
+
+def _fill_small_holes(mask: np.ndarray, size: int) -> np.ndarray:
+    holes = fill_holes(mask) & ~mask
+    return mask | (holes & ~remove_small_objects(holes, size))
+
+
+def _remove_small(mask: np.ndarray, size: int) -> np.ndarray:
+    return remove_small_objects(mask, size)
+
+
+#: name → (operation on a boolean mask, halo for a size, default size or None if required)
+_STEPS: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[int], int], int | None]]
+_STEPS = {
+    "fill_holes": (_fill_small_holes, lambda n: max(n - 1, 0), DEFAULT_HOLE_SIZE),
+    "remove_small": (_remove_small, lambda n: max(n - 1, 0), None),
+    "opening": (binary_open, lambda r: 2 * r, 1),
+    "closing": (binary_close, lambda r: 2 * r, 1),
+}
+
+
+@dataclass(frozen=True)
+class PostStep:
+    """One morphology step: its name and size (pixels, or a radius for opening/closing).
+
+    Examples
+    --------
+    >>> PostStep.parse("remove_small:50"), PostStep.parse("opening").halo
+    (PostStep(name='remove_small', size=50), 2)
+    """
+
+    name: str
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.name not in _STEPS:
+            known = ", ".join(sorted(_STEPS))
+            raise InvalidRequestError(f"unknown post-processing step {self.name!r}; known: {known}")
+        if self.size < 1:
+            raise InvalidRequestError(f"step {self.name}: size must be >= 1; got {self.size}")
+
+    @classmethod
+    def parse(cls, text: str) -> PostStep:
+        """A step from ``name`` or ``name:size`` (``remove_small`` needs its size)."""
+        name, _, size = text.strip().partition(":")
+        if not size:
+            default = _STEPS[name][2] if name in _STEPS else 1
+            if default is None:
+                raise InvalidRequestError(f"step {name} needs a size: {name}:PIXELS")
+            return cls(name, default)
+        if not size.strip().isdigit():
+            raise InvalidRequestError(f"step {text!r}: size {size!r} is not a whole number")
+        return cls(name, int(size))
+
+    @property
+    def halo(self) -> int:
+        """Pixels of context a tile needs on each side for this step to be exact in its core."""
+        return _STEPS[self.name][1](self.size)
+
+    def apply(self, mask: np.ndarray) -> np.ndarray:
+        """This step on one boolean mask."""
+        return _STEPS[self.name][0](np.asarray(mask, bool), self.size)
+
+
+def steps_halo(steps: Sequence[PostStep]) -> int:
+    """The halo of steps run one after the other: their halos add up."""
+    return sum(step.halo for step in steps)
+
+
+def apply_steps(labels: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
+    """Run ``steps`` in order on each class of a semantic label image; same shape and dtype.
+
+    Examples
+    --------
+    >>> semantic = np.array([[1, 1, 1, 0, 2], [1, 0, 1, 0, 0], [1, 1, 1, 0, 0]], np.uint8)
+    >>> apply_steps(semantic, [PostStep("fill_holes", 10), PostStep("remove_small", 2)])
+    array([[1, 1, 1, 0, 0],
+           [1, 1, 1, 0, 0],
+           [1, 1, 1, 0, 0]], dtype=uint8)
+    """
+    labels = np.asarray(labels)
+    out = labels.copy()
+    for value in np.unique(labels):
+        if value == 0:
+            continue
+        original = labels == value
+        mask = original
+        for step in steps:
+            mask = step.apply(mask)
+        out[original & ~mask] = 0
+        out[mask & ((labels == 0) | original)] = value
+    return out
