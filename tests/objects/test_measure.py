@@ -51,6 +51,26 @@ def test_2d_matches_regionprops_table():
     np.testing.assert_allclose(ours["intensity_sum_C1"], ours["intensity_mean_C1"] * ours["area"])
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_2d_random_labels_match_regionprops_table(seed):
+    """Touching and disconnected objects, holes, lone pixels and objects on every border: the
+    cases where hull rasterisation, contour points and perimeter patterns are easiest to get
+    wrong."""
+    rng = np.random.default_rng(seed)
+    labels = np.kron(rng.integers(0, 9, (11, 13)), np.ones((7, 6), np.int64))  # touching blocks
+    speckle = rng.random(labels.shape) < 0.04
+    labels[speckle] = rng.integers(0, 40, int(speckle.sum()))  # lone pixels, new ids, holes
+    labels[30:45, 20:35] = 60
+    labels[34:41, 24:31] = 0  # a ring: its hole counts in the hull, not in the area
+    labels[37, 27] = 61  # one pixel inside the hole
+    labels[0, 0], labels[-1, -1], labels[-1, 0] = 62, 63, 64  # one-pixel objects in corners
+    image = rng.random((2, *labels.shape))
+    ours = measure_objects(labels, image)
+    ref = regionprops_table(labels, np.moveaxis(image, 0, -1), properties=PROPS_2D)
+    _compare(ours, ref, 2)
+    assert (ours["feret_diameter_min"] <= ours["feret_diameter_max"] + 1e-12).all()
+
+
 def test_3d_matches_regionprops_table():
     image, labels = synthetic_nuclei((16, 40, 40), density=0.002, radius=(3, 5), seed=2)
     flat = measure_objects(labels, shape_features=False)

@@ -130,7 +130,7 @@ def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         present = np.bincount(flat, minlength=top + 1) > 0
         present[0] = False
         ids = np.flatnonzero(present)
-        lut = np.zeros(top + 1, np.intp)
+        lut = np.zeros(top + 1, np.int32 if ids.size < 2**31 - 1 else np.intp)
         lut[ids] = np.arange(1, ids.size + 1)
         index = lut[flat]
     else:
@@ -381,26 +381,25 @@ def _perimeters(index: np.ndarray, n: int) -> np.ndarray:
 
     The same rule, evaluated on the whole image: border pixels are object pixels with a
     4-neighbour outside the object; each is weighted by the pattern of same-object border
-    pixels around it (edge neighbours 2, corner neighbours 10, itself 1).
+    pixels around it (edge neighbours 2, corner neighbours 10, itself 1). Only the border
+    test touches every pixel; the patterns are gathered at the border pixels alone.
     """
     padded = np.pad(index, 1)
+    centre = padded[1:-1, 1:-1]
     rows, cols = index.shape
-
-    def around(dy: int, dx: int, array: np.ndarray = padded) -> np.ndarray:
-        return array[1 + dy : 1 + dy + rows, 1 + dx : 1 + dx + cols]
-
-    inside = index > 0
+    inside = centre > 0
     for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
-        inside = inside & (around(dy, dx) == index)
-    border = (index > 0) & ~inside
-    border_padded = np.pad(border, 1)
-    code = border.astype(np.intp)
+        inside &= padded[1 + dy : 1 + dy + rows, 1 + dx : 1 + dx + cols] == centre
+    border = np.pad((centre > 0) & ~inside, 1).ravel()
+    flat = padded.ravel()
+    pos = np.flatnonzero(border)
+    value = flat[pos]
+    code = np.ones(pos.size, np.intp)
     for dy, dx in product((-1, 0, 1), repeat=2):
         if dy or dx:
-            same = around(dy, dx, border_padded) & (around(dy, dx) == index)
-            code += (10 if dy and dx else 2) * same
-    weights = _PERIMETER_WEIGHTS[code[border]]
-    return np.bincount(index[border], weights, n + 1)[1:]
+            near = pos + dy * (cols + 2) + dx
+            code += (10 if dy and dx else 2) * (border[near] & (flat[near] == value))
+    return np.bincount(value, _PERIMETER_WEIGHTS[code], n + 1)[1:]
 
 
 def _convex_image(mask: np.ndarray, convex_hull_image: Any) -> np.ndarray:
