@@ -16,8 +16,12 @@ Networks: these machines cannot download ImageNet weights, so the VGG19 here is 
 oriented, multi-scale filters; trained weights are expected to do better on natural textures,
 which this benchmark cannot show.
 
-Run: ``python bench/bench_deep_features.py [--size 256] [--trees 32] [--fraction 0.01]``.
-The machine's CPUs may be shared: times are for comparison within one run only.
+With ``--memory``, also the peak memory (max RSS of a fresh process, minus the same process
+before predicting) of ``predict_labels`` with ``vgg19-random-448+basic25`` on images of
+growing size: blocks of 128² plus halo bound it, not the image.
+
+Run: ``python bench/bench_deep_features.py [--size 256] [--trees 32] [--fraction 0.01]
+[--memory]``. The machine's CPUs may be shared: times are for comparison within one run only.
 """
 
 from __future__ import annotations
@@ -77,6 +81,43 @@ def _mean_f1(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
+def _peak_child(model: str, size: int, queue) -> None:
+    """In a fresh process: load the classifier, predict a ``size``² image, report RSS growth."""
+    import resource
+
+    from scopeml.pixel import load_classifier
+
+    image, _ = _data("textures", size, seed=1)
+    clf = load_classifier(model, n_jobs=2)
+    clf.predict_labels(image[:, :64, :64])  # network opened, buffers warm
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    clf.predict_labels(image)
+    queue.put((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+
+
+def _memory(args) -> None:
+    import multiprocessing
+    import tempfile
+    from pathlib import Path
+
+    from scopeml.pixel import train_classifier
+
+    image, truth = _data("textures", 128, seed=0)
+    clf = train_classifier(
+        image, _points(truth, 0.05, 0), features="vgg19-random-448+basic25", n_estimators=8
+    )
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as folder:
+        model = str(clf.save(Path(folder) / "deep.czseg"))
+        for size in (256, 512, 1024):
+            queue = context.Queue()
+            child = context.Process(target=_peak_child, args=(model, size, queue))
+            child.start()
+            grown = queue.get()
+            child.join()
+            print(f"predict {size}² with {clf.forest.n_features} features: peak +{grown:.0f} MB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256)
@@ -85,7 +126,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--data", nargs="*", default=["nuclei", "textures", "orientation"])
     parser.add_argument("--features", nargs="*", default=list(FEATURE_SETS))
+    parser.add_argument("--memory", action="store_true", help="peak memory against image size")
     args = parser.parse_args()
+    if args.memory:
+        _memory(args)
+        return
 
     from scopeml.pixel import train_classifier
 
