@@ -28,6 +28,7 @@ from scopeml.cli import (
     model,
     objects,
     pixel,
+    post,
     segment,
     serve,
     train,
@@ -52,6 +53,7 @@ app.add_typer(pixel.app, name="pixel")
 app.add_typer(objects.app, name="objects")
 app.add_typer(train.app, name="train")
 app.command("segment")(segment.segment)
+app.command("post")(post.post)
 app.command("analyze")(analyze.analyze)
 app.command("classify")(classify.classify)
 app.command("info")(info.info)
