@@ -380,11 +380,37 @@ def test_missing_weights_file(tmp_path, capsys):
 
 
 def test_unknown_weight_format(tmp_path, capsys):
-    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.1"}}
-    files = {**v05_files(), "weights.pt": b"not really"}
+    weights = {"keras_hdf5": {"source": "weights.h5", "tensorflow_version": "2.15"}}
+    files = {**v05_files(), "weights.h5": b"not really"}
     _convert_fails(
-        _bad(tmp_path, rdf_v05(weights=weights), files), capsys, "weights are torchscript"
+        _bad(tmp_path, rdf_v05(weights=weights), files), capsys, "weights are keras_hdf5"
     )
+
+
+def test_torchscript_weights_are_exported_to_onnx(tmp_path):
+    torch = pytest.importorskip("torch", reason="TorchScript import needs the train extra")
+    import io
+
+    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(KERNELS))
+        conv.bias.copy_(torch.from_numpy(BIAS))
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(conv), buffer)
+    files = v05_files()
+    del files["weights.onnx"]
+    files["weights.pt"] = buffer.getvalue()
+    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.13"}}
+    package = write_package(tmp_path / "ts.zip", rdf_v05(weights=weights), files)
+    czann = import_bioimageio(package, tmp_path / "ts.czann")
+    opened = open_package(package)
+    test_in, test_out = read_test_tensors(opened)
+    opened.close()
+    np.testing.assert_allclose(run_czann_on(czann, test_in[0, 0]), test_out[0], atol=2e-3)
+    broken = {**files, "weights.pt": b"not a TorchScript archive"}
+    bad = write_package(tmp_path / "bad.zip", rdf_v05(weights=weights), broken)
+    with pytest.raises(InvalidContainerError, match="TorchScript weights cannot be loaded"):
+        import_bioimageio(bad, tmp_path / "bad.czann")
 
 
 def test_unmappable_axis(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""bioimage.io model package → czann: one input, one output, ONNX weights.
+"""bioimage.io model package → czann: one input, one output, ONNX (or TorchScript) weights.
 
 Axes become channels-last by a wrapper around the unchanged graph (:mod:`.graph`). Steps that
 work pixel by pixel (``scale_linear``, ``clip`` with fixed bounds, ``binarize``,
@@ -41,11 +41,14 @@ def import_bioimageio(
     ``model_type`` is the czann ``Type``; by default ``Regression`` for models tagged as
     restoration/denoising, else ``MultiClassSemanticSegmentation``.
 
+    TorchScript weights (when there are no ONNX weights) are exported to ONNX with torch (the
+    ``train`` extra), traced on the package's test input.
+
     Raises
     ------
     InvalidContainerError
-        Missing or URL weights, no ONNX weights, axes scopeml cannot map, preprocessing it
-        cannot express exactly; the message names the step, axis or file.
+        Missing or URL weights, neither ONNX nor TorchScript weights, axes scopeml cannot
+        map, preprocessing it cannot express exactly; the message names the step, axis or file.
     """
     from scopeml.model.container import load_onnx, write_container
     from scopeml.model.metadata import ModelMetadata
@@ -59,13 +62,9 @@ def import_bioimageio(
                 f"the model has {len(descr.inputs)} inputs and {len(descr.outputs)} outputs; "
                 "scopeml runs models with one of each"
             )
-        weights = descr.weights.onnx
-        if weights is None:
-            present = [name for name in _WEIGHT_FORMATS if getattr(descr.weights, name, None)]
-            fail(f"weights are {', '.join(present) or 'none'}; scopeml imports ONNX weights")
-        onnx_model = load_onnx(package.read(weights.source, "the ONNX weights"), path=package.path)
         tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
         in_roles, spatial = _roles(tensor_in, "input", fail)
+        onnx_model = load_onnx(_onnx_bytes(package, in_roles, fail), path=package.path)
         out_roles, out_spatial = _roles(tensor_out, "output", fail)
         if out_spatial and out_spatial != spatial:
             fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
@@ -104,6 +103,24 @@ def import_bioimageio(
         return write_container(output, graph, meta)
     finally:
         package.close()
+
+
+def _onnx_bytes(package: Package, roles: list[str], fail: Any) -> bytes:
+    """The ONNX weights, or the TorchScript weights exported to ONNX."""
+    weights = package.description.weights
+    if weights.onnx is not None:
+        return package.read(weights.onnx.source, "the ONNX weights")
+    if weights.torchscript is not None:
+        from scopeml.model.bioimageio.torchscript import torchscript_to_onnx
+
+        data = package.read(weights.torchscript.source, "the TorchScript weights")
+        example, _ = read_test_tensors(package)
+        return torchscript_to_onnx(data, example, roles, path=package.path)
+    present = [name for name in _WEIGHT_FORMATS if getattr(weights, name, None)]
+    raise InvalidContainerError(
+        f"weights are {', '.join(present) or 'none'}; scopeml imports ONNX and TorchScript",
+        path=package.path,
+    )
 
 
 def _failer(path: Path) -> Any:
