@@ -189,7 +189,7 @@ def _measure(
         if len(names) != len(channels):
             raise InvalidImageError(f"{len(names)} channel names for {len(channels)} channels")
         fg = np.flatnonzero(index)
-        obj = index.ravel()[fg]
+        obj = index.ravel()[fg].astype(np.intp)
         for name, channel in zip(names, channels, strict=True):
             cols.update(_intensity_features(obj, channel.ravel()[fg], area, name, n))
     cols = {name: values[keep] for name, values in cols.items()}
@@ -319,7 +319,9 @@ def _intensity_features(
     hi = np.full(n + 1, -np.inf)
     np.minimum.at(lo, obj, values)
     np.maximum.at(hi, obj, values)
-    spread = np.bincount(obj, (values - mean[obj - 1]) ** 2, n + 1)[1:]
+    deviation = values - np.r_[0.0, mean][obj]
+    deviation *= deviation
+    spread = np.bincount(obj, deviation, n + 1)[1:]
     return {
         f"intensity_mean_{name}": mean,
         f"intensity_min_{name}": lo[1:],
