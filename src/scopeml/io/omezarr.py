@@ -29,6 +29,7 @@ from scopeml.io.confine import Confinement
 from scopeml.io.confined_store import ConfinedStore
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
+from scopeml.io.stores import is_zarr_store
 
 NGFF_VERSION = "0.5"
 WRITE_AXES = "TCZYX"
@@ -270,7 +271,7 @@ def _root_of(path: Path) -> Path:
     if candidates:
         return candidates[-1]
     for parent in path.parents:
-        if (parent / "zarr.json").is_file() or (parent / ".zgroup").is_file():
+        if is_zarr_store(parent):
             return parent
     return path
 

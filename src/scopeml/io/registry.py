@@ -16,6 +16,7 @@ from scopeml.errors import InvalidImageError
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
+from scopeml.io.stores import is_zarr_store
 
 Reader = Callable[..., Image]
 
@@ -32,7 +33,9 @@ READERS: dict[str, str | Reader] = {
     ".jpg": "scopeml.io.raster:read_raster",
     ".jpeg": "scopeml.io.raster:read_raster",
 }
-_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+#: Image suffixes the built-in readers claim, longest first: the one list for every caller that
+#: must recognise an image by name (the server's uploads and paths, the napari reader).
+IMAGE_SUFFIXES: tuple[str, ...] = tuple(sorted(READERS, key=len, reverse=True))
 #: The last resort for a file no reader above claims: bioio and its format plugins.
 FALLBACK: str | Reader | None = "scopeml.io.bioio:read_bioio"
 
@@ -48,10 +51,10 @@ def reader_for(path: str | PathLike[str]) -> Reader:
     """
     path = Path(path)
     name = path.name.lower()
-    for suffix in sorted(READERS, key=len, reverse=True):
+    for suffix in sorted(READERS, key=len, reverse=True):  # READERS may gain plug-ins
         if name.endswith(suffix):
             return _resolve(READERS[suffix])
-    if path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS):
+    if is_zarr_store(path):
         return _resolve(READERS[".zarr"])
     if FALLBACK is not None:  # ND2, LIF, DV, …: its error lists the formats tried
         return _resolve(FALLBACK)

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scopeml.errors import InvalidRequestError
+from scopeml.io.stores import is_zarr_store
 
 
 @contextmanager
@@ -104,26 +105,6 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: i
     with atomic_write(path, mode=mode) as temp:
         temp.write_bytes(data.encode() if isinstance(data, str) else data)
     return Path(path)
-
-
-_ZARR_MARKERS = ("zarr.json", ".zgroup", ".zarray")
-
-
-def is_zarr_store(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a folder holding a zarr store (v3 or v2) at its top.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> is_zarr_store(folder)
-    False
-    >>> _ = (folder / "zarr.json").write_text("{}")
-    >>> is_zarr_store(folder)
-    True
-    """
-    path = Path(path)
-    return path.is_dir() and any((path / marker).is_file() for marker in _ZARR_MARKERS)
 
 
 def check_replaceable_store(

@@ -31,6 +31,9 @@ from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits, write_zip
 CZANN_METADATA = "model.json"
 CZANN_MODEL = "model.model"
 PIXEL_CLASSIFIER_FORMAT = "scopeml-pixel-classifier"
+#: Model container suffixes: the one list for every caller that must recognise a model file by
+#: name (the server's model store). The kind inside is read from the content, never the suffix.
+CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
 
 
 @dataclass(frozen=True)
