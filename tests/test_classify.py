@@ -83,14 +83,15 @@ def test_trained_classifier_separates_unseen_images(bright_model):
 
 
 def test_every_scene_time_point_and_plane_gets_a_class(bright_model, tmp_path):
-    # T=3 of 40×50 (resized to 16×16): dim, bright, dim
+    # 2 scenes × T=3 of 40×50 (resized to 16×16): dim, bright, dim, then bright, dim, bright
     rng = np.random.default_rng(2)
-    levels = np.array([2.0, 6.0, 2.0])[:, None, None]
-    frames = (levels + rng.normal(0, 1, (3, 40, 50))).astype(np.float32)
-    image = Image(frames.reshape(1, 3, 1, 1, 40, 50))
+    levels = np.array([2.0, 6.0, 2.0, 6.0, 2.0, 6.0])[:, None, None]
+    frames = (levels + rng.normal(0, 1, (6, 40, 50))).astype(np.float32)
+    image = Image(frames.reshape(2, 3, 1, 1, 40, 50))
     table = classify_images([image], bright_model)
-    assert table["T"].tolist() == [0, 1, 2]
-    assert table["class"].tolist() == ["dim", "bright", "dim"]
+    assert table["scene"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert table["T"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert table["class"].tolist() == ["dim", "bright", "dim", "bright", "dim", "bright"]
     assert set(table.columns) >= {"probability_dim", "probability_bright", "scene", "Z"}
     np.testing.assert_allclose(table["probability_dim"] + table["probability_bright"], 1, 1e-6)
 

@@ -212,27 +212,41 @@ def classify_images(
     report = as_progress(progress)
     rows: list[dict[str, Any]] = []
     for source in images:
-        image = source if isinstance(source, Image) else open_image(source)
-        name = str(source) if not isinstance(source, Image) else str(image.path or "")
-        _check_channels(image, classifier)
-        sizes = image.sizes
-        for s in range(sizes["S"]):
-            normalization = _normalization(image, classifier.normalize, s)
-            for t in range(sizes["T"]):
-                for z in range(sizes["Z"]):
-                    block = image.read(S=s, T=t, Z=z)[0, 0, :, 0]
-                    if normalization is not None:
-                        block = normalization.apply(block)
-                    scores = classifier.predict(fit_size(block, classifier.input_size)[None])[0]
-                    rows.append({"image": name, "scene": s, "T": t, "Z": z,
-                                 **_row(scores, classifier.labels)})  # fmt: skip
-                    report(ProgressEvent("classify", len(rows), None, "plane"))
+        opened = not isinstance(source, Image)
+        image = open_image(source) if opened else source
+        name = str(source) if opened else str(image.path or "")
+        try:
+            _check_channels(image, classifier)
+            rows.extend(_classify_planes(image, name, classifier, report, len(rows)))
+        finally:
+            if opened:
+                image.close()
     table = pd.DataFrame(rows)
     if output is not None:
         from scopeml.objects import write_table
 
         write_table(table, output)
     return table
+
+
+def _classify_planes(
+    image: Image, name: str, classifier: Any, report: Any, before: int
+) -> list[dict[str, Any]]:
+    """One row per scene × time point × Z plane of one image."""
+    rows: list[dict[str, Any]] = []
+    sizes = image.sizes
+    for s in range(sizes["S"]):
+        normalization = _normalization(image, classifier.normalize, s)
+        for t in range(sizes["T"]):
+            for z in range(sizes["Z"]):
+                block = image.read(S=s, T=t, Z=z)[0, 0, :, 0]
+                if normalization is not None:
+                    block = normalization.apply(block)
+                scores = classifier.predict(fit_size(block, classifier.input_size)[None])[0]
+                rows.append({"image": name, "scene": s, "T": t, "Z": z,
+                             **_row(scores, classifier.labels)})  # fmt: skip
+                report(ProgressEvent("classify", before + len(rows), None, "plane"))
+    return rows
 
 
 def _check_channels(image: Image, classifier: Any) -> None:
