@@ -76,7 +76,9 @@ def display() -> Iterator[str]:
 def viewer(display: str, request: pytest.FixtureRequest):
     """A fresh napari viewer (napari's own ``make_napari_viewer`` fixture)."""
     make_napari_viewer = request.getfixturevalue("make_napari_viewer")
-    return make_napari_viewer()
+    viewer = make_napari_viewer()
+    viewer.window._qt_window.resize(1500, 850)  # room for the canvas beside a dock widget
+    return viewer
 
 
 def save_screenshot(widget, name: str) -> np.ndarray:

@@ -82,6 +82,7 @@ def test_live_preview_after_a_stroke_and_files(viewer, qtbot, sample, tmp_path):
     widget.image_choice.setCurrentText("DAPI")
     scribbles = widget.scribbles()
     paint_truth(scribbles, truth, step=13)
+    widget.trees.setValue(20)
     widget.live.setChecked(True)
     scribbles.paint((200, 200), 1)  # a stroke: train, then preview, in the worker
     assert widget.busy  # painting returned at once; the work runs off the GUI thread
@@ -91,6 +92,7 @@ def test_live_preview_after_a_stroke_and_files(viewer, qtbot, sample, tmp_path):
     scribbles.paint((300, 300), 2)
     wait_idle(qtbot, widget)
     assert widget.model is not first  # each stroke retrains
+    assert widget.model.forest.n_trees == 20
 
     saved = widget.save_model(tmp_path / "pixels.czseg")
     exported = widget.export_scribbles(tmp_path / "scribbles.tif")

@@ -8,6 +8,7 @@ wrapped in :func:`dask.array.from_array`; nothing is read until napari draws.
 from __future__ import annotations
 
 import os
+import uuid
 from typing import Any
 
 import numpy as np
@@ -55,8 +56,14 @@ def as_dask(image: sm.Image) -> Any:
     import dask.array as da
 
     chunks = (1, 1, 1, 1, min(CHUNK, image.sizes["Y"]), min(CHUNK, image.sizes["X"]))
+    # a name of our own: dask would otherwise hash the reader object (pickling it) on every open
     return da.from_array(
-        image.data, chunks=chunks, asarray=True, fancy=False, meta=np.empty((0,) * 6, image.dtype)
+        image.data,
+        chunks=chunks,
+        name=f"scopeml-{uuid.uuid4().hex}",
+        asarray=True,
+        fancy=False,
+        meta=np.empty((0,) * 6, image.dtype),
     )
 
 

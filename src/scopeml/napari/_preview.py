@@ -9,6 +9,7 @@ without its halo. (The engine has no public "predict a region" call; this module
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,8 @@ from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import needs_probabilities, output_specs
 
 Region = Mapping[str, tuple[int, int]]
+#: Largest preview tile edge (pixels, 2-D): a 1024² view plus halo runs as one tile.
+MAX_PREVIEW_TILE = 2048
 
 
 def region_normalization(image: Image, model: Model, *, scene: int = 0) -> Normalization | None:
@@ -98,27 +101,68 @@ def predict_region(
     axes = output_layout(image)["without_c"]
     full = {a: (0, image.sizes[a]) for a in "TZYX"}
     bounds = {a: _clip(region.get(a, full[a]), image.sizes[a], a) for a in "TZYX"}
+    # The engine runs on the region plus the model's halo (start on its step grid): every
+    # pixel of the region sees the same context as in a whole-image run, and nothing more is
+    # predicted than the region needs (the whole image's tile grid would add partial tiles).
+    tiled = spatial_axes(model)
+    halo = dict(zip(tiled, model.spec.halo, strict=True))
+    step = dict(zip(tiled, model.spec.tile_step, strict=True))
+    crop = dict(bounds)
+    for a in tiled:
+        reach = -(-halo[a] // step[a]) * step[a]
+        crop[a] = (max(0, bounds[a][0] - reach) // step[a] * step[a],
+                   min(image.sizes[a], bounds[a][1] + reach))  # fmt: skip
+    view = Image(
+        _Crop(image.data, crop),
+        pixel_sizes=image.pixel_sizes,
+        channel_names=image.channel_names,
+        path=image.path,
+    )
+    inside = {a: (lo - crop[a][0], hi - crop[a][0]) for a, (lo, hi) in bounds.items()}
     specs = tuple(output_specs(model.spec.classes, ("labels",)))
-    window = _Window(axes, bounds, specs[0].dtype)
-    plan = build_plan(image, model, options)
+    window = _Window(axes, inside, specs[0].dtype)
+    if options.tile_size is None and len(tiled) == 2:  # one tile when the view is small
+        extent = max(crop[a][1] - crop[a][0] for a in tiled)
+        options = dataclasses.replace(options, tile_size=min(extent, MAX_PREVIEW_TILE))
+    plan = build_plan(view, model, options)
     ctx = TileContext(
         scene=scene,
-        spatial_axes=spatial_axes(model),
+        spatial_axes=tiled,
         output_axes={"labels": axes},
         specs=specs,
         batch_size=options.batch_size,
         normalization=normalization,
-        step=dict(zip(spatial_axes(model), model.spec.tile_step, strict=True)),
+        step=step,
         fixed_input=model.spec.tile_shape is not None,
         index_only=hasattr(model, "predict_index") and not needs_probabilities(specs, None),
         check_finite=np.dtype(image.dtype).kind == "f",
     )
-    tiles = [tile for tile in plan if _overlaps(tile.core, bounds)]
+    tiles = [tile for tile in plan if _overlaps(tile.core, inside)]
     for start in range(0, len(tiles), options.batch_size):
         process_batch(
-            model, image, {"labels": window}, tiles[start : start + options.batch_size], ctx
+            model, view, {"labels": window}, tiles[start : start + options.batch_size], ctx
         )
     return window.array
+
+
+class _Crop:
+    """A ``T``/``Z``/``Y``/``X`` window of a 6-D array-like, itself a 6-D array-like."""
+
+    def __init__(self, data: Any, crop: Region) -> None:
+        self.data = data
+        self.origin = {a: crop[a][0] for a in "TZYX"}
+        self.dtype = data.dtype
+        self.shape = tuple(
+            crop[a][1] - crop[a][0] if a in crop else n
+            for a, n in zip("STCZYX", data.shape, strict=True)
+        )
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        moved = tuple(
+            slice(k.start + self.origin[a], k.stop + self.origin[a]) if a in self.origin else k
+            for a, k in zip("STCZYX", key, strict=True)
+        )
+        return np.asarray(self.data[moved])
 
 
 def _clip(span: tuple[int, int], size: int, axis: str) -> tuple[int, int]:

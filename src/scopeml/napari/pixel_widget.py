@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -59,6 +60,9 @@ class PixelClassifierWidget(QWidget):
         from scopeml.features import PRESETS
 
         self.features.addItems(list(PRESETS))
+        self.trees = QSpinBox()  # fewer trees: faster live retraining, a noisier forest
+        self.trees.setRange(1, 1000)
+        self.trees.setValue(100)
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
         self.classes.cellDoubleClicked.connect(self._pick_color)
@@ -93,7 +97,7 @@ class PixelClassifierWidget(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
-        layout.addWidget(row("features", self.features))
+        layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
         layout.addWidget(self.classes)
         layout.addWidget(row("", add, remove))
         layout.addWidget(self.train_button)
@@ -210,6 +214,7 @@ class PixelClassifierWidget(QWidget):
             self.class_names(),
             self.class_colors(),
             self.features.currentText(),
+            self.trees.value(),
             on_done=lambda model: self._trained(model, then_preview),
             on_error=self._fail,
         )
@@ -371,10 +376,23 @@ class PixelClassifierWidget(QWidget):
 
 
 def _train(
-    image: sm.Image, labels: np.ndarray, classes: list[str], colors: list[str], features: str
+    image: sm.Image,
+    labels: np.ndarray,
+    classes: list[str],
+    colors: list[str],
+    features: str,
+    n_estimators: int,
 ) -> Any:
-    """Train in the worker thread (the facade's trainer, with the widget's class colours)."""
+    """Train in the worker thread: the library's trainer, which takes the class colours
+    (``sm.train_pixel_classifier`` does not)."""
     from scopeml.pixel import train_classifier
 
     with image:
-        return train_classifier(image, labels, classes=classes, colors=colors, features=features)
+        return train_classifier(
+            image,
+            labels,
+            classes=classes,
+            colors=colors,
+            features=features,
+            n_estimators=n_estimators,
+        )
