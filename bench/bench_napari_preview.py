@@ -10,7 +10,8 @@ Baseline, in the same run: ``PixelClassifier.predict`` on that region plus its h
 array (no tiling at all), i.e. the least work any preview of that region could do; the ratio
 says what the engine's tiling costs on top. The preview tile size is varied (``--tiles``):
 tiling is exact, so every tile size gives the same labels (checked here) and only the time
-changes; ``auto`` is the widget's choice (one tile over the region plus halo). Drawing in napari is not included (a labels layer of 1024² draws in milliseconds).
+changes; ``auto`` is the widget's choice (one tile over the region plus halo). Drawing in
+napari is not included (a labels layer of 1024² draws in milliseconds).
 
 The figures depend on the machine's load: run it on an idle machine, and say when it was not.
 
@@ -103,7 +104,8 @@ def main() -> None:
         same = np.array_equal(preview, whole)
         median = statistics.median(times)
         print(
-            f"preview {args.region}² (tiles {tile or 'auto'}): median {median:.3f} s of {args.repeat} "
+            f"preview {args.region}² (tiles {tile or 'auto'}): median {median:.3f} s of "
+            f"{args.repeat} "
             f"(min {min(times):.3f}, max {max(times):.3f}); {median / base:.2f}× baseline; "
             f"equals the untiled prediction: {same}; target ≤ 1 s: "
             f"{'met' if median <= 1.0 else 'MISSED'}"
