@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from scopeml.objects.classifier import ObjectClassifier
+    from scopeml.objects.instances import InstanceOptions
     from scopeml.pixel import PixelClassifier
 
 __all__ = [
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 PathLike: TypeAlias = "str | os.PathLike[str]"
+#: The output of :func:`segment` made from its labels after the engine run, not by the engine.
+INSTANCES = "instances"
 #: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
 LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
 
@@ -130,10 +133,12 @@ class Segmentation(type(Path())):  # type: ignore[misc]
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        """The outputs written (``labels``, ``probabilities``, ``confidence``, ``mask``)."""
+        """The outputs written (``labels``, ``probabilities``, ``confidence``, ``mask``,
+        ``instances``)."""
         from scopeml.tiling.options import OUTPUT_NAMES
 
-        return tuple(name for name in OUTPUT_NAMES if (self.path / name).is_dir())
+        names = (*OUTPUT_NAMES, INSTANCES)
+        return tuple(name for name in names if (self.path / name).is_dir())
 
     def output(self, name: str) -> Image:
         """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
@@ -166,6 +171,13 @@ class Segmentation(type(Path())):  # type: ignore[misc]
     def mask(self) -> Image:
         """0/1 mask of the extracted class."""
         return self.output("mask")
+
+    @property
+    def instances(self) -> Image:
+        """Instance labels (one id per object, 0 = none), written with
+        ``outputs=(..., "instances")``; :func:`measure_objects` of a Segmentation measures
+        these."""
+        return self.output(INSTANCES)
 
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the classes
         return _segmentation, (str(self), getattr(self, "_classes", None))
@@ -202,6 +214,8 @@ def segment(
     ome_tiff: bool | None = None,
     progress: Progress = None,
     quiet: bool | None = None,
+    instances: InstanceOptions | None = None,
+    measure: PathLike | None = None,
 ) -> Segmentation:
     """Segment an image of any size with a model; return the finished store's outputs.
 
@@ -221,11 +235,19 @@ def segment(
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
     quiet
         Older spelling of ``progress=False`` (``quiet=False`` shows bars).
+    instances
+        How the ``instances`` output is made (``outputs=("labels", "instances")``): a
+        :class:`~scopeml.objects.instances.InstanceOptions`; by default the objects are the one
+        class that is neither background nor boundary, split at a ``boundary`` class if the
+        model has one (the shipped ``nuclei`` does). Tiled exactly, like every output.
+    measure
+        Also measure the instances against the image (every channel) into this ``.csv`` or
+        ``.parquet`` (one row per object per time point); implies ``instances``.
 
     Returns
     -------
     Segmentation
-        The store, its classes and its outputs as lazy ``Image`` views.
+        The store, its classes and its outputs as lazy ``Image`` views (``.instances``).
 
     Examples
     --------
@@ -256,6 +278,11 @@ def segment(
     for key in ("outputs", "channels", "tile_size", "halo"):
         if isinstance(changes.get(key), list):
             changes[key] = tuple(changes[key])
+    wanted = tuple(changes.get("outputs", (options or SegmentOptions()).outputs))
+    want_instances = INSTANCES in wanted or measure is not None
+    if want_instances:  # made from the labels after the engine run: the engine writes labels
+        engine_outputs = tuple(name for name in wanted if name != INSTANCES)
+        changes["outputs"] = engine_outputs + (() if "labels" in engine_outputs else ("labels",))
     settings = dataclasses.replace(options or SegmentOptions(), **changes)
     if progress is None:
         progress = quiet is not None and not quiet
@@ -286,6 +313,15 @@ def segment(
             "segment runs czann, legacy and pixel-classifier models",
             path=model_ref.args[0] if model_ref else None,
         )
+    extra: tuple[str, ...] = ()  # outputs written only to make the instances from
+    if want_instances:  # a bad choice of classes fails before the engine runs
+        from scopeml.objects.instances import InstanceOptions
+
+        instances = instances or InstanceOptions()
+        _, grow_id = instances.resolve(opened_model.spec.classes)
+        if grow_id is not None and instances.threshold is not None:
+            extra = () if "probabilities" in settings.outputs else ("probabilities",)
+            settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
     try:
         path = segment_image(
             opened_image,
@@ -299,7 +335,50 @@ def segment(
     finally:
         if close_image:
             opened_image.close()
-    return Segmentation(path, classes=opened_model.spec.classes)
+    result = Segmentation(path, classes=opened_model.spec.classes)
+    if want_instances:
+        _write_instances(result, instances, settings, progress)
+        for name in extra:  # not asked for: removed once the instances are made
+            import shutil
+
+            shutil.rmtree(result.path / name)
+    if measure is not None:
+        intensities = image if isinstance(image, Image) else _open_scene(str(image), settings.scene)
+        try:
+            measure_objects(result, intensities, output=measure, progress=progress)
+        finally:
+            if intensities is not image:
+                intensities.close()
+    return result
+
+
+def _write_instances(
+    result: Segmentation, options: InstanceOptions, settings: SegmentOptions, progress: Progress
+) -> None:
+    """The ``instances`` output of a finished segmentation, from its labels, in its store."""
+    from scopeml.objects.instances import instance_image, seed_classes
+
+    class_id, grow_id = options.resolve(result.classes)
+    labels = result.labels
+    if grow_id is not None and options.threshold is not None:
+        labels = seed_classes(result.probabilities, class_id, grow_id, options.threshold)
+        class_id, grow_id = 2, 3
+    spatial = 3 if labels.sizes["Z"] > 1 else 2
+    tile = settings.tile_size  # the engine's, or up to 1024 per axis
+    if tile is not None and not isinstance(tile, int) and len(tile) != spatial:
+        tile = None
+    instance_image(
+        labels,
+        result.path / INSTANCES,
+        class_id=class_id,
+        grow_id=grow_id,
+        grow=options.grow,
+        min_size=options.min_size,
+        connectivity=options.connectivity,
+        tile_size=tile,
+        overwrite=True,
+        progress=progress,
+    )
 
 
 def _open_scene(
@@ -480,7 +559,8 @@ def measure_objects(
     """Measure every object; one row per object per time point (columns ``t``, and ``scene``
     where there are several, then ``label``, shape, position and per-channel intensities).
 
-    ``objects`` are instance labels (from :func:`label_objects`, or any label source);
+    ``objects`` are instance labels (from :func:`label_objects`, a :class:`Segmentation`
+    with an ``instances`` output, or any label source);
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
     optional leading channel axis). With ``output`` (``.csv``/``.parquet``) rows are streamed
     there and the path is returned.
@@ -495,6 +575,8 @@ def measure_objects(
     """
     from scopeml.objects.images import measure_image
 
+    if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
+        objects = objects.instances
     labels = _as_label_image(objects)
     intensities = None
     if isinstance(image, (str, os.PathLike)):

@@ -180,7 +180,7 @@ def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
 
 @app.command("validate")
 def validate(
-    model: Path = typer.Argument(..., help="Container to check."),
+    model: Path = typer.Argument(..., help="Container to check, or a built-in name (nuclei)."),
     time_budget: float | None = typer.Option(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
@@ -201,8 +201,9 @@ def validate(
     from scopeml.model.container import read_container
     from scopeml.model.metadata import ModelMetadata
     from scopeml.model.probe import probe_model
+    from scopeml.model.registry import resolve_model
 
-    container = read_container(model)
+    container = read_container(resolve_model(model))
     warnings = container_warnings(container)
     meta = container.metadata
     if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:

@@ -21,14 +21,23 @@ def _sizes(text: str | None, name: str) -> int | tuple[int, ...] | None:
     return values[0] if len(values) == 1 else values
 
 
+def _class(text: str) -> str | int:
+    """A class by name, or by label value when the text is a number."""
+    return int(text) if text.strip().isdigit() else text.strip()
+
+
 def segment(
     image: Path = typer.Argument(
         ..., help="Image to segment (CZI, OME-TIFF, OME-Zarr, TIFF, PNG)."
     ),
-    model: Path = typer.Option(..., "--model", "-m", help="Model container (.czann, …)."),
+    model: Path = typer.Option(
+        ..., "--model", "-m", help="Model file (.czann, …) or built-in name (nuclei)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
     outputs: str = typer.Option(
-        "labels", help="Comma-separated: labels, probabilities, confidence, mask."
+        "labels",
+        help="Comma-separated: labels, probabilities, confidence, mask, instances (objects "
+        "split at the model's boundary class, from the labels).",
     ),
     tile_size: str | None = typer.Option(
         None, help="Core tile size: N, or one per spatial axis (Z,Y,X). Default 512 (3-D: 128)."
@@ -65,10 +74,23 @@ def segment(
     time_budget: float | None = typer.Option(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
+    measure: Path | None = typer.Option(
+        None, help="Also write the objects table (.csv/.parquet) of the instances."
+    ),
+    instance_class: str | None = typer.Option(
+        None,
+        help="Class of the instances, by name or label value; default: the one class "
+        "that is neither background nor boundary.",
+    ),
+    grow: float = typer.Option(
+        4.0, help="Pixels a seed grows into the boundary class (also the halo of instances)."
+    ),
+    min_size: int = typer.Option(8, help="Instance seeds with fewer pixels are dropped."),
 ) -> None:
     """Segment an image of any size with a model, tile by tile, into an OME-Zarr store."""
     from scopeml.api import segment as run
     from scopeml.model.runtime import set_default_time_budget
+    from scopeml.objects.instances import InstanceOptions
 
     set_default_time_budget(time_budget)  # for every model this run loads
 
@@ -93,6 +115,12 @@ def segment(
         overwrite=overwrite,
         ome_tiff=ome_tiff,
         progress=not quiet,  # tqdm bars on stderr
+        instances=InstanceOptions(
+            class_=None if instance_class is None else _class(instance_class),
+            grow=grow,
+            min_size=min_size,
+        ),
+        measure=measure,
     )
     if not quiet:
         typer.echo(str(result.path))
