@@ -9,7 +9,6 @@ as scenes). The store is written beside the target and renamed when complete.
 from __future__ import annotations
 
 import itertools
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
 from scopeml.io.omezarr import create_ome_zarr
 from scopeml.io.pyramid import write_pyramid
-from scopeml.io.replace import check_replaceable_store
+from scopeml.io.replace import atomic_write, check_replaceable_store
 
 DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
 
@@ -62,32 +61,28 @@ def write_ome_zarr(
     axes = "".join(a for a in AXES[1:] if a in "CYX" or sizes[a] > 1)
     chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}
     block = {a: max(1, min(int(chunk_of[a]), sizes[a])) for a in axes}
-    partial = path.with_name(path.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    scenes = range(sizes["S"])
-    for scene in scenes:
-        group = partial if len(scenes) == 1 else partial / str(scene)
-        array = create_ome_zarr(
-            group,
-            shape=[sizes[a] for a in axes],
-            dtype=image.dtype,
-            axes=axes,
-            chunks=[block[a] for a in axes],
-            pixel_sizes=image.pixel_sizes,
-            channel_names=image.channel_names,
-            name=path.name,
-            root=partial,
-        )
-        _copy(image, scene, array, axes, block)
-        if levels > 1:
-            write_pyramid(group, levels=levels, method=method)
-    if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
-        root = zarr.open_group(str(partial), mode="r+")
-        root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
-    if path.exists():
-        shutil.rmtree(path)
-    partial.rename(path)
+    with atomic_write(path, folder=True) as partial:
+        scenes = range(sizes["S"])
+        for scene in scenes:
+            group = partial if len(scenes) == 1 else partial / str(scene)
+            array = create_ome_zarr(
+                group,
+                shape=[sizes[a] for a in axes],
+                dtype=image.dtype,
+                axes=axes,
+                chunks=[block[a] for a in axes],
+                pixel_sizes=image.pixel_sizes,
+                channel_names=image.channel_names,
+                name=path.name,
+                overwrite=True,
+                root=partial,
+            )
+            _copy(image, scene, array, axes, block)
+            if levels > 1:
+                write_pyramid(group, levels=levels, method=method)
+        if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
+            root = zarr.open_group(str(partial), mode="r+")
+            root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
     return path
 
 

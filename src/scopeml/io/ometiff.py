@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ import tifffile
 
 from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
+from scopeml.io.replace import atomic_write
 
 _BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; stay well clear of 4 GiB
 
@@ -116,23 +116,21 @@ def write_ome_tiff(
     chunk_width = (getattr(series[0], "chunks", None) or (tile[1],))[-1]
     piece_width = max(tile[1], math.ceil(chunk_width / tile[1]) * tile[1])
     metadata = _ome_metadata(axes, pixel_sizes, channel_names)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with tifffile.TiffWriter(temp, bigtiff=nbytes > _BIGTIFF_BYTES, ome=True) as writer:
-            for data in series:
-                shape = tuple(int(n) for n in data.shape)
-                writer.write(
-                    _tiles(data, shape, tile, piece_width),
-                    shape=shape,
-                    dtype=dtype,
-                    tile=tuple(tile),
-                    compression=compression,
-                    photometric="minisblack",
-                    metadata=metadata,
-                )
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with (
+        atomic_write(path) as temp,
+        tifffile.TiffWriter(temp, bigtiff=nbytes > _BIGTIFF_BYTES, ome=True) as writer,
+    ):
+        for data in series:
+            shape = tuple(int(n) for n in data.shape)
+            writer.write(
+                _tiles(data, shape, tile, piece_width),
+                shape=shape,
+                dtype=dtype,
+                tile=tuple(tile),
+                compression=compression,
+                photometric="minisblack",
+                metadata=metadata,
+            )
 
 
 class _SceneView:

@@ -17,8 +17,6 @@ from __future__ import annotations
 import io
 import json
 import lzma
-import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.io.replace import atomic_write
 
 _CHUNK = 1 << 20
 _READ_ERRORS = (
@@ -386,9 +385,9 @@ def write_zip(
 ) -> None:
     """Write ``(name, content)`` members as a zip, atomically when ``target`` is a path.
 
-    A path is written as a uniquely named temporary file in the same folder and renamed when
-    complete (mode 0644: a model is meant to be shared); on any error the temporary file is
-    removed and the target is untouched. Member names are checked as on reading.
+    A path is written through :func:`~scopeml.io.replace.atomic_write` (mode 0644: a model is
+    meant to be shared); on any error the target is untouched. Member names are checked as on
+    reading.
     """
     if isinstance(target, io.BytesIO):
         _write_members(target, members, compression)
@@ -396,18 +395,8 @@ def write_zip(
     path = Path(target)
     if path.is_dir():
         raise InvalidRequestError("is a folder; a container is written as a file", path=path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as raw:
-            _write_members(raw, members, compression)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, mode=0o644) as temp, open(temp, "wb") as raw:
+        _write_members(raw, members, compression)
 
 
 def _write_members(raw: Any, members: Iterable[tuple[str, bytes]], compression: int) -> None:
