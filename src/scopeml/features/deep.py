@@ -46,6 +46,8 @@ from scopeml.features._vgg import IMAGENET_MEAN, IMAGENET_STD
 TILING_RTOL = 1e-5
 #: Most input scales, and the largest.
 MAX_SCALE = 8
+#: Maps upsampled together (bounds the temporaries of a block's upsampling).
+UPSAMPLE_MAPS = 32
 #: Core edge of a block of deep features (pixels): the maps of a block of 128² plus halo take
 #: ~100 MB at 448 maps before projection.
 BLOCK = 128
@@ -237,8 +239,10 @@ class DeepFeatures:
                 maps = np.tensordot(w.T, maps, axes=1).astype(np.float32)
                 out += _upsample(maps, factor, padded)
                 row += len(w)
-            else:
-                out[row : row + len(maps)] = _upsample(maps, factor, padded)
+            else:  # a few maps at a time: the upsampling's temporaries stay small
+                for lo in range(0, len(maps), UPSAMPLE_MAPS):
+                    part = maps[lo : lo + UPSAMPLE_MAPS]
+                    out[row + lo : row + lo + len(part)] = _upsample(part, factor, padded)
                 row += len(maps)
         out = out[(slice(None), slice(0, shape[0]), slice(0, shape[1]))]
         if self.filters:
