@@ -500,3 +500,12 @@ def test_regression_and_classification_models_export(tmp_path):
         meta = read_container(back).metadata
         assert meta.model_type.value == kind
         assert meta.classes == read_container(czann).metadata.classes
+
+
+def test_yaml_aliases_are_refused(tmp_path):
+    # nested aliases expand exponentially when the description is walked
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    (tmp_path / "rdf.yaml").write_text("\n".join(lines) + "\ntype: model\n")
+    with pytest.raises(InvalidContainerError, match="aliases are not accepted"):
+        open_package(tmp_path)

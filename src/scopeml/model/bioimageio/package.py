@@ -105,7 +105,7 @@ def open_package(source: str | PathLike[str]) -> Package:
             )
         raw = archive.read(names[0], max_bytes=_MAX_YAML)
     try:
-        content = yaml.safe_load(raw)
+        content = yaml.load(raw, Loader=_loader())  # a SafeLoader without aliases
     except yaml.YAMLError as err:
         _close(archive)
         raise InvalidContainerError(
@@ -117,6 +117,23 @@ def open_package(source: str | PathLike[str]) -> Package:
         _close(archive)
         raise
     return Package(path, description, version, archive, folder)
+
+
+def _loader() -> type:
+    """``yaml.SafeLoader`` that refuses aliases: a few hundred bytes of nested aliases expand
+    to gigabytes when the description is walked (a "billion laughs")."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise yaml.composer.ComposerError(
+                    None, None, "YAML aliases are not accepted", event.start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
 
 
 def _close(archive: SafeZip | None) -> None:
