@@ -201,7 +201,7 @@ class Forest:
                         break
                     rows = chunk[open_rows]
             acc /= np.float32(n_trees)
-            out[lo : lo + len(chunk)] = np.argmax(acc, axis=1)
+            out[lo : lo + len(chunk)] = _argmax(acc)
         return out
 
 
@@ -251,6 +251,14 @@ def bin_features(x: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         edges.append(np.unique(np.sort(column)[np.clip(ranks, 0, n - 1)]))
         binned[:, j] = np.searchsorted(edges[-1], column, side="left")
     return edges, binned
+
+
+def _argmax(sums: np.ndarray) -> np.ndarray:
+    """``argmax(sums, axis=1)`` (ties to the lower index); for two classes a comparison, as
+    ``argmax`` along a short axis costs a call per row."""
+    if sums.shape[1] == 2:
+        return (sums[:, 1] > sums[:, 0]).astype(np.intp)
+    return np.argmax(sums, axis=1)
 
 
 def _lead(sums: np.ndarray) -> np.ndarray:
