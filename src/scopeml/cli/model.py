@@ -541,27 +541,19 @@ def pad_to_model(image: Any, spec: Any, path: Path) -> tuple[Any, tuple[int, ...
 
 
 def write_array(path: Path, array: Any) -> None:
-    """Write ``.npy`` or ``.tif`` atomically (temporary file, then rename)."""
-    import os
-    import tempfile
-
+    """Write ``.npy`` or ``.tif`` through the one atomic writer (never a half-written file)."""
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
+    from scopeml.io.replace import atomic_write
+
+    with atomic_write(path) as temp:
         if path.suffix.lower() == ".npy":
-            np.save(temp, array, allow_pickle=False)
+            with open(temp, "wb") as stream:  # a file object: np.save adds no suffix
+                np.save(stream, array, allow_pickle=False)
         else:
             import tifffile
 
             tifffile.imwrite(temp, array)
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 @app.command("export-bioimageio")
