@@ -59,6 +59,12 @@ def serve(
     max_job_attempts: int = typer.Option(
         3, "--max-job-attempts", min=1, help="Starts of a job before a crashing one fails."
     ),
+    job_memory_mb: float = typer.Option(
+        4096,
+        "--job-memory-mb",
+        min=64,
+        help="Address space one job's process may map (jobs run in child processes).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
@@ -96,6 +102,7 @@ def serve(
         model_time_budget=model_time_budget,
         job_workers=job_workers,
         max_job_attempts=max_job_attempts,
+        job_memory_limit=_bytes(job_memory_mb),
     )
     run_server(config, host=host, port=port, log_level=log_level)
 

@@ -82,6 +82,14 @@ class ServerConfig:
     max_job_attempts
         A job that was running when the server stopped (crashed, was killed) is resumed at the
         next start at most this many times in all; then it is marked failed.
+    job_memory_limit
+        Bytes of address space one job's process (and one image check at upload) may map
+        (``RLIMIT_AS``): a job runs in a child process, so a file that makes a reader allocate
+        without bound fails that job, not the server.
+    image_check_timeout
+        Seconds the child that opens an uploaded or named image at submit time may take.
+    max_settings_bytes
+        Size limit of an analysis settings file (YAML) in a request.
 
     Examples
     --------
@@ -107,6 +115,9 @@ class ServerConfig:
     model_cache: int = 4
     job_workers: int = 1
     max_job_attempts: int = 3
+    job_memory_limit: int = 4 * GB
+    image_check_timeout: float = 60.0
+    max_settings_bytes: int = 256 * 1024
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -119,7 +130,8 @@ class ServerConfig:
         for name in (
             *("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_json_bytes"),
             *("upload_quota_bytes", "max_batch", "model_cache", "job_workers"),
-            *("predict_workers", "max_job_attempts", "max_tile_memory"),
+            *("predict_workers", "max_job_attempts", "max_tile_memory", "job_memory_limit"),
+            *("max_settings_bytes",),
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -5,6 +5,9 @@ resumable output there; a job the server was running when it stopped (even kille
 from the tiles already written when the server starts again, and ends identical to an
 uninterrupted run. Image paths from requests are resolved and must lie below the configured
 root (:func:`resolve_image_path`); uploaded images live under ``uploads/`` with a random name.
+Each attempt runs in a child process (:mod:`scopeml.server._job_child`): a reader that crashes
+on a corrupt file fails the job, not the server. An analysis job (model id ``analysis``) runs a
+settings file over images into ``jobs/<id>/results/``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -21,10 +25,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeml.errors import Cancelled, InvalidRequestError, OutsideRootError, ScopeMLError
-from scopeml.io.image import Image
-from scopeml.model.spec import Model, ModelSpec
-from scopeml.progress import ProgressEvent
+from scopeml.errors import (
+    Cancelled,
+    InvalidRequestError,
+    ModelTimeoutError,
+    OutsideRootError,
+    ScopeMLError,
+)
+from scopeml.model.spec import ModelSpec
+from scopeml.server._job_child import ChildDied, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry
@@ -33,6 +42,9 @@ log = logging.getLogger(__name__)
 
 RESULT_NAME = "result.ome.zarr"
 ZIP_NAME = "result.zip"
+ANALYSIS = "analysis"  # the model id of an analysis job (no model of its own)
+SETTINGS_NAME = "settings.yaml"
+RESULTS_NAME = "results"
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 
@@ -115,17 +127,6 @@ def upload_suffix(filename: str) -> str:
     )
 
 
-def open_job_image(path: str | Path, scene: int | None, roots: list[Path]) -> Image:
-    """Open a job's image so that every file any reader opens lies below one of ``roots``.
-
-    A multi-file OME-TIFF's companions, an OME-Zarr's array folders and chunks: each is checked
-    where the reader opens it (symlinks followed), not only the top-level path.
-    """
-    from scopeml.io import open_image
-
-    return open_image(path, scene=scene, allowed_roots=[str(root) for root in roots])
-
-
 def public_error(err: ScopeMLError, name: str | None = None, image: Path | None = None) -> str:
     """An error's one-line message for a client: file names only, never where the server keeps
     its files (a read outside the allowed folders names the file it tried, not the folders; a
@@ -145,7 +146,26 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
         if err.path and image is not None and Path(err.path).is_relative_to(image):
             tried = Path(err.path).relative_to(image).as_posix()
         return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
-    return prefix + err.problem
+    return prefix + server_problem(err)
+
+
+def server_problem(err: ScopeMLError) -> str:
+    """``err.problem`` as the server's user should read it: a model past its time budget
+    names the server's ``--model-time-budget``, not the command line's ``--time-budget``.
+
+    Examples
+    --------
+    >>> from scopeml.errors import ModelTimeoutError
+    >>> server_problem(ModelTimeoutError("ran past 3 s; set --time-budget or X if it needs longer"))
+    'ran past 3 s; the server sets it with --model-time-budget'
+    """
+    if isinstance(err, ModelTimeoutError):
+        return re.sub(
+            r"set --time-budget or \w+ if it needs longer",
+            "the server sets it with --model-time-budget",
+            err.problem,
+        )
+    return err.problem
 
 
 def job_memory(options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: float = 0.0) -> int:
@@ -168,19 +188,32 @@ def job_memory(options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: floa
     return math.ceil((options.get("batch_size") or 1) * window * per_pixel)
 
 
-def check_job_image(image: str | Path, scene: int | None, roots: list[Path], name: str) -> None:
-    """Open a job's image as the job will (confined to ``roots``): refuse it before queueing.
+def check_job_image(
+    image: str | Path,
+    scene: int | None,
+    roots: list[Path],
+    name: str,
+    *,
+    timeout: float = 60.0,
+    memory_limit: int | None = None,
+) -> None:
+    """Open a job's image as the job will (confined to ``roots``), in a child process with a
+    time and a memory limit (:func:`~scopeml.io.probe.probe_image`): refuse it before queueing.
+    A reader that crashes on a corrupt file takes down only that child.
 
     Raises
     ------
     InvalidRequestError
-        The image does not open, or names a file outside ``roots``.
+        The image does not open, names a file outside ``roots``, or crashed its reader.
     """
+    from scopeml.io.probe import probe_image
+
     try:
-        with open_job_image(image, scene, roots):
-            pass
+        probe_image(
+            image, scene=scene, allowed_roots=roots, timeout=timeout, memory_limit=memory_limit
+        )
     except ScopeMLError as err:
-        raise InvalidRequestError(public_error(err, name)) from err
+        raise InvalidRequestError(public_error(err, name, Path(image))) from err
 
 
 class JobRunner:
@@ -264,20 +297,25 @@ class JobRunner:
                 shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
 
     def _attempt(self, job: dict[str, Any]) -> None:
+        """Run one attempt of a job in a child process (see :mod:`scopeml.server._job_child`)."""
         job_id = job["id"]
-        result = self.result_path(job_id)
-        progress = _JobProgress(self.db, job_id, _tiles_written(result), self._stops(job_id))
         outcome: dict[str, Any] = {"status": "done"}
         try:
-            model = self.registry.get(job["model_id"])
-            roots = self.image_roots(job["image"])
-            _segment(job["image"], model, result, job["options"], roots, progress)
+            task, already = self._task(job)
+            progress = _JobProgress(self.db, job_id, already)
+            private_dir(self.output_dir(job_id))
+            note = run_in_child(task, progress, self._stops(job_id), self.config.job_memory_limit)
             outcome["done"] = progress.total
+            if note:
+                outcome["error"] = note
         except Cancelled:
             outcome = {}  # deleted (its folder goes) or the server stops (it resumes)
             if self._stop.is_set() and not self._cancelled(job_id):
                 self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
+        except ChildDied as err:  # counts as an attempt: a crashing job is not resumed for ever
+            log.warning("job %s: %s", job_id, err.problem)
+            outcome = {"status": "failed", "error": err.problem}
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
         except Exception as err:
@@ -287,6 +325,41 @@ class JobRunner:
             private_tree(self.output_dir(job_id))
         if outcome:
             self.db.update_job(job_id, **outcome)
+
+    def _task(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """What the child runs for ``job``, and how much an earlier attempt already did."""
+        job_id, options = job["id"], job["options"]
+        if job["model_id"] == ANALYSIS:
+            roots = self.analysis_roots(options["images"])
+            task = {
+                "kind": "analyze",
+                "settings": str(self.output_dir(job_id) / SETTINGS_NAME),
+                "images": options["images"],
+                "output": str(self.output_dir(job_id) / RESULTS_NAME),
+                "roots": [str(root) for root in roots],
+                "progress_stage": "analyze",
+            }
+            return task, 0
+        result = self.result_path(job_id)
+        task = {
+            "kind": "segment",
+            "model": str(self.registry.path(job["model_id"])),
+            "time_budget": self.config.model_time_budget,
+            "image": job["image"],
+            "options": options,
+            "output": str(result),
+            "roots": [str(root) for root in self.image_roots(job["image"])],
+        }
+        return task, _tiles_written(result)
+
+    def analysis_roots(self, images: list[str]) -> list[Path]:
+        """The folders an analysis job may read: the allowed root and its uploads' folders."""
+        roots = [] if self.config.allowed_root is None else [self.config.allowed_root]
+        for image in images:
+            for root in self.image_roots(image):
+                if root not in roots:
+                    roots.append(root)
+        return roots
 
     def _reason(self, err: ScopeMLError, job: dict[str, Any]) -> str:
         """The failure as the user knows the files: a model by its display name."""
@@ -312,16 +385,19 @@ class JobRunner:
         shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
 
     def result_zip(self, job_id: str) -> Path:
-        """A zip of the job's OME-Zarr output (made once, atomically)."""
+        """A zip of the job's output (made once, atomically): ``result.ome.zarr/…`` of a
+        segmentation job, ``results/…`` of an analysis job."""
         target = self.output_dir(job_id) / ZIP_NAME
         if target.exists():
             return target
-        source = self.result_path(job_id)
+        source = self.output_dir(job_id) / RESULTS_NAME
+        if not source.is_dir():
+            source = self.result_path(job_id)
         partial = target.with_name(f".{ZIP_NAME}.{os.getpid()}.{threading.get_ident()}")
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
             for path in sorted(source.rglob("*")):
                 if path.is_file() and not path.is_symlink():
-                    archive.write(path, Path(RESULT_NAME) / path.relative_to(source))
+                    archive.write(path, Path(source.name) / path.relative_to(source))
         os.replace(partial, target)
         return target
 
@@ -334,24 +410,15 @@ def _gave_up(attempts: int) -> str:
 
 
 class _JobProgress:
-    """Records the engine's progress on the job; stops the run when asked to (cancel, shutdown).
+    """Records the child's progress on the job (``already``: tiles of an earlier attempt)."""
 
-    ``already`` tiles were written by an earlier attempt: the engine counts only this run's.
-    """
-
-    def __init__(
-        self, db: Database, job_id: str, already: int, stops: tuple[threading.Event, ...]
-    ) -> None:
-        self.db, self.job_id, self.already, self.stops = db, job_id, already, stops
+    def __init__(self, db: Database, job_id: str, already: int) -> None:
+        self.db, self.job_id, self.already = db, job_id, already
         self.total = already
 
-    def __call__(self, event: ProgressEvent) -> None:
-        if any(stop.is_set() for stop in self.stops):
-            raise Cancelled(f"job {self.job_id} stopped")
-        if event.stage != "segment":
-            return
-        self.total = self.already + (event.total or 0)
-        self.db.update_job(self.job_id, done=self.already + event.done, total=self.total)
+    def __call__(self, done: int, total: int) -> None:
+        self.total = self.already + total
+        self.db.update_job(self.job_id, done=self.already + done, total=self.total)
 
 
 def _tiles_written(output: Path) -> int:
@@ -362,21 +429,3 @@ def _tiles_written(output: Path) -> int:
         return len(OutputStore(output, {}).done())
     except FileNotFoundError:  # nothing written yet
         return 0
-
-
-def _segment(
-    image_path: str,
-    model: Model,
-    output: Path,
-    options: dict[str, Any],
-    roots: list[Path],
-    progress: _JobProgress,
-) -> None:
-    """Run the engine, resuming from whatever an earlier attempt left in ``output``."""
-    from scopeml.tiling.engine import segment_image
-    from scopeml.tiling.options import SegmentOptions
-
-    private_dir(output.parent)
-    settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
-    with open_job_image(image_path, options.get("scene"), roots) as image:
-        segment_image(image, model, output, settings, progress=progress)

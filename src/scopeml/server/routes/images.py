@@ -51,7 +51,15 @@ async def upload_image(
     target = folder / f"image{suffix}"
     try:
         size = await save_body(request, target, limit, what)
-        await asyncio.to_thread(check_job_image, target, None, [folder], filename)
+        await asyncio.to_thread(
+            check_job_image,
+            target,
+            None,
+            [folder],
+            filename,
+            timeout=config.image_check_timeout,
+            memory_limit=config.job_memory_limit,
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -50,7 +50,13 @@ async def submit_job(
         )
     image, name = _job_image(job, user, config, db)
     await asyncio.to_thread(
-        check_job_image, image, options.get("scene"), jobs.image_roots(image), name
+        check_job_image,
+        image,
+        options.get("scene"),
+        jobs.image_roots(image),
+        name,
+        timeout=config.image_check_timeout,
+        memory_limit=config.job_memory_limit,
     )
     job_id = new_id()
     db.add_job(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
 from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
+from scopeml.server.jobs import server_problem
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE, STREAMED
 from scopeml.server.tiles import (
@@ -59,7 +60,7 @@ async def predict_tile(
     try:
         probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
     except (IncompatibleModelError, ModelTimeoutError) as err:  # no server paths in answers
-        raise InvalidRequestError(err.problem) from err
+        raise InvalidRequestError(server_problem(err)) from err
     if output == "labels":
         probabilities = labels_from_probabilities(probabilities)
     if tile.ndim == spec.spatial_dims + 1:

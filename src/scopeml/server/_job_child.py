@@ -1,0 +1,192 @@
+"""One job's run in a child process: a reader or runtime that crashes cannot take the server.
+
+Format libraries are native code (pylibCZIrw, bioio plugins, ONNX Runtime): a corrupt file can
+abort the process instead of raising. The server runs each job's engine run here, in a fresh
+``spawn`` process under an address-space limit (``RLIMIT_AS``), and reads its progress and its
+outcome from a pipe: ``("progress", done, total)`` messages, then one ``("done",)`` or
+``("error", type name, problem, path)``. Cancelling a job terminates the child; a child that dies
+by a signal fails the job with the signal named (:func:`run_in_child`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from scopeml import errors
+from scopeml.errors import Cancelled, ScopeMLError
+
+POLL_S = 0.2
+TERMINATE_WAIT_S = 5.0
+
+
+class ChildDied(ScopeMLError):
+    """The job's process ended without an answer (killed by a signal, or out of memory)."""
+
+
+def run_in_child(
+    task: dict[str, Any],
+    on_progress: Callable[[int, int], None],
+    stops: tuple[threading.Event, ...],
+    memory_limit: int | None,
+) -> str | None:
+    """Run ``task`` (see :func:`_child_main`) in a child process and wait for it.
+
+    ``on_progress(done, total)`` gets the engine's segment progress; when any of ``stops`` is
+    set the child is terminated and :class:`~scopeml.errors.Cancelled` raised. A
+    :class:`~scopeml.errors.ScopeMLError` in the child is raised again here with its class,
+    problem and path; a child that dies raises :class:`ChildDied` naming the signal. Returns
+    the task's note (an analysis's failed images), if any.
+    """
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_child_main, args=(send, task, memory_limit), name="scopeml-job", daemon=True
+    )
+    child.start()
+    send.close()
+    answer: tuple[Any, ...] | None = None
+    try:
+        while answer is None:
+            if any(stop.is_set() for stop in stops):
+                raise Cancelled("job stopped")
+            if receive.poll(POLL_S):
+                try:
+                    message = receive.recv()
+                except EOFError:  # the child is gone without an answer
+                    break
+                if message[0] == "progress":
+                    on_progress(message[1], message[2])
+                else:
+                    answer = message
+            elif not child.is_alive() and not receive.poll(0):
+                break
+    finally:
+        if child.is_alive():
+            child.terminate()
+            child.join(TERMINATE_WAIT_S)
+            if child.is_alive():
+                child.kill()
+        child.join()
+        receive.close()
+    if answer is None:
+        raise ChildDied(_death(child.exitcode, memory_limit))
+    if answer[0] == "error":
+        _, kind, problem, path = answer
+        cls = getattr(errors, kind, None)
+        if not (isinstance(cls, type) and issubclass(cls, ScopeMLError)):
+            cls = ScopeMLError
+        raise cls(problem, path=path)
+    if answer[0] == "internal":
+        raise RuntimeError(answer[1])
+    return answer[1]
+
+
+def _death(exitcode: int | None, memory_limit: int | None) -> str:
+    """Why a child ended without an answer, for the job's error.
+
+    Examples
+    --------
+    >>> _death(-6, None)
+    "the job's process was killed by SIGABRT (a reader or the runtime crashed)"
+    """
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the job's process was killed by {name} (a reader or the runtime crashed)"
+    limit = "" if memory_limit is None else f" (memory limit {memory_limit} bytes?)"
+    return f"the job's process ended without an answer (exit {exitcode}){limit}"
+
+
+def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None) -> None:
+    """The child: limit memory, run the task, report progress and the outcome on ``send``."""
+    _die_with_parent()
+    if memory_limit is not None and sys.platform != "win32":
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+
+    def progress(event: Any) -> None:
+        if event.stage == task.get("progress_stage", "segment"):
+            send.send(("progress", int(event.done), int(event.total or 0)))
+
+    try:
+        answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
+    except ScopeMLError as err:
+        answer = ("error", type(err).__name__, err.problem, err.path)
+    except MemoryError:
+        answer = ("error", "ScopeMLError", "the job ran out of memory (server memory limit)", None)
+    except BaseException as err:  # reported as an internal error, the details in the log
+        import traceback
+
+        traceback.print_exc()
+        answer = ("internal", f"internal error ({type(err).__name__})")
+    send.send(answer)
+    send.close()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this child when the server dies (even by SIGKILL), so a job the next
+    server resumes has one writer; elsewhere a dead server ends the child at its next message
+    (the pipe is broken)."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import os
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the server died before the request took effect
+        os._exit(1)
+
+
+def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
+    """Segment one image with one model file, resuming from what ``output`` already holds."""
+    from pathlib import Path
+
+    from scopeml.io import open_image
+    from scopeml.model import load_model
+    from scopeml.tiling.engine import segment_image
+    from scopeml.tiling.options import SegmentOptions
+
+    options = task["options"]
+    model = load_model(Path(task["model"]), time_budget=task["time_budget"])
+    settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
+    with open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im:
+        segment_image(im, model, Path(task["output"]), settings, progress=progress)
+    return None
+
+
+def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
+    """Run an analysis settings file over images into ``output`` (resuming finished images);
+    a note naming the images that failed (the batch goes on past them)."""
+    from scopeml.analysis import run_analysis
+
+    result = run_analysis(
+        task["settings"],
+        task["images"],
+        task["output"],
+        resume=True,
+        allowed_roots=task["roots"],
+        progress=progress,
+    )
+    failures = result.failures
+    if not failures:
+        return None
+    listed = "; ".join(f"{r['name']}: {r.get('reason', '')}"[:200] for r in failures[:5])
+    more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+    return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+
+
+RUNNERS: dict[str, Callable[[dict[str, Any], Callable[[Any], None]], str | None]] = {
+    "segment": _segment,
+    "analyze": _analyze,
+}
