@@ -80,6 +80,8 @@ def owned_model(
     record: Annotated[dict[str, Any], Depends(visible_model)], user: User
 ) -> dict[str, Any]:
     """The record of a model the caller owns (or an admin); 403 for a shared one of another."""
+    if record.get("builtin"):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "a built-in model cannot be changed")
     if record["owner"] != user["user"] and not user["admin"]:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only the owner may change a model")
     return record

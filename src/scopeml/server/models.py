@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.errors import InvalidContainerError, ScopeMLError
-from scopeml.model.spec import Model, ModelSpec
+from scopeml.model.registry import BUILTIN_MODELS
+from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.server.batcher import MicroBatcher
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import Database, new_id
@@ -34,6 +35,7 @@ from scopeml.server.fair import FairScheduler
 from scopeml.server.metrics import Metrics
 
 CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
+BUILTIN_OWNER = "(built-in)"  # the owner of a built-in model's record: no user has this name
 PROBE_TIME_BUDGET_S = 10.0
 RUNTIME_KEY = "runtime_bytes_per_pixel"  # in a model record's spec: see runtime_bytes_per_pixel
 SPEC_FIELDS = (
@@ -45,6 +47,7 @@ SPEC_FIELDS = (
     "tile_shape",
     "name",
     "pixel_size",
+    "normalize",
 )
 
 
@@ -75,6 +78,12 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     values["name"] = values["name"] or ""
     values["tile_step"] = values["tile_step"] or ()
     return ModelSpec(**values, extra=dict(data.get("extra") or {}))
+
+
+def served_spec(model: Model) -> ModelSpec:
+    """A model's spec as a client sees it: with the input normalisation its container records
+    (so a client's engine normalises as a local run of the same file does)."""
+    return replace(model.spec, normalize=recorded_normalize(model))
 
 
 def runtime_bytes_per_pixel(path: Path, spec: ModelSpec) -> float:
@@ -144,12 +153,15 @@ class ModelRegistry:
         self._executor = executor
         self._cache: OrderedDict[str, Model] = OrderedDict()
         self._batchers: dict[tuple[str, str], MicroBatcher] = {}
+        self._builtin_records: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.scheduler = FairScheduler(config.predict_workers, config.user_predict_workers or 1)
         private_dir(config.models_dir)
 
     def path(self, model_id: str) -> Path:
-        """The container file of a registered model."""
+        """The container file of a registered or built-in model."""
+        if model_id in BUILTIN_MODELS:
+            return BUILTIN_MODELS[model_id].path
         for suffix in CONTAINER_SUFFIXES:
             candidate = self.config.models_dir / f"{model_id}{suffix}"
             if candidate.is_file():
@@ -179,7 +191,7 @@ class ModelRegistry:
 
             probe_model(target, time_budget=self.probe_time_budget)  # runs once, bounded
             model = self._load(target)
-            spec = model.spec
+            spec = served_spec(model)
             if spec.name == model_id:  # no name in the metadata: not the random file name
                 spec = replace(spec, name=Path(name).stem)
             per_pixel = runtime_bytes_per_pixel(target, spec)
@@ -210,8 +222,39 @@ class ModelRegistry:
         budget = self.config.model_time_budget or math.inf
         return min(budget, PROBE_TIME_BUDGET_S)
 
+    def builtins(self) -> list[dict[str, Any]]:
+        """Records of the built-in models (every user may use them; nobody may change them)."""
+        return [self.builtin(name) for name in sorted(BUILTIN_MODELS)]
+
+    def builtin(self, name: str) -> dict[str, Any]:
+        """The record of the built-in model ``name`` (its spec read once, then kept)."""
+        with self._lock:
+            record = self._builtin_records.get(name)
+        if record is not None:
+            return record
+        path = BUILTIN_MODELS[name].path
+        spec = served_spec(self.get(name))
+        record = {
+            "id": name,
+            "owner": BUILTIN_OWNER,
+            "name": name,
+            "shared": True,
+            "size": path.stat().st_size,
+            "sha256": _sha256(path),
+            "spec": {**spec_to_dict(spec), RUNTIME_KEY: runtime_bytes_per_pixel(path, spec)},
+            "created": path.stat().st_mtime,
+            "builtin": True,
+            "description": BUILTIN_MODELS[name].description,
+        }
+        with self._lock:
+            self._builtin_records[name] = record
+        return record
+
     def visible(self, model_id: str, user: dict[str, Any]) -> dict[str, Any] | None:
-        """The record of a model ``user`` may use, ``None`` when absent or private to another."""
+        """The record of a model ``user`` may use, ``None`` when absent or private to another;
+        a built-in name (``"nuclei"``) is every user's."""
+        if model_id in BUILTIN_MODELS:
+            return self.builtin(model_id)
         record = self.db.get_model(model_id)
         if record is None:
             return None

@@ -46,6 +46,8 @@ class ModelInfo(BaseModel):
     sha256: str
     spec: dict[str, Any]
     created: float
+    builtin: bool = False
+    description: str | None = None
 
 
 class ModelUpdate(BaseModel):

@@ -18,9 +18,12 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 
 @router.get("", responses={401: ERRORS[401]})
-async def list_models(user: User, db: Db) -> list[ModelInfo]:
-    """Models you own and models shared with everyone."""
-    return [ModelInfo(**row) for row in db.list_models(user["user"], admin=user["admin"])]
+async def list_models(user: User, db: Db, registry: Registry) -> list[ModelInfo]:
+    """The built-in models (``builtin``: read-only, usable by name), models you own and models
+    shared with everyone."""
+    builtins = await asyncio.to_thread(registry.builtins)
+    rows = db.list_models(user["user"], admin=user["admin"])
+    return [ModelInfo(**row) for row in [*builtins, *rows]]
 
 
 @router.post(
