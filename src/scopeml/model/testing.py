@@ -7,6 +7,8 @@ channels-last like a czann container (``N×Y×X×C`` or ``N×Z×Y×X×C``), spat
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -60,77 +62,33 @@ def tiny_unet_onnx(
     """
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
-    rng = np.random.default_rng(seed)
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = []
-    counter = iter(range(10**6))
-
-    def name(prefix: str) -> str:
-        return f"{prefix}_{next(counter)}"
-
-    def conv(x: str, c_in: int, c_out: int, kernel: int, relu: bool = True) -> str:
-        w = rng.normal(
-            0,
-            np.sqrt(2.0 / (c_in * kernel**spatial_dims)),
-            (c_out, c_in) + (kernel,) * spatial_dims,
-        ).astype(np.float32)
-        b = rng.normal(0, 0.1, c_out).astype(np.float32)
-        wn, bn, out = name("w"), name("b"), name("conv")
-        inits.extend([numpy_helper.from_array(w, wn), numpy_helper.from_array(b, bn)])
-        pad = kernel // 2
-        nodes.append(helper.make_node("Conv", [x, wn, bn], [out], pads=[pad] * (2 * spatial_dims)))
-        if not relu:
-            return out
-        act = name("relu")
-        nodes.append(helper.make_node("Relu", [out], [act]))
-        return act
-
-    def block(x: str, c_in: int, c_out: int) -> str:
-        return conv(conv(x, c_in, c_out, 3), c_out, c_out, 3)
-
-    to_first = [0, spatial_dims + 1, *range(1, spatial_dims + 1)]
-    to_last = [0, *range(2, spatial_dims + 2), 1]
-    x = name("nchw")
-    nodes.append(helper.make_node("Transpose", ["input"], [x], perm=to_first))
+    g = _Builder(np.random.default_rng(seed), spatial_dims)
+    x = g.add("Transpose", "input", perm=[0, spatial_dims + 1, *range(1, spatial_dims + 1)])
     skips, channels = [], in_channels
     for level in range(depth):
-        x = block(x, channels, width * 2**level)
+        x = g.block(x, channels, width * 2**level)
         channels = width * 2**level
         skips.append((x, channels))
-        pooled = name("pool")
-        nodes.append(
-            helper.make_node(
-                "MaxPool",
-                [x],
-                [pooled],
-                kernel_shape=[2] * spatial_dims,
-                strides=[2] * spatial_dims,
-            )
-        )
-        x = pooled
-    x = block(x, channels, width * 2**depth)
+        x = g.add("MaxPool", x, kernel_shape=[2] * spatial_dims, strides=[2] * spatial_dims)
+    x = g.block(x, channels, width * 2**depth)
     channels = width * 2**depth
-    scales = name("scales")
-    inits.append(numpy_helper.from_array(np.array([1, 1] + [2] * spatial_dims, np.float32), scales))
+    scales = g.constant(np.array([1, 1] + [2] * spatial_dims, np.float32))
     for skip, skip_channels in reversed(skips):
-        up = name("up")
-        nodes.append(helper.make_node("Resize", [x, "", scales], [up], mode="nearest"))
-        cat = name("cat")
-        nodes.append(helper.make_node("Concat", [up, skip], [cat], axis=1))
-        x = block(cat, channels + skip_channels, skip_channels)
+        up = g.add("Resize", x, "", scales, mode="nearest")
+        x = g.block(g.add("Concat", up, skip, axis=1), channels + skip_channels, skip_channels)
         channels = skip_channels
-    logits = conv(x, channels, n_classes, 1, relu=False)
-    probs = name("softmax")
-    nodes.append(helper.make_node("Softmax", [logits], [probs], axis=1))
-    nodes.append(helper.make_node("Transpose", [probs], ["output"], perm=to_last))
+    probs = g.add("Softmax", g.conv(x, channels, n_classes, 1, relu=False), axis=1)
+    g.nodes.append(
+        helper.make_node("Transpose", [probs], ["output"], perm=[0, *range(2, spatial_dims + 2), 1])
+    )
 
     spatial = list(tile_shape) if tile_shape else [f"d{i}" for i in range(spatial_dims)]
     graph = helper.make_graph(
-        nodes,
+        g.nodes,
         "tiny_unet",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", *spatial, in_channels])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", *spatial, n_classes])],
-        initializer=inits,
+        initializer=g.inits,
     )
     model = helper.make_model(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="scopeml.model.testing"
@@ -138,6 +96,42 @@ def tiny_unet_onnx(
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model
+
+
+class _Builder:
+    """Nodes and seeded initializers of a small channels-first conv graph, named uniquely."""
+
+    def __init__(self, rng: np.random.Generator, spatial_dims: int) -> None:
+        self.rng, self.spatial_dims = rng, spatial_dims
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.counter = iter(range(10**6))
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}_{next(self.counter)}"
+
+    def add(self, op: str, *inputs: str, **attributes: Any) -> str:
+        out = self.name(op.lower())
+        self.nodes.append(helper.make_node(op, list(inputs), [out], **attributes))
+        return out
+
+    def constant(self, value: np.ndarray, prefix: str = "c") -> str:
+        name = self.name(prefix)
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def conv(self, x: str, c_in: int, c_out: int, kernel: int, relu: bool = True) -> str:
+        dims = self.spatial_dims
+        std = np.sqrt(2.0 / (c_in * kernel**dims))
+        w = self.rng.normal(0, std, (c_out, c_in) + (kernel,) * dims).astype(np.float32)
+        b = self.rng.normal(0, 0.1, c_out).astype(np.float32)
+        out = self.add(
+            "Conv", x, self.constant(w, "w"), self.constant(b, "b"), pads=[kernel // 2] * (2 * dims)
+        )
+        return self.add("Relu", out) if relu else out
+
+    def block(self, x: str, c_in: int, c_out: int) -> str:
+        return self.conv(self.conv(x, c_in, c_out, 3), c_out, c_out, 3)
 
 
 def _image_model(nodes: list[onnx.NodeProto], name: str, channels: int, classes: int):

@@ -255,14 +255,8 @@ def train_classifier(
     fs = parse_features(features)
     if spatial_dims is None:
         spatial_dims = _infer_dims(pairs[0][0])
-    sources = [(ImageSource(im, spatial_dims), LabelSource(lab, spatial_dims)) for im, lab in pairs]
+    sources = _sources(pairs, spatial_dims)
     in_channels = sources[0][0].shape[0]
-    for index, (im, _) in enumerate(sources):
-        if im.shape[0] != in_channels:
-            raise InvalidImageError(
-                f"image {index} has {im.shape[0]} channels; image 0 has {in_channels}",
-                path=im.path,
-            )
     if hasattr(fs, "fit"):  # deep features: input range from the training images, network hash
         fs = fs.fit(
             im.read(r) for im, _ in sources for r, _ in iter_blocks(im.spatial_shape, 1024, 0)
@@ -270,23 +264,7 @@ def train_classifier(
     block = fs.block or BLOCK[spatial_dims]
     scans = [scan_labels(lab, im.spatial_shape, classes, block, fs.halo) for im, lab in sources]
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
-    samples = [
-        _sample_features(im, lab, scan, fs, n_jobs)
-        for (im, lab), scan in zip(sources, scans, strict=True)
-    ]
-    # feature-major F×N, so x.T is the column-major (N, F) float32 array the tree builder
-    # reads fastest (it scans one feature of many samples at a time; ~7% faster at 84k samples)
-    x = np.concatenate([s[0] for s in samples], axis=1).T
-    y = np.concatenate([s[1] for s in samples]).astype(label_dtype(n_classes))
-    counts = np.bincount(y, minlength=n_classes + 1)[1:]
-    if n_classes < 2 or np.any(counts == 0):
-        absent = [int(k) + 1 for k in np.flatnonzero(counts == 0)]
-        raise InvalidLabelsError(
-            f"every class needs labelled pixels; {n_classes} classes, none labelled for "
-            f"label values {absent}"
-            if absent
-            else "at least two classes must be labelled"
-        )
+    x, y, counts = _training_set(sources, scans, fs, n_jobs, n_classes)
     forest, importances = fit_forest(
         x,
         y,
@@ -316,6 +294,43 @@ def train_classifier(
             "feature_importances": [float(v) for v in importances],
         },
     )
+
+
+def _sources(pairs: list[tuple[Any, Any]], spatial_dims: int) -> list[tuple[Any, Any]]:
+    """Image and label sources for each pair; every image must have image 0's channels."""
+    sources = [(ImageSource(im, spatial_dims), LabelSource(lab, spatial_dims)) for im, lab in pairs]
+    in_channels = sources[0][0].shape[0]
+    for index, (im, _) in enumerate(sources):
+        if im.shape[0] != in_channels:
+            raise InvalidImageError(
+                f"image {index} has {im.shape[0]} channels; image 0 has {in_channels}",
+                path=im.path,
+            )
+    return sources
+
+
+def _training_set(
+    sources: list[tuple[Any, Any]], scans: list[Any], fs: Any, n_jobs: int, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features ``x`` (N, F), labels ``y`` and pixels per class; every class must occur."""
+    samples = [
+        _sample_features(im, lab, scan, fs, n_jobs)
+        for (im, lab), scan in zip(sources, scans, strict=True)
+    ]
+    # feature-major F×N, so x.T is the column-major (N, F) float32 array the tree builder
+    # reads fastest (it scans one feature of many samples at a time; ~7% faster at 84k samples)
+    x = np.concatenate([s[0] for s in samples], axis=1).T
+    y = np.concatenate([s[1] for s in samples]).astype(label_dtype(n_classes))
+    counts = np.bincount(y, minlength=n_classes + 1)[1:]
+    if n_classes < 2 or np.any(counts == 0):
+        absent = [int(k) + 1 for k in np.flatnonzero(counts == 0)]
+        raise InvalidLabelsError(
+            f"every class needs labelled pixels; {n_classes} classes, none labelled for "
+            f"label values {absent}"
+            if absent
+            else "at least two classes must be labelled"
+        )
+    return x, y, counts
 
 
 def make_classes(
