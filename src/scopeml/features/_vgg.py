@@ -198,7 +198,12 @@ def imagenet_state_dict(arch: str, *, cache: Path | None = None) -> dict:
 
 def _convert(pth: Path, npz: Path, *, expected: str) -> None:
     """The one ``torch.load`` (``weights_only=True``: tensors only, no code) of a weight file."""
-    import torch
+    try:
+        import torch
+    except ImportError as err:
+        raise InvalidRequestError(
+            f"{pth.name}: converting torchvision weights needs torch (pip install scopeml[train])"
+        ) from err
 
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()
     if not digest.startswith(expected):
