@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -228,6 +229,28 @@ class Client:
             body["upload_id"] = upload_id
         return self._request("POST", "/jobs", json=body).json()
 
+    def submit_analysis(
+        self,
+        settings: str | PathLike[str],
+        *,
+        image_paths: Sequence[str] = (),
+        upload_ids: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Run an analysis settings file (YAML) on the server over images below its allowed
+        root and uploaded ones; a job record (follow it with :meth:`wait_job`, fetch the
+        ``results`` folder with :meth:`download_result`)."""
+        path = Path(settings)
+        params: list[tuple[str, str]] = [("filename", path.name)]
+        params += [("image_path", str(image)) for image in image_paths]
+        params += [("upload_id", upload) for upload in upload_ids]
+        return self._request(
+            "POST",
+            "/analyses",
+            params=params,
+            content=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+        ).json()
+
     def job(self, job_id: str) -> dict[str, Any]:
         """A job's record: ``status`` (queued, running, done, failed), ``done``/``total`` tiles."""
         return self._request("GET", f"/jobs/{job_id}").json()
@@ -253,7 +276,8 @@ class Client:
             time.sleep(interval)
 
     def download_result(self, job_id: str, target: str | PathLike[str]) -> Path:
-        """Fetch a done job's OME-Zarr output into folder ``target``; return the store's path."""
+        """Fetch a done job's output into folder ``target``; return its path there (a
+        segmentation's ``result.ome.zarr``, an analysis's ``results`` folder)."""
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
         archive_path = target / f".{job_id}.zip.partial"

@@ -105,6 +105,8 @@ def test_a_tile_past_the_time_budget_is_422_saying_so(alice, endless):
     assert err.value.status_code == 422
     assert f"time budget of {TIME_BUDGET_S} s" in str(err.value)
     assert ".czann" not in str(err.value)  # not where the server keeps the model
+    # the hint names the server's flag, not the command line's --time-budget
+    assert "--model-time-budget" in str(err.value) and "set --time-budget" not in str(err.value)
 
 
 def test_one_users_endless_model_does_not_starve_another_users_tile(server, alice, endless, unet):
@@ -161,6 +163,7 @@ def test_a_job_past_the_time_budget_fails_with_the_reason(alice, endless):
     finished = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
     assert finished["status"] == "failed"
     assert finished["error"].startswith("model slow.czann: the model ran past its time budget")
+    assert "--model-time-budget" in finished["error"]
 
 
 def test_a_job_that_crashed_the_server_too_often_is_failed_not_resumed(tmp_path, container):

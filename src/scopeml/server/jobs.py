@@ -12,6 +12,7 @@ settings file over images into ``jobs/<id>/results/``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -44,6 +45,7 @@ RESULT_NAME = "result.ome.zarr"
 ZIP_NAME = "result.zip"
 ANALYSIS = "analysis"  # the model id of an analysis job (no model of its own)
 SETTINGS_NAME = "settings.yaml"
+IMAGES_NAME = "images.json"
 RESULTS_NAME = "results"
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
@@ -330,11 +332,12 @@ class JobRunner:
         """What the child runs for ``job``, and how much an earlier attempt already did."""
         job_id, options = job["id"], job["options"]
         if job["model_id"] == ANALYSIS:
-            roots = self.analysis_roots(options["images"])
+            images = json.loads((self.output_dir(job_id) / IMAGES_NAME).read_text())
+            roots = self.analysis_roots(images)
             task = {
                 "kind": "analyze",
                 "settings": str(self.output_dir(job_id) / SETTINGS_NAME),
-                "images": options["images"],
+                "images": images,
                 "output": str(self.output_dir(job_id) / RESULTS_NAME),
                 "roots": [str(root) for root in roots],
                 "progress_stage": "analyze",
@@ -351,6 +354,13 @@ class JobRunner:
             "roots": [str(root) for root in self.image_roots(job["image"])],
         }
         return task, _tiles_written(result)
+
+    def save_analysis_images(self, job_id: str, images: list[str]) -> None:
+        """Keep an analysis job's image paths with its settings (its record shows only the
+        names the user gave)."""
+        target = private_dir(self.output_dir(job_id)) / IMAGES_NAME
+        target.write_text(json.dumps(images))
+        os.chmod(target, 0o600)
 
     def analysis_roots(self, images: list[str]) -> list[Path]:
         """The folders an analysis job may read: the allowed root and its uploads' folders."""

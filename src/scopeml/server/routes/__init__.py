@@ -1,9 +1,17 @@
-"""The REST API's routes, one router per resource (service, models, tiles, images, jobs)."""
+"""The REST API's routes, one router per resource (service, models, tiles, images, jobs,
+analyses)."""
 
 from __future__ import annotations
 
-from scopeml.server.routes import images, jobs, models, service, tiles
+from scopeml.server.routes import analyses, images, jobs, models, service, tiles
 
-ROUTERS = (service.router, models.router, tiles.router, images.router, jobs.router)
+ROUTERS = (
+    service.router,
+    models.router,
+    tiles.router,
+    images.router,
+    jobs.router,
+    analyses.router,
+)
 
 __all__ = ["ROUTERS"]

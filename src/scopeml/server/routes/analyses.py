@@ -1,0 +1,87 @@
+"""Analysis routes: run an image-analysis settings file over server-side or uploaded images.
+
+The settings file is the raw body (YAML, size-limited); it is saved into the job's folder
+first, so its errors name their lines (422, one line). The job is an ordinary job record
+(model id ``analysis``): follow it with ``GET /jobs/{id}``, fetch ``results/…`` as a zip from
+``GET /jobs/{id}/result``, cancel or delete it with ``DELETE /jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+
+from scopeml.errors import InvalidRequestError, ScopeMLError
+from scopeml.server.config import private_dir
+from scopeml.server.database import new_id
+from scopeml.server.deps import Config, Db, Jobs, User, save_body
+from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME, public_error, resolve_image_path
+from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo
+
+router = APIRouter(prefix="/analyses", tags=["analyses"])
+
+MAX_IMAGES = 1000
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=BINARY_BODY,
+    max_body_size=STREAMED,
+    responses={**ERRORS, 413: {"description": "Settings file too large"}},
+)
+async def submit_analysis(
+    request: Request,
+    user: User,
+    config: Config,
+    db: Db,
+    jobs: Jobs,
+    image_path: Annotated[list[str] | None, Query(max_length=MAX_IMAGES)] = None,
+    upload_id: Annotated[list[str] | None, Query(max_length=MAX_IMAGES)] = None,
+    filename: Annotated[str, Query(max_length=255)] = SETTINGS_NAME,
+) -> JobInfo:
+    """Run the settings file in the body over images below the allowed root (``image_path``,
+    repeated) and your uploads (``upload_id``, repeated); poll ``GET /jobs/{id}``.
+
+    Models the settings name are built-in names or files below the allowed root. Images that
+    fail are listed in the job's ``error`` and in the results' summary; the batch goes on.
+    """
+    images = [str(resolve_image_path(path, config.allowed_root)) for path in image_path or []]
+    for upload in upload_id or []:
+        record = db.get_upload(upload)
+        if record is None or record["owner"] != user["user"]:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {upload!r}")
+        images.append(record["path"])
+    if not images:
+        raise InvalidRequestError("name at least one image (image_path or upload_id)")
+    job_id = new_id()
+    folder = private_dir(jobs.output_dir(job_id))
+    try:
+        await save_body(request, folder / SETTINGS_NAME, config.max_settings_bytes)
+        await asyncio.to_thread(_check_settings, folder / SETTINGS_NAME, filename)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    names = [*(image_path or []), *(f"upload {upload}" for upload in upload_id or [])]
+    options = {"images": names, "settings": filename}  # what the user named, not server paths
+    jobs.save_analysis_images(job_id, images)
+    db.add_job(
+        {"id": job_id, "owner": user["user"], "model_id": ANALYSIS, "image": images[0],
+         "options": options}
+    )  # fmt: skip
+    jobs.submit(job_id)
+    return JobInfo(**db.get_job(job_id))
+
+
+def _check_settings(path: Path, filename: str) -> None:
+    """Validate the saved settings file; its errors name ``filename`` and the line."""
+    from scopeml.analysis import load_settings
+
+    try:
+        load_settings(path)
+    except ScopeMLError as err:
+        raise InvalidRequestError(public_error(err, filename)) from err

@@ -1,0 +1,109 @@
+"""Analysis jobs on the server (issue #14 item 4): a settings file uploaded with server-side and
+uploaded images runs as a job; its results zip holds what a local run writes; bad settings are
+a one-line 422 naming the line; images outside the root are refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.analysis import run_analysis
+from scopeml.client import Client, ServerResponseError
+from scopeml.synthetic import synthetic_nuclei
+
+SETTINGS = """\
+version: 1
+channels: [C0]
+classes:
+  - name: blob
+    segmenter:
+      kind: threshold
+      channel: C0
+      method: otsu
+    measurements:
+      shape: true
+      intensity: [C0]
+"""
+
+
+@pytest.fixture(scope="module")
+def alice(server, tokens):
+    with Client(server.url, tokens["alice"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def images(image_root: Path) -> list[Path]:
+    paths = []
+    for seed in (21, 22):
+        image, _ = synthetic_nuclei((96, 112), density=0.003, seed=seed)
+        paths.append(image_root / f"analysis-{seed}.tif")
+        tifffile.imwrite(paths[-1], image[0])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("analysis-settings") / "blobs.yaml"
+    path.write_text(SETTINGS)
+    return path
+
+
+def test_an_analysis_job_gives_the_local_results(alice, images, settings, tmp_path):
+    upload = alice.upload_image(images[1])
+    job = alice.submit_analysis(settings, image_paths=[images[0].name], upload_ids=[upload])
+    assert job["model_id"] == "analysis" and job["options"]["settings"] == "blobs.yaml"
+    assert str(images[0].parent) not in str(job)  # no server paths in the record
+    finished = alice.wait_job(job["id"], timeout=180, interval=0.2)
+    assert finished["status"] == "done", finished
+    assert finished["error"] is None and finished["done"] == finished["total"] == 2
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    assert results.name == "results"
+    local = run_analysis(settings, images, tmp_path / "local")
+    remote_table = pd.read_csv(results / "tables" / "blob.csv")
+    local_table = pd.read_csv(tmp_path / "local" / "tables" / "blob.csv")
+    assert len(remote_table) == len(local_table) == sum(c["blob"] for c in local.counts.values())
+    assert len(local_table) > 4
+    columns = [c for c in local_table.columns if c not in ("image",)]
+    np.testing.assert_allclose(
+        remote_table[columns].select_dtypes("number").to_numpy(),
+        local_table[columns].select_dtypes("number").to_numpy(),
+    )
+    assert (results / "index.html").is_file()
+    alice.delete_job(job["id"])
+
+
+def test_bad_settings_are_a_one_line_422_naming_the_line(alice, images, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SETTINGS.replace("method: otsu", "method: otsu\n      colour: red"))
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(bad, image_paths=[images[0].name])
+    assert err.value.status_code == 422
+    message = str(err.value)
+    assert "bad.yaml: line 9" in message and "colour" in message and "\n" not in message
+    assert len(alice.list_jobs()) == before  # nothing queued
+
+
+@pytest.mark.parametrize("path", ["../outside.tif", "/etc/passwd"])
+def test_analysis_images_stay_below_the_allowed_root(alice, settings, path):
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(settings, image_paths=[path])
+    assert err.value.status_code == 422 and "outside the allowed root" in str(err.value)
+
+
+def test_an_analysis_needs_an_image_and_a_small_settings_file(alice, images, tmp_path):
+    settings = tmp_path / "s.yaml"
+    settings.write_text(SETTINGS)
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(settings, image_paths=[])
+    assert err.value.status_code == 422 and "at least one image" in str(err.value)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(SETTINGS + "#" * (300 * 1024))
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(huge, image_paths=[images[0].name])
+    assert err.value.status_code == 413
