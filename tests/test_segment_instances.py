@@ -91,6 +91,23 @@ def test_python_measure_and_measure_objects_agree(movie, tmp_path):
     assert len(table) == int(seg.instances.read().max())
 
 
+def test_argmax_seeds_need_no_probabilities(movie, tmp_path):
+    path, _ = movie
+    out = tmp_path / "a.ome.zarr"
+    code = main(["segment", str(path), "-m", "nuclei", "-o", str(out), "-q", "--outputs",
+                 "instances", "--seed-threshold", "none", "--grow", "2", "--min-size", "3",
+                 "--tile-size", "96"])  # fmt: skip
+    assert code == 0
+    seg = sm.segment(path, "nuclei", tmp_path / "b.ome.zarr", outputs=("labels",))
+    labels = seg.labels.read()[0, 1, 0, 0]
+    want = instance_labels(labels, class_id=2, grow_id=3, grow=2, min_size=3)
+    got = sm.open_image(out / "instances").read()[0, 1, 0, 0]
+    first = int(sm.open_image(out / "instances").read()[0, 0].max())
+    np.testing.assert_array_equal(got, np.where(want > 0, want + first, 0))
+    assert main(["segment", str(path), "-m", "nuclei", "-o", str(tmp_path / "c.ome.zarr"),
+                 "--outputs", "instances", "--seed-threshold", "high", "-q"]) == 2  # fmt: skip
+
+
 def test_a_bad_instance_class_fails_before_the_run(movie, tmp_path):
     path, _ = movie
     with pytest.raises(InvalidRequestError, match="is the boundary"):

@@ -1,7 +1,7 @@
 """The built-in end-to-end job: sample image → tiled segmentation → nuclei → measurements → PNG.
 
 Everything is generated or shipped: a synthetic fluorescence mosaic with known nuclei (written
-block by block, never whole in memory), the default nuclei model of :mod:`scopeml.data`, and the
+block by block, never whole in memory), the built-in ``nuclei`` model, and the
 outputs a person looks at — instance labels, a measurement table, an overview with outlines and
 a full-resolution detail, and the object-level score against the known nuclei.
 """
@@ -115,9 +115,8 @@ def run_demo(
     import zarr
 
     from scopeml.api import segment
-    from scopeml.data import default_model_path
     from scopeml.io import open_image
-    from scopeml.objects import label_instances_tiled, measure_objects_tiled, write_table
+    from scopeml.objects import measure_objects_tiled, write_table
     from scopeml.train.metrics import object_scores
 
     out = Path(output_dir)
@@ -125,51 +124,37 @@ def run_demo(
     seconds: dict[str, float] = {}
 
     clock = time.perf_counter()
-    log(f"1/5 writing a {channels}×{size}×{size} sample image (synthetic nuclei)")
+    log(f"1/4 writing a {channels}×{size}×{size} sample image (synthetic nuclei)")
     image_path, truth_path = write_sample_image(
         out / "sample.ome.zarr", size=size, channels=channels, seed=seed
     )
     seconds["sample"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    log("2/5 segmenting with the default nuclei model (tiled, exact)")
+    log("2/4 segmenting with the built-in nuclei model into labels and nuclei (tiled, exact;")
+    log("    touching nuclei split at the model's boundary class)")
     segmentation = segment(
         image_path,
-        default_model_path(),
+        "nuclei",
         out / "segmentation.ome.zarr",
-        outputs=("labels", "confidence"),
+        outputs=("labels", "confidence", "instances"),
         channels=(CHANNEL_NAMES[0],),
         overwrite=True,
         quiet=quiet,
     )
+    nuclei_path = segmentation / "instances"
+    nuclei = _squeeze(zarr.open_array(nuclei_path / "0", mode="r"))
     seconds["segment"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    log("3/5 labelling nuclei across tiles")
-    semantic = zarr.open_array(segmentation / "labels" / "0", mode="r")
-    nucleus, boundary = 2, 3  # labels of the default model's classes: background, nucleus, boundary
-    interiors = label_instances_tiled(
-        _squeeze(semantic),
-        out / "nuclei_interiors.zarr",
-        class_id=nucleus,
-        overwrite=True,
-        progress=not quiet,
-    )
-    nuclei_path = out / "nuclei.zarr"
-    _grow_into_boundaries(interiors, _squeeze(semantic), nuclei_path, boundary_class=boundary)
-    shutil.rmtree(out / "nuclei_interiors.zarr", ignore_errors=True)
-    nuclei = zarr.open_array(nuclei_path, mode="r")
-    seconds["instances"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    log("4/5 measuring nuclei")
+    log("3/4 measuring nuclei")
     with open_image(image_path) as image:
         table = measure_objects_tiled(nuclei, image, progress=not quiet)
         table_path = write_table(table, out / "nuclei.csv")
         seconds["measure"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        log("5/5 drawing the overview and scoring against the known nuclei")
+        log("4/4 drawing the overview and scoring against the known nuclei")
         overview, detail = _draw(image, nuclei, out)
     truth = zarr.open_array(truth_path, mode="r")
     crop = (slice(0, min(size, 2048)), slice(0, min(size, 2048)))
@@ -194,36 +179,6 @@ def run_demo(
         )
     )
     return result
-
-
-def _grow_into_boundaries(
-    interiors: object, semantic: object, output: Path, *, boundary_class: int, reach: int = 3
-) -> None:
-    """Give each nucleus back its boundary ring: expand labels into boundary-class pixels.
-
-    Tile by tile with a ``reach``-pixel halo (``expand_labels`` is local), so the result equals
-    a whole-image expansion.
-    """
-    import zarr
-    from skimage.segmentation import expand_labels
-
-    shape = interiors.shape
-    temp = _temp(output)
-    grown = zarr.open_array(
-        temp, mode="w", shape=shape, chunks=interiors.chunks, dtype=interiors.dtype, fill_value=0
-    )
-    step = interiors.chunks
-    for y0 in range(0, shape[0], step[0]):
-        for x0 in range(0, shape[1], step[1]):
-            y1, x1 = min(y0 + step[0], shape[0]), min(x0 + step[1], shape[1])
-            ry0, rx0 = max(y0 - reach, 0), max(x0 - reach, 0)
-            ry1, rx1 = min(y1 + reach, shape[0]), min(x1 + reach, shape[1])
-            labels = np.asarray(interiors[ry0:ry1, rx0:rx1])
-            boundary = np.asarray(semantic[ry0:ry1, rx0:rx1]) == boundary_class
-            expanded = expand_labels(labels, distance=reach)
-            labels = np.where(boundary & (labels == 0), expanded, labels)
-            grown[y0:y1, x0:x1] = labels[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
-    _replace(temp, output)
 
 
 def _draw(image: object, nuclei: object, out: Path) -> tuple[Path, Path]:

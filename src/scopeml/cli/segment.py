@@ -26,6 +26,15 @@ def _class(text: str) -> str | int:
     return int(text) if text.strip().isdigit() else text.strip()
 
 
+def _threshold(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError as err:
+        raise InvalidRequestError(f"--seed-threshold takes a number or none; got {text!r}") from err
+
+
 def segment(
     image: Path = typer.Argument(
         ..., help="Image to segment (CZI, OME-TIFF, OME-Zarr, TIFF, PNG)."
@@ -86,6 +95,11 @@ def segment(
         4.0, help="Pixels a seed grows into the boundary class (also the halo of instances)."
     ),
     min_size: int = typer.Option(8, help="Instance seeds with fewer pixels are dropped."),
+    seed_threshold: str = typer.Option(
+        "0.7",
+        help="Seeds where P(object class) exceeds this (with a boundary class); 'none': the "
+        "object class of the labels.",
+    ),
 ) -> None:
     """Segment an image of any size with a model, tile by tile, into an OME-Zarr store."""
     from scopeml.api import segment as run
@@ -119,6 +133,7 @@ def segment(
             class_=None if instance_class is None else _class(instance_class),
             grow=grow,
             min_size=min_size,
+            threshold=_threshold(seed_threshold),
         ),
         measure=measure,
     )

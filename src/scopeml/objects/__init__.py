@@ -23,6 +23,7 @@ from scopeml.objects.hierarchy import (
     threshold_segmenter,
 )
 from scopeml.objects.images import iter_stacks, label_image, measure_image, open_labels
+from scopeml.objects.instances import InstanceOptions, instance_image, instance_labels
 from scopeml.objects.label import (
     iter_tiles,
     label_instances,
@@ -35,11 +36,14 @@ from scopeml.objects.measure_tiled import measure_objects_tiled
 from scopeml.objects.table import read_table, write_table
 
 __all__ = [
+    "InstanceOptions",
     "ObjectClass",
     "ObjectClassifier",
     "Segmenter",
     "assign_parents",
     "default_features",
+    "instance_image",
+    "instance_labels",
     "iter_stacks",
     "iter_tiles",
     "label_image",
