@@ -32,6 +32,7 @@ _LAZY = {
     "segment": "scopeml.api",
     "Segmentation": "scopeml.api",
     "SegmentOptions": "scopeml.tiling.options",
+    "InstanceOptions": "scopeml.objects.instances",
     "train_pixel_classifier": "scopeml.api",
     "label_objects": "scopeml.api",
     "measure_objects": "scopeml.api",
@@ -51,6 +52,7 @@ _LAZY = {
 __all__ = [
     "Cancelled",
     "Image",
+    "InstanceOptions",
     "ProgressEvent",
     "ScopeMLError",
     "SegmentOptions",
@@ -89,6 +91,7 @@ if TYPE_CHECKING:
     from scopeml.io import open_image
     from scopeml.io.image import Image
     from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
+    from scopeml.objects.instances import InstanceOptions
     from scopeml.progress import ProgressEvent
     from scopeml.tiling.options import SegmentOptions
     from scopeml.train import train_unet
