@@ -92,7 +92,6 @@ def random_state_dict(arch: str, *, upto: int | None = None, seed: int = 0) -> d
 def vgg_torch(arch: str):
     """Plain-torch ``features`` stack of torchvision's VGG (``weights=None`` initialisation):
     a module with a ``features`` ``nn.Sequential`` whose state dict keys equal torchvision's."""
-    import torch
     from torch import nn
 
     layers: list[nn.Module] = []
@@ -108,8 +107,7 @@ def vgg_torch(arch: str):
             channels = int(v)
     module = nn.Module()
     module.features = nn.Sequential(*layers)
-    with torch.no_grad():
-        return module.eval()
+    return module.eval()
 
 
 def vgg_onnx(arch: str, state: dict, taps: dict[str, int]) -> bytes:
