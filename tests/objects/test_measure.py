@@ -69,6 +69,7 @@ def test_2d_random_labels_match_regionprops_table(seed):
     ref = regionprops_table(labels, np.moveaxis(image, 0, -1), properties=PROPS_2D)
     _compare(ours, ref, 2)
     assert (ours["feret_diameter_min"] <= ours["feret_diameter_max"] + 1e-12).all()
+    _check_feret_min(labels, ours)
 
 
 def test_3d_matches_regionprops_table():
@@ -91,6 +92,24 @@ def test_flat_objects_get_finite_shape_features():
     assert table["area_convex"].tolist() == [25, 3]
     assert table["solidity"].tolist() == [1.0, 1.0]
     assert np.isfinite(table["feret_diameter_max"]).all()
+
+
+def _check_feret_min(labels: np.ndarray, table: pd.DataFrame) -> None:
+    """Brute force on the points regionprops uses for Feret max: the smallest width is across
+    one of their hull's edges (Qhull here), so try every edge normal."""
+    from scipy.spatial import ConvexHull
+    from skimage.measure import find_contours
+    from skimage.morphology import convex_hull_image
+
+    for label, fmin in zip(table["label"], table["feret_diameter_min"], strict=True):
+        mask = labels == label
+        box = tuple(slice(i.min(), i.max() + 1) for i in np.nonzero(mask))
+        hull = convex_hull_image(mask[box]) if min(mask[box].shape) > 1 else mask[box]
+        pts = np.vstack(find_contours(np.pad(hull, 2), 0.5, fully_connected="high"))
+        edges = np.diff(pts[ConvexHull(pts).simplices], axis=1)[:, 0]
+        normals = np.stack([-edges[:, 1], edges[:, 0]]) / np.hypot(edges[:, 0], edges[:, 1])
+        proj = pts @ normals
+        assert fmin == pytest.approx((proj.max(0) - proj.min(0)).min(), abs=1e-9), label
 
 
 def test_feret_min_is_the_smallest_caliper_width():
