@@ -97,3 +97,16 @@ def test_options_pick_the_classes():
         InstanceOptions().resolve(("background", "a", "b"))
     with pytest.raises(InvalidRequestError, match="no class 'x'"):
         InstanceOptions(class_="x").resolve(("background", "a"))
+
+
+def test_every_scene_is_kept(nuclei, tmp_path):
+    _, classes = nuclei
+    scenes = np.stack([classes, classes[:, ::-1]])[:, None, None, None]  # S T C Z Y X
+    out = instance_image(Image(scenes), tmp_path / "s.ome.zarr", class_id=2, grow_id=3,
+                         grow=2, tile_size=64)  # fmt: skip
+    got = out.read()[:, 0, 0, 0]
+    first = instance_labels(classes, class_id=2, grow_id=3, grow=2)
+    second = instance_labels(classes[:, ::-1], class_id=2, grow_id=3, grow=2)
+    assert out.sizes["S"] == 2
+    np.testing.assert_array_equal(got[0], first)
+    np.testing.assert_array_equal(got[1], np.where(second > 0, second + first.max(), 0))
