@@ -1,0 +1,49 @@
+"""Reader layer data: names, scale, stored channel colours, pyramid levels (no display needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari", reason="napari is not installed (pip install 'scopeml[napari]')")
+
+
+def test_ome_zarr_channels_named_coloured_scaled_multiscale(tmp_path):
+    import zarr
+
+    from scopeml.io import create_ome_zarr, write_pyramid
+    from scopeml.napari._reader import read_image
+
+    path = tmp_path / "cells.ome.zarr"
+    array = create_ome_zarr(
+        path, shape=(2, 1024, 768), dtype="uint16", axes="CYX", chunks=(1, 256, 256),
+        channel_names=["DAPI", "GFP"], pixel_sizes={"Y": 0.25, "X": 0.5},
+    )  # fmt: skip
+    array[:] = np.arange(2 * 1024 * 768, dtype=np.uint32).reshape(2, 1024, 768) % 4000
+    write_pyramid(path, levels=3)
+    group = zarr.open_group(str(path), mode="r+")
+    attrs = group.attrs.asdict()
+    attrs["ome"]["omero"]["channels"][0]["color"] = "0000FF"
+    attrs["ome"]["omero"]["channels"][1]["color"] = "00FF00"
+    group.attrs.update(attrs)
+
+    ((data, kwargs, kind),) = read_image(str(path))
+    assert kind == "image" and kwargs["name"] == ["DAPI", "GFP"] and kwargs["channel_axis"] == 0
+    assert kwargs["scale"] == [0.25, 0.5] and kwargs["multiscale"]
+    assert [level.shape for level in data] == [(2, 1024, 768), (2, 512, 384), (2, 256, 192)]
+    np.testing.assert_array_equal(np.asarray(data[0][1, 5:7, 9:11]), array[1, 5:7, 9:11])
+    colors = [np.round(cmap.colors[-1][:3], 3).tolist() for cmap in kwargs["colormap"]]
+    assert colors == [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    assert kwargs["metadata"]["scopeml"] == {"path": str(path), "scene": None, "axes": "YX"}
+
+
+def test_a_file_that_is_not_an_image_is_one_line(tmp_path):
+    from scopeml.errors import ScopeMLError
+    from scopeml.napari._reader import get_image_reader, read_image
+
+    bad = tmp_path / "broken.ome.tif"
+    bad.write_bytes(b"II*\x00garbage")
+    assert get_image_reader(str(bad)) is read_image
+    with pytest.raises(ScopeMLError, match=r"broken\.ome\.tif") as caught:
+        read_image(str(bad))
+    assert "\n" not in str(caught.value)
