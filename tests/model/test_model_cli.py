@@ -47,7 +47,7 @@ def test_validate_valid_and_invalid(czann, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"error: {broken}: ") and "Classes has 1 names" in err
     assert main(["model", "validate", str(tmp_path / "missing.czann")]) == 2
-    assert "No such file" in capsys.readouterr().err
+    assert "no such model file" in capsys.readouterr().err.lower()
 
 
 def test_convert_onnx_and_run_it(tmp_path, capsys):
