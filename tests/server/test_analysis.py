@@ -58,6 +58,9 @@ def test_an_analysis_job_gives_the_local_results(alice, images, settings, tmp_pa
     job = alice.submit_analysis(settings, image_paths=[images[0].name], upload_ids=[upload])
     assert job["model_id"] == "analysis" and job["options"]["settings"] == "blobs.yaml"
     assert str(images[0].parent) not in str(job)  # no server paths in the record
+    with pytest.raises(ServerResponseError) as err:  # the job starts a process: still queued
+        alice.delete_upload(upload)
+    assert err.value.status_code == 409
     finished = alice.wait_job(job["id"], timeout=180, interval=0.2)
     assert finished["status"] == "done", finished
     assert finished["error"] is None and finished["done"] == finished["total"] == 2

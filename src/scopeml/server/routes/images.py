@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, User, save_body
-from scopeml.server.jobs import check_job_image, upload_suffix
+from scopeml.server.jobs import ANALYSIS, check_job_image, upload_suffix
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
 router = APIRouter(prefix="/images", tags=["images"])
@@ -90,7 +90,7 @@ async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> R
     upload = db.get_upload(upload_id)
     if upload is None or upload["owner"] != user["user"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {upload_id!r}")
-    if db.jobs_on_image(upload["path"]):
+    if db.jobs_on_image(upload["path"]) or _analyses_on(db, upload_id):
         raise HTTPException(
             status.HTTP_409_CONFLICT, "a queued or running job reads this image; delete it first"
         )
@@ -101,6 +101,15 @@ async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> R
     else:  # a single-file upload of an older server
         path.unlink(missing_ok=True)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _analyses_on(db: Db, upload_id: str) -> bool:
+    """Whether a queued or running analysis job reads the upload (among its several images)."""
+    name = f"upload {upload_id}"
+    return any(
+        job["model_id"] == ANALYSIS and name in job["options"].get("images", [])
+        for job in db.unfinished_jobs()
+    )
 
 
 def _room_left(config: ServerConfig, db: Db, user: str) -> tuple[int, str]:
