@@ -3,7 +3,9 @@
 ``nuclei.czann`` is a U-Net (depth 3, width 8) for single-channel fluorescence nuclei, with the
 classes background, nucleus and boundary; ``scopeml segment -m nuclei --outputs instances``
 turns its output into instance labels (:mod:`scopeml.objects.instances`). It was trained on
-synthetic images by ``scripts/train_default_model.py``.
+realistic synthetic nuclei (:func:`scopeml.synthetic.realistic_nuclei`) by the seeded
+``scripts/train_nuclei.py``; its input normalisation (percentiles over the whole image) is
+recorded in the container and applied by the engine.
 """
 
 from __future__ import annotations
