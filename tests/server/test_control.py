@@ -96,6 +96,7 @@ def test_an_endless_model_is_refused_at_upload_by_its_probe_tile(alice, tmp_path
         alice.upload_model(path)
     assert err.value.status_code == 422
     assert f"time budget of {TIME_BUDGET_S} s" in str(err.value)
+    assert "--model-time-budget" in str(err.value)
     assert all(model["name"] != "loop.czann" for model in alice.list_models())
 
 

@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import threading
 import zipfile
@@ -29,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from scopeml.errors import (
     Cancelled,
     InvalidRequestError,
-    ModelTimeoutError,
     OutsideRootError,
     ScopeMLError,
 )
@@ -37,7 +35,7 @@ from scopeml.model.spec import ModelSpec
 from scopeml.server._job_child import ChildDied, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
-from scopeml.server.models import ModelRegistry
+from scopeml.server.models import ModelRegistry, server_problem
 
 log = logging.getLogger(__name__)
 
@@ -149,25 +147,6 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
             tried = Path(err.path).relative_to(image).as_posix()
         return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
     return prefix + server_problem(err)
-
-
-def server_problem(err: ScopeMLError) -> str:
-    """``err.problem`` as the server's user should read it: a model past its time budget
-    names the server's ``--model-time-budget``, not the command line's ``--time-budget``.
-
-    Examples
-    --------
-    >>> from scopeml.errors import ModelTimeoutError
-    >>> server_problem(ModelTimeoutError("ran past 3 s; set --time-budget or X if it needs longer"))
-    'ran past 3 s; the server sets it with --model-time-budget'
-    """
-    if isinstance(err, ModelTimeoutError):
-        return re.sub(
-            r"set --time-budget or \w+ if it needs longer",
-            "the server sets it with --model-time-budget",
-            err.problem,
-        )
-    return err.problem
 
 
 def job_memory(options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: float = 0.0) -> int:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidContainerError, ScopeMLError
+from scopeml.errors import InvalidContainerError, ModelTimeoutError, ScopeMLError
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.server.batcher import MicroBatcher
@@ -78,6 +79,25 @@ def spec_from_dict(data: dict[str, Any]) -> ModelSpec:
     values["name"] = values["name"] or ""
     values["tile_step"] = values["tile_step"] or ()
     return ModelSpec(**values, extra=dict(data.get("extra") or {}))
+
+
+def server_problem(err: ScopeMLError) -> str:
+    """``err.problem`` as the server's user should read it: a model past its time budget
+    names the server's ``--model-time-budget``, not the command line's ``--time-budget``.
+
+    Examples
+    --------
+    >>> from scopeml.errors import ModelTimeoutError
+    >>> server_problem(ModelTimeoutError("ran past 3 s; set --time-budget or X if it needs longer"))
+    'ran past 3 s; the server sets it with --model-time-budget'
+    """
+    if isinstance(err, ModelTimeoutError):
+        return re.sub(
+            r"set --time-budget or \w+ if it needs longer",
+            "the server sets it with --model-time-budget",
+            err.problem,
+        )
+    return err.problem
 
 
 def served_spec(model: Model) -> ModelSpec:
@@ -199,7 +219,7 @@ class ModelRegistry:
             target.unlink(missing_ok=True)
             give_back_memory()  # a refused container may have unpacked hundreds of MB
             if isinstance(err, ScopeMLError):  # corrupt, unsafe, too slow, too big, failing
-                raise InvalidContainerError(err.problem, path=name) from err
+                raise InvalidContainerError(server_problem(err), path=name) from err
             raise InvalidContainerError(f"model does not load: {err}", path=name) from err
         record = {
             "id": model_id,

@@ -8,8 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
 from scopeml.server.deps import Config, Registry, User, VisibleModel, read_body
-from scopeml.server.jobs import server_problem
-from scopeml.server.models import RUNTIME_KEY, spec_from_dict
+from scopeml.server.models import RUNTIME_KEY, server_problem, spec_from_dict
 from scopeml.server.schemas import ERRORS, NPY_BODY, NPY_RESPONSE, STREAMED
 from scopeml.server.tiles import (
     NPY_MEDIA_TYPE,
