@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError
+from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
 from scopeml.post.steps import PostStep, apply_steps, steps_halo
@@ -104,7 +104,7 @@ def post_process_file(
 
     output = Path(output)
     if output.exists() and not overwrite:
-        raise InvalidImageError("output exists; pass overwrite to replace it", path=output)
+        raise InvalidRequestError("output exists; pass overwrite to replace it", path=output)
     check_replaceable_store(output)
     with open_image(source) as image:
         if image.sizes["S"] > 1:
