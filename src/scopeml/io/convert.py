@@ -8,7 +8,6 @@ as scenes). The store is written beside the target and renamed when complete.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
 from scopeml.io.omezarr import create_ome_zarr
 from scopeml.io.pyramid import write_pyramid
+from scopeml.io.regions import iter_regions
 from scopeml.io.replace import atomic_write, check_replaceable_store
 
 DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
@@ -88,13 +88,8 @@ def write_ome_zarr(
 
 def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int]) -> None:
     """Copy one scene block by block; every block is whole chunks, so each is written once."""
-    starts = [range(0, image.sizes[a], block[a]) for a in axes]
-    for origin in itertools.product(*starts):
-        region = {
-            a: slice(o, min(o + block[a], image.sizes[a]))
-            for a, o in zip(axes, origin, strict=True)
-        }
+    shape = [image.sizes[a] for a in axes]
+    for key, _ in iter_regions(shape, [block[a] for a in axes]):
+        region = dict(zip(axes, key, strict=True))
         pixels = image.read(S=scene, **region)  # 6-D, the axes not in `axes` have size 1
-        array[tuple(region[a] for a in axes)] = pixels.reshape(
-            [region[a].stop - region[a].start for a in axes]
-        )
+        array[key] = pixels.reshape([s.stop - s.start for s in key])
