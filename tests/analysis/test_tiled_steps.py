@@ -1,0 +1,113 @@
+"""Each out-of-core step of one plane equals its whole-plane counterpart on an image larger
+than one tile (tiles of 64 on 300×250 planes, so objects and holes cross tile borders)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.filters
+from scipy import ndimage as ndi
+
+from scopeml.analysis.tiled import (
+    close_tiled,
+    fill_holes_tiled,
+    gaussian_tiled,
+    object_areas_tiled,
+    open_tiled,
+    plane_histogram,
+    remove_by_area_tiled,
+    threshold_tiled,
+)
+from scopeml.objects.label import label_instances
+from scopeml.post.morphology import binary_close, binary_open, fill_holes
+
+TILE = 64
+
+
+def blobs(seed: int, shape: tuple[int, int] = (300, 250)) -> np.ndarray:
+    """A uint16 plane of bright smooth blobs on a noisy background."""
+    rng = np.random.default_rng(seed)
+    plane = np.zeros(shape, np.float64)
+    plane[tuple(rng.integers(0, s, 40) for s in shape)] = 1.0
+    plane = ndi.gaussian_filter(plane, 6) * 4e5 + rng.normal(200, 30, shape)
+    return np.clip(plane, 0, 65535).astype(np.uint16)
+
+
+@pytest.mark.parametrize("method", ["otsu", "li", "triangle"])
+def test_threshold_of_an_integer_plane_equals_scikit_image(tmp_path: Path, method: str) -> None:
+    plane = blobs(1)
+    mask, level = threshold_tiled(plane, tmp_path / "m.zarr", method, tile_size=TILE)
+    expected = getattr(skimage.filters, f"threshold_{method}")(plane)
+    assert level == pytest.approx(float(expected), abs=1e-3)
+    np.testing.assert_array_equal(mask[...], plane > expected)
+    assert 0 < mask[...].sum() < plane.size
+
+
+def test_threshold_inside_a_region_uses_only_its_pixels(tmp_path: Path) -> None:
+    plane = blobs(2)
+    region = np.zeros(plane.shape, bool)
+    region[40:260, 30:200] = True
+    mask, level = threshold_tiled(plane, tmp_path / "m.zarr", "otsu", tile_size=TILE,
+                                  region=region)  # fmt: skip
+    expected = skimage.filters.threshold_otsu(plane[region])
+    assert level == pytest.approx(float(expected))
+    np.testing.assert_array_equal(mask[...], (plane > expected) & region)
+    empty, none = threshold_tiled(plane, tmp_path / "e.zarr", "otsu", tile_size=TILE,
+                                  region=np.zeros(plane.shape, bool))  # fmt: skip
+    assert none is None and not empty[...].any()
+
+
+def test_float_histogram_is_fine_and_otsu_near_scikit_image() -> None:
+    plane = blobs(3).astype(np.float32) / 7.0
+    counts, centers = plane_histogram(plane, tile_size=TILE)
+    assert counts.sum() == plane.size and centers.size == 1 << 16
+    from scopeml.analysis.tiled import histogram_threshold
+
+    level = histogram_threshold(counts, centers, "otsu")
+    step = (plane.max() - plane.min()) / 256  # scikit-image's own bin width
+    assert abs(level - skimage.filters.threshold_otsu(plane)) < step
+
+
+def test_gaussian_with_a_halo_equals_the_whole_plane(tmp_path: Path) -> None:
+    plane = blobs(4)
+    out = gaussian_tiled(plane, tmp_path / "g.zarr", 2.5, tile_size=TILE)
+    expected = ndi.gaussian_filter(plane.astype(np.float32), 2.5)
+    np.testing.assert_allclose(out[...], expected, rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("radius", [1, 3])
+def test_opening_and_closing_equal_the_whole_plane(tmp_path: Path, radius: int) -> None:
+    mask = blobs(5) > 600
+    opened = open_tiled(mask, tmp_path / "o.zarr", radius, tile_size=TILE)[...]
+    closed = close_tiled(mask, tmp_path / "c.zarr", radius, tile_size=TILE)[...]
+    np.testing.assert_array_equal(opened, binary_open(mask, radius))
+    np.testing.assert_array_equal(closed, binary_close(mask, radius))
+    assert (opened != mask).any() and (closed != mask).any()
+
+
+def test_remove_small_and_large_use_whole_object_areas(tmp_path: Path) -> None:
+    labels = label_instances(blobs(6) > 600)
+    areas = np.bincount(labels.ravel())
+    np.testing.assert_array_equal(object_areas_tiled(labels, tile_size=TILE), areas)
+    low, high = np.percentile(areas[1:], [30, 80])
+    out = remove_by_area_tiled(labels, tmp_path / "r.zarr", tile_size=TILE, min_size=int(low),
+                               max_size=int(high))[...]  # fmt: skip
+    drop = (areas < int(low)) | (areas > int(high))
+    drop[0] = False
+    np.testing.assert_array_equal(out, np.where(drop[labels], 0, labels))
+    assert 0 < len(np.unique(out)) - 1 < labels.max()
+
+
+def test_fill_holes_equals_the_whole_plane(tmp_path: Path) -> None:
+    mask = np.zeros((300, 250), bool)
+    mask[50:200, 40:190] = True  # one big object across several tiles
+    mask[60:180, 60:170] = False  # a hole spanning tiles
+    mask[100:120, 100:120] = True  # an island in the hole (its surround is a hole too)
+    mask[0:30, 0:30] = True
+    mask[10:20, 0:10] = False  # a notch open to the border: not a hole
+    mask |= blobs(7) > 1200
+    out = fill_holes_tiled(mask, tmp_path / "f.zarr", tile_size=TILE)[...]
+    np.testing.assert_array_equal(out, fill_holes(mask))
+    assert out[70, 70] and not out[15, 5]
