@@ -18,8 +18,6 @@ Layer 3 (uses the model layer, the image readers and the objects' public API).
 
 from __future__ import annotations
 
-import math
-import threading
 from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
@@ -28,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError, ModelTimeoutError
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.progress import Progress, ProgressEvent, as_progress
 
@@ -122,28 +120,12 @@ class ImageClassifier:
         return self.classes
 
     def _run(self, nhwc: np.ndarray) -> np.ndarray:
-        import onnxruntime as ort
+        from scopeml.model.runtime import run_within_budget
 
-        options = ort.RunOptions()
-        options.log_severity_level = 4
-        timer = None
-        if math.isfinite(self.time_budget):
-            timer = threading.Timer(self.time_budget, setattr, (options, "terminate", True))
-            timer.daemon = True
-            timer.start()
-        try:
-            return self._session.run(None, {self._input: nhwc}, options)[0]
-        except Exception as err:
-            if options.terminate:
-                raise ModelTimeoutError(
-                    f"the model ran past its time budget of {self.time_budget:g} s", path=self.path
-                ) from err
-            raise IncompatibleModelError(
-                f"the graph failed on input {nhwc.shape} (N×H×W×C): {err}", path=self.path
-            ) from err
-        finally:
-            if timer is not None:
-                timer.cancel()
+        feeds = {self._input: nhwc}
+        return run_within_budget(
+            self._session, None, feeds, time_budget=self.time_budget, path=self.path
+        )[0]
 
 
 def open_image_classifier(path: str | PathLike[str] | ImageClassifier) -> ImageClassifier:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,20 @@ def test_a_file_that_is_not_an_image_is_one_line(tmp_path):
     with pytest.raises(ScopeMLError, match=r"broken\.ome\.tif") as caught:
         read_image(str(bad))
     assert "\n" not in str(caught.value)
+
+
+def test_reader_claims_what_the_manifest_offers_and_opens():
+    """napari.yaml's patterns name images and models that the one suffix lists open."""
+    import yaml
+
+    import scopeml.napari
+    from scopeml.napari._reader import get_image_reader, get_model_reader, read_image, read_model
+
+    manifest = Path(scopeml.napari.__file__).with_name("napari.yaml")
+    readers = yaml.safe_load(manifest.read_text())["contributions"]["readers"]
+    patterns = [p for reader in readers for p in reader["filename_patterns"]]
+    for pattern in patterns:
+        name = "/data/x" + pattern.lstrip("*").upper()
+        image, model = get_image_reader(name), get_model_reader(name)
+        assert (image, model) in ((read_image, None), (None, read_model)), pattern
+    assert get_image_reader("/data/notes.txt") is None and get_model_reader("/data/a.tif") is None

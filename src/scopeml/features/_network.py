@@ -22,6 +22,7 @@ import numpy as np
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError, summarize
 from scopeml.features import _vgg
+from scopeml.io.replace import write_atomically
 
 BUILTIN = {f"{arch}{suffix}" for arch in _vgg.CFGS for suffix in ("", "-random")}
 #: Longest side of the probe runs that measure strides (a tap's stride must divide it).
@@ -183,10 +184,7 @@ def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[
                 else _vgg.imagenet_state_dict(arch)
             )
             data = _vgg.vgg_onnx(arch, state, taps)
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            write_atomically(path, data)
         return path.read_bytes(), path
     path = Path(source)
     if not path.is_file():

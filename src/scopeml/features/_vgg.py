@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from scopeml.errors import InvalidRequestError
+from scopeml.io.replace import atomic_write
 
 #: torchvision's layer configurations: channel counts, ``"M"`` a 2×2 max pooling.
 CFGS: dict[str, list[int | str]] = {
@@ -209,9 +210,8 @@ def _convert(pth: Path, npz: Path, *, expected: str) -> None:
         raise InvalidRequestError(f"{pth.name}: SHA-256 {digest[:8]}… is not {expected}…")
     state = torch.load(pth, map_location="cpu", weights_only=True)
     arrays = {k: v.numpy() for k, v in state.items() if k.startswith("features.")}
-    tmp = npz.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(npz)
+    with atomic_write(npz) as temp, open(temp, "wb") as stream:  # a stream: savez adds no .npz
+        np.savez(stream, **arrays)
     pth.unlink()
 
 

@@ -17,14 +17,17 @@ from scopeml.napari._layers import image_layer_data, open_levels
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".czi", ".ome.tif", ".ome.tiff", ".ome.zarr", ".zarr", ".tif", ".tiff")
-MODEL_SUFFIXES = (".czann", ".czseg", ".czmodel")
-
 LayerData = list[tuple[Any, ...]]
 
 
 def get_image_reader(path: str | list[str]) -> Callable[[str], LayerData] | None:
-    """npe2 reader contribution: a reader for one image file that scopeml opens, else ``None``."""
+    """npe2 reader contribution: a reader for one image file that scopeml opens, else ``None``.
+
+    The suffixes are :mod:`scopeml.io.registry`'s (napari.yaml's patterns narrow what napari
+    offers); imported here so that loading the plugin stays light.
+    """
+    from scopeml.io.registry import IMAGE_SUFFIXES
+
     if isinstance(path, list):
         return None
     name = str(path).rstrip("/\\").lower()
@@ -58,7 +61,9 @@ def read_image(path: str, *, scene: int | None = None) -> LayerData:
 
 def get_model_reader(path: str | list[str]) -> Callable[[str], LayerData] | None:
     """npe2 reader contribution for ``.czann``/``.czseg``: opens the model in the widget."""
-    if isinstance(path, list) or not str(path).lower().endswith(MODEL_SUFFIXES):
+    from scopeml.model.container import CONTAINER_SUFFIXES
+
+    if isinstance(path, list) or not str(path).lower().endswith(CONTAINER_SUFFIXES):
         return None
     return read_model
 

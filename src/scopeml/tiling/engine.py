@@ -19,6 +19,7 @@ from scopeml.errors import (
     ScopeMLError,
 )
 from scopeml.io.image import Image
+from scopeml.io.stores import is_zarr_store
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
@@ -334,7 +335,7 @@ def _create_outputs(
     from scopeml.io import create_ome_zarr
 
     for s in specs:
-        if (store.path_of(s.name) / "0" / "zarr.json").is_file():
+        if is_zarr_store(store.path_of(s.name) / "0"):
             continue  # made by the interrupted run (same identity, so the same geometry)
         axes = axes_of[s.name]
         create_ome_zarr(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from scopeml.errors import InvalidContainerError
+from scopeml.io.replace import atomic_write
 from scopeml.model.safezip import ZipLimits, read_zip_members
 
 _STRUCTURE = "checkpoint.json"
@@ -42,17 +43,12 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Any) -> Path:
     path = Path(path)
     tensors: list[np.ndarray] = []
     structure = _encode(payload, tensors)
-    temp = path.with_name(f".{path.name}.partial")
-    try:
-        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr(_STRUCTURE, json.dumps(structure))
-            for index, array in enumerate(tensors):
-                buffer = io.BytesIO()
-                np.save(buffer, array, allow_pickle=False)
-                archive.writestr(f"tensor-{index}.npy", buffer.getvalue())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
+    with atomic_write(path) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(_STRUCTURE, json.dumps(structure))
+        for index, array in enumerate(tensors):
+            buffer = io.BytesIO()
+            np.save(buffer, array, allow_pickle=False)
+            archive.writestr(f"tensor-{index}.npy", buffer.getvalue())
     return path
 
 

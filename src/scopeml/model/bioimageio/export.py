@@ -7,7 +7,6 @@ model test (run in the tests) reproduces the test output from the test input.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Sequence
 from os import PathLike
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.io.replace import atomic_write
 
 #: Default citation: the czann format the package was made from.
 DEFAULT_CITATION = ("ZEISS czmodel: the czann model format", "https://pypi.org/project/czmodel/")
@@ -114,12 +114,8 @@ def export_bioimageio(
             raise InvalidRequestError(
                 f"bioimage.io does not accept the description: {_first_error(descr)}", path=path
             )
-        partial = output.with_name(f".{output.name}.partial")
-        try:
+        with atomic_write(output) as partial:
             save_bioimageio_package(descr, output_path=partial)
-            os.replace(partial, output)
-        finally:
-            partial.unlink(missing_ok=True)
     return output
 
 
