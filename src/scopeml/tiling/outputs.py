@@ -19,6 +19,7 @@ from scopeml.io.dtypes import label_dtype
 #: The czann model type whose output is an image, not class probabilities.
 REGRESSION = "Regression"
 
+
 @dataclass(frozen=True)
 class OutputSpec:
     """One output array: its name, dtype and channel names (``()`` when it has no channel axis)."""
