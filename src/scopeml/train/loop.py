@@ -12,8 +12,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -177,52 +178,19 @@ def train_unet(
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
-    dims = config.spatial_dims
     images = [np.asarray(image) for image in images]
     labels = [np.asarray(label) for label in labels]
-    check_pairs(images, labels, dims)
-    if classes is None:
-        top = max(int(np.max(label)) for label in labels)
-        n_classes = max(top if sparse else top + 1, 2)
-        classes = ["background", *(f"class {k}" for k in range(1, n_classes))]
-    classes = tuple(classes)
-    if len(classes) < 2:
-        raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(classes)}")
+    check_pairs(images, labels, config.spatial_dims)
+    classes = _class_names(labels, classes, sparse)
     targets = [targets_from_labels(x, sparse=sparse, n_classes=len(classes)) for x in labels]
-    patch_shape = (config.patch_size,) * dims
-    for index, target in enumerate(targets):
-        if any(s < p for s, p in zip(target.shape, patch_shape, strict=True)):
-            raise InvalidRequestError(
-                f"image {index} of shape {target.shape} is smaller than the patch {patch_shape}"
-            )
-    train_x, train_y, val_x, val_y = split_validation(
-        images, targets, config.val_fraction, patch_shape, config.seed
-    )
-    train_y = [y if np.any(y >= 0) else None for y in train_y]
-    keep = [i for i, y in enumerate(train_y) if y is not None]
-    if not keep:
-        raise InvalidRequestError("no labelled pixels left for training after the validation split")
-    train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
-    if config.normalize is not None:
-        train_x = [normalize_globally(x, config.normalize) for x in train_x]
-        val_x = [normalize_globally(x, config.normalize) for x in val_x]
-        n_channels = images[0].shape[0]
-        mean, std = [0.0] * n_channels, [1.0] * n_channels
-    else:
-        mean, std = channel_statistics(train_x)
+    train_x, train_y, val_x, val_y, mean, std = _training_data(images, targets, config)
 
     torch.manual_seed(config.seed)
     net = UNet(images[0].shape[0], len(classes), depth=config.depth, width=config.width,
-               spatial_dims=dims)  # fmt: skip
-    normalize = Normalize(mean, std, dims)
+               spatial_dims=config.spatial_dims)  # fmt: skip
+    normalize = Normalize(mean, std, config.spatial_dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    weight = None
-    if config.class_weights is not None:
-        if len(config.class_weights) != len(classes):
-            raise InvalidRequestError(
-                f"{len(config.class_weights)} class weights for {len(classes)} classes"
-            )
-        weight = torch.tensor(config.class_weights, dtype=torch.float32)
+    weight = _class_weight(config, classes)
     state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0}
     if resume is not None:
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes)
@@ -235,45 +203,20 @@ def train_unet(
         desc="train",
         unit="step",
     )
+    step = partial(_train_step, net, normalize, optimizer, weight, config)
     try:
         for epoch in range(state["epoch"], config.epochs):
             if state["stale"] >= config.patience:
                 break
-            rng = np.random.default_rng([config.seed, epoch])
-            torch.manual_seed(config.seed * 100_003 + epoch)
             if config.cosine:
                 for group in optimizer.param_groups:
                     group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
             net.train()
-            losses = []
-            for _ in range(config.steps_per_epoch):
-                batch, batch_targets = sample_patches(
-                    train_x, train_y, patch_shape, config.batch_size, rng, augment=config.augment
-                )
-                x = normalize(torch.from_numpy(batch))
-                if config.augment and config.intensity > 0:
-                    shape = (len(x), 1) + (1,) * dims
-                    gain = torch.exp(
-                        torch.empty(shape).uniform_(-config.intensity, config.intensity)
-                    )
-                    x = x * gain + torch.empty(shape).uniform_(-config.intensity, config.intensity)
-                loss = masked_loss(net(x), torch.from_numpy(batch_targets), weight)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.item())
-                bar.update()
-            record = {"epoch": epoch + 1, "loss": float(np.mean(losses))}
+            loss = _train_epoch(step, train_x, train_y, config, epoch, bar.update)
+            record = {"epoch": epoch + 1, "loss": loss}
             if val_blocks:
                 record.update(_validate(net, normalize, val_blocks, len(classes), weight))
-            monitor = record.get("val_loss", record["loss"])
-            if monitor < state["best"]:
-                state["best"], state["stale"] = monitor, 0
-                state["best_net"] = copy.deepcopy(net.state_dict())
-            else:
-                state["stale"] += 1
-            state["history"].append(record)
-            state["epoch"] = epoch + 1
+            _record_epoch(state, record, net)
             bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in _SHOWN})
             if checkpoint is not None:
                 _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state)
@@ -283,6 +226,118 @@ def train_unet(
         net.load_state_dict(state["best_net"])
     net.eval()
     return TrainResult(net, normalize, classes, config, state["history"])
+
+
+def _class_names(
+    labels: Sequence[np.ndarray], classes: Sequence[str] | None, sparse: bool
+) -> tuple[str, ...]:
+    """The given class names, or ``background, class 1, …`` up to the largest label."""
+    if classes is None:
+        top = max(int(np.max(label)) for label in labels)
+        n_classes = max(top if sparse else top + 1, 2)
+        classes = ["background", *(f"class {k}" for k in range(1, n_classes))]
+    classes = tuple(classes)
+    if len(classes) < 2:
+        raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(classes)}")
+    return classes
+
+
+def _training_data(
+    images: list[np.ndarray], targets: list[np.ndarray], config: TrainConfig
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list, list]:
+    """Training and validation images and targets (images with no labelled pixel left out),
+    normalised as ``config`` says, and the per-channel mean and std the network applies."""
+    patch_shape = (config.patch_size,) * config.spatial_dims
+    for index, target in enumerate(targets):
+        if any(s < p for s, p in zip(target.shape, patch_shape, strict=True)):
+            raise InvalidRequestError(
+                f"image {index} of shape {target.shape} is smaller than the patch {patch_shape}"
+            )
+    train_x, train_y, val_x, val_y = split_validation(
+        images, targets, config.val_fraction, patch_shape, config.seed
+    )
+    keep = [i for i, y in enumerate(train_y) if np.any(y >= 0)]
+    if not keep:
+        raise InvalidRequestError("no labelled pixels left for training after the validation split")
+    train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
+    if config.normalize is None:
+        return (train_x, train_y, val_x, val_y, *channel_statistics(train_x))
+    train_x = [normalize_globally(x, config.normalize) for x in train_x]
+    val_x = [normalize_globally(x, config.normalize) for x in val_x]
+    n_channels = images[0].shape[0]
+    return train_x, train_y, val_x, val_y, [0.0] * n_channels, [1.0] * n_channels
+
+
+def _class_weight(config: TrainConfig, classes: tuple[str, ...]) -> torch.Tensor | None:
+    """The loss's class weights as a tensor, checked against the number of classes."""
+    if config.class_weights is None:
+        return None
+    if len(config.class_weights) != len(classes):
+        raise InvalidRequestError(
+            f"{len(config.class_weights)} class weights for {len(classes)} classes"
+        )
+    return torch.tensor(config.class_weights, dtype=torch.float32)
+
+
+def _train_epoch(
+    step: Callable[[np.ndarray, np.ndarray], float],
+    train_x: list[np.ndarray],
+    train_y: list[np.ndarray],
+    config: TrainConfig,
+    epoch: int,
+    advance: Callable[[], Any],
+) -> float:
+    """One epoch of ``config.steps_per_epoch`` steps on random patches; the mean loss.
+
+    The patch generator and torch are seeded from ``(seed, epoch)``, so a resumed run draws
+    the same patches as an uninterrupted one.
+    """
+    rng = np.random.default_rng([config.seed, epoch])
+    torch.manual_seed(config.seed * 100_003 + epoch)
+    patch_shape = (config.patch_size,) * config.spatial_dims
+    losses = []
+    for _ in range(config.steps_per_epoch):
+        batch, batch_targets = sample_patches(
+            train_x, train_y, patch_shape, config.batch_size, rng, augment=config.augment
+        )
+        losses.append(step(batch, batch_targets))
+        advance()
+    return float(np.mean(losses))
+
+
+def _train_step(
+    net: UNet,
+    normalize: Normalize,
+    optimizer: torch.optim.Optimizer,
+    weight: torch.Tensor | None,
+    config: TrainConfig,
+    batch: np.ndarray,
+    batch_targets: np.ndarray,
+) -> float:
+    """One optimiser step on a batch (with random gain and offset when augmenting); its loss."""
+    x = normalize(torch.from_numpy(batch))
+    if config.augment and config.intensity > 0:
+        shape = (len(x), 1) + (1,) * config.spatial_dims
+        gain = torch.exp(torch.empty(shape).uniform_(-config.intensity, config.intensity))
+        x = x * gain + torch.empty(shape).uniform_(-config.intensity, config.intensity)
+    loss = masked_loss(net(x), torch.from_numpy(batch_targets), weight)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _record_epoch(state: dict[str, Any], record: dict[str, float], net: UNet) -> None:
+    """Add an epoch's record to ``state``; keep the best weights (by validation loss, else
+    training loss) and count the epochs since the last improvement."""
+    monitor = record.get("val_loss", record["loss"])
+    if monitor < state["best"]:
+        state["best"], state["stale"] = monitor, 0
+        state["best_net"] = copy.deepcopy(net.state_dict())
+    else:
+        state["stale"] += 1
+    state["history"].append(record)
+    state["epoch"] = record["epoch"]
 
 
 _SHOWN = ("loss", "val_loss", "val_mean_iou")
