@@ -59,15 +59,15 @@ def test_threshold_inside_a_region_uses_only_its_pixels(tmp_path: Path) -> None:
     assert none is None and not empty[...].any()
 
 
-def test_float_histogram_is_fine_and_otsu_near_scikit_image() -> None:
-    plane = blobs(3).astype(np.float32) / 7.0
+@pytest.mark.parametrize("method", ["otsu", "li", "triangle"])
+def test_threshold_of_a_float_plane_equals_scikit_image(tmp_path: Path, method: str) -> None:
+    plane = ndi.gaussian_filter(blobs(3).astype(np.float32), 1.0)
     counts, centers = plane_histogram(plane, tile_size=TILE)
-    assert counts.sum() == plane.size and centers.size == 1 << 16
-    from scopeml.analysis.tiled import histogram_threshold
-
-    level = histogram_threshold(counts, centers, "otsu")
-    step = (plane.max() - plane.min()) / 256  # scikit-image's own bin width
-    assert abs(level - skimage.filters.threshold_otsu(plane)) < step
+    assert counts.sum() == plane.size and centers.size == 256
+    mask, level = threshold_tiled(plane, tmp_path / "m.zarr", method, tile_size=TILE)
+    expected = getattr(skimage.filters, f"threshold_{method}")(plane)
+    assert level == pytest.approx(float(expected), rel=1e-5)
+    np.testing.assert_array_equal(mask[...], plane > expected)
 
 
 def test_gaussian_with_a_halo_equals_the_whole_plane(tmp_path: Path) -> None:

@@ -23,10 +23,17 @@ import numpy as np
 import pandas as pd
 
 from scopeml.analysis.check import Resources
-from scopeml.analysis.outputs import CLASS_COLOURS, LabelStores, draw_overview, write_tables
+from scopeml.analysis.outputs import (
+    CLASS_COLOURS,
+    OVERVIEW_SIZE,
+    LabelStores,
+    draw_overview,
+    write_tables,
+)
 from scopeml.analysis.segment import segment_class
 from scopeml.analysis.settings import AnalysisSettings, ThresholdSegmenter
 from scopeml.analysis.tables import measure_plane
+from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 
 __all__ = ["RECORD", "analyze_image", "input_identity"]
@@ -116,6 +123,12 @@ def _analyze(
     planes = [(scene, t) for scene in range(sizes["S"]) for t in range(sizes["T"])]
     # several planes: report each (a callback can cancel between them)
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
+        if sizes["Z"] == 1:
+            found = _analyze_plane_tiled(settings, image, model_labels, resources, stores, name,
+                                         scene, t, temp, colours)  # fmt: skip
+            for cls_name, table in found.items():
+                parts[cls_name].append(table)
+            continue
         pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
         if sizes["Z"] == 1:
             pixels = pixels[:, 0]
@@ -142,6 +155,81 @@ def _analyze(
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
     return {cls: len(table) for cls, table in tables.items()}
+
+
+def _analyze_plane_tiled(
+    settings: AnalysisSettings,
+    image: Any,
+    model_labels: dict[str, list[Any]],
+    resources: Resources,
+    stores: LabelStores | None,
+    name: str,
+    scene: int,
+    t: int,
+    temp: Path,
+    colours: dict[str, tuple[int, int, int]],
+) -> dict[str, pd.DataFrame]:
+    """One 2-D plane out of core (:mod:`scopeml.analysis.plane`): inputs read by tile, labels
+    in zarr under ``temp/_plane``; non-tileable classes run on the whole plane."""
+    from scopeml.analysis.plane import ChannelView, PlaneChannels, segment_class_tiled, tileable
+
+    views = [ChannelView(image, scene, t, c) for c in range(len(settings.channels))]
+    lazy = dict(zip(settings.channels, views, strict=True))
+    tile = settings.tile_size
+    scratch = temp / "_plane"
+    whole: dict[str, np.ndarray] | None = None
+    labels: dict[str, Any] = {}
+    try:
+        for cls in settings.ordered():
+            parent = None if cls.parent is None else labels[cls.parent]
+            if tileable(cls):
+                labels[cls.name] = segment_class_tiled(cls, lazy, scratch / cls.name,
+                                                       tile_size=tile, parent=parent)  # fmt: skip
+            else:  # the documented exception: model segmenters, watershed split, CRF
+                if whole is None:
+                    whole = {n: v[:, :] for n, v in lazy.items()}
+                plane = None
+                if cls.name in model_labels:
+                    plane = _plane(model_labels[cls.name][scene], t, False)
+                labels[cls.name] = segment_class(
+                    cls, whole, model_labels=plane,
+                    class_values=resources.class_values.get(cls.name),
+                    region=None if parent is None else np.asarray(parent[...]) > 0,
+                )  # fmt: skip
+            if stores is not None:
+                for region in iter_tiles(labels[cls.name].shape, (tile, tile)):
+                    stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
+                                 region=region)  # fmt: skip
+        found = measure_plane(settings, labels, PlaneChannels(views), image.pixel_sizes,
+                              resources, name, scene, t)  # fmt: skip
+        if settings.outputs.overview and scene == 0 and t == 0:
+            step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
+            draw_overview(
+                _subsample(views[0], step, tile),
+                {n: _subsample(v, step, tile) for n, v in labels.items()},
+                temp / "overview.png", colours=colours,
+            )  # fmt: skip
+        return found
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _subsample(array: Any, step: int, tile: int) -> np.ndarray:
+    """``array[::step, ::step]`` of a 2-D array-like, read a tile at a time."""
+    shape = tuple(int(s) for s in array.shape)
+    out = None
+    for region in iter_tiles(shape, (tile, tile)):
+        starts = [-(-r.start // step) * step for r in region]
+        if any(s >= r.stop for s, r in zip(starts, region, strict=True)):
+            continue
+        part = np.asarray(array[tuple(slice(s, r.stop) for s, r in zip(starts, region,
+                                                                     strict=True))])  # fmt: skip
+        part = part[::step, ::step]
+        if out is None:
+            out = np.zeros([-(-n // step) for n in shape], part.dtype)
+        out[starts[0] // step : starts[0] // step + part.shape[0],
+            starts[1] // step : starts[1] // step + part.shape[1]] = part  # fmt: skip
+    return out if out is not None else np.zeros((0, 0))
 
 
 def _run_models(

@@ -61,10 +61,12 @@ class LabelStores:
                 for scene in range(sizes["S"])
             ]  # fmt: skip
 
-    def write(self, name: str, scene: int, time: int, labels: np.ndarray) -> None:
-        """Write one plane (``(Z×)Y×X``) of a class's labels."""
+    def write(
+        self, name: str, scene: int, time: int, labels: np.ndarray, *, region: tuple = ()
+    ) -> None:
+        """Write one plane (``(Z×)Y×X``) of a class's labels, or the ``region`` of it given."""
         array = self._arrays[name][scene]
-        array[(time,) if self._has_t else ()] = labels
+        array[((time,) if self._has_t else ()) + tuple(region)] = labels
 
 
 def parquet_available() -> bool:

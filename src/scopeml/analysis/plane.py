@@ -1,0 +1,207 @@
+"""One 2-D plane analysed out of core: inputs read a tile at a time from the image, every class's
+labels kept in zarr arrays in the image's temporary folder, so memory stays flat in image size.
+
+A class goes tile by tile when its segmenter is a threshold and its post steps are fill holes,
+opening, closing, remove small/large (:mod:`scopeml.analysis.tiled`): the mask is thresholded
+(after smoothing) inside the parent's objects, the mask steps run on the mask, the objects are
+labelled with the exact tiled connected components (numbered in raster order of their first
+pixel, as :func:`~scopeml.objects.label.label_instances` numbers them) before the first area
+filter, and area filters drop whole objects. Unlike the whole-plane :func:`segment.apply_post`,
+mask steps before labelling do not keep earlier object ids (a closing that joins two objects
+makes one). Model segmenters, watershed split and the dense CRF depend on whole objects: such a
+class is computed on the whole plane (:func:`segment.segment_class`) — the documented exception
+whose memory grows with the plane.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.analysis import tiled
+from scopeml.analysis.settings import (
+    ClassSettings,
+    Closing,
+    FillHoles,
+    Opening,
+    RemoveLarge,
+    RemoveSmall,
+    ThresholdSegmenter,
+)
+from scopeml.objects.label import iter_tiles, label_instances_tiled
+
+__all__ = ["ChannelView", "PlaneChannels", "label_raster_order", "segment_class_tiled", "tileable"]
+
+_MASK_STEPS = (FillHoles, Opening, Closing)
+_AREA_STEPS = (RemoveSmall, RemoveLarge)
+
+
+def tileable(cls: ClassSettings) -> bool:
+    """Whether a class can run tile by tile (threshold segmenter, tileable post steps).
+
+    Examples
+    --------
+    >>> tileable(ClassSettings(name="c", segmenter=ThresholdSegmenter(channel="a")))
+    True
+    """
+    steps_ok = all(isinstance(step, _MASK_STEPS + _AREA_STEPS) for step in cls.post)
+    return isinstance(cls.segmenter, ThresholdSegmenter) and steps_ok
+
+
+class ChannelView:
+    """One channel of one ``(scene, t)`` 2-D plane of an image, read a region at a time."""
+
+    def __init__(self, image: Any, scene: int, t: int, channel: int) -> None:
+        self.image, self.scene, self.t, self.channel = image, scene, t, channel
+        self.shape = (int(image.sizes["Y"]), int(image.sizes["X"]))
+        self.dtype = np.dtype(image.dtype)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        y, x = key
+        return self.image.read(S=self.scene, T=self.t, C=self.channel, Z=0, Y=y, X=x)[0, 0, 0, 0]
+
+
+class PlaneChannels:
+    """``C×Y×X`` view of a plane's channels (``key[0]`` a list of channel indices or a slice)."""
+
+    def __init__(self, views: list[ChannelView]) -> None:
+        self.views = views
+        self.shape = (len(views), *views[0].shape)
+        self.dtype = views[0].dtype
+
+    def __getitem__(self, key: tuple[Any, ...]) -> np.ndarray:
+        channels = key[0]
+        picked = (
+            [self.views[i] for i in channels]
+            if isinstance(channels, (list, tuple, np.ndarray))
+            else self.views[channels]
+        )
+        if isinstance(picked, ChannelView):
+            return picked[key[1:]]
+        return np.stack([view[key[1:]] for view in picked])
+
+
+class _Positive:
+    """A lazy ``labels > 0`` mask."""
+
+    def __init__(self, labels: Any) -> None:
+        self.labels, self.shape, self.dtype = labels, tuple(labels.shape), np.dtype(bool)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.labels[key]) > 0
+
+
+def label_raster_order(mask: Any, output: Path, *, tile_size: int) -> Any:
+    """Label a mask with the exact tiled connected components into ``int32`` zarr, numbering
+    the objects by the raster order of their first pixel (as ``scipy.ndimage.label`` does).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from scopeml.objects.label import label_instances
+    >>> m = np.random.default_rng(0).random((20, 20)) > 0.6
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = label_raster_order(m, Path(tmp) / "l.zarr", tile_size=6)
+    ...     bool((out[...] == label_instances(m)).all())
+    True
+    """
+    scratch = output.with_name(f".{output.name}.provisional")
+    try:
+        found = label_instances_tiled(mask, scratch, tile_size=tile_size, overwrite=True)
+        n = int(found.attrs["n_objects"])
+        if n >= 2**31:
+            raise OverflowError(f"{n} objects do not fit int32 labels")
+        width = int(mask.shape[-1])
+        first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+        for tile in iter_tiles(mask.shape, (tile_size,) * len(mask.shape)):
+            ids = np.asarray(found[tile]).astype(np.int64)
+            ys, xs = np.nonzero(ids)
+            if not ys.size:
+                continue
+            flat = (ys + tile[0].start) * width + xs + tile[1].start
+            np.minimum.at(first, ids[ys, xs], flat)
+        lut = np.zeros(n + 1, np.int32)
+        lut[1 + np.argsort(first[1:], kind="stable")] = np.arange(1, n + 1, dtype=np.int32)
+        out = tiled._open_store(output, mask.shape, np.int32, tile_size)
+        for tile in iter_tiles(mask.shape, (tile_size,) * len(mask.shape)):
+            out[tile] = lut[np.asarray(found[tile]).astype(np.intp)]
+        return out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def segment_class_tiled(
+    cls: ClassSettings,
+    channels: dict[str, Any],
+    scratch: Path,
+    *,
+    tile_size: int,
+    parent: Any = None,
+) -> Any:
+    """Instance labels (``int32`` zarr) of a :func:`tileable` class on one 2-D plane.
+
+    ``channels`` are the plane's channels as array-likes by name (:class:`ChannelView`);
+    ``parent`` the parent class's labels (array-like) or ``None``. Intermediate stores go
+    to ``scratch``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> plane = {"a": np.array([[0, 9, 9, 0, 9]], np.float32)}
+    >>> cls = ClassSettings(name="x", segmenter=ThresholdSegmenter(channel="a", method="fixed",
+    ...                     value=5))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     segment_class_tiled(cls, plane, Path(tmp), tile_size=2)[...].tolist()
+    [[0, 1, 1, 0, 2]]
+    """
+    seg = cls.segmenter
+    assert isinstance(seg, ThresholdSegmenter)
+    scratch.mkdir(parents=True, exist_ok=True)
+    name = cls.name
+    source = channels[seg.channel]
+    if seg.sigma > 0:
+        source = tiled.gaussian_tiled(source, scratch / f"{name}-smooth.zarr", seg.sigma,
+                                      tile_size=tile_size)  # fmt: skip
+    region = None if parent is None else _Positive(parent)
+    current, _ = tiled.threshold_tiled(
+        source, scratch / f"{name}-mask.zarr", seg.method, tile_size=tile_size,
+        value=seg.value, dark=seg.dark, region=region,
+    )  # fmt: skip
+    is_labels = False
+    for i, step in enumerate(cls.post):
+        path = scratch / f"{name}-step{i}.zarr"
+        if isinstance(step, _AREA_STEPS):
+            if not is_labels:
+                current = label_raster_order(current, scratch / f"{name}-labels{i}.zarr",
+                                             tile_size=tile_size)  # fmt: skip
+                is_labels = True
+            current = tiled.remove_by_area_tiled(
+                current, path, tile_size=tile_size,
+                min_size=step.min_size if isinstance(step, RemoveSmall) else None,
+                max_size=step.max_size if isinstance(step, RemoveLarge) else None,
+            )  # fmt: skip
+            continue
+        mask = _Positive(current) if is_labels else current
+        if isinstance(step, FillHoles):
+            current = tiled.fill_holes_tiled(mask, path, tile_size=tile_size)
+        elif isinstance(step, Opening):
+            current = tiled.open_tiled(mask, path, step.radius, tile_size=tile_size)
+        else:
+            current = tiled.close_tiled(mask, path, step.radius, tile_size=tile_size)
+        if region is not None:
+            current = _cut(current, region, scratch / f"{name}-cut{i}.zarr", tile_size)
+        is_labels = False
+    if not is_labels:
+        current = label_raster_order(current, scratch / f"{name}-labels.zarr",
+                                     tile_size=tile_size)  # fmt: skip
+    return current
+
+
+def _cut(mask: Any, region: Any, output: Path, tile_size: int) -> Any:
+    out = tiled._open_store(output, mask.shape, bool, tile_size)
+    for tile in iter_tiles(mask.shape, (tile_size,) * len(mask.shape)):
+        out[tile] = np.asarray(mask[tile], bool) & region[tile]
+    return out
