@@ -222,54 +222,15 @@ def _description(
     from bioimageio.spec.model import v0_5 as bio
 
     meta, graph = container.metadata, container.graph
-    spatial = graph.spatial_dims
-    ids = _SPATIAL_IDS[spatial]
-    halo = _halo(meta, spatial)
-    fixed = graph.fixed_spatial
-    input_id = bio.TensorId("input")
-    space_in = []
-    for index, axis in enumerate(ids):
-        if fixed or not meta.model_type.is_pixelwise:
-            size: Any = int(fixed[index] if fixed else meta.input_shape[index])
-        else:
-            step = graph.tile_step[index]
-            size = bio.ParameterizedSize(min=-(-(2 * halo[index] + 1) // step) * step, step=step)
-        space_in.append(bio.SpaceInputAxis(id=bio.AxisId(axis), size=size))
-    channel_names = [f"channel{c}" for c in range(meta.in_channels)]
-    inputs = bio.InputTensorDescr(
-        id=input_id,
-        axes=[bio.BatchAxis(), *space_in, bio.ChannelAxis(channel_names=channel_names)],
-        test_tensor=bio.FileDescr(source=root / "test_input.npy"),
-        preprocessing=_preprocessing(meta.normalize, ids),
-    )
-    classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
-    if meta.model_type.is_pixelwise:
-        space_out = [
-            bio.SpaceOutputAxisWithHalo(
-                id=bio.AxisId(axis),
-                size=bio.SizeReference(tensor_id=input_id, axis_id=bio.AxisId(axis)),
-                halo=int(halo[index]),
-            )
-            for index, axis in enumerate(ids)
-        ]
-    else:
-        space_out = []
-    outputs = bio.OutputTensorDescr(
-        id=bio.TensorId("output"),
-        axes=[bio.BatchAxis(), *space_out, bio.ChannelAxis(channel_names=classes)],
-        test_tensor=bio.FileDescr(source=root / "test_output.npy"),
-    )
-    text, where = citation
-    cite = (
-        bio.CiteEntry(text=text, doi=where)
-        if where.startswith("10.")
-        else bio.CiteEntry(text=text, url=where)
-    )
+    ids = _SPATIAL_IDS[graph.spatial_dims]
+    halo = _halo(meta, graph.spatial_dims)
+    inputs = _input_tensor(meta, graph, root, ids, halo)
+    outputs = _output_tensor(meta, root, ids, halo)
     return bio.ModelDescr(
         name=name,
         description=summary,
         authors=[bio.Author(name=author) for author in authors],
-        cite=[cite],
+        cite=[_cite_entry(*citation)],
         license=license,
         documentation=bio.FileDescr(source=root / "README.md"),
         covers=[bio.FileDescr(source=root / "cover.png")],
@@ -282,6 +243,60 @@ def _description(
         attachments=[],
         config={"scopeml": {"czann_type": meta.model_type.value, "czann_id": str(meta.model_id)}},
     )
+
+
+def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo: Any) -> Any:
+    """The input tensor: batch, spatial axes (fixed, or a size of ``min + n·step`` that covers
+    the halo on both sides) and channels, with the recorded normalisation as preprocessing."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    fixed = graph.fixed_spatial
+    space_in = []
+    for index, axis in enumerate(ids):
+        if fixed or not meta.model_type.is_pixelwise:
+            size: Any = int(fixed[index] if fixed else meta.input_shape[index])
+        else:
+            step = graph.tile_step[index]
+            size = bio.ParameterizedSize(min=-(-(2 * halo[index] + 1) // step) * step, step=step)
+        space_in.append(bio.SpaceInputAxis(id=bio.AxisId(axis), size=size))
+    channel_names = [f"channel{c}" for c in range(meta.in_channels)]
+    return bio.InputTensorDescr(
+        id=bio.TensorId("input"),
+        axes=[bio.BatchAxis(), *space_in, bio.ChannelAxis(channel_names=channel_names)],
+        test_tensor=bio.FileDescr(source=root / "test_input.npy"),
+        preprocessing=_preprocessing(meta.normalize, ids),
+    )
+
+
+def _output_tensor(meta: Any, root: Path, ids: tuple[str, ...], halo: Any) -> Any:
+    """The output tensor: per-pixel scores the size of the input (halo marked), or one score
+    per class for a classifier."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
+    space_out = [
+        bio.SpaceOutputAxisWithHalo(
+            id=bio.AxisId(axis),
+            size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId(axis)),
+            halo=int(halo[index]),
+        )
+        for index, axis in enumerate(ids)
+        if meta.model_type.is_pixelwise
+    ]
+    return bio.OutputTensorDescr(
+        id=bio.TensorId("output"),
+        axes=[bio.BatchAxis(), *space_out, bio.ChannelAxis(channel_names=classes)],
+        test_tensor=bio.FileDescr(source=root / "test_output.npy"),
+    )
+
+
+def _cite_entry(text: str, where: str) -> Any:
+    """A citation by DOI (``10.…``) or by URL."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    if where.startswith("10."):
+        return bio.CiteEntry(text=text, doi=where)
+    return bio.CiteEntry(text=text, url=where)
 
 
 def _write_cover(path: Path, test_input: np.ndarray, test_output: np.ndarray) -> None:

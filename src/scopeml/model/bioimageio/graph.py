@@ -148,21 +148,9 @@ def wrap_graph(
     pre_nodes = build.nodes
     build.nodes = []
 
-    y = names[inner_output.name]
-    if inner_output.type.tensor_type.elem_type != TensorProto.FLOAT:
-        y = build.node("Cast", [y], "cast_out", to=TensorProto.FLOAT)
-    absent = [role for role in ("batch", "channel") if role not in output_roles]
-    y = build.axes_op("Unsqueeze", y, list(range(len(absent))))
-    have = absent + list(output_roles)
-    out_target = channels_last_roles([role for role in spatial if role in output_roles])
-    y = build.node("Transpose", [y], "to_czann", perm=[have.index(r) for r in out_target])
-    if sizes is not None and len(out_target) > 2:
-        axes = build.const(list(range(1, len(spatial) + 1)), np.int64)
-        zeros = build.const([0] * len(spatial), np.int64)
-        y = build.node("Slice", [y, zeros, sizes, axes], "crop")
-    for step in post:
-        y = build.pixel(y, step)
-    build.nodes.append(helper.make_node("Identity", [y], ["output"]))
+    out_target = _to_czann_output(
+        build, names[inner_output.name], inner_output, output_roles, spatial, sizes, post
+    )
 
     dims = [None, *input_sizes, channels]
     new_input = helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)
@@ -181,6 +169,35 @@ def wrap_graph(
     for entry in model.metadata_props:
         result.metadata_props.append(entry)
     return result
+
+
+def _to_czann_output(
+    build: _Builder,
+    y: str,
+    inner_output: onnx.ValueInfoProto,
+    output_roles: Sequence[str],
+    spatial: Sequence[str],
+    sizes: str | None,
+    post: Sequence[PixelStep],
+) -> list[str]:
+    """Nodes from the model's output ``y`` to the czann ``output``: float32, batch and channel
+    added where absent, channels last, the valid-size padding cropped off, then ``post``;
+    returns the output's axis roles."""
+    if inner_output.type.tensor_type.elem_type != TensorProto.FLOAT:
+        y = build.node("Cast", [y], "cast_out", to=TensorProto.FLOAT)
+    absent = [role for role in ("batch", "channel") if role not in output_roles]
+    y = build.axes_op("Unsqueeze", y, list(range(len(absent))))
+    have = absent + list(output_roles)
+    out_target = channels_last_roles([role for role in spatial if role in output_roles])
+    y = build.node("Transpose", [y], "to_czann", perm=[have.index(r) for r in out_target])
+    if sizes is not None and len(out_target) > 2:
+        axes = build.const(list(range(1, len(spatial) + 1)), np.int64)
+        zeros = build.const([0] * len(spatial), np.int64)
+        y = build.node("Slice", [y, zeros, sizes, axes], "crop")
+    for step in post:
+        y = build.pixel(y, step)
+    build.nodes.append(helper.make_node("Identity", [y], ["output"]))
+    return out_target
 
 
 def _renamed(node: onnx.NodeProto, names: dict[str, str]) -> onnx.NodeProto:
