@@ -12,13 +12,13 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.model.forest import Forest
 from scopeml.objects import (
     ObjectClassifier,
     load_object_classifier,
     majority_class,
     measure_objects,
 )
-from scopeml.objects.classifier import _forest_arrays, _forest_proba
 from scopeml.synthetic import _draw_ellipsoid
 
 
@@ -65,12 +65,18 @@ def test_recovers_known_object_classes():
     assert new_table["class_probability"].between(0, 1).all()
 
 
-def test_numpy_forest_matches_sklearn():
+def test_shared_forest_matches_sklearn():
+    """The object classifier's trees are the pixel classifier's forest format: same decisions
+    as scikit-learn, leaf fractions kept as float32."""
     rng = np.random.default_rng(3)
     x = rng.normal(size=(400, 5)) * [1, 10, 1e3, 1e-3, 1]
     y = np.where(x[:, 0] + x[:, 1] / 10 > 0.3, "a", np.where(x[:, 2] > 0, "b", "c"))
     forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(x, y)
-    np.testing.assert_array_equal(_forest_proba(_forest_arrays(forest), x), forest.predict_proba(x))
+    ours = Forest.from_sklearn(forest, 5).predict_proba(x)
+    np.testing.assert_allclose(ours, forest.predict_proba(x), rtol=0, atol=1e-6)
+    table = pd.DataFrame(x, columns=list("abcde")).assign(kind=y)
+    clf = ObjectClassifier.train(table, "kind", n_estimators=20)
+    assert isinstance(clf.forest, Forest) and clf.forest.n_trees == 20
 
 
 def test_save_load_round_trip(tmp_path):
@@ -87,12 +93,13 @@ def test_save_load_round_trip(tmp_path):
         assert sorted(archive.namelist()) == sorted(
             [
                 "classifier.json",
+                "offsets.npy",
+                "depth.npy",
                 "left.npy",
                 "right.npy",
                 "feature.npy",
                 "threshold.npy",
                 "value.npy",
-                "roots.npy",
             ]
         )
 
@@ -127,12 +134,23 @@ def small_classifier():
     [
         ("classifier.json", b"{not json", "not a valid object classifier"),
         ("classifier.json", json.dumps({"format": "other"}).encode(), "not a scopeml"),
+        (
+            "classifier.json",
+            json.dumps({"format": "scopeml-object-classifier", "version": 1}).encode(),
+            "retrain the classifier",
+        ),
         ("left.npy", None, "missing member 'left.npy'"),
-        ("left.npy", lambda t: _npy(np.where(t["left"] >= 0, 10**6, -1)), "point forward"),
-        ("left.npy", lambda t: _npy(t["left"][:-1]), "right has shape"),
-        ("feature.npy", lambda t: _npy(np.full_like(t["feature"], 7)), "split features out"),
+        (
+            "left.npy",
+            lambda t: _npy(np.where(t["left"] >= 0, 10**6, -1).astype("<i4")),
+            "out of range",
+        ),
+        ("left.npy", lambda t: _npy(t["left"][:-1]), "left has shape"),
+        ("left.npy", lambda t: _npy(t["left"].astype(np.float32)), "left has dtype"),
+        ("feature.npy", lambda t: _npy(np.full_like(t["feature"], 7)), "split feature index"),
         ("threshold.npy", lambda t: _npy(np.full_like(t["threshold"], np.nan)), "finite"),
         ("value.npy", lambda t: _npy(t["value"][:, :1]), "value has shape"),
+        ("offsets.npy", lambda t: _npy(t["offsets"][::-1].copy()), "offsets must start at 0"),
         (
             "value.npy",
             _npy(np.array([{"x": 1}], dtype=object), allow_pickle=True),
@@ -142,7 +160,7 @@ def small_classifier():
 )
 def test_bad_containers_are_rejected(tmp_path, small_classifier, member, content, message):
     if callable(content):
-        content = content(small_classifier._trees)
+        content = content(small_classifier.forest.arrays())
     path = _tampered(tmp_path, small_classifier, **{member: content})
     with pytest.raises(InvalidContainerError, match=message) as info:
         load_object_classifier(path)
@@ -150,11 +168,11 @@ def test_bad_containers_are_rejected(tmp_path, small_classifier, member, content
 
 
 def test_cyclic_tree_is_rejected(tmp_path, small_classifier):
-    trees = {k: v.copy() for k, v in small_classifier._trees.items()}
+    trees = {k: v.copy() for k, v in small_classifier.forest.arrays().items()}
     inner = np.flatnonzero(trees["left"] >= 0)[0]
     trees["left"][inner] = inner  # a node that points at itself would loop forever
     path = _tampered(tmp_path, small_classifier, **{"left.npy": _npy(trees["left"])})
-    with pytest.raises(InvalidContainerError, match="point forward"):
+    with pytest.raises(InvalidContainerError, match="out of range"):
         load_object_classifier(path)
 
 

@@ -7,7 +7,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from scopeml.errors import InvalidContainerError
-from scopeml.pixel._forest import Forest, _lead, bin_features, fit_forest, validate_arrays
+from scopeml.model.forest import Forest, _lead, bin_features, fit_forest, validate_arrays
 
 
 @pytest.fixture(scope="module")

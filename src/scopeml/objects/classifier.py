@@ -1,10 +1,10 @@
 """The object classifier: a random forest on measured object features, saved without pickle.
 
-Training uses scikit-learn's ``RandomForestClassifier``; the fitted trees are then kept as plain
-arrays (children, split feature, threshold, class fractions per node) and evaluated by a
-vectorised numpy traversal, so a saved classifier is a zip of JSON and ``.npy`` arrays that is
-validated on load and never unpickled (read and written through :mod:`scopeml.model.safezip`,
-with the limits every container shares).
+Training uses scikit-learn's ``RandomForestClassifier``; the fitted trees are then kept as
+scopeml's one forest format (:class:`scopeml.model.forest.Forest`, shared with the pixel
+classifier), so a saved classifier is a zip of JSON and ``.npy`` arrays that is validated on load
+and never unpickled (read and written through :mod:`scopeml.model.safezip`, with the limits
+every container shares).
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ import numpy as np
 import pandas as pd
 
 from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.registry import register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
 
 FORMAT = "scopeml-object-classifier"
-VERSION = 1
+#: Version 2: the forest in :mod:`scopeml.model.forest`'s arrays (version 1 had its own).
+VERSION = 2
 #: Columns that locate an object rather than describe it; not used as features by default.
 POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
 #: Columns that say where in the image an object is (time point, scene); never features.
 POSITION_COLUMNS = ("t", "scene")
-_ARRAYS = ("left", "right", "feature", "threshold", "value", "roots")
+_ARRAYS = tuple(ARRAY_DTYPES)
 
 
 class ObjectClassifier:
@@ -44,16 +46,15 @@ class ObjectClassifier:
     ['s', 'L']
     """
 
-    def __init__(
-        self,
-        features: Sequence[str],
-        classes: Sequence[str],
-        trees: dict[str, np.ndarray],
-    ) -> None:
+    def __init__(self, features: Sequence[str], classes: Sequence[str], forest: Forest) -> None:
         self.features = tuple(str(f) for f in features)
         self.classes = tuple(str(c) for c in classes)
-        _validate_trees(trees, len(self.features), len(self.classes), None)
-        self._trees = trees
+        if (forest.n_features, forest.n_classes) != (len(self.features), len(self.classes)):
+            raise InvalidRequestError(
+                f"the forest has {forest.n_features} features and {forest.n_classes} classes; "
+                f"got {len(self.features)} feature and {len(self.classes)} class names"
+            )
+        self.forest = forest
 
     @classmethod
     def train(
@@ -103,13 +104,12 @@ class ObjectClassifier:
             class_weight="balanced",
         )
         forest.fit(x, y)
-        return cls(names, list(forest.classes_), _forest_arrays(forest))
+        return cls(names, list(forest.classes_), Forest.from_sklearn(forest, len(names)))
 
     def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
         """Class probabilities, ``n_objects × n_classes`` (order of :attr:`classes`)."""
         x = _feature_matrix(table, self.features)
-        parts = [_forest_proba(self._trees, x[i : i + 8192]) for i in range(0, len(x), 8192)]
-        return np.concatenate(parts) if parts else np.zeros((0, len(self.classes)))
+        return self.forest.predict_proba(x).astype(np.float64)
 
     def predict(self, table: pd.DataFrame) -> np.ndarray:
         """The most probable class name of each object."""
@@ -135,15 +135,15 @@ class ObjectClassifier:
         if path.is_dir():
             raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
         members = [("classifier.json", json_bytes(meta))]
-        members += [(f"{name}.npy", npy_bytes(self._trees[name])) for name in _ARRAYS]
+        arrays = self.forest.arrays()
+        members += [(f"{name}.npy", npy_bytes(arrays[name])) for name in _ARRAYS]
         write_zip(path, members)
         return path
 
     def __repr__(self) -> str:
-        n_trees = len(self._trees["roots"])
         return (
             f"ObjectClassifier(classes={list(self.classes)}, "
-            f"{len(self.features)} features, {n_trees} trees)"
+            f"{len(self.features)} features, {self.forest.n_trees} trees)"
         )
 
 
@@ -202,14 +202,18 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
         raise InvalidContainerError(f"not a {FORMAT} file", path=path)
     if meta.get("version") != VERSION:
         raise InvalidContainerError(
-            f"format version {meta.get('version')!r}; this scopeml reads {VERSION}", path=path
+            f"format version {meta.get('version')!r}; this scopeml reads {VERSION} "
+            "(retrain the classifier to update it)",
+            path=path,
         )
     features, classes = meta.get("features"), meta.get("classes")
     for key, value in (("features", features), ("classes", classes)):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise InvalidContainerError(f"{key!r} must be a non-empty list of names", path=path)
-    _validate_trees(trees, len(features), len(classes), path)
-    return ObjectClassifier(features, classes, trees)
+    forest = Forest.from_arrays(
+        trees, n_features=len(features), n_classes=len(classes), path=path
+    )
+    return ObjectClassifier(features, classes, forest)
 
 
 def _is_object_classifier(path: Path) -> bool:
@@ -286,87 +290,3 @@ def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
         raise InvalidRequestError(f"feature columns must be numeric: {err}") from err
     # NaN features (e.g. a shape feature undefined for a 1-pixel object) become 0
     return np.nan_to_num(x, nan=0.0, posinf=np.finfo(np.float32).max, neginf=-1e38)
-
-
-def _forest_arrays(forest: object) -> dict[str, np.ndarray]:
-    """Concatenate the fitted trees' node arrays; child indices become global node indices."""
-    left, right, feature, threshold, value, roots = [], [], [], [], [], []
-    offset = 0
-    for estimator in forest.estimators_:  # type: ignore[attr-defined]
-        tree = estimator.tree_
-        leaf = tree.children_left < 0
-        left.append(np.where(leaf, -1, tree.children_left + offset))
-        right.append(np.where(leaf, -1, tree.children_right + offset))
-        feature.append(np.where(leaf, 0, tree.feature))
-        threshold.append(np.where(leaf, 0.0, tree.threshold))
-        counts = tree.value[:, 0, :]
-        value.append(counts / counts.sum(1, keepdims=True))
-        roots.append(offset)
-        offset += tree.node_count
-    return {
-        "left": np.concatenate(left).astype(np.int64),
-        "right": np.concatenate(right).astype(np.int64),
-        "feature": np.concatenate(feature).astype(np.int64),
-        "threshold": np.concatenate(threshold).astype(np.float64),
-        "value": np.concatenate(value).astype(np.float64),
-        "roots": np.asarray(roots, np.int64),
-    }
-
-
-def _forest_proba(trees: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Mean class fractions of the leaves each row reaches, all rows and trees at once.
-
-    Features are compared as float32, as scikit-learn does, so predictions match it exactly.
-    """
-    x = x.astype(np.float32).astype(np.float64)
-    left, right, feature, threshold = (trees[k] for k in ("left", "right", "feature", "threshold"))
-    n_rows, n_trees = x.shape[0], trees["roots"].size
-    node = np.broadcast_to(trees["roots"], (n_rows, n_trees)).copy()
-    rows = np.arange(n_rows)[:, None]
-    active = left[node] >= 0
-    while active.any():
-        at = node[active]
-        go_left = x[np.broadcast_to(rows, node.shape)[active], feature[at]] <= threshold[at]
-        node[active] = np.where(go_left, left[at], right[at])
-        active = left[node] >= 0
-    return trees["value"][node].mean(axis=1)
-
-
-def _validate_trees(
-    trees: dict[str, np.ndarray], n_features: int, n_classes: int, path: Path | None
-) -> None:
-    """Check shapes, dtypes and that every child index points forward inside the forest."""
-
-    def bad(problem: str) -> InvalidContainerError:
-        return InvalidContainerError(problem, path=path)
-
-    missing = [k for k in _ARRAYS if k not in trees]
-    if missing:
-        raise bad(f"missing arrays {missing}")
-    n_nodes = trees["left"].shape[0] if trees["left"].ndim == 1 else -1
-    for key in ("left", "right", "feature", "threshold"):
-        if trees[key].shape != (n_nodes,):
-            raise bad(f"{key} has shape {trees[key].shape}; expected ({n_nodes},)")
-    if trees["value"].shape != (n_nodes, n_classes):
-        raise bad(f"value has shape {trees['value'].shape}; expected ({n_nodes}, {n_classes})")
-    for key in ("left", "right", "feature", "roots"):
-        if trees[key].dtype.kind not in "iu":
-            raise bad(f"{key} must be integers; got {trees[key].dtype}")
-    for key in ("threshold", "value"):
-        if trees[key].dtype.kind != "f" or not np.all(np.isfinite(trees[key])):
-            raise bad(f"{key} must be finite floats")
-    roots = trees["roots"]
-    if roots.ndim != 1 or not roots.size or np.any((roots < 0) | (roots >= n_nodes)):
-        raise bad(f"tree roots out of range 0..{n_nodes - 1}")
-    own = np.arange(n_nodes)
-    left, right = trees["left"], trees["right"]
-    leaf = left < 0
-    if np.any(leaf != (right < 0)):
-        raise bad("a node has exactly one child")
-    inner = ~leaf
-    if np.any((left[inner] <= own[inner]) | (left[inner] >= n_nodes)) or np.any(
-        (right[inner] <= own[inner]) | (right[inner] >= n_nodes)
-    ):
-        raise bad("child indices must point forward inside the forest")
-    if np.any((trees["feature"][inner] < 0) | (trees["feature"][inner] >= n_features)):
-        raise bad(f"split features out of range 0..{n_features - 1}")

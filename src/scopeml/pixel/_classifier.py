@@ -25,9 +25,9 @@ from scopeml.errors import (
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.io.dtypes import label_dtype
+from scopeml.model.forest import BINS, Forest, fit_forest
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
-from scopeml.pixel._forest import BINS, Forest, fit_forest
 from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, scan_labels
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough

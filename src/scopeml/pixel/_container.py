@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from scopeml.errors import InvalidContainerError, ScopeMLError
 from scopeml.features import parse_features
+from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
-from scopeml.pixel._forest import ARRAY_DTYPES, Forest
 
 FORMAT = "scopeml-pixel-classifier"
 #: 2: derivative features are differences of the smoothed image (version 1 used Gaussian

@@ -1,5 +1,8 @@
 """A random forest as plain arrays: built from scikit-learn, validated, evaluated without pickle.
 
+The one forest format of scopeml: the pixel classifier and the object classifier both keep,
+save and evaluate their trees through :class:`Forest`.
+
 The forest is kept as concatenated node arrays (children, split feature, threshold, leaf class
 fractions) — the form it is saved in — and evaluated through scikit-learn's compiled
 ``Tree.apply``, rebuilt from those arrays with ``Tree.__setstate__`` (a documented-by-use state
