@@ -210,9 +210,7 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
     for key, value in (("features", features), ("classes", classes)):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise InvalidContainerError(f"{key!r} must be a non-empty list of names", path=path)
-    forest = Forest.from_arrays(
-        trees, n_features=len(features), n_classes=len(classes), path=path
-    )
+    forest = Forest.from_arrays(trees, n_features=len(features), n_classes=len(classes), path=path)
     return ObjectClassifier(features, classes, forest)
 
 
