@@ -20,7 +20,12 @@ import onnx
 from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.container import load_onnx, write_container
 from scopeml.model.graph import GraphInfo, inspect_graph, prepend_preprocessing, set_spatial_dims
-from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata, ModelType
+from scopeml.model.metadata import (
+    LegacyModelMetadata,
+    ModelMetadata,
+    ModelType,
+    validate_metadata,
+)
 
 #: Metadata ``InputShape`` spatial sizes written for graphs with dynamic spatial dims: a tile
 #: size hint for runtimes that want one (scopeml picks its own tiles for dynamic graphs).
@@ -235,14 +240,8 @@ def _default_classes(count: int) -> tuple[str, ...]:
 
 
 def _validated(kind: type, fields: dict[str, Any], path: Path) -> Any:
-    from pydantic import ValidationError
-
-    from scopeml.model.metadata import parse_metadata_error
-
-    try:
-        return kind.model_validate(fields)
-    except ValidationError as err:
-        raise InvalidRequestError(parse_metadata_error(err), path=path) from err
+    """Metadata built from the caller's arguments: a problem is a request error."""
+    return validate_metadata(kind, fields, path=path, error=InvalidRequestError)
 
 
 def convert_torch(
@@ -300,32 +299,50 @@ def convert_torch(
         axes |= {axis + 1: f"spatial_{axis}" for axis in range(spatial_dims)}
     was_training = module.training
     module.eval()
-    buffer = io.BytesIO()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            # the TorchScript exporter is deprecated, but unlike the dynamo one it embeds the
-            # weights and needs no onnxscript; czmodel makes the same choice
-            warnings.simplefilter("ignore", DeprecationWarning)
-            torch.onnx.export(
-                ChannelsLast(module),
-                (dummy,),
-                buffer,
-                dynamo=False,
-                opset_version=opset,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": axes, "output": axes},
-                do_constant_folding=True,
-            )
+        data = torch_to_onnx(ChannelsLast(module), dummy, axes, opset=opset)
     except Exception as err:  # the exporter raises many types for unsupported modules
         raise InvalidRequestError(
             f"PyTorch could not export the module: {err}", path=output
         ) from err
     finally:
         module.train(was_training)
-    model = load_onnx(buffer.getvalue(), path=output)
+    model = load_onnx(data, path=output)
     keep = "keep" if spatial == "dynamic" else spatial
     return convert_onnx(model, output, spatial=keep, **options)
+
+
+def torch_to_onnx(module: Any, example: Any, dynamic: dict[int, str], *, opset: int) -> bytes:
+    """ONNX bytes of a torch ``module`` traced on the tensor ``example``: one input ``input``,
+    one output ``output``, the axes in ``dynamic`` left free (same names in both).
+
+    The TorchScript exporter is deprecated, but unlike the dynamo one it embeds the weights and
+    needs no onnxscript; czmodel makes the same choice. Exporter errors pass through.
+
+    Examples
+    --------
+    >>> import torch
+    >>> data = torch_to_onnx(torch.nn.ReLU(), torch.zeros(1, 4, 4, 1), {0: "N"}, opset=17)
+    >>> [i.name for i in onnx.load_from_string(data).graph.input]
+    ['input']
+    """
+    import torch
+
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes={"input": dynamic, "output": dynamic},
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
 
 
 def convert_keras(

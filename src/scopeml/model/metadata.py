@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from xml.etree.ElementTree import Element, SubElement, tostring
 
 import defusedxml.ElementTree as safe_xml
@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, ScopeMLError
 
 CZANN_FORMAT_VERSION = "2.1.0"
 NORMALIZE_KEY = "ScopeMLNormalize"
@@ -58,6 +58,9 @@ class ModelType(StrEnum):
         }
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 def parse_metadata_error(err: ValidationError) -> str:
     """Turn a pydantic error into one line: ``InputShape: ...; Classes: ...``."""
     parts = []
@@ -65,6 +68,30 @@ def parse_metadata_error(err: ValidationError) -> str:
         where = ".".join(str(part) for part in item["loc"]) or "metadata"
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
+
+
+def validate_metadata(
+    kind: type[_M],
+    fields: Any,
+    *,
+    path: Any = None,
+    context: str = "",
+    error: type[ScopeMLError] = InvalidContainerError,
+) -> _M:
+    """``kind.model_validate(fields)``; a pydantic error becomes one line (``context``, then
+    :func:`parse_metadata_error`) as ``error`` naming ``path``: the one place metadata is checked.
+
+    Examples
+    --------
+    >>> validate_metadata(ModelMetadata, {"InputShape": [8, 8, 1]}, context="invalid model.json: ")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidContainerError: invalid model.json: ...
+    """
+    try:
+        return kind.model_validate(fields)
+    except ValidationError as err:
+        raise error(f"{context}{parse_metadata_error(err)}", path=path) from err
 
 
 class ModelMetadata(BaseModel):
@@ -180,12 +207,7 @@ class ModelMetadata(BaseModel):
             raise InvalidContainerError(
                 f"model.json must hold a JSON object, got {type(data).__name__}", path=path
             )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as err:
-            raise InvalidContainerError(
-                f"invalid model.json: {parse_metadata_error(err)}", path=path
-            ) from err
+        return validate_metadata(cls, data, path=path, context="invalid model.json: ")
 
 
 class LegacyModelMetadata(BaseModel):
@@ -291,12 +313,7 @@ class LegacyModelMetadata(BaseModel):
         model_id = text("Id")
         if model_id is not None:
             fields["model_id"] = model_id
-        try:
-            return cls.model_validate(fields)
-        except ValidationError as err:
-            raise InvalidContainerError(
-                f"invalid model XML: {parse_metadata_error(err)}", path=path
-            ) from err
+        return validate_metadata(cls, fields, path=path, context="invalid model XML: ")
 
 
 def _int(value: str | None, default: int) -> int:

@@ -35,21 +35,12 @@ def torchscript_to_onnx(
     except Exception as err:  # torch raises RuntimeError and friends for a bad archive
         raise InvalidContainerError(f"the TorchScript weights cannot be loaded ({err})"[:400],
                                     path=path) from err  # fmt: skip
+    from scopeml.model.convert import torch_to_onnx
+
     dynamic = {i: f"{role}_size" for i, role in enumerate(roles) if role != "channel"}
-    buffer = io.BytesIO()
+    tensor = torch.from_numpy(np.ascontiguousarray(example, np.float32))
     try:
-        with torch.no_grad():
-            torch.onnx.export(
-                module,
-                (torch.from_numpy(np.ascontiguousarray(example, np.float32)),),
-                buffer,
-                dynamo=False,
-                opset_version=OPSET,
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": dynamic, "output": dynamic},
-            )
+        return torch_to_onnx(module, tensor, dynamic, opset=OPSET)
     except Exception as err:  # an operator ONNX cannot express, a failing forward
         raise InvalidContainerError(f"the TorchScript weights do not export to ONNX ({err})"[:400],
                                     path=path) from err  # fmt: skip
-    return buffer.getvalue()
