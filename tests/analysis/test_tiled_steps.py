@@ -111,3 +111,29 @@ def test_fill_holes_equals_the_whole_plane(tmp_path: Path) -> None:
     out = fill_holes_tiled(mask, tmp_path / "f.zarr", tile_size=TILE)[...]
     np.testing.assert_array_equal(out, fill_holes(mask))
     assert out[70, 70] and not out[15, 5]
+
+
+def test_a_child_class_tile_by_tile_equals_the_whole_plane(tmp_path: Path) -> None:
+    from scopeml.analysis.plane import segment_class_tiled
+    from scopeml.analysis.segment import segment_class
+    from scopeml.analysis.settings import ClassSettings, FillHoles, RemoveSmall, ThresholdSegmenter
+
+    gfp, dapi = blobs(8), blobs(9)
+    cell = ClassSettings(
+        name="cell",
+        segmenter=ThresholdSegmenter(channel="gfp", method="otsu", sigma=1.0),
+        post=[FillHoles(), RemoveSmall(min_size=30)],
+    )
+    spot = ClassSettings(
+        name="spot", parent="cell",
+        segmenter=ThresholdSegmenter(channel="dapi", method="li", sigma=2.0),
+        post=[RemoveSmall(min_size=5)],
+    )  # fmt: skip
+    planes = {"gfp": gfp, "dapi": dapi}
+    whole_cells = segment_class(cell, planes)
+    whole_spots = segment_class(spot, planes, region=whole_cells > 0)
+    cells = segment_class_tiled(cell, planes, tmp_path / "c", tile_size=TILE)
+    spots = segment_class_tiled(spot, planes, tmp_path / "s", tile_size=TILE, parent=cells)
+    np.testing.assert_array_equal(cells[...], whole_cells)
+    np.testing.assert_array_equal(spots[...], whole_spots)
+    assert whole_cells.max() > 5 and whole_spots.max() > 5

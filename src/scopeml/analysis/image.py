@@ -1,10 +1,11 @@
 """The analysis of one image: every scene and time point, every class, into one folder.
 
 Model segmenters run first, through the tiling engine (tile by tile, exact: equal to a
-whole-image run), writing their class labels to a scratch store. Then each ``(scene, time
-point)`` plane is analysed in memory: its input channels (as stored) and one ``int32`` label
-image per class are held whole — that plane, not the file, bounds the memory. Z stacks are
-analysed as 3-D planes (3-D objects). The folder is written under a temporary name and moved
+whole-image run), writing their class labels to a scratch store. A 2-D ``(scene, time point)``
+plane then runs out of core (:mod:`scopeml.analysis.plane`): inputs read a tile at a time,
+labels in zarr, measurement tile by tile, so memory is flat in image size; only classes from a
+model, watershed split or CRF are computed on the whole plane. Z stacks are analysed as 3-D
+planes held in memory (3-D objects). The folder is written under a temporary name and moved
 into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
 """
 
