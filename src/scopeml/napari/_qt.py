@@ -1,4 +1,5 @@
-"""Small Qt pieces shared by the widgets: a labelled row, a status line, worker bookkeeping."""
+"""Small Qt pieces shared by the widgets: a labelled row, a status line, worker bookkeeping,
+file-dialog filters."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ def row(label: str, *widgets: QWidget) -> QWidget:
     for widget in widgets:
         layout.addWidget(widget)
     return box
+
+
+def file_filter(kind: str) -> str:
+    """A file-dialog filter for ``"models"`` (the container suffixes) or ``"images"`` (the
+    image files the readers open; OME-Zarr folders are opened by path or drag and drop).
+
+    Examples
+    --------
+    >>> file_filter("models")
+    'models (*.czann *.czseg *.czmodel)'
+    """
+    from scopeml.io.registry import IMAGE_SUFFIXES
+    from scopeml.model.container import CONTAINER_SUFFIXES
+
+    if kind == "models":
+        suffixes: tuple[str, ...] = CONTAINER_SUFFIXES
+    else:
+        suffixes = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
+    return f"{kind} ({' '.join('*' + s for s in suffixes)})"
 
 
 class LayerChoice(QComboBox):

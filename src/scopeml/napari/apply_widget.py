@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 import scopeml as sm
 from scopeml.errors import Cancelled
 from scopeml.napari._layers import image_layer_data, labels_layer_data, open_levels
-from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
@@ -119,7 +119,7 @@ class ApplyWidget(QWidget):
         self.instances.setCurrentText(current)
 
     def _browse_model(self) -> None:
-        path = QFileDialog.getOpenFileName(self, "Model", "", "models (*.czann *.czseg)")[0]
+        path = QFileDialog.getOpenFileName(self, "Model", "", file_filter("models"))[0]
         if path:
             try:
                 self.set_model(path)

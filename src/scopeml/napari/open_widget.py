@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from scopeml.napari._qt import error_text, row
+from scopeml.napari._qt import error_text, file_filter, row
 from scopeml.napari._reader import read_image
 
 
@@ -39,7 +39,7 @@ class OpenImageWidget(QWidget):
         layout.addWidget(self.status)
 
     def _browse(self) -> None:
-        path = QFileDialog.getOpenFileName(self, "Image", "", "images (*.czi *.tif *.tiff)")[0]
+        path = QFileDialog.getOpenFileName(self, "Image", "", file_filter("images"))[0]
         if path:
             self.path.setText(path)
 

@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 
 import scopeml as sm
 from scopeml.napari._preview import predict_region, region_normalization, visible_region
-from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
 from scopeml.napari._source import layer_image, spatial_shape
 
 SCRIBBLES = "scopeml scribbles"
@@ -363,7 +363,7 @@ class PixelClassifierWidget(QWidget):
             self._guard(self.save_model, path)
 
     def _load_dialog(self) -> None:
-        if path := self._dialog(False, "Load model", "models (*.czseg *.czann *.czmodel)"):
+        if path := self._dialog(False, "Load model", file_filter("models")):
             self._guard(self.load_model, path)
 
     def _import_dialog(self) -> None:
