@@ -62,8 +62,6 @@ def test_a_long_function_is_found(tmp_path) -> None:
 #: test passes unexpectedly (strict) and this list must lose it.
 KNOWN = {
     ("scopeml/api.py", "segment"): "F (facade)",
-    ("scopeml/model/bioimageio/export.py", "_description"): "C (bioimageio)",
-    ("scopeml/model/bioimageio/graph.py", "wrap_graph"): "C (bioimageio)",
 }
 
 
