@@ -9,7 +9,7 @@ from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.objects import label_instances, measure_objects, measure_objects_tiled
-from scopeml.objects.images import label_image, measure_image
+from scopeml.objects.images import label_image, measure_image, open_labels
 from scopeml.synthetic import synthetic_nuclei
 
 
@@ -103,3 +103,17 @@ def stop_measuring(event):
         from scopeml.errors import Cancelled
 
         raise Cancelled("stopped")
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_plain_zarr_array_of_either_format_opens_as_labels(tmp_path, zarr_format):
+    import zarr
+
+    labels = np.arange(20, dtype=np.uint16).reshape(4, 5)
+    path = tmp_path / "labels.zarr"
+    zarr.create_array(path, shape=labels.shape, dtype=labels.dtype, zarr_format=zarr_format)[:] = (
+        labels
+    )
+    opened = open_labels(path)
+    assert opened.shape == (1, 1, 1, 1, 4, 5)
+    np.testing.assert_array_equal(opened.read()[0, 0, 0, 0], labels)

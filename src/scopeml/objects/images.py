@@ -24,6 +24,7 @@ from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequest
 from scopeml.io._view import AxesView
 from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
+from scopeml.io.stores import is_zarr_store
 from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
 from scopeml.objects.measure import _measure, _parse_spacing
 from scopeml.objects.measure_tiled import TableSink, measure_stack
@@ -277,14 +278,12 @@ def open_labels(path: str | os.PathLike[str]) -> Image:
         except ValueError as err:
             raise InvalidImageError(f"cannot read labels: {err}", path=path) from err
         return array_image(array, path=path)
-    if path.is_dir() and (path / "zarr.json").is_file():
-        import json
+    if is_zarr_store(path):
+        import zarr
 
-        meta = json.loads((path / "zarr.json").read_text())
-        if meta.get("node_type") == "array" and not meta.get("dimension_names"):
-            import zarr
-
-            return array_image(zarr.open_array(str(path), mode="r"), path=path)
+        node = zarr.open(str(path), mode="r")
+        if isinstance(node, zarr.Array) and not getattr(node.metadata, "dimension_names", None):
+            return array_image(node, path=path)
     from scopeml.io import open_image
 
     return open_image(path)

@@ -31,8 +31,9 @@ from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
 from scopeml.io.image import Image
+from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
-from scopeml.objects.label import ProvisionalLabels, _structure, iter_tiles, label_value, tile_sizes
+from scopeml.objects.label import ProvisionalLabels, _structure, label_value, tile_sizes
 from scopeml.progress import Progress, track
 
 __all__ = ["InstanceOptions", "grow_seeds", "instance_image", "instance_labels", "seed_classes"]
@@ -366,7 +367,8 @@ def _grow_stack(
         found.write(count, dtype=np.uint32)
     lookup = _renumber(sizes, first, min_size)
     radius = int(np.floor(grow)) if grow_id is not None else 0
-    for region in track(list(iter_tiles(shape, tiles)), progress, "grow", unit="tile"):
+    regions = [read for read, _ in iter_regions(shape, tiles)]
+    for region in track(regions, progress, "grow", unit="tile"):
         window = tuple(
             slice(max(s.start - radius, 0), min(s.stop + radius, n_))
             for s, n_ in zip(region, shape, strict=True)

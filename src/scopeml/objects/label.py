@@ -21,6 +21,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
+from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
 from scopeml.progress import Progress, track
 
@@ -189,7 +190,7 @@ class ProvisionalLabels:
                 fill_value=0,
             )  # fmt: skip
             n_total = 0
-            regions = list(iter_tiles(self.shape, self.tiles))
+            regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
             for region in track(regions, self.progress, "label", unit="tile"):
                 mask = _mask(np.asarray(self.labels[region]), self.class_id)
                 local, n = ndi.label(mask, self.structure)
@@ -209,7 +210,7 @@ class ProvisionalLabels:
         lut = self._lut.astype(dtype)
         if offset:
             lut[1:] += np.asarray(offset, dtype)
-        regions = list(iter_tiles(self.shape, self.tiles))
+        regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
         for region in track(regions, self.progress, "relabel", unit="tile"):
             put(region, lut[self._store[region].astype(np.intp)])
 
@@ -218,19 +219,15 @@ class ProvisionalLabels:
 
 
 def iter_tiles(shape: Sequence[int], tile_size: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    """Regions of a regular grid of tiles covering ``shape`` exactly once (edge tiles clipped).
+    """Regions of a regular grid of tiles covering ``shape`` exactly once (edge tiles clipped):
+    the cores of :func:`scopeml.io.regions.iter_regions`, kept for callers outside ``objects``.
 
     Examples
     --------
     >>> [tuple((s.start, s.stop) for s in r) for r in iter_tiles((3, 5), (2, 4))]
     [((0, 2), (0, 4)), ((0, 2), (4, 5)), ((2, 3), (0, 4)), ((2, 3), (4, 5))]
     """
-    starts = [range(0, n, t) for n, t in zip(shape, tile_size, strict=True)]
-    for origin in np.ndindex(*[len(s) for s in starts]):
-        yield tuple(
-            slice(s[i], min(s[i] + t, n))
-            for s, i, t, n in zip(starts, origin, tile_size, shape, strict=True)
-        )
+    return (read for read, _ in iter_regions(shape, tile_size))
 
 
 def _mask(labels: np.ndarray, class_id: int | None) -> np.ndarray:

@@ -22,7 +22,8 @@ from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io.image import Image
-from scopeml.objects.label import iter_tiles, tile_sizes
+from scopeml.io.regions import iter_regions
+from scopeml.objects.label import tile_sizes
 from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
 from scopeml.objects.stacks import StackView
 from scopeml.objects.table import _format
@@ -123,7 +124,7 @@ def measure_stack(
     """
     shape = tuple(int(s) for s in labels.shape)
     ndim = len(shape)
-    regions = list(iter_tiles(shape, tiles))
+    regions = [read for read, _ in iter_regions(shape, tiles)]
     ids, starts, stops = _global_boxes(labels, regions, progress)
     owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
     tile_start = owner_tile * np.asarray(tiles)
