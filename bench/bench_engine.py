@@ -140,7 +140,6 @@ def child(args: argparse.Namespace) -> None:
         tile_size=TILE,
         workers=args.workers,
         batch_size=args.batch_size,
-        quiet=True,
     )
     wall = time.perf_counter() - start
     peak = peak_rss_mb()

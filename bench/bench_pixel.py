@@ -150,7 +150,7 @@ def _engine(image: np.ndarray, clf) -> None:
             start = time.perf_counter()
             api.segment(
                 Image(image[None, None, :, None]), model, Path(folder) / f"{run}.ome.zarr",
-                outputs=outputs, quiet=True,
+                outputs=outputs,
             )  # fmt: skip
             times[outputs] = min(times.get(outputs, np.inf), time.perf_counter() - start)
     for outputs, seconds in times.items():

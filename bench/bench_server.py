@@ -183,10 +183,10 @@ def compare_segment(url: str, token: str, model_id: str, model_path: Path, work:
     tifffile.imwrite(image_path, image[0], tile=(256, 256))
     options = {"tile_size": args.segment_tile, "outputs": ["labels", "probabilities"]}
     start = time.perf_counter()
-    local = segment(image_path, model_path, work / "local.ome.zarr", quiet=True, **options)
+    local = segment(image_path, model_path, work / "local.ome.zarr", **options)
     local_s = time.perf_counter() - start
     start = time.perf_counter()
-    segment(image_path, model_path, work / "local8.ome.zarr", quiet=True, workers=8, **options)
+    segment(image_path, model_path, work / "local8.ome.zarr", workers=8, **options)
     local8_s = time.perf_counter() - start
     with Client(url, token) as client:
         start = time.perf_counter()

@@ -46,7 +46,6 @@ def test_segment_files_carries_metadata_and_exports_ome_tiff(files, tmp_path):
         outputs=["labels", "probabilities"],
         tile_size=32,
         ome_tiff=True,
-        quiet=True,
     )
     labels = open_image(out / "labels")
     probabilities = open_image(out / "probabilities")
@@ -94,7 +93,7 @@ def test_channels_option_feeds_the_model_the_named_channels(tmp_path):
     write_ome_tiff(two, image, axes="CYX", channel_names=["DAPI", "Ring"], tile=(16, 16))
     one = write_image_file(tmp_path / "one.ome.tif", image[1:2])
     model = write_model_file(tmp_path / "m.czann", n_classes=2)
-    options = dict(outputs=["probabilities"], tile_size=16, quiet=True)
+    options = dict(outputs=["probabilities"], tile_size=16)
     picked = segment(two, model, tmp_path / "picked.ome.zarr", channels=["Ring"], **options)
     alone = segment(one, model, tmp_path / "alone.ome.zarr", **options)
     np.testing.assert_array_equal(
@@ -118,7 +117,7 @@ def test_open_model_routes_pixel_classifiers_by_content(tmp_path):
     assert isinstance(open_model(path), PixelClassifier)
 
     image_path = write_image_file(tmp_path / "n.ome.tif", image)
-    out = segment(image_path, path, tmp_path / "out.ome.zarr", tile_size=32, quiet=True)
+    out = segment(image_path, path, tmp_path / "out.ome.zarr", tile_size=32)
     labels = open_image(out / "labels").read()[0, 0, 0, 0]
     whole = classifier.predict(image[None].astype(np.float32))[0]
     np.testing.assert_array_equal(labels, whole.argmax(axis=0) + 1)  # = the training labels

@@ -61,7 +61,6 @@ def test_a_long_function_is_found(tmp_path) -> None:
 #: A new long function fails the first test below; when one of these is split, the second
 #: test passes unexpectedly (strict) and this list must lose it.
 KNOWN = {
-    ("scopeml/api.py", "segment"): "F (facade)",
 }
 
 

@@ -48,7 +48,7 @@ def test_import_is_lazy_and_every_name_resolves():
 
 FLOW = [
     "open_image", "open_model", "train_pixel_classifier", "segment", "label_objects",
-    "measure_objects", "train_object_classifier", "classify_objects",
+    "measure_objects", "train_object_classifier", "classify_objects", "predict_region",
 ]  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def test_public_entry_points_are_typed_with_examples(name):
         assert "workers" in names
     if name in ("segment", "label_objects", "measure_objects"):
         assert "progress" in names
+    assert "quiet" not in names  # progress= does its job
 
 
 def test_segmentation_keeps_every_axis_and_composes(tmp_path):
@@ -132,3 +133,20 @@ def test_pixel_classifier_trains_on_every_time_point(tmp_path):
     )
     seg = sm.segment(sm.Image(movie), classifier, tmp_path / "s.ome.zarr")
     np.testing.assert_array_equal(seg.labels.read() == 2, movie > 5)
+
+
+def test_pixel_classifier_keeps_class_colours(tmp_path):
+    image = np.zeros((1, 12, 12), np.float32)
+    image[:, 3:9, 3:9] = 10
+    scribbles = np.zeros((12, 12), np.uint8)
+    scribbles[0, :], scribbles[6, 4:8] = 1, 2
+    classifier = sm.train_pixel_classifier(
+        image, scribbles, classes=["bg", "cell"], colors=["#102030", "#ff8800"],
+        features="gaussian_smoothing:1", n_estimators=3,
+    )  # fmt: skip
+    reopened = sm.open_model(classifier.save(tmp_path / "c.czseg"))
+    assert [(c.name, c.color) for c in reopened.classes] == [
+        ("bg", "#102030"), ("cell", "#ff8800"),
+    ]  # fmt: skip
+    with pytest.raises(sm.ScopeMLError, match="3 colours given for 2 classes"):
+        sm.train_pixel_classifier(image, scribbles, colors=["#000000"] * 3, n_estimators=2)

@@ -44,6 +44,7 @@ __all__ = [
     "measure_objects",
     "open_image",
     "open_model",
+    "predict_region",
     "segment",
     "train_object_classifier",
     "train_pixel_classifier",
@@ -213,7 +214,6 @@ def segment(
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,
     progress: Progress = None,
-    quiet: bool | None = None,
     instances: InstanceOptions | None = None,
     measure: PathLike | None = None,
 ) -> Segmentation:
@@ -233,8 +233,6 @@ def segment(
         keywords given here replace its fields. Their meaning is documented there.
     progress
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
-    quiet
-        Older spelling of ``progress=False`` (``quiet=False`` shows bars).
     instances
         How the ``instances`` output is made (``outputs=("labels", "instances")``): a
         :class:`~scopeml.objects.instances.InstanceOptions`; by default the objects are the one
@@ -265,64 +263,25 @@ def segment(
     ({'bg': 1, 'fg': 2}, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import segment_image
-    from scopeml.tiling.execute import LoadRef
 
     given = {
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
         "workers": workers, "scheduler": scheduler, "min_confidence": min_confidence,
         "extract_class": extract_class, "blend": blend, "normalize": normalize,
         "probability_dtype": probability_dtype, "scene": scene, "channels": channels,
-        "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff, "quiet": quiet,
+        "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
-    changes = {key: value for key, value in given.items() if value is not None}
-    for key in ("outputs", "channels", "tile_size", "halo"):
-        if isinstance(changes.get(key), list):
-            changes[key] = tuple(changes[key])
-    wanted = tuple(changes.get("outputs", (options or SegmentOptions()).outputs))
+    progress = False if progress is None else progress  # silent by default, as documented
+    wanted = outputs if outputs is not None else (options or SegmentOptions()).outputs
     want_instances = INSTANCES in wanted or measure is not None
-    if want_instances:  # made from the labels after the engine run: the engine writes labels
-        engine_outputs = tuple(name for name in wanted if name != INSTANCES)
-        changes["outputs"] = engine_outputs + (() if "labels" in engine_outputs else ("labels",))
-    settings = dataclasses.replace(options or SegmentOptions(), **changes)
-    if progress is None:
-        progress = quiet is not None and not quiet
-    image_ref = model_ref = None
-    if isinstance(image, Image):
-        opened_image, close_image = image, False
-        if settings.channels is not None:
-            opened_image = image.select_channels(settings.channels)
-    else:
-        image_ref = LoadRef(
-            _open_scene, (str(Path(image).resolve()), settings.scene, settings.channels)
-        )
-        opened_image, close_image = _open_scene(*image_ref.args), True
-    if isinstance(model, (str, os.PathLike)):
-        from scopeml.model.registry import resolve_model
-
-        # Engine workers run tiles side by side: one runtime thread each uses the cores best.
-        threads = 1 if settings.workers > 1 and settings.scheduler is None else None
-        model_ref = LoadRef(open_model, (str(resolve_model(model).resolve()),))
-        opened_model = open_model(model_ref.args[0], workers=threads)
-    else:
-        opened_model = model
-    if not isinstance(opened_model, Model):
-        from scopeml.errors import IncompatibleModelError
-
-        raise IncompatibleModelError(
-            f"{type(opened_model).__name__} is no pixel model (no spec and predict); "
-            "segment runs czann, legacy and pixel-classifier models",
-            path=model_ref.args[0] if model_ref else None,
-        )
-    extra: tuple[str, ...] = ()  # outputs written only to make the instances from
-    if want_instances:  # a bad choice of classes fails before the engine runs
-        from scopeml.objects.instances import InstanceOptions
-
-        instances = instances or InstanceOptions()
-        _, grow_id = instances.resolve(opened_model.spec.classes)
-        if grow_id is not None and instances.threshold is not None:
-            extra = () if "probabilities" in settings.outputs else ("probabilities",)
-            settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
+    settings = _settings(options, given, want_instances)
+    opened_image, image_ref = _input_image(image, settings)
     try:
+        opened_model, model_ref = _pixel_model(model, settings)
+        extra: tuple[str, ...] = ()  # outputs written only to make the instances from
+        if want_instances:  # a bad choice of classes fails before the engine runs
+            instances, extra = _instance_inputs(instances, opened_model, settings)
+            settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
         path = segment_image(
             opened_image,
             opened_model,
@@ -333,7 +292,7 @@ def segment(
             progress=progress,
         )
     finally:
-        if close_image:
+        if opened_image is not image:
             opened_image.close()
     result = Segmentation(path, classes=opened_model.spec.classes)
     if want_instances:
@@ -350,6 +309,121 @@ def segment(
             if intensities is not image:
                 intensities.close()
     return result
+
+
+def _settings(
+    options: SegmentOptions | None, given: dict[str, Any], want_instances: bool
+) -> SegmentOptions:
+    """``options`` with the keywords given; with instances wanted, the engine writes labels
+    instead (the instances are made from them after its run)."""
+    changes = {key: value for key, value in given.items() if value is not None}
+    for key in ("outputs", "channels", "tile_size", "halo"):
+        if isinstance(changes.get(key), list):
+            changes[key] = tuple(changes[key])
+    wanted = tuple(changes.get("outputs", (options or SegmentOptions()).outputs))
+    if want_instances:
+        engine_outputs = tuple(name for name in wanted if name != INSTANCES)
+        changes["outputs"] = engine_outputs + (() if "labels" in engine_outputs else ("labels",))
+    return dataclasses.replace(options or SegmentOptions(), **changes)
+
+
+def _input_image(image: PathLike | Image, settings: SegmentOptions) -> tuple[Image, Any]:
+    """The image to segment (its scene and channels chosen) and, for a file, how engine
+    workers reopen it."""
+    from scopeml.tiling.execute import LoadRef
+
+    if isinstance(image, Image):
+        if settings.channels is None:
+            return image, None
+        return image.select_channels(settings.channels), None
+    ref = LoadRef(_open_scene, (str(Path(image).resolve()), settings.scene, settings.channels))
+    return _open_scene(*ref.args), ref
+
+
+def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Model, Any]:
+    """The pixel model to run and, for a file or name, how engine workers reopen it."""
+    model_ref = None
+    if isinstance(model, (str, os.PathLike)):
+        from scopeml.model.registry import resolve_model
+        from scopeml.tiling.execute import LoadRef
+
+        # Engine workers run tiles side by side: one runtime thread each uses the cores best.
+        threads = 1 if settings.workers > 1 and settings.scheduler is None else None
+        model_ref = LoadRef(open_model, (str(resolve_model(model).resolve()),))
+        model = open_model(model_ref.args[0], workers=threads)
+    if not isinstance(model, Model):
+        from scopeml.errors import IncompatibleModelError
+
+        raise IncompatibleModelError(
+            f"{type(model).__name__} is no pixel model (no spec and predict); "
+            "segment runs czann, legacy and pixel-classifier models",
+            path=model_ref.args[0] if model_ref else None,
+        )
+    return model, model_ref
+
+
+def _instance_inputs(
+    instances: InstanceOptions | None, model: Model, settings: SegmentOptions
+) -> tuple[InstanceOptions, tuple[str, ...]]:
+    """The instance options (checked against the model's classes) and the outputs the engine
+    must add for them (probabilities, to seed from, when a threshold is set)."""
+    from scopeml.objects.instances import InstanceOptions
+
+    instances = instances or InstanceOptions()
+    _, grow_id = instances.resolve(model.spec.classes)
+    if grow_id is not None and instances.threshold is not None:
+        return instances, () if "probabilities" in settings.outputs else ("probabilities",)
+    return instances, ()
+
+
+def predict_region(
+    image: PathLike | Image,
+    model: PathLike | Model,
+    region: dict[str, tuple[int, int]],
+    *,
+    output: str = "labels",
+    options: SegmentOptions | None = None,
+    normalization: Any = None,
+) -> np.ndarray:
+    """One output of :func:`segment` over ``region`` only, equal to what it writes there.
+
+    For previews and spot checks: the region is predicted with its halo and the whole image's
+    normalisation, so no tile edge shows. ``region`` is ``{axis: (start, stop)}`` over ``Y``,
+    ``X`` (and ``T``, ``Z``; axes left out are whole); ``output`` is ``"labels"``,
+    ``"probabilities"``, ``"confidence"`` or ``"mask"``; ``options`` are the segment options to
+    reproduce. Repeated calls on one image pass ``normalization`` from
+    :func:`scopeml.predict.region_normalization`. Details: :func:`scopeml.predict.predict_region`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Threshold:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    ...     def predict(self, batch):
+    ...         fg = (batch > 5).astype(np.float32)
+    ...         return np.concatenate([1 - fg, fg], axis=1)
+    >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
+    >>> predict_region(image, Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
+    [[1, 1, 2, 2]]
+    """
+    from scopeml.predict import predict_region as predict
+
+    options = options or SegmentOptions(workers=1)
+    opened_image, _ = _input_image(image, options)
+    try:
+        opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
+        return predict(
+            opened_image,
+            opened_model,
+            region,
+            output=output,
+            options=options,
+            normalization=normalization,
+        )
+    finally:
+        if opened_image is not image:
+            opened_image.close()
 
 
 def _write_instances(
@@ -393,6 +467,7 @@ def train_pixel_classifier(
     labels: PathLike | Image | np.ndarray,
     *,
     classes: Sequence[str] | None = None,
+    colors: Sequence[str] | None = None,
     features: str = "basic25",
     n_estimators: int = 100,
     max_depth: int | None = None,
@@ -405,8 +480,10 @@ def train_pixel_classifier(
 
     ``image`` and ``labels`` are files, ``Image`` objects or arrays (``C×[Z×]Y×X`` pixels,
     ``[Z×]Y×X`` labels). An image with several scenes or time points trains on all of them,
-    with labels of the same sizes. The result is a :class:`~scopeml.model.spec.Model`:
-    pass it to :func:`segment`, or ``.save()`` it.
+    with labels of the same sizes. ``colors`` (``"#rrggbb"`` per class, default a fixed
+    palette) are kept with the classes in the saved container, for viewers to show them.
+    The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
+    ``.save()`` it.
 
     Examples
     --------
@@ -444,6 +521,7 @@ def train_pixel_classifier(
         targets,
         features=features,
         classes=classes,
+        colors=colors,
         n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
@@ -476,8 +554,10 @@ def _classes_of(source: LabelSource) -> tuple[str, ...]:
         return source.classes
     path = getattr(source, "path", None) if isinstance(source, Image) else source
     if isinstance(path, (str, os.PathLike)) and Path(path).name == "labels":
+        from scopeml.io.stores import is_zarr_store
+
         parent = Path(path).parent
-        if (parent / "zarr.json").is_file():
+        if is_zarr_store(parent):
             return Segmentation(parent).classes
     return ()
 

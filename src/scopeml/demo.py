@@ -108,7 +108,7 @@ def run_demo(
     size: int = 8192,
     channels: int = 2,
     seed: int = 0,
-    quiet: bool = False,
+    progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> DemoResult:
     """Generate a sample, segment it tiled with the default model, measure and draw the nuclei."""
@@ -140,7 +140,7 @@ def run_demo(
         outputs=("labels", "confidence", "instances"),
         channels=(CHANNEL_NAMES[0],),
         overwrite=True,
-        quiet=quiet,
+        progress=progress,
     )
     nuclei_path = segmentation / "instances"
     nuclei = _squeeze(zarr.open_array(nuclei_path / "0", mode="r"))
@@ -149,7 +149,7 @@ def run_demo(
     clock = time.perf_counter()
     log("3/4 measuring nuclei")
     with open_image(image_path) as image:
-        table = measure_objects_tiled(nuclei, image, progress=not quiet)
+        table = measure_objects_tiled(nuclei, image, progress=progress)
         table_path = write_table(table, out / "nuclei.csv")
         seconds["measure"] = time.perf_counter() - clock
 

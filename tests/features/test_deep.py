@@ -212,7 +212,7 @@ def test_engine_tiles_a_deep_classifier_exactly(tmp_path):
     whole = clf.predict(image[None])[0]
     out = api.segment(
         Image(image[None, None, :, None]), clf, tmp_path / "out.ome.zarr",
-        outputs=("labels", "probabilities"), tile_size=40, quiet=True,
+        outputs=("labels", "probabilities"), tile_size=40,
     )  # fmt: skip
     np.testing.assert_array_equal(open_image(out / "probabilities").read()[0, 0, :, 0], whole)
     np.testing.assert_array_equal(

@@ -312,9 +312,7 @@ def test_segment_through_the_adaptor_equals_segment_through_the_native_reader(tm
     outputs = {}
     for name, image in (("ours", open_image(path)), ("bioio", read_bioio(path))):
         with image:
-            out = segment(
-                image, model, tmp_path / f"{name}.ome.zarr", channels=["nuclei"], quiet=True
-            )
+            out = segment(image, model, tmp_path / f"{name}.ome.zarr", channels=["nuclei"])
         outputs[name] = open_image(out / "labels")
     assert outputs["bioio"].shape == outputs["ours"].shape == (1, 2, 1, 3, 40, 50)
     assert outputs["bioio"].pixel_sizes == pytest.approx(outputs["ours"].pixel_sizes)

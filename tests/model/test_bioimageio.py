@@ -229,7 +229,7 @@ def run_czann_on(path, pixels: np.ndarray) -> np.ndarray:
 
     image = Image(pixels.reshape(1, 1, 1, 1, *pixels.shape))
     out = path.parent / f"{path.stem}-{pixels.shape[0]}.ome.zarr"
-    segment(image, path, out, outputs=["probabilities"], tile_size=24, quiet=True)
+    segment(image, path, out, outputs=["probabilities"], tile_size=24)
     return np.asarray(zarr.open_array(str(out / "probabilities" / "0"), mode="r")[...])
 
 

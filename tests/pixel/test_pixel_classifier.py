@@ -147,7 +147,6 @@ def test_through_the_tiling_engine(
         tmp_path / "out.ome.zarr",
         outputs=("labels", "probabilities"),
         tile_size=32,
-        quiet=True,
     )
     proba = open_image(out / "probabilities").read()[0, 0, :, 0]
     np.testing.assert_array_equal(proba, whole)
@@ -176,7 +175,7 @@ def test_the_engine_writes_labels_and_masks_from_class_indices(
     image = Image(nuclei[0][None, None, :, None])
     full = api.segment(
         image, small_classifier, tmp_path / "full.ome.zarr",
-        outputs=("labels", "probabilities"), tile_size=32, quiet=True,
+        outputs=("labels", "probabilities"), tile_size=32,
     )  # fmt: skip
 
     def no_probabilities(batch: np.ndarray) -> np.ndarray:
@@ -185,7 +184,7 @@ def test_the_engine_writes_labels_and_masks_from_class_indices(
     monkeypatch.setattr(small_classifier, "predict", no_probabilities)
     fast = api.segment(
         image, small_classifier, tmp_path / "fast.ome.zarr",
-        outputs=("labels", "mask"), extract_class="nucleus", tile_size=32, quiet=True,
+        outputs=("labels", "mask"), extract_class="nucleus", tile_size=32,
     )  # fmt: skip
     expected = open_image(full / "labels").read()
     np.testing.assert_array_equal(open_image(fast / "labels").read(), expected)

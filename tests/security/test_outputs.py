@@ -34,9 +34,7 @@ def interrupt(image, model, out, after=2):
     from scopeml.api import open_model
 
     with pytest.raises(RuntimeError, match="power cut"):
-        segment(
-            image, FailingAfter(open_model(model), after), out, tile_size=16, workers=1, quiet=True
-        )
+        segment(image, FailingAfter(open_model(model), after), out, tile_size=16, workers=1)
     assert partial_path(out).is_dir()
 
 
@@ -56,7 +54,7 @@ def test_overwrite_never_deletes_a_folder_scopeml_did_not_make(files, tmp_path, 
         asks += [{"resume": True}, {}]
     for ask in asks:
         with pytest.raises(InvalidRequestError, match=f"{name}: .*(not a zarr store|did not make)"):
-            segment(image, model, out, tile_size=16, quiet=True, **ask)
+            segment(image, model, out, tile_size=16, **ask)
     assert sorted(p.name for p in folder.iterdir()) == before  # not even a lock file
     assert (folder / "thesis.docx").read_bytes() == b"years of work"
 
@@ -65,9 +63,9 @@ def test_overwrite_replaces_scopemls_own_partial_and_finished_stores(files, tmp_
     image, model = files
     out = tmp_path / "o.ome.zarr"
     interrupt(image, model, out)
-    assert segment(image, model, out, tile_size=16, overwrite=True, quiet=True) == out
+    assert segment(image, model, out, tile_size=16, overwrite=True) == out
     assert not partial_path(out).exists()
-    assert segment(image, model, out, tile_size=16, overwrite=True, quiet=True) == out
+    assert segment(image, model, out, tile_size=16, overwrite=True) == out
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "o."))) == [
         "o.ome.zarr"
     ]
@@ -82,7 +80,7 @@ def test_resume_refuses_an_image_replaced_under_the_same_name(files, tmp_path):
     write_image_file(image, other)  # same path, shape and dtype; other pixels
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the old time stamp
     with pytest.raises(IncompleteOutputError, match=f"image {image} is not the file"):
-        segment(image, model, out, tile_size=16, resume=True, quiet=True)
+        segment(image, model, out, tile_size=16, resume=True)
     assert partial_path(out).is_dir()  # still there, for the user to decide
 
 
@@ -90,7 +88,7 @@ def test_resume_of_the_untouched_image_still_works(files, tmp_path):
     image, model = files
     out = tmp_path / "o.ome.zarr"
     interrupt(image, model, out)
-    assert segment(image, model, out, tile_size=16, resume=True, quiet=True) == out
+    assert segment(image, model, out, tile_size=16, resume=True) == out
 
 
 # A run whose model waits for a file, so the test controls when it finishes.
@@ -110,7 +108,7 @@ HELD_RUN = textwrap.dedent(
                 time.sleep(0.02)
             return model.predict(batch)
 
-    segment(sys.argv[1], Held(), sys.argv[3], tile_size=16, workers=1, quiet=True)
+    segment(sys.argv[1], Held(), sys.argv[3], tile_size=16, workers=1)
     """
 )
 
@@ -133,7 +131,6 @@ def test_a_second_run_on_the_same_output_refuses_cleanly(files, tmp_path, second
                 model,
                 out,
                 tile_size=16,
-                quiet=True,
                 **({second: True} if second != "plain" else {}),
             )
         message = str(caught.value)
@@ -160,7 +157,7 @@ def test_a_killed_run_leaves_no_lock_behind(files, tmp_path):
         time.sleep(0.02)
     first.kill()
     first.wait()
-    assert segment(image, model, out, tile_size=16, resume=True, quiet=True) == out
+    assert segment(image, model, out, tile_size=16, resume=True) == out
 
 
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):

@@ -35,7 +35,7 @@ def image_path(image_root: Path) -> Path:
 @pytest.fixture(scope="module")
 def local_labels(image_path: Path, tmp_path_factory) -> np.ndarray:
     output = tmp_path_factory.mktemp("builtin-local") / "local.ome.zarr"
-    segment(image_path, "nuclei", output, quiet=True, **OPTIONS)
+    segment(image_path, "nuclei", output, **OPTIONS)
     return zarr.open_array(output / "labels" / "0", mode="r")[...]
 
 

@@ -60,9 +60,7 @@ def test_killed_server_resumes_job_with_identical_output(tmp_path: Path, contain
     finally:
         restarted.stop()
 
-    expected = segment(
-        root / "big.tif", container, tmp_path / "local.ome.zarr", quiet=True, **OPTIONS
-    )
+    expected = segment(root / "big.tif", container, tmp_path / "local.ome.zarr", **OPTIONS)
     for name in OPTIONS["outputs"]:
         got = zarr.open_array(result / name / "0", mode="r")[...]
         want = zarr.open_array(expected / name / "0", mode="r")[...]

@@ -13,7 +13,7 @@ from scopeml.api import segment
 from scopeml.client import Client, ServerResponseError
 from scopeml.synthetic import synthetic_nuclei
 
-OPTIONS = {"tile_size": 64, "outputs": ["labels", "probabilities"], "quiet": True}
+OPTIONS = {"tile_size": 64, "outputs": ["labels", "probabilities"]}
 
 
 def read_outputs(store: Path) -> dict[str, np.ndarray]:
@@ -64,8 +64,7 @@ def test_client_side_tiling_equals_local_segment(
 def test_job_on_server_path_equals_local_segment(
     alice, model_id, image_path, local_result, tmp_path
 ):
-    options = {k: v for k, v in OPTIONS.items() if k != "quiet"}
-    job = alice.submit_job(model_id, image_path="nuclei.tif", **options)
+    job = alice.submit_job(model_id, image_path="nuclei.tif", **OPTIONS)
     assert job["status"] in ("queued", "running")
     finished = alice.wait_job(job["id"], timeout=120, interval=0.1)
     assert finished["status"] == "done", finished
@@ -80,9 +79,8 @@ def test_job_on_server_path_equals_local_segment(
 
 
 def test_job_on_uploaded_image(alice, model_id, image_path, local_result, tmp_path):
-    options = {k: v for k, v in OPTIONS.items() if k != "quiet"}
     upload_id = alice.upload_image(image_path)
-    job = alice.submit_job(model_id, upload_id=upload_id, **options)
+    job = alice.submit_job(model_id, upload_id=upload_id, **OPTIONS)
     assert alice.wait_job(job["id"], timeout=120, interval=0.1)["status"] == "done"
     assert_same_outputs(alice.download_result(job["id"], tmp_path), local_result)
 

@@ -29,7 +29,6 @@ def _on_cluster(image, model, output, outputs):
             outputs=outputs,
             tile_size=32,
             scheduler=cluster.scheduler_address,
-            quiet=True,
         )
 
 
@@ -39,9 +38,7 @@ def test_local_cluster_equals_local_run(tmp_path):
         tmp_path / "img.ome.tif", rng.integers(0, 900, (2, 70, 90)).astype(np.uint16)
     )
     model = write_model_file(tmp_path / "m.czann", in_channels=2, n_classes=3)
-    local = segment(
-        image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
-    )
+    local = segment(image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32)
     remote = _on_cluster(image, model, tmp_path / "dask.ome.zarr", OUTPUTS)
     for name in OUTPUTS:
         got = zarr.open_array(str(remote / name / "0"), mode="r")[...]
@@ -60,7 +57,7 @@ def test_unreachable_scheduler_is_a_request_error(tmp_path):
         dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
         pytest.raises(InvalidRequestError, match="cannot reach the dask scheduler"),
     ):
-        segment(image, model, tmp_path / "o.ome.zarr", scheduler="tcp://127.0.0.1:1", quiet=True)
+        segment(image, model, tmp_path / "o.ome.zarr", scheduler="tcp://127.0.0.1:1")
 
 
 def test_pixel_classifier_labels_on_a_cluster_equal_local_probabilities(tmp_path):
@@ -74,9 +71,7 @@ def test_pixel_classifier_labels_on_a_cluster_equal_local_probabilities(tmp_path
     clf = train_classifier(pixels, labels, features="gaussian_smoothing:1,3.5", n_estimators=6)
     model = clf.save(tmp_path / "m.czseg")
     image = write_image_file(tmp_path / "img.ome.tif", pixels)
-    local = segment(
-        image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32, quiet=True
-    )
+    local = segment(image, model, tmp_path / "local.ome.zarr", outputs=OUTPUTS, tile_size=32)
     remote = _on_cluster(image, model, tmp_path / "dask.ome.zarr", ("labels",))
     got = zarr.open_array(str(remote / "labels" / "0"), mode="r")[...]
     want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]

@@ -27,7 +27,7 @@ def demo(
         size=size,
         channels=channels,
         seed=seed,
-        quiet=quiet,
+        progress=not quiet,
         log=lambda line: typer.echo(line, err=True),
     )
     typer.echo(f"nuclei found:        {result.n_nuclei} (true: {result.n_true_nuclei})")

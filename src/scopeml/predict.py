@@ -1,0 +1,249 @@
+"""Predict one region of an image exactly as :func:`scopeml.segment` writes it there.
+
+The region's tiles come from the engine's plan (:func:`~scopeml.tiling.engine.build_plan`)
+over the region grown by the model's halo, and run through its kernel
+(:func:`~scopeml.tiling.kernel.process_batch`) with the whole image's normalisation, writing
+into an in-memory window instead of a store. A model never sees a region cut without its halo,
+so the result equals the whole-image run there, bit for bit (the napari preview uses it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError
+from scopeml.io.image import Image
+from scopeml.model.spec import Model, recorded_normalize
+from scopeml.tiling.engine import build_plan, check_compatible, output_layout, spatial_axes
+from scopeml.tiling.kernel import TileContext, process_batch
+from scopeml.tiling.normalize import Normalization, compute_normalization
+from scopeml.tiling.options import SegmentOptions
+from scopeml.tiling.outputs import needs_probabilities, output_specs
+
+Region = Mapping[str, tuple[int, int]]
+#: Largest tile edge (pixels, 2-D) when the options set none: a 1024² view plus halo is one.
+MAX_REGION_TILE = 2048
+#: What :func:`predict_region` can return (the blended and the instance outputs need more
+#: than one region's tiles).
+REGION_OUTPUTS = ("labels", "probabilities", "confidence", "mask")
+
+
+def region_normalization(
+    image: Image, model: Model, *, scene: int = 0, normalize: str | None = None
+) -> Normalization | None:
+    """The whole-image normalisation ``segment`` uses for this model: compute it once per
+    model and image and pass it to every :func:`predict_region` call.
+
+    Examples
+    --------
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Same:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("a", "b"), halo=(0, 0))
+    >>> region_normalization(Image(np.zeros((1, 1, 1, 1, 4, 4), np.uint8)), Same()) is None
+    True
+    """
+    policy = normalize if normalize is not None else recorded_normalize(model)
+    return compute_normalization(image, policy, scene=scene)
+
+
+def predict_region(
+    image: Image,
+    model: Model,
+    region: Region,
+    *,
+    output: str = "labels",
+    options: SegmentOptions | None = None,
+    normalization: Normalization | None = None,
+) -> np.ndarray:
+    """One output of ``segment`` over ``region`` only, equal to what it writes there.
+
+    Parameters
+    ----------
+    image, model
+        An opened image and model (see :func:`scopeml.segment`).
+    region
+        ``{axis: (start, stop)}`` over ``Y``, ``X`` and, where the image has them, ``T`` and
+        ``Z``; axes left out are taken whole.
+    output
+        ``"labels"`` (class ``k`` as ``k + 1``), ``"probabilities"`` (one channel per class),
+        ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
+    options
+        The segment options whose result to reproduce (``scene``, ``min_confidence``,
+        ``extract_class``, ``normalize``, ``probability_dtype``); ``tile_size`` only changes
+        the speed. ``blend`` is refused: a blended pixel depends on its neighbours' tiles.
+    normalization
+        From :func:`region_normalization` (computed here, over the whole image, when not given).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T×][C×][Z×]Y×X`` over the region (axes of length one in the image dropped; ``C``
+        for probabilities only), as in the output store.
+
+    Examples
+    --------
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Threshold:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    ...     def predict(self, batch):
+    ...         fg = (batch > 5).astype(np.float32)
+    ...         return np.concatenate([1 - fg, fg], axis=1)
+    >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
+    >>> predict_region(image, Threshold(), {"Y": (2, 4), "X": (4, 8)}).tolist()
+    [[1, 1, 2, 2], [1, 1, 2, 2]]
+    """
+    options = options or SegmentOptions(workers=1)
+    _check_request(output, options)
+    check_compatible(image, model)
+    scene = _scene(image, options)
+    if normalization is None:
+        normalization = region_normalization(image, model, scene=scene, normalize=options.normalize)
+    layout = output_layout(image)
+    specs = tuple(output_specs(model.spec.classes, (output,), options.probability_dtype))
+    axes = layout["with_c" if specs[0].channel_names else "without_c"]
+    bounds = {a: _clip(region.get(a, (0, image.sizes[a])), image.sizes[a], a) for a in "TZYX"}
+    crop = _grown(image, model, bounds)
+    view = Image(
+        _Crop(image.data, crop),
+        pixel_sizes=image.pixel_sizes,
+        channel_names=image.channel_names,
+        path=image.path,
+    )
+    inside = {a: (lo - crop[a][0], hi - crop[a][0]) for a, (lo, hi) in bounds.items()}
+    inside["C"] = (0, len(model.spec.classes))
+    window = _Window(axes, inside, specs[0].dtype)
+    tiled = spatial_axes(model)
+    if options.tile_size is None and len(tiled) == 2:  # one tile when the view is small
+        extent = max(crop[a][1] - crop[a][0] for a in tiled)
+        options = dataclasses.replace(options, tile_size=min(extent, MAX_REGION_TILE))
+    ctx = _context(image, model, options, specs, axes, normalization)
+    tiles = [tile for tile in build_plan(view, model, options) if _overlaps(tile.core, inside)]
+    for start in range(0, len(tiles), options.batch_size):
+        batch = tiles[start : start + options.batch_size]
+        process_batch(model, view, {output: window}, batch, ctx)
+    return window.array
+
+
+def _check_request(output: str, options: SegmentOptions) -> None:
+    if output not in REGION_OUTPUTS:
+        raise InvalidRequestError(
+            f"predict_region makes one of {', '.join(REGION_OUTPUTS)}; got {output!r}"
+        )
+    if options.blend:
+        raise InvalidRequestError(
+            "predict_region cannot blend: a blended pixel depends on the tiles around it; "
+            "segment the image with blend=True instead"
+        )
+    if output == "mask" and not options.extract_class:
+        raise InvalidRequestError("the mask output needs extract_class (the class to extract)")
+
+
+def _scene(image: Image, options: SegmentOptions) -> int:
+    """The scene ``segment`` reads: ``options.scene`` of a multi-scene image, else the one."""
+    n = image.sizes["S"]
+    if n == 1:
+        return 0
+    if options.scene is None or not 0 <= options.scene < n:
+        raise InvalidRequestError(f"image has {n} scenes; choose one with scene=", path=image.path)
+    return options.scene
+
+
+def _grown(image: Image, model: Model, bounds: Region) -> dict[str, tuple[int, int]]:
+    """``bounds`` grown by the model's halo, starting on its step grid: every pixel of the
+    region sees the context it has in a whole-image run, and no more is predicted."""
+    tiled = spatial_axes(model)
+    halo = dict(zip(tiled, model.spec.halo, strict=True))
+    step = dict(zip(tiled, model.spec.tile_step, strict=True))
+    crop = dict(bounds)
+    for a in tiled:
+        reach = -(-halo[a] // step[a]) * step[a]
+        crop[a] = (max(0, bounds[a][0] - reach) // step[a] * step[a],
+                   min(image.sizes[a], bounds[a][1] + reach))  # fmt: skip
+    return crop
+
+
+def _context(
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    specs: tuple[Any, ...],
+    axes: str,
+    normalization: Normalization | None,
+) -> TileContext:
+    """The kernel's context, as the engine builds it for an unblended run."""
+    from scopeml.tiling.outputs import class_index
+
+    tiled = spatial_axes(model)
+    extract = options.extract_class
+    return TileContext(
+        scene=_scene(image, options),
+        spatial_axes=tiled,
+        output_axes={specs[0].name: axes},
+        specs=specs,
+        batch_size=options.batch_size,
+        normalization=normalization,
+        min_confidence=options.min_confidence,
+        extract_index=class_index(model.spec.classes, extract) if extract else None,
+        step=dict(zip(tiled, model.spec.tile_step, strict=True)),
+        fixed_input=model.spec.tile_shape is not None,
+        index_only=hasattr(model, "predict_index")
+        and not needs_probabilities(specs, options.min_confidence),
+        check_finite=np.dtype(image.dtype).kind == "f",
+    )
+
+
+class _Window:
+    """Output arrays indexed in image coordinates that keep only the part inside ``region``."""
+
+    def __init__(self, axes: str, region: Region, dtype: np.dtype) -> None:
+        self.axes = axes
+        self.origin = {a: region[a][0] for a in axes}
+        self.stop = {a: region[a][1] for a in axes}
+        self.array = np.zeros([region[a][1] - region[a][0] for a in axes], dtype)
+
+    def __setitem__(self, key: tuple[slice, ...], value: np.ndarray) -> None:
+        source, target = [], []
+        for axis, span, n in zip(self.axes, key, value.shape, strict=True):
+            start = span.start or 0  # the kernel writes whole channel axes as ``:``
+            stop = start + n if span.stop is None else span.stop
+            lo, hi = max(start, self.origin[axis]), min(stop, self.stop[axis])
+            if lo >= hi:
+                return
+            source.append(slice(lo - start, hi - start))
+            target.append(slice(lo - self.origin[axis], hi - self.origin[axis]))
+        self.array[tuple(target)] = value[tuple(source)]
+
+
+class _Crop:
+    """A ``T``/``Z``/``Y``/``X`` window of a 6-D array-like, itself a 6-D array-like."""
+
+    def __init__(self, data: Any, crop: Region) -> None:
+        self.data = data
+        self.origin = {a: crop[a][0] for a in "TZYX"}
+        self.dtype = data.dtype
+        self.shape = tuple(
+            crop[a][1] - crop[a][0] if a in crop else n
+            for a, n in zip("STCZYX", data.shape, strict=True)
+        )
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        moved = tuple(
+            slice(k.start + self.origin[a], k.stop + self.origin[a]) if a in self.origin else k
+            for a, k in zip("STCZYX", key, strict=True)
+        )
+        return np.asarray(self.data[moved])
+
+
+def _clip(span: tuple[int, int], size: int, axis: str) -> tuple[int, int]:
+    lo, hi = max(0, int(span[0])), min(size, int(span[1]))
+    if lo >= hi:
+        raise InvalidRequestError(f"region {axis} {tuple(span)} lies outside the image (0, {size})")
+    return lo, hi
+
+
+def _overlaps(core: Mapping[str, tuple[int, int]], bounds: Mapping[str, tuple[int, int]]) -> bool:
+    return all(lo < bounds[a][1] and hi > bounds[a][0] for a, (lo, hi) in core.items())

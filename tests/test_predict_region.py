@@ -1,0 +1,70 @@
+"""``sm.predict_region`` returns exactly what ``sm.segment`` writes in the region."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scopeml as sm
+from scopeml.io import write_ome_tiff
+from scopeml.synthetic import synthetic_nuclei
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    """A 2-channel image file, a small classifier with a halo and what segment writes."""
+    folder = tmp_path_factory.mktemp("region")
+    pixels, truth = synthetic_nuclei((150, 170), channels=2, seed=7)
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::7, ::7] = (truth[::7, ::7] > 0) + 1
+    model = sm.train_pixel_classifier(
+        pixels, labels, n_estimators=6, classes=["background", "nucleus"],
+        features="gaussian_smoothing:1,3.5;hessian_of_gaussian_eigenvalues:1.6",
+    )  # fmt: skip
+    model_path = model.save(folder / "m.czseg")
+    image_path = folder / "image.ome.tif"
+    write_ome_tiff(image_path, pixels, axes="CYX", tile=(16, 16))
+    outputs = ("labels", "probabilities", "confidence")
+    seg = sm.segment(image_path, model_path, folder / "seg.ome.zarr", tile_size=48, outputs=outputs)
+    return image_path, model_path, {name: seg.output(name).read()[0, 0] for name in outputs}
+
+
+REGIONS = [
+    {"Y": (0, 150), "X": (0, 170)},  # the whole image
+    {"Y": (0, 13), "X": (151, 170)},  # the top right corner
+    {"Y": (47, 97), "X": (40, 100)},  # across tile borders
+    {"Y": (149, 150), "X": (0, 1)},  # the bottom left pixel
+]
+
+
+@pytest.mark.parametrize("region", REGIONS)
+@pytest.mark.parametrize("tile_size", [None, 32])
+def test_labels_equal_the_segment_store(written, region, tile_size):
+    image_path, model_path, expected = written
+    options = sm.SegmentOptions(tile_size=tile_size)
+    got = sm.predict_region(image_path, model_path, region, options=options)
+    window = (slice(*region["Y"]), slice(*region["X"]))
+    np.testing.assert_array_equal(got, expected["labels"][0, 0][window])
+
+
+@pytest.mark.parametrize("output", ["probabilities", "confidence"])
+def test_probabilities_equal_the_segment_store(written, output):
+    image_path, model_path, expected = written
+    region = REGIONS[1]
+    model = sm.open_model(model_path)
+    with sm.open_image(image_path) as image:
+        got = sm.predict_region(image, model, region, output=output)
+    want = expected[output][:, 0] if output == "probabilities" else expected[output][0, 0]
+    window = (slice(*region["Y"]), slice(*region["X"]))
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want[(..., *window)])
+
+
+def test_a_bad_request_is_refused(written):
+    image_path, model_path, _ = written
+    with pytest.raises(sm.ScopeMLError, match="outside the image"):
+        sm.predict_region(image_path, model_path, {"Y": (400, 500), "X": (0, 10)})
+    with pytest.raises(sm.ScopeMLError, match="cannot blend"):
+        sm.predict_region(image_path, model_path, REGIONS[1], options=sm.SegmentOptions(blend=True))
+    with pytest.raises(sm.ScopeMLError, match="instances"):
+        sm.predict_region(image_path, model_path, REGIONS[1], output="instances")
