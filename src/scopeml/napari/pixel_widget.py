@@ -1,10 +1,10 @@
 """Paint scribbles, train a pixel classifier, preview it live, save and load models.
 
 Scribbles live in a napari Labels layer (painted with napari's own brush; label ``k`` is class
-``k``). Training is :func:`scopeml.pixel.train_classifier` on the lazy image behind the chosen
-layer; the preview is :func:`~scopeml.napari._preview.predict_region` over the visible region,
-so it equals what ``sm.segment`` writes there. Both run in napari's worker thread: painting
-never waits for them. A stroke made while one runs is picked up by one more run afterwards.
+``k``). Training is ``sm.train_pixel_classifier`` on the lazy image behind the chosen layer;
+the preview is ``sm.predict_region`` over the visible region, so it equals what ``sm.segment``
+writes there. Both run in napari's worker thread: painting never waits for them. A stroke
+made while one runs is picked up by one more run afterwards.
 """
 
 from __future__ import annotations
@@ -383,12 +383,9 @@ def _train(
     features: str,
     n_estimators: int,
 ) -> Any:
-    """Train in the worker thread: the library's trainer, which takes the class colours
-    (``sm.train_pixel_classifier`` does not)."""
-    from scopeml.pixel import train_classifier
-
+    """Train in the worker thread, with the class colours kept in the model."""
     with image:
-        return train_classifier(
+        return sm.train_pixel_classifier(
             image,
             labels,
             classes=classes,
