@@ -39,7 +39,6 @@ def test_2d_tiled_equals_whole_image_bit_for_bit(unet2d, tmp_path):
         tmp_path / "out.ome.zarr",
         outputs=["labels", "probabilities", "confidence"],
         tile_size=64,
-        quiet=True,
     )
     probabilities = read_output(out, "probabilities")
     assert probabilities.shape == (2, 3, 203, 171)  # T C Y X
@@ -60,9 +59,7 @@ def test_2d_tiled_equals_whole_image_bit_for_bit(unet2d, tmp_path):
 def test_2d_model_iterates_z(tmp_path):
     model = unet_double(depth=1)
     image = random_image((1, 1, 1, 3, 40, 37), seed=3)
-    out = segment(
-        image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], tile_size=16, quiet=True
-    )
+    out = segment(image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], tile_size=16)
     probabilities = read_output(out, "probabilities")
     assert probabilities.shape == (2, 3, 40, 37)  # C Z Y X
     for z in range(3):
@@ -78,7 +75,6 @@ def test_3d_tiled_equals_whole_image_bit_for_bit(unet3d, tmp_path):
         tmp_path / "o.ome.zarr",
         outputs=["probabilities"],
         tile_size=(8, 16, 16),
-        quiet=True,
     )
     probabilities = read_output(out, "probabilities")
     whole = whole_image_probabilities(unet3d, image.read()[0, 0].astype(np.float32))
@@ -96,7 +92,6 @@ def test_too_small_halo_warns_and_differs(unet2d, tmp_path):
             outputs=["probabilities"],
             tile_size=32,
             halo=4,
-            quiet=True,
         )
     whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
     assert not np.array_equal(read_output(out, "probabilities")[:], whole)
@@ -106,7 +101,7 @@ def test_fixed_input_model_gets_exact_tile_size(tmp_path):
     fixed = unet_double(depth=2, tile_shape=(64, 64))
     dynamic = unet_double(depth=2)  # same seed: the same weights
     image = random_image((1, 1, 1, 1, 90, 150), seed=5)
-    out = segment(image, fixed, tmp_path / "o.ome.zarr", outputs=["probabilities"], quiet=True)
+    out = segment(image, fixed, tmp_path / "o.ome.zarr", outputs=["probabilities"])
     assert {shape[2:] for shape in fixed.input_shapes} == {(64, 64)}
     whole = whole_image_probabilities(dynamic, image.read()[0, 0, :, 0].astype(np.float32))
     np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
@@ -122,7 +117,6 @@ def test_global_normalisation_feeds_every_tile_the_same_values(tmp_path):
         outputs=["probabilities"],
         tile_size=16,
         normalize="percentile:1,99.8",
-        quiet=True,
     )
     raw = image.read()[0, 0, :, 0].astype(np.float32)
     low, high = np.percentile(raw, [1, 99.8])
@@ -142,7 +136,6 @@ def test_min_confidence_mask_and_uint8_probabilities(unet2d, tmp_path):
         min_confidence=0.6,
         extract_class="class2",
         tile_size=32,
-        quiet=True,
     )
     whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
     expected = whole.argmax(axis=0) + 1
@@ -157,7 +150,7 @@ def test_min_confidence_mask_and_uint8_probabilities(unet2d, tmp_path):
 
 def test_image_smaller_than_one_tile(unet2d, tmp_path):
     image = random_image((1, 1, 2, 1, 7, 5), seed=8)
-    out = segment(image, unet2d, tmp_path / "o.ome.zarr", outputs=["probabilities"], quiet=True)
+    out = segment(image, unet2d, tmp_path / "o.ome.zarr", outputs=["probabilities"])
     whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
     np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
 
@@ -171,7 +164,6 @@ def test_blend_mode_runs_and_is_close_to_exact(unet2d, tmp_path):
         outputs=["probabilities"],
         tile_size=48,
         blend=True,
-        quiet=True,
     )
     probabilities = read_output(out, "probabilities")
     np.testing.assert_allclose(probabilities.sum(axis=0), 1.0, atol=1e-5)
@@ -182,13 +174,13 @@ def test_blend_mode_runs_and_is_close_to_exact(unet2d, tmp_path):
 def test_channel_mismatch_names_both(unet2d, tmp_path):
     image = random_image((1, 1, 3, 1, 32, 32), path="three.tif")
     with pytest.raises(IncompatibleModelError, match=r"image has 3 channels; model .* expects 2"):
-        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+        segment(image, unet2d, tmp_path / "o.ome.zarr")
     assert not (tmp_path / "o.ome.zarr").exists()
 
 
 def test_3d_model_on_single_plane_is_refused(unet3d, tmp_path):
     with pytest.raises(IncompatibleModelError, match="single Z plane"):
-        segment(random_image((1, 1, 1, 1, 32, 32)), unet3d, tmp_path / "o.ome.zarr", quiet=True)
+        segment(random_image((1, 1, 1, 1, 32, 32)), unet3d, tmp_path / "o.ome.zarr")
 
 
 def test_unknown_class_lists_known(unet2d, tmp_path):
@@ -198,28 +190,27 @@ def test_unknown_class_lists_known(unet2d, tmp_path):
             unet2d,
             tmp_path / "o.ome.zarr",
             extract_class="nucleus",
-            quiet=True,
         )
 
 
 def test_existing_output_needs_overwrite_and_partial_needs_resume(unet2d, tmp_path):
     image = random_image((1, 1, 2, 1, 32, 32))
     out = tmp_path / "o.ome.zarr"
-    segment(image, unet2d, out, quiet=True)
+    segment(image, unet2d, out)
     with pytest.raises(InvalidRequestError, match="overwrite"):
-        segment(image, unet2d, out, quiet=True)
-    segment(image, unet2d, out, overwrite=True, quiet=True)
+        segment(image, unet2d, out)
+    segment(image, unet2d, out, overwrite=True)
     os.replace(out, partial_path(out))  # what an interrupted run leaves
     with pytest.raises(IncompleteOutputError, match="resume"):
-        segment(image, unet2d, out, quiet=True)
+        segment(image, unet2d, out)
     assert not out.exists()
 
 
 def test_multi_scene_image_needs_a_scene(unet2d, tmp_path):
     image = Image(np.zeros((2, 1, 2, 1, 16, 16), np.uint8))
     with pytest.raises(InvalidRequestError, match="2 scenes"):
-        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
-    out = segment(image, unet2d, tmp_path / "o.ome.zarr", scene=1, quiet=True)
+        segment(image, unet2d, tmp_path / "o.ome.zarr")
+    out = segment(image, unet2d, tmp_path / "o.ome.zarr", scene=1)
     assert read_output(out, "labels").shape == (16, 16)
 
 
@@ -229,29 +220,29 @@ def test_overwrite_replaces_only_a_zarr_store_never_an_input(unet2d, tmp_path):
     )
     before = image_file.read_bytes()
     with pytest.raises(InvalidRequestError, match="holds the input"):
-        segment(image_file, unet2d, image_file, overwrite=True, quiet=True)
+        segment(image_file, unet2d, image_file, overwrite=True)
     assert image_file.read_bytes() == before
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "notes.txt").write_text("keep me")
     with pytest.raises(InvalidRequestError, match="not a zarr store"):
-        segment(image_file, unet2d, folder, overwrite=True, quiet=True)
+        segment(image_file, unet2d, folder, overwrite=True)
     assert (folder / "notes.txt").read_text() == "keep me"
-    out = segment(image_file, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+    out = segment(image_file, unet2d, tmp_path / "o.ome.zarr")
     with pytest.raises(InvalidRequestError, match="holds the input"):
-        segment(out / "labels", unet2d, out, overwrite=True, quiet=True)
-    assert segment(image_file, unet2d, out, overwrite=True, quiet=True) == out
+        segment(out / "labels", unet2d, out, overwrite=True)
+    assert segment(image_file, unet2d, out, overwrite=True) == out
 
 
 def test_existing_ome_tiff_is_refused_before_the_run(unet2d, tmp_path):
     out = tmp_path / "o.ome.zarr"
     (tmp_path / "o.labels.ome.tiff").write_bytes(b"")
     with pytest.raises(InvalidRequestError, match=r"o\.labels\.ome\.tiff"):
-        segment(random_image((1, 1, 2, 1, 16, 16)), unet2d, out, ome_tiff=True, quiet=True)
+        segment(random_image((1, 1, 2, 1, 16, 16)), unet2d, out, ome_tiff=True)
     assert not out.exists() and not partial_path(out).exists()
 
 
 def test_complex_pixels_are_an_image_error(unet2d, tmp_path):
     image = Image(np.ones((1, 1, 2, 1, 16, 16), np.complex64))
     with pytest.raises(InvalidImageError, match="complex64"):
-        segment(image, unet2d, tmp_path / "o.ome.zarr", quiet=True)
+        segment(image, unet2d, tmp_path / "o.ome.zarr")

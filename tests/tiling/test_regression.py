@@ -106,7 +106,7 @@ def test_tiled_image_output_equals_whole_image(denoiser, tmp_path):
     _, noisy = noisy_pair(2, (150, 133))
     pixels = noisy.reshape(1, 1, 1, 1, 150, 133)
     image = Image(pixels, pixel_sizes={"Y": 0.5, "X": 0.5}, channel_names=("DAPI",))
-    seg = segment(image, path, tmp_path / "out.ome.zarr", tile_size=32, quiet=True)
+    seg = segment(image, path, tmp_path / "out.ome.zarr", tile_size=32)
     assert seg.outputs == ("image",)  # the default labels become the image of a regression
     written = read(seg, "image")
     assert written.dtype == np.float32 and written.shape == (1, 150, 133)  # C Y X
@@ -124,13 +124,11 @@ def test_time_points_float16_and_ome_tiff(denoiser, tmp_path):
     image = Image(frames.reshape(1, 2, 1, 1, 70, 80))
     model = open_model(path)
     expected = np.stack([model.predict(frame[None, None])[0] for frame in frames])
-    half = segment(
-        image, path, tmp_path / "h.ome.zarr", probability_dtype="float16", tile_size=32, quiet=True
-    )
+    half = segment(image, path, tmp_path / "h.ome.zarr", probability_dtype="float16", tile_size=32)
     written = read(half, "image")
     assert written.dtype == np.float16 and written.shape == (2, 1, 70, 80)  # T C Y X
     np.testing.assert_array_equal(written, expected.astype(np.float16))
-    segment(image, path, tmp_path / "f.ome.zarr", tile_size=32, ome_tiff=True, quiet=True)
+    segment(image, path, tmp_path / "f.ome.zarr", tile_size=32, ome_tiff=True)
     tiff = open_image(tmp_path / "f.image.ome.tiff")
     np.testing.assert_array_equal(tiff.read()[0, :, 0, 0], expected[:, 0])
     with pytest.raises(InvalidRequestError, match="no float16"):
@@ -141,7 +139,7 @@ def test_blend_mode_is_continuous_and_close(denoiser, tmp_path):
     path, _ = denoiser
     _, noisy = noisy_pair(5, (128, 128))
     image = Image(noisy.reshape(1, 1, 1, 1, 128, 128))
-    seg = segment(image, path, tmp_path / "b.ome.zarr", tile_size=32, blend=True, quiet=True)
+    seg = segment(image, path, tmp_path / "b.ome.zarr", tile_size=32, blend=True)
     blended = read(seg, "image")[0]
     whole = open_model(path).predict(noisy[None, None])[0, 0]
     # windows see zero padding at their own borders; the Gaussian weights make that small
@@ -155,13 +153,13 @@ def test_regression_refuses_class_outputs_and_uint8(denoiser, tmp_path):
     path, _ = denoiser
     image = Image(np.zeros((1, 1, 1, 1, 16, 16), np.float32))
     with pytest.raises(IncompatibleModelError, match="writes an image, not confidence"):
-        segment(image, path, tmp_path / "a.ome.zarr", outputs=["confidence"], quiet=True)
+        segment(image, path, tmp_path / "a.ome.zarr", outputs=["confidence"])
     with pytest.raises(InvalidRequestError, match="float32 or float16"):
-        segment(image, path, tmp_path / "b.ome.zarr", probability_dtype="uint8", quiet=True)
+        segment(image, path, tmp_path / "b.ome.zarr", probability_dtype="uint8")
     assert not (tmp_path / "a.ome.zarr").exists()
 
 
 def test_segmentation_model_cannot_write_an_image(tmp_path):
     image = Image(np.zeros((1, 1, 1, 1, 16, 16), np.float32))
     with pytest.raises(IncompatibleModelError, match="only Regression models"):
-        segment(image, "nuclei", tmp_path / "a.ome.zarr", outputs=["image"], quiet=True)
+        segment(image, "nuclei", tmp_path / "a.ome.zarr", outputs=["image"])

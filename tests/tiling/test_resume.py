@@ -36,7 +36,7 @@ SLOW_RUN = textwrap.dedent(
             return model.predict(batch)
 
     segment(sys.argv[1], Slow(), sys.argv[3], outputs=OUTPUTS, tile_size=16, batch_size=1,
-            workers=1, quiet=True)
+            workers=1)
     """
 ).replace("OUTPUTS", repr(OUTPUTS))
 
@@ -71,10 +71,8 @@ def test_killed_run_resumes_to_identical_output(files, tmp_path):
         proc.wait()
     n_done = len(os.listdir(done))
     assert not out.exists() and 5 <= n_done < 56  # 8 × 7 tiles of 16 px
-    result = segment(image, model, out, outputs=OUTPUTS, tile_size=16, resume=True, quiet=True)
-    reference = segment(
-        image, model, tmp_path / "whole.ome.zarr", outputs=OUTPUTS, tile_size=16, quiet=True
-    )
+    result = segment(image, model, out, outputs=OUTPUTS, tile_size=16, resume=True)
+    reference = segment(image, model, tmp_path / "whole.ome.zarr", outputs=OUTPUTS, tile_size=16)
     assert result == out and not partial_path(out).exists()
     got, want = read_all(result), read_all(reference)
     for name in OUTPUTS:
@@ -92,15 +90,14 @@ def test_resume_with_another_model_or_image_is_refused(files, tmp_path):
             tile_size=16,
             batch_size=1,
             workers=1,
-            quiet=True,
         )
     assert len(os.listdir(partial_path(out) / ".scopeml-done")) == 3
     other_model = write_model_file(tmp_path / "other.czann", seed=1)
     with pytest.raises(IncompleteOutputError, match=r"different run.*sha256"):
-        segment(image, other_model, out, tile_size=16, resume=True, quiet=True)
+        segment(image, other_model, out, tile_size=16, resume=True)
     other_image = write_image_file(tmp_path / "other.ome.tif", np.zeros((1, 120, 100), np.uint16))
     with pytest.raises(IncompleteOutputError, match=r"different run.*image"):
-        segment(other_image, model, out, tile_size=16, resume=True, quiet=True)
+        segment(other_image, model, out, tile_size=16, resume=True)
     with pytest.raises(IncompleteOutputError, match=r"different run.*tile_size"):
-        segment(image, model, out, tile_size=32, resume=True, quiet=True)
-    assert segment(image, model, out, tile_size=16, resume=True, quiet=True) == out
+        segment(image, model, out, tile_size=32, resume=True)
+    assert segment(image, model, out, tile_size=16, resume=True) == out

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.io.image import Image
+from scopeml.io.stores import ZARR_MARKERS
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import Normalization
 from scopeml.tiling.options import SegmentOptions
@@ -94,7 +95,7 @@ def _folder_fingerprint(folder: Path) -> dict[str, Any]:
             listing.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
             files.append((relative, file))
             size += stat.st_size
-    metadata = [f for f in files if f[0].endswith((".json", ".zattrs", ".zarray", ".zgroup"))]
+    metadata = [f for f in files if f[0].endswith((".json", *ZARR_MARKERS))]
     chunks = [f for f in files if f not in metadata]
     step = max(1, len(chunks) // FOLDER_SAMPLES)
     content = hashlib.sha256()
