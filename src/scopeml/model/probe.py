@@ -101,13 +101,8 @@ def probe_model(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from scopeml.model import ModelMetadata, write_container
-    >>> from scopeml.model.testing import tiny_unet_onnx
-    >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
-    ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"))
-    >>> path = write_container(pathlib.Path(tempfile.mkdtemp()) / "m.czann", tiny_unet_onnx(), meta)
-    >>> probe_model(path, time_budget=10, isolated=False).output_shape
+    >>> from scopeml.model.testing import tiny_czann
+    >>> probe_model(tiny_czann(), time_budget=10, isolated=False).output_shape
     (1, 2, 32, 32)
     """
     container = source if isinstance(source, Container) else read_container(source)

@@ -182,14 +182,8 @@ class OnnxModel:
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from scopeml.model import ModelMetadata, write_container
-    >>> from scopeml.model.testing import tiny_unet_onnx
-    >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
-    ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
-    ...     min_overlap=(16, 16))
-    >>> path = write_container(pathlib.Path(tempfile.mkdtemp()) / "m.czann", tiny_unet_onnx(), meta)
-    >>> model = load_model(path, providers=["CPUExecutionProvider"])
+    >>> from scopeml.model.testing import tiny_czann
+    >>> model = load_model(tiny_czann(), providers=["CPUExecutionProvider"])
     >>> model.spec.halo, model.spec.tile_step, model.spec.tile_shape
     ((16, 16), (4, 4), None)
     >>> model.predict(np.zeros((2, 1, 16, 24), np.float32)).shape

@@ -7,6 +7,9 @@ channels-last like a czann container (``N×Y×X×C`` or ``N×Z×Y×X×C``), spat
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -132,6 +135,27 @@ class _Builder:
 
     def block(self, x: str, c_in: int, c_out: int) -> str:
         return self.conv(self.conv(x, c_in, c_out, 3), c_out, c_out, 3)
+
+
+def tiny_czann(folder: str | os.PathLike[str] | None = None) -> Path:
+    """``m.czann`` in ``folder`` (default: a new temporary folder): :func:`tiny_unet_onnx` as a
+    two-class (``bg``, ``fg``) segmentation container with a 16-pixel overlap; the one
+    example model of the doctests.
+
+    Examples
+    --------
+    >>> from scopeml.model import read_container
+    >>> read_container(tiny_czann()).metadata.classes
+    ('bg', 'fg')
+    """
+    from scopeml.model.container import write_container
+    from scopeml.model.metadata import ModelMetadata
+
+    meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
+        input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
+        min_overlap=(16, 16))  # fmt: skip
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp())
+    return write_container(folder / "m.czann", tiny_unet_onnx(), meta)
 
 
 def _image_model(nodes: list[onnx.NodeProto], name: str, channels: int, classes: int):

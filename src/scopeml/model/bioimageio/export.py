@@ -53,15 +53,9 @@ def export_bioimageio(
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from scopeml.model import ModelMetadata, write_container
-    >>> from scopeml.model.testing import tiny_unet_onnx
-    >>> meta = ModelMetadata(model_type="MultiClassSemanticSegmentation",
-    ...     input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
-    ...     min_overlap=(16, 16))
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
-    >>> czann = write_container(folder / "m.czann", tiny_unet_onnx(), meta)
-    >>> export_bioimageio(czann, folder / "m.zip").name
+    >>> from scopeml.model.testing import tiny_czann
+    >>> czann = tiny_czann()
+    >>> export_bioimageio(czann, czann.with_suffix(".zip")).name
     'm.zip'
     """
     from scopeml.model.bioimageio.package import require_spec
