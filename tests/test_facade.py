@@ -150,3 +150,16 @@ def test_pixel_classifier_keeps_class_colours(tmp_path):
     ]  # fmt: skip
     with pytest.raises(sm.ScopeMLError, match="3 colours given for 2 classes"):
         sm.train_pixel_classifier(image, scribbles, colors=["#000000"] * 3, n_estimators=2)
+
+
+def test_segment_leaves_a_callers_image_open(tmp_path):
+    """A file image the caller opened stays readable after segmenting a channel view of it."""
+    import tifffile
+
+    pixels = np.zeros((2, 12, 16), np.uint16)
+    pixels[1, 2:6, 3:9] = 9
+    tifffile.imwrite(tmp_path / "two.ome.tif", pixels, metadata={"axes": "CYX"})
+    image = sm.open_image(tmp_path / "two.ome.tif")
+    seg = sm.segment(image, Threshold(), tmp_path / "seg.ome.zarr", channels=(1,))
+    np.testing.assert_array_equal(seg.labels.read()[0, 0, 0, 0] == 2, pixels[1] > 5)
+    np.testing.assert_array_equal(image.read()[0, 0, :, 0], pixels)  # still open

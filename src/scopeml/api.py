@@ -292,7 +292,7 @@ def segment(
             progress=progress,
         )
     finally:
-        if opened_image is not image:
+        if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
     result = Segmentation(path, classes=opened_model.spec.classes)
     if want_instances:
@@ -422,7 +422,7 @@ def predict_region(
             normalization=normalization,
         )
     finally:
-        if opened_image is not image:
+        if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
 
 
