@@ -8,8 +8,8 @@ from onnx import TensorProto, helper
 
 def slow_onnx(*, trips: int, channels: int = 2) -> onnx.ModelProto:
     """``N×Y×X×C → N×Y×X×C``: ``Abs`` applied ``trips`` times in a ``Loop`` (output = input for
-    non-negative pixels), so its run time grows with the tile's pixels: with 20000 trips about
-    0.15 s for 32×32 and 10 s for 512×512 on one CPU core."""
+    non-negative pixels), so its run time grows with the tile's pixels: on one idle CPU core
+    20000 trips take 0.02 s for 32×32 and 1.1 s for 512×512; 100000 trips 0.1 s and 5.4 s."""
     body = helper.make_graph(
         [
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),

@@ -75,7 +75,7 @@ def endless(alice: Client, tmp_path_factory: pytest.TempPathFactory) -> str:
     for many seconds on a 512×512 tile (past the time budget)."""
     path = tmp_path_factory.mktemp("slow") / "slow.czann"
     convert_onnx(
-        slow_onnx(trips=20_000), path, classes=["a", "b"], min_overlap=0,
+        slow_onnx(trips=200_000), path, classes=["a", "b"], min_overlap=0,
         model_type="MultiClassSemanticSegmentation",
     )  # fmt: skip
     return alice.upload_model(path)["id"]
