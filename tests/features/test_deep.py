@@ -218,3 +218,30 @@ def test_engine_tiles_a_deep_classifier_exactly(tmp_path):
     np.testing.assert_array_equal(
         open_image(out / "labels").read()[0, 0, 0, 0], clf.predict_labels(image)
     )
+
+
+def test_imagenet_weights_come_from_torchvisions_table_an_address_or_a_copied_file(
+    tmp_path, monkeypatch
+):
+    """No download address is written into scopeml: without torchvision's table or
+    ``SCOPEML_WEIGHTS_URL`` the error says what to copy where; a fetched file is hash-checked."""
+    monkeypatch.delenv("SCOPEML_WEIGHTS_URL", raising=False)
+    try:
+        from torchvision import models  # noqa: F401
+
+        has_torchvision = True
+    except Exception:
+        has_torchvision = False
+    if not has_torchvision:
+        with pytest.raises(InvalidRequestError, match=r"copy torchvision's vgg19-dcbb9e9d\.pth"):
+            _vgg.imagenet_state_dict("vgg19", cache=tmp_path / "empty")
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "vgg19-dcbb9e9d.pth").write_bytes(b"not the weights")
+    monkeypatch.setenv("SCOPEML_WEIGHTS_URL", served.as_uri())
+    with pytest.raises(InvalidRequestError, match="is not dcbb9e9d"):
+        _vgg.imagenet_state_dict("vgg19", cache=tmp_path / "cache")
+    assert not (tmp_path / "cache" / "vgg19-dcbb9e9d.pth").exists()  # a bad file is not kept
+    monkeypatch.setenv("SCOPEML_WEIGHTS_URL", (tmp_path / "nowhere").as_uri())
+    with pytest.raises(InvalidRequestError, match="cannot fetch vgg19 ImageNet weights"):
+        _vgg.imagenet_state_dict("vgg19", cache=tmp_path / "cache")

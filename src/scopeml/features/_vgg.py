@@ -39,10 +39,7 @@ CFGS: dict[str, list[int | str]] = {
               512, 512, 512, 512, "M"],
 }  # fmt: skip
 #: torchvision's ImageNet weight files; the 8 hex digits are the start of their SHA-256.
-WEIGHT_URLS = {
-    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
-    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-}
+WEIGHT_FILES = {"vgg16": "vgg16-397923af.pth", "vgg19": "vgg19-dcbb9e9d.pth"}
 #: The network's own input normalisation (ImageNet statistics, RGB, values in [0, 1]).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -180,17 +177,19 @@ def imagenet_state_dict(arch: str, *, cache: Path | None = None) -> dict:
     folder = cache or cache_dir()
     npz = folder / f"{arch}-imagenet.npz"
     if not npz.exists():
-        url = _url(arch)
-        folder.mkdir(parents=True, exist_ok=True)
-        pth = folder / url.rsplit("/", 1)[1]
-        try:
-            urllib.request.urlretrieve(url, pth)
-        except OSError as err:
-            raise InvalidRequestError(
-                f"cannot fetch {arch} ImageNet weights from {url} ({err}); on a machine without "
-                f"internet, copy {pth.name} into {folder}, or use {arch}-random"
-            ) from err
-        _convert(pth, npz, expected=url.rsplit("-", 1)[1].split(".")[0])
+        _cfg(arch)
+        pth = folder / WEIGHT_FILES[arch]
+        if not pth.exists():  # a file copied in by hand (no internet) is used as it is
+            url = _url(arch, pth)
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                urllib.request.urlretrieve(url, pth)
+            except OSError as err:
+                raise InvalidRequestError(
+                    f"cannot fetch {arch} ImageNet weights from {url} ({err}); on a machine "
+                    f"without internet, copy {pth.name} into {folder}, or use {arch}-random"
+                ) from err
+        _convert(pth, npz, expected=pth.stem.rsplit("-", 1)[1])
     with np.load(npz, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
@@ -215,9 +214,22 @@ def _convert(pth: Path, npz: Path, *, expected: str) -> None:
     pth.unlink()
 
 
-def _url(arch: str) -> str:
-    _cfg(arch)
-    return WEIGHT_URLS[arch]
+def _url(arch: str, pth: Path) -> str:
+    """Where torchvision publishes the weight file: ``$SCOPEML_WEIGHTS_URL`` (a folder URL) or
+    torchvision's own weights table, so no download address is written into scopeml."""
+    base = os.environ.get("SCOPEML_WEIGHTS_URL")
+    if base:
+        return f"{base.rstrip('/')}/{pth.name}"
+    try:
+        from torchvision import models
+
+        return getattr(models, f"{arch.upper()}_Weights").IMAGENET1K_V1.url
+    except Exception as err:  # torchvision missing, or not importable beside this torch
+        raise InvalidRequestError(
+            f"{arch} ImageNet weights: copy torchvision's {pth.name} into {pth.parent}, install "
+            f"torchvision (its weights table names the address), or set SCOPEML_WEIGHTS_URL; "
+            f"or use {arch}-random"
+        ) from err
 
 
 def _cfg(arch: str) -> list[int | str]:
