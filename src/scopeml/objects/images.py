@@ -134,6 +134,36 @@ def label_image(
     >>> out.shape, out.read()[0, :, 0, 0].max(axis=(1, 2)).tolist()
     ((1, 2, 1, 1, 4, 6), [1, 3])
     """
+
+    def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
+        with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
+            found.write(put, dtype=np.uint32, offset=offset)
+            return found.n_objects
+
+    return write_label_image(
+        labels, output, label_stack, name="objects", connectivity=connectivity,
+        tile_size=tile_size, overwrite=overwrite,
+    )  # fmt: skip
+
+
+def write_label_image(
+    labels: Image,
+    output: str | os.PathLike[str],
+    label_stack: Any,
+    *,
+    name: str,
+    connectivity: int,
+    tile_size: int | Sequence[int] | None,
+    overwrite: bool,
+) -> Image:
+    """The one life of an objects store, shared by :func:`label_image` and
+    :func:`~scopeml.objects.instances.instance_image`: checks, a temporary store moved into
+    place when complete, one ``(scene, time point)`` stack at a time.
+
+    ``label_stack(stack, work, tiles, put, offset)`` labels one stack (``work`` a scratch folder
+    it may use), writes its ids plus ``offset`` through ``put(region, ids)`` and returns how
+    many objects it wrote, so ids are unique in the whole output.
+    """
     from scopeml.io import open_image
 
     check_label_image(labels)
@@ -146,20 +176,22 @@ def label_image(
     tiles = tile_sizes(tile_size, tuple(labels.spatial_shape[-ndim:]))
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
     try:
-        arrays, several_times = create_label_arrays(labels, temp, tiles, name="objects")
+        arrays, several_times = create_label_arrays(labels, temp, tiles, name=name)
         n_objects = 0
         for scene, time, stack in iter_stacks(labels):
             work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
             array, at = arrays[scene], (time,) if several_times else ()
-            with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
-                if n_objects + found.n_objects >= 2**32:
-                    raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
-                found.write(
+            try:
+                found = label_stack(
+                    stack, work, tiles,
                     lambda region, ids, a=array, t=at: a.__setitem__((*t, *region), ids),
-                    dtype=np.uint32,
-                    offset=n_objects,
-                )
-                n_objects += found.n_objects
+                    n_objects,
+                )  # fmt: skip
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            if n_objects + found >= 2**32:
+                raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
+            n_objects += found
         for array in arrays:
             array.attrs["n_objects"] = n_objects
         if output.exists():

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +28,10 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from scopeml.errors import InvalidLabelsError, InvalidRequestError
+from scopeml.errors import InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
-from scopeml.io.replace import check_replaceable_store
-from scopeml.objects.label import ProvisionalLabels, _structure, label_value, tile_sizes
+from scopeml.objects.label import ProvisionalLabels, _structure, label_value
 from scopeml.progress import Progress, track
 
 __all__ = ["InstanceOptions", "grow_seeds", "instance_image", "instance_labels", "seed_classes"]
@@ -287,45 +285,21 @@ def instance_image(
     >>> out.read()[0, 0, 0, 0, 0].tolist()
     [1, 1, 1, 2, 2, 2, 0, 0, 0]
     """
-    from scopeml.io import open_image
-    from scopeml.objects.images import check_label_image, create_label_arrays
-    from scopeml.objects.stacks import iter_stacks
+    from scopeml.objects.images import write_label_image
 
-    check_label_image(labels)
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
-    check_replaceable_store(output, inputs=(labels.path,) if labels.path else ())
-    ndim = 2 if labels.sizes["Z"] == 1 else 3
-    _structure(ndim, connectivity)
-    tiles = tile_sizes(tile_size, tuple(labels.spatial_shape[-ndim:]))
-    temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
-    try:
-        arrays, several_times = create_label_arrays(labels, temp, tiles, name="instances")
-        n_objects = 0
-        for scene, time, stack in iter_stacks(labels):
-            work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
-            array, at = arrays[scene], (time,) if several_times else ()
-            try:
-                found = _grow_stack(
-                    stack, work, class_id, grow_id, grow, min_size, connectivity, tiles, progress,
-                    lambda region, ids, a=array, t=at, n=n_objects: a.__setitem__(
-                        (*t, *region), np.where(ids > 0, ids + np.uint32(n), 0)),
-                )  # fmt: skip
-            finally:
-                shutil.rmtree(work, ignore_errors=True)
-                shutil.rmtree(str(work) + ".seeds", ignore_errors=True)
-            if n_objects + found >= 2**32:
-                raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
-            n_objects += found
-        for array in arrays:
-            array.attrs["n_objects"] = n_objects
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(temp, output)
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return open_image(output)
+    def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
+        try:
+            return _grow_stack(
+                stack, work, class_id, grow_id, grow, min_size, connectivity, tiles, progress,
+                lambda region, ids: put(region, np.where(ids > 0, ids + np.uint32(offset), 0)),
+            )  # fmt: skip
+        finally:
+            shutil.rmtree(str(work) + ".seeds", ignore_errors=True)
+
+    return write_label_image(
+        labels, output, label_stack, name="instances", connectivity=connectivity,
+        tile_size=tile_size, overwrite=overwrite,
+    )  # fmt: skip
 
 
 def _grow_stack(
