@@ -173,11 +173,15 @@ def _image_model(nodes: list[onnx.NodeProto], name: str, channels: int, classes:
     return model
 
 
-def endless_loop_onnx(*, channels: int = 2, trips: int = 2**62) -> onnx.ModelProto:
+def endless_loop_onnx(
+    *, channels: int = 2, trips: int = 2**62, body_op: str = "Identity"
+) -> onnx.ModelProto:
     """A hostile graph of a few hundred bytes: its output is its input after ``trips`` no-ops.
 
     A ``Loop`` whose body passes the image through unchanged; with the default 2**62 trips it
     never ends, which is what the per-call time budget is for. ``N×Y×X×C → N×Y×X×C``.
+    ``body_op="Abs"`` (the identity on non-negative pixels) makes each trip cost time in
+    proportion to the tile's pixels: a model quick on a small tile and slow on a large one.
 
     Examples
     --------
@@ -191,7 +195,7 @@ def endless_loop_onnx(*, channels: int = 2, trips: int = 2**62) -> onnx.ModelPro
     body = helper.make_graph(
         [
             helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Identity", ["x_in"], ["x_out"]),
+            helper.make_node(body_op, ["x_in"], ["x_out"]),
         ],
         "body",
         [
