@@ -131,10 +131,17 @@ def test_regression_models_get_channel_names_and_classifiers_are_refused(tmp_pat
 
 
 def test_provider_choice_and_cpu_fallback_warning(monkeypatch, caplog):
+    from scopeml.model.runtime import _note_cpu_fallback
+
+    _note_cpu_fallback.cache_clear()
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    with caplog.at_level(logging.WARNING, logger="scopeml.model.runtime"):
+    with caplog.at_level(logging.INFO, logger="scopeml.model.runtime"):
         assert choose_providers() == ["CPUExecutionProvider"]
-    assert "CUDAExecutionProvider is not available" in caplog.text
+        assert choose_providers() == ["CPUExecutionProvider"]  # said once per process
+    assert [r.getMessage() for r in caplog.records] == [
+        "CUDAExecutionProvider is not available (ONNX Runtime has ['CPUExecutionProvider']); "
+        "running on CPU"
+    ]
     monkeypatch.setattr(
         ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"]
     )

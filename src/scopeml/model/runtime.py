@@ -12,6 +12,7 @@ it is spent, ONNX Runtime stops between two nodes (loop iterations included) and
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -138,7 +139,9 @@ def set_default_time_budget(time_budget: float | None) -> None:
 def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     """ONNX Runtime providers: ``requested`` if given, else CUDA when present, else CPU.
 
-    A missing CUDA provider is a fallback, logged at WARNING; an unknown requested provider is
+    A missing CUDA provider is a fallback, logged once per process: at WARNING where an NVIDIA
+    device exists (a CPU-only ONNX Runtime on a GPU machine is worth fixing), else at INFO (on
+    a CPU machine every model load would otherwise repeat it). An unknown requested provider is
     an :class:`InvalidRequestError` listing the available ones.
     """
     import onnxruntime as ort
@@ -153,8 +156,16 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
         return list(requested)
     if CUDA in available:
         return [CUDA, CPU]
-    logger.warning("%s is not available (ONNX Runtime has %s); running on CPU", CUDA, available)
+    _note_cpu_fallback(tuple(available))
     return [CPU]
+
+
+@functools.cache
+def _note_cpu_fallback(available: tuple[str, ...]) -> None:
+    level = logging.WARNING if os.path.exists("/dev/nvidiactl") else logging.INFO
+    logger.log(
+        level, "%s is not available (ONNX Runtime has %s); running on CPU", CUDA, list(available)
+    )
 
 
 def check_constant_tensors(container: Container, memory_limit: int | None = None) -> None:
