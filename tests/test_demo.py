@@ -27,13 +27,12 @@ def test_demo_writes_every_output_and_finds_the_nuclei(tmp_path, capsys):
     assert main(["demo", "-o", str(out), "--size", "512", "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     table = pd.read_csv(out / "nuclei.csv")
-    # The demo sample (synthetic_nuclei) draws clusters of overlapping, occluding nuclei; the
-    # shipped model is trained on realistic scenes where nuclei touch but do not overlap, and
-    # merges some of those clusters: measured on seed 0, 174 of 257 found, object F1 0.66
-    # (the earlier model, trained on this generator, had 0.8). Demand a working pipeline.
-    assert len(table) == summary["n_nuclei"] > 0.6 * summary["n_true_nuclei"]
+    # The sample's nuclei touch but never overlap (as in a real stain), so every true outline
+    # is visible; on seed 0 the shipped model found 259 of 256 at object F1 0.98.
+    assert 0.9 * summary["n_true_nuclei"] < len(table) == summary["n_nuclei"]
+    assert summary["n_nuclei"] < 1.1 * summary["n_true_nuclei"]
     assert {"label", "area_um2", "intensity_mean_DAPI", "centroid_um-0"} <= set(table.columns)
-    assert summary["f1"] > 0.55
+    assert summary["f1"] > 0.9
     for png in ("overview.png", "detail.png"):
         picture = np.asarray(PILImage.open(out / png))
         assert picture.ndim == 3 and (picture == (255, 40, 40)).all(axis=-1).any()

@@ -92,6 +92,7 @@ def write_sample_image(
             origin=(y0, x0),
             canvas_shape=shape,
             illumination_seed=seed,
+            overlap=False,  # nuclei touch but never hide each other, as in a real stain
         )
         region = (slice(y0, y0 + block_shape[0]), slice(x0, x0 + block_shape[1]))
         image[(slice(None), *region)] = pixels

@@ -31,6 +31,7 @@ def synthetic_nuclei(
     origin: tuple[int, ...] | None = None,
     canvas_shape: tuple[int, ...] | None = None,
     illumination_seed: int | None = None,
+    overlap: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw nuclei with known instance labels.
 
@@ -51,6 +52,9 @@ def synthetic_nuclei(
         For drawing a large image block by block without seams: nuclei centres stay ``margin``
         pixels inside the block, and the illumination field is evaluated at the block's
         ``origin`` within a canvas of ``canvas_shape``, drawn from ``illumination_seed``.
+    overlap
+        ``False``: a nucleus that would cover part of an earlier one is not drawn, so nuclei
+        touch but never hide each other (the image then shows every true outline).
 
     Returns
     -------
@@ -76,17 +80,23 @@ def synthetic_nuclei(
         semi_minor = rng.uniform(*radius)
         semi_axes = np.full(ndim, semi_minor)
         semi_axes[-1] *= rng.uniform(*elongation)
-        if centres and rng.random() < cluster_fraction:
-            anchor = centres[rng.integers(len(centres))]
-            direction = rng.normal(size=ndim)
-            direction /= np.linalg.norm(direction) + 1e-9
-            centre = anchor + direction * semi_minor * 1.9
+        for _ in range(1 if overlap else 8):  # apart: a few places tried, then it is left out
+            if centres and rng.random() < cluster_fraction:
+                anchor = centres[rng.integers(len(centres))]
+                direction = rng.normal(size=ndim)
+                direction /= np.linalg.norm(direction) + 1e-9
+                centre = anchor + direction * semi_minor * 1.9
+            else:
+                centre = rng.uniform(0, 1, ndim) * np.array(shape)
+            if margin:
+                centre = np.clip(centre, margin, np.array(shape) - margin)
+            angle = rng.uniform(0, np.pi)
+            if _draw_ellipsoid(labels, centre, semi_axes, angle, index, overwrite=overlap):
+                centres.append(centre)
+                break
         else:
-            centre = rng.uniform(0, 1, ndim) * np.array(shape)
-        if margin:
-            centre = np.clip(centre, margin, np.array(shape) - margin)
-        centres.append(centre)
-        _draw_ellipsoid(labels, centre, semi_axes, rng.uniform(0, np.pi), index)
+            if overlap:  # drawn off the image: still an anchor, as it always was
+                centres.append(centre)
     labels = _relabel_visible(labels)
     light = _illumination(shape, illumination, origin, canvas_shape, illumination_seed, rng)
     image = _render(labels, channels, light, blur, noise, rng)
@@ -123,14 +133,21 @@ def synthetic_textures(shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarra
 
 
 def _draw_ellipsoid(
-    labels: np.ndarray, centre: np.ndarray, semi_axes: np.ndarray, angle: float, value: int
-) -> None:
-    """Paint one rotated ellipse (rotation in the Y–X plane) into ``labels``, overwriting."""
+    labels: np.ndarray,
+    centre: np.ndarray,
+    semi_axes: np.ndarray,
+    angle: float,
+    value: int,
+    *,
+    overwrite: bool = True,
+) -> bool:
+    """Paint one rotated ellipse (rotation in the Y–X plane) into ``labels``; without
+    ``overwrite``, only if it covers no labelled pixel. Returns whether it was painted."""
     reach = int(np.ceil(semi_axes.max())) + 1
     lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
     hi = np.minimum(np.floor(centre).astype(int) + reach + 1, labels.shape)
     if np.any(hi <= lo):
-        return
+        return False
     grids = np.meshgrid(
         *[np.arange(a, b) - c for a, b, c in zip(lo, hi, centre, strict=True)],
         indexing="ij",
@@ -143,7 +160,11 @@ def _draw_ellipsoid(
     if len(grids) == 3:
         inside = inside + (grids[0] / semi_axes[0]) ** 2
     region = labels[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
-    region[inside <= 1.0] = value
+    inside = np.broadcast_to(inside <= 1.0, region.shape)
+    if not overwrite and np.any(region[inside]):
+        return False
+    region[inside] = value
+    return True
 
 
 def _relabel_visible(labels: np.ndarray) -> np.ndarray:

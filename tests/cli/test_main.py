@@ -67,3 +67,21 @@ def test_the_command_line_needs_only_the_core_dependencies():
 
     code = "import sys, scopeml.cli; sys.exit('click' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_python_dash_m_scopeml_is_the_command(tmp_path):
+    """Where the ``scopeml`` script is not on PATH, ``python -m scopeml`` runs the same CLI,
+    exit codes included."""
+    import subprocess
+    import sys
+
+    listing = subprocess.run(
+        [sys.executable, "-m", "scopeml", "model", "list"], capture_output=True, text=True
+    )
+    assert listing.returncode == 0 and "nuclei" in listing.stdout
+    missing = subprocess.run(
+        [sys.executable, "-m", "scopeml", "model", "inspect", str(tmp_path / "none.czann")],
+        capture_output=True,
+        text=True,
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ")

@@ -44,3 +44,20 @@ def test_touching_nuclei_are_separate_instances() -> None:
         _, n_blobs = ndi.label(labels > 0)
         merged += int(labels.max()) - n_blobs
     assert merged > 10  # many nuclei touch another one, yet each keeps its own id
+
+
+def test_synthetic_nuclei_without_overlap_draws_every_nucleus_whole():
+    """``overlap=False`` never paints a nucleus over another, so each true object is a whole
+    (convex) ellipse; the default overlapping draw leaves bitten ones at the same density."""
+    from skimage.measure import regionprops
+
+    from scopeml.synthetic import synthetic_nuclei
+
+    def least_solid(labels):
+        return min(r.solidity for r in regionprops(labels) if r.area > 30)
+
+    _, overlapping = synthetic_nuclei((512, 512), seed=2)
+    _, apart = synthetic_nuclei((512, 512), seed=2, overlap=False)
+    assert least_solid(overlapping) < 0.85
+    assert least_solid(apart) > 0.9
+    assert apart.max() > 0.9 * overlapping.max()  # placed elsewhere, not left out
