@@ -13,6 +13,10 @@ channels: [C0, C1]
 # Size of the tiles the tiled stages work on (model runs, smoothing, labelling, measuring).
 tile_size: 1024
 
+# A plane (one scene and time point) whose stages need less memory than this many MB runs in
+# memory, which is faster; a larger one runs tile by tile, out of core (the same results).
+memory_mb: 256
+
 # Object classes as a tree: a class with a `parent` is segmented only inside its parent's
 # objects, and every child object records the parent object it lies in (parent_id).
 classes:

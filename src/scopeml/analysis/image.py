@@ -2,9 +2,10 @@
 
 Model segmenters run first, through the tiling engine (tile by tile, exact: equal to a
 whole-image run), writing their class labels to a scratch store. A 2-D ``(scene, time point)``
-plane then runs out of core (:mod:`scopeml.analysis.plane`): inputs read a tile at a time,
-labels in zarr, measurement tile by tile, so memory is flat in image size; only classes from a
-model, watershed split or CRF are computed on the whole plane. Z stacks are analysed as 3-D
+plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out of core
+(:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement tile
+by tile, so memory is flat in image size (both paths give the same results); only classes from
+a model, watershed split or CRF are computed on the whole plane. Z stacks are analysed as 3-D
 planes held in memory (3-D objects). The folder is written under a temporary name and moved
 into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
 """
@@ -170,12 +171,27 @@ def _analyze_plane_tiled(
     temp: Path,
     colours: dict[str, tuple[int, int, int]],
 ) -> dict[str, pd.DataFrame]:
-    """One 2-D plane out of core (:mod:`scopeml.analysis.plane`): inputs read by tile, labels
-    in zarr under ``temp/_plane``; non-tileable classes run on the whole plane."""
-    from scopeml.analysis.plane import ChannelView, PlaneChannels, segment_class_tiled, tileable
+    """One 2-D plane (:mod:`scopeml.analysis.plane`): in memory when it fits
+    ``settings.memory_mb``, else out of core (inputs read by tile, labels in zarr under
+    ``temp/_plane``); the same stages and tiles either way, so the same results.
+    Non-tileable classes run on the whole plane."""
+    from scopeml.analysis.plane import (
+        ChannelView,
+        PlaneChannels,
+        plane_memory,
+        segment_class_tiled,
+        tileable,
+    )
 
     views = [ChannelView(image, scene, t, c) for c in range(len(settings.channels))]
-    lazy = dict(zip(settings.channels, views, strict=True))
+    needed = plane_memory(views[0].shape, len(views), views[0].dtype.itemsize,
+                          len(settings.classes))  # fmt: skip
+    in_memory = needed <= settings.memory_mb * 2**20
+    pixels: Any = PlaneChannels(views)
+    lazy: dict[str, Any] = dict(zip(settings.channels, views, strict=True))
+    if in_memory:
+        pixels = np.stack([view[:, :] for view in views])
+        lazy = dict(zip(settings.channels, pixels, strict=True))
     tile = settings.tile_size
     scratch = temp / "_plane"
     whole: dict[str, np.ndarray] | None = None
@@ -184,11 +200,13 @@ def _analyze_plane_tiled(
         for cls in settings.ordered():
             parent = None if cls.parent is None else labels[cls.parent]
             if tileable(cls):
-                labels[cls.name] = segment_class_tiled(cls, lazy, scratch / cls.name,
-                                                       tile_size=tile, parent=parent)  # fmt: skip
+                labels[cls.name] = segment_class_tiled(
+                    cls, lazy, None if in_memory else scratch / cls.name, tile_size=tile,
+                    parent=parent,
+                )  # fmt: skip
             else:  # the documented exception: model segmenters, watershed split, CRF
                 if whole is None:
-                    whole = {n: v[:, :] for n, v in lazy.items()}
+                    whole = {n: np.asarray(v[:, :]) for n, v in lazy.items()}
                 plane = None
                 if cls.name in model_labels:
                     plane = _plane(model_labels[cls.name][scene], t, False)
@@ -197,16 +215,18 @@ def _analyze_plane_tiled(
                     class_values=resources.class_values.get(cls.name),
                     region=None if parent is None else np.asarray(parent[...]) > 0,
                 )  # fmt: skip
-            if stores is not None:
+            if stores is not None and in_memory:
+                stores.write(cls.name, scene, t, labels[cls.name])
+            elif stores is not None:
                 for region in iter_tiles(labels[cls.name].shape, (tile, tile)):
                     stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
                                  region=region)  # fmt: skip
-        found = measure_plane(settings, labels, PlaneChannels(views), image.pixel_sizes,
-                              resources, name, scene, t)  # fmt: skip
+        found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
+                              scene, t)  # fmt: skip
         if settings.outputs.overview and scene == 0 and t == 0:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
-                _subsample(views[0], step, tile),
+                _subsample(lazy[settings.channels[0]], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
                 temp / "overview.png", colours=colours,
             )  # fmt: skip

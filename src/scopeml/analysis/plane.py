@@ -11,6 +11,10 @@ mask steps before labelling do not keep earlier object ids (a closing that joins
 makes one). Model segmenters, watershed split and the dense CRF depend on whole objects: such a
 class is computed on the whole plane (:func:`segment.segment_class`) — the documented exception
 whose memory grows with the plane.
+
+A plane whose stages fit the settings' ``memory_mb`` (:func:`plane_memory`) runs the same
+functions on numpy arrays instead of zarr stores (no scratch I/O, which dominated small
+images): the same tiles in the same order, so the same labels and tables.
 """
 
 from __future__ import annotations
@@ -31,12 +35,35 @@ from scopeml.analysis.settings import (
     RemoveSmall,
     ThresholdSegmenter,
 )
-from scopeml.objects.label import iter_tiles, label_instances_tiled
+from scopeml.objects.label import iter_tiles, label_instances, label_instances_tiled
 
-__all__ = ["ChannelView", "PlaneChannels", "label_raster_order", "segment_class_tiled", "tileable"]
+__all__ = [
+    "ChannelView",
+    "PlaneChannels",
+    "label_raster_order",
+    "plane_memory",
+    "segment_class_tiled",
+    "tileable",
+]
 
 _MASK_STEPS = (FillHoles, Opening, Closing)
 _AREA_STEPS = (RemoveSmall, RemoveLarge)
+#: Bytes per pixel the in-memory stages need besides the channels and each class's ``int32``
+#: labels: a smoothed ``float32`` plane, masks, provisional labels, ``intp`` index temporaries
+#: and the measurement's per-tile copies (measured on the bench's 3-class tree: see README).
+WORK_BYTES_PER_PIXEL = 32
+
+
+def plane_memory(shape: tuple[int, ...], n_channels: int, itemsize: int, n_classes: int) -> int:
+    """Bytes an in-memory plane analysis needs: channels, labels and working arrays.
+
+    Examples
+    --------
+    >>> plane_memory((2048, 2048), 2, 2, 3) // 2**20
+    192
+    """
+    pixels = int(np.prod(shape))
+    return pixels * (n_channels * itemsize + 4 * n_classes + WORK_BYTES_PER_PIXEL)
 
 
 def tileable(cls: ClassSettings) -> bool:
@@ -94,9 +121,10 @@ class _Positive:
         return np.asarray(self.labels[key]) > 0
 
 
-def label_raster_order(mask: Any, output: Path, *, tile_size: int) -> Any:
+def label_raster_order(mask: Any, output: Path | None, *, tile_size: int) -> Any:
     """Label a mask with the exact tiled connected components into ``int32`` zarr, numbering
-    the objects by the raster order of their first pixel (as ``scipy.ndimage.label`` does).
+    the objects by the raster order of their first pixel (as ``scipy.ndimage.label`` does);
+    ``output`` ``None``: the whole mask at once, in memory (the same labels).
 
     Examples
     --------
@@ -108,6 +136,8 @@ def label_raster_order(mask: Any, output: Path, *, tile_size: int) -> Any:
     ...     bool((out[...] == label_instances(m)).all())
     True
     """
+    if output is None:
+        return label_instances(np.asarray(mask[tuple(slice(0, n) for n in mask.shape)]))
     scratch = output.with_name(f".{output.name}.provisional")
     try:
         found = label_instances_tiled(mask, scratch, tile_size=tile_size, overwrite=True)
@@ -136,7 +166,7 @@ def label_raster_order(mask: Any, output: Path, *, tile_size: int) -> Any:
 def segment_class_tiled(
     cls: ClassSettings,
     channels: dict[str, Any],
-    scratch: Path,
+    scratch: Path | None,
     *,
     tile_size: int,
     parent: Any = None,
@@ -145,7 +175,8 @@ def segment_class_tiled(
 
     ``channels`` are the plane's channels as array-likes by name (:class:`ChannelView`);
     ``parent`` the parent class's labels (array-like) or ``None``. Intermediate stores go
-    to ``scratch``.
+    to ``scratch``; with ``scratch`` ``None`` every stage keeps its result in memory (numpy,
+    the same values: the in-memory path of a plane that fits the memory budget).
 
     Examples
     --------
@@ -159,23 +190,28 @@ def segment_class_tiled(
     """
     seg = cls.segmenter
     assert isinstance(seg, ThresholdSegmenter)
-    scratch.mkdir(parents=True, exist_ok=True)
     name = cls.name
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+
+    def store(stage: str) -> Path | None:
+        return None if scratch is None else scratch / f"{name}-{stage}.zarr"
+
     source = channels[seg.channel]
     if seg.sigma > 0:
-        source = tiled.gaussian_tiled(source, scratch / f"{name}-smooth.zarr", seg.sigma,
+        source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma,
                                       tile_size=tile_size)  # fmt: skip
     region = None if parent is None else _Positive(parent)
     current, _ = tiled.threshold_tiled(
-        source, scratch / f"{name}-mask.zarr", seg.method, tile_size=tile_size,
+        source, store("mask"), seg.method, tile_size=tile_size,
         value=seg.value, dark=seg.dark, region=region,
     )  # fmt: skip
     is_labels = False
     for i, step in enumerate(cls.post):
-        path = scratch / f"{name}-step{i}.zarr"
+        path = store(f"step{i}")
         if isinstance(step, _AREA_STEPS):
             if not is_labels:
-                current = label_raster_order(current, scratch / f"{name}-labels{i}.zarr",
+                current = label_raster_order(current, store(f"labels{i}"),
                                              tile_size=tile_size)  # fmt: skip
                 is_labels = True
             current = tiled.remove_by_area_tiled(
@@ -192,15 +228,15 @@ def segment_class_tiled(
         else:
             current = tiled.close_tiled(mask, path, step.radius, tile_size=tile_size)
         if region is not None:
-            current = _cut(current, region, scratch / f"{name}-cut{i}.zarr", tile_size)
+            current = _cut(current, region, store(f"cut{i}"), tile_size)
         is_labels = False
     if not is_labels:
-        current = label_raster_order(current, scratch / f"{name}-labels.zarr",
+        current = label_raster_order(current, store("labels"),
                                      tile_size=tile_size)  # fmt: skip
     return current
 
 
-def _cut(mask: Any, region: Any, output: Path, tile_size: int) -> Any:
+def _cut(mask: Any, region: Any, output: Path | None, tile_size: int) -> Any:
     out = tiled._open_store(output, mask.shape, bool, tile_size)
     for tile in iter_tiles(mask.shape, (tile_size,) * len(mask.shape)):
         out[tile] = np.asarray(mask[tile], bool) & region[tile]

@@ -18,6 +18,11 @@ Every function here equals its whole-plane counterpart exactly (tests/analysis/t
 
 Watershed splitting and the dense CRF are not here: they stay whole-plane (their result
 depends on the whole object), the documented exception.
+
+An ``output`` of ``None`` keeps the result in memory (a numpy array) instead of a zarr store:
+the in-memory path of a plane that fits the memory budget. It visits the same tiles in the
+same order (so every sum is the same), and labels connected components on the whole array
+at once, which gives the same components as the tiled labelling.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from scopeml.objects.label import iter_tiles, label_instances_tiled
+from scopeml.objects.label import iter_tiles, label_instances, label_instances_tiled
 
 __all__ = [
     "FLOAT_BINS",
@@ -59,7 +64,12 @@ def _tiles(shape: Sequence[int], tile_size: int) -> Iterator[tuple[slice, ...]]:
     return iter_tiles(tuple(shape), (int(tile_size),) * len(shape))
 
 
-def _open_store(path: Path, shape: Sequence[int], dtype: Any, tile_size: int) -> Any:
+def _open_store(
+    path: str | os.PathLike[str] | None, shape: Sequence[int], dtype: Any, tile_size: int
+) -> Any:
+    """A zarr array chunked by tiles at ``path``, or a numpy array (``path`` ``None``)."""
+    if path is None:
+        return np.zeros(tuple(shape), dtype)
     import zarr
 
     chunks = (int(tile_size),) * len(shape)
@@ -69,7 +79,7 @@ def _open_store(path: Path, shape: Sequence[int], dtype: Any, tile_size: int) ->
 
 def map_tiles(
     source: Any,
-    output: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
     fn: Callable[[np.ndarray], np.ndarray],
     *,
     halo: int,
@@ -93,7 +103,7 @@ def map_tiles(
     True
     """
     shape = tuple(int(s) for s in source.shape)
-    out = _open_store(Path(output), shape, dtype, tile_size)
+    out = _open_store(output, shape, dtype, tile_size)
     for region in _tiles(shape, tile_size):
         grown = tuple(
             slice(max(r.start - halo, 0), min(r.stop + halo, n))
@@ -108,7 +118,7 @@ def map_tiles(
 
 
 def gaussian_tiled(
-    source: Any, output: str | os.PathLike[str], sigma: float, *, tile_size: int
+    source: Any, output: str | os.PathLike[str] | None, sigma: float, *, tile_size: int
 ) -> Any:
     """Gaussian smoothing (``float32``, as :func:`scipy.ndimage.gaussian_filter` on the plane)
     tile by tile with a halo of the kernel's radius (``4 σ``).
@@ -130,7 +140,9 @@ def gaussian_tiled(
     return map_tiles(source, output, smooth, halo=halo, tile_size=tile_size, dtype=np.float32)
 
 
-def open_tiled(mask: Any, output: str | os.PathLike[str], radius: int, *, tile_size: int) -> Any:
+def open_tiled(
+    mask: Any, output: str | os.PathLike[str] | None, radius: int, *, tile_size: int
+) -> Any:
     """:func:`~scopeml.post.morphology.binary_open` tile by tile (halo ``2 r``); exact.
 
     Examples
@@ -148,7 +160,9 @@ def open_tiled(mask: Any, output: str | os.PathLike[str], radius: int, *, tile_s
                      tile_size=tile_size, dtype=bool)  # fmt: skip
 
 
-def close_tiled(mask: Any, output: str | os.PathLike[str], radius: int, *, tile_size: int) -> Any:
+def close_tiled(
+    mask: Any, output: str | os.PathLike[str] | None, radius: int, *, tile_size: int
+) -> Any:
     """:func:`~scopeml.post.morphology.binary_close` tile by tile (halo ``2 r``); exact.
 
     Examples
@@ -326,7 +340,7 @@ class _Compare:
 
 def threshold_tiled(
     source: Any,
-    output: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
     method: str,
     *,
     tile_size: int,
@@ -357,7 +371,7 @@ def threshold_tiled(
     else:
         found = plane_histogram(source, tile_size=tile_size, region=region)
         level = None if found is None else histogram_threshold(*found, method)
-    out = _open_store(Path(output), source.shape, bool, tile_size)
+    out = _open_store(output, source.shape, bool, tile_size)
     if level is None:
         return out, None
     lazy = _Compare(source, level, dark, region)
@@ -385,7 +399,7 @@ def object_areas_tiled(labels: Any, *, tile_size: int) -> np.ndarray:
 
 def remove_by_area_tiled(
     labels: Any,
-    output: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
     *,
     tile_size: int,
     min_size: int | None = None,
@@ -409,7 +423,7 @@ def remove_by_area_tiled(
     if max_size is not None:
         drop |= areas > max_size
     drop[0] = False
-    out = _open_store(Path(output), labels.shape, labels.dtype, tile_size)
+    out = _open_store(output, labels.shape, labels.dtype, tile_size)
     for tile in _tiles(labels.shape, tile_size):
         values = np.asarray(labels[tile])
         out[tile] = np.where(drop[values.astype(np.intp)], 0, values)
@@ -426,7 +440,7 @@ class _Not:
         return ~np.asarray(self.mask[key], bool)
 
 
-def fill_holes_tiled(mask: Any, output: str | os.PathLike[str], *, tile_size: int) -> Any:
+def fill_holes_tiled(mask: Any, output: str | os.PathLike[str] | None, *, tile_size: int) -> Any:
     """:func:`~scopeml.post.morphology.fill_holes` tile by tile: the background is labelled with
     the exact tiled connected components; components touching the plane's border stay
     background, every other one (a hole) is filled.
@@ -439,24 +453,35 @@ def fill_holes_tiled(mask: Any, output: str | os.PathLike[str], *, tile_size: in
     ...     int(fill_holes_tiled(ring, f"{tmp}/f.zarr", tile_size=3)[...].sum())
     25
     """
+    shape = tuple(mask.shape)
+    if output is None:  # in memory: the whole background labelled at once
+        background = label_instances(~np.asarray(mask[tuple(slice(0, n) for n in shape)], bool))
+        return _fill_inner(mask, background, int(background.max(initial=0)), None, tile_size)
     output = Path(output)
     scratch = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.background")
     try:
         background = label_instances_tiled(_Not(mask), scratch, tile_size=tile_size)
-        shape = tuple(mask.shape)
-        outside = np.zeros(int(background.attrs["n_objects"]) + 1, bool)
-        for axis, n in enumerate(shape):
-            for edge in (0, n - 1):
-                for tile in _tiles(shape, tile_size):
-                    if tile[axis].start <= edge < tile[axis].stop:
-                        cut = list(tile)
-                        cut[axis] = slice(edge, edge + 1)
-                        outside[np.asarray(background[tuple(cut)]).astype(np.intp)] = True
-        outside[0] = True
-        out = _open_store(output, shape, bool, tile_size)
-        for tile in _tiles(shape, tile_size):
-            ids = np.asarray(background[tile]).astype(np.intp)
-            out[tile] = np.asarray(mask[tile], bool) | ~outside[ids]
-        return out
+        n_objects = int(background.attrs["n_objects"])
+        return _fill_inner(mask, background, n_objects, output, tile_size)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fill_inner(mask: Any, background: Any, n_objects: int, output: Path | None,
+                tile_size: int) -> Any:  # fmt: skip
+    """``mask`` with every background component that does not touch the border filled."""
+    shape = tuple(mask.shape)
+    outside = np.zeros(n_objects + 1, bool)
+    for axis, n in enumerate(shape):
+        for edge in (0, n - 1):
+            for tile in _tiles(shape, tile_size):
+                if tile[axis].start <= edge < tile[axis].stop:
+                    cut = list(tile)
+                    cut[axis] = slice(edge, edge + 1)
+                    outside[np.asarray(background[tuple(cut)]).astype(np.intp)] = True
+    outside[0] = True
+    out = _open_store(output, shape, bool, tile_size)
+    for tile in _tiles(shape, tile_size):
+        ids = np.asarray(background[tile]).astype(np.intp)
+        out[tile] = np.asarray(mask[tile], bool) | ~outside[ids]
+    return out
