@@ -55,6 +55,8 @@ PathLike: TypeAlias = "str | os.PathLike[str]"
 INSTANCES = "instances"
 #: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
 LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
+#: How an image array's axes are read (channels first, as scikit-image's ``channel_axis=0``).
+ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
 
 
 def open_model(source: PathLike, *, workers: int | None = None, threads: int | None = None) -> Any:
@@ -192,7 +194,7 @@ def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
 
 
 def segment(
-    image: PathLike | Image,
+    image: PathLike | Image | np.ndarray,
     model: PathLike | Model,
     output: PathLike,
     options: SegmentOptions | None = None,
@@ -222,7 +224,8 @@ def segment(
     Parameters
     ----------
     image
-        An image file (CZI, OME-TIFF, OME-Zarr, TIFF/PNG) or an :class:`Image`.
+        An image file (CZI, OME-TIFF, OME-Zarr, TIFF/PNG), an :class:`Image`, or an array:
+        ``Y×X`` (one channel), ``C×Y×X``, ``C×Z×Y×X`` or ``S×T×C×Z×Y×X``.
     model
         A model file, a built-in name (``"nuclei"``) or any object with the
         :class:`~scopeml.model.spec.Model` protocol (a trained ``PixelClassifier`` …).
@@ -261,6 +264,9 @@ def segment(
     ...               tile_size=4)
     >>> seg.label_values, seg.labels.read()[0, 0, 0, 0, 0].tolist()
     ({'bg': 1, 'fg': 2}, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
+    >>> seg = segment(pixels[0, 0, 0], Threshold(), Path(tempfile.mkdtemp()) / "out.ome.zarr")
+    >>> seg.labels.read()[0, 0, 0, 0, 0].tolist()   # a Y×X array: one channel
+    [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]
     """
     from scopeml.tiling.engine import segment_image
 
@@ -272,7 +278,15 @@ def segment(
         "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
     progress = False if progress is None else progress  # silent by default, as documented
-    wanted = outputs if outputs is not None else (options or SegmentOptions()).outputs
+    if not isinstance(image, (str, os.PathLike, Image)):
+        image = image_of_array(image)
+    _check_output_name(Path(output))
+    if measure is not None:  # a bad table name fails before the engine runs, not after
+        from scopeml.objects.table import table_format
+
+        table_format(Path(measure))
+    given["outputs"], given["channels"] = _names(outputs), _names(channels)
+    wanted = given["outputs"] or (options or SegmentOptions()).outputs
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
     opened_image, image_ref = _input_image(image, settings)
@@ -301,14 +315,64 @@ def segment(
             import shutil
 
             shutil.rmtree(result.path / name)
-    if measure is not None:
+    if measure is not None:  # against the pixels segmented: the chosen scene of an Image
         intensities = image if isinstance(image, Image) else _open_scene(str(image), settings.scene)
+        if intensities.sizes["S"] > 1 and settings.scene is not None:
+            intensities = intensities.select_scene(settings.scene)
         try:
             measure_objects(result, intensities, output=measure, progress=progress)
         finally:
-            if intensities is not image:
+            if not isinstance(image, Image):
                 intensities.close()
     return result
+
+
+def image_of_array(array: Any) -> Image:
+    """A pixel array as a lazy 6-D :class:`Image`, its axes read by :data:`ARRAY_AXES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image_of_array(np.zeros((2, 4, 5))).sizes["C"], image_of_array(np.zeros((4, 5))).shape
+    (2, (1, 1, 1, 1, 4, 5))
+    """
+    import numpy as np
+
+    from scopeml.errors import InvalidImageError
+    from scopeml.objects.images import array_image
+
+    array = np.asarray(array)
+    if array.ndim not in ARRAY_AXES:
+        raise InvalidImageError(
+            f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
+            "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X"
+        )
+    return array_image(array, ARRAY_AXES[array.ndim])
+
+
+def _check_output_name(output: Path) -> None:
+    """Refuse an image-file name (``out.tif``) for the store, which is a folder: it would be
+    an OME-Zarr folder that no TIFF reader opens."""
+    from scopeml.io.registry import IMAGE_SUFFIXES
+
+    suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
+    if suffix is not None and not suffix.endswith(".zarr"):
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"the output is an OME-Zarr store (a folder), not a {suffix} file; name it "
+            f"{output.name[: -len(suffix)]}.ome.zarr (ome_tiff=True, --ome-tiff, also writes "
+            "OME-TIFF files beside it)",
+            path=output,
+        )
+
+
+def _names(names: Sequence[Any] | str | None) -> tuple[Any, ...] | None:
+    """Names given as one string (``"labels"``, ``"DAPI"``, ``"labels,confidence"``) or as a
+    sequence, as a tuple; a string is never taken letter by letter."""
+    if isinstance(names, str):
+        return tuple(name.strip() for name in names.split(",") if name.strip())
+    return None if names is None else tuple(names)
 
 
 def _settings(
@@ -317,7 +381,7 @@ def _settings(
     """``options`` with the keywords given; with instances wanted, the engine writes labels
     instead (the instances are made from them after its run)."""
     changes = {key: value for key, value in given.items() if value is not None}
-    for key in ("outputs", "channels", "tile_size", "halo"):
+    for key in ("tile_size", "halo"):
         if isinstance(changes.get(key), list):
             changes[key] = tuple(changes[key])
     wanted = tuple(changes.get("outputs", (options or SegmentOptions()).outputs))
@@ -478,9 +542,10 @@ def train_pixel_classifier(
 ) -> PixelClassifier:
     """Train a random-forest pixel classifier from sparse labels (0 unlabelled, 1..K classes).
 
-    ``image`` and ``labels`` are files, ``Image`` objects or arrays (``C×[Z×]Y×X`` pixels,
-    ``[Z×]Y×X`` labels). An image with several scenes or time points trains on all of them,
-    with labels of the same sizes. ``colors`` (``"#rrggbb"`` per class, default a fixed
+    ``image`` and ``labels`` are files, ``Image`` objects or arrays (pixels as in
+    :func:`segment`: ``Y×X``, ``C×Y×X``, ``C×Z×Y×X`` or ``S×T×C×Z×Y×X``; labels
+    ``[Z×]Y×X``). An image with several scenes or time points trains on all of them, with
+    labels of the same sizes. ``colors`` (``"#rrggbb"`` per class, default a fixed
     palette) are kept with the classes in the saved container, for viewers to show them.
     The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
     ``.save()`` it.
@@ -500,11 +565,13 @@ def train_pixel_classifier(
 
     if isinstance(image, (str, os.PathLike)):
         image = open_image(image)
+    elif not isinstance(image, Image):
+        image = image_of_array(image)
     if isinstance(labels, (str, os.PathLike)):
         labels = open_image(labels)
     images: Any = image
     targets: Any = labels
-    if isinstance(image, Image) and image.sizes["S"] * image.sizes["T"] > 1:
+    if image.sizes["S"] * image.sizes["T"] > 1:
         from scopeml.errors import InvalidLabelsError
         from scopeml.objects.images import check_same_sizes
 
@@ -525,11 +592,30 @@ def train_pixel_classifier(
         n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
-        spatial_dims=2 if not isinstance(image, Image) or image.sizes["Z"] == 1 else 3,
+        spatial_dims=3 if image.sizes["Z"] > 1 else 2,
         workers=workers,
         seed=seed,
         name=name,
     )
+
+
+def as_segmentation(source: Any) -> Any:
+    """A :func:`segment` store given by its path as the :class:`Segmentation` it is (its
+    labels and class names, not the first array found in it); any other source unchanged.
+
+    Examples
+    --------
+    >>> as_segmentation("cells.tif")
+    'cells.tif'
+    """
+    if isinstance(source, (str, os.PathLike)) and not isinstance(source, Segmentation):
+        from scopeml.io.stores import is_zarr_store
+
+        if (Path(source) / "labels").is_dir() and is_zarr_store(source):
+            found = Segmentation(source)
+            if found.classes:  # the run record of segment, with the model's classes
+                return found
+    return source
 
 
 def _as_label_image(source: LabelSource) -> Image:
@@ -601,6 +687,7 @@ def label_objects(
     """
     from scopeml.objects.images import label_image
 
+    labels = as_segmentation(labels)
     class_id = None
     if class_ is not None:
         classes = _classes_of(labels)
@@ -655,6 +742,7 @@ def measure_objects(
     """
     from scopeml.objects.images import measure_image
 
+    objects = as_segmentation(objects)
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
     labels = _as_label_image(objects)

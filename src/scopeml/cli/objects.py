@@ -74,10 +74,14 @@ def measure(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
-    from scopeml.api import measure_objects
+    from scopeml.api import Segmentation, as_segmentation, measure_objects
     from scopeml.objects.images import open_labels
 
-    objects = open_labels(labels)
+    source = as_segmentation(labels)  # a segment store: its instances, else its labels
+    if isinstance(source, Segmentation):
+        objects = source.instances if "instances" in source.outputs else source.labels
+    else:
+        objects = open_labels(labels)
     sizes = None
     if pixel_size is not None:
         sizes = {"Z": pixel_size, "Y": pixel_size, "X": pixel_size}

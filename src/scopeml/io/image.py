@@ -132,6 +132,28 @@ class Image:
             close=self.close,
         )
 
+    def select_scene(self, scene: int) -> Image:
+        """A lazy view of one scene (``S`` = 1), as a reader opening that scene gives.
+
+        Examples
+        --------
+        >>> img = Image(np.arange(3).reshape(3, 1, 1, 1, 1, 1))
+        >>> view = img.select_scene(2)
+        >>> view.shape, view.read().ravel().tolist()
+        ((1, 1, 1, 1, 1, 1), [2])
+        """
+        if not 0 <= scene < self.sizes["S"]:
+            raise InvalidRequestError(
+                f"scene {scene} does not exist; the image has {self.sizes['S']}", path=self.path
+            )
+        return Image(
+            _SceneView(self.data, scene),
+            pixel_sizes=self.pixel_sizes,
+            channel_names=self.channel_names,
+            path=self.path,
+            close=self.close,
+        )
+
     def _channel_index(self, channel: int | str) -> int:
         if isinstance(channel, str) and channel in self.channel_names:
             return self.channel_names.index(channel)
@@ -183,3 +205,16 @@ class _ChannelView:
                 runs.append([channel, channel + 1])
         parts = [np.asarray(self.data[(*key[:2], slice(a, b), *key[3:])]) for a, b in runs]
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
+class _SceneView:
+    """One scene of a 6-D source, as a 6-D source with ``S`` = 1."""
+
+    def __init__(self, data: ArrayLike, scene: int) -> None:
+        self.data, self.scene = data, scene
+        self.dtype = data.dtype
+        self.shape = (1, *data.shape[1:])
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = key[0].indices(1)
+        return np.asarray(self.data[(slice(self.scene + start, self.scene + stop), *key[1:])])

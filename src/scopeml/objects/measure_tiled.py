@@ -26,7 +26,7 @@ from scopeml.io.regions import iter_regions
 from scopeml.objects.label import tile_sizes
 from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
 from scopeml.objects.stacks import StackView
-from scopeml.objects.table import _format
+from scopeml.objects.table import table_format
 from scopeml.progress import Progress, track
 
 
@@ -170,7 +170,7 @@ class TableSink:
         self.writer: Any = None
         self.keys: dict[str, int] = {}
         if self.path is not None:
-            kind = _format(self.path)
+            kind = table_format(self.path)
             self.parquet = kind == "parquet"
             self.temp = self.path.with_name(f".{self.path.name}.tmp")
 

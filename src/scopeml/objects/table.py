@@ -24,7 +24,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     [1, 2]
     """
     path = Path(path)
-    kind = _format(path)
+    kind = table_format(path)
     temp = path.with_name(f".{path.name}.tmp")
     if kind == "csv":
         table.to_csv(temp, index=False)
@@ -37,7 +37,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV or Parquet table written by :func:`write_table` (or any tool)."""
     path = Path(path)
-    kind = _format(path)
+    kind = table_format(path)
     if not path.is_file():
         raise FileNotFoundError(2, "No such file", str(path))
     try:
@@ -46,7 +46,8 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InvalidRequestError(f"cannot read table: {err}", path=path) from err
 
 
-def _format(path: Path) -> str:
+def table_format(path: Path) -> str:
+    """``"csv"`` or ``"parquet"``, from the suffix; any other suffix is refused."""
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InvalidRequestError(

@@ -1,0 +1,123 @@
+"""What a new user passes to the facade: arrays, a name as one string, a store by its path.
+
+Each test is a call from the walk through the README that failed before (a raw TypeError, a
+store named ``.tif``, a table name refused only after the whole run, a segment store read as
+its first array).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.model.spec import ModelSpec
+
+
+class Threshold:
+    """Two classes: foreground where the first channel is above 5 (2-D)."""
+
+    spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "cell"), halo=(0, 0))
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        fg = (batch[:, :1] > 5).astype(np.float32)
+        return np.concatenate([1 - fg, fg], axis=1)
+
+
+def _cells() -> np.ndarray:
+    """A 12×16 plane with two bright cells (values 7 and 9)."""
+    plane = np.zeros((12, 16), np.uint16)
+    plane[1:4, 1:4] = 9
+    plane[6:10, 8:14] = 7
+    return plane
+
+
+@pytest.mark.parametrize(
+    ("shape", "six", "scene"),
+    [
+        ((12, 16), (1, 1, 1, 1, 12, 16), None),  # Y×X: one channel
+        ((1, 12, 16), (1, 1, 1, 1, 12, 16), None),  # C×Y×X
+        ((1, 3, 12, 16), (1, 1, 1, 3, 12, 16), None),  # C×Z×Y×X
+        ((1, 2, 1, 1, 12, 16), (1, 2, 1, 1, 12, 16), None),  # S×T×C×Z×Y×X
+        ((2, 1, 1, 1, 12, 16), (2, 1, 1, 1, 12, 16), 1),  # one scene of two
+    ],
+)
+def test_segment_takes_an_array_as_train_pixel_classifier_does(tmp_path, shape, six, scene):
+    pixels = np.broadcast_to(_cells(), shape).copy()
+    if pixels.size > 12 * 16:
+        pixels.reshape(-1, 12, 16)[0] = 0  # the first scene, time point or plane is empty
+    six = pixels.reshape(six)
+    seg = sm.segment(
+        pixels, Threshold(), tmp_path / "a.ome.zarr", scene=scene, measure=tmp_path / "a.csv"
+    )
+    whole = sm.segment(
+        sm.Image(six), Threshold(), tmp_path / "i.ome.zarr", scene=scene, measure=tmp_path / "i.csv"
+    )
+    taken = six[scene : scene + 1] if scene is not None else six
+    assert seg.labels.shape == (1, *taken.shape[1:2], 1, *taken.shape[3:])
+    np.testing.assert_array_equal(seg.labels.read(), whole.labels.read())
+    np.testing.assert_array_equal(seg.labels.read()[:, :, 0] == 2, taken[:, :, 0] > 5)
+    table = pd.read_csv(tmp_path / "a.csv")  # measured against the array itself
+    pd.testing.assert_frame_equal(table, pd.read_csv(tmp_path / "i.csv"))
+    assert sorted(table["intensity_mean_C0"].unique()) == [7, 9]
+
+
+def test_segment_refuses_an_array_of_unknown_axes(tmp_path):
+    with pytest.raises(InvalidImageError, match=r"shape \(1, 1, 1, 12, 16\) has 5 axes; expected"):
+        sm.segment(np.zeros((1, 1, 1, 12, 16)), Threshold(), tmp_path / "a.ome.zarr")
+
+
+def test_segment_takes_one_output_or_channel_as_a_string(tmp_path):
+    image = sm.Image(_cells()[None, None, None, None], channel_names=["DAPI"])
+    seg = sm.segment(image, Threshold(), tmp_path / "a.ome.zarr", outputs="labels,confidence")
+    assert seg.outputs == ("labels", "confidence")
+    one = sm.segment(image, Threshold(), tmp_path / "b.ome.zarr", outputs="labels", channels="DAPI")
+    assert one.outputs == ("labels",)
+    np.testing.assert_array_equal(one.labels.read(), seg.labels.read())
+
+
+def test_segment_refuses_bad_output_names_before_any_work(tmp_path):
+    image = _cells()
+    with pytest.raises(InvalidRequestError, match=r"not a \.tif file; name it out\.ome\.zarr"):
+        sm.segment(image, Threshold(), tmp_path / "out.tif")
+    with pytest.raises(InvalidRequestError, match=r"unknown table format '\.txt'"):
+        sm.segment(image, Threshold(), tmp_path / "out.ome.zarr", measure=tmp_path / "n.txt")
+    assert list(tmp_path.iterdir()) == []  # nothing was run, nothing written
+
+
+def test_object_steps_read_a_segment_store_by_its_path(tmp_path):
+    store = tmp_path / "seg.ome.zarr"
+    seg = sm.segment(_cells(), Threshold(), store, outputs=("labels", "instances"))
+    by_path = sm.label_objects(str(store), tmp_path / "a.ome.zarr", class_="cell")
+    by_seg = sm.label_objects(seg, tmp_path / "b.ome.zarr", class_="cell")
+    np.testing.assert_array_equal(by_path.read(), by_seg.read())
+    assert by_path.read().max() == 2
+    table = sm.measure_objects(store, _cells())  # its instances, as for the Segmentation
+    pd.testing.assert_frame_equal(table, sm.measure_objects(seg, _cells()))
+    assert table["area"].tolist() == [9, 24]
+
+    out = tmp_path / "t.csv"
+    assert main(["objects", "measure", str(store), "-o", str(out), "-q"]) == 0
+    assert pd.read_csv(out)["area"].tolist() == [9, 24]
+    out = tmp_path / "c.ome.zarr"
+    assert main(["objects", "label", str(store), "-o", str(out), "--class", "cell", "-q"]) == 0
+
+
+def test_pixel_classifier_takes_a_plane_and_a_channel_first_stack():
+    plane = _cells().astype(np.float32)
+    scribbles = np.zeros(plane.shape, np.uint8)
+    scribbles[0, :] = 1
+    scribbles[7, 9:12] = 2
+    flat = sm.train_pixel_classifier(
+        plane, scribbles, features="gaussian_smoothing:1", n_estimators=5
+    )
+    assert flat.spec.spatial_dims == 2 and flat.spec.in_channels == 1
+    stack = np.stack([plane] * 3)[None]  # C×Z×Y×X
+    deep = sm.train_pixel_classifier(
+        stack, np.stack([scribbles] * 3), features="gaussian_smoothing:1", n_estimators=5
+    )
+    assert deep.spec.spatial_dims == 3
+    assert deep.predict(stack[None]).argmax(1)[0, 1, 8, 10] == 1
