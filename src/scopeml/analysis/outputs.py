@@ -125,7 +125,7 @@ def draw_overview(
     finite = plane[np.isfinite(plane)]
     low, high = np.percentile(finite, (1, 99.8)) if finite.size else (0.0, 1.0)
     grey = np.clip((plane - low) / ((high - low) or 1.0), 0, 1) * 200
-    rgb = np.repeat(np.nan_to_num(grey)[..., None], 3, axis=2).astype(np.uint8)
+    rgb = np.repeat(np.nan_to_num(grey).astype(np.uint8)[..., None], 3, axis=2)
     for name, objects in labels.items():
         shown = _project(np.asarray(objects))[::step, ::step]
         edges = find_boundaries(shown, mode="inner")

@@ -83,16 +83,26 @@ def _combine(
             parquet_temp = stack.enter_context(atomic_write(tables / f"{name}.parquet",
                                                             fsync=False))  # fmt: skip
         writer = None
+        first = b""
         for index, part in enumerate(parts):
-            frame = pd.read_csv(part)
+            with open(part, "rb") as file:
+                header, body = file.readline(), file.read()
             if columns is None:
-                columns = list(frame.columns)
-            frame = frame.reindex(columns=columns)
-            frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
-            if parquet_temp is not None and len(frame):
-                writer = _append_parquet(writer, frame, parquet_temp)
+                first, columns = header, list(pd.read_csv(part, nrows=0).columns)
             keep = [c for c in columns if c == "area" or c.startswith("intensity_mean_")][:2]
-            plotted.append(frame[keep])
+            frame = None
+            if header == first:  # the same columns: the rows as written, not parsed again
+                with open(csv_temp, "ab") as out:
+                    out.write(header * (index == 0) + body)
+            else:
+                frame = pd.read_csv(part).reindex(columns=columns)
+                frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
+            if parquet_temp is not None:
+                frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
+                if len(frame):
+                    writer = _append_parquet(writer, frame, parquet_temp)
+            wanted = frozenset(keep).__contains__
+            plotted.append(pd.read_csv(part, usecols=wanted).reindex(columns=keep))
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all

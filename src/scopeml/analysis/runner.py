@@ -34,7 +34,7 @@ from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
 from scopeml.progress import Progress, as_progress, track
 
-__all__ = ["AnalysisResult", "collect_images", "run_analysis"]
+__all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
 
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".btf", ".ome.zarr", ".zarr",
                   ".png", ".jpg", ".jpeg")  # fmt: skip
@@ -117,7 +117,7 @@ def run_analysis(
     images: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
-    workers: int = 1,
+    workers: int | None = 1,
     scheduler: str | None = None,
     resume: bool = False,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
@@ -134,7 +134,9 @@ def run_analysis(
     output
         The results folder (created; an existing one is continued only with ``resume``).
     workers
-        Images analysed side by side in local processes (1: in this process).
+        Images analysed side by side in local processes (1: in this process; ``None``:
+        :func:`default_workers`); never more than the images to analyse. Results do not
+        depend on it.
     scheduler
         A dask.distributed scheduler address; each image becomes one task there.
     resume
@@ -169,7 +171,7 @@ def run_analysis(
     if not isinstance(settings, AnalysisSettings):
         source = Path(settings)
         settings = load_settings(source)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     paths = collect_images([images] if isinstance(images, (str, os.PathLike)) else images)
     confinement = Confinement.of(allowed_roots)
@@ -180,14 +182,6 @@ def run_analysis(
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     output = Path(output)
     _prepare_output(output, text, resume)
-    local = workers == 1 and scheduler is None
-    resources = open_resources(settings, source=source, model_threads=None if local else 1,
-                               allowed_roots=roots)  # fmt: skip
-    check_image_channels(settings, paths[0], source=source, allowed_roots=roots)
-    (output / "images").mkdir(parents=True, exist_ok=True)
-    from scopeml.io.replace import write_atomically
-
-    write_atomically(output / "settings.yaml", text)
     names = _names(paths)
     result = AnalysisResult(output)
     todo: list[tuple[Path, str]] = []
@@ -197,6 +191,15 @@ def run_analysis(
             result.records.append(done)
         else:
             todo.append((path, name))
+    workers = min(default_workers(settings) if workers is None else workers, max(len(todo), 1))
+    local = workers == 1 and scheduler is None
+    resources = open_resources(settings, source=source, model_threads=None if local else 1,
+                               allowed_roots=roots)  # fmt: skip
+    check_image_channels(settings, paths[0], source=source, allowed_roots=roots)
+    (output / "images").mkdir(parents=True, exist_ok=True)
+    from scopeml.io.replace import write_atomically
+
+    write_atomically(output / "settings.yaml", text)
     report = as_progress(progress)
     jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
              digest, str(source) if source else None, roots) for p, n in todo]  # fmt: skip
@@ -212,6 +215,33 @@ def run_analysis(
     result.records.sort(key=lambda r: order.get(r["name"], len(order)))
     write_report(settings, result.records, output)
     return result
+
+
+#: Memory of one worker process besides its plane (libraries, tables, the label stores' buffers).
+WORKER_BASE_MB = 256
+
+
+def default_workers(settings: AnalysisSettings) -> int:
+    """Worker processes for a local batch: one per core, as many as the available memory holds
+    at ``settings.memory_mb`` (the in-memory plane) plus :data:`WORKER_BASE_MB` each.
+
+    Examples
+    --------
+    >>> from scopeml.analysis.settings import ClassSettings, ThresholdSegmenter
+    >>> s = AnalysisSettings(channels=["a"], classes=[ClassSettings(
+    ...     name="x", segmenter=ThresholdSegmenter(channel="a"))])
+    >>> 1 <= default_workers(s) <= (os.cpu_count() or 1)
+    True
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        import psutil
+
+        available = psutil.virtual_memory().available
+    except ImportError:  # psutil comes with dask; without it, the free pages
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    per_worker = (settings.memory_mb + WORKER_BASE_MB) * 2**20
+    return max(1, min(cores or 1, available // per_worker))
 
 
 def _prepare_output(output: Path, text: str, resume: bool) -> None:

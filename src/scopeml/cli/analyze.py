@@ -15,7 +15,11 @@ def analyze(
         None, help="Image files, folders and glob patterns (after 'init': the file to write)."
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="The results folder."),
-    workers: int = typer.Option(1, help="Images analysed side by side in local processes."),
+    workers: int | None = typer.Option(
+        None,
+        help="Images analysed side by side in local processes [default: one per core, "
+        "as many as the memory holds].",
+    ),
     scheduler: str | None = typer.Option(
         None, help="A dask.distributed scheduler address; one task per image."
     ),

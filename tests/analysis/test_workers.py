@@ -1,0 +1,28 @@
+"""How many worker processes a local batch gets by default: one per core, within the memory."""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from scopeml.analysis.runner import WORKER_BASE_MB, default_workers
+from tests.analysis.conftest import three_level_settings
+
+
+@pytest.mark.parametrize(
+    ("cores", "fits", "budget", "expected"),
+    [(8, 64, 256, 8), (8, 3, 256, 3), (8, 0, 256, 1), (2, 64, 256, 2), (8, 3, 1024, 1)],
+)
+def test_default_workers_are_the_cores_that_the_memory_holds(
+    monkeypatch: pytest.MonkeyPatch, cores: int, fits: int, budget: int, expected: int
+) -> None:
+    import psutil
+
+    settings = three_level_settings().model_copy(update={"memory_mb": budget})
+    # memory for ``fits`` workers at the default budget of 256 MB each, and a little more
+    available = fits * (256 + WORKER_BASE_MB) * 2**20 + 1
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=available))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert default_workers(settings) == expected
