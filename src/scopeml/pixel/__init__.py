@@ -21,6 +21,7 @@ from pathlib import Path
 
 from scopeml.model.registry import register_format
 from scopeml.model.safezip import peek_json
+from scopeml.pixel._cache import FeatureCache
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, train_classifier
 from scopeml.pixel._container import (
     FORMAT,
@@ -51,6 +52,7 @@ register_format(
 __all__ = [
     "FORMAT",
     "ClassifierMetadata",
+    "FeatureCache",
     "PixelClass",
     "PixelClassifier",
     "check_labels",

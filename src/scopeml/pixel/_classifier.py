@@ -28,6 +28,7 @@ from scopeml.io.dtypes import label_dtype
 from scopeml.model.forest import BINS, Forest, fit_forest
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
+from scopeml.pixel._cache import FeatureCache, block_key
 from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, scan_labels
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
@@ -119,12 +120,14 @@ class PixelClassifier:
         self._blockwise(sources, lambda x: self.forest.predict_proba(x).T, out)
         return out
 
-    def predict_labels(self, image: Any) -> np.ndarray:
+    def predict_labels(self, image: Any, *, cache: FeatureCache | None = None) -> np.ndarray:
         """Label image of one ``C×[Z×]Y×X`` array or one-scene :class:`Image`: values ``1..K``
         as in training.
 
         Equal to ``argmax`` over :meth:`predict` plus one, but faster: a pixel's remaining trees
         are skipped once they cannot change its winner. A lazy image is read block by block.
+        ``cache``: the :class:`FeatureCache` given to :func:`train_classifier` on this image,
+        whose block features are reused where the block's pixels are unchanged (same result).
 
         Examples
         --------
@@ -137,7 +140,7 @@ class PixelClassifier:
         """
         source = ImageSource(image, self.spec.spatial_dims)
         self._check_shape((1, *source.shape))
-        labels = self._indices([source], source.spatial_shape)[0]
+        labels = self._indices([source], source.spatial_shape, cache)[0]
         labels += 1
         return labels
 
@@ -150,9 +153,14 @@ class PixelClassifier:
         sources = [ImageSource(image, self.spec.spatial_dims) for image in batch]
         return self._indices(sources, batch.shape[2:])
 
-    def _indices(self, sources: Sequence[ImageSource], spatial: tuple[int, ...]) -> np.ndarray:
+    def _indices(
+        self,
+        sources: Sequence[ImageSource],
+        spatial: tuple[int, ...],
+        cache: FeatureCache | None = None,
+    ) -> np.ndarray:
         out = np.empty((len(sources), 1, *spatial), label_dtype(len(self.classes)))
-        self._blockwise(sources, lambda x: self.forest.predict_labels(x)[None], out)
+        self._blockwise(sources, lambda x: self.forest.predict_labels(x)[None], out, cache)
         return out[:, 0]
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
@@ -169,6 +177,7 @@ class PixelClassifier:
         sources: Sequence[ImageSource],
         evaluate: Callable[[np.ndarray], np.ndarray],
         out: np.ndarray,
+        cache: FeatureCache | None = None,
     ) -> None:
         """Fill ``out`` (``N×K'×…``, one per source) block by block: features of the block grown
         by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads."""
@@ -179,7 +188,7 @@ class PixelClassifier:
 
         def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
             n, read, core = task
-            feats = compute_features(sources[n].read(read), self.features)
+            feats = _block_features(sources[n], read, self.features, cache)
             feats = feats[(slice(None), *core)]
             shape = feats.shape[1:]
             # F×P feature-major; its transpose is a (P, F) view the forest reads without a copy
@@ -220,6 +229,7 @@ def train_classifier(
     seed: int = 0,
     name: str = "pixel classifier",
     n_jobs: int | None = None,
+    cache: FeatureCache | None = None,
 ) -> PixelClassifier:
     """Train a random forest from sparse labels on one image or several.
 
@@ -244,6 +254,10 @@ def train_classifier(
     workers
         Threads for features and trees (default all cores); results do not depend on it.
         ``n_jobs`` is its older name, kept for callers that still pass it.
+    cache
+        A :class:`FeatureCache` to keep the features computed here, so that
+        :meth:`PixelClassifier.predict_labels` on the same image (given the same cache) need
+        not compute them again; it holds up to its ``max_bytes``.
 
     Returns
     -------
@@ -264,7 +278,7 @@ def train_classifier(
     block = fs.block or BLOCK[spatial_dims]
     scans = [scan_labels(lab, im.spatial_shape, classes, block, fs.halo) for im, lab in sources]
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
-    x, y, counts = _training_set(sources, scans, fs, n_jobs, n_classes)
+    x, y, counts = _training_set(sources, scans, fs, n_jobs, n_classes, cache)
     forest, importances = fit_forest(
         x,
         y,
@@ -310,11 +324,16 @@ def _sources(pairs: list[tuple[Any, Any]], spatial_dims: int) -> list[tuple[Any,
 
 
 def _training_set(
-    sources: list[tuple[Any, Any]], scans: list[Any], fs: Any, n_jobs: int, n_classes: int
+    sources: list[tuple[Any, Any]],
+    scans: list[Any],
+    fs: Any,
+    n_jobs: int,
+    n_classes: int,
+    cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features ``x`` (N, F), labels ``y`` and pixels per class; every class must occur."""
     samples = [
-        _sample_features(im, lab, scan, fs, n_jobs)
+        _sample_features(im, lab, scan, fs, n_jobs, cache)
         for (im, lab), scan in zip(sources, scans, strict=True)
     ]
     # feature-major F×N, so x.T is the column-major (N, F) float32 array the tree builder
@@ -370,7 +389,12 @@ def _pairs(image: Any, labels: Any) -> list[tuple[Any, Any]]:
 
 
 def _sample_features(
-    image: ImageSource, labels: LabelSource, scan: LabelScan, fs: FeatureSet, n_jobs: int
+    image: ImageSource,
+    labels: LabelSource,
+    scan: LabelScan,
+    fs: FeatureSet,
+    n_jobs: int,
+    cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (``F×N``) and labels (``N``) of the labelled pixels, computed only in the blocks
     that hold some, in raster order (so the forest does not depend on the block size)."""
@@ -379,7 +403,7 @@ def _sample_features(
         read, core, target = task
         block_labels = labels.read(target)
         mask = block_labels > 0
-        feats = compute_features(image.read(read), fs)[(slice(None), *core)]
+        feats = _block_features(image, read, fs, cache)[(slice(None), *core)]
         where = np.nonzero(mask)
         index = np.ravel_multi_index(
             [w + t.start for w, t in zip(where, target, strict=True)], labels.shape
@@ -390,6 +414,21 @@ def _sample_features(
     order = np.argsort(np.concatenate([p[2] for p in parts]))
     x = np.concatenate([p[0] for p in parts], axis=1)[:, order]
     return x, np.concatenate([p[1] for p in parts])[order]
+
+
+def _block_features(
+    source: ImageSource, read: tuple[slice, ...], fs: FeatureSet, cache: FeatureCache | None
+) -> np.ndarray:
+    """Features of the block ``read`` (``F×…``), from ``cache`` when its pixels are unchanged."""
+    pixels = source.read(read)
+    key = block_key(fs, read) if cache is not None else None
+    if key is None:
+        return compute_features(pixels, fs)
+    feats = cache.get(key, pixels)
+    if feats is None:
+        feats = compute_features(pixels, fs)
+        cache.put(key, pixels, feats)
+    return feats
 
 
 def _map(func: Callable, tasks: Iterable, n_jobs: int) -> list:
