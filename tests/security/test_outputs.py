@@ -4,6 +4,7 @@ two runs write one output, never leave a half-written file (issue 18, medium).""
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -193,3 +194,33 @@ def test_atomic_folder_replaces_a_store_whole_or_not_at_all(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["0", "zarr.json"]
     assert (target / "zarr.json").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["nuclei.zarr"]  # no temporary left
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_atomic_write_gives_the_permissions_open_would(tmp_path, umask):
+    import pandas as pd
+
+    from scopeml.model.safezip import write_zip
+    from scopeml.objects.table import write_table
+
+    old = os.umask(umask)
+    try:
+        with open(tmp_path / "plain.txt", "w") as stream:  # the reference
+            stream.write("plain")
+        (tmp_path / "plain").mkdir()
+        write_atomically(tmp_path / "run.json", "{}")
+        with atomic_write(tmp_path / "store.zarr", folder=True) as temp:
+            (temp / "zarr.json").write_text("{}")
+        write_table(pd.DataFrame({"label": [1]}), tmp_path / "t.csv")
+        write_zip(tmp_path / "m.zip", [("model.json", b"{}")])
+        write_atomically(tmp_path / "secret", b"x", mode=0o600)  # an explicit mode still wins
+    finally:
+        os.umask(old)
+
+    def mode(name):
+        return stat.S_IMODE((tmp_path / name).stat().st_mode)
+
+    assert mode("plain.txt") == 0o666 & ~umask
+    assert mode("run.json") == mode("t.csv") == mode("m.zip") == mode("plain.txt")
+    assert mode("store.zarr") == mode("plain") == 0o777 & ~umask
+    assert mode("secret") == 0o600

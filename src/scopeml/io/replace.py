@@ -13,6 +13,7 @@ zarr v2 ``.zgroup``/``.zarray``); anything else is refused with a clear error.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -34,10 +35,11 @@ def atomic_write(
     """A unique temporary path next to ``path``, moved onto ``path`` when the block succeeds.
 
     The caller writes the file at the yielded path (with any library: ``open``, zipfile,
-    tifffile, pandas). On success it is flushed to disk, given ``mode`` (default ``0o644``) and
-    renamed over ``path`` in one step; on any error it is removed and ``path`` is left as it
-    was. With ``folder=True`` the yielded path is an empty folder (a zarr store, say) that
-    replaces ``path`` (default mode ``0o755``); a folder already at ``path`` is first moved
+    tifffile, pandas). On success it is flushed to disk, given ``mode`` (by default what a
+    plain ``open(path, "w")`` gives: ``0o666`` less the umask) and renamed over ``path`` in one
+    step; on any error it is removed and ``path`` is left as it was. With ``folder=True`` the
+    yielded path is an empty folder (a zarr store, say) that replaces ``path`` (by default
+    ``0o777`` less the umask, as ``mkdir``); a folder already at ``path`` is first moved
     aside, then deleted. Whether ``path`` may be replaced at all is the caller's check
     (:func:`check_replaceable_store`).
 
@@ -59,22 +61,35 @@ def atomic_write(
     if path.exists() and not path.is_dir() and folder:
         raise InvalidRequestError("is a file; expected a folder name", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if folder:
-        temp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(handle)
-        temp = Path(name)
+    temp = _create_temporary(path, folder)
     try:
         yield temp
         if fsync and not folder:
             with open(temp, "rb+") as stream:
                 os.fsync(stream.fileno())
-        os.chmod(temp, mode if mode is not None else 0o755 if folder else 0o644)  # mkstemp: 0600
+        if mode is not None:  # else the umask's, from creation
+            os.chmod(temp, mode)
         _replace(temp, path)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True) if folder else temp.unlink(missing_ok=True)
         raise
+
+
+def _create_temporary(path: Path, folder: bool) -> Path:
+    """A new, uniquely named file or folder next to ``path``, created with the permissions
+    ``open``/``mkdir`` give (the kernel applies the umask; tempfile's would be 0600/0700, and
+    reading the umask means setting it, which races with other threads)."""
+    for _ in range(100):
+        temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            if folder:
+                os.mkdir(temp, 0o777)
+            else:
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temp
+    raise FileExistsError(17, "no unused temporary name", str(path))
 
 
 def _replace(temp: Path, path: Path) -> None:
@@ -93,7 +108,9 @@ def _replace(temp: Path, path: Path) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644) -> Path:
+def write_atomically(
+    path: str | os.PathLike[str], data: bytes | str, *, mode: int | None = None
+) -> Path:
     """Write ``data`` (bytes, or text as UTF-8) to ``path`` atomically; see :func:`atomic_write`.
 
     Examples

@@ -385,9 +385,9 @@ def write_zip(
 ) -> None:
     """Write ``(name, content)`` members as a zip, atomically when ``target`` is a path.
 
-    A path is written through :func:`~scopeml.io.replace.atomic_write` (mode 0644: a model is
-    meant to be shared); on any error the target is untouched. Member names are checked as on
-    reading.
+    A path is written through :func:`~scopeml.io.replace.atomic_write` (with the permissions
+    ``open`` gives, 0644 under the usual umask); on any error the target is untouched. Member
+    names are checked as on reading.
     """
     if isinstance(target, io.BytesIO):
         _write_members(target, members, compression)
@@ -395,7 +395,7 @@ def write_zip(
     path = Path(target)
     if path.is_dir():
         raise InvalidRequestError("is a folder; a container is written as a file", path=path)
-    with atomic_write(path, mode=0o644) as temp, open(temp, "wb") as raw:
+    with atomic_write(path) as temp, open(temp, "wb") as raw:
         _write_members(raw, members, compression)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from scopeml.errors import InvalidRequestError
+from scopeml.io.replace import atomic_write
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -25,12 +26,11 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """
     path = Path(path)
     kind = table_format(path)
-    temp = path.with_name(f".{path.name}.tmp")
-    if kind == "csv":
-        table.to_csv(temp, index=False)
-    else:
-        table.to_parquet(temp, index=False)
-    os.replace(temp, path)
+    with atomic_write(path) as temp:
+        if kind == "csv":
+            table.to_csv(temp, index=False)
+        else:
+            table.to_parquet(temp, index=False)
     return path
 
 

@@ -29,8 +29,9 @@ def private_dir(path: Path) -> Path:
 def private_tree(path: Path) -> None:
     """Make every folder (0700) and file (0600) below ``path`` private to the server's user.
 
-    The engine's atomic writer gives its files the usual 0644/0755 whatever the umask; a job's
-    output is made private again once written. Links are not followed.
+    Files are created under the server's umask (077), but a job's child process or a library
+    may set its own modes; a job's output is made private again once written. Links are not
+    followed.
     """
     for folder, dirs, files in os.walk(path):
         with contextlib.suppress(FileNotFoundError):  # a job being deleted meanwhile
