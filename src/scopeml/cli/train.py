@@ -38,6 +38,12 @@ def unet(
     ),
     three_d: bool = typer.Option(False, "--3d", help="Z×Y×X images and a 3-D U-Net."),
     augment: bool = typer.Option(True, help="Random flips, quarter turns and intensity."),
+    normalize: str | None = typer.Option(
+        None,
+        help="percentile:LOW,HIGH or meanstd: normalise each image over its whole extent and "
+        "record this in the model, which segment then applies (any intensity range works); "
+        "default (none): the training set's mean/std are baked into the graph.",
+    ),
     checkpoint: Path | None = typer.Option(None, help="Write a checkpoint here after every epoch."),
     resume: Path | None = typer.Option(None, help="Continue from this checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -76,6 +82,7 @@ def unet(
         patience=patience,
         seed=seed,
         augment=augment,
+        normalize=None if normalize is None or normalize.strip().lower() == "none" else normalize,
     )
     pixels, label_images = read_pairs(images, labels, spatial_dims=config.spatial_dims)
     result = train_unet(
@@ -88,7 +95,9 @@ def unet(
         resume=resume,
         progress=not quiet,
     )
-    save_czann(result.classifier(), output, classes=result.classes)
+    save_czann(
+        result.classifier(), output, classes=result.classes, normalize=result.normalize_policy
+    )
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
     typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")
