@@ -5,6 +5,8 @@ and the object counts of both.
 
     python bench/bench_analysis.py                      # 4 images of 1024², threshold nuclei
     python bench/bench_analysis.py --images 20 --size 2048   # the issue's batch
+    python bench/bench_analysis.py --workers 1          # scopeml in one process, as the script
+    python bench/bench_analysis.py --images 0 --sizes 16384  # peak RSS of one 16384² image
     python bench/bench_analysis.py --model              # nuclei by the built-in model (scopeml
                                                         # only; the script uses Li + watershed)
     python bench/bench_analysis.py --sizes 1024,2048    # peak RSS of one image at each size
@@ -12,12 +14,18 @@ and the object counts of both.
 Segmenters are the same in both (Gaussian σ=1 + Otsu for cells, Gaussian σ=1 + Li inside the
 cells for nuclei, a fixed threshold for spots; fill holes, remove small), so the counts must be
 equal; with ``--model`` the nuclei differ by design and only the cell counts must agree.
+
+scopeml runs with its default worker processes (one per core, as many as the memory holds;
+``--workers N`` to choose), the script in one process. Peak RSS is the largest single process
+(each worker holds its own image). A plane under the settings' ``memory_mb`` runs in memory;
+``--memory-mb 0`` forces the out-of-core path.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -87,10 +95,14 @@ MODEL_NUCLEI = ("{kind: instances, model: nuclei, class: nucleus, boundary_class
                 "channels: [DAPI]}")  # fmt: skip
 
 
-def run_scopeml(images: list[Path], out: Path, model: bool, workers: int) -> dict[str, int]:
+def run_scopeml(
+    images: list[Path], out: Path, model: bool, workers: int | None, memory_mb: int | None
+) -> dict[str, int]:
     from scopeml.analysis import parse_settings, run_analysis
 
     text = SETTINGS.replace("NUCLEI", MODEL_NUCLEI if model else THRESHOLD_NUCLEI)
+    if memory_mb is not None:
+        text += f"memory_mb: {memory_mb}\n"
     result = run_analysis(parse_settings(text), images, out, workers=workers)
     if result.failures:
         raise SystemExit(f"failed: {result.failures}")
@@ -155,7 +167,7 @@ def child(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp(dir=args.data)) / "results"
     start = time.perf_counter()
     if args.only == "scopeml":
-        counts = run_scopeml(images, out, args.model, args.workers)
+        counts = run_scopeml(images, out, args.model, args.workers or None, args.memory_mb)
     else:
         counts = run_skimage(images, out, args.model)
     seconds = time.perf_counter() - start
@@ -167,9 +179,22 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak_mb, "counts": counts}))
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """The worker processes scopeml runs with (its default unless ``--workers``)."""
+    from scopeml.analysis import parse_settings
+    from scopeml.analysis.runner import default_workers
+
+    text = SETTINGS.replace("NUCLEI", THRESHOLD_NUCLEI)
+    if args.memory_mb is not None:
+        text += f"memory_mb: {args.memory_mb}\n"
+    return min(args.workers or default_workers(parse_settings(text)), args.images)
+
+
 def measure(only: str, data: Path, args: argparse.Namespace) -> dict:
     command = [sys.executable, __file__, "--only", only, "--data", str(data),
                "--workers", str(args.workers)] + (["--model"] if args.model else [])  # fmt: skip
+    if args.memory_mb is not None:
+        command += ["--memory-mb", str(args.memory_mb)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise SystemExit(done.stderr[-3000:])
@@ -181,7 +206,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--model", action="store_true", help="nuclei by the built-in model")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=0, help="0: scopeml's default")
+    parser.add_argument("--memory-mb", type=int, help="the settings' memory_mb (0: out of core)")
     parser.add_argument("--sizes", default="", help="e.g. 1024,2048: peak RSS of one image each")
     parser.add_argument("--only", choices=("scopeml", "skimage"), help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -199,10 +225,9 @@ def main() -> None:
                 make_image(data / f"img{i:03d}.ome.tif", args.size, i)
             ours, theirs = measure("scopeml", data, args), measure("skimage", data, args)
             nuclei = "the built-in model" if args.model else "Li threshold"
-            print(
-                f"{args.images} images of {args.size}², nuclei by {nuclei}, "
-                f"{args.workers} worker(s)"
-            )
+            print(f"{args.images} images of {args.size}², nuclei by {nuclei}, scopeml with "
+                  f"{_workers(args)} worker process(es), the script with "
+                  f"one; load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
             for name, found in (("scopeml analyze", ours), ("scikit-image", theirs)):
                 print(f"{name:16}: {found['seconds']:7.1f} s wall, {found['cpu']:6.1f} s CPU "
                       f"(imports included), peak RSS {found['peak_mb']:5.0f} MB, "

@@ -12,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["CLASS_COLOURS", "LabelStores", "draw_overview", "parquet_available", "write_tables"]
+__all__ = [
+    "CLASS_COLOURS",
+    "LabelStores",
+    "draw_overview",
+    "outlines",
+    "parquet_available",
+    "write_tables",
+]
 
 #: Outline colours, one per class in settings order (repeating).
 CLASS_COLOURS = (
@@ -115,7 +122,6 @@ def draw_overview(
     (255, 0, 0)
     """
     from PIL import Image as PILImage
-    from skimage.segmentation import find_boundaries
 
     from scopeml.io.replace import atomic_write
 
@@ -128,11 +134,34 @@ def draw_overview(
     rgb = np.repeat(np.nan_to_num(grey).astype(np.uint8)[..., None], 3, axis=2)
     for name, objects in labels.items():
         shown = _project(np.asarray(objects))[::step, ::step]
-        edges = find_boundaries(shown, mode="inner")
-        rgb[edges] = colours[name]
+        rgb[outlines(shown)] = colours[name]
     with atomic_write(path, fsync=False) as temp:
         PILImage.fromarray(rgb).save(temp, format="PNG", compress_level=1)
     return path
+
+
+def outlines(labels: np.ndarray) -> np.ndarray:
+    """The objects' pixels with a 4-neighbour of another value: ``skimage.segmentation.
+    find_boundaries(labels, mode="inner")`` by two neighbour comparisons per axis (its grey
+    dilation and erosion took half the overview's time).
+
+    Examples
+    --------
+    >>> outlines(np.array([[0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 1]])).astype(int)
+    array([[0, 1, 0, 0],
+           [0, 1, 0, 0],
+           [0, 1, 0, 0]])
+    """
+    labels = np.asarray(labels)
+    edges = np.zeros(labels.shape, bool)
+    for axis in range(labels.ndim):
+        front = [slice(None)] * labels.ndim
+        back = [slice(None)] * labels.ndim
+        front[axis], back[axis] = slice(1, None), slice(None, -1)
+        differ = labels[tuple(front)] != labels[tuple(back)]
+        edges[tuple(front)] |= differ
+        edges[tuple(back)] |= differ
+    return edges & (labels != 0)
 
 
 def _project(array: np.ndarray) -> np.ndarray:

@@ -195,29 +195,46 @@ def plane_histogram(
     >>> counts.tolist(), centers.tolist()
     ([3, 1, 2], [3, 4, 5])
     """
-    low, high = None, None
-    for values in _pixels(source, tile_size, region):
-        lo, hi = values.min(), values.max()
-        low = lo if low is None else min(low, lo)
-        high = hi if high is None else max(high, hi)
-    if low is None or low == high:
+    parts = _parts(source, tile_size, region)
+    found = _value_range(parts)
+    if found is None:
         return None
+    low, high = found
     dtype = np.dtype(getattr(source, "dtype", np.float64))
     if dtype.kind in "iub" and int(high) - int(low) < _MAX_INT_BINS:
         n = int(high) - int(low) + 1
         counts = np.zeros(n, np.int64)
-        for values in _pixels(source, tile_size, region):
+        for values in parts():
             counts += np.bincount((values.astype(np.int64) - int(low)).ravel(), minlength=n)
         return counts, np.arange(int(low), int(high) + 1)
     edges = np.linspace(float(low), float(high), FLOAT_BINS + 1)
     counts = np.zeros(FLOAT_BINS, np.int64)
-    for values in _pixels(source, tile_size, region):
+    for values in parts():
         # equal bins by count and range: numpy's fast path (explicit edges sort the pixels);
         # float64 values make numpy's edges these ``edges``, so the counts are the same
         found = np.histogram(values.astype(np.float64), bins=FLOAT_BINS,
                              range=(float(low), float(high)))  # fmt: skip
         counts += found[0]
     return counts, (edges[:-1] + edges[1:]) / 2
+
+
+def _value_range(parts: Callable[[], Iterator[np.ndarray]]) -> tuple[Any, Any] | None:
+    """The minimum and maximum pixel, or ``None`` when there are none or all are equal."""
+    low, high = None, None
+    for values in parts():
+        lo, hi = values.min(), values.max()
+        low = lo if low is None else min(low, lo)
+        high = hi if high is None else max(high, hi)
+    return None if low is None or low == high else (low, high)
+
+
+def _parts(source: Any, tile_size: int, region: Any) -> Callable[[], Iterator[np.ndarray]]:
+    """A function that yields :func:`_pixels` again on each call; an in-memory plane's pixels
+    are gathered once (the same arrays in the same order, so the same sums)."""
+    if isinstance(source, np.ndarray):
+        gathered = list(_pixels(source, tile_size, region))
+        return lambda: iter(gathered)
+    return lambda: _pixels(source, tile_size, region)
 
 
 def _pixels(source: Any, tile_size: int, region: Any) -> Iterator[np.ndarray]:
@@ -242,8 +259,9 @@ def li_tiled(source: Any, *, tile_size: int, region: Any = None, max_iter: int =
     >>> bool(np.isclose(li_tiled(plane, tile_size=16), threshold_li(plane), rtol=1e-4))
     True
     """
+    parts = _parts(source, tile_size, region)
     total, n, low = 0.0, 0, np.inf
-    for values in _pixels(source, tile_size, region):
+    for values in parts():
         total += float(values.sum(dtype=np.float64))
         n += values.size
         low = min(low, float(values.min()))
@@ -251,7 +269,7 @@ def li_tiled(source: Any, *, tile_size: int, region: Any = None, max_iter: int =
     for _ in range(max_iter):
         t_curr = t_next
         sums, counts = np.zeros(2), np.zeros(2, np.int64)
-        for values in _pixels(source, tile_size, region):
+        for values in parts():
             shifted = values.astype(np.float64) - low
             fore = shifted > t_curr
             sums += (shifted[fore].sum(), shifted[~fore].sum())
@@ -370,8 +388,8 @@ def threshold_tiled(
     if method == "fixed":
         level: float | None = float(value)  # type: ignore[arg-type]
     elif method == "li" and np.dtype(source.dtype).kind == "f":
-        found = plane_histogram(source, tile_size=tile_size, region=region)
-        level = None if found is None else li_tiled(source, tile_size=tile_size, region=region)
+        plain = _value_range(_parts(source, tile_size, region)) is None
+        level = None if plain else li_tiled(source, tile_size=tile_size, region=region)
     else:
         found = plane_histogram(source, tile_size=tile_size, region=region)
         level = None if found is None else histogram_threshold(*found, method)
