@@ -17,7 +17,7 @@ from collections.abc import Hashable
 
 import numpy as np
 
-#: Default budget: the basic25 features of a 4096² one-channel image (about 1.9 GB) fit.
+#: Default budget: the basic25 features of a 4096² one-channel image (1.6 GiB) fit.
 MAX_BYTES = 2 * 2**30
 
 
@@ -27,7 +27,8 @@ class FeatureCache:
     Parameters
     ----------
     max_bytes
-        Most bytes held (features plus the copy of the pixels they came from). Blocks beyond
+        Most bytes held (features of the block cores, plus a copy of the pixels they came
+        from with the halo: about 4 bytes × (features + 1.3 × channels) per pixel). Blocks beyond
         it are not kept (the first ones stay; nothing is evicted), so memory stays bounded
         and the blocks not kept are simply computed again.
 
@@ -75,14 +76,19 @@ class FeatureCache:
                 self.misses += 1
         return entry[1] if found else None
 
+    def has_room(self, nbytes: int) -> bool:
+        """Whether ``nbytes`` more fit in the budget now."""
+        return self.nbytes + nbytes <= self.max_bytes
+
     def put(self, key: Hashable, pixels: np.ndarray, features: np.ndarray) -> None:
         """Keep ``features`` computed from ``pixels`` (copied) if the budget allows."""
         size = pixels.nbytes + features.nbytes
+        pixels = pixels.copy()  # the caller's array may change later
         with self._lock:
             if key in self._entries or self.nbytes + size > self.max_bytes:
                 return
             self.nbytes += size
-            self._entries[key] = (pixels.copy(), features)
+            self._entries[key] = (pixels, features)
 
     def clear(self) -> None:
         """Drop everything held."""
@@ -91,11 +97,13 @@ class FeatureCache:
             self.nbytes = 0
 
 
-def block_key(features: Hashable, read: tuple[slice, ...]) -> Hashable | None:
-    """The key of a block's features: the feature set and the region read (``None`` if the
-    feature set cannot be hashed, then nothing is cached)."""
+def block_key(
+    features: Hashable, read: tuple[slice, ...], core: tuple[slice, ...]
+) -> Hashable | None:
+    """The key of a block's features: the feature set, the region read and the core kept
+    (``None`` if the feature set cannot be hashed, then nothing is cached)."""
     try:
         hash(features)
     except TypeError:
         return None
-    return (features, tuple((s.start, s.stop) for s in read))
+    return (features, *((s.start, s.stop) for s in (*read, *core)))

@@ -188,8 +188,7 @@ class PixelClassifier:
 
         def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
             n, read, core = task
-            feats = _block_features(sources[n], read, self.features, cache)
-            feats = feats[(slice(None), *core)]
+            feats = _block_features(sources[n], read, core, self.features, cache)
             shape = feats.shape[1:]
             # F×P feature-major; its transpose is a (P, F) view the forest reads without a copy
             feats = np.ascontiguousarray(feats).reshape(len(feats), -1)
@@ -403,7 +402,7 @@ def _sample_features(
         read, core, target = task
         block_labels = labels.read(target)
         mask = block_labels > 0
-        feats = _block_features(image, read, fs, cache)[(slice(None), *core)]
+        feats = _block_features(image, read, core, fs, cache)
         where = np.nonzero(mask)
         index = np.ravel_multi_index(
             [w + t.start for w, t in zip(where, target, strict=True)], labels.shape
@@ -417,17 +416,25 @@ def _sample_features(
 
 
 def _block_features(
-    source: ImageSource, read: tuple[slice, ...], fs: FeatureSet, cache: FeatureCache | None
+    source: ImageSource,
+    read: tuple[slice, ...],
+    core: tuple[slice, ...],
+    fs: FeatureSet,
+    cache: FeatureCache | None,
 ) -> np.ndarray:
-    """Features of the block ``read`` (``F×…``), from ``cache`` when its pixels are unchanged."""
+    """Features (``F×…``) of the ``core`` of block ``read``: a view, or with a cache a contiguous
+    array (copied while hot from the filters, so prediction needs no copy), taken from the
+    cache when the block's pixels are unchanged."""
     pixels = source.read(read)
-    key = block_key(fs, read) if cache is not None else None
+    key = block_key(fs, read, core) if cache is not None else None
     if key is None:
-        return compute_features(pixels, fs)
+        return compute_features(pixels, fs)[(slice(None), *core)]
     feats = cache.get(key, pixels)
     if feats is None:
-        feats = compute_features(pixels, fs)
-        cache.put(key, pixels, feats)
+        feats = compute_features(pixels, fs)[(slice(None), *core)]
+        if cache.has_room(pixels.nbytes + feats.nbytes):
+            feats = np.ascontiguousarray(feats)
+            cache.put(key, pixels, feats)
     return feats
 
 
