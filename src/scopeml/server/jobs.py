@@ -19,6 +19,7 @@ import os
 import shutil
 import threading
 import zipfile
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
@@ -54,9 +55,9 @@ class JobOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    outputs: list[Literal["labels", "probabilities", "confidence", "mask"]] | None = Field(
-        default=None, min_length=1, max_length=4
-    )
+    outputs: list[Literal["labels", "probabilities", "confidence", "mask", "image"]] | None = Field(
+        default=None, min_length=1, max_length=5
+    )  # image: a Regression model's output
     tile_size: int | None = Field(default=None, ge=16, le=8192)
     halo: int | None = Field(default=None, ge=0, le=1024)
     batch_size: int | None = Field(default=None, ge=1, le=64)
@@ -149,22 +150,36 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
     return prefix + server_problem(err)
 
 
-def job_memory(options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: float = 0.0) -> int:
+def job_memory(
+    options: dict[str, Any],
+    spec: ModelSpec,
+    runtime_per_pixel: float = 0.0,
+    shape: Sequence[int] | None = None,
+) -> int:
     """Bytes one batch of a job holds at its peak: ``batch_size`` windows (tile + 2 × halo per
     spatial axis) of the model's input channels, of twice its float32 output and of the
     runtime's ``runtime_per_pixel`` (as :func:`~scopeml.server.tiles.tile_memory` counts a tile).
+
+    With the image's 6-D ``shape``, each window is clipped to the image as the engine clips
+    its tiles, so a large halo on a small image costs only the image.
 
     Examples
     --------
     >>> spec = ModelSpec(2, 1, ("bg", "fg"), (16, 16))
     >>> job_memory({"tile_size": 96, "batch_size": 2}, spec)  # 2 × 128² × (1 + 2 × 2) × 4
     655360
+    >>> job_memory({"tile_size": 96, "batch_size": 2}, spec, shape=(1, 1, 1, 1, 50, 100))
+    200000
     """
     dims = spec.spatial_dims
     tile = options.get("tile_size") or (512 if dims == 2 else 128)
     halo = options.get("halo")
-    halo = max(spec.halo, default=0) if halo is None else halo
-    window = (tile + 2 * halo) ** dims
+    halos = tuple(spec.halo) if halo is None else (halo,) * dims
+    sizes = tuple(shape[-dims:]) if shape is not None else (None,) * dims
+    window = math.prod(
+        tile + 2 * margin if size is None else min(tile + 2 * margin, size)
+        for margin, size in zip(halos, sizes, strict=True)
+    )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
     return math.ceil((options.get("batch_size") or 1) * window * per_pixel)
 
@@ -177,10 +192,10 @@ def check_job_image(
     *,
     timeout: float = 60.0,
     memory_limit: int | None = None,
-) -> None:
+) -> tuple[int, ...]:
     """Open a job's image as the job will (confined to ``roots``), in a child process with a
     time and a memory limit (:func:`~scopeml.io.probe.probe_image`): refuse it before queueing.
-    A reader that crashes on a corrupt file takes down only that child.
+    A reader that crashes on a corrupt file takes down only that child. Returns its 6-D shape.
 
     Raises
     ------
@@ -190,11 +205,12 @@ def check_job_image(
     from scopeml.io.probe import probe_image
 
     try:
-        probe_image(
+        found = probe_image(
             image, scene=scene, allowed_roots=roots, timeout=timeout, memory_limit=memory_limit
         )
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, name, Path(image))) from err
+    return tuple(int(n) for n in found["shape"])
 
 
 class JobRunner:

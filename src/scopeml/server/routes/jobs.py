@@ -42,14 +42,8 @@ async def submit_job(
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
     record = find_model(registry, job.model_id, user)
     options = job.options.segment_options()
-    needed = job_memory(options, spec_from_dict(record["spec"]), record["spec"].get(RUNTIME_KEY, 0))
-    if needed > config.max_tile_memory:
-        raise InvalidRequestError(
-            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
-            f"{config.max_tile_memory}: use a smaller tile_size, halo or batch_size"
-        )
     image, name = _job_image(job, user, config, db)
-    await asyncio.to_thread(
+    shape = await asyncio.to_thread(
         check_job_image,
         image,
         options.get("scene"),
@@ -58,6 +52,13 @@ async def submit_job(
         timeout=config.image_check_timeout,
         memory_limit=config.job_memory_limit,
     )
+    spec = spec_from_dict(record["spec"])
+    needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
+    if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
+        raise InvalidRequestError(
+            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
+            f"{config.max_tile_memory}: use a smaller tile_size, halo or batch_size"
+        )
     job_id = new_id()
     db.add_job(
         {
