@@ -171,6 +171,11 @@ def child(args: argparse.Namespace) -> None:
     else:
         counts = run_skimage(images, out, args.model)
     seconds = time.perf_counter() - start
+    # workers are forked by multiprocessing's fork server, which reaps them: stop (and reap) it
+    # so that their CPU time and peak RSS count among this process's children
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()
     me, workers = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
                                                        resource.RUSAGE_CHILDREN))  # fmt: skip
     cpu = sum(r.ru_utime + r.ru_stime for r in (me, workers))
@@ -179,7 +184,7 @@ def child(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_mb": peak_mb, "counts": counts}))
 
 
-def _workers(args: argparse.Namespace) -> int:
+def _workers(args: argparse.Namespace, data: Path) -> int:
     """The worker processes scopeml runs with (its default unless ``--workers``)."""
     from scopeml.analysis import parse_settings
     from scopeml.analysis.runner import default_workers
@@ -187,7 +192,8 @@ def _workers(args: argparse.Namespace) -> int:
     text = SETTINGS.replace("NUCLEI", THRESHOLD_NUCLEI)
     if args.memory_mb is not None:
         text += f"memory_mb: {args.memory_mb}\n"
-    return min(args.workers or default_workers(parse_settings(text)), args.images)
+    images = sorted(data.glob("*.ome.tif"))
+    return min(args.workers or default_workers(parse_settings(text), images), args.images)
 
 
 def measure(only: str, data: Path, args: argparse.Namespace) -> dict:
@@ -226,7 +232,7 @@ def main() -> None:
             ours, theirs = measure("scopeml", data, args), measure("skimage", data, args)
             nuclei = "the built-in model" if args.model else "Li threshold"
             print(f"{args.images} images of {args.size}², nuclei by {nuclei}, scopeml with "
-                  f"{_workers(args)} worker process(es), the script with "
+                  f"{_workers(args, data)} worker process(es), the script with "
                   f"one; load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
             for name, found in (("scopeml analyze", ours), ("scikit-image", theirs)):
                 print(f"{name:16}: {found['seconds']:7.1f} s wall, {found['cpu']:6.1f} s CPU "

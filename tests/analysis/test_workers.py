@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from scopeml.analysis.runner import WORKER_BASE_MB, default_workers
+from scopeml.analysis.runner import BYTES_PER_WORKER, WORKER_BASE_MB, default_workers
 from tests.analysis.conftest import three_level_settings
 
 
@@ -26,3 +27,21 @@ def test_default_workers_are_the_cores_that_the_memory_holds(
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=available))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert default_workers(settings) == expected
+
+
+def test_a_small_batch_gets_one_worker_per_enough_input(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    settings = three_level_settings()
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"img{i}.tif")
+        files[-1].write_bytes(b"\0" * (BYTES_PER_WORKER // 2))
+    if default_workers(settings) < 2:
+        pytest.skip("this machine's memory or cores allow one worker only")
+    assert default_workers(settings, files[:1]) == 1  # half a worker's worth of input
+    assert default_workers(settings, files[:4]) == 2
+    folder = tmp_path / "img.ome.zarr"  # a folder counts as one worker's worth
+    folder.mkdir()
+    assert default_workers(settings, [*files[:4], folder]) == min(3, default_workers(settings))

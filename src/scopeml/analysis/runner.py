@@ -191,7 +191,9 @@ def run_analysis(
             result.records.append(done)
         else:
             todo.append((path, name))
-    workers = min(default_workers(settings) if workers is None else workers, max(len(todo), 1))
+    if workers is None:
+        workers = default_workers(settings, [path for path, _ in todo])
+    workers = min(workers, max(len(todo), 1))
     local = workers == 1 and scheduler is None
     resources = open_resources(settings, source=source, model_threads=None if local else 1,
                                allowed_roots=roots)  # fmt: skip
@@ -219,11 +221,16 @@ def run_analysis(
 
 #: Memory of one worker process besides its plane (libraries, tables, the label stores' buffers).
 WORKER_BASE_MB = 256
+#: Input bytes that make one more worker process worth starting: a worker's start (its imports,
+#: about 2 s of CPU) costs about as much as analysing two 2048² two-channel planes.
+BYTES_PER_WORKER = 32 * 2**20
 
 
-def default_workers(settings: AnalysisSettings) -> int:
+def default_workers(settings: AnalysisSettings, images: Sequence[Path] = ()) -> int:
     """Worker processes for a local batch: one per core, as many as the available memory holds
-    at ``settings.memory_mb`` (the in-memory plane) plus :data:`WORKER_BASE_MB` each.
+    at ``settings.memory_mb`` (the in-memory plane) plus :data:`WORKER_BASE_MB` each, and one
+    per :data:`BYTES_PER_WORKER` of the ``images``' files (a folder, e.g. OME-Zarr, counts as
+    that much) when they are given, so a small batch is not slowed by starting processes.
 
     Examples
     --------
@@ -241,7 +248,11 @@ def default_workers(settings: AnalysisSettings) -> int:
     except ImportError:  # psutil comes with dask; without it, the free pages
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     per_worker = (settings.memory_mb + WORKER_BASE_MB) * 2**20
-    return max(1, min(cores or 1, available // per_worker))
+    workers = min(cores or 1, available // per_worker)
+    if images:
+        size = sum(p.stat().st_size if p.is_file() else BYTES_PER_WORKER for p in images)
+        workers = min(workers, size // BYTES_PER_WORKER)
+    return max(1, workers)
 
 
 def _prepare_output(output: Path, text: str, resume: bool) -> None:
@@ -327,7 +338,13 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     records = []
-    context = multiprocessing.get_context("spawn")  # no forked ONNX Runtime or thread state
+    # no forked ONNX Runtime or thread state: workers start from a fresh process (spawn), or
+    # are forked from a fork server that imported the analysis once (before any model opened
+    # or thread started), so each worker does not pay the imports again (about 2 s of CPU)
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_job, *job) for job in jobs]
         try:
