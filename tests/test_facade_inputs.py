@@ -121,3 +121,14 @@ def test_pixel_classifier_takes_a_plane_and_a_channel_first_stack():
     )
     assert deep.spec.spatial_dims == 3
     assert deep.predict(stack[None]).argmax(1)[0, 1, 8, 10] == 1
+
+
+def test_labelling_class_labels_needs_a_class(tmp_path, capsys):
+    store = tmp_path / "seg.ome.zarr"
+    seg = sm.segment(_cells(), Threshold(), store)
+    with pytest.raises(InvalidRequestError, match=r"hold the classes bg, cell .* choose the class"):
+        sm.label_objects(seg, tmp_path / "a.ome.zarr")  # was one object: the whole image
+    assert main(["objects", "label", str(store / "labels"), "-o", str(tmp_path / "b"), "-q"]) == 2
+    assert "choose the class to label" in capsys.readouterr().err
+    mask = sm.label_objects(seg.labels.read() == 2, tmp_path / "c.ome.zarr")  # a mask: fine
+    assert mask.read().max() == 2

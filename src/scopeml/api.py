@@ -668,7 +668,7 @@ def label_objects(
         The ``.ome.zarr`` to write (axes ``[T][Z]YX`` and pixel sizes of the input).
     class_
         The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
-        ``None``: every non-zero pixel.
+        ``None``: every non-zero pixel of a mask (labels with class names need a class).
     connectivity, tile_size, overwrite, progress
         See :func:`scopeml.objects.images.label_image`.
 
@@ -689,8 +689,15 @@ def label_objects(
 
     labels = as_segmentation(labels)
     class_id = None
+    classes = _classes_of(labels)
+    if class_ is None and classes:  # every pixel has a class there: one object of all of them
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"these labels hold the classes {', '.join(classes)} (background too is a label); "
+            "choose the class to label with class_= (--class), by name or label value"
+        )
     if class_ is not None:
-        classes = _classes_of(labels)
         if isinstance(class_, str) or classes:
             from scopeml.errors import InvalidRequestError
 
