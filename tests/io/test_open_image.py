@@ -28,6 +28,13 @@ def test_a_missing_file_is_an_invalid_image(tmp_path):
         open_image(tmp_path / "absent.ome.tif")
 
 
+def test_an_array_is_a_clear_error_not_a_type_error_of_pathlib():
+    from scopeml.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="opens a file or folder, not 'ndarray'"):
+        open_image(np.zeros((4, 4)))
+
+
 def test_the_longest_suffix_wins_and_case_is_ignored():
     assert reader_for("a.OME.TIFF").__name__ == "read_tiff"
     assert reader_for("x.ome.zarr").__name__ == "read_ome_zarr"

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 
-from scopeml.errors import InvalidImageError
+from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
@@ -110,6 +110,12 @@ def open_image(
     ...     image.shape, image.read(Y=slice(1, 2)).ravel().tolist()
     ((1, 1, 1, 1, 3, 4), [4, 5, 6, 7])
     """
+    if not isinstance(path, (str, PathLike)):  # an array, say: not a raw TypeError of pathlib
+        raise InvalidRequestError(
+            f"open_image opens a file or folder, not {type(path).__name__!r}. Pass an array "
+            "itself to segment, train_pixel_classifier or measure_objects, or a 6-D one "
+            "(S×T×C×Z×Y×X) to Image"
+        )
     confinement = Confinement.of(allowed_roots)
     if confinement is not None:  # before anything else looks at the path
         confinement.check(path)
