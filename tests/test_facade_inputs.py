@@ -132,3 +132,15 @@ def test_labelling_class_labels_needs_a_class(tmp_path, capsys):
     assert "choose the class to label" in capsys.readouterr().err
     mask = sm.label_objects(seg.labels.read() == 2, tmp_path / "c.ome.zarr")  # a mask: fine
     assert mask.read().max() == 2
+
+
+def test_classifying_without_the_intensities_it_was_trained_on_says_so(tmp_path):
+    objects = sm.label_objects(_cells() > 5, tmp_path / "o.ome.zarr")
+    table = sm.measure_objects(objects, _cells())
+    table["kind"] = ["small", "big"]
+    kinds = sm.train_object_classifier(table, "kind", n_estimators=5)
+    with pytest.raises(InvalidRequestError, match=r"trained with intensities: measure with the"):
+        sm.classify_objects(objects, kinds)  # no image=
+    assert sm.classify_objects(objects, kinds, image=_cells())["class"].tolist() == [
+        "small", "big",
+    ]  # fmt: skip

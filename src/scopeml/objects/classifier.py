@@ -281,7 +281,11 @@ def majority_class(labels: np.ndarray, annotation: np.ndarray) -> pd.DataFrame:
 def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     missing = [n for n in names if n not in table.columns]
     if missing:
-        raise InvalidRequestError(f"the table lacks feature columns {missing}")
+        hint = ""
+        if any(name.startswith("intensity_") for name in missing):
+            hint = "; the classifier was trained with intensities: measure with the image "
+            hint += "(image=, --image)"
+        raise InvalidRequestError(f"the table lacks feature columns {missing}{hint}")
     try:
         x = table[list(names)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as err:
