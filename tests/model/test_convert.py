@@ -159,3 +159,18 @@ def test_keras_model_predictions_survive_the_container(tmp_path, monkeypatch):
     np.testing.assert_allclose(model.predict(batch), expected, atol=1e-5)
     with pytest.raises(InvalidRequestError, match="give input_shape"):
         convert_keras(net, tmp_path / "k2.czann", classes=["a", "b", "c"])
+
+
+def test_a_channels_first_graph_is_refused_with_the_option_that_wraps_it(tmp_path):
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "nchw",
+        [value("x", TensorProto.FLOAT, ["n", 1, "h", "w"])],  # as torch.onnx.export writes
+        [value("y", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(InvalidRequestError, match=r"input N×1×\?×\?.* needs --channels-first"):
+        convert_onnx(model, tmp_path / "m.czann", classes=["a"])

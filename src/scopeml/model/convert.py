@@ -169,7 +169,13 @@ def _czann_metadata(
     spatial = info.spatial_dims
     channels = _out_channels(info, classes, path)
     if info.input_shape[-1] is None:
-        raise InvalidRequestError("the graph's input channel count is dynamic", path=path)
+        shape = "×".join("?" if n is None else str(n) for n in info.input_shape)
+        raise InvalidRequestError(
+            f"the graph's input channel count is dynamic (input N×{shape}, read channels-last: "
+            "N×[Z×]Y×X×C); a channels-first graph (N×C×Y×X, as PyTorch exports) needs "
+            "--channels-first (scopeml.model.graph.to_channels_last)",
+            path=path,
+        )
     sizes = info.fixed_spatial
     if sizes is None:
         hint = tuple(tile_shape) if tile_shape is not None else DEFAULT_TILE_SHAPE[spatial]
