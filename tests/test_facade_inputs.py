@@ -144,3 +144,13 @@ def test_classifying_without_the_intensities_it_was_trained_on_says_so(tmp_path)
     assert sm.classify_objects(objects, kinds, image=_cells())["class"].tolist() == [
         "small", "big",
     ]  # fmt: skip
+
+
+def test_output_names_and_the_normalize_default_are_told_right(tmp_path, capsys):
+    with pytest.raises(
+        InvalidRequestError, match=r"unknown outputs 'label'; choose from .*instances"
+    ):
+        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", outputs=("label",))
+    assert main(["segment", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
+    assert "default: the policy the model records" in shown  # not "raw values, default"

@@ -380,6 +380,16 @@ def _settings(
 ) -> SegmentOptions:
     """``options`` with the keywords given; with instances wanted, the engine writes labels
     instead (the instances are made from them after its run)."""
+    from scopeml.tiling.options import OUTPUT_NAMES
+
+    known = (*OUTPUT_NAMES, INSTANCES)  # instances are made here, after the engine's run
+    unknown = [repr(name) for name in given["outputs"] or () if name not in known]
+    if unknown:
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"unknown outputs {', '.join(unknown)}; choose from {', '.join(known)}"
+        )
     changes = {key: value for key, value in given.items() if value is not None}
     for key in ("tile_size", "halo"):
         if isinstance(changes.get(key), list):

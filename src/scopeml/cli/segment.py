@@ -69,7 +69,9 @@ def segment(
     ),
     blend: bool = typer.Option(False, help="Blend overlapping Gaussian-weighted windows."),
     normalize: str | None = typer.Option(
-        None, help="none (raw values, default), meanstd, or percentile:LOW,HIGH (global)."
+        None,
+        help="none (raw values), meanstd, or percentile:LOW,HIGH (global); default: the "
+        "policy the model records (the nuclei model: percentile:1,99.8), else none.",
     ),
     probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
     scene: int | None = typer.Option(None, help="Scene of a multi-scene image."),
