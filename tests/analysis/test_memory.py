@@ -1,5 +1,6 @@
 """In memory equals out of core: a plane under ``memory_mb`` runs its stages on numpy arrays,
-a larger one tile by tile through zarr; both give the same labels and tables."""
+a larger one tile by tile through zarr; both give the same labels (bit for bit) and tables
+(float measurements to the last bits: the in-memory path measures the whole plane at once)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,9 @@ def test_in_memory_equals_out_of_core(
             for mode in ("tiled", "memory")
         ]
         np.testing.assert_array_equal(*stored, err_msg=name)
-        pd.testing.assert_frame_equal(
-            pd.read_csv(tmp_path / "tiled" / "tables" / f"{name}.csv"),
-            pd.read_csv(tmp_path / "memory" / "tables" / f"{name}.csv"),
-        )
+        tiled, memory = (pd.read_csv(tmp_path / m / "tables" / f"{name}.csv") for m in results)
+        # integer columns (ids, parents, areas, boxes) exactly; float columns to the rounding of
+        # a tile's offset (the in-memory path measures the whole plane at once)
+        pd.testing.assert_frame_equal(tiled, memory, check_exact=False, rtol=1e-9, atol=1e-8)
+        for column in ("object_id", "parent_id", "area", "bbox-0", "bbox-3"):
+            np.testing.assert_array_equal(tiled[column], memory[column], err_msg=column)

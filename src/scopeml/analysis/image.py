@@ -222,7 +222,7 @@ def _analyze_plane_tiled(
                     stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
                                  region=region)  # fmt: skip
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
-                              scene, t)  # fmt: skip
+                              scene, t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview and scene == 0 and t == 0:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(

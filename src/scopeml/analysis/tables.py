@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ def measure_plane(
     image_name: str,
     scene: int,
     t: int,
+    *,
+    whole: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """One table per class for one plane: ``image, scene, t, class, object_id, parent_class,
     parent_id``, then the measurements (pixel and physical units), ``{child}_count`` and
@@ -32,7 +35,10 @@ def measure_plane(
 
     ``pixels`` are the plane's input channels, ``C×(Z×)Y×X`` in settings order. Measuring
     and parent assignment go tile by tile (``settings.tile_size``), so their temporary memory
-    is a few tiles, not a few planes; the values equal a whole-plane measurement.
+    is a few tiles, not a few planes; the values equal a whole-plane measurement. ``whole``
+    (a plane in memory, numpy arrays) measures each class at once instead: no pass to find
+    the objects' boxes, one table per class, the same values (up to float rounding of the
+    tile offsets: centroids of objects in a tile off the origin may differ in the last bit).
 
     Examples
     --------
@@ -50,6 +56,7 @@ def measure_plane(
     [1.0, 1.0]
     """
     from scopeml.objects.hierarchy import summarize_children
+    from scopeml.objects.measure import measure_objects
     from scopeml.objects.measure_tiled import measure_objects_tiled
 
     index = {name: i for i, name in enumerate(settings.channels)}
@@ -57,12 +64,20 @@ def measure_plane(
     for cls in settings.classes:
         wanted = settings.channels if cls.measurements.intensity is None else (
             cls.measurements.intensity)  # fmt: skip
-        intensities = _Channels(pixels, [index[c] for c in wanted]) if wanted else None
-        table = measure_objects_tiled(
-            labels[cls.name], intensities, pixel_sizes=dict(pixel_sizes) or None,
-            channel_names=list(wanted) if wanted else None,
-            shape_features=cls.measurements.shape, tile_size=settings.tile_size,
-        )  # fmt: skip
+        picked = [index[c] for c in wanted]
+        options: dict[str, Any] = {
+            "pixel_sizes": dict(pixel_sizes) or None,
+            "channel_names": list(wanted) if wanted else None,
+            "shape_features": cls.measurements.shape,
+        }
+        if whole:
+            every = picked == list(range(len(pixels)))
+            intensities = (pixels if every else pixels[picked]) if wanted else None
+            table = measure_objects(labels[cls.name], intensities, **options)
+        else:
+            intensities = _Channels(pixels, picked) if wanted else None
+            table = measure_objects_tiled(labels[cls.name], intensities,
+                                          tile_size=settings.tile_size, **options)  # fmt: skip
         table = table.reset_index(drop=True)
         if cls.parent is not None:
             found = assign_parents_tiled(labels[cls.name], labels[cls.parent], settings.tile_size)
