@@ -154,3 +154,12 @@ def test_output_names_and_the_normalize_default_are_told_right(tmp_path, capsys)
     assert main(["segment", "--help"]) == 0
     shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
     assert "default: the policy the model records" in shown  # not "raw values, default"
+
+
+def test_classify_reads_a_built_in_model_name(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", _cells())
+    args = ["classify", str(tmp_path / "a.tif"), "-m", "nuclei", "-o", str(tmp_path / "a.csv")]
+    assert main(args) == 2  # was: "nuclei: No such file or directory"
+    assert "model is not a classifier; run it with scopeml segment" in capsys.readouterr().err

@@ -51,12 +51,14 @@ class ImageClassifier:
         import onnxruntime as ort
 
         from scopeml.model.container import read_container
+        from scopeml.model.registry import resolve_model
         from scopeml.model.runtime import (
             check_constant_tensors,
             choose_providers,
             resolve_time_budget,
         )
 
+        path = resolve_model(path)  # a built-in name too, as everywhere a model is asked for
         container = read_container(path)
         self.path = Path(path)
         meta = container.metadata
