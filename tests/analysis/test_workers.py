@@ -22,7 +22,7 @@ def test_default_workers_are_the_cores_that_the_memory_holds(
     import psutil
 
     settings = three_level_settings().model_copy(update={"memory_mb": budget})
-    # memory for ``fits`` workers at the default budget of 256 MB each, and a little more
+    # memory for ``fits`` workers at a budget of 256 MB each, and a little more
     available = fits * (256 + WORKER_BASE_MB) * 2**20 + 1
     monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(available=available))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)

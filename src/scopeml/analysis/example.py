@@ -15,7 +15,8 @@ tile_size: 1024
 
 # A plane (one scene and time point) whose stages need less memory than this many MB runs in
 # memory, which is faster; a larger one runs tile by tile, out of core (the same results).
-memory_mb: 256
+# Two channels of 16 bits and three classes need 32 bytes a pixel: 4096² fits 512 MB.
+memory_mb: 512
 
 # Object classes as a tree: a class with a `parent` is segmented only inside its parent's
 # objects, and every child object records the parent object it lies in (parent_id).

@@ -49,9 +49,10 @@ __all__ = [
 _MASK_STEPS = (FillHoles, Opening, Closing)
 _AREA_STEPS = (RemoveSmall, RemoveLarge)
 #: Bytes per pixel the in-memory stages need besides the channels and each class's ``int32``
-#: labels: a smoothed ``float32`` plane, masks, provisional labels, ``intp`` index temporaries
-#: and the measurement's per-tile copies (measured on the bench's 3-class tree: see README).
-WORK_BYTES_PER_PIXEL = 32
+#: labels: a smoothed ``float32`` plane, masks, provisional labels, index temporaries and the
+#: measurement's. Measured: one 2-channel ``uint16`` image with a 3-class tree peaks at about
+#: 230 MB (the libraries) + 31 bytes per pixel (bench/bench_analysis.py --sizes 1024,4096).
+WORK_BYTES_PER_PIXEL = 16
 
 
 def plane_memory(shape: tuple[int, ...], n_channels: int, itemsize: int, n_classes: int) -> int:
@@ -60,7 +61,7 @@ def plane_memory(shape: tuple[int, ...], n_channels: int, itemsize: int, n_class
     Examples
     --------
     >>> plane_memory((2048, 2048), 2, 2, 3) // 2**20
-    192
+    128
     """
     pixels = int(np.prod(shape))
     return pixels * (n_channels * itemsize + 4 * n_classes + WORK_BYTES_PER_PIXEL)

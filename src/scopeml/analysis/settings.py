@@ -189,7 +189,7 @@ class AnalysisSettings(_Strict):
     outputs: Outputs = Field(default_factory=Outputs)
     tile_size: int = Field(1024, ge=16, description="tile size of the tiled stages")
     memory_mb: int = Field(
-        256, ge=0, description="a plane whose stages fit this many MB runs in memory; "
+        512, ge=0, description="a plane whose stages fit this many MB runs in memory; "
         "larger planes run tile by tile (out of core, the same results)",
     )  # fmt: skip
 
