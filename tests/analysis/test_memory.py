@@ -14,7 +14,9 @@ from scopeml.analysis import plane as plane_module
 from scopeml.analysis import run_analysis
 from scopeml.analysis.plane import plane_memory
 from scopeml.analysis.settings import Closing, FillHoles, Opening, RemoveLarge, RemoveSmall
+from scopeml.errors import Cancelled
 from scopeml.io import open_image
+from scopeml.progress import ProgressEvent
 from tests.analysis.conftest import cell_image, three_level_settings, write_image
 
 
@@ -66,3 +68,20 @@ def test_in_memory_equals_out_of_core(
         pd.testing.assert_frame_equal(tiled, memory, check_exact=False, rtol=1e-9, atol=1e-8)
         for column in ("object_id", "parent_id", "area", "bbox-0", "bbox-3"):
             np.testing.assert_array_equal(tiled[column], memory[column], err_msg=column)
+
+
+@pytest.mark.parametrize("budget", [0, 512])
+def test_a_plane_reports_its_classes_and_cancels_between_them(tmp_path: Path, budget: int) -> None:
+    image = write_image(tmp_path / "img.ome.tif", cell_image((160, 160), seed=2, n_cells=4))
+    settings = three_level_settings(tile_size=64).model_copy(update={"memory_mb": budget})
+    events: list[ProgressEvent] = []
+    run_analysis(settings, [image], tmp_path / "all", progress=events.append)
+    assert [e.done for e in events if e.stage == "classes"] == [0, 1, 2, 3]
+
+    def stop_after_the_cells(event: ProgressEvent) -> None:
+        if event.stage == "classes" and event.done == 1:
+            raise Cancelled("stopped by the user")
+
+    with pytest.raises(Cancelled):
+        run_analysis(settings, [image], tmp_path / "stopped", progress=stop_after_the_cells)
+    assert list((tmp_path / "stopped" / "images").iterdir()) == []

@@ -127,7 +127,7 @@ def _analyze(
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
         if sizes["Z"] == 1:
             found = _analyze_plane_tiled(settings, image, model_labels, resources, stores, name,
-                                         scene, t, temp, colours)  # fmt: skip
+                                         scene, t, temp, colours, progress)  # fmt: skip
             for cls_name, table in found.items():
                 parts[cls_name].append(table)
             continue
@@ -170,11 +170,13 @@ def _analyze_plane_tiled(
     t: int,
     temp: Path,
     colours: dict[str, tuple[int, int, int]],
+    progress: Progress = None,
 ) -> dict[str, pd.DataFrame]:
     """One 2-D plane (:mod:`scopeml.analysis.plane`): in memory when it fits
     ``settings.memory_mb``, else out of core (inputs read by tile, labels in zarr under
     ``temp/_plane``); the same stages and tiles either way, so the same results.
-    Non-tileable classes run on the whole plane."""
+    Non-tileable classes run on the whole plane. ``progress``: stage ``classes`` (unit
+    ``class``), so a callback can cancel between them."""
     from scopeml.analysis.plane import (
         ChannelView,
         PlaneChannels,
@@ -197,7 +199,7 @@ def _analyze_plane_tiled(
     whole: dict[str, np.ndarray] | None = None
     labels: dict[str, Any] = {}
     try:
-        for cls in settings.ordered():
+        for cls in track(settings.ordered(), progress, "classes", unit="class"):
             parent = None if cls.parent is None else labels[cls.parent]
             if tileable(cls):
                 labels[cls.name] = segment_class_tiled(
