@@ -163,3 +163,13 @@ def test_classify_reads_a_built_in_model_name(tmp_path, capsys):
     args = ["classify", str(tmp_path / "a.tif"), "-m", "nuclei", "-o", str(tmp_path / "a.csv")]
     assert main(args) == 2  # was: "nuclei: No such file or directory"
     assert "model is not a classifier; run it with scopeml segment" in capsys.readouterr().err
+
+
+def test_measuring_class_labels_as_objects_is_refused(tmp_path, capsys):
+    store = tmp_path / "seg.ome.zarr"
+    seg = sm.segment(_cells(), Threshold(), store)
+    for labels in (seg, seg.labels, store, store / "labels"):
+        with pytest.raises(InvalidRequestError, match="these are class labels, not objects"):
+            sm.measure_objects(labels, _cells())  # was a row per class
+    assert main(["objects", "measure", str(store / "labels"), "-o", str(tmp_path / "t.csv")]) == 2
+    assert "label a class's objects first" in capsys.readouterr().err

@@ -762,6 +762,14 @@ def measure_objects(
     objects = as_segmentation(objects)
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
+    if _classes_of(objects):  # class labels: each class would be measured as one "object"
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "these are class labels, not objects: label a class's objects first "
+            "(label_objects(..., class_=...), scopeml objects label --class) or segment with "
+            "outputs=('labels', 'instances')"
+        )
     labels = _as_label_image(objects)
     intensities = None
     if isinstance(image, (str, os.PathLike)):
