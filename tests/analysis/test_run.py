@@ -138,6 +138,8 @@ def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     assert result.records[0]["counts"]["cell"] == 9
     table = pd.read_csv(tmp_path / "out" / "images" / "movie" / "cell.csv")
     assert table.groupby("t").size().tolist() == [6, 3]
+    overviews = sorted(p.name for p in (tmp_path / "out" / "images" / "movie").glob("*.png"))
+    assert overviews == ["overview.png", "overview_s0_t1.png"]  # one per time point
     stored = open_image(tmp_path / "out" / "images" / "movie" / "cell.ome.zarr")
     assert stored.sizes["T"] == 2
     np.testing.assert_array_equal(stored.read(T=1)[0, 0, 0, 0], reference(b)["cell"])

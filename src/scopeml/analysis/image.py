@@ -6,7 +6,8 @@ plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out of 
 (:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement tile
 by tile, so memory is flat in image size (both paths give the same results); only classes from
 a model, watershed split or CRF are computed on the whole plane. Z stacks are analysed as 3-D
-planes held in memory (3-D objects). The folder is written under a temporary name and moved
+planes held in memory (3-D objects). Each plane gets its overview PNG (:func:`overview_name`).
+The folder is written under a temporary name and moved
 into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
 """
 
@@ -38,7 +39,7 @@ from scopeml.analysis.tables import measure_plane
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 
-__all__ = ["RECORD", "analyze_image", "input_identity"]
+__all__ = ["RECORD", "analyze_image", "input_identity", "overview_name"]
 
 RECORD = "record.json"
 
@@ -151,8 +152,8 @@ def _analyze(
                               name, scene, t)  # fmt: skip
         for cls_name, table in found.items():
             parts[cls_name].append(table)
-        if settings.outputs.overview and scene == 0 and t == 0:
-            draw_overview(pixels[0], labels, temp / "overview.png", colours=colours)
+        if settings.outputs.overview:
+            draw_overview(pixels[0], labels, temp / overview_name(scene, t), colours=colours)
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
@@ -225,16 +226,27 @@ def _analyze_plane_tiled(
                                  region=region)  # fmt: skip
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
                               scene, t, whole=in_memory)  # fmt: skip
-        if settings.outputs.overview and scene == 0 and t == 0:
+        if settings.outputs.overview:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
                 _subsample(lazy[settings.channels[0]], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
-                temp / "overview.png", colours=colours,
+                temp / overview_name(scene, t), colours=colours,
             )  # fmt: skip
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def overview_name(scene: int, t: int) -> str:
+    """The overview PNG of a plane: ``overview.png`` for the first, then ``overview_s1_t0.png``….
+
+    Examples
+    --------
+    >>> overview_name(0, 0), overview_name(1, 3)
+    ('overview.png', 'overview_s1_t3.png')
+    """
+    return "overview.png" if scene == 0 and t == 0 else f"overview_s{scene}_t{t}.png"
 
 
 def _subsample(array: Any, step: int, tile: int) -> np.ndarray:
