@@ -9,6 +9,7 @@ The output is written to a temporary store and moved into place when complete.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -69,15 +70,17 @@ def post_process_tiled(
 
 
 def post_process_file(
-    source: str | PathLike[str],
+    source: str | PathLike[str] | Image,
     output: str | PathLike[str],
-    steps: Sequence[PostStep],
+    steps: Sequence[PostStep | str],
     *,
     tile_size: int = TILE_SIZE,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Path:
-    """Post-process the label image ``source`` (any readable format) into the OME-Zarr ``output``.
+    """Post-process the label image ``source`` (any readable format, or an open ``Image``) into
+    the OME-Zarr ``output``; ``steps`` as :class:`PostStep` or as the command line writes them
+    (``"closing:1"``).
 
     The output keeps the input's dtype, pixel sizes and channel names, with axes ``T C Z Y X``
     where the input has them (size-1 axes are left out; several scenes are refused). It is
@@ -91,8 +94,7 @@ def post_process_file(
     >>> a = create_ome_zarr(folder / "in.ome.zarr", shape=(12, 12), dtype="uint8", axes="YX",
     ...                     chunks=(8, 8), pixel_sizes={"Y": 0.5, "X": 0.5})
     >>> a[2:10, 2:10] = 1; a[5, 5] = 0
-    >>> out = post_process_file(folder / "in.ome.zarr", folder / "out.ome.zarr",
-    ...                         [PostStep.parse("fill_holes")])
+    >>> out = post_process_file(folder / "in.ome.zarr", folder / "out.ome.zarr", ["fill_holes"])
     >>> from scopeml.io import open_image
     >>> result = open_image(out)
     >>> int(result.read()[0, 0, 0, 0, 5, 5]), result.pixel_sizes
@@ -103,13 +105,15 @@ def post_process_file(
     from scopeml.io.replace import atomic_write, check_replaceable_store
 
     output = Path(output)
+    steps = [PostStep.parse(step) if isinstance(step, str) else step for step in steps]
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; pass overwrite to replace it", path=output)
     check_replaceable_store(output)
-    with open_image(source) as image:
+    opened = nullcontext(source) if isinstance(source, Image) else open_image(source)
+    with opened as image:  # a caller's Image stays open
         if image.sizes["S"] > 1:
             raise InvalidImageError(
-                f"has {image.sizes['S']} scenes; post-process one scene at a time", path=source
+                f"has {image.sizes['S']} scenes; post-process one scene at a time", path=image.path
             )
         axes = "".join(a for a in "TCZ" if image.sizes[a] > 1) + "YX"
         shape = [image.sizes[a] for a in axes]

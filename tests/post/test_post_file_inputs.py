@@ -1,0 +1,25 @@
+"""``post_process_file`` takes what the command line takes: steps as text, and an open Image."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scopeml.io import open_image
+from scopeml.io.image import Image
+from scopeml.post import PostStep, post_process_file
+
+
+def test_steps_as_text_and_an_open_image(tmp_path):
+    labels = np.zeros((1, 1, 1, 1, 40, 40), np.uint8)
+    labels[..., 5:30, 5:30] = 1
+    labels[..., 12, 12] = 0  # a hole
+    labels[..., 35, 35] = 2  # a speck
+    image = Image(labels, pixel_sizes={"Y": 0.5, "X": 0.5})
+    steps = [PostStep.parse("fill_holes"), PostStep.parse("remove_small:4")]
+    by_steps = post_process_file(image, tmp_path / "a.ome.zarr", steps, tile_size=16)
+    by_text = post_process_file(image, tmp_path / "b.ome.zarr", ["fill_holes", "remove_small:4"])
+    assert image.read().sum() == labels.sum()  # the caller's Image is still open and unchanged
+    a, b = open_image(by_steps).read(), open_image(by_text).read()
+    np.testing.assert_array_equal(a, b)
+    assert a[0, 0, 0, 0, 12, 12] == 1 and a[0, 0, 0, 0, 35, 35] == 0
+    assert open_image(by_text).pixel_sizes == {"Y": 0.5, "X": 0.5}
