@@ -30,9 +30,12 @@ def test_a_missing_file_is_an_invalid_image(tmp_path):
 
 def test_an_array_is_a_clear_error_not_a_type_error_of_pathlib():
     from scopeml.errors import InvalidRequestError
+    from scopeml.io.image import Image
 
     with pytest.raises(InvalidRequestError, match="opens a file or folder, not 'ndarray'"):
         open_image(np.zeros((4, 4)))
+    with pytest.raises(InvalidRequestError, match="not 'Image': it is open already"):
+        open_image(Image(np.zeros((1, 1, 1, 1, 4, 4))))
 
 
 def test_the_longest_suffix_wins_and_case_is_ignored():

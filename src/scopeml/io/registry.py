@@ -111,10 +111,14 @@ def open_image(
     ((1, 1, 1, 1, 3, 4), [4, 5, 6, 7])
     """
     if not isinstance(path, (str, PathLike)):  # an array, say: not a raw TypeError of pathlib
+        where = (
+            "it is open already"
+            if isinstance(path, Image)
+            else "pass an array itself to segment, train_pixel_classifier or measure_objects, "
+            "or a 6-D one (S×T×C×Z×Y×X) to Image"
+        )
         raise InvalidRequestError(
-            f"open_image opens a file or folder, not {type(path).__name__!r}. Pass an array "
-            "itself to segment, train_pixel_classifier or measure_objects, or a 6-D one "
-            "(S×T×C×Z×Y×X) to Image"
+            f"open_image opens a file or folder, not {type(path).__name__!r}: {where}"
         )
     confinement = Confinement.of(allowed_roots)
     if confinement is not None:  # before anything else looks at the path
