@@ -119,6 +119,18 @@ def test_forest_fitted_on_bins_decides_on_raw_features_as_sklearn_on_bins() -> N
     )
 
 
+def test_binning_in_threads_gives_the_same_edges_and_bins() -> None:
+    rng = np.random.default_rng(6)
+    x = np.asfortranarray(np.round(rng.normal(size=(5000, 7)), 3).astype(np.float32))
+    edges, binned = bin_features(x)
+    threaded_edges, threaded = bin_features(x, workers=3)
+    assert len(threaded_edges) == 7
+    for one, other in zip(edges, threaded_edges, strict=True):
+        np.testing.assert_array_equal(one, other)
+    np.testing.assert_array_equal(binned, threaded)
+    assert binned.flags.f_contiguous and binned.max() == 255  # 256 bins: 255 edges
+
+
 def test_labels_equal_argmax_with_an_odd_number_of_trees_and_three_classes() -> None:
     rng = np.random.default_rng(5)
     x = rng.normal(size=(2000, 3)).astype(np.float32)
