@@ -7,7 +7,10 @@ The forest is kept as concatenated node arrays (children, split feature, thresho
 fractions) — the form it is saved in — and evaluated through scikit-learn's compiled
 ``Tree.apply``, rebuilt from those arrays with ``Tree.__setstate__`` (a documented-by-use state
 dict of numpy arrays, not a pickle). Freshly trained and loaded forests take the same path, so
-they predict identically.
+they predict identically. Compiled walkers written with numba (tree by tree, pixel by pixel over
+all trees, branch-free in groups of 8 pixels, packets of adjacent pixels) were measured against
+it on the 32-tree benchmark forest and were no more than ~10% faster: the walk (about 7 nodes
+per tree) is bound by branch mispredictions and load latency, not by the numpy bookkeeping.
 
 :func:`fit_forest` trains on each feature's quantile bins, as histogram tree learners do: split
 points are searched among at most :data:`BINS` values per feature instead of every distinct
