@@ -173,3 +173,15 @@ def test_measuring_class_labels_as_objects_is_refused(tmp_path, capsys):
             sm.measure_objects(labels, _cells())  # was a row per class
     assert main(["objects", "measure", str(store / "labels"), "-o", str(tmp_path / "t.csv")]) == 2
     assert "label a class's objects first" in capsys.readouterr().err
+
+
+def test_an_existing_output_names_the_command_line_flag(tmp_path, capsys):
+    store = tmp_path / "seg.ome.zarr"
+    sm.segment(_cells(), Threshold(), store)
+    for args in (
+        ["objects", "label", str(store), "--class", "cell", "-o", str(tmp_path / "o.ome.zarr")],
+        ["post", str(store / "labels"), "--step", "opening:1", "-o", str(tmp_path / "p.ome.zarr")],
+    ):
+        assert main([*args, "-q"]) == 0
+        assert main([*args, "-q"]) == 2
+        assert "pass overwrite=True (--overwrite) to replace it" in capsys.readouterr().err

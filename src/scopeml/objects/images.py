@@ -169,7 +169,9 @@ def write_label_image(
     check_label_image(labels)
     output = Path(output)
     if output.exists() and not overwrite:
-        raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
+        raise InvalidRequestError(
+            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+        )
     check_replaceable_store(output, inputs=(labels.path,) if labels.path else ())
     ndim = 2 if labels.sizes["Z"] == 1 else 3
     _structure(ndim, connectivity)

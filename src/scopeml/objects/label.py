@@ -135,7 +135,9 @@ def label_instances_tiled(
     _structure(len(shape), connectivity)  # a bad value fails before any work
     output = Path(output)
     if output.exists() and not overwrite:
-        raise InvalidRequestError("output exists; pass overwrite=True to replace it", path=output)
+        raise InvalidRequestError(
+            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+        )
     check_replaceable_store(output)
     tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")

@@ -107,7 +107,9 @@ def post_process_file(
     output = Path(output)
     steps = [PostStep.parse(step) if isinstance(step, str) else step for step in steps]
     if output.exists() and not overwrite:
-        raise InvalidRequestError("output exists; pass overwrite to replace it", path=output)
+        raise InvalidRequestError(
+            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+        )
     check_replaceable_store(output)
     opened = nullcontext(source) if isinstance(source, Image) else open_image(source)
     with opened as image:  # a caller's Image stays open
