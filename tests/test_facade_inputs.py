@@ -185,3 +185,9 @@ def test_an_existing_output_names_the_command_line_flag(tmp_path, capsys):
         assert main([*args, "-q"]) == 0
         assert main([*args, "-q"]) == 2
         assert "pass overwrite=True (--overwrite) to replace it" in capsys.readouterr().err
+
+
+def test_converting_a_missing_file_says_so_first(tmp_path, capsys):
+    missing = tmp_path / "unet.onnx"
+    assert main(["model", "convert", str(missing), "-o", str(tmp_path / "m.czann")]) == 2
+    assert capsys.readouterr().err == f"error: {missing}: No such file or directory\n"

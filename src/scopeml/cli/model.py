@@ -295,6 +295,8 @@ def convert(
         written = import_bioimageio(source, output, model_type=model_type)
         typer.echo(f"wrote {written}")
         return
+    if not source.exists():  # before asking for options it needs
+        raise FileNotFoundError(2, "No such file or directory", str(source))
     if classes is None:
         raise typer.BadParameter("give the class names", param_hint="--classes")
     model_type = model_type or "SingleClassSemanticSegmentation"
