@@ -191,3 +191,12 @@ def test_converting_a_missing_file_says_so_first(tmp_path, capsys):
     missing = tmp_path / "unet.onnx"
     assert main(["model", "convert", str(missing), "-o", str(tmp_path / "m.czann")]) == 2
     assert capsys.readouterr().err == f"error: {missing}: No such file or directory\n"
+
+
+def test_a_z_stack_array_without_a_channel_axis_is_told_how_to_pass_it(tmp_path):
+    from scopeml.errors import IncompatibleModelError
+
+    stack = np.stack([_cells()] * 3)  # Z×Y×X, read as three channels
+    with pytest.raises(IncompatibleModelError, match=r"3 channels; .* a Z stack is Z\[None\]"):
+        sm.segment(stack, Threshold(), tmp_path / "a.ome.zarr")
+    assert sm.segment(stack[None], Threshold(), tmp_path / "b.ome.zarr").labels.sizes["Z"] == 3

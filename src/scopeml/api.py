@@ -351,12 +351,12 @@ def image_of_array(array: Any) -> Image:
 
 
 def _check_output_name(output: Path) -> None:
-    """Refuse an image-file name (``out.tif``) for the store, which is a folder: it would be
-    an OME-Zarr folder that no TIFF reader opens."""
+    """Refuse an image-file name (``out.tif``) for a new store, which is a folder: it would be
+    an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse)."""
     from scopeml.io.registry import IMAGE_SUFFIXES
 
     suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
-    if suffix is not None and not suffix.endswith(".zarr"):
+    if suffix is not None and not suffix.endswith(".zarr") and not output.exists():
         from scopeml.errors import InvalidRequestError
 
         raise InvalidRequestError(

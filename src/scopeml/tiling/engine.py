@@ -58,8 +58,9 @@ def check_compatible(image: Image, model: Model) -> None:
         )
     channels = image.sizes["C"]
     if channels != spec.in_channels:
+        hint = "" if image.path else " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
         raise IncompatibleModelError(
-            f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}",
+            f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}{hint}",
             path=image.path,
         )
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
