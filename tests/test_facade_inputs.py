@@ -104,6 +104,12 @@ def test_object_steps_read_a_segment_store_by_its_path(tmp_path):
     assert pd.read_csv(out)["area"].tolist() == [9, 24]
     out = tmp_path / "c.ome.zarr"
     assert main(["objects", "label", str(store), "-o", str(out), "--class", "cell", "-q"]) == 0
+    for source, out in ((store, "p.ome.zarr"), (store / "labels", "q.ome.zarr")):
+        args = ["post", str(source), "--step", "opening:1", "-o", str(tmp_path / out), "-q"]
+        assert main(args) == 0  # the store was "no NGFF metadata"
+    np.testing.assert_array_equal(
+        sm.open_image(tmp_path / "p.ome.zarr").read(), sm.open_image(tmp_path / "q.ome.zarr").read()
+    )
 
 
 def test_pixel_classifier_takes_a_plane_and_a_channel_first_stack():

@@ -21,11 +21,18 @@ def post(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Post-process a label image exactly as a whole-image run would, in bounded memory."""
+    from scopeml.api import Segmentation, as_segmentation
     from scopeml.post import PostStep, post_process_file
 
     steps = [PostStep.parse(text) for text in step]
+    source = as_segmentation(image)  # a segment store: its labels
     path = post_process_file(
-        image, output, steps, tile_size=tile_size, overwrite=overwrite, progress=not quiet
+        source.path / "labels" if isinstance(source, Segmentation) else image,
+        output,
+        steps,
+        tile_size=tile_size,
+        overwrite=overwrite,
+        progress=not quiet,
     )
     if not quiet:
         typer.echo(str(path))
