@@ -206,3 +206,9 @@ def test_a_z_stack_array_without_a_channel_axis_is_told_how_to_pass_it(tmp_path)
     with pytest.raises(IncompatibleModelError, match=r"3 channels; .* a Z stack is Z\[None\]"):
         sm.segment(stack, Threshold(), tmp_path / "a.ome.zarr")
     assert sm.segment(stack[None], Threshold(), tmp_path / "b.ome.zarr").labels.sizes["Z"] == 3
+
+
+def test_resuming_a_finished_run_says_it_is_complete(tmp_path):
+    sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr")
+    with pytest.raises(InvalidRequestError, match="output exists; it is complete, nothing to"):
+        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", resume=True)

@@ -307,8 +307,9 @@ def _check_output(
 ) -> None:
     """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace."""
     if output.exists() and not options.overwrite:
+        done = "; it is complete, nothing to resume" if options.resume else ""
         raise InvalidRequestError(
-            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+            f"output exists{done}; pass overwrite=True (--overwrite) to replace it", path=output
         )
     check_own_store(output, inputs=inputs)
     partial = partial_path(output)
