@@ -451,7 +451,7 @@ def _instance_inputs(
 
 
 def predict_region(
-    image: PathLike | Image,
+    image: PathLike | Image | np.ndarray,
     model: PathLike | Model,
     region: dict[str, tuple[int, int]],
     *,
@@ -480,10 +480,14 @@ def predict_region(
     >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
     >>> predict_region(image, Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
     [[1, 1, 2, 2]]
+    >>> predict_region(image.read()[0, 0, 0, 0], Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
+    [[1, 1, 2, 2]]
     """
     from scopeml.predict import predict_region as predict
 
     options = options or SegmentOptions(workers=1)
+    if not isinstance(image, (str, os.PathLike, Image)):
+        image = image_of_array(image)  # read as segment reads it
     opened_image, _ = _input_image(image, options)
     try:
         opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
