@@ -4,11 +4,12 @@ Model segmenters run first, through the tiling engine (tile by tile, exact: equa
 whole-image run), writing their class labels to a scratch store. A 2-D ``(scene, time point)``
 plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out of core
 (:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement tile
-by tile, so memory is flat in image size (both paths give the same results); only classes from
-a model, watershed split or CRF are computed on the whole plane. Z stacks are analysed as 3-D
-planes held in memory (3-D objects). Each plane gets its overview PNG (:func:`overview_name`).
-The folder is written under a temporary name and moved
-into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
+by tile, so memory is flat in image size. Both give the same labels and tables
+(``tests/analysis/test_memory.py``). Only classes from a model, watershed split or CRF are
+computed on the whole plane. Z stacks are analysed as 3-D planes held in memory (3-D objects).
+Each plane gets its overview PNG (:func:`overview_name`). The folder is written under a
+temporary name and moved into place when complete; ``record.json`` inside it marks it complete
+for ``--resume``.
 """
 
 from __future__ import annotations
@@ -175,8 +176,9 @@ def _analyze_plane_tiled(
 ) -> dict[str, pd.DataFrame]:
     """One 2-D plane (:mod:`scopeml.analysis.plane`): in memory when it fits
     ``settings.memory_mb``, else out of core (inputs read by tile, labels in zarr under
-    ``temp/_plane``); the same stages and tiles either way, so the same results.
-    Non-tileable classes run on the whole plane. ``progress``: stage ``classes`` (unit
+    ``temp/_plane``); the same stages and tiles either way, so the same labels (the tables
+    to float rounding: in memory each class is measured whole). Non-tileable classes run on
+    the whole plane. ``progress``: stage ``classes`` (unit
     ``class``), so a callback can cancel between them."""
     from scopeml.analysis.plane import (
         ChannelView,
