@@ -140,9 +140,11 @@ def test_job_on_an_ome_zarr_with_a_chunk_linked_outside_fails_without_its_pixels
     alice.delete_job(job["id"])
 
 
-def test_a_job_whose_batches_would_not_fit_the_memory_limit_is_refused(alice, model_id):
+def test_a_job_whose_batches_would_not_fit_the_memory_limit_is_refused(alice, model_id, places):
+    # a real image: windows are clipped to it (64 × 2048² of a 1 GB limit), so it must exist
+    tifffile.imwrite(places["root"] / "big.tif", np.zeros((2048, 2048), np.uint8))
     message = refused(
-        lambda: alice.submit_job(model_id, image_path="x.tif", tile_size=8192, batch_size=64)
+        lambda: alice.submit_job(model_id, image_path="big.tif", tile_size=8192, batch_size=64)
     )
     assert "bytes of server memory" in message and "smaller tile_size" in message
     assert alice.list_jobs() == []
