@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from scopeml.inputs import check_output_name, image_of_array, names_of
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
@@ -55,8 +56,6 @@ PathLike: TypeAlias = "str | os.PathLike[str]"
 INSTANCES = "instances"
 #: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
 LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
-#: How an image array's axes are read (channels first, as scikit-image's ``channel_axis=0``).
-ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
 
 
 def open_model(source: PathLike, *, workers: int | None = None, threads: int | None = None) -> Any:
@@ -280,12 +279,12 @@ def segment(
     progress = False if progress is None else progress  # silent by default, as documented
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)
-    _check_output_name(Path(output))
+    check_output_name(Path(output))
     if measure is not None:  # a bad table name fails before the engine runs, not after
         from scopeml.objects.table import table_format
 
         table_format(Path(measure))
-    given["outputs"], given["channels"] = _names(outputs), _names(channels)
+    given["outputs"], given["channels"] = names_of(outputs), names_of(channels)
     wanted = given["outputs"] or (options or SegmentOptions()).outputs
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
@@ -325,54 +324,6 @@ def segment(
             if not isinstance(image, Image):
                 intensities.close()
     return result
-
-
-def image_of_array(array: Any) -> Image:
-    """A pixel array as a lazy 6-D :class:`Image`, its axes read by :data:`ARRAY_AXES`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> image_of_array(np.zeros((2, 4, 5))).sizes["C"], image_of_array(np.zeros((4, 5))).shape
-    (2, (1, 1, 1, 1, 4, 5))
-    """
-    import numpy as np
-
-    from scopeml.errors import InvalidImageError
-    from scopeml.objects.images import array_image
-
-    array = np.asarray(array)
-    if array.ndim not in ARRAY_AXES:
-        raise InvalidImageError(
-            f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
-            "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X"
-        )
-    return array_image(array, ARRAY_AXES[array.ndim])
-
-
-def _check_output_name(output: Path) -> None:
-    """Refuse an image-file name (``out.tif``) for a new store, which is a folder: it would be
-    an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse)."""
-    from scopeml.io.registry import IMAGE_SUFFIXES
-
-    suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
-    if suffix is not None and not suffix.endswith(".zarr") and not output.exists():
-        from scopeml.errors import InvalidRequestError
-
-        raise InvalidRequestError(
-            f"the output is an OME-Zarr store (a folder), not a {suffix} file; name it "
-            f"{output.name[: -len(suffix)]}.ome.zarr (ome_tiff=True, --ome-tiff, also writes "
-            "OME-TIFF files beside it)",
-            path=output,
-        )
-
-
-def _names(names: Sequence[Any] | str | None) -> tuple[Any, ...] | None:
-    """Names given as one string (``"labels"``, ``"DAPI"``, ``"labels,confidence"``) or as a
-    sequence, as a tuple; a string is never taken letter by letter."""
-    if isinstance(names, str):
-        return tuple(name.strip() for name in names.split(",") if name.strip())
-    return None if names is None else tuple(names)
 
 
 def _settings(
