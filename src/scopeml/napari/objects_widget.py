@@ -55,7 +55,7 @@ class ObjectsWidget(QWidget):
         self.labels_choice = LayerChoice(napari_viewer, napari.layers.Labels)
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
-        self.class_value.setPlaceholderText("class (name or value) to label; empty: every pixel")
+        self.class_value.setPlaceholderText("class (name or value) to label; empty: a mask")
         label_button = QPushButton("Label objects")
         label_button.clicked.connect(lambda: self.label_objects())
         measure_button = QPushButton("Measure")
