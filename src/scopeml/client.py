@@ -9,17 +9,18 @@ bit. Only tiles travel; the image and the output stay on the client.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.model.spec import ModelSpec
 
 NPY_MEDIA_TYPE = "application/x-npy"
@@ -31,6 +32,10 @@ class ServerResponseError(InvalidRequestError):
     def __init__(self, message: str, *, status_code: int, path: str | None = None) -> None:
         super().__init__(message, path=path)
         self.status_code = status_code
+
+
+class ServerUnreachableError(ScopeMLError, ConnectionError):
+    """The server did not answer: not running, a wrong address, the network, or a timeout."""
 
 
 class RemoteModel:
@@ -94,9 +99,22 @@ class Client:
     # plumbing ----------------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        with self._reaching(path):
+            response = self._http.request(method, path, **kwargs)
         self._check(response, path)
         return response
+
+    @contextlib.contextmanager
+    def _reaching(self, path: str) -> Iterator[None]:
+        """httpx's transport errors (which name no address) as one that names the URL."""
+        import httpx
+
+        try:
+            yield
+        except httpx.TransportError as err:
+            raise ServerUnreachableError(
+                f"no answer from the server ({type(err).__name__}: {err})", path=f"{self.url}{path}"
+            ) from err
 
     def _check(self, response: Any, path: str) -> None:
         if response.status_code < 400:
@@ -282,7 +300,7 @@ class Client:
         target.mkdir(parents=True, exist_ok=True)
         archive_path = target / f".{job_id}.zip.partial"
         path = f"/jobs/{job_id}/result"
-        with self._http.stream("GET", path) as response:
+        with self._reaching(path), self._http.stream("GET", path) as response:
             if response.status_code >= 400:
                 response.read()
                 self._check(response, path)

@@ -1,0 +1,27 @@
+"""A client that cannot reach its server gets one scopeml error naming the URL."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+from scopeml.client import Client, ServerUnreachableError
+from scopeml.errors import ScopeMLError
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens there once the socket is closed
+
+
+def test_an_unreachable_server_is_a_scopeml_error_naming_the_url(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    with Client(url, "token") as client:
+        with pytest.raises(ServerUnreachableError, match=f"^{url}/models/nuclei: no answer") as err:
+            client.segment(np.zeros((8, 8), np.uint16), "nuclei", tmp_path / "a.ome.zarr")
+        assert isinstance(err.value, ScopeMLError) and isinstance(err.value, ConnectionError)
+        with pytest.raises(ServerUnreachableError, match="/jobs/j/result: no answer"):
+            client.download_result("j", tmp_path)
