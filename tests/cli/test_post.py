@@ -37,3 +37,13 @@ def test_bad_step_is_one_line(tmp_path, capsys) -> None:
     assert main(["post", str(source), "-o", str(tmp_path / "o.ome.zarr"), "-s", "grow:3"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown post-processing step 'grow'" in err and "opening" in err
+
+
+def test_a_tile_size_below_one_is_one_clear_line(tmp_path, capsys) -> None:
+    source = tmp_path / "l.ome.zarr"
+    create_ome_zarr(source, shape=(8, 8), dtype="uint8", axes="YX", chunks=(8, 8))
+    out = tmp_path / "o.ome.zarr"
+    assert main(["post", str(source), "-o", str(out), "-s", "closing", "--tile-size", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "tile_size 0: a tile needs at least 1 pixel per axis" in err, err
+    assert not out.exists()

@@ -163,3 +163,17 @@ def test_label_overwrite_never_replaces_its_input(tmp_path, capsys):
     assert main(["objects", "label", str(semantic), "-o", str(semantic), "--overwrite"]) == 2
     assert "holds the input" in capsys.readouterr().err
     assert semantic.read_bytes() == before
+
+
+def test_a_tile_size_below_one_is_one_clear_line(tmp_path, capsys):
+    labels = np.zeros((20, 20), np.uint16)
+    labels[2:6, 2:6] = 1
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    for command, out in (("measure", "t.csv"), ("label", "o.ome.zarr")):
+        for size in ("0", "-3"):
+            args = ["objects", command, str(tmp_path / "labels.tif"), "-o", str(tmp_path / out)]
+            assert main([*args, "--tile-size", size, "-q"]) == 2
+            err = capsys.readouterr().err.strip()
+            assert "\n" not in err and "Traceback" not in err
+            assert f"tile_size {size}: a tile needs at least 1 pixel per axis" in err, err
+            assert not (tmp_path / out).exists()

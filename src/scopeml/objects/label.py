@@ -262,8 +262,13 @@ def tile_sizes(
         return tuple(min(1024, n) for n in shape)
     sizes = (tile_size,) * len(shape) if isinstance(tile_size, (int, np.integer)) else tile_size
     tiles = tuple(int(t) for t in sizes)
-    if len(tiles) != len(shape) or min(tiles) < 1:
-        raise InvalidRequestError(f"tile_size {tile_size} does not fit labels of shape {shape}")
+    if len(tiles) != len(shape):
+        raise InvalidRequestError(
+            f"tile_size {tile_size} has {len(tiles)} values; the labels have {len(shape)} axes "
+            f"(shape {shape})"
+        )
+    if min(tiles) < 1:
+        raise InvalidRequestError(f"tile_size {tile_size}: a tile needs at least 1 pixel per axis")
     return tiles
 
 

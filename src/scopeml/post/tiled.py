@@ -54,6 +54,7 @@ def post_process_tiled(
         raise InvalidImageError(
             f"post-processing takes integer labels; the image is {image.dtype}", path=image.path
         )
+    _check_tile_size(tile_size)
     halo = steps_halo(steps)
     volume = image.sizes["Z"] > 1  # a single plane is 2-D: in 3-D its faces would be border
     spatial = image.spatial_shape if volume else image.spatial_shape[1:]
@@ -106,6 +107,7 @@ def post_process_file(
 
     output = Path(output)
     steps = [PostStep.parse(step) if isinstance(step, str) else step for step in steps]
+    _check_tile_size(tile_size)  # before any work: the output's chunks are made from it
     if output.exists() and not overwrite:
         raise InvalidRequestError(
             "output exists; pass overwrite=True (--overwrite) to replace it", path=output
@@ -137,6 +139,11 @@ def post_process_file(
                 image, steps, _SixD(array, axes), tile_size=tile_size, progress=progress
             )
     return output
+
+
+def _check_tile_size(tile_size: int) -> None:
+    if int(tile_size) < 1:
+        raise InvalidRequestError(f"tile_size {tile_size}: a tile needs at least 1 pixel per axis")
 
 
 class _SixD:
