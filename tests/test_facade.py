@@ -46,6 +46,15 @@ def test_import_is_lazy_and_every_name_resolves():
         sm.segmnt  # noqa: B018
 
 
+def test_every_public_function_of_the_facade_is_in_the_namespace():
+    import scopeml.api as api
+
+    defined = {name for name, value in vars(api).items()
+               if inspect.isfunction(value) and value.__module__ == api.__name__}  # fmt: skip
+    public = {name for name in defined if not name.startswith("_")}
+    assert public <= set(api.__all__) and public <= set(sm.__all__), public - set(sm.__all__)
+
+
 FLOW = [
     "open_image", "open_model", "train_pixel_classifier", "segment", "label_objects",
     "measure_objects", "train_object_classifier", "classify_objects", "predict_region",

@@ -564,15 +564,11 @@ def train_pixel_classifier(
     )
 
 
-def as_segmentation(source: Any) -> Any:
+def _as_segmentation(source: Any) -> Any:
     """A :func:`segment` store given by its path as the :class:`Segmentation` it is (its
     labels and class names, not the first array found in it); any other source unchanged.
-
-    Examples
-    --------
-    >>> as_segmentation("cells.tif")
-    'cells.tif'
-    """
+    Private: a caller with a store's path writes ``Segmentation(path)``; the label steps and
+    the command line use this to accept either."""
     if isinstance(source, (str, os.PathLike)) and not isinstance(source, Segmentation):
         from scopeml.io.stores import is_zarr_store
 
@@ -652,7 +648,7 @@ def label_objects(
     """
     from scopeml.objects.images import label_image
 
-    labels = as_segmentation(labels)
+    labels = _as_segmentation(labels)
     class_id = None
     classes = _classes_of(labels)
     if class_ is None and classes:  # every pixel has a class there: one object of all of them
@@ -714,7 +710,7 @@ def measure_objects(
     """
     from scopeml.objects.images import measure_image
 
-    objects = as_segmentation(objects)
+    objects = _as_segmentation(objects)
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
     if _classes_of(objects):  # class labels: each class would be measured as one "object"

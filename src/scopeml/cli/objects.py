@@ -74,10 +74,10 @@ def measure(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
-    from scopeml.api import Segmentation, as_segmentation, measure_objects
+    from scopeml.api import Segmentation, _as_segmentation, measure_objects
     from scopeml.objects.images import open_labels
 
-    source = as_segmentation(labels)  # a segment store: its instances, else its labels
+    source = _as_segmentation(labels)  # a segment store: its instances, else its labels
     if isinstance(source, Segmentation):
         objects = source.instances if "instances" in source.outputs else source.labels
     else:

@@ -21,11 +21,11 @@ def post(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Post-process a label image exactly as a whole-image run would, in bounded memory."""
-    from scopeml.api import Segmentation, as_segmentation
+    from scopeml.api import Segmentation, _as_segmentation
     from scopeml.post import PostStep, post_process_file
 
     steps = [PostStep.parse(text) for text in step]
-    source = as_segmentation(image)  # a segment store: its labels
+    source = _as_segmentation(image)  # a segment store: its labels
     path = post_process_file(
         source.path / "labels" if isinstance(source, Segmentation) else image,
         output,
