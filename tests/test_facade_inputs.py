@@ -212,3 +212,17 @@ def test_resuming_a_finished_run_says_it_is_complete(tmp_path):
     sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr")
     with pytest.raises(InvalidRequestError, match="output exists; it is complete, nothing to"):
         sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", resume=True)
+
+
+def test_an_intensity_array_is_read_against_the_labels_or_refused_saying_how():
+    objects = np.zeros((12, 16), np.uint16)
+    objects[1:4, 1:4], objects[6:10, 8:14] = 1, 2
+    cells = _cells()
+    plane = sm.measure_objects(objects, cells)
+    six = sm.measure_objects(objects, cells[None, None, None, None])  # S×T×C×Z×Y×X, as segment
+    pd.testing.assert_frame_equal(plane, six)
+    assert plane["intensity_mean_C0"].tolist() == [9, 7]
+    with pytest.raises(InvalidImageError) as err:
+        sm.measure_objects(objects, np.zeros((2, 2, 12, 16)))
+    message = str(err.value)
+    assert "(2, 2, 12, 16)" in message and "2-D labels; expected Y×X or C×Y×X" in message

@@ -748,7 +748,15 @@ def _intensity_image(array: Any, labels: Image) -> Image:
 
     array = np.asarray(array)
     spatial = "ZYX" if labels.sizes["Z"] > 1 else "YX"
-    axes = {len(spatial): spatial, len(spatial) + 1: "C" + spatial}.get(array.ndim)
+    axes = {len(spatial): spatial, len(spatial) + 1: "C" + spatial, 6: None}.get(array.ndim, "")
+    if axes == "":  # not the labels' layout (array_image would list its own, other rules)
+        from scopeml.errors import InvalidImageError
+
+        named = "×".join(spatial)
+        raise InvalidImageError(
+            f"an intensity array of shape {array.shape} for {len(spatial)}-D labels; expected "
+            f"{named} or C×{named} (shaped like the labels) or S×T×C×Z×Y×X"
+        )
     return array_image(array, axes)
 
 
