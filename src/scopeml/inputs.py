@@ -38,7 +38,17 @@ def image_of_array(array: Any) -> Image:
 
 def check_output_name(output: Path) -> None:
     """Refuse an image-file name (``out.tif``) for a new store, which is a folder: it would be
-    an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse)."""
+    an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse).
+
+    Examples
+    --------
+    >>> check_output_name(Path("cells.ome.zarr"))  # a store: fine
+    >>> check_output_name(Path("cells.ome.tif"))
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: cells.ome.tif: the output is an OME-Zarr store (a \
+folder), not a .ome.tif file; name it cells.ome.zarr (ome_tiff=True, --ome-tiff, also writes \
+OME-TIFF files beside it)
+    """
     from scopeml.io.registry import IMAGE_SUFFIXES
 
     suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
@@ -55,7 +65,13 @@ def check_output_name(output: Path) -> None:
 
 def names_of(names: Sequence[Any] | str | None) -> tuple[Any, ...] | None:
     """Names given as one string (``"labels"``, ``"DAPI"``, ``"labels,confidence"``) or as a
-    sequence, as a tuple; a string is never taken letter by letter."""
+    sequence, as a tuple; a string is never taken letter by letter.
+
+    Examples
+    --------
+    >>> names_of("labels, confidence"), names_of(["DAPI"]), names_of(None)
+    (('labels', 'confidence'), ('DAPI',), None)
+    """
     if isinstance(names, str):
         return tuple(name.strip() for name in names.split(",") if name.strip())
     return None if names is None else tuple(names)

@@ -46,8 +46,16 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise InvalidRequestError(f"cannot read table: {err}", path=path) from err
 
 
-def table_format(path: Path) -> str:
-    """``"csv"`` or ``"parquet"``, from the suffix; any other suffix is refused."""
+def table_format(path: str | os.PathLike[str]) -> str:
+    """``"csv"`` or ``"parquet"``, from the suffix; any other suffix is refused (checked before
+    any work, so a long run does not fail at its end).
+
+    Examples
+    --------
+    >>> table_format("objects.CSV"), table_format(Path("objects.pq"))
+    ('csv', 'parquet')
+    """
+    path = Path(path)
     kind = _FORMATS.get(path.suffix.lower())
     if kind is None:
         raise InvalidRequestError(
