@@ -73,3 +73,18 @@ def test_the_budget_bounds_what_is_kept(nuclei: tuple[np.ndarray, np.ndarray], m
     cache.clear()
     assert cache.nbytes == 0
     np.testing.assert_array_equal(clf.predict_labels(image, cache=cache), labels)
+
+
+def test_retraining_on_the_same_image_reuses_the_features(
+    nuclei: tuple[np.ndarray, np.ndarray], monkeypatch
+) -> None:
+    image, truth = nuclei
+    monkeypatch.setitem(classifier_module.BLOCK, 2, 40)
+    cache = FeatureCache()
+    _train(image, truth, cache)
+    more = sparse_labels(truth, 0.1, seed=3)  # more labels, as a user adds scribbles
+    again = train_classifier(image, more, features=FEATURES, n_estimators=6, seed=0, cache=cache)
+    assert (cache.hits, cache.misses) == (9, 9)
+    plain = train_classifier(image, more, features=FEATURES, n_estimators=6, seed=0)
+    for name, array in plain.forest.arrays().items():
+        np.testing.assert_array_equal(again.forest.arrays()[name], array)
