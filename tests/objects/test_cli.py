@@ -177,3 +177,14 @@ def test_a_tile_size_below_one_is_one_clear_line(tmp_path, capsys):
             assert "\n" not in err and "Traceback" not in err
             assert f"tile_size {size}: a tile needs at least 1 pixel per axis" in err, err
             assert not (tmp_path / out).exists()
+
+
+def test_the_help_says_what_a_segment_store_needs(capsys):
+    def shown(*command):
+        assert main([*command, "--help"]) == 0
+        return " ".join(capsys.readouterr().out.replace("│", " ").split())
+
+    label = shown("objects", "label")
+    assert "default: every non-zero pixel of a mask" in label  # class labels need a class
+    assert "a scopeml segment store" in label and "a scopeml segment store" in shown("post")
+    assert "a scopeml segment store (its instances)" in shown("objects", "measure")

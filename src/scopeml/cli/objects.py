@@ -14,13 +14,16 @@ app = typer.Typer(
 
 @app.command("label")
 def label(
-    labels: Path = typer.Argument(..., help="Semantic label image or mask (TIFF, OME-Zarr, .npy)."),
+    labels: Path = typer.Argument(
+        ...,
+        help="Semantic label image or mask (TIFF, OME-Zarr, .npy), or a scopeml segment store.",
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="Instance labels, an .ome.zarr."),
     class_: str | None = typer.Option(
         None,
         "--class",
         help="Class to label: its name (labels of a `scopeml segment` store) or its label "
-        "value (default: every non-zero pixel).",
+        "value (default: every non-zero pixel of a mask; class labels need a class).",
     ),
     class_id: int | None = typer.Option(
         None, "--class-id", help="Label value to label (older spelling of --class VALUE)."
@@ -59,7 +62,11 @@ def label(
 
 @app.command("measure")
 def measure(
-    labels: Path = typer.Argument(..., help="Instance labels (TIFF, OME-Zarr, .zarr, .npy)."),
+    labels: Path = typer.Argument(
+        ...,
+        help="Instance labels (TIFF, OME-Zarr, .zarr, .npy), or a scopeml segment store (its "
+        "instances).",
+    ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Table: .csv or .parquet (rows in tile order)."
     ),

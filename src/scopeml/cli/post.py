@@ -13,7 +13,9 @@ STEP_HELP = (
 
 
 def post(
-    image: Path = typer.Argument(..., help="Label image (a segment output's labels, any format)."),
+    image: Path = typer.Argument(
+        ..., help="Label image (a segment output's labels, any format), or a scopeml segment store."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
     step: list[str] = typer.Option(..., "--step", "-s", help=STEP_HELP),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (read with the steps' halo)."),
