@@ -97,3 +97,7 @@ def test_bad_input_is_refused(tmp_path) -> None:
         PostStep.parse("remove_small")
     with pytest.raises(InvalidRequestError, match="not a whole number"):
         PostStep.parse("opening:two")
+    for size in ("-1", "0"):  # a whole number, too small ("-1" was "not a whole number")
+        with pytest.raises(InvalidRequestError, match=f"size must be >= 1; got {size}$"):
+            PostStep.parse(f"closing:{size}")
+    assert PostStep.parse("closing: 2 ") == PostStep("closing", 2)

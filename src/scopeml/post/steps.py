@@ -76,9 +76,12 @@ class PostStep:
             if default is None:
                 raise InvalidRequestError(f"step {name} needs a size: {name}:PIXELS")
             return cls(name, default)
-        if not size.strip().isdigit():
-            raise InvalidRequestError(f"step {text!r}: size {size!r} is not a whole number")
-        return cls(name, int(size))
+        try:
+            value = int(size)
+        except ValueError as err:
+            problem = f"step {text!r}: size {size!r} is not a whole number"
+            raise InvalidRequestError(problem) from err
+        return cls(name, value)  # a size below 1 is refused there, saying so
 
     @property
     def halo(self) -> int:
