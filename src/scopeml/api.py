@@ -263,9 +263,10 @@ def segment(
     ...               tile_size=4)
     >>> seg.label_values, seg.labels.read()[0, 0, 0, 0, 0].tolist()
     ({'bg': 1, 'fg': 2}, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
-    >>> seg = segment(pixels[0, 0, 0], Threshold(), Path(tempfile.mkdtemp()) / "out.ome.zarr")
-    >>> seg.labels.read()[0, 0, 0, 0, 0].tolist()   # a Y×X array: one channel
-    [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]
+    >>> plane = pixels[0, 0, 0, 0]  # a Y×X array: one channel
+    >>> seg = segment(plane, Threshold(), Path(tempfile.mkdtemp()) / "out.ome.zarr")
+    >>> plane.shape, seg.labels.read()[0, 0, 0, 0, 0].tolist()
+    ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import segment_image
 
