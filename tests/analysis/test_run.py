@@ -107,6 +107,11 @@ def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> Non
     other = settings.model_copy(update={"tile_size": 512})
     with pytest.raises(InvalidRequestError, match="other settings"):
         run_analysis(other, images, out, resume=True)
+    # memory_mb picks in memory or out of core (same objects): a resume may change it
+    lean = settings.model_copy(update={"memory_mb": 0})
+    resumed = run_analysis(lean, images, out, resume=True)
+    assert (out / "images" / "img0" / "record.json").stat().st_mtime_ns == first
+    assert len(resumed.records) == 2
     # an input changed since: analysed again
     write_image(images[0], cell_image(seed=7))
     run_analysis(settings, images, out, resume=True)

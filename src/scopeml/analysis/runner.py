@@ -179,7 +179,7 @@ def run_analysis(
         confinement.check(path)
     roots = None if allowed_roots is None else [str(root) for root in allowed_roots]
     text = dump_settings(settings)
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
     output = Path(output)
     _prepare_output(output, text, resume)
     names = _names(paths)
@@ -271,11 +271,22 @@ def _prepare_output(output: Path, text: str, resume: bool) -> None:
                 "the results folder exists; pass --resume to continue it or choose another",
                 path=output,
             )
-        if previous.read_text(encoding="utf-8") != text:
+        if _results_text(previous.read_text(encoding="utf-8")) != _results_text(text):
             raise InvalidRequestError(
                 "resuming with other settings than the earlier run's (its settings.yaml)",
                 path=output,
             )
+
+
+def _results_text(text: str) -> str:
+    """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
+    out of core, which give the same objects), so a resume may change it."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    if isinstance(data, dict):
+        data.pop("memory_mb", None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def _completed(folder: Path, image: Path, digest: str) -> dict[str, Any] | None:
