@@ -103,3 +103,17 @@ def test_a_regression_models_image_output_is_a_job_output(setup):
     np.testing.assert_array_equal(
         served, zarr.open_array(str(local / "image" / "0"), mode="r")[...]
     )
+
+
+def test_outputs_the_model_cannot_write_are_refused_at_submit(setup, container):
+    client, _, tmp = setup
+    model_id = client.upload_model(container)["id"]
+    with pytest.raises(ServerResponseError, match="only Regression models write an image") as err:
+        client.submit_job(model_id, image_path="small.tif", outputs=["image"])
+    assert err.value.status_code == 422  # was accepted, and the job failed later
+    box = client.upload_model(box_filter_czann(tmp / "box-refused.czann"))["id"]
+    with pytest.raises(
+        ServerResponseError, match="Regression model writes an image, not probabilities"
+    ):
+        client.submit_job(box, image_path="small.tif", outputs=["probabilities"])
+    assert all(job["model_id"] not in (model_id, box) for job in client.list_jobs())

@@ -14,6 +14,7 @@ from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_m
 from scopeml.server.jobs import check_job_image, job_memory, resolve_image_path
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
+from scopeml.tiling.outputs import model_outputs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -42,6 +43,10 @@ async def submit_job(
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
     record = find_model(registry, job.model_id, user)
     options = job.options.segment_options()
+    spec = spec_from_dict(record["spec"])
+    # outputs the model cannot write (image of a classifier, classes of a Regression model)
+    # are refused now with the engine's message, not when the job runs
+    model_outputs(spec.extra.get("model_type"), options.get("outputs", ("labels",)))
     image, name = _job_image(job, user, config, db)
     shape = await asyncio.to_thread(
         check_job_image,
@@ -52,7 +57,6 @@ async def submit_job(
         timeout=config.image_check_timeout,
         memory_limit=config.job_memory_limit,
     )
-    spec = spec_from_dict(record["spec"])
     needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
     if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
         raise InvalidRequestError(
