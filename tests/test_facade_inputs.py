@@ -226,3 +226,13 @@ def test_an_intensity_array_is_read_against_the_labels_or_refused_saying_how():
         sm.measure_objects(objects, np.zeros((2, 2, 12, 16)))
     message = str(err.value)
     assert "(2, 2, 12, 16)" in message and "2-D labels; expected Y×X or C×Y×X" in message
+
+
+def test_one_channel_index_is_one_channel_and_a_bad_outputs_value_is_one_line(tmp_path):
+    two = np.stack([np.zeros_like(_cells()), _cells()])  # C×Y×X: the cells in channel 1
+    seg = sm.segment(two, Threshold(), tmp_path / "a.ome.zarr", channels=1)  # was a TypeError
+    listed = sm.segment(two, Threshold(), tmp_path / "b.ome.zarr", channels=[1])
+    np.testing.assert_array_equal(seg.labels.read(), listed.labels.read())
+    assert seg.labels.read().max() == 2
+    with pytest.raises(InvalidRequestError, match="unknown outputs 3; choose from labels"):
+        sm.segment(_cells(), Threshold(), tmp_path / "c.ome.zarr", outputs=3)

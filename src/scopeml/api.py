@@ -210,7 +210,7 @@ def segment(
     normalize: str | None = None,
     probability_dtype: str | None = None,
     scene: int | None = None,
-    channels: Sequence[int | str] | None = None,
+    channels: Sequence[int | str] | int | str | None = None,
     resume: bool | None = None,
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,

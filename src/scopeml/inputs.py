@@ -3,7 +3,7 @@ one string, and output names checked before any work."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +63,17 @@ OME-TIFF files beside it)
         )
 
 
-def names_of(names: Sequence[Any] | str | None) -> tuple[Any, ...] | None:
-    """Names given as one string (``"labels"``, ``"DAPI"``, ``"labels,confidence"``) or as a
-    sequence, as a tuple; a string is never taken letter by letter.
+def names_of(names: Sequence[Any] | str | int | None) -> tuple[Any, ...] | None:
+    """Names given as one string (``"labels"``, ``"DAPI"``, ``"labels,confidence"``), one
+    index (``1``) or a sequence, as a tuple; a string is never taken letter by letter.
 
     Examples
     --------
-    >>> names_of("labels, confidence"), names_of(["DAPI"]), names_of(None)
-    (('labels', 'confidence'), ('DAPI',), None)
+    >>> names_of("labels, confidence"), names_of(["DAPI", 0]), names_of(1), names_of(None)
+    (('labels', 'confidence'), ('DAPI', 0), (1,), None)
     """
     if isinstance(names, str):
         return tuple(name.strip() for name in names.split(",") if name.strip())
-    return None if names is None else tuple(names)
+    if names is None:
+        return None
+    return tuple(names) if isinstance(names, Iterable) else (names,)
