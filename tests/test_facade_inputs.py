@@ -14,17 +14,7 @@ import pytest
 import scopeml as sm
 from scopeml.cli import main
 from scopeml.errors import InvalidImageError, InvalidRequestError
-from scopeml.model.spec import ModelSpec
-
-
-class Threshold:
-    """Two classes: foreground where the first channel is above 5 (2-D)."""
-
-    spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "cell"), halo=(0, 0))
-
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        fg = (batch[:, :1] > 5).astype(np.float32)
-        return np.concatenate([1 - fg, fg], axis=1)
+from tests.test_facade import Threshold  # foreground above 5 in the first channel
 
 
 def _cells() -> np.ndarray:
