@@ -268,7 +268,7 @@ def tile_sizes(
             f"(shape {shape})"
         )
     if min(tiles) < 1:
-        raise InvalidRequestError(f"tile_size {tile_size}: a tile needs at least 1 pixel per axis")
+        raise InvalidRequestError(f"tile_size must be positive; got {tile_size}")
     return tiles
 
 

@@ -143,7 +143,7 @@ def post_process_file(
 
 def _check_tile_size(tile_size: int) -> None:
     if int(tile_size) < 1:
-        raise InvalidRequestError(f"tile_size {tile_size}: a tile needs at least 1 pixel per axis")
+        raise InvalidRequestError(f"tile_size must be positive; got {tile_size}")
 
 
 class _SixD:
