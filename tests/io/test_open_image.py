@@ -32,8 +32,10 @@ def test_an_array_is_a_clear_error_not_a_type_error_of_pathlib():
     from scopeml.errors import InvalidRequestError
     from scopeml.io.image import Image
 
-    with pytest.raises(InvalidRequestError, match="opens a file or folder, not 'ndarray'"):
+    with pytest.raises(InvalidRequestError, match="opens a file or folder, not 'ndarray'") as err:
         open_image(np.zeros((4, 4)))
+    for step in ("segment", "predict_region", "train_pixel_classifier", "label_objects"):
+        assert step in str(err.value)  # every facade step that takes an array is named
     with pytest.raises(InvalidRequestError, match="not 'Image': it is open already"):
         open_image(Image(np.zeros((1, 1, 1, 1, 4, 4))))
 

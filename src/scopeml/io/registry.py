@@ -114,8 +114,8 @@ def open_image(
         where = (
             "it is open already"
             if isinstance(path, Image)
-            else "pass an array itself to segment, train_pixel_classifier or measure_objects, "
-            "or a 6-D one (S×T×C×Z×Y×X) to Image"
+            else "pass an array itself to segment, predict_region, train_pixel_classifier, "
+            "label_objects or measure_objects, or a 6-D one (S×T×C×Z×Y×X) to Image"
         )
         raise InvalidRequestError(
             f"open_image opens a file or folder, not {type(path).__name__!r}: {where}"
