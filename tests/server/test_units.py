@@ -252,3 +252,41 @@ def test_fair_scheduler_gives_back_slots_of_cancelled_waiters():
 
     assert run(main())
     assert scheduler.busy == 0
+
+
+@pytest.mark.parametrize(
+    ("spec_args", "options", "shape", "exact"),
+    [
+        ({"halo": (16, 16)}, {"tile_size": 96, "batch_size": 2}, (1, 1, 1, 1, 50, 100), True),
+        ({"halo": (5, 5), "tile_step": (8, 8)}, {"tile_size": 30}, (1, 1, 1, 1, 61, 203), False),
+        (
+            {"halo": (16, 16), "tile_shape": (128, 128)},
+            {"batch_size": 3},
+            (1, 1, 1, 1, 50, 60),
+            True,
+        ),
+        ({"halo": (2, 4, 4), "tile_step": (1, 4, 4)}, {"halo": 6}, (1, 1, 1, 9, 40, 33), True),
+    ],
+)
+def test_job_memory_counts_the_model_input_the_engine_plans(spec_args, options, shape, exact):
+    """Never less than the largest model input of the engine's plan (these three were: the
+    step's rounding, a fixed model input, 3-D); equal to it where one tile covers the image."""
+    from scopeml.io.image import Image
+    from scopeml.model.spec import ModelSpec
+    from scopeml.server.jobs import job_memory
+    from scopeml.tiling.engine import build_plan
+    from scopeml.tiling.options import SegmentOptions
+
+    dims = len(spec_args["halo"])
+    spec = ModelSpec(dims, 1, ("bg", "fg"), **spec_args)
+    image = Image(np.broadcast_to(np.zeros((), np.uint8), shape))  # geometry only
+
+    class Geometry:
+        def __init__(self) -> None:
+            self.spec = spec
+
+    plan = build_plan(image, Geometry(), SegmentOptions(**options))
+    largest = max(int(np.prod(list(tile.input_shape.values()))) for tile in plan)
+    needed = options.get("batch_size", 1) * largest * (1 + 2 * 2) * 4
+    estimate = job_memory(options, spec, shape=shape)
+    assert estimate == needed if exact else needed <= estimate <= 1.25 * needed

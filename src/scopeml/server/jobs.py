@@ -156,12 +156,14 @@ def job_memory(
     runtime_per_pixel: float = 0.0,
     shape: Sequence[int] | None = None,
 ) -> int:
-    """Bytes one batch of a job holds at its peak: ``batch_size`` windows (tile + 2 × halo per
-    spatial axis) of the model's input channels, of twice its float32 output and of the
-    runtime's ``runtime_per_pixel`` (as :func:`~scopeml.server.tiles.tile_memory` counts a tile).
+    """Bytes one batch of a job holds at its peak: ``batch_size`` model inputs of the model's
+    input channels, of twice its float32 output and of the runtime's ``runtime_per_pixel`` (as
+    :func:`~scopeml.server.tiles.tile_memory` counts a tile).
 
-    With the image's 6-D ``shape``, each window is clipped to the image as the engine clips
-    its tiles, so a large halo on a small image costs only the image.
+    A model input is the engine's own tile plan (:func:`~scopeml.tiling.engine.build_plan`):
+    the core (on the model's step) plus the halo on each side, clipped to the image's 6-D
+    ``shape`` where it is given (a large halo on a small image costs only the image), or the
+    model's fixed input size, to which every tile is padded.
 
     Examples
     --------
@@ -171,17 +173,44 @@ def job_memory(
     >>> job_memory({"tile_size": 96, "batch_size": 2}, spec, shape=(1, 1, 1, 1, 50, 100))
     200000
     """
+    import numpy as np
+
+    from scopeml.io.image import Image
+    from scopeml.tiling.engine import build_plan
+    from scopeml.tiling.options import SegmentOptions
+
     dims = spec.spatial_dims
-    tile = options.get("tile_size") or (512 if dims == 2 else 128)
+    sizes = tuple(shape) if shape is not None else (1, 1, 1, *(2**30,) * 3)
+    sizes = (*sizes[:3], sizes[3] if dims == 3 else 1, *sizes[4:])  # a 2-D model: one plane
     halo = options.get("halo")
-    halos = tuple(spec.halo) if halo is None else (halo,) * dims
-    sizes = tuple(shape[-dims:]) if shape is not None else (None,) * dims
-    window = math.prod(
-        tile + 2 * margin if size is None else min(tile + 2 * margin, size)
-        for margin, size in zip(halos, sizes, strict=True)
+    if halo is not None and halo < max(spec.halo):  # the engine warns; count the model's
+        halo = None
+    plan = build_plan(
+        Image(np.broadcast_to(np.zeros((), np.uint8), sizes)),  # geometry only, no pixels
+        _Geometry(spec),
+        SegmentOptions(tile_size=options.get("tile_size"), halo=halo),
     )
+    if spec.tile_shape:
+        window = math.prod(spec.tile_shape)
+    else:  # the largest read, as the plan bounds it (core + 2 × halo, clipped to the image)
+        window = math.prod(
+            min(plan.tile_shape[axis] + 2 * plan.halo[axis], _round_up(n, plan.step[axis]))
+            for axis, n in plan.sizes.items()
+            if axis in plan.tile_shape
+        )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
     return math.ceil((options.get("batch_size") or 1) * window * per_pixel)
+
+
+class _Geometry:
+    """A model's spec without a model: what :func:`build_plan` reads."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+
+def _round_up(n: int, step: int) -> int:
+    return -(-n // step) * step
 
 
 def check_job_image(
