@@ -14,6 +14,7 @@ import pytest
 import scopeml as sm
 from scopeml.cli import main
 from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.model.spec import ModelSpec
 from tests.test_facade import Threshold  # foreground above 5 in the first channel
 
 
@@ -226,3 +227,15 @@ def test_one_channel_index_is_one_channel_and_a_bad_outputs_value_is_one_line(tm
     assert seg.labels.read().max() == 2
     with pytest.raises(InvalidRequestError, match="unknown outputs 3; choose from labels"):
         sm.segment(_cells(), Threshold(), tmp_path / "c.ome.zarr", outputs=3)
+
+
+def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_channels(tmp_path):
+    from scopeml.errors import IncompatibleModelError
+
+    class ThreeChannels(Threshold):
+        spec = ModelSpec(spatial_dims=2, in_channels=3, classes=("bg", "cell"), halo=(0, 0))
+
+    with pytest.raises(IncompatibleModelError, match=r"1 channels; model '' expects 3$"):
+        sm.segment(_cells(), ThreeChannels(), tmp_path / "a.ome.zarr")  # a plane: no Z hint
+    with pytest.raises(IncompatibleModelError, match=r"a Z stack is Z\[None\]"):
+        sm.segment(np.stack([_cells()] * 4), ThreeChannels(), tmp_path / "b.ome.zarr")

@@ -58,7 +58,9 @@ def check_compatible(image: Image, model: Model) -> None:
         )
     channels = image.sizes["C"]
     if channels != spec.in_channels:
-        hint = "" if image.path else " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
+        hint = ""  # an array's Z stack read as channels (C×Y×X): more channels, one plane
+        if image.path is None and channels > spec.in_channels and image.sizes["Z"] == 1:
+            hint = " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
         raise IncompatibleModelError(
             f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}{hint}",
             path=image.path,
