@@ -32,12 +32,10 @@ from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.settings import AnalysisSettings, dump_settings, load_settings
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
+from scopeml.io.registry import IMAGE_SUFFIXES
 from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
-
-IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".btf", ".ome.zarr", ".zarr",
-                  ".png", ".jpg", ".jpeg")  # fmt: skip
 
 _WORKER_RESOURCES: dict[str, Any] = {}
 
