@@ -337,10 +337,10 @@ def _settings(
     known = (*OUTPUT_NAMES, INSTANCES)  # instances are made here, after the engine's run
     unknown = [repr(name) for name in given["outputs"] or () if name not in known]
     if unknown:
-        from scopeml.errors import InvalidRequestError
+        from scopeml.errors import InvalidRequestError, summarize
 
         raise InvalidRequestError(
-            f"unknown outputs {', '.join(unknown)}; choose from {', '.join(known)}"
+            f"unknown outputs {summarize(unknown)}; choose from {', '.join(known)}"
         )
     changes = {key: value for key, value in given.items() if value is not None}
     for key in ("tile_size", "halo"):
