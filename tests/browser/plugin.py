@@ -157,9 +157,12 @@ def _missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium driven by Playwright; skipped with the reason when either is missing."""
+    """Headless Chromium driven by Playwright; skipped with the reason when either is missing.
+
+    One per test module: Playwright's sync API keeps an asyncio loop running in the main thread
+    while it is open, so a later test's ``asyncio.run`` (the server doctests) would fail."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
