@@ -53,8 +53,9 @@ def synthetic_nuclei(
         pixels inside the block, and the illumination field is evaluated at the block's
         ``origin`` within a canvas of ``canvas_shape``, drawn from ``illumination_seed``.
     overlap
-        ``False``: a nucleus that would cover part of an earlier one is not drawn, so nuclei
-        touch but never hide each other (the image then shows every true outline).
+        ``False``: a nucleus that would cover part of an earlier one is placed elsewhere (up
+        to 8 tries, then left out), so nuclei touch but never hide each other (the image then
+        shows every true outline). ``True`` (default) keeps the draws of earlier versions.
 
     Returns
     -------
