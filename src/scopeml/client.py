@@ -20,22 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError, ScopeMLError
+from scopeml.errors import InvalidRequestError, ServerResponseError, ServerUnreachableError
 from scopeml.model.spec import ModelSpec
 
+__all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableError"]
+
 NPY_MEDIA_TYPE = "application/x-npy"
-
-
-class ServerResponseError(InvalidRequestError):
-    """The server refused a request; ``status_code`` is its HTTP status."""
-
-    def __init__(self, message: str, *, status_code: int, path: str | None = None) -> None:
-        super().__init__(message, path=path)
-        self.status_code = status_code
-
-
-class ServerUnreachableError(ScopeMLError, ConnectionError):
-    """The server did not answer: not running, a wrong address, the network, or a timeout."""
 
 
 class RemoteModel:

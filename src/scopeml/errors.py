@@ -10,9 +10,11 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
+    │   └── ServerResponseError                a scopeml server refused a request (its status)
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
     ├── OutsideRootError        (PermissionError) a file resolves outside the allowed folders
-    └── ModelTimeoutError       (TimeoutError) a model ran past its time budget and was stopped
+    ├── ModelTimeoutError       (TimeoutError) a model ran past its time budget and was stopped
+    └── ServerUnreachableError  (ConnectionError) a scopeml server did not answer
 
     Cancelled                   (Exception)    a progress callback stopped a long call
 """
@@ -62,6 +64,20 @@ class OutsideRootError(ScopeMLError, PermissionError):
 
 class ModelTimeoutError(ScopeMLError, TimeoutError):
     """A model ran past its per-call time budget; ONNX Runtime was told to stop the run."""
+
+
+class ServerResponseError(InvalidRequestError):
+    """A scopeml server refused a request; ``status_code`` is its HTTP status."""
+
+    def __init__(
+        self, message: str, *, status_code: int, path: str | PathLike[str] | None = None
+    ) -> None:
+        super().__init__(message, path=path)
+        self.status_code = status_code
+
+
+class ServerUnreachableError(ScopeMLError, ConnectionError):
+    """A scopeml server did not answer: not running, a wrong address, the network, a timeout."""
 
 
 def summarize(values: Iterable[object], *, head: int = 5, separator: str = ", ") -> str:
