@@ -101,7 +101,7 @@ def measure(
         output=output,  # streamed tile by tile: memory does not grow with the object count
         progress=not quiet,
     )
-    typer.echo(f"objects ({_axes(objects)}) → {output}")
+    typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}) → {output}")
 
 
 @app.command("train")
@@ -152,6 +152,30 @@ def classify(
     write_table(result, output)
     counts = result[column].value_counts().to_dict()
     typer.echo(f"{len(result)} objects {counts} → {output}")
+
+
+def count_rows(table: Path) -> int:
+    """Rows of a written ``.csv``/``.parquet`` table, read in bounded memory (the Parquet footer;
+    CSV records streamed, quoted line breaks counted as the csv module reads them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "t.csv"
+    >>> _ = path.write_text('label,name\\n1,"a\\nb"\\n2,c\\n')
+    >>> count_rows(path)
+    2
+    """
+    from scopeml.objects.table import table_format
+
+    if table_format(table) == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(table).metadata.num_rows)
+    import csv
+
+    with open(table, newline="", encoding="utf-8") as stream:
+        return max(sum(1 for _ in csv.reader(stream)) - 1, 0)  # less the header
 
 
 def _axes(image: Any) -> str:

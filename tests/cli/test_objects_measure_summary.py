@@ -1,0 +1,34 @@
+"""``scopeml objects measure`` says how many objects it measured and where the table is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage as ndi
+
+from scopeml.cli import main
+from scopeml.synthetic import synthetic_nuclei
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_measure_prints_the_object_count_and_the_table(tmp_path, capsys, suffix):
+    _, labels = synthetic_nuclei((160, 160), density=0.003, seed=11)
+    instances, expected = ndi.label(labels > 0)
+    assert expected > 5
+    np.save(tmp_path / "objects.npy", instances)
+    table = tmp_path / f"objects{suffix}"
+    args = ["objects", "measure", str(tmp_path / "objects.npy"), "-o", str(table)]
+    assert main([*args, "-q", "--tile-size", "64", "--no-shape-features"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    rows = len(pd.read_csv(table) if suffix == ".csv" else pd.read_parquet(table))
+    assert rows == expected
+    assert out == [f"{expected} objects measured (2-D) → {table}"]
+
+
+def test_no_objects_is_said_as_zero(tmp_path, capsys):
+    np.save(tmp_path / "empty.npy", np.zeros((40, 40), np.uint16))
+    table = tmp_path / "none.csv"
+    assert main(["objects", "measure", str(tmp_path / "empty.npy"), "-o", str(table), "-q"]) == 0
+    assert capsys.readouterr().out.startswith("0 objects measured (2-D) → ")
+    assert len(pd.read_csv(table)) == 0
