@@ -278,6 +278,12 @@ def convert(
     channels_first: bool = typer.Option(
         False, "--channels-first", help="The .onnx graph is N×C×Y×X (PyTorch); wrap it NHWC."
     ),
+    channels_last: bool = typer.Option(
+        False,
+        "--channels-last",
+        help="The .onnx graph is N×Y×X×C even though its fixed sizes look channels-first "
+        "(a thin first axis, many channels), which is otherwise refused.",
+    ),
     legacy: bool = typer.Option(False, "--legacy", help="Write a legacy .czseg/.czmodel."),
     license_file: Path | None = typer.Option(None, "--license", help="License file to include."),
 ) -> None:
@@ -310,7 +316,9 @@ def convert(
     for given in (source, license_file):
         if given is not None and output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
-    graph = _load_source(source, channels_first)
+    if channels_first and channels_last:
+        raise InvalidRequestError("give --channels-first or --channels-last, not both")
+    graph = _load_source(source, channels_first, channels_last)
     path = convert_onnx(
         graph,
         output,
@@ -323,12 +331,16 @@ def convert(
         spatial=_spatial(spatial),
         legacy=legacy,
         license_file=license_file,
+        channels_last=True,  # checked (or forced) on the source in _load_source
     )
     typer.echo(f"wrote {path}")
 
 
-def _load_source(source: Path, channels_first: bool) -> Any:
+def _load_source(source: Path, channels_first: bool, channels_last: bool = False) -> Any:
+    """The source as a channels-last ONNX graph; a fixed input that looks channels-first and was
+    not declared either way is refused, naming the source file."""
     from scopeml.model.container import load_onnx
+    from scopeml.model.convert import check_channels_last
     from scopeml.model.graph import to_channels_last
 
     suffix = source.suffix.lower()
@@ -343,6 +355,8 @@ def _load_source(source: Path, channels_first: bool) -> Any:
         )
     else:
         graph = load_onnx(source.read_bytes(), path=source)
+        if not (channels_first or channels_last):
+            check_channels_last(graph, path=source)
     if channels_first:
         try:
             graph = to_channels_last(graph)

@@ -49,6 +49,7 @@ def convert_onnx(
     legacy: bool = False,
     license_file: str | PathLike[str] | None = None,
     model_id: str | uuid.UUID | None = None,
+    channels_last: bool = False,
 ) -> Path:
     """Wrap a channels-last ONNX graph (``N×[Z×]Y×X×C`` → ``N×[Z×]Y×X×K``) into a container.
 
@@ -76,6 +77,9 @@ def convert_onnx(
         :data:`DEFAULT_TILE_SHAPE`. Ignored for fixed graphs (their sizes are written).
     legacy
         Write a legacy ``.czseg``/``.czmodel`` (2-D segmentation, fixed spatial sizes).
+    channels_last
+        The graph is channels-last even where its fixed input looks channels-first (see
+        :func:`check_channels_last`, which is otherwise applied).
 
     Returns
     -------
@@ -85,7 +89,8 @@ def convert_onnx(
     Raises
     ------
     InvalidRequestError
-        Options that do not fit the graph (class count, overlap entries, legacy on 3-D ...).
+        Options that do not fit the graph (class count, overlap entries, legacy on 3-D ...),
+        or a fixed input that looks channels-first.
     InvalidContainerError
         The graph is not valid ONNX.
 
@@ -102,6 +107,9 @@ def convert_onnx(
     """
     output = Path(output)
     model = _as_model_proto(onnx_model)
+    if not channels_last:  # before --spatial can turn a channel axis into a dynamic row axis
+        is_file = isinstance(onnx_model, str | PathLike)
+        check_channels_last(model, path=Path(onnx_model) if is_file else output)
     try:
         if preprocessing:
             model = prepend_preprocessing(model, preprocessing)
@@ -123,6 +131,64 @@ def convert_onnx(
             info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output
         )
     return write_container(output, model, metadata, license_file=license_file)
+
+
+#: A fixed input read channels-last whose first spatial size is at most this many pixels ...
+FEW_ROWS = 4
+#: ... while it has at least this many channels, or this many times its first spatial size, is
+#: taken for a channels-first graph (``N×1×64×64`` would be 64 channels on tiles of one row).
+MANY_CHANNELS = 16
+CHANNEL_RATIO = 8
+
+
+def check_channels_last(model: onnx.ModelProto, *, path: str | PathLike[str]) -> None:
+    """Refuse a graph whose fixed input reads, channels-last, as many channels on thin tiles.
+
+    czann graphs are ``N×[Z×]Y×X×C``; a channels-first graph (``N×C×[Z×]Y×X``, as PyTorch
+    exports) read that way silently becomes a model of X channels whose tiles are C rows high.
+    A first spatial size of at most :data:`FEW_ROWS` with at least :data:`MANY_CHANNELS`
+    channels, or channels at least :data:`CHANNEL_RATIO` times the first spatial size, is
+    refused with the two ways out. Graphs with a dynamic size there, or that
+    :func:`~scopeml.model.graph.inspect_graph` cannot read, pass (other checks name those).
+
+    Raises
+    ------
+    InvalidRequestError
+        Naming ``path``, the input shape and ``--channels-first`` / ``--channels-last``.
+
+    Examples
+    --------
+    >>> from onnx import TensorProto, helper
+    >>> def relu(shape):
+    ...     value = helper.make_tensor_value_info
+    ...     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+    ...         [value("x", TensorProto.FLOAT, shape)], [value("y", TensorProto.FLOAT, shape)])
+    ...     return helper.make_model(graph)
+    >>> check_channels_last(relu([1, 64, 64, 1]), path="nhwc.onnx")  # passes
+    >>> check_channels_last(relu([1, 1, 64, 64]), path="nchw.onnx")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: nchw.onnx: the graph input is N×1×64×64: read ...
+    """
+    try:
+        info = inspect_graph(model)
+    except ValueError:
+        return
+    first, channels = info.input_shape[0], info.input_shape[-1]
+    if first is None or channels is None or channels < MANY_CHANNELS:
+        return
+    if first > FEW_ROWS and channels < CHANNEL_RATIO * first:
+        return
+    shape = "×".join("?" if size is None else str(size) for size in info.input_shape)
+    spatial = "×".join("?" if size is None else str(size) for size in info.spatial_input)
+    raise InvalidRequestError(
+        f"the graph input is N×{shape}: read channels-last (N×[Z×]Y×X×C, as czann stores it) "
+        f"that is {channels} channels on {spatial} tiles, which looks like a channels-first graph "
+        "(N×C×[Z×]Y×X, as PyTorch exports); convert it with --channels-first "
+        "(scopeml.model.graph.to_channels_last), or with --channels-last (channels_last=True) "
+        f"if {channels} channels is right",
+        path=path,
+    )
 
 
 def _as_model_proto(onnx_model: bytes | onnx.ModelProto | str | PathLike[str]) -> onnx.ModelProto:
@@ -315,6 +381,7 @@ def convert_torch(
         module.train(was_training)
     model = load_onnx(data, path=output)
     keep = "keep" if spatial == "dynamic" else spatial
+    options.setdefault("channels_last", True)  # wrapped channels-last above, whatever its sizes
     return convert_onnx(model, output, spatial=keep, **options)
 
 
