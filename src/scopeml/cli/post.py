@@ -7,7 +7,8 @@ from pathlib import Path
 import typer
 
 STEP_HELP = (
-    "A step, in the order given (repeat the option): fill_holes[:MAX_PIXELS] (default 1024), "
+    "A step, in the order given (repeat the option): fill_holes (holes of any size, a whole-plane "
+    "pass out of core) or fill_holes:MAX_PIXELS (smaller holes only, one tile pass), "
     "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS]. Each runs on every class."
 )
 

@@ -10,13 +10,17 @@ grows only into background, never into another class. Every step is local, so a 
 - ``remove_small:n``: a component that reaches ``n - 1`` pixels away has at least ``n`` pixels,
   so within that halo a tile decides every core pixel as the whole image does;
 - ``fill_holes:n``: holes (background not connected to the image border) with fewer than ``n``
-  pixels are filled, by the same argument. Unbounded hole filling is not local — one pixel far
-  away can open a hole to the border — so the size bound is what makes it tileable.
+  pixels are filled, by the same argument.
+
+``fill_holes`` without a size fills holes of any size. That is not local — one pixel far away
+can open a hole to the border — so it has no halo (:attr:`PostStep.local` is false):
+:func:`~scopeml.post.tiled.post_process_tiled` runs it as a pass of exact tiled connected
+components over the whole plane (:func:`scopeml.analysis.tiled.fill_holes_tiled`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +28,10 @@ import numpy as np
 from scopeml.errors import InvalidRequestError
 from scopeml.post.morphology import binary_close, binary_open, fill_holes, remove_small_objects
 
-#: Largest hole (pixels) ``fill_holes`` fills when no size is given.
-DEFAULT_HOLE_SIZE = 1024
 
-
-def _fill_small_holes(mask: np.ndarray, size: int) -> np.ndarray:
+def _fill_small_holes(mask: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None:  # any size
+        return fill_holes(mask)
     holes = fill_holes(mask) & ~mask
     return mask | (holes & ~remove_small_objects(holes, size))
 
@@ -37,10 +40,11 @@ def _remove_small(mask: np.ndarray, size: int) -> np.ndarray:
     return remove_small_objects(mask, size)
 
 
-#: name → (operation on a boolean mask, halo for a size, default size or None if required)
+#: name → (operation on a boolean mask, halo for a size, default size or None if required);
+#: ``fill_holes`` alone takes no size (``None``: holes of any size).
 _STEPS: dict[str, tuple[Callable[[np.ndarray, int], np.ndarray], Callable[[int], int], int | None]]
 _STEPS = {
-    "fill_holes": (_fill_small_holes, lambda n: max(n - 1, 0), DEFAULT_HOLE_SIZE),
+    "fill_holes": (_fill_small_holes, lambda n: max(n - 1, 0), None),
     "remove_small": (_remove_small, lambda n: max(n - 1, 0), None),
     "opening": (binary_open, lambda r: 2 * r, 1),
     "closing": (binary_close, lambda r: 2 * r, 1),
@@ -49,22 +53,28 @@ _STEPS = {
 
 @dataclass(frozen=True)
 class PostStep:
-    """One morphology step: its name and size (pixels, or a radius for opening/closing).
+    """One morphology step: its name and size (pixels, or a radius for opening/closing);
+    ``fill_holes`` with size ``None`` fills holes of any size.
 
     Examples
     --------
     >>> PostStep.parse("remove_small:50"), PostStep.parse("opening").halo
     (PostStep(name='remove_small', size=50), 2)
+    >>> PostStep.parse("fill_holes"), PostStep.parse("fill_holes").local
+    (PostStep(name='fill_holes', size=None), False)
     """
 
     name: str
-    size: int
+    size: int | None
 
     def __post_init__(self) -> None:
         if self.name not in _STEPS:
             known = ", ".join(sorted(_STEPS))
             raise InvalidRequestError(f"unknown post-processing step {self.name!r}; known: {known}")
-        if self.size < 1:
+        if self.size is None:
+            if self.name != "fill_holes":
+                raise InvalidRequestError(f"step {self.name} needs a size: {self.name}:SIZE")
+        elif self.size < 1:
             raise InvalidRequestError(f"step {self.name}: size must be >= 1; got {self.size}")
 
     @classmethod
@@ -72,6 +82,8 @@ class PostStep:
         """A step from ``name`` or ``name:size`` (``remove_small`` needs its size)."""
         name, _, size = text.strip().partition(":")
         if not size:
+            if name == "fill_holes":
+                return cls(name, None)  # holes of any size
             default = _STEPS[name][2] if name in _STEPS else 1
             if default is None:
                 raise InvalidRequestError(f"step {name} needs a size: {name}:PIXELS")
@@ -84,8 +96,19 @@ class PostStep:
         return cls(name, value)  # a size below 1 is refused there, saying so
 
     @property
+    def local(self) -> bool:
+        """Whether a tile with :attr:`halo` more pixels decides its core exactly (all but
+        ``fill_holes`` of any size, which needs the whole plane)."""
+        return self.size is not None
+
+    @property
     def halo(self) -> int:
         """Pixels of context a tile needs on each side for this step to be exact in its core."""
+        if self.size is None:
+            raise InvalidRequestError(
+                f"step {self.name} of any size is not local: it has no halo (run it with "
+                "post_process_tiled, which fills holes over the whole plane)"
+            )
         return _STEPS[self.name][1](self.size)
 
     def apply(self, mask: np.ndarray) -> np.ndarray:
@@ -110,14 +133,30 @@ def apply_steps(labels: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
            [1, 1, 1, 0, 0]], dtype=uint8)
     """
     labels = np.asarray(labels)
+    masks = ((value, run_steps(labels == value, steps)) for value in class_values(labels))
+    return merge_classes(labels, masks)
+
+
+def run_steps(mask: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
+    """``steps`` one after the other on one boolean mask."""
+    for step in steps:
+        mask = step.apply(mask)
+    return mask
+
+
+def class_values(labels: np.ndarray) -> list[int]:
+    """The classes of a label image (every value but 0), ascending."""
+    return [value for value in np.unique(labels).tolist() if value != 0]
+
+
+def merge_classes(labels: np.ndarray, masks: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
+    """``labels`` with each class replaced by its processed mask, classes in the order given:
+    a class loses pixels to background and grows only into background (a later class wins a
+    background pixel two classes grow into). Pixel by pixel, so a tile merges as the image does.
+    """
     out = labels.copy()
-    for value in np.unique(labels):
-        if value == 0:
-            continue
+    for value, mask in masks:
         original = labels == value
-        mask = original
-        for step in steps:
-            mask = step.apply(mask)
         out[original & ~mask] = 0
         out[mask & ((labels == 0) | original)] = value
     return out

@@ -3,13 +3,19 @@
 Peak memory depends on the tile size and the steps' halo, never on the image size: each
 ``(Z×)Y×X`` tile is read with the halo of its steps (:func:`~scopeml.post.steps.steps_halo`),
 processed, and only its core written, so the result equals the whole-image result exactly.
+``fill_holes`` of any size has no halo: with it, each class's mask goes through scratch stores
+on disk, local steps tile by tile and the hole filling as the analysis runner's exact tiled pass
+(:func:`scopeml.analysis.tiled.fill_holes_tiled`), and the classes are merged tile by tile.
 The output is written to a temporary store and moved into place when complete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextlib import nullcontext
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,15 @@ import numpy as np
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
-from scopeml.post.steps import PostStep, apply_steps, steps_halo
-from scopeml.progress import Progress, track
+from scopeml.post.steps import (
+    PostStep,
+    apply_steps,
+    class_values,
+    merge_classes,
+    run_steps,
+    steps_halo,
+)
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress, track
 
 #: Default tile edge (pixels) along Y and X; Z is read whole up to this size too.
 TILE_SIZE = 1024
@@ -33,12 +46,15 @@ def post_process_tiled(
     *,
     tile_size: int = TILE_SIZE,
     progress: Progress = None,
+    scratch: str | PathLike[str] | None = None,
 ) -> None:
     """Run ``steps`` over every plane stack of a 6-D label ``image`` into the 6-D ``out``.
 
     ``out`` is any array-like with ``image.shape`` that takes slice assignment (a zarr array).
     Each scene, time point and channel is processed on its own as a ``Z×Y×X`` volume (the steps
-    work in 3-D when Z > 1), tile by tile.
+    work in 3-D when Z > 1), tile by tile. ``fill_holes`` of any size keeps each class's mask in
+    zarr stores in a new folder inside ``scratch`` (default: the system's temporary folder),
+    removed at the end; disk use is about one boolean image per class, compressed.
 
     Examples
     --------
@@ -49,25 +65,129 @@ def post_process_tiled(
     ...                    PostStep.parse("remove_small:2")], out, tile_size=8)
     >>> int(out[0, 0, 0, 0, 10, 10]), int(out[0, 0, 0, 0, 2, 2]), int(out.sum())
     (1, 0, 400)
+    >>> ring = np.zeros((1, 1, 1, 1, 40, 40), np.uint8); ring[..., 2:38, 2:38] = 1
+    >>> ring[..., 6:34, 6:34] = 0  # a hole of 784 pixels, wider than the tiles
+    >>> out = np.empty_like(ring)
+    >>> post_process_tiled(Image(ring), [PostStep.parse("fill_holes")], out, tile_size=8)
+    >>> int(out.sum())
+    1296
     """
+    from scopeml.objects.stacks import StackView
+
     if not np.issubdtype(image.dtype, np.integer):
         raise InvalidImageError(
             f"post-processing takes integer labels; the image is {image.dtype}", path=image.path
         )
     _check_tile_size(tile_size)
-    halo = steps_halo(steps)
-    volume = image.sizes["Z"] > 1  # a single plane is 2-D: in 3-D its faces would be border
-    spatial = image.spatial_shape if volume else image.spatial_shape[1:]
-    tiles = list(iter_regions(spatial, tile_size, halo))
-    work = [(stack, tile) for stack in np.ndindex(*image.shape[:3]) for tile in tiles]
-    for (s, t, c), (read, core) in track(work, progress, "post", unit="tile"):
-        zyx = read if volume else (slice(0, 1), *read)
-        window = image.read(S=s, T=t, C=c, Z=zyx[0], Y=zyx[1], X=zyx[2])[0, 0, 0]
-        result = apply_steps(window if volume else window[0], steps)[core]
-        where = core_region(read, core)
-        out[(s, t, c, *(where if volume else (slice(0, 1), *where)))] = result.reshape(
-            [w.stop - w.start for w in where] if volume else (1, *result.shape)
-        )
+    stacks = list(np.ndindex(*image.shape[:3]))
+    views = [StackView(image, scene=s, time=t, channel=c) for s, t, c in stacks]
+    puts = [_StackOut(out, index, view.ndim) for index, view in zip(stacks, views, strict=True)]
+    if all(step.local for step in steps):
+        halo = steps_halo(steps)
+        work = [(n, tile) for n, view in enumerate(views)
+                for tile in iter_regions(view.shape, tile_size, halo)]  # fmt: skip
+        for n, (read, core) in track(work, progress, "post", unit="tile"):
+            puts[n][core_region(read, core)] = apply_steps(views[n][read], steps)[core]
+        return
+    report = as_progress(progress)
+    with _scratch_folder(scratch) as folder:
+        for view, put in zip(views, puts, strict=True):
+            _post_stack(view, steps, put, tile_size, folder, report)
+
+
+def _post_stack(
+    stack: Any,
+    steps: Sequence[PostStep],
+    out: Any,
+    tile_size: int,
+    folder: Path,
+    report: ProgressCallback,
+) -> None:
+    """``steps`` with a non-local one on one ``(Z×)Y×X`` stack: per class, its mask through
+    scratch stores (runs of local steps tile by tile, each unbounded hole filling as one exact
+    tiled pass), then every class merged tile by tile as :func:`apply_steps` merges them."""
+    from scopeml.analysis.tiled import fill_holes_tiled  # one implementation, the runner's
+
+    tiles = [read for read, _ in iter_regions(stack.shape, tile_size)]
+    found: set[int] = set()
+    for tile in track(tiles, report, "find classes", unit="tile"):
+        found.update(class_values(stack[tile]))
+    masks = {}
+    for value in sorted(found):
+        mask: Any = _ClassMask(stack, value)
+        for run in _runs(steps):
+            path = folder / f"class{value}-{uuid.uuid4().hex[:8]}.zarr"
+            if run:
+                mask = _local_pass(mask, run, path, tile_size, report)
+            else:
+                report(ProgressEvent("fill holes", 0, 1, "pass"))
+                mask = fill_holes_tiled(mask, path, tile_size=tile_size)
+                report(ProgressEvent("fill holes", 1, 1, "pass"))
+        masks[value] = mask
+    for tile in track(tiles, report, "merge", unit="tile"):
+        labels = stack[tile]
+        parts = ((value, np.asarray(mask[tile], bool)) for value, mask in masks.items())
+        out[tile] = merge_classes(labels, parts)
+
+
+def _runs(steps: Sequence[PostStep]) -> Iterator[list[PostStep]]:
+    """The steps as runs of local steps, each non-local step an empty run of its own."""
+    run: list[PostStep] = []
+    for step in steps:
+        if step.local:
+            run.append(step)
+            continue
+        if run:
+            yield run
+        run = []
+        yield []
+    if run:
+        yield run
+
+
+def _local_pass(mask: Any, steps: list[PostStep], path: Path, tile_size: int,
+                report: ProgressCallback) -> Any:  # fmt: skip
+    """Local ``steps`` on a boolean mask, tile by tile with their halo, into a zarr store."""
+    import zarr
+
+    shape = tuple(mask.shape)
+    store = zarr.open_array(str(path), mode="w", shape=shape, chunks=(tile_size,) * len(shape),
+                            dtype=bool, fill_value=False)  # fmt: skip
+    regions = list(iter_regions(shape, tile_size, steps_halo(steps)))
+    for read, core in track(regions, report, "post", unit="tile"):
+        store[core_region(read, core)] = run_steps(np.asarray(mask[read], bool), steps)[core]
+    return store
+
+
+class _ClassMask:
+    """``stack == value``, read a tile at a time."""
+
+    def __init__(self, stack: Any, value: int) -> None:
+        self.stack, self.value, self.shape = stack, value, tuple(stack.shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.stack[key]) == self.value
+
+
+class _StackOut:
+    """Writes ``(Z×)Y×X`` regions of one stack ``(s, t, c)`` into a 6-D array."""
+
+    def __init__(self, out: Any, index: tuple[int, ...], ndim: int) -> None:
+        self.out, self.index, self.ndim = out, index, ndim
+
+    def __setitem__(self, key: tuple[slice, ...], value: np.ndarray) -> None:
+        zyx = key if self.ndim == 3 else (slice(0, 1), *key)
+        self.out[(*self.index, *zyx)] = value.reshape([k.stop - k.start for k in zyx])
+
+
+@contextmanager
+def _scratch_folder(parent: str | PathLike[str] | None) -> Iterator[Path]:
+    """A new folder for intermediate stores inside ``parent``, removed on exit."""
+    folder = Path(tempfile.mkdtemp(prefix=".scopeml-post-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_process_file(
@@ -136,7 +256,12 @@ def post_process_file(
                 root=temp,
             )
             post_process_tiled(
-                image, steps, _SixD(array, axes), tile_size=tile_size, progress=progress
+                image,
+                steps,
+                _SixD(array, axes),
+                tile_size=tile_size,
+                progress=progress,
+                scratch=output.parent,  # the output's disk, not the system's temporary one
             )
     return output
 
