@@ -10,6 +10,7 @@ bit. Only tiles travel; the image and the output stay on the client.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import time
 import zipfile
@@ -192,7 +193,8 @@ class Client:
         The local engine (:func:`scopeml.api.segment`, same options) plans the tiles, reads them
         from the local image, and fuses and writes the result; each batch of tiles is predicted
         by the server, several at once from the engine's worker threads (``workers``, default
-        4: the threads mostly wait for the network).
+        4: the threads mostly wait for the network). ``outputs=(..., "instances")``,
+        ``instances`` and ``measure`` make instances and their table locally, as there.
         """
         from scopeml.api import segment
 
@@ -229,7 +231,18 @@ class Client:
         upload_id: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
-        """Start a whole-image job on a server-side image or an uploaded one."""
+        """Start a whole-image job on a server-side image or an uploaded one.
+
+        ``options`` are those of :func:`scopeml.api.segment` that a server takes
+        (``outputs``, ``tile_size``, ``halo``, ``batch_size``, ``min_confidence``,
+        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``), and:
+        ``outputs=[..., "instances"]`` with ``instances`` an
+        :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of its fields);
+        ``measure=True`` (or ``"csv"``, ``"parquet"``) for the objects table, fetched with
+        :meth:`download_table` (or beside the store by :meth:`download_result`).
+        """
+        if dataclasses.is_dataclass(options.get("instances")):
+            options["instances"] = dataclasses.asdict(options["instances"])
         body: dict[str, Any] = {"model_id": model_id, "options": options}
         if image_path is not None:
             body["image_path"] = str(image_path)
@@ -285,34 +298,54 @@ class Client:
 
     def download_result(self, job_id: str, target: str | PathLike[str]) -> Path:
         """Fetch a done job's output into folder ``target``; return its path there (a
-        segmentation's ``result.ome.zarr``, an analysis's ``results`` folder)."""
+        segmentation's ``result.ome.zarr``, with its objects table ``objects.csv`` beside it
+        where the job measured them; an analysis's ``results`` folder)."""
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
         archive_path = target / f".{job_id}.zip.partial"
-        path = f"/jobs/{job_id}/result"
-        with self._reaching(path), self._http.stream("GET", path) as response:
-            if response.status_code >= 400:
-                response.read()
-                self._check(response, path)
-            with archive_path.open("wb") as file:
-                for block in response.iter_bytes():
-                    file.write(block)
+        self._download(f"/jobs/{job_id}/result", archive_path)
         try:
             root = _extract_zip(archive_path, target)
         finally:
             archive_path.unlink(missing_ok=True)
         return root
 
+    def download_table(self, job_id: str, target: str | PathLike[str]) -> Path:
+        """Fetch a done job's objects table (a job with ``measure``) into folder ``target``;
+        return its path there (``<job id>.csv`` or ``.parquet``)."""
+        target = Path(target)
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / f".{job_id}.table.partial"
+        try:
+            kind = self._download(f"/jobs/{job_id}/objects", partial)
+            path = target / f"{job_id}.{'parquet' if 'parquet' in kind else 'csv'}"
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return path
+
+    def _download(self, path: str, destination: Path) -> str:
+        """Stream a GET answer's body into ``destination``; its content type."""
+        with self._reaching(path), self._http.stream("GET", path) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._check(response, path)
+            with destination.open("wb") as file:
+                for block in response.iter_bytes():
+                    file.write(block)
+            return response.headers.get("content-type", "")
+
 
 def _extract_zip(archive_path: Path, target: Path) -> Path:
-    """Extract a result zip; member names are checked so nothing lands outside ``target``."""
-    roots = set()
+    """Extract a result zip; member names are checked so nothing lands outside ``target``.
+    It holds one folder (the store) and perhaps files beside it (the objects table)."""
+    roots, files = set(), set()
     with zipfile.ZipFile(archive_path) as archive:
         for member in archive.infolist():
             name = PurePosixPath(member.filename)
             if name.is_absolute() or ".." in name.parts or "\\" in member.filename:
                 raise InvalidRequestError(f"result zip has an unsafe member {member.filename!r}")
-            roots.add(name.parts[0])
+            (files if len(name.parts) == 1 and not member.is_dir() else roots).add(name.parts[0])
             destination = target.joinpath(*name.parts)
             if member.is_dir():
                 destination.mkdir(parents=True, exist_ok=True)
@@ -321,6 +354,6 @@ def _extract_zip(archive_path: Path, target: Path) -> Path:
             with archive.open(member) as source, destination.open("wb") as file:
                 while block := source.read(1 << 20):
                     file.write(block)
-    if len(roots) != 1:
+    if len(roots) != 1 or files & roots:
         raise InvalidRequestError(f"result zip should hold one store; it holds {sorted(roots)}")
     return target / roots.pop()

@@ -48,7 +48,7 @@ def test_killed_server_resumes_job_with_identical_output(tmp_path: Path, contain
     finally:
         server.stop()
     assert state["status"] == "running" and 10 <= state["done"] < state["total"] == 182, state
-    partial = data_dir / "jobs" / job["id"] / "result.ome.zarr.partial"
+    partial = data_dir / "jobs" / job["id"] / "stage" / "result.ome.zarr.partial"  # moved when done
     assert partial.is_dir() and not (data_dir / "jobs" / job["id"] / "result.ome.zarr").exists()
 
     restarted = ServerProcess(data_dir, "--allowed-root", str(root)).start()

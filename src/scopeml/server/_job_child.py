@@ -82,7 +82,11 @@ def run_in_child(
         cls = getattr(errors, kind, None)
         if not (isinstance(cls, type) and issubclass(cls, ScopeMLError)):
             cls = ScopeMLError
-        raise cls(problem, path=path)
+        try:
+            error = cls(problem, path=path)
+        except TypeError:  # an error with more to say (a server's status): its message only
+            error = ScopeMLError(problem, path=path)
+        raise error
     if answer[0] == "internal":
         raise RuntimeError(answer[1])
     return answer[1]
@@ -149,19 +153,45 @@ def _die_with_parent() -> None:
 
 
 def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
-    """Segment one image with one model file, resuming from what ``output`` already holds."""
+    """Segment one image with one model file through the facade (:func:`scopeml.api.segment`:
+    the engine, then instances and their table where asked for), in the job's ``stage``
+    folder, resuming the engine from what it already holds; the outputs are moved into place
+    when all are made, the table first, the store (the sign of a finished job) last."""
+    import os
+    import shutil
     from pathlib import Path
 
+    from scopeml.api import segment
     from scopeml.io import open_image
     from scopeml.model import load_model
-    from scopeml.tiling.engine import segment_image
+    from scopeml.objects.instances import InstanceOptions
     from scopeml.tiling.options import SegmentOptions
 
-    options = task["options"]
+    options = dict(task["options"])
+    outputs, instances = options.pop("outputs", None), options.pop("instances", None)
+    measure = options.pop("measure", None)
+    stage, output = Path(task["stage"]), Path(task["output"])
+    staged = stage / output.name
+    table = None if measure is None else stage / Path(task["table"]).name
+    if staged.exists():  # the engine had finished, the steps after it had not: run them again
+        shutil.rmtree(staged)
     model = load_model(Path(task["model"]), time_budget=task["time_budget"])
     settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
     with open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im:
-        segment_image(im, model, Path(task["output"]), settings, progress=progress)
+        segment(
+            im,
+            model,
+            staged,
+            settings,
+            outputs=outputs,
+            instances=None if instances is None else InstanceOptions(**instances),
+            measure=table,
+            progress=progress,
+        )
+    if table is not None:
+        os.replace(table, task["table"])
+    os.replace(staged, output)
+    shutil.rmtree(stage, ignore_errors=True)
     return None
 
 

@@ -22,12 +22,13 @@ import zipfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from scopeml.errors import (
     Cancelled,
+    IncompatibleModelError,
     InvalidRequestError,
     OutsideRootError,
     ScopeMLError,
@@ -46,18 +47,52 @@ ANALYSIS = "analysis"  # the model id of an analysis job (no model of its own)
 SETTINGS_NAME = "settings.yaml"
 IMAGES_NAME = "images.json"
 RESULTS_NAME = "results"
+TABLE_STEM = "objects"  # objects.csv or objects.parquet beside the result
+STAGE_NAME = "stage"  # where a run writes; its outputs are moved out of it when all are made
+INSTANCES = "instances"
+OUTPUTS = ("labels", "probabilities", "confidence", "mask", "image", INSTANCES)  # image: Regression
+MAX_GROW = 64.0  # pixels; also the instance tiles' halo
+INSTANCE_BYTES = 96  # per pixel of an instance tile (see after_engine_memory)
+MEASURE_BYTES = 64  # per pixel of a measured tile, besides its channels
+FIRST_USE_BYTES = 8 << 20
+MEASURE_MARGIN = 128  # measure_image's default margin around its tiles
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 
 
-class JobOptions(BaseModel):
-    """Engine options a job may set; everything else is the server's choice."""
+#: A class by name or by label value (``k + 1`` for class ``k``).
+ClassChoice = Annotated[str, Field(max_length=200)] | Annotated[int, Field(ge=1, le=65535)]
+
+
+class InstanceRequest(BaseModel):
+    """How a job's ``instances`` output is made: the fields of
+    :class:`~scopeml.objects.instances.InstanceOptions`, bounded. A field left out takes that
+    class's default (``threshold: null`` is a choice: seeds from the labels, not the
+    probabilities)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    outputs: list[Literal["labels", "probabilities", "confidence", "mask", "image"]] | None = Field(
-        default=None, min_length=1, max_length=5
-    )  # image: a Regression model's output
+    class_: ClassChoice | None = None
+    boundary: ClassChoice | None = None
+    grow: float = Field(default=None, ge=0.0, le=MAX_GROW)  # type: ignore[assignment]
+    min_size: int = Field(default=None, ge=0, le=10**9)  # type: ignore[assignment]
+    connectivity: int = Field(default=None, ge=1, le=3)  # type: ignore[assignment]
+    threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+
+    def instance_options(self) -> dict[str, Any]:
+        """The fields given, as :class:`~scopeml.objects.instances.InstanceOptions` keywords."""
+        return self.model_dump(exclude_unset=True)
+
+
+class JobOptions(BaseModel):
+    """Options a job may set (the engine's, and how instances are made and measured);
+    everything else is the server's choice."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outputs: list[Literal[OUTPUTS]] | None = Field(default=None, min_length=1, max_length=6)
+    instances: InstanceRequest | None = None
+    measure: bool | Literal["csv", "parquet"] | None = None  # true: csv
     tile_size: int | None = Field(default=None, ge=16, le=8192)
     halo: int | None = Field(default=None, ge=0, le=1024)
     batch_size: int | None = Field(default=None, ge=1, le=64)
@@ -69,12 +104,68 @@ class JobOptions(BaseModel):
     scene: int | None = Field(default=None, ge=0, le=100_000)
 
     def segment_options(self) -> dict[str, Any]:
-        """The options as :class:`~scopeml.tiling.options.SegmentOptions` fields (checked)."""
+        """The options as a job keeps them: :class:`~scopeml.tiling.options.SegmentOptions`
+        fields (checked), with ``instances`` (the keywords given) and ``measure`` (the table's
+        format) where asked for."""
         from scopeml.tiling.options import SegmentOptions
 
-        options = self.model_dump(exclude_none=True)
-        SegmentOptions(**options)  # raises InvalidRequestError on a bad combination
+        options = self.model_dump(exclude_none=True, exclude={"instances", "measure"})
+        if self.measure:
+            options["measure"] = "csv" if self.measure is True else self.measure
+        if self.instances is not None:
+            if not wants_instances(options):
+                raise InvalidRequestError(
+                    "instances options given, but neither the instances output nor measure "
+                    "is asked for"
+                )
+            options["instances"] = self.instances.instance_options()
+        SegmentOptions(**engine_options(options))  # raises InvalidRequestError on a bad one
         return options
+
+
+def wants_instances(options: dict[str, Any]) -> bool:
+    """Whether a job's options ask for instances (the output, or a table, made from them)."""
+    return INSTANCES in (options.get("outputs") or ()) or bool(options.get("measure"))
+
+
+def engine_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A job's options without those of the steps after the engine (for a check; the facade,
+    :func:`scopeml.api.segment`, takes them all when the job runs)."""
+    engine = {k: v for k, v in options.items() if k not in ("instances", "measure")}
+    if wants_instances(options):
+        outputs = [name for name in engine.get("outputs") or () if name != INSTANCES]
+        engine["outputs"] = [*outputs, *(() if "labels" in outputs else ("labels",))]
+    return engine
+
+
+def check_instances(options: dict[str, Any], spec: ModelSpec, name: str) -> None:
+    """Refuse, at submit, instances that the model ``name`` cannot give: a model that writes no
+    class labels, or whose object class is not found (the facade's own choice of classes,
+    :meth:`~scopeml.objects.instances.InstanceOptions.resolve`).
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("c0", "c1", "c2"), (0, 0))
+    >>> check_instances({"outputs": ["instances"]}, spec, "unet")
+    Traceback (most recent call last):
+    scopeml.errors.IncompatibleModelError: model unet gives no instances: which class are the \
+objects? classes are c0, c1, c2 (choose with --instance-class / InstanceOptions(class_=...))
+    >>> check_instances({"outputs": ["instances"], "instances": {"class_": "c1"}}, spec, "unet")
+    """
+    if not wants_instances(options):
+        return
+    from scopeml.objects.instances import InstanceOptions
+    from scopeml.tiling.outputs import model_outputs
+
+    if model_outputs(spec.extra.get("model_type"), ["labels"]) != ("labels",):
+        raise IncompatibleModelError(
+            f"model {name} gives no instances: they are made from class labels, and it writes "
+            "an image (a Regression model)"
+        )
+    try:
+        InstanceOptions(**options.get("instances", {})).resolve(spec.classes)
+    except InvalidRequestError as err:
+        raise IncompatibleModelError(f"model {name} gives no instances: {err.problem}") from err
 
 
 def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
@@ -199,7 +290,52 @@ def job_memory(
             if axis in plan.tile_shape
         )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    return math.ceil((options.get("batch_size") or 1) * window * per_pixel)
+    batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel)
+    if not wants_instances(options):
+        return batch
+    chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
+    return max(batch, *after_engine_memory(options, spec, sizes, chunk))
+
+
+def after_engine_memory(
+    options: dict[str, Any], spec: ModelSpec, shape: Sequence[int], chunk_pixels: int
+) -> tuple[int, int]:
+    """Bytes the steps after the engine hold at their peaks: the instance stage, and the
+    objects table (with ``measure``).
+
+    The instance stage reads tiles of the job's ``tile_size`` (else up to 1024 per axis) plus
+    ``grow`` on each side: seeds, ids and the growth's masks, ``INSTANCE_BYTES`` per pixel;
+    with a ``threshold`` the probabilities too, which zarr decodes a whole engine output
+    chunk (``chunk_pixels``) at a time, up to ``2**ndim`` chunks around a tile, all classes in
+    float32, twice (decoded and converted). The table measures tiles of up to 1024 per axis plus
+    the measuring margin, labels and working arrays (``MEASURE_BYTES``) and every channel as
+    float64. Each adds ``FIRST_USE_BYTES``, what the libraries' first calls in a fresh job
+    process keep. ``tests/server/test_job_instances.py`` holds the traced peaks of the
+    facade's stages to these.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("background", "nucleus", "boundary"), (8, 8))
+    >>> after_engine_memory({"measure": "csv", "tile_size": 64}, spec,
+    ...                     (1, 1, 1, 1, 2000, 2000), 64 * 64)
+    (9279488, 103940096)
+    """
+    from scopeml.objects.instances import InstanceOptions
+
+    instances = InstanceOptions(**options.get("instances", {}))
+    *_, channels, depth, height, width = shape
+    spatial = (depth, height, width) if spec.spatial_dims == 3 else (height, width)
+    tile, grow = options.get("tile_size"), 2 * math.floor(instances.grow)
+    window = math.prod(min((tile or min(n, 1024)) + grow, n) for n in spatial)
+    probabilities = 0
+    if instances.threshold is not None:
+        probabilities = 2 ** len(spatial) * chunk_pixels * spec.n_classes * 4 * 2
+    stage = window * INSTANCE_BYTES + probabilities + FIRST_USE_BYTES
+    table = 0
+    if options.get("measure"):
+        margin = math.prod(min(min(n, 1024) + MEASURE_MARGIN, n) for n in spatial)
+        table = margin * (MEASURE_BYTES + 8 * channels) + FIRST_USE_BYTES
+    return stage, table
 
 
 class _Geometry:
@@ -266,6 +402,12 @@ class JobRunner:
 
     def result_path(self, job_id: str) -> Path:
         return self.output_dir(job_id) / RESULT_NAME
+
+    def table_path(self, job_id: str) -> Path | None:
+        """The objects table of a job that asked for one (``measure``), else ``None``."""
+        job = self.db.get_job(job_id)
+        kind = None if job is None else job["options"].get("measure")
+        return self.output_dir(job_id) / f"{TABLE_STEM}.{kind}" if kind else None
 
     def resume_unfinished(self) -> list[str]:
         """Queue every job a previous server process left queued or running."""
@@ -367,7 +509,7 @@ class JobRunner:
                 "progress_stage": "analyze",
             }
             return task, 0
-        result = self.result_path(job_id)
+        result, table = self.result_path(job_id), self.table_path(job_id)
         task = {
             "kind": "segment",
             "model": str(self.registry.path(job["model_id"])),
@@ -375,9 +517,11 @@ class JobRunner:
             "image": job["image"],
             "options": options,
             "output": str(result),
+            "table": None if table is None else str(table),
+            "stage": str(self.output_dir(job_id) / STAGE_NAME),
             "roots": [str(root) for root in self.image_roots(job["image"])],
         }
-        return task, _tiles_written(result)
+        return task, _tiles_written(self.output_dir(job_id) / STAGE_NAME / RESULT_NAME)
 
     def save_analysis_images(self, job_id: str, images: list[str]) -> None:
         """Keep an analysis job's image paths with its settings (its record shows only the
@@ -420,18 +564,22 @@ class JobRunner:
 
     def result_zip(self, job_id: str) -> Path:
         """A zip of the job's output (made once, atomically): ``result.ome.zarr/…`` of a
-        segmentation job, ``results/…`` of an analysis job."""
+        segmentation job (and its objects table beside it, ``objects.csv``), ``results/…`` of
+        an analysis job."""
         target = self.output_dir(job_id) / ZIP_NAME
         if target.exists():
             return target
         source = self.output_dir(job_id) / RESULTS_NAME
+        table = None
         if not source.is_dir():
-            source = self.result_path(job_id)
+            source, table = self.result_path(job_id), self.table_path(job_id)
         partial = target.with_name(f".{ZIP_NAME}.{os.getpid()}.{threading.get_ident()}")
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
             for path in sorted(source.rglob("*")):
                 if path.is_file() and not path.is_symlink():
                     archive.write(path, Path(source.name) / path.relative_to(source))
+            if table is not None and table.is_file():
+                archive.write(table, table.name)
         os.replace(partial, target)
         return target
 

@@ -11,7 +11,13 @@ from fastapi.responses import FileResponse
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
-from scopeml.server.jobs import check_job_image, job_memory, resolve_image_path
+from scopeml.server.jobs import (
+    check_instances,
+    check_job_image,
+    engine_options,
+    job_memory,
+    resolve_image_path,
+)
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
 from scopeml.tiling.outputs import model_outputs
@@ -19,6 +25,7 @@ from scopeml.tiling.outputs import model_outputs
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 CANCEL_WAIT_S = 10.0
+TABLE_MEDIA_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 ZIP_RESPONSE = {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}
 
 
@@ -46,7 +53,8 @@ async def submit_job(
     spec = spec_from_dict(record["spec"])
     # outputs the model cannot write (image of a classifier, classes of a Regression model)
     # are refused now with the engine's message, not when the job runs
-    model_outputs(spec.extra.get("model_type"), options.get("outputs", ("labels",)))
+    model_outputs(spec.extra.get("model_type"), engine_options(options).get("outputs", ("labels",)))
+    check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
     shape = await asyncio.to_thread(
         check_job_image,
@@ -115,3 +123,24 @@ async def job_result(job: OwnJob, jobs: Jobs) -> FileResponse:
         raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not done")
     path = await asyncio.to_thread(jobs.result_zip, job["id"])
     return FileResponse(path, media_type="application/zip", filename=f"{job['id']}.zip")
+
+
+@router.get(
+    "/{job_id}/objects",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {media: {} for media in TABLE_MEDIA_TYPES.values()}},
+        409: {"description": "Job not done"},
+        **ERRORS,
+    },
+)
+async def job_objects(job: OwnJob, jobs: Jobs) -> FileResponse:
+    """The objects table of a done job that asked for one (``measure``): one row per object
+    per time point (also in the result zip, beside the store)."""
+    table = jobs.table_path(job["id"])
+    if table is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "this job measured no objects (measure)")
+    if job["status"] != "done":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not done")
+    kind = table.suffix.lstrip(".")
+    return FileResponse(table, media_type=TABLE_MEDIA_TYPES[kind], filename=f"{job['id']}.{kind}")

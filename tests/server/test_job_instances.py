@@ -1,0 +1,274 @@
+"""Server jobs make instances and an objects table (issue #13, items 3–4): through the facade,
+so a job's instances and table are those of :func:`scopeml.api.segment` on the same image;
+impossible requests are refused at submit; the instance stage's memory is counted."""
+
+from __future__ import annotations
+
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+import zarr
+from onnx import TensorProto, helper, numpy_helper
+
+from scopeml.api import segment
+from scopeml.client import Client, ServerResponseError
+from scopeml.model import ModelMetadata, write_container
+from scopeml.model.registry import resolve_model
+from scopeml.objects.instances import InstanceOptions
+from scopeml.server.database import Database
+from scopeml.server.jobs import after_engine_memory, job_memory
+from scopeml.server.models import RUNTIME_KEY, spec_from_dict
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import ServerProcess
+from .test_job_options import box_filter_czann
+
+OPTIONS = {"tile_size": 64, "outputs": ["labels", "instances"]}
+WAIT_S = 300
+
+
+def read(store: Path, name: str) -> np.ndarray:
+    return zarr.open_array(store / name / "0", mode="r")[...]
+
+
+def finished(client: Client, job: dict) -> dict:
+    job = client.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
+    assert job["status"] == "done", job
+    return job
+
+
+@pytest.fixture(scope="module")
+def alice(server, tokens):
+    with Client(server.url, tokens["alice"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def image_path(image_root: Path) -> Path:
+    image, _ = synthetic_nuclei((140, 170), density=0.004, seed=21)  # some nuclei touch
+    path = image_root / "instances-nuclei.tif"
+    tifffile.imwrite(path, image[0])
+    return path
+
+
+@pytest.fixture(scope="module")
+def local(image_path: Path, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    folder = tmp_path_factory.mktemp("instances-local")
+    result = segment(image_path, "nuclei", folder / "local.ome.zarr", **OPTIONS,
+                     measure=folder / "objects.csv")  # fmt: skip
+    return result, pd.read_csv(folder / "objects.csv")
+
+
+def test_a_job_with_instances_and_a_table_equals_the_facade(alice, image_path, local, tmp_path):
+    expected, expected_table = local
+    job = alice.submit_job("nuclei", image_path=image_path.name, **OPTIONS, measure=True)
+    assert job["options"]["measure"] == "csv"
+    finished(alice, job)
+    result = alice.download_result(job["id"], tmp_path / "zip")
+    instances = read(result, "instances")
+    assert instances.max() >= 5, "too few nuclei to compare"
+    assert np.array_equal(instances, read(expected, "instances"))
+    assert np.array_equal(read(result, "labels"), read(expected, "labels"))
+    assert sorted(p.name for p in result.iterdir() if not p.name.startswith(".")) == sorted(
+        p.name for p in expected.iterdir() if not p.name.startswith(".")
+    )  # the probabilities seeds were made from are not kept, as locally
+
+    beside = pd.read_csv(result.parent / "objects.csv")  # in the zip, beside the store
+    table = pd.read_csv(alice.download_table(job["id"], tmp_path / "table"))
+    ids = np.unique(instances[instances > 0])
+    assert sorted(table["label"]) == ids.tolist()  # one row per instance
+    pd.testing.assert_frame_equal(table, expected_table)
+    pd.testing.assert_frame_equal(beside, expected_table)
+
+
+def test_client_side_segment_makes_the_same_instances(alice, image_path, local, tmp_path):
+    expected, expected_table = local
+    remote = alice.segment(image_path, "nuclei", tmp_path / "remote.ome.zarr", **OPTIONS,
+                           measure=tmp_path / "remote.csv")  # fmt: skip
+    assert np.array_equal(read(remote, "instances"), read(expected, "instances"))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "remote.csv"), expected_table)
+
+
+def test_instance_options_and_parquet_as_locally(alice, image_path, tmp_path):
+    chosen = InstanceOptions(threshold=None, grow=2, min_size=20)  # argmax seeds
+    local = segment(image_path, "nuclei", tmp_path / "local.ome.zarr", tile_size=48,
+                    instances=chosen, measure=tmp_path / "local.parquet")  # fmt: skip
+    job = alice.submit_job(
+        "nuclei", image_path=image_path.name, tile_size=48, instances=chosen, measure="parquet"
+    )
+    assert job["options"]["instances"]["threshold"] is None
+    finished(alice, job)
+    result = alice.download_result(job["id"], tmp_path / "zip")
+    assert np.array_equal(read(result, "instances"), read(local, "instances"))
+    assert not (tmp_path / "zip" / "objects.csv").exists()
+    table = pd.read_parquet(alice.download_table(job["id"], tmp_path / "table"))
+    pd.testing.assert_frame_equal(table, pd.read_parquet(tmp_path / "local.parquet"))
+    default = segment(image_path, "nuclei", tmp_path / "default.ome.zarr", tile_size=48,
+                      outputs=("labels", "instances"))  # fmt: skip
+    assert not np.array_equal(read(default, "instances"), read(local, "instances"))
+
+
+def test_a_job_without_a_table_has_none_to_download(alice, image_path, tmp_path):
+    job = finished(alice, alice.submit_job("nuclei", image_path=image_path.name, **OPTIONS))
+    with pytest.raises(ServerResponseError) as err:
+        alice.download_table(job["id"], tmp_path)
+    assert err.value.status_code == 404 and "measured no objects" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def refusal(client: Client, model: str, image: str, **options) -> ServerResponseError:
+    count = len(client.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        client.submit_job(model, image_path=image, **options)
+    assert err.value.status_code == 422
+    assert len(client.list_jobs()) == count  # nothing queued
+    return err.value
+
+
+def test_impossible_instances_are_refused_at_submit(alice, image_path, container, tmp_path):
+    name = image_path.name
+    unet = alice.upload_model(container)["id"]  # classes c0, c1, c2: which are the objects?
+    for asked in ({"outputs": ["labels", "instances"]}, {"measure": True}):
+        err = refusal(alice, unet, name, **asked)
+        assert "model unet.czann gives no instances: which class are the objects?" in str(err)
+    box = alice.upload_model(box_filter_czann(tmp_path / "box.czann"))["id"]
+    err = refusal(alice, box, name, outputs=["instances"])
+    assert "gives no instances: they are made from class labels" in str(err)
+    err = refusal(alice, "nuclei", name, instances={"class_": "boundary"})
+    assert "neither the instances output nor measure" in str(err)
+    err = refusal(alice, "nuclei", name, outputs=["instances"], instances={"class_": "cell"})
+    assert "cell" in str(err) and "nucleus" in str(err)
+    for bad in ({"grow": 65}, {"threshold": 1.0}, {"min_size": -1}, {"nuclei": 1}):
+        err = refusal(alice, "nuclei", name, outputs=["instances"], instances=bad)
+        assert "'instances'" in str(err)
+    err = refusal(alice, "nuclei", name, measure="xlsx")
+    assert "'measure'" in str(err)
+    # a named object class makes the same model's instances possible
+    job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class_": 2})
+    assert finished(alice, job)["options"]["instances"] == {"class_": 2}
+
+
+def test_deleting_a_running_instance_job_cancels_it(server, alice, image_root):
+    image, _ = synthetic_nuclei((384, 384), density=0.003, seed=2)
+    tifffile.imwrite(image_root / "instances-big.tif", image[0])
+    job = alice.submit_job(
+        "nuclei", image_path="instances-big.tif", tile_size=32, batch_size=1,
+        outputs=["instances"], measure=True,
+    )  # fmt: skip
+    state = alice.job(job["id"])
+    while state["status"] != "done" and state["done"] < 3:
+        state = alice.job(job["id"])
+    assert state["status"] == "running" and state["done"] < state["total"], state
+    alice.delete_job(job["id"])
+    with pytest.raises(ServerResponseError) as err:
+        alice.job(job["id"])
+    assert err.value.status_code == 404
+    assert not (server.data_dir / "jobs" / job["id"]).exists()
+
+
+def pointwise_nuclei_czann(path: Path) -> Path:
+    """Classes background, nucleus, boundary from a 1×1 convolution and a softmax, on a fixed
+    64² input: the engine's batches are small, whatever the job's tile size."""
+    weights = np.array([-1.0, 1.0, 0.0], np.float32).reshape(3, 1, 1, 1)
+    kernel = numpy_helper.from_array(weights, "kernel")
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "kernel"], ["conv"]),
+        helper.make_node("Softmax", ["conv"], ["soft"], axis=1),
+        helper.make_node("Transpose", ["soft"], ["output"], perm=[0, 2, 3, 1]),
+    ]
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        nodes,
+        "pointwise",
+        [value("input", TensorProto.FLOAT, [None, 64, 64, 1])],
+        [value("output", TensorProto.FLOAT, [None, 64, 64, 3])],
+        [kernel],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMetadata(
+        model_type="MultiClassSemanticSegmentation", input_shape=(64, 64, 1),
+        output_shape=(64, 64, 3), classes=("background", "nucleus", "boundary"),
+        min_overlap=(0, 0), model_name="pointwise",
+    )  # fmt: skip
+    return write_container(path, model, meta)
+
+
+def test_the_instance_stage_is_counted_in_a_jobs_memory(tmp_path, image_root):
+    """A limit between the engine's batch and the instance stage refuses only the latter."""
+    image_path = image_root / "instances-zeros.tif"
+    tifffile.imwrite(image_path, np.zeros((1024, 1024), np.uint16))
+    shape = (1, 1, 1, 1, 1024, 1024)
+    db = Database(tmp_path / "data" / "scopeml.db")
+    token = db.create_token("ada")
+    db.close()
+    container = pointwise_nuclei_czann(tmp_path / "pointwise.czann")
+    server = ServerProcess(tmp_path / "data", "--allowed-root", str(image_root)).start()
+    try:
+        with Client(server.url, token) as client:
+            record = client.upload_model(container)
+    finally:
+        server.stop()
+    spec, runtime = spec_from_dict(record["spec"]), record["spec"].get(RUNTIME_KEY, 0)
+    engine = job_memory({}, spec, runtime, shape)
+    instances = job_memory({"outputs": ["instances"]}, spec, runtime, shape)
+    assert instances > engine  # the instance stage's tiles are 1024², the engine's 64²
+    limit_mb = (engine + instances) / 2 / 2**20
+    server = ServerProcess(
+        tmp_path / "data", "--allowed-root", str(image_root), "--max-tile-memory-mb", str(limit_mb)
+    ).start()
+    try:
+        with Client(server.url, token) as client:
+            err = refusal(client, record["id"], image_path.name, outputs=["labels", "instances"])
+            assert f"needs about {instances} bytes of server memory" in str(err)
+            err = refusal(client, record["id"], image_path.name, measure=True)
+            assert "bytes of server memory" in str(err)
+            job = client.submit_job(record["id"], image_path=image_path.name)  # the engine fits
+            client.delete_job(job["id"])
+    finally:
+        server.stop()
+
+
+def test_the_facades_stages_stay_within_the_estimate(tmp_path):
+    """tracemalloc's peak (numpy buffers; the runtime's own memory is not traced) in each stage
+    of a real run — seeds, growth, measuring — against :func:`after_engine_memory`."""
+    image, _ = synthetic_nuclei((600, 600), density=0.003, seed=8)
+    spec_shape = (1, 1, 1, 1, 600, 600)
+    peaks: dict[str, int] = {}
+    stage_of = {"label": "instances", "relabel": "instances", "grow": "instances",
+                "find objects": "measure", "measure": "measure"}  # fmt: skip
+    current = ["segment", 0]  # the stage, and what was held when it began
+
+    def progress(event) -> None:
+        stage = stage_of.get(event.stage, "segment")
+        held, peak = tracemalloc.get_traced_memory()
+        peaks[current[0]] = max(peaks.get(current[0], 0), peak - current[1])
+        if stage != current[0]:
+            tracemalloc.reset_peak()
+            current[:] = [stage, held]
+
+    from scopeml.model import load_model
+
+    spec = load_model(resolve_model("nuclei")).spec
+    for options in ({"tile_size": 256}, {"tile_size": 128, "instances": {"grow": 8}}):
+        peaks.clear()
+        current[:] = ["segment", 0]
+        kwargs = {"instances": InstanceOptions(**options.get("instances", {}))}
+        tracemalloc.start()
+        try:
+            segment(image[0], "nuclei", tmp_path / f"{len(kwargs)}{options['tile_size']}.ome.zarr",
+                    tile_size=options["tile_size"], outputs=("instances",),
+                    measure=tmp_path / f"{options['tile_size']}.csv", progress=progress,
+                    **kwargs)  # fmt: skip
+            progress(type("End", (), {"stage": "end"})())
+        finally:
+            tracemalloc.stop()
+        chunk = options["tile_size"] ** 2  # the engine's output chunks: its tiles
+        want = after_engine_memory({**options, "measure": "csv"}, spec, spec_shape, chunk)
+        assert 0 < peaks["instances"] <= want[0], (options, peaks, want)
+        assert 0 < peaks["measure"] <= want[1], (options, peaks, want)
