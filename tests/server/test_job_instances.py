@@ -4,6 +4,7 @@ impossible requests are refused at submit; the instance stage's memory is counte
 
 from __future__ import annotations
 
+import threading
 import tracemalloc
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from scopeml.client import Client, ServerResponseError
 from scopeml.model import ModelMetadata, write_container
 from scopeml.model.registry import resolve_model
 from scopeml.objects.instances import InstanceOptions
+from scopeml.server._job_child import run_in_child
 from scopeml.server.database import Database
 from scopeml.server.jobs import after_engine_memory, job_memory
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
@@ -67,7 +69,7 @@ def test_a_job_with_instances_and_a_table_equals_the_facade(alice, image_path, l
     expected, expected_table = local
     job = alice.submit_job("nuclei", image_path=image_path.name, **OPTIONS, measure=True)
     assert job["options"]["measure"] == "csv"
-    finished(alice, job)
+    assert finished(alice, job)["step"] == "measure"  # the last step it ran
     result = alice.download_result(job["id"], tmp_path / "zip")
     instances = read(result, "instances")
     assert instances.max() >= 5, "too few nuclei to compare"
@@ -110,6 +112,36 @@ def test_instance_options_and_parquet_as_locally(alice, image_path, tmp_path):
     default = segment(image_path, "nuclei", tmp_path / "default.ome.zarr", tile_size=48,
                       outputs=("labels", "instances"))  # fmt: skip
     assert not np.array_equal(read(default, "instances"), read(local, "instances"))
+
+
+def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_path, tmp_path):
+    """The job's process, as the server runs it: the engine's tiles as progress, then the
+    steps after it; the outputs appear in place only at the end, the stage folder is gone."""
+    job = tmp_path / "job"
+    task = {
+        "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 60.0,
+        "image": str(image_path), "roots": [str(image_path.parent)],
+        "options": {"tile_size": 64, "outputs": ["instances"], "measure": "parquet"},
+        "output": str(job / "result.ome.zarr"), "table": str(job / "objects.parquet"),
+        "stage": str(job / "stage"),
+    }  # fmt: skip
+    progress, steps, seen = [], [], []
+
+    def on_step(name: str) -> None:
+        steps.append(name)
+        seen.append(sorted(p.name for p in job.iterdir()))
+
+    assert run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None,
+                        on_step) is None  # fmt: skip
+    assert steps == ["instances", "measure"]
+    assert progress[-1] == (progress[-1][1],) * 2 and progress[-1][1] == 9  # 3 × 3 tiles
+    assert seen == [["stage"], ["stage"]]  # nothing in place while the steps run
+    assert sorted(p.name for p in job.iterdir()) == ["objects.parquet", "result.ome.zarr"]
+    assert (job / "result.ome.zarr" / "instances").is_dir()
+    assert not (job / "result.ome.zarr" / "probabilities").exists()  # seeds only, as locally
+    table = pd.read_parquet(job / "objects.parquet")
+    instances = read(job / "result.ome.zarr", "instances")
+    assert sorted(table["label"]) == np.unique(instances[instances > 0]).tolist()
 
 
 def test_a_job_without_a_table_has_none_to_download(alice, image_path, tmp_path):

@@ -3,7 +3,8 @@
 Format libraries are native code (pylibCZIrw, bioio plugins, ONNX Runtime): a corrupt file can
 abort the process instead of raising. The server runs each job's engine run here, in a fresh
 ``spawn`` process under an address-space limit (``RLIMIT_AS``), and reads its progress and its
-outcome from a pipe: ``("progress", done, total)`` messages, then one ``("done",)`` or
+outcome from a pipe: ``("progress", done, total)`` messages of the engine's tiles,
+``("step", name)`` when a later step begins (:data:`STEPS`), then one ``("done", note)`` or
 ``("error", type name, problem, path)``. Cancelling a job terminates the child; a child that dies
 by a signal fails the job with the signal named (:func:`run_in_child`).
 """
@@ -24,6 +25,10 @@ from scopeml.errors import Cancelled, ScopeMLError
 
 POLL_S = 0.2
 TERMINATE_WAIT_S = 5.0
+#: The job's step by the progress stages of the steps after the engine
+#: (:func:`~scopeml.objects.instances.instance_image`, :func:`~scopeml.objects.measure_image`).
+STEPS = {"label": "instances", "relabel": "instances", "grow": "instances",
+         "find objects": "measure", "measure": "measure"}  # fmt: skip
 
 
 class ChildDied(ScopeMLError):
@@ -35,10 +40,12 @@ def run_in_child(
     on_progress: Callable[[int, int], None],
     stops: tuple[threading.Event, ...],
     memory_limit: int | None,
+    on_step: Callable[[str], None] | None = None,
 ) -> str | None:
     """Run ``task`` (see :func:`_child_main`) in a child process and wait for it.
 
-    ``on_progress(done, total)`` gets the engine's segment progress; when any of ``stops`` is
+    ``on_progress(done, total)`` gets the engine's segment progress, ``on_step(name)`` the
+    name of each later step as it begins (``instances``, ``measure``); when any of ``stops`` is
     set the child is terminated and :class:`~scopeml.errors.Cancelled` raised. A
     :class:`~scopeml.errors.ScopeMLError` in the child is raised again here with its class,
     problem and path; a child that dies raises :class:`ChildDied` naming the signal. Returns
@@ -63,6 +70,9 @@ def run_in_child(
                     break
                 if message[0] == "progress":
                     on_progress(message[1], message[2])
+                elif message[0] == "step":
+                    if on_step is not None:
+                        on_step(message[1])
                 else:
                     answer = message
             elif not child.is_alive() and not receive.poll(0):
@@ -118,9 +128,14 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
+    step = [None]
+
     def progress(event: Any) -> None:
         if event.stage == task.get("progress_stage", "segment"):
             send.send(("progress", int(event.done), int(event.total or 0)))
+        elif STEPS.get(event.stage, step[0]) != step[0]:
+            step[0] = STEPS[event.stage]
+            send.send(("step", step[0]))
 
     try:
         answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))

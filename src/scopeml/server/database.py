@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     total INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    step TEXT,
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
@@ -251,7 +252,7 @@ class Database:
         return [_job_row(row) for row in rows]
 
     def update_job(self, job_id: str, **fields: Any) -> None:
-        allowed = {"status", "done", "total", "error"}
+        allowed = {"status", "done", "total", "error", "step"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"can update only {sorted(allowed)}; got {sorted(fields)}")
         assignments = ", ".join(f"{name} = :{name}" for name in fields)
@@ -293,10 +294,12 @@ def _create_private(path: Path) -> None:
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database was made (``attempts`` of jobs)."""
+    """Columns added since a database was made (``attempts`` and ``step`` of jobs)."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "attempts" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+    if "step" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN step TEXT")
 
 
 def _model_row(row: dict[str, Any]) -> dict[str, Any]:

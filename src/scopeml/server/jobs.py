@@ -471,8 +471,11 @@ class JobRunner:
         try:
             task, already = self._task(job)
             progress = _JobProgress(self.db, job_id, already)
+            progress.step(task.get("progress_stage", "segment"))
             private_dir(self.output_dir(job_id))
-            note = run_in_child(task, progress, self._stops(job_id), self.config.job_memory_limit)
+            note = run_in_child(
+                task, progress, self._stops(job_id), self.config.job_memory_limit, progress.step
+            )
             outcome["done"] = progress.total
             if note:
                 outcome["error"] = note
@@ -592,7 +595,8 @@ def _gave_up(attempts: int) -> str:
 
 
 class _JobProgress:
-    """Records the child's progress on the job (``already``: tiles of an earlier attempt)."""
+    """Records the child's progress and step on the job (``already``: tiles of an earlier
+    attempt)."""
 
     def __init__(self, db: Database, job_id: str, already: int) -> None:
         self.db, self.job_id, self.already = db, job_id, already
@@ -601,6 +605,10 @@ class _JobProgress:
     def __call__(self, done: int, total: int) -> None:
         self.total = self.already + total
         self.db.update_job(self.job_id, done=self.already + done, total=self.total)
+
+    def step(self, name: str) -> None:
+        """The step the job is in (``segment``, then ``instances``, ``measure``)."""
+        self.db.update_job(self.job_id, step=name)
 
 
 def _tiles_written(output: Path) -> int:

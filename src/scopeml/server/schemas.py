@@ -79,6 +79,7 @@ class JobInfo(BaseModel):
     total: int
     error: str | None
     attempts: int = 0
+    step: str | None = None  # running (or last run): segment, instances, measure, analyze
     options: dict[str, Any]
     created: float
     updated: float
