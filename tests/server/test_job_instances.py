@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from scopeml.api import segment
 from scopeml.client import Client, ServerResponseError
+from scopeml.errors import Cancelled
 from scopeml.model import ModelMetadata, write_container
 from scopeml.model.registry import resolve_model
 from scopeml.objects.instances import InstanceOptions
@@ -142,6 +143,44 @@ def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_
     table = pd.read_parquet(job / "objects.parquet")
     instances = read(job / "result.ome.zarr", "instances")
     assert sorted(table["label"]) == np.unique(instances[instances > 0]).tolist()
+
+
+@pytest.mark.parametrize("stop_in", ["segment", "instances"])
+def test_a_job_stopped_in_any_step_ends_as_the_facade(image_path, local, tmp_path, stop_in):
+    """A server stopping (or dying) terminates the job's process: in the engine's tiles (they
+    resume) or in the instance step (the finished engine store in the stage is made again);
+    nothing is in place until the next attempt ends, and then it equals the facade's."""
+    expected, expected_table = local
+    job = tmp_path / "job"
+    task = {
+        "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 60.0,
+        "image": str(image_path), "roots": [str(image_path.parent)],
+        "options": {**OPTIONS, "batch_size": 1, "measure": "csv"},
+        "output": str(job / "result.ome.zarr"), "table": str(job / "objects.csv"),
+        "stage": str(job / "stage"),
+    }  # fmt: skip
+    stop = threading.Event()
+
+    def on_progress(done: int, total: int) -> None:
+        if stop_in == "segment" and done >= 2:
+            stop.set()
+
+    def on_step(name: str) -> None:
+        if name == stop_in:
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        run_in_child(task, on_progress, (stop,), None, on_step)
+    assert sorted(p.name for p in job.iterdir()) == ["stage"]
+    left = sorted(p.name for p in (job / "stage").iterdir())
+    assert left == ["result.ome.zarr.partial" if stop_in == "segment" else "result.ome.zarr"]
+    progress: list[tuple[int, int]] = []
+    run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None)
+    if stop_in == "segment":  # the tiles written before are not run again
+        assert 0 < progress[-1][1] < 9
+    assert sorted(p.name for p in job.iterdir()) == ["objects.csv", "result.ome.zarr"]
+    assert np.array_equal(read(job / "result.ome.zarr", "instances"), read(expected, "instances"))
+    pd.testing.assert_frame_equal(pd.read_csv(job / "objects.csv"), expected_table)
 
 
 def test_a_job_without_a_table_has_none_to_download(alice, image_path, tmp_path):
