@@ -5,7 +5,9 @@ Every long call (``segment``, training, labelling, measuring, analyses) takes on
 the job, the napari plugin shows it. ``progress`` is one of
 
 - ``None`` or ``False``: report nothing;
-- ``True``: tqdm bars on stderr, one per stage;
+- ``True``: tqdm bars on stderr, one per stage (see :class:`_Bars`: on a terminal a bar appears
+  once its stage has run :data:`BAR_DELAY` seconds and is cleared when the stage ends; in a log,
+  each stage writes one line with its final count);
 - a callable taking a :class:`ProgressEvent`: called once when a stage starts (``done == 0``)
   and after each unit of work.
 
@@ -28,20 +30,33 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from scopeml.errors import Cancelled
 
 __all__ = [
+    "BAR_DELAY",
+    "LOG_INTERVAL",
     "Cancelled",
     "Progress",
     "ProgressCallback",
     "ProgressEvent",
     "as_progress",
+    "close_bars",
     "track",
 ]
+
+#: Seconds a stage runs before its bar is drawn on a terminal: a quicker stage draws nothing, and
+#: no bar is ever drawn at 0 before its stage has done any work.
+BAR_DELAY = 0.5
+#: Seconds between two lines of a stage still running where stderr is not a terminal (a log).
+LOG_INTERVAL = 30.0
 
 T = TypeVar("T")
 
@@ -70,26 +85,121 @@ def _silent(event: ProgressEvent) -> None:
 
 
 class _Bars:
-    """tqdm bars on stderr, one per stage; a new stage closes the previous bar."""
+    """tqdm bars on stderr, one per stage; a new stage (or a count going back) ends the bar.
+
+    On a terminal a bar is drawn once its stage has run :data:`BAR_DELAY` seconds, starts at the
+    stage's count (a stage taken up again does not flash 0 %) and is cleared, not left, when the
+    stage ends: finished or replaced bars leave no line behind. Where stderr is not a terminal
+    (a log file, a captured stream) carriage-return frames would each become a line, so each
+    stage writes one line instead: when it ends (or is replaced, if it moved), and every
+    :data:`LOG_INTERVAL` seconds while it runs.
+    """
 
     def __init__(self) -> None:
-        self._bar = None
+        self._stream: Any = sys.stderr
+        self._terminal = _is_terminal(self._stream) or _in_notebook(self._stream)
+        self._bar: Any = None
         self._stage: str | None = None
+        self._event = ProgressEvent("", 0)
+        #: stage → (start time, count at start, count last written), kept while another stage
+        #: runs, so a stage taken up again reports its whole run
+        self._runs: dict[str, tuple[float, int, int]] = {}
+        self._line_time = 0.0
+        _OPEN.add(self)
 
     def __call__(self, event: ProgressEvent) -> None:
-        from tqdm.auto import tqdm
-
-        if self._bar is None or event.stage != self._stage or event.done < self._bar.n:
-            if self._bar is not None:
-                self._bar.close()
-            self._stage = event.stage
-            self._bar = tqdm(total=event.total, desc=event.stage, unit=event.unit, leave=False)
-        if event.total is not None and self._bar.total != event.total:
-            self._bar.total = event.total
-        self._bar.update(event.done - self._bar.n)
+        if event.stage != self._stage or event.done < self._event.done:
+            self.close()
+            self._begin(event)
+        self._event = event
+        if self._bar is not None:
+            if event.total is not None and self._bar.total != event.total:
+                self._bar.total = event.total
+            self._bar.update(event.done - self._bar.n)
+        elif not self._terminal and self._line_due(event):
+            self._write_line()
         if event.total is not None and event.done >= event.total:
+            self.close()
+
+    def _line_due(self, event: ProgressEvent) -> bool:
+        """A log line every :data:`LOG_INTERVAL` seconds, if the count moved since the last."""
+        waited = time.monotonic() - self._line_time >= LOG_INTERVAL
+        return waited and event.done > self._runs[event.stage][2]
+
+    def _begin(self, event: ProgressEvent) -> None:
+        now = time.monotonic()
+        run = self._runs.get(event.stage)
+        if run is None or event.done < run[2] or event.stage == self._event.stage:
+            run = (now, event.done, 0)  # a new run of the stage (its count went back)
+        self._runs[event.stage] = run
+        self._stage, self._line_time = event.stage, now
+        if self._terminal:
+            self._bar = _terminal_bar(event, self._stream)
+
+    def close(self) -> None:
+        """End the current stage: clear its bar, or write its line if it moved since the last."""
+        if self._stage is None:
+            return
+        if self._bar is not None:
             self._bar.close()
             self._bar = None
+        elif not self._terminal and self._event.done > self._runs[self._stage][2]:
+            self._write_line()
+        self._stage = None
+        _flush(self._stream)
+
+    def _write_line(self) -> None:
+        from tqdm import tqdm
+
+        event, now = self._event, time.monotonic()
+        start, first, _ = self._runs[event.stage]
+        line = tqdm.format_meter(event.done, event.total, now - start, prefix=event.stage,
+                                 unit=event.unit, initial=first)  # fmt: skip
+        self._stream.write(line + "\n")
+        _flush(self._stream)
+        self._runs[event.stage] = (start, first, event.done)
+        self._line_time = now
+
+    def __del__(self) -> None:  # a call that ended without finishing its stage (total unknown)
+        with contextlib.suppress(Exception):  # at interpreter exit the stream may be gone
+            self.close()
+
+
+#: Every live :class:`_Bars`, for :func:`close_bars`.
+_OPEN: weakref.WeakSet[_Bars] = weakref.WeakSet()
+
+
+def close_bars() -> None:
+    """End every open bar: a call that raised leaves its bar drawn, and a message printed next
+    would start at the bar's end (the command line calls this before it prints an error)."""
+    for bars in list(_OPEN):
+        bars.close()
+
+
+def _terminal_bar(event: ProgressEvent, stream: Any) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=event.total, initial=event.done, desc=event.stage, unit=event.unit,
+                leave=False, delay=BAR_DELAY, file=stream)  # fmt: skip
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _in_notebook(stream: Any) -> bool:
+    """Whether ``stream`` is a Jupyter kernel's, where tqdm.auto draws widgets (kept as bars)."""
+    return type(stream).__module__.split(".")[0] == "ipykernel"
+
+
+def _flush(stream: Any) -> None:
+    """Flush ``stream``: tqdm's last carriage return after a cleared bar is not flushed, and the
+    next line on stdout would start where the bar ended."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        stream.flush()
 
 
 def as_progress(progress: Progress) -> ProgressCallback:
@@ -111,11 +221,18 @@ def track(
     total: int | None = None,
     unit: str = "tile",
 ) -> Iterator[T]:
-    """Yield ``items`` while reporting them to ``progress`` (which may cancel between items)."""
+    """Yield ``items`` while reporting them to ``progress`` (which may cancel between items).
+
+    Bars made here (``progress=True``) end with the loop, also when it is left early.
+    """
     report = as_progress(progress)
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
-    report(ProgressEvent(stage, 0, total, unit))
-    for done, item in enumerate(items, 1):
-        yield item
-        report(ProgressEvent(stage, done, total, unit))
+    try:
+        report(ProgressEvent(stage, 0, total, unit))
+        for done, item in enumerate(items, 1):
+            yield item
+            report(ProgressEvent(stage, done, total, unit))
+    finally:
+        if isinstance(report, _Bars) and report is not progress:
+            report.close()

@@ -34,6 +34,7 @@ from scopeml.cli import (
     train,
 )
 from scopeml.errors import Cancelled, ScopeMLError
+from scopeml.progress import close_bars
 
 # Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
 # install click for): find the class through typer's public BadParameter, not by importing click.
@@ -67,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            result = app(args=argv, prog_name="scopeml", standalone_mode=False)
+            try:
+                result = app(args=argv, prog_name="scopeml", standalone_mode=False)
+            finally:  # a command that raised leaves its bar drawn: the message starts clean
+                close_bars()
     except ScopeMLError as err:
         where = err.path or _input_file(argv)
         problem = getattr(err, "problem", None) or str(err)
