@@ -5,6 +5,7 @@ impossible requests are refused at submit; the instance stage's memory is counte
 from __future__ import annotations
 
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -181,6 +182,56 @@ def test_a_job_stopped_in_any_step_ends_as_the_facade(image_path, local, tmp_pat
     assert sorted(p.name for p in job.iterdir()) == ["objects.csv", "result.ome.zarr"]
     assert np.array_equal(read(job / "result.ome.zarr", "instances"), read(expected, "instances"))
     pd.testing.assert_frame_equal(pd.read_csv(job / "objects.csv"), expected_table)
+
+
+def test_a_partial_store_of_an_older_server_resumes(image_path, tmp_path):
+    """A job that a server from before the stage folder was running when it stopped left its
+    partial store beside the result: the next server resumes it (a written tile, marked here,
+    is kept, not run again)."""
+    from scopeml.io import open_image
+    from scopeml.model import load_model
+    from scopeml.server.config import ServerConfig
+    from scopeml.server.jobs import JobRunner
+    from scopeml.server.metrics import Metrics
+    from scopeml.server.models import ModelRegistry
+    from scopeml.tiling.engine import segment_image
+    from scopeml.tiling.options import SegmentOptions
+    from scopeml.tiling.store import partial_path
+
+    config = ServerConfig(tmp_path / "data", allowed_root=image_path.parent)
+    db = Database(config.db)
+    options = {"tile_size": 64, "batch_size": 1, "outputs": ["labels"]}
+    db.add_job({"id": "j1", "owner": "a", "model_id": "nuclei", "image": str(image_path),
+                "options": options})  # fmt: skip
+    legacy = config.jobs_dir / "j1" / "result.ome.zarr"
+
+    def stop_after_two(event) -> None:
+        if event.done >= 2:
+            raise Cancelled("stopped")
+
+    settings = SegmentOptions(**options, resume=True, quiet=True)  # as the older child ran it
+    model = load_model(resolve_model("nuclei"), time_budget=config.model_time_budget)
+    with (
+        open_image(image_path, allowed_roots=[image_path.parent]) as image,
+        pytest.raises(Cancelled),
+    ):
+        segment_image(image, model, legacy, settings, progress=stop_after_two)
+    zarr.open_array(partial_path(legacy) / "labels" / "0", mode="r+")[:64, :64] = 7
+    runner = JobRunner(config, db, ModelRegistry(config, db, Metrics()))
+    try:
+        runner.resume_unfinished()
+        deadline = time.monotonic() + WAIT_S
+        while db.get_job("j1")["status"] != "done" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        runner.close()
+        job = db.get_job("j1")
+        db.close()
+    assert job["status"] == "done" and job["done"] == job["total"] == 9, job
+    labels = read(legacy, "labels")
+    assert (labels[:64, :64] == 7).all()  # the marked tile was kept
+    assert set(np.unique(labels[64:]).tolist()) == {1, 2, 3}  # the others were run
+    assert not partial_path(legacy).exists() and not (legacy.parent / "stage").exists()
 
 
 def test_a_job_without_a_table_has_none_to_download(alice, image_path, tmp_path):

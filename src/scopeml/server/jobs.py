@@ -524,7 +524,9 @@ class JobRunner:
             "stage": str(self.output_dir(job_id) / STAGE_NAME),
             "roots": [str(root) for root in self.image_roots(job["image"])],
         }
-        return task, _tiles_written(self.output_dir(job_id) / STAGE_NAME / RESULT_NAME)
+        staged = self.output_dir(job_id) / STAGE_NAME / RESULT_NAME
+        _adopt_partial(result, staged)
+        return task, _tiles_written(staged)
 
     def save_analysis_images(self, job_id: str, images: list[str]) -> None:
         """Keep an analysis job's image paths with its settings (its record shows only the
@@ -609,6 +611,17 @@ class _JobProgress:
     def step(self, name: str) -> None:
         """The step the job is in (``segment``, then ``instances``, ``measure``)."""
         self.db.update_job(self.job_id, step=name)
+
+
+def _adopt_partial(result: Path, staged: Path) -> None:
+    """Move the partial store that a server from before the stage folder left beside the
+    result into the stage, so that its tiles resume instead of being run again."""
+    from scopeml.tiling.store import partial_path
+
+    old, new = partial_path(result), partial_path(staged)
+    if old.is_dir() and not new.exists():
+        private_dir(staged.parent)
+        os.replace(old, new)
 
 
 def _tiles_written(output: Path) -> int:
