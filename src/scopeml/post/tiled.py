@@ -112,9 +112,10 @@ def _post_stack(
     found: set[int] = set()
     for tile in track(tiles, report, "find classes", unit="tile"):
         found.update(class_values(stack[tile]))
-    masks = {}
+    masks: dict[int, Any] = {}
     for value in sorted(found):
         mask: Any = _ClassMask(stack, value)
+        done: Path | None = None  # the store the next run reads, removed once read
         for run in _runs(steps):
             path = folder / f"class{value}-{uuid.uuid4().hex[:8]}.zarr"
             if run:
@@ -123,6 +124,9 @@ def _post_stack(
                 report(ProgressEvent("fill holes", 0, 1, "pass"))
                 mask = fill_holes_tiled(mask, path, tile_size=tile_size)
                 report(ProgressEvent("fill holes", 1, 1, "pass"))
+            if done is not None:
+                shutil.rmtree(done, ignore_errors=True)
+            done = path
         masks[value] = mask
     for tile in track(tiles, report, "merge", unit="tile"):
         labels = stack[tile]
@@ -205,7 +209,8 @@ def post_process_file(
 
     The output keeps the input's dtype, pixel sizes and channel names, with axes ``T C Z Y X``
     where the input has them (size-1 axes are left out; several scenes are refused). It is
-    written to a temporary store and moved into place when complete.
+    written to a temporary store and moved into place when complete; ``fill_holes`` of any size
+    keeps its scratch stores in a hidden folder beside ``output`` while it runs.
 
     Examples
     --------
