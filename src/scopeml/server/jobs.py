@@ -1,7 +1,9 @@
-"""Whole-image jobs: run the engine on a server-side image, record progress, survive restarts.
+"""Whole-image jobs: segment a server-side image, record progress, survive restarts.
 
-A job is a database record plus an output directory ``jobs/<id>/``. The engine writes its
-resumable output there; a job the server was running when it stopped (even killed) is resumed
+A job is a database record plus an output directory ``jobs/<id>/``. Its run is the facade's
+(:func:`scopeml.api.segment`: the engine, then instances and their table where asked for),
+written in ``jobs/<id>/stage/`` and moved to ``result.ome.zarr`` (and ``objects.csv``) when
+every output is made; a job the server was running when it stopped (even killed) is resumed
 from the tiles already written when the server starts again, and ends identical to an
 uninterrupted run. Image paths from requests are resolved and must lie below the configured
 root (:func:`resolve_image_path`); uploaded images live under ``uploads/`` with a random name.
