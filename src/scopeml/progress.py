@@ -171,7 +171,14 @@ _OPEN: weakref.WeakSet[_Bars] = weakref.WeakSet()
 
 def close_bars() -> None:
     """End every open bar: a call that raised leaves its bar drawn, and a message printed next
-    would start at the bar's end (the command line calls this before it prints an error)."""
+    would start at the bar's end (the command line calls this before it prints an error).
+
+    Examples
+    --------
+    >>> report = as_progress(True)  # bars on stderr
+    >>> report(ProgressEvent("segment", 3, 10))  # ... and the call raises here
+    >>> close_bars()  # the bar is cleared (in a log: its last line is written)
+    """
     for bars in list(_OPEN):
         bars.close()
 
