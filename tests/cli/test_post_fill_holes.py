@@ -82,3 +82,16 @@ def test_random_blobs_in_2d_and_3d(tmp_path, shape):
         got = result.read().reshape(shape)
     np.testing.assert_array_equal(got, apply_steps(labels, steps))
     assert (got != labels).any()
+
+
+def test_instance_labels_are_refused_for_an_unbounded_fill_in_one_line(tmp_path, capsys):
+    instances = np.zeros((60, 60), np.uint16)
+    instances[1::4, 1::4] = np.arange(1, 226).reshape(15, 15)  # 225 objects, one id each
+    source = write_labels(tmp_path / "instances.ome.zarr", instances)
+    out = tmp_path / "o.ome.zarr"
+    assert main(["post", str(source), "-o", str(out), "--step", "fill_holes", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"error: {source}: more than 64 label values")
+    assert "fill_holes:MAX_PIXELS" in err and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["instances.ome.zarr"]  # no scratch
+    assert main(["post", str(source), "-o", str(out), "--step", "fill_holes:100", "-q"]) == 0

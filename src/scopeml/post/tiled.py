@@ -37,6 +37,9 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 
 #: Default tile edge (pixels) along Y and X; Z is read whole up to this size too.
 TILE_SIZE = 1024
+#: Most classes ``fill_holes`` of any size takes: it makes whole-plane passes per class, so
+#: instance labels (an id per object) would take a pass per object.
+MAX_FILL_CLASSES = 64
 
 
 def post_process_tiled(
@@ -112,6 +115,13 @@ def _post_stack(
     found: set[int] = set()
     for tile in track(tiles, report, "find classes", unit="tile"):
         found.update(class_values(stack[tile]))
+        if len(found) > MAX_FILL_CLASSES:
+            raise InvalidRequestError(
+                f"more than {MAX_FILL_CLASSES} label values: fill_holes of any size makes "
+                "whole-plane passes per class; for instance labels (an id per object) use "
+                "fill_holes:MAX_PIXELS",
+                path=getattr(stack.image, "path", None),
+            )
     masks: dict[int, Any] = {}
     for value in sorted(found):
         mask: Any = _ClassMask(stack, value)
