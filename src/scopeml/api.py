@@ -244,6 +244,11 @@ def segment(
         Also measure the instances against the image (every channel) into this ``.csv`` or
         ``.parquet`` (one row per object per time point); implies ``instances``.
 
+    With ``resume=True``, a store that a stopped call had already published (the engine
+    done, the instances, the removal of outputs made only for them or the table not) is
+    finished without running the model again, if it records this same run (model, image and
+    engine settings, as a resumed partial store must); else it is refused as complete.
+
     Returns
     -------
     Segmentation
@@ -268,7 +273,7 @@ def segment(
     >>> plane.shape, seg.labels.read()[0, 0, 0, 0, 0].tolist()
     ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
-    from scopeml.tiling.engine import segment_image
+    from scopeml.tiling.engine import is_finished_run, segment_image
 
     given = {
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
@@ -296,35 +301,106 @@ def segment(
         if want_instances:  # a bad choice of classes fails before the engine runs
             instances, extra = _instance_inputs(instances, opened_model, settings)
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
-        path = segment_image(
-            opened_image,
-            opened_model,
-            output,
-            settings,
-            model_ref=model_ref,
-            image_ref=image_ref,
-            progress=progress,
+        finished = _steps_left(Path(output), settings, want_instances, extra, measure) and (
+            is_finished_run(opened_image, opened_model, output, settings, model_ref=model_ref)
         )
+        if not finished:  # else the engine's tiles are all in place; its steps after are not
+            path = segment_image(
+                opened_image,
+                opened_model,
+                output,
+                settings,
+                model_ref=model_ref,
+                image_ref=image_ref,
+                progress=progress,
+            )
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
-    result = Segmentation(path, classes=opened_model.spec.classes)
-    if want_instances:
-        _write_instances(result, instances, settings, progress)
-        for name in extra:  # not asked for: removed once the instances are made
-            import shutil
-
-            shutil.rmtree(result.path / name)
-    if measure is not None:  # against the pixels segmented: the chosen scene of an Image
-        intensities = image if isinstance(image, Image) else _open_scene(str(image), settings.scene)
-        if intensities.sizes["S"] > 1 and settings.scene is not None:
-            intensities = intensities.select_scene(settings.scene)
-        try:
-            measure_objects(result, intensities, output=measure, progress=progress)
-        finally:
-            if not isinstance(image, Image):
-                intensities.close()
+    result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
+    made = want_instances and _make_instances(
+        result, instances, settings, extra, finished, progress
+    )
+    if measure is not None and (made or not Path(measure).exists()):
+        _measure_table(result, image, settings.scene, measure, progress)
     return result
+
+
+def _make_instances(
+    result: Segmentation,
+    instances: InstanceOptions,
+    settings: SegmentOptions,
+    extra: tuple[str, ...],
+    finished: bool,
+    progress: Progress,
+) -> bool:
+    """Write the instances, unless a resumed call (``finished``) finds them complete, then
+    remove the ``extra`` outputs made only for them; whether they were written."""
+    import shutil
+
+    made = not (finished and _has_instances(result.path))
+    if made and finished and not all((result.path / name).is_dir() for name in extra):
+        from scopeml.errors import IncompleteOutputError
+
+        raise IncompleteOutputError(
+            f"the instances are missing and the {', '.join(extra)} they are made from were "
+            "removed; pass overwrite=True (--overwrite) to run again",
+            path=result.path,
+        )
+    if made:
+        _write_instances(result, instances, settings, progress)
+    for name in extra:  # not asked for: removed once the instances are made
+        if (result.path / name).exists():
+            shutil.rmtree(result.path / name)
+    return made
+
+
+def _measure_table(
+    result: Segmentation,
+    image: PathLike | Image,
+    scene: int | None,
+    measure: PathLike,
+    progress: Progress,
+) -> None:
+    """The objects table of the instances, against the pixels segmented (the chosen scene)."""
+    intensities = image if isinstance(image, Image) else _open_scene(str(image), scene)
+    if intensities.sizes["S"] > 1 and scene is not None:
+        intensities = intensities.select_scene(scene)
+    try:
+        measure_objects(result, intensities, output=measure, progress=progress)
+    finally:
+        if not isinstance(image, Image):
+            intensities.close()
+
+
+def _steps_left(
+    output: Path,
+    settings: SegmentOptions,
+    want_instances: bool,
+    extra: tuple[str, ...],
+    measure: PathLike | None,
+) -> bool:
+    """Whether a resumed call finds ``output`` published but the steps after the engine not
+    all done (instances, removing the outputs made only for them, the table); only then is
+    the store's identity checked (:func:`~scopeml.tiling.engine.is_finished_run`)."""
+    if not settings.resume or settings.overwrite or not want_instances or not output.is_dir():
+        return False
+    return (
+        not _has_instances(output)
+        or any((output / name).exists() for name in extra)
+        or (measure is not None and not Path(measure).exists())
+    )
+
+
+def _has_instances(store: Path) -> bool:
+    """Whether the store holds complete instances: their array records the object count,
+    which is written last (a half-written array lacks it)."""
+    import zarr
+
+    try:
+        return "n_objects" in zarr.open_array(str(store / INSTANCES / "0"), mode="r").attrs
+    except (OSError, ValueError, LookupError, TypeError):
+        return False
 
 
 def _settings(
@@ -459,8 +535,14 @@ def predict_region(
 def _write_instances(
     result: Segmentation, options: InstanceOptions, settings: SegmentOptions, progress: Progress
 ) -> None:
-    """The ``instances`` output of a finished segmentation, from its labels, in its store."""
+    """The ``instances`` output of a finished segmentation, from its labels, in its store
+    (replacing a half-written one, and the scratch a killed attempt left beside it)."""
+    import shutil
+
     from scopeml.objects.instances import instance_image, seed_classes
+
+    for scratch in result.path.glob(f".{INSTANCES}.*.partial.zarr*"):  # write_label_image's
+        shutil.rmtree(scratch, ignore_errors=True)
 
     class_id, grow_id = options.resolve(result.classes)
     labels = result.labels

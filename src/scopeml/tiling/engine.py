@@ -35,7 +35,7 @@ from scopeml.tiling.outputs import (
     output_specs,
 )
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
-from scopeml.tiling.store import OutputStore, check_own_store, partial_path
+from scopeml.tiling.store import OutputStore, check_own_store, is_own_store, partial_path
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -251,6 +251,57 @@ def segment_image(
     if options.ome_tiff:
         export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
     return result
+
+
+def is_finished_run(
+    image: Image,
+    model: Model,
+    output: str | os.PathLike[str],
+    options: SegmentOptions,
+    *,
+    model_ref: LoadRef | None = None,
+) -> bool:
+    """Whether ``output`` is the finished store of this very run: the identity recorded when
+    it was published (the one a resumed partial store must match) equals the identity of
+    :func:`segment_image` with these arguments.
+
+    For callers whose steps come after the engine (instances, tables): a run stopped after
+    the store was published finishes those steps without running the model again. Costs the
+    statistics pass of the normalisation, as a resume does.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Threshold:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    ...     def predict(self, batch):
+    ...         fg = (batch > 5).astype(np.float32)
+    ...         return np.concatenate([1 - fg, fg], axis=1)
+    >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
+    >>> options = SegmentOptions(tile_size=4, workers=1, quiet=True)
+    >>> out = segment_image(image, Threshold(), Path(tempfile.mkdtemp()) / "o.ome.zarr", options)
+    >>> is_finished_run(image, Threshold(), out, options)
+    True
+    >>> is_finished_run(image, Threshold(), out, SegmentOptions(tile_size=8))
+    False
+    """
+    import json
+
+    import zarr
+
+    output = Path(output)
+    if not is_own_store(output) or not (output / "zarr.json").is_file():
+        return False
+    recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
+    check_compatible(image, model)
+    normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
+    parse_normalize(normalize)
+    normalization = compute_normalization(image, normalize, scene=_scene(image, options))
+    identity = run_identity(
+        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
+    )
+    return recorded == json.loads(json.dumps(identity))
 
 
 def _tile_context(
