@@ -12,7 +12,6 @@ from scipy import ndimage as ndi
 
 from scopeml.analysis.tiled import (
     close_tiled,
-    fill_holes_tiled,
     gaussian_tiled,
     object_areas_tiled,
     open_tiled,
@@ -21,7 +20,7 @@ from scopeml.analysis.tiled import (
     threshold_tiled,
 )
 from scopeml.objects.label import label_instances
-from scopeml.post.morphology import binary_close, binary_open, fill_holes
+from scopeml.post.morphology import binary_close, binary_open
 
 TILE = 64
 
@@ -98,19 +97,6 @@ def test_remove_small_and_large_use_whole_object_areas(tmp_path: Path) -> None:
     drop[0] = False
     np.testing.assert_array_equal(out, np.where(drop[labels], 0, labels))
     assert 0 < len(np.unique(out)) - 1 < labels.max()
-
-
-def test_fill_holes_equals_the_whole_plane(tmp_path: Path) -> None:
-    mask = np.zeros((300, 250), bool)
-    mask[50:200, 40:190] = True  # one big object across several tiles
-    mask[60:180, 60:170] = False  # a hole spanning tiles
-    mask[100:120, 100:120] = True  # an island in the hole (its surround is a hole too)
-    mask[0:30, 0:30] = True
-    mask[10:20, 0:10] = False  # a notch open to the border: not a hole
-    mask |= blobs(7) > 1200
-    out = fill_holes_tiled(mask, tmp_path / "f.zarr", tile_size=TILE)[...]
-    np.testing.assert_array_equal(out, fill_holes(mask))
-    assert out[70, 70] and not out[15, 5]
 
 
 def test_a_child_class_tile_by_tile_equals_the_whole_plane(tmp_path: Path) -> None:

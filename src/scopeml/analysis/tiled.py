@@ -12,9 +12,9 @@ Every function here equals its whole-plane counterpart exactly (tests/analysis/t
 * neighbourhood filters (Gaussian smoothing, opening, closing) run on each tile plus a halo
   as wide as the filter reaches (``4 σ`` for the Gaussian, ``2 r`` for opening and closing, an
   erosion then a dilation), so the tile's core equals the whole-plane result;
-* object areas are summed over tiles; hole filling labels the background tile by tile
-  (:func:`~scopeml.objects.label.label_instances_tiled`) and fills the background components
-  that do not touch the plane's border.
+* object areas are summed over tiles; hole filling is post-processing's whole-plane pass
+  (:func:`scopeml.post.planes.fill_holes_tiled`, re-exported here), which labels the background
+  tile by tile and fills the background components that do not touch the plane's border.
 
 Watershed splitting and the dense CRF are not here: they stay whole-plane (their result
 depends on the whole object), the documented exception.
@@ -28,16 +28,15 @@ at once, which gives the same components as the tiled labelling.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from scopeml.objects.label import iter_tiles, label_instances, label_instances_tiled
+from scopeml.post.planes import fill_holes_tiled  # re-exported: the one home is scopeml.post
+from scopeml.post.planes import open_plane_store as _open_store
+from scopeml.post.planes import plane_tiles as _tiles
 
 __all__ = [
     "FLOAT_BINS",
@@ -58,23 +57,6 @@ __all__ = [
 FLOAT_BINS = 256
 #: Widest integer range given one bin per grey value; wider ranges are binned as floats.
 _MAX_INT_BINS = 1 << 24
-
-
-def _tiles(shape: Sequence[int], tile_size: int) -> Iterator[tuple[slice, ...]]:
-    return iter_tiles(tuple(shape), (int(tile_size),) * len(shape))
-
-
-def _open_store(
-    path: str | os.PathLike[str] | None, shape: Sequence[int], dtype: Any, tile_size: int
-) -> Any:
-    """A zarr array chunked by tiles at ``path``, or a numpy array (``path`` ``None``)."""
-    if path is None:
-        return np.zeros(tuple(shape), dtype)
-    import zarr
-
-    chunks = (int(tile_size),) * len(shape)
-    return zarr.open_array(str(path), mode="w", shape=tuple(shape), chunks=chunks, dtype=dtype,
-                           fill_value=0)  # fmt: skip
 
 
 def map_tiles(
@@ -449,61 +431,4 @@ def remove_by_area_tiled(
     for tile in _tiles(labels.shape, tile_size):
         values = np.asarray(labels[tile])
         out[tile] = np.where(drop[values.astype(np.intp)], 0, values)
-    return out
-
-
-class _Not:
-    """A lazy ``~mask``: the background as a mask, read a tile at a time."""
-
-    def __init__(self, mask: Any) -> None:
-        self.mask, self.shape, self.dtype = mask, tuple(mask.shape), np.dtype(bool)
-
-    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        return ~np.asarray(self.mask[key], bool)
-
-
-def fill_holes_tiled(mask: Any, output: str | os.PathLike[str] | None, *, tile_size: int) -> Any:
-    """:func:`~scopeml.post.morphology.fill_holes` tile by tile: the background is labelled with
-    the exact tiled connected components; components touching the plane's border stay
-    background, every other one (a hole) is filled.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> ring = np.zeros((7, 7), bool); ring[1:6, 1:6] = True; ring[3, 3] = False
-    >>> with tempfile.TemporaryDirectory() as tmp:
-    ...     int(fill_holes_tiled(ring, f"{tmp}/f.zarr", tile_size=3)[...].sum())
-    25
-    """
-    shape = tuple(mask.shape)
-    if output is None:  # in memory: the whole background labelled at once
-        background = label_instances(~np.asarray(mask[tuple(slice(0, n) for n in shape)], bool))
-        return _fill_inner(mask, background, int(background.max(initial=0)), None, tile_size)
-    output = Path(output)
-    scratch = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.background")
-    try:
-        background = label_instances_tiled(_Not(mask), scratch, tile_size=tile_size)
-        n_objects = int(background.attrs["n_objects"])
-        return _fill_inner(mask, background, n_objects, output, tile_size)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _fill_inner(mask: Any, background: Any, n_objects: int, output: Path | None,
-                tile_size: int) -> Any:  # fmt: skip
-    """``mask`` with every background component that does not touch the border filled."""
-    shape = tuple(mask.shape)
-    outside = np.zeros(n_objects + 1, bool)
-    for axis, n in enumerate(shape):
-        for edge in (0, n - 1):
-            for tile in _tiles(shape, tile_size):
-                if tile[axis].start <= edge < tile[axis].stop:
-                    cut = list(tile)
-                    cut[axis] = slice(edge, edge + 1)
-                    outside[np.asarray(background[tuple(cut)]).astype(np.intp)] = True
-    outside[0] = True
-    out = _open_store(output, shape, bool, tile_size)
-    for tile in _tiles(shape, tile_size):
-        ids = np.asarray(background[tile]).astype(np.intp)
-        out[tile] = np.asarray(mask[tile], bool) | ~outside[ids]
     return out

@@ -3,7 +3,8 @@
 Confidence threshold, dense CRF refinement (tile-wise, with :func:`crf_halo`), and binary
 operations per class (fill holes, small-object removal, open/close, watershed splitting).
 :class:`PostStep` makes a morphology step a value with its halo, and
-:func:`post_process_file` runs steps tile by tile from one label image into an OME-Zarr.
+:func:`post_process_file` runs steps tile by tile from one label image into an OME-Zarr;
+:func:`fill_holes_tiled` fills holes of any size as one exact pass over a plane out of core.
 """
 
 from scopeml.post.crf import crf_halo, dense_crf, dense_crf_probabilities
@@ -15,6 +16,7 @@ from scopeml.post.morphology import (
     remove_small_objects,
     split_touching,
 )
+from scopeml.post.planes import fill_holes_tiled
 from scopeml.post.steps import PostStep, apply_steps
 from scopeml.post.threshold import threshold_confidence
 from scopeml.post.tiled import post_process_file, post_process_tiled
@@ -29,6 +31,7 @@ __all__ = [
     "dense_crf",
     "dense_crf_probabilities",
     "fill_holes",
+    "fill_holes_tiled",
     "post_process_file",
     "post_process_tiled",
     "remove_small_objects",

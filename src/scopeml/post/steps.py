@@ -15,7 +15,7 @@ grows only into background, never into another class. Every step is local, so a 
 ``fill_holes`` without a size fills holes of any size. That is not local — one pixel far away
 can open a hole to the border — so it has no halo (:attr:`PostStep.local` is false):
 :func:`~scopeml.post.tiled.post_process_tiled` runs it as a pass of exact tiled connected
-components over the whole plane (:func:`scopeml.analysis.tiled.fill_holes_tiled`).
+components over the whole plane (:func:`scopeml.post.planes.fill_holes_tiled`).
 """
 
 from __future__ import annotations

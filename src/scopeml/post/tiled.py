@@ -4,8 +4,8 @@ Peak memory depends on the tile size and the steps' halo, never on the image siz
 ``(Z×)Y×X`` tile is read with the halo of its steps (:func:`~scopeml.post.steps.steps_halo`),
 processed, and only its core written, so the result equals the whole-image result exactly.
 ``fill_holes`` of any size has no halo: with it, each class's mask goes through scratch stores
-on disk, local steps tile by tile and the hole filling as the analysis runner's exact tiled pass
-(:func:`scopeml.analysis.tiled.fill_holes_tiled`), and the classes are merged tile by tile.
+on disk, local steps tile by tile and the hole filling as one exact whole-plane pass
+(:func:`scopeml.post.planes.fill_holes_tiled`), and the classes are merged tile by tile.
 The output is written to a temporary store and moved into place when complete.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
+from scopeml.post.planes import fill_holes_tiled
 from scopeml.post.steps import (
     PostStep,
     apply_steps,
@@ -109,8 +110,6 @@ def _post_stack(
     """``steps`` with a non-local one on one ``(Z×)Y×X`` stack: per class, its mask through
     scratch stores (runs of local steps tile by tile, each unbounded hole filling as one exact
     tiled pass), then every class merged tile by tile as :func:`apply_steps` merges them."""
-    from scopeml.analysis.tiled import fill_holes_tiled  # one implementation, the runner's
-
     tiles = [read for read, _ in iter_regions(stack.shape, tile_size)]
     found: set[int] = set()
     for tile in track(tiles, report, "find classes", unit="tile"):
