@@ -53,7 +53,7 @@ from scopeml.train.data import normalize_globally
 
 MODEL_ID = "3f1c2b7e-4a0d-4c8e-9b6a-5e2f7d8c9a10"  # fixed, so that a rerun writes the same file
 NORMALIZE = "percentile:1,99.8"
-N_TRAIN = 200
+N_TRAIN = 1500
 TRAIN_SEED = 10_000
 SHAPE = (320, 320)
 CONFIG = TrainConfig(
@@ -61,11 +61,11 @@ CONFIG = TrainConfig(
     width=8,
     patch_size=128,
     batch_size=8,
-    epochs=50,
+    epochs=80,
     steps_per_epoch=50,
     lr=2e-3,
     val_fraction=0.05,
-    patience=50,
+    patience=80,
     seed=0,
     intensity=0.25,
     class_weights=(1.0, 1.0, 3.0),

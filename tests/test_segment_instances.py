@@ -39,10 +39,11 @@ def test_tiled_instances_equal_a_whole_image_run(movie, tmp_path):
     np.testing.assert_array_equal(objects, whole.instances.read())
     assert tiled.instances.shape == tiled.labels.shape and tiled.instances.sizes["T"] == 2
     assert tiled.instances.pixel_sizes == pytest.approx({"Y": 0.3, "X": 0.3})
-    # the in-memory definition on the whole frame: seeds P(nucleus) > 0.7, grown 4 px
+    # the in-memory definition on the whole frame: seeds P(nucleus) > threshold, grown 4 px
     # over P(nucleus) + P(boundary) > 0.5
     p = tiled.probabilities.read()[0, 0, :, 0]
-    classes = np.where(p[1] > 0.7, 2, np.where(p[1] + p[2] > 0.5, 3, 1))
+    seed = InstanceOptions().threshold
+    classes = np.where(p[1] > seed, 2, np.where(p[1] + p[2] > 0.5, 3, 1))
     first = instance_labels(classes, class_id=2, grow_id=3, grow=4, min_size=8)
     np.testing.assert_array_equal(objects[0, 0, 0, 0], first)
     # both time points hold nuclei with ids following on; crossing tile borders

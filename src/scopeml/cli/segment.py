@@ -98,7 +98,7 @@ def segment(
     ),
     min_size: int = typer.Option(8, help="Instance seeds with fewer pixels are dropped."),
     seed_threshold: str = typer.Option(
-        "0.7",
+        "0.6",
         help="Seeds where P(object class) exceeds this (with a boundary class); 'none': the "
         "object class of the labels.",
     ),

@@ -64,8 +64,8 @@ class InstanceOptions:
         With a boundary class: seeds are pixels where ``P(object) > threshold`` (from the
         probabilities, which the run then writes too), grown over ``P(object) +
         P(boundary) > 0.5``; ``None``: seeds are the labels of the object class (argmax).
-        On the synthetic hold-out the confident seeds part more touching nuclei (object F1
-        0.87 against 0.84 from the argmax, shipped ``nuclei`` model).
+        The default is the shipped ``nuclei`` model's, chosen on synthetic validation scenes
+        (object F1 0.953 there, against 0.951 from the argmax and 0.950 at 0.7).
     """
 
     class_: str | int | None = None
@@ -73,7 +73,7 @@ class InstanceOptions:
     grow: float = 4.0
     min_size: int = 8
     connectivity: int = 1
-    threshold: float | None = 0.7
+    threshold: float | None = 0.6
 
     def resolve(self, classes: Sequence[str]) -> tuple[int, int | None]:
         """``(object label value, boundary label value or None)`` for a model's classes.
