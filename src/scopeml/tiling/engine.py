@@ -205,14 +205,9 @@ def segment_image(
     extract_index = (
         class_index(spec.classes, options.extract_class) if options.extract_class else None
     )
-    # The user's choice, else the policy the model was trained with (recorded in its container).
-    normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
-    parse_normalize(normalize)  # reject a bad value before any work
+    normalize = _normalize_choice(model, options)  # a bad value fails before any work
     plan = _named(build_plan, model_path or image.path)(image, model, options)
-    normalization = compute_normalization(image, normalize, scene=scene)
-    identity = run_identity(
-        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
-    )
+    normalization, identity = _identity(image, model, options, normalize, model_ref)
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
@@ -295,13 +290,30 @@ def is_finished_run(
         return False
     recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
     check_compatible(image, model)
+    _, identity = _identity(image, model, options, _normalize_choice(model, options), model_ref)
+    return recorded == json.loads(json.dumps(identity))
+
+
+def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
+    """The user's normalisation, else the policy the model was trained with (recorded in its
+    container); a bad value raises here."""
     normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
     parse_normalize(normalize)
+    return normalize
+
+
+def _identity(
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    normalize: str | None,
+    model_ref: LoadRef | None,
+) -> tuple[Normalization | None, dict[str, Any]]:
+    """The run's normalisation statistics (one pass over the image) and its identity: what a
+    resumed partial store and a published one are checked against (one definition for both)."""
     normalization = compute_normalization(image, normalize, scene=_scene(image, options))
-    identity = run_identity(
-        image, model, options, normalization, model_path=model_ref.args[0] if model_ref else None
-    )
-    return recorded == json.loads(json.dumps(identity))
+    model_path = model_ref.args[0] if model_ref else None
+    return normalization, run_identity(image, model, options, normalization, model_path=model_path)
 
 
 def _tile_context(
