@@ -145,10 +145,11 @@ class _SeedClasses:
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         named = dict(zip("STCZYX", key, strict=True))
         channels = named.pop("C")
-        p = self.probabilities.read(**named).astype(np.float32)
+        p = self.probabilities.read(**named).astype(np.float32, copy=False)
         obj, boundary = p[:, :, self.obj : self.obj + 1], p[:, :, self.boundary : self.boundary + 1]
-        out = np.where(obj > self.threshold, 2, np.where(obj + boundary > 0.5, 3, 1))
-        return out.astype(np.uint8)[:, :, channels]
+        seed, grown, neither = np.uint8(2), np.uint8(3), np.uint8(1)  # no int64 temporaries
+        out = np.where(obj > self.threshold, seed, np.where(obj + boundary > 0.5, grown, neither))
+        return out[:, :, channels]
 
 
 def grow_seeds(seeds: np.ndarray, mask: np.ndarray, distance: float) -> np.ndarray:
