@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from scopeml.client import Client
 from scopeml.model import convert_onnx
 from scopeml.model.testing import tiny_unet_onnx, unet_receptive_halo
 from scopeml.server.database import Database
@@ -131,3 +132,17 @@ def tokens(server_data: tuple[Path, dict[str, str]]) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def container(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_container(tmp_path_factory.mktemp("models") / "unet.czann")
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess, tokens: dict[str, str]) -> Iterator[Client]:
+    """A client of this module's ``server`` with alice's token."""
+    with Client(server.url, tokens["alice"]) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def bob(server: ServerProcess, tokens: dict[str, str]) -> Iterator[Client]:
+    """A client of this module's ``server`` with bob's token (another user)."""
+    with Client(server.url, tokens["bob"]) as client:
+        yield client

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from scopeml.analysis import run_analysis
-from scopeml.client import Client, ServerResponseError
+from scopeml.client import ServerResponseError
 from scopeml.synthetic import synthetic_nuclei
 
 SETTINGS = """\
@@ -28,12 +28,6 @@ classes:
       shape: true
       intensity: [C0]
 """
-
-
-@pytest.fixture(scope="module")
-def alice(server, tokens):
-    with Client(server.url, tokens["alice"]) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

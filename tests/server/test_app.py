@@ -21,18 +21,6 @@ def npy(array: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def alice(server, tokens) -> Client:
-    with Client(server.url, tokens["alice"]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def bob(server, tokens) -> Client:
-    with Client(server.url, tokens["bob"]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def model_id(alice: Client, container: Path) -> str:
     return alice.upload_model(container)["id"]
 

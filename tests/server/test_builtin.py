@@ -11,17 +11,11 @@ import tifffile
 import zarr
 
 from scopeml.api import segment
-from scopeml.client import Client, ServerResponseError
+from scopeml.client import ServerResponseError
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.synthetic import synthetic_nuclei
 
 OPTIONS = {"tile_size": 64, "outputs": ["labels"]}
-
-
-@pytest.fixture(scope="module")
-def alice(server, tokens):
-    with Client(server.url, tokens["alice"]) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

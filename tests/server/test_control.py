@@ -58,15 +58,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[Ser
 
 
 @pytest.fixture(scope="module")
-def alice(server: ServerProcess) -> Iterator[Client]:
-    with Client(server.url, server.tokens["alice"]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def bob(server: ServerProcess) -> Iterator[Client]:
-    with Client(server.url, server.tokens["bob"]) as client:
-        yield client
+def tokens(server: ServerProcess) -> dict[str, str]:
+    """This module's own server's tokens (the shared ``alice``/``bob`` clients use them)."""
+    return server.tokens
 
 
 @pytest.fixture(scope="module")

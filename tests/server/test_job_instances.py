@@ -46,12 +46,6 @@ def finished(client: Client, job: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def alice(server, tokens):
-    with Client(server.url, tokens["alice"]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def image_path(image_root: Path) -> Path:
     image, _ = synthetic_nuclei((140, 170), density=0.004, seed=21)  # some nuclei touch
     path = image_root / "instances-nuclei.tif"

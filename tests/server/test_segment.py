@@ -42,12 +42,6 @@ def local_result(image_path: Path, container: Path, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def alice(server, tokens):
-    with Client(server.url, tokens["alice"]) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def model_id(alice: Client, container: Path) -> str:
     return alice.upload_model(container)["id"]
 
