@@ -34,8 +34,8 @@ import contextlib
 import sys
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias, TypeVar
 
 from scopeml.errors import Cancelled
@@ -67,13 +67,16 @@ class ProgressEvent:
 
     ``stage`` names the step (``"segment"``, ``"label"``, ``"measure"``, ``"train"`` …),
     ``done`` and ``total`` count its units (``total`` is ``None`` where unknown), ``unit``
-    names them (``"tile"``, ``"step"``, ``"image"``).
+    names them (``"tile"``, ``"step"``, ``"image"``). ``metrics``, where a stage has them, are
+    the latest figures of its work (``"train"``: the last finished epoch's ``loss``,
+    ``val_loss``, ``val_mean_iou``); bars show them after the count.
     """
 
     stage: str
     done: int
     total: int | None = None
     unit: str = "tile"
+    metrics: Mapping[str, float] | None = field(default=None, hash=False)
 
 
 ProgressCallback: TypeAlias = Callable[[ProgressEvent], None]
@@ -115,6 +118,8 @@ class _Bars:
         if self._bar is not None:
             if event.total is not None and self._bar.total != event.total:
                 self._bar.total = event.total
+            if event.metrics:
+                self._bar.set_postfix_str(_metrics_text(event.metrics), refresh=False)
             self._bar.update(event.done - self._bar.n)
         elif not self._terminal and self._line_due(event):
             self._write_line()
@@ -154,7 +159,8 @@ class _Bars:
         event, now = self._event, time.monotonic()
         start, first, _ = self._runs[event.stage]
         line = tqdm.format_meter(event.done, event.total, now - start, prefix=event.stage,
-                                 unit=event.unit, initial=first)  # fmt: skip
+                                 unit=event.unit, initial=first,
+                                 postfix=_metrics_text(event.metrics) or None)  # fmt: skip
         self._stream.write(line + "\n")
         _flush(self._stream)
         self._runs[event.stage] = (start, first, event.done)
@@ -181,6 +187,11 @@ def close_bars() -> None:
     """
     for bars in list(_OPEN):
         bars.close()
+
+
+def _metrics_text(metrics: Mapping[str, float] | None) -> str:
+    """``"loss=0.123, val_loss=0.145"``: a stage's metrics as a bar shows them."""
+    return ", ".join(f"{name}={value:.4g}" for name, value in (metrics or {}).items())
 
 
 def _terminal_bar(event: ProgressEvent, stream: Any) -> Any:

@@ -5,6 +5,8 @@ scores the held-out validation images (loss, per-class IoU and F1), keeps the be
 stops early when validation has not improved for ``patience`` epochs, and (if asked) writes a
 checkpoint that :func:`train_unet` resumes from. Epoch ``e`` draws its patches from a generator
 seeded with ``(seed, e)``, so a resumed run continues exactly where the interrupted one was.
+Progress is reported, and training cancelled, through :mod:`scopeml.progress` (stage
+``"train"``, unit ``"step"``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from scopeml.errors import InvalidRequestError
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.train.checkpoint import load_checkpoint, save_checkpoint
 from scopeml.train.data import (
     IGNORE,
@@ -148,7 +151,7 @@ def train_unet(
     sparse: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> TrainResult:
     """Train a U-Net on ``C×[Z×]Y×X`` images and their ``[Z×]Y×X`` label images.
 
@@ -164,7 +167,13 @@ def train_unet(
     resume
         A checkpoint to continue from; its network options must match ``config``.
     progress
-        Show a tqdm progress bar over all training steps.
+        See :mod:`scopeml.progress` (``True``: a bar on stderr). Stage ``"train"`` counts steps
+        (``unit="step"``) over all epochs, from the resumed one; ``metrics`` hold the last
+        finished epoch's ``loss`` (and ``val_loss``, ``val_mean_iou``). An epoch's last step is
+        reported once the epoch is recorded and its checkpoint written; early stopping ends the
+        stage with ``total`` set to the steps run. A callback raising
+        :class:`~scopeml.errors.Cancelled` stops training after the step in progress: the
+        checkpoint keeps the last finished epoch, and ``resume=`` continues from it exactly.
 
     Examples
     --------
@@ -174,9 +183,11 @@ def train_unet(
     >>> result = train_unet([image], [image[0] > 0.5], config, progress=False)
     >>> result.classes, len(result.history)
     (('background', 'class 1'), 1)
+    >>> events = []
+    >>> _ = train_unet([image], [image[0] > 0.5], config, progress=events.append)
+    >>> [(e.done, e.total, sorted(e.metrics or {})) for e in events]
+    [(0, 2, []), (1, 2, []), (2, 2, ['loss', 'val_loss', 'val_mean_iou'])]
     """
-    from tqdm.auto import tqdm
-
     config = config or TrainConfig()
     images = [np.asarray(image) for image in images]
     labels = [np.asarray(label) for label in labels]
@@ -196,32 +207,23 @@ def train_unet(
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes)
     val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
 
-    bar = tqdm(
-        total=config.epochs * config.steps_per_epoch,
-        initial=state["epoch"] * config.steps_per_epoch,
-        disable=not progress,
-        desc="train",
-        unit="step",
-    )
+    counter = _StepCounter(as_progress(progress), config, state)
     step = partial(_train_step, net, normalize, optimizer, weight, config)
-    try:
-        for epoch in range(state["epoch"], config.epochs):
-            if state["stale"] >= config.patience:
-                break
-            if config.cosine:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
-            net.train()
-            loss = _train_epoch(step, train_x, train_y, config, epoch, bar.update)
-            record = {"epoch": epoch + 1, "loss": loss}
-            if val_blocks:
-                record.update(_validate(net, normalize, val_blocks, len(classes), weight))
-            _record_epoch(state, record, net)
-            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k in _SHOWN})
-            if checkpoint is not None:
-                _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state)
-    finally:
-        bar.close()
+    for epoch in range(state["epoch"], config.epochs):
+        if state["stale"] >= config.patience:
+            break
+        if config.cosine:
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        net.train()
+        loss = _train_epoch(step, train_x, train_y, config, epoch, counter.step)
+        record = {"epoch": epoch + 1, "loss": loss}
+        if val_blocks:
+            record.update(_validate(net, normalize, val_blocks, len(classes), weight))
+        _record_epoch(state, record, net)
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state)
+        counter.epoch(record, stopping=state["stale"] >= config.patience)
     if state["best_net"] is not None:
         net.load_state_dict(state["best_net"])
     net.eval()
@@ -341,6 +343,45 @@ def _record_epoch(state: dict[str, Any], record: dict[str, float], net: UNet) ->
 
 
 _SHOWN = ("loss", "val_loss", "val_mean_iou")
+
+
+class _StepCounter:
+    """Turns training steps into ``train`` progress events (which may cancel between steps).
+
+    An epoch's last step is reported by :meth:`epoch`, once the epoch is recorded and
+    checkpointed, with its metrics: a callback cancelling there loses nothing.
+    """
+
+    def __init__(self, report: ProgressCallback, config: TrainConfig, state: dict) -> None:
+        self.report, self.steps = report, config.steps_per_epoch
+        self.done = state["epoch"] * self.steps
+        self.total = config.epochs * self.steps
+        if state["stale"] >= config.patience or self.done > self.total:
+            self.total = self.done  # resumed from a run that had stopped early, or gone further
+        history = state["history"]
+        self.metrics = _shown(history[-1]) if history else None
+        self._send()
+
+    def step(self) -> None:
+        """One optimiser step done (the epoch's last waits for :meth:`epoch`)."""
+        self.done += 1
+        if self.done % self.steps:
+            self._send()
+
+    def epoch(self, record: dict[str, float], *, stopping: bool) -> None:
+        """The epoch is recorded; ``stopping``: early stopping ends the stage here."""
+        self.metrics = _shown(record)
+        if stopping:
+            self.total = self.done
+        self._send()
+
+    def _send(self) -> None:
+        self.report(ProgressEvent("train", self.done, self.total, "step", self.metrics))
+
+
+def _shown(record: dict[str, float]) -> dict[str, float]:
+    """The figures of an epoch's record that progress events carry."""
+    return {name: record[name] for name in _SHOWN if name in record}
 
 
 def _validation_blocks(
