@@ -10,6 +10,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
+    │   ├── OutputCompleteError                a resumed run's output is already complete
     │   └── ServerResponseError                a scopeml server refused a request (its status)
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
     ├── OutsideRootError        (PermissionError) a file resolves outside the allowed folders
@@ -52,6 +53,11 @@ class InvalidLabelsError(ScopeMLError, ValueError):
 
 class InvalidRequestError(ScopeMLError, ValueError):
     """A request or option is malformed (bad tile, bad parameter value)."""
+
+
+class OutputCompleteError(InvalidRequestError):
+    """``resume`` found the output complete: nothing is left to do (a caller that resumes
+    idempotently, such as a server job, takes the store as it is)."""
 
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):

@@ -143,7 +143,8 @@ def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_
 @pytest.mark.parametrize("stop_in", ["segment", "instances"])
 def test_a_job_stopped_in_any_step_ends_as_the_facade(image_path, local, tmp_path, stop_in):
     """A server stopping (or dying) terminates the job's process: in the engine's tiles (they
-    resume) or in the instance step (the finished engine store in the stage is made again);
+    resume) or in the instance step (the engine's finished store in the stage is kept, only the
+    steps after it run again);
     nothing is in place until the next attempt ends, and then it equals the facade's."""
     expected, expected_table = local
     job = tmp_path / "job"
@@ -173,6 +174,32 @@ def test_a_job_stopped_in_any_step_ends_as_the_facade(image_path, local, tmp_pat
     run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None)
     if stop_in == "segment":  # the tiles written before are not run again
         assert 0 < progress[-1][1] < 9
+    else:  # the model does not run at all
+        assert progress == [], progress
+    assert sorted(p.name for p in job.iterdir()) == ["objects.csv", "result.ome.zarr"]
+    assert np.array_equal(read(job / "result.ome.zarr", "instances"), read(expected, "instances"))
+    pd.testing.assert_frame_equal(pd.read_csv(job / "objects.csv"), expected_table)
+
+
+def test_an_attempt_stopped_before_its_moves_only_moves(image_path, local, tmp_path):
+    """Every output made in the stage, the attempt stopped before moving them into place: the
+    next attempt runs nothing and moves them."""
+    expected, expected_table = local
+    job = tmp_path / "job"
+    task = {
+        "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 60.0,
+        "image": str(image_path), "roots": [str(image_path.parent)],
+        "options": {**OPTIONS, "measure": "csv"},
+        "output": str(job / "result.ome.zarr"), "table": str(job / "objects.csv"),
+        "stage": str(job / "stage"),
+    }  # fmt: skip
+    segment(image_path, "nuclei", job / "stage" / "result.ome.zarr", **OPTIONS,
+            measure=job / "stage" / "objects.csv")  # fmt: skip
+    progress: list[tuple[int, int]] = []
+    steps: list[str] = []
+    run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None,
+                 steps.append)  # fmt: skip
+    assert progress == [] and steps == []
     assert sorted(p.name for p in job.iterdir()) == ["objects.csv", "result.ome.zarr"]
     assert np.array_equal(read(job / "result.ome.zarr", "instances"), read(expected, "instances"))
     pd.testing.assert_frame_equal(pd.read_csv(job / "objects.csv"), expected_table)

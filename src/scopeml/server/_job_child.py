@@ -172,11 +172,13 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     the engine, then instances and their table where asked for), in the job's ``stage``
     folder, resuming the engine from what it already holds; the outputs are moved into place
     when all are made, the table first, the store (the sign of a finished job) last."""
+    import contextlib
     import os
     import shutil
     from pathlib import Path
 
     from scopeml.api import segment
+    from scopeml.errors import OutputCompleteError
     from scopeml.io import open_image
     from scopeml.model import load_model
     from scopeml.objects.instances import InstanceOptions
@@ -188,11 +190,14 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     stage, output = Path(task["stage"]), Path(task["output"])
     staged = stage / output.name
     table = None if measure is None else stage / Path(task["table"]).name
-    if staged.exists():  # the engine had finished, the steps after it had not: run them again
-        shutil.rmtree(staged)
     model = load_model(Path(task["model"]), time_budget=task["time_budget"])
     settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
-    with open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im:
+    # A staged store the engine finished: only the steps after it run again; where every step
+    # was done (the attempt stopped before the moves) there is nothing left to run.
+    with (
+        open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im,
+        contextlib.suppress(OutputCompleteError),
+    ):
         segment(
             im,
             model,

@@ -16,6 +16,7 @@ from scopeml.errors import (
     IncompatibleModelError,
     InvalidImageError,
     InvalidRequestError,
+    OutputCompleteError,
     ScopeMLError,
 )
 from scopeml.io.image import Image
@@ -372,9 +373,14 @@ def _check_output(
 ) -> None:
     """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace."""
     if output.exists() and not options.overwrite:
-        done = "; it is complete, nothing to resume" if options.resume else ""
+        if options.resume:
+            raise OutputCompleteError(
+                "output exists; it is complete, nothing to resume; pass overwrite=True "
+                "(--overwrite) to replace it",
+                path=output,
+            )
         raise InvalidRequestError(
-            f"output exists{done}; pass overwrite=True (--overwrite) to replace it", path=output
+            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
         )
     check_own_store(output, inputs=inputs)
     partial = partial_path(output)
