@@ -26,8 +26,8 @@ from scopeml.io.image import Image
 from scopeml.io.replace import check_replaceable_store
 from scopeml.io.stores import is_zarr_store
 from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
-from scopeml.objects.measure import _measure, _parse_spacing
-from scopeml.objects.measure_tiled import TableSink, measure_stack
+from scopeml.objects.measure import _parse_spacing
+from scopeml.objects.measure_tiled import TableSink, empty_table, measure_stack
 from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
 
@@ -282,6 +282,7 @@ def measure_image(
     tiles = tile_sizes(tile_size, labels.spatial_shape[-ndim:])
     several_scenes = labels.sizes["S"] > 1
     sink = TableSink(output)
+    reader = None
     try:
         for scene, time, stack in iter_stacks(labels):
             sink.keys = {"scene": scene, "t": time} if several_scenes else {"t": time}
@@ -292,8 +293,7 @@ def measure_image(
             measure_stack(stack, reader, sink, spacing, names, shape_features, tiles, margin,
                           progress)  # fmt: skip
         if sink.empty:
-            sink.add(_measure(np.zeros((1,) * ndim, np.uint8), None, spacing, names,
-                              shape_features, None))  # fmt: skip
+            sink.add(empty_table(ndim, reader, spacing, names, shape_features))
     except BaseException:
         sink.abort()
         raise

@@ -171,7 +171,7 @@ def _measure(
     runs = _runs(index)
     lines = np.unravel_index(runs.line, labels.shape[:-1])
     length = (runs.stop - runs.start).astype(np.float64)
-    area = np.bincount(runs.obj, length, n + 1)[1:]
+    area = np.bincount(runs.obj, length, n + 1)[1:].astype(np.float64)  # int64 when empty
     cols["area"] = area
     origin = np.zeros(ndim, np.int64) if offset is None else np.asarray(offset, np.int64)
     lows, highs = [], []
@@ -422,7 +422,7 @@ def _perimeters(index: np.ndarray, n: int) -> np.ndarray:
         if dy or dx:
             near = pos + dy * (cols + 2) + dx
             code += (10 if dy and dx else 2) * (border[near] & (flat[near] == value))
-    return np.bincount(value, _PERIMETER_WEIGHTS[code], n + 1)[1:]
+    return np.bincount(value, _PERIMETER_WEIGHTS[code], n + 1)[1:].astype(np.float64)
 
 
 def _convex_image(mask: np.ndarray, convex_hull_image: Any) -> np.ndarray:

@@ -99,8 +99,7 @@ def measure_objects_tiled(
         measure_stack(labels, reader, sink, spacing, channel_names, shape_features, tiles, margin,
                       progress)  # fmt: skip
         if sink.empty:
-            empty = np.zeros((1,) * ndim, np.uint8)
-            sink.add(_measure(empty, None, spacing, channel_names, shape_features, None))
+            sink.add(empty_table(ndim, reader, spacing, channel_names, shape_features))
     except BaseException:
         sink.abort()
         raise
@@ -154,6 +153,23 @@ def measure_stack(
         sink.add(
             _measure(crop, channels, spacing, channel_names, shape_features, origin, ids[i : i + 1])
         )
+
+
+def empty_table(
+    ndim: int,
+    reader: Any,
+    spacing: np.ndarray | None,
+    channel_names: Sequence[str] | None,
+    shape_features: bool,
+) -> pd.DataFrame:
+    """The table of an image without objects: no rows, the columns (and dtypes) of one with.
+
+    The intensity columns come from ``reader`` (one pixel is read to learn the channels and
+    their dtype), so per-image tables of empty and non-empty images concatenate to one schema.
+    """
+    channels = None if reader is None else reader((slice(0, 1),) * ndim)
+    labels = np.zeros((1,) * ndim, np.uint8)
+    return _measure(labels, channels, spacing, channel_names, shape_features, None)
 
 
 class TableSink:
