@@ -235,7 +235,8 @@ def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_chan
     class ThreeChannels(Threshold):
         spec = ModelSpec(spatial_dims=2, in_channels=3, classes=("bg", "cell"), halo=(0, 0))
 
-    with pytest.raises(IncompatibleModelError, match=r"1 channels; model '' expects 3$"):
+    no_hint = r"1 channel; model '' expects 3: give an image with 3 \(this one has C0\)$"
+    with pytest.raises(IncompatibleModelError, match=no_hint):
         sm.segment(_cells(), ThreeChannels(), tmp_path / "a.ome.zarr")  # a plane: no Z hint
     with pytest.raises(IncompatibleModelError, match=r"a Z stack is Z\[None\]"):
         sm.segment(np.stack([_cells()] * 4), ThreeChannels(), tmp_path / "b.ome.zarr")

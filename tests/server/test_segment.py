@@ -127,7 +127,7 @@ def test_job_with_an_incompatible_model_fails_with_the_reason(alice, image_path,
     job = alice.submit_job(two_channel["id"], image_path="nuclei.tif")
     finished = alice.wait_job(job["id"], timeout=120, interval=0.1)
     assert finished["status"] == "failed"
-    assert finished["error"].startswith("nuclei.tif: image has 1 channels; model")
+    assert finished["error"].startswith("nuclei.tif: image has 1 channel; model")
     with pytest.raises(ServerResponseError) as err:
         alice.download_result(job["id"], tmp_path)
     assert err.value.status_code == 409
