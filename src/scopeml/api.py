@@ -274,7 +274,6 @@ def segment(
     ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import is_finished_run, segment_image
-    from scopeml.tiling.model_inputs import fit_model_inputs
 
     given = {
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
@@ -296,17 +295,22 @@ def segment(
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
     opened_image, image_ref = _input_image(image, settings)
+    # the outputs asked for get OME-TIFF copies (the mask comes with extract_class)
+    tiffs = tuple(name for name in _kept(settings, want_instances) if name in (*wanted, "mask"))
     try:
         opened_model, model_ref = _pixel_model(model, settings)
-        opened_image, image_ref, settings = fit_model_inputs(  # channels by name
-            opened_image, image_ref, opened_model, settings
-        )
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
+        record = None  # what the store ends with and how its instances are made
         if want_instances:  # a bad choice of classes fails before the engine runs
             instances, extra = _instance_inputs(instances, opened_model, settings)
+            record = {
+                "outputs": _kept(settings, want_instances),
+                INSTANCES: instances.record(opened_model.spec.classes),
+            }
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
-        finished = _steps_left(Path(output), settings, want_instances, extra, measure) and (
-            is_finished_run(opened_image, opened_model, output, settings, model_ref=model_ref)
+        left = _steps_left(Path(output), settings, want_instances, extra, measure, tiffs)
+        finished = left and is_finished_run(
+            opened_image, opened_model, output, settings, model_ref=model_ref, record=record
         )
         if not finished:  # else the engine's tiles are all in place; its steps after are not
             path = segment_image(
@@ -317,6 +321,8 @@ def segment(
                 model_ref=model_ref,
                 image_ref=image_ref,
                 progress=progress,
+                record=record,
+                ome_tiff_outputs=tiffs,
             )
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
@@ -325,9 +331,28 @@ def segment(
     made = want_instances and _make_instances(
         result, instances, settings, extra, finished, progress
     )
+    if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left out
+        _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
     if measure is not None and (made or not Path(measure).exists()):
         _measure_table(result, image, settings.scene, measure, progress)
     return result
+
+
+def _kept(settings: SegmentOptions, want_instances: bool) -> tuple[str, ...]:
+    """The outputs a finished store holds: the engine's (``settings`` before the outputs made
+    only for the instances are added) and the instances."""
+    return settings.outputs + ((INSTANCES,) if want_instances else ())
+
+
+def _export_ome_tiffs(store: Path, names: Sequence[str], *, remade: Sequence[str]) -> None:
+    """The OME-TIFF copies of ``names`` that are missing, and of the ``remade`` outputs (made
+    again by this call): the engine exports its own outputs as it publishes the store, and an
+    existing copy was refused before the run or written by the stopped call being resumed
+    (a copy appears only when complete)."""
+    from scopeml.tiling.engine import export_ome_tiff, ome_tiff_path
+
+    todo = [n for n in names if n in remade or not ome_tiff_path(store, n).exists()]
+    export_ome_tiff(store, todo, overwrite=True)
 
 
 def _make_instances(
@@ -383,13 +408,19 @@ def _steps_left(
     want_instances: bool,
     extra: tuple[str, ...],
     measure: PathLike | None,
+    tiffs: Sequence[str],
 ) -> bool:
     """Whether a resumed call finds ``output`` published but the steps after the engine not
-    all done (instances, removing the outputs made only for them, the table); only then is
-    the store's identity checked (:func:`~scopeml.tiling.engine.is_finished_run`)."""
-    if not settings.resume or settings.overwrite or not want_instances or not output.is_dir():
+    all done (instances, removing the outputs made only for them, the OME-TIFF copies of
+    ``tiffs``, the table); only then is the store's identity checked
+    (:func:`~scopeml.tiling.engine.is_finished_run`)."""
+    from scopeml.tiling.engine import ome_tiff_path
+
+    if not settings.resume or settings.overwrite or not output.is_dir():
         return False
-    return (
+    if settings.ome_tiff and not all(ome_tiff_path(output, n).exists() for n in tiffs):
+        return True
+    return want_instances and (
         not _has_instances(output)
         or any((output / name).exists() for name in extra)
         or (measure is not None and not Path(measure).exists())

@@ -113,6 +113,30 @@ class InstanceOptions:
             raise InvalidRequestError(f"the object class {classes[value - 1]!r} is the boundary")
         return value, grow_value
 
+    def record(self, classes: Sequence[str]) -> dict[str, Any]:
+        """These options as applied to a model's ``classes``, JSON-ready, for a store's run
+        record: classes by name (the defaults resolved), ``threshold`` ``None`` where no
+        boundary class makes it apply; ``InstanceOptions(**record)`` makes the same instances.
+
+        Examples
+        --------
+        >>> InstanceOptions(class_=2).record(["background", "nucleus", "boundary"])["class_"]
+        'nucleus'
+        >>> InstanceOptions().record(["bg", "cell"])
+        {'class_': 'cell', 'boundary': None, 'grow': 4.0, 'min_size': 8, 'connectivity': 1, \
+'threshold': None}
+        """
+        value, grow_value = self.resolve(classes)
+        threshold = None if grow_value is None or self.threshold is None else self.threshold
+        return {
+            "class_": classes[value - 1],
+            "boundary": None if grow_value is None else classes[grow_value - 1],
+            "grow": float(self.grow),
+            "min_size": int(self.min_size),
+            "connectivity": int(self.connectivity),
+            "threshold": None if threshold is None else float(threshold),
+        }
+
 
 def seed_classes(probabilities: Image, class_id: int, grow_id: int, threshold: float) -> Image:
     """A lazy class map from probabilities: 2 = seed (``P(object) > threshold``), 3 = grown
@@ -297,10 +321,32 @@ def instance_image(
         finally:
             shutil.rmtree(str(work) + ".seeds", ignore_errors=True)
 
-    return write_label_image(
+    written = write_label_image(
         labels, output, label_stack, name="instances", connectivity=connectivity,
         tile_size=tile_size, overwrite=overwrite,
     )  # fmt: skip
+    _display_window(Path(output))
+    return written
+
+
+def _display_window(output: Path) -> None:
+    """Set the ``omero`` display window of each instances image to ``0..n_objects`` (the ids
+    written), so that a viewer shows the objects instead of the black of a ``uint32`` range."""
+    import zarr
+
+    root = zarr.open_group(str(output), mode="r+")
+    groups = [root] if "0" in root.array_keys() else [g for _, g in root.groups()]
+    for group in groups:
+        ome = dict(group.attrs.get("ome") or {})
+        if "omero" not in ome or "0" not in group.array_keys():
+            continue
+        end = float(max(int(group["0"].attrs.get("n_objects", 0)), 1))
+        channels = [
+            {**c, "window": {**c.get("window", {}), "start": 0.0, "end": end}}
+            for c in ome["omero"].get("channels", [])
+        ]
+        ome["omero"] = {**ome["omero"], "channels": channels}
+        group.attrs["ome"] = ome
 
 
 def _grow_stack(

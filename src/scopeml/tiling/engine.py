@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,6 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.model_inputs import channel_mismatch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import (
@@ -58,8 +57,15 @@ def check_compatible(image: Image, model: Model) -> None:
             f"image pixels are {np.dtype(image.dtype)}; models take integer or float pixels",
             path=image.path,
         )
-    if image.sizes["C"] != spec.in_channels:  # the image's channel names and the fix
-        raise IncompatibleModelError(channel_mismatch(image, model), path=image.path)
+    channels = image.sizes["C"]
+    if channels != spec.in_channels:
+        hint = ""  # an array's Z stack read as channels (C×Y×X): more channels, one plane
+        if image.path is None and channels > spec.in_channels and image.sizes["Z"] == 1:
+            hint = " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
+        raise IncompatibleModelError(
+            f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}{hint}",
+            path=image.path,
+        )
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
         raise IncompatibleModelError(
             "model is 3-D (Z×Y×X) but the image has a single Z plane", path=image.path
@@ -159,11 +165,23 @@ def segment_image(
     model_ref: LoadRef | None = None,
     image_ref: LoadRef | None = None,
     progress: Progress = None,
+    record: Mapping[str, Any] | None = None,
+    ome_tiff_outputs: Sequence[str] | None = None,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
     ``model_ref``/``image_ref`` tell dask workers how to load the model and image themselves
     (from their paths); without them the objects are sent to the workers.
+
+    A caller whose steps after the engine change the store (:func:`scopeml.segment` adds the
+    instances and removes the probabilities made only to seed them) passes ``record``: its
+    ``outputs`` (those the store ends with) replace the engine's in the run's recorded
+    ``options``, and its other keys (each step's options, ``instances``) are recorded beside
+    them, so the store says what it holds and how, and a resumed or finished run is checked
+    against them too. With ``options.ome_tiff``, ``ome_tiff_outputs`` (default: every output)
+    are the outputs to copy to OME-TIFF: existing copies are refused before any work (unless
+    ``overwrite``), and those of them that the engine writes are exported once it is done (the
+    caller exports the others).
 
     ``progress`` (see :mod:`scopeml.progress`) hears stage ``"segment"`` in unit ``"tile"``:
     ``total`` is the number of tiles this call runs (a resumed run leaves out those already
@@ -191,7 +209,8 @@ def segment_image(
     """
     output = Path(output)
     inputs = (image.path, model_ref.args[0] if model_ref else None)
-    _check_output(output, options, inputs)  # before the statistics pass
+    tiffs = tuple(options.outputs if ome_tiff_outputs is None else ome_tiff_outputs)
+    _check_output(output, options, inputs, tiffs if options.ome_tiff else ())  # before any work
     check_compatible(image, model)
     spec = model.spec
     model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
@@ -202,7 +221,7 @@ def segment_image(
     )
     normalize = _normalize_choice(model, options)  # a bad value fails before any work
     plan = _named(build_plan, model_path or image.path)(image, model, options)
-    normalization, identity = _identity(image, model, options, normalize, model_ref)
+    normalization, identity = _identity(image, model, options, normalize, model_ref, record)
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
@@ -239,7 +258,8 @@ def segment_image(
         store.release()
         raise
     if options.ome_tiff:
-        export_ome_tiff(result, specs, axes_of, pixel_sizes, overwrite=options.overwrite)
+        names = [s.name for s in specs if s.name in tiffs]
+        export_ome_tiff(result, names, overwrite=options.overwrite)
     return result
 
 
@@ -250,10 +270,11 @@ def is_finished_run(
     options: SegmentOptions,
     *,
     model_ref: LoadRef | None = None,
+    record: Mapping[str, Any] | None = None,
 ) -> bool:
     """Whether ``output`` is the finished store of this very run: the identity recorded when
     it was published (the one a resumed partial store must match) equals the identity of
-    :func:`segment_image` with these arguments.
+    :func:`segment_image` with these arguments (``record`` included).
 
     For callers whose steps come after the engine (instances, tables): a run stopped after
     the store was published finishes those steps without running the model again. Costs the
@@ -285,7 +306,8 @@ def is_finished_run(
         return False
     recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
     check_compatible(image, model)
-    _, identity = _identity(image, model, options, _normalize_choice(model, options), model_ref)
+    normalize = _normalize_choice(model, options)
+    _, identity = _identity(image, model, options, normalize, model_ref, record)
     return recorded == json.loads(json.dumps(identity))
 
 
@@ -303,12 +325,20 @@ def _identity(
     options: SegmentOptions,
     normalize: str | None,
     model_ref: LoadRef | None,
+    record: Mapping[str, Any] | None = None,
 ) -> tuple[Normalization | None, dict[str, Any]]:
     """The run's normalisation statistics (one pass over the image) and its identity: what a
-    resumed partial store and a published one are checked against (one definition for both)."""
+    resumed partial store and a published one are checked against (one definition for both),
+    with what the caller's later steps make of the store (``record``, see
+    :func:`segment_image`)."""
     normalization = compute_normalization(image, normalize, scene=_scene(image, options))
     model_path = model_ref.args[0] if model_ref else None
-    return normalization, run_identity(image, model, options, normalization, model_path=model_path)
+    identity = run_identity(image, model, options, normalization, model_path=model_path)
+    if record:
+        identity.update({key: value for key, value in record.items() if key != "outputs"})
+        if "outputs" in record:
+            identity["options"] = {**identity["options"], "outputs": list(record["outputs"])}
+    return normalization, identity
 
 
 def _tile_context(
@@ -363,9 +393,13 @@ def _named(function: Callable[..., T], path: str | os.PathLike[str] | None) -> C
 
 
 def _check_output(
-    output: Path, options: SegmentOptions, inputs: tuple[str | os.PathLike[str] | None, ...]
+    output: Path,
+    options: SegmentOptions,
+    inputs: tuple[str | os.PathLike[str] | None, ...],
+    tiffs: Sequence[str],
 ) -> None:
-    """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace."""
+    """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace;
+    ``tiffs``: the outputs whose OME-TIFF copies the run will write."""
     if output.exists() and not options.overwrite:
         if options.resume:
             raise OutputCompleteError(
@@ -380,8 +414,8 @@ def _check_output(
     partial = partial_path(output)
     if options.overwrite and not options.resume and partial.exists():
         check_own_store(partial, inputs=inputs)
-    if options.ome_tiff and not options.overwrite:  # not only after the whole run
-        for name in options.outputs:
+    if not options.overwrite:  # not only after the whole run
+        for name in tiffs:
             if ome_tiff_path(output, name).exists():
                 raise InvalidRequestError(
                     "output exists; pass overwrite=True (--overwrite) to replace it",
@@ -498,31 +532,24 @@ def ome_tiff_path(output: Path, name: str) -> Path:
     return output.with_name(f"{stem}.{name}.ome.tiff")
 
 
-def export_ome_tiff(
-    output: Path,
-    specs: Sequence[Any],
-    axes_of: dict[str, str],
-    pixel_sizes: dict[str, float],
-    *,
-    overwrite: bool,
-) -> list[Path]:
-    """Stream each finished output array into an OME-TIFF next to the store."""
-    from scopeml.io import open_ome_zarr_array, write_ome_tiff
+def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> list[Path]:
+    """Stream each named output array of a finished store into ``OUT.<name>.ome.tiff`` next
+    to it, with the array's axes, pixel sizes and channel names (a single-channel output's
+    channel is named after it); the copies equal the arrays."""
+    from scopeml.io import open_image, open_ome_zarr_array, write_ome_tiff
 
     paths = []
-    for s in specs:
-        target = ome_tiff_path(output, s.name)
+    for name in names:
+        target = ome_tiff_path(output, name)
         if target.exists() and not overwrite:
             raise InvalidRequestError(
                 "output exists; pass overwrite=True (--overwrite) to replace it", path=target
             )
-        axes = axes_of[s.name]
-        write_ome_tiff(
-            target,
-            open_ome_zarr_array(output / s.name, mode="r"),
-            axes=axes,
-            pixel_sizes={a: v for a, v in pixel_sizes.items() if a in axes},
-            channel_names=list(s.channel_names) if s.channel_names else [s.name],
-        )
+        array = open_ome_zarr_array(output / name, mode="r")
+        axes = "".join(str(a) for a in array.metadata.dimension_names or ()).upper()
+        with open_image(output / name) as image:  # metadata only
+            pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
+            channels = list(image.channel_names) if "C" in axes else [name]
+        write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels)
         paths.append(target)
     return paths
