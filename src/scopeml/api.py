@@ -274,6 +274,7 @@ def segment(
     ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import is_finished_run, segment_image
+    from scopeml.tiling.model_inputs import fit_model_inputs
 
     given = {
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
@@ -299,6 +300,9 @@ def segment(
     tiffs = tuple(name for name in _kept(settings, want_instances) if name in (*wanted, "mask"))
     try:
         opened_model, model_ref = _pixel_model(model, settings)
+        opened_image, image_ref, settings = fit_model_inputs(  # channels by name
+            opened_image, image_ref, opened_model, settings
+        )
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
         record = None  # what the store ends with and how its instances are made
         if want_instances:  # a bad choice of classes fails before the engine runs

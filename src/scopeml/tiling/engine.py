@@ -26,6 +26,7 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 from scopeml.tiling.execute import LoadRef, run_dask, run_local
 from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
+from scopeml.tiling.model_inputs import channel_mismatch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import (
@@ -57,15 +58,8 @@ def check_compatible(image: Image, model: Model) -> None:
             f"image pixels are {np.dtype(image.dtype)}; models take integer or float pixels",
             path=image.path,
         )
-    channels = image.sizes["C"]
-    if channels != spec.in_channels:
-        hint = ""  # an array's Z stack read as channels (C×Y×X): more channels, one plane
-        if image.path is None and channels > spec.in_channels and image.sizes["Z"] == 1:
-            hint = " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
-        raise IncompatibleModelError(
-            f"image has {channels} channels; model {spec.name!r} expects {spec.in_channels}{hint}",
-            path=image.path,
-        )
+    if image.sizes["C"] != spec.in_channels:  # the image's channel names and the fix
+        raise IncompatibleModelError(channel_mismatch(image, model), path=image.path)
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
         raise IncompatibleModelError(
             "model is 3-D (Z×Y×X) but the image has a single Z plane", path=image.path
