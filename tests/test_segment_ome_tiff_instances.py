@@ -84,6 +84,10 @@ def test_instances_alone_and_probabilities_asked_for(image, tmp_path):
     assert seg.outputs == ("labels", "instances")  # the labels they are made from stay
     assert tiffs(alone) == ["instances"]
     assert record(seg)["options"]["outputs"] == ["labels", "instances"]
+    measured = tmp_path / "m"  # instances made only to measure: in the store, not copied
+    seg = sm.segment(image, "nuclei", measured / "o.ome.zarr", measure=measured / "t.csv",
+                     **{**RUN, "outputs": ("labels",)})  # fmt: skip
+    assert seg.outputs == ("labels", "instances") and tiffs(measured) == ["labels"]
     asked = tmp_path / "p"
     options = InstanceOptions(grow=2, min_size=20, threshold=0.8)
     seg = sm.segment(image, "nuclei", asked / "o.ome.zarr", instances=options,

@@ -296,8 +296,11 @@ def segment(
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
     opened_image, image_ref = _input_image(image, settings)
-    # the outputs asked for get OME-TIFF copies (the mask comes with extract_class)
-    tiffs = tuple(name for name in _kept(settings, want_instances) if name in (*wanted, "mask"))
+    # the outputs asked for get OME-TIFF copies (the mask comes with extract_class); None: the
+    # engine's outputs, as it names them (a Regression model's labels are an image)
+    tiffs = None
+    if want_instances:
+        tiffs = tuple(n for n in _kept(settings, want_instances) if n in (*wanted, "mask"))
     try:
         opened_model, model_ref = _pixel_model(model, settings)
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
@@ -348,15 +351,24 @@ def _kept(settings: SegmentOptions, want_instances: bool) -> tuple[str, ...]:
     return settings.outputs + ((INSTANCES,) if want_instances else ())
 
 
-def _export_ome_tiffs(store: Path, names: Sequence[str], *, remade: Sequence[str]) -> None:
-    """The OME-TIFF copies of ``names`` that are missing, and of the ``remade`` outputs (made
-    again by this call): the engine exports its own outputs as it publishes the store, and an
-    existing copy was refused before the run or written by the stopped call being resumed
-    (a copy appears only when complete)."""
-    from scopeml.tiling.engine import export_ome_tiff, ome_tiff_path
+def _missing_ome_tiffs(
+    store: Path, names: Sequence[str] | None, remade: Sequence[str] = ()
+) -> list[str]:
+    """Those of ``names`` (``None``: every output in the store) without an OME-TIFF copy, or
+    ``remade`` (made again by this call, so a copy of them is stale)."""
+    from scopeml.tiling.engine import ome_tiff_path
 
-    todo = [n for n in names if n in remade or not ome_tiff_path(store, n).exists()]
-    export_ome_tiff(store, todo, overwrite=True)
+    names = Segmentation(store).outputs if names is None else names
+    return [n for n in names if n in remade or not ome_tiff_path(store, n).exists()]
+
+
+def _export_ome_tiffs(store: Path, names: Sequence[str] | None, *, remade: Sequence[str]) -> None:
+    """The OME-TIFF copies that :func:`_missing_ome_tiffs` finds: the engine exports its own
+    outputs as it publishes the store, and an existing copy was refused before the run or
+    written by the stopped call being resumed (a copy appears only when complete)."""
+    from scopeml.tiling.engine import export_ome_tiff
+
+    export_ome_tiff(store, _missing_ome_tiffs(store, names, remade), overwrite=True)
 
 
 def _make_instances(
@@ -412,17 +424,15 @@ def _steps_left(
     want_instances: bool,
     extra: tuple[str, ...],
     measure: PathLike | None,
-    tiffs: Sequence[str],
+    tiffs: Sequence[str] | None,
 ) -> bool:
     """Whether a resumed call finds ``output`` published but the steps after the engine not
     all done (instances, removing the outputs made only for them, the OME-TIFF copies of
     ``tiffs``, the table); only then is the store's identity checked
     (:func:`~scopeml.tiling.engine.is_finished_run`)."""
-    from scopeml.tiling.engine import ome_tiff_path
-
     if not settings.resume or settings.overwrite or not output.is_dir():
         return False
-    if settings.ome_tiff and not all(ome_tiff_path(output, n).exists() for n in tiffs):
+    if settings.ome_tiff and _missing_ome_tiffs(output, tiffs):
         return True
     return want_instances and (
         not _has_instances(output)
