@@ -29,6 +29,7 @@ from scopeml.model.forest import BINS, Forest, fit_forest
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._cache import FeatureCache, block_key
+from scopeml.pixel._range import training_range
 from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, scan_labels
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
@@ -305,6 +306,7 @@ def train_classifier(
             "n_samples": len(y),
             "samples_per_class": [int(c) for c in counts],
             "feature_importances": [float(v) for v in importances],
+            "intensity_range": training_range(sources, scans),  # checked when segmenting
         },
     )
 

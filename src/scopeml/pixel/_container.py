@@ -3,7 +3,10 @@
 Layout (suffix ``.czseg`` by convention)::
 
     model.json            metadata: "Format": "scopeml-pixel-classifier", version, feature set,
-                          channels, classes with colours, halo, spatial dims, versions
+                          channels, classes with colours, halo, spatial dims, versions;
+                          Training: the training parameters and record (channel names,
+                          "intensity_range": the training pixels' percentiles per channel,
+                          absent from containers written before it)
     forest/<name>.npy     one plain numeric .npy per node array (see ``_forest.ARRAY_DTYPES``)
 
 Loading treats the file as untrusted, through the one safe container module
@@ -48,6 +51,15 @@ class _ForestEntry(BaseModel):
     Trees: int = Field(ge=1)
     Nodes: int = Field(ge=1)
     Features: int = Field(ge=1)
+
+
+class _RangeEntry(BaseModel):
+    """``Training["intensity_range"]``: percentiles of the training pixels, per channel."""
+
+    model_config = ConfigDict(extra="forbid")
+    percentiles: list[float] = Field(min_length=2, max_length=2)
+    low: list[float] = Field(min_length=1, max_length=1024)
+    high: list[float] = Field(min_length=1, max_length=1024)
 
 
 class ClassifierMetadata(BaseModel):
@@ -197,8 +209,26 @@ def _parse_metadata(raw: Any, path: Any) -> ClassifierMetadata:
             f"model.json Format is {found!r}; expected {FORMAT!r}", path=path
         )
     try:
-        return ClassifierMetadata.model_validate(raw)
+        meta = ClassifierMetadata.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InvalidContainerError(f"model.json: {where}: {first['msg']}", path=path) from err
+        raise _invalid(err, (), path) from err
+    if "intensity_range" in meta.Training:  # recorded since it exists; older files lack it
+        try:
+            entry = _RangeEntry.model_validate(meta.Training["intensity_range"])
+        except ValidationError as err:
+            raise _invalid(err, ("Training", "intensity_range"), path) from err
+        if not len(entry.low) == len(entry.high) == meta.InChannels:
+            raise InvalidContainerError(
+                f"model.json: Training.intensity_range has {len(entry.low)} low and "
+                f"{len(entry.high)} high values; the model has {meta.InChannels} "
+                f"channel{'' if meta.InChannels == 1 else 's'}",
+                path=path,
+            )
+    return meta
+
+
+def _invalid(err: ValidationError, prefix: tuple[str, ...], path: Any) -> InvalidContainerError:
+    """The first problem pydantic found, located in ``model.json``."""
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in (*prefix, *first["loc"])) or "(top)"
+    return InvalidContainerError(f"model.json: {where}: {first['msg']}", path=path)
