@@ -22,6 +22,7 @@ from scopeml.errors import (
     InvalidImageError,
     InvalidLabelsError,
     InvalidRequestError,
+    summarize,
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.io.dtypes import label_dtype
@@ -30,7 +31,13 @@ from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._cache import FeatureCache, block_key
 from scopeml.pixel._range import training_range
-from scopeml.pixel._sources import ImageSource, LabelScan, LabelSource, scan_labels
+from scopeml.pixel._sources import (
+    ImageSource,
+    LabelScan,
+    LabelSource,
+    check_classes,
+    scan_labels,
+)
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
@@ -278,6 +285,8 @@ def train_classifier(
     block = fs.block or BLOCK[spatial_dims]
     scans = [scan_labels(lab, im.spatial_shape, classes, block, fs.halo) for im, lab in sources]
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
+    used = sorted(set().union(*(scan.values for scan in scans)))
+    check_classes(used, n_classes, sources[0][1].path if len(sources) == 1 else None)
     x, y, counts = _training_set(sources, scans, fs, n_jobs, n_classes, cache)
     forest, importances = fit_forest(
         x,
@@ -346,7 +355,7 @@ def _training_set(
         absent = [int(k) + 1 for k in np.flatnonzero(counts == 0)]
         raise InvalidLabelsError(
             f"every class needs labelled pixels; {n_classes} classes, none labelled for "
-            f"label values {absent}"
+            f"label values {summarize(absent)}"
             if absent
             else "at least two classes must be labelled"
         )

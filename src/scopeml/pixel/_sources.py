@@ -104,10 +104,14 @@ class LabelSource:
         if _is_image(labels):
             s, t, c, z, y, x = labels.shape
             if s * t * c != 1:
-                raise InvalidLabelsError(
-                    f"labels have {s} scenes, {t} time points, {c} channels; expected one of each",
-                    path=self.path,
+                hint = (
+                    f"labels have {c} channels (a colour image?); labels must be one channel of "
+                    "class values (0 = unlabelled, 1..K = class), e.g. a grey 8-bit TIFF"
+                    if s * t == 1
+                    else f"labels have {s} scenes, {t} time points, {c} channels; expected one "
+                    "of each (one channel of class values: 0 = unlabelled, 1..K = class)"
                 )
+                raise InvalidLabelsError(hint, path=self.path)
             self._image, self._array = labels, None
             self.shape = (y, x) if spatial_dims == 2 and z == 1 else (z, y, x)
         else:
@@ -132,6 +136,8 @@ class LabelScan:
 
     top: int
     blocks: list[tuple[tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]]]
+    #: the label values > 0 that occur, ascending
+    values: tuple[int, ...] = ()
 
 
 def scan_labels(
@@ -161,6 +167,7 @@ def scan_labels(
         )
         regions.setdefault(tuple(t.start // span for t in target), []).append((read, core, target))
     top, blocks = 0, []
+    seen = np.zeros(limit + 1, bool)
     for members in regions.values():
         origin = [min(m[2][d].start for m in members) for d in range(len(labels.shape))]
         stop = [max(m[2][d].stop for m in members) for d in range(len(labels.shape))]
@@ -168,12 +175,50 @@ def scan_labels(
         top = max(top, check_values(region, labels.path))
         if top > limit:
             raise too_many_classes(region, top, limit, classes, labels.path)
+        labelled = region[region > 0]  # scribbles are sparse: count only labelled pixels
+        if labelled.size:
+            seen[: top + 1] |= np.bincount(labelled.astype(np.intp), minlength=top + 1) > 0
         for read, core, target in members:
             inside = zip(target, origin, strict=True)
             if np.any(region[tuple(slice(t.start - o, t.stop - o) for t, o in inside)]):
                 blocks.append((read, core, target))
     check_top(top, classes, labels.path)
-    return LabelScan(top, blocks)
+    return LabelScan(top, blocks, tuple(int(v) for v in np.flatnonzero(seen[1:]) + 1))
+
+
+def check_classes(values: Sequence[int], n_classes: int, path: Any = None) -> None:
+    """Check that the label values ``values`` (> 0, those that occur) use every class 1..K.
+
+    The message shows a handful of values at most, and names the usual mistakes: a binary
+    mask (0/255) or an instance image given as scribbles.
+
+    Examples
+    --------
+    >>> check_classes([1, 2], 2)
+    >>> try:
+    ...     check_classes([255], 255)
+    ... except InvalidLabelsError as err:
+    ...     print(str(err)[:53])
+    labels use only the values 0 and 255 (a binary mask?)
+    """
+    values = sorted(values)
+    absent = sorted(set(range(1, n_classes + 1)) - set(values))
+    if len(values) == 1:
+        value = values[0]
+        mask, fix = (" (a binary mask?)", f"map {value} to 1 and ") if value > 1 else ("", "")
+        raise InvalidLabelsError(
+            f"labels use only the values 0 and {value}{mask}: 0 is unlabelled, classes are 1..K "
+            f"and at least two classes must be labelled — {fix}label a second class (e.g. the "
+            "background) as 2",
+            path=path,
+        )
+    if absent:
+        raise InvalidLabelsError(
+            f"every class 1..{n_classes} needs labelled pixels; labels use values "
+            f"{summarize(values)}, none for {summarize(absent)} (0 is unlabelled; number the "
+            "classes 1..K without gaps)",
+            path=path,
+        )
 
 
 def check_labels(
