@@ -1,4 +1,4 @@
-"""``scopeml segment``: progress bars unless ``-q``, the store's path on stdout."""
+"""``scopeml segment``: progress bars unless ``-q``; the line on what was written on stdout."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ def test_progress_bar_unless_quiet(tmp_path, capsys):
     args = ["segment", str(image), "-m", str(model), "--tile-size", "16"]
     assert main([*args, "-o", str(tmp_path / "a.ome.zarr")]) == 0
     out, err = capsys.readouterr()
-    assert out == f"{tmp_path / 'a.ome.zarr'}\n"
+    assert out.startswith(f"labels → {tmp_path / 'a.ome.zarr'}; ") and out.endswith(" s\n")
     assert "segment:" in err and "/9 " in err and "tile/s" in err  # 3 × 3 tiles
     assert main([*args, "-o", str(tmp_path / "b.ome.zarr"), "-q"]) == 0
     out, err = capsys.readouterr()
-    assert out == "" and "segment" not in err
+    assert out.startswith("labels → ") and "segment" not in err  # the line, no bars

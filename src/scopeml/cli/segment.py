@@ -103,13 +103,20 @@ def segment(
         "object class of the labels.",
     ),
 ) -> None:
-    """Segment an image of any size with a model, tile by tile, into an OME-Zarr store."""
+    """Segment an image of any size with a model, tile by tile, into an OME-Zarr store.
+
+    Ends with one line on what was written: the outputs, the object count of the instances,
+    the table and OME-TIFF copies, and the time taken.
+    """
+    import time
+
     from scopeml.api import segment as run
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.objects.instances import InstanceOptions
 
     set_default_time_budget(time_budget)  # for every model this run loads
 
+    start = time.perf_counter()
     result = run(
         image,
         model,
@@ -139,5 +146,26 @@ def segment(
         ),
         measure=measure,
     )
-    if not quiet:
-        typer.echo(str(result.path))
+    typer.echo(summary(result.path, measure, ome_tiff, time.perf_counter() - start))
+
+
+def summary(store: Path, table: Path | None, ome_tiff: bool, seconds: float) -> str:
+    """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr; table →
+    T.csv; 4.2 s``. The object count is the one the instances record."""
+    from scopeml.api import Segmentation
+    from scopeml.io.omezarr import open_ome_zarr_array
+    from scopeml.tiling.engine import ome_tiff_path
+
+    written = Segmentation(store).outputs
+    outputs = list(written)
+    if "instances" in outputs:
+        count = open_ome_zarr_array(store / "instances", mode="r").attrs.get("n_objects")
+        if count is not None:
+            outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)})"
+    parts = [f"{', '.join(outputs) or 'nothing'} → {store}"]
+    if table is not None and table.exists():
+        parts.append(f"table → {table}")
+    tiffs = [str(path) for name in written if (path := ome_tiff_path(store, name)).exists()]
+    if ome_tiff and tiffs:
+        parts.append(f"OME-TIFF → {', '.join(tiffs)}")
+    return "; ".join([*parts, f"{seconds:.1f} s"])
