@@ -45,6 +45,7 @@ def _run(folder: Path, monkeypatch) -> dict:
 def _check(namespace: dict, truth: np.ndarray) -> None:
     """One row per object per time point; objects found where the nuclei are."""
     nuclei, table = namespace["nuclei"], namespace["table"]
+    assert namespace["seg"].outputs == ("labels",)  # as its comment says: only the labels
     assert {"t", "label", "area", "class", "class_probability"} <= set(table.columns)
     labelled = nuclei.read()[0, :, 0]  # T × Z × Y × X
     assert labelled.shape == truth.shape
