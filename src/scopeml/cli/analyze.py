@@ -26,8 +26,10 @@ def analyze(
     resume: bool = typer.Option(False, help="Skip images whose results are already complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> int:
-    """Run an image analysis (class tree, segmenters, post-processing, measurements) over
-    images: one results folder with label stores, tables, overviews and a summary.
+    """Run an image analysis over images into one results folder.
+
+    The settings give the class tree, segmenters, post-processing and measurements; the
+    results folder gets label stores, tables, overviews and a summary.
 
     Bad settings (unknown keys, a cycle in the class tree, a missing model, a channel the
     images lack) stop before any image is read, naming the file and line (exit 2). An image

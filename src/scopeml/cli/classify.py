@@ -17,8 +17,10 @@ def classify(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Classify whole images with a Single/MultiClassClassification model; planes are resized
-    to the model's input size. With --labels, each object gets a class (one row per object).
+    """Classify whole images, or with --labels each object, with a classification model.
+
+    A Single/MultiClassClassification model; planes (or object crops) are resized to the
+    model's input size. With --labels, each object gets a class (one row per object).
     """
     from scopeml.classify import classify_images, classify_object_crops
 

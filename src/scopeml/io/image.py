@@ -163,9 +163,10 @@ class Image:
             self.channel_names
         ):
             return int(channel) % len(self.channel_names)
+        last = len(self.channel_names) - 1
         raise InvalidRequestError(
             f"no channel {channel!r}; the image has {', '.join(self.channel_names)} "
-            f"(or indices 0..{len(self.channel_names) - 1})",
+            f"(or {f'indices 0..{last}' if last else 'index 0'})",
             path=self.path,
         )
 
