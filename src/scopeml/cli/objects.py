@@ -144,11 +144,17 @@ def classify(
     column: str = typer.Option("class", help="Name of the class column to add."),
 ) -> None:
     """Classify measured objects; adds the class and its probability as columns."""
+    from scopeml.errors import InvalidRequestError
     from scopeml.objects.classifier import load_object_classifier
     from scopeml.objects.table import read_table, write_table
 
     classifier = load_object_classifier(model)
-    result = classifier.classify(read_table(table), column=column)
+    try:
+        result = classifier.classify(read_table(table), column=column)
+    except InvalidRequestError as err:  # the table does not fit the classifier: name the table
+        if err.path is not None:
+            raise
+        raise InvalidRequestError(err.problem, path=table) from err
     write_table(result, output)
     counts = result[column].value_counts().to_dict()
     typer.echo(f"{len(result)} objects {counts} → {output}")

@@ -10,13 +10,19 @@ every container shares).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from scopeml.errors import InvalidContainerError, InvalidLabelsError, InvalidRequestError
+from scopeml.errors import (
+    InvalidContainerError,
+    InvalidLabelsError,
+    InvalidRequestError,
+    summarize,
+)
 from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.registry import register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
@@ -281,14 +287,79 @@ def majority_class(labels: np.ndarray, annotation: np.ndarray) -> pd.DataFrame:
 def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     missing = [n for n in names if n not in table.columns]
     if missing:
-        hint = ""
-        if any(name.startswith("intensity_") for name in missing):
-            hint = "; the classifier was trained with intensities: measure with the image "
-            hint += "(image=, --image)"
-        raise InvalidRequestError(f"the table lacks feature columns {missing}{hint}")
+        raise InvalidRequestError(missing_features_message(missing, names, table.columns))
     try:
         x = table[list(names)].to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as err:
         raise InvalidRequestError(f"feature columns must be numeric: {err}") from err
     # NaN features (e.g. a shape feature undefined for a 1-pixel object) become 0
     return np.nan_to_num(x, nan=0.0, posinf=np.finfo(np.float32).max, neginf=-1e38)
+
+
+_INTENSITY = re.compile(r"intensity_(?:mean|min|max|std|sum)_(.+)")
+_PHYSICAL = re.compile(r".*_um\d?(?:-\d+)?")
+#: Columns measured only with ``shape_features`` (each also with ``_um`` given a pixel size).
+_SHAPE = ("perimeter", "area_convex", "solidity", "feret_diameter_max", "feret_diameter_min")
+
+
+def missing_features_message(
+    missing: Sequence[str], features: Sequence[str], columns: Sequence[object]
+) -> str:
+    """Why a table lacks the classifier's ``missing`` feature columns, in one short line.
+
+    Names a few of the missing columns and the cause: intensities measured without the image
+    or with other channel names, physical sizes (``*_um``) measured without a pixel size.
+
+    Examples
+    --------
+    >>> missing_features_message(["intensity_mean_DAPI"], ["area", "intensity_mean_DAPI"],
+    ...                          ["area", "intensity_mean_C0"])  # doctest: +NORMALIZE_WHITESPACE
+    "the table lacks 1 of the classifier's 2 feature columns (intensity_mean_DAPI):
+    it was trained on intensities of channel DAPI and the table has channel C0 (measure with
+    an image whose channels have those names, or rename the columns)"
+    """
+    causes = []
+    need = _channels(missing)
+    have = _channels(str(c) for c in columns)
+    if need and not have:
+        causes.append(
+            "the classifier was trained with intensities: measure with the image (image=, "
+            f"--image), {_channel_list(need)}"
+        )
+    elif need:
+        causes.append(
+            f"it was trained on intensities of {_channel_list(need)} and the table has "
+            f"{_channel_list(have)} (measure with an image whose channels have those names, or "
+            "rename the columns)"
+        )
+    present = {str(c) for c in columns}
+    shape = [
+        n for n in missing if (base := n.removesuffix("_um")) in _SHAPE and base not in present
+    ]
+    if shape:
+        causes.append(
+            "it was trained with shape features (perimeter, solidity, Feret diameters): measure "
+            "with them (shape_features=True, --shape-features)"
+        )
+    sizes = [n for n in missing if _PHYSICAL.fullmatch(n) and n not in shape]
+    if sizes:
+        physical = [str(c) for c in columns if _PHYSICAL.fullmatch(str(c))]
+        causes.append(
+            "it was trained with sizes in micrometres (*_um columns) and the table has "
+            + ("none: measure with a pixel size (pixel_sizes=, --pixel-size)" if not physical
+               else "only some (measured with another pixel size per axis?)")
+        )  # fmt: skip
+    return (
+        f"the table lacks {len(missing)} of the classifier's {len(features)} feature columns "
+        f"({summarize(missing, head=4)})" + (": " + "; ".join(causes) if causes else "")
+    )
+
+
+def _channels(columns: Iterable[str]) -> list[str]:
+    """Channel names of the intensity columns among ``columns``, in order of appearance."""
+    found = (_INTENSITY.fullmatch(c) for c in columns)
+    return list(dict.fromkeys(m.group(1) for m in found if m))
+
+
+def _channel_list(names: Sequence[str]) -> str:
+    return f"channel{'s' if len(names) > 1 else ''} {summarize(names, head=4)}"
