@@ -240,8 +240,11 @@ def test_training_reads_images_block_by_block(
         np.testing.assert_array_equal(lazy.forest.arrays()[name], array, err_msg=name)
     halo = lazy.features.halo
     assert all(max(r[-2:]) <= 32 + 2 * halo for r in pixels.reads)
-    # three block rows, two block columns (0–31, 32–63) hold labels: six image reads
-    assert len(pixels.reads) == 3 * 2
+    # three block rows, two block columns (0–31, 32–63) hold labels: six image reads with the
+    # halo for the features, then the six cores again for the recorded intensity range
+    features, cores = pixels.reads[:6], pixels.reads[6:]
+    assert len(features) == 3 * 2 and any(max(r[-2:]) > 32 for r in features)
+    assert len(cores) == 3 * 2 and all(max(r[-2:]) <= 32 for r in cores)
     # the scan reads label regions starting every 64 pixels (rows 0, 64 × columns 0, 64),
     # then each labelled block's core is read again beside its image block
     scan, again = marks.reads[:4], marks.reads[4:]
