@@ -25,7 +25,7 @@ def image_of_array(array: Any) -> Image:
     import numpy as np
 
     from scopeml.errors import InvalidImageError
-    from scopeml.objects.images import array_image
+    from scopeml.objects.images import array_image, check_not_empty
 
     array = np.asarray(array)
     if array.ndim not in ARRAY_AXES:
@@ -33,7 +33,9 @@ def image_of_array(array: Any) -> Image:
             f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
             "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X"
         )
-    return array_image(array, ARRAY_AXES[array.ndim])
+    axes = ARRAY_AXES[array.ndim]
+    check_not_empty(array.shape, axes, "image")  # the image's fault, not the model's
+    return array_image(array, axes)
 
 
 def check_output_name(output: Path) -> None:

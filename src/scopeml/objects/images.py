@@ -344,4 +344,27 @@ def array_image(
             "read without (store other layouts as OME-TIFF or OME-Zarr)",
             path=path,
         )
+    check_not_empty(shape, axes, "array", path=path)
     return Image(AxesView(array, axes, path=None if path is None else str(path)), path=path)
+
+
+def check_not_empty(
+    shape: Sequence[int], axes: str, what: str, *, path: str | os.PathLike[str] | None = None
+) -> None:
+    """Refuse an array with a zero-size axis as the image's fault, before a model, a tile plan
+    or a store sees it (they would blame themselves: "tile size along Y must be >= 1").
+
+    Examples
+    --------
+    >>> check_not_empty((0, 5), "YX", "image")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidImageError: image has an empty axis Y (size 0): shape (0, 5) read as Y×X
+    """
+    empty = [axis for axis, size in zip(axes, shape, strict=True) if size == 0]
+    if empty:
+        raise InvalidImageError(
+            f"{what} has {'empty axes' if len(empty) > 1 else 'an empty axis'} {', '.join(empty)} "
+            f"(size 0): shape {tuple(shape)} read as {'×'.join(axes)}",
+            path=path,
+        )
