@@ -296,11 +296,7 @@ def segment(
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
     opened_image, image_ref = _input_image(image, settings)
-    # the outputs asked for get OME-TIFF copies (the mask comes with extract_class); None: the
-    # engine's outputs, as it names them (a Regression model's labels are an image)
-    tiffs = None
-    if want_instances:
-        tiffs = tuple(n for n in _kept(settings, want_instances) if n in (*wanted, "mask"))
+    tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
     try:
         opened_model, model_ref = _pixel_model(model, settings)
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
@@ -309,11 +305,7 @@ def segment(
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
         record = None  # what the store ends with and how its instances are made
         if want_instances:  # a bad choice of classes fails before the engine runs
-            instances, extra = _instance_inputs(instances, opened_model, settings)
-            record = {
-                "outputs": _kept(settings, want_instances),
-                INSTANCES: instances.record(opened_model.spec.classes),
-            }
+            instances, extra, record = _instance_inputs(instances, opened_model, settings)
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
         left = _steps_left(Path(output), settings, want_instances, extra, measure, tiffs)
         finished = left and is_finished_run(
@@ -345,10 +337,15 @@ def segment(
     return result
 
 
-def _kept(settings: SegmentOptions, want_instances: bool) -> tuple[str, ...]:
-    """The outputs a finished store holds: the engine's (``settings`` before the outputs made
-    only for the instances are added) and the instances."""
-    return settings.outputs + ((INSTANCES,) if want_instances else ())
+def _ome_tiff_outputs(
+    settings: SegmentOptions, wanted: Sequence[str], want_instances: bool
+) -> tuple[str, ...] | None:
+    """The outputs that get OME-TIFF copies: those asked for (``wanted``; the mask comes with
+    ``extract_class``), not those made only for the instances; ``None`` without instances: the
+    engine's outputs as it names them (a Regression model's default labels are an image)."""
+    if not want_instances:
+        return None
+    return tuple(n for n in (*settings.outputs, INSTANCES) if n in (*wanted, "mask"))
 
 
 def _missing_ome_tiffs(
@@ -515,16 +512,23 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
 
 def _instance_inputs(
     instances: InstanceOptions | None, model: Model, settings: SegmentOptions
-) -> tuple[InstanceOptions, tuple[str, ...]]:
-    """The instance options (checked against the model's classes) and the outputs the engine
-    must add for them (probabilities, to seed from, when a threshold is set)."""
+) -> tuple[InstanceOptions, tuple[str, ...], dict[str, Any]]:
+    """The instance options (checked against the model's classes), the outputs the engine
+    must add for them (probabilities, to seed from, when a threshold is set) and what the
+    store's run record says of them: the outputs the store ends with (the engine's, asked
+    for, and the instances) and the instance options applied."""
     from scopeml.objects.instances import InstanceOptions
 
     instances = instances or InstanceOptions()
     _, grow_id = instances.resolve(model.spec.classes)
+    record = {
+        "outputs": [*settings.outputs, INSTANCES],
+        INSTANCES: instances.record(model.spec.classes),
+    }
     if grow_id is not None and instances.threshold is not None:
-        return instances, () if "probabilities" in settings.outputs else ("probabilities",)
-    return instances, ()
+        seeds = () if "probabilities" in settings.outputs else ("probabilities",)
+        return instances, seeds, record
+    return instances, (), record
 
 
 def predict_region(
