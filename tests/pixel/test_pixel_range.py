@@ -115,3 +115,15 @@ def test_a_container_from_before_the_range_loads(
     assert "intensity_range" not in old.info
     image = nuclei[0][None].astype(np.float32)
     np.testing.assert_array_equal(old.predict(image), small_classifier.predict(image))
+
+
+def test_pixel_info_shows_the_range(small_classifier: PixelClassifier, tmp_path: Path, capsys):
+    from scopeml.cli import main
+
+    path = small_classifier.save(tmp_path / "m.czseg")
+    span = small_classifier.info["intensity_range"]
+    assert main(["pixel", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "  1 channel, 2-D, halo" in out
+    low, high = span["low"][0], span["high"][0]
+    assert f"  trained on intensities: {low:g}..{high:g} (0.1..99.9th percentile)" in out

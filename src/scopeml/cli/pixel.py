@@ -147,10 +147,15 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
 
     meta = read_metadata(model)
     typer.echo(f"{model}: {meta.Format} v{meta.FormatVersion} '{meta.Name}'")
-    typer.echo(f"  {meta.InChannels} channels, {meta.SpatialDims}-D, halo {meta.Halo}")
+    channels = f"{meta.InChannels} channel{'s' * (meta.InChannels != 1)}"
+    typer.echo(f"  {channels}, {meta.SpatialDims}-D, halo {meta.Halo}")
     typer.echo(f"  features: {meta.Features.get('name')} ({len(meta.FeatureNames)})")
     if meta.Training.get("channels"):
         typer.echo(f"  trained on channels: {', '.join(map(str, meta.Training['channels']))}")
+    if span := meta.Training.get("intensity_range"):  # validated when read
+        low, high = span["percentiles"]
+        ranges = ", ".join(f"{a:g}..{b:g}" for a, b in zip(span["low"], span["high"], strict=True))
+        typer.echo(f"  trained on intensities: {ranges} ({low:g}..{high:g}th percentile)")
     for c in meta.Classes:
         typer.echo(f"  class {c.Label}: {c.Name} {c.Color}")
     typer.echo(f"  forest: {meta.Forest.Trees} trees, {meta.Forest.Nodes} nodes")
