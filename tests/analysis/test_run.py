@@ -85,12 +85,39 @@ def test_failed_image_is_listed_and_the_batch_goes_on(images: list[Path], tmp_pa
     batch = [images[0], broken, images[1]]
     result = run_analysis(three_level_settings(), batch, tmp_path / "out")
     assert [r["status"] for r in result.records] == ["done", "failed", "done"]
-    assert "broken.tif" in result.failures[0]["reason"]
+    failure = result.failures[0]
+    assert failure["image"] == str(broken) and failure["reason"]
+    assert "broken.tif" not in failure["reason"]  # the line names the image once, before it
     failures = pd.read_csv(tmp_path / "out" / "summary" / "failures.csv")
     assert failures["image"].tolist() == ["broken"]
     assert "broken" in (tmp_path / "out" / "index.html").read_text()
     leftovers = [p.name for p in (tmp_path / "out" / "images").iterdir()]
     assert sorted(leftovers) == ["img0", "img1"]  # nothing half-written
+
+
+def test_an_unreadable_first_entry_fails_alone(
+    images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Where an unreadable entry sorts does not matter: listed as failed, the batch goes on,
+    exit 1; a settings error still stops everything (exit 2) before any image runs."""
+    import zarr
+
+    store = images[0].parent / "aaa.ome.zarr"  # a zarr group that is no NGFF image, first
+    zarr.open_group(str(store), mode="w").create_array("labels", shape=(4, 4), dtype="uint8")
+    settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    code = main(["analyze", str(settings), str(images[0].parent), "-o", str(out), "-q"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert pd.read_csv(out / "summary" / "counts.csv")["image"].tolist() == ["img0", "img1"]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {store}: "), lines
+    assert lines[0].count("aaa.ome.zarr") == 1
+    text = (tmp_path / "s.yaml").read_text().replace("GFP", "RFP")
+    (tmp_path / "bad.yaml").write_text(text)
+    code = main(["analyze", str(tmp_path / "bad.yaml"), str(images[0].parent), "-o",
+                 str(tmp_path / "out2"), "-q"])  # fmt: skip
+    assert code == 2 and "channel 'RFP' is not in" in capsys.readouterr().err
+    assert not (tmp_path / "out2" / "images").exists()
 
 
 def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage as ndi
 
 from scopeml.analysis import AnalysisSettings, ClassSettings, ThresholdSegmenter, run_analysis
-from scopeml.analysis.segment import apply_post, instances_from_classes, threshold_mask
+from scopeml.analysis.segment import apply_post, threshold_mask
 from scopeml.analysis.settings import (
     Closing,
     Crf,
@@ -102,17 +102,6 @@ def test_automatic_threshold_of_a_child_is_computed_inside_the_parent() -> None:
     region[5:20, 5:20] = True
     mask = threshold_mask(channel, ThresholdSegmenter(channel="a", method="otsu"), region)
     assert mask.sum() == 16 and mask[8:12, 8:12].all()
-
-
-def test_instances_from_a_boundary_class() -> None:
-    classes = np.ones((20, 30), np.uint8)  # 1 = background
-    classes[3:17, 3:14] = 3  # boundary ring …
-    classes[5:15, 5:12] = 2  # … around a nucleus
-    classes[3:17, 15:27] = 3
-    classes[5:15, 17:25] = 2
-    out = instances_from_classes(classes, 2, 3)
-    assert out.max() == 2
-    np.testing.assert_array_equal(out > 0, classes > 1)  # boundaries given to their nucleus
 
 
 def test_object_classifier_named_in_settings(images: list[Path], tmp_path: Path) -> None:

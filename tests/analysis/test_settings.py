@@ -28,6 +28,7 @@ from scopeml.analysis.settings import (
     RemoveLarge,
     RemoveSmall,
     WatershedSplit,
+    dump_settings,
 )
 from scopeml.cli import main
 from tests.analysis.conftest import three_level_settings
@@ -128,6 +129,12 @@ def _line_of(text: str, needle: str) -> int:
          "classes[2].parent", "'nucleolus' is not a class"),
         ("tile_size: 1024", "tile_size: 1024\nthreads: 4", "threads: 4", "threads",
          "unknown key 'threads'"),
+        ("        min_size: 30", "        minsize: 30", "minsize: 30", "classes[1].post[1].minsize",
+         "unknown key 'minsize' (did you mean 'min_size'?)"),
+        ("      sigma: 2.0 ", "      sigm: 2.0 ", "sigm: 2.0", "classes[0].segmenter.sigm",
+         "unknown key 'sigm' (did you mean 'sigma'?)"),
+        ("memory_mb: 512", "memory: 512", "memory: 512", "memory",
+         "unknown key 'memory' (did you mean 'memory_mb'?)"),
     ],
 )  # fmt: skip
 def test_errors_name_the_file_line_and_key(
@@ -181,3 +188,52 @@ def test_untrusted_yaml_is_bounded() -> None:
         parse_settings("version: 1\n" + "#" * (1 << 20), path="s.yaml")
     with pytest.raises(InvalidSettingsError, match="not valid YAML"):
         parse_settings("version: 1\nx: !!python/object/apply:os.system ['true']\n", path="s.yaml")
+
+
+INSTANCES = """\
+version: 1
+channels: [DAPI]
+classes:
+  - name: nucleus
+    segmenter:
+      kind: instances
+      model: nuclei
+      class: nucleus
+      boundary_class: boundary
+      channels: [DAPI]
+"""
+
+
+def test_instance_options_are_settings_and_older_files_still_read() -> None:
+    from scopeml.objects.instances import InstanceOptions
+
+    older = parse_settings(INSTANCES)  # written before the options existed: segment's defaults
+    assert older.classes[0].segmenter.instance_options() == InstanceOptions(
+        class_="nucleus", boundary="boundary"
+    )
+    text = INSTANCES + "      seed_threshold: null\n      grow: 2.5\n      min_size: 20\n"
+    options = parse_settings(text).classes[0].segmenter.instance_options()
+    assert (options.threshold, options.grow, options.min_size) == (None, 2.5, 20)
+    assert parse_settings(dump_settings(parse_settings(text))) == parse_settings(text)
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (
+            "seed_threshold: 1.5",
+            "line 11: classes[0].segmenter.seed_threshold: Input should be less",
+        ),
+        ("grow: -1", "line 11: classes[0].segmenter.grow: Input should be greater than or equal"),
+        ("min_size: 2.5", "line 11: classes[0].segmenter.min_size: Input should be a valid int"),
+        (
+            "sed_threshold: 0.5",
+            "line 11: classes[0].segmenter.sed_threshold: unknown key "
+            "'sed_threshold' (did you mean 'seed_threshold'?)",
+        ),
+    ],
+)
+def test_bad_instance_options_name_their_key(extra: str, problem: str) -> None:
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(INSTANCES + f"      {extra}\n", path="s.yaml")
+    assert str(caught.value).startswith(f"s.yaml: {problem}"), str(caught.value)

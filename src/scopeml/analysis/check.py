@@ -18,6 +18,7 @@ import yaml
 
 from scopeml.analysis.settings import (
     AnalysisSettings,
+    InstancesSegmenter,
     InvalidSettingsError,
     ThresholdSegmenter,
     _dotted,
@@ -107,6 +108,11 @@ def open_resources(
                     values.append(label_value(spec.classes, choice))
                 except ScopeMLError as err:
                     raise settings_error(source, (*where, key), _reason(err)) from err
+            if isinstance(seg, InstancesSegmenter):  # as segment resolves them
+                try:
+                    seg.instance_options().resolve(spec.classes)
+                except ScopeMLError as err:
+                    raise settings_error(source, (*where, "class"), _reason(err)) from err
             found.models[cls.name] = model
             found.model_paths[cls.name] = path
             found.class_values[cls.name] = (int(values[0]), values[1])  # type: ignore[arg-type]

@@ -1,15 +1,16 @@
 """The analysis of one image: every scene and time point, every class, into one folder.
 
-Model segmenters run first, through the tiling engine (tile by tile, exact: equal to a
-whole-image run), writing their class labels to a scratch store. A 2-D ``(scene, time point)``
-plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out of core
-(:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement tile
-by tile, so memory is flat in image size. Both give the same labels and tables
-(``tests/analysis/test_memory.py``). Only classes from a model, watershed split or CRF are
-computed on the whole plane. Z stacks are analysed as 3-D planes held in memory (3-D objects).
-Each plane gets its overview PNG (:func:`overview_name`). The folder is written under a
-temporary name and moved into place when complete; ``record.json`` inside it marks it complete
-for ``--resume``.
+Model segmenters run first, through :func:`scopeml.segment` (tile by tile, exact: equal to a whole-
+image run), writing to a scratch store their class labels (``model``) or their instances
+(``instances``: the same code and options as ``scopeml segment --outputs instances``). A 2-D
+``(scene, time point)`` plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out
+of core (:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement
+tile by tile, so memory is flat in image size. Both give the same labels and tables
+(``tests/analysis/test_memory.py``). Only classes with a watershed split, a CRF, or mask steps (fill
+holes, opening, closing) on instances are computed on the whole plane (with a warning when it does
+not fit ``memory_mb``). Z stacks are analysed as 3-D planes held in memory (3-D objects). Each plane
+gets its overview PNG (:func:`overview_name`). The folder is written under a temporary name and
+moved into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +36,16 @@ from scopeml.analysis.outputs import (
     draw_overview,
     write_tables,
 )
+from scopeml.analysis.plane import EngineIds, plane_offsets
 from scopeml.analysis.segment import segment_class
-from scopeml.analysis.settings import AnalysisSettings, ThresholdSegmenter
+from scopeml.analysis.settings import (
+    AnalysisSettings,
+    ClassSettings,
+    InstancesSegmenter,
+    RemoveLarge,
+    RemoveSmall,
+    ThresholdSegmenter,
+)
 from scopeml.analysis.tables import measure_plane
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
@@ -142,7 +152,7 @@ def _analyze(
             region = None if cls.parent is None else labels[cls.parent] > 0
             plane = None
             if cls.name in model_labels:
-                plane = _plane(model_labels[cls.name][scene], t, sizes["Z"] > 1)
+                plane = model_labels[cls.name][scene].plane(t)[...]
             labels[cls.name] = segment_class(
                 cls, channels, model_labels=plane,
                 class_values=resources.class_values.get(cls.name), region=region,
@@ -164,7 +174,7 @@ def _analyze(
 def _analyze_plane_tiled(
     settings: AnalysisSettings,
     image: Any,
-    model_labels: dict[str, list[Any]],
+    model_labels: dict[str, list[EngineOutput]],
     resources: Resources,
     stores: LabelStores | None,
     name: str,
@@ -178,8 +188,8 @@ def _analyze_plane_tiled(
     ``settings.memory_mb``, else out of core (inputs read by tile, labels in zarr under
     ``temp/_plane``); the same stages and tiles either way, so the same labels (the tables
     to float rounding: in memory each class is measured whole). Non-tileable classes run on
-    the whole plane. ``progress``: stage ``classes`` (unit
-    ``class``), so a callback can cancel between them."""
+    the whole plane (a warning says so when the plane does not fit ``memory_mb``).
+    ``progress``: stage ``classes`` (unit ``class``), so a callback can cancel between them."""
     from scopeml.analysis.plane import (
         ChannelView,
         PlaneChannels,
@@ -204,17 +214,19 @@ def _analyze_plane_tiled(
     try:
         for cls in track(settings.ordered(), progress, "classes", unit="class"):
             parent = None if cls.parent is None else labels[cls.parent]
+            engine = model_labels[cls.name][scene].plane(t) if cls.name in model_labels else None
             if tileable(cls):
+                value = resources.class_values.get(cls.name, (None, None))[0]
                 labels[cls.name] = segment_class_tiled(
                     cls, lazy, None if in_memory else scratch / cls.name, tile_size=tile,
-                    parent=parent,
+                    parent=parent, model_labels=engine, class_value=value,
                 )  # fmt: skip
-            else:  # the documented exception: model segmenters, watershed split, CRF
+            else:  # the documented exception: watershed split, CRF, mask steps on instances
+                if not in_memory:
+                    _warn_whole_plane(cls, name, views[0].shape, needed, settings.memory_mb)
                 if whole is None:
                     whole = {n: np.asarray(v[:, :]) for n, v in lazy.items()}
-                plane = None
-                if cls.name in model_labels:
-                    plane = _plane(model_labels[cls.name][scene], t, False)
+                plane = None if engine is None else engine[...]
                 labels[cls.name] = segment_class(
                     cls, whole, model_labels=plane,
                     class_values=resources.class_values.get(cls.name),
@@ -238,6 +250,22 @@ def _analyze_plane_tiled(
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _warn_whole_plane(
+    cls: ClassSettings, image: str, shape: tuple[int, ...], needed: int, memory_mb: int
+) -> None:
+    """Say, before allocating, that a class runs on its whole plane past ``memory_mb``."""
+    import warnings
+
+    steps = [type(s).__name__ for s in cls.post if not isinstance(s, (RemoveSmall, RemoveLarge))]
+    why = ", ".join(sorted(set(steps))) or type(cls.segmenter).__name__
+    warnings.warn(
+        f"{image}: class {cls.name!r} runs on its whole {'×'.join(map(str, shape))} plane in "
+        f"memory ({why}): about {needed // 2**20} MB, over memory_mb {memory_mb}",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def overview_name(scene: int, t: int) -> str:
@@ -269,6 +297,19 @@ def _subsample(array: Any, step: int, tile: int) -> np.ndarray:
     return out if out is not None else np.zeros((0, 0))
 
 
+@dataclass(frozen=True)
+class EngineOutput:
+    """One scene of what the facade wrote for a model class: its class labels (``model``) or
+    its instances (``instances``, with the id each time point's numbering starts after)."""
+
+    image: Any
+    offsets: tuple[int, ...]
+
+    def plane(self, t: int) -> EngineIds:
+        """Time point ``t`` as a lazy ``(Z×)Y×X`` array (instance ids from 1)."""
+        return EngineIds(self.image, t, self.offsets[t])
+
+
 def _run_models(
     settings: AnalysisSettings,
     image: Any,
@@ -276,34 +317,41 @@ def _run_models(
     resources: Resources,
     engine_workers: int,
     progress: Progress,
-) -> dict[str, list[Any]]:
-    """Run each model segmenter over every scene with the tiling engine; its labels per scene."""
+) -> dict[str, list[EngineOutput]]:
+    """Run each model segmenter over every scene with :func:`scopeml.segment` (tile by tile,
+    out of core): a ``model`` class's labels, an ``instances`` class's instances (made by the
+    same code and options as ``scopeml segment --outputs instances``), per scene."""
     from scopeml.api import segment
+    from scopeml.tiling.engine import DEFAULT_TILE
 
-    found: dict[str, list[Any]] = {}
+    found: dict[str, list[EngineOutput]] = {}
     n_scenes = image.sizes["S"]
+    # a model's working memory grows with its tile: tiles up to segment's default (the
+    # results do not depend on the tile size: exact tiling)
+    ndim = 3 if image.sizes["Z"] > 1 else 2
+    model_tile = settings.tile_size if settings.tile_size < DEFAULT_TILE[ndim] else None
     for cls in settings.classes:
         seg = cls.segmenter
         if isinstance(seg, ThresholdSegmenter):
             continue
-        found[cls.name] = [
-            segment(
+        objects = isinstance(seg, InstancesSegmenter)
+        found[cls.name] = []
+        for scene in range(n_scenes):
+            result = segment(
                 image,
                 resources.models[cls.name],
                 scratch / f"{cls.name}-{scene}.ome.zarr",
-                tile_size=settings.tile_size,
+                outputs=("labels", "instances") if objects else ("labels",),
+                instances=seg.instance_options() if objects else None,  # type: ignore[union-attr]
+                tile_size=model_tile,
                 channels=tuple(seg.channels),
                 min_confidence=seg.min_confidence or None,
                 scene=scene if n_scenes > 1 else None,
                 workers=engine_workers,
                 progress=progress or False,
-            ).labels
-            for scene in range(n_scenes)
-        ]
+            )
+            output = result.instances if objects else result.labels
+            offsets = (plane_offsets(output, settings.tile_size) if objects
+                       else [0] * int(output.sizes["T"]))  # fmt: skip
+            found[cls.name].append(EngineOutput(output, tuple(offsets)))
     return found
-
-
-def _plane(labels: Any, t: int, has_z: bool) -> np.ndarray:
-    """One time point of an engine label image (``S T C Z Y X``, one scene) as ``(Z×)Y×X``."""
-    plane = labels.read(S=0, T=t, C=0)[0, 0, 0]
-    return plane if has_z else plane[0]

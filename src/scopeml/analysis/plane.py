@@ -30,6 +30,7 @@ from scopeml.analysis.settings import (
     ClassSettings,
     Closing,
     FillHoles,
+    InstancesSegmenter,
     Opening,
     RemoveLarge,
     RemoveSmall,
@@ -68,15 +69,18 @@ def plane_memory(shape: tuple[int, ...], n_channels: int, itemsize: int, n_class
 
 
 def tileable(cls: ClassSettings) -> bool:
-    """Whether a class can run tile by tile (threshold segmenter, tileable post steps).
+    """Whether a class can run tile by tile: a threshold or model segmenter with fill holes,
+    opening, closing and area filters, or ``instances`` with area filters only (a mask step
+    would join touching instances; on the whole plane they keep their ids).
 
     Examples
     --------
     >>> tileable(ClassSettings(name="c", segmenter=ThresholdSegmenter(channel="a")))
     True
     """
-    steps_ok = all(isinstance(step, _MASK_STEPS + _AREA_STEPS) for step in cls.post)
-    return isinstance(cls.segmenter, ThresholdSegmenter) and steps_ok
+    if isinstance(cls.segmenter, InstancesSegmenter):
+        return all(isinstance(step, _AREA_STEPS) for step in cls.post)
+    return all(isinstance(step, _MASK_STEPS + _AREA_STEPS) for step in cls.post)
 
 
 class ChannelView:
@@ -112,6 +116,54 @@ class PlaneChannels:
         return np.stack([view[key[1:]] for view in picked])
 
 
+class EngineIds:
+    """One time point of a scene of an engine output (``S T C Z Y X``, one scene, one
+    channel: the class labels of a model, or ``segment``'s instances) as a lazy ``(Z×)Y×X``
+    array read a region at a time; ``offset`` is subtracted from nonzero values (``segment``
+    numbers instances on from one time point to the next; a plane's start at 1)."""
+
+    def __init__(self, image: Any, t: int, offset: int = 0) -> None:
+        self.image, self.t, self.offset = image, t, int(offset)
+        self.has_z = int(image.sizes["Z"]) > 1
+        self.shape = tuple(int(n) for n in image.spatial_shape[-3 if self.has_z else -2 :])
+        dtype = np.dtype(image.dtype)  # class labels as stored; instance ids as int32
+        self.dtype = np.dtype(np.int32) if dtype.itemsize >= 4 else dtype
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        if key == (Ellipsis,):
+            key = tuple(slice(0, n) for n in self.shape)
+        named = dict(zip("ZYX" if self.has_z else "YX", key, strict=True))
+        values = self.image.read(S=0, T=self.t, C=0, **named)[0, 0, 0]
+        values = values if self.has_z else values[0]
+        if self.offset:
+            values = np.where(values > 0, values - np.asarray(self.offset, values.dtype), 0)
+        return values.astype(self.dtype, copy=False)
+
+
+def plane_offsets(instances: Any, tile_size: int) -> list[int]:
+    """The id ``segment`` gave before the first object of each time point of one scene's
+    instances (ids go on from one time point to the next): the previous planes' largest id.
+
+    Examples
+    --------
+    >>> from scopeml.io.image import Image
+    >>> ids = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 3]], np.uint32).reshape(1, 3, 1, 1, 1, 3)
+    >>> plane_offsets(Image(ids), 2)
+    [0, 2, 2]
+    """
+    offsets = [0]
+    for t in range(int(instances.sizes["T"]) - 1):
+        view = EngineIds(instances, t)
+        largest = max(
+            (int(np.max(view[tile], initial=0))
+             for tile in iter_tiles(view.shape, (tile_size,) * len(view.shape))),
+            default=0,
+        )  # fmt: skip
+        offsets.append(max(offsets[-1], largest))
+    return offsets
+
+
 class _Positive:
     """A lazy ``labels > 0`` mask."""
 
@@ -120,6 +172,23 @@ class _Positive:
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.labels[key]) > 0
+
+
+class _Inside:
+    """A lazy ``values`` (or ``values == equal``) cut to a region: 0 / ``False`` outside."""
+
+    def __init__(self, values: Any, region: Any, equal: int | None = None) -> None:
+        self.values, self.region, self.equal = values, region, equal
+        self.shape = tuple(values.shape)
+        self.dtype = np.dtype(bool) if equal is not None else np.dtype(values.dtype)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        values = np.asarray(self.values[key])
+        if self.equal is not None:
+            values = values == self.equal
+        if self.region is None:
+            return values
+        return np.where(np.asarray(self.region[key], bool), values, values.dtype.type(0))
 
 
 def label_raster_order(mask: Any, output: Path | None, *, tile_size: int) -> Any:
@@ -171,13 +240,18 @@ def segment_class_tiled(
     *,
     tile_size: int,
     parent: Any = None,
+    model_labels: Any = None,
+    class_value: int | None = None,
 ) -> Any:
     """Instance labels (``int32`` zarr) of a :func:`tileable` class on one 2-D plane.
 
     ``channels`` are the plane's channels as array-likes by name (:class:`ChannelView`);
-    ``parent`` the parent class's labels (array-like) or ``None``. Intermediate stores go
-    to ``scratch``; with ``scratch`` ``None`` every stage keeps its result in memory (numpy,
-    the same values: the in-memory path of a plane that fits the memory budget).
+    ``parent`` the parent class's labels (array-like) or ``None``. A model segmenter takes
+    the engine's class labels of the plane as ``model_labels`` (:class:`EngineIds`) and its
+    class's label value as ``class_value``; ``instances``, ``segment``'s instances of the
+    plane (cut to the parent's objects, ids kept). Intermediate stores go to ``scratch``;
+    with ``scratch`` ``None`` every stage keeps its result in memory (numpy, the same
+    values: the in-memory path of a plane that fits the memory budget).
 
     Examples
     --------
@@ -190,7 +264,6 @@ def segment_class_tiled(
     [[0, 1, 1, 0, 2]]
     """
     seg = cls.segmenter
-    assert isinstance(seg, ThresholdSegmenter)
     name = cls.name
     if scratch is not None:
         scratch.mkdir(parents=True, exist_ok=True)
@@ -198,16 +271,26 @@ def segment_class_tiled(
     def store(stage: str) -> Path | None:
         return None if scratch is None else scratch / f"{name}-{stage}.zarr"
 
-    source = channels[seg.channel]
-    if seg.sigma > 0:
-        source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma,
-                                      tile_size=tile_size)  # fmt: skip
     region = None if parent is None else _Positive(parent)
-    current, _ = tiled.threshold_tiled(
-        source, store("mask"), seg.method, tile_size=tile_size,
-        value=seg.value, dark=seg.dark, region=region,
-    )  # fmt: skip
-    is_labels = False
+    current: Any
+    if isinstance(seg, ThresholdSegmenter):
+        source = channels[seg.channel]
+        if seg.sigma > 0:
+            source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma,
+                                          tile_size=tile_size)  # fmt: skip
+        current, _ = tiled.threshold_tiled(
+            source, store("mask"), seg.method, tile_size=tile_size,
+            value=seg.value, dark=seg.dark, region=region,
+        )  # fmt: skip
+    elif model_labels is None:
+        raise ValueError(f"class {name!r} needs the model's labels of this plane")
+    elif isinstance(seg, InstancesSegmenter):
+        current = _copy(_Inside(model_labels, region), store("instances"), np.int32, tile_size)
+        if not cls.post:
+            return current
+    else:
+        current = _Inside(model_labels, region, equal=class_value)
+    is_labels = isinstance(seg, InstancesSegmenter)
     for i, step in enumerate(cls.post):
         path = store(f"step{i}")
         if isinstance(step, _AREA_STEPS):
@@ -235,6 +318,14 @@ def segment_class_tiled(
         current = label_raster_order(current, store("labels"),
                                      tile_size=tile_size)  # fmt: skip
     return current
+
+
+def _copy(array: Any, output: Path | None, dtype: Any, tile_size: int) -> Any:
+    """An array-like written to a store (numpy when ``output`` is ``None``), a tile at a time."""
+    out = tiled._open_store(output, array.shape, dtype, tile_size)
+    for tile in iter_tiles(array.shape, (tile_size,) * len(array.shape)):
+        out[tile] = array[tile]
+    return out
 
 
 def _cut(mask: Any, region: Any, output: Path | None, tile_size: int) -> Any:

@@ -195,7 +195,7 @@ def run_analysis(
     local = workers == 1 and scheduler is None
     resources = open_resources(settings, source=source, model_threads=None if local else 1,
                                allowed_roots=roots)  # fmt: skip
-    check_image_channels(settings, paths[0], source=source, allowed_roots=roots)
+    _check_first_readable(settings, paths, source, roots)
     (output / "images").mkdir(parents=True, exist_ok=True)
     from scopeml.io.replace import write_atomically
 
@@ -215,6 +215,26 @@ def run_analysis(
     result.records.sort(key=lambda r: order.get(r["name"], len(order)))
     write_report(settings, result.records, output)
     return result
+
+
+def _check_first_readable(
+    settings: AnalysisSettings, paths: Sequence[Path], source: Path | None, roots: Any
+) -> None:
+    """Check the input channels against the first image that opens (a settings error, exit 2
+    before anything runs); an image that does not open fails on its own, listed with the
+    others, wherever it sorts."""
+    from scopeml.analysis.settings import InvalidSettingsError
+
+    for path in paths:
+        try:
+            check_image_channels(settings, path, source=source, allowed_roots=roots)
+            return
+        except InvalidSettingsError:
+            raise
+        except (Cancelled, KeyboardInterrupt):
+            raise
+        except Exception:  # unreadable: _safe records its reason when its turn comes
+            continue
 
 
 #: Memory of one worker process besides its plane (libraries, tables, the label stores' buffers).
@@ -318,13 +338,34 @@ def _safe(
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
-        reason = f"{err.path}: {err.problem}" if err.path else err.problem
+        reason = _naming(err.path, err.problem, image)
     except OSError as err:
-        reason = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        reason = _naming(err.filename, err.strerror or str(err), image)
     except Exception as err:  # any failure of one image is reported, not fatal
         reason = f"{type(err).__name__}: {err}"
     return {"status": "failed", "image": str(image), "name": folder.name, "reason": reason,
             "counts": {}}  # fmt: skip
+
+
+def _naming(path: Any, problem: str, image: Path) -> str:
+    """``problem``, after the file it is about unless that is the image (which every failure
+    line already names).
+
+    Examples
+    --------
+    >>> _naming("plate/x.tif", "no channel 'GFP'", Path("plate/x.tif"))
+    "no channel 'GFP'"
+    >>> _naming("m.czann", "not a model", Path("x.tif"))
+    'm.czann: not a model'
+    """
+    if not path or Path(os.fspath(path)) == image:
+        return problem
+    try:
+        if Path(os.fspath(path)).resolve() == image.resolve():
+            return problem
+    except (OSError, TypeError, ValueError):
+        pass
+    return f"{path}: {problem}"
 
 
 def _job(

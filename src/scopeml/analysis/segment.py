@@ -1,11 +1,13 @@
 """One plane of one class: segmenter → post-processing steps → instance labels inside the parent.
 
-Everything here works on one ``(Z×)Y×X`` plane (a scene and time point) held in memory: the
-input channels (as stored) and one ``int32`` label image per class. Model segmenters do not run
-here: the tiling engine writes their class labels tile by tile first, and this module only reads
-the plane of those labels. A child class is segmented only inside its parent's objects: its
-mask is cut to them before and after the post-processing steps, and automatic thresholds
-(Otsu, Li, triangle) are computed from the pixels inside them.
+Everything here works on one ``(Z×)Y×X`` plane (a scene and time point) held in memory: the input
+channels (as stored) and one ``int32`` label image per class. Model segmenters do not run here: the
+facade (:func:`scopeml.segment`) writes their class labels, and for ``instances`` its instances
+(``scopeml.objects.instances``, the same code and options as ``scopeml segment --outputs
+instances``), tile by tile first; this module only reads the plane of those. A child class is
+segmented only inside its parent's objects: its mask (for ``instances``, its objects) is cut to
+them before and after the post-processing steps, and automatic thresholds (Otsu, Li, triangle) are
+computed from the pixels inside them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from scopeml.analysis.settings import (
     Crf,
     FillHoles,
     InstancesSegmenter,
+    ModelSegmenter,
     Opening,
     RemoveLarge,
     RemoveSmall,
@@ -30,7 +33,7 @@ from scopeml.analysis.settings import (
 from scopeml.objects.label import label_instances
 from scopeml.post.morphology import binary_close, binary_open, fill_holes, split_touching
 
-__all__ = ["apply_post", "instances_from_classes", "segment_class", "threshold_mask"]
+__all__ = ["apply_post", "segment_class", "threshold_mask"]
 
 _AUTO = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
 
@@ -64,34 +67,6 @@ def threshold_mask(
         level = float(getattr(skimage.filters, _AUTO[segmenter.method])(sample))
     mask = values < level if segmenter.dark else values > level
     return mask if region is None else mask & region
-
-
-def instances_from_classes(
-    class_labels: np.ndarray,
-    object_value: int,
-    boundary_value: int | None,
-    region: np.ndarray | None = None,
-) -> np.ndarray:
-    """Objects from a model with a boundary class: components of the object class (seeds),
-    grown over the boundary pixels that touch them (a watershed on a flat image).
-
-    Examples
-    --------
-    >>> labels = np.array([[2, 2, 3, 1, 3, 2]])  # 1 = background, 2 = nucleus, 3 = boundary
-    >>> instances_from_classes(labels, 2, 3)
-    array([[1, 1, 1, 0, 2, 2]], dtype=int32)
-    """
-    from skimage.segmentation import watershed
-
-    seeds = class_labels == object_value
-    grow = seeds if boundary_value is None else seeds | (class_labels == boundary_value)
-    if region is not None:
-        seeds, grow = seeds & region, grow & region
-    markers = label_instances(seeds)
-    if boundary_value is None or not markers.any():
-        return markers
-    out = watershed(np.zeros(markers.shape, np.uint8), markers, mask=grow)
-    return out.astype(np.int32)
 
 
 def apply_post(
@@ -197,9 +172,10 @@ def segment_class(
     channels
         The plane's input channels by name, ``(Z×)Y×X`` each.
     model_labels
-        For model segmenters: the engine's class labels of this plane (class ``k`` as ``k+1``).
+        For ``model``: the engine's class labels of this plane (class ``k`` as ``k+1``); for
+        ``instances``: ``segment``'s instances of this plane (ids from 1).
     class_values
-        For model segmenters: the label values of the class (and of the boundary class).
+        For ``model``: the label value of the class (and of the boundary class, unused).
     region
         The parent's objects (``None`` for a root class).
 
@@ -216,9 +192,14 @@ def segment_class(
         labels = label_instances(threshold_mask(channels[seg.channel], seg, region))
         guide = channels[seg.channel]
     else:
-        if model_labels is None or class_values is None:
+        if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
             raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")
-        boundary = class_values[1] if isinstance(seg, InstancesSegmenter) else None
-        labels = instances_from_classes(model_labels, class_values[0], boundary, region)
+        if isinstance(seg, InstancesSegmenter):  # segment's instances, cut to the parent's
+            labels = np.asarray(model_labels).astype(np.int32, copy=False)
+            if region is not None:
+                labels = np.where(region, labels, 0).astype(np.int32)
+        else:
+            mask = np.asarray(model_labels) == class_values[0]  # type: ignore[index]
+            labels = label_instances(mask if region is None else mask & region)
         guide = channels[seg.channels[0]]
     return apply_post(labels, cls.post, guide=guide, region=region)

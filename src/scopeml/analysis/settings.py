@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from scopeml.errors import InvalidRequestError
+from scopeml.objects.instances import InstanceOptions
 
 __all__ = [
     "AnalysisSettings",
@@ -87,15 +88,48 @@ class ModelSegmenter(_Strict):
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
 
 
+#: ``scopeml segment``'s instance defaults, the one source of the settings' defaults.
+_INSTANCES = InstanceOptions()
+
+
 class InstancesSegmenter(_Strict):
-    """Objects from a model with a boundary class: seeds of ``class`` grown over the boundary."""
+    """Objects as ``scopeml segment --outputs instances`` makes them, with the same code and
+    the same defaults (:class:`~scopeml.objects.instances.InstanceOptions`): seeds where
+    ``P(class) > seed_threshold`` (``null``: the model's labels of ``class``) with at least
+    ``min_size`` pixels, grown at most ``grow`` pixels over the boundary class; tiled exactly.
+    """
 
     kind: Literal["instances"] = "instances"
     model: str
     class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
-    boundary_class: str | int | None = None
+    boundary_class: str | int | None = Field(
+        None, description="the class seeds grow into; default the model's class named "
+        "'boundary' (without one: connected components of 'class')",
+    )  # fmt: skip
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    seed_threshold: float | None = Field(
+        _INSTANCES.threshold, ge=0.0, lt=1.0,
+        description="seeds where P(class) exceeds this (with a boundary class); null: the "
+        "model's labels of the class",
+    )  # fmt: skip
+    grow: float = Field(_INSTANCES.grow, ge=0.0, description="pixels a seed grows at most")
+    min_size: int = Field(_INSTANCES.min_size, ge=0, description="smaller seeds are dropped")
+
+    def instance_options(self) -> InstanceOptions:
+        """These settings as ``segment``'s options.
+
+        Examples
+        --------
+        >>> seg = InstancesSegmenter(model="nuclei", **{"class": "nucleus"}, channels=["a"])
+        >>> seg.instance_options() == InstanceOptions(class_="nucleus")
+        True
+        """
+        return InstanceOptions(
+            class_=self.class_, boundary=self.boundary_class, grow=self.grow,
+            min_size=self.min_size, connectivity=_INSTANCES.connectivity,
+            threshold=self.seed_threshold,
+        )  # fmt: skip
 
 
 Segmenter = Annotated[
@@ -290,10 +324,10 @@ def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> 
 
     Examples
     --------
-    >>> parse_settings("version: 1\\nchannels: [a]\\nclasses: []\\ncolour: red\\n", path="s.yaml")
+    >>> parse_settings("version: 1\\nchannels: [a]\\nclasses: []\\nouputs: {}\\n", path="s.yaml")
     Traceback (most recent call last):
     ...
-    scopeml.analysis.settings.InvalidSettingsError: s.yaml: line 3: classes: List should have ...
+    scopeml.analysis.settings.InvalidSettingsError: s.yaml: line 4: ouputs: unknown key 'ouputs' ...
     """
     name = str(path) if path is not None else "<settings>"
     if len(text) > MAX_SETTINGS_BYTES:
@@ -325,7 +359,9 @@ def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> 
     try:
         return AnalysisSettings.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
+        errors = err.errors()
+        # an unknown key first: a misspelt key also makes the key meant "missing"
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         loc = tuple(first["loc"])
         cause = first.get("ctx", {}).get("error")
         if isinstance(cause, _TreeError):
@@ -333,7 +369,7 @@ def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> 
         else:
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}"
+                message = _unknown_key(loc)
         line, shown = _locate(root, loc)
         raise InvalidSettingsError(
             f"line {line}: {_dotted(shown) or '(top)'}: {message}", path=name
@@ -356,6 +392,60 @@ def save_settings(settings: AnalysisSettings, path: str | os.PathLike[str]) -> P
 #: The names pydantic puts into error locations for the member of a tagged union.
 _TAGS = {"threshold", "model", "instances", "crf", "fill_holes", "remove_small", "remove_large",
          "opening", "closing", "watershed_split"}  # fmt: skip
+
+
+def _unknown_key(loc: Sequence[Any]) -> str:
+    """``unknown key 'minsize' (did you mean 'min_size'?)`` for the key at the end of ``loc``.
+
+    Examples
+    --------
+    >>> _unknown_key(("classes", 0, "post", 1, "remove_small", "minsize"))
+    "unknown key 'minsize' (did you mean 'min_size'?)"
+    >>> _unknown_key(("colour",))
+    "unknown key 'colour'"
+    """
+    import difflib
+
+    known = _keys_at(loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown key {loc[-1]!r}{hint}"
+
+
+def _keys_at(loc: Sequence[Any]) -> list[str]:
+    """The keys the settings schema takes at ``loc`` (a pydantic error location: list indices
+    and a tagged union's tag, such as ``remove_small``, are steps too)."""
+    models: list[type[BaseModel]] = [AnalysisSettings]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        tagged = [m for m in models if part in (_tag(m),)]
+        if tagged:
+            models = tagged
+            continue
+        fields = [_field(m, str(part)) for m in models]
+        models = [m for f in fields if f is not None for m in _models_in(f.annotation)]
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    for key in ("kind", "step"):
+        if key in model.model_fields:
+            return model.model_fields[key].default
+    return None
+
+
+def _field(model: type[BaseModel], key: str) -> Any:
+    return next((f for name, f in model.model_fields.items() if key in (name, f.alias)), None)
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models inside a type (through lists, unions and ``Annotated``)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
 def _dotted(loc: Sequence[Any]) -> str:

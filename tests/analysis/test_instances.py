@@ -1,0 +1,122 @@
+"""The ``instances`` segmenter is ``scopeml segment --outputs instances``: the same code, options
+and defaults, so the same image and model give the same objects; it runs tile by tile (out of
+core) past ``memory_mb`` like the threshold classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from scopeml.analysis import AnalysisSettings, ClassSettings, InstancesSegmenter, run_analysis
+from scopeml.analysis import image as image_module
+from scopeml.analysis.settings import FillHoles, RemoveSmall, ThresholdSegmenter
+from scopeml.api import segment
+from scopeml.io import open_image
+from scopeml.objects.instances import InstanceOptions
+from scopeml.synthetic import realistic_nuclei
+from tests.analysis.conftest import cell_image, write_image
+
+
+def nuclei_series(path: Path, shape: tuple[int, int] = (192, 192)) -> Path:
+    """A 2-time-point DAPI OME-TIFF of crowded, touching nuclei (another scene per time)."""
+    planes = [realistic_nuclei(shape, seed=seed)[0][0] for seed in (3, 8)]
+    pixels = np.stack([np.clip(p / p.max() * 4000 + 100, 0, 65535) for p in planes])
+    tifffile.imwrite(path, pixels.astype(np.uint16)[:, None], ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI"]}})  # fmt: skip
+    return path
+
+
+def nuclei_settings(**options: object) -> AnalysisSettings:
+    segmenter = {"model": "nuclei", "class": "nucleus", "channels": ["DAPI"], **options}
+    return AnalysisSettings(
+        channels=["DAPI"],
+        classes=[ClassSettings(name="nucleus",
+                               segmenter=InstancesSegmenter.model_validate(segmenter))],
+    )  # fmt: skip
+
+
+def test_the_defaults_are_segments() -> None:
+    seg = InstancesSegmenter.model_validate(
+        {"model": "nuclei", "class": "nucleus", "channels": ["DAPI"]}
+    )
+    assert seg.instance_options() == InstanceOptions(class_="nucleus")
+    assert (seg.seed_threshold, seg.grow, seg.min_size) == (0.6, 4.0, 8)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"seed_threshold": None, "grow": 2.0, "min_size": 30, "boundary_class": "boundary"}],
+)
+def test_analysis_instances_equal_segments(tmp_path: Path, options: dict) -> None:
+    image = nuclei_series(tmp_path / "series.ome.tif")
+    result = run_analysis(nuclei_settings(**options), [image], tmp_path / "out")
+    analysed = open_image(tmp_path / "out" / "images" / "series" / "nucleus.ome.zarr").read()
+    wanted = InstanceOptions(
+        class_="nucleus", **{
+            {"seed_threshold": "threshold", "boundary_class": "boundary"}.get(k, k): v
+            for k, v in options.items()
+        },
+    )  # fmt: skip
+    segmented = segment(image, "nuclei", tmp_path / "seg.ome.zarr", outputs=("instances",),
+                        instances=wanted).instances.read()  # fmt: skip
+    assert analysed.shape == segmented.shape and analysed.shape[1] == 2
+    offset = 0
+    for t in range(2):  # segment numbers on over time points; the analysis from 1 per plane
+        mine, theirs = analysed[0, t, 0, 0], segmented[0, t, 0, 0].astype(np.int64)
+        np.testing.assert_array_equal(mine, np.where(theirs > 0, theirs - offset, 0))
+        assert mine.max() == len(np.unique(mine)) - 1 >= 10  # ids 1..n in each plane
+        assert theirs[theirs > 0].min() == offset + 1  # so the second plane tests the offset
+        offset = int(theirs.max())
+    counts = result.counts["series"]["nucleus"]
+    assert counts == offset  # both time points' objects, as many as segment found
+    if not options:  # the options reach the instances: others give other objects
+        other = run_analysis(nuclei_settings(min_size=200), [image], tmp_path / "other")
+        assert other.counts["series"]["nucleus"] < counts
+
+
+def test_out_of_core_instances_inside_parents_equal_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Instances cut to their parents with an area filter run tile by tile past memory_mb
+    (nothing whole-plane), and give what the in-memory plane gives."""
+    image = write_image(tmp_path / "img.ome.tif", cell_image((200, 220), seed=6, n_cells=0))
+    classes = [
+        ClassSettings(name="cell", segmenter=ThresholdSegmenter(channel="GFP", sigma=1.0),
+                      post=[FillHoles(), RemoveSmall(min_size=100)]),
+        ClassSettings(name="nucleus", parent="cell", post=[RemoveSmall(min_size=40)],
+                      segmenter=InstancesSegmenter.model_validate(
+                          {"model": "nuclei", "class": "nucleus", "channels": ["DAPI"]})),
+    ]  # fmt: skip
+    settings = AnalysisSettings(channels=["DAPI", "GFP"], classes=classes, tile_size=64)
+    whole_plane: list[str] = []
+    real = image_module.segment_class
+
+    def spy(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+        whole_plane.append(cls.name)
+        return real(cls, *args, **kwargs)
+
+    monkeypatch.setattr(image_module, "segment_class", spy)
+    stored = {}
+    for budget in (0, 512):
+        out = tmp_path / f"mb{budget}"
+        run_analysis(settings.model_copy(update={"memory_mb": budget}), [image], out)
+        stored[budget] = open_image(out / "images" / "img" / "nucleus.ome.zarr").read()[0, 0, 0, 0]
+    assert whole_plane == []
+    np.testing.assert_array_equal(stored[0], stored[512])
+    cells = open_image(tmp_path / "mb0" / "images" / "img" / "cell.ome.zarr").read()[0, 0, 0, 0]
+    assert not stored[0][cells == 0].any()  # inside the cells: one nucleus in each
+    assert len(np.unique(stored[0])) == len(np.unique(cells)) == 7
+
+
+def test_a_whole_plane_class_past_memory_mb_is_announced(tmp_path: Path) -> None:
+    image = nuclei_series(tmp_path / "series.ome.tif", (96, 96))
+    settings = nuclei_settings().model_copy(update={"memory_mb": 0})
+    nucleus = settings.classes[0].model_copy(update={"post": [FillHoles()]})
+    settings = settings.model_copy(update={"classes": [nucleus]})
+    with pytest.warns(UserWarning, match=r"class 'nucleus' runs on its whole 96×96 plane.*"
+                      r"FillHoles.*over memory_mb 0"):  # fmt: skip
+        result = run_analysis(settings, [image], tmp_path / "out")
+    assert result.counts["series"]["nucleus"] > 0
