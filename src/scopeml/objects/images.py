@@ -20,9 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError, ScopeMLError
+from scopeml.errors import (
+    InvalidImageError,
+    InvalidLabelsError,
+    InvalidRequestError,
+    ScopeMLError,
+    summarize,
+)
 from scopeml.io._view import AxesView
 from scopeml.io.image import Image
+from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
 from scopeml.io.stores import is_zarr_store
 from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
@@ -30,6 +37,9 @@ from scopeml.objects.measure import _parse_spacing
 from scopeml.objects.measure_tiled import TableSink, empty_table, measure_stack
 from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
+
+#: Distinct label values collected at most to say which occur (an instance image has millions).
+VALUES_KEPT = 10_000
 
 __all__ = [
     "StackView",
@@ -93,6 +103,7 @@ def label_image(
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    require_class: bool = False,
 ) -> Image:
     """Instance labels of every scene and time point of a label image, as OME-Zarr.
 
@@ -118,6 +129,10 @@ def label_image(
         Replace an existing output store.
     progress
         See :mod:`scopeml.progress`; stages ``label`` and ``relabel`` per stack.
+    require_class
+        Refuse a ``class_id`` that occurs nowhere in the labels (naming the values that do),
+        and write nothing: for plain labels, where the value is the class's only name and an
+        absent one is a typo. Labels whose classes are known (a segment store) may lack a class.
 
     Returns
     -------
@@ -140,10 +155,41 @@ def label_image(
             found.write(put, dtype=np.uint32, offset=offset)
             return found.n_objects
 
+    def finish(n_objects: int) -> None:
+        if require_class and class_id is not None and n_objects == 0:
+            raise InvalidRequestError(
+                f"no label value {class_id} in these labels (values present: "
+                f"{present_values(labels, tile_size)}); choose one with class_= (--class)",
+                path=labels.path,
+            )
+
     return write_label_image(
         labels, output, label_stack, name="objects", connectivity=connectivity,
-        tile_size=tile_size, overwrite=overwrite,
+        tile_size=tile_size, overwrite=overwrite, finish=finish,
     )  # fmt: skip
+
+
+def present_values(labels: Image, tile_size: int | Sequence[int] | None = None) -> str:
+    """The label values that occur in every scene and time point, summarised for a message.
+
+    One pass over the image tile by tile; at most :data:`VALUES_KEPT` distinct values are kept.
+
+    Examples
+    --------
+    >>> present_values(Image(np.array([0, 3, 3, 1], np.uint8).reshape(1, 1, 1, 1, 2, 2)))
+    '0, 1, 3'
+    """
+    ndim = 2 if labels.sizes["Z"] == 1 else 3
+    tiles = tile_sizes(tile_size, tuple(labels.spatial_shape[-ndim:]))
+    values = np.zeros(0, np.int64)
+    more = False
+    for _, _, stack in iter_stacks(labels):
+        for region, _ in iter_regions(stack.shape, tiles):
+            values = np.union1d(values, np.unique(np.asarray(stack[region])))
+            if values.size > VALUES_KEPT:
+                values, more = values[:VALUES_KEPT], True
+    shown = summarize(values.tolist())
+    return shown.replace(" in all)", "+ in all)") if more else shown
 
 
 def write_label_image(
@@ -155,6 +201,7 @@ def write_label_image(
     connectivity: int,
     tile_size: int | Sequence[int] | None,
     overwrite: bool,
+    finish: Any = None,
 ) -> Image:
     """The one life of an objects store, shared by :func:`label_image` and
     :func:`~scopeml.objects.instances.instance_image`: checks, a temporary store moved into
@@ -162,7 +209,9 @@ def write_label_image(
 
     ``label_stack(stack, work, tiles, put, offset)`` labels one stack (``work`` a scratch folder
     it may use), writes its ids plus ``offset`` through ``put(region, ids)`` and returns how
-    many objects it wrote, so ids are unique in the whole output.
+    many objects it wrote, so ids are unique in the whole output. ``finish(n_objects)``, if
+    given, is called when every stack is labelled, before the store is moved into place: it
+    may refuse the result by raising (nothing is then left behind).
     """
     from scopeml.io import open_image
 
@@ -194,6 +243,8 @@ def write_label_image(
             if n_objects + found >= 2**32:
                 raise InvalidLabelsError("more than 2³² − 1 objects", path=labels.path)
             n_objects += found
+        if finish is not None:
+            finish(n_objects)
         for array in arrays:
             array.attrs["n_objects"] = n_objects
         if output.exists():
