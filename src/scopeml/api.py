@@ -814,6 +814,7 @@ def label_objects(
         tile_size=tile_size,
         overwrite=overwrite,
         progress=progress,
+        require_class=not classes,  # plain labels: an absent value is a typo, not "0 objects"
     )
 
 

@@ -80,3 +80,12 @@ def test_an_absent_class_of_a_segment_store_is_still_zero_objects(tmp_path, caps
     assert capsys.readouterr().out.startswith("0 objects")
     assert main([*args, "-q", "--class", "5", "--overwrite"]) == 2  # not a class: as before
     assert "no label value 5; classes are" in capsys.readouterr().err
+
+
+def test_the_python_api_refuses_an_absent_value_of_plain_labels(tmp_path):
+    labels = np.zeros((12, 12), np.uint8)
+    labels[2:6, 2:6] = 1
+    with pytest.raises(InvalidRequestError, match=r"no label value 5 .*present: 0, 1\)"):
+        sm.label_objects(labels, tmp_path / "five.ome.zarr", class_=5)
+    assert not (tmp_path / "five.ome.zarr").exists()
+    assert sm.label_objects(labels, tmp_path / "one.ome.zarr", class_=1).read().max() == 1

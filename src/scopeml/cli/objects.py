@@ -34,11 +34,10 @@ def label(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
-    from scopeml.api import _as_segmentation, _classes_of, label_objects
+    from scopeml.api import label_objects
     from scopeml.errors import InvalidRequestError
     from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.io.replace import check_replaceable_store
-    from scopeml.objects.images import label_image, open_labels
 
     if class_ is not None and class_id is not None:
         raise InvalidRequestError("give --class or --class-id, not both")
@@ -49,13 +48,7 @@ def label(
         check_replaceable_store(output, inputs=(labels,))
     options = dict(connectivity=connectivity, tile_size=tile_size, overwrite=overwrite,
                    progress=not quiet)  # fmt: skip
-    if isinstance(choice, int) and not _classes_of(_as_segmentation(labels)):
-        # plain labels: the value is the class's only name, so one that never occurs is a typo
-        # (as an unknown class of a segment store is), not "0 objects"
-        out = label_image(open_labels(labels), output, class_id=choice, require_class=True,
-                          **options)  # fmt: skip
-    else:
-        out = label_objects(labels, output, class_=choice, **options)
+    out = label_objects(labels, output, class_=choice, **options)
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
