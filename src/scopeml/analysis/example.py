@@ -45,12 +45,13 @@ classes:
       method: li
       sigma: 1.0
     # To use the built-in nuclei model (or a .czann / .czseg file) instead:
-    #   kind: instances       # or `model` for its class mask without the boundary split
-    #   model: nuclei
+    #   kind: instances       # as `scopeml segment --outputs instances` (same objects);
+    #   model: nuclei         #   or `model` for its class mask without the boundary split
     #   class: nucleus
-    #   boundary_class: boundary
     #   channels: [C0]
-    #   min_confidence: 0.5
+    #   seed_threshold: 0.6   # seeds where P(nucleus) > 0.6 (null: the model's labels)
+    #   grow: 4               # pixels a seed grows at most over the boundary class
+    #   min_size: 8           # smaller seeds are dropped
     post:
       - step: fill_holes
       - step: remove_small
