@@ -77,18 +77,24 @@ def test_analysis_instances_equal_segments(tmp_path: Path, options: dict) -> Non
         assert other.counts["series"]["nucleus"] < counts
 
 
-def test_out_of_core_instances_inside_parents_equal_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("kind", "post"), [("instances", [RemoveSmall(min_size=40)]),
+                       ("model", [FillHoles(), RemoveSmall(min_size=40)])],
+)  # fmt: skip
+def test_out_of_core_model_classes_inside_parents_equal_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, post: list
 ) -> None:
-    """Instances cut to their parents with an area filter run tile by tile past memory_mb
-    (nothing whole-plane), and give what the in-memory plane gives."""
+    """Instances (with area filters) and a model's class mask (with mask steps too), cut to
+    their parents, run tile by tile past memory_mb (nothing whole-plane), and give what the
+    in-memory plane gives."""
     image = write_image(tmp_path / "img.ome.tif", cell_image((200, 220), seed=6, n_cells=0))
     classes = [
         ClassSettings(name="cell", segmenter=ThresholdSegmenter(channel="GFP", sigma=1.0),
                       post=[FillHoles(), RemoveSmall(min_size=100)]),
-        ClassSettings(name="nucleus", parent="cell", post=[RemoveSmall(min_size=40)],
-                      segmenter=InstancesSegmenter.model_validate(
-                          {"model": "nuclei", "class": "nucleus", "channels": ["DAPI"]})),
+        ClassSettings.model_validate({
+            "name": "nucleus", "parent": "cell", "post": post,
+            "segmenter": {"kind": kind, "model": "nuclei", "class": "nucleus",
+                          "channels": ["DAPI"]}}),
     ]  # fmt: skip
     settings = AnalysisSettings(channels=["DAPI", "GFP"], classes=classes, tile_size=64)
     whole_plane: list[str] = []

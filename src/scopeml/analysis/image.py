@@ -1,16 +1,16 @@
 """The analysis of one image: every scene and time point, every class, into one folder.
 
-Model segmenters run first, through :func:`scopeml.segment` (tile by tile, exact: equal to a whole-
-image run), writing to a scratch store their class labels (``model``) or their instances
+Model segmenters run first, through :func:`scopeml.segment` (tile by tile, exact: equal to a
+whole-image run), writing to a scratch store their class labels (``model``) or their instances
 (``instances``: the same code and options as ``scopeml segment --outputs instances``). A 2-D
-``(scene, time point)`` plane that fits ``settings.memory_mb`` runs in memory; a larger one runs out
-of core (:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr, measurement
-tile by tile, so memory is flat in image size. Both give the same labels and tables
-(``tests/analysis/test_memory.py``). Only classes with a watershed split, a CRF, or mask steps (fill
-holes, opening, closing) on instances are computed on the whole plane (with a warning when it does
-not fit ``memory_mb``). Z stacks are analysed as 3-D planes held in memory (3-D objects). Each plane
-gets its overview PNG (:func:`overview_name`). The folder is written under a temporary name and
-moved into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
+``(scene, time point)`` plane that fits ``settings.memory_mb`` runs in memory; a larger one runs
+out of core (:mod:`scopeml.analysis.plane`): inputs read a tile at a time, labels in zarr,
+measurement tile by tile, so memory is flat in image size. Both give the same labels and tables
+(``tests/analysis/test_memory.py``). Only classes with a watershed split, a CRF, or mask steps
+(fill holes, opening, closing) on instances are computed on the whole plane (with a warning when it
+does not fit ``memory_mb``). Z stacks are analysed as 3-D planes held in memory (3-D objects). Each
+plane gets its overview PNG (:func:`overview_name`). The folder is written under a temporary name
+and moved into place when complete; ``record.json`` inside it marks it complete for ``--resume``.
 """
 
 from __future__ import annotations

@@ -1,16 +1,20 @@
 """One 2-D plane analysed out of core: inputs read a tile at a time from the image, every class's
 labels kept in zarr arrays in the image's temporary folder, so memory stays flat in image size.
 
-A class goes tile by tile when its segmenter is a threshold and its post steps are fill holes,
-opening, closing, remove small/large (:mod:`scopeml.analysis.tiled`): the mask is thresholded
-(after smoothing) inside the parent's objects, the mask steps run on the mask, the objects are
-labelled with the exact tiled connected components (numbered in raster order of their first
-pixel, as :func:`~scopeml.objects.label.label_instances` numbers them) before the first area
-filter, and area filters drop whole objects. Unlike the whole-plane :func:`segment.apply_post`,
-mask steps before labelling do not keep earlier object ids (a closing that joins two objects
-makes one). Model segmenters, watershed split and the dense CRF depend on whole objects: such a
-class is computed on the whole plane (:func:`segment.segment_class`) — the documented exception
-whose memory grows with the plane.
+A class goes tile by tile when its segmenter is a threshold or a model and its post steps are
+fill holes, opening, closing, remove small/large (:mod:`scopeml.analysis.tiled`): the mask is
+thresholded (after smoothing), or the model's class read from the engine's labels, inside the
+parent's objects, the mask steps run on the mask, the objects are labelled with the exact tiled
+connected components (numbered in raster order of their first pixel, as
+:func:`~scopeml.objects.label.label_instances` numbers them) before the first area filter, and
+area filters drop whole objects. Unlike the whole-plane :func:`segment.apply_post`, mask steps
+before labelling do not keep earlier object ids (a closing that joins two objects makes one).
+An ``instances`` class reads ``segment``'s instances (made tile by tile by
+:mod:`scopeml.objects.instances`), cut to the parent's objects tile by tile, and goes tile by
+tile when its post steps are area filters only (ids kept). Watershed split, the dense CRF and
+mask steps on instances depend on whole objects: such a class is computed on the whole plane
+(:func:`segment.segment_class`) — the documented exception whose memory grows with the plane
+(announced by a warning when the plane does not fit ``memory_mb``).
 
 A plane whose stages fit the settings' ``memory_mb`` (:func:`plane_memory`) runs the same
 functions on numpy arrays instead of zarr stores (no scratch I/O, which dominated small
