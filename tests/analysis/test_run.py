@@ -285,3 +285,17 @@ def test_cancel_between_planes_leaves_nothing_half_written(tmp_path: Path) -> No
                      progress=stop_after_first_plane)  # fmt: skip
     assert ("plane", 0) in seen and ("plane", 2) not in seen
     assert list((tmp_path / "out" / "images").iterdir()) == []
+
+
+def test_the_overview_shows_the_channel_the_first_class_is_found_in(images, tmp_path):
+    """Cells are found in GFP (the second channel): the overview is GFP with their outlines."""
+    from PIL import Image as PILImage
+
+    run_analysis(three_level_settings(), images[:1], tmp_path / "out")
+    rgb = np.asarray(PILImage.open(tmp_path / "out" / "images" / "img0" / "overview.png"))
+    dapi, gfp = open_image(images[0]).read()[0, 0, :, 0].astype(np.float32)
+    assert rgb.shape[:2] == gfp.shape  # small enough to be drawn at full size
+    grey = (rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])  # not an outline
+    shown = rgb[..., 0][grey].astype(np.float32)
+    assert np.corrcoef(shown, gfp[grey])[0, 1] > 0.95
+    assert np.corrcoef(shown, gfp[grey])[0, 1] > np.corrcoef(shown, dapi[grey])[0, 1] + 0.1

@@ -164,7 +164,8 @@ def _analyze(
         for cls_name, table in found.items():
             parts[cls_name].append(table)
         if settings.outputs.overview:
-            draw_overview(pixels[0], labels, temp / overview_name(scene, t), colours=colours)
+            draw_overview(channels[overview_channel(settings)], labels,
+                          temp / overview_name(scene, t), colours=colours)  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
@@ -243,7 +244,7 @@ def _analyze_plane_tiled(
         if settings.outputs.overview:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
-                _subsample(lazy[settings.channels[0]], step, tile),
+                _subsample(lazy[overview_channel(settings)], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
                 temp / overview_name(scene, t), colours=colours,
             )  # fmt: skip
@@ -266,6 +267,23 @@ def _warn_whole_plane(
         UserWarning,
         stacklevel=2,
     )
+
+
+def overview_channel(settings: AnalysisSettings) -> str:
+    """The channel an overview is drawn on: the one the first class is segmented from (a
+    threshold's channel, a model's first), so its outlines lie on what they were found in.
+
+    Examples
+    --------
+    >>> from scopeml.analysis.settings import parse_settings
+    >>> text = ("version: 1\\nchannels: [GFP, DAPI]\\nclasses:\\n  - name: nuclei\\n"
+    ...         "    segmenter: {kind: threshold, channel: DAPI}\\n")
+    >>> overview_channel(parse_settings(text))
+    'DAPI'
+    """
+    seg = settings.classes[0].segmenter if settings.classes else None
+    channel = getattr(seg, "channel", None) or (getattr(seg, "channels", None) or [None])[0]
+    return channel if channel in settings.channels else settings.channels[0]
 
 
 def overview_name(scene: int, t: int) -> str:
