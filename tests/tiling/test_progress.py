@@ -7,6 +7,7 @@ import pytest
 import zarr
 
 from scopeml.errors import Cancelled
+from scopeml.io.image import Image
 from scopeml.progress import ProgressEvent
 from scopeml.tiling import SegmentOptions, segment_image
 from scopeml.tiling.store import partial_path
@@ -87,3 +88,32 @@ def test_a_plan_error_names_the_model_file(tmp_path):
     image = random_image((1, 1, 1, 1, 20, 20))
     with pytest.raises(ScopeMLError, match=r"zero\.czann: .*\b0\b"):
         segment_image(image, ZeroTile(), tmp_path / "o.ome.zarr", options(), progress=False)
+
+
+@pytest.mark.parametrize(("dtype", "passes"), [(np.uint16, 1), (np.float32, 2)])
+def test_the_statistics_pass_is_a_stage_that_can_cancel(
+    unet2d, tmp_path, monkeypatch, dtype, passes
+):
+    """A normalised run first reads the whole image for its statistics (in blocks; floats
+    twice: min–max, then the histogram); a callback sees that stage and may stop it, leaving
+    nothing behind."""
+    from scopeml.tiling import normalize
+
+    monkeypatch.setattr(normalize, "_BLOCK", 32)  # 2 × 2 blocks of the 40×50 image
+    pixels = np.random.default_rng(0).integers(0, 1000, (1, 1, 2, 1, 40, 50))
+    image = Image(pixels.astype(dtype))
+    events: list[ProgressEvent] = []
+    run = options(normalize="percentile:1,99")
+    segment_image(image, unet2d, tmp_path / "o.ome.zarr", run, progress=events.append)
+    statistics = [(e.done, e.total, e.unit) for e in events if e.stage == "statistics"]
+    assert statistics == [(done, 4 * passes, "block") for done in range(4 * passes + 1)]
+    assert events[len(statistics)].stage == "segment"  # the statistics come first
+
+    def stop_in_statistics(event: ProgressEvent) -> None:
+        if event.stage == "statistics" and event.done == 1:
+            raise Cancelled("stopped")
+
+    out = tmp_path / "stopped.ome.zarr"
+    with pytest.raises(Cancelled):
+        segment_image(image, unet2d, out, run, progress=stop_in_statistics)
+    assert not out.exists() and not partial_path(out).exists()

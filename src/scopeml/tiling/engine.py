@@ -215,7 +215,10 @@ def segment_image(
     )
     normalize = _normalize_choice(model, options)  # a bad value fails before any work
     plan = _named(build_plan, model_path or image.path)(image, model, options)
-    normalization, identity = _identity(image, model, options, normalize, model_ref, record)
+    report = as_progress(not options.quiet if progress is None else progress)
+    normalization, identity = _identity(
+        image, model, options, normalize, model_ref, record, progress=report
+    )
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
@@ -232,7 +235,6 @@ def segment_image(
         todo = (tile for tile in plan if tile.index not in done)  # lazy, as the plan is
         batches = _batches(todo, options.batch_size, options.blend)
         total = len(plan) - sum(1 for index in done if index < len(plan))
-        report = as_progress(not options.quiet if progress is None else progress)
         try:
             _execute(
                 batches, total, model, image, store, ctx, options, model_ref, image_ref, report
@@ -320,12 +322,16 @@ def _identity(
     normalize: str | None,
     model_ref: LoadRef | None,
     record: Mapping[str, Any] | None = None,
+    *,
+    progress: Progress = None,
 ) -> tuple[Normalization | None, dict[str, Any]]:
     """The run's normalisation statistics (one pass over the image) and its identity: what a
     resumed partial store and a published one are checked against (one definition for both),
     with what the caller's later steps make of the store (``record``, see
     :func:`segment_image`)."""
-    normalization = compute_normalization(image, normalize, scene=_scene(image, options))
+    normalization = compute_normalization(
+        image, normalize, scene=_scene(image, options), progress=progress
+    )
     model_path = model_ref.args[0] if model_ref else None
     identity = run_identity(image, model, options, normalization, model_path=model_path)
     if record:

@@ -1,7 +1,8 @@
 """Global intensity normalisation: one streaming statistics pass, the same values for every tile.
 
 Per-tile statistics would make each tile's input depend on its neighbourhood and break exact
-tiling; so the statistics come from the whole image (per channel), read block by block.
+tiling; so the statistics come from the whole image (per channel), read block by block (a
+``statistics`` progress stage counts the blocks read; a callback may cancel between them).
 Integer images of up to 16 bits get an exact histogram (percentiles equal ``np.percentile``);
 wider integers and floats a 65,536-bin histogram over their min–max range. NaN and infinite
 pixels are left out of the statistics (the engine writes them as unclassified).
@@ -17,6 +18,7 @@ import numpy as np
 
 from scopeml.errors import InvalidRequestError
 from scopeml.io.image import Image
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 
 _BINS = 65536
 _BLOCK = 2048
@@ -75,9 +77,10 @@ def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
 
 
 def compute_normalization(
-    image: Image, method: str | None, *, scene: int = 0
+    image: Image, method: str | None, *, scene: int = 0, progress: Progress = None
 ) -> Normalization | None:
-    """Compute per-channel normalisation values over the whole image (one scene).
+    """Compute per-channel normalisation values over the whole image (one scene); ``progress``
+    gets stage ``statistics`` in blocks (two passes for a float or wide integer percentile).
 
     Returns ``None`` for raw values. Memory is bounded by one block of ``2048×2048`` pixels
     per channel and a 65,536-bin histogram per channel.
@@ -92,11 +95,13 @@ def compute_normalization(
     if kind == "none":
         return None
     n_channels = image.sizes["C"]
+    passes = 1 if kind == "meanstd" or _exact(image.dtype) else 2
+    blocks = _Blocks(image, scene, as_progress(progress), passes)
     if kind == "meanstd":
         total = np.zeros(n_channels)
         squares = np.zeros(n_channels)
         count = np.zeros(n_channels)
-        for block in _blocks(image, scene):
+        for block in blocks.read():
             flat = block.reshape(n_channels, -1).astype(np.float64)
             if block.dtype.kind == "f":
                 finite = np.isfinite(flat)
@@ -110,7 +115,7 @@ def compute_normalization(
         mean = total / count
         std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
         return Normalization(tuple(mean), tuple(1.0 / s if s > 0 else 1.0 for s in std))
-    counts, lo, width = _histograms(image, scene)
+    counts, lo, width = _histograms(blocks)
     offsets, scales = [], []
     for c in range(n_channels):
         low, high = (_percentile(counts[c], lo[c], width[c], p) for p in args)
@@ -119,36 +124,57 @@ def compute_normalization(
     return Normalization(tuple(offsets), tuple(scales))
 
 
-def _blocks(image: Image, scene: int) -> Iterator[np.ndarray]:
-    """Yield ``C×y×x`` blocks covering one scene."""
-    sizes = image.sizes
-    for t, z, y, x in itertools.product(
-        range(sizes["T"]),
-        range(sizes["Z"]),
-        range(0, sizes["Y"], _BLOCK),
-        range(0, sizes["X"], _BLOCK),
-    ):
-        region = image.read(S=scene, T=t, Z=z, Y=slice(y, y + _BLOCK), X=slice(x, x + _BLOCK))
-        yield region[0, 0, :, 0]
+def _exact(dtype: np.dtype) -> bool:
+    """Whether a dtype's histogram has a bin per value (one pass; else min–max first)."""
+    return dtype.kind in "ui" and dtype.itemsize <= 2
 
 
-def _histograms(image: Image, scene: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _Blocks:
+    """The ``C×y×x`` blocks covering one scene, read in ``passes`` passes, each block read
+    reported as one unit of the ``statistics`` stage."""
+
+    def __init__(self, image: Image, scene: int, report: ProgressCallback, passes: int) -> None:
+        sizes = image.sizes
+        self.image, self.scene, self.report = image, scene, report
+        self.starts = list(
+            itertools.product(
+                range(sizes["T"]),
+                range(sizes["Z"]),
+                range(0, sizes["Y"], _BLOCK),
+                range(0, sizes["X"], _BLOCK),
+            )
+        )
+        self.done, self.total = 0, passes * len(self.starts)
+        report(ProgressEvent("statistics", 0, self.total, "block"))
+
+    def read(self) -> Iterator[np.ndarray]:
+        """One pass over the blocks."""
+        for t, z, y, x in self.starts:
+            region = self.image.read(
+                S=self.scene, T=t, Z=z, Y=slice(y, y + _BLOCK), X=slice(x, x + _BLOCK)
+            )
+            yield region[0, 0, :, 0]
+            self.done += 1
+            self.report(ProgressEvent("statistics", self.done, self.total, "block"))
+
+
+def _histograms(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-channel counts, the value of bin 0 and the bin width."""
-    n_channels = image.sizes["C"]
-    dtype = image.dtype
-    if dtype.kind in "ui" and dtype.itemsize <= 2:
+    n_channels = blocks.image.sizes["C"]
+    dtype = blocks.image.dtype
+    if _exact(dtype):
         lo = np.full(n_channels, float(np.iinfo(dtype).min))
         width = np.ones(n_channels)
         n_bins = 2 ** (8 * dtype.itemsize)
         counts = np.zeros((n_channels, n_bins), np.int64)
-        for block in _blocks(image, scene):
+        for block in blocks.read():
             for c in range(n_channels):
                 values = block[c].ravel().astype(np.int64) - int(lo[c])
                 counts[c] += np.bincount(values, minlength=n_bins)
         return counts, lo, width
     lo = np.full(n_channels, np.inf)
     hi = np.full(n_channels, -np.inf)
-    for block in _blocks(image, scene):
+    for block in blocks.read():
         flat = block.reshape(n_channels, -1).astype(np.float64)
         finite = np.isfinite(flat)
         lo = np.minimum(lo, np.where(finite, flat, np.inf).min(axis=1, initial=np.inf))
@@ -160,7 +186,7 @@ def _histograms(image: Image, scene: int) -> tuple[np.ndarray, np.ndarray, np.nd
     else:
         width = np.where(hi > lo, (hi - lo) / (_BINS - 1), 1.0)
     counts = np.zeros((n_channels, _BINS), np.int64)
-    for block in _blocks(image, scene):
+    for block in blocks.read():
         for c in range(n_channels):
             values = block[c].ravel().astype(np.float64)
             values = values[np.isfinite(values)]
