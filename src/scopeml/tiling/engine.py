@@ -177,13 +177,14 @@ def segment_image(
     ``overwrite``), and those of them that the engine writes are exported once it is done (the
     caller exports the others).
 
-    ``progress`` (see :mod:`scopeml.progress`) hears stage ``"segment"`` in unit ``"tile"``:
-    ``total`` is the number of tiles this call runs (a resumed run leaves out those already
-    written), ``done`` grows after each batch. A callback that raises
-    :class:`~scopeml.errors.Cancelled` stops the run between batches; the partial store is
-    kept, resumable with ``resume=True``, and the exception is re-raised. ``None`` follows the
-    older ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller passes
-    ``progress``.
+    ``progress`` (see :mod:`scopeml.progress`) hears, with a normalisation, stage
+    ``"statistics"`` (blocks read for it; cancelling there leaves nothing), then stage
+    ``"segment"`` in unit ``"tile"``: ``total`` is the number of tiles this call runs (a resumed
+    run leaves out those already written), ``done`` grows after each batch. A callback that
+    raises :class:`~scopeml.errors.Cancelled` stops the run between batches; the partial store
+    is kept, resumable with ``resume=True``, and the exception is re-raised. ``None`` follows
+    the older ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller
+    passes ``progress``.
 
     Examples
     --------
