@@ -81,3 +81,17 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
 def test_bad_connectivity():
     with pytest.raises(InvalidRequestError, match="connectivity"):
         label_instances(np.ones((3, 3)), connectivity=3)
+
+
+def test_each_time_point_records_the_id_its_objects_follow(tmp_path):
+    """Ids run on from one time point to the next; the store says where each one starts."""
+    from scopeml.io.image import Image
+    from scopeml.objects.images import label_image
+
+    stack = np.zeros((1, 3, 1, 1, 12, 12), np.uint8)
+    stack[0, 0, 0, 0, 1:3, 1:3] = stack[0, 0, 0, 0, 6:8, 6:8] = 1  # two objects
+    stack[0, 2, 0, 0, 4:6, 4:6] = 1  # none at t = 1, one at t = 2
+    out = label_image(Image(stack), tmp_path / "o.ome.zarr", class_id=1, tile_size=8)
+    attrs = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")["0"].attrs
+    assert attrs["time_offsets"] == [0, 2, 2] and attrs["n_objects"] == 3
+    assert out.read()[0, 2, 0, 0].max() == 3  # t = 2's object follows id 2

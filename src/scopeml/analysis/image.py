@@ -36,7 +36,7 @@ from scopeml.analysis.outputs import (
     draw_overview,
     write_tables,
 )
-from scopeml.analysis.plane import EngineIds, plane_offsets
+from scopeml.analysis.plane import EngineIds
 from scopeml.analysis.segment import segment_class
 from scopeml.analysis.settings import (
     AnalysisSettings,
@@ -340,6 +340,7 @@ def _run_models(
     out of core): a ``model`` class's labels, an ``instances`` class's instances (made by the
     same code and options as ``scopeml segment --outputs instances``), per scene."""
     from scopeml.api import segment
+    from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.tiling.engine import DEFAULT_TILE
 
     found: dict[str, list[EngineOutput]] = {}
@@ -369,7 +370,7 @@ def _run_models(
                 progress=progress or False,
             )
             output = result.instances if objects else result.labels
-            offsets = (plane_offsets(output, settings.tile_size) if objects
-                       else [0] * int(output.sizes["T"]))  # fmt: skip
+            offsets = (open_ome_zarr_array(output.path, mode="r").attrs["time_offsets"]
+                       if objects else [0] * int(output.sizes["T"]))  # fmt: skip
             found[cls.name].append(EngineOutput(output, tuple(offsets)))
     return found

@@ -145,29 +145,6 @@ class EngineIds:
         return values.astype(self.dtype, copy=False)
 
 
-def plane_offsets(instances: Any, tile_size: int) -> list[int]:
-    """The id ``segment`` gave before the first object of each time point of one scene's
-    instances (ids go on from one time point to the next): the previous planes' largest id.
-
-    Examples
-    --------
-    >>> from scopeml.io.image import Image
-    >>> ids = np.array([[1, 2, 0], [0, 0, 0], [3, 0, 3]], np.uint32).reshape(1, 3, 1, 1, 1, 3)
-    >>> plane_offsets(Image(ids), 2)
-    [0, 2, 2]
-    """
-    offsets = [0]
-    for t in range(int(instances.sizes["T"]) - 1):
-        view = EngineIds(instances, t)
-        largest = max(
-            (int(np.max(view[tile], initial=0))
-             for tile in iter_tiles(view.shape, (tile_size,) * len(view.shape))),
-            default=0,
-        )  # fmt: skip
-        offsets.append(max(offsets[-1], largest))
-    return offsets
-
-
 class _Positive:
     """A lazy ``labels > 0`` mask."""
 

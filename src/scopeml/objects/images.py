@@ -209,7 +209,9 @@ def write_label_image(
 
     ``label_stack(stack, work, tiles, put, offset)`` labels one stack (``work`` a scratch folder
     it may use), writes its ids plus ``offset`` through ``put(region, ids)`` and returns how
-    many objects it wrote, so ids are unique in the whole output. ``finish(n_objects)``, if
+    many objects it wrote, so ids are unique in the whole output. Each scene's array records
+    ``n_objects`` (the whole output's) and ``time_offsets``: per time point, the id its objects
+    are numbered after. ``finish(n_objects)``, if
     given, is called when every stack is labelled, before the store is moved into place: it
     may refuse the result by raising (nothing is then left behind).
     """
@@ -229,7 +231,9 @@ def write_label_image(
     try:
         arrays, several_times = create_label_arrays(labels, temp, tiles, name=name)
         n_objects = 0
+        offsets: list[list[int]] = [[] for _ in arrays]
         for scene, time, stack in iter_stacks(labels):
+            offsets[scene].append(n_objects)
             work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
             array, at = arrays[scene], (time,) if several_times else ()
             try:
@@ -245,8 +249,8 @@ def write_label_image(
             n_objects += found
         if finish is not None:
             finish(n_objects)
-        for array in arrays:
-            array.attrs["n_objects"] = n_objects
+        for array, starts in zip(arrays, offsets, strict=True):
+            array.attrs.update({"n_objects": n_objects, "time_offsets": starts})
         if output.exists():
             shutil.rmtree(output)
         os.replace(temp, output)
