@@ -89,7 +89,7 @@ def _combine(
                 header, body = file.readline(), file.read()
             if columns is None:
                 first, columns = header, list(pd.read_csv(part, nrows=0).columns)
-            keep = [c for c in columns if c == "area" or c.startswith("intensity_mean_")][:2]
+            keep = _plotted_columns(columns)
             frame = None
             if header == first:  # the same columns: the rows as written, not parsed again
                 with open(csv_temp, "ab") as out:
@@ -109,6 +109,18 @@ def _combine(
             pd.DataFrame(columns=columns or []).to_parquet(parquet_temp, index=False)
     table = pd.concat(plotted, ignore_index=True) if plotted else pd.DataFrame()
     return table if len(table.columns) else None
+
+
+def _plotted_columns(columns: Sequence[str]) -> list[str]:
+    """The size column (in µm² or µm³ where the image has a pixel size, else pixels) and the
+    first mean intensity: what the summary plots.
+
+    >>> _plotted_columns(["label", "area", "area_um2", "intensity_mean_DAPI"])
+    ['area_um2', 'intensity_mean_DAPI']
+    """
+    size = next((c for c in ("area_um2", "volume_um3", "area") if c in columns), None)
+    intensity = next((c for c in columns if c.startswith("intensity_mean_")), None)
+    return [c for c in (size, intensity) if c is not None]
 
 
 def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
