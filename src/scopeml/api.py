@@ -211,6 +211,7 @@ def segment(
     probability_dtype: str | None = None,
     scene: int | None = None,
     channels: Sequence[int | str] | int | str | None = None,
+    scale: float | None = None,
     resume: bool | None = None,
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,
@@ -281,7 +282,7 @@ def segment(
         "workers": workers, "scheduler": scheduler, "min_confidence": min_confidence,
         "extract_class": extract_class, "blend": blend, "normalize": normalize,
         "probability_dtype": probability_dtype, "scene": scene, "channels": channels,
-        "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
+        "scale": scale, "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
     progress = False if progress is None else progress  # silent by default, as documented
     if not isinstance(image, (str, os.PathLike, Image)):
@@ -489,7 +490,8 @@ def _input_image(image: PathLike | Image, settings: SegmentOptions) -> tuple[Ima
 
 
 def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Model, Any]:
-    """The pixel model to run and, for a file or name, how engine workers reopen it."""
+    """The pixel model to run (at the options' scale) and, for a file or name, how engine
+    workers reopen it."""
     model_ref = None
     if isinstance(model, (str, os.PathLike)):
         from scopeml.model.registry import resolve_model
@@ -507,7 +509,18 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
             "segment runs czann, legacy and pixel-classifier models",
             path=model_ref.args[0] if model_ref else None,
         )
-    return model, model_ref
+    return _scaled_model(model, model_ref, settings.scale)
+
+
+def _scaled_model(model: Model, model_ref: Any, scale: float | None) -> tuple[Model, Any]:
+    """The model run at ``scale`` (see :mod:`scopeml.tiling.scale`), and how workers reopen it."""
+    from scopeml.tiling.execute import LoadRef
+    from scopeml.tiling.scale import open_scaled_model, with_scale
+
+    scaled = with_scale(model, scale)
+    if scaled is model or model_ref is None:
+        return scaled, model_ref
+    return scaled, LoadRef(open_scaled_model, (model_ref.args[0], float(scale)))
 
 
 def _instance_inputs(

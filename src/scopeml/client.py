@@ -235,7 +235,8 @@ class Client:
 
         ``options`` are those of :func:`scopeml.api.segment` that a server takes
         (``outputs``, ``tile_size``, ``halo``, ``batch_size``, ``min_confidence``,
-        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``), and:
+        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``, ``scale``),
+        and:
         ``outputs=[..., "instances"]`` with ``instances`` an
         :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of its fields);
         ``measure=True`` (or ``"csv"``, ``"parquet"``) for the objects table, fetched with

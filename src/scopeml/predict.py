@@ -23,6 +23,7 @@ from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import needs_probabilities, output_specs
+from scopeml.tiling.scale import with_scale
 
 Region = Mapping[str, tuple[int, int]]
 #: Largest tile edge (pixels, 2-D) when the options set none: a 1024² view plus halo is one.
@@ -73,8 +74,9 @@ def predict_region(
         ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
     options
         The segment options whose result to reproduce (``scene``, ``min_confidence``,
-        ``extract_class``, ``normalize``, ``probability_dtype``); ``tile_size`` only changes
-        the speed. ``blend`` is refused: a blended pixel depends on its neighbours' tiles.
+        ``extract_class``, ``normalize``, ``probability_dtype``, ``scale``); ``tile_size``
+        only changes the speed. ``blend`` is refused: a blended pixel depends on its
+        neighbours' tiles.
     normalization
         From :func:`region_normalization` (computed here, over the whole image, when not given).
 
@@ -97,6 +99,7 @@ def predict_region(
     [[1, 1, 2, 2], [1, 1, 2, 2]]
     """
     options = options or SegmentOptions(workers=1)
+    model = with_scale(model, options.scale)
     _check_request(output, options)
     check_compatible(image, model)
     scene = _scene(image, options)

@@ -77,6 +77,18 @@ def test_analysis_instances_equal_segments(tmp_path: Path, options: dict) -> Non
         assert other.counts["series"]["nucleus"] < counts
 
 
+def test_an_analysis_class_runs_its_model_at_its_scale(tmp_path: Path) -> None:
+    image = nuclei_series(tmp_path / "series.ome.tif", shape=(96, 96))
+    run_analysis(nuclei_settings(scale=1.5), [image], tmp_path / "out")
+    analysed = open_image(tmp_path / "out" / "images" / "series" / "nucleus.ome.zarr").read()
+    segmented = segment(image, "nuclei", tmp_path / "seg.ome.zarr", outputs=("instances",),
+                        scale=1.5).instances.read()[0, 0, 0, 0]  # fmt: skip
+    at_one = segment(image, "nuclei", tmp_path / "one.ome.zarr",
+                     outputs=("instances",)).instances.read()[0, 0, 0, 0]  # fmt: skip
+    np.testing.assert_array_equal(analysed[0, 0, 0, 0] > 0, segmented > 0)
+    assert not np.array_equal(segmented > 0, at_one > 0)  # the scale reached the model
+
+
 @pytest.mark.parametrize(
     ("kind", "post"), [("instances", [RemoveSmall(min_size=40)]),
                        ("model", [FillHoles(), RemoveSmall(min_size=40)])],

@@ -117,3 +117,18 @@ def test_outputs_the_model_cannot_write_are_refused_at_submit(setup, container):
     ):
         client.submit_job(box, image_path="small.tif", outputs=["probabilities"])
     assert all(job["model_id"] not in (model_id, box) for job in client.list_jobs())
+
+
+def test_a_job_at_a_scale_runs_as_on_the_command_line(setup, container):
+    client, root, tmp = setup
+    model_id = client.upload_model(container)["id"]
+    job = client.submit_job(model_id, image_path="small.tif", scale=1.5, tile_size=64)
+    result = _finished(client, job, tmp / "scaled")
+    local = segment(root / "small.tif", container, tmp / "scaled.ome.zarr", scale=1.5)
+    np.testing.assert_array_equal(
+        zarr.open_array(str(result / "labels" / "0"), mode="r")[...],
+        zarr.open_array(str(local / "labels" / "0"), mode="r")[...],
+    )
+    with pytest.raises(ServerResponseError) as err:  # a factor the engine refuses
+        client.submit_job(model_id, image_path="small.tif", scale=100)
+    assert err.value.status_code == 422

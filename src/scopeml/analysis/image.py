@@ -365,6 +365,7 @@ def _run_models(
                 tile_size=model_tile,
                 channels=tuple(seg.channels),
                 min_confidence=seg.min_confidence or None,
+                scale=seg.scale,
                 scene=scene if n_scenes > 1 else None,
                 workers=engine_workers,
                 progress=progress or False,

@@ -86,6 +86,11 @@ class ModelSegmenter(_Strict):
     class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    scale: float | None = Field(
+        None, ge=0.125, le=8.0,
+        description="magnify the image by this for the model (2: objects half the size it "
+        "was trained on), as segment --scale",
+    )  # fmt: skip
 
 
 #: ``scopeml segment``'s instance defaults, the one source of the settings' defaults.
@@ -108,6 +113,11 @@ class InstancesSegmenter(_Strict):
     )  # fmt: skip
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
+    scale: float | None = Field(
+        None, ge=0.125, le=8.0,
+        description="magnify the image by this for the model (2: objects half the size it "
+        "was trained on), as segment --scale",
+    )  # fmt: skip
     seed_threshold: float | None = Field(
         _INSTANCES.threshold, ge=0.0, lt=1.0,
         description="seeds where P(class) exceeds this (with a boundary class); null: the "

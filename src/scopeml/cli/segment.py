@@ -78,6 +78,11 @@ def segment(
     channels: str | None = typer.Option(
         None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
     ),
+    scale: float | None = typer.Option(
+        None,
+        help="Magnify the image by this factor for the model (2: objects half the size it "
+        "was trained on; 0.5: twice); outputs keep the image's grid.",
+    ),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its partial output."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -134,6 +139,7 @@ def segment(
         probability_dtype=probability_dtype,
         scene=scene,
         channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
+        scale=scale,
         resume=resume,
         overwrite=overwrite,
         ome_tiff=ome_tiff,

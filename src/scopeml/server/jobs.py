@@ -104,6 +104,7 @@ class JobOptions(BaseModel):
     normalize: str | None = Field(default=None, max_length=100)
     probability_dtype: Literal["float32", "float16", "uint8"] | None = None
     scene: int | None = Field(default=None, ge=0, le=100_000)
+    scale: float | None = Field(default=None, ge=0.125, le=8.0)
 
     def segment_options(self) -> dict[str, Any]:
         """The options as a job keeps them: :class:`~scopeml.tiling.options.SegmentOptions`
@@ -256,7 +257,8 @@ def job_memory(
     A model input is the engine's own tile plan (:func:`~scopeml.tiling.engine.build_plan`):
     the core (on the model's step) plus the halo on each side, clipped to the image's 6-D
     ``shape`` where it is given (a large halo on a small image costs only the image), or the
-    model's fixed input size, to which every tile is padded.
+    model's fixed input size, to which every tile is padded. A job run at a ``scale`` over 1
+    feeds the model that many times more pixels per axis.
 
     Examples
     --------
@@ -292,7 +294,8 @@ def job_memory(
             if axis in plan.tile_shape
         )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel)
+    magnified = max(1.0, options.get("scale") or 1.0) ** dims  # the model sees more pixels
+    batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel * magnified)
     if not wants_instances(options):
         return batch
     chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores

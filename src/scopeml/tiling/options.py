@@ -23,6 +23,7 @@ _RESULT_OPTIONS = (
     "probability_dtype",
     "scene",
     "channels",
+    "scale",
 )
 
 
@@ -69,6 +70,11 @@ class SegmentOptions:
     channels
         Image channels fed to the model, by index or name, in the model's order (``None``:
         all channels, which must then match the model's input channels).
+    scale
+        Magnify the image by this factor for the model and resample its probabilities back
+        (2: the objects are half the size the model was trained on); every output keeps the
+        image's grid. Run as the nearest fraction ``p/q`` with ``q <= 8``, from 1/8 to 8;
+        ``None`` or 1: the image as it is. See :mod:`scopeml.tiling.scale`.
     resume, overwrite
         Continue an interrupted run from its partial store; replace an earlier output that
         scopeml wrote (never another file or folder).
@@ -92,6 +98,7 @@ class SegmentOptions:
     probability_dtype: str = "float32"
     scene: int | None = None
     channels: tuple[int | str, ...] | None = None
+    scale: float | None = None
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
@@ -129,6 +136,10 @@ class SegmentOptions:
             )
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(self.channels))
+        if self.scale is not None:
+            from scopeml.tiling.scale import scale_fraction
+
+            scale_fraction(float(self.scale))  # raises InvalidRequestError on a bad factor
         for name in ("tile_size", "halo"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -167,4 +178,7 @@ class SegmentOptions:
     def result_dict(self) -> dict[str, Any]:
         """The options that change the result (recorded in the output for resume checks)."""
         full = self.to_dict()
-        return {key: full[key] for key in _RESULT_OPTIONS}
+        result = {key: full[key] for key in _RESULT_OPTIONS}
+        if result["scale"] is None:  # not recorded by runs from before the option existed
+            del result["scale"]
+        return result

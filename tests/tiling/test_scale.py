@@ -1,0 +1,154 @@
+"""A model run at another scale: exact under tiling, outputs on the image's grid, bad factors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from scopeml.api import segment
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.tiling.scale import ScaledModel
+from tests.tiling.engine_doubles import (
+    random_image,
+    unet_double,
+    whole_image_probabilities,
+    write_image_file,
+    write_model_file,
+)
+
+
+def read_output(out, name):
+    return np.asarray(zarr.open_array(str(out / name / "0"), mode="r")[...])
+
+
+@pytest.mark.parametrize("scale", [2.0, 0.5, 1.5, 1 / 3])
+def test_tiled_equals_the_whole_image_at_any_scale(tmp_path, scale):
+    # 141×97: a multiple of neither the tile nor any step; the U-Net pools twice (step 4)
+    image = random_image((1, 1, 1, 1, 141, 97))
+    model = unet_double(depth=2)
+    out = segment(image, model, tmp_path / "t.ome.zarr", outputs=["probabilities"],
+                  tile_size=32, scale=scale)  # fmt: skip
+    tiled = read_output(out, "probabilities")
+    assert tiled.shape == (2, 141, 97)  # C Y X: the image's grid, not the model's
+    scaled = ScaledModel(model, scale)
+    whole = whole_image_probabilities(scaled, image.read()[0, 0, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(tiled, whole)
+    sizes = {shape[2:] for shape in model.input_shapes}
+    assert len(model.input_shapes) > 2 and all(  # really tiled, at the scale
+        s % 4 == 0 for shape in sizes for s in shape
+    )
+    assert max(max(s) for s in sizes) > 32 * scale
+
+
+def test_a_model_sees_the_image_magnified(tmp_path):
+    """Objects twice the size the model was trained on, shrunk by scale 0.5: found as in the
+    image at the model's own size (the shipped nuclei model, a synthetic scene)."""
+    from scipy import ndimage
+
+    from scopeml.synthetic import realistic_nuclei
+
+    small, _ = realistic_nuclei((256, 256), seed=11)
+    small = small.reshape(small.shape[-2:])
+    big = ndimage.zoom(small.astype(np.float32), 2, order=1, grid_mode=True, mode="nearest")
+
+    def count(pixels, name, scale=None):
+        seg = segment(pixels, "nuclei", tmp_path / name, outputs=["labels", "instances"],
+                      scale=scale)  # fmt: skip
+        instances = seg.instances.read()[0, 0, 0, 0]
+        assert instances.shape == pixels.shape
+        return len(np.unique(instances)) - 1
+
+    reference = count(small, "small.ome.zarr")
+    assert reference > 20
+    at_half = count(big, "half.ome.zarr", scale=0.5)
+    assert abs(at_half - reference) <= 0.1 * reference
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), 100.0])
+def test_a_bad_factor_is_refused(tmp_path, scale):
+    with pytest.raises(InvalidRequestError, match="scale must be between"):
+        segment(random_image((1, 1, 1, 1, 16, 16)), unet_double(depth=1),
+                tmp_path / "o.ome.zarr", scale=scale)  # fmt: skip
+
+
+def test_a_factor_between_fractions_runs_at_the_nearest_with_a_warning(tmp_path):
+    with pytest.warns(UserWarning, match="scale 1.37 runs as 11/8"):
+        ScaledModel(unet_double(depth=1), 1.37)
+    assert ScaledModel(unet_double(depth=1), 0.333).factor == pytest.approx(1 / 3)
+
+
+def test_a_fixed_input_model_is_refused():
+    with pytest.raises(IncompatibleModelError, match="fixed input"):
+        ScaledModel(unet_double(depth=1, tile_shape=(32, 32)), 2)
+
+
+def test_a_store_is_not_resumed_at_another_scale(tmp_path):
+    image = random_image((1, 1, 1, 1, 40, 40))
+    model = unet_double(depth=1)
+    out = tmp_path / "o.ome.zarr"
+    segment(image, model, out, scale=2)
+    with pytest.raises(InvalidRequestError):
+        segment(image, model, out, scale=1.5, resume=True)
+
+
+def test_cli_scale_and_its_bad_value(tmp_path, capsys):
+    from scopeml.cli import main
+
+    image = write_image_file(tmp_path / "img.ome.tif", np.arange(48 * 40, dtype=np.uint16)
+                             .reshape(1, 48, 40) % 97)  # fmt: skip
+    model = write_model_file(tmp_path / "m.czann")
+    out = tmp_path / "o.ome.zarr"
+    assert main(["segment", str(image), "-m", str(model), "-o", str(out), "--scale", "2",
+                 "-q"]) == 0  # fmt: skip
+    assert read_output(out, "labels").shape == (48, 40)
+    capsys.readouterr()
+    assert main(["segment", str(image), "-m", str(model), "-o", str(tmp_path / "b.ome.zarr"),
+                 "--scale", "0"]) == 2  # fmt: skip
+    assert "scale must be between" in capsys.readouterr().err
+
+
+def test_a_cluster_run_at_a_scale_equals_the_local_run(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    rng = np.random.default_rng(3)
+    image = write_image_file(tmp_path / "img.ome.tif",
+                             rng.integers(0, 900, (1, 70, 90)).astype(np.uint16))  # fmt: skip
+    model = write_model_file(tmp_path / "m.czann")
+    local = segment(image, model, tmp_path / "local.ome.zarr", outputs=["probabilities"],
+                    tile_size=32, scale=1.5)  # fmt: skip
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        remote = segment(image, model, tmp_path / "dask.ome.zarr", outputs=["probabilities"],
+                         tile_size=32, scale=1.5, scheduler=cluster.scheduler_address)  # fmt: skip
+    np.testing.assert_array_equal(read_output(remote, "probabilities"),
+                                  read_output(local, "probabilities"))  # fmt: skip
+
+
+def test_a_region_at_a_scale_equals_the_store(tmp_path):
+    from scopeml.predict import predict_region
+    from scopeml.tiling.options import SegmentOptions
+
+    image = random_image((1, 1, 1, 1, 90, 77), seed=4)
+    model = unet_double(depth=2)
+    out = segment(image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], scale=0.5)
+    options = SegmentOptions(outputs=("probabilities",), scale=0.5, workers=1)
+    region = {"Y": (21, 60), "X": (13, 50)}
+    got = predict_region(image, model, region, output="probabilities", options=options)
+    np.testing.assert_array_equal(got, read_output(out, "probabilities")[:, 21:60, 13:50])
+
+
+def test_the_facades_region_applies_the_scale_once(tmp_path):
+    import scopeml as sm
+    from scopeml.tiling.options import SegmentOptions
+
+    image = random_image((1, 1, 1, 1, 64, 64), seed=5)
+    model = unet_double(depth=2)
+    out = segment(image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], scale=2)
+    options = SegmentOptions(outputs=("probabilities",), scale=2)
+    got = sm.predict_region(image, model, {"Y": (10, 40), "X": (5, 30)}, output="probabilities",
+                            options=options)  # fmt: skip
+    np.testing.assert_array_equal(got, read_output(out, "probabilities")[:, 10:40, 5:30])
