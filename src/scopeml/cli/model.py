@@ -194,6 +194,9 @@ def validate(
 ) -> None:
     """Check a container: safe zip, valid metadata, metadata = graph, graph runs.
 
+    A scopeml pixel or object classifier (scopeml's own zip, even named ``.czseg``) is checked
+    by opening it (and running a pixel classifier on a zero tile) and named as what it is.
+
     The graph runs on a small zero probe tile under the time budget, after shape inference
     has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
     printed), 2 with the reason when not.
@@ -203,7 +206,13 @@ def validate(
     from scopeml.model.probe import probe_model
     from scopeml.model.registry import resolve_model
 
-    container = read_container(resolve_model(model))
+    path = resolve_model(model)
+    kind = classifier_kind(path)
+    if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
+        for line in validate_classifier(model, path, kind):
+            typer.echo(line)
+        return
+    container = read_container(path)
     warnings = container_warnings(container)
     meta = container.metadata
     if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
@@ -216,6 +225,49 @@ def validate(
         f"{model}: valid {container.format}; ran on {probe.input_shape[1:]} → "
         f"{probe.output_shape[1:]}"
     )
+
+
+def classifier_kind(path: Path) -> str | None:
+    """``"pixel-classifier"`` or ``"object-classifier"`` for scopeml's own classifier files
+    (zips that are not czann/czseg containers, whatever their suffix), else ``None``."""
+    from scopeml.model.registry import format_of
+
+    try:
+        kind = format_of(path)
+    except Exception:  # not a model of any known kind: read_container says why
+        return None
+    return kind if kind in ("pixel-classifier", "object-classifier") else None
+
+
+def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
+    """Open a scopeml classifier (a pixel classifier also runs on a zero probe tile) and say
+    what it is, in the CLI's words; an invalid one raises scopeml's one-line error (exit 2)."""
+    import numpy as np
+
+    from scopeml.model.registry import open_model
+
+    classifier = open_model(path)
+    if kind == "object-classifier":
+        classes = list(classifier.classes)
+        return [
+            f"{model}: valid scopeml object classifier: {len(classes)} classes "
+            f"({', '.join(classes)}), {len(classifier.features)} features",
+            "  it classifies measured objects (not pixels; not a czann/czseg container): "
+            f"scopeml objects classify {model} TABLE -o OUT",
+        ]
+    spec = classifier.spec
+    step = spec.tile_step or (1,) * spec.spatial_dims
+    size = [-(-(2 * h + 8) // s) * s for h, s in zip(spec.halo, step, strict=True)]
+    probe = np.zeros((1, spec.in_channels, *size), np.float32)
+    out = np.asarray(classifier.predict(probe))
+    channels = f"{spec.in_channels} channel{'s' * (spec.in_channels != 1)}"
+    return [
+        f"{model}: valid scopeml pixel classifier: {len(spec.classes)} classes "
+        f"({', '.join(spec.classes)}), {channels}, {spec.spatial_dims}-D; ran on "
+        f"{tuple(probe.shape[1:])} → {tuple(out.shape[1:])}",
+        "  scopeml's own .czseg (a random forest on image features), not a ZEN .czseg: ZEN "
+        f"and czmodel do not open it; details: scopeml pixel info {model}",
+    ]
 
 
 def container_warnings(container: Any) -> list[str]:
