@@ -32,7 +32,8 @@ def train(
     features: str = typer.Option(
         "basic25",
         help="basic25, basic33, 'family:sigma,sigma;…', or deep features: vgg19-64, vgg19-256, "
-        "vgg19-256+basic25, NETWORK.onnx:LAYER,LAYER (see `features --list`).",
+        "vgg19-256+basic25, NETWORK.onnx|.czann:LAYER,LAYER (see `features --list` and "
+        "`features --list NETWORK`). A network up to 50 MiB is stored in the classifier.",
     ),
     classes: str | None = typer.Option(None, help="Comma-separated names of classes 1..K."),
     colors: str | None = typer.Option(None, help="Comma-separated #rrggbb per class."),
@@ -46,10 +47,14 @@ def train(
     seed: int = typer.Option(0, help="Random seed of the forest."),
     jobs: int = typer.Option(-1, help="Threads (-1: all cores)."),
     name: str = typer.Option("pixel classifier", help="Model name stored in the container."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing output that is not a pixel classifier."
+    ),
 ) -> None:
     """Train a pixel classifier from sparse labels and save it as a container.
 
-    Images and label images are read block by block, only where there are labels.
+    Images and label images are read block by block, only where there are labels. An existing
+    classifier at the output is replaced, and what changed is printed.
     """
     from contextlib import ExitStack
 
@@ -66,6 +71,8 @@ def train(
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
+    previous = _previous(output, overwrite)
+    feature_set = _parse_features_option(features)
     with ExitStack() as stack:
         images, labels, dims = [], [], set()
         for image_file, labels_file in zip(files[::2], files[1::2], strict=True):
@@ -81,7 +88,7 @@ def train(
         clf = train_classifier(
             images,
             labels,
-            features=features,
+            features=feature_set,
             classes=_split(classes),
             colors=_split(colors),
             n_estimators=n_estimators,
@@ -100,18 +107,108 @@ def train(
         f"{path}: {len(clf.classes)} classes ({counts} labelled pixels), "
         f"{clf.forest.n_features} features, {clf.forest.n_trees} trees, halo {clf.features.halo}"
     )
+    if previous is not None:
+        typer.echo(_changes(path, previous, clf))
+
+
+def _parse_features_option(spec: str):
+    """The feature set of ``--features``, its network opened (VGG weights fetched); a problem
+    with the option is reported as the option's, not as the image's."""
+    from scopeml.errors import ScopeMLError
+    from scopeml.features import DeepFeatures, parse_features
+
+    try:
+        fs = parse_features(spec)
+        if isinstance(fs, DeepFeatures):
+            fs.net  # noqa: B018 (opens the network: a wrong layer or file fails here)
+    except ScopeMLError as err:
+        if err.path is not None:  # a network file's own problem names the file
+            raise
+        raise type(err)(err.problem, path="--features") from err
+    return fs
+
+
+def _previous(output: Path, overwrite: bool):
+    """What an existing ``output`` held: its metadata if it is a readable pixel classifier, a
+    note saying what it was otherwise, ``None`` if there is none. A file that is not a pixel
+    classifier is refused unless ``overwrite``."""
+    from scopeml.errors import InvalidRequestError, ScopeMLError
+    from scopeml.model.safezip import peek_json
+    from scopeml.pixel import FORMAT, read_metadata
+
+    if not output.exists():
+        return None
+    try:
+        return read_metadata(output)
+    except ScopeMLError:
+        pass
+    try:
+        meta = peek_json(output, "model.json")
+    except (ScopeMLError, OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and meta.get("Format") == FORMAT:
+        return "an older or unreadable pixel classifier: nothing to compare"
+    if overwrite:
+        return "it was not a pixel classifier"
+    raise InvalidRequestError(
+        "exists and is not a pixel classifier; give another name, or --overwrite to replace it",
+        path=output,
+    )
+
+
+def _changes(path: Path, previous, clf) -> str:
+    """``replaced PATH: labelled pixels A 92 → 282, …`` (and other settings that changed)."""
+    if isinstance(previous, str):
+        return f"replaced {path} ({previous})"
+    before = previous.Training.get("samples_per_class") or []
+    now = clf.info["samples_per_class"]
+    old_names = [c.Name for c in previous.Classes]
+    parts = []
+    for k in range(max(len(before), len(now))):
+        name = clf.classes[k].name if k < len(now) else old_names[k]
+        if k < len(old_names) and k < len(now) and old_names[k] != name:
+            name = f"{old_names[k]} → {name}"
+        a = str(before[k]) if k < len(before) else "–"
+        b = str(now[k]) if k < len(now) else "–"
+        parts.append(f"{name} {a}" if a == b else f"{name} {a} → {b}")
+    same = before == now and old_names == [c.name for c in clf.classes]
+    changes = [f"labelled pixels {'unchanged (' if same else ''}{', '.join(parts)}{')' * same}"]
+    old_features = previous.Features.get("name")
+    if old_features != clf.features.name:
+        changes.append(f"features {old_features} → {clf.features.name}")
+    if previous.Forest.Trees != clf.forest.n_trees:
+        changes.append(f"trees {previous.Forest.Trees} → {clf.forest.n_trees}")
+    if previous.Training.get("channels") not in (None, clf.info.get("channels")):
+        changes.append(
+            f"channels {','.join(map(str, previous.Training['channels']))} → "
+            f"{','.join(map(str, clf.info['channels']))}"
+        )
+    return f"replaced {path}: {'; '.join(changes)}"
 
 
 @app.command("features")
 def features(
-    list_: bool = typer.Option(False, "--list", help="List filter families and presets."),
+    network: str | None = typer.Argument(
+        None,
+        metavar="[NETWORK]",
+        help="An .onnx or .czann file (or vgg19, vgg16): list the tensors it can tap.",
+    ),
+    list_: bool = typer.Option(
+        False, "--list", help="List filter families and presets (with NETWORK: its tensors)."
+    ),
     spec: str = typer.Option("basic25", "--features", help="Feature set whose names to print."),
     channels: int = typer.Option(1, min=1, max=1024, help="Number of image channels."),
     dims: int = typer.Option(2, min=2, max=3, help="Spatial dimensions (2 or 3)."),
 ) -> None:
-    """Print the names of a feature set's features (or, with --list, what can be chosen)."""
-    from scopeml.features import FAMILIES, PRESETS, SIGMAS, parse_features
+    """Print the names of a feature set's features (or, with --list, what can be chosen; with
+    NETWORK, the tensors of that network `--features NETWORK:TENSOR` can tap)."""
+    from scopeml.features import FAMILIES, PRESETS, SIGMAS
 
+    if network is None and list_ and _is_network(spec):  # `--features net.czann --list`
+        network = spec
+    if network is not None:
+        _list_tensors(network)
+        return
     if list_:
         typer.echo("families (outputs per channel in 2-D / 3-D):")
         for family, (n2, n3) in FAMILIES.items():
@@ -134,10 +231,38 @@ def features(
             extra = f" → {deep['projection']} dims" if deep.get("projection") else ""
             typer.echo(f"  {name}: {deep['network']} {','.join(deep['layers'])}{extra}")
         return
-    fs = parse_features(spec)
+    fs = _parse_features_option(spec)
     for feature in fs.names(channels, dims):
         typer.echo(feature)
     typer.echo(f"# {fs.n_features(channels, dims)} features, halo {fs.halo}", err=True)
+
+
+def _is_network(text: str) -> bool:
+    from scopeml.features._network import BUILTIN
+
+    return text in BUILTIN or text in ("vgg16", "vgg19") or Path(text).is_file()
+
+
+def _list_tensors(network: str) -> None:
+    """Print the 4-D tensors of ``network`` (name, op, maps×H×W at a 256² input)."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.features._network import BUILTIN, list_tensors
+
+    if network not in BUILTIN and not Path(network).is_file():
+        raise InvalidRequestError(
+            f"no such network file; give an .onnx or .czann file or one of "
+            f"{', '.join(sorted(BUILTIN))}",
+            path=network,
+        )
+    size = 256
+    rows = list_tensors(network, size=size)
+    shaped = any(shape for _, _, shape in rows)
+    where = f"maps×H×W for a {size}×{size} input" if shaped else "shapes unknown"
+    typer.echo(f"{network}: {len(rows)} tensors to tap with --features {network}:NAME ({where}):")
+    width = max((len(name) for name, _, _ in rows), default=0)
+    for name, op, shape in rows:
+        text = "×".join(map(str, shape)) if shape else ""
+        typer.echo(f"  {name:<{width}}  {op:<10} {text}".rstrip())
 
 
 @app.command("info")
@@ -150,6 +275,8 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
     channels = f"{meta.InChannels} channel{'s' * (meta.InChannels != 1)}"
     typer.echo(f"  {channels}, {meta.SpatialDims}-D, halo {meta.Halo}")
     typer.echo(f"  features: {meta.Features.get('name')} ({len(meta.FeatureNames)})")
+    if meta.Features.get("kind") == "deep":
+        _network_info(meta.Features)
     if meta.Training.get("channels"):
         typer.echo(f"  trained on channels: {', '.join(map(str, meta.Training['channels']))}")
     if span := meta.Training.get("intensity_range"):  # validated when read
@@ -165,6 +292,24 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
         typer.echo("  most important features:")
         for value, feature in ranked[:INFO_TOP_FEATURES]:
             typer.echo(f"    {value:6.1%}  {feature}")
+
+
+def _network_info(features: dict) -> None:
+    """The feature network's path, hash and where it is looked for."""
+    from scopeml.features._network import BUILTIN
+
+    network, sha = str(features.get("network")), str(features.get("sha256") or "")
+    layers = ", ".join(map(str, features.get("layers") or []))
+    typer.echo(f"  feature network: {network} ({layers})")
+    if network in BUILTIN:
+        where = "builtin"
+    elif features.get("embedded"):
+        where = "embedded in the classifier"
+    else:
+        relative = features.get("network_relative")
+        beside = f", {relative} relative to the classifier" if relative else ""
+        where = f"not embedded: looked for at this path{beside}, or beside the classifier"
+    typer.echo(f"    sha256 {sha or '(not recorded)'}, {where}")
 
 
 def _split(text: str | None) -> list[str] | None:

@@ -110,7 +110,8 @@ class FeatureSet:
         for family, sigma in filters:
             if family not in FAMILIES:
                 raise InvalidRequestError(
-                    f"unknown feature {family!r}; known: {', '.join(FAMILIES)}"
+                    f"unknown feature {family!r}{did_you_mean(family, FAMILIES)}; known: "
+                    f"{', '.join(FAMILIES)}"
                 )
             if not (math.isfinite(sigma) and 0.0 < sigma <= MAX_SIGMA):
                 raise InvalidRequestError(
@@ -229,18 +230,50 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
     if text in PRESETS:
         return PRESETS[text]
     filters = []
-    for group in text.replace(";", " ").split():
+    groups = text.replace(";", " ").split()
+    for group in groups:
         family, sep, sigmas = group.partition(":")
-        if not sep or not sigmas:
+        if group in PRESETS:  # with other groups, or it would have been taken whole above
             raise InvalidRequestError(
-                f"cannot read feature spec {group!r}: expected family:sigma[,sigma…] "
-                f"or a preset ({', '.join(PRESETS)})"
+                f"the preset {group} cannot be combined with filter families; give the families "
+                f"alone (`scopeml pixel features --list` shows what {group} holds)"
+            )
+        if not sep or not sigmas:
+            from scopeml.features.deep import DEEP_PRESETS
+
+            deep = [*DEEP_PRESETS, *(n.replace("-", "-random-", 1) for n in DEEP_PRESETS)]
+            hint = did_you_mean(group, [*FAMILIES, *PRESETS, *deep])
+            raise InvalidRequestError(
+                f"cannot read feature spec {group!r}{hint}: expected family:sigma[,sigma…], a "
+                f"preset ({', '.join(PRESETS)}) or a deep preset ({', '.join(DEEP_PRESETS)}; "
+                "untrained: vgg19-random-64…)"
             )
         try:
             filters.extend((family, float(s)) for s in sigmas.split(",") if s)
         except ValueError as err:
             raise InvalidRequestError(f"cannot read sigmas in {group!r}") from err
     return FeatureSet(tuple(filters))
+
+
+def did_you_mean(word: str, choices) -> str:
+    """`` (did you mean 'x'?)`` for the choices ``word`` starts, or nearly spells; else ``""``.
+
+    Examples
+    --------
+    >>> did_you_mean("gauss", ["gaussian_smoothing", "laplacian_of_gaussian"])
+    " (did you mean 'gaussian_smoothing'?)"
+    >>> did_you_mean("zzz", ["gaussian_smoothing"])
+    ''
+    """
+    import difflib
+
+    choices = list(choices)
+    word = word.lower()
+    close = [c for c in choices if c.startswith(word)] if len(word) >= 3 else []
+    close = close or difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return f" (did you mean {' or '.join(repr(c) for c in close[:3])}?)"
 
 
 def _reach(family: str, sigma: float, truncate: float) -> int:

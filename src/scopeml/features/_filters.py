@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import lru_cache
 from itertools import combinations_with_replacement
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,6 +61,13 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
     """
     fs = parse_features(features)
     image = np.asarray(image)
+    # NaN or infinite pixels give NaN or infinite features near them, quietly: training leaves
+    # those pixels out with one warning of its own, segmenting replaces them before
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _compute(image, fs)
+
+
+def _compute(image: np.ndarray, fs: Any) -> np.ndarray:
     if not isinstance(fs, FeatureSet):  # deep features (and their filter bank)
         return fs.compute(image)
     if image.ndim not in (3, 4):

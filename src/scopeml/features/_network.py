@@ -27,6 +27,9 @@ from scopeml.io.replace import write_atomically
 BUILTIN = {f"{arch}{suffix}" for arch in _vgg.CFGS for suffix in ("", "-random")}
 #: Longest side of the probe runs that measure strides (a tap's stride must divide it).
 _PROBES = (64, 96)
+#: A network up to this size (ONNX bytes) is kept with its session, so a classifier trained
+#: on it can carry it (see :func:`scopeml.pixel.save_classifier`).
+EMBED_MAX_BYTES = 50 * 2**20
 
 _LOCK = threading.Lock()
 _OPEN: dict[tuple, FeatureNetwork] = {}
@@ -53,6 +56,8 @@ class FeatureNetwork:
         As given: a builtin name or a file path.
     sha256
         Content hash of the network's ONNX bytes (before tapping).
+    onnx_bytes
+        Those bytes when at most :data:`EMBED_MAX_BYTES`, else ``None``.
     in_channels, channels_last
         The graph's input channels and layout.
     taps
@@ -66,6 +71,7 @@ class FeatureNetwork:
 
         self.source = source
         self.sha256 = hashlib.sha256(onnx_bytes).hexdigest()
+        self.onnx_bytes = onnx_bytes if len(onnx_bytes) <= EMBED_MAX_BYTES else None
         model = load_onnx(onnx_bytes, path=path)
         graph = model.graph
         inits = {t.name for t in graph.initializer}
@@ -161,6 +167,89 @@ def open_network(source: str, layers: tuple[str, ...], *, seed: int = 0) -> Feat
         if key not in _OPEN:
             _OPEN[key] = _build(source, tuple(layers), seed)
         return _OPEN[key]
+
+
+def open_network_bytes(
+    source: str, data: bytes, layers: tuple[str, ...], *, path=None
+) -> FeatureNetwork:
+    """The network of ONNX bytes ``data`` (``source`` names it in messages), as
+    :func:`open_network` opens a file: once per process, keyed by the bytes' hash."""
+    key: tuple = ("sha256", hashlib.sha256(data).hexdigest(), tuple(layers))
+    with _LOCK:
+        if key not in _OPEN:
+            _OPEN[key] = FeatureNetwork(source, data, tuple(layers), path=path)
+        return _OPEN[key]
+
+
+def list_tensors(source: str, *, size: int = 256) -> list[tuple[str, str, tuple | None]]:
+    """The tensors of a network that could be tapped: ``(name, op, shape)`` in graph order,
+    ``shape`` the ``C×H×W`` ONNX shape inference gives for a ``size×size`` input (``None`` where
+    it gives none). A builtin VGG lists its named layers.
+
+    Examples
+    --------
+    >>> list_tensors("vgg19-random")[:2]
+    [('conv1_1', 'Relu', (64, 256, 256)), ('conv1_2', 'Relu', (64, 256, 256))]
+    """
+    if source in BUILTIN:
+        arch = source.partition("-")[0]
+        out, channels, stride = [], 3, 1
+        for v, name in zip(_vgg.CFGS[arch], _vgg.layer_names(arch), strict=True):
+            stride *= 2 if v == "M" else 1
+            channels = channels if v == "M" else int(v)
+            op = "MaxPool" if v == "M" else "Relu"
+            out.append((name, op, (channels, size // stride, size // stride)))
+        return out
+
+    from scopeml.model.container import load_onnx
+
+    data, path = network_bytes(source, ())
+    graph = load_onnx(data, path=path).graph
+    first, second = (_inferred_shapes(data, path, n) for n in (size, size // 2))
+    shapes = {}
+    for name, a in first.items():  # the axis that keeps its size holds the maps (the probe's rule)
+        b = second.get(name)
+        fixed = [i for i in (1, 2, 3) if b is not None and a[i] == b[i]]
+        if len(fixed) == 1 and all(a[1:]):
+            shapes[name] = (a[fixed[0]], *(a[i] for i in (1, 2, 3) if i != fixed[0]))
+    outputs = [(name, node.op_type) for node in graph.node for name in node.output if name]
+    if shapes:  # a tap is an image of feature maps: list the 4-D tensors
+        return [(name, op, shapes[name]) for name, op in outputs if name in shapes]
+    return [(name, op, None) for name, op in outputs if op != "Constant"]
+
+
+def _inferred_shapes(data: bytes, path, size: int) -> dict[str, list[int]]:
+    """4-D tensor shapes ONNX shape inference gives for one ``size×size`` input (spatial axes of
+    the input: the two that are not its channel axis, read as the network's layout is)."""
+    import onnx
+
+    from scopeml.model.container import load_onnx
+
+    model = load_onnx(data, path=path)
+    graph = model.graph
+    inits = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in inits]
+    if len(inputs) != 1 or len(inputs[0].type.tensor_type.shape.dim) != 4:
+        return {}
+    dims = inputs[0].type.tensor_type.shape.dim
+    last = dims[3].HasField("dim_value") and dims[3].dim_value <= 4
+    for axis, dim in enumerate(dims):
+        if axis == 0 or axis == (3 if last else 1):
+            if not dim.HasField("dim_value"):
+                dim.dim_value = 1 if axis == 0 else 3
+        else:
+            dim.dim_value = size
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model).graph
+    except Exception:
+        return {}
+    shapes = {}
+    for info in (*inferred.value_info, *inferred.output):
+        shape = [d.dim_value if d.HasField("dim_value") else 0
+                 for d in info.type.tensor_type.shape.dim]  # fmt: skip
+        if len(shape) == 4:
+            shapes[info.name] = shape
+    return shapes
 
 
 def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[bytes, Path | None]:

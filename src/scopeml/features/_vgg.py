@@ -187,7 +187,7 @@ def imagenet_state_dict(arch: str, *, cache: Path | None = None) -> dict:
             except OSError as err:
                 raise InvalidRequestError(
                     f"cannot fetch {arch} ImageNet weights from {url} ({err}); on a machine "
-                    f"without internet, copy {pth.name} into {folder}, or use {arch}-random"
+                    f"without internet, copy {pth.name} into {folder}, or use {_untrained(arch)}"
                 ) from err
         _convert(pth, npz, expected=pth.stem.rsplit("-", 1)[1])
     with np.load(npz, allow_pickle=False) as data:
@@ -228,8 +228,16 @@ def _url(arch: str, pth: Path) -> str:
         raise InvalidRequestError(
             f"{arch} ImageNet weights: copy torchvision's {pth.name} into {pth.parent}, install "
             f"torchvision (its weights table names the address), or set SCOPEML_WEIGHTS_URL; "
-            f"or use {arch}-random"
+            f"or use {_untrained(arch)}"
         ) from err
+
+
+def _untrained(arch: str) -> str:
+    """Untrained presets of ``arch`` a user can give instead (``vgg19-random-64``, …)."""
+    from scopeml.features.deep import DEEP_PRESETS
+
+    names = [n.replace("-", "-random-", 1) for n, p in DEEP_PRESETS.items() if p["network"] == arch]
+    return f"the untrained {names[0]} for testing (any {arch} preset takes -random)"
 
 
 def _cfg(arch: str) -> list[int | str]:

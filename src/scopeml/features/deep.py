@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,7 +40,14 @@ import numpy as np
 from scopeml.errors import InvalidRequestError
 from scopeml.features._bank import PRESETS as BANK_PRESETS
 from scopeml.features._bank import FeatureSet, parse_features
-from scopeml.features._network import BUILTIN, FeatureNetwork, open_network, tap_alignment, tap_halo
+from scopeml.features._network import (
+    BUILTIN,
+    FeatureNetwork,
+    open_network,
+    open_network_bytes,
+    tap_alignment,
+    tap_halo,
+)
 from scopeml.features._vgg import IMAGENET_MEAN, IMAGENET_STD
 
 #: Tiled and whole-image deep features agree within this relative tolerance (of each map's
@@ -161,7 +170,8 @@ class DeepFeatures:
         """``deep(layer,scale=s)[Cc][i]``, ``deep(projection)[i]``, then the bank's names."""
         _check_2d(spatial_dims)
         if self.projection is not None:
-            names = [f"deep({self.network},projection)[{i}]" for i in range(self.projection)]
+            net = Path(self.network).name  # a file moved with its classifier keeps its names
+            names = [f"deep({net},projection)[{i}]" for i in range(self.projection)]
         else:
             groups = self._groups(n_channels)
             names = [
@@ -203,6 +213,9 @@ class DeepFeatures:
             stride = max(1, flat.size // 2**16)
             samples.append(flat[::stride])
         values = np.concatenate(samples)
+        values = values[np.isfinite(values)]  # NaN or infinite pixels are left out of training
+        if not values.size:
+            raise InvalidRequestError("the training images have no finite pixel values")
         lo, hi = (float(v) for v in np.percentile(values, (0.1, 99.9)))
         if not hi > lo:
             hi = lo + 1.0
@@ -276,10 +289,13 @@ class DeepFeatures:
 
     # -- (de)serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """As stored in a classifier: a network file as an absolute path (the container adds
+        its path relative to itself, and may embed the network, see
+        :func:`scopeml.pixel.save_classifier`)."""
         return {
             "kind": "deep",
             "name": self.name,
-            "network": self.network,
+            "network": network_path(self.network),
             "sha256": self.pinned().sha256,
             "layers": list(self.layers),
             "scales": list(self.scales),
@@ -290,8 +306,19 @@ class DeepFeatures:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DeepFeatures:
-        """Rebuild from :meth:`to_dict`; the network is opened and its hash checked."""
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        base: str | PathLike[str] | None = None,
+        embedded: bytes | None = None,
+    ) -> DeepFeatures:
+        """Rebuild from :meth:`to_dict`; the network is opened and its hash checked.
+
+        ``embedded``: the network's ONNX bytes stored with the classifier, used instead of any
+        file. Otherwise a network file is looked for where :func:`find_network` looks, ``base``
+        being the classifier's folder.
+        """
         try:
             fs = cls(
                 network=str(data["network"]),
@@ -308,8 +335,48 @@ class DeepFeatures:
             if isinstance(err, InvalidRequestError):
                 raise
             raise InvalidRequestError(f"malformed deep feature set: {err!r}") from err
+        if embedded is not None:
+            net = open_network_bytes(fs.network, embedded, fs.layers)
+            if fs.sha256 is not None and net.sha256 != fs.sha256:
+                raise InvalidRequestError(
+                    f"the embedded feature network has SHA-256 {net.sha256[:12]}…; the "
+                    f"classifier was trained with {fs.sha256[:12]}…"
+                )
+            fs._net.append(net)
+        elif fs.network not in BUILTIN:
+            found = find_network(fs.network, data.get("network_relative"), base)
+            fs = replace(fs, network=str(found))
         fs.net  # noqa: B018 (opens the network and checks its hash now, not at first tile)
         return fs
+
+
+def network_path(network: str) -> str:
+    """A builtin network's name, or a network file's absolute path (what a classifier stores)."""
+    if network in BUILTIN:
+        return network
+    return str(Path(network).expanduser().resolve())
+
+
+def find_network(network: str, relative: str | None, base: str | PathLike[str] | None) -> Path:
+    """The file of a classifier's feature network: at its recorded path, else at its path
+    relative to the classifier's folder ``base``, else beside the classifier (same name).
+
+    Raises :class:`InvalidRequestError` naming every place looked at.
+    """
+    recorded = Path(network)
+    places = [recorded]
+    if base is not None:
+        if relative:
+            places.append(Path(base) / relative)
+        places.append(Path(base) / recorded.name)
+    places = list(dict.fromkeys(places))
+    for place in places:
+        if place.is_file():
+            return place
+    raise InvalidRequestError(
+        f"feature network {recorded.name} not found (looked at "
+        f"{', '.join(str(p) for p in places)}); copy it beside the classifier"
+    )
 
 
 def _vgg_preset(arch: str, layers: tuple[str, ...], projection: int | None = None) -> dict:

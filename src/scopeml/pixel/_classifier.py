@@ -8,6 +8,7 @@ names it). So ``argmax`` over channels plus one gives back label values as train
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -350,7 +351,15 @@ def _training_set(
     # reads fastest (it scans one feature of many samples at a time; ~7% faster at 84k samples)
     x = np.concatenate([s[0] for s in samples], axis=1).T
     y = np.concatenate([s[1] for s in samples]).astype(label_dtype(n_classes))
-    return x, y, np.bincount(y, minlength=n_classes + 1)[1:]
+    counts = np.bincount(y, minlength=n_classes + 1)[1:]
+    if not counts.all():  # every class had labels: those left out were NaN or infinite
+        empty = [str(k + 1) for k in np.flatnonzero(counts == 0)]
+        raise InvalidImageError(
+            f"class {', '.join(empty)}: every labelled pixel is NaN or infinite or within the "
+            f"features' reach ({fs.halo} px) of such a pixel; label it where the image has values",
+            path=sources[0][0].path if len(sources) == 1 else None,
+        )
+    return x, y, counts
 
 
 def make_classes(
@@ -398,23 +407,65 @@ def _sample_features(
     cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features (``F×N``) and labels (``N``) of the labelled pixels, computed only in the blocks
-    that hold some, in raster order (so the forest does not depend on the block size)."""
+    that hold some, in raster order (so the forest does not depend on the block size).
 
-    def run(task: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    Labelled pixels whose features are NaN or infinite (a NaN or infinite pixel within the
+    halo) are left out, with one warning that counts them; an image whose labelled pixels are
+    all left out is refused, naming it.
+    """
+
+    def run(task: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         read, core, target = task
         block_labels = labels.read(target)
         mask = block_labels > 0
-        feats = _block_features(image, read, core, fs, cache)
-        where = np.nonzero(mask)
+        pixels = image.read(read)
+        feats = _block_features(image, read, core, fs, cache, pixels)[:, mask]
+        bad_pixels = 0
+        if pixels.dtype.kind == "f":
+            at = pixels[(slice(None), *core)][:, mask]
+            bad_pixels = int(np.count_nonzero(~np.isfinite(at).all(axis=0)))
+        keep = np.isfinite(feats).all(axis=0)
+        where = [w[keep] for w in np.nonzero(mask)]
         index = np.ravel_multi_index(
             [w + t.start for w, t in zip(where, target, strict=True)], labels.shape
         )
-        return feats[:, mask], block_labels[mask], index
+        return feats[:, keep], block_labels[mask][keep], index, bad_pixels, len(keep)
 
     parts = _map(run, scan.blocks, n_jobs)
     order = np.argsort(np.concatenate([p[2] for p in parts]))
     x = np.concatenate([p[0] for p in parts], axis=1)[:, order]
-    return x, np.concatenate([p[1] for p in parts])[order]
+    y = np.concatenate([p[1] for p in parts])[order]
+    labelled = sum(p[4] for p in parts)
+    _check_finite(labelled, labelled - len(y), sum(p[3] for p in parts), fs.halo, image.path)
+    return x, y
+
+
+def _check_finite(labelled: int, dropped: int, bad_pixels: int, halo: int, path: Any) -> None:
+    """Refuse an image whose labelled pixels all have non-finite features; warn once when some
+    are left out."""
+    if not dropped:
+        return
+    if bad_pixels == labelled:
+        raise InvalidImageError(
+            f"all {labelled} labelled pixels are NaN or infinite; label pixels with values",
+            path=path,
+        )
+    near = [f"{bad_pixels} are NaN or infinite"] if bad_pixels else []
+    if dropped > bad_pixels:
+        near.append(f"{dropped - bad_pixels} lie within {halo} px of a NaN or infinite pixel")
+    near = ", ".join(near)
+    if dropped == labelled:
+        raise InvalidImageError(
+            f"no labelled pixel has finite features: of {labelled}, {near}",
+            path=path,
+        )
+    where = f"{path}: " if path else ""
+    warnings.warn(
+        f"{where}{dropped} of {labelled} labelled pixels left out of training: their features "
+        f"are NaN or infinite ({near})",
+        UserWarning,
+        stacklevel=6,  # train_classifier's caller
+    )
 
 
 def _block_features(
@@ -423,11 +474,12 @@ def _block_features(
     core: tuple[slice, ...],
     fs: FeatureSet,
     cache: FeatureCache | None,
+    pixels: np.ndarray | None = None,
 ) -> np.ndarray:
     """Features (``F×…``) of the ``core`` of block ``read``: a view, or with a cache a contiguous
     array (copied while hot from the filters, so prediction needs no copy), taken from the
-    cache when the block's pixels are unchanged."""
-    pixels = source.read(read)
+    cache when the block's pixels are unchanged. ``pixels``: the block, if already read."""
+    pixels = source.read(read) if pixels is None else pixels
     key = block_key(fs, read, core) if cache is not None else None
     if key is None:
         return compute_features(pixels, fs)[(slice(None), *core)]

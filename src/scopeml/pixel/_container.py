@@ -8,6 +8,13 @@ Layout (suffix ``.czseg`` by convention)::
                           "intensity_range": the training pixels' percentiles per channel,
                           absent from containers written before it)
     forest/<name>.npy     one plain numeric .npy per node array (see ``_forest.ARRAY_DTYPES``)
+    network.onnx          deep features only: the user's feature network, when it is at most
+                          ``EMBED_MAX_BYTES`` (50 MiB), so the classifier works wherever it goes
+
+A deep classifier records its network file's absolute path ("network") and its path relative to
+the container ("network_relative"); without an embedded copy, loading looks there and beside
+the container (:func:`scopeml.features.deep.find_network`). The network's SHA-256 is checked
+either way. Builtin VGG networks are never embedded (they are rebuilt from their weights).
 
 Loading treats the file as untrusted, through the one safe container module
 (:mod:`scopeml.model.safezip`, the limits every container shares): members are read by their
@@ -19,14 +26,17 @@ defect raises :class:`InvalidContainerError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from scopeml.errors import InvalidContainerError, ScopeMLError
-from scopeml.features import parse_features
+from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLError
+from scopeml.features import DeepFeatures, parse_features
+from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
 from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
@@ -81,21 +91,46 @@ class ClassifierMetadata(BaseModel):
     ScopemlVersion: str = ""
 
 
-def save_classifier(classifier: PixelClassifier, path: str | PathLike[str]) -> Path:
-    """Write ``classifier`` to ``path`` atomically (temporary file in the folder, then rename)."""
+#: The member holding an embedded feature network.
+NETWORK_MEMBER = "network.onnx"
+
+
+def save_classifier(
+    classifier: PixelClassifier, path: str | PathLike[str], *, embed_network: bool | None = None
+) -> Path:
+    """Write ``classifier`` to ``path`` atomically (temporary file in the folder, then rename).
+
+    ``embed_network``: store a user's feature network (deep features) in the container; by
+    default when it is at most ``EMBED_MAX_BYTES``. Builtin networks are never stored.
+    """
     import sklearn
 
     import scopeml
 
     path = Path(path)
     spec = classifier.spec
+    features = classifier.features.to_dict()
+    network = None
+    if features.get("kind") == "deep" and features["network"] not in BUILTIN:
+        with contextlib.suppress(ValueError):  # another drive (Windows): no relative path
+            features["network_relative"] = os.path.relpath(
+                features["network"], path.resolve().parent
+            )
+        network = classifier.features.net.onnx_bytes if embed_network is not False else None
+        if embed_network and network is None:
+            raise InvalidRequestError(
+                f"the feature network is larger than {EMBED_MAX_BYTES >> 20} MiB; it is not "
+                "embedded (give embed_network=None or False)"
+            )
+        if network is not None:
+            features["embedded"] = NETWORK_MEMBER
     meta = ClassifierMetadata(
         Format=FORMAT,
         FormatVersion=FORMAT_VERSION,
         Name=spec.name,
         SpatialDims=spec.spatial_dims,
         InChannels=spec.in_channels,
-        Features=classifier.features.to_dict(),
+        Features=features,
         FeatureNames=classifier.feature_names,
         Classes=[
             _ClassEntry(Name=c.name, Color=c.color, Label=k + 1)
@@ -116,6 +151,8 @@ def save_classifier(classifier: PixelClassifier, path: str | PathLike[str]) -> P
         (f"forest/{name}.npy", npy_bytes(array))
         for name, array in classifier.forest.arrays().items()
     ]
+    if network is not None:
+        members.append((NETWORK_MEMBER, network))
     write_zip(path, members)
     return path
 
@@ -145,8 +182,15 @@ def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClas
             )
             for name, dtype in ARRAY_DTYPES.items()
         }
+        deep = meta.Features.get("kind") == "deep"
+        embedded = meta.Features.get("embedded") if deep else None
+        network = archive.read(_present(archive, NETWORK_MEMBER)) if embedded else None
     try:
-        features = parse_features(meta.Features)  # deep: opens the network, checks its hash
+        if deep:  # opens the network (embedded, or its file found), checks its hash
+            base = Path(path).resolve().parent
+            features = DeepFeatures.from_dict(meta.Features, base=base, embedded=network)
+        else:
+            features = parse_features(meta.Features)
         n_features = features.n_features(meta.InChannels, meta.SpatialDims)
         names = features.names(meta.InChannels, meta.SpatialDims)
     except ScopeMLError as err:
