@@ -22,9 +22,12 @@ def test_post_from_the_command_line(tmp_path, capsys) -> None:
     steps = ["fill_holes:12", "remove_small:6", "opening:1", "closing:2"]
     assert main([*args, *(f"--step={s}" for s in steps)]) == 0
     printed, err = capsys.readouterr()
-    assert printed == f"{out}\n" and "post:" in err
     expected = apply_steps(labels, [PostStep.parse(s) for s in steps])
-    with open_image(out) as result:
+    changed = int((expected != labels).sum())
+    assert printed.startswith(f"labels → {out}; fill_holes:12, remove_small:6, opening:1, ")
+    assert f": {changed:,} pixels changed (0 is the background); " in printed
+    assert printed.count("\n") == 1 and "post:" in err
+    with open_image(out / "labels") as result:  # named as the input's output
         np.testing.assert_array_equal(result.read()[0, 0, 0, 0], expected)
         assert result.pixel_sizes == {"Y": 0.3, "X": 0.3}
     assert main([*args, "--step", "opening"]) == 2  # exists, no --overwrite

@@ -46,14 +46,14 @@ def test_post_fills_a_hole_of_any_size_as_scipy_does(tmp_path, capsys):
     out = tmp_path / "filled.ome.zarr"
     args = ["post", str(source), "-o", str(out), "--tile-size", "32", "-q"]
     assert main([*args, "--step", "fill_holes"]) == 0, capsys.readouterr().err
-    with open_image(out) as result:
+    with open_image(out / "labels") as result:
         got = result.read()[0, 0, 0, 0]
     np.testing.assert_array_equal(got, ndi.binary_fill_holes(mask).astype(np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["filled.ome.zarr", "ring.ome.zarr"]
 
     bounded = tmp_path / "bounded.ome.zarr"  # a size bound keeps the big hole open
     assert main([*args[:3], str(bounded), *args[4:], "--step", "fill_holes:1024"]) == 0
-    with open_image(bounded) as result:
+    with open_image(bounded / "labels") as result:
         kept = result.read()[0, 0, 0, 0]
     assert not kept[hole & (np.arange(labels.shape[0])[:, None] < 100)].any()
     assert kept[130, 50] == 1

@@ -9,7 +9,14 @@ import typer
 STEP_HELP = (
     "A step, in the order given (repeat the option): fill_holes (holes of any size, a whole-plane "
     "pass out of core) or fill_holes:MAX_PIXELS (smaller holes only, one tile pass), "
-    "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS]. Each runs on every class."
+    "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS]. Each runs on every class but "
+    "the background class."
+)
+BACKGROUND_HELP = (
+    "The background class, by name or label value: the steps run on every other class, it takes "
+    "the pixels they remove (unless another class is nearer) and holes in it are filled. "
+    "Default: the class named background or bg, else the first class (as in ZEN), for a segment "
+    "store's labels; 0 for labels without class names (a mask: 0 is the background)."
 )
 
 
@@ -19,23 +26,55 @@ def post(
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
     step: list[str] = typer.Option(..., "--step", "-s", help=STEP_HELP),
+    background: str | None = typer.Option(None, "--background", "-b", help=BACKGROUND_HELP),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (read with the steps' halo)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Post-process a label image exactly as a whole-image run would, in bounded memory."""
-    from scopeml.api import Segmentation, _as_segmentation
+    """Post-process a label image exactly as a whole-image run would, in bounded memory.
+
+    The result keeps the input's output name (OUT.ome.zarr/labels, …), its class names and
+    pixel sizes, so later steps take it as they take a segment store
+    (scopeml objects label OUT.ome.zarr --class NAME). Ends with one line on what changed.
+    """
+    import time
+
+    from scopeml.errors import InvalidRequestError
     from scopeml.post import PostStep, post_process_file
 
+    start = time.perf_counter()
     steps = [PostStep.parse(text) for text in step]
-    source = _as_segmentation(image)  # a segment store: its labels
-    path = post_process_file(
-        source.path / "labels" if isinstance(source, Segmentation) else image,
+    if output.exists() and not overwrite:
+        raise InvalidRequestError("output exists; add --overwrite to replace it", path=output)
+    written = post_process_file(
+        image,
         output,
         steps,
+        background=background,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=not quiet,
     )
-    if not quiet:
-        typer.echo(str(path))
+    typer.echo(summary(written, time.perf_counter() - start))
+
+
+def summary(written: Path, seconds: float) -> str:
+    """The line a run ends with: ``labels → OUT.ome.zarr; fill_holes, remove_small:200:
+    1,204 pixels changed (background class 1 background); 0.4 s``."""
+    import zarr
+
+    record = zarr.open_group(str(written.parent), mode="r").attrs.get("scopeml", {})
+    post = record.get("post", {})
+    classes = record.get("model", {}).get("classes", []) if written.name == "labels" else []
+    value = post.get("background")
+    if value is None:
+        background = "0 is the background"
+    else:
+        name = classes[value - 1] if 0 < value <= len(classes) else ""
+        background = f"background class {value} {name}".rstrip()
+    changed = int(post.get("changed_pixels", 0))
+    steps = ", ".join(post.get("steps", []))
+    return (
+        f"{written.name} → {written.parent}; {steps}: {changed:,} pixel{'s' * (changed != 1)} "
+        f"changed ({background}); {seconds:.1f} s"
+    )

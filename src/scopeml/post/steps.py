@@ -1,16 +1,27 @@
 """Morphology steps as values: parsed from ``name[:size]``, each knowing the halo it needs.
 
-A step runs on every class of a semantic label image (0 = background, ≥ 1 = class), as
-:func:`~scopeml.post.morphology.clean_classes` does: a class loses pixels to background and
-grows only into background, never into another class. Every step is local, so a tile read with
-:attr:`PostStep.halo` more pixels on each side gives exactly the whole-image result in its core:
+A step runs on every class of a semantic label image but the background. Two conventions for
+the background, chosen by ``background``:
+
+- ``None`` (masks, 0-background labels): 0 is the background. A class loses pixels to 0 and
+  grows only into 0, never into another class.
+- a label value ``b`` (a pixel classifier's labels, where every pixel has a class and the
+  background is one of them, ``b``): the steps run on every class but ``b`` and 0
+  (unclassified). A class grows into ``b`` and 0, never into another class, so ``fill_holes``
+  fills a class's holes of background with that class. A pixel a class loses goes to the
+  class around it: the nearest pixel that kept or got a class (not 0), looked for as far as
+  :func:`removal_reach` (ties: ``b`` first, then the lower value); none that near gives ``b``.
+
+Every step is local, so a tile read with :attr:`PostStep.halo` more pixels on each side (plus
+:func:`removal_reach` with a background class: :func:`post_halo`) gives exactly the
+whole-image result in its core:
 
 - ``opening:r`` / ``closing:r``: a ball of radius ``r`` eroded then dilated (or the reverse)
   reaches ``2 r`` pixels;
 - ``remove_small:n``: a component that reaches ``n - 1`` pixels away has at least ``n`` pixels,
   so within that halo a tile decides every core pixel as the whole image does;
-- ``fill_holes:n``: holes (background not connected to the image border) with fewer than ``n``
-  pixels are filled, by the same argument.
+- ``fill_holes:n``: holes (pixels of no class of its own not connected to the image border)
+  with fewer than ``n`` pixels are filled, by the same argument.
 
 ``fill_holes`` without a size fills holes of any size. That is not local — one pixel far away
 can open a hole to the border — so it has no halo (:attr:`PostStep.local` is false):
@@ -24,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from scopeml.errors import InvalidRequestError
 from scopeml.post.morphology import binary_close, binary_open, fill_holes, remove_small_objects
@@ -121,8 +133,29 @@ def steps_halo(steps: Sequence[PostStep]) -> int:
     return sum(step.halo for step in steps)
 
 
-def apply_steps(labels: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
+def removal_reach(steps: Sequence[PostStep]) -> int:
+    """How far (pixels) a pixel a class loses looks for the class around it: the largest
+    distance a step removes pixels from the class's other pixels or its border
+    (``remove_small:n``: ``n - 1``, a removed component has fewer than ``n`` pixels;
+    ``opening:r``: ``r``, a removed pixel has no ball of radius ``r`` inside the class)."""
+    reach = [step.size - 1 for step in steps if step.name == "remove_small" and step.size]
+    reach += [step.size for step in steps if step.name == "opening" and step.size]
+    return max(reach, default=0)
+
+
+def post_halo(steps: Sequence[PostStep], background: int | None = None) -> int:
+    """Pixels of context a tile needs for :func:`apply_steps` to be exact in its core: the
+    steps' halo, plus :func:`removal_reach` where lost pixels go to the class around them."""
+    return steps_halo(steps) + (removal_reach(steps) if background is not None else 0)
+
+
+def apply_steps(
+    labels: np.ndarray, steps: Sequence[PostStep], *, background: int | None = None
+) -> np.ndarray:
     """Run ``steps`` in order on each class of a semantic label image; same shape and dtype.
+
+    ``background``: the label value of the background class (see the module docstring), or
+    ``None`` where 0 is the background.
 
     Examples
     --------
@@ -131,10 +164,18 @@ def apply_steps(labels: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
     array([[1, 1, 1, 0, 0],
            [1, 1, 1, 0, 0],
            [1, 1, 1, 0, 0]], dtype=uint8)
+    >>> classified = semantic + 1  # a pixel classifier's: background is class 1
+    >>> apply_steps(classified, [PostStep("fill_holes", 10), PostStep("remove_small", 2)],
+    ...             background=1)
+    array([[2, 2, 2, 1, 1],
+           [2, 2, 2, 1, 1],
+           [2, 2, 2, 1, 1]], dtype=uint8)
     """
     labels = np.asarray(labels)
-    masks = ((value, run_steps(labels == value, steps)) for value in class_values(labels))
-    return merge_classes(labels, masks)
+    masks = (
+        (value, run_steps(labels == value, steps)) for value in class_values(labels, background)
+    )
+    return merge_classes(labels, masks, background=background, reach=removal_reach(steps))
 
 
 def run_steps(mask: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
@@ -144,19 +185,75 @@ def run_steps(mask: np.ndarray, steps: Sequence[PostStep]) -> np.ndarray:
     return mask
 
 
-def class_values(labels: np.ndarray) -> list[int]:
-    """The classes of a label image (every value but 0), ascending."""
-    return [value for value in np.unique(labels).tolist() if value != 0]
+def class_values(labels: np.ndarray, background: int | None = None) -> list[int]:
+    """The classes the steps run on (every value but 0 and ``background``), ascending."""
+    return [value for value in np.unique(labels).tolist() if value not in (0, background)]
 
 
-def merge_classes(labels: np.ndarray, masks: Iterable[tuple[int, np.ndarray]]) -> np.ndarray:
+def merge_classes(
+    labels: np.ndarray,
+    masks: Iterable[tuple[int, np.ndarray]],
+    *,
+    background: int | None = None,
+    reach: int = 0,
+) -> np.ndarray:
     """``labels`` with each class replaced by its processed mask, classes in the order given:
-    a class loses pixels to background and grows only into background (a later class wins a
-    background pixel two classes grow into). Pixel by pixel, so a tile merges as the image does.
+    a class grows only into background (0, and ``background``; a later class wins a pixel two
+    classes grow into). A pixel a class loses becomes 0, or, with a ``background`` class, takes
+    the nearest class within ``reach`` (:func:`give_to_nearest`). Local: a tile with ``reach``
+    more pixels merges its core as the image does.
     """
     out = labels.copy()
+    vacated = np.zeros(labels.shape, bool) if background is not None else None
+    free = labels == 0 if background is None else (labels == 0) | (labels == background)
     for value, mask in masks:
         original = labels == value
-        out[original & ~mask] = 0
-        out[mask & ((labels == 0) | original)] = value
+        lost = original & ~mask
+        out[lost] = 0
+        if vacated is not None:
+            vacated |= lost  # only this class may take these back, and it does not
+        out[mask & (free | original)] = value
+    if vacated is not None:
+        give_to_nearest(out, vacated, background, reach)  # type: ignore[arg-type]
     return out
+
+
+def give_to_nearest(out: np.ndarray, vacated: np.ndarray, background: int, reach: int) -> None:
+    """Give each ``vacated`` pixel of ``out`` (in place) the class of the nearest other pixel
+    with a class (not 0) within ``reach`` pixels (Euclidean; ties: ``background``, then the
+    lower value); ``background`` where there is none that near.
+
+    Examples
+    --------
+    >>> out = np.array([[3, 3, 0, 2, 2, 2]]); vacated = out == 0
+    >>> give_to_nearest(out, vacated, 1, 2); out  # a tie: the lower value
+    array([[3, 3, 2, 2, 2, 2]])
+    """
+    if not vacated.any():
+        return
+    # the pixels within reach of a vacated one: exact distances there, however the image is cut
+    box = _bounding_box(vacated, reach)
+    here, near = vacated[box], out[box]
+    kept = ~here
+    values = [v for v in np.unique(near[kept]).tolist() if v != 0]
+    order = sorted(values, key=lambda v: (v != background, v))
+    choice = np.full(int(here.sum()), background, out.dtype)
+    best = np.full(choice.shape, np.inf)
+    for value in order:
+        distance = ndi.distance_transform_edt(~(kept & (near == value)))[here]
+        closer = (distance <= reach) & (distance < best)
+        choice[closer], best[closer] = value, distance[closer]
+    near[here] = choice
+
+
+def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    """The slices around ``mask``'s true pixels, grown by ``margin`` and clipped to it."""
+    box = []
+    for axis in range(mask.ndim):
+        found = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        box.append(
+            slice(
+                max(int(found[0]) - margin, 0), min(int(found[-1]) + margin + 1, mask.shape[axis])
+            )
+        )
+    return tuple(box)

@@ -31,6 +31,8 @@ from scopeml.post.steps import (
     apply_steps,
     class_values,
     merge_classes,
+    post_halo,
+    removal_reach,
     run_steps,
     steps_halo,
 )
@@ -48,17 +50,21 @@ def post_process_tiled(
     steps: Sequence[PostStep],
     out: np.ndarray,
     *,
+    background: int | None = None,
     tile_size: int = TILE_SIZE,
     progress: Progress = None,
     scratch: str | PathLike[str] | None = None,
-) -> None:
-    """Run ``steps`` over every plane stack of a 6-D label ``image`` into the 6-D ``out``.
+) -> int:
+    """Run ``steps`` over every plane stack of a 6-D label ``image`` into the 6-D ``out``;
+    returns how many pixels changed.
 
     ``out`` is any array-like with ``image.shape`` that takes slice assignment (a zarr array).
     Each scene, time point and channel is processed on its own as a ``Z×Y×X`` volume (the steps
     work in 3-D when Z > 1), tile by tile. ``fill_holes`` of any size keeps each class's mask in
     zarr stores in a new folder inside ``scratch`` (default: the system's temporary folder),
     removed at the end; disk use is about one boolean image per class, compressed.
+    ``background`` is the background class's label value, or ``None`` where 0 is the
+    background (see :mod:`scopeml.post.steps`).
 
     Examples
     --------
@@ -67,12 +73,20 @@ def post_process_tiled(
     >>> out = np.empty_like(labels)
     >>> post_process_tiled(Image(labels), [PostStep.parse("fill_holes"),
     ...                    PostStep.parse("remove_small:2")], out, tile_size=8)
+    2
     >>> int(out[0, 0, 0, 0, 10, 10]), int(out[0, 0, 0, 0, 2, 2]), int(out.sum())
     (1, 0, 400)
+    >>> out = np.empty_like(labels)  # background as class 1, as a pixel classifier writes it
+    >>> post_process_tiled(Image(labels + 1), [PostStep.parse("fill_holes"),
+    ...                    PostStep.parse("remove_small:2")], out, background=1, tile_size=8)
+    2
+    >>> int(out[0, 0, 0, 0, 10, 10]), int(out[0, 0, 0, 0, 2, 2]), int((out == 2).sum())
+    (2, 1, 400)
     >>> ring = np.zeros((1, 1, 1, 1, 40, 40), np.uint8); ring[..., 2:38, 2:38] = 1
     >>> ring[..., 6:34, 6:34] = 0  # a hole of 784 pixels, wider than the tiles
     >>> out = np.empty_like(ring)
     >>> post_process_tiled(Image(ring), [PostStep.parse("fill_holes")], out, tile_size=8)
+    784
     >>> int(out.sum())
     1296
     """
@@ -86,17 +100,22 @@ def post_process_tiled(
     stacks = list(np.ndindex(*image.shape[:3]))
     views = [StackView(image, scene=s, time=t, channel=c) for s, t, c in stacks]
     puts = [_StackOut(out, index, view.ndim) for index, view in zip(stacks, views, strict=True)]
+    changed = 0
     if all(step.local for step in steps):
-        halo = steps_halo(steps)
+        halo = post_halo(steps, background)
         work = [(n, tile) for n, view in enumerate(views)
                 for tile in iter_regions(view.shape, tile_size, halo)]  # fmt: skip
         for n, (read, core) in track(work, progress, "post", unit="tile"):
-            puts[n][core_region(read, core)] = apply_steps(views[n][read], steps)[core]
-        return
+            labels = np.asarray(views[n][read])
+            result = apply_steps(labels, steps, background=background)[core]
+            changed += int(np.count_nonzero(result != labels[core]))
+            puts[n][core_region(read, core)] = result
+        return changed
     report = as_progress(progress)
     with _scratch_folder(scratch) as folder:
         for view, put in zip(views, puts, strict=True):
-            _post_stack(view, steps, put, tile_size, folder, report)
+            changed += _post_stack(view, steps, put, tile_size, folder, report, background)
+    return changed
 
 
 def _post_stack(
@@ -106,14 +125,16 @@ def _post_stack(
     tile_size: int,
     folder: Path,
     report: ProgressCallback,
-) -> None:
+    background: int | None,
+) -> int:
     """``steps`` with a non-local one on one ``(Z×)Y×X`` stack: per class, its mask through
     scratch stores (runs of local steps tile by tile, each unbounded hole filling as one exact
-    tiled pass), then every class merged tile by tile as :func:`apply_steps` merges them."""
+    tiled pass), then every class merged tile by tile (with the halo the lost pixels need) as
+    :func:`apply_steps` merges them; returns how many pixels changed."""
     tiles = [read for read, _ in iter_regions(stack.shape, tile_size)]
     found: set[int] = set()
     for tile in track(tiles, report, "find classes", unit="tile"):
-        found.update(class_values(stack[tile]))
+        found.update(class_values(stack[tile], background))
         if len(found) > MAX_FILL_CLASSES:
             raise InvalidRequestError(
                 f"more than {MAX_FILL_CLASSES} label values: fill_holes of any size makes "
@@ -137,10 +158,16 @@ def _post_stack(
                 shutil.rmtree(done, ignore_errors=True)
             done = path
         masks[value] = mask
-    for tile in track(tiles, report, "merge", unit="tile"):
-        labels = stack[tile]
-        parts = ((value, np.asarray(mask[tile], bool)) for value, mask in masks.items())
-        out[tile] = merge_classes(labels, parts)
+    reach = removal_reach(steps) if background is not None else 0
+    changed = 0
+    regions = list(iter_regions(stack.shape, tile_size, reach))
+    for read, core in track(regions, report, "merge", unit="tile"):
+        labels = np.asarray(stack[read])
+        parts = ((value, np.asarray(mask[read], bool)) for value, mask in masks.items())
+        merged = merge_classes(labels, parts, background=background, reach=reach)[core]
+        changed += int(np.count_nonzero(merged != labels[core]))
+        out[core_region(read, core)] = merged
+    return changed
 
 
 def _runs(steps: Sequence[PostStep]) -> Iterator[list[PostStep]]:
@@ -208,18 +235,33 @@ def post_process_file(
     output: str | PathLike[str],
     steps: Sequence[PostStep | str],
     *,
+    background: int | str | None = None,
     tile_size: int = TILE_SIZE,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Path:
-    """Post-process the label image ``source`` (any readable format, or an open ``Image``) into
-    the OME-Zarr ``output``; ``steps`` as :class:`PostStep` or as the command line writes them
-    (``"closing:1"``).
+    """Post-process the label image ``source`` (any readable format, a segment store — its
+    ``labels`` — or an open ``Image``) into the OME-Zarr store ``output``; ``steps`` as
+    :class:`PostStep` or as the command line writes them (``"closing:1"``).
 
-    The output keeps the input's dtype, pixel sizes and channel names, with axes ``T C Z Y X``
-    where the input has them (size-1 axes are left out; several scenes are refused). It is
-    written to a temporary store and moved into place when complete; ``fill_holes`` of any size
-    keeps its scratch stores in a hidden folder beside ``output`` while it runs.
+    The result is written as ``output/NAME``, NAME being the input's output name (``labels``,
+    ``mask``, …; ``labels`` for a plain file), marked as a label image (NGFF ``image-label``),
+    with the input's dtype, pixel sizes and channel names and axes ``T C Z Y X`` where the input
+    has them (size-1 axes are left out; several scenes are refused). The store records the
+    steps, the background class, the pixels changed and, for a segment store's ``labels``, the
+    class names, so a name picks a class later (``scopeml objects label OUT --class coin``).
+    It is written to a temporary store and moved into place when complete; ``fill_holes`` of
+    any size keeps its scratch stores in a hidden folder beside ``output`` while it runs.
+
+    ``background`` is the background class, by name or label value (see
+    :mod:`scopeml.post.steps`): by default the class named ``background`` or ``bg``, else the
+    first class (ZEN's convention), where the labels have class names; 0 (the background is 0,
+    as in a mask) where they have none, or when ``background=0``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written label image, ``output/NAME`` (open it with :func:`scopeml.io.open_image`).
 
     Examples
     --------
@@ -232,9 +274,11 @@ def post_process_file(
     >>> out = post_process_file(folder / "in.ome.zarr", folder / "out.ome.zarr", ["fill_holes"])
     >>> from scopeml.io import open_image
     >>> result = open_image(out)
-    >>> int(result.read()[0, 0, 0, 0, 5, 5]), result.pixel_sizes
-    (1, {'Y': 0.5, 'X': 0.5})
+    >>> out.name, int(result.read()[0, 0, 0, 0, 5, 5]), result.pixel_sizes
+    ('labels', 1, {'Y': 0.5, 'X': 0.5})
     """
+    import zarr
+
     from scopeml.io import open_image
     from scopeml.io.omezarr import create_ome_zarr
     from scopeml.io.replace import atomic_write, check_replaceable_store
@@ -247,6 +291,13 @@ def post_process_file(
             "output exists; pass overwrite=True (--overwrite) to replace it", path=output
         )
     check_replaceable_store(output)
+    if not isinstance(source, Image):
+        source = segment_labels(source)
+    where = getattr(source, "path", None) if isinstance(source, Image) else source
+    name = output_name(where)
+    identity = recorded_identity(where)  # the segment run's record: model, image, options
+    classes = tuple(identity["model"]["classes"]) if identity and name == "labels" else ()
+    value = background_value(background, classes, path=where)
     opened = nullcontext(source) if isinstance(source, Image) else open_image(source)
     with opened as image:  # a caller's Image stays open
         if image.sizes["S"] > 1:
@@ -258,26 +309,151 @@ def post_process_file(
         chunks = [1 if a in "TC" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
         with atomic_write(output, folder=True) as temp:
             array = create_ome_zarr(
-                temp,
+                temp / name,
                 shape=shape,
                 dtype=image.dtype,
                 axes=axes,
                 chunks=chunks,
                 pixel_sizes=image.pixel_sizes,
                 channel_names=image.channel_names if "C" in axes else None,
-                name=output.name,
+                name=name,
                 overwrite=True,
                 root=temp,
             )
-            post_process_tiled(
+            changed = post_process_tiled(
                 image,
                 steps,
                 _SixD(array, axes),
+                background=value,
                 tile_size=tile_size,
                 progress=progress,
                 scratch=output.parent,  # the output's disk, not the system's temporary one
             )
-    return output
+            _mark_labels(zarr.open_group(str(temp / name), mode="r+"), classes)
+            post = {
+                "source": None if where is None else str(where),
+                "steps": [step_text(step) for step in steps],
+                "background": value,
+                "changed_pixels": changed,
+            }
+            identity = {"format": 2, "model": {"classes": []}, **identity, "post": post}
+            zarr.open_group(str(temp), mode="r+").attrs["scopeml"] = identity
+    return output / name
+
+
+def step_text(step: PostStep) -> str:
+    """A step as the command line writes it (``remove_small:50``, ``fill_holes``)."""
+    return step.name if step.size is None else f"{step.name}:{step.size}"
+
+
+def segment_labels(source: str | PathLike[str]) -> Path:
+    """A segment store (or a post store) as its ``labels`` output; any other path unchanged."""
+    from scopeml.io.stores import is_zarr_store
+
+    path = Path(source)
+    if is_zarr_store(path) and is_zarr_store(path / "labels"):
+        return path / "labels"
+    return path
+
+
+def output_name(path: str | PathLike[str] | None) -> str:
+    """The name of the output a label image is (``labels``, ``mask``, ``instances``) where it
+    lies in a store (its folder's name), else ``labels``."""
+    from scopeml.io.stores import is_zarr_store
+
+    if path is None:
+        return "labels"
+    path = Path(path)
+    inside = is_zarr_store(path.parent) and path.parent != path
+    return path.name if inside and path.name.isidentifier() else "labels"
+
+
+def recorded_identity(path: str | PathLike[str] | None) -> dict[str, Any]:
+    """The run record (``model`` with its ``classes``, ``image``, ``options``) of the segment or
+    post store that the label image ``path`` lies in; empty where there is none or it is
+    malformed."""
+    from scopeml.io.stores import is_zarr_store
+
+    if path is None or not is_zarr_store(Path(path).parent):
+        return {}
+    import zarr
+
+    try:
+        identity = zarr.open_group(str(Path(path).parent), mode="r").attrs.get("scopeml", {})
+    except Exception:  # not a group: no record
+        return {}
+    model = identity.get("model") if isinstance(identity, dict) else None
+    classes = model.get("classes") if isinstance(model, dict) else None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        return {}
+    return {key: value for key, value in identity.items() if key != "post"}
+
+
+#: Class names taken for the background class, compared without case.
+BACKGROUND_NAMES = ("background", "bg")
+
+
+def background_value(
+    background: int | str | None, classes: Sequence[str], *, path: Any = None
+) -> int | None:
+    """The label value of the background class, or ``None`` where 0 is the background.
+
+    ``None`` chooses: the class named ``background`` or ``bg``, else the first class (ZEN's
+    convention); 0 where there are no class names. ``0`` (or ``"0"``) means 0 is the background.
+
+    Examples
+    --------
+    >>> background_value(None, ("coin", "BG")), background_value(None, ("cell", "nucleus"))
+    (2, 1)
+    >>> background_value(None, ()), background_value("coin", ("bg", "coin"))
+    (None, 2)
+    >>> background_value(0, ("background", "coin")) is None  # 0 is the background
+    True
+    """
+    if background is None:
+        if not classes:
+            return None
+        lower = [name.lower() for name in classes]
+        found = [lower.index(n) for n in BACKGROUND_NAMES if n in lower]
+        return (found[0] if found else 0) + 1
+    if isinstance(background, str) and background.strip().isdigit():
+        background = int(background)
+    if isinstance(background, str):
+        if not classes:
+            raise InvalidRequestError(
+                f"background class {background!r} given by name, but these labels carry no "
+                "class names; give its label value (--background VALUE)",
+                path=path,
+            )
+        lower = [name.lower() for name in classes]
+        if background.strip().lower() not in lower:
+            raise InvalidRequestError(
+                f"no class {background!r}; the classes are {_listed(classes)}", path=path
+            )
+        return lower.index(background.strip().lower()) + 1
+    value = int(background)
+    if value < 0 or (classes and value > len(classes)):
+        known = f"the classes are {_listed(classes)}" if classes else "label values are >= 0"
+        raise InvalidRequestError(f"no background class {value}; {known}", path=path)
+    return value or None
+
+
+def _listed(classes: Sequence[str]) -> str:
+    return ", ".join(f"{value} {name}" for value, name in enumerate(classes, 1))
+
+
+def _mark_labels(group: Any, classes: Sequence[str]) -> None:
+    """Mark an NGFF image group as a label image (``image-label``, with the class names as
+    properties), so viewers open it as labels, not as intensities."""
+    attrs = group.attrs.asdict()
+    ome = dict(attrs.get("ome", {}))
+    label: dict[str, Any] = {"version": ome.get("version", "0.5")}
+    if classes:
+        label["properties"] = [
+            {"label-value": value, "class": name} for value, name in enumerate(classes, 1)
+        ]
+    ome["image-label"] = label
+    group.attrs["ome"] = ome
 
 
 def _check_tile_size(tile_size: int) -> None:
