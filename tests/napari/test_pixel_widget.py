@@ -140,3 +140,68 @@ def test_bad_scribbles_file_is_one_line_error(viewer, sample, tmp_path):
         widget.import_scribbles(bad)
     widget._guard(widget.import_scribbles, bad)
     assert widget.status.text().startswith("error: ") and "\n" not in widget.status.text()
+
+
+def test_scribbles_and_preview_take_the_image_units(viewer, qtbot, sample):
+    from scopeml.napari.pixel_widget import PREVIEW, PixelClassifierWidget
+
+    image_path, truth = sample
+    dapi, _ = viewer.open(str(image_path), plugin="scopeml")
+    assert str(dapi.units[-1]) == "micrometer"
+    widget = PixelClassifierWidget(viewer)
+    widget.image_choice.setCurrentText("DAPI")
+    scribbles = widget.scribbles()
+    assert tuple(scribbles.units) == tuple(dapi.units)
+    assert viewer.layers.extent.units is not None  # no "Inconsistent units across layers"
+    paint_truth(scribbles, truth, step=13)
+    widget.trees.setValue(5)
+    widget.train()
+    wait_idle(qtbot, widget)
+    widget.update_preview({"Y": (0, 100), "X": (0, 120)})
+    wait_idle(qtbot, widget)
+    assert tuple(viewer.layers[PREVIEW].units) == tuple(dapi.units)
+    assert viewer.layers.extent.units is not None
+
+
+def test_the_channels_trained_on_are_named_and_saved(viewer, qtbot, sample, tmp_path, capsys):
+    """The widget trains on every channel of the file behind the layer chosen: it names them
+    (an RGB image's R, G, B too), and the saved classifier records them as the CLI's does."""
+    import tifffile
+
+    from scopeml.cli import main
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    image_path, truth = sample
+    viewer.open(str(image_path), plugin="scopeml")
+    widget = PixelClassifierWidget(viewer)
+    widget.image_choice.setCurrentText("Membrane")
+    assert widget.channels.text() == "trains on channels DAPI, Membrane"
+    paint_truth(widget.scribbles(), truth, step=13)
+    widget.trees.setValue(5)
+    widget.train()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().endswith("labelled pixels of channels DAPI, Membrane")
+    saved = widget.save_model(tmp_path / "widget.czseg")
+    capsys.readouterr()
+    assert main(["pixel", "info", str(saved)]) == 0
+    assert "  trained on channels: DAPI, Membrane" in capsys.readouterr().out.splitlines()
+
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[20:60, 30:90] = (200, 40, 90)
+    file = tmp_path / "ihc.tif"
+    tifffile.imwrite(file, rgb, photometric="rgb")
+    layers = viewer.open(str(file), plugin="scopeml")  # three grey layers: R, G, B
+    assert [layer.name for layer in layers] == ["R", "G", "B"]
+    widget.image_choice.setCurrentText("R")
+    assert widget.channels.text() == "trains on channels R, G, B"
+    viewer.add_image(rgb, rgb=True, name="ihc in memory")  # napari's own RGB layer
+    widget.image_choice.setCurrentText("ihc in memory")
+    assert widget.channels.text() == "trains on channels R, G, B"
+    viewer.layers.remove("scopeml scribbles")
+    scribbles = widget.scribbles()
+    scribbles.data[::5, ::5] = 1
+    scribbles.data[25:55:5, 35:85:5] = 2
+    widget.train()
+    wait_idle(qtbot, widget)
+    assert widget.model.info["channels"] == ["R", "G", "B"]
+    assert widget.model.spec.in_channels == 3

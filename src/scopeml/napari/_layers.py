@@ -147,18 +147,111 @@ def _colormap(hex_color: str) -> Any:
 
 
 def labels_layer_data(
-    levels: list[sm.Image], *, name: str, path: str | None = None
+    levels: list[sm.Image],
+    *,
+    name: str,
+    path: str | None = None,
+    classes: list[str] | None = None,
 ) -> tuple[Any, dict[str, Any], str]:
-    """A labels layer tuple (class labels or instances) from a single-channel image's levels."""
+    """A labels layer tuple (class labels or instances) from a single-channel image's levels;
+    ``classes``: the name of each label value from 1 (napari shows it under the cursor)."""
     base = levels[0]
     axes = kept_axes(base)
     index = tuple(slice(None) if a in axes else 0 for a in "STCZYX")
     data = [as_dask(level)[index] for level in levels]
     metadata = {SOURCE_KEY: {"path": path or base.path, "scene": None, "axes": axes}}
-    kwargs = {
+    kwargs: dict[str, Any] = {
         "name": name,
         "scale": [base.pixel_sizes.get(a, 1.0) for a in axes],
         "metadata": metadata,
         "multiscale": len(data) > 1,
     }
+    if base.pixel_sizes:  # as the image layers: no "inconsistent units" between them
+        kwargs["units"] = "micrometer"
+    if classes:  # napari shows "class: NAME" under the cursor
+        kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
+
+
+#: Outputs of a ``segment`` store that open as Labels layers; the others open as images.
+LABEL_OUTPUTS = ("labels", "mask", "instances")
+#: Every output a ``segment`` store may hold, each a sub-group (``OUT.ome.zarr/labels`` …).
+STORE_OUTPUTS = ("probabilities", "confidence", "image", *LABEL_OUTPUTS)
+
+
+def segmentation_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run record of a ``segment`` store (its ``scopeml`` attributes: model, options …);
+    ``None`` for any other folder or file."""
+    import zarr
+
+    if not os.path.isdir(path):
+        return None
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    except Exception:
+        return None
+    record = attrs.get("scopeml")
+    if not isinstance(record, dict) or not isinstance(record.get("model"), dict):
+        return None
+    if not any(os.path.isdir(os.path.join(path, name)) for name in STORE_OUTPUTS):
+        return None
+    return record
+
+
+def segmentation_layer_data(
+    store: str | os.PathLike[str], outputs: tuple[str, ...] | None = None
+) -> list[tuple[Any, dict[str, Any], str]]:
+    """Layer tuples of a ``segment`` store's outputs (``outputs``: only these, if written).
+
+    ``labels`` (with the model's class names), ``mask`` (named after the extracted class) and
+    ``instances`` become Labels layers; ``probabilities`` (one layer per class), ``confidence``
+    and a regression ``image`` become image layers. Layers are named ``STEM OUTPUT``; the
+    images come first, so the labels are drawn over them.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Threshold:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    ...     def predict(self, batch):
+    ...         fg = (batch > 5).astype(np.float32)
+    ...         return np.concatenate([1 - fg, fg], axis=1)
+    >>> out = tempfile.mkdtemp() + "/cells.ome.zarr"
+    >>> _ = sm.segment(np.arange(100.0).reshape(10, 10) % 10, Threshold(), out,
+    ...                outputs=("labels", "probabilities"))
+    >>> [(kwargs["name"], kind) for _, kwargs, kind in segmentation_layer_data(out)]
+    [(['cells bg probability', 'cells fg probability'], 'image'), ('cells labels', 'labels')]
+    """
+    store = os.fspath(store)
+    record = segmentation_record(store) or {}
+    classes = [str(c) for c in record.get("model", {}).get("classes", ())]
+    extracted = (record.get("options") or {}).get("extract_class")
+    stem = os.path.basename(store.rstrip("/\\"))
+    for suffix in (".ome.zarr", ".zarr"):
+        stem = stem[: -len(suffix)] if stem.lower().endswith(suffix) else stem
+    present = [n for n in STORE_OUTPUTS if os.path.isdir(os.path.join(store, n))]
+    layers = []
+    for output in present if outputs is None else [n for n in present if n in outputs]:
+        path = os.path.join(store, output)
+        levels = open_levels(path)
+        if output in LABEL_OUTPUTS:
+            names = {"labels": classes, "mask": [extracted] if extracted else []}.get(output)
+            layers.append(
+                labels_layer_data(levels, name=f"{stem} {output}", path=path, classes=names)
+            )
+            continue
+        data, kwargs, kind = image_layer_data(levels, path=path)
+        top = 255.0 if levels[0].dtype == np.uint8 else 1.0  # probability_dtype uint8: 0..255
+        if output == "probabilities":
+            names = list(levels[0].channel_names)
+            kwargs["name"] = [f"{stem} {name} probability" for name in names]
+            if len(names) == 1:
+                kwargs["name"] = kwargs["name"][0]
+            kwargs["contrast_limits"] = [[0.0, top]] * len(names) if len(names) > 1 else (0, top)
+        elif output == "confidence":
+            kwargs.update(name=f"{stem} confidence", colormap="magma", contrast_limits=(0, top))
+        else:
+            kwargs["name"] = f"{stem} {output}"
+        layers.append((data, kwargs, kind))
+    return layers

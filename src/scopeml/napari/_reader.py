@@ -1,5 +1,10 @@
 """npe2 readers: images open as lazy multiscale layers; a model file opens in the widget.
 
+A ``segment`` store (``OUT.ome.zarr`` with its outputs as sub-groups), or one output's
+sub-folder (``OUT.ome.zarr/labels``), opens as its outputs: labels, mask and instances as
+Labels layers, probabilities and confidence as images. npe2 offers every folder to a reader
+that accepts directories, whatever its name; the reader tells a store by its run record.
+
 A file with several scenes opens scene 0 and says so; the scene is chosen in the
 "scopeml: open scene" widget (or ``viewer.open(path, plugin="scopeml", scene=…)`` is not
 possible in npe2, hence the widget). Errors are scopeml's one-line messages.
@@ -13,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scopeml.napari._layers import image_layer_data, open_levels
+import numpy as np
+
+from scopeml.napari._layers import image_layer_data, labels_layer_data, open_levels
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +37,36 @@ def get_image_reader(path: str | list[str]) -> Callable[[str], LayerData] | None
 
     if isinstance(path, list):
         return None
+    if segmentation_output(path) is not None:
+        return read_segmentation
     name = str(path).rstrip("/\\").lower()
     return read_image if name.endswith(IMAGE_SUFFIXES) else None
+
+
+def segmentation_output(path: str | os.PathLike[str]) -> tuple[str, tuple[str, ...] | None] | None:
+    """``(store, outputs)`` when ``path`` is a ``segment`` store (outputs ``None``: all of
+    them) or one output's sub-folder of one (``OUT.ome.zarr/labels``); else ``None``."""
+    from scopeml.napari._layers import STORE_OUTPUTS, segmentation_record
+
+    path = os.fspath(path).rstrip("/\\") or os.fspath(path)
+    if segmentation_record(path) is not None:
+        return path, None
+    parent, name = os.path.split(path)
+    if name in STORE_OUTPUTS and segmentation_record(parent) is not None:
+        return parent, (name,)
+    return None
+
+
+def read_segmentation(path: str) -> LayerData:
+    """The outputs of a ``segment`` store (or the one output of its sub-folder) as layers:
+    labels, mask and instances as Labels (with class names), the others as images."""
+    from scopeml.napari._layers import segmentation_layer_data
+
+    found = segmentation_output(path)
+    if found is None:  # gone since napari asked
+        return read_image(path)
+    store, outputs = found
+    return list(segmentation_layer_data(store, outputs))
 
 
 def read_image(path: str, *, scene: int | None = None) -> LayerData:
@@ -56,7 +91,33 @@ def read_image(path: str, *, scene: int | None = None) -> LayerData:
         log.warning("%s; showing scene 0 (choose another in 'scopeml: open scene')", err)
         scene = 0
         levels = open_levels(path, scene=0)
+    if is_label_image(path, levels[0]):
+        name = os.path.basename(path.rstrip("/\\"))
+        name = name[: -len(".ome.zarr")] if name.lower().endswith(".ome.zarr") else name
+        return [labels_layer_data(levels, name=name, path=path)]
     return [image_layer_data(levels, path=path, scene=scene)]
+
+
+#: OME-Zarr multiscale names of label images scopeml writes (``objects label``: objects).
+LABEL_IMAGE_NAMES = ("objects", "instances", "labels", "mask")
+
+
+def is_label_image(path: str, image: Any) -> bool:
+    """Whether an OME-Zarr holds labels (an ``objects label`` store, or an NGFF
+    ``image-label``): one integer channel, opened as a Labels layer rather than an image."""
+    if not path.rstrip("/\\").lower().endswith(".zarr") or image.sizes["C"] != 1:
+        return False
+    if not np.issubdtype(image.dtype, np.integer):
+        return False
+    import zarr
+
+    try:
+        attrs = zarr.open_group(path, mode="r").attrs.asdict()
+    except Exception:
+        return False
+    ome = attrs.get("ome", attrs)
+    multiscales = ome.get("multiscales") or [{}]
+    return "image-label" in ome or multiscales[0].get("name") in LABEL_IMAGE_NAMES
 
 
 def get_model_reader(path: str | list[str]) -> Callable[[str], LayerData] | None:

@@ -51,7 +51,10 @@ def layer_image(layer: Any) -> sm.Image:
     sizes = {"Y": scale[0], "X": scale[1]}
     if ndim == 3:
         sizes["Z"] = float(layer.scale[-3])
-    names = [str(getattr(layer, "name", "C0"))] if not getattr(layer, "rgb", False) else None
+    if getattr(layer, "rgb", False):  # named as scopeml's reader names an RGB file's channels
+        names = list("RGBA"[: data.shape[-1]])
+    else:
+        names = [str(getattr(layer, "name", "C0"))]
     return sm.Image(AxesView(data, axes), pixel_sizes=sizes, channel_names=names)
 
 

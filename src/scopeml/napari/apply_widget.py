@@ -3,8 +3,10 @@
 The run is ``sm.segment`` on the layer's file (every pixel of the chosen scene, not only what
 napari has loaded) in napari's worker thread. Its progress callback draws the bar and raises
 :class:`~scopeml.errors.Cancelled` after Cancel; the partial store stays, and Resume continues
-it (``resume=True``) to the same result as an uninterrupted run. The outputs written (labels,
-confidence, and instances from ``sm.label_objects``) open as lazy multiscale layers.
+it (``resume=True``) to the same result as an uninterrupted run. *scale* is ``segment``'s
+(the model sees the image magnified by it; the outputs keep the image's grid). The outputs
+written (labels, confidence, and instances from ``sm.label_objects``) open as lazy multiscale
+layers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QLabel,
     QLineEdit,
@@ -30,9 +33,10 @@ from qtpy.QtWidgets import (
 
 import scopeml as sm
 from scopeml.errors import Cancelled
-from scopeml.napari._layers import image_layer_data, labels_layer_data, open_levels
+from scopeml.napari._layers import labels_layer_data, open_levels, segmentation_layer_data
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
+from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
 FROM_WIDGET = "(trained in the pixel classifier widget)"
@@ -65,6 +69,15 @@ class ApplyWidget(QWidget):
         self.tile_size = QSpinBox()
         self.tile_size.setRange(0, 8192)
         self.tile_size.setSpecialValueText("model default")
+        self.scale = QDoubleSpinBox()  # segment's scale: the model sees the image magnified
+        self.scale.setRange(*SCALE_LIMITS)
+        self.scale.setDecimals(3)
+        self.scale.setSingleStep(0.25)
+        self.scale.setValue(1.0)
+        self.scale.setToolTip(
+            "Run the model on the image magnified by this factor (2: objects half the size "
+            "the model expects); the outputs keep the image's pixel grid"
+        )
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.run_button.clicked.connect(lambda: self.run())
@@ -83,7 +96,7 @@ class ApplyWidget(QWidget):
         layout.addWidget(row("output", self.output))
         layout.addWidget(row("outputs: labels +", self.confidence))
         layout.addWidget(row("instances of", self.instances))
-        layout.addWidget(row("tile size", self.tile_size))
+        layout.addWidget(row("tile size", self.tile_size, QLabel("scale"), self.scale))
         layout.addWidget(row("", self.run_button, self.cancel_button, self.resume_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
@@ -161,6 +174,7 @@ class ApplyWidget(QWidget):
             "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
             "tile_size": self.tile_size.value() or None,
             "scene": source.get("scene") if source else None,
+            "scale": self.scale.value() if self.scale.value() != 1.0 else None,
             "resume": resume,
             "overwrite": not resume,
         }
@@ -218,13 +232,10 @@ class ApplyWidget(QWidget):
         self.status.setText(f"wrote {seg.path}")
 
     def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
-        """Open the store's outputs (and instances) as lazy multiscale layers."""
+        """Open the store's outputs (and instances) as lazy multiscale layers, as the reader
+        opens the store (labels with their class names)."""
         stem = seg.path.name.replace(".ome.zarr", "")
-        layer_data = [labels_layer_data(open_levels(seg / "labels"), name=f"{stem} labels")]
-        if "confidence" in seg.outputs:
-            data, kwargs, kind = image_layer_data(open_levels(seg / "confidence"))
-            kwargs.update(name=f"{stem} confidence", colormap="magma", contrast_limits=(0, 1))
-            layer_data.append((data, kwargs, kind))
+        layer_data = segmentation_layer_data(seg.path)
         if objects is not None:
             layer_data.append(
                 labels_layer_data(open_levels(objects.path), name=f"{stem} instances")

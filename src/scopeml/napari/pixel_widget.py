@@ -56,6 +56,10 @@ class PixelClassifierWidget(QWidget):
         self.last_region: dict[str, tuple[int, int]] | None = None
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
+        # training sees every channel of the file behind the chosen layer: say which
+        self.channels = QLabel()
+        self.channels.setWordWrap(True)
+        self.image_choice.currentTextChanged.connect(self._show_channels)
         self.features = QComboBox()
         from scopeml.features import PRESETS
 
@@ -97,6 +101,7 @@ class PixelClassifierWidget(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
+        layout.addWidget(self.channels)
         layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
         layout.addWidget(self.classes)
         layout.addWidget(row("", add, remove))
@@ -106,6 +111,7 @@ class PixelClassifierWidget(QWidget):
         layout.addWidget(self.importances)
         layout.addWidget(files)
         layout.addWidget(self.status)
+        self._show_channels()
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> None:
@@ -166,6 +172,27 @@ class PixelClassifierWidget(QWidget):
             raise InvalidRequestError("open an image first (File › Open, or the demo sample)")
         return layer
 
+    def training_channels(self) -> list[str]:
+        """The channels training and the preview use: every channel of the chosen layer's
+        file (not only the layer shown), or the layer's own (an RGB layer's R, G, B)."""
+        layer = self.image_choice.layer()
+        if layer is None:
+            return []
+        with layer_image(layer) as image:
+            return [str(name) for name in image.channel_names]
+
+    def _show_channels(self, *_: Any) -> None:
+        try:
+            names = self.training_channels()
+        except Exception as err:  # an unreadable file: the status line says why on Train
+            self.channels.setText(f"channels: ? ({error_text(err)})")
+            return
+        if not names:
+            self.channels.setText("")
+            return
+        plural = "s" * (len(names) != 1)
+        self.channels.setText(f"trains on channel{plural} {', '.join(names)}")
+
     def scribbles(self) -> Any:
         """The scribbles Labels layer, made (empty, the image's ``[Z×]Y×X``) when missing."""
         if SCRIBBLES in self.viewer.layers:
@@ -173,10 +200,11 @@ class PixelClassifierWidget(QWidget):
         layer = self.image_layer()
         with layer_image(layer) as image:
             shape = spatial_shape(image)
-        scale = layer.scale[-len(shape) :]
+        scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
         labels = self.viewer.add_labels(
-            np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, colormap=self._colormap()
-        )
+            np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
+            colormap=self._colormap(),
+        )  # fmt: skip
         labels.brush_size = 5
         labels.selected_label = 1
         labels.mode = "paint"
@@ -222,7 +250,11 @@ class PixelClassifierWidget(QWidget):
     def _trained(self, model: Any, then_preview: bool) -> None:
         self._worker = None
         self.set_model(model)
-        self.status.setText(f"trained on {model.info.get('n_samples', '?')} labelled pixels")
+        channels = ", ".join(map(str, model.info.get("channels", ())))
+        self.status.setText(
+            f"trained on {model.info.get('n_samples', '?')} labelled pixels"
+            + (f" of channels {channels}" if channels else "")
+        )
         if self._pending:
             self._pending = False
             self.train(then_preview=then_preview)
@@ -285,7 +317,7 @@ class PixelClassifierWidget(QWidget):
         else:
             preview = self.viewer.add_labels(
                 labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
-                colormap=self._colormap(),
+                units=layer.units[-2:], colormap=self._colormap(),
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
@@ -383,9 +415,11 @@ def _train(
     features: str,
     n_estimators: int,
 ) -> Any:
-    """Train in the worker thread, with the class colours kept in the model."""
+    """Train in the worker thread, with the class colours and the channel names kept in the
+    model (as ``scopeml pixel train`` keeps them: ``pixel info`` shows them, and a run on an
+    image with other channels names them)."""
     with image:
-        return sm.train_pixel_classifier(
+        model = sm.train_pixel_classifier(
             image,
             labels,
             classes=classes,
@@ -393,3 +427,5 @@ def _train(
             features=features,
             n_estimators=n_estimators,
         )
+        model.info["channels"] = [str(name) for name in image.channel_names]
+        return model
