@@ -216,7 +216,8 @@ class Client:
             ).json()["id"]
 
     def list_uploads(self) -> list[dict[str, Any]]:
-        """Your uploaded images: ``id`` and ``size`` of each."""
+        """Your uploaded images: ``id``, ``size`` and ``name`` (the file name it is kept under,
+        which jobs and analysis results show) of each."""
         return self._request("GET", "/images").json()
 
     def delete_upload(self, upload_id: str) -> None:
@@ -260,7 +261,8 @@ class Client:
     ) -> dict[str, Any]:
         """Run an analysis settings file (YAML) on the server over images below its allowed
         root and uploaded ones; a job record (follow it with :meth:`wait_job`, fetch the
-        ``results`` folder with :meth:`download_result`)."""
+        ``<job id>-results`` folder with :meth:`download_result`). Uploaded images are named
+        in the results by their file names."""
         path = Path(settings)
         params: list[tuple[str, str]] = [("filename", path.name)]
         params += [("image_path", str(image)) for image in image_paths]
@@ -274,11 +276,24 @@ class Client:
         ).json()
 
     def job(self, job_id: str) -> dict[str, Any]:
-        """A job's record: ``status`` (queued, running, done, failed), ``done``/``total`` tiles."""
+        """A job's record: ``status`` (queued, running, done, failed, cancelled), ``image``
+        (its path below the server's root, or the uploaded file's name), ``step`` and
+        ``done``/``total`` (tiles; blocks of the normalisation's pass in step ``statistics``)."""
         return self._request("GET", f"/jobs/{job_id}").json()
 
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job; its record stays (status ``cancelled``) with its
+        partial output, which :meth:`resume_job` continues. Returns the record."""
+        return self._request("POST", f"/jobs/{job_id}/cancel").json()
+
+    def resume_job(self, job_id: str) -> dict[str, Any]:
+        """Queue a cancelled job again; it continues from the tiles (images) it had done."""
+        return self._request("POST", f"/jobs/{job_id}/resume").json()
+
     def delete_job(self, job_id: str) -> None:
-        """Delete a job and its output on the server; a queued or running job is cancelled."""
+        """Delete a finished (done, failed or cancelled) job and its output on the server. A
+        queued or running job is cancelled instead, and stays listed as ``cancelled``; delete it
+        again to remove it."""
         self._request("DELETE", f"/jobs/{job_id}")
 
     def list_jobs(self) -> list[dict[str, Any]]:
@@ -287,29 +302,52 @@ class Client:
     def wait_job(
         self, job_id: str, *, timeout: float = 3600.0, interval: float = 0.5
     ) -> dict[str, Any]:
-        """Poll until the job is done or failed (``TimeoutError`` after ``timeout`` seconds)."""
+        """Poll until the job is done, failed or cancelled (``TimeoutError`` after ``timeout``
+        seconds)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in ("done", "failed"):
+            if job["status"] in ("done", "failed", "cancelled"):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
             time.sleep(interval)
 
-    def download_result(self, job_id: str, target: str | PathLike[str]) -> Path:
-        """Fetch a done job's output into folder ``target``; return its path there (a
-        segmentation's ``result.ome.zarr``, with its objects table ``objects.csv`` beside it
-        where the job measured them; an analysis's ``results`` folder)."""
+    def download_result(
+        self, job_id: str, target: str | PathLike[str], *, overwrite: bool = False
+    ) -> Path:
+        """Fetch a done job's output into folder ``target``, named by the job's id so that
+        several jobs' results share a folder; return its path there: a segmentation's
+        ``<job id>.ome.zarr``, with its objects table ``<job id>.csv`` (``.parquet``) beside it
+        where the job measured them (the name :meth:`download_table` gives it); an analysis's
+        ``<job id>-results`` folder. An existing one is refused, unless ``overwrite``."""
+        import shutil
+
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
+        for name in (f"{job_id}.ome.zarr", f"{job_id}-results"):  # before the download
+            _refuse_existing(target / name, overwrite)
+        staging = target / f".{job_id}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
         archive_path = target / f".{job_id}.zip.partial"
-        self._download(f"/jobs/{job_id}/result", archive_path)
         try:
-            root = _extract_zip(archive_path, target)
+            self._download(f"/jobs/{job_id}/result", archive_path)
+            root, files = _extract_zip(archive_path, staging)
+            moves = [(root, target / _result_name(job_id, root.name))]
+            moves += [(file, target / f"{job_id}{file.suffix}") for file in files]
+            for _, destination in moves:
+                _refuse_existing(destination, overwrite)
+            for source, destination in moves:
+                if destination.is_dir() and not destination.is_symlink():
+                    shutil.rmtree(destination)
+                elif destination.exists() or destination.is_symlink():
+                    destination.unlink()
+                source.replace(destination)
         finally:
             archive_path.unlink(missing_ok=True)
-        return root
+            shutil.rmtree(staging, ignore_errors=True)
+        return moves[0][1]
 
     def download_table(self, job_id: str, target: str | PathLike[str]) -> Path:
         """Fetch a done job's objects table (a job with ``measure``) into folder ``target``;
@@ -337,9 +375,28 @@ class Client:
             return response.headers.get("content-type", "")
 
 
-def _extract_zip(archive_path: Path, target: Path) -> Path:
+def _result_name(job_id: str, root: str) -> str:
+    """The local name of a job's downloaded output folder.
+
+    Examples
+    --------
+    >>> _result_name("ab12", "result.ome.zarr"), _result_name("ab12", "results")
+    ('ab12.ome.zarr', 'ab12-results')
+    """
+    return f"{job_id}.ome.zarr" if root.endswith(".zarr") else f"{job_id}-{root}"
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise InvalidRequestError(
+            "exists (downloaded before?); pass overwrite=True to replace it", path=path
+        )
+
+
+def _extract_zip(archive_path: Path, target: Path) -> tuple[Path, list[Path]]:
     """Extract a result zip; member names are checked so nothing lands outside ``target``.
-    It holds one folder (the store) and perhaps files beside it (the objects table)."""
+    It holds one folder (the store, or an analysis's results) and perhaps files beside it (the
+    objects table): their paths."""
     roots, files = set(), set()
     with zipfile.ZipFile(archive_path) as archive:
         for member in archive.infolist():
@@ -357,4 +414,4 @@ def _extract_zip(archive_path: Path, target: Path) -> Path:
                     file.write(block)
     if len(roots) != 1 or files & roots:
         raise InvalidRequestError(f"result zip should hold one store; it holds {sorted(roots)}")
-    return target / roots.pop()
+    return target / roots.pop(), [target / name for name in sorted(files)]

@@ -65,6 +65,13 @@ def serve(
         min=64,
         help="Address space one job's process may map (jobs run in child processes).",
     ),
+    max_job_pixels: int = typer.Option(
+        2**34,
+        "--max-job-pixels",
+        min=1,
+        help="Most pixels one job may process (time points × planes × height × width, as the "
+        "image declares it; default 2^34, a 131072² plane); a larger image is refused at submit.",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
@@ -103,6 +110,7 @@ def serve(
         job_workers=job_workers,
         max_job_attempts=max_job_attempts,
         job_memory_limit=_bytes(job_memory_mb),
+        max_job_pixels=max_job_pixels,
     )
     run_server(config, host=host, port=port, log_level=log_level)
 

@@ -4,9 +4,11 @@ Format libraries are native code (pylibCZIrw, bioio plugins, ONNX Runtime): a co
 abort the process instead of raising. The server runs each job's engine run here, in a fresh
 ``spawn`` process under an address-space limit (``RLIMIT_AS``), and reads its progress and its
 outcome from a pipe: ``("progress", done, total)`` messages of the engine's tiles,
-``("step", name)`` when a later step begins (:data:`STEPS`), then one ``("done", note)`` or
-``("error", type name, problem, path)``. Cancelling a job terminates the child; a child that dies
-by a signal fails the job with the signal named (:func:`run_in_child`).
+``("step", name)`` when a step begins (``statistics``, the normalisation's pass over the
+image, whose blocks the progress messages then count; ``segment``; the later :data:`STEPS`),
+then one ``("done", note)`` or ``("error", type name, problem, path)``. Cancelling a job
+terminates the child; a child that dies by a signal fails the job with the signal named
+(:func:`run_in_child`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ TERMINATE_WAIT_S = 5.0
 #: (:func:`~scopeml.objects.instances.instance_image`, :func:`~scopeml.objects.measure_image`).
 STEPS = {"label": "instances", "relabel": "instances", "grow": "instances",
          "find objects": "measure", "measure": "measure"}  # fmt: skip
+#: The stages of a segmentation whose progress the job shows as ``done`` of ``total``: the
+#: normalisation's statistics pass (blocks read; a huge image spends long there) and the
+#: engine's tiles. Each is also the job's step while it runs.
+COUNTED = ("statistics", "segment")
 
 
 class ChildDied(ScopeMLError):
@@ -128,14 +134,20 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
-    step = [None]
+    main = task.get("progress_stage", "segment")
+    step = [main]
 
     def progress(event: Any) -> None:
-        if event.stage == task.get("progress_stage", "segment"):
+        if main != "segment":  # an analysis counts images; its images' own stages stay inside
+            if event.stage == main:
+                send.send(("progress", int(event.done), int(event.total or 0)))
+            return
+        stage = event.stage if event.stage in COUNTED else STEPS.get(event.stage, step[0])
+        if stage != step[0]:
+            step[0] = stage
+            send.send(("step", stage))
+        if event.stage in COUNTED:
             send.send(("progress", int(event.done), int(event.total or 0)))
-        elif STEPS.get(event.stage, step[0]) != step[0]:
-            step[0] = STEPS[event.stage]
-            send.send(("step", step[0]))
 
     try:
         answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
@@ -217,9 +229,16 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
 
 def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """Run an analysis settings file over images into ``output`` (resuming finished images);
-    a note naming the images that failed (the batch goes on past them)."""
+    a note naming the images that failed (the batch goes on past them). The results name each
+    image as the client knows it (``public_names``: server path or folder → public name), never
+    by where the server keeps it."""
+    from pathlib import Path
+
     from scopeml.analysis import run_analysis
 
+    hidden = [(str(k), str(v)) for k, v in task.get("public_names", {}).items()]
+    if task.get("max_pixels"):
+        _check_pixels(task["images"], task["roots"], task["max_pixels"], hidden)
     result = run_analysis(
         task["settings"],
         task["images"],
@@ -228,12 +247,84 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         allowed_roots=task["roots"],
         progress=progress,
     )
+    if hidden:
+        _hide_server_paths(Path(task["output"]), hidden)
     failures = result.failures
     if not failures:
         return None
-    listed = "; ".join(f"{r['name']}: {r.get('reason', '')}"[:200] for r in failures[:5])
+    listed = "; ".join(
+        f"{r['name']}: {_replaced(str(r.get('reason', '')), hidden)}"[:200] for r in failures[:5]
+    )
     more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
     return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+
+
+def _check_pixels(
+    images: list[str], roots: list[str], limit: int, public: list[tuple[str, str]]
+) -> None:
+    """Refuse an analysis with an image over the server's pixel limit before any work, from
+    the sizes the images declare (an image that does not open fails on its own later)."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io import open_image
+    from scopeml.server.jobs import job_pixels
+
+    for image in images:
+        try:
+            with open_image(image, allowed_roots=roots) as opened:
+                shape = opened.shape
+        except Exception:  # the analysis records why
+            continue
+        pixels = job_pixels(shape)
+        if pixels > limit:
+            raise InvalidRequestError(
+                f"{_replaced(image, public)}: declares {pixels:.1e} pixels; this server takes "
+                f"at most {limit:.1e} pixels per image (--max-job-pixels)"
+            )
+
+
+def _replaced(text: str, pairs: list[tuple[str, str]]) -> str:
+    """``text`` with each server path of ``pairs`` (longest first) replaced by its public name.
+
+    Examples
+    --------
+    >>> _replaced("/srv/up/1/a.tif: bad", [("/srv/up/1/a.tif", "a.tif"), ("/srv/up/1/", "")])
+    'a.tif: bad'
+    """
+    for old, new in sorted(pairs, key=lambda pair: -len(pair[0])):
+        text = text.replace(old, new)
+    return text
+
+
+def _hide_server_paths(output: Any, pairs: list[tuple[str, str]]) -> None:
+    """Rewrite the analysis results that quote an image's path (each image's ``record.json``,
+    the summary's CSV tables, ``index.html``) with the public names of ``pairs``."""
+    import csv
+    import html
+    import json
+
+    from scopeml.io.replace import write_atomically
+
+    escaped = pairs + [(html.escape(old), html.escape(new)) for old, new in pairs]
+    for record in output.glob("images/*/record.json"):
+        data = json.loads(record.read_text())
+        fixed = {k: _replaced(v, pairs) if isinstance(v, str) else v for k, v in data.items()}
+        if fixed != data:
+            write_atomically(record, json.dumps(fixed, indent=2))
+    for table in output.glob("summary/*.csv"):
+        with table.open(newline="") as file:
+            rows = list(csv.reader(file))
+        fixed_rows = [[_replaced(cell, pairs) for cell in row] for row in rows]
+        if fixed_rows != rows:
+            import io
+
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerows(fixed_rows)
+            write_atomically(table, buffer.getvalue())
+    page = output / "index.html"
+    if page.is_file():
+        text = page.read_text()
+        if _replaced(text, escaped) != text:
+            write_atomically(page, _replaced(text, escaped))
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], Callable[[Any], None]], str | None]] = {

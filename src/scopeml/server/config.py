@@ -91,6 +91,15 @@ class ServerConfig:
         Seconds the child that opens an uploaded or named image at submit time may take.
     max_settings_bytes
         Size limit of an analysis settings file (YAML) in a request.
+    max_job_pixels
+        Most pixels one job may process: the product of its image's axes but the channels
+        (time points × planes × height × width), times ``scale`` per spatial axis where a job
+        magnifies. Checked at submit from the size the image declares, so a small file that
+        declares a huge image (a 16 KB OME-Zarr of 200000², 4·10¹⁰ pixels) is refused before
+        it occupies a job worker for hours. The default, 2³⁴ (a 131072² plane, 1.7·10¹⁰), passes
+        the largest whole-slide scans (about 100000 × 150000) and stops what no microscope
+        writes; a job runs roughly 10⁸ pixels a minute on a CPU core, so lower it on a shared
+        server.
 
     Examples
     --------
@@ -119,6 +128,7 @@ class ServerConfig:
     job_memory_limit: int = 4 * GB
     image_check_timeout: float = 60.0
     max_settings_bytes: int = 256 * 1024
+    max_job_pixels: int = 2**34
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -132,7 +142,7 @@ class ServerConfig:
             *("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_json_bytes"),
             *("upload_quota_bytes", "max_batch", "model_cache", "job_workers"),
             *("predict_workers", "max_job_attempts", "max_tile_memory", "job_memory_limit"),
-            *("max_settings_bytes",),
+            *("max_settings_bytes", "max_job_pixels"),
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

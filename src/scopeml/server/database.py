@@ -64,6 +64,11 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 TOKEN_PREFIX = "sml_"
 UNFINISHED = ("queued", "running")
+#: A cancelled job's ``error``: what can be done with it.
+CANCELLED_NOTE = (
+    "cancelled; its partial output is kept: POST /jobs/{id}/resume continues it, "
+    "DELETE /jobs/{id} removes it"
+)
 
 
 def hash_token(token: str) -> str:
@@ -277,6 +282,30 @@ class Database:
         """Do not count the current attempt (the server stopped it cleanly)."""
         with self._tx() as conn:
             conn.execute("UPDATE jobs SET attempts = MAX(0, attempts - 1) WHERE id = ?", (job_id,))
+
+    def cancel_job(self, job_id: str) -> bool:
+        """Mark a queued or running job ``cancelled`` (a finished one keeps its status); whether
+        it was unfinished."""
+        with self._tx() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE jobs SET status = 'cancelled', error = ?, updated = ?"
+                    " WHERE id = ? AND status IN (?, ?)",
+                    (CANCELLED_NOTE, time.time(), job_id, *UNFINISHED),
+                ).rowcount
+            )
+
+    def requeue_job(self, job_id: str) -> bool:
+        """Queue a cancelled job again (it resumes from what it had written); whether it was
+        cancelled."""
+        with self._tx() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE jobs SET status = 'queued', error = NULL, updated = ?"
+                    " WHERE id = ? AND status = 'cancelled'",
+                    (time.time(), job_id),
+                ).rowcount
+            )
 
     def delete_job(self, job_id: str) -> None:
         with self._tx() as conn:

@@ -205,6 +205,47 @@ def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
     return candidate
 
 
+def image_name(image: str | Path, config: ServerConfig) -> tuple[str, str | None]:
+    """The name a client knows a server-side image by, and its upload's id: an upload's file
+    name (as :func:`upload_name` kept it), or the path below the allowed root; never where
+    the server keeps its files.
+
+    Examples
+    --------
+    >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
+    >>> image_name("/srv/images/plate1/a.tif", config)
+    ('plate1/a.tif', None)
+    >>> image_name("/srv/data/uploads/0123abcd/cells.ome.tif", config)
+    ('cells.ome.tif', '0123abcd')
+    """
+    path = Path(image)
+    if path.parent.parent == config.uploads_dir:
+        return path.name, path.parent.name
+    root = config.allowed_root
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix(), None
+    return path.name, None  # an older server's upload, or a root that has moved
+
+
+def upload_name(filename: str) -> str:
+    """The name an upload is kept under (and that analyses name its results by): the client's
+    file name without folders, limited to letters, digits, ``-``, ``_`` and ``.`` (others
+    become ``_``), at most 100 characters, ending in its image suffix.
+
+    Examples
+    --------
+    >>> upload_name("../../etc/cell s#1.OME.TIF")
+    'cell_s_1.ome.tif'
+    >>> upload_name(".tif")
+    'image.tif'
+    """
+    suffix = upload_suffix(filename)
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1][: -len(suffix)]
+    base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in base)
+    base = base.strip(".")[:100] or "image"
+    return base + suffix
+
+
 def upload_suffix(filename: str) -> str:
     """The image suffix of an upload's file name, from the known ones (never the name itself).
 
@@ -383,6 +424,51 @@ def check_job_image(
     return tuple(int(n) for n in found["shape"])
 
 
+def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: int = 2) -> int:
+    """Pixels a job processes on an image of 6-D ``shape`` (S, T, C, Z, Y, X; one scene):
+    time points × planes × height × width, times ``scale`` per spatial axis where the job
+    magnifies (``scale`` over 1 feeds the model that many more pixels per axis).
+
+    Examples
+    --------
+    >>> job_pixels((1, 1, 3, 1, 200_000, 200_000))
+    40000000000
+    >>> job_pixels((1, 2, 1, 5, 100, 100), scale=2.0)
+    400000
+    """
+    _, t, _, z, y, x = (int(n) for n in shape)
+    magnified = max(1.0, scale or 1.0) ** spatial_dims
+    return math.ceil(t * z * y * x * magnified)
+
+
+def check_job_pixels(
+    shape: Sequence[int], options: dict[str, Any], spec: ModelSpec, limit: int, name: str
+) -> None:
+    """Refuse, at submit, a job over the server's pixel limit (``--max-job-pixels``), from the
+    size its image declares: a tiny file that declares a huge image never reaches a worker.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (0, 0))
+    >>> try:
+    ...     check_job_pixels((1, 1, 1, 1, 200_000, 200_000), {}, spec, 2**34, "huge.ome.zarr")
+    ... except InvalidRequestError as err:
+    ...     print(err.problem[:63])
+    huge.ome.zarr: declares 200000 × 200000 pixels (4.0e+10 pixels)
+    """
+    pixels = job_pixels(shape, options.get("scale"), spec.spatial_dims)
+    if pixels <= limit:
+        return
+    _, t, _, z, y, x = (int(n) for n in shape)
+    sizes = " × ".join(str(n) for n in (t, z) if n > 1)
+    declared = f"{sizes + ' × ' if sizes else ''}{y} × {x}"
+    scaled = f", at scale {options['scale']:g}" if (options.get("scale") or 1) > 1 else ""
+    raise InvalidRequestError(
+        f"{name}: declares {declared} pixels ({pixels:.1e} pixels{scaled}); this server "
+        f"takes at most {limit:.1e} pixels per job (--max-job-pixels)"
+    )
+
+
 class JobRunner:
     """Runs jobs in a small thread pool; resumes unfinished ones on start; cancels on request.
 
@@ -428,12 +514,28 @@ class JobRunner:
             self._futures[job_id] = self._executor.submit(self._run, job_id)
 
     def cancel(self, job_id: str) -> Future[None] | None:
-        """Ask a queued or running job to stop at its next batch; its future, if it has one."""
+        """Ask a queued or running job to stop at its next batch; its future, if it has one.
+        The job's record is marked ``cancelled`` (by its run when it stops, or by the caller)
+        and its output folder kept: :meth:`resume` continues from the tiles it wrote."""
         with self._lock:
             event, future = self._cancel.get(job_id), self._futures.get(job_id)
         if event is not None:
             event.set()
         return future
+
+    def running(self, job_id: str) -> bool:
+        """Whether a run of the job is still queued or under way in this process."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        return future is not None and not future.done()
+
+    def resume(self, job_id: str) -> bool:
+        """Queue a cancelled job again; it resumes from its partial output (the engine's
+        tiles, an analysis's finished images). Whether it was cancelled."""
+        if self.running(job_id) or not self.db.requeue_job(job_id):
+            return False
+        self.submit(job_id)
+        return True
 
     def close(self) -> None:
         """Stop running jobs at their next batch (they resume at the next start)."""
@@ -453,6 +555,8 @@ class JobRunner:
         try:
             job = self.db.get_job(job_id)
             if job is None or self._stop.is_set() or self._cancelled(job_id):
+                return
+            if job["status"] not in ("queued", "running"):  # cancelled while queued
                 return
             if self.result_path(job_id).exists():  # finished writing before the server stopped
                 self.db.update_job(job_id, status="done", done=job["total"])
@@ -484,10 +588,13 @@ class JobRunner:
             outcome["done"] = progress.total
             if note:
                 outcome["error"] = note
-        except Cancelled:
-            outcome = {}  # deleted (its folder goes) or the server stops (it resumes)
-            if self._stop.is_set() and not self._cancelled(job_id):
-                self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
+        except Cancelled:  # cancelled (kept, resumable) or the server stops (it resumes)
+            outcome = {}
+            self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
+            if self._cancelled(job_id):
+                self.db.cancel_job(job_id)
+                log.info("job %s cancelled; its partial output is kept for a resume", job_id)
+            else:
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
         except ChildDied as err:  # counts as an attempt: a crashing job is not resumed for ever
             log.warning("job %s: %s", job_id, err.problem)
@@ -515,6 +622,8 @@ class JobRunner:
                 "output": str(self.output_dir(job_id) / RESULTS_NAME),
                 "roots": [str(root) for root in roots],
                 "progress_stage": "analyze",
+                "public_names": self.public_names(images, roots),
+                "max_pixels": self.config.max_job_pixels,
             }
             return task, 0
         result, table = self.result_path(job_id), self.table_path(job_id)
@@ -540,6 +649,15 @@ class JobRunner:
         target.write_text(json.dumps(images))
         os.chmod(target, 0o600)
 
+    def public_names(self, images: list[str], roots: list[Path]) -> dict[str, str]:
+        """Server paths → the names a client knows them by (:func:`image_name`): each image,
+        then the folders it may read (``…/``, dropped), so that an analysis's results and
+        messages never show where the server keeps files."""
+        names = {image: image_name(image, self.config)[0] for image in images}
+        for folder in (*roots, self.config.data_dir):
+            names.setdefault(f"{folder}{os.sep}", "")
+        return names
+
     def analysis_roots(self, images: list[str]) -> list[Path]:
         """The folders an analysis job may read: the allowed root and its uploads' folders."""
         roots = [] if self.config.allowed_root is None else [self.config.allowed_root]
@@ -554,6 +672,8 @@ class JobRunner:
         if err.path and Path(err.path).parent == self.config.models_dir:
             record = self.db.get_model(job["model_id"])
             return public_error(err, f"model {record['name']}" if record else "model")
+        if job["model_id"] == ANALYSIS:  # its message names the image it concerns
+            return public_error(err)
         image = Path(job["image"])
         return public_error(err, image.name, image)
 
@@ -603,19 +723,29 @@ def _gave_up(attempts: int) -> str:
 
 class _JobProgress:
     """Records the child's progress and step on the job (``already``: tiles of an earlier
-    attempt)."""
+    attempt). In the ``statistics`` step ``done``/``total`` count the blocks its pass reads;
+    from ``segment`` on, the tiles (with those of earlier attempts)."""
 
     def __init__(self, db: Database, job_id: str, already: int) -> None:
         self.db, self.job_id, self.already = db, job_id, already
         self.total = already
+        self.current: str | None = None
 
     def __call__(self, done: int, total: int) -> None:
+        if self.current == "statistics":
+            self.db.update_job(self.job_id, done=done, total=total)
+            return
         self.total = self.already + total
         self.db.update_job(self.job_id, done=self.already + done, total=self.total)
 
     def step(self, name: str) -> None:
-        """The step the job is in (``segment``, then ``instances``, ``measure``)."""
-        self.db.update_job(self.job_id, step=name)
+        """The step the job is in (``statistics``, ``segment``, then ``instances``,
+        ``measure``; ``analyze`` for an analysis)."""
+        self.current = name
+        if name == "segment":  # the tiles an earlier attempt wrote, until the engine counts
+            self.db.update_job(self.job_id, step=name, done=self.already, total=self.total)
+        else:
+            self.db.update_job(self.job_id, step=name)
 
 
 def _adopt_partial(result: Path, staged: Path) -> None:

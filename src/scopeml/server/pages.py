@@ -77,6 +77,11 @@ model_id = client.upload_model("nuclei.czann")["id"]
 client.segment("local.ome.tif", model_id, "out.ome.zarr")</code></pre>
 <p>or from a shell:</p>
 <pre><code>curl -H "Authorization: Bearer $$TOKEN" $base_url/models</code></pre>
+<p>A whole-image job on the server (every option goes under <code>"options"</code>):</p>
+<pre><code>curl -H "Authorization: Bearer $$TOKEN" -H "Content-Type: application/json" \
+  -d '{"model_id": "nuclei", "image_path": "plate1/a.ome.tif",
+       "options": {"outputs": ["labels", "instances"], "measure": true}}' \
+  $base_url/jobs</code></pre>
 <footer>Swagger UI and the other third-party files served here:
   <a href="$root$static/LICENSES.md">licences</a>.</footer>
 </body>

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from scopeml.server.jobs import JobOptions
+from scopeml.server.config import ServerConfig
+from scopeml.server.jobs import JobOptions, image_name
 from scopeml.server.tiles import NPY_MEDIA_TYPE
 
 #: ``max_body_size`` of the routes that stream a binary body: they check their own limit from the
@@ -58,6 +59,7 @@ class ModelUpdate(BaseModel):
 class UploadInfo(BaseModel):
     id: str
     size: int
+    name: str | None = None  # the uploaded file's name (sanitised): the image's name in results
 
 
 class JobRequest(BaseModel):
@@ -71,15 +73,21 @@ class JobRequest(BaseModel):
 
 
 class JobInfo(BaseModel):
+    """A job's record. ``image`` is what it ran on as the client knows it: the path below the
+    allowed root, or the uploaded file's name (with ``upload_id``); never the server's path.
+    A ``cancelled`` job keeps its record and partial output until deleted."""
+
     id: str
     owner: str
     model_id: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    image: str | None = None
+    upload_id: str | None = None
     done: int
     total: int
     error: str | None
     attempts: int = 0
-    step: str | None = None  # running (or last run): segment, instances, measure, analyze
+    step: str | None = None  # running (or last): statistics, segment, instances, measure, analyze
     options: dict[str, Any]
     created: float
     updated: float
@@ -88,3 +96,10 @@ class JobInfo(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+
+
+def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
+    """A job's record for a client: its image by the name the client knows (see
+    :func:`~scopeml.server.jobs.image_name`), not where the server keeps it."""
+    name, upload = image_name(row["image"], config)
+    return JobInfo(**{**row, "image": name, "upload_id": upload})

@@ -20,7 +20,7 @@ from scopeml.server.config import private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, save_body
 from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME, public_error, resolve_image_path
-from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo
+from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo, job_info
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 
@@ -74,7 +74,7 @@ async def submit_analysis(
          "options": options}
     )  # fmt: skip
     jobs.submit(job_id)
-    return JobInfo(**db.get_job(job_id))
+    return job_info(db.get_job(job_id), config)
 
 
 def _check_settings(path: Path, filename: str) -> None:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, User, save_body
-from scopeml.server.jobs import ANALYSIS, check_job_image, upload_suffix
+from scopeml.server.jobs import ANALYSIS, check_job_image, upload_name
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
 router = APIRouter(prefix="/images", tags=["images"])
@@ -38,17 +38,19 @@ async def upload_image(
     db: Db,
     filename: Annotated[str, Query(max_length=255)],
 ) -> UploadInfo:
-    """Upload an image file (CZI, OME-TIFF, TIFF, PNG) for a job; returns its upload id.
+    """Upload an image file (CZI, OME-TIFF, TIFF, PNG) for a job; returns its upload id and the
+    name it is kept under (``filename`` without folders, sanitised): jobs and analysis results
+    name the image by it.
 
     The body streams to disk and is refused (413) as soon as it passes the image size limit
     or the rest of your quota; an image that does not open, or that names files outside its
     upload, is refused (422) and nothing is kept.
     """
-    suffix = upload_suffix(filename)
+    name = upload_name(filename)  # checks the suffix first
     limit, what = _room_left(config, db, user["user"])
     upload_id = new_id()
     folder = private_dir(config.uploads_dir / upload_id)
-    target = folder / f"image{suffix}"
+    target = folder / name
     try:
         size = await save_body(request, target, limit, what)
         await asyncio.to_thread(
@@ -71,13 +73,16 @@ async def upload_image(
         "created": time.time(),
     }
     db.add_upload(record)
-    return UploadInfo(id=upload_id, size=size)
+    return UploadInfo(id=upload_id, size=size, name=name)
 
 
 @router.get("", responses={401: ERRORS[401]})
 async def list_uploads(user: User, db: Db) -> list[UploadInfo]:
     """Your uploaded images."""
-    return [UploadInfo(id=row["id"], size=row["size"]) for row in db.list_uploads(user["user"])]
+    return [
+        UploadInfo(id=row["id"], size=row["size"], name=Path(row["path"]).name)
+        for row in db.list_uploads(user["user"])
+    ]
 
 
 @router.delete(

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse
 
 from scopeml.errors import InvalidRequestError
-from scopeml.server.database import new_id
+from scopeml.server.database import UNFINISHED, new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
 from scopeml.server.jobs import (
     check_instances,
     check_job_image,
+    check_job_pixels,
     engine_options,
     job_memory,
     resolve_image_path,
 )
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
-from scopeml.server.schemas import ERRORS, JobInfo, JobRequest
+from scopeml.server.schemas import ERRORS, JobInfo, JobRequest, job_info
 from scopeml.tiling.outputs import model_outputs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -40,7 +42,7 @@ def _job_image(job: JobRequest, user: dict, config: Config, db: Db) -> tuple[str
     upload = db.get_upload(job.upload_id)
     if upload is None or upload["owner"] != user["user"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {job.upload_id!r}")
-    return upload["path"], f"upload {job.upload_id}"
+    return upload["path"], Path(upload["path"]).name
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
@@ -65,6 +67,7 @@ async def submit_job(
         timeout=config.image_check_timeout,
         memory_limit=config.job_memory_limit,
     )
+    check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
     if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
         raise InvalidRequestError(
@@ -82,34 +85,69 @@ async def submit_job(
         }
     )
     jobs.submit(job_id)
-    return JobInfo(**db.get_job(job_id))
+    return job_info(db.get_job(job_id), config)
 
 
 @router.get("", responses={401: ERRORS[401]})
-async def list_jobs(user: User, db: Db) -> list[JobInfo]:
-    """Your jobs."""
-    return [JobInfo(**row) for row in db.list_jobs(user["user"], admin=user["admin"])]
+async def list_jobs(user: User, db: Db, config: Config) -> list[JobInfo]:
+    """Your jobs (an admin's: everyone's), cancelled ones included."""
+    rows = db.list_jobs(user["user"], admin=user["admin"])
+    return [job_info(row, config) for row in rows]
 
 
 @router.get("/{job_id}", responses=ERRORS)
-async def get_job(job: OwnJob) -> JobInfo:
-    """A job's status and progress (tiles done / total)."""
-    return JobInfo(**job)
+async def get_job(job: OwnJob, config: Config) -> JobInfo:
+    """A job's status, its image and progress: ``done`` of ``total`` tiles in step ``segment``
+    (blocks of the normalisation's pass over the image in step ``statistics``)."""
+    return job_info(job, config)
+
+
+async def _cancel(job: dict, jobs: Jobs, db: Db) -> None:
+    """Stop a queued or running job and mark it cancelled. A running job stops at its next
+    batch of tiles; this waits for that up to ``CANCEL_WAIT_S`` seconds (a job stuck in one
+    model call is marked now and stops when the call returns)."""
+    future = jobs.cancel(job["id"])
+    if future is not None and job["status"] == "running":
+        with contextlib.suppress(Exception):  # timed out, or the job failed meanwhile
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), CANCEL_WAIT_S)
+    db.cancel_job(job["id"])  # queued (never started), or still stopping; a done job stays
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_job(job: OwnJob, jobs: Jobs) -> Response:
-    """Delete a job and its output; a queued or running job is cancelled first.
+async def delete_job(job: OwnJob, jobs: Jobs, db: Db) -> Response:
+    """Cancel a queued or running job, or delete a finished one with its output.
 
-    A running job stops at its next batch of tiles; the answer waits for that up to
-    ``CANCEL_WAIT_S`` seconds (a job still stuck in one model call is removed when it stops).
+    A cancelled job stays listed (status ``cancelled``) with its partial output, for the
+    record and for ``POST /jobs/{id}/resume``; a second ``DELETE`` removes it.
     """
-    future = jobs.cancel(job["id"])
-    if future is not None:
-        with contextlib.suppress(Exception):  # timed out, or the job failed: remove it anyway
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), CANCEL_WAIT_S)
-    await asyncio.to_thread(jobs.remove, job["id"])
+    if job["status"] in UNFINISHED:
+        await _cancel(job, jobs, db)
+    else:
+        await asyncio.to_thread(jobs.remove, job["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{job_id}/cancel", responses={409: {"description": "Job already finished"}, **ERRORS})
+async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo:
+    """Cancel a queued or running job; it stays listed as ``cancelled``, its partial output
+    kept (``POST /jobs/{id}/resume`` continues it)."""
+    if job["status"] not in UNFINISHED:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not running")
+    await _cancel(job, jobs, db)
+    return job_info(db.get_job(job["id"]), config)
+
+
+@router.post("/{job_id}/resume", responses={409: {"description": "Job not cancelled"}, **ERRORS})
+async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo:
+    """Queue a cancelled job again: it continues from the tiles (an analysis: the images) it
+    had finished."""
+    if job["status"] != "cancelled":
+        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not cancelled")
+    if not Path(job["image"]).exists():
+        raise HTTPException(status.HTTP_409_CONFLICT, "the job's image was deleted")
+    if not jobs.resume(job["id"]):
+        raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")
+    return job_info(db.get_job(job["id"]), config)
 
 
 @router.get(

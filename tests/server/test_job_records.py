@@ -1,0 +1,276 @@
+"""Jobs as a facility runs them (nu2 findings 4-8): a job over the pixel limit is refused at
+submit from the size its image declares; the normalisation's statistics pass shows as progress;
+cancelling keeps a resumable record; downloads never replace another job's result; records,
+uploads and analysis results name images as the client knows them, never by server paths."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.client import Client, ServerResponseError
+from scopeml.io import create_ome_zarr, open_ome_zarr_array
+from scopeml.model import convert_onnx
+from scopeml.server.database import Database
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import ServerProcess, make_container
+from .slow_model import slow_onnx
+from .test_analysis import SETTINGS
+
+WAIT_S = 180.0
+POLL_S = 0.05
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("records-images")
+    image, _ = synthetic_nuclei((384, 384), density=0.003, seed=7)
+    two = np.stack([image[0], image[0][::-1]]).astype(np.uint16)
+    tifffile.imwrite(root / "two.ome.tif", two, metadata={"axes": "CYX"})
+    small, _ = synthetic_nuclei((96, 112), density=0.003, seed=8)
+    (root / "plate1").mkdir()
+    tifffile.imwrite(root / "plate1" / "a.tif", small[0])
+    tifffile.imwrite(root / "b.tif", image[0][:128, :160])
+    # 16 KB on disk, 4·10¹⁰ pixels declared: no chunk is written
+    create_ome_zarr(
+        root / "huge.ome.zarr", shape=(200_000, 200_000), dtype="uint8", axes="YX",
+        chunks=(4096, 4096),
+    )  # fmt: skip
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("records-data")
+    db = Database(data_dir / "scopeml.db")
+    server = ServerProcess(data_dir, "--allowed-root", str(root))
+    server.tokens = {user: db.create_token(user) for user in ("alice", "bob")}
+    db.close()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(server: ServerProcess) -> dict[str, str]:
+    return server.tokens
+
+
+@pytest.fixture(scope="module")
+def slow(alice: Client, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 2-channel identity model slow enough (about 0.1 s a 64² tile) to cancel mid-run."""
+    path = tmp_path_factory.mktemp("records-slow") / "slow.czann"
+    convert_onnx(
+        slow_onnx(trips=30_000), path, classes=["a", "b"], min_overlap=0,
+        model_type="MultiClassSemanticSegmentation",
+    )  # fmt: skip
+    return alice.upload_model(path)["id"]
+
+
+def _running(client: Client, job_id: str, tiles: int = 3) -> dict:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        state = client.job(job_id)
+        if state["status"] != "queued" and state["step"] == "segment" and state["done"] >= tiles:
+            return state
+        time.sleep(POLL_S)
+    raise AssertionError(f"job {job_id} did not run: {state}")
+
+
+def _labels(store: Path) -> np.ndarray:
+    return np.asarray(open_ome_zarr_array(store / "labels", mode="r")[...])
+
+
+def test_a_tiny_zarr_declaring_a_huge_image_is_refused_at_submit(alice, root):
+    assert sum(f.stat().st_size for f in (root / "huge.ome.zarr").rglob("*")) < 16_384
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_job("nuclei", image_path="huge.ome.zarr")
+    assert err.value.status_code == 422
+    message = str(err.value)
+    assert "huge.ome.zarr: declares 200000 × 200000 pixels" in message
+    assert "--max-job-pixels" in message and str(root) not in message
+    assert len(alice.list_jobs()) == before  # nothing queued
+
+
+def test_a_smaller_limit_refuses_a_job_and_an_analysis_image(tmp_path, root):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    db = Database(data_dir / "scopeml.db")
+    token = db.create_token("carol")
+    db.close()
+    server = ServerProcess(
+        data_dir, "--allowed-root", str(root), "--max-job-pixels", str(96 * 112)
+    ).start()
+    try:
+        with Client(server.url, token) as client:
+            assert (
+                client.wait_job(client.submit_job("nuclei", image_path="plate1/a.tif")["id"])[
+                    "status"
+                ]
+                == "done"
+            )  # exactly at the limit
+            with pytest.raises(ServerResponseError) as err:
+                client.submit_job("nuclei", image_path="plate1/a.tif", scale=2.0)
+            assert err.value.status_code == 422 and "at scale 2" in str(err.value)
+            settings = tmp_path / "blobs.yaml"
+            settings.write_text(SETTINGS)
+            job = client.submit_analysis(settings, image_paths=["plate1/a.tif", "two.ome.tif"])
+            failed = client.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+            assert failed["status"] == "failed", failed
+            assert failed["error"].startswith("two.ome.tif: declares"), failed["error"]
+            assert str(root) not in failed["error"]
+    finally:
+        server.stop()
+
+
+def test_the_statistics_pass_is_the_jobs_progress(tmp_path):
+    """The child reports the normalisation's statistics pass as a step with its own progress,
+    then the tiles; the job record shows each."""
+    from scopeml.server._job_child import run_in_child
+    from scopeml.server.jobs import _JobProgress
+
+    model = make_container(tmp_path / "unet.czann")
+    image, _ = synthetic_nuclei((256, 256), density=0.003, seed=3)
+    tifffile.imwrite(tmp_path / "a.tif", image[0])
+    db = Database(tmp_path / "s.db")
+    db.add_job({"id": "j", "owner": "a", "model_id": "m", "image": "x", "options": {}})
+    seen: list[tuple] = []
+    progress = _JobProgress(db, "j", 0)
+
+    def on_progress(done: int, total: int) -> None:
+        progress(done, total)
+        job = db.get_job("j")
+        seen.append((job["step"], job["done"], job["total"]))
+
+    def on_step(name: str) -> None:
+        progress.step(name)
+        seen.append((name,))
+
+    task = {
+        "kind": "segment", "model": str(model), "time_budget": 0, "image": str(tmp_path / "a.tif"),
+        "options": {"normalize": "percentile:1,99.8", "tile_size": 64},
+        "output": str(tmp_path / "job" / "result.ome.zarr"), "table": None,
+        "stage": str(tmp_path / "job" / "stage"), "roots": [str(tmp_path)],
+    }  # fmt: skip
+    run_in_child(task, on_progress, (), None, on_step)
+    steps = [entry[0] for entry in seen if len(entry) == 1]
+    assert steps == ["statistics", "segment"], seen
+    statistics = [entry for entry in seen if entry[0] == "statistics" and len(entry) == 3]
+    assert statistics and statistics[-1][1] == statistics[-1][2] > 0  # every block read
+    tiles = [entry for entry in seen if entry[0] == "segment" and len(entry) == 3]
+    assert tiles[-1][1:] == (16, 16)  # 4 × 4 tiles of 64
+    db.close()
+
+
+def test_cancelling_keeps_a_record_that_resumes_to_the_uninterrupted_result(
+    server, alice, slow, tmp_path
+):
+    job = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64, batch_size=1)
+    assert job["image"] == "two.ome.tif" and job["upload_id"] is None
+    state = _running(alice, job["id"])
+    assert state["done"] < state["total"], state
+    cancelled = alice.cancel_job(job["id"])
+    assert cancelled["status"] == "cancelled", cancelled
+    assert "resume" in cancelled["error"]
+    listed = {j["id"]: j for j in alice.list_jobs()}
+    assert listed[job["id"]]["status"] == "cancelled"
+    stage = server.data_dir / "jobs" / job["id"] / "stage"
+    assert any(stage.iterdir())  # the partial output is kept
+    with pytest.raises(ServerResponseError) as err:
+        alice.cancel_job(job["id"])
+    assert err.value.status_code == 409
+    with pytest.raises(ServerResponseError) as err:
+        alice.download_result(job["id"], tmp_path)
+    assert err.value.status_code == 409
+
+    resumed = alice.resume_job(job["id"])
+    assert resumed["status"] in ("queued", "running")
+    finished = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
+    assert finished["status"] == "done" and finished["error"] is None, finished
+    assert finished["done"] == finished["total"] == 36  # 6 × 6 tiles of 64
+    assert finished["attempts"] == 1  # a cancel is not a crash
+
+    whole = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64, batch_size=1)
+    assert alice.wait_job(whole["id"], timeout=WAIT_S, interval=0.1)["status"] == "done"
+    resumed_labels = _labels(alice.download_result(job["id"], tmp_path))
+    whole_labels = _labels(alice.download_result(whole["id"], tmp_path))
+    assert np.array_equal(resumed_labels, whole_labels)
+    assert 0 < resumed_labels.mean() < 1  # both classes present: a real result
+
+
+def test_delete_cancels_a_running_job_then_removes_it(server, alice, slow):
+    job = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64, batch_size=1)
+    _running(alice, job["id"], tiles=1)
+    queued = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64)  # waits its turn
+    alice.delete_job(queued["id"])
+    assert alice.job(queued["id"])["status"] == "cancelled"
+    alice.delete_job(job["id"])
+    assert alice.job(job["id"])["status"] == "cancelled"
+    alice.delete_job(job["id"])
+    with pytest.raises(ServerResponseError) as err:
+        alice.job(job["id"])
+    assert err.value.status_code == 404
+    assert not (server.data_dir / "jobs" / job["id"]).exists()
+    alice.delete_job(queued["id"])
+
+
+def test_downloads_of_two_jobs_share_a_folder(alice, root, tmp_path):
+    first = alice.submit_job("nuclei", image_path="plate1/a.tif", outputs=["instances"],
+                             measure=True)  # fmt: skip
+    second = alice.submit_job("nuclei", image_path="b.tif", outputs=["instances"],
+                              measure=True)  # fmt: skip
+    for job in (first, second):
+        assert alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)["status"] == "done"
+    a = alice.download_result(first["id"], tmp_path)
+    b = alice.download_result(second["id"], tmp_path)
+    assert a == tmp_path / f"{first['id']}.ome.zarr" and b == tmp_path / f"{second['id']}.ome.zarr"
+    assert _labels(a).shape[-2:] == (96, 112) and _labels(b).shape[-2:] == (128, 160)
+    tables = {p.name for p in tmp_path.glob("*.csv")}
+    assert tables == {f"{first['id']}.csv", f"{second['id']}.csv"}
+    assert alice.download_table(first["id"], tmp_path) == tmp_path / f"{first['id']}.csv"
+    with pytest.raises(Exception, match="exists"):
+        alice.download_result(first["id"], tmp_path)
+    assert alice.download_result(first["id"], tmp_path, overwrite=True) == a
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no leftovers
+
+
+def test_uploads_and_analyses_show_client_names_only(server, alice, root, tmp_path):
+    source = tmp_path / "my cells#1.tif"
+    source.write_bytes((root / "plate1" / "a.tif").read_bytes())
+    upload = alice.upload_image(source)
+    listed = {u["id"]: u for u in alice.list_uploads()}
+    assert listed[upload]["name"] == "my_cells_1.tif"
+    job = alice.submit_job("nuclei", upload_id=upload)
+    assert job["image"] == "my_cells_1.tif" and job["upload_id"] == upload
+    alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
+
+    settings = tmp_path / "blobs.yaml"
+    settings.write_text(SETTINGS)
+    analysis = alice.submit_analysis(settings, image_paths=["plate1/a.tif"], upload_ids=[upload])
+    assert analysis["image"] == "plate1/a.tif"
+    finished = alice.wait_job(analysis["id"], timeout=WAIT_S, interval=0.2)
+    assert finished["status"] == "done" and finished["step"] == "analyze", finished
+    assert finished["done"] == finished["total"] == 2
+    results = alice.download_result(analysis["id"], tmp_path / "dl")
+    assert results.name == f"{analysis['id']}-results"
+    assert sorted(p.name for p in (results / "images").iterdir()) == ["a", "my_cells_1"]
+    counts = pd.read_csv(results / "summary" / "counts.csv")
+    assert counts["file"].tolist() == ["plate1/a.tif", "my_cells_1.tif"]
+    record = json.loads((results / "images" / "my_cells_1" / "record.json").read_text())
+    assert record["image"] == "my_cells_1.tif"
+    secrets = (str(server.data_dir), str(root))
+    for path in results.rglob("*"):
+        if path.suffix in (".csv", ".json", ".html", ".yaml"):
+            text = path.read_text()
+            assert not any(s in text for s in secrets), path
+    everything = json.dumps(alice.list_jobs())
+    assert not any(s in everything for s in secrets)
