@@ -7,7 +7,10 @@ from pathlib import Path
 import typer
 
 STEP_HELP = (
-    "A step, in the order given (repeat the option): fill_holes (holes of any size, a whole-plane "
+    "A step, in the order given (repeat the option): crf[:ITERATIONS] (first, on a segment store "
+    "written with --outputs labels,probabilities: dense CRF labels from the probabilities and "
+    "the image, exact tile by tile with 40 pixels of halo per iteration, default 5), "
+    "fill_holes (holes of any size, a whole-plane "
     "pass out of core) or fill_holes:MAX_PIXELS (smaller holes only, one tile pass), "
     "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS]. Each runs on every class but "
     "the background class."
@@ -27,6 +30,18 @@ def post(
     output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
     step: list[str] = typer.Option(..., "--step", "-s", help=STEP_HELP),
     background: str | None = typer.Option(None, "--background", "-b", help=BACKGROUND_HELP),
+    guide: Path | None = typer.Option(
+        None,
+        "--image",
+        help="For crf: the image whose edges guide it (default: the one the store was "
+        "segmented from; at most 3 channels).",
+    ),
+    contrast: float = typer.Option(
+        0.05,
+        "--crf-contrast",
+        help="For crf: the intensity difference, as a fraction of the image's range, that "
+        "the CRF treats as an edge (smaller: boundaries follow fainter edges).",
+    ),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (read with the steps' halo)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -41,9 +56,11 @@ def post(
 
     from scopeml.errors import InvalidRequestError
     from scopeml.post import PostStep, post_process_file
+    from scopeml.post.crf_tiled import split_crf
 
     start = time.perf_counter()
-    steps = [PostStep.parse(text) for text in step]
+    crf, rest = split_crf(step)  # bad steps are refused before any work
+    steps = [*([crf] if crf else []), *(PostStep.parse(text) for text in rest)]
     if output.exists() and not overwrite:
         raise InvalidRequestError("output exists; add --overwrite to replace it", path=output)
     written = post_process_file(
@@ -51,6 +68,8 @@ def post(
         output,
         steps,
         background=background,
+        image=guide,
+        contrast=contrast,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=not quiet,
@@ -72,8 +91,10 @@ def summary(written: Path, seconds: float) -> str:
     else:
         name = classes[value - 1] if 0 < value <= len(classes) else ""
         background = f"background class {value} {name}".rstrip()
-    changed = int(post.get("changed_pixels", 0))
     steps = ", ".join(post.get("steps", []))
+    changed = post.get("changed_pixels")
+    if changed is None:  # crf from a store without labels: nothing to compare with
+        return f"{written.name} → {written.parent}; {steps} ({background}); {seconds:.1f} s"
     return (
         f"{written.name} → {written.parent}; {steps}: {changed:,} pixel{'s' * (changed != 1)} "
         f"changed ({background}); {seconds:.1f} s"

@@ -81,7 +81,7 @@ class PostStep:
 
     def __post_init__(self) -> None:
         if self.name not in _STEPS:
-            known = ", ".join(sorted(_STEPS))
+            known = ", ".join(sorted([*_STEPS, "crf"]))  # crf: scopeml.post.crf_tiled
             raise InvalidRequestError(f"unknown post-processing step {self.name!r}; known: {known}")
         if self.size is None:
             if self.name != "fill_holes":

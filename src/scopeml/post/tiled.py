@@ -25,6 +25,7 @@ import numpy as np
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
+from scopeml.post.crf_tiled import DEFAULT_CONTRAST, CrfStep, crf_tiled, split_crf
 from scopeml.post.planes import fill_holes_tiled
 from scopeml.post.steps import (
     PostStep,
@@ -233,9 +234,11 @@ def _scratch_folder(parent: str | PathLike[str] | None) -> Iterator[Path]:
 def post_process_file(
     source: str | PathLike[str] | Image,
     output: str | PathLike[str],
-    steps: Sequence[PostStep | str],
+    steps: Sequence[PostStep | CrfStep | str],
     *,
     background: int | str | None = None,
+    image: str | PathLike[str] | Image | None = None,
+    contrast: float = DEFAULT_CONTRAST,
     tile_size: int = TILE_SIZE,
     overwrite: bool = False,
     progress: Progress = None,
@@ -258,6 +261,12 @@ def post_process_file(
     first class (ZEN's convention), where the labels have class names; 0 (the background is 0,
     as in a mask) where they have none, or when ``background=0``.
 
+    A first step ``crf`` (or ``crf:ITERATIONS``, :class:`~scopeml.post.crf_tiled.CrfStep`)
+    makes the labels from a segment store's ``probabilities`` with the dense CRF, guided by
+    ``image`` (default: the image the store was segmented from) with the bilateral kernel's
+    intensity scale ``contrast`` × the image's range; exact tile by tile
+    (:mod:`scopeml.post.crf_tiled`). The other steps then run on its labels.
+
     Returns
     -------
     pathlib.Path
@@ -277,20 +286,25 @@ def post_process_file(
     >>> out.name, int(result.read()[0, 0, 0, 0, 5, 5]), result.pixel_sizes
     ('labels', 1, {'Y': 0.5, 'X': 0.5})
     """
-    import zarr
 
     from scopeml.io import open_image
     from scopeml.io.omezarr import create_ome_zarr
     from scopeml.io.replace import atomic_write, check_replaceable_store
 
     output = Path(output)
-    steps = [PostStep.parse(step) if isinstance(step, str) else step for step in steps]
+    crf, rest = split_crf(list(steps))
+    steps = [PostStep.parse(step) if isinstance(step, str) else step for step in rest]
     _check_tile_size(tile_size)  # before any work: the output's chunks are made from it
     if output.exists() and not overwrite:
         raise InvalidRequestError(
             "output exists; pass overwrite=True (--overwrite) to replace it", path=output
         )
     check_replaceable_store(output)
+    if crf is not None:
+        return _post_with_crf(
+            source, output, crf, steps, background=background, image=image, contrast=contrast,
+            tile_size=tile_size, progress=progress,
+        )  # fmt: skip
     if not isinstance(source, Image):
         source = segment_labels(source)
     where = getattr(source, "path", None) if isinstance(source, Image) else source
@@ -329,16 +343,140 @@ def post_process_file(
                 progress=progress,
                 scratch=output.parent,  # the output's disk, not the system's temporary one
             )
-            _mark_labels(zarr.open_group(str(temp / name), mode="r+"), classes)
             post = {
                 "source": None if where is None else str(where),
                 "steps": [step_text(step) for step in steps],
                 "background": value,
                 "changed_pixels": changed,
             }
-            identity = {"format": 2, "model": {"classes": []}, **identity, "post": post}
-            zarr.open_group(str(temp), mode="r+").attrs["scopeml"] = identity
+            _finish(temp, name, classes, identity, post)
     return output / name
+
+
+def _finish(temp: Path, name: str, classes: Sequence[str], identity: dict[str, Any],
+            post: dict[str, Any]) -> None:  # fmt: skip
+    """Mark the written image as labels and record the run in the store's root group."""
+    import zarr
+
+    _mark_labels(zarr.open_group(str(temp / name), mode="r+"), classes)
+    identity = {"format": 2, "model": {"classes": []}, **identity, "post": post}
+    zarr.open_group(str(temp), mode="r+").attrs["scopeml"] = identity
+
+
+def _post_with_crf(
+    source: str | PathLike[str] | Image,
+    output: Path,
+    crf: CrfStep,
+    steps: Sequence[PostStep],
+    *,
+    background: int | str | None,
+    image: str | PathLike[str] | Image | None,
+    contrast: float,
+    tile_size: int,
+    progress: Progress,
+) -> Path:
+    """:func:`post_process_file` with a first ``crf`` step: the CRF's labels from the store's
+    probabilities (into a scratch store when other steps follow), then the other steps."""
+    import zarr
+
+    from scopeml.io import open_image
+    from scopeml.io.omezarr import create_ome_zarr
+    from scopeml.io.replace import atomic_write
+    from scopeml.tiling.outputs import label_dtype
+
+    store = probabilities_store(source)
+    identity = recorded_identity(store / "probabilities")
+    if image is None:
+        image = (identity.get("image") or {}).get("path")
+        if image is None or not Path(image).exists():
+            raise InvalidRequestError(
+                "crf needs the image the probabilities came from: give it with image= "
+                "(--image)" + (f"; the recorded one, {image}, is gone" if image else ""),
+                path=store,
+            )
+    with (
+        open_image(store / "probabilities") as probabilities,
+        nullcontext(image) if isinstance(image, Image) else open_image(image) as guide,
+    ):
+        if probabilities.sizes["S"] > 1:
+            raise InvalidImageError(
+                f"has {probabilities.sizes['S']} scenes; post-process one scene at a time",
+                path=probabilities.path,
+            )
+        classes = tuple(identity["model"]["classes"]) if identity else ()
+        classes = classes or probabilities.channel_names
+        value = background_value(background, classes, path=store)
+        axes = "".join(a for a in "TZ" if probabilities.sizes[a] > 1) + "YX"
+        shape = [probabilities.sizes[a] for a in axes]
+        chunks = [1 if a == "T" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
+        dtype = label_dtype(probabilities.sizes["C"])
+        with atomic_write(output, folder=True) as temp:
+            array = create_ome_zarr(
+                temp / "labels", shape=shape, dtype=dtype, axes=axes, chunks=chunks,
+                pixel_sizes=probabilities.pixel_sizes, name="labels", overwrite=True, root=temp,
+            )  # fmt: skip
+            if not steps:
+                crf_tiled(probabilities, guide, _SixD(array, axes), crf, contrast=contrast,
+                          tile_size=tile_size, progress=progress)  # fmt: skip
+            else:
+                with _scratch_folder(output.parent) as folder:
+                    six = [probabilities.sizes[a] if a in "TZYX" else 1 for a in "STCZYX"]
+                    labels = zarr.open_array(
+                        str(folder / "crf.zarr"), mode="w", shape=six, dtype=dtype,
+                        chunks=[min(n, tile_size) if a in "ZYX" else 1
+                                for a, n in zip("STCZYX", six, strict=True)],
+                        fill_value=0,
+                    )  # fmt: skip
+                    crf_tiled(probabilities, guide, labels, crf, contrast=contrast,
+                              tile_size=tile_size, progress=progress)  # fmt: skip
+                    post_process_tiled(
+                        Image(labels), steps, _SixD(array, axes), background=value,
+                        tile_size=tile_size, progress=progress, scratch=folder,
+                    )  # fmt: skip
+            before = store / "labels"
+            post = {
+                "source": str(store / "probabilities"),
+                "image": str(guide.path) if guide.path else None,
+                "steps": [str(crf), *(step_text(step) for step in steps)],
+                "background": value,
+                "changed_pixels": _changed(before, array, axes, tile_size)
+                if before.is_dir()
+                else None,
+            }
+            _finish(temp, "labels", classes, identity, post)
+    return output / "labels"
+
+
+def probabilities_store(source: str | PathLike[str] | Image) -> Path:
+    """The segment store holding ``probabilities`` that ``source`` names (the store, or one of
+    its outputs); refused, saying how to write them, where there is none."""
+    from scopeml.io.stores import is_zarr_store
+
+    path = Path(source.path) if isinstance(source, Image) and source.path else source
+    if isinstance(path, Image):
+        raise InvalidRequestError("crf reads a segment store's probabilities: give its path")
+    path = Path(path)
+    for store in (path, path.parent):
+        if is_zarr_store(store) and is_zarr_store(store / "probabilities"):
+            return store
+    raise InvalidRequestError(
+        "crf needs the class probabilities of a segment store: segment with "
+        "outputs=('labels', 'probabilities') (--outputs labels,probabilities)",
+        path=path,
+    )
+
+
+def _changed(before: Path, after: Any, axes: str, tile_size: int) -> int:
+    """How many pixels of the written ``after`` differ from the label image ``before``."""
+    from scopeml.io import open_image
+
+    changed = 0
+    with open_image(before) as labels:
+        for read, _ in iter_regions(after.shape, tile_size):
+            named = {a: r for a, r in zip(axes, read, strict=True)}
+            old = labels.read(**named).reshape([r.stop - r.start for r in read])
+            changed += int(np.count_nonzero(np.asarray(after[read]) != old))
+    return changed
 
 
 def step_text(step: PostStep) -> str:
