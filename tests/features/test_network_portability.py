@@ -14,7 +14,7 @@ import tifffile
 
 from scopeml.cli import main
 from scopeml.errors import InvalidContainerError
-from scopeml.features._network import list_tensors, network_bytes, open_network
+from scopeml.features._network import network_bytes, open_network
 from scopeml.pixel import load_classifier, save_classifier, train_classifier
 from scopeml.synthetic import synthetic_nuclei
 
@@ -132,6 +132,8 @@ def test_features_list_network_names_tensors_that_can_be_tapped(capsys):
 
 
 def test_list_tensors_of_a_builtin_matches_its_taps():
+    from scopeml.features._network import list_tensors
+
     rows = {name: shape for name, _, shape in list_tensors("vgg19-random", size=64)}
     net = open_network("vgg19-random", ("conv1_2", "conv2_2", "conv3_1"))
     for tap in net.taps:

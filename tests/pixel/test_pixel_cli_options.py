@@ -1,0 +1,84 @@
+"""``scopeml pixel train``: a bad ``--features`` is the option's error, not the image's; training
+over an existing classifier says so and what changed; another kind of file is not replaced
+unless asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from scopeml.cli import main
+from scopeml.pixel import read_metadata
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import sparse_labels
+
+FAST = ["--features", "gaussian_smoothing:1", "--n-estimators", "3", "--jobs", "1"]
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    image, instances = synthetic_nuclei((48, 56), density=0.004, seed=6)
+    truth = (instances > 0).astype(np.uint8) + 1
+    tifffile.imwrite(tmp_path / "image.tif", image[0])
+    tifffile.imwrite(tmp_path / "few.tif", sparse_labels(truth, 0.03, seed=6))
+    tifffile.imwrite(tmp_path / "more.tif", sparse_labels(truth, 0.10, seed=7))
+    return tmp_path / "image.tif", tmp_path / "few.tif", tmp_path / "more.tif"
+
+
+@pytest.mark.parametrize(
+    ("spec", "problem"),
+    [
+        ("gauss:3", "unknown feature 'gauss' (did you mean 'gaussian_smoothing'"),
+        ("basic25;gaussian_smoothing:20", "preset basic25 cannot be combined with filter"),
+        ("vgg19-random", "(did you mean 'vgg19-random-64'"),
+    ],
+)
+def test_bad_features_name_the_option_not_the_image(files, tmp_path, capsys, spec, problem):
+    image, labels, _ = files
+    out = tmp_path / "m.czseg"
+    code = main(["pixel", "train", str(image), str(labels), "-o", str(out), "--features", spec])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert err.startswith("error: --features: ") and problem in err, err
+    assert str(image) not in err and err.count("\n") == 1
+
+
+def test_retraining_says_what_it_replaced_and_what_changed(files, tmp_path, capsys):
+    image, few, more = files
+    out = tmp_path / "m.czseg"
+    args = ["pixel", "train", str(image)]
+    assert main([*args, str(few), "-o", str(out), *FAST]) == 0
+    first = capsys.readouterr().out
+    assert "replaced" not in first
+    before = read_metadata(out).Training["samples_per_class"]
+    assert main([*args, str(more), "-o", str(out), *FAST, "--classes", "bg,nucleus"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    now = read_metadata(out).Training["samples_per_class"]
+    assert before != now
+    assert lines[-1] == (
+        f"replaced {out}: labelled pixels class 1 → bg {before[0]} → {now[0]}, "
+        f"class 2 → nucleus {before[1]} → {now[1]}"
+    )
+    assert main([*args, str(more), "-o", str(out), *FAST, "--classes", "bg,nucleus"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"replaced {out}: labelled pixels unchanged (bg {now[0]}, nucleus {now[1]})"
+    )
+
+
+def test_another_kind_of_file_is_not_replaced_unless_asked(files, tmp_path, capsys):
+    image, few, _ = files
+    other = tmp_path / "notes.czseg"
+    other.write_text("my notes")
+    args = ["pixel", "train", str(image), str(few), "-o", str(other), *FAST]
+    assert main(args) == 2
+    assert "is not a pixel classifier" in capsys.readouterr().err
+    assert other.read_text() == "my notes"
+    assert main([*args, "--overwrite"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"replaced {other} (it was not a pixel classifier)"
+    )
+    assert read_metadata(other).Training["samples_per_class"]
