@@ -99,7 +99,8 @@ def test_object_steps_read_a_segment_store_by_its_path(tmp_path):
         args = ["post", str(source), "--step", "opening:1", "-o", str(tmp_path / out), "-q"]
         assert main(args) == 0  # the store was "no NGFF metadata"
     np.testing.assert_array_equal(
-        sm.open_image(tmp_path / "p.ome.zarr").read(), sm.open_image(tmp_path / "q.ome.zarr").read()
+        sm.open_image(tmp_path / "p.ome.zarr" / "labels").read(),  # post keeps the output's name
+        sm.open_image(tmp_path / "q.ome.zarr" / "labels").read(),
     )
 
 

@@ -54,15 +54,12 @@ def post(
     """
     import time
 
-    from scopeml.errors import InvalidRequestError
     from scopeml.post import PostStep, post_process_file
     from scopeml.post.crf_tiled import split_crf
 
     start = time.perf_counter()
     crf, rest = split_crf(step)  # bad steps are refused before any work
     steps = [*([crf] if crf else []), *(PostStep.parse(text) for text in rest)]
-    if output.exists() and not overwrite:
-        raise InvalidRequestError("output exists; add --overwrite to replace it", path=output)
     written = post_process_file(
         image,
         output,
