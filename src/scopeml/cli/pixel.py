@@ -190,7 +190,7 @@ def _changes(path: Path, previous, clf) -> str:
 def features(
     network: str | None = typer.Argument(
         None,
-        metavar="[NETWORK]",
+        metavar="NETWORK",
         help="An .onnx or .czann file (or vgg19, vgg16): list the tensors it can tap.",
     ),
     list_: bool = typer.Option(
@@ -230,6 +230,7 @@ def features(
         for name, deep in DEEP_PRESETS.items():
             extra = f" → {deep['projection']} dims" if deep.get("projection") else ""
             typer.echo(f"  {name}: {deep['network']} {','.join(deep['layers'])}{extra}")
+        typer.echo("a network's tensors (--features NETWORK:TENSOR): --list NETWORK.onnx|.czann")
         return
     fs = _parse_features_option(spec)
     for feature in fs.names(channels, dims):
