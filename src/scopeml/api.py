@@ -764,6 +764,7 @@ def label_objects(
     *,
     class_: str | int | None = None,
     connectivity: int = 1,
+    min_size: int = 0,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -779,8 +780,9 @@ def label_objects(
     class_
         The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
         ``None``: every non-zero pixel of a mask (labels with class names need a class).
-    connectivity, tile_size, overwrite, progress
-        See :func:`scopeml.objects.images.label_image`.
+    connectivity, min_size, tile_size, overwrite, progress
+        See :func:`scopeml.objects.images.label_image` (``min_size``: objects with fewer
+        pixels are dropped, exactly whatever the tiling).
 
     Returns
     -------
@@ -824,6 +826,7 @@ def label_objects(
         output,
         class_id=class_id,
         connectivity=connectivity,
+        min_size=min_size,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=progress,

@@ -12,13 +12,13 @@ from scopeml.objects import measure_objects
 from scopeml.synthetic import synthetic_nuclei
 
 PROPS_2D = [
-    "label", "area", "bbox", "centroid", "equivalent_diameter_area", "axis_major_length",
+    "label", "area", "bbox", "centroid", "extent", "equivalent_diameter_area", "axis_major_length",
     "axis_minor_length", "eccentricity", "orientation", "moments_central", "moments_hu",
-    "perimeter", "area_convex", "solidity", "feret_diameter_max",
+    "perimeter", "perimeter_crofton", "area_convex", "solidity", "feret_diameter_max",
     "intensity_mean", "intensity_min", "intensity_max", "intensity_std",
 ]  # fmt: skip
 PROPS_3D = [
-    "label", "area", "bbox", "centroid", "equivalent_diameter_area", "axis_major_length",
+    "label", "area", "bbox", "centroid", "extent", "equivalent_diameter_area", "axis_major_length",
     "axis_minor_length", "moments_central", "area_convex", "solidity", "feret_diameter_max",
     "intensity_mean", "intensity_min", "intensity_max", "intensity_std",
 ]  # fmt: skip

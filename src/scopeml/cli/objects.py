@@ -29,6 +29,9 @@ def label(
         None, "--class-id", help="Label value to label (older spelling of --class VALUE)."
     ),
     connectivity: int = typer.Option(1, help="1 = faces only … ndim = full neighbourhood."),
+    min_size: int = typer.Option(
+        0, "--min-size", help="Drop objects with fewer pixels (voxels in Z stacks)."
+    ),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels (also the output chunks)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -46,8 +49,8 @@ def label(
         choice = int(choice)
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
-    options = dict(connectivity=connectivity, tile_size=tile_size, overwrite=overwrite,
-                   progress=not quiet)  # fmt: skip
+    options = dict(connectivity=connectivity, min_size=min_size, tile_size=tile_size,
+                   overwrite=overwrite, progress=not quiet)  # fmt: skip
     out = label_objects(labels, output, class_=choice, **options)
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]

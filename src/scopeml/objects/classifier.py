@@ -32,8 +32,13 @@ FORMAT = "scopeml-object-classifier"
 VERSION = 2
 #: Columns that locate an object rather than describe it; not used as features by default.
 POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
-#: Columns that say where in the image an object is (time point, scene); never features.
-POSITION_COLUMNS = ("t", "scene")
+#: Columns that say where in the image an object is (time point, scene) or which object it is
+#: (``analyze``'s ``object_id``); never features by default.
+POSITION_COLUMNS = ("t", "scene", "object_id")
+#: Measurements left out of the default features: they change when the object is turned
+#: (``orientation``, the raw central moments; ``moments_hu-*`` are their invariants), or repeat
+#: another column (``moments_central-0-0`` is the area).
+VARIANT_PREFIXES = ("orientation", "moments_central")
 _ARRAYS = tuple(ARRAY_DTYPES)
 
 
@@ -77,9 +82,12 @@ class ObjectClassifier:
         """Fit a random forest on the rows of ``table`` that have a class.
 
         Rows whose ``class_column`` is empty (NaN/None/"") are ignored, so one table can hold
-        annotated and unannotated objects. ``features`` defaults to every numeric column except
-        positions (``label``, ``bbox-*``, ``centroid*``, ``parent*``, ``t``, ``scene``) and the
-        class column. ``workers`` threads fit the trees (``None``: one).
+        annotated and unannotated objects. Numbers name classes by their value (1 and 2 give
+        classes ``"1"`` and ``"2"``). ``features`` defaults to :func:`default_features`: the
+        numeric columns that describe an object whichever way it is turned, one copy of each
+        size (µm where the table has it). The names are saved with the classifier, so
+        a classifier keeps the features it was trained on. ``workers`` threads fit the trees
+        (``None``: one).
         """
         from sklearn.ensemble import RandomForestClassifier
 
@@ -97,10 +105,11 @@ class ObjectClassifier:
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
         x = _feature_matrix(table.loc[annotated], names)
-        y = target[annotated].astype(str).to_numpy()
-        if len(np.unique(y)) < 2:
+        classes, y = np.unique(class_names(target[annotated]), return_inverse=True)
+        if len(classes) < 2:
             raise InvalidLabelsError(
-                f"column {class_column!r} names one class ({y[0]}); a classifier needs two or more"
+                f"column {class_column!r} names one class ({classes[0]}); a classifier needs two "
+                "or more"
             )
         forest = RandomForestClassifier(
             n_estimators=n_estimators,
@@ -109,8 +118,9 @@ class ObjectClassifier:
             n_jobs=workers,
             class_weight="balanced",
         )
-        forest.fit(x, y)
-        return cls(names, list(forest.classes_), Forest.from_sklearn(forest, len(names)))
+        forest.fit(x, y)  # classes as 0..k-1: scikit-learn mistakes digit strings for numbers
+        found = [str(classes[k]) for k in forest.classes_]
+        return cls(names, found, Forest.from_sklearn(forest, len(names)))
 
     def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
         """Class probabilities, ``n_objects × n_classes`` (order of :attr:`classes`)."""
@@ -233,22 +243,57 @@ register_format(
 )
 
 
-def default_features(table: pd.DataFrame, class_column: str | None = None) -> list[str]:
-    """Numeric columns that describe objects (not their position, id or class).
+def class_names(values: pd.Series) -> np.ndarray:
+    """Class names of annotated ``values`` as strings: numbers by their value, so a class
+    column of 1 and 2 names classes ``"1"`` and ``"2"`` also where blank rows made it float.
 
     Examples
     --------
-    >>> default_features(pd.DataFrame({"label": [1], "centroid-0": [2.0], "area": [3], "c": ["x"]}))
-    ['area']
+    >>> class_names(pd.Series([1.0, 2.0, 2.5])).tolist(), class_names(pd.Series([2, 1])).tolist()
+    (['1', '2', '2.5'], ['2', '1'])
     """
+    if pd.api.types.is_float_dtype(values):
+        whole = np.isfinite(values) & (values == np.round(values))
+        text = values.astype(str).to_numpy(dtype=object)
+        text[whole.to_numpy()] = [str(int(v)) for v in values[whole]]
+        return text.astype(str)
+    return values.astype(str).to_numpy(dtype=str)
+
+
+def default_features(table: pd.DataFrame, class_column: str | None = None) -> list[str]:
+    """Numeric columns that describe objects, the same whichever way an object is turned.
+
+    Left out: position, id and class columns (``label``, ``bbox-*``, ``centroid*``,
+    ``parent*``, ``t``, ``scene``, ``object_id``, the class column and a previous
+    classification's ``*_probability``); ``orientation`` and the raw ``moments_central-*``
+    (they change with rotation; the Hu moments are kept); and a size in pixels where the table
+    has it in micrometres too (``area`` beside ``area_um2``/``volume_um3``, ``perimeter``
+    beside ``perimeter_um``, …): one copy of each size, in µm where there is one.
+
+    Examples
+    --------
+    >>> table = pd.DataFrame({"label": [1], "centroid-0": [2.0], "area": [3], "c": ["x"],
+    ...                       "orientation": [0.3], "perimeter": [6.0], "perimeter_um": [3.0]})
+    >>> default_features(table)
+    ['area', 'perimeter_um']
+    """
+    columns = [str(c) for c in table.columns]
+    present = set(columns)
+    in_um = {"area_um2", "volume_um3"} & present
+
+    def has_um(name: str) -> bool:
+        return f"{name}_um" in present or (name == "area" and bool(in_um))
+
     return [
-        str(c)
-        for c in table.columns
+        name
+        for name, c in zip(columns, table.columns, strict=True)
         if c != class_column
         and pd.api.types.is_numeric_dtype(table[c])
         and not pd.api.types.is_bool_dtype(table[c])
-        and not str(c).startswith(POSITION_PREFIXES)
-        and str(c) not in POSITION_COLUMNS
+        and not name.startswith(POSITION_PREFIXES + VARIANT_PREFIXES)
+        and name not in POSITION_COLUMNS
+        and not name.endswith("_probability")
+        and not has_um(name)
     ]
 
 
@@ -296,10 +341,18 @@ def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return np.nan_to_num(x, nan=0.0, posinf=np.finfo(np.float32).max, neginf=-1e38)
 
 
-_INTENSITY = re.compile(r"intensity_(?:mean|min|max|std|sum)_(.+)")
+_INTENSITY = re.compile(r"intensity_(?:mean|min|max|std|sum|median)_(.+)")
 _PHYSICAL = re.compile(r".*_um\d?(?:-\d+)?")
 #: Columns measured only with ``shape_features`` (each also with ``_um`` given a pixel size).
-_SHAPE = ("perimeter", "area_convex", "solidity", "feret_diameter_max", "feret_diameter_min")
+_SHAPE = (
+    "perimeter",
+    "perimeter_crofton",
+    "circularity",
+    "area_convex",
+    "solidity",
+    "feret_diameter_max",
+    "feret_diameter_min",
+)
 
 
 def missing_features_message(
@@ -338,7 +391,7 @@ def missing_features_message(
     ]
     if shape:
         causes.append(
-            "it was trained with shape features (perimeter, solidity, Feret diameters): measure "
+            "it was trained with shape features (perimeter, solidity, …): measure "
             "with them (shape_features=True, --shape-features)"
         )
     sizes = [n for n in missing if _PHYSICAL.fullmatch(n) and n not in shape]

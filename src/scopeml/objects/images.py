@@ -33,7 +33,7 @@ from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
 from scopeml.io.stores import is_zarr_store
 from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
-from scopeml.objects.measure import _parse_spacing
+from scopeml.objects.measure import _parse_spacing, warn_nonfinite
 from scopeml.objects.measure_tiled import TableSink, empty_table, measure_stack
 from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
@@ -100,6 +100,7 @@ def label_image(
     *,
     class_id: int | None = None,
     connectivity: int = 1,
+    min_size: int = 0,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -122,6 +123,10 @@ def label_image(
         Label value whose objects to label; ``None`` labels every non-zero pixel.
     connectivity
         1 = faces only … ``ndim`` = full neighbourhood.
+    min_size
+        Objects with fewer pixels (voxels in a Z stack) are dropped; ids stay ``1..n`` without
+        gaps. Sizes are those of whole objects, joined across tiles, so any tiling gives the
+        same objects.
     tile_size
         Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks); default up to
         1024 per axis.
@@ -150,13 +155,19 @@ def label_image(
     ((1, 2, 1, 1, 4, 6), [1, 3])
     """
 
+    found_any = False  # an object of the class, before small ones were dropped
+
     def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
-        with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
+        nonlocal found_any
+        with ProvisionalLabels(
+            stack, work, class_id, connectivity, tiles, progress, min_size=min_size
+        ) as found:
+            found_any |= found.n_found > 0
             found.write(put, dtype=np.uint32, offset=offset)
             return found.n_objects
 
     def finish(n_objects: int) -> None:
-        if require_class and class_id is not None and n_objects == 0:
+        if require_class and class_id is not None and not found_any:
             raise InvalidRequestError(
                 f"no label value {class_id} in these labels (values present: "
                 f"{present_values(labels, tile_size)}); choose one with class_= (--class)",
@@ -352,6 +363,7 @@ def measure_image(
     except BaseException:
         sink.abort()
         raise
+    warn_nonfinite(sink.nonfinite, sink.rows, image.path if image is not None else None)
     return sink.close()
 
 

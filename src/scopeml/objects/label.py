@@ -5,7 +5,9 @@ global id, then joins the provisional ids that touch across a tile border (union
 connected components of a sparse graph) and rewrites each tile once through a lookup table. The
 result equals whole-image connected-component labelling up to the numbering: an object cut by a
 tile border gets one id, and objects that do not touch are never merged. Peak memory is a few
-tiles plus one integer per provisional id.
+tiles plus one integer per provisional id. Objects smaller than ``min_size`` pixels are dropped
+after the join, by their whole size (each tile counts its components' pixels), so the result is
+the same however the image is tiled.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def label_value(classes: Sequence[str], choice: str | int) -> int:
 
 
 def label_instances(
-    labels: np.ndarray, *, class_id: int | None = None, connectivity: int = 1
+    labels: np.ndarray, *, class_id: int | None = None, connectivity: int = 1, min_size: int = 0
 ) -> np.ndarray:
     """Connected components of one class (or of all non-zero pixels) as instance labels.
 
@@ -60,6 +62,8 @@ def label_instances(
         The class whose objects to label; ``None`` labels every non-zero pixel.
     connectivity
         1 = faces only (4-/6-neighbourhood) … ``ndim`` = full (8-/26-neighbourhood).
+    min_size
+        Objects with fewer pixels (voxels) are dropped (become 0); the rest keep ids 1..N.
 
     Returns
     -------
@@ -73,11 +77,33 @@ def label_instances(
     array([[1, 1, 0, 0],
            [0, 0, 0, 0],
            [2, 0, 3, 3]], dtype=int32)
+    >>> label_instances(semantic, class_id=1, min_size=2)
+    array([[1, 1, 0, 0],
+           [0, 0, 0, 0],
+           [0, 0, 2, 2]], dtype=int32)
     """
     mask = _mask(np.asarray(labels), class_id)
     structure = _structure(mask.ndim, connectivity)
-    out, _ = ndi.label(mask, structure=structure, output=np.int32)
+    _check_min_size(min_size)
+    out, n = ndi.label(mask, structure=structure, output=np.int32)
+    if min_size > 1 and n:
+        out = _keep_large(np.bincount(out.ravel(), minlength=n + 1), min_size).astype(np.int32)[out]
     return out
+
+
+def _check_min_size(min_size: int) -> None:
+    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
+        raise InvalidRequestError(f"min_size must be a whole number >= 0; got {min_size!r}")
+
+
+def _keep_large(sizes: np.ndarray, min_size: int) -> np.ndarray:
+    """Lookup id → new id over ids ``0..len(sizes)-1`` (sizes[0] is the background): ids with
+    at least ``min_size`` pixels keep their order as 1..K, the others become 0."""
+    keep = np.asarray(sizes) >= min_size
+    keep[0] = False
+    lookup = np.zeros(keep.size, np.uint64)
+    lookup[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint64)
+    return lookup
 
 
 def label_instances_tiled(
@@ -86,6 +112,7 @@ def label_instances_tiled(
     *,
     class_id: int | None = None,
     connectivity: int = 1,
+    min_size: int = 0,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -100,8 +127,8 @@ def label_instances_tiled(
     output
         Path of the zarr array to create; written to a temporary sibling and moved into place
         when complete.
-    class_id, connectivity
-        As in :func:`label_instances`.
+    class_id, connectivity, min_size
+        As in :func:`label_instances` (objects are measured whole, across tiles).
     tile_size
         Tile size (also the output chunks): one int for every axis or one per axis; defaults
         to the input's chunks or 1024 per axis.
@@ -133,6 +160,7 @@ def label_instances_tiled(
     if len(shape) not in (2, 3):
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
     _structure(len(shape), connectivity)  # a bad value fails before any work
+    _check_min_size(min_size)
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError(
@@ -142,7 +170,9 @@ def label_instances_tiled(
     tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with ProvisionalLabels(labels, temp, class_id, connectivity, tiles, progress) as labelled:
+        with ProvisionalLabels(
+            labels, temp, class_id, connectivity, tiles, progress, min_size=min_size
+        ) as labelled:
             dtype = np.uint32 if labelled.n_objects < 2**32 else np.uint64
             final = zarr.open_array(
                 str(temp) + ".final", mode="w", shape=shape, chunks=tiles, dtype=dtype, fill_value=0
@@ -162,7 +192,8 @@ class ProvisionalLabels:
     temporary store, joined across tile borders; :meth:`write` is pass 2.
 
     A context manager: the temporary store is removed on exit. ``n_objects`` is known after
-    entering, so the caller can size the output before writing it.
+    entering, so the caller can size the output before writing it; ``n_found`` counts the
+    objects before those under ``min_size`` pixels were dropped.
     """
 
     def __init__(
@@ -173,14 +204,18 @@ class ProvisionalLabels:
         connectivity: int,
         tiles: tuple[int, ...],
         progress: Progress = None,
+        *,
+        min_size: int = 0,
     ) -> None:
+        _check_min_size(min_size)
+        self.min_size = int(min_size)
         self.shape = tuple(int(s) for s in labels.shape)
         if len(self.shape) not in (2, 3):
             raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {self.shape}")
         self.labels, self.temp, self.class_id = labels, Path(temp), class_id
         self.structure = _structure(len(self.shape), connectivity)
         self.tiles, self.progress = tiles, progress
-        self.n_objects = 0
+        self.n_objects = self.n_found = 0
         self._lut = np.zeros(1, np.uint64)
 
     def __enter__(self) -> ProvisionalLabels:
@@ -192,15 +227,25 @@ class ProvisionalLabels:
                 fill_value=0,
             )  # fmt: skip
             n_total = 0
+            sizes = [np.zeros(1, np.int64)]  # pixels of each provisional id (0: background)
             regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
             for region in track(regions, self.progress, "label", unit="tile"):
                 mask = _mask(np.asarray(self.labels[region]), self.class_id)
                 local, n = ndi.label(mask, self.structure)
                 self._store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
                 n_total += n
+                if self.min_size > 1:
+                    sizes.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
             pairs = _border_pairs(self._store, self.shape, self.tiles, self.structure)
             edges = [found for found in pairs if found.size]
             self._lut, self.n_objects = _resolve(n_total, np.concatenate(edges) if edges else None)
+            self.n_found = self.n_objects
+            if self.min_size > 1 and self.n_objects:  # whole objects' sizes, joined across tiles
+                whole = np.zeros(self.n_objects + 1, np.int64)
+                np.add.at(whole, self._lut.astype(np.intp), np.concatenate(sizes))
+                keep = _keep_large(whole, self.min_size)
+                self._lut = keep[self._lut.astype(np.intp)]
+                self.n_objects = int(np.count_nonzero(keep))
         except BaseException:
             shutil.rmtree(self.temp, ignore_errors=True)
             raise
@@ -210,8 +255,8 @@ class ProvisionalLabels:
               offset: int = 0) -> None:  # fmt: skip
         """Pass 2: hand every tile of final ids (1..N, plus ``offset``; 0 stays 0) to ``put``."""
         lut = self._lut.astype(dtype)
-        if offset:
-            lut[1:] += np.asarray(offset, dtype)
+        if offset:  # not where a provisional id was dropped (under min_size): that stays 0
+            lut[lut > 0] += np.asarray(offset, dtype)
         regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
         for region in track(regions, self.progress, "relabel", unit="tile"):
             put(region, lut[self._store[region].astype(np.intp)])

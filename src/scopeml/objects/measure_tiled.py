@@ -24,7 +24,14 @@ from scopeml.errors import InvalidImageError, InvalidLabelsError
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.objects.label import tile_sizes
-from scopeml.objects.measure import _check_labels, _compact, _measure, _parse_spacing
+from scopeml.objects.measure import (
+    NONFINITE,
+    _check_labels,
+    _compact,
+    _measure,
+    _parse_spacing,
+    warn_nonfinite,
+)
 from scopeml.objects.stacks import StackView
 from scopeml.objects.table import table_format
 from scopeml.progress import Progress, track
@@ -103,6 +110,7 @@ def measure_objects_tiled(
     except BaseException:
         sink.abort()
         raise
+    warn_nonfinite(sink.nonfinite, sink.rows, getattr(image, "path", None))
     return sink.close()
 
 
@@ -185,12 +193,16 @@ class TableSink:
         self.path = None if output is None else Path(output)
         self.writer: Any = None
         self.keys: dict[str, int] = {}
+        self.rows = 0
+        self.nonfinite = 0  # rows with NaN or infinite intensities, for one warning at the end
         if self.path is not None:
             kind = table_format(self.path)
             self.parquet = kind == "parquet"
             self.temp = self.path.with_name(f".{self.path.name}.tmp")
 
     def add(self, part: pd.DataFrame) -> None:
+        self.nonfinite += int(part.attrs.pop(NONFINITE, 0))
+        self.rows += len(part)
         for position, (name, value) in enumerate(self.keys.items()):
             part.insert(position, name, np.full(len(part), value, np.int64))
         if self.path is None:
