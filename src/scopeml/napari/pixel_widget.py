@@ -85,6 +85,22 @@ class PixelClassifierWidget(QWidget):
         self.importances.setMaximumHeight(160)
         self.status = QLabel("paint scribbles, then Train")
         self.status.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(row("image", self.image_choice))
+        layout.addWidget(self.channels)
+        layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
+        layout.addWidget(self.classes)
+        layout.addWidget(row("", add, remove))
+        layout.addWidget(self.train_button)
+        layout.addWidget(row("", self.live, self.update_button))
+        layout.addWidget(QLabel("feature importances"))
+        layout.addWidget(self.importances)
+        layout.addWidget(self._file_buttons())
+        layout.addWidget(self.status)
+        self._show_channels()
+
+    def _file_buttons(self) -> QWidget:
+        """Save/load the model, import/export the scribbles: one row of buttons."""
         buttons = {
             "Save model…": self._save_dialog,
             "Load model…": self._load_dialog,
@@ -98,20 +114,7 @@ class PixelClassifierWidget(QWidget):
             button = QPushButton(text)
             button.clicked.connect(slot)
             grid.addWidget(button)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(row("image", self.image_choice))
-        layout.addWidget(self.channels)
-        layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
-        layout.addWidget(self.classes)
-        layout.addWidget(row("", add, remove))
-        layout.addWidget(self.train_button)
-        layout.addWidget(row("", self.live, self.update_button))
-        layout.addWidget(QLabel("feature importances"))
-        layout.addWidget(self.importances)
-        layout.addWidget(files)
-        layout.addWidget(self.status)
-        self._show_channels()
+        return files
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> None:
