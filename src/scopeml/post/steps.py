@@ -9,8 +9,9 @@ the background, chosen by ``background``:
   background is one of them, ``b``): the steps run on every class but ``b`` and 0
   (unclassified). A class grows into ``b`` and 0, never into another class, so ``fill_holes``
   fills a class's holes of background with that class. A pixel a class loses goes to the
-  class around it: the nearest pixel that kept or got a class (not 0), looked for as far as
-  :func:`removal_reach` (ties: ``b`` first, then the lower value); none that near gives ``b``.
+  class around it: the nearest pixel (in steps along the axes) that kept or got a class (not
+  0), looked for as far as :func:`removal_reach` (ties: ``b`` first, then the lower value);
+  none that near gives ``b``.
 
 Every step is local, so a tile read with :attr:`PostStep.halo` more pixels on each side (plus
 :func:`removal_reach` with a background class: :func:`post_halo`) gives exactly the
@@ -220,8 +221,10 @@ def merge_classes(
 
 def give_to_nearest(out: np.ndarray, vacated: np.ndarray, background: int, reach: int) -> None:
     """Give each ``vacated`` pixel of ``out`` (in place) the class of the nearest other pixel
-    with a class (not 0) within ``reach`` pixels (Euclidean; ties: ``background``, then the
-    lower value); ``background`` where there is none that near.
+    with a class (not 0) within ``reach`` pixels (steps along the axes, as ``remove_small``
+    connects pixels; ties: ``background``, then the lower value); ``background`` where there is
+    none that near. A distance along the axes is found exactly in any cut-out that holds both
+    pixels, so tiles agree with the whole image.
 
     Examples
     --------
@@ -240,8 +243,8 @@ def give_to_nearest(out: np.ndarray, vacated: np.ndarray, background: int, reach
     choice = np.full(int(here.sum()), background, out.dtype)
     best = np.full(choice.shape, np.inf)
     for value in order:
-        distance = ndi.distance_transform_edt(~(kept & (near == value)))[here]
-        closer = (distance <= reach) & (distance < best)
+        distance = ndi.distance_transform_cdt(~(kept & (near == value)), metric="taxicab")[here]
+        closer = (distance >= 0) & (distance <= reach) & (distance < best)  # -1: none here
         choice[closer], best[closer] = value, distance[closer]
     near[here] = choice
 
