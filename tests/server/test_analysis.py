@@ -59,7 +59,7 @@ def test_an_analysis_job_gives_the_local_results(alice, images, settings, tmp_pa
     assert finished["status"] == "done", finished
     assert finished["error"] is None and finished["done"] == finished["total"] == 2
     results = alice.download_result(job["id"], tmp_path / "remote")
-    assert results.name == "results"
+    assert results.name == f"{job['id']}-results"
     local = run_analysis(settings, images, tmp_path / "local")
     remote_table = pd.read_csv(results / "tables" / "blob.csv")
     local_table = pd.read_csv(tmp_path / "local" / "tables" / "blob.csv")

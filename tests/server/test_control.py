@@ -143,7 +143,9 @@ def test_deleting_a_running_job_cancels_it(server, alice, unet, root):
             break
         time.sleep(POLL_S)
     assert state["status"] == "running" and state["done"] < state["total"], state
-    alice.delete_job(job["id"])  # no 409: the job stops at its next batch
+    alice.delete_job(job["id"])  # no 409: the job stops at its next batch, and stays listed
+    assert alice.job(job["id"])["status"] == "cancelled"
+    alice.delete_job(job["id"])  # a finished (cancelled) job: removed
     with pytest.raises(ServerResponseError) as err:
         alice.job(job["id"])
     assert err.value.status_code == 404

@@ -75,7 +75,7 @@ def test_a_job_with_instances_and_a_table_equals_the_facade(alice, image_path, l
         p.name for p in expected.iterdir() if not p.name.startswith(".")
     )  # the probabilities seeds were made from are not kept, as locally
 
-    beside = pd.read_csv(result.parent / "objects.csv")  # in the zip, beside the store
+    beside = pd.read_csv(result.parent / f"{job['id']}.csv")  # in the zip, beside the store
     table = pd.read_csv(alice.download_table(job["id"], tmp_path / "table"))
     ids = np.unique(instances[instances > 0])
     assert sorted(table["label"]) == ids.tolist()  # one row per instance
@@ -102,7 +102,8 @@ def test_instance_options_and_parquet_as_locally(alice, image_path, tmp_path):
     finished(alice, job)
     result = alice.download_result(job["id"], tmp_path / "zip")
     assert np.array_equal(read(result, "instances"), read(local, "instances"))
-    assert not (tmp_path / "zip" / "objects.csv").exists()
+    assert (tmp_path / "zip" / f"{job['id']}.parquet").is_file()  # the table it asked for
+    assert not (tmp_path / "zip" / f"{job['id']}.csv").exists()
     table = pd.read_parquet(alice.download_table(job["id"], tmp_path / "table"))
     pd.testing.assert_frame_equal(table, pd.read_parquet(tmp_path / "local.parquet"))
     default = segment(image_path, "nuclei", tmp_path / "default.ome.zarr", tile_size=48,
@@ -306,7 +307,9 @@ def test_deleting_a_running_instance_job_cancels_it(server, alice, image_root):
     while state["status"] != "done" and state["done"] < 3:
         state = alice.job(job["id"])
     assert state["status"] == "running" and state["done"] < state["total"], state
-    alice.delete_job(job["id"])
+    alice.delete_job(job["id"])  # cancelled, kept
+    assert alice.job(job["id"])["status"] == "cancelled"
+    alice.delete_job(job["id"])  # removed
     with pytest.raises(ServerResponseError) as err:
         alice.job(job["id"])
     assert err.value.status_code == 404

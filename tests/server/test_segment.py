@@ -64,7 +64,7 @@ def test_job_on_server_path_equals_local_segment(
     assert finished["status"] == "done", finished
     assert finished["done"] == finished["total"] == 12  # 3 × 4 tiles of 64
     result = alice.download_result(job["id"], tmp_path)
-    assert result == tmp_path / "result.ome.zarr"
+    assert result == tmp_path / f"{job['id']}.ome.zarr"
     assert_same_outputs(result, local_result)
     alice.delete_job(job["id"])
     with pytest.raises(ServerResponseError) as err:

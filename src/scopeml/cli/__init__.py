@@ -5,17 +5,21 @@ inside the commands, so ``scopeml --help`` stays fast. Bad input (any :class:`Sc
 missing file, any other operating-system error, memory exhausted by what a file declares) ends
 with a one-line message naming the file and the problem, and exit code 2. Anything else is a bug
 of scopeml: exit code 1, one line, and the traceback in a log file whose path the line gives.
-A run stopped by Ctrl-C or a progress callback exits with 130.
+A run stopped by Ctrl-C, SIGTERM or a progress callback exits with 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -66,7 +70,7 @@ app.add_typer(serve.admin, name="admin")
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) its exit code."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _terminate_as_interrupt():
             warnings.showwarning = _show_warning
             try:
                 result = app(args=argv, prog_name="scopeml", standalone_mode=False)
@@ -106,6 +110,34 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)
         return _exit(1, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what Slurm, systemd and ``timeout`` send) stops a command as Ctrl-C does: the
+    same message (a segmentation says how far it got and how to resume) and exit code 130.
+    Only where SIGTERM has its default action, in the main thread; a process forked meanwhile
+    still ends at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pid = os.getpid()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if os.getpid() != pid:  # a forked child: end as the signal asks
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 #: Longest message printed; the rest is cut (a message must never flood a terminal).

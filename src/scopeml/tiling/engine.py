@@ -23,7 +23,7 @@ from scopeml.io.image import Image
 from scopeml.io.stores import is_zarr_store
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
-from scopeml.tiling.execute import LoadRef, run_dask, run_local
+from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
 from scopeml.tiling.identity import run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.model_inputs import channel_mismatch
@@ -217,6 +217,8 @@ def segment_image(
     normalize = _normalize_choice(model, options)  # a bad value fails before any work
     plan = _named(build_plan, model_path or image.path)(image, model, options)
     report = as_progress(not options.quiet if progress is None else progress)
+    if isinstance(options.scheduler, str):  # an unreachable one: nothing run, nothing written
+        check_scheduler(options.scheduler)
     normalization, identity = _identity(
         image, model, options, normalize, model_ref, record, progress=report
     )

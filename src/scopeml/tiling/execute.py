@@ -129,6 +129,14 @@ def _connect(client_class: Any, address: str) -> Any:
         raise InvalidRequestError(f"cannot reach the dask scheduler {address!r} ({err})") from err
 
 
+def check_scheduler(address: str) -> None:
+    """Connect to the scheduler at ``address`` once and close again: a run checks it before
+    any work, so an unreachable one leaves no statistics pass run and no partial output."""
+    from distributed import Client
+
+    _connect(Client, address).close()
+
+
 def run_dask(
     batches: Sequence[Sequence[Tile]],
     *,
