@@ -294,7 +294,8 @@ def test_the_overview_shows_the_channel_the_first_class_is_found_in(images, tmp_
     run_analysis(three_level_settings(), images[:1], tmp_path / "out")
     rgb = np.asarray(PILImage.open(tmp_path / "out" / "images" / "img0" / "overview.png"))
     dapi, gfp = open_image(images[0]).read()[0, 0, :, 0].astype(np.float32)
-    assert rgb.shape[:2] == gfp.shape  # small enough to be drawn at full size
+    assert rgb.shape[1] == gfp.shape[1] and rgb.shape[0] > gfp.shape[0]  # full size, a legend
+    rgb = rgb[: gfp.shape[0]]  # the image; the legend is below it
     grey = (rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])  # not an outline
     shown = rgb[..., 0][grey].astype(np.float32)
     assert np.corrcoef(shown, gfp[grey])[0, 1] > 0.95

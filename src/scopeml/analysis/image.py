@@ -90,11 +90,14 @@ def analyze_image(
             image = opened.select_channels(settings.channels)
             counts = _analyze(settings, image, image_path, folder.name, temp, resources,
                               engine_workers, progress)  # fmt: skip
+            sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
             "image": str(image_path),
             "name": folder.name,
             "counts": counts,
+            "sizes": sizes,  # the summary's object densities
+            "pixel_sizes": pixel_sizes,
             "settings": digest,
             "input": input_identity(image_path),
             "seconds": round(time.perf_counter() - started, 3),
@@ -165,7 +168,8 @@ def _analyze(
             parts[cls_name].append(table)
         if settings.outputs.overview:
             draw_overview(channels[overview_channel(settings)], labels,
-                          temp / overview_name(scene, t), colours=colours)  # fmt: skip
+                          temp / overview_name(scene, t), colours=colours,
+                          pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
@@ -247,6 +251,7 @@ def _analyze_plane_tiled(
                 _subsample(lazy[overview_channel(settings)], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
                 temp / overview_name(scene, t), colours=colours,
+                pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
             )  # fmt: skip
         return found
     finally:

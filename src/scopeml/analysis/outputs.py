@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ __all__ = [
     "draw_overview",
     "outlines",
     "parquet_available",
+    "scale_bar_length",
     "write_tables",
 ]
 
@@ -107,19 +109,27 @@ def draw_overview(
     path: Path,
     *,
     colours: Mapping[str, tuple[int, int, int]],
+    pixel_size: float | None = None,
 ) -> Path:
     """A PNG of ``background`` (``(Z×)Y×X``; Z shown as its maximum) with the objects of each
-    class outlined in its colour, shrunk to at most 1024 pixels a side.
+    class outlined in its colour, shrunk to at most 1024 pixels a side, over a white band with
+    the legend (each class's colour and name) and, where ``pixel_size`` (µm per pixel of
+    ``background`` along X) is known, a scale bar.
+
+    The image keeps its own pixels at the top left (``png[:height, :width]``); the band is
+    below it, the canvas wider than the image only where the legend needs it.
 
     Examples
     --------
     >>> import tempfile
     >>> image = np.zeros((8, 8)); image[2:6, 2:6] = 1
     >>> out = draw_overview(image, {"a": (image > 0).astype(int)}, Path(tempfile.mkdtemp())
-    ...                     / "o.png", colours={"a": (255, 0, 0)})
+    ...                     / "o.png", colours={"a": (255, 0, 0)}, pixel_size=0.5)
     >>> from PIL import Image as PILImage
     >>> PILImage.open(out).getpixel((2, 2))
     (255, 0, 0)
+    >>> PILImage.open(out).text["scale_bar"]
+    '0.5 µm = 1.0 px'
     """
     from PIL import Image as PILImage
 
@@ -135,9 +145,72 @@ def draw_overview(
     for name, objects in labels.items():
         shown = _project(np.asarray(objects))[::step, ::step]
         rgb[outlines(shown)] = colours[name]
+    scale = None if not pixel_size else float(pixel_size) * step
+    canvas, info = _with_legend(PILImage.fromarray(rgb), {n: colours[n] for n in labels}, scale)
     with atomic_write(path, fsync=False) as temp:
-        PILImage.fromarray(rgb).save(temp, format="PNG", compress_level=1)
+        canvas.save(temp, format="PNG", pnginfo=info, compress_level=1)
     return path
+
+
+def scale_bar_length(pixel_size: float, width: int) -> float:
+    """A round length in µm (1, 2 or 5 ×10ⁿ) that spans at most a fifth of ``width`` pixels
+    of ``pixel_size`` µm (at least one pixel).
+
+    >>> scale_bar_length(0.325, 1024)  # 1024 px of 0.325 µm: 333 µm across
+    50.0
+    """
+    most = max(width / 5 * pixel_size, pixel_size)
+    power = 10.0 ** np.floor(np.log10(most))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= most))
+
+
+def _with_legend(
+    image: Any, colours: Mapping[str, tuple[int, int, int]], pixel_size: float | None
+) -> tuple[Any, Any]:
+    """``image`` over a white band: a swatch and the name per class, then the scale bar."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
+    from PIL.PngImagePlugin import PngInfo
+
+    from scopeml.analysis.charts import font, text
+
+    face, gap, row = font(12), 14, 20
+    measure = ImageDraw.Draw(PILImage.new("L", (1, 1)))
+    items: list[tuple[float, Any]] = []  # (width, draw(x, y))
+    for name, colour in colours.items():
+        label = text(name, face)
+
+        def swatch(draw: Any, x: float, y: float, c: Any = colour, s: str = label) -> None:
+            draw.rectangle([x, y + 3, x + 11, y + 14], fill=tuple(c), outline="black")
+            draw.text((x + 16, y + 1), s, fill="black", font=face)
+
+        items.append((16 + measure.textlength(label, font=face), swatch))
+    info = PngInfo()
+    info.add_itxt("legend", ", ".join(colours))
+    if pixel_size:
+        microns = scale_bar_length(pixel_size, image.width)
+        length = microns / pixel_size
+        caption = text(f"{microns:g} µm", face)
+        info.add_itxt("scale_bar", f"{microns:g} µm = {length:.1f} px")
+
+        def bar(draw: Any, x: float, y: float) -> None:
+            draw.rectangle([x, y + 7, x + length - 1, y + 11], fill="black")
+            draw.text((x + length + 5, y + 1), caption, fill="black", font=face)
+
+        items.append((length + 5 + measure.textlength(caption, font=face), bar))
+    width = max(image.width, int(max((w for w, _ in items), default=0)) + 2 * gap // 2)
+    placed, x, y = [], gap / 2, 4.0
+    for w, draw_item in items:
+        if x > gap / 2 and x + w > width - gap / 2:
+            x, y = gap / 2, y + row
+        placed.append((x, y, draw_item))
+        x += w + gap
+    canvas = PILImage.new("RGB", (width, image.height + int(y) + row + 4), "white")
+    canvas.paste(image, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for x, y, draw_item in placed:
+        draw_item(draw, x, image.height + y)
+    return canvas, info
 
 
 def outlines(labels: np.ndarray) -> np.ndarray:

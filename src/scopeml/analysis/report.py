@@ -1,7 +1,19 @@
 """The batch's summary: tables over all images, counts, failures, plots and ``index.html``.
 
-Plots are small PNG bar charts drawn with Pillow (no plotting library needed): objects per
-class per image, and per class the distributions of area and of mean intensity.
+``summary/counts.csv`` has per image the objects of each class, the imaged area
+(``area_mm2``; ``volume_mm3`` for Z stacks) and the objects per mm² (per mm³) where the image
+has a pixel size, else per megapixel, and each class's mean object size in the table's units
+(``nucleus_area_um2_mean``). ``summary/CLASS_per_image.csv`` has per image the mean, median,
+quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
+mean intensity.
+
+Plots are PNG charts drawn with Pillow (:mod:`scopeml.analysis.charts`, no plotting library):
+per class the objects per image (every image labelled), and for the size and every mean
+intensity a histogram over all images and a box per image (quartiles, median, whiskers at the
+5th and 95th percentiles), with axis titles in the table's units (µm² where the image has a
+pixel size). The tables are read one image at a time (twice: the second pass bins the
+histograms on the batch's range), so memory holds one image's table and a few numbers per
+image, not the batch's objects.
 """
 
 from __future__ import annotations
@@ -9,17 +21,42 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from scopeml.analysis.charts import bar_chart, box_chart, histogram
 from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
 from scopeml.analysis.settings import AnalysisSettings
 from scopeml.io.replace import atomic_write, write_atomically
 
-__all__ = ["bar_chart", "write_report"]
+__all__ = ["axis_title", "write_report"]
+
+#: Most images in one chart; more go on further charts (``…_2.png``), each still one label a bar.
+CHART_IMAGES = 400
+#: Bins of the histograms.
+BINS = 30
+#: Percentiles per image in ``CLASS_per_image.csv`` (the box plot's whiskers, box and median).
+PERCENTILES = {"p5": 5, "q1": 25, "median": 50, "q3": 75, "p95": 95}
+
+
+#: The density column of each imaged-size unit.
+_DENSITY = {"area_mm2": "per_mm2", "megapixels": "per_megapixel", "volume_mm3": "per_mm3",
+            "megavoxels": "per_megavoxel"}  # fmt: skip
+
+
+@dataclass
+class _ClassSummary:
+    """What the report keeps of one class: the plotted columns, a row of statistics per
+    image, and the histograms over all images."""
+
+    columns: list[str]
+    per_image: pd.DataFrame
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    three_d: bool = False
 
 
 def write_report(
@@ -33,48 +70,98 @@ def write_report(
     done = [r for r in records if r["status"] == "done"]
     names = [c.name for c in settings.classes]
     colours = {n: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, n in enumerate(names)}
-    counts = pd.DataFrame(
-        [{"image": r["name"], "file": r["image"], **{n: r["counts"].get(n, 0) for n in names}}
-         for r in done], columns=["image", "file", *names],
-    )  # fmt: skip
-    _write_csv(counts, summary / "counts.csv")
     failures = pd.DataFrame(
         [{"image": r["name"], "file": r["image"], "reason": r["reason"]}
          for r in records if r["status"] != "done"], columns=["image", "file", "reason"],
     )  # fmt: skip
     _write_csv(failures, summary / "failures.csv")
+    classes = {n: _combine(output, done, n, tables, settings.outputs.parquet) for n in names}
+    counts = _counts(done, names, classes)
+    _write_csv(counts, summary / "counts.csv")
     plots: list[tuple[str, str]] = []
-    if settings.outputs.summary:
-        for name in names:
-            bar_chart(counts["image"].tolist(), counts[name].to_numpy(float),
-                      f"{name}: objects per image", summary / f"{name}_counts.png",
-                      colours[name])  # fmt: skip
-            plots.append((f"{name}: objects per image", f"summary/{name}_counts.png"))
-    for name in names:
-        combined = _combine(output, done, name, tables, settings.outputs.parquet)
-        if settings.outputs.summary and combined is not None:
-            plots += _distributions(combined, name, summary, colours[name])
+    for name, found in classes.items():
+        _write_csv(found.per_image, summary / f"{name}_per_image.csv")
+        if settings.outputs.summary:
+            plots += _plots(name, counts, found, summary, colours[name])
     index = output / "index.html"
     write_atomically(index, _html(settings, records, counts, failures, plots))
     return index
 
 
+def _counts(
+    done: Sequence[dict[str, Any]], names: Sequence[str], classes: dict[str, _ClassSummary]
+) -> pd.DataFrame:
+    """Per image: objects per class, the imaged area (volume) and the objects per mm² (mm³) —
+    per megapixel (megavoxel) where the image has no pixel size — and each class's mean size.
+
+    Densities are per time point: a time series counts its objects over all time points,
+    divided by their number. Records of results from before scopeml recorded image sizes
+    leave the area and densities empty.
+    """
+    rows = []
+    for record in done:
+        row: dict[str, Any] = {"image": record["name"], "file": record["image"]}
+        row.update({n: int(record["counts"].get(n, 0)) for n in names})
+        size, unit, times = _imaged(record)
+        if unit is not None:
+            row[unit] = size
+            for n in names:
+                row[f"{n}_{_DENSITY[unit]}"] = row[n] / times / size if size else np.nan
+        rows.append(row)
+    order = ["image", "file", *names]
+    for unit, per in _DENSITY.items():
+        if any(unit in row for row in rows):
+            order += [unit, *[f"{n}_{per}" for n in names]]
+    table = pd.DataFrame(rows, columns=order)
+    for name, found in classes.items():
+        size = found.columns[0] if found.columns else None
+        if size is not None:
+            means = found.per_image.set_index("image")[f"{size}_mean"]
+            table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
+    return table
+
+
+def _imaged(record: dict[str, Any]) -> tuple[float, str | None, int]:
+    """The area (mm²; volume in mm³ for Z stacks, megapixels or megavoxels without a pixel
+    size) an image's objects were found in, over all its scenes, and its time points.
+
+    >>> _imaged({"sizes": {"S": 1, "T": 2, "Z": 1, "Y": 1000, "X": 2000},
+    ...          "pixel_sizes": {"X": 0.5, "Y": 0.5}})
+    (0.5, 'area_mm2', 2)
+    >>> _imaged({"sizes": {"S": 2, "T": 1, "Z": 1, "Y": 1000, "X": 500}, "pixel_sizes": {}})
+    (1.0, 'megapixels', 1)
+    >>> _imaged({"counts": {}})
+    (nan, None, 1)
+    """
+    sizes, pixel = record.get("sizes"), record.get("pixel_sizes") or {}
+    if not sizes:
+        return float("nan"), None, 1
+    scenes, times = int(sizes.get("S", 1)), max(int(sizes.get("T", 1)), 1)
+    axes = "ZYX" if int(sizes.get("Z", 1)) > 1 else "YX"
+    count = scenes * float(np.prod([int(sizes[a]) for a in axes]))
+    if all(pixel.get(a) for a in axes):
+        size = count * float(np.prod([pixel[a] for a in axes])) / 1e3 ** len(axes)  # µm → mm
+        return size, "volume_mm3" if len(axes) == 3 else "area_mm2", times
+    return count / 1e6, "megavoxels" if len(axes) == 3 else "megapixels", times
+
+
 def _write_csv(table: pd.DataFrame, path: Path) -> None:
     with atomic_write(path, fsync=False) as temp:
-        table.to_csv(temp, index=False)
+        table.to_csv(temp, index=False, float_format="%.10g")
 
 
 def _combine(
     output: Path, done: Sequence[dict[str, Any]], name: str, tables: Path, parquet: bool
-) -> pd.DataFrame | None:
+) -> _ClassSummary:
     """Append a class's per-image tables into ``tables/NAME.csv`` (and ``.parquet``) one image
-    at a time, so memory holds one image's table, not the batch's; return the columns the plots
-    need (area and the first mean intensity), which are small."""
-    parts = [output / "images" / r["name"] / f"{name}.csv" for r in done]
-    parts = [p for p in parts if p.is_file()]
+    at a time, so memory holds one image's table, not the batch's; keep per image the
+    statistics of the plotted columns, then bin them over the batch's range in a second pass."""
+    parts = [(r["name"], output / "images" / r["name"] / f"{name}.csv") for r in done]
+    parts = [(image, path) for image, path in parts if path.is_file()]
     write_parquet = parquet and parquet_available()
     columns: list[str] | None = None
-    plotted: list[pd.DataFrame] = []
+    keep: list[str] = []
+    rows: list[dict[str, Any]] = []
     with ExitStack() as stack:
         csv_temp = stack.enter_context(atomic_write(tables / f"{name}.csv", fsync=False))
         csv_temp.write_text("")
@@ -84,12 +171,12 @@ def _combine(
                                                             fsync=False))  # fmt: skip
         writer = None
         first = b""
-        for index, part in enumerate(parts):
+        for index, (image, part) in enumerate(parts):
             with open(part, "rb") as file:
                 header, body = file.readline(), file.read()
             if columns is None:
                 first, columns = header, list(pd.read_csv(part, nrows=0).columns)
-            keep = _plotted_columns(columns)
+                keep = _plotted_columns(columns)
             frame = None
             if header == first:  # the same columns: the rows as written, not parsed again
                 with open(csv_temp, "ab") as out:
@@ -101,26 +188,82 @@ def _combine(
                 frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
-            wanted = frozenset(keep).__contains__
-            plotted.append(pd.read_csv(part, usecols=wanted).reindex(columns=keep))
+            rows.append(_statistics(image, _read_plotted(part, keep)))
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all
             pd.DataFrame(columns=columns or []).to_parquet(parquet_temp, index=False)
-    table = pd.concat(plotted, ignore_index=True) if plotted else pd.DataFrame()
-    return table if len(table.columns) else None
+    order = ["image", "objects", *[f"{c}_{s}" for c in keep for s in ("mean", *PERCENTILES)]]
+    per_image = pd.DataFrame(rows).reindex(columns=order + [f"{c}_{e}" for c in keep
+                                                            for e in ("min", "max")])  # fmt: skip
+    found = _ClassSummary(keep, per_image[order], three_d="centroid-2" in (columns or []))
+    for column in keep:
+        low, high = per_image[f"{column}_min"].min(), per_image[f"{column}_max"].max()
+        if np.isfinite(low) and np.isfinite(high):
+            found.histograms[column] = (np.zeros(BINS, np.int64),
+                                        np.histogram_bin_edges([low, high], BINS))  # fmt: skip
+    if found.histograms:  # the second pass: one image's plotted columns at a time
+        for _, part in parts:
+            table = _read_plotted(part, keep)
+            for column, (counts, edges) in found.histograms.items():
+                values = table[column].to_numpy(float)
+                counts += np.histogram(values[np.isfinite(values)], edges)[0]
+    return found
+
+
+def _read_plotted(part: Path, keep: Sequence[str]) -> pd.DataFrame:
+    wanted = frozenset(keep).__contains__
+    return pd.read_csv(part, usecols=wanted).reindex(columns=keep)
+
+
+def _statistics(image: str, table: pd.DataFrame) -> dict[str, Any]:
+    """One image's row of ``CLASS_per_image.csv``: objects, and per plotted column the mean,
+    the percentiles (NaN without objects), and the range (for the histograms' bins).
+
+    >>> row = _statistics("a", pd.DataFrame({"area": [1.0, 2, 3, 4, 5]}))
+    >>> row["objects"], row["area_mean"], row["area_median"], row["area_q1"], row["area_max"]
+    (5, 3.0, 3.0, 2.0, 5.0)
+    """
+    row: dict[str, Any] = {"image": image, "objects": len(table)}
+    for column in table.columns:
+        values = table[column].to_numpy(float)
+        values = values[np.isfinite(values)]
+        found = values.size > 0
+        row[f"{column}_mean"] = float(values.mean()) if found else np.nan
+        quantiles = np.percentile(values, list(PERCENTILES.values())) if found else [np.nan] * 5
+        row.update({f"{column}_{k}": float(q) for k, q in zip(PERCENTILES, quantiles,
+                                                              strict=True)})  # fmt: skip
+        row[f"{column}_min"] = float(values.min()) if found else np.nan
+        row[f"{column}_max"] = float(values.max()) if found else np.nan
+    return row
 
 
 def _plotted_columns(columns: Sequence[str]) -> list[str]:
     """The size column (in µm² or µm³ where the image has a pixel size, else pixels) and the
-    first mean intensity: what the summary plots.
+    mean intensity of every channel measured: what the summary plots.
 
-    >>> _plotted_columns(["label", "area", "area_um2", "intensity_mean_DAPI"])
-    ['area_um2', 'intensity_mean_DAPI']
+    >>> _plotted_columns(["label", "area", "area_um2", "intensity_mean_DAPI",
+    ...                   "intensity_max_DAPI", "intensity_mean_GFP"])
+    ['area_um2', 'intensity_mean_DAPI', 'intensity_mean_GFP']
     """
     size = next((c for c in ("area_um2", "volume_um3", "area") if c in columns), None)
-    intensity = next((c for c in columns if c.startswith("intensity_mean_")), None)
-    return [c for c in (size, intensity) if c is not None]
+    intensities = [c for c in columns if c.startswith("intensity_mean_")]
+    return [c for c in (size, *intensities) if c is not None]
+
+
+def axis_title(column: str, *, three_d: bool = False) -> str:
+    """What a plotted column is, with its unit.
+
+    >>> axis_title("area_um2"), axis_title("area"), axis_title("area", three_d=True)
+    ('area (µm²)', 'area (pixels)', 'volume (voxels)')
+    >>> axis_title("intensity_mean_GFP")
+    'mean intensity, GFP (grey value)'
+    """
+    if column.startswith("intensity_mean_"):
+        return f"mean intensity, {column.removeprefix('intensity_mean_')} (grey value)"
+    known = {"area_um2": "area (µm²)", "volume_um3": "volume (µm³)",
+             "area": "volume (voxels)" if three_d else "area (pixels)"}  # fmt: skip
+    return known.get(column, column)
 
 
 def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
@@ -138,65 +281,58 @@ def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
     return writer
 
 
-def _distributions(
-    table: pd.DataFrame, name: str, folder: Path, colour: tuple[int, int, int]
+def _plots(
+    name: str,
+    counts: pd.DataFrame,
+    found: _ClassSummary,
+    folder: Path,
+    colour: tuple[int, int, int],
 ) -> list[tuple[str, str]]:
+    """A class's charts: objects per image; per plotted column a histogram over all images
+    and a box per image. Return ``(caption, path under the results)`` of each."""
     plots = []
-    for column in table.columns:
-        values = table[column].to_numpy(float)
-        values = values[np.isfinite(values)]
-        if not values.size:
-            continue
-        counts, edges = np.histogram(values, bins=30)
-        labels = [f"{edges[0]:.4g}", *[""] * 28, f"{edges[-1]:.4g}"]
-        title = f"{name}: {column} ({values.size} objects)"
-        file = folder / f"{name}_{column}.png"
-        bar_chart(labels, counts.astype(float), title, file, colour)
+    images = counts["image"].tolist()
+    for part, suffix, note in _pages(len(images)):
+        title = f"{name}: objects per image{note}"
+        file = folder / f"{name}_counts{suffix}.png"
+        bar_chart(images[part], counts[name].to_numpy(float)[part], file, title=title,
+                  y_title=f"{name} objects", colour=colour)  # fmt: skip
         plots.append((title, f"summary/{file.name}"))
+    stats = found.per_image.set_index("image").reindex(images)
+    for column in found.columns:
+        quantity = axis_title(column, three_d=found.three_d)
+        if column in found.histograms:
+            bins, edges = found.histograms[column]
+            title = f"{name}: {quantity.split(' (')[0]} ({int(bins.sum())} objects, all images)"
+            file = folder / f"{name}_{column}.png"
+            histogram(bins, edges, file, title=title, x_title=quantity,
+                      y_title=f"{name} objects", colour=colour)  # fmt: skip
+            plots.append((title, f"summary/{file.name}"))
+        boxes = stats[[f"{column}_{k}" for k in PERCENTILES]].to_numpy(float)
+        for part, suffix, note in _pages(len(images)):
+            title = f"{name}: {quantity.split(' (')[0]} per image{note}"
+            file = folder / f"{name}_{column}_per_image{suffix}.png"
+            box_chart(images[part], boxes[part], file, title=title, y_title=quantity,
+                      colour=colour)  # fmt: skip
+            plots.append((title, f"summary/{file.name}"))
     return plots
 
 
-def bar_chart(
-    labels: Sequence[str],
-    values: np.ndarray,
-    title: str,
-    path: Path,
-    colour: tuple[int, int, int] = (80, 140, 255),
-) -> Path:
-    """A PNG bar chart (640×360) of ``values`` with a title and the first and last labels.
+def _pages(count: int) -> list[tuple[slice, str, str]]:
+    """The images of each chart (at most :data:`CHART_IMAGES`): their slice, the file name's
+    suffix and what the title adds.
 
-    Examples
-    --------
-    >>> import tempfile
-    >>> from PIL import Image
-    >>> out = bar_chart(["a", "b"], np.array([1.0, 3.0]), "t", Path(tempfile.mkdtemp()) / "c.png")
-    >>> Image.open(out).size
-    (640, 360)
+    >>> _pages(3)
+    [(slice(0, 400, None), '', '')]
+    >>> [(s, n) for _, s, n in _pages(500)]
+    [('', ' (images 1–400 of 500)'), ('_2', ' (images 401–500 of 500)')]
     """
-    from PIL import Image, ImageDraw
-
-    width, height, left, bottom, top = 640, 360, 50, 40, 30
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    draw.text((left, 8), title[:90], fill="black")
-    values = np.asarray(values, float)
-    peak = float(values.max()) if values.size and values.max() > 0 else 1.0
-    draw.line([(left, top), (left, height - bottom), (width - 10, height - bottom)], fill="black")
-    draw.text((4, top), f"{peak:.4g}", fill="black")
-    draw.text((4, height - bottom - 10), "0", fill="black")
-    n = max(len(values), 1)
-    step = (width - 10 - left) / n
-    for i, value in enumerate(values):
-        x0 = left + i * step + 1
-        y0 = height - bottom - (height - bottom - top) * value / peak
-        draw.rectangle([x0, y0, max(x0, x0 + step - 2), height - bottom], fill=tuple(colour))
-    shown = [(0, labels[0]), (len(labels) - 1, labels[-1])] if len(labels) > 1 else list(
-        enumerate(labels))  # fmt: skip
-    for i, label in shown:
-        draw.text((left + i * step, height - bottom + 6), str(label)[:30], fill="black")
-    with atomic_write(path, fsync=False) as temp:
-        canvas.save(temp, format="PNG", compress_level=1)
-    return path
+    pages = []
+    for page, start in enumerate(range(0, max(count, 1), CHART_IMAGES)):
+        stop = min(start + CHART_IMAGES, count)
+        note = f" (images {start + 1}–{stop} of {count})" if count > CHART_IMAGES else ""
+        pages.append((slice(start, start + CHART_IMAGES), f"_{page + 1}" if page else "", note))
+    return pages
 
 
 def _html(
@@ -226,17 +362,24 @@ def _html(
     figures = "".join(f"<figure><img src='{esc(p)}'><figcaption>{esc(t)}</figcaption></figure>"
                       for t, p in plots)  # fmt: skip
     tables = " ".join(f"<a href='tables/{esc(n)}.csv'>{esc(n)}.csv</a>" for n in names)
+    per_image = " ".join(f"<a href='summary/{esc(n)}_per_image.csv'>{esc(n)}_per_image.csv</a>"
+                         for n in names)  # fmt: skip
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>scopeml analysis</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px}} figure{{display:inline-block}}
+<style>body{{font-family:sans-serif}} td,th{{padding:2px 8px}} figure{{display:inline-block;
+max-width:100%;overflow-x:auto}}
 </style></head><body>
 <h1>Analysis of {len(records)} image(s)</h1>
 <p>{len(counts)} done, {len(failures)} failed. Settings: <a href="settings.yaml">settings.yaml</a>.
-Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a>,
-<a href="summary/failures.csv">failures.csv</a>.</p>
+Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
+per mm² where the image has a pixel size, mean size per image),
+<a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
+quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}<th>status</th></tr>
 {rows}</table>
-<h2>Plots</h2>{figures}
+<h2>Plots</h2>
+<p>Boxes per image: the box spans the quartiles, the line is the median, the whiskers reach the
+5th and 95th percentiles.</p>{figures}
 <h2>Overviews</h2>{overviews}
 </body></html>
 """

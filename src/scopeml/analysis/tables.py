@@ -30,8 +30,10 @@ def measure_plane(
     whole: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """One table per class for one plane: ``image, scene, t, class, object_id, parent_class,
-    parent_id``, then the measurements (pixel and physical units), ``{child}_count`` and
-    child aggregates for parents, and ``object_class`` where the class has a classifier.
+    parent_id``, then the measurements (pixel and physical units), for parents
+    ``{child}_count`` (an integer) and the children's mean and summed size in each unit the
+    table has (``{child}_area_mean`` in pixels, ``{child}_area_um2_mean`` in µm²), and
+    ``object_class`` where the class has a classifier.
 
     ``pixels`` are the plane's input channels, ``C×(Z×)Y×X`` in settings order. Measuring
     and parent assignment go tile by tile (``settings.tile_size``), so their temporary memory
@@ -53,9 +55,8 @@ def measure_plane(
     >>> tables["dot"][["object_id", "parent_id"]].to_numpy().tolist()
     [[1, 1], [2, 2]]
     >>> tables["cell"]["dot_count"].tolist()
-    [1.0, 1.0]
+    [1, 1]
     """
-    from scopeml.objects.hierarchy import summarize_children
     from scopeml.objects.measure import measure_objects
     from scopeml.objects.measure_tiled import measure_objects_tiled
 
@@ -90,7 +91,7 @@ def measure_plane(
         tables[cls.name] = table
     for cls in settings.classes:
         if cls.parent is not None:
-            tables[cls.parent] = summarize_children(tables[cls.parent], tables[cls.name], cls.name)
+            tables[cls.parent] = _children(tables[cls.parent], tables[cls.name], cls.name)
     out = {}
     for cls in settings.classes:
         table = tables[cls.name]
@@ -104,6 +105,29 @@ def measure_plane(
             [keys, table.drop(columns=["label", "parent_label"])], axis=1
         ).reset_index(drop=True)
     return out
+
+
+def _children(parents: pd.DataFrame, children: pd.DataFrame, name: str) -> pd.DataFrame:
+    """``{name}_count`` (an integer) and the children's mean and summed size per parent, in
+    the units of the parent's own size columns: ``{name}_area_mean`` in pixels next to
+    ``area``, ``{name}_area_um2_mean`` in µm² next to ``area_um2`` (``volume_um3`` in 3-D)
+    where the image has a pixel size.
+
+    >>> parents = pd.DataFrame({"label": [1, 2], "area": [40, 50], "area_um2": [10.0, 12.5]})
+    >>> kids = pd.DataFrame({"label": [4, 5], "parent_label": [1, 1], "area": [4, 8],
+    ...                      "area_um2": [1.0, 2.0]})
+    >>> table = _children(parents, kids, "dot")
+    >>> table[["dot_count", "dot_area_mean", "dot_area_um2_mean"]].to_numpy().tolist()
+    [[2.0, 6.0, 1.5], [0.0, nan, nan]]
+    >>> table["dot_count"].dtype
+    dtype('int64')
+    """
+    from scopeml.objects.hierarchy import summarize_children
+
+    sizes = [c for c in ("area", "area_um2", "volume_um3") if c in children.columns]
+    table = summarize_children(parents, children, name, features=sizes)
+    table[f"{name}_count"] = table[f"{name}_count"].astype(np.int64)
+    return table
 
 
 class _Channels:
