@@ -76,6 +76,8 @@ def inspect(
         )
     if description["license"]:
         typer.echo(f"license: {description['license']}")
+    for note in description["notes"]:
+        typer.echo(f"note: {note}")
 
 
 def describe_model(path: Path, kind: str) -> dict[str, Any]:
@@ -100,6 +102,15 @@ def describe_model(path: Path, kind: str) -> dict[str, Any]:
     if hasattr(model, "feature_names"):
         description["features"] = f"{len(model.feature_names)} ({model.features.name})"
     return description
+
+
+@app.command("info", hidden=True)
+def info_alias(
+    model: Path = typer.Argument(..., help="Model to describe (as for inspect)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Same as ``scopeml model inspect`` (``scopeml info`` describes images)."""
+    inspect(model, as_json)
 
 
 @app.command("list")
@@ -130,6 +141,7 @@ def describe(container: Any) -> dict[str, Any]:
     import onnx
 
     from scopeml.errors import IncompatibleModelError
+    from scopeml.model.convert import normalisation_note
     from scopeml.model.metadata import LegacyModelMetadata
     from scopeml.model.runtime import model_spec
 
@@ -171,6 +183,7 @@ def describe(container: Any) -> dict[str, Any]:
         "engine": engine,
         "license": container.license_name,
         "ignored_members": list(container.ignored_members),
+        "notes": [note] if (note := normalisation_note(meta)) else [],
     }
 
 
@@ -272,7 +285,8 @@ def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
 
 def container_warnings(container: Any) -> list[str]:
     """Things that load but may trouble ZEN or the engine."""
-    from scopeml.model.metadata import CZANN_FORMAT_VERSION, LegacyModelMetadata
+    from scopeml.model.convert import normalisation_note
+    from scopeml.model.metadata import CZANN_FORMAT_VERSION, LegacyModelMetadata, ModelType
 
     meta, graph = container.metadata, container.graph
     warnings = []
@@ -280,6 +294,9 @@ def container_warnings(container: Any) -> list[str]:
         warnings.append(f"ignored members: {list(container.ignored_members)}")
     if isinstance(meta, LegacyModelMetadata):
         return warnings
+    note = normalisation_note(meta)
+    if note is not None:
+        warnings.append(f"{note} (scopeml does: it records it as ScopeMLNormalize)")
     if meta.format_version != CZANN_FORMAT_VERSION:
         warnings.append(
             f"FormatVersion {meta.format_version}; scopeml writes {CZANN_FORMAT_VERSION}"
@@ -288,7 +305,11 @@ def container_warnings(container: Any) -> list[str]:
         warnings.append("no MinOverlap: tiles get no halo and may show seams")
     elif any(overlap % 2 for overlap in meta.min_overlap):
         warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
-    if meta.classes is not None and len(meta.classes) < 2:
+    if (
+        meta.classes is not None
+        and len(meta.classes) < 2
+        and meta.model_type is not ModelType.REGRESSION  # one output image is one "class"
+    ):
         warnings.append("fewer than 2 Classes (the czann spec asks at least 2)")
     if graph.fixed_spatial and any(
         size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
@@ -304,19 +325,30 @@ def container_warnings(container: Any) -> list[str]:
 def convert(
     source: Path = typer.Argument(
         ...,
-        help="An .onnx graph, a PyTorch ExportedProgram (.pt2, from torch.export.save), or a "
-        "bioimage.io model package (.zip, folder, rdf.yaml/bioimageio.yaml).",
+        help="An .onnx graph, a PyTorch ExportedProgram (.pt2, from torch.export.save), a "
+        "bioimage.io model package (.zip, folder, rdf.yaml/bioimageio.yaml), or a container "
+        "(.czann ↔ legacy .czseg/.czmodel, rewrapped into the other kind).",
     ),
-    output: Path = typer.Option(..., "--output", "-o", help="Container to write (.czann)."),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Container to write (.czann; .czseg/.czmodel: legacy)."
+    ),
     classes: str | None = typer.Option(
-        None, "--classes", help="Class names, comma-separated: bg,nuclei (bioimage.io: from it)."
+        None,
+        "--classes",
+        help="Class names, comma-separated: bg,nuclei (bioimage.io, containers: from it; "
+        "--type Regression: default 'intensity').",
     ),
-    min_overlap: str = typer.Option(
-        "0", "--min-overlap", help="Halo per side in pixels: one value, or per axis ([Z,]Y,X)."
+    min_overlap: str | None = typer.Option(
+        None,
+        "--min-overlap",
+        help="Halo per side in pixels: one value, or per axis ([Z,]Y,X); default 0 "
+        "(containers: theirs).",
     ),
     name: str | None = typer.Option(None, "--name", help="Model name."),
     model_type: str | None = typer.Option(
-        None, "--type", help="czann model type (default SingleClassSemanticSegmentation)."
+        None,
+        "--type",
+        help="czann model type (default SingleClassSemanticSegmentation; containers: theirs).",
     ),
     scaling: str | None = typer.Option(
         None, "--scaling", help="Pixel extents x,y[,z] in metres, e.g. 2e-7,2e-7."
@@ -324,8 +356,17 @@ def convert(
     preprocess: str = typer.Option(
         "", "--preprocess", help="Steps prepended to the graph: rgb2bgr,standardize,scale:255"
     ),
-    spatial: str = typer.Option(
-        "keep", "--spatial", help="Spatial input size: keep, dynamic, or fixed as HxW / DxHxW."
+    spatial: str | None = typer.Option(
+        None,
+        "--spatial",
+        help="Spatial input size: keep (default), dynamic, or fixed as HxW / DxHxW (legacy "
+        "from a dynamic czann: default its InputShape).",
+    ),
+    normalize: str | None = typer.Option(
+        None,
+        "--normalize",
+        help="Normalisation the model expects, recorded in the czann for scopeml: "
+        "percentile:1,99.8, meanstd or none (ZEN/czmodel do not apply it; containers: theirs).",
     ),
     channels_first: bool = typer.Option(
         False, "--channels-first", help="The .onnx graph is N×C×Y×X (PyTorch); wrap it NHWC."
@@ -336,10 +377,19 @@ def convert(
         help="The .onnx graph is N×Y×X×C even though its fixed sizes look channels-first "
         "(a thin first axis, many channels), which is otherwise refused.",
     ),
-    legacy: bool = typer.Option(False, "--legacy", help="Write a legacy .czseg/.czmodel."),
+    legacy: bool = typer.Option(
+        False,
+        "--legacy",
+        help="Write a legacy .czseg/.czmodel (implied by those suffixes for a container source).",
+    ),
     license_file: Path | None = typer.Option(None, "--license", help="License file to include."),
 ) -> None:
-    """Wrap a trained model into a czann (or legacy) container."""
+    """Wrap a trained model into a czann (or legacy) container, or rewrap a container.
+
+    A .czann becomes a legacy .czseg/.czmodel and back with its graph unchanged (same
+    predictions), keeping classes, overlap, name, type and Id where the target holds them; what
+    it cannot hold (a czann's normalisation, above all) is named in a warning.
+    """
     from scopeml.model.convert import convert_onnx
     from scopeml.model.metadata import ModelType
 
@@ -354,38 +404,131 @@ def convert(
         typer.echo(f"wrote {written}")
         return
     if not source.exists():  # before asking for options it needs
-        raise FileNotFoundError(2, "No such file or directory", str(source))
-    if classes is None:
-        raise typer.BadParameter("give the class names", param_hint="--classes")
-    model_type = model_type or "SingleClassSemanticSegmentation"
-    class_names = [item.strip() for item in classes.split(",") if item.strip()]
-    overlap = _ints(min_overlap, "--min-overlap", ",")
-    try:
-        kind = ModelType(model_type)
-    except ValueError as err:
-        known = ", ".join(item.value for item in ModelType)
-        raise InvalidRequestError(f"unknown --type {model_type!r}; known: {known}") from err
+        from scopeml.model.registry import BUILTIN_MODELS
+
+        if str(source) not in BUILTIN_MODELS:
+            raise FileNotFoundError(2, "No such file or directory", str(source))
+        source = BUILTIN_MODELS[str(source)].path  # a built-in container, by name
+    kind = _model_type(model_type) if model_type is not None else None
+    overlap = _ints(min_overlap, "--min-overlap", ",") if min_overlap is not None else None
+    class_names = [item.strip() for item in classes.split(",") if item.strip()] if classes else None
+    if normalize is not None:
+        from scopeml.tiling.normalize import parse_normalize
+
+        parse_normalize(normalize)  # a one-line error naming the policy
     for given in (source, license_file):
         if given is not None and output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     if channels_first and channels_last:
         raise InvalidRequestError("give --channels-first or --channels-last, not both")
+    if _container_format(source) is not None:
+        _convert_container(
+            source, output, legacy=legacy, classes=class_names, overlap=overlap, name=name,
+            model_type=kind, scaling=scaling, spatial=spatial, normalize=normalize,
+            other={"--preprocess": preprocess, "--channels-first": channels_first,
+                   "--channels-last": channels_last, "--license": license_file},
+        )  # fmt: skip
+        return
+    if class_names is None and kind is not ModelType.REGRESSION:
+        raise typer.BadParameter(
+            "give the class names, one per output channel (a --type Regression model needs none)",
+            param_hint="--classes",
+        )
     graph = _load_source(source, channels_first, channels_last)
+    overlap = overlap or [0]
     path = convert_onnx(
         graph,
         output,
         classes=class_names,
         min_overlap=overlap[0] if len(overlap) == 1 else overlap,
-        model_type=kind,
+        model_type=kind or ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION,
         name=name,
         scaling=_floats(scaling, "--scaling") if scaling else None,
         preprocessing=preprocess,
-        spatial=_spatial(spatial),
+        spatial=_spatial(spatial or "keep"),
         legacy=legacy,
         license_file=license_file,
         channels_last=True,  # checked (or forced) on the source in _load_source
+        normalize=normalize,
     )
     typer.echo(f"wrote {path}")
+
+
+def _model_type(text: str) -> Any:
+    from scopeml.model.metadata import ModelType
+
+    try:
+        return ModelType(text)
+    except ValueError as err:
+        known = ", ".join(item.value for item in ModelType)
+        raise InvalidRequestError(f"unknown --type {text!r}; known: {known}") from err
+
+
+def _container_format(source: Path) -> str | None:
+    """``"czann"`` or ``"czmodel"`` (legacy) when ``source`` is a container, else ``None``;
+    a scopeml classifier (not a graph) is refused naming what it is."""
+    from scopeml.model.registry import format_of
+
+    try:
+        kind = format_of(source)
+    except Exception:  # not a model file: read as a graph below, which names the problem
+        return None
+    if kind in ("pixel-classifier", "object-classifier"):
+        raise InvalidRequestError(
+            f"a scopeml {kind.replace('-', ' ')} holds a random forest, not a graph; it cannot "
+            "be converted to a czann/czseg container (scopeml uses it as it is)",
+            path=source,
+        )
+    return kind if kind in ("czann", "czmodel") else None
+
+
+def _convert_container(
+    source: Path,
+    output: Path,
+    *,
+    legacy: bool,
+    classes: list[str] | None,
+    overlap: list[int] | None,
+    name: str | None,
+    model_type: Any,
+    scaling: str | None,
+    spatial: str | None,
+    normalize: str | None,
+    other: dict[str, Any],
+) -> None:
+    """``model convert`` of a .czann/.czseg/.czmodel: rewrap it (see ``convert_container``)."""
+    from scopeml.model.container import read_container
+    from scopeml.model.convert import convert_container
+
+    ignored = [option for option, value in other.items() if value]
+    if ignored:
+        raise InvalidRequestError(
+            f"{', '.join(ignored)} applies to a graph, not to a container source; the graph "
+            "is kept as it is",
+            path=source,
+        )
+    suffix = output.suffix.lower()
+    legacy = legacy or suffix in (".czseg", ".czmodel")
+    if legacy and suffix == ".czann":
+        raise InvalidRequestError(
+            "--legacy writes a .czseg/.czmodel; the output is named .czann", path=output
+        )
+    path = convert_container(
+        source,
+        output,
+        legacy=legacy,
+        classes=classes,
+        min_overlap=(overlap[0] if len(overlap) == 1 else overlap) if overlap else None,
+        model_type=model_type,
+        name=name,
+        scaling=_floats(scaling, "--scaling") if scaling else None,
+        spatial=_spatial(spatial) if spatial is not None else None,
+        normalize=normalize,
+    )
+    container = read_container(path)
+    fixed = container.graph.fixed_spatial
+    size = "×".join(map(str, fixed)) if fixed else "dynamic"
+    typer.echo(f"wrote {path} ({container.format}, input {size})")
 
 
 def _load_source(source: Path, channels_first: bool, channels_last: bool = False) -> Any:

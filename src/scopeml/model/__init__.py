@@ -17,6 +17,7 @@ _LAZY = {
     "Container": "scopeml.model.container",
     "read_container": "scopeml.model.container",
     "write_container": "scopeml.model.container",
+    "convert_container": "scopeml.model.convert",
     "convert_keras": "scopeml.model.convert",
     "convert_onnx": "scopeml.model.convert",
     "convert_torch": "scopeml.model.convert",
@@ -44,6 +45,7 @@ __all__ = [
     "ModelSpec",
     "ModelType",
     "OnnxModel",
+    "convert_container",
     "convert_keras",
     "convert_onnx",
     "convert_torch",
@@ -59,7 +61,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from scopeml.model.container import Container, read_container, write_container
-    from scopeml.model.convert import convert_keras, convert_onnx, convert_torch
+    from scopeml.model.convert import (
+        convert_container,
+        convert_keras,
+        convert_onnx,
+        convert_torch,
+    )
     from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata, ModelType
     from scopeml.model.registry import (
         BUILTIN_MODELS,

@@ -1,4 +1,5 @@
-"""Make containers from trained models: an ONNX graph, a PyTorch module, a Keras 3 model.
+"""Make containers from trained models: an ONNX graph, a PyTorch module, a Keras 3 model, or
+another container (czann ↔ legacy czseg/czmodel).
 
 Every path ends in :func:`convert_onnx`: optional pre-processing is prepended to the graph, the
 spatial input size is made dynamic or fixed, the metadata is built from the graph and the options,
@@ -8,6 +9,7 @@ checked against the graph, and the container is written atomically.
 from __future__ import annotations
 
 import io
+import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -50,6 +52,7 @@ def convert_onnx(
     license_file: str | PathLike[str] | None = None,
     model_id: str | uuid.UUID | None = None,
     channels_last: bool = False,
+    normalize: str | None = None,
 ) -> Path:
     """Wrap a channels-last ONNX graph (``N×[Z×]Y×X×C`` → ``N×[Z×]Y×X×K``) into a container.
 
@@ -60,7 +63,8 @@ def convert_onnx(
     output
         The ``.czann`` (or, with ``legacy``, ``.czseg``/``.czmodel``) to write.
     classes
-        One name per output channel; default ``class_0 …``.
+        One name per output channel; default ``class_0 …`` (a Regression model:
+        :data:`REGRESSION_OUTPUT`, ``intensity_0 …`` for several channels).
     min_overlap
         Halo per side in pixels, one value for all spatial axes or one per axis ``([Z,] Y, X)``.
     model_type
@@ -80,6 +84,10 @@ def convert_onnx(
     channels_last
         The graph is channels-last even where its fixed input looks channels-first (see
         :func:`check_channels_last`, which is otherwise applied).
+    normalize
+        The input normalisation the model expects (``ScopeMLNormalize``: ``"percentile:1,99.8"``,
+        ``"meanstd"``, ``"none"``), applied by scopeml's engine and *not* by ZEN/czmodel; czann
+        only (legacy XML has no place for it).
 
     Returns
     -------
@@ -123,14 +131,209 @@ def convert_onnx(
     except ValueError as err:
         raise InvalidRequestError(str(err), path=output) from err
     if legacy:
+        if normalize is not None:
+            raise InvalidRequestError(
+                f"legacy containers cannot record a normalisation ({normalize}); ZEN/czmodel do "
+                "not apply one: write a .czann, or normalise the images before ZEN",
+                path=output,
+            )
         metadata: ModelMetadata | LegacyModelMetadata = _legacy_metadata(
             info, classes, min_overlap, name, model_id, output
         )
     else:
         metadata = _czann_metadata(
-            info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output
-        )
+            info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output,
+            normalize,
+        )  # fmt: skip
     return write_container(output, model, metadata, license_file=license_file)
+
+
+#: czann model types a legacy container can hold (ZEN's legacy models segment).
+_LEGACY_TYPES = {
+    ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION,
+    ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+    ModelType.SINGLE_CLASS_INSTANCE_SEGMENTATION,
+    ModelType.MULTI_CLASS_INSTANCE_SEGMENTATION,
+}
+
+
+def normalisation_note(metadata: ModelMetadata | LegacyModelMetadata) -> str | None:
+    """The one line to show wherever a model that records a normalisation may leave scopeml.
+
+    ``ScopeMLNormalize`` is scopeml's own key: ZEN and czmodel ignore it (and legacy XML cannot
+    hold it), so there the model sees raw values and finds little. ``None`` when the model
+    records no normalisation (or ``none``).
+
+    Examples
+    --------
+    >>> meta = ModelMetadata(model_type="Regression", input_shape=(8, 8, 1),
+    ...     output_shape=(8, 8, 1), normalize="percentile:1,99.8")
+    >>> normalisation_note(meta)
+    'this model expects percentile:1,99.8 normalisation, which ZEN/czmodel do not apply'
+    """
+    policy = getattr(metadata, "normalize", None)
+    if policy is None or policy == "none":
+        return None
+    return f"this model expects {policy} normalisation, which ZEN/czmodel do not apply"
+
+
+def convert_container(
+    source: str | PathLike[str],
+    output: str | PathLike[str],
+    *,
+    legacy: bool | None = None,
+    classes: Sequence[str] | None = None,
+    min_overlap: int | Sequence[int] | None = None,
+    model_type: ModelType | str | None = None,
+    name: str | None = None,
+    scaling: Sequence[float] | None = None,
+    spatial: Spatial | None = None,
+    normalize: str | None = None,
+) -> Path:
+    """Rewrap a container into the other kind: czann → legacy ``.czseg``/``.czmodel`` or back.
+
+    The graph is kept as it is (only its spatial sizes change where asked), so predictions are
+    bit for bit those of the source. Classes, MinOverlap (legacy: ``BorderSize``), model name,
+    model type, Scaling, the license and the model Id are kept where the target holds them;
+    options given replace them. What the target cannot hold is named in one warning each: above
+    all a czann's normalisation (``ScopeMLNormalize``), which legacy XML cannot record and
+    ZEN/czmodel do not apply (see :func:`normalisation_note`).
+
+    Parameters
+    ----------
+    source
+        A ``.czann``, ``.czseg`` or ``.czmodel``.
+    output
+        The container to write.
+    legacy
+        Write a legacy container; default: from ``output``'s suffix (``.czseg``/``.czmodel``).
+    spatial
+        Legacy containers need fixed sizes: default the graph's, else the czann's
+        ``InputShape`` (its tile size). To a czann: ``"keep"`` (default) or ``"dynamic"`` or sizes.
+    normalize
+        The normalisation to record in a czann; default the source's (a legacy source has none).
+    classes, min_overlap, model_type, name, scaling
+        As for :func:`convert_onnx`; default the source's. A legacy source becomes a
+        ``SingleClassSemanticSegmentation`` (2 classes) or ``MultiClassSemanticSegmentation`` czann.
+
+    Raises
+    ------
+    InvalidRequestError
+        A model the target cannot hold (3-D or not segmentation to legacy), or options that do
+        not fit the graph.
+    InvalidContainerError
+        The source is not a valid container.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from scopeml.model import read_container
+    >>> from scopeml.model.testing import tiny_czann
+    >>> czann = tiny_czann()
+    >>> legacy = convert_container(czann, czann.with_suffix(".czseg"), spatial=(64, 64))
+    >>> read_container(legacy).format, read_container(legacy).graph.fixed_spatial
+    ('czseg', (64, 64))
+    """
+    from scopeml.model.container import read_container
+
+    source, output = Path(source), Path(output)
+    container = read_container(source)
+    if legacy is None:
+        legacy = output.suffix.lower() in (".czseg", ".czmodel")
+    meta = container.metadata
+    graph = load_onnx(container.onnx_bytes, path=source)
+    options: dict[str, Any] = {"model_id": meta.model_id, "legacy": legacy, "channels_last": True}
+    if isinstance(meta, LegacyModelMetadata):
+        options |= {
+            "classes": meta.classes,
+            "min_overlap": meta.border_size,
+            "name": meta.name,
+            "model_type": ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION
+            if len(meta.classes) == 2
+            else ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+        }
+    else:
+        options |= {
+            "classes": meta.classes,
+            "min_overlap": meta.min_overlap or 0,
+            "name": meta.model_name,
+            "model_type": meta.model_type,
+            "scaling": meta.scaling,
+            "normalize": meta.normalize,
+        }
+        if container.graph.fixed_spatial is None:  # keep the tile size hint it records
+            options["tile_shape"] = meta.input_shape[:-1]
+    given = {
+        "classes": classes, "min_overlap": min_overlap, "model_type": model_type, "name": name,
+        "scaling": scaling, "normalize": normalize,
+    }  # fmt: skip
+    options |= {key: value for key, value in given.items() if value is not None}
+    lost: list[str] = []
+    if legacy:
+        kind = ModelType(options.pop("model_type"))
+        if kind not in _LEGACY_TYPES:
+            raise InvalidRequestError(
+                f"legacy containers hold segmentation models; {source.name} is a {kind.value} "
+                "model (keep it a .czann)",
+                path=output,
+            )
+        options["spatial"] = _legacy_spatial(container, spatial, output)
+        lost = _lost_in_legacy(meta, options, source)
+        for key in ("normalize", "scaling", "tile_shape"):
+            options.pop(key, None)
+    else:
+        options["spatial"] = "keep" if spatial is None else spatial
+        if isinstance(options["spatial"], str) and options["spatial"] == "dynamic":
+            fixed = container.graph.fixed_spatial
+            options.setdefault("tile_shape", fixed)
+    with tempfile.TemporaryDirectory() as folder:
+        if container.license_bytes is not None and container.license_name:
+            license_path = Path(folder) / Path(container.license_name).name
+            license_path.write_bytes(container.license_bytes)
+            options["license_file"] = license_path
+        written = convert_onnx(graph, output, **options)
+    for line in lost:
+        warnings.warn(line, UserWarning, stacklevel=2)
+    return written
+
+
+def _legacy_spatial(container: Any, spatial: Spatial | None, output: Path) -> Spatial:
+    """Fixed sizes for a legacy target: given, the graph's, or the czann's InputShape."""
+    if spatial is not None and not isinstance(spatial, str):
+        return spatial
+    if container.graph.fixed_spatial is not None:
+        return "keep"
+    if spatial == "dynamic":
+        raise InvalidRequestError(
+            "legacy containers need fixed spatial sizes; give them with --spatial HxW, e.g. "
+            "--spatial 256x256 (spatial=(256, 256) in Python)",
+            path=output,
+        )
+    return tuple(container.metadata.input_shape[:-1])
+
+
+def _lost_in_legacy(meta: Any, options: dict[str, Any], source: Path) -> list[str]:
+    """One line per property of the czann (or the options) that a legacy target cannot hold."""
+    lines = []
+    policy = options.get("normalize")
+    if policy is not None and policy != "none":
+        lines.append(
+            f"{source.name}: this model expects {policy} normalisation, which ZEN/czmodel do not "
+            f"apply; the legacy container cannot record it (run it in scopeml with --normalize "
+            f"{policy}, or normalise the images before ZEN)"
+        )
+    overlap = options.get("min_overlap")
+    if not isinstance(overlap, int) and overlap and len(set(overlap)) > 1:
+        lines.append(
+            f"{source.name}: MinOverlap {list(overlap)} becomes BorderSize {max(overlap)} "
+            "(legacy containers have one border for both axes)"
+        )
+    if options.get("scaling") is not None:
+        lines.append(
+            f"{source.name}: Scaling {list(options['scaling'])} (the pixel size) is dropped: "
+            "legacy containers have no place for it"
+        )
+    return lines
 
 
 #: A fixed input read channels-last whose first spatial size is at most this many pixels ...
@@ -216,7 +419,9 @@ def _out_channels(info: GraphInfo, classes: Sequence[str] | None, path: Path) ->
         )
     if graph_channels is None and classes is None:
         raise InvalidRequestError(
-            "the graph's output channel count is dynamic; name the classes", path=path
+            "the graph's output channel count is dynamic; name the outputs with --classes "
+            "(classes=[...] in Python)",
+            path=path,
         )
     return graph_channels if graph_channels is not None else len(classes)  # type: ignore[arg-type]
 
@@ -231,6 +436,7 @@ def _czann_metadata(
     tile_shape: Sequence[int] | None,
     model_id: str | uuid.UUID | None,
     path: Path,
+    normalize: str | None = None,
 ) -> ModelMetadata:
     spatial = info.spatial_dims
     channels = _out_channels(info, classes, path)
@@ -260,14 +466,17 @@ def _czann_metadata(
         output_shape = (*(size if known is None else known for size, known in pairs), channels)
     else:
         output_shape = (*(size or 1 for size in out_spatial), channels)
+    if classes is None:
+        classes = _default_classes(channels, model_type)
     fields: dict[str, Any] = {
         "model_type": model_type,
         "input_shape": (*sizes, info.input_shape[-1]),
         "output_shape": output_shape,
         "min_overlap": _per_axis(min_overlap, spatial, "min_overlap", path),
-        "classes": tuple(classes) if classes is not None else _default_classes(channels),
+        "classes": tuple(classes),
         "model_name": name,
         "scaling": tuple(float(size) for size in scaling) if scaling is not None else None,
+        "normalize": normalize,
     }
     if model_id is not None:
         fields["model_id"] = model_id
@@ -289,7 +498,9 @@ def _legacy_metadata(
         )
     if info.fixed_spatial is None:
         raise InvalidRequestError(
-            "legacy containers need fixed spatial sizes; fix them (spatial=(H, W))", path=path
+            "legacy containers need fixed spatial sizes; give them with --spatial HxW, e.g. "
+            "--spatial 256x256 (spatial=(256, 256) in Python)",
+            path=path,
         )
     channels = _out_channels(info, classes, path)
     overlap = _per_axis(min_overlap, 2, "min_overlap", path)
@@ -307,7 +518,15 @@ def _legacy_metadata(
     return _validated(LegacyModelMetadata, fields, path)
 
 
-def _default_classes(count: int) -> tuple[str, ...]:
+#: Output name of a Regression model converted without class names (``intensity_k`` for several).
+REGRESSION_OUTPUT = "intensity"
+
+
+def _default_classes(count: int, model_type: ModelType | str | None = None) -> tuple[str, ...]:
+    if model_type is not None and str(model_type) == ModelType.REGRESSION.value:
+        if count == 1:
+            return (REGRESSION_OUTPUT,)
+        return tuple(f"{REGRESSION_OUTPUT}_{index}" for index in range(count))
     return tuple(f"class_{index}" for index in range(count))
 
 

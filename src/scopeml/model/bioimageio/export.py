@@ -70,7 +70,9 @@ def export_bioimageio(
     meta = container.metadata
     if container.legacy:
         raise IncompatibleModelError(
-            "legacy czseg/czmodel containers are exported after conversion to czann", path=path
+            "legacy czseg/czmodel containers are exported after conversion to czann: scopeml "
+            f"model convert {path.name} -o {path.stem}.czann",
+            path=path,
         )
     if meta.model_type.value == "ObjectDetection":
         raise IncompatibleModelError(
@@ -120,12 +122,46 @@ def _summary(meta: Any, path: Path) -> str:
 def _documentation(meta: Any, path: Path) -> str:
     classes = ", ".join(meta.classes or ()) or "-"
     overlap = list(meta.min_overlap) if meta.min_overlap else "none"
+    lines = [
+        f"# {meta.model_name or path.stem}\n",
+        f"A {meta.model_type.value} model exported by scopeml from `{path.name}` (czann).\n",
+        f"## Intended use and output\n\n{_intended_use(meta)}\n",
+        "## Tensors\n",
+        f"- input: channels last, shape `{list(meta.input_shape)}` (spatial…, channels)",
+        f"- output channels: {classes}",
+        f"- halo (MinOverlap): {overlap}",
+        f"- normalisation: {meta.normalize or 'raw values as float32'}\n",
+    ]
+    halo = max(meta.min_overlap or (0,))
+    if meta.model_type.is_pixelwise and halo > 0:
+        lines.append(
+            "## Border handling\n\n"
+            f"scopeml runs large images in tiles that overlap by the halo ({halo} px) and runs "
+            "the tiles at the image border unpadded. Tools that pad the image by the halo "
+            "(bioimage.io's tiled prediction) give somewhat different outputs within "
+            f"{halo} px of the image border; inside that band the results agree.\n"
+        )
+    return "\n".join(lines)
+
+
+def _intended_use(meta: Any) -> str:
+    """What the model's output means, by model type, in one paragraph."""
+    kind = meta.model_type
+    classes = ", ".join(meta.classes or ()) or f"{meta.out_channels} channels"
+    if not kind.is_pixelwise:
+        return (
+            f"Classifies a whole input image (resized to the input size): one score per class "
+            f"({classes}); the class is the highest score."
+        )
+    if kind.value == "Regression":
+        return (
+            f"Image-to-image regression (e.g. denoising or virtual staining): the output "
+            f"({classes}) is an image the size of the input, in the units the model was "
+            "trained on."
+        )
     return (
-        f"# {meta.model_name or path.stem}\n\n"
-        f"A {meta.model_type.value} model exported by scopeml from `{path.name}` (czann).\n\n"
-        f"- input: channels last, shape `{list(meta.input_shape)}` (spatial…, channels)\n"
-        f"- output channels: {classes}\n- halo (MinOverlap): {overlap}\n"
-        f"- normalisation: {meta.normalize or 'raw values as float32'}\n"
+        f"Segmentation: one score per pixel and class ({classes}); a pixel belongs to "
+        "the class with the highest score (scopeml writes class k as label k + 1)."
     )
 
 
@@ -269,11 +305,7 @@ def _output_tensor(meta: Any, root: Path, ids: tuple[str, ...], halo: Any) -> An
 
     classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
     space_out = [
-        bio.SpaceOutputAxisWithHalo(
-            id=bio.AxisId(axis),
-            size=bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId(axis)),
-            halo=int(halo[index]),
-        )
+        _space_output_axis(axis, int(halo[index]))
         for index, axis in enumerate(ids)
         if meta.model_type.is_pixelwise
     ]
@@ -282,6 +314,17 @@ def _output_tensor(meta: Any, root: Path, ids: tuple[str, ...], halo: Any) -> An
         axes=[bio.BatchAxis(), *space_out, bio.ChannelAxis(channel_names=classes)],
         test_tensor=bio.FileDescr(source=root / "test_output.npy"),
     )
+
+
+def _space_output_axis(axis: str, halo: int) -> Any:
+    """An output axis the size of the input's, with its halo; bioimage.io wants a halo of at
+    least 1, so a model without one (MinOverlap 0, e.g. a per-pixel regression) declares none."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    size = bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId(axis))
+    if halo == 0:
+        return bio.SpaceOutputAxis(id=bio.AxisId(axis), size=size)
+    return bio.SpaceOutputAxisWithHalo(id=bio.AxisId(axis), size=size, halo=halo)
 
 
 def _cite_entry(text: str, where: str) -> Any:

@@ -1,0 +1,205 @@
+"""Containers as exchange currency: czann ↔ legacy rewraps, the normalisation ZEN does not
+apply, regression models without class names, and the ``model info`` alias."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from czmodel.core.util._extract_model import extract_czann_model, extract_czseg_model
+from onnx import TensorProto, helper, numpy_helper
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.errors import InvalidRequestError
+from scopeml.io.image import Image
+from scopeml.model import load_model, read_container, write_container
+from scopeml.model.convert import convert_container, convert_onnx
+from scopeml.model.testing import tiny_unet_onnx
+from tests.model.model_builders import CPU, MODEL_ID, unet_metadata
+
+POLICY = "percentile:1,99.8"
+ZEN_NOTE = f"this model expects {POLICY} normalisation, which ZEN/czmodel do not apply"
+
+
+@pytest.fixture
+def normalised_czann(tmp_path):
+    """A dynamic 3-class czann that records a percentile normalisation, as nuclei.czann does."""
+    meta = unet_metadata(
+        n_classes=3, classes=("background", "nucleus", "boundary"), normalize=POLICY
+    )
+    return write_container(tmp_path / "src.czann", tiny_unet_onnx(n_classes=3, seed=4), meta)
+
+
+def _labels_and_probabilities(model, pixels, out, normalize=None):
+    seg = sm.segment(
+        Image(pixels[None, None, None, None]),
+        model,
+        out,
+        outputs=["labels", "probabilities"],
+        normalize=normalize,
+        tile_size=64,
+    )
+    return seg.labels.read(), seg.probabilities.read()
+
+
+def test_czann_to_legacy_and_back_keeps_predictions_bit_for_bit(normalised_czann, tmp_path, capsys):
+    legacy, back = tmp_path / "legacy.czseg", tmp_path / "back.czann"
+    assert main(["model", "convert", str(normalised_czann), "-o", str(legacy)]) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and ZEN_NOTE in warnings[0]  # one line, naming the policy
+    assert "(czseg, input 64×64)" in captured.out  # the czann's InputShape, as no --spatial
+    meta = read_container(legacy).metadata
+    assert (meta.classes, meta.border_size, meta.name) == (
+        ("background", "nucleus", "boundary"),
+        16,
+        "tiny",
+    )
+    assert str(meta.model_id) == MODEL_ID
+    cz_legacy, _ = extract_czseg_model(str(legacy), tmp_path / "cz_legacy")
+    assert [c.name for c in cz_legacy.classes] == ["background", "nucleus", "boundary"]
+    assert int(cz_legacy.border_size) == 16
+
+    code = main(["model", "convert", str(legacy), "-o", str(back), "--spatial", "dynamic",
+                 "--normalize", POLICY])  # fmt: skip
+    assert code == 0 and "(czann, input dynamic)" in capsys.readouterr().out
+    assert read_container(back).metadata == read_container(normalised_czann).metadata
+    cz_back, _ = extract_czann_model(str(back), tmp_path / "cz_back")
+    assert cz_back.classes == ["background", "nucleus", "boundary"]
+    assert (
+        cz_back.min_overlap == [16, 16]
+        and cz_back.model_type.value == "MultiClassSemanticSegmentation"
+    )
+
+    pixels = np.random.default_rng(2).gamma(2.0, 300.0, (150, 130)).astype(np.float32)
+    want_labels, want_probs = _labels_and_probabilities(
+        normalised_czann, pixels, tmp_path / "a.ome.zarr"
+    )
+    labels, probs = _labels_and_probabilities(back, pixels, tmp_path / "b.ome.zarr")
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(probs, want_probs)
+    # The same graph at a fixed 64×64 tile: bit for bit on a tile of that size ...
+    batch = np.random.default_rng(3).normal(0, 1, (2, 1, 64, 64)).astype(np.float32)
+    want = load_model(normalised_czann, providers=CPU).predict(batch)
+    np.testing.assert_array_equal(load_model(legacy, providers=CPU).predict(batch), want)
+    # ... and, as it cannot record the policy, the same labels only when it is given by hand
+    # (its tiles differ in size, so probabilities differ where the halo is short of the field).
+    labels, _ = _labels_and_probabilities(legacy, pixels, tmp_path / "c.ome.zarr", POLICY)
+    np.testing.assert_array_equal(labels, want_labels)
+    raw, _ = _labels_and_probabilities(legacy, pixels, tmp_path / "d.ome.zarr")
+    assert not np.array_equal(raw, want_labels)  # without it the model sees raw values
+
+
+def test_inspect_and_validate_name_the_normalisation_zen_does_not_apply(normalised_czann, capsys):
+    assert main(["model", "inspect", str(normalised_czann)]) == 0
+    assert f"note: {ZEN_NOTE}" in capsys.readouterr().out
+    assert main(["model", "inspect", str(normalised_czann), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["notes"] == [ZEN_NOTE]
+    assert main(["model", "validate", str(normalised_czann)]) == 0
+    assert f"warning: {ZEN_NOTE}" in capsys.readouterr().out
+    assert main(["model", "info", "nuclei"]) == 0  # the alias of inspect
+    out = capsys.readouterr().out
+    assert "nucleus" in out and "note: this model expects percentile:1,99.8" in out
+
+
+def test_legacy_rewrap_options_and_refusals(normalised_czann, tmp_path):
+    with pytest.warns(UserWarning, match="ZEN/czmodel do not apply") as caught:
+        legacy = convert_container(normalised_czann, tmp_path / "fixed.czmodel", spatial=(96, 96))
+    assert len(caught) == 1
+    assert read_container(legacy).graph.fixed_spatial == (96, 96)
+    with pytest.raises(InvalidRequestError, match="--spatial HxW"):
+        convert_container(normalised_czann, tmp_path / "x.czseg", spatial="dynamic")
+    back = convert_container(legacy, tmp_path / "back.czann", model_type="Regression",
+                             classes=["a", "b", "c"], min_overlap=8)  # fmt: skip
+    meta = read_container(back).metadata
+    assert (meta.model_type.value, meta.classes, meta.min_overlap) == (
+        "Regression",
+        ("a", "b", "c"),
+        (8, 8),
+    )
+    assert meta.normalize is None and meta.input_shape == (96, 96, 1)  # legacy holds none
+    with pytest.raises(InvalidRequestError, match="legacy containers hold segmentation"):
+        convert_container(back, tmp_path / "y.czseg")
+    with pytest.raises(InvalidRequestError, match="cannot record a normalisation"):
+        convert_onnx(tiny_unet_onnx(tile_shape=(32, 32)), tmp_path / "z.czseg",
+                     classes=["a", "b"], legacy=True, normalize=POLICY)  # fmt: skip
+
+
+def test_legacy_from_a_dynamic_graph_names_the_cli_flag(tmp_path, capsys):
+    onnx_file = tmp_path / "unet.onnx"
+    onnx.save(tiny_unet_onnx(), onnx_file)
+    code = main(["model", "convert", str(onnx_file), "-o", str(tmp_path / "u.czseg"), "--legacy",
+                 "--classes", "bg,fg"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--spatial 256x256" in err and "spatial=(H, W))" not in err
+
+
+def affine_onnx() -> onnx.ModelProto:
+    """``y = 2x + 1`` per pixel, channels-last, dynamic spatial sizes: a regression graph."""
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["x", "a"], ["ax"]), helper.make_node("Add", ["ax", "b"], ["y"])],
+        "affine",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "h", "w", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "h", "w", 1])],
+        [numpy_helper.from_array(np.float32([2.0]), "a"),
+         numpy_helper.from_array(np.float32([1.0]), "b")],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_regression_needs_no_classes_and_validates_without_warnings(tmp_path, capsys):
+    onnx_file, czann = tmp_path / "affine.onnx", tmp_path / "affine.czann"
+    onnx.save(affine_onnx(), onnx_file)
+    code = main(["model", "convert", str(onnx_file), "-o", str(czann), "--type", "Regression"])
+    assert code == 0, capsys.readouterr().err
+    meta = read_container(czann).metadata
+    assert meta.classes == ("intensity",) and meta.min_overlap == (0, 0)
+    capsys.readouterr()
+    assert main(["model", "validate", str(czann)]) == 0
+    out = capsys.readouterr().out
+    assert "valid czann" in out and "warning" not in out
+    batch = np.arange(24, dtype=np.float32).reshape(1, 1, 4, 6)
+    np.testing.assert_array_equal(load_model(czann, providers=CPU).predict(batch), 2 * batch + 1)
+    code = main(["model", "convert", str(onnx_file), "-o", str(tmp_path / "s.czann")])
+    assert code == 2 and "--classes" in capsys.readouterr().err  # segmentation still needs them
+
+
+def test_export_of_a_model_without_halo(tmp_path):
+    pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
+    import zipfile
+
+    from scopeml.model.bioimageio import export_bioimageio, open_package
+    from tests.model.test_bioimageio import core_test_passes
+
+    czann = convert_onnx(affine_onnx(), tmp_path / "affine.czann", model_type="Regression")
+    package = export_bioimageio(czann, tmp_path / "affine.zip")
+    opened = open_package(package)
+    axes = opened.description.outputs[0].axes
+    opened.close()
+    assert [type(axis).__name__ for axis in axes[1:3]] == ["SpaceOutputAxis"] * 2
+    readme = zipfile.ZipFile(package).read("README.md").decode()
+    assert "Regression" in readme and "intensity" in readme and "Border handling" not in readme
+    core_test_passes(package)
+
+
+def test_exported_readme_describes_output_and_border(tmp_path, normalised_czann):
+    pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
+    import zipfile
+
+    from scopeml.model.bioimageio import export_bioimageio
+
+    package = export_bioimageio(normalised_czann, tmp_path / "seg.zip")
+    readme = zipfile.ZipFile(package).read("README.md").decode()
+    assert "## Intended use and output" in readme and "background, nucleus, boundary" in readme
+    assert "## Border handling" in readme and "within 16 px of the image border" in readme
+
+
+def test_a_legacy_export_names_the_conversion(normalised_czann, tmp_path, capsys):
+    pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
+    with pytest.warns(UserWarning, match="ZEN/czmodel do not apply"):
+        legacy = convert_container(normalised_czann, tmp_path / "l.czseg")
+    code = main(["model", "export-bioimageio", str(legacy), "-o", str(tmp_path / "l.zip")])
+    assert code == 2 and "scopeml model convert l.czseg -o l.czann" in capsys.readouterr().err
