@@ -218,7 +218,14 @@ def test_default_features_are_rotation_invariant_and_one_size_copy(tmp_path):
     names = default_features(table)
     assert "orientation" not in names and not any(n.startswith("moments_central") for n in names)
     assert {"area_um2", "perimeter_um", "feret_diameter_max_um", "moments_hu-0"} <= set(names)
-    assert not {"area", "perimeter", "feret_diameter_max", "axis_major_length"} & set(names)
+    assert "area_convex_um2" in names
+    assert not {
+        "area",
+        "area_convex",
+        "perimeter",
+        "feret_diameter_max",
+        "axis_major_length",
+    } & set(names)
     assert {"extent", "circularity", "intensity_median_C0"} <= set(names)
     for name in names:  # a quarter turn is exact on the pixel grid
         np.testing.assert_allclose(turned[name], table[name], rtol=1e-9, atol=1e-9, err_msg=name)

@@ -279,10 +279,13 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
     """
     columns = [str(c) for c in table.columns]
     present = set(columns)
-    in_um = {"area_um2", "volume_um3"} & present
+    in_um = {
+        "area": {"area_um2", "volume_um3"} & present,
+        "area_convex": {"area_convex_um2", "volume_convex_um3"} & present,
+    }
 
     def has_um(name: str) -> bool:
-        return f"{name}_um" in present or (name == "area" and bool(in_um))
+        return f"{name}_um" in present or bool(in_um.get(name))
 
     return [
         name
@@ -386,9 +389,7 @@ def missing_features_message(
             "rename the columns)"
         )
     present = {str(c) for c in columns}
-    shape = [
-        n for n in missing if (base := n.removesuffix("_um")) in _SHAPE and base not in present
-    ]
+    shape = [n for n in missing if (base := _pixel_name(n)) in _SHAPE and base not in present]
     if shape:
         causes.append(
             "it was trained with shape features (perimeter, solidity, …): measure "
@@ -406,6 +407,11 @@ def missing_features_message(
         f"the table lacks {len(missing)} of the classifier's {len(features)} feature columns "
         f"({summarize(missing, head=4)})" + (": " + "; ".join(causes) if causes else "")
     )
+
+
+def _pixel_name(name: str) -> str:
+    """The pixel-unit column a physical one copies (``area_convex_um2`` → ``area_convex``)."""
+    return {"volume_convex_um3": "area_convex"}.get(name, re.sub(r"_um\d?$", "", name))
 
 
 def _channels(columns: Iterable[str]) -> list[str]:

@@ -616,6 +616,9 @@ def _physical_columns(cols: dict[str, np.ndarray], spacing: np.ndarray) -> dict[
     out: dict[str, np.ndarray] = {}
     size = cols["area"] * float(np.prod(spacing))
     out["area_um2" if ndim == 2 else "volume_um3"] = size
+    if "area_convex" in cols:  # a linear scaling keeps the hull convex: count × pixel size
+        voxel = float(np.prod(spacing))
+        out["area_convex_um2" if ndim == 2 else "volume_convex_um3"] = cols["area_convex"] * voxel
     for d in range(ndim):
         out[f"centroid_um-{d}"] = cols[f"centroid-{d}"] * spacing[d]
     out["equivalent_diameter_area_um"] = (2 * ndim * size / np.pi) ** (1 / ndim)
