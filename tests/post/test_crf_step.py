@@ -103,3 +103,25 @@ def test_four_channels_are_refused(coins, tmp_path) -> None:
     tifffile.imwrite(four, np.stack([image] * 4), metadata={"axes": "CYX"})
     with pytest.raises(InvalidImageError, match="4 channels; the CRF's bilateral kernel"):
         post_process_file(store, tmp_path / "o.ome.zarr", ["crf"], image=four)
+
+
+def test_a_grid_over_the_memory_bound_is_refused_before_any_work() -> None:
+    from scopeml.io.image import Image
+    from scopeml.post.crf_tiled import crf_tiled
+
+    class Unread:  # refusing must not read a pixel
+        dtype = np.dtype(np.float32)
+
+        def __init__(self, channels: int) -> None:
+            self.shape = (1, 1, channels, 1, 600, 600)
+
+        def __getitem__(self, key):
+            raise AssertionError("read")
+
+    prob, rgb = Image(Unread(2)), Image(Unread(3))
+    out = np.zeros((1, 1, 1, 1, 600, 600), np.uint8)
+    with pytest.raises(
+        InvalidRequestError, match=r"bilateral grid .* 600×600 pixels .*--tile-size"
+    ):
+        crf_tiled(prob, rgb, out, CrfStep(), tile_size=1024)
+    assert not out.any()

@@ -21,7 +21,7 @@ import numpy as np
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
-from scopeml.post.crf import crf_halo, dense_crf
+from scopeml.post.crf import MAX_GRID_CELLS, crf_halo, dense_crf
 from scopeml.progress import Progress, track
 
 #: Intensity scale of the bilateral kernel, as a fraction of the image's range.
@@ -131,9 +131,6 @@ def crf_tiled(
         )
     if not (math.isfinite(contrast) and contrast > 0):
         raise InvalidRequestError(f"CRF contrast must be positive; got {contrast}")
-    low, high = intensity_range(image, tile_size=tile_size)
-    sigma = contrast * (high - low) if high > low else 1.0
-    scale = 255.0 if probabilities.dtype == np.uint8 else 1.0
     z, y, x = image.spatial_shape
     spatial = (y, x) if z == 1 else (z, y, x)
     work = [
@@ -141,6 +138,19 @@ def crf_tiled(
         for s, t in np.ndindex(image.sizes["S"], image.sizes["T"])
         for read, core in iter_regions(spatial, tile_size, step.halo)
     ]
+    sizes = max(([r.stop - r.start for r in read] for _, _, read, _ in work), key=math.prod)
+    cells = grid_cells(sizes, image.sizes["C"], contrast)
+    if cells > MAX_GRID_CELLS:
+        raise InvalidRequestError(
+            f"the CRF's bilateral grid for a tile of {'×'.join(map(str, sizes))} pixels (with "
+            f"its halo of {step.halo}) and {image.sizes['C']} channel(s) would have about "
+            f"{cells:,} cells, more than {MAX_GRID_CELLS:,}: use smaller tiles (--tile-size), "
+            "a larger --crf-contrast or fewer channels",
+            path=where,
+        )
+    low, high = intensity_range(image, tile_size=tile_size)  # the whole image's, not a tile's
+    sigma = contrast * (high - low) if high > low else 1.0
+    scale = 255.0 if probabilities.dtype == np.uint8 else 1.0
     for s, t, read, core in track(work, progress, "crf", unit="tile"):
         named = dict(zip("ZYX"[-len(spatial) :], read, strict=True))
         prob = np.asarray(probabilities.read(S=s, T=t, **named)[0, 0], np.float32) / scale
@@ -164,6 +174,20 @@ def crf_tiled(
         out[(slice(s, s + 1), slice(t, t + 1), slice(0, 1), *zyx)] = block.reshape(
             (1, 1, 1, *tuple(k.stop - k.start for k in zyx))
         )
+
+
+def grid_cells(read_shape: Sequence[int], n_channels: int, contrast: float) -> int:
+    """At most how many cells the bilateral grid of a tile has (default spatial sigma): one per
+    8 pixels along each axis and per ``contrast`` of the image's range along each channel, plus
+    the border cells.
+
+    Examples
+    --------
+    >>> grid_cells([1424, 1424], 1, 0.05)
+    704902
+    """
+    spatial = math.prod((n - 1) // 8 + 2 for n in read_shape)
+    return spatial * (math.floor(1 / contrast) + 2) ** n_channels
 
 
 def split_crf(steps: Sequence[Any]) -> tuple[CrfStep | None, list[Any]]:
