@@ -34,7 +34,7 @@ def post(
         None,
         "--image",
         help="For crf: the image whose edges guide it (default: the one the store was "
-        "segmented from; at most 3 channels).",
+        "segmented from; at most 3 channels, and each channel makes it far slower).",
     ),
     contrast: float = typer.Option(
         0.05,
