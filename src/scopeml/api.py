@@ -816,7 +816,7 @@ def label_objects(
             if not classes:
                 raise InvalidRequestError(
                     f"class {class_!r} given by name, but these labels carry no class names; "
-                    "pass the Segmentation, or the label value"
+                    "give the segment output store (it names its classes) or the label value"
                 )
             class_id = label_value(classes, class_)
         else:
