@@ -169,7 +169,7 @@ def test_an_upload_is_confined_to_its_own_folder_in_jobs_too(alice, model_id, pl
     plain = tmp_path / "plane1.tif"
     tifffile.imwrite(plain, SECRET)
     first = alice.upload_image(plain)
-    master = ome_tiff_naming(tmp_path / "stack.ome.tif", f"../{first}/image.tif")
+    master = ome_tiff_naming(tmp_path / "stack.ome.tif", f"../{first}/plane1.tif")  # kept by name
     assert "outside" in refused(lambda: alice.upload_image(master))
     alice.delete_upload(first)
 
