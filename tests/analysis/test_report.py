@@ -101,7 +101,10 @@ def test_plots_have_units_and_every_measured_channel(batch: Path) -> None:
     assert gfp["y_title"] == "mean intensity, GFP (grey value)"
 
 
-def test_per_image_statistics_and_pooled_histogram_match_the_tables(batch: Path) -> None:
+@pytest.mark.parametrize("parquet", [False, True])  # the histograms binned from CSV or Parquet
+def test_per_image_statistics_and_pooled_histogram_match_the_tables(
+    batch: Path, parquet: bool
+) -> None:
     from scopeml.analysis.report import _combine
 
     stats = pd.read_csv(batch / "summary" / "nucleus_per_image.csv")
@@ -114,7 +117,7 @@ def test_per_image_statistics_and_pooled_histogram_match_the_tables(batch: Path)
         np.testing.assert_allclose(row.intensity_mean_DAPI_mean,
                                    table["intensity_mean_DAPI"].mean())  # fmt: skip
     records = [{"name": n} for n in stats["image"]]
-    found = _combine(batch, records, "spot", batch / "tables", False)
+    found = _combine(batch, records, "spot", batch / "tables", parquet)
     pooled = pd.read_csv(batch / "tables" / "spot.csv")["intensity_mean_GFP"]
     counts, edges = found.histograms["intensity_mean_GFP"]
     expected, expected_edges = np.histogram(pooled, bins=30)

@@ -19,7 +19,7 @@ image, not the batch's objects.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,7 +188,8 @@ def _combine(
                 frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
-            rows.append(_statistics(image, _read_plotted(part, keep)))
+            plotted = _read_plotted(part, keep) if frame is None else frame.reindex(columns=keep)
+            rows.append(_statistics(image, plotted))
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all
@@ -202,13 +203,27 @@ def _combine(
         if np.isfinite(low) and np.isfinite(high):
             found.histograms[column] = (np.zeros(BINS, np.int64),
                                         np.histogram_bin_edges([low, high], BINS))  # fmt: skip
-    if found.histograms:  # the second pass: one image's plotted columns at a time
-        for _, part in parts:
-            table = _read_plotted(part, keep)
-            for column, (counts, edges) in found.histograms.items():
-                values = table[column].to_numpy(float)
-                counts += np.histogram(values[np.isfinite(values)], edges)[0]
+    if found.histograms:  # the second pass: a part of the plotted columns at a time
+        if writer is not None:  # from the Parquet table: its columns, a row group at a time
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(tables / f"{name}.parquet", pre_buffer=False) as table:
+                chunks = (table.read_row_group(i, columns=keep).to_pandas()
+                          for i in range(table.num_row_groups))  # fmt: skip
+                _bin(found.histograms, chunks)
+        else:
+            _bin(found.histograms, (_read_plotted(part, keep) for _, part in parts))
     return found
+
+
+def _bin(
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]], chunks: Iterable[pd.DataFrame]
+) -> None:
+    """Add the finite values of each chunk's columns to their histograms' counts."""
+    for chunk in chunks:
+        for column, (counts, edges) in histograms.items():
+            values = chunk[column].to_numpy(float)
+            counts += np.histogram(values[np.isfinite(values)], edges)[0]
 
 
 def _read_plotted(part: Path, keep: Sequence[str]) -> pd.DataFrame:
