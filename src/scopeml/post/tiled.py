@@ -287,9 +287,7 @@ def post_process_file(
     ('labels', 1, {'Y': 0.5, 'X': 0.5})
     """
 
-    from scopeml.io import open_image
-    from scopeml.io.omezarr import create_ome_zarr
-    from scopeml.io.replace import atomic_write, check_replaceable_store
+    from scopeml.io.replace import check_replaceable_store
 
     output = Path(output)
     crf, rest = split_crf(list(steps))
@@ -305,6 +303,22 @@ def post_process_file(
             source, output, crf, steps, background=background, image=image, contrast=contrast,
             tile_size=tile_size, progress=progress,
         )  # fmt: skip
+    return _post_labels(source, output, steps, background, tile_size, progress)
+
+
+def _post_labels(
+    source: str | PathLike[str] | Image,
+    output: Path,
+    steps: Sequence[PostStep],
+    background: int | str | None,
+    tile_size: int,
+    progress: Progress,
+) -> Path:
+    """:func:`post_process_file` without ``crf``: the steps on a label image, which keeps its
+    output name, dtype, pixel sizes and (for a segment store's ``labels``) class names."""
+    from scopeml.io import open_image
+    from scopeml.io.replace import atomic_write
+
     if not isinstance(source, Image):
         source = segment_labels(source)
     where = getattr(source, "path", None) if isinstance(source, Image) else source
@@ -318,22 +332,8 @@ def post_process_file(
             raise InvalidImageError(
                 f"has {image.sizes['S']} scenes; post-process one scene at a time", path=image.path
             )
-        axes = "".join(a for a in "TCZ" if image.sizes[a] > 1) + "YX"
-        shape = [image.sizes[a] for a in axes]
-        chunks = [1 if a in "TC" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
         with atomic_write(output, folder=True) as temp:
-            array = create_ome_zarr(
-                temp / name,
-                shape=shape,
-                dtype=image.dtype,
-                axes=axes,
-                chunks=chunks,
-                pixel_sizes=image.pixel_sizes,
-                channel_names=image.channel_names if "C" in axes else None,
-                name=name,
-                overwrite=True,
-                root=temp,
-            )
+            array, axes = _create_like(temp, name, image, tile_size)
             changed = post_process_tiled(
                 image,
                 steps,
@@ -351,6 +351,29 @@ def post_process_file(
             }
             _finish(temp, name, classes, identity, post)
     return output / name
+
+
+def _create_like(temp: Path, name: str, image: Image, tile_size: int) -> tuple[Any, str]:
+    """The output image ``temp/name`` shaped as ``image`` without its size-1 axes (one T and C
+    per chunk, Z Y X tiles), with its dtype, pixel sizes and channel names; and its axes."""
+    from scopeml.io.omezarr import create_ome_zarr
+
+    axes = "".join(a for a in "TCZ" if image.sizes[a] > 1) + "YX"
+    shape = [image.sizes[a] for a in axes]
+    chunks = [1 if a in "TC" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
+    array = create_ome_zarr(
+        temp / name,
+        shape=shape,
+        dtype=image.dtype,
+        axes=axes,
+        chunks=chunks,
+        pixel_sizes=image.pixel_sizes,
+        channel_names=image.channel_names if "C" in axes else None,
+        name=name,
+        overwrite=True,
+        root=temp,
+    )
+    return array, axes
 
 
 def _finish(temp: Path, name: str, classes: Sequence[str], identity: dict[str, Any],
@@ -377,8 +400,6 @@ def _post_with_crf(
 ) -> Path:
     """:func:`post_process_file` with a first ``crf`` step: the CRF's labels from the store's
     probabilities (into a scratch store when other steps follow), then the other steps."""
-    import zarr
-
     from scopeml.io import open_image
     from scopeml.io.omezarr import create_ome_zarr
     from scopeml.io.replace import atomic_write
@@ -386,14 +407,7 @@ def _post_with_crf(
 
     store = probabilities_store(source)
     identity = recorded_identity(store / "probabilities")
-    if image is None:
-        image = (identity.get("image") or {}).get("path")
-        if image is None or not Path(image).exists():
-            raise InvalidRequestError(
-                "crf needs the image the probabilities came from: give it with image= "
-                "(--image)" + (f"; the recorded one, {image}, is gone" if image else ""),
-                path=store,
-            )
+    image = _crf_guide_image(image, identity, store)
     with (
         open_image(store / "probabilities") as probabilities,
         nullcontext(image) if isinstance(image, Image) else open_image(image) as guide,
@@ -415,24 +429,11 @@ def _post_with_crf(
                 temp / "labels", shape=shape, dtype=dtype, axes=axes, chunks=chunks,
                 pixel_sizes=probabilities.pixel_sizes, name="labels", overwrite=True, root=temp,
             )  # fmt: skip
-            if not steps:
-                crf_tiled(probabilities, guide, _SixD(array, axes), crf, contrast=contrast,
-                          tile_size=tile_size, progress=progress)  # fmt: skip
-            else:
-                with _scratch_folder(output.parent) as folder:
-                    six = [probabilities.sizes[a] if a in "TZYX" else 1 for a in "STCZYX"]
-                    labels = zarr.open_array(
-                        str(folder / "crf.zarr"), mode="w", shape=six, dtype=dtype,
-                        chunks=[min(n, tile_size) if a in "ZYX" else 1
-                                for a, n in zip("STCZYX", six, strict=True)],
-                        fill_value=0,
-                    )  # fmt: skip
-                    crf_tiled(probabilities, guide, labels, crf, contrast=contrast,
-                              tile_size=tile_size, progress=progress)  # fmt: skip
-                    post_process_tiled(
-                        Image(labels), steps, _SixD(array, axes), background=value,
-                        tile_size=tile_size, progress=progress, scratch=folder,
-                    )  # fmt: skip
+            _crf_then_steps(
+                probabilities, guide, _SixD(array, axes), crf, steps, dtype=dtype,
+                background=value, contrast=contrast, tile_size=tile_size, progress=progress,
+                scratch=output.parent,  # the output's disk, not the system's temporary one
+            )  # fmt: skip
             before = store / "labels"
             post = {
                 "source": str(store / "probabilities"),
@@ -445,6 +446,61 @@ def _post_with_crf(
             }
             _finish(temp, "labels", classes, identity, post)
     return output / "labels"
+
+
+def _crf_guide_image(
+    image: str | PathLike[str] | Image | None, identity: dict[str, Any], store: Path
+) -> str | PathLike[str] | Image:
+    """The image that guides the CRF: ``image``, else the one the store records it was
+    segmented from; refused, saying how to give one, where that is unknown or gone."""
+    if image is not None:
+        return image
+    image = (identity.get("image") or {}).get("path")
+    if image is None or not Path(image).exists():
+        raise InvalidRequestError(
+            "crf needs the image the probabilities came from: give it with image= "
+            "(--image)" + (f"; the recorded one, {image}, is gone" if image else ""),
+            path=store,
+        )
+    return image
+
+
+def _crf_then_steps(
+    probabilities: Image,
+    guide: Image,
+    out: _SixD,
+    crf: CrfStep,
+    steps: Sequence[PostStep],
+    *,
+    dtype: Any,
+    background: int | None,
+    contrast: float,
+    tile_size: int,
+    progress: Progress,
+    scratch: Path,
+) -> None:
+    """The CRF's labels into ``out``, straight where no steps follow; else into a 6-D scratch
+    store in a new folder inside ``scratch`` (the output's disk), which the steps then read."""
+    import zarr
+
+    if not steps:
+        crf_tiled(probabilities, guide, out, crf, contrast=contrast, tile_size=tile_size,
+                  progress=progress)  # fmt: skip
+        return
+    with _scratch_folder(scratch) as folder:
+        six = [probabilities.sizes[a] if a in "TZYX" else 1 for a in "STCZYX"]
+        labels = zarr.open_array(
+            str(folder / "crf.zarr"), mode="w", shape=six, dtype=dtype,
+            chunks=[min(n, tile_size) if a in "ZYX" else 1
+                    for a, n in zip("STCZYX", six, strict=True)],
+            fill_value=0,
+        )  # fmt: skip
+        crf_tiled(probabilities, guide, labels, crf, contrast=contrast, tile_size=tile_size,
+                  progress=progress)  # fmt: skip
+        post_process_tiled(
+            Image(labels), steps, out, background=background, tile_size=tile_size,
+            progress=progress, scratch=folder,
+        )  # fmt: skip
 
 
 def probabilities_store(source: str | PathLike[str] | Image) -> Path:
