@@ -194,33 +194,48 @@ def _measure(
 ) -> pd.DataFrame:
     """Measure all objects of ``labels``; with ``keep_ids``, return only those (and compute the
     per-object crop features only for them)."""
-    ndim = labels.ndim
     ids, index = _compact(labels)
     n = ids.size
     keep = np.ones(n, bool) if keep_ids is None else np.isin(ids, keep_ids)
-    cols: dict[str, np.ndarray] = {"label": ids}
     runs = _runs(index)
-    lines = np.unravel_index(runs.line, labels.shape[:-1])
+    origin = np.zeros(labels.ndim, np.int64) if offset is None else np.asarray(offset, np.int64)
+    cols: dict[str, np.ndarray] = {"label": ids}
+    cols.update(_run_columns(runs, labels.shape, origin, n))
+    nonfinite = np.zeros(n, bool)  # objects with a NaN or infinite intensity in some channel
+    if channels is not None:
+        found, nonfinite = _intensity_columns(index, runs, cols["area"], channels, channel_names)
+        cols.update(found)
+    cols = {name: values[keep] for name, values in cols.items()}
+    if shape_features:
+        cols.update(_shape_columns(index, keep, spacing, cols["area"]))
+    if spacing is not None:
+        cols.update(_physical_columns(cols, spacing))
+    table = pd.DataFrame(cols)
+    table.attrs[NONFINITE] = int(np.count_nonzero(nonfinite[keep]))
+    return table
+
+
+def _run_columns(
+    runs: _Runs, shape: tuple[int, ...], origin: np.ndarray, n: int
+) -> dict[str, np.ndarray]:
+    """Area, bounding box, centroid, extent, ellipse and moment columns of all ``n`` objects,
+    from the runs alone (one pass, per run, whatever the object sizes); bounding box and
+    centroid are shifted by ``origin`` (a tile's place in the whole image)."""
+    ndim = len(shape)
+    lines = np.unravel_index(runs.line, shape[:-1])
     length = (runs.stop - runs.start).astype(np.float64)
     area = np.bincount(runs.obj, length, n + 1)[1:].astype(np.float64)  # int64 when empty
-    cols["area"] = area
-    origin = np.zeros(ndim, np.int64) if offset is None else np.asarray(offset, np.int64)
-    lows, highs = [], []
-    for d, (low, high) in enumerate([(c, c + 1) for c in lines] + [(runs.start, runs.stop)]):
-        lows.append(np.full(n + 1, np.iinfo(np.int64).max))
-        highs.append(np.full(n + 1, -1))
-        np.minimum.at(lows[d], runs.obj, low)
-        np.maximum.at(highs[d], runs.obj, high)
+    cols = {"area": area}
+    lows, highs = _bounding_boxes(runs, lines, n)
     for d in range(ndim):
-        cols[f"bbox-{d}"] = lows[d][1:] + origin[d]
+        cols[f"bbox-{d}"] = lows[d] + origin[d]
     for d in range(ndim):
-        cols[f"bbox-{ndim + d}"] = highs[d][1:] + origin[d]
+        cols[f"bbox-{ndim + d}"] = highs[d] + origin[d]
     mu, centroid = _central_moments(runs, lines, area, n)
-    nonfinite = np.zeros(n, bool)  # objects with a NaN or infinite intensity in some channel
     for d in range(ndim):
         cols[f"centroid-{d}"] = centroid[d] + origin[d]
     cols["equivalent_diameter_area"] = (2 * ndim * area / np.pi) ** (1 / ndim)
-    box = np.prod([highs[d][1:] - lows[d][1:] for d in range(ndim)], axis=0)
+    box = np.prod([highs[d] - lows[d] for d in range(ndim)], axis=0)
     cols["extent"] = area / np.maximum(box, 1)  # regionprops' extent: area / bounding box
     cols.update(_ellipse_features(mu, ndim))
     for powers in product(range(4), repeat=ndim):
@@ -228,35 +243,70 @@ def _measure(
     if ndim == 2:
         for i, hu in enumerate(_hu_moments(mu)):
             cols[f"moments_hu-{i}"] = hu
-    if channels is not None:
-        names = list(channel_names) if channel_names else [f"C{c}" for c in range(len(channels))]
-        if len(names) != len(channels):
-            raise InvalidImageError(f"{len(names)} channel names for {len(channels)} channels")
-        fg = (index > 0).ravel()
-        first = np.r_[0, np.cumsum(runs.stop - runs.start)[:-1]]
-        for name, channel in zip(names, channels, strict=True):
-            if n:
-                values = channel.ravel()[fg]
-                found, bad = _intensity_features(values, runs, first, area, name, n)
-                cols.update(found)
-                nonfinite |= bad > 0
-            else:
-                cols.update({f"intensity_{s}_{name}": np.zeros(0) for s in _STATS})
-    cols = {name: values[keep] for name, values in cols.items()}
-    if shape_features and ndim == 2:
-        cols.update(_shape_features_2d(_runs(index), keep, spacing))
-        cols["perimeter"] = _perimeters(index, n)[keep]
-        cols["perimeter_crofton"] = crofton = _perimeters_crofton(index, n)[keep]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cols["circularity"] = 4 * np.pi * cols["area"] / crofton**2
-    elif shape_features:
+    return cols
+
+
+def _bounding_boxes(
+    runs: _Runs, lines: tuple[np.ndarray, ...], n: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per axis, each object's first and past-the-end coordinate (``bbox``'s two halves): a
+    min/max over runs, as each run covers one line of the leading axes and a span of the last."""
+    lows, highs = [], []
+    for low, high in [(c, c + 1) for c in lines] + [(runs.start, runs.stop)]:
+        lows.append(np.full(n + 1, np.iinfo(np.int64).max))
+        highs.append(np.full(n + 1, -1))
+        np.minimum.at(lows[-1], runs.obj, low)
+        np.maximum.at(highs[-1], runs.obj, high)
+    return [low[1:] for low in lows], [high[1:] for high in highs]
+
+
+def _intensity_columns(
+    index: np.ndarray,
+    runs: _Runs,
+    area: np.ndarray,
+    channels: np.ndarray,
+    channel_names: Sequence[str] | None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``intensity_<stat>_<channel>`` columns of all objects, and which objects have a NaN or
+    infinite pixel in some channel (so that the caller can warn once for a whole run).
+
+    The foreground pixels in raster order are the runs' pixels in order, so each channel is
+    read once and each run's pixels start at the cumulative run length.
+    """
+    names = list(channel_names) if channel_names else [f"C{c}" for c in range(len(channels))]
+    if len(names) != len(channels):
+        raise InvalidImageError(f"{len(names)} channel names for {len(channels)} channels")
+    n = area.size
+    cols: dict[str, np.ndarray] = {}
+    nonfinite = np.zeros(n, bool)
+    fg = (index > 0).ravel()
+    first = np.r_[0, np.cumsum(runs.stop - runs.start)[:-1]]
+    for name, channel in zip(names, channels, strict=True):
+        if n:
+            values = channel.ravel()[fg]
+            found, bad = _intensity_features(values, runs, first, area, name, n)
+            cols.update(found)
+            nonfinite |= bad > 0
+        else:  # no objects: empty columns of the same names, so per-image tables concatenate
+            cols.update({f"intensity_{s}_{name}": np.zeros(0) for s in _STATS})
+    return cols, nonfinite
+
+
+def _shape_columns(
+    index: np.ndarray, keep: np.ndarray, spacing: np.ndarray | None, area: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Shape features of the kept objects (``area`` is theirs): in 2-D for all objects at once
+    (hulls, Feret diameters, both perimeters and circularity), in 3-D from per-object crops."""
+    if index.ndim != 2:
         kept = [s for s, k in zip(ndi.find_objects(index), keep, strict=True) if k]
-        cols.update(_shape_features(index, kept, np.flatnonzero(keep) + 1, spacing))
-    if spacing is not None:
-        cols.update(_physical_columns(cols, spacing))
-    table = pd.DataFrame(cols)
-    table.attrs[NONFINITE] = int(np.count_nonzero(nonfinite[keep]))
-    return table
+        return _shape_features(index, kept, np.flatnonzero(keep) + 1, spacing)
+    n = keep.size
+    cols = _shape_features_2d(_runs(index), keep, spacing)
+    cols["perimeter"] = _perimeters(index, n)[keep]
+    cols["perimeter_crofton"] = crofton = _perimeters_crofton(index, n)[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cols["circularity"] = 4 * np.pi * area / crofton**2
+    return cols
 
 
 def _central_moments(
