@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from scopeml.cli import main
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, ScopeMLError
 from scopeml.features._network import network_bytes, open_network
 from scopeml.pixel import load_classifier, save_classifier, train_classifier
 from scopeml.synthetic import synthetic_nuclei
@@ -102,6 +102,31 @@ def test_missing_or_changed_network_is_refused_naming_where_it_looked(tmp_path, 
     assert "net.onnx not found" in message
     assert str(tmp_path / "p" / "net.onnx") in message  # the absolute path recorded
     assert str(tmp_path / "net.onnx") in message  # beside the classifier (= p/net.onnx relative)
+
+
+def test_a_server_finds_a_network_only_below_its_allowed_folders(tmp_path, data, monkeypatch):
+    """A classifier below a server's allowed root that names a network outside it is refused
+    without the file being opened (every file a server job opens lies below the root)."""
+    from scopeml.analysis import AnalysisSettings
+    from scopeml.analysis.check import open_resources
+    from scopeml.model.registry import open_model
+
+    clf = _train(tmp_path / "outside", data, monkeypatch)
+    root = tmp_path / "root"
+    root.mkdir()
+    path = save_classifier(clf, root / "m.czseg", embed_network=False)
+    assert load_classifier(path).spec.classes  # found at its absolute path outside the root
+    with pytest.raises(InvalidContainerError, match=r"net\.onnx not found.*outside the allowed"):
+        open_model(path, allowed_roots=[root])
+    settings = AnalysisSettings.model_validate({
+        "channels": ["C0"],
+        "classes": [{"name": "nucleus", "segmenter": {
+            "kind": "model", "model": str(path), "class": 2, "channels": ["C0"]}}],
+    })  # fmt: skip
+    with pytest.raises(ScopeMLError, match=r"net\.onnx not found"):
+        open_resources(settings, allowed_roots=[root])
+    shutil.copy(tmp_path / "outside" / "net.onnx", root)  # beside it, inside the root
+    assert open_model(path, allowed_roots=[root]).spec.classes
 
 
 def test_pixel_info_shows_the_network_path_and_hash(tmp_path, data, monkeypatch, capsys):

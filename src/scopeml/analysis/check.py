@@ -87,7 +87,7 @@ def open_resources(
             except (ScopeMLError, OSError) as err:
                 raise settings_error(source, (*where, "model"), _reason(err)) from err
             try:
-                model = open_model(path, workers=model_threads)
+                model = open_model(path, workers=model_threads, allowed_roots=allowed_roots)
             except (ScopeMLError, OSError) as err:
                 raise settings_error(source, (*where, "model"), _reason(err)) from err
             spec = model.spec

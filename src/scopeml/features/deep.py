@@ -29,7 +29,8 @@ whole-image features agree to float32 rounding (:data:`TILING_RTOL`), asserted i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from os import PathLike
 from pathlib import Path
@@ -312,12 +313,13 @@ class DeepFeatures:
         *,
         base: str | PathLike[str] | None = None,
         embedded: bytes | None = None,
+        allowed_roots: Sequence[str | PathLike[str]] | None = None,
     ) -> DeepFeatures:
         """Rebuild from :meth:`to_dict`; the network is opened and its hash checked.
 
         ``embedded``: the network's ONNX bytes stored with the classifier, used instead of any
         file. Otherwise a network file is looked for where :func:`find_network` looks, ``base``
-        being the classifier's folder.
+        being the classifier's folder, only below ``allowed_roots`` where they are given.
         """
         try:
             fs = cls(
@@ -344,7 +346,9 @@ class DeepFeatures:
                 )
             fs._net.append(net)
         elif fs.network not in BUILTIN:
-            found = find_network(fs.network, data.get("network_relative"), base)
+            found = find_network(
+                fs.network, data.get("network_relative"), base, allowed_roots=allowed_roots
+            )
             fs = replace(fs, network=str(found))
         fs.net  # noqa: B018 (opens the network and checks its hash now, not at first tile)
         return fs
@@ -357,12 +361,22 @@ def network_path(network: str) -> str:
     return str(Path(network).expanduser().resolve())
 
 
-def find_network(network: str, relative: str | None, base: str | PathLike[str] | None) -> Path:
+def find_network(
+    network: str,
+    relative: str | None,
+    base: str | PathLike[str] | None,
+    *,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+) -> Path:
     """The file of a classifier's feature network: at its recorded path, else at its path
     relative to the classifier's folder ``base``, else beside the classifier (same name).
+    With ``allowed_roots`` (a server job) a place outside them is not even looked at.
 
     Raises :class:`InvalidRequestError` naming every place looked at.
     """
+    from scopeml.io.confine import Confinement
+
+    confinement = Confinement.of(allowed_roots)
     recorded = Path(network)
     places = [recorded]
     if base is not None:
@@ -370,12 +384,19 @@ def find_network(network: str, relative: str | None, base: str | PathLike[str] |
             places.append(Path(base) / relative)
         places.append(Path(base) / recorded.name)
     places = list(dict.fromkeys(places))
+    skipped = ""
+    if confinement is not None:
+        inside = [p for p in places if confinement.allows(os.path.realpath(p))]
+        if len(inside) < len(places):
+            skipped = "; places outside the allowed folders are not looked at"
+        places = inside
     for place in places:
         if place.is_file():
             return place
+    where = ", ".join(str(p) for p in places) or "nothing"
     raise InvalidRequestError(
-        f"feature network {recorded.name} not found (looked at "
-        f"{', '.join(str(p) for p in places)}); copy it beside the classifier"
+        f"feature network {recorded.name} not found (looked at {where}{skipped}); "
+        "copy it beside the classifier"
     )
 
 

@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -50,7 +50,9 @@ class ModelFormat:
     ``sniff(path)`` answers from the file's content and never raises; ``load(path, workers)``
     returns the opened model (``workers`` caps its own threads; ``None`` = its default). A
     format whose models run a graph of unknown cost sets ``time_budget``: its loader then also
-    takes ``time_budget=`` (seconds one ``predict`` may run).
+    takes ``time_budget=`` (seconds one ``predict`` may run). A format whose files name other
+    files (a pixel classifier's feature network) sets ``names_files``: its loader then also
+    takes ``allowed_roots=``, below which it must find them (a server's confinement).
     """
 
     name: str
@@ -58,6 +60,7 @@ class ModelFormat:
     sniff: Callable[[Path], bool]
     load: Callable[..., Any]
     time_budget: bool = False
+    names_files: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ def register_format(
     sniff: Callable[[Path], bool],
     load: Callable[..., Any],
     time_budget: bool = False,
+    names_files: bool = False,
 ) -> ModelFormat:
     """Register (or replace) a model format; formats are sniffed in registration order.
 
@@ -104,7 +108,7 @@ def register_format(
     >>> "demo" in model_formats(); _ = _FORMATS.pop("demo")
     True
     """
-    entry = ModelFormat(name, description, sniff, load, time_budget)
+    entry = ModelFormat(name, description, sniff, load, time_budget, names_files)
     _FORMATS[name] = entry
     return entry
 
@@ -156,6 +160,7 @@ def open_model(
     *,
     workers: int | None = None,
     time_budget: float | None = None,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
 ) -> Any:
     """Open any model file (or built-in name) for use: the one place files become models.
 
@@ -170,6 +175,9 @@ def open_model(
     time_budget
         Seconds one ``predict`` of a graph (czann, legacy) may run before it is stopped
         (``None``: the default budget; ``0``: none). Forests have a bounded cost and ignore it.
+    allowed_roots
+        Folders below which every further file the model names must lie, checked where it is
+        opened (a server job; ``None``: no check). The model file itself is the caller's to check.
 
     Returns
     -------
@@ -188,6 +196,8 @@ def open_model(
     entry = model_formats()[format_of(path)]
     if entry.time_budget:
         return entry.load(path, workers, time_budget=time_budget)
+    if entry.names_files:
+        return entry.load(path, workers, allowed_roots=allowed_roots)
     return entry.load(path, workers)
 
 

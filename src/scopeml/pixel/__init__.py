@@ -17,6 +17,8 @@ Examples
 (1, 2, 64, 64)
 """
 
+from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 
 from scopeml.model.registry import register_format
@@ -38,8 +40,10 @@ def _is_pixel_classifier(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("Format") == FORMAT
 
 
-def _open_pixel_classifier(path: Path, workers: int | None) -> PixelClassifier:
-    return load_classifier(path, n_jobs=workers or -1)
+def _open_pixel_classifier(
+    path: Path, workers: int | None, *, allowed_roots: Sequence[str | PathLike[str]] | None = None
+) -> PixelClassifier:
+    return load_classifier(path, n_jobs=workers or -1, allowed_roots=allowed_roots)
 
 
 register_format(
@@ -47,6 +51,7 @@ register_format(
     description="scopeml pixel classifier .czseg: random forest on filter features",
     sniff=_is_pixel_classifier,
     load=_open_pixel_classifier,
+    names_files=True,  # its feature network, when not stored inside it
 )
 
 __all__ = [

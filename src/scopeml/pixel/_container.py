@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -163,8 +164,16 @@ def read_metadata(path: str | PathLike[str]) -> ClassifierMetadata:
         return _parse_metadata(_read_json(archive, "model.json"), path)
 
 
-def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClassifier:
+def load_classifier(
+    path: str | PathLike[str],
+    *,
+    n_jobs: int = -1,
+    allowed_roots: Sequence[str | PathLike[str]] | None = None,
+) -> PixelClassifier:
     """Load a classifier saved by :meth:`PixelClassifier.save`, validating everything.
+
+    ``allowed_roots``: a feature network the classifier names (not stored inside it) must lie
+    below one of these folders (a server job); ``None``: anywhere.
 
     Raises
     ------
@@ -188,7 +197,9 @@ def load_classifier(path: str | PathLike[str], *, n_jobs: int = -1) -> PixelClas
     try:
         if deep:  # opens the network (embedded, or its file found), checks its hash
             base = Path(path).resolve().parent
-            features = DeepFeatures.from_dict(meta.Features, base=base, embedded=network)
+            features = DeepFeatures.from_dict(
+                meta.Features, base=base, embedded=network, allowed_roots=allowed_roots
+            )
         else:
             features = parse_features(meta.Features)
         n_features = features.n_features(meta.InChannels, meta.SpatialDims)
