@@ -71,7 +71,7 @@ class ScaledModel:
 
     def __init__(self, model: Model, scale: float) -> None:
         factor = scale_fraction(float(scale))
-        if abs(float(factor) - float(scale)) > 1e-3 * float(scale):
+        if abs(float(factor) - float(scale)) > 5e-3 * float(scale):  # 0.333 is 1/3
             warnings.warn(
                 f"scale {scale} runs as {factor.numerator}/{factor.denominator} = "
                 f"{float(factor):.6g} (a tile must start on a pixel of both grids)",
