@@ -37,7 +37,8 @@ OVERVIEW_SIZE = 1024
 
 
 class LabelStores:
-    """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``."""
+    """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``;
+    each image marked as an NGFF ``image-label`` (the object ids, no class properties)."""
 
     def __init__(
         self,
@@ -48,7 +49,10 @@ class LabelStores:
         pixel_sizes: Mapping[str, float],
         tile_size: int,
     ) -> None:
+        import zarr
+
         from scopeml.io.omezarr import create_ome_zarr
+        from scopeml.post.tiled import _mark_labels
 
         z = "Z" if sizes["Z"] > 1 else ""
         t = "T" if sizes["T"] > 1 else ""
@@ -60,15 +64,17 @@ class LabelStores:
         self._arrays = {}
         for name in names:
             store = folder / f"{name}.ome.zarr"
+            groups = [store] if sizes["S"] == 1 else [store / str(s) for s in range(sizes["S"])]
             self._arrays[name] = [
                 create_ome_zarr(
-                    store if sizes["S"] == 1 else store / str(scene),
-                    shape=(*lead, *spatial), dtype=np.int32, axes=t + z + "YX", chunks=chunks,
-                    pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
+                    group, shape=(*lead, *spatial), dtype=np.int32, axes=t + z + "YX",
+                    chunks=chunks, pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
                     name=name, root=store,
                 )
-                for scene in range(sizes["S"])
+                for group in groups
             ]  # fmt: skip
+            for group in groups:  # napari (and other NGFF viewers) open them as labels
+                _mark_labels(zarr.open_group(str(group), mode="r+"), ())
 
     def write(
         self, name: str, scene: int, time: int, labels: np.ndarray, *, region: tuple = ()

@@ -91,20 +91,17 @@ def read_image(path: str, *, scene: int | None = None) -> LayerData:
         log.warning("%s; showing scene 0 (choose another in 'scopeml: open scene')", err)
         scene = 0
         levels = open_levels(path, scene=0)
-    if is_label_image(path, levels[0]):
+    if is_label_image(path, levels[0], scene=scene):
         name = os.path.basename(path.rstrip("/\\"))
         name = name[: -len(".ome.zarr")] if name.lower().endswith(".ome.zarr") else name
         return [labels_layer_data(levels, name=name, path=path)]
     return [image_layer_data(levels, path=path, scene=scene)]
 
 
-#: OME-Zarr multiscale names of label images scopeml writes (``objects label``: objects).
-LABEL_IMAGE_NAMES = ("objects", "instances", "labels", "mask")
-
-
-def is_label_image(path: str, image: Any) -> bool:
-    """Whether an OME-Zarr holds labels (an ``objects label`` store, or an NGFF
-    ``image-label``): one integer channel, opened as a Labels layer rather than an image."""
+def is_label_image(path: str, image: Any, *, scene: int | None = None) -> bool:
+    """Whether an OME-Zarr holds labels: one integer channel in an image marked as an NGFF
+    ``image-label`` (as ``analyze``, ``post`` and ``objects label`` write them; with several
+    scenes, the scene's image ``path/N``), opened as a Labels layer rather than an image."""
     if not path.rstrip("/\\").lower().endswith(".zarr") or image.sizes["C"] != 1:
         return False
     if not np.issubdtype(image.dtype, np.integer):
@@ -112,12 +109,13 @@ def is_label_image(path: str, image: Any) -> bool:
     import zarr
 
     try:
-        attrs = zarr.open_group(path, mode="r").attrs.asdict()
+        group = zarr.open_group(path, mode="r")
+        attrs = group.attrs.asdict()
+        if "multiscales" not in attrs.get("ome", attrs) and str(scene or 0) in group:
+            attrs = group[str(scene or 0)].attrs.asdict()  # several scenes
     except Exception:
         return False
-    ome = attrs.get("ome", attrs)
-    multiscales = ome.get("multiscales") or [{}]
-    return "image-label" in ome or multiscales[0].get("name") in LABEL_IMAGE_NAMES
+    return "image-label" in attrs.get("ome", attrs)
 
 
 def get_model_reader(path: str | list[str]) -> Callable[[str], LayerData] | None:

@@ -232,7 +232,7 @@ def write_label_image(
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError(
-            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )
     check_replaceable_store(output, inputs=(labels.path,) if labels.path else ())
     ndim = 2 if labels.sizes["Z"] == 1 else 3
@@ -276,7 +276,10 @@ def create_label_arrays(
     """Empty ``uint32`` OME-Zarr arrays for the objects of every scene of ``labels`` at
     ``path``: axes ``[T][Z]YX``, chunks ``tiles``, the labels' pixel sizes, one NGFF image per
     scene where there are several. Returns the arrays and whether they have a ``T`` axis."""
+    import zarr
+
     from scopeml.io.omezarr import create_ome_zarr
+    from scopeml.post.tiled import _mark_labels
 
     sizes = labels.sizes
     ndim = 2 if sizes["Z"] == 1 else 3
@@ -293,6 +296,8 @@ def create_label_arrays(
         )
         for scene in range(sizes["S"])
     ]  # fmt: skip
+    for scene in range(sizes["S"]):  # napari and other NGFF viewers open them as labels
+        _mark_labels(zarr.open_group(str(path if sizes["S"] == 1 else path / str(scene))), ())
     return arrays, bool(lead)
 
 
