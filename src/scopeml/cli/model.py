@@ -528,7 +528,10 @@ def _convert_container(
     container = read_container(path)
     fixed = container.graph.fixed_spatial
     size = "×".join(map(str, fixed)) if fixed else "dynamic"
-    typer.echo(f"wrote {path} ({container.format}, input {size})")
+    kind = container.format  # a legacy container: czseg or czmodel, as it is named
+    if container.legacy and path.suffix.lower() == ".czmodel":
+        kind = "czmodel"
+    typer.echo(f"wrote {path} ({kind}, input {size})")
 
 
 def _load_source(source: Path, channels_first: bool, channels_last: bool = False) -> Any:

@@ -8,6 +8,7 @@ checked against the graph, and the container is written atomically.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tempfile
 import uuid
@@ -269,6 +270,8 @@ def convert_container(
     }  # fmt: skip
     options |= {key: value for key, value in given.items() if value is not None}
     lost: list[str] = []
+    if not legacy and isinstance(meta, LegacyModelMetadata) and normalize is None:
+        lost.append(_legacy_normalisation(container.onnx_bytes, options, source))
     if legacy:
         kind = ModelType(options.pop("model_type"))
         if kind not in _LEGACY_TYPES:
@@ -310,6 +313,48 @@ def _legacy_spatial(container: Any, spatial: Spatial | None, output: Path) -> Sp
             path=output,
         )
     return tuple(container.metadata.input_shape[:-1])
+
+
+def graph_fingerprint(onnx_bytes: bytes) -> str:
+    """SHA-256 of a graph's nodes and weights: the same for a graph whose input and output
+    sizes alone were changed (a czann → legacy → czann round trip fixes its spatial sizes)."""
+    graph = load_onnx(onnx_bytes).graph
+    digest = hashlib.sha256()
+    for item in (*graph.node, *graph.initializer):
+        digest.update(item.SerializeToString(deterministic=True))
+    return digest.hexdigest()
+
+
+def builtin_normalisation(onnx_bytes: bytes) -> tuple[str, str] | None:
+    """``(built-in name, its normalisation)`` when the graph is a built-in model's (the same
+    nodes and weights) and that model records a normalisation; else ``None``."""
+    from scopeml.model.container import read_container
+    from scopeml.model.registry import BUILTIN_MODELS
+
+    fingerprint = graph_fingerprint(onnx_bytes)
+    for name, builtin in BUILTIN_MODELS.items():
+        shipped = read_container(builtin.path)
+        policy = getattr(shipped.metadata, "normalize", None)
+        if policy and policy != "none" and graph_fingerprint(shipped.onnx_bytes) == fingerprint:
+            return name, policy
+    return None
+
+
+def _legacy_normalisation(onnx_bytes: bytes, options: dict[str, Any], source: Path) -> str:
+    """A legacy source records no normalisation: restore a built-in model's (its graph), or
+    say that one the model may need is not known; the line to warn with."""
+    found = builtin_normalisation(onnx_bytes)
+    if found is not None:
+        name, policy = found
+        options["normalize"] = policy
+        return (
+            f"{source.name}: the graph is scopeml's built-in {name} model; its normalisation "
+            f"{policy} is restored (give --normalize to choose another)"
+        )
+    return (
+        f"{source.name}: a legacy container records no normalisation; the czann runs without "
+        "one, so if the model needs one give --normalize (e.g. percentile:1,99.8)"
+    )
 
 
 def _lost_in_legacy(meta: Any, options: dict[str, Any], source: Path) -> list[str]:

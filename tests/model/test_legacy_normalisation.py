@@ -1,0 +1,77 @@
+"""A legacy container records no normalisation: converting one back to a czann restores the
+built-in model's (its graph) or says, in one line, that one the model may need is not known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.io.image import Image
+from scopeml.model import read_container, write_container
+from scopeml.model.convert import convert_container
+from scopeml.model.registry import resolve_model
+from scopeml.model.testing import tiny_unet_onnx
+from scopeml.synthetic import synthetic_nuclei
+from tests.model.model_builders import unet_metadata
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+def _nuclei_count(model, pixels, out) -> int:
+    """Connected nucleus regions (label 2: background 1, nucleus 2, boundary 3)."""
+    seg = sm.segment(Image(pixels[None, None, None]), model, out, outputs=["labels"])
+    return ndimage.label(seg.labels.read() == 2)[1]
+
+
+def test_nuclei_round_trip_gets_its_normalisation_back(tmp_path, capsys):
+    legacy, back = tmp_path / "nuclei.czseg", tmp_path / "back.czann"
+    assert main(["model", "convert", "nuclei", "-o", str(legacy)]) == 0
+    capsys.readouterr()
+    assert main(["model", "convert", str(legacy), "-o", str(back)]) == 0
+    captured = capsys.readouterr()
+    lines = _warnings(captured.err)
+    assert len(lines) == 1 and "built-in nuclei" in lines[0]
+    assert "percentile:1,99.8 is restored" in lines[0] and "--normalize" in lines[0]
+    assert read_container(back).metadata.normalize == "percentile:1,99.8"
+    # The same nuclei as the shipped model (the legacy one, on raw counts, finds others)
+    image, truth = synthetic_nuclei((256, 256), density=0.0006, cluster_fraction=0.0,
+                                    overlap=False, seed=5)  # fmt: skip
+    pixels = image.astype(np.float32)
+    want = _nuclei_count(resolve_model("nuclei"), pixels, tmp_path / "a.ome.zarr")
+    assert abs(want - truth.max()) <= 2
+    assert _nuclei_count(back, pixels, tmp_path / "b.ome.zarr") == want
+    assert _nuclei_count(legacy, pixels, tmp_path / "c.ome.zarr") != want  # raw counts
+    # --normalize chooses another, without the note
+    assert main(["model", "convert", str(legacy), "-o", str(tmp_path / "none.czann"),
+                 "--normalize", "none"]) == 0  # fmt: skip
+    assert _warnings(capsys.readouterr().err) == []
+    assert read_container(tmp_path / "none.czann").metadata.normalize in (None, "none")
+
+
+def test_a_foreign_legacy_model_says_its_normalisation_is_not_known(tmp_path):
+    meta = unet_metadata(n_classes=2, classes=("bg", "fg"))
+    czann = write_container(tmp_path / "own.czann", tiny_unet_onnx(n_classes=2, seed=1), meta)
+    legacy = convert_container(czann, tmp_path / "own.czseg", spatial=(64, 64))
+    with pytest.warns(UserWarning, match="records no normalisation") as caught:
+        back = convert_container(legacy, tmp_path / "back.czann")
+    assert len(caught) == 1 and "--normalize" in str(caught[0].message)
+    assert "\n" not in str(caught[0].message)
+    assert read_container(back).metadata.normalize is None
+    back = convert_container(legacy, tmp_path / "given.czann", normalize="percentile:1,99.8")
+    assert read_container(back).metadata.normalize == "percentile:1,99.8"
+
+
+def test_a_czmodel_output_is_reported_as_czmodel(tmp_path, capsys):
+    meta = unet_metadata(n_classes=2, classes=("bg", "fg"))
+    czann = write_container(tmp_path / "own.czann", tiny_unet_onnx(n_classes=2, seed=1), meta)
+    code = main(["model", "convert", str(czann), "-o", str(tmp_path / "own.czmodel"),
+                 "--spatial", "64x64"])  # fmt: skip
+    assert code == 0 and "(czmodel, input 64×64)" in capsys.readouterr().out
+    code = main(["model", "convert", str(czann), "-o", str(tmp_path / "own.czseg"),
+                 "--spatial", "64x64"])  # fmt: skip
+    assert code == 0 and "(czseg, input 64×64)" in capsys.readouterr().out
