@@ -24,7 +24,7 @@ import numpy as np
 from scopeml.errors import InvalidRequestError, ServerResponseError, ServerUnreachableError
 from scopeml.model.spec import ModelSpec
 
-__all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableError"]
+__all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableError", "Upload"]
 
 NPY_MEDIA_TYPE = "application/x-npy"
 
@@ -203,17 +203,22 @@ class Client:
 
     # jobs --------------------------------------------------------------------------------------
 
-    def upload_image(self, path: str | PathLike[str]) -> str:
-        """Upload an image file for a job; returns the upload id."""
+    def upload_image(self, path: str | PathLike[str]) -> Upload:
+        """Upload an image file for a job; returns its record, as :meth:`upload_model` does
+        (``["id"]`` is what :meth:`submit_job` and :meth:`submit_analysis` take, ``["name"]``
+        the name jobs and results show, ``["size"]`` its bytes). The record is an
+        :class:`Upload`: also the upload id itself, a ``str``, as this method returned before."""
         path = Path(path)
         with path.open("rb") as file:
-            return self._request(
-                "POST",
-                "/images",
-                params={"filename": path.name},
-                content=file,
-                headers={"Content-Type": "application/octet-stream"},
-            ).json()["id"]
+            return Upload(
+                self._request(
+                    "POST",
+                    "/images",
+                    params={"filename": path.name},
+                    content=file,
+                    headers={"Content-Type": "application/octet-stream"},
+                ).json()
+            )
 
     def list_uploads(self) -> list[dict[str, Any]]:
         """Your uploaded images: ``id``, ``size`` and ``name`` (the file name it is kept under,
@@ -349,15 +354,21 @@ class Client:
             shutil.rmtree(staging, ignore_errors=True)
         return moves[0][1]
 
-    def download_table(self, job_id: str, target: str | PathLike[str]) -> Path:
+    def download_table(
+        self, job_id: str, target: str | PathLike[str], *, overwrite: bool = False
+    ) -> Path:
         """Fetch a done job's objects table (a job with ``measure``) into folder ``target``;
-        return its path there (``<job id>.csv`` or ``.parquet``)."""
+        return its path there (``<job id>.csv`` or ``.parquet``). An existing one is refused,
+        unless ``overwrite`` (as :meth:`download_result`)."""
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
+        for suffix in (".csv", ".parquet"):  # before the download
+            _refuse_existing(target / f"{job_id}{suffix}", overwrite)
         partial = target / f".{job_id}.table.partial"
         try:
             kind = self._download(f"/jobs/{job_id}/objects", partial)
             path = target / f"{job_id}.{'parquet' if 'parquet' in kind else 'csv'}"
+            _refuse_existing(path, overwrite)  # made meanwhile
             partial.replace(path)
         finally:
             partial.unlink(missing_ok=True)
@@ -373,6 +384,41 @@ class Client:
                 for block in response.iter_bytes():
                     file.write(block)
             return response.headers.get("content-type", "")
+
+
+class Upload(str):
+    """An uploaded image's record, as :meth:`Client.upload_image` returns it: its fields by key
+    like :meth:`Client.upload_model`'s dict (``upload["id"]``, ``["name"]``, ``["size"]``;
+    ``dict(upload)`` copies them), and itself the upload id, a ``str`` (what ``upload_image``
+    returned before), so code that passes it on as the id keeps working.
+
+    Examples
+    --------
+    >>> upload = Upload({"id": "0a1b", "name": "cells.tif", "size": 1024})
+    >>> upload["id"], upload["name"], upload == "0a1b", dict(upload)["size"]
+    ('0a1b', 'cells.tif', True, 1024)
+    """
+
+    record: dict[str, Any]
+
+    def __new__(cls, record: dict[str, Any]) -> Upload:
+        upload = super().__new__(cls, record["id"])
+        upload.record = dict(record)
+        return upload
+
+    def __getnewargs__(self) -> tuple[dict[str, Any]]:  # type: ignore[override]
+        return (self.record,)
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return self.record[key]
+        return str(self)[key]
+
+    def keys(self) -> Any:
+        return self.record.keys()
+
+    def __repr__(self) -> str:
+        return f"Upload({self.record!r})"
 
 
 def _result_name(job_id: str, root: str) -> str:

@@ -180,7 +180,8 @@ def test_cancelling_keeps_a_record_that_resumes_to_the_uninterrupted_result(
     assert state["done"] < state["total"], state
     cancelled = alice.cancel_job(job["id"])
     assert cancelled["status"] == "cancelled", cancelled
-    assert "resume" in cancelled["error"]
+    assert "resume" in cancelled["error"] and "partial output is kept" in cancelled["error"]
+    assert cancelled["attempts"] == 1  # the run it had, cancelled (nu4 finding 7)
     listed = {j["id"]: j for j in alice.list_jobs()}
     assert listed[job["id"]]["status"] == "cancelled"
     stage = server.data_dir / "jobs" / job["id"] / "stage"
@@ -188,16 +189,24 @@ def test_cancelling_keeps_a_record_that_resumes_to_the_uninterrupted_result(
     with pytest.raises(ServerResponseError) as err:
         alice.cancel_job(job["id"])
     assert err.value.status_code == 409
+    assert "only a queued or running job can be cancelled" in str(err.value)
     with pytest.raises(ServerResponseError) as err:
         alice.download_result(job["id"], tmp_path)
     assert err.value.status_code == 409
 
     resumed = alice.resume_job(job["id"])
     assert resumed["status"] in ("queued", "running")
-    finished = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
+    seen = [resumed]  # until it finishes, it never reads as finished (nu4 finding 7)
+    while seen[-1]["status"] in ("queued", "running"):
+        time.sleep(POLL_S)
+        seen.append(alice.job(job["id"]))
+    unfinished = [(s["step"], s["done"], s["total"]) for s in seen[:-1]]
+    assert not [s for s in unfinished if s[2] and s[1] >= s[2]], unfinished
+    assert ("segment", 36) in {(step, total) for step, _, total in unfinished}, unfinished
+    finished = alice.job(job["id"])
     assert finished["status"] == "done" and finished["error"] is None, finished
     assert finished["done"] == finished["total"] == 36  # 6 × 6 tiles of 64
-    assert finished["attempts"] == 1  # a cancel is not a crash
+    assert finished["attempts"] == 2  # the cancelled run and the resumed one
 
     whole = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64, batch_size=1)
     assert alice.wait_job(whole["id"], timeout=WAIT_S, interval=0.1)["status"] == "done"
@@ -212,9 +221,12 @@ def test_delete_cancels_a_running_job_then_removes_it(server, alice, slow):
     _running(alice, job["id"], tiles=1)
     queued = alice.submit_job(slow, image_path="two.ome.tif", tile_size=64)  # waits its turn
     alice.delete_job(queued["id"])
-    assert alice.job(queued["id"])["status"] == "cancelled"
+    never_ran = alice.job(queued["id"])
+    assert never_ran["status"] == "cancelled" and never_ran["attempts"] == 0
+    assert "no partial output" in never_ran["error"], never_ran["error"]
     alice.delete_job(job["id"])
-    assert alice.job(job["id"])["status"] == "cancelled"
+    stopped = alice.job(job["id"])
+    assert stopped["status"] == "cancelled" and "partial output is kept" in stopped["error"]
     alice.delete_job(job["id"])
     with pytest.raises(ServerResponseError) as err:
         alice.job(job["id"])
@@ -236,7 +248,13 @@ def test_downloads_of_two_jobs_share_a_folder(alice, root, tmp_path):
     assert _labels(a).shape[-2:] == (96, 112) and _labels(b).shape[-2:] == (128, 160)
     tables = {p.name for p in tmp_path.glob("*.csv")}
     assert tables == {f"{first['id']}.csv", f"{second['id']}.csv"}
-    assert alice.download_table(first["id"], tmp_path) == tmp_path / f"{first['id']}.csv"
+    table = tmp_path / f"{first['id']}.csv"
+    table.write_text("mine\n")  # a table download_result wrote, then the user edited
+    with pytest.raises(Exception, match="exists"):
+        alice.download_table(first["id"], tmp_path)
+    assert table.read_text() == "mine\n"
+    assert alice.download_table(first["id"], tmp_path, overwrite=True) == table
+    assert table.read_text() != "mine\n" and len(pd.read_csv(table)) > 0
     with pytest.raises(Exception, match="exists"):
         alice.download_result(first["id"], tmp_path)
     assert alice.download_result(first["id"], tmp_path, overwrite=True) == a
@@ -249,6 +267,8 @@ def test_uploads_and_analyses_show_client_names_only(server, alice, root, tmp_pa
     upload = alice.upload_image(source)
     listed = {u["id"]: u for u in alice.list_uploads()}
     assert listed[upload]["name"] == "my_cells_1.tif"
+    assert upload["id"] == upload and upload["name"] == "my_cells_1.tif"  # as upload_model's
+    assert upload["size"] == source.stat().st_size == listed[upload]["size"]
     job = alice.submit_job("nuclei", upload_id=upload)
     assert job["image"] == "my_cells_1.tif" and job["upload_id"] == upload
     alice.wait_job(job["id"], timeout=WAIT_S, interval=0.1)
@@ -257,6 +277,9 @@ def test_uploads_and_analyses_show_client_names_only(server, alice, root, tmp_pa
     settings.write_text(SETTINGS)
     analysis = alice.submit_analysis(settings, image_paths=["plate1/a.tif"], upload_ids=[upload])
     assert analysis["image"] == "plate1/a.tif"
+    assert analysis["images"] == ["plate1/a.tif", "my_cells_1.tif"]  # all (nu4 finding 6)
+    assert analysis["upload_ids"] == [upload]
+    assert job["images"] == ["my_cells_1.tif"] and job["upload_ids"] == [upload]
     finished = alice.wait_job(analysis["id"], timeout=WAIT_S, interval=0.2)
     assert finished["status"] == "done" and finished["step"] == "analyze", finished
     assert finished["done"] == finished["total"] == 2

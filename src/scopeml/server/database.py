@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
     step TEXT,
+    stops INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
@@ -68,6 +69,11 @@ UNFINISHED = ("queued", "running")
 CANCELLED_NOTE = (
     "cancelled; its partial output is kept: POST /jobs/{id}/resume continues it, "
     "DELETE /jobs/{id} removes it"
+)
+#: The ``error`` of a job cancelled while queued, before any run of it started.
+CANCELLED_QUEUED_NOTE = (
+    "cancelled while queued, before it started; it has no partial output: "
+    "POST /jobs/{id}/resume queues it again, DELETE /jobs/{id} removes it"
 )
 
 
@@ -268,30 +274,38 @@ class Database:
             )
 
     def start_job_attempt(self, job_id: str) -> int:
-        """Mark a job running and count the attempt; the number of attempts so far."""
+        """Mark a job running and count the attempt (``attempts``: every run started); the
+        number of its runs that did not end in a clean stop (see :meth:`stopped_cleanly`),
+        this one included: the runs a crash or a kill of the server may have ended."""
         with self._tx() as conn:
             conn.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, updated = ?"
                 " WHERE id = ?",
                 (time.time(), job_id),
             )
-            row = conn.execute("SELECT attempts FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return 0 if row is None else int(row["attempts"])
+            row = conn.execute(
+                "SELECT attempts, stops FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+        return 0 if row is None else int(row["attempts"]) - int(row["stops"])
 
-    def undo_job_attempt(self, job_id: str) -> None:
-        """Do not count the current attempt (the server stopped it cleanly)."""
+    def stopped_cleanly(self, job_id: str) -> None:
+        """Record that the current attempt ended in a clean stop (a cancel, or the server
+        stopping): it still counts in ``attempts``, but not towards the attempts a job that
+        keeps crashing the server is given (``--max-job-attempts``)."""
         with self._tx() as conn:
-            conn.execute("UPDATE jobs SET attempts = MAX(0, attempts - 1) WHERE id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET stops = stops + 1 WHERE id = ?", (job_id,))
 
     def cancel_job(self, job_id: str) -> bool:
         """Mark a queued or running job ``cancelled`` (a finished one keeps its status); whether
-        it was unfinished."""
+        it was unfinished. Its ``error`` says whether it has partial output: none when it was
+        queued and no run of it ever started."""
         with self._tx() as conn:
             return bool(
                 conn.execute(
-                    "UPDATE jobs SET status = 'cancelled', error = ?, updated = ?"
+                    "UPDATE jobs SET status = 'cancelled', error = CASE WHEN status = 'queued'"
+                    " AND attempts = 0 THEN ? ELSE ? END, updated = ?"
                     " WHERE id = ? AND status IN (?, ?)",
-                    (CANCELLED_NOTE, time.time(), job_id, *UNFINISHED),
+                    (CANCELLED_QUEUED_NOTE, CANCELLED_NOTE, time.time(), job_id, *UNFINISHED),
                 ).rowcount
             )
 
@@ -323,12 +337,14 @@ def _create_private(path: Path) -> None:
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database was made (``attempts`` and ``step`` of jobs)."""
+    """Columns added since a database was made (``attempts``, ``step`` and ``stops`` of jobs)."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "attempts" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
     if "step" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN step TEXT")
+    if "stops" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN stops INTEGER NOT NULL DEFAULT 0")
 
 
 def _model_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -561,9 +561,9 @@ class JobRunner:
             if self.result_path(job_id).exists():  # finished writing before the server stopped
                 self.db.update_job(job_id, status="done", done=job["total"])
                 return
-            attempts = self.db.start_job_attempt(job_id)
-            if attempts > self.config.max_job_attempts:
-                self.db.update_job(job_id, status="failed", error=_gave_up(attempts - 1))
+            unclean = self.db.start_job_attempt(job_id)  # this one, and those a crash ended
+            if unclean > self.config.max_job_attempts:
+                self.db.update_job(job_id, status="failed", error=_gave_up(unclean - 1))
                 return
             self._attempt(job)
         finally:
@@ -579,7 +579,7 @@ class JobRunner:
         outcome: dict[str, Any] = {"status": "done"}
         try:
             task, already = self._task(job)
-            progress = _JobProgress(self.db, job_id, already)
+            progress = _JobProgress(self.db, job_id, already, _tile_total(job, already))
             progress.step(task.get("progress_stage", "segment"))
             private_dir(self.output_dir(job_id))
             note = run_in_child(
@@ -590,7 +590,7 @@ class JobRunner:
                 outcome["error"] = note
         except Cancelled:  # cancelled (kept, resumable) or the server stops (it resumes)
             outcome = {}
-            self.db.undo_job_attempt(job_id)  # a clean stop is not the job's fault
+            self.db.stopped_cleanly(job_id)  # a run (attempts), but not the job's fault
             if self._cancelled(job_id):
                 self.db.cancel_job(job_id)
                 log.info("job %s cancelled; its partial output is kept for a resume", job_id)
@@ -721,13 +721,34 @@ def _gave_up(attempts: int) -> str:
     )
 
 
+def _tile_total(job: dict[str, Any], already: int) -> int:
+    """The job's tile count as its record last showed it, while a resumed attempt has not
+    counted its tiles yet: its ``total`` where that counted tiles (not the blocks of step
+    ``statistics``) and at least the ``already`` written; 0 (not counted yet) otherwise, so
+    that a resume never reads as finished (``done`` = ``total``) before its work restarts.
+
+    Examples
+    --------
+    >>> _tile_total({"step": "segment", "total": 64}, 5)
+    64
+    >>> _tile_total({"step": "statistics", "total": 16}, 5), _tile_total({"total": 0}, 0)
+    (0, 0)
+    """
+    total = int(job.get("total") or 0)
+    if already and job.get("step") != "statistics" and total >= already:
+        return total
+    return 0
+
+
 class _JobProgress:
     """Records the child's progress and step on the job (``already``: tiles of an earlier
-    attempt). In the ``statistics`` step ``done``/``total`` count the blocks its pass reads;
-    from ``segment`` on, the tiles (with those of earlier attempts)."""
+    attempt; ``expected``: all its tiles, as an earlier attempt counted them, 0 if unknown).
+    In the ``statistics`` step ``done``/``total`` count the blocks its pass reads; from
+    ``segment`` on, the tiles (with those of earlier attempts)."""
 
-    def __init__(self, db: Database, job_id: str, already: int) -> None:
+    def __init__(self, db: Database, job_id: str, already: int, expected: int = 0) -> None:
         self.db, self.job_id, self.already = db, job_id, already
+        self.expected = expected
         self.total = already
         self.current: str | None = None
 
@@ -743,7 +764,8 @@ class _JobProgress:
         ``measure``; ``analyze`` for an analysis)."""
         self.current = name
         if name == "segment":  # the tiles an earlier attempt wrote, until the engine counts
-            self.db.update_job(self.job_id, step=name, done=self.already, total=self.total)
+            total = self.total if self.total > self.already else self.expected
+            self.db.update_job(self.job_id, step=name, done=self.already, total=total)
         else:
             self.db.update_job(self.job_id, step=name)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from scopeml.server.config import ServerConfig
-from scopeml.server.jobs import JobOptions, image_name
+from scopeml.server.jobs import ANALYSIS, IMAGES_NAME, JobOptions, image_name
 from scopeml.server.tiles import NPY_MEDIA_TYPE
 
 #: ``max_body_size`` of the routes that stream a binary body: they check their own limit from the
@@ -75,6 +76,9 @@ class JobRequest(BaseModel):
 class JobInfo(BaseModel):
     """A job's record. ``image`` is what it ran on as the client knows it: the path below the
     allowed root, or the uploaded file's name (with ``upload_id``); never the server's path.
+    An analysis job reads several: ``images`` names them all (``image`` is the first), and
+    ``upload_ids`` holds the uploads among them. ``attempts`` counts the runs started (a
+    cancelled or stopped run too); ``total`` is 0 until a run has counted its work.
     A ``cancelled`` job keeps its record and partial output until deleted."""
 
     id: str
@@ -83,6 +87,8 @@ class JobInfo(BaseModel):
     status: Literal["queued", "running", "done", "failed", "cancelled"]
     image: str | None = None
     upload_id: str | None = None
+    images: list[str] = Field(default_factory=list)  # every image it reads, by public name
+    upload_ids: list[str] = Field(default_factory=list)  # the uploads among them
     done: int
     total: int
     error: str | None
@@ -102,4 +108,22 @@ def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
     """A job's record for a client: its image by the name the client knows (see
     :func:`~scopeml.server.jobs.image_name`), not where the server keeps it."""
     name, upload = image_name(row["image"], config)
-    return JobInfo(**{**row, "image": name, "upload_id": upload})
+    named = [image_name(image, config) for image in _job_images(row, config)]
+    return JobInfo(
+        **{**row, "image": name, "upload_id": upload},
+        images=[public for public, _ in named],
+        upload_ids=[upload_id for _, upload_id in named if upload_id is not None],
+    )
+
+
+def _job_images(row: dict[str, Any], config: ServerConfig) -> list[str]:
+    """The server paths of every image a job reads: an analysis's list kept with its settings
+    (``images.json``), else its one image."""
+    if row["model_id"] == ANALYSIS:
+        try:
+            images = json.loads((config.jobs_dir / row["id"] / IMAGES_NAME).read_text())
+        except (OSError, ValueError):  # removed meanwhile: the first is all that is known
+            images = None
+        if isinstance(images, list) and all(isinstance(image, str) for image in images):
+            return images
+    return [row["image"]]

@@ -132,7 +132,10 @@ async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
     """Cancel a queued or running job; it stays listed as ``cancelled``, its partial output
     kept (``POST /jobs/{id}/resume`` continues it)."""
     if job["status"] not in UNFINISHED:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not running")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"job is {job['status']}; only a queued or running job can be cancelled",
+        )
     await _cancel(job, jobs, db)
     return job_info(db.get_job(job["id"]), config)
 
