@@ -1,13 +1,18 @@
 """``scopeml info IMAGE``: which reader opens a file and what it holds.
 
 The file is opened in a child process (:func:`scopeml.io.probe.probe_image`), so a reader that
-crashes on a corrupt file ends in a one-line error, not in a dead terminal.
+crashes on a corrupt file ends in a one-line error, not in a dead terminal. A ``segment``
+store (``OUT.ome.zarr`` with its outputs as sub-groups and a run record) is described from its
+metadata instead: each output's axes, shape, dtype and classes, and the run (model, scale).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -20,15 +25,136 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     timeout: float = typer.Option(60.0, min=1.0, help="Seconds to wait for the reader."),
 ) -> None:
-    """Print the reader that opens IMAGE, its axes, shape, dtype, scenes, channels, pixel sizes."""
+    """Print the reader that opens IMAGE, its axes, shape, dtype, scenes, channels, pixel sizes;
+    for a ``segment`` store its outputs (shape, dtype, classes) and the run (model, scale)."""
     from scopeml.io.probe import probe_image
 
-    description = probe_image(image, scene=scene, timeout=timeout)
+    store = describe_segment_store(image)
+    if store is None:
+        description = probe_image(image, scene=scene, timeout=timeout)
     if as_json:
-        typer.echo(json.dumps(description, indent=2))
+        typer.echo(json.dumps(description if store is None else store, indent=2))
         return
-    for line in format_description(description):
+    lines = format_description(description) if store is None else format_store(store)
+    for line in lines:
         typer.echo(line)
+
+
+#: The outputs a ``segment`` store may hold, each a sub-group, in the order listed.
+STORE_OUTPUTS = ("labels", "mask", "instances", "probabilities", "confidence", "image")
+
+
+def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The outputs and run of a ``segment`` store (a zarr group with a ``scopeml`` run record
+    naming a model, and outputs as sub-groups); ``None`` for anything else.
+
+    The run: the model's name (without the `` at scale …`` a scaled model's name ends in) and
+    classes, the scale it ran at and the source image. Each output: its axes, shape, dtype,
+    pixel sizes (µm) and ``classes`` (the model's for ``labels``, the channel names for
+    ``probabilities``, the extracted class for ``mask``, the class split into objects for
+    ``instances``). Outputs the run record asks for but the store
+    lacks (a run stopped before them) are listed under ``missing``.
+    """
+    import zarr
+
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        return None
+    try:
+        record = zarr.open_group(str(path), mode="r").attrs.asdict().get("scopeml")
+    except Exception:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("model"), dict):
+        return None
+    present = [n for n in STORE_OUTPUTS if (path / n / "zarr.json").is_file()]
+    if not present:
+        return None
+    options = record.get("options") or {}
+    model = record["model"]
+    outputs = {name: _describe_output(path / name, name, record) for name in present}
+    wanted = [str(n) for n in options.get("outputs") or ()]
+    return {
+        "path": str(path),
+        "kind": "segment store",
+        "run": {
+            "model": re.sub(r" at scale [0-9.e+-]+$", "", str(model.get("name") or "")),
+            "classes": [str(c) for c in model.get("classes") or ()],
+            "scale": options.get("scale") or 1.0,
+            "image": (record.get("image") or {}).get("path"),
+        },
+        "outputs": outputs,
+        "missing": [n for n in wanted if n not in outputs],
+    }
+
+
+def _describe_output(group: Path, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    import zarr
+
+    from scopeml.errors import InvalidImageError
+
+    try:
+        attrs = zarr.open_group(str(group), mode="r").attrs.asdict()
+        ome = attrs.get("ome", attrs)
+        multiscale = ome["multiscales"][0]
+        array = zarr.open_array(str(group / multiscale["datasets"][0]["path"]), mode="r")
+    except Exception as err:
+        raise InvalidImageError(f"output {name!r} unreadable: {err}", path=group) from err
+    axes = "".join(a["name"] for a in multiscale["axes"]).upper()
+    scale = next((t["scale"] for t in multiscale["datasets"][0].get("coordinateTransformations", ())
+                  if t.get("type") == "scale"), [])  # fmt: skip
+    units = {a["name"].upper(): a.get("unit") for a in multiscale["axes"]}
+    sizes = {a: float(v) for a, v in zip(axes, scale, strict=False)
+             if a in "ZYX" and units.get(a) == "micrometer"}  # fmt: skip
+    options = record.get("options") or {}
+    classes = {
+        "labels": [str(c) for c in record["model"].get("classes") or ()],
+        "probabilities": [c.get("label", "") for c in (ome.get("omero") or {}).get("channels", ())],
+        "mask": [str(options["extract_class"])] if options.get("extract_class") else [],
+        "instances": [str((record.get("instances") or {}).get("class_") or "")],
+    }.get(name, [])
+    return {"axes": axes, "shape": list(array.shape), "dtype": str(array.dtype),
+            "pixel_sizes": sizes, "classes": [c for c in classes if c]}  # fmt: skip
+
+
+def format_store(description: dict[str, Any]) -> list[str]:
+    """The text lines of ``scopeml info`` for a :func:`describe_segment_store` dict.
+
+    Examples
+    --------
+    >>> print("\\n".join(format_store({"path": "t5.ome.zarr", "kind": "segment store",
+    ...     "run": {"model": "nuclei", "classes": ["bg", "nucleus"], "scale": 0.5,
+    ...             "image": "t5.ome.tif"},
+    ...     "outputs": {"labels": {"axes": "TYX", "shape": [5, 70, 110], "dtype": "uint8",
+    ...                            "pixel_sizes": {"Y": 0.645, "X": 0.645},
+    ...                            "classes": ["bg", "nucleus"]}},
+    ...     "missing": ["instances"]})))
+    t5.ome.zarr
+      segment store of t5.ome.tif: model nuclei (classes bg, nucleus), scale 0.5
+      labels: T=5 Y=70 X=110, uint8, classes bg, nucleus
+      pixel sizes (µm): Y=0.645 X=0.645
+      missing: instances (the run stopped before them: run it again with --resume)
+    """
+    run = description["run"]
+    source = f" of {run['image']}" if run.get("image") else ""
+    model = run["model"] or "(unnamed)"
+    lines = [
+        description["path"],
+        f"  segment store{source}: model {model} (classes {', '.join(run['classes'])}),"
+        f" scale {run['scale']:g}",
+    ]
+    sizes: dict[str, float] = {}
+    for name, output in description["outputs"].items():
+        shape = " ".join(f"{a}={n}" for a, n in zip(output["axes"], output["shape"], strict=True))
+        kind = {"probabilities": "channels", "instances": "objects of"}.get(name, "classes")
+        classes = f", {kind} {', '.join(output['classes'])}" if output["classes"] else ""
+        lines.append(f"  {name}: {shape}, {output['dtype']}{classes}")
+        sizes = sizes or output["pixel_sizes"]
+    shown = " ".join(f"{a}={v:g}" for a, v in sizes.items()) or "unknown"
+    lines.append(f"  pixel sizes (µm): {shown}")
+    if description["missing"]:
+        lines.append(f"  missing: {', '.join(description['missing'])}"
+                     " (the run stopped before them: run it again with --resume)")  # fmt: skip
+    return lines
 
 
 def format_description(description: dict) -> list[str]:

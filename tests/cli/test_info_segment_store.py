@@ -1,0 +1,65 @@
+"""``scopeml info OUT.ome.zarr`` on a ``segment`` store lists its outputs (shape, dtype,
+classes) and the run (model, scale) instead of failing on the group without NGFF metadata."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.model.spec import ModelSpec
+
+
+class Threshold:
+    spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "cell"), halo=(0, 0))
+    name = "threshold"
+
+    def predict(self, batch):
+        fg = (batch > 5).astype(np.float32)
+        return np.concatenate([1 - fg, fg], axis=1)
+
+
+@pytest.fixture
+def store(tmp_path):
+    image = (np.arange(2 * 40 * 60).reshape(2, 40, 60) % 10).astype(np.uint16)
+    path = tmp_path / "t2.ome.tif"
+    tifffile.imwrite(path, image, metadata={"axes": "TYX", "PhysicalSizeX": 0.645,
+                                            "PhysicalSizeY": 0.645})  # fmt: skip
+    out = tmp_path / "t2.ome.zarr"
+    sm.segment(path, Threshold(), out, outputs=("labels", "probabilities", "instances"),
+               scale=0.5)  # fmt: skip
+    return path, out
+
+
+def test_info_lists_the_outputs_and_the_run(store, capsys):
+    image, out = store
+    assert main(["info", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == str(out)
+    assert lines[1].startswith(f"  segment store of {image}: model ")
+    assert lines[1].endswith("(classes bg, cell), scale 0.5") and "at scale" not in lines[1]
+    assert lines[2:] == [
+        "  labels: T=2 Y=40 X=60, uint8, classes bg, cell",
+        "  instances: T=2 Y=40 X=60, uint32, objects of cell",
+        "  probabilities: T=2 C=2 Y=40 X=60, float32, channels bg, cell",
+        "  pixel sizes (µm): Y=0.645 X=0.645",
+    ]
+
+
+def test_info_json_and_a_store_missing_an_output(store, capsys):
+    _, out = store
+    shutil.rmtree(out / "instances")  # as a run stopped before the instances leaves it
+    assert main(["info", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["run"]["scale"] == 0.5 and info["missing"] == ["instances"]
+    assert info["outputs"]["labels"]["shape"] == [2, 40, 60]
+    assert info["outputs"]["probabilities"]["classes"] == ["bg", "cell"]
+    assert main(["info", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("  missing: instances (")
+    assert main(["info", str(out / "labels")]) == 0  # one output still opens as an image
+    assert "shape: S=1 T=2 C=1 Z=1 Y=40 X=60, uint8" in capsys.readouterr().out
