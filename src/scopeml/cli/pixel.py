@@ -191,7 +191,7 @@ def features(
     network: str | None = typer.Argument(
         None,
         metavar="NETWORK",
-        help="An .onnx or .czann file (or vgg19, vgg16): list the tensors it can tap.",
+        help="An .onnx or .czann file (or nuclei, vgg19, vgg16): list the tensors it can tap.",
     ),
     list_: bool = typer.Option(
         False, "--list", help="List filter families and presets (with NETWORK: its tensors)."
@@ -240,21 +240,18 @@ def features(
 
 def _is_network(text: str) -> bool:
     from scopeml.features._network import BUILTIN
+    from scopeml.model.registry import BUILTIN_MODELS
 
-    return text in BUILTIN or text in ("vgg16", "vgg19") or Path(text).is_file()
+    return text in BUILTIN or text in BUILTIN_MODELS or Path(text).is_file()
 
 
 def _list_tensors(network: str) -> None:
     """Print the 4-D tensors of ``network`` (name, op, maps×H×W at a 256² input)."""
     from scopeml.errors import InvalidRequestError
-    from scopeml.features._network import BUILTIN, list_tensors
+    from scopeml.features._network import BUILTIN, known_networks, list_tensors, resolve_network
 
-    if network not in BUILTIN and not Path(network).is_file():
-        raise InvalidRequestError(
-            f"no such network file; give an .onnx or .czann file or one of "
-            f"{', '.join(sorted(BUILTIN))}",
-            path=network,
-        )
+    if network not in BUILTIN and not Path(resolve_network(network)).is_file():
+        raise InvalidRequestError(f"no such network file; {known_networks()}", path=network)
     size = 256
     rows = list_tensors(network, size=size)
     shaped = any(shape for _, _, shape in rows)

@@ -251,6 +251,14 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
         try:
             filters.extend((family, float(s)) for s in sigmas.split(",") if s)
         except ValueError as err:
+            if family not in FAMILIES:  # `net:LAYER` with a network that is not known
+                from scopeml.features._network import known_networks
+
+                raise InvalidRequestError(
+                    f"cannot read {group!r}: {family!r} is neither a filter family"
+                    f"{did_you_mean(family, FAMILIES)} nor a network; for NETWORK:LAYER "
+                    f"{known_networks()}"
+                ) from err
             raise InvalidRequestError(f"cannot read sigmas in {group!r}") from err
     return FeatureSet(tuple(filters))
 

@@ -2,8 +2,9 @@
 
 Sources: ``vgg16`` / ``vgg19`` (torchvision's ImageNet weights, fetched on first use),
 ``vgg16-random`` / ``vgg19-random`` (torchvision's initialisation, seeded; for testing and for
-machines without internet), or the path of any ``.onnx`` graph or ``.czann`` container whose
-intermediate tensors (node outputs, by name) are exposed as outputs by graph surgery.
+machines without internet), a built-in model by name (``nuclei``: its shipped ``.czann``), or the
+path of any ``.onnx`` graph or ``.czann`` container whose intermediate tensors (node outputs, by
+name) are exposed as outputs by graph surgery.
 
 What a tap needs to be exact tile by tile is read from the graph, not guessed: its *stride* and
 channel axis by two probe runs of different sizes, its *receptive field* by walking the
@@ -33,6 +34,33 @@ EMBED_MAX_BYTES = 50 * 2**20
 
 _LOCK = threading.Lock()
 _OPEN: dict[tuple, FeatureNetwork] = {}
+
+
+def resolve_network(source: str) -> str:
+    """A VGG name or a file path as given; a built-in model's name (``nuclei``, when no such
+    file is here) becomes its shipped file (see :func:`scopeml.model.registry.resolve_model`).
+
+    Examples
+    --------
+    >>> resolve_network("vgg19"), Path(resolve_network("nuclei")).name
+    ('vgg19', 'nuclei.czann')
+    """
+    from scopeml.model.registry import BUILTIN_MODELS, resolve_model
+
+    text = str(source)
+    if text in BUILTIN_MODELS and not Path(text).exists():
+        return str(resolve_model(text))
+    return text
+
+
+def known_networks() -> str:
+    """What a network may be named, for messages."""
+    from scopeml.model.registry import BUILTIN_MODELS
+
+    return (
+        f"give an .onnx or .czann file, a built-in model ({', '.join(sorted(BUILTIN_MODELS))}) "
+        f"or one of {', '.join(sorted(BUILTIN))}"
+    )
 
 
 @dataclass(frozen=True)
@@ -93,12 +121,7 @@ class FeatureNetwork:
         produced = {o: node for node in graph.node for o in node.output}
         missing = [name for name in layers if name not in produced]
         if missing:
-            convs = [n.output[0] for n in graph.node if n.op_type in ("Conv", "Relu", "MaxPool")]
-            raise InvalidRequestError(
-                f"layer {missing[0]!r} is not in the network; tensors it can tap include "
-                f"{summarize(convs or list(produced), head=8)}",
-                path=path,
-            )
+            raise InvalidRequestError(_missing_layer(missing[0], onnx_bytes, path), path=path)
         fields = _receptive_fields(graph, layers)
         # keep only what the taps need: a U-Net's decoder (and its size constraints) goes
         del graph.output[:]
@@ -191,6 +214,7 @@ def list_tensors(source: str, *, size: int = 256) -> list[tuple[str, str, tuple 
     >>> list_tensors("vgg19-random")[:2]
     [('conv1_1', 'Relu', (64, 256, 256)), ('conv1_2', 'Relu', (64, 256, 256))]
     """
+    source = resolve_network(source)
     if source in BUILTIN:
         arch = source.partition("-")[0]
         out, channels, stride = [], 3, 1
@@ -201,9 +225,15 @@ def list_tensors(source: str, *, size: int = 256) -> list[tuple[str, str, tuple 
             out.append((name, op, (channels, size // stride, size // stride)))
         return out
 
+    data, path = network_bytes(source, ())
+    return tappable(data, path, size=size)
+
+
+def tappable(data: bytes, path=None, *, size: int = 256) -> list[tuple[str, str, tuple | None]]:
+    """:func:`list_tensors` of ONNX bytes: what ``pixel features --list`` prints, and what a
+    wrong layer's message offers."""
     from scopeml.model.container import load_onnx
 
-    data, path = network_bytes(source, ())
     graph = load_onnx(data, path=path).graph
     first, second = (_inferred_shapes(data, path, n) for n in (size, size // 2))
     shapes = {}
@@ -275,12 +305,10 @@ def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[
             data = _vgg.vgg_onnx(arch, state, taps)
             write_atomically(path, data)
         return path.read_bytes(), path
-    path = Path(source)
+    path = Path(resolve_network(source))
     if not path.is_file():
         raise InvalidRequestError(
-            f"feature network does not exist; give an .onnx or .czann file or one of "
-            f"{', '.join(sorted(BUILTIN))}",
-            path=path,
+            f"feature network does not exist; {known_networks()}", path=source
         )
     if path.suffix.lower() in (".czann", ".czseg", ".czmodel"):
         from scopeml.model.container import read_container
@@ -289,6 +317,23 @@ def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[
     if path.stat().st_size > 2**31:
         raise InvalidRequestError("network file is larger than 2 GiB", path=path)
     return path.read_bytes(), path
+
+
+def _missing_layer(layer: str, data: bytes, path) -> str:
+    """The message for a layer that is not in the graph: a did-you-mean and the tensors
+    ``pixel features --list`` lists (the same set, the same count)."""
+    import difflib
+
+    names = [name for name, _, _ in tappable(data, path)]
+    close = [n for n in names if n.startswith(layer)] or difflib.get_close_matches(
+        layer, names, n=3, cutoff=0.6
+    )
+    hint = f" (did you mean {' or '.join(repr(n) for n in close[:3])}?)" if close else ""
+    shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
+    return (
+        f"layer {layer!r} is not in the network{hint}; it has {len(names)} tensors to tap "
+        f"(`scopeml pixel features --list` lists them): {shown}"
+    )
 
 
 def _build(source: str, layers: tuple[str, ...], seed: int) -> FeatureNetwork:

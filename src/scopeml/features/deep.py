@@ -46,6 +46,7 @@ from scopeml.features._network import (
     FeatureNetwork,
     open_network,
     open_network_bytes,
+    resolve_network,
     tap_alignment,
     tap_halo,
 )
@@ -130,6 +131,7 @@ class DeepFeatures:
             object.__setattr__(self, "input_range", (lo, hi))
         object.__setattr__(self, "layers", layers)
         object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "network", resolve_network(self.network))  # nuclei → its file
 
     # -- the network, opened once -------------------------------------------------------------
     @property
@@ -467,10 +469,12 @@ def is_deep_spec(spec: Any) -> bool:
         return spec.get("kind") == "deep"
     if isinstance(spec, FeatureSet):
         return False
+    from scopeml.model.registry import BUILTIN_MODELS
+
     text = str(spec).strip().partition("+")[0].partition("@")[0]
     return (
         text.replace("-random", "") in DEEP_PRESETS
-        or (":" in text and text.rpartition(":")[0] in BUILTIN)
+        or (":" in text and text.rpartition(":")[0] in BUILTIN | set(BUILTIN_MODELS))
         or text.rpartition(":")[0].lower().endswith((".onnx", ".czann"))
     ) and text not in BANK_PRESETS
 
