@@ -209,6 +209,7 @@ class ModelRegistry:
         try:
             from scopeml.model.probe import probe_model
 
+            _refuse_classifier(target)
             probe_model(target, time_budget=self.probe_time_budget)  # runs once, bounded
             model = self._load(target)
             spec = served_spec(model)
@@ -339,6 +340,28 @@ class ModelRegistry:
             self._cache.move_to_end(model_id)
             while len(self._cache) > self.config.model_cache:
                 self._cache.popitem(last=False)
+
+
+#: Model formats an upload may not be: what to do instead, a client can act on.
+CLASSIFIER_UPLOAD = (
+    "is a scopeml {kind}; model uploads take czann and legacy (.czseg/.czmodel) model "
+    "containers. Run the classifier locally (scopeml segment -m FILE, or an analysis settings "
+    "file), or on this server in an analysis job (submit_analysis, POST /analyses) whose "
+    "settings name the classifier's file below the server's --allowed-root"
+)
+
+
+def _refuse_classifier(path: Path) -> None:
+    """Refuse a pixel or object classifier with what to do instead (its own loader's refusal,
+    'not a czann model container', tells a client nothing it can do)."""
+    from scopeml.model.registry import format_of
+
+    try:
+        kind = format_of(path)
+    except ScopeMLError:  # no known kind: the probe says what is wrong with it
+        return
+    if kind in ("pixel-classifier", "object-classifier"):
+        raise InvalidContainerError(CLASSIFIER_UPLOAD.format(kind=kind.replace("-", " ")))
 
 
 def give_back_memory() -> None:
