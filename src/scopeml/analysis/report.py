@@ -1,8 +1,9 @@
 """The batch's summary: tables over all images, counts, failures, plots and ``index.html``.
 
 ``summary/counts.csv`` has per image the objects of each class, the imaged area
-(``area_mm2``; ``volume_mm3`` for Z stacks) and the objects per mm² (per mm³) where the image
-has a pixel size, else per megapixel, and each class's mean object size in the table's units
+(``area_mm2``; ``volume_mm3`` for Z stacks), its time points, and the objects per mm² (per mm³)
+where the image has a pixel size, else per megapixel — per time point for a time series
+(``nucleus_per_mm2_per_time_point``) — and each class's mean object size in the table's units
 (``nucleus_area_um2_mean``). ``summary/CLASS_per_image.csv`` has per image the mean, median,
 quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
 mean intensity.
@@ -94,24 +95,29 @@ def _counts(
     """Per image: objects per class, the imaged area (volume) and the objects per mm² (mm³) —
     per megapixel (megavoxel) where the image has no pixel size — and each class's mean size.
 
-    Densities are per time point: a time series counts its objects over all time points,
-    divided by their number. Records of results from before scopeml recorded image sizes
-    leave the area and densities empty.
+    A time series counts its objects over all its time points (``nucleus``) and says how many
+    there are (``time_points``); its densities are per time point, the objects divided by the
+    time points and the area, named so (``nucleus_per_mm2_per_time_point``) in a batch that
+    has a time series; without one, ``nucleus_per_mm2``. Records of results from before
+    scopeml recorded image sizes leave the area, time points and densities empty.
     """
-    rows = []
-    for record in done:
+    rows, sized = [], [_imaged(record) for record in done]
+    series = "_per_time_point" if any(times > 1 for _, unit, times in sized if unit) else ""
+    for record, (size, unit, times) in zip(done, sized, strict=True):
         row: dict[str, Any] = {"image": record["name"], "file": record["image"]}
         row.update({n: int(record["counts"].get(n, 0)) for n in names})
-        size, unit, times = _imaged(record)
         if unit is not None:
+            row["time_points"] = times
             row[unit] = size
             for n in names:
-                row[f"{n}_{_DENSITY[unit]}"] = row[n] / times / size if size else np.nan
+                row[f"{n}_{_DENSITY[unit]}{series}"] = row[n] / times / size if size else np.nan
         rows.append(row)
     order = ["image", "file", *names]
+    if any("time_points" in row for row in rows):
+        order.append("time_points")
     for unit, per in _DENSITY.items():
         if any(unit in row for row in rows):
-            order += [unit, *[f"{n}_{per}" for n in names]]
+            order += [unit, *[f"{n}_{per}{series}" for n in names]]
     table = pd.DataFrame(rows, columns=order)
     for name, found in classes.items():
         size = found.columns[0] if found.columns else None
@@ -387,7 +393,7 @@ max-width:100%;overflow-x:auto}}
 <h1>Analysis of {len(records)} image(s)</h1>
 <p>{len(counts)} done, {len(failures)} failed. Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
-per mm² where the image has a pixel size, mean size per image),
+per mm² where the image has a pixel size, per time point for a time series, mean size per image),
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}<th>status</th></tr>
