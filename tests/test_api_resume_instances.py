@@ -63,8 +63,8 @@ def test_stopped_at_the_instances_resume_makes_them(image, uninterrupted, tmp_pa
         sm.segment(image, "nuclei", out, measure=table, progress=stop, **RUN)
     assert "segment" in seen and out.is_dir() and not table.exists()
     assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # seeds' source kept
-    with pytest.raises(InvalidRequestError, match="output exists; pass overwrite"):
-        sm.segment(image, "nuclei", out, measure=table, **RUN)  # without resume: as before
+    with pytest.raises(InvalidRequestError, match=r"unfinished .*; pass --resume"):
+        sm.segment(image, "nuclei", out, measure=table, **RUN)  # without resume: points to it
     events: list[ProgressEvent] = []
     seg = sm.segment(image, "nuclei", out, measure=table, resume=True, progress=events.append,
                      **RUN)  # fmt: skip

@@ -182,7 +182,7 @@ def test_an_existing_output_names_the_command_line_flag(tmp_path, capsys):
     ):
         assert main([*args, "-q"]) == 0
         assert main([*args, "-q"]) == 2
-        assert "pass overwrite=True (--overwrite) to replace it" in capsys.readouterr().err
+        assert "pass --overwrite (overwrite=True) to replace it" in capsys.readouterr().err
 
 
 def test_converting_a_missing_file_says_so_first(tmp_path, capsys):

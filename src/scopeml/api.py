@@ -15,12 +15,14 @@ a model is written as ``k + 1``, 0 is background).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from scopeml.errors import Cancelled
 from scopeml.inputs import check_output_name, image_of_array, names_of
 from scopeml.io import open_image
 from scopeml.io.image import Image
@@ -51,6 +53,7 @@ __all__ = [
     "train_pixel_classifier",
 ]
 
+_log = logging.getLogger(__name__)
 PathLike: TypeAlias = "str | os.PathLike[str]"
 #: The output of :func:`segment` made from its labels after the engine run, not by the engine.
 INSTANCES = "instances"
@@ -308,7 +311,9 @@ def segment(
         if want_instances:  # a bad choice of classes fails before the engine runs
             instances, extra, record = _instance_inputs(instances, opened_model, settings)
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
-        left = _steps_left(Path(output), settings, want_instances, extra, measure, tiffs)
+        steps = (Path(output), settings, want_instances, extra, measure, tiffs)
+        _refuse_unfinished(*steps)
+        left = _steps_left(*steps)
         finished = left and is_finished_run(
             opened_image, opened_model, output, settings, model_ref=model_ref, record=record
         )
@@ -328,14 +333,97 @@ def segment(
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
     result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
-    made = want_instances and _make_instances(
-        result, instances, settings, extra, finished, progress
-    )
-    if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left out
-        _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
-    if measure is not None and (made or not Path(measure).exists()):
-        _measure_table(result, image, settings.scene, measure, progress)
+    _after_engine(result, image, instances, finished, progress, steps)
     return result
+
+
+def _after_engine(
+    result: Segmentation,
+    image: PathLike | Image,
+    instances: InstanceOptions | None,
+    finished: bool,
+    progress: Progress,
+    steps: tuple[Any, ...],
+) -> None:
+    """The steps of :func:`segment` after the engine published the store (``steps``: the
+    arguments of :func:`_unfinished`); a stop among them says how far it got and that
+    ``resume=True`` finishes it, as a stop among the tiles does."""
+    _, settings, want_instances, extra, measure, tiffs = steps
+    try:
+        made = want_instances and _make_instances(
+            result, instances, settings, extra, finished, progress
+        )
+        if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
+            _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
+        if measure is not None and (made or not Path(measure).exists()):
+            _measure_table(result, image, settings.scene, measure, progress)
+    except (KeyboardInterrupt, Cancelled):
+        _log.warning(
+            "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
+            "(resume=True) to finish without running the model again",
+            result.path,
+            _missing_text(_unfinished(*steps)) or "a step after them may not be done",
+        )
+        raise
+
+
+def _unfinished(
+    output: Path,
+    settings: SegmentOptions,
+    want_instances: bool,
+    extra: tuple[str, ...],
+    measure: PathLike | None,
+    tiffs: Sequence[str] | None,
+) -> list[str]:
+    """What a published ``output`` lacks of the steps after the engine that this call asks
+    for: the instances, the removal of the outputs made only for them, the table, the
+    OME-TIFF copies of ``tiffs``."""
+    missing = []
+    if want_instances and not _has_instances(output):
+        missing.append(INSTANCES)
+    elif want_instances and any((output / name).exists() for name in extra):
+        missing.append(f"removal of the {', '.join(extra)}")
+    if measure is not None and not Path(measure).exists():
+        missing.append("table")
+    if settings.ome_tiff and _missing_ome_tiffs(output, tiffs):
+        missing.append("OME-TIFF copies")
+    return missing
+
+
+def _missing_text(missing: Sequence[str]) -> str:
+    """``["instances", "table"]`` → ``"the instances and table are missing"``."""
+    if not missing:
+        return ""
+    names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
+    return f"the {names} {'is' if len(missing) == 1 else 'are'} missing"
+
+
+def _refuse_unfinished(
+    output: Path,
+    settings: SegmentOptions,
+    want_instances: bool,
+    extra: tuple[str, ...],
+    measure: PathLike | None,
+    tiffs: Sequence[str] | None,
+) -> None:
+    """Without ``resume`` or ``overwrite``, a store that a stopped call published (the
+    engine's outputs in place, a later step not done) is refused with a pointer to
+    ``resume``, rather than only to ``overwrite``, which throws the model's work away."""
+    from scopeml.errors import InvalidRequestError
+
+    if settings.resume or settings.overwrite or not output.is_dir():
+        return
+    engine = [name for name in settings.outputs if name not in extra]
+    if not engine or not all((output / name).is_dir() for name in engine):
+        return  # not a store this call's engine run would have published
+    missing = _unfinished(output, settings, want_instances, extra, measure, tiffs)
+    if missing:
+        raise InvalidRequestError(
+            f"output exists but is unfinished ({_missing_text(missing)}); pass --resume "
+            "(resume=True) to finish it without running the model again, or --overwrite "
+            "(overwrite=True) to replace it",
+            path=output,
+        )
 
 
 def _ome_tiff_outputs(
@@ -387,7 +475,7 @@ def _make_instances(
 
         raise IncompleteOutputError(
             f"the instances are missing and the {', '.join(extra)} they are made from were "
-            "removed; pass overwrite=True (--overwrite) to run again",
+            "removed; pass --overwrite (overwrite=True) to run again",
             path=result.path,
         )
     if made:
@@ -430,13 +518,7 @@ def _steps_left(
     (:func:`~scopeml.tiling.engine.is_finished_run`)."""
     if not settings.resume or settings.overwrite or not output.is_dir():
         return False
-    if settings.ome_tiff and _missing_ome_tiffs(output, tiffs):
-        return True
-    return want_instances and (
-        not _has_instances(output)
-        or any((output / name).exists() for name in extra)
-        or (measure is not None and not Path(measure).exists())
-    )
+    return bool(_unfinished(output, settings, want_instances, extra, measure, tiffs))
 
 
 def _has_instances(store: Path) -> bool:

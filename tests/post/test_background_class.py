@@ -198,4 +198,4 @@ def test_the_command_line_ends_with_a_summary_and_feeds_objects_label(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no class 'cell'; the classes are 1 background, 2 coin" in err
     assert main([*args, "-q"]) == 2
-    assert "output exists; pass overwrite=True (--overwrite)" in capsys.readouterr().err
+    assert "output exists; pass --overwrite (overwrite=True)" in capsys.readouterr().err

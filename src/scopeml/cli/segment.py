@@ -152,12 +152,16 @@ def segment(
         ),
         measure=measure,
     )
-    typer.echo(summary(result.path, measure, ome_tiff, time.perf_counter() - start))
+    seconds = time.perf_counter() - start
+    typer.echo(summary(result.path, measure, ome_tiff, seconds, scale=scale))
 
 
-def summary(store: Path, table: Path | None, ome_tiff: bool, seconds: float) -> str:
-    """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr; table →
-    T.csv; 4.2 s``. The object count is the one the instances record."""
+def summary(
+    store: Path, table: Path | None, ome_tiff: bool, seconds: float, *, scale: float | None = None
+) -> str:
+    """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr at scale
+    0.5; table → T.csv; 4.2 s``. The object count is the one the instances record; the scale
+    is named when the image was magnified for the model (``scale`` other than 1)."""
     from scopeml.api import Segmentation
     from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.tiling.engine import ome_tiff_path
@@ -168,7 +172,8 @@ def summary(store: Path, table: Path | None, ome_tiff: bool, seconds: float) -> 
         count = open_ome_zarr_array(store / "instances", mode="r").attrs.get("n_objects")
         if count is not None:
             outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)})"
-    parts = [f"{', '.join(outputs) or 'nothing'} → {store}"]
+    at_scale = f" at scale {scale:g}" if scale is not None and scale != 1 else ""
+    parts = [f"{', '.join(outputs) or 'nothing'} → {store}{at_scale}"]
     if table is not None and table.exists():
         parts.append(f"table → {table}")
     tiffs = [str(path) for name in written if (path := ome_tiff_path(store, name)).exists()]

@@ -164,7 +164,7 @@ def label_instances_tiled(
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError(
-            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )
     check_replaceable_store(output)
     tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))

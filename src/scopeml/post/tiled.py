@@ -295,7 +295,7 @@ def post_process_file(
     _check_tile_size(tile_size)  # before any work: the output's chunks are made from it
     if output.exists() and not overwrite:
         raise InvalidRequestError(
-            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )
     check_replaceable_store(output)
     if crf is not None:

@@ -244,8 +244,8 @@ def segment_image(
             )
         except (KeyboardInterrupt, Cancelled):
             log.warning(
-                "stopped; %d of %d tiles are written to %s: run again with resume=True "
-                "(--resume) to finish",
+                "stopped; %d of %d tiles are written to %s: run again with --resume "
+                "(resume=True) to finish",
                 len(store.done()),
                 len(plan),
                 store.partial,
@@ -406,12 +406,12 @@ def _check_output(
     if output.exists() and not options.overwrite:
         if options.resume:
             raise OutputCompleteError(
-                "output exists; it is complete, nothing to resume; pass overwrite=True "
-                "(--overwrite) to replace it",
+                "output exists; it is complete, nothing to resume; pass --overwrite "
+                "(overwrite=True) to replace it",
                 path=output,
             )
         raise InvalidRequestError(
-            "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )
     check_own_store(output, inputs=inputs)
     partial = partial_path(output)
@@ -421,7 +421,7 @@ def _check_output(
         for name in tiffs:
             if ome_tiff_path(output, name).exists():
                 raise InvalidRequestError(
-                    "output exists; pass overwrite=True (--overwrite) to replace it",
+                    "output exists; pass --overwrite (overwrite=True) to replace it",
                     path=ome_tiff_path(output, name),
                 )
 
@@ -546,7 +546,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
         target = ome_tiff_path(output, name)
         if target.exists() and not overwrite:
             raise InvalidRequestError(
-                "output exists; pass overwrite=True (--overwrite) to replace it", path=target
+                "output exists; pass --overwrite (overwrite=True) to replace it", path=target
             )
         array = open_ome_zarr_array(output / name, mode="r")
         axes = "".join(str(a) for a in array.metadata.dimension_names or ()).upper()

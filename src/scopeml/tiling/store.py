@@ -144,7 +144,7 @@ class OutputStore:
         store = cls(Path(output), identity)
         if store.output.exists() and not overwrite:
             raise InvalidRequestError(
-                "output exists; pass overwrite=True (--overwrite) to replace it", path=output
+                "output exists; pass --overwrite (overwrite=True) to replace it", path=output
             )
         check_own_store(store.output, inputs=inputs)
         if store._create():
@@ -160,8 +160,8 @@ class OutputStore:
         try:
             if not resume and not overwrite:
                 raise IncompleteOutputError(
-                    "an interrupted run left this partial output; pass resume=True (--resume) "
-                    "to continue it or overwrite=True (--overwrite) to start again",
+                    "an interrupted run left this partial output; pass --resume (resume=True) "
+                    "to continue it or --overwrite (overwrite=True) to start again",
                     path=store.partial,
                 )
             if resume:

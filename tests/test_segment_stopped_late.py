@@ -1,0 +1,117 @@
+"""A ``segment`` stopped after the model's tiles (nu3 findings 1, 4, 7): a stop during the
+instances or the table says, as a stop during the tiles does, what is written and that
+``--resume`` finishes it without running the model again; a plain re-run says the store is
+unfinished and points to ``--resume``; the final line names the scale; messages shown on the
+command line name the flag first."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import scopeml as sm
+import scopeml.api
+from scopeml.cli import main
+from scopeml.errors import Cancelled, InvalidRequestError
+from scopeml.io.convert import write_ome_zarr
+from scopeml.io.image import Image
+from scopeml.progress import ProgressEvent
+from scopeml.synthetic import realistic_nuclei
+
+RUN = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1}
+CLI = ["-m", "nuclei", "--outputs", "labels,instances", "--tile-size", "128", "--workers", "1"]
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    """Crowded nuclei over 200×180 px (four 128-px tiles)."""
+    pixels, _ = realistic_nuclei((200, 180), seed=3)
+    path = tmp_path_factory.mktemp("nuclei") / "nuclei.ome.zarr"
+    write_ome_zarr(path, Image(pixels[None, None, None], pixel_sizes={"Y": 0.5, "X": 0.5}))
+    return path
+
+
+def _cancel_at(stage: str):
+    def report(event: ProgressEvent) -> None:
+        if event.stage == stage:
+            raise Cancelled(f"stopped at {stage}")
+
+    return report
+
+
+def _stop_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("stopped;")]
+
+
+def test_a_cancel_in_the_instances_says_what_is_done_and_how_to_finish(image, tmp_path, caplog):
+    out, table = tmp_path / "o.ome.zarr", tmp_path / "t.csv"
+    with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
+        sm.segment(image, "nuclei", out, measure=table, progress=_cancel_at("grow"), **RUN)
+    (line,) = _stop_lines(caplog)
+    assert f"tiles are all written to {out}" in line
+    assert "the instances and table are missing" in line
+    assert "run again with --resume (resume=True) to finish without running the model" in line
+    with pytest.raises(InvalidRequestError) as err:  # a plain re-run: not only --overwrite
+        sm.segment(image, "nuclei", out, measure=table, **RUN)
+    assert err.value.path == str(out) or Path(err.value.path) == out
+    assert "unfinished (the instances and table are missing); pass --resume" in str(err.value)
+    events: list[ProgressEvent] = []
+    seg = sm.segment(image, "nuclei", out, measure=table, resume=True, progress=events.append,
+                     **RUN)  # fmt: skip
+    assert "segment" not in {e.stage for e in events}  # the model did not run again
+    assert seg.outputs == ("labels", "instances") and seg.instances.read().max() > 10
+    assert table.exists()
+
+
+def test_a_cancel_in_the_table_names_only_the_table(image, tmp_path, caplog):
+    out, table = tmp_path / "o.ome.zarr", tmp_path / "t.csv"
+    with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
+        sm.segment(image, "nuclei", out, measure=table, progress=_cancel_at("measure"), **RUN)
+    (line,) = _stop_lines(caplog)
+    assert "but the table is missing" in line and "instances" not in line
+    with pytest.raises(InvalidRequestError, match=r"unfinished \(the table is missing\)"):
+        sm.segment(image, "nuclei", out, measure=table, **RUN)
+    with pytest.raises(InvalidRequestError, match=r"output exists; pass --overwrite \(overwrite"):
+        sm.segment(image, "nuclei", out, **RUN)  # without the table asked for: nothing left
+
+
+def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, capsys,
+                                                     monkeypatch):  # fmt: skip
+    out = tmp_path / "o.ome.zarr"
+    args = ["segment", str(image), *CLI, "-o", str(out), "--measure", str(tmp_path / "t.csv")]
+    real = scopeml.api._write_instances
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scopeml.api, "_write_instances", interrupted)
+    with caplog.at_level(logging.WARNING):
+        assert main([*args, "-q"]) == 130
+    (line,) = _stop_lines(caplog)
+    assert "--resume (resume=True)" in line and "the instances and table are missing" in line
+    assert "Task was destroyed" not in capsys.readouterr().err
+    monkeypatch.setattr(scopeml.api, "_write_instances", real)
+    assert main([*args, "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: output exists but is unfinished"), err
+    assert "pass --resume (resume=True) to finish it" in err and err.count("\n") == 1
+    assert main([*args, "-q", "--resume"]) == 0
+    assert "instances (" in capsys.readouterr().out
+    assert main([*args, "-q", "--resume"]) == 2  # complete now
+    assert "nothing to resume; pass --overwrite (overwrite=True)" in capsys.readouterr().err
+
+
+def test_the_final_line_names_the_scale(image, tmp_path, capsys):
+    out = tmp_path / "o.ome.zarr"
+    assert main(["segment", str(image), *CLI, "-o", str(out), "--scale", "0.5", "-q"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert f"→ {out} at scale 0.5;" in line, line
+    seg = sm.Segmentation(out)
+    assert seg.labels.shape[-2:] == (200, 180)  # on the image's grid
+    again = tmp_path / "p.ome.zarr"
+    assert main(["segment", str(image), *CLI, "-o", str(again), "-q"]) == 0
+    assert "scale" not in capsys.readouterr().out
+    assert not np.array_equal(seg.instances.read(), sm.Segmentation(again).instances.read())
