@@ -243,27 +243,8 @@ def convert_container(
         legacy = output.suffix.lower() in (".czseg", ".czmodel")
     meta = container.metadata
     graph = load_onnx(container.onnx_bytes, path=source)
-    options: dict[str, Any] = {"model_id": meta.model_id, "legacy": legacy, "channels_last": True}
-    if isinstance(meta, LegacyModelMetadata):
-        options |= {
-            "classes": meta.classes,
-            "min_overlap": meta.border_size,
-            "name": meta.name,
-            "model_type": ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION
-            if len(meta.classes) == 2
-            else ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
-        }
-    else:
-        options |= {
-            "classes": meta.classes,
-            "min_overlap": meta.min_overlap or 0,
-            "name": meta.model_name,
-            "model_type": meta.model_type,
-            "scaling": meta.scaling,
-            "normalize": meta.normalize,
-        }
-        if container.graph.fixed_spatial is None:  # keep the tile size hint it records
-            options["tile_shape"] = meta.input_shape[:-1]
+    options = {"model_id": meta.model_id, "legacy": legacy, "channels_last": True,
+               **_source_options(container)}  # fmt: skip
     given = {
         "classes": classes, "min_overlap": min_overlap, "model_type": model_type, "name": name,
         "scaling": scaling, "normalize": normalize,
@@ -273,17 +254,7 @@ def convert_container(
     if not legacy and isinstance(meta, LegacyModelMetadata) and normalize is None:
         lost.append(_legacy_normalisation(container.onnx_bytes, options, source))
     if legacy:
-        kind = ModelType(options.pop("model_type"))
-        if kind not in _LEGACY_TYPES:
-            raise InvalidRequestError(
-                f"legacy containers hold segmentation models; {source.name} is a {kind.value} "
-                "model (keep it a .czann)",
-                path=output,
-            )
-        options["spatial"] = _legacy_spatial(container, spatial, output)
-        lost = _lost_in_legacy(meta, options, source)
-        for key in ("normalize", "scaling", "tile_shape"):
-            options.pop(key, None)
+        lost = _to_legacy(container, options, spatial, source, output)
     else:
         options["spatial"] = "keep" if spatial is None else spatial
         if isinstance(options["spatial"], str) and options["spatial"] == "dynamic":
@@ -298,6 +269,51 @@ def convert_container(
     for line in lost:
         warnings.warn(line, UserWarning, stacklevel=2)
     return written
+
+
+def _source_options(container: Any) -> dict[str, Any]:
+    """What a container records, as :func:`convert_onnx` options: a legacy source becomes a
+    single- or multi-class segmentation by its class count."""
+    meta = container.metadata
+    if isinstance(meta, LegacyModelMetadata):
+        return {
+            "classes": meta.classes,
+            "min_overlap": meta.border_size,
+            "name": meta.name,
+            "model_type": ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION
+            if len(meta.classes) == 2
+            else ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+        }
+    options = {
+        "classes": meta.classes,
+        "min_overlap": meta.min_overlap or 0,
+        "name": meta.model_name,
+        "model_type": meta.model_type,
+        "scaling": meta.scaling,
+        "normalize": meta.normalize,
+    }
+    if container.graph.fixed_spatial is None:  # keep the tile size hint it records
+        options["tile_shape"] = meta.input_shape[:-1]
+    return options
+
+
+def _to_legacy(
+    container: Any, options: dict[str, Any], spatial: Spatial | None, source: Path, output: Path
+) -> list[str]:
+    """Fit ``options`` (in place) to a legacy target; return a warning for each thing the
+    legacy XML cannot hold."""
+    kind = ModelType(options.pop("model_type"))
+    if kind not in _LEGACY_TYPES:
+        raise InvalidRequestError(
+            f"legacy containers hold segmentation models; {source.name} is a {kind.value} "
+            "model (keep it a .czann)",
+            path=output,
+        )
+    options["spatial"] = _legacy_spatial(container, spatial, output)
+    lost = _lost_in_legacy(container.metadata, options, source)
+    for key in ("normalize", "scaling", "tile_shape"):
+        options.pop(key, None)
+    return lost
 
 
 def _legacy_spatial(container: Any, spatial: Spatial | None, output: Path) -> Spatial:
