@@ -311,9 +311,9 @@ def segment(
         if want_instances:  # a bad choice of classes fails before the engine runs
             instances, extra, record = _instance_inputs(instances, opened_model, settings)
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
-        steps = (Path(output), settings, want_instances, extra, measure, tiffs)
-        _refuse_unfinished(*steps)
-        left = _steps_left(*steps)
+        steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
+        _refuse_unfinished(steps)
+        left = _steps_left(steps)
         finished = left and is_finished_run(
             opened_image, opened_model, output, settings, model_ref=model_ref, record=record
         )
@@ -343,12 +343,12 @@ def _after_engine(
     instances: InstanceOptions | None,
     finished: bool,
     progress: Progress,
-    steps: tuple[Any, ...],
+    steps: _StepsAfter,
 ) -> None:
-    """The steps of :func:`segment` after the engine published the store (``steps``: the
-    arguments of :func:`_unfinished`); a stop among them says how far it got and that
-    ``resume=True`` finishes it, as a stop among the tiles does."""
-    _, settings, want_instances, extra, measure, tiffs = steps
+    """The steps of :func:`segment` after the engine published the store; a stop among them
+    says how far it got and that ``resume=True`` finishes it, as a stop among the tiles does."""
+    settings, extra, measure, tiffs = steps.settings, steps.extra, steps.measure, steps.tiffs
+    want_instances = steps.want_instances
     try:
         made = want_instances and _make_instances(
             result, instances, settings, extra, finished, progress
@@ -362,32 +362,36 @@ def _after_engine(
             "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
             "(resume=True) to finish without running the model again",
             result.path,
-            _missing_text(_unfinished(*steps)) or "a step after them may not be done",
+            _missing_text(steps.missing()) or "a step after them may not be done",
         )
         raise
 
 
-def _unfinished(
-    output: Path,
-    settings: SegmentOptions,
-    want_instances: bool,
-    extra: tuple[str, ...],
-    measure: PathLike | None,
-    tiffs: Sequence[str] | None,
-) -> list[str]:
-    """What a published ``output`` lacks of the steps after the engine that this call asks
-    for: the instances, the removal of the outputs made only for them, the table, the
-    OME-TIFF copies of ``tiffs``."""
-    missing = []
-    if want_instances and not _has_instances(output):
-        missing.append(INSTANCES)
-    elif want_instances and any((output / name).exists() for name in extra):
-        missing.append(f"removal of the {', '.join(extra)}")
-    if measure is not None and not Path(measure).exists():
-        missing.append("table")
-    if settings.ome_tiff and _missing_ome_tiffs(output, tiffs):
-        missing.append("OME-TIFF copies")
-    return missing
+@dataclasses.dataclass(frozen=True)
+class _StepsAfter:
+    """What a :func:`segment` call does after the engine publishes ``output``: the instances
+    (made from the engine's outputs, the ``extra`` ones removed after), the ``measure`` table
+    and the OME-TIFF copies of ``tiffs``."""
+
+    output: Path
+    settings: SegmentOptions
+    want_instances: bool
+    extra: tuple[str, ...]
+    measure: PathLike | None
+    tiffs: Sequence[str] | None
+
+    def missing(self) -> list[str]:
+        """Those of the steps that the published ``output`` lacks."""
+        missing = []
+        if self.want_instances and not _has_instances(self.output):
+            missing.append(INSTANCES)
+        elif self.want_instances and any((self.output / n).exists() for n in self.extra):
+            missing.append(f"removal of the {', '.join(self.extra)}")
+        if self.measure is not None and not Path(self.measure).exists():
+            missing.append("table")
+        if self.settings.ome_tiff and _missing_ome_tiffs(self.output, self.tiffs):
+            missing.append("OME-TIFF copies")
+        return missing
 
 
 def _missing_text(missing: Sequence[str]) -> str:
@@ -398,25 +402,19 @@ def _missing_text(missing: Sequence[str]) -> str:
     return f"the {names} {'is' if len(missing) == 1 else 'are'} missing"
 
 
-def _refuse_unfinished(
-    output: Path,
-    settings: SegmentOptions,
-    want_instances: bool,
-    extra: tuple[str, ...],
-    measure: PathLike | None,
-    tiffs: Sequence[str] | None,
-) -> None:
+def _refuse_unfinished(steps: _StepsAfter) -> None:
     """Without ``resume`` or ``overwrite``, a store that a stopped call published (the
     engine's outputs in place, a later step not done) is refused with a pointer to
     ``resume``, rather than only to ``overwrite``, which throws the model's work away."""
     from scopeml.errors import InvalidRequestError
 
+    settings, output = steps.settings, steps.output
     if settings.resume or settings.overwrite or not output.is_dir():
         return
-    engine = [name for name in settings.outputs if name not in extra]
+    engine = [name for name in settings.outputs if name not in steps.extra]
     if not engine or not all((output / name).is_dir() for name in engine):
         return  # not a store this call's engine run would have published
-    missing = _unfinished(output, settings, want_instances, extra, measure, tiffs)
+    missing = steps.missing()
     if missing:
         raise InvalidRequestError(
             f"output exists but is unfinished ({_missing_text(missing)}); pass --resume "
@@ -504,21 +502,15 @@ def _measure_table(
             intensities.close()
 
 
-def _steps_left(
-    output: Path,
-    settings: SegmentOptions,
-    want_instances: bool,
-    extra: tuple[str, ...],
-    measure: PathLike | None,
-    tiffs: Sequence[str] | None,
-) -> bool:
+def _steps_left(steps: _StepsAfter) -> bool:
     """Whether a resumed call finds ``output`` published but the steps after the engine not
     all done (instances, removing the outputs made only for them, the OME-TIFF copies of
     ``tiffs``, the table); only then is the store's identity checked
     (:func:`~scopeml.tiling.engine.is_finished_run`)."""
-    if not settings.resume or settings.overwrite or not output.is_dir():
+    settings = steps.settings
+    if not settings.resume or settings.overwrite or not steps.output.is_dir():
         return False
-    return bool(_unfinished(output, settings, want_instances, extra, measure, tiffs))
+    return bool(steps.missing())
 
 
 def _has_instances(store: Path) -> bool:
