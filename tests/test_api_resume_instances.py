@@ -16,21 +16,15 @@ import zarr
 import scopeml as sm
 from scopeml.cli import main
 from scopeml.errors import Cancelled, IncompleteOutputError, InvalidRequestError
-from scopeml.io.convert import write_ome_zarr
-from scopeml.io.image import Image
 from scopeml.progress import ProgressEvent
-from scopeml.synthetic import realistic_nuclei
 
 RUN = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1}
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory) -> Path:
-    """Crowded nuclei over 200×180 px: four 128-px tiles, nuclei across their borders."""
-    pixels, _ = realistic_nuclei((200, 180), seed=3)
-    path = tmp_path_factory.mktemp("nuclei") / "nuclei.ome.zarr"
-    write_ome_zarr(path, Image(pixels[None, None, None], pixel_sizes={"Y": 0.5, "X": 0.5}))
-    return path
+def image(crowded_nuclei: Path) -> Path:
+    """Crowded nuclei over four 128-px tiles (``tests/conftest.py``)."""
+    return crowded_nuclei
 
 
 @pytest.fixture(scope="module")
