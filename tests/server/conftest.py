@@ -98,6 +98,23 @@ def make_container(path: Path, *, in_channels: int = 1, n_classes: int = 3, seed
     )
 
 
+def own_server(
+    tmp_path_factory: pytest.TempPathFactory, name: str, *args: str
+) -> Iterator[ServerProcess]:
+    """A module's own server (``args``: its options) on a fresh data folder, with ``alice``'s
+    and ``bob``'s tokens on ``.tokens``; for a module fixture: ``yield from own_server(...)``."""
+    data_dir = tmp_path_factory.mktemp(f"{name}-data")
+    db = Database(data_dir / "scopeml.db")
+    process = ServerProcess(data_dir, *args)
+    process.tokens = {user: db.create_token(user) for user in ("alice", "bob")}
+    db.close()
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 def server_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     data_dir = tmp_path_factory.mktemp("server-data")

@@ -23,7 +23,7 @@ from scopeml.server.metrics import Metrics
 from scopeml.server.models import ModelRegistry
 from scopeml.synthetic import synthetic_nuclei
 
-from .conftest import ServerProcess
+from .conftest import ServerProcess, own_server
 from .slow_model import slow_onnx
 
 TIME_BUDGET_S = 3
@@ -44,17 +44,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("control-data")
-    db = Database(data_dir / "scopeml.db")
-    server = ServerProcess(
-        data_dir, "--allowed-root", str(root), "--model-time-budget", str(TIME_BUDGET_S),
-        "--predict-workers", "2",
+    yield from own_server(
+        tmp_path_factory, "control", "--allowed-root", str(root),
+        "--model-time-budget", str(TIME_BUDGET_S), "--predict-workers", "2",
     )  # fmt: skip
-    server.tokens = {user: db.create_token(user) for user in ("alice", "bob")}
-    db.close()
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from scopeml.model import convert_onnx
 from scopeml.server.database import Database
 from scopeml.synthetic import synthetic_nuclei
 
-from .conftest import ServerProcess, make_container
+from .conftest import ServerProcess, make_container, own_server
 from .slow_model import slow_onnx
 from .test_analysis import SETTINGS
 
@@ -49,14 +49,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("records-data")
-    db = Database(data_dir / "scopeml.db")
-    server = ServerProcess(data_dir, "--allowed-root", str(root))
-    server.tokens = {user: db.create_token(user) for user in ("alice", "bob")}
-    db.close()
-    server.start()
-    yield server
-    server.stop()
+    yield from own_server(tmp_path_factory, "records", "--allowed-root", str(root))
 
 
 @pytest.fixture(scope="module")
