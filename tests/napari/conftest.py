@@ -99,3 +99,25 @@ def save_screenshot(widget, name: str) -> np.ndarray:
     colours = np.unique(pixels[..., :3].reshape(-1, 3), axis=0)
     assert len(colours) > 20, f"{path} looks blank ({len(colours)} colours)"
     return pixels
+
+
+def sample_classifier(
+    path: Path, *, size: int, block: int, seed: int, every: int, n_estimators: int, features: str
+):
+    """The demo's sample image written to ``path`` and a pixel classifier trained on point
+    labels every ``every`` px of its truth: ``(image path, classifier)``."""
+    import zarr
+
+    import scopeml as sm
+    from scopeml.demo import write_sample_image
+
+    image, truth = write_sample_image(path, size=size, block=block, seed=seed)
+    truth = np.asarray(zarr.open_array(str(truth), mode="r")[:])
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::every, ::every] = (truth[::every, ::every] > 0) + 1
+    with sm.open_image(image) as pixels:
+        model = sm.train_pixel_classifier(
+            pixels, labels, classes=["background", "nucleus"], n_estimators=n_estimators,
+            features=features,
+        )  # fmt: skip
+    return image, model

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 import scopeml as sm
-from scopeml.demo import write_sample_image
 from scopeml.io import write_pyramid
-from tests.napari.conftest import save_screenshot
+from tests.napari.conftest import sample_classifier, save_screenshot
 
 WAIT_MS = 180_000
 
@@ -21,19 +20,13 @@ WAIT_MS = 180_000
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A 2-channel 1024² OME-Zarr (with a pyramid level) and a small pixel classifier."""
-    import zarr
 
     folder = tmp_path_factory.mktemp("apply")
-    image, truth = write_sample_image(folder / "cells.ome.zarr", size=1024, block=512, seed=5)
+    image, model = sample_classifier(
+        folder / "cells.ome.zarr", size=1024, block=512, seed=5, every=15, n_estimators=10,
+        features="gaussian_smoothing:1,3.5;hessian_of_gaussian_eigenvalues:1.6",
+    )  # fmt: skip
     assert write_pyramid(image, levels=3) == 3
-    truth = np.asarray(zarr.open_array(str(truth), mode="r")[:])
-    labels = np.zeros(truth.shape, np.uint8)
-    labels[::15, ::15] = (truth[::15, ::15] > 0) + 1
-    with sm.open_image(image) as pixels:
-        model = sm.train_pixel_classifier(
-            pixels, labels, classes=["background", "nucleus"], n_estimators=10,
-            features="gaussian_smoothing:1,3.5;hessian_of_gaussian_eigenvalues:1.6",
-        )  # fmt: skip
     return image, model.save(folder / "nuclei.czseg")
 
 
@@ -134,15 +127,10 @@ def test_scale_reaches_the_run(viewer, qtbot, tmp_path):
 
     from scopeml.napari.apply_widget import ApplyWidget
 
-    image, truth = write_sample_image(tmp_path / "small.ome.zarr", size=192, block=192, seed=8)
-    truth = np.asarray(zarr.open_array(str(truth), mode="r")[:])
-    labels = np.zeros(truth.shape, np.uint8)
-    labels[::6, ::6] = (truth[::6, ::6] > 0) + 1
-    with sm.open_image(image) as pixels:
-        model = sm.train_pixel_classifier(
-            pixels, labels, classes=["background", "nucleus"], n_estimators=5,
-            features="gaussian_smoothing:1;laplacian_of_gaussian:2",
-        )  # fmt: skip
+    image, model = sample_classifier(
+        tmp_path / "small.ome.zarr", size=192, block=192, seed=8, every=6, n_estimators=5,
+        features="gaussian_smoothing:1;laplacian_of_gaussian:2",
+    )  # fmt: skip
     viewer.open(str(image), plugin="scopeml")
     widget = ApplyWidget(viewer)
     assert widget.scale.value() == 1.0

@@ -8,24 +8,18 @@ import numpy as np
 import pytest
 
 import scopeml as sm
-from scopeml.demo import write_sample_image
+from tests.napari.conftest import sample_classifier
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A real ``sm.segment`` store with every output: a small pixel classifier on the demo."""
-    import zarr
 
     folder = tmp_path_factory.mktemp("store")
-    image, truth = write_sample_image(folder / "cells.ome.zarr", size=256, block=256, seed=11)
-    truth = np.asarray(zarr.open_array(str(truth), mode="r")[:])
-    labels = np.zeros(truth.shape, np.uint8)
-    labels[::7, ::7] = (truth[::7, ::7] > 0) + 1
-    with sm.open_image(image) as pixels:
-        model = sm.train_pixel_classifier(
-            pixels, labels, classes=["background", "nucleus"], n_estimators=8,
-            features="gaussian_smoothing:1,3.5",
-        )  # fmt: skip
+    image, model = sample_classifier(
+        folder / "cells.ome.zarr", size=256, block=256, seed=11, every=7, n_estimators=8,
+        features="gaussian_smoothing:1,3.5",
+    )  # fmt: skip
     seg = sm.segment(
         image, model, folder / "cells.seg.ome.zarr", extract_class="nucleus",
         outputs=("labels", "probabilities", "confidence", "mask", "instances"),
