@@ -307,12 +307,12 @@ class Client:
     def wait_job(
         self, job_id: str, *, timeout: float = 3600.0, interval: float = 0.5
     ) -> dict[str, Any]:
-        """Poll until the job is done, failed or cancelled (``TimeoutError`` after ``timeout``
-        seconds)."""
+        """Poll until the job is no longer queued or running: done, failed, cancelled or
+        timed_out (``TimeoutError`` after ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in ("done", "failed", "cancelled"):
+            if job["status"] not in ("queued", "running"):
                 return job
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")

@@ -94,33 +94,48 @@ def test_a_tiny_zarr_declaring_a_huge_image_is_refused_at_submit(alice, root):
     assert len(alice.list_jobs()) == before  # nothing queued
 
 
-def test_a_smaller_limit_refuses_a_job_and_an_analysis_image(tmp_path, root):
+def test_a_smaller_limit_refuses_a_job_and_an_analysis_at_submit(tmp_path, root):
+    """An analysis counts all its images' pixels (× its largest scale²) against the limit at
+    submit, as a segment job counts its image's: a 422 naming the largest, nothing queued."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     db = Database(data_dir / "scopeml.db")
     token = db.create_token("carol")
     db.close()
     server = ServerProcess(
-        data_dir, "--allowed-root", str(root), "--max-job-pixels", str(96 * 112)
+        data_dir, "--allowed-root", str(root), "--max-job-pixels", str(128 * 160)
     ).start()
     try:
         with Client(server.url, token) as client:
-            assert (
-                client.wait_job(client.submit_job("nuclei", image_path="plate1/a.tif")["id"])[
-                    "status"
-                ]
-                == "done"
-            )  # exactly at the limit
+            job = client.submit_job("nuclei", image_path="b.tif")  # exactly at the limit
+            assert client.wait_job(job["id"])["status"] == "done"
             with pytest.raises(ServerResponseError) as err:
-                client.submit_job("nuclei", image_path="plate1/a.tif", scale=2.0)
+                client.submit_job("nuclei", image_path="b.tif", scale=2.0)
             assert err.value.status_code == 422 and "at scale 2" in str(err.value)
             settings = tmp_path / "blobs.yaml"
             settings.write_text(SETTINGS)
-            job = client.submit_analysis(settings, image_paths=["plate1/a.tif", "two.ome.tif"])
-            failed = client.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
-            assert failed["status"] == "failed", failed
-            assert failed["error"].startswith("two.ome.tif: declares"), failed["error"]
-            assert str(root) not in failed["error"]
+            before = len(client.list_jobs())
+            with pytest.raises(ServerResponseError) as err:  # each under it, both over it
+                client.submit_analysis(settings, image_paths=["plate1/a.tif", "b.tif"])
+            assert err.value.status_code == 422
+            message = str(err.value)
+            assert "the analysis's 2 images declare 3.1e+04 pixels in all" in message, message
+            assert "the largest, b.tif: 128 × 160" in message and "--max-job-pixels" in message
+            assert str(root) not in message and str(data_dir) not in message
+            scaled = tmp_path / "scaled.yaml"
+            scaled.write_text(
+                "version: 1\nchannels: [C0]\nclasses:\n  - name: nucleus\n    segmenter:\n"
+                "      kind: model\n      model: nuclei\n      class: nucleus\n"
+                "      channels: [C0]\n      scale: 2\n"
+            )
+            with pytest.raises(ServerResponseError) as err:  # 96 × 112 × 2²
+                client.submit_analysis(scaled, image_paths=["plate1/a.tif"])
+            assert err.value.status_code == 422 and "4.3e+04 pixels in all, at scale 2" in str(
+                err.value
+            )
+            assert len(client.list_jobs()) == before  # nothing queued
+            accepted = client.submit_analysis(settings, image_paths=["b.tif"])  # at the limit
+            assert client.wait_job(accepted["id"], timeout=WAIT_S)["status"] == "done"
     finally:
         server.stop()
 

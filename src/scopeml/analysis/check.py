@@ -135,8 +135,10 @@ def check_image_channels(
     *,
     source: str | os.PathLike[str] | None = None,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
+    name: str | None = None,
 ) -> None:
-    """The image's channel names (from its metadata, no pixels read) include every input channel."""
+    """The image's channel names (from its metadata, no pixels read) include every input channel
+    (an error names the image by ``name`` where given, else by its path)."""
     from scopeml.io import open_image
 
     with open_image(image_path, allowed_roots=allowed_roots) as image:
@@ -147,7 +149,7 @@ def check_image_channels(
         raise settings_error(
             source,
             ("channels", index),
-            f"channel {missing[0]!r} is not in {image_path} (it has {', '.join(names)})",
+            f"channel {missing[0]!r} is not in {name or image_path} (it has {', '.join(names)})",
         )
 
 

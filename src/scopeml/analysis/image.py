@@ -72,12 +72,14 @@ def analyze_image(
     engine_workers: int = 1,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
+    public_name: str | None = None,
 ) -> dict[str, Any]:
     """Analyse one image into ``folder`` (created whole, atomically); return its record.
 
-    The record holds the image, the object count per class and what identifies the run
-    (settings digest, input size and modification time). ``allowed_roots`` confines every
-    file the image reader opens (see :func:`~scopeml.io.open_image`).
+    The record holds the image (its path, or ``public_name``: what a server's client knows it
+    by), the object count per class and what identifies the run (settings digest, input size
+    and modification time). ``allowed_roots`` confines every file the image reader opens (see
+    :func:`~scopeml.io.open_image`).
     """
     from scopeml.io import open_image
 
@@ -93,7 +95,7 @@ def analyze_image(
             sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
-            "image": str(image_path),
+            "image": str(image_path) if public_name is None else public_name,
             "name": folder.name,
             "counts": counts,
             "sizes": sizes,  # the summary's object densities

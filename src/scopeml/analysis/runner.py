@@ -22,7 +22,7 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,7 @@ def run_analysis(
     resume: bool = False,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
+    public_name: Callable[[Path], str] | None = None,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
 
@@ -145,6 +146,12 @@ def run_analysis(
     progress
         See :mod:`scopeml.progress`: stage ``analyze`` in unit ``image``; with one worker
         the engine's ``segment`` tiles too. A callback may cancel between images.
+    public_name
+        For a server: the name to record for a file instead of its path (each image in its
+        ``record.json``, the summary and the report; a file a failure names), so the results
+        never show where the server keeps its files. Images are still found (and a resume
+        matches its finished images) by their paths; picklable where images run in worker
+        processes. ``None``: paths as given.
 
     Returns
     -------
@@ -180,6 +187,7 @@ def run_analysis(
     digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
     output = Path(output)
     _prepare_output(output, text, resume)
+    _remove_stale_partials(output)
     names = _names(paths)
     result = AnalysisResult(output)
     todo: list[tuple[Path, str]] = []
@@ -195,18 +203,19 @@ def run_analysis(
     local = workers == 1 and scheduler is None
     resources = open_resources(settings, source=source, model_threads=None if local else 1,
                                allowed_roots=roots)  # fmt: skip
-    _check_first_readable(settings, paths, source, roots)
+    _check_first_readable(settings, paths, source, roots, public_name)
     (output / "images").mkdir(parents=True, exist_ok=True)
     from scopeml.io.replace import write_atomically
 
     write_atomically(output / "settings.yaml", text)
     report = as_progress(progress)
     jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
-             digest, str(source) if source else None, roots) for p, n in todo]  # fmt: skip
+             digest, str(source) if source else None, roots, public_name)
+            for p, n in todo]  # fmt: skip
     if local:
         for path, name in track(todo, report, "analyze", unit="image"):
             result.records.append(_safe(settings, path, output / "images" / name, resources,
-                                        digest, roots, report))  # fmt: skip
+                                        digest, roots, report, public=public_name))  # fmt: skip
     elif scheduler is not None:
         result.records += _on_cluster(scheduler, jobs, report)
     else:
@@ -218,7 +227,11 @@ def run_analysis(
 
 
 def _check_first_readable(
-    settings: AnalysisSettings, paths: Sequence[Path], source: Path | None, roots: Any
+    settings: AnalysisSettings,
+    paths: Sequence[Path],
+    source: Path | None,
+    roots: Any,
+    public: Callable[[Path], str] | None = None,
 ) -> None:
     """Check the input channels against the first image that opens (a settings error, exit 2
     before anything runs); an image that does not open fails on its own, listed with the
@@ -227,7 +240,8 @@ def _check_first_readable(
 
     for path in paths:
         try:
-            check_image_channels(settings, path, source=source, allowed_roots=roots)
+            check_image_channels(settings, path, source=source, allowed_roots=roots,
+                                 name=None if public is None else public(path))  # fmt: skip
             return
         except InvalidSettingsError:
             raise
@@ -296,6 +310,17 @@ def _prepare_output(output: Path, text: str, resume: bool) -> None:
             )
 
 
+def _remove_stale_partials(output: Path) -> None:
+    """Remove what a stopped run left of the images it was analysing (``images/.NAME.*.partial``:
+    scratch that no run takes up again, and that quotes the image's path in its engine's run
+    record), so that a resumed batch's results hold only finished images."""
+    import shutil
+
+    for partial in output.glob("images/.*.partial"):
+        if partial.is_dir() and not partial.is_symlink():
+            shutil.rmtree(partial, ignore_errors=True)
+
+
 def _results_text(text: str) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
     out of core, which give the same objects), so a resume may change it."""
@@ -326,36 +351,45 @@ def _safe(
     roots: list[str] | None,
     progress: Progress,
     engine_workers: int = 2,
+    public: Callable[[Path], str] | None = None,
 ) -> dict[str, Any]:
     """Analyse one image; a failure becomes a record with the reason instead of stopping.
 
     ``engine_workers``: threads of the tiling engine (1 where images already run side by side).
+    ``public``: the name to record for a file instead of its path (see :func:`run_analysis`).
     """
+    name = str(image) if public is None else public(image)
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
                              engine_workers=engine_workers, allowed_roots=roots,
-                             progress=progress)  # fmt: skip
+                             progress=progress, public_name=name)  # fmt: skip
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
-        reason = _naming(err.path, err.problem, image)
+        reason = _naming(err.path, err.problem, image, public)
     except OSError as err:
-        reason = _naming(err.filename, err.strerror or str(err), image)
+        reason = _naming(err.filename, err.strerror or str(err), image, public)
     except Exception as err:  # any failure of one image is reported, not fatal
         reason = f"{type(err).__name__}: {err}"
-    return {"status": "failed", "image": str(image), "name": folder.name, "reason": reason,
+    if public is not None:  # a message that quotes the image's path names it as the client does
+        reason = reason.replace(str(image), name)
+    return {"status": "failed", "image": name, "name": folder.name, "reason": reason,
             "counts": {}}  # fmt: skip
 
 
-def _naming(path: Any, problem: str, image: Path) -> str:
-    """``problem``, after the file it is about unless that is the image (which every failure
-    line already names).
+def _naming(
+    path: Any, problem: str, image: Path, public: Callable[[Path], str] | None = None
+) -> str:
+    """``problem``, after the file it is about (by its ``public`` name where given) unless that
+    is the image (which every failure line already names).
 
     Examples
     --------
     >>> _naming("plate/x.tif", "no channel 'GFP'", Path("plate/x.tif"))
     "no channel 'GFP'"
     >>> _naming("m.czann", "not a model", Path("x.tif"))
+    'm.czann: not a model'
+    >>> _naming("/srv/m.czann", "not a model", Path("x.tif"), lambda path: path.name)
     'm.czann: not a model'
     """
     if not path or Path(os.fspath(path)) == image:
@@ -365,12 +399,12 @@ def _naming(path: Any, problem: str, image: Path) -> str:
             return problem
     except (OSError, TypeError, ValueError):
         pass
-    return f"{path}: {problem}"
+    return f"{path if public is None else public(Path(os.fspath(path)))}: {problem}"
 
 
 def _job(
     settings: dict, image: str, folder: str, digest: str, source: str | None,
-    roots: list[str] | None,
+    roots: list[str] | None, public: Callable[[Path], str] | None = None,
 ) -> dict:  # fmt: skip
     """One image in a worker process or on a dask worker (models opened once per process)."""
     parsed = AnalysisSettings.model_validate(settings)
@@ -379,7 +413,7 @@ def _job(
         resources = _WORKER_RESOURCES[digest] = open_resources(
             parsed, source=source, model_threads=1, allowed_roots=roots
         )
-    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1)
+    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public)
     return record
 
 

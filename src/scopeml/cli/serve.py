@@ -72,6 +72,13 @@ def serve(
         help="Most pixels one job may process (time points × planes × height × width, as the "
         "image declares it; default 2^34, a 131072² plane); a larger image is refused at submit.",
     ),
+    max_job_seconds: float = typer.Option(
+        86400,
+        "--max-job-seconds",
+        min=0,
+        help="Seconds one run of a job may take before it is stopped as timed_out, resumable "
+        "(0: no limit).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
@@ -111,6 +118,7 @@ def serve(
         max_job_attempts=max_job_attempts,
         job_memory_limit=_bytes(job_memory_mb),
         max_job_pixels=max_job_pixels,
+        max_job_seconds=max_job_seconds,
     )
     run_server(config, host=host, port=port, log_level=log_level)
 

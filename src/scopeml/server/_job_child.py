@@ -6,9 +6,10 @@ abort the process instead of raising. The server runs each job's engine run here
 outcome from a pipe: ``("progress", done, total)`` messages of the engine's tiles,
 ``("step", name)`` when a step begins (``statistics``, the normalisation's pass over the
 image, whose blocks the progress messages then count; ``segment``; the later :data:`STEPS`),
-then one ``("done", note)`` or ``("error", type name, problem, path)``. Cancelling a job
-terminates the child; a child that dies by a signal fails the job with the signal named
-(:func:`run_in_child`).
+then one ``("done", note)`` or ``("error", type name, problem, path)``. Cancelling a job, or
+its time limit, terminates the child; a child that dies by a signal fails the job with the
+signal named (:func:`run_in_child`). An analysis's size check at submit runs here too
+(``sizes``: each image opened, under the same limits).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ import multiprocessing
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from scopeml import errors
@@ -41,18 +45,27 @@ class ChildDied(ScopeMLError):
     """The job's process ended without an answer (killed by a signal, or out of memory)."""
 
 
+class TimedOut(Cancelled):
+    """The child ran past its time limit and was stopped (as a cancel stops it)."""
+
+
 def run_in_child(
     task: dict[str, Any],
     on_progress: Callable[[int, int], None],
     stops: tuple[threading.Event, ...],
     memory_limit: int | None,
     on_step: Callable[[str], None] | None = None,
+    *,
+    time_limit: float | None = None,
+    per_unit: bool = False,
 ) -> str | None:
     """Run ``task`` (see :func:`_child_main`) in a child process and wait for it.
 
     ``on_progress(done, total)`` gets the engine's segment progress, ``on_step(name)`` the
     name of each later step as it begins (``instances``, ``measure``); when any of ``stops`` is
-    set the child is terminated and :class:`~scopeml.errors.Cancelled` raised. A
+    set the child is terminated and :class:`~scopeml.errors.Cancelled` raised; past
+    ``time_limit`` seconds (counted from the start, or with ``per_unit`` from the last progress
+    message: one image of a check) it is terminated and :class:`TimedOut` raised. A
     :class:`~scopeml.errors.ScopeMLError` in the child is raised again here with its class,
     problem and path; a child that dies raises :class:`ChildDied` naming the signal. Returns
     the task's note (an analysis's failed images), if any.
@@ -65,16 +78,20 @@ def run_in_child(
     child.start()
     send.close()
     answer: tuple[Any, ...] | None = None
+    since = time.monotonic()
     try:
         while answer is None:
             if any(stop.is_set() for stop in stops):
                 raise Cancelled("job stopped")
+            if time_limit is not None and time.monotonic() - since > time_limit:
+                raise TimedOut(f"ran past its time limit of {time_limit:g} s")
             if receive.poll(POLL_S):
                 try:
                     message = receive.recv()
                 except EOFError:  # the child is gone without an answer
                     break
                 if message[0] == "progress":
+                    since = time.monotonic() if per_unit else since
                     on_progress(message[1], message[2])
                 elif message[0] == "step":
                     if on_step is not None:
@@ -155,6 +172,8 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         answer = ("error", type(err).__name__, err.problem, err.path)
     except MemoryError:
         answer = ("error", "ScopeMLError", "the job ran out of memory (server memory limit)", None)
+    except OSError as err:  # a file gone or unreadable (an image deleted since submit, say)
+        answer = ("error", "ScopeMLError", err.strerror or str(err), err.filename)
     except BaseException as err:  # reported as an internal error, the details in the log
         import traceback
 
@@ -229,16 +248,12 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
 
 def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """Run an analysis settings file over images into ``output`` (resuming finished images);
-    a note naming the images that failed (the batch goes on past them). The results name each
-    image as the client knows it (``public_names``: server path or folder → public name), never
-    by where the server keeps it."""
-    from pathlib import Path
-
+    a note naming the images that failed (the batch goes on past them). The analysis records
+    each image by the name the client knows it by (``names``: server path → public name; other
+    files below ``roots`` by their path there, see :class:`PublicNames`), never by where the
+    server keeps it."""
     from scopeml.analysis import run_analysis
 
-    hidden = [(str(k), str(v)) for k, v in task.get("public_names", {}).items()]
-    if task.get("max_pixels"):
-        _check_pixels(task["images"], task["roots"], task["max_pixels"], hidden)
     result = run_analysis(
         task["settings"],
         task["images"],
@@ -246,88 +261,64 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         resume=True,
         allowed_roots=task["roots"],
         progress=progress,
+        public_name=PublicNames(task["names"], tuple(task["roots"])),
     )
-    if hidden:
-        _hide_server_paths(Path(task["output"]), hidden)
     failures = result.failures
     if not failures:
         return None
-    listed = "; ".join(
-        f"{r['name']}: {_replaced(str(r.get('reason', '')), hidden)}"[:200] for r in failures[:5]
-    )
+    listed = "; ".join(f"{r['name']}: {r.get('reason', '')}"[:200] for r in failures[:5])
     more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
     return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
 
 
-def _check_pixels(
-    images: list[str], roots: list[str], limit: int, public: list[tuple[str, str]]
-) -> None:
-    """Refuse an analysis with an image over the server's pixel limit before any work, from
-    the sizes the images declare (an image that does not open fails on its own later)."""
-    from scopeml.errors import InvalidRequestError
-    from scopeml.io import open_image
-    from scopeml.server.jobs import job_pixels
-
-    for image in images:
-        try:
-            with open_image(image, allowed_roots=roots) as opened:
-                shape = opened.shape
-        except Exception:  # the analysis records why
-            continue
-        pixels = job_pixels(shape)
-        if pixels > limit:
-            raise InvalidRequestError(
-                f"{_replaced(image, public)}: declares {pixels:.1e} pixels; this server takes "
-                f"at most {limit:.1e} pixels per image (--max-job-pixels)"
-            )
-
-
-def _replaced(text: str, pairs: list[tuple[str, str]]) -> str:
-    """``text`` with each server path of ``pairs`` (longest first) replaced by its public name.
+@dataclass(frozen=True)
+class PublicNames:
+    """The name an analysis records for a server file: an image's public name from ``names``
+    (server path → name), else the path below the longest of ``roots`` that holds it (an
+    upload's folder, the allowed root), else the file's name alone.
 
     Examples
     --------
-    >>> _replaced("/srv/up/1/a.tif: bad", [("/srv/up/1/a.tif", "a.tif"), ("/srv/up/1/", "")])
-    'a.tif: bad'
+    >>> public = PublicNames({"/srv/up/1/a.tif": "a.tif"}, ("/srv/up/1", "/data"))
+    >>> public(Path("/srv/up/1/a.tif")), public(Path("/data/m/x.czann")), public(Path("/etc/x"))
+    ('a.tif', 'm/x.czann', 'x')
     """
-    for old, new in sorted(pairs, key=lambda pair: -len(pair[0])):
-        text = text.replace(old, new)
-    return text
+
+    names: dict[str, str]
+    roots: tuple[str, ...] = ()
+
+    def __call__(self, path: Path) -> str:
+        if str(path) in self.names:
+            return self.names[str(path)]
+        for root in sorted(self.roots, key=len, reverse=True):
+            if Path(path).is_relative_to(root):
+                return Path(path).relative_to(root).as_posix()
+        return Path(path).name
 
 
-def _hide_server_paths(output: Any, pairs: list[tuple[str, str]]) -> None:
-    """Rewrite the analysis results that quote an image's path (each image's ``record.json``,
-    the summary's CSV tables, ``index.html``) with the public names of ``pairs``."""
-    import csv
-    import html
+def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
+    """The 6-D shape each of ``images`` declares (all scenes; ``null`` where it does not open:
+    the analysis records why), as JSON. Counts the images as progress before opening each, so
+    the parent knows which one a crashing or hanging reader was opening."""
     import json
 
-    from scopeml.io.replace import write_atomically
+    from scopeml.io import open_image
+    from scopeml.progress import ProgressEvent
 
-    escaped = pairs + [(html.escape(old), html.escape(new)) for old, new in pairs]
-    for record in output.glob("images/*/record.json"):
-        data = json.loads(record.read_text())
-        fixed = {k: _replaced(v, pairs) if isinstance(v, str) else v for k, v in data.items()}
-        if fixed != data:
-            write_atomically(record, json.dumps(fixed, indent=2))
-    for table in output.glob("summary/*.csv"):
-        with table.open(newline="") as file:
-            rows = list(csv.reader(file))
-        fixed_rows = [[_replaced(cell, pairs) for cell in row] for row in rows]
-        if fixed_rows != rows:
-            import io
-
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerows(fixed_rows)
-            write_atomically(table, buffer.getvalue())
-    page = output / "index.html"
-    if page.is_file():
-        text = page.read_text()
-        if _replaced(text, escaped) != text:
-            write_atomically(page, _replaced(text, escaped))
+    shapes: list[list[int] | None] = []
+    images = task["images"]
+    for index, image in enumerate(images):
+        progress(ProgressEvent("sizes", index, len(images), "image"))
+        try:
+            with open_image(image, allowed_roots=task["roots"]) as opened:
+                shapes.append([int(n) for n in opened.shape])
+        except Exception:  # fails on its own when the analysis runs, with the reason
+            shapes.append(None)
+    return json.dumps(shapes)
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], Callable[[Any], None]], str | None]] = {
     "segment": _segment,
     "analyze": _analyze,
+    "sizes": _sizes,
 }

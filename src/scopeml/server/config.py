@@ -99,7 +99,14 @@ class ServerConfig:
         it occupies a job worker for hours. The default, 2³⁴ (a 131072² plane, 1.7·10¹⁰), passes
         the largest whole-slide scans (about 100000 × 150000) and stops what no microscope
         writes; a job runs roughly 10⁸ pixels a minute on a CPU core, so lower it on a shared
-        server.
+        server. An analysis counts all its images (every scene), times its largest ``scale``.
+    max_job_seconds
+        Seconds one run of a job may take; past it the run is stopped as a cancel stops it, the
+        job marked ``timed_out`` with its partial output kept (``POST /jobs/{id}/resume`` gives
+        it another run of as long). ``0`` for none. The default, a day, lets through the
+        largest job ``max_job_pixels`` admits (about 3 CPU-hours at 10⁸ pixels a minute) many
+        times over, and frees a job worker that a reader hung on a stalled file system (which
+        no model time budget sees) would hold for ever; nothing is lost by stopping.
 
     Examples
     --------
@@ -129,6 +136,7 @@ class ServerConfig:
     image_check_timeout: float = 60.0
     max_settings_bytes: int = 256 * 1024
     max_job_pixels: int = 2**34
+    max_job_seconds: float = 86400.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())
@@ -155,6 +163,8 @@ class ServerConfig:
             )
         if not self.model_time_budget >= 0:
             raise ValueError(f"model_time_budget must be >= 0, got {self.model_time_budget}")
+        if not self.max_job_seconds >= 0:
+            raise ValueError(f"max_job_seconds must be >= 0, got {self.max_job_seconds}")
 
     @property
     def models_dir(self) -> Path:

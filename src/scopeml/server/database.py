@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 TOKEN_PREFIX = "sml_"
 UNFINISHED = ("queued", "running")
+#: A stopped job that ``POST /jobs/{id}/resume`` continues: cancelled, or past its time limit.
+RESUMABLE = ("cancelled", "timed_out")
 #: A cancelled job's ``error``: what can be done with it.
 CANCELLED_NOTE = (
     "cancelled; its partial output is kept: POST /jobs/{id}/resume continues it, "
@@ -309,15 +311,33 @@ class Database:
                 ).rowcount
             )
 
+    def time_out_job(self, job_id: str, seconds: float) -> bool:
+        """Mark a running job ``timed_out``: its run was stopped after ``seconds`` (the
+        server's ``--max-job-seconds``) as a cancel stops it, its partial output kept for a
+        resume; whether it was running."""
+        note = (
+            f"timed out: ran past this server's limit of {seconds:g} s per run "
+            "(--max-job-seconds) and was stopped; its partial output is kept: "
+            "POST /jobs/{id}/resume continues it, DELETE /jobs/{id} removes it"
+        )
+        with self._tx() as conn:
+            return bool(
+                conn.execute(
+                    "UPDATE jobs SET status = 'timed_out', error = ?, updated = ?"
+                    " WHERE id = ? AND status = 'running'",
+                    (note, time.time(), job_id),
+                ).rowcount
+            )
+
     def requeue_job(self, job_id: str) -> bool:
-        """Queue a cancelled job again (it resumes from what it had written); whether it was
-        cancelled."""
+        """Queue a cancelled or timed-out job again (it resumes from what it had written);
+        whether it was one."""
         with self._tx() as conn:
             return bool(
                 conn.execute(
                     "UPDATE jobs SET status = 'queued', error = NULL, updated = ?"
-                    " WHERE id = ? AND status = 'cancelled'",
-                    (time.time(), job_id),
+                    " WHERE id = ? AND status IN (?, ?)",
+                    (time.time(), job_id, *RESUMABLE),
                 ).rowcount
             )
 

@@ -36,7 +36,7 @@ from scopeml.errors import (
     ScopeMLError,
 )
 from scopeml.model.spec import ModelSpec
-from scopeml.server._job_child import ChildDied, run_in_child
+from scopeml.server._job_child import ChildDied, TimedOut, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry, server_problem
@@ -335,7 +335,7 @@ def job_memory(
             if axis in plan.tile_shape
         )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    magnified = max(1.0, options.get("scale") or 1.0) ** dims  # the model sees more pixels
+    magnified = magnification(options.get("scale")) ** dims  # the model sees more pixels
     batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel * magnified)
     if not wants_instances(options):
         return batch
@@ -437,8 +437,20 @@ def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: i
     400000
     """
     _, t, _, z, y, x = (int(n) for n in shape)
-    magnified = max(1.0, scale or 1.0) ** spatial_dims
-    return math.ceil(t * z * y * x * magnified)
+    return math.ceil(t * z * y * x * magnification(scale) ** spatial_dims)
+
+
+def magnification(scale: float | str | None) -> float:
+    """How many times more pixels per axis a job's ``scale`` feeds the model: the factor where
+    it magnifies, else 1. ``"auto"`` counts as 1: its factor is chosen from the image when the
+    job runs, so a bound checked at submit can only count what the image declares.
+
+    Examples
+    --------
+    >>> magnification(2.0), magnification(0.5), magnification(None), magnification("auto")
+    (2.0, 1.0, 1.0, 1.0)
+    """
+    return max(1.0, float(scale)) if isinstance(scale, (int, float)) else 1.0
 
 
 def check_job_pixels(
@@ -462,11 +474,81 @@ def check_job_pixels(
     _, t, _, z, y, x = (int(n) for n in shape)
     sizes = " × ".join(str(n) for n in (t, z) if n > 1)
     declared = f"{sizes + ' × ' if sizes else ''}{y} × {x}"
-    scaled = f", at scale {options['scale']:g}" if (options.get("scale") or 1) > 1 else ""
+    factor = magnification(options.get("scale"))
+    scaled = f", at scale {factor:g}" if factor > 1 else ""
     raise InvalidRequestError(
         f"{name}: declares {declared} pixels ({pixels:.1e} pixels{scaled}); this server "
         f"takes at most {limit:.1e} pixels per job (--max-job-pixels)"
     )
+
+
+def check_analysis_pixels(
+    images: Sequence[str],
+    roots: Sequence[Path],
+    scale: float,
+    config: ServerConfig,
+) -> None:
+    """Refuse, at submit, an analysis whose images together declare more pixels than the
+    server's limit (``--max-job-pixels``; every scene, × ``scale`` per axis where a class
+    magnifies), as a segment job is refused (:func:`check_job_pixels`). The images are opened
+    in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
+    within ``image_check_timeout``; one that does not open is left to fail on its own when the
+    analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
+
+    Raises
+    ------
+    InvalidRequestError
+        Too many pixels, or an image that crashed or hung its reader (its public name).
+    """
+    import json
+
+    names = [image_name(image, config)[0] for image in images]
+    opening = [0]
+    task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
+            "progress_stage": "sizes"}  # fmt: skip
+    try:
+        shapes = json.loads(
+            run_in_child(
+                task,
+                lambda done, _: opening.__setitem__(0, done),
+                (),
+                config.job_memory_limit,
+                time_limit=config.image_check_timeout,
+                per_unit=True,
+            )
+            or "[]"
+        )
+    except TimedOut as err:
+        raise InvalidRequestError(
+            f"{names[opening[0]]}: opening it took longer than {config.image_check_timeout:g} s;"
+            " stopped"
+        ) from err
+    except ChildDied as err:
+        raise InvalidRequestError(f"{names[opening[0]]}: opening it, {err.problem}") from err
+    counted = [
+        (shape[0] * job_pixels(shape, scale), name, shape)
+        for shape, name in zip(shapes, names, strict=True)
+        if shape is not None
+    ]
+    pixels = sum(count for count, _, _ in counted)
+    if pixels <= config.max_job_pixels:
+        return
+    _, largest, shape = max(counted)
+    s, t, _, z, y, x = shape
+    declared = " × ".join(str(n) for n in (*(n for n in (s, t, z) if n > 1), y, x))
+    scaled = f", at scale {scale:g}" if scale > 1 else ""
+    raise InvalidRequestError(
+        f"the analysis's {len(counted)} images declare {pixels:.1e} pixels in all{scaled} "
+        f"(the largest, {largest}: {declared}); this server takes at most "
+        f"{config.max_job_pixels:.1e} pixels per job (--max-job-pixels)"
+    )
+
+
+def analysis_scale(settings: Any) -> float:
+    """The largest ``scale`` the classes of analysis ``settings`` run a model at (1 where none
+    magnifies, see :func:`magnification`): an analysis's pixel count is its images' times its
+    square."""
+    return max(magnification(getattr(c.segmenter, "scale", None)) for c in settings.classes)
 
 
 class JobRunner:
@@ -583,11 +665,25 @@ class JobRunner:
             progress.step(task.get("progress_stage", "segment"))
             private_dir(self.output_dir(job_id))
             note = run_in_child(
-                task, progress, self._stops(job_id), self.config.job_memory_limit, progress.step
+                task,
+                progress,
+                self._stops(job_id),
+                self.config.job_memory_limit,
+                progress.step,
+                time_limit=self.config.max_job_seconds or None,
             )
             outcome["done"] = progress.total
             if note:
                 outcome["error"] = note
+        except TimedOut:  # stopped as a cancel stops it: kept, resumable
+            outcome = {}
+            self.db.stopped_cleanly(job_id)  # not the job's crash: no attempt off the limit
+            if not self._cancelled(job_id) and self.db.time_out_job(
+                job_id, self.config.max_job_seconds
+            ):
+                log.warning("job %s ran past --max-job-seconds; stopped, resumable", job_id)
+            else:  # cancelled meanwhile
+                self.db.cancel_job(job_id)
         except Cancelled:  # cancelled (kept, resumable) or the server stops (it resumes)
             outcome = {}
             self.db.stopped_cleanly(job_id)  # a run (attempts), but not the job's fault
@@ -601,6 +697,7 @@ class JobRunner:
             outcome = {"status": "failed", "error": err.problem}
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
+            log.info("job %s failed: %s", job_id, outcome["error"])
         except Exception as err:
             log.exception("job %s failed", job_id)
             outcome = {"status": "failed", "error": f"internal error ({type(err).__name__})"}
@@ -622,8 +719,7 @@ class JobRunner:
                 "output": str(self.output_dir(job_id) / RESULTS_NAME),
                 "roots": [str(root) for root in roots],
                 "progress_stage": "analyze",
-                "public_names": self.public_names(images, roots),
-                "max_pixels": self.config.max_job_pixels,
+                "names": {image: image_name(image, self.config)[0] for image in images},
             }
             return task, 0
         result, table = self.result_path(job_id), self.table_path(job_id)
@@ -649,15 +745,6 @@ class JobRunner:
         target.write_text(json.dumps(images))
         os.chmod(target, 0o600)
 
-    def public_names(self, images: list[str], roots: list[Path]) -> dict[str, str]:
-        """Server paths → the names a client knows them by (:func:`image_name`): each image,
-        then the folders it may read (``…/``, dropped), so that an analysis's results and
-        messages never show where the server keeps files."""
-        names = {image: image_name(image, self.config)[0] for image in images}
-        for folder in (*roots, self.config.data_dir):
-            names.setdefault(f"{folder}{os.sep}", "")
-        return names
-
     def analysis_roots(self, images: list[str]) -> list[Path]:
         """The folders an analysis job may read: the allowed root and its uploads' folders."""
         roots = [] if self.config.allowed_root is None else [self.config.allowed_root]
@@ -672,8 +759,11 @@ class JobRunner:
         if err.path and Path(err.path).parent == self.config.models_dir:
             record = self.db.get_model(job["model_id"])
             return public_error(err, f"model {record['name']}" if record else "model")
-        if job["model_id"] == ANALYSIS:  # its message names the image it concerns
-            return public_error(err)
+        if job["model_id"] == ANALYSIS:  # the settings by the user's file name, an image by its
+            settings = self.output_dir(job["id"]) / SETTINGS_NAME  # public name
+            if err.path and Path(err.path) == settings:
+                return public_error(err, job["options"].get("settings") or SETTINGS_NAME)
+            return public_error(err, image_name(err.path, self.config)[0] if err.path else None)
         image = Path(job["image"])
         return public_error(err, image.name, image)
 
@@ -706,6 +796,9 @@ class JobRunner:
         partial = target.with_name(f".{ZIP_NAME}.{os.getpid()}.{threading.get_ident()}")
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED) as archive:
             for path in sorted(source.rglob("*")):
+                inside = path.relative_to(source).parts
+                if any(part.endswith(".partial") for part in inside):  # a stopped run's scratch
+                    continue
                 if path.is_file() and not path.is_symlink():
                     archive.write(path, Path(source.name) / path.relative_to(source))
             if table is not None and table.is_file():

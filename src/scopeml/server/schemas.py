@@ -79,12 +79,13 @@ class JobInfo(BaseModel):
     An analysis job reads several: ``images`` names them all (``image`` is the first), and
     ``upload_ids`` holds the uploads among them. ``attempts`` counts the runs started (a
     cancelled or stopped run too); ``total`` is 0 until a run has counted its work.
-    A ``cancelled`` job keeps its record and partial output until deleted."""
+    A ``cancelled`` job keeps its record and partial output until deleted, as does a
+    ``timed_out`` one (its run passed the server's ``--max-job-seconds``); both resume."""
 
     id: str
     owner: str
     model_id: str
-    status: Literal["queued", "running", "done", "failed", "cancelled"]
+    status: Literal["queued", "running", "done", "failed", "cancelled", "timed_out"]
     image: str | None = None
     upload_id: str | None = None
     images: list[str] = Field(default_factory=list)  # every image it reads, by public name
@@ -108,7 +109,7 @@ def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
     """A job's record for a client: its image by the name the client knows (see
     :func:`~scopeml.server.jobs.image_name`), not where the server keeps it."""
     name, upload = image_name(row["image"], config)
-    named = [image_name(image, config) for image in _job_images(row, config)]
+    named = [image_name(image, config) for image in job_images(row, config)]
     return JobInfo(
         **{**row, "image": name, "upload_id": upload},
         images=[public for public, _ in named],
@@ -116,7 +117,7 @@ def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
     )
 
 
-def _job_images(row: dict[str, Any], config: ServerConfig) -> list[str]:
+def job_images(row: dict[str, Any], config: ServerConfig) -> list[str]:
     """The server paths of every image a job reads: an analysis's list kept with its settings
     (``images.json``), else its one image."""
     if row["model_id"] == ANALYSIS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
@@ -19,8 +19,18 @@ from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.server.config import private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, save_body
-from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME, public_error, resolve_image_path
+from scopeml.server.jobs import (
+    ANALYSIS,
+    SETTINGS_NAME,
+    analysis_scale,
+    check_analysis_pixels,
+    public_error,
+    resolve_image_path,
+)
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo, job_info
+
+if TYPE_CHECKING:
+    from scopeml.analysis import AnalysisSettings
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 
@@ -49,6 +59,8 @@ async def submit_analysis(
 
     Models the settings name are built-in names or files below the allowed root. Images that
     fail are listed in the job's ``error`` and in the results' summary; the batch goes on.
+    Images that together declare more pixels than ``--max-job-pixels`` (× the settings'
+    largest ``scale`` per axis) answer 422, as a segment job's image does.
     """
     images = [str(resolve_image_path(path, config.allowed_root)) for path in image_path or []]
     for upload in upload_id or []:
@@ -62,7 +74,14 @@ async def submit_analysis(
     folder = private_dir(jobs.output_dir(job_id))
     try:
         await save_body(request, folder / SETTINGS_NAME, config.max_settings_bytes)
-        await asyncio.to_thread(_check_settings, folder / SETTINGS_NAME, filename)
+        settings = await asyncio.to_thread(_check_settings, folder / SETTINGS_NAME, filename)
+        await asyncio.to_thread(
+            check_analysis_pixels,
+            images,
+            jobs.analysis_roots(images),
+            analysis_scale(settings),
+            config,
+        )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -77,11 +96,11 @@ async def submit_analysis(
     return job_info(db.get_job(job_id), config)
 
 
-def _check_settings(path: Path, filename: str) -> None:
+def _check_settings(path: Path, filename: str) -> AnalysisSettings:
     """Validate the saved settings file; its errors name ``filename`` and the line."""
     from scopeml.analysis import load_settings
 
     try:
-        load_settings(path)
+        return load_settings(path)
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, filename)) from err

@@ -10,18 +10,19 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse
 
 from scopeml.errors import InvalidRequestError
-from scopeml.server.database import UNFINISHED, new_id
+from scopeml.server.database import RESUMABLE, UNFINISHED, new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
 from scopeml.server.jobs import (
     check_instances,
     check_job_image,
     check_job_pixels,
     engine_options,
+    image_name,
     job_memory,
     resolve_image_path,
 )
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
-from scopeml.server.schemas import ERRORS, JobInfo, JobRequest, job_info
+from scopeml.server.schemas import ERRORS, JobInfo, JobRequest, job_images, job_info
 from scopeml.tiling.outputs import model_outputs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -140,14 +141,23 @@ async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
     return job_info(db.get_job(job["id"]), config)
 
 
-@router.post("/{job_id}/resume", responses={409: {"description": "Job not cancelled"}, **ERRORS})
+@router.post(
+    "/{job_id}/resume",
+    responses={409: {"description": "Job not cancelled or timed out"}, **ERRORS},
+)
 async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo:
-    """Queue a cancelled job again: it continues from the tiles (an analysis: the images) it
-    had finished."""
-    if job["status"] != "cancelled":
-        raise HTTPException(status.HTTP_409_CONFLICT, f"job is {job['status']}, not cancelled")
-    if not Path(job["image"]).exists():
-        raise HTTPException(status.HTTP_409_CONFLICT, "the job's image was deleted")
+    """Queue a cancelled or timed-out job again: it continues from the tiles (an analysis: the
+    images) it had finished."""
+    if job["status"] not in RESUMABLE:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"job is {job['status']}, not cancelled or timed out"
+        )
+    gone = [image for image in job_images(job, config) if not Path(image).exists()]
+    if gone:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the job's image {image_name(gone[0], config)[0]} was deleted",
+        )
     if not jobs.resume(job["id"]):
         raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")
     return job_info(db.get_job(job["id"]), config)
