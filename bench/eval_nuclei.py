@@ -41,8 +41,17 @@ shipped model: object F1 for thresholds 0.5–0.8 on ``N`` synthetic validation 
 ``VALIDATION_SEED``: neither training nor hold-out), never on a reported image; it prints only
 that (run again without it for the reported figures).
 
-``--rescaled`` also segments each real image magnified 3× and shrunk to 0.5×, as it is and with
-the ``scale`` that undoes the change (:mod:`scopeml.tiling.scale`).
+``--rescaled`` also segments each real image magnified 3× and shrunk to 0.5×, as it is, with
+the ``scale`` that undoes the change (:mod:`scopeml.tiling.scale`) and with ``scale="auto"``
+(:mod:`scopeml.tiling.size`).
+
+``--validation N --calibrate`` chooses what ``scale="auto"`` records in the model, on the same
+validation scenes only: each scene's estimated object diameter, and object F1 with the scene
+run at scales 1/3 … 3, pooled by the diameter the model then sees and for candidate rules
+(preferred diameter ``D``, range ``[D/B, D·B]`` taken as it is). ``--validation N --auto``
+compares ``scale="auto"`` with scale 1 on the validation scenes as drawn and on copies
+magnified (2×, 3×) and shrunk (0.5×, 1/3×) with the same resampling as ``--rescaled``: the
+evidence for making ``auto`` the default (see ``AUTO_DEFAULT_RULE``).
 
 ``--speed`` also times ``segment`` (labels; labels + instances) and the Otsu + watershed
 baseline on one ``--speed-size``² synthetic image, in megapixels per second of wall and of CPU
@@ -58,6 +67,7 @@ import importlib.util
 import json
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +75,13 @@ import numpy as np
 THRESHOLDS = np.round(np.arange(0.5, 0.91, 0.05), 2)
 VALIDATION_SEED = 800_000  # realistic_nuclei seeds to choose settings on: not trained, not reported
 SEED_THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
+#: Copies of the validation scenes for ``--auto`` (and the real images' for ``--rescaled``).
+ZOOMS = (1 / 3, 0.5, 1.0, 2.0, 3.0)
+SWEEP_SCALES = (1 / 3, 0.5, 2 / 3, 1.0, 1.5, 2.0, 3.0)
+#: Decided before any real image was run with ``auto``: it becomes the shipped model's
+#: default only if, on the validation scenes as drawn, its F1 is within this of scale 1's,
+#: and it is clearly better on the magnified and shrunk copies.
+AUTO_DEFAULT_RULE = 0.005
 
 
 def _package_folder(name: str) -> Path | None:
@@ -170,7 +187,7 @@ def summarise(counts: list[dict[float, tuple[int, int, int]]]) -> dict[str, floa
 
 
 def shipped_instances(
-    image: np.ndarray, work: Path, model: Path | None = None, scale: float | None = None
+    image: np.ndarray, work: Path, model: Path | None = None, scale: float | str | None = None
 ) -> np.ndarray:
     """What a user gets: ``segment(..., outputs=("labels", "instances"))`` with the shipped
     model (recorded normalisation; confident seeds grown into the boundary class, tiled
@@ -180,7 +197,7 @@ def shipped_instances(
     from scopeml.io import Image
 
     pixels = image.reshape(1, 1, 1, 1, *image.shape[-2:])
-    out = work / f"run{len(list(work.iterdir()))}.ome.zarr"
+    out = work / f"run{_next_run(work)}.ome.zarr"
     seg = segment(
         Image(pixels),
         model or default_model_path(),
@@ -189,6 +206,16 @@ def shipped_instances(
         scale=scale,
     )
     return np.asarray(seg.instances.read()[0, 0, 0, 0])
+
+
+def _next_run(work: Path) -> int:
+    """A run number not used in ``work`` (runs may have been cleared)."""
+    return 1 + max((int(p.name[3:].split(".")[0]) for p in work.glob("run*.ome.zarr")), default=0)
+
+
+def shipped_auto(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
+    """:func:`shipped_instances` with ``scale="auto"``."""
+    return shipped_instances(image, work, model, scale="auto")
 
 
 def shipped_model(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
@@ -200,7 +227,7 @@ def shipped_model(image: np.ndarray, work: Path, model: Path | None = None) -> n
     from scopeml.train.nuclei import SHIPPED_THRESHOLD, nuclei_instances
 
     pixels = image.reshape(1, 1, 1, 1, *image.shape[-2:])
-    out = work / f"run{len(list(work.iterdir()))}.ome.zarr"
+    out = work / f"run{_next_run(work)}.ome.zarr"
     segment(Image(pixels), model or default_model_path(), out, outputs=("probabilities",))
     with open_image(out / "probabilities") as result:
         probabilities = result.read()[0, 0, :, 0]
@@ -234,28 +261,117 @@ def validation(n: int, size: int, work: Path, model: Path | None = None) -> dict
     return {t: summarise(c)["f1"] for t, c in counts.items()}
 
 
-def rescaled(work: Path, model: Path | None = None) -> list[dict[str, object]]:
-    """Each real image magnified 3× and shrunk to 0.5× (image linearly, anti-aliased when
-    shrinking; annotations by nearest neighbour), segmented as it is and with the ``scale``
-    that brings its nuclei back to the original size (1/3, 2): what ``--scale`` recovers."""
+def zoomed(image: np.ndarray, truth: np.ndarray, zoom: float) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` resampled by ``zoom`` (linearly, anti-aliased when shrinking) and its
+    annotations by nearest neighbour: the one resampling of ``--rescaled`` and ``--auto``."""
     from scipy import ndimage
     from skimage.transform import rescale
 
+    plane = np.asarray(image, np.float32).reshape(image.shape[-2:])
+    if zoom == 1:
+        return plane, truth
+    pixels = rescale(plane, zoom, order=1, preserve_range=True, anti_aliasing=zoom < 1)
+    labels = ndimage.zoom(truth, zoom, order=0, grid_mode=True, mode="nearest")
+    return pixels.astype(np.float32), labels
+
+
+def rescaled(work: Path, model: Path | None = None) -> list[dict[str, object]]:
+    """Each real image magnified 3× and shrunk to 0.5× (see :func:`zoomed`), segmented as it
+    is, with the ``scale`` that brings its nuclei back to the original size (1/3, 2): what
+    ``--scale`` recovers, and with ``scale="auto"``."""
     rows = []
     found, cleared, _ = real_images()
     for name, ((image, truth), *_) in found.items():
         if name in cleared:  # its border objects are not scored: keep to whole-image sets
             continue
-        plane = np.asarray(image, np.float32).reshape(image.shape[-2:])
         for zoom, back in ((3.0, 1 / 3), (0.5, 2.0)):
-            pixels = rescale(plane, zoom, order=1, preserve_range=True, anti_aliasing=zoom < 1)
-            labels = ndimage.zoom(truth, zoom, order=0, grid_mode=True, mode="nearest")
-            for scale in (None, back):
+            pixels, labels = zoomed(image, truth, zoom)
+            for scale in (None, back, "auto"):
                 found = shipped_instances(pixels, work, model, scale=scale)
+                shown = scale if scale == "auto" else scale and round(scale, 3)
                 rows.append({"images": f"{name} at {zoom:g}×",
-                             "method": f"`--outputs instances`, scale {scale and round(scale, 3)}",
+                             "method": f"`--outputs instances`, scale {shown}",
                              **summarise([scores(found, labels)])})  # fmt: skip
     return rows
+
+
+def validation_auto(n: int, size: int, work: Path, model: Path | None = None) -> list[dict]:
+    """Object F1 of ``--outputs instances`` at scale 1 and with ``scale="auto"`` on ``n``
+    validation scenes, as drawn and magnified or shrunk by each of ``ZOOMS``, pooled per zoom;
+    also the scales ``auto`` chose."""
+    from scopeml.synthetic import realistic_nuclei
+    from scopeml.tiling.size import recorded_auto_scale
+
+    scenes = [realistic_nuclei((size, size), seed=VALIDATION_SEED + i) for i in range(n)]
+    rows = []
+    for zoom in ZOOMS:
+        counts: dict[str, list] = {"1": [], "auto": []}
+        chosen = []
+        for image, truth in scenes:
+            pixels, labels = zoomed(image, truth, zoom)
+            for scale in counts:
+                found = shipped_instances(
+                    pixels, work, model, scale=None if scale == "1" else scale
+                )
+                counts[scale].append({0.5: scores(found, labels)[0.5]})
+                if scale == "auto":
+                    chosen.append(recorded_auto_scale(_last_run(work)).scale)
+            _clear(work)
+        f1 = {f"f1 scale {k}": summarise(c)["f1"] for k, c in counts.items()}
+        scales = sorted(Counter(round(c, 3) for c in chosen).items())
+        rows.append({"zoom": round(zoom, 3), **f1, "auto scales": scales})
+    return rows
+
+
+def calibrate(n: int, size: int, work: Path, model: Path | None = None) -> dict[str, object]:
+    """Per validation scene: its estimated object diameter and the counts of ``--outputs
+    instances`` with the scene run at each of ``SWEEP_SCALES``; pooled F1 by the diameter the
+    model then sees (octave halves) and for candidate rules (see the module docstring)."""
+    from scopeml.io import Image
+    from scopeml.synthetic import realistic_nuclei
+    from scopeml.tiling.size import auto_factor, estimate_diameter
+
+    runs = []
+    for i in range(n):
+        image, truth = realistic_nuclei((size, size), seed=VALIDATION_SEED + i)
+        diameter = estimate_diameter(Image(image.reshape(1, 1, 1, 1, size, size)))
+        for scale in SWEEP_SCALES:
+            found = shipped_instances(image[0], work, model, scale=None if scale == 1 else scale)
+            runs.append((i, diameter, scale, scores(found, truth)[0.5]))
+        _clear(work)
+    seen: dict[str, list] = {}
+    for _, diameter, scale, count in runs:
+        low = 2 ** (np.floor(2 * np.log2(diameter * scale)) / 2)
+        seen.setdefault(f"{low:.0f}–{low * 2**0.5:.0f} px", []).append({0.5: count})
+    rules = {}
+    for preferred in (16, 20, 24, 28):
+        for band in (1.0, 1.5, 2.0):
+            picked = []
+            for i in range(n):
+                mine = {scale: (d, c) for j, d, scale, c in runs if j == i}
+                d = mine[1.0][0]
+                want = float(auto_factor(preferred, d, (preferred / band, preferred * band)))
+                nearest = min(mine, key=lambda s: abs(np.log(s) - np.log(want)))
+                picked.append({0.5: mine[nearest][1]})
+            rules[f"D {preferred}, B {band}"] = summarise(picked)["f1"]
+    return {
+        "diameters": sorted(round(d, 1) for _, d, s, _ in runs if s == 1),
+        "f1 by diameter seen": {k: summarise(v)["f1"] for k, v in sorted(
+            seen.items(), key=lambda kv: float(kv[0].split("–")[0]))},
+        "f1 at scale 1": summarise([{0.5: c} for _, _, s, c in runs if s == 1])["f1"],
+        "f1 by rule": rules,
+    }  # fmt: skip
+
+
+def _last_run(work: Path) -> Path:
+    return max(work.glob("run*.ome.zarr"), key=lambda p: int(p.name[3:].split(".")[0]))
+
+
+def _clear(work: Path) -> None:
+    import shutil
+
+    for path in work.iterdir():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def otsu_watershed(image: np.ndarray) -> np.ndarray:
@@ -294,6 +410,8 @@ def speed(size: int, work: Path, model: Path | None = None) -> dict[str, dict[st
         "segment labels+instances": lambda: segment(
             pixels, model or default_model_path(), work / "speed-instances.ome.zarr",
             outputs=("labels", "instances")),
+        "segment labels, scale auto": lambda: segment(pixels, model or default_model_path(),
+                                                      work / "speed-auto.ome.zarr", scale="auto"),
         "Otsu + watershed": lambda: otsu_watershed(image[0]),
     }  # fmt: skip
     mpx = size * size / 1e6
@@ -319,9 +437,20 @@ def main() -> None:
     parser.add_argument(
         "--rescaled", action="store_true", help="also the real images at 3× and 0.5×, with scale"
     )
+    parser.add_argument("--calibrate", action="store_true", help="with --validation: auto's D")
+    parser.add_argument("--auto", action="store_true", help="with --validation: auto vs 1")
     args = parser.parse_args()
     from skimage.segmentation import clear_border
 
+    if args.validation and (args.calibrate or args.auto):
+        with tempfile.TemporaryDirectory() as folder:
+            if args.calibrate:
+                print(json.dumps(calibrate(args.validation, args.size, Path(folder), args.model),
+                                 indent=1, ensure_ascii=False))  # fmt: skip
+            if args.auto:
+                for row in validation_auto(args.validation, args.size, Path(folder), args.model):
+                    print(json.dumps(row))
+        return  # choosing: the reported images are not looked at
     if args.validation:
         with tempfile.TemporaryDirectory() as folder:
             f1 = validation(args.validation, args.size, Path(folder), args.model)
@@ -337,6 +466,7 @@ def main() -> None:
         )
     methods = {
         "scopeml nuclei, `--outputs instances`": shipped_instances,
+        "scopeml nuclei, `--outputs instances`, `--scale auto`": shipped_auto,
         "scopeml nuclei, probabilities + watershed": shipped_model,
         "Otsu + watershed": otsu_watershed,
     }
@@ -349,7 +479,7 @@ def main() -> None:
                 counts = []
                 for image, truth in pairs:
                     plane = np.asarray(image).reshape(image.shape[-2:])
-                    if run in (shipped_model, shipped_instances):
+                    if run in (shipped_model, shipped_instances, shipped_auto):
                         labels = run(plane, work, args.model)
                     else:
                         labels = run(plane)

@@ -9,8 +9,10 @@ brightness, uneven illumination, defocus and Poisson + Gaussian noise. Hold-out 
 
 Normalisation: every image is normalised as the engine will, by its own 1st–99.8th percentiles
 over the whole image (``NORMALIZE``), and that policy is recorded in the container's
-``model.json`` (scopeml's own key, ignored by czmodel). The graph holds no training statistics,
-so the model sees the same input whatever the gain, offset or bit depth of an image.
+``model.json`` (scopeml's own key, ignored by czmodel), as is the object diameter that
+``--scale auto`` brings nuclei to (``OBJECT_DIAMETER``, ``OBJECT_DIAMETER_RANGE``). The graph
+holds no training statistics, so the model sees the same input whatever the gain, offset or
+bit depth of an image.
 
 Targets: background, nucleus interior, and a boundary ring (widened to 2 px where nuclei
 touch, weighted 3× in the loss), so touching nuclei are split
@@ -40,6 +42,7 @@ import numpy as np
 import torch
 
 from scopeml.synthetic import HOLD_OUT_SEED, realistic_nuclei
+from scopeml.tiling.size import write_model_diameter
 from scopeml.train import (
     NUCLEI_CLASSES,
     TrainConfig,
@@ -53,6 +56,11 @@ from scopeml.train.data import normalize_globally
 
 MODEL_ID = "3f1c2b7e-4a0d-4c8e-9b6a-5e2f7d8c9a10"  # fixed, so that a rerun writes the same file
 NORMALIZE = "percentile:1,99.8"
+# What ``scale="auto"`` brings objects to, and the estimated diameters it leaves as they are
+# (scopeml.tiling.size), chosen on synthetic validation scenes with
+# ``python bench/eval_nuclei.py --validation 32 --calibrate``; recorded in model.json.
+OBJECT_DIAMETER = 20.0
+OBJECT_DIAMETER_RANGE = (10.0, 40.0)
 N_TRAIN = 1500
 TRAIN_SEED = 10_000
 SHAPE = (320, 320)
@@ -134,6 +142,7 @@ def main() -> None:
         model_id=MODEL_ID,
         normalize=result.normalize_policy,
     )
+    write_model_diameter(path, OBJECT_DIAMETER, OBJECT_DIAMETER_RANGE)
     report = {
         "seconds_this_run": round(seconds, 1),
         "epochs": len(result.history),

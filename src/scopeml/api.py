@@ -30,6 +30,7 @@ from scopeml.model.spec import Model
 from scopeml.objects.label import label_value
 from scopeml.progress import Progress
 from scopeml.tiling.options import SegmentOptions
+from scopeml.tiling.size import AUTO_RECORD
 
 if TYPE_CHECKING:
     import numpy as np
@@ -214,7 +215,7 @@ def segment(
     probability_dtype: str | None = None,
     scene: int | None = None,
     channels: Sequence[int | str] | int | str | None = None,
-    scale: float | None = None,
+    scale: float | str | None = None,
     resume: bool | None = None,
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,
@@ -247,6 +248,12 @@ def segment(
     measure
         Also measure the instances against the image (every channel) into this ``.csv`` or
         ``.parquet`` (one row per object per time point); implies ``instances``.
+    scale
+        Magnify the image by this factor for the model (see
+        :class:`~scopeml.tiling.options.SegmentOptions`), or ``"auto"``: estimate the image's
+        object diameter and run at the model's recorded diameter over it
+        (:mod:`scopeml.tiling.size`); the store records the factor chosen, and a resumed
+        run reuses it.
 
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is
@@ -306,11 +313,16 @@ def segment(
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
             opened_image, image_ref, opened_model, settings
         )
+        opened_model, model_ref, settings, auto = _auto_scaled_model(
+            opened_image, opened_model, model_ref, settings, Path(output)
+        )
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
         record = None  # what the store ends with and how its instances are made
         if want_instances:  # a bad choice of classes fails before the engine runs
             instances, extra, record = _instance_inputs(instances, opened_model, settings)
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
+        if auto is not None:  # recorded with the run: info shows it, a resume reuses it
+            record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
         steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
         _refuse_unfinished(steps)
         left = _steps_left(steps)
@@ -583,7 +595,30 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
             "segment runs czann, legacy and pixel-classifier models",
             path=model_ref.args[0] if model_ref else None,
         )
-    return _scaled_model(model, model_ref, settings.scale)
+    from scopeml.tiling.size import is_auto
+
+    scale = None if is_auto(settings.scale) else settings.scale  # auto: chosen with the image
+    return _scaled_model(model, model_ref, scale)
+
+
+def _auto_scaled_model(
+    image: Image, model: Model, model_ref: Any, settings: SegmentOptions, output: Path
+) -> tuple[Model, Any, SegmentOptions, Any]:
+    """With ``scale="auto"``, the model at the factor chosen for ``image``
+    (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one), how workers reopen
+    it, the options with that factor, and the choice (an ``AutoScale``); else all unchanged
+    and ``None``."""
+    from scopeml.tiling.size import auto_scale, is_auto, recorded_auto_scale
+
+    if not is_auto(settings.scale):
+        return model, model_ref, settings, None
+    chosen = recorded_auto_scale(output) if settings.resume else None
+    if chosen is None:
+        scene = 0 if image.sizes["S"] == 1 else settings.scene or 0
+        name = Path(model_ref.args[0]).name if model_ref is not None else None
+        chosen = auto_scale(image, model, scene=scene, name=name)
+    settings = dataclasses.replace(settings, scale=chosen.scale)
+    return (*_scaled_model(model, model_ref, chosen.scale), settings, chosen)
 
 
 def _scaled_model(model: Model, model_ref: Any, scale: float | None) -> tuple[Model, Any]:

@@ -78,6 +78,10 @@ class ThresholdSegmenter(_Strict):
         return self
 
 
+#: ``segment --scale``: a factor within the scale module's limits, or ``"auto"``.
+Scale = Annotated[float, Field(ge=0.125, le=8.0)] | Literal["auto"]
+
+
 class ModelSegmenter(_Strict):
     """Pixels a model assigns to one class (a czann, czseg, or built-in name like ``nuclei``)."""
 
@@ -86,10 +90,10 @@ class ModelSegmenter(_Strict):
     class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
-    scale: float | None = Field(
-        None, ge=0.125, le=8.0,
+    scale: Scale | None = Field(
+        None,
         description="magnify the image by this for the model (2: objects half the size it "
-        "was trained on), as segment --scale",
+        "was trained on), or auto (from the objects' size), as segment --scale",
     )  # fmt: skip
 
 
@@ -113,10 +117,10 @@ class InstancesSegmenter(_Strict):
     )  # fmt: skip
     channels: list[str] = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
-    scale: float | None = Field(
-        None, ge=0.125, le=8.0,
+    scale: Scale | None = Field(
+        None,
         description="magnify the image by this for the model (2: objects half the size it "
-        "was trained on), as segment --scale",
+        "was trained on), or auto (from the objects' size), as segment --scale",
     )  # fmt: skip
     seed_threshold: float | None = Field(
         _INSTANCES.threshold, ge=0.0, lt=1.0,

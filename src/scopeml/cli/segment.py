@@ -35,6 +35,20 @@ def _threshold(text: str) -> float | None:
         raise InvalidRequestError(f"--seed-threshold takes a number or none; got {text!r}") from err
 
 
+def _scale(text: str | None) -> float | str | None:
+    """``"auto"``, ``"0.5"`` or ``"1/3"`` → ``"auto"``, 0.5, 0.333…"""
+    from fractions import Fraction
+
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError) as err:
+        raise InvalidRequestError(
+            f"--scale takes a number (0.5, 1/3) or auto; got {text!r}"
+        ) from err
+
+
 def segment(
     image: Path = typer.Argument(
         ..., help="Image to segment (CZI, OME-TIFF, OME-Zarr, TIFF, PNG)."
@@ -78,10 +92,11 @@ def segment(
     channels: str | None = typer.Option(
         None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
     ),
-    scale: float | None = typer.Option(
+    scale: str | None = typer.Option(
         None,
         help="Magnify the image by this factor for the model (2: objects half the size it "
-        "was trained on; 0.5: twice); outputs keep the image's grid.",
+        "was trained on; 0.5 or 1/2: twice); outputs keep the image's grid. auto: estimate "
+        "the objects' size and bring it to the model's (models that record one, as nuclei).",
     ),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its partial output."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
@@ -122,6 +137,7 @@ def segment(
     set_default_time_budget(time_budget)  # for every model this run loads
 
     start = time.perf_counter()
+    factor = _scale(scale)
     result = run(
         image,
         model,
@@ -139,7 +155,7 @@ def segment(
         probability_dtype=probability_dtype,
         scene=scene,
         channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
-        scale=scale,
+        scale=factor,
         resume=resume,
         overwrite=overwrite,
         ome_tiff=ome_tiff,
@@ -153,18 +169,26 @@ def segment(
         measure=measure,
     )
     seconds = time.perf_counter() - start
-    typer.echo(summary(result.path, measure, ome_tiff, seconds, scale=scale))
+    typer.echo(summary(result.path, measure, ome_tiff, seconds, scale=factor))
 
 
 def summary(
-    store: Path, table: Path | None, ome_tiff: bool, seconds: float, *, scale: float | None = None
+    store: Path,
+    table: Path | None,
+    ome_tiff: bool,
+    seconds: float,
+    *,
+    scale: float | str | None = None,
 ) -> str:
     """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr at scale
     0.5; table → T.csv; 4.2 s``. The object count is the one the instances record; the scale
-    is named when the image was magnified for the model (``scale`` other than 1)."""
+    is named when the image was magnified for the model (``scale`` other than 1), and always
+    with ``scale="auto"``, with what it was chosen from (``at scale 0.5 (auto: objects ~48
+    px, model 24 px)``, as the store records it)."""
     from scopeml.api import Segmentation
     from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.tiling.engine import ome_tiff_path
+    from scopeml.tiling.size import is_auto, recorded_auto_scale
 
     written = Segmentation(store).outputs
     outputs = list(written)
@@ -172,7 +196,11 @@ def summary(
         count = open_ome_zarr_array(store / "instances", mode="r").attrs.get("n_objects")
         if count is not None:
             outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)})"
-    at_scale = f" at scale {scale:g}" if scale is not None and scale != 1 else ""
+    auto = recorded_auto_scale(store) if is_auto(scale) else None
+    if auto is not None:
+        at_scale = f" at scale {auto.scale:g} ({auto.text()})"
+    else:
+        at_scale = f" at scale {scale:g}" if scale is not None and scale != 1 else ""
     parts = [f"{', '.join(outputs) or 'nothing'} → {store}{at_scale}"]
     if table is not None and table.exists():
         parts.append(f"table → {table}")

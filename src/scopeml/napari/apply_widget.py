@@ -78,6 +78,9 @@ class ApplyWidget(QWidget):
             "Run the model on the image magnified by this factor (2: objects half the size "
             "the model expects); the outputs keep the image's pixel grid"
         )
+        self.scale_auto = QCheckBox("auto")  # segment's scale "auto": from the objects' size
+        self.scale_auto.setToolTip("Estimate the objects' size and bring it to the model's")
+        self.scale_auto.toggled.connect(lambda on: self.scale.setEnabled(not on))
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.run_button.clicked.connect(lambda: self.run())
@@ -96,7 +99,9 @@ class ApplyWidget(QWidget):
         layout.addWidget(row("output", self.output))
         layout.addWidget(row("outputs: labels +", self.confidence))
         layout.addWidget(row("instances of", self.instances))
-        layout.addWidget(row("tile size", self.tile_size, QLabel("scale"), self.scale))
+        layout.addWidget(
+            row("tile size", self.tile_size, QLabel("scale"), self.scale, self.scale_auto)
+        )
         layout.addWidget(row("", self.run_button, self.cancel_button, self.resume_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
@@ -174,7 +179,9 @@ class ApplyWidget(QWidget):
             "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
             "tile_size": self.tile_size.value() or None,
             "scene": source.get("scene") if source else None,
-            "scale": self.scale.value() if self.scale.value() != 1.0 else None,
+            "scale": "auto"
+            if self.scale_auto.isChecked()
+            else (self.scale.value() if self.scale.value() != 1.0 else None),
             "resume": resume,
             "overwrite": not resume,
         }

@@ -74,7 +74,8 @@ class SegmentOptions:
         Magnify the image by this factor for the model and resample its probabilities back
         (2: the objects are half the size the model was trained on); every output keeps the
         image's grid. Run as the nearest fraction ``p/q`` with ``q <= 8``, from 1/8 to 8;
-        ``None`` or 1: the image as it is. See :mod:`scopeml.tiling.scale`.
+        ``None`` or 1: the image as it is. See :mod:`scopeml.tiling.scale`. ``"auto"``:
+        chosen per image from its object size (:mod:`scopeml.tiling.size`).
     resume, overwrite
         Continue an interrupted run from its partial store; replace an earlier output that
         scopeml wrote (never another file or folder).
@@ -98,7 +99,7 @@ class SegmentOptions:
     probability_dtype: str = "float32"
     scene: int | None = None
     channels: tuple[int | str, ...] | None = None
-    scale: float | None = None
+    scale: float | str | None = None
     resume: bool = False
     overwrite: bool = False
     quiet: bool = False
@@ -138,8 +139,10 @@ class SegmentOptions:
             object.__setattr__(self, "channels", tuple(self.channels))
         if self.scale is not None:
             from scopeml.tiling.scale import scale_fraction
+            from scopeml.tiling.size import is_auto
 
-            scale_fraction(float(self.scale))  # raises InvalidRequestError on a bad factor
+            if not is_auto(self.scale):  # "auto" is chosen per image (scopeml.tiling.size)
+                scale_fraction(_number(self.scale))  # raises InvalidRequestError if bad
         for name in ("tile_size", "halo"):
             value = getattr(self, name)
             if isinstance(value, list):
@@ -182,3 +185,10 @@ class SegmentOptions:
         if result["scale"] is None:  # not recorded by runs from before the option existed
             del result["scale"]
         return result
+
+
+def _number(scale: object) -> float:
+    try:
+        return float(scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise InvalidRequestError(f"scale must be a number or auto; got {scale!r}") from err

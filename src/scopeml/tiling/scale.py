@@ -51,9 +51,14 @@ def scale_fraction(scale: float) -> Fraction:
     return Fraction(scale).limit_denominator(MAX_DENOMINATOR)
 
 
-def with_scale(model: Model, scale: float | None) -> Model:
+def with_scale(model: Model, scale: float | str | None) -> Model:
     """``model`` run at ``scale`` (a :class:`ScaledModel`); the model itself for none or 1, or
     when it already runs at that scale (a facade opened it so for the same options)."""
+    if isinstance(scale, str) and scale.strip().lower() == "auto":
+        raise InvalidRequestError(
+            "scale auto is chosen from the whole image by segment (scopeml.tiling.size); "
+            "pass the number it chose (scopeml info shows it)"
+        )
     if scale is None or float(scale) == 1.0:
         return model
     if isinstance(model, ScaledModel) and model.factor == scale_fraction(float(scale)):
