@@ -247,7 +247,9 @@ def segment(
         model has one (the shipped ``nuclei`` does). Tiled exactly, like every output.
     measure
         Also measure the instances against the image (every channel) into this ``.csv`` or
-        ``.parquet`` (one row per object per time point); implies ``instances``.
+        ``.parquet`` (one row per object per time point); implies ``instances``. A file
+        already there is refused before the engine runs unless ``overwrite`` (a resumed call
+        whose instances are complete takes it as the stopped call's finished table).
     scale
         Magnify the image by this factor for the model (see
         :class:`~scopeml.tiling.options.SegmentOptions`), or ``"auto"``: estimate the image's
@@ -306,6 +308,8 @@ def segment(
     wanted = given["outputs"] or (options or SegmentOptions()).outputs
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
+    if measure is not None:  # a file of the user's is refused before the engine runs too
+        _check_measure_table(Path(measure), Path(output), settings)
     opened_image, image_ref = _input_image(image, settings)
     tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
     try:
@@ -368,7 +372,9 @@ def _after_engine(
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
             _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
-            _measure_table(result, image, settings.scene, measure, progress)
+            _measure_table(
+                result, image, settings.scene, measure, progress, bool(settings.overwrite)
+            )
     except (KeyboardInterrupt, Cancelled):
         _log.warning(
             "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
@@ -496,19 +502,32 @@ def _make_instances(
     return made
 
 
+def _check_measure_table(measure: Path, output: Path, settings: SegmentOptions) -> None:
+    """Refuse an existing ``measure`` table unless ``overwrite``, or unless a resumed call finds
+    the store's instances complete: the table is written after them (moved into place when
+    complete), and a run that started without ``overwrite`` was refused an existing table, so
+    one there now is that run's finished table (not written again)."""
+    from scopeml.objects.table import check_table_output
+
+    resumed = settings.resume and not settings.overwrite and _has_instances(output)
+    check_table_output(measure, overwrite=bool(settings.overwrite) or resumed)
+
+
 def _measure_table(
     result: Segmentation,
     image: PathLike | Image,
     scene: int | None,
     measure: PathLike,
     progress: Progress,
+    overwrite: bool,
 ) -> None:
-    """The objects table of the instances, against the pixels segmented (the chosen scene)."""
+    """The objects table of the instances, against the pixels segmented (the chosen scene);
+    an existing file at ``measure`` is replaced only with ``overwrite``."""
     intensities = image if isinstance(image, Image) else _open_scene(str(image), scene)
     if intensities.sizes["S"] > 1 and scene is not None:
         intensities = intensities.select_scene(scene)
     try:
-        measure_objects(result, intensities, output=measure, progress=progress)
+        measure_objects(result, intensities, output=measure, overwrite=overwrite, progress=progress)
     finally:
         if not isinstance(image, Image):
             intensities.close()
@@ -951,6 +970,7 @@ def measure_objects(
     shape_features: bool = True,
     tile_size: int | Sequence[int] | None = None,
     output: PathLike | None = None,
+    overwrite: bool = False,
     progress: Progress = None,
 ) -> pd.DataFrame | Path:
     """Measure every object; one row per object per time point (columns ``t``, and ``scene``
@@ -960,7 +980,8 @@ def measure_objects(
     with an ``instances`` output, or any label source);
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
     optional leading channel axis). With ``output`` (``.csv``/``.parquet``) rows are streamed
-    there and the path is returned.
+    there and the path is returned; an existing file there is refused before any work unless
+    ``overwrite=True``.
 
     Examples
     --------
@@ -972,6 +993,10 @@ def measure_objects(
     """
     from scopeml.objects.images import measure_image
 
+    if output is not None:  # before opening or measuring anything
+        from scopeml.objects.table import check_table_output
+
+        check_table_output(output, overwrite=overwrite)
     objects = _as_segmentation(objects)
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
@@ -998,6 +1023,7 @@ def measure_objects(
         shape_features=shape_features,
         tile_size=tile_size,
         output=output,
+        overwrite=overwrite,
         progress=progress,
     )
 
@@ -1064,6 +1090,7 @@ def classify_objects(
     image: PathLike | Image | np.ndarray | None = None,
     column: str = "class",
     output: PathLike | None = None,
+    overwrite: bool = False,
     progress: Progress = None,
 ) -> pd.DataFrame:
     """Classify objects: add the predicted class (``column``) and its probability.
@@ -1072,7 +1099,8 @@ def classify_objects(
     instance labels (from :func:`label_objects`: an ``Image``, array, file or
     :class:`Segmentation`), which are then measured first, with ``image`` for intensities.
     ``classifier`` is an :class:`~scopeml.objects.ObjectClassifier` or its file; with
-    ``output`` the table is also written there (``.csv``/``.parquet``).
+    ``output`` the table is also written there (``.csv``/``.parquet``; an existing file is
+    refused before any work unless ``overwrite=True``).
 
     Examples
     --------
@@ -1087,7 +1115,10 @@ def classify_objects(
     """
     from scopeml.errors import InvalidRequestError
     from scopeml.objects.classifier import ObjectClassifier
+    from scopeml.objects.table import check_table_output, write_table
 
+    if output is not None:
+        check_table_output(output, overwrite=overwrite)
     model = open_model(classifier) if isinstance(classifier, (str, os.PathLike)) else classifier
     if not isinstance(model, ObjectClassifier):
         raise InvalidRequestError(
@@ -1099,9 +1130,7 @@ def classify_objects(
         table = measure_objects(objects, image, progress=progress)
     result = model.classify(table, column=column)
     if output is not None:
-        from scopeml.objects.table import write_table
-
-        write_table(result, output)
+        write_table(result, output, overwrite=overwrite)
     return result
 
 

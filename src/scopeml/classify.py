@@ -170,13 +170,15 @@ def classify_images(
     model: str | PathLike[str] | ImageClassifier,
     *,
     output: str | PathLike[str] | None = None,
+    overwrite: bool = False,
     progress: Progress = None,
 ) -> pd.DataFrame:
     """Classify every plane (scene × time point × Z plane) of each image; one row per plane.
 
     Columns: ``image``, ``scene``, ``T``, ``Z``, ``class``, ``probability`` and one
     ``probability_<class>`` per class. With ``output`` the table is also written (``.csv`` or
-    ``.parquet``). ``progress`` hears stage ``"classify"`` in unit ``"plane"``.
+    ``.parquet``; a file already there is refused before any work unless ``overwrite``).
+    ``progress`` hears stage ``"classify"`` in unit ``"plane"``.
 
     Examples
     --------
@@ -191,7 +193,10 @@ def classify_images(
     ['dim', 'bright']
     """
     from scopeml.io import open_image
+    from scopeml.objects.table import check_table_output, write_table
 
+    if output is not None:
+        check_table_output(output, overwrite=overwrite)
     classifier = open_image_classifier(model) if isinstance(model, (str, PathLike)) else model
     report = as_progress(progress)
     rows: list[dict[str, Any]] = []
@@ -207,9 +212,7 @@ def classify_images(
                 image.close()
     table = pd.DataFrame(rows)
     if output is not None:
-        from scopeml.objects import write_table
-
-        write_table(table, output)
+        write_table(table, output, overwrite=overwrite)
     return table
 
 

@@ -151,7 +151,7 @@ def run_demo(
     log("3/4 measuring nuclei")
     with open_image(image_path) as image:
         table = measure_objects_tiled(nuclei, image, progress=progress)
-        table_path = write_table(table, out / "nuclei.csv")
+        table_path = write_table(table, out / "nuclei.csv", overwrite=True)  # as the store
         seconds["measure"] = time.perf_counter() - clock
 
         clock = time.perf_counter()

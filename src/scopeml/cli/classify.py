@@ -15,6 +15,7 @@ def classify(
     labels: Path | None = typer.Option(
         None, help="Instance labels of one 2-D image: classify each object from a crop around it."
     ),
+    overwrite: bool = typer.Option(False, help="Replace an existing table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Classify whole images, or with --labels each object, with a classification model.
@@ -23,14 +24,17 @@ def classify(
     model's input size. With --labels, each object gets a class (one row per object).
     """
     from scopeml.classify import classify_images, classify_object_crops
+    from scopeml.objects.table import check_table_output, write_table
 
+    check_table_output(output, overwrite=overwrite)  # before any model runs
     if labels is None:
-        table = classify_images(images, model, output=output, progress=not quiet)
+        table = classify_images(
+            images, model, output=output, overwrite=overwrite, progress=not quiet
+        )
         typer.echo(f"{len(table)} planes classified → {output}")
         return
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
-    from scopeml.objects import write_table
 
     if len(images) != 1:
         raise InvalidRequestError("--labels goes with exactly one image")
@@ -43,5 +47,5 @@ def classify(
                 path=opened.path,
             )
     table = classify_object_crops(label_image.read()[0, 0, 0, 0], image.read()[0, 0, :, 0], model)
-    write_table(table, output)
+    write_table(table, output, overwrite=overwrite)
     typer.echo(f"{len(table)} objects classified → {output}")

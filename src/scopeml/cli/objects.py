@@ -75,12 +75,15 @@ def measure(
         True, help="Perimeter, convex hull, Feret diameters (slower)."
     ),
     tile_size: int = typer.Option(1024, help="Tile edge in pixels."),
+    overwrite: bool = typer.Option(False, help="Replace an existing table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
     from scopeml.api import Segmentation, _as_segmentation, measure_objects
     from scopeml.objects.images import open_labels
+    from scopeml.objects.table import check_table_output
 
+    check_table_output(output, overwrite=overwrite)  # before the labels are even opened
     source = _as_segmentation(labels)  # a segment store: its instances, else its labels
     if isinstance(source, Segmentation):
         objects = source.instances if "instances" in source.outputs else source.labels
@@ -96,6 +99,7 @@ def measure(
         shape_features=shape_features,
         tile_size=tile_size,
         output=output,  # streamed tile by tile: memory does not grow with the object count
+        overwrite=overwrite,
         progress=not quiet,
     )
     typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}) → {output}")
@@ -139,12 +143,14 @@ def classify(
     table: Path = typer.Argument(..., help="Measurement table (.csv/.parquet)."),
     output: Path = typer.Option(..., "-o", "--output", help="Table with the class column added."),
     column: str = typer.Option("class", help="Name of the class column to add."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output table."),
 ) -> None:
     """Classify measured objects; adds the class and its probability as columns."""
     from scopeml.errors import InvalidRequestError
     from scopeml.objects.classifier import load_object_classifier
-    from scopeml.objects.table import read_table, write_table
+    from scopeml.objects.table import check_table_output, read_table, write_table
 
+    check_table_output(output, overwrite=overwrite)
     classifier = load_object_classifier(model)
     try:
         result = classifier.classify(read_table(table), column=column)
@@ -152,7 +158,7 @@ def classify(
         if err.path is not None:
             raise
         raise InvalidRequestError(err.problem, path=table) from err
-    write_table(result, output)
+    write_table(result, output, overwrite=overwrite)
     counts = result[column].value_counts().to_dict()
     typer.echo(f"{len(result)} objects {counts} → {output}")
 

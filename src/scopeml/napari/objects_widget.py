@@ -242,10 +242,11 @@ class ObjectsWidget(QWidget):
         return DirectLabelColormap(color_dict=mapping)
 
     def export_csv(self, path: str | Path) -> Path:
-        """Write the table, the user's labels and predicted classes included."""
+        """Write the table, the user's labels and predicted classes included (replacing a file
+        there: the save dialog has asked)."""
         from scopeml.objects.table import write_table
 
-        return write_table(self.table, path)
+        return write_table(self.table, path, overwrite=True)
 
     def _export_dialog(self) -> None:
         path = QFileDialog.getSaveFileName(self, "Export table", "", "CSV (*.csv)")[0]

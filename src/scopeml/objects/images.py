@@ -310,6 +310,7 @@ def measure_image(
     tile_size: int | Sequence[int] | None = None,
     margin: int = 128,
     output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     progress: Progress = None,
 ) -> pd.DataFrame | Path:
     """Measure every object of every scene and time point; one row per object per time point.
@@ -326,6 +327,8 @@ def measure_image(
         As in :func:`~scopeml.objects.measure_tiled.measure_objects_tiled`.
     output
         Stream the rows to this ``.csv``/``.parquet`` instead of returning a table.
+    overwrite
+        Replace an existing ``output`` file (else it is refused before any work).
     progress
         See :mod:`scopeml.progress`; stages ``find objects`` and ``measure`` per stack.
 
@@ -352,7 +355,7 @@ def measure_image(
     names = image.channel_names if image is not None else None
     tiles = tile_sizes(tile_size, labels.spatial_shape[-ndim:])
     several_scenes = labels.sizes["S"] > 1
-    sink = TableSink(output)
+    sink = TableSink(output, overwrite=overwrite)
     reader = None
     try:
         for scene, time, stack in iter_stacks(labels):

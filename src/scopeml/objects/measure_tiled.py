@@ -33,7 +33,7 @@ from scopeml.objects.measure import (
     warn_nonfinite,
 )
 from scopeml.objects.stacks import StackView
-from scopeml.objects.table import table_format
+from scopeml.objects.table import check_table_output, place_table
 from scopeml.progress import Progress, track
 
 
@@ -47,6 +47,7 @@ def measure_objects_tiled(
     tile_size: int | Sequence[int] | None = None,
     margin: int = 128,
     output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     progress: Progress = None,
 ) -> pd.DataFrame | Path:
     """Measure every object of a large instance-label array tile by tile.
@@ -71,6 +72,8 @@ def measure_objects_tiled(
         Stream the rows to this ``.csv`` / ``.parquet`` file tile by tile (written to a
         temporary file, moved into place when complete) instead of returning a table, so
         memory does not grow with the number of objects. Rows are then in tile order.
+    overwrite
+        Replace an existing ``output`` file (else it is refused before any work).
     progress
         Progress and cancel callback, or ``True`` for bars (see :mod:`scopeml.progress`);
         stages ``find objects`` and ``measure``, unit ``tile``.
@@ -101,7 +104,7 @@ def measure_objects_tiled(
         channel_names = channel_names if channel_names is not None else image.channel_names
     spacing = _parse_spacing(pixel_sizes, ndim)
     tiles = tile_sizes(tile_size, labels.shape, getattr(labels, "chunks", None))
-    sink = TableSink(output)
+    sink = TableSink(output, overwrite=overwrite)
     try:
         measure_stack(labels, reader, sink, spacing, channel_names, shape_features, tiles, margin,
                       progress)  # fmt: skip
@@ -184,10 +187,12 @@ class TableSink:
     """Collects measured rows in memory, or streams them to a CSV/Parquet file atomically.
 
     ``keys`` (e.g. ``{"t": 3}``) are put in front of every part added while they are set, and
-    rows kept in memory are sorted by them and then by ``label``.
+    rows kept in memory are sorted by them and then by ``label``. An existing ``output`` file
+    is refused (when the sink is made, before any work, and when it is moved into place)
+    unless ``overwrite``.
     """
 
-    def __init__(self, output: str | os.PathLike[str] | None) -> None:
+    def __init__(self, output: str | os.PathLike[str] | None, *, overwrite: bool = False) -> None:
         self.parts: list[pd.DataFrame] = []
         self.empty = True
         self.path = None if output is None else Path(output)
@@ -195,8 +200,9 @@ class TableSink:
         self.keys: dict[str, int] = {}
         self.rows = 0
         self.nonfinite = 0  # rows with NaN or infinite intensities, for one warning at the end
+        self.overwrite = overwrite
         if self.path is not None:
-            kind = table_format(self.path)
+            kind = check_table_output(self.path, overwrite=overwrite)
             self.parquet = kind == "parquet"
             self.temp = self.path.with_name(f".{self.path.name}.tmp")
 
@@ -225,8 +231,7 @@ class TableSink:
             return table.sort_values([*self.keys, "label"], ignore_index=True)
         if self.writer is not None:
             self.writer.close()
-        os.replace(self.temp, self.path)
-        return self.path
+        return place_table(self.temp, self.path, overwrite=self.overwrite)
 
     def abort(self) -> None:
         if self.writer is not None:

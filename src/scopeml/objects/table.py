@@ -1,4 +1,9 @@
-"""Measurement tables on disk: CSV or Parquet, chosen by the file name, written atomically."""
+"""Measurement tables on disk: CSV or Parquet, chosen by the file name, written atomically.
+
+A table never replaces a file that is already there unless asked (``overwrite=True``, the
+command line's ``--overwrite``): every writer checks with :func:`check_table_output` before its
+work and again as it moves the finished file into place (:func:`place_table`).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,12 @@ from scopeml.io.replace import atomic_write
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
+def write_table(
+    table: pd.DataFrame, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write ``table`` as CSV or Parquet (by suffix) to a temporary file, then move it into place.
+
+    An existing file at ``path`` is refused unless ``overwrite``.
 
     Examples
     --------
@@ -25,12 +34,54 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     [1, 2]
     """
     path = Path(path)
-    kind = table_format(path)
+    kind = check_table_output(path, overwrite=overwrite)
     with atomic_write(path) as temp:
         if kind == "csv":
             table.to_csv(temp, index=False)
         else:
             table.to_parquet(temp, index=False)
+        if not overwrite:  # one may have appeared while it was written: still not replaced
+            check_table_output(path)
+    return path
+
+
+def check_table_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> str:
+    """The format of a table to write at ``path`` (:func:`table_format`), checked before any
+    work: a folder is refused, and so is an existing file unless ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> existing = Path(tempfile.mkdtemp()) / "mine.csv"
+    >>> _ = existing.write_text("label\\n1\\n")
+    >>> check_table_output(existing, overwrite=True)
+    'csv'
+    >>> check_table_output(existing)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: ...mine.csv: output exists; pass --overwrite (overwrite...
+    """
+    path = Path(path)
+    kind = table_format(path)
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; expected a table file name", path=path)
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise InvalidRequestError(
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=path
+        )
+    return kind
+
+
+def place_table(temp: Path, path: Path, *, overwrite: bool = False) -> Path:
+    """Move a finished temporary table onto ``path`` in one step; a file that appeared there
+    since :func:`check_table_output` is kept (``temp`` removed, the error raised) unless
+    ``overwrite``."""
+    try:
+        check_table_output(path, overwrite=overwrite)
+    except InvalidRequestError:
+        temp.unlink(missing_ok=True)
+        raise
+    os.replace(temp, path)
     return path
 
 
