@@ -218,3 +218,28 @@ def test_a_job_past_max_job_seconds_times_out_resumably(tmp_path, root):
     expected = np.where(pixels[1] > pixels[0], 2, 1)
     assert np.array_equal(result.reshape(expected.shape), expected)
     assert set(np.unique(result)) == {1, 2}
+
+
+def test_a_bug_in_the_jobs_process_names_its_exception_type(tmp_path, monkeypatch):
+    """An exception that is no input error in the job's process (here: a task without its
+    settings, a KeyError there) fails the job as ``internal error (TYPE)`` with the child's
+    type, not that of the parent's wrapper."""
+    from scopeml.server.config import ServerConfig
+    from scopeml.server.jobs import ANALYSIS, JobRunner
+
+    config = ServerConfig(tmp_path / "data")
+    db = Database(tmp_path / "s.db")
+    runner = JobRunner(config, db, registry=None)
+    task = {"kind": "analyze", "images": [], "output": str(tmp_path / "out"), "roots": [],
+            "progress_stage": "analyze", "names": {}}  # fmt: skip
+    monkeypatch.setattr(runner, "_task", lambda job: (task, 0))
+    try:
+        db.add_job({"id": "j", "owner": "a", "model_id": ANALYSIS, "image": "/a.tif",
+                    "options": {}})  # fmt: skip
+        db.start_job_attempt("j")
+        runner._attempt(db.get_job("j"))
+        job = db.get_job("j")
+        assert job["status"] == "failed" and job["error"] == "internal error (KeyError)", job
+    finally:
+        runner.close()
+        db.close()

@@ -45,6 +45,11 @@ class ChildDied(ScopeMLError):
     """The job's process ended without an answer (killed by a signal, or out of memory)."""
 
 
+class InternalJobError(RuntimeError):
+    """The child failed by a bug, not by its input: ``internal error (TYPE)``, the exception's
+    type in the child (its traceback is in the server's log, written by the child)."""
+
+
 class TimedOut(Cancelled):
     """The child ran past its time limit and was stopped (as a cancel stops it)."""
 
@@ -121,7 +126,7 @@ def run_in_child(
             error = ScopeMLError(problem, path=path)
         raise error
     if answer[0] == "internal":
-        raise RuntimeError(answer[1])
+        raise InternalJobError(answer[1])
     return answer[1]
 
 

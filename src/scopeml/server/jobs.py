@@ -36,7 +36,7 @@ from scopeml.errors import (
     ScopeMLError,
 )
 from scopeml.model.spec import ModelSpec
-from scopeml.server._job_child import ChildDied, TimedOut, run_in_child
+from scopeml.server._job_child import ChildDied, InternalJobError, TimedOut, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry, server_problem
@@ -698,6 +698,9 @@ class JobRunner:
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
             log.info("job %s failed: %s", job_id, outcome["error"])
+        except InternalJobError as err:  # the child wrote its traceback to the server's log
+            log.error("job %s failed in its process: %s (traceback above)", job_id, err)
+            outcome = {"status": "failed", "error": str(err)}
         except Exception as err:
             log.exception("job %s failed", job_id)
             outcome = {"status": "failed", "error": f"internal error ({type(err).__name__})"}
