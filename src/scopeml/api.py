@@ -20,10 +20,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 from scopeml.errors import Cancelled
-from scopeml.inputs import check_output_name, image_of_array, names_of
+from scopeml.inputs import check_output_name, image_of_array, names_of, scheduler_address
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
@@ -62,13 +62,21 @@ INSTANCES = "instances"
 LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
 
 
-def open_model(source: PathLike, *, workers: int | None = None, threads: int | None = None) -> Any:
+def open_model(
+    source: PathLike, *, workers: int | None = None, threads: int | None = None
+) -> Model:
     """Open any model: czann, legacy czseg/czmodel, pixel or object classifier, or a built-in
     name (``"nuclei"``; ``scopeml model list`` shows them). The kind is read from the content.
 
     ``workers`` caps the model's own threads (1 when several engine workers share it);
     ``threads`` is its older name. Dask workers call this through its path, so it stays a
     module-level function.
+
+    Returns a :class:`~scopeml.model.spec.Model` (``.spec``, ``.predict``), as typed; an
+    object-classifier file gives an :class:`~scopeml.objects.ObjectClassifier` instead, which
+    is no pixel model (``scopeml.objects.load_object_classifier`` is typed for it). A missing
+    file or unknown name raises :class:`~scopeml.errors.ModelNotFoundError` (also a
+    ``FileNotFoundError``), with the built-in name it is close to.
 
     Examples
     --------
@@ -77,7 +85,8 @@ def open_model(source: PathLike, *, workers: int | None = None, threads: int | N
     """
     from scopeml.model.registry import open_model as open_registered
 
-    return open_registered(source, workers=workers if workers is not None else threads)
+    model: Model = open_registered(source, workers=workers if workers is not None else threads)
+    return model
 
 
 class Segmentation(type(Path())):  # type: ignore[misc]
@@ -207,7 +216,7 @@ def segment(
     halo: int | Sequence[int] | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
-    scheduler: str | None = None,
+    scheduler: str | Any | None = None,
     min_confidence: float | None = None,
     extract_class: str | None = None,
     blend: bool | None = None,
@@ -234,10 +243,15 @@ def segment(
         A model file, a built-in name (``"nuclei"``) or any object with the
         :class:`~scopeml.model.spec.Model` protocol (a trained ``PixelClassifier`` …).
     output
-        The ``.ome.zarr`` store to create.
+        The ``.ome.zarr`` store to create (for arrays in memory instead, see
+        :func:`predict_region`).
     options
         A :class:`~scopeml.tiling.options.SegmentOptions` (as the CLI and the server use);
         keywords given here replace its fields. Their meaning is documented there.
+    scheduler
+        Run the tiles on a dask.distributed cluster: its address (``"tcp://host:8786"``), a
+        ``distributed.Client`` or a cluster object (``LocalCluster``); the run connects its
+        own client to that scheduler.
     progress
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
     instances
@@ -297,9 +311,9 @@ def segment(
         "scale": scale, "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
     progress = False if progress is None else progress  # silent by default, as documented
+    check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):
-        image = image_of_array(image)
-    check_output_name(Path(output))
+        image = image_of_array(image)  # a dask array stays lazy: read tile by tile
     if measure is not None:  # a bad table name fails before the engine runs, not after
         from scopeml.objects.table import table_format
 
@@ -571,6 +585,8 @@ def _settings(
             f"unknown outputs {summarize(unknown)}; choose from {', '.join(known)}"
         )
     changes = {key: value for key, value in given.items() if value is not None}
+    scheduler = changes.get("scheduler", (options or SegmentOptions()).scheduler)
+    changes["scheduler"] = scheduler_address(scheduler)  # a Client or cluster: its address
     for key in ("tile_size", "halo"):
         if isinstance(changes.get(key), list):
             changes[key] = tuple(changes[key])
@@ -675,20 +691,35 @@ def _instance_inputs(
 def predict_region(
     image: PathLike | Image | np.ndarray,
     model: PathLike | Model,
-    region: dict[str, tuple[int, int]],
+    region: dict[str, tuple[int, int]] | None = None,
     *,
     output: str = "labels",
     options: SegmentOptions | None = None,
     normalization: Any = None,
+    instances: InstanceOptions | None = None,
 ) -> np.ndarray:
-    """One output of :func:`segment` over ``region`` only, equal to what it writes there.
+    """One output of :func:`segment` over ``region`` (or the whole image) as a numpy array,
+    equal to what :func:`segment` writes there: the in-memory call, as ``cellpose``'s ``eval``.
 
-    For previews and spot checks: the region is predicted with its halo and the whole image's
-    normalisation, so no tile edge shows. ``region`` is ``{axis: (start, stop)}`` over ``Y``,
-    ``X`` (and ``T``, ``Z``; axes left out are whole); ``output`` is ``"labels"``,
-    ``"probabilities"``, ``"confidence"`` or ``"mask"``; ``options`` are the segment options to
-    reproduce. Repeated calls on one image pass ``normalization`` from
-    :func:`scopeml.predict.region_normalization`. Details: :func:`scopeml.predict.predict_region`.
+    For previews, spot checks and images that fit in memory: the region is predicted with its
+    halo and the whole image's normalisation, so no tile edge shows. ``region`` is
+    ``{axis: (start, stop)}`` over ``Y``, ``X`` (and ``T``, ``Z``; any case; axes left out,
+    or ``region=None``, are whole); an unknown axis or a span outside the image is refused.
+    ``output`` is ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or
+    ``"instances"``; ``options`` are the segment options to reproduce. Repeated calls on one
+    image pass ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
+    :func:`scopeml.predict.predict_region`.
+
+    ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
+    them, with ``instances`` as there) are of the whole image only: an object's id depends on
+    every object before it, so a region's ids would differ from the store's. They are made in
+    a temporary store, deleted on return.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T×][C×][Z×]Y×X`` over the region (axes of length one in the image dropped; ``C``
+        for probabilities only): a ``Y×X`` label image for a plane.
 
     Examples
     --------
@@ -702,21 +733,24 @@ def predict_region(
     >>> image = Image(np.arange(100, dtype=np.uint8).reshape(1, 1, 1, 1, 10, 10) % 10)
     >>> predict_region(image, Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
     [[1, 1, 2, 2]]
-    >>> predict_region(image.read()[0, 0, 0, 0], Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
-    [[1, 1, 2, 2]]
+    >>> plane = np.kron([[0, 9, 0, 9]], np.ones((3, 3), np.uint8))  # a Y×X array
+    >>> predict_region(plane, Threshold(), output="instances")[0].tolist()  # objects of 9 px
+    [0, 0, 0, 1, 1, 1, 0, 0, 0, 2, 2, 2]
     """
     from scopeml.predict import predict_region as predict
 
-    options = options or SegmentOptions(workers=1)
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # read as segment reads it
+    if output == INSTANCES:
+        return _predict_instances(image, model, region, options, instances)
+    options = options or SegmentOptions(workers=1)
     opened_image, _ = _input_image(image, options)
     try:
         opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
         return predict(
             opened_image,
             opened_model,
-            region,
+            region or {},
             output=output,
             options=options,
             normalization=normalization,
@@ -724,6 +758,38 @@ def predict_region(
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
+
+
+def _predict_instances(
+    image: PathLike | Image,
+    model: PathLike | Model,
+    region: dict[str, tuple[int, int]] | None,
+    options: SegmentOptions | None,
+    instances: InstanceOptions | None,
+) -> np.ndarray:
+    """The ``instances`` of :func:`segment` over the whole image, through a temporary store
+    (so they are the store's, exactly), as the ``[T×][Z×]Y×X`` array of the other outputs."""
+    import tempfile
+
+    from scopeml.errors import InvalidRequestError
+
+    if region:
+        raise InvalidRequestError(
+            f"instances are made over the whole image only (an object's id depends on all "
+            f"objects before it, so a region's ids would not be the store's); got region "
+            f"{region}: call predict_region(image, model, output='instances') and slice it"
+        )
+    with tempfile.TemporaryDirectory(prefix="scopeml-instances-") as folder:
+        store = Path(folder) / "instances.ome.zarr"
+        seg = segment(image, model, store, options, outputs=(INSTANCES,), ome_tiff=False,
+                      resume=False, overwrite=False, instances=instances)  # fmt: skip
+        found = seg.instances  # S = 1: segment runs one scene
+        try:
+            array = found.read()[0]  # T C Z Y X, C = 1
+        finally:
+            found.close()
+    keep = [i for i, axis in enumerate("TCZYX") if axis in "YX" or array.shape[i] > 1]
+    return array.reshape([array.shape[i] for i in keep])
 
 
 def _write_instances(
@@ -781,6 +847,7 @@ def train_pixel_classifier(
     seed: int = 0,
     workers: int | None = None,
     name: str = "pixel classifier",
+    progress: Progress = None,
 ) -> PixelClassifier:
     """Train a random-forest pixel classifier from sparse labels (0 unlabelled, 1..K classes).
 
@@ -791,6 +858,11 @@ def train_pixel_classifier(
     palette) are kept with the classes in the saved container, for viewers to show them.
     The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
     ``.save()`` it.
+
+    ``progress`` (see :mod:`scopeml.progress`) gets stage ``train`` in one ``step``: the
+    features and the forest are one step, reported when it starts (``done == 0``; a callback
+    that raises :class:`~scopeml.errors.Cancelled` there stops the call before any work) and
+    when it ends.
 
     Examples
     --------
@@ -804,6 +876,9 @@ def train_pixel_classifier(
     """
     from scopeml.objects.images import StackView
     from scopeml.pixel import train_classifier
+    from scopeml.progress import ProgressEvent, as_progress
+
+    report = as_progress(progress)
 
     if isinstance(image, (str, os.PathLike)):
         image = open_image(image)
@@ -825,7 +900,8 @@ def train_pixel_classifier(
             for s in range(image.sizes["S"]) for t in range(image.sizes["T"])
         ]  # fmt: skip
         images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
-    return train_classifier(
+    report(ProgressEvent("train", 0, 1, unit="step"))
+    classifier = train_classifier(
         images,
         targets,
         features=features,
@@ -839,6 +915,8 @@ def train_pixel_classifier(
         seed=seed,
         name=name,
     )
+    report(ProgressEvent("train", 1, 1, unit="step"))
+    return classifier
 
 
 def _as_segmentation(source: Any) -> Any:
@@ -962,6 +1040,34 @@ def label_objects(
     )
 
 
+@overload
+def measure_objects(
+    objects: LabelSource,
+    image: PathLike | Image | np.ndarray | None = None,
+    *,
+    pixel_sizes: dict[str, float] | None = None,
+    shape_features: bool = True,
+    tile_size: int | Sequence[int] | None = None,
+    output: None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> pd.DataFrame: ...
+
+
+@overload
+def measure_objects(
+    objects: LabelSource,
+    image: PathLike | Image | np.ndarray | None = None,
+    *,
+    pixel_sizes: dict[str, float] | None = None,
+    shape_features: bool = True,
+    tile_size: int | Sequence[int] | None = None,
+    output: PathLike,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Path: ...
+
+
 def measure_objects(
     objects: LabelSource,
     image: PathLike | Image | np.ndarray | None = None,
@@ -979,7 +1085,10 @@ def measure_objects(
     ``objects`` are instance labels (from :func:`label_objects`, a :class:`Segmentation`
     with an ``instances`` output, or any label source);
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
-    optional leading channel axis). With ``output`` (``.csv``/``.parquet``) rows are streamed
+    optional leading channel axis). ``pixel_sizes`` (µm per pixel, keyed ``Z``/``Y``/``X`` in
+    any case; another key is refused) add the ``_um`` columns where the files record none.
+    Without ``output`` the table is returned as a ``pandas.DataFrame``.
+    With ``output`` (``.csv``/``.parquet``) rows are streamed
     there and the path is returned; an existing file there is refused before any work unless
     ``overwrite=True``.
 
@@ -991,8 +1100,12 @@ def measure_objects(
     ...     ["t", "label", "area", "intensity_mean_C0"]].values.tolist()
     [[0.0, 1.0, 2.0, 5.0], [0.0, 2.0, 1.0, 9.0]]
     """
+    from scopeml.io.image import axis_keys
     from scopeml.objects.images import measure_image
 
+    if pixel_sizes is not None:  # checked before any work: "y" is Y, "W" no axis
+        letters = axis_keys(pixel_sizes, "ZYX", "pixel_sizes")
+        pixel_sizes = {letters[key]: size for key, size in pixel_sizes.items()}
     if output is not None:  # before opening or measuring anything
         from scopeml.objects.table import check_table_output
 

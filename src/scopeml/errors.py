@@ -13,6 +13,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     │   ├── OutputCompleteError                a resumed run's output is already complete
     │   └── ServerResponseError                a scopeml server refused a request (its status)
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
+    ├── ModelNotFoundError      (FileNotFoundError) no model file there nor a built-in by that name
     ├── OutsideRootError        (PermissionError) a file resolves outside the allowed folders
     ├── ModelTimeoutError       (TimeoutError) a model ran past its time budget and was stopped
     └── ServerUnreachableError  (ConnectionError) a scopeml server did not answer
@@ -62,6 +63,18 @@ class OutputCompleteError(InvalidRequestError):
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):
     """An output store is half-written, or belongs to a different run than the one resuming it."""
+
+
+class ModelNotFoundError(ScopeMLError, FileNotFoundError):
+    """No model file at a path, and no built-in model by that name (``errno`` is ENOENT and
+    ``filename`` the source given, as for any missing file)."""
+
+    def __init__(self, message: str, *, path: str | PathLike[str] | None = None) -> None:
+        super().__init__(message, path=path)
+        self.errno, self.strerror, self.filename = 2, message, self.path
+
+    def __str__(self) -> str:  # the one-line message, not OSError's "[Errno 2] …"
+        return str(self.args[0])
 
 
 class OutsideRootError(ScopeMLError, PermissionError):

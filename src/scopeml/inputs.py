@@ -4,17 +4,21 @@ one string, and output names checked before any work."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.io.image import Image
+from scopeml.io.image import ARRAY_AXES, Image
 
-#: How an image array's axes are read (channels first, as scikit-image's ``channel_axis=0``).
-ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
+__all__ = ["ARRAY_AXES", "check_output_name", "image_of_array", "names_of", "scheduler_address"]
 
 
 def image_of_array(array: Any) -> Image:
     """A pixel array as a lazy 6-D :class:`Image`, its axes read by :data:`ARRAY_AXES`.
+
+    An array that reads its pixels on demand (a dask or zarr array: ``shape``, ``dtype`` and
+    slicing) stays lazy: the engine reads it tile by tile, never whole. Anything else (a
+    list, a numpy array) is taken as numpy.
 
     Examples
     --------
@@ -27,7 +31,8 @@ def image_of_array(array: Any) -> Image:
     from scopeml.errors import InvalidImageError
     from scopeml.objects.images import array_image, check_not_empty
 
-    array = np.asarray(array)
+    if not _is_lazy_array(array):
+        array = np.asarray(array)
     if array.ndim not in ARRAY_AXES:
         raise InvalidImageError(
             f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
@@ -38,13 +43,62 @@ def image_of_array(array: Any) -> Image:
     return array_image(array, axes)
 
 
-def check_output_name(output: Path) -> None:
+def _is_lazy_array(array: Any) -> bool:
+    """Whether ``array`` is an array-like that is not numpy but can be sliced into numpy
+    blocks (dask, zarr, h5py); such arrays are read region by region."""
+    import numpy as np
+
+    if isinstance(array, np.ndarray):
+        return False
+    return all(hasattr(array, name) for name in ("shape", "dtype", "ndim", "__getitem__"))
+
+
+def scheduler_address(scheduler: Any) -> str | None:
+    """The dask scheduler address that ``scheduler=`` names: an address as it is, or that
+    of a ``distributed.Client``, a ``LocalCluster`` (any cluster object) or a scheduler.
+
+    The engine connects its own client to the address, so the object itself never has to
+    travel with the run's options (a client cannot be pickled).
+
+    Examples
+    --------
+    >>> scheduler_address("tcp://10.0.0.1:8786"), scheduler_address(None)
+    ('tcp://10.0.0.1:8786', None)
+    >>> scheduler_address(3)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: scheduler= takes a dask scheduler address \
+('tcp://host:8786'), a distributed.Client or a cluster (LocalCluster); got int
+    """
+    if scheduler is None or isinstance(scheduler, str):
+        return scheduler
+    for found in (
+        getattr(scheduler, "scheduler_address", None),  # a LocalCluster, any cluster
+        getattr(getattr(scheduler, "scheduler", None), "address", None),  # a Client
+        getattr(scheduler, "address", None),  # a Scheduler
+    ):
+        if isinstance(found, str) and found:
+            return found
+    from scopeml.errors import InvalidRequestError
+
+    raise InvalidRequestError(
+        "scheduler= takes a dask scheduler address ('tcp://host:8786'), a distributed.Client "
+        f"or a cluster (LocalCluster); got {type(scheduler).__name__}"
+    )
+
+
+def check_output_name(output: Any) -> None:
     """Refuse an image-file name (``out.tif``) for a new store, which is a folder: it would be
     an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse).
 
     Examples
     --------
     >>> check_output_name(Path("cells.ome.zarr"))  # a store: fine
+    >>> check_output_name(None)
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: segment writes its outputs into a store: give output= \
+a path (out.ome.zarr); for arrays in memory use predict_region(image, model, \
+output='labels' or 'instances')
     >>> check_output_name(Path("cells.ome.tif"))
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: cells.ome.tif: the output is an OME-Zarr store (a \
@@ -53,6 +107,14 @@ OME-TIFF files beside it)
     """
     from scopeml.io.registry import IMAGE_SUFFIXES
 
+    if not isinstance(output, (str, PathLike)):
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "segment writes its outputs into a store: give output= a path (out.ome.zarr); for "
+            "arrays in memory use predict_region(image, model, output='labels' or 'instances')"
+        )
+    output = Path(output)
     suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
     if suffix is not None and not suffix.endswith(".zarr") and not output.exists():
         from scopeml.errors import InvalidRequestError

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidRequestError
-from scopeml.io.image import Image
+from scopeml.io.image import Image, axis_keys
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.tiling.engine import build_plan, check_compatible, output_layout, spatial_axes
 from scopeml.tiling.kernel import TileContext, process_batch
@@ -54,7 +54,7 @@ def region_normalization(
 def predict_region(
     image: Image,
     model: Model,
-    region: Region,
+    region: Region | None = None,
     *,
     output: str = "labels",
     options: SegmentOptions | None = None,
@@ -68,7 +68,9 @@ def predict_region(
         An opened image and model (see :func:`scopeml.segment`).
     region
         ``{axis: (start, stop)}`` over ``Y``, ``X`` and, where the image has them, ``T`` and
-        ``Z``; axes left out are taken whole.
+        ``Z`` (any case: ``"y"`` is ``Y``); axes left out, or ``None``, are taken whole. Any
+        other key, and a span not inside the image (``0 <= start < stop <= size``), is
+        refused: a region is never clipped or ignored without a word.
     output
         ``"labels"`` (class ``k`` as ``k + 1``), ``"probabilities"`` (one channel per class),
         ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
@@ -108,7 +110,7 @@ def predict_region(
     layout = output_layout(image)
     specs = tuple(output_specs(model.spec.classes, (output,), options.probability_dtype))
     axes = layout["with_c" if specs[0].channel_names else "without_c"]
-    bounds = {a: _clip(region.get(a, (0, image.sizes[a])), image.sizes[a], a) for a in "TZYX"}
+    bounds = _bounds(region or {}, image)
     crop = _grown(image, model, bounds)
     view = Image(
         _Crop(image.data, crop),
@@ -241,11 +243,40 @@ class _Crop:
         return np.asarray(self.data[moved])
 
 
-def _clip(span: tuple[int, int], size: int, axis: str) -> tuple[int, int]:
-    lo, hi = max(0, int(span[0])), min(size, int(span[1]))
-    if lo >= hi:
-        raise InvalidRequestError(f"region {axis} {tuple(span)} lies outside the image (0, {size})")
-    return lo, hi
+def _bounds(region: Region, image: Image) -> dict[str, tuple[int, int]]:
+    """``region`` over every ``T``/``Z``/``Y``/``X`` axis (whole where not named), each span
+    checked to lie inside the image.
+
+    Examples
+    --------
+    >>> image = Image(np.zeros((1, 1, 1, 1, 4, 5)))
+    >>> _bounds({"y": (1, 3)}, image)
+    {'T': (0, 1), 'Z': (0, 1), 'Y': (1, 3), 'X': (0, 5)}
+    >>> _bounds({"Y": (0, 10)}, image)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: region Y (0, 10) is empty or reaches outside the image \
+(Y is 0 to 4; a region is never clipped)
+    """
+    letters = axis_keys(region, "TZYX", "region", path=image.path)
+    spans = {letters[key]: span for key, span in region.items()}
+    bounds = {}
+    for axis in "TZYX":
+        size = image.sizes[axis]
+        span = spans.get(axis, (0, size))
+        try:
+            lo, hi = (int(value) for value in span)
+        except (TypeError, ValueError) as err:
+            raise InvalidRequestError(
+                f"region {axis} {span!r}: give (start, stop) as two integers"
+            ) from err
+        if not 0 <= lo < hi <= size:
+            raise InvalidRequestError(
+                f"region {axis} {(lo, hi)} is empty or reaches outside the image ({axis} is "
+                f"0 to {size}; a region is never clipped)"
+            )
+        bounds[axis] = (lo, hi)
+    return bounds
 
 
 def _overlaps(core: Mapping[str, tuple[int, int]], bounds: Mapping[str, tuple[int, int]]) -> bool:

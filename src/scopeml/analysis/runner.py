@@ -22,14 +22,19 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
-from scopeml.analysis.settings import AnalysisSettings, dump_settings, load_settings
+from scopeml.analysis.settings import (
+    AnalysisSettings,
+    dump_settings,
+    load_settings,
+    parse_settings,
+)
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
 from scopeml.io.registry import IMAGE_SUFFIXES
@@ -111,12 +116,12 @@ def _names(images: Sequence[Path]) -> list[str]:
 
 
 def run_analysis(
-    settings: AnalysisSettings | str | os.PathLike[str],
+    settings: AnalysisSettings | Mapping[str, Any] | str | os.PathLike[str],
     images: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
     workers: int | None = 1,
-    scheduler: str | None = None,
+    scheduler: str | Any | None = None,
     resume: bool = False,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
@@ -127,7 +132,8 @@ def run_analysis(
     Parameters
     ----------
     settings
-        :class:`AnalysisSettings`, or a settings file (errors then name its lines).
+        :class:`AnalysisSettings`, a settings file (errors then name its lines), or the
+        mapping such a file holds (a ``dict``, read by :func:`parse_settings`).
     images
         Image files, folders and glob patterns.
     output
@@ -137,7 +143,8 @@ def run_analysis(
         :func:`default_workers`); never more than the images to analyse. Results do not
         depend on it.
     scheduler
-        A dask.distributed scheduler address; each image becomes one task there.
+        A dask.distributed scheduler address, ``Client`` or cluster (``LocalCluster``); each
+        image becomes one task there.
     resume
         Skip images whose results are complete from an earlier run with the same settings.
     allowed_roots
@@ -173,6 +180,8 @@ def run_analysis(
     from scopeml.analysis.report import write_report
 
     source = None
+    if isinstance(settings, Mapping):  # the content of a settings file, as a dict
+        settings = parse_settings(settings)
     if not isinstance(settings, AnalysisSettings):
         source = Path(settings)
         settings = load_settings(source)
@@ -442,7 +451,7 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     return records
 
 
-def _on_cluster(scheduler: str, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
+def _on_cluster(scheduler: Any, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
     """One task per image; the workers read the images and write the results folder by path,
     so both must be on a file system the workers share."""
     try:
@@ -451,6 +460,8 @@ def _on_cluster(scheduler: str, jobs: list[tuple], report: Any) -> list[dict[str
         raise InvalidRequestError(
             "--scheduler needs dask.distributed (pip install 'scopeml[dask]')"
         ) from err
+    if isinstance(scheduler, Client):  # a caller's client: one of our own to its scheduler
+        scheduler = scheduler.scheduler.address
     try:  # dask waits distributed.comm.timeouts.connect (30 s unless configured)
         client = Client(scheduler)
     except (OSError, TimeoutError, ValueError, TypeError) as err:

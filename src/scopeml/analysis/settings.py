@@ -23,7 +23,7 @@ True
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -333,17 +333,37 @@ def load_settings(path: str | os.PathLike[str]) -> AnalysisSettings:
     return parse_settings(path.read_text(encoding="utf-8", errors="replace"), path=path)
 
 
-def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> AnalysisSettings:
-    """Validate settings given as YAML text (``path`` names it in errors).
+def parse_settings(
+    text: str | Mapping[str, Any], *, path: str | os.PathLike[str] | None = None
+) -> AnalysisSettings:
+    """Validate settings given as YAML text (``path`` names it in errors), or as the mapping
+    such a file holds (a ``dict``: errors then name the key, ``classes[0].segmenter.model``).
 
     Examples
     --------
+    >>> blob = {"name": "blob", "segmenter": {"kind": "threshold", "channel": "a"}}
+    >>> parse_settings({"version": 1, "channels": ["a"], "classes": [blob]}).channels
+    ['a']
+    >>> blob["segmenter"]["chanel"] = "a"
+    >>> parse_settings({"version": 1, "channels": ["a"], "classes": [blob]})
+    Traceback (most recent call last):
+    ...
+    scopeml.analysis.settings.InvalidSettingsError: <settings>: classes[0].segmenter.chanel: \
+unknown key 'chanel' (did you mean 'channel'?)
     >>> parse_settings("version: 1\\nchannels: [a]\\nclasses: []\\nouputs: {}\\n", path="s.yaml")
     Traceback (most recent call last):
     ...
     scopeml.analysis.settings.InvalidSettingsError: s.yaml: line 4: ouputs: unknown key 'ouputs' ...
     """
     name = str(path) if path is not None else "<settings>"
+    if isinstance(text, Mapping):
+        return _parse_mapping(text, name)
+    if not isinstance(text, str):
+        raise InvalidSettingsError(
+            f"settings are YAML text, a mapping (dict) or AnalysisSettings; got "
+            f"{type(text).__name__}",
+            path=name,
+        )
     if len(text) > MAX_SETTINGS_BYTES:
         raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=name)
     try:
@@ -388,6 +408,23 @@ def parse_settings(text: str, *, path: str | os.PathLike[str] | None = None) -> 
         raise InvalidSettingsError(
             f"line {line}: {_dotted(shown) or '(top)'}: {message}", path=name
         ) from None
+
+
+def _parse_mapping(data: Mapping[str, Any], name: str) -> AnalysisSettings:
+    """Settings given as a mapping, checked as the same settings in a file are, with errors
+    naming the key (there are no lines); the mapping is the file's content, as YAML."""
+    try:
+        text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError as err:
+        raise InvalidSettingsError(
+            f"settings hold a value that is not plain data (numbers, text, lists, dicts): {err}",
+            path=name,
+        ) from err
+    try:
+        return parse_settings(text, path=name)
+    except InvalidSettingsError as err:  # a line of the text made here means nothing
+        problem = err.problem.split(": ", 1)[1] if err.problem.startswith("line ") else err.problem
+        raise InvalidSettingsError(problem, path=name) from None
 
 
 def dump_settings(settings: AnalysisSettings) -> str:

@@ -73,6 +73,12 @@ class AxesView:
     >>> view = AxesView(rgb, "YXC")
     >>> view.shape, view[0, 0, 1:3, 0, 0:1, 0:2].ravel().tolist()
     ((1, 1, 3, 1, 2, 3), [1, 4, 2, 5])
+
+    It is an array-like to dask too (``shape``, ``dtype``, ``ndim``, slicing):
+
+    >>> import dask.array as da
+    >>> da.from_array(view, chunks=(1, 1, 3, 1, 1, 3))[0, 0, 2, 0].compute().tolist()
+    [[2, 5, 8], [11, 14, 17]]
     """
 
     def __init__(self, array: Any, axes: str, *, path: str | None = None) -> None:
@@ -92,6 +98,11 @@ class AxesView:
         # placeholders (size 1) first, then the known axes in STCZYX order
         self._order = [i for i, a in enumerate(axes) if a == "_"]
         self._order += [axes.index(a) for a in AXES if a in axes]
+
+    @property
+    def ndim(self) -> int:
+        """Always 6 (``S T C Z Y X``)."""
+        return len(AXES)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, dropped = normalize_key(key, self.shape)

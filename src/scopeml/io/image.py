@@ -16,6 +16,42 @@ from scopeml.errors import InvalidRequestError
 
 AXES = "STCZYX"
 SPATIAL_AXES = "ZYX"
+#: How a pixel array of fewer axes is read (channels first, as scikit-image's
+#: ``channel_axis=0``): by :class:`Image` and by every facade call that takes an array.
+ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
+
+
+def axis_keys(
+    keys: Any, allowed: str, what: str, *, path: str | PathLike[str] | None = None
+) -> dict[str, str]:
+    """Each of ``keys`` (axis names as a user writes them: ``"Y"`` or ``"y"``) with the axis
+    letter it names; any that names none of ``allowed`` is refused, with the valid ones.
+
+    Axis names are case-insensitive everywhere an axis is named (``Image.read``, a region,
+    pixel sizes): ``y`` is ``Y``, never a silently ignored key.
+
+    Examples
+    --------
+    >>> axis_keys(["y", "X"], "TZYX", "region")
+    {'y': 'Y', 'X': 'X'}
+    >>> axis_keys(["W", "x"], "ZYX", "pixel_sizes")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: pixel_sizes: unknown axes ['W']; valid axes are Z, Y, X
+    """
+    letters = {key: key.upper() if isinstance(key, str) else key for key in keys}
+    unknown = [key for key, axis in letters.items() if axis not in tuple(allowed)]
+    if unknown:
+        raise InvalidRequestError(
+            f"{what}: unknown axes {unknown}; valid axes are {', '.join(allowed)}", path=path
+        )
+    repeated = sorted({a for a in letters.values() if list(letters.values()).count(a) > 1})
+    if repeated:
+        raise InvalidRequestError(
+            f"{what}: axis {', '.join(repeated)} given twice (axis names are case-insensitive)",
+            path=path,
+        )
+    return letters
 
 
 class ArrayLike(Protocol):
@@ -34,10 +70,11 @@ class Image:
     ----------
     data
         Any 6-D array-like whose slicing returns numpy (a zarr array, a tifffile zarr store,
-        a CZI region reader, a numpy array).
+        a CZI region reader, a numpy or dask array); or one of fewer axes, read as the facade
+        reads arrays (:data:`ARRAY_AXES`: ``Y×X``, ``C×Y×X``, ``C×Z×Y×X``), still lazily.
     pixel_sizes
-        Physical size of one pixel in micrometres, keyed by ``"Z"``, ``"Y"``, ``"X"``; axes of
-        unknown size are absent.
+        Physical size of one pixel in micrometres, keyed by ``"Z"``, ``"Y"``, ``"X"`` (any
+        case); axes of unknown size are absent.
     channel_names
         One name per channel (``C``); defaults to ``C0, C1, …``.
     path
@@ -50,6 +87,9 @@ class Image:
     >>> img = Image(np.zeros((1, 1, 2, 1, 4, 5), np.uint8), pixel_sizes={"X": 0.5, "Y": 0.5})
     >>> img.sizes["C"], img.read(Y=slice(0, 2)).shape
     (2, (1, 1, 2, 1, 2, 5))
+    >>> plane = Image(np.ones((4, 5), np.uint8))  # Y×X: one channel
+    >>> plane.shape, np.asarray(plane).shape
+    ((1, 1, 1, 1, 4, 5), (1, 1, 1, 1, 4, 5))
     """
 
     def __init__(
@@ -62,12 +102,14 @@ class Image:
         close: Any = None,
     ) -> None:
         if len(data.shape) != len(AXES):
-            raise ValueError(f"Image data must be 6-D ({AXES}); got shape {tuple(data.shape)}")
+            data = _as_six_d(data, path)
         self.data = data
         self.shape: tuple[int, ...] = tuple(int(n) for n in data.shape)
         self.dtype = np.dtype(data.dtype)
+        sizes = dict(pixel_sizes or {})
+        letters = axis_keys(sizes, AXES, "pixel_sizes", path=path)
         self.pixel_sizes: dict[str, float] = {
-            axis: float(size) for axis, size in (pixel_sizes or {}).items() if size
+            letters[axis]: float(size) for axis, size in sizes.items() if size
         }
         n_channels = self.shape[AXES.index("C")]
         names = list(channel_names) if channel_names else [f"C{i}" for i in range(n_channels)]
@@ -90,11 +132,16 @@ class Image:
     def read(self, **region: slice | int) -> np.ndarray:
         """Read a region as a 6-D numpy array; axes not named are read whole.
 
-        An ``int`` selects one index but keeps the axis (length 1), so the result is always 6-D.
+        Axes are named in either case (``Y=`` or ``y=``). An ``int`` selects one index but
+        keeps the axis (length 1), so the result is always 6-D.
+
+        Examples
+        --------
+        >>> Image(np.zeros((4, 5))).read(y=slice(0, 2), X=3).shape
+        (1, 1, 1, 1, 2, 1)
         """
-        unknown = set(region) - set(AXES)
-        if unknown:
-            raise ValueError(f"unknown axes {sorted(unknown)}; axes are {AXES}")
+        letters = axis_keys(region, AXES, "Image.read", path=self.path)
+        region = {letters[key]: sel for key, sel in region.items()}
         key = []
         for axis, size in zip(AXES, self.shape, strict=True):
             sel = region.get(axis, slice(None))
@@ -102,9 +149,23 @@ class Image:
                 sel = slice(int(sel), int(sel) + 1)
             start, stop, step = sel.indices(size)
             if step != 1:
-                raise ValueError("Image.read takes contiguous regions only (step 1)")
+                raise InvalidRequestError("Image.read takes contiguous regions only (step 1)")
             key.append(slice(start, stop))
         return np.asarray(self.data[tuple(key)])
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """The whole image as one 6-D numpy array (``np.asarray(image)``).
+
+        This reads every pixel into memory: for a large image read a region with
+        :meth:`read` instead, or let :func:`scopeml.segment` tile it.
+        """
+        array = self.read()
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    @property
+    def ndim(self) -> int:
+        """Always 6 (``S T C Z Y X``)."""
+        return len(AXES)
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.data[key])
@@ -184,6 +245,24 @@ class Image:
     def __repr__(self) -> str:
         sizes = " ".join(f"{a}={n}" for a, n in self.sizes.items())
         return f"Image({sizes}, dtype={self.dtype}, path={self.path!r})"
+
+
+def _as_six_d(data: Any, path: str | PathLike[str] | None) -> Any:
+    """An array of fewer axes as the 6-D view the facade makes of it (:data:`ARRAY_AXES`);
+    anything else is refused with the layouts that are read."""
+    from scopeml.errors import InvalidImageError
+
+    shape = tuple(data.shape)
+    axes = ARRAY_AXES.get(len(shape))
+    if axes is None:
+        raise InvalidImageError(
+            f"Image data of shape {shape} has {len(shape)} axes; expected Y×X (one channel), "
+            f"C×Y×X, C×Z×Y×X or {'×'.join(AXES)} (scopeml.open_image reads files with any axes)",
+            path=path,
+        )
+    from scopeml.io._view import AxesView
+
+    return AxesView(data, axes, path=None if path is None else str(path))
 
 
 class _ChannelView:

@@ -24,7 +24,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.errors import InvalidContainerError, InvalidRequestError, ModelNotFoundError
 from scopeml.model.safezip import peek_json
 
 __all__ = [
@@ -126,15 +126,37 @@ def model_formats() -> dict[str, ModelFormat]:
 def resolve_model(source: str | PathLike[str]) -> Path:
     """The file of a model: a built-in name (``"nuclei"``) or a path that exists.
 
-    Raises ``FileNotFoundError`` naming the built-in models when ``source`` is neither.
+    Raises :class:`~scopeml.errors.ModelNotFoundError` (a ``FileNotFoundError``) naming the
+    built-in models when ``source`` is neither, and the one a misspelt name is close to.
+
+    Examples
+    --------
+    >>> resolve_model("nucleii")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.ModelNotFoundError: nucleii: no such model file or built-in model; did you \
+mean 'nuclei'? (built-in models: nuclei)
     """
+    import os
+
+    if not isinstance(source, (str, os.PathLike)):
+        raise InvalidRequestError(
+            f"a model is a file path or a built-in name ({', '.join(sorted(BUILTIN_MODELS))}); "
+            f"got {type(source).__name__} (an opened model is passed as it is, not opened)"
+        )
     text = str(source)
     if text in BUILTIN_MODELS and not Path(text).exists():
         return BUILTIN_MODELS[text].path
     path = Path(source)
     if not path.exists():
+        import difflib
+
         names = ", ".join(sorted(BUILTIN_MODELS))
-        raise FileNotFoundError(2, f"no such model file (built-in models: {names})", str(source))
+        near = difflib.get_close_matches(text.lower(), list(BUILTIN_MODELS), n=1, cutoff=0.75)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ModelNotFoundError(
+            f"no such model file or built-in model; {hint}(built-in models: {names})", path=text
+        )
     return path
 
 
