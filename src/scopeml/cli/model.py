@@ -383,8 +383,10 @@ def convert(
         help="Write a legacy .czseg/.czmodel (implied by those suffixes for a container source).",
     ),
     license_file: Path | None = typer.Option(None, "--license", help="License file to include."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
-    """Wrap a trained model into a czann (or legacy) container, or rewrap a container.
+    """Wrap a trained model into a czann (or legacy) container, or rewrap a container; import
+    a bioimage.io package.
 
     A .czann becomes a legacy .czseg/.czmodel and back with its graph unchanged (same
     predictions), keeping classes, overlap, name, type and Id where the target holds them; what
@@ -395,12 +397,14 @@ def convert(
 
     if str(source).startswith(("http:/", "https:/")):
         raise InvalidRequestError(f"{source} is a URL; scopeml converts files, never downloads")
+    from scopeml.model.bioimageio.importer import check_model_output
     from scopeml.model.bioimageio.package import is_package
 
+    check_model_output(output, overwrite=overwrite, source=source)  # before any work
     if is_package(source):
         from scopeml.model.bioimageio import import_bioimageio
 
-        written = import_bioimageio(source, output, model_type=model_type)
+        written = import_bioimageio(source, output, model_type=model_type, overwrite=overwrite)
         typer.echo(f"wrote {written}")
         return
     if not source.exists():  # before asking for options it needs
@@ -772,7 +776,7 @@ def write_array(path: Path, array: Any) -> None:
 
 @app.command("export-bioimageio")
 def export_bioimageio_command(
-    model: Path = typer.Argument(..., help="The .czann to export."),
+    model: Path = typer.Argument(..., help="The .czann to export, or a built-in model's name."),
     output: Path = typer.Option(..., "--output", "-o", help="The package to write (.zip)."),
     author: list[str] = typer.Option(["unknown"], "--author", help="An author (repeatable)."),
     license_id: str = typer.Option("CC-BY-4.0", "--license", help="SPDX license identifier."),
@@ -783,6 +787,7 @@ def export_bioimageio_command(
     documentation: Path | None = typer.Option(
         None, "--documentation", help="Markdown documentation (default: generated)."
     ),
+    overwrite: bool = typer.Option(False, help="Replace an existing package file."),
 ) -> None:
     """Write a czann as a bioimage.io model package (format 0.5) with test tensors and a cover."""
     from scopeml.model.bioimageio import export_bioimageio
@@ -797,6 +802,6 @@ def export_bioimageio_command(
     docs = documentation.read_text(encoding="utf-8") if documentation is not None else None
     path = export_bioimageio(
         model, output, authors=author, license=license_id, citation=citation,
-        description=description, documentation=docs,
+        description=description, documentation=docs, overwrite=overwrite,
     )  # fmt: skip
     typer.echo(f"wrote {path}")

@@ -173,6 +173,10 @@ def format_of(path: str | PathLike[str]) -> str:
     for name, entry in formats.items():
         if entry.sniff(path):
             return name
+    from scopeml.model.bioimageio.package import import_hint, is_package
+
+    if is_package(path):  # converted, not run: say how
+        raise InvalidContainerError(import_hint(path), path=path)
     known = "; ".join(f"{name} ({entry.description})" for name, entry in formats.items())
     raise InvalidContainerError(f"not a model file of a known kind; known: {known}", path=path)
 

@@ -35,15 +35,18 @@ def export_bioimageio(
     documentation: str | None = None,
     test_size: int = 64,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write a ``.czann`` as a bioimage.io model package (a zip, format 0.5).
 
     Parameters
     ----------
     model
-        The czann (segmentation, regression or classification; 2-D or 3-D).
+        The czann (segmentation, regression or classification; 2-D or 3-D), or a built-in
+        model's name (``"nuclei"``, as everywhere a model is asked for).
     output
-        The package ``.zip`` (written to a temporary file and moved into place).
+        The package ``.zip`` (written to a temporary file and moved into place); an existing
+        file is refused before any work unless ``overwrite``.
     authors, license, citation
         Package fields; ``citation`` is ``(text, url or doi)``.
     description, documentation
@@ -58,14 +61,17 @@ def export_bioimageio(
     >>> export_bioimageio(czann, czann.with_suffix(".zip")).name
     'm.zip'
     """
+    from scopeml.model.bioimageio.importer import check_model_output
     from scopeml.model.bioimageio.package import require_spec
     from scopeml.model.container import read_container
+    from scopeml.model.registry import resolve_model
 
     require_spec()
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from pydantic import ValidationError
 
-    path = Path(model)
+    path = resolve_model(model)  # a built-in name too
+    check_model_output(output, overwrite=overwrite, source=path)
     container = read_container(path)
     meta = container.metadata
     if container.legacy:

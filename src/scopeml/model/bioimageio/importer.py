@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.bioimageio.graph import PixelStep, wrap_graph
 from scopeml.model.bioimageio.package import Package, open_package
 
@@ -35,11 +35,13 @@ def import_bioimageio(
     output: str | PathLike[str],
     *,
     model_type: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Convert a bioimage.io model (zip, folder or ``rdf.yaml``/``bioimageio.yaml``) to a czann.
 
     ``model_type`` is the czann ``Type``; by default ``Regression`` for models tagged as
-    restoration/denoising, else ``MultiClassSemanticSegmentation``.
+    restoration/denoising, else ``MultiClassSemanticSegmentation``. An existing ``output`` is
+    refused before the package is read unless ``overwrite``; the package itself never.
 
     TorchScript weights (when there are no ONNX weights) are exported to ONNX with torch (the
     ``train`` extra), traced on the package's test input.
@@ -49,10 +51,13 @@ def import_bioimageio(
     InvalidContainerError
         Missing or URL weights, neither ONNX nor TorchScript weights, axes scopeml cannot
         map, preprocessing it cannot express exactly; the message names the step, axis or file.
+    InvalidRequestError
+        ``output`` exists (without ``overwrite``), or is the package.
     """
     from scopeml.model.container import load_onnx, write_container
     from scopeml.model.metadata import ModelMetadata
 
+    check_model_output(output, overwrite=overwrite, source=source)
     package = open_package(source)
     try:
         descr = package.description
@@ -103,6 +108,24 @@ def import_bioimageio(
         return write_container(output, graph, meta)
     finally:
         package.close()
+
+
+def check_model_output(
+    output: str | PathLike[str], *, overwrite: bool, source: str | PathLike[str]
+) -> None:
+    """Refuse, before any work, an ``output`` that exists (unless ``overwrite``), that is a
+    folder, or that is the ``source`` (or lies in a source folder)."""
+    output = Path(output)
+    if "://" not in str(source):
+        origin, target = Path(source).resolve(), output.resolve()
+        if target == origin or origin in target.parents:
+            raise InvalidRequestError(f"the output would replace the input {source}", path=output)
+    if output.is_dir():
+        raise InvalidRequestError("is a folder; expected a file name", path=output)
+    if not overwrite and (output.exists() or output.is_symlink()):
+        raise InvalidRequestError(
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
+        )
 
 
 def _onnx_bytes(package: Package, roles: list[str], fail: Any) -> bytes:
