@@ -32,7 +32,12 @@ def label(
     min_size: int = typer.Option(
         0, "--min-size", help="Drop objects with fewer pixels (voxels in Z stacks)."
     ),
-    tile_size: int = typer.Option(1024, help="Tile edge in pixels (also the output chunks)."),
+    tile_size: int | None = typer.Option(
+        None,
+        help="Tile edge in pixels along every axis, clipped to the image (also the output "
+        "chunks). Default: 1024×1024 in 2-D; in a Z stack at most 128³ voxels, an axis "
+        "shorter than its share whole (40×228×228 for 40 planes).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -74,7 +79,11 @@ def measure(
     shape_features: bool = typer.Option(
         True, help="Perimeter, convex hull, Feret diameters (slower)."
     ),
-    tile_size: int = typer.Option(1024, help="Tile edge in pixels."),
+    tile_size: int | None = typer.Option(
+        None,
+        help="Tile edge in pixels along every axis, clipped to the image. Default: 1024×1024 "
+        "in 2-D; in a Z stack at most 128³ voxels.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -42,7 +42,11 @@ def post(
         help="For crf: the intensity difference, as a fraction of the image's range, that "
         "the CRF treats as an edge (smaller: boundaries follow fainter edges).",
     ),
-    tile_size: int = typer.Option(1024, help="Tile edge in pixels (read with the steps' halo)."),
+    tile_size: int | None = typer.Option(
+        None,
+        help="Tile edge in pixels along every axis, clipped to the image (read with the steps' "
+        "halo). Default: 1024×1024 in 2-D; in a Z stack at most 128³ voxels.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:

@@ -128,8 +128,9 @@ def label_image(
         gaps. Sizes are those of whole objects, joined across tiles, so any tiling gives the
         same objects.
     tile_size
-        Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks); default up to
-        1024 per axis.
+        Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks), clipped to the
+        image; default :func:`~scopeml.objects.label.default_tile` (1024×1024 in 2-D, at most
+        128³ voxels in 3-D).
     overwrite
         Replace an existing output store.
     progress

@@ -12,6 +12,7 @@ the same however the image is tiled.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import uuid
@@ -130,8 +131,9 @@ def label_instances_tiled(
     class_id, connectivity, min_size
         As in :func:`label_instances` (objects are measured whole, across tiles).
     tile_size
-        Tile size (also the output chunks): one int for every axis or one per axis; defaults
-        to the input's chunks or 1024 per axis.
+        Tile size (also the output chunks): one int for every axis or one per axis, clipped
+        to the image; defaults to the input's chunks, else :func:`default_tile` (1024×1024 in
+        2-D, at most 128³ voxels in 3-D).
     overwrite
         Replace an existing ``output``.
     progress
@@ -214,7 +216,9 @@ class ProvisionalLabels:
             raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {self.shape}")
         self.labels, self.temp, self.class_id = labels, Path(temp), class_id
         self.structure = _structure(len(self.shape), connectivity)
-        self.tiles, self.progress = tiles, progress
+        # tiles (and the scratch chunks) never run past the image: a chunk is allocated whole
+        self.tiles = tuple(min(int(t), max(n, 1)) for t, n in zip(tiles, self.shape, strict=True))
+        self.progress = progress
         self.n_objects = self.n_found = 0
         self._lut = np.zeros(1, np.uint64)
 
@@ -287,24 +291,76 @@ def _structure(ndim: int, connectivity: int) -> np.ndarray:
     return ndi.generate_binary_structure(ndim, connectivity)
 
 
+#: Longest default tile edge (pixels): a 2-D default tile is up to 1024×1024.
+TILE_EDGE = 1024
+
+
+def default_tile(shape: Sequence[int]) -> tuple[int, ...]:
+    """The default tile of an array of ``shape``: at most as many pixels (voxels) as the tiling
+    engine's default 3-D tile (``DEFAULT_TILE[3]``³ = 128³ = 2²¹), whatever the number of axes.
+
+    The pixels are shared equally by the axes: an axis no longer than its share is taken whole
+    and leaves the rest to the others, and no edge is longer than :data:`TILE_EDGE`. So a
+    plane gets 1024×1024 tiles, a large volume 128×128×128 and a thin Z stack its whole depth
+    with wider planes (40×228×228): a tile's bytes are bounded in 2-D and 3-D alike (never
+    ``TILE_EDGE`` per axis, 1024³).
+
+    Examples
+    --------
+    >>> default_tile((5000, 300)), default_tile((500, 600, 700)), default_tile((40, 300, 300))
+    ((1024, 300), (128, 128, 128), (40, 228, 228))
+    """
+    from scopeml.tiling.engine import DEFAULT_TILE  # the engine's rule, one home
+
+    budget = DEFAULT_TILE[3] ** 3
+    shape = tuple(max(int(n), 1) for n in shape)
+    tiles = list(shape)
+    longer = sorted(range(len(shape)), key=lambda d: shape[d])
+    while longer:
+        edge = min(_root(budget, len(longer)), TILE_EDGE)
+        if shape[longer[0]] > edge:  # every axis left is longer than its share: cut them all
+            for axis in longer:
+                tiles[axis] = max(edge, 1)
+            break
+        budget //= shape[longer.pop(0)]  # taken whole
+    return tuple(tiles)
+
+
+def _root(value: int, k: int) -> int:
+    """The largest whole ``r`` with ``r**k <= value``."""
+    r = round(value ** (1.0 / k))
+    while r > 0 and r**k > value:
+        r -= 1
+    while (r + 1) ** k <= value:
+        r += 1
+    return r
+
+
 def tile_sizes(
     tile_size: int | Sequence[int] | None,
     shape: Sequence[int],
     chunks: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
-    """Tile size per axis of ``shape``: as given (one int for all axes, or one per axis), else
-    the array's ``chunks``, else up to 1024 per axis.
+    """Tile size per axis of ``shape``, clipped to it: as given (one int for all axes, or one
+    per axis), else the array's ``chunks`` when a tile of them holds no more pixels than the
+    default, else :func:`default_tile` (bounded in pixels, not per axis). Every tiled writer of
+    labels (objects, post-processing) chooses its tiles and output chunks here.
 
     Examples
     --------
     >>> tile_sizes(None, (5000, 300)), tile_sizes(64, (5000, 300)), tile_sizes((2, 8), (9, 9))
     ((1024, 300), (64, 64), (2, 8))
+    >>> tile_sizes(1024, (60, 256, 256)), tile_sizes(None, (60, 256, 256), (1024, 1024, 1024))
+    ((60, 256, 256), (60, 186, 186))
     """
     shape = tuple(int(n) for n in shape)
     if tile_size is None:
+        default = default_tile(shape)
         if chunks is not None and len(chunks) == len(shape):
-            return tuple(int(c) for c in chunks)
-        return tuple(min(1024, n) for n in shape)
+            given = tuple(max(min(int(c), n), 1) for c, n in zip(chunks, shape, strict=True))
+            if math.prod(given) <= max(math.prod(default), 1):
+                return given
+        return default
     sizes = (tile_size,) * len(shape) if isinstance(tile_size, (int, np.integer)) else tile_size
     tiles = tuple(int(t) for t in sizes)
     if len(tiles) != len(shape):
@@ -312,9 +368,9 @@ def tile_sizes(
             f"tile_size {tile_size} has {len(tiles)} values; the labels have {len(shape)} axes "
             f"(shape {shape})"
         )
-    if min(tiles) < 1:
+    if min(tiles, default=1) < 1:
         raise InvalidRequestError(f"tile_size must be positive; got {tile_size}")
-    return tiles
+    return tuple(min(t, max(n, 1)) for t, n in zip(tiles, shape, strict=True))
 
 
 def _border_pairs(

@@ -64,7 +64,9 @@ def measure_objects_tiled(
         As in :func:`~scopeml.objects.measure.measure_objects`; taken from an ``Image`` when
         not given.
     tile_size
-        Tile size (one int, or one per axis); defaults to the labels' chunks or 1024 per axis.
+        Tile size (one int, or one per axis), clipped to the labels; defaults to the labels'
+        chunks, else :func:`~scopeml.objects.label.default_tile` (1024×1024 in 2-D, at most
+        128³ voxels in 3-D).
     margin
         Extra pixels read past each tile's far edges; objects up to about this size are
         measured inside a tile, larger ones on their own crop.

@@ -24,27 +24,34 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.objects.label import iter_tiles, label_instances, label_instances_tiled
+from scopeml.objects.label import iter_tiles, label_instances, label_instances_tiled, tile_sizes
 
 __all__ = ["fill_holes_tiled", "open_plane_store", "plane_tiles"]
 
 
-def plane_tiles(shape: Sequence[int], tile_size: int) -> Iterator[tuple[slice, ...]]:
-    """The tiles of a plane (or volume), ``tile_size`` along every axis, in raster order.
+def plane_tiles(
+    shape: Sequence[int], tile_size: int | Sequence[int] | None
+) -> Iterator[tuple[slice, ...]]:
+    """The tiles of a plane (or volume), ``tile_size`` along every axis (or one per axis;
+    ``None``: the objects' default), in raster order; :func:`~scopeml.objects.label.tile_sizes`.
 
     Examples
     --------
     >>> list(plane_tiles((3, 2), 2))
     [(slice(0, 2, None), slice(0, 2, None)), (slice(2, 3, None), slice(0, 2, None))]
     """
-    return iter_tiles(tuple(shape), (int(tile_size),) * len(shape))
+    return iter_tiles(tuple(shape), tile_sizes(tile_size, shape))
 
 
 def open_plane_store(
-    path: str | os.PathLike[str] | None, shape: Sequence[int], dtype: Any, tile_size: int
+    path: str | os.PathLike[str] | None,
+    shape: Sequence[int],
+    dtype: Any,
+    tile_size: int | Sequence[int] | None,
 ) -> Any:
-    """A new zarr array chunked by tiles at ``path`` (replacing one there), or a numpy array
-    when ``path`` is ``None`` (a plane that fits in memory); zero-filled either way.
+    """A new zarr array chunked by tiles (clipped to ``shape``) at ``path`` (replacing one
+    there), or a numpy array when ``path`` is ``None`` (a plane that fits in memory);
+    zero-filled either way.
 
     Examples
     --------
@@ -55,7 +62,7 @@ def open_plane_store(
         return np.zeros(tuple(shape), dtype)
     import zarr
 
-    chunks = (int(tile_size),) * len(shape)
+    chunks = tile_sizes(tile_size, shape)  # a chunk past the array would be allocated whole
     return zarr.open_array(str(path), mode="w", shape=tuple(shape), chunks=chunks, dtype=dtype,
                            fill_value=0)  # fmt: skip
 
@@ -70,7 +77,9 @@ class _Not:
         return ~np.asarray(self.mask[key], bool)
 
 
-def fill_holes_tiled(mask: Any, output: str | os.PathLike[str] | None, *, tile_size: int) -> Any:
+def fill_holes_tiled(
+    mask: Any, output: str | os.PathLike[str] | None, *, tile_size: int | Sequence[int] | None
+) -> Any:
     """:func:`~scopeml.post.morphology.fill_holes` tile by tile: the background is labelled with
     the exact tiled connected components; components touching the plane's border stay
     background, every other one (a hole) is filled.
@@ -101,7 +110,7 @@ def fill_holes_tiled(mask: Any, output: str | os.PathLike[str] | None, *, tile_s
 
 
 def _fill_inner(mask: Any, background: Any, n_objects: int, output: Path | None,
-                tile_size: int) -> Any:  # fmt: skip
+                tile_size: int | Sequence[int] | None) -> Any:  # fmt: skip
     """``mask`` with every background component that does not touch the border filled."""
     shape = tuple(mask.shape)
     outside = np.zeros(n_objects + 1, bool)

@@ -11,6 +11,7 @@ The output is written to a temporary store and moved into place when complete.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import uuid
@@ -25,6 +26,7 @@ import numpy as np
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
+from scopeml.objects.label import tile_sizes
 from scopeml.post.crf_tiled import DEFAULT_CONTRAST, CrfStep, crf_tiled, split_crf
 from scopeml.post.planes import fill_holes_tiled
 from scopeml.post.steps import (
@@ -39,8 +41,10 @@ from scopeml.post.steps import (
 )
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress, track
 
-#: Default tile edge (pixels) along Y and X; Z is read whole up to this size too.
-TILE_SIZE = 1024
+#: A tile size: one edge for every axis, one per ``(Z,) Y, X`` axis, or ``None`` for the
+#: default (:func:`~scopeml.objects.label.default_tile`: 1024×1024 in 2-D, at most 128³ voxels
+#: in 3-D); clipped to the image, by :func:`~scopeml.objects.label.tile_sizes` as the objects'.
+TileSize = int | Sequence[int] | None
 #: Most classes ``fill_holes`` of any size takes: it makes whole-plane passes per class, so
 #: instance labels (an id per object) would take a pass per object.
 MAX_FILL_CLASSES = 64
@@ -52,7 +56,7 @@ def post_process_tiled(
     out: np.ndarray,
     *,
     background: int | None = None,
-    tile_size: int = TILE_SIZE,
+    tile_size: TileSize = None,
     progress: Progress = None,
     scratch: str | PathLike[str] | None = None,
 ) -> int:
@@ -61,9 +65,10 @@ def post_process_tiled(
 
     ``out`` is any array-like with ``image.shape`` that takes slice assignment (a zarr array).
     Each scene, time point and channel is processed on its own as a ``Z×Y×X`` volume (the steps
-    work in 3-D when Z > 1), tile by tile. ``fill_holes`` of any size keeps each class's mask in
-    zarr stores in a new folder inside ``scratch`` (default: the system's temporary folder),
-    removed at the end; disk use is about one boolean image per class, compressed.
+    work in 3-D when Z > 1), tile by tile (``tile_size``: see :data:`TileSize`). ``fill_holes``
+    of any size keeps each class's mask in zarr stores in a new folder inside ``scratch``
+    (default: the system's temporary folder), removed at the end; disk use is about one
+    boolean image per class, compressed.
     ``background`` is the background class's label value, or ``None`` where 0 is the
     background (see :mod:`scopeml.post.steps`).
 
@@ -105,7 +110,8 @@ def post_process_tiled(
     if all(step.local for step in steps):
         halo = post_halo(steps, background)
         work = [(n, tile) for n, view in enumerate(views)
-                for tile in iter_regions(view.shape, tile_size, halo)]  # fmt: skip
+                for tile in iter_regions(view.shape, tile_sizes(tile_size, view.shape), halo)
+                ]  # fmt: skip
         for n, (read, core) in track(work, progress, "post", unit="tile"):
             labels = np.asarray(views[n][read])
             result = apply_steps(labels, steps, background=background)[core]
@@ -123,7 +129,7 @@ def _post_stack(
     stack: Any,
     steps: Sequence[PostStep],
     out: Any,
-    tile_size: int,
+    tile_size: TileSize,
     folder: Path,
     report: ProgressCallback,
     background: int | None,
@@ -132,6 +138,7 @@ def _post_stack(
     scratch stores (runs of local steps tile by tile, each unbounded hole filling as one exact
     tiled pass), then every class merged tile by tile (with the halo the lost pixels need) as
     :func:`apply_steps` merges them; returns how many pixels changed."""
+    tile_size = tile_sizes(tile_size, stack.shape)
     tiles = [read for read, _ in iter_regions(stack.shape, tile_size)]
     found: set[int] = set()
     for tile in track(tiles, report, "find classes", unit="tile"):
@@ -186,13 +193,13 @@ def _runs(steps: Sequence[PostStep]) -> Iterator[list[PostStep]]:
         yield run
 
 
-def _local_pass(mask: Any, steps: list[PostStep], path: Path, tile_size: int,
+def _local_pass(mask: Any, steps: list[PostStep], path: Path, tile_size: tuple[int, ...],
                 report: ProgressCallback) -> Any:  # fmt: skip
     """Local ``steps`` on a boolean mask, tile by tile with their halo, into a zarr store."""
     import zarr
 
     shape = tuple(mask.shape)
-    store = zarr.open_array(str(path), mode="w", shape=shape, chunks=(tile_size,) * len(shape),
+    store = zarr.open_array(str(path), mode="w", shape=shape, chunks=tile_size,
                             dtype=bool, fill_value=False)  # fmt: skip
     regions = list(iter_regions(shape, tile_size, steps_halo(steps)))
     for read, core in track(regions, report, "post", unit="tile"):
@@ -239,7 +246,7 @@ def post_process_file(
     background: int | str | None = None,
     image: str | PathLike[str] | Image | None = None,
     contrast: float = DEFAULT_CONTRAST,
-    tile_size: int = TILE_SIZE,
+    tile_size: TileSize = None,
     overwrite: bool = False,
     progress: Progress = None,
 ) -> Path:
@@ -311,7 +318,7 @@ def _post_labels(
     output: Path,
     steps: Sequence[PostStep],
     background: int | str | None,
-    tile_size: int,
+    tile_size: TileSize,
     progress: Progress,
 ) -> Path:
     """:func:`post_process_file` without ``crf``: the steps on a label image, which keeps its
@@ -353,14 +360,14 @@ def _post_labels(
     return output / name
 
 
-def _create_like(temp: Path, name: str, image: Image, tile_size: int) -> tuple[Any, str]:
+def _create_like(temp: Path, name: str, image: Image, tile_size: TileSize) -> tuple[Any, str]:
     """The output image ``temp/name`` shaped as ``image`` without its size-1 axes (one T and C
     per chunk, Z Y X tiles), with its dtype, pixel sizes and channel names; and its axes."""
     from scopeml.io.omezarr import create_ome_zarr
 
     axes = "".join(a for a in "TCZ" if image.sizes[a] > 1) + "YX"
     shape = [image.sizes[a] for a in axes]
-    chunks = [1 if a in "TC" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
+    chunks = _chunks(axes, shape, tile_size)
     array = create_ome_zarr(
         temp / name,
         shape=shape,
@@ -395,7 +402,7 @@ def _post_with_crf(
     background: int | str | None,
     image: str | PathLike[str] | Image | None,
     contrast: float,
-    tile_size: int,
+    tile_size: TileSize,
     progress: Progress,
 ) -> Path:
     """:func:`post_process_file` with a first ``crf`` step: the CRF's labels from the store's
@@ -422,7 +429,7 @@ def _post_with_crf(
         value = background_value(background, classes, path=store)
         axes = "".join(a for a in "TZ" if probabilities.sizes[a] > 1) + "YX"
         shape = [probabilities.sizes[a] for a in axes]
-        chunks = [1 if a == "T" else min(n, tile_size) for a, n in zip(axes, shape, strict=True)]
+        chunks = _chunks(axes, shape, tile_size)
         dtype = label_dtype(probabilities.sizes["C"])
         with atomic_write(output, folder=True) as temp:
             array = create_ome_zarr(
@@ -475,7 +482,7 @@ def _crf_then_steps(
     dtype: Any,
     background: int | None,
     contrast: float,
-    tile_size: int,
+    tile_size: TileSize,
     progress: Progress,
     scratch: Path,
 ) -> None:
@@ -483,19 +490,20 @@ def _crf_then_steps(
     store in a new folder inside ``scratch`` (the output's disk), which the steps then read."""
     import zarr
 
+    z, y, x = probabilities.spatial_shape
+    edge = _edge((y, x) if z == 1 else (z, y, x), tile_size)  # the CRF takes one edge
     if not steps:
-        crf_tiled(probabilities, guide, out, crf, contrast=contrast, tile_size=tile_size,
+        crf_tiled(probabilities, guide, out, crf, contrast=contrast, tile_size=edge,
                   progress=progress)  # fmt: skip
         return
     with _scratch_folder(scratch) as folder:
         six = [probabilities.sizes[a] if a in "TZYX" else 1 for a in "STCZYX"]
         labels = zarr.open_array(
             str(folder / "crf.zarr"), mode="w", shape=six, dtype=dtype,
-            chunks=[min(n, tile_size) if a in "ZYX" else 1
-                    for a, n in zip("STCZYX", six, strict=True)],
+            chunks=[1, 1, 1, *_chunks("ZYX", six[3:], tile_size)],
             fill_value=0,
         )  # fmt: skip
-        crf_tiled(probabilities, guide, labels, crf, contrast=contrast, tile_size=tile_size,
+        crf_tiled(probabilities, guide, labels, crf, contrast=contrast, tile_size=edge,
                   progress=progress)  # fmt: skip
         post_process_tiled(
             Image(labels), steps, out, background=background, tile_size=tile_size,
@@ -522,13 +530,13 @@ def probabilities_store(source: str | PathLike[str] | Image) -> Path:
     )
 
 
-def _changed(before: Path, after: Any, axes: str, tile_size: int) -> int:
+def _changed(before: Path, after: Any, axes: str, tile_size: TileSize) -> int:
     """How many pixels of the written ``after`` differ from the label image ``before``."""
     from scopeml.io import open_image
 
     changed = 0
     with open_image(before) as labels:
-        for read, _ in iter_regions(after.shape, tile_size):
+        for read, _ in iter_regions(after.shape, _chunks(axes, after.shape, tile_size)):
             named = {a: r for a, r in zip(axes, read, strict=True)}
             old = labels.read(**named).reshape([r.stop - r.start for r in read])
             changed += int(np.count_nonzero(np.asarray(after[read]) != old))
@@ -650,9 +658,45 @@ def _mark_labels(group: Any, classes: Sequence[str]) -> None:
     group.attrs["ome"] = ome
 
 
-def _check_tile_size(tile_size: int) -> None:
-    if int(tile_size) < 1:
+def _check_tile_size(tile_size: TileSize) -> None:
+    """Refuse a tile size that no image takes (its length is checked per stack)."""
+    if tile_size is None:
+        return
+    sizes = [tile_size] if isinstance(tile_size, (int, np.integer)) else list(tile_size)
+    if not sizes or any(int(t) < 1 for t in sizes):
         raise InvalidRequestError(f"tile_size must be positive; got {tile_size}")
+
+
+def _chunks(axes: str, shape: Sequence[int], tile_size: TileSize) -> list[int]:
+    """Chunks (and tiles) of an array with ``axes``: the tiles of its ``Z Y X`` axes
+    (:func:`~scopeml.objects.label.tile_sizes`), 1 along the others.
+
+    Examples
+    --------
+    >>> _chunks("TZYX", (3, 40, 300, 300), None), _chunks("CYX", (2, 300, 5000), 256)
+    ([1, 40, 228, 228], [1, 256, 256])
+    """
+    spatial = [n for a, n in zip(axes, shape, strict=True) if a in "ZYX"]
+    tiles = iter(tile_sizes(tile_size, spatial))
+    return [next(tiles) if a in "ZYX" else 1 for a in axes]
+
+
+def _edge(spatial: Sequence[int], tile_size: TileSize) -> int:
+    """One tile edge for code that takes a single edge per axis (the CRF): ``tile_size`` when
+    it is one, else the longest edge of the tiles whose tile, clipped to ``spatial``, holds no
+    more pixels than theirs (their shortest edge when none).
+
+    Examples
+    --------
+    >>> _edge((40, 300, 300), None), _edge((500, 500, 500), None), _edge((9, 9), (2, 4))
+    (228, 128, 2)
+    """
+    if isinstance(tile_size, (int, np.integer)):
+        return int(tile_size)
+    tiles = tile_sizes(tile_size, spatial)
+    longest = max(tiles)
+    clipped = math.prod(min(longest, n) for n in spatial)
+    return longest if clipped <= math.prod(tiles) else min(tiles)
 
 
 class _SixD:
