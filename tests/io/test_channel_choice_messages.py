@@ -20,4 +20,7 @@ def test_a_missing_channel_lists_the_names_and_indices(names, listed) -> None:
             image.select_channels([wrong])
         assert caught.value.problem == f"no channel {wrong!r}; the image has {listed}"
         assert caught.value.path == "img.tif"
-    assert image.select_channels([-1]).channel_names == (names[-1],)
+    with pytest.raises(InvalidRequestError) as caught:  # no Python-style -1: refused
+        image.select_channels([-1])
+    assert caught.value.problem == f"no channel -1; the image has {listed}"
+    assert image.select_channels([len(names) - 1]).channel_names == (names[-1],)

@@ -38,6 +38,8 @@ def info(
     lines = format_description(description) if store is None else format_store(store)
     for line in lines:
         typer.echo(line)
+    for warning in description.get("warnings") or () if store is None else ():
+        typer.echo(f"warning: {warning}", err=True)  # the reader's, said in the child
 
 
 #: The outputs a ``segment`` store may hold, each a sub-group, in the order listed.
@@ -188,7 +190,8 @@ def format_description(description: dict) -> list[str]:
         + ")"
         for s in description["scenes"]
     )
-    sizes = " ".join(f"{a}={v:g}" for a, v in description["pixel_sizes"].items()) or "unknown"
+    given = description["pixel_sizes"]
+    sizes = " ".join(f"{a}={given[a]:g}" for a in "ZYX" if a in given) or "unknown"
     lines = [
         description["path"],
         f"  reader: {reader}",
@@ -197,6 +200,8 @@ def format_description(description: dict) -> list[str]:
         f"  channels: {', '.join(description['channel_names'])}",
         f"  pixel sizes (µm): {sizes}",
     ]
+    if given.get("T"):
+        lines.append(f"  time step: {given['T']:g} s")
     if description.get("region_reads"):
         lines.append(f"  region reads: {description['region_reads']}")
     return lines

@@ -8,6 +8,7 @@ import typer
 
 from scopeml.cli.model import TIME_BUDGET_HELP
 from scopeml.errors import InvalidRequestError
+from scopeml.io.axes import AXES_HELP
 
 
 def _sizes(text: str | None, name: str) -> int | tuple[int, ...] | None:
@@ -89,6 +90,7 @@ def segment(
     ),
     probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
     scene: int | None = typer.Option(None, help="Scene of a multi-scene image."),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
     channels: str | None = typer.Option(
         None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
     ),
@@ -138,6 +140,10 @@ def segment(
 
     start = time.perf_counter()
     factor = _scale(scale)
+    if axes is not None:  # the file opened here as told; the run takes it as an Image
+        from scopeml.io import open_image
+
+        image = open_image(image, scene=scene, axes=axes)  # type: ignore[assignment]
     result = run(
         image,
         model,

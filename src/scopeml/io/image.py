@@ -171,7 +171,9 @@ class Image:
         return np.asarray(self.data[key])
 
     def select_channels(self, channels: Sequence[int | str]) -> Image:
-        """A lazy view with only ``channels`` (indices or names), in the order given.
+        """A lazy view with only ``channels`` (names, or indices from 0), in the order given.
+
+        A channel given twice (by name or index) and a negative index are refused.
 
         Examples
         --------
@@ -185,6 +187,14 @@ class Image:
         indices = [self._channel_index(channel) for channel in channels]
         if not indices:
             raise InvalidRequestError("select at least one channel", path=self.path)
+        for i in sorted(set(indices)):
+            given = [c for c, j in zip(channels, indices, strict=True) if j == i]
+            if len(given) > 1:
+                several = len(set(map(str, given))) > 1  # 'DAPI' and 0, not '0' and 0
+                spelled = f" (given as {' and '.join(map(repr, given))})" if several else ""
+                raise InvalidRequestError(
+                    f"duplicate channel {self.channel_names[i]!r}{spelled}", path=self.path
+                )
         return Image(
             _ChannelView(self.data, indices),
             pixel_sizes=self.pixel_sizes,
@@ -220,10 +230,8 @@ class Image:
             return self.channel_names.index(channel)
         if isinstance(channel, str) and channel.lstrip("-").isdigit():
             channel = int(channel)
-        if isinstance(channel, (int, np.integer)) and -len(self.channel_names) <= channel < len(
-            self.channel_names
-        ):
-            return int(channel) % len(self.channel_names)
+        if isinstance(channel, (int, np.integer)) and 0 <= channel < len(self.channel_names):
+            return int(channel)  # no negative indices: on a command line -1 is no channel
         last = len(self.channel_names) - 1
         raise InvalidRequestError(
             f"no channel {channel!r}; the image has {', '.join(self.channel_names)} "

@@ -12,7 +12,9 @@ which is how writers (scopeml included) say the size is unknown.
 from __future__ import annotations
 
 import math
+import os
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import zarr
 
 from scopeml.errors import InvalidImageError, InvalidRequestError, ScopeMLError
-from scopeml.io._units import to_micrometres
+from scopeml.io._units import checked_size, is_time_unit, ordered_sizes
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.chunk_guard import guard_chunks
 from scopeml.io.confine import Confinement
@@ -61,6 +63,8 @@ def multiscales_metadata(
         entry = {"name": axis.lower(), "type": _AXIS_TYPES[axis]}
         if axis in "ZYX" and sizes.get(axis):
             entry["unit"] = "micrometer"  # no unit: the size is unknown (scale 1)
+        elif axis == "T" and sizes.get(axis):
+            entry["unit"] = "second"  # the time step, in seconds as pixel sizes hold it
         axes_meta.append(entry)
     datasets = []
     for level in range(levels):
@@ -117,16 +121,19 @@ class _Multiscale:
                 "that order",
                 path=path,
             )
-        self.levels: list[dict[str, float]] = []  # pixel sizes (µm) of each level
-        for scale in scales:
+        self.levels: list[dict[str, float]] = []  # pixel sizes (µm; T: s) of each level
+        for number, scale in enumerate(scales):
             sizes = {}
             for axis, unit, a, b in zip(self.axes, units, scale, outer, strict=True):
-                if axis not in "ZYX" or (unit is None and a * b == 1.0):
+                if axis not in "TZYX" or (unit is None and a * b == 1.0):
                     continue  # scale 1 without a unit says nothing about the physical size
-                size = to_micrometres(a * b, unit)
+                if axis == "T" and not is_time_unit(unit):
+                    continue  # a time step without a unit of time is no time step
+                where = path if number == 0 else f"{path} (level {number})"
+                size = checked_size(a * b, unit, axis, path=where, what="scale")
                 if size is not None:
                     sizes[axis] = size
-            self.levels.append(sizes)
+            self.levels.append(ordered_sizes(sizes))
         self.pixel_sizes = self.levels[0]
         omero = source.get("omero") or attrs.get("omero") or {}
         try:
@@ -173,6 +180,83 @@ def _check_array(array: zarr.Array, path: str, limits: ImageLimits) -> None:
         entries = math.prod(-(-s // c) for s, c in zip(shards, array.chunks, strict=True))
         limits.check_chunk((entries,), 16, what="a zarr shard index", path=path)
     guard_chunks(array, path=path)
+    _note_sparse(array, path)
+
+
+#: Chunk files counted at most when looking for absent chunks (listing is then bounded).
+MAX_COUNTED_CHUNKS = 100_000
+#: Arrays of fewer chunks are not counted: reading their absent chunks takes no time.
+MIN_NOTED = 1024
+_METADATA_FILES = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
+_NOTED: set[str] = set()
+
+
+def chunk_presence(array: zarr.Array, limit: int = MAX_COUNTED_CHUNKS) -> tuple[int, int, bool]:
+    """``(present, total, capped)``: chunk (or shard) files stored for ``array`` on a local
+    disk, out of how many its shape declares; counting stops at ``limit`` files (``capped``:
+    at least that many). An array on other storage is taken as complete.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> a = zarr.open_array(tempfile.mkdtemp() + "/a.zarr", mode="w", shape=(8, 8), chunks=(4, 4),
+    ...                     dtype="u1", zarr_format=3)
+    >>> a[:4, :4] = 1
+    >>> chunk_presence(a)
+    (1, 4, False)
+    """
+    stored = getattr(array, "shards", None) or array.chunks
+    total = math.prod(-(-n // c) for n, c in zip(array.shape, stored, strict=True))
+    root = getattr(array.store, "root", None)
+    if root is None:
+        return total, total, False
+    folder = os.path.join(str(root), array.path) if array.path else str(root)
+    present = 0
+    stack = [folder]
+    while stack and present < limit:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not os.path.exists(os.path.join(entry.path, "zarr.json")) and not (
+                    os.path.exists(os.path.join(entry.path, ".zarray"))
+                ):  # a nested array or group is not this array's chunks
+                    stack.append(entry.path)
+            elif entry.name not in _METADATA_FILES:
+                present += 1
+                if present >= limit:
+                    break
+    return min(present, total), total, present >= limit and present < total
+
+
+def sparse_note(array: zarr.Array, path: str) -> str | None:
+    """``"k of N chunks present; absent chunks read as fill value"`` when fewer than half of
+    the chunks an array declares are stored and it declares at least :data:`MIN_NOTED` (a huge
+    declared shape with a few chunks in it, which a statistics pass would read whole), else
+    ``None``. Sparse arrays are legal: this is said, never refused."""
+    stored = getattr(array, "shards", None) or array.chunks
+    if math.prod(-(-n // c) for n, c in zip(array.shape, stored, strict=True)) < MIN_NOTED:
+        return None  # a few absent chunks cost nothing to read (a fresh or empty output)
+    present, total, capped = chunk_presence(array)
+    if present * 2 >= total:
+        return None
+    what = "shards" if getattr(array, "shards", None) else "chunks"
+    return (
+        f"{path}: {'≥' if capped else ''}{present:,} of {total:,} {what} present; absent "
+        f"{what} read as fill value ({array.fill_value})"
+    )
+
+
+def _note_sparse(array: zarr.Array, path: str) -> None:
+    """Warn, once per array per process, that most of an array's chunks are absent."""
+    if path in _NOTED:
+        return
+    _NOTED.add(path)
+    note = sparse_note(array, path)
+    if note is not None:
+        warnings.warn(note, UserWarning, stacklevel=4)
 
 
 def _image_view(

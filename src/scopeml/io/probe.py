@@ -30,7 +30,9 @@ def describe_image(
     scene: int | None = None,
     allowed_roots: Sequence[str | PathLike[str]] | None = None,
 ) -> dict[str, Any]:
-    """A JSON-ready description of an image file: reader, axes, shape, scenes, channels, sizes.
+    """A JSON-ready description of an image file: reader, axes, shape, scenes, channels, sizes
+    (``T`` the time step in seconds, then ``Z Y X`` in µm, in that order for every format),
+    and ``warnings``: what the reader warned about (axes guessed, most chunks absent, …).
 
     Scenes of different sizes (which :func:`~scopeml.io.open_image` cannot stack) are each
     listed with their shape; the other fields then describe scene 0, or ``scene``.
@@ -45,6 +47,22 @@ def describe_image(
     >>> info["reader"], info["shape"], info["scenes"]
     ('scopeml.io.tiff:read_tiff', [1, 1, 1, 1, 3, 4], [{'name': '0', 'shape': [1, 1, 1, 3, 4]}])
     """
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        description = _describe(path, scene, allowed_roots)
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    description["warnings"] = list(dict.fromkeys(said))
+    return description
+
+
+def _describe(
+    path: str | PathLike[str],
+    scene: int | None,
+    allowed_roots: Sequence[str | PathLike[str]] | None,
+) -> dict[str, Any]:
+    from scopeml.io._units import ordered_sizes
     from scopeml.io.registry import open_image, reader_for
 
     options: dict[str, Any] = {} if allowed_roots is None else {"allowed_roots": allowed_roots}
@@ -82,7 +100,7 @@ def describe_image(
             "dtype": str(image.dtype),
             "scenes": [{"name": s["name"], "shape": list(s["shape"])} for s in scenes],
             "channel_names": list(image.channel_names),
-            "pixel_sizes": image.pixel_sizes,
+            "pixel_sizes": ordered_sizes(image.pixel_sizes),  # T (s), Z, Y, X (µm)
             "region_reads": getattr(image, "region_reads", None),  # bioio: chunks or planes
         }
 

@@ -76,6 +76,7 @@ def open_image(
     level: int = 0,
     allowed_roots: Sequence[str | PathLike[str]] | None = None,
     limits: ImageLimits | None = None,
+    axes: str | None = None,
 ) -> Image:
     """Open an image file lazily as a 6-D ``S T C Z Y X`` :class:`Image`.
 
@@ -100,6 +101,12 @@ def open_image(
         What the image may declare (pixels, pixels per axis, chunk bytes, compression ratio);
         default :func:`~scopeml.io.limits.default_limits` (module defaults, overridable by the
         ``SCOPEML_MAX_*`` environment variables). Checked before any pixel is read.
+    axes
+        What the file's axes are, one letter of ``T C Z Y X`` per axis in the file's order
+        (any case): ``"TYX"`` reads a plain multi-page TIFF as a time-lapse, which is
+        otherwise read as a Z stack (with a warning). The number of letters must be the
+        file's number of axes. Only for TIFF files (other formats name their axes); a reader
+        that cannot take it refuses it.
 
     Examples
     --------
@@ -131,6 +138,16 @@ def open_image(
     limits = default_limits() if limits is None else limits
     accepts = _keywords(reader)
     options: dict[str, object] = {"scene": scene}
+    if axes is not None:
+        from scopeml.io.axes import check_axes_text
+
+        options["axes"] = check_axes_text(axes)
+        if "axes" not in accepts:
+            raise InvalidImageError(
+                f"axes={axes!r} applies to TIFF files; this format names its own axes "
+                f"(reader {getattr(reader, '__name__', reader)!r})",
+                path=path,
+            )
     if level:  # a registered reader without pyramids need not take the keyword
         options["level"] = level
     if "limits" in accepts:
@@ -159,5 +176,5 @@ def _keywords(reader: Reader) -> set[str]:
     except (TypeError, ValueError):
         return set()
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return {"limits", "allowed_roots"}
+        return {"limits", "allowed_roots"}  # not axes: a reader must say it takes them
     return {p.name for p in parameters}

@@ -4,13 +4,21 @@ Metadata comes from OME-XML (``PhysicalSizeX/Y/Z`` with units, channel names), e
 metadata (``unit``, ``spacing``) and resolution tags. Series are scenes: equally shaped series
 become ``S``, otherwise one is chosen with ``scene=``. Level 0 of a pyramid is read.
 
-tifffile names RGB samples ``S``; they become channels. A generic page sequence (``I``/``Q``)
-becomes ``Z``, or ``T`` if the file already has ``Z``.
+tifffile names RGB samples ``S``; they become channels. A generic page sequence (``I``/``Q``:
+a plain multi-page TIFF, whose pages could be planes or time points) becomes ``Z``, or ``T`` if
+the file already has ``Z``, as bioio/aicsimageio and napari read it too; that is warned about
+once, and ``axes=`` ("TYX") says what the file's axes are instead. ImageJ hyperstacks
+(frames/slices/channels) and OME-XML name their axes and are read as they say; an OME-XML
+that declares more planes than the file holds is refused. The time step (OME
+``TimeIncrement``, ImageJ ``finterval``) becomes the ``T`` entry of the pixel sizes (seconds).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from os import PathLike
@@ -22,8 +30,9 @@ import tifffile
 import zarr
 
 from scopeml.errors import InvalidImageError, ScopeMLError
-from scopeml.io._units import to_micrometres
+from scopeml.io._units import checked_size, ordered_sizes
 from scopeml.io._view import AxesView, select_scene
+from scopeml.io.axes import check_axes_text
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
@@ -80,7 +89,58 @@ def map_axes(tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
     return "".join(mapped)
 
 
-def _ome_metadata(xml: str, index: int) -> tuple[dict[str, float], list[str]]:
+def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
+    """The ``STCZYX`` letters of a series whose axes the user named (``axes``, one letter per
+    axis of the file, in the file's order), instead of what tifffile guessed.
+
+    Examples
+    --------
+    >>> user_axes("TYX", "QYX", (20, 5, 6))
+    'TYX'
+    >>> user_axes("TZYX", "QYX", (20, 5, 6))
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidImageError: axes 'TZYX' name 4 axes; the file has 3 (Q=20 Y=5 X=6)
+    """
+    letters = check_axes_text(axes)
+    if len(letters) != len(shape):
+        found = " ".join(f"{a}={n}" for a, n in zip(tiff_axes, shape, strict=True))
+        raise InvalidImageError(
+            f"axes {axes!r} name {len(letters)} axes; the file has {len(shape)} ({found})",
+            path=path,
+        )
+    return letters
+
+
+def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: str) -> None:
+    """Warn once that a generic page sequence (``I``/``Q``) was read as ``Z`` (or ``T``)."""
+    for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
+        if axis in _SEQUENCE_AXES and size > 1:
+            other = "T" if mapped[i] == "Z" else "Z"
+            free = iter(a for a in "CZT" if a not in mapped and a != other)
+            hint = "".join(
+                other if j == i else (next(free, "?") if m == "_" else m)
+                for j, m in enumerate(mapped)
+            )
+            kind = "planes" if mapped[i] == "Z" else "time points"
+            _warn_once(
+                f"{path}: {size} pages of unknown kind read as {mapped[i]} ({kind}); if they "
+                f"are {'time points' if other == 'T' else 'planes'}, pass axes='{hint}' "
+                f"(CLI: --axes {hint})"
+            )
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """One warning per message per process (engine workers reopen the same file)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def _ome_metadata(xml: str, index: int, path: str = "") -> tuple[dict[str, float], list[str]]:
     """Pixel sizes (µm) and channel names of OME ``Image`` number ``index``."""
     try:
         root = ET.fromstring(xml)
@@ -93,9 +153,18 @@ def _ome_metadata(xml: str, index: int) -> tuple[dict[str, float], list[str]]:
         return {}, []
     pixels = images[index].find(q("Pixels"))
     sizes = {}
-    for axis in "XYZ":
-        size = to_micrometres(
-            pixels.get(f"PhysicalSize{axis}"), pixels.get(f"PhysicalSize{axis}Unit", "µm")
+    time = checked_size(
+        pixels.get("TimeIncrement"), pixels.get("TimeIncrementUnit", "s"), "T", path=path,
+        what="time increment",
+    )  # fmt: skip
+    if time is not None:
+        sizes["T"] = time
+    for axis in "ZYX":
+        size = checked_size(
+            pixels.get(f"PhysicalSize{axis}"),
+            pixels.get(f"PhysicalSize{axis}Unit", "µm"),
+            axis,
+            path=path,
         )
         if size is not None:
             sizes[axis] = size
@@ -103,29 +172,35 @@ def _ome_metadata(xml: str, index: int) -> tuple[dict[str, float], list[str]]:
     return sizes, names
 
 
-def _imagej_metadata(tf: tifffile.TiffFile) -> dict[str, float]:
-    """Pixel sizes (µm) from ImageJ metadata (unit, spacing) and the resolution tags."""
+def _imagej_metadata(tf: tifffile.TiffFile, path: str = "") -> dict[str, float]:
+    """Pixel sizes (µm) from ImageJ metadata (unit, spacing) and the resolution tags, and
+    the time step (``finterval``, seconds unless ``tunit`` says otherwise)."""
     page = tf.pages.first
     sizes: dict[str, float] = {}
+    meta = tf.imagej_metadata or {}
+    if meta.get("finterval") is not None:
+        unit = str(meta.get("tunit") or "s").replace("\\u00B5", "µ")
+        time = checked_size(meta["finterval"], unit, "T", path=path, what="frame interval")
+        if time is not None:
+            sizes["T"] = time
     try:
         x_res, y_res = page.get_resolution()
     except Exception:
         return sizes
-    meta = tf.imagej_metadata or {}
     if meta:
         unit = str(meta.get("unit", "")).replace("\\u00B5", "µ")
     else:
         unit = {3: "cm", 4: "mm", 5: "µm"}.get(int(page.resolutionunit), "")
     if unit:
-        for axis, res in (("X", x_res), ("Y", y_res)):
-            if res and res > 0:
-                size = to_micrometres(1.0 / res, unit)
-                if size is not None:
-                    sizes[axis] = size
-        z = to_micrometres(meta.get("spacing"), unit)
+        z = checked_size(meta.get("spacing"), unit, "Z", path=path)
         if z is not None:
             sizes["Z"] = z
-    return sizes
+        for axis, res in (("Y", y_res), ("X", x_res)):
+            if res and res > 0:
+                size = checked_size(1.0 / res, unit, axis, path=path)
+                if size is not None:
+                    sizes[axis] = size
+    return ordered_sizes(sizes)
 
 
 def _channel_names(names: list[str], n_channels: int) -> list[str]:
@@ -154,8 +229,12 @@ def read_tiff(
     level: int = 0,
     allowed_roots: Sequence[str | PathLike[str]] | None = None,
     limits: ImageLimits | None = None,
+    axes: str | None = None,
 ) -> Image:
     """Open a TIFF (OME, ImageJ or plain) as a lazy :class:`Image`.
+
+    ``axes`` names the file's axes, one letter of ``TCZYX`` per axis of its series in the
+    file's order (``"TYX"`` for a plain multi-page time-lapse, which is otherwise read as Z).
 
     A file whose structure tifffile finds corrupt (it logs an error), whose pixel data runs
     past the end of the file, or whose declared sizes the data in it cannot back (see
@@ -186,10 +265,12 @@ def read_tiff(
             pin_files(opened, confinement, path)
         files = [tif.filehandle.path for tif in opened]
         if errors.messages:
-            raise InvalidImageError(f"corrupt TIFF structure: {errors.messages[0]}", path=path)
+            raise InvalidImageError(_corrupt(errors.messages[0], path), path=path)
         check_segments(tf, path)
         check_declared_sizes(series, files, path, limits)
-        return _open_series(tf, series, ome_xml, path, scene, level)
+        if ome_xml:
+            _check_missing_planes(series, path)
+        return _open_series(tf, series, ome_xml, path, scene, level, axes)
     except ScopeMLError:
         if tf is not None:
             tf.close()
@@ -202,6 +283,40 @@ def read_tiff(
         logger.removeHandler(errors)
 
 
+def _corrupt(message: str, path: str) -> str:
+    """tifffile's complaint about a broken tag, in our words: a tag pointing past the end of
+    the file says the file was cut short."""
+    found = re.search(r"invalid value offset (\d+)", message)
+    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    if found and size and int(found.group(1)) >= size:
+        return (
+            f"truncated or corrupt TIFF (file is {_mb(size)}, a tag points at "
+            f"{_mb(int(found.group(1)))})"
+        )
+    reason = re.sub(r"^<[^>]*>\s*(raised\s*)?", "", message)
+    reason = re.sub(r"<tifffile\.(\w+) (\d+) @\d+>", r"\1 \2", reason)
+    return f"corrupt TIFF structure: {reason[:200]}"
+
+
+def _mb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:.1f} MB"
+
+
+def _check_missing_planes(series: list[Any], path: str) -> None:
+    """An OME series whose XML declares planes the file(s) do not hold: tifffile fills them
+    with zeros (and logs a warning); a run over them would be mostly made-up pixels."""
+    for s in series:
+        pages = getattr(s, "_pages", None)
+        if pages is None:
+            continue
+        missing = sum(page is None for page in pages)
+        if missing:
+            raise InvalidImageError(
+                f"OME-XML declares {len(pages)} planes, the file holds {len(pages) - missing}",
+                path=path,
+            )
+
+
 def _open_series(
     tf: tifffile.TiffFile,
     series: list[Any],
@@ -209,6 +324,7 @@ def _open_series(
     path: str,
     scene: int | None,
     level: int,
+    user: str | None = None,
 ) -> Image:
     views = []
     for index, s in enumerate(series):
@@ -216,16 +332,21 @@ def _open_series(
             raise InvalidImageError(
                 f"level {level} does not exist; series {index} has {len(s.levels)}", path=path
             )
-        axes = map_axes(s.axes, tuple(s.shape), path=path)
+        if user is not None:
+            axes = user_axes(user, s.axes, tuple(s.shape), path=path)
+        else:
+            axes = map_axes(s.axes, tuple(s.shape), path=path)
+            if index == (scene or 0):
+                _sequence_note(s.axes, tuple(s.shape), axes, path)
         array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
         views.append(AxesView(array, axes, path=path))
     if not views:
         raise InvalidImageError("the TIFF holds no images", path=path)
     data = select_scene(views, scene, path=path)
     if ome_xml:
-        pixel_sizes, names = _ome_metadata(ome_xml, scene or 0)
+        pixel_sizes, names = _ome_metadata(ome_xml, scene or 0, path)
     else:
-        pixel_sizes, names = _imagej_metadata(tf), []
+        pixel_sizes, names = _imagej_metadata(tf, path), []
     if level:  # a level's pixels are larger by the ratio of the level sizes
         base = series[scene or 0].shape
         shrunk = series[scene or 0].levels[level].shape

@@ -37,8 +37,8 @@ def check_segments(tf: tifffile.TiffFile, path: str) -> None:
             for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
                 if count and offset + count > size:
                     raise InvalidImageError(
-                        f"truncated TIFF: pixel data at byte {offset} + {count} lies past the "
-                        f"end of the file ({size} bytes)",
+                        f"truncated or corrupt TIFF (file is {size / 1e6:.1f} MB, pixel data "
+                        f"reaches {(offset + count) / 1e6:.1f} MB)",
                         path=path,
                     )
 
