@@ -18,7 +18,6 @@ Results folder::
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ from typing import Any
 
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
+from scopeml.analysis.inputs import collect_images, find_images
 from scopeml.analysis.settings import (
     AnalysisSettings,
     dump_settings,
@@ -37,7 +37,6 @@ from scopeml.analysis.settings import (
 )
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
-from scopeml.io.registry import IMAGE_SUFFIXES
 from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
@@ -47,10 +46,13 @@ _WORKER_RESOURCES: dict[str, Any] = {}
 
 @dataclass
 class AnalysisResult:
-    """What a batch produced: the results folder, one record per image, the failures."""
+    """What a batch produced: the results folder, one record per image, the failures, and the
+    files the folders and patterns held that were left out (by reason: ``label images``,
+    ``exclude``, ``include``, ``results folders``)."""
 
     output: Path
     records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, list[Path]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -60,59 +62,6 @@ class AnalysisResult:
     def counts(self) -> dict[str, dict[str, int]]:
         """Objects per class, by image name."""
         return {r["name"]: r["counts"] for r in self.records if r["status"] == "done"}
-
-
-def collect_images(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Image files from files, folders (their images, not recursive) and glob patterns.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> for name in ("b.tif", "a.ome.tif", "notes.txt"):
-    ...     _ = (folder / name).write_bytes(b"")
-    >>> [p.name for p in collect_images([folder])]
-    ['a.ome.tif', 'b.tif']
-    >>> [p.name for p in collect_images([folder / "*.tif"])]
-    ['a.ome.tif', 'b.tif']
-    """
-    found: list[Path] = []
-    for source in sources:
-        text = str(source)
-        path = Path(source)
-        if path.is_dir() and not _is_image_name(path.name):
-            items = sorted(p for p in path.iterdir() if _is_image_name(p.name))
-        elif path.exists():
-            items = [path]
-        elif glob.has_magic(text):
-            items = [Path(p) for p in sorted(glob.glob(text)) if _is_image_name(Path(p).name)]
-        else:
-            raise FileNotFoundError(2, "No such file or folder", text)
-        if not items:
-            raise InvalidRequestError("no images here", path=text)
-        found += [p for p in items if p not in found]
-    return found
-
-
-def _is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
-
-
-def _names(images: Sequence[Path]) -> list[str]:
-    """A folder name per image: its name without image suffixes, made unique."""
-    names: list[str] = []
-    for path in images:
-        base = path.name
-        for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
-            if base.lower().endswith(suffix):
-                base = base[: -len(suffix)]
-                break
-        name, n = base or "image", 1
-        while name in names:
-            n += 1
-            name = f"{base}-{n}"
-        names.append(name)
-    return names
 
 
 def run_analysis(
@@ -126,6 +75,10 @@ def run_analysis(
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
     public_name: Callable[[Path], str] | None = None,
+    recursive: bool | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_labels: bool | None = None,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
 
@@ -135,7 +88,9 @@ def run_analysis(
         :class:`AnalysisSettings`, a settings file (errors then name its lines), or the
         mapping such a file holds (a ``dict``, read by :func:`parse_settings`).
     images
-        Image files, folders and glob patterns.
+        Image files, folders (with their subfolders) and glob patterns; which files they give
+        and the name each image gets: :mod:`scopeml.analysis.inputs`. Images found in
+        subfolders are named by their path there (``A9/p10d.tif`` → ``A9__p10d``).
     output
         The results folder (created; an existing one is continued only with ``resume``).
     workers
@@ -187,7 +142,14 @@ def run_analysis(
         settings = load_settings(source)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
-    paths = collect_images([images] if isinstance(images, (str, os.PathLike)) else images)
+    settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
+    found = find_images(
+        [images] if isinstance(images, (str, os.PathLike)) else images,
+        recursive=settings.inputs.recursive, include=settings.inputs.include,
+        exclude=settings.inputs.exclude, skip_labels=settings.inputs.skip_labels,
+        ignore=[output],
+    )  # fmt: skip
+    paths = found.paths
     confinement = Confinement.of(allowed_roots)
     for path in paths if confinement is not None else ():
         confinement.check(path)
@@ -197,8 +159,8 @@ def run_analysis(
     output = Path(output)
     _prepare_output(output, text, resume)
     _remove_stale_partials(output)
-    names = _names(paths)
-    result = AnalysisResult(output)
+    names = found.names
+    result = AnalysisResult(output, skipped=found.skipped)
     todo: list[tuple[Path, str]] = []
     for path, name in zip(paths, names, strict=True):
         done = _completed(output / "images" / name, path, digest) if resume else None
@@ -233,6 +195,34 @@ def run_analysis(
     result.records.sort(key=lambda r: order.get(r["name"], len(order)))
     write_report(settings, result.records, output)
     return result
+
+
+def _with_inputs(
+    settings: AnalysisSettings,
+    recursive: bool | None,
+    include: Sequence[str],
+    exclude: Sequence[str],
+    skip_labels: bool | None,
+) -> AnalysisSettings:
+    """The settings with the inputs a caller gave besides them."""
+    if isinstance(include, str) or isinstance(exclude, str):  # one pattern, not its letters
+        include = [include] if isinstance(include, str) else include
+        exclude = [exclude] if isinstance(exclude, str) else exclude
+    given = settings.inputs
+    data = given.model_dump()
+    if recursive is not None:
+        data["recursive"] = bool(recursive)
+    if skip_labels is not None:
+        data["skip_labels"] = bool(skip_labels)
+    data["include"] = [*given.include, *(p for p in include if p not in given.include)]
+    data["exclude"] = [*given.exclude, *(p for p in exclude if p not in given.exclude)]
+    if data == given.model_dump():
+        return settings
+    try:
+        inputs = type(given).model_validate(data)
+    except ValueError as err:
+        raise InvalidRequestError(f"include/exclude patterns are text, not empty: {err}") from None
+    return settings.model_copy(update={"inputs": inputs})
 
 
 def _check_first_readable(
@@ -309,7 +299,8 @@ def _prepare_output(output: Path, text: str, resume: bool) -> None:
             return  # an earlier run that finished no image (stopped before its first)
         if not resume:
             raise InvalidRequestError(
-                "the results folder exists; pass --resume to continue it or choose another",
+                "the results folder exists; pass --resume (resume=True) to continue it or "
+                "choose another",
                 path=output,
             )
         if _results_text(previous.read_text(encoding="utf-8")) != _results_text(text):
@@ -332,12 +323,15 @@ def _remove_stale_partials(output: Path) -> None:
 
 def _results_text(text: str) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
-    out of core, which give the same objects), so a resume may change it."""
+    out of core, which give the same objects; ``inputs`` picks the files, each image's results
+    are its own), so a resume may change them, and results from before ``inputs`` existed
+    resume."""
     import yaml
 
     data = yaml.safe_load(text)
     if isinstance(data, dict):
         data.pop("memory_mb", None)
+        data.pop("inputs", None)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
@@ -458,7 +452,7 @@ def _on_cluster(scheduler: Any, jobs: list[tuple], report: Any) -> list[dict[str
         from distributed import Client, as_completed
     except ImportError as err:
         raise InvalidRequestError(
-            "--scheduler needs dask.distributed (pip install 'scopeml[dask]')"
+            "--scheduler (scheduler=) needs dask.distributed (pip install 'scopeml[dask]')"
         ) from err
     if isinstance(scheduler, Client):  # a caller's client: one of our own to its scheduler
         scheduler = scheduler.scheduler.address

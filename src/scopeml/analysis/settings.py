@@ -22,13 +22,21 @@ True
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from scopeml.errors import InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
@@ -36,6 +44,7 @@ from scopeml.objects.instances import InstanceOptions
 __all__ = [
     "AnalysisSettings",
     "ClassSettings",
+    "Inputs",
     "InstancesSegmenter",
     "InvalidSettingsError",
     "Measurements",
@@ -228,6 +237,28 @@ class Outputs(_Strict):
     summary: bool = True
 
 
+#: A file-name pattern (``*`` and ``?`` as in the shell; with a ``/``, the path below the folder).
+Pattern = Annotated[str, Field(min_length=1)]
+
+
+class Inputs(_Strict):
+    """Which files of the folders and patterns given are analysed (see
+    :mod:`scopeml.analysis.inputs`); a file named is always analysed unless ``exclude`` matches.
+    These keys choose files, not results: a resumed run may change them."""
+
+    recursive: bool = Field(True, description="a folder's subfolders too")
+    include: list[Pattern] = Field(
+        default_factory=list, description="only files matching one of these (empty: all)"
+    )
+    exclude: list[Pattern] = Field(
+        default_factory=list, description="files and subfolders matching one are left out"
+    )
+    skip_labels: bool = Field(
+        True, description="leave out label images found in folders: names ending _labels, "
+        "_label, _mask, _masks, and the label stores scopeml writes (counted in a warning)",
+    )  # fmt: skip
+
+
 class AnalysisSettings(_Strict):
     """A whole image analysis (``version: 1``)."""
 
@@ -235,11 +266,51 @@ class AnalysisSettings(_Strict):
     channels: list[str] = Field(min_length=1)
     classes: list[ClassSettings] = Field(min_length=1)
     outputs: Outputs = Field(default_factory=Outputs)
+    inputs: Inputs = Field(default_factory=Inputs)
     tile_size: int = Field(1024, ge=16, description="tile size of the tiled stages")
+    axes: str | dict[str, str] | None = Field(
+        None, description="the image files' axes, one letter of T,C,Z,Y,X per axis of the "
+        "file in its order (TYX: a plain multi-page TIFF is a time-lapse, read as Z "
+        "otherwise; TIFF only); or {file-name pattern: axes} for some of the images",
+    )  # fmt: skip
     memory_mb: int = Field(
         512, ge=0, description="a plane whose stages fit this many MB runs in memory; "
         "larger planes run tile by tile (out of core, the same results)",
     )  # fmt: skip
+
+    @field_validator("axes")
+    @classmethod
+    def _check_axes(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        from scopeml.io.axes import check_axes_text
+
+        try:
+            if isinstance(value, dict):
+                return {pattern: check_axes_text(axes) for pattern, axes in value.items()}
+            return None if value is None else check_axes_text(value)
+        except InvalidRequestError as err:
+            raise ValueError(err.problem) from None
+
+    def axes_of(self, image: str | os.PathLike[str]) -> str | None:
+        """The axes ``axes`` gives for ``image`` (all of them, or the first pattern matching
+        its name or path); ``None``: as the file says (see :func:`scopeml.io.open_image`).
+
+        Examples
+        --------
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "a"}}
+        >>> s = parse_settings({"version": 1, "channels": ["a"], "classes": [blob],
+        ...                     "axes": {"*_t.tif": "tyx"}})
+        >>> s.axes_of("/data/x_t.tif"), s.axes_of("/data/x.tif")
+        ('TYX', None)
+        """
+        if not isinstance(self.axes, dict):
+            return self.axes
+        path = Path(image).as_posix()
+        for pattern, axes in self.axes.items():
+            if fnmatch.fnmatchcase(Path(path).name, pattern) or fnmatch.fnmatchcase(
+                path, f"*{pattern}" if "/" in pattern else pattern
+            ):
+                return axes
+        return None
 
     @model_validator(mode="after")
     def _check_tree(self) -> AnalysisSettings:

@@ -12,7 +12,9 @@ def analyze(
         ..., help="The settings YAML, or 'init' to write a commented example.", metavar="SETTINGS"
     ),
     images: list[str] = typer.Argument(
-        None, help="Image files, folders and glob patterns (after 'init': the file to write)."
+        None,
+        help="Image files, folders (with their subfolders) and glob patterns (after 'init': "
+        "the file to write).",
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="The results folder."),
     workers: int | None = typer.Option(
@@ -24,12 +26,43 @@ def analyze(
         None, help="A dask.distributed scheduler address; one task per image."
     ),
     resume: bool = typer.Option(False, help="Skip images whose results are already complete."),
+    recursive: bool | None = typer.Option(
+        None,
+        "--recursive/--no-recursive",
+        help="Search the folders' subfolders too [default: the settings' inputs.recursive, true].",
+        show_default=False,
+    ),
+    include: list[str] = typer.Option(
+        None,
+        "--include",
+        metavar="PATTERN",
+        help="Only files matching this (repeatable; added to the settings' inputs.include). "
+        "A pattern without '/' matches the file name, one with '/' the path below the folder.",
+    ),
+    exclude: list[str] = typer.Option(
+        None,
+        "--exclude",
+        metavar="PATTERN",
+        help="Leave out files and subfolders matching this, e.g. '*_ch2*' or 'old/*' "
+        "(repeatable; added to the settings' inputs.exclude).",
+    ),
+    skip_labels: bool | None = typer.Option(
+        None,
+        "--skip-labels/--no-skip-labels",
+        help="Leave out label images found in folders (names ending _labels, _label, _mask, "
+        "_masks; label stores scopeml wrote) [default: the settings' inputs.skip_labels, true].",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> int:
     """Run an image analysis over images into one results folder.
 
     The settings give the class tree, segmenters, post-processing and measurements; the
     results folder gets label stores, tables, overviews and a summary.
+
+    A folder gives its images and its subfolders' (not hidden ones, image folders or results
+    folders), each named by its path there (plate/A9/p10d.tif: A9__p10d). Label images found
+    beside the images (x_labels.tif, x_mask.tif) are left out, with a warning counting them.
 
     Bad settings (unknown keys, a cycle in the class tree, a missing model, a channel the
     images lack) stop before any image is read, naming the file and line (exit 2). An image
@@ -45,7 +78,8 @@ def analyze(
 
     result = run_analysis(
         Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
-        progress=not quiet,
+        progress=not quiet, recursive=recursive, include=include or (), exclude=exclude or (),
+        skip_labels=skip_labels,
     )  # fmt: skip
     done = len(result.records) - len(result.failures)
     for failure in result.failures:

@@ -1,0 +1,368 @@
+"""Which files an analysis runs over, and the name each gets in its results.
+
+Sources are files, folders and glob patterns. A folder gives its images and, unless
+``recursive`` is off, those of its subfolders (as CellProfiler's Images module takes a dropped
+folder, and as microscopes export a plate: a folder per well, position or condition). Found
+files (in folders or by a pattern) are filtered:
+
+- ``include`` patterns: when any are given, only files matching one;
+- ``exclude`` patterns: files (and subfolders) matching one are left out;
+- ``skip_labels``: files that are obviously label images are left out, with a warning that
+  counts them: names ending ``_labels``, ``_label``, ``_mask``, ``_masks`` (BBBC, StarDist,
+  cellpose ``_cp_masks``), and the label and output stores scopeml writes (an NGFF
+  ``image-label``, or a ``segment`` output);
+- never searched: hidden files and folders, image folders (``.ome.zarr``), and analysis
+  results folders (a ``settings.yaml`` beside ``images/``; the run's own output above all).
+
+A pattern without ``/`` matches a file's (or folder's) name, one with ``/`` its path below the
+folder given; ``*`` and ``?`` as in the shell, case-insensitive. A file named as a source is
+analysed as named, except when an ``exclude`` pattern matches it (the default label skip only
+warns, since the shell may have named it: ``A9/*.tif``).
+
+Each image is named by its path below the folder it was found in, without the image suffix,
+folders joined by ``__`` (``A9/p10d.tif`` → ``A9__p10d``), so same-named files in different
+subfolders stay apart and the subfolder (a well, a condition) stays in the tables; a named file
+or a pattern's file by its name alone. Names that still clash get ``-2``, ``-3`` ….
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scopeml.errors import InvalidRequestError
+from scopeml.io.registry import IMAGE_SUFFIXES
+
+__all__ = ["LABEL_NAME_ENDINGS", "NAME_SEPARATOR", "FoundImages", "collect_images", "find_images"]
+
+#: Name endings (before the image suffix) of the label images ``skip_labels`` leaves out.
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks")
+#: Joins the folders of an image's path below the folder given into its name.
+NAME_SEPARATOR = "__"
+#: Why a file was left out (the keys of :attr:`FoundImages.skipped`).
+LABELS, EXCLUDED, NOT_INCLUDED, RESULTS = "label images", "exclude", "include", "results folders"
+
+
+@dataclass
+class FoundImages:
+    """The images to analyse, their result names, and what was left out (by reason:
+    ``label images``, ``exclude``, ``include``, ``results folders``)."""
+
+    paths: list[Path] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+    skipped: dict[str, list[Path]] = field(default_factory=dict)
+
+    def skip(self, reason: str, path: Path) -> None:
+        self.skipped.setdefault(reason, []).append(path)
+
+
+def collect_images(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    recursive: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_labels: bool = True,
+) -> list[Path]:
+    """Image files from files, folders (and their subfolders) and glob patterns.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "well B2").mkdir()
+    >>> for name in ("b.tif", "a.ome.tif", "notes.txt", "a_labels.tif", "well B2/a.tif"):
+    ...     _ = (folder / name).write_bytes(b"")
+    >>> [p.relative_to(folder).as_posix() for p in collect_images([folder])]
+    ['a.ome.tif', 'b.tif', 'well B2/a.tif']
+    >>> [p.name for p in collect_images([folder], recursive=False, exclude=["b*"])]
+    ['a.ome.tif']
+    >>> [p.name for p in collect_images([folder / "*.tif"])]
+    ['a.ome.tif', 'b.tif']
+    """
+    found = find_images(sources, recursive=recursive, include=include, exclude=exclude,
+                        skip_labels=skip_labels, warn=False)  # fmt: skip
+    return found.paths
+
+
+def find_images(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    recursive: bool = True,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_labels: bool = True,
+    ignore: Iterable[str | os.PathLike[str]] = (),
+    warn: bool = True,
+) -> FoundImages:
+    """The images ``sources`` give (see the module docstring), each with its result name.
+
+    ``ignore``: folders never searched (the results folder being written). ``warn``: say how
+    many label images were left out (a ``UserWarning``, ``warning: …`` on the command line).
+
+    Raises
+    ------
+    FileNotFoundError
+        A source that is neither a file, a folder nor a pattern matching anything.
+    InvalidRequestError
+        A folder or pattern with no images to analyse (saying what was left out, and whether
+        subfolders hold images where ``recursive`` is off).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> for sub in ("A9", "f96"):
+    ...     (folder / sub).mkdir()
+    ...     for name in ("p1.tif", "p1_labels.tif"):
+    ...         _ = (folder / sub / name).write_bytes(b"")
+    >>> found = find_images([folder], warn=False)
+    >>> found.names, {k: len(v) for k, v in found.skipped.items()}
+    (['A9__p1', 'f96__p1'], {'label images': 2})
+    """
+    include = [_lower(p) for p in include]
+    exclude = [_lower(p) for p in exclude]
+    ignored = {_real(p) for p in ignore}
+    found = FoundImages()
+    seen: set[Path] = set()
+    named_labels: list[Path] = []
+    taken: set[str] = set()
+    for source in sources:
+        text = os.fspath(source)
+        path = Path(text)
+        before = {reason: len(paths) for reason, paths in found.skipped.items()}
+        if path.is_dir() and not _is_image_name(path.name):
+            items = _walk(path, recursive, include, exclude, skip_labels, ignored, found)
+        elif path.exists():
+            if _excluded(path.name, path.name, exclude):
+                found.skip(EXCLUDED, path)
+                items = []
+            else:
+                items = [(path, _stem(path.name))]
+                if _looks_like_labels(path):
+                    named_labels.append(path)
+        elif glob.has_magic(text):
+            items = []
+            for match in sorted(glob.glob(text)):
+                file = Path(match)
+                if not _is_image_name(file.name):
+                    continue
+                reason = _reason(file, file.name, include, exclude, skip_labels)
+                if reason:
+                    found.skip(reason, file)
+                else:
+                    items.append((file, _stem(file.name)))
+        else:
+            raise FileNotFoundError(2, "No such file or folder", text)
+        if not items:
+            below = 0
+            if not recursive and path.is_dir():  # what recursive would have found
+                below = len(
+                    _walk(path, True, include, exclude, skip_labels, ignored, FoundImages())
+                )
+            raise InvalidRequestError(
+                _nothing_here(found, before, below, include, exclude), path=text
+            )
+        for file, name in items:
+            if file in seen:
+                continue
+            seen.add(file)
+            found.paths.append(file)
+            found.names.append(_unique(name, taken))
+    for paths in found.skipped.values():
+        paths.sort()
+    if warn:
+        _warn(found, named_labels)
+    return found
+
+
+def _walk(
+    folder: Path,
+    recursive: bool,
+    include: list[str],
+    exclude: list[str],
+    skip_labels: bool,
+    ignored: set[Path],
+    found: FoundImages,
+) -> list[tuple[Path, str]]:
+    """A folder's images (and its subfolders', where ``recursive``), sorted by their path
+    below it, each with its name."""
+    items: list[tuple[tuple[str, ...], Path]] = []
+    visited = {_real(folder)}  # symbolic links are followed, each folder searched once
+    for top, dirs, files in os.walk(folder, followlinks=True):
+        here = Path(top)
+        parts = here.relative_to(folder).parts
+        entries = [(name, True) for name in dirs] + [(name, False) for name in files]
+        dirs.clear()
+        for name, is_dir in entries:
+            if name.startswith("."):
+                continue
+            path = here / name
+            relative = "/".join((*parts, name))
+            if is_dir and not _is_image_name(name):
+                if not recursive:
+                    continue
+                real = _real(path)
+                if real in ignored or real in visited:
+                    continue
+                if _excluded(name, relative, exclude):
+                    found.skip(EXCLUDED, path)
+                elif _is_results_folder(path):
+                    found.skip(RESULTS, path)
+                else:
+                    visited.add(real)
+                    dirs.append(name)
+                continue
+            if not _is_image_name(name):
+                continue
+            reason = _reason(path, relative, include, exclude, skip_labels)
+            if reason:
+                found.skip(reason, path)
+            else:
+                items.append(((*parts, name), path))
+    items.sort()
+    return [(path, NAME_SEPARATOR.join((*key[:-1], _stem(key[-1])))) for key, path in items]
+
+
+def _reason(
+    path: Path, relative: str, include: list[str], exclude: list[str], skip_labels: bool
+) -> str | None:
+    """Why a found image is left out, or ``None``."""
+    if _excluded(path.name, relative, exclude):
+        return EXCLUDED
+    if include and not _excluded(path.name, relative, include):
+        return NOT_INCLUDED
+    if skip_labels and _looks_like_labels(path):
+        return LABELS
+    return None
+
+
+def _excluded(name: str, relative: str, patterns: Sequence[str]) -> bool:
+    """Whether a lower-cased pattern matches: by the name, or (with a ``/``) the path."""
+    name, relative = name.lower(), relative.lower()
+    return any(fnmatch.fnmatchcase(relative if "/" in p else name, p) for p in patterns)
+
+
+def _lower(pattern: str) -> str:
+    return str(pattern).replace("\\", "/").strip("/").lower()
+
+
+def _real(path: str | os.PathLike[str]) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
+def _is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+
+
+def _stem(name: str) -> str:
+    """The name without its image suffix (``a.ome.tif`` → ``a``)."""
+    lower = name.lower()
+    for suffix in IMAGE_SUFFIXES:  # longest first
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    base = name or "image"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}-{n}"
+    taken.add(name)
+    return name
+
+
+def _looks_like_labels(path: Path) -> bool:
+    """A name ending ``_labels``/``_mask``…, or a store scopeml wrote (labels, outputs)."""
+    if _stem(path.name).lower().endswith(LABEL_NAME_ENDINGS):
+        return True
+    return path.is_dir() and _is_own_label_store(path)
+
+
+def _is_own_label_store(path: Path) -> bool:
+    """An OME-Zarr marked as an NGFF ``image-label`` (as ``analyze``, ``post`` and
+    ``objects label`` write them; with several scenes, in scene ``0``) or a ``segment``
+    output store."""
+    from scopeml.tiling.store import is_own_store
+
+    if is_own_store(path):
+        return True
+    for group in (path, path / "0"):
+        for name in ("zarr.json", ".zattrs"):
+            attrs = _attributes(group / name)
+            if "image-label" in attrs or "image-label" in (attrs.get("ome") or {}):
+                return True
+    return False
+
+
+def _attributes(file: Path) -> dict:
+    try:
+        if not file.is_file() or file.stat().st_size > 1 << 22:
+            return {}
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    attrs = data.get("attributes", data) if file.name == "zarr.json" else data
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _is_results_folder(path: Path) -> bool:
+    """An analysis's results folder: its ``settings.yaml`` beside ``images/``."""
+    return (path / "settings.yaml").is_file() and (path / "images").is_dir()
+
+
+def _nothing_here(
+    found: FoundImages, before: dict[str, int], below: int, include: list[str], exclude: list[str]
+) -> str:
+    """``no images here`` and why: what was left out, or the subfolders not searched."""
+    left = {r: len(p) - before.get(r, 0) for r, p in found.skipped.items()}
+    why = []
+    if left.get(LABELS):
+        why.append(f"{left[LABELS]} label images left out: inputs: {{skip_labels: false}} "
+                   "(--no-skip-labels, skip_labels=False) analyses them")  # fmt: skip
+    if left.get(EXCLUDED):
+        why.append(f"{left[EXCLUDED]} left out by exclude {', '.join(exclude)}")
+    if left.get(NOT_INCLUDED):
+        why.append(f"{left[NOT_INCLUDED]} not matching include {', '.join(include)}")
+    if left.get(RESULTS):
+        why.append(f"{left[RESULTS]} results folders not searched")
+    if below:
+        why.append(f"{below} images in its subfolders: inputs: {{recursive: true}} "
+                   "(--recursive, recursive=True) takes them")  # fmt: skip
+    return "no images here" + (f" ({'; '.join(why)})" if why else "")
+
+
+def _warn(found: FoundImages, named_labels: list[Path]) -> None:
+    """One line for label images left out by default, and one for those named (analysed)."""
+    left = found.skipped.get(LABELS, [])
+    endings = "/".join(LABEL_NAME_ENDINGS)
+    if left:
+        warnings.warn(
+            f"left out {len(left)} label images (names ending {endings}, or label stores "
+            f"scopeml wrote), such as {left[0].name}; inputs: {{skip_labels: false}} in the "
+            "settings (--no-skip-labels, skip_labels=False) analyses them",
+            UserWarning,
+            stacklevel=3,
+        )
+    if named_labels:
+        warnings.warn(
+            f"{len(named_labels)} of the files named look like label images (names ending "
+            f"{endings}), such as {named_labels[0].name}; they are analysed as named: give their "
+            "folder, or exclude them (--exclude '*_labels.*', exclude=['*_labels.*']), to "
+            "leave them out",
+            UserWarning,
+            stacklevel=3,
+        )
