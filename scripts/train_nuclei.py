@@ -142,7 +142,7 @@ def main() -> None:
         model_id=MODEL_ID,
         normalize=result.normalize_policy,
     )
-    write_model_diameter(path, OBJECT_DIAMETER, OBJECT_DIAMETER_RANGE)
+    write_model_diameter(path, OBJECT_DIAMETER, OBJECT_DIAMETER_RANGE, default_auto=True)
     report = {
         "seconds_this_run": round(seconds, 1),
         "epochs": len(result.history),

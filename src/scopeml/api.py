@@ -269,7 +269,8 @@ def segment(
         :class:`~scopeml.tiling.options.SegmentOptions`), or ``"auto"``: estimate the image's
         object diameter and run at the model's recorded diameter over it
         (:mod:`scopeml.tiling.size`); the store records the factor chosen, and a resumed
-        run reuses it.
+        run reuses it. ``None``: the model's default (``"auto"`` for the shipped ``nuclei``,
+        else 1).
 
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is
@@ -639,13 +640,15 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
 def _auto_scaled_model(
     image: Image, model: Model, model_ref: Any, settings: SegmentOptions, output: Path
 ) -> tuple[Model, Any, SegmentOptions, Any]:
-    """With ``scale="auto"``, the model at the factor chosen for ``image``
+    """With ``scale="auto"`` (or no scale and a model whose default it is, as the shipped
+    ``nuclei``), the model at the factor chosen for ``image``
     (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one), how workers reopen
     it, the options with that factor, and the choice (an ``AutoScale``); else all unchanged
     and ``None``."""
-    from scopeml.tiling.size import auto_scale, is_auto, recorded_auto_scale
+    from scopeml.tiling.size import auto_scale, default_scale, is_auto, recorded_auto_scale
 
-    if not is_auto(settings.scale):
+    wanted = settings.scale if settings.scale is not None else default_scale(model)
+    if not is_auto(wanted):
         return model, model_ref, settings, None
     chosen = recorded_auto_scale(output) if settings.resume else None
     if chosen is None:

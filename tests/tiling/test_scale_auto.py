@@ -104,13 +104,16 @@ def test_the_model_records_its_diameter_and_czmodel_still_reads_it(diameter_mode
     assert cz_meta.classes == ["class0", "class1"] and graph.stat().st_size > 0
 
 
-def test_the_shipped_model_records_a_diameter():
+def test_the_shipped_model_records_a_diameter_and_auto_as_its_default():
     from scopeml.model import open_model
+    from scopeml.tiling.size import default_scale
 
     assert model_diameter(open_model("nuclei")) is not None
+    assert default_scale(open_model("nuclei")) == "auto"
 
 
 def test_auto_on_a_magnified_scene_finds_about_as_many_nuclei(tmp_path):
+    """The shipped model runs at ``auto`` by default; ``scale=1`` turns it off."""
     plane = scene(8)  # nuclei of ~26 px: magnified 2×, past the range the model takes as is
     big = zoomed(plane, 2.0)
 
@@ -119,12 +122,13 @@ def test_auto_on_a_magnified_scene_finds_about_as_many_nuclei(tmp_path):
                       scale=scale)  # fmt: skip
         return len(np.unique(seg.instances.read())) - 1
 
-    reference = count(plane, "small.ome.zarr")
-    assert reference > 20
-    auto = count(big, "auto.ome.zarr", scale="auto")
+    reference = count(plane, "small.ome.zarr", scale=1)
+    assert reference > 20 and recorded_auto_scale(tmp_path / "small.ome.zarr") is None
+    auto = count(big, "auto.ome.zarr")  # the model's default
     chosen = recorded_auto_scale(tmp_path / "auto.ome.zarr")
     assert chosen.scale < 1 and chosen.diameter > chosen.model_diameter
     assert abs(auto - reference) <= 0.1 * reference
+    assert abs(count(big, "one.ome.zarr", scale=1) - reference) > 0.1 * reference
 
 
 def test_tiled_auto_equals_the_whole_image_at_the_chosen_scale(tmp_path):

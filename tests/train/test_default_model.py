@@ -117,7 +117,7 @@ def test_default_model_tiled_equals_whole(model, tmp_path) -> None:
     image, _ = realistic_nuclei((200, 232), seed=HOLD_OUT_SEED + 7)
     whole = model.predict(normalize_globally(image, model.metadata.normalize)[None])[0]
     out = segment(Image(image[None, None, :, None]), model, tmp_path / "s.ome.zarr",
-                  outputs=("probabilities",), tile_size=64)  # fmt: skip
+                  outputs=("probabilities",), tile_size=64, scale=1)  # not auto  # fmt: skip
     with open_image(out / "probabilities") as result:
         tiled = result.read()[0, 0, :, 0]
     np.testing.assert_array_equal(tiled, whole)  # exact tiling: bit for bit

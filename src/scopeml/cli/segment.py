@@ -98,7 +98,8 @@ def segment(
         None,
         help="Magnify the image by this factor for the model (2: objects half the size it "
         "was trained on; 0.5 or 1/2: twice); outputs keep the image's grid. auto: estimate "
-        "the objects' size and bring it to the model's (models that record one, as nuclei).",
+        "the objects' size and bring it to the model's (models that record one; the default "
+        "for nuclei; --scale 1 turns it off).",
     ),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its partial output."),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
@@ -126,6 +127,9 @@ def segment(
     ),
 ) -> None:
     """Segment an image of any size with a model, tile by tile, into an OME-Zarr store.
+
+    A 2-D model runs on a Z stack plane by plane (and on each time point); the instances are
+    then labelled in 3-D, so an object in neighbouring planes is one object.
 
     Ends with one line on what was written: the outputs, the object count of the instances,
     the table and OME-TIFF copies, and the time taken.
@@ -189,12 +193,13 @@ def summary(
     """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr at scale
     0.5; table → T.csv; 4.2 s``. The object count is the one the instances record; the scale
     is named when the image was magnified for the model (``scale`` other than 1), and always
-    with ``scale="auto"``, with what it was chosen from (``at scale 0.5 (auto: objects ~48
-    px, model 24 px)``, as the store records it)."""
+    when ``auto`` chose it (asked for, or the model's default: the shipped ``nuclei``), with
+    what it was chosen from (``at scale 0.5 (auto: objects ~48 px, model 20 px)``, as the
+    store records it)."""
     from scopeml.api import Segmentation
     from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.tiling.engine import ome_tiff_path
-    from scopeml.tiling.size import is_auto, recorded_auto_scale
+    from scopeml.tiling.size import recorded_auto_scale
 
     written = Segmentation(store).outputs
     outputs = list(written)
@@ -202,7 +207,7 @@ def summary(
         count = open_ome_zarr_array(store / "instances", mode="r").attrs.get("n_objects")
         if count is not None:
             outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)})"
-    auto = recorded_auto_scale(store) if is_auto(scale) else None
+    auto = recorded_auto_scale(store)  # chosen by scale auto (asked for, or the model's default)
     if auto is not None:
         at_scale = f" at scale {auto.scale:g} ({auto.text()})"
     else:

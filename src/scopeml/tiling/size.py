@@ -48,6 +48,8 @@ AUTO = "auto"
 #: measures it) a model works best at, and of the range of diameters it takes as they are.
 DIAMETER_KEY = "ScopeMLObjectDiameter"
 RANGE_KEY = "ScopeMLObjectDiameterRange"
+#: The ``model.json`` key of the scale a model runs at when none is given (``"auto"``).
+DEFAULT_KEY = "ScopeMLDefaultScale"
 #: Side of a sample window, and the most pixels read per image for the estimate.
 WINDOW = 1024
 SAMPLE_PIXELS = 2048 * 2048
@@ -105,6 +107,12 @@ def model_diameter(model: Any) -> float | None:
     ``None``; a :class:`~scopeml.tiling.scale.ScaledModel` answers for the model it wraps."""
     value = _recorded(model).get(DIAMETER_KEY)
     return float(value) if _positive(value) else None
+
+
+def default_scale(model: Any) -> str | None:
+    """``"auto"`` when the model records it as its default scale (:data:`DEFAULT_KEY`: the
+    shipped ``nuclei`` does), else ``None`` (scale 1)."""
+    return AUTO if is_auto(_recorded(model).get(DEFAULT_KEY)) else None
 
 
 def model_diameter_range(model: Any) -> tuple[float, float] | None:
@@ -330,9 +338,11 @@ def write_model_diameter(
     diameter: float,
     within: tuple[float, float] | None = None,
     *,
+    default_auto: bool = False,
     output: str | os.PathLike[str] | None = None,
 ) -> os.PathLike[str]:
-    """Record ``diameter`` (:data:`DIAMETER_KEY`) and the range ``within`` (:data:`RANGE_KEY`)
+    """Record ``diameter`` (:data:`DIAMETER_KEY`), the range ``within`` (:data:`RANGE_KEY`)
+    and, with ``default_auto``, ``"auto"`` as the model's default scale (:data:`DEFAULT_KEY`)
     in a czann container's ``model.json``, rewritten with the project's container code (the
     same graph bytes and other keys) to ``output`` (default: in place)."""
     from pathlib import Path
@@ -345,9 +355,12 @@ def write_model_diameter(
             "a legacy container has no model.json to record a diameter in", path=path
         )
     fields = {**container.metadata.to_json_dict(), DIAMETER_KEY: float(diameter)}
-    fields.pop(RANGE_KEY, None)
+    for key in (RANGE_KEY, DEFAULT_KEY):
+        fields.pop(key, None)
     if within is not None:
         fields[RANGE_KEY] = [float(within[0]), float(within[1])]
+    if default_auto:
+        fields[DEFAULT_KEY] = AUTO
     metadata = ModelMetadata.from_json_dict(fields, path=path)
     return write_container(Path(output or path), container.onnx_bytes, metadata)
 
