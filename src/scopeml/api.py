@@ -325,6 +325,7 @@ def segment(
     settings = _settings(options, given, want_instances)
     if measure is not None:  # a file of the user's is refused before the engine runs too
         _check_measure_table(Path(measure), Path(output), settings)
+    _check_partial_first(Path(output), settings)
     opened_image, image_ref = _input_image(image, settings)
     tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
     try:
@@ -435,15 +436,26 @@ def _missing_text(missing: Sequence[str]) -> str:
     return f"the {names} {'is' if len(missing) == 1 else 'are'} missing"
 
 
+def _check_partial_first(output: Path, settings: SegmentOptions) -> None:
+    """An interrupted run's partial store, without ``resume`` or ``overwrite`` (or one in the
+    way, or being written now), is refused before the image and model are opened; the engine
+    compares a resumed one's record before its statistics pass."""
+    from scopeml.tiling.store import check_partial
+
+    if not output.exists():  # else the engine's output checks come first
+        check_partial(output, resume=bool(settings.resume), overwrite=bool(settings.overwrite))
+
+
 def _refuse_unfinished(steps: _StepsAfter) -> None:
     """Without ``resume`` or ``overwrite``, a store that a stopped call published (the
     engine's outputs in place, a later step not done) is refused with a pointer to
     ``resume``, rather than only to ``overwrite``, which throws the model's work away."""
     from scopeml.errors import InvalidRequestError
+    from scopeml.tiling.store import is_own_store
 
     settings, output = steps.settings, steps.output
-    if settings.resume or settings.overwrite or not output.is_dir():
-        return
+    if settings.resume or settings.overwrite or not is_own_store(output):
+        return  # a folder scopeml did not make: the engine's output check says so
     engine = [name for name in settings.outputs if name not in steps.extra]
     if not engine or not all((output / name).is_dir() for name in engine):
         return  # not a store this call's engine run would have published

@@ -93,7 +93,10 @@ def test_resume_with_another_model_or_image_is_refused(files, tmp_path):
         )
     assert len(os.listdir(partial_path(out) / ".scopeml-done")) == 3
     other_model = write_model_file(tmp_path / "other.czann", seed=1)
-    with pytest.raises(IncompleteOutputError, match=r"different run.*sha256"):
+    with pytest.raises(
+        IncompleteOutputError,
+        match=r"different run: the run used the model 'unet-seed0', not 'unet-seed1'",
+    ):
         segment(image, other_model, out, tile_size=16, resume=True)
     other_image = write_image_file(tmp_path / "other.ome.tif", np.zeros((1, 120, 100), np.uint16))
     with pytest.raises(IncompleteOutputError, match=r"different run.*image"):

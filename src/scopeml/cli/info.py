@@ -25,10 +25,23 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     timeout: float = typer.Option(60.0, min=1.0, help="Seconds to wait for the reader."),
 ) -> None:
-    """Print the reader that opens IMAGE, its axes, shape, dtype, scenes, channels, pixel sizes;
-    for a ``segment`` store its outputs (shape, dtype, classes) and the run (model, scale)."""
-    from scopeml.io.probe import probe_image
+    """Describe an image, a segment store or an unfinished segment run.
 
+    For an image: the reader that opens IMAGE, its axes, shape, dtype, scenes, channels and
+    pixel sizes. For a segment store: its outputs (shape, dtype, classes) and the run (model,
+    scale). For an unfinished run (OUT.ome.zarr while only OUT.ome.zarr.partial exists, or
+    the .partial itself): how many tiles are done, and how to finish it.
+    """
+    from scopeml.io.probe import probe_image
+    from scopeml.tiling.store import describe_partial
+
+    unfinished = describe_partial(image)  # OUT.ome.zarr(.partial) of a stopped run
+    if unfinished is not None:
+        text = (
+            json.dumps(unfinished, indent=2) if as_json else "\n".join(format_partial(unfinished))
+        )
+        typer.echo(text)
+        return
     store = describe_segment_store(image)
     if store is None:
         description = probe_image(image, scene=scene, timeout=timeout)
@@ -157,6 +170,28 @@ def format_store(description: dict[str, Any]) -> list[str]:
         lines.append(f"  missing: {', '.join(description['missing'])}"
                      " (the run stopped before them: run it again with --resume)")  # fmt: skip
     return lines
+
+
+def format_partial(run: dict[str, Any]) -> list[str]:
+    """The text lines of ``scopeml info`` for an unfinished run
+    (:func:`~scopeml.tiling.store.describe_partial`).
+
+    Examples
+    --------
+    >>> print("\\n".join(format_partial({"path": "o.ome.zarr.partial", "output": "o.ome.zarr",
+    ...     "tiles_done": 3, "tiles": 12, "model": "nuclei", "image": "/data/a.czi"})))
+    o.ome.zarr.partial
+      unfinished segment run: 3 of 12 tiles done, model nuclei, image /data/a.czi
+      finish with: scopeml segment … -o o.ome.zarr --resume (the same image, model and settings)
+    """
+    total = "?" if run["tiles"] is None else run["tiles"]
+    return [
+        run["path"],
+        f"  unfinished segment run: {run['tiles_done']} of {total} tiles done, model "
+        f"{run['model'] or '(unnamed)'}, image {run['image'] or '(in memory)'}",
+        f"  finish with: scopeml segment … -o {run['output']} --resume (the same image, model "
+        "and settings)",
+    ]
 
 
 def format_description(description: dict) -> list[str]:

@@ -37,7 +37,13 @@ from scopeml.tiling.outputs import (
     output_specs,
 )
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
-from scopeml.tiling.store import OutputStore, check_own_store, is_own_store, partial_path
+from scopeml.tiling.store import (
+    OutputStore,
+    check_own_store,
+    check_partial,
+    is_own_store,
+    partial_path,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -219,12 +225,21 @@ def segment_image(
     report = as_progress(not options.quiet if progress is None else progress)
     if isinstance(options.scheduler, str):  # an unreachable one: nothing run, nothing written
         check_scheduler(options.scheduler)
+    check_partial(  # the refusals the partial store alone decides, before the statistics
+        output,
+        _identity(image, model, options, None, model_ref, record, statistics=False)[1],
+        resume=options.resume,
+        overwrite=options.overwrite,
+        inputs=inputs,
+        ignore=("normalization",),
+    )
     normalization, identity = _identity(
         image, model, options, normalize, model_ref, record, progress=report
     )
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
+    store.record_tiles(len(plan))  # for `scopeml info` on an unfinished run
     try:  # the store is locked until it is published or this run fails
         specs = output_specs(spec.classes, outputs, options.probability_dtype)
         layout = output_layout(image)
@@ -277,7 +292,8 @@ def is_finished_run(
 
     For callers whose steps come after the engine (instances, tables): a run stopped after
     the store was published finishes those steps without running the model again. Costs the
-    statistics pass of the normalisation, as a resume does.
+    statistics pass of the normalisation, as a resume does, unless the record differs in
+    anything else (the model, the image, the settings): that is checked first.
 
     Examples
     --------
@@ -306,6 +322,13 @@ def is_finished_run(
     recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
     check_compatible(image, model)
     normalize = _normalize_choice(model, options)
+    _, early = _identity(image, model, options, None, model_ref, record, statistics=False)
+    if not isinstance(recorded, dict) or any(
+        recorded.get(key) != value
+        for key, value in json.loads(json.dumps(early)).items()
+        if key != "normalization"
+    ):
+        return False  # another run: no need for the statistics to tell
     _, identity = _identity(image, model, options, normalize, model_ref, record)
     return recorded == json.loads(json.dumps(identity))
 
@@ -327,13 +350,17 @@ def _identity(
     record: Mapping[str, Any] | None = None,
     *,
     progress: Progress = None,
+    statistics: bool = True,
 ) -> tuple[Normalization | None, dict[str, Any]]:
     """The run's normalisation statistics (one pass over the image) and its identity: what a
     resumed partial store and a published one are checked against (one definition for both),
     with what the caller's later steps make of the store (``record``, see
-    :func:`segment_image`)."""
-    normalization = compute_normalization(
-        image, normalize, scene=_scene(image, options), progress=progress
+    :func:`segment_image`). ``statistics=False``: without the pass (its ``normalization`` is
+    ``None``), for the checks that can be made before it."""
+    normalization = (
+        compute_normalization(image, normalize, scene=_scene(image, options), progress=progress)
+        if statistics
+        else None
     )
     model_path = model_ref.args[0] if model_ref else None
     identity = run_identity(image, model, options, normalization, model_path=model_path)
@@ -403,6 +430,19 @@ def _check_output(
 ) -> None:
     """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace;
     ``tiffs``: the outputs whose OME-TIFF copies the run will write."""
+    if output.exists() and not options.overwrite and not is_own_store(output):
+        resolved = output.resolve()
+        for source in (Path(s).resolve() for s in inputs if s is not None):
+            if source == resolved or resolved in source.parents:
+                raise InvalidRequestError(
+                    f"the output holds the input {source}; choose another output", path=output
+                )
+        raise InvalidRequestError(
+            "output exists and is not a scopeml store: no run record"
+            + (", so no run of scopeml's to resume" if options.resume else "")
+            + "; remove it yourself or choose another output",
+            path=output,
+        )
     if output.exists() and not options.overwrite:
         if options.resume:
             raise OutputCompleteError(

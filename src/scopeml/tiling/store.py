@@ -7,6 +7,7 @@ Layout while running::
         labels/ probabilities/ …  one NGFF image group per output (level "0")
         .scopeml-run.json         the run's identity (model, image and its content, options)
         .scopeml-lock             flock held by the run writing the store
+        .scopeml-tiles            the number of tiles in the run's plan
         .scopeml-done/<index>     one file per finished tile, written after its chunks (empty,
                                   or the count of its NaN/infinite input pixels)
 
@@ -39,6 +40,7 @@ from scopeml.io.replace import check_replaceable_store, write_atomically
 _RUN = ".scopeml-run.json"
 _DONE = ".scopeml-done"
 _LOCK = ".scopeml-lock"
+_TILES = ".scopeml-tiles"
 #: A zarr.json larger than this is not one scopeml wrote (its record is a few kilobytes).
 _MAX_RECORD_BYTES = 1 << 22
 
@@ -102,6 +104,95 @@ def check_own_store(
         )
 
 
+_UNFINISHED = (
+    "an interrupted run left this partial output; pass --resume (resume=True) to continue it "
+    "or --overwrite (overwrite=True) to start again"
+)
+_IN_THE_WAY = (
+    "a folder of this name is in the way and scopeml did not make it (no scopeml run record); "
+    "remove it yourself or choose another output"
+)
+
+
+def check_partial(
+    output: str | os.PathLike[str],
+    identity: Mapping[str, Any] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    inputs: tuple[str | os.PathLike[str] | None, ...] = (),
+    ignore: tuple[str, ...] = (),
+) -> None:
+    """Make the refusals of :meth:`OutputStore.open` that depend only on the partial store
+    (``OUT.partial``), before a run does any work: one in the way that scopeml did not make;
+    one another run is writing now; one left by an interrupted run, without ``resume`` or
+    ``overwrite``; with ``resume``, one whose record differs from ``identity`` (``None``: not
+    compared) in other keys than ``ignore`` (the normalisation statistics, which cost a pass
+    over the image). Nothing there is fine; :meth:`OutputStore.open` checks all again.
+
+    Examples
+    --------
+    >>> out = Path(tempfile.mkdtemp()) / "o.ome.zarr"
+    >>> store, _ = OutputStore.open(out, {"model": {"name": "a"}})
+    >>> store.release()  # as a killed run leaves it
+    >>> check_partial(out, {"model": {"name": "a"}}, resume=True)
+    >>> check_partial(out, {"model": {"name": "b"}}, resume=True)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.IncompleteOutputError: ...: cannot resume: the partial output comes from a \
+different run: the run used the model 'a', not 'b'; pass --overwrite (overwrite=True) to start again
+    """
+    partial = partial_path(output)
+    if not (partial.exists() or partial.is_symlink()):
+        return
+    if not is_own_store(partial):
+        raise InvalidRequestError(_IN_THE_WAY, path=partial)
+    check_own_store(partial, inputs=inputs)
+    if fcntl is not None and (partial / _LOCK).is_file():  # a run writing it now
+        probe = OutputStore(Path(output), {})
+        probe._acquire()
+        probe.release()
+    if not resume and not overwrite:
+        raise IncompleteOutputError(_UNFINISHED, path=partial)
+    if resume and identity is not None:
+        check_record(partial, identity, ignore=ignore)
+
+
+def check_record(
+    partial: str | os.PathLike[str], identity: Mapping[str, Any], *, ignore: tuple[str, ...] = ()
+) -> None:
+    """Refuse to resume ``partial`` unless its run record equals ``identity`` (but for the
+    top-level keys in ``ignore``), naming what changed: the model or the image (short
+    hashes), or the settings that differ, and the way out (``overwrite``)."""
+    partial = Path(partial)
+    try:
+        recorded = json.loads((partial / _RUN).read_text())
+    except (OSError, ValueError) as err:
+        raise IncompleteOutputError(
+            f"cannot read the run record {_RUN}: {err}", path=partial
+        ) from err
+    if not isinstance(recorded, dict):
+        raise IncompleteOutputError(f"the run record {_RUN} is not a JSON object", path=partial)
+    expected = json.loads(json.dumps(dict(identity)))
+    recorded = {k: v for k, v in recorded.items() if k not in ignore}
+    expected = {k: v for k, v in expected.items() if k not in ignore}
+    found = _differences(recorded, expected)
+    if not found:
+        return
+    changed = _changed_inputs(recorded, expected)
+    settings = [
+        f"{key}: {_short(old)} (recorded) vs {_short(new)} (now)"
+        for key, old, new in found
+        if key.split(".")[0] not in ("model", "image") or not changed
+    ]
+    raise IncompleteOutputError(
+        "cannot resume: the partial output comes from a different run: "
+        + "; ".join(changed + ([summarize(settings, head=4, separator="; ")] if settings else []))
+        + "; pass --overwrite (overwrite=True) to start again",
+        path=partial,
+    )
+
+
 class OutputStore:
     """An output store being written; records finished tiles and publishes itself when done.
 
@@ -150,22 +241,14 @@ class OutputStore:
         if store._create():
             return store, False
         if not is_own_store(store.partial):
-            raise InvalidRequestError(
-                "a folder of this name is in the way and scopeml did not make it (no scopeml "
-                "run record); remove it yourself or choose another output",
-                path=store.partial,
-            )
+            raise InvalidRequestError(_IN_THE_WAY, path=store.partial)
         check_own_store(store.partial, inputs=inputs)
         store._acquire()
         try:
             if not resume and not overwrite:
-                raise IncompleteOutputError(
-                    "an interrupted run left this partial output; pass --resume (resume=True) "
-                    "to continue it or --overwrite (overwrite=True) to start again",
-                    path=store.partial,
-                )
+                raise IncompleteOutputError(_UNFINISHED, path=store.partial)
             if resume:
-                store._check_identity()
+                check_record(store.partial, store.identity)
                 (store.partial / _DONE).mkdir(exist_ok=True)
                 return store, True
             for child in store.partial.iterdir():  # keep the lock file: the lock stays held
@@ -225,27 +308,9 @@ class OutputStore:
                 os.close(self._lock)
             self._lock = None
 
-    def _check_identity(self) -> None:
-        try:
-            recorded = json.loads((self.partial / _RUN).read_text())
-        except (OSError, ValueError) as err:
-            raise IncompleteOutputError(
-                f"cannot read the run record {_RUN}: {err}", path=self.partial
-            ) from err
-        expected = json.loads(json.dumps(self.identity))
-        differences = [
-            f"{key}: {old!r} (recorded) vs {new!r} (now)"
-            for key, old, new in _differences(recorded, expected)
-        ]
-        if differences:
-            changed = _changed_input(recorded, expected)
-            raise IncompleteOutputError(
-                "cannot resume: the partial output comes from a different run"
-                + (f"; {changed}" if changed else "")
-                + "; "
-                + summarize(differences, head=4, separator="; "),
-                path=self.partial,
-            )
+    def record_tiles(self, total: int) -> None:
+        """Record how many tiles the run has (``scopeml info`` says how far it got)."""
+        write_atomically(self.partial / _TILES, str(int(total)))
 
     def path_of(self, name: str) -> Path:
         """The NGFF image group of one output inside the (partial) store."""
@@ -290,9 +355,64 @@ class OutputStore:
         os.replace(self.partial, self.output)
         self.release()
         shutil.rmtree(self.output / _DONE, ignore_errors=True)
-        for name in (_RUN, _LOCK):
+        for name in (_RUN, _LOCK, _TILES):
             (self.output / name).unlink(missing_ok=True)
         return self.output
+
+
+def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """An unfinished run, from its partial store: ``path`` is the store itself or the output
+    it becomes (``OUT.ome.zarr``, when only ``OUT.ome.zarr.partial`` exists). ``None`` when
+    there is no partial store that scopeml made.
+
+    Returns the partial store's and the output's paths, the tiles done and in all (``None``
+    for a store of a scopeml that did not record it), the model's name and the image's path.
+
+    Examples
+    --------
+    >>> out = Path(tempfile.mkdtemp()) / "o.ome.zarr"
+    >>> partial_path(out).mkdir()
+    >>> run = {"model": {"name": "nuclei"}, "image": {"path": "/data/a.czi"}}
+    >>> _ = (partial_path(out) / ".scopeml-run.json").write_text(json.dumps(run))
+    >>> _ = (partial_path(out) / ".scopeml-tiles").write_text("12")
+    >>> (partial_path(out) / ".scopeml-done").mkdir()
+    >>> mark_done(partial_path(out), [0, 3])
+    >>> run = describe_partial(out)
+    >>> run["tiles_done"], run["tiles"], run["model"], run["image"]
+    (2, 12, 'nuclei', '/data/a.czi')
+    """
+    path = Path(path)
+    if not (path / _RUN).is_file():
+        if path.exists() or path.is_symlink():
+            return None  # a finished output (or anything else) describes itself
+        path = partial_path(path)
+    if not (path / _RUN).is_file() or not is_own_store(path):
+        return None
+    try:
+        record = json.loads((path / _RUN).read_text())
+    except (OSError, ValueError):
+        record = None
+    record = record if isinstance(record, dict) else {}
+    try:
+        total: int | None = int((path / _TILES).read_text())
+    except (OSError, ValueError):
+        total = None
+    try:
+        done = sum(1 for name in os.listdir(path / _DONE) if name.isdigit())
+    except OSError:
+        done = 0
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    image = record.get("image") if isinstance(record.get("image"), dict) else {}
+    return {
+        "path": str(path),
+        "output": str(path.with_name(path.name.removesuffix(".partial"))),
+        "kind": "unfinished segment run",
+        "tiles_done": done,
+        "tiles": total,
+        "model": model.get("name"),
+        "image": image.get("path"),
+        "options": record.get("options") if isinstance(record.get("options"), dict) else {},
+    }
 
 
 def mark_done(
@@ -334,14 +454,41 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[tuple[str, Any, A
     return [] if old == new else [(prefix.rstrip("."), old, new)]
 
 
-def _changed_input(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> str:
-    """``the image FILE changed`` when the same file now has other content."""
-    for what in ("image", "model"):
-        old, new = recorded.get(what) or {}, expected.get(what) or {}
+def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
+    """What changed of the model and the image since the run started, in words: ``the model
+    'nuclei' changed since this run (sha256 1a2b3c4d5e6f… → …)``, ``the image FILE is not the
+    file the run started from``, ``the run used another image (A, not B)``; empty when only
+    settings differ."""
+    said = []
+    old, new = recorded.get("model") or {}, expected.get("model") or {}
+    if isinstance(old, dict) and isinstance(new, dict) and old != new:
+        name, other = old.get("name"), new.get("name")
+        if name != other:
+            said.append(f"the run used the model {name!r}, not {other!r}")
+        elif old.get("sha256") != new.get("sha256"):
+            said.append(
+                f"the model {name!r} changed since this run (sha256 {_short(old.get('sha256'))}"
+                f" → {_short(new.get('sha256'))})"
+            )
+        else:
+            said.append(f"the model {name!r} is not the one the run started with")
+    old, new = recorded.get("image") or {}, expected.get("image") or {}
+    if isinstance(old, dict) and isinstance(new, dict) and old != new:
         path = new.get("path")
-        if path and old.get("path") == path and old != new:
-            return f"the {what} {path} is not the file the run started from"
-    return ""
+        if path and old.get("path") == path:
+            said.append(f"the image {path} is not the file the run started from")
+        elif old.get("path") != path:
+            said.append(f"the run was on another image ({old.get('path')}, not {path})")
+        else:
+            said.append("the image is not the one the run started from")
+    return said
+
+
+def _short(value: Any) -> str:
+    """A value for a message, a SHA-256 digest cut to its first 12 digits (``1a2b…``)."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"
+    return repr(value)
 
 
 def _remove(path: Path) -> None:
