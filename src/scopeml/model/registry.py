@@ -114,13 +114,15 @@ def register_format(
 
 
 def model_formats() -> dict[str, ModelFormat]:
-    """Every registered format by name (importing the packages that provide formats)."""
+    """Every registered format by name (importing the packages that provide formats), in the
+    order of their names: one order in every list and message, whichever package was imported
+    first (the sniffs are exclusive, so their order does not choose a format)."""
     global _providers_loaded
     if not _providers_loaded:
         _providers_loaded = True
         for module in _PROVIDERS:
             importlib.import_module(module)
-    return dict(_FORMATS)
+    return dict(sorted(_FORMATS.items()))
 
 
 def resolve_model(source: str | PathLike[str]) -> Path:
@@ -177,8 +179,67 @@ def format_of(path: str | PathLike[str]) -> str:
 
     if is_package(path):  # converted, not run: say how
         raise InvalidContainerError(import_hint(path), path=path)
+    raise InvalidContainerError(not_a_model(path, formats), path=path)
+
+
+#: The first bytes of image files, which are sometimes passed where a model is asked for.
+_IMAGE_MAGIC = {
+    b"II*\x00": "a TIFF image",
+    b"MM\x00*": "a TIFF image",
+    b"II+\x00": "a BigTIFF image",
+    b"MM\x00+": "a BigTIFF image",
+    b"ZISRAWFILE": "a CZI image",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+}
+
+
+def not_a_model(path: Path, formats: dict[str, ModelFormat]) -> str:
+    """Why ``path``, which no format recognises, is not a model, in one line: what it is
+    (an empty file, a folder, a zip without ``model.json``, an image…) and the known kinds.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "m.czann").write_bytes(b"")
+    >>> not_a_model(folder / "m.czann", model_formats())
+    'empty file (0 bytes), not a model; known kinds: czann, czmodel, object-classifier, \
+pixel-classifier (scopeml model list)'
+    >>> not_a_model(folder, model_formats()).split(";")[0]
+    'is a folder, not a model file'
+    """
+    names = ", ".join(formats)
+    try:
+        if path.is_dir():
+            what = (
+                "is a folder (an OME-Zarr image?), not a model file"
+                if any((path / m).is_file() for m in ("zarr.json", ".zgroup", ".zarray"))
+                else "is a folder, not a model file"
+            )
+            return f"{what}; known kinds: {names} (scopeml model list)"
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(16)
+    except OSError as err:
+        return f"cannot read it ({err.strerror or err})"
+    if size == 0:
+        return f"empty file (0 bytes), not a model; known kinds: {names} (scopeml model list)"
+    image = next((what for magic, what in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    if image is not None:
+        return f"{image}, not a model; known kinds: {names} (scopeml model list)"
+    if head.startswith(b"PK"):
+        members = _zip_names(path)
+        if not members:
+            return "a zip that cannot be read (damaged or truncated?), not a model"
+        if "model.json" not in members:
+            shown = ", ".join(members[:5]) + (", …" if len(members) > 5 else "")
+            return (
+                f"zip without model.json: not a czann (it holds {shown}); known kinds: {names} "
+                "(scopeml model list)"
+            )
     known = "; ".join(f"{name} ({entry.description})" for name, entry in formats.items())
-    raise InvalidContainerError(f"not a model file of a known kind; known: {known}", path=path)
+    return f"not a model file of a known kind; known: {known}"
 
 
 def open_model(
