@@ -141,7 +141,8 @@ def check_image_channels(
     (an error names the image by ``name`` where given, else by its path)."""
     from scopeml.io import open_image
 
-    with open_image(image_path, allowed_roots=allowed_roots) as image:
+    axes = settings.axes_of(image_path)
+    with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as image:
         names = image.channel_names
     missing = [c for c in settings.channels if c not in names]
     if missing:

@@ -88,7 +88,8 @@ def analyze_image(
     temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir(parents=True)
     try:
-        with open_image(image_path, allowed_roots=allowed_roots) as opened:
+        axes = settings.axes_of(image_path)  # as the settings name them, else the file
+        with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
             image = opened.select_channels(settings.channels)
             counts = _analyze(settings, image, image_path, folder.name, temp, resources,
                               engine_workers, progress)  # fmt: skip

@@ -291,8 +291,9 @@ class AnalysisSettings(_Strict):
             raise ValueError(err.problem) from None
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
-        """The axes ``axes`` gives for ``image`` (all of them, or the first pattern matching
-        its name or path); ``None``: as the file says (see :func:`scopeml.io.open_image`).
+        """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
+        name their own), or that of the first pattern matching its name or path; ``None``: as
+        the file says (see :func:`scopeml.io.open_image`).
 
         Examples
         --------
@@ -301,9 +302,14 @@ class AnalysisSettings(_Strict):
         ...                     "axes": {"*_t.tif": "tyx"}})
         >>> s.axes_of("/data/x_t.tif"), s.axes_of("/data/x.tif")
         ('TYX', None)
+        >>> s = s.model_copy(update={"axes": "TYX"})
+        >>> s.axes_of("/data/x.tif"), s.axes_of("/data/x.ome.zarr")
+        ('TYX', None)
         """
         if not isinstance(self.axes, dict):
-            return self.axes
+            from scopeml.io.registry import takes_axes
+
+            return self.axes if self.axes is not None and takes_axes(image) else None
         path = Path(image).as_posix()
         for pattern, axes in self.axes.items():
             if fnmatch.fnmatchcase(Path(path).name, pattern) or fnmatch.fnmatchcase(

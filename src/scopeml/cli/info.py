@@ -16,6 +16,8 @@ from typing import Any
 
 import typer
 
+from scopeml.io.axes import AXES_HELP
+
 
 def info(
     image: Path = typer.Argument(
@@ -24,6 +26,7 @@ def info(
     scene: int | None = typer.Option(None, help="Describe only this scene."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     timeout: float = typer.Option(60.0, min=1.0, help="Seconds to wait for the reader."),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
 ) -> None:
     """Describe an image, a segment store or an unfinished segment run.
 
@@ -44,7 +47,7 @@ def info(
         return
     store = describe_segment_store(image)
     if store is None:
-        description = probe_image(image, scene=scene, timeout=timeout)
+        description = probe_image(image, scene=scene, timeout=timeout, axes=axes)
     if as_json:
         typer.echo(json.dumps(description if store is None else store, indent=2))
         return

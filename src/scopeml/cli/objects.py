@@ -7,6 +7,8 @@ from typing import Any
 
 import typer
 
+from scopeml.io.axes import AXES_HELP, files_told
+
 app = typer.Typer(
     help="Objects: instance labels, measurements, object classifier.", no_args_is_help=True
 )
@@ -40,6 +42,7 @@ def label(
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
 ) -> None:
     """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
     from scopeml.api import label_objects
@@ -56,7 +59,12 @@ def label(
         check_replaceable_store(output, inputs=(labels,))
     options = dict(connectivity=connectivity, min_size=min_size, tile_size=tile_size,
                    overwrite=overwrite, progress=not quiet)  # fmt: skip
-    out = label_objects(labels, output, class_=choice, **options)
+    source: Any = labels
+    if files_told(axes, labels):  # the file's axes as told (a plain page sequence as T, say)
+        from scopeml.io import open_image
+
+        source = open_image(labels, axes=axes)
+    out = label_objects(source, output, class_=choice, **options)
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
@@ -86,18 +94,25 @@ def measure(
     ),
     overwrite: bool = typer.Option(False, help="Replace an existing table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    axes: str | None = typer.Option(
+        None, "--axes", help=f"{AXES_HELP} For those of the labels and --image."
+    ),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
     from scopeml.api import Segmentation, _as_segmentation, measure_objects
+    from scopeml.io import open_image
     from scopeml.objects.images import open_labels
     from scopeml.objects.table import check_table_output
 
     check_table_output(output, overwrite=overwrite)  # before the labels are even opened
     source = _as_segmentation(labels)  # a segment store: its instances, else its labels
+    told = files_told(axes, None if isinstance(source, Segmentation) else labels, image)
     if isinstance(source, Segmentation):
         objects = source.instances if "instances" in source.outputs else source.labels
     else:
-        objects = open_labels(labels)
+        objects = open_labels(labels) if labels not in told else open_image(labels, axes=axes)
+    if image in told:  # the TIFF files' axes as told (a plain page sequence as T, say)
+        image = open_image(image, axes=axes)  # type: ignore[assignment]
     sizes = None
     if pixel_size is not None:
         sizes = {"Z": pixel_size, "Y": pixel_size, "X": pixel_size}

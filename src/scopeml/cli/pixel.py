@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from scopeml.errors import InvalidLabelsError
+from scopeml.io.axes import AXES_HELP
 
 #: Features listed by ``pixel info``, most important first.
 INFO_TOP_FEATURES = 5
@@ -40,6 +41,9 @@ def train(
     n_estimators: int = typer.Option(100, min=1, max=10_000, help="Trees in the forest."),
     max_depth: int | None = typer.Option(None, min=1, help="Tree depth limit (none: unlimited)."),
     scene: int | None = typer.Option(None, help="Scene of multi-scene images (of every image)."),
+    axes: str | None = typer.Option(
+        None, "--axes", help=f"{AXES_HELP} Of every image (labels are Y×X or Z×Y×X)."
+    ),
     channels: str | None = typer.Option(
         None,
         help="Channels to train on, by name or index, e.g. DAPI or 0,2; give `segment` the same.",
@@ -76,7 +80,7 @@ def train(
     with ExitStack() as stack:
         images, labels, dims = [], [], set()
         for image_file, labels_file in zip(files[::2], files[1::2], strict=True):
-            img = stack.enter_context(open_image(image_file, scene=scene))
+            img = stack.enter_context(open_image(image_file, scene=scene, axes=axes))
             if channels is not None:
                 img = img.select_channels(_split(channels) or [])
             lab = stack.enter_context(open_image(labels_file))

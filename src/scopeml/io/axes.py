@@ -50,3 +50,33 @@ per axis of the file, in its order)
     if "Y" not in letters or "X" not in letters:
         raise InvalidRequestError(f"axes {axes!r} must include Y and X")
     return letters
+
+
+def files_told(axes: str | None, *paths: object) -> list[object]:
+    """Which of ``paths`` (``None`` for no file) ``axes`` applies to: the TIFF files among
+    them, for a command that reads several files (labels and an image, say) and takes one
+    ``--axes``. None at all when ``axes`` is ``None``; given but fitting none of them, it is
+    refused.
+
+    Examples
+    --------
+    >>> files_told("TYX", "labels.ome.zarr", "cells.tif"), files_told(None, "cells.tif")
+    (['cells.tif'], [])
+    >>> files_told("TYX", "labels.ome.zarr")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: --axes TYX applies to TIFF files; labels.ome.zarr \
+names its own axes
+    """
+    if axes is None:
+        return []
+    from scopeml.io.registry import takes_axes
+
+    given = [p for p in paths if p is not None]
+    told = [p for p in given if takes_axes(p)]  # type: ignore[arg-type]
+    if not told:
+        raise InvalidRequestError(
+            f"--axes {axes} applies to TIFF files; {', '.join(map(str, given))} "
+            f"name{'s' * (len(given) == 1)} {'its' if len(given) == 1 else 'their'} own axes"
+        )
+    return told

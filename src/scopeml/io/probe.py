@@ -29,6 +29,7 @@ def describe_image(
     *,
     scene: int | None = None,
     allowed_roots: Sequence[str | PathLike[str]] | None = None,
+    axes: str | None = None,
 ) -> dict[str, Any]:
     """A JSON-ready description of an image file: reader, axes, shape, scenes, channels, sizes
     (``T`` the time step in seconds, then ``Z Y X`` in µm, in that order for every format),
@@ -51,7 +52,7 @@ def describe_image(
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        description = _describe(path, scene, allowed_roots)
+        description = _describe(path, scene, allowed_roots, axes)
     said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     description["warnings"] = list(dict.fromkeys(said))
     return description
@@ -61,11 +62,14 @@ def _describe(
     path: str | PathLike[str],
     scene: int | None,
     allowed_roots: Sequence[str | PathLike[str]] | None,
+    axes: str | None = None,
 ) -> dict[str, Any]:
     from scopeml.io._units import ordered_sizes
     from scopeml.io.registry import open_image, reader_for
 
     options: dict[str, Any] = {} if allowed_roots is None else {"allowed_roots": allowed_roots}
+    if axes is not None:
+        options["axes"] = axes
     reader = reader_for(path)
     try:
         image = open_image(path, scene=scene, **options)
@@ -112,6 +116,7 @@ def probe_image(
     allowed_roots: Sequence[str | PathLike[str]] | None = None,
     timeout: float = 60.0,
     memory_limit: int | None = 4 << 30,
+    axes: str | None = None,
 ) -> dict[str, Any]:
     """:func:`describe_image` in a child process: a reader that crashes, hangs or exhausts
     memory on a corrupt file raises :class:`InvalidImageError` here instead.
@@ -122,6 +127,8 @@ def probe_image(
         Seconds the child may take before it is killed.
     memory_limit
         Bytes of address space the child may map (``RLIMIT_AS``; POSIX only), or ``None``.
+    axes
+        The file's axes as the user names them (see :func:`~scopeml.io.open_image`).
 
     Examples
     --------
@@ -138,6 +145,7 @@ def probe_image(
         "scene": scene,
         "allowed_roots": None if allowed_roots is None else [str(r) for r in allowed_roots],
         "memory_limit": memory_limit,
+        "axes": axes,
     }
     try:
         done = subprocess.run(
@@ -192,7 +200,10 @@ def _main() -> None:
     try:
         answer: dict[str, Any] = {
             "image": describe_image(
-                request["path"], scene=request["scene"], allowed_roots=request["allowed_roots"]
+                request["path"],
+                scene=request["scene"],
+                allowed_roots=request["allowed_roots"],
+                axes=request.get("axes"),
             )
         }
     except errors.ScopeMLError as err:

@@ -169,6 +169,17 @@ def open_image(
     return image
 
 
+def takes_axes(path: str | PathLike[str]) -> bool:
+    """Whether the reader of ``path`` takes ``axes=`` (TIFF: a file that may not say them).
+
+    Examples
+    --------
+    >>> takes_axes("a.ome.tif"), takes_axes("a.ome.zarr")
+    (True, False)
+    """
+    return "axes" in _keywords(reader_for(path))
+
+
 def _keywords(reader: Reader) -> set[str]:
     """The keyword parameters ``reader`` takes (all, if it takes ``**kwargs``)."""
     try:
