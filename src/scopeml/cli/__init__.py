@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -65,6 +67,47 @@ app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 app.add_typer(serve.admin, name="admin")
+
+
+def _plain_help(typer_app: typer.Typer) -> None:
+    """Help in click's plain layout, from every command's own text: flags shown without a
+    value (``-q, --quiet``, where typer's rich tables show ``--quiet -q <bool>``), paragraphs
+    reflowed to the terminal (rich keeps a docstring's line breaks and cuts a long word such
+    as an environment variable), no reStructuredText quotes (````segment````), and each
+    command listed by its whole first paragraph (click would cut it at the terminal width).
+    The one place the command line's help layout is set."""
+    from typer.main import solve_typer_info_help
+
+    typer_app.rich_markup_mode = None
+    for command in typer_app.registered_commands:
+        text = command.help if command.help is not None else inspect.getdoc(command.callback)
+        command.help = _plain(text or "")
+        command.short_help = command.short_help or _summary(command.help)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _plain_help(group.typer_instance)
+        group.help = _plain(solve_typer_info_help(group) or "")
+        group.short_help = _summary(group.help)
+
+
+def _plain(text: str) -> str:
+    """A docstring as help text: ````name```` → ``name``, line breaks inside a paragraph kept
+    for click to reflow.
+
+    Examples
+    --------
+    >>> _plain("for a ``segment`` store")
+    'for a segment store'
+    """
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
+def _summary(text: str) -> str:
+    """The first paragraph of a help text on one line (the command list's entry)."""
+    return " ".join(text.split("\n\n")[0].split())
+
+
+_plain_help(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,53 @@
+"""``--help`` for newcomers: flags show no value, text is reflowed and never cut, no
+reStructuredText quotes, and segment says what a 2-D model does with a Z stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from scopeml.cli import main
+
+
+@pytest.fixture
+def shown(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "80")
+
+    def help_of(*command: str) -> str:
+        assert main([*command, "--help"]) == 0
+        text = capsys.readouterr().out
+        assert max(len(line) for line in text.splitlines()) <= 80
+        return text
+
+    return help_of
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_top_level_help(shown):
+    text = shown()
+    assert "``" not in text and "<bool>" not in text
+    assert "..." not in text.split("Commands:")[1]  # no entry cut at the terminal's width
+    flat = _flat(text)
+    assert "info Describe an image, a segment store or an unfinished segment run. demo" in flat
+    assert "model Read, validate, convert and run model containers (.czann, .czseg, .czmodel)." in (
+        flat
+    )
+
+
+def test_flags_take_no_value(shown):
+    text = shown("segment")
+    assert "<bool>" not in text
+    assert "-q, --quiet " in text and "--resume / --no-resume " in text
+    assert "\n  --help " in text
+
+
+def test_nothing_is_cut(shown):
+    flat = _flat(shown("segment"))
+    assert "default $SCOPEML_MODEL_TIME_BUDGET or 300; 0 for none." in flat
+    assert "…" not in flat.replace("(.czann, …)", "")
+    assert "A 2-D model runs on a Z stack plane by plane" in flat
+    assert "the instances are then labelled in 3-D" in flat
+    workers = _flat(shown("analyze")).split("--workers")[1]
+    assert workers.startswith(" <int> Images analysed side by side in local processes [default: ")
