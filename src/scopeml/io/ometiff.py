@@ -50,6 +50,10 @@ def _ome_metadata(
         if size and axis in axes:
             metadata[f"PhysicalSize{axis}"] = float(size)
             metadata[f"PhysicalSize{axis}Unit"] = "µm"
+    step = (pixel_sizes or {}).get("T")
+    if step and "T" in axes:  # the time step, in seconds as pixel sizes hold it
+        metadata["TimeIncrement"] = float(step)
+        metadata["TimeIncrementUnit"] = "s"
     if channel_names:
         metadata["Channel"] = {"Name": [str(n) for n in channel_names]}
     return metadata

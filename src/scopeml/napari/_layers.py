@@ -85,7 +85,7 @@ def image_layer_data(
     index = tuple(slice(None) if a in axes + "C" else 0 for a in "STCZYX")
     data = [as_dask(level)[index] for level in levels]
     channel_axis = [a for a in "STCZYX" if a in axes + "C"].index("C")
-    scale = [base.pixel_sizes.get(a, 1.0) for a in axes]
+    scale = [base.pixel_sizes.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes]  # T: 1 step
     n_channels = base.sizes["C"]
     metadata = {
         SOURCE_KEY: {
@@ -101,7 +101,7 @@ def image_layer_data(
         "multiscale": len(data) > 1,
         "blending": "additive" if n_channels > 1 else "translucent",
     }
-    if base.pixel_sizes:
+    if any(a in base.pixel_sizes for a in "ZYX"):  # not the time step (seconds)
         kwargs["units"] = "micrometer"
     colors = channel_colors(path or base.path, n_channels)
     if colors:
@@ -162,11 +162,11 @@ def labels_layer_data(
     metadata = {SOURCE_KEY: {"path": path or base.path, "scene": None, "axes": axes}}
     kwargs: dict[str, Any] = {
         "name": name,
-        "scale": [base.pixel_sizes.get(a, 1.0) for a in axes],
+        "scale": [base.pixel_sizes.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes],
         "metadata": metadata,
         "multiscale": len(data) > 1,
     }
-    if base.pixel_sizes:  # as the image layers: no "inconsistent units" between them
+    if any(a in base.pixel_sizes for a in "ZYX"):  # as the image layers: the same units
         kwargs["units"] = "micrometer"
     if classes:  # napari shows "class: NAME" under the cursor
         kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}

@@ -287,7 +287,7 @@ def create_label_arrays(
     spatial = tuple(labels.spatial_shape[-ndim:])
     axes = ("T" if sizes["T"] > 1 else "") + ("Z" if ndim == 3 else "") + "YX"
     lead = (sizes["T"],) if sizes["T"] > 1 else ()
-    pixel_sizes = {a: v for a, v in labels.pixel_sizes.items() if a in "ZYX"}
+    pixel_sizes = {a: v for a, v in labels.pixel_sizes.items() if a in "TZYX"}  # T: s
     arrays = [
         create_ome_zarr(
             path if sizes["S"] == 1 else path / str(scene),

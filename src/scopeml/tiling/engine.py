@@ -244,7 +244,7 @@ def segment_image(
         specs = output_specs(spec.classes, outputs, options.probability_dtype)
         layout = output_layout(image)
         axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
-        pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "ZYX"}
+        pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "TZYX"}  # T: s
         _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
         ctx = _tile_context(
             image, model, options, plan, specs, axes_of, scene, normalization, extract_index
