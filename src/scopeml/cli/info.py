@@ -187,10 +187,12 @@ def format_partial(run: dict[str, Any]) -> list[str]:
       unfinished segment run: 3 of 12 tiles done, model nuclei, image /data/a.czi
       finish with: scopeml segment … -o o.ome.zarr --resume (the same image, model and settings)
     """
-    total = "?" if run["tiles"] is None else run["tiles"]
+    done = f"{run['tiles_done']} of {run['tiles']} tiles done"
+    if run["tiles"] is None:  # a run of a scopeml that did not record it
+        done = f"{run['tiles_done']} tiles done (the total is not recorded)"
     return [
         run["path"],
-        f"  unfinished segment run: {run['tiles_done']} of {total} tiles done, model "
+        f"  unfinished segment run: {done}, model "
         f"{run['model'] or '(unnamed)'}, image {run['image'] or '(in memory)'}",
         f"  finish with: scopeml segment … -o {run['output']} --resume (the same image, model "
         "and settings)",
