@@ -135,7 +135,7 @@ def test_not_recursive_says_where_the_images_are(plate, tmp_path):
     only = tmp_path / "only"
     only.mkdir()
     (root / "A9" / "p1_labels.tif").rename(only / "p1_labels.tif")
-    with pytest.raises(InvalidRequestError, match="1 label images left out"):
+    with pytest.raises(InvalidRequestError, match="1 label image left out"):
         run_analysis(SETTINGS, only, tmp_path / "out")
 
 

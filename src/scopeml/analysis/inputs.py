@@ -331,18 +331,24 @@ def _nothing_here(
     left = {r: len(p) - before.get(r, 0) for r, p in found.skipped.items()}
     why = []
     if left.get(LABELS):
-        why.append(f"{left[LABELS]} label images left out: inputs: {{skip_labels: false}} "
-                   "(--no-skip-labels, skip_labels=False) analyses them")  # fmt: skip
+        why.append(f"{_count(left[LABELS], 'label image')} left out: inputs: "
+                   "{skip_labels: false} (--no-skip-labels, skip_labels=False) analyses "
+                   "them")  # fmt: skip
     if left.get(EXCLUDED):
         why.append(f"{left[EXCLUDED]} left out by exclude {', '.join(exclude)}")
     if left.get(NOT_INCLUDED):
-        why.append(f"{left[NOT_INCLUDED]} not matching include {', '.join(include)}")
+        why.append(f"{_count(left[NOT_INCLUDED], 'image')} not matching include "
+                   f"{', '.join(include)}")  # fmt: skip
     if left.get(RESULTS):
-        why.append(f"{left[RESULTS]} results folders not searched")
+        why.append(f"{_count(left[RESULTS], 'results folder')} not searched")
     if below:
-        why.append(f"{below} images in its subfolders: inputs: {{recursive: true}} "
+        why.append(f"{_count(below, 'image')} in its subfolders: inputs: {{recursive: true}} "
                    "(--recursive, recursive=True) takes them")  # fmt: skip
     return "no images here" + (f" ({'; '.join(why)})" if why else "")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _warn(found: FoundImages, named_labels: list[Path]) -> None:
@@ -351,8 +357,8 @@ def _warn(found: FoundImages, named_labels: list[Path]) -> None:
     endings = "/".join(LABEL_NAME_ENDINGS)
     if left:
         warnings.warn(
-            f"left out {len(left)} label images (names ending {endings}, or label stores "
-            f"scopeml wrote), such as {left[0].name}; inputs: {{skip_labels: false}} in the "
+            f"left out {_count(len(left), 'label image')} (names ending {endings}, or label "
+            f"stores scopeml wrote), such as {left[0].name}; inputs: {{skip_labels: false}} in the "
             "settings (--no-skip-labels, skip_labels=False) analyses them",
             UserWarning,
             stacklevel=3,
