@@ -16,7 +16,6 @@ from scopeml.cli import main
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io import create_ome_zarr, open_image
 from scopeml.io.image import Image
-from scopeml.io.omezarr import chunk_presence
 
 
 def _frames(n: int = 5) -> np.ndarray:
@@ -148,6 +147,8 @@ def test_an_honest_ome_tiff_with_all_its_planes_opens(tmp_path):
 
 
 def test_a_sparse_ome_zarr_is_opened_with_a_warning_counting_its_chunks(tmp_path, capsys):
+    from scopeml.io.omezarr import chunk_presence
+
     store = tmp_path / "huge.ome.zarr"
     array = create_ome_zarr(
         store, shape=(1, 100_000, 100_000), dtype="uint16", axes="CYX", chunks=(1, 512, 512)
@@ -300,3 +301,22 @@ def test_info_lists_sizes_z_y_x_for_tiff_and_zarr_alike(tmp_path, capsys):
         assert main(["info", str(path)]) == 0
         lines += [x for x in capsys.readouterr().out.splitlines() if "pixel sizes" in x]
     assert lines == ["  pixel sizes (µm): Z=2 Y=0.5 X=0.5"] * 2
+
+
+def test_a_czi_scaling_of_zero_is_warned_about_and_sizes_come_z_y_x():
+    from scopeml.io.czi import _metadata
+
+    xml = (
+        "<ImageDocument><Metadata><Scaling><Items>"
+        '<Distance Id="X"><Value>0</Value></Distance>'
+        '<Distance Id="Y"><Value>2e-7</Value></Distance>'
+        '<Distance Id="Z"><Value>1e-6</Value></Distance>'
+        "</Items></Scaling></Metadata></ImageDocument>"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sizes, _ = _metadata(xml, "a.czi")
+    assert list(sizes) == ["Z", "Y"] and sizes["Z"] == pytest.approx(1.0)
+    assert sizes["Y"] == pytest.approx(0.2)
+    assert _said(caught) == ["a.czi: X pixel size 0 is not a size (≤ 0 or not finite); X pixel "
+                             "size unknown"]  # fmt: skip

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scopeml.errors import InvalidImageError, ScopeMLError
-from scopeml.io._units import to_micrometres
+from scopeml.io._units import checked_size
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.image import Image
 
@@ -287,7 +287,7 @@ def _image(
         scene_names=scene_names,
         chunk=chunk,
         chunk_shape=(int(chunk[order.index("Y")]), int(chunk[order.index("X")])),
-        pixel_sizes=_pixel_sizes(bioimage),
+        pixel_sizes=_pixel_sizes(bioimage, path),
         channel_names=names or None,
         path=path,
         close=lambda: _close(bioimage),
@@ -313,19 +313,20 @@ def _axes(bioimage: Any, path: str) -> str:
     return order.replace("C", "_").replace("S", "C")
 
 
-def _pixel_sizes(bioimage: Any) -> dict[str, float]:
+def _pixel_sizes(bioimage: Any, path: str = "") -> dict[str, float]:
     """Pixel sizes in micrometres: bioio's values carry no unit, so the unit comes from the
     dimension properties or the OME metadata (``PhysicalSizeXUnit="nm"``), else µm.
 
     A size of exactly 1 without a unit is unknown, as in scopeml's own readers: it is what TIFF
     resolution tags and NGFF scales hold when no size was written (bioio-tifffile reports it).
+    A size that is no size (≤ 0, not finite) is warned about, then unknown.
     """
     sizes = bioimage.physical_pixel_sizes
     units = _units(bioimage)
     out = {}
     for axis in "ZYX":
         value, unit = getattr(sizes, axis), units.get(axis)
-        size = None if unit is None and value == 1 else to_micrometres(value, unit)
+        size = None if unit is None and value == 1 else checked_size(value, unit, axis, path=path)
         if size is not None:
             out[axis] = size
     return out

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidImageError
+from scopeml.io._units import checked_size, ordered_sizes
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
@@ -109,8 +110,9 @@ class CziScene:
             ) from err
 
 
-def _metadata(raw_xml: str) -> tuple[dict[str, float], list[str]]:
-    """Pixel sizes (µm) and channel names from the CZI metadata XML."""
+def _metadata(raw_xml: str, path: str = "") -> tuple[dict[str, float], list[str]]:
+    """Pixel sizes (µm, listed Z Y X) and channel names from the CZI metadata XML; a size
+    given that is no size (≤ 0, not finite) is warned about, then unknown."""
     try:
         root = ET.fromstring(raw_xml)
     except ET.ParseError:
@@ -118,12 +120,12 @@ def _metadata(raw_xml: str) -> tuple[dict[str, float], list[str]]:
     sizes = {}
     for distance in root.iterfind("./Metadata/Scaling/Items/Distance"):
         axis, value = distance.get("Id"), distance.findtext("Value")
-        try:
-            metres = float(value) if value else 0.0
-        except ValueError:
+        if axis not in ("X", "Y", "Z") or not value:
             continue
-        if axis in ("X", "Y", "Z") and np.isfinite(metres) and metres > 0:
-            sizes[axis] = metres * 1e6  # CZI stores metres
+        size = checked_size(value, "m", axis, path=path)  # CZI stores metres
+        if size is not None:
+            sizes[axis] = size
+    sizes = ordered_sizes(sizes)
     names = [
         channel.get("Name") or channel.get("Id") or ""
         for channel in root.iterfind("./Metadata/Information/Image/Dimensions/Channels/Channel")
@@ -250,7 +252,7 @@ def _open_scenes(reader: Any, path: str, scene: int | None) -> Image:
     views = [AxesView(s, "TCZYX", path=path) for s in series]
     data = select_scene(views, scene, path=path)
 
-    pixel_sizes, names = _metadata(raw_xml)
+    pixel_sizes, names = _metadata(raw_xml, path)
     if PIXEL_TYPES[pixel_type][1] == 3:
         names = [
             f"{name or f'C{i}'}-{rgb}" for i, name in enumerate(names or [""]) for rgb in "RGB"
