@@ -310,9 +310,7 @@ def default_tile(shape: Sequence[int]) -> tuple[int, ...]:
     >>> default_tile((5000, 300)), default_tile((500, 600, 700)), default_tile((40, 300, 300))
     ((1024, 300), (128, 128, 128), (40, 228, 228))
     """
-    from scopeml.tiling.engine import DEFAULT_TILE  # the engine's rule, one home
-
-    budget = DEFAULT_TILE[3] ** 3
+    budget = tile_budget()
     shape = tuple(max(int(n), 1) for n in shape)
     tiles = list(shape)
     longer = sorted(range(len(shape)), key=lambda d: shape[d])
@@ -324,6 +322,13 @@ def default_tile(shape: Sequence[int]) -> tuple[int, ...]:
             break
         budget //= shape[longer.pop(0)]  # taken whole
     return tuple(tiles)
+
+
+def tile_budget() -> int:
+    """Most pixels (voxels) of a default tile: the tiling engine's default 3-D tile, 128³."""
+    from scopeml.tiling.engine import DEFAULT_TILE  # the engine's rule, one home
+
+    return int(DEFAULT_TILE[3]) ** 3
 
 
 def _root(value: int, k: int) -> int:
@@ -342,8 +347,8 @@ def tile_sizes(
     chunks: Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Tile size per axis of ``shape``, clipped to it: as given (one int for all axes, or one
-    per axis), else the array's ``chunks`` when a tile of them holds no more pixels than the
-    default, else :func:`default_tile` (bounded in pixels, not per axis). Every tiled writer of
+    per axis), else the array's ``chunks`` (clipped) when one holds at most :func:`tile_budget`
+    pixels, else :func:`default_tile` (bounded in pixels, not per axis). Every tiled writer of
     labels (objects, post-processing) chooses its tiles and output chunks here.
 
     Examples
@@ -355,12 +360,11 @@ def tile_sizes(
     """
     shape = tuple(int(n) for n in shape)
     if tile_size is None:
-        default = default_tile(shape)
         if chunks is not None and len(chunks) == len(shape):
             given = tuple(max(min(int(c), n), 1) for c, n in zip(chunks, shape, strict=True))
-            if math.prod(given) <= max(math.prod(default), 1):
+            if math.prod(given) <= tile_budget():
                 return given
-        return default
+        return default_tile(shape)
     sizes = (tile_size,) * len(shape) if isinstance(tile_size, (int, np.integer)) else tile_size
     tiles = tuple(int(t) for t in sizes)
     if len(tiles) != len(shape):
