@@ -90,6 +90,14 @@ def test_early_stopping_ends_the_stage_at_the_steps_run(nuclei_pair, tmp_path):
     assert [(e.done, e.total) for e in events] == [(run, run)]
 
 
+def test_training_is_silent_by_default_like_every_long_call(nuclei_pair, monkeypatch):
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    result = train_unet(*pairs(nuclei_pair), TINY)
+    assert len(result.history) == TINY.epochs  # it trained, and said nothing
+    assert log.getvalue() == ""
+
+
 def test_bars_in_a_log_write_the_train_line_with_the_last_epochs_figures(nuclei_pair, monkeypatch):
     log = io.StringIO()
     monkeypatch.setattr(sys, "stderr", log)

@@ -151,7 +151,7 @@ def train_unet(
     sparse: bool = False,
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
-    progress: Progress = True,
+    progress: Progress = False,
 ) -> TrainResult:
     """Train a U-Net on ``C×[Z×]Y×X`` images and their ``[Z×]Y×X`` label images.
 
@@ -167,8 +167,9 @@ def train_unet(
     resume
         A checkpoint to continue from; its network options must match ``config``.
     progress
-        See :mod:`scopeml.progress` (``True``: a bar on stderr). Stage ``"train"`` counts steps
-        (``unit="step"``) over all epochs, from the resumed one; ``metrics`` hold the last
+        See :mod:`scopeml.progress`; silent by default, like every long call (``True``: a bar
+        on stderr; the command line and ``scripts/train_nuclei.py`` show it). Stage
+        ``"train"`` counts steps (``unit="step"``) over all epochs, from the resumed one; ``metrics`` hold the last
         finished epoch's ``loss`` (and ``val_loss``, ``val_mean_iou``). An epoch's last step is
         reported once the epoch is recorded and its checkpoint written; early stopping ends the
         stage with ``total`` set to the steps run. A callback raising
