@@ -167,12 +167,12 @@ def train_unet(
     resume
         A checkpoint to continue from; its network options must match ``config``.
     progress
-        See :mod:`scopeml.progress`; silent by default, like every long call (``True``: a bar
-        on stderr; the command line and ``scripts/train_nuclei.py`` show it). Stage
-        ``"train"`` counts steps (``unit="step"``) over all epochs, from the resumed one; ``metrics`` hold the last
-        finished epoch's ``loss`` (and ``val_loss``, ``val_mean_iou``). An epoch's last step is
-        reported once the epoch is recorded and its checkpoint written; early stopping ends the
-        stage with ``total`` set to the steps run. A callback raising
+        See :mod:`scopeml.progress`; silent by default, like every long call (``True``: a bar on
+        stderr; the command line and ``scripts/train_nuclei.py`` show it). Stage ``"train"``
+        counts steps (``unit="step"``) over all epochs, from the resumed one; ``metrics`` hold
+        the last finished epoch's ``loss`` (and ``val_loss``, ``val_mean_iou``). An epoch's last
+        step is reported once the epoch is recorded and its checkpoint written; early stopping
+        ends the stage with ``total`` set to the steps run. A callback raising
         :class:`~scopeml.errors.Cancelled` stops training after the step in progress: the
         checkpoint keeps the last finished epoch, and ``resume=`` continues from it exactly.
 
