@@ -213,9 +213,10 @@ def _next_run(work: Path) -> int:
     return 1 + max((int(p.name[3:].split(".")[0]) for p in work.glob("run*.ome.zarr")), default=0)
 
 
-def shipped_auto(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
-    """:func:`shipped_instances` with ``scale="auto"``."""
-    return shipped_instances(image, work, model, scale="auto")
+def shipped_at_1(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
+    """:func:`shipped_instances` at scale 1 (``--scale 1``: the shipped model's default is
+    ``auto``)."""
+    return shipped_instances(image, work, model, scale=1.0)
 
 
 def shipped_model(image: np.ndarray, work: Path, model: Path | None = None) -> np.ndarray:
@@ -228,7 +229,8 @@ def shipped_model(image: np.ndarray, work: Path, model: Path | None = None) -> n
 
     pixels = image.reshape(1, 1, 1, 1, *image.shape[-2:])
     out = work / f"run{_next_run(work)}.ome.zarr"
-    segment(Image(pixels), model or default_model_path(), out, outputs=("probabilities",))
+    segment(Image(pixels), model or default_model_path(), out, outputs=("probabilities",),
+            scale=1.0)  # as the training code sees the images  # fmt: skip
     with open_image(out / "probabilities") as result:
         probabilities = result.read()[0, 0, :, 0]
     return nuclei_instances(probabilities, threshold=SHIPPED_THRESHOLD)
@@ -250,7 +252,7 @@ def validation(n: int, size: int, work: Path, model: Path | None = None) -> dict
         image, truth = realistic_nuclei((size, size), seed=VALIDATION_SEED + i)
         out = work / f"validation{i}.ome.zarr"
         segment(Image(image.reshape(1, 1, 1, 1, size, size)), model or default_model_path(), out,
-                outputs=("probabilities",))  # fmt: skip
+                outputs=("probabilities",), scale=1.0)  # fmt: skip
         with open_image(out / "probabilities") as result:
             p = result.read()[0, 0, :, 0]
         for t in SEED_THRESHOLDS:
@@ -286,7 +288,7 @@ def rescaled(work: Path, model: Path | None = None) -> list[dict[str, object]]:
             continue
         for zoom, back in ((3.0, 1 / 3), (0.5, 2.0)):
             pixels, labels = zoomed(image, truth, zoom)
-            for scale in (None, back, "auto"):
+            for scale in (1.0, back, "auto"):
                 found = shipped_instances(pixels, work, model, scale=scale)
                 shown = scale if scale == "auto" else scale and round(scale, 3)
                 rows.append({"images": f"{name} at {zoom:g}×",
@@ -310,9 +312,7 @@ def validation_auto(n: int, size: int, work: Path, model: Path | None = None) ->
         for image, truth in scenes:
             pixels, labels = zoomed(image, truth, zoom)
             for scale in counts:
-                found = shipped_instances(
-                    pixels, work, model, scale=None if scale == "1" else scale
-                )
+                found = shipped_instances(pixels, work, model, scale=1.0 if scale == "1" else scale)
                 counts[scale].append({0.5: scores(found, labels)[0.5]})
                 if scale == "auto":
                     chosen.append(recorded_auto_scale(_last_run(work)).scale)
@@ -336,7 +336,7 @@ def calibrate(n: int, size: int, work: Path, model: Path | None = None) -> dict[
         image, truth = realistic_nuclei((size, size), seed=VALIDATION_SEED + i)
         diameter = estimate_diameter(Image(image.reshape(1, 1, 1, 1, size, size)))
         for scale in SWEEP_SCALES:
-            found = shipped_instances(image[0], work, model, scale=None if scale == 1 else scale)
+            found = shipped_instances(image[0], work, model, scale=scale)
             runs.append((i, diameter, scale, scores(found, truth)[0.5]))
         _clear(work)
     seen: dict[str, list] = {}
@@ -405,13 +405,13 @@ def speed(size: int, work: Path, model: Path | None = None) -> dict[str, dict[st
     image, _ = synthetic_nuclei((size, size), density=0.0015, seed=1, overlap=False)
     pixels = Image(image.reshape(1, 1, 1, 1, size, size))
     runs = {
-        "segment labels": lambda: segment(pixels, model or default_model_path(),
-                                          work / "speed-labels.ome.zarr"),
-        "segment labels+instances": lambda: segment(
+        "segment labels, scale 1": lambda: segment(pixels, model or default_model_path(),
+                                                   work / "speed-labels.ome.zarr", scale=1.0),
+        "segment labels (auto)": lambda: segment(pixels, model or default_model_path(),
+                                                 work / "speed-auto.ome.zarr"),
+        "segment labels+instances (auto)": lambda: segment(
             pixels, model or default_model_path(), work / "speed-instances.ome.zarr",
             outputs=("labels", "instances")),
-        "segment labels, scale auto": lambda: segment(pixels, model or default_model_path(),
-                                                      work / "speed-auto.ome.zarr", scale="auto"),
         "Otsu + watershed": lambda: otsu_watershed(image[0]),
     }  # fmt: skip
     mpx = size * size / 1e6
@@ -465,8 +465,8 @@ def main() -> None:
             args.holdout, args.size
         )
     methods = {
-        "scopeml nuclei, `--outputs instances`": shipped_instances,
-        "scopeml nuclei, `--outputs instances`, `--scale auto`": shipped_auto,
+        "scopeml nuclei, `--outputs instances --scale 1`": shipped_at_1,
+        "scopeml nuclei, `--outputs instances` (default: `--scale auto`)": shipped_instances,
         "scopeml nuclei, probabilities + watershed": shipped_model,
         "Otsu + watershed": otsu_watershed,
     }
@@ -479,7 +479,7 @@ def main() -> None:
                 counts = []
                 for image, truth in pairs:
                     plane = np.asarray(image).reshape(image.shape[-2:])
-                    if run in (shipped_model, shipped_instances, shipped_auto):
+                    if run in (shipped_model, shipped_instances, shipped_at_1):
                         labels = run(plane, work, args.model)
                     else:
                         labels = run(plane)
