@@ -225,9 +225,12 @@ def segment_image(
     report = as_progress(not options.quiet if progress is None else progress)
     if isinstance(options.scheduler, str):  # an unreachable one: nothing run, nothing written
         check_scheduler(options.scheduler)
+    resuming = options.resume and partial_path(output).is_dir()
     check_partial(  # the refusals the partial store alone decides, before the statistics
         output,
-        _identity(image, model, options, None, model_ref, record, statistics=False)[1],
+        _identity(image, model, options, None, model_ref, record, statistics=False)[1]
+        if resuming  # its record is compared: all but the statistics
+        else None,
         resume=options.resume,
         overwrite=options.overwrite,
         inputs=inputs,
