@@ -147,6 +147,12 @@ def segment(
     if axes is not None:  # the file opened here as told; the run takes it as an Image
         from scopeml.io import open_image
 
+        if scheduler is not None:  # workers would reopen the file, not knowing the axes
+            raise InvalidRequestError(
+                "--axes cannot go with --scheduler yet: run without it, or first save the "
+                "image with its axes as OME-Zarr (scopeml.io.write_ome_zarr(OUT, "
+                "open_image(IMAGE, axes=...)))"
+            )
         image = open_image(image, scene=scene, axes=axes)  # type: ignore[assignment]
     result = run(
         image,
