@@ -150,3 +150,32 @@ def test_resume_onto_a_folder_scopeml_did_not_make(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not a scopeml store: no run record, so no run of scopeml's to resume" in err
     assert out.is_dir()  # left as it was
+
+
+def test_a_published_store_of_another_run_is_told_apart_without_the_statistics(
+    crowded_nuclei, statistics, tmp_path
+):
+    """A stopped call published the store but not its instances: a resume with other settings
+    is refused as complete (it is another run's store) without a pass over the image."""
+    from scopeml.errors import Cancelled
+    from scopeml.progress import ProgressEvent
+
+    out = tmp_path / "o.ome.zarr"
+    run = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1, "scale": 1}
+
+    def stop(event: ProgressEvent) -> None:
+        if event.stage == "label":  # the instances' first stage, after the engine
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        segment(crowded_nuclei, "nuclei", out, progress=stop, **run)
+    statistics.update(n=0, fail=True)
+    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
+        segment(crowded_nuclei, "nuclei", out, resume=True, **{**run, "tile_size": 64})
+    assert statistics["n"] == 0
+    statistics["fail"] = False
+    assert segment(crowded_nuclei, "nuclei", out, resume=True, **run).outputs == (
+        "labels",
+        "instances",
+    )
+    assert statistics["n"] == 1  # the same run: its statistics are compared too
