@@ -5,7 +5,7 @@ instances step relative to the segmentation it follows (measured in the same run
     python bench/bench_instances.py [--images 6] [--size 384] [--speed 1024]
 
 Rows: ``instances`` (the output: seeds P(nucleus) > 0.7 grown 4 px, tiled exactly),
-``instances, argmax seeds`` (``threshold=None``), ``nuclei_instances`` (the training code's
+``instances, argmax seeds`` (``seed_threshold=None``), ``nuclei_instances`` (the training code's
 seeded watershed, whole image only), ``foreground components`` (no split).
 """
 
@@ -42,7 +42,7 @@ def main() -> None:
         seg = sm.segment(image, "nuclei", work / f"{i}.ome.zarr",
                          outputs=("labels", "probabilities", "instances"))  # fmt: skip
         argmax = sm.segment(image, "nuclei", work / f"{i}a.ome.zarr", outputs=("instances",),
-                            instances=InstanceOptions(threshold=None))  # fmt: skip
+                            instances=InstanceOptions(seed_threshold=None))  # fmt: skip
         p = seg.probabilities.read()[0, 0, :, 0]
         found = {
             "instances": seg.instances.read()[0, 0, 0, 0],

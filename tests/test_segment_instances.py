@@ -39,10 +39,10 @@ def test_tiled_instances_equal_a_whole_image_run(movie, tmp_path):
     np.testing.assert_array_equal(objects, whole.instances.read())
     assert tiled.instances.shape == tiled.labels.shape and tiled.instances.sizes["T"] == 2
     assert tiled.instances.pixel_sizes == pytest.approx({"Y": 0.3, "X": 0.3})
-    # the in-memory definition on the whole frame: seeds P(nucleus) > threshold, grown 4 px
+    # the in-memory definition on the whole frame: seeds P(nucleus) > seed_threshold, grown 4 px
     # over P(nucleus) + P(boundary) > 0.5
     p = tiled.probabilities.read()[0, 0, :, 0]
-    seed = InstanceOptions().threshold
+    seed = InstanceOptions().seed_threshold
     classes = np.where(p[1] > seed, 2, np.where(p[1] + p[2] > 0.5, 3, 1))
     first = instance_labels(classes, class_id=2, grow_id=3, grow=4, min_size=8)
     np.testing.assert_array_equal(objects[0, 0, 0, 0], first)
@@ -116,7 +116,7 @@ def test_a_bad_instance_class_fails_before_the_run(movie, tmp_path):
                    instances=InstanceOptions(class_="boundary"))  # fmt: skip
     assert not (tmp_path / "b.ome.zarr").exists()
     code = main(["segment", str(path), "-m", "nuclei", "-o", str(tmp_path / "c.ome.zarr"),
-                 "--outputs", "instances", "--instance-class", "7", "-q"])  # fmt: skip
+                 "--outputs", "instances", "--class", "7", "-q"])  # fmt: skip
     assert code == 2
 
 

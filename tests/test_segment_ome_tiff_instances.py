@@ -62,8 +62,9 @@ def test_one_copy_per_output_asked_for_and_the_record(image, uninterrupted, tmp_
     np.testing.assert_array_equal(seg.instances.read()[0, 0, 0, 0], uninterrupted)
     run = record(seg)
     assert run["options"]["outputs"] == ["labels", "confidence", "instances"]
-    assert run["instances"] == {"class_": "nucleus", "boundary": "boundary", "grow": 4.0,
-                                "min_size": 8, "connectivity": 1, "threshold": 0.6}  # fmt: skip
+    assert run["instances"] == {"class_": "nucleus", "boundary_class": "boundary",
+                                "grow": 4.0, "min_size": 8, "connectivity": 1,
+                                "seed_threshold": 0.6}  # fmt: skip
     # the display window spans the ids written, not the uint32 range
     n = int(uninterrupted.max())
     assert n > 10
@@ -83,7 +84,7 @@ def test_instances_alone_and_probabilities_asked_for(image, tmp_path):
                      **{**RUN, "outputs": ("labels",)})  # fmt: skip
     assert seg.outputs == ("labels", "instances") and tiffs(measured) == ["labels"]
     asked = tmp_path / "p"
-    options = InstanceOptions(grow=2, min_size=20, threshold=0.8)
+    options = InstanceOptions(grow=2, min_size=20, seed_threshold=0.8)
     seg = sm.segment(image, "nuclei", asked / "o.ome.zarr", instances=options,
                      **{**RUN, "outputs": ("labels", "probabilities", "instances")})  # fmt: skip
     assert tiffs(asked) == ["instances", "labels", "probabilities"]
@@ -91,7 +92,7 @@ def test_instances_alone_and_probabilities_asked_for(image, tmp_path):
     run = record(seg)
     assert run["options"]["outputs"] == ["labels", "probabilities", "instances"]
     assert InstanceOptions(**run["instances"]) == InstanceOptions(
-        class_="nucleus", boundary="boundary", grow=2.0, min_size=20, threshold=0.8
+        class_="nucleus", boundary_class="boundary", grow=2.0, min_size=20, seed_threshold=0.8
     )
 
 
@@ -144,7 +145,9 @@ def test_other_instance_options_are_another_run(image, tmp_path):
         sm.segment(image, "nuclei", out, resume=True, instances=InstanceOptions(grow=1), **RUN)
     assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # left as it was
     # the same options, spelt out, are the same run
-    same = InstanceOptions(class_=2, boundary="boundary", grow=4, min_size=8, threshold=0.6)
+    same = InstanceOptions(
+        class_=2, boundary_class="boundary", grow=4, min_size=8, seed_threshold=0.6
+    )
     seg = sm.segment(image, "nuclei", out, resume=True, instances=same, **RUN)
     assert seg.outputs == ("labels", "instances") and tiffs(tmp_path) == ["instances", "labels"]
 

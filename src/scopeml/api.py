@@ -697,7 +697,7 @@ def _instance_inputs(
         "outputs": [*settings.outputs, INSTANCES],
         INSTANCES: instances.record(model.spec.classes),
     }
-    if grow_id is not None and instances.threshold is not None:
+    if grow_id is not None and instances.seed_threshold is not None:
         seeds = () if "probabilities" in settings.outputs else ("probabilities",)
         return instances, seeds, record
     return instances, (), record
@@ -821,8 +821,8 @@ def _write_instances(
 
     class_id, grow_id = options.resolve(result.classes)
     labels = result.labels
-    if grow_id is not None and options.threshold is not None:
-        labels = seed_classes(result.probabilities, class_id, grow_id, options.threshold)
+    if grow_id is not None and options.seed_threshold is not None:
+        labels = seed_classes(result.probabilities, class_id, grow_id, options.seed_threshold)
         class_id, grow_id = 2, 3
     spatial = 3 if labels.sizes["Z"] > 1 else 2
     tile = settings.tile_size  # the engine's, or up to 1024 per axis

@@ -54,12 +54,7 @@ def test_analysis_instances_equal_segments(tmp_path: Path, options: dict) -> Non
     image = nuclei_series(tmp_path / "series.ome.tif")
     result = run_analysis(nuclei_settings(**options), [image], tmp_path / "out")
     analysed = open_image(tmp_path / "out" / "images" / "series" / "nucleus.ome.zarr").read()
-    wanted = InstanceOptions(
-        class_="nucleus", **{
-            {"seed_threshold": "threshold", "boundary_class": "boundary"}.get(k, k): v
-            for k, v in options.items()
-        },
-    )  # fmt: skip
+    wanted = InstanceOptions(class_="nucleus", **options)  # the YAML keys are its keywords
     segmented = segment(image, "nuclei", tmp_path / "seg.ome.zarr", outputs=("instances",),
                         instances=wanted).instances.read()  # fmt: skip
     assert analysed.shape == segmented.shape and analysed.shape[1] == 2

@@ -209,11 +209,11 @@ def test_instance_options_are_settings_and_older_files_still_read() -> None:
 
     older = parse_settings(INSTANCES)  # written before the options existed: segment's defaults
     assert older.classes[0].segmenter.instance_options() == InstanceOptions(
-        class_="nucleus", boundary="boundary"
+        class_="nucleus", boundary_class="boundary"
     )
     text = INSTANCES + "      seed_threshold: null\n      grow: 2.5\n      min_size: 20\n"
     options = parse_settings(text).classes[0].segmenter.instance_options()
-    assert (options.threshold, options.grow, options.min_size) == (None, 2.5, 20)
+    assert (options.seed_threshold, options.grow, options.min_size) == (None, 2.5, 20)
     assert parse_settings(dump_settings(parse_settings(text))) == parse_settings(text)
 
 

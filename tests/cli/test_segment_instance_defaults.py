@@ -12,4 +12,4 @@ def test_cli_instance_defaults_equal_instance_options() -> None:
     defaults = InstanceOptions()
     assert params["grow"].default.default == defaults.grow
     assert params["min_size"].default.default == defaults.min_size
-    assert _threshold(params["seed_threshold"].default.default) == defaults.threshold
+    assert _threshold(params["seed_threshold"].default.default) == defaults.seed_threshold

@@ -110,3 +110,36 @@ def test_every_scene_is_kept(nuclei, tmp_path):
     assert out.sizes["S"] == 2
     np.testing.assert_array_equal(got[0], first)
     np.testing.assert_array_equal(got[1], np.where(second > 0, second + first.max(), 0))
+
+
+def test_the_old_keywords_still_work_for_a_release_with_a_warning_naming_the_new():
+    classes = ("background", "cell", "edge")  # the seam class is not named boundary
+    with pytest.raises(InvalidRequestError, match="which class"):
+        InstanceOptions().resolve(classes)
+    new = InstanceOptions(boundary_class="edge", seed_threshold=0.8)
+    assert new.resolve(classes) == (2, 3)
+    assert new.record(classes)["seed_threshold"] == 0.8
+    with pytest.warns(DeprecationWarning, match="'boundary' is renamed 'boundary_class'"):
+        old = InstanceOptions(boundary="edge", threshold=0.8)
+    assert old == new and old.resolve(classes) == (2, 3)
+    with pytest.warns(DeprecationWarning, match="'threshold' is renamed 'seed_threshold'"):
+        assert old.threshold == 0.8
+    with pytest.raises(TypeError, match="give seed_threshold= only"):
+        InstanceOptions(threshold=0.5, seed_threshold=0.7)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'thresh'"):
+        InstanceOptions(thresh=0.5)
+
+
+def test_options_from_json_take_the_settings_names_and_the_old_ones_with_a_warning():
+    fields = {"class": "cell", "boundary_class": "edge", "seed_threshold": None, "grow": 2}
+    new = InstanceOptions.from_fields(fields)
+    assert new == InstanceOptions(class_="cell", boundary_class="edge", seed_threshold=None,
+                                  grow=2)  # fmt: skip
+    assert InstanceOptions.from_fields(new.record(("bg", "cell", "edge"))) == new  # a record
+    with pytest.warns(DeprecationWarning, match="job: 'threshold' is renamed 'seed_threshold'"):
+        old = InstanceOptions.from_fields(
+            {"class_": "cell", "boundary": "edge", "threshold": None, "grow": 2}, where="job"
+        )
+    assert old == new
+    with pytest.raises(InvalidRequestError, match="given twice"):
+        InstanceOptions.from_fields({"threshold": 0.5, "seed_threshold": 0.5})

@@ -92,13 +92,13 @@ def test_client_side_segment_makes_the_same_instances(alice, image_path, local, 
 
 
 def test_instance_options_and_parquet_as_locally(alice, image_path, tmp_path):
-    chosen = InstanceOptions(threshold=None, grow=2, min_size=20)  # argmax seeds
+    chosen = InstanceOptions(seed_threshold=None, grow=2, min_size=20)  # argmax seeds
     local = segment(image_path, "nuclei", tmp_path / "local.ome.zarr", tile_size=48,
                     instances=chosen, measure=tmp_path / "local.parquet")  # fmt: skip
     job = alice.submit_job(
         "nuclei", image_path=image_path.name, tile_size=48, instances=chosen, measure="parquet"
     )
-    assert job["options"]["instances"]["threshold"] is None
+    assert job["options"]["instances"]["seed_threshold"] is None
     finished(alice, job)
     result = alice.download_result(job["id"], tmp_path / "zip")
     assert np.array_equal(read(result, "instances"), read(local, "instances"))
@@ -284,18 +284,18 @@ def test_impossible_instances_are_refused_at_submit(alice, image_path, container
     box = alice.upload_model(box_filter_czann(tmp_path / "box.czann"))["id"]
     err = refusal(alice, box, name, outputs=["instances"])
     assert "gives no instances: they are made from class labels" in str(err)
-    err = refusal(alice, "nuclei", name, instances={"class_": "boundary"})
+    err = refusal(alice, "nuclei", name, instances={"class": "boundary"})
     assert "neither the instances output nor measure" in str(err)
-    err = refusal(alice, "nuclei", name, outputs=["instances"], instances={"class_": "cell"})
+    err = refusal(alice, "nuclei", name, outputs=["instances"], instances={"class": "cell"})
     assert "cell" in str(err) and "nucleus" in str(err)
-    for bad in ({"grow": 65}, {"threshold": 1.0}, {"min_size": -1}, {"nuclei": 1}):
+    for bad in ({"grow": 65}, {"seed_threshold": 1.0}, {"min_size": -1}, {"nuclei": 1}):
         err = refusal(alice, "nuclei", name, outputs=["instances"], instances=bad)
         assert "'instances'" in str(err)
     err = refusal(alice, "nuclei", name, measure="xlsx")
     assert "'measure'" in str(err)
     # a named object class makes the same model's instances possible
-    job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class_": 2})
-    assert finished(alice, job)["options"]["instances"] == {"class_": 2}
+    job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class": 2})
+    assert finished(alice, job)["options"]["instances"] == {"class": 2}
 
 
 def test_deleting_a_running_instance_job_cancels_it(server, alice, image_root):
@@ -406,7 +406,7 @@ def test_the_facades_stages_stay_within_the_estimate(tmp_path):
     for options in ({"tile_size": 256}, {"tile_size": 128, "instances": {"grow": 8}}):
         peaks.clear()
         current[:] = ["segment", 0]
-        kwargs = {"instances": InstanceOptions(**options.get("instances", {}))}
+        kwargs = {"instances": InstanceOptions.from_fields(options.get("instances", {}))}
         tracemalloc.start()
         try:
             segment(image[0], "nuclei", tmp_path / f"{len(kwargs)}{options['tile_size']}.ome.zarr",

@@ -132,7 +132,7 @@ class InstancesSegmenter(_Strict):
         "was trained on), or auto (from the objects' size), as segment --scale",
     )  # fmt: skip
     seed_threshold: float | None = Field(
-        _INSTANCES.threshold, ge=0.0, lt=1.0,
+        _INSTANCES.seed_threshold, ge=0.0, lt=1.0,
         description="seeds where P(class) exceeds this (with a boundary class); null: the "
         "model's labels of the class",
     )  # fmt: skip
@@ -149,9 +149,9 @@ class InstancesSegmenter(_Strict):
         True
         """
         return InstanceOptions(
-            class_=self.class_, boundary=self.boundary_class, grow=self.grow,
+            class_=self.class_, boundary_class=self.boundary_class, grow=self.grow,
             min_size=self.min_size, connectivity=_INSTANCES.connectivity,
-            threshold=self.seed_threshold,
+            seed_threshold=self.seed_threshold,
         )  # fmt: skip
 
 

@@ -36,6 +36,19 @@ def _threshold(text: str) -> float | None:
         raise InvalidRequestError(f"--seed-threshold takes a number or none; got {text!r}") from err
 
 
+def _renamed_class(class_: str | None, old: str | None) -> str | None:
+    """``--class``, or the deprecated ``--instance-class`` (with a warning on stderr)."""
+    if old is None:
+        return class_
+    if class_ is not None:
+        raise InvalidRequestError("give --class only (--instance-class is its old name)")
+    typer.echo(
+        "warning: --instance-class is renamed --class; the old name goes in the next release",
+        err=True,
+    )
+    return old
+
+
 def _scale(text: str | None) -> float | str | None:
     """``"auto"``, ``"0.5"`` or ``"1/3"`` → ``"auto"``, 0.5, 0.333…"""
     from fractions import Fraction
@@ -111,10 +124,20 @@ def segment(
     measure: Path | None = typer.Option(
         None, help="Also write the objects table (.csv/.parquet) of the instances."
     ),
-    instance_class: str | None = typer.Option(
+    class_: str | None = typer.Option(
         None,
+        "--class",
         help="Class of the instances, by name or label value; default: the one class "
         "that is neither background nor boundary.",
+    ),
+    instance_class: str | None = typer.Option(
+        None, "--instance-class", hidden=True, help="Deprecated: --class."
+    ),
+    boundary_class: str | None = typer.Option(
+        None,
+        "--boundary-class",
+        help="The class seeds grow into, by name or label value; default: the model's class "
+        "named 'boundary' (without one: connected components of --class).",
     ),
     grow: float = typer.Option(
         4.0, help="Pixels a seed grows into the boundary class (also the halo of instances)."
@@ -141,6 +164,7 @@ def segment(
     from scopeml.objects.instances import InstanceOptions
 
     set_default_time_budget(time_budget)  # for every model this run loads
+    choice = _renamed_class(class_, instance_class)
 
     start = time.perf_counter()
     factor = _scale(scale)
@@ -177,10 +201,11 @@ def segment(
         ome_tiff=ome_tiff,
         progress=not quiet,  # tqdm bars on stderr
         instances=InstanceOptions(
-            class_=None if instance_class is None else _class(instance_class),
+            class_=None if choice is None else _class(choice),
+            boundary_class=None if boundary_class is None else _class(boundary_class),
             grow=grow,
             min_size=min_size,
-            threshold=_threshold(seed_threshold),
+            seed_threshold=_threshold(seed_threshold),
         ),
         measure=measure,
     )

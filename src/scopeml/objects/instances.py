@@ -12,7 +12,7 @@ a whole-image run agree bit for bit, ids included. Without a boundary class, ins
 connected components of the chosen class.
 
 Seeds are best taken where the model is confident: with probabilities at hand,
-:func:`seed_classes` makes the class map from ``P(object) > threshold`` (seeds) and
+:func:`seed_classes` makes the class map from ``P(object) > seed_threshold`` (seeds) and
 ``P(object) + P(boundary) > 0.5`` (grown into), pixel by pixel, so tiling stays exact.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,16 +43,37 @@ BOUNDARY_NAMES = ("boundary",)
 BACKGROUND_NAMES = ("background", "bg")
 
 
-@dataclass(frozen=True)
+#: Old spellings of :class:`InstanceOptions` fields (and of the server's JSON fields), still
+#: taken, with a :class:`DeprecationWarning`, for one release: the new names are the settings
+#: YAML keys and the command line's flags (``--seed-threshold``, ``--boundary-class``).
+RENAMED = {"boundary": "boundary_class", "threshold": "seed_threshold"}
+
+
+def renamed(old: str, new: str, where: str) -> None:
+    """Warn (:class:`DeprecationWarning`) that ``old`` is now spelt ``new`` in ``where``."""
+    warnings.warn(
+        f"{where}: {old!r} is renamed {new!r}; the old name goes in the next release",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+
+
+@dataclass(frozen=True, init=False)
 class InstanceOptions:
     """How :func:`scopeml.segment` turns class labels into instances (output ``instances``).
+
+    The names are those of the settings YAML (``class``, ``boundary_class``,
+    ``seed_threshold``, ``grow``, ``min_size``), of the command line (``--class``,
+    ``--boundary-class``, ``--seed-threshold``, …) and of the server's ``instances`` JSON;
+    ``class_`` is ``class`` (a Python keyword). The old ``boundary=`` and ``threshold=`` are
+    still taken, with a :class:`DeprecationWarning`, for one release.
 
     Attributes
     ----------
     class_
         The object class, by name or label value; default: the one class that is neither
         background nor boundary.
-    boundary
+    boundary_class
         The class grown into (name or label value); default a class named ``boundary`` if the
         model has one; ``None`` with no such class: plain connected components.
     grow
@@ -60,20 +82,94 @@ class InstanceOptions:
         Seeds with fewer pixels are dropped (their boundary goes to a neighbour or stays 0).
     connectivity
         1 = faces only (4-/6-neighbourhood) … ``ndim`` = full, for the seeds.
-    threshold
-        With a boundary class: seeds are pixels where ``P(object) > threshold`` (from the
+    seed_threshold
+        With a boundary class: seeds are pixels where ``P(object) > seed_threshold`` (from the
         probabilities, which the run then writes too), grown over ``P(object) +
         P(boundary) > 0.5``; ``None``: seeds are the labels of the object class (argmax).
         The default is the shipped ``nuclei`` model's, chosen on synthetic validation scenes
         (object F1 0.962 there, against 0.958 from the argmax and 0.955 at 0.7).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as said:
+    ...     warnings.simplefilter("always")
+    ...     old = InstanceOptions(threshold=0.8)
+    >>> old == InstanceOptions(seed_threshold=0.8), str(said[0].message)
+    (True, "InstanceOptions: 'threshold' is renamed 'seed_threshold'; the old name goes in \
+the next release")
     """
 
-    class_: str | int | None = None
-    boundary: str | int | None = None
-    grow: float = 4.0
-    min_size: int = 8
-    connectivity: int = 1
-    threshold: float | None = 0.6
+    class_: str | int | None
+    boundary_class: str | int | None
+    grow: float
+    min_size: int
+    connectivity: int
+    seed_threshold: float | None
+
+    def __init__(
+        self,
+        class_: str | int | None = None,
+        boundary_class: str | int | None = None,
+        grow: float = 4.0,
+        min_size: int = 8,
+        connectivity: int = 1,
+        seed_threshold: float | None = 0.6,
+        **old: Any,
+    ) -> None:
+        given = {"boundary_class": boundary_class, "seed_threshold": seed_threshold}
+        defaults = {"boundary_class": None, "seed_threshold": 0.6}
+        for name, value in old.items():
+            if name not in RENAMED:
+                raise TypeError(f"InstanceOptions got an unexpected keyword argument {name!r}")
+            if given[RENAMED[name]] != defaults[RENAMED[name]]:
+                raise TypeError(f"InstanceOptions: give {RENAMED[name]}= only, not {name}= too")
+            renamed(name, RENAMED[name], "InstanceOptions")
+            given[RENAMED[name]] = value
+        for name, value in (
+            ("class_", class_),
+            ("boundary_class", given["boundary_class"]),
+            ("grow", grow),
+            ("min_size", min_size),
+            ("connectivity", connectivity),
+            ("seed_threshold", given["seed_threshold"]),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def threshold(self) -> float | None:
+        """Deprecated: :attr:`seed_threshold`."""
+        renamed("threshold", "seed_threshold", "InstanceOptions")
+        return self.seed_threshold
+
+    @property
+    def boundary(self) -> str | int | None:
+        """Deprecated: :attr:`boundary_class`."""
+        renamed("boundary", "boundary_class", "InstanceOptions")
+        return self.boundary_class
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any], where: str = "instances") -> InstanceOptions:
+        """Options from a JSON or YAML mapping: the settings' names (``class`` for the object
+        class; ``class_`` too, as :meth:`record` writes it), and the old ``boundary`` and
+        ``threshold`` with a :class:`DeprecationWarning` naming ``where``.
+
+        Examples
+        --------
+        >>> InstanceOptions.from_fields({"class": "nucleus", "seed_threshold": None})
+        InstanceOptions(class_='nucleus', boundary_class=None, grow=4.0, min_size=8, \
+connectivity=1, seed_threshold=None)
+        """
+        keywords: dict[str, Any] = {}
+        for name, value in fields.items():
+            key = "class_" if name == "class" else name
+            if key in RENAMED:
+                renamed(key, RENAMED[key], where)
+                key = RENAMED[key]
+            if key in keywords:
+                raise InvalidRequestError(f"{where}: {name!r} given twice (old and new name)")
+            keywords[key] = value
+        return cls(**keywords)
 
     def resolve(self, classes: Sequence[str]) -> tuple[int, int | None]:
         """``(object label value, boundary label value or None)`` for a model's classes.
@@ -89,9 +185,11 @@ class InstanceOptions:
             raise InvalidRequestError(
                 f"grow and min_size must be >= 0; got {self.grow} and {self.min_size}"
             )
-        if self.threshold is not None and not 0 <= self.threshold < 1:
-            raise InvalidRequestError(f"threshold must be in [0, 1); got {self.threshold}")
-        boundary = self.boundary
+        if self.seed_threshold is not None and not 0 <= self.seed_threshold < 1:
+            raise InvalidRequestError(
+                f"seed_threshold must be in [0, 1); got {self.seed_threshold}"
+            )
+        boundary = self.boundary_class
         if boundary is None:
             boundary = next((name for name in classes if name in BOUNDARY_NAMES), None)
         grow_value = None if boundary is None else label_value(classes, boundary)
@@ -106,7 +204,7 @@ class InstanceOptions:
             if len(candidates) != 1:
                 raise InvalidRequestError(
                     f"which class are the objects? classes are {', '.join(classes)} "
-                    "(choose with --instance-class / InstanceOptions(class_=...))"
+                    "(choose with --class / InstanceOptions(class_=...))"
                 )
             value = candidates[0]
         if value == grow_value:
@@ -115,7 +213,7 @@ class InstanceOptions:
 
     def record(self, classes: Sequence[str]) -> dict[str, Any]:
         """These options as applied to a model's ``classes``, JSON-ready, for a store's run
-        record: classes by name (the defaults resolved), ``threshold`` ``None`` where no
+        record: classes by name (the defaults resolved), ``seed_threshold`` ``None`` where no
         boundary class makes it apply; ``InstanceOptions(**record)`` makes the same instances.
 
         Examples
@@ -123,18 +221,19 @@ class InstanceOptions:
         >>> InstanceOptions(class_=2).record(["background", "nucleus", "boundary"])["class_"]
         'nucleus'
         >>> InstanceOptions().record(["bg", "cell"])
-        {'class_': 'cell', 'boundary': None, 'grow': 4.0, 'min_size': 8, 'connectivity': 1, \
-'threshold': None}
+        {'class_': 'cell', 'boundary_class': None, 'grow': 4.0, 'min_size': 8, \
+'connectivity': 1, 'seed_threshold': None}
         """
         value, grow_value = self.resolve(classes)
-        threshold = None if grow_value is None or self.threshold is None else self.threshold
+        seed = self.seed_threshold
+        threshold = None if grow_value is None or seed is None else seed
         return {
             "class_": classes[value - 1],
-            "boundary": None if grow_value is None else classes[grow_value - 1],
+            "boundary_class": None if grow_value is None else classes[grow_value - 1],
             "grow": float(self.grow),
             "min_size": int(self.min_size),
             "connectivity": int(self.connectivity),
-            "threshold": None if threshold is None else float(threshold),
+            "seed_threshold": None if threshold is None else float(threshold),
         }
 
 

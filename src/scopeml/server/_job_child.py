@@ -240,7 +240,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
             staged,
             settings,
             outputs=outputs,
-            instances=None if instances is None else InstanceOptions(**instances),
+            instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
             progress=progress,
         )

@@ -20,13 +20,14 @@ import math
 import os
 import shutil
 import threading
+import warnings
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scopeml.errors import (
     Cancelled,
@@ -66,24 +67,54 @@ UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 ClassChoice = Annotated[str, Field(max_length=200)] | Annotated[int, Field(ge=1, le=65535)]
 
 
+#: Old spellings of :class:`InstanceRequest` fields → the new ones (those of the settings YAML
+#: and the command line), still taken with a :class:`DeprecationWarning` for one release.
+OLD_INSTANCE_FIELDS = {
+    "class_": "class",
+    "boundary": "boundary_class",
+    "threshold": "seed_threshold",
+}
+
+
 class InstanceRequest(BaseModel):
     """How a job's ``instances`` output is made: the fields of
-    :class:`~scopeml.objects.instances.InstanceOptions`, bounded. A field left out takes that
-    class's default (``threshold: null`` is a choice: seeds from the labels, not the
-    probabilities)."""
+    :class:`~scopeml.objects.instances.InstanceOptions`, bounded, spelt as in the settings YAML
+    and on the command line (``class``, ``boundary_class``, ``seed_threshold``, ``grow``,
+    ``min_size``, ``connectivity``). A field left out takes that class's default
+    (``seed_threshold: null`` is a choice: seeds from the labels, not the probabilities). The
+    old ``class_``, ``boundary`` and ``threshold`` are still taken, with a warning in the
+    server's log, for one release."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
-    class_: ClassChoice | None = None
-    boundary: ClassChoice | None = None
+    class_: ClassChoice | None = Field(default=None, alias="class")
+    boundary_class: ClassChoice | None = None
     grow: float = Field(default=None, ge=0.0, le=MAX_GROW)  # type: ignore[assignment]
     min_size: int = Field(default=None, ge=0, le=10**9)  # type: ignore[assignment]
     connectivity: int = Field(default=None, ge=1, le=3)  # type: ignore[assignment]
-    threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+    seed_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data: Any) -> Any:
+        """The old field names, renamed with a :class:`DeprecationWarning` (logged too)."""
+        if not isinstance(data, dict) or not set(data) & set(OLD_INSTANCE_FIELDS):
+            return data
+        data = dict(data)
+        for old, new in OLD_INSTANCE_FIELDS.items():
+            if old in data:
+                if new in data:
+                    raise ValueError(f"give {new!r} only, not its old name {old!r} too")
+                message = f"instances: {old!r} is renamed {new!r}; the old goes next release"
+                warnings.warn(message, DeprecationWarning, stacklevel=2)
+                log.warning("job request: %s", message)
+                data[new] = data.pop(old)
+        return data
 
     def instance_options(self) -> dict[str, Any]:
-        """The fields given, as :class:`~scopeml.objects.instances.InstanceOptions` keywords."""
-        return self.model_dump(exclude_unset=True)
+        """The fields given, as JSON (the names above; a job keeps them so):
+        :meth:`~scopeml.objects.instances.InstanceOptions.from_fields` makes the options."""
+        return self.model_dump(exclude_unset=True, by_alias=True)
 
 
 class JobOptions(BaseModel):
@@ -152,8 +183,8 @@ def check_instances(options: dict[str, Any], spec: ModelSpec, name: str) -> None
     >>> check_instances({"outputs": ["instances"]}, spec, "unet")
     Traceback (most recent call last):
     scopeml.errors.IncompatibleModelError: model unet gives no instances: which class are the \
-objects? classes are c0, c1, c2 (choose with --instance-class / InstanceOptions(class_=...))
-    >>> check_instances({"outputs": ["instances"], "instances": {"class_": "c1"}}, spec, "unet")
+objects? classes are c0, c1, c2 (choose with --class / InstanceOptions(class_=...))
+    >>> check_instances({"outputs": ["instances"], "instances": {"class": "c1"}}, spec, "unet")
     """
     if not wants_instances(options):
         return
@@ -166,7 +197,7 @@ objects? classes are c0, c1, c2 (choose with --instance-class / InstanceOptions(
             "an image (a Regression model)"
         )
     try:
-        InstanceOptions(**options.get("instances", {})).resolve(spec.classes)
+        InstanceOptions.from_fields(options.get("instances", {})).resolve(spec.classes)
     except InvalidRequestError as err:
         raise IncompatibleModelError(f"model {name} gives no instances: {err.problem}") from err
 
@@ -368,13 +399,13 @@ def after_engine_memory(
     """
     from scopeml.objects.instances import InstanceOptions
 
-    instances = InstanceOptions(**options.get("instances", {}))
+    instances = InstanceOptions.from_fields(options.get("instances", {}))
     *_, channels, depth, height, width = shape
     spatial = (depth, height, width) if spec.spatial_dims == 3 else (height, width)
     tile, grow = options.get("tile_size"), 2 * math.floor(instances.grow)
     window = math.prod(min((tile or min(n, 1024)) + grow, n) for n in spatial)
     probabilities = 0
-    if instances.threshold is not None:
+    if instances.seed_threshold is not None:
         probabilities = 2 ** len(spatial) * chunk_pixels * spec.n_classes * 4 * 2
     stage = window * INSTANCE_BYTES + probabilities + FIRST_USE_BYTES
     table = 0
