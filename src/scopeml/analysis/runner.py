@@ -216,6 +216,10 @@ def _with_inputs(
     """The settings with the inputs a caller gave besides them."""
     include = [include] if isinstance(include, str) else list(include or ())  # one pattern
     exclude = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    for pattern in (*include, *exclude):
+        if not isinstance(pattern, str) or not pattern:
+            raise InvalidRequestError(f"include/exclude patterns are file-name patterns such as "
+                                      f"'*_labels.*'; got {pattern!r}")  # fmt: skip
     given = settings.inputs
     data = given.model_dump()
     if recursive is not None:
@@ -226,11 +230,7 @@ def _with_inputs(
     data["exclude"] = [*given.exclude, *(p for p in exclude if p not in given.exclude)]
     if data == given.model_dump():
         return settings
-    try:
-        inputs = type(given).model_validate(data)
-    except ValueError as err:
-        raise InvalidRequestError(f"include/exclude patterns are text, not empty: {err}") from None
-    return settings.model_copy(update={"inputs": inputs})
+    return settings.model_copy(update={"inputs": type(given).model_validate(data)})
 
 
 def _check_first_readable(
