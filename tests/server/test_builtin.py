@@ -15,7 +15,8 @@ from scopeml.client import ServerResponseError
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.synthetic import synthetic_nuclei
 
-OPTIONS = {"tile_size": 64, "outputs": ["labels"]}
+# scale 1: the client's tiling (RemoteModel) does not see nuclei's default, scale auto
+OPTIONS = {"tile_size": 64, "outputs": ["labels"], "scale": 1.0}
 
 
 @pytest.fixture(scope="module")
