@@ -3,7 +3,7 @@ numpy out; an ``Image`` as an array; a dask array read tile by tile, never whole
 
 Each test is a call from a user's trial that failed before: ``np.asarray(image)`` a 0-d
 object array, ``Image(plane)`` refused, ``dask.array.from_array(image.data)`` an
-AttributeError, ``predict_region(..., output="instances")`` refused, a lazy dask array
+AttributeError, ``predict_region(..., outputs="instances")`` refused, a lazy dask array
 loaded whole before the first tile, ``train_pixel_classifier(progress=...)`` a TypeError.
 """
 
@@ -69,7 +69,7 @@ def test_image_refuses_an_array_it_cannot_read_with_the_layouts_it_can():
 
 def test_in_memory_instances_equal_the_segment_store(tmp_path):
     pixels, _ = synthetic_nuclei((72, 80), seed=5)
-    got = sm.predict_region(pixels, "nuclei", output="instances")
+    got = sm.predict_region(pixels, "nuclei", outputs="instances")
     seg = sm.segment(pixels, "nuclei", tmp_path / "n.ome.zarr", outputs="instances")
     want = seg.instances.read()[0, 0, 0, 0]
     assert got.shape == pixels.shape[-2:] and got.dtype == want.dtype  # Y×X, one channel
@@ -79,7 +79,7 @@ def test_in_memory_instances_equal_the_segment_store(tmp_path):
 
 def test_in_memory_instances_of_a_time_series_keep_its_time_axis(tmp_path):
     movie = np.stack([_pixels(1), _pixels(2)])[None, :, None, None]  # S T C Z Y X, T = 2
-    got = sm.predict_region(movie, Cells(), output="instances")
+    got = sm.predict_region(movie, Cells(), outputs="instances")
     seg = sm.segment(movie, Cells(), tmp_path / "m.ome.zarr", outputs="instances")
     assert got.shape == (2, 48, 64)  # T×Y×X: the axes of length one dropped
     np.testing.assert_array_equal(got, seg.instances.read()[0, :, 0, 0])
@@ -88,7 +88,7 @@ def test_in_memory_instances_of_a_time_series_keep_its_time_axis(tmp_path):
 
 def test_in_memory_instances_of_a_region_are_refused():
     with pytest.raises(InvalidRequestError, match="instances are made over the whole image"):
-        sm.predict_region(_pixels(), Cells(), {"Y": (0, 10)}, output="instances")
+        sm.predict_region(_pixels(), Cells(), {"Y": (0, 10)}, outputs="instances")
 
 
 # ---------------------------------------------------------------- dask input read lazily (#6)

@@ -53,7 +53,7 @@ def test_probabilities_equal_the_segment_store(written, output):
     region = REGIONS[1]
     model = sm.open_model(model_path)
     with sm.open_image(image_path) as image:
-        got = sm.predict_region(image, model, region, output=output)
+        got = sm.predict_region(image, model, region, outputs=output)
     want = expected[output][:, 0] if output == "probabilities" else expected[output][0, 0]
     window = (slice(*region["Y"]), slice(*region["X"]))
     assert got.dtype == want.dtype
@@ -67,4 +67,22 @@ def test_a_bad_request_is_refused(written):
     with pytest.raises(sm.ScopeMLError, match="cannot blend"):
         sm.predict_region(image_path, model_path, REGIONS[1], options=sm.SegmentOptions(blend=True))
     with pytest.raises(sm.ScopeMLError, match="instances"):
-        sm.predict_region(image_path, model_path, REGIONS[1], output="instances")
+        sm.predict_region(image_path, model_path, REGIONS[1], outputs="instances")
+
+
+def test_the_kind_is_outputs_as_in_segment_and_the_old_output_keyword_still_works(written):
+    image_path, model_path, expected = written
+    region = REGIONS[1]
+    window = (slice(*region["Y"]), slice(*region["X"]))
+    want = expected["confidence"][0, 0][window]
+    model = sm.open_model(model_path)
+    with sm.open_image(image_path) as image:
+        new = sm.predict_region(image, model, region, outputs=("confidence",))  # as segment's
+        with pytest.warns(DeprecationWarning, match="'output' is renamed 'outputs'"):
+            old = sm.predict_region(image, model, region, output="confidence")
+        np.testing.assert_array_equal(new, want)
+        np.testing.assert_array_equal(old, want)
+        with pytest.raises(sm.ScopeMLError, match="returns one array"):
+            sm.predict_region(image, model, region, outputs=("labels", "confidence"))
+        with pytest.raises(sm.ScopeMLError, match="give outputs= only"):
+            sm.predict_region(image, model, region, outputs="mask", output="confidence")

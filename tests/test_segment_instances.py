@@ -131,3 +131,27 @@ def test_builtin_name_is_a_model_everywhere(tmp_path):
     assert main(["model", "inspect", "nuclei"]) == 0
     seg = sm.segment(Image(pixels[None, None, :, None]), "nuclei", tmp_path / "n.ome.zarr")
     assert seg.classes == ("background", "nucleus", "boundary")
+
+
+def test_the_class_flags_are_the_settings_names_and_the_old_flag_still_works(
+    movie, tmp_path, capsys
+):
+    path, _ = movie
+    run = ["segment", str(path), "-m", "nuclei", "--outputs", "instances", "-q",
+           "--min-size", "20", "--tile-size", "160"]  # fmt: skip
+    assert main([*run, "-o", str(tmp_path / "new.ome.zarr"), "--class", "nucleus"]) == 0
+    assert "renamed" not in capsys.readouterr().err
+    assert main([*run, "-o", str(tmp_path / "old.ome.zarr"), "--instance-class", "2",
+                 "--boundary-class", "boundary"]) == 0  # fmt: skip
+    assert "--instance-class is renamed --class" in capsys.readouterr().err
+    new = sm.open_image(tmp_path / "new.ome.zarr" / "instances").read()
+    old = sm.open_image(tmp_path / "old.ome.zarr" / "instances").read()
+    assert new.max() > 10
+    np.testing.assert_array_equal(old, new)
+    assert main([*run, "-o", str(tmp_path / "both.ome.zarr"), "--class", "2",
+                 "--instance-class", "2"]) == 2  # fmt: skip
+    assert "give --class only" in capsys.readouterr().err
+    # --boundary-class reaches the options: the nucleus class cannot be both
+    assert main([*run, "-o", str(tmp_path / "b.ome.zarr"), "--class", "2",
+                 "--boundary-class", "nucleus"]) == 2  # fmt: skip
+    assert "the object class 'nucleus' is the boundary" in capsys.readouterr().err

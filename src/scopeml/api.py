@@ -231,6 +231,8 @@ def segment(
     progress: Progress = None,
     instances: InstanceOptions | None = None,
     measure: PathLike | None = None,
+    public_name: str | None = None,
+    public_model: str | None = None,
 ) -> Segmentation:
     """Segment an image of any size with a model; return the finished store's outputs.
 
@@ -271,6 +273,11 @@ def segment(
         (:mod:`scopeml.tiling.size`); the store records the factor chosen, and a resumed
         run reuses it. ``None``: the model's default (``"auto"`` for the shipped ``nuclei``,
         else 1).
+    public_name, public_model
+        What the store records for the image instead of its path, and for the model instead
+        of its own name (a server: the names its client knows them by, never where the
+        server keeps them); a resume is checked against the same names and the image's
+        content. ``None`` (the default, and the CLI): the image's path, the model's name.
 
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is
@@ -302,6 +309,7 @@ def segment(
     ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
     from scopeml.tiling.engine import is_finished_run, segment_image
+    from scopeml.tiling.identity import RunNames
     from scopeml.tiling.model_inputs import fit_model_inputs
 
     given = {
@@ -346,20 +354,19 @@ def segment(
         steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
         _refuse_unfinished(steps)
         left = _steps_left(steps)
-        finished = left and is_finished_run(
-            opened_image, opened_model, output, settings, model_ref=model_ref, record=record
-        )
+        run: dict[str, Any] = {"model_ref": model_ref, "record": record}  # the store records
+        run["names"] = RunNames(public_name, public_model)
+        finished = left and is_finished_run(opened_image, opened_model, output, settings, **run)
         if not finished:  # else the engine's tiles are all in place; its steps after are not
             path = segment_image(
                 opened_image,
                 opened_model,
                 output,
                 settings,
-                model_ref=model_ref,
                 image_ref=image_ref,
                 progress=progress,
-                record=record,
                 ome_tiff_outputs=tiffs,
+                **run,
             )
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
@@ -708,10 +715,11 @@ def predict_region(
     model: PathLike | Model,
     region: dict[str, tuple[int, int]] | None = None,
     *,
-    output: str = "labels",
+    outputs: str | Sequence[str] = "labels",
     options: SegmentOptions | None = None,
     normalization: Any = None,
     instances: InstanceOptions | None = None,
+    output: str | None = None,
 ) -> np.ndarray:
     """One output of :func:`segment` over ``region`` (or the whole image) as a numpy array,
     equal to what :func:`segment` writes there: the in-memory call, as ``cellpose``'s ``eval``.
@@ -720,8 +728,10 @@ def predict_region(
     halo and the whole image's normalisation, so no tile edge shows. ``region`` is
     ``{axis: (start, stop)}`` over ``Y``, ``X`` (and ``T``, ``Z``; any case; axes left out,
     or ``region=None``, are whole); an unknown axis or a span outside the image is refused.
-    ``output`` is ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or
-    ``"instances"``; ``options`` are the segment options to reproduce. Repeated calls on one
+    ``outputs`` is the one output kind, named as in :func:`segment`'s ``outputs=``:
+    ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"`` (the
+    old ``output=`` still works, with a :class:`DeprecationWarning`, for one release: it is a
+    path everywhere else); ``options`` are the segment options to reproduce. Repeated calls on one
     image pass ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
     :func:`scopeml.predict.predict_region`.
 
@@ -749,14 +759,16 @@ def predict_region(
     >>> predict_region(image, Threshold(), {"Y": (2, 3), "X": (4, 8)}).tolist()
     [[1, 1, 2, 2]]
     >>> plane = np.kron([[0, 9, 0, 9]], np.ones((3, 3), np.uint8))  # a Y×X array
-    >>> predict_region(plane, Threshold(), output="instances")[0].tolist()  # objects of 9 px
+    >>> predict_region(plane, Threshold(), outputs="instances")[0].tolist()  # objects of 9 px
     [0, 0, 0, 1, 1, 1, 0, 0, 0, 2, 2, 2]
     """
+    from scopeml.predict import one_output
     from scopeml.predict import predict_region as predict
 
+    kind = one_output(outputs, output)
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # read as segment reads it
-    if output == INSTANCES:
+    if kind == INSTANCES:
         return _predict_instances(image, model, region, options, instances)
     options = options or SegmentOptions(workers=1)
     opened_image, _ = _input_image(image, options)
@@ -766,7 +778,7 @@ def predict_region(
             opened_image,
             opened_model,
             region or {},
-            output=output,
+            outputs=kind,
             options=options,
             normalization=normalization,
         )
@@ -792,7 +804,7 @@ def _predict_instances(
         raise InvalidRequestError(
             f"instances are made over the whole image only (an object's id depends on all "
             f"objects before it, so a region's ids would not be the store's); got region "
-            f"{region}: call predict_region(image, model, output='instances') and slice it"
+            f"{region}: call predict_region(image, model, outputs='instances') and slice it"
         )
     with tempfile.TemporaryDirectory(prefix="scopeml-instances-") as folder:
         store = Path(folder) / "instances.ome.zarr"

@@ -244,12 +244,15 @@ class Client:
         ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``, ``scale``),
         and:
         ``outputs=[..., "instances"]`` with ``instances`` an
-        :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of its fields);
+        :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of the JSON fields,
+        the settings YAML's names: ``class``, ``boundary_class``, ``seed_threshold``, …);
         ``measure=True`` (or ``"csv"``, ``"parquet"``) for the objects table, fetched with
         :meth:`download_table` (or beside the store by :meth:`download_result`).
         """
         if dataclasses.is_dataclass(options.get("instances")):
-            options["instances"] = dataclasses.asdict(options["instances"])
+            fields = dataclasses.asdict(options["instances"])
+            fields["class"] = fields.pop("class_")  # the JSON name (class_ only in Python)
+            options["instances"] = fields
         body: dict[str, Any] = {"model_id": model_id, "options": options}
         if image_path is not None:
             body["image_path"] = str(image_path)

@@ -98,7 +98,7 @@ def check_output_name(output: Any) -> None:
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: segment writes its outputs into a store: give output= \
 a path (out.ome.zarr); for arrays in memory use predict_region(image, model, \
-output='labels' or 'instances')
+outputs='labels' or 'instances')
     >>> check_output_name(Path("cells.ome.tif"))
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: cells.ome.tif: the output is an OME-Zarr store (a \
@@ -112,7 +112,7 @@ OME-TIFF files beside it)
 
         raise InvalidRequestError(
             "segment writes its outputs into a store: give output= a path (out.ome.zarr); for "
-            "arrays in memory use predict_region(image, model, output='labels' or 'instances')"
+            "arrays in memory use predict_region(image, model, outputs='labels' or 'instances')"
         )
     output = Path(output)
     suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)

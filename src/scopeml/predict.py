@@ -10,7 +10,8 @@ so the result equals the whole-image run there, bit for bit (the napari preview 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,9 +57,10 @@ def predict_region(
     model: Model,
     region: Region | None = None,
     *,
-    output: str = "labels",
+    outputs: str | Sequence[str] = "labels",
     options: SegmentOptions | None = None,
     normalization: Normalization | None = None,
+    output: str | None = None,
 ) -> np.ndarray:
     """One output of ``segment`` over ``region`` only, equal to what it writes there.
 
@@ -71,9 +73,10 @@ def predict_region(
         ``Z`` (any case: ``"y"`` is ``Y``); axes left out, or ``None``, are taken whole. Any
         other key, and a span not inside the image (``0 <= start < stop <= size``), is
         refused: a region is never clipped or ignored without a word.
-    output
-        ``"labels"`` (class ``k`` as ``k + 1``), ``"probabilities"`` (one channel per class),
-        ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
+    outputs
+        The output kind, named as in ``segment``'s ``outputs=`` (one of them: one array comes
+        back): ``"labels"`` (class ``k`` as ``k + 1``), ``"probabilities"`` (one channel per
+        class), ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
     options
         The segment options whose result to reproduce (``scene``, ``min_confidence``,
         ``extract_class``, ``normalize``, ``probability_dtype``, ``scale``); ``tile_size``
@@ -81,6 +84,9 @@ def predict_region(
         neighbours' tiles.
     normalization
         From :func:`region_normalization` (computed here, over the whole image, when not given).
+    output
+        Deprecated (a :class:`DeprecationWarning`; it goes in the next release): ``outputs``.
+        (``output=`` is a store's or a table's path everywhere else.)
 
     Returns
     -------
@@ -100,6 +106,7 @@ def predict_region(
     >>> predict_region(image, Threshold(), {"Y": (2, 4), "X": (4, 8)}).tolist()
     [[1, 1, 2, 2], [1, 1, 2, 2]]
     """
+    output = one_output(outputs, output)
     options = options or SegmentOptions(workers=1)
     model = with_scale(model, options.scale)
     _check_request(output, options)
@@ -131,6 +138,34 @@ def predict_region(
         batch = tiles[start : start + options.batch_size]
         process_batch(model, view, {output: window}, batch, ctx)
     return window.array
+
+
+def one_output(outputs: str | Sequence[str], output: str | None = None) -> str:
+    """The one output kind :func:`predict_region` is asked for: ``outputs`` (a name, or one
+    name in a sequence, as ``segment`` takes them), or the deprecated ``output`` keyword (with
+    a :class:`DeprecationWarning` naming ``outputs``).
+
+    Examples
+    --------
+    >>> one_output("instances"), one_output(["probabilities"])
+    ('instances', 'probabilities')
+    """
+    if output is not None:
+        if outputs != "labels":
+            raise InvalidRequestError("give outputs= only (output= is its old name)")
+        warnings.warn(
+            "predict_region: 'output' is renamed 'outputs' (the kind, as in segment's outputs=; "
+            "output= is a path elsewhere); the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        outputs = output
+    names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
+    if len(names) != 1 or not isinstance(names[0], str):
+        raise InvalidRequestError(
+            f"predict_region returns one array: give one output kind as outputs=; got {outputs!r}"
+        )
+    return names[0]
 
 
 def _check_request(output: str, options: SegmentOptions) -> None:

@@ -99,6 +99,8 @@ def test_instance_options_and_parquet_as_locally(alice, image_path, tmp_path):
         "nuclei", image_path=image_path.name, tile_size=48, instances=chosen, measure="parquet"
     )
     assert job["options"]["instances"]["seed_threshold"] is None
+    assert "class" in job["options"]["instances"]  # the JSON name; no old one to warn about
+    assert not {"class_", "boundary", "threshold"} & set(job["options"]["instances"])
     finished(alice, job)
     result = alice.download_result(job["id"], tmp_path / "zip")
     assert np.array_equal(read(result, "instances"), read(local, "instances"))
@@ -296,6 +298,12 @@ def test_impossible_instances_are_refused_at_submit(alice, image_path, container
     # a named object class makes the same model's instances possible
     job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class": 2})
     assert finished(alice, job)["options"]["instances"] == {"class": 2}
+    # the old field names, for one release: taken as the new ones; both at once refused
+    job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class_": 2})
+    assert finished(alice, job)["options"]["instances"] == {"class": 2}
+    err = refusal(alice, unet, name, outputs=["instances"],
+                  instances={"threshold": 0.5, "seed_threshold": 0.5})  # fmt: skip
+    assert "give 'seed_threshold' only" in str(err)
 
 
 def test_deleting_a_running_instance_job_cancels_it(server, alice, image_root):

@@ -141,7 +141,7 @@ def test_a_region_at_a_scale_equals_the_store(tmp_path):
     out = segment(image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], scale=0.5)
     options = SegmentOptions(outputs=("probabilities",), scale=0.5, workers=1)
     region = {"Y": (21, 60), "X": (13, 50)}
-    got = predict_region(image, model, region, output="probabilities", options=options)
+    got = predict_region(image, model, region, outputs="probabilities", options=options)
     np.testing.assert_array_equal(got, read_output(out, "probabilities")[:, 21:60, 13:50])
 
 
@@ -153,6 +153,6 @@ def test_the_facades_region_applies_the_scale_once(tmp_path):
     model = unet_double(depth=2)
     out = segment(image, model, tmp_path / "o.ome.zarr", outputs=["probabilities"], scale=2)
     options = SegmentOptions(outputs=("probabilities",), scale=2)
-    got = sm.predict_region(image, model, {"Y": (10, 40), "X": (5, 30)}, output="probabilities",
+    got = sm.predict_region(image, model, {"Y": (10, 40), "X": (5, 30)}, outputs="probabilities",
                             options=options)  # fmt: skip
     np.testing.assert_array_equal(got, read_output(out, "probabilities")[:, 10:40, 5:30])
