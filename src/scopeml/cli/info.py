@@ -75,6 +75,8 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     """
     import zarr
 
+    from scopeml.tiling.store import image_place
+
     path = Path(path)
     if not (path / "zarr.json").is_file():
         return None
@@ -98,7 +100,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "model": re.sub(r" at scale [0-9.e+-]+$", "", str(model.get("name") or "")),
             "classes": [str(c) for c in model.get("classes") or ()],
             "scale": options.get("scale") or 1.0,
-            "image": (record.get("image") or {}).get("path"),
+            "image": image_place(record.get("image") or {}),  # a server's run: its name
         },
         "outputs": outputs,
         "missing": [n for n in wanted if n not in outputs],

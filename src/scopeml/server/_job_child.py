@@ -207,7 +207,9 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     """Segment one image with one model file through the facade (:func:`scopeml.api.segment`:
     the engine, then instances and their table where asked for), in the job's ``stage``
     folder, resuming the engine from what it already holds; the outputs are moved into place
-    when all are made, the table first, the store (the sign of a finished job) last."""
+    when all are made, the table first, the store (the sign of a finished job) last. The
+    store records the image by the name the client knows it by (``name``), and a model that
+    names itself only by the server's file by the user's name for it (``model_name``)."""
     import contextlib
     import os
     import shutil
@@ -227,6 +229,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     staged = stage / output.name
     table = None if measure is None else stage / Path(task["table"]).name
     model = load_model(Path(task["model"]), time_budget=task["time_budget"])
+    own = Path(task["model"]).stem  # a model named by nothing but the server's file name
     settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
     # A staged store the engine finished: only the steps after it run again; where every step
     # was done (the attempt stopped before the moves) there is nothing left to run.
@@ -243,6 +246,8 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
             instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
             progress=progress,
+            public_name=task["name"],  # recorded instead of the server's path
+            public_model=task["model_name"] if model.spec.name == own else None,
         )
     if table is not None:
         os.replace(table, task["table"])

@@ -757,9 +757,13 @@ class JobRunner:
             }
             return task, 0
         result, table = self.result_path(job_id), self.table_path(job_id)
+        model = self.db.get_model(job["model_id"])  # None: a built-in one
         task = {
             "kind": "segment",
             "model": str(self.registry.path(job["model_id"])),
+            # what the store records instead of the server's paths (the names the user knows)
+            "name": image_name(job["image"], self.config)[0],
+            "model_name": None if model is None else model["spec"].get("name"),
             "time_budget": self.config.model_time_budget,
             "image": job["image"],
             "options": options,

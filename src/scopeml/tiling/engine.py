@@ -24,7 +24,7 @@ from scopeml.io.stores import is_zarr_store
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
-from scopeml.tiling.identity import run_identity
+from scopeml.tiling.identity import RunNames, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.model_inputs import channel_mismatch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
@@ -167,6 +167,7 @@ def segment_image(
     progress: Progress = None,
     record: Mapping[str, Any] | None = None,
     ome_tiff_outputs: Sequence[str] | None = None,
+    names: RunNames | None = None,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
@@ -182,6 +183,10 @@ def segment_image(
     are the outputs to copy to OME-TIFF: existing copies are refused before any work (unless
     ``overwrite``), and those of them that the engine writes are exported once it is done (the
     caller exports the others).
+
+    ``names`` (a server's run): the names the store records for the image and the model
+    instead of the image's path (see :func:`~scopeml.tiling.identity.run_identity`); a
+    resume is checked against the same names and the image's content.
 
     ``progress`` (see :mod:`scopeml.progress`) hears, with a normalisation, stage
     ``"statistics"`` (blocks read for it; cancelling there leaves nothing), then stage
@@ -228,7 +233,7 @@ def segment_image(
     resuming = options.resume and partial_path(output).is_dir()
     check_partial(  # the refusals the partial store alone decides, before the statistics
         output,
-        _identity(image, model, options, None, model_ref, record, statistics=False)[1]
+        _identity(image, model, options, None, model_ref, record, statistics=False, names=names)[1]
         if resuming  # its record is compared: all but the statistics
         else None,
         resume=options.resume,
@@ -237,7 +242,7 @@ def segment_image(
         ignore=("normalization",),
     )
     normalization, identity = _identity(
-        image, model, options, normalize, model_ref, record, progress=report
+        image, model, options, normalize, model_ref, record, progress=report, names=names
     )
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
@@ -288,10 +293,11 @@ def is_finished_run(
     *,
     model_ref: LoadRef | None = None,
     record: Mapping[str, Any] | None = None,
+    names: RunNames | None = None,
 ) -> bool:
     """Whether ``output`` is the finished store of this very run: the identity recorded when
     it was published (the one a resumed partial store must match) equals the identity of
-    :func:`segment_image` with these arguments (``record`` included).
+    :func:`segment_image` with these arguments (``record`` and ``names`` included).
 
     For callers whose steps come after the engine (instances, tables): a run stopped after
     the store was published finishes those steps without running the model again. Costs the
@@ -325,14 +331,16 @@ def is_finished_run(
     recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
     check_compatible(image, model)
     normalize = _normalize_choice(model, options)
-    _, early = _identity(image, model, options, None, model_ref, record, statistics=False)
+    _, early = _identity(
+        image, model, options, None, model_ref, record, statistics=False, names=names
+    )
     if not isinstance(recorded, dict) or any(
         recorded.get(key) != value
         for key, value in json.loads(json.dumps(early)).items()
         if key != "normalization"
     ):
         return False  # another run: no need for the statistics to tell
-    _, identity = _identity(image, model, options, normalize, model_ref, record)
+    _, identity = _identity(image, model, options, normalize, model_ref, record, names=names)
     return recorded == json.loads(json.dumps(identity))
 
 
@@ -354,6 +362,7 @@ def _identity(
     *,
     progress: Progress = None,
     statistics: bool = True,
+    names: RunNames | None = None,
 ) -> tuple[Normalization | None, dict[str, Any]]:
     """The run's normalisation statistics (one pass over the image) and its identity: what a
     resumed partial store and a published one are checked against (one definition for both),
@@ -366,7 +375,16 @@ def _identity(
         else None
     )
     model_path = model_ref.args[0] if model_ref else None
-    identity = run_identity(image, model, options, normalization, model_path=model_path)
+    image_name, model_name = names if names is not None else (None, None)
+    identity = run_identity(
+        image,
+        model,
+        options,
+        normalization,
+        model_path=model_path,
+        image_name=image_name,
+        model_name=model_name,
+    )
     if record:
         identity.update({key: value for key, value in record.items() if key != "outputs"})
         if "outputs" in record:

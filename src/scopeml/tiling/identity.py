@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from scopeml.io.image import Image
 from scopeml.io.stores import ZARR_MARKERS
@@ -109,6 +109,15 @@ def _folder_fingerprint(folder: Path) -> dict[str, Any]:
     }
 
 
+class RunNames(NamedTuple):
+    """The names a server's run records instead of where the server keeps its files: the
+    image's as its client knows it (an upload's name, a path below the allowed root) and the
+    model's as the user gave it (``None``: its own)."""
+
+    image: str | None = None
+    model: str | None = None
+
+
 def run_identity(
     image: Image,
     model: Model,
@@ -116,27 +125,53 @@ def run_identity(
     normalization: Normalization | None,
     *,
     model_path: str | os.PathLike[str] | None = None,
+    image_name: str | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """What makes a run's output what it is; a resumed run must match it exactly.
 
     Progress reporting, workers, the scheduler and the batch size are left out: they never
     change a pixel, so a run may be resumed with other ones.
+
+    The image is recorded by its resolved ``path``, or, given ``image_name`` (a server's run:
+    the name its client knows the image by), by that ``name`` and no path at all; either way
+    its content is fingerprinted from the file itself, so a resume still finds a changed
+    image. ``model_name`` likewise replaces the model's own name (the model is recorded by its
+    content hash, never by its path).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Model:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
+    >>> path = Path(tempfile.mkdtemp()) / "secret" / "a.tif"
+    >>> path.parent.mkdir()
+    >>> _ = path.write_bytes(b"pixels")
+    >>> image = Image(np.zeros((1, 1, 1, 1, 2, 2), np.uint8), path=path)
+    >>> public = run_identity(image, Model(), SegmentOptions(), None, image_name="a.tif")
+    >>> public["image"]["name"], "path" in public["image"], public["image"]["content"]["size"]
+    ('a.tif', False, 6)
+    >>> run_identity(image, Model(), SegmentOptions(), None)["image"]["path"] == str(path.resolve())
+    True
     """
     spec = model.spec
     source = model_path or getattr(model, "path", None)
     model_id: dict[str, Any] = {
-        "name": spec.name,
+        "name": spec.name if model_name is None else model_name,
         "classes": list(spec.classes),
         "halo": list(spec.halo),
         "tile_step": list(spec.tile_step),
     }
     if source is not None and Path(source).exists():
         model_id["sha256"] = file_sha256(source)
-    image_id: dict[str, Any] = {
-        "path": str(Path(image.path).resolve()) if image.path else None,
-        "shape": list(image.shape),
-        "dtype": str(image.dtype),
-    }
+    place: dict[str, Any] = (
+        {"name": image_name}
+        if image_name is not None
+        else {"path": str(Path(image.path).resolve()) if image.path else None}
+    )
+    image_id: dict[str, Any] = {**place, "shape": list(image.shape), "dtype": str(image.dtype)}
     if image.path and Path(image.path).exists():
         image_id["content"] = fingerprint(image.path)
     return {

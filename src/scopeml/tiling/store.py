@@ -5,7 +5,9 @@ Layout while running::
     OUT.ome.zarr.partial/
         zarr.json                 root group
         labels/ probabilities/ …  one NGFF image group per output (level "0")
-        .scopeml-run.json         the run's identity (model, image and its content, options)
+        .scopeml-run.json         the run's identity (model, image and its content, options;
+                                  a server's run names the image as its client knows it,
+                                  never by the server's path)
         .scopeml-lock             flock held by the run writing the store
         .scopeml-tiles            the number of tiles in the run's plan
         .scopeml-done/<index>     one file per finished tile, written after its chunks (empty,
@@ -366,7 +368,8 @@ def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     there is no partial store that scopeml made.
 
     Returns the partial store's and the output's paths, the tiles done and in all (``None``
-    for a store of a scopeml that did not record it), the model's name and the image's path.
+    for a store of a scopeml that did not record it), the model's name and the image's path
+    (or the name a server's run recorded instead).
 
     Examples
     --------
@@ -410,7 +413,7 @@ def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         "tiles_done": done,
         "tiles": total,
         "model": model.get("name"),
-        "image": image.get("path"),
+        "image": image_place(image),
         "options": record.get("options") if isinstance(record.get("options"), dict) else {},
     }
 
@@ -474,14 +477,26 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
             said.append(f"the model {name!r} is not the one the run started with")
     old, new = recorded.get("image") or {}, expected.get("image") or {}
     if isinstance(old, dict) and isinstance(new, dict) and old != new:
-        path = new.get("path")
-        if path and old.get("path") == path:
+        path = image_place(new)
+        if path and image_place(old) == path:
             said.append(f"the image {path} is not the file the run started from")
-        elif old.get("path") != path:
-            said.append(f"the run was on another image ({old.get('path')}, not {path})")
+        elif image_place(old) != path:
+            said.append(f"the run was on another image ({image_place(old)}, not {path})")
         else:
             said.append("the image is not the one the run started from")
     return said
+
+
+def image_place(image: Mapping[str, Any]) -> str | None:
+    """The image a run record names: its path, or the name a server's run recorded instead
+    (:class:`~scopeml.tiling.identity.RunNames`).
+
+    Examples
+    --------
+    >>> image_place({"path": "/data/a.czi"}), image_place({"name": "a.czi"}), image_place({})
+    ('/data/a.czi', 'a.czi', None)
+    """
+    return image.get("path") or image.get("name")
 
 
 def _short(value: Any) -> str:
