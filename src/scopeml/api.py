@@ -664,11 +664,20 @@ def _auto_scaled_model(
     (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one), how workers reopen
     it, the options with that factor, and the choice (an ``AutoScale``); else all unchanged
     and ``None``."""
-    from scopeml.tiling.size import auto_scale, default_scale, is_auto, recorded_auto_scale
+    from scopeml.tiling.size import (
+        auto_scale,
+        default_scale,
+        is_auto,
+        recorded_auto_scale,
+        recorded_run,
+    )
 
     wanted = settings.scale if settings.scale is not None else default_scale(model)
     if not is_auto(wanted):
         return model, model_ref, settings, None
+    record = recorded_run(output) if settings.resume else None
+    if settings.scale is None and record is not None and AUTO_RECORD not in record:
+        return model, model_ref, settings, None  # a run from before auto was the default
     chosen = recorded_auto_scale(output) if settings.resume else None
     if chosen is None:
         scene = 0 if image.sizes["S"] == 1 else settings.scene or 0

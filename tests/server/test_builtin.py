@@ -15,8 +15,7 @@ from scopeml.client import ServerResponseError
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.synthetic import synthetic_nuclei
 
-# scale 1: the client's tiling (RemoteModel) does not see nuclei's default, scale auto
-OPTIONS = {"tile_size": 64, "outputs": ["labels"], "scale": 1.0}
+OPTIONS = {"tile_size": 64, "outputs": ["labels"]}
 
 
 @pytest.fixture(scope="module")

@@ -104,6 +104,8 @@ def model_spec(container: Container) -> ModelSpec:
             "model_id": str(meta.model_id),
             "format": "czann",
             "model_type": meta.model_type.value,
+            # scopeml's own model.json keys (scale auto's diameter …): they travel with the spec
+            **{k: v for k, v in (meta.model_extra or {}).items() if k.startswith("ScopeML")},
         }
     return ModelSpec(
         spatial_dims=spatial,

@@ -126,10 +126,13 @@ def model_diameter_range(model: Any) -> tuple[float, float] | None:
 
 
 def _recorded(model: Any) -> dict[str, Any]:
-    """The keys of a model's ``model.json`` that its metadata does not know (scopeml's own)."""
+    """The keys of a model's ``model.json`` that its metadata does not know (scopeml's own),
+    from the metadata or, for a model known by its spec alone (a server's ``RemoteModel``),
+    from the spec's ``extra``, where a czann's spec carries them."""
     model = getattr(model, "model", model) if hasattr(model, "factor") else model
-    metadata = getattr(model, "metadata", None)
-    extra = getattr(metadata, "model_extra", None)
+    extra = getattr(getattr(model, "metadata", None), "model_extra", None)
+    if not isinstance(extra, dict) or not extra:
+        extra = getattr(getattr(model, "spec", None), "extra", None)
     return extra if isinstance(extra, dict) else {}
 
 
@@ -365,9 +368,9 @@ def write_model_diameter(
     return write_container(Path(output or path), container.onnx_bytes, metadata)
 
 
-def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:
-    """What ``scale="auto"`` chose for the run recorded at ``output``: its partial store's run
-    record, else the finished store's; ``None`` when neither records an automatic scale."""
+def recorded_run(output: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run record of ``output``: its partial store's, else the finished store's; ``None``
+    when there is neither."""
     import json
     from pathlib import Path
 
@@ -380,6 +383,13 @@ def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:
             continue
         if path.name == "zarr.json":
             data = (data.get("attributes") or {}).get("scopeml") if isinstance(data, dict) else None
-        if isinstance(data, dict) and AUTO_RECORD in data:
-            return AutoScale.from_dict(data[AUTO_RECORD])
+        if isinstance(data, dict):
+            return data
     return None
+
+
+def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:
+    """What ``scale="auto"`` chose for the run recorded at ``output`` (:func:`recorded_run`);
+    ``None`` when it records no automatic scale."""
+    record = recorded_run(output)
+    return AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None
