@@ -258,6 +258,8 @@ def test_a_partial_store_of_an_older_server_resumes(image_path, tmp_path):
     assert (labels[:64, :64] == 7).all()  # the marked tile was kept
     assert set(np.unique(labels[64:]).tolist()) == {1, 2, 3}  # the others were run
     assert not partial_path(legacy).exists() and not (legacy.parent / "stage").exists()
+    recorded = zarr.open_group(str(legacy), mode="r").attrs["scopeml"]["image"]  # its record
+    assert recorded["name"] == image_path.name and "path" not in recorded  # renamed on resume
 
 
 def test_a_job_without_a_table_has_none_to_download(alice, image_path, tmp_path):

@@ -220,7 +220,9 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     from scopeml.io import open_image
     from scopeml.model import load_model
     from scopeml.objects.instances import InstanceOptions
+    from scopeml.tiling.identity import RunNames
     from scopeml.tiling.options import SegmentOptions
+    from scopeml.tiling.store import rename_inputs
 
     options = dict(task["options"])
     outputs, instances = options.pop("outputs", None), options.pop("instances", None)
@@ -231,6 +233,10 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     model = load_model(Path(task["model"]), time_budget=task["time_budget"])
     own = Path(task["model"]).stem  # a model named by nothing but the server's file name
     settings = SegmentOptions(**{**options, "resume": True, "quiet": True})
+    # recorded instead of the server's paths (also by a run an older server stopped)
+    names = RunNames(task.get("name"), task.get("model_name") if model.spec.name == own else None)
+    if names.image is not None:
+        rename_inputs(staged, task["image"], names)
     # A staged store the engine finished: only the steps after it run again; where every step
     # was done (the attempt stopped before the moves) there is nothing left to run.
     with (
@@ -246,8 +252,8 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
             instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
             progress=progress,
-            public_name=task["name"],  # recorded instead of the server's path
-            public_model=task["model_name"] if model.spec.name == own else None,
+            public_name=names.image,
+            public_model=names.model,
         )
     if table is not None:
         os.replace(table, task["table"])

@@ -487,6 +487,56 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
     return said
 
 
+def rename_inputs(
+    output: str | os.PathLike[str], image: str | os.PathLike[str], names: Any
+) -> bool:
+    """Make the record of a run that named the image ``image`` by its path (a scopeml before
+    :class:`~scopeml.tiling.identity.RunNames`) record ``names`` instead, in ``output``'s
+    partial store or the published ``output``: a server's run stopped by an older server then
+    resumes under the names (the content still checked) and never publishes the path. Whether
+    a record was rewritten.
+
+    Examples
+    --------
+    >>> from scopeml.tiling.identity import RunNames
+    >>> out = Path(tempfile.mkdtemp()) / "o.ome.zarr"
+    >>> partial_path(out).mkdir()
+    >>> run = {"model": {"name": "f00d"}, "image": {"path": "/srv/up/a.tif", "shape": [1]}}
+    >>> _ = (partial_path(out) / ".scopeml-run.json").write_text(json.dumps(run))
+    >>> rename_inputs(out, "/srv/up/a.tif", RunNames("a.tif", "cells"))
+    True
+    >>> json.loads((partial_path(out) / ".scopeml-run.json").read_text())
+    {'image': {'name': 'a.tif', 'shape': [1]}, 'model': {'name': 'cells'}}
+    """
+
+    def renamed(record: Any) -> dict[str, Any] | None:
+        if not isinstance(record, dict) or not isinstance(record.get("image"), dict):
+            return None
+        if record["image"].get("path") != str(Path(image).resolve()):
+            return None
+        place = {} if names.image is None else {"name": names.image}
+        record["image"] = {**place, **{k: v for k, v in record["image"].items() if k != "path"}}
+        if names.model is not None and isinstance(record.get("model"), dict):
+            record["model"]["name"] = names.model
+        return record
+
+    run = partial_path(output) / _RUN
+    with contextlib.suppress(OSError, ValueError):
+        record = renamed(json.loads(run.read_text()))
+        if record is not None:
+            write_atomically(run, json.dumps(record, indent=1, sort_keys=True))
+            return True
+    if not is_own_store(output) or not (Path(output) / "zarr.json").is_file():
+        return False
+    import zarr
+
+    group = zarr.open_group(str(output), mode="r+")
+    record = renamed(group.attrs.get("scopeml"))
+    if record is not None:
+        group.attrs["scopeml"] = record
+    return record is not None
+
+
 def image_place(image: Mapping[str, Any]) -> str | None:
     """The image a run record names: its path, or the name a server's run recorded instead
     (:class:`~scopeml.tiling.identity.RunNames`).
