@@ -79,7 +79,10 @@ class ApplyWidget(QWidget):
             "the model expects); the outputs keep the image's pixel grid"
         )
         self.scale_auto = QCheckBox("auto")  # segment's scale "auto": from the objects' size
-        self.scale_auto.setToolTip("Estimate the objects' size and bring it to the model's")
+        self.scale_auto.setToolTip(  # scale 1 passes none: the model's default (nuclei: auto)
+            "Estimate the objects' size and bring it to the model's; at scale 1 unticked, the "
+            "model's default applies (auto for the shipped nuclei model)"
+        )
         self.scale_auto.toggled.connect(lambda on: self.scale.setEnabled(not on))
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
