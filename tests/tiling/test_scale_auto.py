@@ -219,3 +219,15 @@ def test_auto_passes_through_analysis_settings_and_predict_region_refuses_it():
         ModelSegmenter(model="nuclei", channels=["C0"], scale="big", **{"class": "nucleus"})
     with pytest.raises(InvalidRequestError, match="scale auto is chosen"):
         with_scale(open_model("nuclei"), "auto")
+
+
+def test_one_estimate_per_time_series_of_z_stacks_from_sample_planes():
+    from scopeml.tiling.size import sample_planes
+
+    yy, xx = np.mgrid[:96, :96]
+    disc = ((yy % 32 - 16) ** 2 + (xx % 32 - 16) ** 2 < 10**2).astype(np.float32)
+    stack = np.zeros((1, 5, 1, 7, 96, 96), np.float32)
+    stack[:, :, :, 3] = disc  # only the middle plane of each time point holds objects
+    image = Image(stack)
+    assert sample_planes(image) == [(0, 0, 3), (0, 2, 3), (0, 4, 3)]
+    assert round(estimate_diameter(image)) == 20
