@@ -323,17 +323,7 @@ def segment(
     check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # a dask array stays lazy: read tile by tile
-    if measure is not None:  # a bad table name fails before the engine runs, not after
-        from scopeml.objects.table import table_format
-
-        table_format(Path(measure))
-    given["outputs"], given["channels"] = names_of(outputs), names_of(channels)
-    wanted = given["outputs"] or (options or SegmentOptions()).outputs
-    want_instances = INSTANCES in wanted or measure is not None
-    settings = _settings(options, given, want_instances)
-    if measure is not None:  # a file of the user's is refused before the engine runs too
-        _check_measure_table(Path(measure), Path(output), settings)
-    _check_partial_first(Path(output), settings)
+    settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
     opened_image, image_ref = _input_image(image, settings)
     tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
     try:
@@ -374,6 +364,26 @@ def segment(
     result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
     _after_engine(result, image, instances, finished, progress, steps)
     return result
+
+
+def _checked_settings(
+    options: SegmentOptions | None, given: dict[str, Any], output: Path, measure: PathLike | None
+) -> tuple[SegmentOptions, tuple[str, ...], bool]:
+    """:func:`segment`'s settings, the outputs asked for and whether instances are, after the
+    refusals that need only them and the output: a bad or existing table, an unfinished store
+    without ``resume`` — before any pass over the image, which can take minutes."""
+    if measure is not None:  # a bad table name fails before the engine runs, not after
+        from scopeml.objects.table import table_format
+
+        table_format(Path(measure))
+    given["outputs"], given["channels"] = names_of(given["outputs"]), names_of(given["channels"])
+    wanted = given["outputs"] or (options or SegmentOptions()).outputs
+    want_instances = INSTANCES in wanted or measure is not None
+    settings = _settings(options, given, want_instances)
+    if measure is not None:  # a file of the user's is refused before the engine runs too
+        _check_measure_table(Path(measure), output, settings)
+    _check_partial_first(output, settings)
+    return settings, wanted, want_instances
 
 
 def _after_engine(

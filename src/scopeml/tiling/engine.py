@@ -230,17 +230,7 @@ def segment_image(
     report = as_progress(not options.quiet if progress is None else progress)
     if isinstance(options.scheduler, str):  # an unreachable one: nothing run, nothing written
         check_scheduler(options.scheduler)
-    resuming = options.resume and partial_path(output).is_dir()
-    check_partial(  # the refusals the partial store alone decides, before the statistics
-        output,
-        _identity(image, model, options, None, model_ref, record, statistics=False, names=names)[1]
-        if resuming  # its record is compared: all but the statistics
-        else None,
-        resume=options.resume,
-        overwrite=options.overwrite,
-        inputs=inputs,
-        ignore=("normalization",),
-    )
+    _check_partial_early(output, image, model, options, model_ref, record, inputs, names)
     normalization, identity = _identity(
         image, model, options, normalize, model_ref, record, progress=report, names=names
     )
@@ -268,11 +258,8 @@ def segment_image(
         except (KeyboardInterrupt, Cancelled):
             log.warning(
                 "stopped; %d of %d tiles are written to %s: run again with --resume "
-                "(resume=True) to finish",
-                len(store.done()),
-                len(plan),
-                store.partial,
-            )
+                "(resume=True) to finish", len(store.done()), len(plan), store.partial
+            )  # fmt: skip
             raise
         _warn_invalid(store.invalid_pixels(), image)
         result = store.finalize(overwrite=options.overwrite)
@@ -283,6 +270,33 @@ def segment_image(
         names = [s.name for s in specs if s.name in tiffs]
         export_ome_tiff(result, names, overwrite=options.overwrite)
     return result
+
+
+def _check_partial_early(
+    output: Path,
+    image: Image,
+    model: Model,
+    options: SegmentOptions,
+    model_ref: LoadRef | None,
+    record: Mapping[str, Any] | None,
+    inputs: tuple[Any, ...],
+    names: RunNames | None,
+) -> None:
+    """The refusals the partial store alone decides (an unfinished run without ``resume``, a
+    resume whose record names another run), before the statistics pass over the image."""
+    identity = None
+    if options.resume and partial_path(output).is_dir():  # compared: all but the statistics
+        identity = _identity(
+            image, model, options, None, model_ref, record, statistics=False, names=names
+        )[1]
+    check_partial(
+        output,
+        identity,
+        resume=options.resume,
+        overwrite=options.overwrite,
+        inputs=inputs,
+        ignore=("normalization",),
+    )
 
 
 def is_finished_run(
