@@ -43,6 +43,7 @@ from scopeml.tiling.store import (
     check_partial,
     is_own_store,
     partial_path,
+    upgraded_record,
 )
 
 log = logging.getLogger(__name__)
@@ -343,6 +344,7 @@ def is_finished_run(
     if not is_own_store(output) or not (output / "zarr.json").is_file():
         return False
     recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
+    recorded = upgraded_record(recorded) if isinstance(recorded, dict) else recorded
     check_compatible(image, model)
     normalize = _normalize_choice(model, options)
     _, early = _identity(

@@ -160,6 +160,26 @@ different run: the run used the model 'a', not 'b'; pass --overwrite (overwrite=
         check_record(partial, identity, ignore=ignore)
 
 
+#: Run-record keys renamed since a release wrote them, by section: a store an older scopeml
+#: recorded still resumes (or reads as finished) under the new names.
+RENAMED_RECORD_KEYS = {"instances": {"boundary": "boundary_class", "threshold": "seed_threshold"}}
+
+
+def upgraded_record(recorded: dict[str, Any]) -> dict[str, Any]:
+    """``recorded`` with the keys of :data:`RENAMED_RECORD_KEYS` under their new names.
+
+    Examples
+    --------
+    >>> upgraded_record({"instances": {"class_": "nucleus", "threshold": 0.6}, "model": "m"})
+    {'instances': {'class_': 'nucleus', 'seed_threshold': 0.6}, 'model': 'm'}
+    """
+    upgraded = dict(recorded)
+    for section, renamed in RENAMED_RECORD_KEYS.items():
+        if isinstance(upgraded.get(section), dict):
+            upgraded[section] = {renamed.get(k, k): v for k, v in upgraded[section].items()}
+    return upgraded
+
+
 def check_record(
     partial: str | os.PathLike[str], identity: Mapping[str, Any], *, ignore: tuple[str, ...] = ()
 ) -> None:
@@ -175,6 +195,7 @@ def check_record(
         ) from err
     if not isinstance(recorded, dict):
         raise IncompleteOutputError(f"the run record {_RUN} is not a JSON object", path=partial)
+    recorded = upgraded_record(recorded)
     expected = json.loads(json.dumps(dict(identity)))
     recorded = {k: v for k, v in recorded.items() if k not in ignore}
     expected = {k: v for k, v in expected.items() if k not in ignore}

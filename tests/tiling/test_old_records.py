@@ -1,0 +1,67 @@
+"""A store whose run record an older scopeml wrote (the instances' ``boundary`` and ``threshold``,
+since renamed ``boundary_class`` and ``seed_threshold``) still resumes, whether the stop left it
+unfinished among the tiles or published without its instances, and the result equals an
+uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+import scopeml as sm
+from scopeml.errors import Cancelled
+from scopeml.progress import ProgressEvent
+from scopeml.tiling.store import RENAMED_RECORD_KEYS, partial_path
+
+RUN = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1, "batch_size": 1}
+OLD = {new: old for old, new in RENAMED_RECORD_KEYS["instances"].items()}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(crowded_nuclei, tmp_path_factory) -> np.ndarray:
+    out = tmp_path_factory.mktemp("whole") / "o.ome.zarr"
+    return sm.segment(crowded_nuclei, "nuclei", out, **RUN).instances.read()
+
+
+def _stop_at(stage: str, after: int = 0):
+    """A progress callback that cancels once ``stage`` has reported ``after`` steps done."""
+
+    def report(event: ProgressEvent) -> None:
+        if event.stage == stage and event.done >= after:
+            raise Cancelled(f"stopped at {stage}")
+
+    return report
+
+
+def _as_old(record: dict) -> dict:
+    """``record`` as the previous release wrote it: the instances under their old key names."""
+    instances = {OLD.get(k, k): v for k, v in record["instances"].items()}
+    assert instances != record["instances"]  # the record did hold a renamed key
+    return {**record, "instances": instances}
+
+
+def test_an_unfinished_store_recorded_with_old_names_resumes(
+    crowded_nuclei, uninterrupted, tmp_path
+):
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(Cancelled):
+        sm.segment(crowded_nuclei, "nuclei", out, progress=_stop_at("segment", 1), **RUN)
+    run = next(partial_path(out).glob(".scopeml-run.json"))
+    run.write_text(json.dumps(_as_old(json.loads(run.read_text()))))
+    seg = sm.segment(crowded_nuclei, "nuclei", out, resume=True, **RUN)
+    np.testing.assert_array_equal(seg.instances.read(), uninterrupted)
+
+
+def test_a_published_store_recorded_with_old_names_gets_its_instances(
+    crowded_nuclei, uninterrupted, tmp_path
+):
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(Cancelled):
+        sm.segment(crowded_nuclei, "nuclei", out, progress=_stop_at("label"), **RUN)
+    group = zarr.open_group(str(out), mode="r+")
+    group.attrs["scopeml"] = _as_old(dict(group.attrs["scopeml"]))
+    seg = sm.segment(crowded_nuclei, "nuclei", out, resume=True, **RUN)
+    np.testing.assert_array_equal(seg.instances.read(), uninterrupted)
