@@ -243,6 +243,8 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im,
         contextlib.suppress(OutputCompleteError),
     ):
+        if task.get("max_job_pixels") is not None:  # before the engine: auto's factor counted
+            check_auto_pixels(im, model, settings, staged, task["max_job_pixels"], task["image"])
         segment(
             im,
             model,
@@ -260,6 +262,48 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     os.replace(staged, output)
     shutil.rmtree(stage, ignore_errors=True)
     return None
+
+
+def check_auto_pixels(
+    image: Any, model: Any, settings: Any, output: Path, limit: int, path: str | None = None
+) -> None:
+    """Refuse, before the engine runs, a job whose ``scale`` is ``"auto"`` (given, or the
+    model's default) when the factor it chooses magnifies ``image`` past ``limit`` pixels
+    (``--max-job-pixels``; at submit the job counted ×1, the factor not known yet). The factor
+    is chosen as :func:`scopeml.api.segment` chooses it (the same channels, scene and estimate;
+    a resumed run's recorded choice), so ``segment``, given ``"auto"`` still, records the same
+    choice (``info`` shows it, a resume reuses it).
+
+    Raises
+    ------
+    InvalidRequestError
+        ``scale auto chose 4 (objects ~5 px): 4.3e+11 pixels > --max-job-pixels 1.7e+10``
+        (with ``path``, the image).
+    """
+    import warnings
+
+    from scopeml.api import _auto_scaled_model
+    from scopeml.errors import InvalidRequestError
+    from scopeml.server.jobs import job_pixels
+    from scopeml.tiling.model_inputs import fit_model_inputs
+
+    with warnings.catch_warnings():  # segment warns of the same once it runs
+        warnings.simplefilter("ignore")
+        image, _, settings = fit_model_inputs(image, None, model, settings)
+        *_, chosen = _auto_scaled_model(image, model, None, settings, output)
+    if chosen is None or chosen.scale <= 1:
+        return  # counted at submit
+    pixels = job_pixels(image.shape, chosen.scale, model.spec.spatial_dims)
+    if pixels <= limit:
+        return
+    objects = "no object size found" if chosen.diameter is None else (
+        f"objects ~{chosen.diameter:.0f} px"
+    )  # fmt: skip
+    raise InvalidRequestError(
+        f"scale auto chose {chosen.scale:g} ({objects}, model {chosen.model_diameter:g} px): "
+        f"{pixels:.1e} pixels > --max-job-pixels {limit:.1e}; give a smaller scale",
+        path=path,
+    )
 
 
 def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scopeml.errors import (
     Cancelled,
@@ -41,6 +41,7 @@ from scopeml.server._job_child import ChildDied, InternalJobError, TimedOut, run
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.models import ModelRegistry, server_problem
+from scopeml.tiling.size import AUTO, is_auto
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,21 @@ class JobOptions(BaseModel):
     normalize: str | None = Field(default=None, max_length=100)
     probability_dtype: Literal["float32", "float16", "uint8"] | None = None
     scene: int | None = Field(default=None, ge=0, le=100_000)
-    scale: float | None = Field(default=None, ge=0.125, le=8.0)
+    #: a number, or ``"auto"`` (the factor chosen from the image when the job runs; its
+    #: pixels are bounded then, :func:`~scopeml.server._job_child.check_auto_pixels`)
+    scale: float | Literal["auto"] | None = None
+
+    @field_validator("scale", mode="before")
+    @classmethod
+    def _scale(cls, value: Any) -> Any:
+        """``scale``: a factor from 0.125 to 8, or ``"auto"`` (any case), one clear message
+        for anything else."""
+        if value is None or is_auto(value):
+            return None if value is None else AUTO
+        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if number is None or not 0.125 <= number <= 8.0:
+            raise ValueError(f"scale must be a number from 0.125 to 8 or 'auto', not {value!r}")
+        return float(number)
 
     def segment_options(self) -> dict[str, Any]:
         """The options as a job keeps them: :class:`~scopeml.tiling.options.SegmentOptions`
@@ -771,6 +786,7 @@ class JobRunner:
             "table": None if table is None else str(table),
             "stage": str(self.output_dir(job_id) / STAGE_NAME),
             "roots": [str(root) for root in self.image_roots(job["image"])],
+            "max_job_pixels": self.config.max_job_pixels,  # checked again once auto chooses
         }
         staged = self.output_dir(job_id) / STAGE_NAME / RESULT_NAME
         _adopt_partial(result, staged)
