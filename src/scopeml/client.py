@@ -241,8 +241,9 @@ class Client:
 
         ``options`` are those of :func:`scopeml.api.segment` that a server takes
         (``outputs``, ``tile_size``, ``halo``, ``batch_size``, ``min_confidence``,
-        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``, ``scale``),
-        and:
+        ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``, ``scale``:
+        a number or ``"auto"``, chosen from the image when the job runs; left out, the model's
+        default), and:
         ``outputs=[..., "instances"]`` with ``instances`` an
         :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of the JSON fields,
         the settings YAML's names: ``class``, ``boundary_class``, ``seed_threshold``, …);

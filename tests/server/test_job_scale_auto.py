@@ -4,6 +4,7 @@ before the engine runs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +99,39 @@ def test_auto_past_the_pixel_limit_fails_the_job_with_the_reason(client, root, o
     assert f"{256 * 256 * factor**2:.1e} pixels > --max-job-pixels {LIMIT:.1e}" in error, error
     assert str(root) not in error
     assert job["done"] in (0, None)  # refused before the engine ran a tile
+
+
+def nuclei_settings(folder: Path, scale: str) -> Path:
+    path = folder / "nuclei.yaml"
+    path.write_text(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: nucleus\n    segmenter:\n"
+        "      kind: model\n      model: nuclei\n      class: nucleus\n"
+        f"      channels: [C0]\n{scale}"
+    )
+    return path
+
+
+@pytest.mark.parametrize("scale", ["      scale: auto\n", ""], ids=["auto", "model-default"])
+def test_an_analysis_at_auto_past_the_pixel_limit_fails_before_any_image(
+    client, root, tmp_path, scale
+):
+    settings = nuclei_settings(tmp_path, scale)
+    factor = chosen(root / "large.tif")
+    pixels = (128 * 128 + 256 * 256) * factor**2  # each image at the factor it chose (both 3)
+    job = client.submit_analysis(settings, image_paths=["small.tif", "large.tif"])
+    job = client.wait_job(job["id"], timeout=WAIT_S)
+    assert job["status"] == "failed"
+    error = job["error"]
+    assert error.startswith(f"scale auto chose {factor:g} for large.tif (objects ~"), error
+    assert f"2 images come to {pixels:.1e} pixels > --max-job-pixels {LIMIT:.1e}" in error
+    assert str(root) not in error
+
+
+def test_an_analysis_at_auto_within_the_limit_runs(client, root, tmp_path):
+    settings = nuclei_settings(tmp_path, "      scale: auto\n")
+    job = client.submit_analysis(settings, image_paths=["small.tif"])
+    job = client.wait_job(job["id"], timeout=WAIT_S)
+    assert job["status"] == "done", job["error"]
+    results = client.download_result(job["id"], tmp_path / "results")
+    counts = json.loads(next(results.rglob("record.json")).read_text())["counts"]
+    assert counts["nucleus"] > 0

@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -280,8 +281,6 @@ def check_auto_pixels(
         ``scale auto chose 4 (objects ~5 px): 4.3e+11 pixels > --max-job-pixels 1.7e+10``
         (with ``path``, the image).
     """
-    import warnings
-
     from scopeml.api import _auto_scaled_model
     from scopeml.errors import InvalidRequestError
     from scopeml.server.jobs import job_pixels
@@ -314,6 +313,8 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     server keeps it."""
     from scopeml.analysis import run_analysis
 
+    if task.get("max_job_pixels") is not None:  # before any image: auto's factors counted
+        check_analysis_auto_pixels(task, task["max_job_pixels"])
     result = run_analysis(
         task["settings"],
         task["images"],
@@ -329,6 +330,75 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     listed = "; ".join(f"{r['name']}: {r.get('reason', '')}"[:200] for r in failures[:5])
     more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
     return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+
+
+def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
+    """Refuse, before any image is analysed, an analysis whose model classes run at ``scale:
+    auto`` (given, or the model's default) when the factors chosen magnify its images past
+    ``limit`` pixels in all (``--max-job-pixels``; at submit auto counted ×1). Each image
+    counts its scenes × its largest factor², each class's factor chosen as the analysis's
+    :func:`~scopeml.api.segment` call chooses it (the class's channels, each scene); an image
+    that does not open is left to fail on its own, as at submit.
+
+    Raises
+    ------
+    InvalidRequestError
+        Naming the factor, its estimate and the image it magnifies to the most pixels.
+    """
+    from scopeml.analysis.check import open_resources
+    from scopeml.analysis.settings import ThresholdSegmenter, load_settings
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io import open_image
+    from scopeml.server.jobs import job_pixels, magnification
+    from scopeml.tiling.size import auto_scale, default_scale, is_auto
+
+    settings = load_settings(task["settings"])
+    models = [c for c in settings.classes if not isinstance(c.segmenter, ThresholdSegmenter)]
+    if not any(is_auto(c.segmenter.scale) or c.segmenter.scale is None for c in models):
+        return  # no auto: counted at submit
+    resources = open_resources(settings, source=task["settings"], allowed_roots=task["roots"])
+    wanted = {
+        c.name: c.segmenter.scale if c.segmenter.scale is not None
+        else default_scale(resources.models[c.name])
+        for c in models
+    }  # fmt: skip
+    if not any(is_auto(scale) for scale in wanted.values()):
+        return
+    fixed = max((magnification(s) for s in wanted.values() if not is_auto(s)), default=1.0)
+    counted: list[tuple[int, float, str, Any]] = []  # pixels, factor, name, auto's choice
+    for path in task["images"]:
+        try:
+            with open_image(path, allowed_roots=task["roots"], axes=settings.axes_of(path)) as im:
+                image = im.select_channels(settings.channels)
+                factor, choice = fixed, None
+                for cls in models:
+                    if not is_auto(wanted[cls.name]):
+                        continue
+                    view = image.select_channels(list(cls.segmenter.channels))
+                    for scene in range(image.sizes["S"]):
+                        with warnings.catch_warnings():  # the analysis warns when it runs
+                            warnings.simplefilter("ignore")
+                            chosen = auto_scale(view, resources.models[cls.name], scene=scene)
+                        if chosen.scale > factor:
+                            factor, choice = chosen.scale, chosen
+                shape = image.shape
+        except Exception:  # fails on its own when the analysis runs, with the reason
+            continue
+        name = task.get("names", {}).get(path, Path(path).name)
+        counted.append((shape[0] * job_pixels(shape, factor), factor, name, choice))
+    total = sum(entry[0] for entry in counted)
+    magnified = [entry for entry in counted if entry[3] is not None]
+    if total <= limit or not magnified:
+        return  # within the limit, or auto magnified none: as counted at submit
+    _, factor, name, choice = max(magnified, key=lambda entry: entry[0])
+    objects = "no object size found" if choice.diameter is None else (
+        f"objects ~{choice.diameter:.0f} px"
+    )  # fmt: skip
+    raise InvalidRequestError(
+        f"scale auto chose {factor:g} for {name} ({objects}, model {choice.model_diameter:g} "
+        f"px): the analysis's {len(task['images'])} images come to {total:.1e} pixels > "
+        f"--max-job-pixels {limit:.1e}; give the class a smaller scale"
+    )
 
 
 @dataclass(frozen=True)

@@ -489,7 +489,8 @@ def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: i
 def magnification(scale: float | str | None) -> float:
     """How many times more pixels per axis a job's ``scale`` feeds the model: the factor where
     it magnifies, else 1. ``"auto"`` counts as 1: its factor is chosen from the image when the
-    job runs, so a bound checked at submit can only count what the image declares.
+    job runs, so a bound checked at submit can only count what the image declares (the job's
+    process checks the factor it chose, :func:`~scopeml.server._job_child.check_auto_pixels`).
 
     Examples
     --------
@@ -769,6 +770,7 @@ class JobRunner:
                 "roots": [str(root) for root in roots],
                 "progress_stage": "analyze",
                 "names": {image: image_name(image, self.config)[0] for image in images},
+                "max_job_pixels": self.config.max_job_pixels,  # checked again once auto chooses
             }
             return task, 0
         result, table = self.result_path(job_id), self.table_path(job_id)
