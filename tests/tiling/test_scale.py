@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ import zarr
 
 from scopeml.api import segment
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
-from scopeml.tiling.scale import ScaledModel
+from scopeml.model.spec import ModelSpec
+from scopeml.tiling.scale import LIMITS, MAX_DENOMINATOR, ScaledModel, _taps, _zoom
 from tests.tiling.engine_doubles import (
     random_image,
     unet_double,
@@ -41,6 +43,84 @@ def test_tiled_equals_the_whole_image_at_any_scale(tmp_path, scale):
         s % 4 == 0 for shape in sizes for s in shape
     )
     assert max(max(s) for s in sizes) > 32 * scale
+
+
+class PixelwiseModel:
+    """A model without a halo: each pixel's two class scores from its own value alone (a soft
+    threshold at 500), so a tiled run of it at a scale differs from the whole image's only
+    where the resamplings do."""
+
+    spec = ModelSpec(2, 1, ("background", "foreground"), (0, 0), (1, 1), name="pixelwise")
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        foreground = (batch - np.float32(500)) / np.float32(1000) + np.float32(0.5)
+        return np.concatenate([1 - foreground, foreground], axis=1).astype(np.float32)
+
+
+#: Accepted factors off the whole factors and their inverses, and some on them.
+FACTORS = ["3/4", "4/3", "2/3", "5/4", "3/5", "7/8", "8/7", "5/2", "2/5", "3/2", "2", "1/2", "1/3"]
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+def test_every_accepted_factor_is_bit_exact_tiled(tmp_path, factor):
+    # positions up to ~1000 pixels at the model's scale: far enough for float positions counted
+    # from a tile's own origin to round differently from the whole image's, were they so counted
+    scale = float(Fraction(factor))
+    image = random_image((1, 1, 1, 1, 389, 233), seed=2)
+    model = ScaledModel(PixelwiseModel(), scale)
+    whole = whole_image_probabilities(model, image.read()[0, 0, :, 0].astype(np.float32))
+    for tile_size in (32, 56, 96):
+        out = segment(image, model, tmp_path / f"{tile_size}.ome.zarr", outputs=["probabilities"],
+                      tile_size=tile_size)  # fmt: skip
+        np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
+
+
+@pytest.mark.parametrize("factor", FACTORS)
+def test_a_pixels_taps_depend_on_its_position_only(factor):
+    """Output pixel ``j`` samples the input at ``(j + 0.5)/f - 0.5``: two pixels and a weight
+    from that exact position, the same for ``j`` and ``j + p`` (``q`` input pixels on)."""
+    f = Fraction(factor)
+    p, q = f.numerator, f.denominator
+    first, weight = _taps(4000, f)
+    exact = [(j + Fraction(1, 2)) / f - Fraction(1, 2) for j in range(4000)]
+    assert first.tolist() == [int(x // 1) for x in exact]
+    assert weight.tolist() == [float(np.float32(float(x - x // 1))) for x in exact]
+    np.testing.assert_array_equal(first[p:] - first[:-p], q)
+    np.testing.assert_array_equal(weight[p:], weight[:-p])
+
+
+def test_the_resampling_of_a_tile_equals_the_whole_rows_at_every_accepted_factor():
+    """Every ``p/q`` with ``q <= 8`` within the limits, both ways (image → model's grid and
+    back): a row resampled from an offset that is a multiple of ``q`` equals the whole row's
+    resampling from there on, bit for bit, away from the offset's clamped edge."""
+    low, high = (Fraction(limit) for limit in LIMITS)
+    factors = {Fraction(p, q) for q in range(1, MAX_DENOMINATOR + 1) for p in range(1, 8 * q + 1)}
+    factors = sorted(f for f in factors if low <= f <= high and f != 1)
+    assert len(factors) > 150
+    rng = np.random.default_rng(7)
+    for factor in (f for accepted in factors for f in (accepted, 1 / accepted)):
+        p, q = factor.numerator, factor.denominator
+        row = rng.random((1, 1, 2, 160 * q), np.float32) * 1000
+        whole = _zoom(row, factor, 0.0)
+        edge = p // q + 2  # output pixels whose taps may fall before the offset
+        for offset in (q, 37 * q, 151 * q):
+            tile = _zoom(row[..., offset:], factor, 0.0)
+            start = offset * p // q
+            np.testing.assert_array_equal(tile[..., edge:], whole[..., start + edge :])
+
+
+def test_the_resampling_is_linear_interpolation_between_pixel_centres():
+    """Where the size maps to whole pixels, as ``scipy.ndimage.zoom(order=1, grid_mode=True,
+    mode="nearest")`` within float32 rounding; shapes magnified by the factor."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(1)
+    for factor in map(Fraction, [*FACTORS, "1/8", "8"]):
+        batch = rng.random((2, 3, 67 * factor.denominator, 29 * factor.denominator), np.float32)
+        got = _zoom(batch, factor, 0.0)
+        assert got.shape == (2, 3, *(int(n * factor) for n in batch.shape[2:]))
+        plane = ndimage.zoom(batch[1, 2], float(factor), order=1, mode="nearest", grid_mode=True)
+        np.testing.assert_allclose(got[1, 2], plane, rtol=0, atol=3e-7)
 
 
 def test_a_model_sees_the_image_magnified(tmp_path):

@@ -168,8 +168,9 @@ def auto_factor(
 
 
 def _candidates() -> tuple[Fraction, ...]:
-    """Whole factors and their inverses within the limits: the factors whose tiled runs are
-    bit-exact on any image size (a factor like 3/4 differs from the whole image by rounding)."""
+    """Whole factors and their inverses within the limits: the coarse set ``auto`` rounds to,
+    as chosen on the validation scenes (every accepted factor, 3/4 too, runs bit-exact tiled;
+    :mod:`scopeml.tiling.scale`)."""
     low, high = Fraction(LIMITS[0]), Fraction(LIMITS[1])
     found = {Fraction(n) for n in range(1, int(high) + 1)} | {
         Fraction(1, n) for n in range(1, int(1 / low) + 1)
