@@ -50,17 +50,25 @@ def _renamed_class(class_: str | None, old: str | None) -> str | None:
 
 
 def _scale(text: str | None) -> float | str | None:
-    """``"auto"``, ``"0.5"`` or ``"1/3"`` → ``"auto"``, 0.5, 0.333…"""
+    """``"auto"``, ``"0.5"`` or ``"1/3"`` → ``"auto"``, 0.5, 0.333…; a bad value is an error
+    of the option (``error: --scale: …``), not of the image."""
     from fractions import Fraction
+
+    from scopeml.tiling.scale import scale_fraction
 
     if text is None or text.strip().lower() == "auto":
         return None if text is None else "auto"
     try:
-        return float(Fraction(text.strip()))
+        factor = float(Fraction(text.strip()))
     except (ValueError, ZeroDivisionError) as err:
         raise InvalidRequestError(
-            f"--scale takes a number (0.5, 1/3) or auto; got {text!r}"
+            f"takes a number (0.5, 1/3) or auto; got {text!r}", path="--scale"
         ) from err
+    try:
+        scale_fraction(factor)  # the range a run accepts, checked before any file is read
+    except InvalidRequestError as err:
+        raise InvalidRequestError(err.problem.removeprefix("scale "), path="--scale") from err
+    return factor
 
 
 def segment(
@@ -122,7 +130,9 @@ def segment(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
     measure: Path | None = typer.Option(
-        None, help="Also write the objects table (.csv/.parquet) of the instances."
+        None,
+        help="Also write the objects table (.csv/.parquet) of the instances; adds instances "
+        "to --outputs when they are not named there.",
     ),
     class_: str | None = typer.Option(
         None,
