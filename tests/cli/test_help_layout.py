@@ -51,3 +51,21 @@ def test_nothing_is_cut(shown):
     assert "the instances are then labelled in 3-D" in flat
     workers = _flat(shown("analyze")).split("--workers")[1]
     assert workers.startswith(" <int> Images analysed side by side in local processes [default: ")
+
+
+def test_usage_lines_name_arguments_in_capitals(shown):
+    assert shown("segment").startswith("Usage: scopeml segment [OPTIONS] IMAGE\n")
+    text = shown("analyze")
+    assert text.startswith("Usage: scopeml analyze [OPTIONS] SETTINGS [IMAGES]...\n")
+    assert "{" not in text and "<list[str]>" not in text and "SETTINGS <str>" not in text
+    assert "\n  IMAGES...  Image files" in text
+    assert "The results folder. [required, but for 'init']" in _flat(text)
+    assert shown("objects", "measure").startswith("Usage: scopeml objects measure [OPTIONS] LABELS")
+
+
+def test_a_missing_output_is_a_lower_case_error(capsys):
+    assert main(["analyze", "s.yaml", "img.tif"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Usage: scopeml analyze [OPTIONS] SETTINGS [IMAGES]...")
+    assert err.splitlines()[-1] == "error: Invalid value for -o/--output: give the results folder"
+    assert "Error:" not in err

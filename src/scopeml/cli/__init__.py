@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import typer
+from typer.core import TyperCommand
 
 from scopeml.cli import (
     analyze,
@@ -80,6 +81,8 @@ def _plain_help(typer_app: typer.Typer) -> None:
 
     typer_app.rich_markup_mode = None
     for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _PlainCommand
         text = command.help if command.help is not None else inspect.getdoc(command.callback)
         command.help = _plain(text or "")
         command.short_help = command.short_help or _summary(command.help)
@@ -88,6 +91,56 @@ def _plain_help(typer_app: typer.Typer) -> None:
             _plain_help(group.typer_instance)
         group.help = _plain(solve_typer_info_help(group) or "")
         group.short_help = _summary(group.help)
+
+
+class _PlainCommand(TyperCommand):
+    """A command whose usage line and argument list name each argument as ``IMAGE``,
+    ``[IMAGES]...`` (where typer writes ``{image}`` and ``images... <list[str]>``), and whose
+    help marks a required option or argument ``[required]``."""
+
+    def collect_usage_pieces(self, ctx):
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces.extend(param.get_usage_pieces(ctx))
+                continue
+            name = _argument_name(param)
+            if not param.required:
+                name = f"[{name}]"
+            pieces.append(name + ("..." if param.nargs != 1 else ""))
+        return pieces
+
+    def format_options(self, ctx, formatter) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                name = _argument_name(param) + ("..." if param.nargs != 1 else "")
+                arguments.append((name, record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _argument_name(param) -> str:
+    """An argument's name as usage lines write it: its metavar, else its name, upper case."""
+    return (param.metavar or param.name or "").upper()
+
+
+def _show_usage_error(err) -> None:
+    """A usage error as the other errors read: the usage and hint, then ``error: …``."""
+    ctx = getattr(err, "ctx", None)
+    if ctx is not None:
+        hint = ""
+        if ctx.command.get_help_option(ctx) is not None:
+            hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n"
+        typer.echo(f"{ctx.get_usage()}\n{hint}", err=True)
+    typer.echo(_line(f"error: {err.format_message()}"), err=True)
 
 
 def _plain(text: str) -> str:
@@ -143,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(_line(f"stopped: {err}" if isinstance(err, Cancelled) else "aborted"), err=True)
         return _exit(130, argv)
     except _USAGE_ERRORS as err:
-        err.show()
+        _show_usage_error(err)
         return _exit(err.exit_code, argv)
     except _EXIT as err:
         return _exit(err.exit_code, argv)
