@@ -130,6 +130,7 @@ def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> Non
     result = run_analysis(settings, images, out, resume=True)
     assert (out / "images" / "img0" / "record.json").stat().st_mtime_ns == first
     assert [r["name"] for r in result.records] == ["img0", "img1"]
+    assert result.resumed == 1  # img0 was complete, img1 analysed now
     assert len(pd.read_csv(out / "summary" / "counts.csv")) == 2
     other = settings.model_copy(update={"tile_size": 512})
     with pytest.raises(InvalidRequestError, match="other settings"):
@@ -138,7 +139,7 @@ def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> Non
     lean = settings.model_copy(update={"memory_mb": 0})
     resumed = run_analysis(lean, images, out, resume=True)
     assert (out / "images" / "img0" / "record.json").stat().st_mtime_ns == first
-    assert len(resumed.records) == 2
+    assert len(resumed.records) == 2 and resumed.resumed == 2
     # an input changed since: analysed again
     write_image(images[0], cell_image(seed=7))
     run_analysis(settings, images, out, resume=True)
@@ -156,6 +157,17 @@ def test_cli_runs_a_folder_and_a_glob(images: list[Path], tmp_path: Path) -> Non
     pattern = str(images[0].parent / "img1*.tif")
     assert main(["analyze", str(settings), pattern, "-o", str(tmp_path / "o2"), "-q"]) == 0
     assert pd.read_csv(tmp_path / "o2" / "summary" / "counts.csv")["image"].tolist() == ["img1"]
+
+
+def test_cli_resume_says_how_many_were_analysed_now(
+    images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    args = ["analyze", str(settings), *map(str, images), "-o", str(tmp_path / "out"), "-q"]
+    assert main(args) == 0
+    assert "2 of 2 images analysed →" in capsys.readouterr().out
+    assert main([*args, "--resume"]) == 0
+    assert "0 of 2 images analysed now, 2 already done →" in capsys.readouterr().out
 
 
 def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:

@@ -48,11 +48,13 @@ _WORKER_RESOURCES: dict[str, Any] = {}
 class AnalysisResult:
     """What a batch produced: the results folder, one record per image, the failures, and the
     files the folders and patterns held that were left out (by reason: ``label images``,
-    ``exclude``, ``include``, ``results folders``)."""
+    ``exclude``, ``include``, ``results folders``). ``resumed``: the images a resume found
+    complete and did not analyse again (their records are among ``records``)."""
 
     output: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, list[Path]] = field(default_factory=dict)
+    resumed: int = 0
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -161,6 +163,7 @@ def run_analysis(
         done = _completed(output / "images" / name, path, digest) if resume else None
         if done is not None:
             result.records.append(done)
+            result.resumed += 1
         else:
             todo.append((path, name))
     if workers is None:

@@ -16,7 +16,9 @@ def analyze(
         help="Image files, folders (with their subfolders) and glob patterns (after 'init': "
         "the file to write).",
     ),
-    output: Path | None = typer.Option(None, "-o", "--output", help="The results folder."),
+    output: Path | None = typer.Option(
+        None, "-o", "--output", help="The results folder.  [required, but for 'init']"
+    ),
     workers: int | None = typer.Option(
         None,
         help="Images analysed side by side in local processes [default: one per core, "
@@ -84,7 +86,12 @@ def analyze(
     done = len(result.records) - len(result.failures)
     for failure in result.failures:
         typer.echo(f"error: {failure['image']}: {failure['reason']}", err=True)
-    typer.echo(f"{done} of {len(result.records)} images analysed → {output / 'index.html'}")
+    if result.resumed:
+        now = f"{done - result.resumed} of {len(result.records)} images analysed now, "
+        now += f"{result.resumed} already done"
+    else:
+        now = f"{done} of {len(result.records)} images analysed"
+    typer.echo(f"{now} → {output / 'index.html'}")
     return 1 if result.failures else 0
 
 
