@@ -192,10 +192,12 @@ def format_partial(run: dict[str, Any]) -> list[str]:
     done = f"{run['tiles_done']} of {run['tiles']} tiles done"
     if run["tiles"] is None:  # a run of a scopeml that did not record it
         done = f"{run['tiles_done']} tiles done (the total is not recorded)"
+    axes = run.get("image_axes")  # the image as the run read it (--axes TYX: T=20 Y=… X=…)
+    read_as = f" read as {' '.join(f'{a}={n}' for a, n in axes.items())}" if axes else ""
     return [
         run["path"],
         f"  unfinished segment run: {done}, model "
-        f"{run['model'] or '(unnamed)'}, image {run['image'] or '(in memory)'}",
+        f"{run['model'] or '(unnamed)'}, image {run['image'] or '(in memory)'}{read_as}",
         f"  finish with: scopeml segment … -o {run['output']} --resume (the same image, model "
         "and settings)",
     ]

@@ -435,6 +435,7 @@ def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         "tiles": total,
         "model": model.get("name"),
         "image": image_place(image),
+        "image_axes": image_axes(image),  # as read: the --axes a resume must be given again
         "options": record.get("options") if isinstance(record.get("options"), dict) else {},
     }
 
@@ -499,13 +500,60 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
     old, new = recorded.get("image") or {}, expected.get("image") or {}
     if isinstance(old, dict) and isinstance(new, dict) and old != new:
         path = image_place(new)
-        if path and image_place(old) == path:
+        read_as = _read_with_other_axes(old, new)
+        if path and image_place(old) == path and read_as:
+            said.append(f"the run read the image {path} {read_as}")
+        elif path and image_place(old) == path:
             said.append(f"the image {path} is not the file the run started from")
         elif image_place(old) != path:
             said.append(f"the run was on another image ({image_place(old)}, not {path})")
         else:
             said.append("the image is not the one the run started from")
     return said
+
+
+def _read_with_other_axes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """How the run read the same file (same content and dtype) when only its shape, the axes
+    it was read with, differs now: ``with axes TYX (T=20 Y=700 X=1100), not Z=20 Y=700 X=1100;
+    pass --axes TYX (axes='TYX')``; ``None`` otherwise. The axes are named when the run's
+    reading has as many axes (of more than one pixel) as today's, so they fit the file.
+
+    Examples
+    --------
+    >>> old = {"shape": [1, 20, 1, 1, 7, 11], "dtype": "uint16", "content": {"size": 9}}
+    >>> _read_with_other_axes(old, {**old, "shape": [1, 1, 1, 20, 7, 11]})
+    "with axes TYX (T=20 Y=7 X=11), not Z=20 Y=7 X=11; pass --axes TYX (axes='TYX')"
+    >>> _read_with_other_axes(old, {**old, "content": {"size": 8}}) is None
+    True
+    """
+    if not old.get("content") or old.get("content") != new.get("content"):
+        return None
+    if old.get("dtype") != new.get("dtype") or old.get("shape") == new.get("shape"):
+        return None
+    was, now = image_axes(old), image_axes(new)
+    if was is None or now is None:
+        return None
+    reading = " ".join(f"{a}={n}" for a, n in was.items())
+    other = " ".join(f"{a}={n}" for a, n in now.items())
+    if len(was) != len(now) or "".join(was) == "".join(now):
+        return f"as {reading}, not {other}; pass the --axes (axes=) the run started with"
+    axes = "".join(was)
+    return f"with axes {axes} ({reading}), not {other}; pass --axes {axes} (axes={axes!r})"
+
+
+def image_axes(image: Mapping[str, Any]) -> dict[str, int] | None:
+    """The axes a run read its image with, from the ``S T C Z Y X`` shape it recorded: the
+    axes of more than one pixel (Y and X always), with their sizes; ``None`` without a shape.
+
+    Examples
+    --------
+    >>> image_axes({"shape": [1, 20, 1, 1, 700, 1100]})
+    {'T': 20, 'Y': 700, 'X': 1100}
+    """
+    shape = image.get("shape")
+    if not isinstance(shape, list) or len(shape) != 6:
+        return None
+    return {a: int(n) for a, n in zip("STCZYX", shape, strict=True) if n != 1 or a in "YX"}
 
 
 def rename_inputs(
