@@ -21,7 +21,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +91,15 @@ def analyze_image(
         axes = settings.axes_of(image_path)  # as the settings name them, else the file
         with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
             image = opened.select_channels(settings.channels)
-            counts = _analyze(settings, image, image_path, folder.name, temp, resources,
-                              engine_workers, progress)  # fmt: skip
+            counts, scales = _analyze(settings, image, image_path, folder.name, temp, resources,
+                                      engine_workers, progress)  # fmt: skip
             sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
             "image": str(image_path) if public_name is None else public_name,
             "name": folder.name,
             "counts": counts,
+            "scales": scales,  # per model class and scene: the factor run (and auto's estimate)
             "sizes": sizes,  # the summary's object densities
             "pixel_sizes": pixel_sizes,
             "settings": digest,
@@ -125,7 +126,8 @@ def _analyze(
     resources: Resources,
     engine_workers: int,
     progress: Progress,
-) -> dict[str, int]:
+) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
+    """The objects per class, and per model class the scale each scene ran at."""
     sizes = image.sizes
     ordered = settings.ordered()
     model_labels = _run_models(settings, image, temp / "_engine", resources, engine_workers,
@@ -176,7 +178,8 @@ def _analyze(
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
-    return {cls: len(table) for cls, table in tables.items()}
+    scales = {cls: [output.scale for output in outputs] for cls, outputs in model_labels.items()}
+    return {cls: len(table) for cls, table in tables.items()}, scales
 
 
 def _analyze_plane_tiled(
@@ -330,6 +333,9 @@ class EngineOutput:
 
     image: Any
     offsets: tuple[int, ...]
+    #: The factor the model ran at (``scale``); where ``auto`` chose it, also its estimate of
+    #: the objects' ``diameter`` and the ``model_diameter`` (pixels), as the store records it.
+    scale: dict[str, Any] = field(default_factory=lambda: {"scale": 1.0})
 
     def plane(self, t: int) -> EngineIds:
         """Time point ``t`` as a lazy ``(Z×)Y×X`` array (instance ids from 1)."""
@@ -364,10 +370,11 @@ def _run_models(
         objects = isinstance(seg, InstancesSegmenter)
         found[cls.name] = []
         for scene in range(n_scenes):
+            store = scratch / f"{cls.name}-{scene}.ome.zarr"
             result = segment(
                 image,
                 resources.models[cls.name],
-                scratch / f"{cls.name}-{scene}.ome.zarr",
+                store,
                 outputs=("labels", "instances") if objects else ("labels",),
                 instances=seg.instance_options() if objects else None,  # type: ignore[union-attr]
                 tile_size=model_tile,
@@ -381,5 +388,17 @@ def _run_models(
             output = result.instances if objects else result.labels
             offsets = (open_ome_zarr_array(output.path, mode="r").attrs["time_offsets"]
                        if objects else [0] * int(output.sizes["T"]))  # fmt: skip
-            found[cls.name].append(EngineOutput(output, tuple(offsets)))
+            found[cls.name].append(EngineOutput(output, tuple(offsets), _scale_run(seg, store)))
     return found
+
+
+def _scale_run(segmenter: Any, store: Path) -> dict[str, Any]:
+    """The factor a model segmenter ran at: what ``auto`` chose (given, or the model's default),
+    read back from the store's run record with its estimate, else the factor given (1 for
+    none)."""
+    from scopeml.tiling.size import recorded_auto_scale
+
+    chosen = recorded_auto_scale(store)
+    if chosen is not None:
+        return {**chosen.to_dict(), "auto": True}
+    return {"scale": float(segmenter.scale) if segmenter.scale is not None else 1.0}

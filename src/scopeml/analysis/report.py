@@ -4,7 +4,10 @@
 (``area_mm2``; ``volume_mm3`` for Z stacks), its time points, and the objects per mm² (per mm³)
 where the image has a pixel size, else per megapixel — per time point for a time series
 (``nucleus_per_mm2_per_time_point``) — and each class's mean object size in the table's units
-(``nucleus_area_um2_mean``). ``summary/CLASS_per_image.csv`` has per image the mean, median,
+(``nucleus_area_um2_mean``), and for each model class the scale its model ran at
+(``nucleus_scale``; scenes at different factors are joined by ``;``) with, where ``auto`` chose
+it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20 px``).
+``summary/CLASS_per_image.csv`` has per image the mean, median,
 quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
 mean intensity.
 
@@ -118,6 +121,11 @@ def _counts(
     for unit, per in _DENSITY.items():
         if any(unit in row for row in rows):
             order += [unit, *[f"{n}_{per}{series}" for n in names]]
+    for n in names:
+        if any(record.get("scales", {}).get(n) for record in done):
+            for row, record in zip(rows, done, strict=True):
+                row[f"{n}_scale"], row[f"{n}_scale_auto"] = scale_cells(record, n)
+            order += [f"{n}_scale", f"{n}_scale_auto"]
     table = pd.DataFrame(rows, columns=order)
     for name, found in classes.items():
         size = found.columns[0] if found.columns else None
@@ -125,6 +133,34 @@ def _counts(
             means = found.per_image.set_index("image")[f"{size}_mean"]
             table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
     return table
+
+
+def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
+    """The scale class ``name``'s model ran at in an image (``"0.5;1"`` where its scenes
+    differ; ``None`` in a record from before scopeml recorded it), and what ``auto`` chose it
+    by (``""`` for a factor given).
+
+    Examples
+    --------
+    >>> scale_cells({"scales": {"n": [{"scale": 0.5, "diameter": 43.2,
+    ...                                "model_diameter": 20.0, "auto": True}]}}, "n")
+    (0.5, 'objects ~43 px, model 20 px')
+    >>> scale_cells({"scales": {"n": [{"scale": 1.0}, {"scale": 2.0}]}}, "n")
+    ('1;2', '')
+    """
+    from scopeml.tiling.size import AutoScale
+
+    runs = (record.get("scales") or {}).get(name) or []
+    if not runs:
+        return None, ""
+    factors = list(dict.fromkeys(float(run["scale"]) for run in runs))
+    estimates = []
+    for run in runs:
+        chosen = AutoScale.from_dict(run) if run.get("auto") else None
+        if chosen is not None:
+            estimates.append(chosen.text().removeprefix("auto: "))
+    factor = factors[0] if len(factors) == 1 else ";".join(f"{f:g}" for f in factors)
+    return factor, "; ".join(dict.fromkeys(estimates))
 
 
 def _imaged(record: dict[str, Any]) -> tuple[float, str | None, int]:
@@ -356,6 +392,18 @@ def _pages(count: int) -> list[tuple[slice, str, str]]:
     return pages
 
 
+def _scales_text(record: dict[str, Any], names: Sequence[str]) -> str:
+    """``nucleus 0.5 (auto: objects ~43 px, model 20 px)``: each model class's scale in an
+    image, for the index's table."""
+    parts = []
+    for name in names:
+        factor, estimate = scale_cells(record, name)
+        if factor is not None:
+            shown = f"{factor:g}" if isinstance(factor, float) else factor
+            parts.append(f"{name} {shown}" + (f" (auto: {estimate})" if estimate else ""))
+    return ", ".join(parts)
+
+
 def _html(
     settings: AnalysisSettings,
     records: Sequence[dict[str, Any]],
@@ -366,9 +414,10 @@ def _html(
     esc = html.escape
     names = [c.name for c in settings.classes]
     rows = "".join(
-        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}<td>{2}</td></tr>".format(
+        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}<td>{2}</td><td>{3}</td></tr>".format(
             esc(r["name"]),
             "".join(f"<td>{r['counts'].get(n, '')}</td>" for n in names),
+            esc(_scales_text(r, names)),
             "ok" if r["status"] == "done" else "failed: " + esc(r["reason"]),
         )
         for r in records
@@ -396,7 +445,8 @@ Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (o
 per mm² where the image has a pixel size, per time point for a time series, mean size per image),
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
-<table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}<th>status</th></tr>
+<table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}<th>model scale</th>
+<th>status</th></tr>
 {rows}</table>
 <h2>Plots</h2>
 <p>Boxes per image: the box spans the quartiles, the line is the median, the whiskers reach the

@@ -92,7 +92,33 @@ def analyze(
     else:
         now = f"{done} of {len(result.records)} images analysed"
     typer.echo(f"{now} → {output / 'index.html'}")
+    for line in _auto_scales(result.records):
+        typer.echo(line)
     return 1 if result.failures else 0
+
+
+def _auto_scales(records: list[dict]) -> list[str]:
+    """Per class whose scale ``auto`` chose: ``nucleus: scale auto chose 0.5 in 2 images
+    (objects ~43 px, model 20 px), 1 in 12``; the image's factor and estimate are in
+    ``summary/counts.csv``."""
+    from scopeml.analysis.report import scale_cells
+
+    chosen: dict[str, dict[str, list[str]]] = {}
+    for record in records:
+        for name, runs in (record.get("scales") or {}).items():
+            if record["status"] == "done" and any(run.get("auto") for run in runs):
+                factor, estimate = scale_cells(record, name)
+                shown = f"{factor:g}" if isinstance(factor, float) else str(factor)
+                chosen.setdefault(name, {}).setdefault(shown, []).append(estimate)
+    lines = []
+    for name, factors in chosen.items():
+        parts = []
+        for factor, estimates in factors.items():
+            count = f"{len(estimates)} image{'s' if len(estimates) > 1 else ''}"
+            parts.append(f"{factor} in {count}" + (f" ({estimates[0]})" if len(estimates) == 1
+                                                   else ""))  # fmt: skip
+        lines.append(f"{name}: scale auto chose {', '.join(parts)} (per image: summary/counts.csv)")
+    return lines
 
 
 def _init(rest: list[str] | None) -> int:
