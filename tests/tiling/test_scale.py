@@ -189,7 +189,7 @@ def test_cli_scale_and_its_bad_value(tmp_path, capsys):
     capsys.readouterr()
     assert main(["segment", str(image), "-m", str(model), "-o", str(tmp_path / "b.ome.zarr"),
                  "--scale", "0"]) == 2  # fmt: skip
-    assert "scale must be between" in capsys.readouterr().err
+    assert "--scale: must be between" in capsys.readouterr().err  # an error of the option
 
 
 def test_a_cluster_run_at_a_scale_equals_the_local_run(tmp_path):

@@ -163,7 +163,10 @@ def _zoom(batch: np.ndarray, factor: Fraction, sigma: float) -> np.ndarray:
             high = plane.take(np.clip(first + 1, 0, n - 1), axis)
             shape = [1] * plane.ndim
             shape[axis] = len(first)
-            plane = low + (high - low) * weight.reshape(shape)
+            high -= low  # in place: low + (high - low) * weight, two arrays of the output's size
+            high *= weight.reshape(shape)
+            high += low
+            plane = high
         out[index] = plane
     return out
 
