@@ -142,6 +142,23 @@ class Segmentation(type(Path())):  # type: ignore[misc]
         return self._classes
 
     @property
+    def scale(self) -> float:
+        """The factor the run magnified the image by for the model (1: none), as its record
+        in the store says; for ``scale="auto"`` the factor chosen (see :attr:`auto_scale`)."""
+        from scopeml.tiling.size import recorded_run
+
+        options = (recorded_run(self.path) or {}).get("options") or {}
+        return float(options.get("scale") or 1.0)
+
+    @property
+    def auto_scale(self) -> Any:
+        """What ``scale="auto"`` chose and from what (an ``AutoScale``: ``scale``, the objects'
+        ``diameter`` and the ``model_diameter`` in pixels); ``None`` when auto did not run."""
+        from scopeml.tiling.size import recorded_auto_scale
+
+        return recorded_auto_scale(self.path)
+
+    @property
     def label_values(self) -> dict[str, int]:
         """Each class name with the value it has in :attr:`labels`."""
         return {name: value for value, name in enumerate(self.classes, 1)}

@@ -75,6 +75,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     """
     import zarr
 
+    from scopeml.tiling.size import AUTO_RECORD, AutoScale
     from scopeml.tiling.store import image_place
 
     path = Path(path)
@@ -91,6 +92,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
         return None
     options = record.get("options") or {}
     model = record["model"]
+    auto = AutoScale.from_dict(record.get(AUTO_RECORD)) if AUTO_RECORD in record else None
     outputs = {name: _describe_output(path / name, name, record) for name in present}
     wanted = [str(n) for n in options.get("outputs") or ()]
     return {
@@ -100,6 +102,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "model": re.sub(r" at scale [0-9.e+-]+$", "", str(model.get("name") or "")),
             "classes": [str(c) for c in model.get("classes") or ()],
             "scale": options.get("scale") or 1.0,
+            "auto": auto.text() if auto is not None else None,  # what scale auto chose it from
             "image": image_place(record.get("image") or {}),  # a server's run: its name
         },
         "outputs": outputs,
@@ -160,7 +163,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
     lines = [
         description["path"],
         f"  segment store{source}: model {model} (classes {', '.join(run['classes'])}),"
-        f" scale {run['scale']:g}",
+        f" scale {run['scale']:g}" + (f" ({run['auto']})" if run.get("auto") else ""),
     ]
     sizes: dict[str, float] = {}
     for name, output in description["outputs"].items():
