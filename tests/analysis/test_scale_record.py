@@ -9,9 +9,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import tifffile
+import yaml
 
 from scopeml.analysis import run_analysis
 from scopeml.cli import main
+from scopeml.errors import InvalidRequestError
 from scopeml.io import open_image
 from scopeml.model import open_model
 from scopeml.model.registry import resolve_model
@@ -47,6 +49,13 @@ def test_the_models_default_auto_is_recorded_per_image(small: Path, tmp_path: Pa
     estimate = f"objects ~{expected.diameter:.0f} px, model {expected.model_diameter:g} px"
     assert counts["nucleus_scale_auto"].tolist() == [estimate]
     assert f"nucleus {expected.scale:g} (auto: {estimate})" in (out / "index.html").read_text()
+    # settings.yaml writes what an unset scale runs at, and a resume takes it as the same
+    shown = yaml.safe_load((out / "settings.yaml").read_text())
+    assert shown["classes"][0]["segmenter"]["scale"] == "auto"
+    assert run_analysis(_settings(), [small], out, resume=True).resumed == 1
+    assert run_analysis(_settings(scale="auto"), [small], out, resume=True).records[0]["counts"]
+    with pytest.raises(InvalidRequestError, match="other settings"):
+        run_analysis(_settings(scale=2.0), [small], out, resume=True)
 
 
 def test_a_given_factor_is_recorded_without_an_estimate(small: Path, tmp_path: Path) -> None:
@@ -57,11 +66,11 @@ def test_a_given_factor_is_recorded_without_an_estimate(small: Path, tmp_path: P
     counts = pd.read_csv(out / "summary" / "counts.csv")
     assert counts["nucleus_scale"].tolist() == [1.0]
     assert counts["nucleus_scale_auto"].isna().all()
+    shown = yaml.safe_load((out / "settings.yaml").read_text())
+    assert shown["classes"][0]["segmenter"]["scale"] == 1.0
 
 
 def test_the_console_says_what_auto_chose(small: Path, tmp_path: Path, capsys) -> None:
-    import yaml
-
     settings = tmp_path / "s.yaml"
     settings.write_text(yaml.safe_dump(_settings(scale="auto")))
     assert main(["analyze", str(settings), str(small), "-o", str(tmp_path / "out"), "-q"]) == 0

@@ -154,7 +154,7 @@ def run_analysis(
     text = dump_settings(settings)
     digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
     output = Path(output)
-    _prepare_output(output, text, resume)
+    previous = _prepare_output(output, text, resume)
     _remove_stale_partials(output)
     names = found.names
     result = AnalysisResult(output, skipped=found.skipped)
@@ -172,11 +172,13 @@ def run_analysis(
     local = workers == 1 and scheduler is None
     resources = open_resources(settings, source=source, model_threads=None if local else 1,
                                allowed_roots=roots)  # fmt: skip
+    defaults = _model_scales(settings, resources)
+    _check_same_settings(output, previous, text, defaults)
     _check_first_readable(settings, paths, source, roots, public_name)
     (output / "images").mkdir(parents=True, exist_ok=True)
     from scopeml.io.replace import write_atomically
 
-    write_atomically(output / "settings.yaml", text)
+    write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
     report = as_progress(progress)
     jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
              digest, str(source) if source else None, roots, public_name)
@@ -297,7 +299,9 @@ def default_workers(settings: AnalysisSettings, images: Sequence[Path] = ()) -> 
     return max(1, workers)
 
 
-def _prepare_output(output: Path, text: str, resume: bool) -> None:
+def _prepare_output(output: Path, text: str, resume: bool) -> str | None:
+    """Check that ``output`` may be written; return the settings YAML of the results a resume
+    continues (compared once the models are open, :func:`_check_same_settings`), else ``None``."""
     if output.exists() and not output.is_dir():
         raise InvalidRequestError("exists and is not a folder", path=output)
     if output.is_dir() and any(output.iterdir()):
@@ -307,18 +311,55 @@ def _prepare_output(output: Path, text: str, resume: bool) -> None:
                 "the results folder exists and is not an analysis's; choose another", path=output
             )
         if not any((output / "images").glob(f"*/{RECORD}")):
-            return  # an earlier run that finished no image (stopped before its first)
+            return None  # an earlier run that finished no image (stopped before its first)
         if not resume:
             raise InvalidRequestError(
                 "the results folder exists; pass --resume (resume=True) to continue it or "
                 "choose another",
                 path=output,
             )
-        if _results_text(previous.read_text(encoding="utf-8")) != _results_text(text):
-            raise InvalidRequestError(
-                "resuming with other settings than the earlier run's (its settings.yaml)",
-                path=output,
-            )
+        return previous.read_text(encoding="utf-8")
+    return None
+
+
+def _check_same_settings(
+    output: Path, previous: str | None, text: str, defaults: Mapping[str, Any]
+) -> None:
+    """Refuse to resume results made with other settings (a model's unset scale and its
+    default, as ``settings.yaml`` writes it, are the same settings)."""
+    if previous is not None and _results_text(previous, defaults) != _results_text(text, defaults):
+        raise InvalidRequestError(
+            "resuming with other settings than the earlier run's (its settings.yaml)",
+            path=output,
+        )
+
+
+def _model_scales(settings: AnalysisSettings, resources: Any) -> dict[str, Any]:
+    """What each model class runs at when its settings leave ``scale`` unset: ``"auto"`` where
+    its model makes that its default (the shipped ``nuclei``), else 1."""
+    from scopeml.tiling.size import default_scale
+
+    return {name: default_scale(model) or 1.0 for name, model in resources.models.items()
+            if name in {c.name for c in settings.classes}}  # fmt: skip
+
+
+def _shown_settings(text: str, defaults: Mapping[str, Any]) -> str:
+    """The settings YAML as ``settings.yaml`` shows it: a model class's unset ``scale`` written
+    as what it runs at (``scale: auto``, not ``scale: null``)."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    for cls in data.get("classes") or []:
+        segmenter = cls.get("segmenter") or {}
+        if "scale" in segmenter and segmenter["scale"] is None and cls.get("name") in defaults:
+            segmenter["scale"] = defaults[cls["name"]]
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _same_scale(given: Any, default: Any) -> bool:
+    if isinstance(given, str) or isinstance(default, str):
+        return str(given).strip().lower() == str(default).strip().lower()
+    return given is not None and float(given) == float(default)
 
 
 def _remove_stale_partials(output: Path) -> None:
@@ -332,7 +373,7 @@ def _remove_stale_partials(output: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _results_text(text: str) -> str:
+def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
     out of core, which give the same objects; ``inputs`` picks the files, each image's results
     are its own), so a resume may change them, and results from before ``inputs`` existed
@@ -343,6 +384,12 @@ def _results_text(text: str) -> str:
     if isinstance(data, dict):
         data.pop("memory_mb", None)
         data.pop("inputs", None)
+        classes = (data.get("classes") or []) if defaults else []
+        for cls in classes:  # a model's default scale, given or not, as unset
+            segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
+            name = cls.get("name") if isinstance(segmenter, dict) else None
+            if name in defaults and _same_scale(segmenter.get("scale"), defaults[name]):
+                segmenter["scale"] = None
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
