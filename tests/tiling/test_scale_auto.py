@@ -199,7 +199,7 @@ def test_cli_auto_says_the_scale_and_info_shows_it(diameter_model, tmp_path, cap
     assert "plain.czann" in err and "records no object diameter" in err and "number" in err
     assert main(["segment", str(image), "-m", str(model), "-o", str(tmp_path / "c.ome.zarr"),
                  "--scale", "big"]) == 2  # fmt: skip
-    assert "--scale takes a number" in capsys.readouterr().err
+    assert "error: --scale: takes a number" in capsys.readouterr().err
 
 
 def test_without_a_diameter_auto_is_refused_in_python(diameter_model, tmp_path):
