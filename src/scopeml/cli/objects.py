@@ -81,8 +81,13 @@ def measure(
         ..., "-o", "--output", help="Table: .csv or .parquet (rows in tile order)."
     ),
     image: Path | None = typer.Option(None, "--image", help="Intensities to measure."),
-    pixel_size: float | None = typer.Option(
-        None, help="Micrometres per pixel (default: from the files' metadata)."
+    pixel_size: str | None = typer.Option(
+        None,
+        "--pixel-size",
+        metavar="SIZE",
+        help="Micrometres per pixel: one number for every axis, or Y,X, or Z,Y,X for a Z stack "
+        "with another Z step (default: from the files' metadata). The area column counts "
+        "pixels (voxels in a Z stack); area_um2 (volume_um3 in a Z stack) is in µm.",
     ),
     shape_features: bool = typer.Option(
         True, help="Perimeter, convex hull, Feret diameters (slower)."
@@ -113,9 +118,7 @@ def measure(
         objects = open_labels(labels) if labels not in told else open_image(labels, axes=axes)
     if image in told:  # the TIFF files' axes as told (a plain page sequence as T, say)
         image = open_image(image, axes=axes)  # type: ignore[assignment]
-    sizes = None
-    if pixel_size is not None:
-        sizes = {"Z": pixel_size, "Y": pixel_size, "X": pixel_size}
+    sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
     measure_objects(
         objects,
         image,
@@ -126,7 +129,8 @@ def measure(
         overwrite=overwrite,
         progress=not quiet,
     )
-    typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}) → {output}")
+    voxels = "; area in voxels" if objects.sizes["Z"] > 1 else ""
+    typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}) → {output}")
 
 
 @app.command("train")
@@ -209,6 +213,39 @@ def count_rows(table: Path) -> int:
 
     with open(table, newline="", encoding="utf-8") as stream:
         return max(sum(1 for _ in csv.reader(stream)) - 1, 0)  # less the header
+
+
+def _pixel_sizes(text: str, stack: bool) -> dict[str, float]:
+    """``--pixel-size``: one number for every axis, ``Y,X``, or ``Z,Y,X`` (a Z stack's).
+
+    Examples
+    --------
+    >>> _pixel_sizes("0.5", stack=True)
+    {'Z': 0.5, 'Y': 0.5, 'X': 0.5}
+    >>> _pixel_sizes("2, 0.26,0.26", stack=True)
+    {'Z': 2.0, 'Y': 0.26, 'X': 0.26}
+    >>> _pixel_sizes("0.3,0.2", stack=False)
+    {'Y': 0.3, 'X': 0.2}
+    """
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or not all(v > 0 and v != float("inf") for v in values) or len(values) > 3:
+        raise typer.BadParameter(
+            f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {text!r}",
+            param_hint="--pixel-size",
+        )
+    if len(values) == 1:
+        return dict.fromkeys("ZYX", values[0])
+    if len(values) == 3 and not stack:
+        raise typer.BadParameter("Z,Y,X given for 2-D labels; give Y,X", param_hint="--pixel-size")
+    if len(values) == 2 and stack:
+        raise typer.BadParameter(
+            "Y,X given for a Z stack; give Z,Y,X (or one number for every axis)",
+            param_hint="--pixel-size",
+        )
+    return dict(zip("ZYX"[-len(values) :], values, strict=True))
 
 
 def _axes(image: Any) -> str:
