@@ -413,11 +413,12 @@ def _html(
 ) -> str:
     esc = html.escape
     names = [c.name for c in settings.classes]
+    scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
     rows = "".join(
-        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}<td>{2}</td><td>{3}</td></tr>".format(
+        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}<td>{3}</td></tr>".format(
             esc(r["name"]),
             "".join(f"<td>{r['counts'].get(n, '')}</td>" for n in names),
-            esc(_scales_text(r, names)),
+            f"<td>{esc(_scales_text(r, names))}</td>" if scaled else "",
             "ok" if r["status"] == "done" else "failed: " + esc(r["reason"]),
         )
         for r in records
@@ -445,8 +446,8 @@ Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (o
 per mm² where the image has a pixel size, per time point for a time series, mean size per image),
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
-<table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}<th>model scale</th>
-<th>status</th></tr>
+<table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}\
+{"<th>model scale</th>" if scaled else ""}<th>status</th></tr>
 {rows}</table>
 <h2>Plots</h2>
 <p>Boxes per image: the box spans the quartiles, the line is the median, the whiskers reach the
