@@ -145,7 +145,7 @@ class Segmentation(type(Path())):  # type: ignore[misc]
     def scale(self) -> float:
         """The factor the run magnified the image by for the model (1: none), as its record
         in the store says; for ``scale="auto"`` the factor chosen (see :attr:`auto_scale`)."""
-        from scopeml.tiling.size import recorded_run
+        from scopeml.tiling.store import recorded_run
 
         options = (recorded_run(self.path) or {}).get("options") or {}
         return float(options.get("scale") or 1.0)
@@ -691,13 +691,8 @@ def _auto_scaled_model(
     (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one), how workers reopen
     it, the options with that factor, and the choice (an ``AutoScale``); else all unchanged
     and ``None``."""
-    from scopeml.tiling.size import (
-        auto_scale,
-        default_scale,
-        is_auto,
-        recorded_auto_scale,
-        recorded_run,
-    )
+    from scopeml.tiling.size import AutoScale, auto_scale, default_scale, is_auto
+    from scopeml.tiling.store import recorded_run
 
     wanted = settings.scale if settings.scale is not None else default_scale(model)
     if not is_auto(wanted):
@@ -705,7 +700,7 @@ def _auto_scaled_model(
     record = recorded_run(output) if settings.resume else None
     if settings.scale is None and record is not None and AUTO_RECORD not in record:
         return model, model_ref, settings, None  # a run from before auto was the default
-    chosen = recorded_auto_scale(output) if settings.resume else None
+    chosen = AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None
     if chosen is None:
         scene = 0 if image.sizes["S"] == 1 else settings.scene or 0
         name = Path(model_ref.args[0]).name if model_ref is not None else None

@@ -370,28 +370,10 @@ def write_model_diameter(
     return write_container(Path(output or path), container.onnx_bytes, metadata)
 
 
-def recorded_run(output: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The run record of ``output``: its partial store's, else the finished store's; ``None``
-    when there is neither."""
-    import json
-    from pathlib import Path
-
-    from scopeml.tiling.store import _RUN, partial_path  # the package's own run record name
-
-    for path in (partial_path(output) / _RUN, Path(output) / "zarr.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if path.name == "zarr.json":
-            data = (data.get("attributes") or {}).get("scopeml") if isinstance(data, dict) else None
-        if isinstance(data, dict):
-            return data
-    return None
-
-
 def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:
-    """What ``scale="auto"`` chose for the run recorded at ``output`` (:func:`recorded_run`);
+    """What ``scale="auto"`` chose for the run recorded at ``output`` (:func:`~scopeml.tiling.store.recorded_run`);
     ``None`` when it records no automatic scale."""
+    from scopeml.tiling.store import recorded_run
+
     record = recorded_run(output)
     return AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None

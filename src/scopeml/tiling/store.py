@@ -180,6 +180,21 @@ def upgraded_record(recorded: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def recorded_run(output: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The run record of ``output``: its partial store's, else the finished store's (renamed
+    keys upgraded, :func:`upgraded_record`); ``None`` when there is neither."""
+    for path in (partial_path(output) / _RUN, Path(output) / "zarr.json"):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path.name == "zarr.json":
+            data = (data.get("attributes") or {}).get("scopeml") if isinstance(data, dict) else None
+        if isinstance(data, dict):
+            return upgraded_record(data)
+    return None
+
+
 def check_record(
     partial: str | os.PathLike[str], identity: Mapping[str, Any], *, ignore: tuple[str, ...] = ()
 ) -> None:
