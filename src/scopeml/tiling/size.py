@@ -371,8 +371,8 @@ def write_model_diameter(
 
 
 def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:
-    """What ``scale="auto"`` chose for the run recorded at ``output`` (:func:`~scopeml.tiling.store.recorded_run`);
-    ``None`` when it records no automatic scale."""
+    """What ``scale="auto"`` chose for the run recorded at ``output``
+    (:func:`~scopeml.tiling.store.recorded_run`); ``None`` when it records no automatic scale."""
     from scopeml.tiling.store import recorded_run
 
     record = recorded_run(output)
