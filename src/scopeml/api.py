@@ -31,6 +31,7 @@ from scopeml.objects.label import label_value
 from scopeml.progress import Progress
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.size import AUTO_RECORD
+from scopeml.tiling.store import AXES_RECORD
 
 if TYPE_CHECKING:
     import numpy as np
@@ -240,6 +241,7 @@ def segment(
     normalize: str | None = None,
     probability_dtype: str | None = None,
     scene: int | None = None,
+    axes: str | None = None,
     channels: Sequence[int | str] | int | str | None = None,
     scale: float | str | None = None,
     resume: bool | None = None,
@@ -271,6 +273,12 @@ def segment(
         Run the tiles on a dask.distributed cluster: its address (``"tcp://host:8786"``), a
         ``distributed.Client`` or a cluster object (``LocalCluster``); the run connects its
         own client to that scheduler.
+    axes
+        The image file's axes, one letter of ``T C Z Y X`` per axis in its order (``"TYX"``:
+        a plain multi-page TIFF's pages as time points, which are otherwise read as Z), as
+        :func:`~scopeml.io.open_image` takes them (and ``--axes``); for a file only. The
+        store records them: a resume must read the file with the same axes, and dask
+        workers reopen the file with them.
     progress
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
     instances
@@ -341,7 +349,7 @@ def segment(
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # a dask array stays lazy: read tile by tile
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
-    opened_image, image_ref = _input_image(image, settings)
+    opened_image, image_ref = _input_image(image, settings, axes)
     tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
     try:
         opened_model, model_ref = _pixel_model(model, settings)
@@ -358,6 +366,8 @@ def segment(
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
         if auto is not None:  # recorded with the run: info shows it, a resume reuses it
             record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
+        if image_ref is not None and image_ref.args[2] is not None:  # a resume must read so
+            record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
         steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
         _refuse_unfinished(steps)
         left = _steps_left(steps)
@@ -379,7 +389,7 @@ def segment(
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
     result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
-    _after_engine(result, image, instances, finished, progress, steps)
+    _after_engine(result, image_ref or image, instances, finished, progress, steps)
     return result
 
 
@@ -405,7 +415,7 @@ def _checked_settings(
 
 def _after_engine(
     result: Segmentation,
-    image: PathLike | Image,
+    image: Any,
     instances: InstanceOptions | None,
     finished: bool,
     progress: Progress,
@@ -422,9 +432,7 @@ def _after_engine(
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
             _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
-            _measure_table(
-                result, image, settings.scene, measure, progress, bool(settings.overwrite)
-            )
+            _measure_table(result, image, measure, progress, bool(settings.overwrite))
     except (KeyboardInterrupt, Cancelled):
         _log.warning(
             "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
@@ -576,17 +584,22 @@ def _check_measure_table(measure: Path, output: Path, settings: SegmentOptions) 
 
 def _measure_table(
     result: Segmentation,
-    image: PathLike | Image,
-    scene: int | None,
+    image: Any,
     measure: PathLike,
     progress: Progress,
     overwrite: bool,
 ) -> None:
-    """The objects table of the instances, against the pixels segmented (the chosen scene);
-    an existing file at ``measure`` is replaced only with ``overwrite``."""
-    intensities = image if isinstance(image, Image) else _open_scene(str(image), scene)
-    if intensities.sizes["S"] > 1 and scene is not None:
-        intensities = intensities.select_scene(scene)
+    """The objects table of the instances, against the pixels segmented: ``image`` is the
+    caller's :class:`Image` or how the file was opened (a ``LoadRef``: its scene and axes,
+    every channel measured); an existing file at ``measure`` is replaced only with
+    ``overwrite``."""
+    if isinstance(image, Image):
+        intensities = image
+    else:
+        path, scene, axes, _ = image.args
+        intensities = _open_scene(path, scene, axes)
+        if intensities.sizes["S"] > 1 and scene is not None:
+            intensities = intensities.select_scene(scene)
     try:
         measure_objects(result, intensities, output=measure, overwrite=overwrite, progress=progress)
     finally:
@@ -644,16 +657,31 @@ def _settings(
     return dataclasses.replace(options or SegmentOptions(), **changes)
 
 
-def _input_image(image: PathLike | Image, settings: SegmentOptions) -> tuple[Image, Any]:
+def _input_image(
+    image: PathLike | Image, settings: SegmentOptions, axes: str | None = None
+) -> tuple[Image, Any]:
     """The image to segment (its scene and channels chosen) and, for a file, how engine
-    workers reopen it."""
+    workers reopen it: with the ``axes`` it was read with (checked letters, upper case)."""
     from scopeml.tiling.execute import LoadRef
 
     if isinstance(image, Image):
+        if axes is not None:
+            from scopeml.errors import InvalidRequestError
+
+            where = f" ({image.path})" if image.path else ""
+            raise InvalidRequestError(
+                f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
+                "the file's path with axes=, or open it with open_image(path, axes=...)"
+            )
         if settings.channels is None:
             return image, None
         return image.select_channels(settings.channels), None
-    ref = LoadRef(_open_scene, (str(Path(image).resolve()), settings.scene, settings.channels))
+    if axes is not None:
+        from scopeml.io.axes import check_axes_text
+
+        axes = check_axes_text(axes)  # the letters as open_image takes them, before any work
+    path = str(Path(image).resolve())
+    ref = LoadRef(_open_scene, (path, settings.scene, axes, settings.channels))
     return _open_scene(*ref.args), ref
 
 
@@ -751,6 +779,7 @@ def predict_region(
     normalization: Any = None,
     instances: InstanceOptions | None = None,
     output: str | None = None,
+    axes: str | None = None,
 ) -> np.ndarray:
     """One output of :func:`segment` over ``region`` (or the whole image) as a numpy array,
     equal to what :func:`segment` writes there: the in-memory call, as ``cellpose``'s ``eval``.
@@ -769,7 +798,8 @@ def predict_region(
     ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
     them, with ``instances`` as there) are of the whole image only: an object's id depends on
     every object before it, so a region's ids would differ from the store's. They are made in
-    a temporary store, deleted on return.
+    a temporary store, deleted on return. ``axes`` names a file's axes as :func:`segment`'s
+    ``axes=`` does (``"TYX"``: a plain TIFF's pages as time points).
 
     Returns
     -------
@@ -800,9 +830,9 @@ def predict_region(
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # read as segment reads it
     if kind == INSTANCES:
-        return _predict_instances(image, model, region, options, instances)
+        return _predict_instances(image, model, region, options, instances, axes)
     options = options or SegmentOptions(workers=1)
-    opened_image, _ = _input_image(image, options)
+    opened_image, _ = _input_image(image, options, axes)
     try:
         opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
         return predict(
@@ -824,6 +854,7 @@ def _predict_instances(
     region: dict[str, tuple[int, int]] | None,
     options: SegmentOptions | None,
     instances: InstanceOptions | None,
+    axes: str | None = None,
 ) -> np.ndarray:
     """The ``instances`` of :func:`segment` over the whole image, through a temporary store
     (so they are the store's, exactly), as the ``[T×][Z×]Y×X`` array of the other outputs."""
@@ -840,7 +871,7 @@ def _predict_instances(
     with tempfile.TemporaryDirectory(prefix="scopeml-instances-") as folder:
         store = Path(folder) / "instances.ome.zarr"
         seg = segment(image, model, store, options, outputs=(INSTANCES,), ome_tiff=False,
-                      resume=False, overwrite=False, instances=instances)  # fmt: skip
+                      resume=False, overwrite=False, instances=instances, axes=axes)  # fmt: skip
         found = seg.instances  # S = 1: segment runs one scene
         try:
             array = found.read()[0]  # T C Z Y X, C = 1
@@ -886,9 +917,14 @@ def _write_instances(
 
 
 def _open_scene(
-    path: str, scene: int | None, channels: tuple[int | str, ...] | None = None
+    path: str,
+    scene: int | None,
+    axes: str | None = None,
+    channels: tuple[int | str, ...] | None = None,
 ) -> Image:
-    image = open_image(path, scene=scene)
+    """A file as :func:`segment` reads it (a ``LoadRef``'s loader: the channels last, as
+    :func:`~scopeml.tiling.model_inputs.fit_model_inputs` replaces them)."""
+    image = open_image(path, scene=scene, axes=axes)
     return image if channels is None else image.select_channels(channels)
 
 

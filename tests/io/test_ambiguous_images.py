@@ -110,9 +110,7 @@ def test_the_cli_takes_axes_for_segment_and_refuses_bad_ones_with_exit_2(tmp_pat
     assert code == 2
     assert "axes 'TZYX' name 4 axes; the file has 3" in capsys.readouterr().err
     assert not out.exists()
-    args = ["segment", str(file), "-m", "nuclei", "-o", str(out), "--axes", "TYX", "-q"]
-    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 2  # before any connection
-    assert "--axes cannot go with --scheduler yet" in capsys.readouterr().err
+    # --axes with --scheduler: tests/test_axes_kept.py (the workers reopen the file with them)
 
 
 # ---------------------------------------------------------------- OME-XML that lies

@@ -178,16 +178,6 @@ def segment(
 
     start = time.perf_counter()
     factor = _scale(scale)
-    if axes is not None:  # the file opened here as told; the run takes it as an Image
-        from scopeml.io import open_image
-
-        if scheduler is not None:  # workers would reopen the file, not knowing the axes
-            raise InvalidRequestError(
-                "--axes cannot go with --scheduler yet: run without it, or first save the "
-                "image with its axes as OME-Zarr (scopeml.io.write_ome_zarr(OUT, "
-                "open_image(IMAGE, axes=...)))"
-            )
-        image = open_image(image, scene=scene, axes=axes)  # type: ignore[assignment]
     result = run(
         image,
         model,
@@ -204,6 +194,7 @@ def segment(
         normalize=normalize,
         probability_dtype=probability_dtype,
         scene=scene,
+        axes=axes,  # recorded in the store; dask workers reopen the file with them
         channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
         scale=factor,
         resume=resume,

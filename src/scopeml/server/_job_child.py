@@ -227,7 +227,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
 
     options = dict(task["options"])
     outputs, instances = options.pop("outputs", None), options.pop("instances", None)
-    measure = options.pop("measure", None)
+    measure, axes = options.pop("measure", None), options.pop("axes", None)
     stage, output = Path(task["stage"]), Path(task["output"])
     staged = stage / output.name
     table = None if measure is None else stage / Path(task["table"]).name
@@ -241,7 +241,9 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     # A staged store the engine finished: only the steps after it run again; where every step
     # was done (the attempt stopped before the moves) there is nothing left to run.
     with (
-        open_image(task["image"], scene=options.get("scene"), allowed_roots=task["roots"]) as im,
+        open_image(
+            task["image"], scene=options.get("scene"), allowed_roots=task["roots"], axes=axes
+        ) as im,
         contextlib.suppress(OutputCompleteError),
     ):
         if task.get("max_job_pixels") is not None:  # before the engine: auto's factor counted

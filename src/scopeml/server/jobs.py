@@ -139,6 +139,22 @@ class JobOptions(BaseModel):
     #: a number, or ``"auto"`` (the factor chosen from the image when the job runs; its
     #: pixels are bounded then, :func:`~scopeml.server._job_child.check_auto_pixels`)
     scale: float | Literal["auto"] | None = None
+    #: a TIFF file's axes, as ``--axes`` and ``axes=`` take them (``"TYX"``: a plain
+    #: multi-page TIFF's pages are time points, not the Z planes it is read as otherwise)
+    axes: str | None = Field(default=None, max_length=5)
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, value: str | None) -> str | None:
+        """``axes``: the letters checked as ``open_image`` checks them, upper case."""
+        from scopeml.io.axes import check_axes_text
+
+        if value is None:
+            return None
+        try:
+            return check_axes_text(value)
+        except InvalidRequestError as err:
+            raise ValueError(err.problem) from err
 
     @field_validator("scale", mode="before")
     @classmethod
@@ -180,7 +196,7 @@ def wants_instances(options: dict[str, Any]) -> bool:
 def engine_options(options: dict[str, Any]) -> dict[str, Any]:
     """A job's options without those of the steps after the engine (for a check; the facade,
     :func:`scopeml.api.segment`, takes them all when the job runs)."""
-    engine = {k: v for k, v in options.items() if k not in ("instances", "measure")}
+    engine = {k: v for k, v in options.items() if k not in ("instances", "measure", "axes")}
     if wants_instances(options):
         outputs = [name for name in engine.get("outputs") or () if name != INSTANCES]
         engine["outputs"] = [*outputs, *(() if "labels" in outputs else ("labels",))]
@@ -449,9 +465,11 @@ def check_job_image(
     *,
     timeout: float = 60.0,
     memory_limit: int | None = None,
+    axes: str | None = None,
 ) -> tuple[int, ...]:
-    """Open a job's image as the job will (confined to ``roots``), in a child process with a
-    time and a memory limit (:func:`~scopeml.io.probe.probe_image`): refuse it before queueing.
+    """Open a job's image as the job will (confined to ``roots``, with the job's ``axes``), in a
+    child process with a time and a memory limit (:func:`~scopeml.io.probe.probe_image`):
+    refuse it before queueing.
     A reader that crashes on a corrupt file takes down only that child. Returns its 6-D shape.
 
     Raises
@@ -463,7 +481,12 @@ def check_job_image(
 
     try:
         found = probe_image(
-            image, scene=scene, allowed_roots=roots, timeout=timeout, memory_limit=memory_limit
+            image,
+            scene=scene,
+            allowed_roots=roots,
+            timeout=timeout,
+            memory_limit=memory_limit,
+            axes=axes,
         )
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, name, Path(image))) from err

@@ -160,6 +160,12 @@ different run: the run used the model 'a', not 'b'; pass --overwrite (overwrite=
         check_record(partial, identity, ignore=ignore)
 
 
+#: The run-record key of the axes the image file was read with where the run named them
+#: (``axes=``, ``--axes``: ``"TYX"``); absent where it read the file's own. A record from
+#: before it was kept lacks it too: such a run is told apart from this one by the image's
+#: shape alone, as it was then (:func:`check_record`).
+AXES_RECORD = "axes"
+
 #: Run-record keys renamed since a release wrote them, by section: a store an older scopeml
 #: recorded still resumes (or reads as finished) under the new names.
 RENAMED_RECORD_KEYS = {"instances": {"boundary": "boundary_class", "threshold": "seed_threshold"}}
@@ -212,6 +218,8 @@ def check_record(
         raise IncompleteOutputError(f"the run record {_RUN} is not a JSON object", path=partial)
     recorded = upgraded_record(recorded)
     expected = json.loads(json.dumps(dict(identity)))
+    if AXES_RECORD not in recorded:  # the file's own axes, or a run from before they were kept
+        expected.pop(AXES_RECORD, None)  # either way the shape it read decides
     recorded = {k: v for k, v in recorded.items() if k not in ignore}
     expected = {k: v for k, v in expected.items() if k not in ignore}
     found = _differences(recorded, expected)
@@ -221,7 +229,7 @@ def check_record(
     settings = [
         f"{key}: {_short(old)} (recorded) vs {_short(new)} (now)"
         for key, old, new in found
-        if key.split(".")[0] not in ("model", "image") or not changed
+        if key.split(".")[0] not in ("model", "image", AXES_RECORD) or not changed
     ]
     raise IncompleteOutputError(
         "cannot resume: the partial output comes from a different run: "
@@ -513,9 +521,12 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         else:
             said.append(f"the model {name!r} is not the one the run started with")
     old, new = recorded.get("image") or {}, expected.get("image") or {}
-    if isinstance(old, dict) and isinstance(new, dict) and old != new:
+    told, telling = recorded.get(AXES_RECORD), expected.get(AXES_RECORD)
+    if isinstance(old, dict) and isinstance(new, dict) and (old != new or told != telling):
         path = image_place(new)
         read_as = _read_with_other_axes(old, new)
+        if told is not None and told != telling and old.get("content") == new.get("content"):
+            read_as = _told_other_axes(old, new, told, telling)
         if path and image_place(old) == path and read_as:
             said.append(f"the run read the image {path} {read_as}")
         elif path and image_place(old) == path:
@@ -554,6 +565,31 @@ def _read_with_other_axes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str
         return f"as {reading}, not {other}; pass the --axes (axes=) the run started with"
     axes = "".join(was)
     return f"with axes {axes} ({reading}), not {other}; pass --axes {axes} (axes={axes!r})"
+
+
+def _told_other_axes(
+    old: Mapping[str, Any], new: Mapping[str, Any], told: str, telling: str | None
+) -> str:
+    """How a run that named the file's axes (``told``) read it, and how this call reads it
+    (``telling``: the axes it names, ``None`` for the file's own), both with their sizes.
+
+    Examples
+    --------
+    >>> old = {"shape": [1, 20, 1, 1, 7, 11]}
+    >>> print(_told_other_axes(old, {"shape": [1, 1, 1, 20, 7, 11]}, "TYX", None)[31:])
+    not the file's own (Z=20 Y=7 X=11); pass --axes TYX (axes='TYX')
+    >>> _told_other_axes(old, {"shape": [1, 1, 20, 1, 7, 11]}, "TYX", "CYX")
+    "with axes TYX (T=20 Y=7 X=11), not CYX (C=20 Y=7 X=11); pass --axes TYX (axes='TYX')"
+    """
+
+    def sizes(image: Mapping[str, Any]) -> str:
+        found = image_axes(image)
+        return "" if found is None else f" ({' '.join(f'{a}={n}' for a, n in found.items())})"
+
+    now = "the file's own" if telling is None else telling
+    return f"with axes {told}{sizes(old)}, not {now}{sizes(new)}; pass --axes {told} " + (
+        f"(axes={told!r})"
+    )
 
 
 def image_axes(image: Mapping[str, Any]) -> dict[str, int] | None:

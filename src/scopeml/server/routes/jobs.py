@@ -67,6 +67,7 @@ async def submit_job(
         name,
         timeout=config.image_check_timeout,
         memory_limit=config.job_memory_limit,
+        axes=options.get("axes"),  # read as the job will read it: pixels, channels, sizes
     )
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
