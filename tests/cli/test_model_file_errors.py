@@ -12,7 +12,10 @@ import pytest
 from scopeml.cli import main
 from tests.tiling.engine_doubles import write_image_file
 
-KINDS = "known kinds: czann, czmodel, object-classifier, pixel-classifier (scopeml model list)"
+KINDS = (
+    "known kinds: bioimageio, czann, czmodel, object-classifier, pixel-classifier "
+    "(scopeml model list)"
+)
 
 
 @pytest.fixture
@@ -61,5 +64,5 @@ def test_the_known_kinds_come_in_one_order(tmp_path, image, capsys):
     assert main(["model", "list"]) == 0
     listed = capsys.readouterr().out.split("model kinds")[1]
     orders.append(re.findall(r"^  ([a-z-]+):", listed, flags=re.M))
-    assert orders[0] == ["czann", "czmodel", "object-classifier", "pixel-classifier"]
+    assert orders[0] == ["bioimageio", "czann", "czmodel", "object-classifier", "pixel-classifier"]
     assert orders[1] == orders[0] and orders[2] == orders[0]

@@ -15,7 +15,7 @@ import typer
 from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
 
 app = typer.Typer(
-    help="Read, validate, convert and run model containers (.czann, .czseg, .czmodel).",
+    help="Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io).",
     no_args_is_help=True,
 )
 
@@ -41,7 +41,9 @@ def inspect(
 
     path = resolve_model(model)
     kind = format_of(path)
-    if kind not in ("czann", "czmodel"):
+    if kind == "bioimageio":
+        description = describe_package(path)
+    elif kind not in ("czann", "czmodel"):
         described = describe_model(path, kind)
         if as_json:
             typer.echo(json.dumps(described, indent=2))
@@ -51,7 +53,8 @@ def inspect(
                 if key not in ("path", "format"):
                     typer.echo(f"  {key}: {value}")
         return
-    description = describe(read_container(path))
+    else:
+        description = describe(read_container(path))
     if as_json:
         typer.echo(json.dumps(description, indent=2))
         return
@@ -76,8 +79,49 @@ def inspect(
         )
     if description["license"]:
         typer.echo(f"license: {description['license']}")
+    for key, value in description.get("package", {}).items():
+        typer.echo(f"package {key}: {value}")
     for note in description["notes"]:
         typer.echo(f"note: {note}")
+
+
+def describe_package(path: Path) -> dict[str, Any]:
+    """A bioimage.io package as :func:`describe` shows a container (the czann it is imported
+    as, in memory: what scopeml runs), with what the package itself declares under
+    ``package``."""
+    from scopeml.model.bioimageio.importer import WEIGHT_FORMATS
+    from scopeml.model.bioimageio.package import open_package
+    from scopeml.model.bioimageio.run import import_in_memory
+
+    package = open_package(path)
+    try:
+        descr = package.description
+        declared = {
+            "name": str(descr.name),
+            "format_version": package.original_format,
+            "weights": [n for n in WEIGHT_FORMATS if getattr(descr.weights, n, None)],
+            "input": _tensor_summary(descr.inputs[0], "preprocessing") if descr.inputs else None,
+            "output": _tensor_summary(descr.outputs[0], "postprocessing")
+            if descr.outputs
+            else None,
+            "license": str(descr.license) if descr.license else None,
+        }
+    finally:
+        package.close()
+    container = import_in_memory(path)[0]
+    description = describe(container)
+    description["format"] = "bioimage.io package, imported as a czann in memory"
+    description["metadata"].pop("Id", None)  # a fresh one at each import: not the package's
+    description["package"] = declared
+    return description
+
+
+def _tensor_summary(tensor: Any, steps: str) -> str:
+    axes = ",".join(
+        str(axis.id) if axis.type == "space" else str(axis.type) for axis in tensor.axes
+    )
+    done = [str(step.id) for step in getattr(tensor, steps) if step.id != "ensure_dtype"]
+    return f"{tensor.id} ({axes}){'; ' + ', '.join(done) if done else ''}"
 
 
 def describe_model(path: Path, kind: str) -> dict[str, Any]:
@@ -193,7 +237,11 @@ def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
 
 @app.command("validate")
 def validate(
-    model: Path = typer.Argument(..., help="Container to check, or a built-in name (nuclei)."),
+    model: Path = typer.Argument(
+        ...,
+        help="Container to check, a bioimage.io package (zip, folder, rdf.yaml), or a built-in "
+        "name (nuclei).",
+    ),
     time_budget: float | None = typer.Option(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
@@ -209,6 +257,9 @@ def validate(
 
     A scopeml pixel or object classifier (scopeml's own zip, even named ``.czseg``) is checked
     by opening it (and running a pixel classifier on a zero tile) and named as what it is.
+    A bioimage.io package is imported in memory (the importer's checks), run on a zero probe
+    tile and on its own test input, which must give its test output; bioimageio.core's model
+    test runs too when it is installed.
 
     The graph runs on a small zero probe tile under the time budget, after shape inference
     has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
@@ -220,6 +271,15 @@ def validate(
     from scopeml.model.registry import resolve_model
 
     path = resolve_model(model)
+    from scopeml.model.bioimageio.package import is_package
+
+    if is_package(path):
+        from scopeml.model.bioimageio.run import check_package
+
+        lines = check_package(path, time_budget=time_budget, memory_limit=memory_limit)
+        for line in lines:
+            typer.echo(line)
+        return
     kind = classifier_kind(path)
     if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
         for line in validate_classifier(model, path, kind):

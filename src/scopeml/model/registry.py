@@ -2,7 +2,8 @@
 
 As :mod:`scopeml.io.registry` does for images, each format registers a *sniff* (does this file
 hold my format? read from the content, never the suffix: a ``.czseg`` is a legacy ZEN container
-or a scopeml pixel classifier) and a *loader*. czann and legacy czseg/czmodel register here;
+or a scopeml pixel classifier) and a *loader*. czann, legacy czseg/czmodel and bioimage.io
+packages (imported in memory, :mod:`scopeml.model.bioimageio.run`) register here;
 the pixel and object classifiers register theirs when their packages are imported, and the
 registry imports those packages by name on first use, so the model layer never imports a
 higher layer. Built-in models are names (``"nuclei"``) for files shipped with scopeml.
@@ -10,7 +11,7 @@ higher layer. Built-in models are names (``"nuclei"``) for files shipped with sc
 Examples
 --------
 >>> sorted(model_formats())
-['czann', 'czmodel', 'object-classifier', 'pixel-classifier']
+['bioimageio', 'czann', 'czmodel', 'object-classifier', 'pixel-classifier']
 >>> resolve_model("nuclei").name
 'nuclei.czann'
 """
@@ -175,10 +176,6 @@ def format_of(path: str | PathLike[str]) -> str:
     for name, entry in formats.items():
         if entry.sniff(path):
             return name
-    from scopeml.model.bioimageio.package import import_hint, is_package
-
-    if is_package(path):  # converted, not run: say how
-        raise InvalidContainerError(import_hint(path), path=path)
     raise InvalidContainerError(not_a_model(path, formats), path=path)
 
 
@@ -204,8 +201,8 @@ def not_a_model(path: Path, formats: dict[str, ModelFormat]) -> str:
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "m.czann").write_bytes(b"")
     >>> not_a_model(folder / "m.czann", model_formats())
-    'empty file (0 bytes), not a model; known kinds: czann, czmodel, object-classifier, \
-pixel-classifier (scopeml model list)'
+    'empty file (0 bytes), not a model; known kinds: bioimageio, czann, czmodel, \
+object-classifier, pixel-classifier (scopeml model list)'
     >>> not_a_model(folder, model_formats()).split(";")[0]
     'is a folder, not a model file'
     """
@@ -254,8 +251,9 @@ def open_model(
     Parameters
     ----------
     source
-        A ``.czann``, legacy ``.czseg``/``.czmodel``, scopeml pixel classifier, scopeml object
-        classifier, or a built-in name (see :data:`BUILTIN_MODELS`).
+        A ``.czann``, legacy ``.czseg``/``.czmodel``, bioimage.io package (zip, folder or
+        ``rdf.yaml``; imported in memory as ``scopeml model convert`` would), scopeml pixel
+        classifier, scopeml object classifier, or a built-in name (see :data:`BUILTIN_MODELS`).
     workers
         Threads the model may use itself (``None``: its default); set 1 when several engine
         workers share one model.
@@ -269,7 +267,7 @@ def open_model(
     Returns
     -------
     object
-        A :class:`~scopeml.model.spec.Model` (czann, legacy, pixel classifier) or an
+        A :class:`~scopeml.model.spec.Model` (czann, legacy, bioimage.io, pixel classifier) or an
         :class:`~scopeml.objects.ObjectClassifier`.
 
     Examples
@@ -333,5 +331,27 @@ register_format(
     description="legacy ZEN .czseg/.czmodel: ONNX graph + XML metadata",
     sniff=_is_legacy,
     load=_load_container,
+    time_budget=True,
+)
+
+
+def _is_package(path: Path) -> bool:
+    from scopeml.model.bioimageio.package import is_package
+
+    return is_package(path)
+
+
+def _load_package(path: Path, workers: int | None, *, time_budget: float | None = None) -> Any:
+    from scopeml.model.bioimageio.run import load_package
+
+    return load_package(path, workers, time_budget=time_budget)
+
+
+register_format(
+    "bioimageio",
+    description="bioimage.io model package: zip, folder or rdf.yaml with ONNX or TorchScript "
+    "weights, imported on opening",
+    sniff=_is_package,
+    load=_load_package,
     time_budget=True,
 )

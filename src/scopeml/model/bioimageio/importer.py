@@ -11,6 +11,7 @@ refused, naming the step.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from scopeml.model.bioimageio.package import Package, open_package
 #: Spatial size a czann ``InputShape`` aims at for a model that takes a range of sizes.
 TARGET_TILE = 256
 _SPATIAL = ("z", "y", "x")
-_WEIGHT_FORMATS = (
+WEIGHT_FORMATS = (
     "onnx", "torchscript", "pytorch_state_dict", "keras_hdf5", "keras_v3",
     "tensorflow_saved_model_bundle", "tensorflow_js",
 )  # fmt: skip
@@ -54,60 +55,83 @@ def import_bioimageio(
     InvalidRequestError
         ``output`` exists (without ``overwrite``), or is the package.
     """
-    from scopeml.model.container import load_onnx, write_container
-    from scopeml.model.metadata import ModelMetadata
+    from scopeml.model.container import write_container
 
     check_model_output(output, overwrite=overwrite, source=source)
     package = open_package(source)
     try:
-        descr = package.description
-        fail = _failer(package.path)
-        if len(descr.inputs) != 1 or len(descr.outputs) != 1:
-            fail(
-                f"the model has {len(descr.inputs)} inputs and {len(descr.outputs)} outputs; "
-                "scopeml runs models with one of each"
-            )
-        tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
-        in_roles, spatial = _roles(tensor_in, "input", fail)
-        onnx_model = load_onnx(_onnx_bytes(package, in_roles, fail), path=package.path)
-        out_roles, out_spatial = _roles(tensor_out, "output", fail)
-        if out_spatial and out_spatial != spatial:
-            fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
-        channels = _channel_count(tensor_in)
-        pre, policy = _preprocessing(tensor_in.preprocessing, channels, fail)
-        post, post_policy = _preprocessing(tensor_out.postprocessing, None, fail, output=True)
-        if post_policy:
-            fail("postprocessing that needs image statistics cannot be expressed per tile")
-        opset = max((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")),
-                    default=0)  # fmt: skip
-        sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
-        halo = _halo(tensor_out, spatial, fail) if out_spatial else None
-        classes = _channel_names(tensor_out)
-        graph = wrap_graph(
-            onnx_model,
-            input_roles=in_roles,
-            output_roles=out_roles,
-            spatial=spatial,
-            input_sizes=sizes,
-            channels=channels,
-            pre=pre,
-            post=post,
-            valid_sizes=valid,
-        )
-        kind = model_type or _guess_type(descr, out_spatial)
-        out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
-        meta = ModelMetadata(
-            model_type=kind,
-            input_shape=(*shape, channels),
-            output_shape=out_shape,
-            classes=classes,
-            min_overlap=halo,
-            model_name=str(descr.name),
-            normalize=policy,
-        )
-        return write_container(output, graph, meta)
+        imported = build_czann(package, model_type=model_type)
     finally:
         package.close()
+    return write_container(output, imported.graph, imported.metadata)
+
+
+@dataclass(frozen=True)
+class Imported:
+    """A package imported in memory: the czann's graph and metadata, and the axis roles of the
+    package's input and output tensors (``batch``, ``channel``, ``z``, ``y``, ``x``)."""
+
+    graph: Any
+    metadata: Any
+    input_roles: tuple[str, ...]
+    output_roles: tuple[str, ...]
+
+
+def build_czann(
+    package: Package, *, model_type: str | None = None, cache: Path | None = None
+) -> Imported:
+    """The czann graph and metadata of an opened package (what :func:`import_bioimageio`
+    writes). ``cache``: a folder where TorchScript weights exported to ONNX are kept, keyed by
+    the SHA-256 of what the export reads (``None``: export every time)."""
+    from scopeml.model.container import load_onnx
+    from scopeml.model.metadata import ModelMetadata
+
+    descr = package.description
+    fail = _failer(package.path)
+    if len(descr.inputs) != 1 or len(descr.outputs) != 1:
+        fail(
+            f"the model has {len(descr.inputs)} inputs and {len(descr.outputs)} outputs; "
+            "scopeml runs models with one of each"
+        )
+    tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
+    in_roles, spatial = _roles(tensor_in, "input", fail)
+    onnx_model = load_onnx(_onnx_bytes(package, in_roles, fail, cache), path=package.path)
+    out_roles, out_spatial = _roles(tensor_out, "output", fail)
+    if out_spatial and out_spatial != spatial:
+        fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
+    channels = _channel_count(tensor_in)
+    pre, policy = _preprocessing(tensor_in.preprocessing, channels, fail)
+    post, post_policy = _preprocessing(tensor_out.postprocessing, None, fail, output=True)
+    if post_policy:
+        fail("postprocessing that needs image statistics cannot be expressed per tile")
+    opset = max((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")),
+                default=0)  # fmt: skip
+    sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
+    halo = _halo(tensor_out, spatial, fail) if out_spatial else None
+    classes = _channel_names(tensor_out)
+    graph = wrap_graph(
+        onnx_model,
+        input_roles=in_roles,
+        output_roles=out_roles,
+        spatial=spatial,
+        input_sizes=sizes,
+        channels=channels,
+        pre=pre,
+        post=post,
+        valid_sizes=valid,
+    )
+    kind = model_type or _guess_type(descr, out_spatial)
+    out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
+    meta = ModelMetadata(
+        model_type=kind,
+        input_shape=(*shape, channels),
+        output_shape=out_shape,
+        classes=classes,
+        min_overlap=halo,
+        model_name=str(descr.name),
+        normalize=policy,
+    )
+    return Imported(graph, meta, tuple(in_roles), tuple(out_roles))
 
 
 def check_model_output(
@@ -128,8 +152,8 @@ def check_model_output(
         )
 
 
-def _onnx_bytes(package: Package, roles: list[str], fail: Any) -> bytes:
-    """The ONNX weights, or the TorchScript weights exported to ONNX."""
+def _onnx_bytes(package: Package, roles: list[str], fail: Any, cache: Path | None) -> bytes:
+    """The ONNX weights, or the TorchScript weights exported to ONNX (kept in ``cache``)."""
     weights = package.description.weights
     if weights.onnx is not None:
         return package.read(weights.onnx.source, "the ONNX weights")
@@ -138,12 +162,52 @@ def _onnx_bytes(package: Package, roles: list[str], fail: Any) -> bytes:
 
         data = package.read(weights.torchscript.source, "the TorchScript weights")
         example, _ = read_test_tensors(package)
-        return torchscript_to_onnx(data, example, roles, path=package.path)
-    present = [name for name in _WEIGHT_FORMATS if getattr(weights, name, None)]
+        if cache is None:
+            return torchscript_to_onnx(data, example, roles, path=package.path)
+        return _cached_export(data, example, roles, cache, package.path)
+    present = [name for name in WEIGHT_FORMATS if getattr(weights, name, None)]
     raise InvalidContainerError(
         f"weights are {', '.join(present) or 'none'}; scopeml imports ONNX and TorchScript",
         path=package.path,
     )
+
+
+def _cached_export(
+    data: bytes, example: np.ndarray, roles: list[str], cache: Path, path: Path
+) -> bytes:
+    """TorchScript → ONNX through a content-addressed cache: ``cache/<sha256>.onnx``, keyed by
+    the weights, the test input it is traced on, the axis roles, the opset and torch's version
+    (an unreadable or unwritable cache only costs the export)."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from scopeml.model.bioimageio.torchscript import OPSET, torchscript_to_onnx
+
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "none"
+    digest = hashlib.sha256()
+    for part in (f"torchscript-onnx/{OPSET}/{torch_version}/{','.join(roles)}", example.dtype.str,
+                 str(example.shape)):  # fmt: skip
+        digest.update(part.encode() + b"\0")
+    digest.update(hashlib.sha256(data).digest())
+    digest.update(hashlib.sha256(np.ascontiguousarray(example).tobytes()).digest())
+    target = cache / f"{digest.hexdigest()}.onnx"
+    try:
+        return target.read_bytes()  # checked by load_onnx like any weights
+    except OSError:
+        pass
+    onnx_bytes = torchscript_to_onnx(data, example, roles, path=path)
+    try:
+        from scopeml.io.replace import atomic_write
+
+        cache.mkdir(parents=True, exist_ok=True)
+        with atomic_write(target, fsync=False) as temp:
+            temp.write_bytes(onnx_bytes)
+    except OSError:
+        pass
+    return onnx_bytes
 
 
 def _failer(path: Path) -> Any:

@@ -190,27 +190,10 @@ def _first_error(descr: Any) -> str:
     return str(summary.status)
 
 
-def import_hint(path: str | PathLike[str]) -> str:
-    """The one line saying that a package is imported, not run, and how (for the error of a
-    command or call given a package where it expects a model).
-
-    Examples
-    --------
-    >>> "scopeml model convert pkg/rdf.yaml -o pkg.czann" in import_hint("pkg/rdf.yaml")
-    True
-    """
-    path = Path(path)
-    named = path.parent if path.suffix.lower() in (".yaml", ".yml") else path
-    stem = (named.stem if named.suffix.lower() == ".zip" else named.name) or "model"
-    return (
-        "a bioimage.io model package; scopeml runs it once imported into a czann: scopeml "
-        f"model convert {path} -o {stem}.czann (Python: sm.import_bioimageio)"
-    )
-
-
 def is_package(path: str | PathLike[str]) -> bool:
-    """Whether ``path`` looks like a bioimage.io package (for routing ``model convert``); never
-    raises. A zip counts when it holds a description member at its top level.
+    """Whether ``path`` looks like a bioimage.io package (the model registry's sniff, and
+    ``model convert``'s routing); never raises. A zip counts when it holds a description member
+    at its top level.
 
     Examples
     --------
