@@ -59,7 +59,14 @@ class ImageClassifier:
         )
 
         path = resolve_model(path)  # a built-in name too, as everywhere a model is asked for
-        container = read_container(path)
+        from scopeml.model.bioimageio.package import is_package
+
+        if is_package(path):  # a bioimage.io package, imported in memory as it converts
+            from scopeml.model.bioimageio.run import package_container
+
+            container = package_container(path)
+        else:
+            container = read_container(path)
         self.path = Path(path)
         meta = container.metadata
         kind = getattr(getattr(meta, "model_type", None), "value", "legacy segmentation")

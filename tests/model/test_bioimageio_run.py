@@ -222,3 +222,25 @@ def test_package_container_is_what_convert_writes(tmp_path):
     mine, theirs = container.metadata.to_json_dict(), written.metadata.to_json_dict()
     assert mine.pop("Id") != theirs.pop("Id")  # a fresh Id per import, as convert gives
     assert mine == theirs
+
+
+def test_a_classification_package_classifies_as_its_czann(tmp_path):
+    from scopeml.classify import classify_images
+    from scopeml.io.image import Image
+    from scopeml.model import ModelMetadata, write_container
+    from tests.test_classify import SIZE, classifier_onnx
+
+    czann = write_container(
+        tmp_path / "bright.czann",
+        classifier_onnx(2.0, -8.0),
+        ModelMetadata(model_type="MultiClassClassification", input_shape=(SIZE, SIZE, 1),
+                      output_shape=(2,), classes=("dim", "bright")),
+    )  # fmt: skip
+    package = export_bioimageio(czann, tmp_path / "bright.zip")
+    rng = np.random.default_rng(1)
+    planes = np.stack([rng.random((24, 20)) * 3, rng.random((24, 20)) * 3 + 5])
+    image = Image(planes.reshape(1, 2, 1, 1, 24, 20).astype(np.float32))
+    got = classify_images([image], package)
+    want = classify_images([image], czann)
+    assert got["class"].tolist() == ["dim", "bright"]
+    np.testing.assert_array_equal(got["probability"], want["probability"])
