@@ -146,11 +146,16 @@ def train(
     n_estimators: int = typer.Option(100, help="Trees in the forest."),
     max_depth: int | None = typer.Option(None, help="Maximum tree depth."),
     seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace an existing classifier file."),
 ) -> None:
     """Train an object classifier from annotated objects (rows with an empty class are skipped)."""
-    from scopeml.objects.classifier import ObjectClassifier
+    from scopeml.errors import InvalidRequestError
+    from scopeml.objects.classifier import ObjectClassifier, check_classifier_output
     from scopeml.objects.table import read_table
 
+    if output.resolve() == table.resolve():
+        raise InvalidRequestError("the output would replace the input table", path=output)
+    check_classifier_output(output, overwrite=overwrite)  # before the table is even read
     data = read_table(table)
     names = [f.strip() for f in features.split(",") if f.strip()] if features else None
     classifier = ObjectClassifier.train(
@@ -161,7 +166,7 @@ def train(
         max_depth=max_depth,
         seed=seed,
     )
-    classifier.save(output)
+    classifier.save(output, overwrite=overwrite)
     typer.echo(f"{classifier!r} → {output}")
 
 
@@ -170,7 +175,12 @@ def classify(
     model: Path = typer.Argument(..., help="Classifier from `scopeml objects train`."),
     table: Path = typer.Argument(..., help="Measurement table (.csv/.parquet)."),
     output: Path = typer.Option(..., "-o", "--output", help="Table with the class column added."),
-    column: str = typer.Option("class", help="Name of the class column to add."),
+    column: str = typer.Option(
+        "class",
+        help="Name of the class column to add (and of NAME_probability). A table that has "
+        "either already (analyze's tables have a class column) is refused, not overwritten: "
+        "give another name, e.g. --column predicted.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing output table."),
 ) -> None:
     """Classify measured objects; adds the class and its probability as columns."""

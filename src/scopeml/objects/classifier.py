@@ -9,6 +9,7 @@ every container shares).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ from scopeml.errors import (
     InvalidRequestError,
     summarize,
 )
+from scopeml.io.replace import atomic_write
 from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.registry import register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
@@ -132,34 +134,90 @@ class ObjectClassifier:
         return np.asarray(self.classes, dtype=object)[self.predict_proba(table).argmax(1)]
 
     def classify(self, table: pd.DataFrame, *, column: str = "class") -> pd.DataFrame:
-        """A copy of ``table`` with the predicted ``column`` and its ``{column}_probability``."""
+        """A copy of ``table`` with the predicted ``column`` and its ``{column}_probability``.
+
+        Neither may be in ``table`` already: ``analyze``'s tables have a ``class`` column (the
+        class tree's), an annotated table may name its classes ``class``, and a classified table
+        has both. Such a column would be lost, so it is refused, asking for another name.
+
+        Examples
+        --------
+        >>> table = pd.DataFrame({"area": [10, 12, 50, 55], "class": ["nucleus"] * 4,
+        ...                       "kind": list("ssLL")})
+        >>> clf = ObjectClassifier.train(table, "kind", n_estimators=3)
+        >>> clf.classify(table, column="kind_predicted")["kind_predicted"].tolist()
+        ['s', 's', 'L', 'L']
+        >>> clf.classify(table)
+        Traceback (most recent call last):
+        ...
+        scopeml.errors.InvalidRequestError: the table already has a column 'class' ...
+        """
+        taken = [name for name in (column, f"{column}_probability") if name in table.columns]
+        if taken:
+            raise InvalidRequestError(
+                f"the table already has a column {taken[0]!r} (it would be lost); name the "
+                "predicted class column another way (--column NAME, column=NAME)"
+            )
         proba = self.predict_proba(table)
         out = table.copy()
         out[column] = np.asarray(self.classes, dtype=object)[proba.argmax(1)]
         out[f"{column}_probability"] = proba.max(1) if len(proba) else np.zeros(0)
         return out
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the classifier as a zip of ``classifier.json`` and ``.npy`` arrays (atomic)."""
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the classifier as a zip of ``classifier.json`` and ``.npy`` arrays, atomically
+        (a uniquely named temporary file beside ``path``, renamed onto it when complete).
+
+        An existing file at ``path`` is refused unless ``overwrite``: before any work and again
+        as the file is moved into place (:func:`check_classifier_output`).
+        """
         path = Path(path)
+        check_classifier_output(path, overwrite=overwrite)
         meta = {
             "format": FORMAT,
             "version": VERSION,
             "features": list(self.features),
             "classes": list(self.classes),
         }
-        if path.is_dir():
-            raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
         members = [("classifier.json", json_bytes(meta))]
         arrays = self.forest.arrays()
         members += [(f"{name}.npy", npy_bytes(arrays[name])) for name in _ARRAYS]
-        write_zip(path, members)
+        container = io.BytesIO()
+        write_zip(container, members)
+        with atomic_write(path) as temp:
+            temp.write_bytes(container.getbuffer())
+            if not overwrite:  # one may have appeared while it was written: still not replaced
+                check_classifier_output(path)
         return path
 
     def __repr__(self) -> str:
         return (
             f"ObjectClassifier(classes={list(self.classes)}, "
             f"{len(self.features)} features, {self.forest.n_trees} trees)"
+        )
+
+
+def check_classifier_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Refuse ``path`` as a classifier file to write, before any work: a folder always, an
+    existing file unless ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> existing = Path(tempfile.mkdtemp()) / "kinds.zip"
+    >>> _ = existing.write_bytes(b"mine")
+    >>> check_classifier_output(existing, overwrite=True)
+    >>> check_classifier_output(existing)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: ...kinds.zip: output exists; pass --overwrite (overwrite...
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise InvalidRequestError(
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=path
         )
 
 

@@ -33,7 +33,7 @@ from scopeml.objects.measure import (
     warn_nonfinite,
 )
 from scopeml.objects.stacks import StackView
-from scopeml.objects.table import check_table_output, place_table
+from scopeml.objects.table import check_table_output, place_table, temporary_table
 from scopeml.progress import Progress, track
 
 
@@ -206,7 +206,7 @@ class TableSink:
         if self.path is not None:
             kind = check_table_output(self.path, overwrite=overwrite)
             self.parquet = kind == "parquet"
-            self.temp = self.path.with_name(f".{self.path.name}.tmp")
+            self.temp = temporary_table(self.path)  # this writer's own
 
     def add(self, part: pd.DataFrame) -> None:
         self.nonfinite += int(part.attrs.pop(NONFINITE, 0))
@@ -231,15 +231,21 @@ class TableSink:
         if self.path is None:
             table = pd.concat(self.parts, ignore_index=True)
             return table.sort_values([*self.keys, "label"], ignore_index=True)
-        if self.writer is not None:
-            self.writer.close()
-        return place_table(self.temp, self.path, overwrite=self.overwrite)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except BaseException:
+            self.temp.unlink(missing_ok=True)
+            raise
+        return place_table(self.temp, self.path, overwrite=self.overwrite)  # temp gone if it fails
 
     def abort(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        if self.path is not None:
-            self.temp.unlink(missing_ok=True)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        finally:
+            if self.path is not None:
+                self.temp.unlink(missing_ok=True)
 
 
 def _global_boxes(

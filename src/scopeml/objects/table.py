@@ -8,6 +8,7 @@ work and again as it moves the finished file into place (:func:`place_table`).
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -72,16 +73,45 @@ def check_table_output(path: str | os.PathLike[str], *, overwrite: bool = False)
     return kind
 
 
+def temporary_table(path: str | os.PathLike[str]) -> Path:
+    """A new empty file for a table streamed to ``path``, moved there by :func:`place_table`.
+
+    It is in ``path``'s folder (made if missing), so the move is one rename, and named for this
+    writer alone (``.NAME.<pid>-<random>.tmp``, created exclusively): two writers of one table,
+    in one process or several, never share a temporary file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "objects.csv"
+    >>> first, second = temporary_table(path), temporary_table(path)
+    >>> first != second and first.parent == second.parent == path.parent
+    True
+    >>> first.name.startswith(f".objects.csv.{os.getpid()}-"), first.stat().st_size
+    (True, 0)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temp
+    raise FileExistsError(17, "no unused temporary name", str(path))
+
+
 def place_table(temp: Path, path: Path, *, overwrite: bool = False) -> Path:
     """Move a finished temporary table onto ``path`` in one step; a file that appeared there
-    since :func:`check_table_output` is kept (``temp`` removed, the error raised) unless
-    ``overwrite``."""
+    since :func:`check_table_output` is kept unless ``overwrite``. Whatever fails, ``temp`` is
+    removed and ``path`` left as it was."""
     try:
         check_table_output(path, overwrite=overwrite)
-    except InvalidRequestError:
+        os.replace(temp, path)
+    except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    os.replace(temp, path)
     return path
 
 
