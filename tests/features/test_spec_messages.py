@@ -45,6 +45,6 @@ def test_missing_weights_message_names_a_preset_that_exists(tmp_path, monkeypatc
     for arch in _vgg.CFGS:
         with pytest.raises(InvalidRequestError) as err:
             _vgg.imagenet_state_dict(arch, cache=tmp_path / arch)
-        names = re.findall(r"untrained (\S+)", str(err.value))
+        names = re.findall(r"or use (\S+) \(the same network untrained", str(err.value))
         assert names and names[0].startswith(f"{arch}-random")
         assert parse_features(names[0]).network == f"{arch}-random"

@@ -185,9 +185,10 @@ def imagenet_state_dict(arch: str, *, cache: Path | None = None) -> dict:
             try:
                 urllib.request.urlretrieve(url, pth)
             except OSError as err:
-                raise InvalidRequestError(
+                raise MissingWeightsError(
                     f"cannot fetch {arch} ImageNet weights from {url} ({err}); on a machine "
-                    f"without internet, copy {pth.name} into {folder}, or use {_untrained(arch)}"
+                    f"without internet, copy torchvision's {pth.name} into {folder}",
+                    arch=arch,
                 ) from err
         _convert(pth, npz, expected=pth.stem.rsplit("-", 1)[1])
     with np.load(npz, allow_pickle=False) as data:
@@ -205,8 +206,13 @@ def _convert(pth: Path, npz: Path, *, expected: str) -> None:
 
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()
     if not digest.startswith(expected):
-        pth.unlink()
-        raise InvalidRequestError(f"{pth.name}: SHA-256 {digest[:8]}… is not {expected}…")
+        pth.unlink()  # a truncated download or a wrong copy: never kept, never converted
+        raise InvalidRequestError(
+            f"SHA-256 starts {digest[:8]}, expected {expected} (a damaged or different file); "
+            f"deleted it: copy the right {pth.name} into {pth.parent} again, or let scopeml "
+            "fetch it (torchvision installed or SCOPEML_WEIGHTS_URL set)",
+            path=pth,
+        )
     state = torch.load(pth, map_location="cpu", weights_only=True)
     arrays = {k: v.numpy() for k, v in state.items() if k.startswith("features.")}
     with atomic_write(npz) as temp, open(temp, "wb") as stream:  # a stream: savez adds no .npz
@@ -225,19 +231,54 @@ def _url(arch: str, pth: Path) -> str:
 
         return getattr(models, f"{arch.upper()}_Weights").IMAGENET1K_V1.url
     except Exception as err:  # torchvision missing, or not importable beside this torch
-        raise InvalidRequestError(
-            f"{arch} ImageNet weights: copy torchvision's {pth.name} into {pth.parent}, install "
-            f"torchvision (its weights table names the address), or set SCOPEML_WEIGHTS_URL; "
-            f"or use {_untrained(arch)}"
+        raise MissingWeightsError(
+            f"{arch} ImageNet weights are not in {pth.parent} and no download address is known "
+            f"(torchvision does not import, SCOPEML_WEIGHTS_URL is not set): copy torchvision's "
+            f"{pth.name} there, install torchvision (its weights table names the address), or "
+            f"set SCOPEML_WEIGHTS_URL to a folder URL that holds it",
+            arch=arch,
         ) from err
 
 
-def _untrained(arch: str) -> str:
-    """Untrained presets of ``arch`` a user can give instead (``vgg19-random-64``, …)."""
-    from scopeml.features.deep import DEEP_PRESETS
+class MissingWeightsError(InvalidRequestError):
+    """ImageNet weights that are neither in the cache nor fetchable. The message ends with the
+    untrained variant to use instead: of the features asked for once :meth:`for_spec` knows
+    them (``vgg19-256+basic25`` → ``vgg19-random-256+basic25``), else ``arch``'s first preset."""
 
-    names = [n.replace("-", "-random-", 1) for n, p in DEEP_PRESETS.items() if p["network"] == arch]
-    return f"the untrained {names[0]} for testing (any {arch} preset takes -random)"
+    def __init__(
+        self, text: str, *, arch: str | None = None, spec: str | None = None, path=None
+    ) -> None:
+        self.text, self.arch = text, arch
+        offer = f"; or use {untrained_spec(arch, spec)}" if arch else ""  # none: text has it
+        super().__init__(text + offer, path=path)
+
+    def for_spec(self, spec: str) -> MissingWeightsError:
+        """The same error suggesting the untrained variant of ``spec``."""
+        if self.arch is None:
+            return self
+        return MissingWeightsError(self.text, arch=self.arch, spec=spec, path=self.path)
+
+
+def untrained_spec(arch: str, spec: str | None = None) -> str:
+    """The untrained variant of a feature spec of ``arch``, said as what it is.
+
+    Examples
+    --------
+    >>> untrained_spec("vgg19", "vgg19-256+basic25")
+    'vgg19-random-256+basic25 (the same network untrained: seeded random weights, no download)'
+    >>> untrained_spec("vgg19", "vgg19:conv1_2@1,2").split()[0]
+    'vgg19-random:conv1_2@1,2'
+    >>> untrained_spec("vgg16").split()[0]
+    'vgg16-random-convpaint'
+    """
+    if spec is None or not spec.startswith(arch):
+        from scopeml.features.deep import DEEP_PRESETS
+
+        spec = next(n for n, p in DEEP_PRESETS.items() if p["network"] == arch)
+    return (
+        f"{arch}-random{spec[len(arch) :]} (the same network untrained: seeded random weights, "
+        "no download)"
+    )
 
 
 def _cfg(arch: str) -> list[int | str]:

@@ -50,7 +50,7 @@ from scopeml.features._network import (
     tap_alignment,
     tap_halo,
 )
-from scopeml.features._vgg import IMAGENET_MEAN, IMAGENET_STD
+from scopeml.features._vgg import IMAGENET_MEAN, IMAGENET_STD, MissingWeightsError
 
 #: Tiled and whole-image deep features agree within this relative tolerance (of each map's
 #: largest magnitude); measured differences are ~1e-6.
@@ -138,7 +138,10 @@ class DeepFeatures:
     def net(self) -> FeatureNetwork:
         """The opened network; refuses one whose content differs from :attr:`sha256`."""
         if not self._net:
-            net = open_network(self.network, self.layers, seed=self.seed)
+            try:
+                net = open_network(self.network, self.layers, seed=self.seed)
+            except MissingWeightsError as err:  # suggest the untrained variant of this spec
+                raise err.for_spec(self._spec()) from err
             if self.sha256 is not None and net.sha256 != self.sha256:
                 raise InvalidRequestError(
                     f"feature network {self.network} has SHA-256 {net.sha256[:12]}…; the "
@@ -146,6 +149,14 @@ class DeepFeatures:
                 )
             self._net.append(net)
         return self._net[0]
+
+    def _spec(self) -> str:
+        """The spec this feature set was parsed from (rebuilt for a ``custom`` one)."""
+        if self.name != "custom":
+            return self.name
+        scales = "" if self.scales == (1,) else "@" + ",".join(map(str, self.scales))
+        bank = f"+{self.filters.name}" if self.filters is not None else ""
+        return f"{self.network}:{','.join(self.layers)}{scales}{bank}"
 
     def pinned(self) -> DeepFeatures:
         """This feature set with :attr:`sha256` of the network it opens."""
