@@ -1,7 +1,9 @@
 """The live preview: class labels of the region on screen, as ``sm.segment`` writes them.
 
 The prediction itself is :func:`scopeml.predict.predict_region` (``sm.predict_region``); this
-module adds what only the viewer needs: the region a layer shows.
+module adds what only the viewer needs: the region a layer shows (the ``Y``/``X`` span on
+screen and, for a ``Z`` stack or a time series, the plane the sliders are at) and where the
+result of such a region goes in the layer's world coordinates.
 """
 
 from __future__ import annotations
@@ -12,21 +14,133 @@ import numpy as np
 
 from scopeml.predict import predict_region, region_normalization
 
-__all__ = ["predict_region", "region_normalization", "visible_region"]
+__all__ = [
+    "layer_axes",
+    "predict_region",
+    "region_normalization",
+    "region_placement",
+    "region_text",
+    "visible_region",
+]
 
 
-def visible_region(layer: Any) -> dict[str, tuple[int, int]]:
-    """The ``Y``/``X`` span of a napari layer that is on screen (the whole layer when napari
-    has not drawn it yet), in the layer's data coordinates (full resolution)."""
-    shape = layer.data[0].shape if getattr(layer, "multiscale", False) else layer.data.shape
+def _shape(layer: Any) -> tuple[int, ...]:
+    """The layer's full-resolution shape over its dimensions (an RGB layer's colour axis left
+    out)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return tuple(int(n) for n in data.shape[: layer.ndim])
+
+
+def layer_axes(layer: Any) -> str:
+    """The axis names of a layer's dimensions: as the scopeml reader recorded them
+    (``"ZYX"``, ``"TZYX"`` …), else ``YX`` / ``ZYX`` by its number of dimensions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Layer:
+    ...     data, ndim, metadata = np.zeros((3, 4, 5)), 3, {}
+    >>> layer_axes(Layer())
+    'ZYX'
+    """
+    from scopeml.napari._layers import SOURCE_KEY
+
+    source = getattr(layer, "metadata", {}).get(SOURCE_KEY)
+    axes = source.get("axes") if isinstance(source, dict) else None
+    if isinstance(axes, str) and len(axes) == layer.ndim:
+        return axes
+    return "TZYX"[-layer.ndim :] if layer.ndim <= 4 else "?" * (layer.ndim - 4) + "TZYX"
+
+
+def visible_region(layer: Any, dims: Any = None) -> dict[str, tuple[int, int]]:
+    """The part of a napari layer on screen, in the layer's data coordinates (full
+    resolution): ``{axis: (start, stop)}``.
+
+    ``Y`` and ``X`` are the span napari draws (the whole layer when it has not drawn it yet).
+    Given the viewer's ``dims``, every other axis (``Z``, ``T``) is the one plane its slider is
+    at, also in 3-D display (the preview is a plane; a volume would be predicted whole at each
+    stroke); an axis shown on screen in 2-D display (dimensions rolled) is taken whole. Without
+    ``dims`` those axes are taken whole.
+    """
+    shape = _shape(layer)
+    axes = layer_axes(layer)
     corners = np.asarray(getattr(layer, "corner_pixels", np.zeros((2, 0))), dtype=float)
-    if getattr(layer, "multiscale", False):
-        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])
-    ny, nx = shape[-2], shape[-1]
-    if corners.shape != (2, len(shape)) or np.any(corners[1, -2:] - corners[0, -2:] < 1):
-        return {"Y": (0, ny), "X": (0, nx)}
-    (y0, x0), (y1, x1) = corners[0, -2:], corners[1, -2:]
-    return {
-        "Y": (max(0, int(y0)), min(ny, int(np.ceil(y1)) + 1)),
-        "X": (max(0, int(x0)), min(nx, int(np.ceil(x1)) + 1)),
-    }
+    if getattr(layer, "multiscale", False) and corners.shape == (2, len(shape)):
+        corners = corners * np.asarray(layer.downsample_factors[layer.data_level])[: len(shape)]
+    corners_ok = corners.shape == (2, len(shape))
+    at = _data_point(layer, dims) if dims is not None else None
+    displayed = _displayed(layer, dims) if dims is not None else set(range(len(shape)))
+    volume = dims is not None and int(getattr(dims, "ndisplay", 2)) == 3
+    region: dict[str, tuple[int, int]] = {}
+    for i, (axis, n) in enumerate(zip(axes, shape, strict=True)):
+        if axis not in "TZYX":
+            continue
+        plane = at is not None and (i not in displayed or (volume and axis in "TZ"))
+        if plane:
+            index = int(np.clip(np.round(at[i]), 0, n - 1))  # type: ignore[index]
+            region[axis] = (index, index + 1)
+        elif axis in "YX" and corners_ok and corners[1, i] - corners[0, i] >= 1:
+            region[axis] = (max(0, int(corners[0, i])), min(n, int(np.ceil(corners[1, i])) + 1))
+        else:
+            region[axis] = (0, n)
+    return region
+
+
+def _data_point(layer: Any, dims: Any) -> np.ndarray:
+    """The viewer's slider position in the layer's data coordinates (one value per layer
+    dimension)."""
+    point = np.asarray(layer.world_to_data(tuple(dims.point)), dtype=float)
+    return point[-layer.ndim :]
+
+
+def _displayed(layer: Any, dims: Any) -> set[int]:
+    """The layer's dimensions on screen (napari lines a layer up with the viewer's last
+    dimensions)."""
+    offset = int(dims.ndim) - layer.ndim
+    return {int(w) - offset for w in dims.displayed if int(w) >= offset}
+
+
+def region_placement(
+    layer: Any, region: dict[str, tuple[int, int]]
+) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+    """Where the prediction of ``region`` goes over ``layer``: the shape it has over the
+    layer's dimensions, its ``scale`` and its ``translate`` (world units), so that a preview
+    layer of that data lies exactly on the pixels predicted (a single ``Z`` plane at its
+    plane).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Layer:
+    ...     data, ndim, metadata = np.zeros((3, 40, 50)), 3, {}
+    ...     scale, translate = np.array([2.0, 0.5, 0.5]), np.array([10.0, 0.0, 0.0])
+    >>> shape, scale, translate = region_placement(Layer(), {"Z": (2, 3), "Y": (4, 8)})
+    >>> shape, translate.tolist()
+    ((1, 4, 50), [14.0, 2.0, 0.0])
+    """
+    axes = layer_axes(layer)
+    full = _shape(layer)
+    starts = [region.get(a, (0, n))[0] for a, n in zip(axes, full, strict=True)]
+    shape = tuple(
+        region.get(a, (0, n))[1] - region.get(a, (0, n))[0] for a, n in zip(axes, full, strict=True)
+    )
+    scale = np.asarray(layer.scale, dtype=float)[-len(axes) :]
+    translate = np.asarray(starts, float) * scale + np.asarray(layer.translate, float)[-len(axes) :]
+    return shape, scale, translate
+
+
+def region_text(region: dict[str, tuple[int, int]]) -> str:
+    """``Z 7, Y (0, 256), X (0, 256)``: a plane by its index, a span by its bounds.
+
+    Examples
+    --------
+    >>> region_text({"Z": (7, 8), "Y": (0, 256), "X": (3, 9)})
+    'Z 7, Y (0, 256), X (3, 9)'
+    """
+    parts = []
+    for axis in "TZYX":
+        if axis in region:
+            start, stop = region[axis]
+            single = stop - start == 1 and axis in "TZ"
+            parts.append(f"{axis} {start}" if single else f"{axis} ({start}, {stop})")
+    return ", ".join(parts)

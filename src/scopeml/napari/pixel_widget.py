@@ -1,18 +1,28 @@
 """Paint scribbles, train a pixel classifier, preview it live, save and load models.
 
 Scribbles live in a napari Labels layer (painted with napari's own brush; label ``k`` is class
-``k``). Training is ``sm.train_pixel_classifier`` on the lazy image behind the chosen layer;
-the preview is ``sm.predict_region`` over the visible region, so it equals what ``sm.segment``
-writes there. Both run in napari's worker thread: painting never waits for them. A stroke
-made while one runs is picked up by one more run afterwards.
+``k``), made as soon as there is an image to paint on. Training is
+``sm.train_pixel_classifier`` on the lazy image behind the chosen layer; the preview is
+``sm.predict_region`` over the visible region (on a ``Z`` stack: the plane on screen), so it
+equals what ``sm.segment`` writes there. Both run in napari's worker thread: painting never
+waits for them. A stroke made while one runs is picked up by one more run afterwards. Any
+error is one line in the status line, never a traceback.
+
+Training reports its stages and can be cancelled: ``train_pixel_classifier`` checks for a
+cancel only before it starts (features and forest are one step), so a Cancel pressed later
+lets that step end in its thread and discards its result (the model in use is kept).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QColorDialog,
@@ -21,6 +31,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -30,7 +41,15 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.napari._preview import predict_region, region_normalization, visible_region
+from scopeml.errors import Cancelled
+from scopeml.napari._preview import (
+    layer_axes,
+    predict_region,
+    region_normalization,
+    region_placement,
+    region_text,
+    visible_region,
+)
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
 from scopeml.napari._source import layer_image, spatial_shape
 
@@ -39,10 +58,69 @@ PREVIEW = "scopeml preview"
 DEFAULT_CLASSES = (("background", "#1f77b4"), ("foreground", "#ff7f0e"))
 #: Feature importances listed (the largest first).
 TOP_FEATURES = 10
+FEATURES_TIP = (
+    "A preset, a deep preset (ImageNet VGG weights must be in the cache; a -random name is the "
+    "untrained network, no download) or a spec you type: family:sigma,sigma;… "
+    "(gaussian_smoothing:1,3.5) or network:layer (vgg19-random:conv1_2), +basic25 adds the bank"
+)
+
+
+def feature_choices() -> list[str]:
+    """The feature sets the combo offers: the filter-bank presets, the untrained deep presets
+    (alone and with ``+basic25``), then the ImageNet ones (which need their weights)."""
+    from scopeml.features import DEEP_PRESETS, PRESETS
+
+    random = [name.replace("-", "-random-", 1) for name in DEEP_PRESETS]
+    return [
+        *PRESETS,
+        *random,
+        *(f"{name}+basic25" for name in random),
+        *DEEP_PRESETS,
+        *(f"{name}+basic25" for name in DEEP_PRESETS),
+    ]
+
+
+def features_text(features: Any) -> str:
+    """The spec that names a model's feature set: its preset name, else the filters written
+    as a spec (``gaussian_smoothing:1,3.5; hessian_of_gaussian_eigenvalues:1.6``), or a deep
+    set as ``network:layer,…[@scales][+bank]``.
+
+    Examples
+    --------
+    >>> from scopeml.features import parse_features
+    >>> features_text(parse_features("basic33"))
+    'basic33'
+    >>> features_text(parse_features("gaussian_smoothing:1,3.5; laplacian_of_gaussian:0.7"))
+    'gaussian_smoothing:1,3.5; laplacian_of_gaussian:0.7'
+    """
+    from scopeml.features import PRESETS, FeatureSet
+
+    if isinstance(features, FeatureSet):
+        if PRESETS.get(features.name) == features:
+            return features.name
+        groups: dict[str, list[str]] = {}
+        for family, sigma in features.filters:
+            groups.setdefault(family, []).append(
+                f"{sigma:g}" if float(f"{sigma:g}") == sigma else repr(sigma)
+            )
+        return "; ".join(f"{family}:{','.join(sigmas)}" for family, sigmas in groups.items())
+    if hasattr(features, "network") and hasattr(features, "layers"):  # deep features
+        if features.name != "custom":
+            return str(features.name)
+        text = f"{features.network}:{','.join(features.layers)}"
+        if tuple(features.scales) != (1,):
+            text += "@" + ",".join(str(s) for s in features.scales)
+        if features.filters is not None:
+            text += "+" + features_text(features.filters)
+        return text
+    return str(getattr(features, "name", features))
 
 
 class PixelClassifierWidget(QWidget):
     """Classes, features, Train, live preview, importances, save/load, scribbles in/out."""
+
+    #: A stage of the work running in the worker thread (sent from that thread).
+    stage = Signal(str)
 
     def __init__(self, napari_viewer: Any) -> None:
         import napari
@@ -52,7 +130,13 @@ class PixelClassifierWidget(QWidget):
         self.model: Any = None
         self._normalization: Any = None
         self._worker: Any = None
-        self._pending = False
+        self._pending = False  # a stroke while busy: train again afterwards
+        self._pending_preview = False  # a preview asked for while busy: preview afterwards
+        self._cancel = False
+        #: the loaded model's feature set, under the text the combo shows for it
+        self._loaded_features: tuple[str, Any] | None = None
+        self._stage_text = ""
+        self._started = 0.0
         self.last_region: dict[str, tuple[int, int]] | None = None
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
@@ -60,10 +144,15 @@ class PixelClassifierWidget(QWidget):
         self.channels = QLabel()
         self.channels.setWordWrap(True)
         self.image_choice.currentTextChanged.connect(self._show_channels)
+        # the combo changes several times while the layer list changes: act once it settles
+        self.image_choice.currentTextChanged.connect(
+            lambda *_: QTimer.singleShot(0, self._ensure_scribbles)
+        )
         self.features = QComboBox()
-        from scopeml.features import PRESETS
-
-        self.features.addItems(list(PRESETS))
+        self.features.setEditable(True)  # a spec may be typed
+        self.features.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.features.addItems(feature_choices())
+        self.features.setToolTip(FEATURES_TIP)
         self.trees = QSpinBox()  # fewer trees: faster live retraining, a noisier forest
         self.trees.setRange(1, 1000)
         self.trees.setValue(100)
@@ -77,6 +166,13 @@ class PixelClassifierWidget(QWidget):
         remove.clicked.connect(self._remove_class)
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(lambda: self.train())
+        self.progress = QProgressBar()  # busy: no count to show (one step)
+        self.progress.setRange(0, 0)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(lambda: self.cancel())
         self.live = QCheckBox("Live preview (after each stroke)")
         self.update_button = QPushButton("Update preview")
         self.update_button.clicked.connect(lambda: self.update_preview())
@@ -85,6 +181,10 @@ class PixelClassifierWidget(QWidget):
         self.importances.setMaximumHeight(160)
         self.status = QLabel("paint scribbles, then Train")
         self.status.setWordWrap(True)
+        self._timer = QTimer(self)  # the seconds a step has run, in the status line
+        self._timer.setInterval(1000)
+        self._timer.timeout.connect(self._tick)
+        self.stage.connect(self._show_stage)
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(self.channels)
@@ -92,12 +192,15 @@ class PixelClassifierWidget(QWidget):
         layout.addWidget(self.classes)
         layout.addWidget(row("", add, remove))
         layout.addWidget(self.train_button)
+        layout.addWidget(row("", self.progress, self.cancel_button))
         layout.addWidget(row("", self.live, self.update_button))
         layout.addWidget(QLabel("feature importances"))
         layout.addWidget(self.importances)
         layout.addWidget(self._file_buttons())
         layout.addWidget(self.status)
+        napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._show_channels()
+        self._ensure_scribbles()
 
     def _file_buttons(self) -> QWidget:
         """Save/load the model, import/export the scribbles: one row of buttons."""
@@ -215,62 +318,181 @@ class PixelClassifierWidget(QWidget):
         self.viewer.layers.selection.active = labels
         return labels
 
+    def _ensure_scribbles(self) -> None:
+        """Make the scribbles layer once there is an image to paint on; empty scribbles of
+        another image's shape are made anew for the image chosen (painted ones are kept)."""
+        try:
+            layer = self.image_choice.layer()
+            if layer is None:
+                return
+            if SCRIBBLES not in self.viewer.layers:
+                self.scribbles()
+                return
+            current = self.viewer.layers[SCRIBBLES]
+            with layer_image(layer) as image:
+                shape = spatial_shape(image)
+            if tuple(current.data.shape) == shape:
+                return
+            if np.any(np.asarray(current.data)):
+                self.status.setText(
+                    f"the scribbles ({'×'.join(map(str, current.data.shape))}) are for another "
+                    f"image than {layer.name} ({'×'.join(map(str, shape))}): export them, then "
+                    "delete the layer to paint anew"
+                )
+                return
+            self.viewer.layers.remove(current)
+            self.scribbles()
+        except Exception as err:
+            self._fail(err)
+
     def _on_paint(self, *_: Any) -> None:
         if self.live.isChecked():
             self.train(then_preview=True)
+
+    def _on_dims(self, *_: Any) -> None:
+        """Live preview: a plane newly on screen (``Z``/``T`` slider) is predicted."""
+        try:
+            if not self.live.isChecked() or self.model is None:
+                return
+            layer = self.image_choice.layer()
+            if layer is None or set(layer_axes(layer)) <= set("YX"):
+                return
+            if self.last_region is not None and visible_region(layer, self.viewer.dims) == (
+                self.last_region
+            ):
+                return
+            self.update_preview()
+        except RuntimeError:  # the widget was closed; napari still holds this callback
+            return
 
     # ------------------------------------------------------------------ work
     @property
     def busy(self) -> bool:
         return self._worker is not None
 
-    def train(self, *, then_preview: bool | None = None) -> None:
-        """Train on the scribbles in a worker thread; then preview if live (or asked)."""
-        if then_preview is None:
-            then_preview = self.live.isChecked()
-        if self.busy:
-            self._pending = True
-            return
-        try:
-            layer = self.image_layer()
-            labels = np.asarray(self.scribbles().data)
-        except Exception as err:
-            self._fail(err)
-            return
-        self.status.setText("training…")
+    def _run(self, text: str, function: Any, *args: Any, on_done: Any) -> None:
+        """Run ``function`` in the worker thread with the busy bar, Cancel and ``text`` (and the
+        seconds it has run) in the status line; its result goes to ``on_done``, guarded."""
+        self._cancel = False
+        self._stage_text, self._started = text, time.monotonic()
+        self.status.setText(text)
+        self.progress.setVisible(True)
+        self.cancel_button.setEnabled(True)
+        self._timer.start()
         self._worker = run_in_thread(
-            _train,
-            layer_image(layer),
-            labels,
-            self.class_names(),
-            self.class_colors(),
-            self.features.currentText(),
-            self.trees.value(),
-            on_done=lambda model: self._trained(model, then_preview),
-            on_error=self._fail,
+            function, *args, on_done=self._guarded(on_done), on_error=self._fail
         )
 
-    def _trained(self, model: Any, then_preview: bool) -> None:
+    def _idle(self) -> None:
         self._worker = None
+        self._timer.stop()
+        self.progress.setVisible(False)
+        self.cancel_button.setEnabled(False)
+
+    def _guarded(self, slot: Any) -> Any:
+        """``slot`` with any error sent to the status line (a Qt slot must not raise)."""
+
+        def call(*args: Any) -> None:
+            try:
+                slot(*args)
+            except Exception as err:
+                self._fail(err)
+
+        return call
+
+    def _show_stage(self, text: str) -> None:
+        if self.busy and not self._cancel:
+            self._stage_text = text
+            self._tick()
+
+    def _tick(self) -> None:
+        if self.busy and not self._cancel:
+            seconds = time.monotonic() - self._started
+            self.status.setText(f"{self._stage_text} ({seconds:.0f} s)")
+
+    def _report(self, event: Any) -> None:
+        """``train_pixel_classifier``'s progress, in the worker thread: the stage to the
+        status line; a Cancel pressed before the work starts stops it there."""
+        if self._cancel:
+            raise Cancelled("training cancelled")
+        if event.done == 0:
+            self.stage.emit("training: computing features and fitting the forest…")
+
+    def cancel(self) -> None:
+        """Stop what runs: training checks for it before its work starts; a step already
+        running ends in its thread and its result is discarded (the model in use is kept)."""
+        if not self.busy:
+            return
+        self._cancel = True
+        self._pending = self._pending_preview = False
+        self.status.setText(
+            "cancelling: the step running ends in the background and its result is discarded"
+        )
+
+    def _features_to_train(self) -> Any:
+        """The combo's text; for the loaded model's entry, its feature set itself (deep
+        features refit to the scribbled image, as training anew does)."""
+        text = self.features.currentText().strip()
+        if self._loaded_features is not None and text == self._loaded_features[0]:
+            features = self._loaded_features[1]
+            if getattr(features, "input_range", None) is not None:
+                features = dataclasses.replace(features, input_range=None)
+            return features
+        return text
+
+    def train(self, *, then_preview: bool | None = None) -> None:
+        """Train on the scribbles in a worker thread; then preview if live (or asked)."""
+        try:
+            if then_preview is None:
+                then_preview = self.live.isChecked()
+            if self.busy:
+                self._pending = True
+                return
+            layer = self.image_layer()
+            labels = np.asarray(self.scribbles().data)
+            features = self._features_to_train()
+            self._run(
+                "training: reading the image and the scribbles…",
+                _train,
+                layer_image(layer),
+                labels,
+                self.class_names(),
+                self.class_colors(),
+                features,
+                self.trees.value(),
+                self._report,
+                on_done=lambda model: self._trained(model, then_preview),
+            )
+        except Exception as err:
+            self._fail(err)
+
+    def _trained(self, model: Any, then_preview: bool) -> None:
+        self._idle()
+        if self._cancel:
+            self.status.setText("training cancelled: its result is discarded, the model kept")
+            return
         self.set_model(model)
         channels = ", ".join(map(str, model.info.get("channels", ())))
         self.status.setText(
-            f"trained on {model.info.get('n_samples', '?')} labelled pixels"
+            f"trained {len(model.feature_names)} features ({features_text(model.features)}), "
+            f"{model.forest.n_trees} trees, on {model.info.get('n_samples', '?')} labelled pixels"
             + (f" of channels {channels}" if channels else "")
         )
         if self._pending:
             self._pending = False
             self.train(then_preview=then_preview)
-        elif then_preview:
+        elif then_preview or self._pending_preview:
+            self._pending_preview = False
             self.update_preview()
 
     def set_model(self, model: Any) -> None:
         """Use ``model`` (a pixel classifier or any scopeml model) for the preview."""
         self.model = model
         self._normalization = None
+        self.last_region = None
         importances = getattr(model, "info", {}).get("feature_importances")
         if importances:
-            names = model.feature_names
+            names = _channel_named(model.feature_names, model.info.get("channels"))
             order = np.argsort(importances)[::-1][:TOP_FEATURES]
             self.importances.setPlainText(
                 "\n".join(f"{importances[i]:.3f}  {names[i]}" for i in order)
@@ -279,29 +501,31 @@ class PixelClassifierWidget(QWidget):
             self.importances.setPlainText("(this model records no feature importances)")
 
     def update_preview(self, region: dict[str, tuple[int, int]] | None = None) -> None:
-        """Re-predict the visible region (or ``region``) in a worker thread."""
-        if self.model is None:
-            self.status.setText("train or load a model first")
-            return
-        if self.busy:
-            self._pending = True
-            return
+        """Re-predict the visible region (or ``region``) in a worker thread: ``Y``/``X`` on
+        screen and, on a ``Z`` stack or time series, the plane the sliders are at."""
         try:
+            if self.model is None:
+                self.status.setText("train or load a model first")
+                return
+            if self.busy:
+                self._pending_preview = True
+                return
             layer = self.image_layer()
+            region = dict(region or visible_region(layer, self.viewer.dims))
+            self.last_region = dict(region)
+            note = ""
+            if self.viewer.dims.ndisplay == 3 and set(region) & set("TZ"):
+                note = " (3-D display: the preview is this one plane)"
+            self._run(
+                f"predicting {region_text(region)}{note}…",
+                self._predict,
+                layer_image(layer),
+                self.model,
+                region,
+                on_done=lambda labels: self._show_preview(labels, region, layer, note),
+            )
         except Exception as err:
             self._fail(err)
-            return
-        region = region or visible_region(layer)
-        self.last_region = dict(region)
-        self.status.setText("predicting the visible region…")
-        self._worker = run_in_thread(
-            self._predict,
-            layer_image(layer),
-            self.model,
-            region,
-            on_done=lambda labels: self._show_preview(labels, region, layer),
-            on_error=self._fail,
-        )
 
     def _predict(self, image: sm.Image, model: Any, region: dict[str, tuple[int, int]]) -> Any:
         with image:
@@ -309,29 +533,51 @@ class PixelClassifierWidget(QWidget):
                 self._normalization = (model, region_normalization(image, model))
             return predict_region(image, model, region, normalization=self._normalization[1])
 
-    def _show_preview(self, labels: np.ndarray, region: dict[str, tuple[int, int]], layer: Any):
-        self._worker = None
-        scale = np.asarray(layer.scale[-2:])
-        translate = np.asarray([region["Y"][0], region["X"][0]]) * scale + layer.translate[-2:]
-        labels = labels.reshape(labels.shape[-2:]) if labels.ndim > 2 else labels
-        if PREVIEW in self.viewer.layers:
-            preview = self.viewer.layers[PREVIEW]
+    def _show_preview(
+        self, labels: np.ndarray, region: dict[str, tuple[int, int]], layer: Any, note: str = ""
+    ) -> None:
+        """Show the labels predicted over ``region`` where they lie: a layer of the image's
+        dimensions (a ``Z`` stack's preview is the one plane predicted, at that plane)."""
+        self._idle()
+        if self._cancel:
+            self.status.setText("preview cancelled")
+            return
+        shape, scale, translate = region_placement(layer, region)
+        if labels.size != int(np.prod(shape)):
+            from scopeml.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                f"the preview of {region_text(region)} has shape {labels.shape}, not "
+                f"{'×'.join(map(str, shape))}"
+            )
+        labels = labels.reshape(shape)
+        preview = self.viewer.layers[PREVIEW] if PREVIEW in self.viewer.layers else None  # noqa: SIM401
+        if preview is not None and preview.ndim != labels.ndim:
+            self.viewer.layers.remove(preview)  # another image's: made anew below
+            preview = None
+        if preview is not None:
             preview.data, preview.translate, preview.scale = labels, translate, scale
         else:
-            preview = self.viewer.add_labels(
+            self.viewer.add_labels(
                 labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
-                units=layer.units[-2:], colormap=self._colormap(),
+                units=layer.units[-len(shape) :], colormap=self._colormap(),
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
-        self.status.setText(f"preview of Y {region['Y']}, X {region['X']}")
+        self.status.setText(f"preview of {region_text(region)}{note}")
         if self._pending:
             self._pending = False
             self.train(then_preview=True)
+        elif self._pending_preview:
+            self._pending_preview = False
+            self.update_preview()
 
     def _fail(self, err: BaseException) -> None:
-        self._worker = None
-        self._pending = False
+        self._idle()
+        self._pending = self._pending_preview = False
+        if isinstance(err, Cancelled) or self._cancel:
+            self.status.setText("cancelled: the model in use is kept")
+            return
         self.status.setText(f"error: {error_text(err)}")
 
     # ------------------------------------------------------------------ files
@@ -346,7 +592,8 @@ class PixelClassifierWidget(QWidget):
         return saved
 
     def load_model(self, path: str | Path) -> None:
-        """Load a ``.czseg`` (its classes and colours too) or a ``.czann`` for the preview."""
+        """Load a ``.czseg`` (its classes and colours, its feature set and number of trees,
+        so that training again keeps them) or a ``.czann`` for the preview."""
         try:
             model = sm.open_model(path)
         except Exception as err:
@@ -358,8 +605,18 @@ class PixelClassifierWidget(QWidget):
         else:
             names = list(model.spec.classes)
             self.set_classes(names, [None] * len(names))  # type: ignore[list-item]
+        features = getattr(model, "features", None)
+        described = ""
+        if features is not None and hasattr(model, "forest"):
+            text = features_text(features)
+            self._loaded_features = (text, features)
+            if self.features.findText(text) < 0:
+                self.features.addItem(text)
+            self.features.setCurrentText(text)
+            self.trees.setValue(int(model.info.get("n_estimators") or model.forest.n_trees))
+            described = f" ({len(model.feature_names)} features {text}, {self.trees.value()} trees)"
         self.set_model(model)
-        self.status.setText(f"loaded {Path(path).name}: {', '.join(model.spec.classes)}")
+        self.status.setText(f"loaded {Path(path).name}: {', '.join(model.spec.classes)}{described}")
 
     def import_scribbles(self, path: str | Path) -> None:
         """Replace the scribbles with a label image file (TIFF, PNG, OME-Zarr …)."""
@@ -375,12 +632,15 @@ class PixelClassifierWidget(QWidget):
                 f"scribbles of shape {data.shape}; the image is {want}", path=path
             )
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
+        self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
     def export_scribbles(self, path: str | Path) -> Path:
         """Write the scribbles as a TIFF label image (0 unlabelled, k = class k)."""
         import tifffile
 
-        tifffile.imwrite(path, np.asarray(self.scribbles().data), compression="zlib")
+        data = np.asarray(self.scribbles().data)
+        tifffile.imwrite(path, data, compression="zlib")
+        self.status.setText(f"exported {_labelled(data)} to {path}")
         return Path(path)
 
     def _dialog(self, save: bool, title: str, pattern: str) -> str:
@@ -410,13 +670,38 @@ class PixelClassifierWidget(QWidget):
             self._guard(self.export_scribbles, path)
 
 
+def _labelled(data: np.ndarray) -> str:
+    """``1234 labelled pixels in classes 1, 2``."""
+    values, counts = np.unique(np.asarray(data), return_counts=True)
+    kept = values > 0
+    classes = ", ".join(str(v) for v in values[kept])
+    return f"{int(counts[kept].sum())} labelled pixels" + (
+        f" in classes {classes}" if classes else ""
+    )
+
+
+def _channel_named(names: list[str], channels: Any) -> list[str]:
+    """Feature names with ``[Ck]`` written as the channel's name, as the channel line names
+    it (``gaussian_smoothing(sigma=1)[DAPI]``), where the model records its channels."""
+    if not channels:
+        return names
+    channels = [str(c) for c in channels]
+
+    def name(match: re.Match[str]) -> str:
+        index = int(match[1])
+        return f"[{channels[index]}]" if index < len(channels) else match[0]
+
+    return [re.sub(r"\[C(\d+)\]", name, n, count=1) for n in names]
+
+
 def _train(
     image: sm.Image,
     labels: np.ndarray,
     classes: list[str],
     colors: list[str],
-    features: str,
+    features: Any,
     n_estimators: int,
+    progress: Any = None,
 ) -> Any:
     """Train in the worker thread, with the class colours and the channel names kept in the
     model (as ``scopeml pixel train`` keeps them: ``pixel info`` shows them, and a run on an
@@ -429,6 +714,7 @@ def _train(
             colors=colors,
             features=features,
             n_estimators=n_estimators,
+            progress=progress,
         )
         model.info["channels"] = [str(name) for name in image.channel_names]
         return model
