@@ -126,7 +126,8 @@ def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: st
             _warn_once(
                 f"{path}: {size} pages of unknown kind read as {mapped[i]} ({kind}); if they "
                 f"are {'time points' if other == 'T' else 'planes'}, pass --axes {hint} "
-                f"(Python: sm.open_image(path, axes='{hint}'), then segment that image)"
+                f"(Python: sm.open_image(path, axes='{hint}'), or segment(path, ..., "
+                f"axes='{hint}'))"
             )
 
 
