@@ -253,7 +253,7 @@ def validate(
         metavar="BYTES",
     ),
 ) -> None:
-    """Check a container: safe zip, valid metadata, metadata = graph, graph runs.
+    """Check a container (safe zip, valid metadata, metadata = graph, graph runs) or a package.
 
     A scopeml pixel or object classifier (scopeml's own zip, even named ``.czseg``) is checked
     by opening it (and running a pixel classifier on a zero tile) and named as what it is.
