@@ -52,6 +52,7 @@ def test_apply_writes_the_store_scopeml_segment_writes(viewer, qtbot, files, tmp
     widget.image_choice.setCurrentText("DAPI")
     widget.set_model(str(model))
     widget.output.setText(str(tmp_path / "napari.ome.zarr"))
+    widget.confidence.setChecked(True)  # off by default
     widget.instances.setCurrentText("nucleus")
     widget.tile_size.setValue(256)
     seen = []

@@ -6,13 +6,23 @@ napari has loaded) in napari's worker thread. Its progress callback draws the ba
 it (``resume=True``) to the same result as an uninterrupted run. *scale* is ``segment``'s
 (the model sees the image magnified by it; the outputs keep the image's grid). The outputs
 written (labels, confidence, and instances from ``sm.label_objects``) open as lazy multiscale
-layers.
+layers; a run into the same store again updates the layers that store made (and removes those of
+outputs it no longer holds) instead of adding more.
+
+*channels* is ``segment``'s ``channels=``: automatic (the channels the model was trained on, by
+name, or all of the image's), or the image's channels chosen by name. Instances asked for after
+a run of this widget whose store is unchanged are labelled from its labels without running the
+model again. Without an output typed, the store goes next to the layer's file, or for a layer
+with no file into a temporary folder, which the status line says.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +42,22 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.errors import Cancelled
-from scopeml.napari._layers import labels_layer_data, open_levels, segmentation_layer_data
+from scopeml.errors import Cancelled, IncompatibleModelError, InvalidRequestError
+from scopeml.napari._layers import (
+    SOURCE_KEY,
+    labels_layer_data,
+    open_levels,
+    segmentation_layer_data,
+)
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
 from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
 FROM_WIDGET = "(trained in the pixel classifier widget)"
+#: The first entry of the channel choice: ``channels=None`` (the model's recorded channels by
+#: name where the image has them, else all of the image's).
+AUTO_CHANNELS = "(automatic)"
 
 
 class ApplyWidget(QWidget):
@@ -62,8 +80,19 @@ class ApplyWidget(QWidget):
         browse.clicked.connect(self._browse_model)
         self.output = QLineEdit()
         self.output.setPlaceholderText("OUT.ome.zarr (default: next to the image)")
-        self.confidence = QCheckBox("confidence")
-        self.confidence.setChecked(True)
+        browse_output = QPushButton("…")
+        browse_output.clicked.connect(self._browse_output)
+        self._temporary: dict[int, tuple[Any, Path]] = {}  # id(layer): (ref, temporary store)
+        self._made: dict[str, tuple[Any, Any]] = {}  # store -> (request, record) of our runs
+        self.channels = QComboBox()  # segment's channels=: automatic, or chosen by name
+        self.channels.setEditable(True)
+        self.channels.setToolTip(
+            "The image channels the model sees, in its order: automatic (those it was trained "
+            "on, by name, else all), one channel, or several names separated by commas"
+        )
+        self._shown: Any = None  # the layer whose channels are offered
+        self._channel_texts: dict[int, str] = {}  # id(layer): its channel choice
+        self.confidence = QCheckBox("confidence")  # off: few users want it, it costs a pass
         self.instances = QComboBox()  # the class whose objects to label, or none
         self.instances.addItem("(no instances)")
         self.tile_size = QSpinBox()
@@ -99,7 +128,8 @@ class ApplyWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(row("model", self.model_path, browse))
-        layout.addWidget(row("output", self.output))
+        layout.addWidget(row("channels", self.channels))
+        layout.addWidget(row("output", self.output, browse_output))
         layout.addWidget(row("outputs: labels +", self.confidence))
         layout.addWidget(row("instances of", self.instances))
         layout.addWidget(
@@ -108,6 +138,8 @@ class ApplyWidget(QWidget):
         layout.addWidget(row("", self.run_button, self.cancel_button, self.resume_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        self.image_choice.currentTextChanged.connect(self._image_changed)
+        self._image_changed()
 
     @property
     def busy(self) -> bool:
@@ -123,8 +155,6 @@ class ApplyWidget(QWidget):
             for widget in self.viewer.window.dock_widgets.values():
                 if isinstance(widget, PixelClassifierWidget) and widget.model is not None:
                     return widget.model
-            from scopeml.errors import InvalidRequestError
-
             raise InvalidRequestError("no model: choose a file, or train one in the widget")
         return sm.open_model(text)
 
@@ -147,34 +177,137 @@ class ApplyWidget(QWidget):
             except Exception as err:
                 self._fail(err)
 
+    def _browse_output(self) -> None:
+        layer = self.image_choice.layer()
+        start = self.output.text().strip() or str(self._beside(layer) or "")
+        path = QFileDialog.getSaveFileName(self, "Output store", start, "OME-Zarr (*.ome.zarr)")[0]
+        if path:
+            self.output.setText(path if path.lower().endswith(".zarr") else f"{path}.ome.zarr")
+
+    def _image_changed(self, *_: Any) -> None:
+        """A new image: offer its channels and show where its result goes by default. The
+        channel choice is kept per layer (the layer list refills the image choice on every
+        layer added, passing through other layers)."""
+        layer = self.image_choice.layer()
+        if layer is None or layer is self._shown:
+            return
+        if self._shown is not None:
+            self._channel_texts[id(self._shown)] = self.channels.currentText()
+        self._shown = layer
+        self._offer_channels(layer, self._channel_texts.get(id(layer), AUTO_CHANNELS))
+        beside = self._beside(layer)
+        self.output.setPlaceholderText(
+            f"default: {beside}"
+            if beside is not None
+            else "OUT.ome.zarr (default: a temporary folder; choose one to keep the result)"
+        )
+
+    def _offer_channels(self, layer: Any, current: str) -> None:
+        names: list[str] = []
+        if layer is not None:
+            try:
+                with layer_image(layer) as image:
+                    names = [str(name) for name in image.channel_names]
+            except Exception:  # a layer scopeml cannot take: the run says why
+                names = []
+        self.channels.clear()
+        self.channels.addItems([AUTO_CHANNELS, *names])
+        parts = [part.strip() for part in current.split(",")]
+        if current in names or (names and all(part in names for part in parts)):
+            self.channels.setCurrentText(current)
+
+    def chosen_channels(self) -> list[str] | None:
+        """``segment``'s ``channels=``: ``None`` (automatic), or the names chosen (typed
+        several, separated by commas)."""
+        text = self.channels.currentText().strip()
+        if not text or text == AUTO_CHANNELS:
+            return None
+        if self.channels.findText(text) > 0:  # one of the image's names, commas and all
+            return [text]
+        return [part.strip() for part in text.split(",") if part.strip()] or None
+
+    @staticmethod
+    def _beside(layer: Any) -> Path | None:
+        """``<stem>.seg.ome.zarr`` next to the layer's file (the scopeml reader's, or the
+        file another reader opened), ``None`` for a layer with no file."""
+        if layer is None:
+            return None
+        source = layer_source(layer)
+        file = source["path"] if source else getattr(getattr(layer, "source", None), "path", None)
+        if not file:
+            return None
+        path = Path(file)
+        return path.with_name(f"{path.name.split('.')[0]}.seg.ome.zarr")
+
     def output_path(self) -> Path:
-        """The store to write: the one typed, else ``<image>.seg.ome.zarr`` next to the file."""
+        """The store to write: the one typed, else ``<stem>.seg.ome.zarr`` next to the layer's
+        file, else a temporary folder made once per layer (:meth:`is_temporary`)."""
         if self.output.text().strip():
-            return Path(self.output.text().strip())
-        source = layer_source(self.image_choice.layer())
-        if source is not None:
-            path = Path(source["path"])
-            stem = path.name.split(".")[0]
-            return path.with_name(f"{stem}.seg.ome.zarr")
-        return Path(tempfile.mkdtemp(prefix="scopeml-")) / "segmentation.ome.zarr"
+            return Path(self.output.text().strip()).expanduser()
+        layer = self.image_choice.layer()
+        beside = self._beside(layer)
+        if beside is not None:
+            return beside
+        made = self._temporary.get(id(layer))
+        if made is None or made[0]() is not layer:  # the id of a layer since removed
+            stem = re.sub(r"[^\w.-]+", "_", str(getattr(layer, "name", ""))).strip("._")
+            folder = Path(tempfile.mkdtemp(prefix="scopeml-"))
+            made = (weakref.ref(layer), folder / f"{stem or 'image'}.seg.ome.zarr")
+            self._temporary[id(layer)] = made
+        return made[1]
+
+    def is_temporary(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is a temporary store this widget chose for a layer with no file."""
+        return any(Path(path) == made[1] for made in self._temporary.values())
+
+    def _request(self, layer: Any, model: Any, options: dict) -> tuple[Any, ...]:
+        """What a run's result depends on, but for its outputs: the image, the model (a file
+        by its path and time, else the object) and the settings."""
+        source = layer_source(layer)
+        image = (source["path"], source.get("scene")) if source else (id(layer), id(layer.data))
+        text = self.model_path.text().strip()
+        if text and text != FROM_WIDGET and os.path.exists(text):
+            model_key: Any = (os.path.abspath(text), os.stat(text).st_mtime_ns)
+        else:
+            model_key = (text, id(model))
+        settings = sorted(
+            (key, repr(value))
+            for key, value in options.items()
+            if key not in ("outputs", "resume", "overwrite")
+        )
+        return image, model_key, tuple(settings)
+
+    def _holds(self, output: Path, request: tuple[Any, ...], outputs: tuple[str, ...]) -> bool:
+        """Whether ``output`` is the finished store of a run of this widget with ``request``,
+        unchanged since (the same run record) and holding ``outputs``."""
+        from scopeml.tiling.store import recorded_run
+
+        made = self._made.get(str(output))
+        return (
+            made is not None
+            and made[0] == request
+            and recorded_run(output) == made[1]
+            and all((output / name).is_dir() for name in outputs)
+        )
 
     # ------------------------------------------------------------------ run
     def run(self, *, resume: bool = False) -> None:
-        """Segment the whole file in a worker thread (``resume``: continue a cancelled run)."""
+        """Segment the whole file in a worker thread (``resume``: continue a cancelled run).
+
+        With a class chosen under *instances of* and ``output`` holding what an earlier run
+        of this widget wrote for the same image, model and settings (not changed since), the
+        model does not run again: the instances are labelled from the labels there."""
         if self.busy:
             return
         try:
             layer = self.image_choice.layer()
             if layer is None:
-                from scopeml.errors import InvalidRequestError
-
                 raise InvalidRequestError("open an image first")
             model = self.model()
             output = self.output_path()
         except Exception as err:
             self._fail(err)
             return
-        self.output.setText(str(output))
         self._offer_classes(model)
         source = layer_source(layer)
         image = Path(source["path"]) if source else layer_image(layer)
@@ -182,6 +315,7 @@ class ApplyWidget(QWidget):
             "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
             "tile_size": self.tile_size.value() or None,
             "scene": source.get("scene") if source else None,
+            "channels": self.chosen_channels(),
             "scale": "auto"
             if self.scale_auto.isChecked()
             else (self.scale.value() if self.scale.value() != 1.0 else None),
@@ -189,9 +323,16 @@ class ApplyWidget(QWidget):
             "overwrite": not resume,
         }
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
+        request = self._request(layer, model, options)
+        reuse = instances is not None and self._holds(output, request, options["outputs"])
         self._cancel.clear()
         self.bar.setValue(0)
-        self.status.setText("resuming…" if resume else "segmenting…")
+        where = " into a temporary folder" if self.is_temporary(output) else ""
+        self.status.setText(
+            f"labelling the {instances} instances from the labels in {output.name}…"
+            if reuse
+            else ("resuming…" if resume else f"segmenting{where}…")
+        )
         self.run_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -202,6 +343,9 @@ class ApplyWidget(QWidget):
             output,
             options,
             instances,
+            request=request,
+            reuse=reuse,
+            layer_name=str(layer.name),
             on_done=self._finished,
             on_error=self._fail,
         )
@@ -218,32 +362,61 @@ class ApplyWidget(QWidget):
             raise Cancelled("cancelled in napari")
 
     def _segment(
-        self, image: Any, model: Any, output: Path, options: dict, instances: str | None
-    ) -> tuple[sm.Segmentation, sm.Image | None]:
-        seg = sm.segment(image, model, output, progress=self._report, **options)
+        self,
+        image: Any,
+        model: Any,
+        output: Path,
+        options: dict,
+        instances: str | None,
+        *,
+        request: tuple[Any, ...] = (),
+        reuse: bool = False,
+        layer_name: str = "",
+    ) -> tuple[sm.Segmentation, sm.Image | None, bool]:
+        """The worker: the run (unless ``reuse``: the store holds it), then the instances."""
+        from scopeml.tiling.store import recorded_run
+
+        if reuse:
+            seg = sm.Segmentation(output)
+        else:
+            try:
+                seg = sm.segment(image, model, output, progress=self._report, **options)
+            except IncompatibleModelError as err:
+                raise _in_gui_words(err, image, model, options, layer_name) from err
+            self._made[str(output)] = (request, recorded_run(output))  # before the instances
         objects = None
         if instances is not None:
             objects = sm.label_objects(
-                seg, output.with_name(output.name.replace(".ome.zarr", "") + ".objects.ome.zarr"),
-                class_=instances, overwrite=True, progress=self._report,
+                seg, _objects_path(output), class_=instances, overwrite=True,
+                progress=self._report,
             )  # fmt: skip
-        return seg, objects
+        return seg, objects, reuse
 
     def _draw(self, done: int, total: int) -> None:
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(done)
 
-    def _finished(self, result: tuple[sm.Segmentation, sm.Image | None]) -> None:
+    def _finished(self, result: tuple[sm.Segmentation, sm.Image | None, bool]) -> None:
         self._worker = None
-        seg, objects = result
+        seg, objects, reused = result
         self.result = seg
         self._idle(resumable=False)
         self.show_results(seg, objects)
-        self.status.setText(f"wrote {seg.path}")
+        if reused and objects is not None:
+            text = (
+                f"wrote {objects.path}: {self.instances.currentText()} instances from the "
+                f"labels in {seg.path} (the model did not run again)"
+            )
+        else:
+            text = f"wrote {seg.path}"
+        if self.is_temporary(seg.path):
+            text += " (a temporary folder: choose an output to keep the result)"
+        self.status.setText(text)
 
     def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
         """Open the store's outputs (and instances) as lazy multiscale layers, as the reader
-        opens the store (labels with their class names)."""
+        opens the store (labels with their class names). Layers this store made before are
+        updated, not added again; those of outputs it no longer holds are removed."""
         stem = seg.path.name.replace(".ome.zarr", "")
         layer_data = segmentation_layer_data(seg.path)
         if objects is not None:
@@ -252,8 +425,42 @@ class ApplyWidget(QWidget):
             )
         layers = []
         for data, kwargs, kind in layer_data:
-            layers.append(getattr(self.viewer, f"add_{kind}")(data, **kwargs))
+            shown = self._put_layer(data, kwargs, kind)
+            layers.extend(shown if isinstance(shown, list) else [shown])
+        kept = {id(layer) for layer in layers}
+        for layer in list(self.viewer.layers):
+            if id(layer) not in kept and _made_by(layer, seg.path):
+                self.viewer.layers.remove(layer)
         return layers
+
+    def _put_layer(self, data: Any, kwargs: dict[str, Any], kind: str) -> Any:
+        """The layer of the same output (its file) updated with ``data``, else a new one."""
+        import napari
+
+        path = os.path.abspath(kwargs["metadata"][SOURCE_KEY]["path"])
+        add = getattr(self.viewer, f"add_{kind}")
+        if "channel_axis" in kwargs:  # several layers from one output: shown anew
+            return add(data, **kwargs)
+        ndim = len((data[0] if kwargs.get("multiscale") else data).shape)
+        for index, layer in enumerate(self.viewer.layers):
+            source = layer_source(layer)
+            if source is None or os.path.abspath(source["path"]) != path:
+                continue
+            if not isinstance(layer, getattr(napari.layers, kind.capitalize())):
+                continue
+            if layer.multiscale != kwargs["multiscale"] or layer.ndim != ndim:
+                self.viewer.layers.remove(layer)  # napari cannot change these: a new layer
+                new = add(data, **kwargs)
+                self.viewer.layers.move(len(self.viewer.layers) - 1, index)
+                return new
+            layer.data = data
+            layer.scale = kwargs["scale"]
+            layer.metadata = kwargs["metadata"]
+            for key in ("features", "contrast_limits"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            return layer
+        return add(data, **kwargs)
 
     def _idle(self, *, resumable: bool) -> None:
         self.run_button.setEnabled(True)
@@ -269,3 +476,60 @@ class ApplyWidget(QWidget):
             if cancelled
             else f"error: {error_text(err)}"
         )
+
+
+def _objects_path(output: Path) -> Path:
+    """The instances store written beside ``output``: ``OUT.objects.ome.zarr``."""
+    return output.with_name(output.name.replace(".ome.zarr", "") + ".objects.ome.zarr")
+
+
+def _made_by(layer: Any, store: Path) -> bool:
+    """Whether ``layer`` shows an output of ``store`` or the instances made from it."""
+    source = layer_source(layer)
+    if source is None:
+        return False
+    path, store_path = os.path.abspath(source["path"]), os.path.abspath(store)
+    return path.startswith(store_path + os.sep) or path == os.path.abspath(_objects_path(store))
+
+
+def _in_gui_words(
+    err: IncompatibleModelError, image: Any, model: Any, options: dict, layer_name: str
+) -> Exception:
+    """A channel-count mismatch said for the widget (its *channels* choice, not the command
+    line's ``--channels``); any other incompatibility as it is."""
+    from scopeml.tiling.model_inputs import recorded_channels
+
+    want = model.spec.in_channels
+    try:
+        if isinstance(image, sm.Image):
+            names = [str(name) for name in image.channel_names]
+        else:
+            with sm.open_image(image, scene=options.get("scene")) as opened:
+                names = [str(name) for name in opened.channel_names]
+    except Exception:
+        return err
+    chosen = options.get("channels")
+    have = len(chosen) if chosen else len(names)
+    if have == want:
+        return err
+    trained = recorded_channels(model)
+    takes = f"the model {model.spec.name!r} takes {_count(want)}" + (
+        f" (trained on {', '.join(trained)})" if trained else ""
+    )
+    several = "names separated by commas"
+    if chosen:
+        message = f"{_count(have)} chosen ({', '.join(chosen)}); {takes}: choose {want} under "
+        message += "channels" + (f", {several}" if want > 1 else "")
+    elif have > want:
+        which = "one" if want == 1 else f"{want}, {several},"
+        message = f"the image has {_count(have)} ({', '.join(names)}); {takes}: choose {which} "
+        message += "under channels in this widget"
+    else:
+        message = f"the image has {_count(have)} ({', '.join(names)}); {takes}: apply it to an "
+        message += f"image with {want}"
+    where = err.path if err.path else f"layer {layer_name!r}"
+    return IncompatibleModelError(f"{where}: {message}")
+
+
+def _count(n: int) -> str:
+    return f"{n} channel{'' if n == 1 else 's'}"
