@@ -92,7 +92,7 @@ class ApplyWidget(QWidget):
         )
         self._shown: Any = None  # the layer whose channels are offered
         self._channel_texts: dict[int, str] = {}  # id(layer): its channel choice
-        self.confidence = QCheckBox("confidence")  # off: few users want it, it costs a pass
+        self.confidence = QCheckBox("confidence")  # off by default: few users want it
         self.instances = QComboBox()  # the class whose objects to label, or none
         self.instances.addItem("(no instances)")
         self.tile_size = QSpinBox()
