@@ -161,13 +161,14 @@ def test_torchscript_weights_are_exported_once_into_the_cache(tmp_path, monkeypa
     def no_export(*args, **kwargs):
         raise AssertionError("exported again despite the cache")
 
+    export = torchscript.torchscript_to_onnx
     monkeypatch.setattr(torchscript, "torchscript_to_onnx", no_export)
     start = time.perf_counter()
     again = package_container(package)
     again_s = time.perf_counter() - start
     assert again.onnx_bytes == first.onnx_bytes
     print(f"TorchScript package opened in {first_s:.2f} s, then {again_s:.2f} s from the cache")
-    monkeypatch.undo()
+    monkeypatch.setattr(torchscript, "torchscript_to_onnx", export)
     czann = import_bioimageio(package, tmp_path / "ts.czann")  # exports afresh
     batch = smooth_image(6, (40, 48))[None, None]
     direct = sm.open_model(package)  # from the cache
