@@ -147,5 +147,5 @@ def test_allowed_roots_confine_images_and_model_files(tmp_path: Path, images: li
     with pytest.raises(InvalidSettingsError) as caught:
         run_analysis(settings, images, tmp_path / "no", allowed_roots=[root])
     assert str(caught.value).startswith(f"{settings}: line ")
-    assert "outside the allowed folders" in str(caught.value)
+    assert "mine.czann is outside the allowed root" in str(caught.value)
     load_settings(settings)  # the settings themselves are fine

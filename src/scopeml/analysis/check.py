@@ -24,9 +24,9 @@ from scopeml.analysis.settings import (
     _dotted,
     _locate,
 )
-from scopeml.errors import ScopeMLError
+from scopeml.errors import OutsideRootError, ScopeMLError
 
-__all__ = ["Resources", "check_image_channels", "open_resources"]
+__all__ = ["Resources", "check_image_channels", "check_settings_files", "open_resources"]
 
 
 @dataclass
@@ -59,37 +59,37 @@ def open_resources(
     source: str | os.PathLike[str] | None = None,
     model_threads: int | None = None,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
+    base: str | os.PathLike[str] | None = None,
 ) -> Resources:
     """Open every model and classifier the settings name, checking them against the settings.
 
-    ``source`` is the settings file, for line numbers in errors. With ``allowed_roots`` (a
-    server), a model or classifier file must lie below one of them; built-in names always work.
+    ``source`` is the settings file, for line numbers in errors. A relative model or
+    classifier path is taken relative to ``base`` (a server's allowed root); without it,
+    relative to the settings file's folder (or the working folder, where it exists there).
+    With ``allowed_roots`` (a server), a model or classifier file must lie below one of them
+    (checked here, where it is opened; built-in names always work), and errors name files as
+    below their root or as the settings give them, never where the server keeps them or where
+    a link points.
     """
-    from scopeml.io.confine import Confinement
-    from scopeml.model.registry import BUILTIN_MODELS
-
-    confinement = Confinement.of(allowed_roots)
-
     from scopeml.api import label_value
-    from scopeml.model.registry import open_model, resolve_model
+    from scopeml.io.confine import Confinement
+    from scopeml.model.registry import open_model
     from scopeml.objects.classifier import load_object_classifier
 
+    confinement = Confinement.of(allowed_roots)
     found = Resources()
     for index, cls in enumerate(settings.classes):
         seg = cls.segmenter
         where = ("classes", index, "segmenter")
         if not isinstance(seg, ThresholdSegmenter):
+            loc = (*where, "model")
+            path, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
             try:
-                named = _relative(seg.model, source)
-                path = resolve_model(named if named.exists() else seg.model)
-                if confinement is not None and seg.model not in BUILTIN_MODELS:
-                    confinement.check(path)
+                model = open_model(opened, workers=model_threads, allowed_roots=allowed_roots)
             except (ScopeMLError, OSError) as err:
-                raise settings_error(source, (*where, "model"), _reason(err)) from err
-            try:
-                model = open_model(path, workers=model_threads, allowed_roots=allowed_roots)
-            except (ScopeMLError, OSError) as err:
-                raise settings_error(source, (*where, "model"), _reason(err)) from err
+                raise settings_error(
+                    source, loc, _reason(err, seg.model, base, confinement)
+                ) from err
             spec = model.spec
             if spec.in_channels != len(seg.channels):
                 raise settings_error(
@@ -117,16 +117,49 @@ def open_resources(
             found.model_paths[cls.name] = path
             found.class_values[cls.name] = (int(values[0]), values[1])  # type: ignore[arg-type]
         if cls.classifier is not None:
+            loc = ("classes", index, "classifier")
+            _, opened = _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
             try:
-                file = _relative(cls.classifier, source)
-                if confinement is not None:
-                    confinement.check(file)
-                found.classifiers[cls.name] = load_object_classifier(file)
+                found.classifiers[cls.name] = load_object_classifier(opened)
             except (ScopeMLError, OSError) as err:
                 raise settings_error(
-                    source, ("classes", index, "classifier"), _reason(err)
+                    source, loc, _reason(err, cls.classifier, base, confinement)
                 ) from err
     return found
+
+
+def check_settings_files(
+    settings: AnalysisSettings,
+    *,
+    source: str | os.PathLike[str] | None = None,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
+    base: str | os.PathLike[str] | None = None,
+) -> None:
+    """Check, without opening them, the model and classifier files the settings name: each is a
+    built-in name or a file that exists (below ``allowed_roots`` where given; relative paths
+    taken as :func:`open_resources` takes them), and a model file is of a known kind. A server
+    refuses bad ones at submit so; :func:`open_resources` checks them again where it opens them.
+    Errors are those of :func:`open_resources`: the settings file, the line, the file by the
+    name the settings give it.
+    """
+    from scopeml.io.confine import Confinement
+    from scopeml.model.registry import format_of
+
+    confinement = Confinement.of(allowed_roots)
+    for index, cls in enumerate(settings.classes):
+        seg = cls.segmenter
+        if not isinstance(seg, ThresholdSegmenter):
+            loc = ("classes", index, "segmenter", "model")
+            _, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
+            try:
+                format_of(opened)
+            except (ScopeMLError, OSError) as err:
+                raise settings_error(
+                    source, loc, _reason(err, seg.model, base, confinement)
+                ) from err
+        if cls.classifier is not None:
+            loc = ("classes", index, "classifier")
+            _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
 
 
 def check_image_channels(
@@ -154,17 +187,107 @@ def check_image_channels(
         )
 
 
-def _relative(name: str, source: str | os.PathLike[str] | None) -> Path:
-    """A file named in the settings: absolute, or relative to the settings file's folder."""
+def _settings_file(
+    name: str,
+    kind: str,
+    source: str | os.PathLike[str] | None,
+    loc: Sequence[Any],
+    base: str | os.PathLike[str] | None,
+    confinement: Any,
+) -> tuple[Path, Path]:
+    """The file a settings entry (``kind``: ``model`` or ``classifier``) names, and the path to
+    open it by: its real path where ``confinement`` holds it (so a link swapped in later is not
+    followed out), else the path itself. A built-in model name needs neither."""
+    from scopeml.model.registry import BUILTIN_MODELS, resolve_model
+
+    file = _relative(name, source, base)
+    if confinement is None and kind != "model":  # as a local run always found them
+        return file, file
+    if confinement is None:
+        try:
+            path = resolve_model(file if file.exists() else name)
+        except (ScopeMLError, OSError) as err:
+            raise settings_error(source, loc, _reason(err)) from err
+        return path, path
+    shown = _shown(name, base, confinement)
+    if kind == "model" and name in BUILTIN_MODELS and not file.exists():
+        path = BUILTIN_MODELS[name].path
+        return path, path
+    if not confinement.allows(os.path.realpath(file)):
+        raise settings_error(source, loc, f"{shown} is outside the allowed root")
+    if not file.exists():
+        problem = "no such file"
+        if kind == "model":  # with a hint for a misspelt built-in name
+            problem = "no such model file or built-in model"
+            try:
+                if not Path(name).exists():  # not the server's working folder's file
+                    resolve_model(name)
+            except ScopeMLError as err:
+                problem = err.problem
+        raise settings_error(source, loc, f"{shown}: {problem}")
+    return file, Path(os.path.realpath(file))
+
+
+def _relative(
+    name: str, source: str | os.PathLike[str] | None, base: str | os.PathLike[str] | None = None
+) -> Path:
+    """A file named in the settings: absolute, or relative to ``base`` where given (no ``~``:
+    a server's client does not name the server's home), else relative to the settings file's
+    folder (a path that exists from the working folder as it is)."""
+    if base is not None:
+        path = Path(name)
+        return path if path.is_absolute() else Path(base) / path
     path = Path(name).expanduser()
     if path.is_absolute() or source is None or path.exists():
         return path
     return Path(source).parent / path
 
 
-def _reason(err: BaseException) -> str:
+def _shown(name: str, base: str | os.PathLike[str] | None, confinement: Any) -> str:
+    """How an error names a file the settings name under confinement: an absolute path below
+    ``base`` or a root by its path there; anything else as the settings give it."""
+    path = Path(name)
+    if not path.is_absolute():
+        return name
+    roots = [] if base is None else [os.fspath(base), os.path.realpath(base)]
+    for root in sorted({*roots, *confinement.roots}, key=len, reverse=True):
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return name
+
+
+def _reason(
+    err: BaseException,
+    name: str | None = None,
+    base: str | os.PathLike[str] | None = None,
+    confinement: Any = None,
+) -> str:
+    """``err`` in one line; under ``confinement``, the file it names as below its root (the
+    settings entry ``name`` where it is that file), never the folders above it."""
+    if confinement is None or name is None:
+        if isinstance(err, ScopeMLError):
+            return f"{err.path}: {err.problem}" if err.path else err.problem
+        if isinstance(err, OSError) and err.filename is not None:
+            return f"{err.filename}: {err.strerror or err}"
+        return str(err)
     if isinstance(err, ScopeMLError):
-        return f"{err.path}: {err.problem}" if err.path else err.problem
-    if isinstance(err, OSError) and err.filename is not None:
-        return f"{err.filename}: {err.strerror or err}"
-    return str(err)
+        path, problem = err.path, err.problem
+    elif isinstance(err, OSError):
+        path, problem = err.filename, err.strerror or str(err)
+    else:
+        path, problem = None, str(err)
+    file = _relative(name, None, base)
+    own = {os.fspath(file), os.path.realpath(file)}
+    if path is not None and (os.fspath(path) in own or os.path.realpath(path) in own):
+        shown = _shown(name, base, confinement)
+    elif path is not None:
+        shown = _shown(os.path.realpath(path), base, confinement)
+        if Path(shown).is_absolute():
+            shown = Path(shown).name
+    else:
+        shown = None
+    for long in sorted(own, key=len, reverse=True):  # a problem that quotes the file's path
+        problem = problem.replace(long, _shown(name, base, confinement))
+    if isinstance(err, OutsideRootError):  # a file the model names: not where it points
+        problem = "refers to a file outside the allowed root"
+    return f"{shown}: {problem}" if shown else problem

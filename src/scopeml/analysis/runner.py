@@ -77,6 +77,7 @@ def run_analysis(
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
     public_name: Callable[[Path], str] | None = None,
+    base: str | os.PathLike[str] | None = None,
     recursive: bool | None = None,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
@@ -116,6 +117,9 @@ def run_analysis(
         never show where the server keeps its files. Images are still found (and a resume
         matches its finished images) by their paths; picklable where images run in worker
         processes. ``None``: paths as given.
+    base
+        For a server: the folder relative model and classifier paths in the settings are
+        taken from (its allowed root). ``None``: the settings file's folder.
 
     Returns
     -------
@@ -171,7 +175,7 @@ def run_analysis(
     workers = min(workers, max(len(todo), 1))
     local = workers == 1 and scheduler is None
     resources = open_resources(settings, source=source, model_threads=None if local else 1,
-                               allowed_roots=roots)  # fmt: skip
+                               allowed_roots=roots, base=base)  # fmt: skip
     defaults = _model_scales(settings, resources)
     _check_same_settings(output, previous, text, defaults)
     _check_first_readable(settings, paths, source, roots, public_name)
@@ -181,7 +185,8 @@ def run_analysis(
     write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
     report = as_progress(progress)
     jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
-             digest, str(source) if source else None, roots, public_name)
+             digest, str(source) if source else None, roots, public_name,
+             None if base is None else str(base))
             for p, n in todo]  # fmt: skip
     if local:
         for path, name in track(todo, report, "analyze", unit="image"):
@@ -466,13 +471,14 @@ def _naming(
 def _job(
     settings: dict, image: str, folder: str, digest: str, source: str | None,
     roots: list[str] | None, public: Callable[[Path], str] | None = None,
+    base: str | None = None,
 ) -> dict:  # fmt: skip
     """One image in a worker process or on a dask worker (models opened once per process)."""
     parsed = AnalysisSettings.model_validate(settings)
     resources = _WORKER_RESOURCES.get(digest)
     if resources is None:
         resources = _WORKER_RESOURCES[digest] = open_resources(
-            parsed, source=source, model_threads=1, allowed_roots=roots
+            parsed, source=source, model_threads=1, allowed_roots=roots, base=base
         )
     record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public)
     return record

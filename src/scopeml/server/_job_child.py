@@ -325,6 +325,7 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         allowed_roots=task["roots"],
         progress=progress,
         public_name=PublicNames(task["names"], tuple(task["roots"])),
+        base=task.get("base"),
     )
     failures = result.failures
     if not failures:
@@ -358,7 +359,9 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     models = [c for c in settings.classes if not isinstance(c.segmenter, ThresholdSegmenter)]
     if not any(is_auto(c.segmenter.scale) or c.segmenter.scale is None for c in models):
         return  # no auto: counted at submit
-    resources = open_resources(settings, source=task["settings"], allowed_roots=task["roots"])
+    resources = open_resources(
+        settings, source=task["settings"], allowed_roots=task["roots"], base=task.get("base")
+    )
     wanted = {
         c.name: c.segmenter.scale if c.segmenter.scale is not None
         else default_scale(resources.models[c.name])

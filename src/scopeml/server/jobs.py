@@ -328,7 +328,8 @@ def upload_suffix(filename: str) -> str:
 def public_error(err: ScopeMLError, name: str | None = None, image: Path | None = None) -> str:
     """An error's one-line message for a client: file names only, never where the server keeps
     its files (a read outside the allowed folders names the file it tried, not the folders; a
-    file inside ``image``, such as a zarr chunk, by its path within the image).
+    file inside ``image``, such as a zarr chunk, by its path within the image; ``image`` itself,
+    swapped for a link since it was checked, as pointing outside).
 
     Examples
     --------
@@ -336,15 +337,47 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
     >>> err = OutsideRootError("resolves to /x", path="/srv/root/a.ome.zarr/0/c/0/0")
     >>> public_error(err, "a.ome.zarr", Path("/srv/root/a.ome.zarr"))
     'a.ome.zarr: refers to 0/c/0/0, which lies outside the folders this image may read'
+    >>> err = OutsideRootError("resolves to /x", path="/srv/root/plate/a.tif")
+    >>> public_error(err, "plate/a.tif", Path("/srv/root/plate/a.tif"))
+    'plate/a.tif: now points outside the allowed root'
     """
     where = name or (Path(err.path).name if err.path else "")
     prefix = f"{where}: " if where else ""
     if isinstance(err, OutsideRootError):
+        if err.path and image is not None and Path(err.path) == image:
+            return f"{prefix}now points outside the allowed root"
         tried = Path(err.path).name if err.path else "a file"
         if err.path and image is not None and Path(err.path).is_relative_to(image):
             tried = Path(err.path).relative_to(image).as_posix()
         return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
     return prefix + server_problem(err)
+
+
+def hide_server_paths(text: str, config: ServerConfig) -> str:
+    """``text`` without where the server keeps files: a path below the allowed root as the path
+    there, one below the data folder by its file name (the last resort of every error a client
+    reads; the messages themselves name files so already).
+
+    Examples
+    --------
+    >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
+    >>> hide_server_paths("/srv/images/p/a.tif: bad; /srv/data/jobs/1/../x.yaml: gone", config)
+    'p/a.tif: bad; x.yaml: gone'
+    """
+    import re
+
+    places: dict[str, bool] = {}  # folder → whether paths below it keep their path there
+    for folder, keep in ((config.data_dir, False), (config.allowed_root, True)):
+        if folder is not None:
+            for form in (os.fspath(folder), os.path.realpath(folder)):
+                if form.rstrip(os.sep):
+                    places[form.rstrip(os.sep)] = keep
+    for place in sorted(places, key=len, reverse=True):
+        below = r"/" if places[place] else r"/(?:[^\s'\"]*/)?"
+        text = re.sub(re.escape(place) + below, "", text)
+        shown = "the allowed root" if places[place] else "the server's folder"
+        text = re.sub(re.escape(place) + r"(?![\w.-])", shown, text)
+    return text
 
 
 def job_memory(
@@ -744,7 +777,7 @@ class JobRunner:
             )
             outcome["done"] = progress.total
             if note:
-                outcome["error"] = note
+                outcome["error"] = hide_server_paths(note, self.config)
         except TimedOut:  # stopped as a cancel stops it: kept, resumable
             outcome = {}
             self.db.stopped_cleanly(job_id)  # not the job's crash: no attempt off the limit
@@ -791,6 +824,7 @@ class JobRunner:
                 "images": images,
                 "output": str(self.output_dir(job_id) / RESULTS_NAME),
                 "roots": [str(root) for root in roots],
+                "base": None if self.config.allowed_root is None else str(self.config.allowed_root),
                 "progress_stage": "analyze",
                 "names": {image: image_name(image, self.config)[0] for image in images},
                 "max_job_pixels": self.config.max_job_pixels,  # checked again once auto chooses
@@ -834,7 +868,11 @@ class JobRunner:
         return roots
 
     def _reason(self, err: ScopeMLError, job: dict[str, Any]) -> str:
-        """The failure as the user knows the files: a model by its display name."""
+        """The failure as the user knows the files (a model by its display name), with no
+        server path (:func:`hide_server_paths`)."""
+        return hide_server_paths(self._named(err, job), self.config)
+
+    def _named(self, err: ScopeMLError, job: dict[str, Any]) -> str:
         if err.path and Path(err.path).parent == self.config.models_dir:
             record = self.db.get_model(job["model_id"])
             return public_error(err, f"model {record['name']}" if record else "model")
@@ -842,9 +880,11 @@ class JobRunner:
             settings = self.output_dir(job["id"]) / SETTINGS_NAME  # public name
             if err.path and Path(err.path) == settings:
                 return public_error(err, job["options"].get("settings") or SETTINGS_NAME)
-            return public_error(err, image_name(err.path, self.config)[0] if err.path else None)
+            if err.path:  # an image (each is checked before any is read)
+                return public_error(err, image_name(err.path, self.config)[0], Path(err.path))
+            return public_error(err)
         image = Path(job["image"])
-        return public_error(err, image.name, image)
+        return public_error(err, image_name(image, self.config)[0], image)
 
     def _cancelled(self, job_id: str) -> bool:
         with self._lock:

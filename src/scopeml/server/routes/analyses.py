@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from scopeml.errors import InvalidRequestError, ScopeMLError
-from scopeml.server.config import private_dir
+from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, save_body
 from scopeml.server.jobs import (
@@ -24,6 +24,7 @@ from scopeml.server.jobs import (
     SETTINGS_NAME,
     analysis_scale,
     check_analysis_pixels,
+    hide_server_paths,
     public_error,
     resolve_image_path,
 )
@@ -57,7 +58,10 @@ async def submit_analysis(
     """Run the settings file in the body over images below the allowed root (``image_path``,
     repeated) and your uploads (``upload_id``, repeated); poll ``GET /jobs/{id}``.
 
-    Models the settings name are built-in names or files below the allowed root. Images that
+    Models and classifiers the settings name are built-in names or files below the allowed
+    root, a relative path taken from the root (as ``image_path``); one that is missing, outside
+    the root or not a model answers 422 naming its line, and the job checks them again where it
+    opens them. Errors name files as below the root, never where the server keeps them. Images that
     fail are listed in the job's ``error`` and in the results' summary; the batch goes on.
     Images that together declare more pixels than ``--max-job-pixels`` (× the settings'
     largest ``scale`` per axis) answer 422, as a segment job's image does.
@@ -74,7 +78,13 @@ async def submit_analysis(
     folder = private_dir(jobs.output_dir(job_id))
     try:
         await save_body(request, folder / SETTINGS_NAME, config.max_settings_bytes)
-        settings = await asyncio.to_thread(_check_settings, folder / SETTINGS_NAME, filename)
+        settings = await asyncio.to_thread(
+            _check_settings,
+            folder / SETTINGS_NAME,
+            filename,
+            config,
+            jobs.analysis_roots(images),
+        )
         await asyncio.to_thread(
             check_analysis_pixels,
             images,
@@ -96,11 +106,19 @@ async def submit_analysis(
     return job_info(db.get_job(job_id), config)
 
 
-def _check_settings(path: Path, filename: str) -> AnalysisSettings:
-    """Validate the saved settings file; its errors name ``filename`` and the line."""
+def _check_settings(
+    path: Path, filename: str, config: ServerConfig, roots: list[Path]
+) -> AnalysisSettings:
+    """Validate the saved settings file and the model and classifier files it names (below
+    ``roots``, relative to the allowed root; not opened: the job opens them); its errors name
+    ``filename`` and the line, and no server path."""
     from scopeml.analysis import load_settings
+    from scopeml.analysis.check import check_settings_files
 
     try:
-        return load_settings(path)
+        settings = load_settings(path)
+        check_settings_files(settings, source=path, allowed_roots=roots, base=config.allowed_root)
     except ScopeMLError as err:
-        raise InvalidRequestError(public_error(err, filename)) from err
+        message = hide_server_paths(public_error(err, filename), config)
+        raise InvalidRequestError(message) from err
+    return settings
