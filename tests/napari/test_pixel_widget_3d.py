@@ -34,13 +34,12 @@ def wait_idle(qtbot, widget) -> None:
 
 
 def trained_on_stack(viewer, qtbot, stack):
-    from scopeml.napari.pixel_widget import SCRIBBLES, PixelClassifierWidget
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
 
     image, scribbles = stack
     layer = viewer.add_image(image, name="stack", scale=(Z_SCALE, YX_SCALE, YX_SCALE))
     widget = PixelClassifierWidget(viewer)
-    assert viewer.layers[SCRIBBLES].data.shape == image.shape  # there before any Train
-    viewer.layers[SCRIBBLES].data = scribbles
+    widget.scribbles().data = scribbles
     widget.features.setCurrentText("gaussian_smoothing:1,2.5; hessian_of_gaussian_eigenvalues:1")
     widget.trees.setValue(8)
     widget.train()
