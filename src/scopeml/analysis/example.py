@@ -44,6 +44,8 @@ classes:
       channel: C0
       method: li
       sigma: 1.0
+      scope: pooled           # a child's automatic level: one from all parent objects'
+                              # pixels (pooled), or one per parent object (per_parent)
     # To use the built-in nuclei model (or a .czann / .czseg file) instead:
     #   kind: instances       # as `scopeml segment --outputs instances` (same objects);
     #   model: nuclei         #   or `model` for its class mask without the boundary split

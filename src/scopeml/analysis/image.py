@@ -157,7 +157,7 @@ def _analyze(
         channels = dict(zip(settings.channels, pixels, strict=True))
         labels: dict[str, np.ndarray] = {}
         for cls in ordered:
-            region = None if cls.parent is None else labels[cls.parent] > 0
+            region = None if cls.parent is None else labels[cls.parent]  # ids: per-parent levels
             plane = None
             if cls.name in model_labels:
                 plane = model_labels[cls.name][scene].plane(t)[...]
@@ -241,7 +241,7 @@ def _analyze_plane_tiled(
                 labels[cls.name] = segment_class(
                     cls, whole, model_labels=plane,
                     class_values=resources.class_values.get(cls.name),
-                    region=None if parent is None else np.asarray(parent[...]) > 0,
+                    region=None if parent is None else np.asarray(parent[...]),
                 )  # fmt: skip
             if stores is not None and in_memory:
                 stores.write(cls.name, scene, t, labels[cls.name])

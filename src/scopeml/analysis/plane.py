@@ -15,6 +15,8 @@ tile when its post steps are area filters only (ids kept). Watershed split, the 
 mask steps on instances depend on whole objects: such a class is computed on the whole plane
 (:func:`segment.segment_class`) — the documented exception whose memory grows with the plane
 (announced by a warning when the plane does not fit ``memory_mb``).
+An automatic threshold's level comes from all the parent's objects together, or with ``scope:
+per_parent`` one per parent object (:mod:`scopeml.analysis.parent_threshold`), exact by tile too.
 
 A plane whose stages fit the settings' ``memory_mb`` (:func:`plane_memory`) runs the same
 functions on numpy arrays instead of zarr stores (no scratch I/O, which dominated small
@@ -259,10 +261,18 @@ def segment_class_tiled(
         if seg.sigma > 0:
             source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma,
                                           tile_size=tile_size)  # fmt: skip
-        current, _ = tiled.threshold_tiled(
-            source, store("mask"), seg.method, tile_size=tile_size,
-            value=seg.value, dark=seg.dark, region=region,
-        )  # fmt: skip
+        if seg.scope == "per_parent" and seg.method != "fixed" and parent is not None:
+            from scopeml.analysis.parent_threshold import threshold_per_parent_tiled
+
+            current, _ = threshold_per_parent_tiled(
+                source, store("mask"), seg.method, tile_size=tile_size, parent=parent,
+                dark=seg.dark,
+            )  # fmt: skip
+        else:
+            current, _ = tiled.threshold_tiled(
+                source, store("mask"), seg.method, tile_size=tile_size,
+                value=seg.value, dark=seg.dark, region=region,
+            )  # fmt: skip
     elif model_labels is None:
         raise ValueError(f"class {name!r} needs the model's labels of this plane")
     elif isinstance(seg, InstancesSegmenter):

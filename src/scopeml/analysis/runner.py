@@ -389,6 +389,10 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     if isinstance(data, dict):
         data.pop("memory_mb", None)
         data.pop("inputs", None)
+        for cls in data.get("classes") or []:  # results from before 'scope' was written
+            segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
+            if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":
+                del segmenter["scope"]
         classes = (data.get("classes") or []) if defaults else []
         for cls in classes:  # a model's default scale, given or not, as unset
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None

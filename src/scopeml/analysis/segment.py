@@ -7,7 +7,8 @@ facade (:func:`scopeml.segment`) writes their class labels, and for ``instances`
 instances``), tile by tile first; this module only reads the plane of those. A child class is
 segmented only inside its parent's objects: its mask (for ``instances``, its objects) is cut to
 them before and after the post-processing steps, and automatic thresholds (Otsu, Li, triangle) are
-computed from the pixels inside them.
+computed from the pixels inside them: all together (``scope: pooled``), or per parent object
+(``scope: per_parent``, :mod:`scopeml.analysis.parent_threshold`, the same levels as tile by tile).
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ def threshold_mask(
 ) -> np.ndarray:
     """Pixels above (``dark``: below) a fixed or automatic threshold, after Gaussian smoothing.
 
-    An automatic threshold is computed from the pixels in ``region`` (the parent's objects)
-    when given; a region without pixels gives an empty mask.
+    ``region`` is the parent's objects: their labels (ids ≥ 1), or a mask when ``scope`` is
+    ``pooled``. An automatic threshold is computed from the pixels in ``region`` when given
+    (``per_parent``: one per parent object, from its own pixels); a region without pixels
+    gives an empty mask.
 
     Examples
     --------
@@ -52,12 +55,21 @@ def threshold_mask(
     >>> threshold_mask(plane, ThresholdSegmenter(channel="a", method="otsu")).astype(int)
     array([[0, 0, 1, 1],
            [0, 0, 1, 1]])
+    >>> plane = np.array([[1, 1, 5, 5, 0, 20, 20, 60, 60]], np.uint16)
+    >>> parents = np.array([[1, 1, 1, 1, 0, 2, 2, 2, 2]], np.int32)
+    >>> seg = ThresholdSegmenter(channel="a", method="otsu", scope="per_parent")
+    >>> threshold_mask(plane, seg, parents).astype(int).tolist()
+    [[0, 0, 1, 1, 0, 0, 0, 1, 1]]
     """
     import skimage.filters
 
     values = np.asarray(channel, np.float32)
     if segmenter.sigma > 0:
         values = ndi.gaussian_filter(values, segmenter.sigma)
+    if segmenter.method != "fixed" and segmenter.scope == "per_parent":
+        return _threshold_per_parent(channel, values, segmenter, region)
+    if region is not None:
+        region = np.asarray(region) > 0
     if segmenter.method == "fixed":
         level = float(segmenter.value)  # type: ignore[arg-type]
     else:
@@ -67,6 +79,24 @@ def threshold_mask(
         level = float(getattr(skimage.filters, _AUTO[segmenter.method])(sample))
     mask = values < level if segmenter.dark else values > level
     return mask if region is None else mask & region
+
+
+def _threshold_per_parent(
+    channel: np.ndarray,
+    smoothed: np.ndarray,
+    segmenter: ThresholdSegmenter,
+    parents: np.ndarray | None,
+) -> np.ndarray:
+    """``per_parent``: the levels tile by tile gives (the channel as stored when not smoothed,
+    as the tiled path reads it), from the whole plane as one tile."""
+    from scopeml.analysis.parent_threshold import parent_levels, threshold_per_parent
+
+    if parents is None or np.asarray(parents).dtype == bool:
+        raise ValueError("a per-parent threshold needs the parent class's labels")
+    source = np.asarray(channel) if segmenter.sigma == 0 else smoothed
+    parents = np.asarray(parents)
+    levels = parent_levels(source, parents, segmenter.method, tile_size=max(source.shape))
+    return threshold_per_parent(source, parents, levels, dark=segmenter.dark)
 
 
 def apply_post(
@@ -177,7 +207,8 @@ def segment_class(
     class_values
         For ``model``: the label value of the class (and of the boundary class, unused).
     region
-        The parent's objects (``None`` for a root class).
+        The parent's objects: its labels, or a mask unless a threshold is ``per_parent``
+        (``None`` for a root class).
 
     Examples
     --------
@@ -188,8 +219,9 @@ def segment_class(
     [[0, 1, 1, 0, 2]]
     """
     seg = cls.segmenter
+    parents, region = region, None if region is None else np.asarray(region) > 0
     if isinstance(seg, ThresholdSegmenter):
-        labels = label_instances(threshold_mask(channels[seg.channel], seg, region))
+        labels = label_instances(threshold_mask(channels[seg.channel], seg, parents))
         guide = channels[seg.channel]
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):

@@ -79,11 +79,20 @@ class ThresholdSegmenter(_Strict):
     value: float | None = Field(None, description="the threshold for method 'fixed'")
     sigma: float = Field(0.0, ge=0.0, description="Gaussian smoothing before thresholding")
     dark: bool = Field(False, description="keep pixels below the threshold instead")
+    scope: Literal["pooled", "per_parent"] = Field(
+        "pooled", description="a child class's automatic threshold: one from all its parent "
+        "objects' pixels together (pooled), or one per parent object from its own pixels",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _value_for_fixed(self) -> ThresholdSegmenter:
         if (self.method == "fixed") != (self.value is not None):
             raise ValueError("'value' is required for method 'fixed' and only for it")
+        if self.method == "fixed" and self.scope != "pooled":
+            raise ValueError(
+                f"'scope: {self.scope}' is for automatic thresholds (otsu, li, triangle); "
+                "method 'fixed' uses its value everywhere"
+            )
         return self
 
 
@@ -226,6 +235,16 @@ class ClassSettings(_Strict):
     post: list[PostStep] = Field(default_factory=list)
     measurements: Measurements = Field(default_factory=Measurements)
     classifier: str | None = Field(None, description="object classifier file (scopeml objects)")
+
+    @model_validator(mode="after")
+    def _per_parent_needs_a_parent(self) -> ClassSettings:
+        scope = getattr(self.segmenter, "scope", "pooled")
+        if scope == "per_parent" and self.parent is None:
+            raise ValueError(
+                f"class {self.name!r}: 'scope: per_parent' thresholds each parent object on "
+                "its own; a class without 'parent' has none (use pooled, the default)"
+            )
+        return self
 
 
 class Outputs(_Strict):
