@@ -329,7 +329,8 @@ class Client:
         several jobs' results share a folder; return its path there: a segmentation's
         ``<job id>.ome.zarr``, with its objects table ``<job id>.csv`` (``.parquet``) beside it
         where the job measured them (the name :meth:`download_table` gives it); an analysis's
-        ``<job id>-results`` folder. An existing one is refused, unless ``overwrite``."""
+        ``<job id>-results`` folder. An existing one is refused, unless ``overwrite``; a table
+        identical to the job's (fetched by :meth:`download_table` before) is kept as it is."""
         import shutil
 
         target = Path(target)
@@ -344,7 +345,11 @@ class Client:
             self._download(f"/jobs/{job_id}/result", archive_path)
             root, files = _extract_zip(archive_path, staging)
             moves = [(root, target / _result_name(job_id, root.name))]
-            moves += [(file, target / f"{job_id}{file.suffix}") for file in files]
+            moves += [
+                (file, target / f"{job_id}{file.suffix}")
+                for file in files
+                if not _same_file(file, target / f"{job_id}{file.suffix}")  # fetched before
+            ]
             for _, destination in moves:
                 _refuse_existing(destination, overwrite)
             for source, destination in moves:
@@ -363,16 +368,17 @@ class Client:
     ) -> Path:
         """Fetch a done job's objects table (a job with ``measure``) into folder ``target``;
         return its path there (``<job id>.csv`` or ``.parquet``). An existing one is refused,
-        unless ``overwrite`` (as :meth:`download_result`)."""
+        unless ``overwrite`` (as :meth:`download_result`), or kept where it is identical (the
+        table :meth:`download_result` unpacked beside the store)."""
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
-        for suffix in (".csv", ".parquet"):  # before the download
-            _refuse_existing(target / f"{job_id}{suffix}", overwrite)
         partial = target / f".{job_id}.table.partial"
         try:
             kind = self._download(f"/jobs/{job_id}/objects", partial)
             path = target / f"{job_id}.{'parquet' if 'parquet' in kind else 'csv'}"
-            _refuse_existing(path, overwrite)  # made meanwhile
+            if _same_file(partial, path):
+                return path
+            _refuse_existing(path, overwrite)
             partial.replace(path)
         finally:
             partial.unlink(missing_ok=True)
@@ -434,6 +440,15 @@ def _result_name(job_id: str, root: str) -> str:
     ('ab12.ome.zarr', 'ab12-results')
     """
     return f"{job_id}.ome.zarr" if root.endswith(".zarr") else f"{job_id}-{root}"
+
+
+def _same_file(new: Path, old: Path) -> bool:
+    """Whether ``old`` is a plain file with the bytes of ``new`` (not a link)."""
+    import filecmp
+
+    if old.is_symlink() or not old.is_file() or not new.is_file():
+        return False
+    return filecmp.cmp(new, old, shallow=False)
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:

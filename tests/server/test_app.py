@@ -11,6 +11,7 @@ import pytest
 
 from scopeml.client import Client, ServerResponseError
 from scopeml.model import load_model
+from scopeml.server.database import Database
 from scopeml.server.models import spec_from_dict
 
 
@@ -215,9 +216,14 @@ def test_delete_model_then_404(alice, container):
 
 def test_metrics_count_requests_tiles_and_latency(server, alice, model_id):
     alice.predict_tile(model_id, np.zeros((2, 1, 16, 16), np.float32))
-    text = httpx.get(
+    db = Database(server.data_dir / "scopeml.db")  # metrics are for admins (all users' figures)
+    admin = db.create_token("metrics-admin", admin=True)
+    db.close()
+    refused = httpx.get(
         f"{server.url}/metrics", headers={"Authorization": alice._http.headers["Authorization"]}
-    ).text
+    )
+    assert refused.status_code == 403
+    text = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {admin}"}).text
     lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
     assert int(lines["scopeml_tiles_predicted_total"]) >= 2
     key = 'scopeml_requests_total{method="POST",route="/models/{model_id}/predict",status="200"}'

@@ -56,6 +56,13 @@ def serve(
     ),
     max_json_kb: float = typer.Option(64, "--max-json-kb", min=1, help="JSON body limit."),
     job_workers: int = typer.Option(1, "--job-workers", min=1, help="Jobs run at once."),
+    user_job_workers: int | None = typer.Option(
+        None,
+        "--user-job-workers",
+        min=1,
+        help="Jobs one user may run at once (default: all but one of --job-workers). Queued "
+        "jobs are taken in turn between users, not first come first served.",
+    ),
     max_job_attempts: int = typer.Option(
         3, "--max-job-attempts", min=1, help="Starts of a job before a crashing one fails."
     ),
@@ -99,6 +106,10 @@ def serve(
             f"--user-predict-workers {user_predict_workers} is more than --predict-workers "
             f"{predict_workers}"
         )
+    if user_job_workers is not None and user_job_workers > job_workers:
+        raise InvalidRequestError(
+            f"--user-job-workers {user_job_workers} is more than --job-workers {job_workers}"
+        )
     config = ServerConfig(
         data_dir=data_dir,
         db=db,
@@ -115,6 +126,7 @@ def serve(
         user_predict_workers=user_predict_workers,
         model_time_budget=model_time_budget,
         job_workers=job_workers,
+        user_job_workers=user_job_workers,
         max_job_attempts=max_job_attempts,
         job_memory_limit=_bytes(job_memory_mb),
         max_job_pixels=max_job_pixels,

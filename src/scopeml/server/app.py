@@ -3,12 +3,16 @@
 Every route except ``/health`` (and the schema at ``/openapi.json``, ``/docs``) needs an API token
 (``Authorization: Bearer sml_…``). Models are private to their owner unless shared; a model the
 caller may not see answers 404, as one that does not exist. Bad input answers 422 with a
-``detail`` that says what was wrong; a body over its size limit answers 413.
+``detail`` that says what was wrong; a body over its size limit answers 413. Every error answers
+JSON (``{"detail": …}``), and what it echoes of the request (an id, a name) is bounded
+(:func:`bounded`): a 60 000-character id in a path answers a short 404.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +20,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from scopeml.errors import ScopeMLError
 from scopeml.server.config import ServerConfig, private_dir
@@ -30,6 +37,8 @@ from scopeml.server.routes import ROUTERS
 
 MAX_ERRORS = 10  # validation errors listed in a 422 answer
 MAX_MESSAGE = 200  # characters of each message
+MAX_WORD = 160  # characters of one word of an error (an id or a name it echoes)
+MAX_DETAIL = 2000  # characters of an error's detail
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -45,7 +54,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     """
     from scopeml import __version__
 
-    app = FastAPI(
+    app = _App(
         title="scopeml",
         version=__version__,
         summary="Segmentation of large microscopy images: model registry, tiles, jobs.",
@@ -57,6 +66,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.add_middleware(RequestMetrics)
     app.add_exception_handler(ScopeMLError, bad_input)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     for router in ROUTERS:
         app.include_router(router)
@@ -78,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     jobs = JobRunner(config, db, registry)
     app.state.db, app.state.metrics = db, metrics
     app.state.registry, app.state.jobs = registry, jobs
+    metrics.watch_jobs(jobs.counts)
     jobs.resume_unfinished()
     try:
         yield
@@ -88,9 +99,97 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db.close()
 
 
+class _App(FastAPI):
+    """The application, its outermost layer answering a too-large body in JSON
+    (:class:`JsonTooLarge`)."""
+
+    def build_middleware_stack(self) -> Any:
+        return JsonTooLarge(super().build_middleware_stack())
+
+
+def bounded(text: str) -> str:
+    """An error message with what it echoes bounded: a word over ``MAX_WORD`` characters is
+    cut in its middle (``…``), the whole at ``MAX_DETAIL``.
+
+    Examples
+    --------
+    >>> message = bounded("no job '" + "a" * 60_000 + "'")
+    >>> len(message), message[:12], message[-4:]
+    (167, "no job 'aaaa", "aaa'")
+    >>> bounded("job is done, not running")
+    'job is done, not running'
+    """
+    head = MAX_WORD * 3 // 4
+    tail = MAX_WORD - head - 1
+
+    def cut(match: re.Match[str]) -> str:
+        return f"{match[0][:head]}…{match[0][-tail:]}"
+
+    text = re.sub(rf"\S{{{MAX_WORD + 1},}}", cut, text)
+    return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
+
+
 async def bad_input(request: Request, err: Exception) -> JSONResponse:
     """Errors caused by the request's content answer 422 with their one-line message."""
-    return JSONResponse({"detail": str(err)}, status_code=422)
+    return JSONResponse({"detail": bounded(str(err))}, status_code=422)
+
+
+async def http_error(request: Request, err: Exception) -> Any:
+    """An HTTP error (404, 409, 413, …) as FastAPI answers it, its message :func:`bounded`."""
+    assert isinstance(err, StarletteHTTPException)
+    if err.status_code == 413 and err.detail == "Content Too Large":  # Starlette's body limit
+        err = StarletteHTTPException(413, too_large(request.scope), err.headers)
+    if isinstance(err.detail, str):
+        err = StarletteHTTPException(err.status_code, bounded(err.detail), err.headers)
+    return await http_exception_handler(request, err)
+
+
+def too_large(scope: dict[str, Any]) -> str:
+    """The message of a body over the request's limit (as ``deps.too_large`` says it)."""
+    limit = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+    within = "the limit" if limit is None else f"the limit of {limit} bytes"
+    return f"request body is larger than {within}"
+
+
+class JsonTooLarge:
+    """ASGI wrapper: the plain-text 413 that the body limit answers by itself (Starlette's,
+    for a ``Content-Length`` over the limit) becomes JSON, ``{"detail": …}`` with the limit, as
+    every other error of this server."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] | None = None
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = dict(message.get("headers", ()))
+                if headers.get(b"content-type", b"").startswith(b"text/plain"):
+                    held = message  # its body follows: replaced below
+                    return
+            if held is not None and message["type"] == "http.response.body":
+                body = json.dumps({"detail": too_large(scope)}).encode()
+                headers = [
+                    (name, value)
+                    for name, value in held.get("headers", ())
+                    if name not in (b"content-type", b"content-length")
+                ]
+                headers += [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                await send({**held, "headers": headers})
+                held = None
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, rewrite)
 
 
 async def invalid_request(request: Request, err: Exception) -> JSONResponse:

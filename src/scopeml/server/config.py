@@ -80,6 +80,10 @@ class ServerConfig:
         How many loaded models (runtime sessions) stay in memory.
     job_workers
         Whole-image jobs run at the same time.
+    user_job_workers
+        Of those, how many one user's jobs may hold at once (default: all but one, so another
+        user's job starts when submitted however many the first user queued). Queued jobs
+        are taken in turn between users (:class:`~scopeml.server.fair.FairQueue`).
     max_job_attempts
         A job that was running when the server stopped (crashed, was killed) is resumed at the
         next start at most this many times in all; then it is marked failed.
@@ -133,6 +137,7 @@ class ServerConfig:
     model_time_budget: float = 300.0
     model_cache: int = 4
     job_workers: int = 1
+    user_job_workers: int | None = None
     max_job_attempts: int = 3
     job_memory_limit: int = 4 * GB
     image_check_timeout: float = 60.0
@@ -162,6 +167,13 @@ class ServerConfig:
             raise ValueError(
                 f"user_predict_workers must be 1 to predict_workers ({self.predict_workers}), "
                 f"got {self.user_predict_workers}"
+            )
+        if self.user_job_workers is None:
+            object.__setattr__(self, "user_job_workers", max(1, self.job_workers - 1))
+        if not 1 <= self.user_job_workers <= self.job_workers:
+            raise ValueError(
+                f"user_job_workers must be 1 to job_workers ({self.job_workers}), "
+                f"got {self.user_job_workers}"
             )
         if not self.model_time_budget >= 0:
             raise ValueError(f"model_time_budget must be >= 0, got {self.model_time_budget}")

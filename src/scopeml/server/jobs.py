@@ -23,7 +23,7 @@ import threading
 import warnings
 import zipfile
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -40,6 +40,7 @@ from scopeml.model.spec import ModelSpec
 from scopeml.server._job_child import ChildDied, InternalJobError, TimedOut, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
+from scopeml.server.fair import FairQueue
 from scopeml.server.models import ModelRegistry, server_problem
 from scopeml.tiling.size import AUTO, is_auto
 
@@ -655,7 +656,13 @@ def analysis_scale(settings: Any) -> float:
 
 
 class JobRunner:
-    """Runs jobs in a small thread pool; resumes unfinished ones on start; cancels on request.
+    """Runs jobs on ``config.job_workers`` threads; resumes unfinished ones on start; cancels on
+    request.
+
+    Queued jobs are shared fairly between users (:class:`~scopeml.server.fair.FairQueue`, as
+    the predict workers are): a free worker takes the next job of the user served longest ago,
+    and no user runs more than ``config.user_job_workers`` jobs at once, so one user's long
+    queue never holds back another's job behind all of it.
 
     A job that was running when the server stopped counts one attempt; after
     ``config.max_job_attempts`` it is marked failed instead of being resumed again, so a job that
@@ -670,8 +677,18 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._futures: dict[str, Future[None]] = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(config.job_workers, thread_name_prefix="scopeml-job")
+        self._wake = threading.Condition(self._lock)  # a job queued, a worker freed, a stop
+        self._queue: FairQueue[str] = FairQueue(
+            config.job_workers, config.user_job_workers or config.job_workers
+        )
+        self._owners: dict[str, str] = {}  # of the jobs queued or running here
         private_dir(config.jobs_dir)
+        self._workers = [
+            threading.Thread(target=self._work, name=f"scopeml-job-{i}", daemon=True)
+            for i in range(config.job_workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     def output_dir(self, job_id: str) -> Path:
         return self.config.jobs_dir / job_id
@@ -687,16 +704,60 @@ class JobRunner:
 
     def resume_unfinished(self) -> list[str]:
         """Queue every job a previous server process left queued or running."""
-        ids = [job["id"] for job in self.db.unfinished_jobs()]
-        for job_id in ids:
-            log.info("resuming job %s", job_id)
-            self.submit(job_id)
-        return ids
+        jobs = self.db.unfinished_jobs()
+        for job in jobs:
+            if job["status"] == "running":  # said where the server's operator sees it
+                log.warning(
+                    "resuming job %s of %s: it was running when the server stopped; it "
+                    "continues from its partial output (%d/%d done, start %d)",
+                    job["id"], job["owner"], job["done"], job["total"], job["attempts"] + 1,
+                )  # fmt: skip
+            else:
+                log.info("job %s of %s was queued when the server stopped; queued again",
+                         job["id"], job["owner"])  # fmt: skip
+            self.submit(job["id"])
+        return [job["id"] for job in jobs]
 
     def submit(self, job_id: str) -> None:
-        with self._lock:
+        """Queue a job (behind its owner's earlier ones; see :class:`JobRunner`)."""
+        job = self.db.get_job(job_id)
+        owner = "" if job is None else job["owner"]
+        with self._wake:
             self._cancel[job_id] = threading.Event()
-            self._futures[job_id] = self._executor.submit(self._run, job_id)
+            self._futures[job_id] = Future()
+            self._owners[job_id] = owner
+            self._queue.put(owner, job_id)
+            self._wake.notify()
+
+    def counts(self) -> dict[str, int]:
+        """Jobs of this process waiting for a worker (``queued``) and running (``running``)."""
+        with self._lock:
+            return {"queued": self._queue.waiting, "running": self._queue.busy}
+
+    def _work(self) -> None:
+        """A job worker: runs the queue's next job (:class:`FairQueue`'s turn) until the stop."""
+        while True:
+            with self._wake:
+                while not self._stop.is_set() and (taken := self._queue.take()) is None:
+                    self._wake.wait()
+                if self._stop.is_set():
+                    return
+                owner, job_id = taken
+                future = self._futures.get(job_id)
+            try:
+                if future is None or future.set_running_or_notify_cancel():
+                    self._run(job_id)
+            except Exception as err:
+                log.exception("job %s: its worker failed", job_id)
+                if future is not None:
+                    future.set_exception(err)
+            else:
+                if future is not None and not future.cancelled():
+                    future.set_result(None)
+            finally:
+                with self._wake:
+                    self._queue.release(owner)
+                    self._wake.notify_all()
 
     def cancel(self, job_id: str) -> Future[None] | None:
         """Ask a queued or running job to stop at its next batch; its future, if it has one.
@@ -704,8 +765,14 @@ class JobRunner:
         and its output folder kept: :meth:`resume` continues from the tiles it wrote."""
         with self._lock:
             event, future = self._cancel.get(job_id), self._futures.get(job_id)
+            owner = self._owners.get(job_id, "")
+            unqueued = self._queue.remove(owner, job_id)  # waiting: it never starts
+            if unqueued:
+                self._forget(job_id)
         if event is not None:
             event.set()
+        if unqueued and future is not None:
+            future.set_result(None)
         return future
 
     def running(self, job_id: str) -> bool:
@@ -724,8 +791,18 @@ class JobRunner:
 
     def close(self) -> None:
         """Stop running jobs at their next batch (they resume at the next start)."""
-        self._stop.set()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._wake:
+            self._stop.set()
+            self._wake.notify_all()
+            waiting = list(self._queue.items())
+            for owner, job_id in waiting:
+                self._queue.remove(owner, job_id)
+                future = self._futures.get(job_id)
+                if future is not None:
+                    future.cancel()
+                self._forget(job_id)
+        for worker in self._workers:
+            worker.join()
 
     def image_roots(self, image: str | Path) -> list[Path]:
         """The folders a job's image may read from: its upload's folder, or the allowed root."""
@@ -753,8 +830,7 @@ class JobRunner:
             self._attempt(job)
         finally:
             with self._lock:
-                self._cancel.pop(job_id, None)
-                self._futures.pop(job_id, None)
+                self._forget(job_id)
             if self.db.get_job(job_id) is None:  # deleted while queued or running
                 shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
 
@@ -885,6 +961,12 @@ class JobRunner:
             return public_error(err)
         image = Path(job["image"])
         return public_error(err, image_name(image, self.config)[0], image)
+
+    def _forget(self, job_id: str) -> None:
+        """Drop a job's run state (the caller holds the lock)."""
+        self._cancel.pop(job_id, None)
+        self._futures.pop(job_id, None)
+        self._owners.pop(job_id, None)
 
     def _cancelled(self, job_id: str) -> bool:
         with self._lock:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from email.message import Message
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, OwnedModel, Registry, User, VisibleModel, save_body
 from scopeml.server.models import CONTAINER_SUFFIXES
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, ModelInfo, ModelUpdate
 
 router = APIRouter(prefix="/models", tags=["models"])
+
+DEFAULT_NAME = "model.czann"  # the record's name of an upload that gives none
+RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
 
 
 @router.get("", responses={401: ERRORS[401]})
@@ -38,28 +42,63 @@ async def upload_model(
     user: User,
     config: Config,
     registry: Registry,
-    filename: Annotated[str, Query(max_length=255)] = "model.czann",
+    filename: Annotated[str | None, Query(max_length=255)] = None,
     shared: bool = False,
 ) -> ModelInfo:
-    """Upload a model container (``.czann``, ``.czseg``, ``.czmodel``) as the raw body.
+    """Upload a model container (``.czann``, ``.czseg``, ``.czmodel``) as the raw body
+    (``curl --data-binary @FILE``; a multipart form, ``curl -F``, answers 422).
 
-    ``filename`` is a display name and picks the container type by its suffix; the model is
-    stored under a new random id.
+    ``filename`` (else a ``Content-Disposition`` header's ``filename``) is a display name and
+    picks the container type by its suffix; without either the model is named ``model.czann``.
+    It is stored under a new random id. Errors name the file by that name.
     """
-    suffix = Path(filename).suffix.lower()
+    given = filename or _disposition_name(request)
+    name = given or DEFAULT_NAME
+    where = given or "the uploaded model"
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise InvalidRequestError(f"{where}: the body is a multipart form; {RAW_BODY}")
+    suffix = Path(name).suffix.lower()
     if suffix not in CONTAINER_SUFFIXES:
         raise InvalidRequestError(
-            f"filename {filename!r} must end in one of {', '.join(CONTAINER_SUFFIXES)}"
+            f"filename {name!r} must end in one of {', '.join(CONTAINER_SUFFIXES)}"
         )
     upload = config.uploads_dir / f"model-{new_id()}"
     await save_body(request, upload, config.max_model_bytes)
     try:
+        if _starts_with_boundary(upload):
+            raise InvalidRequestError(f"{where}: the body starts with a MIME boundary; {RAW_BODY}")
         record = await asyncio.to_thread(
-            registry.add, upload, owner=user["user"], name=filename, suffix=suffix, shared=shared
+            registry.add, upload, owner=user["user"], name=name, suffix=suffix, shared=shared
         )
+    except ScopeMLError as err:
+        if given or err.path != name:
+            raise
+        raise InvalidRequestError(f"{where}: {err.problem}") from err  # not "model.czann: …"
     finally:
         upload.unlink(missing_ok=True)
     return ModelInfo(**record)
+
+
+def _disposition_name(request: Request) -> str | None:
+    """The file name a ``Content-Disposition`` header gives (without folders), if any."""
+    header = request.headers.get("content-disposition")
+    if not header:
+        return None
+    message = Message()
+    message["content-disposition"] = header
+    name = message.get_filename()
+    if not name:
+        return None
+    return Path(name.replace("\\", "/")).name[:255] or None
+
+
+def _starts_with_boundary(path: Path) -> bool:
+    """Whether a file starts as a multipart body does: ``--boundary`` and a line break (no
+    model container does: they are zip files or XML)."""
+    with path.open("rb") as file:
+        head = file.read(256)
+    line, _, rest = head.partition(b"\r\n")
+    return line.startswith(b"--") and len(line) > 2 and bool(rest) and b" " not in line
 
 
 @router.get("/{model_id}", responses=ERRORS)
