@@ -3,23 +3,52 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import zarr
 from PIL import Image as PILImage
+from scipy import ndimage as ndi
 
 from scopeml.cli import main
 from scopeml.demo import write_sample_image
 
 
-def test_sample_image_blocks_join_without_cut_nuclei(tmp_path):
-    _, truth_path = write_sample_image(tmp_path / "s.ome.zarr", size=300, block=128)
-    truth = zarr.open_array(truth_path, mode="r")[:]
-    ids = np.unique(truth[truth > 0])
-    assert len(ids) == truth.max() > 50  # ids unique across blocks
-    for edge in (128, 256):  # no nucleus spans a block border
-        assert not (set(np.unique(truth[:, edge - 1])) & set(np.unique(truth[:, edge])) - {0})
+def _sample(tmp_path, name, block):
+    image, truth = write_sample_image(tmp_path / name / "s.ome.zarr", size=512, block=block)
+    return zarr.open_array(image / "0", mode="r")[:], zarr.open_array(truth, mode="r")[:]
+
+
+def test_sample_is_one_scene_whatever_the_blocks(tmp_path):
+    pixels, truth = _sample(tmp_path, "a", block=128)
+    other_pixels, other_truth = _sample(tmp_path, "b", block=200)
+    # Blocks only bound memory: another block size draws the same pixels and the same nuclei.
+    np.testing.assert_array_equal(pixels, other_pixels)
+    np.testing.assert_array_equal(truth, other_truth)
+    # True ids 1..N, each one whole nucleus that nothing hides (one piece, of a nucleus's size).
+    ids, areas = np.unique(truth[truth > 0], return_counts=True)
+    assert ids.tolist() == list(range(1, len(ids) + 1)) and len(ids) > 200
+    assert areas.min() >= 15
+    pieces = [ndi.label(truth[box] == i)[1] for i, box in enumerate(ndi.find_objects(truth), 1)]
+    assert set(pieces) == {1}
+    # Nuclei cross block (and placement-cell) borders, and no empty line marks the borders.
+    inside = truth > 0
+    for edge in (128, 256, 384):
+        assert len(set(np.unique(truth[:, edge - 1])) & set(np.unique(truth[:, edge])) - {0}) >= 3
+        assert len(set(np.unique(truth[edge - 1])) & set(np.unique(truth[edge])) - {0}) >= 3
+    near = (
+        np.mean(
+            [
+                inside[:, e - 2 : e + 2].mean() + inside[e - 2 : e + 2].mean()
+                for e in (128, 256, 384)
+            ]
+        )
+        / 2
+    )
+    assert near > 0.7 * inside.mean()
+    # The image shows them: nuclei are brighter than background in the nuclear channel.
+    assert pixels[0][inside].mean() > 2 * pixels[0][~inside].mean()
 
 
 def test_demo_writes_every_output_and_finds_the_nuclei(tmp_path, capsys):
@@ -37,3 +66,7 @@ def test_demo_writes_every_output_and_finds_the_nuclei(tmp_path, capsys):
         picture = np.asarray(PILImage.open(out / png))
         assert picture.ndim == 3 and (picture == (255, 40, 40)).all(axis=-1).any()
     assert "object F1" in capsys.readouterr().out
+    # The help lists exactly what the demo wrote.
+    assert main(["demo", "--help"]) == 0
+    listed = re.findall(r"^\s+(\S+\.(?:zarr|csv|png|json))\s", capsys.readouterr().out, re.M)
+    assert sorted(listed) == sorted(p.name for p in out.iterdir())

@@ -18,11 +18,31 @@ from pathlib import Path
 
 import numpy as np
 
-from scopeml.synthetic import synthetic_nuclei
-
 PIXEL_SIZE_UM = 0.325
 CHANNEL_NAMES = ("DAPI", "Membrane")
-_MAX_REACH = 11.0 * 1.6 + 2  # largest nucleus semi-axis of synthetic_nuclei's defaults, + margin
+# What run_demo writes under its output folder (`scopeml demo --help` lists these).
+SAMPLE, TRUTH, SEGMENTATION, TABLE = (
+    "sample.ome.zarr", "sample_truth.zarr", "segmentation.ome.zarr", "nuclei.csv",
+)  # fmt: skip
+OVERVIEW, DETAIL, SUMMARY = "overview.png", "detail.png", "summary.json"
+OUTPUTS = {
+    SAMPLE: "the sample image (synthetic nuclei in channel DAPI)",
+    TRUTH: "its true nuclei (instance labels)",
+    SEGMENTATION: "labels, confidence, instances (the nuclei found)",
+    TABLE: "measurements, one row per nucleus",
+    OVERVIEW: "the whole sample, nuclei outlined in red",
+    DETAIL: "its top-left 768×768 at full resolution",
+    SUMMARY: "counts, object F1 against the truth, seconds per stage",
+}
+PLACEMENT_CELL = 256  # px: nuclei are placed per cell of this size
+_NOISE_CELL = 128  # px: pixel noise is drawn per cell of this size
+# synthetic_nuclei's defaults, which the shipped nuclei model was trained on
+_DENSITY, _CLUSTER_FRACTION, _NOISE = 0.001, 0.3, 0.04
+_RADIUS, _ELONGATION = (5.0, 11.0), (1.0, 1.6)
+_REACH = 20  # px: past the largest nucleus semi-axis (11 × 1.6) + 1
+_TEXTURE_SIGMA = 1.5
+_TEXTURE_STD = 1 / (2 * np.sqrt(np.pi) * _TEXTURE_SIGMA)  # of white noise blurred so
+_HALO = 16  # px: past the texture blur (6) + the blur (4), and the ring (2) + the blur
 
 
 @dataclass(frozen=True)
@@ -51,8 +71,13 @@ def write_sample_image(
 ) -> tuple[Path, Path]:
     """Write a ``channels×size×size`` uint16 nuclei mosaic and its true instance labels.
 
-    Blocks are drawn independently (nuclei kept inside their block, one illumination field over
-    the whole canvas), so memory depends on ``block``, not on ``size``.
+    The mosaic is one continuous scene: nuclei are placed cell by cell
+    (:data:`PLACEMENT_CELL` px, each cell seeded by its position, never overlapping a nucleus
+    placed before it, in this cell or a neighbour) and may extend into neighbouring cells;
+    pixel noise comes from fixed seeded cells too. Each ``block`` is then rendered
+    from the nuclei that reach it, with a halo that covers every filter, so the pixels and
+    the labels do not depend on ``block`` (only memory does) and no line shows where blocks
+    or cells meet. True ids are 1..N in placement order.
 
     Returns
     -------
@@ -64,7 +89,7 @@ def write_sample_image(
     from scopeml.io import create_ome_zarr
 
     path = Path(path)
-    truth_path = path.with_name(path.name.replace(".ome.zarr", "") + "_truth.zarr")
+    truth_path = path.with_name(path.name.removesuffix(".ome.zarr") + "_truth.zarr")
     shape = (size, size)
     temp, temp_truth = _temp(path), _temp(truth_path)
     image = create_ome_zarr(
@@ -80,27 +105,149 @@ def write_sample_image(
     truth = zarr.open_array(
         temp_truth, mode="w", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0
     )
-    next_id = 0
-    for index, (y0, x0) in enumerate(np.ndindex(-(-size // block), -(-size // block))):
-        y0, x0 = y0 * block, x0 * block
-        block_shape = (min(block, size - y0), min(block, size - x0))
-        pixels, labels = synthetic_nuclei(
-            block_shape,
-            channels=channels,
-            seed=seed * 100_003 + index,
-            margin=_MAX_REACH,
-            origin=(y0, x0),
-            canvas_shape=shape,
-            illumination_seed=seed,
-            overlap=False,  # nuclei touch but never hide each other, as in a real stain
-        )
-        region = (slice(y0, y0 + block_shape[0]), slice(x0, x0 + block_shape[1]))
-        image[(slice(None), *region)] = pixels
-        truth[region] = np.where(labels > 0, labels + next_id, 0).astype(np.uint32)
-        next_id += int(labels.max())
+    nuclei = _place_nuclei(shape, seed)
+    for y0 in range(0, size, block):
+        for x0 in range(0, size, block):
+            region = (slice(y0, min(y0 + block, size)), slice(x0, min(x0 + block, size)))
+            pixels, labels = _render_block(nuclei, region, shape, channels, seed)
+            image[(slice(None), *region)] = pixels
+            truth[region] = labels
     _replace(temp, path)
     _replace(temp_truth, truth_path)
     return path, truth_path
+
+
+@dataclass(frozen=True)
+class _Nuclei:
+    """Every nucleus of the sample (id = index + 1) and, per placement cell, which ones."""
+
+    centre: np.ndarray  # N×2 (y, x), float
+    semi_axes: np.ndarray  # N×2 (minor, major), px
+    angle: np.ndarray  # N
+    brightness: np.ndarray  # N + 1, [0] = background
+    cells: dict[tuple[int, int], np.ndarray]  # cell → indices of the nuclei centred in it
+
+
+def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
+    """Place non-overlapping nuclei cell by cell, in raster order, as ``synthetic_nuclei``
+    (``overlap=False``) does in one image: each cell draws ``density × area`` nuclei from its
+    own seed, centres inside the cell, a fraction clustered against an earlier one of the
+    cell; a nucleus covering one placed before it (here or in a neighbouring cell) is placed
+    elsewhere, up to 8 tries, then left out."""
+    from scopeml.synthetic import _draw_ellipsoid
+
+    cell, reach = PLACEMENT_CELL, _REACH
+    centres: list[np.ndarray] = []
+    semi_axes: list[np.ndarray] = []
+    angles: list[float] = []
+    levels: list[float] = []
+    cells: dict[tuple[int, int], np.ndarray] = {}
+    for cy, cx in np.ndindex(-(-shape[0] // cell), -(-shape[1] // cell)):
+        low = np.array([cy * cell, cx * cell], float)
+        high = np.minimum(low + cell, shape)
+        origin = low - reach
+        occupied = np.zeros((high - low + 2 * reach).astype(int), np.uint8)
+        for neighbour in ((cy - 1, cx - 1), (cy - 1, cx), (cy - 1, cx + 1), (cy, cx - 1)):
+            for i in cells.get(neighbour, ()):
+                if np.all(centres[i] > low - 2 * reach) and np.all(centres[i] < high + 2 * reach):
+                    _draw_ellipsoid(occupied, centres[i] - origin, semi_axes[i], angles[i], 1)
+        rng = np.random.default_rng([seed, cy, cx])
+        mine: list[int] = []
+        for _ in range(round(_DENSITY * float(np.prod(high - low)))):
+            minor = rng.uniform(*_RADIUS)
+            axes = np.array([minor, minor * rng.uniform(*_ELONGATION)])
+            level = rng.uniform(0.45, 1.0)
+            for _ in range(8):
+                if mine and rng.random() < _CLUSTER_FRACTION:
+                    direction = rng.normal(size=2)
+                    direction /= np.linalg.norm(direction) + 1e-9
+                    centre = centres[mine[rng.integers(len(mine))]] + direction * minor * 1.9
+                else:
+                    centre = low + rng.uniform(0, 1, 2) * (high - low)
+                angle = rng.uniform(0, np.pi)
+                if np.any(centre < low) or np.any(centre >= high):
+                    continue  # centred in another cell: that cell's to place
+                if _draw_ellipsoid(occupied, centre - origin, axes, angle, 1, overwrite=False):
+                    mine.append(len(centres))
+                    centres.append(centre)
+                    semi_axes.append(axes)
+                    angles.append(angle)
+                    levels.append(level)
+                    break
+        cells[cy, cx] = np.array(mine, int)
+    return _Nuclei(
+        centre=np.array(centres).reshape(-1, 2),
+        semi_axes=np.array(semi_axes).reshape(-1, 2),
+        angle=np.array(angles),
+        brightness=np.array([0.0, *levels]),
+        cells=cells,
+    )
+
+
+def _render_block(
+    nuclei: _Nuclei,
+    region: tuple[slice, slice],
+    shape: tuple[int, int],
+    channels: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels (``C×Y×X`` uint16) and true labels (uint32) of one block of the sample,
+    rendered as ``synthetic_nuclei`` renders (texture, a membrane-like ring, blur,
+    illumination, shot and read noise) over the block plus a halo past every filter's reach,
+    so they equal the same pixels of any other block layout."""
+    from scipy import ndimage as ndi
+
+    from scopeml.synthetic import _draw_ellipsoid, _illumination
+
+    inner = [(s.start, s.stop) for s in region]
+    outer = [(max(a - _HALO, 0), min(b + _HALO, n)) for (a, b), n in zip(inner, shape, strict=True)]
+    (y0, y1), (x0, x1) = outer
+    origin = np.array([y0, x0], float)
+    labels = np.zeros((y1 - y0, x1 - x0), np.int32)
+    cell = PLACEMENT_CELL
+    for cy in range(max(y0 - _REACH, 0) // cell, (y1 + _REACH) // cell + 1):
+        for cx in range(max(x0 - _REACH, 0) // cell, (x1 + _REACH) // cell + 1):
+            for i in nuclei.cells.get((cy, cx), ()):
+                centre = nuclei.centre[i]
+                if np.all(centre + _REACH >= origin) and np.all(centre - _REACH < (y1, x1)):
+                    axes, angle = nuclei.semi_axes[i], nuclei.angle[i]
+                    _draw_ellipsoid(labels, centre - origin, axes, angle, i + 1)
+    nucleus = nuclei.brightness[labels].astype(np.float32)
+    texture = ndi.gaussian_filter(_noise(seed, 0, outer), _TEXTURE_SIGMA)
+    nucleus *= 1.0 + 0.25 * texture / _TEXTURE_STD
+    layers = [nucleus]
+    if channels > 1:
+        ring = ndi.grey_dilation(labels, size=(5, 5)) > 0
+        layers.append(0.5 * (ring & (labels == 0)).astype(np.float32) + 0.2 * (labels > 0))
+    for c in range(2, channels):
+        layers.append(nucleus * (0.3 + 0.2 * c / channels))
+    light = _illumination(labels.shape, 0.4, (y0, x0), shape, seed, np.random.default_rng(0))
+    crop = tuple(slice(a - o, b - o) for (a, b), (o, _) in zip(inner, outer, strict=True))
+    pixels = np.empty((channels, *(b - a for a, b in inner)), np.uint16)
+    for c, layer in enumerate(layers):
+        signal = (ndi.gaussian_filter(layer, 1.0) + 0.08 + 0.02 * c) * light
+        shot = _noise(seed, 2 * c + 1, outer) * np.sqrt(np.maximum(signal, 0) * _NOISE * 0.1)
+        value = np.clip(signal + shot + _noise(seed, 2 * c + 2, outer) * (_NOISE * 0.5), 0, 2)
+        pixels[c] = (value[crop] * (np.iinfo(np.uint16).max * 0.5)).astype(np.uint16)
+    return pixels, labels[crop].astype(np.uint32)
+
+
+def _noise(seed: int, stream: int, window: list[tuple[int, int]]) -> np.ndarray:
+    """Standard normal float32 noise over ``window`` ((y0, y1), (x0, x1)) of one field per
+    ``stream``, drawn in seeded fixed cells, so any window of the field is the same values."""
+    (y0, y1), (x0, x1) = window
+    cell = _NOISE_CELL
+    out = np.empty((y1 - y0, x1 - x0), np.float32)
+    for cy in range(y0 // cell, -(-y1 // cell)):
+        for cx in range(x0 // cell, -(-x1 // cell)):
+            rng = np.random.default_rng([seed, 1 + stream, cy, cx])
+            values = rng.standard_normal((cell, cell), np.float32)
+            ya, yb = max(y0, cy * cell), min(y1, (cy + 1) * cell)
+            xa, xb = max(x0, cx * cell), min(x1, (cx + 1) * cell)
+            out[ya - y0 : yb - y0, xa - x0 : xb - x0] = values[
+                ya - cy * cell : yb - cy * cell, xa - cx * cell : xb - cx * cell
+            ]
+    return out
 
 
 def run_demo(
@@ -127,7 +274,7 @@ def run_demo(
     clock = time.perf_counter()
     log(f"1/4 writing a {channels}×{size}×{size} sample image (synthetic nuclei)")
     image_path, truth_path = write_sample_image(
-        out / "sample.ome.zarr", size=size, channels=channels, seed=seed
+        out / SAMPLE, size=size, channels=channels, seed=seed
     )
     seconds["sample"] = time.perf_counter() - clock
 
@@ -137,7 +284,7 @@ def run_demo(
     segmentation = segment(
         image_path,
         "nuclei",
-        out / "segmentation.ome.zarr",
+        out / SEGMENTATION,
         outputs=("labels", "confidence", "instances"),
         channels=(CHANNEL_NAMES[0],),
         overwrite=True,
@@ -151,7 +298,7 @@ def run_demo(
     log("3/4 measuring nuclei")
     with open_image(image_path) as image:
         table = measure_objects_tiled(nuclei, image, progress=progress)
-        table_path = write_table(table, out / "nuclei.csv", overwrite=True)  # as the store
+        table_path = write_table(table, out / TABLE, overwrite=True)  # as the store
         seconds["measure"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -174,7 +321,7 @@ def run_demo(
         f1=float(scores["f1"]),
         seconds={k: round(v, 2) for k, v in seconds.items()},
     )
-    (out / "summary.json").write_text(
+    (out / SUMMARY).write_text(
         json.dumps(
             {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}, indent=2
         )
@@ -201,13 +348,13 @@ def _draw(image: object, nuclei: object, out: Path) -> tuple[Path, Path]:
         rows.append(row)
     pixels = np.block([[p for p, _ in row] for row in rows])
     edges = np.block([[e for _, e in row] for row in rows]) > 0.2
-    overview = out / "overview.png"
+    overview = out / OVERVIEW
     imsave(overview, _outlined(pixels, edges), check_contrast=False)
 
     crop = dict(Y=slice(0, min(768, size_y)), X=slice(0, min(768, size_x)))
     pixels = image.read(C=0, **crop)[0, 0, 0, 0].astype(np.float32)
     edges = find_boundaries(np.asarray(nuclei[crop["Y"], crop["X"]]), mode="inner")
-    detail = out / "detail.png"
+    detail = out / DETAIL
     imsave(detail, _outlined(pixels, edges), check_contrast=False)
     return overview, detail
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from scopeml.demo import OUTPUTS
+
 
 def demo(
     output: Path = typer.Option(Path("scopeml-demo"), "-o", "--output", help="Output folder."),
@@ -14,12 +16,6 @@ def demo(
     seed: int = typer.Option(0, help="Seed of the synthetic sample."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Segment a generated sample mosaic with the default nuclei model, measure and draw nuclei.
-
-    Writes, under OUTPUT: sample.ome.zarr (the image), segmentation.ome.zarr (labels and
-    confidence), nuclei.zarr (instance labels), nuclei.csv (measurements), overview.png and
-    detail.png (nuclei outlined) and summary.json.
-    """
     from scopeml.demo import run_demo
 
     result = run_demo(
@@ -36,3 +32,16 @@ def demo(
     typer.echo(f"seconds:             {result.seconds}")
     for name in ("segmentation", "nuclei", "table", "overview", "detail"):
         typer.echo(f"{name + ':':<20} {getattr(result, name)}")
+
+
+# The help lists what run_demo writes, from the names it writes them under.
+demo.__doc__ = "\n".join(
+    [
+        "Segment a generated sample mosaic with the default nuclei model, measure and draw nuclei.",
+        "",
+        "Writes, under OUTPUT:",
+        "",
+        "\b",  # click: keep these lines as they are
+        *(f"  {name:<22} {what}" for name, what in OUTPUTS.items()),
+    ]
+)
