@@ -248,6 +248,8 @@ def _li_float(pairs: _Pairs, n: int, has: np.ndarray, low: np.ndarray) -> np.nda
         t_curr = t_next.copy()
         sums, counts = np.zeros((2, n)), np.zeros((2, n), np.int64)
         for ids, shifted in finite():
+            keep = active[ids]  # converged parents' pixels are not read again
+            ids, shifted = ids[keep], shifted[keep]
             fore = shifted > t_curr[ids]
             sums[0] += np.bincount(ids[fore], weights=shifted[fore], minlength=n)
             sums[1] += np.bincount(ids[~fore], weights=shifted[~fore], minlength=n)
