@@ -92,27 +92,7 @@ class ApplyWidget(QWidget):
         )
         self._shown: Any = None  # the layer whose channels are offered
         self._channel_texts: dict[int, str] = {}  # id(layer): its channel choice
-        self.confidence = QCheckBox("confidence")  # off by default: few users want it
-        self.instances = QComboBox()  # the class whose objects to label, or none
-        self.instances.addItem("(no instances)")
-        self.tile_size = QSpinBox()
-        self.tile_size.setRange(0, 8192)
-        self.tile_size.setSpecialValueText("model default")
-        self.scale = QDoubleSpinBox()  # segment's scale: the model sees the image magnified
-        self.scale.setRange(*SCALE_LIMITS)
-        self.scale.setDecimals(3)
-        self.scale.setSingleStep(0.25)
-        self.scale.setValue(1.0)
-        self.scale.setToolTip(
-            "Run the model on the image magnified by this factor (2: objects half the size "
-            "the model expects); the outputs keep the image's pixel grid"
-        )
-        self.scale_auto = QCheckBox("auto")  # segment's scale "auto": from the objects' size
-        self.scale_auto.setToolTip(  # scale 1 passes none: the model's default (nuclei: auto)
-            "Estimate the objects' size and bring it to the model's; at scale 1 unticked, the "
-            "model's default applies (auto for the shipped nuclei model)"
-        )
-        self.scale_auto.toggled.connect(lambda on: self.scale.setEnabled(not on))
+        self._make_run_options()
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.resume_button = QPushButton("Resume")
         self.run_button.clicked.connect(lambda: self.run())
@@ -140,6 +120,30 @@ class ApplyWidget(QWidget):
         layout.addWidget(self.status)
         self.image_choice.currentTextChanged.connect(self._image_changed)
         self._image_changed()
+
+    def _make_run_options(self) -> None:
+        """The options of a run beyond image, model and output: extra outputs, tiles, scale."""
+        self.confidence = QCheckBox("confidence")  # off by default: few users want it
+        self.instances = QComboBox()  # the class whose objects to label, or none
+        self.instances.addItem("(no instances)")
+        self.tile_size = QSpinBox()
+        self.tile_size.setRange(0, 8192)
+        self.tile_size.setSpecialValueText("model default")
+        self.scale = QDoubleSpinBox()  # segment's scale: the model sees the image magnified
+        self.scale.setRange(*SCALE_LIMITS)
+        self.scale.setDecimals(3)
+        self.scale.setSingleStep(0.25)
+        self.scale.setValue(1.0)
+        self.scale.setToolTip(
+            "Run the model on the image magnified by this factor (2: objects half the size "
+            "the model expects); the outputs keep the image's pixel grid"
+        )
+        self.scale_auto = QCheckBox("auto")  # segment's scale "auto": from the objects' size
+        self.scale_auto.setToolTip(  # scale 1 passes none: the model's default (nuclei: auto)
+            "Estimate the objects' size and bring it to the model's; at scale 1 unticked, the "
+            "model's default applies (auto for the shipped nuclei model)"
+        )
+        self.scale_auto.toggled.connect(lambda on: self.scale.setEnabled(not on))
 
     @property
     def busy(self) -> bool:
