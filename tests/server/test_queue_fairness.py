@@ -100,12 +100,10 @@ def test_one_users_queue_does_not_hold_back_anothers_job(gated) -> None:
         queue.submit("alice", f"a{i}")
     queue.submit("bob", "b0")
     assert queue.wait_started(1) == ["a0"]
-    assert queue.runner.counts() == {"queued": 6, "running": 1}
     queue.gates["a0"].set()
     order = queue.wait_started(7)
     assert order == ["a0", "b0", "a1", "a2", "a3", "a4", "a5"]
     assert order.index("b0") < order.index("a4")  # before alice's second-to-last
-    assert queue.runner.counts() == {"queued": 0, "running": 0}
 
 
 def test_users_take_turns_and_one_user_runs_at_most_the_cap(gated) -> None:
