@@ -364,6 +364,8 @@ class PixelClassifierWidget(QWidget):
             self.update_preview()
         except RuntimeError:  # the widget was closed; napari still holds this callback
             return
+        except Exception as err:
+            self._fail(err)
 
     # ------------------------------------------------------------------ work
     @property
