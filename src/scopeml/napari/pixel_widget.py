@@ -161,9 +161,14 @@ class PixelClassifierWidget(QWidget):
         self.classes.cellDoubleClicked.connect(self._pick_color)
         for name, color in DEFAULT_CLASSES:
             self.add_class(name, color)
-        add, remove = QPushButton("Add class"), QPushButton("Remove class")
-        add.clicked.connect(lambda: self.add_class(f"class {self.classes.rowCount() + 1}"))
-        remove.clicked.connect(self._remove_class)
+        self._make_work_controls()
+        self._lay_out()
+        napari_viewer.dims.events.current_step.connect(self._on_dims)
+        self._show_channels()
+        self._ensure_scribbles()
+
+    def _make_work_controls(self) -> None:
+        """Train with its busy bar and Cancel, the preview buttons, importances, status."""
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(lambda: self.train())
         self.progress = QProgressBar()  # busy: no count to show (one step)
@@ -185,6 +190,11 @@ class PixelClassifierWidget(QWidget):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
         self.stage.connect(self._show_stage)
+
+    def _lay_out(self) -> None:
+        add, remove = QPushButton("Add class"), QPushButton("Remove class")
+        add.clicked.connect(lambda: self.add_class(f"class {self.classes.rowCount() + 1}"))
+        remove.clicked.connect(self._remove_class)
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(self.channels)
@@ -198,9 +208,6 @@ class PixelClassifierWidget(QWidget):
         layout.addWidget(self.importances)
         layout.addWidget(self._file_buttons())
         layout.addWidget(self.status)
-        napari_viewer.dims.events.current_step.connect(self._on_dims)
-        self._show_channels()
-        self._ensure_scribbles()
 
     def _file_buttons(self) -> QWidget:
         """Save/load the model, import/export the scribbles: one row of buttons."""
