@@ -30,11 +30,79 @@ FOLDER_SAMPLES = 64
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file (or of a folder's files, in sorted order), streamed."""
-    digest = hashlib.sha256()
     path = Path(path)
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if path.is_dir():
+        return _files_sha256(path, sorted(p for p in path.rglob("*") if p.is_file()))
+    return _files_sha256(None, [path])
+
+
+def model_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of what a model is made of: a file, a folder's files (a bioimage.io package
+    folder, as :func:`file_sha256`), or a bioimage.io description (``.yaml``/``.yml``, run in
+    its folder) with the files it names that exist beside it (weights, test tensors,
+    architecture source...). A description's hash is its folder's when the folder holds just
+    those files, so changed weights beside an ``rdf.yaml`` are a changed model, as in a folder.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "rdf.yaml").write_text("weights: {onnx: {source: weights.onnx}}")
+    >>> _ = (folder / "weights.onnx").write_bytes(b"graph")
+    >>> first = model_sha256(folder / "rdf.yaml")
+    >>> first == file_sha256(folder)
+    True
+    >>> _ = (folder / "weights.onnx").write_bytes(b"other graph")
+    >>> model_sha256(folder / "rdf.yaml") == first
+    False
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() in (".yaml", ".yml"):
+        return _files_sha256(path.parent, _described_files(path))
+    return file_sha256(path)
+
+
+def _described_files(description: Path) -> list[Path]:
+    """The description and the files beside it (in its folder or below) that it names: every
+    string of the YAML read as a relative path (``./`` allowed; ``file.py:Class`` by its file);
+    URLs, paths leaving the folder and names of no file are passed over. A description that
+    does not parse is hashed alone (opening the model refused it already)."""
+    import yaml
+
+    folder = description.parent.resolve()
+    found = {Path(description.name)}
+    try:
+        content = yaml.safe_load(description.read_bytes()[:_MAX_DESCRIPTION])
+    except yaml.YAMLError:
+        content = None
+    seen: set[int] = set()  # aliases share objects: each visited once
+    stack = [content]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict | list):
+            if id(item) not in seen:
+                seen.add(id(item))
+                stack.extend(item.values() if isinstance(item, dict) else item)
+            continue
+        if not isinstance(item, str) or "://" in item or "\n" in item or len(item) > 1024:
+            continue
+        for name in {item, item.rpartition(":")[0]} - {""}:
+            target = (folder / name.removeprefix("./")).resolve()
+            if target.is_relative_to(folder) and target.is_file():
+                found.add(target.relative_to(folder))
+    return [description.parent / relative for relative in sorted(found)]
+
+
+#: A description is read up to this size for the names of its files (``open_package``'s limit).
+_MAX_DESCRIPTION = 1 << 20
+
+
+def _files_sha256(base: Path | None, files: list[Path]) -> str:
+    """SHA-256 of ``files`` in order, each preceded by its name relative to ``base`` (none
+    without a base: a single file hashes as its bytes)."""
+    digest = hashlib.sha256()
     for file in files:
-        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        digest.update(str(file.relative_to(base)).encode() if base is not None else b"")
         with open(file, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
@@ -165,7 +233,7 @@ def run_identity(
         "tile_step": list(spec.tile_step),
     }
     if source is not None and Path(source).exists():
-        model_id["sha256"] = file_sha256(source)
+        model_id["sha256"] = model_sha256(source)
     place: dict[str, Any] = (
         {"name": image_name}
         if image_name is not None
