@@ -1,4 +1,4 @@
-"""``scopeml classify IMAGE... -m M.czann -o table.csv``: one class per image plane, or per
+"""``scopeml classify IMAGE... -m MODEL -o table.csv``: one class per image plane, or per
 object with ``--labels``."""
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ import typer
 
 def classify(
     images: list[Path] = typer.Argument(..., help="Image files (every scene, time point, plane)."),
-    model: Path = typer.Option(..., "-m", "--model", help="A classification .czann."),
+    model: Path = typer.Option(
+        ...,
+        "-m",
+        "--model",
+        help="A classification model: a .czann (Single/MultiClassClassification) or a "
+        "bioimage.io package of one (zip, folder or rdf.yaml).",
+    ),
     output: Path = typer.Option(..., "-o", "--output", help="The table (.csv or .parquet)."),
     labels: Path | None = typer.Option(
         None, help="Instance labels of one 2-D image: classify each object from a crop around it."
@@ -20,8 +26,9 @@ def classify(
 ) -> None:
     """Classify whole images, or with --labels each object, with a classification model.
 
-    A Single/MultiClassClassification model; planes (or object crops) are resized to the
-    model's input size. With --labels, each object gets a class (one row per object).
+    A Single/MultiClassClassification model (a .czann, or a bioimage.io package run as its
+    converted .czann); planes (or object crops) are resized to the model's input size. With
+    --labels, each object gets a class (one row per object).
     """
     from scopeml.classify import classify_images, classify_object_crops
     from scopeml.objects.table import check_table_output, write_table
