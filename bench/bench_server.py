@@ -263,7 +263,7 @@ def main() -> int:
     try:
         model_path = make_model(work / "unet.czann", args.width)
         db = Database(work / "data" / "scopeml.db")
-        token = db.create_token("bench")
+        token = db.create_token("bench", admin=True)  # /metrics answers admin tokens only
         db.close()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
