@@ -826,6 +826,7 @@ class JobRunner:
             unclean = self.db.start_job_attempt(job_id)  # this one, and those a crash ended
             if unclean > self.config.max_job_attempts:
                 self.db.update_job(job_id, status="failed", error=_gave_up(unclean - 1))
+                log.warning("job %s: %s (--max-job-attempts)", job_id, _gave_up(unclean - 1))
                 return
             self._attempt(job)
         finally:
