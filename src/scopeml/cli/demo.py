@@ -32,6 +32,11 @@ def demo(
     typer.echo(f"seconds:             {result.seconds}")
     for name in ("segmentation", "nuclei", "table", "overview", "detail"):
         typer.echo(f"{name + ':':<20} {getattr(result, name)}")
+    typer.echo(
+        f"next:                look at {result.overview.name} and {result.detail.name}; to browse "
+        f"the stores: pip install -e '.[napari]', then napari --plugin scopeml {result.image} "
+        f"{result.segmentation}"
+    )
 
 
 # The help lists what run_demo writes, from the names it writes them under.
