@@ -46,9 +46,9 @@ def test_a_plain_page_sequence_is_read_as_z_with_one_warning_naming_the_way_out(
             pass
     said = [m for m in _said(caught) if "pages of unknown kind" in m]
     assert said == [
-        f"{file}: 5 pages of unknown kind read as Z (planes); if they are time points, "
-        "pass --axes TYX (Python: sm.open_image(path, axes='TYX'), or segment(path, ..., "
-        "axes='TYX'))"
+        f"{file}: 5 pages of unknown kind read as Z (planes); if they are time points or "
+        "channels, pass --axes TYX or --axes CYX (Python: sm.open_image(path, axes='TYX') or "
+        "axes='CYX', or segment(path, ..., axes='TYX'))"
     ]
 
 

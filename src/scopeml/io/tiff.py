@@ -113,22 +113,32 @@ def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = 
 
 
 def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: str) -> None:
-    """Warn once that a generic page sequence (``I``/``Q``) was read as ``Z`` (or ``T``)."""
+    """Warn once that a generic page sequence (``I``/``Q``) was read as ``Z`` (or ``T``), and
+    how to read it as the other one or as channels (where the file has no channels yet)."""
     for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
         if axis in _SEQUENCE_AXES and size > 1:
             other = "T" if mapped[i] == "Z" else "Z"
-            free = iter(a for a in "CZT" if a not in mapped and a != other)
-            hint = "".join(
-                other if j == i else (next(free, "?") if m == "_" else m)
-                for j, m in enumerate(mapped)
-            )
+            ways = [("time points" if other == "T" else "planes", _hint(mapped, i, other))]
+            if "C" not in mapped:
+                ways.append(("channels", _hint(mapped, i, "C")))
             kind = "planes" if mapped[i] == "Z" else "time points"
+            first = ways[0][1]
             _warn_once(
                 f"{path}: {size} pages of unknown kind read as {mapped[i]} ({kind}); if they "
-                f"are {'time points' if other == 'T' else 'planes'}, pass --axes {hint} "
-                f"(Python: sm.open_image(path, axes='{hint}'), or segment(path, ..., "
-                f"axes='{hint}'))"
+                f"are {' or '.join(k for k, _ in ways)}, pass "
+                f"{' or '.join(f'--axes {h}' for _, h in ways)} (Python: sm.open_image(path, "
+                f"axes='{first}')"
+                + "".join(f" or axes='{h}'" for _, h in ways[1:])
+                + f", or segment(path, ..., axes='{first}'))"
             )
+
+
+def _hint(mapped: str, index: int, letter: str) -> str:
+    """The axes text reading axis ``index`` as ``letter`` (size-1 axes get free letters)."""
+    free = iter(a for a in "CZT" if a not in mapped and a != letter)
+    return "".join(
+        letter if j == index else (next(free, "?") if m == "_" else m) for j, m in enumerate(mapped)
+    )
 
 
 _WARNED: set[str] = set()
