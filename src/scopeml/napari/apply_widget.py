@@ -14,10 +14,15 @@ name, or all of the image's), or the image's channels chosen by name. Instances 
 a run of this widget whose store is unchanged are labelled from its labels without running the
 model again. Without an output typed, the store goes next to the layer's file, or for a layer
 with no file into a temporary folder, which the status line says.
+
+Opened from the Plugins menu, the widget gets napari's ``PublicOnlyProxy`` of the viewer, whose
+layers come back as a new proxy object on every access: layers are compared, kept and
+remembered by the layer itself (:func:`real_layer`), never by the proxy's ``id``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -76,6 +81,8 @@ class ApplyWidget(QWidget):
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText(f"a .czann/.czseg file, 'nuclei', or {FROM_WIDGET}")
+        self.model_path.editingFinished.connect(self._model_typed)
+        self._opened: tuple[Any, Any] | None = None  # (file or name and its time, model)
         browse = QPushButton("…")
         browse.clicked.connect(self._browse_model)
         self.output = QLineEdit()
@@ -124,7 +131,7 @@ class ApplyWidget(QWidget):
     def _make_run_options(self) -> None:
         """The options of a run beyond image, model and output: extra outputs, tiles, scale."""
         self.confidence = QCheckBox("confidence")  # off by default: few users want it
-        self.instances = QComboBox()  # the class whose objects to label, or none
+        self.instances = _ClassChoice(self._refresh_classes)  # whose objects to label, or none
         self.instances.addItem("(no instances)")
         self.tile_size = QSpinBox()
         self.tile_size.setRange(0, 8192)
@@ -160,17 +167,39 @@ class ApplyWidget(QWidget):
                 if isinstance(widget, PixelClassifierWidget) and widget.model is not None:
                     return widget.model
             raise InvalidRequestError("no model: choose a file, or train one in the widget")
-        return sm.open_model(text)
+        key = (os.path.abspath(text), os.stat(text).st_mtime_ns) if os.path.isfile(text) else text
+        if self._opened is None or self._opened[0] != key:  # opened once while unchanged
+            self._opened = (key, sm.open_model(text))
+        return self._opened[1]
 
     def set_model(self, text: str) -> None:
         """Choose a model file (or name) and offer its classes for instances."""
         self.model_path.setText(text)
         self._offer_classes(self.model())
 
+    def _model_typed(self) -> None:
+        """A model typed (or pasted): offer its classes, or say why it does not open."""
+        if self.model_path.text().strip() in ("", FROM_WIDGET):
+            self._refresh_classes()
+            return
+        try:
+            self._offer_classes(self.model())
+        except Exception as err:  # said, and the run in progress (if any) goes on
+            self.status.setText(f"error: {error_text(err)}")
+
+    def _refresh_classes(self) -> None:
+        """Offer the chosen model's classes (the list opening: the pixel classifier widget's
+        model may have been trained since); a model that does not open changes nothing."""
+        with contextlib.suppress(Exception):  # Run says why
+            self._offer_classes(self.model())
+
     def _offer_classes(self, model: Any) -> None:
         current = self.instances.currentText()
+        classes = ["(no instances)", *model.spec.classes]
+        if [self.instances.itemText(i) for i in range(self.instances.count())] == classes:
+            return
         self.instances.clear()
-        self.instances.addItems(["(no instances)", *model.spec.classes])
+        self.instances.addItems(classes)
         self.instances.setCurrentText(current)
 
     def _browse_model(self) -> None:
@@ -192,7 +221,7 @@ class ApplyWidget(QWidget):
         """A new image: offer its channels and show where its result goes by default. The
         channel choice is kept per layer (the layer list refills the image choice on every
         layer added, passing through other layers)."""
-        layer = self.image_choice.layer()
+        layer = real_layer(self.image_choice.layer())
         if layer is None or layer is self._shown:
             return
         if self._shown is not None:
@@ -248,7 +277,7 @@ class ApplyWidget(QWidget):
         file, else a temporary folder made once per layer (:meth:`is_temporary`)."""
         if self.output.text().strip():
             return Path(self.output.text().strip()).expanduser()
-        layer = self.image_choice.layer()
+        layer = real_layer(self.image_choice.layer())
         beside = self._beside(layer)
         if beside is not None:
             return beside
@@ -268,7 +297,11 @@ class ApplyWidget(QWidget):
         """What a run's result depends on, but for its outputs: the image, the model (a file
         by its path and time, else the object) and the settings."""
         source = layer_source(layer)
-        image = (source["path"], source.get("scene")) if source else (id(layer), id(layer.data))
+        image = (
+            (source["path"], source.get("scene"))
+            if source
+            else (id(real_layer(layer)), id(layer.data))
+        )
         text = self.model_path.text().strip()
         if text and text != FROM_WIDGET and os.path.exists(text):
             model_key: Any = (os.path.abspath(text), os.stat(text).st_mtime_ns)
@@ -431,9 +464,9 @@ class ApplyWidget(QWidget):
         for data, kwargs, kind in layer_data:
             shown = self._put_layer(data, kwargs, kind)
             layers.extend(shown if isinstance(shown, list) else [shown])
-        kept = {id(layer) for layer in layers}
+        kept = {id(real_layer(layer)) for layer in layers}
         for layer in list(self.viewer.layers):
-            if id(layer) not in kept and _made_by(layer, seg.path):
+            if id(real_layer(layer)) not in kept and _made_by(layer, seg.path):
                 self.viewer.layers.remove(layer)
         return layers
 
@@ -480,6 +513,24 @@ class ApplyWidget(QWidget):
             if cancelled
             else f"error: {error_text(err)}"
         )
+
+
+class _ClassChoice(QComboBox):
+    """The *instances of* list, refreshed from the model each time it opens."""
+
+    def __init__(self, refresh: Any) -> None:
+        super().__init__()
+        self._refresh = refresh
+
+    def showPopup(self) -> None:  # Qt's name
+        self._refresh()
+        super().showPopup()
+
+
+def real_layer(layer: Any) -> Any:
+    """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
+    new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
+    return getattr(layer, "__wrapped__", layer)
 
 
 def _objects_path(output: Path) -> Path:
@@ -530,7 +581,7 @@ def _in_gui_words(
         message += "under channels in this widget"
     else:
         message = f"the image has {_count(have)} ({', '.join(names)}); {takes}: apply it to an "
-        message += f"image with {want}"
+        message += f"image with {_count(want)}"
     where = err.path if err.path else f"layer {layer_name!r}"
     return IncompatibleModelError(f"{where}: {message}")
 

@@ -5,11 +5,14 @@ Everything is the facade: ``sm.label_objects``, ``sm.measure_objects``,
 ``sm.train_object_classifier``, ``sm.classify_objects``. The table is shown in a Qt view and
 set as the layer's napari ``features``; a click on an object selects its row, a selected row
 selects (and highlights) its object. With "click to label" on, a click gives the object the
-chosen class in the ``user_class`` column, which trains the classifier.
+chosen class in the ``user_class`` column, which trains the classifier. The click is hooked on
+the measured layer once (napari's plugin proxy gives a new object for the same layer on every
+access: the layer behind it is compared), and unhooked from a layer measured before.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
 from scopeml.napari._table import DataFrameModel
+from scopeml.napari.apply_widget import real_layer
 
 USER_CLASS = "user_class"
 PREDICTED = "class"
@@ -164,10 +168,17 @@ class ObjectsWidget(QWidget):
         self.model.set_table(table)
         if not getattr(layer, "multiscale", False):
             layer.features = table.assign(index=table["label"].to_numpy())
-        if self._hooked is not layer:
-            layer.mouse_drag_callbacks.append(self._on_click)
-            self._hooked = layer
+        self._hook(real_layer(layer))
         self.status.setText(f"{len(table)} objects measured")
+
+    def _hook(self, layer: Any) -> None:
+        """Clicks on ``layer`` (only) select and label its objects: hooked once."""
+        if self._hooked is not None and self._hooked is not layer:
+            with contextlib.suppress(ValueError):
+                self._hooked.mouse_drag_callbacks.remove(self._on_click)
+        if self._on_click not in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.append(self._on_click)
+        self._hooked = layer
 
     # ------------------------------------------------------------------ selection
     def row_of(self, label: int) -> int | None:
@@ -246,7 +257,9 @@ class ObjectsWidget(QWidget):
         there: the save dialog has asked)."""
         from scopeml.objects.table import write_table
 
-        return write_table(self.table, path, overwrite=True)
+        written = write_table(self.table, path, overwrite=True)
+        self.status.setText(f"exported {len(self.table)} rows to {written}")
+        return written
 
     def _export_dialog(self) -> None:
         path = QFileDialog.getSaveFileName(self, "Export table", "", "CSV (*.csv)")[0]
