@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from scopeml.napari._layers import image_layer_data, labels_layer_data, open_levels
+from scopeml.napari._layers import SOURCE_KEY, image_layer_data, labels_layer_data, open_levels
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +71,14 @@ def read_segmentation(path: str) -> LayerData:
     return list(segmentation_layer_data(store, outputs))
 
 
-def read_image(path: str, *, scene: int | None = None) -> LayerData:
+def read_image(path: str, *, scene: int | None = None, axes: str | None = None) -> LayerData:
     """Layer data of one scene (``None``: every scene when they agree in size, else scene 0).
+
+    ``axes`` names a TIFF's axes (``"CYX"``: its pages are channels), as
+    ``sm.open_image(path, axes=)``; the layers record it, so the widgets reopen the file so.
+    Layers are told apart by the file: a single channel is named by the file's stem
+    (``"cells"``, or ``"cells DAPI"`` for a named channel), unnamed channels ``"cells C0"``…;
+    named channels of a multi-channel file keep their names (``"DAPI"``).
 
     Examples
     --------
@@ -78,24 +86,126 @@ def read_image(path: str, *, scene: int | None = None) -> LayerData:
     >>> file = tempfile.mkdtemp() + "/a.ome.tif"
     >>> tifffile.imwrite(file, np.zeros((2, 8, 8), np.uint8), metadata={"axes": "CYX"})
     >>> [(kind, kwargs["name"]) for _, kwargs, kind in read_image(file)]
-    [('image', ['C0', 'C1'])]
+    [('image', ['a C0', 'a C1'])]
     """
     from scopeml.errors import InvalidImageError
 
     path = os.fspath(path)
     try:
-        levels = open_levels(path, scene=scene)
+        levels = _open_levels(path, scene, axes)
     except InvalidImageError as err:
         if scene is not None or "scene" not in str(err):
             raise
         log.warning("%s; showing scene 0 (choose another in 'scopeml: open scene')", err)
         scene = 0
-        levels = open_levels(path, scene=0)
+        levels = _open_levels(path, 0, axes)
     if is_label_image(path, levels[0], scene=scene):
         name = os.path.basename(path.rstrip("/\\"))
         name = name[: -len(".ome.zarr")] if name.lower().endswith(".ome.zarr") else name
         return [labels_layer_data(levels, name=name, path=path)]
-    return [image_layer_data(levels, path=path, scene=scene)]
+    data, kwargs, kind = image_layer_data(levels, path=path, scene=scene)
+    kwargs["name"] = layer_names(path, kwargs["name"])
+    source = kwargs["metadata"][SOURCE_KEY]
+    if axes is not None:
+        source["file_axes"] = axes
+    else:
+        note = ambiguous_pages(path, scene)
+        if note:
+            source["note"] = note
+            warnings.warn(note, UserWarning, stacklevel=2)
+    return [(data, kwargs, kind)]
+
+
+#: Where a TIFF's axes are chosen in napari (the open widget, in the Plugins menu).
+REOPEN = "Plugins › scopeml › Open image scene"
+
+
+def _open_levels(path: str, scene: int | None, axes: str | None) -> list[Any]:
+    """:func:`open_levels`, with the TIFF's axes named by the user when ``axes`` is given."""
+    if axes is None:
+        return open_levels(path, scene=scene)
+    import scopeml as sm
+    from scopeml.errors import InvalidImageError
+
+    if not path.lower().endswith((".tif", ".tiff")):
+        raise InvalidImageError(
+            "the axes choice is for TIFF files (other formats name their axes); choose (automatic)",
+            path=path,
+        )
+    levels = [sm.open_image(path, scene=scene, axes=axes)]
+    while len(levels) < 16 and min(levels[-1].sizes["Y"], levels[-1].sizes["X"]) > 256:
+        try:
+            level = sm.open_image(path, scene=scene, level=len(levels), axes=axes)
+        except InvalidImageError:
+            break  # no such level
+        if level.sizes["Y"] >= levels[-1].sizes["Y"]:
+            level.close()
+            break
+        levels.append(level)
+    return levels
+
+
+def file_stem(path: str) -> str:
+    """The file's name without its image suffix (``cells.ome.tif`` → ``cells``).
+
+    >>> file_stem("/data/cells.ome.tif"), file_stem("/data/plate_A1.v2.tiff")
+    ('cells', 'plate_A1.v2')
+    """
+    from scopeml.io.registry import IMAGE_SUFFIXES
+
+    name = os.path.basename(path.rstrip("/\\")) or path
+    for suffix in IMAGE_SUFFIXES:  # longest first: .ome.tif before .tif
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def layer_names(path: str, names: str | list[str]) -> str | list[str]:
+    """Names that tell files apart: a channel without a name of its own (``C0``, ``C1``…) and a
+    single channel get the file's stem; named channels of several keep their names.
+
+    >>> layer_names("/d/a.tif", "C0"), layer_names("/d/a.tif", "DAPI")
+    ('a', 'a DAPI')
+    >>> layer_names("/d/a.tif", ["C0", "C1"]), layer_names("/d/a.tif", ["DAPI", "GFP"])
+    (['a C0', 'a C1'], ['DAPI', 'GFP'])
+    """
+    stem = file_stem(path)
+    if isinstance(names, str):
+        return stem if re.fullmatch(r"C\d+", names) else f"{stem} {names}"
+    return [f"{stem} {n}" if re.fullmatch(r"C\d+", str(n)) else n for n in names]
+
+
+def ambiguous_pages(
+    path: str, scene: int | None = None, *, how: str = f"reopen it in {REOPEN} with axes"
+) -> str | None:
+    """What to say when a plain TIFF's pages were read as Z planes (or time points) by guess,
+    in the GUI's words; ``None`` for any other file."""
+    if not path.lower().endswith((".tif", ".tiff")):
+        return None
+    import tifffile
+
+    from scopeml.io.tiff import _SEQUENCE_AXES, _hint, map_axes
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[scene or 0]
+            tiff_axes, shape = series.axes, tuple(series.shape)
+        mapped = map_axes(tiff_axes, shape, path=path)
+    except Exception:  # it opened above; a problem here only loses the note
+        return None
+    for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
+        if axis in _SEQUENCE_AXES and size > 1:
+            other = "T" if mapped[i] == "Z" else "Z"
+            kinds = ["channels", "time points" if other == "T" else "planes"]
+            hints = [_hint(mapped, i, "C"), _hint(mapped, i, other)]
+            if "C" in mapped:  # the file has channels already
+                kinds, hints = kinds[1:], hints[1:]
+            shown = "planes (Z)" if mapped[i] == "Z" else "time points (T)"
+            return (
+                f"{os.path.basename(path)}: its {size} pages are of unknown kind and are shown "
+                f"as {shown}; if they are {' or '.join(kinds)}, {how} {' or '.join(hints)}"
+            )
+    return None
 
 
 def is_label_image(path: str, image: Any, *, scene: int | None = None) -> bool:

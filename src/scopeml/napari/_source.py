@@ -36,7 +36,9 @@ def layer_image(layer: Any) -> sm.Image:
 
     source = layer_source(layer)
     if source is not None:
-        return sm.open_image(source["path"], scene=source.get("scene"))
+        # axes: a TIFF's axes as chosen in the open widget ("CYX"), else the file's own
+        axes = source.get("file_axes")
+        return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     ndim = len(data.shape) - (1 if getattr(layer, "rgb", False) else 0)
     if ndim not in (2, 3):

@@ -1,0 +1,105 @@
+"""A plain multi-page TIFF's pages are of unknown kind: the reader shows them as Z planes and
+says where to choose; the open widget's axes choice reads them as channels (or time points),
+and the widgets reopen the file so. Layers are named by their file, so files can be told apart."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("napari", reason="napari is not installed (pip install 'scopeml[napari]')")
+
+
+@pytest.fixture
+def two_pages(tmp_path):
+    """A plain TIFF of two different pages (no ImageJ or OME metadata): tifffile says QYX."""
+    rng = np.random.default_rng(5)
+    pages = np.stack([rng.integers(0, 900, (48, 64)), rng.integers(1000, 4000, (48, 64))])
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, pages.astype(np.uint16))
+    with tifffile.TiffFile(path) as tf:
+        assert tf.series[0].axes == "QYX"
+    return path, pages.astype(np.uint16)
+
+
+def test_the_reader_says_where_to_choose_the_axes(viewer, two_pages):
+    path, pages = two_pages
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (layer,) = viewer.open(str(path), plugin="scopeml")
+    assert layer.name == "two" and layer.data.shape == (2, 48, 64)  # read as Z, by guess
+    np.testing.assert_array_equal(np.asarray(layer.data), pages)
+    note = (
+        "two.tif: its 2 pages are of unknown kind and are shown as planes (Z); if they are "
+        "channels or time points, reopen it in Plugins › scopeml › Open image scene with axes "
+        "CYX or TYX"
+    )
+    assert layer.metadata["scopeml"]["note"] == note
+    assert note in [str(w.message) for w in caught]
+    said = [str(w.message) for w in caught if "pages of unknown kind read as Z" in str(w.message)]
+    assert all("if they are time points or channels" in s and "--axes CYX" in s for s in said)
+
+
+def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
+    from scopeml.napari._source import layer_image
+    from scopeml.napari.open_widget import OpenImageWidget
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    path, pages = two_pages
+    widget = OpenImageWidget(viewer)
+    widget.path.setText(str(path))
+    (guessed,) = widget.open()  # automatic: Z, and the status says what to do
+    assert guessed.data.shape == (2, 48, 64)
+    assert widget.status.text().endswith(
+        "if they are channels or time points, choose axes CYX or TYX above and Open again"
+    )
+    widget.axes.setCurrentText("cyx")  # typed, in lower case
+    first, second = widget.open()
+    assert [first.name, second.name] == ["two C0 (scene 0)", "two C1 (scene 0)"]
+    np.testing.assert_array_equal(np.asarray(first.data), pages[0])
+    np.testing.assert_array_equal(np.asarray(second.data), pages[1])
+    assert widget.status.text() == f"opened scene 0 of {path} with axes CYX"
+    with layer_image(second) as image:  # what the widgets see: the file as opened
+        assert image.sizes["C"] == 2 and image.sizes["Z"] == 1
+        np.testing.assert_array_equal(image.read()[0, 0, 1, 0], pages[1])
+    pixel = PixelClassifierWidget(viewer)
+    pixel.image_choice.setCurrentText(second.name)
+    assert pixel.channels.text() == "trains on channels C0, C1"
+
+    widget.axes.setCurrentText("TYX")
+    (movie,) = widget.open()
+    assert movie.data.shape == (2, 48, 64) and movie.metadata["scopeml"]["axes"] == "TYX"
+    with layer_image(movie) as image:
+        assert image.sizes["T"] == 2 and image.sizes["Z"] == 1
+
+
+def test_wrong_axes_are_one_line_in_the_status(viewer, two_pages, tmp_path):
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    path, _ = two_pages
+    widget = OpenImageWidget(viewer)
+    widget.path.setText(str(path))
+    widget.axes.setCurrentText("TZYX")
+    assert widget.open() == []
+    text = widget.status.text()
+    assert text.startswith("error: ") and "TZYX" in text and "two.tif" in text
+    assert "\n" not in text
+    zarr_image = tmp_path / "cells.ome.zarr"
+    from scopeml.demo import write_sample_image
+
+    write_sample_image(zarr_image, size=64, block=64, seed=1)
+    widget.path.setText(str(zarr_image))
+    widget.axes.setCurrentText("CYX")
+    assert widget.open() == []
+    assert "axes choice is for TIFF files" in widget.status.text()
+
+
+def test_single_channel_files_are_named_by_their_file(viewer, tmp_path):
+    for name in ("a.tif", "b.ome.tif", "plate_A1.v2.tiff"):
+        tifffile.imwrite(tmp_path / name, np.zeros((16, 16), np.uint8))
+    layers = [viewer.open(str(tmp_path / n), plugin="scopeml")[0] for n in sorted(
+        ("a.tif", "b.ome.tif", "plate_A1.v2.tiff"))]  # fmt: skip
+    assert [layer.name for layer in layers] == ["a", "b", "plate_A1.v2"]
