@@ -6,12 +6,14 @@ fill holes, opening, closing, remove small/large (:mod:`scopeml.analysis.tiled`)
 thresholded (after smoothing), or the model's class read from the engine's labels, inside the
 parent's objects, the mask steps run on the mask, the objects are labelled with the exact tiled
 connected components (numbered in raster order of their first pixel, as
-:func:`~scopeml.objects.label.label_instances` numbers them) before the first area filter, and
+:func:`~scopeml.objects.label.label_instances` numbers them; a child's within each parent
+object, so that no child spans two touching parents) before the first area filter, and
 area filters drop whole objects. Unlike the whole-plane :func:`segment.apply_post`, mask steps
 before labelling do not keep earlier object ids (a closing that joins two objects makes one).
 An ``instances`` class reads ``segment``'s instances (made tile by tile by
 :mod:`scopeml.objects.instances`), cut to the parent's objects tile by tile, and goes tile by
-tile when its post steps are area filters only (ids kept). Watershed split, the dense CRF and
+tile when its post steps are area filters only (ids kept; an instance over several parents
+is split, one object per parent). Watershed split, the dense CRF and
 mask steps on instances depend on whole objects: such a class is computed on the whole plane
 (:func:`segment.segment_class`) — the documented exception whose memory grows with the plane
 (announced by a warning when the plane does not fit ``memory_mb``).
@@ -48,8 +50,10 @@ __all__ = [
     "ChannelView",
     "PlaneChannels",
     "label_raster_order",
+    "label_within_parents",
     "plane_memory",
     "segment_class_tiled",
+    "split_by_parent",
     "tileable",
 ]
 
@@ -216,6 +220,138 @@ def label_raster_order(mask: Any, output: Path | None, *, tile_size: int) -> Any
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def label_within_parents(mask: Any, parent: Any, output: Path | None, *, tile_size: int) -> Any:
+    """Label a mask's connected components within each parent object, tile by tile, into
+    ``int32`` zarr: neighbouring pixels (4-connected) join only where they lie in the same
+    parent, so no object spans two touching parents; objects are numbered by the raster order
+    of their first pixel. ``output`` ``None``: the whole plane at once, in memory
+    (:func:`~scopeml.analysis.segment.label_in_parents`, the same labels).
+
+    Each tile's components of ``parent id × mask`` get provisional ids; ids on either side of
+    a tile border are joined where both pixels are in the mask and in the same parent (union
+    find over the provisional ids), so the result equals the whole-plane labelling exactly.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from scopeml.analysis.segment import label_in_parents
+    >>> rng = np.random.default_rng(0)
+    >>> m, cells = rng.random((20, 20)) > 0.3, np.repeat(np.arange(1, 5), 100).reshape(20, 20)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = label_within_parents(m, cells, Path(tmp) / "l.zarr", tile_size=6)
+    ...     bool((out[...] == label_in_parents(m, cells)).all())
+    True
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from skimage.measure import label
+
+    from scopeml.analysis.segment import label_in_parents
+
+    full = tuple(slice(0, n) for n in mask.shape)
+    if output is None:
+        return label_in_parents(np.asarray(mask[full]), np.asarray(parent[full]))
+    shape = tuple(int(n) for n in mask.shape)
+    tiles = list(iter_tiles(shape, (tile_size,) * len(shape)))
+    scratch = output.with_name(f".{output.name}.provisional")
+    try:
+        provisional = tiled._open_store(scratch, shape, np.int64, tile_size)
+        keys, n_total = [np.zeros(1, np.int64)], 0  # the parent id of each provisional id
+        for tile in tiles:
+            key = np.where(np.asarray(mask[tile], bool), np.asarray(parent[tile]), 0)
+            local = label(key, background=0, connectivity=1).astype(np.int64)
+            n = int(local.max(initial=0))
+            found = np.zeros(n + 1, np.int64)
+            found[local] = key
+            keys.append(found[1:])
+            provisional[tile] = np.where(local > 0, local + n_total, 0)
+            n_total += n
+        key_of = np.concatenate(keys)
+        edges = [np.zeros((0, 2), np.int64)]
+        for axis in range(len(shape)):
+            for border in range(tile_size, shape[axis], tile_size):
+                for piece in range(0, shape[1 - axis], tile_size):
+                    along = slice(piece, min(piece + tile_size, shape[1 - axis]))
+                    across = slice(border - 1, border + 1)
+                    strip = np.asarray(provisional[(across, along) if axis == 0 else
+                                                   (along, across)])  # fmt: skip
+                    a, b = strip if axis == 0 else strip.T
+                    joined = (a > 0) & (b > 0) & (key_of[a] == key_of[b])
+                    edges.append(np.stack([a[joined], b[joined]], 1))
+        pairs = np.concatenate(edges)
+        graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])),
+                           (n_total + 1, n_total + 1))  # fmt: skip
+        n_comp, component = connected_components(graph, directed=False)
+        width = shape[-1]
+        first = np.full(n_comp, np.iinfo(np.int64).max, np.int64)
+        for tile in tiles:
+            ids = np.asarray(provisional[tile])
+            ys, xs = np.nonzero(ids)
+            flat = (ys + tile[0].start) * width + xs + tile[1].start
+            np.minimum.at(first, component[ids[ys, xs]], flat)
+        if n_comp - 1 >= 2**31:
+            raise OverflowError(f"{n_comp - 1} objects do not fit int32 labels")
+        rank = np.zeros(n_comp, np.int32)  # the background's component has no pixel: last
+        rank[np.argsort(first, kind="stable")] = np.arange(1, n_comp + 1, dtype=np.int32)
+        rank[component[0]] = 0
+        lut = rank[component]
+        out = tiled._open_store(output, shape, np.int32, tile_size)
+        for tile in tiles:
+            out[tile] = lut[np.asarray(provisional[tile])]
+        return out
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def split_by_parent(labels: Any, parent: Any, output: Path | None, *, tile_size: int) -> Any:
+    """Objects that lie over several parent objects split into one object per parent, read
+    tile by tile: the part over the parent under most of the object's pixels (ties: the
+    smaller parent id) keeps the id, each other part gets a new id after the largest, in order
+    of (id, parent id). Objects within one parent keep their ids; where none spans two
+    parents, ``labels`` itself is returned. ``output`` ``None``: numpy (any number of axes).
+
+    Examples
+    --------
+    >>> cells = np.array([[1, 1, 2, 2, 3, 3]])
+    >>> split_by_parent(np.array([[4, 4, 4, 0, 5, 5]]), cells, None, tile_size=4).tolist()
+    [[4, 4, 6, 0, 5, 5]]
+    """
+    shape = tuple(int(n) for n in labels.shape)
+    tiles = list(iter_tiles(shape, (tile_size,) * len(shape)))
+    keys, counts, top = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], 0
+    for tile in tiles:
+        child, under = np.asarray(labels[tile]).astype(np.int64), np.asarray(parent[tile])
+        top = max(top, int(child.max(initial=0)))
+        both = (child > 0) & (under > 0)
+        found, n = np.unique((child[both] << 32) | under[both].astype(np.int64),
+                             return_counts=True)  # fmt: skip
+        keys.append(found)
+        counts.append(n)
+    pairs, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    total = np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
+    children, parents = pairs >> 32, pairs & 0xFFFFFFFF
+    order = np.lexsort((parents, -total, children))  # per child: most pixels, smaller id
+    kept = np.zeros(pairs.size, bool)
+    kept[order[np.unique(children[order], return_index=True)[1]]] = True
+    moved = pairs[~kept]  # in (id, parent id) order
+    if not moved.size:
+        return labels
+    if top + moved.size >= 2**31:
+        raise OverflowError(f"{top + moved.size} objects do not fit int32 labels")
+    new_ids = np.arange(top + 1, top + 1 + moved.size, dtype=np.int64)
+    spanning = np.zeros(top + 1, bool)
+    spanning[moved >> 32] = True
+    out = tiled._open_store(output, shape, np.int32, tile_size)
+    for tile in tiles:
+        child, under = np.asarray(labels[tile]).astype(np.int64), np.asarray(parent[tile])
+        pick = spanning[child] & (under > 0)
+        key = (child[pick] << 32) | under[pick].astype(np.int64)
+        at = np.minimum(np.searchsorted(moved, key), moved.size - 1)
+        child[pick] = np.where(moved[at] == key, new_ids[at], child[pick])
+        out[tile] = child
+    return out
+
+
 def segment_class_tiled(
     cls: ClassSettings,
     channels: dict[str, Any],
@@ -232,7 +368,10 @@ def segment_class_tiled(
     ``parent`` the parent class's labels (array-like) or ``None``. A model segmenter takes
     the engine's class labels of the plane as ``model_labels`` (:class:`EngineIds`) and its
     class's label value as ``class_value``; ``instances``, ``segment``'s instances of the
-    plane (cut to the parent's objects, ids kept). Intermediate stores go to ``scratch``;
+    plane (cut to the parent's objects, ids kept but for an instance over several parents:
+    :func:`split_by_parent`). A child's mask is labelled within each parent object
+    (:func:`label_within_parents`): each child object lies in one parent. Intermediate stores
+    go to ``scratch``;
     with ``scratch`` ``None`` every stage keeps its result in memory (numpy, the same
     values: the in-memory path of a plane that fits the memory budget).
 
@@ -255,6 +394,12 @@ def segment_class_tiled(
         return None if scratch is None else scratch / f"{name}-{stage}.zarr"
 
     region = None if parent is None else _Positive(parent)
+
+    def labelled(mask: Any, stage: str) -> Any:  # a child's objects: each in one parent
+        if parent is None:
+            return label_raster_order(mask, store(stage), tile_size=tile_size)
+        return label_within_parents(mask, parent, store(stage), tile_size=tile_size)
+
     current: Any
     if isinstance(seg, ThresholdSegmenter):
         source = channels[seg.channel]
@@ -277,6 +422,8 @@ def segment_class_tiled(
         raise ValueError(f"class {name!r} needs the model's labels of this plane")
     elif isinstance(seg, InstancesSegmenter):
         current = _copy(_Inside(model_labels, region), store("instances"), np.int32, tile_size)
+        if parent is not None:
+            current = split_by_parent(current, parent, store("split"), tile_size=tile_size)
         if not cls.post:
             return current
     else:
@@ -286,8 +433,7 @@ def segment_class_tiled(
         path = store(f"step{i}")
         if isinstance(step, _AREA_STEPS):
             if not is_labels:
-                current = label_raster_order(current, store(f"labels{i}"),
-                                             tile_size=tile_size)  # fmt: skip
+                current = labelled(current, f"labels{i}")
                 is_labels = True
             current = tiled.remove_by_area_tiled(
                 current, path, tile_size=tile_size,
@@ -306,8 +452,7 @@ def segment_class_tiled(
             current = _cut(current, region, store(f"cut{i}"), tile_size)
         is_labels = False
     if not is_labels:
-        current = label_raster_order(current, store("labels"),
-                                     tile_size=tile_size)  # fmt: skip
+        current = labelled(current, "labels")
     return current
 
 

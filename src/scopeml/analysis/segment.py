@@ -6,9 +6,12 @@ facade (:func:`scopeml.segment`) writes their class labels, and for ``instances`
 (``scopeml.objects.instances``, the same code and options as ``scopeml segment --outputs
 instances``), tile by tile first; this module only reads the plane of those. A child class is
 segmented only inside its parent's objects: its mask (for ``instances``, its objects) is cut to
-them before and after the post-processing steps, and automatic thresholds (Otsu, Li, triangle) are
-computed from the pixels inside them: all together (``scope: pooled``), or per parent object
-(``scope: per_parent``, :mod:`scopeml.analysis.parent_threshold`, the same levels as tile by tile).
+them before and after the post-processing steps, each of its objects lies in one parent object
+(a mask is labelled within each parent, :func:`label_in_parents`; an instance, or an object a
+post step made, over several parents is split, one object per parent), and automatic thresholds
+(Otsu, Li, triangle) are computed from the pixels inside them: all together (``scope: pooled``),
+or per parent object (``scope: per_parent``, :mod:`scopeml.analysis.parent_threshold`, the same
+levels as tile by tile).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from scopeml.analysis.settings import (
 from scopeml.objects.label import label_instances
 from scopeml.post.morphology import binary_close, binary_open, fill_holes, split_touching
 
-__all__ = ["apply_post", "segment_class", "threshold_mask"]
+__all__ = ["apply_post", "label_in_parents", "segment_class", "threshold_mask"]
 
 _AUTO = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
 
@@ -99,12 +102,35 @@ def _threshold_per_parent(
     return threshold_per_parent(source, parents, levels, dark=segmenter.dark)
 
 
+def label_in_parents(mask: np.ndarray, parents: np.ndarray | None) -> np.ndarray:
+    """Connected components of a mask within each parent object: neighbouring pixels join
+    only where they lie in the same parent, so no object spans two parents that touch (as
+    CellProfiler's children, each in one parent). ``int32``, numbered in raster order of each
+    object's first pixel, as :func:`~scopeml.objects.label.label_instances` numbers them (it
+    is that function when ``parents`` is ``None`` or a mask).
+
+    Examples
+    --------
+    >>> mask = np.array([[1, 1, 1, 1, 0, 1]], bool)
+    >>> label_in_parents(mask, np.array([[1, 1, 2, 2, 2, 2]])).tolist()
+    [[1, 1, 2, 2, 0, 3]]
+    """
+    from skimage.measure import label
+
+    mask = np.asarray(mask, bool)
+    if parents is None or np.asarray(parents).dtype == bool:
+        return label_instances(mask if parents is None else mask & np.asarray(parents))
+    key = np.where(mask, np.asarray(parents), 0)
+    return label(key, background=0, connectivity=1).astype(np.int32)  # raster order, 4/6-conn.
+
+
 def apply_post(
     labels: np.ndarray,
     steps: Sequence[object],
     *,
     guide: np.ndarray | None = None,
     region: np.ndarray | None = None,
+    parents: np.ndarray | None = None,
 ) -> np.ndarray:
     """Apply post-processing steps in order to instance labels; return ``int32`` labels.
 
@@ -112,7 +138,9 @@ def apply_post(
     id where it keeps its pixels, and new foreground is given to the touching object (new
     components become new objects). ``remove_small``/``remove_large`` drop whole objects by
     pixel count; ``watershed_split`` splits touching objects at the distance-transform necks.
-    Nothing leaves ``region`` (the parent's objects).
+    Nothing leaves ``region`` (the parent's objects), and with ``parents`` (their labels) an
+    object that a step made span two parents is split after it, one object per parent
+    (:func:`~scopeml.analysis.plane.split_by_parent`).
 
     Examples
     --------
@@ -132,9 +160,19 @@ def apply_post(
             out = split_touching(out > 0, min_distance=step.min_distance)
         else:
             out = _regrow(out, _mask_step(out > 0, step, guide), region)
+        out = _split(out, parents)
     if region is not None:
         out = np.where(region, out, 0).astype(np.int32)
     return out
+
+
+def _split(labels: np.ndarray, parents: np.ndarray | None) -> np.ndarray:
+    """Objects over several parent objects split, one per parent (no-op without labels)."""
+    if parents is None or np.asarray(parents).dtype == bool:
+        return labels
+    from scopeml.analysis.plane import split_by_parent
+
+    return np.asarray(split_by_parent(labels, parents, None, tile_size=max(labels.shape)))
 
 
 def _mask_step(mask: np.ndarray, step: object, guide: np.ndarray | None) -> np.ndarray:
@@ -221,7 +259,7 @@ def segment_class(
     seg = cls.segmenter
     parents, region = region, None if region is None else np.asarray(region) > 0
     if isinstance(seg, ThresholdSegmenter):
-        labels = label_instances(threshold_mask(channels[seg.channel], seg, parents))
+        labels = label_in_parents(threshold_mask(channels[seg.channel], seg, parents), parents)
         guide = channels[seg.channel]
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
@@ -229,9 +267,9 @@ def segment_class(
         if isinstance(seg, InstancesSegmenter):  # segment's instances, cut to the parent's
             labels = np.asarray(model_labels).astype(np.int32, copy=False)
             if region is not None:
-                labels = np.where(region, labels, 0).astype(np.int32)
+                labels = _split(np.where(region, labels, 0).astype(np.int32), parents)
         else:
             mask = np.asarray(model_labels) == class_values[0]  # type: ignore[index]
-            labels = label_instances(mask if region is None else mask & region)
+            labels = label_in_parents(mask if region is None else mask & region, parents)
         guide = channels[seg.channels[0]]
-    return apply_post(labels, cls.post, guide=guide, region=region)
+    return apply_post(labels, cls.post, guide=guide, region=region, parents=parents)
