@@ -3,10 +3,16 @@
 The settings are checked when loaded (errors name the file and line); the run goes to a results
 folder in napari's worker thread with a progress bar and Cancel; each class's label store opens
 as a layer and the object counts are listed.
+
+Run again into the same results folder (the default after a first run): *continue it* keeps the
+images it finished and analyses the others (``resume=True``; its settings must be the same);
+*replace it* deletes the earlier results first, and only in a folder that holds a scopeml
+analysis's results (its ``settings.yaml`` and ``images/``), never any other folder.
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -14,6 +20,7 @@ from typing import Any
 
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QLabel,
     QLineEdit,
@@ -28,6 +35,10 @@ from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
 from scopeml.napari._source import layer_source
+
+#: What Run does with a results folder that holds an earlier run's results.
+CONTINUE = "continue it (keep the images it finished)"
+REPLACE = "replace it (delete its results first)"
 
 
 class AnalysisWidget(QWidget):
@@ -52,6 +63,12 @@ class AnalysisWidget(QWidget):
         browse.clicked.connect(self._browse)
         self.output = QLineEdit()
         self.output.setPlaceholderText("results folder (default: a new temporary folder)")
+        self.existing = QComboBox()
+        self.existing.addItems([CONTINUE, REPLACE])
+        self.existing.setToolTip(
+            "when the results folder holds an earlier run: continue it (the same settings; "
+            "images it finished are kept) or replace it (only a scopeml results folder)"
+        )
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.run_button.clicked.connect(lambda: self.run())
         self.cancel_button.clicked.connect(self._cancel.set)
@@ -63,6 +80,7 @@ class AnalysisWidget(QWidget):
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(row("settings", self.path, browse))
         layout.addWidget(row("results", self.output))
+        layout.addWidget(row("if it exists", self.existing))
         layout.addWidget(row("", self.run_button, self.cancel_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
@@ -112,17 +130,36 @@ class AnalysisWidget(QWidget):
             return
         output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
         self.output.setText(str(output))
+        earlier = output.is_dir() and any(output.iterdir())
+        replace = earlier and self.existing.currentText() == REPLACE
+        if earlier and not is_results_folder(output):
+            self.status.setText(
+                f"error: {output} holds other files, not a scopeml analysis's results: "
+                "choose another results folder"
+            )
+            return
+        if replace:
+            self._remove_layers_of(output)  # their files are about to go
         self._cancel.clear()
-        self.status.setText("analysing…")
+        self.status.setText(("replacing the earlier results; " if replace else "") + "analysing…")
         self._worker = run_in_thread(
-            sm.analyze,
+            _analyze,
             self.settings_path,
-            [source["path"]],
+            source["path"],
             output,
+            replace=replace,
             progress=self._report,
             on_done=self._finished,
             on_error=self._fail,
         )
+
+    def _remove_layers_of(self, output: Path) -> None:
+        """Remove the layers that show stores inside ``output`` (an earlier run's classes)."""
+        inside = str(output.resolve()) + "/"
+        for layer in list(self.viewer.layers):
+            source = layer_source(layer)
+            if source and str(Path(source["path"]).resolve()).startswith(inside):
+                self.viewer.layers.remove(layer.name)
 
     def _report(self, event: sm.ProgressEvent) -> None:
         self.progressed.emit(event.done, event.total or 0)
@@ -139,21 +176,58 @@ class AnalysisWidget(QWidget):
         if result.failures:
             self.status.setText(f"error: {result.failures[0].get('reason', 'failed')}")
             return
+        self._remove_layers_of(Path(result.output))  # a rerun's layers replace the earlier
         for record in result.records:
             folder = Path(result.output) / "images" / record["name"]
             for cls in self.settings.classes:
                 store = folder / f"{cls.name}.ome.zarr"
                 if store.is_dir():
-                    data, kwargs, _ = labels_layer_data(open_levels(store), name=cls.name)
+                    data, kwargs, _ = labels_layer_data(
+                        open_levels(store), name=cls.name, path=str(store)
+                    )
                     self.viewer.add_labels(data, **kwargs)
         counts = "; ".join(
             f"{name}: " + ", ".join(f"{k} {v}" for k, v in per_class.items())
             for name, per_class in result.counts.items()
         )
-        self.status.setText(f"done ({counts}); results in {result.output}")
+        kept = (
+            f"; {result.resumed} image{'s' if result.resumed != 1 else ''} kept from the earlier "
+            "run"
+            if result.resumed
+            else ""
+        )
+        self.status.setText(f"done ({counts}){kept}; results in {result.output}")
 
     def _fail(self, err: BaseException) -> None:
         self._worker = None
-        self.status.setText(
-            "cancelled" if isinstance(err, Cancelled) else f"error: {error_text(err)}"
-        )
+        if isinstance(err, Cancelled):
+            self.status.setText("cancelled")
+            return
+        text = error_text(err)
+        if "resuming with other settings" in text or "--resume" in text:
+            text = (
+                f"{self.output.text()} holds results made with other settings: choose "
+                f"'{REPLACE.split(' (')[0]}' above, or another results folder"
+            )
+        self.status.setText(f"error: {text}")
+
+
+def is_results_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a scopeml analysis's results: its ``settings.yaml`` and an
+    ``images`` folder of per-image folders (what ``analyze`` writes), and nothing is a link."""
+    if folder.is_symlink() or not (folder / "settings.yaml").is_file():
+        return False
+    images = folder / "images"
+    if images.is_symlink() or not images.is_dir():
+        return False
+    return all(entry.is_dir() and not entry.is_symlink() for entry in images.iterdir())
+
+
+def _analyze(settings: Path, image: str, output: Path, *, replace: bool, progress: Any) -> Any:
+    """The analysis run, in the worker thread: an earlier run's results in ``output`` are
+    continued, or deleted first when ``replace`` (checked to be a results folder)."""
+    if replace and output.is_dir():
+        if not is_results_folder(output):  # checked before; checked again before deleting
+            raise InvalidRequestError("holds other files; it is not replaced", path=output)
+        shutil.rmtree(output)
+    return sm.analyze(settings, [image], output, resume=not replace, progress=progress)
