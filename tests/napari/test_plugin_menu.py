@@ -89,6 +89,19 @@ def test_apply_from_the_menu_shows_and_keeps_its_layers(viewer, qtbot, models, m
     assert np.asarray(viewer.layers["dapi.seg instances"].data).max() > 3
 
 
+def test_instances_offer_the_pixel_widgets_model_when_the_list_opens(viewer, models):
+    _, gray, dapi = models
+    viewer.add_image(dapi, name="dapi")
+    pixel = from_menu(viewer, "Pixel classifier")
+    apply = from_menu(viewer, "Apply model")
+    assert apply.instances.count() == 1  # no model yet: nothing to offer
+    pixel.model = sm.open_model(gray)  # as Train or Load model leaves it
+    apply.instances.showPopup()
+    items = [apply.instances.itemText(i) for i in range(apply.instances.count())]
+    apply.instances.hidePopup()
+    assert items == ["(no instances)", "background", "nucleus"]
+
+
 def test_the_channel_choice_is_kept_per_layer_from_the_menu(viewer, models):
     from scopeml.napari.apply_widget import AUTO_CHANNELS
 
