@@ -151,7 +151,7 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
             for i in cells.get(neighbour, ()):
                 if np.all(centres[i] > low - 2 * reach) and np.all(centres[i] < high + 2 * reach):
                     _draw_ellipsoid(occupied, centres[i] - origin, semi_axes[i], angles[i], 1)
-        rng = np.random.default_rng([seed, cy, cx])
+        rng = np.random.default_rng([seed, 0, cy, cx])  # 0: placement; _noise uses 1 + stream
         mine: list[int] = []
         for _ in range(round(_DENSITY * float(np.prod(high - low)))):
             minor = rng.uniform(*_RADIUS)
@@ -240,7 +240,7 @@ def _noise(seed: int, stream: int, window: list[tuple[int, int]]) -> np.ndarray:
     out = np.empty((y1 - y0, x1 - x0), np.float32)
     for cy in range(y0 // cell, -(-y1 // cell)):
         for cx in range(x0 // cell, -(-x1 // cell)):
-            rng = np.random.default_rng([seed, 1 + stream, cy, cx])
+            rng = np.random.default_rng([seed, 1 + stream, cy, cx])  # 0: _place_nuclei's
             values = rng.standard_normal((cell, cell), np.float32)
             ya, yb = max(y0, cy * cell), min(y1, (cy + 1) * cell)
             xa, xb = max(x0, cx * cell), min(x1, (cx + 1) * cell)

@@ -13,7 +13,7 @@ def demo(
     output: Path = typer.Option(Path("scopeml-demo"), "-o", "--output", help="Output folder."),
     size: int = typer.Option(8192, min=64, help="Sample image size (pixels per side)."),
     channels: int = typer.Option(2, min=1, help="Sample image channels (nuclei in the first)."),
-    seed: int = typer.Option(0, help="Seed of the synthetic sample."),
+    seed: int = typer.Option(0, min=0, help="Seed of the synthetic sample."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     from scopeml.demo import run_demo
