@@ -145,7 +145,10 @@ class _Channels:
 def assign_parents_tiled(child: np.ndarray, parent: np.ndarray, tile_size: int) -> pd.Series:
     """The parent of each child object, read tile by tile: the parent under most of its pixels
     (ties to the smaller id); a Series ``parent id`` indexed by child id (children without a
-    parent are absent). Equal to :func:`~scopeml.objects.hierarchy.assign_parents`.
+    parent are absent). Equal to :func:`~scopeml.objects.hierarchy.assign_parents`. An
+    analysis's children each lie in one parent (labelled within it,
+    :func:`~scopeml.analysis.plane.label_within_parents`), so there it is the parent under
+    every pixel, and a child's size never counts towards another parent's ``{child}_area_sum``.
 
     Examples
     --------
