@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import tifffile
 
+import scopeml as sm
+from scopeml.pixel import train_classifier
+
 pytest.importorskip("napari", reason="napari is not installed (pip install 'scopeml[napari]')")
 
 
@@ -103,3 +106,31 @@ def test_single_channel_files_are_named_by_their_file(viewer, tmp_path):
     layers = [viewer.open(str(tmp_path / n), plugin="scopeml")[0] for n in sorted(
         ("a.tif", "b.ome.tif", "plate_A1.v2.tiff"))]  # fmt: skip
     assert [layer.name for layer in layers] == ["a", "b", "plate_A1.v2"]
+
+
+def test_apply_segments_the_file_with_the_axes_it_was_opened_with(viewer, qtbot, two_pages):
+    """A 2-channel model applied to a plain TIFF opened as CYX sees two channels, not one
+    channel of two Z planes: the run reopens the file with the chosen axes."""
+    from scopeml.napari.apply_widget import ApplyWidget
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    path, pages = two_pages
+    truth = (pages[1] > 2500).astype(np.uint8) + 1
+    model = train_classifier(
+        pages.astype(np.float32), truth, features="gaussian_smoothing:1", n_estimators=3, seed=0
+    ).save(path.parent / "two.czseg")
+    opener = OpenImageWidget(viewer)
+    opener.path.setText(str(path))
+    opener.axes.setCurrentText("CYX")
+    _, second = opener.open()
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText(second.name)
+    widget.set_model(str(model))
+    widget.output.setText(str(path.parent / "two.seg.ome.zarr"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert widget.status.text().startswith("wrote"), widget.status.text()
+    expected = sm.segment(sm.open_image(path, axes="CYX"), model, path.parent / "py.ome.zarr")
+    result = sm.Segmentation(path.parent / "two.seg.ome.zarr").labels.read()
+    assert result.shape == expected.labels.read().shape and result.shape[3] == 1  # one Z plane
+    np.testing.assert_array_equal(result, expected.labels.read())

@@ -28,6 +28,7 @@ images): the same tiles in the same order, so the same labels and tables.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,6 +353,33 @@ def split_by_parent(labels: Any, parent: Any, output: Path | None, *, tile_size:
     return out
 
 
+def _threshold_tiled(
+    seg: ThresholdSegmenter,
+    source: Any,
+    store: Callable[[str], Path | None],
+    tile_size: int,
+    parent: Any,
+    region: Any,
+) -> Any:
+    """A threshold segmenter's mask of one plane: smoothed, then one level for the plane
+    (``pooled``, inside ``region``) or one per parent object (``per_parent``)."""
+    if seg.sigma > 0:
+        source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma, tile_size=tile_size)
+    if seg.scope == "per_parent" and seg.method != "fixed" and parent is not None:
+        from scopeml.analysis.parent_threshold import threshold_per_parent_tiled
+
+        mask, _ = threshold_per_parent_tiled(
+            source, store("mask"), seg.method, tile_size=tile_size, parent=parent,
+            dark=seg.dark,
+        )  # fmt: skip
+        return mask
+    mask, _ = tiled.threshold_tiled(
+        source, store("mask"), seg.method, tile_size=tile_size,
+        value=seg.value, dark=seg.dark, region=region,
+    )  # fmt: skip
+    return mask
+
+
 def segment_class_tiled(
     cls: ClassSettings,
     channels: dict[str, Any],
@@ -402,22 +430,7 @@ def segment_class_tiled(
 
     current: Any
     if isinstance(seg, ThresholdSegmenter):
-        source = channels[seg.channel]
-        if seg.sigma > 0:
-            source = tiled.gaussian_tiled(source, store("smooth"), seg.sigma,
-                                          tile_size=tile_size)  # fmt: skip
-        if seg.scope == "per_parent" and seg.method != "fixed" and parent is not None:
-            from scopeml.analysis.parent_threshold import threshold_per_parent_tiled
-
-            current, _ = threshold_per_parent_tiled(
-                source, store("mask"), seg.method, tile_size=tile_size, parent=parent,
-                dark=seg.dark,
-            )  # fmt: skip
-        else:
-            current, _ = tiled.threshold_tiled(
-                source, store("mask"), seg.method, tile_size=tile_size,
-                value=seg.value, dark=seg.dark, region=region,
-            )  # fmt: skip
+        current = _threshold_tiled(seg, channels[seg.channel], store, tile_size, parent, region)
     elif model_labels is None:
         raise ValueError(f"class {name!r} needs the model's labels of this plane")
     elif isinstance(seg, InstancesSegmenter):

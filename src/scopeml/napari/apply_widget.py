@@ -352,6 +352,7 @@ class ApplyWidget(QWidget):
             "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
             "tile_size": self.tile_size.value() or None,
             "scene": source.get("scene") if source else None,
+            "axes": source.get("file_axes") if source else None,  # as chosen when opened
             "channels": self.chosen_channels(),
             "scale": "auto"
             if self.scale_auto.isChecked()
