@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -19,6 +20,7 @@ from scopeml.analysis import InvalidSettingsError, load_settings
 from scopeml.analysis.check import check_settings_files, open_resources
 from scopeml.client import Client, ServerResponseError
 from scopeml.model import convert_onnx
+from scopeml.objects import ObjectClassifier
 from scopeml.synthetic import synthetic_nuclei
 
 from .conftest import ServerProcess, make_container, own_server
@@ -63,6 +65,8 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (outside / "secret.txt").write_text("not yours\n")
     (root / "models" / "link.czann").symlink_to(outside / "secret.czann")
     (root / "notes.txt").write_text("not a model\n")
+    table = pd.DataFrame({"area": np.arange(20.0), "kind": ["a", "b"] * 10})
+    ObjectClassifier.train(table, "kind", n_estimators=3).save(root / "models" / "kind.clf")
     image, _ = synthetic_nuclei((64, 80), density=0.004, seed=5)
     tifffile.imwrite(root / "plate" / "cells.tif", image[0])
     tifffile.imwrite(outside / "secret.tif", np.full((64, 80), 9, np.uint8))
@@ -108,7 +112,7 @@ def test_a_relative_model_path_is_below_the_allowed_root(alice, places, tmp_path
 @pytest.mark.parametrize(
     ("model", "classifier", "line", "says"),
     [
-        ("models/m.czann", "../outside/secret.txt", 10, "../outside/secret.txt is outside the"),
+        ("models/m.czann", "../outside/secret.txt", 10, "../outside/secret.txt: '..' is not"),
         ("models/link.czann", None, 7, "models/link.czann is outside the allowed root"),
         ("/etc/passwd", None, 7, "/etc/passwd is outside the allowed root"),
         ("models/missing.czann", None, 7, "models/missing.czann: no such model file"),
@@ -117,6 +121,10 @@ def test_a_relative_model_path_is_below_the_allowed_root(alice, places, tmp_path
         ("models/m.czann", "plate/missing.clf", 10, "plate/missing.clf: no such file"),
         ("{data}/scopeml.db", None, 7, "scopeml.db is outside the allowed root"),
         ("{root}/models/absent.czann", None, 7, "models/absent.czann: no such model file"),
+        # the wrong kind, from the file's header (t6 report N2): not left to fail when run
+        ("models/m.czann", "models/m.czann", 10, "a segmentation model (czann), not an object"),
+        ("models/m.czann", "notes.txt", 10, "notes.txt: not an object classifier"),
+        ("models/kind.clf", None, 7, "an object classifier, not a segmentation model"),
     ],
 )
 def test_bad_settings_files_answer_422_at_submit_naming_the_line_and_no_server_path(
@@ -136,6 +144,30 @@ def test_bad_settings_files_answer_422_at_submit_naming_the_line_and_no_server_p
     assert not [place for place in hidden(server, places) if place in message], message
     assert "secret.czann" not in message  # not where the link points
     assert len(alice.list_jobs()) == before  # nothing queued
+
+
+def test_dot_dot_is_refused_alike_whatever_lies_there(alice, server, places, tmp_path):
+    """``..`` in a settings path answers one message whether it leads back into the root, to a
+    missing file there, or out of it: no probing the root's own path (t6 report N3)."""
+    root = places["root"]
+    names = [
+        f"../{root.name}/models/m.czann",  # back inside: was accepted
+        f"../{root.name}/models/nothere.czann",  # was "no such model file"
+        "../nonexist/x.czann",  # was "outside the allowed root"
+        "models/../models/m.czann",
+        f"{root}/../{root.name}/models/m.czann",
+    ]
+    said = set()
+    for name in names:
+        settings = write(tmp_path, SETTINGS.format(model=name), "dots.yaml")
+        with pytest.raises(ServerResponseError) as err:
+            alice.submit_analysis(settings, image_paths=["plate/cells.tif"])
+        message = str(err.value)
+        assert err.value.status_code == 422, message
+        assert not [place for place in hidden(server, places) if place in message], message
+        said.add(message.replace(name, "NAME").replace(name.replace(f"{root}/", ""), "NAME"))
+    assert len(said) == 1, said
+    assert "line 7: classes[0].segmenter.model: NAME: '..' is not allowed" in said.pop()
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +228,31 @@ def test_files_swapped_for_links_after_submit_are_refused_where_opened(
         assert not [p for p in hidden(server, places) if p in failed["error"]], failed
         assert "secret" not in failed["error"]
         alice.delete_job(job_id)
+
+
+def test_a_file_of_the_wrong_kind_is_named_so_locally_too(places, tmp_path):
+    """A local run's check and the opening both say which kind of file a settings line names,
+    not a missing member or an attribute error."""
+    root = places["root"]
+    cases = [
+        (SETTINGS.format(model=root / "models" / "kind.clf"), "line 7: classes[0].segmenter."
+         "model: " + str(root / "models" / "kind.clf") + ": an object classifier, not a "
+         "segmentation model"),
+        (SETTINGS.format(model=root / "models" / "m.czann")
+         + CLASSIFIER.format(classifier=root / "models" / "m.czann"),
+         "line 10: classes[0].classifier: " + str(root / "models" / "m.czann")
+         + ": a segmentation model (czann), not an object classifier"),
+    ]  # fmt: skip
+    for text, says in cases:
+        settings = write(tmp_path, text)
+        for check in (check_settings_files, open_resources):
+            with pytest.raises(InvalidSettingsError) as err:
+                check(load_settings(settings), source=settings)
+            assert says in str(err.value), (check, str(err.value))
+    good = SETTINGS.format(model=root / "models" / "m.czann")
+    good += CLASSIFIER.format(classifier=root / "models" / "kind.clf")
+    opened = open_resources(load_settings(write(tmp_path, good)), source=tmp_path / "analysis.yaml")
+    assert isinstance(opened.classifiers["blob"], ObjectClassifier)
 
 
 def test_relative_paths_follow_the_settings_file_locally_and_the_base_on_a_server(places, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -84,6 +84,7 @@ def open_resources(
         if not isinstance(seg, ThresholdSegmenter):
             loc = (*where, "model")
             path, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
+            _check_kind(opened, "model", seg.model, source, loc, base, confinement)
             try:
                 model = open_model(opened, workers=model_threads, allowed_roots=allowed_roots)
             except (ScopeMLError, OSError) as err:
@@ -119,6 +120,9 @@ def open_resources(
         if cls.classifier is not None:
             loc = ("classes", index, "classifier")
             _, opened = _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
+            _check_kind(
+                opened, "classifier", cls.classifier, source, loc, base, confinement, known=False
+            )  # a file of no known kind: the loader says what is wrong with it
             try:
                 found.classifiers[cls.name] = load_object_classifier(opened)
             except (ScopeMLError, OSError) as err:
@@ -136,14 +140,15 @@ def check_settings_files(
     base: str | os.PathLike[str] | None = None,
 ) -> None:
     """Check, without opening them, the model and classifier files the settings name: each is a
-    built-in name or a file that exists (below ``allowed_roots`` where given; relative paths
-    taken as :func:`open_resources` takes them), and a model file is of a known kind. A server
+    built-in name or a file that exists (below ``allowed_roots`` where given, named without
+    ``..``; relative paths taken as :func:`open_resources` takes them), a model file is a
+    segmentation model and a classifier file an object classifier (from their headers:
+    :func:`~scopeml.model.registry.format_of`). A server
     refuses bad ones at submit so; :func:`open_resources` checks them again where it opens them.
     Errors are those of :func:`open_resources`: the settings file, the line, the file by the
     name the settings give it.
     """
     from scopeml.io.confine import Confinement
-    from scopeml.model.registry import format_of
 
     confinement = Confinement.of(allowed_roots)
     for index, cls in enumerate(settings.classes):
@@ -151,15 +156,11 @@ def check_settings_files(
         if not isinstance(seg, ThresholdSegmenter):
             loc = ("classes", index, "segmenter", "model")
             _, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
-            try:
-                format_of(opened)
-            except (ScopeMLError, OSError) as err:
-                raise settings_error(
-                    source, loc, _reason(err, seg.model, base, confinement)
-                ) from err
+            _check_kind(opened, "model", seg.model, source, loc, base, confinement)
         if cls.classifier is not None:
             loc = ("classes", index, "classifier")
-            _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
+            _, opened = _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
+            _check_kind(opened, "classifier", cls.classifier, source, loc, base, confinement)
 
 
 def check_image_channels(
@@ -210,6 +211,10 @@ def _settings_file(
             raise settings_error(source, loc, _reason(err)) from err
         return path, path
     shown = _shown(name, base, confinement)
+    if ".." in PurePosixPath(name).parts:  # one answer, whatever lies there: no probing the root
+        raise settings_error(
+            source, loc, f"{shown}: '..' is not allowed; name the file from the allowed root"
+        )
     if kind == "model" and name in BUILTIN_MODELS and not file.exists():
         path = BUILTIN_MODELS[name].path
         return path, path
@@ -226,6 +231,51 @@ def _settings_file(
                 problem = err.problem
         raise settings_error(source, loc, f"{shown}: {problem}")
     return file, Path(os.path.realpath(file))
+
+
+#: What a file of each model format is, for a settings entry that names the wrong kind.
+_KINDS = {
+    "bioimageio": "a segmentation model (bioimage.io package)",
+    "czann": "a segmentation model (czann)",
+    "czmodel": "a segmentation model (legacy czmodel)",
+    "pixel-classifier": "a pixel classifier (a segmentation model)",
+    "object-classifier": "an object classifier",
+}
+
+
+def _check_kind(
+    opened: Path,
+    kind: str,
+    name: str,
+    source: str | os.PathLike[str] | None,
+    loc: Sequence[Any],
+    base: str | os.PathLike[str] | None,
+    confinement: Any,
+    *,
+    known: bool = True,
+) -> None:
+    """Refuse a ``model`` entry that is not a segmentation model file (an object classifier,
+    not a model at all) and a ``classifier`` entry that is not an object classifier, from the
+    file's header (:func:`~scopeml.model.registry.format_of`; nothing opened); a classifier
+    of no known kind too, unless ``known`` is false (the caller's loader then says why)."""
+    from scopeml.model.registry import format_of
+
+    try:
+        found = format_of(opened)
+    except (ScopeMLError, OSError) as err:
+        if kind == "model":
+            raise settings_error(source, loc, _reason(err, name, base, confinement)) from err
+        found = None
+    shown = name if confinement is None else _shown(name, base, confinement)
+    if kind == "model" and found == "object-classifier":
+        problem = "an object classifier, not a segmentation model (it goes under classifier:)"
+    elif kind == "classifier" and found in _KINDS and found != "object-classifier":
+        problem = f"{_KINDS[found]}, not an object classifier (it goes under segmenter.model:)"
+    elif kind == "classifier" and found is None and known:
+        problem = "not an object classifier (scopeml objects train writes one)"
+    else:
+        return
+    raise settings_error(source, loc, f"{shown}: {problem}")
 
 
 def _relative(
