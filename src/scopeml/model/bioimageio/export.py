@@ -277,8 +277,21 @@ def _description(
             onnx=bio.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=graph.opset)
         ),
         attachments=[],
-        config={"scopeml": {"czann_type": meta.model_type.value, "czann_id": str(meta.model_id)}},
+        config={"scopeml": _scopeml_config(meta)},
     )
+
+
+def _scopeml_config(meta: Any) -> dict[str, Any]:
+    """``config: scopeml:``: the czann's type and id, and its object size keys (what
+    ``scale="auto"`` works from) under their package names, read back on import."""
+    from scopeml.model.bioimageio.importer import SIZE_KEYS
+
+    config: dict[str, Any] = {"czann_type": meta.model_type.value, "czann_id": str(meta.model_id)}
+    extra = meta.model_extra or {}
+    for key, czann_key in SIZE_KEYS.items():
+        if czann_key in extra:
+            config[key] = extra[czann_key]
+    return config
 
 
 def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo: Any) -> Any:

@@ -130,8 +130,59 @@ def build_czann(
         min_overlap=halo,
         model_name=str(descr.name),
         normalize=policy,
+        **size_keys(descr, fail),
     )
     return Imported(graph, meta, tuple(in_roles), tuple(out_roles))
+
+
+#: What a package's ``config: scopeml:`` may carry of a czann's own ``model.json`` keys (the
+#: object size ``scale="auto"`` works from, :mod:`scopeml.tiling.size`): package key → czann key.
+SIZE_KEYS = {
+    "object_diameter": "ScopeMLObjectDiameter",
+    "object_diameter_range": "ScopeMLObjectDiameterRange",
+    "default_scale": "ScopeMLDefaultScale",
+}
+
+
+def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
+    """The czann keys a package's ``config: scopeml:`` carries (:data:`SIZE_KEYS`), checked:
+    a positive diameter, a ``[low, high]`` range of them, ``auto`` as the default scale. A
+    package without them gives none (the model then runs at scale 1 unless told)."""
+    config = getattr(descr, "config", None)
+    extra = getattr(config, "model_extra", None) or {}
+    ours = extra.get("scopeml") if isinstance(extra, dict) else None
+    if ours is None:
+        return {}
+    if not isinstance(ours, dict):
+        fail(f"config.scopeml is {type(ours).__name__}, not a mapping")
+    found: dict[str, Any] = {}
+    for key, czann_key in SIZE_KEYS.items():
+        if key not in ours:
+            continue
+        value, where = ours[key], f"config.scopeml.{key}"
+        if key == "object_diameter":
+            if not _positive(value):
+                fail(f"{where} is {value!r}; expected a positive number of pixels")
+            found[czann_key] = float(value)
+        elif key == "object_diameter_range":
+            if not (isinstance(value, list) and len(value) == 2 and all(map(_positive, value))
+                    and value[0] <= value[1]):  # fmt: skip
+                fail(f"{where} is {value!r}; expected [low, high], positive pixels, low <= high")
+            found[czann_key] = [float(v) for v in value]
+        elif not (isinstance(value, str) and value.strip().lower() == "auto"):
+            fail(f"{where} is {value!r}; expected auto (or leave it out: scale 1)")
+        else:
+            found[czann_key] = "auto"
+    return found
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and bool(np.isfinite(value))
+        and value > 0
+    )
 
 
 def check_model_output(
@@ -156,11 +207,11 @@ def _onnx_bytes(package: Package, roles: list[str], fail: Any, cache: Path | Non
     """The ONNX weights, or the TorchScript weights exported to ONNX (kept in ``cache``)."""
     weights = package.description.weights
     if weights.onnx is not None:
-        return package.read(weights.onnx.source, "the ONNX weights")
+        return package.read(weights.onnx, "the ONNX weights")
     if weights.torchscript is not None:
         from scopeml.model.bioimageio.torchscript import torchscript_to_onnx
 
-        data = package.read(weights.torchscript.source, "the TorchScript weights")
+        data = package.read(weights.torchscript, "the TorchScript weights")
         example, _ = read_test_tensors(package)
         if cache is None:
             return torchscript_to_onnx(data, example, roles, path=package.path)
@@ -386,6 +437,6 @@ def read_test_tensors(package: Package) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for tensor in (descr.inputs[0], descr.outputs[0]):
         what = f"the test tensor of {tensor.id}"
-        data = package.read(tensor.test_tensor.source, what)
+        data = package.read(tensor.test_tensor, what)
         arrays.append(parse_npy(data, what, path=package.path))
     return arrays[0], arrays[1]

@@ -4,10 +4,15 @@ The description is parsed with ``yaml.safe_load`` and validated by ``bioimageio.
 any I/O, updated to the latest format (0.4 descriptions become 0.5). Files it names are read
 from the zip through :class:`~scopeml.model.safezip.SafeZip` (the czann limits), or from the
 folder when they resolve inside it. A URL is never fetched: it is refused, naming the field.
+``bioimageio.spec`` checks no file here (no I/O), so :meth:`Package.read` checks each file it
+reads against the ``sha256`` the description declares for it, if any, and refuses a mismatch.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import posixpath
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -31,7 +36,18 @@ class Package:
     _folder: Path | None
 
     def read(self, source: Any, what: str) -> bytes:
-        """The content of a file the description names (``what`` says which, for errors)."""
+        """The content of a file the description names (``what`` says which, for errors).
+
+        ``source`` is the description's entry (a file or weights entry: its ``source`` and
+        ``sha256``) or the bare source. The content is read within the czann zip limits and,
+        when the entry declares a ``sha256``, hashed and compared with it.
+
+        Raises
+        ------
+        InvalidContainerError
+            A URL, a file outside the package, missing, empty or over the limit, or content
+            that does not match its declared ``sha256``; naming the package and the file.
+        """
         text = str(getattr(source, "source", source))
         if "://" in text:
             raise InvalidContainerError(
@@ -40,24 +56,59 @@ class Package:
                 path=self.path,
             )
         name = text.removeprefix("./")
+        if _leaves(name):
+            raise InvalidContainerError(
+                f"{what} {name!r} is outside the package; a package names its own files "
+                "(relative paths inside it)",
+                path=self.path,
+            )
         if self._zip is not None:
             if name not in self._zip:
                 raise InvalidContainerError(
                     f"{what} {name!r} is missing from the package", path=self.path
                 )
-            return self._zip.read(name)
+            data = self._zip.read(name)
+        else:
+            data = self._read_file(name, what)
+        if not data:
+            raise InvalidContainerError(f"{what} {name!r} is empty (0 bytes)", path=self.path)
+        expected = getattr(source, "sha256", None)
+        if expected is not None:
+            found = hashlib.sha256(data).hexdigest()
+            if found != str(expected).lower():
+                raise InvalidContainerError(
+                    f"{what} {name!r}: sha256 mismatch, the description declares "
+                    f"{str(expected)[:12]}…, the file has {found[:12]}… (changed or damaged)",
+                    path=self.path,
+                )
+        return data
+
+    def _read_file(self, name: str, what: str) -> bytes:
+        """A file of a package folder, streamed within the member limit."""
         folder = Path(self._folder or ".").resolve()
         target = (folder / name).resolve()
-        if not target.is_relative_to(folder) or not target.is_file():
+        if not target.is_relative_to(folder):
+            raise InvalidContainerError(
+                f"{what} {name!r} is outside the package folder (a link leading out of it)",
+                path=self.path,
+            )
+        if not target.is_file():
             raise InvalidContainerError(
                 f"{what} {name!r} is missing from the package folder", path=self.path
             )
-        if target.stat().st_size > DEFAULT_LIMITS.max_member_bytes:
-            limit = DEFAULT_LIMITS.max_member_bytes
-            raise InvalidContainerError(
-                f"{what} {name!r} is larger than the limit of {limit} bytes", path=self.path
-            )
-        return target.read_bytes()
+        limit = DEFAULT_LIMITS.max_member_bytes
+        too_large = InvalidContainerError(
+            f"{what} {name!r} is larger than the limit of {limit} bytes", path=self.path
+        )
+        if target.stat().st_size > limit:
+            raise too_large
+        buffer = io.BytesIO()
+        with target.open("rb") as file:  # bounded as it is read: the file may grow meanwhile
+            while chunk := file.read(1 << 20):
+                if buffer.tell() + len(chunk) > limit:
+                    raise too_large
+                buffer.write(chunk)
+        return buffer.getvalue()
 
     def close(self) -> None:
         if self._zip is not None:
@@ -141,6 +192,22 @@ def _close(archive: SafeZip | None) -> None:
         archive.close()
 
 
+def _leaves(name: str) -> bool:
+    """Whether a file name of the description points out of the package: absolute (a POSIX or
+    Windows path) or climbing above it with ``..``.
+
+    Examples
+    --------
+    >>> [_leaves(n) for n in ("w.onnx", "a/../w.onnx", "../nf/w.onnx", "/tmp/w.onnx", "C:/w")]
+    [False, False, True, True, True]
+    """
+    text = name.replace("\\", "/")
+    if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
+        return True
+    normal = posixpath.normpath(text)
+    return normal == ".." or normal.startswith("../")
+
+
 def _read_small(path: Path) -> bytes:
     if path.stat().st_size > _MAX_YAML:
         raise InvalidContainerError(f"the description is larger than {_MAX_YAML} bytes", path=path)
@@ -186,7 +253,13 @@ def _first_error(descr: Any) -> str:
         return "not a model description"
     for detail in summary.details:
         for error in detail.errors:
-            return f"{'.'.join(map(str, error.loc))}: {error.msg}"[:300]
+            where = ".".join(map(str, error.loc))
+            hint = (  # YAML reads a hash of digits only as a number
+                " (quote a sha256 of digits only: sha256: '…')"
+                if where.endswith("sha256") and "string" in error.msg
+                else ""
+            )
+            return f"{where}: {error.msg}{hint}"[:300]
     return str(summary.status)
 
 

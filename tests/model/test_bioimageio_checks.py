@@ -1,0 +1,196 @@
+"""What a bioimage.io package declares is held to: each file read matches its declared sha256
+(run, convert, validate, inspect), files stay inside the package, the built-in ``nuclei``
+exported as a package keeps its object size (``--scale auto``), and the server takes a package
+upload as its czann."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+import zarr
+
+pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.errors import InvalidContainerError
+from scopeml.model import read_container
+from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
+from tests.model.test_bioimageio import rdf_v05, v05_files, write_package
+
+WRONG = "ab" * 32
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def hashed_rdf(files: dict[str, bytes], **wrong: str) -> dict:
+    """:func:`rdf_v05` with the sha256 of its weights and test tensors declared (``wrong``:
+    ``weights``/``test_input``/``test_output`` → a declared hash that does not match)."""
+    rdf = rdf_v05()
+    entries = {
+        "weights": (rdf["weights"]["onnx"], "weights.onnx"),
+        "test_input": (rdf["inputs"][0]["test_tensor"], "test_input.npy"),
+        "test_output": (rdf["outputs"][0]["test_tensor"], "test_output.npy"),
+    }
+    for key, (entry, name) in entries.items():
+        entry["sha256"] = wrong.get(key, sha(files[name]))
+    return rdf
+
+
+def unpacked(tmp_path, package):
+    folder = tmp_path / f"{package.stem}-folder"
+    with zipfile.ZipFile(package) as archive:
+        archive.extractall(folder)
+    return folder
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_package_whose_hashes_match_runs_and_validates(tmp_path, capsys):
+    files = v05_files()
+    package = write_package(tmp_path / "good.zip", hashed_rdf(files), files)
+    assert main(["model", "validate", str(package)]) == 0
+    assert "reproduces the package's test output" in capsys.readouterr().out
+    assert sm.open_model(unpacked(tmp_path, package)).spec.classes == ("background", "cell")
+
+
+@pytest.mark.parametrize("form", ["zip", "folder"])
+def test_weights_that_do_not_match_their_sha256_are_refused_everywhere(tmp_path, capsys, form):
+    files = v05_files()
+    package = write_package(tmp_path / "w.zip", hashed_rdf(files, weights=WRONG), files)
+    source = package if form == "zip" else unpacked(tmp_path, package)
+    found = sha(files["weights.onnx"])[:12]
+    commands = [
+        ["model", "validate", str(source)],
+        ["model", "inspect", str(source)],
+        ["model", "convert", str(source), "-o", str(tmp_path / "w.czann")],
+    ]
+    for command in commands:
+        assert main(command) == 2, command
+        line = one_error_line(capsys)
+        assert line.startswith(f"error: {source}: the ONNX weights 'weights.onnx'"), line
+        assert f"declares {WRONG[:12]}…" in line and f"has {found}…" in line, line
+    assert not (tmp_path / "w.czann").exists()
+    with pytest.raises(InvalidContainerError, match=f"sha256 mismatch.*{found}"):
+        sm.segment(np.ones((32, 32), np.float32), source, tmp_path / "o.ome.zarr")
+
+
+@pytest.mark.parametrize("which", ["test_input", "test_output"])
+def test_a_test_tensor_that_does_not_match_its_sha256_fails_validation(tmp_path, capsys, which):
+    files = v05_files()
+    package = write_package(tmp_path / "t.zip", hashed_rdf(files, **{which: WRONG}), files)
+    assert main(["model", "validate", str(package)]) == 2
+    line = one_error_line(capsys)
+    assert f"the test tensor of {'raw' if which == 'test_input' else 'probabilities'}" in line
+    assert f"'{which}.npy': sha256 mismatch" in line and sha(files[f"{which}.npy"])[:12] in line
+
+
+def test_a_sha256_of_digits_only_says_to_quote_it(tmp_path):
+    files = v05_files()
+    package = write_package(tmp_path / "d.zip", hashed_rdf(files, weights="0" * 64), files)
+    rdf = unpacked(tmp_path, package) / "rdf.yaml"  # yaml.safe_dump quoted the hash: unquote
+    rdf.write_text(rdf.read_text().replace(f"'{'0' * 64}'", "0" * 64))  # as a hand edit does
+    assert f"sha256: {'0' * 64}\n" in rdf.read_text()
+    with pytest.raises(InvalidContainerError, match="quote a sha256 of digits only"):
+        sm.open_model(rdf)
+
+
+@pytest.mark.parametrize("where", ["relative", "absolute"])
+@pytest.mark.parametrize("form", ["zip", "folder"])
+def test_weights_named_outside_the_package_are_called_outside(tmp_path, form, where):
+    files = v05_files()
+    outside = tmp_path / "outside" / "weights.onnx"
+    outside.parent.mkdir()
+    outside.write_bytes(files["weights.onnx"])  # there, yet never read
+    name = "../outside/weights.onnx" if where == "relative" else str(outside)
+    rdf = rdf_v05(weights={"onnx": {"source": name, "opset_version": 17}})
+    package = write_package(tmp_path / "o.zip", rdf, files)
+    source = package if form == "zip" else unpacked(tmp_path, package)
+    with pytest.raises(InvalidContainerError, match=re.escape(f"'{name}' is outside the package")):
+        sm.open_model(source)
+
+
+def test_a_link_out_of_a_package_folder_is_called_outside(tmp_path):
+    files = v05_files()
+    (tmp_path / "elsewhere.onnx").write_bytes(files["weights.onnx"])
+    rdf = rdf_v05(weights={"onnx": {"source": "link.onnx", "opset_version": 17}})
+    folder = unpacked(tmp_path, write_package(tmp_path / "l.zip", rdf, files))
+    (folder / "link.onnx").symlink_to(tmp_path / "elsewhere.onnx")
+    outside = re.escape("'link.onnx' is outside the package folder")
+    with pytest.raises(InvalidContainerError, match=outside):
+        sm.open_model(folder)
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf_v05()))  # weights.onnx: really there
+    assert sm.open_model(folder).spec.halo == (1, 1)
+
+
+@pytest.mark.parametrize("form", ["zip", "folder"])
+def test_an_empty_weights_file_is_named(tmp_path, form):
+    files = {**v05_files(), "weights.onnx": b""}
+    package = write_package(tmp_path / "e.zip", rdf_v05(), files)
+    source = package if form == "zip" else unpacked(tmp_path, package)
+    with pytest.raises(InvalidContainerError) as caught:
+        sm.open_model(source)
+    assert str(caught.value) == f"{source}: the ONNX weights 'weights.onnx' is empty (0 bytes)"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("object_diameter", -3), ("object_diameter_range", [40, 10]), ("default_scale", 2)],
+)
+def test_size_keys_a_package_cannot_mean_are_refused(tmp_path, key, value):
+    rdf = rdf_v05(config={"scopeml": {key: value}})
+    package = write_package(tmp_path / "k.zip", rdf, v05_files())
+    with pytest.raises(InvalidContainerError, match=re.escape(f"config.scopeml.{key} is ")):
+        sm.open_model(package)
+
+
+def large_nuclei(path) -> None:
+    """Nine bright disks of diameter 70 px, past ``nuclei``'s 10–40 px, so auto scales (by 1/4:
+    140 px, at least the 120 px the package declares as its smallest input; a smaller one is
+    padded to 120 px, not to the built-in's multiple of 8, and differs at the border)."""
+    from scipy import ndimage
+
+    yy, xx = np.mgrid[:560, :560]
+    mask = np.zeros((560, 560), np.float32)
+    for cy in (100, 280, 460):
+        for cx in (100, 280, 460):
+            mask[(yy - cy + cx // 20) ** 2 + (xx - cx) ** 2 < 35**2] = 1
+    noise = np.random.default_rng(1).normal(0, 10, mask.shape)
+    tifffile.imwrite(path, (ndimage.gaussian_filter(mask, 2) * 800 + 100 + noise).astype(np.uint16))
+
+
+def test_nuclei_as_a_package_keeps_its_object_size_and_auto_scale(tmp_path, capsys):
+    package = export_bioimageio("nuclei", tmp_path / "n.zip", test_size=32)
+    with zipfile.ZipFile(package) as archive:
+        config = yaml.safe_load(archive.read("rdf.yaml"))["config"]["scopeml"]
+    assert config["object_diameter"] == 20 and config["object_diameter_range"] == [10, 40]
+    assert config["default_scale"] == "auto"
+    converted = read_container(import_bioimageio(package, tmp_path / "n.czann")).metadata
+    shipped = read_container(sm.model.registry.resolve_model("nuclei")).metadata
+    assert converted.model_extra == shipped.model_extra != {}
+    image = tmp_path / "big.tif"
+    large_nuclei(image)
+    results = {}
+    for name, model in [("builtin", "nuclei"), ("package", str(package))]:
+        out = tmp_path / f"{name}.ome.zarr"
+        command = ["segment", str(image), "-m", model, "-o", str(out), "--outputs", "instances"]
+        assert main(command) == 0, capsys.readouterr().err
+        group = zarr.open_group(str(out), mode="r")
+        results[name] = (np.asarray(group["instances"]["0"]), dict(group.attrs)["scopeml"])
+    (got, got_record), (want, want_record) = results["package"], results["builtin"]
+    assert want_record["scale_auto"]["scale"] == 0.25  # auto chose a factor: not scale 1
+    assert got_record["scale_auto"] == want_record["scale_auto"]
+    assert got.max() >= 9
+    np.testing.assert_array_equal(got, want)
