@@ -120,14 +120,17 @@ def test_other_users_job_is_404(server, tokens, alice, model_id, image_path):
     alice.wait_job(job["id"], timeout=120, interval=0.1)
 
 
-def test_job_with_an_incompatible_model_fails_with_the_reason(alice, image_path, tmp_path):
+def test_job_with_an_incompatible_model_is_refused_at_submit_with_the_reason(
+    alice, image_path, tmp_path
+):
     from .conftest import make_container
 
     two_channel = alice.upload_model(make_container(tmp_path / "rgb.czann", in_channels=2))
-    job = alice.submit_job(two_channel["id"], image_path="nuclei.tif")
-    finished = alice.wait_job(job["id"], timeout=120, interval=0.1)
-    assert finished["status"] == "failed"
-    assert finished["error"].startswith("nuclei.tif: image has 1 channel; model")
+    before = len(alice.list_jobs())
     with pytest.raises(ServerResponseError) as err:
-        alice.download_result(job["id"], tmp_path)
-    assert err.value.status_code == 409
+        alice.submit_job(two_channel["id"], image_path="nuclei.tif")
+    assert err.value.status_code == 422
+    assert "nuclei.tif: has 1 channel; model 'rgb.czann' takes 2: give an image with 2" in str(
+        err.value
+    )
+    assert len(alice.list_jobs()) == before  # nothing queued to fail later

@@ -143,6 +143,12 @@ class JobOptions(BaseModel):
     #: a TIFF file's axes, as ``--axes`` and ``axes=`` take them (``"TYX"``: a plain
     #: multi-page TIFF's pages are time points, not the Z planes it is read as otherwise)
     axes: str | None = Field(default=None, max_length=5)
+    #: the image's channels fed to the model, by index (from 0) or name, in the model's order
+    #: (left out: all of them, as many as the model takes)
+    channels: (
+        list[Annotated[int, Field(ge=0, strict=True)] | Annotated[str, Field(max_length=200)]]
+        | None
+    ) = Field(default=None, min_length=1, max_length=64)
 
     @field_validator("axes")
     @classmethod
@@ -525,6 +531,49 @@ def check_job_image(
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, name, Path(image))) from err
     return tuple(int(n) for n in found["shape"])
+
+
+def check_job_channels(
+    shape: Sequence[int], options: dict[str, Any], spec: ModelSpec, model: str, name: str
+) -> None:
+    """Refuse, at submit, a job whose image (of 6-D ``shape``, read with the job's ``axes``)
+    cannot give the model its channels: the job's ``channels`` are not as many as the model
+    takes or name an index the image lacks, or, without ``channels``, the image has another
+    count (a pixel classifier that records its training channels may choose them by name when
+    it runs: only too few are refused for one). Said in the job's words, not the CLI's.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (0, 0))
+    >>> check_job_channels((1, 1, 5, 1, 8, 8), {"axes": "CYX"}, spec, "'m'", "hela.tif")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: hela.tif: has 5 channels (read with axes CYX); model \
+'m' takes 1: choose it with the job's channels option (indices from 0 or names)
+    >>> check_job_channels((1, 1, 5, 1, 8, 8), {"channels": [4]}, spec, "'m'", "hela.tif")
+    """
+    have, want = int(shape[2]), spec.in_channels
+    read = f" (read with axes {options['axes']})" if options.get("axes") else ""
+    image = f"{name}: has {have} channel{'s' if have != 1 else ''}{read}"
+    chosen = options.get("channels")
+    if chosen is not None:
+        if len(chosen) != want:
+            raise InvalidRequestError(
+                f"channels gives {len(chosen)} channel{'s' if len(chosen) != 1 else ''}; "
+                f"model {model} takes {want}"
+            )
+        beyond = [c for c in chosen if isinstance(c, int) and c >= have]
+        if beyond:
+            raise InvalidRequestError(f"channels: {image}, so no index {beyond[0]}")
+        return
+    if have == want or (have > want and spec.extra.get("format") == "scopeml-pixel-classifier"):
+        return
+    if have < want:
+        raise InvalidRequestError(f"{image}; model {model} takes {want}: give an image with {want}")
+    which = "it" if want == 1 else f"{want} of them"
+    raise InvalidRequestError(
+        f"{image}; model {model} takes {want}: choose {which} with the job's channels option "
+        "(indices from 0 or names)"
+    )
 
 
 def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: int = 2) -> int:

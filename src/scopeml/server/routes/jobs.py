@@ -14,6 +14,7 @@ from scopeml.server.database import RESUMABLE, UNFINISHED, new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
 from scopeml.server.jobs import (
     check_instances,
+    check_job_channels,
     check_job_image,
     check_job_pixels,
     engine_options,
@@ -69,6 +70,7 @@ async def submit_job(
         memory_limit=config.job_memory_limit,
         axes=options.get("axes"),  # read as the job will read it: pixels, channels, sizes
     )
+    check_job_channels(shape, options, spec, repr(record["name"]), name)
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
     if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
