@@ -194,3 +194,55 @@ def test_nuclei_as_a_package_keeps_its_object_size_and_auto_scale(tmp_path, caps
     assert got_record["scale_auto"] == want_record["scale_auto"]
     assert got.max() >= 9
     np.testing.assert_array_equal(got, want)
+
+
+def test_the_server_takes_a_package_upload_as_its_czann(tmp_path):
+    pytest.importorskip("fastapi", reason="the server extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from scopeml.server.app import create_app
+    from scopeml.server.config import ServerConfig
+    from scopeml.server.database import Database
+
+    config = ServerConfig(tmp_path / "data")
+    db = Database(config.db)
+    headers = {"Authorization": f"Bearer {db.create_token('ada')}"}
+    db.close()
+    files = v05_files()
+    good = write_package(tmp_path / "conv.zip", hashed_rdf(files), files)
+    czann = import_bioimageio(good, tmp_path / "conv.czann")
+    wrong = write_package(tmp_path / "w.zip", hashed_rdf(files, weights=WRONG), files)
+    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.13"}}
+    torchscript = write_package(
+        tmp_path / "ts.zip", rdf_v05(weights=weights), {**files, "weights.pt": b"code"}
+    )
+    plain = tmp_path / "plain.zip"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("notes.txt", "no description")
+
+    with TestClient(create_app(config)) as client:
+
+        def upload(path):
+            return client.post(
+                "/models", content=path.read_bytes(), headers=headers,
+                params={"filename": path.name},
+            )  # fmt: skip
+
+        as_package, as_czann = upload(good), upload(czann)
+        assert as_package.status_code == 201, as_package.text
+        record = as_package.json()
+        assert record["name"] == "conv.zip"
+        spec, converted = record["spec"], as_czann.json()["spec"]
+        assert spec["extra"].pop("model_id") != converted["extra"].pop("model_id")
+        assert spec == converted  # the czann model convert writes, but for its fresh Id
+        assert record["spec"]["normalize"] == "percentile:1,99"
+        refusals = {path.name: upload(path) for path in (wrong, torchscript, plain)}
+    for name, answer in refusals.items():
+        assert answer.status_code == 422, (name, answer.text)
+        detail = answer.json()["detail"]
+        assert detail.startswith(f"{name}: ") and str(config.uploads_dir) not in detail, detail
+    assert f"sha256 mismatch, the description declares {WRONG[:12]}" in refusals["w.zip"].text
+    assert "scopeml model convert" in refusals["ts.zip"].text
+    assert "not a bioimage.io model package" in refusals["plain.zip"].text
+    assert list(config.uploads_dir.iterdir()) == []  # nothing left behind
+    assert sorted(p.suffix for p in config.models_dir.iterdir()) == [".czann", ".czann"]

@@ -19,6 +19,11 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 DEFAULT_NAME = "model.czann"  # the record's name of an upload that gives none
 RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
+PACKAGE_SUFFIX = ".zip"  # a bioimage.io model package, imported as a czann on upload
+CONVERT_FIRST = (
+    "the server imports bioimage.io packages with ONNX weights; convert this one first with "
+    "scopeml model convert PACKAGE -o MODEL.czann and upload the czann"
+)
 
 
 @router.get("", responses={401: ERRORS[401]})
@@ -45,8 +50,14 @@ async def upload_model(
     filename: Annotated[str | None, Query(max_length=255)] = None,
     shared: bool = False,
 ) -> ModelInfo:
-    """Upload a model container (``.czann``, ``.czseg``, ``.czmodel``) as the raw body
-    (``curl --data-binary @FILE``; a multipart form, ``curl -F``, answers 422).
+    """Upload a model container (``.czann``, ``.czseg``, ``.czmodel``) or a bioimage.io model
+    package (``.zip`` with ONNX weights) as the raw body (``curl --data-binary @FILE``; a
+    multipart form, ``curl -F``, answers 422).
+
+    A package is imported as ``scopeml model convert`` does it (the same zip limits as a czann,
+    its declared sha256 checked, nothing downloaded) and stored as that czann; a package with
+    TorchScript weights is refused: convert it with ``scopeml model convert`` and upload the
+    czann.
 
     ``filename`` (else a ``Content-Disposition`` header's ``filename``) is a display name and
     picks the container type by its suffix; without either the model is named ``model.czann``.
@@ -58,17 +69,23 @@ async def upload_model(
     if request.headers.get("content-type", "").lower().startswith("multipart/"):
         raise InvalidRequestError(f"{where}: the body is a multipart form; {RAW_BODY}")
     suffix = Path(name).suffix.lower()
-    if suffix not in CONTAINER_SUFFIXES:
+    if suffix not in (*CONTAINER_SUFFIXES, PACKAGE_SUFFIX):
         raise InvalidRequestError(
-            f"filename {name!r} must end in one of {', '.join(CONTAINER_SUFFIXES)}"
+            f"filename {name!r} must end in one of {', '.join(CONTAINER_SUFFIXES)} or "
+            f"{PACKAGE_SUFFIX} (a bioimage.io model package)"
         )
     upload = config.uploads_dir / f"model-{new_id()}"
+    imported = upload.with_name(f"{upload.name}.czann")
     await save_body(request, upload, config.max_model_bytes)
     try:
         if _starts_with_boundary(upload):
             raise InvalidRequestError(f"{where}: the body starts with a MIME boundary; {RAW_BODY}")
+        stored = upload
+        if suffix == PACKAGE_SUFFIX:
+            stored = await asyncio.to_thread(_import_package, upload, imported, name)
+            suffix = ".czann"
         record = await asyncio.to_thread(
-            registry.add, upload, owner=user["user"], name=name, suffix=suffix, shared=shared
+            registry.add, stored, owner=user["user"], name=name, suffix=suffix, shared=shared
         )
     except ScopeMLError as err:
         if given or err.path != name:
@@ -76,7 +93,36 @@ async def upload_model(
         raise InvalidRequestError(f"{where}: {err.problem}") from err  # not "model.czann: …"
     finally:
         upload.unlink(missing_ok=True)
+        imported.unlink(missing_ok=True)
     return ModelInfo(**record)
+
+
+def _import_package(upload: Path, target: Path, name: str) -> Path:
+    """An uploaded bioimage.io package imported as the czann ``target`` (in memory, then
+    written): ONNX weights only, since exporting TorchScript runs torch on the uploaded code.
+    Errors name the upload by ``name``, never by the server's file."""
+    from scopeml.errors import InvalidContainerError
+    from scopeml.model.bioimageio.importer import build_czann
+    from scopeml.model.bioimageio.package import is_package, open_package
+    from scopeml.model.container import write_container
+
+    if not is_package(upload):
+        raise InvalidContainerError(
+            "not a bioimage.io model package (no rdf.yaml or bioimageio.yaml at the top of the "
+            f"zip); uploads take {', '.join(CONTAINER_SUFFIXES)} containers or such a package",
+            path=name,
+        )
+    try:
+        package = open_package(upload)
+        try:
+            if package.description.weights.onnx is None:
+                raise InvalidContainerError(CONVERT_FIRST)
+            imported = build_czann(package)
+        finally:
+            package.close()
+        return write_container(target, imported.graph, imported.metadata)
+    except ScopeMLError as err:
+        raise InvalidContainerError(err.problem, path=name) from err
 
 
 def _disposition_name(request: Request) -> str | None:
