@@ -400,7 +400,13 @@ def _checked_settings(
     refusals that need only them and the output: a bad or existing table, an unfinished store
     without ``resume`` — before any pass over the image, which can take minutes."""
     if measure is not None:  # a bad table name fails before the engine runs, not after
+        from scopeml.errors import InvalidRequestError
         from scopeml.objects.table import table_format
+
+        if not isinstance(measure, (str, os.PathLike)):  # measure=True, say: where to?
+            raise InvalidRequestError(
+                f"measure= takes the table's path (.csv/.parquet), not {measure!r}"
+            )
 
         table_format(Path(measure))
     given["outputs"], given["channels"] = names_of(given["outputs"]), names_of(given["channels"])
