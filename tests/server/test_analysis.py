@@ -86,11 +86,19 @@ def test_bad_settings_are_a_one_line_422_naming_the_line(alice, images, tmp_path
     assert len(alice.list_jobs()) == before  # nothing queued
 
 
-@pytest.mark.parametrize("path", ["../outside.tif", "/etc/passwd"])
-def test_analysis_images_stay_below_the_allowed_root(alice, settings, path):
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("../outside.tif", "'..' is not allowed"),
+        ("../{root}/{image}", "'..' is not allowed"),  # back inside: refused alike
+        ("/etc/passwd", "outside the allowed root"),
+    ],
+)
+def test_analysis_images_stay_below_the_allowed_root(alice, settings, images, path, says):
+    path = path.format(root=images[0].parent.name, image=images[0].name)
     with pytest.raises(ServerResponseError) as err:
         alice.submit_analysis(settings, image_paths=[path])
-    assert err.value.status_code == 422 and "outside the allowed root" in str(err.value)
+    assert err.value.status_code == 422 and says in str(err.value)
 
 
 def test_an_analysis_needs_an_image_and_a_small_settings_file(alice, images, tmp_path):

@@ -82,12 +82,17 @@ def test_job_on_uploaded_image(alice, model_id, image_path, local_result, tmp_pa
 @pytest.mark.parametrize(
     "path, message",
     [
-        ("../outside.tif", "outside the allowed root"),
+        ("../outside.tif", "'..' is not allowed; name the file from the allowed root"),
+        ("../{root}/missing.tif", "'..' is not allowed; name the file from the allowed root"),
+        ("../{root}/nuclei.tif", "'..' is not allowed; name the file from the allowed root"),
         ("/etc/passwd", "outside the allowed root"),
         ("missing.tif", "does not exist"),
     ],
 )
-def test_job_paths_stay_below_the_allowed_root(alice, model_id, path, message):
+def test_job_paths_stay_below_the_allowed_root(
+    alice, model_id, image_root, image_path, path, message
+):
+    path = path.format(root=image_root.name)  # '..' back into the root: refused alike
     with pytest.raises(ServerResponseError) as err:
         alice.submit_job(model_id, image_path=path)
     assert err.value.status_code == 422

@@ -24,7 +24,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import Future
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -243,8 +243,9 @@ objects? classes are c0, c1, c2 (choose with --class / InstanceOptions(class_=..
 def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
     """Resolve a request's image path and check it stays below ``allowed_root``.
 
-    Relative paths are taken relative to the root; symlinks are resolved before the check, so
-    neither ``..`` nor a link leads out.
+    Relative paths are taken relative to the root; a path with a ``..`` component is refused
+    with one message whatever lies there (so no answer tells where the root itself is), and
+    symlinks are resolved before the check, so no link leads out.
 
     Examples
     --------
@@ -255,12 +256,17 @@ def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
     True
     >>> resolve_image_path("../etc/passwd", root)
     Traceback (most recent call last):
-    scopeml.errors.InvalidRequestError: image path '../etc/passwd' is outside the allowed root
+    scopeml.errors.InvalidRequestError: image path '../etc/passwd': '..' is not allowed; name \
+the file from the allowed root
     """
     if allowed_root is None:
         raise InvalidRequestError("this server accepts no image paths (no --allowed-root); upload")
     if not user_path or "\x00" in user_path or len(user_path) > 4096:
         raise InvalidRequestError("image path is empty, too long or contains NUL")
+    if ".." in PurePosixPath(user_path).parts:
+        raise InvalidRequestError(
+            f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
+        )
     root = allowed_root.resolve()
     candidate = (root / user_path).resolve()
     if not candidate.is_relative_to(root):
