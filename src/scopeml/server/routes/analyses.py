@@ -59,10 +59,12 @@ async def submit_analysis(
     repeated) and your uploads (``upload_id``, repeated); poll ``GET /jobs/{id}``.
 
     Models and classifiers the settings name are built-in names or files below the allowed
-    root, a relative path taken from the root (as ``image_path``); one that is missing, outside
-    the root or not a model answers 422 naming its line, and the job checks them again where it
-    opens them. Errors name files as below the root, never where the server keeps them. Images that
-    fail are listed in the job's ``error`` and in the results' summary; the batch goes on.
+    root, a relative path taken from the root (as ``image_path``, and as it without ``..``); one
+    that is missing, outside the root or of the wrong kind (from its header: a segmentation
+    model under ``model:``, an object classifier under ``classifier:``) answers 422 naming its
+    line, and the job checks them again where it opens them. Errors name files as below the
+    root, never where the server keeps them. Images that fail are listed in the job's ``error``
+    and in the results' summary; the batch goes on.
     Images that together declare more pixels than ``--max-job-pixels`` (× the settings'
     largest ``scale`` per axis) answer 422, as a segment job's image does.
     """
@@ -110,7 +112,8 @@ def _check_settings(
     path: Path, filename: str, config: ServerConfig, roots: list[Path]
 ) -> AnalysisSettings:
     """Validate the saved settings file and the model and classifier files it names (below
-    ``roots``, relative to the allowed root; not opened: the job opens them); its errors name
+    ``roots``, relative to the allowed root, no ``..``; their kind read from their headers, not
+    opened: the job opens them); its errors name
     ``filename`` and the line, and no server path."""
     from scopeml.analysis import load_settings
     from scopeml.analysis.check import check_settings_files
