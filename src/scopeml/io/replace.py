@@ -61,7 +61,7 @@ def atomic_write(
     if path.exists() and not path.is_dir() and folder:
         raise InvalidRequestError("is a file; expected a folder name", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _create_temporary(path, folder)
+    temp = create_temporary(path, folder)
     try:
         yield temp
         if fsync and not folder:
@@ -75,7 +75,7 @@ def atomic_write(
         raise
 
 
-def _create_temporary(path: Path, folder: bool) -> Path:
+def create_temporary(path: Path, folder: bool = False) -> Path:
     """A new, uniquely named file or folder next to ``path``, created with the permissions
     ``open``/``mkdir`` give (the kernel applies the umask; tempfile's would be 0600/0700, and
     reading the umask means setting it, which races with other threads)."""

@@ -8,7 +8,6 @@ work and again as it moves the finished file into place (:func:`place_table`).
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 import pandas as pd
@@ -77,8 +76,8 @@ def temporary_table(path: str | os.PathLike[str]) -> Path:
     """A new empty file for a table streamed to ``path``, moved there by :func:`place_table`.
 
     It is in ``path``'s folder (made if missing), so the move is one rename, and named for this
-    writer alone (``.NAME.<pid>-<random>.tmp``, created exclusively): two writers of one table,
-    in one process or several, never share a temporary file.
+    writer alone (:func:`scopeml.io.replace.create_temporary`: a random name, created
+    exclusively): two writers of one table, in one process or several, never share one.
 
     Examples
     --------
@@ -87,19 +86,14 @@ def temporary_table(path: str | os.PathLike[str]) -> Path:
     >>> first, second = temporary_table(path), temporary_table(path)
     >>> first != second and first.parent == second.parent == path.parent
     True
-    >>> first.name.startswith(f".objects.csv.{os.getpid()}-"), first.stat().st_size
+    >>> first.name.startswith(".objects.csv."), first.stat().st_size
     (True, 0)
     """
+    from scopeml.io.replace import create_temporary
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(100):
-        temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-        try:
-            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            continue
-        return temp
-    raise FileExistsError(17, "no unused temporary name", str(path))
+    return create_temporary(path)
 
 
 def place_table(temp: Path, path: Path, *, overwrite: bool = False) -> Path:
