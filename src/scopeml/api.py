@@ -438,7 +438,9 @@ def _after_engine(
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
             _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
-            _measure_table(result, image, measure, progress, bool(settings.overwrite))
+            _measure_table(
+                result, image, settings.scene, measure, progress, bool(settings.overwrite)
+            )
     except (KeyboardInterrupt, Cancelled):
         _log.warning(
             "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
@@ -591,21 +593,22 @@ def _check_measure_table(measure: Path, output: Path, settings: SegmentOptions) 
 def _measure_table(
     result: Segmentation,
     image: Any,
+    scene: int | None,
     measure: PathLike,
     progress: Progress,
     overwrite: bool,
 ) -> None:
     """The objects table of the instances, against the pixels segmented: ``image`` is the
-    caller's :class:`Image` or how the file was opened (a ``LoadRef``: its scene and axes,
-    every channel measured); an existing file at ``measure`` is replaced only with
+    caller's :class:`Image` or how the file was opened (a ``LoadRef``: its axes, every channel
+    measured), of the chosen ``scene``; an existing file at ``measure`` is replaced only with
     ``overwrite``."""
     if isinstance(image, Image):
         intensities = image
     else:
-        path, scene, axes, _ = image.args
+        path, _, axes, _ = image.args
         intensities = _open_scene(path, scene, axes)
-        if intensities.sizes["S"] > 1 and scene is not None:
-            intensities = intensities.select_scene(scene)
+    if intensities.sizes["S"] > 1 and scene is not None:
+        intensities = intensities.select_scene(scene)
     try:
         measure_objects(result, intensities, output=measure, overwrite=overwrite, progress=progress)
     finally:

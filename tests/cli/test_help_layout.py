@@ -31,8 +31,9 @@ def test_top_level_help(shown):
     assert "..." not in text.split("Commands:")[1]  # no entry cut at the terminal's width
     flat = _flat(text)
     assert "info Describe an image, a segment store or an unfinished segment run. demo" in flat
-    assert "model Read, validate, convert and run model containers (.czann, .czseg, .czmodel)." in (
-        flat
+    assert (
+        "model Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io)."
+        in flat
     )
 
 

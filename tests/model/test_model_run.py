@@ -70,4 +70,4 @@ def test_inspect_and_list_cover_every_kind(tmp_path, capsys):
     junk.write_bytes(b"no model here")
     assert main(["model", "inspect", str(junk)]) == 2
     err = capsys.readouterr().err
-    assert "junk.czann" in err and "known: czann" in err
+    assert "junk.czann" in err and "known: bioimageio" in err and "; czann (ZEISS" in err
