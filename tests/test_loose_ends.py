@@ -76,19 +76,11 @@ def test_a_resume_notices_changed_weights_beside_an_rdf_yaml(tmp_path):
 def test_classify_takes_a_bioimageio_package_as_its_help_says(tmp_path, capsys):
     pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
     from scopeml.io import write_ome_tiff
-    from scopeml.model import ModelMetadata, write_container
-    from scopeml.model.bioimageio import export_bioimageio
-    from tests.test_classify import SIZE, classifier_onnx
+    from tests.model.test_bioimageio_run import classification_package
 
     assert main(["classify", "--help"]) == 0
     assert "bioimage.io package" in " ".join(capsys.readouterr().out.split())
-    czann = write_container(
-        tmp_path / "bright.czann",
-        classifier_onnx(2.0, -8.0),
-        ModelMetadata(model_type="MultiClassClassification", input_shape=(SIZE, SIZE, 1),
-                      output_shape=(2,), classes=("dim", "bright")),
-    )  # fmt: skip
-    package = export_bioimageio(czann, tmp_path / "bright.zip")
+    _, package = classification_package(tmp_path)
     rng = np.random.default_rng(1)
     for name, offset in (("dim", 0.0), ("bright", 5.0)):
         pixels = (rng.random((24, 20)) * 3 + offset).astype(np.float32)

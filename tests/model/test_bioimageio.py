@@ -387,7 +387,9 @@ def test_unknown_weight_format(tmp_path, capsys):
     )
 
 
-def test_torchscript_weights_are_exported_to_onnx(tmp_path):
+def torchscript_files() -> tuple[dict[str, bytes], dict]:
+    """The v0.5 package's files and weights entry with the same convolution as TorchScript
+    (skips without torch)."""
     torch = pytest.importorskip("torch", reason="TorchScript import needs the train extra")
     import io
 
@@ -400,7 +402,11 @@ def test_torchscript_weights_are_exported_to_onnx(tmp_path):
     files = v05_files()
     del files["weights.onnx"]
     files["weights.pt"] = buffer.getvalue()
-    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.13"}}
+    return files, {"torchscript": {"source": "weights.pt", "pytorch_version": "2.13"}}
+
+
+def test_torchscript_weights_are_exported_to_onnx(tmp_path):
+    files, weights = torchscript_files()
     package = write_package(tmp_path / "ts.zip", rdf_v05(weights=weights), files)
     czann = import_bioimageio(package, tmp_path / "ts.czann")
     opened = open_package(package)

@@ -22,10 +22,9 @@ from scopeml.model import read_container
 from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
 from scopeml.model.bioimageio.run import package_container
 from tests.model.test_bioimageio import (
-    BIAS,
-    KERNELS,
     npy,
     rdf_v05,
+    torchscript_files,
     v05_files,
     write_package,
 )
@@ -131,19 +130,7 @@ def test_a_package_scopeml_cannot_run_is_refused_in_one_line(tmp_path, capsys, c
 
 
 def _torchscript_package(tmp_path):
-    torch = pytest.importorskip("torch", reason="TorchScript import needs the train extra")
-    import io
-
-    conv = torch.nn.Conv2d(1, 2, 3, padding=1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(KERNELS))
-        conv.bias.copy_(torch.from_numpy(BIAS))
-    buffer = io.BytesIO()
-    torch.jit.save(torch.jit.script(conv), buffer)
-    files = v05_files()
-    del files["weights.onnx"]
-    files["weights.pt"] = buffer.getvalue()
-    weights = {"torchscript": {"source": "weights.pt", "pytorch_version": "2.13"}}
+    files, weights = torchscript_files()
     return write_package(tmp_path / "ts.zip", rdf_v05(weights=weights), files)
 
 
@@ -225,19 +212,25 @@ def test_package_container_is_what_convert_writes(tmp_path):
     assert mine == theirs
 
 
-def test_a_classification_package_classifies_as_its_czann(tmp_path):
-    from scopeml.classify import classify_images
-    from scopeml.io.image import Image
+def classification_package(folder):
+    """A dim/bright image classifier czann and its bioimage.io package: ``(czann, package)``."""
     from scopeml.model import ModelMetadata, write_container
     from tests.test_classify import SIZE, classifier_onnx
 
     czann = write_container(
-        tmp_path / "bright.czann",
+        folder / "bright.czann",
         classifier_onnx(2.0, -8.0),
         ModelMetadata(model_type="MultiClassClassification", input_shape=(SIZE, SIZE, 1),
                       output_shape=(2,), classes=("dim", "bright")),
     )  # fmt: skip
-    package = export_bioimageio(czann, tmp_path / "bright.zip")
+    return czann, export_bioimageio(czann, folder / "bright.zip")
+
+
+def test_a_classification_package_classifies_as_its_czann(tmp_path):
+    from scopeml.classify import classify_images
+    from scopeml.io.image import Image
+
+    czann, package = classification_package(tmp_path)
     rng = np.random.default_rng(1)
     planes = np.stack([rng.random((24, 20)) * 3, rng.random((24, 20)) * 3 + 5])
     image = Image(planes.reshape(1, 2, 1, 1, 24, 20).astype(np.float32))
