@@ -39,8 +39,6 @@ from scopeml.post.morphology import binary_close, binary_open, fill_holes, split
 
 __all__ = ["apply_post", "label_in_parents", "segment_class", "threshold_mask"]
 
-_AUTO = {"otsu": "threshold_otsu", "li": "threshold_li", "triangle": "threshold_triangle"}
-
 
 def threshold_mask(
     channel: np.ndarray, segmenter: ThresholdSegmenter, region: np.ndarray | None = None
@@ -50,7 +48,11 @@ def threshold_mask(
     ``region`` is the parent's objects: their labels (ids ≥ 1), or a mask when ``scope`` is
     ``pooled``. An automatic threshold is computed from the pixels in ``region`` when given
     (``per_parent``: one per parent object, from its own pixels); a region without pixels
-    gives an empty mask.
+    gives an empty mask. The level is the tiled path's (:func:`scopeml.analysis.tiled.
+    threshold_tiled` with the plane as one tile), computed from the channel as stored when
+    ``sigma`` is 0 (an integer channel: one histogram bin per grey value, as scikit-image
+    bins integer images) and from the ``float32`` smoothed channel otherwise, so a class
+    gets the same level whether its plane goes whole or tile by tile.
 
     Examples
     --------
@@ -64,39 +66,30 @@ def threshold_mask(
     >>> threshold_mask(plane, seg, parents).astype(int).tolist()
     [[0, 0, 1, 1, 0, 0, 0, 1, 1]]
     """
-    import skimage.filters
+    from scopeml.analysis.tiled import threshold_tiled
 
-    values = np.asarray(channel, np.float32)
+    values = np.asarray(channel)  # as stored, as the tiled path reads it, unless smoothed
     if segmenter.sigma > 0:
-        values = ndi.gaussian_filter(values, segmenter.sigma)
+        values = ndi.gaussian_filter(values.astype(np.float32), segmenter.sigma)
     if segmenter.method != "fixed" and segmenter.scope == "per_parent":
-        return _threshold_per_parent(channel, values, segmenter, region)
+        return _threshold_per_parent(values, segmenter, region)
     if region is not None:
         region = np.asarray(region) > 0
-    if segmenter.method == "fixed":
-        level = float(segmenter.value)  # type: ignore[arg-type]
-    else:
-        sample = values if region is None else values[region]
-        if sample.size == 0 or sample.min() == sample.max():
-            return np.zeros(values.shape, bool)
-        level = float(getattr(skimage.filters, _AUTO[segmenter.method])(sample))
-    mask = values < level if segmenter.dark else values > level
-    return mask if region is None else mask & region
+    mask, _ = threshold_tiled(
+        values, None, segmenter.method, tile_size=max(values.shape),
+        value=segmenter.value, dark=segmenter.dark, region=region,
+    )  # fmt: skip
+    return mask
 
 
 def _threshold_per_parent(
-    channel: np.ndarray,
-    smoothed: np.ndarray,
-    segmenter: ThresholdSegmenter,
-    parents: np.ndarray | None,
+    source: np.ndarray, segmenter: ThresholdSegmenter, parents: np.ndarray | None
 ) -> np.ndarray:
-    """``per_parent``: the levels tile by tile gives (the channel as stored when not smoothed,
-    as the tiled path reads it), from the whole plane as one tile."""
+    """``per_parent``: the levels tile by tile gives, from the whole plane as one tile."""
     from scopeml.analysis.parent_threshold import parent_levels, threshold_per_parent
 
     if parents is None or np.asarray(parents).dtype == bool:
         raise ValueError("a per-parent threshold needs the parent class's labels")
-    source = np.asarray(channel) if segmenter.sigma == 0 else smoothed
     parents = np.asarray(parents)
     levels = parent_levels(source, parents, segmenter.method, tile_size=max(source.shape))
     return threshold_per_parent(source, parents, levels, dark=segmenter.dark)

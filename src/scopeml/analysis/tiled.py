@@ -4,11 +4,17 @@ is a few tiles (plus one histogram, or one integer per object), not the plane.
 Every function here equals its whole-plane counterpart exactly (tests/analysis/test_tiled_steps.py):
 
 * thresholds come from a histogram accumulated over tiles: one bin per grey value for integer
-  images, and for float images scikit-image's own 256 bins between the minimum and the maximum,
-  so Otsu and triangle equal scikit-image's on the whole plane. Li on integer images is
-  scikit-image's histogram algorithm; on float images it iterates with one pass over the tiles
-  per step (exact means) and stops when the split no longer changes (scikit-image stops when the
-  step is below half the smallest gap between grey values, which needs every distinct value);
+  images, and for float images scikit-image's own 256 bins between the minimum and the maximum
+  (edges and centres in the plane's float type, as numpy makes them), so Otsu and triangle
+  equal scikit-image's on the whole plane bit for bit. Li on integer images is scikit-image's
+  histogram algorithm (equal too); on float images it iterates with one pass over the tiles
+  per step (means summed in float64) and stops when the split no longer changes (scikit-image
+  stops when the step is below half the smallest gap between grey values, which needs every
+  distinct value). That is scikit-image's level computed in float64 (``threshold_li(plane.
+  astype(float64))``) to rounding: at most 3e-15 relative over 2,000 random planes, no pixel
+  on the other side. scikit-image iterates a ``float32`` plane (every smoothed plane) in
+  ``float32`` arithmetic, which stalls short of that fixed point: up to 1.03e-4 relative
+  (1,000 random planes; 3 of them had 1 to 3 pixels on the other side);
 * neighbourhood filters (Gaussian smoothing, opening, closing) run on each tile plus a halo
   as wide as the filter reaches (``4 σ`` for the Gaussian, ``2 r`` for opening and closing, an
   erosion then a dilation), so the tile's core equals the whole-plane result;
@@ -169,7 +175,8 @@ def plane_histogram(
 
     Returns ``(counts, bin_centers)``, or ``None`` when there are no pixels or all are equal.
     Integer planes get one bin per grey value (``bin_centers`` are the values), float planes
-    ``FLOAT_BINS`` bins between the minimum and the maximum (as :func:`skimage.exposure.histogram`).
+    ``FLOAT_BINS`` bins between the minimum and the maximum, in the plane's float type: the
+    counts and centres :func:`skimage.exposure.histogram` finds on the whole plane, exactly.
 
     Examples
     --------
@@ -189,14 +196,20 @@ def plane_histogram(
         for values in parts():
             counts += np.bincount((values.astype(np.int64) - int(low)).ravel(), minlength=n)
         return counts, np.arange(int(low), int(high) + 1)
-    edges = np.linspace(float(low), float(high), FLOAT_BINS + 1)
+    # equal bins by count and range, in the plane's own float type (float64 for integers too
+    # wide for one bin per value): numpy then makes the edges it makes for the whole plane,
+    # puts each pixel in the same bin, and the centres are skimage's to the last bit; a range
+    # too narrow for 256 distinct edges in that type (numpy and skimage refuse it) in float64
+    work = dtype if dtype.kind == "f" else np.dtype(np.float64)
+    edges = np.linspace(work.type(low), work.type(high), FLOAT_BINS + 1, dtype=work)
+    if not (edges[:-1] < edges[1:]).all():
+        work = np.dtype(np.float64)
+    limits = (work.type(low), work.type(high))
+    edges = np.histogram_bin_edges(np.empty(0, work), bins=FLOAT_BINS, range=limits)
     counts = np.zeros(FLOAT_BINS, np.int64)
     for values in parts():
-        # equal bins by count and range: numpy's fast path (explicit edges sort the pixels);
-        # float64 values make numpy's edges these ``edges``, so the counts are the same
-        found = np.histogram(values.astype(np.float64), bins=FLOAT_BINS,
-                             range=(float(low), float(high)))  # fmt: skip
-        counts += found[0]
+        found, _ = np.histogram(values.astype(work, copy=False), bins=FLOAT_BINS, range=limits)
+        counts += found
     return counts, (edges[:-1] + edges[1:]) / 2
 
 
@@ -232,7 +245,8 @@ def _pixels(source: Any, tile_size: int, region: Any) -> Iterator[np.ndarray]:
 
 
 def li_tiled(source: Any, *, tile_size: int, region: Any = None, max_iter: int = 1000) -> float:
-    """Li's threshold of a float plane, iterating with one pass over the tiles per step.
+    """Li's threshold of a float plane, iterating with one pass over the tiles per step:
+    :func:`skimage.filters.threshold_li` of the plane as ``float64`` to rounding (module notes).
 
     Examples
     --------
