@@ -82,6 +82,7 @@ def run_analysis(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     skip_labels: bool | None = None,
+    axes: str | None = None,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
 
@@ -120,6 +121,12 @@ def run_analysis(
     base
         For a server: the folder relative model and classifier paths in the settings are
         taken from (its allowed root). ``None``: the settings file's folder.
+    axes
+        The image files' axes, as :func:`scopeml.segment`'s ``axes=``: one letter of
+        ``T C Z Y X`` per axis of the file in its order (``"CYX"``: a plain multi-page TIFF's
+        pages are channels; ``"TYX"``: time points; read as Z otherwise), checked before any
+        work. It takes the place of the settings' ``axes`` for every image (the TIFF files:
+        other formats name their own) and is recorded with them. ``None``: the settings' own.
 
     Returns
     -------
@@ -148,6 +155,10 @@ def run_analysis(
         settings = load_settings(source)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
+    if axes is not None:
+        from scopeml.io.axes import check_axes_text  # segment's check of axes=
+
+        settings = settings.model_copy(update={"axes": check_axes_text(axes)})
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
     found = _find(settings, images, output)
     paths = found.paths
