@@ -31,12 +31,14 @@ __all__ = ["Resources", "check_image_channels", "check_settings_files", "open_re
 
 @dataclass
 class Resources:
-    """What an analysis opens once and keeps: models and object classifiers, by class name."""
+    """What an analysis opens once and keeps: models and object classifiers (and the files
+    they came from), by class name."""
 
     models: dict[str, Any] = field(default_factory=dict)
     model_paths: dict[str, Path] = field(default_factory=dict)
     class_values: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     classifiers: dict[str, Any] = field(default_factory=dict)
+    classifier_paths: dict[str, Path] = field(default_factory=dict)
 
 
 def settings_error(
@@ -125,6 +127,7 @@ def open_resources(
             )  # a file of no known kind: the loader says what is wrong with it
             try:
                 found.classifiers[cls.name] = load_object_classifier(opened)
+                found.classifier_paths[cls.name] = opened
             except (ScopeMLError, OSError) as err:
                 raise settings_error(
                     source, loc, _reason(err, cls.classifier, base, confinement)

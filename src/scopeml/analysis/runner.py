@@ -41,7 +41,9 @@ from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
 
-_WORKER_RESOURCES: dict[str, Any] = {}
+#: A worker process's opened models and classifiers: settings digest → (what their files were
+#: when opened, see :func:`_files_identity`; the resources). A dask worker outlives one run.
+_WORKER_RESOURCES: dict[str, tuple[list[dict[str, Any]] | None, Any]] = {}
 
 
 @dataclass
@@ -490,13 +492,33 @@ def _job(
 ) -> dict:  # fmt: skip
     """One image in a worker process or on a dask worker (models opened once per process)."""
     parsed = AnalysisSettings.model_validate(settings)
-    resources = _WORKER_RESOURCES.get(digest)
-    if resources is None:
-        resources = _WORKER_RESOURCES[digest] = open_resources(
+    opened = _WORKER_RESOURCES.get(digest)
+    if opened is not None and _files_identity(opened[1]) == opened[0]:
+        resources = opened[1]
+    else:  # the first image here, or a file replaced since (same path, same settings text)
+        resources = open_resources(
             parsed, source=source, model_threads=1, allowed_roots=roots, base=base
         )
+        _WORKER_RESOURCES[digest] = (_files_identity(resources), resources)
     record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public)
     return record
+
+
+def _files_identity(resources: Any) -> list[dict[str, Any]] | None:
+    """What the model and classifier files ``resources`` were opened from are now: each one's
+    :func:`~scopeml.tiling.identity.fingerprint` (size, modification time and content hash, as
+    a segment run's record fingerprints its image; a bioimage.io description by its folder),
+    ``None`` where one is gone. A worker that kept them opens them again when this changes."""
+    from scopeml.tiling.identity import fingerprint
+
+    paths = [*resources.model_paths.values(), *resources.classifier_paths.values()]
+    try:
+        return [
+            fingerprint(path.parent if path.suffix.lower() in (".yaml", ".yml") else path)
+            for path in paths
+        ]
+    except OSError:
+        return None
 
 
 def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
