@@ -432,9 +432,10 @@ class PublicNames:
 
 
 def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
-    """The 6-D shape each of ``images`` declares (all scenes; ``null`` where it does not open:
-    the analysis records why), as JSON. Counts the images as progress before opening each, so
-    the parent knows which one a crashing or hanging reader was opening."""
+    """The 6-D shape each of ``images`` declares, read with its ``axes`` (the analysis's, one
+    per image) (all scenes; ``null`` where it does not open: the analysis records why), as
+    JSON. Counts the images as progress before opening each, so the parent knows which one a
+    crashing or hanging reader was opening."""
     import json
 
     from scopeml.io import open_image
@@ -442,10 +443,11 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
 
     shapes: list[list[int] | None] = []
     images = task["images"]
-    for index, image in enumerate(images):
+    axes = task.get("axes") or [None] * len(images)
+    for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):
         progress(ProgressEvent("sizes", index, len(images), "image"))
         try:
-            with open_image(image, allowed_roots=task["roots"]) as opened:
+            with open_image(image, allowed_roots=task["roots"], axes=image_axes) as opened:
                 shapes.append([int(n) for n in opened.shape])
         except Exception:  # fails on its own when the analysis runs, with the reason
             shapes.append(None)

@@ -646,10 +646,14 @@ def check_analysis_pixels(
     roots: Sequence[Path],
     scale: float,
     config: ServerConfig,
+    axes: Sequence[str | None] | None = None,
 ) -> None:
     """Refuse, at submit, an analysis whose images together declare more pixels than the
     server's limit (``--max-job-pixels``; every scene, × ``scale`` per axis where a class
-    magnifies), as a segment job is refused (:func:`check_job_pixels`). The images are opened
+    magnifies), as a segment job is refused (:func:`check_job_pixels`). Each image is read
+    with its ``axes`` (one per image, as the settings give them:
+    :meth:`~scopeml.analysis.AnalysisSettings.axes_of`; ``None``: as the file says), so a
+    2-page TIFF the settings call ``CYX`` counts one plane, not two. The images are opened
     in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
     within ``image_check_timeout``; one that does not open is left to fail on its own when the
     analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
@@ -664,7 +668,7 @@ def check_analysis_pixels(
     names = [image_name(image, config)[0] for image in images]
     opening = [0]
     task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
-            "progress_stage": "sizes"}  # fmt: skip
+            "axes": list(axes or [None] * len(images)), "progress_stage": "sizes"}  # fmt: skip
     try:
         shapes = json.loads(
             run_in_child(

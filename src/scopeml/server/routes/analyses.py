@@ -65,8 +65,9 @@ async def submit_analysis(
     line, and the job checks them again where it opens them. Errors name files as below the
     root, never where the server keeps them. Images that fail are listed in the job's ``error``
     and in the results' summary; the batch goes on.
-    Images that together declare more pixels than ``--max-job-pixels`` (× the settings'
-    largest ``scale`` per axis) answer 422, as a segment job's image does.
+    Images that together declare more pixels than ``--max-job-pixels`` (read with the
+    settings' ``axes``, × their largest ``scale`` per axis) answer 422, as a segment job's
+    image does.
     """
     images = [str(resolve_image_path(path, config.allowed_root)) for path in image_path or []]
     for upload in upload_id or []:
@@ -93,6 +94,7 @@ async def submit_analysis(
             jobs.analysis_roots(images),
             analysis_scale(settings),
             config,
+            [settings.axes_of(image) for image in images],  # as the job reads them
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

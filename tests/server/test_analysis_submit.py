@@ -1,0 +1,137 @@
+"""An analysis job uses the model files as they are when it runs (a file replaced between two
+jobs is the new model), its submit check counts pixels with the settings' ``axes``, and its
+models' classes and channels are checked at submit (stop 18)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.analysis import run_analysis
+from scopeml.client import Client, ServerResponseError
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import ServerProcess, make_container, own_server
+
+WAIT_S = 240.0
+SHAPE = (64, 80)
+LIMIT = 8000  # pixels per job: one 64 × 80 plane (5120) fits, two do not
+
+SETTINGS = """\
+version: 1
+channels: [C0]
+classes:
+  - name: blob
+    segmenter:
+      kind: model
+      model: models/m.czann
+      class: c1
+      channels: [C0]
+"""
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("analysis-submit-root")
+    (root / "models").mkdir()
+    make_container(root / "models" / "first.czann", n_classes=3, seed=0)
+    make_container(root / "models" / "second.czann", n_classes=2, seed=4)
+    image, _ = synthetic_nuclei(SHAPE, density=0.004, seed=5)
+    tifffile.imwrite(root / "cells.tif", image[0])
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
+    yield from own_server(
+        tmp_path_factory,
+        "analysis-submit",
+        *("--allowed-root", str(root), "--max-job-pixels", str(LIMIT)),
+    )
+
+
+@pytest.fixture(scope="module")
+def alice(server: ServerProcess) -> Iterator[Client]:
+    with Client(server.url, server.tokens["alice"]) as client:
+        yield client
+
+
+def write(folder: Path, text: str, name: str = "analysis.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path
+
+
+def replace_file(source: Path, target: Path) -> None:
+    """Put ``source``'s content at ``target`` (a new file moved over the old one, as a user's
+    copy does), with another modification time even on a coarse clock."""
+    staged = target.with_suffix(".new")
+    shutil.copy(source, staged)
+    os.replace(staged, target)
+    later = target.stat().st_mtime_ns + 2_000_000_000
+    os.utime(target, ns=(later, later))
+
+
+def table(folder: Path) -> pd.DataFrame:
+    found = pd.read_csv(folder / "tables" / "blob.csv")
+    return found.drop(columns=["image"]).select_dtypes("number")
+
+
+def test_a_model_file_replaced_between_two_jobs_is_the_new_model(alice, root, tmp_path):
+    model = root / "models" / "m.czann"
+    settings = write(tmp_path, SETTINGS)
+    expected = []
+    for index, source in enumerate(("first", "second")):
+        shutil.copy(root / "models" / f"{source}.czann", tmp_path / "m.czann")
+        local = write(tmp_path, SETTINGS.replace("models/m.czann", str(tmp_path / "m.czann")),
+                      "local.yaml")  # fmt: skip
+        run_analysis(local, [root / "cells.tif"], tmp_path / f"local-{index}", workers=1)
+        expected.append(table(tmp_path / f"local-{index}"))
+    assert not expected[0].equals(expected[1])  # the two models find other objects
+    for index, source in enumerate(("first", "second")):
+        replace_file(root / "models" / f"{source}.czann", model)
+        job = alice.submit_analysis(settings, image_paths=["cells.tif"])
+        done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+        assert done["status"] == "done" and done["error"] is None, done
+        results = alice.download_result(job["id"], tmp_path / f"remote-{index}")
+        pd.testing.assert_frame_equal(table(results), expected[index])
+        alice.delete_job(job["id"])
+
+
+THRESHOLD_CYX = """\
+version: 1
+axes: CYX
+channels: [C1]
+classes:
+  - name: blob
+    segmenter:
+      kind: threshold
+      channel: C1
+      method: otsu
+"""
+
+
+def test_the_submit_size_check_reads_the_images_with_the_settings_axes(alice, root, tmp_path):
+    """A 2-page TIFF the settings call ``CYX`` is one plane of two channels (5120 pixels, within
+    the limit); read as the file says (two Z planes, 10240) it was refused at submit."""
+    image, _ = synthetic_nuclei(SHAPE, density=0.004, seed=6)
+    pages = np.stack([np.zeros_like(image[0]), image[0]])
+    tifffile.imwrite(root / "two-pages.tif", pages, metadata=None)
+    job = alice.submit_analysis(write(tmp_path, THRESHOLD_CYX), image_paths=["two-pages.tif"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done" and done["error"] is None, done
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    assert len(pd.read_csv(results / "tables" / "blob.csv")) > 2  # C1's nuclei, not C0's zeros
+    alice.delete_job(job["id"])
+    as_planes = THRESHOLD_CYX.replace("axes: CYX\n", "").replace("C1", "C0")
+    with pytest.raises(ServerResponseError) as err:  # the same file read as two planes
+        alice.submit_analysis(write(tmp_path, as_planes), image_paths=["two-pages.tif"])
+    assert err.value.status_code == 422 and "--max-job-pixels" in str(err.value), err.value
+    assert "two-pages.tif: 2 × 64 × 80" in str(err.value), err.value
