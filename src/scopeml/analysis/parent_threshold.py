@@ -9,12 +9,13 @@ histogram rather than a bright neighbour's.
 The statistics are accumulated per parent id over tiles, so a parent that spans tiles gets the
 level it gets on the whole plane: one pass finds each parent's pixel range, a second fills its
 histogram with the bins the pooled threshold uses (one per grey value for integer planes, 256
-between the parent's minimum and maximum for float planes, placed as :func:`numpy.histogram`
-places them), and the level is the pooled method's on that histogram
-(:func:`~scopeml.analysis.tiled.histogram_threshold`). Li on float planes iterates as
+between the parent's minimum and maximum for float planes, with the edges numpy makes in the
+plane's float type and each pixel placed as :func:`numpy.histogram` places it), and the level
+is the pooled method's on that histogram (:func:`~scopeml.analysis.tiled.histogram_threshold`):
+scikit-image's on the parent's pixels, bit for bit. Li on float planes iterates as
 :func:`~scopeml.analysis.tiled.li_tiled` does, all parents together, one pass over the tiles per
 step. Memory: the plane's tiles plus the histograms, which grow with the number of parents
-(2 KiB per parent for float planes, 8 bytes per grey value in a parent's range for integer
+(4 KiB per parent for float planes, 8 bytes per grey value in a parent's range for integer
 ones; integer planes whose parents' ranges add up past :data:`MAX_INT_BINS` are binned as
 float). A parent without pixels or with one grey value only gets no level (no child pixels),
 as an empty or flat region does for the pooled threshold.
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.analysis.tiled import FLOAT_BINS, histogram_threshold
+from scopeml.analysis.tiled import FLOAT_BINS, float_bin_edges, histogram_threshold
 from scopeml.post.planes import open_plane_store, plane_tiles
 
 __all__ = ["MAX_INT_BINS", "parent_levels", "threshold_per_parent", "threshold_per_parent_tiled"]
@@ -80,10 +81,10 @@ def parent_levels(source: Any, parent: Any, method: str, *, tile_size: int) -> n
             hist = counts[offsets[p] : offsets[p] + w]
             levels[p] = histogram_threshold(hist, np.arange(lo, lo + w), method)
         return levels
-    counts, edges, row = _float_histograms(pairs, has, low.astype(np.float64),
-                                           high.astype(np.float64))  # fmt: skip
+    counts, edges, types, row = _float_histograms(pairs, has, low.astype(np.float64),
+                                           high.astype(np.float64), source.dtype)  # fmt: skip
     for p in np.flatnonzero(has):
-        e = edges[row[p]]
+        e = edges[row[p]].astype(types[row[p]])  # the edges as numpy made them
         levels[p] = histogram_threshold(counts[row[p]], (e[:-1] + e[1:]) / 2, method)
     return levels
 
@@ -197,14 +198,21 @@ def _int_histograms(
 
 
 def _float_histograms(
-    pairs: _Pairs, has: np.ndarray, low: np.ndarray, high: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pairs: _Pairs, has: np.ndarray, low: np.ndarray, high: np.ndarray, dtype: Any
+) -> tuple[np.ndarray, np.ndarray, list[np.dtype], np.ndarray]:
     """``FLOAT_BINS`` equal bins between each parent's minimum and maximum, each pixel in the
-    bin :func:`numpy.histogram` (range given, float64) puts it in: rows of counts and edges per
-    parent with a level, and the row of each id (-1: none)."""
+    bin :func:`numpy.histogram` puts it in on the parent's pixels (their edges:
+    :func:`~scopeml.analysis.tiled.float_bin_edges`, in the plane's float type): rows of counts
+    and edges (``float64``, exact) per parent with a level, the type numpy made each row's
+    edges in, and the row of each id (-1: none)."""
     row = np.full(has.size, -1, np.intp)
     row[has] = np.arange(int(has.sum()))
-    edges = np.linspace(low[has], high[has], FLOAT_BINS + 1, axis=-1)
+    edges = np.zeros((int(has.sum()), FLOAT_BINS + 1))
+    types = []
+    for i, (lo, hi) in enumerate(zip(low[has], high[has], strict=True)):
+        found = float_bin_edges(lo, hi, dtype)
+        edges[i] = found  # float32 edges are exact in float64
+        types.append(found.dtype)
     counts = np.zeros((int(has.sum()), FLOAT_BINS), np.int64)
     for ids, values in pairs():
         values = values.astype(np.float64)
@@ -221,7 +229,7 @@ def _float_histograms(
         first = int(keys.min())
         found = np.bincount(keys - first)
         counts.reshape(-1)[first : first + found.size] += found
-    return counts, edges, row
+    return counts, edges, types, row
 
 
 def _li_float(pairs: _Pairs, n: int, has: np.ndarray, low: np.ndarray) -> np.ndarray:

@@ -48,6 +48,7 @@ __all__ = [
     "FLOAT_BINS",
     "close_tiled",
     "fill_holes_tiled",
+    "float_bin_edges",
     "gaussian_tiled",
     "histogram_threshold",
     "li_tiled",
@@ -196,21 +197,39 @@ def plane_histogram(
         for values in parts():
             counts += np.bincount((values.astype(np.int64) - int(low)).ravel(), minlength=n)
         return counts, np.arange(int(low), int(high) + 1)
-    # equal bins by count and range, in the plane's own float type (float64 for integers too
-    # wide for one bin per value): numpy then makes the edges it makes for the whole plane,
-    # puts each pixel in the same bin, and the centres are skimage's to the last bit; a range
-    # too narrow for 256 distinct edges in that type (numpy and skimage refuse it) in float64
-    work = dtype if dtype.kind == "f" else np.dtype(np.float64)
-    edges = np.linspace(work.type(low), work.type(high), FLOAT_BINS + 1, dtype=work)
-    if not (edges[:-1] < edges[1:]).all():
-        work = np.dtype(np.float64)
-    limits = (work.type(low), work.type(high))
-    edges = np.histogram_bin_edges(np.empty(0, work), bins=FLOAT_BINS, range=limits)
+    # equal bins by count and range: numpy's fast path puts each pixel in the bin it puts it
+    # in on the whole plane, given the same edges (and the same type)
+    edges = float_bin_edges(low, high, dtype)
+    limits = (edges[0], edges[-1])
     counts = np.zeros(FLOAT_BINS, np.int64)
     for values in parts():
-        found, _ = np.histogram(values.astype(work, copy=False), bins=FLOAT_BINS, range=limits)
+        found, _ = np.histogram(values.astype(edges.dtype, copy=False), bins=FLOAT_BINS,
+                                range=limits)  # fmt: skip
         counts += found
     return counts, (edges[:-1] + edges[1:]) / 2
+
+
+def float_bin_edges(low: Any, high: Any, dtype: Any) -> np.ndarray:
+    """The ``FLOAT_BINS + 1`` edges numpy (and so :func:`skimage.exposure.histogram`) gives a
+    plane of ``dtype`` whose minimum is ``low`` and maximum ``high``: in the plane's own float
+    type (``float64`` for integers too wide for one bin per value, and for a range too narrow
+    for distinct edges in that type, which numpy and scikit-image refuse).
+
+    Examples
+    --------
+    >>> e = float_bin_edges(1.0, 2.0, np.float32)
+    >>> e.dtype.name, e.size, float(e[128])
+    ('float32', 257, 1.5)
+    """
+    dtype = np.dtype(dtype)
+    work = dtype if dtype.kind == "f" else np.dtype(np.float64)
+    try:
+        return np.histogram_bin_edges(np.empty(0, work), bins=FLOAT_BINS,
+                                      range=(work.type(low), work.type(high)))  # fmt: skip
+    except ValueError:  # "too many bins for data range"
+        if work == np.float64:
+            raise
+        return float_bin_edges(low, high, np.float64)
 
 
 def _value_range(parts: Callable[[], Iterator[np.ndarray]]) -> tuple[Any, Any] | None:
