@@ -135,3 +135,30 @@ def test_the_submit_size_check_reads_the_images_with_the_settings_axes(alice, ro
         alice.submit_analysis(write(tmp_path, as_planes), image_paths=["two-pages.tif"])
     assert err.value.status_code == 422 and "--max-job-pixels" in str(err.value), err.value
     assert "two-pages.tif: 2 × 64 × 80" in str(err.value), err.value
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "says"),
+    [
+        (("class: c1", "class: c7"), "line 8: classes[0].segmenter.class:", "'c7'"),
+        (
+            ("channels: [C0]\n", "channels: [C0, C1]\n"),
+            "line 9: classes[0].segmenter.channels:",
+            "expects 1 channel(s); the settings give 2 (C0, C1)",
+        ),
+    ],
+)
+def test_a_model_the_settings_cannot_use_answers_422_at_submit(
+    alice, server, root, tmp_path, change, line, says
+):
+    """A class the model lacks, channels it does not take: refused at submit by the check the
+    job's run makes (was: queued, then failed when it ran)."""
+    text = SETTINGS.replace("models/m.czann", "models/first.czann").replace(*change)
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(write(tmp_path, text, "mine.yaml"), image_paths=["cells.tif"])
+    message = str(err.value)
+    assert err.value.status_code == 422, message
+    assert f"mine.yaml: {line}" in message and says in message, message
+    assert str(root) not in message and str(server.data_dir) not in message, message
+    assert len(alice.list_jobs()) == before  # nothing queued

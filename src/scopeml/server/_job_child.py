@@ -434,14 +434,23 @@ class PublicNames:
 def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """The 6-D shape each of ``images`` declares, read with its ``axes`` (the analysis's, one
     per image) (all scenes; ``null`` where it does not open: the analysis records why), as
-    JSON. Counts the images as progress before opening each, so the parent knows which one a
-    crashing or hanging reader was opening."""
+    JSON, after opening the models and classifiers of the analysis ``settings``, where given,
+    as its run opens them (their errors name the settings line). Counts the images as progress
+    before opening each, so the parent knows which one a crashing or hanging reader was
+    opening."""
     import json
 
     from scopeml.io import open_image
     from scopeml.progress import ProgressEvent
 
     shapes: list[list[int] | None] = []
+    if task.get("settings") is not None:  # its models' classes and channels, as the job's
+        from scopeml.analysis.check import open_resources  # run checks them (no tile run)
+        from scopeml.analysis.settings import load_settings
+
+        settings = task["settings"]
+        open_resources(load_settings(settings), source=settings, model_threads=1,
+                       allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
     images = task["images"]
     axes = task.get("axes") or [None] * len(images)
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):

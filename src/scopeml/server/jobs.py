@@ -647,6 +647,7 @@ def check_analysis_pixels(
     scale: float,
     config: ServerConfig,
     axes: Sequence[str | None] | None = None,
+    settings: tuple[Path, str] | None = None,
 ) -> None:
     """Refuse, at submit, an analysis whose images together declare more pixels than the
     server's limit (``--max-job-pixels``; every scene, × ``scale`` per axis where a class
@@ -658,17 +659,26 @@ def check_analysis_pixels(
     within ``image_check_timeout``; one that does not open is left to fail on its own when the
     analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
 
+    Given ``settings`` (the saved file and the name its client sent), that child first opens
+    the models and classifiers it names as the job will
+    (:func:`~scopeml.analysis.check.open_resources`: a class a model lacks, channels it does
+    not take, each naming the settings line), reading no image and running no tile.
+
     Raises
     ------
     InvalidRequestError
-        Too many pixels, or an image that crashed or hung its reader (its public name).
+        Too many pixels, an image that crashed or hung its reader (its public name), or the
+        settings' models refused (the settings' name and line).
     """
     import json
 
     names = [image_name(image, config)[0] for image in images]
-    opening = [0]
+    opening = [-1 if settings is not None else 0]  # -1: the settings' models
     task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
-            "axes": list(axes or [None] * len(images)), "progress_stage": "sizes"}  # fmt: skip
+            "axes": list(axes or [None] * len(images)), "progress_stage": "sizes",
+            "settings": None if settings is None else str(settings[0]),
+            "base": None if config.allowed_root is None else str(config.allowed_root)}  # fmt: skip
+    opened = f"{settings[1]}'s models" if settings is not None else ""
     try:
         shapes = json.loads(
             run_in_child(
@@ -682,12 +692,16 @@ def check_analysis_pixels(
             or "[]"
         )
     except TimedOut as err:
+        what = names[opening[0]] if opening[0] >= 0 else opened
         raise InvalidRequestError(
-            f"{names[opening[0]]}: opening it took longer than {config.image_check_timeout:g} s;"
-            " stopped"
+            f"{what}: opening it took longer than {config.image_check_timeout:g} s; stopped"
         ) from err
     except ChildDied as err:
-        raise InvalidRequestError(f"{names[opening[0]]}: opening it, {err.problem}") from err
+        what = names[opening[0]] if opening[0] >= 0 else opened
+        raise InvalidRequestError(f"{what}: opening it, {err.problem}") from err
+    except ScopeMLError as err:  # the settings' models, as the job's run would refuse them
+        name = settings[1] if settings is not None else None
+        raise InvalidRequestError(hide_server_paths(public_error(err, name), config)) from err
     counted = [
         (shape[0] * job_pixels(shape, scale), name, shape)
         for shape, name in zip(shapes, names, strict=True)

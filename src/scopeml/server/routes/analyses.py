@@ -62,7 +62,9 @@ async def submit_analysis(
     root, a relative path taken from the root (as ``image_path``, and as it without ``..``); one
     that is missing, outside the root or of the wrong kind (from its header: a segmentation
     model under ``model:``, an object classifier under ``classifier:``) answers 422 naming its
-    line, and the job checks them again where it opens them. Errors name files as below the
+    line, as does a model that lacks the ``class`` to extract or does not take the ``channels``
+    given (the models are opened as the job opens them, in a child process, no tile run); the
+    job checks them again where it opens them. Errors name files as below the
     root, never where the server keeps them. Images that fail are listed in the job's ``error``
     and in the results' summary; the batch goes on.
     Images that together declare more pixels than ``--max-job-pixels`` (read with the
@@ -95,6 +97,7 @@ async def submit_analysis(
             analysis_scale(settings),
             config,
             [settings.axes_of(image) for image in images],  # as the job reads them
+            (folder / SETTINGS_NAME, filename),  # its models' classes and channels
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -115,7 +118,8 @@ def _check_settings(
 ) -> AnalysisSettings:
     """Validate the saved settings file and the model and classifier files it names (below
     ``roots``, relative to the allowed root, no ``..``; their kind read from their headers, not
-    opened: the job opens them); its errors name
+    opened here: :func:`~scopeml.server.jobs.check_analysis_pixels` opens them in its child
+    process); its errors name
     ``filename`` and the line, and no server path."""
     from scopeml.analysis import load_settings
     from scopeml.analysis.check import check_settings_files
