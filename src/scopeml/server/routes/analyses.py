@@ -97,7 +97,8 @@ async def submit_analysis(
             analysis_scale(settings),
             config,
             [settings.axes_of(image) for image in images],  # as the job reads them
-            (folder / SETTINGS_NAME, filename),  # its models' classes and channels
+            # its models' classes and channels (none to open: no imports to pay for)
+            (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -111,6 +112,16 @@ async def submit_analysis(
     )  # fmt: skip
     jobs.submit(job_id)
     return job_info(db.get_job(job_id), config)
+
+
+def _opens_files(settings: AnalysisSettings) -> bool:
+    """Whether the settings name a model or a classifier (a threshold class opens no file)."""
+    from scopeml.analysis.settings import ThresholdSegmenter
+
+    return any(
+        not isinstance(c.segmenter, ThresholdSegmenter) or c.classifier is not None
+        for c in settings.classes
+    )
 
 
 def _check_settings(
