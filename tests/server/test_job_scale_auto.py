@@ -117,7 +117,7 @@ def test_an_analysis_at_auto_past_the_pixel_limit_fails_before_any_image(
 ):
     settings = nuclei_settings(tmp_path, scale)
     factor = chosen(root / "large.tif")
-    pixels = (128 * 128 + 256 * 256) * factor**2  # each image at the factor it chose (both 3)
+    pixels = 128 * 128 * chosen(root / "small.tif") ** 2 + 256 * 256 * factor**2  # as each chose
     job = client.submit_analysis(settings, image_paths=["small.tif", "large.tif"])
     job = client.wait_job(job["id"], timeout=WAIT_S)
     assert job["status"] == "failed"
