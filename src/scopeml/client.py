@@ -243,7 +243,8 @@ class Client:
         (``outputs``, ``tile_size``, ``halo``, ``batch_size``, ``min_confidence``,
         ``extract_class``, ``blend``, ``normalize``, ``probability_dtype``, ``scene``, ``scale``:
         a number or ``"auto"``, chosen from the image when the job runs; left out, the model's
-        default), and:
+        default; ``axes``: a plain TIFF's axes, as ``--axes`` takes them; ``channels``: the
+        image's channels fed to the model, by index or name, in the model's order), and:
         ``outputs=[..., "instances"]`` with ``instances`` an
         :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of the JSON fields,
         the settings YAML's names: ``class``, ``boundary_class``, ``seed_threshold``, …);
