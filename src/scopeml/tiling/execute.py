@@ -3,15 +3,21 @@
 Local: one model object shared by all threads (an onnxruntime session is thread-safe and
 releases the GIL, so reading, predicting and writing of different batches overlap).
 Distributed: one future per batch; each worker loads the model and opens the image from their
-paths once (a per-process cache), writes whole chunks and the batch's done records itself.
+paths once (a per-process cache), writes whole chunks and the batch's done records itself. A path
+is not an identity: a dask worker outlives a run, so the cache also keys each file by its
+fingerprint (size, modification time, content hash) taken when the run began, and a file
+replaced at the same path is loaded again, never served from an earlier run's copy.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from scopeml.errors import InvalidRequestError
@@ -22,25 +28,77 @@ from scopeml.tiling.store import mark_done
 
 @dataclass(frozen=True)
 class LoadRef:
-    """How a worker gets a model or image: ``loader(*args)``, cached per worker process."""
+    """How a worker gets a model or image: ``loader(*args)``, cached per worker process.
+
+    ``args[0]`` is the file's path (as every loader here takes it). ``identity``: that file's
+    :func:`source_fingerprint` when the run began (:func:`run_dask` sets it), as sorted
+    ``(key, value)`` pairs; a worker loads the file again when it differs from the cached
+    copy's and refuses a file that no longer has it. ``None``: the path alone (no check).
+    """
 
     loader: Callable[..., Any]
     args: tuple[Any, ...]
+    identity: tuple[tuple[str, Any], ...] | None = None
 
 
-_cache: dict[tuple[str, str, tuple[Any, ...]], Any] = {}
+#: (loader, args) → (the file's identity when loaded, the object): one entry per path, so a
+#: replaced file's object is dropped when the new one is loaded.
+_cache: dict[tuple[str, str, tuple[Any, ...]], tuple[Any, Any]] = {}
 _cache_lock = threading.Lock()
 
 
+def source_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`~scopeml.tiling.identity.fingerprint` of what a model or image is read from: the
+    file or folder, and for a bioimage.io description (``.yaml``/``.yml``) its folder, whose
+    files (the weights) make the model."""
+    from scopeml.tiling.identity import fingerprint
+
+    path = Path(path)
+    return fingerprint(path.parent if path.suffix.lower() in (".yaml", ".yml") else path)
+
+
+def with_identity(ref: Any) -> Any:
+    """``ref`` with its file's fingerprint as it is now (a :class:`LoadRef` whose first
+    argument names an existing file or folder); anything else unchanged."""
+    if not isinstance(ref, LoadRef) or not ref.args:
+        return ref
+    source = ref.args[0]
+    if not isinstance(source, (str, os.PathLike)) or not Path(source).exists():
+        return ref
+    try:
+        identity = tuple(sorted(source_fingerprint(source).items()))
+    except OSError:  # gone meanwhile: the loader says so
+        return ref
+    return dataclasses.replace(ref, identity=identity)
+
+
 def resolve(ref: Any) -> Any:
-    """The object behind a :class:`LoadRef` (loaded once per process), or ``ref`` itself."""
+    """The object behind a :class:`LoadRef` (loaded once per process and file version), or
+    ``ref`` itself.
+
+    Raises
+    ------
+    InvalidRequestError
+        The file is no longer the one the run began with (``ref.identity``): replaced while
+        the run goes on, its tiles would mix two files.
+    """
     if not isinstance(ref, LoadRef):
         return ref
     key = (ref.loader.__module__, ref.loader.__qualname__, ref.args)
     with _cache_lock:
-        if key not in _cache:
-            _cache[key] = ref.loader(*ref.args)
-        return _cache[key]
+        held = _cache.get(key)
+        if held is not None and held[0] == ref.identity:
+            return held[1]
+        if ref.identity is not None and with_identity(ref).identity != ref.identity:
+            raise InvalidRequestError(
+                "the file changed since the run began (replaced while it ran: its tiles would "
+                "mix two files); run again",
+                path=ref.args[0],
+            )
+        _cache.pop(key, None)  # an earlier file's object, if any, goes before the new one loads
+        loaded = ref.loader(*ref.args)
+        _cache[key] = (ref.identity, loaded)
+        return loaded
 
 
 def run_local(
@@ -150,8 +208,9 @@ def run_dask(
 ) -> None:
     """Run the batches as futures on a dask.distributed cluster.
 
-    ``model`` and ``image`` are :class:`LoadRef` s (workers load them from their paths) or
-    plain objects, which are scattered to every worker once. On an error or a cancel the
+    ``model`` and ``image`` are :class:`LoadRef` s (workers load them from their paths, checked
+    against the files' fingerprints taken here, :func:`with_identity`) or plain objects,
+    which are scattered to every worker once. On an error or a cancel the
     futures are cancelled; a batch already running on a worker cannot be interrupted and may
     still finish (and record itself done) afterwards, which a resumed run takes into account.
     """
@@ -159,7 +218,10 @@ def run_dask(
 
     client = scheduler if isinstance(scheduler, Client) else _connect(Client, scheduler)
     try:
-        refs = [_share(client, obj, what) for obj, what in ((model, "model"), (image, "image"))]
+        refs = [
+            _share(client, with_identity(obj), what)
+            for obj, what in ((model, "model"), (image, "image"))
+        ]
         futures = [
             client.submit(
                 remote_batch, *refs, dict(array_paths), partial, list(batch), ctx, pure=False
