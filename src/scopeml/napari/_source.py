@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 import scopeml as sm
 from scopeml.napari._layers import SOURCE_KEY
 
@@ -58,6 +60,59 @@ def layer_image(layer: Any) -> sm.Image:
     else:
         names = [str(getattr(layer, "name", "C0"))]
     return sm.Image(AxesView(data, axes), pixel_sizes=sizes, channel_names=names)
+
+
+#: An in-memory array is digested in slabs of at most this many bytes (bounded memory).
+SLAB_BYTES = 64 << 20
+
+
+def data_digest(data: Any) -> tuple[Any, ...]:
+    """What an array's pixels are, to tell an edited array from the one a result was made of:
+    a dask array's name (a token of its graph; an assignment into it makes a new one), else
+    shape, dtype and a BLAKE2 digest of its bytes (a NumPy array edited in place, as
+    ``layer.data[...] = v`` does, digests differently), read in slabs of at most
+    :data:`SLAB_BYTES`.
+
+    Examples
+    --------
+    >>> data = np.zeros((4, 5), np.uint16)
+    >>> first = data_digest(data)
+    >>> data[2, 3] = 7  # edited in place: the same object
+    >>> data_digest(data) == first, data_digest(np.zeros((4, 5), np.uint16)) == first
+    (False, True)
+    """
+    import hashlib
+
+    shape, dtype = tuple(int(n) for n in data.shape), str(np.dtype(data.dtype))
+    if hasattr(data, "dask") and isinstance(getattr(data, "name", None), str):
+        return ("dask", data.name, shape, dtype)
+    digest = hashlib.blake2b(digest_size=16)
+    if isinstance(data, np.ndarray) or not shape:
+        digest.update(np.ascontiguousarray(np.asarray(data)).reshape(-1).view(np.uint8).data)
+    else:  # zarr and other lazy arrays: slabs along the first axis
+        row = max(1, int(np.prod(shape[1:])) * np.dtype(dtype).itemsize)
+        step = max(1, SLAB_BYTES // row)
+        for start in range(0, shape[0], step):
+            slab = np.ascontiguousarray(np.asarray(data[start : start + step]))
+            digest.update(slab.reshape(-1).view(np.uint8).data)
+    return ("bytes", shape, dtype, digest.hexdigest())
+
+
+def content_key(layer: Any) -> tuple[Any, ...]:
+    """What the pixels behind a layer are now: a file-backed layer's file fingerprinted as
+    ``segment`` records it (size, time and sampled content; every file of an OME-Zarr
+    listed), an in-memory layer's full-resolution data digested (:func:`data_digest`), with
+    what :func:`layer_image` takes from the layer (name, RGB, scale). Costs a pass over an
+    in-memory array (milliseconds per megabyte): call it in a worker thread."""
+    from scopeml.tiling.identity import fingerprint
+
+    source = layer_source(layer)
+    if source is not None:
+        return ("file", fingerprint(source["path"]))
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    sizes = tuple(float(s) for s in layer.scale)
+    rgb = bool(getattr(layer, "rgb", False))
+    return ("memory", str(getattr(layer, "name", "")), rgb, sizes, data_digest(data))
 
 
 def spatial_shape(image: sm.Image) -> tuple[int, ...]:

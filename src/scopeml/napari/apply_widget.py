@@ -12,8 +12,10 @@ outputs it no longer holds) instead of adding more.
 *channels* is ``segment``'s ``channels=``: automatic (the channels the model was trained on, by
 name, or all of the image's), or the image's channels chosen by name. Instances asked for after
 a run of this widget whose store is unchanged are labelled from its labels without running the
-model again. Without an output typed, the store goes next to the layer's file, or for a layer
-with no file into a temporary folder, which the status line says.
+model again, if the pixels are unchanged too: the file's fingerprint, or a digest of an
+in-memory layer's data (an array edited in place is another image), taken in the worker.
+Without an output typed, the store goes next to the layer's file, or for a layer with no file
+into a temporary folder, which the status line says.
 
 Opened from the Plugins menu, the widget gets napari's ``PublicOnlyProxy`` of the viewer, whose
 layers come back as a new proxy object on every access: layers are compared, kept and
@@ -55,7 +57,7 @@ from scopeml.napari._layers import (
     segmentation_layer_data,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
-from scopeml.napari._source import layer_image, layer_source
+from scopeml.napari._source import content_key, layer_image, layer_source
 from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
@@ -69,6 +71,7 @@ class ApplyWidget(QWidget):
     """Model, output store, outputs, tile size; Run / Cancel / Resume; a progress bar."""
 
     progressed = Signal(int, int)  # done, total: emitted from the worker, drawn on the GUI
+    said = Signal(str)  # what the worker decided to do, for the status line
 
     def __init__(self, napari_viewer: Any) -> None:
         import napari
@@ -111,6 +114,7 @@ class ApplyWidget(QWidget):
         self.status = QLabel("choose an image and a model")
         self.status.setWordWrap(True)
         self.progressed.connect(self._draw)
+        self.said.connect(self._say)
 
         layout = QVBoxLayout(self)
         layout.addWidget(row("image", self.image_choice))
@@ -294,14 +298,11 @@ class ApplyWidget(QWidget):
         return any(Path(path) == made[1] for made in self._temporary.values())
 
     def _request(self, layer: Any, model: Any, options: dict) -> tuple[Any, ...]:
-        """What a run's result depends on, but for its outputs: the image, the model (a file
-        by its path and time, else the object) and the settings."""
+        """What a run's result depends on, but for its outputs and the pixels themselves
+        (:func:`content_key`, added in the worker): the image (a file and scene, else the
+        layer), the model (a file by its path and time, else the object) and the settings."""
         source = layer_source(layer)
-        image = (
-            (source["path"], source.get("scene"))
-            if source
-            else (id(real_layer(layer)), id(layer.data))
-        )
+        image = (source["path"], source.get("scene")) if source else id(real_layer(layer))
         text = self.model_path.text().strip()
         if text and text != FROM_WIDGET and os.path.exists(text):
             model_key: Any = (os.path.abspath(text), os.stat(text).st_mtime_ns)
@@ -362,14 +363,12 @@ class ApplyWidget(QWidget):
         }
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
-        reuse = instances is not None and self._holds(output, request, options["outputs"])
         self._cancel.clear()
         self.bar.setValue(0)
-        where = " into a temporary folder" if self.is_temporary(output) else ""
         self.status.setText(
-            f"labelling the {instances} instances from the labels in {output.name}…"
-            if reuse
-            else ("resuming…" if resume else f"segmenting{where}…")
+            f"checking whether {output.name} holds this image's labels…"
+            if instances is not None and str(output) in self._made
+            else self._running_text(output, resume)
         )
         self.run_button.setEnabled(False)
         self.resume_button.setEnabled(False)
@@ -382,11 +381,19 @@ class ApplyWidget(QWidget):
             options,
             instances,
             request=request,
-            reuse=reuse,
+            layer=real_layer(layer),
             layer_name=str(layer.name),
             on_done=self._finished,
             on_error=self._fail,
         )
+
+    def _running_text(self, output: Path, resume: bool) -> str:
+        where = " into a temporary folder" if self.is_temporary(output) else ""
+        return "resuming…" if resume else f"segmenting{where}…"
+
+    def _say(self, text: str) -> None:
+        if self.busy and not self._cancel.is_set():
+            self.status.setText(text)
 
     def cancel(self) -> None:
         """Stop the run after the tile in progress; the partial store can be resumed."""
@@ -408,12 +415,21 @@ class ApplyWidget(QWidget):
         instances: str | None,
         *,
         request: tuple[Any, ...] = (),
-        reuse: bool = False,
+        layer: Any = None,
         layer_name: str = "",
     ) -> tuple[sm.Segmentation, sm.Image | None, bool]:
-        """The worker: the run (unless ``reuse``: the store holds it), then the instances."""
+        """The worker: the run (unless the store holds this very run: :meth:`_holds`, with
+        the pixels as they are now), then the instances."""
         from scopeml.tiling.store import recorded_run
 
+        if layer is not None:  # the pixels now: an array edited in place is another image
+            request = (*request, content_key(layer))
+        reuse = instances is not None and self._holds(output, request, options["outputs"])
+        self.said.emit(
+            f"labelling the {instances} instances from the labels in {output.name}…"
+            if reuse
+            else self._running_text(output, options.get("resume", False))
+        )
         if reuse:
             seg = sm.Segmentation(output)
         else:
@@ -421,7 +437,8 @@ class ApplyWidget(QWidget):
                 seg = sm.segment(image, model, output, progress=self._report, **options)
             except IncompatibleModelError as err:
                 raise _in_gui_words(err, image, model, options, layer_name) from err
-            self._made[str(output)] = (request, recorded_run(output))  # before the instances
+            # before the instances; the model is kept so that its id is not another's
+            self._made[str(output)] = (request, recorded_run(output), model)
         objects = None
         if instances is not None:
             objects = sm.label_objects(

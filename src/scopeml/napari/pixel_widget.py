@@ -51,7 +51,7 @@ from scopeml.napari._preview import (
     visible_region,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
-from scopeml.napari._source import layer_image, spatial_shape
+from scopeml.napari._source import content_key, layer_image, spatial_shape
 
 SCRIBBLES = "scopeml scribbles"
 PREVIEW = "scopeml preview"
@@ -531,16 +531,30 @@ class PixelClassifierWidget(QWidget):
                 layer_image(layer),
                 self.model,
                 region,
+                getattr(layer, "__wrapped__", layer),  # the layer behind a plugin proxy
                 on_done=lambda labels: self._show_preview(labels, region, layer, note),
             )
         except Exception as err:
             self._fail(err)
 
-    def _predict(self, image: sm.Image, model: Any, region: dict[str, tuple[int, int]]) -> Any:
+    def _predict(
+        self, image: sm.Image, model: Any, region: dict[str, tuple[int, int]], layer: Any = None
+    ) -> Any:
+        """The worker: the region's labels, with the whole-image normalisation of a model that
+        normalises computed once per model and pixels (another image, or the same array
+        edited in place, is computed anew: :func:`content_key`)."""
+        from scopeml.model.spec import recorded_normalize
+        from scopeml.tiling.normalize import parse_normalize
+
         with image:
-            if self._normalization is None or self._normalization[0] is not model:
-                self._normalization = (model, region_normalization(image, model))
-            return predict_region(image, model, region, normalization=self._normalization[1])
+            if parse_normalize(recorded_normalize(model))[0] == "none":
+                return predict_region(image, model, region, normalization=None)
+            key = content_key(layer) if layer is not None else None
+            cached = self._normalization
+            if cached is None or cached[0] is not model or key is None or cached[1] != key:
+                cached = (model, key, region_normalization(image, model))
+                self._normalization = cached
+            return predict_region(image, model, region, normalization=cached[2])
 
     def _show_preview(
         self, labels: np.ndarray, region: dict[str, tuple[int, int]], layer: Any, note: str = ""
