@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,13 +73,16 @@ def analyze_image(
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     progress: Progress = None,
     public_name: str | None = None,
+    model_files: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse one image into ``folder`` (created whole, atomically); return its record.
 
     The record holds the image (its path, or ``public_name``: what a server's client knows it
     by), the object count per class and what identifies the run (settings digest, input size
     and modification time). ``allowed_roots`` confines every file the image reader opens (see
-    :func:`~scopeml.io.open_image`).
+    :func:`~scopeml.io.open_image`). ``model_files``: the fingerprints of the model and
+    classifier files ``resources`` were opened from, recorded as they are (a resume compares
+    them with the files it opens).
     """
     from scopeml.io import open_image
 
@@ -104,6 +107,7 @@ def analyze_image(
             "pixel_sizes": pixel_sizes,
             "settings": digest,
             "input": input_identity(image_path),
+            **({} if model_files is None else {"model_files": dict(model_files)}),
             "seconds": round(time.perf_counter() - started, 3),
         }
         (temp / RECORD).write_text(json.dumps(record, indent=2))

@@ -4,7 +4,9 @@ Everything that can be checked without pixels is checked before the first image 
 settings, the models and classifiers they name, the first image's channel names). Images run
 one after another, in a local process pool (``workers``), or on a dask.distributed cluster
 (``scheduler``). An image that fails is recorded with its reason and the batch goes on; with
-``resume`` an image whose folder is complete (same settings, same input file) is skipped.
+``resume`` an image whose folder is complete (same settings, same input file) is skipped, and a
+model or classifier file replaced since its results were made refuses the resume (each image's
+``record.json`` records the files' fingerprints, :func:`_files_identity`).
 
 Results folder::
 
@@ -31,6 +33,7 @@ from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images
 from scopeml.analysis.settings import (
     AnalysisSettings,
+    ThresholdSegmenter,
     dump_settings,
     load_settings,
     parse_settings,
@@ -43,7 +46,7 @@ __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"
 
 #: A worker process's opened models and classifiers: settings digest → (what their files were
 #: when opened, see :func:`_files_identity`; the resources). A dask worker outlives one run.
-_WORKER_RESOURCES: dict[str, tuple[list[dict[str, Any]] | None, Any]] = {}
+_WORKER_RESOURCES: dict[str, tuple[dict[str, dict[str, Any]] | None, Any]] = {}
 
 
 @dataclass
@@ -107,7 +110,8 @@ def run_analysis(
         A dask.distributed scheduler address, ``Client`` or cluster (``LocalCluster``); each
         image becomes one task there.
     resume
-        Skip images whose results are complete from an earlier run with the same settings.
+        Skip images whose results are complete from an earlier run with the same settings;
+        refused when a model or classifier file changed since those results were made.
     allowed_roots
         For a server: every image (and every file its reader opens) and every model or
         classifier file the settings name must lie below one of these folders.
@@ -176,8 +180,10 @@ def run_analysis(
     names = found.names
     result = AnalysisResult(output, skipped=found.skipped)
     todo: list[tuple[Path, str]] = []
+    with_files = _names_files(settings)
     for path, name in zip(paths, names, strict=True):
-        done = _completed(output / "images" / name, path, digest) if resume else None
+        folder = output / "images" / name
+        done = _completed(folder, path, digest, with_files) if resume else None
         if done is not None:
             result.records.append(done)
             result.resumed += 1
@@ -191,6 +197,8 @@ def run_analysis(
                                allowed_roots=roots, base=base)  # fmt: skip
     defaults = _model_scales(settings, resources)
     _check_same_settings(output, previous, text, defaults)
+    files = _files_identity(resources)
+    _check_same_files(output, settings, result.records, files)
     _check_first_readable(settings, paths, source, roots, public_name)
     (output / "images").mkdir(parents=True, exist_ok=True)
     from scopeml.io.replace import write_atomically
@@ -204,7 +212,8 @@ def run_analysis(
     if local:
         for path, name in track(todo, report, "analyze", unit="image"):
             result.records.append(_safe(settings, path, output / "images" / name, resources,
-                                        digest, roots, report, public=public_name))  # fmt: skip
+                                        digest, roots, report, public=public_name,
+                                        files=files))  # fmt: skip
     elif scheduler is not None:
         result.records += _on_cluster(scheduler, jobs, report)
     else:
@@ -415,14 +424,76 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def _completed(folder: Path, image: Path, digest: str) -> dict[str, Any] | None:
-    """The record of a complete earlier result for this image and settings, else ``None``."""
+def _completed(
+    folder: Path, image: Path, digest: str, with_files: bool = False
+) -> dict[str, Any] | None:
+    """The record of a complete earlier result for this image and settings, else ``None``.
+
+    ``with_files``: the settings name model or classifier files, so a record must say what
+    they were (``model_files``, compared by :func:`_check_same_files`); one from before scopeml
+    recorded them is analysed again rather than trusted.
+    """
     try:
         record = json.loads((folder / RECORD).read_text())
         same = record["settings"] == digest and record["input"] == input_identity(image)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    if with_files and not isinstance(record.get("model_files"), dict):
+        return None
     return record if same and record.get("status") == "done" else None
+
+
+def _names_files(settings: AnalysisSettings) -> bool:
+    """Whether the settings name a model or a classifier file (their results depend on it)."""
+    return any(
+        not isinstance(c.segmenter, ThresholdSegmenter) or c.classifier is not None
+        for c in settings.classes
+    )
+
+
+#: Fingerprint keys that say when, not what: a copy of the same file (another modification
+#: time) is the same model.
+_WHEN = ("mtime_ns", "listing_sha256")
+
+
+def _check_same_files(
+    output: Path,
+    settings: AnalysisSettings,
+    records: Sequence[Mapping[str, Any]],
+    files: Mapping[str, Mapping[str, Any]] | None,
+) -> None:
+    """Refuse to resume into results whose finished images came from other model or classifier
+    files than those opened now (by content: size and hash, as ``segment --resume`` compares
+    its model), naming the file as the settings give it: the folder would mix two models'
+    results."""
+    if files is None:  # a file went away while being fingerprinted: opening it again says so
+        return
+    given = {c.name: c for c in settings.classes}
+    for record in records:
+        recorded = record.get("model_files") or {}
+        for kind, by_class in files.items():
+            for name, now in by_class.items():
+                then = (recorded.get(kind) or {}).get(name)
+                if then is None or _content(then) == _content(now):
+                    continue
+                cls = given[name]
+                file = cls.classifier if kind == "classifiers" else cls.segmenter.model
+                what = "classifier" if kind == "classifiers" else "model"
+                raise InvalidRequestError(
+                    f"cannot resume: the {what} file {file} (class {name!r}) changed since the "
+                    f"run began (sha256 {_short(then.get('sha256'))} → "
+                    f"{_short(now.get('sha256'))}); its finished images came from the old "
+                    "one: analyse into a new results folder (or put the old file back)",
+                    path=output,
+                )
+
+
+def _content(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fingerprint.items() if key not in _WHEN}
+
+
+def _short(digest: Any) -> str:
+    return f"{digest[:12]}…" if isinstance(digest, str) else repr(digest)
 
 
 def _safe(
@@ -435,17 +506,21 @@ def _safe(
     progress: Progress,
     engine_workers: int = 2,
     public: Callable[[Path], str] | None = None,
+    files: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Analyse one image; a failure becomes a record with the reason instead of stopping.
 
     ``engine_workers``: threads of the tiling engine (1 where images already run side by side).
     ``public``: the name to record for a file instead of its path (see :func:`run_analysis`).
+    ``files``: what the model and classifier files were when ``resources`` were opened
+    (:func:`_files_identity`), recorded with the image.
     """
     name = str(image) if public is None else public(image)
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
                              engine_workers=engine_workers, allowed_roots=roots,
-                             progress=progress, public_name=name)  # fmt: skip
+                             progress=progress, public_name=name,
+                             model_files=files)  # fmt: skip
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
@@ -500,23 +575,29 @@ def _job(
             parsed, source=source, model_threads=1, allowed_roots=roots, base=base
         )
         _WORKER_RESOURCES[digest] = (_files_identity(resources), resources)
-    record = _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public)
-    return record
+    files = _WORKER_RESOURCES[digest][0]
+    return _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public,
+                 files)  # fmt: skip
 
 
-def _files_identity(resources: Any) -> list[dict[str, Any]] | None:
-    """What the model and classifier files ``resources`` were opened from are now: each one's
-    :func:`~scopeml.tiling.identity.fingerprint` (size, modification time and content hash, as
-    a segment run's record fingerprints its image; a bioimage.io description by its folder),
-    ``None`` where one is gone. A worker that kept them opens them again when this changes."""
-    from scopeml.tiling.identity import fingerprint
+def _files_identity(resources: Any) -> dict[str, dict[str, Any]] | None:
+    """What the model and classifier files ``resources`` were opened from are now, by class:
+    ``{"models": {class: fingerprint}, "classifiers": {...}}``, each one's
+    :func:`~scopeml.tiling.execute.source_fingerprint` (size, modification time and content
+    hash, as a segment run's record fingerprints its image; a bioimage.io description by its
+    folder); ``None`` where one is gone. A worker that kept them opens them again when this
+    changes; each image's record keeps it, and a resume compares it (:func:`_check_same_files`).
+    """
+    from scopeml.tiling.execute import source_fingerprint
 
-    paths = [*resources.model_paths.values(), *resources.classifier_paths.values()]
     try:
-        return [
-            fingerprint(path.parent if path.suffix.lower() in (".yaml", ".yml") else path)
-            for path in paths
-        ]
+        return {
+            kind: {name: source_fingerprint(path) for name, path in paths.items()}
+            for kind, paths in (
+                ("models", resources.model_paths),
+                ("classifiers", resources.classifier_paths),
+            )
+        }
     except OSError:
         return None
 
