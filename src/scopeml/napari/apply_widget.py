@@ -13,7 +13,11 @@ outputs it no longer holds) instead of adding more.
 name, or all of the image's), or the image's channels chosen by name. Instances asked for after
 a run of this widget whose store is unchanged are labelled from its labels without running the
 model again, if the pixels are unchanged too: the file's fingerprint, or a digest of an
-in-memory layer's data (an array edited in place is another image), taken in the worker.
+in-memory layer's data (an array edited in place is another image), taken in the worker. A
+``segment`` store made elsewhere (``scopeml segment``, Python) is taken the same way when its
+run record is this run's (:func:`why_not_this_run`: the library's own resume check): the
+output typed, or one opened as layers whose record names the layer's file; one that is not is
+said with why (another model, image or setting).
 Without an output typed, the store goes next to the layer's file, or for a layer with no file
 into a temporary folder, which the status line says.
 
@@ -315,6 +319,27 @@ class ApplyWidget(QWidget):
         )
         return image, model_key, tuple(settings)
 
+    def _stores_of(self, layer: Any, output: Path) -> list[Path]:
+        """The ``segment`` stores that may hold the labels of ``layer``'s file: ``output``,
+        and stores open as layers in the viewer (however they were made: ``scopeml segment``,
+        Python) whose run record names that file (:func:`why_not_this_run` decides)."""
+        from scopeml.tiling.store import recorded_run
+
+        source = layer_source(layer)
+        if source is None:
+            return []
+        file = str(Path(source["path"]).resolve())
+        stores = [output] if recorded_run(output) is not None else []
+        for other in self.viewer.layers:
+            store = _store_of(layer_source(other))
+            if store is None or store in stores or store == output:
+                continue
+            record = recorded_run(store)
+            image = record.get("image") if isinstance(record, dict) else None
+            if isinstance(image, dict) and image.get("path") == file:
+                stores.append(store)
+        return stores
+
     def _holds(self, output: Path, request: tuple[Any, ...], outputs: tuple[str, ...]) -> bool:
         """Whether ``output`` is the finished store of a run of this widget with ``request``,
         unchanged since (the same run record) and holding ``outputs``."""
@@ -333,8 +358,10 @@ class ApplyWidget(QWidget):
         """Segment the whole file in a worker thread (``resume``: continue a cancelled run).
 
         With a class chosen under *instances of* and ``output`` holding what an earlier run
-        of this widget wrote for the same image, model and settings (not changed since), the
-        model does not run again: the instances are labelled from the labels there."""
+        of this widget wrote for the same image, model and settings (not changed since), or a
+        ``segment`` store made elsewhere (``output``, or one open as layers) recording this
+        very run, the model does not run again: the instances are labelled from the labels
+        there. Stores looked at and not taken are said with why in the status line."""
         if self.busy:
             return
         try:
@@ -363,11 +390,14 @@ class ApplyWidget(QWidget):
         }
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
+        stores = self._stores_of(layer, output) if instances is not None and source else []
+        text = self.model_path.text().strip()
         self._cancel.clear()
         self.bar.setValue(0)
         self.status.setText(
-            f"checking whether {output.name} holds this image's labels…"
-            if instances is not None and str(output) in self._made
+            f"checking whether {', '.join(p.name for p in stores) or output.name} holds this "
+            "image's labels…"
+            if instances is not None and (str(output) in self._made or stores)
             else self._running_text(output, resume)
         )
         self.run_button.setEnabled(False)
@@ -382,6 +412,8 @@ class ApplyWidget(QWidget):
             instances,
             request=request,
             layer=real_layer(layer),
+            stores=stores,
+            model_name="" if text == FROM_WIDGET else text,  # a file or built-in: its sha256
             layer_name=str(layer.name),
             on_done=self._finished,
             on_error=self._fail,
@@ -417,14 +449,31 @@ class ApplyWidget(QWidget):
         request: tuple[Any, ...] = (),
         layer: Any = None,
         layer_name: str = "",
-    ) -> tuple[sm.Segmentation, sm.Image | None, bool]:
-        """The worker: the run (unless the store holds this very run: :meth:`_holds`, with
-        the pixels as they are now), then the instances."""
+        stores: list[Path] | None = None,
+        model_name: str = "",
+    ) -> tuple[sm.Segmentation, sm.Image | None, bool, str]:
+        """The worker: the run (unless a store holds this very run: one this widget wrote,
+        :meth:`_holds`, with the pixels as they are now, or one of ``stores`` that records
+        it, :func:`why_not_this_run`), then the instances. The last item says why the
+        ``stores`` were not taken ("" when none were looked at or one was)."""
         from scopeml.tiling.store import recorded_run
 
         if layer is not None:  # the pixels now: an array edited in place is another image
             request = (*request, content_key(layer))
         reuse = instances is not None and self._holds(output, request, options["outputs"])
+        notes: list[str] = []
+        for store in [] if reuse else stores or []:
+            why = (
+                why_not_this_run(image, model_name, store, options)
+                if model_name
+                else "cannot be told from the widget's model (not a file: save it to compare)"
+            )
+            if why is None:
+                output, reuse = store, True
+                self._made[str(store)] = (request, recorded_run(store), model)
+                notes = []
+                break
+            notes.append(f"{store.name} {why}")
         self.said.emit(
             f"labelling the {instances} instances from the labels in {output.name}…"
             if reuse
@@ -445,15 +494,15 @@ class ApplyWidget(QWidget):
                 seg, _objects_path(output), class_=instances, overwrite=True,
                 progress=self._report,
             )  # fmt: skip
-        return seg, objects, reuse
+        return seg, objects, reuse, "; ".join(notes)
 
     def _draw(self, done: int, total: int) -> None:
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(done)
 
-    def _finished(self, result: tuple[sm.Segmentation, sm.Image | None, bool]) -> None:
+    def _finished(self, result: tuple[sm.Segmentation, sm.Image | None, bool, str]) -> None:
         self._worker = None
-        seg, objects, reused = result
+        seg, objects, reused, notes = result
         self.result = seg
         self._idle(resumable=False)
         self.show_results(seg, objects)
@@ -466,6 +515,8 @@ class ApplyWidget(QWidget):
             text = f"wrote {seg.path}"
         if self.is_temporary(seg.path):
             text += " (a temporary folder: choose an output to keep the result)"
+        if notes:
+            text += f"; the model ran: {notes}"
         self.status.setText(text)
 
     def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
@@ -549,6 +600,108 @@ def real_layer(layer: Any) -> Any:
     """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
     new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
     return getattr(layer, "__wrapped__", layer)
+
+
+def _store_of(source: dict[str, Any] | None) -> Path | None:
+    """The ``segment`` store a layer shows (an output of it, ``OUT.ome.zarr/labels``, or the
+    store itself), else ``None``."""
+    from scopeml.tiling.store import recorded_run
+
+    if source is None:
+        return None
+    path = Path(source["path"]).resolve()
+    for store in (path.parent, path):
+        if store.name.lower().endswith(".zarr") and recorded_run(store) is not None:
+            return store
+    return None
+
+
+def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str | None:
+    """``None`` when ``store`` is the finished store of ``sm.segment(image, model, ...,
+    **options)`` (its labels are this run's: the same image file and content, model, scene,
+    channels, scale and engine settings, and normalisation, as a resume checks them, whatever
+    else it holds), else why not, in a few words (``"records model 'x', not 'y'"``).
+
+    The library's own check (:func:`~scopeml.tiling.engine.is_finished_run`) after the same
+    preparation as ``segment``'s (channels by name, the scale, the recorded automatic scale);
+    the store's other outputs and instances are taken as recorded, since only its labels are
+    used."""
+    import json
+    import warnings
+
+    from scopeml import api
+    from scopeml.tiling.engine import _identity, is_finished_run
+    from scopeml.tiling.model_inputs import fit_model_inputs
+    from scopeml.tiling.size import AUTO_RECORD
+    from scopeml.tiling.store import AXES_RECORD, recorded_run
+
+    recorded = recorded_run(store)
+    outputs = (recorded or {}).get("options", {}).get("outputs") or []
+    if not isinstance(recorded, dict) or "labels" not in outputs:
+        return "holds no labels of a segment run"
+    missing = [name for name in options["outputs"] if name not in outputs]
+    if missing:
+        return f"holds no {', '.join(missing)}"
+    given = {key: None for key in ("outputs", "halo", "batch_size", "workers", "scheduler")}
+    given.update({key: None for key in ("min_confidence", "extract_class", "blend", "normalize")})
+    given.update(probability_dtype=None, ome_tiff=None, overwrite=None)
+    given.update({key: options.get(key) for key in ("tile_size", "scene", "channels", "scale")})
+    given.update(resume=True, outputs=("labels",))  # resume: the recorded automatic scale
+    given["channels"] = api.names_of(given["channels"])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            settings = api._settings(None, given, False)
+            opened, image_ref = api._input_image(image, settings, options.get("axes"))
+            try:
+                pixel_model, model_ref = api._pixel_model(model, settings)
+                opened, image_ref, settings = fit_model_inputs(
+                    opened, image_ref, pixel_model, settings
+                )
+                pixel_model, model_ref, settings, auto = api._auto_scaled_model(
+                    opened, pixel_model, model_ref, settings, store
+                )
+                record = {"outputs": outputs}
+                record.update({k: v for k, v in recorded.items() if k == api.INSTANCES})
+                if auto is not None:
+                    record[AUTO_RECORD] = auto.to_dict()
+                if image_ref is not None and image_ref.args[2] is not None:
+                    record[AXES_RECORD] = image_ref.args[2]
+                run = {"model_ref": model_ref, "record": record}
+                if is_finished_run(opened, pixel_model, store, settings, **run):
+                    return None
+                _, early = _identity(opened, pixel_model, settings, None, **run, statistics=False)
+            finally:
+                if not isinstance(image, sm.Image):
+                    opened.close()
+    except Exception as err:  # the run itself says what is wrong with its inputs
+        return f"cannot be checked ({error_text(err)})"
+    return _difference(recorded, json.loads(json.dumps(early)))
+
+
+def _difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str:
+    """What differs between a store's run record and this run's, in a few words."""
+    model, want = recorded.get("model") or {}, expected["model"]
+    if model.get("sha256") != want.get("sha256") or model.get("classes") != want["classes"]:
+        return f"records model {model.get('name')!r}, not {want.get('name')!r}"
+    image, want = recorded.get("image") or {}, expected["image"]
+    if image.get("path") != want.get("path"):
+        return f"records image {Path(str(image.get('path'))).name}"
+    if image != want:
+        return "records the image as it was before it changed"
+    options, want = recorded.get("options") or {}, expected["options"]
+    keys = sorted(
+        k for k in set(options) | set(want) if k != "outputs" and options.get(k) != want.get(k)
+    )
+    if keys:
+        shown = ", ".join(f"{k} {options.get(k)!r}, not {want.get(k)!r}" for k in keys)
+        return f"records other settings ({shown})"
+    others = sorted(
+        k
+        for k in set(recorded) | set(expected)
+        if recorded.get(k) != expected.get(k) and k != "options"
+    )
+    return f"records another run ({', '.join(others) or 'its normalisation'})"
 
 
 def _objects_path(output: Path) -> Path:

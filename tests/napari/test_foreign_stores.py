@@ -1,0 +1,80 @@
+"""A ``segment`` store made outside the widget (``scopeml segment``, Python) and opened as
+layers is recognised by its run record: instances of its image, model and settings are
+labelled from its labels without running the model; a store of another run is said why not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scopeml as sm
+from tests.napari.conftest import sample_classifier
+
+WAIT_MS = 180_000
+
+
+@pytest.fixture
+def small(tmp_path):
+    """A 2-channel 192² OME-Zarr and a small pixel classifier saved as ``.czseg``."""
+    image, model = sample_classifier(
+        tmp_path / "small.ome.zarr", size=192, block=192, seed=8, every=6, n_estimators=5,
+        features="gaussian_smoothing:1;laplacian_of_gaussian:2",
+    )  # fmt: skip
+    return image, model.save(tmp_path / "small.czseg")
+
+
+def level0(layer) -> np.ndarray:
+    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
+
+
+def counted(monkeypatch) -> list:
+    runs: list = []
+    segment = sm.segment
+    monkeypatch.setattr(sm, "segment", lambda *a, **k: runs.append(k) or segment(*a, **k))
+    return runs
+
+
+def widget_for(viewer, image, model):
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    viewer.open(str(image), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.set_model(str(model))
+    widget.instances.setCurrentText("nucleus")
+    return widget
+
+
+def test_instances_from_a_store_made_outside_the_widget(
+    viewer, qtbot, small, tmp_path, monkeypatch
+):
+    image, model = small
+    store = sm.segment(str(image), str(model), tmp_path / "cli.ome.zarr").path  # as the CLI
+    viewer.open(str(store), plugin="scopeml")
+    assert "cli labels" in [layer.name for layer in viewer.layers]
+    runs = counted(monkeypatch)
+    widget = widget_for(viewer, image, model)  # no output typed: the default is elsewhere
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    text = widget.status.text()
+    assert runs == [], f"the model ran again: {text}"
+    assert "did not run again" in text and "cli.objects.ome.zarr" in text, text
+    expected = sm.label_objects(sm.Segmentation(store), tmp_path / "o.ome.zarr", class_="nucleus")
+    shown = level0(viewer.layers["cli instances"])
+    np.testing.assert_array_equal(shown, expected.read()[0, 0, 0, 0])
+    assert shown.max() > 3
+    assert not (tmp_path / "small.seg.ome.zarr").exists()  # nothing segmented
+
+
+def test_a_store_of_another_run_is_said_why_not(viewer, qtbot, small, tmp_path, monkeypatch):
+    image, model = small
+    store = sm.segment(str(image), str(model), tmp_path / "half.ome.zarr", scale=0.5).path
+    viewer.open(str(store), plugin="scopeml")
+    runs = counted(monkeypatch)
+    widget = widget_for(viewer, image, model)
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    text = widget.status.text()
+    assert len(runs) == 1, text
+    assert "the model ran: half.ome.zarr records other settings (scale 0.5, not" in text, text
+    assert text.startswith(f"wrote {tmp_path / 'small.seg.ome.zarr'}"), text
