@@ -16,6 +16,7 @@ Results folder::
     RESULTS/tables/CLASS.csv|.parquet  every image's objects of a class
     RESULTS/summary/                 counts.csv, failures.csv, PNG plots
     RESULTS/index.html               links to all of it
+    RESULTS/.scopeml-lock            while a run writes it (one at a time: results_lock)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images
+from scopeml.analysis.results_lock import LOCK, results_lock
 from scopeml.analysis.settings import (
     AnalysisSettings,
     ThresholdSegmenter,
@@ -40,6 +42,7 @@ from scopeml.analysis.settings import (
 )
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
+from scopeml.io.replace import write_atomically
 from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
@@ -175,13 +178,51 @@ def run_analysis(
     text = dump_settings(settings)
     digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
     output = Path(output)
-    previous = _prepare_output(output, text, resume)
-    _remove_stale_partials(output)
-    names = found.names
+    with results_lock(output):  # one run at a time: a second would remove this one's partials
+        previous = _prepare_output(output, text, resume)
+        _remove_stale_partials(output)
+        result, todo = _split_resumed(settings, found, output, digest, resume)
+        if workers is None:
+            workers = default_workers(settings, [path for path, _ in todo])
+        workers = min(workers, max(len(todo), 1))
+        local = workers == 1 and scheduler is None
+        resources = open_resources(settings, source=source, model_threads=None if local else 1,
+                                   allowed_roots=roots, base=base)  # fmt: skip
+        defaults = _model_scales(settings, resources)
+        _check_same_settings(output, previous, text, defaults)
+        files = _check_same_files(output, settings, result.records, resources)
+        _check_first_readable(settings, paths, source, roots, public_name)
+        (output / "images").mkdir(parents=True, exist_ok=True)
+        write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
+        report = as_progress(progress)
+        jobs = [(settings.model_dump(mode="json", by_alias=True), str(p),
+                 str(output / "images" / n), digest, str(source) if source else None, roots,
+                 public_name, None if base is None else str(base))
+                for p, n in todo]  # fmt: skip
+        if local:
+            for path, name in track(todo, report, "analyze", unit="image"):
+                result.records.append(_safe(settings, path, output / "images" / name, resources,
+                                            digest, roots, report, public=public_name,
+                                            files=files))  # fmt: skip
+        elif scheduler is not None:
+            result.records += _on_cluster(scheduler, jobs, report)
+        else:
+            result.records += _in_pool(workers, jobs, report)
+        order = {n: i for i, n in enumerate(found.names)}
+        result.records.sort(key=lambda r: order.get(r["name"], len(order)))
+        write_report(settings, result.records, output)
+    return result
+
+
+def _split_resumed(
+    settings: AnalysisSettings, found: FoundImages, output: Path, digest: str, resume: bool
+) -> tuple[AnalysisResult, list[tuple[Path, str]]]:
+    """The result so far (with ``resume``, the records of the images already complete) and the
+    images still to analyse, with their names."""
     result = AnalysisResult(output, skipped=found.skipped)
     todo: list[tuple[Path, str]] = []
     with_files = _names_files(settings)
-    for path, name in zip(paths, names, strict=True):
+    for path, name in zip(found.paths, found.names, strict=True):
         folder = output / "images" / name
         done = _completed(folder, path, digest, with_files) if resume else None
         if done is not None:
@@ -189,39 +230,7 @@ def run_analysis(
             result.resumed += 1
         else:
             todo.append((path, name))
-    if workers is None:
-        workers = default_workers(settings, [path for path, _ in todo])
-    workers = min(workers, max(len(todo), 1))
-    local = workers == 1 and scheduler is None
-    resources = open_resources(settings, source=source, model_threads=None if local else 1,
-                               allowed_roots=roots, base=base)  # fmt: skip
-    defaults = _model_scales(settings, resources)
-    _check_same_settings(output, previous, text, defaults)
-    files = _files_identity(resources)
-    _check_same_files(output, settings, result.records, files)
-    _check_first_readable(settings, paths, source, roots, public_name)
-    (output / "images").mkdir(parents=True, exist_ok=True)
-    from scopeml.io.replace import write_atomically
-
-    write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
-    report = as_progress(progress)
-    jobs = [(settings.model_dump(mode="json", by_alias=True), str(p), str(output / "images" / n),
-             digest, str(source) if source else None, roots, public_name,
-             None if base is None else str(base))
-            for p, n in todo]  # fmt: skip
-    if local:
-        for path, name in track(todo, report, "analyze", unit="image"):
-            result.records.append(_safe(settings, path, output / "images" / name, resources,
-                                        digest, roots, report, public=public_name,
-                                        files=files))  # fmt: skip
-    elif scheduler is not None:
-        result.records += _on_cluster(scheduler, jobs, report)
-    else:
-        result.records += _in_pool(workers, jobs, report)
-    order = {n: i for i, n in enumerate(names)}
-    result.records.sort(key=lambda r: order.get(r["name"], len(order)))
-    write_report(settings, result.records, output)
-    return result
+    return result, todo
 
 
 def _find(
@@ -331,7 +340,7 @@ def _prepare_output(output: Path, text: str, resume: bool) -> str | None:
     continues (compared once the models are open, :func:`_check_same_settings`), else ``None``."""
     if output.exists() and not output.is_dir():
         raise InvalidRequestError("exists and is not a folder", path=output)
-    if output.is_dir() and any(output.iterdir()):
+    if output.is_dir() and any(p.name != LOCK for p in output.iterdir()):
         previous = output / "settings.yaml"
         if not previous.is_file():
             raise InvalidRequestError(
@@ -460,14 +469,15 @@ def _check_same_files(
     output: Path,
     settings: AnalysisSettings,
     records: Sequence[Mapping[str, Any]],
-    files: Mapping[str, Mapping[str, Any]] | None,
-) -> None:
-    """Refuse to resume into results whose finished images came from other model or classifier
-    files than those opened now (by content: size and hash, as ``segment --resume`` compares
-    its model), naming the file as the settings give it: the folder would mix two models'
-    results."""
+    resources: Any,
+) -> dict[str, dict[str, Any]] | None:
+    """What the model and classifier files of ``resources`` are (:func:`_files_identity`), once
+    checked against the finished images' ``records``: a resume into results made with other
+    files (by content: size and hash, as ``segment --resume`` compares its model) is refused,
+    naming the file as the settings give it, since the folder would mix two models' results."""
+    files = _files_identity(resources)
     if files is None:  # a file went away while being fingerprinted: opening it again says so
-        return
+        return None
     given = {c.name: c for c in settings.classes}
     for record in records:
         recorded = record.get("model_files") or {}
@@ -486,6 +496,7 @@ def _check_same_files(
                     "one: analyse into a new results folder (or put the old file back)",
                     path=output,
                 )
+    return files
 
 
 def _content(fingerprint: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,189 @@
+"""One analysis at a time in a results folder: a lock file created exclusively for the run.
+
+A second run into the same folder would remove the first one's unfinished image folders (what
+a stopped run leaves is cleared before a run starts) and write the same summary. So a run
+creates ``RESULTS/.scopeml-lock`` with ``O_EXCL`` before it touches the folder, writing who
+holds it (process id, host, start time), and removes it when it ends (done, failed or
+interrupted). A second run refuses in one line naming the holder. A lock whose process is gone
+(no such process on this host, or one started after the lock, its id reused) was left by a
+killed run: it is taken over with a warning. One from another host is never guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import InvalidRequestError
+
+__all__ = ["LOCK", "results_lock"]
+
+#: The lock file's name inside the results folder (hidden: never taken for an image).
+LOCK = ".scopeml-lock"
+#: A lock file that has stayed unreadable this long was left half-written by a killed run.
+UNREADABLE_STALE_S = 30.0
+
+
+@contextlib.contextmanager
+def results_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Hold the results ``folder`` (created if need be) for the duration of the block.
+
+    Raises
+    ------
+    InvalidRequestError
+        Another run holds it (its process is alive, or on another host), or ``folder`` is a
+        file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "results"
+    >>> with results_lock(folder):
+    ...     sorted(p.name for p in folder.iterdir())
+    ['.scopeml-lock']
+    >>> folder.exists()  # created for the run, left as it was found: gone
+    False
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidRequestError("exists and is not a folder", path=folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    mine = _take(path, folder)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if path.read_bytes() == mine:  # never another run's (one that took over ours)
+                path.unlink()
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only where the run wrote nothing (refused before any work)
+
+
+def _take(path: Path, folder: Path) -> bytes:
+    """Create the lock file for this process (taking over a stale one); its content."""
+    mine = json.dumps(
+        {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
+            "started_s": time.time(),
+            "token": uuid.uuid4().hex,
+        }
+    ).encode()
+    for _ in range(5):
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            held = _read(path)
+            if held is None:
+                continue  # gone meanwhile: try again
+            holder = _holder(held)
+            if _alive(holder, path):
+                raise InvalidRequestError(
+                    f"another analysis is writing this results folder now ({_who(holder)}); "
+                    f"wait for it to end or choose another folder (if it is gone, remove "
+                    f"{LOCK} in the folder)",
+                    path=folder,
+                ) from None
+            warnings.warn(
+                f"the results folder's lock was left by an analysis that is gone "
+                f"({_who(holder)}); taking it over",
+                UserWarning,
+                stacklevel=4,
+            )
+            _move_aside(path, held)
+            continue
+        with os.fdopen(handle, "wb") as file:
+            file.write(mine)
+        return mine
+    raise InvalidRequestError(
+        f"cannot take the lock {LOCK}: other runs keep taking it", path=folder
+    )
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _holder(held: bytes) -> dict[str, Any]:
+    """The lock's content as a mapping; ``{}`` where it does not parse (half-written)."""
+    try:
+        holder = json.loads(held)
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _alive(holder: dict[str, Any], path: Path) -> bool:
+    """Whether the run that wrote ``holder`` may still be running.
+
+    On another host: yes (its processes cannot be seen from here). A lock that does not parse
+    is being written now, unless it has been so for :data:`UNREADABLE_STALE_S`."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        try:
+            return time.time() - path.stat().st_mtime < UNREADABLE_STALE_S
+        except FileNotFoundError:
+            return False
+    if holder.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        pass
+    return not _started_after(pid, holder.get("started_s"))
+
+
+def _started_after(pid: int, started: Any) -> bool:
+    """Whether process ``pid`` started after the lock was taken: its id reused by another."""
+    if not isinstance(started, (int, float)):
+        return False
+    try:
+        import psutil
+
+        return psutil.Process(pid).create_time() > float(started) + 1.0
+    except ImportError:  # psutil comes with dask; without it, a live id is taken at its word
+        return False
+    except Exception:  # the process ended meanwhile, or cannot be asked
+        return False
+
+
+def _who(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "a lock file being written, or left unreadable"
+    pid, host, started = holder.get("pid"), holder.get("host"), holder.get("started")
+    return f"process {pid} on {host}, since {started}"
+
+
+def _move_aside(path: Path, stale: bytes) -> None:
+    """Remove the stale lock ``path`` held (content ``stale``), never a fresh one another run
+    created meanwhile: it is renamed away first, and put back if it turns out to be that."""
+    aside = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # another run moved it first
+    try:
+        if aside.read_bytes() != stale:  # a fresh lock, taken after the stale one was read
+            with contextlib.suppress(FileExistsError):
+                os.link(aside, path)
+    finally:
+        with contextlib.suppress(OSError):
+            aside.unlink()
