@@ -87,3 +87,25 @@ def test_images_a_dask_worker_analysed_record_its_files_too(batch, tmp_path):
     replace_file(tmp_path / "second.czann", tmp_path / "m.czann")
     with pytest.raises(InvalidRequestError, match=r"m\.czann.*changed since the run began"):
         run_analysis(settings, images, out, resume=True)
+
+
+def test_a_worker_that_finds_another_model_file_than_the_run_began_with_fails_the_image(
+    batch, tmp_path
+):
+    # a worker process or dask worker opens the files itself: replaced during the run, the
+    # images it analyses after that fail, naming the file, instead of mixing two models
+    from scopeml.analysis.runner import _job
+    from scopeml.analysis.settings import load_settings
+    from scopeml.tiling.execute import source_fingerprint
+
+    settings, images = batch
+    data = load_settings(settings).model_dump(mode="json", by_alias=True)
+    began = {"models": {"blob": source_fingerprint(tmp_path / "m.czann")}, "classifiers": {}}
+    replace_file(tmp_path / "second.czann", tmp_path / "m.czann")
+    args = (data, str(images[0]), str(tmp_path / "out" / "images" / "a"), "d1", str(settings),
+            None, None, None)  # fmt: skip
+    record = _job(*args, began)
+    assert record["status"] == "failed" and not (tmp_path / "out" / "images" / "a").exists()
+    assert "model file m.czann (class 'blob') changed since the run began" in record["reason"]
+    now = {"models": {"blob": source_fingerprint(tmp_path / "m.czann")}, "classifiers": {}}
+    assert _job(*args, now)["status"] == "done"

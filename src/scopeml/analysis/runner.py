@@ -197,7 +197,7 @@ def run_analysis(
         report = as_progress(progress)
         jobs = [(settings.model_dump(mode="json", by_alias=True), str(p),
                  str(output / "images" / n), digest, str(source) if source else None, roots,
-                 public_name, None if base is None else str(base))
+                 public_name, None if base is None else str(base), files)
                 for p, n in todo]  # fmt: skip
         if local:
             for path, name in track(todo, report, "analyze", unit="image"):
@@ -478,25 +478,40 @@ def _check_same_files(
     files = _files_identity(resources)
     if files is None:  # a file went away while being fingerprinted: opening it again says so
         return None
-    given = {c.name: c for c in settings.classes}
     for record in records:
-        recorded = record.get("model_files") or {}
-        for kind, by_class in files.items():
-            for name, now in by_class.items():
-                then = (recorded.get(kind) or {}).get(name)
-                if then is None or _content(then) == _content(now):
-                    continue
-                cls = given[name]
-                file = cls.classifier if kind == "classifiers" else cls.segmenter.model
-                what = "classifier" if kind == "classifiers" else "model"
-                raise InvalidRequestError(
-                    f"cannot resume: the {what} file {file} (class {name!r}) changed since the "
-                    f"run began (sha256 {_short(then.get('sha256'))} → "
-                    f"{_short(now.get('sha256'))}); its finished images came from the old "
-                    "one: analyse into a new results folder (or put the old file back)",
-                    path=output,
-                )
+        changed = _changed_file(settings, record.get("model_files") or {}, files)
+        if changed is not None:
+            raise InvalidRequestError(
+                f"cannot resume: {changed}; its finished images came from the old one: analyse "
+                "into a new results folder (or put the old file back)",
+                path=output,
+            )
     return files
+
+
+def _changed_file(
+    settings: AnalysisSettings,
+    then: Mapping[str, Mapping[str, Any]],
+    now: Mapping[str, Mapping[str, Any]],
+) -> str | None:
+    """The first model or classifier file whose content differs between two
+    :func:`_files_identity` (one not in ``then`` is not compared), in words: ``the model file
+    m.czann (class 'blob') changed since the run began (sha256 1a2b… → 3c4d…)``; else ``None``.
+    """
+    given = {c.name: c for c in settings.classes}
+    for kind, by_class in now.items():
+        for name, current in by_class.items():
+            earlier = (then.get(kind) or {}).get(name)
+            if earlier is None or _content(earlier) == _content(current):
+                continue
+            cls = given[name]
+            file = cls.classifier if kind == "classifiers" else cls.segmenter.model
+            return (
+                f"the {'classifier' if kind == 'classifiers' else 'model'} file {file} (class "
+                f"{name!r}) changed since the run began (sha256 {_short(earlier.get('sha256'))} "
+                f"→ {_short(current.get('sha256'))})"
+            )
+    return None
 
 
 def _content(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
@@ -574,9 +589,13 @@ def _naming(
 def _job(
     settings: dict, image: str, folder: str, digest: str, source: str | None,
     roots: list[str] | None, public: Callable[[Path], str] | None = None,
-    base: str | None = None,
+    base: str | None = None, expected: dict[str, Any] | None = None,
 ) -> dict:  # fmt: skip
-    """One image in a worker process or on a dask worker (models opened once per process)."""
+    """One image in a worker process or on a dask worker (models opened once per process).
+
+    ``expected``: what the model and classifier files were when the run began
+    (:func:`_files_identity`); an image whose worker finds another file there fails, saying
+    which, so that one run never mixes two models' results."""
     parsed = AnalysisSettings.model_validate(settings)
     opened = _WORKER_RESOURCES.get(digest)
     if opened is not None and _files_identity(opened[1]) == opened[0]:
@@ -587,6 +606,10 @@ def _job(
         )
         _WORKER_RESOURCES[digest] = (_files_identity(resources), resources)
     files = _WORKER_RESOURCES[digest][0]
+    changed = None if expected is None or files is None else _changed_file(parsed, expected, files)
+    if changed is not None:
+        return {"status": "failed", "image": str(image) if public is None else public(Path(image)),
+                "name": Path(folder).name, "reason": changed, "counts": {}}  # fmt: skip
     return _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public,
                  files)  # fmt: skip
 
