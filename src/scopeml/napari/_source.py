@@ -8,6 +8,9 @@ sample) is wrapped as it is: its channel axis (RGB, or none) and ``[Z×]Y×X``.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -113,6 +116,52 @@ def content_key(layer: Any) -> tuple[Any, ...]:
     sizes = tuple(float(s) for s in layer.scale)
     rgb = bool(getattr(layer, "rgb", False))
     return ("memory", str(getattr(layer, "name", "")), rgb, sizes, data_digest(data))
+
+
+#: Facts read from files, by path, scene, axes and :func:`file_stamp` (the newest kept).
+_FACTS: dict[tuple[Any, ...], tuple[list[str], tuple[int, ...]]] = {}
+FACTS_KEPT = 64
+
+
+def file_stamp(path: str | os.PathLike[str]) -> tuple[Any, ...]:
+    """When a file last changed, cheaply: its size and modification time; for a folder (an
+    OME-Zarr), those of the files at its top and at the top of its first level (``0/``),
+    where its metadata lives (channel names, shape), not its chunks."""
+    path = Path(path)
+    if not path.is_dir():
+        stat = path.stat()
+        return (stat.st_size, stat.st_mtime_ns)
+    stamp: list[tuple[str, int, int]] = []
+    for folder in (path, path / "0"):
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+                if entry.is_file():
+                    stat = entry.stat()
+                    stamp.append((f"{folder.name}/{entry.name}", stat.st_size, stat.st_mtime_ns))
+    stat = path.stat()
+    return (stat.st_mtime_ns, tuple(stamp))
+
+
+def layer_facts(layer: Any) -> tuple[list[str], tuple[int, ...]]:
+    """The channel names and ``[Z×]Y×X`` shape of the image behind a layer, as
+    :func:`layer_image` has them. A file's are read once per path, scene, axes and
+    :func:`file_stamp` (choosing a layer again, or another channel's layer of the same file,
+    parses no metadata: a large CZI's takes seconds); an in-memory layer's come from it."""
+    source = layer_source(layer)
+    key = None
+    if source is not None:
+        path = os.path.abspath(source["path"])
+        key = (path, source.get("scene"), source.get("file_axes"), file_stamp(path))
+        if key in _FACTS:
+            _FACTS[key] = _FACTS.pop(key)  # the newest
+            return list(_FACTS[key][0]), _FACTS[key][1]
+    with layer_image(layer) as image:
+        facts = [str(name) for name in image.channel_names], spatial_shape(image)
+    if key is not None:
+        _FACTS[key] = facts
+        while len(_FACTS) > FACTS_KEPT:
+            del _FACTS[next(iter(_FACTS))]
+    return list(facts[0]), facts[1]
 
 
 def spatial_shape(image: sm.Image) -> tuple[int, ...]:

@@ -61,7 +61,7 @@ from scopeml.napari._layers import (
     segmentation_layer_data,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
-from scopeml.napari._source import content_key, layer_image, layer_source
+from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
 from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
@@ -247,8 +247,7 @@ class ApplyWidget(QWidget):
         names: list[str] = []
         if layer is not None:
             try:
-                with layer_image(layer) as image:
-                    names = [str(name) for name in image.channel_names]
+                names = layer_facts(layer)[0]  # read once per file while unchanged
             except Exception:  # a layer scopeml cannot take: the run says why
                 names = []
         self.channels.clear()

@@ -51,7 +51,7 @@ from scopeml.napari._preview import (
     visible_region,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
-from scopeml.napari._source import content_key, layer_image, spatial_shape
+from scopeml.napari._source import content_key, layer_facts, layer_image
 
 SCRIBBLES = "scopeml scribbles"
 PREVIEW = "scopeml preview"
@@ -291,8 +291,7 @@ class PixelClassifierWidget(QWidget):
         layer = self.image_choice.layer()
         if layer is None:
             return []
-        with layer_image(layer) as image:
-            return [str(name) for name in image.channel_names]
+        return layer_facts(layer)[0]  # a file's read once while unchanged
 
     def _show_channels(self, *_: Any) -> None:
         try:
@@ -311,8 +310,7 @@ class PixelClassifierWidget(QWidget):
         if SCRIBBLES in self.viewer.layers:
             return self.viewer.layers[SCRIBBLES]
         layer = self.image_layer()
-        with layer_image(layer) as image:
-            shape = spatial_shape(image)
+        shape = layer_facts(layer)[1]
         scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
         labels = self.viewer.add_labels(
             np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
@@ -336,8 +334,7 @@ class PixelClassifierWidget(QWidget):
                 self.scribbles()
                 return
             current = self.viewer.layers[SCRIBBLES]
-            with layer_image(layer) as image:
-                shape = spatial_shape(image)
+            shape = layer_facts(layer)[1]
             if tuple(current.data.shape) == shape:
                 return
             if np.any(np.asarray(current.data)):
