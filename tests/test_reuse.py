@@ -1,0 +1,26 @@
+"""``scopeml.reuse.why_not_this_run``: a store is reused only when it is this exact run."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+
+import scopeml as sm
+from scopeml.reuse import why_not_this_run
+from scopeml.synthetic import synthetic_nuclei
+
+OPTIONS = {"outputs": ("labels",), "tile_size": None, "scene": None, "channels": None}
+
+
+def test_a_store_is_this_run_until_the_image_or_a_setting_differs(tmp_path):
+    image, _ = synthetic_nuclei((96, 96), seed=4)
+    path = tmp_path / "cells.tif"
+    tifffile.imwrite(path, np.asarray(image).reshape(96, 96).astype(np.uint16))
+    store = sm.segment(str(path), "nuclei", tmp_path / "cells.ome.zarr", scale=1.0).path
+    assert why_not_this_run(str(path), "nuclei", store, {**OPTIONS, "scale": 1.0}) is None
+    other = why_not_this_run(str(path), "nuclei", store, {**OPTIONS, "scale": 2.0})
+    assert other is not None and other.startswith("records other settings (scale")
+    tifffile.imwrite(path, np.zeros((96, 96), np.uint16))  # the same file, other pixels
+    assert why_not_this_run(str(path), "nuclei", store, {**OPTIONS, "scale": 1.0}) == (
+        "records the image as it was before it changed"
+    )
