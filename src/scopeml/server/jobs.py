@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scopeml.analysis.results_lock import LOCK
 from scopeml.errors import (
     Cancelled,
     IncompatibleModelError,
@@ -1073,6 +1074,8 @@ class JobRunner:
             for path in sorted(source.rglob("*")):
                 inside = path.relative_to(source).parts
                 if any(part.endswith(".partial") for part in inside):  # a stopped run's scratch
+                    continue
+                if inside == (LOCK,):  # a killed run's lock on the folder, not a result
                     continue
                 if path.is_file() and not path.is_symlink():
                     archive.write(path, Path(source.name) / path.relative_to(source))
