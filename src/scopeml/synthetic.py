@@ -250,9 +250,11 @@ def realistic_nuclei(
     Closer to real nuclear stains than :func:`synthetic_nuclei`: each image draws its own
     typical radius (4–40 px), shape irregularity and elongation, crowding (dense clumps of
     touching nuclei), textured chromatin with nucleoli, a few small bright mitotic nuclei,
-    unlabelled debris specks, dim nuclei beside bright ones (a 7× brightness range), uneven
-    illumination and background, defocus blur, and Poisson + Gaussian noise at a random photon
-    budget. The absolute intensity is arbitrary (models see it through a global normalisation).
+    unlabelled debris specks, dim nuclei beside bright ones (a 7× brightness range), in some
+    scenes bright chromocentres, dim cell bodies around the nuclei, out-of-focus light and a
+    saturated detector, uneven illumination and background, defocus blur, and Poisson +
+    Gaussian noise at a random photon budget. The absolute intensity is arbitrary (models see it
+    through a global normalisation).
 
     Returns
     -------
@@ -365,12 +367,18 @@ def _render_realistic(
         for cy, cx, r in nucleoli:
             dark = np.maximum(dark, np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)))
         nucleus *= 1.0 - rng.uniform(0.3, 0.7) * dark
+    if inside.any() and rng.random() < 0.35:  # chromocentres: bright chromatin spots
+        nucleus *= 1.0 + rng.uniform(0.5, 1.5) * _spots(inside, typical, rng)
     debris = np.zeros(shape, np.float32)
     for _ in range(rng.poisson(labels.size * rng.uniform(0, 4e-5))):
         y, x = rng.integers(shape[0]), rng.integers(shape[1])
         debris[y, x] += rng.uniform(1.0, 20.0)
     debris = ndi.gaussian_filter(debris, 1.0)
     signal = nucleus + debris * (labels == 0)
+    if inside.any() and rng.random() < 0.4:  # a dim cell body around each nucleus
+        signal += _cytoplasm(labels, levels, typical, rng)
+    if rng.random() < 0.3:  # out-of-focus light of nuclei above and below (widefield)
+        signal += rng.uniform(0.05, 0.3) * ndi.gaussian_filter(nucleus, rng.uniform(4, 12))
     signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 2.5))  # defocus
     coarse = [max(2, s // 64) for s in shape]
     zoom = [s / c for s, c in zip(shape, coarse, strict=True)]
@@ -382,4 +390,32 @@ def _render_realistic(
     photons = float(np.exp(rng.uniform(np.log(15.0), np.log(3000.0))))
     counts = rng.poisson(mean * photons).astype(np.float32) / photons
     read = rng.normal(0, rng.uniform(0.002, 0.03), shape).astype(np.float32)
-    return (counts + read).astype(np.float32)
+    image = counts + read
+    if inside.any() and rng.random() < 0.25:  # a detector saturated on the brightest nuclei
+        image = np.minimum(image, np.percentile(image[inside], rng.uniform(70, 99)))
+    return image.astype(np.float32)
+
+
+def _spots(inside: np.ndarray, typical: float, rng: np.random.Generator) -> np.ndarray:
+    """Small bright blobs (0..1) scattered over the nuclei, as chromocentres look."""
+    spots = np.zeros(inside.shape, np.float32)
+    where = np.flatnonzero(inside)
+    picks = rng.choice(where, size=min(where.size, max(1, int(where.size / (3 * typical**2)))))
+    spots.flat[picks] = 1.0
+    spots = ndi.gaussian_filter(spots, rng.uniform(0.8, max(1.0, 0.15 * typical)))
+    return spots / (spots.max() + 1e-9) * inside
+
+
+def _cytoplasm(
+    labels: np.ndarray, levels: np.ndarray, typical: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Dim, textured cell bodies around the nuclei (background in the labels): each pixel
+    within reach of a nucleus takes a fraction of the nearest nucleus's brightness."""
+    distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
+    ragged = ndi.gaussian_filter(rng.normal(size=labels.shape), max(1.0, 0.5 * typical))
+    reach = typical * rng.uniform(0.4, 1.5) * (1 + ragged / (ragged.std() + 1e-9) * 0.3)
+    body = (labels == 0) & (distance <= reach)
+    grain = ndi.gaussian_filter(rng.normal(size=labels.shape), rng.uniform(1.0, 3.0))
+    texture = 1.0 + 0.3 * grain / (grain.std() + 1e-9)
+    fraction = rng.uniform(0.08, 0.4)
+    return np.where(body, fraction * levels[iy, ix] * texture, 0).clip(0).astype(np.float32)

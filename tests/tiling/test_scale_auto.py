@@ -145,7 +145,8 @@ def test_tiled_auto_equals_the_whole_image_at_the_chosen_scale(tmp_path):
     chosen = recorded_auto_scale(out)
     assert chosen.scale != 1.0  # the objects lie outside the model's range
     again = auto_scale(as_image(plane), model)  # deterministic (the store rounds the diameter)
-    assert chosen.scale == again.scale and chosen.diameter == pytest.approx(again.diameter, abs=0.01)
+    assert chosen.scale == again.scale
+    assert chosen.diameter == pytest.approx(again.diameter, abs=0.01)
     assert len(model.input_shapes) > 2  # really tiled
     tiled = np.asarray(zarr.open_array(str(out / "probabilities" / "0"), mode="r")[...])
     whole = whole_image_probabilities(ScaledModel(model, chosen.scale), plane[None])

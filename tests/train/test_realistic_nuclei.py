@@ -61,3 +61,20 @@ def test_synthetic_nuclei_without_overlap_draws_every_nucleus_whole():
     assert least_solid(overlapping) < 0.85
     assert least_solid(apart) > 0.9
     assert apart.max() > 0.9 * overlapping.max()  # placed elsewhere, not left out
+
+
+def test_some_scenes_have_cell_bodies_and_a_saturated_camera_left_out_of_the_labels() -> None:
+    """Real nuclear stains light the cytoplasm dimly and saturate on bright nuclei: some scenes
+    draw both, and the labels still hold only the nuclei (the ring around them is background)."""
+    from scipy import ndimage as ndi
+
+    rings, saturated = [], 0
+    for seed in range(12):
+        image, labels = realistic_nuclei((256, 256), seed=seed)
+        plane = image[0]
+        distance = ndi.distance_transform_edt(labels == 0)
+        far = plane[distance > 20]
+        rings.append(np.median(plane[(distance > 3) & (distance <= 6)]) / np.median(far))
+        saturated += int((plane == plane.max()).sum() > 100)  # a flat top, not one noisy pixel
+    assert max(rings) > 2 and min(rings) < 1.3  # lit cell bodies in some scenes, not in all
+    assert 0 < saturated < 12
