@@ -4,7 +4,7 @@ instances step relative to the segmentation it follows (measured in the same run
 
     python bench/bench_instances.py [--images 6] [--size 384] [--speed 1024]
 
-Rows: ``instances`` (the output: seeds P(nucleus) > 0.7 grown 4 px, tiled exactly),
+Rows: ``instances`` (the output: seeds P(nucleus) > 0.6, the default, grown 4 px, tiled exactly),
 ``instances, argmax seeds`` (``seed_threshold=None``), ``nuclei_instances`` (the training code's
 seeded watershed, whole image only), ``foreground components`` (no split).
 """
