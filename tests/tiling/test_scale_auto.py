@@ -114,8 +114,8 @@ def test_the_shipped_model_records_a_diameter_and_auto_as_its_default():
 
 def test_auto_on_a_magnified_scene_finds_about_as_many_nuclei(tmp_path):
     """The shipped model runs at ``auto`` by default; ``scale=1`` turns it off."""
-    plane = scene(8)  # nuclei of ~26 px: magnified 2×, past the range the model takes as is
-    big = zoomed(plane, 2.0)
+    plane = scene(8)  # nuclei of ~24 px: magnified 3×, far past the range the model takes as is
+    big = zoomed(plane, 3.0)
 
     def count(pixels, name, scale=None):
         seg = segment(pixels, "nuclei", tmp_path / name, outputs=["labels", "instances"],
