@@ -4,8 +4,6 @@ settings is opened again (stop 18 item 1; it was keyed by the settings text alon
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +12,7 @@ import tifffile
 
 from scopeml.analysis import run_analysis
 from scopeml.synthetic import synthetic_nuclei
+from tests.files import replace_file
 from tests.tiling.engine_doubles import write_model_file
 
 distributed = pytest.importorskip("distributed")
@@ -29,16 +28,6 @@ classes:
       class: class1
       channels: [C0]
 """
-
-
-def replace_file(source: Path, target: Path) -> None:
-    """Move a copy of ``source`` over ``target``, with another modification time even on a
-    coarse clock."""
-    staged = target.with_suffix(".new")
-    shutil.copy(source, staged)
-    os.replace(staged, target)
-    later = target.stat().st_mtime_ns + 2_000_000_000
-    os.utime(target, ns=(later, later))
 
 
 def table(folder: Path) -> pd.DataFrame:

@@ -4,7 +4,6 @@ models' classes and channels are checked at submit (stop 18)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import tifffile
 from scopeml.analysis import run_analysis
 from scopeml.client import Client, ServerResponseError
 from scopeml.synthetic import synthetic_nuclei
+from tests.files import replace_file
 
 from .conftest import ServerProcess, make_container, own_server
 
@@ -67,16 +67,6 @@ def write(folder: Path, text: str, name: str = "analysis.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
-
-
-def replace_file(source: Path, target: Path) -> None:
-    """Put ``source``'s content at ``target`` (a new file moved over the old one, as a user's
-    copy does), with another modification time even on a coarse clock."""
-    staged = target.with_suffix(".new")
-    shutil.copy(source, staged)
-    os.replace(staged, target)
-    later = target.stat().st_mtime_ns + 2_000_000_000
-    os.utime(target, ns=(later, later))
 
 
 def table(folder: Path) -> pd.DataFrame:
