@@ -48,7 +48,7 @@ def test_a_plain_page_sequence_is_read_as_z_with_one_warning_naming_the_way_out(
     assert said == [
         f"{file}: 5 pages of unknown kind read as Z (planes); if they are time points or "
         "channels, pass --axes TYX or --axes CYX (Python: sm.open_image(path, axes='TYX') or "
-        "axes='CYX', or segment(path, ..., axes='TYX'))"
+        "axes='CYX', or segment/analyze(path, ..., axes='TYX'))"
     ]
 
 

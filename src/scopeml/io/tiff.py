@@ -129,7 +129,7 @@ def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: st
                 f"{' or '.join(f'--axes {h}' for _, h in ways)} (Python: sm.open_image(path, "
                 f"axes='{first}')"
                 + "".join(f" or axes='{h}'" for _, h in ways[1:])
-                + f", or segment(path, ..., axes='{first}'))"
+                + f", or segment/analyze(path, ..., axes='{first}'))"
             )
 
 
