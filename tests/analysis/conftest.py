@@ -46,6 +46,18 @@ def write_image(path: Path, pixels: np.ndarray) -> Path:
     return path
 
 
+def nuclei_tiffs(folder: Path, seeds: tuple[int, ...] = (5, 6)) -> list[Path]:
+    """Small single-channel TIFFs of synthetic nuclei, ``cells{seed}.tif``, one per seed."""
+    from scopeml.synthetic import synthetic_nuclei
+
+    images = []
+    for seed in seeds:
+        pixels, _ = synthetic_nuclei((64, 80), density=0.004, seed=seed)
+        tifffile.imwrite(folder / f"cells{seed}.tif", pixels[0])
+        images.append(folder / f"cells{seed}.tif")
+    return images
+
+
 def three_level_settings(tile_size: int = 1024) -> AnalysisSettings:
     """cells by Otsu on GFP → nuclei by Otsu on DAPI inside cells → spots (fixed) inside nuclei."""
     return AnalysisSettings(

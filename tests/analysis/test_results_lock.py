@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-import tifffile
 
 from scopeml.analysis import run_analysis
 from scopeml.analysis.results_lock import LOCK
 from scopeml.cli import main
 from scopeml.errors import Cancelled, InvalidRequestError
-from scopeml.synthetic import synthetic_nuclei
+from tests.analysis.conftest import nuclei_tiffs
 from tests.analysis.test_worker_models import SETTINGS
 from tests.tiling.engine_doubles import write_model_file
 
@@ -30,11 +29,7 @@ def batch(tmp_path: Path) -> tuple[Path, list[Path]]:
     """Settings running the model ``m.czann`` (so the engine reports tiles mid-image) and two
     images."""
     write_model_file(tmp_path / "m.czann", n_classes=3, seed=0)
-    images = []
-    for seed in (5, 6):
-        pixels, _ = synthetic_nuclei((64, 80), density=0.004, seed=seed)
-        tifffile.imwrite(tmp_path / f"cells{seed}.tif", pixels[0])
-        images.append(tmp_path / f"cells{seed}.tif")
+    images = nuclei_tiffs(tmp_path)
     settings = tmp_path / "s.yaml"
     settings.write_text(SETTINGS)
     return settings, images

@@ -9,13 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-import tifffile
 
 from scopeml.analysis import run_analysis
 from scopeml.cli import main
 from scopeml.errors import InvalidRequestError
-from scopeml.synthetic import synthetic_nuclei
-from tests.analysis.test_worker_models import SETTINGS, replace_file
+from tests.analysis.conftest import nuclei_tiffs
+from tests.analysis.test_worker_models import SETTINGS
+from tests.files import replace_file
 from tests.tiling.engine_doubles import write_model_file
 
 
@@ -25,11 +25,7 @@ def batch(tmp_path: Path) -> tuple[Path, list[Path]]:
     write_model_file(tmp_path / "first.czann", n_classes=3, seed=0)
     write_model_file(tmp_path / "second.czann", n_classes=2, seed=4)
     shutil.copy(tmp_path / "first.czann", tmp_path / "m.czann")
-    images = []
-    for seed in (5, 6):
-        pixels, _ = synthetic_nuclei((64, 80), density=0.004, seed=seed)
-        tifffile.imwrite(tmp_path / f"cells{seed}.tif", pixels[0])
-        images.append(tmp_path / f"cells{seed}.tif")
+    images = nuclei_tiffs(tmp_path)
     settings = tmp_path / "s.yaml"
     settings.write_text(SETTINGS)
     return settings, images
