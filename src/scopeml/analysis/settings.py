@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -340,11 +341,7 @@ class AnalysisSettings(_Strict):
     @model_validator(mode="after")
     def _check_tree(self) -> AnalysisSettings:
         names = [c.name for c in self.classes]
-        seen: set[str] = set()
-        for index, name in enumerate(names):
-            if name in seen:
-                raise _TreeError(f"duplicate class name {name!r}", ("classes", index, "name"))
-            seen.add(name)
+        self._check_class_names()
         parents = {c.name: c.parent for c in self.classes}
         for index, cls in enumerate(self.classes):
             if cls.parent is not None and cls.parent not in parents:
@@ -369,7 +366,54 @@ class AnalysisSettings(_Strict):
                         f"channel {channel!r} is not an input channel ({', '.join(self.channels)})",
                         ("classes", index, *key),
                     )
+        self._check_measured_names()
         return self
+
+    def _check_class_names(self) -> None:
+        """Refuse class names that would make two results one file, or a file Windows refuses
+        (they name ``CLASS.csv``, ``CLASS.ome.zarr``, ``tables/CLASS.csv``, ``summary/CLASS_*``)."""
+        names = [c.name for c in self.classes]
+        for index, name in enumerate(names):
+            if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+                raise _TreeError(
+                    f"class name {name!r} is a device name on Windows: its result files "
+                    f"({name}.csv, {name}.ome.zarr) cannot be made there; choose another",
+                    ("classes", index, "name"),
+                )
+        clash = same_file_name(names)
+        if clash is not None:
+            first, second = clash
+            raise _TreeError(
+                f"duplicate class name {names[second]!r}" if names[first] == names[second]
+                else f"class names {names[first]!r} (classes[{first}]) and {names[second]!r} "
+                f"differ only in case: their result files ({names[first]}.csv, "
+                f"{names[second]}.csv) are one file on macOS and Windows; rename one",
+                ("classes", second, "name"),
+            )  # fmt: skip
+
+    def _check_measured_names(self) -> None:
+        """Refuse measured channels of a class that would make one summary plot file
+        (``summary/CLASS_intensity_mean_CHANNEL.png``) out of two, as class names above."""
+        for index, cls in enumerate(self.classes):
+            given = cls.measurements.intensity
+            measured = self.channels if given is None else given
+            clash = same_file_name(measured)
+            if clash is None:
+                continue
+            first, second = clash
+            a, b = measured[first], measured[second]
+            if given is None:
+                loc: tuple[Any, ...] = ("channels", second)
+                fix = f"list the channels to measure in classes[{index}].measurements.intensity"
+            else:
+                loc, fix = ("classes", index, "measurements", "intensity", second), "measure one"
+            raise _TreeError(
+                f"channel {b!r} is measured twice in class {cls.name!r}" if a == b
+                else f"class {cls.name!r} measures channels {a!r} and {b!r}, which differ only "
+                f"in case: their summary plots ({cls.name}_intensity_mean_{a}.png, "
+                f"…_{b}.png) are one file on macOS and Windows; {fix}",
+                loc,
+            )  # fmt: skip
 
     def ordered(self) -> list[ClassSettings]:
         """The classes with every parent before its children."""
@@ -400,6 +444,33 @@ def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
     for i, c in enumerate(cls.measurements.intensity or ()):
         found.append((("measurements", "intensity", i), c))
     return found
+
+
+#: Names Windows keeps for devices, with any extension (``NUL.csv`` is the device too).
+_WINDOWS_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))]
+)
+
+
+def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
+    """The indices of the first two of ``names`` that would name one file on a file system
+    that ignores case (macOS and Windows by default; macOS also Unicode normalisation), or
+    ``None``. Equal names count as such a pair too.
+
+    Examples
+    --------
+    >>> same_file_name(["Nuclei", "cells", "nuclei"]), same_file_name(["a", "b"])
+    ((0, 2), None)
+    >>> same_file_name(["caf\u00e9", "CAFE\u0301"])  # é precomposed, e + combining acute
+    (0, 1)
+    """
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        key = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+        if key in seen:
+            return seen[key], index
+        seen[key] = index
+    return None
 
 
 class _TreeError(ValueError):
