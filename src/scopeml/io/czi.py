@@ -10,6 +10,8 @@ one scene at a time (``scene=``), since padding them to a common box would inven
 from 0 without gaps). Reads through one reader are serialised by a lock: libCZI's file streams
 on Linux have not always been safe for concurrent reads (zeiss-microscopy/libCZI#39).
 Other CZI dimensions (H, I, R, V, B) are read at index 0, with a warning when they have more.
+Pixel sizes come from ``Scaling`` (metres), the time step from the ``T`` dimension's positions
+(seconds), as ZEN writes them and libCZI reads them.
 """
 
 from __future__ import annotations
@@ -111,13 +113,17 @@ class CziScene:
 
 
 def _metadata(raw_xml: str, path: str = "") -> tuple[dict[str, float], list[str]]:
-    """Pixel sizes (µm, listed Z Y X) and channel names from the CZI metadata XML; a size
-    given that is no size (≤ 0, not finite) is warned about, then unknown."""
+    """Pixel sizes (µm, listed Z Y X; the time step ``T`` in seconds, see :func:`_time_step`)
+    and channel names from the CZI metadata XML; a size given that is no size (≤ 0, not
+    finite) is warned about, then unknown."""
     try:
         root = ET.fromstring(raw_xml)
     except ET.ParseError:
         return {}, []
     sizes = {}
+    step = _time_step(root, path)
+    if step is not None:
+        sizes["T"] = step
     for distance in root.iterfind("./Metadata/Scaling/Items/Distance"):
         axis, value = distance.get("Id"), distance.findtext("Value")
         if axis not in ("X", "Y", "Z") or not value:
@@ -131,6 +137,59 @@ def _metadata(raw_xml: str, path: str = "") -> tuple[dict[str, float], list[str]
         for channel in root.iterfind("./Metadata/Information/Image/Dimensions/Channels/Channel")
     ]
     return sizes, names
+
+
+#: Where ZEN says when each time point was taken, in seconds from the first (libCZI's
+#: ``GetDimensionTInfo`` reads the same: an interval, else a list of offsets).
+_DIMENSION_T = "./Metadata/Information/Image/Dimensions/T/Positions"
+
+#: How far a step between listed time points may stray from their mean step (a fraction of
+#: it) for the series to have one time step; acquisition timing jitters a little.
+EVEN_STEPS = 0.1
+
+
+def _time_step(root: ET.Element, path: str = "") -> float | None:
+    """The time step in seconds: ``Interval/Increment`` (as OME's ``TimeIncrement``), else the
+    mean step of ``List/Offsets`` (last minus first over the steps) where each step is within
+    :data:`EVEN_STEPS` of it; an uneven list is warned about and gives none (no one step would
+    be true).
+
+    Examples
+    --------
+    >>> t = "<ImageDocument><Metadata><Information><Image><Dimensions><T><Positions>{}"
+    >>> t += "</Positions></T></Dimensions></Image></Information></Metadata></ImageDocument>"
+    >>> step = lambda xml: _time_step(ET.fromstring(t.format(xml)))
+    >>> step("<Interval><Start>0</Start><Increment>2.5</Increment></Interval>")
+    2.5
+    >>> step("<List><Offsets>0 30.1 59.9 90</Offsets></List>")
+    30.0
+    >>> step("<Interval><Start>0</Start></Interval>") is None
+    True
+    """
+    positions = root.find(_DIMENSION_T)
+    if positions is None:
+        return None
+    interval = positions.find("Interval")
+    if interval is not None:
+        increment = (interval.findtext("Increment") or "").strip()
+        return checked_size(increment or None, "s", "T", path=path, what="time increment")
+    offsets = (positions.findtext("List/Offsets") or "").split()
+    try:
+        times = np.array([float(o) for o in offsets])
+    except ValueError:
+        return None
+    steps = np.diff(times)
+    if steps.size == 0 or not np.isfinite(steps).all():
+        return None
+    step = float(times[-1] - times[0]) / steps.size
+    if step <= 0 or np.abs(steps - step).max() > EVEN_STEPS * step:
+        log.warning(
+            "%s: the CZI's time points are not evenly spaced (steps %.6g to %.6g s); "
+            "time step unknown",
+            path, steps.min(), steps.max(),
+        )  # fmt: skip
+        return None
+    return step
 
 
 MIN_COVERAGE = 0.01
