@@ -1,6 +1,6 @@
-"""NaN and infinite pixels in training: scribbled pixels whose features are not finite are left
-out with one warning that counts them, an image whose scribbled pixels are all NaN is refused
-naming it, and no bare NumPy "invalid value" warning escapes."""
+"""NaN and infinite pixels in training: they are 0 for the filters (the tiling engine's rule),
+scribbled ones are left out with one warning that counts them, an image whose scribbled pixels
+are all NaN is refused naming it, and no bare NumPy "invalid value" warning escapes."""
 
 from __future__ import annotations
 
@@ -29,34 +29,38 @@ def scribbled():
     return image, labels
 
 
-def test_non_finite_features_are_left_out_with_one_counting_warning(scribbled):
+def test_nan_scribbles_are_left_out_with_one_warning_and_neighbours_see_them_as_zero(scribbled):
     image, labels = scribbled
     image = image.copy()
     image[0, 10:20, 10:30] = np.nan
     image[0, 50, 60] = np.inf
     image[0, 51, 61] = -np.inf  # inf - inf in a difference of Gaussians: NumPy's "invalid value"
-    # which labelled pixels have non-finite features, from the whole image's features
-    finite = np.isfinite(compute_features(image, FEATURES)).all(axis=0)
-    expected = int(np.count_nonzero((labels > 0) & ~finite))
-    nan_pixels = int(np.count_nonzero((labels > 0) & ~np.isfinite(image[0])))
-    assert expected > nan_pixels > 0
+    invalid = ~np.isfinite(image).all(axis=0)
+    nan_pixels = int(np.count_nonzero((labels > 0) & invalid))
+    # scribbles whose filters reach a NaN pixel are trained on, not dropped
+    raw = np.isfinite(compute_features(image, FEATURES)).all(axis=0)
+    assert np.count_nonzero((labels > 0) & ~raw) > nan_pixels > 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         clf = train_classifier(image, labels, features=FEATURES, n_estimators=3, n_jobs=1)
     messages = [str(w.message) for w in caught]
     assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], messages
-    assert len(messages) == 1, messages
+    assert len(messages) == 1 and caught[0].filename == __file__, messages
     labelled = int(np.count_nonzero(labels))
-    assert messages[0].startswith(f"{expected} of {labelled} labelled pixels left out")
-    assert f"{nan_pixels} are NaN or infinite" in messages[0]
-    assert sum(clf.info["samples_per_class"]) == labelled - expected
-    # the forest saw only the finite pixels: the same as training on them alone
-    kept = labels * finite
-    alone = train_classifier(image, kept, features=FEATURES, n_estimators=3, n_jobs=1)
-    assert clf.info["samples_per_class"] == alone.info["samples_per_class"]
-    np.testing.assert_array_equal(
-        clf.predict_labels(np.nan_to_num(image)), alone.predict_labels(np.nan_to_num(image))
+    assert messages[0] == (
+        f"{nan_pixels} of {labelled} labelled pixels left out of training "
+        f"({nan_pixels} are NaN or infinite)"
     )
+    assert sum(clf.info["samples_per_class"]) == labelled - nan_pixels
+    # the engine's rule: NaN/inf pixels are 0 for the filters; the same as training on that
+    # image without the NaN scribbles
+    zeroed = np.where(invalid, np.float32(0), image)
+    alone = train_classifier(zeroed, np.where(invalid, 0, labels), features=FEATURES,
+                             n_estimators=3, n_jobs=1)  # fmt: skip
+    assert clf.info["samples_per_class"] == alone.info["samples_per_class"]
+    predicted = clf.predict_labels(image)
+    np.testing.assert_array_equal(predicted[invalid], 0)
+    np.testing.assert_array_equal(predicted[~invalid], alone.predict_labels(zeroed)[~invalid])
 
 
 def test_all_nan_image_is_refused_naming_it(scribbled, tmp_path, capsys):

@@ -27,7 +27,8 @@ def train(
     files: list[Path] = typer.Argument(
         ...,
         help="IMAGE LABELS [IMAGE LABELS …]: images (CZI, OME-TIFF, OME-Zarr, TIFF, PNG, …), each "
-        "followed by its label image of the same Y×X (Z×Y×X): 0 unlabelled, 1..K classes.",
+        "followed by its label image of the same Y×X (Z×Y×X): 0 unlabelled, 1..K classes. A time "
+        "series trains on every time point with labels: its labels have the same T (T×Y×X).",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Model file to write (.czseg)."),
     features: str = typer.Option(
@@ -57,7 +58,10 @@ def train(
 ) -> None:
     """Train a pixel classifier from sparse labels and save it as a container.
 
-    Images and label images are read block by block, only where there are labels. An existing
+    Images and label images are read block by block, only where there are labels. A time series
+    (T×Y×X, T×C×Y×X, T×C×Z×Y×X…) is trained on all its time points that have labels, each
+    time point's features apart; its labels have the same time points (a plain T×Y×X TIFF of
+    labels, as napari writes them, is read so for an image with one Z plane). An existing
     classifier at the output is replaced, and what changed is printed.
     """
     from contextlib import ExitStack
@@ -83,8 +87,8 @@ def train(
             img = stack.enter_context(open_image(image_file, scene=scene, axes=axes))
             if channels is not None:
                 img = img.select_channels(_split(channels) or [])
-            lab = stack.enter_context(open_image(labels_file))
-            dims.add(_label_dims(lab, img.spatial_shape, labels_file))
+            lab = stack.enter_context(_open_labels(labels_file, img))
+            dims.add(_label_dims(lab, img, labels_file))
             images.append(img)
             labels.append(lab)
         if len(dims) > 1:
@@ -318,13 +322,49 @@ def _split(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _label_dims(labels, spatial_shape: tuple[int, int, int], path: Path) -> int:
+def _open_labels(path: Path, image):
+    """The label image at ``path``. A file whose pages are of unknown kind (a plain TIFF, as
+    napari writes scribbles) is read as Z planes; for a time series with one plane, whose labels
+    cannot have planes, pages as many as its time points are its time points (TYX)."""
+    import warnings
+
+    from scopeml.errors import ScopeMLError
+    from scopeml.io import open_image
+    from scopeml.io.registry import takes_axes
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels = open_image(path)
+    t, z = image.sizes["T"], image.sizes["Z"]
+    seen = labels.sizes
+    if t > 1 and z == 1 and (seen["T"], seen["Z"]) == (1, t) and takes_axes(path):
+        try:
+            as_time = open_image(path, axes="TYX")
+        except ScopeMLError:  # a file that names its axes, or has more: as it said
+            pass
+        else:
+            labels.close()
+            return as_time
+    for warning in caught:
+        warnings.warn(warning.message, warning.category, stacklevel=2)
+    return labels
+
+
+def _label_dims(labels, image, path: Path) -> int:
     """Spatial dims of a label image (2 if it has one Z plane), after checking it matches the
-    image; its pixels are read later, block by block."""
+    image (its time points too); its pixels are read later, block by block."""
     z, y, x = labels.spatial_shape
+    spatial_shape = image.spatial_shape
     if (z, y, x) != tuple(spatial_shape):
         raise InvalidLabelsError(
             f"labels are Z×Y×X {z}×{y}×{x}; the image is {'×'.join(map(str, spatial_shape))}",
+            path=path,
+        )
+    t, want = labels.sizes["T"], image.sizes["T"]
+    if t != want:
+        raise InvalidLabelsError(
+            f"labels have {t} time point{'s' * (t != 1)}; the image has {want}: give labels "
+            "with the image's time points (0 where a time point is not labelled)",
             path=path,
         )
     return 2 if z == 1 else 3

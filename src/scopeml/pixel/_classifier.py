@@ -3,6 +3,12 @@
 Class convention, stated once: in a label image 0 is unlabelled and ``k = 1..K`` is class ``k``;
 the classifier's output channel ``k - 1`` is the probability of class ``k`` (``classes[k - 1]``
 names it). So ``argmax`` over channels plus one gives back label values as trained.
+
+NaN and infinite pixels follow the tiling engine's rule (:func:`scopeml.tiling.kernel.mask_invalid`)
+everywhere, in training and prediction alike: such a pixel is 0 in every channel for the
+filters, so its neighbours' features stay finite, and it has no class itself (label 0,
+probability 0 for every class). The rule is per pixel, so blocks and tiles give the same result
+as one piece. In training, scribbled NaN or infinite pixels are left out with one warning.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ from scopeml.pixel._sources import (
     ImageSource,
     LabelScan,
     LabelSource,
+    _is_image,
     check_classes,
     scan_labels,
+    time_point_sources,
 )
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
@@ -126,11 +134,11 @@ class PixelClassifier:
         out = np.empty((batch.shape[0], len(self.classes), *batch.shape[2:]), np.float32)
         sources = [ImageSource(image, self.spec.spatial_dims) for image in batch]
         self._blockwise(sources, lambda x: self.forest.predict_proba(x).T, out)
-        return out
+        return out  # NaN or infinite pixels: 0 for every class
 
     def predict_labels(self, image: Any, *, cache: FeatureCache | None = None) -> np.ndarray:
         """Label image of one ``C×[Z×]Y×X`` array or one-scene :class:`Image`: values ``1..K``
-        as in training.
+        as in training, 0 where a pixel is NaN or infinite in any channel.
 
         Equal to ``argmax`` over :meth:`predict` plus one, but faster: a pixel's remaining trees
         are skipped once they cannot change its winner. A lazy image is read block by block.
@@ -148,13 +156,12 @@ class PixelClassifier:
         """
         source = ImageSource(image, self.spec.spatial_dims)
         self._check_shape((1, *source.shape))
-        labels = self._indices([source], source.spatial_shape, cache)[0]
-        labels += 1
-        return labels
+        return self._indices([source], source.spatial_shape, cache, first=1)[0]
 
     def predict_index(self, batch: np.ndarray) -> np.ndarray:
         """Most probable class index per pixel: ``N×C×[Z×]Y×X`` → ``N×[Z×]Y×X``, exactly
-        ``argmax`` over :meth:`predict` (ties to the lower index), with early stopping as in
+        ``argmax`` over :meth:`predict` (ties to the lower index; 0 where a pixel is NaN or
+        infinite, whose probabilities are all 0), with early stopping as in
         :meth:`predict_labels`. The engine uses it when it writes only labels or a mask."""
         batch = np.asarray(batch)
         self._check_shape(batch.shape)
@@ -166,9 +173,16 @@ class PixelClassifier:
         sources: Sequence[ImageSource],
         spatial: tuple[int, ...],
         cache: FeatureCache | None = None,
+        first: int = 0,
     ) -> np.ndarray:
+        """Class indices plus ``first`` (0: indices, 1: label values); 0 at NaN pixels."""
         out = np.empty((len(sources), 1, *spatial), label_dtype(len(self.classes)))
-        self._blockwise(sources, lambda x: self.forest.predict_labels(x)[None], out, cache)
+
+        def evaluate(x: np.ndarray) -> np.ndarray:
+            index = self.forest.predict_labels(x)
+            return (index + first if first else index)[None]
+
+        self._blockwise(sources, evaluate, out, cache)
         return out[:, 0]
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
@@ -188,7 +202,8 @@ class PixelClassifier:
         cache: FeatureCache | None = None,
     ) -> None:
         """Fill ``out`` (``N×K'×…``, one per source) block by block: features of the block grown
-        by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads."""
+        by the halo, then ``evaluate((P, F) features) -> (K', P)`` on its core, in threads.
+        NaN or infinite pixels are 0 for the filters and 0 in ``out`` (see the module's note)."""
         tasks, block = [], self.features.block or BLOCK[self.spec.spatial_dims]
         for n, source in enumerate(sources):
             for read, core in iter_blocks(source.spatial_shape, block, self.features.halo):
@@ -196,14 +211,18 @@ class PixelClassifier:
 
         def run(task: tuple[int, tuple[slice, ...], tuple[slice, ...]]) -> None:
             n, read, core = task
-            feats = _block_features(sources[n], read, core, self.features, cache)
+            pixels, invalid = finite_pixels(sources[n].read(read))
+            feats = _block_features(sources[n], read, core, self.features, cache, pixels)
             shape = feats.shape[1:]
             # F×P feature-major; its transpose is a (P, F) view the forest reads without a copy
             feats = np.ascontiguousarray(feats).reshape(len(feats), -1)
             target = tuple(
                 slice(r.start + c.start, r.start + c.stop) for r, c in zip(read, core, strict=True)
             )
-            out[(n, slice(None), *target)] = evaluate(feats.T).reshape(-1, *shape)
+            result = evaluate(feats.T).reshape(-1, *shape)
+            if invalid is not None:
+                result[:, invalid[core]] = 0
+            out[(n, slice(None), *target)] = result
 
         _map(run, tasks, self.n_jobs)
 
@@ -244,9 +263,16 @@ def train_classifier(
     ----------
     image
         ``C×[Z×]Y×X`` array (channel axis always present) or an :class:`~scopeml.io.Image`;
-        or a list of them, paired with a list of label images.
+        or a list of them, paired with a list of label images. An ``Image`` with several time
+        points (or scenes) trains on every time point that has labels: features are computed
+        per time point (filters never mix them), and time points without labels are skipped
+        (their labels are read, never their pixels).
     labels
-        Integer label image(s) of the spatial shape: 0 unlabelled, ``1..K`` classes.
+        Integer label image(s) of the spatial shape: 0 unlabelled, ``1..K`` classes. For an
+        ``Image`` with several time points: an ``Image`` with the same time points (and
+        scenes), or an array ``T×[Z×]Y×X`` (``S×T×[Z×]Y×X``); 0 on the time points not
+        labelled. NaN or infinite scribbled pixels are left out with one warning (their
+        neighbours see them as 0, as in prediction).
     features
         Preset name, spec string (``"gaussian_smoothing:1,3.5;…"``) or FeatureSet.
     classes
@@ -276,18 +302,23 @@ def train_classifier(
     fs = parse_features(features)
     if spatial_dims is None:
         spatial_dims = _infer_dims(pairs[0][0])
-    sources = _sources(pairs, spatial_dims)
+    sources, groups = _sources(pairs, spatial_dims)
     in_channels = sources[0][0].shape[0]
+    block = fs.block or BLOCK[spatial_dims]
+    scans = [
+        scan_labels(lab, im.spatial_shape, classes, block, fs.halo, empty_ok=len(group) > 1)
+        for group in groups
+        for im, lab in (sources[i] for i in group)
+    ]
+    sources, groups, scans = _labelled_only(sources, groups, scans)
     if hasattr(fs, "fit"):  # deep features: input range from the training images, network hash
         fs = fs.fit(
             im.read(r) for im, _ in sources for r, _ in iter_blocks(im.spatial_shape, 1024, 0)
         )
-    block = fs.block or BLOCK[spatial_dims]
-    scans = [scan_labels(lab, im.spatial_shape, classes, block, fs.halo) for im, lab in sources]
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
     used = sorted(set().union(*(scan.values for scan in scans)))
-    check_classes(used, n_classes, sources[0][1].path if len(sources) == 1 else None)
-    x, y, counts = _training_set(sources, scans, fs, n_jobs, n_classes, cache)
+    check_classes(used, n_classes, _one_path(lab.path for _, lab in sources))
+    x, y, counts = _training_set(sources, groups, scans, fs, n_jobs, n_classes, cache)
     forest, importances = fit_forest(
         x,
         y,
@@ -320,33 +351,76 @@ def train_classifier(
     )
 
 
-def _sources(pairs: list[tuple[Any, Any]], spatial_dims: int) -> list[tuple[Any, Any]]:
-    """Image and label sources for each pair; every image must have image 0's channels."""
-    sources = [(ImageSource(im, spatial_dims), LabelSource(lab, spatial_dims)) for im, lab in pairs]
+def _sources(
+    pairs: list[tuple[Any, Any]], spatial_dims: int
+) -> tuple[list[tuple[ImageSource, LabelSource]], list[list[int]]]:
+    """Image and label sources, one per time point of an image with several, and, per pair
+    given, the indices of its sources; every image must have image 0's channels."""
+    sources: list[tuple[ImageSource, LabelSource]] = []
+    groups: list[list[int]] = []
+    for im, lab in pairs:
+        if _is_image(im) and im.shape[0] * im.shape[1] > 1:
+            found = time_point_sources(im, lab, spatial_dims)
+        else:
+            found = [(ImageSource(im, spatial_dims), LabelSource(lab, spatial_dims))]
+        groups.append(list(range(len(sources), len(sources) + len(found))))
+        sources += found
     in_channels = sources[0][0].shape[0]
-    for index, (im, _) in enumerate(sources):
+    for index, group in enumerate(groups):
+        im = sources[group[0]][0]
         if im.shape[0] != in_channels:
             raise InvalidImageError(
                 f"image {index} has {im.shape[0]} channels; image 0 has {in_channels}",
                 path=im.path,
             )
-    return sources
+    return sources, groups
+
+
+def _labelled_only(
+    sources: list[tuple[ImageSource, LabelSource]], groups: list[list[int]], scans: list[LabelScan]
+) -> tuple[list[tuple[ImageSource, LabelSource]], list[list[int]], list[LabelScan]]:
+    """Drop the time points without labels (scanned with ``empty_ok``); a series with none
+    labelled at all is refused, as a single unlabelled image is by its scan."""
+    kept_sources, kept_groups, kept_scans = [], [], []
+    for group in groups:
+        labelled = [i for i in group if scans[i].blocks]
+        if not labelled:
+            labels = sources[group[0]][1]
+            raise InvalidLabelsError(
+                f"no pixel is labelled in any of the {len(group)} time points (all labels are 0)",
+                path=labels.path,
+            )
+        kept_groups.append(list(range(len(kept_sources), len(kept_sources) + len(labelled))))
+        kept_sources += [sources[i] for i in labelled]
+        kept_scans += [scans[i] for i in labelled]
+    return kept_sources, kept_groups, kept_scans
+
+
+def _one_path(paths: Iterable[Any]) -> Any:
+    """The path all sources share (one file, or one series), else ``None``."""
+    found = set(paths)
+    return found.pop() if len(found) == 1 else None
 
 
 def _training_set(
-    sources: list[tuple[Any, Any]],
-    scans: list[Any],
+    sources: list[tuple[ImageSource, LabelSource]],
+    groups: list[list[int]],
+    scans: list[LabelScan],
     fs: Any,
     n_jobs: int,
     n_classes: int,
     cache: FeatureCache | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features ``x`` (N, F), labels ``y`` and pixels per class (every class occurs: the label
-    scans were checked by :func:`~scopeml.pixel._sources.check_classes`)."""
+    scans were checked by :func:`~scopeml.pixel._sources.check_classes`). Images (all time
+    points of one together) in order, each in raster order."""
     samples = [
         _sample_features(im, lab, scan, fs, n_jobs, cache)
         for (im, lab), scan in zip(sources, scans, strict=True)
     ]
+    for group in groups:  # one warning per image given, whatever its time points
+        counts = [sum(samples[i][2][k] for i in group) for k in range(3)]
+        _check_finite(*counts, sources[group[0]][0])
     # feature-major F×N, so x.T is the column-major (N, F) float32 array the tree builder
     # reads fastest (it scans one feature of many samples at a time; ~7% faster at 84k samples)
     x = np.concatenate([s[0] for s in samples], axis=1).T
@@ -355,9 +429,9 @@ def _training_set(
     if not counts.all():  # every class had labels: those left out were NaN or infinite
         empty = [str(k + 1) for k in np.flatnonzero(counts == 0)]
         raise InvalidImageError(
-            f"class {', '.join(empty)}: every labelled pixel is NaN or infinite or within the "
-            f"features' reach ({fs.halo} px) of such a pixel; label it where the image has values",
-            path=sources[0][0].path if len(sources) == 1 else None,
+            f"class {', '.join(empty)}: every labelled pixel is NaN or infinite; label it "
+            "where the image has values",
+            path=_one_path(im.path for im, _ in sources),
         )
     return x, y, counts
 
@@ -405,26 +479,28 @@ def _sample_features(
     fs: FeatureSet,
     n_jobs: int,
     cache: FeatureCache | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """Features (``F×N``) and labels (``N``) of the labelled pixels, computed only in the blocks
-    that hold some, in raster order (so the forest does not depend on the block size).
+    that hold some, in raster order (so the forest does not depend on the block size), and
+    ``(labelled, left out, left out for being NaN or infinite)`` pixel counts.
 
-    Labelled pixels whose features are NaN or infinite (a NaN or infinite pixel within the
-    halo) are left out, with one warning that counts them; an image whose labelled pixels are
-    all left out is refused, naming it.
+    A NaN or infinite pixel is 0 in every channel for the filters (the engine's rule, as in
+    prediction); labelled ones are left out, and so is any labelled pixel whose features are
+    still not finite (finite pixels too large for float32 filters).
     """
 
     def run(task: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
         read, core, target = task
         block_labels = labels.read(target)
         mask = block_labels > 0
-        pixels = image.read(read)
+        pixels, invalid = finite_pixels(image.read(read))
         feats = _block_features(image, read, core, fs, cache, pixels)[:, mask]
-        bad_pixels = 0
-        if pixels.dtype.kind == "f":
-            at = pixels[(slice(None), *core)][:, mask]
-            bad_pixels = int(np.count_nonzero(~np.isfinite(at).all(axis=0)))
         keep = np.isfinite(feats).all(axis=0)
+        bad_pixels = 0
+        if invalid is not None:
+            bad = invalid[core][mask]
+            bad_pixels = int(np.count_nonzero(bad))
+            keep &= ~bad
         where = [w[keep] for w in np.nonzero(mask)]
         index = np.ravel_multi_index(
             [w + t.start for w, t in zip(where, target, strict=True)], labels.shape
@@ -436,35 +512,49 @@ def _sample_features(
     x = np.concatenate([p[0] for p in parts], axis=1)[:, order]
     y = np.concatenate([p[1] for p in parts])[order]
     labelled = sum(p[4] for p in parts)
-    _check_finite(labelled, labelled - len(y), sum(p[3] for p in parts), fs.halo, image.path)
-    return x, y
+    return x, y, (labelled, labelled - len(y), sum(p[3] for p in parts))
 
 
-def _check_finite(labelled: int, dropped: int, bad_pixels: int, halo: int, path: Any) -> None:
-    """Refuse an image whose labelled pixels all have non-finite features; warn once when some
-    are left out."""
+def finite_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The engine's rule for NaN and infinite pixels (:func:`scopeml.tiling.kernel.mask_invalid`),
+    keeping the dtype: a pixel non-finite in any channel becomes 0 in every channel. Returns the
+    pixels and the ``[Z×]Y×X`` mask of those replaced (``None`` when none were).
+
+    Examples
+    --------
+    >>> block, invalid = finite_pixels(np.array([[1.0, np.nan], [2.0, 3.0]]))
+    >>> block.tolist(), invalid.tolist()
+    ([[1.0, 0.0], [2.0, 0.0]], [False, True])
+    """
+    if pixels.dtype.kind not in "fc":
+        return pixels, None  # integers are always finite
+    invalid = ~np.isfinite(pixels).all(axis=0)
+    if not invalid.any():
+        return pixels, None
+    return np.where(invalid, pixels.dtype.type(0), pixels), invalid
+
+
+def _check_finite(labelled: int, dropped: int, bad_pixels: int, image: ImageSource) -> None:
+    """Refuse an image whose labelled pixels are all left out; warn once when some are."""
     if not dropped:
         return
+    path = image.path
     if bad_pixels == labelled:
         raise InvalidImageError(
             f"all {labelled} labelled pixels are NaN or infinite; label pixels with values",
             path=path,
         )
-    near = [f"{bad_pixels} are NaN or infinite"] if bad_pixels else []
+    why = [f"{bad_pixels} are NaN or infinite"] if bad_pixels else []
     if dropped > bad_pixels:
-        near.append(f"{dropped - bad_pixels} lie within {halo} px of a NaN or infinite pixel")
-    near = ", ".join(near)
+        why.append(f"{dropped - bad_pixels} have features too large for float32")
+    why = ", ".join(why)
     if dropped == labelled:
-        raise InvalidImageError(
-            f"no labelled pixel has finite features: of {labelled}, {near}",
-            path=path,
-        )
+        raise InvalidImageError(f"no labelled pixel can be used: of {labelled}, {why}", path=path)
     where = f"{path}: " if path else ""
     warnings.warn(
-        f"{where}{dropped} of {labelled} labelled pixels left out of training: their features "
-        f"are NaN or infinite ({near})",
+        f"{where}{dropped} of {labelled} labelled pixels left out of training ({why})",
         UserWarning,
-        stacklevel=6,  # train_classifier's caller
+        stacklevel=4,  # train_classifier's caller
     )
 
 

@@ -49,15 +49,18 @@ class ImageSource:
     ((1, 4, 6), [[[6, 7, 8]]])
     """
 
-    def __init__(self, image: Any, spatial_dims: int) -> None:
+    def __init__(self, image: Any, spatial_dims: int, at: tuple[int, int] | None = None) -> None:
         self.path = getattr(image, "path", None)
         self.spatial_dims = spatial_dims
+        #: ``(scene, time point)`` read of an :class:`Image` with several (``None``: the one)
+        self.at = at
         if _is_image(image):
             s, t, c, z, y, x = image.shape
-            if s != 1 or t != 1:
+            if at is None and (s != 1 or t != 1):
                 raise InvalidImageError(
-                    f"image has {s} scenes and {t} time points; train on one of each "
-                    "(open_image(path, scene=N), or --scene N)",
+                    f"image has {s} scenes and {t} time points; give one scene "
+                    "(open_image(path, scene=N), or --scene N), or train_classifier the whole "
+                    "image, which pairs each time point with its labels",
                     path=self.path,
                 )
             if spatial_dims == 2 and z != 1:
@@ -84,11 +87,20 @@ class ImageSource:
         """All channels of a spatial region, as numpy."""
         if self._array is not None:
             return np.asarray(self._array[(slice(None), *region)])
+        s, t = self.at or (0, 0)
         if self.spatial_dims == 3:
             z, y, x = region
-            return self._image.read(Z=z, Y=y, X=x)[0, 0]
+            return self._image.read(S=s, T=t, Z=z, Y=y, X=x)[0, 0]
         y, x = region
-        return self._image.read(Y=y, X=x)[0, 0, :, 0]
+        return self._image.read(S=s, T=t, Y=y, X=x)[0, 0, :, 0]
+
+    @property
+    def where(self) -> str:
+        """``"time point 20"`` (``"scene 1, time point 20"``) for one of several; else ``""``."""
+        if self.at is None:
+            return ""
+        s, t = self.at
+        return f"scene {s}, time point {t}" if self._image.shape[0] > 1 else f"time point {t}"
 
 
 class LabelSource:
@@ -98,12 +110,19 @@ class LabelSource:
     may come as a 6-D image with one Z plane.
     """
 
-    def __init__(self, labels: Any, spatial_dims: int) -> None:
+    def __init__(self, labels: Any, spatial_dims: int, at: tuple[int, int] | None = None) -> None:
         self.path = getattr(labels, "path", None)
         self.spatial_dims = spatial_dims
+        self.at = at  # (scene, time point) of an Image with several, as ImageSource's
         if _is_image(labels):
             s, t, c, z, y, x = labels.shape
-            if s * t * c != 1:
+            if at is not None and c != 1:
+                raise InvalidLabelsError(
+                    f"labels have {c} channels; labels must be one channel of class values "
+                    "(0 = unlabelled, 1..K = class)",
+                    path=self.path,
+                )
+            if at is None and s * t * c != 1:
                 hint = (
                     f"labels have {c} channels (a colour image?); labels must be one channel of "
                     "class values (0 = unlabelled, 1..K = class), e.g. a grey 8-bit TIFF"
@@ -123,9 +142,90 @@ class LabelSource:
     def read(self, region: tuple[slice, ...]) -> np.ndarray:
         if self._array is not None:
             return np.asarray(self._array[region])
+        s, t = self.at or (0, 0)
         if len(region) == 2:
-            return self._image.read(Y=region[0], X=region[1])[0, 0, 0, 0]
-        return self._image.read(Z=region[0], Y=region[1], X=region[2])[0, 0, 0]
+            return self._image.read(S=s, T=t, Y=region[0], X=region[1])[0, 0, 0, 0]
+        return self._image.read(S=s, T=t, Z=region[0], Y=region[1], X=region[2])[0, 0, 0]
+
+
+class _Part:
+    """``array[index]`` of a labels array with leading scene/time axes, read lazily: only the
+    regions asked for are sliced (a zarr or dask array is not loaded whole)."""
+
+    def __init__(self, array: Any, index: tuple[int, ...]) -> None:
+        self.array, self.index = array, index
+        self.path = getattr(array, "path", None)
+        self.shape = tuple(int(n) for n in array.shape[len(index) :])
+        self.dtype = array.dtype
+
+    def __getitem__(self, region: tuple[slice, ...]) -> np.ndarray:
+        return np.asarray(self.array[(*self.index, *region)])
+
+
+def time_point_sources(
+    image: Any, labels: Any, spatial_dims: int
+) -> list[tuple[ImageSource, LabelSource]]:
+    """One ``(ImageSource, LabelSource)`` per scene and time point of an :class:`Image` with
+    several, each time point's image paired with the labels of that time point.
+
+    ``labels``: an :class:`Image` with the same scenes and time points (one channel), or an
+    array ``T×[Z×]Y×X`` (one scene), ``S×T×[Z×]Y×X`` or ``S×T×1×Z×Y×X``. Nothing is read here;
+    a time point without labels costs one pass over its labels when they are scanned.
+
+    Examples
+    --------
+    >>> from scopeml.io.image import Image
+    >>> image = Image(np.zeros((1, 3, 1, 1, 4, 4), np.float32))
+    >>> pairs = time_point_sources(image, np.zeros((3, 4, 4), np.uint8), 2)
+    >>> [(im.where, lab.shape) for im, lab in pairs]
+    [('time point 0', (4, 4)), ('time point 1', (4, 4)), ('time point 2', (4, 4))]
+    """
+    s, t, _, z, y, x = image.shape
+    spatial = (y, x) if spatial_dims == 2 else (z, y, x)
+    steps = [(a, b) for a in range(s) for b in range(t)]
+    path = getattr(labels, "path", None)
+    want = f"{s} scene{'s' * (s != 1)} and {t} time point{'s' * (t != 1)}"
+    given = tuple(getattr(labels, "shape", None) or np.shape(labels))
+    scenes = given[0] == s if _is_image(labels) else len(given) >= 2 + spatial_dims
+    if s > 1 and not scenes:
+        raise InvalidImageError(
+            f"image has {want}; give one scene (open_image(path, scene=N), or --scene N), or "
+            "labels with its scenes and time points",
+            path=getattr(image, "path", None),
+        )
+    if _is_image(labels):
+        if tuple(labels.shape[:2]) != (s, t):
+            raise InvalidLabelsError(
+                f"labels have {labels.shape[0]} scene(s) and {labels.shape[1]} time point(s); "
+                f"the image has {want}: give labels with the image's time points (0 where a "
+                "time point is not labelled)",
+                path=path,
+            )
+        return [
+            (ImageSource(image, spatial_dims, at), LabelSource(labels, spatial_dims, at))
+            for at in steps
+        ]
+    array = labels if _is_array(labels) else np.asarray(labels)
+    shape = tuple(int(n) for n in array.shape)
+    if s == 1 and shape == (t, *spatial):
+        parts = [_Part(array, (b,)) for _, b in steps]
+    elif shape == (s, t, *spatial):
+        parts = [_Part(array, at) for at in steps]
+    elif shape == (s, t, 1, z, y, x):
+        parts = [_Part(array, (*at, 0) if spatial_dims == 3 else (*at, 0, 0)) for at in steps]
+    else:
+        axes = "×".join("ZYX"[3 - spatial_dims :])
+        raise InvalidLabelsError(
+            f"labels have shape {shape}; the image has {want}: give labels "
+            f"{'T×' if s == 1 else 'S×T×'}{axes} "
+            f"{(t, *spatial) if s == 1 else (s, t, *spatial)} (0 where a time point is not "
+            "labelled)",
+            path=path,
+        )
+    return [
+        (ImageSource(image, spatial_dims, at), LabelSource(part, spatial_dims))
+        for at, part in zip(steps, parts, strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -147,6 +247,8 @@ def scan_labels(
     block: int,
     halo: int,
     max_classes: int | None = None,
+    *,
+    empty_ok: bool = False,
 ) -> LabelScan:
     """Check a label image and find the blocks (of :func:`iter_blocks`) that hold labels.
 
@@ -154,7 +256,8 @@ def scan_labels(
     file is not decompressed once per small block. Raises :class:`InvalidLabelsError`, naming
     the label file, for a wrong shape or dtype, negative or fractional values, more classes
     than named (or than ``max_classes``, default :data:`MAX_CLASSES`, when none are named: as
-    soon as the region that shows it is read), or no labelled pixel.
+    soon as the region that shows it is read), or no labelled pixel (unless ``empty_ok``: a
+    time point of a series that was not labelled gives ``top`` 0 and no blocks).
     """
     limit = class_limit(classes, max_classes)
     check_shape(labels.shape, spatial_shape, labels.path)
@@ -182,6 +285,8 @@ def scan_labels(
             inside = zip(target, origin, strict=True)
             if np.any(region[tuple(slice(t.start - o, t.stop - o) for t, o in inside)]):
                 blocks.append((read, core, target))
+    if top == 0 and empty_ok:
+        return LabelScan(0, [], ())
     check_top(top, classes, labels.path)
     return LabelScan(top, blocks, tuple(int(v) for v in np.flatnonzero(seen[1:]) + 1))
 
