@@ -977,7 +977,6 @@ def train_pixel_classifier(
     >>> clf.spec.classes, clf.predict(image[None]).argmax(1)[0, 8, 8].item()
     (('bg', 'cell'), 1)
     """
-    from scopeml.objects.images import StackView
     from scopeml.pixel import train_classifier
     from scopeml.progress import ProgressEvent, as_progress
 
@@ -995,14 +994,8 @@ def train_pixel_classifier(
         from scopeml.errors import InvalidLabelsError
         from scopeml.objects.images import check_same_sizes
 
-        stacks = _as_label_image(labels)
-        check_same_sizes(image, stacks, "labels", "the image", InvalidLabelsError)
-        pairs = [
-            (StackView(image, scene=s, time=t, channel=None),
-             StackView(stacks, scene=s, time=t))
-            for s in range(image.sizes["S"]) for t in range(image.sizes["T"])
-        ]  # fmt: skip
-        images, targets = [p[0] for p in pairs], [p[1] for p in pairs]
+        targets = _as_label_image(labels)  # train_classifier pairs the time points
+        check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
     report(ProgressEvent("train", 0, 1, unit="step"))
     classifier = train_classifier(
         images,
