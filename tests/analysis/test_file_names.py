@@ -128,3 +128,45 @@ def test_same_file_name_folds_case_and_unicode_forms() -> None:
     assert same_file_name(["\u00e9", "e\u0301"]) == (0, 1)  # é, e + combining acute
     assert same_file_name(["cell", "cells", "cell_1"]) is None
     assert same_file_name([]) is None
+
+
+def test_a_channel_name_becomes_a_plot_file_name_inside_summary(tmp_path: Path) -> None:
+    """A channel's name comes from the image (untrusted): in a summary plot's file name its
+    other characters than letters, digits, _ - . are _, so a name holding ``/`` or ``..``
+    writes no file outside ``summary/`` (it wrote ``../../escaped.png`` above the results)."""
+    import numpy as np
+    import tifffile
+
+    from scopeml.analysis.runner import run_analysis
+
+    pixels = np.zeros((1, 48, 48), np.uint16)
+    pixels[0, 10:20, 10:20] = 1000
+    channel = "x/../../../escaped"
+    image = tmp_path / "a.ome.tif"
+    tifffile.imwrite(
+        image, pixels, ome=True, metadata={"axes": "CYX", "Channel": {"Name": [channel]}}
+    )
+    blob = {"name": "blob", "segmenter": {"kind": "threshold", "channel": channel}}
+    settings = parse_settings({"version": 1, "channels": [channel], "classes": [blob]})
+    result = run_analysis(settings, [image], tmp_path / "out" / "results")
+    assert result.counts == {"a": {"blob": 1}}
+    assert not list(tmp_path.rglob("escaped*.png"))
+    summary = tmp_path / "out" / "results" / "summary"
+    plots = sorted(p.name for p in summary.iterdir() if "intensity" in p.name)
+    assert plots == ["blob_intensity_mean_x_.._.._.._escaped.png",
+                     "blob_intensity_mean_x_.._.._.._escaped_per_image.png"]  # fmt: skip
+    assert (
+        "summary/blob_intensity_mean_x_.._.._.._escaped.png"
+        in (summary.parent / "index.html").read_text()
+    )
+
+
+def test_channels_whose_plot_file_names_are_one_are_refused() -> None:
+    blob = {"name": "n", "segmenter": {"kind": "threshold", "channel": "GFP_RFP"}}
+    data = {"version": 1, "channels": ["GFP/RFP", "GFP_RFP"], "classes": [blob]}
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(data)
+    message = str(caught.value)
+    assert message.startswith("<settings>: channels[1]: class 'n' measures channels 'GFP/RFP' and")
+    assert "would be one file (n_intensity_mean_GFP_RFP.png" in message
+    assert same_file_name(["GFP/RFP", "gfp_rfp", "GFP RFP"]) == (0, 1)

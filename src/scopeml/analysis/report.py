@@ -34,7 +34,7 @@ import pandas as pd
 
 from scopeml.analysis.charts import bar_chart, box_chart, histogram
 from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
-from scopeml.analysis.settings import AnalysisSettings
+from scopeml.analysis.settings import AnalysisSettings, file_name_part
 from scopeml.io.replace import atomic_write, write_atomically
 
 __all__ = ["axis_title", "write_report"]
@@ -361,14 +361,14 @@ def _plots(
         if column in found.histograms:
             bins, edges = found.histograms[column]
             title = f"{name}: {quantity.split(' (')[0]} ({int(bins.sum())} objects, all images)"
-            file = folder / f"{name}_{column}.png"
+            file = folder / f"{name}_{file_name_part(column)}.png"  # a channel: untrusted
             histogram(bins, edges, file, title=title, x_title=quantity,
                       y_title=f"{name} objects", colour=colour)  # fmt: skip
             plots.append((title, f"summary/{file.name}"))
         boxes = stats[[f"{column}_{k}" for k in PERCENTILES]].to_numpy(float)
         for part, suffix, note in _pages(len(images)):
             title = f"{name}: {quantity.split(' (')[0]} per image{note}"
-            file = folder / f"{name}_{column}_per_image{suffix}.png"
+            file = folder / f"{name}_{file_name_part(column)}_per_image{suffix}.png"
             box_chart(images[part], boxes[part], file, title=title, y_title=quantity,
                       colour=colour)  # fmt: skip
             plots.append((title, f"summary/{file.name}"))

@@ -407,13 +407,22 @@ class AnalysisSettings(_Strict):
                 fix = f"list the channels to measure in classes[{index}].measurements.intensity"
             else:
                 loc, fix = ("classes", index, "measurements", "intensity", second), "measure one"
-            raise _TreeError(
-                f"channel {b!r} is measured twice in class {cls.name!r}" if a == b
-                else f"class {cls.name!r} measures channels {a!r} and {b!r}, which differ only "
-                f"in case: their summary plots ({cls.name}_intensity_mean_{a}.png, "
-                f"…_{b}.png) are one file on macOS and Windows; {fix}",
-                loc,
-            )  # fmt: skip
+            plot = f"{cls.name}_intensity_mean_{file_name_part(a)}.png"
+            if a == b:
+                problem = f"channel {b!r} is measured twice in class {cls.name!r}"
+            elif file_name_part(a) == file_name_part(b):
+                problem = (
+                    f"class {cls.name!r} measures channels {a!r} and {b!r}, whose summary plots "
+                    f"would be one file ({plot}: a file name has _ for other characters than "
+                    f"letters, digits, _ - .); {fix}"
+                )
+            else:
+                problem = (
+                    f"class {cls.name!r} measures channels {a!r} and {b!r}, which differ only "
+                    f"in case: their summary plots ({plot}, …_{file_name_part(b)}.png) are one "
+                    f"file on macOS and Windows; {fix}"
+                )
+            raise _TreeError(problem, loc)
 
     def ordered(self) -> list[ClassSettings]:
         """The classes with every parent before its children."""
@@ -452,10 +461,26 @@ _WINDOWS_DEVICES = frozenset(
 )
 
 
+def file_name_part(name: str) -> str:
+    """``name`` (a channel's, from an image's metadata: untrusted) as it goes into a result
+    file's name: in Unicode's composed form (NFC), every character other than a letter, a
+    digit, ``_``, ``-`` or ``.`` made ``_``, so no name reaches another folder (``/``, ``\\``)
+    or holds a character Windows refuses.
+
+    Examples
+    --------
+    >>> file_name_part("GFP/RFP"), file_name_part("../../x"), file_name_part("Alexa 488")
+    ('GFP_RFP', '.._.._x', 'Alexa_488')
+    """
+    return "".join(
+        c if c.isalnum() or c in "_-." else "_" for c in unicodedata.normalize("NFC", name)
+    )
+
+
 def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
-    """The indices of the first two of ``names`` that would name one file on a file system
-    that ignores case (macOS and Windows by default; macOS also Unicode normalisation), or
-    ``None``. Equal names count as such a pair too.
+    """The indices of the first two of ``names`` that would name one file (as
+    :func:`file_name_part`) on a file system that ignores case (macOS and Windows by default;
+    macOS also Unicode normalisation), or ``None``. Equal names count as such a pair too.
 
     Examples
     --------
@@ -466,7 +491,7 @@ def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
     """
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
-        key = unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+        key = unicodedata.normalize("NFC", file_name_part(name).casefold())
         if key in seen:
             return seen[key], index
         seen[key] = index
