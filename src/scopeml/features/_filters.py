@@ -61,8 +61,8 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
     """
     fs = parse_features(features)
     image = np.asarray(image)
-    # NaN or infinite pixels give NaN or infinite features near them, quietly: training leaves
-    # those pixels out with one warning of its own, segmenting replaces them before
+    # NaN or infinite pixels give NaN or infinite features near them, quietly: the classifier
+    # (training and prediction) and the engine replace them by 0 before (tiling.kernel.mask_invalid)
     with np.errstate(invalid="ignore", over="ignore"):
         return _compute(image, fs)
 
