@@ -956,8 +956,9 @@ def train_pixel_classifier(
 
     ``image`` and ``labels`` are files, ``Image`` objects or arrays (pixels as in
     :func:`segment`: ``Y×X``, ``C×Y×X``, ``C×Z×Y×X`` or ``S×T×C×Z×Y×X``; labels
-    ``[Z×]Y×X``). An image with several scenes or time points trains on all of them, with
-    labels of the same sizes. ``colors`` (``"#rrggbb"`` per class, default a fixed
+    ``[Z×]Y×X``). An image with several scenes or time points trains on every one that has
+    labels (the others are not read), with labels of the same sizes (an array:
+    ``T×[Z×]Y×X``, ``S×T×[Z×]Y×X`` or 6-D). ``colors`` (``"#rrggbb"`` per class, default a fixed
     palette) are kept with the classes in the saved container, for viewers to show them.
     The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
     ``.save()`` it.
@@ -990,11 +991,12 @@ def train_pixel_classifier(
         labels = open_image(labels)
     images: Any = image
     targets: Any = labels
-    if image.sizes["S"] * image.sizes["T"] > 1:
+    if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
         from scopeml.errors import InvalidLabelsError
         from scopeml.objects.images import check_same_sizes
 
-        targets = _as_label_image(labels)  # train_classifier pairs the time points
+        # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
+        targets = _as_label_image(labels)
         check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
     report(ProgressEvent("train", 0, 1, unit="step"))
     classifier = train_classifier(
