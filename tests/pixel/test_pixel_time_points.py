@@ -138,3 +138,18 @@ def test_cli_trains_a_tcyx_series_with_napari_s_plain_label_tiff(tmp_path, capsy
     )
     with open_image(plain) as read:  # read alone, the pages are planes (with a warning)
         assert read.sizes["Z"] == T
+
+
+def test_the_facade_trains_a_series_with_labels_as_array_or_file(tmp_path):
+    sm = pytest.importorskip("scopeml.api")
+    frames, truths, inside = series()
+    labels = scribbles(truths)
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, frames[:, 0], imagej=True, metadata={"axes": "TYX"})
+    marks = tmp_path / "marks.tif"
+    tifffile.imwrite(marks, labels, imagej=True, metadata={"axes": "TYX"})
+    counts = [int(np.count_nonzero(labels == k)) for k in (1, 2, 3)]
+    for given in (labels, marks):  # frames 1..19 without scribbles are skipped, not refused
+        clf = sm.train_pixel_classifier(movie, given, features=FEATURES, n_estimators=10)
+        assert clf.info["samples_per_class"] == counts
+        assert np.mean(clf.predict_labels(frames[10])[inside] == 3) > 0.9
