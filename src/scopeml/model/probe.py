@@ -9,6 +9,10 @@ process whose address space is capped (``RLIMIT_AS``) at what it had after loadi
 plus the memory limit (and 256 MiB of slack): a graph whose allocations depend on pixel
 values, which shape inference cannot size, fails to allocate there instead of exhausting the
 machine. The parent kills the child a minute after the budget, should one kernel not return.
+
+:func:`run_isolated` runs a given input (a bioimage.io package's test input, which
+``model validate`` checks) under the same bounds: its tensors sized first, then the capped
+child, the input and output passed as ``.npy`` files.
 """
 
 from __future__ import annotations
@@ -109,32 +113,94 @@ def probe_model(
     limit = resolve_memory_limit(memory_limit)
     spec = model_spec(container)
     spatial = probe_spatial_shape(spec)
-    graph_input = (1, *spatial, spec.in_channels)
+    batch_shape = (1, spec.in_channels, *spatial)
+    what = f"a {'×'.join(map(str, spatial))} probe tile"
+    name, size = _check_tensor_sizes(container, batch_shape, limit, what)
+    can_isolate = sys.platform.startswith("linux")  # RLIMIT_AS and /proc/self/status
+    if isolated and can_isolate and container.path is not None and container.path.is_file():
+        output_shape = _run_in_child(container.path, batch_shape, None, time_budget, limit, what)
+    else:
+        zeros = np.zeros(batch_shape, np.float32)
+        output_shape = _run(container, zeros, time_budget, limit, finite=True).shape
+    return ProbeResult(batch_shape, tuple(output_shape), name, size)
+
+
+def run_isolated(
+    path: str | PathLike[str],
+    batch: np.ndarray,
+    *,
+    time_budget: float | None = None,
+    memory_limit: int | None = None,
+    what: str | None = None,
+) -> np.ndarray:
+    """Run the model file ``path`` on ``batch`` (``N×C×[Z×]Y×X``) under the probe's bounds.
+
+    As :func:`probe_model` runs its zero tile: shape inference first sizes every tensor the
+    graph would make for ``batch``'s shape (one over the memory limit refuses the run, nothing
+    allocated), then the run takes place in a child process whose address space is capped at
+    what it had after loading the model and ``batch`` plus the memory limit (and 256 MiB of
+    slack), under the time budget. ``batch`` goes to the child and the output comes back
+    through ``.npy`` files in a temporary folder. Off Linux it runs here, bounded by the
+    shape check only. ``what`` names the input in errors (default: "a A×B input").
+
+    Raises
+    ------
+    InvalidContainerError
+        A tensor over the memory limit (inferred), or an allocation past the cap.
+    ModelTimeoutError
+        The run went past the time budget (it is stopped).
+    IncompatibleModelError
+        The graph fails on ``batch``.
+
+    Examples
+    --------
+    >>> from scopeml.model.testing import tiny_czann
+    >>> run_isolated(tiny_czann(), np.zeros((1, 1, 40, 40), np.float32), time_budget=10).shape
+    (1, 2, 40, 40)
+    """
+    import tempfile
+
+    container = read_container(path)
+    limit = resolve_memory_limit(memory_limit)
+    batch = np.ascontiguousarray(batch, np.float32)
+    what = what or f"a {'×'.join(map(str, batch.shape[2:]))} input"
+    _check_tensor_sizes(container, batch.shape, limit, what)
+    if not sys.platform.startswith("linux"):
+        return _run(container, batch, time_budget, limit)
+    with tempfile.TemporaryDirectory(prefix="scopeml-run-") as folder:
+        files = (Path(folder) / "input.npy", Path(folder) / "output.npy")
+        np.save(files[0], batch, allow_pickle=False)
+        _run_in_child(Path(path), batch.shape, files, time_budget, limit, what)
+        return np.load(files[1], allow_pickle=False)
+
+
+def _check_tensor_sizes(
+    container: Container, batch_shape: tuple[int, ...], limit: int, what: str
+) -> tuple[str | None, int]:
+    """The largest tensor the graph makes for a ``batch_shape`` input (shape inference on the
+    graph without its weights); refused when over ``limit``, before anything is allocated."""
+    graph_input = (batch_shape[0], *batch_shape[2:], batch_shape[1])
     skeleton = graph_skeleton(container.onnx_bytes, path=container.path)
     name, size = largest_tensor(skeleton, graph_input)
     if size > limit:
         raise InvalidContainerError(
-            f"the graph would make tensor {name!r} of {size / 2**30:.2f} GiB for a "
-            f"{'×'.join(map(str, spatial))} probe tile; the limit is {limit / 2**30:.2f} GiB "
-            f"(--memory-limit or {MEMORY_LIMIT_ENV})",
+            f"the graph would make tensor {name!r} of {size / 2**30:.2f} GiB for {what}; "
+            f"the limit is {limit / 2**30:.2f} GiB (--memory-limit or {MEMORY_LIMIT_ENV})",
             path=container.path,
         )
-    batch_shape = (1, spec.in_channels, *spatial)
-    can_isolate = sys.platform.startswith("linux")  # RLIMIT_AS and /proc/self/status
-    if isolated and can_isolate and container.path is not None and container.path.is_file():
-        output_shape = _probe_in_child(container.path, batch_shape, time_budget, limit)
-    else:
-        output_shape = _probe(container, batch_shape, time_budget, limit)
-    return ProbeResult(batch_shape, output_shape, name, size)
+    return name, size
 
 
-def _probe(
+def _run(
     container: Container | str,
-    batch_shape: tuple[int, ...],
+    batch: np.ndarray,
     time_budget: float | None,
     memory_limit: int,
     cap_memory: bool = False,
-) -> tuple[int, ...]:
+    finite: bool = False,
+) -> np.ndarray:
+    """The model's output on ``batch``; ``cap_memory`` caps this process's address space once
+    the model is loaded; ``finite`` refuses non-finite values (a zero probe's check)."""
     model = load_model(
         container,
         providers=["CPUExecutionProvider"],
@@ -143,12 +209,12 @@ def _probe(
     )
     if cap_memory:
         _cap_address_space(memory_limit + SLACK_BYTES)
-    result = model.predict(np.zeros(batch_shape, np.float32))
-    if not np.all(np.isfinite(result)):
+    result = model.predict(batch)
+    if finite and not np.all(np.isfinite(result)):
         raise IncompatibleModelError(
             "the graph returns non-finite values on a zero input", path=model.path
         )
-    return tuple(result.shape)
+    return result
 
 
 def _cap_address_space(extra: int) -> None:
@@ -159,13 +225,20 @@ def _cap_address_space(extra: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
 
 
-def _probe_in_child(
-    path: PathLike[str], batch_shape: tuple[int, ...], time_budget: float | None, limit: int
+def _run_in_child(
+    path: PathLike[str],
+    batch_shape: tuple[int, ...],
+    files: tuple[Path, Path] | None,
+    time_budget: float | None,
+    limit: int,
+    what: str,
 ) -> tuple[int, ...]:
+    """Run the model in a capped child on zeros of ``batch_shape``, or on the ``.npy`` of
+    ``files[0]`` writing its output to ``files[1]``; the output's shape."""
     budget = resolve_time_budget(time_budget)
-    request = json.dumps(
-        {"path": str(path), "shape": batch_shape, "budget": budget, "limit": limit}
-    )
+    request = {"path": str(path), "shape": batch_shape, "budget": budget, "limit": limit}
+    if files is not None:
+        request.update(input=str(files[0]), output=str(files[1]))
     code = "from scopeml.model.probe import child_main; child_main()"
     wait = None if math.isinf(budget) else budget + GRACE_SECONDS
     source = str(Path(__file__).resolve().parents[2])  # this scopeml, installed or not
@@ -173,7 +246,7 @@ def _probe_in_child(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     try:
         done = subprocess.run(
-            [sys.executable, "-c", code, request],
+            [sys.executable, "-c", code, json.dumps(request)],
             capture_output=True,
             text=True,
             timeout=wait,
@@ -197,8 +270,7 @@ def _probe_in_child(
     if "allocate" in problem or answer["error"] == "MemoryError":
         raise InvalidContainerError(
             f"the graph tried to allocate more than {(limit + SLACK_BYTES) / 2**30:.2f} GiB on "
-            f"a {'×'.join(map(str, batch_shape[2:]))} probe tile (--memory-limit or "
-            f"{MEMORY_LIMIT_ENV}, plus 256 MiB)",
+            f"{what} (--memory-limit or {MEMORY_LIMIT_ENV}, plus 256 MiB)",
             path=path,
         )
     kind = {
@@ -209,17 +281,27 @@ def _probe_in_child(
 
 
 def child_main() -> None:
-    """Entry point of an isolated probe: one JSON request in ``argv``, one JSON answer out."""
+    """Entry point of an isolated run: one JSON request in ``argv``, one JSON answer out (the
+    output's shape, or the error); the output itself goes to the request's ``output`` file."""
     request = json.loads(sys.argv[1])
     try:
-        shape = _probe(
+        given = request.get("input")
+        batch = (
+            np.load(given, allow_pickle=False)
+            if given is not None
+            else np.zeros(request["shape"], np.float32)
+        )  # held before the address space is capped, as the model is
+        result = _run(
             request["path"],
-            tuple(request["shape"]),
+            batch,
             request["budget"] if math.isfinite(request["budget"]) else 0,
             request["limit"],
             cap_memory=True,
+            finite=given is None,
         )
-        answer: dict[str, object] = {"shape": shape}
+        if request.get("output") is not None:
+            np.save(request["output"], result, allow_pickle=False)
+        answer: dict[str, object] = {"shape": list(result.shape)}
     except ScopeMLError as err:
         answer = {"error": type(err).__name__, "problem": err.problem}
     except MemoryError as err:

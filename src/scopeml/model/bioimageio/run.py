@@ -15,7 +15,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, ScopeMLError
 
 
 def cache_dir() -> Path:
@@ -85,14 +85,21 @@ def check_package(
     memory_limit: int | None = None,
 ) -> list[str]:
     """Validate a package as scopeml runs it (``scopeml model validate PKG``): the description
-    (``bioimageio.spec``), the import (weights, axes, steps), a zero probe tile under the time
-    and memory limits, and the package's test input giving its test output; then
-    ``bioimageio.core``'s own model test when it is installed. Returns the lines to print.
+    (``bioimageio.spec``), the import (weights, axes, steps), a zero probe tile and then the
+    package's test input, which must give its test output, each run as the probe runs (its
+    tensors sized against ``memory_limit`` first, then a child process with its address space
+    capped, under ``time_budget``); then ``bioimageio.core``'s own model test when it is
+    installed. Returns the lines to print.
 
     Raises
     ------
     InvalidContainerError
-        The first check that fails, naming the package and the step or the difference.
+        The first check that fails, naming the package and the step or the difference (a
+        tensor over the memory limit, an allocation past the cap).
+    ModelTimeoutError
+        The probe tile or the test input ran past the time budget.
+    IncompatibleModelError
+        The graph fails on the probe tile or the test input.
     """
     import tempfile
 
@@ -119,14 +126,17 @@ def check_package(
     if not meta.model_type.is_pixelwise:
         lines.append("  not run: per-pixel models only (scopeml classify runs it)")
         return lines + _core_test(path)
+    limits = {"time_budget": time_budget, "memory_limit": memory_limit}
     with tempfile.TemporaryDirectory(prefix="scopeml-package-") as folder:
         czann = write_container(Path(folder) / "package.czann", imported.graph, meta)
-        try:  # in a memory-capped child, as for a czann
-            probe = probe_model(czann, time_budget=time_budget, memory_limit=memory_limit)
-        except InvalidContainerError as err:
-            raise InvalidContainerError(err.problem, path=path) from err
-    lines.append(f"  ran on {probe.input_shape[1:]} → {probe.output_shape[1:]}")
-    lines.append("  " + _reproduces(container, imported, test_in, test_out, time_budget, path))
+        try:  # the probe tile and the test input each in a memory-capped child, as for a czann
+            probe = probe_model(czann, **limits)
+            lines.append(f"  ran on {probe.input_shape[1:]} → {probe.output_shape[1:]}")
+            lines.append("  " + _reproduces(czann, meta, imported, test_in, test_out, limits, path))
+        except ScopeMLError as err:
+            if err.path != str(czann):
+                raise
+            raise type(err)(err.problem, path=path) from err  # the package, not the temporary
     return lines + _core_test(path)
 
 
@@ -152,14 +162,22 @@ def _as_model_axes(array: Any, roles: tuple[str, ...]) -> Any:
 
 
 def _reproduces(
-    container: Any, imported: Any, test_in: Any, test_out: Any, budget: Any, path: Path
+    czann: Path,
+    meta: Any,
+    imported: Any,
+    test_in: Any,
+    test_out: Any,
+    limits: dict[str, Any],
+    path: Path,
 ) -> str:
-    """Run the imported model on the package's test input (normalised over the whole test
-    image, as bioimage.io does per sample) and compare with its test output."""
+    """Run the imported model (the ``czann`` written for the probe) on the package's test
+    input, normalised over the whole test image as bioimage.io does per sample, under the
+    probe's time budget and memory cap (:func:`~scopeml.model.probe.run_isolated`: its tensors
+    sized first, then a capped child), and compare with its test output."""
     import numpy as np
 
     from scopeml.model.bioimageio.export import _normalized
-    from scopeml.model.runtime import load_model
+    from scopeml.model.probe import run_isolated
 
     try:
         pixels = _as_model_axes(test_in, imported.input_roles).astype(np.float32)
@@ -168,8 +186,11 @@ def _reproduces(
         raise InvalidContainerError(
             f"the test tensors do not fit their axes: {err}", path=path
         ) from err
-    model = load_model(container, providers=["CPUExecutionProvider"], time_budget=budget)
-    got = model.predict(_normalized(pixels, container.metadata.normalize))
+    shown = "×".join(map(str, pixels.shape[2:]))
+    got = run_isolated(
+        czann, _normalized(pixels, meta.normalize), what=f"the package's {shown} test input",
+        **limits,
+    )  # fmt: skip
     if got.shape != expected.shape:
         raise InvalidContainerError(
             f"the test input gives an output of shape {got.shape[1:]}; the package's test "
