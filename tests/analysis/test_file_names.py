@@ -170,3 +170,16 @@ def test_channels_whose_plot_file_names_are_one_are_refused() -> None:
     assert message.startswith("<settings>: channels[1]: class 'n' measures channels 'GFP/RFP' and")
     assert "would be one file (n_intensity_mean_GFP_RFP.png" in message
     assert same_file_name(["GFP/RFP", "gfp_rfp", "GFP RFP"]) == (0, 1)
+
+
+def test_images_whose_names_differ_only_in_case_get_two_result_folders(tmp_path: Path) -> None:
+    from scopeml.analysis.inputs import find_images
+
+    files = []
+    for folder, name in (("one", "Well.tif"), ("two", "well.tif"), ("three", "WELL.ome.tif")):
+        (tmp_path / folder).mkdir()
+        files.append(tmp_path / folder / name)
+        files[-1].write_bytes(b"")
+    found = find_images(files, warn=False)
+    assert found.names == ["Well", "well-2", "WELL-3"]
+    assert same_file_name(found.names) is None

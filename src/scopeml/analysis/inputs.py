@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scopeml.analysis.settings import file_name_key
 from scopeml.errors import InvalidRequestError
 from scopeml.io.registry import IMAGE_SUFFIXES
 
@@ -274,12 +275,14 @@ def _stem(name: str) -> str:
 
 
 def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``…, so that no two images' result folders are one folder where
+    case is ignored (``A.tif`` and ``a.tif`` from two folders: ``A``, ``a-2``)."""
     base = name or "image"
     name, n = base, 1
-    while name in taken:
+    while file_name_key(name) in taken:
         n += 1
         name = f"{base}-{n}"
-    taken.add(name)
+    taken.add(file_name_key(name))
     return name
 
 

@@ -477,6 +477,18 @@ def file_name_part(name: str) -> str:
     )
 
 
+def file_name_key(name: str) -> str:
+    """What ``name`` is as a file name where case is ignored (macOS, Windows): two names with
+    one key make one file (:func:`file_name_part`, case folded, in composed form).
+
+    Examples
+    --------
+    >>> file_name_key("Nuclei") == file_name_key("nuclei") == file_name_key("NUCLEI")
+    True
+    """
+    return unicodedata.normalize("NFC", file_name_part(name).casefold())
+
+
 def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
     """The indices of the first two of ``names`` that would name one file (as
     :func:`file_name_part`) on a file system that ignores case (macOS and Windows by default;
@@ -491,7 +503,7 @@ def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
     """
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
-        key = unicodedata.normalize("NFC", file_name_part(name).casefold())
+        key = file_name_key(name)
         if key in seen:
             return seen[key], index
         seen[key] = index
