@@ -248,8 +248,9 @@ def validate(
     memory_limit: int | None = typer.Option(
         None,
         "--memory-limit",
-        help="Largest tensor (bytes) the graph may make for the probe tile; default 1 GiB "
-        "or $SCOPEML_MODEL_MEMORY_LIMIT.",
+        help="Largest tensor (bytes) the graph may make for the probe tile (and for a "
+        "package's test input); a run may allocate this plus 256 MiB. Default 1 GiB or "
+        "$SCOPEML_MODEL_MEMORY_LIMIT.",
         metavar="BYTES",
     ),
 ) -> None:
@@ -258,8 +259,9 @@ def validate(
     A scopeml pixel or object classifier (scopeml's own zip, even named ``.czseg``) is checked
     by opening it (and running a pixel classifier on a zero tile) and named as what it is.
     A bioimage.io package is imported in memory (the importer's checks), run on a zero probe
-    tile and on its own test input, which must give its test output; bioimageio.core's model
-    test runs too when it is installed.
+    tile and on its own test input, which must give its test output (each in a child process
+    under the time budget and memory limit); bioimageio.core's model test runs too when it is
+    installed.
 
     The graph runs on a small zero probe tile under the time budget, after shape inference
     has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
