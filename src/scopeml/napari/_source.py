@@ -119,7 +119,7 @@ def content_key(layer: Any) -> tuple[Any, ...]:
 
 
 #: Facts read from files, by path, scene, axes and :func:`file_stamp` (the newest kept).
-_FACTS: dict[tuple[Any, ...], tuple[list[str], tuple[int, ...]]] = {}
+_FACTS: dict[tuple[Any, ...], tuple[list[str], tuple[int, ...], str]] = {}
 FACTS_KEPT = 64
 
 
@@ -142,11 +142,12 @@ def file_stamp(path: str | os.PathLike[str]) -> tuple[Any, ...]:
     return (stat.st_mtime_ns, tuple(stamp))
 
 
-def layer_facts(layer: Any) -> tuple[list[str], tuple[int, ...]]:
-    """The channel names and ``[Z×]Y×X`` shape of the image behind a layer, as
-    :func:`layer_image` has them. A file's are read once per path, scene, axes and
-    :func:`file_stamp` (choosing a layer again, or another channel's layer of the same file,
-    parses no metadata: a large CZI's takes seconds); an in-memory layer's come from it."""
+def layer_facts(layer: Any) -> tuple[list[str], tuple[int, ...], str]:
+    """The channel names of the image behind a layer, as :func:`layer_image` has them, and
+    the shape and axes its scribbles have (:func:`scribble_axes`: ``T×Y×X`` for a time
+    series). A file's are read once per path, scene, axes and :func:`file_stamp` (choosing a
+    layer again, or another channel's layer of the same file, parses no metadata: a large
+    CZI's takes seconds); an in-memory layer's come from it."""
     source = layer_source(layer)
     key = None
     if source is not None:
@@ -154,17 +155,31 @@ def layer_facts(layer: Any) -> tuple[list[str], tuple[int, ...]]:
         key = (path, source.get("scene"), source.get("file_axes"), file_stamp(path))
         if key in _FACTS:
             _FACTS[key] = _FACTS.pop(key)  # the newest
-            return list(_FACTS[key][0]), _FACTS[key][1]
+            names, shape, axes = _FACTS[key]
+            return list(names), shape, axes
     with layer_image(layer) as image:
-        facts = [str(name) for name in image.channel_names], spatial_shape(image)
+        axes = scribble_axes(image)
+        facts = [str(name) for name in image.channel_names], image_shape(image, axes), axes
     if key is not None:
         _FACTS[key] = facts
         while len(_FACTS) > FACTS_KEPT:
             del _FACTS[next(iter(_FACTS))]
-    return list(facts[0]), facts[1]
+    return list(facts[0]), facts[1], facts[2]
 
 
-def spatial_shape(image: sm.Image) -> tuple[int, ...]:
-    """``[Z×]Y×X`` of an image: the shape scribbles and previews have."""
-    z, y, x = image.spatial_shape
-    return (z, y, x) if z > 1 else (y, x)
+def scribble_axes(image: sm.Image) -> str:
+    """The axes of an image's scribbles (and of its class labels in napari): ``Y X`` and every
+    other axis but ``C`` longer than one (the dimensions its layer has), so that each scene,
+    time point and plane is painted apart.
+
+    Examples
+    --------
+    >>> scribble_axes(sm.Image(np.zeros((1, 5, 2, 1, 4, 4), np.uint8)))
+    'TYX'
+    """
+    return "".join(a for a in "STZ" if image.sizes[a] > 1) + "YX"
+
+
+def image_shape(image: sm.Image, axes: str) -> tuple[int, ...]:
+    """The image's sizes along ``axes`` (``"TZYX"`` …)."""
+    return tuple(int(image.sizes[a]) for a in axes)

@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 
 import scopeml as sm
 from scopeml.errors import Cancelled
+from scopeml.napari._layers import SOURCE_KEY
 from scopeml.napari._preview import (
     layer_axes,
     predict_region,
@@ -153,9 +154,7 @@ class PixelClassifierWidget(QWidget):
         self.features.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.features.addItems(feature_choices())
         self.features.setToolTip(FEATURES_TIP)
-        self.trees = QSpinBox()  # fewer trees: faster live retraining, a noisier forest
-        self.trees.setRange(1, 1000)
-        self.trees.setValue(100)
+        self._make_forest_controls()
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
         self.classes.cellDoubleClicked.connect(self._pick_color)
@@ -166,6 +165,31 @@ class PixelClassifierWidget(QWidget):
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._show_channels()
         self._ensure_scribbles()
+
+    def _make_forest_controls(self) -> None:
+        """Trees, max depth and min leaf size: ``train_pixel_classifier``'s forest settings,
+        with its defaults (100 trees, depth unlimited, leaves of 1 pixel)."""
+        self.trees = QSpinBox()  # fewer trees: faster live retraining, a noisier forest
+        self.trees.setRange(1, 1000)
+        self.trees.setValue(100)
+        self.max_depth = QSpinBox()  # shallower trees: faster, smoother, less detail
+        self.max_depth.setRange(0, 1000)
+        self.max_depth.setSpecialValueText("unlimited")  # shown for 0: no limit
+        self.max_depth.setValue(0)
+        self.max_depth.setToolTip("Tree depth limit (unlimited: grown until leaves are pure)")
+        self.min_leaf = QSpinBox()  # larger leaves: less noise learnt from a few pixels
+        self.min_leaf.setRange(1, 100_000)
+        self.min_leaf.setValue(1)
+        self.min_leaf.setToolTip("Fewest labelled pixels a leaf of a tree holds")
+
+    def forest_options(self) -> dict[str, Any]:
+        """The forest settings of the controls, as ``train_pixel_classifier`` takes them."""
+        depth = self.max_depth.value()
+        return {
+            "n_estimators": self.trees.value(),
+            "max_depth": depth or None,
+            "min_samples_leaf": self.min_leaf.value(),
+        }
 
     def _make_work_controls(self) -> None:
         """Train with its busy bar and Cancel, the preview buttons, importances, status."""
@@ -199,6 +223,8 @@ class PixelClassifierWidget(QWidget):
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(self.channels)
         layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
+        forest = (QLabel("max depth"), self.max_depth, QLabel("min leaf size"), self.min_leaf)
+        layout.addWidget(row("", *forest))
         layout.addWidget(self.classes)
         layout.addWidget(row("", add, remove))
         layout.addWidget(self.train_button)
@@ -306,15 +332,17 @@ class PixelClassifierWidget(QWidget):
         self.channels.setText(f"trains on channel{plural} {', '.join(names)}")
 
     def scribbles(self) -> Any:
-        """The scribbles Labels layer, made (empty, the image's ``[Z×]Y×X``) when missing."""
+        """The scribbles Labels layer, made (empty) when missing: the image's ``[Z×]Y×X``, and
+        ``T×[Z×]Y×X`` for a time series, so napari's sliders move the plane painted (each time
+        point is scribbled apart); its axes recorded as a reader's layer records them."""
         if SCRIBBLES in self.viewer.layers:
             return self.viewer.layers[SCRIBBLES]
         layer = self.image_layer()
-        shape = layer_facts(layer)[1]
+        _, shape, axes = layer_facts(layer)
         scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
         labels = self.viewer.add_labels(
             np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
-            colormap=self._colormap(),
+            colormap=self._colormap(), metadata={SOURCE_KEY: {"axes": axes}},
         )  # fmt: skip
         labels.brush_size = 5
         labels.selected_label = 1
@@ -465,7 +493,7 @@ class PixelClassifierWidget(QWidget):
                 self.class_names(),
                 self.class_colors(),
                 features,
-                self.trees.value(),
+                self.forest_options(),
                 self._report,
                 on_done=lambda model: self._trained(model, then_preview),
             )
@@ -634,32 +662,34 @@ class PixelClassifierWidget(QWidget):
                 self.features.addItem(text)
             self.features.setCurrentText(text)
             self.trees.setValue(int(model.info.get("n_estimators") or model.forest.n_trees))
+            self.max_depth.setValue(int(model.info.get("max_depth") or 0))  # 0: unlimited
+            self.min_leaf.setValue(int(model.info.get("min_samples_leaf") or 1))
             described = f" ({len(model.feature_names)} features {text}, {self.trees.value()} trees)"
         self.set_model(model)
         self.status.setText(f"loaded {Path(path).name}: {', '.join(model.spec.classes)}{described}")
 
     def import_scribbles(self, path: str | Path) -> None:
-        """Replace the scribbles with a label image file (TIFF, PNG, OME-Zarr …)."""
-        with sm.open_image(path) as image:
-            data = image.read()
+        """Replace the scribbles with a label image file (TIFF, PNG, OME-Zarr …) of their
+        axes (a plain TIFF's pages are the time points of a series' scribbles)."""
         layer = self.scribbles()
-        want = layer.data.shape
-        data = data.reshape(data.shape[-len(want) :]) if data.size == np.prod(want) else data
-        if data.shape != want:
-            from scopeml.errors import InvalidLabelsError
-
-            raise InvalidLabelsError(
-                f"scribbles of shape {data.shape}; the image is {want}", path=path
-            )
+        with sm.open_image(path) as image:
+            data = _as_scribbles(image.read(), layer_axes(layer), layer.data.shape, path)
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
         self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
     def export_scribbles(self, path: str | Path) -> Path:
-        """Write the scribbles as a TIFF label image (0 unlabelled, k = class k)."""
+        """Write the scribbles as a TIFF label image (0 unlabelled, k = class k) that names
+        its axes in OME metadata (``YX``, ``ZYX``, a series' ``TYX`` …; several scenes: one
+        OME image each), so ``scopeml pixel train`` and ``sm.open_image`` read a series'
+        time points as time points, not planes."""
         import tifffile
 
-        data = np.asarray(self.scribbles().data)
-        tifffile.imwrite(path, data, compression="zlib")
+        layer = self.scribbles()
+        data, axes = np.asarray(layer.data), layer_axes(layer)
+        scenes = data if axes.startswith("S") else data[None]
+        with tifffile.TiffWriter(path, ome=True) as tiff:
+            for scene in scenes:
+                tiff.write(scene, compression="zlib", metadata={"axes": axes.lstrip("S")})
         self.status.setText(f"exported {_labelled(data)} to {path}")
         return Path(path)
 
@@ -688,6 +718,33 @@ class PixelClassifierWidget(QWidget):
     def _export_dialog(self) -> None:
         if path := self._dialog(True, "Export scribbles", "TIFF (*.tif)"):
             self._guard(self.export_scribbles, path)
+
+
+def _as_scribbles(
+    data: np.ndarray, axes: str, want: tuple[int, ...], path: str | Path
+) -> np.ndarray:
+    """A label image read (``S×T×C×Z×Y×X``) as scribbles of ``axes`` (``"TYX"`` …) and shape
+    ``want``. Pages read as planes are time points for scribbles with time points and no
+    planes (a plain TIFF's pages, as ``scopeml pixel train`` reads them).
+
+    Examples
+    --------
+    >>> _as_scribbles(np.zeros((1, 1, 1, 3, 4, 5)), "TYX", (3, 4, 5), "s.tif").shape
+    (3, 4, 5)
+    """
+    sizes = dict(zip("STCZYX", data.shape, strict=True))
+    if "T" in axes and "Z" not in axes and sizes["T"] == 1:
+        sizes["T"], sizes["Z"] = sizes["Z"], 1
+    shape = tuple(sizes[a] for a in axes)
+    if shape != tuple(want) or any(sizes[a] != 1 for a in "STCZ" if a not in axes):
+        from scopeml.errors import InvalidLabelsError
+
+        found = " ".join(f"{a}={n}" for a, n in sizes.items() if n > 1 or a in "YX")
+        raise InvalidLabelsError(
+            f"labels of sizes {found}; the scribbles are {axes} {'×'.join(map(str, want))}",
+            path=path,
+        )
+    return data.reshape(want)
 
 
 def _labelled(data: np.ndarray) -> str:
@@ -720,21 +777,52 @@ def _train(
     classes: list[str],
     colors: list[str],
     features: Any,
-    n_estimators: int,
+    forest: dict[str, Any],
     progress: Any = None,
 ) -> Any:
     """Train in the worker thread, with the class colours and the channel names kept in the
     model (as ``scopeml pixel train`` keeps them: ``pixel info`` shows them, and a run on an
-    image with other channels names them)."""
+    image with other channels names them). ``forest``: :meth:`~PixelClassifierWidget.
+    forest_options`. A series' scribbles (``T×[Z×]Y×X``) go as they are: every time point
+    painted is trained on."""
     with image:
         model = sm.train_pixel_classifier(
             image,
-            labels,
+            _series_labels(labels, image),
             classes=classes,
             colors=colors,
             features=features,
-            n_estimators=n_estimators,
             progress=progress,
+            **forest,
         )
         model.info["channels"] = [str(name) for name in image.channel_names]
         return model
+
+
+def _series_labels(labels: np.ndarray, image: sm.Image) -> np.ndarray:
+    """Scribbles as training takes them: of one scene and time point as they are; of a series
+    ``T×[Z×]Y×X`` (several scenes: ``S×T×[Z×]Y×X``), from the layer's ``[S×][T×][Z×]Y×X``.
+
+    Examples
+    --------
+    >>> image = sm.Image(np.zeros((2, 1, 1, 1, 4, 4), np.uint8))
+    >>> _series_labels(np.zeros((2, 4, 4), np.uint8), image).shape
+    (2, 1, 4, 4)
+    """
+    s, t, _, z, y, x = image.shape
+    if s * t == 1:
+        return labels
+    from scopeml.napari._source import image_shape, scribble_axes
+
+    want = image_shape(image, scribble_axes(image))
+    if tuple(labels.shape) != want:
+        from scopeml.errors import InvalidLabelsError
+
+        raise InvalidLabelsError(
+            f"the scribbles are {'×'.join(map(str, labels.shape))}; the image's "
+            f"{scribble_axes(image)} are {'×'.join(map(str, want))}: delete the scribbles layer "
+            "to paint anew",
+            path=image.path,
+        )
+    spatial = (z, y, x) if z > 1 else (y, x)
+    return labels.reshape((s, t, *spatial) if s > 1 else (t, *spatial))
