@@ -30,7 +30,7 @@ from scopeml.model.spec import Model
 from scopeml.objects.label import label_value
 from scopeml.progress import Progress
 from scopeml.tiling.options import SegmentOptions
-from scopeml.tiling.size import AUTO_RECORD
+from scopeml.tiling.size import AUTO_RECORD, AutoScale
 from scopeml.tiling.store import AXES_RECORD
 
 if TYPE_CHECKING:
@@ -243,7 +243,7 @@ def segment(
     scene: int | None = None,
     axes: str | None = None,
     channels: Sequence[int | str] | int | str | None = None,
-    scale: float | str | None = None,
+    scale: float | str | AutoScale | None = None,
     resume: bool | None = None,
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,
@@ -297,7 +297,9 @@ def segment(
         object diameter and run at the model's recorded diameter over it
         (:mod:`scopeml.tiling.size`); the store records the factor chosen, and a resumed
         run reuses it. ``None``: the model's default (``"auto"`` for the shipped ``nuclei``,
-        else 1).
+        else 1). An :class:`~scopeml.tiling.size.AutoScale` is ``"auto"`` whose estimate was
+        already made for this image (a server job's, checked against its limits first): it
+        is recorded as auto's choice, not estimated again.
     public_name, public_model
         What the store records for the image instead of its path, and for the model instead
         of its own name (a server: the names its client knows them by, never where the
@@ -345,6 +347,8 @@ def segment(
         "scale": scale, "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
     progress = False if progress is None else progress  # silent by default, as documented
+    chosen, scale = _given_choice(scale)
+    given["scale"] = scale
     check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):
         image = image_of_array(image)  # a dask array stays lazy: read tile by tile
@@ -357,7 +361,7 @@ def segment(
             opened_image, image_ref, opened_model, settings
         )
         opened_model, model_ref, settings, auto = _auto_scaled_model(
-            opened_image, opened_model, model_ref, settings, Path(output)
+            opened_image, opened_model, model_ref, settings, Path(output), chosen
         )
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
         record = None  # what the store ends with and how its instances are made
@@ -720,14 +724,27 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
     return _scaled_model(model, model_ref, scale)
 
 
+def _given_choice(scale: Any) -> tuple[Any, Any]:
+    """``segment``'s ``scale`` as the choice an earlier estimate made (an ``AutoScale``, or
+    ``None``) and the scale to run at (``"auto"`` for such a choice)."""
+    from scopeml.tiling.size import AUTO
+
+    return (scale, AUTO) if isinstance(scale, AutoScale) else (None, scale)
+
+
 def _auto_scaled_model(
-    image: Image, model: Model, model_ref: Any, settings: SegmentOptions, output: Path
+    image: Image,
+    model: Model,
+    model_ref: Any,
+    settings: SegmentOptions,
+    output: Path,
+    given: Any = None,
 ) -> tuple[Model, Any, SegmentOptions, Any]:
     """With ``scale="auto"`` (or no scale and a model whose default it is, as the shipped
     ``nuclei``), the model at the factor chosen for ``image``
-    (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one), how workers reopen
-    it, the options with that factor, and the choice (an ``AutoScale``); else all unchanged
-    and ``None``."""
+    (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one, else the ``given``
+    ``AutoScale`` of an estimate already made), how workers reopen it, the options with that
+    factor, and the choice (an ``AutoScale``); else all unchanged and ``None``."""
     from scopeml.tiling.size import AutoScale, auto_scale, default_scale, is_auto
     from scopeml.tiling.store import recorded_run
 
@@ -738,6 +755,7 @@ def _auto_scaled_model(
     if settings.scale is None and record is not None and AUTO_RECORD not in record:
         return model, model_ref, settings, None  # a run from before auto was the default
     chosen = AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None
+    chosen = chosen or given
     if chosen is None:
         scene = 0 if image.sizes["S"] == 1 else settings.scene or 0
         name = Path(model_ref.args[0]).name if model_ref is not None else None

@@ -288,7 +288,9 @@ class Client:
     def job(self, job_id: str) -> dict[str, Any]:
         """A job's record: ``status`` (queued, running, done, failed, cancelled), ``image``
         (its path below the server's root, or the uploaded file's name), ``step`` and
-        ``done``/``total`` (tiles; blocks of the normalisation's pass in step ``statistics``)."""
+        ``done``/``total`` (the engine's tiles in step ``segment``; blocks of the
+        normalisation's pass in step ``statistics``; in ``instances`` and ``measure`` the
+        tiles of their passes so far, ``total`` growing as each pass begins)."""
         return self._request("GET", f"/jobs/{job_id}").json()
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:

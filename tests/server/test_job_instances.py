@@ -130,11 +130,13 @@ def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_
         steps.append(name)
         seen.append(sorted(p.name for p in job.iterdir()) if job.exists() else [])
 
-    assert run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None,
-                        on_step) is None  # fmt: skip
+    assert run_in_child(task, lambda *done: progress.append((steps[-1], *done)),
+                        (threading.Event(),), None, on_step) is None  # fmt: skip
     # the nuclei model's normalisation reads the image first (its blocks are the progress then)
     assert steps == ["statistics", "segment", "instances", "measure"]
-    assert progress[-1] == (progress[-1][1],) * 2 and progress[-1][1] == 9  # 3 × 3 tiles
+    engine = [done for step, *done in progress if step == "segment"]
+    assert engine[-1] == [9, 9]  # 3 × 3 tiles
+    assert {step for step, *_ in progress} == set(steps)  # every step counts its work
     assert seen[2:] == [["stage"], ["stage"]]  # nothing in place while the steps run
     assert sorted(p.name for p in job.iterdir()) == ["objects.parquet", "result.ome.zarr"]
     assert (job / "result.ome.zarr" / "instances").is_dir()
@@ -176,7 +178,9 @@ def test_a_job_stopped_in_any_step_ends_as_the_facade(image_path, local, tmp_pat
     left = sorted(p.name for p in (job / "stage").iterdir())
     assert left == ["result.ome.zarr.partial" if stop_in == "segment" else "result.ome.zarr"]
     progress: list[tuple[int, int]] = []
-    run_in_child(task, lambda *done: progress.append(done), (threading.Event(),), None)
+    step[0] = ""
+    run_in_child(task, lambda *done: progress.append(done) if step[0] == "segment" else None,
+                 (threading.Event(),), None, lambda name: step.__setitem__(0, name))  # fmt: skip
     if stop_in == "segment":  # the tiles written before are not run again
         assert 0 < progress[-1][1] < 9
     else:  # the model does not run at all

@@ -15,6 +15,7 @@ signal named (:func:`run_in_child`). An analysis's size check at submit runs her
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import signal
 import sys
@@ -29,6 +30,7 @@ from typing import Any
 
 from scopeml import errors
 from scopeml.errors import Cancelled, ScopeMLError
+from scopeml.tiling.model_inputs import ChannelOption
 
 POLL_S = 0.2
 TERMINATE_WAIT_S = 5.0
@@ -40,6 +42,35 @@ STEPS = {"label": "instances", "relabel": "instances", "grow": "instances",
 #: normalisation's statistics pass (blocks read; a huge image spends long there) and the
 #: engine's tiles. Each is also the job's step while it runs.
 COUNTED = ("statistics", "segment")
+
+
+class PassCounter:
+    """``done``/``total`` of a step after the engine, whose tile passes follow one another
+    (``instances``: label, relabel, grow; ``measure``: find objects, measure): the tiles of
+    the step's passes so far, those finished and the current one's (``done`` never goes back;
+    ``total`` grows as a pass begins).
+
+    Examples
+    --------
+    >>> count = PassCounter()
+    >>> count("label", 0, 4), count("label", 4, 4), count("relabel", 0, 4), count("relabel", 1, 4)
+    ((0, 4), (4, 4), (4, 8), (5, 8))
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A new step: no tiles counted."""
+        self.stage: str | None = None
+        self.finished = self.done = self.total = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> tuple[int, int]:
+        if stage != self.stage or done < self.done:  # the next pass (or the same pass again)
+            self.finished += self.total
+            self.stage = stage
+        self.done, self.total = done, total
+        return self.finished + done, self.finished + total
 
 
 class ChildDied(ScopeMLError):
@@ -159,6 +190,7 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
 
     main = task.get("progress_stage", "segment")
     step = [main]
+    passes = PassCounter()
 
     def progress(event: Any) -> None:
         if main != "segment":  # an analysis counts images; its images' own stages stay inside
@@ -168,9 +200,12 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         stage = event.stage if event.stage in COUNTED else STEPS.get(event.stage, step[0])
         if stage != step[0]:
             step[0] = stage
+            passes.reset()
             send.send(("step", stage))
         if event.stage in COUNTED:
             send.send(("progress", int(event.done), int(event.total or 0)))
+        elif event.stage in STEPS:  # instances, measure: their passes' tiles
+            send.send(("progress", *passes(event.stage, int(event.done), int(event.total or 0))))
 
     try:
         answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
@@ -246,13 +281,15 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         ) as im,
         contextlib.suppress(OutputCompleteError),
     ):
-        if task.get("max_job_pixels") is not None:  # before the engine: auto's factor counted
-            check_auto_pixels(im, model, settings, staged, task["max_job_pixels"], task["image"])
+        # before the engine: the channels in the job's words; auto's factor estimated once,
+        # counted against the limits, and handed to segment (which records it)
+        chosen = check_job_inputs(im, model, settings, staged, task)
         segment(
             im,
             model,
             staged,
             settings,
+            scale=chosen,
             outputs=outputs,
             instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
@@ -267,44 +304,81 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     return None
 
 
-def check_auto_pixels(
-    image: Any, model: Any, settings: Any, output: Path, limit: int, path: str | None = None
-) -> None:
-    """Refuse, before the engine runs, a job whose ``scale`` is ``"auto"`` (given, or the
-    model's default) when the factor it chooses magnifies ``image`` past ``limit`` pixels
-    (``--max-job-pixels``; at submit the job counted ×1, the factor not known yet). The factor
-    is chosen as :func:`scopeml.api.segment` chooses it (the same channels, scene and estimate;
-    a resumed run's recorded choice), so ``segment``, given ``"auto"`` still, records the same
-    choice (``info`` shows it, a resume reuses it).
+#: How a server job chooses its image's channels: its ``channels`` field (no command line).
+JOB_CHANNELS = ChannelOption(
+    "the job's channels option", lambda names: f"channels: {json.dumps(list(names))}"
+)
+
+
+def check_job_inputs(
+    image: Any, model: Any, settings: Any, output: Path, task: dict[str, Any]
+) -> Any:
+    """Check, before the engine runs, what a segment job feeds its model, as
+    :func:`scopeml.api.segment` prepares it (the job's channels, else those the model's
+    training record names, :func:`~scopeml.tiling.model_inputs.fit_model_inputs`): channels
+    that do not fit are refused by the engine's own check in the job's words (its
+    ``channels`` field, not ``--channels``); and where ``scale`` is ``"auto"`` (given, or the
+    model's default), the factor is chosen here, once (the same estimate, a resumed run's
+    recorded choice), and returned for ``segment`` to record rather than estimate again.
+
+    A factor that magnifies is counted against the task's limits, which at submit counted ×1
+    (the factor not known then): the image's pixels (``max_job_pixels``,
+    ``--max-job-pixels``) and a batch's memory (``max_tile_memory``, as at submit:
+    :func:`~scopeml.server.jobs.job_memory` with the factor, the model's runtime bytes per
+    pixel ``runtime_per_pixel``).
 
     Raises
     ------
+    IncompatibleModelError
+        The channels do not fit the model (naming the job's ``channels`` field).
     InvalidRequestError
-        ``scale auto chose 4 (objects ~5 px): 4.3e+11 pixels > --max-job-pixels 1.7e+10``
-        (with ``path``, the image).
+        ``scale auto chose 4 (objects ~5 px): 4.3e+11 pixels > --max-job-pixels 1.7e+10``,
+        or a batch's memory at that factor over the server's limit.
     """
     from scopeml.api import _auto_scaled_model
-    from scopeml.errors import InvalidRequestError
-    from scopeml.server.jobs import job_pixels
+    from scopeml.tiling.engine import check_compatible
     from scopeml.tiling.model_inputs import fit_model_inputs
 
+    if settings.channels is not None:  # as segment's _input_image selects them
+        image = image.select_channels(list(settings.channels))
     with warnings.catch_warnings():  # segment warns of the same once it runs
         warnings.simplefilter("ignore")
         image, _, settings = fit_model_inputs(image, None, model, settings)
+        check_compatible(image, model, JOB_CHANNELS)
         *_, chosen = _auto_scaled_model(image, model, None, settings, output)
-    if chosen is None or chosen.scale <= 1:
-        return  # counted at submit
-    pixels = job_pixels(image.shape, chosen.scale, model.spec.spatial_dims)
-    if pixels <= limit:
-        return
+    if chosen is not None and chosen.scale > 1:  # at submit it counted ×1
+        _check_auto_limits(image, model, chosen, task)
+    return chosen
+
+
+def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]) -> None:
+    """Refuse the factor ``chosen`` where it magnifies ``image`` past the task's pixel limit or
+    a batch past its memory limit (see :func:`check_job_inputs`)."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.server.jobs import job_memory, job_pixels
+
     objects = "no object size found" if chosen.diameter is None else (
         f"objects ~{chosen.diameter:.0f} px"
     )  # fmt: skip
-    raise InvalidRequestError(
-        f"scale auto chose {chosen.scale:g} ({objects}, model {chosen.model_diameter:g} px): "
-        f"{pixels:.1e} pixels > --max-job-pixels {limit:.1e}; give a smaller scale",
-        path=path,
-    )
+    said = f"scale auto chose {chosen.scale:g} ({objects}, model {chosen.model_diameter:g} px)"
+    limit = task.get("max_job_pixels")
+    pixels = job_pixels(image.shape, chosen.scale, model.spec.spatial_dims)
+    if limit is not None and pixels > limit:
+        raise InvalidRequestError(
+            f"{said}: {pixels:.1e} pixels > --max-job-pixels {limit:.1e}; give a smaller scale",
+            path=task.get("image"),
+        )
+    limit = task.get("max_tile_memory")
+    if limit is None:
+        return
+    options = {**task.get("options", {}), "scale": chosen.scale}
+    needed = job_memory(options, model.spec, task.get("runtime_per_pixel") or 0.0, image.shape)
+    if needed > limit:
+        raise InvalidRequestError(
+            f"{said}: a batch of this job then needs about {needed} bytes of server memory; "
+            f"the limit is {limit}: give a smaller scale, tile_size, halo or batch_size",
+            path=task.get("image"),
+        )
 
 
 def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:

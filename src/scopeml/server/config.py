@@ -105,7 +105,7 @@ class ServerConfig:
         writes; a job runs roughly 10⁸ pixels a minute on a CPU core, so lower it on a shared
         server. An analysis counts all its images (every scene), times its largest ``scale``.
         ``scale: auto`` counts 1 at submit; the job's process checks the factor it chose
-        before the engine runs (:func:`~scopeml.server._job_child.check_auto_pixels`).
+        before the engine runs (:func:`~scopeml.server._job_child.check_job_inputs`).
     max_job_seconds
         Seconds one run of a job may take; past it the run is stopped as a cancel stops it, the
         job marked ``timed_out`` with its partial output kept (``POST /jobs/{id}/resume`` gives

@@ -139,7 +139,8 @@ class JobOptions(BaseModel):
     probability_dtype: Literal["float32", "float16", "uint8"] | None = None
     scene: int | None = Field(default=None, ge=0, le=100_000)
     #: a number, or ``"auto"`` (the factor chosen from the image when the job runs; its
-    #: pixels are bounded then, :func:`~scopeml.server._job_child.check_auto_pixels`)
+    #: pixels and a batch's memory are bounded then,
+    #: :func:`~scopeml.server._job_child.check_job_inputs`)
     scale: float | Literal["auto"] | None = None
     #: a TIFF file's axes, as ``--axes`` and ``axes=`` take them (``"TYX"``: a plain
     #: multi-page TIFF's pages are time points, not the Z planes it is read as otherwise)
@@ -524,10 +525,28 @@ def check_job_image(
     InvalidRequestError
         The image does not open, names a file outside ``roots``, or crashed its reader.
     """
+    found = describe_job_image(
+        image, scene, roots, name, timeout=timeout, memory_limit=memory_limit, axes=axes
+    )
+    return tuple(int(n) for n in found["shape"])
+
+
+def describe_job_image(
+    image: str | Path,
+    scene: int | None,
+    roots: list[Path],
+    name: str,
+    *,
+    timeout: float = 60.0,
+    memory_limit: int | None = None,
+    axes: str | None = None,
+) -> dict[str, Any]:
+    """:func:`check_job_image`'s probe, whole: the image's description
+    (:func:`~scopeml.io.probe.describe_image`: ``shape``, ``channel_names``, …)."""
     from scopeml.io.probe import probe_image
 
     try:
-        found = probe_image(
+        return probe_image(
             image,
             scene=scene,
             allowed_roots=roots,
@@ -537,17 +556,24 @@ def check_job_image(
         )
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, name, Path(image))) from err
-    return tuple(int(n) for n in found["shape"])
 
 
 def check_job_channels(
-    shape: Sequence[int], options: dict[str, Any], spec: ModelSpec, model: str, name: str
+    shape: Sequence[int],
+    options: dict[str, Any],
+    spec: ModelSpec,
+    model: str,
+    name: str,
+    channel_names: Sequence[str] | None = None,
 ) -> None:
     """Refuse, at submit, a job whose image (of 6-D ``shape``, read with the job's ``axes``)
     cannot give the model its channels: the job's ``channels`` are not as many as the model
-    takes or name an index the image lacks, or, without ``channels``, the image has another
-    count (a pixel classifier that records its training channels may choose them by name when
-    it runs: only too few are refused for one). Said in the job's words, not the CLI's.
+    takes, name an index the image lacks or, given the image's ``channel_names``, a name it
+    lacks or one channel twice (chosen by the helper the job's run chooses them with,
+    :meth:`~scopeml.io.image.Image.select_channels`), or, without ``channels``, the image has
+    another count (a pixel classifier that records its training channels may choose them by
+    name when it runs: only too few are refused for one). Said in the job's words, not the
+    CLI's.
 
     Examples
     --------
@@ -557,6 +583,11 @@ def check_job_channels(
     scopeml.errors.InvalidRequestError: hela.tif: has 5 channels (read with axes CYX); model \
 'm' takes 1: choose it with the job's channels option (indices from 0 or names)
     >>> check_job_channels((1, 1, 5, 1, 8, 8), {"channels": [4]}, spec, "'m'", "hela.tif")
+    >>> check_job_channels((1, 1, 2, 1, 8, 8), {"channels": ["GFP"]}, spec, "'m'", "hela.tif",
+    ...                    ["DAPI", "Actin"])
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: channels: hela.tif: no channel 'GFP'; the image has \
+DAPI, Actin (or indices 0..1)
     """
     have, want = int(shape[2]), spec.in_channels
     read = f" (read with axes {options['axes']})" if options.get("axes") else ""
@@ -571,6 +602,8 @@ def check_job_channels(
         beyond = [c for c in chosen if isinstance(c, int) and c >= have]
         if beyond:
             raise InvalidRequestError(f"channels: {image}, so no index {beyond[0]}")
+        if channel_names is not None and len(channel_names) == have:
+            _select_channels(shape, channel_names, chosen, name)
         return
     if have == want or (have > want and spec.extra.get("format") == "scopeml-pixel-classifier"):
         return
@@ -581,6 +614,23 @@ def check_job_channels(
         f"{image}; model {model} takes {want}: choose {which} with the job's channels option "
         "(indices from 0 or names)"
     )
+
+
+def _select_channels(
+    shape: Sequence[int], names: Sequence[str], chosen: Sequence[int | str], image: str
+) -> None:
+    """Choose ``chosen`` of an image of 6-D ``shape`` and channel ``names`` (geometry only, no
+    pixels) as the job's run will, refusing what it would refuse (``channels: IMAGE: …``)."""
+    import numpy as np
+
+    from scopeml.io.image import Image
+
+    try:
+        Image(
+            np.broadcast_to(np.zeros((), np.uint8), tuple(shape)), channel_names=list(names)
+        ).select_channels(list(chosen))
+    except InvalidRequestError as err:
+        raise InvalidRequestError(f"channels: {image}: {err.problem}") from err
 
 
 def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: int = 2) -> int:
@@ -603,7 +653,7 @@ def magnification(scale: float | str | None) -> float:
     """How many times more pixels per axis a job's ``scale`` feeds the model: the factor where
     it magnifies, else 1. ``"auto"`` counts as 1: its factor is chosen from the image when the
     job runs, so a bound checked at submit can only count what the image declares (the job's
-    process checks the factor it chose, :func:`~scopeml.server._job_child.check_auto_pixels`).
+    process checks the factor it chose, :func:`~scopeml.server._job_child.check_job_inputs`).
 
     Examples
     --------
@@ -996,11 +1046,24 @@ class JobRunner:
             "table": None if table is None else str(table),
             "stage": str(self.output_dir(job_id) / STAGE_NAME),
             "roots": [str(root) for root in self.image_roots(job["image"])],
-            "max_job_pixels": self.config.max_job_pixels,  # checked again once auto chooses
+            # checked again once auto chooses its factor (at submit it counted ×1)
+            "max_job_pixels": self.config.max_job_pixels,
+            "max_tile_memory": self.config.max_tile_memory,
+            "runtime_per_pixel": self._runtime_per_pixel(job["model_id"], model),
         }
         staged = self.output_dir(job_id) / STAGE_NAME / RESULT_NAME
         _adopt_partial(result, staged)
         return task, _tiles_written(staged)
+
+    def _runtime_per_pixel(self, model_id: str, record: dict[str, Any] | None) -> float:
+        """The runtime's bytes per input pixel that submit counted in a batch's memory
+        (:func:`job_memory`): from the model's record, a built-in model's as served."""
+        from scopeml.model.registry import BUILTIN_MODELS
+        from scopeml.server.models import RUNTIME_KEY
+
+        if record is None and model_id in BUILTIN_MODELS:
+            record = self.registry.builtin(model_id)
+        return float((record or {}).get("spec", {}).get(RUNTIME_KEY, 0) or 0)
 
     def save_analysis_images(self, job_id: str, images: list[str]) -> None:
         """Keep an analysis job's image paths with its settings (its record shows only the
@@ -1094,9 +1157,11 @@ def _gave_up(attempts: int) -> str:
 
 def _tile_total(job: dict[str, Any], already: int) -> int:
     """The job's tile count as its record last showed it, while a resumed attempt has not
-    counted its tiles yet: its ``total`` where that counted tiles (not the blocks of step
-    ``statistics``) and at least the ``already`` written; 0 (not counted yet) otherwise, so
-    that a resume never reads as finished (``done`` = ``total``) before its work restarts.
+    counted its tiles yet: its ``total`` where that counted the engine's tiles (not the blocks
+    of step ``statistics``) and at least the ``already`` written; in the steps after the
+    engine (whose ``total`` counts their own passes) the ``already`` written, which are all;
+    0 (not counted yet) otherwise, so that a resume never reads as finished (``done`` =
+    ``total``) before its work restarts.
 
     Examples
     --------
@@ -1104,18 +1169,29 @@ def _tile_total(job: dict[str, Any], already: int) -> int:
     64
     >>> _tile_total({"step": "statistics", "total": 16}, 5), _tile_total({"total": 0}, 0)
     (0, 0)
+    >>> _tile_total({"step": "instances", "total": 192}, 64)
+    64
     """
-    total = int(job.get("total") or 0)
-    if already and job.get("step") != "statistics" and total >= already:
+    total, step = int(job.get("total") or 0), job.get("step")
+    if already and step in OWN_COUNT_STEPS and step != "statistics":
+        return already
+    if already and step != "statistics" and total >= already:
         return total
     return 0
+
+
+#: Steps whose ``done``/``total`` count their own units, not the engine's tiles: the blocks of
+#: the normalisation's pass; the tiles of the instances' and the table's passes
+#: (:class:`~scopeml.server._job_child.PassCounter`).
+OWN_COUNT_STEPS = ("statistics", INSTANCES, "measure")
 
 
 class _JobProgress:
     """Records the child's progress and step on the job (``already``: tiles of an earlier
     attempt; ``expected``: all its tiles, as an earlier attempt counted them, 0 if unknown).
-    In the ``statistics`` step ``done``/``total`` count the blocks its pass reads; from
-    ``segment`` on, the tiles (with those of earlier attempts)."""
+    In the ``statistics`` step ``done``/``total`` count the blocks its pass reads; in
+    ``segment``, the engine's tiles (with those of earlier attempts); in ``instances`` and
+    ``measure``, the tiles of their passes over the labels (:data:`OWN_COUNT_STEPS`)."""
 
     def __init__(self, db: Database, job_id: str, already: int, expected: int = 0) -> None:
         self.db, self.job_id, self.already = db, job_id, already
@@ -1124,7 +1200,9 @@ class _JobProgress:
         self.current: str | None = None
 
     def __call__(self, done: int, total: int) -> None:
-        if self.current == "statistics":
+        if self.current in OWN_COUNT_STEPS:
+            if self.current != "statistics":  # the job's last count, when it is done
+                self.total = total
             self.db.update_job(self.job_id, done=done, total=total)
             return
         self.total = self.already + total

@@ -26,7 +26,7 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
 from scopeml.tiling.identity import RunNames, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.model_inputs import channel_mismatch
+from scopeml.tiling.model_inputs import CLI_CHANNELS, ChannelOption, channel_mismatch
 from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import (
@@ -57,8 +57,9 @@ def spatial_axes(model: Model) -> tuple[str, ...]:
     return ("Y", "X") if model.spec.spatial_dims == 2 else ("Z", "Y", "X")
 
 
-def check_compatible(image: Image, model: Model) -> None:
-    """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run."""
+def check_compatible(image: Image, model: Model, option: ChannelOption = CLI_CHANNELS) -> None:
+    """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run (the
+    channels' fix in ``option``'s words, see :func:`channel_mismatch`)."""
     spec = model.spec
     if np.dtype(image.dtype).kind not in "biuf":  # complex, strings, objects: no pixel values
         raise InvalidImageError(
@@ -66,7 +67,7 @@ def check_compatible(image: Image, model: Model) -> None:
             path=image.path,
         )
     if image.sizes["C"] != spec.in_channels:  # the image's channel names and the fix
-        raise IncompatibleModelError(channel_mismatch(image, model), path=image.path)
+        raise IncompatibleModelError(channel_mismatch(image, model, option), path=image.path)
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
         raise IncompatibleModelError(
             "model is 3-D (Z×Y×X) but the image has a single Z plane", path=image.path

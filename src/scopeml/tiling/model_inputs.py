@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,9 +51,26 @@ def recorded_channels(model: Model) -> tuple[str, ...] | None:
     return tuple(str(name) for name in names)
 
 
-def channel_mismatch(image: Image, model: Model) -> str:
+@dataclasses.dataclass(frozen=True)
+class ChannelOption:
+    """How a caller chooses an image's channels, as :func:`channel_mismatch` names the fix:
+    the option's ``name`` and an ``example`` of it choosing channels by name (a server job
+    has no command line: its words are the job's ``channels`` field)."""
+
+    name: str
+    example: Callable[[Sequence[str]], str]
+
+
+#: The command line's and Python's words (the default).
+CLI_CHANNELS = ChannelOption(
+    "--channels (channels= in Python)", lambda names: f"--channels {','.join(names)}"
+)
+
+
+def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHANNELS) -> str:
     """The message for an image whose channel count differs from the model's: both counts,
-    the image's channel names, what the model was trained on, and the fix.
+    the image's channel names, what the model was trained on, and the fix (chosen with
+    ``option``: the command line's ``--channels`` unless the caller has other words).
 
     Examples
     --------
@@ -78,9 +95,9 @@ def channel_mismatch(image: Image, model: Model) -> str:
         message += f": give an image with {want} (this one has {names})"
     else:
         which = "it" if want == 1 else f"{want} of them"
-        message += f": choose {which} with --channels (channels= in Python) from {names}"
+        message += f": choose {which} with {option.name} from {names}"
         if trained and all(name in image.channel_names for name in trained):
-            message += f", e.g. --channels {','.join(trained)}"
+            message += f", e.g. {option.example(trained)}"
     if image.path is None and have > want and image.sizes["Z"] == 1:
         message += " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
     return message

@@ -15,8 +15,8 @@ from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_m
 from scopeml.server.jobs import (
     check_instances,
     check_job_channels,
-    check_job_image,
     check_job_pixels,
+    describe_job_image,
     engine_options,
     image_name,
     job_memory,
@@ -60,8 +60,8 @@ async def submit_job(
     model_outputs(spec.extra.get("model_type"), engine_options(options).get("outputs", ("labels",)))
     check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
-    shape = await asyncio.to_thread(
-        check_job_image,
+    found = await asyncio.to_thread(
+        describe_job_image,
         image,
         options.get("scene"),
         jobs.image_roots(image),
@@ -70,7 +70,8 @@ async def submit_job(
         memory_limit=config.job_memory_limit,
         axes=options.get("axes"),  # read as the job will read it: pixels, channels, sizes
     )
-    check_job_channels(shape, options, spec, repr(record["name"]), name)
+    shape = tuple(int(n) for n in found["shape"])
+    check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
     if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
@@ -102,7 +103,8 @@ async def list_jobs(user: User, db: Db, config: Config) -> list[JobInfo]:
 @router.get("/{job_id}", responses=ERRORS)
 async def get_job(job: OwnJob, config: Config) -> JobInfo:
     """A job's status, its image and progress: ``done`` of ``total`` tiles in step ``segment``
-    (blocks of the normalisation's pass over the image in step ``statistics``)."""
+    (blocks of the normalisation's pass over the image in step ``statistics``; in steps
+    ``instances`` and ``measure``, the tiles of their passes over the labels so far)."""
     return job_info(job, config)
 
 
