@@ -322,3 +322,24 @@ def test_a_czi_scaling_of_zero_is_warned_about_and_sizes_come_z_y_x():
     assert sizes["Y"] == pytest.approx(0.2)
     assert _said(caught) == ["a.czi: X pixel size 0 is not a size (≤ 0 or not finite); X pixel "
                              "size unknown"]  # fmt: skip
+
+
+def test_a_zero_z_step_of_a_one_plane_czi_is_not_warned_about_but_of_a_stack_it_is():
+    from scopeml.io.czi import _metadata
+
+    xml = (
+        "<ImageDocument><Metadata><Scaling><Items>"
+        '<Distance Id="X"><Value>2e-7</Value></Distance>'
+        '<Distance Id="Z"><Value>0</Value></Distance>'
+        "</Items></Scaling></Metadata></ImageDocument>"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        one_plane, _ = _metadata(xml, "a.czi", z_planes=1)
+    assert one_plane == {"X": pytest.approx(0.2)} and _said(caught) == []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stack, _ = _metadata(xml, "a.czi", z_planes=5)
+    assert stack == one_plane
+    assert _said(caught) == ["a.czi: Z pixel size 0 is not a size (≤ 0 or not finite); Z pixel "
+                             "size unknown"]  # fmt: skip

@@ -112,10 +112,20 @@ class CziScene:
             ) from err
 
 
-def _metadata(raw_xml: str, path: str = "") -> tuple[dict[str, float], list[str]]:
+def _is_zero(value: str) -> bool:
+    try:
+        return float(value) == 0
+    except ValueError:
+        return False
+
+
+def _metadata(
+    raw_xml: str, path: str = "", z_planes: int | None = None
+) -> tuple[dict[str, float], list[str]]:
     """Pixel sizes (µm, listed Z Y X; the time step ``T`` in seconds, see :func:`_time_step`)
     and channel names from the CZI metadata XML; a size given that is no size (≤ 0, not
-    finite) is warned about, then unknown."""
+    finite) is warned about, then unknown, except a Z step of 0 in a one-plane image (libCZI
+    writers put it there; a single plane has no Z step to lose)."""
     try:
         root = ET.fromstring(raw_xml)
     except ET.ParseError:
@@ -127,6 +137,8 @@ def _metadata(raw_xml: str, path: str = "") -> tuple[dict[str, float], list[str]
     for distance in root.iterfind("./Metadata/Scaling/Items/Distance"):
         axis, value = distance.get("Id"), distance.findtext("Value")
         if axis not in ("X", "Y", "Z") or not value:
+            continue
+        if axis == "Z" and z_planes == 1 and _is_zero(value):
             continue
         size = checked_size(value, "m", axis, path=path)  # CZI stores metres
         if size is not None:
@@ -311,7 +323,7 @@ def _open_scenes(reader: Any, path: str, scene: int | None) -> Image:
     views = [AxesView(s, "TCZYX", path=path) for s in series]
     data = select_scene(views, scene, path=path)
 
-    pixel_sizes, names = _metadata(raw_xml, path)
+    pixel_sizes, names = _metadata(raw_xml, path, z_planes=data.shape[-3])
     if PIXEL_TYPES[pixel_type][1] == 3:
         names = [
             f"{name or f'C{i}'}-{rgb}" for i, name in enumerate(names or [""]) for rgb in "RGB"
