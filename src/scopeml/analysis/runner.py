@@ -47,9 +47,10 @@ from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
 
-#: A worker process's opened models and classifiers: settings digest → (what their files were
+#: A worker process's opened models and classifiers: (settings digest, settings file, base
+#: folder, allowed roots: what the settings' paths resolve against) → (what their files were
 #: when opened, see :func:`_files_identity`; the resources). A dask worker outlives one run.
-_WORKER_RESOURCES: dict[str, tuple[dict[str, dict[str, Any]] | None, Any]] = {}
+_WORKER_RESOURCES: dict[tuple[Any, ...], tuple[dict[str, dict[str, Any]] | None, Any]] = {}
 
 
 @dataclass
@@ -597,15 +598,16 @@ def _job(
     (:func:`_files_identity`); an image whose worker finds another file there fails, saying
     which, so that one run never mixes two models' results."""
     parsed = AnalysisSettings.model_validate(settings)
-    opened = _WORKER_RESOURCES.get(digest)
+    key = (digest, source, base, tuple(roots or ()))  # the same text elsewhere: other files
+    opened = _WORKER_RESOURCES.get(key)
     if opened is not None and _files_identity(opened[1]) == opened[0]:
         resources = opened[1]
     else:  # the first image here, or a file replaced since (same path, same settings text)
         resources = open_resources(
             parsed, source=source, model_threads=1, allowed_roots=roots, base=base
         )
-        _WORKER_RESOURCES[digest] = (_files_identity(resources), resources)
-    files = _WORKER_RESOURCES[digest][0]
+        _WORKER_RESOURCES[key] = (_files_identity(resources), resources)
+    files = _WORKER_RESOURCES[key][0]
     changed = None if expected is None or files is None else _changed_file(parsed, expected, files)
     if changed is not None:
         return {"status": "failed", "image": str(image) if public is None else public(Path(image)),
