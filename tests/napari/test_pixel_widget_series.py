@@ -45,7 +45,7 @@ def paint_two_frames(viewer, widget):
 
 def test_scribbles_on_two_frames_both_reach_training(viewer, qtbot, movie, tmp_path):
     from scopeml.napari._preview import layer_axes
-    from scopeml.napari.pixel_widget import PixelClassifierWidget
+    from scopeml.napari.pixel_widget import PREVIEW, PixelClassifierWidget
 
     (layer,) = viewer.open(str(movie), plugin="scopeml")
     assert layer.data.shape == (3, 48, 64)
@@ -72,6 +72,13 @@ def test_scribbles_on_two_frames_both_reach_training(viewer, qtbot, movie, tmp_p
     far = np.ones((48, 64), bool)  # 6 px or more from the square
     far[6:42, 10:54] = False
     assert (classes[2][far] == 1).mean() > 0.9
+
+    viewer.dims.set_current_step(0, 2)  # the preview is the frame on screen, at that frame
+    widget.update_preview()
+    wait_idle(qtbot, widget)
+    preview = viewer.layers[PREVIEW]
+    assert preview.translate[0] == 2 and widget.status.text().startswith("preview of T 2")
+    np.testing.assert_array_equal(np.asarray(preview.data)[0], classes[2])
 
 
 def test_exported_series_scribbles_name_their_axes_for_pixel_train(viewer, qtbot, movie, tmp_path):
