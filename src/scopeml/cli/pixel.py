@@ -41,6 +41,9 @@ def train(
     colors: str | None = typer.Option(None, help="Comma-separated #rrggbb per class."),
     n_estimators: int = typer.Option(100, min=1, max=10_000, help="Trees in the forest."),
     max_depth: int | None = typer.Option(None, min=1, help="Tree depth limit (none: unlimited)."),
+    min_samples_leaf: int = typer.Option(
+        1, min=1, help="Fewest labelled pixels a leaf of a tree holds (larger: smoother)."
+    ),
     scene: int | None = typer.Option(None, help="Scene of multi-scene images (of every image)."),
     axes: str | None = typer.Option(
         None, "--axes", help=f"{AXES_HELP} Of every image (labels are Y×X or Z×Y×X)."
@@ -60,9 +63,9 @@ def train(
 
     Images and label images are read block by block, only where there are labels. A time series
     (T×Y×X, T×C×Y×X, T×C×Z×Y×X…) is trained on all its time points that have labels, each
-    time point's features apart; its labels have the same time points (a plain T×Y×X TIFF of
-    labels, as napari writes them, is read so for an image with one Z plane). An existing
-    classifier at the output is replaced, and what changed is printed.
+    time point's features apart; its labels have the same time points (napari's export, an
+    OME-TIFF, names them; a plain T×Y×X TIFF of labels is read so for an image with one Z
+    plane). An existing classifier at the output is replaced, and what changed is printed.
     """
     from contextlib import ExitStack
 
@@ -101,6 +104,7 @@ def train(
             colors=_split(colors),
             n_estimators=n_estimators,
             max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
             spatial_dims=dims.pop(),
             n_jobs=jobs,
             seed=seed,
@@ -323,9 +327,10 @@ def _split(text: str | None) -> list[str] | None:
 
 
 def _open_labels(path: Path, image):
-    """The label image at ``path``. A file whose pages are of unknown kind (a plain TIFF, as
-    napari writes scribbles) is read as Z planes; for a time series with one plane, whose labels
-    cannot have planes, pages as many as its time points are its time points (TYX)."""
+    """The label image at ``path``, read by the axes it names (napari's export is an OME-TIFF
+    naming them). A file whose pages are of unknown kind (a plain TIFF) is read as Z planes; for
+    a time series with one plane, whose labels cannot have planes, pages as many as its time
+    points are its time points (TYX)."""
     import warnings
 
     from scopeml.errors import ScopeMLError
