@@ -96,29 +96,6 @@ def test_labels_skip_trees_only_when_the_winner_is_certain() -> None:
     np.testing.assert_array_equal(_stumps([1, 1, 1, 0, 0]).predict_labels(x), [1, 0])
 
 
-def test_forest_fitted_on_bins_decides_on_raw_features_as_sklearn_on_bins() -> None:
-    rng = np.random.default_rng(4)
-    x = np.round(rng.normal(size=(3000, 4)), 2).astype(np.float32)  # repeated values too
-    x[:, 3] = rng.integers(0, 3, 3000)  # a feature with three values: three bins
-    y = (x[:, 0] + x[:, 1] * x[:, 3] + 0.3 * rng.normal(size=3000) > 0.5) + 1
-    settings = {"n_estimators": 7, "max_depth": None, "min_samples_leaf": 1, "seed": 0}
-    forest, _ = fit_forest(np.asfortranarray(x), y, n_jobs=1, **settings)
-    edges, binned = bin_features(x)
-    assert all(len(e) <= 255 for e in edges) and len(edges[3]) == 3
-    rf = RandomForestClassifier(7, class_weight="balanced", random_state=0, n_jobs=1).fit(binned, y)
-    # probe unseen values, and exactly at, just below and just above every edge
-    e = np.concatenate(edges)
-    at_edges = np.concatenate([e, np.nextafter(e, -np.inf), np.nextafter(e, np.inf)])
-    probes = np.concatenate([rng.normal(size=(2000, 4)), rng.choice(at_edges, (3000, 4))])
-    probes = probes.astype(np.float32)
-    probe_bins = np.stack(
-        [np.searchsorted(edges[j], probes[:, j], side="left") for j in range(4)], axis=1
-    ).astype(np.float32)
-    np.testing.assert_allclose(
-        forest.predict_proba(probes), rf.predict_proba(probe_bins), atol=1e-6
-    )
-
-
 def test_binning_in_threads_gives_the_same_edges_and_bins() -> None:
     rng = np.random.default_rng(6)
     x = np.asfortranarray(np.round(rng.normal(size=(5000, 7)), 3).astype(np.float32))
