@@ -246,6 +246,7 @@ def fit_forest(
     float32, column-major fastest); return it and its feature importances."""
     from sklearn.ensemble import RandomForestClassifier
 
+    x = np.asarray(x, np.float32)  # thresholds are placed between these values
     _, binned = bin_features(x, workers=n_jobs)
     forest = RandomForestClassifier(
         n_estimators=n_estimators,
