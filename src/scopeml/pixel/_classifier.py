@@ -4,11 +4,12 @@ Class convention, stated once: in a label image 0 is unlabelled and ``k = 1..K``
 the classifier's output channel ``k - 1`` is the probability of class ``k`` (``classes[k - 1]``
 names it). So ``argmax`` over channels plus one gives back label values as trained.
 
-NaN and infinite pixels follow the tiling engine's rule (:func:`scopeml.tiling.kernel.mask_invalid`)
-everywhere, in training and prediction alike: such a pixel is 0 in every channel for the
-filters, so its neighbours' features stay finite, and it has no class itself (label 0,
-probability 0 for every class). The rule is per pixel, so blocks and tiles give the same result
-as one piece. In training, scribbled NaN or infinite pixels are left out with one warning.
+NaN and infinite pixels follow the tiling engine's rule (:mod:`scopeml.io.nonfinite`, one
+implementation for both) everywhere, in training and prediction alike: such a pixel is 0 in
+every channel for the filters, so its neighbours' features stay finite, and it has no class
+itself (label 0, probability 0 for every class). The rule is per pixel, so blocks and tiles
+give the same result as one piece. In training, scribbled NaN or infinite pixels are left out
+with one warning.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from scopeml.errors import (
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.io.dtypes import label_dtype
+from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.model.forest import BINS, Forest, fit_forest
 from scopeml.model.spec import ModelSpec
 from scopeml.pixel._blocks import iter_blocks
@@ -516,9 +518,10 @@ def _sample_features(
 
 
 def finite_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """The engine's rule for NaN and infinite pixels (:func:`scopeml.tiling.kernel.mask_invalid`),
-    keeping the dtype: a pixel non-finite in any channel becomes 0 in every channel. Returns the
-    pixels and the ``[Z×]Y×X`` mask of those replaced (``None`` when none were).
+    """The engine's rule for NaN and infinite pixels (:func:`scopeml.io.nonfinite.
+    replace_nonfinite`, which :func:`scopeml.tiling.kernel.mask_invalid` applies too), keeping
+    the dtype: a pixel non-finite in any channel becomes 0 in every channel. Returns the pixels
+    and the ``[Z×]Y×X`` mask of those replaced (``None`` when none were).
 
     Examples
     --------
@@ -526,12 +529,7 @@ def finite_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     >>> block.tolist(), invalid.tolist()
     ([[1.0, 0.0], [2.0, 0.0]], [False, True])
     """
-    if pixels.dtype.kind not in "fc":
-        return pixels, None  # integers are always finite
-    invalid = ~np.isfinite(pixels).all(axis=0)
-    if not invalid.any():
-        return pixels, None
-    return np.where(invalid, pixels.dtype.type(0), pixels), invalid
+    return replace_nonfinite(pixels)
 
 
 def _check_finite(labelled: int, dropped: int, bad_pixels: int, image: ImageSource) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from scopeml.errors import IncompatibleModelError
 from scopeml.io.image import Image
+from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import Normalization
 from scopeml.tiling.outputs import OutputSpec, compute_outputs, index_outputs
@@ -58,7 +59,9 @@ def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
 
 
 def mask_invalid(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Replace pixels with a NaN or infinite value in any channel by 0 in every channel.
+    """Replace pixels with a NaN or infinite value in any channel by 0 in every channel
+    (:func:`scopeml.io.nonfinite.replace_nonfinite`, the rule the pixel classifier follows too),
+    as float32 where any was replaced.
 
     Returns the block and the ``[Z×]Y×X`` mask of those pixels (``None`` when there are none).
 
@@ -68,10 +71,10 @@ def mask_invalid(block: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     >>> block.tolist(), invalid.tolist()
     ([[1.0, 0.0], [2.0, 0.0]], [False, True])
     """
-    invalid = ~np.isfinite(block).all(axis=0)
-    if not invalid.any():
+    replaced, invalid = replace_nonfinite(block)
+    if invalid is None:
         return block, None
-    return np.where(invalid, np.float32(0), block).astype(np.float32, copy=False), invalid
+    return replaced.astype(np.float32, copy=False), invalid
 
 
 def pad_to(block: np.ndarray, shape: Sequence[int]) -> np.ndarray:
