@@ -319,7 +319,8 @@ def check_job_inputs(
     that do not fit are refused by the engine's own check in the job's words (its
     ``channels`` field, not ``--channels``); and where ``scale`` is ``"auto"`` (given, or the
     model's default), the factor is chosen here, once (the same estimate, a resumed run's
-    recorded choice), and returned for ``segment`` to record rather than estimate again.
+    recorded choice), and returned for ``segment`` to record rather than estimate again; so
+    the estimate's warning (no objects found: scale 1) is given here, once for the job.
 
     A factor that magnifies is counted against the task's limits, which at submit counted ×1
     (the factor not known then): the image's pixels (``max_job_pixels``,
@@ -345,7 +346,9 @@ def check_job_inputs(
         warnings.simplefilter("ignore")
         image, _, settings = fit_model_inputs(image, None, model, settings)
         check_compatible(image, model, JOB_CHANNELS)
-        *_, chosen = _auto_scaled_model(image, model, None, settings, output)
+    # auto's estimate is made here only (segment is handed it), so its warning (no objects
+    # found: scale 1) is left to reach the job's log, once
+    *_, chosen = _auto_scaled_model(image, model, None, settings, output)
     if chosen is not None and chosen.scale > 1:  # at submit it counted ×1
         _check_auto_limits(image, model, chosen, task)
     return chosen
