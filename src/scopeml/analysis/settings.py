@@ -374,7 +374,7 @@ class AnalysisSettings(_Strict):
         (they name ``CLASS.csv``, ``CLASS.ome.zarr``, ``tables/CLASS.csv``, ``summary/CLASS_*``)."""
         names = [c.name for c in self.classes]
         for index, name in enumerate(names):
-            if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+            if is_device_name(name):
                 raise _TreeError(
                     f"class name {name!r} is a device name on Windows: its result files "
                     f"({name}.csv, {name}.ome.zarr) cannot be made there; choose another",
@@ -459,6 +459,18 @@ def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
 _WINDOWS_DEVICES = frozenset(
     ["CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))]
 )
+
+
+def is_device_name(name: str) -> bool:
+    """Whether Windows keeps ``name`` for a device, with any extension: no file or folder
+    there can have it (a class's result files, an image's result folder).
+
+    Examples
+    --------
+    >>> is_device_name("CON"), is_device_name("nul.csv"), is_device_name("console")
+    (True, True, False)
+    """
+    return name.split(".")[0].upper() in _WINDOWS_DEVICES
 
 
 def file_name_part(name: str) -> str:
