@@ -1006,7 +1006,11 @@ def train_pixel_classifier(
     elif not isinstance(image, Image):
         image = image_of_array(image)
     if isinstance(labels, (str, os.PathLike)):
-        labels = open_image(labels)
+        from scopeml.pixel._labels import open_training_labels
+
+        # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
+        # as `scopeml pixel train` and napari's scribbles import read it
+        labels = open_training_labels(labels, image.sizes)
     images: Any = image
     targets: Any = labels
     if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):

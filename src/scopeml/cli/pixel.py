@@ -72,6 +72,7 @@ def train(
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
     from scopeml.pixel import train_classifier
+    from scopeml.pixel._labels import open_training_labels
 
     if len(files) % 2:
         raise InvalidRequestError(
@@ -90,7 +91,7 @@ def train(
             img = stack.enter_context(open_image(image_file, scene=scene, axes=axes))
             if channels is not None:
                 img = img.select_channels(_split(channels) or [])
-            lab = stack.enter_context(_open_labels(labels_file, img))
+            lab = stack.enter_context(open_training_labels(labels_file, img.sizes))
             dims.add(_label_dims(lab, img, labels_file))
             images.append(img)
             labels.append(lab)
@@ -324,35 +325,6 @@ def _network_info(features: dict) -> None:
 
 def _split(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _open_labels(path: Path, image):
-    """The label image at ``path``, read by the axes it names (napari's export is an OME-TIFF
-    naming them). A file whose pages are of unknown kind (a plain TIFF) is read as Z planes; for
-    a time series with one plane, whose labels cannot have planes, pages as many as its time
-    points are its time points (TYX)."""
-    import warnings
-
-    from scopeml.errors import ScopeMLError
-    from scopeml.io import open_image
-    from scopeml.io.registry import takes_axes
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        labels = open_image(path)
-    t, z = image.sizes["T"], image.sizes["Z"]
-    seen = labels.sizes
-    if t > 1 and z == 1 and (seen["T"], seen["Z"]) == (1, t) and takes_axes(path):
-        try:
-            as_time = open_image(path, axes="TYX")
-        except ScopeMLError:  # a file that names its axes, or has more: as it said
-            pass
-        else:
-            labels.close()
-            return as_time
-    for warning in caught:
-        warnings.warn(warning.message, warning.category, stacklevel=2)
-    return labels
 
 
 def _label_dims(labels, image, path: Path) -> int:

@@ -672,8 +672,7 @@ class PixelClassifierWidget(QWidget):
         """Replace the scribbles with a label image file (TIFF, PNG, OME-Zarr …) of their
         axes (a plain TIFF's pages are the time points of a series' scribbles)."""
         layer = self.scribbles()
-        with sm.open_image(path) as image:
-            data = _as_scribbles(image.read(), layer_axes(layer), layer.data.shape, path)
+        data = _as_scribbles(path, layer_axes(layer), layer.data.shape)
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
         self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
@@ -720,28 +719,32 @@ class PixelClassifierWidget(QWidget):
             self._guard(self.export_scribbles, path)
 
 
-def _as_scribbles(
-    data: np.ndarray, axes: str, want: tuple[int, ...], path: str | Path
-) -> np.ndarray:
-    """A label image read (``S×T×C×Z×Y×X``) as scribbles of ``axes`` (``"TYX"`` …) and shape
-    ``want``. Pages read as planes are time points for scribbles with time points and no
-    planes (a plain TIFF's pages, as ``scopeml pixel train`` reads them).
+def _as_scribbles(path: str | Path, axes: str, want: tuple[int, ...]) -> np.ndarray:
+    """The label image at ``path`` as scribbles of ``axes`` (``"TYX"`` …) and shape ``want``,
+    read as ``scopeml pixel train`` reads labels for an image of those sizes (a plain TIFF's
+    pages are the time points of a series' scribbles: :mod:`scopeml.pixel._labels`).
 
     Examples
     --------
-    >>> _as_scribbles(np.zeros((1, 1, 1, 3, 4, 5)), "TYX", (3, 4, 5), "s.tif").shape
+    >>> import tifffile
+    >>> path = getfixture("tmp_path") / "s.tif"
+    >>> tifffile.imwrite(path, np.ones((3, 4, 5), np.uint8))  # 3 pages: written as one RGB page
+    >>> _as_scribbles(path, "TYX", (3, 4, 5)).shape
     (3, 4, 5)
     """
-    sizes = dict(zip("STCZYX", data.shape, strict=True))
-    if "T" in axes and "Z" not in axes and sizes["T"] == 1:
-        sizes["T"], sizes["Z"] = sizes["Z"], 1
-    shape = tuple(sizes[a] for a in axes)
-    if shape != tuple(want) or any(sizes[a] != 1 for a in "STCZ" if a not in axes):
+    from scopeml.pixel._labels import open_training_labels
+
+    sizes = dict(zip(axes, want, strict=True))
+    with open_training_labels(path, sizes) as image:
+        data = image.read()
+    found = dict(zip("STCZYX", data.shape, strict=True))
+    shape = tuple(found.get(a) for a in axes)
+    if shape != tuple(want) or any(found[a] != 1 for a in "STCZ" if a not in axes):
         from scopeml.errors import InvalidLabelsError
 
-        found = " ".join(f"{a}={n}" for a, n in sizes.items() if n > 1 or a in "YX")
+        text = " ".join(f"{a}={n}" for a, n in found.items() if n > 1 or a in "YX")
         raise InvalidLabelsError(
-            f"labels of sizes {found}; the scribbles are {axes} {'×'.join(map(str, want))}",
+            f"labels of sizes {text}; the scribbles are {axes} {'×'.join(map(str, want))}",
             path=path,
         )
     return data.reshape(want)
