@@ -115,16 +115,19 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     parser.add_argument("--epochs", type=int, default=CONFIG.epochs, help="stop after N epochs")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument(
+        "--seed", type=int, default=CONFIG.seed, help="training seed (weights, patches, order)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     start = time.perf_counter()
-    config = CONFIG
+    config = dataclasses.replace(CONFIG, seed=args.seed)
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:
-        config = dataclasses.replace(CONFIG, epochs=args.epochs)
+        config = dataclasses.replace(config, epochs=args.epochs)
     pairs = dataset(N_TRAIN, TRAIN_SEED)
     images = [image for image, _ in pairs]
     labels = [nuclei_targets(instances) for _, instances in pairs]
