@@ -15,10 +15,11 @@ import math
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from os import PathLike
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -459,17 +460,66 @@ def _crf_guide_image(
     image: str | PathLike[str] | Image | None, identity: dict[str, Any], store: Path
 ) -> str | PathLike[str] | Image:
     """The image that guides the CRF: ``image``, else the one the store records it was
-    segmented from; refused, saying how to give one, where that is unknown or gone."""
+    segmented from (its path, or on a store a server wrote, the name it knows it by), else a
+    file of that name beside the store (a store downloaded from a server, or moved from another
+    machine; a warning names it); refused in one line, saying how to give one, where none is
+    found. The CRF needs the image's pixels: the store's probabilities alone cannot guide it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "a.tif").write_bytes(b"")
+    >>> record = {"image": {"name": "plate/a.tif"}}
+    >>> with warnings.catch_warnings(record=True) as said:
+    ...     warnings.simplefilter("always")
+    ...     _crf_guide_image(None, record, folder / "r.ome.zarr") == folder / "a.tif"
+    True
+    >>> str(said[0].message)  # doctest: +ELLIPSIS
+    'crf: the image the store records, plate/a.tif, is not at that path; using .../a.tif, ...'
+    """
     if image is not None:
         return image
-    image = (identity.get("image") or {}).get("path")
-    if image is None or not Path(image).exists():
+    recorded = identity.get("image") or {}
+    recorded = recorded if isinstance(recorded, dict) else {}
+    where = recorded.get("path") or recorded.get("name")
+    if where is None:
         raise InvalidRequestError(
-            "crf needs the image the probabilities came from: give it with image= "
-            "(--image)" + (f"; the recorded one, {image}, is gone" if image else ""),
+            "crf needs the image the probabilities came from, and the store records none: "
+            "give it with --image (image=)",
             path=store,
         )
-    return image
+    if recorded.get("path") and Path(where).exists():
+        return where
+    beside = _beside(store, str(where))
+    if beside is None:
+        raise InvalidRequestError(
+            f"crf needs the image the probabilities came from: the store records {where}, which "
+            f"is not at that path (a store from a server or another machine?) nor beside the "
+            f"store as {PurePath(where).name}; give it with --image (image=)",
+            path=store,
+        )
+    warnings.warn(
+        f"crf: the image the store records, {where}, is not at that path; using {beside}, "
+        "the file of its name beside the store (--image chooses another)",
+        UserWarning,
+        stacklevel=4,
+    )
+    return beside
+
+
+def _beside(store: Path, recorded: str) -> Path | None:
+    """The recorded image found beside ``store``: by its path there where that is relative
+    (a server's name below its root, no ``..``), else by its file name."""
+    name = PurePath(recorded.replace("\\", "/"))
+    tries = [name.name]
+    if not name.is_absolute() and ".." not in name.parts and len(name.parts) > 1:
+        tries.insert(0, name.as_posix())
+    for relative in tries:
+        candidate = Path(store).parent / relative
+        if relative and candidate.exists() and candidate.resolve() != Path(store).resolve():
+            return candidate
+    return None
 
 
 def _crf_then_steps(
