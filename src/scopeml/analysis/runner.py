@@ -6,7 +6,7 @@ one after another, in a local process pool (``workers``), or on a dask.distribut
 (``scheduler``). An image that fails is recorded with its reason and the batch goes on; with
 ``resume`` an image whose folder is complete (same settings, same input file) is skipped, and a
 model or classifier file replaced since its results were made refuses the resume (each image's
-``record.json`` records the files' fingerprints, :func:`_files_identity`).
+``record.json`` records the files' fingerprints, :mod:`scopeml.analysis.model_files`).
 
 Results folder::
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images
+from scopeml.analysis.model_files import files_identity, resource_paths, same_content
 from scopeml.analysis.results_lock import LOCK, results_lock
 from scopeml.analysis.settings import (
     AnalysisSettings,
@@ -49,7 +51,8 @@ __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"
 
 #: A worker process's opened models and classifiers: (settings digest, settings file, base
 #: folder, allowed roots: what the settings' paths resolve against) → (what their files were
-#: when opened, see :func:`_files_identity`; the resources). A dask worker outlives one run.
+#: when opened, see :func:`~scopeml.analysis.model_files.files_identity`; the resources). A
+#: dask worker outlives one run.
 _WORKER_RESOURCES: dict[tuple[Any, ...], tuple[dict[str, dict[str, Any]] | None, Any]] = {}
 
 
@@ -191,14 +194,15 @@ def run_analysis(
                                    allowed_roots=roots, base=base)  # fmt: skip
         defaults = _model_scales(settings, resources)
         _check_same_settings(output, previous, text, defaults)
-        files = _check_same_files(output, settings, result.records, resources)
+        run = uuid.uuid4().hex  # each process hashes the model files once for this run
+        files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, paths, source, roots, public_name)
         (output / "images").mkdir(parents=True, exist_ok=True)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
         jobs = [(settings.model_dump(mode="json", by_alias=True), str(p),
                  str(output / "images" / n), digest, str(source) if source else None, roots,
-                 public_name, None if base is None else str(base), files)
+                 public_name, None if base is None else str(base), files, run)
                 for p, n in todo]  # fmt: skip
         if local:
             for path, name in track(todo, report, "analyze", unit="image"):
@@ -461,26 +465,30 @@ def _names_files(settings: AnalysisSettings) -> bool:
     )
 
 
-#: Fingerprint keys that say when, not what: a copy of the same file (another modification
-#: time) is the same model.
-_WHEN = ("mtime_ns", "listing_sha256")
-
-
 def _check_same_files(
     output: Path,
     settings: AnalysisSettings,
     records: Sequence[Mapping[str, Any]],
     resources: Any,
+    run: str | None = None,
 ) -> dict[str, dict[str, Any]] | None:
-    """What the model and classifier files of ``resources`` are (:func:`_files_identity`), once
+    """What the model and classifier files of ``resources`` are
+    (:func:`~scopeml.analysis.model_files.files_identity`, hashed whole for the ``run``), once
     checked against the finished images' ``records``: a resume into results made with other
-    files (by content: size and hash, as ``segment --resume`` compares its model) is refused,
-    naming the file as the settings give it, since the folder would mix two models' results."""
-    files = _files_identity(resources)
+    files (by content, as ``segment --resume`` compares its model) is refused, naming the file
+    as the settings give it, since the folder would mix two models' results."""
+    files = files_identity(resources, run)
     if files is None:  # a file went away while being fingerprinted: opening it again says so
         return None
+    paths = resource_paths(resources)
+    compared: set[str] = set()
     for record in records:
-        changed = _changed_file(settings, record.get("model_files") or {}, files)
+        then = record.get("model_files") or {}
+        text = json.dumps(then, sort_keys=True, default=str)
+        if text in compared:  # images of one run recorded the same files: compared once
+            continue
+        compared.add(text)
+        changed = _changed_file(settings, then, files, paths)
         if changed is not None:
             raise InvalidRequestError(
                 f"cannot resume: {changed}; its finished images came from the old one: analyse "
@@ -494,16 +502,18 @@ def _changed_file(
     settings: AnalysisSettings,
     then: Mapping[str, Mapping[str, Any]],
     now: Mapping[str, Mapping[str, Any]],
+    paths: Mapping[str, Mapping[str, Any]],
 ) -> str | None:
     """The first model or classifier file whose content differs between two
-    :func:`_files_identity` (one not in ``then`` is not compared), in words: ``the model file
-    m.czann (class 'blob') changed since the run began (sha256 1a2b… → 3c4d…)``; else ``None``.
+    :func:`~scopeml.analysis.model_files.files_identity` (``now``: of the files at ``paths``;
+    one not in ``then`` is not compared), in words: ``the model file m.czann (class 'blob')
+    changed since the run began (sha256 1a2b… → 3c4d…)``; else ``None``.
     """
     given = {c.name: c for c in settings.classes}
     for kind, by_class in now.items():
         for name, current in by_class.items():
             earlier = (then.get(kind) or {}).get(name)
-            if earlier is None or _content(earlier) == _content(current):
+            if earlier is None or same_content(earlier, current, paths[kind][name]):
                 continue
             cls = given[name]
             file = cls.classifier if kind == "classifiers" else cls.segmenter.model
@@ -513,10 +523,6 @@ def _changed_file(
                 f"→ {_short(current.get('sha256'))})"
             )
     return None
-
-
-def _content(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in fingerprint.items() if key not in _WHEN}
 
 
 def _short(digest: Any) -> str:
@@ -540,7 +546,7 @@ def _safe(
     ``engine_workers``: threads of the tiling engine (1 where images already run side by side).
     ``public``: the name to record for a file instead of its path (see :func:`run_analysis`).
     ``files``: what the model and classifier files were when ``resources`` were opened
-    (:func:`_files_identity`), recorded with the image.
+    (:func:`~scopeml.analysis.model_files.files_identity`), recorded with the image.
     """
     name = str(image) if public is None else public(image)
     try:
@@ -590,52 +596,37 @@ def _naming(
 def _job(
     settings: dict, image: str, folder: str, digest: str, source: str | None,
     roots: list[str] | None, public: Callable[[Path], str] | None = None,
-    base: str | None = None, expected: dict[str, Any] | None = None,
+    base: str | None = None, expected: dict[str, Any] | None = None, run: str | None = None,
 ) -> dict:  # fmt: skip
     """One image in a worker process or on a dask worker (models opened once per process).
 
     ``expected``: what the model and classifier files were when the run began
-    (:func:`_files_identity`); an image whose worker finds another file there fails, saying
-    which, so that one run never mixes two models' results."""
+    (:func:`~scopeml.analysis.model_files.files_identity`); an image whose worker finds
+    another file there fails, saying which, so that one run never mixes two models' results.
+    ``run``: the run's token; a worker hashes the files once per run, and before each further
+    image only ``stat``s them (hashing again where that changed). ``None``: hashed per image.
+    """
     parsed = AnalysisSettings.model_validate(settings)
     key = (digest, source, base, tuple(roots or ()))  # the same text elsewhere: other files
     opened = _WORKER_RESOURCES.get(key)
-    if opened is not None and _files_identity(opened[1]) == opened[0]:
+    if opened is not None and files_identity(opened[1], run) == opened[0]:
         resources = opened[1]
     else:  # the first image here, or a file replaced since (same path, same settings text)
         resources = open_resources(
             parsed, source=source, model_threads=1, allowed_roots=roots, base=base
         )
-        _WORKER_RESOURCES[key] = (_files_identity(resources), resources)
+        _WORKER_RESOURCES[key] = (files_identity(resources, run), resources)
     files = _WORKER_RESOURCES[key][0]
-    changed = None if expected is None or files is None else _changed_file(parsed, expected, files)
+    paths = resource_paths(resources)
+    changed = (
+        None if expected is None or files is None
+        else _changed_file(parsed, expected, files, paths)
+    )  # fmt: skip
     if changed is not None:
         return {"status": "failed", "image": str(image) if public is None else public(Path(image)),
                 "name": Path(folder).name, "reason": changed, "counts": {}}  # fmt: skip
     return _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public,
                  files)  # fmt: skip
-
-
-def _files_identity(resources: Any) -> dict[str, dict[str, Any]] | None:
-    """What the model and classifier files ``resources`` were opened from are now, by class:
-    ``{"models": {class: fingerprint}, "classifiers": {...}}``, each one's
-    :func:`~scopeml.tiling.execute.source_fingerprint` (size, modification time and content
-    hash, as a segment run's record fingerprints its image; a bioimage.io description by its
-    folder); ``None`` where one is gone. A worker that kept them opens them again when this
-    changes; each image's record keeps it, and a resume compares it (:func:`_check_same_files`).
-    """
-    from scopeml.tiling.execute import source_fingerprint
-
-    try:
-        return {
-            kind: {name: source_fingerprint(path) for name, path in paths.items()}
-            for kind, paths in (
-                ("models", resources.model_paths),
-                ("classifiers", resources.classifier_paths),
-            )
-        }
-    except OSError:
-        return None
 
 
 def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
