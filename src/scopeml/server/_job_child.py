@@ -448,7 +448,7 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
         return
     fixed = max((magnification(s) for s in wanted.values() if not is_auto(s)), default=1.0)
     counted: list[tuple[int, float, str, Any]] = []  # pixels, factor, name, auto's choice
-    for path in task["images"]:
+    for path in _analysis_files(task, settings):
         try:
             with open_image(path, allowed_roots=task["roots"], axes=settings.axes_of(path)) as im:
                 image = im.select_channels(settings.channels)
@@ -466,7 +466,7 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
                 shape = image.shape
         except Exception:  # fails on its own when the analysis runs, with the reason
             continue
-        name = task.get("names", {}).get(path, Path(path).name)
+        name = PublicNames(task.get("names", {}), tuple(task["roots"]))(Path(path))
         counted.append((shape[0] * job_pixels(shape, factor), factor, name, choice))
     total = sum(entry[0] for entry in counted)
     magnified = [entry for entry in counted if entry[3] is not None]
@@ -481,6 +481,24 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
         f"px): the analysis's {len(task['images'])} images come to {total:.1e} pixels > "
         f"--max-job-pixels {limit:.1e}; give the class a smaller scale"
     )
+
+
+def _analysis_files(task: dict[str, Any], settings: Any) -> list[str]:
+    """An analysis's image files: its folders and patterns expanded as the analysis expands
+    them (the settings' ``inputs``); as named where they do not expand (the analysis fails
+    on its own, saying why)."""
+    from scopeml.analysis.inputs import find_images
+
+    inputs = settings.inputs
+    try:
+        found = find_images(
+            task["images"], recursive=inputs.recursive, include=inputs.include,
+            exclude=inputs.exclude, skip_labels=inputs.skip_labels, ignore=[task["output"]],
+            warn=False,
+        )  # fmt: skip
+    except Exception:
+        return list(task["images"])
+    return [str(path) for path in found.paths]
 
 
 @dataclass(frozen=True)

@@ -9,13 +9,16 @@ first, so its errors name their lines (422, one line). The job is an ordinary jo
 from __future__ import annotations
 
 import asyncio
+import glob
+import os
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from scopeml.errors import InvalidRequestError, ScopeMLError
+from scopeml.io.confine import Confinement
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, save_body
@@ -58,6 +61,13 @@ async def submit_analysis(
     """Run the settings file in the body over images below the allowed root (``image_path``,
     repeated) and your uploads (``upload_id``, repeated); poll ``GET /jobs/{id}``.
 
+    An ``image_path`` may name a folder or a glob pattern below the root, expanded as
+    ``scopeml analyze`` expands them (:mod:`scopeml.analysis.inputs`, with the settings'
+    ``inputs``: subfolders too unless ``recursive: false``, label images left out, each image
+    named by its path below the folder); at most 1000 images in all. A folder in which a file
+    (or a subfolder) links outside the root answers 422 naming it; the job checks every file
+    again where it opens it.
+
     Models and classifiers the settings name are built-in names or files below the allowed
     root, a relative path taken from the root (as ``image_path``, and as it without ``..``); one
     that is missing, outside the root or of the wrong kind (from its header: a segmentation
@@ -71,7 +81,8 @@ async def submit_analysis(
     settings' ``axes``, × their largest ``scale`` per axis) answer 422, as a segment job's
     image does.
     """
-    images = [str(resolve_image_path(path, config.allowed_root)) for path in image_path or []]
+    sources = [_resolve_source(path, config.allowed_root) for path in image_path or []]
+    images = [source for source, _ in sources]
     for upload in upload_id or []:
         record = db.get_upload(upload)
         if record is None or record["owner"] != user["user"]:
@@ -90,13 +101,16 @@ async def submit_analysis(
             config,
             jobs.analysis_roots(images),
         )
+        files = await asyncio.to_thread(
+            _expand, sources, image_path or [], images[len(sources) :], settings, config
+        )
         await asyncio.to_thread(
             check_analysis_pixels,
-            images,
+            files,
             jobs.analysis_roots(images),
             analysis_scale(settings),
             config,
-            [settings.axes_of(image) for image in images],  # as the job reads them
+            [settings.axes_of(image) for image in files],  # as the job reads them
             # its models' classes and channels (none to open: no imports to pay for)
             (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
         )
@@ -112,6 +126,72 @@ async def submit_analysis(
     )  # fmt: skip
     jobs.submit(job_id)
     return job_info(db.get_job(job_id), config)
+
+
+def _resolve_source(user_path: str, allowed_root: Path | None) -> tuple[str, bool]:
+    """A request's ``image_path`` as a server path, and whether it is a folder or a pattern to
+    expand: an image file as :func:`~scopeml.server.jobs.resolve_image_path` takes it, else a
+    folder (resolved: below the root) or a glob pattern below the root (no ``..``)."""
+    try:
+        return str(resolve_image_path(user_path, allowed_root)), False
+    except InvalidRequestError:
+        if allowed_root is None or not user_path or "\x00" in user_path or len(user_path) > 4096:
+            raise
+        if ".." in PurePosixPath(user_path).parts:
+            raise
+        root = allowed_root.resolve()
+        candidate = (root / user_path).resolve()
+        if candidate.is_relative_to(root) and candidate.is_dir():
+            return str(candidate), True
+        pattern = root / user_path  # taken as a file's path is (absolute: below the root)
+        if glob.has_magic(user_path) and not candidate.exists() and pattern.is_relative_to(root):
+            return str(pattern), True
+        raise
+
+
+def _expand(
+    sources: list[tuple[str, bool]],
+    names: list[str],
+    uploads: list[str],
+    settings: AnalysisSettings,
+    config: ServerConfig,
+) -> list[str]:
+    """The image files the job will analyse: ``sources``' folders and patterns expanded as the
+    job's :func:`~scopeml.analysis.run_analysis` expands them (the settings' ``inputs``), each
+    found file below the allowed root (a link out of it refused, named by its place below
+    the root), then the ``uploads``."""
+    from scopeml.analysis.inputs import find_images
+
+    root = Path(config.allowed_root or "/").resolve()
+    confinement = Confinement.of([root])
+    inputs = settings.inputs
+    files: list[str] = []
+    for (source, expand), name in zip(sources, names, strict=True):
+        if not expand:
+            files.append(source)
+            continue
+        try:
+            found = find_images(
+                [source], recursive=inputs.recursive, include=inputs.include,
+                exclude=inputs.exclude, skip_labels=inputs.skip_labels, warn=False,
+            )  # fmt: skip
+        except (ScopeMLError, OSError) as err:
+            problem = err.problem if isinstance(err, ScopeMLError) else "matches no file"
+            raise InvalidRequestError(f"image path {name!r}: {problem}") from err
+        for path in found.paths:
+            if confinement is not None and not confinement.allows(os.path.realpath(path)):
+                below = Path(path).relative_to(root).as_posix()
+                raise InvalidRequestError(
+                    f"image path {name!r}: {below} links outside the allowed root; remove the "
+                    "link, or leave it out (the settings' inputs: exclude)"
+                )
+        files += [str(path) for path in found.paths]
+        if len(files) > MAX_IMAGES:
+            raise InvalidRequestError(
+                f"image path {name!r}: the analysis's images come to more than {MAX_IMAGES}; "
+                "name fewer, or give include or exclude in the settings' inputs"
+            )
+    return list(dict.fromkeys([*files, *uploads]))
 
 
 def _opens_files(settings: AnalysisSettings) -> bool:

@@ -1,0 +1,113 @@
+"""``POST /analyses`` takes a folder (or a glob pattern) below the allowed root, expanded as
+``scopeml analyze`` expands it (its subfolders too, label images left out, names by the path
+below the folder); a folder in which a file or a subfolder links outside the root is refused
+in one line naming the link, never its target."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.analysis import run_analysis
+from scopeml.client import Client, ServerResponseError
+from scopeml.synthetic import synthetic_nuclei
+
+from .conftest import ServerProcess, own_server
+
+WAIT_S = 240.0
+
+SETTINGS = """\
+version: 1
+channels: [C0]
+classes:
+  - name: blob
+    segmenter:
+      kind: threshold
+      channel: C0
+      method: otsu
+"""
+
+
+def nuclei(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image, _ = synthetic_nuclei((64, 80), density=0.004, seed=seed)
+    tifffile.imwrite(path, image[0])
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    top = tmp_path_factory.mktemp("analysis-folders")
+    root = top / "root"
+    nuclei(root / "plate" / "b.tif", 1)
+    nuclei(root / "plate" / "A1" / "a.tif", 2)
+    nuclei(root / "plate" / "b_labels.tif", 3)  # a label image: left out, as the CLI does
+    nuclei(top / "outside" / "secret.tif", 4)
+    nuclei(root / "leaky" / "a.tif", 5)
+    os.symlink(top / "outside" / "secret.tif", root / "leaky" / "escape.tif")
+    nuclei(root / "leaky-folder" / "a.tif", 6)
+    os.symlink(top / "outside", root / "leaky-folder" / "sub")
+    return root
+
+
+@pytest.fixture(scope="module")
+def alice(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[Client]:
+    server: ServerProcess
+    for server in own_server(tmp_path_factory, "analysis-folders", "--allowed-root", str(root)):
+        with Client(server.url, server.tokens["alice"]) as client:
+            yield client
+
+
+def test_a_folder_is_analysed_as_the_command_line_analyses_it(alice, root, tmp_path) -> None:
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    local = run_analysis(settings, [root / "plate"], tmp_path / "local", workers=1)
+    assert sorted(local.counts) == ["A1__a", "b"]  # the labels file left out
+    job = alice.submit_analysis(settings, image_paths=["plate"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done" and done["error"] is None, done
+    assert done["images"] == ["plate"]
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    assert sorted(p.name for p in (results / "images").iterdir()) == ["A1__a", "b"]
+    remote = pd.read_csv(results / "tables" / "blob.csv")
+    mine = pd.read_csv(tmp_path / "local" / "tables" / "blob.csv")
+    assert len(remote) == len(mine) > 4
+    numbers = remote.select_dtypes("number").columns
+    pd.testing.assert_frame_equal(remote[numbers], mine[numbers])
+    assert str(root) not in (results / "tables" / "blob.csv").read_text()  # no server path
+
+    job = alice.submit_analysis(settings, image_paths=["plate/*.tif"])  # a pattern: b.tif
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done", done
+    results = alice.download_result(job["id"], tmp_path / "pattern")
+    assert [p.name for p in (results / "images").iterdir()] == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("folder", "link"), [("leaky", "leaky/escape.tif"), ("leaky-folder", "leaky-folder/sub")]
+)
+def test_a_link_out_of_the_root_in_a_folder_is_refused(alice, tmp_path, folder, link) -> None:
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(settings, image_paths=[folder])
+    message = str(err.value)
+    assert err.value.status_code == 422, message
+    assert f"image path '{folder}': {link}" in message
+    assert "links outside the allowed root" in message and "outside/" not in message
+    assert len(alice.list_jobs()) == before  # nothing queued
+
+
+def test_an_empty_folder_or_pattern_says_so(alice, root, tmp_path) -> None:
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    (root / "empty").mkdir(exist_ok=True)
+    for name, says in (("empty", "no images here"), ("plate/*.czi", "no images here")):
+        with pytest.raises(ServerResponseError) as err:
+            alice.submit_analysis(settings, image_paths=[name])
+        assert err.value.status_code == 422 and f"image path '{name}': {says}" in str(err.value)
