@@ -7,6 +7,12 @@ holds it (process id, host, start time), and removes it when it ends (done, fail
 interrupted). A second run refuses in one line naming the holder. A lock whose process is gone
 (no such process on this host, or one started after the lock, its id reused) was left by a
 killed run: it is taken over with a warning. One from another host is never guessed at.
+
+A reused id is told by the process's start: on Linux the lock records its process's start
+time from ``/proc/<pid>/stat`` and the boot it ran in, and a live process of that id that
+started at another time (or a lock from an earlier boot) is another; elsewhere the process's
+creation time as psutil gives it (where installed: it comes with dask) is compared with the
+lock's; without either, a live id is taken at its word.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ def _take(path: Path, folder: Path) -> bytes:
             "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "started_s": time.time(),
             "token": uuid.uuid4().hex,
+            **_start_of(os.getpid()),
         }
     ).encode()
     for _ in range(5):
@@ -148,11 +155,51 @@ def _alive(holder: dict[str, Any], path: Path) -> bool:
         return False
     except PermissionError:  # another user's process
         pass
-    return not _started_after(pid, holder.get("started_s"))
+    return not _reused(pid, holder)
 
 
-def _started_after(pid: int, started: Any) -> bool:
-    """Whether process ``pid`` started after the lock was taken: its id reused by another."""
+#: Where Linux says which boot this is (its processes' start times count from that boot).
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def _start_of(pid: int) -> dict[str, Any]:
+    """``{"boot_id": ..., "proc_start": ...}``: the boot and the start time (clock ticks since
+    that boot, field 22 of ``/proc/<pid>/stat``) of process ``pid``; just the boot where there
+    is no such process; ``{}`` without ``/proc``.
+
+    Examples
+    --------
+    >>> import sys
+    >>> mine = _start_of(os.getpid())
+    >>> sys.platform != "linux" or mine == _start_of(os.getpid()) and mine["proc_start"] > 0
+    True
+    """
+    try:
+        boot = _BOOT_ID.read_text().strip()
+    except OSError:
+        return {}
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except FileNotFoundError:  # no such process (any more)
+        return {"boot_id": boot} if boot else {}
+    except OSError:
+        return {}
+    try:  # the command name (field 2) is in parentheses and may hold spaces and ')'
+        start = int(stat.rpartition(b")")[2].split()[19])
+    except (ValueError, IndexError):
+        return {}
+    return {"boot_id": boot, "proc_start": start} if boot else {}
+
+
+def _reused(pid: int, holder: dict[str, Any]) -> bool:
+    """Whether process ``pid`` is not the one that took the lock ``holder``: its id reused by
+    a process started since (or in a later boot)."""
+    recorded = holder.get("proc_start")
+    if isinstance(recorded, int) and isinstance(holder.get("boot_id"), str):
+        now = _start_of(pid)
+        if now:  # gone, or another boot's, or started at another time: not the lock's
+            return now["boot_id"] != holder["boot_id"] or now.get("proc_start") != recorded
+    started = holder.get("started_s")
     if not isinstance(started, (int, float)):
         return False
     try:
