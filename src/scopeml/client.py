@@ -271,8 +271,10 @@ class Client:
     ) -> dict[str, Any]:
         """Run an analysis settings file (YAML) on the server over images below its allowed
         root and uploaded ones; a job record (follow it with :meth:`wait_job`, fetch the
-        ``<job id>-results`` folder with :meth:`download_result`). Uploaded images are named
-        in the results by their file names."""
+        ``<job id>-results`` folder with :meth:`download_result`). An ``image_paths`` entry is
+        a file, a folder (its images and its subfolders', as ``scopeml analyze`` takes one) or
+        a glob pattern, relative to the server's root. Uploaded images are named in the results
+        by their file names."""
         path = Path(settings)
         params: list[tuple[str, str]] = [("filename", path.name)]
         params += [("image_path", str(image)) for image in image_paths]
