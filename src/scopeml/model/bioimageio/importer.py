@@ -107,6 +107,7 @@ def build_czann(
     opset = max((o.version for o in onnx_model.opset_import if o.domain in ("", "ai.onnx")),
                 default=0)  # fmt: skip
     sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
+    valid = _smallest_input(descr, spatial, valid, fail)
     halo = _halo(tensor_out, spatial, fail) if out_spatial else None
     classes = _channel_names(tensor_out)
     graph = wrap_graph(
@@ -148,13 +149,7 @@ def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
     """The czann keys a package's ``config: scopeml:`` carries (:data:`SIZE_KEYS`), checked:
     a positive diameter, a ``[low, high]`` range of them, ``auto`` as the default scale. A
     package without them gives none (the model then runs at scale 1 unless told)."""
-    config = getattr(descr, "config", None)
-    extra = getattr(config, "model_extra", None) or {}
-    ours = extra.get("scopeml") if isinstance(extra, dict) else None
-    if ours is None:
-        return {}
-    if not isinstance(ours, dict):
-        fail(f"config.scopeml is {type(ours).__name__}, not a mapping")
+    ours = _scopeml_config(descr, fail)
     found: dict[str, Any] = {}
     for key, czann_key in SIZE_KEYS.items():
         if key not in ours:
@@ -174,6 +169,51 @@ def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
         else:
             found[czann_key] = "auto"
     return found
+
+
+def _scopeml_config(descr: Any, fail: Any) -> dict[str, Any]:
+    """The package's ``config: scopeml:`` mapping (empty when it has none)."""
+    config = getattr(descr, "config", None)
+    extra = getattr(config, "model_extra", None) or {}
+    ours = extra.get("scopeml") if isinstance(extra, dict) else None
+    if ours is None:
+        return {}
+    if not isinstance(ours, dict):
+        fail(f"config.scopeml is {type(ours).__name__}, not a mapping")
+    return ours
+
+
+def _smallest_input(
+    descr: Any, spatial: list[str], valid: list[tuple[int, int]] | None, fail: Any
+) -> list[tuple[int, int]] | None:
+    """The ``(min, step)`` sizes the wrapper pads to, each minimum lowered to the
+    ``config: scopeml: smallest_input`` a package exported by scopeml records: the smallest
+    input its graph takes. bioimage.io ties the declared minimum to the output halo
+    (``min > 2·halo``), so without it an image under that minimum (120 px for the nuclei
+    model) would be padded to it, and differ from the czann near its far border; with it the
+    image is padded only to the graph's step, as the czann is run. The value must lie on the
+    declared sizes' lattice (``min - n·step``), else the package is refused naming it."""
+    ours = _scopeml_config(descr, fail)
+    if valid is None or "smallest_input" not in ours:
+        return valid
+    value, where = ours["smallest_input"], "config.scopeml.smallest_input"
+    whole = isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    )
+    if not whole or len(value) != len(spatial):
+        fail(
+            f"{where} is {value!r}; expected {len(spatial)} positive whole numbers of pixels "
+            f"(axes {', '.join(spatial)})"
+        )
+    lowered = []
+    for name, (low, step), smallest in zip(spatial, valid, value, strict=True):
+        if smallest > low or (low - smallest) % max(step, 1):
+            fail(
+                f"{where} is {smallest} along {name}; expected at most the declared minimum "
+                f"{low}, a whole number of steps ({step}) below it"
+            )
+        lowered.append((smallest, step))
+    return lowered
 
 
 def _positive(value: Any) -> bool:
