@@ -158,8 +158,8 @@ def test_size_keys_a_package_cannot_mean_are_refused(tmp_path, key, value):
 
 def large_nuclei(path) -> None:
     """Nine bright disks of diameter 70 px, past ``nuclei``'s 10–40 px, so auto scales (by 1/4:
-    140 px, at least the 120 px the package declares as its smallest input; a smaller one is
-    padded to 120 px, not to the built-in's multiple of 8, and differs at the border)."""
+    140 px, at least the 120 px the package declares as its smallest input; scopeml pads a
+    smaller one only to the graph's own step, recorded in the package, as the built-in)."""
     from scipy import ndimage
 
     yy, xx = np.mgrid[:560, :560]
