@@ -94,14 +94,6 @@ class ImageSource:
         y, x = region
         return self._image.read(S=s, T=t, Y=y, X=x)[0, 0, :, 0]
 
-    @property
-    def where(self) -> str:
-        """``"time point 20"`` (``"scene 1, time point 20"``) for one of several; else ``""``."""
-        if self.at is None:
-            return ""
-        s, t = self.at
-        return f"scene {s}, time point {t}" if self._image.shape[0] > 1 else f"time point {t}"
-
 
 class LabelSource:
     """``[Z×]Y×X`` labels read region by region from an array or a one-plane :class:`Image`.
@@ -177,8 +169,8 @@ def time_point_sources(
     >>> from scopeml.io.image import Image
     >>> image = Image(np.zeros((1, 3, 1, 1, 4, 4), np.float32))
     >>> pairs = time_point_sources(image, np.zeros((3, 4, 4), np.uint8), 2)
-    >>> [(im.where, lab.shape) for im, lab in pairs]
-    [('time point 0', (4, 4)), ('time point 1', (4, 4)), ('time point 2', (4, 4))]
+    >>> [(im.at, lab.shape) for im, lab in pairs]
+    [((0, 0), (4, 4)), ((0, 1), (4, 4)), ((0, 2), (4, 4))]
     """
     s, t, _, z, y, x = image.shape
     spatial = (y, x) if spatial_dims == 2 else (z, y, x)
