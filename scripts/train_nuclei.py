@@ -120,13 +120,16 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=int, default=CONFIG.seed, help="training seed (weights, patches, order)"
     )
+    parser.add_argument(
+        "--ema", type=float, default=CONFIG.ema, help="weight average's decay per step (0: off)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     start = time.perf_counter()
-    config = dataclasses.replace(CONFIG, seed=args.seed)
+    config = dataclasses.replace(CONFIG, seed=args.seed, ema=args.ema)
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)

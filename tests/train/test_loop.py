@@ -120,3 +120,39 @@ def test_cosine_schedule(nuclei_pair, tmp_path) -> None:
     saved = load_checkpoint(tmp_path / "c.pt")
     lr = saved["optimizer"]["param_groups"][0]["lr"]
     assert lr == pytest.approx(TINY.lr * 0.5 * (1 + np.cos(np.pi * 2 / 3)))
+
+
+def test_weight_average(nuclei_pair, tmp_path) -> None:
+    """``ema``: the kept weights are the moving average of the raw ones, step by step; a
+    resumed run equals an uninterrupted one, and a checkpoint without an average starts one."""
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**TINY.to_dict(), "ema": 0.9, "val_fraction": 0.0, "patience": 99})
+    checkpoint = tmp_path / "run.pt"
+    whole = train_unet([image] * 4, [labels] * 4, config, checkpoint=checkpoint, progress=False)
+    saved = load_checkpoint(checkpoint)
+    raw, average = saved["net"], saved["average"]
+    assert int(average["n_averaged"]) == config.epochs * config.steps_per_epoch
+    name = next(iter(raw))
+    assert not torch.equal(raw[name], average[f"module.{name}"])  # the average lags the raw
+    kept = dict(whole.net.state_dict())
+    best = saved["best_net"]  # by training loss here: the average's weights at some epoch
+    for key, value in kept.items():
+        torch.testing.assert_close(value, best[key], rtol=0, atol=0)
+
+    half = TrainConfig(**{**config.to_dict(), "epochs": 2})
+    train_unet([image] * 4, [labels] * 4, half, checkpoint=tmp_path / "h.pt", progress=False)
+    resumed = train_unet(
+        [image] * 4, [labels] * 4, config, resume=tmp_path / "h.pt", progress=False
+    )
+    assert resumed.history == whole.history
+    for key, value in resumed.net.state_dict().items():
+        torch.testing.assert_close(value, kept[key], rtol=0, atol=0)
+
+    plain = TrainConfig(**{**half.to_dict(), "ema": 0.0})
+    train_unet([image] * 4, [labels] * 4, plain, checkpoint=tmp_path / "p.pt", progress=False)
+    started = train_unet(
+        [image] * 4, [labels] * 4, config, resume=tmp_path / "p.pt", progress=False
+    )
+    assert len(started.history) == config.epochs
+    with pytest.raises(InvalidRequestError, match=r"ema must be in \[0, 1\)"):
+        TrainConfig(ema=1.0)

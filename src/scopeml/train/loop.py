@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scopeml.errors import InvalidRequestError
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
@@ -50,6 +51,9 @@ class TrainConfig:
     ``intensity`` is the amplitude of the random gain/offset augmentation in normalised units;
     ``class_weights`` weigh the cross-entropy per class (``None`` = equal); ``cosine`` anneals
     the learning rate from ``lr`` towards 0 over ``epochs`` (set per epoch, so resuming holds).
+    ``ema`` > 0 keeps an exponential moving average of the weights (decay ``ema`` per step,
+    torch's ``AveragedModel``): validation, the best weights and export then use the average,
+    which is less at the mercy of the last steps' noise than the raw weights are.
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
     as the engine does, and is recorded in the exported container instead of fixed training
     statistics: the model then works on any intensity range. ``None`` bakes the training
@@ -72,6 +76,7 @@ class TrainConfig:
     class_weights: tuple[float, ...] | None = None
     cosine: bool = False
     normalize: str | None = None
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         step = 2**self.depth
@@ -86,6 +91,8 @@ class TrainConfig:
             raise InvalidRequestError(f"spatial_dims must be 2 or 3; got {self.spatial_dims}")
         if not self.lr > 0:
             raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise InvalidRequestError(f"ema must be in [0, 1); got {self.ema}")
         if self.normalize is not None:
             from scopeml.tiling.normalize import parse_normalize
 
@@ -203,13 +210,17 @@ def train_unet(
     normalize = Normalize(mean, std, config.spatial_dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     weight = _class_weight(config, classes)
+    average = (
+        AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
+    )
     state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0}
     if resume is not None:
-        state = _load_checkpoint(resume, net, normalize, optimizer, config, classes)
+        state = _load_checkpoint(resume, net, normalize, optimizer, config, classes, average)
     val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
+    scored = net if average is None else average.module  # what is validated, kept and exported
 
     counter = _StepCounter(as_progress(progress), config, state)
-    step = partial(_train_step, net, normalize, optimizer, weight, config)
+    step = partial(_train_step, net, normalize, optimizer, weight, config, average)
     for epoch in range(state["epoch"], config.epochs):
         if state["stale"] >= config.patience:
             break
@@ -220,13 +231,12 @@ def train_unet(
         loss = _train_epoch(step, train_x, train_y, config, epoch, counter.step)
         record = {"epoch": epoch + 1, "loss": loss}
         if val_blocks:
-            record.update(_validate(net, normalize, val_blocks, len(classes), weight))
-        _record_epoch(state, record, net)
+            record.update(_validate(scored, normalize, val_blocks, len(classes), weight))
+        _record_epoch(state, record, scored)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state)
+            _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state, average)
         counter.epoch(record, stopping=state["stale"] >= config.patience)
-    if state["best_net"] is not None:
-        net.load_state_dict(state["best_net"])
+    net.load_state_dict(state["best_net"] or scored.state_dict())
     net.eval()
     return TrainResult(net, normalize, classes, config, state["history"])
 
@@ -314,10 +324,12 @@ def _train_step(
     optimizer: torch.optim.Optimizer,
     weight: torch.Tensor | None,
     config: TrainConfig,
+    average: AveragedModel | None,
     batch: np.ndarray,
     batch_targets: np.ndarray,
 ) -> float:
-    """One optimiser step on a batch (with random gain and offset when augmenting); its loss."""
+    """One optimiser step on a batch (with random gain and offset when augmenting), then the
+    weights' moving average if any; the batch's loss."""
     x = normalize(torch.from_numpy(batch))
     if config.augment and config.intensity > 0:
         shape = (len(x), 1) + (1,) * config.spatial_dims
@@ -327,6 +339,8 @@ def _train_step(
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
+    if average is not None:
+        average.update_parameters(net)
     return loss.item()
 
 
@@ -447,6 +461,7 @@ def _save_checkpoint(
     config: TrainConfig,
     classes: tuple[str, ...],
     state: dict[str, Any],
+    average: AveragedModel | None = None,
 ) -> None:
     path = Path(path)
     payload = {
@@ -459,6 +474,8 @@ def _save_checkpoint(
         "optimizer": optimizer.state_dict(),
         **state,
     }
+    if average is not None:
+        payload["average"] = average.state_dict()
     save_checkpoint(path, payload)
 
 
@@ -469,8 +486,12 @@ def _load_checkpoint(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     classes: tuple[str, ...],
+    average: AveragedModel | None = None,
 ) -> dict[str, Any]:
-    """Restore a checkpoint into the fresh objects; return the loop state to continue from."""
+    """Restore a checkpoint into the fresh objects; return the loop state to continue from.
+
+    A checkpoint written without a weight average starts one from its weights.
+    """
     from scopeml.errors import InvalidContainerError
 
     payload = load_checkpoint(path)
@@ -492,6 +513,10 @@ def _load_checkpoint(
         net.load_state_dict(payload["net"])
         normalize.load_state_dict(payload["normalize"])
         optimizer.load_state_dict(payload["optimizer"])
+        if average is not None and "average" in payload:
+            average.load_state_dict(payload["average"])
+        elif average is not None:
+            average.module.load_state_dict(net.state_dict())
     except (RuntimeError, KeyError, ValueError) as err:
         raise InvalidContainerError(
             f"checkpoint does not fit this network ({err})", path=path
