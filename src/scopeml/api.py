@@ -14,6 +14,7 @@ a model is written as ``k + 1``, 0 is background).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -1001,42 +1002,43 @@ def train_pixel_classifier(
 
     report = as_progress(progress)
 
-    if isinstance(image, (str, os.PathLike)):
-        image = open_image(image)
-    elif not isinstance(image, Image):
-        image = image_of_array(image)
-    if isinstance(labels, (str, os.PathLike)):
-        from scopeml.pixel._labels import open_training_labels
+    with contextlib.ExitStack() as opened:  # files opened here are closed here
+        if isinstance(image, (str, os.PathLike)):
+            image = opened.enter_context(open_image(image))
+        elif not isinstance(image, Image):
+            image = image_of_array(image)
+        if isinstance(labels, (str, os.PathLike)):
+            from scopeml.pixel._labels import open_training_labels
 
-        # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
-        # as `scopeml pixel train` and napari's scribbles import read it
-        labels = open_training_labels(labels, image.sizes)
-    images: Any = image
-    targets: Any = labels
-    if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
-        from scopeml.errors import InvalidLabelsError
-        from scopeml.objects.images import check_same_sizes
+            # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
+            # as `scopeml pixel train` and napari's scribbles import read it
+            labels = opened.enter_context(open_training_labels(labels, image.sizes))
+        images: Any = image
+        targets: Any = labels
+        if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
+            from scopeml.errors import InvalidLabelsError
+            from scopeml.objects.images import check_same_sizes
 
-        # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
-        targets = _as_label_image(labels)
-        check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
-    report(ProgressEvent("train", 0, 1, unit="step"))
-    classifier = train_classifier(
-        images,
-        targets,
-        features=features,
-        classes=classes,
-        colors=colors,
-        n_estimators=n_estimators,
-        max_depth=max_depth,
-        min_samples_leaf=min_samples_leaf,
-        spatial_dims=3 if image.sizes["Z"] > 1 else 2,
-        workers=workers,
-        seed=seed,
-        name=name,
-    )
-    report(ProgressEvent("train", 1, 1, unit="step"))
-    return classifier
+            # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
+            targets = _as_label_image(labels)
+            check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
+        report(ProgressEvent("train", 0, 1, unit="step"))
+        classifier = train_classifier(
+            images,
+            targets,
+            features=features,
+            classes=classes,
+            colors=colors,
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            spatial_dims=3 if image.sizes["Z"] > 1 else 2,
+            workers=workers,
+            seed=seed,
+            name=name,
+        )
+        report(ProgressEvent("train", 1, 1, unit="step"))
+        return classifier
 
 
 def _as_segmentation(source: Any) -> Any:

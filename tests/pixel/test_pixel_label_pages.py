@@ -5,6 +5,8 @@ napari scribbles import read the same file the same way."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -132,3 +134,22 @@ def test_time_points_read_from_the_file_pair_frame_by_frame(tmp_path):
         n_jobs=1,
     )
     _same_forest(apart, sm.train_pixel_classifier(movie, plain, features=FEATURES, n_estimators=6))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_the_facade_closes_the_files_it_opens(tmp_path) -> None:
+    """``sm.train_pixel_classifier`` given paths closes both files, also when it refuses them."""
+    import scopeml as sm
+
+    movie, _, plain = _movie(tmp_path, 3)
+
+    def held() -> set[str]:
+        names = (os.path.realpath(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd"))
+        return {name for name in names if name in (str(movie), str(plain))}
+
+    sm.train_pixel_classifier(movie, plain, features=FEATURES, n_estimators=3)
+    assert held() == set()
+    tifffile.imwrite(plain, np.zeros((2, SIZE, SIZE), np.uint8))  # 2 time points for 3
+    with pytest.raises(InvalidLabelsError):
+        sm.train_pixel_classifier(movie, plain, features=FEATURES, n_estimators=3)
+    assert held() == set()
