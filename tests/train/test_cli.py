@@ -90,3 +90,21 @@ class _Touch:
 
     def __reduce__(self):
         return (open, (self.path, "w"))
+
+
+def test_train_unet_ema_option(nuclei_pair, tmp_path, capsys) -> None:
+    """``--ema`` trains with a weight average, kept in the checkpoint; out of range is exit 2."""
+    from scopeml.train.checkpoint import load_checkpoint
+
+    image, labels = nuclei_pair
+    np.save(tmp_path / "image.npy", image[0])
+    np.save(tmp_path / "labels.npy", labels)
+    args = ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
+            "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
+            "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
+            "--checkpoint", str(tmp_path / "c.pt"), "--quiet"]  # fmt: skip
+    assert main([*args, "--ema", "0.9"]) == 0
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert saved["config"]["ema"] == 0.9 and int(saved["average"]["n_averaged"]) == 2
+    assert main([*args, "--ema", "1.5"]) == 2
+    assert "ema must be in [0, 1)" in capsys.readouterr().err

@@ -27,6 +27,11 @@ def unet(
     batch_size: int = typer.Option(8, help="Patches per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     cosine: bool = typer.Option(False, "--cosine", help="Anneal the learning rate to 0."),
+    ema: float = typer.Option(
+        0.0,
+        help="Keep a moving average of the weights (decay per step, e.g. 0.998; 0: off) and "
+        "validate and export it: steadier than the last step's weights.",
+    ),
     val_fraction: float = typer.Option(0.2, help="Share of images (or rows) for validation."),
     patience: int = typer.Option(5, help="Stop after this many epochs without improvement."),
     seed: int = typer.Option(0, help="Seed of weights, patches and augmentation."),
@@ -78,6 +83,7 @@ def unet(
         steps_per_epoch=steps_per_epoch,
         lr=lr,
         cosine=cosine,
+        ema=ema,
         val_fraction=val_fraction,
         patience=patience,
         seed=seed,
