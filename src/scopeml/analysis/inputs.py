@@ -22,8 +22,10 @@ warns, since the shell may have named it: ``A9/*.tif``).
 Each image is named by its path below the folder it was found in, without the image suffix,
 folders joined by ``__`` (``A9/p10d.tif`` → ``A9__p10d``), so same-named files in different
 subfolders stay apart and the subfolder (a well, a condition) stays in the tables; a named file
-or a pattern's file by its name alone. Names that still clash get ``-2``, ``-3`` …; a name
-Windows keeps for a device (``CON``, ``nul.x``: no folder there can have it) begins ``_``.
+or a pattern's file by its name alone. A name loses the trailing dots and spaces that
+Windows drops from a folder's name (``a .tif`` → ``a``); names that still clash, where case is
+ignored, get ``-2``, ``-3`` …; a name Windows keeps for a device (``CON``, ``nul.x``,
+``CON .x``: no folder there can have it) begins ``_``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scopeml.analysis.settings import file_name_key, is_device_name
+from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
 from scopeml.errors import InvalidRequestError
 from scopeml.io.registry import IMAGE_SUFFIXES
 
@@ -278,15 +280,17 @@ def _stem(name: str) -> str:
 def _unique(name: str, taken: set[str]) -> str:
     """``name``, or ``name-2``…, so that no two images' result folders are one folder where
     case is ignored (``A.tif`` and ``a.tif`` from two folders: ``A``, ``a-2``); ``_name``
-    where Windows keeps ``name`` for a device, a folder it cannot make (``CON.tif``: ``_CON``).
+    where Windows keeps ``name`` for a device, a folder it cannot make (``CON.tif``,
+    ``CON .tif``: ``_CON``); without the trailing dots and spaces Windows drops from a
+    folder's name (``a .tif`` beside ``a.tif``: ``a-2``, not ``a `` that is ``a`` there).
 
     Examples
     --------
     >>> taken = set()
-    >>> [_unique(n, taken) for n in ("A", "a", "CON", "nul.b", "_con", "console")]
-    ['A', 'a-2', '_CON', '_nul.b', '_con-2', 'console']
+    >>> [_unique(n, taken) for n in ("A", "a", "CON", "nul.b", "_con", "console", "a ", "con.")]
+    ['A', 'a-2', '_CON', '_nul.b', '_con-2', 'console', 'a-3', '_con-3']
     """
-    base = name or "image"
+    base = windows_name(name) or "image"
     if is_device_name(base):
         base = f"_{base}"
     name, n = base, 1

@@ -371,7 +371,8 @@ class AnalysisSettings(_Strict):
 
     def _check_class_names(self) -> None:
         """Refuse class names that would make two results one file, or a file Windows refuses
-        (they name ``CLASS.csv``, ``CLASS.ome.zarr``, ``tables/CLASS.csv``, ``summary/CLASS_*``)."""
+        (they name ``CLASS.csv``, ``CLASS.ome.zarr``, ``tables/CLASS.csv``, ``summary/CLASS_*``
+        and, while an image is analysed, a folder ``CLASS/``)."""
         names = [c.name for c in self.classes]
         for index, name in enumerate(names):
             if is_device_name(name):
@@ -383,11 +384,11 @@ class AnalysisSettings(_Strict):
         clash = same_file_name(names)
         if clash is not None:
             first, second = clash
+            a, b = names[first], names[second]
             raise _TreeError(
-                f"duplicate class name {names[second]!r}" if names[first] == names[second]
-                else f"class names {names[first]!r} (classes[{first}]) and {names[second]!r} "
-                f"differ only in case: their result files ({names[first]}.csv, "
-                f"{names[second]}.csv) are one file on macOS and Windows; rename one",
+                f"duplicate class name {b!r}" if a == b
+                else f"class names {a!r} (classes[{first}]) and {b!r} {_clash_reason(a, b)}; "
+                "rename one",
                 ("classes", second, "name"),
             )  # fmt: skip
 
@@ -397,7 +398,7 @@ class AnalysisSettings(_Strict):
         for index, cls in enumerate(self.classes):
             given = cls.measurements.intensity
             measured = self.channels if given is None else given
-            clash = same_file_name(measured)
+            clash = same_file_name(measured, part=True)  # plots: CLASS_…_CHANNEL.png
             if clash is None:
                 continue
             first, second = clash
@@ -443,6 +444,19 @@ class AnalysisSettings(_Strict):
         return [c for c in self.classes if c.parent == name]
 
 
+def _clash_reason(a: str, b: str) -> str:
+    """Why class names ``a`` and ``b`` (not equal, one :func:`file_name_key`) are one name."""
+    if file_name_key(a, part=True) == file_name_key(b, part=True):
+        return (
+            f"differ only in case: their result files ({a}.csv, {b}.csv) are one file on "
+            "macOS and Windows"
+        )
+    return (
+        f"are one name on Windows, which ignores case and drops a name's trailing dots: "
+        f"the folders they get while an image is analysed ({a}/, {b}/) are one folder there"
+    )
+
+
 def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
     seg = cls.segmenter
     found: list[tuple[tuple[Any, ...], str]] = []
@@ -455,22 +469,39 @@ def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
     return found
 
 
-#: Names Windows keeps for devices, with any extension (``NUL.csv`` is the device too).
+#: Names Windows keeps for devices, with any extension (``NUL.csv`` is the device too); the
+#: ports also with the superscript digits Windows 11 lists (``COM¹``), and the console's own.
 _WINDOWS_DEVICES = frozenset(
-    ["CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))]
-)
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+     *(f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3")]
+)  # fmt: skip
+
+
+def windows_name(name: str) -> str:
+    """``name`` as Windows makes it a file's or folder's name: without the trailing dots and
+    spaces it drops (``a.`` and ``a `` are ``a`` there, one file with ``a``).
+
+    Examples
+    --------
+    >>> windows_name("a. ."), windows_name("a.b"), windows_name(" a")
+    ('a', 'a.b', ' a')
+    """
+    return name.rstrip(". ")
 
 
 def is_device_name(name: str) -> bool:
     """Whether Windows keeps ``name`` for a device, with any extension: no file or folder
-    there can have it (a class's result files, an image's result folder).
+    there can have it (a class's result files, an image's result folder). As Windows, it
+    drops trailing dots and spaces first, and spaces before the extension (``CON .tif``).
 
     Examples
     --------
     >>> is_device_name("CON"), is_device_name("nul.csv"), is_device_name("console")
     (True, True, False)
+    >>> is_device_name("CON .tif"), is_device_name("con."), is_device_name("com\u00b9")
+    (True, True, True)
     """
-    return name.split(".")[0].upper() in _WINDOWS_DEVICES
+    return windows_name(name).split(".")[0].rstrip(" ").upper() in _WINDOWS_DEVICES
 
 
 def file_name_part(name: str) -> str:
@@ -489,22 +520,29 @@ def file_name_part(name: str) -> str:
     )
 
 
-def file_name_key(name: str) -> str:
+def file_name_key(name: str, *, part: bool = False) -> str:
     """What ``name`` is as a file name where case is ignored (macOS, Windows): two names with
-    one key make one file (:func:`file_name_part`, case folded, in composed form).
+    one key make one file (:func:`file_name_part`, case folded, in composed form). A whole
+    name (a folder's, ``CLASS`` of ``CLASS/``) is taken as Windows takes it
+    (:func:`windows_name`); a ``part`` followed by more of the name (a channel in a plot's
+    ``CLASS_intensity_mean_CHANNEL.png``) keeps its trailing dots.
 
     Examples
     --------
     >>> file_name_key("Nuclei") == file_name_key("nuclei") == file_name_key("NUCLEI")
     True
+    >>> file_name_key("x.") == file_name_key("x"), file_name_key("x.", part=True)
+    (True, 'x.')
     """
-    return unicodedata.normalize("NFC", file_name_part(name).casefold())
+    whole = name if part else windows_name(name)
+    return unicodedata.normalize("NFC", file_name_part(whole).casefold())
 
 
-def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
+def same_file_name(names: Sequence[str], *, part: bool = False) -> tuple[int, int] | None:
     """The indices of the first two of ``names`` that would name one file (as
-    :func:`file_name_part`) on a file system that ignores case (macOS and Windows by default;
-    macOS also Unicode normalisation), or ``None``. Equal names count as such a pair too.
+    :func:`file_name_key`, ``part`` as there) on a file system that ignores case (macOS and
+    Windows by default; macOS also Unicode normalisation; Windows also trailing dots and
+    spaces), or ``None``. Equal names count as such a pair too.
 
     Examples
     --------
@@ -512,10 +550,12 @@ def same_file_name(names: Sequence[str]) -> tuple[int, int] | None:
     ((0, 2), None)
     >>> same_file_name(["caf\u00e9", "CAFE\u0301"])  # é precomposed, e + combining acute
     (0, 1)
+    >>> same_file_name(["x", "x."]), same_file_name(["x", "x."], part=True)
+    ((0, 1), None)
     """
     seen: dict[str, int] = {}
     for index, name in enumerate(names):
-        key = file_name_key(name)
+        key = file_name_key(name, part=part)
         if key in seen:
             return seen[key], index
         seen[key] = index
