@@ -2,8 +2,9 @@
 
 The prediction itself is :func:`scopeml.predict.predict_region` (``sm.predict_region``); this
 module adds what only the viewer needs: the region a layer shows (the ``Y``/``X`` span on
-screen and, for a ``Z`` stack or a time series, the plane the sliders are at) and where the
-result of such a region goes in the layer's world coordinates.
+screen and, for a ``Z`` stack, a time series or a layer of several scenes, the plane and the
+scene the sliders are at) and where the result of such a region goes in the layer's world
+coordinates.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "region_normalization",
     "region_placement",
     "region_text",
+    "split_scene",
     "visible_region",
 ]
 
@@ -57,10 +59,11 @@ def visible_region(layer: Any, dims: Any = None) -> dict[str, tuple[int, int]]:
     resolution): ``{axis: (start, stop)}``.
 
     ``Y`` and ``X`` are the span napari draws (the whole layer when it has not drawn it yet).
-    Given the viewer's ``dims``, every other axis (``Z``, ``T``) is the one plane its slider is
-    at, also in 3-D display (the preview is a plane; a volume would be predicted whole at each
-    stroke); an axis shown on screen in 2-D display (dimensions rolled) is taken whole. Without
-    ``dims`` those axes are taken whole.
+    Given the viewer's ``dims``, every other axis (``S``, ``T``, ``Z``) is the one scene or
+    plane its slider is at, also in 3-D display (the preview is a plane; a volume would be
+    predicted whole at each stroke); an axis shown on screen in 2-D display (dimensions rolled)
+    is taken whole. Without ``dims`` those axes are taken whole. :func:`split_scene` turns
+    the ``S`` of a layer of several scenes into the scene to predict.
     """
     shape = _shape(layer)
     axes = layer_axes(layer)
@@ -73,9 +76,9 @@ def visible_region(layer: Any, dims: Any = None) -> dict[str, tuple[int, int]]:
     volume = dims is not None and int(getattr(dims, "ndisplay", 2)) == 3
     region: dict[str, tuple[int, int]] = {}
     for i, (axis, n) in enumerate(zip(axes, shape, strict=True)):
-        if axis not in "TZYX":
+        if axis not in "STZYX":
             continue
-        plane = at is not None and (i not in displayed or (volume and axis in "TZ"))
+        plane = at is not None and (i not in displayed or (volume and axis in "STZ"))
         if plane:
             index = int(np.clip(np.round(at[i]), 0, n - 1))  # type: ignore[index]
             region[axis] = (index, index + 1)
@@ -84,6 +87,34 @@ def visible_region(layer: Any, dims: Any = None) -> dict[str, tuple[int, int]]:
         else:
             region[axis] = (0, n)
     return region
+
+
+def split_scene(
+    region: dict[str, tuple[int, int]],
+) -> tuple[dict[str, tuple[int, int]], int | None]:
+    """``region`` without its ``S`` span, and the one scene that span names (``None``: the
+    region has no ``S``, the layer is of one scene): ``predict_region`` takes the scene as
+    ``options.scene``, not as a span, and predicts one scene at a time.
+
+    Examples
+    --------
+    >>> split_scene({"S": (1, 2), "Y": (0, 8), "X": (0, 8)})
+    ({'Y': (0, 8), 'X': (0, 8)}, 1)
+    >>> split_scene({"Y": (0, 8), "X": (0, 8)})
+    ({'Y': (0, 8), 'X': (0, 8)}, None)
+    """
+    rest = {axis: span for axis, span in region.items() if axis != "S"}
+    if "S" not in region:
+        return rest, None
+    start, stop = region["S"]
+    if stop - start != 1:
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            f"the preview is of one scene; the region spans scenes {start} to {stop - 1} "
+            "(move the S slider to the scene to preview)"
+        )
+    return rest, int(start)
 
 
 def _data_point(layer: Any, dims: Any) -> np.ndarray:
@@ -130,17 +161,20 @@ def region_placement(
 
 
 def region_text(region: dict[str, tuple[int, int]]) -> str:
-    """``Z 7, Y (0, 256), X (0, 256)``: a plane by its index, a span by its bounds.
+    """``S 1, Z 7, Y (0, 256), X (0, 256)``: a scene or plane by its index, a span by its
+    bounds.
 
     Examples
     --------
     >>> region_text({"Z": (7, 8), "Y": (0, 256), "X": (3, 9)})
     'Z 7, Y (0, 256), X (3, 9)'
+    >>> region_text({"S": (1, 2), "Y": (0, 4), "X": (0, 4)})
+    'S 1, Y (0, 4), X (0, 4)'
     """
     parts = []
-    for axis in "TZYX":
+    for axis in "STZYX":
         if axis in region:
             start, stop = region[axis]
-            single = stop - start == 1 and axis in "TZ"
+            single = stop - start == 1 and axis in "STZ"
             parts.append(f"{axis} {start}" if single else f"{axis} ({start}, {stop})")
     return ", ".join(parts)

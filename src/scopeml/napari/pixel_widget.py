@@ -49,6 +49,7 @@ from scopeml.napari._preview import (
     region_normalization,
     region_placement,
     region_text,
+    split_scene,
     visible_region,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
@@ -565,21 +566,25 @@ class PixelClassifierWidget(QWidget):
     def _predict(
         self, image: sm.Image, model: Any, region: dict[str, tuple[int, int]], layer: Any = None
     ) -> Any:
-        """The worker: the region's labels, with the whole-image normalisation of a model that
-        normalises computed once per model and pixels (another image, or the same array
-        edited in place, is computed anew: :func:`content_key`)."""
+        """The worker: the region's labels (of the scene its ``S`` names, on a layer of several
+        scenes), with the whole-image normalisation of a model that normalises computed once per
+        model, pixels and scene (another image, or the same array edited in place, is computed
+        anew: :func:`content_key`)."""
         from scopeml.model.spec import recorded_normalize
         from scopeml.tiling.normalize import parse_normalize
 
+        region, scene = split_scene(region)
+        options = sm.SegmentOptions(workers=1, scene=scene)
         with image:
             if parse_normalize(recorded_normalize(model))[0] == "none":
-                return predict_region(image, model, region, normalization=None)
-            key = content_key(layer) if layer is not None else None
+                return predict_region(image, model, region, options=options, normalization=None)
+            key = (content_key(layer), scene) if layer is not None else None
             cached = self._normalization
             if cached is None or cached[0] is not model or key is None or cached[1] != key:
-                cached = (model, key, region_normalization(image, model))
+                normalization = region_normalization(image, model, scene=scene or 0)
+                cached = (model, key, normalization)
                 self._normalization = cached
-            return predict_region(image, model, region, normalization=cached[2])
+            return predict_region(image, model, region, options=options, normalization=cached[2])
 
     def _show_preview(
         self, labels: np.ndarray, region: dict[str, tuple[int, int]], layer: Any, note: str = ""
