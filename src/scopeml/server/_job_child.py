@@ -322,11 +322,12 @@ def check_job_inputs(
     recorded choice), and returned for ``segment`` to record rather than estimate again; so
     the estimate's warning (no objects found: scale 1) is given here, once for the job.
 
-    A factor that magnifies is counted against the task's limits, which at submit counted ×1
-    (the factor not known then): the image's pixels (``max_job_pixels``,
-    ``--max-job-pixels``) and a batch's memory (``max_tile_memory``, as at submit:
+    A factor that magnifies is counted against the task's limits: the image's pixels
+    (``max_job_pixels``, ``--max-job-pixels``; at submit counted ×1, the factor not known
+    then) and a batch's memory (``max_tile_memory``, as at submit:
     :func:`~scopeml.server.jobs.job_memory` with the factor, the model's runtime bytes per
-    pixel ``runtime_per_pixel``).
+    pixel ``runtime_per_pixel``; at submit counted at auto's largest factor, so refused here
+    only where the image changed since, or a job an older server queued).
 
     Raises
     ------
@@ -349,7 +350,7 @@ def check_job_inputs(
     # auto's estimate is made here only (segment is handed it), so its warning (no objects
     # found: scale 1) is left to reach the job's log, once
     *_, chosen = _auto_scaled_model(image, model, None, settings, output)
-    if chosen is not None and chosen.scale > 1:  # at submit it counted ×1
+    if chosen is not None and chosen.scale > 1:  # at submit pixels counted ×1
         _check_auto_limits(image, model, chosen, task)
     return chosen
 

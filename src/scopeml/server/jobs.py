@@ -62,6 +62,10 @@ INSTANCE_BYTES = 96  # per pixel of an instance tile (see after_engine_memory)
 MEASURE_BYTES = 64  # per pixel of a measured tile, besides its channels
 FIRST_USE_BYTES = 8 << 20
 MEASURE_MARGIN = 128  # measure_image's default margin around its tiles
+#: The smallest object diameter (pixels) scale auto's estimate measures: an inscribed
+#: diameter, twice a component's largest distance to the background, which is 1 pixel or more
+#: (:func:`~scopeml.tiling.size.diameter_of`); auto's largest factor is the model's for it.
+SMALLEST_DIAMETER = 2.0
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 
@@ -405,11 +409,14 @@ def job_memory(
     input channels, of twice its float32 output and of the runtime's ``runtime_per_pixel`` (as
     :func:`~scopeml.server.tiles.tile_memory` counts a tile).
 
-    A model input is the engine's own tile plan (:func:`~scopeml.tiling.engine.build_plan`):
-    the core (on the model's step) plus the halo on each side, clipped to the image's 6-D
-    ``shape`` where it is given (a large halo on a small image costs only the image), or the
-    model's fixed input size, to which every tile is padded. A job run at a ``scale`` over 1
-    feeds the model that many times more pixels per axis.
+    A model input is the engine's own tile plan (:func:`~scopeml.tiling.engine.build_plan`)
+    for the model at the job's scale (:func:`~scopeml.tiling.scale.with_scale`: its halo and
+    step in the image's pixels): the core plus the halo on each side, clipped to the image's
+    6-D ``shape`` where it is given (a large halo on a small image costs only the image), or
+    the model's fixed input size, to which every tile is padded. A job run at a scale over 1
+    feeds the model that many times more pixels per axis; at ``scale: auto`` (given, or the
+    model's default) that is the largest factor auto can choose (:func:`counted_scale`), so
+    a job that might not fit is refused at submit, not when the job runs.
 
     Examples
     --------
@@ -424,16 +431,20 @@ def job_memory(
     from scopeml.io.image import Image
     from scopeml.tiling.engine import build_plan
     from scopeml.tiling.options import SegmentOptions
+    from scopeml.tiling.scale import with_scale
 
-    dims = spec.spatial_dims
+    dims, factor = spec.spatial_dims, counted_scale(options, spec)
     sizes = tuple(shape) if shape is not None else (1, 1, 1, *(2**30,) * 3)
     sizes = (*sizes[:3], sizes[3] if dims == 3 else 1, *sizes[4:])  # a 2-D model: one plane
+    with warnings.catch_warnings():  # a factor run as a near fraction: the run says so
+        warnings.simplefilter("ignore")
+        model = with_scale(_Geometry(spec), factor)  # a fixed input refuses all but 1, as runs
     halo = options.get("halo")
-    if halo is not None and halo < max(spec.halo):  # the engine warns; count the model's
+    if halo is not None and halo < max(model.spec.halo):  # the engine warns; count the model's
         halo = None
     plan = build_plan(
         Image(np.broadcast_to(np.zeros((), np.uint8), sizes)),  # geometry only, no pixels
-        _Geometry(spec),
+        model,
         SegmentOptions(tile_size=options.get("tile_size"), halo=halo),
     )
     if spec.tile_shape:
@@ -445,12 +456,112 @@ def job_memory(
             if axis in plan.tile_shape
         )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    magnified = magnification(options.get("scale")) ** dims  # the model sees more pixels
+    magnified = magnification(factor) ** dims  # the model sees more pixels
     batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel * magnified)
     if not wants_instances(options):
         return batch
     chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
     return max(batch, *after_engine_memory(options, spec, sizes, chunk))
+
+
+def check_job_memory(
+    shape: Sequence[int],
+    options: dict[str, Any],
+    spec: ModelSpec,
+    runtime_per_pixel: float,
+    limit: int,
+    model: str,
+) -> None:
+    """Refuse, at submit, a job whose batch would hold more than ``limit`` bytes
+    (``--max-tile-memory``), as :func:`job_memory` counts it on the image's 6-D ``shape``: at
+    ``scale: auto``, at the largest factor auto can choose for the model ``model``, the
+    image's own being known only when the job runs.
+
+    Examples
+    --------
+    >>> extra = {"ScopeMLObjectDiameter": 20.0}
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra)
+    >>> shape = (1, 1, 1, 1, 64, 64)
+    >>> check_job_memory(shape, {}, spec, 0, 2**20, "'m'")  # 64² × 5 × 4 bytes
+    >>> check_job_memory(shape, {"scale": "auto"}, spec, 0, 2**20, "'m'")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: a batch of this job needs about 5242880 bytes of server \
+memory at scale auto's largest factor for model 'm', 8 (objects measured down to 2 px, model \
+20 px); the limit is 1048576 (--max-tile-memory): give a number for scale, or use a smaller \
+tile_size, halo or batch_size
+    """
+    from scopeml.tiling.size import model_diameter
+
+    needed = job_memory(options, spec, runtime_per_pixel, shape)
+    if needed <= limit:
+        return
+    factor, at, fix = counted_scale(options, spec), "", "use"
+    if wants_auto(options, spec) and factor > 1:
+        preferred = model_diameter(_Geometry(spec))
+        at = (
+            f" at scale auto's largest factor for model {model}, {factor:g} (objects measured "
+            f"down to {SMALLEST_DIAMETER:g} px, model {preferred:g} px)"
+        )
+        fix = "give a number for scale, or use"
+    raise InvalidRequestError(
+        f"a batch of this job needs about {needed} bytes of server memory{at}; the limit is "
+        f"{limit} (--max-tile-memory): {fix} a smaller tile_size, halo or batch_size"
+    )
+
+
+def wants_auto(options: dict[str, Any], spec: ModelSpec) -> bool:
+    """Whether a job runs at ``scale: auto``: given, or, with no ``scale``, the default of
+    the model of ``spec`` (:func:`~scopeml.tiling.size.default_scale`, as the run takes it)."""
+    from scopeml.tiling.size import default_scale
+
+    scale = options.get("scale")
+    return is_auto(default_scale(_Geometry(spec)) if scale is None else scale)
+
+
+def counted_scale(options: dict[str, Any], spec: ModelSpec) -> float:
+    """The factor a job's batch memory is counted at: its ``scale``, or at ``scale: auto``
+    (:func:`wants_auto`) the largest factor auto can choose, :func:`largest_auto_scale`.
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra={"ScopeMLObjectDiameter": 6.0})
+    >>> counted_scale({}, spec), counted_scale({"scale": 0.5}, spec)
+    (1.0, 0.5)
+    >>> counted_scale({"scale": "auto"}, spec)  # objects of 2 px: 6 / 2
+    3.0
+    """
+    if wants_auto(options, spec):
+        return largest_auto_scale(spec)
+    scale = options.get("scale")
+    return 1.0 if scale is None else float(scale)
+
+
+def largest_auto_scale(spec: ModelSpec) -> float:
+    """The largest factor ``scale: auto`` can choose for the model of ``spec``, by the run's
+    own rule (:func:`~scopeml.tiling.size.auto_factor`): that of the smallest diameter the
+    estimate measures, :data:`SMALLEST_DIAMETER` (or of one just past the model's recorded
+    range, should its preferred diameter lie beyond that), within the scale limits; at least
+    1 (an estimate that finds nothing runs at 1). 1 for a model that records no diameter
+    (the run refuses auto for it) or takes a fixed input (the run refuses other factors).
+
+    Examples
+    --------
+    >>> extra = {"ScopeMLObjectDiameter": 20.0, "ScopeMLObjectDiameterRange": [10.0, 40.0]}
+    >>> largest_auto_scale(ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra))  # 10, clipped
+    8.0
+    >>> extra = {"ScopeMLObjectDiameter": 5.0, "ScopeMLObjectDiameterRange": [1.0, 4.0]}
+    >>> largest_auto_scale(ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra))  # just past 4
+    1.0
+    """
+    from scopeml.tiling.size import auto_factor, model_diameter, model_diameter_range
+
+    preferred = model_diameter(_Geometry(spec))
+    if preferred is None or spec.tile_shape:
+        return 1.0
+    within = model_diameter_range(_Geometry(spec))
+    past = () if within is None else (math.nextafter(within[1], math.inf),)
+    smallest = (SMALLEST_DIAMETER, *past)
+    return float(max(1, *(auto_factor(preferred, d, within) for d in smallest)))
 
 
 def after_engine_memory(
@@ -571,9 +682,7 @@ def check_job_channels(
     takes, name an index the image lacks or, given the image's ``channel_names``, a name it
     lacks or one channel twice (chosen by the helper the job's run chooses them with,
     :meth:`~scopeml.io.image.Image.select_channels`), or, without ``channels``, the image has
-    another count (a pixel classifier that records its training channels may choose them by
-    name when it runs: only too few are refused for one). Said in the job's words, not the
-    CLI's.
+    another count. Said in the job's words, not the CLI's.
 
     Examples
     --------
@@ -605,7 +714,7 @@ DAPI, Actin (or indices 0..1)
         if channel_names is not None and len(channel_names) == have:
             _select_channels(shape, channel_names, chosen, name)
         return
-    if have == want or (have > want and spec.extra.get("format") == "scopeml-pixel-classifier"):
+    if have == want:
         return
     if have < want:
         raise InvalidRequestError(f"{image}; model {model} takes {want}: give an image with {want}")
@@ -651,9 +760,11 @@ def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: i
 
 def magnification(scale: float | str | None) -> float:
     """How many times more pixels per axis a job's ``scale`` feeds the model: the factor where
-    it magnifies, else 1. ``"auto"`` counts as 1: its factor is chosen from the image when the
-    job runs, so a bound checked at submit can only count what the image declares (the job's
-    process checks the factor it chose, :func:`~scopeml.server._job_child.check_job_inputs`).
+    it magnifies, else 1. ``"auto"`` counts as 1 in a job's pixels: its factor is chosen from
+    the image when the job runs, so the bound checked at submit counts what the image declares
+    (the job's process checks the factor it chose,
+    :func:`~scopeml.server._job_child.check_job_inputs`); a batch's memory counts auto's
+    largest factor instead (:func:`counted_scale`).
 
     Examples
     --------

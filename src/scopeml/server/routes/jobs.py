@@ -15,11 +15,11 @@ from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_m
 from scopeml.server.jobs import (
     check_instances,
     check_job_channels,
+    check_job_memory,
     check_job_pixels,
     describe_job_image,
     engine_options,
     image_name,
-    job_memory,
     resolve_image_path,
 )
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
@@ -73,12 +73,8 @@ async def submit_job(
     shape = tuple(int(n) for n in found["shape"])
     check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
-    needed = job_memory(options, spec, record["spec"].get(RUNTIME_KEY, 0), shape)
-    if needed > config.max_tile_memory:  # windows clipped to the image, as the engine's tiles
-        raise InvalidRequestError(
-            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
-            f"{config.max_tile_memory}: use a smaller tile_size, halo or batch_size"
-        )
+    runtime = record["spec"].get(RUNTIME_KEY, 0)
+    check_job_memory(shape, options, spec, runtime, config.max_tile_memory, repr(record["name"]))
     job_id = new_id()
     db.add_job(
         {
