@@ -18,6 +18,7 @@ from scopeml.predict import predict_region, region_normalization
 __all__ = [
     "layer_axes",
     "predict_region",
+    "preview_request",
     "region_normalization",
     "region_placement",
     "region_text",
@@ -87,6 +88,45 @@ def visible_region(layer: Any, dims: Any = None) -> dict[str, tuple[int, int]]:
         else:
             region[axis] = (0, n)
     return region
+
+
+#: Largest ``Y``/``X`` tile edge (pixels) of a 3-D model's preview: up to it the plane on
+#: screen is one tile, so the model runs once on the view and its halo. ``predict_region``'s
+#: 3-D default (128 px cubes) runs it once per 128 px of the view, each run on every plane of
+#: the ``Z`` halo again (measured: a 256² view of a 32-plane stack, basic25, 27 s → 15 s). The
+#: bound keeps a tile's input at (2 halo + 1) × (512 + 2 halo)² pixels.
+PLANE_TILE = 512
+
+
+def preview_request(
+    model: Any, region: dict[str, tuple[int, int]]
+) -> tuple[dict[str, tuple[int, int]], Any]:
+    """What to ask ``predict_region`` for the preview of ``region``: the region without its
+    ``S`` and the options with that scene (:func:`split_scene`); for a 3-D model (without a
+    fixed input) tiles of one plane as wide as the view and its halo, up to
+    :data:`PLANE_TILE` (the result is the same whatever the tiles: only the speed changes).
+
+    Examples
+    --------
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Volume:
+    ...     spec = ModelSpec(spatial_dims=3, in_channels=1, classes=("a", "b"), halo=(4, 4, 4))
+    >>> region, options = preview_request(Volume(), {"S": (1, 2), "Z": (3, 4), "Y": (0, 300),
+    ...                                              "X": (10, 900)})
+    >>> region, options.scene, options.tile_size
+    ({'Z': (3, 4), 'Y': (0, 300), 'X': (10, 900)}, 1, (1, 308, 512))
+    """
+    from scopeml.tiling.options import SegmentOptions
+
+    region, scene = split_scene(region)
+    spec = model.spec
+    tile = None
+    if spec.spatial_dims == 3 and spec.tile_shape is None and "Y" in region and "X" in region:
+        # the view grown by the halo, as predict_region grows it: one tile covers it all
+        halo = dict(zip("ZYX", spec.halo, strict=True))
+        grown = [region[a][1] - region[a][0] + 2 * halo[a] for a in "YX"]
+        tile = (1, *(min(PLANE_TILE, n) for n in grown))
+    return region, SegmentOptions(workers=1, scene=scene, tile_size=tile)
 
 
 def split_scene(

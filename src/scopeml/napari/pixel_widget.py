@@ -46,10 +46,10 @@ from scopeml.napari._layers import SOURCE_KEY
 from scopeml.napari._preview import (
     layer_axes,
     predict_region,
+    preview_request,
     region_normalization,
     region_placement,
     region_text,
-    split_scene,
     visible_region,
 )
 from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
@@ -573,8 +573,8 @@ class PixelClassifierWidget(QWidget):
         from scopeml.model.spec import recorded_normalize
         from scopeml.tiling.normalize import parse_normalize
 
-        region, scene = split_scene(region)
-        options = sm.SegmentOptions(workers=1, scene=scene)
+        region, options = preview_request(model, region)
+        scene = options.scene
         with image:
             if parse_normalize(recorded_normalize(model))[0] == "none":
                 return predict_region(image, model, region, options=options, normalization=None)
