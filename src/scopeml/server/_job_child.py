@@ -326,8 +326,7 @@ def check_job_inputs(
     (``max_job_pixels``, ``--max-job-pixels``; at submit counted ×1, the factor not known
     then) and a batch's memory (``max_tile_memory``, as at submit:
     :func:`~scopeml.server.jobs.job_memory` with the factor, the model's runtime bytes per
-    pixel ``runtime_per_pixel``; at submit counted at auto's largest factor, so refused here
-    only where the image changed since, or a job an older server queued).
+    pixel ``runtime_per_pixel``; at submit also counted ×1).
 
     Raises
     ------
@@ -350,7 +349,7 @@ def check_job_inputs(
     # auto's estimate is made here only (segment is handed it), so its warning (no objects
     # found: scale 1) is left to reach the job's log, once
     *_, chosen = _auto_scaled_model(image, model, None, settings, output)
-    if chosen is not None and chosen.scale > 1:  # at submit pixels counted ×1
+    if chosen is not None and chosen.scale > 1:  # at submit it counted ×1
         _check_auto_limits(image, model, chosen, task)
     return chosen
 

@@ -62,10 +62,6 @@ INSTANCE_BYTES = 96  # per pixel of an instance tile (see after_engine_memory)
 MEASURE_BYTES = 64  # per pixel of a measured tile, besides its channels
 FIRST_USE_BYTES = 8 << 20
 MEASURE_MARGIN = 128  # measure_image's default margin around its tiles
-#: The smallest object diameter (pixels) scale auto's estimate measures: an inscribed
-#: diameter, twice a component's largest distance to the background, which is 1 pixel or more
-#: (:func:`~scopeml.tiling.size.diameter_of`); auto's largest factor is the model's for it.
-SMALLEST_DIAMETER = 2.0
 IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 
@@ -414,9 +410,9 @@ def job_memory(
     step in the image's pixels): the core plus the halo on each side, clipped to the image's
     6-D ``shape`` where it is given (a large halo on a small image costs only the image), or
     the model's fixed input size, to which every tile is padded. A job run at a scale over 1
-    feeds the model that many times more pixels per axis; at ``scale: auto`` (given, or the
-    model's default) that is the largest factor auto can choose (:func:`counted_scale`), so
-    a job that might not fit is refused at submit, not when the job runs.
+    feeds the model that many times more pixels per axis; ``scale: auto`` counts 1 at submit
+    (:func:`magnification`), and the job's process counts its batch again with the factor
+    auto chose (:func:`~scopeml.server._job_child.check_job_inputs`).
 
     Examples
     --------
@@ -433,7 +429,8 @@ def job_memory(
     from scopeml.tiling.options import SegmentOptions
     from scopeml.tiling.scale import with_scale
 
-    dims, factor = spec.spatial_dims, counted_scale(options, spec)
+    scale = options.get("scale")
+    dims, factor = spec.spatial_dims, 1.0 if scale is None or is_auto(scale) else float(scale)
     sizes = tuple(shape) if shape is not None else (1, 1, 1, *(2**30,) * 3)
     sizes = (*sizes[:3], sizes[3] if dims == 3 else 1, *sizes[4:])  # a 2-D model: one plane
     with warnings.catch_warnings():  # a factor run as a near fraction: the run says so
@@ -470,98 +467,30 @@ def check_job_memory(
     spec: ModelSpec,
     runtime_per_pixel: float,
     limit: int,
-    model: str,
 ) -> None:
     """Refuse, at submit, a job whose batch would hold more than ``limit`` bytes
-    (``--max-tile-memory``), as :func:`job_memory` counts it on the image's 6-D ``shape``: at
-    ``scale: auto``, at the largest factor auto can choose for the model ``model``, the
-    image's own being known only when the job runs.
+    (``--max-tile-memory``), as :func:`job_memory` counts it on the image's 6-D ``shape``.
+
+    ``scale: auto`` counts 1 here: counting the largest factor auto can choose (8 for
+    ``nuclei``, whose estimate measures objects down to 2 px) would refuse a default
+    ``nuclei`` job on any image over about 180² at the default limit. The job's process
+    counts the batch again with the factor auto chose, before any tile runs.
 
     Examples
     --------
-    >>> extra = {"ScopeMLObjectDiameter": 20.0}
-    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra)
-    >>> shape = (1, 1, 1, 1, 64, 64)
-    >>> check_job_memory(shape, {}, spec, 0, 2**20, "'m'")  # 64² × 5 × 4 bytes
-    >>> check_job_memory(shape, {"scale": "auto"}, spec, 0, 2**20, "'m'")
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8))
+    >>> check_job_memory((1, 1, 1, 1, 64, 64), {}, spec, 0, 2**20)  # 64² × 5 × 4 bytes
+    >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**20)
     Traceback (most recent call last):
-    scopeml.errors.InvalidRequestError: a batch of this job needs about 5242880 bytes of server \
-memory at scale auto's largest factor for model 'm', 8 (objects measured down to 2 px, model \
-20 px); the limit is 1048576 (--max-tile-memory): give a number for scale, or use a smaller \
-tile_size, halo or batch_size
+    scopeml.errors.InvalidRequestError: a batch of this job needs about 1310720 bytes of server \
+memory; the limit is 1048576 (--max-tile-memory): use a smaller tile_size, halo or batch_size
     """
-    from scopeml.tiling.size import model_diameter
-
     needed = job_memory(options, spec, runtime_per_pixel, shape)
-    if needed <= limit:
-        return
-    factor, at, fix = counted_scale(options, spec), "", "use"
-    if wants_auto(options, spec) and factor > 1:
-        preferred = model_diameter(_Geometry(spec))
-        at = (
-            f" at scale auto's largest factor for model {model}, {factor:g} (objects measured "
-            f"down to {SMALLEST_DIAMETER:g} px, model {preferred:g} px)"
+    if needed > limit:  # windows clipped to the image, as the engine's tiles
+        raise InvalidRequestError(
+            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
+            f"{limit} (--max-tile-memory): use a smaller tile_size, halo or batch_size"
         )
-        fix = "give a number for scale, or use"
-    raise InvalidRequestError(
-        f"a batch of this job needs about {needed} bytes of server memory{at}; the limit is "
-        f"{limit} (--max-tile-memory): {fix} a smaller tile_size, halo or batch_size"
-    )
-
-
-def wants_auto(options: dict[str, Any], spec: ModelSpec) -> bool:
-    """Whether a job runs at ``scale: auto``: given, or, with no ``scale``, the default of
-    the model of ``spec`` (:func:`~scopeml.tiling.size.default_scale`, as the run takes it)."""
-    from scopeml.tiling.size import default_scale
-
-    scale = options.get("scale")
-    return is_auto(default_scale(_Geometry(spec)) if scale is None else scale)
-
-
-def counted_scale(options: dict[str, Any], spec: ModelSpec) -> float:
-    """The factor a job's batch memory is counted at: its ``scale``, or at ``scale: auto``
-    (:func:`wants_auto`) the largest factor auto can choose, :func:`largest_auto_scale`.
-
-    Examples
-    --------
-    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra={"ScopeMLObjectDiameter": 6.0})
-    >>> counted_scale({}, spec), counted_scale({"scale": 0.5}, spec)
-    (1.0, 0.5)
-    >>> counted_scale({"scale": "auto"}, spec)  # objects of 2 px: 6 / 2
-    3.0
-    """
-    if wants_auto(options, spec):
-        return largest_auto_scale(spec)
-    scale = options.get("scale")
-    return 1.0 if scale is None else float(scale)
-
-
-def largest_auto_scale(spec: ModelSpec) -> float:
-    """The largest factor ``scale: auto`` can choose for the model of ``spec``, by the run's
-    own rule (:func:`~scopeml.tiling.size.auto_factor`): that of the smallest diameter the
-    estimate measures, :data:`SMALLEST_DIAMETER` (or of one just past the model's recorded
-    range, should its preferred diameter lie beyond that), within the scale limits; at least
-    1 (an estimate that finds nothing runs at 1). 1 for a model that records no diameter
-    (the run refuses auto for it) or takes a fixed input (the run refuses other factors).
-
-    Examples
-    --------
-    >>> extra = {"ScopeMLObjectDiameter": 20.0, "ScopeMLObjectDiameterRange": [10.0, 40.0]}
-    >>> largest_auto_scale(ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra))  # 10, clipped
-    8.0
-    >>> extra = {"ScopeMLObjectDiameter": 5.0, "ScopeMLObjectDiameterRange": [1.0, 4.0]}
-    >>> largest_auto_scale(ModelSpec(2, 1, ("bg", "fg"), (8, 8), extra=extra))  # just past 4
-    1.0
-    """
-    from scopeml.tiling.size import auto_factor, model_diameter, model_diameter_range
-
-    preferred = model_diameter(_Geometry(spec))
-    if preferred is None or spec.tile_shape:
-        return 1.0
-    within = model_diameter_range(_Geometry(spec))
-    past = () if within is None else (math.nextafter(within[1], math.inf),)
-    smallest = (SMALLEST_DIAMETER, *past)
-    return float(max(1, *(auto_factor(preferred, d, within) for d in smallest)))
 
 
 def after_engine_memory(
@@ -763,8 +692,7 @@ def magnification(scale: float | str | None) -> float:
     it magnifies, else 1. ``"auto"`` counts as 1 in a job's pixels: its factor is chosen from
     the image when the job runs, so the bound checked at submit counts what the image declares
     (the job's process checks the factor it chose,
-    :func:`~scopeml.server._job_child.check_job_inputs`); a batch's memory counts auto's
-    largest factor instead (:func:`counted_scale`).
+    :func:`~scopeml.server._job_child.check_job_inputs`).
 
     Examples
     --------

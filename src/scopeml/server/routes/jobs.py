@@ -74,7 +74,7 @@ async def submit_job(
     check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     runtime = record["spec"].get(RUNTIME_KEY, 0)
-    check_job_memory(shape, options, spec, runtime, config.max_tile_memory, repr(record["name"]))
+    check_job_memory(shape, options, spec, runtime, config.max_tile_memory)
     job_id = new_id()
     db.add_job(
         {
