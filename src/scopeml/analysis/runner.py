@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from scopeml.analysis.image import RECORD, analyze_image, input_identity
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images
 from scopeml.analysis.model_files import files_identity, resource_paths, same_content
 from scopeml.analysis.results_lock import LOCK, results_lock
+from scopeml.analysis.resume import left_out_images, left_out_warning, settings_change
 from scopeml.analysis.settings import (
     AnalysisSettings,
     ThresholdSegmenter,
@@ -61,12 +63,16 @@ class AnalysisResult:
     """What a batch produced: the results folder, one record per image, the failures, and the
     files the folders and patterns held that were left out (by reason: ``label images``,
     ``exclude``, ``include``, ``results folders``). ``resumed``: the images a resume found
-    complete and did not analyse again (their records are among ``records``)."""
+    complete and did not analyse again (their records are among ``records``).
+    ``outside_summary``: the names of the finished images in ``output/images`` that are not
+    among this run's images, so its summary and tables leave them out (a resume warns of them).
+    """
 
     output: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     skipped: dict[str, list[Path]] = field(default_factory=dict)
     resumed: int = 0
+    outside_summary: list[str] = field(default_factory=list)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -118,7 +124,9 @@ def run_analysis(
         image becomes one task there.
     resume
         Skip images whose results are complete from an earlier run with the same settings;
-        refused when a model or classifier file changed since those results were made.
+        refused when a model or classifier file changed since those results were made, or
+        naming the first setting that differs. The summary holds ``images`` only: finished
+        images of the folder that are not among them are warned of (``outside_summary``).
     allowed_roots
         For a server: every image (and every file its reader opens) and every model or
         classifier file the settings name must lie below one of these folders.
@@ -197,6 +205,7 @@ def run_analysis(
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, paths, source, roots, public_name)
+        _note_left_out(result, found, public_name)
         (output / "images").mkdir(parents=True, exist_ok=True)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
@@ -236,6 +245,19 @@ def _split_resumed(
         else:
             todo.append((path, name))
     return result, todo
+
+
+def _note_left_out(
+    result: AnalysisResult, found: FoundImages, public: Callable[[Path], str] | None
+) -> None:
+    """Record, and warn once of, the finished images of the results folder that this run's
+    summary leaves out (:mod:`scopeml.analysis.resume`: why they are not summed in)."""
+    left = left_out_images(result.output, found.names)
+    result.outside_summary = list(left)
+    images = dict(zip(found.names, found.paths, strict=True))
+    message = left_out_warning(result.output, left, images, public)
+    if message is not None:  # stacklevel: run_analysis's caller
+        warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _find(
@@ -367,10 +389,16 @@ def _check_same_settings(
     output: Path, previous: str | None, text: str, defaults: Mapping[str, Any]
 ) -> None:
     """Refuse to resume results made with other settings (a model's unset scale and its
-    default, as ``settings.yaml`` writes it, are the same settings)."""
-    if previous is not None and _results_text(previous, defaults) != _results_text(text, defaults):
+    default, as ``settings.yaml`` writes it, are the same settings), naming the first that
+    differs with both values (``classes[0].post[0].min_size: 30 → 40``)."""
+    if previous is None:
+        return
+    was, now = _results_text(previous, defaults), _results_text(text, defaults)
+    if was != now:
+        change = settings_change(_shown_settings(was, defaults), _shown_settings(now, defaults))
         raise InvalidRequestError(
-            "resuming with other settings than the earlier run's (its settings.yaml)",
+            "resuming with other settings than the earlier run's (its settings.yaml)"
+            + (f": {change}" if change else ""),
             path=output,
         )
 
