@@ -109,15 +109,18 @@ def test_another_run_or_a_finished_one_keeps_the_error(image, tmp_path):
     stop, _ = _stop_at("label")
     with pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, measure=table, progress=stop, **RUN)
-    for changed in ({"tile_size": 64}, {"normalize": "none"}, {"min_confidence": 0.6}):
-        with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
-            sm.segment(image, "nuclei", out, resume=True, **{**RUN, **changed})
-    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
+    changes = {"tile_size": 64, "normalize": "none", "min_confidence": 0.6}
+    for key, value in changes.items():  # refused naming what differs, not as complete
+        with pytest.raises(IncompleteOutputError, match=rf"different run: .*{key}"):
+            sm.segment(image, "nuclei", out, resume=True, **{**RUN, key: value})
+    with pytest.raises(IncompleteOutputError, match="different run: the run used the model"):
         sm.segment(image, _two_classes(), out, resume=True, **RUN)  # another model
     assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # left as it was
     sm.segment(image, "nuclei", out, measure=table, resume=True, **RUN)
-    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
-        sm.segment(image, "nuclei", out, measure=table, resume=True, **RUN)
+    again = sm.segment(image, "nuclei", out, measure=table, resume=True, **RUN)
+    assert again.already_complete  # finished: nothing to do, not an error
+    with pytest.raises(IncompleteOutputError, match=r"different run: .*tile_size"):
+        sm.segment(image, "nuclei", out, measure=table, resume=True, **{**RUN, "tile_size": 64})
 
 
 def test_instances_without_their_probabilities_are_refused(image, tmp_path):
@@ -141,8 +144,9 @@ def test_cli_resume_finishes_the_instances(image, uninterrupted, tmp_path, capsy
     assert main([*command, "--resume"]) == 0
     np.testing.assert_array_equal(sm.open_image(out / "instances").read(), uninterrupted[0])
     pd.testing.assert_frame_equal(pd.read_csv(table), uninterrupted[1])
-    assert main([*command, "--resume"]) == 2  # now everything is there
-    assert "it is complete, nothing to resume" in capsys.readouterr().err
+    assert "already complete" not in capsys.readouterr().out  # it made the instances
+    assert main([*command, "--resume"]) == 0  # now everything is there: nothing to do
+    assert capsys.readouterr().out.startswith("already complete; nothing to do: labels")
 
 
 def _two_classes():

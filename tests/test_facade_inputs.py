@@ -13,7 +13,7 @@ import pytest
 
 import scopeml as sm
 from scopeml.cli import main
-from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.errors import IncompleteOutputError, InvalidImageError, InvalidRequestError
 from scopeml.model.spec import ModelSpec
 from tests.test_facade import Threshold  # foreground above 5 in the first channel
 
@@ -200,10 +200,13 @@ def test_a_z_stack_array_without_a_channel_axis_is_told_how_to_pass_it(tmp_path)
     assert sm.segment(stack[None], Threshold(), tmp_path / "b.ome.zarr").labels.sizes["Z"] == 3
 
 
-def test_resuming_a_finished_run_says_it_is_complete(tmp_path):
+def test_resuming_a_finished_run_does_nothing_and_another_run_is_named(tmp_path):
+    # a finished run resumed is not an error (a script that always resumes can be rerun);
+    # another run's store is refused naming what differs, not as "complete"
     sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr")
-    with pytest.raises(InvalidRequestError, match="output exists; it is complete, nothing to"):
-        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", resume=True)
+    assert sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", resume=True).already_complete
+    with pytest.raises(IncompleteOutputError, match=r"different run: options\.tile_size"):
+        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", resume=True, tile_size=4)
 
 
 def test_an_intensity_array_is_read_against_the_labels_or_refused_saying_how():

@@ -14,7 +14,7 @@ import zarr
 
 import scopeml as sm
 from scopeml.cli import main
-from scopeml.errors import Cancelled, InvalidRequestError
+from scopeml.errors import Cancelled, IncompleteOutputError, InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
 from scopeml.progress import ProgressEvent
 
@@ -116,8 +116,7 @@ def test_resume_after_the_engine_ends_with_the_copies_asked_for(image, uninterru
     assert seg.outputs == ("labels", "instances") and tiffs(tmp_path) == ["instances", "labels"]
     assert_copies_equal(seg, ["labels", "instances"])
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "o.instances.ome.tiff"), uninterrupted)
-    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
-        sm.segment(image, "nuclei", out, resume=True, **RUN)
+    assert sm.segment(image, "nuclei", out, resume=True, **RUN).already_complete
 
 
 def test_a_missing_copy_alone_is_written_on_resume(image, tmp_path):
@@ -141,7 +140,7 @@ def test_other_instance_options_are_another_run(image, tmp_path):
     out = tmp_path / "o.ome.zarr"
     with pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, progress=_stop_at("label"), **RUN)
-    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
+    with pytest.raises(IncompleteOutputError, match=r"different run: instances\.grow: 4\.0"):
         sm.segment(image, "nuclei", out, resume=True, instances=InstanceOptions(grow=1), **RUN)
     assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # left as it was
     # the same options, spelt out, are the same run

@@ -102,6 +102,9 @@ class Segmentation(type(Path())):  # type: ignore[misc]
     ----------
     classes
         The model's class names; class ``classes[k]`` has label value ``k + 1``.
+    already_complete
+        ``True`` when :func:`segment` with ``resume=True`` found the store complete and made
+        by this same run, so it did nothing (a script that always resumes can be rerun).
 
     Examples
     --------
@@ -109,6 +112,8 @@ class Segmentation(type(Path())):  # type: ignore[misc]
     >>> seg.label_values, seg.path.name, seg == Path("out.ome.zarr")
     ({'background': 1, 'nucleus': 2}, 'out.ome.zarr', True)
     """
+
+    already_complete = False
 
     def __new__(cls, path: PathLike, *, classes: Sequence[str] | None = None) -> Segmentation:
         if sys.version_info >= (3, 12):
@@ -310,7 +315,9 @@ def segment(
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is
     finished without running the model again, if it records this same run (model, image and
-    engine settings, as a resumed partial store must); else it is refused as complete.
+    engine settings, as a resumed partial store must); one complete already is returned as it
+    is (``already_complete``), so a script that always resumes can be rerun. A store of another
+    run is refused naming what differs (``pass --axes TYX``), as a partial store is.
 
     Returns
     -------
@@ -336,7 +343,7 @@ def segment(
     >>> plane.shape, seg.labels.read()[0, 0, 0, 0, 0].tolist()
     ((10, 10), [1, 1, 1, 1, 1, 1, 2, 2, 2, 2])
     """
-    from scopeml.tiling.engine import is_finished_run, segment_image
+    from scopeml.tiling.engine import check_finished_run, segment_image
     from scopeml.tiling.identity import RunNames
     from scopeml.tiling.model_inputs import fit_model_inputs
 
@@ -375,11 +382,12 @@ def segment(
             record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
         steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
         _refuse_unfinished(steps)
-        left = _steps_left(steps)
         run: dict[str, Any] = {"model_ref": model_ref, "record": record}  # the store records
         run["names"] = RunNames(public_name, public_model)
-        finished = left and is_finished_run(opened_image, opened_model, output, settings, **run)
-        if not finished:  # else the engine's tiles are all in place; its steps after are not
+        finished = _resumes_published(steps)  # the engine's tiles are all in place
+        if finished:  # this run's store, else refused naming what differs
+            check_finished_run(opened_image, opened_model, output, settings, **run)
+        else:
             path = segment_image(
                 opened_image,
                 opened_model,
@@ -433,7 +441,9 @@ def _after_engine(
     steps: _StepsAfter,
 ) -> None:
     """The steps of :func:`segment` after the engine published the store; a stop among them
-    says how far it got and that ``resume=True`` finishes it, as a stop among the tiles does."""
+    says how far it got and that ``resume=True`` finishes it, as a stop among the tiles does.
+    A resumed store (``finished``) that lacks none is ``already_complete``."""
+    result.already_complete = finished and not steps.missing()
     settings, extra, measure, tiffs = steps.settings, steps.extra, steps.measure, steps.tiffs
     want_instances = steps.want_instances
     try:
@@ -621,15 +631,18 @@ def _measure_table(
             intensities.close()
 
 
-def _steps_left(steps: _StepsAfter) -> bool:
-    """Whether a resumed call finds ``output`` published but the steps after the engine not
-    all done (instances, removing the outputs made only for them, the OME-TIFF copies of
-    ``tiffs``, the table); only then is the store's identity checked
-    (:func:`~scopeml.tiling.engine.is_finished_run`)."""
+def _resumes_published(steps: _StepsAfter) -> bool:
+    """Whether a resumed call finds ``output`` published (by a scopeml run): then the model
+    does not run again; the store must record this run
+    (:func:`~scopeml.tiling.engine.check_finished_run`) and only the steps after the engine
+    that it lacks are done (instances, removing the outputs made only for them, the OME-TIFF
+    copies of ``tiffs``, the table) — none, when it is complete."""
+    from scopeml.tiling.store import is_own_store
+
     settings = steps.settings
     if not settings.resume or settings.overwrite or not steps.output.is_dir():
         return False
-    return bool(steps.missing())
+    return is_own_store(steps.output)  # else the engine's output check says what it is
 
 
 def _has_instances(store: Path) -> bool:
@@ -1173,6 +1186,7 @@ def measure_objects(
     output: None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    axes: str | None = None,
 ) -> pd.DataFrame: ...
 
 
@@ -1187,6 +1201,7 @@ def measure_objects(
     output: PathLike,
     overwrite: bool = False,
     progress: Progress = None,
+    axes: str | None = None,
 ) -> Path: ...
 
 
@@ -1200,6 +1215,7 @@ def measure_objects(
     output: PathLike | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    axes: str | None = None,
 ) -> pd.DataFrame | Path:
     """Measure every object; one row per object per time point (columns ``t``, and ``scene``
     where there are several, then ``label``, shape, position and per-channel intensities).
@@ -1209,7 +1225,10 @@ def measure_objects(
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
     optional leading channel axis). ``pixel_sizes`` (µm per pixel, keyed ``Z``/``Y``/``X`` in
     any case; another key is refused) add the ``_um`` columns where the files record none.
-    Without ``output`` the table is returned as a ``pandas.DataFrame``.
+    ``axes`` are those of ``image``'s file, as :func:`~scopeml.io.open_image` takes them; by
+    default, for the very file (path and content) that the :class:`Segmentation` ``objects``
+    came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
+    own. Without ``output`` the table is returned as a ``pandas.DataFrame``.
     With ``output`` (``.csv``/``.parquet``) rows are streamed
     there and the path is returned; an existing file there is refused before any work unless
     ``overwrite=True``.
@@ -1233,6 +1252,7 @@ def measure_objects(
 
         check_table_output(output, overwrite=overwrite)
     objects = _as_segmentation(objects)
+    run = _run_axes(objects)  # the axes its segment run read its image file with, if named
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
     if _classes_of(objects):  # class labels: each class would be measured as one "object"
@@ -1246,7 +1266,7 @@ def measure_objects(
     labels = _as_label_image(objects)
     intensities = None
     if isinstance(image, (str, os.PathLike)):
-        intensities = open_image(image)
+        intensities = _intensity_file(image, labels, axes, run)
     elif isinstance(image, Image):
         intensities = image
     elif image is not None:
@@ -1261,6 +1281,49 @@ def measure_objects(
         overwrite=overwrite,
         progress=progress,
     )
+
+
+def _run_axes(objects: Any) -> tuple[str, dict[str, Any]] | None:
+    """The axes that the segment run which made the store ``objects`` named for its image file
+    (``axes="TYX"``), with the image as the run records it; ``None`` for other objects, or a
+    run that read the file's own axes."""
+    from scopeml.tiling.store import recorded_run
+
+    if not isinstance(objects, Segmentation):
+        return None
+    recorded = recorded_run(objects.path) or {}
+    told, image = recorded.get(AXES_RECORD), recorded.get("image")
+    return (told, image) if isinstance(told, str) and isinstance(image, dict) else None
+
+
+def _intensity_file(
+    path: PathLike, labels: Image, axes: str | None, run: tuple[str, dict[str, Any]] | None
+) -> Image:
+    """The intensities of ``path``, read with ``axes``, else with the axes of the ``run`` that
+    made the objects when ``path`` is the file it read (the same path and content, as a resume
+    compares them); sizes unlike the labels' name the axes that run named."""
+    from scopeml.errors import InvalidImageError
+    from scopeml.objects.images import check_same_sizes
+    from scopeml.tiling.identity import fingerprint
+    from scopeml.tiling.store import image_place
+
+    if axes is None and run is not None:
+        here, recorded = Path(path), run[1]
+        same = here.exists() and recorded.get("path") == str(here.resolve())
+        axes = run[0] if same and recorded.get("content") == fingerprint(here) else None
+    intensities = open_image(path, axes=axes)
+    if run is not None and axes != run[0]:  # read otherwise than the run read its image
+        try:
+            check_same_sizes(labels, intensities, "image", "labels", InvalidImageError)
+        except InvalidImageError as err:
+            intensities.close()
+            told, place = run[0], image_place(run[1]) or "its image"
+            raise InvalidImageError(
+                f"{err.problem}; the segment run of these objects read {place} with axes "
+                f"{told}: pass --axes {told} (axes={told!r})",
+                path=err.path,
+            ) from err
+    return intensities
 
 
 def _intensity_image(array: Any, labels: Image) -> Image:

@@ -170,7 +170,7 @@ def test_a_published_store_of_another_run_is_told_apart_without_the_statistics(
     with pytest.raises(Cancelled):
         segment(crowded_nuclei, "nuclei", out, progress=stop, **run)
     statistics.update(n=0, fail=True)
-    with pytest.raises(InvalidRequestError, match="it is complete, nothing to resume"):
+    with pytest.raises(IncompleteOutputError, match=r"different run: options\.tile_size"):
         segment(crowded_nuclei, "nuclei", out, resume=True, **{**run, "tile_size": 64})
     assert statistics["n"] == 0
     statistics["fail"] = False

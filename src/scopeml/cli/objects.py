@@ -116,12 +116,14 @@ def measure(
         objects = source.instances if "instances" in source.outputs else source.labels
     else:
         objects = open_labels(labels) if labels not in told else open_image(labels, axes=axes)
-    if image in told:  # the TIFF files' axes as told (a plain page sequence as T, say)
-        image = open_image(image, axes=axes)  # type: ignore[assignment]
+    # a store with instances is measured as such: the axes its run read --image with apply
+    store = isinstance(source, Segmentation) and "instances" in source.outputs
+    measured: Any = source if store else objects
     sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
     measure_objects(
-        objects,
+        measured,
         image,
+        axes=axes if image in told else None,  # the TIFF file's axes as told (pages as T, say)
         pixel_sizes=sizes,
         shape_features=shape_features,
         tile_size=tile_size,

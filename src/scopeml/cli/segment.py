@@ -211,7 +211,8 @@ def segment(
         measure=measure,
     )
     seconds = time.perf_counter() - start
-    typer.echo(summary(result.path, measure, ome_tiff, seconds, scale=factor))
+    done = "already complete; nothing to do: " if result.already_complete else ""
+    typer.echo(done + summary(result.path, measure, ome_tiff, seconds, scale=factor))
 
 
 def summary(

@@ -14,6 +14,7 @@ import numpy as np
 from scopeml.errors import (
     Cancelled,
     IncompatibleModelError,
+    IncompleteOutputError,
     InvalidImageError,
     InvalidRequestError,
     OutputCompleteError,
@@ -41,9 +42,9 @@ from scopeml.tiling.store import (
     OutputStore,
     check_own_store,
     check_partial,
+    check_same_run,
     is_own_store,
     partial_path,
-    upgraded_record,
 )
 
 log = logging.getLogger(__name__)
@@ -285,7 +286,13 @@ def _check_partial_early(
     names: RunNames | None,
 ) -> None:
     """The refusals the partial store alone decides (an unfinished run without ``resume``, a
-    resume whose record names another run), before the statistics pass over the image."""
+    resume whose record names another run), before the statistics pass over the image; a
+    resumed store already published is refused as another run's, naming what differs, or as
+    complete (this run's: nothing to resume)."""
+    if options.resume and not options.overwrite and output.exists():  # an own store
+        run = {"model_ref": model_ref, "record": record, "names": names}
+        check_finished_run(image, model, output, options, **run)
+        raise OutputCompleteError("output exists and is complete; nothing to resume", path=output)
     identity = None
     if options.resume and partial_path(output).is_dir():  # compared: all but the statistics
         identity = _identity(
@@ -337,28 +344,51 @@ def is_finished_run(
     >>> is_finished_run(image, Threshold(), out, SegmentOptions(tile_size=8))
     False
     """
-    import json
-
-    import zarr
-
     output = Path(output)
     if not is_own_store(output) or not (output / "zarr.json").is_file():
         return False
-    recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
-    recorded = upgraded_record(recorded) if isinstance(recorded, dict) else recorded
+    try:
+        check_finished_run(
+            image, model, output, options, model_ref=model_ref, record=record, names=names
+        )
+    except IncompleteOutputError:
+        return False
+    return True
+
+
+def check_finished_run(
+    image: Image,
+    model: Model,
+    output: str | os.PathLike[str],
+    options: SegmentOptions,
+    *,
+    model_ref: LoadRef | None = None,
+    record: Mapping[str, Any] | None = None,
+    names: RunNames | None = None,
+) -> None:
+    """Refuse to resume the published store ``output`` unless it records this very run (see
+    :func:`is_finished_run`), naming what differs as a resumed partial store's refusal does
+    (:func:`~scopeml.tiling.store.check_same_run`): a user who resumes with other axes, model
+    or settings is told which, not that the store is complete. The record is compared
+    without the normalisation statistics first, so another run costs no pass over the image.
+    """
+    import zarr
+
+    output = Path(output)
+    try:
+        recorded = zarr.open_group(str(output), mode="r").attrs.get("scopeml")
+    except (OSError, ValueError, LookupError) as err:
+        raise IncompleteOutputError(f"cannot read its run record: {err}", path=output) from err
+    if not isinstance(recorded, dict):
+        raise IncompleteOutputError("the store has no scopeml run record", path=output)
     check_compatible(image, model)
     normalize = _normalize_choice(model, options)
     _, early = _identity(
         image, model, options, None, model_ref, record, statistics=False, names=names
     )
-    if not isinstance(recorded, dict) or any(
-        recorded.get(key) != value
-        for key, value in json.loads(json.dumps(early)).items()
-        if key != "normalization"
-    ):
-        return False  # another run: no need for the statistics to tell
+    check_same_run(recorded, early, path=output, ignore=("normalization",))
     _, identity = _identity(image, model, options, normalize, model_ref, record, names=names)
-    return recorded == json.loads(json.dumps(identity))
+    check_same_run(recorded, identity, path=output)
 
 
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
@@ -467,7 +497,8 @@ def _check_output(
     tiffs: Sequence[str],
 ) -> None:
     """Refuse an output that exists (without ``overwrite``) or that scopeml may not replace;
-    ``tiffs``: the outputs whose OME-TIFF copies the run will write."""
+    ``tiffs``: the outputs whose OME-TIFF copies the run will write. A scopeml store resumed
+    is left to :func:`_check_partial_early`, which compares its record with this run's."""
     if output.exists() and not options.overwrite and not is_own_store(output):
         resolved = output.resolve()
         for source in (Path(s).resolve() for s in inputs if s is not None):
@@ -482,12 +513,8 @@ def _check_output(
             path=output,
         )
     if output.exists() and not options.overwrite:
-        if options.resume:
-            raise OutputCompleteError(
-                "output exists; it is complete, nothing to resume; pass --overwrite "
-                "(overwrite=True) to replace it",
-                path=output,
-            )
+        if options.resume:  # compared with this run's record once the inputs are checked
+            return
         raise InvalidRequestError(
             "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )

@@ -216,7 +216,21 @@ def check_record(
         ) from err
     if not isinstance(recorded, dict):
         raise IncompleteOutputError(f"the run record {_RUN} is not a JSON object", path=partial)
-    recorded = upgraded_record(recorded)
+    check_same_run(recorded, identity, path=partial, ignore=ignore, what="partial output")
+
+
+def check_same_run(
+    recorded: Mapping[str, Any],
+    identity: Mapping[str, Any],
+    *,
+    path: str | os.PathLike[str],
+    ignore: tuple[str, ...] = (),
+    what: str = "output",
+) -> None:
+    """Refuse to resume the store at ``path`` (its ``what``: a partial store's record, or a
+    published one's) unless its run ``recorded`` equals ``identity`` but for the top-level keys
+    in ``ignore``: the one comparison of a resume, naming what differs and the way out."""
+    recorded = upgraded_record(dict(recorded))
     expected = json.loads(json.dumps(dict(identity)))
     if AXES_RECORD not in recorded:  # the file's own axes, or a run from before they were kept
         expected.pop(AXES_RECORD, None)  # either way the shape it read decides
@@ -232,10 +246,10 @@ def check_record(
         if key.split(".")[0] not in ("model", "image", AXES_RECORD) or not changed
     ]
     raise IncompleteOutputError(
-        "cannot resume: the partial output comes from a different run: "
+        f"cannot resume: the {what} comes from a different run: "
         + "; ".join(changed + ([summarize(settings, head=4, separator="; ")] if settings else []))
         + "; pass --overwrite (overwrite=True) to start again",
-        path=partial,
+        path=path,
     )
 
 

@@ -1,0 +1,69 @@
+"""Measuring a store segmented from a plain TIFF read with axes TYX (a time-lapse): the image
+file the store records is read with the axes its run named, by ``objects measure STORE
+--image IMG`` and ``sm.measure_objects(seg, "img.tif")``, giving ``segment --measure``'s
+table; another file whose sizes then disagree is refused naming the axes (newuser20 #2)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.errors import InvalidImageError
+from scopeml.synthetic import realistic_nuclei
+
+RUN = {"outputs": ("labels", "instances"), "scale": 1, "tile_size": 128, "workers": 1}
+
+
+@pytest.fixture(scope="module")
+def segmented(tmp_path_factory) -> tuple[Path, sm.Segmentation, pd.DataFrame]:
+    """A plain 3-page TIFF of nuclei, segmented with axes TYX and measured by ``segment``."""
+    folder = tmp_path_factory.mktemp("movie")
+    frames = [realistic_nuclei((200, 180), seed=s)[0][0] for s in range(3)]
+    movie = folder / "movie.tif"
+    pixels = (np.clip(np.stack(frames), 0, None) * 1000).astype(np.uint16)
+    tifffile.imwrite(movie, pixels, photometric="minisblack")
+    table = folder / "segment.csv"
+    seg = sm.segment(movie, "nuclei", folder / "o.ome.zarr", axes="TYX", measure=table, **RUN)
+    return movie, seg, pd.read_csv(table)
+
+
+def test_cli_measures_with_the_axes_the_store_records(segmented, tmp_path, capsys):
+    movie, seg, expected = segmented
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(seg), "--image", str(movie), "-o", str(out), "-q"]) == 0
+    assert "pages of unknown kind" not in capsys.readouterr().err
+    table = pd.read_csv(out)
+    assert sorted(set(table["t"])) == [0, 1, 2]
+    pd.testing.assert_frame_equal(table, expected)
+
+
+def test_python_measures_with_the_axes_the_store_records(segmented):
+    movie, seg, expected = segmented
+    pd.testing.assert_frame_equal(sm.measure_objects(seg, str(movie)), expected)
+    pd.testing.assert_frame_equal(sm.measure_objects(seg.path, movie), expected)
+
+
+def test_another_file_names_the_axes_to_pass(segmented, tmp_path, capsys):
+    movie, seg, expected = segmented
+    copy = tmp_path / "copy.tif"
+    shutil.copyfile(movie, copy)  # not the file the store records: its own axes, Z
+    with (
+        pytest.warns(UserWarning, match="pages of unknown kind"),
+        pytest.raises(InvalidImageError, match=r"must agree\); the segment run of these objects "
+                      rf"read {movie.resolve()} with axes TYX: pass --axes TYX \(axes='TYX'\)"),
+    ):  # fmt: skip
+        sm.measure_objects(seg, copy)
+    pd.testing.assert_frame_equal(sm.measure_objects(seg, copy, axes="TYX"), expected)
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(seg), "--image", str(copy), "-o", str(out)]) == 2
+    assert "pass --axes TYX (axes='TYX')" in capsys.readouterr().err
+    command = ["objects", "measure", str(seg), "--image", str(copy), "-o", str(out), "-q"]
+    assert main([*command, "--axes", "TYX"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out), expected)
