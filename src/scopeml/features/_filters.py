@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from scopeml.errors import InvalidImageError
+from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.features._bank import (
     DOG_RATIO,
     EXACT_DERIVATIVES_MAX_SIGMA,
@@ -37,7 +37,12 @@ from scopeml.features._bank import (
 )
 
 
-def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") -> np.ndarray:
+def compute_features(
+    image: np.ndarray,
+    features: str | FeatureSet = "basic25",
+    *,
+    planes: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Compute every filter of ``features`` on every channel of ``image``.
 
     Parameters
@@ -46,28 +51,61 @@ def compute_features(image: np.ndarray, features: str | FeatureSet = "basic25") 
         ``C×Y×X`` or ``C×Z×Y×X`` array (the channel axis is always present), any real dtype.
     features
         A :class:`FeatureSet`, a preset name (``"basic25"``, ``"basic33"``) or a spec string.
+    planes
+        ``(lo, hi)``: only planes ``lo:hi`` of a ``C×Z×Y×X`` image, equal bit for bit to those
+        planes of the whole result but computed from the planes they need only (a tile's core
+        along Z, one plane of a stack), so much cheaper when few are wanted.
 
     Returns
     -------
     numpy.ndarray
-        ``F×Y×X`` (``F×Z×Y×X``) float32, ``F = C * features.n_per_channel(spatial_dims)``,
-        channel-major, in the order of ``features.names(C, spatial_dims)``.
+        ``F×Y×X`` (``F×Z×Y×X``, Z ``hi - lo`` with ``planes``) float32,
+        ``F = C * features.n_per_channel(spatial_dims)``, channel-major, in the order of
+        ``features.names(C, spatial_dims)``.
 
     Examples
     --------
     >>> image = np.random.default_rng(0).random((2, 16, 16))
     >>> compute_features(image, "basic25").shape
     (50, 16, 16)
+    >>> compute_features(np.stack([image] * 3, 1), "basic25", planes=(1, 2)).shape
+    (84, 1, 16, 16)
     """
     fs = parse_features(features)
     image = np.asarray(image)
+    if planes is not None:
+        _check_planes(image, planes)
     # NaN or infinite pixels give NaN or infinite features near them, quietly: the classifier
     # (training and prediction) and the engine replace them by 0 before (tiling.kernel.mask_invalid)
     with np.errstate(invalid="ignore", over="ignore"):
-        return _compute(image, fs)
+        if planes is None or isinstance(fs, FeatureSet):
+            return _compute(image, fs, planes)
+        return _compute(image, fs)[:, planes[0] : planes[1]]  # deep features: all, then cut
 
 
-def _compute(image: np.ndarray, fs: Any) -> np.ndarray:
+def _check_planes(image: np.ndarray, planes: tuple[int, int]) -> None:
+    lo, hi = planes
+    if image.ndim != 4 or not 0 <= lo < hi <= image.shape[1]:
+        raise InvalidRequestError(
+            f"features of planes {lo}:{hi} need a C×Z×Y×X image with those planes; "
+            f"got shape {image.shape}"
+        )
+
+
+def _margin(fs: FeatureSet, sigma: float) -> int:
+    """Planes beyond the output that a scale's intermediates need: differences (at most two
+    in a row, the mixed second derivative) and the structure tensor's outer smoothing."""
+    families = {f for f, s in fs.filters if s == sigma}
+    st = "structure_tensor_eigenvalues" in families
+    return 2 + (filter_radius(ST_OUTER_RATIO * sigma, fs.truncate) if st else 0)
+
+
+def _span(planes: tuple[int, int], margin: int, n: int) -> tuple[int, int]:
+    """The planes ``planes`` grown by ``margin`` on each side, clipped to ``n``."""
+    return max(0, planes[0] - margin), min(n, planes[1] + margin)
+
+
+def _compute(image: np.ndarray, fs: Any, planes: tuple[int, int] | None = None) -> np.ndarray:
     if not isinstance(fs, FeatureSet):  # deep features (and their filter bank)
         return fs.compute(image)
     if image.ndim not in (3, 4):
@@ -85,7 +123,8 @@ def _compute(image: np.ndarray, fs: Any) -> np.ndarray:
     n = image.shape[-1]
     reach = max(1, *(filter_radius(sigma, fs.truncate) for _, sigma in fs.filters))
     width = -(-(n + reach) // ROW_MULTIPLE) * ROW_MULTIPLE
-    out = np.empty((image.shape[0] * per_channel, *image.shape[1:-1], width), np.float32)
+    inner = image.shape[1:-1] if planes is None else (planes[1] - planes[0], *image.shape[2:-1])
+    out = np.empty((image.shape[0] * per_channel, *inner, width), np.float32)
     by_sigma: dict[float, list[int]] = defaultdict(list)
     for index, (_, sigma) in enumerate(fs.filters):
         by_sigma[sigma].append(index)
@@ -93,7 +132,8 @@ def _compute(image: np.ndarray, fs: Any) -> np.ndarray:
     for c in range(image.shape[0]):
         channel = rows.extend(image[c])
         for sigma, indices in by_sigma.items():
-            scale = _Scale(channel, sigma, fs.truncate, rows)
+            span = None if planes is None else _span(planes, _margin(fs, sigma), image.shape[1])
+            scale = _Scale(channel, sigma, fs.truncate, rows, span, planes)
             for index in indices:
                 lo = c * per_channel + starts[index]
                 target = out[lo : lo + widths[index]]
@@ -137,8 +177,24 @@ class _Rows:
 class _Scale:
     """One channel at one scale: smoothed image and derivatives, computed on demand, shared."""
 
-    def __init__(self, image: np.ndarray, sigma: float, truncate: float, rows: _Rows) -> None:
+    def __init__(
+        self,
+        image: np.ndarray,
+        sigma: float,
+        truncate: float,
+        rows: _Rows,
+        span: tuple[int, int] | None = None,
+        planes: tuple[int, int] | None = None,
+    ) -> None:
         self.image = image
+        #: Planes of ``image`` (Z) that intermediates are computed on; ``None``: all.
+        self.span = span
+        #: The output planes within the span (a family computes only those).
+        self.keep = (
+            slice(None)
+            if span is None or planes is None
+            else slice(planes[0] - span[0], planes[1] - span[0])
+        )
         self.sigma = sigma
         self.truncate = truncate
         self.rows = rows
@@ -151,7 +207,20 @@ class _Scale:
 
     def smooth(self, image: np.ndarray, sigma: float) -> np.ndarray:
         kernel = gaussian_kernel(sigma, 0, self.truncate)
-        return correlate_separable(self.rows.reflect(image), [kernel] * image.ndim)
+        image = self.rows.reflect(image)
+        if self.span is None or image.ndim != 3:
+            return correlate_separable(image, [kernel] * image.ndim)
+        return correlate_separable(self._along_z(image, kernel), [None, kernel, kernel])
+
+    def _along_z(self, image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """The pass along Z; of the whole block (not of an array already on the span), only
+        the span's planes, from the planes within the kernel's reach of them."""
+        if self.span is None or image.shape[0] != self.image.shape[0]:
+            return correlate_separable(image, [kernel, None, None])
+        (a, b), r = self.span, len(kernel) // 2
+        start, stop = max(0, a - r), min(image.shape[0], b + r)
+        along = correlate_separable(image[start:stop], [kernel, None, None])
+        return along[a - start : b - start]
 
     def gaussian(self, orders: tuple[int, ...]) -> np.ndarray:
         """The image filtered by the Gaussian derivative of ``orders`` (one per axis)."""
@@ -160,7 +229,7 @@ class _Scale:
             if self.ndim == 3:  # the pass along Z is shared by all entries of one Z order
                 along_z = self._passes.get((orders[0],))
                 if along_z is None:
-                    along_z = correlate_separable(self.image, [kernels[0], None, None])
+                    along_z = self._along_z(self.image, kernels[0])
                     self._passes[(orders[0],)] = along_z
                 self._passes[orders] = correlate_separable(along_z, [None, *kernels[1:]])
             else:
@@ -322,17 +391,17 @@ def _along(ndim: int, axis: int):
 
 
 def _gaussian_smoothing(s: _Scale, out: np.ndarray) -> None:
-    out[0] = s.smoothed()
+    out[0] = s.smoothed()[s.keep]
 
 
 def _laplacian_of_gaussian(s: _Scale, out: np.ndarray) -> None:
-    np.add(s.second(0, 0), s.second(1, 1), out=out[0])
+    np.add(s.second(0, 0)[s.keep], s.second(1, 1)[s.keep], out=out[0])
     for axis in range(2, s.ndim):
-        out[0] += s.second(axis, axis)
+        out[0] += s.second(axis, axis)[s.keep]
 
 
 def _gaussian_gradient_magnitude(s: _Scale, out: np.ndarray) -> None:
-    grad = s.gradient()
+    grad = [g[s.keep] for g in s.gradient()]
     np.multiply(grad[0], grad[0], out=out[0])
     for g in grad[1:]:
         out[0] += g * g
@@ -340,21 +409,22 @@ def _gaussian_gradient_magnitude(s: _Scale, out: np.ndarray) -> None:
 
 
 def _difference_of_gaussians(s: _Scale, out: np.ndarray) -> None:
-    np.subtract(s.smoothed(), s.smooth(s.image, DOG_RATIO * s.sigma), out=out[0])
+    narrow = s.smooth(s.image, DOG_RATIO * s.sigma)
+    np.subtract(s.smoothed()[s.keep], narrow[s.keep], out=out[0])
 
 
 def _structure_tensor_eigenvalues(s: _Scale, out: np.ndarray) -> None:
     grad = s.gradient()
     outer = ST_OUTER_RATIO * s.sigma
     tensor = [
-        s.smooth(grad[i] * grad[j], outer)
+        s.smooth(grad[i] * grad[j], outer)[s.keep]
         for i, j in combinations_with_replacement(range(s.ndim), 2)
     ]
     symmetric_eigenvalues(tensor, out=out)
 
 
 def _hessian_of_gaussian_eigenvalues(s: _Scale, out: np.ndarray) -> None:
-    symmetric_eigenvalues(s.hessian(), out=out)
+    symmetric_eigenvalues([h[s.keep] for h in s.hessian()], out=out)
 
 
 _FAMILY_FUNCS = {

@@ -87,11 +87,18 @@ def pad_to(block: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return np.pad(block, widths)
 
 
-def run_model(model: Model, inputs: list[np.ndarray], n_classes: int) -> list[np.ndarray]:
-    """Predict equal-shaped ``C×…`` inputs as one batch; check the model's answer."""
+def run_model(
+    model: Model,
+    inputs: list[np.ndarray],
+    n_classes: int,
+    planes: tuple[int, int] | None = None,
+) -> list[np.ndarray]:
+    """Predict equal-shaped ``C×…`` inputs as one batch; check the model's answer.
+    ``planes``: only those Z planes (a model with :func:`predicts_planes`)."""
     batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
-    result = np.asarray(model.predict(batch))
-    expected = (len(inputs), n_classes, *batch.shape[2:])
+    kwargs = {} if planes is None else {"planes": planes}
+    result = np.asarray(model.predict(batch, **kwargs))
+    expected = (len(inputs), n_classes, *_answer_shape(batch.shape[2:], planes))
     if result.shape != expected:
         raise IncompatibleModelError(
             f"model returned shape {result.shape} for input {batch.shape}; expected {expected}"
@@ -99,17 +106,40 @@ def run_model(model: Model, inputs: list[np.ndarray], n_classes: int) -> list[np
     return list(result.astype(np.float32, copy=False))
 
 
-def run_model_index(model: Model, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """The most probable class index of equal-shaped ``C×…`` inputs, as one batch."""
+def run_model_index(
+    model: Model, inputs: list[np.ndarray], planes: tuple[int, int] | None = None
+) -> list[np.ndarray]:
+    """The most probable class index of equal-shaped ``C×…`` inputs, as one batch;
+    ``planes`` as in :func:`run_model`."""
     batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
-    result = np.asarray(model.predict_index(batch))  # type: ignore[attr-defined]
-    expected = (len(inputs), *batch.shape[2:])
+    kwargs = {} if planes is None else {"planes": planes}
+    result = np.asarray(model.predict_index(batch, **kwargs))  # type: ignore[attr-defined]
+    expected = (len(inputs), *_answer_shape(batch.shape[2:], planes))
     if result.shape != expected or result.dtype.kind not in "iu":
         raise IncompatibleModelError(
             f"model returned class indices {result.dtype} {result.shape} for input "
             f"{batch.shape}; expected integers of shape {expected}"
         )
     return list(result)
+
+
+def predicts_planes(model: Model) -> bool:
+    """Whether ``model`` answers for a few Z planes of its input (``predict(batch, planes=)``),
+    looked up on its class: a wrapper that forwards attributes (a scaled model) does not."""
+    return bool(getattr(type(model), "predicts_planes", False))
+
+
+def _answer_shape(spatial: tuple[int, ...], planes: tuple[int, int] | None) -> tuple[int, ...]:
+    return tuple(spatial) if planes is None else (planes[1] - planes[0], *spatial[1:])
+
+
+def _core_planes(tiles: Sequence[Tile], ctx: TileContext) -> tuple[int, int] | None:
+    """The planes of a 3-D group's inputs that hold a tile's core: all the engine keeps."""
+    if ctx.spatial_axes[0] != "Z" or len(ctx.spatial_axes) != 3:
+        return None
+    lo = min(t.core_offset["Z"] for t in tiles)
+    hi = max(t.core_offset["Z"] + t.core["Z"][1] - t.core["Z"][0] for t in tiles)
+    return lo, hi
 
 
 def predict_tiles(
@@ -131,19 +161,26 @@ def _predict(
     for start in range(0, len(tiles), ctx.batch_size):
         group = tiles[start : start + ctx.batch_size]
         inputs, invalid = _tile_inputs(image, group, ctx)
+        planes = _core_planes(group, ctx) if predicts_planes(model) else None
         if ctx.index_only:
-            answers = run_model_index(model, inputs)
+            answers = run_model_index(model, inputs, planes)
         else:
-            answers = run_model(model, inputs, n_classes)
+            answers = run_model(model, inputs, n_classes, planes)
         for tile, answer, mask in zip(group, answers, invalid, strict=True):
             offset = tile.core_offset
             crop = tuple(
                 slice(offset[a], offset[a] + tile.core[a][1] - tile.core[a][0])
                 for a in ctx.spatial_axes
             )
-            core = answer[crop] if ctx.index_only else answer[(slice(None), *crop)]
+            held = crop if planes is None else _shift_z(crop, planes[0])
+            core = answer[held] if ctx.index_only else answer[(slice(None), *held)]
             results.append((core, None if mask is None else mask[crop]))
     return results
+
+
+def _shift_z(crop: tuple[slice, ...], lo: int) -> tuple[slice, ...]:
+    """A crop of the input's planes as a crop of an answer holding planes ``lo:`` only."""
+    return (slice(crop[0].start - lo, crop[0].stop - lo), *crop[1:])
 
 
 def _tile_inputs(
