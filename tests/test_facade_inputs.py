@@ -188,7 +188,7 @@ def test_an_existing_output_names_the_command_line_flag(tmp_path, capsys):
 def test_converting_a_missing_file_says_so_first(tmp_path, capsys):
     missing = tmp_path / "unet.onnx"
     assert main(["model", "convert", str(missing), "-o", str(tmp_path / "m.czann")]) == 2
-    assert capsys.readouterr().err == f"error: {missing}: No such file or directory\n"
+    assert capsys.readouterr().err == f"error: {missing}: no such file or folder\n"
 
 
 def test_a_z_stack_array_without_a_channel_axis_is_told_how_to_pass_it(tmp_path):

@@ -7,6 +7,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ScopeMLError
     ├── InvalidContainerError   (ValueError)   a model container is corrupt, unsafe, inconsistent
     ├── InvalidImageError       (ValueError)   an image is unreadable, truncated, of unknown format
+    │   └── ImageNotFoundError  (FileNotFoundError) no file or folder at an image's path
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
@@ -23,6 +24,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterable
 from os import PathLike
 
@@ -42,6 +44,23 @@ class InvalidContainerError(ScopeMLError, ValueError):
 
 class InvalidImageError(ScopeMLError, ValueError):
     """An image cannot be read: unknown format, truncated file, inconsistent metadata."""
+
+
+class _NoSuchFile(ScopeMLError, FileNotFoundError):
+    """A missing file read as any missing file is (``errno`` ENOENT, ``filename`` the source
+    given, ``except FileNotFoundError`` catches it), printed as our one-line message."""
+
+    def __init__(self, message: str, *, path: str | PathLike[str] | None = None) -> None:
+        super().__init__(message, path=path)
+        self.errno, self.strerror, self.filename = errno.ENOENT, message, self.path
+
+    def __str__(self) -> str:  # the one-line message, not OSError's "[Errno 2] …"
+        return str(self.args[0])
+
+
+class ImageNotFoundError(InvalidImageError, _NoSuchFile):
+    """No file or folder at an image's path: an :class:`InvalidImageError` and, as a missing
+    model is, a ``FileNotFoundError``."""
 
 
 class IncompatibleModelError(ScopeMLError, ValueError):
@@ -65,16 +84,9 @@ class IncompleteOutputError(ScopeMLError, RuntimeError):
     """An output store is half-written, or belongs to a different run than the one resuming it."""
 
 
-class ModelNotFoundError(ScopeMLError, FileNotFoundError):
+class ModelNotFoundError(_NoSuchFile):
     """No model file at a path, and no built-in model by that name (``errno`` is ENOENT and
     ``filename`` the source given, as for any missing file)."""
-
-    def __init__(self, message: str, *, path: str | PathLike[str] | None = None) -> None:
-        super().__init__(message, path=path)
-        self.errno, self.strerror, self.filename = 2, message, self.path
-
-    def __str__(self) -> str:  # the one-line message, not OSError's "[Errno 2] …"
-        return str(self.args[0])
 
 
 class OutsideRootError(ScopeMLError, PermissionError):

@@ -165,7 +165,7 @@ def test_an_analysis_image_gone_at_run_time_fails_with_its_name(root, tmp_path):
     }  # fmt: skip
     with pytest.raises(ScopeMLError) as err:
         run_in_child(task, lambda done, total: None, (), None)
-    assert err.value.path == str(gone) and "No such file" in err.value.problem
+    assert err.value.path == str(gone) and "no such file" in err.value.problem
 
 
 def _labels(store: Path) -> np.ndarray:

@@ -163,7 +163,7 @@ def find_images(
                 else:
                     items.append((file, _stem(file.name)))
         else:
-            raise FileNotFoundError(2, "No such file or folder", text)
+            raise FileNotFoundError(2, "no such file or folder", text)
         if not items:
             below = 0
             if not recursive and path.is_dir():  # what recursive would have found

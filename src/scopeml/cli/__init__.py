@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import inspect
 import os
 import re
@@ -56,6 +57,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the line a bug report needs, then stop (no command runs)."""
+    if value:
+        from scopeml import __version__
+
+        typer.echo(f"scopeml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    pass
+
+
 app.add_typer(model.app, name="model")
 app.add_typer(pixel.app, name="pixel")
 app.add_typer(objects.app, name="objects")
@@ -179,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(2, argv)
     except OSError as err:  # a missing file, a folder for a file, no space left, no permission
         where = err.filename if err.filename is not None else _input_file(argv)
-        typer.echo(_line(f"error: {where + ': ' if where else ''}{err.strerror or err}"), err=True)
+        typer.echo(_line(f"error: {where + ': ' if where else ''}{_os_problem(err)}"), err=True)
         return _exit(2, argv)
     except MemoryError as err:  # an allocation sized by what an input declares
         where = _input_file(argv)
@@ -206,6 +227,23 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)
         return _exit(1, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
+
+
+def _os_problem(err: OSError) -> str:
+    """An operating-system error's problem; a missing file in scopeml's one wording, whoever
+    raised it (Python's own "No such file or directory" too).
+
+    Examples
+    --------
+    >>> _os_problem(FileNotFoundError(2, "No such file or directory", "a.tif"))
+    'no such file or folder'
+    >>> _os_problem(FileNotFoundError(2, "no such file", "a.yaml"))
+    'no such file'
+    """
+    text = str(err.strerror or err)
+    if err.errno == errno.ENOENT and text.lower().startswith("no such file"):
+        return text.lower().replace(" or directory", " or folder")
+    return text
 
 
 @contextlib.contextmanager

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from scopeml.io.axes import AXES_HELP
+
 
 def analyze(
     settings: str = typer.Argument(
@@ -55,6 +57,9 @@ def analyze(
         "_masks; label stores scopeml wrote) [default: the settings' inputs.skip_labels, true].",
         show_default=False,
     ),
+    axes: str | None = typer.Option(
+        None, "--axes", help=f"{AXES_HELP} [default: the settings' axes]"
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> int:
     """Run an image analysis over images into one results folder.
@@ -81,7 +86,7 @@ def analyze(
     result = run_analysis(
         Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
         progress=not quiet, recursive=recursive, include=include or (), exclude=exclude or (),
-        skip_labels=skip_labels,
+        skip_labels=skip_labels, axes=axes,
     )  # fmt: skip
     done = len(result.records) - len(result.failures)
     for failure in result.failures:

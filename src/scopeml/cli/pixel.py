@@ -333,9 +333,15 @@ def _label_dims(labels, image, path: Path) -> int:
     z, y, x = labels.spatial_shape
     spatial_shape = image.spatial_shape
     if (z, y, x) != tuple(spatial_shape):
+        planes, shape = spatial_shape[0], "×".join(map(str, spatial_shape))
+        fix = (
+            f": give a label stack of the image's {planes} planes, your labels on the planes "
+            "you painted and 0 on the others"
+            if z == 1 and planes > 1 and (y, x) == tuple(spatial_shape[1:])
+            else ""
+        )
         raise InvalidLabelsError(
-            f"labels are Z×Y×X {z}×{y}×{x}; the image is {'×'.join(map(str, spatial_shape))}",
-            path=path,
+            f"labels are Z×Y×X {z}×{y}×{x}; the image is {shape}{fix}", path=path
         )
     t, want = labels.sizes["T"], image.sizes["T"]
     if t != want:

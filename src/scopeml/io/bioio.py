@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError, ScopeMLError
+from scopeml.errors import ImageNotFoundError, InvalidImageError, ScopeMLError
 from scopeml.io._units import checked_size
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.image import Image
@@ -201,7 +201,7 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
             path=path,
         ) from err
     if not Path(path).exists():
-        raise InvalidImageError("no such file or folder", path=path)
+        raise ImageNotFoundError("no such file or folder", path=path)
     entries = _installed_plugins()
     reader = None
     if plugin is not None:
@@ -234,7 +234,7 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
             path=path,
         ) from err
     except FileNotFoundError as err:
-        raise InvalidImageError(f"no such file or folder: {err}", path=path) from err
+        raise ImageNotFoundError(f"no such file or folder: {err}", path=path) from err
     except MemoryError:
         raise
     except Exception as err:  # a plugin's parser failing on a corrupt file

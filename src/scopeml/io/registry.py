@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from os import PathLike
 from pathlib import Path
 
-from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.errors import ImageNotFoundError, InvalidImageError, InvalidRequestError
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
@@ -132,7 +132,7 @@ def open_image(
         confinement.check(path)
     reader = reader_for(path)
     if not Path(path).exists():
-        raise InvalidImageError("no such file or folder", path=path)
+        raise ImageNotFoundError("no such file or folder", path=path)
     if level < 0:
         raise InvalidImageError(f"level must be ≥ 0; got {level}", path=path)
     limits = default_limits() if limits is None else limits

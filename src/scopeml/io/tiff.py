@@ -41,8 +41,10 @@ from scopeml.io.tiff_checks import (
     check_micromanager_files,
     check_ome_xml,
     check_segments,
+    file_size,
     opened_files,
     pin_files,
+    truncated,
 )
 
 _SEQUENCE_AXES = "IQ"
@@ -289,28 +291,34 @@ def read_tiff(
     except Exception as err:  # tifffile raises TiffFileError, ValueError, struct.error, …
         if tf is not None:
             tf.close()
-        raise InvalidImageError(f"not a readable TIFF file: {err}", path=path) from err
+        raise InvalidImageError(_unreadable(err, path), path=path) from err
     finally:
         logger.removeHandler(errors)
 
 
 def _corrupt(message: str, path: str) -> str:
-    """tifffile's complaint about a broken tag, in our words: a tag pointing past the end of
-    the file says the file was cut short."""
-    found = re.search(r"invalid value offset (\d+)", message)
+    """tifffile's complaint about a broken tag or page, in our words: an offset past the end
+    of the file says the file was cut short; any other with the file's size."""
+    found = re.search(r"invalid (value|page) offset (\d+)", message)
     size = os.path.getsize(path) if os.path.isfile(path) else 0
-    if found and size and int(found.group(1)) >= size:
-        return (
-            f"truncated or corrupt TIFF (file is {_mb(size)}, a tag points at "
-            f"{_mb(int(found.group(1)))})"
-        )
+    if found and size and int(found.group(2)) >= size:
+        what = "a tag points at" if found.group(1) == "value" else "a page starts at"
+        return truncated(size, what, int(found.group(2)))
     reason = re.sub(r"^<[^>]*>\s*(raised\s*)?", "", message)
     reason = re.sub(r"<tifffile\.(\w+) (\d+) @\d+>", r"\1 \2", reason)
-    return f"corrupt TIFF structure: {reason[:200]}"
+    reason = re.sub(r"^\w+Error\('(.*)'\)$", r"\1", reason)  # TiffFileError('…')
+    return f"truncated or corrupt TIFF structure (file is {file_size(size)}): {reason[:200]}"
 
 
-def _mb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e6:.1f} MB"
+def _unreadable(err: Exception, path: str) -> str:
+    """Why tifffile could not open ``path``: a broken structure is said to be so with the
+    file's size (a cut file is the usual cause), as an empty file is."""
+    size = os.path.getsize(path) if os.path.isfile(path) else None
+    if size == 0:
+        return "empty file (0 bytes), not a TIFF"
+    if size is not None and re.search(r"corrupt|invalid|offset|truncat", str(err), re.I):
+        return f"truncated or corrupt TIFF (file is {file_size(size)}): {err}"
+    return f"not a readable TIFF file: {err}"
 
 
 def _check_missing_planes(series: list[Any], path: str) -> None:

@@ -37,10 +37,37 @@ def check_segments(tf: tifffile.TiffFile, path: str) -> None:
             for offset, count in zip(page.dataoffsets, page.databytecounts, strict=False):
                 if count and offset + count > size:
                     raise InvalidImageError(
-                        f"truncated or corrupt TIFF (file is {size / 1e6:.1f} MB, pixel data "
-                        f"reaches {(offset + count) / 1e6:.1f} MB)",
-                        path=path,
+                        truncated(size, "pixel data reaches", offset + count), path=path
                     )
+
+
+def truncated(size: int, what: str, reach: int) -> str:
+    """The message for a TIFF of ``size`` bytes that something (``what``: "pixel data
+    reaches", "a tag points at") expects to reach ``reach``: both in MB, or in bytes where
+    MB would show both as the same figure (:func:`file_size`).
+
+    Examples
+    --------
+    >>> truncated(262_272, "pixel data reaches", 524_544)
+    'truncated or corrupt TIFF (file is 0.3 MB, pixel data reaches 0.5 MB)'
+    >>> truncated(524_534, "pixel data reaches", 524_544)
+    'truncated or corrupt TIFF (file is 524,534 bytes, pixel data reaches 524,544 bytes)'
+    """
+    shown = [file_size(size), file_size(reach)]
+    if shown[0] == shown[1]:
+        shown = [f"{n:,} bytes" for n in (size, reach)]
+    return f"truncated or corrupt TIFF (file is {shown[0]}, {what} {shown[1]})"
+
+
+def file_size(size: int) -> str:
+    """A file's size for a message: MB from 0.1 MB up, else bytes.
+
+    Examples
+    --------
+    >>> file_size(7_163_920), file_size(200)
+    ('7.2 MB', '200 bytes')
+    """
+    return f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size:,} bytes"
 
 
 _OME_ITEMSIZE = {

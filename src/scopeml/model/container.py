@@ -155,8 +155,8 @@ def _parse_czann(members: Mapping[str, bytes], path: Path | None) -> Container:
         ) from err
     if isinstance(data, dict) and data.get("Format") == PIXEL_CLASSIFIER_FORMAT:
         raise InvalidContainerError(
-            "is a scopeml pixel classifier, not a czann model container; "
-            "load it with the pixel classifier loader",
+            "is a scopeml pixel classifier, not a czann model container: a random forest on "
+            "image features, no ONNX graph (scopeml uses it as it is: segment -m, open_model)",
             path=path,
         )
     metadata = ModelMetadata.from_json_dict(data, path=path)

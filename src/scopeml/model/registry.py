@@ -25,7 +25,12 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidContainerError, InvalidRequestError, ModelNotFoundError
+from scopeml.errors import (
+    InvalidContainerError,
+    InvalidRequestError,
+    ModelNotFoundError,
+    ScopeMLError,
+)
 from scopeml.model.safezip import peek_json
 
 __all__ = [
@@ -137,8 +142,8 @@ def resolve_model(source: str | PathLike[str]) -> Path:
     >>> resolve_model("nucleii")
     Traceback (most recent call last):
     ...
-    scopeml.errors.ModelNotFoundError: nucleii: no such model file or built-in model; did you \
-mean 'nuclei'? (built-in models: nuclei)
+    scopeml.errors.ModelNotFoundError: nucleii: no such model file or built-in model (built-in \
+models: nuclei); did you mean 'nuclei'?
     """
     import os
 
@@ -156,9 +161,9 @@ mean 'nuclei'? (built-in models: nuclei)
 
         names = ", ".join(sorted(BUILTIN_MODELS))
         near = difflib.get_close_matches(text.lower(), list(BUILTIN_MODELS), n=1, cutoff=0.75)
-        hint = f"did you mean {near[0]!r}? " if near else ""
+        hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ModelNotFoundError(
-            f"no such model file or built-in model; {hint}(built-in models: {names})", path=text
+            f"no such model file or built-in model (built-in models: {names}){hint}", path=text
         )
     return path
 
@@ -177,6 +182,23 @@ def format_of(path: str | PathLike[str]) -> str:
         if entry.sniff(path):
             return name
     raise InvalidContainerError(not_a_model(path, formats), path=path)
+
+
+def classifier_kind(path: str | PathLike[str]) -> str | None:
+    """``"pixel classifier"`` or ``"object classifier"`` when ``path`` is a scopeml classifier
+    (a random forest, no graph), else ``None`` (another model, or no model of a known kind):
+    for the refusals of what only a graph allows (export, conversion, upload).
+
+    Examples
+    --------
+    >>> classifier_kind(resolve_model("nuclei")) is None
+    True
+    """
+    try:
+        kind = format_of(path)
+    except (ScopeMLError, OSError):  # no known kind: reading it names the problem
+        return None
+    return kind.replace("-", " ") if kind in ("pixel-classifier", "object-classifier") else None
 
 
 #: The first bytes of image files, which are sometimes passed where a model is asked for.

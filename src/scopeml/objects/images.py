@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scopeml.errors import (
+    ImageNotFoundError,
     InvalidImageError,
     InvalidLabelsError,
     InvalidRequestError,
@@ -381,7 +382,7 @@ def open_labels(path: str | os.PathLike[str]) -> Image:
     or a plain ``.npy`` / zarr array (see :func:`array_image`)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(2, "No such file or directory", str(path))
+        raise ImageNotFoundError("no such file or folder", path=path)
     if path.suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -114,7 +114,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     kind = table_format(path)
     if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
+        raise FileNotFoundError(2, "no such file", str(path))
     try:
         return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:

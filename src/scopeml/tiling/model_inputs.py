@@ -26,6 +26,7 @@ from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
 from scopeml.tiling.options import SegmentOptions
+from scopeml.tiling.scale import model_name
 
 #: An image whose high percentile is this many times above or below the training one is
 #: warned about.
@@ -88,7 +89,7 @@ def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHA
     have, want = image.sizes["C"], spec.in_channels
     names = summarize(image.channel_names, head=8)
     trained = recorded_channels(model)
-    message = f"image has {_count(have, 'channel')}; model {spec.name!r} expects {want}"
+    message = f"image has {_count(have, 'channel')}; model {model_name(model)!r} expects {want}"
     if trained:
         message += f", trained on {', '.join(trained)}"
     if have < want:
@@ -129,7 +130,7 @@ def fit_model_inputs(
         if image_ref is not None:
             image_ref = type(image_ref)(image_ref.loader, (*image_ref.args[:-1], trained))
         warnings.warn(
-            f"model {model.spec.name!r} was trained on {_noun(len(trained), 'channel')} "
+            f"model {model_name(model)!r} was trained on {_noun(len(trained), 'channel')} "
             f"{', '.join(trained)}: using those of the image's {summarize(names, head=8)} "
             "(choose others with --channels, channels= in Python)",
             UserWarning,
@@ -184,16 +185,31 @@ def warn_intensity_range(image: Image, model: Model, options: SegmentOptions) ->
     names = image.channel_names
     prefix = (lambda c: f"{names[c]} ") if len(high) > 1 else (lambda c: "")
     trained = ", ".join(f"{prefix(c)}{_g(train_low[c])}..{_g(train_high[c])}" for c in far)
-    found = ", ".join(f"{prefix(c)}{_g(low[c])}..{_g(high[c])}" for c in far)
     where = f"{image.path}: " if image.path else ""
     warnings.warn(
-        f"{where}model {model.spec.name!r} was trained on intensities {trained} "
-        f"({_g(percentiles[0])}..{_g(percentiles[1])}th percentile); this image has {found}: "
-        "its classes may be wrong (another bit depth or exposure? retrain on such images)",
+        f"{where}model {model_name(model)!r} was trained on intensities {trained} "
+        f"({_g(percentiles[0])}..{_g(percentiles[1])}th percentile); "
+        + _found_range([(prefix(c), low[c], high[c]) for c in far]),
         UserWarning,
         stacklevel=2,
     )
     return True
+
+
+def _found_range(found: list[tuple[str, float, float]]) -> str:
+    """The end of the range warning: the image's ranges (``(name prefix, low, high)`` per
+    channel, NaN for a channel whose sample has no finite pixel) and what to make of them. A
+    sample with no finite pixel is said to be so, not shown as a range such as ``0..0``."""
+    if all(np.isnan(high) for _, _, high in found):
+        return "this image's sampled pixels are all NaN or infinite: no intensities to compare"
+    ranges = ", ".join(
+        f"{name}no finite pixel" if np.isnan(high) else f"{name}{_g(low)}..{_g(high)}"
+        for name, low, high in found
+    )
+    return (
+        f"this image has {ranges}: its classes may be wrong (another bit depth or exposure? "
+        "retrain on such images)"
+    )
 
 
 def sample_range(
@@ -202,7 +218,7 @@ def sample_range(
     """Per-channel ``percentiles`` (low, high) of a cheap sample of one scene: up to
     :data:`GRID` × :data:`GRID` windows of :data:`WINDOW`² pixels spread over the middle time
     point and Z plane (a few chunk reads even on a slide scan). Non-finite pixels are left out;
-    a channel with none left gives 0..0.
+    a channel with none left gives NaN..NaN (no range, which a warning must not show as one).
 
     Examples
     --------
@@ -221,7 +237,7 @@ def sample_range(
     low, high = [], []
     for channel in values:
         finite = channel[np.isfinite(channel)]
-        lo, hi = np.percentile(finite, percentiles) if finite.size else (0.0, 0.0)
+        lo, hi = np.percentile(finite, percentiles) if finite.size else (np.nan, np.nan)
         low.append(float(lo))
         high.append(float(hi))
     return low, high

@@ -74,6 +74,25 @@ def with_scale(model: Model, scale: float | str | None) -> Model:
     return ScaledModel(model, scale)
 
 
+def model_name(model: Model) -> str:
+    """The model's name as the user chose it: a :class:`ScaledModel`'s without the
+    `` at scale …`` its spec's name ends in (the store records that; messages name the model).
+
+    Examples
+    --------
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Nuclei:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0),
+    ...                      name="nuclei")
+    >>> scaled = ScaledModel(Nuclei(), 0.5)
+    >>> scaled.spec.name, model_name(scaled)
+    ('nuclei at scale 0.5', 'nuclei')
+    """
+    while isinstance(model, ScaledModel):
+        model = model.model
+    return model.spec.name
+
+
 class ScaledModel:
     """A model that sees the image magnified by ``scale``; see the module docstring.
 

@@ -26,7 +26,7 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
             f"unknown format {suffix!r}; known: {', '.join(SUFFIXES)}", path=path
         )
     if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
+        raise FileNotFoundError(2, "no such file", str(path))
     try:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)

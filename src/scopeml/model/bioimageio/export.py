@@ -88,6 +88,7 @@ def export_bioimageio(
     from pydantic import ValidationError
 
     path = resolve_model(model)  # a built-in name too
+    _refuse_classifier(path)
     check_model_output(output, overwrite=overwrite, source=path)
     container = read_container(path)
     meta = container.metadata
@@ -138,6 +139,21 @@ def export_bioimageio(
         with atomic_write(output) as partial:
             save_bioimageio_package(descr, output_path=partial)
     return output
+
+
+def _refuse_classifier(path: Path) -> None:
+    """A scopeml pixel or object classifier is refused naming why (a bioimage.io package holds
+    a graph), before any work, as ``model convert`` refuses one."""
+    from scopeml.model.registry import classifier_kind
+
+    kind = classifier_kind(path)
+    if kind is not None:
+        raise IncompatibleModelError(
+            f"a scopeml {kind} holds a random forest, not an ONNX graph; a "
+            "bioimage.io package holds a graph, so it cannot be exported (scopeml uses it as "
+            "it is)",
+            path=path,
+        )
 
 
 def _summary(meta: Any, path: Path) -> str:

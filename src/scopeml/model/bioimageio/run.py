@@ -215,7 +215,10 @@ def _core_test(path: Path) -> list[str]:
     try:
         from bioimageio.core import test_model
     except ImportError:
-        return ["  bioimageio.core is not installed: its own model test was not run"]
+        return [
+            "  bioimageio.core is not installed: its own model test was not run (install it: "
+            "pip install 'scopeml[bioimageio]' && pip install --no-deps bioimageio.core==0.11.0)"
+        ]
     try:
         summary = test_model(path)
     except Exception as err:  # its own failures (environment, versions) are reported, not fatal

@@ -1,0 +1,259 @@
+"""Messages and small command-line gaps a new user met (newuser20 findings 4, 5, 8-11): each
+message says what is wrong in the user's words, and a missing file reads the same everywhere."""
+
+from __future__ import annotations
+
+import errno
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.errors import (
+    ImageNotFoundError,
+    IncompatibleModelError,
+    InvalidImageError,
+    ModelNotFoundError,
+)
+from scopeml.io.image import Image
+from scopeml.model.spec import ModelSpec
+from scopeml.tiling.model_inputs import channel_mismatch, warn_intensity_range
+from scopeml.tiling.options import SegmentOptions
+from scopeml.tiling.scale import ScaledModel
+
+
+class _Trained:
+    """A model trained on 1 or 2 channels of intensities 4..216 (a pixel classifier's record)."""
+
+    def __init__(self, channels: int = 1) -> None:
+        self.spec = ModelSpec(spatial_dims=2, in_channels=channels, classes=("bg", "fg"),
+                              halo=(0, 0), name="pixel classifier")  # fmt: skip
+        self.info = {"intensity_range": {"percentiles": [0.1, 99.9], "low": [4] * channels,
+                                         "high": [216] * channels}}  # fmt: skip
+
+
+def _range_warning(pixels: np.ndarray, names: list[str] | None = None) -> str:
+    image = Image(pixels, channel_names=names, path="nan.tif")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert warn_intensity_range(image, _Trained(pixels.shape[2]), SegmentOptions())
+    assert len(caught) == 1
+    return str(caught[0].message)
+
+
+# ------------------------------------------------------- 1. the range warning on a NaN image
+
+
+def test_the_range_warning_says_an_all_nan_image_has_no_finite_pixel() -> None:
+    message = _range_warning(np.full((1, 1, 1, 1, 32, 32), np.nan, np.float32))
+    assert "0..0" not in message  # was: "this image has 0..0: its classes may be wrong"
+    assert "sampled pixels are all NaN or infinite" in message
+    assert "another bit depth" not in message  # no advice that does not apply
+    pixels = np.full((1, 1, 2, 1, 32, 32), np.nan, np.float32)
+    pixels[0, 0, 1] = np.arange(1024).reshape(32, 32) * 1000.0  # GFP finite, far brighter
+    message = _range_warning(pixels, ["DAPI", "GFP"])
+    assert "this image has DAPI no finite pixel, GFP " in message and "0..0" not in message
+
+
+# ------------------------------------------------------- 2. exporting a pixel classifier
+
+
+def test_exporting_a_pixel_classifier_says_why_it_cannot(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("bioimageio.spec")
+    image = np.zeros((32, 32), np.uint16)
+    image[8:20, 8:20] = 1000
+    labels = np.zeros((32, 32), np.uint8)
+    labels[0:4, :] = 1
+    labels[10:14, 10:14] = 2
+    classifier = sm.train_pixel_classifier(image, labels, n_estimators=2)
+    czseg = classifier.save(tmp_path / "px.czseg")
+    with pytest.raises(IncompatibleModelError, match="random forest, not an ONNX graph"):
+        sm.export_bioimageio(czseg, tmp_path / "px.zip")
+    assert main(["model", "export-bioimageio", str(czseg), "-o", str(tmp_path / "px.zip")]) == 2
+    err = capsys.readouterr().err
+    assert "bioimage.io package holds a graph, so it cannot be exported" in err
+    assert "loader" not in err and not (tmp_path / "px.zip").exists()
+
+
+# ------------------------------------------------------- 3. a missing file, one wording
+
+
+def test_a_missing_image_is_a_file_not_found_error_as_a_missing_model_is(tmp_path: Path) -> None:
+    missing = tmp_path / "nosuch.tif"
+    with pytest.raises(FileNotFoundError) as caught:  # was InvalidImageError only
+        sm.open_image(missing)
+    error = caught.value
+    assert isinstance(error, ImageNotFoundError) and isinstance(error, InvalidImageError)
+    assert isinstance(error, ValueError)  # as every InvalidImageError
+    assert error.errno == errno.ENOENT and error.filename == str(missing)
+    assert str(error) == f"{missing}: no such file or folder"  # not OSError's "[Errno 2] …"
+    with pytest.raises(ModelNotFoundError) as model:
+        sm.open_model(tmp_path / "nosuch.czann")
+    assert isinstance(model.value, FileNotFoundError) and model.value.errno == errno.ENOENT
+    from scopeml.objects.images import open_labels
+
+    with pytest.raises(ImageNotFoundError, match="no such file or folder"):
+        open_labels(tmp_path / "nosuch_labels.tif")  # was "No such file or directory"
+
+
+def test_every_missing_file_reads_the_same_on_the_command_line(tmp_path: Path, capsys) -> None:
+    missing = tmp_path / "nosuch.onnx"
+    out = str(tmp_path / "m.czann")
+    assert main(["model", "convert", str(missing), "-o", out]) == 2  # Python's own OSError
+    assert capsys.readouterr().err == f"error: {missing}: no such file or folder\n"
+    settings = tmp_path / "a.yaml"
+    settings.write_text(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: blob\n    segmenter:\n"
+        "      kind: threshold\n      channel: C0\n      method: otsu\n"
+    )
+    folder = tmp_path / "nosuch_folder"
+    assert main(["analyze", str(settings), str(folder), "-o", str(tmp_path / "r")]) == 2
+    assert f"error: {folder}: no such file or folder" in capsys.readouterr().err
+    from scopeml.objects.table import read_table
+    from scopeml.train.files import read_array
+
+    for read, name in ((read_table, "t.csv"), (read_array, "a.npy")):
+        with pytest.raises(FileNotFoundError) as caught:
+            read(tmp_path / name)
+        assert caught.value.strerror == "no such file"  # was "No such file"
+
+
+def test_a_missing_model_lists_the_built_in_ones_without_a_stray_semicolon(
+    tmp_path: Path, capsys
+) -> None:
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, np.zeros((16, 16), np.uint8))
+    args = ["segment", str(image), "-o", str(tmp_path / "a.ome.zarr"), "-m"]
+    assert main([*args, "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith("nosuch: no such model file or built-in model (built-in models: nuclei)\n")
+    assert main([*args, "nucleii"]) == 2
+    assert capsys.readouterr().err.endswith("(built-in models: nuclei); did you mean 'nuclei'?\n")
+
+
+# ------------------------------------------------------- 4. truncated TIFFs
+
+
+def _cut(tmp_path: Path, pixels: np.ndarray, cut: int) -> str:
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, pixels)
+    data = whole.read_bytes()
+    part = tmp_path / "cut.tif"
+    part.write_bytes(data[:-cut])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pages of unknown kind read as Z
+        with pytest.raises(InvalidImageError) as caught:
+            sm.open_image(part)
+    return caught.value.problem
+
+
+def test_a_tiff_cut_by_a_few_bytes_gives_both_sizes_in_bytes(tmp_path: Path) -> None:
+    problem = _cut(tmp_path, np.ones((512, 512), np.uint16), 10)
+    # was "file is 0.5 MB, pixel data reaches 0.5 MB"
+    assert problem == (
+        "truncated or corrupt TIFF (file is 524,534 bytes, pixel data reaches 524,544 bytes)"
+    )
+
+
+def test_a_tiff_cut_before_its_last_page_says_truncated_with_its_size(tmp_path: Path) -> None:
+    problem = _cut(tmp_path, np.ones((5, 256, 256), np.uint16), 1000)
+    # was "corrupt TIFF structure: invalid page offset 655616"
+    assert (
+        problem
+        == "truncated or corrupt TIFF (file is 655,280 bytes, a page starts at 655,616 bytes)"
+    )
+    problem = _cut(tmp_path, np.ones((5, 256, 256), np.uint16), 400_000)
+    assert problem == "truncated or corrupt TIFF (file is 0.3 MB, a page starts at 0.7 MB)"
+
+
+def test_a_tiff_cut_inside_its_header_says_truncated_with_its_size(tmp_path: Path) -> None:
+    tifffile.imwrite(tmp_path / "whole.tif", np.ones((8, 8), np.uint8))
+    head = tmp_path / "head.tif"
+    head.write_bytes((tmp_path / "whole.tif").read_bytes()[:16])
+    with pytest.raises(InvalidImageError) as caught:
+        sm.open_image(head)
+    assert caught.value.problem.startswith("truncated or corrupt TIFF (file is 16 bytes): ")
+    empty = tmp_path / "empty.tif"
+    empty.write_bytes(b"")
+    with pytest.raises(InvalidImageError, match="empty file \\(0 bytes\\), not a TIFF"):
+        sm.open_image(empty)
+
+
+# ------------------------------------------------------- 5. the channel error's model name
+
+
+def test_the_channel_error_names_the_model_not_its_scale_wrapper(tmp_path: Path, capsys) -> None:
+    class Nuclei:
+        spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0),
+                         name="scopeml nuclei")  # fmt: skip
+
+    image = Image(np.zeros((1, 1, 3, 1, 8, 8)), channel_names=["R", "G", "B"], path="skin.tif")
+    message = channel_mismatch(image, ScaledModel(Nuclei(), 0.125))
+    assert message.startswith("image has 3 channels; model 'scopeml nuclei' expects 1")
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, np.zeros((64, 64, 3), np.uint8), photometric="rgb")
+    out = str(tmp_path / "rgb.ome.zarr")
+    assert main(["segment", str(rgb), "-m", "nuclei", "-o", out, "--scale", "0.5", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'scopeml nuclei' expects 1" in err and "at scale" not in err
+
+
+# ------------------------------------------------------- 6. --version, analyze --axes
+
+
+def test_version_prints_the_version(capsys) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"scopeml {sm.__version__}\n"
+
+
+def test_analyze_takes_axes_over_the_settings_key(tmp_path: Path, capsys) -> None:
+    from tests.analysis.conftest import cell_image
+
+    image = tmp_path / "cells.tif"
+    tifffile.imwrite(image, cell_image(seed=5))  # two pages: channels, read as Z unless told
+    settings = tmp_path / "cells.yaml"
+    settings.write_text(
+        "version: 1\nchannels: [C0, C1]\naxes: ZYX\nclasses:\n  - name: cell\n"
+        "    segmenter:\n      kind: threshold\n      channel: C1\n      method: otsu\n"
+    )
+    args = ["analyze", str(settings), str(image), "-q", "-o"]
+    assert main([*args, str(tmp_path / "as_z")]) == 2  # the key's ZYX: one channel
+    assert "channel 'C1' is not in" in capsys.readouterr().err
+    assert main([*args, str(tmp_path / "r"), "--axes", "CYX"]) == 0  # was: No such option
+    assert "1 of 1 images analysed" in capsys.readouterr().out
+    assert "axes: CYX" in (tmp_path / "r" / "settings.yaml").read_text()
+
+
+# ------------------------------------------------------- 7. validate without bioimageio.core
+
+
+def test_validate_says_how_to_install_bioimageio_core(monkeypatch) -> None:
+    from scopeml.model.bioimageio.run import _core_test
+
+    monkeypatch.setitem(sys.modules, "bioimageio.core", None)  # as if not installed
+    (line,) = _core_test(Path("unused.zip"))
+    assert "its own model test was not run" in line
+    assert "pip install --no-deps bioimageio.core==0.11.0" in line
+
+
+# ------------------------------------------------------- 8. 2-D scribbles for a Z stack
+
+
+def test_two_d_scribbles_for_a_z_stack_are_told_how_to_stack_them(tmp_path: Path, capsys) -> None:
+    image = tmp_path / "stack.tif"
+    tifffile.imwrite(image, np.zeros((5, 16, 24), np.uint16))
+    labels = tmp_path / "scribbles.tif"
+    tifffile.imwrite(labels, np.repeat(np.array([1, 2], np.uint8), 8)[:, None].repeat(24, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["pixel", "train", str(image), str(labels), "-o", str(tmp_path / "m.czseg")])
+    assert code == 2
+    assert capsys.readouterr().err.endswith(
+        "labels are Z×Y×X 1×16×24; the image is 5×16×24: give a label stack of the image's 5 "
+        "planes, your labels on the planes you painted and 0 on the others\n"
+    )
