@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from scopeml.api import segment
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.errors import IncompatibleModelError, IncompleteOutputError, InvalidRequestError
 from scopeml.model.spec import ModelSpec
 from scopeml.tiling.scale import LIMITS, MAX_DENOMINATOR, ScaledModel, _taps, _zoom
 from tests.tiling.engine_doubles import (
@@ -172,8 +172,8 @@ def test_a_store_is_not_resumed_at_another_scale(tmp_path):
     model = unet_double(depth=1)
     out = tmp_path / "o.ome.zarr"
     segment(image, model, out, scale=2)
-    with pytest.raises(InvalidRequestError):
-        segment(image, model, out, scale=1.5, resume=True)
+    with pytest.raises(IncompleteOutputError, match=r"options\.scale: 2 \(recorded\) vs 1\.5"):
+        segment(image, model, out, scale=1.5, resume=True)  # another run: names what differs
 
 
 def test_cli_scale_and_its_bad_value(tmp_path, capsys):
