@@ -67,12 +67,17 @@ def test_a_narrower_resume_warns_once_of_the_finished_images_it_leaves_out(plate
     assert len(said) == 1, said
     assert (
         f"the summary and tables hold this run's 2 images; 1 finished image in {out / 'images'} "
-        f"is left out (such as q1, from {plate / 'B2' / 'q1.tif'}): name their files too, with "
-        "--resume (resume=True), to include them (they are not analysed again)"
+        f"is left out (such as q1, from {plate / 'B2' / 'q1.tif'}): to include them, resume "
+        "with the earlier run's inputs given as it was given them (an image's name depends on "
+        "the folder given), which are then not analysed again"
     ) == said[0]
     # the summary is this run's, as the warning says; the folder keeps the image
     assert pd.read_csv(out / "summary" / "counts.csv")["image"].tolist() == ["p1", "p2"]
     assert (out / "images" / "q1" / "record.json").is_file()
+    # the advice, followed: every image back in the summary, none analysed again
+    again, said = _resume([plate / "A9", plate / "B2"], out)
+    assert again.resumed == 3 and again.outside_summary == [] and said == []
+    assert sorted(pd.read_csv(out / "summary" / "counts.csv")["image"]) == ["p1", "p2", "q1"]
     # naming its file again includes it, without analysing it again
     whole, said = _resume([plate / "A9", plate / "B2"], out)
     assert whole.resumed == 3 and whole.outside_summary == [] and said == []

@@ -127,8 +127,9 @@ def left_out_warning(
         said.append(
             f"the summary and tables hold this run's {_count(len(images), 'image')}; "
             f"{_count(len(others), 'finished image')} in {where} {_are(len(others))} left out "
-            f"(such as {first}, from {left[first].get('image')}): name their files too, with "
-            "--resume (resume=True), to include them (they are not analysed again)"
+            f"(such as {first}, from {left[first].get('image')}): to include them, resume "
+            "with the earlier run's inputs given as it was given them (an image's name depends "
+            "on the folder given), which are then not analysed again"
         )
     if renamed:
         old, new = next(iter(renamed.items()))
