@@ -42,6 +42,23 @@ def test_a_batch_is_counted_on_the_engines_plan_at_the_jobs_scale(tmp_path, scal
     image = np.zeros((160, 160), np.uint16)
     options = {"tile_size": 32, "scale": scale}
     segment(image, spy, tmp_path / "out.ome.zarr", **options, outputs=["labels"])
-    per_pixel = (spy.spec.in_channels + 2 * spy.spec.n_classes) * 4
-    read = spy.largest / min(scale, 1.0) ** 2  # the batch's pixels as the engine holds them
-    assert job_memory(options, spy.spec, 0.0, (1, 1, 1, 1, 160, 160)) == read * per_pixel
+    runtime = 800.0  # bytes per model pixel, as the server measures an ONNX graph's
+    per_pixel = (spy.spec.in_channels + 2 * spy.spec.n_classes) * 4 + runtime
+    read = spy.largest / min(scale, 1.0) ** 2  # the window as the engine reads it
+    shrunk = read * (spy.spec.in_channels + spy.spec.n_classes) * 4 if scale < 1 else 0
+    counted = job_memory(options, spy.spec, runtime, (1, 1, 1, 1, 160, 160))
+    assert counted == pytest.approx(spy.largest * per_pixel + shrunk, abs=1)
+
+
+def test_shrinking_counts_fewer_model_pixels():
+    """A job that shrinks a large image costs the model's terms on its smaller input (an 8192²
+    nuclei job at 1/8 was refused at the default 1 GiB when every image pixel was charged the
+    runtime's bytes per model pixel)."""
+    from scopeml.server.models import runtime_bytes_per_pixel
+
+    spec = nuclei_spec()
+    runtime = runtime_bytes_per_pixel(resolve_model("nuclei"), spec)
+    shape = (1, 1, 1, 1, 8192, 8192)
+    counts = [job_memory({"scale": s}, spec, runtime, shape) for s in (1.0, 0.5, 0.125)]
+    assert counts[0] > counts[1] > counts[2]
+    assert counts[2] < 2**30

@@ -409,10 +409,11 @@ def job_memory(
     for the model at the job's scale (:func:`~scopeml.tiling.scale.with_scale`: its halo and
     step in the image's pixels): the core plus the halo on each side, clipped to the image's
     6-D ``shape`` where it is given (a large halo on a small image costs only the image), or
-    the model's fixed input size, to which every tile is padded. A job run at a scale over 1
-    feeds the model that many times more pixels per axis; ``scale: auto`` counts 1 at submit
-    (:func:`magnification`), and the job's process counts its batch again with the factor
-    auto chose (:func:`~scopeml.server._job_child.check_job_inputs`).
+    the model's fixed input size, to which every tile is padded. The model's terms count its
+    own pixels, the window resized by the job's scale (more at a scale over 1, fewer below,
+    where the window's float32 read and the output resized back to it count too); ``scale:
+    auto`` counts 1 at submit (:func:`magnification`), and the job's process counts its batch
+    again with the factor auto chose (:func:`~scopeml.server._job_child.check_job_inputs`).
 
     Examples
     --------
@@ -453,8 +454,10 @@ def job_memory(
             if axis in plan.tile_shape
         )
     per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    magnified = magnification(factor) ** dims  # the model sees more pixels
-    batch = math.ceil((options.get("batch_size") or 1) * window * per_pixel * magnified)
+    model_pixels = window * factor**dims  # the model sees the window resized by the scale
+    # shrinking: the window read and the output resized back to it, both float32
+    read = window * (spec.in_channels + spec.n_classes) * 4 if factor < 1 else 0
+    batch = math.ceil((options.get("batch_size") or 1) * (model_pixels * per_pixel + read))
     if not wants_instances(options):
         return batch
     chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
