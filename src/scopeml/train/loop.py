@@ -53,7 +53,8 @@ class TrainConfig:
     the learning rate from ``lr`` towards 0 over ``epochs`` (set per epoch, so resuming holds).
     ``ema`` > 0 keeps an exponential moving average of the weights (decay ``ema`` per step,
     torch's ``AveragedModel``): validation, the best weights and export then use the average,
-    which is less at the mercy of the last steps' noise than the raw weights are.
+    which is less at the mercy of the last steps' noise than the raw weights are (without
+    validation images, the last average is exported).
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
     as the engine does, and is recorded in the exported container instead of fixed training
     statistics: the model then works on any intensity range. ``None`` bakes the training
@@ -236,7 +237,10 @@ def train_unet(
         if checkpoint is not None:
             _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state, average)
         counter.epoch(record, stopping=state["stale"] >= config.patience)
-    net.load_state_dict(state["best_net"] or scored.state_dict())
+    # without validation images the best epoch is the raw weights' (training loss): the last
+    # average, not the average at that epoch, is the steadier choice
+    kept = state["best_net"] if val_blocks or average is None else None
+    net.load_state_dict(kept or scored.state_dict())
     net.eval()
     return TrainResult(net, normalize, classes, config, state["history"])
 
@@ -498,7 +502,8 @@ def _load_checkpoint(
     if not isinstance(payload, dict) or payload.get("format") != "scopeml-unet-checkpoint/1":
         raise InvalidContainerError("not a scopeml U-Net checkpoint", path=path)
     saved = TrainConfig.from_dict(payload["config"])
-    for name in ("depth", "width", "spatial_dims"):
+    changed = ("ema",) if saved.ema else ()  # a plain run's checkpoint may start an average
+    for name in ("depth", "width", "spatial_dims", *changed):
         if getattr(saved, name) != getattr(config, name):
             raise InvalidRequestError(
                 f"checkpoint has {name} {getattr(saved, name)}; this run asks for "
