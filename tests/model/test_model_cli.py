@@ -35,6 +35,22 @@ def test_inspect_text_and_json(czann, capsys):
     assert described["engine"]["tile_shape"] is None
 
 
+def test_inspect_a_pixel_classifier_says_its_engine_in_words(tmp_path, capsys):
+    import scopeml as sm
+
+    image = np.zeros((1, 24, 24), np.float32)
+    image[:, 6:18, 6:18] = 10
+    scribbles = np.zeros((24, 24), np.uint8)
+    scribbles[0, :], scribbles[12, 10:14] = 1, 2
+    model = sm.train_pixel_classifier(image, scribbles, features="gaussian_smoothing:1",
+                                      n_estimators=2)  # fmt: skip
+    path = model.save(tmp_path / "px.czseg")
+    assert main(["model", "inspect", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "  engine: 1 channels in, classes ['class 1', 'class 2'], halo" in text, text
+    assert "{" not in text  # no raw dict
+
+
 def test_validate_valid_and_invalid(czann, tmp_path, capsys):
     assert main(["model", "validate", str(czann)]) == 0
     assert "valid czann" in capsys.readouterr().out

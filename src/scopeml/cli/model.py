@@ -50,7 +50,9 @@ def inspect(
         else:
             typer.echo(f"{described['path']}: {described['format']}")
             for key, value in described.items():
-                if key not in ("path", "format"):
+                if key == "engine":
+                    typer.echo(f"  {_engine_line(value)}")
+                elif key not in ("path", "format"):
                     typer.echo(f"  {key}: {value}")
         return
     else:
@@ -68,21 +70,24 @@ def inspect(
         f"{graph['output_shape']}, opset {graph['opset']}, {graph['nodes']} nodes ({ops}), "
         f"{graph['bytes']} bytes"
     )
-    engine = description["engine"]
-    if engine is None:
-        typer.echo("engine: not a per-pixel model; cannot be tiled")
-    else:
-        tile = engine["tile_shape"] or "dynamic"
-        typer.echo(
-            f"engine: {engine['in_channels']} channels in, classes {engine['classes']}, "
-            f"halo {engine['halo']}, tile step {engine['tile_step']}, tile shape {tile}"
-        )
+    typer.echo(_engine_line(description["engine"]))
     if description["license"]:
         typer.echo(f"license: {description['license']}")
     for key, value in description.get("package", {}).items():
         typer.echo(f"package {key}: {value}")
     for note in description["notes"]:
         typer.echo(f"note: {note}")
+
+
+def _engine_line(engine: dict[str, Any] | None) -> str:
+    """What the tiling engine will use, as one line of ``model inspect``."""
+    if engine is None:
+        return "engine: not a per-pixel model; cannot be tiled"
+    tile = engine["tile_shape"] or "dynamic"
+    return (
+        f"engine: {engine['in_channels']} channels in, classes {engine['classes']}, "
+        f"halo {engine['halo']}, tile step {engine['tile_step']}, tile shape {tile}"
+    )
 
 
 def describe_package(path: Path) -> dict[str, Any]:
