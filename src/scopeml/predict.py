@@ -2,9 +2,10 @@
 
 The region's tiles come from the engine's plan (:func:`~scopeml.tiling.engine.build_plan`)
 over the region grown by the model's halo, and run through its kernel
-(:func:`~scopeml.tiling.kernel.process_batch`) with the whole image's normalisation, writing
-into an in-memory window instead of a store. A model never sees a region cut without its halo,
-so the result equals the whole-image run there, bit for bit (the napari preview uses it).
+(:func:`~scopeml.tiling.kernel.process_batch`, in the engine's batches of tiles of one input
+shape) with the whole image's normalisation, writing into an in-memory window instead of a
+store. A model never sees a region cut without its halo, so the result equals the
+whole-image run there, bit for bit (the napari preview uses it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ import numpy as np
 from scopeml.errors import InvalidRequestError
 from scopeml.io.image import Image, axis_keys
 from scopeml.model.spec import Model, recorded_normalize
-from scopeml.tiling.engine import build_plan, check_compatible, output_layout, spatial_axes
+from scopeml.tiling.engine import (
+    _batches,
+    build_plan,
+    check_compatible,
+    output_layout,
+    spatial_axes,
+)
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization
 from scopeml.tiling.options import SegmentOptions
@@ -133,9 +140,9 @@ def predict_region(
         extent = max(crop[a][1] - crop[a][0] for a in tiled)
         options = dataclasses.replace(options, tile_size=min(extent, MAX_REGION_TILE))
     ctx = _context(image, model, options, specs, axes, normalization)
-    tiles = [tile for tile in build_plan(view, model, options) if _overlaps(tile.core, inside)]
-    for start in range(0, len(tiles), options.batch_size):
-        batch = tiles[start : start + options.batch_size]
+    tiles = (tile for tile in build_plan(view, model, options) if _overlaps(tile.core, inside))
+    # the engine's batches: tiles of one input shape (a model takes one N×C×… array)
+    for batch in _batches(tiles, options.batch_size, blend=False):
         process_batch(model, view, {output: window}, batch, ctx)
     return window.array
 

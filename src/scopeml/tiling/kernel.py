@@ -95,7 +95,7 @@ def run_model(
 ) -> list[np.ndarray]:
     """Predict equal-shaped ``C×…`` inputs as one batch; check the model's answer.
     ``planes``: only those Z planes (a model with :func:`predicts_planes`)."""
-    batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
+    batch = stack_batch(inputs)
     kwargs = {} if planes is None else {"planes": planes}
     result = np.asarray(model.predict(batch, **kwargs))
     expected = (len(inputs), n_classes, *_answer_shape(batch.shape[2:], planes))
@@ -111,7 +111,7 @@ def run_model_index(
 ) -> list[np.ndarray]:
     """The most probable class index of equal-shaped ``C×…`` inputs, as one batch;
     ``planes`` as in :func:`run_model`."""
-    batch = np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
+    batch = stack_batch(inputs)
     kwargs = {} if planes is None else {"planes": planes}
     result = np.asarray(model.predict_index(batch, **kwargs))  # type: ignore[attr-defined]
     expected = (len(inputs), *_answer_shape(batch.shape[2:], planes))
@@ -121,6 +121,28 @@ def run_model_index(
             f"{batch.shape}; expected integers of shape {expected}"
         )
     return list(result)
+
+
+def stack_batch(inputs: Sequence[np.ndarray]) -> np.ndarray:
+    """Equal-shaped ``C×…`` inputs as one float32 ``N×C×…`` batch. Inputs of several shapes
+    are refused in one line: a caller groups tiles by input shape first, as the engine's
+    batches do (``np.stack`` would only say that the shapes differ).
+
+    Examples
+    --------
+    >>> stack_batch([np.zeros((1, 4, 4)), np.zeros((1, 4, 2))])
+    Traceback (most recent call last):
+    ...
+    ValueError: a batch holds inputs of shapes [(1, 4, 2), (1, 4, 4)]; a model takes one shape \
+per batch: group tiles by input shape (scopeml.tiling.engine._batches)
+    """
+    shapes = sorted({block.shape for block in inputs})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"a batch holds inputs of shapes {shapes}; a model takes one shape per batch: "
+            "group tiles by input shape (scopeml.tiling.engine._batches)"
+        )
+    return np.ascontiguousarray(np.stack(inputs), dtype=np.float32)
 
 
 def predicts_planes(model: Model) -> bool:
