@@ -63,8 +63,20 @@ def test_the_range_warning_says_an_all_nan_image_has_no_finite_pixel() -> None:
 # ------------------------------------------------------- 2. exporting a pixel classifier
 
 
-def test_exporting_a_pixel_classifier_says_why_it_cannot(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("bioimageio.spec")
+@pytest.mark.parametrize("extra", ["installed", "missing"])
+def test_exporting_a_pixel_classifier_says_why_it_cannot(
+    tmp_path: Path, capsys, monkeypatch, extra: str
+) -> None:
+    """Also without the bioimageio extra: installing it would not help a classifier."""
+    if extra == "installed":
+        pytest.importorskip("bioimageio.spec")
+    else:
+        from scopeml.model.bioimageio import package
+
+        def missing() -> None:
+            raise AssertionError("asked for the extra before refusing the classifier")
+
+        monkeypatch.setattr(package, "require_spec", missing)
     image = np.zeros((32, 32), np.uint16)
     image[8:20, 8:20] = 1000
     labels = np.zeros((32, 32), np.uint8)

@@ -234,7 +234,9 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
             path=path,
         ) from err
     except FileNotFoundError as err:
-        raise ImageNotFoundError(f"no such file or folder: {err}", path=path) from err
+        inner = err.filename and str(err.filename) != str(path)  # a file the image names
+        said = f"no such file or folder: {err.filename}" if inner else "no such file or folder"
+        raise ImageNotFoundError(said, path=path) from err
     except MemoryError:
         raise
     except Exception as err:  # a plugin's parser failing on a corrupt file

@@ -354,14 +354,11 @@ CLASSIFIER_UPLOAD = (
 def _refuse_classifier(path: Path) -> None:
     """Refuse a pixel or object classifier with what to do instead (its own loader's refusal,
     'not a czann model container', tells a client nothing it can do)."""
-    from scopeml.model.registry import format_of
+    from scopeml.model.registry import classifier_kind
 
-    try:
-        kind = format_of(path)
-    except ScopeMLError:  # no known kind: the probe says what is wrong with it
-        return
-    if kind in ("pixel-classifier", "object-classifier"):
-        raise InvalidContainerError(CLASSIFIER_UPLOAD.format(kind=kind.replace("-", " ")))
+    kind = classifier_kind(path)
+    if kind is not None:
+        raise InvalidContainerError(CLASSIFIER_UPLOAD.format(kind=kind))
 
 
 def give_back_memory() -> None:

@@ -83,12 +83,12 @@ def export_bioimageio(
     from scopeml.model.container import read_container
     from scopeml.model.registry import resolve_model
 
+    path = resolve_model(model)  # a built-in name too
+    _refuse_classifier(path)  # before the extra: a classifier cannot be exported with it either
     require_spec()
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from pydantic import ValidationError
 
-    path = resolve_model(model)  # a built-in name too
-    _refuse_classifier(path)
     check_model_output(output, overwrite=overwrite, source=path)
     container = read_container(path)
     meta = container.metadata
