@@ -269,3 +269,22 @@ def test_two_d_scribbles_for_a_z_stack_are_told_how_to_stack_them(tmp_path: Path
         "labels are Z×Y×X 1×16×24; the image is 5×16×24: give a label stack of the image's 5 "
         "planes, your labels on the planes you painted and 0 on the others\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("cut", "said"),
+    [
+        (lambda data: data[:8], "truncated TIFF: a header and no image (file is 8 bytes)"),
+        (lambda data: data[:4], "truncated TIFF header (file is 4 bytes; a TIFF header has 8)"),
+        (lambda data: data[:8] + b"\xff" * 64, "truncated or corrupt TIFF (file is 72 bytes)"),
+    ],
+    ids=["header only", "half a header", "garbage tag table"],
+)
+def test_a_tiff_cut_at_its_header_says_so(tmp_path: Path, cut, said: str) -> None:
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, np.zeros((2, 16, 16), np.uint16))
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(cut(whole.read_bytes()))
+    with pytest.raises(InvalidImageError) as err:
+        sm.open_image(broken)
+    assert said in str(err.value) and "broken.tif" in str(err.value)

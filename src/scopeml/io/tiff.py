@@ -316,7 +316,9 @@ def _unreadable(err: Exception, path: str) -> str:
     size = os.path.getsize(path) if os.path.isfile(path) else None
     if size == 0:
         return "empty file (0 bytes), not a TIFF"
-    if size is not None and re.search(r"corrupt|invalid|offset|truncat", str(err), re.I):
+    if size is not None and size < 8 and str(err).startswith("unpack requires"):
+        return f"truncated TIFF header (file is {size} bytes; a TIFF header has 8)"
+    if size is not None and re.search(r"corrupt|invalid|offset|truncat|suspicious", str(err), re.I):
         return f"truncated or corrupt TIFF (file is {file_size(size)}): {err}"
     return f"not a readable TIFF file: {err}"
 
@@ -360,7 +362,13 @@ def _open_series(
         array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
         views.append(AxesView(array, axes, path=path))
     if not views:
-        raise InvalidImageError("the TIFF holds no images", path=path)
+        size = os.path.getsize(path) if os.path.isfile(path) else 0
+        raise InvalidImageError(  # a header with nothing after it is a file cut short
+            f"truncated TIFF: a header and no image (file is {size:,} bytes)"
+            if size <= 16
+            else "the TIFF holds no images",
+            path=path,
+        )
     data = select_scene(views, scene, path=path)
     if ome_xml:
         pixel_sizes, names = _ome_metadata(ome_xml, scene or 0, path)
