@@ -101,7 +101,7 @@ def test_the_preview_normalises_an_edited_layer_anew(viewer, qtbot, plane_model,
     normalization = pixel_widget.region_normalization
     monkeypatch.setattr(
         pixel_widget, "region_normalization",
-        lambda image, m: computed.append(1) or normalization(image, m),
+        lambda image, m, **kw: computed.append(1) or normalization(image, m, **kw),
     )  # fmt: skip
     layer = viewer.add_image(dapi.copy(), name="cells")
     widget = PixelClassifierWidget(viewer)

@@ -41,8 +41,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tifffile.imwrite(root / "plate" / f"{name}.ome.tif", two, metadata={"axes": "CYX"})
     small, _ = synthetic_nuclei((96, 112), density=0.003, seed=8)
     tifffile.imwrite(root / "small.tif", small[0])
-    # 2-channel identity models below the root: about 0.1 s (0.4 s) a 64² tile
-    for name, trips in (("slow.czann", 30_000), ("slower.czann", 120_000)):
+    # 2-channel identity models below the root: about 0.1 s (0.8 s) a 64² tile; the slower
+    # one's 36 tiles take about 30 s, several times the time limit below even on a fast machine
+    for name, trips in (("slow.czann", 30_000), ("slower.czann", 240_000)):
         convert_onnx(
             slow_onnx(trips=trips), root / name, classes=["a", "b"], min_overlap=0,
             model_type="MultiClassSemanticSegmentation",
@@ -182,7 +183,7 @@ def test_a_job_past_max_job_seconds_times_out_resumably(tmp_path, root):
     token = db.create_token("carol")
     db.close()
     args = ("--allowed-root", str(root))
-    limited = ServerProcess(data_dir, *args, "--max-job-seconds", "12").start()
+    limited = ServerProcess(data_dir, *args, "--max-job-seconds", "8").start()
     try:
         with Client(limited.url, token) as client:
             model = client.upload_model(root / "slower.czann")["id"]
@@ -193,7 +194,7 @@ def test_a_job_past_max_job_seconds_times_out_resumably(tmp_path, root):
     finally:
         limited.stop()
     assert stopped["status"] == "timed_out", stopped
-    assert "--max-job-seconds" in stopped["error"] and "12 s" in stopped["error"]
+    assert "--max-job-seconds" in stopped["error"] and "8 s" in stopped["error"]
     assert "resume" in stopped["error"]
     assert 0 < stopped["done"] < 36 and stopped["attempts"] == 1, stopped
     assert any((data_dir / "jobs" / job["id"] / "stage").iterdir())  # its tiles are kept

@@ -69,7 +69,7 @@ def compute_features(
     >>> compute_features(image, "basic25").shape
     (50, 16, 16)
     >>> compute_features(np.stack([image] * 3, 1), "basic25", planes=(1, 2)).shape
-    (84, 1, 16, 16)
+    (60, 1, 16, 16)
     """
     fs = parse_features(features)
     image = np.asarray(image)
