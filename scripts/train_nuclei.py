@@ -124,13 +124,18 @@ def main() -> None:
     parser.add_argument(
         "--ema", type=float, default=CONFIG.ema, help="weight average's decay per step (0: off)"
     )
+    parser.add_argument(
+        "--batch-norm", action="store_true", help="BatchNorm after each convolution"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
     start = time.perf_counter()
-    config = dataclasses.replace(CONFIG, seed=args.seed, ema=args.ema)
+    config = dataclasses.replace(
+        CONFIG, seed=args.seed, ema=args.ema, batch_norm=args.batch_norm or CONFIG.batch_norm
+    )
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)

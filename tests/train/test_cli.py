@@ -108,3 +108,20 @@ def test_train_unet_ema_option(nuclei_pair, tmp_path, capsys) -> None:
     assert saved["config"]["ema"] == 0.9 and int(saved["average"]["n_averaged"]) == 2
     assert main([*args, "--ema", "1.5"]) == 2
     assert "ema must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_train_unet_batch_norm_option(nuclei_pair, tmp_path) -> None:
+    """``--batch-norm`` trains with BatchNorm, recorded in the checkpoint."""
+    from scopeml.train.checkpoint import load_checkpoint
+
+    image, labels = nuclei_pair
+    np.save(tmp_path / "image.npy", image[0])
+    np.save(tmp_path / "labels.npy", labels)
+    args = ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
+            "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
+            "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
+            "--checkpoint", str(tmp_path / "c.pt"), "--quiet", "--batch-norm"]  # fmt: skip
+    assert main(args) == 0
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert saved["config"]["batch_norm"] is True
+    assert any(key.endswith("running_mean") for key in saved["net"])

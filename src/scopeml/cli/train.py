@@ -32,6 +32,9 @@ def unet(
         help="Keep a moving average of the weights (decay per step, e.g. 0.998; 0: off) and "
         "validate and export it: steadier than the last step's weights.",
     ),
+    batch_norm: bool = typer.Option(
+        False, "--batch-norm", help="BatchNorm after each convolution (tiling stays exact)."
+    ),
     val_fraction: float = typer.Option(0.2, help="Share of images (or rows) for validation."),
     patience: int = typer.Option(5, help="Stop after this many epochs without improvement."),
     seed: int = typer.Option(0, help="Seed of weights, patches and augmentation."),
@@ -84,6 +87,7 @@ def unet(
         lr=lr,
         cosine=cosine,
         ema=ema,
+        batch_norm=batch_norm,
         val_fraction=val_fraction,
         patience=patience,
         seed=seed,

@@ -55,6 +55,8 @@ class TrainConfig:
     torch's ``AveragedModel``): validation, the best weights and export then use the average,
     which is less at the mercy of the last steps' noise than the raw weights are (without
     validation images, the last average is exported).
+    ``batch_norm`` adds BatchNorm after each convolution (fixed running statistics at
+    inference, so tiling stays exact).
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
     as the engine does, and is recorded in the exported container instead of fixed training
     statistics: the model then works on any intensity range. ``None`` bakes the training
@@ -78,6 +80,7 @@ class TrainConfig:
     cosine: bool = False
     normalize: str | None = None
     ema: float = 0.0
+    batch_norm: bool = False
 
     def __post_init__(self) -> None:
         step = 2**self.depth
@@ -207,7 +210,7 @@ def train_unet(
 
     torch.manual_seed(config.seed)
     net = UNet(images[0].shape[0], len(classes), depth=config.depth, width=config.width,
-               spatial_dims=config.spatial_dims)  # fmt: skip
+               spatial_dims=config.spatial_dims, batch_norm=config.batch_norm)  # fmt: skip
     normalize = Normalize(mean, std, config.spatial_dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     weight = _class_weight(config, classes)
@@ -345,6 +348,8 @@ def _train_step(
     optimizer.step()
     if average is not None:
         average.update_parameters(net)
+        for kept, live in zip(average.module.buffers(), net.buffers(), strict=True):
+            kept.copy_(live)  # BatchNorm's running statistics: the live network's
     return loss.item()
 
 
@@ -503,7 +508,7 @@ def _load_checkpoint(
         raise InvalidContainerError("not a scopeml U-Net checkpoint", path=path)
     saved = TrainConfig.from_dict(payload["config"])
     changed = ("ema",) if saved.ema else ()  # a plain run's checkpoint may start an average
-    for name in ("depth", "width", "spatial_dims", *changed):
+    for name in ("depth", "width", "spatial_dims", "batch_norm", *changed):
         if getattr(saved, name) != getattr(config, name):
             raise InvalidRequestError(
                 f"checkpoint has {name} {getattr(saved, name)}; this run asks for "

@@ -1,9 +1,11 @@
 """A small U-Net whose tiled output equals its whole-image output, and its receptive halo.
 
 Only layers that look at a fixed neighbourhood: zero-padded 3×3 convolutions, ReLU, 2×2 max
-pooling, nearest upsampling, skip connections. No BatchNorm, GroupNorm or InstanceNorm: a layer
-that computes statistics over its input sees one tile and breaks exact tiling. Normalisation is
-a fixed affine map (:class:`Normalize`) whose mean and std come from the training set.
+pooling, nearest upsampling, skip connections, and optionally BatchNorm, which at inference is a
+fixed per-channel affine map (its running statistics; ONNX export folds it into the convolution).
+No GroupNorm or InstanceNorm: a layer that computes statistics over its input at inference sees
+one tile and breaks exact tiling. Input normalisation is a fixed affine map (:class:`Normalize`)
+whose mean and std come from the training set.
 """
 
 from __future__ import annotations
@@ -48,13 +50,16 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def _block(conv: type[nn.Module], c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(
-        conv(c_in, c_out, 3, padding=1),
-        nn.ReLU(inplace=True),
-        conv(c_out, c_out, 3, padding=1),
-        nn.ReLU(inplace=True),
-    )
+def _block(
+    conv: type[nn.Module], norm: type[nn.Module] | None, c_in: int, c_out: int
+) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for channels in (c_in, c_out):
+        layers.append(conv(channels, c_out, 3, padding=1, bias=norm is None))
+        if norm is not None:
+            layers.append(norm(c_out))
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
 
 
 class UNet(nn.Module):
@@ -70,6 +75,9 @@ class UNet(nn.Module):
         Channels at the first level; doubled at each level down.
     spatial_dims
         2 (``Y×X``) or 3 (``Z×Y×X``).
+    batch_norm
+        BatchNorm after each 3×3 convolution: steadier training; still exact when tiled, since
+        in eval mode it uses fixed running statistics.
 
     Examples
     --------
@@ -86,6 +94,7 @@ class UNet(nn.Module):
         depth: int = 2,
         width: int = 8,
         spatial_dims: int = 2,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -94,17 +103,18 @@ class UNet(nn.Module):
             raise ValueError(f"depth and width must be >= 1; got {depth} and {width}")
         conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
         pool = nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d
+        norm = (nn.BatchNorm2d if spatial_dims == 2 else nn.BatchNorm3d) if batch_norm else None
         self.depth, self.spatial_dims = depth, spatial_dims
         widths = [width * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList()
         channels = in_channels
         for level in range(depth):
-            self.down.append(_block(conv, channels, widths[level]))
+            self.down.append(_block(conv, norm, channels, widths[level]))
             channels = widths[level]
         self.pool = pool(2)
-        self.bottom = _block(conv, channels, widths[depth])
+        self.bottom = _block(conv, norm, channels, widths[depth])
         self.up = nn.ModuleList(
-            _block(conv, widths[level + 1] + widths[level], widths[level])
+            _block(conv, norm, widths[level + 1] + widths[level], widths[level])
             for level in reversed(range(depth))
         )
         self.head = conv(widths[0], n_classes, 1)

@@ -1,0 +1,70 @@
+"""BatchNorm in the U-Net: folded into the convolutions on export, so tiling stays exact."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from scopeml.errors import InvalidRequestError
+from scopeml.model import load_model
+from scopeml.train.export import save_czann
+from scopeml.train.loop import TrainConfig, train_unet
+
+BN = TrainConfig(depth=2, width=4, patch_size=32, batch_size=4, epochs=3, steps_per_epoch=4,
+                 lr=1e-2, val_fraction=0.25, patience=10, batch_norm=True)  # fmt: skip
+
+
+def _running_means(net: torch.nn.Module) -> list[torch.Tensor]:
+    return [m.running_mean.clone() for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+
+
+def test_export_folds_batch_norm_and_tiles_exactly(nuclei_pair, tmp_path) -> None:
+    image, labels = nuclei_pair
+    result = train_unet([image] * 4, [labels] * 4, BN, progress=False)
+    assert all(m.abs().sum() > 0 for m in _running_means(result.net))  # statistics were learnt
+    path = save_czann(result.classifier(), tmp_path / "bn.czann", classes=result.classes)
+    with zipfile.ZipFile(path) as archive:
+        graph = onnx.load_from_string(archive.read("model.model")).graph
+    assert "BatchNormalization" not in {node.op_type for node in graph.node}
+    model = load_model(path)
+    expected = result.classifier()(torch.from_numpy(np.moveaxis(image, 0, -1)[None]))
+    np.testing.assert_allclose(
+        model.predict(image[None]), np.moveaxis(expected.detach().numpy(), -1, 1), atol=1e-4
+    )
+    (halo, _), (step, _) = model.spec.halo, model.spec.tile_step
+    big = np.random.default_rng(5).normal(0.3, 0.2, (1, 1, 120, 136)).astype(np.float32)
+    whole, tiled, core = model.predict(big), np.zeros((1, 2, 120, 136), np.float32), 5 * step
+    for y0 in range(0, 120, core):
+        for x0 in range(0, 136, core):
+            a, b = max(y0 - halo, 0), max(x0 - halo, 0)
+            out = model.predict(big[..., a : y0 + core + halo, b : x0 + core + halo])
+            y1, x1 = min(y0 + core, 120), min(x0 + core, 136)
+            tiled[..., y0:y1, x0:x1] = out[..., y0 - a : y1 - a, x0 - b : x1 - b]
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_resume_keeps_running_statistics(nuclei_pair, tmp_path) -> None:
+    image, labels = nuclei_pair
+    whole = train_unet([image] * 4, [labels] * 4, BN, progress=False)
+    checkpoint = tmp_path / "bn.pt"
+    first = TrainConfig(**{**BN.to_dict(), "epochs": 1})
+    train_unet([image] * 4, [labels] * 4, first, checkpoint=checkpoint, progress=False)
+    resumed = train_unet([image] * 4, [labels] * 4, BN, resume=checkpoint, progress=False)
+    assert resumed.history == whole.history
+    for key, value in whole.net.state_dict().items():
+        torch.testing.assert_close(resumed.net.state_dict()[key], value, rtol=0, atol=0)
+    plain = TrainConfig(**{**BN.to_dict(), "batch_norm": False})
+    with pytest.raises(InvalidRequestError, match=r"batch_norm True; this run asks for False"):
+        train_unet([image] * 4, [labels] * 4, plain, resume=checkpoint, progress=False)
+
+
+def test_weight_average_takes_the_running_statistics(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**BN.to_dict(), "ema": 0.9, "val_fraction": 0.0})
+    result = train_unet([image] * 4, [labels] * 4, config, progress=False)
+    # the average's BatchNorm statistics are the live network's, not the zeros it started with
+    assert all(m.abs().sum() > 0 for m in _running_means(result.net))
