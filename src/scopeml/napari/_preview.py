@@ -9,6 +9,7 @@ coordinates.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -36,7 +37,9 @@ def _shape(layer: Any) -> tuple[int, ...]:
 
 def layer_axes(layer: Any) -> str:
     """The axis names of a layer's dimensions: as the scopeml reader recorded them
-    (``"ZYX"``, ``"TZYX"`` …), else ``YX`` / ``ZYX`` by its number of dimensions.
+    (``"ZYX"``, ``"TZYX"`` …), an in-memory layer's by its axis labels where they name axes
+    (:func:`~scopeml.napari._source.memory_axes`), else ``YX`` / ``ZYX`` / ``TZYX`` by its
+    number of dimensions.
 
     Examples
     --------
@@ -52,6 +55,13 @@ def layer_axes(layer: Any) -> str:
     axes = source.get("axes") if isinstance(source, dict) else None
     if isinstance(axes, str) and len(axes) == layer.ndim:
         return axes
+    if not isinstance(source, dict):  # in-memory: as the apply widget reads it (axis labels)
+        from scopeml.napari._source import memory_axes
+
+        with contextlib.suppress(Exception):
+            named = memory_axes(layer)
+            if len(named) == layer.ndim:
+                return named
     return "TZYX"[-layer.ndim :] if layer.ndim <= 4 else "?" * (layer.ndim - 4) + "TZYX"
 
 

@@ -20,6 +20,21 @@ def row(label: str, *widgets: QWidget) -> QWidget:
     return box
 
 
+def fit_special_text(spinbox: Any) -> None:
+    """Make a spin box wide enough for its special value text ("unlimited", "model default").
+
+    napari's theme gives spin boxes a ``min-width`` (70 px) and puts the "−" button left of
+    the text, which Qt's size hint does not count, so such a text was clipped; an explicit
+    ``setMinimumWidth`` is overridden by the theme's ``min-width`` when the widget is polished.
+    A ``min-width`` of the widget's own wins over the theme's; it is in ``em`` (Qt: the font's
+    height) so that it follows the font napari gives the widget, plus 2 em for the buttons."""
+    import math
+
+    metrics = spinbox.fontMetrics()
+    ems = math.ceil(metrics.horizontalAdvance(spinbox.specialValueText()) / metrics.height())
+    spinbox.setStyleSheet(f"QAbstractSpinBox {{ min-width: {ems + 2}em; }}")
+
+
 def file_filter(kind: str) -> str:
     """A file-dialog filter for ``"models"`` (the container suffixes) or ``"images"`` (the
     image files the readers open; OME-Zarr folders are opened by path or drag and drop).

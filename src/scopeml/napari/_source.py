@@ -3,7 +3,8 @@
 A layer opened by the scopeml reader records its file and scene (``layer.metadata["scopeml"]``):
 the file is reopened lazily at full resolution with *all* its channels, so training, preview
 and apply see what ``sm.segment`` on that file sees. Any other layer (in-memory arrays, the
-sample) is wrapped as it is: its channel axis (RGB, or none) and ``[Z×]Y×X``.
+sample) is wrapped as it is: its channel axis (RGB, a ``C`` named in its axis labels, or none)
+and its dimensions named by :func:`memory_axes` (``[T×][Z×]Y×X`` unless its axis labels say).
 """
 
 from __future__ import annotations
@@ -45,24 +46,77 @@ def layer_image(layer: Any) -> sm.Image:
         axes = source.get("file_axes")
         return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    ndim = len(data.shape) - (1 if getattr(layer, "rgb", False) else 0)
-    if ndim not in (2, 3):
-        from scopeml.errors import InvalidImageError
-
-        raise InvalidImageError(
-            f"layer {getattr(layer, 'name', '')!r} has {ndim} dimensions; "
-            "scopeml takes Y×X or Z×Y×X layers (open files with the scopeml reader)"
-        )
-    axes = ("ZYX" if ndim == 3 else "YX") + ("C" if getattr(layer, "rgb", False) else "")
-    scale = [float(s) for s in layer.scale[-2:]]
-    sizes = {"Y": scale[0], "X": scale[1]}
-    if ndim == 3:
-        sizes["Z"] = float(layer.scale[-3])
-    if getattr(layer, "rgb", False):  # named as scopeml's reader names an RGB file's channels
+    rgb = bool(getattr(layer, "rgb", False))
+    dims = memory_axes(layer)
+    axes = dims + ("C" if rgb else "")
+    scale = [float(s) for s in layer.scale[-len(dims) :]]
+    sizes = {a: s for a, s in zip(dims, scale, strict=True) if a in "ZYX"}
+    names: list[str] | None = None
+    if rgb:  # named as scopeml's reader names an RGB file's channels
         names = list("RGBA"[: data.shape[-1]])
-    else:
+    elif "C" not in dims:
         names = [str(getattr(layer, "name", "C0"))]
     return sm.Image(AxesView(data, axes), pixel_sizes=sizes, channel_names=names)
+
+
+#: The axes of an in-memory layer's dimensions whose ``axis_labels`` name none, by its
+#: number of dimensions (an RGB layer's colour axis not counted): a 4-D layer is a time
+#: series of stacks, as :func:`scopeml.napari._preview.layer_axes` shows it.
+LAYER_AXES = {2: "YX", 3: "ZYX", 4: "TZYX"}
+
+
+def memory_axes(layer: Any) -> str:
+    """The axes of an in-memory layer's dimensions (an RGB layer's colour axis left out):
+    its ``axis_labels`` where they are axis letters (``("t", "z", "y", "x")``; ``S T C Z``
+    and ``Y X`` last), else :data:`LAYER_AXES` by its number of dimensions. A ``T`` axis is
+    applied time point by time point and ``C`` is the image's channels, as for a file.
+
+    Examples
+    --------
+    >>> class Layer:
+    ...     data, rgb, axis_labels = np.zeros((3, 2, 4, 5)), False, ("-4", "-3", "-2", "-1")
+    >>> memory_axes(Layer())
+    'TZYX'
+    >>> Layer.axis_labels = ("time", "c", "y", "x")
+    >>> memory_axes(Layer())
+    'TCYX'
+    """
+    from scopeml.errors import InvalidImageError
+
+    named = labelled_axes(layer)
+    if named is not None:
+        return named
+    ndim = _layer_ndim(layer)
+    if ndim in LAYER_AXES:
+        return LAYER_AXES[ndim]
+    raise InvalidImageError(
+        f"layer {getattr(layer, 'name', '')!r} has {ndim} dimensions; name them with its "
+        "axis labels (layer.axis_labels = ('t', 'c', 'z', 'y', 'x'); letters of S T C Z, then "
+        "Y X) or open the file with the scopeml reader"
+    )
+
+
+def labelled_axes(layer: Any) -> str | None:
+    """The axes an in-memory layer's ``axis_labels`` name (one letter of ``S T C Z Y X`` or
+    ``time``/``channel``/``scene`` each, any case, ``Y X`` last; no ``C`` for an RGB
+    layer), else ``None`` (napari's default labels, ``"-4"`` …, name none)."""
+    ndim = _layer_ndim(layer)
+    words = {"time": "T", "channel": "C", "scene": "S", "position": "S"}
+    labels = [str(label).strip() for label in getattr(layer, "axis_labels", ())][-ndim:]
+    letters = [words.get(label.lower(), label.upper()) for label in labels]
+    named = "".join(letters)
+    rgb = bool(getattr(layer, "rgb", False))
+    if len(labels) != ndim or any(len(a) != 1 or a not in "STCZYX" for a in letters):
+        return None
+    if len(set(named)) != ndim or not named.endswith("YX") or (rgb and "C" in named):
+        return None
+    return named
+
+
+def _layer_ndim(layer: Any) -> int:
+    """A layer's number of dimensions, an RGB layer's colour axis not counted."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return len(data.shape) - (1 if getattr(layer, "rgb", False) else 0)
 
 
 #: An in-memory array is digested in slabs of at most this many bytes (bounded memory).

@@ -60,7 +60,14 @@ from scopeml.napari._layers import (
     open_levels,
     segmentation_layer_data,
 )
-from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
+from scopeml.napari._qt import (
+    LayerChoice,
+    error_text,
+    file_filter,
+    fit_special_text,
+    row,
+    run_in_thread,
+)
 from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
 from scopeml.reuse import why_not_this_run
 from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
@@ -86,6 +93,7 @@ class ApplyWidget(QWidget):
         self.result: sm.Segmentation | None = None
         self._worker: Any = None
         self._cancel = threading.Event()
+        self._axes_note = ""  # the axes the run reads the layer with, for the status line
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText(f"a .czann/.czseg file, 'nuclei', or {FROM_WIDGET}")
@@ -145,6 +153,7 @@ class ApplyWidget(QWidget):
         self.tile_size = QSpinBox()
         self.tile_size.setRange(0, 8192)
         self.tile_size.setSpecialValueText("model default")
+        fit_special_text(self.tile_size)  # not clipped by napari's theme
         self.scale = QDoubleSpinBox()  # segment's scale: the model sees the image magnified
         self.scale.setRange(*SCALE_LIMITS)
         self.scale.setDecimals(3)
@@ -375,19 +384,13 @@ class ApplyWidget(QWidget):
             return
         self._offer_classes(model)
         source = layer_source(layer)
-        image = Path(source["path"]) if source else layer_image(layer)
-        options = {
-            "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
-            "tile_size": self.tile_size.value() or None,
-            "scene": source.get("scene") if source else None,
-            "axes": source.get("file_axes") if source else None,  # as chosen when opened
-            "channels": self.chosen_channels(),
-            "scale": "auto"
-            if self.scale_auto.isChecked()
-            else (self.scale.value() if self.scale.value() != 1.0 else None),
-            "resume": resume,
-            "overwrite": not resume,
-        }
+        try:
+            image = Path(source["path"]) if source else layer_image(layer)
+        except Exception as err:  # a layer whose dimensions cannot be named: said, not raised
+            self._fail(err)
+            return
+        self._axes_note = _axes_note(layer)
+        options = self._options(source, resume)
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
         stores = self._stores_of(layer, output) if instances is not None and source else []
@@ -419,9 +422,24 @@ class ApplyWidget(QWidget):
             on_error=self._fail,
         )
 
+    def _options(self, source: dict[str, Any] | None, resume: bool) -> dict[str, Any]:
+        """``segment``'s options from the controls (and the layer's file, if any)."""
+        return {
+            "outputs": ("labels", "confidence") if self.confidence.isChecked() else ("labels",),
+            "tile_size": self.tile_size.value() or None,
+            "scene": source.get("scene") if source else None,
+            "axes": source.get("file_axes") if source else None,  # as chosen when opened
+            "channels": self.chosen_channels(),
+            "scale": "auto"
+            if self.scale_auto.isChecked()
+            else (self.scale.value() if self.scale.value() != 1.0 else None),
+            "resume": resume,
+            "overwrite": not resume,
+        }
+
     def _running_text(self, output: Path, resume: bool) -> str:
         where = " into a temporary folder" if self.is_temporary(output) else ""
-        return "resuming…" if resume else f"segmenting{where}…"
+        return ("resuming" if resume else f"segmenting{where}") + f"{self._axes_note}…"
 
     def _say(self, text: str) -> None:
         if self.busy and not self._cancel.is_set():
@@ -512,7 +530,7 @@ class ApplyWidget(QWidget):
                 f"labels in {seg.path} (the model did not run again)"
             )
         else:
-            text = f"wrote {seg.path}"
+            text = f"wrote {seg.path}{self._axes_note}"
         if self.is_temporary(seg.path):
             text += " (a temporary folder: choose an output to keep the result)"
         if notes:
@@ -600,6 +618,22 @@ def real_layer(layer: Any) -> Any:
     """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
     new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
     return getattr(layer, "__wrapped__", layer)
+
+
+def _axes_note(layer: Any) -> str:
+    """`` (layer read as T×Z×Y×X, by its 4 dimensions)``: the axes a run reads a layer with,
+    an in-memory layer's from its axis labels or by its number of dimensions
+    (:func:`~scopeml.napari._source.memory_axes`), a file's as the reader recorded them."""
+    from scopeml.napari._source import labelled_axes, memory_axes
+
+    source = layer_source(layer)
+    if source is not None:
+        axes = source.get("axes")
+        return f" (layer read as {'×'.join(axes)})" if isinstance(axes, str) else ""
+    axes = memory_axes(layer)
+    how = "its axis labels" if labelled_axes(layer) else f"its {len(axes)} dimensions"
+    colour = "×C (RGB)" if getattr(layer, "rgb", False) else ""
+    return f" (layer read as {'×'.join(axes)}{colour}, by {how})"
 
 
 def _store_of(source: dict[str, Any] | None) -> Path | None:

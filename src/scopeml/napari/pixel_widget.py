@@ -52,7 +52,14 @@ from scopeml.napari._preview import (
     region_text,
     visible_region,
 )
-from scopeml.napari._qt import LayerChoice, error_text, file_filter, row, run_in_thread
+from scopeml.napari._qt import (
+    LayerChoice,
+    error_text,
+    file_filter,
+    fit_special_text,
+    row,
+    run_in_thread,
+)
 from scopeml.napari._source import content_key, layer_facts, layer_image
 
 SCRIBBLES = "scopeml scribbles"
@@ -176,6 +183,7 @@ class PixelClassifierWidget(QWidget):
         self.max_depth = QSpinBox()  # shallower trees: faster, smoother, less detail
         self.max_depth.setRange(0, 1000)
         self.max_depth.setSpecialValueText("unlimited")  # shown for 0: no limit
+        fit_special_text(self.max_depth)  # not clipped by napari's theme
         self.max_depth.setValue(0)
         self.max_depth.setToolTip("Tree depth limit (unlimited: grown until leaves are pure)")
         self.min_leaf = QSpinBox()  # larger leaves: less noise learnt from a few pixels
