@@ -137,3 +137,19 @@ class Cancelled(Exception):
     Not a :class:`ScopeMLError`: nothing was wrong with the input. The command line exits with
     130 (as for Ctrl-C); a server job is marked cancelled.
     """
+
+
+def find_stack_level() -> int:
+    """``stacklevel`` for :func:`warnings.warn` that names the first frame outside scopeml.
+
+    A warning about the user's input then points at the line of their code that called
+    scopeml, however deep the call path (pandas' ``find_stack_level``).
+    """
+    import inspect
+    import os
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.image import Image, axis_keys
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.tiling.engine import (
@@ -164,7 +164,7 @@ def one_output(outputs: str | Sequence[str], output: str | None = None) -> str:
             "predict_region: 'output' is renamed 'outputs' (the kind, as in segment's outputs=; "
             "output= is a path elsewhere); the old name goes in the next release",
             DeprecationWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )
         outputs = output
     names = (outputs,) if isinstance(outputs, str) else tuple(outputs)

@@ -47,6 +47,7 @@ from scopeml.analysis.settings import (
     ThresholdSegmenter,
 )
 from scopeml.analysis.tables import measure_plane
+from scopeml.errors import find_stack_level
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 
@@ -280,7 +281,7 @@ def _warn_whole_plane(
         f"{image}: class {cls.name!r} runs on its whole {'×'.join(map(str, shape))} plane in "
         f"memory ({why}): about {needed // 2**20} MB, over memory_mb {memory_mb}",
         UserWarning,
-        stacklevel=2,
+        stacklevel=find_stack_level(),
     )
 
 

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.registry import IMAGE_SUFFIXES
 
 __all__ = ["LABEL_NAME_ENDINGS", "NAME_SEPARATOR", "FoundImages", "collect_images", "find_images"]
@@ -379,7 +379,7 @@ def _warn(found: FoundImages, named_labels: list[Path]) -> None:
             f"stores scopeml wrote), such as {left[0].name}; inputs: {{skip_labels: false}} in the "
             "settings (--no-skip-labels, skip_labels=False) analyses them",
             UserWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )
     if named_labels:
         warnings.warn(
@@ -388,5 +388,5 @@ def _warn(found: FoundImages, named_labels: list[Path]) -> None:
             "folder, or exclude them (--exclude '*_labels.*', exclude=['*_labels.*']), to "
             "leave them out",
             UserWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level
 
 __all__ = ["LOCK", "results_lock"]
 
@@ -108,7 +108,7 @@ def _take(path: Path, folder: Path) -> bytes:
                 f"the results folder's lock was left by an analysis that is gone "
                 f"({_who(holder)}); taking it over",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=find_stack_level(),
             )
             _move_aside(path, held)
             continue

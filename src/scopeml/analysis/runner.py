@@ -44,7 +44,7 @@ from scopeml.analysis.settings import (
     load_settings,
     parse_settings,
 )
-from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError, find_stack_level
 from scopeml.io.confine import Confinement
 from scopeml.io.replace import write_atomically
 from scopeml.progress import Progress, as_progress, track
@@ -256,8 +256,8 @@ def _note_left_out(
     result.outside_summary = list(left)
     images = dict(zip(found.names, found.paths, strict=True))
     message = left_out_warning(result.output, left, images, public)
-    if message is not None:  # stacklevel: run_analysis's caller
-        warnings.warn(message, UserWarning, stacklevel=3)
+    if message is not None:
+        warnings.warn(message, UserWarning, stacklevel=find_stack_level())
 
 
 def _find(

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import warnings
 
+from scopeml.errors import find_stack_level
+
 # micrometres per unit; OME-XML symbols and NGFF (UDUNITS-2) names
 _MICROMETRES: dict[str, float] = {
     "pm": 1e-6,
@@ -125,7 +127,7 @@ def checked_size(
                 f"{path}: {axis} {what} {value} is not a size (≤ 0 or not finite); "
                 f"{axis} {what} unknown",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=find_stack_level(),
             )
     return size
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from scopeml.errors import InvalidImageError, InvalidRequestError, ScopeMLError
+from scopeml.errors import InvalidImageError, InvalidRequestError, ScopeMLError, find_stack_level
 from scopeml.io._units import checked_size, is_time_unit, ordered_sizes
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.chunk_guard import guard_chunks
@@ -256,7 +256,7 @@ def _note_sparse(array: zarr.Array, path: str) -> None:
     _NOTED.add(path)
     note = sparse_note(array, path)
     if note is not None:
-        warnings.warn(note, UserWarning, stacklevel=4)
+        warnings.warn(note, UserWarning, stacklevel=find_stack_level())
 
 
 def _image_view(

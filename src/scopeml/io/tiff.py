@@ -29,7 +29,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from scopeml.errors import InvalidImageError, ScopeMLError
+from scopeml.errors import InvalidImageError, ScopeMLError, find_stack_level
 from scopeml.io._units import checked_size, ordered_sizes
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.axes import check_axes_text
@@ -150,7 +150,7 @@ def _warn_once(message: str) -> None:
     """One warning per message per process (engine workers reopen the same file)."""
     if message not in _WARNED:
         _WARNED.add(message)
-        warnings.warn(message, UserWarning, stacklevel=4)
+        warnings.warn(message, UserWarning, stacklevel=find_stack_level())
 
 
 def _ome_metadata(xml: str, index: int, path: str = "") -> tuple[dict[str, float], list[str]]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import onnx
 
-from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.errors import InvalidContainerError, InvalidRequestError, find_stack_level
 from scopeml.model.container import load_onnx, write_container
 from scopeml.model.graph import GraphInfo, inspect_graph, prepend_preprocessing, set_spatial_dims
 from scopeml.model.metadata import (
@@ -267,7 +267,7 @@ def convert_container(
             options["license_file"] = license_path
         written = convert_onnx(graph, output, **options)
     for line in lost:
-        warnings.warn(line, UserWarning, stacklevel=2)
+        warnings.warn(line, UserWarning, stacklevel=find_stack_level())
     return written
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from scopeml.errors import find_stack_level
 from scopeml.napari._layers import SOURCE_KEY, image_layer_data, labels_layer_data, open_levels
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def read_image(path: str, *, scene: int | None = None, axes: str | None = None) 
         note = ambiguous_pages(path, scene)
         if note:
             source["note"] = note
-            warnings.warn(note, UserWarning, stacklevel=2)
+            warnings.warn(note, UserWarning, stacklevel=find_stack_level())
     return [(data, kwargs, kind)]
 
 

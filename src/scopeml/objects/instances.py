@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.objects.label import ProvisionalLabels, _structure, label_value
@@ -54,7 +54,7 @@ def renamed(old: str, new: str, where: str) -> None:
     warnings.warn(
         f"{where}: {old!r} is renamed {new!r}; the old name goes in the next release",
         DeprecationWarning,
-        stacklevel=3,
+        stacklevel=find_stack_level(),
     )
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError
+from scopeml.errors import InvalidImageError, InvalidLabelsError, find_stack_level
 
 SPATIAL = "ZYX"
 _STATS = ("mean", "min", "max", "std", "sum", "median")
@@ -112,7 +112,7 @@ def warn_nonfinite(count: int, total: int, path: Any = None) -> None:
             "intensity statistics leave those pixels out (NaN where an object has no finite "
             "pixel)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )
 
 

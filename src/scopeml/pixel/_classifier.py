@@ -30,6 +30,7 @@ from scopeml.errors import (
     InvalidImageError,
     InvalidLabelsError,
     InvalidRequestError,
+    find_stack_level,
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
 from scopeml.io.dtypes import label_dtype
@@ -569,7 +570,7 @@ def _check_finite(labelled: int, dropped: int, bad_pixels: int, image: ImageSour
     warnings.warn(
         f"{where}{dropped} of {labelled} labelled pixels left out of training ({why})",
         UserWarning,
-        stacklevel=4,  # train_classifier's caller
+        stacklevel=find_stack_level(),
     )
 
 

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Mapping
 from os import PathLike
 
-from scopeml.errors import InvalidLabelsError, ScopeMLError
+from scopeml.errors import InvalidLabelsError, ScopeMLError, find_stack_level
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.io.registry import takes_axes
@@ -67,7 +67,7 @@ def open_training_labels(path: str | PathLike[str], image: Mapping[str, int]) ->
         labels.close()
         raise
     for warning in caught:
-        warnings.warn(warning.message, warning.category, stacklevel=2)
+        warnings.warn(warning.message, warning.category, stacklevel=find_stack_level())
     return labels
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError, InvalidRequestError
+from scopeml.errors import InvalidImageError, InvalidRequestError, find_stack_level
 from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
 from scopeml.objects.label import tile_sizes
@@ -503,7 +503,7 @@ def _crf_guide_image(
         f"crf: the image the store records, {where}, is not at that path; using {beside}, "
         "the file of its name beside the store (--image chooses another)",
         UserWarning,
-        stacklevel=4,
+        stacklevel=find_stack_level(),
     )
     return beside
 

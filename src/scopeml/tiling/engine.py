@@ -19,6 +19,7 @@ from scopeml.errors import (
     InvalidRequestError,
     OutputCompleteError,
     ScopeMLError,
+    find_stack_level,
 )
 from scopeml.io.image import Image
 from scopeml.io.stores import is_zarr_store
@@ -99,7 +100,9 @@ def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
                 f"halo {tuple(wanted.values())} is below the model's need "
                 f"{tuple(halo.values())}: tile borders will differ from a whole-image run"
             )
-            warnings.warn(message, UserWarning, stacklevel=3)  # the CLI prints it as one line
+            warnings.warn(
+                message, UserWarning, stacklevel=find_stack_level()
+            )  # the CLI prints it as one line
         halo = wanted
     fixed = dict(zip(axes, spec.tile_shape, strict=True)) if spec.tile_shape else None
     tile = _per_axis(options.tile_size or DEFAULT_TILE[len(axes)], axes, "tile_size")
@@ -630,7 +633,7 @@ def _warn_invalid(count: int, image: Image) -> None:
             f"{where}{count} pixels are NaN or infinite; they are written as unclassified "
             "(label 0, probability and confidence 0) and left out of normalisation statistics",
             UserWarning,
-            stacklevel=3,
+            stacklevel=find_stack_level(),
         )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import summarize
+from scopeml.errors import find_stack_level, summarize
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
@@ -134,7 +134,7 @@ def fit_model_inputs(
             f"{', '.join(trained)}: using those of the image's {summarize(names, head=8)} "
             "(choose others with --channels, channels= in Python)",
             UserWarning,
-            stacklevel=2,
+            stacklevel=find_stack_level(),
         )
     warn_intensity_range(image, model, options)
     return image, image_ref, options
@@ -191,7 +191,7 @@ def warn_intensity_range(image: Image, model: Model, options: SegmentOptions) ->
         f"({_g(percentiles[0])}..{_g(percentiles[1])}th percentile); "
         + _found_range([(prefix(c), low[c], high[c]) for c in far]),
         UserWarning,
-        stacklevel=2,
+        stacklevel=find_stack_level(),
     )
     return True
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.errors import IncompatibleModelError, InvalidRequestError, find_stack_level
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 
 #: Largest denominator of a scale factor (a factor is run as the nearest ``p/q``, ``q <=`` this).
@@ -108,7 +108,7 @@ class ScaledModel:
                 f"scale {scale} runs as {factor.numerator}/{factor.denominator} = "
                 f"{float(factor):.6g} (a tile must start on a pixel of both grids)",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=find_stack_level(),
             )
         inner = model.spec
         if inner.tile_shape is not None:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError
+from scopeml.errors import IncompatibleModelError, find_stack_level
 from scopeml.io.image import Image
 from scopeml.tiling.scale import LIMITS
 
@@ -331,7 +331,7 @@ def auto_scale(image: Image, model: Any, *, scene: int = 0, name: str | None = N
             f"{where}scale auto found no objects to measure (a constant, non-finite or tiny "
             "image); running at scale 1",
             UserWarning,
-            stacklevel=2,
+            stacklevel=find_stack_level(),
         )
         return AutoScale(1.0, None, preferred)
     factor = auto_factor(preferred, diameter, model_diameter_range(model))
