@@ -246,13 +246,11 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     when all are made, the table first, the store (the sign of a finished job) last. The
     store records the image by the name the client knows it by (``name``), and a model that
     names itself only by the server's file by the user's name for it (``model_name``)."""
-    import contextlib
     import os
     import shutil
     from pathlib import Path
 
     from scopeml.api import segment
-    from scopeml.errors import OutputCompleteError
     from scopeml.io import open_image
     from scopeml.model import load_model
     from scopeml.objects.instances import InstanceOptions
@@ -275,12 +273,9 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         rename_inputs(staged, task["image"], names)
     # A staged store the engine finished: only the steps after it run again; where every step
     # was done (the attempt stopped before the moves) there is nothing left to run.
-    with (
-        open_image(
-            task["image"], scene=options.get("scene"), allowed_roots=task["roots"], axes=axes
-        ) as im,
-        contextlib.suppress(OutputCompleteError),
-    ):
+    with open_image(
+        task["image"], scene=options.get("scene"), allowed_roots=task["roots"], axes=axes
+    ) as im:
         # before the engine: the channels in the job's words; auto's factor estimated once,
         # counted against the limits, and handed to segment (which records it)
         chosen = check_job_inputs(im, model, settings, staged, task)

@@ -326,9 +326,9 @@ def is_finished_run(
     :func:`segment_image` with these arguments (``record`` and ``names`` included).
 
     For callers whose steps come after the engine (instances, tables): a run stopped after
-    the store was published finishes those steps without running the model again. Costs the
-    statistics pass of the normalisation, as a resume does, unless the record differs in
-    anything else (the model, the image, the settings): that is checked first.
+    the store was published finishes those steps without running the model again. Costs no
+    pass over an image file with a model file: the record of both (fingerprint, hash) and of
+    the settings decides; an in-memory image or model costs the statistics pass.
 
     Examples
     --------
@@ -373,7 +373,8 @@ def check_finished_run(
     :func:`is_finished_run`), naming what differs as a resumed partial store's refusal does
     (:func:`~scopeml.tiling.store.check_same_run`): a user who resumes with other axes, model
     or settings is told which, not that the store is complete. The record is compared
-    without the normalisation statistics first, so another run costs no pass over the image.
+    without the normalisation statistics first, so another run costs no pass over the image;
+    nor does this run, when the image and model are files (``_decided_without_statistics``).
     """
     import zarr
 
@@ -390,8 +391,20 @@ def check_finished_run(
         image, model, options, None, model_ref, record, statistics=False, names=names
     )
     check_same_run(recorded, early, path=output, ignore=("normalization",))
+    if _decided_without_statistics(early):
+        return
     _, identity = _identity(image, model, options, normalize, model_ref, record, names=names)
     check_same_run(recorded, identity, path=output)
+
+
+def _decided_without_statistics(early: Mapping[str, Any]) -> bool:
+    """Whether a published store whose record matched ``early`` (all but the statistics) is
+    this run's without the pass over the image: the statistics are a function of the image's
+    pixels, the normalisation and the scene, and the record already holds the image file's
+    fingerprint (size, mtime, sampled hash), the model's content hash (its normalisation
+    policy with it) and the settings. An in-memory image, or a model with no file, has no
+    such fingerprint: its statistics are still computed and compared."""
+    return "content" in early["image"] and "sha256" in early["model"]
 
 
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
