@@ -94,9 +94,15 @@ CONFIG = TrainConfig(
 )
 
 
-def dataset(n: int, first_seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``n`` realistic scenes (image, instance labels) drawn with seeds ``first_seed + i``."""
-    return [realistic_nuclei(SHAPE, seed=first_seed + i) for i in range(n)]
+def dataset(n: int, first_seed: int, cultured: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` realistic scenes (image, instance labels) drawn with seeds ``first_seed + i``; a
+    ``cultured`` fraction of them, evenly spread, as cultured cells with their cell bodies."""
+    return [
+        realistic_nuclei(
+            SHAPE, seed=first_seed + i, cultured=int((i + 1) * cultured) > int(i * cultured)
+        )
+        for i in range(n)
+    ]
 
 
 def evaluate(classifier: torch.nn.Module, n: int = 12) -> dict[str, float]:
@@ -130,6 +136,12 @@ def main() -> None:
     parser.add_argument(
         "--batch-norm", action="store_true", help="BatchNorm after each convolution"
     )
+    parser.add_argument(
+        "--cultured",
+        type=float,
+        default=0.0,
+        help="fraction of scenes of cultured cells with cell bodies (again with --resume)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
@@ -142,7 +154,7 @@ def main() -> None:
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    pairs = dataset(N_TRAIN, TRAIN_SEED)
+    pairs = dataset(N_TRAIN, TRAIN_SEED, args.cultured)
     images = [image for image, _ in pairs]
     labels = [nuclei_targets(instances) for _, instances in pairs]
     del pairs

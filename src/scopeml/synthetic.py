@@ -243,7 +243,7 @@ def _render(
 
 
 def realistic_nuclei(
-    shape: tuple[int, int] = (256, 256), *, seed: int = 0
+    shape: tuple[int, int] = (256, 256), *, seed: int = 0, cultured: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """A fluorescence nuclei scene drawn from wide, seeded ranges, for training and hold-outs.
 
@@ -255,6 +255,11 @@ def realistic_nuclei(
     saturated detector, uneven illumination and background, defocus blur, and Poisson +
     Gaussian noise at a random photon budget. The absolute intensity is arbitrary (models see it
     through a global normalisation).
+
+    ``cultured`` draws cultured cells as a nuclear stain shows them beside their cytoplasm: every
+    nucleus in a wider cell body that dims away from it, bean-shaped and lobed nuclei
+    whose notch the cytoplasm fills, and bright vesicles in the cytoplasm — all background in
+    the labels — so a model learns not to cut a cell body into nuclei.
 
     Returns
     -------
@@ -271,7 +276,7 @@ def realistic_nuclei(
     area = float(shape[0] * shape[1])
     typical = float(np.exp(rng.uniform(np.log(5.0), np.log(30.0))))
     spread = rng.uniform(0.1, 0.35)
-    irregular = rng.uniform(0.0, 0.12)
+    irregular = rng.uniform(0.0, 0.12) * (2.5 if cultured else 1.0)
     stretch = rng.uniform(1.0, 1.8)
     coverage = rng.uniform(0.05, 0.35)
     clumped = rng.uniform(0.0, 0.6)
@@ -305,7 +310,7 @@ def realistic_nuclei(
                 nucleoli.append((*(centre + offset), rng.uniform(1.0, 0.2 * radius)))
     levels = np.asarray(brightness, np.float32)[labels]  # by drawing id, before renumbering
     labels = _relabel_visible(labels)
-    image = _render_realistic(labels, levels, nucleoli, typical, rng)
+    image = _render_realistic(labels, levels, nucleoli, typical, rng, cultured)
     return image[None], labels
 
 
@@ -351,6 +356,7 @@ def _render_realistic(
     nucleoli: list[tuple[float, float, float]],
     typical: float,
     rng: np.random.Generator,
+    cultured: bool = False,
 ) -> np.ndarray:
     """Labels and per-pixel nucleus brightness → a noisy float32 fluorescence image."""
     shape = labels.shape
@@ -375,8 +381,8 @@ def _render_realistic(
         debris[y, x] += rng.uniform(1.0, 20.0)
     debris = ndi.gaussian_filter(debris, 1.0)
     signal = nucleus + debris * (labels == 0)
-    if inside.any() and rng.random() < 0.4:  # a dim cell body around each nucleus
-        signal += _cytoplasm(labels, levels, typical, rng)
+    if inside.any() and (rng.random() < 0.4 or cultured):  # a dim cell body around each nucleus
+        signal += _cytoplasm(labels, levels, typical, rng, cultured)
     if rng.random() < 0.3:  # out-of-focus light of nuclei above and below (widefield)
         signal += rng.uniform(0.05, 0.3) * ndi.gaussian_filter(nucleus, rng.uniform(4, 12))
     signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 2.5))  # defocus
@@ -407,15 +413,25 @@ def _spots(inside: np.ndarray, typical: float, rng: np.random.Generator) -> np.n
 
 
 def _cytoplasm(
-    labels: np.ndarray, levels: np.ndarray, typical: float, rng: np.random.Generator
+    labels: np.ndarray,
+    levels: np.ndarray,
+    typical: float,
+    rng: np.random.Generator,
+    cultured: bool = False,
 ) -> np.ndarray:
     """Dim, textured cell bodies around the nuclei (background in the labels): each pixel
-    within reach of a nucleus takes a fraction of the nearest nucleus's brightness."""
+    within reach of a nucleus takes a fraction of the nearest nucleus's brightness; cultured
+    cells reach further, fall off from the nucleus, and carry bright vesicles."""
     distance, (iy, ix) = ndi.distance_transform_edt(labels == 0, return_indices=True)
     ragged = ndi.gaussian_filter(rng.normal(size=labels.shape), max(1.0, 0.5 * typical))
     reach = typical * rng.uniform(0.4, 1.5) * (1 + ragged / (ragged.std() + 1e-9) * 0.3)
+    if cultured:
+        reach *= rng.uniform(1.0, 2.0)
     body = (labels == 0) & (distance <= reach)
     grain = ndi.gaussian_filter(rng.normal(size=labels.shape), rng.uniform(1.0, 3.0))
     texture = 1.0 + 0.3 * grain / (grain.std() + 1e-9)
     fraction = rng.uniform(0.08, 0.4)
+    if cultured:
+        fraction = rng.uniform(0.1, 0.35) * (1.0 - 0.6 * distance / np.maximum(reach, 1.0))
+        texture *= 1.0 + rng.uniform(1.0, 4.0) * _spots(body, 0.7 * typical, rng)
     return np.where(body, fraction * levels[iy, ix] * texture, 0).clip(0).astype(np.float32)

@@ -78,3 +78,31 @@ def test_some_scenes_have_cell_bodies_and_a_saturated_camera_left_out_of_the_lab
         saturated += int((plane == plane.max()).sum() > 100)  # a flat top, not one noisy pixel
     assert max(rings) > 2 and min(rings) < 1.3  # lit cell bodies in some scenes, not in all
     assert 0 < saturated < 12
+
+
+def test_cultured_scenes_light_every_cell_body_with_vesicles_and_bend_the_nuclei() -> None:
+    """``cultured`` scenes draw a cell body around every nucleus (background in the labels), with
+    bright vesicles in it, and bean-shaped or lobed nuclei: what a model must not cut into
+    nuclei on a real culture; the scenes of the same seeds without it light fewer bodies."""
+    from scipy import ndimage as ndi
+    from skimage.measure import regionprops
+
+    def body_contrast(plane, labels):
+        distance = ndi.distance_transform_edt(labels == 0)
+        far = plane[distance > 40] if (distance > 40).any() else plane[labels == 0]
+        return np.median(plane[(distance > 2) & (distance <= 5)]) / max(np.median(far), 1e-6)
+
+    lit = {True: 0, False: 0}
+    solidity = {True: [], False: []}
+    peaks = []
+    for seed in range(8):
+        for cultured in (True, False):
+            image, labels = realistic_nuclei((256, 256), seed=seed, cultured=cultured)
+            lit[cultured] += body_contrast(image[0], labels) > 1.3
+            solidity[cultured] += [r.solidity for r in regionprops(labels) if r.area > 60]
+            if cultured:  # vesicles: the brightest background pixels stand out from the body
+                body = (labels == 0) & (ndi.distance_transform_edt(labels == 0) <= 5)
+                peaks.append(np.percentile(image[0][body], 99.9) / np.median(image[0][body]))
+    assert lit[True] == 8 and lit[False] < 8
+    assert np.percentile(solidity[True], 10) < np.percentile(solidity[False], 10) - 0.02
+    assert np.median(peaks) > 2
