@@ -15,7 +15,9 @@ and moved into place when complete; ``record.json`` inside it marks it complete 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -95,8 +97,9 @@ def analyze_image(
         axes = settings.axes_of(image_path)  # as the settings name them, else the file
         with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
             image = opened.select_channels(settings.channels)
-            counts, scales = _analyze(settings, image, image_path, folder.name, temp, resources,
-                                      engine_workers, progress)  # fmt: skip
+            with _segment_stops_unsaid():
+                counts, scales = _analyze(settings, image, image_path, folder.name, temp,
+                                          resources, engine_workers, progress)  # fmt: skip
             sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
@@ -120,6 +123,31 @@ def analyze_image(
         return record
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+#: The loggers of the segmentation that model classes run through, into the image's scratch
+#: folder: their "stopped; … written to …partial: run again with --resume" would name a store
+#: that the stop removes; the analysis says how to resume it (``runner.stopped_note``).
+_SEGMENT_LOGGERS = ("scopeml.tiling.engine", "scopeml.api")
+
+
+class _NoSegmentStop(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("stopped;")
+
+
+@contextlib.contextmanager
+def _segment_stops_unsaid():
+    """Leave out the segmentation's own message on a stop while an image is analysed."""
+    quiet = _NoSegmentStop()
+    loggers = [logging.getLogger(name) for name in _SEGMENT_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
 
 
 def _analyze(

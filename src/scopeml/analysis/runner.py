@@ -213,19 +213,41 @@ def run_analysis(
                  str(output / "images" / n), digest, str(source) if source else None, roots,
                  public_name, None if base is None else str(base), files, run)
                 for p, n in todo]  # fmt: skip
-        if local:
-            for path, name in track(todo, report, "analyze", unit="image"):
-                result.records.append(_safe(settings, path, output / "images" / name, resources,
-                                            digest, roots, report, public=public_name,
-                                            files=files))  # fmt: skip
-        elif scheduler is not None:
-            result.records += _on_cluster(scheduler, jobs, report)
-        else:
-            result.records += _in_pool(workers, jobs, report)
+        try:
+            if local:
+                for path, name in track(todo, report, "analyze", unit="image"):
+                    result.records.append(_safe(settings, path, output / "images" / name,
+                                                resources, digest, roots, report,
+                                                public=public_name, files=files))  # fmt: skip
+            elif scheduler is not None:
+                result.records += _on_cluster(scheduler, jobs, report)
+            else:
+                result.records += _in_pool(workers, jobs, report)
+        except (KeyboardInterrupt, Cancelled) as err:
+            err.add_note(stopped_note(output, found.names, public_name is not None))
+            raise
         order = {n: i for i, n in enumerate(found.names)}
         result.records.sort(key=lambda r: order.get(r["name"], len(order)))
         write_report(settings, result.records, output)
     return result
+
+
+def stopped_note(output: Path, names: Sequence[str], public: bool = False) -> str:
+    """What a stopped analysis kept and how to go on, in one line: the images whose folders
+    are complete (a resume skips them; those it was analysing are left nowhere) and the
+    resume; ``public``: the results folder unnamed, as a server's messages are.
+
+    Examples
+    --------
+    >>> stopped_note(Path("res"), ["a", "b"])
+    'analysis stopped: 0 of 2 images finished, in res/images; run again with --resume (resume=True) to analyse the other 2'
+    """  # noqa: E501
+    done = sum((output / "images" / name / RECORD).is_file() for name in names)
+    where = "" if public else f", in {output / 'images'}"
+    return (
+        f"analysis stopped: {done} of {len(names)} images finished{where}; run again with "
+        f"--resume (resume=True) to analyse the other {len(names) - done}"
+    )
 
 
 def _split_resumed(

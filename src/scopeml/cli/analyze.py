@@ -82,12 +82,18 @@ def analyze(
     if output is None:
         raise typer.BadParameter("give the results folder", param_hint="-o/--output")
     from scopeml.analysis import run_analysis
+    from scopeml.errors import Cancelled
 
-    result = run_analysis(
-        Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
-        progress=not quiet, recursive=recursive, include=include or (), exclude=exclude or (),
-        skip_labels=skip_labels, axes=axes,
-    )  # fmt: skip
+    try:
+        result = run_analysis(
+            Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
+            progress=not quiet, recursive=recursive, include=include or (),
+            exclude=exclude or (), skip_labels=skip_labels, axes=axes,
+        )  # fmt: skip
+    except (KeyboardInterrupt, Cancelled) as err:  # what was kept, and how to go on
+        for note in getattr(err, "__notes__", ()):
+            typer.echo(note, err=True)
+        raise
     done = len(result.records) - len(result.failures)
     for failure in result.failures:
         typer.echo(f"error: {failure['image']}: {failure['reason']}", err=True)
