@@ -83,6 +83,27 @@ class AnalysisResult:
         """Objects per class, by image name."""
         return {r["name"]: r["counts"] for r in self.records if r["status"] == "done"}
 
+    def __repr__(self) -> str:
+        """One line however large the batch (``print(sm.analyze(...))`` showed every record):
+        the folder, the images done, resumed and failed, the objects per class in all.
+
+        Examples
+        --------
+        >>> AnalysisResult(Path("res"), [{"status": "done", "name": "a", "counts": {"cell": 3}},
+        ...                              {"status": "failed", "name": "b", "counts": {}}])
+        AnalysisResult('res': 2 images, 1 done, 1 failed; objects: cell 3)
+        """
+        totals: dict[str, int] = {}
+        for counts in self.counts.values():
+            for name, n in counts.items():
+                totals[name] = totals.get(name, 0) + n
+        done = len(self.records) - len(self.failures)
+        said = [f"{len(self.records)} image{'' if len(self.records) == 1 else 's'}", f"{done} done"]
+        said += [f"{self.resumed} resumed"] if self.resumed else []
+        said += [f"{len(self.failures)} failed"] if self.failures else []
+        objects = ", ".join(f"{name} {n:,}" for name, n in totals.items()) or "none"
+        return f"AnalysisResult({str(self.output)!r}: {', '.join(said)}; objects: {objects})"
+
 
 def run_analysis(
     settings: AnalysisSettings | Mapping[str, Any] | str | os.PathLike[str],
