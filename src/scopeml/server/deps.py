@@ -143,6 +143,27 @@ async def read_body(request: Request, limit: int) -> bytearray:
     return buffer
 
 
+#: How to send a file the routes take as the raw body (models, images).
+RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
+
+
+def refuse_form(request: Request, where: str) -> None:
+    """422 for a multipart form (``curl -F``) where the raw file is the body: its envelope
+    would otherwise be read as the file and refused for the wrong reason."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise InvalidRequestError(f"{where}: the body is a multipart form; {RAW_BODY}")
+
+
+def refuse_boundary(path: Path, where: str) -> None:
+    """422 for a saved body that starts as a multipart body does (``--boundary`` and a line
+    break; no image or model file does: they are zip, XML, TIFF, CZI or PNG)."""
+    with path.open("rb") as file:
+        head = file.read(256)
+    line, _, rest = head.partition(b"\r\n")
+    if line.startswith(b"--") and len(line) > 2 and bool(rest) and b" " not in line:
+        raise InvalidRequestError(f"{where}: the body starts with a MIME boundary; {RAW_BODY}")
+
+
 async def save_body(request: Request, target: Path, limit: int, what: str = "the limit") -> int:
     """Stream the body to ``target`` (a private temporary file first); 413 past ``limit`` bytes.
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
-from scopeml.server.deps import Config, Db, User, save_body
+from scopeml.server.deps import Config, Db, User, refuse_boundary, refuse_form, save_body
 from scopeml.server.jobs import ANALYSIS, check_job_image, upload_name
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
@@ -42,17 +42,20 @@ async def upload_image(
     name it is kept under (``filename`` without folders, sanitised): jobs and analysis results
     name the image by it.
 
-    The body streams to disk and is refused (413) as soon as it passes the image size limit
-    or the rest of your quota; an image that does not open, or that names files outside its
-    upload, is refused (422) and nothing is kept.
+    Send the raw file (``curl --data-binary @FILE``); a multipart form (``curl -F``) answers
+    422 saying so. The body streams to disk and is refused (413) as soon as it passes the
+    image size limit or the rest of your quota; an image that does not open, or that names
+    files outside its upload, is refused (422) and nothing is kept.
     """
     name = upload_name(filename)  # checks the suffix first
+    refuse_form(request, filename)
     limit, what = _room_left(config, db, user["user"])
     upload_id = new_id()
     folder = private_dir(config.uploads_dir / upload_id)
     target = folder / name
     try:
         size = await save_body(request, target, limit, what)
+        refuse_boundary(target, filename)
         await asyncio.to_thread(
             check_job_image,
             target,

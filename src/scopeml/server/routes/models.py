@@ -11,14 +11,23 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.server.database import new_id
-from scopeml.server.deps import Config, Db, OwnedModel, Registry, User, VisibleModel, save_body
+from scopeml.server.deps import (
+    Config,
+    Db,
+    OwnedModel,
+    Registry,
+    User,
+    VisibleModel,
+    refuse_boundary,
+    refuse_form,
+    save_body,
+)
 from scopeml.server.models import CONTAINER_SUFFIXES
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, ModelInfo, ModelUpdate
 
 router = APIRouter(prefix="/models", tags=["models"])
 
 DEFAULT_NAME = "model.czann"  # the record's name of an upload that gives none
-RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
 PACKAGE_SUFFIX = ".zip"  # a bioimage.io model package, imported as a czann on upload
 CONVERT_FIRST = (
     "the server imports bioimage.io packages with ONNX weights; convert this one first with "
@@ -66,8 +75,7 @@ async def upload_model(
     given = filename or _disposition_name(request)
     name = given or DEFAULT_NAME
     where = given or "the uploaded model"
-    if request.headers.get("content-type", "").lower().startswith("multipart/"):
-        raise InvalidRequestError(f"{where}: the body is a multipart form; {RAW_BODY}")
+    refuse_form(request, where)
     suffix = Path(name).suffix.lower()
     if suffix not in (*CONTAINER_SUFFIXES, PACKAGE_SUFFIX):
         raise InvalidRequestError(
@@ -78,8 +86,7 @@ async def upload_model(
     imported = upload.with_name(f"{upload.name}.czann")
     await save_body(request, upload, config.max_model_bytes)
     try:
-        if _starts_with_boundary(upload):
-            raise InvalidRequestError(f"{where}: the body starts with a MIME boundary; {RAW_BODY}")
+        refuse_boundary(upload, where)
         stored = upload
         if suffix == PACKAGE_SUFFIX:
             stored = await asyncio.to_thread(_import_package, upload, imported, name)
@@ -136,15 +143,6 @@ def _disposition_name(request: Request) -> str | None:
     if not name:
         return None
     return Path(name.replace("\\", "/")).name[:255] or None
-
-
-def _starts_with_boundary(path: Path) -> bool:
-    """Whether a file starts as a multipart body does: ``--boundary`` and a line break (no
-    model container does: they are zip files or XML)."""
-    with path.open("rb") as file:
-        head = file.read(256)
-    line, _, rest = head.partition(b"\r\n")
-    return line.startswith(b"--") and len(line) > 2 and bool(rest) and b" " not in line
 
 
 @router.get("/{model_id}", responses=ERRORS)
