@@ -34,6 +34,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -277,9 +278,16 @@ def _stem(name: str) -> str:
     return name
 
 
+#: Characters Windows, SMB shares and exFAT/FAT disks refuse in a name, and control characters
+#: (a result folder named ``t=0:5?`` could not be copied there): each becomes ``_``.
+_PORTABLE = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
+
+
 def _unique(name: str, taken: set[str]) -> str:
     """``name``, or ``name-2``…, so that no two images' result folders are one folder where
-    case is ignored (``A.tif`` and ``a.tif`` from two folders: ``A``, ``a-2``); ``_name``
+    case is ignored (``A.tif`` and ``a.tif`` from two folders: ``A``, ``a-2``); each of
+    ``<>:"\\|?*`` and control characters, which other file systems refuse, as ``_``
+    (``t:1?`` → ``t_1_``); ``_name``
     where Windows keeps ``name`` for a device, a folder it cannot make (``CON.tif``,
     ``CON .tif``: ``_CON``); without the trailing dots and spaces Windows drops from a
     folder's name (``a .tif`` beside ``a.tif``: ``a-2``, not ``a `` that is ``a`` there).
@@ -289,8 +297,10 @@ def _unique(name: str, taken: set[str]) -> str:
     >>> taken = set()
     >>> [_unique(n, taken) for n in ("A", "a", "CON", "nul.b", "_con", "console", "a ", "con.")]
     ['A', 'a-2', '_CON', '_nul.b', '_con-2', 'console', 'a-3', '_con-3']
+    >>> [_unique(n, taken) for n in ("t:1?", "t*1|", 'x<"y">', "con:")]
+    ['t_1_', 't_1_-2', 'x__y__', 'con_']
     """
-    base = windows_name(name) or "image"
+    base = windows_name(_PORTABLE.sub("_", name)) or "image"
     if is_device_name(base):
         base = f"_{base}"
     name, n = base, 1
