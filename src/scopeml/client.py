@@ -21,12 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError, ServerResponseError, ServerUnreachableError
+from scopeml.errors import (
+    Cancelled,
+    InvalidRequestError,
+    ServerResponseError,
+    ServerUnreachableError,
+)
 from scopeml.model.spec import ModelSpec
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 
 __all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableError", "Upload"]
 
 NPY_MEDIA_TYPE = "application/x-npy"
+#: What a job's ``done``/``total`` count, by its step (others count tiles).
+JOB_STEP_UNITS = {"statistics": "block", "analyze": "image", "sizes": "image"}
 
 
 class RemoteModel:
@@ -314,18 +322,44 @@ class Client:
         return self._request("GET", "/jobs").json()
 
     def wait_job(
-        self, job_id: str, *, timeout: float = 3600.0, interval: float = 0.5
+        self,
+        job_id: str,
+        *,
+        timeout: float = 3600.0,
+        interval: float = 0.5,
+        progress: Progress = None,
     ) -> dict[str, Any]:
         """Poll until the job is no longer queued or running: done, failed, cancelled or
-        timed_out (``TimeoutError`` after ``timeout`` seconds)."""
+        timed_out (``TimeoutError`` after ``timeout`` seconds).
+
+        ``progress`` follows the job as ``segment``'s does a local run: ``True`` for bars on
+        stderr, or a callable given a :class:`~scopeml.progress.ProgressEvent` (the job's
+        ``step``, ``done``, ``total``) at each poll where they moved. A callable that raises
+        :class:`~scopeml.errors.Cancelled` cancels the job on the server (kept, resumable with
+        :meth:`resume_job`), and this call re-raises it.
+        """
+        report = as_progress(progress)
         deadline = time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            if job["status"] not in ("queued", "running"):
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
-            time.sleep(interval)
+        last: ProgressEvent | None = None
+        try:
+            while True:
+                job = self.job(job_id)
+                last = _report_job(report, job, last)
+                if job["status"] not in ("queued", "running"):
+                    return job
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
+                time.sleep(interval)
+        except Cancelled:
+            try:
+                self.cancel_job(job_id)
+            except ServerResponseError as err:
+                if err.status_code != 409:  # 409: it ended meanwhile, nothing to stop
+                    raise
+            raise
+        finally:
+            if progress is True:
+                report.close()  # type: ignore[attr-defined]
 
     def download_result(
         self, job_id: str, target: str | PathLike[str], *, overwrite: bool = False
@@ -434,6 +468,21 @@ class Upload(str):
 
     def __repr__(self) -> str:
         return f"Upload({self.record!r})"
+
+
+def _report_job(
+    report: ProgressCallback, job: dict[str, Any], last: ProgressEvent | None
+) -> ProgressEvent | None:
+    """Report the job's step and counts if they moved since ``last``; the event reported."""
+    step = job.get("step")
+    if not step:
+        return last
+    event = ProgressEvent(
+        step, int(job.get("done") or 0), job.get("total") or None, JOB_STEP_UNITS.get(step, "tile")
+    )
+    if event != last:
+        report(event)
+    return event
 
 
 def _result_name(job_id: str, root: str) -> str:
