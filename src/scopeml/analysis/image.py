@@ -49,7 +49,7 @@ from scopeml.analysis.settings import (
     ThresholdSegmenter,
 )
 from scopeml.analysis.tables import measure_plane
-from scopeml.errors import find_stack_level
+from scopeml.errors import InvalidImageError, find_stack_level
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 
@@ -100,6 +100,12 @@ def analyze_image(
             with _segment_stops_unsaid():
                 counts, scales = _analyze(settings, image, image_path, folder.name, temp,
                                           resources, engine_workers, progress)  # fmt: skip
+            if not any(counts.values()) and not _has_finite_pixel(image, settings.tile_size):
+                raise InvalidImageError(
+                    f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
+                    f"{', '.join(settings.channels)} is NaN or infinite: nothing to analyse "
+                    "(listed as failed, not counted as 0 objects)", path=image_path,
+                )  # fmt: skip
             sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
@@ -123,6 +129,21 @@ def analyze_image(
         return record
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _has_finite_pixel(image: Any, rows: int) -> bool:
+    """Whether an image's channels hold a finite pixel anywhere (an integer image always
+    does), read ``rows`` rows of a plane at a time and stopped at the first. An image with none
+    found no objects because it holds no data, which a count of 0 would hide in the summary."""
+    if not np.issubdtype(np.dtype(image.dtype), np.floating):
+        return True
+    sizes = image.sizes
+    for scene in range(sizes["S"]):
+        for t in range(sizes["T"]):
+            for y in range(0, sizes["Y"], rows):
+                if np.isfinite(image.read(S=scene, T=t, Y=slice(y, y + rows))).any():
+                    return True
+    return False
 
 
 #: The loggers of the segmentation that model classes run through, into the image's scratch
