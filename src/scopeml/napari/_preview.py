@@ -187,7 +187,8 @@ def region_placement(
     """Where the prediction of ``region`` goes over ``layer``: the shape it has over the
     layer's dimensions, its ``scale`` and its ``translate`` (world units), so that a preview
     layer of that data lies exactly on the pixels predicted (a single ``Z`` plane at its
-    plane).
+    plane). A layer's ``C`` axis (named by its axis labels) is the model's input and has no
+    place in the labels: left out, as from the scribbles.
 
     Examples
     --------
@@ -198,16 +199,18 @@ def region_placement(
     >>> shape, scale, translate = region_placement(Layer(), {"Z": (2, 3), "Y": (4, 8)})
     >>> shape, translate.tolist()
     ((1, 4, 50), [14.0, 2.0, 0.0])
+    >>> Layer.axis_labels = ("c", "y", "x")  # channels: not a dimension of the labels
+    >>> region_placement(Layer(), {"Y": (4, 8)})[0]
+    (4, 50)
     """
     axes = layer_axes(layer)
+    kept = [i for i, axis in enumerate(axes) if axis != "C"]  # the model's input, not its output
     full = _shape(layer)
-    starts = [region.get(a, (0, n))[0] for a, n in zip(axes, full, strict=True)]
-    shape = tuple(
-        region.get(a, (0, n))[1] - region.get(a, (0, n))[0] for a, n in zip(axes, full, strict=True)
-    )
-    scale = np.asarray(layer.scale, dtype=float)[-len(axes) :]
-    translate = np.asarray(starts, float) * scale + np.asarray(layer.translate, float)[-len(axes) :]
-    return shape, scale, translate
+    spans = [region.get(axes[i], (0, full[i])) for i in kept]
+    shape = tuple(int(stop - start) for start, stop in spans)
+    scale = np.asarray(layer.scale, dtype=float)[-len(axes) :][kept]
+    offset = np.asarray(layer.translate, dtype=float)[-len(axes) :][kept]
+    return shape, scale, np.asarray([start for start, _ in spans], float) * scale + offset
 
 
 def region_text(region: dict[str, tuple[int, int]]) -> str:

@@ -69,7 +69,8 @@ def memory_axes(layer: Any) -> str:
     """The axes of an in-memory layer's dimensions (an RGB layer's colour axis left out):
     its ``axis_labels`` where they are axis letters (``("t", "z", "y", "x")``; ``S T C Z``
     and ``Y X`` last), else :data:`LAYER_AXES` by its number of dimensions. A ``T`` axis is
-    applied time point by time point and ``C`` is the image's channels, as for a file.
+    applied time point by time point and ``C``, first or refused, is the image's
+    channels.
 
     Examples
     --------
@@ -77,13 +78,21 @@ def memory_axes(layer: Any) -> str:
     ...     data, rgb, axis_labels = np.zeros((3, 2, 4, 5)), False, ("-4", "-3", "-2", "-1")
     >>> memory_axes(Layer())
     'TZYX'
-    >>> Layer.axis_labels = ("time", "c", "y", "x")
+    >>> Layer.axis_labels = ("c", "time", "y", "x")
     >>> memory_axes(Layer())
-    'TCYX'
+    'CTYX'
     """
     from scopeml.errors import InvalidImageError
 
     named = labelled_axes(layer)
+    if named is not None and named.find("C") > 0:
+        # napari lines a layer of fewer dimensions (scribbles, labels) up with the last ones:
+        # T×Y×X labels of a T×C×Y×X layer would move with its C slider, not its T slider
+        raise InvalidImageError(
+            f"layer {getattr(layer, 'name', '')!r} has axis labels {named}: its channel axis "
+            f"must come first ({'C' + named.replace('C', '')}) for labels to line up with it, "
+            "or add the channels as layers (viewer.add_image(data, channel_axis=...))"
+        )
     if named is not None:
         return named
     ndim = _layer_ndim(layer)
