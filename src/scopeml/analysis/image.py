@@ -16,6 +16,7 @@ and moved into place when complete; ``record.json`` inside it marks it complete 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -58,11 +59,25 @@ __all__ = ["RECORD", "analyze_image", "input_identity", "overview_name"]
 RECORD = "record.json"
 
 
-def input_identity(path: str | os.PathLike[str]) -> dict[str, int]:
-    """Size and modification time of an input (a file, or a folder's top entries for zarr)."""
+def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``--resume`` knows an input by: a file's size and modification time; a folder's
+    (an OME-Zarr store's) total size, file count and a hash of every file's name, size and
+    time, since a chunk rewritten in place leaves the folder's own size and time as they were.
+    """
     path = Path(path)
     stat = path.stat()
-    return {"size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+    if not path.is_dir():
+        return {"size": int(stat.st_size), "mtime_ns": int(stat.st_mtime_ns)}
+    listing, size, files = hashlib.sha256(), 0, 0
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            file = os.path.join(root, name)
+            stat = os.stat(file)
+            relative = os.path.relpath(file, path)
+            listing.update(f"{relative}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            size, files = size + stat.st_size, files + 1
+    return {"size": size, "files": files, "listing_sha256": listing.hexdigest()}
 
 
 def analyze_image(
