@@ -76,3 +76,39 @@ def test_an_array_image_still_compares_its_statistics(tmp_path, passes):
     again = sm.segment(pixels, "nuclei", tmp_path / "o.ome.zarr", resume=True, **run)
     assert again.already_complete and again == out
     assert len(passes) == 1
+
+
+@pytest.fixture
+def two_channels(tmp_path) -> Path:
+    """An OME-TIFF of nuclei in channel 0 and the same nuclei 5× brighter, flipped, in 1."""
+    nuclei = np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000
+    pixels = np.stack([nuclei, 5 * nuclei[::-1]]).astype(np.uint16)
+    path = tmp_path / "two.ome.tif"
+    tifffile.imwrite(path, pixels, ome=True, metadata={"axes": "CYX"})
+    return path
+
+
+def test_another_channel_view_of_the_file_is_refused(two_channels, tmp_path, passes):
+    """A view made by the caller keeps the file's path and shape: only the statistics tell
+    channel 1 from channel 0, so they are compared (a skip returned channel 0's labels)."""
+    from scopeml.errors import IncompleteOutputError
+
+    run = {"outputs": ("labels",), "tile_size": 128, "workers": 1, "scale": 1}
+    out = tmp_path / "o.ome.zarr"
+    with sm.open_image(two_channels) as image:
+        first = sm.segment(image.select_channels([0]), "nuclei", out, **run)
+        passes.clear()
+        again = sm.segment(image.select_channels([0]), "nuclei", out, resume=True, **run)
+        assert again.already_complete and again == first and len(passes) == 1
+        with pytest.raises(IncompleteOutputError, match="normalization"):
+            sm.segment(image.select_channels([1]), "nuclei", out, resume=True, **run)
+
+
+def test_channels_chosen_by_name_are_not_read_again(two_channels, tmp_path, passes):
+    """``channels=`` is in the record: the file's fingerprint still decides."""
+    run = {"outputs": ("labels",), "tile_size": 128, "workers": 1, "scale": 1}
+    out = tmp_path / "o.ome.zarr"
+    first = sm.segment(two_channels, "nuclei", out, channels=["C1"], **run)
+    passes.clear()
+    again = sm.segment(two_channels, "nuclei", out, channels=["C1"], resume=True, **run)
+    assert again.already_complete and again == first and passes == []

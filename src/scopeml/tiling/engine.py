@@ -391,7 +391,7 @@ def check_finished_run(
         image, model, options, None, model_ref, record, statistics=False, names=names
     )
     check_same_run(recorded, early, path=output, ignore=("normalization",))
-    if _decided_without_statistics(early):
+    if _decided_without_statistics(early) and _recorded_view(image, options):
         return
     _, identity = _identity(image, model, options, normalize, model_ref, record, names=names)
     check_same_run(recorded, identity, path=output)
@@ -403,8 +403,37 @@ def _decided_without_statistics(early: Mapping[str, Any]) -> bool:
     pixels, the normalisation and the scene, and the record already holds the image file's
     fingerprint (size, mtime, sampled hash), the model's content hash (its normalisation
     policy with it) and the settings. An in-memory image, or a model with no file, has no
-    such fingerprint: its statistics are still computed and compared."""
+    such fingerprint: its statistics are still computed and compared (as they are for a view
+    of a file that the record does not name: :func:`_recorded_view`)."""
     return "content" in early["image"] and "sha256" in early["model"]
+
+
+def _recorded_view(image: Image, options: SegmentOptions) -> bool:
+    """Whether the record says which of its file's pixels ``image`` shows: the file as read,
+    or channels that ``options.channels`` names (the facade's own selection). A view the
+    caller made (``select_channels``, ``select_scene``) keeps the file's path and shape, so
+    another channel or scene would match the record in all but the statistics.
+
+    Examples
+    --------
+    >>> image = Image(np.zeros((2, 1, 3, 1, 4, 4), np.uint8), path="a.tif")
+    >>> _recorded_view(image, SegmentOptions())
+    True
+    >>> _recorded_view(image.select_channels([2]), SegmentOptions())
+    False
+    >>> _recorded_view(image.select_channels([2]), SegmentOptions(channels=("C2",)))
+    True
+    >>> _recorded_view(image.select_scene(1), SegmentOptions())
+    False
+    """
+    from scopeml.io.image import _ChannelView, _SceneView
+
+    data = image.data
+    if isinstance(data, _ChannelView):
+        chosen = [str(c) for c in options.channels or ()]
+        named = chosen in (list(image.channel_names), [str(i) for i in data.indices])
+        return named and not isinstance(data.data, (_ChannelView, _SceneView))
+    return not isinstance(data, _SceneView)
 
 
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
