@@ -119,8 +119,8 @@ class Client:
         if response.status_code < 400:
             return
         try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
+            detail = _detail_text(response.json().get("detail", response.text))
+        except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
             detail = response.text
         raise ServerResponseError(
             f"server answered {response.status_code}: {detail}",
@@ -468,6 +468,29 @@ class Upload(str):
 
     def __repr__(self) -> str:
         return f"Upload({self.record!r})"
+
+
+def _detail_text(detail: Any) -> str:
+    """A 422's list of validation errors as one line, each field by its place in the body:
+    ``options.tile_size: Input should be less than or equal to 8192`` (shown as a Python list
+    of dicts before); any other detail as it came.
+
+    Examples
+    --------
+    >>> _detail_text([{"loc": ["body", "options", "halo"], "msg": "Input should be >= 0"}])
+    'options.halo: Input should be >= 0'
+    """
+    if not isinstance(detail, list) or not all(
+        isinstance(item, dict) and "msg" in item for item in detail
+    ):
+        return str(detail)
+    parts = []
+    for item in detail:
+        place = [str(part) for part in item.get("loc", ())]
+        if place[:1] == ["body"] and len(place) > 1:  # the body's fields by their own names
+            place = ["body"] if place[1].isdigit() else place[1:]  # a position: no field
+        parts.append(f"{'.'.join(place)}: {item['msg']}" if place else str(item["msg"]))
+    return "; ".join(parts)
 
 
 def _report_job(
