@@ -112,3 +112,23 @@ def test_channels_chosen_by_name_are_not_read_again(two_channels, tmp_path, pass
     passes.clear()
     again = sm.segment(two_channels, "nuclei", out, channels=["C1"], resume=True, **run)
     assert again.already_complete and again == first and passes == []
+
+
+def test_another_scene_opened_from_the_file_is_refused(tmp_path, passes):
+    """``open_image(path, scene=1)`` is an image of one scene, like scene 0's: of a file of
+    several scenes, the statistics tell them apart."""
+    from scopeml.errors import IncompleteOutputError
+
+    nuclei = np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000
+    path = tmp_path / "scenes.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tiff:
+        for scene in (nuclei, 5 * nuclei[::-1]):
+            tiff.write(scene.astype(np.uint16), metadata={"axes": "YX"})
+    run = {"outputs": ("labels",), "tile_size": 128, "workers": 1, "scale": 1}
+    out = tmp_path / "o.ome.zarr"
+    with sm.open_image(path, scene=0) as first, sm.open_image(path, scene=1) as second:
+        sm.segment(first, "nuclei", out, **run)
+        passes.clear()
+        with pytest.raises(IncompleteOutputError, match="normalization"):
+            sm.segment(second, "nuclei", out, resume=True, **run)
+        assert len(passes) == 1

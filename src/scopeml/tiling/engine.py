@@ -410,9 +410,10 @@ def _decided_without_statistics(early: Mapping[str, Any]) -> bool:
 
 def _recorded_view(image: Image, options: SegmentOptions) -> bool:
     """Whether the record says which of its file's pixels ``image`` shows: the file as read,
-    or channels that ``options.channels`` names (the facade's own selection). A view the
-    caller made (``select_channels``, ``select_scene``) keeps the file's path and shape, so
-    another channel or scene would match the record in all but the statistics.
+    a scene that ``options.scene`` names, or channels that ``options.channels`` names (the
+    facade's own selection). A view the caller made (``select_channels``, ``select_scene``,
+    ``open_image(path, scene=1)``) keeps the file's path and shape, so another channel or
+    scene would match the record in all but the statistics.
 
     Examples
     --------
@@ -433,7 +434,21 @@ def _recorded_view(image: Image, options: SegmentOptions) -> bool:
         chosen = [str(c) for c in options.channels or ()]
         named = chosen in (list(image.channel_names), [str(i) for i in data.indices])
         return named and not isinstance(data.data, (_ChannelView, _SceneView))
-    return not isinstance(data, _SceneView)
+    if isinstance(data, _SceneView):
+        return False
+    return options.scene is not None or image.sizes["S"] > 1 or _one_scene(image.path)
+
+
+def _one_scene(path: str | None) -> bool:
+    """Whether the file at ``path`` has one scene: else an image of one scene opened from it
+    (``open_image(path, scene=1)``) could be any of them. Reads its metadata only."""
+    from scopeml.io import open_image
+
+    try:
+        with open_image(path) as whole:  # type: ignore[arg-type]
+            return whole.sizes["S"] == 1
+    except (ScopeMLError, OSError, ValueError):
+        return False
 
 
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
