@@ -68,3 +68,22 @@ def test_weight_average_takes_the_running_statistics(nuclei_pair) -> None:
     result = train_unet([image] * 4, [labels] * 4, config, progress=False)
     # the average's BatchNorm statistics are the live network's, not the zeros it started with
     assert all(m.abs().sum() > 0 for m in _running_means(result.net))
+
+
+def test_halo_is_measured_as_exported() -> None:
+    """A fresh network is in training mode, where BatchNorm's batch statistics carry every
+    pixel everywhere: the halo is measured in eval mode, and the caller's mode kept."""
+    from scopeml.train.export import measure_halo
+    from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, receptive_halo
+
+    torch.manual_seed(0)
+    net = ChannelsLastClassifier(UNet(1, 2, depth=2, width=4, batch_norm=True), Normalize([0], [1]))
+    assert 0 < measure_halo(net) <= receptive_halo(2) and net.training
+
+
+def test_a_batch_of_one_value_is_refused_in_one_line() -> None:
+    """BatchNorm needs two values per channel: batch 1 of patches of 2**depth is 1×1 at the
+    bottom (torch's error came from the first step)."""
+    with pytest.raises(InvalidRequestError, match="batch_norm needs batch_size 2"):
+        TrainConfig(depth=2, patch_size=4, batch_size=1, batch_norm=True)
+    TrainConfig(depth=2, patch_size=8, batch_size=1, batch_norm=True)  # 2×2 at the bottom

@@ -65,7 +65,8 @@ def measure_halo(classifier: ChannelsLastClassifier, *, size: int | None = None)
 
     A check of :func:`~scopeml.train.unet.receptive_halo` on the actual weights: perturb the
     centre pixel of a random image and measure the spread of the output change (Chebyshev
-    distance). Dead ReLUs can hide part of the field, so this is a lower bound.
+    distance). Dead ReLUs can hide part of the field, so this is a lower bound. Measured in
+    eval mode, as exported (the caller's mode is kept).
     """
     dims = classifier.net.spatial_dims
     step = 2**classifier.net.depth
@@ -78,8 +79,13 @@ def measure_halo(classifier: ChannelsLastClassifier, *, size: int | None = None)
     centre = (0, *(side // 2,) * dims)
     y = x.clone()
     y[centre] += 10 * std
-    with torch.no_grad():
-        change = (classifier(y) - classifier(x)).abs().amax(dim=-1)[0]
+    training = classifier.training
+    classifier.eval()  # BatchNorm in training mode mixes the whole input
+    try:
+        with torch.no_grad():
+            change = (classifier(y) - classifier(x)).abs().amax(dim=-1)[0]
+    finally:
+        classifier.train(training)
     where = torch.nonzero(change > 0)
     if where.numel() == 0:
         return 0

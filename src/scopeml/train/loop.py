@@ -97,6 +97,12 @@ class TrainConfig:
             raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
         if not 0 <= self.ema < 1:
             raise InvalidRequestError(f"ema must be in [0, 1); got {self.ema}")
+        bottom = self.batch_size * (self.patch_size // step) ** self.spatial_dims
+        if self.batch_norm and bottom < 2:  # BatchNorm's statistics need two values
+            raise InvalidRequestError(
+                f"batch_norm needs batch_size 2 or a patch_size above 2**depth = {step}; "
+                f"got batch_size {self.batch_size}, patch_size {self.patch_size}"
+            )
         if self.normalize is not None:
             from scopeml.tiling.normalize import parse_normalize
 
