@@ -92,17 +92,22 @@ class _Touch:
         return (open, (self.path, "w"))
 
 
+def _tiny_run(nuclei_pair, tmp_path) -> list[str]:
+    """``train unet`` on the pair saved as .npy: one epoch of two steps, a checkpoint."""
+    image, labels = nuclei_pair
+    np.save(tmp_path / "image.npy", image[0])
+    np.save(tmp_path / "labels.npy", labels)
+    return ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
+            "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
+            "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
+            "--checkpoint", str(tmp_path / "c.pt"), "--quiet"]  # fmt: skip
+
+
 def test_train_unet_ema_option(nuclei_pair, tmp_path, capsys) -> None:
     """``--ema`` trains with a weight average, kept in the checkpoint; out of range is exit 2."""
     from scopeml.train.checkpoint import load_checkpoint
 
-    image, labels = nuclei_pair
-    np.save(tmp_path / "image.npy", image[0])
-    np.save(tmp_path / "labels.npy", labels)
-    args = ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
-            "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
-            "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
-            "--checkpoint", str(tmp_path / "c.pt"), "--quiet"]  # fmt: skip
+    args = _tiny_run(nuclei_pair, tmp_path)
     assert main([*args, "--ema", "0.9"]) == 0
     saved = load_checkpoint(tmp_path / "c.pt")
     assert saved["config"]["ema"] == 0.9 and int(saved["average"]["n_averaged"]) == 2
@@ -110,18 +115,16 @@ def test_train_unet_ema_option(nuclei_pair, tmp_path, capsys) -> None:
     assert "ema must be in [0, 1)" in capsys.readouterr().err
 
 
-def test_train_unet_batch_norm_option(nuclei_pair, tmp_path) -> None:
-    """``--batch-norm`` trains with BatchNorm, recorded in the checkpoint."""
+def test_train_unet_batch_norm_option(nuclei_pair, tmp_path, capsys) -> None:
+    """``--batch-norm`` trains with BatchNorm, recorded in the checkpoint; a batch too small
+    for its statistics is exit 2 with one line."""
     from scopeml.train.checkpoint import load_checkpoint
 
-    image, labels = nuclei_pair
-    np.save(tmp_path / "image.npy", image[0])
-    np.save(tmp_path / "labels.npy", labels)
-    args = ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
-            "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
-            "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
-            "--checkpoint", str(tmp_path / "c.pt"), "--quiet", "--batch-norm"]  # fmt: skip
-    assert main(args) == 0
+    args = _tiny_run(nuclei_pair, tmp_path)
+    assert main([*args, "--batch-norm"]) == 0
     saved = load_checkpoint(tmp_path / "c.pt")
     assert saved["config"]["batch_norm"] is True
     assert any(key.endswith("running_mean") for key in saved["net"])
+    small = ["--patch-size", "2", "--batch-size", "1", "--batch-norm"]
+    assert main([*args, *small]) == 2
+    assert "batch_norm needs batch_size 2" in capsys.readouterr().err
