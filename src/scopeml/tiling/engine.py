@@ -100,9 +100,8 @@ def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
                 f"halo {tuple(wanted.values())} is below the model's need "
                 f"{tuple(halo.values())}: tile borders will differ from a whole-image run"
             )
-            warnings.warn(
-                message, UserWarning, stacklevel=find_stack_level()
-            )  # the CLI prints it as one line
+            # the CLI prints it as one line
+            warnings.warn(message, UserWarning, stacklevel=find_stack_level())
         halo = wanted
     fixed = dict(zip(axes, spec.tile_shape, strict=True)) if spec.tile_shape else None
     tile = _per_axis(options.tile_size or DEFAULT_TILE[len(axes)], axes, "tile_size")
