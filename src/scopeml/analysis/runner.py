@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -244,12 +245,12 @@ def run_analysis(
                 result.records += _on_cluster(scheduler, jobs, report)
             else:
                 result.records += _in_pool(workers, jobs, report)
+            order = {n: i for i, n in enumerate(found.names)}
+            result.records.sort(key=lambda r: order.get(r["name"], len(order)))
+            write_report(settings, result.records, output)
         except (KeyboardInterrupt, Cancelled) as err:
             err.add_note(stopped_note(output, found.names, public_name is not None))
             raise
-        order = {n: i for i, n in enumerate(found.names)}
-        result.records.sort(key=lambda r: order.get(r["name"], len(order)))
-        write_report(settings, result.records, output)
     return result
 
 
@@ -262,9 +263,16 @@ def stopped_note(output: Path, names: Sequence[str], public: bool = False) -> st
     --------
     >>> stopped_note(Path("res"), ["a", "b"])
     'analysis stopped: 0 of 2 images finished, in res/images; run again with --resume (resume=True) to analyse the other 2'
+    >>> stopped_note(Path("res"), [], public=True)
+    'analysis stopped: all 0 images finished, but not the summary; run again with --resume (resume=True) to write it'
     """  # noqa: E501
     done = sum((output / "images" / name / RECORD).is_file() for name in names)
     where = "" if public else f", in {output / 'images'}"
+    if done == len(names):  # stopped while writing the summary
+        return (
+            f"analysis stopped: all {done} images finished{where}, but not the summary; run "
+            "again with --resume (resume=True) to write it"
+        )
     return (
         f"analysis stopped: {done} of {len(names)} images finished{where}; run again with "
         f"--resume (resume=True) to analyse the other {len(names) - done}"
@@ -712,17 +720,35 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
         context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_job, *job) for job in jobs]
-        try:
-            for future in track(as_completed(futures), report, "analyze", total=len(futures),
-                                unit="image"):  # fmt: skip
-                records.append(future.result())
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_leave_interrupts_to_the_parent)  # fmt: skip
+    futures = [pool.submit(_job, *job) for job in jobs]
+    try:
+        for future in track(as_completed(futures), report, "analyze", total=len(futures),
+                            unit="image"):  # fmt: skip
+            records.append(future.result())
+    except BaseException:
+        _stop_pool(pool, futures)
+        raise
+    pool.shutdown()
     return records
+
+
+def _leave_interrupts_to_the_parent() -> None:
+    """A worker ignores Ctrl-C, which a terminal sends to every process of the run: one
+    interrupted while reading its next job from the pool's queue left that queue unreadable,
+    and the run hung at the stop (1 in 3 Ctrl-Cs with --workers 2); the parent stops the pool
+    (:func:`_stop_pool`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_pool(pool: Any, futures: Sequence[Any]) -> None:
+    """Stop a pool (Ctrl-C, a cancel, an error): its waiting images are cancelled and those
+    its workers are analysing finish and are kept (ending the workers instead tripped the
+    pool's own threads: a traceback and a fork server left running)."""
+    for future in futures:
+        future.cancel()
+    pool.shutdown(cancel_futures=True)
 
 
 def _on_cluster(scheduler: Any, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
