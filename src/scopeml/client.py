@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
 from os import PathLike
@@ -300,7 +301,9 @@ class Client:
         (its path below the server's root, or the uploaded file's name), ``step`` and
         ``done``/``total`` (the engine's tiles in step ``segment``; blocks of the
         normalisation's pass in step ``statistics``; in ``instances`` and ``measure`` the
-        tiles of their passes so far, ``total`` growing as each pass begins)."""
+        tiles of their passes so far, ``total`` growing as each pass begins), ``warnings``
+        (what its run warned of, one line each, as a local run would warn: label images an
+        analysis left out, say)."""
         return self._request("GET", f"/jobs/{job_id}").json()
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
@@ -336,15 +339,22 @@ class Client:
         stderr, or a callable given a :class:`~scopeml.progress.ProgressEvent` (the job's
         ``step``, ``done``, ``total``) at each poll where they moved. A callable that raises
         :class:`~scopeml.errors.Cancelled` cancels the job on the server (kept, resumable with
-        :meth:`resume_job`), and this call re-raises it.
+        :meth:`resume_job`), and this call re-raises it. Each of the job's ``warnings`` is
+        given once, as it appears, as a :class:`UserWarning` (``job ID: …``), as a local run
+        gives it.
         """
         report = as_progress(progress)
         deadline = time.monotonic() + timeout
         last: ProgressEvent | None = None
+        warned: set[str] = set()
         try:
             while True:
                 job = self.job(job_id)
                 last = _report_job(report, job, last)
+                for line in job.get("warnings") or ():
+                    if line not in warned:
+                        warned.add(line)
+                        warnings.warn(f"job {job_id}: {line}", UserWarning, stacklevel=2)
                 if job["status"] not in ("queued", "running"):
                     return job
                 if time.monotonic() > deadline:

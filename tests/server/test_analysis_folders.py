@@ -68,9 +68,18 @@ def test_a_folder_is_analysed_as_the_command_line_analyses_it(alice, root, tmp_p
     local = run_analysis(settings, [root / "plate"], tmp_path / "local", workers=1)
     assert sorted(local.counts) == ["A1__a", "b"]  # the labels file left out
     job = alice.submit_analysis(settings, image_paths=["plate"])
-    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    with pytest.warns(UserWarning, match=f"job {job['id']}: left out 1 label image") as said:
+        done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
     assert done["status"] == "done" and done["error"] is None, done
     assert done["images"] == ["plate"]
+    # the client is told what the command line tells its user, once, without server paths
+    assert len(done["warnings"]) == 1, done["warnings"]
+    assert done["warnings"][0].startswith("left out 1 label image (names ending _labels")
+    assert "such as b_labels.tif" in done["warnings"][0]
+    assert str(root) not in done["warnings"][0]
+    assert [str(w.message) for w in said if "label image" in str(w.message)] == [
+        f"job {job['id']}: {done['warnings'][0]}"
+    ]
     results = alice.download_result(job["id"], tmp_path / "remote")
     assert sorted(p.name for p in (results / "images").iterdir()) == ["A1__a", "b"]
     remote = pd.read_csv(results / "tables" / "blob.csv")

@@ -60,6 +60,10 @@ def test_a_job_whose_auto_finds_no_objects_warns_once_in_the_log(
     mine = [line for line in said if f"{name}: {SAID}" in line]
     assert len(mine) == 1, said  # once: the estimate is made once and not hidden
     assert "running at scale 1" in mine[0]
+    # and the job's record tells its client, by the image's name below the root
+    told = [line for line in job["warnings"] if SAID in line]
+    assert len(told) == 1 and told[0].startswith(f"{name}: {SAID}"), job["warnings"]
+    assert str(root) not in told[0]
 
 
 def test_check_job_inputs_warns_of_no_objects_and_returns_scale_1(root, tmp_path):

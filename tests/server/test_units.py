@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ from typer.testing import CliRunner
 from scopeml.cli.serve import admin
 from scopeml.errors import InvalidRequestError
 from scopeml.server.batcher import MicroBatcher
-from scopeml.server.database import Database, hash_token
+from scopeml.server.database import MAX_JOB_WARNINGS, MORE_WARNINGS, Database, hash_token
 from scopeml.server.jobs import resolve_image_path
 from scopeml.server.tiles import decode_tile
 
@@ -151,6 +152,29 @@ def test_database_jobs_unfinished_and_update_whitelist(tmp_path: Path):
     db.close()
     reopened = Database(tmp_path / "s.db")
     assert [job["id"] for job in reopened.unfinished_jobs()] == ["b", "c"]
+    reopened.close()
+
+
+def test_database_job_warnings_are_kept_once_and_capped(tmp_path: Path):
+    db = Database(tmp_path / "s.db")
+    db.add_job({"id": "a", "owner": "u", "model_id": "m", "image": "i", "options": {}})
+    assert db.get_job("a")["warnings"] == []
+    for line in ("left out 2 label images", "left out 2 label images", "x: scale 1"):
+        db.add_job_warning("a", line)  # a resumed run warns again: kept once
+    assert db.get_job("a")["warnings"] == ["left out 2 label images", "x: scale 1"]
+    for n in range(MAX_JOB_WARNINGS + 5):
+        db.add_job_warning("a", f"warning {n}")
+    kept = db.get_job("a")["warnings"]
+    assert len(kept) == MAX_JOB_WARNINGS + 1 and kept[-1] == MORE_WARNINGS
+    db.add_job_warning("gone", "no such job: nothing recorded")
+    db.close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:  # a database from before the column
+        conn.execute("ALTER TABLE jobs DROP COLUMN warnings")
+    conn.close()
+    reopened = Database(tmp_path / "s.db")
+    assert reopened.get_job("a")["warnings"] == []
+    reopened.add_job_warning("a", "again")
+    assert reopened.get_job("a")["warnings"] == ["again"]
     reopened.close()
 
 

@@ -6,9 +6,11 @@ abort the process instead of raising. The server runs each job's engine run here
 outcome from a pipe: ``("progress", done, total)`` messages of the engine's tiles,
 ``("step", name)`` when a step begins (``statistics``, the normalisation's pass over the
 image, whose blocks the progress messages then count; ``segment``; the later :data:`STEPS`),
-then one ``("done", note)`` or ``("error", type name, problem, path)``. Cancelling a job, or
-its time limit, terminates the child; a child that dies by a signal fails the job with the
-signal named (:func:`run_in_child`). An analysis's size check at submit runs here too
+``("warning", line)`` for each warning the run gives (written to the server's log too, as
+before; the job's record shows them to its client), then one ``("done", note)`` or
+``("error", type name, problem, path)``. Cancelling a job, or its time limit, terminates the
+child; a child that dies by a signal fails the job with the signal named
+(:func:`run_in_child`). An analysis's size check at submit runs here too
 (``sizes``: each image opened, under the same limits).
 """
 
@@ -95,11 +97,13 @@ def run_in_child(
     *,
     time_limit: float | None = None,
     per_unit: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> str | None:
     """Run ``task`` (see :func:`_child_main`) in a child process and wait for it.
 
     ``on_progress(done, total)`` gets the engine's segment progress, ``on_step(name)`` the
-    name of each later step as it begins (``instances``, ``measure``); when any of ``stops`` is
+    name of each later step as it begins (``instances``, ``measure``), ``on_warning(line)``
+    each warning the run gives, on one line (see :func:`warning_line`); when any of ``stops`` is
     set the child is terminated and :class:`~scopeml.errors.Cancelled` raised; past
     ``time_limit`` seconds (counted from the start, or with ``per_unit`` from the last progress
     message: one image of a check) it is terminated and :class:`TimedOut` raised. A
@@ -133,6 +137,9 @@ def run_in_child(
                 elif message[0] == "step":
                     if on_step is not None:
                         on_step(message[1])
+                elif message[0] == "warning":
+                    if on_warning is not None:
+                        on_warning(message[1])
                 else:
                     answer = message
             elif not child.is_alive() and not receive.poll(0):
@@ -208,7 +215,8 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
             send.send(("progress", *passes(event.stage, int(event.done), int(event.total or 0))))
 
     try:
-        answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
+        with _sending_warnings(send):
+            answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
     except ScopeMLError as err:
         answer = ("error", type(err).__name__, err.problem, err.path)
     except MemoryError:
@@ -222,6 +230,35 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         answer = ("internal", f"internal error ({type(err).__name__})")
     send.send(answer)
     send.close()
+
+
+@contextlib.contextmanager
+def _sending_warnings(send: Connection) -> Any:
+    """Send each warning the run shows as ``("warning", line)``, and show it as before (the
+    server's log): a client sees what a local run would have told its user. Warnings the
+    code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def show_and_send(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            show(message, category, *args, **kwargs)
+            with contextlib.suppress(OSError, ValueError):  # the parent gone: the log has it
+                send.send(("warning", warning_line(message)))
+
+        warnings.showwarning = show_and_send
+        yield
+
+
+def warning_line(message: Warning | str, limit: int = 500) -> str:
+    """A warning's message on one line, cut to ``limit`` characters.
+
+    Examples
+    --------
+    >>> warning_line(UserWarning("left out 2 label images,\\n  such as a_labels.tif"))
+    'left out 2 label images, such as a_labels.tif'
+    """
+    line = " ".join(str(message).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _die_with_parent() -> None:

@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     step TEXT,
     stops INTEGER NOT NULL DEFAULT 0,
+    warnings TEXT,
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
@@ -72,6 +73,9 @@ CANCELLED_NOTE = (
     "cancelled; its partial output is kept: POST /jobs/{id}/resume continues it, "
     "DELETE /jobs/{id} removes it"
 )
+#: The most warnings a job's record keeps (the last of them says when more were left out).
+MAX_JOB_WARNINGS = 20
+MORE_WARNINGS = "more warnings were left out here; the server's log has them all"
 #: The ``error`` of a job cancelled while queued, before any run of it started.
 CANCELLED_QUEUED_NOTE = (
     "cancelled while queued, before it started; it has no partial output: "
@@ -275,6 +279,21 @@ class Database:
                 {**fields, "updated": time.time(), "id": job_id},
             )
 
+    def add_job_warning(self, job_id: str, line: str) -> None:
+        """Add a warning of a job's run to its record's ``warnings`` (see :func:`with_warning`:
+        each once, at most :data:`MAX_JOB_WARNINGS`), kept across its attempts."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT warnings FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return
+            listed = json.loads(row["warnings"] or "[]")
+            more = with_warning(listed, line)
+            if more != listed:
+                conn.execute(
+                    "UPDATE jobs SET warnings = ?, updated = ? WHERE id = ?",
+                    (json.dumps(more), time.time(), job_id),
+                )
+
     def start_job_attempt(self, job_id: str) -> int:
         """Mark a job running and count the attempt (``attempts``: every run started); the
         number of its runs that did not end in a clean stop (see :meth:`stopped_cleanly`),
@@ -346,6 +365,24 @@ class Database:
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
 
+def with_warning(listed: list[str], line: str, limit: int = MAX_JOB_WARNINGS) -> list[str]:
+    """``listed`` with ``line`` added, unless it is there already; after ``limit`` lines, one
+    more says that the rest were left out (:data:`MORE_WARNINGS`), and nothing is added.
+
+    Examples
+    --------
+    >>> with_warning(["a"], "a"), with_warning(["a"], "b")
+    (['a'], ['a', 'b'])
+    >>> with_warning(["a", "b"], "c", limit=2)[2] == MORE_WARNINGS
+    True
+    """
+    if line in listed or MORE_WARNINGS in listed:
+        return listed
+    if len(listed) >= limit:
+        return [*listed, MORE_WARNINGS]
+    return [*listed, line]
+
+
 def _create_private(path: Path) -> None:
     """Create an empty file readable by its owner only (0600), if there is none yet."""
     try:
@@ -357,7 +394,8 @@ def _create_private(path: Path) -> None:
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
-    """Columns added since a database was made (``attempts``, ``step`` and ``stops`` of jobs)."""
+    """Columns added since a database was made (``attempts``, ``step``, ``stops`` and
+    ``warnings`` of jobs)."""
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
     if "attempts" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
@@ -365,6 +403,8 @@ def _add_missing_columns(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE jobs ADD COLUMN step TEXT")
     if "stops" not in columns:
         conn.execute("ALTER TABLE jobs ADD COLUMN stops INTEGER NOT NULL DEFAULT 0")
+    if "warnings" not in columns:
+        conn.execute("ALTER TABLE jobs ADD COLUMN warnings TEXT")
 
 
 def _model_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -372,4 +412,5 @@ def _model_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _job_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "options": json.loads(row["options"])}
+    warned = json.loads(row["warnings"]) if row.get("warnings") else []
+    return {**row, "options": json.loads(row["options"]), "warnings": warned}

@@ -1002,7 +1002,8 @@ class JobRunner:
                 shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
 
     def _attempt(self, job: dict[str, Any]) -> None:
-        """Run one attempt of a job in a child process (see :mod:`scopeml.server._job_child`)."""
+        """Run one attempt of a job in a child process (see :mod:`scopeml.server._job_child`);
+        the warnings its run gives are added to the job's ``warnings``, server paths hidden."""
         job_id = job["id"]
         outcome: dict[str, Any] = {"status": "done"}
         try:
@@ -1017,6 +1018,9 @@ class JobRunner:
                 self.config.job_memory_limit,
                 progress.step,
                 time_limit=self.config.max_job_seconds or None,
+                on_warning=lambda line: self.db.add_job_warning(
+                    job_id, hide_server_paths(line, self.config)
+                ),
             )
             outcome["done"] = progress.total
             if note:

@@ -79,6 +79,9 @@ class JobInfo(BaseModel):
     An analysis job reads several: ``images`` names them all (``image`` is the first), and
     ``upload_ids`` holds the uploads among them. ``attempts`` counts the runs started (a
     cancelled or stopped run too); ``total`` is 0 until a run has counted its work.
+    ``warnings`` holds what its runs warned of (label images an analysis left out, a scale
+    auto that found no objects), each once, one line each, at most 20 and a line saying more
+    were left out; as a local run's warnings, by the names the client knows.
     A ``cancelled`` job keeps its record and partial output until deleted, as does a
     ``timed_out`` one (its run passed the server's ``--max-job-seconds``); both resume."""
 
@@ -95,6 +98,7 @@ class JobInfo(BaseModel):
     error: str | None
     attempts: int = 0
     step: str | None = None  # running (or last): statistics, segment, instances, measure, analyze
+    warnings: list[str] = Field(default_factory=list)  # what its runs warned of, each once
     options: dict[str, Any]
     created: float
     updated: float
