@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from scopeml.analysis.settings import (
     ClassSettings,
@@ -66,11 +65,11 @@ def threshold_mask(
     >>> threshold_mask(plane, seg, parents).astype(int).tolist()
     [[0, 0, 1, 1, 0, 0, 0, 1, 1]]
     """
-    from scopeml.analysis.tiled import threshold_tiled
+    from scopeml.analysis.tiled import smooth_finite, threshold_tiled
 
     values = np.asarray(channel)  # as stored, as the tiled path reads it, unless smoothed
-    if segmenter.sigma > 0:
-        values = ndi.gaussian_filter(values.astype(np.float32), segmenter.sigma)
+    if segmenter.sigma > 0:  # NaN pixels kept local, as the tiled path keeps them
+        values = smooth_finite(values, segmenter.sigma)
     if segmenter.method != "fixed" and segmenter.scope == "per_parent":
         return _threshold_per_parent(values, segmenter, region)
     if region is not None:

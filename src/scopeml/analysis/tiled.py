@@ -57,6 +57,7 @@ __all__ = [
     "open_tiled",
     "plane_histogram",
     "remove_by_area_tiled",
+    "smooth_finite",
     "threshold_tiled",
 ]
 
@@ -106,11 +107,43 @@ def map_tiles(
     return out
 
 
+def smooth_finite(values: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing (``float32``) in which NaN and infinite pixels stay where they are: a
+    pixel whose kernel reaches one is the weighted mean of its finite neighbours (normalised
+    convolution), the non-finite pixels stay NaN (no object, as with ``sigma`` 0), and every
+    other pixel is :func:`scipy.ndimage.gaussian_filter`'s value bit for bit. Without this, one
+    NaN plane of a Z stack made every plane within ``4 σ`` NaN (0 objects in the stack).
+
+    Examples
+    --------
+    >>> stack = np.ones((3, 4, 4), np.float32)
+    >>> stack[1] = np.nan
+    >>> smoothed = smooth_finite(stack, 1.0)
+    >>> bool(np.isnan(smoothed[1]).all()), bool(np.allclose(smoothed[[0, 2]], 1.0))
+    (True, True)
+    """
+    from scopeml.io.nonfinite import replace_nonfinite
+
+    values = np.asarray(values, np.float32)
+    filled, invalid = replace_nonfinite(values[None])  # the one rule: non-finite pixels → 0
+    if invalid is None:
+        return ndi.gaussian_filter(values, sigma)
+    smoothed = ndi.gaussian_filter(filled[0], sigma)
+    weight = ndi.gaussian_filter((~invalid).astype(np.float32), sigma)
+    reach = 2 * int(4.0 * float(sigma) + 0.5) + 1  # scipy's kernel at truncate=4
+    near = ndi.maximum_filter(invalid, size=reach)  # elsewhere the plain filter's own value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(near, smoothed / weight, smoothed).astype(np.float32, copy=False)
+    out[invalid] = np.nan
+    return out
+
+
 def gaussian_tiled(
     source: Any, output: str | os.PathLike[str] | None, sigma: float, *, tile_size: int
 ) -> Any:
-    """Gaussian smoothing (``float32``, as :func:`scipy.ndimage.gaussian_filter` on the plane)
-    tile by tile with a halo of the kernel's radius (``4 σ``).
+    """Gaussian smoothing (``float32``, as :func:`scipy.ndimage.gaussian_filter` on the plane;
+    NaN and infinite pixels kept local, :func:`smooth_finite`) tile by tile with a halo of the
+    kernel's radius (``4 σ``).
 
     Examples
     --------
@@ -124,7 +157,7 @@ def gaussian_tiled(
     halo = int(4.0 * float(sigma) + 0.5)  # scipy's kernel radius at truncate=4
 
     def smooth(tile: np.ndarray) -> np.ndarray:
-        return ndi.gaussian_filter(np.asarray(tile, np.float32), sigma)
+        return smooth_finite(tile, sigma)
 
     return map_tiles(source, output, smooth, halo=halo, tile_size=tile_size, dtype=np.float32)
 
