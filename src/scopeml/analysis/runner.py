@@ -190,12 +190,7 @@ def run_analysis(
     """
     from scopeml.analysis.report import write_report
 
-    source = None
-    if isinstance(settings, Mapping):  # the content of a settings file, as a dict
-        settings = parse_settings(settings)
-    if not isinstance(settings, AnalysisSettings):
-        source = Path(settings)
-        settings = load_settings(source)
+    settings, source = _read_settings(settings)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     if axes is not None:
@@ -252,6 +247,18 @@ def run_analysis(
             err.add_note(stopped_note(output, found.names, public_name is not None))
             raise
     return result
+
+
+def _read_settings(
+    settings: AnalysisSettings | Mapping[str, Any] | str | os.PathLike[str],
+) -> tuple[AnalysisSettings, Path | None]:
+    """The settings, and the file they were read from (``None``: given in code), which
+    relative model paths are taken from and errors name."""
+    if isinstance(settings, Mapping):  # the content of a settings file, as a dict
+        return parse_settings(settings), None
+    if isinstance(settings, AnalysisSettings):
+        return settings, None
+    return load_settings(Path(settings)), Path(settings)
 
 
 def stopped_note(output: Path, names: Sequence[str], public: bool = False) -> str:
