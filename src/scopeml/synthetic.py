@@ -403,7 +403,8 @@ def _render_realistic(
 
 
 def _spots(inside: np.ndarray, typical: float, rng: np.random.Generator) -> np.ndarray:
-    """Small bright blobs (0..1) scattered over the nuclei, as chromocentres look."""
+    """Small bright blobs (0..1) scattered over a mask: chromocentres in nuclei, vesicles in
+    cell bodies."""
     spots = np.zeros(inside.shape, np.float32)
     where = np.flatnonzero(inside)
     picks = rng.choice(where, size=min(where.size, max(1, int(where.size / (3 * typical**2)))))
