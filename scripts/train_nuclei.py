@@ -11,8 +11,8 @@ spread, as cultured cells beside their cytoplasm (``realistic_nuclei(cultured=Tr
 body with bright vesicles around every nucleus, bean-shaped and lobed nuclei); the shipped
 model was trained without (with ``--cultured 0.25``, seed 0: validation 0.906 plain at 120
 epochs, 0.920 with ``--batch-norm``; fewer pieces of the real ``2D_timelapse`` movie, 72 and
-68 against 79, but real development F1 0.810 and 0.821 against the shipped 0.857, so it was not
-adopted). Hold-out seeds
+68 against 79, but real development F1 0.810 and 0.821 against the shipped 0.857 on four CHO
+frames, 0.797 and 0.816 against 0.845 on all 20, so it was not adopted). Hold-out seeds
 (``scopeml.synthetic.HOLD_OUT_SEED`` onwards) are never drawn here.
 
 Normalisation: every image is normalised as the engine will, by its own 1st–99.8th percentiles
