@@ -309,6 +309,9 @@ def test_impossible_instances_are_refused_at_submit(alice, image_path, container
     # the old field names, for one release: taken as the new ones; both at once refused
     job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class_": 2})
     assert finished(alice, job)["options"]["instances"] == {"class": 2}
+    assert alice.job(job["id"])["warnings"] == [
+        "instances: 'class_' is renamed 'class'; the old goes next release"
+    ]  # told to the client, not only in the server's log
     err = refusal(alice, unet, name, outputs=["instances"],
                   instances={"threshold": 0.5, "seed_threshold": 0.5})  # fmt: skip
     assert "give 'seed_threshold' only" in str(err)

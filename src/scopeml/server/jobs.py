@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from scopeml.analysis.results_lock import LOCK
 from scopeml.errors import (
@@ -85,8 +85,8 @@ class InstanceRequest(BaseModel):
     and on the command line (``class``, ``boundary_class``, ``seed_threshold``, ``grow``,
     ``min_size``, ``connectivity``). A field left out takes that class's default
     (``seed_threshold: null`` is a choice: seeds from the labels, not the probabilities). The
-    old ``class_``, ``boundary`` and ``threshold`` are still taken, with a warning in the
-    server's log, for one release."""
+    old ``class_``, ``boundary`` and ``threshold`` are still taken for one release, with a
+    warning in the server's log and in the job's ``warnings`` (:attr:`renamed`)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
 
@@ -96,23 +96,34 @@ class InstanceRequest(BaseModel):
     min_size: int = Field(default=None, ge=0, le=10**9)  # type: ignore[assignment]
     connectivity: int = Field(default=None, ge=1, le=3)  # type: ignore[assignment]
     seed_threshold: float | None = Field(default=None, ge=0.0, lt=1.0)
+    #: what :meth:`_old_names` said of old field names in the request: the job's first warnings
+    _renamed: list[str] = PrivateAttr(default_factory=list)
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _old_names(cls, data: Any) -> Any:
-        """The old field names, renamed with a :class:`DeprecationWarning` (logged too)."""
-        if not isinstance(data, dict) or not set(data) & set(OLD_INSTANCE_FIELDS):
-            return data
-        data = dict(data)
-        for old, new in OLD_INSTANCE_FIELDS.items():
-            if old in data:
-                if new in data:
-                    raise ValueError(f"give {new!r} only, not its old name {old!r} too")
-                message = f"instances: {old!r} is renamed {new!r}; the old goes next release"
-                warnings.warn(message, DeprecationWarning, stacklevel=2)
-                log.warning("job request: %s", message)
-                data[new] = data.pop(old)
-        return data
+    def _old_names(cls, data: Any, handler: Any) -> InstanceRequest:
+        """The old field names, renamed with a :class:`DeprecationWarning` (logged too, and
+        kept in :attr:`renamed` for the job's record: the client reads its ``warnings``)."""
+        renamed = []
+        if isinstance(data, dict) and set(data) & set(OLD_INSTANCE_FIELDS):
+            data = dict(data)
+            for old, new in OLD_INSTANCE_FIELDS.items():
+                if old in data:
+                    if new in data:
+                        raise ValueError(f"give {new!r} only, not its old name {old!r} too")
+                    message = f"instances: {old!r} is renamed {new!r}; the old goes next release"
+                    warnings.warn(message, DeprecationWarning, stacklevel=2)
+                    log.warning("job request: %s", message)
+                    renamed.append(message)
+                    data[new] = data.pop(old)
+        request = handler(data)
+        request._renamed = renamed
+        return request
+
+    @property
+    def renamed(self) -> list[str]:
+        """One line for each old field name the request used."""
+        return list(self._renamed)
 
     def instance_options(self) -> dict[str, Any]:
         """The fields given, as JSON (the names above; a job keeps them so):

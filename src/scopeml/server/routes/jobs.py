@@ -85,6 +85,8 @@ async def submit_job(
             "options": options,
         }
     )
+    for line in job.options.instances.renamed if job.options.instances else ():
+        db.add_job_warning(job_id, line)  # given at validation: the client reads them here
     jobs.submit(job_id)
     return job_info(db.get_job(job_id), config)
 
