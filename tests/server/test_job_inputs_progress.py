@@ -27,7 +27,8 @@ from scopeml.model import open_model
 from scopeml.model.registry import resolve_model
 from scopeml.server._job_child import RUNNERS, run_in_child
 from scopeml.server.database import Database
-from scopeml.server.jobs import _JobProgress, job_memory
+from scopeml.server.jobs import _JobProgress
+from scopeml.server.limits import job_memory
 from scopeml.server.models import RUNTIME_KEY
 from scopeml.synthetic import synthetic_nuclei
 from scopeml.tiling import size

@@ -24,7 +24,7 @@ from scopeml.model.registry import resolve_model
 from scopeml.objects.instances import InstanceOptions
 from scopeml.server._job_child import run_in_child
 from scopeml.server.database import Database
-from scopeml.server.jobs import after_engine_memory, job_memory
+from scopeml.server.limits import after_engine_memory, job_memory
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.synthetic import synthetic_nuclei
 

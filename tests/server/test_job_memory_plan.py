@@ -12,7 +12,7 @@ from scopeml.api import segment
 from scopeml.model import open_model
 from scopeml.model.registry import resolve_model
 from scopeml.model.spec import ModelSpec
-from scopeml.server.jobs import job_memory
+from scopeml.server.limits import job_memory
 from scopeml.server.models import served_spec
 
 

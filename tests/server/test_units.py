@@ -16,7 +16,7 @@ from scopeml.cli.serve import admin
 from scopeml.errors import InvalidRequestError
 from scopeml.server.batcher import MicroBatcher
 from scopeml.server.database import MAX_JOB_WARNINGS, MORE_WARNINGS, Database, hash_token
-from scopeml.server.jobs import resolve_image_path
+from scopeml.server.paths import resolve_image_path
 from scopeml.server.tiles import decode_tile
 
 from .conftest import run_async
@@ -297,7 +297,7 @@ def test_job_memory_counts_the_model_input_the_engine_plans(spec_args, options, 
     step's rounding, a fixed model input, 3-D); equal to it where one tile covers the image."""
     from scopeml.io.image import Image
     from scopeml.model.spec import ModelSpec
-    from scopeml.server.jobs import job_memory
+    from scopeml.server.limits import job_memory
     from scopeml.tiling.engine import build_plan
     from scopeml.tiling.options import SegmentOptions
 

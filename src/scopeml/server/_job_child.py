@@ -357,7 +357,7 @@ def check_job_inputs(
     A factor that magnifies is counted against the task's limits: the image's pixels
     (``max_job_pixels``, ``--max-job-pixels``; at submit counted ×1, the factor not known
     then) and a batch's memory (``max_tile_memory``, as at submit:
-    :func:`~scopeml.server.jobs.job_memory` with the factor, the model's runtime bytes per
+    :func:`~scopeml.server.limits.job_memory` with the factor, the model's runtime bytes per
     pixel ``runtime_per_pixel``; at submit also counted ×1).
 
     Raises
@@ -390,7 +390,7 @@ def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]
     """Refuse the factor ``chosen`` where it magnifies ``image`` past the task's pixel limit or
     a batch past its memory limit (see :func:`check_job_inputs`)."""
     from scopeml.errors import InvalidRequestError
-    from scopeml.server.jobs import job_memory, job_pixels
+    from scopeml.server.limits import job_memory, job_pixels
 
     objects = "no object size found" if chosen.diameter is None else (
         f"objects ~{chosen.diameter:.0f} px"
@@ -461,7 +461,7 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     from scopeml.analysis.settings import ThresholdSegmenter, load_settings
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
-    from scopeml.server.jobs import job_pixels, magnification
+    from scopeml.server.limits import job_pixels, magnification
     from scopeml.tiling.size import auto_scale, default_scale, is_auto
 
     settings = load_settings(task["settings"])

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from scopeml.server.config import ServerConfig
-from scopeml.server.jobs import ANALYSIS, IMAGES_NAME, JobOptions, image_name
+from scopeml.server.job_options import JobOptions
+from scopeml.server.jobs import ANALYSIS, IMAGES_NAME
+from scopeml.server.paths import image_name
 from scopeml.server.tiles import NPY_MEDIA_TYPE
 
 #: ``max_body_size`` of the routes that stream a binary body: they check their own limit from the
@@ -111,7 +113,7 @@ class Health(BaseModel):
 
 def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
     """A job's record for a client: its image by the name the client knows (see
-    :func:`~scopeml.server.jobs.image_name`), not where the server keeps it."""
+    :func:`~scopeml.server.paths.image_name`), not where the server keeps it."""
     name, upload = image_name(row["image"], config)
     named = [image_name(image, config) for image in job_images(row, config)]
     return JobInfo(

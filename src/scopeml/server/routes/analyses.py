@@ -22,15 +22,9 @@ from scopeml.io.confine import Confinement
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, save_body
-from scopeml.server.jobs import (
-    ANALYSIS,
-    SETTINGS_NAME,
-    analysis_scale,
-    check_analysis_pixels,
-    hide_server_paths,
-    public_error,
-    resolve_image_path,
-)
+from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME
+from scopeml.server.limits import analysis_scale, check_analysis_pixels
+from scopeml.server.paths import hide_server_paths, public_error, resolve_image_path
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo, job_info
 
 if TYPE_CHECKING:
@@ -130,7 +124,7 @@ async def submit_analysis(
 
 def _resolve_source(user_path: str, allowed_root: Path | None) -> tuple[str, bool]:
     """A request's ``image_path`` as a server path, and whether it is a folder or a pattern to
-    expand: an image file as :func:`~scopeml.server.jobs.resolve_image_path` takes it, else a
+    expand: an image file as :func:`~scopeml.server.paths.resolve_image_path` takes it, else a
     folder (resolved: below the root) or a glob pattern below the root (no ``..``)."""
     try:
         return str(resolve_image_path(user_path, allowed_root)), False
@@ -209,7 +203,7 @@ def _check_settings(
 ) -> AnalysisSettings:
     """Validate the saved settings file and the model and classifier files it names (below
     ``roots``, relative to the allowed root, no ``..``; their kind read from their headers, not
-    opened here: :func:`~scopeml.server.jobs.check_analysis_pixels` opens them in its child
+    opened here: :func:`~scopeml.server.limits.check_analysis_pixels` opens them in its child
     process); its errors name
     ``filename`` and the line, and no server path."""
     from scopeml.analysis import load_settings

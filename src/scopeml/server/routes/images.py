@@ -18,7 +18,9 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, User, refuse_boundary, refuse_form, save_body
-from scopeml.server.jobs import ANALYSIS, check_job_image, upload_name
+from scopeml.server.jobs import ANALYSIS
+from scopeml.server.limits import check_job_image
+from scopeml.server.paths import upload_name
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, UploadInfo
 
 router = APIRouter(prefix="/images", tags=["images"])

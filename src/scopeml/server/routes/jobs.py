@@ -12,17 +12,15 @@ from fastapi.responses import FileResponse
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import RESUMABLE, UNFINISHED, new_id
 from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
-from scopeml.server.jobs import (
-    check_instances,
+from scopeml.server.job_options import check_instances, engine_options
+from scopeml.server.limits import (
     check_job_channels,
     check_job_memory,
     check_job_pixels,
     describe_job_image,
-    engine_options,
-    image_name,
-    resolve_image_path,
 )
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
+from scopeml.server.paths import image_name, resolve_image_path
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest, job_images, job_info
 from scopeml.tiling.outputs import model_outputs
 

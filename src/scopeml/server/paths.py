@@ -1,0 +1,167 @@
+"""Where a request's images lie and what a client may read of it: paths resolved below the
+allowed root, the names uploads keep, and messages without the server's own folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+from scopeml.errors import InvalidRequestError, OutsideRootError, ScopeMLError
+from scopeml.server.config import ServerConfig
+from scopeml.server.models import server_problem
+
+IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
+UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
+
+
+def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
+    """Resolve a request's image path and check it stays below ``allowed_root``.
+
+    Relative paths are taken relative to the root; a path with a ``..`` component is refused
+    with one message whatever lies there (so no answer tells where the root itself is), and
+    symlinks are resolved before the check, so no link leads out.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.tif").write_bytes(b"")
+    >>> resolve_image_path("a.tif", root) == (root / "a.tif").resolve()
+    True
+    >>> resolve_image_path("../etc/passwd", root)
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: image path '../etc/passwd': '..' is not allowed; name \
+the file from the allowed root
+    """
+    if allowed_root is None:
+        raise InvalidRequestError("this server accepts no image paths (no --allowed-root); upload")
+    if not user_path or "\x00" in user_path or len(user_path) > 4096:
+        raise InvalidRequestError("image path is empty, too long or contains NUL")
+    if ".." in PurePosixPath(user_path).parts:
+        raise InvalidRequestError(
+            f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
+        )
+    root = allowed_root.resolve()
+    candidate = (root / user_path).resolve()
+    if not candidate.is_relative_to(root):
+        raise InvalidRequestError(f"image path {user_path!r} is outside the allowed root")
+    if not candidate.exists():
+        raise InvalidRequestError(f"image path {user_path!r} does not exist below the root")
+    if not candidate.name.lower().endswith(IMAGE_SUFFIXES):
+        raise InvalidRequestError(
+            f"image path {user_path!r} has an unknown suffix; known: {', '.join(IMAGE_SUFFIXES)}"
+        )
+    return candidate
+
+
+def image_name(image: str | Path, config: ServerConfig) -> tuple[str, str | None]:
+    """The name a client knows a server-side image by, and its upload's id: an upload's file
+    name (as :func:`upload_name` kept it), or the path below the allowed root; never where
+    the server keeps its files.
+
+    Examples
+    --------
+    >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
+    >>> image_name("/srv/images/plate1/a.tif", config)
+    ('plate1/a.tif', None)
+    >>> image_name("/srv/data/uploads/0123abcd/cells.ome.tif", config)
+    ('cells.ome.tif', '0123abcd')
+    """
+    path = Path(image)
+    if path.parent.parent == config.uploads_dir:
+        return path.name, path.parent.name
+    root = config.allowed_root
+    if root is not None and path.is_relative_to(root):
+        return path.relative_to(root).as_posix(), None
+    return path.name, None  # an older server's upload, or a root that has moved
+
+
+def upload_name(filename: str) -> str:
+    """The name an upload is kept under (and that analyses name its results by): the client's
+    file name without folders, limited to letters, digits, ``-``, ``_`` and ``.`` (others
+    become ``_``), at most 100 characters, ending in its image suffix.
+
+    Examples
+    --------
+    >>> upload_name("../../etc/cell s#1.OME.TIF")
+    'cell_s_1.ome.tif'
+    >>> upload_name(".tif")
+    'image.tif'
+    """
+    suffix = upload_suffix(filename)
+    base = filename.replace("\\", "/").rsplit("/", 1)[-1][: -len(suffix)]
+    base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in base)
+    base = base.strip(".")[:100] or "image"
+    return base + suffix
+
+
+def upload_suffix(filename: str) -> str:
+    """The image suffix of an upload's file name, from the known ones (never the name itself).
+
+    Examples
+    --------
+    >>> upload_suffix("cells.OME.TIFF")
+    '.ome.tiff'
+    """
+    lower = filename.lower()
+    for suffix in UPLOAD_SUFFIXES:
+        if lower.endswith(suffix):
+            return suffix
+    raise InvalidRequestError(
+        f"upload {filename!r} has an unknown image suffix; known: {', '.join(UPLOAD_SUFFIXES)}"
+    )
+
+
+def public_error(err: ScopeMLError, name: str | None = None, image: Path | None = None) -> str:
+    """An error's one-line message for a client: file names only, never where the server keeps
+    its files (a read outside the allowed folders names the file it tried, not the folders; a
+    file inside ``image``, such as a zarr chunk, by its path within the image; ``image`` itself,
+    swapped for a link since it was checked, as pointing outside).
+
+    Examples
+    --------
+    >>> from scopeml.errors import OutsideRootError
+    >>> err = OutsideRootError("resolves to /x", path="/srv/root/a.ome.zarr/0/c/0/0")
+    >>> public_error(err, "a.ome.zarr", Path("/srv/root/a.ome.zarr"))
+    'a.ome.zarr: refers to 0/c/0/0, which lies outside the folders this image may read'
+    >>> err = OutsideRootError("resolves to /x", path="/srv/root/plate/a.tif")
+    >>> public_error(err, "plate/a.tif", Path("/srv/root/plate/a.tif"))
+    'plate/a.tif: now points outside the allowed root'
+    """
+    where = name or (Path(err.path).name if err.path else "")
+    prefix = f"{where}: " if where else ""
+    if isinstance(err, OutsideRootError):
+        if err.path and image is not None and Path(err.path) == image:
+            return f"{prefix}now points outside the allowed root"
+        tried = Path(err.path).name if err.path else "a file"
+        if err.path and image is not None and Path(err.path).is_relative_to(image):
+            tried = Path(err.path).relative_to(image).as_posix()
+        return f"{prefix}refers to {tried}, which lies outside the folders this image may read"
+    return prefix + server_problem(err)
+
+
+def hide_server_paths(text: str, config: ServerConfig) -> str:
+    """``text`` without where the server keeps files: a path below the allowed root as the path
+    there, one below the data folder by its file name (the last resort of every error a client
+    reads; the messages themselves name files so already).
+
+    Examples
+    --------
+    >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
+    >>> hide_server_paths("/srv/images/p/a.tif: bad; /srv/data/jobs/1/../x.yaml: gone", config)
+    'p/a.tif: bad; x.yaml: gone'
+    """
+    import re
+
+    places: dict[str, bool] = {}  # folder → whether paths below it keep their path there
+    for folder, keep in ((config.data_dir, False), (config.allowed_root, True)):
+        if folder is not None:
+            for form in (os.fspath(folder), os.path.realpath(folder)):
+                if form.rstrip(os.sep):
+                    places[form.rstrip(os.sep)] = keep
+    for place in sorted(places, key=len, reverse=True):
+        below = r"/" if places[place] else r"/(?:[^\s'\"]*/)?"
+        text = re.sub(re.escape(place) + below, "", text)
+        shown = "the allowed root" if places[place] else "the server's folder"
+        text = re.sub(re.escape(place) + r"(?![\w.-])", shown, text)
+    return text
