@@ -100,12 +100,19 @@ CONFIG = TrainConfig(
 )
 
 
-def dataset(n: int, first_seed: int, cultured: float = 0.0) -> list[tuple[np.ndarray, np.ndarray]]:
+def dataset(
+    n: int, first_seed: int, cultured: float = 0.0, speckled: float = 0.0
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` realistic scenes (image, instance labels) drawn with seeds ``first_seed + i``; a
-    ``cultured`` fraction of them, evenly spread, as cultured cells with their cell bodies."""
+    ``cultured`` fraction of them, evenly spread, as cultured cells with their cell bodies, and
+    a ``speckled`` fraction with mottled nuclei."""
+
+    def every(fraction: float, i: int) -> bool:  # a fraction of the scenes, evenly spread
+        return int((i + 1) * fraction) > int(i * fraction)
+
     return [
         realistic_nuclei(
-            SHAPE, seed=first_seed + i, cultured=int((i + 1) * cultured) > int(i * cultured)
+            SHAPE, seed=first_seed + i, cultured=every(cultured, i), speckled=every(speckled, i)
         )
         for i in range(n)
     ]
@@ -148,6 +155,12 @@ def main() -> None:
         default=0.0,
         help="fraction of scenes of cultured cells with cell bodies (again with --resume)",
     )
+    parser.add_argument(
+        "--speckled",
+        type=float,
+        default=0.0,
+        help="fraction of scenes with mottled, speckled nuclei (again with --resume)",
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
@@ -160,7 +173,7 @@ def main() -> None:
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:
         config = dataclasses.replace(config, epochs=args.epochs)
-    pairs = dataset(N_TRAIN, TRAIN_SEED, args.cultured)
+    pairs = dataset(N_TRAIN, TRAIN_SEED, args.cultured, args.speckled)
     images = [image for image, _ in pairs]
     labels = [nuclei_targets(instances) for _, instances in pairs]
     del pairs

@@ -106,3 +106,23 @@ def test_cultured_scenes_light_every_cell_body_with_vesicles_and_bend_the_nuclei
     assert lit[True] == 8 and lit[False] < 8
     assert np.percentile(solidity[True], 10) < np.percentile(solidity[False], 10) - 0.02
     assert np.median(peaks) > 2
+
+
+def test_speckled_scenes_mottle_some_nuclei_and_keep_the_labels() -> None:
+    """``speckled`` draws the same scene with about half of the nuclei mottled by dense bright
+    speckles: their brightness varies more inside (coefficient of variation), the others'
+    stays as it was, and each is still one label."""
+
+    def variation(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        plane = image[0]
+        return np.array([plane[labels == i].std() / plane[labels == i].mean()
+                         for i in range(1, labels.max() + 1)])  # fmt: skip
+
+    ratios = []
+    for seed in (4, 9, 10):
+        plain, labels = realistic_nuclei((256, 256), seed=seed)
+        mottled, labels_mottled = realistic_nuclei((256, 256), seed=seed, speckled=True)
+        np.testing.assert_array_equal(labels, labels_mottled)
+        ratios.extend(variation(mottled, labels) / variation(plain, labels))
+    ratios = np.array(ratios)
+    assert (ratios > 1.25).sum() >= 4 and (abs(ratios - 1) < 0.05).sum() >= 3, ratios
