@@ -173,6 +173,7 @@ def segment_image(
     record: Mapping[str, Any] | None = None,
     ome_tiff_outputs: Sequence[str] | None = None,
     names: RunNames | None = None,
+    log_stop: bool = True,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
@@ -198,9 +199,11 @@ def segment_image(
     ``"segment"`` in unit ``"tile"``: ``total`` is the number of tiles this call runs (a resumed
     run leaves out those already written), ``done`` grows after each batch. A callback that
     raises :class:`~scopeml.errors.Cancelled` stops the run between batches; the partial store
-    is kept, resumable with ``resume=True``, and the exception is re-raised. ``None`` follows
-    the older ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller
-    passes ``progress``.
+    is kept, resumable with ``resume=True``, and the exception is re-raised, logged with how
+    far it got and how to resume unless ``log_stop`` is false (a caller that removes the store
+    and says itself how to go on, as an analysis does). ``None`` follows the older
+    ``options.quiet`` switch (tqdm bars unless it is set), kept until every caller passes
+    ``progress``.
 
     Examples
     --------
@@ -261,10 +264,11 @@ def segment_image(
                 batches, total, model, image, store, ctx, options, model_ref, image_ref, report
             )
         except (KeyboardInterrupt, Cancelled):
-            log.warning(
-                "stopped; %d of %d tiles are written to %s: run again with --resume "
-                "(resume=True) to finish", len(store.done()), len(plan), store.partial
-            )  # fmt: skip
+            if log_stop:
+                log.warning(
+                    "stopped; %d of %d tiles are written to %s: run again with --resume "
+                    "(resume=True) to finish", len(store.done()), len(plan), store.partial
+                )  # fmt: skip
             raise
         _warn_invalid(store.invalid_pixels(), image)
         result = store.finalize(overwrite=options.overwrite)
