@@ -258,6 +258,7 @@ def segment(
     measure: PathLike | None = None,
     public_name: str | None = None,
     public_model: str | None = None,
+    log_stop: bool = True,
 ) -> Segmentation:
     """Segment an image of any size with a model; return the finished store's outputs.
 
@@ -311,6 +312,10 @@ def segment(
         of its own name (a server: the names its client knows them by, never where the
         server keeps them); a resume is checked against the same names and the image's
         content. ``None`` (the default, and the CLI): the image's path, the model's name.
+    log_stop
+        On a stop (Ctrl-C, a ``progress`` callback's cancel), log what is written and that
+        ``resume=True`` finishes it; ``False`` for a caller that removes the store and says
+        itself how to go on (an analysis's scratch segmentations). Not recorded with the run.
 
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is
@@ -388,21 +393,14 @@ def segment(
         if finished:  # this run's store, else refused naming what differs
             check_finished_run(opened_image, opened_model, output, settings, **run)
         else:
-            path = segment_image(
-                opened_image,
-                opened_model,
-                output,
-                settings,
-                image_ref=image_ref,
-                progress=progress,
-                ome_tiff_outputs=tiffs,
-                **run,
-            )
+            path = segment_image(opened_image, opened_model, output, settings,
+                                 image_ref=image_ref, progress=progress, ome_tiff_outputs=tiffs,
+                                 log_stop=log_stop, **run)  # fmt: skip
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
     result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
-    _after_engine(result, image_ref or image, instances, finished, progress, steps)
+    _after_engine(result, image_ref or image, instances, finished, progress, steps, log_stop)
     return result
 
 
@@ -439,10 +437,11 @@ def _after_engine(
     finished: bool,
     progress: Progress,
     steps: _StepsAfter,
+    log_stop: bool,
 ) -> None:
     """The steps of :func:`segment` after the engine published the store; a stop among them
-    says how far it got and that ``resume=True`` finishes it, as a stop among the tiles does.
-    A resumed store (``finished``) that lacks none is ``already_complete``."""
+    says (with ``log_stop``) how far it got and that ``resume=True`` finishes it, as a stop
+    among the tiles does. A resumed store (``finished``) that lacks none is ``already_complete``."""
     result.already_complete = finished and not steps.missing()
     settings, extra, measure, tiffs = steps.settings, steps.extra, steps.measure, steps.tiffs
     want_instances = steps.want_instances
@@ -457,12 +456,13 @@ def _after_engine(
                 result, image, settings.scene, measure, progress, bool(settings.overwrite)
             )
     except (KeyboardInterrupt, Cancelled):
-        _log.warning(
-            "stopped; the model's tiles are all written to %s, but %s: run again with --resume "
-            "(resume=True) to finish without running the model again",
-            result.path,
-            _missing_text(steps.missing()) or "a step after them may not be done",
-        )
+        if log_stop:
+            _log.warning(
+                "stopped; the model's tiles are all written to %s, but %s: run again with "
+                "--resume (resume=True) to finish without running the model again",
+                result.path,
+                _missing_text(steps.missing()) or "a step after them may not be done",
+            )
         raise
 
 

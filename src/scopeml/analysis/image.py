@@ -15,10 +15,8 @@ and moved into place when complete; ``record.json`` inside it marks it complete 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import logging
 import os
 import shutil
 import time
@@ -112,9 +110,8 @@ def analyze_image(
         axes = settings.axes_of(image_path)  # as the settings name them, else the file
         with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
             image = opened.select_channels(settings.channels)
-            with _segment_stops_unsaid():
-                counts, scales = _analyze(settings, image, image_path, folder.name, temp,
-                                          resources, engine_workers, progress)  # fmt: skip
+            counts, scales = _analyze(settings, image, image_path, folder.name, temp,
+                                      resources, engine_workers, progress)  # fmt: skip
             if not any(counts.values()) and not _has_finite_pixel(image, settings.tile_size):
                 raise InvalidImageError(
                     f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
@@ -149,7 +146,10 @@ def analyze_image(
 def _has_finite_pixel(image: Any, rows: int) -> bool:
     """Whether an image's channels hold a finite pixel anywhere (an integer image always
     does), read ``rows`` rows of a plane at a time and stopped at the first. An image with none
-    found no objects because it holds no data, which a count of 0 would hide in the summary."""
+    found no objects because it holds no data, which a count of 0 would hide in the summary.
+    Not the engine's count of NaN pixels: threshold classes never run the engine, a model
+    counts a pixel that is non-finite in any one of its own channels, and the count is left
+    in the partial store's records, which publishing the store removes."""
     if not np.issubdtype(np.dtype(image.dtype), np.floating):
         return True
     sizes = image.sizes
@@ -159,31 +159,6 @@ def _has_finite_pixel(image: Any, rows: int) -> bool:
                 if np.isfinite(image.read(S=scene, T=t, Y=slice(y, y + rows))).any():
                     return True
     return False
-
-
-#: The loggers of the segmentation that model classes run through, into the image's scratch
-#: folder: their "stopped; … written to …partial: run again with --resume" would name a store
-#: that the stop removes; the analysis says how to resume it (``runner.stopped_note``).
-_SEGMENT_LOGGERS = ("scopeml.tiling.engine", "scopeml.api")
-
-
-class _NoSegmentStop(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("stopped;")
-
-
-@contextlib.contextmanager
-def _segment_stops_unsaid():
-    """Leave out the segmentation's own message on a stop while an image is analysed."""
-    quiet = _NoSegmentStop()
-    loggers = [logging.getLogger(name) for name in _SEGMENT_LOGGERS]
-    for logger in loggers:
-        logger.addFilter(quiet)
-    try:
-        yield
-    finally:
-        for logger in loggers:
-            logger.removeFilter(quiet)
 
 
 def _analyze(
@@ -440,6 +415,8 @@ def _run_models(
         found[cls.name] = []
         for scene in range(n_scenes):
             store = scratch / f"{cls.name}-{scene}.ome.zarr"
+            # no "stopped; … run again with --resume" naming this scratch store: a stop
+            # removes it, and the analysis says how to resume (runner.stopped_note)
             result = segment(
                 image,
                 resources.models[cls.name],
@@ -453,6 +430,7 @@ def _run_models(
                 scene=scene if n_scenes > 1 else None,
                 workers=engine_workers,
                 progress=progress or False,
+                log_stop=False,
             )
             output = result.instances if objects else result.labels
             offsets = (open_ome_zarr_array(output.path, mode="r").attrs["time_offsets"]
