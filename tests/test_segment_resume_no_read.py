@@ -89,8 +89,8 @@ def two_channels(tmp_path) -> Path:
 
 
 def test_another_channel_view_of_the_file_is_refused(two_channels, tmp_path, passes):
-    """A view made by the caller keeps the file's path and shape: only the statistics tell
-    channel 1 from channel 0, so they are compared (a skip returned channel 0's labels)."""
+    """A view made by the caller keeps the file's path and shape; the record names its
+    channels, so channel 1 is refused and channel 0 accepted without a pass."""
     from scopeml.errors import IncompleteOutputError
 
     run = {"outputs": ("labels",), "tile_size": 128, "workers": 1, "scale": 1}
@@ -99,8 +99,8 @@ def test_another_channel_view_of_the_file_is_refused(two_channels, tmp_path, pas
         first = sm.segment(image.select_channels([0]), "nuclei", out, **run)
         passes.clear()
         again = sm.segment(image.select_channels([0]), "nuclei", out, resume=True, **run)
-        assert again.already_complete and again == first and len(passes) == 1
-        with pytest.raises(IncompleteOutputError, match="normalization"):
+        assert again.already_complete and again == first and passes == []
+        with pytest.raises(IncompleteOutputError, match=r"image_view\.channels"):
             sm.segment(image.select_channels([1]), "nuclei", out, resume=True, **run)
 
 
@@ -115,8 +115,8 @@ def test_channels_chosen_by_name_are_not_read_again(two_channels, tmp_path, pass
 
 
 def test_another_scene_opened_from_the_file_is_refused(tmp_path, passes):
-    """``open_image(path, scene=1)`` is an image of one scene, like scene 0's: of a file of
-    several scenes, the statistics tell them apart."""
+    """``open_image(path, scene=1)`` is an image of one scene, like scene 0's: the record
+    names the scene, so no pass is needed to tell them apart."""
     from scopeml.errors import IncompleteOutputError
 
     nuclei = np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000
@@ -129,6 +129,6 @@ def test_another_scene_opened_from_the_file_is_refused(tmp_path, passes):
     with sm.open_image(path, scene=0) as first, sm.open_image(path, scene=1) as second:
         sm.segment(first, "nuclei", out, **run)
         passes.clear()
-        with pytest.raises(IncompleteOutputError, match="normalization"):
+        with pytest.raises(IncompleteOutputError, match=r"image_view\.scene: 0"):
             sm.segment(second, "nuclei", out, resume=True, **run)
-        assert len(passes) == 1
+        assert passes == []

@@ -118,6 +118,8 @@ class Image:
         self.channel_names: tuple[str, ...] = tuple(names)
         self.path = None if path is None else str(path)
         self._close = close
+        self._file_scene: int | None = None  # the scene open_image read (None: all)
+        self._from_file = False  # pixels read from `path` by open_image, not merely named
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -195,12 +197,8 @@ class Image:
                 raise InvalidRequestError(
                     f"duplicate channel {self.channel_names[i]!r}{spelled}", path=self.path
                 )
-        return Image(
-            _ChannelView(self.data, indices),
-            pixel_sizes=self.pixel_sizes,
-            channel_names=[self.channel_names[i] for i in indices],
-            path=self.path,
-            close=self.close,
+        return self._selected(
+            _ChannelView(self.data, indices), [self.channel_names[i] for i in indices]
         )
 
     def select_scene(self, scene: int) -> Image:
@@ -217,13 +215,51 @@ class Image:
             raise InvalidRequestError(
                 f"scene {scene} does not exist; the image has {self.sizes['S']}", path=self.path
             )
-        return Image(
-            _SceneView(self.data, scene),
+        return self._selected(_SceneView(self.data, scene), self.channel_names)
+
+    def mark_read_from_file(self, scene: int | None) -> None:
+        """Say that a reader read these pixels from the file at ``path`` (``scene``: the one
+        it opened; ``None``: all): :func:`~scopeml.io.open_image` does, so that :meth:`view`
+        tells a file's pixels from an array that merely names the file."""
+        self._file_scene, self._from_file = scene, True
+
+    def view(self) -> dict[str, Any]:
+        """Which pixels of its file this image shows: ``from_file`` (read by a reader, not an
+        array that names the file), the file's ``scene`` (``None``: the scenes as opened) and
+        its ``channels`` (indices; ``None``: all), through every :meth:`select_scene` and
+        :meth:`select_channels`. A run records it: views of one file share path and shape.
+
+        Examples
+        --------
+        >>> img = Image(np.zeros((3, 1, 4, 1, 2, 2), np.uint8), path="a.tif")
+        >>> img.view()
+        {'from_file': False, 'scene': None, 'channels': None}
+        >>> img.mark_read_from_file(None)
+        >>> img.select_scene(2).select_channels([3, 1]).select_channels([0]).view()
+        {'from_file': True, 'scene': 2, 'channels': [3]}
+        """
+        scene, channels, data = None, None, self.data
+        while isinstance(data, (_ChannelView, _SceneView)):
+            if isinstance(data, _ChannelView):
+                channels = [data.indices[c] for c in channels or range(len(data.indices))]
+            else:
+                scene = data.scene + (scene or 0)  # a view of a view of one scene: 0
+            data = data.data
+        if self._file_scene is not None:
+            scene = self._file_scene + (scene or 0)
+        return {"from_file": self._from_file, "scene": scene, "channels": channels}
+
+    def _selected(self, data: ArrayLike, channel_names: Sequence[str]) -> Image:
+        """A view of ``data`` (this image's, selected) that keeps where its pixels come from."""
+        view = Image(
+            data,
             pixel_sizes=self.pixel_sizes,
-            channel_names=self.channel_names,
+            channel_names=channel_names,
             path=self.path,
             close=self.close,
         )
+        view._file_scene, view._from_file = self._file_scene, self._from_file
+        return view
 
     def _channel_index(self, channel: int | str) -> int:
         if isinstance(channel, str) and channel in self.channel_names:

@@ -166,6 +166,7 @@ def open_image(
     except BaseException:
         image.close()
         raise
+    image.mark_read_from_file(scene)  # a run records which of the file's pixels it read
     return image
 
 

@@ -46,6 +46,7 @@ from scopeml.tiling.store import (
     check_same_run,
     is_own_store,
     partial_path,
+    recorded_run,
 )
 
 log = logging.getLogger(__name__)
@@ -301,6 +302,7 @@ def _check_partial_early(
         raise OutputCompleteError("output exists and is complete; nothing to resume", path=output)
     identity = None
     if options.resume and partial_path(output).is_dir():  # compared: all but the statistics
+        _check_viewed(recorded_run(output), output)
         identity = _identity(
             image, model, options, None, model_ref, record, statistics=False, names=names
         )[1]
@@ -393,8 +395,9 @@ def check_finished_run(
     _, early = _identity(
         image, model, options, None, model_ref, record, statistics=False, names=names
     )
+    _check_viewed(recorded, output)
     check_same_run(recorded, early, path=output, ignore=("normalization",))
-    if _decided_without_statistics(early) and _recorded_view(image, options):
+    if _decided_without_statistics(early):
         return
     _, identity = _identity(image, model, options, normalize, model_ref, record, names=names)
     check_same_run(recorded, identity, path=output)
@@ -405,53 +408,21 @@ def _decided_without_statistics(early: Mapping[str, Any]) -> bool:
     this run's without the pass over the image: the statistics are a function of the image's
     pixels, the normalisation and the scene, and the record already holds the image file's
     fingerprint (size, mtime, sampled hash), the model's content hash (its normalisation
-    policy with it) and the settings. An in-memory image, or a model with no file, has no
-    such fingerprint: its statistics are still computed and compared (as they are for a view
-    of a file that the record does not name: :func:`_recorded_view`)."""
+    policy with it), the view of the file (scene, channels) and the settings. An in-memory
+    image (an array that merely names a file too), or a model with no file, has no such
+    fingerprint: its statistics are still computed and compared."""
     return "content" in early["image"] and "sha256" in early["model"]
 
 
-def _recorded_view(image: Image, options: SegmentOptions) -> bool:
-    """Whether the record says which of its file's pixels ``image`` shows: the file as read,
-    a scene that ``options.scene`` names, or channels that ``options.channels`` names (the
-    facade's own selection). A view the caller made (``select_channels``, ``select_scene``,
-    ``open_image(path, scene=1)``) keeps the file's path and shape, so another channel or
-    scene would match the record in all but the statistics.
-
-    Examples
-    --------
-    >>> image = Image(np.zeros((2, 1, 3, 1, 4, 4), np.uint8), path="a.tif")
-    >>> _recorded_view(image, SegmentOptions())
-    True
-    >>> _recorded_view(image.select_channels([2]), SegmentOptions())
-    False
-    >>> _recorded_view(image.select_channels([2]), SegmentOptions(channels=("C2",)))
-    True
-    >>> _recorded_view(image.select_scene(1), SegmentOptions())
-    False
-    """
-    from scopeml.io.image import _ChannelView, _SceneView
-
-    data = image.data
-    if isinstance(data, _ChannelView):
-        chosen = [str(c) for c in options.channels or ()]
-        named = chosen in (list(image.channel_names), [str(i) for i in data.indices])
-        return named and not isinstance(data.data, (_ChannelView, _SceneView))
-    if isinstance(data, _SceneView):
-        return False
-    return options.scene is not None or image.sizes["S"] > 1 or _one_scene(image.path)
-
-
-def _one_scene(path: str | None) -> bool:
-    """Whether the file at ``path`` has one scene: else an image of one scene opened from it
-    (``open_image(path, scene=1)``) could be any of them. Reads its metadata only."""
-    from scopeml.io import open_image
-
-    try:
-        with open_image(path) as whole:  # type: ignore[arg-type]
-            return whole.sizes["S"] == 1
-    except (ScopeMLError, OSError, ValueError):
-        return False
+def _check_viewed(recorded: Mapping[str, Any] | None, output: Path) -> None:
+    """Refuse a store recorded before runs kept their image's view (scene, channels) of its
+    file: another view's store would match it in all but the view, so it is not resumed."""
+    if isinstance(recorded, Mapping) and "image_view" not in recorded:
+        raise IncompleteOutputError(
+            "cannot resume: the output was recorded before scopeml kept which scene and channels "
+            "of the image a run read; pass --overwrite (overwrite=True) to start again",
+            path=output,
+        )
 
 
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:

@@ -202,9 +202,12 @@ def run_identity(
     change a pixel, so a run may be resumed with other ones.
 
     The image is recorded by its resolved ``path``, or, given ``image_name`` (a server's run:
-    the name its client knows the image by), by that ``name`` and no path at all; either way
-    its content is fingerprinted from the file itself, so a resume still finds a changed
-    image. ``model_name`` likewise replaces the model's own name (the model is recorded by its
+    the name its client knows the image by), by that ``name`` and no path at all, and by its
+    view of the file (``image_view``: scene and channel indices; a resume of another view is
+    told which differs, :meth:`~scopeml.io.image.Image.view`).
+    Pixels a reader read from the file are fingerprinted from the file itself, so a resume
+    still finds a changed image; an array that merely names a file has no fingerprint.
+    ``model_name`` likewise replaces the model's own name (the model is recorded by its
     content hash, never by its path).
 
     Examples
@@ -217,10 +220,15 @@ def run_identity(
     >>> path = Path(tempfile.mkdtemp()) / "secret" / "a.tif"
     >>> path.parent.mkdir()
     >>> _ = path.write_bytes(b"pixels")
-    >>> image = Image(np.zeros((1, 1, 1, 1, 2, 2), np.uint8), path=path)
+    >>> image = Image(np.zeros((1, 1, 2, 1, 2, 2), np.uint8), path=path)
+    >>> "content" in run_identity(image, Model(), SegmentOptions(), None)["image"]
+    False
+    >>> image.mark_read_from_file(None)  # as open_image does
     >>> public = run_identity(image, Model(), SegmentOptions(), None, image_name="a.tif")
     >>> public["image"]["name"], "path" in public["image"], public["image"]["content"]["size"]
     ('a.tif', False, 6)
+    >>> run_identity(image.select_channels([1]), Model(), SegmentOptions(), None)["image_view"]
+    {'scene': None, 'channels': [1]}
     >>> run_identity(image, Model(), SegmentOptions(), None)["image"]["path"] == str(path.resolve())
     True
     """
@@ -239,13 +247,15 @@ def run_identity(
         if image_name is not None
         else {"path": str(Path(image.path).resolve()) if image.path else None}
     )
+    view = image.view()
     image_id: dict[str, Any] = {**place, "shape": list(image.shape), "dtype": str(image.dtype)}
-    if image.path and Path(image.path).exists():
+    if view["from_file"] and image.path and Path(image.path).exists():
         image_id["content"] = fingerprint(image.path)
     return {
         "format": 2,
         "model": model_id,
         "image": image_id,
+        "image_view": {"scene": view["scene"], "channels": view["channels"]},
         "options": options.result_dict(),
         "normalization": normalization.to_dict() if normalization else None,
     }
