@@ -11,6 +11,7 @@ import torch
 
 from scopeml.errors import InvalidRequestError
 from scopeml.model import load_model
+from scopeml.train.checkpoint import load_checkpoint
 from scopeml.train.export import save_czann
 from scopeml.train.loop import TrainConfig, train_unet
 
@@ -62,12 +63,40 @@ def test_resume_keeps_running_statistics(nuclei_pair, tmp_path) -> None:
         train_unet([image] * 4, [labels] * 4, plain, resume=checkpoint, progress=False)
 
 
-def test_weight_average_takes_the_running_statistics(nuclei_pair) -> None:
+def _statistics(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    return {
+        key[len(prefix) :]: value.double()
+        for key, value in state.items()
+        if key.startswith(prefix) and key.endswith(("running_mean", "running_var"))
+    }
+
+
+def test_weight_average_averages_the_running_statistics(nuclei_pair, tmp_path) -> None:
+    """The averaged weights are exported with BatchNorm statistics averaged alike (step by
+    step, as the weights), not with the live network's, which belong to other weights."""
     image, labels = nuclei_pair
-    config = TrainConfig(**{**BN.to_dict(), "ema": 0.9, "val_fraction": 0.0})
-    result = train_unet([image] * 4, [labels] * 4, config, progress=False)
-    # the average's BatchNorm statistics are the live network's, not the zeros it started with
-    assert all(m.abs().sum() > 0 for m in _running_means(result.net))
+    config = TrainConfig(**{**BN.to_dict(), "ema": 0.8, "val_fraction": 0.0, "epochs": 5,
+                            "steps_per_epoch": 1})  # fmt: skip
+    checkpoint, live = tmp_path / "ema.pt", []
+
+    def after_step(event) -> None:  # one step an epoch: every checkpoint is one step's
+        if event.done:
+            live.append(_statistics(load_checkpoint(checkpoint)["net"]))
+
+    result = train_unet([image] * 4, [labels] * 4, config, checkpoint=checkpoint,
+                        progress=after_step)  # fmt: skip
+    assert len(live) == config.epochs
+    expected = live[0]  # the average starts at the first step's network
+    for step in live[1:]:
+        expected = {k: config.ema * v + (1 - config.ema) * step[k] for k, v in expected.items()}
+    exported = _statistics(result.net.state_dict())  # no validation images: the last average
+    assert set(exported) == set(expected) and expected
+    for key, value in exported.items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(value, live[-1][key], rtol=1e-3, atol=1e-5)
+    average = _statistics(load_checkpoint(checkpoint)["average"], "module.")
+    for key, value in average.items():  # and resuming continues this average
+        torch.testing.assert_close(value, exported[key], rtol=0, atol=0)
 
 
 def test_halo_is_measured_as_exported() -> None:

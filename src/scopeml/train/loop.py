@@ -54,7 +54,8 @@ class TrainConfig:
     ``ema`` > 0 keeps an exponential moving average of the weights (decay ``ema`` per step,
     torch's ``AveragedModel``): validation, the best weights and export then use the average,
     which is less at the mercy of the last steps' noise than the raw weights are (without
-    validation images, the last average is exported).
+    validation images, the last average is exported). BatchNorm's running statistics are
+    averaged with the weights.
     ``batch_norm`` adds BatchNorm after each convolution (fixed running statistics at
     inference, so tiling stays exact).
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
@@ -220,9 +221,7 @@ def train_unet(
     normalize = Normalize(mean, std, config.spatial_dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     weight = _class_weight(config, classes)
-    average = (
-        AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema)) if config.ema else None
-    )
+    average = _weight_average(net, config.ema) if config.ema else None
     state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0}
     if resume is not None:
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes, average)
@@ -252,6 +251,13 @@ def train_unet(
     net.load_state_dict(kept or scored.state_dict())
     net.eval()
     return TrainResult(net, normalize, classes, config, state["history"])
+
+
+def _weight_average(net: UNet, decay: float) -> AveragedModel:
+    """The moving average of ``net``'s weights and of its buffers (BatchNorm's running
+    statistics): the averaged weights are evaluated with statistics averaged alike, not with
+    the live network's, which belong to other weights."""
+    return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _class_names(
@@ -354,8 +360,6 @@ def _train_step(
     optimizer.step()
     if average is not None:
         average.update_parameters(net)
-        for kept, live in zip(average.module.buffers(), net.buffers(), strict=True):
-            kept.copy_(live)  # BatchNorm's running statistics: the live network's
     return loss.item()
 
 
