@@ -23,7 +23,7 @@ def unet_metadata(
         "input_shape": (*spatial, in_channels),
         "output_shape": (*spatial, n_classes),
         "classes": tuple(f"c{k}" for k in range(n_classes)),
-        "min_overlap": (16,) * len(spatial),
+        "min_overlap": (24,) * len(spatial),
         "model_name": "tiny",
         "model_id": uuid.UUID(MODEL_ID),
     }
@@ -37,5 +37,5 @@ def run_onnx(graph_bytes: bytes, channels_last: np.ndarray) -> np.ndarray:
 
 
 def write_czann(folder: Path, name: str = "tiny.czann", **fields) -> Path:
-    """A valid 2-D czann: tiny U-Net, 1 channel in, 2 classes out, MinOverlap 16."""
+    """A valid 2-D czann: tiny U-Net, 1 channel in, 2 classes out, MinOverlap 24."""
     return write_container(folder / name, tiny_unet_onnx(), unet_metadata(**fields))

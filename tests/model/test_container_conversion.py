@@ -55,13 +55,13 @@ def test_czann_to_legacy_and_back_keeps_predictions_bit_for_bit(normalised_czann
     meta = read_container(legacy).metadata
     assert (meta.classes, meta.border_size, meta.name) == (
         ("background", "nucleus", "boundary"),
-        16,
+        24,
         "tiny",
     )
     assert str(meta.model_id) == MODEL_ID
     cz_legacy, _ = extract_czseg_model(str(legacy), tmp_path / "cz_legacy")
     assert [c.name for c in cz_legacy.classes] == ["background", "nucleus", "boundary"]
-    assert int(cz_legacy.border_size) == 16
+    assert int(cz_legacy.border_size) == 24
 
     code = main(["model", "convert", str(legacy), "-o", str(back), "--spatial", "dynamic",
                  "--normalize", POLICY])  # fmt: skip
@@ -70,7 +70,7 @@ def test_czann_to_legacy_and_back_keeps_predictions_bit_for_bit(normalised_czann
     cz_back, _ = extract_czann_model(str(back), tmp_path / "cz_back")
     assert cz_back.classes == ["background", "nucleus", "boundary"]
     assert (
-        cz_back.min_overlap == [16, 16]
+        cz_back.min_overlap == [24, 24]
         and cz_back.model_type.value == "MultiClassSemanticSegmentation"
     )
 
@@ -194,7 +194,7 @@ def test_exported_readme_describes_output_and_border(tmp_path, normalised_czann)
     package = export_bioimageio(normalised_czann, tmp_path / "seg.zip")
     readme = zipfile.ZipFile(package).read("README.md").decode()
     assert "## Intended use and output" in readme and "background, nucleus, boundary" in readme
-    assert "## Border handling" in readme and "within 16 px of the image border" in readme
+    assert "## Border handling" in readme and "within 24 px of the image border" in readme
 
 
 def test_a_legacy_export_names_the_conversion(normalised_czann, tmp_path, capsys):

@@ -30,7 +30,7 @@ def test_json_round_trip_uses_the_czann_keys():
         "Type": "MultiClassSemanticSegmentation",
         "InputShape": [64, 64, 1],
         "OutputShape": [64, 64, 2],
-        "MinOverlap": [16, 16],
+        "MinOverlap": [24, 24],
         "Classes": ["c0", "c1"],
         "ModelName": "tiny",
         "Scaling": [2e-7, 3e-7],

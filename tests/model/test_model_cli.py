@@ -25,8 +25,8 @@ def test_every_command_has_help(command, capsys):
 def test_inspect_text_and_json(czann, capsys):
     assert main(["model", "inspect", str(czann)]) == 0
     text = capsys.readouterr().out
-    assert "czann" in text and "MinOverlap: [16, 16]" in text
-    assert "halo [16, 16], tile step [4, 4], tile shape dynamic" in text
+    assert "czann" in text and "MinOverlap: [24, 24]" in text
+    assert "halo [24, 24], tile step [4, 4], tile shape dynamic" in text
     assert main(["model", "inspect", str(czann), "--json"]) == 0
     described = json.loads(capsys.readouterr().out)
     assert described["metadata"]["Classes"] == ["c0", "c1"]
