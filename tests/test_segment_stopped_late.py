@@ -72,6 +72,13 @@ def test_a_cancel_in_the_table_names_only_the_table(image, tmp_path, caplog):
         sm.segment(image, "nuclei", out, **RUN)  # without the table asked for: nothing left
 
 
+def test_a_cancel_in_the_instances_without_a_table_says_they_are_missing(image, tmp_path, caplog):
+    with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
+        sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", progress=_cancel_at("grow"), **RUN)
+    (line,) = _stop_lines(caplog)
+    assert "but the instances are missing: run again" in line
+
+
 def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, capsys,
                                                      monkeypatch):  # fmt: skip
     out = tmp_path / "o.ome.zarr"

@@ -494,11 +494,13 @@ class _StepsAfter:
 
 
 def _missing_text(missing: Sequence[str]) -> str:
-    """``["instances", "table"]`` → ``"the instances and table are missing"``."""
+    """``["instances", "table"]`` → ``"the instances and table are missing"``; a step alone
+    is singular only when it is the table or a removal (the instances, the OME-TIFF copies)."""
     if not missing:
         return ""
     names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
-    return f"the {names} {'is' if len(missing) == 1 else 'are'} missing"
+    one = len(missing) == 1 and missing[0].startswith(("table", "removal"))
+    return f"the {names} {'is' if one else 'are'} missing"
 
 
 def _check_partial_first(output: Path, settings: SegmentOptions) -> None:
