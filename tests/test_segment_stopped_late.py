@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import scopeml as sm
-import scopeml.api
+import scopeml.segment_steps
 from scopeml.cli import main
 from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.progress import ProgressEvent
@@ -83,18 +83,18 @@ def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, ca
                                                      monkeypatch):  # fmt: skip
     out = tmp_path / "o.ome.zarr"
     args = ["segment", str(image), *CLI, "-o", str(out), "--measure", str(tmp_path / "t.csv")]
-    real = scopeml.api._write_instances
+    real = scopeml.segment_steps.write_instances
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(scopeml.api, "_write_instances", interrupted)
+    monkeypatch.setattr(scopeml.segment_steps, "write_instances", interrupted)
     with caplog.at_level(logging.WARNING):
         assert main([*args, "-q"]) == 130
     (line,) = _stop_lines(caplog)
     assert "--resume (resume=True)" in line and "the instances and table are missing" in line
     assert "Task was destroyed" not in capsys.readouterr().err
-    monkeypatch.setattr(scopeml.api, "_write_instances", real)
+    monkeypatch.setattr(scopeml.segment_steps, "write_instances", real)
     assert main([*args, "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {out}: output exists but is unfinished"), err

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
@@ -30,6 +29,17 @@ from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.objects.label import label_value
 from scopeml.progress import Progress
+from scopeml.segment_steps import (
+    StepsAfter,
+    check_measure_table,
+    export_ome_tiffs,
+    make_instances,
+    missing_text,
+    ome_tiff_outputs,
+    refuse_unfinished,
+    resumes_published,
+)
+from scopeml.segmentation import INSTANCES, Segmentation
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.size import AUTO_RECORD, AutoScale
 from scopeml.tiling.store import AXES_RECORD
@@ -58,8 +68,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 PathLike: TypeAlias = "str | os.PathLike[str]"
-#: The output of :func:`segment` made from its labels after the engine run, not by the engine.
-INSTANCES = "instances"
 #: What a label step accepts: a lazy image, an array, a file, or a segmentation's result.
 LabelSource: TypeAlias = "Image | np.ndarray | str | os.PathLike[str] | Segmentation"
 
@@ -89,144 +97,6 @@ def open_model(
 
     model: Model = open_registered(source, workers=workers if workers is not None else threads)
     return model
-
-
-class Segmentation(type(Path())):  # type: ignore[misc]
-    """The finished OME-Zarr store of :func:`segment`, with its outputs as lazy ``Image``
-    views (every axis kept: ``S T C Z Y X``).
-
-    It *is* the store's path (a :class:`pathlib.Path`: ``seg / "labels"``, ``seg.exists()``,
-    ``seg == path`` work), so code written for the path keeps working.
-
-    Attributes
-    ----------
-    classes
-        The model's class names; class ``classes[k]`` has label value ``k + 1``.
-    already_complete
-        ``True`` when :func:`segment` with ``resume=True`` found the store complete and made
-        by this same run, so it did nothing (a script that always resumes can be rerun).
-
-    Examples
-    --------
-    >>> seg = Segmentation("out.ome.zarr", classes=("background", "nucleus"))
-    >>> seg.label_values, seg.path.name, seg == Path("out.ome.zarr")
-    ({'background': 1, 'nucleus': 2}, 'out.ome.zarr', True)
-    """
-
-    already_complete = False
-
-    def __new__(cls, path: PathLike, *, classes: Sequence[str] | None = None) -> Segmentation:
-        if sys.version_info >= (3, 12):
-            return super().__new__(cls)
-        return super().__new__(cls, path)
-
-    def __init__(self, path: PathLike, *, classes: Sequence[str] | None = None) -> None:
-        if sys.version_info >= (3, 12):
-            super().__init__(path)
-        self._classes = None if classes is None else tuple(classes)
-
-    @property
-    def path(self) -> Path:
-        """The store, as a plain :class:`~pathlib.Path`."""
-        return Path(str(self))
-
-    def with_segments(self, *segments: Any) -> Path:  # Python 3.12+: derived paths are plain
-        return Path(*segments)
-
-    def __truediv__(self, name: Any) -> Path:
-        return self.path / name
-
-    def joinpath(self, *names: Any) -> Path:
-        return self.path.joinpath(*names)
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        if getattr(self, "_classes", None) is None:  # read from the run's record in the store
-            import zarr
-
-            identity = zarr.open_group(str(self.path), mode="r").attrs.get("scopeml", {})
-            self._classes = tuple(identity.get("model", {}).get("classes", ()))
-        return self._classes
-
-    @property
-    def scale(self) -> float:
-        """The factor the run magnified the image by for the model (1: none), as its record
-        in the store says; for ``scale="auto"`` the factor chosen (see :attr:`auto_scale`)."""
-        from scopeml.tiling.store import recorded_run
-
-        options = (recorded_run(self.path) or {}).get("options") or {}
-        return float(options.get("scale") or 1.0)
-
-    @property
-    def auto_scale(self) -> Any:
-        """What ``scale="auto"`` chose and from what (an ``AutoScale``: ``scale``, the objects'
-        ``diameter`` and the ``model_diameter`` in pixels); ``None`` when auto did not run."""
-        from scopeml.tiling.size import recorded_auto_scale
-
-        return recorded_auto_scale(self.path)
-
-    @property
-    def label_values(self) -> dict[str, int]:
-        """Each class name with the value it has in :attr:`labels`."""
-        return {name: value for value, name in enumerate(self.classes, 1)}
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        """The outputs written (``labels``, ``probabilities``, ``confidence``, ``mask``,
-        ``instances``)."""
-        from scopeml.tiling.options import OUTPUT_NAMES
-
-        names = (*OUTPUT_NAMES, INSTANCES)
-        return tuple(name for name in names if (self.path / name).is_dir())
-
-    def output(self, name: str) -> Image:
-        """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
-        from scopeml.errors import InvalidRequestError
-
-        if name not in self.outputs:
-            raise InvalidRequestError(
-                f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "
-                "(choose with outputs=...)",
-                path=self.path,
-            )
-        return open_image(self.path / name)
-
-    @property
-    def labels(self) -> Image:
-        """Class labels: class ``k`` as ``k + 1``, 0 = unclassified."""
-        return self.output("labels")
-
-    @property
-    def probabilities(self) -> Image:
-        """One channel per class, named after it."""
-        return self.output("probabilities")
-
-    @property
-    def confidence(self) -> Image:
-        """The largest class probability per pixel."""
-        return self.output("confidence")
-
-    @property
-    def mask(self) -> Image:
-        """0/1 mask of the extracted class."""
-        return self.output("mask")
-
-    @property
-    def instances(self) -> Image:
-        """Instance labels (one id per object, 0 = none), written with
-        ``outputs=(..., "instances")``; :func:`measure_objects` of a Segmentation measures
-        these."""
-        return self.output(INSTANCES)
-
-    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the classes
-        return _segmentation, (str(self), getattr(self, "_classes", None))
-
-    def __repr__(self) -> str:
-        return f"Segmentation({str(self)!r}, classes={getattr(self, '_classes', None)})"
-
-
-def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
-    return Segmentation(path, classes=classes)
 
 
 def segment(
@@ -367,7 +237,7 @@ def segment(
         image = image_of_array(image)  # a dask array stays lazy: read tile by tile
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
     opened_image, image_ref = _input_image(image, settings, axes)
-    tiffs = _ome_tiff_outputs(settings, wanted, want_instances)
+    tiffs = ome_tiff_outputs(settings, wanted, want_instances)
     try:
         opened_model, model_ref = _pixel_model(model, settings)
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
@@ -385,11 +255,11 @@ def segment(
             record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
         if image_ref is not None and image_ref.args[2] is not None:  # a resume must read so
             record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
-        steps = _StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
-        _refuse_unfinished(steps)
+        steps = StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
+        refuse_unfinished(steps)
         run: dict[str, Any] = {"model_ref": model_ref, "record": record}  # the store records
         run["names"] = RunNames(public_name, public_model)
-        finished = _resumes_published(steps)  # the engine's tiles are all in place
+        finished = resumes_published(steps)  # the engine's tiles are all in place
         if finished:  # this run's store, else refused naming what differs
             check_finished_run(opened_image, opened_model, output, settings, **run)
         else:
@@ -425,7 +295,7 @@ def _checked_settings(
     want_instances = INSTANCES in wanted or measure is not None
     settings = _settings(options, given, want_instances)
     if measure is not None:  # a file of the user's is refused before the engine runs too
-        _check_measure_table(Path(measure), output, settings)
+        check_measure_table(Path(measure), output, settings)
     _check_partial_first(output, settings)
     return settings, wanted, want_instances
 
@@ -436,7 +306,7 @@ def _after_engine(
     instances: InstanceOptions | None,
     finished: bool,
     progress: Progress,
-    steps: _StepsAfter,
+    steps: StepsAfter,
     log_stop: bool,
 ) -> None:
     """The steps of :func:`segment` after the engine published the store; a stop among them
@@ -446,11 +316,11 @@ def _after_engine(
     settings, extra, measure, tiffs = steps.settings, steps.extra, steps.measure, steps.tiffs
     want_instances = steps.want_instances
     try:
-        made = want_instances and _make_instances(
+        made = want_instances and make_instances(
             result, instances, settings, extra, finished, progress
         )
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
-            _export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
+            export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
             _measure_table(
                 result, image, settings.scene, measure, progress, bool(settings.overwrite)
@@ -461,46 +331,9 @@ def _after_engine(
                 "stopped; the model's tiles are all written to %s, but %s: run again with "
                 "--resume (resume=True) to finish without running the model again",
                 result.path,
-                _missing_text(steps.missing()) or "a step after them may not be done",
+                missing_text(steps.missing()) or "a step after them may not be done",
             )
         raise
-
-
-@dataclasses.dataclass(frozen=True)
-class _StepsAfter:
-    """What a :func:`segment` call does after the engine publishes ``output``: the instances
-    (made from the engine's outputs, the ``extra`` ones removed after), the ``measure`` table
-    and the OME-TIFF copies of ``tiffs``."""
-
-    output: Path
-    settings: SegmentOptions
-    want_instances: bool
-    extra: tuple[str, ...]
-    measure: PathLike | None
-    tiffs: Sequence[str] | None
-
-    def missing(self) -> list[str]:
-        """Those of the steps that the published ``output`` lacks."""
-        missing = []
-        if self.want_instances and not _has_instances(self.output):
-            missing.append(INSTANCES)
-        elif self.want_instances and any((self.output / n).exists() for n in self.extra):
-            missing.append(f"removal of the {', '.join(self.extra)}")
-        if self.measure is not None and not Path(self.measure).exists():
-            missing.append("table")
-        if self.settings.ome_tiff and _missing_ome_tiffs(self.output, self.tiffs):
-            missing.append("OME-TIFF copies")
-        return missing
-
-
-def _missing_text(missing: Sequence[str]) -> str:
-    """``["instances", "table"]`` → ``"the instances and table are missing"``; a step alone
-    is singular only when it is the table or a removal (the instances, the OME-TIFF copies)."""
-    if not missing:
-        return ""
-    names = missing[0] if len(missing) == 1 else f"{', '.join(missing[:-1])} and {missing[-1]}"
-    one = len(missing) == 1 and missing[0].startswith(("table", "removal"))
-    return f"the {names} {'is' if one else 'are'} missing"
 
 
 def _check_partial_first(output: Path, settings: SegmentOptions) -> None:
@@ -511,100 +344,6 @@ def _check_partial_first(output: Path, settings: SegmentOptions) -> None:
 
     if not output.exists():  # else the engine's output checks come first
         check_partial(output, resume=bool(settings.resume), overwrite=bool(settings.overwrite))
-
-
-def _refuse_unfinished(steps: _StepsAfter) -> None:
-    """Without ``resume`` or ``overwrite``, a store that a stopped call published (the
-    engine's outputs in place, a later step not done) is refused with a pointer to
-    ``resume``, rather than only to ``overwrite``, which throws the model's work away."""
-    from scopeml.errors import InvalidRequestError
-    from scopeml.tiling.store import is_own_store
-
-    settings, output = steps.settings, steps.output
-    if settings.resume or settings.overwrite or not is_own_store(output):
-        return  # a folder scopeml did not make: the engine's output check says so
-    engine = [name for name in settings.outputs if name not in steps.extra]
-    if not engine or not all((output / name).is_dir() for name in engine):
-        return  # not a store this call's engine run would have published
-    missing = steps.missing()
-    if missing:
-        raise InvalidRequestError(
-            f"output exists but is unfinished ({_missing_text(missing)}); pass --resume "
-            "(resume=True) to finish it without running the model again, or --overwrite "
-            "(overwrite=True) to replace it",
-            path=output,
-        )
-
-
-def _ome_tiff_outputs(
-    settings: SegmentOptions, wanted: Sequence[str], want_instances: bool
-) -> tuple[str, ...] | None:
-    """The outputs that get OME-TIFF copies: those asked for (``wanted``; the mask comes with
-    ``extract_class``), not those made only for the instances; ``None`` without instances: the
-    engine's outputs as it names them (a Regression model's default labels are an image)."""
-    if not want_instances:
-        return None
-    return tuple(n for n in (*settings.outputs, INSTANCES) if n in (*wanted, "mask"))
-
-
-def _missing_ome_tiffs(
-    store: Path, names: Sequence[str] | None, remade: Sequence[str] = ()
-) -> list[str]:
-    """Those of ``names`` (``None``: every output in the store) without an OME-TIFF copy, or
-    ``remade`` (made again by this call, so a copy of them is stale)."""
-    from scopeml.tiling.engine import ome_tiff_path
-
-    names = Segmentation(store).outputs if names is None else names
-    return [n for n in names if n in remade or not ome_tiff_path(store, n).exists()]
-
-
-def _export_ome_tiffs(store: Path, names: Sequence[str] | None, *, remade: Sequence[str]) -> None:
-    """The OME-TIFF copies that :func:`_missing_ome_tiffs` finds: the engine exports its own
-    outputs as it publishes the store, and an existing copy was refused before the run or
-    written by the stopped call being resumed (a copy appears only when complete)."""
-    from scopeml.tiling.engine import export_ome_tiff
-
-    export_ome_tiff(store, _missing_ome_tiffs(store, names, remade), overwrite=True)
-
-
-def _make_instances(
-    result: Segmentation,
-    instances: InstanceOptions,
-    settings: SegmentOptions,
-    extra: tuple[str, ...],
-    finished: bool,
-    progress: Progress,
-) -> bool:
-    """Write the instances, unless a resumed call (``finished``) finds them complete, then
-    remove the ``extra`` outputs made only for them; whether they were written."""
-    import shutil
-
-    made = not (finished and _has_instances(result.path))
-    if made and finished and not all((result.path / name).is_dir() for name in extra):
-        from scopeml.errors import IncompleteOutputError
-
-        raise IncompleteOutputError(
-            f"the instances are missing and the {', '.join(extra)} they are made from were "
-            "removed; pass --overwrite (overwrite=True) to run again",
-            path=result.path,
-        )
-    if made:
-        _write_instances(result, instances, settings, progress)
-    for name in extra:  # not asked for: removed once the instances are made
-        if (result.path / name).exists():
-            shutil.rmtree(result.path / name)
-    return made
-
-
-def _check_measure_table(measure: Path, output: Path, settings: SegmentOptions) -> None:
-    """Refuse an existing ``measure`` table unless ``overwrite``, or unless a resumed call finds
-    the store's instances complete: the table is written after them (moved into place when
-    complete), and a run that started without ``overwrite`` was refused an existing table, so
-    one there now is that run's finished table (not written again)."""
-    from scopeml.objects.table import check_table_output
-
-    resumed = settings.resume and not settings.overwrite and _has_instances(output)
-    check_table_output(measure, overwrite=bool(settings.overwrite) or resumed)
 
 
 def _measure_table(
@@ -631,31 +370,6 @@ def _measure_table(
     finally:
         if not isinstance(image, Image):
             intensities.close()
-
-
-def _resumes_published(steps: _StepsAfter) -> bool:
-    """Whether a resumed call finds ``output`` published (by a scopeml run): then the model
-    does not run again; the store must record this run
-    (:func:`~scopeml.tiling.engine.check_finished_run`) and only the steps after the engine
-    that it lacks are done (instances, removing the outputs made only for them, the OME-TIFF
-    copies of ``tiffs``, the table) — none, when it is complete."""
-    from scopeml.tiling.store import is_own_store
-
-    settings = steps.settings
-    if not settings.resume or settings.overwrite or not steps.output.is_dir():
-        return False
-    return is_own_store(steps.output)  # else the engine's output check says what it is
-
-
-def _has_instances(store: Path) -> bool:
-    """Whether the store holds complete instances: their array records the object count,
-    which is written last (a half-written array lacks it)."""
-    import zarr
-
-    try:
-        return "n_objects" in zarr.open_array(str(store / INSTANCES / "0"), mode="r").attrs
-    except (OSError, ValueError, LookupError, TypeError):
-        return False
 
 
 def _settings(
@@ -922,41 +636,6 @@ def _predict_instances(
             found.close()
     keep = [i for i, axis in enumerate("TCZYX") if axis in "YX" or array.shape[i] > 1]
     return array.reshape([array.shape[i] for i in keep])
-
-
-def _write_instances(
-    result: Segmentation, options: InstanceOptions, settings: SegmentOptions, progress: Progress
-) -> None:
-    """The ``instances`` output of a finished segmentation, from its labels, in its store
-    (replacing a half-written one, and the scratch a killed attempt left beside it)."""
-    import shutil
-
-    from scopeml.objects.instances import instance_image, seed_classes
-
-    for scratch in result.path.glob(f".{INSTANCES}.*.partial.zarr*"):  # write_label_image's
-        shutil.rmtree(scratch, ignore_errors=True)
-
-    class_id, grow_id = options.resolve(result.classes)
-    labels = result.labels
-    if grow_id is not None and options.seed_threshold is not None:
-        labels = seed_classes(result.probabilities, class_id, grow_id, options.seed_threshold)
-        class_id, grow_id = 2, 3
-    spatial = 3 if labels.sizes["Z"] > 1 else 2
-    tile = settings.tile_size  # the engine's, or up to 1024 per axis
-    if tile is not None and not isinstance(tile, int) and len(tile) != spatial:
-        tile = None
-    instance_image(
-        labels,
-        result.path / INSTANCES,
-        class_id=class_id,
-        grow_id=grow_id,
-        grow=options.grow,
-        min_size=options.min_size,
-        connectivity=options.connectivity,
-        tile_size=tile,
-        overwrite=True,
-        progress=progress,
-    )
 
 
 def _open_scene(

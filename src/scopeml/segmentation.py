@@ -1,0 +1,171 @@
+"""What :func:`scopeml.api.segment` returns: its finished OME-Zarr store, with its outputs as
+lazy images, and whether a store's instances are complete."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from scopeml.io import open_image
+from scopeml.io.image import Image
+
+#: The output of :func:`~scopeml.api.segment` made from its labels after the engine run, not by
+#: the engine.
+INSTANCES = "instances"
+
+
+class Segmentation(type(Path())):  # type: ignore[misc]
+    """The finished OME-Zarr store of :func:`~scopeml.api.segment`, with its outputs as lazy
+    ``Image`` views (every axis kept: ``S T C Z Y X``).
+
+    It *is* the store's path (a :class:`pathlib.Path`: ``seg / "labels"``, ``seg.exists()``,
+    ``seg == path`` work), so code written for the path keeps working.
+
+    Attributes
+    ----------
+    classes
+        The model's class names; class ``classes[k]`` has label value ``k + 1``.
+    already_complete
+        ``True`` when :func:`~scopeml.api.segment` with ``resume=True`` found the store
+        complete and made by this same run, so it did nothing (a script that always resumes
+        can be rerun).
+
+    Examples
+    --------
+    >>> seg = Segmentation("out.ome.zarr", classes=("background", "nucleus"))
+    >>> seg.label_values, seg.path.name, seg == Path("out.ome.zarr")
+    ({'background': 1, 'nucleus': 2}, 'out.ome.zarr', True)
+    """
+
+    already_complete = False
+
+    def __new__(
+        cls, path: str | os.PathLike[str], *, classes: Sequence[str] | None = None
+    ) -> Segmentation:
+        if sys.version_info >= (3, 12):
+            return super().__new__(cls)
+        return super().__new__(cls, path)
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, classes: Sequence[str] | None = None
+    ) -> None:
+        if sys.version_info >= (3, 12):
+            super().__init__(path)
+        self._classes = None if classes is None else tuple(classes)
+
+    @property
+    def path(self) -> Path:
+        """The store, as a plain :class:`~pathlib.Path`."""
+        return Path(str(self))
+
+    def with_segments(self, *segments: Any) -> Path:  # Python 3.12+: derived paths are plain
+        return Path(*segments)
+
+    def __truediv__(self, name: Any) -> Path:
+        return self.path / name
+
+    def joinpath(self, *names: Any) -> Path:
+        return self.path.joinpath(*names)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        if getattr(self, "_classes", None) is None:  # read from the run's record in the store
+            import zarr
+
+            identity = zarr.open_group(str(self.path), mode="r").attrs.get("scopeml", {})
+            self._classes = tuple(identity.get("model", {}).get("classes", ()))
+        return self._classes
+
+    @property
+    def scale(self) -> float:
+        """The factor the run magnified the image by for the model (1: none), as its record
+        in the store says; for ``scale="auto"`` the factor chosen (see :attr:`auto_scale`)."""
+        from scopeml.tiling.store import recorded_run
+
+        options = (recorded_run(self.path) or {}).get("options") or {}
+        return float(options.get("scale") or 1.0)
+
+    @property
+    def auto_scale(self) -> Any:
+        """What ``scale="auto"`` chose and from what (an ``AutoScale``: ``scale``, the objects'
+        ``diameter`` and the ``model_diameter`` in pixels); ``None`` when auto did not run."""
+        from scopeml.tiling.size import recorded_auto_scale
+
+        return recorded_auto_scale(self.path)
+
+    @property
+    def label_values(self) -> dict[str, int]:
+        """Each class name with the value it has in :attr:`labels`."""
+        return {name: value for value, name in enumerate(self.classes, 1)}
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The outputs written (``labels``, ``probabilities``, ``confidence``, ``mask``,
+        ``instances``)."""
+        from scopeml.tiling.options import OUTPUT_NAMES
+
+        names = (*OUTPUT_NAMES, INSTANCES)
+        return tuple(name for name in names if (self.path / name).is_dir())
+
+    def output(self, name: str) -> Image:
+        """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
+        from scopeml.errors import InvalidRequestError
+
+        if name not in self.outputs:
+            raise InvalidRequestError(
+                f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "
+                "(choose with outputs=...)",
+                path=self.path,
+            )
+        return open_image(self.path / name)
+
+    @property
+    def labels(self) -> Image:
+        """Class labels: class ``k`` as ``k + 1``, 0 = unclassified."""
+        return self.output("labels")
+
+    @property
+    def probabilities(self) -> Image:
+        """One channel per class, named after it."""
+        return self.output("probabilities")
+
+    @property
+    def confidence(self) -> Image:
+        """The largest class probability per pixel."""
+        return self.output("confidence")
+
+    @property
+    def mask(self) -> Image:
+        """0/1 mask of the extracted class."""
+        return self.output("mask")
+
+    @property
+    def instances(self) -> Image:
+        """Instance labels (one id per object, 0 = none), written with
+        ``outputs=(..., "instances")``; :func:`~scopeml.api.measure_objects` of a
+        Segmentation measures these."""
+        return self.output(INSTANCES)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the classes
+        return _segmentation, (str(self), getattr(self, "_classes", None))
+
+    def __repr__(self) -> str:
+        return f"Segmentation({str(self)!r}, classes={getattr(self, '_classes', None)})"
+
+
+def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
+    return Segmentation(path, classes=classes)
+
+
+def has_instances(store: Path) -> bool:
+    """Whether the store holds complete instances: their array records the object count,
+    which is written last (a half-written array lacks it)."""
+    import zarr
+
+    try:
+        return "n_objects" in zarr.open_array(str(store / INSTANCES / "0"), mode="r").attrs
+    except (OSError, ValueError, LookupError, TypeError):
+        return False
