@@ -1,5 +1,6 @@
-"""Fixtures shared across test folders: a live server, a recorded browser page, and a small
-crowded-nuclei image that the segment-instances tests share."""
+"""Fixtures shared across test folders: a live server, a recorded browser page, a small
+crowded-nuclei image that the segment-instances tests share, and a count of the engine's
+statistics passes that the resume tests share."""
 
 from pathlib import Path
 
@@ -20,3 +21,19 @@ def crowded_nuclei(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("crowded-nuclei") / "nuclei.ome.zarr"
     write_ome_zarr(path, Image(pixels[None, None, None], pixel_sizes={"Y": 0.5, "X": 0.5}))
     return path
+
+
+@pytest.fixture
+def statistics_passes(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Every statistics pass of the engine over an image from here on, by image."""
+    import scopeml.tiling.engine as engine
+
+    calls: list[object] = []
+    real = engine.compute_normalization
+
+    def spy(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "compute_normalization", spy)
+    return calls

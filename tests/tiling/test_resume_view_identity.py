@@ -11,7 +11,6 @@ import tifffile
 
 import scopeml as sm
 import scopeml.io.registry as registry
-import scopeml.tiling.engine as engine
 from scopeml.errors import IncompleteOutputError
 from scopeml.synthetic import realistic_nuclei
 
@@ -20,20 +19,6 @@ RUN = {"outputs": ("labels",), "tile_size": 128, "workers": 1, "scale": 1}
 
 def _nuclei() -> np.ndarray:
     return np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000
-
-
-@pytest.fixture
-def passes(monkeypatch) -> list[object]:
-    """Every statistics pass over an image, counted."""
-    calls: list[object] = []
-    real = engine.compute_normalization
-
-    def spy(*args, **kwargs):
-        calls.append(args[0])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine, "compute_normalization", spy)
-    return calls
 
 
 @pytest.fixture
@@ -50,7 +35,9 @@ def opened(monkeypatch) -> list[object]:
     return calls
 
 
-def test_another_channel_view_is_refused_and_the_same_one_not_read(tmp_path, passes, opened):
+def test_another_channel_view_is_refused_and_the_same_one_not_read(
+    tmp_path, statistics_passes, opened
+):
     # channel 1: the same nuclei, 5× brighter and flipped
     path = tmp_path / "two.ome.tif"
     pixels = np.stack([_nuclei(), 5 * _nuclei()[::-1]]).astype(np.uint16)
@@ -58,17 +45,29 @@ def test_another_channel_view_is_refused_and_the_same_one_not_read(tmp_path, pas
     out = tmp_path / "o.ome.zarr"
     with sm.open_image(path) as image:
         first = sm.segment(image.select_channels([0]), "nuclei", out, **RUN)
-        passes.clear()
+        statistics_passes.clear()
         opened.clear()
         again = sm.segment(image.select_channels([0]), "nuclei", out, resume=True, **RUN)
         assert again.already_complete and again == first
-        assert passes == [] and opened == []  # the record decides: no pass, no reopening
+        assert statistics_passes == [] and opened == []  # the record decides: no pass, no reopening
         with pytest.raises(IncompleteOutputError, match=r"image_view\.channels: \[0\]"):
             sm.segment(image.select_channels([1]), "nuclei", out, resume=True, **RUN)
-        assert passes == []  # the view differs: no pass needed to say so
+        assert statistics_passes == []  # the view differs: no pass needed to say so
 
 
-def test_another_scene_is_refused_and_the_same_one_not_read(tmp_path, passes, opened):
+def test_channels_chosen_by_name_are_not_read_again(tmp_path, statistics_passes):
+    """``channels=`` is in the record: the file's fingerprint still decides."""
+    path = tmp_path / "two.ome.tif"
+    pixels = np.stack([_nuclei(), 5 * _nuclei()[::-1]]).astype(np.uint16)
+    tifffile.imwrite(path, pixels, ome=True, metadata={"axes": "CYX"})
+    out = tmp_path / "o.ome.zarr"
+    first = sm.segment(path, "nuclei", out, channels=["C1"], **RUN)
+    statistics_passes.clear()
+    again = sm.segment(path, "nuclei", out, channels=["C1"], resume=True, **RUN)
+    assert again.already_complete and again == first and statistics_passes == []
+
+
+def test_another_scene_is_refused_and_the_same_one_not_read(tmp_path, statistics_passes, opened):
     path = tmp_path / "scenes.ome.tif"
     with tifffile.TiffWriter(path, ome=True) as tiff:
         for scene in (_nuclei(), 5 * _nuclei()[::-1]):
@@ -76,22 +75,22 @@ def test_another_scene_is_refused_and_the_same_one_not_read(tmp_path, passes, op
     out = tmp_path / "o.ome.zarr"
     with sm.open_image(path, scene=1) as second, sm.open_image(path) as both:
         first = sm.segment(second, "nuclei", out, **RUN)
-        passes.clear()
+        statistics_passes.clear()
         opened.clear()
         again = sm.segment(second, "nuclei", out, resume=True, **RUN)
         assert again.already_complete and again == first
-        assert passes == [] and opened == []
+        assert statistics_passes == [] and opened == []
         again = sm.segment(both.select_scene(1), "nuclei", out, resume=True, **RUN)
-        assert again.already_complete and again == first and passes == []
+        assert again.already_complete and again == first and statistics_passes == []
         with pytest.raises(IncompleteOutputError, match=r"image_view\.scene: 1"):
             sm.segment(both.select_scene(0), "nuclei", out, resume=True, **RUN)
     refused = pytest.raises(IncompleteOutputError, match=r"image_view\.scene: 1")
     with sm.open_image(path, scene=0) as zeroth, refused:
         sm.segment(zeroth, "nuclei", out, resume=True, **RUN)
-    assert passes == []
+    assert statistics_passes == []
 
 
-def test_an_array_naming_the_file_is_not_the_files_run(tmp_path, passes):
+def test_an_array_naming_the_file_is_not_the_files_run(tmp_path, statistics_passes):
     path = tmp_path / "nuclei.tif"
     tifffile.imwrite(path, _nuclei().astype(np.uint16), photometric="minisblack")
     out = tmp_path / "o.ome.zarr"
