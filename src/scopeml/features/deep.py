@@ -22,8 +22,9 @@ Exact tiling: block origins are multiples of :attr:`DeepFeatures.step` (the larg
 the largest scale) and blocks carry :attr:`DeepFeatures.halo` pixels (half the receptive field
 plus one output pixel, at the largest scale); an image side that is not a multiple of the step
 is padded at its far end by edge replication, the same in a block as in the whole image. ONNX
-Runtime's convolutions may sum in a different order for different block sizes, so tiled and
-whole-image features agree to float32 rounding (:data:`TILING_RTOL`), asserted in the tests.
+Runtime's convolutions may sum in a different order for different block sizes (the projection
+sums in float64 for this reason), so tiled and whole-image features agree to float32 rounding
+(:data:`TILING_RTOL`), asserted in the tests.
 """
 
 from __future__ import annotations
@@ -262,8 +263,8 @@ class DeepFeatures:
         row = 0
         for maps, factor in deep:
             if projection is not None:
-                w = projection[row : row + len(maps)]
-                maps = np.tensordot(w.T, maps, axes=1).astype(np.float32)
+                w = projection[row : row + len(maps)]  # float64: see _projection
+                maps = np.tensordot(w.T, maps.astype(np.float64), axes=1).astype(np.float32)
                 out += _upsample(maps, factor, padded)
                 row += len(w)
             else:  # a few maps at a time: the upsampling's temporaries stay small
@@ -292,7 +293,10 @@ class DeepFeatures:
         return [np.ascontiguousarray(g, np.float32) for g in groups]
 
     def _projection(self, n_channels: int) -> np.ndarray | None:
-        """The fixed ``(deep maps, dims)`` Gaussian matrix, scaled to keep distances."""
+        """The fixed ``(deep maps, dims)`` Gaussian matrix, scaled to keep distances. Applied in
+        float64: BLAS sums in another order for another block size, and in float32 that moved a
+        fifth of the features by one unit in the last place, enough to flip a forest's vote;
+        in float64 the float32 result moves only for a sum within ~1e-15 of a rounding edge."""
         if self.projection is None:
             return None
         n_in = sum(t.channels for t in self.net.taps) * len(self.scales)
