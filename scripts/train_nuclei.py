@@ -8,15 +8,10 @@ brightness, in some scenes bright chromocentres, dim cell bodies around the nucl
 background), out-of-focus light and a saturated camera, uneven illumination, defocus and
 Poisson + Gaussian noise. ``--speckled F`` (default 0.25) draws a fraction ``F`` of the
 scenes, evenly spread, with about half of their nuclei mottled by dense bright speckles
-(``realistic_nuclei(speckled=True)``); the shipped model is trained so (seed 0, 120 epochs:
-validation 0.901, real development F1 0.880 on all 20 CHO frames against 0.845 without,
-76 pieces of the real ``2D_timelapse`` movie against 79; ``--speckled 0.25 --batch-norm`` at
-80 epochs scored 0.792 there, 90 pieces). ``--cultured F`` draws a fraction ``F`` as cultured
+(``realistic_nuclei(speckled=True)``). ``--cultured F`` draws a fraction ``F`` as cultured
 cells beside their cytoplasm (``realistic_nuclei(cultured=True)``: a cell body with bright
-vesicles around every nucleus, bean-shaped and lobed nuclei); not used for the shipped model
-(with ``--cultured 0.25``, seed 0, no speckles: development F1 0.797 plain and 0.816 with
-``--batch-norm``). Hold-out seeds (``scopeml.synthetic.HOLD_OUT_SEED`` onwards) are never
-drawn here.
+vesicles around every nucleus, bean-shaped and lobed nuclei; not used for the shipped model).
+Hold-out seeds (``scopeml.synthetic.HOLD_OUT_SEED`` onwards) are never drawn here.
 
 Normalisation: every image is normalised as the engine will, by its own 1st–99.8th percentiles
 over the whole image (``NORMALIZE``), and that policy is recorded in the container's
@@ -37,15 +32,12 @@ so tiled inference with ``MinOverlap`` = 56 px is exact.
 Reproducible: fixed seeds, deterministic algorithms, one CPU thread by default (on a shared
 2-core machine two threads spin-wait for each other). A checkpoint is written after every
 epoch: stop at any time and run again with ``--resume``; ``--epochs N`` below the epochs done
-exports the best weights so far at once. The shipped model is 80 epochs, then 40 more with the
-cosine schedule restarted over 120 (a warm restart: development F1 0.855 at 80 epochs, 0.880
-at 120; without speckles, validation 0.892 at 80 and 0.901 at 120). The shipped file is
-training seed 0, the only seed trained with speckles; ``--seed N`` trains another (without
-speckles, seeds 1, 2, 3 scored 0.851, 0.811, 0.900 at 120 epochs: the recipe is seed
-sensitive; ``--ema 0.998``, a moving average of the weights, scored 0.900 for seed 0 and 0.820
-for seed 2, so it is not the default; ``--batch-norm`` scored 0.912 and 0.922 for seeds 0
-and 2 but lower on the real development set; give it again with ``--resume``). Run from the
-repository root (44 + 24 min here, two trainings sharing a 2-core machine)::
+exports the best weights so far at once. The shipped model is seed 0, ``--speckled 0.25``,
+80 epochs, then 40 more with the cosine schedule restarted over 120 (a warm restart).
+``--seed N``, ``--ema D`` and ``--batch-norm`` train the variants that were tried; every
+candidate, the rule it was judged by and its figures are in ``docs/nuclei-model.md`` (the
+recipe is seed sensitive: four seeds without speckles spanned 0.811–0.901 on validation).
+Run from the repository root (44 + 24 min here, two trainings sharing a 2-core machine)::
 
     nice -n 10 python scripts/train_nuclei.py
     nice -n 10 python scripts/train_nuclei.py --resume --epochs 120
