@@ -44,6 +44,23 @@ def test_grow_seeds_does_not_depend_on_the_window():
     assert ((whole > 0) <= (mask | (seeds > 0))).all()
 
 
+@pytest.mark.parametrize(("shape", "distance"), [((23, 31), 3.5), ((7, 9, 11), 2.3)])
+def test_grow_seeds_gives_the_nearest_seed_and_the_smaller_id_on_a_tie(shape, distance):
+    rng = np.random.default_rng(1)
+    seeds = np.where(rng.random(shape) < 0.05, rng.integers(1, 6, shape), 0).astype(np.uint16)
+    mask = rng.random(shape) < 0.8
+    points = np.argwhere(seeds > 0)
+    want = seeds.copy()
+    for pixel in np.argwhere(mask & (seeds == 0)):  # by definition, one pixel at a time
+        squared = ((points - pixel) ** 2).sum(1)
+        near = squared == squared.min()
+        if squared.min() <= distance**2:
+            want[tuple(pixel)] = seeds[tuple(points[near].T)].min()
+    got = grow_seeds(seeds, mask, distance)
+    assert got.dtype == seeds.dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_touching_nuclei_are_split_and_recovered(nuclei):
     truth, classes = nuclei
     found = instance_labels(classes, class_id=2, grow_id=3, grow=2, min_size=1)
@@ -78,6 +95,25 @@ def test_tiled_equals_whole_image(nuclei, tmp_path, tile):
     np.testing.assert_array_equal(got[0], first)
     np.testing.assert_array_equal(got[1], np.where(second > 0, second + first.max(), 0))
     assert out.pixel_sizes["X"] == 0.5 and out.sizes["T"] == 2
+
+
+def test_the_classes_are_read_once_tile_by_tile(nuclei, tmp_path):
+    _, classes = nuclei
+    reads = []
+
+    class Counted:  # a costly source (a model's probabilities): each read is recorded
+        shape, dtype = (1, 1, 1, 1, *classes.shape), classes.dtype
+
+        def __getitem__(self, key):
+            reads.append(key)
+            return classes.reshape(self.shape)[key]
+
+    out = instance_image(Image(Counted()), tmp_path / "i.ome.zarr", class_id=2, grow_id=3,
+                         grow=3, min_size=5, tile_size=64)  # fmt: skip
+    want = instance_labels(classes, class_id=2, grow_id=3, grow=3, min_size=5)
+    np.testing.assert_array_equal(out.read()[0, 0, 0, 0], want)
+    pixels = [np.prod([len(range(classes.size)[k]) for k in key[-2:]]) for key in reads]
+    assert len(reads) == 3 * 3 and sum(pixels) == classes.size  # 150×170 in 64-pixel tiles
 
 
 def test_tiled_equals_whole_image_in_3d(tmp_path):

@@ -307,9 +307,9 @@ def grow_seeds(seeds: np.ndarray, mask: np.ndarray, distance: float) -> np.ndarr
     """
     seeds = np.asarray(seeds)
     out = seeds.copy()
-    todo = np.asarray(mask, bool) & (seeds == 0)
+    todo = np.flatnonzero(np.asarray(mask, bool) & (seeds == 0))
     radius = int(np.floor(distance))
-    if radius < 1 or not todo.any() or not seeds.any():
+    if radius < 1 or not todo.size or not seeds.any():
         return out
     grid = np.indices((2 * radius + 1,) * seeds.ndim).reshape(seeds.ndim, -1).T - radius
     squared = (grid**2).sum(1)
@@ -317,17 +317,22 @@ def grow_seeds(seeds: np.ndarray, mask: np.ndarray, distance: float) -> np.ndarr
     grid, squared = grid[keep], squared[keep]
     none = np.iinfo(seeds.dtype).max if seeds.dtype.kind in "iu" else np.inf
     padded = np.pad(np.where(seeds > 0, seeds, none), radius, constant_values=none)
+    # only the pixels left to fill are visited (most are filled by the first shells): their
+    # flat positions in ``padded``, and each offset as a step along its flattened array
+    strides = np.cumprod((1, *padded.shape[:0:-1]))[::-1]
+    steps = grid @ strides
+    at = np.ravel_multi_index(
+        tuple(i + radius for i in np.unravel_index(todo, seeds.shape)), padded.shape
+    )
+    flat = padded.ravel()
     for shell in np.unique(squared):  # nearest first; within a shell the smallest id
-        best = np.full(seeds.shape, none, seeds.dtype)
-        for offset in grid[squared == shell]:
-            window = tuple(
-                slice(radius + o, radius + o + n) for o, n in zip(offset, seeds.shape, strict=True)
-            )
-            np.minimum(best, padded[window], out=best)
-        hit = todo & (best != none)
-        out[hit] = best[hit]
-        todo &= ~hit
-        if not todo.any():
+        best = np.full(at.size, none, seeds.dtype)
+        for step in steps[squared == shell]:
+            np.minimum(best, flat[at + step], out=best)
+        hit = best != none
+        np.put(out, todo[hit], best[hit])
+        todo, at = todo[~hit], at[~hit]
+        if not todo.size:
             break
     return out
 
@@ -396,8 +401,9 @@ def instance_image(
     :func:`~scopeml.objects.images.label_image` writes them; ids unique in the whole output).
 
     Per stack: seeds are labelled across tiles exactly (:class:`ProvisionalLabels`), counted
-    and renumbered in raster order, then grown tile by tile with a halo of ``grow`` pixels.
-    Peak memory is a few tiles plus a few integers per seed. Stages ``label``, ``relabel``
+    and renumbered in raster order, then grown tile by tile with a halo of ``grow`` pixels
+    over where they may grow (recorded on disk as the seeds are labelled: ``labels`` is read
+    once). Peak memory is a few tiles plus a few integers per seed. Stages ``label``, ``relabel``
     and ``grow`` (unit ``tile``) are reported to ``progress``.
 
     Examples
@@ -418,7 +424,8 @@ def instance_image(
                 lambda region, ids: put(region, np.where(ids > 0, ids + np.uint32(offset), 0)),
             )  # fmt: skip
         finally:
-            shutil.rmtree(str(work) + ".seeds", ignore_errors=True)
+            for scratch in (".seeds", ".grow"):
+                shutil.rmtree(f"{work}{scratch}", ignore_errors=True)
 
     written = write_label_image(
         labels, output, label_stack, name="instances", connectivity=connectivity,
@@ -465,10 +472,17 @@ def _grow_stack(
     import zarr
 
     shape = tuple(int(s) for s in stack.shape)
-    seeds = zarr.open_array(
-        str(work) + ".seeds", mode="w", shape=shape, chunks=tiles, dtype=np.uint32, fill_value=0
-    )
-    with ProvisionalLabels(stack, work, class_id, connectivity, tiles, progress) as found:
+
+    def scratch(name: str, dtype: Any) -> Any:
+        return zarr.open_array(
+            f"{work}.{name}", mode="w", shape=shape, chunks=tiles, dtype=dtype, fill_value=0
+        )
+
+    seeds, labelled = scratch("seeds", np.uint32), stack
+    if grow_id is not None:  # where seeds may grow, recorded as the seeds are labelled
+        growable = scratch("grow", bool)
+        labelled = _Recording(stack, growable, (class_id, grow_id))
+    with ProvisionalLabels(labelled, work, class_id, connectivity, tiles, progress) as found:
         n = found.n_objects
         sizes = np.zeros(n + 1, np.int64)
         first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
@@ -476,8 +490,11 @@ def _grow_stack(
         def count(region: tuple[slice, ...], ids: np.ndarray) -> None:
             seeds[region] = ids
             # tile raster order is global raster order within the tile: first hit = global min
-            values, index, counts = np.unique(ids.ravel(), return_index=True, return_counts=True)
-            local = np.unravel_index(index, ids.shape)
+            where = np.flatnonzero(ids)
+            values, index, counts = np.unique(
+                ids.ravel()[where], return_index=True, return_counts=True
+            )
+            local = np.unravel_index(where[index], ids.shape)
             at = np.ravel_multi_index(
                 tuple(c + s.start for c, s in zip(local, region, strict=True)), shape
             )
@@ -495,10 +512,24 @@ def _grow_stack(
         )
         ids = lookup[seeds[window]]
         if grow_id is not None:
-            classes = np.asarray(stack[window])
-            ids = grow_seeds(ids, (classes == class_id) | (classes == grow_id), grow)
+            ids = grow_seeds(ids, growable[window], grow)
         core = tuple(
             slice(s.start - w.start, s.stop - w.start) for s, w in zip(region, window, strict=True)
         )
         put(region, ids[core])
     return int(np.count_nonzero(lookup))
+
+
+class _Recording:
+    """``stack`` as :class:`ProvisionalLabels` reads it (every tile once), writing where
+    seeds may grow (``classes``) to ``growable`` on the way, so that growing reads those
+    bytes instead of the stack a second time (a model's probabilities, for seed classes)."""
+
+    def __init__(self, stack: Any, growable: Any, classes: tuple[int, int]) -> None:
+        self.stack, self.growable, self.classes = stack, growable, classes
+        self.shape = stack.shape
+
+    def __getitem__(self, region: tuple[slice, ...]) -> np.ndarray:
+        tile = np.asarray(self.stack[region])
+        self.growable[region] = np.isin(tile, self.classes)
+        return tile

@@ -269,11 +269,11 @@ def diameter_of(samples: list[np.ndarray]) -> float | None:
         labels, n = ndimage.label(mask)
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
         area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        inscribed = np.asarray(ndimage.maximum(ndimage.distance_transform_edt(mask), labels, index))
+        inscribed = np.zeros(n + 1)  # each component's largest distance (ndimage.maximum sorts)
+        np.maximum.at(inscribed, labels.ravel(), ndimage.distance_transform_edt(mask).ravel())
         keep = area >= MIN_AREA
-        diameters.append(2.0 * inscribed[keep])
+        diameters.append(2.0 * inscribed[1:][keep])
         areas.append(area[keep])
     if not diameters or not sum(len(a) for a in areas):
         return None
