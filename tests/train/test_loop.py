@@ -71,6 +71,26 @@ def test_resume_continues_exactly(nuclei_pair, tmp_path) -> None:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_a_resume_on_other_images_keeps_the_best_of_its_own_epochs(nuclei_pair, tmp_path):
+    """The checkpoint's best validation loss was measured on its own validation images: a run
+    resumed on others (a new mix of scenes) must not keep its old best weights for it."""
+    image, labels = nuclei_pair
+    checkpoint = tmp_path / "run.pt"
+    first = TrainConfig(**{**TINY.to_dict(), "epochs": 2})
+    train_unet([image] * 4, [labels] * 4, first, checkpoint=checkpoint, progress=False)
+    earlier = load_checkpoint(checkpoint)["best"]
+    shifted = [np.roll(labels, 5, axis=1)] * 4  # other images: the labels no longer fit
+    with pytest.warns(UserWarning, match=r"run\.pt: the checkpoint was validated on other"):
+        resumed = train_unet([image] * 4, shifted, TINY, resume=checkpoint,
+                             checkpoint=checkpoint, progress=False)  # fmt: skip
+    saved = load_checkpoint(checkpoint)
+    own = [r["val_loss"] for r in resumed.history[2:]]
+    assert min(own) > earlier  # the old best would have won
+    assert saved["best"] == min(own)
+    for key, value in resumed.net.state_dict().items():  # exported: this run's best epoch
+        torch.testing.assert_close(value, saved["best_net"][key], rtol=0, atol=0)
+
+
 def test_resume_rejects_other_network(nuclei_pair, tmp_path) -> None:
     image, labels = nuclei_pair
     checkpoint = tmp_path / "run.pt"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
@@ -183,7 +184,10 @@ def train_unet(
     checkpoint
         Written (atomically) after every epoch: weights, optimiser, history, best weights.
     resume
-        A checkpoint to continue from; its network options must match ``config``.
+        A checkpoint to continue from; its network options must match ``config``. On other
+        validation images than it was trained with (its last validation loss is not scored
+        again) its best epoch is not compared with this run's: a warning, and the weights
+        kept are the best of this run's epochs.
     progress
         See :mod:`scopeml.progress`; silent by default, like every long call (``True``: a bar on
         stderr; the command line and ``scripts/train_nuclei.py`` show it). Stage ``"train"``
@@ -227,6 +231,19 @@ def train_unet(
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes, average)
     val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
     scored = net if average is None else average.module  # what is validated, kept and exported
+    if (
+        resume is not None
+        and val_blocks
+        and not _same_validation(
+            state, _validate(scored, normalize, val_blocks, len(classes), weight)
+        )
+    ):
+        warnings.warn(
+            f"{resume}: the checkpoint was validated on other images (other training data), so "
+            "its best epoch is not compared: the best weights are chosen among this run's epochs",
+            stacklevel=2,
+        )
+        state.update(best=math.inf, best_net=None, stale=0)
 
     counter = _StepCounter(as_progress(progress), config, state)
     step = partial(_train_step, net, normalize, optimizer, weight, config, average)
@@ -361,6 +378,16 @@ def _train_step(
     if average is not None:
         average.update_parameters(net)
     return loss.item()
+
+
+def _same_validation(state: dict[str, Any], again: dict[str, float]) -> bool:
+    """Whether the restored weights score on this run's validation images what the checkpoint
+    recorded for its last epoch: else the images differ (a resume with other scenes), and a
+    best loss measured on those would wrongly outrank every epoch of this run."""
+    if not state["history"]:
+        return True
+    last = state["history"][-1].get("val_loss")
+    return last is not None and math.isclose(again["val_loss"], last, rel_tol=1e-5)
 
 
 def _record_epoch(state: dict[str, Any], record: dict[str, float], net: UNet) -> None:
