@@ -145,6 +145,9 @@ def main() -> None:
         "--batch-norm", action="store_true", help="BatchNorm after each convolution"
     )
     parser.add_argument(
+        "--depth", type=int, default=CONFIG.depth, help="U-Net poolings (again with --resume)"
+    )
+    parser.add_argument(
         "--cultured",
         type=float,
         default=0.0,
@@ -163,7 +166,11 @@ def main() -> None:
     torch.use_deterministic_algorithms(True)
     start = time.perf_counter()
     config = dataclasses.replace(
-        CONFIG, seed=args.seed, ema=args.ema, batch_norm=args.batch_norm or CONFIG.batch_norm
+        CONFIG,
+        seed=args.seed,
+        ema=args.ema,
+        batch_norm=args.batch_norm or CONFIG.batch_norm,
+        depth=args.depth,
     )
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:

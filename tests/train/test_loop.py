@@ -91,6 +91,20 @@ def test_a_resume_on_other_images_keeps_the_best_of_its_own_epochs(nuclei_pair, 
         torch.testing.assert_close(value, saved["best_net"][key], rtol=0, atol=0)
 
 
+def test_a_resume_with_validation_of_a_run_without_says_so(nuclei_pair, tmp_path) -> None:
+    """A checkpoint trained without validation images kept its best by training loss, which a
+    validation loss cannot be compared with: the warning says which case it is."""
+    image, labels = nuclei_pair
+    checkpoint = tmp_path / "run.pt"
+    plain = TrainConfig(**{**TINY.to_dict(), "epochs": 2, "val_fraction": 0.0})
+    train_unet([image] * 4, [labels] * 4, plain, checkpoint=checkpoint, progress=False)
+    with pytest.warns(UserWarning, match=r"run\.pt: the checkpoint was trained without valid"):
+        resumed = train_unet([image] * 4, [labels] * 4, TINY, resume=checkpoint,
+                             checkpoint=checkpoint, progress=False)  # fmt: skip
+    own = [r["val_loss"] for r in resumed.history[2:]]
+    assert load_checkpoint(checkpoint)["best"] == min(own)  # not the old training loss
+
+
 def test_resume_rejects_other_network(nuclei_pair, tmp_path) -> None:
     image, labels = nuclei_pair
     checkpoint = tmp_path / "run.pt"

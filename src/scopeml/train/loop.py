@@ -186,8 +186,9 @@ def train_unet(
     resume
         A checkpoint to continue from; its network options must match ``config``. On other
         validation images than it was trained with (its last validation loss is not scored
-        again) its best epoch is not compared with this run's: a warning, and the weights
-        kept are the best of this run's epochs.
+        again), or with validation images where it had none, its best epoch is not compared
+        with this run's: a warning saying which, and the weights kept are the best of this
+        run's epochs.
     progress
         See :mod:`scopeml.progress`; silent by default, like every long call (``True``: a bar on
         stderr; the command line and ``scripts/train_nuclei.py`` show it). Stage ``"train"``
@@ -231,19 +232,17 @@ def train_unet(
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes, average)
     val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
     scored = net if average is None else average.module  # what is validated, kept and exported
-    if (
-        resume is not None
-        and val_blocks
-        and not _same_validation(
+    if resume is not None and val_blocks:
+        why = _other_validation(
             state, _validate(scored, normalize, val_blocks, len(classes), weight)
         )
-    ):
-        warnings.warn(
-            f"{resume}: the checkpoint was validated on other images (other training data), so "
-            "its best epoch is not compared: the best weights are chosen among this run's epochs",
-            stacklevel=2,
-        )
-        state.update(best=math.inf, best_net=None, stale=0)
+        if why:
+            warnings.warn(
+                f"{resume}: {why}, so its best epoch is not compared: the best weights are "
+                "chosen among this run's epochs",
+                stacklevel=2,
+            )
+            state.update(best=math.inf, best_net=None, stale=0)
 
     counter = _StepCounter(as_progress(progress), config, state)
     step = partial(_train_step, net, normalize, optimizer, weight, config, average)
@@ -380,14 +379,22 @@ def _train_step(
     return loss.item()
 
 
-def _same_validation(state: dict[str, Any], again: dict[str, float]) -> bool:
-    """Whether the restored weights score on this run's validation images what the checkpoint
+def _other_validation(state: dict[str, Any], again: dict[str, float]) -> str | None:
+    """Why the checkpoint's best loss cannot be compared with this run's, else ``None``.
+
+    The restored weights must score on this run's validation images what the checkpoint
     recorded for its last epoch: else the images differ (a resume with other scenes), and a
-    best loss measured on those would wrongly outrank every epoch of this run."""
+    best loss measured on those would wrongly outrank every epoch of this run. A checkpoint
+    trained without validation images kept its best by training loss, which is not comparable
+    either."""
     if not state["history"]:
-        return True
+        return None
     last = state["history"][-1].get("val_loss")
-    return last is not None and math.isclose(again["val_loss"], last, rel_tol=1e-5)
+    if last is None:
+        return "the checkpoint was trained without validation images (its best is by training loss)"
+    if not math.isclose(again["val_loss"], last, rel_tol=1e-5):
+        return "the checkpoint was validated on other images (other training data)"
+    return None
 
 
 def _record_epoch(state: dict[str, Any], record: dict[str, float], net: UNet) -> None:
