@@ -34,9 +34,10 @@ Reproducible: fixed seeds, deterministic algorithms, one CPU thread by default (
 epoch: stop at any time and run again with ``--resume``; ``--epochs N`` below the epochs done
 exports the best weights so far at once. The shipped model is seed 0, ``--speckled 0.25``,
 80 epochs, then 40 more with the cosine schedule restarted over 120 (a warm restart).
-``--seed N``, ``--ema D`` and ``--batch-norm`` train the variants that were tried; every
-candidate, the rule it was judged by and its figures are in ``docs/nuclei-model.md`` (the
-recipe is seed sensitive: four seeds without speckles spanned 0.811–0.901 on validation).
+``--seed N``, ``--ema D``, ``--batch-norm`` and ``--depth N`` train the variants that were
+tried; every candidate, the rule it was judged by and its figures are in
+``docs/nuclei-model.md`` (the recipe is seed sensitive: four seeds without speckles spanned
+0.811–0.901 on validation).
 Run from the repository root (44 + 24 min here, two trainings sharing a 2-core machine)::
 
     nice -n 10 python scripts/train_nuclei.py
