@@ -34,10 +34,10 @@ Reproducible: fixed seeds, deterministic algorithms, one CPU thread by default (
 epoch: stop at any time and run again with ``--resume``; ``--epochs N`` below the epochs done
 exports the best weights so far at once. The shipped model is seed 0, ``--speckled 0.25``,
 80 epochs, then 40 more with the cosine schedule restarted over 120 (a warm restart).
-``--seed N``, ``--ema D``, ``--batch-norm`` and ``--depth N`` train the variants that were
-tried; every candidate, the rule it was judged by and its figures are in
-``docs/nuclei-model.md`` (the recipe is seed sensitive: four seeds without speckles spanned
-0.811–0.901 on validation).
+``--seed N``, ``--ema D``, ``--batch-norm``, ``--depth N``, ``--init he`` and ``--warmup N``
+train the variants that were tried; every candidate, the rule it was judged by and its
+figures are in ``docs/nuclei-model.md`` (the recipe is seed sensitive: four seeds without
+speckles spanned 0.811–0.901 on validation).
 Run from the repository root (44 + 24 min here, two trainings sharing a 2-core machine)::
 
     nice -n 10 python scripts/train_nuclei.py
@@ -149,6 +149,12 @@ def main() -> None:
         "--depth", type=int, default=CONFIG.depth, help="U-Net poolings (again with --resume)"
     )
     parser.add_argument(
+        "--init", choices=("torch", "he"), default=CONFIG.init, help="first weights' draw"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=CONFIG.warmup, help="epochs of learning-rate warm-up"
+    )
+    parser.add_argument(
         "--cultured",
         type=float,
         default=0.0,
@@ -172,6 +178,8 @@ def main() -> None:
         ema=args.ema,
         batch_norm=args.batch_norm or CONFIG.batch_norm,
         depth=args.depth,
+        init=args.init,
+        warmup=args.warmup,
     )
     resume = args.checkpoint if args.resume else None
     if resume is not None and args.epochs != CONFIG.epochs:

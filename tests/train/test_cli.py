@@ -128,3 +128,17 @@ def test_train_unet_batch_norm_option(nuclei_pair, tmp_path, capsys) -> None:
     small = ["--patch-size", "2", "--batch-size", "1", "--batch-norm"]
     assert main([*args, *small]) == 2
     assert "batch_norm needs batch_size 2" in capsys.readouterr().err
+
+
+def test_train_unet_init_and_warmup_options(nuclei_pair, tmp_path, capsys) -> None:
+    """``--init he --warmup N`` are recorded in the checkpoint, and the first epoch runs at
+    1/(N+1) of the rate; an unknown draw is exit 2 with one line."""
+    from scopeml.train.checkpoint import load_checkpoint
+
+    args = _tiny_run(nuclei_pair, tmp_path)
+    assert main([*args, "--init", "he", "--warmup", "3", "--lr", "0.004"]) == 0
+    saved = load_checkpoint(tmp_path / "c.pt")
+    assert saved["config"]["init"] == "he" and saved["config"]["warmup"] == 3
+    assert saved["optimizer"]["param_groups"][0]["lr"] == 0.001
+    assert main([*args, "--init", "xavier"]) == 2
+    assert "init must be 'torch' or 'he'" in capsys.readouterr().err

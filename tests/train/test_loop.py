@@ -156,6 +156,40 @@ def test_cosine_schedule(nuclei_pair, tmp_path) -> None:
     assert lr == pytest.approx(TINY.lr * 0.5 * (1 + np.cos(np.pi * 2 / 3)))
 
 
+def test_warmup_ramps_the_learning_rate_up(nuclei_pair, tmp_path) -> None:
+    """Epoch ``e`` of a ``warmup`` runs at ``(e + 1) / (warmup + 1)`` of the schedule's rate; the
+    rate a checkpoint ends with is the last epoch's."""
+    image, labels = nuclei_pair
+    base = {**TINY.to_dict(), "steps_per_epoch": 1, "cosine": True, "patience": 99}
+    for epochs, warmup, factor in ((2, 3, 2 / 4), (4, 3, 1.0)):
+        config = TrainConfig(**{**base, "epochs": epochs, "warmup": warmup})
+        path = tmp_path / f"{epochs}.pt"
+        train_unet([image] * 4, [labels] * 4, config, checkpoint=path, progress=False)
+        lr = load_checkpoint(path)["optimizer"]["param_groups"][0]["lr"]
+        cosine = 0.5 * (1 + np.cos(np.pi * (epochs - 1) / epochs))
+        assert lr == pytest.approx(TINY.lr * cosine * factor)
+
+
+def test_he_init_trains_and_starts_otherwise(nuclei_pair) -> None:
+    image, labels = nuclei_pair
+    config = TrainConfig(**{**TINY.to_dict(), "epochs": 6, "val_fraction": 0.0, "init": "he"})
+    result = train_unet([image], [labels], config, progress=False)
+    losses = [record["loss"] for record in result.history]
+    assert losses[-1] < 0.7 * losses[0]
+    first = {**TINY.to_dict(), "epochs": 1, "steps_per_epoch": 1, "lr": 1e-9, "val_fraction": 0}
+    spread = {}
+    for init in ("he", "torch"):
+        net = train_unet(
+            [image], [labels], TrainConfig(**{**first, "init": init}), progress=False
+        ).net
+        spread[init] = float(net.down[0][0].weight.std())
+    assert spread["he"] > 2 * spread["torch"]  # He's draw is sqrt(6) times wider
+    with pytest.raises(InvalidRequestError, match="init must be"):
+        TrainConfig(init="xavier")
+    with pytest.raises(InvalidRequestError, match="warmup must be"):
+        TrainConfig(warmup=-1)
+
+
 def test_weight_average(nuclei_pair, tmp_path) -> None:
     """``ema``: the kept weights are the moving average of the raw ones, step by step; a
     resumed run equals an uninterrupted one, and a checkpoint without an average starts one."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from scopeml.train.export import measure_halo
-from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, receptive_halo
+from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, he_init, receptive_halo
 
 
 def _classifier(depth: int, spatial_dims: int = 2, channels: int = 1) -> ChannelsLastClassifier:
@@ -69,3 +69,24 @@ def test_rejects_bad_options() -> None:
         UNet(1, 2, spatial_dims=4)
     with pytest.raises(ValueError, match="depth"):
         UNet(1, 2, depth=0)
+
+
+def test_he_init_keeps_the_signal_scale() -> None:
+    """He's draw keeps a normalised input's spread down to the bottom level of a deep U-Net;
+    torch's default shrinks it about a hundredfold, and leaves the head as it was."""
+    x = torch.randn(2, 1, 64, 64)
+    spreads = {}
+    for init in ("torch", "he"):
+        torch.manual_seed(0)
+        net = UNet(1, 3, depth=4, width=8)
+        head = net.head.weight.detach().clone()
+        if init == "he":
+            he_init(net)
+        torch.testing.assert_close(net.head.weight, head, rtol=0, atol=0)
+        h = x
+        for block in net.down:
+            h = net.pool(block(h))
+        spreads[init] = float(net.bottom(h).std())
+    assert spreads["torch"] < 0.05 < 0.5 < spreads["he"]
+    convolutions = [m for m in net.down[0] if isinstance(m, torch.nn.Conv2d)]
+    assert all(float(m.bias.abs().max()) == 0 for m in convolutions)

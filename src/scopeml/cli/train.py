@@ -35,6 +35,10 @@ def unet(
     batch_norm: bool = typer.Option(
         False, "--batch-norm", help="BatchNorm after each convolution (tiling stays exact)."
     ),
+    init: str = typer.Option(
+        "torch", help="First weights: torch (its default) or he (Kaiming, for deep networks)."
+    ),
+    warmup: int = typer.Option(0, help="Epochs over which the learning rate ramps up."),
     val_fraction: float = typer.Option(0.2, help="Share of images (or rows) for validation."),
     patience: int = typer.Option(5, help="Stop after this many epochs without improvement."),
     seed: int = typer.Option(0, help="Seed of weights, patches and augmentation."),
@@ -88,6 +92,8 @@ def unet(
         cosine=cosine,
         ema=ema,
         batch_norm=batch_norm,
+        init=init,
+        warmup=warmup,
         val_fraction=val_fraction,
         patience=patience,
         seed=seed,

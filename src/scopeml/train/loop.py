@@ -39,7 +39,7 @@ from scopeml.train.data import (
     targets_from_labels,
 )
 from scopeml.train.metrics import class_scores, confusion_matrix
-from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet
+from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, he_init
 
 VAL_BLOCK = 256
 
@@ -59,6 +59,10 @@ class TrainConfig:
     averaged with the weights.
     ``batch_norm`` adds BatchNorm after each convolution (fixed running statistics at
     inference, so tiling stays exact).
+    ``init="he"`` draws the 3×3 convolutions' weights for ReLU (Kaiming normal, biases 0)
+    instead of torch's default, whose smaller weights let a deep plain U-Net start out
+    predicting one class for many epochs; ``warmup`` > 0 ramps the learning rate up linearly
+    over that many first epochs (epoch ``e`` at ``(e + 1) / (warmup + 1)`` of its value).
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
     as the engine does, and is recorded in the exported container instead of fixed training
     statistics: the model then works on any intensity range. ``None`` bakes the training
@@ -83,6 +87,8 @@ class TrainConfig:
     normalize: str | None = None
     ema: float = 0.0
     batch_norm: bool = False
+    init: str = "torch"
+    warmup: int = 0
 
     def __post_init__(self) -> None:
         step = 2**self.depth
@@ -97,6 +103,10 @@ class TrainConfig:
             raise InvalidRequestError(f"spatial_dims must be 2 or 3; got {self.spatial_dims}")
         if not self.lr > 0:
             raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
+        if self.init not in ("torch", "he"):
+            raise InvalidRequestError(f"init must be 'torch' or 'he'; got {self.init!r}")
+        if self.warmup < 0:
+            raise InvalidRequestError(f"warmup must be >= 0; got {self.warmup}")
         if not 0 <= self.ema < 1:
             raise InvalidRequestError(f"ema must be in [0, 1); got {self.ema}")
         bottom = self.batch_size * (self.patch_size // step) ** self.spatial_dims
@@ -223,6 +233,8 @@ def train_unet(
     torch.manual_seed(config.seed)
     net = UNet(images[0].shape[0], len(classes), depth=config.depth, width=config.width,
                spatial_dims=config.spatial_dims, batch_norm=config.batch_norm)  # fmt: skip
+    if config.init == "he":
+        he_init(net)
     normalize = Normalize(mean, std, config.spatial_dims)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     weight = _class_weight(config, classes)
@@ -249,9 +261,8 @@ def train_unet(
     for epoch in range(state["epoch"], config.epochs):
         if state["stale"] >= config.patience:
             break
-        if config.cosine:
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+        for group in optimizer.param_groups:
+            group["lr"] = _learning_rate(config, epoch)
         net.train()
         loss = _train_epoch(step, train_x, train_y, config, epoch, counter.step)
         record = {"epoch": epoch + 1, "loss": loss}
@@ -267,6 +278,18 @@ def train_unet(
     net.load_state_dict(kept or scored.state_dict())
     net.eval()
     return TrainResult(net, normalize, classes, config, state["history"])
+
+
+def _learning_rate(config: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (from 0): cosine-annealed over ``epochs`` if asked, and
+    ramped up over the first ``warmup`` epochs. A function of the epoch alone, so a resumed
+    run (also one whose ``epochs`` grew: a warm restart) continues the same schedule."""
+    lr = config.lr
+    if config.cosine:
+        lr *= 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+    if epoch < config.warmup:
+        lr *= (epoch + 1) / (config.warmup + 1)
+    return lr
 
 
 def _weight_average(net: UNet, decay: float) -> AveragedModel:

@@ -132,6 +132,17 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+def he_init(net: UNet) -> None:
+    """Draw ``net``'s 3×3 convolutions for the ReLU after them (Kaiming normal over fan-in,
+    biases 0), so the signal keeps its scale down to the bottom level; the 1×1 head keeps
+    torch's default."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.Conv3d)) and module is not net.head:
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 class ChannelsLastClassifier(nn.Module):
     """The exported graph: raw ``N×[Z×]Y×X×C`` pixels → ``N×[Z×]Y×X×K`` probabilities.
 
