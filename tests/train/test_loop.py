@@ -91,9 +91,17 @@ def test_a_resume_on_other_images_keeps_the_best_of_its_own_epochs(nuclei_pair, 
         torch.testing.assert_close(value, saved["best_net"][key], rtol=0, atol=0)
 
 
-def test_a_resume_with_validation_of_a_run_without_says_so(nuclei_pair, tmp_path) -> None:
+def test_a_resume_with_validation_of_a_run_without_says_so(
+    nuclei_pair, tmp_path, monkeypatch
+) -> None:
     """A checkpoint trained without validation images kept its best by training loss, which a
-    validation loss cannot be compared with: the warning says which case it is."""
+    validation loss cannot be compared with: the warning says which case it is, and the
+    restored weights are not validated first to find that out (one pass per epoch only)."""
+    import scopeml.train.loop as loop
+
+    passes = []
+    validate = loop._validate
+    monkeypatch.setattr(loop, "_validate", lambda *a: passes.append(1) or validate(*a))
     image, labels = nuclei_pair
     checkpoint = tmp_path / "run.pt"
     plain = TrainConfig(**{**TINY.to_dict(), "epochs": 2, "val_fraction": 0.0})
@@ -103,6 +111,7 @@ def test_a_resume_with_validation_of_a_run_without_says_so(nuclei_pair, tmp_path
                              checkpoint=checkpoint, progress=False)  # fmt: skip
     own = [r["val_loss"] for r in resumed.history[2:]]
     assert load_checkpoint(checkpoint)["best"] == min(own)  # not the old training loss
+    assert len(passes) == len(own) == TINY.epochs - 2
 
 
 def test_resume_rejects_other_network(nuclei_pair, tmp_path) -> None:

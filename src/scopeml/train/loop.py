@@ -246,7 +246,7 @@ def train_unet(
     scored = net if average is None else average.module  # what is validated, kept and exported
     if resume is not None and val_blocks:
         why = _other_validation(
-            state, _validate(scored, normalize, val_blocks, len(classes), weight)
+            state, partial(_validate, scored, normalize, val_blocks, len(classes), weight)
         )
         if why:
             warnings.warn(
@@ -402,20 +402,22 @@ def _train_step(
     return loss.item()
 
 
-def _other_validation(state: dict[str, Any], again: dict[str, float]) -> str | None:
+def _other_validation(
+    state: dict[str, Any], validate: Callable[[], dict[str, float]]
+) -> str | None:
     """Why the checkpoint's best loss cannot be compared with this run's, else ``None``.
 
-    The restored weights must score on this run's validation images what the checkpoint
-    recorded for its last epoch: else the images differ (a resume with other scenes), and a
-    best loss measured on those would wrongly outrank every epoch of this run. A checkpoint
-    trained without validation images kept its best by training loss, which is not comparable
-    either."""
+    The restored weights must score on this run's validation images (``validate()``) what the
+    checkpoint recorded for its last epoch: else the images differ (a resume with other scenes),
+    and a best loss measured on those would wrongly outrank every epoch of this run. A
+    checkpoint trained without validation images kept its best by training loss, which is not
+    comparable either (known without validating)."""
     if not state["history"]:
         return None
     last = state["history"][-1].get("val_loss")
     if last is None:
         return "the checkpoint was trained without validation images (its best is by training loss)"
-    if not math.isclose(again["val_loss"], last, rel_tol=1e-5):
+    if not math.isclose(validate()["val_loss"], last, rel_tol=1e-5):
         return "the checkpoint was validated on other images (other training data)"
     return None
 
