@@ -3,20 +3,10 @@ writes a window-sized palette PNG, and the preview it shows found the nuclei it 
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "napari_screenshot.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("napari_screenshot", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.files import load_script
 
 
 def test_screenshot_shows_scribbles_and_a_preview_of_both_classes(viewer, tmp_path):
@@ -25,7 +15,7 @@ def test_screenshot_shows_scribbles_and_a_preview_of_both_classes(viewer, tmp_pa
 
     from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
 
-    script = load_script()
+    script = load_script("scripts/napari_screenshot.py")
     out = tmp_path / "shot.png"
     assert script.main(out, viewer=viewer) is viewer
 

@@ -3,23 +3,13 @@ found just short of the border, whose reference touches it, is not a false objec
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "eval_nuclei.py"
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("eval_nuclei", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.files import load_script
 
 
 def test_border_objects_are_judged_by_the_reference() -> None:
-    bench = load_bench()
+    bench = load_script("bench/eval_nuclei.py")
     truth = np.zeros((40, 40), np.uint16)
     truth[10:20, 10:20] = 1  # inside: scored
     truth[30:40, 5:15] = 2  # touches the border: left out
