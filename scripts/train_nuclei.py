@@ -101,14 +101,18 @@ def dataset(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n`` realistic scenes (image, instance labels) drawn with seeds ``first_seed + i``; a
     ``cultured`` fraction of them, evenly spread, as cultured cells with their cell bodies, and
-    a ``speckled`` fraction with mottled nuclei."""
+    a ``speckled`` fraction with mottled nuclei. The cultured fraction is counted from the end
+    of the list, so that two small fractions fall on different scenes."""
 
     def every(fraction: float, i: int) -> bool:  # a fraction of the scenes, evenly spread
         return int((i + 1) * fraction) > int(i * fraction)
 
     return [
         realistic_nuclei(
-            SHAPE, seed=first_seed + i, cultured=every(cultured, i), speckled=every(speckled, i)
+            SHAPE,
+            seed=first_seed + i,
+            cultured=every(cultured, n - 1 - i),
+            speckled=every(speckled, i),
         )
         for i in range(n)
     ]
