@@ -62,7 +62,8 @@ cytoplasm the previous model cut into pieces).
 
 ``--speed`` also times ``segment`` (labels; labels + instances) and the Otsu + watershed
 baseline on one ``--speed-size``² synthetic image, in megapixels per second of wall and of CPU
-time (on all cores the machine gives it), with the ratio to the baseline.
+time (on all cores the machine gives it), with the ratio to the baseline; ``--speed-only``
+does only that (judging a candidate's speed without looking at the reported images).
 
 Run: ``python bench/eval_nuclei.py [--holdout 8] [--speed]``.
 """
@@ -493,6 +494,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=384, help="side of a hold-out image")
     parser.add_argument("--speed", action="store_true", help="also time segment")
     parser.add_argument("--speed-size", type=int, default=4096)
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only time segment (no image is scored)"
+    )
     parser.add_argument("--model", type=Path, help="another nuclei .czann (default: shipped)")
     parser.add_argument("--validation", type=int, default=0, help="validation scenes (see above)")
     parser.add_argument(
@@ -504,6 +508,10 @@ def main() -> None:
         "--development", action="store_true", help="only the real development set (choosing)"
     )
     args = parser.parse_args()
+    if args.speed_only:  # judging a candidate's speed: the reported images are not looked at
+        with tempfile.TemporaryDirectory() as folder:
+            print_speed(speed(args.speed_size, Path(folder), args.model), args.speed_size)
+        return
     if args.development:
         with tempfile.TemporaryDirectory() as folder:
             print(json.dumps(development(Path(folder), args.model), ensure_ascii=False))
@@ -564,10 +572,14 @@ def main() -> None:
     for reason in skipped:
         print(f"skipped: {reason}")
     if timing:
-        print(f"speed on one {args.speed_size}² image (wall and CPU megapixels per second):")
-        base = timing["Otsu + watershed"]["seconds"]
-        for name, t in timing.items():
-            print(f"  {name:26} {json.dumps(t)}  ({base / t['seconds']:.2f}× the baseline's speed)")
+        print_speed(timing, args.speed_size)
+
+
+def print_speed(timing: dict[str, dict[str, float]], size: int) -> None:
+    print(f"speed on one {size}² image (wall and CPU megapixels per second):")
+    base = timing["Otsu + watershed"]["seconds"]
+    for name, t in timing.items():
+        print(f"  {name:26} {json.dumps(t)}  ({base / t['seconds']:.2f}× the baseline's speed)")
 
 
 if __name__ == "__main__":
