@@ -10,4 +10,6 @@ python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test,train,server,czi,dask,parquet,formats,bioimageio,napari]"
 ruff check src tests bench
 ruff format --check src tests bench
-python -m pytest -q -n auto "$@"
+# --dist loadscope: a module's tests share one worker, so a module-scoped fixture (a server
+# process, a trained model) is made once, not once per worker
+python -m pytest -q -n auto --dist loadscope "$@"
