@@ -73,11 +73,14 @@ def test_an_exported_package_runs_as_the_model_it_came_from(tmp_path):
     want = _segment(pixels, back, tmp_path / "converted.ome.zarr")
     for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b)
-    # a size the package takes as is (120 + 8·n: no padding), as the shipped model runs it
-    batch = rng.normal(size=(1, 1, 128, 136)).astype(np.float32)
-    np.testing.assert_array_equal(
-        sm.open_model(package).predict(batch), sm.open_model("nuclei").predict(batch)
-    )
+    # a size the package takes as is (2 halos + steps: no padding), as the shipped model runs it
+    shipped = sm.open_model("nuclei")
+    spec = shipped.spec
+    size = [
+        2 * h + (2 + i) * s for i, (h, s) in enumerate(zip(spec.halo, spec.tile_step, strict=True))
+    ]
+    batch = rng.normal(size=(1, 1, *size)).astype(np.float32)
+    np.testing.assert_array_equal(sm.open_model(package).predict(batch), shipped.predict(batch))
 
 
 def test_the_segment_command_runs_a_package(tmp_path, capsys):

@@ -1,5 +1,5 @@
 """The built-in ``nuclei`` exported as a bioimage.io package gives the built-in's result on an
-image smaller than the package's declared minimum (120 px, tied by bioimage.io to the 56 px
+image smaller than the package's declared minimum (240 px, tied by bioimage.io to the 112 px
 halo): the package records the smallest input its graph takes (``config: scopeml:
 smallest_input``), and scopeml pads such an image only to the graph's step, as for the czann."""
 
@@ -55,8 +55,8 @@ def test_package_declares_the_halo_minimum_and_records_the_graphs_own(nuclei_pac
         name = next(n for n in archive.namelist() if n.endswith(".yaml"))
         description = yaml.safe_load(archive.read(name))
     sizes = [axis["size"] for axis in description["inputs"][0]["axes"] if axis["type"] == "space"]
-    assert sizes == [{"min": 120, "step": 8}] * 2  # bioimage.io: min > 2 × halo 56
-    assert description["config"]["scopeml"]["smallest_input"] == [8, 8]
+    assert sizes == [{"min": 240, "step": 16}] * 2  # bioimage.io: min > 2 × halo 112
+    assert description["config"]["scopeml"]["smallest_input"] == [16, 16]
 
 
 def test_package_equals_the_builtin_on_an_image_under_its_minimum(nuclei_package, small_image):
@@ -71,13 +71,13 @@ def test_package_equals_the_builtin_on_an_image_under_its_minimum(nuclei_package
 def test_without_the_record_the_image_is_padded_to_the_minimum_and_differs(
     nuclei_package, small_image, tmp_path
 ):
-    """Why the record is needed: padded to 120 px, the network's biases make the added zeros
+    """Why the record is needed: padded to 240 px, the network's biases make the added zeros
     unlike its own zero padding, so values change across this image (all of it lies within
     the halo of its far border)."""
     package = rewritten(nuclei_package, tmp_path / "old.zip", lambda c: c.pop("smallest_input"))
     expected = probabilities(small_image, "nuclei", scale=1)
     assert np.abs(probabilities(small_image, package, scale=1) - expected).max() > 0.05
-    large, _ = realistic_nuclei((128, 136), seed=4)  # at least the minimum: equal either way
+    large, _ = realistic_nuclei((256, 272), seed=4)  # at least the minimum: equal either way
     np.testing.assert_allclose(
         probabilities(large[0], package, scale=1),
         probabilities(large[0], "nuclei", scale=1),
@@ -87,7 +87,7 @@ def test_without_the_record_the_image_is_padded_to_the_minimum_and_differs(
 
 
 @pytest.mark.parametrize(
-    "value", [[7, 8], [8], [0, 8], [128, 128], [8.0, 8], "8", [True, 8]], ids=repr
+    "value", [[7, 16], [16], [0, 16], [256, 256], [16.0, 16], "16", [True, 16]], ids=repr
 )
 def test_a_smallest_input_off_the_declared_sizes_is_refused(nuclei_package, tmp_path, value):
     package = rewritten(
@@ -98,5 +98,5 @@ def test_a_smallest_input_off_the_declared_sizes_is_refused(nuclei_package, tmp_
     message = str(caught.value)
     assert message.startswith(f"{package}: config.scopeml.smallest_input is ")
     assert re.search(
-        r"expected (2 positive whole numbers|at most the declared minimum 120)", message
+        r"expected (2 positive whole numbers|at most the declared minimum 240)", message
     )

@@ -35,8 +35,8 @@ class Spy:
 
 @pytest.mark.parametrize("scale", [8.0, 2.0, 1.5, 0.5])
 def test_a_batch_is_counted_on_the_engines_plan_at_the_jobs_scale(tmp_path, scale):
-    """The model's input at the scale's halo and step (not the model's own: at 8, a halo of 10
-    image pixels, not 56); shrinking, the batch read at the image's resolution."""
+    """The model's input at the scale's halo and step (not the model's own: at 8, a halo of 14
+    image pixels, not 112); shrinking, the batch read at the image's resolution."""
     spec = nuclei_spec()
     spy = Spy(ModelSpec(2, 1, spec.classes, spec.halo, spec.tile_step))
     image = np.zeros((160, 160), np.uint16)
@@ -50,15 +50,21 @@ def test_a_batch_is_counted_on_the_engines_plan_at_the_jobs_scale(tmp_path, scal
     assert counted == pytest.approx(spy.largest * per_pixel + shrunk, abs=1)
 
 
-def test_shrinking_counts_fewer_model_pixels():
+def test_shrinking_counts_fewer_model_pixels(tmp_path):
     """A job that shrinks a large image costs the model's terms on its smaller input (an 8192²
-    nuclei job at 1/8 was refused at the default 1 GiB when every image pixel was charged the
-    runtime's bytes per model pixel)."""
+    nuclei job at 1/8 was refused at 1 GiB when every image pixel was charged the runtime's
+    bytes per model pixel). In tiles of a given size, shrinking feeds the model fewer pixels;
+    in the default tiles, which widen with the halo in image pixels up to 2048², a job at 1/8
+    still fits where one at scale 1 does."""
+    from scopeml.server.config import ServerConfig
     from scopeml.server.models import runtime_bytes_per_pixel
 
     spec = nuclei_spec()
     runtime = runtime_bytes_per_pixel(resolve_model("nuclei"), spec)
     shape = (1, 1, 1, 1, 8192, 8192)
-    counts = [job_memory({"scale": s}, spec, runtime, shape) for s in (1.0, 0.5, 0.125)]
-    assert counts[0] > counts[1] > counts[2]
-    assert counts[2] < 2**30
+    scales = (1.0, 0.5, 0.125)
+    tiled = [job_memory({"scale": s, "tile_size": 512}, spec, runtime, shape) for s in scales]
+    assert tiled[0] > tiled[1] > tiled[2]
+    default = [job_memory({"scale": s}, spec, runtime, shape) for s in scales]
+    assert default[2] < 2**30
+    assert max(default) <= ServerConfig(tmp_path).max_tile_memory  # the default limit

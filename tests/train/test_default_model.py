@@ -14,12 +14,12 @@ from scopeml.train.data import normalize_globally
 from scopeml.train.nuclei import SHIPPED_THRESHOLD
 
 # Measured with scripts/train_nuclei.py's model on these scenes (seeds never used in training):
-# object F1 0.863 on the realistic hold-out (scenes with cell bodies, out-of-focus light and
-# saturation since stop 18), 0.745 on synthetic_nuclei's default scenes (whose clusters overlap
-# and occlude each other, which the training scenes do not draw). Asserted with margin; full
-# figures: bench/eval_nuclei.py.
-MIN_F1_SIMPLE = 0.68
-MIN_F1_REALISTIC = 0.82
+# object F1 0.914 on the realistic hold-out (scenes with cell bodies, out-of-focus light and
+# saturation since stop 18), 0.785 on synthetic_nuclei's default scenes (whose clusters overlap
+# and occlude each other, which the training scenes do not draw). The model before scored 0.863
+# and 0.745. Asserted with margin; full figures: bench/eval_nuclei.py.
+MIN_F1_SIMPLE = 0.72
+MIN_F1_REALISTIC = 0.87
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_default_model_contract(model) -> None:
     assert default_model_path().stat().st_size < 2_000_000
     assert model.spec.classes == NUCLEI_CLASSES
     assert model.spec.in_channels == 1 and model.spec.spatial_dims == 2
-    assert model.spec.halo == (56, 56) and model.spec.tile_step == (8, 8)
+    assert model.spec.halo == (112, 112) and model.spec.tile_step == (16, 16)
     assert model.metadata.normalize == "percentile:1,99.8"
 
 
@@ -115,7 +115,7 @@ def test_default_model_tiled_equals_whole(model, tmp_path) -> None:
     from scopeml.api import segment
     from scopeml.io import Image, open_image
 
-    image, _ = realistic_nuclei((200, 232), seed=HOLD_OUT_SEED + 7)
+    image, _ = realistic_nuclei((208, 240), seed=HOLD_OUT_SEED + 7)  # multiples of the step, 16
     whole = model.predict(normalize_globally(image, model.metadata.normalize)[None])[0]
     out = segment(Image(image[None, None, :, None]), model, tmp_path / "s.ome.zarr",
                   outputs=("probabilities",), tile_size=64, scale=1)  # not auto  # fmt: skip

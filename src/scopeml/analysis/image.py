@@ -399,18 +399,20 @@ def _run_models(
     same code and options as ``scopeml segment --outputs instances``), per scene."""
     from scopeml.api import segment
     from scopeml.io.omezarr import open_ome_zarr_array
-    from scopeml.tiling.engine import DEFAULT_TILE
+    from scopeml.tiling.engine import default_tile
 
     found: dict[str, list[EngineOutput]] = {}
     n_scenes = image.sizes["S"]
-    # a model's working memory grows with its tile: tiles up to segment's default (the
-    # results do not depend on the tile size: exact tiling)
-    ndim = 3 if image.sizes["Z"] > 1 else 2
-    model_tile = settings.tile_size if settings.tile_size < DEFAULT_TILE[ndim] else None
     for cls in settings.classes:
         seg = cls.segmenter
         if isinstance(seg, ThresholdSegmenter):
             continue
+        model = resources.models[cls.name]
+        # a model's working memory grows with its tile: tiles up to segment's default for the
+        # model (the results do not depend on the tile size: exact tiling)
+        model_tile = (
+            settings.tile_size if settings.tile_size < min(default_tile(model.spec)) else None
+        )
         objects = isinstance(seg, InstancesSegmenter)
         found[cls.name] = []
         for scene in range(n_scenes):
@@ -419,7 +421,7 @@ def _run_models(
             # removes it, and the analysis says how to resume (runner.stopped_note)
             result = segment(
                 image,
-                resources.models[cls.name],
+                model,
                 store,
                 outputs=("labels", "instances") if objects else ("labels",),
                 instances=seg.instance_options() if objects else None,  # type: ignore[union-attr]

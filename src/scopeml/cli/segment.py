@@ -85,7 +85,9 @@ def segment(
         "split at the model's boundary class, from the labels).",
     ),
     tile_size: str | None = typer.Option(
-        None, help="Core tile size: N, or one per spatial axis (Z,Y,X). Default 512 (3-D: 128)."
+        None,
+        help="Core tile size: N, or one per spatial axis (Z,Y,X). "
+        "Default 512, or eight halos where more (3-D: 128).",
     ),
     halo: str | None = typer.Option(
         None, help="Halo per side, N or per axis; default: the model's own."

@@ -30,7 +30,7 @@ def serve(
         None, "--max-tile-mb", min=0.001, help="Tile body limit (default: a quarter of the next)."
     ),
     max_tile_memory_mb: float = typer.Option(
-        1024, "--max-tile-memory-mb", min=0.001, help="Server memory one tile request may hold."
+        2048, "--max-tile-memory-mb", min=0.001, help="Server memory one tile request may hold."
     ),
     max_batch: int = typer.Option(8, "--max-batch", min=1, help="Most tiles per predict call."),
     batch_wait_ms: float = typer.Option(

@@ -1,6 +1,6 @@
 """Data shipped with scopeml: the default nuclei model (the built-in model ``"nuclei"``).
 
-``nuclei.czann`` is a U-Net (depth 3, width 8) for single-channel fluorescence nuclei, with the
+``nuclei.czann`` is a U-Net (depth 4, width 8) for single-channel fluorescence nuclei, with the
 classes background, nucleus and boundary; ``scopeml segment -m nuclei --outputs instances``
 turns its output into instance labels (:mod:`scopeml.objects.instances`). It was trained on
 realistic synthetic nuclei (:func:`scopeml.synthetic.realistic_nuclei`) by the seeded

@@ -61,8 +61,10 @@ class ServerConfig:
         ``max_tile_bytes`` defaults to a quarter of ``max_tile_memory`` (a tile's server memory
         is at least four times its body: the body, its float32 batch, output and encoding).
     max_tile_memory
-        Server memory one tile request may hold (body, float32 batch, output and its encoding,
-        see :func:`~scopeml.server.tiles.tile_memory`); a larger tile answers 413.
+        Server memory one tile request, or one batch of a job, may hold (body, float32 batch,
+        output and its encoding, see :func:`~scopeml.server.tiles.tile_memory`); a larger tile
+        answers 413. 2 GiB: a job of the built-in ``nuclei`` model in its default 896² tiles
+        counts about 1.1 GB a batch.
     upload_quota_bytes
         Total size of the images one user may keep uploaded (``DELETE /images/{id}`` frees).
     max_batch, batch_wait_ms
@@ -118,7 +120,7 @@ class ServerConfig:
     --------
     >>> config = ServerConfig(Path("/tmp/scopeml-data"))
     >>> config.db.name, config.max_batch, config.user_predict_workers, config.max_tile_bytes // MB
-    ('scopeml.db', 8, 1, 256)
+    ('scopeml.db', 8, 1, 512)
     """
 
     data_dir: Path
@@ -127,7 +129,7 @@ class ServerConfig:
     max_model_bytes: int = 512 * MB
     max_image_bytes: int = 2048 * MB
     max_tile_bytes: int | None = None
-    max_tile_memory: int = 1 * GB
+    max_tile_memory: int = 2 * GB
     max_json_bytes: int = 64 * 1024
     upload_quota_bytes: int = 10 * GB
     max_batch: int = 8

@@ -40,7 +40,9 @@ class SegmentOptions:
         regression model writes only this, and its default ``labels`` becomes ``image``).
     tile_size
         Core (written block) size per tiled axis: one int for all, or one per spatial axis.
-        ``None``: 512 for 2-D models, 128 for 3-D models. Ignored for models with a fixed input.
+        ``None``: :func:`~scopeml.tiling.engine.default_tile` (2-D: 512, or eight halos where
+        that is more, 896 for the shipped nuclei model; 3-D: 128). Ignored for models with a
+        fixed input.
     halo
         Context on each side of a core; ``None`` takes the model's own. Smaller than the
         model's need gives a warning (tiles will then differ from a whole-image run).

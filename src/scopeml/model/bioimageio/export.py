@@ -57,19 +57,20 @@ def export_bioimageio(
     Notes
     -----
     Small images: bioimage.io requires an input's smallest size to exceed twice the output
-    halo, so a model with ``MinOverlap`` 56 and step 8 (``nuclei``) declares ``min: 120``
-    although its graph takes any multiple of 8. The package therefore also records the
+    halo, so a model with ``MinOverlap`` 112 and step 16 (``nuclei``) declares ``min: 240``
+    although its graph takes any multiple of 16. The package therefore also records the
     graph's own smallest input under ``config: scopeml: smallest_input``; scopeml (``segment
-    -m package.zip``, ``model convert``) reads it back and pads an image under 120 px only to
+    -m package.zip``, ``model convert``) reads it back and pads an image under 240 px only to
     the step, so it gives the czann's result exactly (tested on 80×90). Other tools cannot
     match exactly within the spec: ``bioimageio.core`` refuses inputs under the declared
     minimum, so the image must be padded to it, and it pads the halo mirrored on every side
     before taking the percentile statistics. Its result then differs within the halo of the
-    border, as it does for any image. Measured for ``nuclei`` against scopeml: an 80×90 image
-    padded at the far end to 120 with its 1st-percentile value (which normalises to 0, as
-    scopeml's padding) has 1.4% of labels different, with zeros 2.0%, mirrored 21%; a
-    128×136 image, unpadded, 1.7%. Declaring a smaller halo to lower the minimum would
-    misstate the model and give tile seams in tiled prediction.
+    border, as it does for any image. Measured for the ``nuclei`` model before the current one
+    (halo 56, ``min: 120``) against scopeml: an 80×90 image padded at the far end to 120
+    with its 1st-percentile value (which normalises to 0, as scopeml's padding) has 1.4% of
+    labels different, with zeros 2.0%, mirrored 21%; a 128×136 image, unpadded, 1.7%.
+    Declaring a smaller halo to lower the minimum would misstate the model and give tile seams
+    in tiled prediction.
 
     Examples
     --------
@@ -349,8 +350,8 @@ def _scopeml_config(meta: Any, graph: Any) -> dict[str, Any]:
     takes per spatial axis (``smallest_input``), all read back on import.
 
     ``smallest_input`` is there because bioimage.io ties an input's smallest size to the
-    output halo (``min > 2·halo``: 120 px for the nuclei model's 56 px halo) while the graph
-    takes any multiple of its step (8 px). scopeml reads it back and pads an image under the
+    output halo (``min > 2·halo``: 240 px for the nuclei model's 112 px halo) while the graph
+    takes any multiple of its step (16 px). scopeml reads it back and pads an image under the
     declared minimum only to the step, as it runs the czann, so the package gives the czann's
     result on small images too. Padding to the declared minimum gives other values up to the
     receptive field away from the far border: the network's biases make the added zeros
