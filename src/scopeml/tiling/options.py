@@ -41,8 +41,8 @@ class SegmentOptions:
     tile_size
         Core (written block) size per tiled axis: one int for all, or one per spatial axis.
         ``None``: :func:`~scopeml.tiling.engine.default_tile` (2-D: 512, or eight halos where
-        that is more, 896 for the shipped nuclei model; 3-D: 128). Ignored for models with a
-        fixed input.
+        that is more, up to 2048: 896 for the shipped nuclei model; 3-D: 128). Ignored for
+        models with a fixed input.
     halo
         Context on each side of a core; ``None`` takes the model's own. Smaller than the
         model's need gives a warning (tiles will then differ from a whole-image run).
