@@ -133,3 +133,27 @@ def test_a_whole_plane_class_past_memory_mb_is_announced(tmp_path: Path) -> None
                       r"FillHoles.*over memory_mb 0"):  # fmt: skip
         result = run_analysis(settings, [image], tmp_path / "out")
     assert result.counts["series"]["nucleus"] > 0
+
+
+def test_a_model_runs_in_the_engines_default_tile_not_wider(tmp_path: Path, monkeypatch) -> None:
+    """Every worker process holds one model tile, so an analysis keeps it at ``DEFAULT_TILE``
+    (512²) where ``segment`` widens its own default to eight halos (896² for ``nuclei``: about
+    1.6× the peak memory), whatever the settings' larger ``tile_size``."""
+    import scopeml.api
+    from scopeml.model import open_model
+    from scopeml.tiling.engine import DEFAULT_TILE, default_tile
+
+    image = nuclei_series(tmp_path / "series.ome.tif", (96, 96))
+    asked: list[object] = []
+    real = scopeml.api.segment
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(kwargs["tile_size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scopeml.api, "segment", spy)
+    settings = nuclei_settings()
+    assert settings.tile_size > DEFAULT_TILE[2]
+    run_analysis(settings, [image], tmp_path / "out")
+    assert min(default_tile(open_model("nuclei").spec)) > DEFAULT_TILE[2]
+    assert asked == [DEFAULT_TILE[2]]  # one scene, one model class

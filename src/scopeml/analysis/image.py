@@ -399,7 +399,7 @@ def _run_models(
     same code and options as ``scopeml segment --outputs instances``), per scene."""
     from scopeml.api import segment
     from scopeml.io.omezarr import open_ome_zarr_array
-    from scopeml.tiling.engine import default_tile
+    from scopeml.tiling.engine import DEFAULT_TILE
 
     found: dict[str, list[EngineOutput]] = {}
     n_scenes = image.sizes["S"]
@@ -408,11 +408,11 @@ def _run_models(
         if isinstance(seg, ThresholdSegmenter):
             continue
         model = resources.models[cls.name]
-        # a model's working memory grows with its tile: tiles up to segment's default for the
-        # model (the results do not depend on the tile size: exact tiling)
-        model_tile = (
-            settings.tile_size if settings.tile_size < min(default_tile(model.spec)) else None
-        )
+        # a model's working memory grows with its tile and every worker process holds one:
+        # tiles of at most DEFAULT_TILE, not segment's wider default for a large halo (896² for
+        # the shipped nuclei model: 2.1 GB peak on an 8192² image against 1.3 GB in 512², for
+        # 0.84× the time). The results do not depend on the tile size: exact tiling.
+        model_tile = min(settings.tile_size, DEFAULT_TILE[model.spec.spatial_dims])
         objects = isinstance(seg, InstancesSegmenter)
         found[cls.name] = []
         for scene in range(n_scenes):
