@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q -e .
+# --no-compile: Python compiles the few modules the demo imports when it first does, instead of
+# pip compiling every installed module up front (measured: set-up 27 s → 14 s, imports +2 s)
+python -m pip install -q --no-compile -e .
 scopeml demo "$@"

@@ -322,8 +322,9 @@ def _after_engine(
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
             export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
+            overwrite = bool(settings.overwrite)
             _measure_table(
-                result, image, settings.scene, measure, progress, bool(settings.overwrite)
+                result, image, settings.scene, measure, progress, overwrite, settings.workers
             )
     except (KeyboardInterrupt, Cancelled):
         if log_stop:
@@ -353,6 +354,7 @@ def _measure_table(
     measure: PathLike,
     progress: Progress,
     overwrite: bool,
+    workers: int,
 ) -> None:
     """The objects table of the instances, against the pixels segmented: ``image`` is the
     caller's :class:`Image` or how the file was opened (a ``LoadRef``: its axes, every channel
@@ -366,7 +368,10 @@ def _measure_table(
     if intensities.sizes["S"] > 1 and scene is not None:
         intensities = intensities.select_scene(scene)
     try:
-        measure_objects(result, intensities, output=measure, overwrite=overwrite, progress=progress)
+        measure_objects(
+            result, intensities, output=measure, overwrite=overwrite, progress=progress,
+            workers=workers,
+        )  # fmt: skip
     finally:
         if not isinstance(image, Image):
             intensities.close()
@@ -868,6 +873,7 @@ def measure_objects(
     overwrite: bool = False,
     progress: Progress = None,
     axes: str | None = None,
+    workers: int = 2,
 ) -> pd.DataFrame: ...
 
 
@@ -883,6 +889,7 @@ def measure_objects(
     overwrite: bool = False,
     progress: Progress = None,
     axes: str | None = None,
+    workers: int = 2,
 ) -> Path: ...
 
 
@@ -897,6 +904,7 @@ def measure_objects(
     overwrite: bool = False,
     progress: Progress = None,
     axes: str | None = None,
+    workers: int = 2,
 ) -> pd.DataFrame | Path:
     """Measure every object; one row per object per time point (columns ``t``, and ``scene``
     where there are several, then ``label``, shape, position and per-channel intensities).
@@ -912,7 +920,8 @@ def measure_objects(
     own. Without ``output`` the table is returned as a ``pandas.DataFrame``.
     With ``output`` (``.csv``/``.parquet``) rows are streamed
     there and the path is returned; an existing file there is refused before any work unless
-    ``overwrite=True``.
+    ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is the
+    same whatever their number.
 
     Examples
     --------
@@ -961,6 +970,7 @@ def measure_objects(
         output=output,
         overwrite=overwrite,
         progress=progress,
+        workers=workers,
     )
 
 

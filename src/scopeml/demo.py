@@ -9,10 +9,13 @@ a full-resolution detail, and the object-level score against the known nuclei.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,12 +109,28 @@ def write_sample_image(
         temp_truth, mode="w", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0
     )
     nuclei = _place_nuclei(shape, seed)
-    for y0 in range(0, size, block):
-        for x0 in range(0, size, block):
-            region = (slice(y0, min(y0 + block, size)), slice(x0, min(x0 + block, size)))
-            pixels, labels = _render_block(nuclei, region, shape, channels, seed)
-            image[(slice(None), *region)] = pixels
-            truth[region] = labels
+    regions = [
+        (slice(y0, min(y0 + block, size)), slice(x0, min(x0 + block, size)))
+        for y0 in range(0, size, block)
+        for x0 in range(0, size, block)
+    ]
+
+    def write(region: tuple[slice, slice], render: Future[tuple[np.ndarray, np.ndarray]]) -> None:
+        image[(slice(None), *region)], truth[region] = render.result()
+
+    # numpy and scipy let go of the GIL for most of a block: two are rendered at a time and
+    # written here, one by one (blocks may share a chunk) and in order, at most two waiting
+    with ThreadPoolExecutor(2) as pool:
+        rendering: deque[tuple[tuple[slice, slice], Future[tuple[np.ndarray, np.ndarray]]]]
+        rendering = deque()
+        for region in regions:
+            rendering.append(
+                (region, pool.submit(_render_block, nuclei, region, shape, channels, seed))
+            )
+            if len(rendering) > 2:
+                write(*rendering.popleft())
+        for waiting in rendering:
+            write(*waiting)
     _replace(temp, path)
     _replace(temp_truth, truth_path)
     return path, truth_path
@@ -134,8 +153,6 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
     own seed, centres inside the cell, a fraction clustered against an earlier one of the
     cell; a nucleus covering one placed before it (here or in a neighbouring cell) is placed
     elsewhere, up to 8 tries, then left out."""
-    from scopeml.synthetic import _draw_ellipsoid
-
     cell, reach = PLACEMENT_CELL, _REACH
     centres: list[np.ndarray] = []
     semi_axes: list[np.ndarray] = []
@@ -147,10 +164,23 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
         high = np.minimum(low + cell, shape)
         origin = low - reach
         occupied = np.zeros((high - low + 2 * reach).astype(int), np.uint8)
-        for neighbour in ((cy - 1, cx - 1), (cy - 1, cx), (cy - 1, cx + 1), (cy, cx - 1)):
-            for i in cells.get(neighbour, ()):
-                if np.all(centres[i] > low - 2 * reach) and np.all(centres[i] < high + 2 * reach):
-                    _draw_ellipsoid(occupied, centres[i] - origin, semi_axes[i], angles[i], 1)
+        near = np.concatenate(
+            [
+                cells.get(n, ())
+                for n in ((cy - 1, cx - 1), (cy - 1, cx), (cy - 1, cx + 1), (cy, cx - 1))
+            ]
+        ).astype(int)
+        if near.size:
+            at = np.array([centres[i] for i in near])
+            close = np.all(at > low - 2 * reach, axis=1) & np.all(at < high + 2 * reach, axis=1)
+            near = near[close]
+            _paint(
+                occupied,
+                at[close] - origin,
+                np.array([semi_axes[i] for i in near]).reshape(-1, 2),
+                np.array([angles[i] for i in near]),
+                np.ones(len(near), np.uint8),
+            )
         rng = np.random.default_rng([seed, 0, cy, cx])  # 0: placement; _noise uses 1 + stream
         mine: list[int] = []
         for _ in range(round(_DENSITY * float(np.prod(high - low)))):
@@ -165,9 +195,9 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
                 else:
                     centre = low + rng.uniform(0, 1, 2) * (high - low)
                 angle = rng.uniform(0, np.pi)
-                if np.any(centre < low) or np.any(centre >= high):
+                if not (low[0] <= centre[0] < high[0] and low[1] <= centre[1] < high[1]):
                     continue  # centred in another cell: that cell's to place
-                if _draw_ellipsoid(occupied, centre - origin, axes, angle, 1, overwrite=False):
+                if _paint_if_free(occupied, centre - origin, axes, angle):
                     mine.append(len(centres))
                     centres.append(centre)
                     semi_axes.append(axes)
@@ -197,21 +227,18 @@ def _render_block(
     so they equal the same pixels of any other block layout."""
     from scipy import ndimage as ndi
 
-    from scopeml.synthetic import _draw_ellipsoid, _illumination
+    from scopeml.synthetic import _illumination
 
     inner = [(s.start, s.stop) for s in region]
     outer = [(max(a - _HALO, 0), min(b + _HALO, n)) for (a, b), n in zip(inner, shape, strict=True)]
     (y0, y1), (x0, x1) = outer
     origin = np.array([y0, x0], float)
     labels = np.zeros((y1 - y0, x1 - x0), np.int32)
-    cell = PLACEMENT_CELL
-    for cy in range(max(y0 - _REACH, 0) // cell, (y1 + _REACH) // cell + 1):
-        for cx in range(max(x0 - _REACH, 0) // cell, (x1 + _REACH) // cell + 1):
-            for i in nuclei.cells.get((cy, cx), ()):
-                centre = nuclei.centre[i]
-                if np.all(centre + _REACH >= origin) and np.all(centre - _REACH < (y1, x1)):
-                    axes, angle = nuclei.semi_axes[i], nuclei.angle[i]
-                    _draw_ellipsoid(labels, centre - origin, axes, angle, i + 1)
+    centre = nuclei.centre
+    near = np.flatnonzero(
+        np.all(centre + _REACH >= origin, axis=1) & np.all(centre - _REACH < (y1, x1), axis=1)
+    )
+    _paint(labels, centre[near] - origin, nuclei.semi_axes[near], nuclei.angle[near], near + 1)
     nucleus = nuclei.brightness[labels].astype(np.float32)
     texture = ndi.gaussian_filter(_noise(seed, 0, outer), _TEXTURE_SIGMA)
     nucleus *= 1.0 + 0.25 * texture / _TEXTURE_STD
@@ -230,6 +257,62 @@ def _render_block(
         value = np.clip(signal + shot + _noise(seed, 2 * c + 2, outer) * (_NOISE * 0.5), 0, 2)
         pixels[c] = (value[crop] * (np.iinfo(np.uint16).max * 0.5)).astype(np.uint16)
     return pixels, labels[crop].astype(np.uint32)
+
+
+def _paint(
+    labels: np.ndarray,
+    centres: np.ndarray,
+    semi_axes: np.ndarray,
+    angles: np.ndarray,
+    values: np.ndarray,
+    batch: int = 1024,
+) -> None:
+    """Paint rotated ellipses (``N×2`` centres and (minor, major) semi-axes, ``N`` angles)
+    into ``labels`` with the arithmetic of :func:`scopeml.synthetic._draw_ellipsoid`, so
+    the same pixels, but ``batch`` at a time instead of one Python call each. The ellipses
+    must not overlap (the sample's never do): which one wins a shared pixel is not defined."""
+    offsets = np.arange(-_REACH, _REACH + 1)
+    for start in range(0, len(centres), batch):
+        part = slice(start, start + batch)
+        centre, axes, angle = centres[part], semi_axes[part], angles[part]
+        rows = np.floor(centre[:, :1]).astype(int) + offsets  # n×W
+        cols = np.floor(centre[:, 1:]).astype(int) + offsets
+        y = (rows - centre[:, :1])[:, :, None]
+        x = (cols - centre[:, 1:])[:, None, :]
+        cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
+        u, v = x * cos + y * sin, -x * sin + y * cos
+        inside = (u / axes[:, 1, None, None]) ** 2 + (v / axes[:, 0, None, None]) ** 2 <= 1.0
+        inside &= ((rows >= 0) & (rows < labels.shape[0]))[:, :, None]
+        inside &= ((cols >= 0) & (cols < labels.shape[1]))[:, None, :]
+        n, r, c = np.nonzero(inside)
+        labels[rows[n, r], cols[n, c]] = values[part][n]
+
+
+def _paint_if_free(
+    occupied: np.ndarray, centre: np.ndarray, semi_axes: np.ndarray, angle: float
+) -> bool:
+    """Paint one ellipse into ``occupied`` as :func:`_paint` would, unless it covers a
+    painted pixel; whether it was painted. One nucleus at a time, as placement needs, with as
+    few numpy calls as the arithmetic allows (this runs for every try of every nucleus)."""
+    reach = int(np.ceil(semi_axes[1])) + 1  # (minor, major)
+    cy, cx = float(centre[0]), float(centre[1])
+    y0, x0 = max(math.floor(cy) - reach, 0), max(math.floor(cx) - reach, 0)
+    y1 = min(math.floor(cy) + reach + 1, occupied.shape[0])
+    x1 = min(math.floor(cx) + reach + 1, occupied.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return False
+    y = (np.arange(y0, y1) - centre[0])[:, None]
+    x = np.arange(x0, x1) - centre[1]
+    cos, sin = np.cos(angle), np.sin(angle)
+    inside = (x * cos + y * sin) / semi_axes[1]
+    inside **= 2
+    inside += ((-x * sin + y * cos) / semi_axes[0]) ** 2
+    inside = inside <= 1.0
+    region = occupied[y0:y1, x0:x1]
+    if region[inside].any():
+        return False
+    region[inside] = 1
+    return True
 
 
 def _noise(seed: int, stream: int, window: list[tuple[int, int]]) -> np.ndarray:

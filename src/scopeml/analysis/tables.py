@@ -77,7 +77,7 @@ def measure_plane(
             table = measure_objects(labels[cls.name], intensities, **options)
         else:
             intensities = _Channels(pixels, picked) if wanted else None
-            table = measure_objects_tiled(labels[cls.name], intensities,
+            table = measure_objects_tiled(labels[cls.name], intensities, workers=1,
                                           tile_size=settings.tile_size, **options)  # fmt: skip
         table = table.reset_index(drop=True)
         if cls.parent is not None:

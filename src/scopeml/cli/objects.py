@@ -102,6 +102,7 @@ def measure(
     axes: str | None = typer.Option(
         None, "--axes", help=f"{AXES_HELP} For those of the labels and --image."
     ),
+    workers: int = typer.Option(2, min=1, help="Tiles measured at once (threads)."),
 ) -> None:
     """Measure every object of every scene and time point into a table (columns t, scene)."""
     from scopeml.api import Segmentation, _as_segmentation, measure_objects
@@ -130,6 +131,7 @@ def measure(
         output=output,  # streamed tile by tile: memory does not grow with the object count
         overwrite=overwrite,
         progress=not quiet,
+        workers=workers,
     )
     voxels = "; area in voxels" if objects.sizes["Z"] > 1 else ""
     typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}) → {output}")

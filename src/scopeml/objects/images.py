@@ -314,6 +314,7 @@ def measure_image(
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    workers: int = 2,
 ) -> pd.DataFrame | Path:
     """Measure every object of every scene and time point; one row per object per time point.
 
@@ -325,7 +326,7 @@ def measure_image(
         Intensities of the same ``S``, ``T``, ``Z``, ``Y``, ``X`` sizes (any channels).
     pixel_sizes
         Micrometres per pixel by axis; default the label image's, else the intensity image's.
-    shape_features, tile_size, margin
+    shape_features, tile_size, margin, workers
         As in :func:`~scopeml.objects.measure_tiled.measure_objects_tiled`.
     output
         Stream the rows to this ``.csv``/``.parquet`` instead of returning a table.
@@ -349,6 +350,8 @@ def measure_image(
     [[0.0, 1.0, 4.0], [1.0, 2.0, 9.0]]
     """
     check_label_image(labels)
+    if workers < 1:
+        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     ndim = 2 if labels.sizes["Z"] == 1 else 3
     if image is not None:
         check_same_sizes(labels, image, "image", "labels", InvalidImageError)
@@ -367,7 +370,7 @@ def measure_image(
                 intensities = StackView(image, scene=scene, time=time, channel=None)
                 reader = lambda region, view=intensities: view[(slice(None), *region)]  # noqa: E731
             measure_stack(stack, reader, sink, spacing, names, shape_features, tiles, margin,
-                          progress)  # fmt: skip
+                          progress, workers)  # fmt: skip
         if sink.empty:
             sink.add(empty_table(ndim, reader, spacing, names, shape_features))
     except BaseException:

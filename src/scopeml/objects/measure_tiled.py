@@ -6,13 +6,15 @@ there, exactly, the objects whose bounding box starts in the tile and fits in th
 region; every other object (larger than the margin) is measured on its own crop read from the
 store. Each object is therefore measured once, on all of its pixels: sums, moments and shape
 features equal the in-memory :func:`~scopeml.objects.measure.measure_objects`. Peak memory is one
-extended tile (plus the crop of the largest object larger than the margin) and the table.
+extended tile per worker (plus the crop of the largest object larger than the margin) and the
+table.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError
+from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.objects.label import tile_sizes
@@ -49,6 +51,7 @@ def measure_objects_tiled(
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    workers: int = 2,
 ) -> pd.DataFrame | Path:
     """Measure every object of a large instance-label array tile by tile.
 
@@ -79,6 +82,9 @@ def measure_objects_tiled(
     progress
         Progress and cancel callback, or ``True`` for bars (see :mod:`scopeml.progress`);
         stages ``find objects`` and ``measure``, unit ``tile``.
+    workers
+        Tiles measured at once (threads, which read ``labels`` and ``image`` too). The table is
+        the same whatever their number; each holds one extended tile.
 
     Returns
     -------
@@ -100,6 +106,8 @@ def measure_objects_tiled(
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
     if margin < 0:
         raise InvalidLabelsError(f"margin must be >= 0; got {margin}")
+    if workers < 1:
+        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     reader = _channel_reader(image, shape)
     if isinstance(image, Image):
         pixel_sizes = pixel_sizes if pixel_sizes is not None else image.pixel_sizes
@@ -109,7 +117,7 @@ def measure_objects_tiled(
     sink = TableSink(output, overwrite=overwrite)
     try:
         measure_stack(labels, reader, sink, spacing, channel_names, shape_features, tiles, margin,
-                      progress)  # fmt: skip
+                      progress, workers)  # fmt: skip
         if sink.empty:
             sink.add(empty_table(ndim, reader, spacing, channel_names, shape_features))
     except BaseException:
@@ -129,8 +137,10 @@ def measure_stack(
     tiles: tuple[int, ...],
     margin: int,
     progress: Progress,
+    workers: int = 1,
 ) -> None:
-    """Measure every object of one ``(Z×)Y×X`` label array-like into ``sink`` (both passes).
+    """Measure every object of one ``(Z×)Y×X`` label array-like into ``sink`` (both passes),
+    ``workers`` tiles at a time (threads; rows in tile order whatever their number).
 
     ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``).
     """
@@ -144,19 +154,31 @@ def measure_stack(
     fits = np.all(stops <= limit, axis=1)
     grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
     owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
-    for flat, region in enumerate(track(regions, progress, "measure", unit="tile")):
+
+    def measure_tile(flat: int, region: tuple[slice, ...]) -> pd.DataFrame | None:
         keep = ids[fits & (owner_flat == flat)]
         if not keep.size:
-            continue
+            return None
         extended = tuple(
             slice(r.start, min(r.stop + margin, n)) for r, n in zip(region, shape, strict=True)
         )
         origin = [r.start for r in extended]
         tile_labels = _check_labels(np.asarray(labels[extended]))
         channels = None if reader is None else reader(extended)
-        sink.add(
-            _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
-        )
+        return _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
+
+    if workers > 1:  # numpy lets go of the GIL for most of a tile: tiles at once, rows in order
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="scopeml-measure")
+        parts = pool.map(measure_tile, range(len(regions)), regions)
+    else:
+        pool, parts = None, map(measure_tile, range(len(regions)), regions)
+    try:
+        for part in track(parts, progress, "measure", total=len(regions), unit="tile"):
+            if part is not None:
+                sink.add(part)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for i in np.flatnonzero(~fits):
         box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
         crop = np.asarray(labels[box])
