@@ -13,9 +13,7 @@ import math
 import os
 import shutil
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,6 +88,7 @@ def write_sample_image(
     import zarr
 
     from scopeml.io import create_ome_zarr
+    from scopeml.threads import map_ordered
 
     path = Path(path)
     truth_path = path.with_name(path.name.removesuffix(".ome.zarr") + "_truth.zarr")
@@ -115,22 +114,12 @@ def write_sample_image(
         for x0 in range(0, size, block)
     ]
 
-    def write(region: tuple[slice, slice], render: Future[tuple[np.ndarray, np.ndarray]]) -> None:
-        image[(slice(None), *region)], truth[region] = render.result()
+    def render(region: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+        return _render_block(nuclei, region, shape, channels, seed)
 
-    # numpy and scipy let go of the GIL for most of a block: two are rendered at a time and
-    # written here, one by one (blocks may share a chunk) and in order, at most two waiting
-    with ThreadPoolExecutor(2) as pool:
-        rendering: deque[tuple[tuple[slice, slice], Future[tuple[np.ndarray, np.ndarray]]]]
-        rendering = deque()
-        for region in regions:
-            rendering.append(
-                (region, pool.submit(_render_block, nuclei, region, shape, channels, seed))
-            )
-            if len(rendering) > 2:
-                write(*rendering.popleft())
-        for waiting in rendering:
-            write(*waiting)
+    # two blocks rendered at a time, written here one by one (blocks may share a chunk)
+    for region, (pixels, labels) in zip(regions, map_ordered(render, regions, 2), strict=True):
+        image[(slice(None), *region)], truth[region] = pixels, labels
     _replace(temp, path)
     _replace(temp_truth, truth_path)
     return path, truth_path
@@ -418,17 +407,21 @@ def _draw(image: object, nuclei: object, out: Path) -> tuple[Path, Path]:
     from skimage.segmentation import find_boundaries
     from skimage.transform import downscale_local_mean
 
+    from scopeml.threads import map_ordered
+
     size_y, size_x = image.spatial_shape[1:]
     factor = max(1, max(size_y, size_x) // 2048)
-    rows = []
-    for y0 in range(0, size_y, 1024):
-        row = []
-        for x0 in range(0, size_x, 1024):
-            region = dict(Y=slice(y0, min(y0 + 1024, size_y)), X=slice(x0, min(x0 + 1024, size_x)))
-            pixels = image.read(C=0, **region)[0, 0, 0, 0].astype(np.float32)
-            edges = find_boundaries(np.asarray(nuclei[region["Y"], region["X"]]), mode="inner")
-            row.append((downscale_local_mean(pixels, factor), downscale_local_mean(edges, factor)))
-        rows.append(row)
+
+    def reduced(corner: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        y, x = (slice(c, min(c + 1024, n)) for c, n in zip(corner, (size_y, size_x), strict=True))
+        pixels = image.read(C=0, Y=y, X=x)[0, 0, 0, 0].astype(np.float32)
+        edges = find_boundaries(np.asarray(nuclei[y, x]), mode="inner")
+        return downscale_local_mean(pixels, factor), downscale_local_mean(edges, factor)
+
+    columns = range(0, size_x, 1024)
+    corners = [(y0, x0) for y0 in range(0, size_y, 1024) for x0 in columns]
+    tiles = list(map_ordered(reduced, corners, 2))
+    rows = [tiles[i : i + len(columns)] for i in range(0, len(tiles), len(columns))]
     pixels = np.block([[p for p, _ in row] for row in rows])
     edges = np.block([[e for _, e in row] for row in rows]) > 0.2
     overview = out / OVERVIEW

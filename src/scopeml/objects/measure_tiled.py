@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from scopeml.objects.measure import (
 from scopeml.objects.stacks import StackView
 from scopeml.objects.table import check_table_output, place_table, temporary_table
 from scopeml.progress import Progress, track
+from scopeml.threads import map_ordered
 
 
 def measure_objects_tiled(
@@ -147,7 +148,7 @@ def measure_stack(
     shape = tuple(int(s) for s in labels.shape)
     ndim = len(shape)
     regions = [read for read, _ in iter_regions(shape, tiles)]
-    ids, starts, stops = _global_boxes(labels, regions, progress)
+    ids, starts, stops = _global_boxes(labels, regions, progress, workers)
     owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
     tile_start = owner_tile * np.asarray(tiles)
     limit = np.minimum(tile_start + np.asarray(tiles) + margin, shape)
@@ -155,30 +156,24 @@ def measure_stack(
     grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
     owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
 
-    def measure_tile(flat: int, region: tuple[slice, ...]) -> pd.DataFrame | None:
+    def measure_tile(flat: int) -> pd.DataFrame | None:
         keep = ids[fits & (owner_flat == flat)]
         if not keep.size:
             return None
         extended = tuple(
-            slice(r.start, min(r.stop + margin, n)) for r, n in zip(region, shape, strict=True)
+            slice(r.start, min(r.stop + margin, n))
+            for r, n in zip(regions[flat], shape, strict=True)
         )
         origin = [r.start for r in extended]
         tile_labels = _check_labels(np.asarray(labels[extended]))
         channels = None if reader is None else reader(extended)
         return _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
 
-    if workers > 1:  # numpy lets go of the GIL for most of a tile: tiles at once, rows in order
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="scopeml-measure")
-        parts = pool.map(measure_tile, range(len(regions)), regions)
-    else:
-        pool, parts = None, map(measure_tile, range(len(regions)), regions)
-    try:
-        for part in track(parts, progress, "measure", total=len(regions), unit="tile"):
+    measured = map_ordered(measure_tile, range(len(regions)), workers)
+    with closing(measured):  # a cancel drops the tiles not started
+        for part in track(measured, progress, "measure", total=len(regions), unit="tile"):
             if part is not None:
                 sink.add(part)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     for i in np.flatnonzero(~fits):
         box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
         crop = np.asarray(labels[box])
@@ -271,22 +266,23 @@ class TableSink:
 
 
 def _global_boxes(
-    labels: Any, regions: list[tuple[slice, ...]], progress: Progress
+    labels: Any, regions: list[tuple[slice, ...]], progress: Progress, workers: int = 1
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every object id with its global bounding box (start, stop), from one tile-wise pass."""
-    found_ids, found_starts, found_stops = [], [], []
-    for region in track(regions, progress, "find objects", unit="tile"):
-        tile = _check_labels(np.asarray(labels[region]))
-        ids, index = _compact(tile)
-        if not ids.size:
-            continue
-        slices = ndi.find_objects(index)
-        origin = np.array([r.start for r in region])
-        found_ids.append(ids)
-        found_starts.append(np.array([[s.start for s in sl] for sl in slices]) + origin)
-        found_stops.append(np.array([[s.stop for s in sl] for sl in slices]) + origin)
+
+    def boxes(region: tuple[slice, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ids, index = _compact(_check_labels(np.asarray(labels[region])))
+        slices = ndi.find_objects(index) if ids.size else []
+        corners = np.array([[(s.start, s.stop) for s in box] for box in slices], np.int64)
+        corners = corners.reshape(-1, len(region), 2) + np.array([[r.start] for r in region])
+        return ids, corners[..., 0], corners[..., 1]
+
+    found = map_ordered(boxes, regions, workers)
+    with closing(found):  # a cancel drops the tiles not started
+        tracked = track(found, progress, "find objects", total=len(regions), unit="tile")
+        found_ids, found_starts, found_stops = zip(*tracked, strict=True) if regions else ((),) * 3
     ndim = len(regions[0]) if regions else 2
-    if not found_ids:
+    if not sum(len(ids) for ids in found_ids):
         return np.zeros(0, np.int64), np.zeros((0, ndim), np.int64), np.zeros((0, ndim), np.int64)
     all_ids = np.concatenate(found_ids)
     ids, inverse = np.unique(all_ids, return_inverse=True)

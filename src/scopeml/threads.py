@@ -1,0 +1,48 @@
+"""Tiles worked on side by side in threads, their results taken in order.
+
+numpy, scipy and the zarr codecs let go of the GIL for most of a tile's work, so on several
+cores a few threads go faster than one, and handing the results back in order keeps every
+output what one thread makes (rows in tile order, writes one at a time).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["map_ordered"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def map_ordered(function: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``function(item)`` for each item, in the items' order, ``workers`` at a time.
+
+    At most ``2 × workers`` results are made ahead of the caller, so memory holds that many
+    at most. With one worker it runs in the caller's thread. When the caller stops early (an
+    error, a cancel raised by its progress callback), what has not started is dropped and what
+    is running finishes before the caller goes on.
+
+    Examples
+    --------
+    >>> list(map_ordered(lambda n: n * n, range(6), workers=3))
+    [0, 1, 4, 9, 16, 25]
+    """
+    if workers <= 1:
+        yield from map(function, items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="scopeml") as pool:
+        pending: deque[Future[R]] = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

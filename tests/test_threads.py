@@ -1,0 +1,29 @@
+"""Tiles side by side in threads: results in order, bounded ahead, nothing left running."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from scopeml.threads import map_ordered
+
+
+def test_results_come_in_order_at_most_twice_the_workers_ahead_and_stop_with_the_caller():
+    started = []
+    lock = threading.Lock()
+
+    def work(n):
+        with lock:
+            started.append(n)
+        time.sleep(0.01 * (n % 3))  # out of order if taken as they finish
+        return n * 10
+
+    results = map_ordered(work, range(100), workers=3)
+    assert [next(results) for _ in range(5)] == [0, 10, 20, 30, 40]
+    time.sleep(0.2)  # the threads run ahead of a caller that waits, but only so far
+    assert len(started) <= 5 + 2 * 3
+    results.close()  # a caller that stops: what has not started never runs
+    ran = len(started)
+    time.sleep(0.2)
+    assert len(started) == ran < 100
+    assert list(map_ordered(work, range(4), workers=1)) == [0, 10, 20, 30]
