@@ -127,13 +127,12 @@ def write_sample_image(
 
 @dataclass(frozen=True)
 class _Nuclei:
-    """Every nucleus of the sample (id = index + 1) and, per placement cell, which ones."""
+    """Every nucleus of the sample (id = index + 1)."""
 
     centre: np.ndarray  # N×2 (y, x), float
     semi_axes: np.ndarray  # N×2 (minor, major), px
     angle: np.ndarray  # N
     brightness: np.ndarray  # N + 1, [0] = background
-    cells: dict[tuple[int, int], np.ndarray]  # cell → indices of the nuclei centred in it
 
 
 def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
@@ -147,7 +146,7 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
     semi_axes: list[np.ndarray] = []
     angles: list[float] = []
     levels: list[float] = []
-    cells: dict[tuple[int, int], np.ndarray] = {}
+    cells: dict[tuple[int, int], np.ndarray] = {}  # cell → indices of the nuclei centred in it
     for cy, cx in np.ndindex(-(-shape[0] // cell), -(-shape[1] // cell)):
         low = np.array([cy * cell, cx * cell], float)
         high = np.minimum(low + cell, shape)
@@ -199,7 +198,6 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
         semi_axes=np.array(semi_axes).reshape(-1, 2),
         angle=np.array(angles),
         brightness=np.array([0.0, *levels]),
-        cells=cells,
     )
 
 
