@@ -369,9 +369,13 @@ def _measure_table(
         intensities = intensities.select_scene(scene)
     try:
         measure_objects(
-            result, intensities, output=measure, overwrite=overwrite, progress=progress,
+            result,
+            intensities,
+            output=measure,
+            overwrite=overwrite,
+            progress=progress,
             workers=workers,
-        )  # fmt: skip
+        )
     finally:
         if not isinstance(image, Image):
             intensities.close()
