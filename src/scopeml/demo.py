@@ -9,7 +9,6 @@ a full-resolution detail, and the object-level score against the known nuclei.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -141,6 +140,8 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
     own seed, centres inside the cell, a fraction clustered against an earlier one of the
     cell; a nucleus covering one placed before it (here or in a neighbouring cell) is placed
     elsewhere, up to 8 tries, then left out."""
+    from scopeml.synthetic import _draw_ellipsoid
+
     cell, reach = PLACEMENT_CELL, _REACH
     centres: list[np.ndarray] = []
     semi_axes: list[np.ndarray] = []
@@ -185,7 +186,7 @@ def _place_nuclei(shape: tuple[int, int], seed: int) -> _Nuclei:
                 angle = rng.uniform(0, np.pi)
                 if not (low[0] <= centre[0] < high[0] and low[1] <= centre[1] < high[1]):
                     continue  # centred in another cell: that cell's to place
-                if _paint_if_free(occupied, centre - origin, axes, angle):
+                if _draw_ellipsoid(occupied, centre - origin, axes, angle, 1, overwrite=False):
                     mine.append(len(centres))
                     centres.append(centre)
                     semi_axes.append(axes)
@@ -273,33 +274,6 @@ def _paint(
         inside &= ((cols >= 0) & (cols < labels.shape[1]))[:, None, :]
         n, r, c = np.nonzero(inside)
         labels[rows[n, r], cols[n, c]] = values[part][n]
-
-
-def _paint_if_free(
-    occupied: np.ndarray, centre: np.ndarray, semi_axes: np.ndarray, angle: float
-) -> bool:
-    """Paint one ellipse into ``occupied`` as :func:`_paint` would, unless it covers a
-    painted pixel; whether it was painted. One nucleus at a time, as placement needs, with as
-    few numpy calls as the arithmetic allows (this runs for every try of every nucleus)."""
-    reach = int(np.ceil(semi_axes[1])) + 1  # (minor, major)
-    cy, cx = float(centre[0]), float(centre[1])
-    y0, x0 = max(math.floor(cy) - reach, 0), max(math.floor(cx) - reach, 0)
-    y1 = min(math.floor(cy) + reach + 1, occupied.shape[0])
-    x1 = min(math.floor(cx) + reach + 1, occupied.shape[1])
-    if y1 <= y0 or x1 <= x0:
-        return False
-    y = (np.arange(y0, y1) - centre[0])[:, None]
-    x = np.arange(x0, x1) - centre[1]
-    cos, sin = np.cos(angle), np.sin(angle)
-    inside = (x * cos + y * sin) / semi_axes[1]
-    inside **= 2
-    inside += ((-x * sin + y * cos) / semi_axes[0]) ** 2
-    inside = inside <= 1.0
-    region = occupied[y0:y1, x0:x1]
-    if region[inside].any():
-        return False
-    region[inside] = 1
-    return True
 
 
 def _noise(seed: int, stream: int, window: list[tuple[int, int]]) -> np.ndarray:

@@ -8,6 +8,8 @@ regions told apart by texture alone, for pixel classifiers.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -143,26 +145,26 @@ def _draw_ellipsoid(
     overwrite: bool = True,
 ) -> bool:
     """Paint one rotated ellipse (rotation in the Y–X plane) into ``labels``; without
-    ``overwrite``, only if it covers no labelled pixel. Returns whether it was painted."""
-    reach = int(np.ceil(semi_axes.max())) + 1
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.floor(centre).astype(int) + reach + 1, labels.shape)
-    if np.any(hi <= lo):
+    ``overwrite``, only if it covers no labelled pixel. Returns whether it was painted.
+
+    Bounds are Python integers and the grids sparse: this runs once per try of every nucleus
+    (hundreds of thousands of times for the demo's sample), so its cost is its numpy calls."""
+    reach = math.ceil(max(semi_axes)) + 1
+    lo = [max(math.floor(c) - reach, 0) for c in centre]
+    hi = [min(math.floor(c) + reach + 1, n) for c, n in zip(centre, labels.shape, strict=True)]
+    if any(b <= a for a, b in zip(lo, hi, strict=True)):
         return False
-    grids = np.meshgrid(
-        *[np.arange(a, b) - c for a, b, c in zip(lo, hi, centre, strict=True)],
-        indexing="ij",
-        sparse=True,
-    )
-    y, x = grids[-2], grids[-1]
+    y = (np.arange(lo[-2], hi[-2]) - centre[-2])[:, None]
+    x = np.arange(lo[-1], hi[-1]) - centre[-1]
     cos, sin = np.cos(angle), np.sin(angle)
     u, v = x * cos + y * sin, -x * sin + y * cos
     inside = (u / semi_axes[-1]) ** 2 + (v / semi_axes[-2]) ** 2
-    if len(grids) == 3:
-        inside = inside + (grids[0] / semi_axes[0]) ** 2
+    if labels.ndim == 3:
+        z = (np.arange(lo[0], hi[0]) - centre[0])[:, None, None]
+        inside = inside + (z / semi_axes[0]) ** 2
     region = labels[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))]
-    inside = np.broadcast_to(inside <= 1.0, region.shape)
-    if not overwrite and np.any(region[inside]):
+    inside = inside <= 1.0
+    if not overwrite and region[inside].any():
         return False
     region[inside] = value
     return True

@@ -350,8 +350,6 @@ def measure_image(
     [[0.0, 1.0, 4.0], [1.0, 2.0, 9.0]]
     """
     check_label_image(labels)
-    if workers < 1:
-        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     ndim = 2 if labels.sizes["Z"] == 1 else 3
     if image is not None:
         check_same_sizes(labels, image, "image", "labels", InvalidImageError)

@@ -107,8 +107,6 @@ def measure_objects_tiled(
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
     if margin < 0:
         raise InvalidLabelsError(f"margin must be >= 0; got {margin}")
-    if workers < 1:
-        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     reader = _channel_reader(image, shape)
     if isinstance(image, Image):
         pixel_sizes = pixel_sizes if pixel_sizes is not None else image.pixel_sizes
@@ -145,6 +143,8 @@ def measure_stack(
 
     ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``).
     """
+    if workers < 1:
+        raise InvalidRequestError(f"workers must be >= 1; got {workers}")
     shape = tuple(int(s) for s in labels.shape)
     ndim = len(shape)
     regions = [read for read, _ in iter_regions(shape, tiles)]
@@ -280,16 +280,15 @@ def _global_boxes(
     found = map_ordered(boxes, regions, workers)
     with closing(found):  # a cancel drops the tiles not started
         tracked = track(found, progress, "find objects", total=len(regions), unit="tile")
-        found_ids, found_starts, found_stops = zip(*tracked, strict=True) if regions else ((),) * 3
+        parts = [part for part in tracked if part[0].size]
     ndim = len(regions[0]) if regions else 2
-    if not sum(len(ids) for ids in found_ids):
+    if not parts:
         return np.zeros(0, np.int64), np.zeros((0, ndim), np.int64), np.zeros((0, ndim), np.int64)
-    all_ids = np.concatenate(found_ids)
-    ids, inverse = np.unique(all_ids, return_inverse=True)
+    ids, inverse = np.unique(np.concatenate([part[0] for part in parts]), return_inverse=True)
     starts = np.full((ids.size, ndim), np.iinfo(np.int64).max)
     stops = np.zeros((ids.size, ndim), np.int64)
-    np.minimum.at(starts, inverse, np.concatenate(found_starts))
-    np.maximum.at(stops, inverse, np.concatenate(found_stops))
+    np.minimum.at(starts, inverse, np.concatenate([part[1] for part in parts]))
+    np.maximum.at(stops, inverse, np.concatenate([part[2] for part in parts]))
     return ids, starts, stops
 
 
