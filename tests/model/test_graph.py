@@ -1,4 +1,5 @@
-"""Graph inspection and editing: tile step, pre-processing, spatial dims, channels-last wrap."""
+"""Graph inspection and editing: tile step, pre-processing, spatial dims, channels-last wrap,
+the softmax turned to the last axis."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from scopeml.model.graph import (
     parse_preprocessing,
     prepend_preprocessing,
     set_spatial_dims,
+    softmax_channels_last,
     to_channels_last,
 )
+from scopeml.model.runtime import session_bytes
 from scopeml.model.testing import tiny_unet_onnx
 from tests.model.model_builders import run_onnx
 
@@ -137,3 +140,59 @@ def test_to_channels_last_wraps_a_channels_first_graph():
     expected = run_onnx(nchw.SerializeToString(), batch)
     got = run_onnx(nhwc.SerializeToString(), np.moveaxis(batch, 1, -1))
     np.testing.assert_allclose(np.moveaxis(got, -1, 1), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_the_softmax_turned_to_the_last_axis_gives_the_same_bits(spatial_dims: int):
+    model = tiny_unet_onnx(in_channels=2, n_classes=3, depth=2, spatial_dims=spatial_dims)
+    before = model.SerializeToString()
+    assert softmax_channels_last(model)
+    assert [node.op_type for node in model.graph.node[-2:]] == ["Transpose", "Softmax"]
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(spatial_dims)
+    batch = rng.normal(0, 3, (2, *(8,) * (spatial_dims - 2), 16, 24, 2)).astype(np.float32)
+    expected = run_onnx(before, batch)
+    np.testing.assert_array_equal(run_onnx(model.SerializeToString(), batch), expected)
+    np.testing.assert_array_equal(run_onnx(session_bytes(before), batch), expected)
+    assert not softmax_channels_last(model)  # turned once
+
+
+def softmax_then_transpose(axis: int, perm: list[int], *, opset: int = 17, read_twice=False):
+    """``x`` (N×C×Y×X) → Softmax(axis) → Transpose(perm) → ``y``; ``read_twice``: the
+    probabilities are a graph output too."""
+    nodes = [
+        helper.make_node("Softmax", ["x"], ["p"], axis=axis),
+        helper.make_node("Transpose", ["p"], ["y"], perm=perm),
+    ]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if read_twice:
+        outputs.append(helper.make_tensor_value_info("p", TensorProto.FLOAT, None))
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 5])], outputs
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+@pytest.mark.parametrize(
+    "axis, perm, opset, read_twice",
+    [
+        (-1, [0, 2, 3, 1], 17, False),  # over X, not the channels
+        (1, [0, 3, 2, 1], 17, False),  # not to channels last
+        (1, [0, 2, 3, 1], 11, False),  # before opset 13 axis 1 meant all of C×Y×X
+        (1, [0, 2, 3, 1], 17, True),  # the channels-first probabilities are wanted too
+    ],
+)
+def test_other_softmaxes_are_left_as_they_are(axis, perm, opset, read_twice):
+    model = softmax_then_transpose(axis, perm, opset=opset, read_twice=read_twice)
+    before = model.SerializeToString()
+    assert not softmax_channels_last(model)
+    assert model.SerializeToString() == before
+    assert session_bytes(before) is before
+
+
+def test_a_softmax_over_channels_minus_three_is_turned_too():
+    model = softmax_then_transpose(-3, [0, 2, 3, 1])
+    batch = np.random.default_rng(0).normal(size=(1, 3, 4, 5)).astype(np.float32)
+    expected = run_onnx(model.SerializeToString(), batch)
+    assert softmax_channels_last(model)
+    np.testing.assert_array_equal(run_onnx(model.SerializeToString(), batch), expected)

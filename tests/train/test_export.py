@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from scopeml.model import load_model, read_container
+from scopeml.model.runtime import session_bytes
 from scopeml.train.export import export_onnx, onnx_probabilities, save_czann
 from scopeml.train.loop import TrainConfig, train_unet
 from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, receptive_halo
@@ -30,7 +31,9 @@ def test_onnx_equals_torch(spatial_dims: int) -> None:
     # other batch and spatial sizes than the export example: the axes are dynamic
     x = rng.normal(80, 30, (2, *(8,) * (spatial_dims - 2), 32, 24, 2)).astype(np.float32)
     expected = classifier(torch.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(onnx_probabilities(export_onnx(classifier), x), expected, atol=1e-4)
+    graph = export_onnx(classifier)
+    np.testing.assert_allclose(onnx_probabilities(graph, x), expected, atol=1e-4)
+    assert session_bytes(graph) is graph  # exported with the softmax over the last axis
 
 
 def test_normalisation_is_inside_the_graph() -> None:

@@ -30,7 +30,12 @@ from scopeml.errors import (
     ModelTimeoutError,
 )
 from scopeml.model.container import Container, graph_skeleton, read_container
-from scopeml.model.graph import MEMORY_LIMIT_ENV, largest_tensor, resolve_memory_limit
+from scopeml.model.graph import (
+    MEMORY_LIMIT_ENV,
+    largest_tensor,
+    resolve_memory_limit,
+    softmax_channels_last,
+)
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
 from scopeml.model.spec import ModelSpec
 
@@ -187,6 +192,18 @@ def check_constant_tensors(container: Container, memory_limit: int | None = None
         )
 
 
+def session_bytes(onnx_bytes: bytes) -> bytes:
+    """The graph a session runs: ``onnx_bytes`` with any channels-first softmax before the
+    turn to channels last made a last-axis one (:func:`softmax_channels_last`: the same
+    numbers, sooner); parsed only when the bytes name a ``Softmax``."""
+    if b"Softmax" not in onnx_bytes:
+        return onnx_bytes
+    import onnx
+
+    model = onnx.load_model_from_string(onnx_bytes)
+    return model.SerializeToString() if softmax_channels_last(model) else onnx_bytes
+
+
 class OnnxModel:
     """A model container ready to run: metadata, :class:`ModelSpec` and one ONNX session.
 
@@ -227,7 +244,7 @@ class OnnxModel:
             options.intra_op_num_threads = int(threads)
         try:
             self._session = ort.InferenceSession(
-                container.onnx_bytes, sess_options=options, providers=chosen
+                session_bytes(container.onnx_bytes), sess_options=options, providers=chosen
             )
         except Exception as err:  # onnxruntime's Fail/InvalidGraph/NotImplemented: bad graph
             raise InvalidContainerError(
