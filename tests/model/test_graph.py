@@ -196,3 +196,25 @@ def test_a_softmax_over_channels_minus_three_is_turned_too():
     expected = run_onnx(model.SerializeToString(), batch)
     assert softmax_channels_last(model)
     np.testing.assert_array_equal(run_onnx(model.SerializeToString(), batch), expected)
+
+
+def test_a_softmax_a_subgraph_also_reads_is_left_as_it_is():
+    model = softmax_then_transpose(1, [0, 2, 3, 1])
+    branch = [
+        helper.make_graph(
+            [helper.make_node("Identity", ["p"], [f"z_{name}"])],
+            name,
+            [],
+            [helper.make_tensor_value_info(f"z_{name}", TensorProto.FLOAT, None)],
+        )
+        for name in ("then", "other")
+    ]
+    graph = model.graph
+    graph.input.append(helper.make_tensor_value_info("flag", TensorProto.BOOL, []))
+    graph.node.append(
+        helper.make_node("If", ["flag"], ["z"], then_branch=branch[0], else_branch=branch[1])
+    )
+    graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, None))
+    before = model.SerializeToString()
+    assert not softmax_channels_last(model)
+    assert model.SerializeToString() == before

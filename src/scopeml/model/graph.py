@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -450,6 +451,7 @@ def softmax_channels_last(model: onnx.ModelProto) -> bool:
     for index, node in enumerate(graph.node):
         for name in node.input:
             readers.setdefault(name, []).append(index)
+    read_anywhere = Counter(name for node in _all_nodes(graph) for name in node.input)
     outputs = {output.name for output in graph.output}
     retired: set[str] = set()
     for index, softmax in enumerate(list(graph.node)):
@@ -457,8 +459,8 @@ def softmax_channels_last(model: onnx.ModelProto) -> bool:
             continue
         probabilities = softmax.output[0]
         after = readers.get(probabilities, [])
-        if len(after) != 1 or probabilities in outputs:
-            continue
+        if len(after) != 1 or read_anywhere[probabilities] != 1 or probabilities in outputs:
+            continue  # also read by a subgraph, or wanted as it is
         transpose = graph.node[after[0]]
         perm = next((list(a.ints) for a in transpose.attribute if a.name == "perm"), [])
         axis = next((a.i for a in softmax.attribute if a.name == "axis"), -1)
@@ -471,7 +473,7 @@ def softmax_channels_last(model: onnx.ModelProto) -> bool:
         first.CopyFrom(transpose)
         then.CopyFrom(softmax)
         middle = f"{transpose.output[0]}__before_softmax"
-        while middle in readers or middle in outputs:  # every other name is read or an output
+        while middle in read_anywhere or middle in outputs:  # other names: read or an output
             middle += "_"
         first.input[0], first.output[0] = softmax.input[0], middle
         then.input[0], then.output[0] = middle, transpose.output[0]
