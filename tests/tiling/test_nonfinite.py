@@ -124,3 +124,10 @@ def test_labels_only_runs_of_index_models_unclassify_nonfinite_pixels(unet2d, tm
     reference, _ = run(image, unet2d, tmp_path / "p.ome.zarr", tile_size=16)
     np.testing.assert_array_equal(labels, reference["labels"])
     assert np.all(labels[bad] == 0)
+
+
+def test_one_nonfinite_pixel_is_said_in_the_singular(unet2d, tmp_path):
+    data = np.random.default_rng(1).normal(100, 20, (1, 1, 2, 1, 16, 16)).astype(np.float32)
+    data[0, 0, 1, 0, 3, 4] = np.inf
+    _, messages = run(Image(data), unet2d, tmp_path / "one.ome.zarr")
+    assert len(messages) == 1 and "1 pixel is NaN or infinite; it is written" in messages[0]

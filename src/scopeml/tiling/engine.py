@@ -686,8 +686,9 @@ def _warn_invalid(count: int, image: Image) -> None:
     if count:
         where = f"{image.path}: " if image.path else ""
         warnings.warn(
-            f"{where}{count} pixels are NaN or infinite; they are written as unclassified "
-            "(label 0, probability and confidence 0) and left out of normalisation statistics",
+            f"{where}{count} {'pixel is' if count == 1 else 'pixels are'} NaN or infinite; "
+            f"{'it is' if count == 1 else 'they are'} written as unclassified (label 0, "
+            "probability and confidence 0) and left out of normalisation statistics",
             UserWarning,
             stacklevel=find_stack_level(),
         )
