@@ -52,6 +52,26 @@ def test_tiled_instances_equal_a_whole_image_run(movie, tmp_path):
     assert crossing[crossing > 0].size > 0
 
 
+@pytest.mark.parametrize("dtype", ["uint8", "float16"])
+def test_stored_probabilities_of_any_dtype_seed_the_same_way(movie, tmp_path, dtype):
+    """uint8 probabilities are stored × 255: the seeds divide them back before the thresholds,
+    so the instances are those of the stored values, tiled as whole."""
+    path, truth = movie
+    seg = sm.segment(path, "nuclei", tmp_path / "q.ome.zarr", tile_size=128,
+                     probability_dtype=dtype, outputs=("probabilities", "instances"))  # fmt: skip
+    reference = sm.segment(path, "nuclei", tmp_path / "f.ome.zarr", outputs=("instances",))
+    p = seg.probabilities.read()[0, 0, :, 0].astype(np.float32) / (255 if dtype == "uint8" else 1)
+    classes = np.where(p[1] > 0.6, 2, np.where(p[1] + p[2] > 0.5, 3, 1))
+    first = instance_labels(classes, class_id=2, grow_id=3, grow=4, min_size=8)
+    objects = seg.instances.read()[0, 0, 0, 0]
+    np.testing.assert_array_equal(objects, first)
+    found, exact = (
+        object_scores(objects, truth[0]),
+        object_scores(reference.instances.read()[0, 0, 0, 0], truth[0]),
+    )
+    assert abs(found["f1"] - exact["f1"]) < 0.02 and found["f1"] > 0.7
+
+
 def test_touching_nuclei_are_split(movie, tmp_path):
     path, truth = movie
     seg = sm.segment(path, "nuclei", tmp_path / "s.ome.zarr", outputs=("instances",))

@@ -15,6 +15,7 @@ import numpy as np
 
 import scopeml as sm
 from scopeml.errors import InvalidImageError
+from scopeml.tiling.outputs import probability_scale
 
 #: Chunk edge (pixels) of the dask arrays napari slices; a drawn tile reads whole chunks.
 CHUNK = 1024
@@ -242,7 +243,7 @@ def segmentation_layer_data(
             )
             continue
         data, kwargs, kind = image_layer_data(levels, path=path)
-        top = 255.0 if levels[0].dtype == np.uint8 else 1.0  # probability_dtype uint8: 0..255
+        top = probability_scale(levels[0].dtype)  # probability_dtype uint8: 0..255
         if output == "probabilities":
             names = list(levels[0].channel_names)
             kwargs["name"] = [f"{stem} {name} probability" for name in names]

@@ -34,6 +34,7 @@ from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.objects.label import ProvisionalLabels, _structure, label_value
 from scopeml.progress import Progress, track
+from scopeml.tiling.outputs import probability_scale
 
 __all__ = ["InstanceOptions", "grow_seeds", "instance_image", "instance_labels", "seed_classes"]
 
@@ -268,7 +269,8 @@ class _SeedClasses:
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         named = dict(zip("STCZYX", key, strict=True))
         channels = named.pop("C")
-        p = self.probabilities.read(**named).astype(np.float32, copy=False)
+        p = self.probabilities.read(**named)
+        p = p.astype(np.float32, copy=False) / np.float32(probability_scale(p.dtype))
         obj, boundary = p[:, :, self.obj : self.obj + 1], p[:, :, self.boundary : self.boundary + 1]
         seed, grown, neither = np.uint8(2), np.uint8(3), np.uint8(1)  # no int64 temporaries
         out = np.where(obj > self.threshold, seed, np.where(obj + boundary > 0.5, grown, neither))

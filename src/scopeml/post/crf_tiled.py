@@ -23,6 +23,7 @@ from scopeml.io.image import Image
 from scopeml.io.regions import core_region, iter_regions
 from scopeml.post.crf import MAX_GRID_CELLS, crf_halo, dense_crf
 from scopeml.progress import Progress, track
+from scopeml.tiling.outputs import probability_scale
 
 #: Intensity scale of the bilateral kernel, as a fraction of the image's range.
 DEFAULT_CONTRAST = 0.05
@@ -150,7 +151,7 @@ def crf_tiled(
         )
     low, high = intensity_range(image, tile_size=tile_size)  # the whole image's, not a tile's
     sigma = contrast * (high - low) if high > low else 1.0
-    scale = 255.0 if probabilities.dtype == np.uint8 else 1.0
+    scale = probability_scale(probabilities.dtype)
     for s, t, read, core in track(work, progress, "crf", unit="tile"):
         named = dict(zip("ZYX"[-len(spatial) :], read, strict=True))
         prob = np.asarray(probabilities.read(S=s, T=t, **named)[0, 0], np.float32) / scale

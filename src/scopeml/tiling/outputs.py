@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -210,7 +211,20 @@ def _argmax_max(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return index, best
 
 
+def probability_scale(dtype: Any) -> float:
+    """What a stored probability of ``dtype`` is at 1: 255 for ``probability_dtype`` uint8
+    (probability × 255, rounded), else 1. Divide by it before comparing with a probability.
+
+    Examples
+    --------
+    >>> probability_scale(np.uint8), probability_scale("float16")
+    (255.0, 1.0)
+    """
+    return 255.0 if np.dtype(dtype) == np.uint8 else 1.0
+
+
 def _cast_probabilities(probabilities: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if dtype == np.uint8:
-        return np.rint(np.clip(probabilities, 0.0, 1.0) * 255.0).astype(np.uint8)
+        scale = probability_scale(dtype)
+        return np.rint(np.clip(probabilities, 0.0, 1.0) * scale).astype(np.uint8)
     return probabilities.astype(dtype)
