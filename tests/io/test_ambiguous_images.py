@@ -52,6 +52,23 @@ def test_a_plain_page_sequence_is_read_as_z_with_one_warning_naming_the_way_out(
     ]
 
 
+def test_every_way_out_of_two_page_sequences_names_each_axis_once(tmp_path):
+    """20 × 5 pages of unknown kind (a Z stack per time point, as CTC's files): each way the
+    warnings name opens the file, none names a letter twice (it said TTYX and ZZYX)."""
+    import re
+
+    file = tmp_path / "stacks.tif"
+    tifffile.imwrite(file, np.stack([_frames()] * 6))  # 6 × 5 pages of 16 × 24: QQYX
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_image(file).close()
+    ways = {w for m in _said(caught) for w in re.findall(r"--axes (\w+)", m)}
+    assert ways == {"TZYX", "CTYX", "ZCYX"}
+    for axes in ways:
+        with open_image(file, axes=axes) as image:
+            assert [image.sizes[a] for a in axes[:2]] == [6, 5]
+
+
 def test_axes_tyx_reads_the_pages_as_time_points_without_a_warning(tmp_path):
     file = tmp_path / "timelapse.tif"
     frames = _frames()

@@ -136,11 +136,24 @@ def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: st
 
 
 def _hint(mapped: str, index: int, letter: str) -> str:
-    """The axes text reading axis ``index`` as ``letter`` (size-1 axes get free letters)."""
+    """The axes text reading axis ``index`` as ``letter`` (size-1 axes get free letters); an
+    axis read as ``letter`` already takes the letter given up, so no letter comes twice.
+
+    Examples
+    --------
+    >>> _hint("ZTYX", 0, "T"), _hint("ZTYX", 1, "Z"), _hint("ZTYX", 0, "C")
+    ('TZYX', 'TZYX', 'CTYX')
+    """
     free = iter(a for a in "CZT" if a not in mapped and a != letter)
-    return "".join(
-        letter if j == index else (next(free, "?") if m == "_" else m) for j, m in enumerate(mapped)
-    )
+
+    def read_as(j: int, m: str) -> str:
+        if j == index:
+            return letter
+        if m == letter:
+            return mapped[index]
+        return next(free, "?") if m == "_" else m
+
+    return "".join(read_as(j, m) for j, m in enumerate(mapped))
 
 
 _WARNED: set[str] = set()
