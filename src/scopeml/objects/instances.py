@@ -270,7 +270,8 @@ class _SeedClasses:
         named = dict(zip("STCZYX", key, strict=True))
         channels = named.pop("C")
         p = self.probabilities.read(**named)
-        p = p.astype(np.float32, copy=False) / np.float32(probability_scale(p.dtype))
+        scale = probability_scale(p.dtype)  # uint8: stored × 255
+        p = p.astype(np.float32, copy=False) if scale == 1 else p / np.float32(scale)
         obj, boundary = p[:, :, self.obj : self.obj + 1], p[:, :, self.boundary : self.boundary + 1]
         seed, grown, neither = np.uint8(2), np.uint8(3), np.uint8(1)  # no int64 temporaries
         out = np.where(obj > self.threshold, seed, np.where(obj + boundary > 0.5, grown, neither))
