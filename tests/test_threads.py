@@ -27,3 +27,9 @@ def test_results_come_in_order_at_most_twice_the_workers_ahead_and_stop_with_the
     time.sleep(0.2)
     assert len(started) == ran < 100
     assert list(map_ordered(work, range(4), workers=1)) == [0, 10, 20, 30]
+
+
+def test_one_worker_runs_in_a_pool_thread_so_the_caller_only_waits():
+    # a Ctrl-C reaches the caller's (main) thread: it must never stop a tile mid-write
+    threads = list(map_ordered(lambda _: threading.current_thread(), range(3), workers=1))
+    assert threading.main_thread() not in threads and len(set(threads)) == 1

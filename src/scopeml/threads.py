@@ -22,19 +22,18 @@ def map_ordered(function: Callable[[T], R], items: Iterable[T], workers: int) ->
     """``function(item)`` for each item, in the items' order, ``workers`` at a time.
 
     At most ``2 × workers`` results are made ahead of the caller, so memory holds that many
-    at most. With one worker it runs in the caller's thread. When the caller stops early (an
-    error, a cancel raised by its progress callback), what has not started is dropped and what
-    is running finishes before the caller goes on.
+    at most. The work runs in pool threads, one worker too: the caller's thread only waits, so
+    a Ctrl-C (or SIGTERM made one) never stops a tile halfway through its writes. When the
+    caller stops early (an error, Ctrl-C, a cancel raised by its progress callback), what has
+    not started is dropped and what is running finishes before the caller goes on; close the
+    iterator (``contextlib.closing``) so that this happens before the error travels up.
 
     Examples
     --------
     >>> list(map_ordered(lambda n: n * n, range(6), workers=3))
     [0, 1, 4, 9, 16, 25]
     """
-    if workers <= 1:
-        yield from map(function, items)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="scopeml") as pool:
+    with ThreadPoolExecutor(max(workers, 1), thread_name_prefix="scopeml") as pool:
         pending: deque[Future[R]] = deque()
         try:
             for item in items:

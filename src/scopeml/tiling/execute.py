@@ -15,12 +15,13 @@ import dataclasses
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from scopeml.errors import InvalidRequestError
+from scopeml.threads import map_ordered
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.plan import Tile
 from scopeml.tiling.store import mark_done
@@ -108,36 +109,16 @@ def run_local(
     workers: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Run ``work`` over the batches with ``workers`` threads, at most ``2 × workers`` queued.
+    """Run ``work`` over the batches with ``workers`` threads, at most ``2 × workers`` ahead
+    (:func:`~scopeml.threads.map_ordered`).
 
     The first error (or Ctrl-C) cancels what has not started and is re-raised once the
     running batches have finished, so no chunk is left half-written by a live thread.
     """
-    pending: set[Future[int]] = set()
-    queue = iter(batches)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scopeml-tile") as pool:
-        try:
-            for batch in queue:
-                pending.add(pool.submit(work, batch))
-                if len(pending) >= 2 * workers:
-                    pending = _collect(pending, on_progress)
-            while pending:
-                pending = _collect(pending, on_progress)
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
-
-
-def _collect(
-    pending: set[Future[int]], on_progress: Callable[[int], None] | None
-) -> set[Future[int]]:
-    done, rest = wait(pending, return_when=FIRST_COMPLETED)
-    for future in done:
-        count = future.result()
-        if on_progress is not None:
-            on_progress(count)
-    return rest
+    with closing(map_ordered(work, batches, workers)) as done:
+        for count in done:
+            if on_progress is not None:
+                on_progress(count)
 
 
 def remote_batch(
