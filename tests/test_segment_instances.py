@@ -50,6 +50,11 @@ def test_tiled_instances_equal_a_whole_image_run(movie, tmp_path):
     assert objects[0, 1].min() == 0 and objects[0, 1][objects[0, 1] > 0].min() > first.max()
     crossing = np.intersect1d(objects[0, 0, 0, 0, 127], objects[0, 0, 0, 0, 128])
     assert crossing[crossing > 0].size > 0
+    # the result says what it holds: its outputs and how many objects
+    assert tiled.n_objects == len(np.unique(objects)) - 1 == whole.n_objects
+    shown = repr(whole)
+    assert "outputs=('labels', 'instances')" in shown and f"n_objects={whole.n_objects}" in shown
+    assert "n_objects" not in repr(sm.segment(path, "nuclei", tmp_path / "l.ome.zarr"))
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float16"])

@@ -149,23 +149,64 @@ class Segmentation(type(Path())):  # type: ignore[misc]
         Segmentation measures these."""
         return self.output(INSTANCES)
 
+    @property
+    def image_path(self) -> Path | None:
+        """The image file the run read, while it is still that file (size, time and sampled
+        content as recorded): what to measure intensities on. ``None`` for an array or a file
+        moved or changed since."""
+        path, same = run_image(self.path)
+        return path if same else None
+
+    @property
+    def n_objects(self) -> int | None:
+        """How many objects :attr:`instances` holds; ``None`` without complete instances."""
+        return _n_objects(self.path)
+
     def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle keep the classes
         return _segmentation, (str(self), getattr(self, "_classes", None))
 
     def __repr__(self) -> str:
-        return f"Segmentation({str(self)!r}, classes={getattr(self, '_classes', None)})"
+        """The path, what the run wrote and how many objects it found: what a notebook cell
+        showing the result should tell."""
+        outputs = self.outputs
+        shown = [repr(str(self)), f"outputs={outputs}"]
+        if INSTANCES in outputs:
+            shown.append(f"n_objects={self.n_objects}")
+        if getattr(self, "_classes", None) is not None:
+            shown.append(f"classes={self._classes}")
+        return f"Segmentation({', '.join(shown)})"
 
 
 def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
     return Segmentation(path, classes=classes)
 
 
+def run_image(store: Path) -> tuple[Path | None, bool]:
+    """The image file a run recorded reading (``None`` for an array) and whether the file
+    there is still the one it read."""
+    from scopeml.tiling.identity import fingerprint
+    from scopeml.tiling.store import recorded_run
+
+    image = (recorded_run(store) or {}).get("image") or {}
+    if not isinstance(image.get("path"), str):
+        return None, False
+    path = Path(image["path"])
+    try:
+        return path, "content" in image and fingerprint(path) == image["content"]
+    except OSError:  # moved or unreadable
+        return path, False
+
+
 def has_instances(store: Path) -> bool:
     """Whether the store holds complete instances: their array records the object count,
     which is written last (a half-written array lacks it)."""
+    return _n_objects(store) is not None
+
+
+def _n_objects(store: Path) -> int | None:
     import zarr
 
     try:
-        return "n_objects" in zarr.open_array(str(store / INSTANCES / "0"), mode="r").attrs
+        return int(zarr.open_array(str(store / INSTANCES / "0"), mode="r").attrs["n_objects"])
     except (OSError, ValueError, LookupError, TypeError):
-        return False
+        return None

@@ -67,3 +67,28 @@ def test_another_file_names_the_axes_to_pass(segmented, tmp_path, capsys):
     command = ["objects", "measure", str(seg), "--image", str(copy), "-o", str(out), "-q"]
     assert main([*command, "--axes", "TYX"]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
+
+
+def test_without_image_a_store_is_measured_on_the_image_its_run_read(segmented, tmp_path, capsys):
+    movie, seg, expected = segmented
+    assert seg.image_path == movie.resolve()
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(seg), "-o", str(out), "-q"]) == 0
+    said = capsys.readouterr().out
+    assert f"intensities of {movie.name}, the image its run read) → {out}" in said
+    pd.testing.assert_frame_equal(pd.read_csv(out), expected)
+
+
+def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsys):
+    image = tmp_path / "nuclei.tif"
+    pixels = np.clip(realistic_nuclei((160, 150), seed=4)[0][0], 0, None) * 1000
+    tifffile.imwrite(image, pixels.astype(np.uint16))
+    seg = sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", **RUN)
+    tifffile.imwrite(image, pixels.astype(np.uint16) // 2)  # the same name, other pixels
+    assert seg.image_path is None
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(seg), "-o", str(out), "-q"]) == 0
+    assert f"shapes only: {image.resolve()} is gone or changed" in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert len(table) == seg.n_objects > 0
+    assert not any(name.startswith("intensity_") for name in table)

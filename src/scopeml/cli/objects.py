@@ -80,7 +80,12 @@ def measure(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Table: .csv or .parquet (rows in tile order)."
     ),
-    image: Path | None = typer.Option(None, "--image", help="Intensities to measure."),
+    image: Path | None = typer.Option(
+        None,
+        "--image",
+        help="Intensities to measure. Default for a segment store: the image its run read, "
+        "if that file is unchanged.",
+    ),
     pixel_size: str | None = typer.Option(
         None,
         "--pixel-size",
@@ -109,6 +114,7 @@ def measure(
     from scopeml.io import open_image
     from scopeml.objects.images import open_labels
     from scopeml.objects.table import check_table_output
+    from scopeml.segmentation import run_image
 
     check_table_output(output, overwrite=overwrite)  # before the labels are even opened
     source = _as_segmentation(labels)  # a segment store: its instances, else its labels
@@ -120,6 +126,14 @@ def measure(
     # a store with instances is measured as such: the axes its run read --image with apply
     store = isinstance(source, Segmentation) and "instances" in source.outputs
     measured: Any = source if store else objects
+    said = "" if image is None else f"; intensities of {image.name}"
+    if store and image is None:  # the image its run read, if it is still that file
+        recorded, same = run_image(source.path)
+        image = recorded if same else None
+        said = (f"; intensities of {image.name}, the image its run read" if same
+                else f"; shapes only: {recorded} is gone or changed since its run (--image "
+                "for intensities)" if recorded
+                else "; shapes only (--image for intensities)")  # fmt: skip
     sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
     measure_objects(
         measured,
@@ -134,7 +148,8 @@ def measure(
         workers=workers,
     )
     voxels = "; area in voxels" if objects.sizes["Z"] > 1 else ""
-    typer.echo(f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}) → {output}")
+    shown = f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}{said})"
+    typer.echo(f"{shown} → {output}")
 
 
 @app.command("train")

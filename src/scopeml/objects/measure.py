@@ -7,9 +7,9 @@ over the foreground pixels. In 2-D the shape features are also computed for all 
 together and equal scikit-image's: the perimeter from neighbour patterns at border pixels, the
 convex area by counting pixel centres in each hull exactly (integer arithmetic on doubled
 coordinates), Feret diameters by batched calipers; only the OpenCV hull call is per object. In
-3-D the shape features loop over per-object crops. Names follow scikit-image, family first
-(``area``, ``area_convex``, ``intensity_mean_C0``); columns in physical units carry the unit
-(``area_um2``, ``feret_diameter_max_um``).
+3-D the shape features loop over per-object crops, each hull filled row by row. Names follow
+scikit-image, family first (``area``, ``area_convex``, ``intensity_mean_C0``); columns in
+physical units carry the unit (``area_um2``, ``feret_diameter_max_um``).
 
 Not in ``regionprops_table``: ``feret_diameter_min``, ``circularity`` (4π·area/perimeter², with
 regionprops' ``perimeter_crofton``: the 4-connected ``perimeter`` makes a 10×10 square 0.97 and
@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
+from scipy.spatial.distance import pdist
 
 from scopeml.errors import InvalidImageError, InvalidLabelsError, find_stack_level
 
@@ -517,6 +518,7 @@ def _shape_features(
     from skimage.measure import marching_cubes
     from skimage.morphology import convex_hull_image
 
+    hull_image = _convex_image_3d if index.ndim == 3 else convex_hull_image
     ndim = index.ndim
     n = len(slices)
     scale = np.ones(ndim) if spacing is None else spacing
@@ -530,7 +532,7 @@ def _shape_features(
             out["feret_diameter_min_um"] = np.full(n, np.nan)
     for i, (region, value) in enumerate(zip(slices, values, strict=True)):
         mask = index[region] == value
-        convex = _convex_image(mask, convex_hull_image)
+        convex = _convex_image(mask, hull_image)
         out["area_convex"][i] = convex.sum()
         out["solidity"][i] = mask.sum() / out["area_convex"][i]
         if ndim == 2:
@@ -624,6 +626,53 @@ def _convex_image(mask: np.ndarray, convex_hull_image: Any) -> np.ndarray:
     return convex if convex.any() else mask
 
 
+#: The centres of a voxel's six faces, relative to its centre: ``convex_hull_image`` hulls these.
+_FACES_3D = np.concatenate([np.eye(3) * 0.5, np.eye(3) * -0.5])
+
+
+def _convex_image_3d(mask: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
+    """``skimage.morphology.convex_hull_image`` of a 3-D mask, solved row by row.
+
+    The same hull (Qhull over the centres of the voxels' faces) and the same test (a voxel is
+    inside when every facet's equation is below ``tolerance`` at its centre), but solved for
+    each row's first and last voxel inside instead of evaluated at every voxel: rows × facets
+    instead of voxels × facets, about a crop's width times less work (scikit-image's test was
+    nine tenths of 3-D measuring). The hull is taken over the ends of each row, which span
+    the same hull as all voxels.
+    """
+    rows = mask.any(axis=-1)
+    width = mask.shape[-1]
+    lines = np.argwhere(rows).astype(np.float64)
+    first = mask.argmax(axis=-1)[rows]
+    last = width - 1 - mask[..., ::-1].argmax(axis=-1)[rows]
+    ends = np.concatenate([np.c_[lines, first], np.c_[lines, last]])
+    try:
+        corners = ends[ConvexHull(ends).vertices]
+        faces = np.unique((corners[:, None, :] + _FACES_3D).reshape(-1, 3), axis=0)
+        equations = ConvexHull(faces).equations
+    except QhullError:  # flat: scikit-image returns an empty image, which _convex_image handles
+        return np.zeros_like(mask, dtype=bool)
+    normal_x = equations[:, 2]
+    grow, shrink, still = normal_x > 0, normal_x < 0, normal_x == 0
+    zy = np.indices(mask.shape[:2]).reshape(2, -1).T.astype(np.float64)
+    low = np.empty(len(zy))
+    high = np.empty(len(zy))
+    step = max(1, 2**22 // len(equations))  # rows per block: a few MB of equations at a time
+    for start in range(0, len(zy), step):
+        block = slice(start, start + step)
+        # each facet n·(z, y, x) + d < tolerance, solved for x on every row of the block
+        bound = (tolerance - (zy[block] @ equations[:, :2].T + equations[:, 3])) / np.where(
+            still, 1.0, normal_x
+        )
+        high[block] = np.ceil(bound[:, grow]).min(axis=1, initial=width) - 1
+        low[block] = np.floor(bound[:, shrink]).max(axis=1, initial=-1) + 1
+        blocked = (bound[:, still] <= 0).any(axis=1)  # n_x = 0: the row is in or out whole
+        high[block][blocked] = -1
+    x = np.arange(width)
+    inside = (x >= low[:, None]) & (x <= high[:, None])
+    return inside.reshape(mask.shape)
+
+
 def _outline_points(convex: np.ndarray) -> np.ndarray:
     """The 0.5-level contour points of a row- and column-convex 2-D mask.
 
@@ -650,8 +699,7 @@ def _feret(points: np.ndarray) -> tuple[float, float]:
         hull = points[ConvexHull(points).vertices]
     except QhullError:  # collinear or too few points: all points are the hull
         hull = np.unique(points, axis=0)
-    diff = hull[:, None, :] - hull[None, :, :]
-    fmax = float(np.sqrt((diff**2).sum(-1).max()))
+    fmax = float(np.sqrt(pdist(hull, "sqeuclidean").max())) if len(hull) > 1 else 0.0
     if points.shape[1] != 2 or len(hull) < 3:
         return fmax, 0.0 if points.shape[1] == 2 else float("nan")
     edges = np.roll(hull, -1, axis=0) - hull
