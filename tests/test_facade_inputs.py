@@ -231,6 +231,12 @@ def test_one_channel_index_is_one_channel_and_a_bad_outputs_value_is_one_line(tm
     assert seg.labels.read().max() == 2
     with pytest.raises(InvalidRequestError, match="unknown outputs 3; choose from labels"):
         sm.segment(_cells(), Threshold(), tmp_path / "c.ome.zarr", outputs=3)
+    with pytest.raises(InvalidRequestError) as told:
+        sm.segment(_cells(), Threshold(), tmp_path / "c.ome.zarr", outputs=["foo"])
+    assert str(told.value).endswith(
+        "unknown outputs 'foo'; choose from labels, probabilities, confidence, mask, instances "
+        "(a Regression model's: image)"
+    )
 
 
 def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_channels(tmp_path):

@@ -393,8 +393,10 @@ def _settings(
     if unknown:
         from scopeml.errors import InvalidRequestError, summarize
 
+        classes = ", ".join(name for name in known if name != "image")
         raise InvalidRequestError(
-            f"unknown outputs {summarize(unknown)}; choose from {', '.join(known)}"
+            f"unknown outputs {summarize(unknown)}; choose from {classes} (a Regression "
+            "model's: image)"
         )
     changes = {key: value for key, value in given.items() if value is not None}
     scheduler = changes.get("scheduler", (options or SegmentOptions()).scheduler)
