@@ -240,6 +240,11 @@ class OnnxModel:
         chosen = choose_providers(providers)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # ONNX Runtime's memory pattern plans one block per run for all of a tile's
+        # intermediate tensors; tiles run side by side each hold one, and the arena keeps
+        # them. Without it the arena reuses freed tensors: the nuclei model's 1120² tiles on
+        # two threads peaked at about 0.78x the memory and ran in about 0.9x the time.
+        options.enable_mem_pattern = False
         if threads is not None:
             options.intra_op_num_threads = int(threads)
         try:
