@@ -300,7 +300,7 @@ def _shape_columns(
     (hulls, Feret diameters, both perimeters and circularity), in 3-D from per-object crops."""
     if index.ndim != 2:
         kept = [s for s, k in zip(ndi.find_objects(index), keep, strict=True) if k]
-        return _shape_features(index, kept, np.flatnonzero(keep) + 1, spacing)
+        return _shape_features_3d(index, kept, np.flatnonzero(keep) + 1, spacing)
     n = keep.size
     cols = _shape_features_2d(_runs(index), keep, spacing)
     cols["perimeter"] = _perimeters(index, n)[keep]
@@ -508,45 +508,29 @@ def _medians(values: np.ndarray, obj: np.ndarray, count: np.ndarray, n: int) -> 
     return np.where(ok, median, np.nan)
 
 
-def _shape_features(
+def _shape_features_3d(
     index: np.ndarray,
     slices: list[tuple[slice, ...]],
     values: np.ndarray,
     spacing: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
-    """Features that need each object's crop: perimeter, convex hull, Feret diameters."""
+    """The 3-D features that need each object's crop: convex volume, solidity, Feret diameter
+    (over the hull's marching-cubes surface, as regionprops takes it)."""
     from skimage.measure import marching_cubes
-    from skimage.morphology import convex_hull_image
 
-    hull_image = _convex_image_3d if index.ndim == 3 else convex_hull_image
-    ndim = index.ndim
     n = len(slices)
-    scale = np.ones(ndim) if spacing is None else spacing
-    names = ["area_convex", "solidity", "feret_diameter_max"]
-    if ndim == 2:
-        names += ["feret_diameter_min"]
-    out = {name: np.full(n, np.nan) for name in names}
+    out = {name: np.full(n, np.nan) for name in ("area_convex", "solidity", "feret_diameter_max")}
     if spacing is not None:
         out["feret_diameter_max_um"] = np.full(n, np.nan)
-        if ndim == 2:
-            out["feret_diameter_min_um"] = np.full(n, np.nan)
     for i, (region, value) in enumerate(zip(slices, values, strict=True)):
         mask = index[region] == value
-        convex = _convex_image(mask, hull_image)
+        convex = _convex_image_3d(mask)
         out["area_convex"][i] = convex.sum()
         out["solidity"][i] = mask.sum() / out["area_convex"][i]
-        if ndim == 2:
-            points = _outline_points(convex)
-        else:
-            points = marching_cubes(np.pad(convex, 2), level=0.5)[0]
-        out["feret_diameter_max"][i], fmin = _feret(points)
-        if ndim == 2:
-            out["feret_diameter_min"][i] = fmin
+        points = marching_cubes(np.pad(convex, 2), level=0.5)[0]
+        out["feret_diameter_max"][i] = _feret_max(points)
         if spacing is not None:
-            fmax_um, fmin_um = _feret(points * scale)
-            out["feret_diameter_max_um"][i] = fmax_um
-            if ndim == 2:
-                out["feret_diameter_min_um"][i] = fmin_um
+            out["feret_diameter_max_um"][i] = _feret_max(points * spacing)
     return out
 
 
@@ -616,16 +600,6 @@ def _perimeters(index: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(value, _PERIMETER_WEIGHTS[code], n + 1)[1:].astype(np.float64)
 
 
-def _convex_image(mask: np.ndarray, convex_hull_image: Any) -> np.ndarray:
-    """The convex hull image; a flat object (one pixel thick somewhere) is its own hull."""
-    if min(mask.shape) < 2:
-        return mask
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # skimage warns on flat hulls
-        convex = convex_hull_image(mask)
-    return convex if convex.any() else mask
-
-
 #: The centres of a voxel's six faces, relative to its centre: ``convex_hull_image`` hulls these.
 _FACES_3D = np.concatenate([np.eye(3) * 0.5, np.eye(3) * -0.5])
 
@@ -638,8 +612,11 @@ def _convex_image_3d(mask: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
     each row's first and last voxel inside instead of evaluated at every voxel: rows × facets
     instead of voxels × facets, about a crop's width times less work (scikit-image's test was
     nine tenths of 3-D measuring). The hull is taken over the ends of each row, which span
-    the same hull as all voxels.
+    the same hull as all voxels. A flat object (one voxel thick somewhere, or in one plane),
+    which Qhull cannot hull, is its own hull.
     """
+    if min(mask.shape) < 2:
+        return mask
     rows = mask.any(axis=-1)
     width = mask.shape[-1]
     lines = np.argwhere(rows).astype(np.float64)
@@ -650,8 +627,8 @@ def _convex_image_3d(mask: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
         corners = ends[ConvexHull(ends).vertices]
         faces = np.unique((corners[:, None, :] + _FACES_3D).reshape(-1, 3), axis=0)
         equations = ConvexHull(faces).equations
-    except QhullError:  # flat: scikit-image returns an empty image, which _convex_image handles
-        return np.zeros_like(mask, dtype=bool)
+    except QhullError:  # flat (scikit-image warns and returns an empty image)
+        return mask
     normal_x = equations[:, 2]
     grow, shrink, still = normal_x > 0, normal_x < 0, normal_x == 0
     zy = np.indices(mask.shape[:2]).reshape(2, -1).T.astype(np.float64)
@@ -673,40 +650,13 @@ def _convex_image_3d(mask: np.ndarray, tolerance: float = 1e-10) -> np.ndarray:
     return inside.reshape(mask.shape)
 
 
-def _outline_points(convex: np.ndarray) -> np.ndarray:
-    """The 0.5-level contour points of a row- and column-convex 2-D mask.
-
-    These are the midpoints between object pixels and their outside 4-neighbours, which for a
-    convex mask sit only at the ends of each row and column: the same points
-    ``find_contours(mask, 0.5)`` returns (which regionprops uses for Feret diameters), found
-    without tracing the contour.
-    """
-    points = []
-    for axis in (0, 1):
-        lines = np.flatnonzero(convex.any(axis=1 - axis))
-        section = convex.T if axis == 1 else convex
-        first = section[lines].argmax(axis=1)
-        last = section.shape[1] - 1 - section[lines, ::-1].argmax(axis=1)
-        for end in (first - 0.5, last + 0.5):
-            pair = (lines, end) if axis == 0 else (end, lines)
-            points.append(np.stack(pair, axis=1).astype(np.float64))
-    return np.concatenate(points)
-
-
-def _feret(points: np.ndarray) -> tuple[float, float]:
-    """Largest and (2-D) smallest caliper width of a point set, via its convex hull."""
+def _feret_max(points: np.ndarray) -> float:
+    """The largest distance between two points of a set (between vertices of its hull)."""
     try:
         hull = points[ConvexHull(points).vertices]
-    except QhullError:  # collinear or too few points: all points are the hull
+    except QhullError:  # in a plane or too few points: all points are the hull
         hull = np.unique(points, axis=0)
-    fmax = float(np.sqrt(pdist(hull, "sqeuclidean").max())) if len(hull) > 1 else 0.0
-    if points.shape[1] != 2 or len(hull) < 3:
-        return fmax, 0.0 if points.shape[1] == 2 else float("nan")
-    edges = np.roll(hull, -1, axis=0) - hull
-    normals = np.stack([-edges[:, 1], edges[:, 0]], 1)
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
-    widths = np.abs(((hull[None, :, :] - hull[:, None, :]) * normals[:, None, :]).sum(-1))
-    return fmax, float(widths.max(axis=1).min())
+    return float(np.sqrt(pdist(hull, "sqeuclidean").max())) if len(hull) > 1 else 0.0
 
 
 def _physical_columns(cols: dict[str, np.ndarray], spacing: np.ndarray) -> dict[str, np.ndarray]:
