@@ -100,6 +100,28 @@ def test_axes_that_do_not_fit_the_file_are_refused(tmp_path, axes, error, proble
     assert problem in caught.value.problem
 
 
+def test_axes_cannot_move_the_rows_columns_or_samples_of_the_pages(tmp_path, capsys):
+    """An RGB TIFF told CYX read 960 channels of 1280 × 3 pixels, and segment wrote that."""
+    file = tmp_path / "rgb.tif"
+    tifffile.imwrite(file, np.zeros((12, 16, 3), np.uint8), photometric="rgb")
+    with pytest.raises(InvalidImageError) as caught:
+        open_image(file, axes="CYX")
+    assert caught.value.problem.startswith("axes 'CYX' would read the file's Y=12 as C, X=16 as Y")
+    assert main(["info", str(file), "--axes", "CYX"]) == 2
+    assert "name only its other axes (Y=12 X=16 S=3)" in capsys.readouterr().err
+    with open_image(file, axes="YXC") as image:  # what the file says: fine
+        assert (image.sizes["C"], image.sizes["Y"], image.sizes["X"]) == (3, 12, 16)
+
+
+def test_axes_renaming_what_the_metadata_names_is_warned_about(tmp_path):
+    file = tmp_path / "two.ome.tif"
+    tifffile.imwrite(file, np.zeros((2, 8, 8), np.uint16), metadata={"axes": "CYX"})
+    with pytest.warns(UserWarning, match=r"axes 'TYX' read the file's C=2 as T, though its "
+                      "metadata names them"):  # fmt: skip
+        with open_image(file, axes="TYX") as image:
+            assert (image.sizes["T"], image.sizes["C"]) == (2, 1)
+
+
 def test_axes_are_refused_for_a_format_that_names_its_own(tmp_path):
     store = tmp_path / "a.ome.zarr"
     create_ome_zarr(store, shape=(4, 4), dtype="uint8", axes="YX", chunks=(4, 4))

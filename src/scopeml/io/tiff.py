@@ -103,13 +103,37 @@ def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = 
     Traceback (most recent call last):
     ...
     scopeml.errors.InvalidImageError: axes 'TZYX' name 4 axes; the file has 3 (Q=20 Y=5 X=6)
+    >>> user_axes("CYX", "YXS", (960, 1280, 3))
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidImageError: axes 'CYX' would read the file's Y=960 as C, X=1280 as Y, \
+S=3 as X; its pages fix Y and X (and RGB samples, S, as channels): name only its other axes \
+(Y=960 X=1280 S=3)
     """
     letters = check_axes_text(axes)
+    found = " ".join(f"{a}={n}" for a, n in zip(tiff_axes, shape, strict=True))
     if len(letters) != len(shape):
-        found = " ".join(f"{a}={n}" for a, n in zip(tiff_axes, shape, strict=True))
         raise InvalidImageError(
             f"axes {axes!r} name {len(letters)} axes; the file has {len(shape)} ({found})",
             path=path,
+        )
+    # the file's rows, columns and RGB samples are what its pages are: naming them otherwise
+    # reads the image sideways (an RGB TIFF told CYX: 960 channels of 1280 × 3 pixels)
+    kept = {"Y": "Y", "X": "X", "S": "C"}
+    moved = [f"{own}={size} as {told}" for told, own, size in zip(letters, tiff_axes, shape,
+             strict=True) if kept.get(own, told) != told or (told in "YX" and own != told)]  # fmt: skip
+    if moved:
+        raise InvalidImageError(
+            f"axes {axes!r} would read the file's {', '.join(moved)}; its pages fix Y and X "
+            f"(and RGB samples, S, as channels): name only its other axes ({found})",
+            path=path,
+        )
+    renamed = [f"{own}={size} as {told}" for told, own, size in zip(letters, tiff_axes, shape,
+               strict=True) if own in "TZC" and told != own and size > 1]  # fmt: skip
+    if renamed:
+        _warn_once(
+            f"{path}: axes {axes!r} read the file's {', '.join(renamed)}, though its metadata "
+            "names them (channel names and time steps go with the metadata's axes)"
         )
     return letters
 
