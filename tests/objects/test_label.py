@@ -95,3 +95,23 @@ def test_each_time_point_records_the_id_its_objects_follow(tmp_path):
     attrs = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")["0"].attrs
     assert attrs["time_offsets"] == [0, 2, 2] and attrs["n_objects"] == 3
     assert out.read()[0, 2, 0, 0].max() == 3  # t = 2's object follows id 2
+
+
+def test_labelling_labels_that_are_objects_already_warns_naming_two_joined_values(tmp_path):
+    """A StarDist or cellpose label image: touching nuclei of different ids would become one
+    object without a word (BBBC007's 78 labelled nuclei became 67)."""
+    import warnings
+
+    import scopeml as sm
+
+    instances = np.zeros((40, 60), np.uint16)
+    instances[5:20, 5:20], instances[5:20, 20:35] = 7, 9  # touching, different ids
+    instances[25:35, 40:50] = 3
+    with pytest.warns(UserWarning, match=r"different values \(7 and 9\) were joined into one "
+                      r"object; labels that are objects already are measured as they are"):  # fmt: skip
+        merged = sm.label_objects(instances, tmp_path / "a.ome.zarr", tile_size=16)
+    assert merged.read().max() == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a mask, or one class of class labels: nothing to say
+        sm.label_objects(instances > 0, tmp_path / "b.ome.zarr", tile_size=16)
+        sm.label_objects(np.where(instances > 0, 2, 1), tmp_path / "c.ome.zarr", class_=2)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from scopeml.errors import (
     InvalidLabelsError,
     InvalidRequestError,
     ScopeMLError,
+    find_stack_level,
     summarize,
 )
 from scopeml.io._view import AxesView
@@ -158,13 +160,24 @@ def label_image(
     """
 
     found_any = False  # an object of the class, before small ones were dropped
+    warned = False
 
     def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
-        nonlocal found_any
+        nonlocal found_any, warned
         with ProvisionalLabels(
             stack, work, class_id, connectivity, tiles, progress, min_size=min_size
         ) as found:
             found_any |= found.n_found > 0
+            if found.joined and not warned:  # a StarDist/cellpose label image, say
+                warned = True
+                warnings.warn(
+                    f"{labels.path or 'labels'}: touching pixels of different values "
+                    f"({found.joined[0]} and {found.joined[1]}) were joined into one object; "
+                    "labels that are objects already are measured as they are (objects "
+                    "measure); of class labels, label one class (--class, class_=)",
+                    UserWarning,
+                    stacklevel=find_stack_level(),
+                )
             found.write(put, dtype=np.uint32, offset=offset)
             return found.n_objects
 

@@ -195,7 +195,9 @@ class ProvisionalLabels:
 
     A context manager: the temporary store is removed on exit. ``n_objects`` is known after
     entering, so the caller can size the output before writing it; ``n_found`` counts the
-    objects before those under ``min_size`` pixels were dropped.
+    objects before those under ``min_size`` pixels were dropped. Without ``class_id``,
+    ``joined`` is the first pair of different non-zero values found side by side (so made
+    one object): labels that were instances or classes already, not a mask.
     """
 
     def __init__(
@@ -220,6 +222,7 @@ class ProvisionalLabels:
         self.tiles = tuple(min(int(t), max(n, 1)) for t, n in zip(tiles, self.shape, strict=True))
         self.progress = progress
         self.n_objects = self.n_found = 0
+        self.joined: tuple[int, int] | None = None
         self._lut = np.zeros(1, np.uint64)
 
     def __enter__(self) -> ProvisionalLabels:
@@ -234,7 +237,10 @@ class ProvisionalLabels:
             sizes = [np.zeros(1, np.int64)]  # pixels of each provisional id (0: background)
             regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
             for region in track(regions, self.progress, "label", unit="tile"):
-                mask = _mask(np.asarray(self.labels[region]), self.class_id)
+                values = np.asarray(self.labels[region])
+                if self.class_id is None and self.joined is None and values.dtype != bool:
+                    self.joined = _joined_values(values)
+                mask = _mask(values, self.class_id)
                 local, n = ndi.label(mask, self.structure)
                 self._store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
                 n_total += n
@@ -279,6 +285,26 @@ def iter_tiles(shape: Sequence[int], tile_size: Sequence[int]) -> Iterator[tuple
     [((0, 2), (0, 4)), ((0, 2), (4, 5)), ((2, 3), (0, 4)), ((2, 3), (4, 5))]
     """
     return (read for read, _ in iter_regions(shape, tile_size))
+
+
+def _joined_values(values: np.ndarray) -> tuple[int, int] | None:
+    """Two different non-zero values side by side along an axis, if any (the first found).
+
+    Examples
+    --------
+    >>> _joined_values(np.array([[1, 1, 0, 2], [0, 0, 0, 2]])) is None
+    True
+    >>> _joined_values(np.array([[1, 1, 0, 2], [0, 3, 0, 2]]))
+    (1, 3)
+    """
+    for axis in range(values.ndim):
+        before = values[(slice(None),) * axis + (slice(None, -1),)]
+        after = values[(slice(None),) * axis + (slice(1, None),)]
+        touching = (before != after) & (before != 0) & (after != 0)
+        if touching.any():
+            at = np.flatnonzero(touching)[0]
+            return int(before.flat[at]), int(after.flat[at])
+    return None
 
 
 def _mask(labels: np.ndarray, class_id: int | None) -> np.ndarray:
