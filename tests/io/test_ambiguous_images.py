@@ -116,10 +116,9 @@ def test_axes_cannot_move_the_rows_columns_or_samples_of_the_pages(tmp_path, cap
 def test_axes_renaming_what_the_metadata_names_is_warned_about(tmp_path):
     file = tmp_path / "two.ome.tif"
     tifffile.imwrite(file, np.zeros((2, 8, 8), np.uint16), metadata={"axes": "CYX"})
-    with pytest.warns(UserWarning, match=r"axes 'TYX' read the file's C=2 as T, though its "
-                      "metadata names them"):  # fmt: skip
-        with open_image(file, axes="TYX") as image:
-            assert (image.sizes["T"], image.sizes["C"]) == (2, 1)
+    said = r"axes 'TYX' read the file's C=2 as T, though its metadata names them"
+    with pytest.warns(UserWarning, match=said), open_image(file, axes="TYX") as image:
+        assert (image.sizes["T"], image.sizes["C"]) == (2, 1)
 
 
 def test_axes_are_refused_for_a_format_that_names_its_own(tmp_path):

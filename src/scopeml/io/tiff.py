@@ -120,16 +120,17 @@ S=3 as X; its pages fix Y and X (and RGB samples, S, as channels): name only its
     # the file's rows, columns and RGB samples are what its pages are: naming them otherwise
     # reads the image sideways (an RGB TIFF told CYX: 960 channels of 1280 × 3 pixels)
     kept = {"Y": "Y", "X": "X", "S": "C"}
-    moved = [f"{own}={size} as {told}" for told, own, size in zip(letters, tiff_axes, shape,
-             strict=True) if kept.get(own, told) != told or (told in "YX" and own != told)]  # fmt: skip
+    axes_sizes = list(zip(letters, tiff_axes, shape, strict=True))
+    moved = [f"{own}={size} as {told}" for told, own, size in axes_sizes
+             if kept.get(own, told) != told or (told in "YX" and own != told)]  # fmt: skip
     if moved:
         raise InvalidImageError(
             f"axes {axes!r} would read the file's {', '.join(moved)}; its pages fix Y and X "
             f"(and RGB samples, S, as channels): name only its other axes ({found})",
             path=path,
         )
-    renamed = [f"{own}={size} as {told}" for told, own, size in zip(letters, tiff_axes, shape,
-               strict=True) if own in "TZC" and told != own and size > 1]  # fmt: skip
+    renamed = [f"{own}={size} as {told}" for told, own, size in axes_sizes
+               if own in "TZC" and told != own and size > 1]  # fmt: skip
     if renamed:
         _warn_once(
             f"{path}: axes {axes!r} read the file's {', '.join(renamed)}, though its metadata "
