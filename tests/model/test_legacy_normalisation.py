@@ -1,5 +1,6 @@
-"""A legacy container records no normalisation: converting one back to a czann restores the
-built-in model's (its graph) or says, in one line, that one the model may need is not known."""
+"""A legacy container records no normalisation or object size: converting one back to a czann
+restores the built-in model's (its graph) or says, in one line, that a normalisation the model
+may need is not known; a legacy copy of a built-in runs as the built-in, with a warning."""
 
 from __future__ import annotations
 
@@ -36,8 +37,13 @@ def test_nuclei_round_trip_gets_its_normalisation_back(tmp_path, capsys):
     captured = capsys.readouterr()
     lines = _warnings(captured.err)
     assert len(lines) == 1 and "built-in nuclei" in lines[0]
-    assert "percentile:1,99.8 is restored" in lines[0] and "--normalize" in lines[0]
-    assert read_container(back).metadata.normalize == "percentile:1,99.8"
+    assert "percentile:1,99.8 and object size are restored" in lines[0]
+    assert "--normalize" in lines[0]
+    restored = read_container(back).metadata
+    shipped = read_container(resolve_model("nuclei")).metadata
+    assert restored.normalize == "percentile:1,99.8"
+    assert restored.model_extra == shipped.model_extra  # the object size scale auto works from
+    assert shipped.model_extra["ScopeMLObjectDiameter"] == 20.0
     # The same nuclei as the shipped model (the legacy one, on raw counts, finds others)
     image, truth = synthetic_nuclei((256, 256), density=0.0006, cluster_fraction=0.0,
                                     overlap=False, seed=5)  # fmt: skip
@@ -45,12 +51,23 @@ def test_nuclei_round_trip_gets_its_normalisation_back(tmp_path, capsys):
     want = _nuclei_count(resolve_model("nuclei"), pixels, tmp_path / "a.ome.zarr")
     assert abs(want - truth.max()) <= 2
     assert _nuclei_count(back, pixels, tmp_path / "b.ome.zarr") == want
-    assert _nuclei_count(legacy, pixels, tmp_path / "c.ome.zarr") != want  # raw counts
+    # the legacy copy itself runs as the built-in (on raw counts it found others), and says so
+    said = r"nuclei.czseg: the graph is scopeml's built-in nuclei model, so its normalisation"
+    with pytest.warns(UserWarning, match=said):
+        assert _nuclei_count(legacy, pixels, tmp_path / "c.ome.zarr") == want
     # --normalize chooses another, without the note
     assert main(["model", "convert", str(legacy), "-o", str(tmp_path / "none.czann"),
                  "--normalize", "none"]) == 0  # fmt: skip
     assert _warnings(capsys.readouterr().err) == []
     assert read_container(tmp_path / "none.czann").metadata.normalize in (None, "none")
+
+
+def test_a_czann_converted_to_a_czann_keeps_its_object_size(tmp_path):
+    copy = convert_container(resolve_model("nuclei"), tmp_path / "copy.czann")
+    shipped = read_container(resolve_model("nuclei")).metadata
+    assert read_container(copy).metadata.model_extra == shipped.model_extra
+    seg = sm.segment(np.zeros((64, 64), np.uint16), copy, tmp_path / "s.ome.zarr")
+    assert seg.auto_scale is not None  # scale auto ran, from the kept diameter
 
 
 def test_a_foreign_legacy_model_says_its_normalisation_is_not_known(tmp_path):

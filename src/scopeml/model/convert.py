@@ -8,12 +8,13 @@ checked against the graph, and the container is written atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import tempfile
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +55,7 @@ def convert_onnx(
     model_id: str | uuid.UUID | None = None,
     channels_last: bool = False,
     normalize: str | None = None,
+    scopeml_keys: Mapping[str, Any] | None = None,
 ) -> Path:
     """Wrap a channels-last ONNX graph (``N×[Z×]Y×X×C`` → ``N×[Z×]Y×X×K``) into a container.
 
@@ -89,6 +91,9 @@ def convert_onnx(
         The input normalisation the model expects (``ScopeMLNormalize``: ``"percentile:1,99.8"``,
         ``"meanstd"``, ``"none"``), applied by scopeml's engine and *not* by ZEN/czmodel; czann
         only (legacy XML has no place for it).
+    scopeml_keys
+        Other keys of scopeml's own for ``model.json`` (``ScopeML…``: the object diameter
+        ``scale="auto"`` works from, say), kept from a czann being converted; czann only.
 
     Returns
     -------
@@ -144,7 +149,7 @@ def convert_onnx(
     else:
         metadata = _czann_metadata(
             info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output,
-            normalize,
+            normalize, scopeml_keys,
         )  # fmt: skip
     return write_container(output, model, metadata, license_file=license_file)
 
@@ -291,6 +296,7 @@ def _source_options(container: Any) -> dict[str, Any]:
         "model_type": meta.model_type,
         "scaling": meta.scaling,
         "normalize": meta.normalize,
+        "scopeml_keys": scopeml_keys(meta),
     }
     if container.graph.fixed_spatial is None:  # keep the tile size hint it records
         options["tile_shape"] = meta.input_shape[:-1]
@@ -311,7 +317,7 @@ def _to_legacy(
         )
     options["spatial"] = _legacy_spatial(container, spatial, output)
     lost = _lost_in_legacy(container.metadata, options, source)
-    for key in ("normalize", "scaling", "tile_shape"):
+    for key in ("normalize", "scaling", "tile_shape", "scopeml_keys"):
         options.pop(key, None)
     return lost
 
@@ -341,9 +347,22 @@ def graph_fingerprint(onnx_bytes: bytes) -> str:
     return digest.hexdigest()
 
 
-def builtin_normalisation(onnx_bytes: bytes) -> tuple[str, str] | None:
-    """``(built-in name, its normalisation)`` when the graph is a built-in model's (the same
-    nodes and weights) and that model records a normalisation; else ``None``."""
+#: The prefix of scopeml's own ``model.json`` keys (czmodel ignores them).
+SCOPEML = "ScopeML"
+
+
+def scopeml_keys(meta: Any) -> dict[str, Any]:
+    """A czann's own keys of scopeml (``ScopeMLObjectDiameter`` …) but the normalisation, which
+    has its field; none for legacy metadata."""
+    extra = getattr(meta, "model_extra", None) or {}
+    return {key: value for key, value in extra.items() if key.startswith(SCOPEML)}
+
+
+@functools.lru_cache(maxsize=4)
+def builtin_twin(onnx_bytes: bytes) -> tuple[str, ModelMetadata] | None:
+    """``(name, metadata)`` of the built-in model whose graph this is (the same nodes and
+    weights: a copy through a legacy container, which cannot record its normalisation or
+    object size), when that model records a normalisation; else ``None``."""
     from scopeml.model.container import read_container
     from scopeml.model.registry import BUILTIN_MODELS
 
@@ -352,20 +371,22 @@ def builtin_normalisation(onnx_bytes: bytes) -> tuple[str, str] | None:
         shipped = read_container(builtin.path)
         policy = getattr(shipped.metadata, "normalize", None)
         if policy and policy != "none" and graph_fingerprint(shipped.onnx_bytes) == fingerprint:
-            return name, policy
+            return name, shipped.metadata
     return None
 
 
 def _legacy_normalisation(onnx_bytes: bytes, options: dict[str, Any], source: Path) -> str:
-    """A legacy source records no normalisation: restore a built-in model's (its graph), or
-    say that one the model may need is not known; the line to warn with."""
-    found = builtin_normalisation(onnx_bytes)
+    """A legacy source records no normalisation: restore a built-in model's (its graph) and
+    its object size, or say that one the model may need is not known; the line to warn with."""
+    found = builtin_twin(onnx_bytes)
     if found is not None:
-        name, policy = found
-        options["normalize"] = policy
+        name, meta = found
+        options["normalize"] = meta.normalize
+        options["scopeml_keys"] = scopeml_keys(meta)
         return (
             f"{source.name}: the graph is scopeml's built-in {name} model; its normalisation "
-            f"{policy} is restored (give --normalize to choose another)"
+            f"{meta.normalize} and object size are restored (give --normalize to choose "
+            "another)"
         )
     return (
         f"{source.name}: a legacy container records no normalisation; the czann runs without "
@@ -393,6 +414,12 @@ def _lost_in_legacy(meta: Any, options: dict[str, Any], source: Path) -> list[st
         lines.append(
             f"{source.name}: Scaling {list(options['scaling'])} (the pixel size) is dropped: "
             "legacy containers have no place for it"
+        )
+    if options.get("scopeml_keys"):
+        lines.append(
+            f"{source.name}: scopeml's own keys ({', '.join(options['scopeml_keys'])}: the "
+            "object size --scale auto works from) are dropped: legacy containers have no place "
+            "for them"
         )
     return lines
 
@@ -498,6 +525,7 @@ def _czann_metadata(
     model_id: str | uuid.UUID | None,
     path: Path,
     normalize: str | None = None,
+    scopeml_keys: Mapping[str, Any] | None = None,
 ) -> ModelMetadata:
     spatial = info.spatial_dims
     channels = _out_channels(info, classes, path)
@@ -538,6 +566,7 @@ def _czann_metadata(
         "model_name": name,
         "scaling": tuple(float(size) for size in scaling) if scaling is not None else None,
         "normalize": normalize,
+        **{key: value for key, value in (scopeml_keys or {}).items() if key.startswith(SCOPEML)},
     }
     if model_id is not None:
         fields["model_id"] = model_id

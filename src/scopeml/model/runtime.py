@@ -28,6 +28,7 @@ from scopeml.errors import (
     InvalidContainerError,
     InvalidRequestError,
     ModelTimeoutError,
+    find_stack_level,
 )
 from scopeml.model.container import Container, graph_skeleton, read_container
 from scopeml.model.graph import (
@@ -88,12 +89,14 @@ def model_spec(container: Container) -> ModelSpec:
     """
     graph, meta = container.graph, container.metadata
     spatial = graph.spatial_dims
+    normalize = None
     if isinstance(meta, LegacyModelMetadata):
         in_channels = graph.input_shape[-1] or len(meta.pixel_types)
         classes = meta.classes
         halo = (meta.border_size,) * spatial
         name, pixel_size = meta.name, None
         extra: dict[str, Any] = {"model_id": str(meta.model_id), "format": "czseg"}
+        normalize = _builtin_copy(container, extra)
     else:
         if not meta.model_type.is_pixelwise:
             raise IncompatibleModelError(
@@ -122,7 +125,32 @@ def model_spec(container: Container) -> ModelSpec:
         name=name,
         pixel_size=pixel_size,
         extra=extra,
+        normalize=normalize,
     )
+
+
+def _builtin_copy(container: Container, extra: dict[str, Any]) -> str | None:
+    """A legacy copy of a built-in model (``model convert nuclei -o m.czseg``) runs as the
+    built-in does: its normalisation (returned) and object size (into ``extra``), which the
+    legacy XML has no place for, come from the built-in, with a warning saying so."""
+    import warnings
+
+    from scopeml.model.convert import builtin_twin, scopeml_keys
+
+    twin = builtin_twin(container.onnx_bytes)
+    if twin is None:
+        return None
+    name, meta = twin
+    extra.update(scopeml_keys(meta))
+    shown = container.path.name if container.path else "the legacy container"
+    warnings.warn(
+        f"{shown}: the graph is scopeml's built-in {name} model, so its normalisation "
+        f"{meta.normalize} and object size apply, which a legacy container cannot record "
+        "(--normalize and --scale choose others)",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
+    return meta.normalize
 
 
 def _pixel_size(meta: ModelMetadata, spatial: int) -> tuple[float, ...] | None:
