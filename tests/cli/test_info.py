@@ -49,3 +49,17 @@ def test_a_file_no_reader_opens_exits_2_naming_it_and_the_formats_tried(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith(f"error: {path}: unknown image format '.xyz'; known: .btf, .czi")
+
+
+def test_info_on_a_model_points_to_model_inspect(tmp_path, capsys):
+    """Not "unknown image format '.czann'" or "no such file": the command that describes it."""
+    from scopeml.model.registry import resolve_model
+
+    assert main(["info", "nuclei"]) == 2
+    assert "nuclei: the built-in model, not an image: describe it with scopeml model inspect " \
+        "nuclei" in capsys.readouterr().err  # fmt: skip
+    czann = resolve_model("nuclei")
+    assert main(["info", str(czann)]) == 2
+    said = capsys.readouterr().err
+    assert f"a model (czann), not an image: describe it with scopeml model inspect {czann}" in said
+    assert main(["model", "inspect", str(czann)]) == 0

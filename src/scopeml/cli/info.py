@@ -47,6 +47,7 @@ def info(
         return
     store = describe_segment_store(image)
     if store is None:
+        refuse_a_model(image)
         description = probe_image(image, scene=scene, timeout=timeout, axes=axes)
     if as_json:
         typer.echo(json.dumps(description if store is None else store, indent=2))
@@ -56,6 +57,28 @@ def info(
         typer.echo(line)
     for warning in description.get("warnings") or () if store is None else ():
         typer.echo(f"warning: {warning}", err=True)  # the reader's, said in the child
+
+
+def refuse_a_model(path: Path) -> None:
+    """A model (a built-in's name, a czmodel container, a bioimage.io package, a classifier)
+    is described by ``model inspect``: say so instead of "unknown image format"."""
+    import zipfile
+
+    from scopeml.errors import InvalidRequestError, ScopeMLError
+    from scopeml.model.registry import BUILTIN_MODELS, format_of
+
+    if str(path) in BUILTIN_MODELS and not path.exists():
+        kind = "the built-in model"
+    elif path.is_file() and zipfile.is_zipfile(path):
+        try:
+            kind = f"a model ({format_of(path)})"
+        except (ScopeMLError, OSError):  # a zip of no known kind: the image readers say so
+            return
+    else:
+        return
+    raise InvalidRequestError(
+        f"{kind}, not an image: describe it with scopeml model inspect {path}", path=path
+    )
 
 
 #: The outputs a ``segment`` store may hold, each a sub-group, in the order listed.
