@@ -23,12 +23,12 @@ def test_measure_prints_the_object_count_and_the_table(tmp_path, capsys, suffix)
     out = capsys.readouterr().out.strip().splitlines()
     rows = len(pd.read_csv(table) if suffix == ".csv" else pd.read_parquet(table))
     assert rows == expected
-    assert out == [f"{expected} objects measured (2-D) → {table}"]
+    assert out == [f"{expected} objects measured (2-D; shapes only, no --image) → {table}"]
 
 
 def test_no_objects_is_said_as_zero(tmp_path, capsys):
     np.save(tmp_path / "empty.npy", np.zeros((40, 40), np.uint16))
     table = tmp_path / "none.csv"
     assert main(["objects", "measure", str(tmp_path / "empty.npy"), "-o", str(table), "-q"]) == 0
-    assert capsys.readouterr().out.startswith("0 objects measured (2-D) → ")
+    assert capsys.readouterr().out.startswith("0 objects measured (2-D; shapes only")
     assert len(pd.read_csv(table)) == 0

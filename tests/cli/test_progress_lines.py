@@ -70,7 +70,7 @@ def test_a_captured_run_writes_one_line_per_stage_and_no_zero_line(tmp_path, cap
     measure = ["objects", "measure", str(tmp_path / "o.ome.zarr"), "-o", str(tmp_path / "t.csv")]
     assert main([*measure, "--tile-size", "20"]) == 0
     out, err = capsys.readouterr()
-    assert out.startswith("3 objects measured (2-D) → ")
+    assert out.startswith("3 objects measured (2-D; shapes only, no --image) → ")
     assert [line.split(":")[0] for line in err.splitlines()] == ["find objects", "measure"]
     assert not [f for f in frames(err) if ZERO.search(f)]
 

@@ -126,14 +126,13 @@ def measure(
     # a store with instances is measured as such: the axes its run read --image with apply
     store = isinstance(source, Segmentation) and "instances" in source.outputs
     measured: Any = source if store else objects
-    said = "" if image is None else f"; intensities of {image.name}"
+    said = "; shapes only, no --image" if image is None else ""
     if store and image is None:  # the image its run read, if it is still that file
         recorded, same = run_image(source.path)
         image = recorded if same else None
         said = (f"; intensities of {image.name}, the image its run read" if same
-                else f"; shapes only: {recorded} is gone or changed since its run (--image "
-                "for intensities)" if recorded
-                else "; shapes only (--image for intensities)")  # fmt: skip
+                else f"; shapes only: {recorded} is gone or changed since its run, no --image"
+                if recorded else "; shapes only, no --image")  # fmt: skip
     sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
     measure_objects(
         measured,
