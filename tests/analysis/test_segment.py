@@ -125,6 +125,37 @@ def test_object_classifier_named_in_settings(images: list[Path], tmp_path: Path)
     assert first.counts["img0"]["cell"] == len(mine)
 
 
+def test_a_classifier_from_another_class_tree_is_refused_before_the_run(
+    images: list[Path], tmp_path: Path
+) -> None:
+    """Trained on the cells of a tree with nuclei inside (default features: the nuclei's
+    count and sizes among them), then named by settings without nuclei: refused when the
+    settings are checked, naming the columns, not image by image at run time."""
+    from scopeml.analysis.settings import InvalidSettingsError
+    from scopeml.objects import train_object_classifier
+    from scopeml.objects.classifier import default_features
+
+    run_analysis(three_level_settings(), images[:1], tmp_path / "first")
+    cells = pd.read_csv(tmp_path / "first" / "tables" / "cell.csv")
+    features = default_features(cells)
+    assert {"nucleus_count", "nucleus_area_mean"} <= set(features)
+    sizes = pd.DataFrame({"nucleus_area_mean": [4.0], "nucleus_area_um2_mean": [1.0]})
+    assert default_features(sizes) == ["nucleus_area_um2_mean"]  # one copy of each size, in µm
+    cells["size"] = np.where(cells["area"] > cells["area"].median(), "big", "small")
+    train_object_classifier(cells, "size", n_estimators=10).save(tmp_path / "size.zip")
+    alone = (
+        three_level_settings()
+        .classes[0]
+        .model_copy(update={"classifier": str(tmp_path / "size.zip")})
+    )
+    settings = AnalysisSettings(channels=["DAPI", "GFP"], classes=[alone.model_dump(by_alias=True)])
+    with pytest.raises(InvalidSettingsError, match=r"the classifier uses columns class 'cell' "
+                       r"will not have: nucleus_count, .* \(the summary of a child class it has "
+                       r"none of\)"):  # fmt: skip
+        run_analysis(settings, images, tmp_path / "second")
+    assert not (tmp_path / "second").exists()
+
+
 def test_settings_without_children_or_measured_channels(images: list[Path], tmp_path: Path) -> None:
     settings = AnalysisSettings(
         channels=["GFP"],

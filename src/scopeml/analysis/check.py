@@ -9,6 +9,7 @@ channel names (metadata only) must include every input channel. Each failure is 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -18,6 +19,7 @@ import yaml
 
 from scopeml.analysis.settings import (
     AnalysisSettings,
+    ClassSettings,
     InstancesSegmenter,
     InvalidSettingsError,
     ThresholdSegmenter,
@@ -132,7 +134,47 @@ def open_resources(
                 raise settings_error(
                     source, loc, _reason(err, cls.classifier, base, confinement)
                 ) from err
+            unmade = _columns_not_made(found.classifiers[cls.name].features, cls, settings)
+            if unmade:
+                raise settings_error(source, loc, unmade)
     return found
+
+
+_CHILD_SUMMARY = re.compile(r"(.+)_(?:count|(?:area|area_um2|volume_um3)_(?:mean|sum))")
+
+
+def _columns_not_made(
+    features: Sequence[str], cls: ClassSettings, settings: AnalysisSettings
+) -> str | None:
+    """Why the class's table will lack some of its classifier's features, or ``None``: the
+    summary of a child class it has no child of (a classifier trained under another class
+    tree), intensities of channels it does not measure, or shape features it does not
+    measure. Pixel sizes, known only from the images, are checked at run time."""
+    from scopeml.errors import summarize
+    from scopeml.objects.classifier import _INTENSITY, _SHAPE, _pixel_name
+
+    children = {c.name for c in settings.classes if c.parent == cls.name}
+    channels = set(cls.measurements.intensity or settings.channels)
+    causes = {
+        "the summary of a child class it has none of": [
+            f for f in features
+            if (m := _CHILD_SUMMARY.fullmatch(f)) and m.group(1) not in children
+        ],
+        f"intensities of channels it does not measure ({', '.join(sorted(channels))})": [
+            f for f in features if (m := _INTENSITY.fullmatch(f)) and m.group(1) not in channels
+        ],
+        "shape features, which it does not measure (shape: false)": [
+            f for f in features if _pixel_name(f) in _SHAPE and not cls.measurements.shape
+        ],
+    }  # fmt: skip
+    said = [f"{summarize(names, head=3)} ({why})" for why, names in causes.items() if names]
+    if not said:
+        return None
+    return (
+        f"the classifier uses columns class {cls.name!r} will not have: {'; '.join(said)}; "
+        "train it on a table made with these settings, or choose its features (objects "
+        "train --features)"
+    )
 
 
 def check_settings_files(

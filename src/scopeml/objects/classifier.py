@@ -326,7 +326,8 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
     classification's ``*_probability``); ``orientation`` and the raw ``moments_central-*``
     (they change with rotation; the Hu moments are kept); and a size in pixels where the table
     has it in micrometres too (``area`` beside ``area_um2``/``volume_um3``, ``perimeter``
-    beside ``perimeter_um``, …): one copy of each size, in µm where there is one.
+    beside ``perimeter_um``, an analysis table's ``spot_area_mean`` beside
+    ``spot_area_um2_mean``, …): one copy of each size, in µm where there is one.
 
     Examples
     --------
@@ -337,13 +338,9 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
     """
     columns = [str(c) for c in table.columns]
     present = set(columns)
-    in_um = {
-        "area": {"area_um2", "volume_um3"} & present,
-        "area_convex": {"area_convex_um2", "volume_convex_um3"} & present,
-    }
 
     def has_um(name: str) -> bool:
-        return f"{name}_um" in present or bool(in_um.get(name))
+        return bool(_um_twins(name) & present)
 
     return [
         name
@@ -356,6 +353,26 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
         and not name.endswith("_probability")
         and not has_um(name)
     ]
+
+
+def _um_twins(name: str) -> set[str]:
+    """The columns that hold the size in ``name`` in micrometres: ``perimeter_um`` of
+    ``perimeter``, ``area_um2``/``volume_um3`` of ``area``, and of a child class's summary
+    (an analysis table's ``spot_area_mean``) the same summary of those (``spot_area_um2_mean``).
+
+    Examples
+    --------
+    >>> sorted(_um_twins("spot_area_mean")), sorted(_um_twins("area_convex"))[0]
+    (['spot_area_um2_mean', 'spot_volume_um3_mean'], 'area_convex_um')
+    """
+    summary = re.fullmatch(r"(.*)area_(mean|sum)", name)
+    if summary:
+        child, stat = summary.groups()
+        return {f"{child}area_um2_{stat}", f"{child}volume_um3_{stat}"}
+    twins = {f"{name}_um"}
+    if name in ("area", "area_convex"):
+        twins |= {f"{name}_um2", name.replace("area", "volume") + "_um3"}
+    return twins
 
 
 def majority_class(labels: np.ndarray, annotation: np.ndarray) -> pd.DataFrame:
