@@ -312,3 +312,34 @@ def test_the_overview_shows_the_channel_the_first_class_is_found_in(images, tmp_
     shown = rgb[..., 0][grey].astype(np.float32)
     assert np.corrcoef(shown, gfp[grey])[0, 1] > 0.95
     assert np.corrcoef(shown, gfp[grey])[0, 1] > np.corrcoef(shown, dapi[grey])[0, 1] + 0.1
+
+
+def test_overwrite_replaces_an_analysis_only_after_the_settings_are_checked(
+    images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    assert main(["analyze", str(settings), str(images[0]), "-o", str(out), "-q"]) == 0
+    (out / "tables" / "stale.csv").write_text("an earlier run's file\n")
+    # bad settings: refused before anything is deleted
+    (tmp_path / "bad.yaml").write_text(settings.read_text().replace("GFP", "RFP"))
+    code = main(["analyze", str(tmp_path / "bad.yaml"), str(images[1]), "-o", str(out), "-q",
+                 "--overwrite"])  # fmt: skip
+    assert code == 2 and (out / "tables" / "stale.csv").exists()
+    assert main(["analyze", str(settings), str(images[1]), "-o", str(out), "-q",
+                 "--overwrite"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["img1"]
+    assert not (out / "tables" / "stale.csv").exists()
+    assert pd.read_csv(out / "summary" / "counts.csv")["image"].tolist() == ["img1"]
+    # a folder that is not an analysis's is never replaced; --resume and --overwrite exclude
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidRequestError, match="is not an analysis's; it is not replaced"):
+        run_analysis(settings, images, mine, overwrite=True)
+    with pytest.raises(InvalidRequestError, match="choose one"):
+        run_analysis(settings, images, out, overwrite=True, resume=True)
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert main(["analyze", str(settings), str(images[0]), "-o", str(out), "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import uuid
 import warnings
@@ -123,6 +124,7 @@ def run_analysis(
     exclude: Sequence[str] = (),
     skip_labels: bool | None = None,
     axes: str | None = None,
+    overwrite: bool = False,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
 
@@ -136,7 +138,8 @@ def run_analysis(
         and the name each image gets: :mod:`scopeml.analysis.inputs`. Images found in
         subfolders are named by their path there (``A9/p10d.tif`` → ``A9__p10d``).
     output
-        The results folder (created; an existing one is continued only with ``resume``).
+        The results folder (created; an existing one is continued only with ``resume``, or
+        replaced with ``overwrite``).
     workers
         Images analysed side by side in local processes (1: in this process; ``None``:
         :func:`default_workers`); never more than the images to analyse. Results do not
@@ -170,6 +173,10 @@ def run_analysis(
         pages are channels; ``"TYX"``: time points; read as Z otherwise), checked before any
         work. It takes the place of the settings' ``axes`` for every image (the TIFF files:
         other formats name their own) and is recorded with them. ``None``: the settings' own.
+    overwrite
+        Replace the results of an earlier analysis in ``output``: they are deleted once the
+        settings, models and first image have been checked. Only a folder an analysis wrote
+        (:func:`is_results_folder`) is replaced; any other is refused.
 
     Returns
     -------
@@ -208,7 +215,8 @@ def run_analysis(
     digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
     output = Path(output)
     with results_lock(output):  # one run at a time: a second would remove this one's partials
-        previous = _prepare_output(output, text, resume)
+        replace = overwrite and _replaceable(output, resume)
+        previous = None if overwrite else _prepare_output(output, text, resume)
         _remove_stale_partials(output)
         result, todo = _split_resumed(settings, found, output, digest, resume)
         if workers is None:
@@ -223,6 +231,14 @@ def run_analysis(
         files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, paths, source, roots, public_name)
         _note_left_out(result, found, public_name)
+        if replace:  # everything checked: the earlier results go (not the lock: it is ours)
+            for entry in output.iterdir():
+                if entry.name == LOCK:
+                    continue
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
         (output / "images").mkdir(parents=True, exist_ok=True)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
@@ -426,6 +442,36 @@ def default_workers(settings: AnalysisSettings, images: Sequence[Path] = ()) -> 
     return max(1, workers)
 
 
+def is_results_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a scopeml analysis's results: its ``settings.yaml`` and an
+    ``images`` folder of per-image folders (what ``analyze`` writes), and nothing is a link."""
+    if folder.is_symlink() or not (folder / "settings.yaml").is_file():
+        return False
+    images = folder / "images"
+    if images.is_symlink() or not images.is_dir():
+        return False
+    return all(entry.is_dir() and not entry.is_symlink() for entry in images.iterdir())
+
+
+def _replaceable(output: Path, resume: bool) -> bool:
+    """Whether ``overwrite`` has earlier results in ``output`` to delete; a folder that is
+    not an analysis's results is refused (never deleted)."""
+    if resume:
+        raise InvalidRequestError("overwrite replaces the results and resume continues them; "
+                                  "choose one", path=output)  # fmt: skip
+    if output.exists() and not output.is_dir():
+        raise InvalidRequestError("exists and is not a folder", path=output)
+    if not output.is_dir() or not any(p.name != LOCK for p in output.iterdir()):
+        return False
+    if not is_results_folder(output):
+        raise InvalidRequestError(
+            "the results folder exists and is not an analysis's; it is not replaced: choose "
+            "another",
+            path=output,
+        )
+    return True
+
+
 def _prepare_output(output: Path, text: str, resume: bool) -> str | None:
     """Check that ``output`` may be written; return the settings YAML of the results a resume
     continues (compared once the models are open, :func:`_check_same_settings`), else ``None``."""
@@ -441,8 +487,8 @@ def _prepare_output(output: Path, text: str, resume: bool) -> str | None:
             return None  # an earlier run that finished no image (stopped before its first)
         if not resume:
             raise InvalidRequestError(
-                "the results folder exists; pass --resume (resume=True) to continue it or "
-                "choose another",
+                "the results folder exists; pass --resume (resume=True) to continue it, "
+                "--overwrite (overwrite=True) to replace it, or choose another",
                 path=output,
             )
         return previous.read_text(encoding="utf-8")

@@ -23,6 +23,7 @@ def analyze(
     ),
     workers: int | None = typer.Option(
         None,
+        min=1,
         help="Images analysed side by side in local processes [default: one per core, "
         "as many as the memory holds].",
     ),
@@ -30,6 +31,11 @@ def analyze(
         None, help="A dask.distributed scheduler address; one task per image."
     ),
     resume: bool = typer.Option(False, help="Skip images whose results are already complete."),
+    overwrite: bool = typer.Option(
+        False,
+        help="Replace an earlier analysis's results in the folder (deleted once the settings, "
+        "models and first image are checked; no other folder is replaced).",
+    ),
     recursive: bool | None = typer.Option(
         None,
         "--recursive/--no-recursive",
@@ -87,7 +93,7 @@ def analyze(
     try:
         result = run_analysis(
             Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
-            progress=not quiet, recursive=recursive, include=include or (),
+            overwrite=overwrite, progress=not quiet, recursive=recursive, include=include or (),
             exclude=exclude or (), skip_labels=skip_labels, axes=axes,
         )  # fmt: skip
     except (KeyboardInterrupt, Cancelled) as err:  # what was kept, and how to go on

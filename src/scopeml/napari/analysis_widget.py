@@ -12,7 +12,6 @@ analysis's results (its ``settings.yaml`` and ``images/``), never any other fold
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
+from scopeml.analysis.runner import is_results_folder
 from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
@@ -212,22 +212,8 @@ class AnalysisWidget(QWidget):
         self.status.setText(f"error: {text}")
 
 
-def is_results_folder(folder: Path) -> bool:
-    """Whether ``folder`` holds a scopeml analysis's results: its ``settings.yaml`` and an
-    ``images`` folder of per-image folders (what ``analyze`` writes), and nothing is a link."""
-    if folder.is_symlink() or not (folder / "settings.yaml").is_file():
-        return False
-    images = folder / "images"
-    if images.is_symlink() or not images.is_dir():
-        return False
-    return all(entry.is_dir() and not entry.is_symlink() for entry in images.iterdir())
-
-
 def _analyze(settings: Path, image: str, output: Path, *, replace: bool, progress: Any) -> Any:
     """The analysis run, in the worker thread: an earlier run's results in ``output`` are
-    continued, or deleted first when ``replace`` (checked to be a results folder)."""
-    if replace and output.is_dir():
-        if not is_results_folder(output):  # checked before; checked again before deleting
-            raise InvalidRequestError("holds other files; it is not replaced", path=output)
-        shutil.rmtree(output)
-    return sm.analyze(settings, [image], output, resume=not replace, progress=progress)
+    continued, or replaced (only a results folder, checked again there)."""
+    return sm.analyze(settings, [image], output, resume=not replace, overwrite=replace,
+                      progress=progress)  # fmt: skip
