@@ -154,7 +154,8 @@ def _columns_not_made(
     from scopeml.objects.classifier import _INTENSITY, _SHAPE, _pixel_name
 
     children = {c.name for c in settings.classes if c.parent == cls.name}
-    channels = set(cls.measurements.intensity or settings.channels)
+    measured = cls.measurements.intensity  # None: every input channel; []: none
+    channels = set(settings.channels if measured is None else measured)
     causes = {
         "the summary of a child class it has none of": [
             f for f in features
