@@ -24,7 +24,7 @@ def _measure(labels, out, size):
 
 def test_a_z_step_of_its_own(stack, tmp_path, capsys):
     assert _measure(stack, tmp_path / "t.csv", "2,0.5,0.25") == 0
-    assert "(3-D; area in voxels)" in capsys.readouterr().out
+    assert "(3-D; area in voxels; shapes only, no --image)" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "t.csv").sort_values("label")
     assert table["area"].tolist() == [24, 108]
     np.testing.assert_allclose(table["volume_um3"], [24 * 0.25, 108 * 0.25])

@@ -78,7 +78,6 @@ def open_resources(
     from scopeml.api import label_value
     from scopeml.io.confine import Confinement
     from scopeml.model.registry import open_model
-    from scopeml.objects.classifier import load_object_classifier
 
     confinement = Confinement.of(allowed_roots)
     found = Resources()
@@ -122,22 +121,31 @@ def open_resources(
             found.model_paths[cls.name] = path
             found.class_values[cls.name] = (int(values[0]), values[1])  # type: ignore[arg-type]
         if cls.classifier is not None:
-            loc = ("classes", index, "classifier")
-            _, opened = _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
-            _check_kind(
-                opened, "classifier", cls.classifier, source, loc, base, confinement, known=False
-            )  # a file of no known kind: the loader says what is wrong with it
-            try:
-                found.classifiers[cls.name] = load_object_classifier(opened)
-                found.classifier_paths[cls.name] = opened
-            except (ScopeMLError, OSError) as err:
-                raise settings_error(
-                    source, loc, _reason(err, cls.classifier, base, confinement)
-                ) from err
-            unmade = _columns_not_made(found.classifiers[cls.name].features, cls, settings)
-            if unmade:
-                raise settings_error(source, loc, unmade)
+            found.classifiers[cls.name], found.classifier_paths[cls.name] = _open_classifier(
+                settings, index, source, base, confinement
+            )
     return found
+
+
+def _open_classifier(
+    settings: AnalysisSettings, index: int, source: Any, base: Any, confinement: Any
+) -> tuple[Any, Path]:
+    """The object classifier of class ``index``, checked to fit the table that class gets."""
+    from scopeml.objects.classifier import load_object_classifier
+
+    cls = settings.classes[index]
+    loc = ("classes", index, "classifier")
+    _, opened = _settings_file(cls.classifier, "classifier", source, loc, base, confinement)
+    _check_kind(
+        opened, "classifier", cls.classifier, source, loc, base, confinement, known=False
+    )  # a file of no known kind: the loader says what is wrong with it
+    try:
+        classifier = load_object_classifier(opened)
+    except (ScopeMLError, OSError) as err:
+        raise settings_error(source, loc, _reason(err, cls.classifier, base, confinement)) from err
+    if unmade := _columns_not_made(classifier.features, cls, settings):
+        raise settings_error(source, loc, unmade)
+    return classifier, opened
 
 
 _CHILD_SUMMARY = re.compile(r"(.+)_(?:count|(?:area|area_um2|volume_um3)_(?:mean|sum))")

@@ -231,14 +231,8 @@ def run_analysis(
         files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, paths, source, roots, public_name)
         _note_left_out(result, found, public_name)
-        if replace:  # everything checked: the earlier results go (not the lock: it is ours)
-            for entry in output.iterdir():
-                if entry.name == LOCK:
-                    continue
-                if entry.is_dir() and not entry.is_symlink():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
+        if replace:  # everything checked: the earlier results go
+            _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
@@ -451,6 +445,17 @@ def is_results_folder(folder: Path) -> bool:
     if images.is_symlink() or not images.is_dir():
         return False
     return all(entry.is_dir() and not entry.is_symlink() for entry in images.iterdir())
+
+
+def _clear(output: Path) -> None:
+    """Delete every entry of ``output`` but the lock (this run's)."""
+    for entry in output.iterdir():
+        if entry.name == LOCK:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _replaceable(output: Path, resume: bool) -> bool:

@@ -23,7 +23,6 @@ def analyze(
     ),
     workers: int | None = typer.Option(
         None,
-        min=1,
         help="Images analysed side by side in local processes [default: one per core, "
         "as many as the memory holds].",
     ),
@@ -87,6 +86,8 @@ def analyze(
         raise typer.BadParameter("give at least one image, folder or pattern", param_hint="IMAGE")
     if output is None:
         raise typer.BadParameter("give the results folder", param_hint="-o/--output")
+    if workers is not None and workers < 1:  # the option's fault, not the settings file's
+        raise typer.BadParameter(f"{workers} is not ≥ 1", param_hint="--workers")
     from scopeml.analysis import run_analysis
     from scopeml.errors import Cancelled
 

@@ -107,8 +107,7 @@ def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = 
     Traceback (most recent call last):
     ...
     scopeml.errors.InvalidImageError: axes 'CYX' would read the file's Y=960 as C, X=1280 as Y, \
-S=3 as X; its pages fix Y and X (and RGB samples, S, as channels): name only its other axes \
-(Y=960 X=1280 S=3)
+S=3 as X; its pages fix Y and X: name only its other axes (Y=960 X=1280 S=3)
     """
     letters = check_axes_text(axes)
     found = " ".join(f"{a}={n}" for a, n in zip(tiff_axes, shape, strict=True))
@@ -117,16 +116,16 @@ S=3 as X; its pages fix Y and X (and RGB samples, S, as channels): name only its
             f"axes {axes!r} name {len(letters)} axes; the file has {len(shape)} ({found})",
             path=path,
         )
-    # the file's rows, columns and RGB samples are what its pages are: naming them otherwise
-    # reads the image sideways (an RGB TIFF told CYX: 960 channels of 1280 × 3 pixels)
-    kept = {"Y": "Y", "X": "X", "S": "C"}
+    # the file's rows and columns are what its pages are: naming them otherwise reads the
+    # image sideways (an RGB TIFF told CYX: 960 channels of 1280 × 3 pixels); samples (S)
+    # may be named (3 or 4 plain pages are taken for planar samples: time points, say)
     axes_sizes = list(zip(letters, tiff_axes, shape, strict=True))
     moved = [f"{own}={size} as {told}" for told, own, size in axes_sizes
-             if kept.get(own, told) != told or (told in "YX" and own != told)]  # fmt: skip
+             if (own in "YX" or told in "YX") and own != told]  # fmt: skip
     if moved:
         raise InvalidImageError(
-            f"axes {axes!r} would read the file's {', '.join(moved)}; its pages fix Y and X "
-            f"(and RGB samples, S, as channels): name only its other axes ({found})",
+            f"axes {axes!r} would read the file's {', '.join(moved)}; its pages fix Y and X: "
+            f"name only its other axes ({found})",
             path=path,
         )
     renamed = [f"{own}={size} as {told}" for told, own, size in axes_sizes
