@@ -358,21 +358,27 @@ def scopeml_keys(meta: Any) -> dict[str, Any]:
     return {key: value for key, value in extra.items() if key.startswith(SCOPEML)}
 
 
-@functools.lru_cache(maxsize=4)
 def builtin_twin(onnx_bytes: bytes) -> tuple[str, ModelMetadata] | None:
     """``(name, metadata)`` of the built-in model whose graph this is (the same nodes and
     weights: a copy through a legacy container, which cannot record its normalisation or
     object size), when that model records a normalisation; else ``None``."""
+    return _builtin_graphs().get(graph_fingerprint(onnx_bytes))
+
+
+@functools.cache
+def _builtin_graphs() -> dict[str, tuple[str, ModelMetadata]]:
+    """The built-ins that record a normalisation, by graph fingerprint: read once, as the
+    shipped files do not change while the process runs (only the fingerprints are kept)."""
     from scopeml.model.container import read_container
     from scopeml.model.registry import BUILTIN_MODELS
 
-    fingerprint = graph_fingerprint(onnx_bytes)
+    graphs = {}
     for name, builtin in BUILTIN_MODELS.items():
         shipped = read_container(builtin.path)
         policy = getattr(shipped.metadata, "normalize", None)
-        if policy and policy != "none" and graph_fingerprint(shipped.onnx_bytes) == fingerprint:
-            return name, shipped.metadata
-    return None
+        if policy and policy != "none":
+            graphs[graph_fingerprint(shipped.onnx_bytes)] = (name, shipped.metadata)
+    return graphs
 
 
 def _legacy_normalisation(onnx_bytes: bytes, options: dict[str, Any], source: Path) -> str:
