@@ -123,6 +123,16 @@ def test_object_classifier_named_in_settings(images: list[Path], tmp_path: Path)
     mine = table[table["image"] == "img0"]
     np.testing.assert_array_equal(mine["object_class"], cells["size"])
     assert first.counts["img0"]["cell"] == len(mine)
+    counts = pd.read_csv(tmp_path / "second" / "summary" / "counts.csv").set_index("image")
+    for image, rows in table.groupby("image"):  # each image's objects by the class predicted
+        predicted = rows["object_class"].value_counts()
+        assert counts.loc[image, "cell_class_big"] == predicted.get("big", 0)
+        assert counts.loc[image, "cell_class_small"] == predicted.get("small", 0)
+    assert (counts["cell_class_big"] + counts["cell_class_small"] == counts["cell"]).all()
+    assert not any(c.startswith("nucleus_class_") for c in counts.columns)  # no classifier
+    index = (tmp_path / "second" / "index.html").read_text()
+    big, small = counts.loc["img0", ["cell_class_big", "cell_class_small"]]
+    assert f"{counts.loc['img0', 'cell']} (big {big}, small {small})" in index
 
 
 def test_a_classifier_from_another_class_tree_is_refused_before_the_run(

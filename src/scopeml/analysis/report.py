@@ -6,7 +6,9 @@ where the image has a pixel size, else per megapixel — per time point for a ti
 (``nucleus_per_mm2_per_time_point``) — and each class's mean object size in the table's units
 (``nucleus_area_um2_mean``), and for each model class the scale its model ran at
 (``nucleus_scale``; scenes at different factors are joined by ``;``) with, where ``auto`` chose
-it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20 px``).
+it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20 px``), and
+where a class has an object classifier, its objects of each predicted ``object_class``
+(``nucleus_class_mitotic``).
 ``summary/CLASS_per_image.csv`` has per image the mean, median,
 quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
 mean intensity.
@@ -41,6 +43,8 @@ __all__ = ["axis_title", "write_report"]
 
 #: Most images in one chart; more go on further charts (``…_2.png``), each still one label a bar.
 CHART_IMAGES = 400
+#: The column an object classifier writes its class into.
+PREDICTED = "object_class"
 #: Bins of the histograms.
 BINS = 30
 #: Percentiles per image in ``CLASS_per_image.csv`` (the box plot's whiskers, box and median).
@@ -61,6 +65,8 @@ class _ClassSummary:
     per_image: pd.DataFrame
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     three_d: bool = False
+    #: Per image (rows), the objects of each ``object_class`` its classifier predicted.
+    predicted: pd.DataFrame | None = None
 
 
 def write_report(
@@ -132,6 +138,9 @@ def _counts(
         if size is not None:
             means = found.per_image.set_index("image")[f"{size}_mean"]
             table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
+        for value in [] if found.predicted is None else found.predicted.columns:
+            column = table["image"].map(found.predicted[value]).fillna(0).astype(np.int64)
+            table[f"{name}_class_{value}"] = column  # 0 in an image without objects
     return table
 
 
@@ -204,6 +213,7 @@ def _combine(
     columns: list[str] | None = None
     keep: list[str] = []
     rows: list[dict[str, Any]] = []
+    predicted: dict[str, pd.Series] = {}
     with ExitStack() as stack:
         csv_temp = stack.enter_context(atomic_write(tables / f"{name}.csv", fsync=False))
         csv_temp.write_text("")
@@ -230,8 +240,11 @@ def _combine(
                 frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
-            plotted = _read_plotted(part, keep) if frame is None else frame.reindex(columns=keep)
-            rows.append(_statistics(image, plotted))
+            read = keep + [PREDICTED] * (PREDICTED in columns)
+            plotted = _read_plotted(part, read) if frame is None else frame.reindex(columns=read)
+            rows.append(_statistics(image, plotted[keep]))
+            if PREDICTED in columns:
+                predicted[image] = plotted[PREDICTED].dropna().astype(str).value_counts()
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all
@@ -240,6 +253,9 @@ def _combine(
     per_image = pd.DataFrame(rows).reindex(columns=order + [f"{c}_{e}" for c in keep
                                                             for e in ("min", "max")])  # fmt: skip
     found = _ClassSummary(keep, per_image[order], three_d="centroid-2" in (columns or []))
+    if predicted:  # every image a row, every class predicted anywhere a column (0 where none)
+        frame = pd.DataFrame(predicted).T.fillna(0).astype(np.int64)
+        found.predicted = frame[sorted(frame.columns)] if len(frame.columns) else frame
     for column in keep:
         low, high = per_image[f"{column}_min"].min(), per_image[f"{column}_max"].max()
         if np.isfinite(low) and np.isfinite(high):
@@ -404,6 +420,21 @@ def _scales_text(record: dict[str, Any], names: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
+def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> str:
+    """`` (big 3, small 9)``: an image's objects of class ``name`` by the class its object
+    classifier predicted, for the index's table (``""`` without a classifier).
+
+    >>> counts = pd.DataFrame({"image": ["a"], "cell_class_big": [3], "cell_class_small": [9]})
+    >>> _predicted_text(counts, {"name": "a"}, "cell")
+    ' (big 3, small 9)'
+    """
+    prefix = f"{name}_class_"
+    row = counts[counts["image"] == record["name"]]
+    parts = [f"{c.removeprefix(prefix)} {int(row[c].iloc[0])}" for c in counts.columns
+             if c.startswith(prefix) and len(row)]  # fmt: skip
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _html(
     settings: AnalysisSettings,
     records: Sequence[dict[str, Any]],
@@ -417,7 +448,8 @@ def _html(
     rows = "".join(
         "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}<td>{3}</td></tr>".format(
             esc(r["name"]),
-            "".join(f"<td>{r['counts'].get(n, '')}</td>" for n in names),
+            "".join(f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
+                    for n in names),
             f"<td>{esc(_scales_text(r, names))}</td>" if scaled else "",
             "ok" if r["status"] == "done" else "failed: " + esc(r["reason"]),
         )
@@ -443,7 +475,8 @@ max-width:100%;overflow-x:auto}}
 <h1>Analysis of {len(records)} image(s)</h1>
 <p>{len(counts)} done, {len(failures)} failed. Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
-per mm² where the image has a pixel size, per time point for a time series, mean size per image),
+per mm² where the image has a pixel size, per time point for a time series, mean size per image,
+objects per predicted class where a class has an object classifier),
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}\
