@@ -217,7 +217,7 @@ def _analyze(
             parts[cls_name].append(table)
         if settings.outputs.overview:
             draw_overview(channels[overview_channel(settings)], labels,
-                          temp / overview_name(scene, t), colours=colours,
+                          temp / overview_name(scene, t, image.sizes), colours=colours,
                           pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
@@ -300,7 +300,7 @@ def _analyze_plane_tiled(
             draw_overview(
                 _subsample(lazy[overview_channel(settings)], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
-                temp / overview_name(scene, t), colours=colours,
+                temp / overview_name(scene, t, image.sizes), colours=colours,
                 pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
             )  # fmt: skip
         return found
@@ -341,15 +341,22 @@ def overview_channel(settings: AnalysisSettings) -> str:
     return channel if channel in settings.channels else settings.channels[0]
 
 
-def overview_name(scene: int, t: int) -> str:
-    """The overview PNG of a plane: ``overview.png`` for the first, then ``overview_s1_t0.png``….
+def overview_name(scene: int, t: int, sizes: dict[str, int]) -> str:
+    """The overview PNG of a plane: ``overview.png`` for the first, then ``overview_s1_t0.png``…,
+    the numbers padded to the image's largest (``_t007`` of 120 time points), so the files sort
+    in order.
 
     Examples
     --------
-    >>> overview_name(0, 0), overview_name(1, 3)
+    >>> overview_name(0, 0, {"S": 2, "T": 4}), overview_name(1, 3, {"S": 2, "T": 4})
     ('overview.png', 'overview_s1_t3.png')
+    >>> overview_name(0, 7, {"S": 1, "T": 120})
+    'overview_s0_t007.png'
     """
-    return "overview.png" if scene == 0 and t == 0 else f"overview_s{scene}_t{t}.png"
+    if scene == 0 and t == 0:
+        return "overview.png"
+    digits = [len(str(max(sizes[axis] - 1, 0))) for axis in "ST"]
+    return f"overview_s{scene:0{digits[0]}d}_t{t:0{digits[1]}d}.png"
 
 
 def _subsample(array: Any, step: int, tile: int) -> np.ndarray:
