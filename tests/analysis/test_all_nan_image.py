@@ -50,3 +50,29 @@ def test_the_command_line_exits_1_naming_the_image(tmp_path, capsys):
                  str(tmp_path / "res"), "-q"])  # fmt: skip
     assert code == 1
     assert "nan.tif: every pixel of channel C0 is NaN or infinite" in capsys.readouterr().err
+
+
+def test_it_fails_before_a_model_runs_on_it(tmp_path, capsys):
+    """Checked before any class runs: the model does not first warn of 4096 NaN pixels, nor
+    ``auto`` of finding nothing to measure; the failure is the one line about the image."""
+    import yaml
+
+    folder = float_images(tmp_path / "in")
+    nuclei = {"name": "nucleus", "segmenter": {"kind": "model", "model": "nuclei",
+                                               "class": "nucleus", "channels": ["C0"]}}  # fmt: skip
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SETTINGS, "classes": [nuclei]}))
+    code = main(["analyze", str(tmp_path / "s.yaml"), str(folder / "nan.tif"), "-o",
+                 str(tmp_path / "res"), "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "nan.tif: every pixel of channel C0 is NaN or infinite" in err
+    assert "warning" not in err.lower(), err
+
+
+def test_a_finite_pixel_in_the_last_tile_is_found(tmp_path):
+    """The check reads tile by tile (rows and columns) to the last tile, not just the first."""
+    pixels = np.full((40, 40), np.nan, np.float32)
+    pixels[35:, 35:] = 5.0  # only the last of 3 × 3 tiles of 16 holds data
+    tifffile.imwrite(tmp_path / "corner.tif", pixels)
+    settings = parse_settings({**SETTINGS, "tile_size": 16})
+    result = run_analysis(settings, [tmp_path / "corner.tif"], tmp_path / "res")
+    assert result.counts == {"corner": {"blob": 1}} and not result.failures

@@ -110,14 +110,14 @@ def analyze_image(
         axes = settings.axes_of(image_path)  # as the settings name them, else the file
         with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
             image = opened.select_channels(settings.channels)
-            counts, scales = _analyze(settings, image, image_path, folder.name, temp,
-                                      resources, engine_workers, progress)  # fmt: skip
-            if not any(counts.values()) and not _has_finite_pixel(image, settings.tile_size):
+            if not _has_finite_pixel(image, settings.tile_size):  # before a model warns of it
                 raise InvalidImageError(
                     f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
                     f"{', '.join(settings.channels)} is NaN or infinite: nothing to analyse "
                     "(listed as failed, not counted as 0 objects)", path=image_path,
                 )  # fmt: skip
+            counts, scales = _analyze(settings, image, image_path, folder.name, temp,
+                                      resources, engine_workers, progress)  # fmt: skip
             sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
         record = {
             "status": "done",
@@ -143,21 +143,24 @@ def analyze_image(
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _has_finite_pixel(image: Any, rows: int) -> bool:
+def _has_finite_pixel(image: Any, tile: int) -> bool:
     """Whether an image's channels hold a finite pixel anywhere (an integer image always
-    does), read ``rows`` rows of a plane at a time and stopped at the first. An image with none
-    found no objects because it holds no data, which a count of 0 would hide in the summary.
-    Not the engine's count of NaN pixels: threshold classes never run the engine, a model
-    counts a pixel that is non-finite in any one of its own channels, and the count is left
-    in the partial store's records, which publishing the store removes."""
+    does), read a ``tile`` × ``tile`` window of a plane at a time and stopped at the first
+    (for most images: the first window). An image with none would find no objects because
+    it holds no data, which a count of 0 would hide in the summary; asked before any class
+    runs, so a model does not first warn of its NaN pixels. Not the engine's count of NaN
+    pixels: threshold classes never run the engine, and a model counts a pixel that is
+    non-finite in any one of its own channels."""
     if not np.issubdtype(np.dtype(image.dtype), np.floating):
         return True
     sizes = image.sizes
     for scene in range(sizes["S"]):
         for t in range(sizes["T"]):
-            for y in range(0, sizes["Y"], rows):
-                if np.isfinite(image.read(S=scene, T=t, Y=slice(y, y + rows))).any():
-                    return True
+            for y in range(0, sizes["Y"], tile):
+                for x in range(0, sizes["X"], tile):
+                    window = image.read(S=scene, T=t, Y=slice(y, y + tile), X=slice(x, x + tile))
+                    if np.isfinite(window).any():
+                        return True
     return False
 
 
