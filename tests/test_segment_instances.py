@@ -105,6 +105,21 @@ def test_cli_writes_instances_and_the_objects_table(movie, tmp_path):
     assert rows["area"].tolist() == sizes[rows["label"]].tolist()
     assert rows["area_um2"].to_numpy() == pytest.approx(rows["area"].to_numpy() * 0.3 * 0.3)
     assert rows["intensity_mean_C0"].gt(0).all()
+    assert {"perimeter", "solidity", "feret_diameter_max"} <= set(rows.columns)
+    lean = tmp_path / "lean.csv"  # the same table without the shape features
+    code = main(["segment", str(path), "-m", "nuclei", "-o", str(out), "--quiet", "--overwrite",
+                 "--measure", str(lean), "--no-shape-features"])  # fmt: skip
+    without = pd.read_csv(lean)
+    assert code == 0 and not {"perimeter", "solidity", "feret_diameter_max"} & set(without)
+    pd.testing.assert_frame_equal(without, rows[without.columns])
+
+
+def test_no_shape_features_without_a_table_is_refused(movie, tmp_path, capsys):
+    path, _ = movie
+    code = main(["segment", str(path), "-m", "nuclei", "-o", str(tmp_path / "o.ome.zarr"),
+                 "--no-shape-features"])  # fmt: skip
+    assert code == 2 and "--no-shape-features" in capsys.readouterr().err
+    assert not (tmp_path / "o.ome.zarr").exists()
 
 
 def test_python_measure_and_measure_objects_agree(movie, tmp_path):
@@ -115,6 +130,11 @@ def test_python_measure_and_measure_objects_agree(movie, tmp_path):
     table = sm.measure_objects(seg, path)  # a Segmentation with instances measures those
     pd.testing.assert_frame_equal(written.reset_index(drop=True), table.reset_index(drop=True))
     assert len(table) == int(seg.instances.read().max())
+    sm.segment(path, "nuclei", tmp_path / "m.ome.zarr", measure=tmp_path / "t.parquet",
+               instances=InstanceOptions(min_size=20), shape_features=False, overwrite=True)
+    lean = sm.measure_objects(seg, path, shape_features=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), lean)
+    assert "solidity" not in lean.columns
 
 
 def test_argmax_seeds_need_no_probabilities(movie, tmp_path):

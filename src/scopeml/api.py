@@ -126,6 +126,7 @@ def segment(
     progress: Progress = None,
     instances: InstanceOptions | None = None,
     measure: PathLike | None = None,
+    shape_features: bool = True,
     public_name: str | None = None,
     public_model: str | None = None,
     log_stop: bool = True,
@@ -168,6 +169,9 @@ def segment(
         ``.parquet`` (one row per object per time point); implies ``instances``. A file
         already there is refused before the engine runs unless ``overwrite`` (a resumed call
         whose instances are complete takes it as the stopped call's finished table).
+    shape_features
+        Whether the ``measure`` table has the shape features (perimeter, convex hull,
+        Feret diameters: most of the measuring time for many small objects).
     scale
         Magnify the image by this factor for the model (see
         :class:`~scopeml.tiling.options.SegmentOptions`), or ``"auto"``: estimate the image's
@@ -255,7 +259,8 @@ def segment(
             record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
         if image_ref is not None and image_ref.args[2] is not None:  # a resume must read so
             record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
-        steps = StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs)
+        steps = StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs,
+                           shape_features)  # fmt: skip
         refuse_unfinished(steps)
         run: dict[str, Any] = {"model_ref": model_ref, "record": record}  # the store records
         run["names"] = RunNames(public_name, public_model)
@@ -323,9 +328,8 @@ def _after_engine(
             export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
             overwrite = bool(settings.overwrite)
-            _measure_table(
-                result, image, settings.scene, measure, progress, overwrite, settings.workers
-            )
+            _measure_table(result, image, settings.scene, measure, progress, overwrite,
+                           settings.workers, steps.shape_features)  # fmt: skip
     except (KeyboardInterrupt, Cancelled):
         if log_stop:
             _log.warning(
@@ -355,6 +359,7 @@ def _measure_table(
     progress: Progress,
     overwrite: bool,
     workers: int,
+    shape_features: bool,
 ) -> None:
     """The objects table of the instances, against the pixels segmented: ``image`` is the
     caller's :class:`Image` or how the file was opened (a ``LoadRef``: its axes, every channel
@@ -375,6 +380,7 @@ def _measure_table(
             overwrite=overwrite,
             progress=progress,
             workers=workers,
+            shape_features=shape_features,
         )
     finally:
         if not isinstance(image, Image):

@@ -30,6 +30,7 @@ class StepsAfter:
     extra: tuple[str, ...]
     measure: str | os.PathLike[str] | None
     tiffs: Sequence[str] | None
+    shape_features: bool = True  # measured into the table
 
     def missing(self) -> list[str]:
         """Those of the steps that the published ``output`` lacks."""

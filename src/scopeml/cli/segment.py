@@ -136,6 +136,9 @@ def segment(
         help="Also write the objects table (.csv/.parquet) of the instances; adds instances "
         "to --outputs when they are not named there.",
     ),
+    shape_features: bool = typer.Option(
+        True, help="Perimeter, convex hull, Feret diameters in the --measure table (slower)."
+    ),
     class_: str | None = typer.Option(
         None,
         "--class",
@@ -175,6 +178,9 @@ def segment(
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.objects.instances import InstanceOptions
 
+    if not shape_features and measure is None:
+        raise typer.BadParameter("measures shapes only with --measure TABLE",
+                                 param_hint="--no-shape-features")  # fmt: skip
     set_default_time_budget(time_budget)  # for every model this run loads
     choice = _renamed_class(class_, instance_class)
 
@@ -211,6 +217,7 @@ def segment(
             seed_threshold=_threshold(seed_threshold),
         ),
         measure=measure,
+        shape_features=shape_features,
     )
     seconds = time.perf_counter() - start
     done = "already complete; nothing to do: " if result.already_complete else ""
