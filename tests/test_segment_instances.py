@@ -130,8 +130,15 @@ def test_python_measure_and_measure_objects_agree(movie, tmp_path):
     table = sm.measure_objects(seg, path)  # a Segmentation with instances measures those
     pd.testing.assert_frame_equal(written.reset_index(drop=True), table.reset_index(drop=True))
     assert len(table) == int(seg.instances.read().max())
-    sm.segment(path, "nuclei", tmp_path / "m.ome.zarr", measure=tmp_path / "t.parquet",
-               instances=InstanceOptions(min_size=20), shape_features=False, overwrite=True)
+    sm.segment(
+        path,
+        "nuclei",
+        tmp_path / "m.ome.zarr",
+        measure=tmp_path / "t.parquet",
+        instances=InstanceOptions(min_size=20),
+        shape_features=False,
+        overwrite=True,
+    )
     lean = sm.measure_objects(seg, path, shape_features=False)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), lean)
     assert "solidity" not in lean.columns

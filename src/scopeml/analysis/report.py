@@ -256,22 +256,34 @@ def _combine(
     if predicted:  # every image a row, every class predicted anywhere a column (0 where none)
         frame = pd.DataFrame(predicted).T.fillna(0).astype(np.int64)
         found.predicted = frame[sorted(frame.columns)] if len(frame.columns) else frame
+    table = tables / f"{name}.parquet" if writer is not None else None
+    _histograms(found, per_image, table, [part for _, part in parts])
+    return found
+
+
+def _histograms(
+    found: _ClassSummary, per_image: pd.DataFrame, parquet: Path | None, parts: list[Path]
+) -> None:
+    """Bin each plotted column over the batch's range: a second pass over the ``parquet``
+    table (its columns, a row group at a time) where one was written, else over the images'
+    CSV ``parts``."""
+    keep = found.columns
     for column in keep:
         low, high = per_image[f"{column}_min"].min(), per_image[f"{column}_max"].max()
         if np.isfinite(low) and np.isfinite(high):
             found.histograms[column] = (np.zeros(BINS, np.int64),
                                         np.histogram_bin_edges([low, high], BINS))  # fmt: skip
-    if found.histograms:  # the second pass: a part of the plotted columns at a time
-        if writer is not None:  # from the Parquet table: its columns, a row group at a time
-            import pyarrow.parquet as pq
+    if not found.histograms:
+        return
+    if parquet is not None:
+        import pyarrow.parquet as pq
 
-            with pq.ParquetFile(tables / f"{name}.parquet", pre_buffer=False) as table:
-                chunks = (table.read_row_group(i, columns=keep).to_pandas()
-                          for i in range(table.num_row_groups))  # fmt: skip
-                _bin(found.histograms, chunks)
-        else:
-            _bin(found.histograms, (_read_plotted(part, keep) for _, part in parts))
-    return found
+        with pq.ParquetFile(parquet, pre_buffer=False) as table:
+            chunks = (table.read_row_group(i, columns=keep).to_pandas()
+                      for i in range(table.num_row_groups))  # fmt: skip
+            _bin(found.histograms, chunks)
+    else:
+        _bin(found.histograms, (_read_plotted(part, keep) for part in parts))
 
 
 def _bin(
@@ -448,8 +460,10 @@ def _html(
     rows = "".join(
         "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}<td>{3}</td></tr>".format(
             esc(r["name"]),
-            "".join(f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
-                    for n in names),
+            "".join(
+                f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
+                for n in names
+            ),
             f"<td>{esc(_scales_text(r, names))}</td>" if scaled else "",
             "ok" if r["status"] == "done" else "failed: " + esc(r["reason"]),
         )
