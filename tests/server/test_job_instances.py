@@ -144,6 +144,21 @@ def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_
     table = pd.read_parquet(job / "objects.parquet")
     instances = read(job / "result.ome.zarr", "instances")
     assert sorted(table["label"]) == np.unique(instances[instances > 0]).tolist()
+    assert {"perimeter", "solidity"} <= set(table.columns)
+
+
+def test_a_job_measures_without_shape_features_when_asked(image_path, tmp_path):
+    job = tmp_path / "job"
+    task = {
+        "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 60.0,
+        "image": str(image_path), "roots": [str(image_path.parent)],
+        "options": {"tile_size": 64, "measure": "csv", "shape_features": False},
+        "output": str(job / "result.ome.zarr"), "table": str(job / "objects.csv"),
+        "stage": str(job / "stage"),
+    }  # fmt: skip
+    assert run_in_child(task, lambda *done: None, (threading.Event(),), None, None) is None
+    table = pd.read_csv(job / "objects.csv")
+    assert len(table) and not {"perimeter", "solidity", "feret_diameter_max"} & set(table)
 
 
 @pytest.mark.parametrize("stop_in", ["segment", "instances"])
@@ -303,6 +318,8 @@ def test_impossible_instances_are_refused_at_submit(alice, image_path, container
         )  # the field named, e.g. options.instances.grow
     err = refusal(alice, "nuclei", name, measure="xlsx")
     assert "measure" in str(err).split("422:", 1)[1]
+    err = refusal(alice, "nuclei", name, outputs=["instances"], shape_features=False)
+    assert "shape_features given, but no measure table is asked for" in str(err)
     # a named object class makes the same model's instances possible
     job = alice.submit_job(unet, image_path=name, outputs=["instances"], instances={"class": 2})
     assert finished(alice, job)["options"]["instances"] == {"class": 2}

@@ -298,6 +298,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     options = dict(task["options"])
     outputs, instances = options.pop("outputs", None), options.pop("instances", None)
     measure, axes = options.pop("measure", None), options.pop("axes", None)
+    shape_features = options.pop("shape_features", True)
     stage, output = Path(task["stage"]), Path(task["output"])
     staged = stage / output.name
     table = None if measure is None else stage / Path(task["table"]).name
@@ -325,6 +326,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
             outputs=outputs,
             instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
+            shape_features=shape_features,
             progress=progress,
             public_name=names.image,
             public_model=names.model,

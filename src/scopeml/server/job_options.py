@@ -94,6 +94,8 @@ class JobOptions(BaseModel):
     outputs: list[Literal[OUTPUTS]] | None = Field(default=None, min_length=1, max_length=6)
     instances: InstanceRequest | None = None
     measure: bool | Literal["csv", "parquet"] | None = None  # true: csv
+    #: whether the ``measure`` table has perimeter, hull and Feret columns (default: yes)
+    shape_features: bool | None = None
     tile_size: int | None = Field(default=None, ge=16, le=8192)
     halo: int | None = Field(default=None, ge=0, le=1024)
     batch_size: int | None = Field(default=None, ge=1, le=64)
@@ -151,6 +153,8 @@ class JobOptions(BaseModel):
         options = self.model_dump(exclude_none=True, exclude={"instances", "measure"})
         if self.measure:
             options["measure"] = "csv" if self.measure is True else self.measure
+        elif self.shape_features is not None:
+            raise InvalidRequestError("shape_features given, but no measure table is asked for")
         if self.instances is not None:
             if not wants_instances(options):
                 raise InvalidRequestError(
@@ -170,7 +174,8 @@ def wants_instances(options: dict[str, Any]) -> bool:
 def engine_options(options: dict[str, Any]) -> dict[str, Any]:
     """A job's options without those of the steps after the engine (for a check; the facade,
     :func:`scopeml.api.segment`, takes them all when the job runs)."""
-    engine = {k: v for k, v in options.items() if k not in ("instances", "measure", "axes")}
+    after = ("instances", "measure", "shape_features", "axes")
+    engine = {k: v for k, v in options.items() if k not in after}
     if wants_instances(options):
         outputs = [name for name in engine.get("outputs") or () if name != INSTANCES]
         engine["outputs"] = [*outputs, *(() if "labels" in outputs else ("labels",))]
