@@ -58,7 +58,7 @@ def test_it_fails_before_a_model_runs_on_it(tmp_path, capsys):
     import yaml
 
     folder = float_images(tmp_path / "in")
-    nuclei = {"name": "nucleus", "segmenter": {"kind": "model", "model": "nuclei",
+    nuclei = {"name": "nucleus", "segmenter": {"kind": "instances", "model": "nuclei",
                                                "class": "nucleus", "channels": ["C0"]}}  # fmt: skip
     (tmp_path / "s.yaml").write_text(yaml.safe_dump({**SETTINGS, "classes": [nuclei]}))
     code = main(["analyze", str(tmp_path / "s.yaml"), str(folder / "nan.tif"), "-o",

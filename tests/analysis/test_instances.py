@@ -157,3 +157,29 @@ def test_a_model_runs_in_the_engines_default_tile_not_wider(tmp_path: Path, monk
     run_analysis(settings, [image], tmp_path / "out")
     assert min(default_tile(open_model("nuclei").spec)) > DEFAULT_TILE[2]
     assert asked == [DEFAULT_TILE[2]]  # one scene, one model class
+
+
+def test_a_class_mask_of_a_model_that_splits_at_a_boundary_is_warned_about(tmp_path: Path) -> None:
+    """``kind: model`` with ``nuclei`` takes the nucleus pixels alone: touching nuclei joined,
+    each without its boundary ring (smaller than segment's). Said once, before any image;
+    ``kind: instances`` (segment's objects) and the boundary class itself are not warned about."""
+    import warnings
+
+    from scopeml.analysis.settings import ModelSegmenter
+
+    image = nuclei_series(tmp_path / "series.ome.tif", shape=(96, 96))
+
+    def run(segmenter: object, name: str) -> list[str]:
+        settings = AnalysisSettings(channels=["DAPI"], classes=[
+            ClassSettings(name="nucleus", segmenter=segmenter)])  # fmt: skip
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            run_analysis(settings, [image], tmp_path / name)
+        return [str(w.message) for w in seen if "kind: instances gives" in str(w.message)]
+
+    mask = {"model": "nuclei", "class": "nucleus", "channels": ["DAPI"]}
+    (said,) = run(ModelSegmenter.model_validate(mask), "mask")
+    assert said.startswith("class nucleus: kind: model takes the nucleus pixels of nuclei alone")
+    assert "boundary ring" in said
+    assert not run(ModelSegmenter.model_validate({**mask, "class": "boundary"}), "ring")
+    assert not run(InstancesSegmenter.model_validate(mask), "objects")

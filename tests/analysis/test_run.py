@@ -72,6 +72,7 @@ def test_three_level_tree_over_images(images: list[Path], tmp_path: Path) -> Non
     assert pd.read_parquet(tmp_path / "out" / "tables" / "spot.parquet").equals(combined)
     counts = pd.read_csv(tmp_path / "out" / "summary" / "counts.csv")
     assert counts["spot"].tolist() == [r["counts"]["spot"] for r in result.records]
+    assert not (tmp_path / "out" / "summary" / "counts_per_time_point.csv").exists()  # no series
     index = (tmp_path / "out" / "index.html").read_text()
     links = ("tables/nucleus.csv", "summary/cell_counts.png", "summary/nucleus_area.png",
              "summary/nucleus_intensity_mean_DAPI.png", "images/img0/overview.png")  # fmt: skip
@@ -184,6 +185,19 @@ def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     assert table.groupby("t").size().tolist() == [6, 3]
     overviews = sorted(p.name for p in (tmp_path / "out" / "images" / "movie").glob("*.png"))
     assert overviews == ["overview.png", "overview_s0_t1.png"]  # one per time point
+    still = tmp_path / "still.ome.tif"  # beside the series: one plane, one row
+    tifffile.imwrite(
+        still, a, ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}}
+    )
+    run_analysis(three_level_settings(), [path, still], tmp_path / "both")
+    per_time = pd.read_csv(tmp_path / "both" / "summary" / "counts_per_time_point.csv")
+    assert per_time[["image", "scene", "t"]].values.tolist() == [
+        ["movie", 0, 0], ["movie", 0, 1], ["still", 0, 0]]  # fmt: skip
+    assert per_time["cell"].tolist() == [6, 3, 6]
+    both = pd.read_csv(tmp_path / "both" / "tables" / "nucleus.csv")
+    counted = both.groupby(["image", "t"]).size().tolist()
+    assert per_time["nucleus"].tolist() == counted
+    assert "summary/counts_per_time_point.csv" in (tmp_path / "both" / "index.html").read_text()
     stored = open_image(tmp_path / "out" / "images" / "movie" / "cell.ome.zarr")
     assert stored.sizes["T"] == 2
     np.testing.assert_array_equal(stored.read(T=1)[0, 0, 0, 0], reference(b)["cell"])

@@ -9,6 +9,8 @@ where the image has a pixel size, else per megapixel — per time point for a ti
 it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20 px``), and
 where a class has an object classifier, its objects of each predicted ``object_class``
 (``nucleus_class_mitotic``).
+``summary/counts_per_time_point.csv`` (in a batch with a time series or an image of several
+scenes) has per image, scene and time point the objects of each class.
 ``summary/CLASS_per_image.csv`` has per image the mean, median,
 quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
 mean intensity.
@@ -67,6 +69,8 @@ class _ClassSummary:
     three_d: bool = False
     #: Per image (rows), the objects of each ``object_class`` its classifier predicted.
     predicted: pd.DataFrame | None = None
+    #: Per image, its objects in each scene and time point (a Series indexed by both).
+    planes: dict[str, pd.Series] = field(default_factory=dict)
 
 
 def write_report(
@@ -88,6 +92,9 @@ def write_report(
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet) for n in names}
     counts = _counts(done, names, classes)
     _write_csv(counts, summary / "counts.csv")
+    over_time = _counts_per_time_point(done, names, classes)
+    if over_time is not None:
+        _write_csv(over_time, summary / "counts_per_time_point.csv")
     plots: list[tuple[str, str]] = []
     for name, found in classes.items():
         _write_csv(found.per_image, summary / f"{name}_per_image.csv")
@@ -142,6 +149,28 @@ def _counts(
             column = table["image"].map(found.predicted[value]).fillna(0).astype(np.int64)
             table[f"{name}_class_{value}"] = column  # 0 in an image without objects
     return table
+
+
+def _counts_per_time_point(
+    done: Sequence[dict[str, Any]], names: Sequence[str], classes: dict[str, _ClassSummary]
+) -> pd.DataFrame | None:
+    """Per image, scene and time point, the objects of each class: for a batch with a time
+    series or an image of several scenes (else ``None``: ``counts.csv`` says it all). Every
+    plane of an image gets a row, 0 where it has no objects."""
+    sizes = [record.get("sizes") or {} for record in done]
+    if not any(int(s.get("T", 1)) > 1 or int(s.get("S", 1)) > 1 for s in sizes):
+        return None
+    rows = []
+    for record, size in zip(done, sizes, strict=True):
+        image = record["name"]
+        for scene in range(int(size.get("S", 1))):
+            for t in range(int(size.get("T", 1))):
+                row: dict[str, Any] = {"image": image, "scene": scene, "t": t}
+                for name in names:
+                    planes = classes[name].planes.get(image)
+                    row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
+                rows.append(row)
+    return pd.DataFrame(rows, columns=["image", "scene", "t", *names])
 
 
 def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
@@ -213,7 +242,7 @@ def _combine(
     columns: list[str] | None = None
     keep: list[str] = []
     rows: list[dict[str, Any]] = []
-    predicted: dict[str, pd.Series] = {}
+    counted: dict[str, dict[str, pd.Series]] = {}  # per image: small tallies, not its rows
     with ExitStack() as stack:
         csv_temp = stack.enter_context(atomic_write(tables / f"{name}.csv", fsync=False))
         csv_temp.write_text("")
@@ -240,11 +269,10 @@ def _combine(
                 frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
-            read = keep + [PREDICTED] * (PREDICTED in columns)
+            read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]
             plotted = _read_plotted(part, read) if frame is None else frame.reindex(columns=read)
             rows.append(_statistics(image, plotted[keep]))
-            if PREDICTED in columns:
-                predicted[image] = plotted[PREDICTED].dropna().astype(str).value_counts()
+            counted[image] = _tallies(plotted)
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all
@@ -253,12 +281,31 @@ def _combine(
     per_image = pd.DataFrame(rows).reindex(columns=order + [f"{c}_{e}" for c in keep
                                                             for e in ("min", "max")])  # fmt: skip
     found = _ClassSummary(keep, per_image[order], three_d="centroid-2" in (columns or []))
+    predicted = {image: c[PREDICTED] for image, c in counted.items() if PREDICTED in c}
     if predicted:  # every image a row, every class predicted anywhere a column (0 where none)
         frame = pd.DataFrame(predicted).T.fillna(0).astype(np.int64)
         found.predicted = frame[sorted(frame.columns)] if len(frame.columns) else frame
+    found.planes = {image: c["planes"] for image, c in counted.items() if "planes" in c}
     table = tables / f"{name}.parquet" if writer is not None else None
     _histograms(found, per_image, table, [part for _, part in parts])
     return found
+
+
+def _tallies(table: pd.DataFrame) -> dict[str, pd.Series]:
+    """An image's objects counted by predicted ``object_class`` and by ``(scene, t)``
+    (``planes``), for the columns the table has.
+
+    >>> tallies = _tallies(pd.DataFrame({"object_class": ["a", "b", "a"], "scene": [0, 0, 0],
+    ...                                  "t": [0, 1, 1]}))
+    >>> tallies["object_class"].to_dict(), tallies["planes"].to_dict()
+    ({'a': 2, 'b': 1}, {(0, 0): 1, (0, 1): 2})
+    """
+    tallies = {}
+    if PREDICTED in table:
+        tallies[PREDICTED] = table[PREDICTED].dropna().astype(str).value_counts()
+    if "scene" in table and "t" in table:
+        tallies["planes"] = table.groupby(["scene", "t"]).size()
+    return tallies
 
 
 def _histograms(
@@ -479,6 +526,14 @@ def _html(
     figures = "".join(f"<figure><img src='{esc(p)}'><figcaption>{esc(t)}</figcaption></figure>"
                       for t, p in plots)  # fmt: skip
     tables = " ".join(f"<a href='tables/{esc(n)}.csv'>{esc(n)}.csv</a>" for n in names)
+    planes = [(r.get("sizes") or {}).get(k, 1) for r in records if r["status"] == "done"
+              for k in "ST"]  # fmt: skip
+    per_time = (
+        "\n<a href='summary/counts_per_time_point.csv'>counts_per_time_point.csv</a> "
+        "(objects per scene and time point),"
+        if max(planes, default=1) > 1
+        else ""
+    )
     per_image = " ".join(f"<a href='summary/{esc(n)}_per_image.csv'>{esc(n)}_per_image.csv</a>"
                          for n in names)  # fmt: skip
     return f"""<!doctype html>
@@ -490,7 +545,7 @@ max-width:100%;overflow-x:auto}}
 <p>{len(counts)} done, {len(failures)} failed. Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
 per mm² where the image has a pixel size, per time point for a time series, mean size per image,
-objects per predicted class where a class has an object classifier),
+objects per predicted class where a class has an object classifier),{per_time}
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}\

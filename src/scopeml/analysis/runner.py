@@ -207,9 +207,7 @@ def run_analysis(
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
     found = _find(settings, images, output)
     paths = found.paths
-    confinement = Confinement.of(allowed_roots)
-    for path in paths if confinement is not None else ():
-        confinement.check(path)
+    _confine(paths, allowed_roots)
     roots = None if allowed_roots is None else [str(root) for root in allowed_roots]
     text = dump_settings(settings)
     digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
@@ -226,6 +224,7 @@ def run_analysis(
         resources = open_resources(settings, source=source, model_threads=None if local else 1,
                                    allowed_roots=roots, base=base)  # fmt: skip
         defaults = _model_scales(settings, resources)
+        _warn_unsplit_masks(settings, resources)
         _check_same_settings(output, previous, text, defaults)
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
@@ -525,6 +524,36 @@ def _model_scales(settings: AnalysisSettings, resources: Any) -> dict[str, Any]:
 
     return {name: default_scale(model) or 1.0 for name, model in resources.models.items()
             if name in {c.name for c in settings.classes}}  # fmt: skip
+
+
+def _confine(paths: Sequence[Path], allowed_roots: Sequence[Any] | None) -> None:
+    """Refuse an image outside the allowed roots (a server's) before anything is written."""
+    confinement = Confinement.of(allowed_roots)
+    for path in paths if confinement is not None else ():
+        confinement.check(path)
+
+
+def _warn_unsplit_masks(settings: AnalysisSettings, resources: Any) -> None:
+    """Warn of a ``kind: model`` class whose model splits its objects at a boundary class (the
+    shipped ``nuclei``): the class's pixels alone leave touching objects joined, and each
+    smaller by the ring the boundary class covers, unlike ``segment --outputs instances``."""
+    from scopeml.analysis.settings import ModelSegmenter
+    from scopeml.api import label_value
+    from scopeml.objects.instances import BOUNDARY_NAMES
+
+    for cls in settings.classes:
+        seg = cls.segmenter
+        if isinstance(seg, ModelSegmenter) and cls.name in resources.models:
+            classes = resources.models[cls.name].spec.classes
+            value = label_value(classes, seg.class_)
+            boundary = next((i for i, n in enumerate(classes, 1) if n in BOUNDARY_NAMES), None)
+            if boundary is not None and boundary != value:
+                warnings.warn(
+                    f"class {cls.name}: kind: model takes the {classes[value - 1]} pixels of "
+                    f"{seg.model} alone, so touching objects stay joined and each lacks the "
+                    f"{classes[boundary - 1]} ring around it; kind: instances gives the objects "
+                    "of segment --outputs instances", UserWarning, stacklevel=find_stack_level(),
+                )  # fmt: skip
 
 
 def _shown_settings(text: str, defaults: Mapping[str, Any]) -> str:
