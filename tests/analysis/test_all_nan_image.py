@@ -76,3 +76,17 @@ def test_a_finite_pixel_in_the_last_tile_is_found(tmp_path):
     settings = parse_settings({**SETTINGS, "tile_size": 16})
     result = run_analysis(settings, [tmp_path / "corner.tif"], tmp_path / "res")
     assert result.counts == {"corner": {"blob": 1}} and not result.failures
+
+
+def test_a_z_stack_is_checked_plane_by_plane_to_the_last(tmp_path):
+    """In a Z stack the window is one plane's (memory bounded by the tile, not the stack):
+    a finite pixel in the last plane's last tile is found; a stack without one fails."""
+    stack = np.full((5, 40, 40), np.nan, np.float32)  # 3 or 4 pages would read as RGB(A)
+    tifffile.imwrite(tmp_path / "empty.tif", stack)
+    stack[4, 30:36, 30:36] = 5.0
+    tifffile.imwrite(tmp_path / "deep.tif", stack)
+    settings = parse_settings({**SETTINGS, "tile_size": 16})
+    result = run_analysis(settings, [tmp_path / "deep.tif", tmp_path / "empty.tif"],
+                          tmp_path / "res")  # fmt: skip
+    assert result.counts == {"deep": {"blob": 1}}
+    assert [f["name"] for f in result.failures] == ["empty"]

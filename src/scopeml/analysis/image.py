@@ -16,6 +16,7 @@ and moved into place when complete; ``record.json`` inside it marks it complete 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -145,7 +146,7 @@ def analyze_image(
 
 def _has_finite_pixel(image: Any, tile: int) -> bool:
     """Whether an image's channels hold a finite pixel anywhere (an integer image always
-    does), read a ``tile`` × ``tile`` window of a plane at a time and stopped at the first
+    does), read a ``tile`` × ``tile`` window of one Z plane at a time and stopped at the first
     (for most images: the first window). An image with none would find no objects because
     it holds no data, which a count of 0 would hide in the summary; asked before any class
     runs, so a model does not first warn of its NaN pixels. Not the engine's count of NaN
@@ -154,13 +155,17 @@ def _has_finite_pixel(image: Any, tile: int) -> bool:
     if not np.issubdtype(np.dtype(image.dtype), np.floating):
         return True
     sizes = image.sizes
-    for scene in range(sizes["S"]):
-        for t in range(sizes["T"]):
-            for y in range(0, sizes["Y"], tile):
-                for x in range(0, sizes["X"], tile):
-                    window = image.read(S=scene, T=t, Y=slice(y, y + tile), X=slice(x, x + tile))
-                    if np.isfinite(window).any():
-                        return True
+    corners = itertools.product(
+        range(sizes["S"]),
+        range(sizes["T"]),
+        range(sizes["Z"]),
+        range(0, sizes["Y"], tile),
+        range(0, sizes["X"], tile),
+    )
+    for scene, t, z, y, x in corners:  # one Z plane's window at a time: bounded memory
+        window = image.read(S=scene, T=t, Z=z, Y=slice(y, y + tile), X=slice(x, x + tile))
+        if np.isfinite(window).any():
+            return True
     return False
 
 
