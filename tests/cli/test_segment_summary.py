@@ -45,3 +45,16 @@ def test_the_last_line_names_the_outputs_the_object_count_and_the_time(tmp_path,
         rf"labels, confidence → {re.escape(str(plain))}; OME-TIFF → {re.escape(tiffs)}; \d+\.\d s",
         line,
     ), line
+
+
+def test_a_time_series_count_says_it_sums_the_time_points(tmp_path, capsys):
+    """Instance ids start from 1 in each time point: the count is their sum, and says so."""
+    frames = [synthetic_nuclei((96, 96), density=0.003, seed=s)[0][0] for s in (4, 5)]
+    tifffile.imwrite(tmp_path / "movie.tif", np.stack(frames))
+    out = tmp_path / "out.ome.zarr"
+    args = ["segment", str(tmp_path / "movie.tif"), "--axes", "TYX", "-m", "nuclei"]
+    assert main([*args, "-o", str(out), "-q", "--outputs", "labels,instances"]) == 0
+    objects = sm.open_image(out / "instances").read()
+    count = sum(len(np.unique(objects[0, t])) - 1 for t in range(2))
+    line = capsys.readouterr().out.strip()
+    assert count > 5 and f"instances ({count} objects in 2 time points) →" in line, line

@@ -233,7 +233,8 @@ def summary(
     scale: float | str | None = None,
 ) -> str:
     """The line a run ends with: ``labels, instances (132 objects) → OUT.ome.zarr at scale
-    0.5; table → T.csv; 4.2 s``. The object count is the one the instances record; the scale
+    0.5; table → T.csv; 4.2 s``. The object count is the one the instances record, summed over
+    the scenes and time points it names (``1808 objects in 10 time points``); the scale
     is named when the image was magnified for the model (``scale`` other than 1), and always
     when ``auto`` chose it (asked for, or the model's default: the shipped ``nuclei``), with
     what it was chosen from (``at scale 0.5 (auto: objects ~48 px, model 20 px)``, as the
@@ -243,12 +244,17 @@ def summary(
     from scopeml.tiling.engine import ome_tiff_path
     from scopeml.tiling.size import recorded_auto_scale
 
-    written = Segmentation(store).outputs
+    segmentation = Segmentation(store)
+    written = segmentation.outputs
     outputs = list(written)
     if "instances" in outputs:
         count = open_ome_zarr_array(store / "instances", mode="r").attrs.get("n_objects")
         if count is not None:
-            outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)})"
+            sizes = segmentation.instances.sizes
+            planes = [f"{sizes[axis]} {name}" for axis, name in (("S", "scenes"),
+                      ("T", "time points")) if sizes[axis] > 1]  # fmt: skip
+            over = f" in {' × '.join(planes)}" if planes else ""
+            outputs[outputs.index("instances")] += f" ({count} object{'s' * (count != 1)}{over})"
     auto = recorded_auto_scale(store)  # chosen by scale auto (asked for, or the model's default)
     if auto is not None:
         at_scale = f" at scale {auto.scale:g} ({auto.text()})"
