@@ -43,9 +43,13 @@ def test_info_lists_the_outputs_and_the_run(store, capsys):
     assert lines[0] == str(out)
     assert lines[1].startswith(f"  segment store of {image}: model ")
     assert lines[1].endswith("(classes bg, cell), scale 0.5") and "at scale" not in lines[1]
+    objects = sm.open_image(out / "instances").read()
+    per_time = [len(np.unique(objects[0, t])) - 1 for t in range(2)]  # each its own ids
+    spread = f"{min(per_time)}–{max(per_time)} per time point"
+    assert sum(per_time) > 2
     assert lines[2:] == [
         "  labels: T=2 Y=40 X=60, uint8, classes bg, cell",
-        "  instances: T=2 Y=40 X=60, uint32, objects of cell",
+        f"  instances: T=2 Y=40 X=60, uint32, objects of cell: {sum(per_time)} ({spread})",
         "  probabilities: T=2 C=2 Y=40 X=60, float32, channels bg, cell",
         "  pixel sizes (µm): Y=0.645 X=0.645",
     ]

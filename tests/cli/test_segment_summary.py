@@ -48,7 +48,7 @@ def test_the_last_line_names_the_outputs_the_object_count_and_the_time(tmp_path,
 
 
 def test_a_time_series_count_says_it_sums_the_time_points(tmp_path, capsys):
-    """Instance ids start from 1 in each time point: the count is their sum, and says so."""
+    """The count is over all time points (each nucleus of each frame is one object): it says so."""
     frames = [synthetic_nuclei((96, 96), density=0.003, seed=s)[0][0] for s in (4, 5)]
     tifffile.imwrite(tmp_path / "movie.tif", np.stack(frames))
     out = tmp_path / "out.ome.zarr"

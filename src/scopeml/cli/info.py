@@ -158,8 +158,42 @@ def _describe_output(group: Path, name: str, record: dict[str, Any]) -> dict[str
         "mask": [str(options["extract_class"])] if options.get("extract_class") else [],
         "instances": [str((record.get("instances") or {}).get("class_") or "")],
     }.get(name, [])
-    return {"axes": axes, "shape": list(array.shape), "dtype": str(array.dtype),
-            "pixel_sizes": sizes, "classes": [c for c in classes if c]}  # fmt: skip
+    described = {"axes": axes, "shape": list(array.shape), "dtype": str(array.dtype),
+                 "pixel_sizes": sizes, "classes": [c for c in classes if c]}  # fmt: skip
+    if name == "instances" and "n_objects" in array.attrs:
+        described.update(_object_counts(dict(array.attrs), axes))
+    return described
+
+
+def _object_counts(attrs: dict[str, Any], axes: str) -> dict[str, Any]:
+    """The instances' object count, and per time point where the store holds one scene
+    (each time point's ids follow the last one's: the labelling records where each starts).
+
+    >>> _object_counts({"n_objects": 9, "time_offsets": [0, 4, 4]}, "TYX")
+    {'objects': 9, 'objects_per_time_point': [4, 0, 5]}
+    >>> _object_counts({"n_objects": 9, "time_offsets": [0]}, "YX")
+    {'objects': 9}
+    """
+    total, starts = int(attrs["n_objects"]), [int(v) for v in attrs.get("time_offsets") or ()]
+    counts: dict[str, Any] = {"objects": total}
+    if "T" in axes and "S" not in axes and len(starts) > 1:
+        counts["objects_per_time_point"] = [b - a for a, b in zip(starts, [*starts[1:], total],
+                                                                  strict=True)]  # fmt: skip
+    return counts
+
+
+def _objects_text(output: dict[str, Any]) -> str:
+    """``: 1808 (154–196 per time point)``: the objects of an instances output that records
+    them (after ``objects of nucleus``).
+
+    >>> _objects_text({"objects": 9, "objects_per_time_point": [4, 0, 5]})
+    ': 9 (0–5 per time point)'
+    """
+    if "objects" not in output:
+        return ""
+    per_time = output.get("objects_per_time_point")
+    spread = f" ({min(per_time)}–{max(per_time)} per time point)" if per_time else ""
+    return f": {output['objects']}{spread}"
 
 
 def format_store(description: dict[str, Any]) -> list[str]:
@@ -193,7 +227,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
         shape = " ".join(f"{a}={n}" for a, n in zip(output["axes"], output["shape"], strict=True))
         kind = {"probabilities": "channels", "instances": "objects of"}.get(name, "classes")
         classes = f", {kind} {', '.join(output['classes'])}" if output["classes"] else ""
-        lines.append(f"  {name}: {shape}, {output['dtype']}{classes}")
+        lines.append(f"  {name}: {shape}, {output['dtype']}{classes}{_objects_text(output)}")
         sizes = sizes or output["pixel_sizes"]
     shown = " ".join(f"{a}={v:g}" for a, v in sizes.items()) or "unknown"
     lines.append(f"  pixel sizes (µm): {shown}")
