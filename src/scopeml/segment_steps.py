@@ -132,7 +132,7 @@ def make_instances(
             path=result.path,
         )
     if made:
-        write_instances(result, instances, settings, progress)
+        write_instances(result, instances, settings.tile_size, progress)
     for name in extra:  # not asked for: removed once the instances are made
         if (result.path / name).exists():
             shutil.rmtree(result.path / name)
@@ -165,10 +165,15 @@ def resumes_published(steps: StepsAfter) -> bool:
 
 
 def write_instances(
-    result: Segmentation, options: InstanceOptions, settings: SegmentOptions, progress: Progress
+    result: Segmentation,
+    options: InstanceOptions,
+    tile_size: int | Sequence[int] | None,
+    progress: Progress,
+    output: Path | None = None,
 ) -> None:
     """The ``instances`` output of a finished segmentation, from its labels, in its store
-    (replacing a half-written one, and the scratch a killed attempt left beside it)."""
+    (replacing a half-written one, and the scratch a killed attempt left beside it), or in
+    ``output`` (napari's instances of a store's labels, made without running the model)."""
     import shutil
 
     from scopeml.objects.instances import instance_image, seed_classes
@@ -182,12 +187,12 @@ def write_instances(
         labels = seed_classes(result.probabilities, class_id, grow_id, options.seed_threshold)
         class_id, grow_id = 2, 3
     spatial = 3 if labels.sizes["Z"] > 1 else 2
-    tile = settings.tile_size  # the engine's, or up to 1024 per axis
+    tile = tile_size  # the engine's, or up to 1024 per axis
     if tile is not None and not isinstance(tile, int) and len(tile) != spatial:
         tile = None
     instance_image(
         labels,
-        result.path / INSTANCES,
+        result.path / INSTANCES if output is None else output,
         class_id=class_id,
         grow_id=grow_id,
         grow=options.grow,

@@ -181,3 +181,50 @@ def test_confidence_is_off_by_default(viewer):
     from scopeml.napari.apply_widget import ApplyWidget
 
     assert not ApplyWidget(viewer).confidence.isChecked()
+
+
+def test_nuclei_instances_are_segments_split_at_the_boundary(viewer, qtbot, tmp_path):
+    """*instances of* nucleus with the built-in ``nuclei``: the run makes ``segment
+    --outputs instances``'s nuclei (seeds split at the boundary class, grown over it), not the
+    connected components of the nucleus class, which lack that ring; a rerun with the same
+    settings makes nothing; asked after a run without them, they are seeded from the labels."""
+    import tifffile
+
+    from scopeml.napari.apply_widget import ApplyWidget
+    from scopeml.synthetic import realistic_nuclei
+
+    pixels = realistic_nuclei((192, 192), seed=3)[0][0]
+    path = tmp_path / "nuclei.tif"
+    tifffile.imwrite(path, np.clip(pixels / pixels.max() * 4000 + 100, 0, 65535).astype(np.uint16))
+    cli = sm.segment(path, "nuclei", tmp_path / "cli.ome.zarr", outputs=("labels", "instances"))
+    expected = cli.instances.read()[0, 0, 0, 0]
+    (layer,) = viewer.open(str(path), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText(layer.name)
+    widget.set_model("nuclei")
+    widget.output.setText(str(tmp_path / "gui.ome.zarr"))
+    widget.instances.setCurrentText("nucleus")
+    widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("wrote"), widget.status.text()
+    shown = level0(viewer.layers["gui instances"])
+    np.testing.assert_array_equal(shown, expected)
+    plain = sm.label_objects(cli, tmp_path / "plain.ome.zarr", class_="nucleus").read()
+    assert (shown > 0).sum() > (plain > 0).sum() * 1.1  # the boundary ring is theirs
+    widget.run()  # the same again: nothing to make
+    wait_idle(qtbot, widget)
+    assert "holds these nucleus instances already" in widget.status.text()
+    assert not (tmp_path / "gui.objects.ome.zarr").exists()
+
+    widget.instances.setCurrentIndex(0)  # no instances, then asked for after the run
+    widget.output.setText(str(tmp_path / "later.ome.zarr"))
+    widget.run()
+    wait_idle(qtbot, widget)
+    widget.instances.setCurrentText("nucleus")
+    widget.run()
+    wait_idle(qtbot, widget)
+    assert "did not run again" in widget.status.text(), widget.status.text()
+    later = level0(viewer.layers["later instances"])
+    seeded = sm.segment(path, "nuclei", tmp_path / "none.ome.zarr", outputs=("instances",),
+                        instances=sm.InstanceOptions(seed_threshold=None))  # fmt: skip
+    np.testing.assert_array_equal(later, seeded.instances.read()[0, 0, 0, 0])

@@ -77,18 +77,16 @@ def test_instances_after_an_in_place_edit_run_the_model_again(
     assert "did not run again" not in text, text
     edited = dapi.copy()
     edited[:, :96] = 0
-    expected = sm.label_objects(
-        segment(edited, model, tmp_path / "python.ome.zarr"), tmp_path / "o.ome.zarr",
-        class_="nucleus",
-    )  # fmt: skip
+    expected = segment(edited, model, tmp_path / "python.ome.zarr", outputs=("instances",),
+                       instances=sm.InstanceOptions(class_="nucleus")).instances  # fmt: skip
     instances = viewer.layers["cells instances"]
     shown = np.asarray(instances.data[0] if instances.multiscale else instances.data)
     np.testing.assert_array_equal(shown, expected.read()[0, 0, 0, 0])
     assert shown[:, :90].max() == 0 and shown[:, 100:].max() > 3
 
-    widget.run()  # unchanged since: the store's labels are taken, no run
+    widget.run()  # unchanged since: the store's instances are taken, no run
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
-    assert len(runs) == 2 and "did not run again" in widget.status.text()
+    assert len(runs) == 2 and "instances already" in widget.status.text()
 
 
 def test_the_preview_normalises_an_edited_layer_anew(viewer, qtbot, plane_model, monkeypatch):

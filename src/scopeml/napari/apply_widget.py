@@ -5,14 +5,18 @@ napari has loaded) in napari's worker thread. Its progress callback draws the ba
 :class:`~scopeml.errors.Cancelled` after Cancel; the partial store stays, and Resume continues
 it (``resume=True``) to the same result as an uninterrupted run. *scale* is ``segment``'s
 (the model sees the image magnified by it; the outputs keep the image's grid). The outputs
-written (labels, confidence, and instances from ``sm.label_objects``) open as lazy multiscale
-layers; a run into the same store again updates the layers that store made (and removes those of
-outputs it no longer holds) instead of adding more.
+written (labels, confidence, and the instances of a class, made in the run as ``segment
+--outputs instances`` makes them: touching nuclei split at the ``nuclei`` model's boundary
+class and grown over it) open as lazy multiscale layers; a run into the same store again
+updates the layers that store made (and removes those of outputs it no longer holds) instead
+of adding more.
 
 *channels* is ``segment``'s ``channels=``: automatic (the channels the model was trained on, by
 name, or all of the image's), or the image's channels chosen by name. Instances asked for after
 a run of this widget whose store is unchanged are labelled from its labels without running the
-model again, if the pixels are unchanged too: the file's fingerprint, or a digest of an
+model again (as ``segment`` makes them, seeded from the labels where the store kept no
+probabilities; none are made where the store's own are that class's), if the pixels are
+unchanged too: the file's fingerprint, or a digest of an
 in-memory layer's data (an array edited in place is another image), taken in the worker. A
 ``segment`` store made elsewhere (``scopeml segment``, Python) is taken the same way when its
 run record is this run's (:func:`scopeml.reuse.why_not_this_run`: the library's own resume
@@ -53,7 +57,7 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.errors import Cancelled, IncompatibleModelError, InvalidRequestError
+from scopeml.errors import Cancelled, IncompatibleModelError, InvalidRequestError, ScopeMLError
 from scopeml.napari._layers import (
     SOURCE_KEY,
     labels_layer_data,
@@ -69,7 +73,9 @@ from scopeml.napari._qt import (
     run_in_thread,
 )
 from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
+from scopeml.objects.instances import InstanceOptions
 from scopeml.reuse import why_not_this_run
+from scopeml.segmentation import INSTANCES
 from scopeml.tiling.scale import LIMITS as SCALE_LIMITS
 
 #: The model of a docked pixel classifier widget, offered first in the model list.
@@ -499,19 +505,26 @@ class ApplyWidget(QWidget):
         )
         if reuse:
             seg = sm.Segmentation(output)
-        else:
+        else:  # with instances: segment's own (split at a boundary class, grown), in the store
+            made = (
+                {
+                    "outputs": (*options["outputs"], INSTANCES),
+                    "instances": InstanceOptions(class_=instances),
+                }
+                if instances
+                else {}
+            )
             try:
-                seg = sm.segment(image, model, output, progress=self._report, **options)
+                seg = sm.segment(image, model, output, progress=self._report,
+                                 **{**options, **made})  # fmt: skip
             except IncompatibleModelError as err:
                 raise _in_gui_words(err, image, model, options, layer_name) from err
             # before the instances; the model is kept so that its id is not another's
             self._made[str(output)] = (request, recorded_run(output), model)
         objects = None
-        if instances is not None:
-            objects = sm.label_objects(
-                seg, _objects_path(output), class_=instances, overwrite=True,
-                progress=self._report,
-            )  # fmt: skip
+        if instances is not None and not _holds_instances_of(seg, instances):
+            objects = _instances_from_labels(seg, instances, _objects_path(output),
+                                             options.get("tile_size"), self._report)  # fmt: skip
         return seg, objects, reuse, "; ".join(notes)
 
     def _draw(self, done: int, total: int) -> None:
@@ -528,6 +541,11 @@ class ApplyWidget(QWidget):
             text = (
                 f"wrote {objects.path}: {self.instances.currentText()} instances from the "
                 f"labels in {seg.path} (the model did not run again)"
+            )
+        elif reused:
+            text = (
+                f"{seg.path} holds these {self.instances.currentText()} instances already "
+                "(nothing run again)"
             )
         else:
             text = f"wrote {seg.path}{self._axes_note}"
@@ -549,7 +567,7 @@ class ApplyWidget(QWidget):
             )
         layers = []
         for data, kwargs, kind in layer_data:
-            shown = self._put_layer(data, kwargs, kind)
+            shown = self._put_layer(data, kwargs, kind, seg.path)
             layers.extend(shown if isinstance(shown, list) else [shown])
         kept = {id(real_layer(layer)) for layer in layers}
         for layer in list(self.viewer.layers):
@@ -557,8 +575,10 @@ class ApplyWidget(QWidget):
                 self.viewer.layers.remove(layer)
         return layers
 
-    def _put_layer(self, data: Any, kwargs: dict[str, Any], kind: str) -> Any:
-        """The layer of the same output (its file) updated with ``data``, else a new one."""
+    def _put_layer(self, data: Any, kwargs: dict[str, Any], kind: str, store: Path) -> Any:
+        """The layer of the same output (its file), or of the same name from ``store`` (its
+        instances, now in the store rather than beside it), updated with ``data``, else a new
+        one."""
         import napari
 
         path = os.path.abspath(kwargs["metadata"][SOURCE_KEY]["path"])
@@ -568,7 +588,10 @@ class ApplyWidget(QWidget):
         ndim = len((data[0] if kwargs.get("multiscale") else data).shape)
         for index, layer in enumerate(self.viewer.layers):
             source = layer_source(layer)
-            if source is None or os.path.abspath(source["path"]) != path:
+            if source is None:
+                continue
+            named = layer.name == kwargs.get("name") and _made_by(layer, store)
+            if os.path.abspath(source["path"]) != path and not named:
                 continue
             if not isinstance(layer, getattr(napari.layers, kind.capitalize())):
                 continue
@@ -648,6 +671,35 @@ def _store_of(source: dict[str, Any] | None) -> Path | None:
         if store.name.lower().endswith(".zarr") and recorded_run(store) is not None:
             return store
     return None
+
+
+def _holds_instances_of(seg: sm.Segmentation, class_: str) -> bool:
+    """Whether a store's own instances are those of ``class_`` (its run record says so)."""
+    from scopeml.tiling.store import recorded_run
+
+    record = recorded_run(seg.path)
+    made = record.get("instances") if isinstance(record, dict) else None
+    if INSTANCES not in seg.outputs or not isinstance(made, dict):
+        return False
+    try:
+        chosen = InstanceOptions(class_=class_).resolve(seg.classes)[0]
+        return InstanceOptions.from_fields(made).resolve(seg.classes)[0] == chosen
+    except ScopeMLError:
+        return False
+
+
+def _instances_from_labels(
+    seg: sm.Segmentation, class_: str, output: Path, tile_size: Any, progress: Any
+) -> sm.Image:
+    """The instances of ``class_`` made as ``segment`` makes them, from a finished store's
+    labels without running the model: seeds from its probabilities where it kept them, else
+    from the labels (``--seed-threshold none``), grown over a boundary class."""
+    from scopeml.segment_steps import write_instances
+
+    kept = "probabilities" in seg.outputs
+    options = InstanceOptions(class_=class_, seed_threshold=0.6 if kept else None)
+    write_instances(seg, options, tile_size, progress, output=output)
+    return sm.open_image(output)
 
 
 def _objects_path(output: Path) -> Path:
