@@ -195,3 +195,36 @@ def test_a_shrunk_overview_scales_its_bar_and_uncalibrated_counts_per_megapixel(
     np.testing.assert_allclose(counts.loc["plain", "cell_per_megapixel"],
                                counts.loc["plain", "cell"] / (256 * 256 / 1e6))  # fmt: skip
     assert np.isnan(counts.loc["wide", "cell_per_megapixel"])
+
+
+def test_a_batch_of_planes_and_z_stacks_keeps_every_column(tmp_path):
+    """The combined table has every image's columns (a Z stack's volume beside a plane's
+    area), each row's values as its image's table has them, and the mix is warned about."""
+    import tifffile
+
+    from scopeml.analysis.runner import run_analysis
+    from scopeml.analysis.settings import parse_settings
+
+    plane = np.zeros((48, 48), np.float32)
+    plane[10:20, 10:20] = 5.0
+    stack = np.zeros((6, 48, 48), np.float32)  # 3 or 4 pages would read as RGB(A)
+    stack[1:4, 20:30, 20:30] = 5.0
+    tifffile.imwrite(tmp_path / "a.tif", plane)
+    tifffile.imwrite(tmp_path / "b.tif", stack)
+    blob = {"name": "blob", "segmenter": {"kind": "threshold", "channel": "C0", "method": "fixed",
+                                          "value": 1.0}}  # fmt: skip
+    settings = parse_settings({"version": 1, "channels": ["C0"], "classes": [blob]})
+    with pytest.warns(UserWarning, match="mixes 2-D images and Z stacks"):
+        run_analysis(settings, [tmp_path / "a.tif", tmp_path / "b.tif"], tmp_path / "out")
+    combined = pd.read_csv(tmp_path / "out" / "tables" / "blob.csv")
+    for image in ("a", "b"):
+        own = pd.read_csv(tmp_path / "out" / "images" / image / "blob.csv")
+        rows = combined[combined["image"] == image]
+        assert set(own.columns) <= set(combined.columns)
+        pd.testing.assert_frame_equal(rows[own.columns].reset_index(drop=True), own,
+                                      check_dtype=False)  # fmt: skip
+    assert combined.loc[combined["image"] == "b", "centroid-2"].notna().all()
+    assert combined.loc[combined["image"] == "a", "centroid-2"].isna().all()
+    assert combined.loc[combined["image"] == "b", "area"].tolist() == [300]  # voxels
+    parquet = pd.read_parquet(tmp_path / "out" / "tables" / "blob.parquet")
+    pd.testing.assert_frame_equal(parquet, combined, check_dtype=False)

@@ -27,6 +27,7 @@ image, not the batch's objects.
 from __future__ import annotations
 
 import html
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ import pandas as pd
 from scopeml.analysis.charts import bar_chart, box_chart, histogram
 from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
 from scopeml.analysis.settings import AnalysisSettings, file_name_part
+from scopeml.errors import find_stack_level
 from scopeml.io.replace import atomic_write, write_atomically
 
 __all__ = ["axis_title", "write_report"]
@@ -239,8 +241,9 @@ def _combine(
     parts = [(r["name"], output / "images" / r["name"] / f"{name}.csv") for r in done]
     parts = [(image, path) for image, path in parts if path.is_file()]
     write_parquet = parquet and parquet_available()
-    columns: list[str] | None = None
-    keep: list[str] = []
+    headers = [list(pd.read_csv(part, nrows=0).columns) for _, part in parts]
+    columns = _union(headers, tables / f"{name}.csv")
+    keep = _plotted_columns(columns)
     rows: list[dict[str, Any]] = []
     counted: dict[str, dict[str, pd.Series]] = {}  # per image: small tallies, not its rows
     with ExitStack() as stack:
@@ -251,22 +254,17 @@ def _combine(
             parquet_temp = stack.enter_context(atomic_write(tables / f"{name}.parquet",
                                                             fsync=False))  # fmt: skip
         writer = None
-        first = b""
-        for index, (image, part) in enumerate(parts):
-            with open(part, "rb") as file:
-                header, body = file.readline(), file.read()
-            if columns is None:
-                first, columns = header, list(pd.read_csv(part, nrows=0).columns)
-                keep = _plotted_columns(columns)
+        for index, ((image, part), header) in enumerate(zip(parts, headers, strict=True)):
             frame = None
-            if header == first:  # the same columns: the rows as written, not parsed again
-                with open(csv_temp, "ab") as out:
-                    out.write(header * (index == 0) + body)
+            if header == columns:  # the batch's columns: the rows as written, not parsed again
+                with open(part, "rb") as file, open(csv_temp, "ab") as out:
+                    line, body = file.readline(), file.read()
+                    out.write(line * (index == 0) + body)
             else:
-                frame = pd.read_csv(part).reindex(columns=columns)
+                frame = _widened(pd.read_csv(part), columns, headers)
                 frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
             if parquet_temp is not None:
-                frame = pd.read_csv(part).reindex(columns=columns) if frame is None else frame
+                frame = _widened(pd.read_csv(part), columns, headers) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
             read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]
@@ -276,11 +274,11 @@ def _combine(
         if writer is not None:
             writer.close()
         elif parquet_temp is not None:  # no objects at all
-            pd.DataFrame(columns=columns or []).to_parquet(parquet_temp, index=False)
+            pd.DataFrame(columns=columns).to_parquet(parquet_temp, index=False)
     order = ["image", "objects", *[f"{c}_{s}" for c in keep for s in ("mean", *PERCENTILES)]]
     per_image = pd.DataFrame(rows).reindex(columns=order + [f"{c}_{e}" for c in keep
                                                             for e in ("min", "max")])  # fmt: skip
-    found = _ClassSummary(keep, per_image[order], three_d="centroid-2" in (columns or []))
+    found = _ClassSummary(keep, per_image[order], three_d="centroid-2" in columns)
     predicted = {image: c[PREDICTED] for image, c in counted.items() if PREDICTED in c}
     if predicted:  # every image a row, every class predicted anywhere a column (0 where none)
         frame = pd.DataFrame(predicted).T.fillna(0).astype(np.int64)
@@ -289,6 +287,37 @@ def _combine(
     table = tables / f"{name}.parquet" if writer is not None else None
     _histograms(found, per_image, table, [part for _, part in parts])
     return found
+
+
+def _union(headers: Sequence[list[str]], table: Path) -> list[str]:
+    """Every column of the images' tables, in the order they first appear, so the combined
+    ``table`` drops none (a Z stack's ``volume_um3`` beside a plane's ``area_um2``); a batch
+    mixing planes and Z stacks is warned about, as their position columns differ in meaning.
+
+    >>> _union([["a", "b"], ["a", "c", "b"]], Path("t.csv"))
+    ['a', 'b', 'c']
+    """
+    columns = list(dict.fromkeys(name for header in headers for name in header))
+    if len({"centroid-2" in header for header in headers}) > 1:
+        warnings.warn(
+            f"{table.parent.name}/{table.name}: the batch mixes 2-D images and Z stacks; in a Z "
+            "stack's rows (those with a centroid-2) centroid-0..2 are z, y, x and bbox-0..5 "
+            "min z, y, x, max z, y, x, in a 2-D image's centroid-0..1 are y, x and bbox-0..3 "
+            "min y, x, max y, x; sizes are volume_um3 and area_um2",
+            UserWarning, stacklevel=find_stack_level(),
+        )  # fmt: skip
+    return columns
+
+
+def _widened(frame: pd.DataFrame, columns: list[str], headers: Sequence[list[str]]) -> pd.DataFrame:
+    """An image's table with the batch's ``columns`` (empty where it has none); a number
+    column some image lacks is float, so the Parquet table's one type holds its gaps."""
+    frame = frame.reindex(columns=columns)
+    shared = set.intersection(*map(set, headers)) if headers else set()
+    for column in columns:
+        if column not in shared and pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].astype(np.float64)
+    return frame
 
 
 def _tallies(table: pd.DataFrame) -> dict[str, pd.Series]:
