@@ -767,8 +767,10 @@ def _as_segmentation(source: Any) -> Any:
     return source
 
 
-def _as_label_image(source: LabelSource) -> Image:
-    """Any accepted label source as a 6-D ``Image`` (arrays: ``Y×X``, ``Z×Y×X`` or 6-D)."""
+def _as_label_image(source: LabelSource, axes: str | None = None) -> Image:
+    """Any accepted label source as a 6-D ``Image`` (arrays: ``Y×X``, ``Z×Y×X`` or 6-D, or
+    as ``axes`` name them, ``"TYX"`` say; a channel axis named there is an image's, not the
+    labels')."""
     from scopeml.objects.images import array_image, open_labels
 
     if isinstance(source, Segmentation):
@@ -779,7 +781,7 @@ def _as_label_image(source: LabelSource) -> Image:
         return open_labels(source)
     import numpy as np
 
-    return array_image(np.asarray(source))
+    return array_image(np.asarray(source), None if axes is None else axes.upper().replace("C", ""))
 
 
 def _classes_of(source: LabelSource) -> tuple[str, ...]:
@@ -807,6 +809,7 @@ def label_objects(
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    axes: str | None = None,
 ) -> Image:
     """Instance labels (one id per object) of every scene and time point, as OME-Zarr.
 
@@ -822,6 +825,9 @@ def label_objects(
     connectivity, min_size, tile_size, overwrite, progress
         See :func:`scopeml.objects.images.label_image` (``min_size``: objects with fewer
         pixels are dropped, exactly whatever the tiling).
+    axes
+        The axes of an array ``labels`` (``"TYX"``: frames, each labelled on its own);
+        by default Y×X, Z×Y×X (one 3-D stack: objects join across its planes) or 6-D.
 
     Returns
     -------
@@ -861,7 +867,7 @@ def label_objects(
         else:
             class_id = int(class_)
     return label_image(
-        _as_label_image(labels),
+        _as_label_image(labels, axes),
         output,
         class_id=class_id,
         connectivity=connectivity,
@@ -929,11 +935,12 @@ def measure_objects(
     ``axes`` are those of ``image``'s file, as :func:`~scopeml.io.open_image` takes them; by
     default, for the very file (path and content) that the :class:`Segmentation` ``objects``
     came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
-    own. Without ``output`` the table is returned as a ``pandas.DataFrame``.
-    With ``output`` (``.csv``/``.parquet``) rows are streamed
-    there and the path is returned; an existing file there is refused before any work unless
-    ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is the
-    same whatever their number.
+    own. They also name the axes of arrays: ``objects`` (``"TYX"``: a stack of frames, each
+    labelled on its own, not a Z stack) and ``image`` (the same, or with a leading channel).
+    Without ``output`` the table is returned as a ``pandas.DataFrame``. With ``output``
+    (``.csv``/``.parquet``) rows are streamed there and the path is returned; an existing file
+    there is refused before any work unless ``overwrite=True``. ``workers`` tiles are
+    measured at once (threads); the table is the same whatever their number.
 
     Examples
     --------
@@ -965,14 +972,14 @@ def measure_objects(
             "(label_objects(..., class_=...), scopeml objects label --class) or segment with "
             "outputs=('labels', 'instances')"
         )
-    labels = _as_label_image(objects)
+    labels = _as_label_image(objects, axes)
     intensities = None
     if isinstance(image, (str, os.PathLike)):
         intensities = _intensity_file(image, labels, axes, run)
     elif isinstance(image, Image):
         intensities = image
     elif image is not None:
-        intensities = _intensity_image(image, labels)
+        intensities = _intensity_image(image, labels, axes)
     return measure_image(
         labels,
         intensities,
@@ -1029,13 +1036,17 @@ def _intensity_file(
     return intensities
 
 
-def _intensity_image(array: Any, labels: Image) -> Image:
-    """An intensity array shaped like the labels, with or without a leading channel axis."""
+def _intensity_image(array: Any, labels: Image, axes: str | None = None) -> Image:
+    """An intensity array shaped like the labels, with or without a leading channel axis
+    (or as ``axes`` name it)."""
     import numpy as np
 
     from scopeml.objects.images import array_image
 
     array = np.asarray(array)
+    if axes is not None:
+        named = axes.upper()
+        return array_image(array, "C" + named if array.ndim == len(named) + 1 else named)
     spatial = "ZYX" if labels.sizes["Z"] > 1 else "YX"
     axes = {len(spatial): spatial, len(spatial) + 1: "C" + spatial, 6: None}.get(array.ndim, "")
     if axes == "":  # not the labels' layout (array_image would list its own, other rules)

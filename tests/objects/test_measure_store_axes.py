@@ -92,3 +92,31 @@ def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsy
     table = pd.read_csv(out)
     assert len(table) == seg.n_objects > 0
     assert not any(name.startswith("intensity_") for name in table)
+
+
+def test_axes_name_the_layout_of_arrays_too() -> None:
+    """A T×Y×X stack of frames labelled one by one (ids restart in each) is not a Z stack
+    when ``axes="TYX"`` says so: each frame's objects are measured (and labelled) on their own,
+    as a file read with those axes is; without it a 3-D array is Z×Y×X, as documented."""
+    import tempfile
+
+    import numpy as np
+
+    import scopeml as sm
+
+    labels = np.zeros((3, 24, 24), np.int32)
+    labels[:, 2:6, 2:6] = 1  # the same id in every frame: one object per frame
+    labels[1:, 10:14, 10:16] = 2
+    pixels = np.arange(3 * 24 * 24, dtype=np.float32).reshape(3, 24, 24)
+    frames = sm.measure_objects(labels, pixels, axes="TYX")
+    assert frames[["t", "label"]].values.tolist() == [[0, 1], [1, 1], [1, 2], [2, 1], [2, 2]]
+    for _, row in frames.iterrows():
+        t, mask = int(row["t"]), labels[int(row["t"])] == row["label"]
+        assert row["area"] == mask.sum()
+        assert row["intensity_mean_C0"] == pixels[t][mask].mean()
+    two = sm.measure_objects(labels, np.stack([pixels, pixels * 2]), axes="TYX")  # C first
+    assert two["intensity_mean_C1"].tolist() == (frames["intensity_mean_C0"] * 2).tolist()
+    assert len(sm.measure_objects(labels, pixels)) == 2  # Z×Y×X: two 3-D objects
+    objects = sm.label_objects(labels > 0, f"{tempfile.mkdtemp()}/o.ome.zarr", axes="TYX")
+    assert objects.sizes["T"] == 3 and objects.sizes["Z"] == 1
+    assert [len(np.unique(objects.read()[0, t])) - 1 for t in range(3)] == [1, 2, 2]
