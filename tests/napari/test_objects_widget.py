@@ -96,12 +96,19 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     save_screenshot(viewer, "objects_viewer")
 
 
-def test_training_without_labels_is_a_one_line_error(viewer, qtbot, nuclei):
-    from scopeml.napari.objects_widget import ObjectsWidget
+def test_training_without_labels_is_a_one_line_error(viewer, qtbot, nuclei, tmp_path):
+    from scopeml.errors import InvalidRequestError
+    from scopeml.napari.objects_widget import NO_TABLE, ObjectsWidget
 
     _, instances = nuclei
     viewer.add_labels(instances, name="instances")
     widget = ObjectsWidget(viewer)
+    widget.train_and_classify()  # before Measure: said so, not a Python error
+    assert widget.status.text() == "error: " + NO_TABLE
+    widget._export_dialog()  # no save dialog that would write nothing
+    assert widget.status.text() == "error: " + NO_TABLE
+    with pytest.raises(InvalidRequestError, match="measure the objects first"):
+        widget.export_csv(tmp_path / "t.csv")
     widget.measure()
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     widget.train_and_classify()

@@ -55,21 +55,35 @@ def file_filter(kind: str) -> str:
 
 
 class LayerChoice(QComboBox):
-    """A combo box of the viewer's layers of one kind, kept in sync with the layer list."""
+    """A combo box of the viewer's layers of one kind, kept in sync with the layer list and
+    the layers' names: a layer renamed stays chosen, under its new name."""
 
     def __init__(self, viewer: Any, kind: type) -> None:
         super().__init__()
         self.viewer, self.kind = viewer, kind
+        self._shown: list[Any] = []  # the layers listed, in order (behind napari's proxies)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.refresh)
+        viewer.layers.events.inserted.connect(lambda event: self._follow(event.value))
+        for layer in viewer.layers:
+            self._follow(layer)
         self.refresh()
 
+    def _follow(self, layer: Any) -> None:
+        layer.events.name.connect(self.refresh)
+
     def refresh(self, *_: Any) -> None:
-        current = self.currentText()
+        current, index = self.currentText(), self.currentIndex()
+        chosen = self._shown[index] if 0 <= index < len(self._shown) else None
         self.clear()
-        names = [layer.name for layer in self.viewer.layers if isinstance(layer, self.kind)]
+        self._shown = [getattr(layer, "__wrapped__", layer) for layer in self.viewer.layers
+                       if isinstance(layer, self.kind)]  # fmt: skip
+        names = [layer.name for layer in self._shown]
         self.addItems(names)
-        if current in names:
+        same = [i for i, layer in enumerate(self._shown) if layer is chosen]
+        if same:
+            self.setCurrentIndex(same[0])
+        elif current in names:
             self.setCurrentText(current)
 
     def layer(self) -> Any:

@@ -49,14 +49,39 @@ def layer_image(layer: Any) -> sm.Image:
     rgb = bool(getattr(layer, "rgb", False))
     dims = memory_axes(layer)
     axes = dims + ("C" if rgb else "")
-    scale = [float(s) for s in layer.scale[-len(dims) :]]
-    sizes = {a: s for a, s in zip(dims, scale, strict=True) if a in "ZYX"}
+    sizes = layer_pixel_sizes(layer, dims)
     names: list[str] | None = None
     if rgb:  # named as scopeml's reader names an RGB file's channels
         names = list("RGBA"[: data.shape[-1]])
     elif "C" not in dims:
         names = [str(getattr(layer, "name", "C0"))]
     return sm.Image(AxesView(data, axes), pixel_sizes=sizes, channel_names=names)
+
+
+def layer_pixel_sizes(layer: Any, dims: str) -> dict[str, float]:
+    """Micrometres per pixel along the layer's last ``len(dims)`` dimensions named ``dims``:
+    its ``scale`` where its ``units`` are lengths (converted from nm, mm …), none where they
+    are napari's default ``pixel`` (a scale there is a display factor, not a size). An object
+    without ``units`` (older napari) has its scale taken as µm.
+
+    Examples
+    --------
+    >>> class Layer:
+    ...     scale, units = (2.0, 0.5, 0.5), ("pixel", "nanometer", "nanometer")
+    >>> layer_pixel_sizes(Layer(), "ZYX")
+    {'Y': 0.0005, 'X': 0.0005}
+    """
+    import pint
+
+    scale = [float(s) for s in layer.scale[-len(dims) :]]
+    units = list(getattr(layer, "units", None) or ["micrometer"] * len(dims))[-len(dims) :]
+    registry = pint.get_application_registry()
+    sizes = {}
+    for axis, size, unit in zip(dims, scale, units, strict=True):
+        quantity = size * registry.Unit(str(unit))
+        if axis in "ZYX" and quantity.check("[length]"):
+            sizes[axis] = float(quantity.to("micrometer").magnitude)
+    return sizes
 
 
 #: The axes of an in-memory layer's dimensions whose ``axis_labels`` name none, by its

@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
+from scopeml.errors import InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
@@ -41,6 +42,8 @@ from scopeml.napari.apply_widget import real_layer
 
 USER_CLASS = "user_class"
 PREDICTED = "class"
+#: What Train & classify and Export say before there is a table.
+NO_TABLE = "measure the objects first (Measure), then click objects to give them classes"
 PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf")
 
 
@@ -217,6 +220,9 @@ class ObjectsWidget(QWidget):
     # ------------------------------------------------------------------ classify
     def train_and_classify(self) -> None:
         """Train on the click-labelled objects, classify all, colour objects by class."""
+        if self.table is None:
+            self.status.setText(f"error: {NO_TABLE}")
+            return
         try:
             annotated = self.table[self.table[USER_CLASS] != ""]
             self.classifier = sm.train_object_classifier(
@@ -257,13 +263,18 @@ class ObjectsWidget(QWidget):
         there: the save dialog has asked)."""
         from scopeml.objects.table import write_table
 
+        if self.table is None:
+            raise InvalidRequestError(NO_TABLE)
         written = write_table(self.table, path, overwrite=True)
         self.status.setText(f"exported {len(self.table)} rows to {written}")
         return written
 
     def _export_dialog(self) -> None:
+        if self.table is None:  # said before a dialog that could write nothing
+            self.status.setText(f"error: {NO_TABLE}")
+            return
         path = QFileDialog.getSaveFileName(self, "Export table", "", "CSV (*.csv)")[0]
-        if path and self.table is not None:
+        if path:
             try:
                 self.export_csv(path)
             except Exception as err:
