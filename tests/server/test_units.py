@@ -194,6 +194,21 @@ def test_image_path_with_nul_or_unknown_suffix_is_refused(tmp_path: Path):
         resolve_image_path("a.tif", None)
 
 
+def test_every_format_the_readers_take_on_their_own_is_a_job_image(tmp_path: Path):
+    """JPEG, BigTIFF and the bioio formats whose plugin reads only the one file (ND2, LIF,
+    DV) may be named and uploaded, as the CLI reads them; a plugin reading companion files or
+    folders (Bio-Formats' .ims) may not, below an allowed root."""
+    from scopeml.server.paths import upload_name
+
+    for name in ("a.jpg", "a.JPEG", "a.btf", "a.nd2", "a.lif", "a.dv", "a.ome.tif"):
+        (tmp_path / name).write_bytes(b"x")
+        assert resolve_image_path(name, tmp_path) == (tmp_path / name).resolve()
+        assert upload_name(f"../{name}") == name.replace("JPEG", "jpeg")
+    (tmp_path / "a.ims").write_bytes(b"x")
+    with pytest.raises(InvalidRequestError, match="unknown suffix"):
+        resolve_image_path("a.ims", tmp_path)
+
+
 def test_admin_create_token_prints_a_working_token(tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(admin, ["create-token", "dave", "--admin", "--data-dir", str(tmp_path)])

@@ -7,10 +7,16 @@ import os
 from pathlib import Path, PurePosixPath
 
 from scopeml.errors import InvalidRequestError, OutsideRootError, ScopeMLError
+from scopeml.io.bioio import PLUGINS, SINGLE_FILE_PLUGINS
+from scopeml.io.registry import IMAGE_SUFFIXES as READ_SUFFIXES
 from scopeml.server.config import ServerConfig
 from scopeml.server.models import server_problem
 
-IMAGE_SUFFIXES = (".czi", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".png", ".ome.zarr", ".zarr")
+#: What a job may name: every built-in reader's suffix, and those of the bioio plugins that
+#: read only the one file they are given (the others could read past the allowed root).
+IMAGE_SUFFIXES = READ_SUFFIXES + tuple(
+    suffix for suffix, plugin in PLUGINS.items() if plugin in SINGLE_FILE_PLUGINS
+)
 UPLOAD_SUFFIXES = tuple(s for s in IMAGE_SUFFIXES if "zarr" not in s)
 
 
