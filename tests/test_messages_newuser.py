@@ -92,6 +92,20 @@ def test_exporting_a_pixel_classifier_says_why_it_cannot(
     assert "loader" not in err and not (tmp_path / "px.zip").exists()
 
 
+def test_exporting_a_package_says_it_is_one(tmp_path: Path, capsys) -> None:
+    """Not "no model.json … in the archive": the package is named as one, with the way on."""
+    pytest.importorskip("bioimageio.spec")
+    package = sm.export_bioimageio("nuclei", tmp_path / "nuclei.zip")
+    args = ["model", "export-bioimageio", str(package), "-o", str(tmp_path / "again.zip")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {package}: is a bioimage.io package already: export the czann it "
+        "came from, or make one with scopeml model convert PACKAGE -o MODEL.czann"
+    )
+    assert not (tmp_path / "again.zip").exists()
+
+
 # ------------------------------------------------------- 3. a missing file, one wording
 
 

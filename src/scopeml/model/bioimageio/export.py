@@ -85,7 +85,7 @@ def export_bioimageio(
     from scopeml.model.registry import resolve_model
 
     path = resolve_model(model)  # a built-in name too
-    _refuse_classifier(path)  # before the extra: a classifier cannot be exported with it either
+    _refuse_unexportable(path)  # before the extra: a classifier cannot be exported with it either
     require_spec()
     from bioimageio.spec import ValidationContext, save_bioimageio_package
     from pydantic import ValidationError
@@ -142,11 +142,18 @@ def export_bioimageio(
     return output
 
 
-def _refuse_classifier(path: Path) -> None:
-    """A scopeml pixel or object classifier is refused naming why (a bioimage.io package holds
-    a graph), before any work, as ``model convert`` refuses one."""
+def _refuse_unexportable(path: Path) -> None:
+    """A package already, or a scopeml pixel or object classifier (a bioimage.io package holds
+    a graph), is refused naming why, before any work, as ``model convert`` refuses one."""
+    from scopeml.model.bioimageio.package import is_package
     from scopeml.model.registry import classifier_kind
 
+    if is_package(path):
+        raise InvalidRequestError(
+            "is a bioimage.io package already: export the czann it came from, or make one "
+            "with scopeml model convert PACKAGE -o MODEL.czann",
+            path=path,
+        )
     kind = classifier_kind(path)
     if kind is not None:
         raise IncompatibleModelError(
