@@ -30,3 +30,39 @@ def test_the_apply_widget_runs_on_a_renamed_layer(viewer):
     widget = ApplyWidget(viewer)
     layer.name = "DAPI"
     assert widget.image_choice.layer() is layer
+
+
+def test_a_movie_added_in_memory_can_be_read_as_frames(viewer, qtbot, tmp_path):
+    """A 3-D layer without axis labels reads as Z×Y×X: the *image* row offers T×Y×X, which
+    writes the layer's axis labels, so the run labels each frame's nuclei on their own (as
+    ``segment(..., axes="TYX")``) instead of joining them across frames."""
+    import scopeml as sm
+    from scopeml.napari.apply_widget import ApplyWidget
+    from scopeml.objects.images import array_image
+    from scopeml.synthetic import realistic_nuclei
+
+    frames = np.stack([realistic_nuclei((128, 128), seed=s)[0][0] for s in (3, 3, 4)])
+    layer = viewer.add_image(frames, name="movie")
+    other = viewer.add_image(np.zeros((16, 16)), name="plane")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText("plane")
+    assert widget.axes_choice.isHidden()  # 2-D: nothing to choose
+    widget.image_choice.setCurrentText("movie")
+    assert not widget.axes_choice.isHidden()
+    assert widget.axes_choice.currentText().startswith("Z×Y×X")
+    widget.axes_choice.setCurrentIndex(1)
+    assert tuple(layer.axis_labels) == ("t", "y", "x") and other.axis_labels[-1] == "-1"
+    widget.set_model("nuclei")
+    widget.instances.setCurrentText("nucleus")
+    widget.output.setText(str(tmp_path / "movie.ome.zarr"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert "T×Y×X" in widget.status.text(), widget.status.text()
+    instances = viewer.layers["movie instances"]
+    shown = np.asarray(instances.data[0] if instances.multiscale else instances.data)
+    movie = array_image(frames, "TYX")
+    expected = sm.segment(movie, "nuclei", tmp_path / "py.ome.zarr", outputs=("instances",))
+    expected = expected.instances.read()[0, :, 0, 0]
+    np.testing.assert_array_equal(shown, expected)
+    first, second = (set(np.unique(shown[t])) - {0} for t in (0, 1))
+    assert first and not first & second  # the same nuclei in two frames: other objects

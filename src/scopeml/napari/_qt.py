@@ -4,7 +4,7 @@ file-dialog filters."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
@@ -89,6 +89,53 @@ class LayerChoice(QComboBox):
     def layer(self) -> Any:
         name = self.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
+
+
+class AxesChoice(QComboBox):
+    """How an in-memory 3-D layer whose axis labels name nothing is read: planes of a Z stack
+    (the default) or the frames of a time series. Shown only for such a layer (a file's axes
+    are the reader's, chosen in *Open image scene*); the choice is written into the layer's
+    ``axis_labels``, which every widget reads, so a movie is not segmented as one 3-D stack
+    with objects joined across its frames."""
+
+    CHOICES: ClassVar[dict[str, str]] = {
+        "ZYX": "Z×Y×X: planes of a stack",
+        "TYX": "T×Y×X: frames of a time series",
+    }
+
+    def __init__(self, choice: LayerChoice) -> None:
+        super().__init__()
+        self.choice = choice
+        self.addItems(list(self.CHOICES.values()))
+        self.setToolTip("how the layer's 3 dimensions are read (its axis labels)")
+        choice.currentTextChanged.connect(self.refresh)
+        self.currentIndexChanged.connect(self._chosen)
+        self.refresh()
+
+    def _layer(self) -> Any:
+        from scopeml.napari._source import layer_source
+
+        layer = getattr(self.choice.layer(), "__wrapped__", self.choice.layer())
+        if layer is None or layer_source(layer) is not None or getattr(layer, "rgb", False):
+            return None
+        data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+        return layer if len(data.shape) == 3 else None
+
+    def refresh(self, *_: Any) -> None:
+        from scopeml.napari._source import memory_axes
+
+        layer = self._layer()
+        axes = memory_axes(layer) if layer is not None else None
+        self.setVisible(axes in self.CHOICES)
+        if axes in self.CHOICES:
+            self.blockSignals(True)
+            self.setCurrentIndex(list(self.CHOICES).index(axes))
+            self.blockSignals(False)
+
+    def _chosen(self, index: int) -> None:
+        layer = self._layer()
+        if layer is not None and 0 <= index < len(self.CHOICES):
+            layer.axis_labels = tuple(list(self.CHOICES)[index].lower())
 
 
 def run_in_thread(

@@ -65,6 +65,7 @@ from scopeml.napari._layers import (
     segmentation_layer_data,
 )
 from scopeml.napari._qt import (
+    AxesChoice,
     LayerChoice,
     error_text,
     file_filter,
@@ -136,7 +137,8 @@ class ApplyWidget(QWidget):
         self.said.connect(self._say)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(row("image", self.image_choice))
+        self.axes_choice = AxesChoice(self.image_choice)
+        layout.addWidget(row("image", self.image_choice, self.axes_choice))
         layout.addWidget(row("model", self.model_path, browse))
         layout.addWidget(row("channels", self.channels))
         layout.addWidget(row("output", self.output, browse_output))

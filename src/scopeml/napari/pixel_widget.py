@@ -53,6 +53,7 @@ from scopeml.napari._preview import (
     visible_region,
 )
 from scopeml.napari._qt import (
+    AxesChoice,
     LayerChoice,
     error_text,
     file_filter,
@@ -229,7 +230,8 @@ class PixelClassifierWidget(QWidget):
         add.clicked.connect(lambda: self.add_class(f"class {self.classes.rowCount() + 1}"))
         remove.clicked.connect(self._remove_class)
         layout = QVBoxLayout(self)
-        layout.addWidget(row("image", self.image_choice))
+        self.axes_choice = AxesChoice(self.image_choice)
+        layout.addWidget(row("image", self.image_choice, self.axes_choice))
         layout.addWidget(self.channels)
         layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
         forest = (QLabel("max depth"), self.max_depth, QLabel("min leaf size"), self.min_leaf)
