@@ -287,9 +287,28 @@ class PixelClassifierWidget(QWidget):
             self.add_class(name, color)
 
     def _remove_class(self) -> None:
-        if self.classes.rowCount() > 2:
-            self.classes.removeRow(self.classes.rowCount() - 1)
-            self._recolor()
+        """Remove the selected class (else the last): its strokes are erased and the classes
+        after it move down one label value, so every stroke keeps its class."""
+        count = self.classes.rowCount()
+        if count <= 2:
+            self.status.setText("error: a classifier needs at least two classes")
+            return
+        index = self.classes.currentRow()
+        index = index if 0 <= index < count else count - 1
+        name, value = self.classes.item(index, 0).text(), index + 1
+        erased = 0
+        if SCRIBBLES in self.viewer.layers:
+            layer = self.viewer.layers[SCRIBBLES]
+            data = np.asarray(layer.data)
+            painted = data == value
+            erased = int(painted.sum())
+            data[painted] = 0
+            data[data > value] -= 1
+            layer.data = data
+        self.classes.removeRow(index)
+        self._recolor()
+        self.status.setText(f"removed class {name}" + (f" and its {erased} painted pixels"
+                                                       if erased else ""))  # fmt: skip
 
     def _pick_color(self, row_: int, column: int) -> None:
         if column != 1:

@@ -1,5 +1,7 @@
-"""The widgets' layer lists follow renames: a layer renamed (a reader's ``C0`` to ``DAPI``)
-stays chosen under its new name, instead of every button saying no image is open."""
+"""What the widgets let a user choose: the layer lists follow renames (a reader's ``C0``
+renamed ``DAPI`` stays chosen, instead of every button saying no image is open), a 3-D
+layer can be read as the frames of a time series, and *Remove class* removes the class
+selected, keeping every other stroke its class."""
 
 from __future__ import annotations
 
@@ -66,3 +68,25 @@ def test_a_movie_added_in_memory_can_be_read_as_frames(viewer, qtbot, tmp_path):
     np.testing.assert_array_equal(shown, expected)
     first, second = (set(np.unique(shown[t])) - {0} for t in (0, 1))
     assert first and not first & second  # the same nuclei in two frames: other objects
+
+
+def test_remove_class_removes_the_selected_one_and_keeps_every_stroke_its_class(viewer):
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    viewer.add_image(np.zeros((16, 16), np.float32), name="img")
+    widget = PixelClassifierWidget(viewer)
+    widget.image_choice.setCurrentText("img")
+    widget.add_class("debris")
+    names = [widget.classes.item(i, 0).text() for i in range(3)]
+    scribbles = widget.scribbles()
+    painted = np.zeros((16, 16), np.uint8)
+    painted[0], painted[1], painted[2] = 1, 2, 3
+    scribbles.data = painted
+    widget.classes.setCurrentCell(1, 0)  # the middle class
+    widget._remove_class()
+    assert [widget.classes.item(i, 0).text() for i in range(2)] == [names[0], names[2]]
+    data = np.asarray(scribbles.data)
+    assert (data[0] == 1).all() and (data[1] == 0).all() and (data[2] == 2).all()
+    assert widget.status.text() == f"removed class {names[1]} and its 16 painted pixels"
+    widget._remove_class()  # two left: kept, said why
+    assert widget.classes.rowCount() == 2 and "at least two classes" in widget.status.text()
