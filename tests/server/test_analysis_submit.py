@@ -152,3 +152,22 @@ def test_a_model_the_settings_cannot_use_answers_422_at_submit(
     assert f"mine.yaml: {line}" in message and says in message, message
     assert str(root) not in message and str(server.data_dir) not in message, message
     assert len(alice.list_jobs()) == before  # nothing queued
+
+
+def test_a_channel_the_first_image_lacks_answers_422_at_submit(alice, server, root, tmp_path):
+    """As the CLI checks the first image's channels before any image: refused at submit,
+    naming the settings line and the image by its name below the root (was: queued, then
+    failed when it ran)."""
+    text = SETTINGS.replace("models/m.czann", "models/second.czann")
+    text = text.replace("channels: [C0]\nclasses", "channels: [DAPI]\nclasses")
+    text = text.replace("      channels: [C0]", "      channels: [DAPI]")
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(write(tmp_path, text, "dapi.yaml"), image_paths=["cells.tif"])
+    message = str(err.value)
+    assert err.value.status_code == 422, message
+    assert "dapi.yaml: line 2: channels[0]: channel 'DAPI' is not in cells.tif (it has C0)" in (
+        message
+    ), message
+    assert str(root) not in message and str(server.data_dir) not in message, message
+    assert len(alice.list_jobs()) == before  # nothing queued

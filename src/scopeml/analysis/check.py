@@ -231,14 +231,24 @@ def check_image_channels(
 
     axes = settings.axes_of(image_path)
     with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as image:
-        names = image.channel_names
+        check_channel_names(settings, image.channel_names, name or str(image_path), source)
+
+
+def check_channel_names(
+    settings: AnalysisSettings,
+    names: Sequence[str],
+    image: str,
+    source: str | os.PathLike[str] | None = None,
+) -> None:
+    """Every input channel of the settings is among ``names``, those of ``image``; else the
+    settings error names the first missing one, its line, and the channels the image has."""
     missing = [c for c in settings.channels if c not in names]
     if missing:
         index = settings.channels.index(missing[0])
         raise settings_error(
             source,
             ("channels", index),
-            f"channel {missing[0]!r} is not in {name or image_path} (it has {', '.join(names)})",
+            f"channel {missing[0]!r} is not in {image} (it has {', '.join(names)})",
         )
 
 

@@ -569,26 +569,30 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     opening."""
     import json
 
+    from scopeml.analysis.check import check_channel_names, open_resources
+    from scopeml.analysis.settings import load_settings
     from scopeml.io import open_image
     from scopeml.progress import ProgressEvent
 
     shapes: list[list[int] | None] = []
-    if task.get("settings") is not None:  # its models' classes and channels, as the job's
-        from scopeml.analysis.check import open_resources  # run checks them (no tile run)
-        from scopeml.analysis.settings import load_settings
-
-        settings = task["settings"]
-        open_resources(load_settings(settings), source=settings, model_threads=1,
+    settings = None if task.get("settings") is None else load_settings(task["settings"])
+    if settings is not None:  # its models' classes and channels, as the job's run checks them
+        open_resources(settings, source=task["settings"], model_threads=1,
                        allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
     images = task["images"]
     axes = task.get("axes") or [None] * len(images)
+    names = task.get("names") or images
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):
         progress(ProgressEvent("sizes", index, len(images), "image"))
         try:
             with open_image(image, allowed_roots=task["roots"], axes=image_axes) as opened:
                 shapes.append([int(n) for n in opened.shape])
+                channels = opened.channel_names
         except Exception:  # fails on its own when the analysis runs, with the reason
             shapes.append(None)
+            continue
+        if settings is not None and sum(s is not None for s in shapes) == 1:  # the first: as
+            check_channel_names(settings, channels, names[index], task["settings"])  # the CLI
     return json.dumps(shapes)
 
 

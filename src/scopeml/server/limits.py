@@ -397,7 +397,7 @@ def check_analysis_pixels(
     opening = [-1 if settings is not None else 0]  # -1: the settings' models
     task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
             "axes": list(axes or [None] * len(images)), "progress_stage": "sizes",
-            "settings": None if settings is None else str(settings[0]),
+            "settings": None if settings is None else str(settings[0]), "names": names,
             "base": None if config.allowed_root is None else str(config.allowed_root)}  # fmt: skip
     opened = f"{settings[1]}'s models" if settings is not None else ""
     try:
