@@ -103,6 +103,9 @@ def test_init_writes_a_commented_example_that_validates(tmp_path: Path) -> None:
     settings = load_settings(target)
     assert [c.name for c in settings.ordered()] == ["cell", "nucleus", "spot"]
     assert main(["analyze", "init", str(target)]) == 2  # never overwrites
+    other = tmp_path / "sub.yaml"  # -o names the file too, as a user may take it to
+    assert main(["analyze", "init", "-o", str(other)]) == 0 and other.read_text() == text
+    assert main(["analyze", "init", str(target), "-o", str(other)]) == 2  # two names: which?
 
 
 def _line_of(text: str, needle: str) -> int:

@@ -80,8 +80,8 @@ def analyze(
     images lack) stop before any image is read, naming the file and line (exit 2). An image
     that fails is listed in the summary and the others go on (exit 1 at the end).
     """
-    if settings == "init":
-        return _init(images)
+    if settings == "init":  # the file named, or -o's (as a user may take it to be)
+        return _init([*(images or []), *([str(output)] if output is not None else [])])
     if not images:
         raise typer.BadParameter("give at least one image, folder or pattern", param_hint="IMAGE")
     if output is None:
@@ -146,7 +146,7 @@ def _init(rest: list[str] | None) -> int:
     from scopeml.io.replace import write_atomically
 
     if rest and len(rest) > 1:
-        raise typer.BadParameter("init takes one file name", param_hint="PATH")
+        raise typer.BadParameter("init takes one file name (or -o FILE)", param_hint="PATH")
     path = Path(rest[0] if rest else "analysis.yaml")
     if path.exists():
         raise InvalidRequestError("exists; choose another name or remove it", path=path)
