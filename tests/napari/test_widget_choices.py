@@ -52,11 +52,14 @@ def test_a_movie_added_in_memory_can_be_read_as_frames(viewer, qtbot, tmp_path):
     widget.image_choice.setCurrentText("movie")
     assert not widget.axes_choice.isHidden()
     assert widget.axes_choice.currentText().startswith("Z×Y×X")
-    widget.axes_choice.setCurrentIndex(1)
-    assert tuple(layer.axis_labels) == ("t", "y", "x") and other.axis_labels[-1] == "-1"
     widget.set_model("nuclei")
     widget.instances.setCurrentText("nucleus")
     widget.output.setText(str(tmp_path / "movie.ome.zarr"))
+    widget.run()  # as a Z stack first: a run the T×Y×X one must not take for its own
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert "Z×Y×X" in widget.status.text(), widget.status.text()
+    widget.axes_choice.setCurrentIndex(1)
+    assert tuple(layer.axis_labels) == ("t", "y", "x") and other.axis_labels[-1] == "-1"
     widget.run()
     qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
     assert "T×Y×X" in widget.status.text(), widget.status.text()

@@ -73,7 +73,13 @@ from scopeml.napari._qt import (
     row,
     run_in_thread,
 )
-from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
+from scopeml.napari._source import (
+    content_key,
+    layer_facts,
+    layer_image,
+    layer_source,
+    memory_axes,
+)
 from scopeml.objects.instances import InstanceOptions
 from scopeml.reuse import why_not_this_run
 from scopeml.segmentation import INSTANCES
@@ -323,7 +329,11 @@ class ApplyWidget(QWidget):
         (:func:`content_key`, added in the worker): the image (a file and scene, else the
         layer), the model (a file by its path and time, else the object) and the settings."""
         source = layer_source(layer)
-        image = (source["path"], source.get("scene")) if source else id(real_layer(layer))
+        # an in-memory layer: also the axes it is read with (a T×Y×X run is not a Z×Y×X one)
+        if source is None:
+            image: Any = (id(real_layer(layer)), memory_axes(layer))
+        else:
+            image = (source["path"], source.get("scene"))
         text = self.model_path.text().strip()
         if text and text != FROM_WIDGET and os.path.exists(text):
             model_key: Any = (os.path.abspath(text), os.stat(text).st_mtime_ns)
