@@ -209,8 +209,10 @@ def test_a_batch_of_planes_and_z_stacks_keeps_every_column(tmp_path):
     plane[10:20, 10:20] = 5.0
     stack = np.zeros((6, 48, 48), np.float32)  # 3 or 4 pages would read as RGB(A)
     stack[1:4, 20:30, 20:30] = 5.0
-    tifffile.imwrite(tmp_path / "a.tif", plane)
-    tifffile.imwrite(tmp_path / "b.tif", stack)
+    sized = {"PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    tifffile.imwrite(tmp_path / "a.tif", plane, ome=True, metadata={"axes": "YX", **sized})
+    tifffile.imwrite(tmp_path / "b.tif", stack, ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, **sized})  # fmt: skip
     blob = {"name": "blob", "segmenter": {"kind": "threshold", "channel": "C0", "method": "fixed",
                                           "value": 1.0}}  # fmt: skip
     settings = parse_settings({"version": 1, "channels": ["C0"], "classes": [blob]})
@@ -228,3 +230,7 @@ def test_a_batch_of_planes_and_z_stacks_keeps_every_column(tmp_path):
     assert combined.loc[combined["image"] == "b", "area"].tolist() == [300]  # voxels
     parquet = pd.read_parquet(tmp_path / "out" / "tables" / "blob.parquet")
     pd.testing.assert_frame_equal(parquet, combined, check_dtype=False)
+    counts = pd.read_csv(tmp_path / "out" / "summary" / "counts.csv").set_index("image")
+    assert counts.loc["a", "blob_area_um2_mean"] == 100 * 0.25  # each its own size, in µm
+    assert counts.loc["b", "blob_volume_um3_mean"] == 300 * 0.5 * 0.5 * 2.0
+    assert np.isnan(counts.loc["b", "blob_area_um2_mean"])

@@ -143,8 +143,7 @@ def _counts(
             order += [f"{n}_scale", f"{n}_scale_auto"]
     table = pd.DataFrame(rows, columns=order)
     for name, found in classes.items():
-        size = found.columns[0] if found.columns else None
-        if size is not None:
+        for size in [c for c in found.columns if not c.startswith("intensity_")]:
             means = found.per_image.set_index("image")[f"{size}_mean"]
             table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
         for value in [] if found.predicted is None else found.predicted.columns:
@@ -400,16 +399,20 @@ def _statistics(image: str, table: pd.DataFrame) -> dict[str, Any]:
 
 
 def _plotted_columns(columns: Sequence[str]) -> list[str]:
-    """The size column (in µm² or µm³ where the image has a pixel size, else pixels) and the
+    """The size columns (in µm² or µm³ where the image has a pixel size, else pixels; both
+    µm columns in a batch of planes and Z stacks, so neither's sizes go unplotted) and the
     mean intensity of every channel measured: what the summary plots.
 
     >>> _plotted_columns(["label", "area", "area_um2", "intensity_mean_DAPI",
     ...                   "intensity_max_DAPI", "intensity_mean_GFP"])
     ['area_um2', 'intensity_mean_DAPI', 'intensity_mean_GFP']
+    >>> _plotted_columns(["area", "area_um2", "volume_um3"])
+    ['area_um2', 'volume_um3']
     """
-    size = next((c for c in ("area_um2", "volume_um3", "area") if c in columns), None)
+    sizes = [c for c in ("area_um2", "volume_um3") if c in columns]
+    sizes = sizes or [c for c in ("area",) if c in columns]
     intensities = [c for c in columns if c.startswith("intensity_mean_")]
-    return [c for c in (size, *intensities) if c is not None]
+    return [*sizes, *intensities]
 
 
 def axis_title(column: str, *, three_d: bool = False) -> str:
