@@ -93,3 +93,24 @@ def test_remove_class_removes_the_selected_one_and_keeps_every_stroke_its_class(
     assert widget.status.text() == f"removed class {names[1]} and its 16 painted pixels"
     widget._remove_class()  # two left: kept, said why
     assert widget.classes.rowCount() == 2 and "at least two classes" in widget.status.text()
+
+
+def test_a_preview_on_an_image_of_other_channels_says_so_in_the_widgets_words(viewer, qtbot):
+    """A classifier trained on a one-channel image, previewed on an RGB one: said as train on
+    this image or choose the one it was trained on, not with segment's --channels."""
+    import scopeml as sm
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    gray = np.zeros((32, 32), np.float32)
+    gray[8:20, 8:20] = 5.0
+    labels = np.zeros((32, 32), np.uint8)
+    labels[0:3], labels[10:14, 10:14] = 1, 2
+    viewer.add_image(np.stack([gray] * 3, axis=-1), name="rgb", rgb=True)
+    widget = PixelClassifierWidget(viewer)
+    widget.model = sm.train_pixel_classifier(gray, labels, n_estimators=2)
+    widget.image_choice.setCurrentText("rgb")
+    widget.update_preview({"Y": (0, 32), "X": (0, 32)})
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    text = widget.status.text()
+    assert text.startswith("error: the classifier takes 1 channel"), text
+    assert "rgb has 3 (R, G, B): train on this image" in text and "--channels" not in text

@@ -41,7 +41,7 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.errors import Cancelled
+from scopeml.errors import Cancelled, IncompatibleModelError
 from scopeml.napari._layers import SOURCE_KEY
 from scopeml.napari._preview import (
     layer_axes,
@@ -660,7 +660,28 @@ class PixelClassifierWidget(QWidget):
         if isinstance(err, Cancelled) or self._cancel:
             self.status.setText("cancelled: the model in use is kept")
             return
-        self.status.setText(f"error: {error_text(err)}")
+        self.status.setText(f"error: {self._in_widget_words(err)}")
+
+    def _in_widget_words(self, err: BaseException) -> str:
+        """A model that takes other channels than the image has, said for this widget (train
+        on the image, or choose the one it was trained on), not with ``segment``'s
+        ``--channels``; any other error as it is."""
+        from scopeml.tiling.model_inputs import recorded_channels
+
+        layer = self.image_layer() if isinstance(err, IncompatibleModelError) else None
+        if layer is None or self.model is None:
+            return error_text(err)
+        names = layer_facts(layer)[0]
+        want = self.model.spec.in_channels
+        if len(names) == want:
+            return error_text(err)
+        trained = recorded_channels(self.model)
+        on = f" ({', '.join(trained)})" if trained else ""
+        return (
+            f"the classifier takes {want} channel{'s' * (want != 1)}{on}; {layer.name} has "
+            f"{len(names)} ({', '.join(names)}): train on this image, or choose the image "
+            "it was trained on"
+        )
 
     # ------------------------------------------------------------------ files
     def save_model(self, path: str | Path) -> Path:
