@@ -242,6 +242,8 @@ def _combine(
     write_parquet = parquet and parquet_available()
     headers = [list(pd.read_csv(part, nrows=0).columns) for _, part in parts]
     columns = _union(headers, tables / f"{name}.csv")
+    shared = set.intersection(*map(set, headers)) if headers else set()
+    ragged = [column for column in columns if column not in shared]  # some image lacks them
     keep = _plotted_columns(columns)
     rows: list[dict[str, Any]] = []
     counted: dict[str, dict[str, pd.Series]] = {}  # per image: small tallies, not its rows
@@ -260,10 +262,10 @@ def _combine(
                     line, body = file.readline(), file.read()
                     out.write(line * (index == 0) + body)
             else:
-                frame = _widened(pd.read_csv(part), columns, headers)
+                frame = _widened(pd.read_csv(part), columns, ragged)
                 frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
             if parquet_temp is not None:
-                frame = _widened(pd.read_csv(part), columns, headers) if frame is None else frame
+                frame = _widened(pd.read_csv(part), columns, ragged) if frame is None else frame
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
             read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]
@@ -308,13 +310,13 @@ def _union(headers: Sequence[list[str]], table: Path) -> list[str]:
     return columns
 
 
-def _widened(frame: pd.DataFrame, columns: list[str], headers: Sequence[list[str]]) -> pd.DataFrame:
+def _widened(frame: pd.DataFrame, columns: list[str], ragged: list[str]) -> pd.DataFrame:
     """An image's table with the batch's ``columns`` (empty where it has none); a number
-    column some image lacks is float, so the Parquet table's one type holds its gaps."""
+    column some image lacks (``ragged``) is float, so the Parquet table's one type holds its
+    gaps."""
     frame = frame.reindex(columns=columns)
-    shared = set.intersection(*map(set, headers)) if headers else set()
-    for column in columns:
-        if column not in shared and pd.api.types.is_numeric_dtype(frame[column]):
+    for column in ragged:
+        if pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].astype(np.float64)
     return frame
 
