@@ -293,6 +293,36 @@ def test_every_scene_and_an_empty_image(tmp_path: Path) -> None:
     np.testing.assert_array_equal(stored.read(S=1)[0, 0, 0, 0], reference(second)["cell"])
 
 
+def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, capsys) -> None:
+    import tifffile
+
+    path = tmp_path / "two.ome.tif"
+    meta = {"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}}
+    with tifffile.TiffWriter(path, ome=True) as writer:  # scene 1: smaller, two time points
+        writer.write(cell_image(seed=0, n_cells=3)[None], metadata=meta)
+        writer.write(np.stack([cell_image((160, 192), seed=s, n_cells=2) for s in (1, 2)]),
+                     metadata=meta)  # fmt: skip
+    settings = tmp_path / "s.yaml"
+    save_settings(three_level_settings(), settings)
+    args = ["analyze", str(settings), str(path), "-o", str(tmp_path / "all"), "-q"]
+    assert main(args) == 1  # every scene: they cannot stack, the image fails and says why
+    assert "2 scenes of different sizes" in capsys.readouterr().err
+    out = tmp_path / "one"
+    assert main([*args[:4], str(out), "-q", "--scene", "1"]) == 0
+    table = pd.read_csv(out / "images" / "two" / "cell.csv")
+    assert table[["scene", "t"]].drop_duplicates().values.tolist() == [[1, 0], [1, 1]]
+    second = open_image(path, scene=1).read(T=1)[0, 0, :, 0]
+    assert (table["t"] == 1).sum() == reference(second)["cell"].max() > 0
+    names = sorted(p.name for p in (out / "images" / "two").glob("*.png"))
+    assert names == ["overview.png", "overview_s1_t1.png"]
+    per_time = pd.read_csv(out / "summary" / "counts_per_time_point.csv")
+    assert per_time[["scene", "t"]].values.tolist() == [[1, 0], [1, 1]]
+    assert per_time["cell"].tolist() == table.groupby("t").size().tolist()
+    assert "scene: 1" in (out / "settings.yaml").read_text()
+    with pytest.raises(InvalidRequestError, match="scene must be"):
+        run_analysis(settings, [path], tmp_path / "bad", scene=-1)
+
+
 def test_cancel_between_planes_leaves_nothing_half_written(tmp_path: Path) -> None:
     import tifffile
 

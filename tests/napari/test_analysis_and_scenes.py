@@ -95,3 +95,71 @@ def test_demo_sample_opens(viewer):
     layers = viewer.open_sample("scopeml", "demo")
     assert [layer.name for layer in layers] == ["DAPI", "Membrane"]
     assert layers[0].data.shape == (1024, 1024) and layers[0].data.max() > 0
+
+
+BLOBS = """\
+version: 1
+channels: [C0]
+classes:
+  - name: blob
+    segmenter: {kind: threshold, channel: C0, method: fixed, value: 100}
+"""
+
+
+def _blobs(shape, n, seed):
+    """A plane with ``n`` separate 4×4 blobs (value 200) on 0."""
+    plane = np.zeros(shape, np.uint16)
+    for i in range(n):
+        y, x = 2 + 8 * (i // 4), 2 + 8 * (i % 4) + seed
+        plane[y : y + 4, x : x + 4] = 200
+    return plane
+
+
+def _analyse_layer(viewer, qtbot, layer, settings, output):
+    from scopeml.napari.analysis_widget import AnalysisWidget
+
+    widget = AnalysisWidget(viewer)
+    widget.image_choice.setCurrentText(layer.name)
+    widget.load_settings(settings)
+    widget.output.setText(str(output))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.status.text().startswith("done"), widget.status.text()
+    return widget.result
+
+
+def test_analysis_runs_on_the_scene_and_axes_the_layer_was_opened_with(viewer, qtbot, tmp_path):
+    """A scene of a file whose scenes differ in size, and a multi-page TIFF opened as a time
+    series: the analysis reads the file as the layer shows it (not the whole file, as Z)."""
+    import pandas as pd
+
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    settings = tmp_path / "blobs.yaml"
+    settings.write_text(BLOBS)
+    scenes = tmp_path / "scenes.ome.tif"
+    with tifffile.TiffWriter(scenes, ome=True) as tif:
+        tif.write(_blobs((40, 40), 3, 0), metadata={"axes": "YX"})
+        tif.write(_blobs((32, 48), 5, 1), metadata={"axes": "YX"})
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(
+        movie, np.stack([_blobs((32, 32), n, 0) for n in (2, 3, 4)]), photometric="minisblack"
+    )
+    opener = OpenImageWidget(viewer)
+    opener.path.setText(str(scenes))
+    opener.scene.setValue(1)
+    (second,) = opener.open()
+    result = _analyse_layer(viewer, qtbot, second, settings, tmp_path / "scene-results")
+    assert result.counts == {"scenes": {"blob": 5}}
+    table = pd.read_csv(tmp_path / "scene-results/images/scenes/blob.csv")
+    assert set(table["scene"]) == {1}  # the file's number of the scene, as opened
+    assert result.counts == sm.analyze(settings, [scenes], tmp_path / "api", scene=1).counts
+
+    opener.path.setText(str(movie))
+    opener.scene.setValue(0)
+    opener.axes.setCurrentText("TYX")
+    (frames,) = opener.open()
+    result = _analyse_layer(viewer, qtbot, frames, settings, tmp_path / "movie-results")
+    assert result.counts == {"movie": {"blob": 2 + 3 + 4}}  # read as Z: 4 objects in 3-D
+    table = pd.read_csv(tmp_path / "movie-results/images/movie/blob.csv")
+    assert table.groupby("t").size().tolist() == [2, 3, 4]

@@ -127,6 +127,27 @@ def test_the_submit_size_check_reads_the_images_with_the_settings_axes(alice, ro
     assert "two-pages.tif: 2 × 64 × 80" in str(err.value), err.value
 
 
+def test_a_scene_the_settings_name_is_counted_and_analysed(alice, root, tmp_path):
+    """Scenes of different sizes open one at a time: the submit check counts the settings'
+    ``scene`` (here over the limit: refused by name), and a scene within it is analysed."""
+    image, _ = synthetic_nuclei(SHAPE, density=0.004, seed=7)
+    with tifffile.TiffWriter(root / "scenes.ome.tif", ome=True) as tif:
+        tif.write(image[0], metadata={"axes": "YX"})
+        tif.write(np.zeros((2, *SHAPE), image.dtype), metadata={"axes": "ZYX"})
+    settings = THRESHOLD_CYX.replace("axes: CYX\n", "").replace("C1", "C0")
+    with pytest.raises(ServerResponseError) as err:  # scene 1: two planes, over the limit
+        alice.submit_analysis(write(tmp_path, settings + "scene: 1\n"),
+                              image_paths=["scenes.ome.tif"])  # fmt: skip
+    assert err.value.status_code == 422 and "scenes.ome.tif: 2 × 64 × 80" in str(err.value)
+    job = alice.submit_analysis(write(tmp_path, settings + "scene: 0\n"),
+                                image_paths=["scenes.ome.tif"])  # fmt: skip
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done" and done["error"] is None, done
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    assert len(pd.read_csv(results / "tables" / "blob.csv")) > 2
+    alice.delete_job(job["id"])
+
+
 @pytest.mark.parametrize(
     ("change", "line", "says"),
     [

@@ -109,7 +109,8 @@ def analyze_image(
     temp.mkdir(parents=True)
     try:
         axes = settings.axes_of(image_path)  # as the settings name them, else the file
-        with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as opened:
+        with open_image(image_path, allowed_roots=allowed_roots, axes=axes,
+                        scene=settings.scene) as opened:  # fmt: skip
             image = opened.select_channels(settings.channels)
             if not _has_finite_pixel(image, settings.tile_size):  # before a model warns of it
                 raise InvalidImageError(
@@ -127,6 +128,7 @@ def analyze_image(
             "counts": counts,
             "scales": scales,  # per model class and scene: the factor run (and auto's estimate)
             "sizes": sizes,  # the summary's object densities
+            **({} if settings.scene is None else {"scene": settings.scene}),  # S: this one
             "pixel_sizes": pixel_sizes,
             "settings": digest,
             "input": input_identity(image_path),
@@ -204,8 +206,6 @@ def _analyze(
                 parts[cls_name].append(table)
             continue
         pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
-        if sizes["Z"] == 1:
-            pixels = pixels[:, 0]
         channels = dict(zip(settings.channels, pixels, strict=True))
         labels: dict[str, np.ndarray] = {}
         for cls in ordered:
@@ -220,13 +220,13 @@ def _analyze(
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
-                              name, scene, t)  # fmt: skip
+                              name, scene_number(image, scene), t)  # fmt: skip
         for cls_name, table in found.items():
             parts[cls_name].append(table)
         if settings.outputs.overview:
             draw_overview(channels[overview_channel(settings)], labels,
-                          temp / overview_name(scene, t, image.sizes), colours=colours,
-                          pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
+                          _overview_path(temp, image, scene, t),
+                          colours=colours, pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     write_tables(tables, temp, parquet=settings.outputs.parquet)
@@ -302,14 +302,14 @@ def _analyze_plane_tiled(
                     stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
                                  region=region)  # fmt: skip
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
-                              scene, t, whole=in_memory)  # fmt: skip
+                              scene_number(image, scene), t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
                 _subsample(lazy[overview_channel(settings)], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
-                temp / overview_name(scene, t, image.sizes), colours=colours,
-                pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
+                _overview_path(temp, image, scene, t),
+                colours=colours, pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
             )  # fmt: skip
         return found
     finally:
@@ -349,21 +349,34 @@ def overview_channel(settings: AnalysisSettings) -> str:
     return channel if channel in settings.channels else settings.channels[0]
 
 
-def overview_name(scene: int, t: int, sizes: dict[str, int]) -> str:
-    """The overview PNG of a plane: ``overview.png`` for the first, then ``overview_s1_t0.png``…,
-    the numbers padded to the image's largest (``_t007`` of 120 time points), so the files sort
-    in order.
+def scene_number(image: Any, scene: int) -> int:
+    """The file's number of ``image``'s scene ``scene``: the tables and overviews name the scene
+    as the file does, also when the analysis opened only one (settings ``scene``)."""
+    return (image.view()["scene"] or 0) + scene
+
+
+def _overview_path(folder: Path, image: Any, scene: int, t: int) -> Path:
+    """Where the overview of ``image``'s plane ``(scene, t)`` goes, named as the file numbers
+    the scene."""
+    return folder / overview_name(scene_number(image, scene), t, image.sizes,
+                                  scene_number(image, 0))  # fmt: skip
+
+
+def overview_name(scene: int, t: int, sizes: dict[str, int], first: int = 0) -> str:
+    """The overview PNG of a plane: ``overview.png`` for the first (scene ``first``: the one
+    analysed of a file's scenes, else 0), then ``overview_s1_t0.png``…, the numbers padded to the
+    image's largest (``_t007`` of 120 time points), so the files sort in order.
 
     Examples
     --------
     >>> overview_name(0, 0, {"S": 2, "T": 4}), overview_name(1, 3, {"S": 2, "T": 4})
     ('overview.png', 'overview_s1_t3.png')
-    >>> overview_name(0, 7, {"S": 1, "T": 120})
-    'overview_s0_t007.png'
+    >>> overview_name(0, 7, {"S": 1, "T": 120}), overview_name(3, 0, {"S": 1, "T": 2}, first=3)
+    ('overview_s0_t007.png', 'overview.png')
     """
-    if scene == 0 and t == 0:
+    if scene == first and t == 0:
         return "overview.png"
-    digits = [len(str(max(sizes[axis] - 1, 0))) for axis in "ST"]
+    digits = [len(str(max(n - 1, 0))) for n in (sizes["S"] + first, sizes["T"])]
     return f"overview_s{scene:0{digits[0]}d}_t{t:0{digits[1]}d}.png"
 
 

@@ -163,8 +163,8 @@ def _counts_per_time_point(
         return None
     rows = []
     for record, size in zip(done, sizes, strict=True):
-        image = record["name"]
-        for scene in range(int(size.get("S", 1))):
+        image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
+        for scene in range(first, first + int(size.get("S", 1))):
             for t in range(int(size.get("T", 1))):
                 row: dict[str, Any] = {"image": image, "scene": scene, "t": t}
                 for name in names:

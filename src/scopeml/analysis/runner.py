@@ -124,6 +124,7 @@ def run_analysis(
     exclude: Sequence[str] = (),
     skip_labels: bool | None = None,
     axes: str | None = None,
+    scene: int | None = None,
     overwrite: bool = False,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
@@ -173,6 +174,10 @@ def run_analysis(
         pages are channels; ``"TYX"``: time points; read as Z otherwise), checked before any
         work. It takes the place of the settings' ``axes`` for every image (the TIFF files:
         other formats name their own) and is recorded with them. ``None``: the settings' own.
+    scene
+        Analyse only this scene of each image (numbered from 0, as the file and the tables
+        number them), in place of the settings' ``scene``: a file whose scenes differ in size
+        is analysed one scene at a time. ``None``: the settings' own (by default every scene).
     overwrite
         Replace the results of an earlier analysis in ``output``: they are deleted once the
         settings, models and first image have been checked. Only a folder an analysis wrote
@@ -200,10 +205,7 @@ def run_analysis(
     settings, source = _read_settings(settings)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
-    if axes is not None:
-        from scopeml.io.axes import check_axes_text  # segment's check of axes=
-
-        settings = settings.model_copy(update={"axes": check_axes_text(axes)})
+    settings = _with_file_view(settings, axes, scene)
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
     found = _find(settings, images, output)
     paths = found.paths
@@ -256,6 +258,22 @@ def run_analysis(
             err.add_note(stopped_note(output, found.names, public_name is not None))
             raise
     return result
+
+
+def _with_file_view(
+    settings: AnalysisSettings, axes: str | None, scene: int | None
+) -> AnalysisSettings:
+    """The settings with the ``axes`` and ``scene`` given for this run in place of their own
+    (checked before any work; recorded with the settings)."""
+    if axes is not None:
+        from scopeml.io.axes import check_axes_text  # segment's check of axes=
+
+        settings = settings.model_copy(update={"axes": check_axes_text(axes)})
+    if scene is not None:
+        if isinstance(scene, bool) or not isinstance(scene, int) or scene < 0:
+            raise InvalidRequestError(f"scene must be a scene number >= 0; got {scene!r}")
+        settings = settings.model_copy(update={"scene": scene})
+    return settings
 
 
 def _read_settings(
@@ -597,6 +615,8 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     if isinstance(data, dict):
         data.pop("memory_mb", None)
         data.pop("inputs", None)
+        if data.get("scene") is None:  # every scene: as results from before 'scene' existed
+            data.pop("scene", None)
         for cls in data.get("classes") or []:  # results from before 'scope' was written
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":

@@ -293,6 +293,10 @@ class AnalysisSettings(_Strict):
         "file in its order (TYX: a plain multi-page TIFF is a time-lapse, read as Z "
         "otherwise; TIFF only); or {file-name pattern: axes} for some of the images",
     )  # fmt: skip
+    scene: int | None = Field(
+        None, ge=0, description="analyse only this scene of each image (numbered from 0 as "
+        "in the file); a file whose scenes differ in size is analysed one scene at a time",
+    )  # fmt: skip
     memory_mb: int = Field(
         512, ge=0, description="a plane whose stages fit this many MB runs in memory; "
         "larger planes run tile by tile (out of core, the same results)",

@@ -65,6 +65,15 @@ def analyze(
     axes: str | None = typer.Option(
         None, "--axes", help=f"{AXES_HELP} [default: the settings' axes]"
     ),
+    scene: int | None = typer.Option(
+        None,
+        "--scene",
+        min=0,
+        help="Analyse only this scene of each image (from 0; a file whose "
+        "scenes differ in size is analysed one scene at a time) [default: the settings' scene, "
+        "else every scene]",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> int:
     """Run an image analysis over images into one results folder.
@@ -96,6 +105,7 @@ def analyze(
             Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
             overwrite=overwrite, progress=not quiet, recursive=recursive, include=include or (),
             exclude=exclude or (), skip_labels=skip_labels, axes=axes,
+            scene=scene,
         )  # fmt: skip
     except (KeyboardInterrupt, Cancelled) as err:  # what was kept, and how to go on
         for note in getattr(err, "__notes__", ()):

@@ -182,6 +182,6 @@ def select_scene(series: Sequence[Any], scene: int | None, *, path: str) -> Any:
         return SceneStack(series)
     raise InvalidImageError(
         f"the image has {n} scenes of different sizes ({scene_sizes([s.shape for s in series])}); "
-        "open one with scene=",
+        "open one scene at a time (scene=, --scene, or scene: in analysis settings)",
         path=path,
     )

@@ -145,7 +145,7 @@ class AnalysisWidget(QWidget):
         self._worker = run_in_thread(
             _analyze,
             self.settings_path,
-            source["path"],
+            source,
             output,
             replace=replace,
             progress=self._report,
@@ -212,8 +212,10 @@ class AnalysisWidget(QWidget):
         self.status.setText(f"error: {text}")
 
 
-def _analyze(settings: Path, image: str, output: Path, *, replace: bool, progress: Any) -> Any:
-    """The analysis run, in the worker thread: an earlier run's results in ``output`` are
-    continued, or replaced (only a results folder, checked again there)."""
-    return sm.analyze(settings, [image], output, resume=not replace, overwrite=replace,
+def _analyze(settings: Path, source: dict, output: Path, *, replace: bool, progress: Any) -> Any:
+    """The analysis run, in the worker thread: of the file behind the layer, read as the layer
+    shows it (the scene and axes chosen in *Open image scene*); an earlier run's results in
+    ``output`` are continued, or replaced (only a results folder, checked again there)."""
+    return sm.analyze(settings, [source["path"]], output, resume=not replace, overwrite=replace,
+                      axes=source.get("file_axes"), scene=source.get("scene"),
                       progress=progress)  # fmt: skip

@@ -562,7 +562,8 @@ class PublicNames:
 
 def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """The 6-D shape each of ``images`` declares, read with its ``axes`` (the analysis's, one
-    per image) (all scenes; ``null`` where it does not open: the analysis records why), as
+    per image) (all scenes, or the settings' ``scene``; ``null`` where it does not open: the
+    analysis records why), as
     JSON, after opening the models and classifiers of the analysis ``settings``, where given,
     as its run opens them (their errors name the settings line). Counts the images as progress
     before opening each, so the parent knows which one a crashing or hanging reader was
@@ -585,7 +586,8 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):
         progress(ProgressEvent("sizes", index, len(images), "image"))
         try:
-            with open_image(image, allowed_roots=task["roots"], axes=image_axes) as opened:
+            with open_image(image, allowed_roots=task["roots"], axes=image_axes,
+                            scene=task.get("scene")) as opened:  # fmt: skip
                 shapes.append([int(n) for n in opened.shape])
                 channels = opened.channel_names
         except Exception:  # fails on its own when the analysis runs, with the reason

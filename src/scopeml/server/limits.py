@@ -369,13 +369,15 @@ def check_analysis_pixels(
     config: ServerConfig,
     axes: Sequence[str | None] | None = None,
     settings: tuple[Path, str] | None = None,
+    scene: int | None = None,
 ) -> None:
     """Refuse, at submit, an analysis whose images together declare more pixels than the
     server's limit (``--max-job-pixels``; every scene, × ``scale`` per axis where a class
     magnifies), as a segment job is refused (:func:`check_job_pixels`). Each image is read
     with its ``axes`` (one per image, as the settings give them:
     :meth:`~scopeml.analysis.AnalysisSettings.axes_of`; ``None``: as the file says), so a
-    2-page TIFF the settings call ``CYX`` counts one plane, not two. The images are opened
+    2-page TIFF the settings call ``CYX`` counts one plane, not two; and only their ``scene``
+    where the settings name one (a file whose scenes differ in size opens so). The images are opened
     in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
     within ``image_check_timeout``; one that does not open is left to fail on its own when the
     analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
@@ -396,7 +398,7 @@ def check_analysis_pixels(
     names = [image_name(image, config)[0] for image in images]
     opening = [-1 if settings is not None else 0]  # -1: the settings' models
     task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
-            "axes": list(axes or [None] * len(images)), "progress_stage": "sizes",
+            "axes": list(axes or [None] * len(images)), "scene": scene, "progress_stage": "sizes",
             "settings": None if settings is None else str(settings[0]), "names": names,
             "base": None if config.allowed_root is None else str(config.allowed_root)}  # fmt: skip
     opened = f"{settings[1]}'s models" if settings is not None else ""

@@ -107,6 +107,7 @@ async def submit_analysis(
             [settings.axes_of(image) for image in files],  # as the job reads them
             # its models' classes and channels (none to open: no imports to pay for)
             (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
+            settings.scene,
         )
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
