@@ -104,3 +104,48 @@ def test_a_folder_of_other_files_is_never_replaced(viewer, qtbot, analysis, tmp_
     )
     assert (folder / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in folder.iterdir()) == ["keep.txt", "settings.yaml"]
+
+
+def test_a_second_image_joins_the_results_folder(viewer, qtbot, analysis, tmp_path):
+    """Continued with another layer's image: the summary and tables hold both images (the
+    first kept, not analysed again), as one run over both does, and both images' layers stay."""
+    import pandas as pd
+
+    widget, image, settings = analysis
+    output = tmp_path / "results"
+    widget.output.setText(str(output))
+    assert run(qtbot, widget).startswith("done (cells: nucleus ")
+    other, _ = write_sample_image(tmp_path / "more.ome.zarr", size=256, block=256, seed=4)
+    layers = viewer.open(str(other), plugin="scopeml")
+    widget.image_choice.setCurrentText(next(lay.name for lay in layers if "DAPI" in lay.name))
+    said = run(qtbot, widget)
+    assert said.startswith("done (more: nucleus ") and "; 1 image kept from the earlier run; " \
+        "the summary has 2 images; results in" in said, said  # fmt: skip
+    both = sm.analyze(settings, [image, other], tmp_path / "together")
+    assert widget.result.counts == both.counts
+    summary = pd.read_csv(output / "summary" / "counts.csv")
+    assert summary["image"].tolist() == ["cells", "more"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(output / "tables" / "nucleus.csv"),
+        pd.read_csv(tmp_path / "together" / "tables" / "nucleus.csv"),
+    )
+    sources = sorted(Path(lay.metadata["scopeml"]["path"]).parent.name for lay in viewer.layers
+                     if lay.name.startswith("nucleus"))  # fmt: skip
+    assert sources == ["cells", "more"]
+
+
+def test_only_earlier_images_that_keep_their_names_are_listed_again(tmp_path):
+    """An image an earlier run found in a folder (``A9__cells``) would get another name listed
+    on its own, and be analysed again: it is left out (the status says so), not re-listed."""
+    from scopeml.napari.analysis_widget import _with_earlier
+
+    settings = tmp_path / "nuclei.yaml"
+    settings.write_text(SETTINGS.format(method="otsu"))
+    (tmp_path / "plate" / "A9").mkdir(parents=True)
+    in_well, _ = write_sample_image(tmp_path / "plate/A9/cells.ome.zarr", size=64, block=64)
+    alone, _ = write_sample_image(tmp_path / "alone.ome.zarr", size=64, block=64, seed=1)
+    sm.analyze(settings, [tmp_path / "plate"], tmp_path / "res")
+    sm.analyze(settings, [alone], tmp_path / "res", resume=True)
+    new = str(write_sample_image(tmp_path / "new.ome.zarr", size=64, block=64, seed=2)[0])
+    assert _with_earlier(tmp_path / "res", new) == [str(alone), new]
+    assert sorted(p.name for p in (tmp_path / "res" / "images").iterdir()) == ["A9__cells", "alone"]

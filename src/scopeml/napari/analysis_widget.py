@@ -55,6 +55,7 @@ class AnalysisWidget(QWidget):
         self.settings_path: Path | None = None
         self.result: Any = None
         self._worker: Any = None
+        self._image = ""  # the file being analysed
         self._cancel = threading.Event()
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.path = QLineEdit()
@@ -128,6 +129,7 @@ class AnalysisWidget(QWidget):
         except Exception as err:
             self._fail(err)
             return
+        self._image = source["path"]
         output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
         self.output.setText(str(output))
         earlier = output.is_dir() and any(output.iterdir())
@@ -153,9 +155,10 @@ class AnalysisWidget(QWidget):
             on_error=self._fail,
         )
 
-    def _remove_layers_of(self, output: Path) -> None:
-        """Remove the layers that show stores inside ``output`` (an earlier run's classes)."""
-        inside = str(output.resolve()) + "/"
+    def _remove_layers_of(self, folder: Path) -> None:
+        """Remove the layers that show stores inside ``folder`` (a results folder, or one
+        image's folder in it: an earlier run's classes of that image)."""
+        inside = str(folder.resolve()) + "/"
         for layer in list(self.viewer.layers):
             source = layer_source(layer)
             if source and str(Path(source["path"]).resolve()).startswith(inside):
@@ -176,9 +179,12 @@ class AnalysisWidget(QWidget):
         if result.failures:
             self.status.setText(f"error: {result.failures[0].get('reason', 'failed')}")
             return
-        self._remove_layers_of(Path(result.output))  # a rerun's layers replace the earlier
-        for record in result.records:
+        image = Path(self._image).resolve()
+        for record in result.records:  # this layer's image (the others were kept as they were)
+            if Path(record["image"]).resolve() != image:
+                continue
             folder = Path(result.output) / "images" / record["name"]
+            self._remove_layers_of(folder)  # a rerun's layers replace the earlier
             for cls in self.settings.classes:
                 store = folder / f"{cls.name}.ome.zarr"
                 if store.is_dir():
@@ -186,17 +192,9 @@ class AnalysisWidget(QWidget):
                         open_levels(store), name=cls.name, path=str(store)
                     )
                     self.viewer.add_labels(data, **kwargs)
-        counts = "; ".join(
-            f"{name}: " + ", ".join(f"{k} {v}" for k, v in per_class.items())
-            for name, per_class in result.counts.items()
-        )
-        kept = (
-            f"; {result.resumed} image{'s' if result.resumed != 1 else ''} kept from the earlier "
-            "run"
-            if result.resumed
-            else ""
-        )
-        self.status.setText(f"done ({counts}){kept}; results in {result.output}")
+            counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
+            self.status.setText(f"done ({record['name']}: {counts}){_summed(result)}; results in "
+                                f"{result.output}")  # fmt: skip
 
     def _fail(self, err: BaseException) -> None:
         self._worker = None
@@ -215,7 +213,40 @@ class AnalysisWidget(QWidget):
 def _analyze(settings: Path, source: dict, output: Path, *, replace: bool, progress: Any) -> Any:
     """The analysis run, in the worker thread: of the file behind the layer, read as the layer
     shows it (the scene and axes chosen in *Open image scene*); an earlier run's results in
-    ``output`` are continued, or replaced (only a results folder, checked again there)."""
-    return sm.analyze(settings, [source["path"]], output, resume=not replace, overwrite=replace,
+    ``output`` are continued (its images in the summary too), or replaced (only a results
+    folder, checked again there)."""
+    images = [source["path"]] if replace else _with_earlier(output, source["path"])
+    return sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
                       axes=source.get("file_axes"), scene=source.get("scene"),
                       progress=progress)  # fmt: skip
+
+
+def _with_earlier(output: Path, image: str) -> list[str]:
+    """``image`` after the files of the images earlier runs finished in ``output`` that keep
+    their names when listed with it: the continued run finds them done (it does not analyse
+    them again) and its summary and tables hold them with this image. An image a folder named
+    otherwise (``A9__p10d``) is left out, as a resume says."""
+    from scopeml.analysis.inputs import find_images
+    from scopeml.analysis.resume import left_out_images
+
+    mine = Path(image).resolve()
+    earlier = {name: Path(record["image"]) for name, record in left_out_images(output, []).items()
+               if isinstance(record.get("image"), str) and Path(record["image"]).exists()
+               and Path(record["image"]).resolve() != mine}  # fmt: skip
+    if not earlier:
+        return [image]
+    found = find_images([*earlier.values(), image], warn=False)
+    named = {path.resolve(): name for path, name in zip(found.paths, found.names, strict=True)}
+    kept = [str(path) for name, path in earlier.items() if named.get(path.resolve()) == name]
+    return [*kept, image]
+
+
+def _summed(result: Any) -> str:
+    """For the status line: the images kept from earlier runs and what the summary holds."""
+    kept, n, left = result.resumed, len(result.records), len(result.outside_summary)
+    said = f"; {kept} image{'s' if kept != 1 else ''} kept from the earlier run" if kept else ""
+    said += f"; the summary has {n} images" if n > 1 else ""
+    if left:
+        said += (f"; {left} finished image{'s are' if left > 1 else ' is'} not in it (named by "
+                 "the folder an earlier run was given: resume that run to include it)")  # fmt: skip
+    return said
