@@ -24,3 +24,18 @@ def test_a_store_is_this_run_until_the_image_or_a_setting_differs(tmp_path):
     assert why_not_this_run(str(path), "nuclei", store, {**OPTIONS, "scale": 1.0}) == (
         "records the image as it was before it changed"
     )
+
+
+def test_the_same_file_read_with_other_axes_is_said_so(tmp_path):
+    image, _ = synthetic_nuclei((48, 48), seed=5)
+    path = tmp_path / "movie.tif"
+    plane = np.asarray(image).reshape(48, 48).astype(np.uint16)
+    tifffile.imwrite(path, np.stack([plane] * 3), photometric="minisblack")
+    store = sm.segment(str(path), "nuclei", tmp_path / "t.ome.zarr", axes="TYX").path
+    options = {**OPTIONS, "scale": None}
+    assert why_not_this_run(str(path), "nuclei", store, {**options, "axes": "TYX"}) is None
+    assert why_not_this_run(str(path), "nuclei", store, options) == (
+        "records the file read as 3 time points, not 3 Z planes"
+    )
+    other = why_not_this_run(str(path), "nuclei", store, {**options, "axes": "TYX", "scale": 2.0})
+    assert other == "records other settings (scale 1.0, not 2.0)", other

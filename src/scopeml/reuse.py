@@ -89,6 +89,10 @@ def _difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str:
     image, want = recorded.get("image") or {}, expected["image"]
     if image.get("path") != want.get("path"):
         return f"records image {Path(str(image.get('path'))).name}"
+    if image != want and image.get("content") == want.get("content"):  # the file, read so
+        return (
+            f"records the file read as {_planes(image.get('shape'))}, not {_planes(want['shape'])}"
+        )
     if image != want:
         return "records the image as it was before it changed"
     options, want = recorded.get("options") or {}, expected["options"]
@@ -96,7 +100,7 @@ def _difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str:
         k for k in set(options) | set(want) if k != "outputs" and options.get(k) != want.get(k)
     )
     if keys:
-        shown = ", ".join(f"{k} {options.get(k)!r}, not {want.get(k)!r}" for k in keys)
+        shown = "; ".join(f"{k} {_value(options.get(k))}, not {_value(want.get(k))}" for k in keys)
         return f"records other settings ({shown})"
     others = sorted(
         k
@@ -104,3 +108,32 @@ def _difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str:
         if recorded.get(k) != expected.get(k) and k != "options"
     )
     return f"records another run ({', '.join(others) or 'its normalisation'})"
+
+
+def _value(value: Any) -> str:
+    """A recorded option as the user sets it: ``None`` is the default (``scale`` the model's,
+    ``tile_size`` the engine's).
+
+    Examples
+    --------
+    >>> _value(None), _value(0.5), _value(["DAPI"])
+    ('the default', '0.5', 'DAPI')
+    """
+    if value is None:
+        return "the default"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _planes(shape: Any) -> str:
+    """How a recorded ``S T C Z Y X`` shape reads a file, in the axes it found beyond Y×X.
+
+    Examples
+    --------
+    >>> _planes([1, 1, 1, 3, 64, 64]), _planes([1, 3, 1, 1, 64, 64]), _planes([1, 1, 1, 1, 8, 8])
+    ('3 Z planes', '3 time points', 'one plane')
+    """
+    if not isinstance(shape, list) or len(shape) != 6:
+        return "another shape"
+    words = ("scenes", "time points", "channels", "Z planes")
+    found = [f"{n} {word}" for n, word in zip(shape[:4], words, strict=True) if n > 1]
+    return " × ".join(found) or "one plane"

@@ -78,3 +78,17 @@ def test_a_store_of_another_run_is_said_why_not(viewer, qtbot, small, tmp_path, 
     assert len(runs) == 1, text
     assert "the model ran: half.ome.zarr records other settings (scale 0.5, not" in text, text
     assert text.startswith(f"wrote {tmp_path / 'small.seg.ome.zarr'}"), text
+
+
+def test_its_own_earlier_output_is_not_said_why_not(viewer, qtbot, small, tmp_path):
+    """The widget's own earlier run, still open, is not a store the user expects reused: a run
+    with another scale into another folder says nothing of it."""
+    image, model = small
+    widget = widget_for(viewer, image, model)
+    for name, scale in (("first", 1.0), ("second", 0.5)):
+        widget.output.setText(str(tmp_path / f"{name}.ome.zarr"))
+        widget.scale.setValue(scale)
+        widget.run()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    text = widget.status.text()
+    assert text.startswith(f"wrote {tmp_path / 'second.ome.zarr'}") and "ran:" not in text, text

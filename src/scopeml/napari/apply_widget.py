@@ -509,7 +509,8 @@ class ApplyWidget(QWidget):
                 self._made[str(store)] = (request, recorded_run(store), model)
                 notes = []
                 break
-            notes.append(f"{store.name} {why}")
+            if str(store) not in self._made:  # of its own earlier runs the user knows
+                notes.append(f"{store.name} {why}")
         self.said.emit(
             f"labelling the {instances} instances from the labels in {output.name}…"
             if reuse
@@ -658,14 +659,19 @@ def real_layer(layer: Any) -> Any:
 def _axes_note(layer: Any) -> str:
     """`` (layer read as T×Z×Y×X, by its 4 dimensions)``: the axes a run reads a layer with,
     an in-memory layer's from its axis labels or by its number of dimensions
-    (:func:`~scopeml.napari._source.memory_axes`), a file's as the reader recorded them."""
+    (:func:`~scopeml.napari._source.memory_axes`), a file's as the reader recorded them;
+    nothing for a grey plane (Y×X: no other reading)."""
     from scopeml.napari._source import labelled_axes, memory_axes
 
     source = layer_source(layer)
     if source is not None:
         axes = source.get("axes")
-        return f" (layer read as {'×'.join(axes)})" if isinstance(axes, str) else ""
+        return (
+            f" (layer read as {'×'.join(axes)})" if isinstance(axes, str) and axes != "YX" else ""
+        )
     axes = memory_axes(layer)
+    if axes == "YX" and not getattr(layer, "rgb", False):
+        return ""
     how = "its axis labels" if labelled_axes(layer) else f"its {len(axes)} dimensions"
     colour = "×C (RGB)" if getattr(layer, "rgb", False) else ""
     return f" (layer read as {'×'.join(axes)}{colour}, by {how})"
