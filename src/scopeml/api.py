@@ -189,7 +189,8 @@ def segment(
     log_stop
         On a stop (Ctrl-C, a ``progress`` callback's cancel), log what is written and that
         ``resume=True`` finishes it; ``False`` for a caller that removes the store and says
-        itself how to go on (an analysis's scratch segmentations). Not recorded with the run.
+        itself how to go on (an analysis's scratch segmentations; the napari plugin, whose
+        status line offers Resume). Not recorded with the run.
 
     With ``resume=True``, a store that a stopped call had already published (the engine
     done, the instances, the removal of outputs made only for them or the table not) is

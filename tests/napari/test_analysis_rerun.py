@@ -142,7 +142,7 @@ def test_only_earlier_images_that_keep_their_names_are_listed_again(tmp_path):
     settings = tmp_path / "nuclei.yaml"
     settings.write_text(SETTINGS.format(method="otsu"))
     (tmp_path / "plate" / "A9").mkdir(parents=True)
-    in_well, _ = write_sample_image(tmp_path / "plate/A9/cells.ome.zarr", size=64, block=64)
+    write_sample_image(tmp_path / "plate/A9/cells.ome.zarr", size=64, block=64)
     alone, _ = write_sample_image(tmp_path / "alone.ome.zarr", size=64, block=64, seed=1)
     sm.analyze(settings, [tmp_path / "plate"], tmp_path / "res")
     sm.analyze(settings, [alone], tmp_path / "res", resume=True)

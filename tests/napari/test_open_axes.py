@@ -61,7 +61,7 @@ def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
     )
     widget.axes.setCurrentText("cyx")  # typed, in lower case
     first, second = widget.open()
-    assert [first.name, second.name] == ["two C0 (scene 0)", "two C1 (scene 0)"]
+    assert [first.name, second.name] == ["two C0 (CYX)", "two C1 (CYX)"]  # one scene: no number
     np.testing.assert_array_equal(np.asarray(first.data), pages[0])
     np.testing.assert_array_equal(np.asarray(second.data), pages[1])
     assert widget.status.text() == f"opened scene 0 of {path} with axes CYX"
@@ -75,6 +75,7 @@ def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
     widget.axes.setCurrentText("TYX")
     (movie,) = widget.open()
     assert movie.data.shape == (2, 48, 64) and movie.metadata["scopeml"]["axes"] == "TYX"
+    assert movie.name == "two (TYX)" and movie.axis_labels == ("t", "y", "x")  # slider: t
     with layer_image(movie) as image:
         assert image.sizes["T"] == 2 and image.sizes["Z"] == 1
 

@@ -98,6 +98,7 @@ def image_layer_data(
     kwargs: dict[str, Any] = {
         "name": list(base.channel_names) if n_channels > 1 else base.channel_names[0],
         "scale": scale,
+        "axis_labels": tuple(axes.lower()),  # the sliders say t, z (not -3, -2)
         "metadata": metadata,
         "multiscale": len(data) > 1,
         "blending": "additive" if n_channels > 1 else "translucent",

@@ -528,8 +528,14 @@ class ApplyWidget(QWidget):
                 else {}
             )
             try:
-                seg = sm.segment(image, model, output, progress=self._report,
-                                 **{**options, **made})  # fmt: skip
+                seg = sm.segment(
+                    image,
+                    model,
+                    output,
+                    progress=self._report,
+                    log_stop=False,
+                    **{**options, **made},
+                )  # fmt: skip (the status says: Resume)
             except IncompatibleModelError as err:
                 raise _in_gui_words(err, image, model, options, layer_name) from err
             # before the instances; the model is kept so that its id is not another's

@@ -80,12 +80,15 @@ class OpenImageWidget(QWidget):
             self.status.setText(f"error: {error_text(err)}")
             return []
         layers = []
+        # named by what was chosen: the scene (where the file has others) and the axes
+        chosen = [f"scene {scene}"] if scene > 0 or _has_scene(path, 1, axes) else []
+        suffix = f" ({', '.join([*chosen, *([axes] if axes else [])])})" if chosen or axes else ""
         for data, kwargs, kind in layer_data:
             kwargs = dict(kwargs)
-            if "channel_axis" in kwargs or isinstance(kwargs.get("name"), list):
-                kwargs["name"] = [f"{n} (scene {scene})" for n in kwargs["name"]]
+            if isinstance(kwargs.get("name"), list):
+                kwargs["name"] = [f"{n}{suffix}" for n in kwargs["name"]]
             else:
-                kwargs["name"] = f"{kwargs['name']} (scene {scene})"
+                kwargs["name"] = f"{kwargs['name']}{suffix}"
             added = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
             layers.extend(added if isinstance(added, list) else [added])
         said = f"opened scene {scene} of {path}" + (f" with axes {axes}" if axes else "")
@@ -94,3 +97,14 @@ class OpenImageWidget(QWidget):
             said += f"; {note.split(': ', 1)[1]} above and Open again"
         self.status.setText(said)
         return layers
+
+
+def _has_scene(path: str, scene: int, axes: str | None) -> bool:
+    """Whether the file has scene ``scene`` (its metadata read again: a cheap open)."""
+    import scopeml as sm
+
+    try:
+        with sm.open_image(path, scene=scene, axes=axes):
+            return True
+    except Exception:  # no such scene (or the file says no more than it did)
+        return False

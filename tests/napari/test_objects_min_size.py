@@ -1,0 +1,77 @@
+"""Objects widget: Label objects drops specks under its min size (``label_objects(min_size=)``,
+the CLI's ``--min-size``) and says how many objects it kept; too few click-labelled classes
+are said in the widget's words, not with the ``user_class`` column the user never sees."""
+
+from __future__ import annotations
+
+import numpy as np
+
+WAIT_MS = 120_000
+
+
+def blobs_and_specks() -> np.ndarray:
+    """Class 1: three 6×6 blobs and five 1-pixel specks (a pixel classifier's noise)."""
+    labels = np.zeros((64, 64), np.uint8)
+    for y, x in ((5, 5), (5, 40), (40, 20)):
+        labels[y : y + 6, x : x + 6] = 1
+    for y, x in ((30, 2), (30, 60), (60, 60), (20, 30), (50, 50)):
+        labels[y, x] = 1
+    return labels
+
+
+def label_with(widget, qtbot, viewer, layer_name: str, min_size: int | None) -> np.ndarray:
+    """Label objects of ``layer_name`` (``min_size`` None: the widget's default)."""
+    widget.labels_choice.setCurrentText(layer_name)
+    if min_size is not None:
+        widget.min_size.setValue(min_size)
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    objects = viewer.layers[widget.labels_choice.currentText()]
+    assert objects.name.startswith(f"{layer_name} objects"), widget.status.text()
+    return np.asarray(objects.data[0] if objects.multiscale else objects.data)
+
+
+def test_label_objects_drops_specks_under_the_min_size(viewer, qtbot):
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_labels(blobs_and_specks(), name="classes")
+    widget = ObjectsWidget(viewer)
+    widget.class_value.setText("1")
+    kept = label_with(widget, qtbot, viewer, "classes", None)  # specks are not objects by default
+    assert kept.max() == 3 and np.bincount(kept.ravel())[1:].tolist() == [36] * 3
+    size = widget.min_size.value()
+    assert 1 < size <= 36
+    assert widget.status.text().startswith(f"labelled 3 objects of at least {size} px into")
+    every = label_with(widget, qtbot, viewer, "classes", 0)  # 0: the CLI's default, all kept
+    assert every.max() == 8
+    assert widget.status.text().startswith("labelled 8 objects into")
+    assert label_with(widget, qtbot, viewer, "classes", 37).max() == 0  # larger than any
+
+
+def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
+    from scopeml.napari.objects_widget import USER_CLASS, ObjectsWidget
+
+    instances = np.zeros((64, 64), np.uint16)
+    for i, (y, x) in enumerate(((5, 5), (5, 40), (40, 20), (40, 45)), start=1):
+        instances[y : y + 6 + i, x : x + 6] = i
+    viewer.add_labels(instances, name="instances")
+    widget = ObjectsWidget(viewer)
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.table is not None, widget.status.text()
+    widget.train_and_classify()  # no clicks yet
+    want = "error: click-label objects of at least two classes"
+    assert widget.status.text() == f"{want} (none so far)", widget.status.text()
+    widget.click_to_label.setChecked(True)
+    widget.current_class.setCurrentText("A")
+    widget.click((7.0, 7.0))
+    widget.click((7.0, 42.0))
+    assert widget.table[USER_CLASS].tolist() == ["A", "A", "", ""]
+    widget.train_and_classify()
+    text = widget.status.text()
+    assert text == f"{want} (only A so far)", text
+    assert USER_CLASS not in text
+    widget.current_class.setCurrentText("B")
+    widget.click((42.0, 22.0))
+    widget.train_and_classify()
+    assert widget.status.text().startswith("classified"), widget.status.text()
