@@ -58,6 +58,21 @@ def test_model_stored_under_id_not_user_name(server, alice, container):
     alice.delete_model(record["id"])
 
 
+def test_a_wrong_model_id_is_told_what_was_meant(alice, bob, model_id):
+    """A model's name given for its id, or a built-in name misspelt: the 404 says what was
+    meant, naming only models the caller may see."""
+    with pytest.raises(ServerResponseError) as err:
+        alice.get_model("unet.czann")
+    assert err.value.status_code == 404
+    assert f"'unet.czann' is the name of model {model_id!r}" in str(err.value), err.value
+    with pytest.raises(ServerResponseError) as err:
+        alice.get_model("nucleii")
+    assert "did you mean 'nuclei'?" in str(err.value), err.value
+    with pytest.raises(ServerResponseError) as err:  # alice's private model: not hinted at
+        bob.get_model("unet.czann")
+    assert model_id not in str(err.value) and "did you mean" not in str(err.value)
+
+
 def test_other_users_model_is_404_until_shared(alice, bob, model_id):
     tile = np.zeros((1, 16, 16), np.float32)
     for call in (lambda: bob.get_model(model_id), lambda: bob.predict_tile(model_id, tile)):

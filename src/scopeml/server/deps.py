@@ -67,8 +67,27 @@ def find_model(registry: ModelRegistry, model_id: str, user: dict[str, Any]) -> 
     """The record of a model ``user`` may use; 404 when absent or private to another."""
     record = registry.visible(model_id, user)
     if record is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no model {model_id!r}")
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"no model {model_id!r}{_model_hint(registry, model_id, user)}",
+        )
     return record
+
+
+def _model_hint(registry: ModelRegistry, model_id: str, user: dict[str, Any]) -> str:
+    """What the caller may have meant: a model of theirs named ``model_id`` (models are given by
+    id), or an id or built-in name spelt nearly so; ``""`` when none."""
+    import difflib
+
+    from scopeml.model.registry import BUILTIN_MODELS
+
+    models = registry.db.list_models(user["user"], admin=bool(user.get("admin")))
+    named = [m["id"] for m in models if m.get("name") == model_id]
+    if named:
+        return f" (models are given by id: {model_id!r} is the name of model {named[0]!r})"
+    ids = [*sorted(BUILTIN_MODELS), *(m["id"] for m in models)]
+    near = difflib.get_close_matches(model_id, ids, n=1, cutoff=0.75)
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 def visible_model(model_id: str, user: User, registry: Registry) -> dict[str, Any]:
