@@ -254,3 +254,25 @@ def test_openapi_schema_and_docs(server):
     assert {"/models", "/models/{model_id}/predict", "/jobs", "/health"} <= set(schema["paths"])
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+
+
+def test_a_client_gone_mid_upload_is_no_server_error(server, tokens):
+    """An upload stopped half-way (the connection closed): no traceback in the server's log,
+    nothing kept, and the server goes on."""
+    import socket
+    import time
+
+    before, kept = server.log.read_text(), set((server.data_dir / "uploads").rglob("*"))
+    head = (
+        f"POST /images?filename=half.tif HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {tokens['alice']}\r\nContent-Type: application/octet-stream\r\n"
+        "Content-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(head.encode() + b"II*\x00" + bytes(4000))
+        time.sleep(0.5)  # the body streams to disk, then the client is gone
+    time.sleep(1.0)
+    said = server.log.read_text()[len(before) :]
+    assert "Traceback" not in said and "ClientDisconnect" not in said, said
+    assert set((server.data_dir / "uploads").rglob("*")) == kept
+    assert httpx.get(f"{server.url}/health").status_code == 200

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -22,9 +23,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.requests import ClientDisconnect
 
 from scopeml.errors import ScopeMLError
 from scopeml.server.config import ServerConfig, private_dir
@@ -34,6 +36,8 @@ from scopeml.server.metrics import Metrics
 from scopeml.server.models import ModelRegistry
 from scopeml.server.pages import add_pages
 from scopeml.server.routes import ROUTERS
+
+log = logging.getLogger(__name__)
 
 MAX_ERRORS = 10  # validation errors listed in a 422 answer
 MAX_MESSAGE = 200  # characters of each message
@@ -68,6 +72,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.add_exception_handler(ScopeMLError, bad_input)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     for router in ROUTERS:
         app.include_router(router)
     add_pages(app)
@@ -132,6 +137,14 @@ def bounded(text: str) -> str:
 async def bad_input(request: Request, err: Exception) -> JSONResponse:
     """Errors caused by the request's content answer 422 with their one-line message."""
     return JSONResponse({"detail": bounded(str(err))}, status_code=422)
+
+
+async def client_gone(request: Request, err: Exception) -> Response:
+    """A client that went away in the middle of its body (an upload stopped): one log line, not
+    a server error's traceback; the partial body is gone already (``save_body``)."""
+    log.info("%s %s: the client disconnected before its body ended", request.method,
+             request.url.path)  # fmt: skip
+    return Response(status_code=400)
 
 
 async def http_error(request: Request, err: Exception) -> Any:
