@@ -321,6 +321,10 @@ def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, ca
     assert "scene: 1" in (out / "settings.yaml").read_text()
     with pytest.raises(InvalidRequestError, match="scene must be"):
         run_analysis(settings, [path], tmp_path / "bad", scene=-1)
+    wrong = tmp_path / "wrong.yaml"  # a channel the scene lacks: a settings error, before work
+    wrong.write_text(settings.read_text().replace("GFP", "RFP"))
+    assert main(["analyze", str(wrong), str(path), "-o", str(tmp_path / "w"), "--scene", "1"]) == 2
+    assert "channel 'RFP' is not in" in capsys.readouterr().err
 
 
 def test_cancel_between_planes_leaves_nothing_half_written(tmp_path: Path) -> None:

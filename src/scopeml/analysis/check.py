@@ -230,7 +230,9 @@ def check_image_channels(
     from scopeml.io import open_image
 
     axes = settings.axes_of(image_path)
-    with open_image(image_path, allowed_roots=allowed_roots, axes=axes) as image:
+    with open_image(
+        image_path, allowed_roots=allowed_roots, axes=axes, scene=settings.scene
+    ) as image:
         check_channel_names(settings, image.channel_names, name or str(image_path), source)
 
 
