@@ -139,3 +139,22 @@ def test_job_with_an_incompatible_model_is_refused_at_submit_with_the_reason(
         err.value
     )
     assert len(alice.list_jobs()) == before  # nothing queued to fail later
+
+
+def test_a_file_of_scenes_of_different_sizes_needs_a_scene_at_submit(alice, model_id, image_root):
+    """Refused at submit, saying the sizes and the option (a job could only fail on it); a
+    scene given runs."""
+    image, _ = synthetic_nuclei((64, 80), density=0.004, seed=9)
+    with tifffile.TiffWriter(image_root / "scenes.ome.tif", ome=True) as tif:
+        tif.write(image[0], metadata={"axes": "YX"})
+        tif.write(image[0][:48, :40], metadata={"axes": "YX"})
+    before = len(alice.list_jobs())
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_job(model_id, image_path="scenes.ome.tif", tile_size=64)
+    assert err.value.status_code == 422 and len(alice.list_jobs()) == before
+    assert "2 scenes of different sizes (0: 64×80, 1: 48×40); give the job option scene (0–1)" in (
+        str(err.value)
+    )
+    job = alice.submit_job(model_id, image_path="scenes.ome.tif", tile_size=64, scene=1)
+    done = alice.wait_job(job["id"], timeout=120, interval=0.1)
+    assert done["status"] == "done", done

@@ -213,11 +213,13 @@ def describe_job_image(
     axes: str | None = None,
 ) -> dict[str, Any]:
     """:func:`check_job_image`'s probe, whole: the image's description
-    (:func:`~scopeml.io.probe.describe_image`: ``shape``, ``channel_names``, …)."""
+    (:func:`~scopeml.io.probe.describe_image`: ``shape``, ``channel_names``, …). A file whose
+    scenes differ in size, given no ``scene``, is refused now (a job could only fail on it)."""
+    from scopeml.io._view import scene_sizes
     from scopeml.io.probe import probe_image
 
     try:
-        return probe_image(
+        found = probe_image(
             image,
             scene=scene,
             allowed_roots=roots,
@@ -227,6 +229,13 @@ def describe_job_image(
         )
     except ScopeMLError as err:
         raise InvalidRequestError(public_error(err, name, Path(image))) from err
+    shapes = [scene_info["shape"] for scene_info in found.get("scenes") or []]
+    if scene is None and len({tuple(shape) for shape in shapes}) > 1:
+        raise InvalidRequestError(
+            f"{name}: the image has {len(shapes)} scenes of different sizes "
+            f"({scene_sizes(shapes)}); give the job option scene (0–{len(shapes) - 1})"
+        )
+    return found
 
 
 def check_job_channels(
