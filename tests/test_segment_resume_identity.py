@@ -125,3 +125,20 @@ def test_the_engine_alone_names_another_run_or_says_complete(movie, tmp_path):
         segment_image(image, model, out, SegmentOptions(tile_size=32, resume=True))
     with pytest.raises(OutputCompleteError, match="is complete; nothing to resume"):
         segment_image(image, model, out, SegmentOptions(tile_size=64, resume=True))
+
+
+def test_a_resume_of_another_scene_names_the_scene(tmp_path, capsys):
+    """Not "pass the --axes" (the other scene's size read as another reading of the file),
+    and the scene said once."""
+    path = tmp_path / "scenes.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(np.zeros((64, 80), np.uint16), metadata={"axes": "YX"})
+        tif.write(np.zeros((48, 40), np.uint16), metadata={"axes": "YX"})
+    out = str(tmp_path / "s.ome.zarr")
+    assert main(["segment", str(path), "-m", "nuclei", "-o", out, "--scene", "1", "-q"]) == 0
+    capsys.readouterr()
+    args = ["segment", str(path), "-m", "nuclei", "-o", out, "--scene", "0", "--resume", "-q"]
+    assert main(args) == 2
+    said = capsys.readouterr().err
+    assert "the run read scene 1 of the image, not scene 0; pass --scene 1 (scene=1)" in said
+    assert "--axes" not in said and "(recorded)" not in said, said

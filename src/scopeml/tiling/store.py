@@ -243,7 +243,11 @@ def check_same_run(
     settings = [
         f"{key}: {_short(old)} (recorded) vs {_short(new)} (now)"
         for key, old, new in found
-        if key.split(".")[0] not in ("model", "image", AXES_RECORD) or not changed
+        if not changed
+        or (
+            key.split(".")[0] not in ("model", "image", AXES_RECORD)
+            and key not in ("image_view.scene", "options.scene")  # said by _other_scene
+        )
     ]
     raise IncompleteOutputError(
         f"cannot resume: the {what} comes from a different run: "
@@ -535,6 +539,10 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         else:
             said.append(f"the model {name!r} is not the one the run started with")
     old, new = recorded.get("image") or {}, expected.get("image") or {}
+    scene = _other_scene(recorded, expected)
+    said += [scene] if scene is not None else []
+    if scene is not None and old.get("content") == new.get("content"):
+        return said  # the same file: its other scene is all that differs of it
     told, telling = recorded.get(AXES_RECORD), expected.get(AXES_RECORD)
     if isinstance(old, dict) and isinstance(new, dict) and (old != new or told != telling):
         path = image_place(new)
@@ -550,6 +558,26 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         else:
             said.append("the image is not the one the run started from")
     return said
+
+
+def _other_scene(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
+    """``the run read scene 2 of the image, not scene 1; pass --scene 2 (scene=2)`` when the
+    run read another scene (``None``: every scene) than this call; else ``None``.
+
+    Examples
+    --------
+    >>> _other_scene({"image_view": {"scene": 2}}, {"image_view": {"scene": 1}})
+    'the run read scene 2 of the image, not scene 1; pass --scene 2 (scene=2)'
+    >>> _other_scene({"image_view": {"scene": None}}, {"image_view": {"scene": 0}})
+    'the run read every scene of the image, not scene 0; give no --scene (scene=None)'
+    """
+    was = (recorded.get("image_view") or {}).get("scene", None)
+    now = (expected.get("image_view") or {}).get("scene", None)
+    if was == now:
+        return None
+    shown = [f"scene {n}" if n is not None else "every scene" for n in (was, now)]
+    how = f"pass --scene {was} (scene={was})" if was is not None else "give no --scene (scene=None)"
+    return f"the run read {shown[0]} of the image, not {shown[1]}; {how}"
 
 
 def _read_with_other_axes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
