@@ -325,6 +325,9 @@ def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, ca
     wrong.write_text(settings.read_text().replace("GFP", "RFP"))
     assert main(["analyze", str(wrong), str(path), "-o", str(tmp_path / "w"), "--scene", "1"]) == 2
     assert "channel 'RFP' is not in" in capsys.readouterr().err
+    assert main([*args[:4], str(tmp_path / "none"), "--scene", "7"]) == 2  # before any work
+    assert "scene 7 does not exist; the image has 2 (0–1)" in capsys.readouterr().err
+    assert not (tmp_path / "none" / "images").exists()
 
 
 def test_cancel_between_planes_leaves_nothing_half_written(tmp_path: Path) -> None:

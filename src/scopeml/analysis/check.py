@@ -26,7 +26,7 @@ from scopeml.analysis.settings import (
     _dotted,
     _locate,
 )
-from scopeml.errors import OutsideRootError, ScopeMLError
+from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError
 
 __all__ = ["Resources", "check_image_channels", "check_settings_files", "open_resources"]
 
@@ -226,13 +226,21 @@ def check_image_channels(
     name: str | None = None,
 ) -> None:
     """The image's channel names (from its metadata, no pixels read) include every input channel
-    (an error names the image by ``name`` where given, else by its path)."""
+    (an error names the image by ``name`` where given, else by its path), and it has the
+    settings' ``scene``: a batch whose first image lacks it stops before any work, as for a
+    channel."""
     from scopeml.io import open_image
 
     axes = settings.axes_of(image_path)
-    with open_image(
-        image_path, allowed_roots=allowed_roots, axes=axes, scene=settings.scene
-    ) as image:
+    try:
+        image = open_image(image_path, allowed_roots=allowed_roots, axes=axes, scene=settings.scene)
+    except InvalidImageError as err:
+        if settings.scene is None or not err.problem.startswith(f"scene {settings.scene} does not"):
+            raise
+        raise InvalidSettingsError(
+            f"{err.problem}: analyse a scene it has (scene:, --scene)", path=name or image_path
+        ) from None
+    with image:
         check_channel_names(settings, image.channel_names, name or str(image_path), source)
 
 
