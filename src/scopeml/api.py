@@ -974,6 +974,8 @@ def measure_objects(
             "outputs=('labels', 'instances')"
         )
     labels = _as_label_image(objects, axes)
+    if axes is None and getattr(objects, "ndim", 0) == 3:  # an array read as Z×Y×X
+        _warn_if_frames(objects)
     intensities = None
     if isinstance(image, (str, os.PathLike)):
         intensities = _intensity_file(image, labels, axes, run)
@@ -992,6 +994,35 @@ def measure_objects(
         progress=progress,
         workers=workers,
     )
+
+
+def _warn_if_frames(labels: Any) -> None:
+    """Warn when a 3-D label array, read as a Z stack, looks like the masks of a time series'
+    frames: ids that recur on neighbouring planes without overlapping there (cellpose and
+    StarDist number each frame's objects from 1), where a Z stack's objects overlap plane to
+    plane. Measured as a Z stack they would be joined across frames."""
+    import itertools
+    import warnings
+
+    import numpy as np
+
+    from scopeml.errors import find_stack_level
+
+    labels = np.asarray(labels)
+    recurring = overlapping = 0
+    for above, below in itertools.pairwise(labels):
+        shared = np.intersect1d(above[above > 0], below[below > 0])
+        recurring += shared.size
+        overlapping += np.intersect1d(shared, above[(above == below) & (above > 0)]).size
+    if recurring >= 4 and overlapping < recurring / 2:
+        warnings.warn(
+            f"the {labels.shape[0]} planes of this 3-D label array are read as Z (a Z stack: "
+            f"objects of one id span planes), but {recurring - overlapping} of its ids recur on "
+            "neighbouring planes without overlapping there, as per-frame masks do: if the "
+            "planes are time points, pass axes='TYX'",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
 
 
 def _run_axes(objects: Any) -> tuple[str, dict[str, Any]] | None:

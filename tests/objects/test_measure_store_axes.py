@@ -120,3 +120,29 @@ def test_axes_name_the_layout_of_arrays_too() -> None:
     objects = sm.label_objects(labels > 0, f"{tempfile.mkdtemp()}/o.ome.zarr", axes="TYX")
     assert objects.sizes["T"] == 3 and objects.sizes["Z"] == 1
     assert [len(np.unique(objects.read()[0, t])) - 1 for t in range(3)] == [1, 2, 2]
+
+
+def test_per_frame_masks_read_as_z_are_warned_of() -> None:
+    """Masks numbered from 1 in each frame (cellpose, StarDist) joined as Z: said, with the
+    fix; a Z stack's objects, which overlap plane to plane, are not."""
+    import warnings
+
+    import numpy as np
+    import pytest
+
+    import scopeml as sm
+
+    frames = np.zeros((3, 40, 40), np.int32)
+    for t in range(3):  # ids 1..4 on each frame, each at another place
+        for i in range(4):
+            y, x = 2 + 9 * i, 2 + 12 * t
+            frames[t, y : y + 5, x : x + 5] = i + 1
+    with pytest.warns(UserWarning, match=r"8 of its ids recur .* pass axes='TYX'"):
+        assert len(sm.measure_objects(frames)) == 4  # what it warns of: joined across frames
+    stack = np.zeros((3, 40, 40), np.int32)
+    for i in range(4):  # a Z stack: each object on the same place plane after plane
+        stack[:, 2 + 9 * i : 7 + 9 * i, 2:7] = i + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(sm.measure_objects(stack)) == 4
+        assert len(sm.measure_objects(frames, axes="TYX")) == 12
