@@ -229,4 +229,18 @@ def test_bbbc007_as_shipped():
     assert len(found.paths) == 14 and len(set(found.names)) == 14
     assert not any("_labels" in p.name for p in found.paths)
     assert len(found.skipped["label images"]) == 15
-    assert found.names[0] == "A9__A9 p10d" and "f96 (17)__17P1_POS0006_D_1UL" in found.names
+    assert (
+        found.names[:2] == ["A9__A9 p5d", "A9__A9 p7d"]
+        and "f96 (17)__17P1_POS0006_D_1UL" in found.names
+    )
+
+
+def test_numbers_in_names_sort_as_numbers(tmp_path):
+    """A dose or time series in the order users number it: p5d, p9d, p10d (and in folders)."""
+    for name in ("p10d.tif", "p9d.tif", "p5d.tif", "w10/a.tif", "w2/a.tif"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    found = find_images([tmp_path], warn=False)
+    assert found.names == ["p5d", "p9d", "p10d", "w2__a", "w10__a"]
+    pattern = find_images([tmp_path / "p*.tif"], warn=False)
+    assert pattern.names == ["p5d", "p9d", "p10d"]

@@ -154,7 +154,7 @@ def find_images(
                     named_labels.append(path)
         elif glob.has_magic(text):
             items = []
-            for match in sorted(glob.glob(text)):
+            for match in sorted(glob.glob(text), key=natural_key):
                 file = Path(match)
                 if not _is_image_name(file.name):
                     continue
@@ -231,8 +231,20 @@ def _walk(
                 found.skip(reason, path)
             else:
                 items.append(((*parts, name), path))
-    items.sort()
+    items.sort(key=lambda item: [natural_key(part) for part in item[0]])
     return [(path, NAME_SEPARATOR.join((*key[:-1], _stem(key[-1])))) for key, path in items]
+
+
+def natural_key(text: str) -> list[int | str]:
+    """Sort key of a name with its numbers as numbers: a dose or time series sorts as users
+    number it (``p5d`` before ``p10d``), not as text.
+
+    Examples
+    --------
+    >>> sorted(["p10d.tif", "p9d.tif", "p5d.tif", "A9.tif"], key=natural_key)
+    ['A9.tif', 'p5d.tif', 'p9d.tif', 'p10d.tif']
+    """
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
 def _reason(
