@@ -1056,7 +1056,9 @@ def _intensity_file(
     intensities = open_image(path, axes=axes)
     if run is not None and axes != run[0]:  # read otherwise than the run read its image
         try:
-            check_same_sizes(labels, intensities, "image", "labels", InvalidImageError)
+            check_same_sizes(
+                labels, intensities, "image", "labels", InvalidImageError, hint=False
+            )  # fmt: skip (the run's axes are said below)
         except InvalidImageError as err:
             intensities.close()
             told, place = run[0], image_place(run[1]) or "its image"

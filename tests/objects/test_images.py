@@ -73,6 +73,9 @@ def test_axes_that_cannot_be_handled_are_errors(tmp_path):
     labels = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8))
     with pytest.raises(InvalidImageError, match="every axis but C must agree"):
         measure_image(labels, Image(np.ones((1, 1, 1, 1, 8, 8), np.uint8)))
+    planes = Image(np.ones((1, 1, 1, 2, 8, 8), np.uint8), path="movie.tif")  # T read as Z
+    with pytest.raises(InvalidImageError, match=r"read the image with axes TYX \(--axes TYX"):
+        measure_image(labels, planes)
     movie = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="movie.tif")
     with pytest.raises(InvalidImageError, match="2 time points; measure every one"):
         measure_objects_tiled(np.ones((8, 8), np.uint8), movie)  # never the first one only

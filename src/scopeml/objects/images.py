@@ -70,9 +70,17 @@ def check_label_image(labels: Image) -> None:
 
 
 def check_same_sizes(
-    reference: Image, other: Image, name: str, reference_name: str, error: type[Exception]
+    reference: Image,
+    other: Image,
+    name: str,
+    reference_name: str,
+    error: type[Exception],
+    *,
+    hint: bool = True,
 ) -> None:
-    """Two images of one scene must agree on every axis but ``C`` (``error`` names ``other``).
+    """Two images of one scene must agree on every axis but ``C`` (``error`` names ``other``);
+    ``hint``: where one's time points are the other's Z planes, say which to read as TYX (off
+    for a caller that knows the axes to name).
 
     Examples
     --------
@@ -92,6 +100,14 @@ def check_same_sizes(
             f"{name} {verb} sizes {have}; {reference_name} {ref_verb} sizes {want} "
             "(every axis but C must agree)"
         )
+        swapped = {**have, "T": have["Z"], "Z": have["T"]} == want
+        if hint and swapped and 1 in (have["T"], have["Z"]):  # a time series read as Z
+            planes = name if have["Z"] > 1 else reference_name
+            planes = planes if planes.startswith("the ") else f"the {planes}"
+            message += (
+                f"; the time points of one are the Z planes of the other: read {planes} with "
+                "axes TYX (--axes TYX, axes='TYX')"
+            )
         if issubclass(error, ScopeMLError):
             raise error(message, path=other.path)
         raise error(message)
