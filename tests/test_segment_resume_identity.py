@@ -142,3 +142,20 @@ def test_a_resume_of_another_scene_names_the_scene(tmp_path, capsys):
     said = capsys.readouterr().err
     assert "the run read scene 1 of the image, not scene 0; pass --scene 1 (scene=1)" in said
     assert "--axes" not in said and "(recorded)" not in said, said
+
+
+def test_the_table_of_a_scene_names_it(tmp_path):
+    """``--scene 1 --measure``: the rows say scene 1 (tables of several scenes can be joined)."""
+    frames = [realistic_nuclei((96, 96), seed=s)[0][0] for s in (4, 5)]
+    path = tmp_path / "scenes.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for frame in (frames[0], frames[1][:80]):  # two sizes
+            tif.write((np.clip(frame, 0, None) * 1000).astype(np.uint16), metadata={"axes": "YX"})
+    table = tmp_path / "s1.csv"
+    args = ["segment", str(path), "-m", "nuclei", "-o", str(tmp_path / "s1.ome.zarr"), "-q"]
+    assert (
+        main([*args, "--scene", "1", "--outputs", "labels,instances", "--measure", str(table)]) == 0
+    )
+    rows = pd.read_csv(table)
+    assert list(rows.columns[:3]) == ["scene", "t", "label"] and set(rows["scene"]) == {1}
+    assert len(rows) > 0

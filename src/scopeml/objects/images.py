@@ -367,7 +367,8 @@ def measure_image(
     Returns
     -------
     pandas.DataFrame or pathlib.Path
-        ``t`` (and ``scene`` when there are several) in front of the columns of
+        ``t`` (and ``scene`` when there are several, or the image is one scene of its file,
+        numbered as the file does) in front of the columns of
         :func:`~scopeml.objects.measure.measure_objects`; sorted by them and ``label``.
 
     Examples
@@ -386,12 +387,15 @@ def measure_image(
     spacing = _parse_spacing(sizes, ndim)
     names = image.channel_names if image is not None else None
     tiles = tile_sizes(tile_size, labels.spatial_shape[-ndim:])
-    several_scenes = labels.sizes["S"] > 1
+    # the file's scene number where the image is one scene of a file (``--scene 2``)
+    chosen = image.view()["scene"] if image is not None and labels.sizes["S"] == 1 else None
+    several_scenes = labels.sizes["S"] > 1 or chosen is not None
     sink = TableSink(output, overwrite=overwrite)
     reader = None
     try:
         for scene, time, stack in iter_stacks(labels):
-            sink.keys = {"scene": scene, "t": time} if several_scenes else {"t": time}
+            number = scene if chosen is None else chosen
+            sink.keys = {"scene": number, "t": time} if several_scenes else {"t": time}
             reader = None
             if image is not None:
                 intensities = StackView(image, scene=scene, time=time, channel=None)
