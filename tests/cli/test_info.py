@@ -63,3 +63,19 @@ def test_info_on_a_model_points_to_model_inspect(tmp_path, capsys):
     said = capsys.readouterr().err
     assert f"a model (czann), not an image: describe it with scopeml model inspect {czann}" in said
     assert main(["model", "inspect", str(czann)]) == 0
+
+
+def test_info_of_scenes_of_different_sizes_says_the_shape_is_the_first(tmp_path, capsys):
+    import tifffile
+
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(np.zeros((40, 50), np.uint8), metadata={"axes": "YX"})
+        tif.write(np.zeros((20, 30), np.uint8), metadata={"axes": "YX"})
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == (
+        "  shape: S=1 T=1 C=1 Z=1 Y=40 X=50 (the first scene; they differ in size: one at a "
+        "time, --scene N), uint8"
+    )
+    assert out[3].startswith("  scenes: 2: 0 (T=1 C=1 Z=1 Y=40 X=50), 1 (T=1 C=1 Z=1 Y=20 X=30)")
