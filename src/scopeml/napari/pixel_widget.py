@@ -15,9 +15,12 @@ lets that step end in its thread and discards its result (the model in use is ke
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +44,13 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.errors import Cancelled, IncompatibleModelError
+from scopeml.errors import (
+    Cancelled,
+    IncompatibleModelError,
+    InvalidLabelsError,
+    InvalidRequestError,
+    summarize,
+)
 from scopeml.napari._layers import SOURCE_KEY
 from scopeml.napari._preview import (
     layer_axes,
@@ -61,9 +70,10 @@ from scopeml.napari._qt import (
     row,
     run_in_thread,
 )
-from scopeml.napari._source import content_key, layer_facts, layer_image
+from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
 
 SCRIBBLES = "scopeml scribbles"
+STATUS = "paint scribbles, then Train"
 PREVIEW = "scopeml preview"
 DEFAULT_CLASSES = (("background", "#1f77b4"), ("foreground", "#ff7f0e"))
 #: Feature importances listed (the largest first).
@@ -218,7 +228,8 @@ class PixelClassifierWidget(QWidget):
         self.importances = QPlainTextEdit()
         self.importances.setReadOnly(True)
         self.importances.setMaximumHeight(160)
-        self.status = QLabel("paint scribbles, then Train")
+        self.status = QLabel(STATUS)
+        self._other_image = ""  # the status's warning that the scribbles are another image's
         self.status.setWordWrap(True)
         self._timer = QTimer(self)  # the seconds a step has run, in the status line
         self._timer.setInterval(1000)
@@ -336,8 +347,6 @@ class PixelClassifierWidget(QWidget):
     def image_layer(self) -> Any:
         layer = self.image_choice.layer()
         if layer is None:
-            from scopeml.errors import InvalidRequestError
-
             raise InvalidRequestError("open an image first (File › Open, or the demo sample)")
         return layer
 
@@ -364,7 +373,8 @@ class PixelClassifierWidget(QWidget):
     def scribbles(self) -> Any:
         """The scribbles Labels layer, made (empty) when missing: the image's ``[Z×]Y×X``, and
         ``T×[Z×]Y×X`` for a time series, so napari's sliders move the plane painted (each time
-        point is scribbled apart); its axes recorded as a reader's layer records them."""
+        point is scribbled apart); its axes recorded as a reader's layer records them, and the
+        image they are for (:func:`_paint_for`)."""
         if SCRIBBLES in self.viewer.layers:
             return self.viewer.layers[SCRIBBLES]
         layer = self.image_layer()
@@ -374,6 +384,7 @@ class PixelClassifierWidget(QWidget):
             np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
             colormap=self._colormap(), metadata={SOURCE_KEY: {"axes": axes}},
         )  # fmt: skip
+        _paint_for(labels, layer)
         labels.brush_size = 5
         labels.selected_label = 1
         labels.mode = "paint"
@@ -382,30 +393,52 @@ class PixelClassifierWidget(QWidget):
         return labels
 
     def _ensure_scribbles(self) -> None:
-        """Make the scribbles layer once there is an image to paint on; empty scribbles of
-        another image's shape are made anew for the image chosen (painted ones are kept)."""
+        """Make the scribbles layer once there is an image to paint on; painted scribbles of
+        another image are kept, and the status line says so (:meth:`_scribbles_for`) until
+        their image is chosen again."""
         try:
             layer = self.image_choice.layer()
             if layer is None:
                 return
-            if SCRIBBLES not in self.viewer.layers:
-                self.scribbles()
-                return
-            current = self.viewer.layers[SCRIBBLES]
-            shape = layer_facts(layer)[1]
-            if tuple(current.data.shape) == shape:
-                return
-            if np.any(np.asarray(current.data)):
-                self.status.setText(
-                    f"the scribbles ({'×'.join(map(str, current.data.shape))}) are for another "
-                    f"image than {layer.name} ({'×'.join(map(str, shape))}): export them, then "
-                    "delete the layer to paint anew"
-                )
-                return
-            self.viewer.layers.remove(current)
-            self.scribbles()
+            other = self._scribbles_for(layer)[1]
+            said = self._other_image and self.status.text().endswith(self._other_image)
+            if other or said:  # said, and Train's error saying it: no longer so
+                self.status.setText(other or STATUS)
+            self._other_image = other
         except Exception as err:
             self._fail(err)
+
+    def _scribbles_for(self, layer: Any) -> tuple[Any, str]:
+        """The scribbles layer for the image ``layer`` (made when missing; empty ones of another
+        image made anew, or taken over where the shape is the same) and ``""``; painted ones of
+        another image, whatever its shape, are kept with what to do as the second item: Train
+        refuses them, as strokes drawn on one image say nothing of another's pixels (imported,
+        they are the chosen image's: :meth:`import_scribbles`)."""
+        if SCRIBBLES not in self.viewer.layers:
+            return self.scribbles(), ""
+        current = self.viewer.layers[SCRIBBLES]
+        shape, made = layer_facts(layer)[1], current.metadata.get(SOURCE_KEY) or {}
+        same_shape = tuple(current.data.shape) == shape
+        if same_shape and made.get("image") in (None, _image_key(layer)):  # None: not ours
+            return current, ""
+        if not np.any(np.asarray(current.data)):
+            if same_shape:
+                _paint_for(current, layer)
+                return current, ""
+            self.viewer.layers.remove(current)
+            return self.scribbles(), ""
+        if not same_shape:
+            return current, (
+                f"the scribbles ({'×'.join(map(str, current.data.shape))}) are for another "
+                f"image than {layer.name} ({'×'.join(map(str, shape))}): export them, then "
+                "delete the layer to paint anew"
+            )
+        painted_on = made.get("image_name", "another image")
+        return current, (
+            f"the scribbles were painted on {painted_on}, not {layer.name}: choose {painted_on} "
+            "again; or export them, then delete the layer to paint anew, or import them to "
+            f"train {layer.name} on them"
+        )
 
     def _on_paint(self, *_: Any) -> None:
         if self.live.isChecked():
@@ -513,7 +546,10 @@ class PixelClassifierWidget(QWidget):
                 self._pending = True
                 return
             layer = self.image_layer()
-            labels = np.asarray(self.scribbles().data)
+            scribbles, other = self._scribbles_for(layer)
+            if other:
+                raise InvalidLabelsError(other)
+            labels = np.asarray(scribbles.data)
             features = self._features_to_train()
             self._run(
                 "training: reading the image and the scribbles…",
@@ -626,8 +662,6 @@ class PixelClassifierWidget(QWidget):
             return
         shape, scale, translate = region_placement(layer, region)
         if labels.size != int(np.prod(shape)):
-            from scopeml.errors import InvalidRequestError
-
             raise InvalidRequestError(
                 f"the preview of {region_text(region)} has shape {labels.shape}, not "
                 f"{'×'.join(map(str, shape))}"
@@ -685,12 +719,18 @@ class PixelClassifierWidget(QWidget):
 
     # ------------------------------------------------------------------ files
     def save_model(self, path: str | Path) -> Path:
-        """Save the trained pixel classifier as ``.czseg``."""
+        """Save the trained pixel classifier as ``.czseg``: a name without that suffix gets it,
+        as napari's reader opens only model suffixes (``.czann`` is a CNN's container, which
+        this is not: replaced); a missing folder is made."""
         if self.model is None or not hasattr(self.model, "save"):
-            from scopeml.errors import InvalidRequestError
-
             raise InvalidRequestError("no trained pixel classifier to save")
-        saved = self.model.save(path)
+        path = Path(path)
+        if path.suffix.lower() == ".czann":
+            path = path.with_suffix(".czseg")
+        elif path.suffix.lower() != ".czseg":
+            path = path.with_name(f"{path.name}.czseg")
+        with _writing(path):
+            saved = self.model.save(path)
         self.status.setText(f"saved {saved}")
         return saved
 
@@ -729,19 +769,27 @@ class PixelClassifierWidget(QWidget):
         layer = self.scribbles()
         data = _as_scribbles(path, layer_axes(layer), layer.data.shape)
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
+        _paint_for(layer, self.image_layer())  # imported for the image chosen
         self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
     def export_scribbles(self, path: str | Path) -> Path:
         """Write the scribbles as a TIFF label image (0 unlabelled, k = class k) that names
         its axes in OME metadata (``YX``, ``ZYX``, a series' ``TYX`` …; several scenes: one
         OME image each), so ``scopeml pixel train`` and ``sm.open_image`` read a series'
-        time points as time points, not planes."""
+        time points as time points, not planes. Written as a model is saved: atomically, a
+        missing folder made."""
         import tifffile
+
+        from scopeml.io.replace import atomic_write
 
         layer = self.scribbles()
         data, axes = np.asarray(layer.data), layer_axes(layer)
         scenes = data if axes.startswith("S") else data[None]
-        with tifffile.TiffWriter(path, ome=True) as tiff:
+        with (
+            _writing(path),
+            atomic_write(path) as temp,
+            tifffile.TiffWriter(temp, ome=True) as tiff,
+        ):
             for scene in scenes:
                 tiff.write(scene, compression="zlib", metadata={"axes": axes.lstrip("S")})
         self.status.setText(f"exported {_labelled(data)} to {path}")
@@ -795,8 +843,6 @@ def _as_scribbles(path: str | Path, axes: str, want: tuple[int, ...]) -> np.ndar
     found = dict(zip("STCZYX", data.shape, strict=True))
     shape = tuple(found.get(a) for a in axes)
     if shape != tuple(want) or any(found[a] != 1 for a in "STCZ" if a not in axes):
-        from scopeml.errors import InvalidLabelsError
-
         text = " ".join(f"{a}={n}" for a, n in found.items() if n > 1 or a in "YX")
         raise InvalidLabelsError(
             f"labels of sizes {text}; the scribbles are {axes} {'×'.join(map(str, want))}",
@@ -813,6 +859,60 @@ def _labelled(data: np.ndarray) -> str:
     return f"{int(counts[kept].sum())} labelled pixels" + (
         f" in classes {classes}" if classes else ""
     )
+
+
+def _image_key(layer: Any) -> tuple[Any, ...]:
+    """Which image training reads for ``layer``: a file's path, scene and axes (the layers of
+    one file's channels are one image), else the layer itself (napari's id: kept on a rename).
+    """
+    source = layer_source(layer)
+    if source is not None:
+        path = os.path.abspath(source["path"])
+        return ("file", path, source.get("scene"), source.get("file_axes"))
+    return ("layer", str(getattr(layer, "unique_id", id(layer))))
+
+
+def _paint_for(scribbles: Any, layer: Any) -> None:
+    """Record in the scribbles layer's metadata the image ``layer`` they are painted for."""
+    made = scribbles.metadata.setdefault(SOURCE_KEY, {})
+    made["image"], made["image_name"] = _image_key(layer), str(layer.name)
+
+
+@contextlib.contextmanager
+def _writing(path: str | Path) -> Iterator[None]:
+    """A file the system will not write (no permission, a file where a folder is needed) as
+    one scopeml line naming it, not Python's ``OSError``."""
+    try:
+        yield
+    except OSError as err:
+        raise InvalidRequestError(f"cannot write {path}: {err.strerror or err}") from err
+
+
+def _check_strokes(labels: np.ndarray, classes: list[str]) -> None:
+    """Scribbles training would refuse, said in the widget's words (classes, strokes, labels
+    painted) before any work, not with the library's label values for the CLI (``map 2 to
+    1``, ``class names were given``)."""
+    values = [int(v) for v in np.unique(labels) if v > 0]
+    k = len(classes)
+    if beyond := [v for v in values if v > k]:
+        allowed = f"{', '.join(map(str, range(1, k)))} or {k}" if k <= 4 else f"1 to {k}"
+        raise InvalidLabelsError(
+            f"strokes of label{'s' * (len(beyond) > 1)} {summarize(beyond)}, but the widget has "
+            f"{k} classes ({', '.join(classes)}): add a class, or repaint them with label "
+            f"{allowed}"
+        )
+    unpainted = [f"'{name}'" for v, name in enumerate(classes, 1) if v not in values]
+    missing = " and ".join(unpainted)
+    if len(values) < 2:
+        only = f"only '{classes[values[0] - 1]}' has strokes" if values else "no strokes yet"
+        also = "also " if values else ""
+        raise InvalidLabelsError(f"paint at least two classes: {only} ({also}paint {missing})")
+    if len(unpainted) == 1:
+        raise InvalidLabelsError(f"every class needs strokes: {missing} has none (paint it, or "
+                                 "remove the class)")  # fmt: skip
+    if unpainted:
+        raise InvalidLabelsError(f"every class needs strokes: {missing} have none (paint them, "
+                                 "or remove those classes)")  # fmt: skip
 
 
 def _channel_named(names: list[str], channels: Any) -> list[str]:
@@ -843,6 +943,7 @@ def _train(
     image with other channels names them). ``forest``: :meth:`~PixelClassifierWidget.
     forest_options`. A series' scribbles (``T×[Z×]Y×X``) go as they are: every time point
     painted is trained on."""
+    _check_strokes(labels, classes)
     with image:
         model = sm.train_pixel_classifier(
             image,
@@ -874,8 +975,6 @@ def _series_labels(labels: np.ndarray, image: sm.Image) -> np.ndarray:
 
     want = image_shape(image, scribble_axes(image))
     if tuple(labels.shape) != want:
-        from scopeml.errors import InvalidLabelsError
-
         raise InvalidLabelsError(
             f"the scribbles are {'×'.join(map(str, labels.shape))}; the image's "
             f"{scribble_axes(image)} are {'×'.join(map(str, want))}: delete the scribbles layer "
