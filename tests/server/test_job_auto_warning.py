@@ -60,6 +60,7 @@ def test_a_job_whose_auto_finds_no_objects_warns_once_in_the_log(
     mine = [line for line in said if f"{name}: {SAID}" in line]
     assert len(mine) == 1, said  # once: the estimate is made once and not hidden
     assert "running at scale 1" in mine[0]
+    assert mine[0].startswith("job warning: "), mine  # one line, not naming a source line
     # and the job's record tells its client, by the image's name below the root
     told = [line for line in job["warnings"] if SAID in line]
     assert len(told) == 1 and told[0].startswith(f"{name}: {SAID}"), job["warnings"]

@@ -234,14 +234,15 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
 
 @contextlib.contextmanager
 def _sending_warnings(send: Connection) -> Any:
-    """Send each warning the run shows as ``("warning", line)``, and show it as before (the
-    server's log): a client sees what a local run would have told its user. Warnings the
-    code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent."""
+    """Send each warning the run shows as ``("warning", line)``, and write it on one line to
+    the server's log (``job warning: …``, not Python's form naming the source line, here
+    multiprocessing's): a client sees what a local run would have told its user. Warnings
+    the code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent."""
     with warnings.catch_warnings():
-        show = warnings.showwarning
 
         def show_and_send(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-            show(message, category, *args, **kwargs)
+            with contextlib.suppress(OSError, ValueError):  # no log to write to
+                sys.stderr.write(f"job warning: {warning_line(message)}\n")
             with contextlib.suppress(OSError, ValueError):  # the parent gone: the log has it
                 send.send(("warning", warning_line(message)))
 
