@@ -163,3 +163,21 @@ def test_analysis_runs_on_the_scene_and_axes_the_layer_was_opened_with(viewer, q
     assert result.counts == {"movie": {"blob": 2 + 3 + 4}}  # read as Z: 4 objects in 3-D
     table = pd.read_csv(tmp_path / "movie-results/images/movie/blob.csv")
     assert table.groupby("t").size().tolist() == [2, 3, 4]
+
+
+def test_an_image_the_analysis_fails_on_is_said(viewer, qtbot, tmp_path):
+    from scopeml.napari.analysis_widget import AnalysisWidget
+
+    settings = tmp_path / "blobs.yaml"
+    settings.write_text(BLOBS)
+    path = tmp_path / "nan.tif"
+    tifffile.imwrite(path, np.full((32, 32), np.nan, np.float32))
+    (layer,) = viewer.open(str(path), plugin="scopeml")
+    widget = AnalysisWidget(viewer)
+    widget.image_choice.setCurrentText(layer.name)
+    widget.load_settings(settings)
+    widget.output.setText(str(tmp_path / "res"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith("error: ") and "NaN or infinite" in said, said

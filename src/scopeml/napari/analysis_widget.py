@@ -176,13 +176,13 @@ class AnalysisWidget(QWidget):
     def _finished(self, result: Any) -> None:
         self._worker = None
         self.result = result
-        if result.failures:
-            self.status.setText(f"error: {result.failures[0].get('reason', 'failed')}")
-            return
         image = Path(self._image).resolve()
         for record in result.records:  # this layer's image (the others were kept as they were)
             if Path(record["image"]).resolve() != image:
                 continue
+            if record["status"] != "done":
+                self.status.setText(f"error: {record.get('reason', 'failed')}")
+                return
             folder = Path(result.output) / "images" / record["name"]
             self._remove_layers_of(folder)  # a rerun's layers replace the earlier
             for cls in self.settings.classes:
@@ -195,6 +195,8 @@ class AnalysisWidget(QWidget):
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
             self.status.setText(f"done ({record['name']}: {counts}){_summed(result)}; results in "
                                 f"{result.output}")  # fmt: skip
+            return
+        self.status.setText(f"error: {self._image} was not analysed{_summed(result)}")
 
     def _fail(self, err: BaseException) -> None:
         self._worker = None
@@ -242,10 +244,14 @@ def _with_earlier(output: Path, image: str) -> list[str]:
 
 
 def _summed(result: Any) -> str:
-    """For the status line: the images kept from earlier runs and what the summary holds."""
+    """For the status line: the images kept from earlier runs, what the summary holds, and
+    the earlier images that failed when analysed again (their files changed)."""
     kept, n, left = result.resumed, len(result.records), len(result.outside_summary)
     said = f"; {kept} image{'s' if kept != 1 else ''} kept from the earlier run" if kept else ""
     said += f"; the summary has {n} images" if n > 1 else ""
+    if result.failures:
+        first = result.failures[0]
+        said += f"; {len(result.failures)} failed ({first['name']}: {first.get('reason')})"
     if left:
         said += (f"; {left} finished image{'s are' if left > 1 else ' is'} not in it (named by "
                  "the folder an earlier run was given: resume that run to include it)")  # fmt: skip
