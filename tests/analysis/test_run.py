@@ -309,6 +309,7 @@ def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, ca
     assert "2 scenes of different sizes" in capsys.readouterr().err
     out = tmp_path / "one"
     assert main([*args[:4], str(out), "-q", "--scene", "1"]) == 0
+    result = run_analysis(settings, [path], tmp_path / "api", scene=1)
     table = pd.read_csv(out / "images" / "two" / "cell.csv")
     assert table[["scene", "t"]].drop_duplicates().values.tolist() == [[1, 0], [1, 1]]
     second = open_image(path, scene=1).read(T=1)[0, 0, :, 0]
@@ -321,6 +322,9 @@ def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, ca
     assert "scene: 1" in (out / "settings.yaml").read_text()
     with pytest.raises(InvalidRequestError, match="scene must be"):
         run_analysis(settings, [path], tmp_path / "bad", scene=-1)
+    first = three_level_settings().model_copy(update={"scene": 0})
+    with pytest.warns(UserWarning, match="scene 1 given for this run replaces the settings' sc"):
+        assert run_analysis(first, [path], tmp_path / "given", scene=1).counts == result.counts
     wrong = tmp_path / "wrong.yaml"  # a channel the scene lacks: a settings error, before work
     wrong.write_text(settings.read_text().replace("GFP", "RFP"))
     assert main(["analyze", str(wrong), str(path), "-o", str(tmp_path / "w"), "--scene", "1"]) == 2

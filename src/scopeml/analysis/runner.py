@@ -264,16 +264,22 @@ def _with_file_view(
     settings: AnalysisSettings, axes: str | None, scene: int | None
 ) -> AnalysisSettings:
     """The settings with the ``axes`` and ``scene`` given for this run in place of their own
-    (checked before any work; recorded with the settings)."""
+    (checked before any work; recorded with the settings; a warning where they differ)."""
+    given: dict[str, Any] = {}
     if axes is not None:
         from scopeml.io.axes import check_axes_text  # segment's check of axes=
 
-        settings = settings.model_copy(update={"axes": check_axes_text(axes)})
+        given["axes"] = check_axes_text(axes)
     if scene is not None:
         if isinstance(scene, bool) or not isinstance(scene, int) or scene < 0:
             raise InvalidRequestError(f"scene must be a scene number >= 0; got {scene!r}")
-        settings = settings.model_copy(update={"scene": scene})
-    return settings
+        given["scene"] = scene
+    for key, value in given.items():
+        own = getattr(settings, key)
+        if own is not None and own != value:
+            warnings.warn(f"{key} {value} given for this run replaces the settings' {key}: {own}",
+                          UserWarning, stacklevel=find_stack_level())  # fmt: skip
+    return settings.model_copy(update=given)
 
 
 def _read_settings(
