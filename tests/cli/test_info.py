@@ -72,6 +72,12 @@ def test_info_of_scenes_of_different_sizes_says_the_shape_is_the_first(tmp_path,
     with tifffile.TiffWriter(path, ome=True) as tif:
         tif.write(np.zeros((40, 50), np.uint8), metadata={"axes": "YX"})
         tif.write(np.zeros((20, 30), np.uint8), metadata={"axes": "YX"})
+    named = tmp_path / "named.ome.tif"  # OME Image names (positions, wells): said beside
+    with tifffile.TiffWriter(named, ome=True) as tif:
+        tif.write(np.zeros((40, 50), np.uint8), metadata={"axes": "YX", "Name": "well A1"})
+        tif.write(np.zeros((40, 50), np.uint8), metadata={"axes": "YX", "Name": "well B2"})
+    assert main(["info", str(named)]) == 0
+    assert "  scenes: 2: 0 well A1 (T=1" in capsys.readouterr().out
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[2] == (

@@ -278,7 +278,7 @@ def format_description(description: dict) -> list[str]:
     a.nd2
       reader: bioio-nd2 2.6.0 (scopeml.io.bioio:read_bioio)
       shape: S=1 T=1 C=2 Z=1 Y=8 X=9, uint16
-      scenes: 1: XYPos:0 (T=1 C=2 Z=1 Y=8 X=9)
+      scenes: 1: 0 XYPos:0 (T=1 C=2 Z=1 Y=8 X=9)
       channels: DAPI, GFP
       pixel sizes (µm): Y=0.5 X=0.5
       region reads: whole 8×9 planes (the plugin cannot read regions)
@@ -289,10 +289,11 @@ def format_description(description: dict) -> list[str]:
         reader = f"{description['plugin']} ({reader})"
     shape = " ".join(f"{a}={n}" for a, n in zip(axes, description["shape"], strict=True))
     scenes = ", ".join(
-        f"{s['name']} ("
+        (s["name"] if s["name"] == str(i) else f"{i} {s['name']}")  # the number, then the name
+        + " ("
         + " ".join(f"{a}={n}" for a, n in zip(axes[1:], s["shape"], strict=True))
         + ")"
-        for s in description["scenes"]
+        for i, s in enumerate(description["scenes"])
     )
     given = description["pixel_sizes"]
     sizes = " ".join(f"{a}={given[a]:g}" for a in "ZYX" if a in given) or "unknown"

@@ -119,6 +119,7 @@ class Image:
         self.path = None if path is None else str(path)
         self._close = close
         self._file_scene: int | None = None  # the scene open_image read (None: all)
+        self.scene_names: tuple[str, ...] = ()  # the file's names of its scenes, where it has
         self._from_file = False  # pixels read from `path` by open_image, not merely named
 
     @property

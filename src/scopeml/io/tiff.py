@@ -420,4 +420,8 @@ def _open_series(
     rgb = "S" in series[scene or 0].axes and data.shape[2] == 3
     if rgb and not names:
         names = ["R", "G", "B"]
-    return Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
+    image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
+    given = [str(s.name or "") for s in series]  # OME Image names (positions, wells)
+    if ome_xml and any(name and name != f"Image{i}" for i, name in enumerate(given)):
+        image.scene_names = tuple(name or str(i) for i, name in enumerate(given))
+    return image
