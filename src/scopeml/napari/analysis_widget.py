@@ -185,11 +185,13 @@ class AnalysisWidget(QWidget):
                 return
             folder = Path(result.output) / "images" / record["name"]
             self._remove_layers_of(folder)  # a rerun's layers replace the earlier
+            several = len(result.records) > 1  # the folder's images: a layer says whose
             for cls in self.settings.classes:
                 store = folder / f"{cls.name}.ome.zarr"
+                name = f"{cls.name} ({record['name']})" if several else cls.name
                 if store.is_dir():
                     data, kwargs, _ = labels_layer_data(
-                        open_levels(store), name=cls.name, path=str(store)
+                        open_levels(store), name=name, path=str(store)
                     )
                     self.viewer.add_labels(data, **kwargs)
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
