@@ -386,8 +386,8 @@ def check_analysis_pixels(
     with its ``axes`` (one per image, as the settings give them:
     :meth:`~scopeml.analysis.AnalysisSettings.axes_of`; ``None``: as the file says), so a
     2-page TIFF the settings call ``CYX`` counts one plane, not two; and only their ``scene``
-    where the settings name one (a file whose scenes differ in size opens so). The images are opened
-    in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
+    where the settings name one (a file whose scenes differ in size opens so). The images are
+    opened in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
     within ``image_check_timeout``; one that does not open is left to fail on its own when the
     analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
 
