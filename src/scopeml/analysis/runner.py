@@ -231,7 +231,8 @@ def run_analysis(
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, paths, source, roots, public_name)
-        _note_left_out(result, found, public_name)
+        if not replace:  # replaced: the earlier images are about to go
+            _note_left_out(result, found, public_name)
         if replace:  # everything checked: the earlier results go
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
