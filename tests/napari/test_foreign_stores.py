@@ -92,3 +92,24 @@ def test_its_own_earlier_output_is_not_said_why_not(viewer, qtbot, small, tmp_pa
         qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     text = widget.status.text()
     assert text.startswith(f"wrote {tmp_path / 'second.ome.zarr'}") and "ran:" not in text, text
+
+
+def test_a_typed_output_is_written_not_an_open_store_reused(
+    viewer, qtbot, small, tmp_path, monkeypatch
+):
+    """The output the user chose is where the instances go, though an open store holds this
+    very run's labels (the shortcut is for an output left to the widget)."""
+    image, model = small
+    store = sm.segment(str(image), str(model), tmp_path / "cli.ome.zarr").path
+    viewer.open(str(store), plugin="scopeml")
+    runs = counted(monkeypatch)
+    widget = widget_for(viewer, image, model)
+    widget.output.setText(str(tmp_path / "chosen.ome.zarr"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    text = widget.status.text()
+    assert len(runs) == 1 and text.startswith(f"wrote {tmp_path / 'chosen.ome.zarr'}"), text
+    chosen = sm.Segmentation(tmp_path / "chosen.ome.zarr")
+    assert "instances" in chosen.outputs
+    np.testing.assert_array_equal(chosen.labels.read(), sm.Segmentation(store).labels.read())
+    assert not (tmp_path / "cli.objects.ome.zarr").exists()

@@ -346,10 +346,12 @@ class ApplyWidget(QWidget):
         )
         return image, model_key, tuple(settings)
 
-    def _stores_of(self, layer: Any, output: Path) -> list[Path]:
+    def _stores_of(self, layer: Any, output: Path, *, others: bool) -> list[Path]:
         """The ``segment`` stores that may hold the labels of ``layer``'s file: ``output``,
-        and stores open as layers in the viewer (however they were made: ``scopeml segment``,
-        Python) whose run record names that file (:func:`why_not_this_run` decides)."""
+        and with ``others`` (no output typed: where the result goes is left to the widget)
+        stores open as layers in the viewer, the latest opened first (however they were made:
+        ``scopeml segment``, Python), whose run record names that file
+        (:func:`why_not_this_run` decides)."""
         from scopeml.tiling.store import recorded_run
 
         source = layer_source(layer)
@@ -357,7 +359,7 @@ class ApplyWidget(QWidget):
             return []
         file = str(Path(source["path"]).resolve())
         stores = [output] if recorded_run(output) is not None else []
-        for other in self.viewer.layers:
+        for other in reversed(self.viewer.layers) if others else ():
             store = _store_of(layer_source(other))
             if store is None or store in stores or store == output:
                 continue
@@ -386,9 +388,9 @@ class ApplyWidget(QWidget):
 
         With a class chosen under *instances of* and ``output`` holding what an earlier run
         of this widget wrote for the same image, model and settings (not changed since), or a
-        ``segment`` store made elsewhere (``output``, or one open as layers) recording this
-        very run, the model does not run again: the instances are labelled from the labels
-        there. Stores looked at and not taken are said with why in the status line."""
+        ``segment`` store made elsewhere (``output``, or with no output typed one open as
+        layers) recording this very run, the model does not run again: the instances are
+        labelled from the labels there. Stores looked at and not taken are said with why in the status line."""
         if self.busy:
             return
         try:
@@ -411,7 +413,8 @@ class ApplyWidget(QWidget):
         options = self._options(source, resume)
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
-        stores = self._stores_of(layer, output) if instances is not None and source else []
+        typed = bool(self.output.text().strip())  # the user's folder: written there, or reused
+        stores = self._stores_of(layer, output, others=not typed) if instances and source else []
         text = self.model_path.text().strip()
         self._cancel.clear()
         self.bar.setValue(0)
