@@ -48,6 +48,30 @@ def test_label_objects_drops_specks_under_the_min_size(viewer, qtbot):
     assert label_with(widget, qtbot, viewer, "classes", 37).max() == 0  # larger than any
 
 
+def test_label_objects_again_relabels_its_class_layer_and_replaces_the_objects(viewer, qtbot):
+    """After Label objects the chooser is on the objects layer: labelling again (another min
+    size) labels the class layer it came from, and the objects layer is replaced in place."""
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_labels(blobs_and_specks(), name="classes")
+    widget = ObjectsWidget(viewer)
+    widget.class_value.setText("1")
+    assert label_with(widget, qtbot, viewer, "classes", 0).max() == 8
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="other")
+    assert widget.labels_choice.currentText() == "classes objects"
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.table is not None and len(widget.table) == 8
+    widget.min_size.setValue(10)
+    widget.label_objects()  # the objects layer chosen: its class layer is labelled
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["classes", "classes objects", "other"], (names, widget.status.text())
+    kept = np.asarray(viewer.layers["classes objects"].data)
+    assert kept.max() == 3 and widget.status.text().startswith("labelled 3 objects")
+    assert widget.table is None  # the table measured the replaced objects
+
+
 def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     from scopeml.napari.objects_widget import USER_CLASS, ObjectsWidget
 
@@ -75,3 +99,11 @@ def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     widget.click((42.0, 22.0))
     widget.train_and_classify()
     assert widget.status.text().startswith("classified"), widget.status.text()
+    assert widget.table["class"].iloc[3] == "B", widget.table  # the unclicked 4th: tall, as 3
+
+    widget.current_class.setCurrentText("A")  # one more click: train and classify again
+    widget.click((42.0, 47.0))
+    widget.train_and_classify()
+    assert widget.status.text().startswith("classified"), widget.status.text()
+    assert widget.table["class"].tolist() == ["A", "A", "B", "A"]
+    assert widget.table.columns.tolist().count("class_probability") == 1

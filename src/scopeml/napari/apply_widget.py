@@ -390,7 +390,8 @@ class ApplyWidget(QWidget):
         of this widget wrote for the same image, model and settings (not changed since), or a
         ``segment`` store made elsewhere (``output``, or with no output typed one open as
         layers) recording this very run, the model does not run again: the instances are
-        labelled from the labels there. Stores looked at and not taken are said with why in the status line."""
+        labelled from the labels there. Stores looked at and not taken are said with why in
+        the status line."""
         if self.busy:
             return
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ from scopeml.napari.apply_widget import real_layer
 
 USER_CLASS = "user_class"
 PREDICTED = "class"
+#: What a classification adds to the table, dropped before the next (retrain, reclassify).
+PREDICTED_COLUMNS = [PREDICTED, f"{PREDICTED}_probability"]
+#: An objects layer's metadata key: the class labels layer it was labelled from.
+LABELLED_FROM = "scopeml_labelled_from"
 #: What Train & classify and Export say before there is a table.
 NO_TABLE = "measure the objects first (Measure), then click objects to give them classes"
 #: Label objects' min size: 10, not the CLI's 0, so that a pixel classifier's specks of a few
@@ -116,11 +121,14 @@ class ObjectsWidget(QWidget):
 
     # ------------------------------------------------------------------ label, measure
     def label_objects(self) -> None:
-        """Instance labels of the chosen class of the labels layer (a worker thread)."""
+        """Instance labels of the chosen class of the labels layer (a worker thread). Chosen
+        again (another class, min size), the objects layer it made stands for its class
+        labels: they are labelled again and the objects layer replaced, not another added."""
         layer = self.labels_choice.layer()
         if layer is None:
             self.status.setText("error: choose a labels layer")
             return
+        layer = _labelled_from(self.viewer, layer) or layer
         text = self.class_value.text().strip()
         class_: Any = None if not text else int(text) if text.isdigit() else text
         source = layer_source(layer)
@@ -147,7 +155,22 @@ class ObjectsWidget(QWidget):
             open_levels(objects.path), name=f"{source_layer.name} objects"
         )
         kwargs["scale"] = source_layer.scale
+        kwargs["metadata"] = {LABELLED_FROM: weakref.ref(real_layer(source_layer))}
+        earlier = [
+            index
+            for index, other in enumerate(self.viewer.layers)
+            if _labelled_from(self.viewer, other) is real_layer(source_layer)
+        ]
+        for index in reversed(earlier):  # replaced: its table, if measured, is gone too
+            if self.table is not None and real_layer(self.layer) is real_layer(
+                self.viewer.layers[index]
+            ):
+                self.table = None
+                self.model.set_table(pd.DataFrame())
+            self.viewer.layers.pop(index)
         layer = self.viewer.add_labels(data, **kwargs)
+        if earlier:
+            self.viewer.layers.move(len(self.viewer.layers) - 1, earlier[0])
         self.labels_choice.setCurrentText(layer.name)
         first = objects.path if objects.sizes["S"] == 1 else Path(objects.path) / "0"
         n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]  # as the CLI says it
@@ -241,7 +264,7 @@ class ObjectsWidget(QWidget):
                 annotated.replace({USER_CLASS: {"": None}}), USER_CLASS
             )
             classified = sm.classify_objects(
-                self.table.drop(columns=[PREDICTED], errors="ignore"), self.classifier,
+                self.table.drop(columns=PREDICTED_COLUMNS, errors="ignore"), self.classifier,
                 column=PREDICTED,
             )  # fmt: skip
         except Exception as err:
@@ -319,6 +342,13 @@ def _min_size_box() -> QSpinBox:
         "classifier's specks are not objects; 0 keeps every object"
     )
     return box
+
+
+def _labelled_from(viewer: Any, layer: Any) -> Any:
+    """The class labels layer (still open) that Label objects made ``layer`` from, else None."""
+    made = real_layer(layer).metadata.get(LABELLED_FROM)
+    source = made() if callable(made) else None
+    return next((source for other in viewer.layers if real_layer(other) is source), None)
 
 
 def _source_of(layer: Any) -> Any:
