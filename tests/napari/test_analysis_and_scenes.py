@@ -69,7 +69,10 @@ def two_scenes(tmp_path):
     second = np.arange(30 * 20, dtype=np.uint16).reshape(30, 20)
     with tifffile.TiffWriter(path, ome=True) as tif:
         tif.write(first, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
-        tif.write(second, metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+        tif.write(
+            second,
+            metadata={"axes": "YX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5, "Name": "A1-Pos3"},
+        )  # fmt: skip (a name, as ZEN gives)
     return path, first, second
 
 
@@ -85,7 +88,8 @@ def test_scenes_are_selectable(viewer, two_scenes):
     widget.scene.setValue(1)
     (layer,) = widget.open()
     np.testing.assert_array_equal(np.asarray(layer.data), second)
-    assert layer.name.endswith("(scene 1)") and layer.metadata["scopeml"]["scene"] == 1
+    assert layer.name.endswith("(scene 1: A1-Pos3)") and layer.metadata["scopeml"]["scene"] == 1
+    assert widget.status.text() == f"opened scene 1: A1-Pos3 of {path}"
     widget.scene.setValue(5)
     assert widget.open() == [] and widget.status.text().startswith("error: ")
     save_screenshot(widget, "open_widget")
@@ -181,3 +185,56 @@ def test_an_image_the_analysis_fails_on_is_said(viewer, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     said = widget.status.text()
     assert said.startswith("error: ") and "NaN or infinite" in said, said
+
+
+def test_the_layers_scene_is_said_and_a_folder_of_another_scene_is_not_continued(
+    viewer, qtbot, tmp_path
+):
+    """The status names the scene analysed, says where the layer's scene replaces the
+    settings' (a worker's warning reaches no terminal), and a results folder of scene 1 is
+    not continued with a plain image: said as such, without advising to delete it."""
+    from scopeml.napari.analysis_widget import AnalysisWidget
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    settings = tmp_path / "blobs.yaml"
+    settings.write_text(BLOBS)
+    scene0 = tmp_path / "scene0.yaml"
+    scene0.write_text(BLOBS.replace("classes:", "scene: 0\nclasses:"))
+    scenes = tmp_path / "scenes.ome.tif"
+    with tifffile.TiffWriter(scenes, ome=True) as tif:
+        tif.write(_blobs((40, 40), 3, 0), metadata={"axes": "YX", "Name": "well A1"})
+        tif.write(_blobs((32, 48), 5, 1), metadata={"axes": "YX", "Name": "well B2"})
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, _blobs((32, 32), 2, 0))
+    opener = OpenImageWidget(viewer)
+    opener.path.setText(str(scenes))
+    opener.scene.setValue(1)
+    (second,) = opener.open()
+
+    widget = AnalysisWidget(viewer)
+    widget.image_choice.setCurrentText(second.name)
+    widget.load_settings(scene0)
+    widget.output.setText(str(tmp_path / "override"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    said = widget.status.text()
+    assert said.startswith(
+        "done (scenes, scene 1: well B2: blob 5); the layer's scene 1 was "
+        "analysed, not the settings' scene 0 (open scene 0 in Plugins › "
+        "scopeml › Open image scene to analyse it); results in"
+    ), said
+
+    widget.load_settings(settings)  # no scene in the settings: the layer's, said by name only
+    widget.output.setText(str(tmp_path / "results"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.status.text().startswith("done (scenes, scene 1: well B2: blob 5); results")
+    (layer,) = viewer.open(str(plain), plugin="scopeml")
+    widget.image_choice.setCurrentText(layer.name)
+    widget.run()  # continue it (the default), with a plain image
+    qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
+    assert widget.status.text() == (
+        f"error: {tmp_path / 'results'} holds images analysed as scene 1; this layer's image is "
+        "analysed whole (every scene): choose another results folder for it"
+    )
+    assert [p.name for p in (tmp_path / "results" / "images").iterdir()] == ["scenes"]

@@ -69,8 +69,8 @@ def test_run_again_continues_or_replaces_the_results(viewer, qtbot, analysis, tm
     widget.load_settings(settings)
     refused = run(qtbot, widget)
     assert refused == (
-        f"error: {output} holds results made with other settings: choose 'replace it' "
-        "above, or another results folder"
+        f"error: {output} holds results made with other settings (classes[0].segmenter.method: "
+        "otsu → li): choose 'replace it' above (deletes them), or another results folder"
     )
     widget.existing.setCurrentText(REPLACE)
     replaced = run(qtbot, widget)

@@ -64,7 +64,7 @@ def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
     assert [first.name, second.name] == ["two C0 (CYX)", "two C1 (CYX)"]  # one scene: no number
     np.testing.assert_array_equal(np.asarray(first.data), pages[0])
     np.testing.assert_array_equal(np.asarray(second.data), pages[1])
-    assert widget.status.text() == f"opened scene 0 of {path} with axes CYX"
+    assert widget.status.text() == f"opened {path} with axes CYX"
     with layer_image(second) as image:  # what the widgets see: the file as opened
         assert image.sizes["C"] == 2 and image.sizes["Z"] == 1
         np.testing.assert_array_equal(image.read()[0, 0, 1, 0], pages[1])

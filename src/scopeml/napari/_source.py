@@ -26,6 +26,28 @@ def layer_source(layer: Any) -> dict[str, Any] | None:
     return source if isinstance(source, dict) and source.get("path") else None
 
 
+def scene_label(path: str, scene: int | None, axes: str | None = None) -> str:
+    """``"scene 1"``, ``"scene 1: A1-Pos3"`` where the file names it, for a scene of a file
+    that has several; ``""`` otherwise (a file of one scene has no "scene 0" to speak of).
+    The metadata is read again: a cheap open."""
+    if scene is None:
+        return ""
+    names: tuple[str, ...] = ()
+    try:
+        with sm.open_image(path, scene=scene, axes=axes) as image:
+            names = tuple(getattr(image, "scene_names", ()) or ())
+        several = scene > 0 or len(names) > 1
+        if not several and not names:  # a reader that lists no names: is there a scene 1?
+            with sm.open_image(path, scene=1, axes=axes):
+                several = True
+    except Exception:  # no such scene (or the file says no more than it did)
+        several = scene > 0
+    if not several:
+        return ""
+    name = names[scene] if scene < len(names) else ""
+    return f"scene {scene}: {name}" if name and name != str(scene) else f"scene {scene}"
+
+
 def layer_image(layer: Any) -> sm.Image:
     """The layer's pixels as a lazy 6-D image (file-backed layers: the whole file's scene).
 

@@ -12,8 +12,10 @@ analysis's results (its ``settings.yaml`` and ``images/``), never any other fold
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,8 @@ from scopeml.analysis.runner import is_results_folder
 from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
-from scopeml.napari._source import layer_source
+from scopeml.napari._reader import REOPEN
+from scopeml.napari._source import layer_source, scene_label
 
 #: What Run does with a results folder that holds an earlier run's results.
 CONTINUE = "continue it (keep the images it finished)"
@@ -55,7 +58,9 @@ class AnalysisWidget(QWidget):
         self.settings_path: Path | None = None
         self.result: Any = None
         self._worker: Any = None
-        self._image = ""  # the file being analysed
+        self._image = ""  # the file being analysed, its scene and axes
+        self._scene: int | None = None
+        self._axes: str | None = None
         self._cancel = threading.Event()
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.path = QLineEdit()
@@ -129,7 +134,11 @@ class AnalysisWidget(QWidget):
         except Exception as err:
             self._fail(err)
             return
-        self._image = source["path"]
+        self._image, self._scene, self._axes = (
+            source["path"],
+            source.get("scene"),
+            source.get("file_axes"),
+        )
         output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
         self.output.setText(str(output))
         earlier = output.is_dir() and any(output.iterdir())
@@ -173,9 +182,12 @@ class AnalysisWidget(QWidget):
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(done)
 
-    def _finished(self, result: Any) -> None:
+    def _finished(self, done: tuple[Any, list[str]]) -> None:
         self._worker = None
+        result, notes = done
         self.result = result
+        if result.outside_summary:  # said by _summed, in the widget's words
+            notes = [note for note in notes if "left out" not in note]
         image = Path(self._image).resolve()
         for record in result.records:  # this layer's image (the others were kept as they were)
             if Path(record["image"]).resolve() != image:
@@ -195,8 +207,11 @@ class AnalysisWidget(QWidget):
                     )
                     self.viewer.add_labels(data, **kwargs)
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
-            self.status.setText(f"done ({record['name']}: {counts}){_summed(result)}; results in "
-                                f"{result.output}")  # fmt: skip
+            scene = scene_label(self._image, self._scene, self._axes)
+            self.status.setText(
+                f"done ({record['name']}{', ' + scene if scene else ''}: {counts}){_summed(result)}"
+                + "".join(f"; {note}" for note in notes) + f"; results in {result.output}"
+            )  # fmt: skip
             return
         self.status.setText(f"error: {self._image} was not analysed{_summed(result)}")
 
@@ -207,10 +222,7 @@ class AnalysisWidget(QWidget):
             return
         text = error_text(err)
         if "resuming with other settings" in text or "--resume" in text:
-            text = (
-                f"{self.output.text()} holds results made with other settings: choose "
-                f"'{REPLACE.split(' (')[0]}' above, or another results folder"
-            )
+            text = _other_settings(self.output.text(), text)
         self.status.setText(f"error: {text}")
 
 
@@ -218,11 +230,55 @@ def _analyze(settings: Path, source: dict, output: Path, *, replace: bool, progr
     """The analysis run, in the worker thread: of the file behind the layer, read as the layer
     shows it (the scene and axes chosen in *Open image scene*); an earlier run's results in
     ``output`` are continued (its images in the summary too), or replaced (only a results
-    folder, checked again there)."""
+    folder, checked again there). Returns the result and what the run warned of (a worker's
+    warnings reach no terminal: the status line says them)."""
     images = [source["path"]] if replace else _with_earlier(output, source["path"])
-    return sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
-                      axes=source.get("file_axes"), scene=source.get("scene"),
-                      progress=progress)  # fmt: skip
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        result = sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
+                            axes=source.get("file_axes"), scene=source.get("scene"),
+                            progress=progress)  # fmt: skip
+    notes = [_in_widget_words(str(w.message)) for w in said if issubclass(w.category, UserWarning)]
+    return result, list(dict.fromkeys(notes))
+
+
+def _in_widget_words(note: str) -> str:
+    """A run's warning as the widget's user reads it: the layer's scene or axes replacing the
+    settings' are said as the layer's, with where to choose others."""
+    given = re.match(r"(scene|axes) (\S+) given for this run replaces the settings' \1: (\S+)$",
+                     note)  # fmt: skip
+    if given is None:
+        return note
+    key, layer, own = given.groups()
+    return (
+        f"the layer's {key} {layer} was analysed, not the settings' {key} {own} (open {key} "
+        f"{own} in {REOPEN} to analyse it)"
+    )
+
+
+def _other_settings(folder: str, text: str) -> str:
+    """A continued run refused for other settings, said with what differs. Where it is only
+    the scene or axes the layers were opened with, another results folder is the way (replacing
+    would delete the earlier images' results)."""
+    change = text.split("settings.yaml)", 1)[1].lstrip(": ") if "settings.yaml)" in text else ""
+    key, _, values = change.partition(": ")
+    was, _, now = values.partition(" → ")
+    if key in ("scene", "axes"):
+        return (
+            f"{folder} holds images analysed {_view(key, was)}; this layer's image is analysed "
+            f"{_view(key, now)}: choose another results folder for it"
+        )
+    return (
+        f"{folder} holds results made with other settings" + (f" ({change})" if change else "")
+        + f": choose '{REPLACE.split(' (')[0]}' above (deletes them), or another results folder"
+    )  # fmt: skip
+
+
+def _view(key: str, value: str) -> str:
+    """How an image was read, from a settings value (``(not set)``: the file as it is)."""
+    if value in ("", "(not set)"):
+        return "whole (every scene)" if key == "scene" else "with the file's own axes"
+    return f"as scene {value}" if key == "scene" else f"with axes {value}"
 
 
 def _with_earlier(output: Path, image: str) -> list[str]:

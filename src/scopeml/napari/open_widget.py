@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
 
 from scopeml.napari._qt import error_text, file_filter, row
 from scopeml.napari._reader import ambiguous_pages, read_image
+from scopeml.napari._source import scene_label
 
 #: The axes choice that lets the file say (or scopeml guess, for a plain TIFF's pages).
 AUTO_AXES = "(automatic)"
@@ -81,7 +82,8 @@ class OpenImageWidget(QWidget):
             return []
         layers = []
         # named by what was chosen: the scene (where the file has others) and the axes
-        chosen = [f"scene {scene}"] if scene > 0 or _has_scene(path, 1, axes) else []
+        label = scene_label(path, scene, axes)
+        chosen = [label] if label else []
         suffix = f" ({', '.join([*chosen, *([axes] if axes else [])])})" if chosen or axes else ""
         for data, kwargs, kind in layer_data:
             kwargs = dict(kwargs)
@@ -91,20 +93,11 @@ class OpenImageWidget(QWidget):
                 kwargs["name"] = f"{kwargs['name']}{suffix}"
             added = getattr(self.viewer, f"add_{kind}")(data, **kwargs)
             layers.extend(added if isinstance(added, list) else [added])
-        said = f"opened scene {scene} of {path}" + (f" with axes {axes}" if axes else "")
+        said = f"opened {label + ' of ' if label else ''}{path}" + (
+            f" with axes {axes}" if axes else ""
+        )
         note = axes is None and ambiguous_pages(path, scene, how="choose axes")
         if note:  # the pages were guessed to be planes: say how to choose
             said += f"; {note.split(': ', 1)[1]} above and Open again"
         self.status.setText(said)
         return layers
-
-
-def _has_scene(path: str, scene: int, axes: str | None) -> bool:
-    """Whether the file has scene ``scene`` (its metadata read again: a cheap open)."""
-    import scopeml as sm
-
-    try:
-        with sm.open_image(path, scene=scene, axes=axes):
-            return True
-    except Exception:  # no such scene (or the file says no more than it did)
-        return False
