@@ -72,7 +72,11 @@ def test_predict_region_takes_a_files_axes(files, tmp_path):
     ("axes", "error", "problem"),
     [
         ("TQX", InvalidRequestError, "axes 'TQX': unknown letter Q; use T, C, Z, Y, X"),
-        ("TZYX", InvalidImageError, "axes 'TZYX' name 4 axes; the file has 3 (Q=5 Y=40 X=40)"),
+        (
+            "TZYX",
+            InvalidImageError,
+            "axes 'TZYX' name 4 axes; the file has 3 (5 pages, Y=40, X=40)",
+        ),
         ("TTX", InvalidRequestError, "axes 'TTX': T given twice"),
     ],
 )
@@ -208,7 +212,7 @@ def test_a_server_job_reads_the_file_with_its_axes(client, files, tmp_path):
     with pytest.raises(ServerResponseError) as caught:  # checked at submit, as the job reads
         client.submit_job(model_id, image_path=movie.name, axes="TZYX")
     assert caught.value.status_code == 422
-    assert "axes 'TZYX' name 4 axes; the file has 3 (Q=5 Y=40 X=40)" in str(caught.value)
+    assert "axes 'TZYX' name 4 axes; the file has 3 (5 pages, Y=40, X=40)" in str(caught.value)
     with pytest.raises(ServerResponseError, match="unknown letter Q") as caught:
         client.submit_job(model_id, image_path=movie.name, axes="TQX")
     assert caught.value.status_code == 422

@@ -52,6 +52,24 @@ def test_a_plain_page_sequence_is_read_as_z_with_one_warning_naming_the_way_out(
     ]
 
 
+def test_a_short_stack_stored_as_colours_is_read_as_channels_with_a_warning(tmp_path):
+    file = tmp_path / "short.tif"
+    tifffile.imwrite(file, _frames(3))  # tifffile: SYX, planar RGB
+    with tifffile.TiffFile(file) as tf:
+        assert tf.series[0].axes == "SYX"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_image(file) as image:
+            assert image.sizes["C"] == 3
+    assert [m for m in _said(caught) if "short.tif" in m] == [
+        f"{file}: 3 pages stored as colours read as C (channels); if they are time points or "
+        "planes, pass --axes TYX or --axes ZYX (Python: sm.open_image(path, axes='TYX') or "
+        "axes='ZYX', or segment/analyze(path, ..., axes='TYX'))"
+    ]
+    with open_image(file, axes="ZYX") as image:
+        np.testing.assert_array_equal(image.read()[0, 0, 0, :], _frames(3))
+
+
 def test_every_way_out_of_two_page_sequences_names_each_axis_once(tmp_path):
     """20 × 5 pages of unknown kind (a Z stack per time point, as CTC's files): each way the
     warnings name opens the file, none names a letter twice (it said TTYX and ZZYX)."""
@@ -85,8 +103,12 @@ def test_axes_tyx_reads_the_pages_as_time_points_without_a_warning(tmp_path):
 @pytest.mark.parametrize(
     ("axes", "error", "problem"),
     [
-        ("TZYX", InvalidImageError, "axes 'TZYX' name 4 axes; the file has 3 (Q=5 Y=16 X=24)"),
-        ("YX", InvalidImageError, "axes 'YX' name 2 axes; the file has 3 (Q=5 Y=16 X=24)"),
+        (
+            "TZYX",
+            InvalidImageError,
+            "axes 'TZYX' name 4 axes; the file has 3 (5 pages, Y=16, X=24)",
+        ),
+        ("YX", InvalidImageError, "axes 'YX' name 2 axes; the file has 3 (5 pages, Y=16, X=24)"),
         ("TQX", InvalidRequestError, "unknown letter Q"),
         ("TTX", InvalidRequestError, "T given twice"),
         ("TZY", InvalidRequestError, "must include Y and X"),
@@ -108,7 +130,7 @@ def test_axes_cannot_move_the_rows_columns_or_samples_of_the_pages(tmp_path, cap
         open_image(file, axes="CYX")
     assert caught.value.problem.startswith("axes 'CYX' would read the file's Y=12 as C, X=16 as Y")
     assert main(["info", str(file), "--axes", "CYX"]) == 2
-    assert "name only its other axes (Y=12 X=16 S=3)" in capsys.readouterr().err
+    assert "name only its other axes (Y=12, X=16, 3 samples)" in capsys.readouterr().err
     with open_image(file, axes="YXC") as image:  # what the file says: fine
         assert (image.sizes["C"], image.sizes["Y"], image.sizes["X"]) == (3, 12, 16)
 

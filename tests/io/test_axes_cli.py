@@ -77,7 +77,9 @@ def test_pixel_train_takes_axes_for_its_images(tmp_path, timelapse, capsys):
     assert main(base) == 2  # read as a Z stack of 2 planes: the 2-D labels do not fit
     assert "labels are Z×Y×X 1×16×24; the image is 2×16×24" in capsys.readouterr().err
     assert main([*base, "--axes", "CZYX"]) == 2
-    assert "axes 'CZYX' name 4 axes; the file has 3 (Q=2 Y=16 X=24)" in capsys.readouterr().err
+    assert (
+        "axes 'CZYX' name 4 axes; the file has 3 (2 pages, Y=16, X=24)" in capsys.readouterr().err
+    )
     assert main([*base, "--axes", "CYX", "--channels", "C1"]) == 0
     one = capsys.readouterr().out
     assert main([*base, "--axes", "CYX"]) == 0

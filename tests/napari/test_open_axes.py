@@ -37,13 +37,34 @@ def test_the_reader_says_where_to_choose_the_axes(viewer, two_pages):
     np.testing.assert_array_equal(np.asarray(layer.data), pages)
     note = (
         "two.tif: its 2 pages are of unknown kind and are shown as planes (Z); if they are "
-        "channels or time points, reopen it in Plugins › scopeml › Open image scene with axes "
-        "CYX or TYX"
+        "time points or channels, reopen it in Plugins › scopeml › Open image scene with axes "
+        "TYX or CYX"
     )
     assert layer.metadata["scopeml"]["note"] == note
     assert note in [str(w.message) for w in caught]
-    said = [str(w.message) for w in caught if "pages of unknown kind read as Z" in str(w.message)]
-    assert all("if they are time points or channels" in s and "--axes CYX" in s for s in said)
+    said = [str(w.message) for w in caught if "unknown kind" in str(w.message)]
+    assert said == [note]  # once, in napari's words (not the CLI's --axes as well)
+
+
+def test_a_short_stack_stored_as_colours_is_said_to_be_read_as_channels(viewer, tmp_path):
+    """tifffile.imwrite stores 3–4 pages as the colour samples of one pixel: read as channels
+    by guess, said with the way to read them as time points or planes."""
+    path = tmp_path / "four.tif"
+    frames = np.random.default_rng(2).integers(0, 999, (4, 32, 40)).astype(np.uint16)
+    tifffile.imwrite(path, frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        layers = viewer.open(str(path), plugin="scopeml")
+    assert [layer.name for layer in layers] == ["four C0", "four C1", "four C2", "four C3"]
+    note = (
+        "four.tif: its 4 pages are of unknown kind and are shown as channels (C); if they are "
+        "time points or planes, reopen it in Plugins › scopeml › Open image scene with axes "
+        "TYX or ZYX"
+    )
+    assert [str(w.message) for w in caught if "four.tif" in str(w.message)] == [note]
+    with sm.open_image(path, axes="TYX") as image:  # the way out it names reads them so
+        assert image.sizes["T"] == 4
+        np.testing.assert_array_equal(image.read()[0, :, 0, 0], frames)
 
 
 def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
@@ -57,7 +78,7 @@ def test_the_open_widget_reads_the_pages_as_channels(viewer, two_pages):
     (guessed,) = widget.open()  # automatic: Z, and the status says what to do
     assert guessed.data.shape == (2, 48, 64)
     assert widget.status.text().endswith(
-        "if they are channels or time points, choose axes CYX or TYX above and Open again"
+        "if they are time points or channels, choose axes TYX or CYX above and Open again"
     )
     widget.axes.setCurrentText("cyx")  # typed, in lower case
     first, second = widget.open()

@@ -102,15 +102,15 @@ def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = 
     >>> user_axes("TZYX", "QYX", (20, 5, 6))
     Traceback (most recent call last):
     ...
-    scopeml.errors.InvalidImageError: axes 'TZYX' name 4 axes; the file has 3 (Q=20 Y=5 X=6)
+    scopeml.errors.InvalidImageError: axes 'TZYX' name 4 axes; the file has 3 (20 pages, Y=5, X=6)
     >>> user_axes("CYX", "YXS", (960, 1280, 3))
     Traceback (most recent call last):
     ...
     scopeml.errors.InvalidImageError: axes 'CYX' would read the file's Y=960 as C, X=1280 as Y, \
-S=3 as X; its pages fix Y and X: name only its other axes (Y=960 X=1280 S=3)
+3 samples as X; its pages fix Y and X: name only its other axes (Y=960, X=1280, 3 samples)
     """
     letters = check_axes_text(axes)
-    found = " ".join(f"{a}={n}" for a, n in zip(tiff_axes, shape, strict=True))
+    found = _described(tiff_axes, shape)
     if len(letters) != len(shape):
         raise InvalidImageError(
             f"axes {axes!r} name {len(letters)} axes; the file has {len(shape)} ({found})",
@@ -120,7 +120,7 @@ S=3 as X; its pages fix Y and X: name only its other axes (Y=960 X=1280 S=3)
     # image sideways (an RGB TIFF told CYX: 960 channels of 1280 × 3 pixels); samples (S)
     # may be named (3 or 4 plain pages are taken for planar samples: time points, say)
     axes_sizes = list(zip(letters, tiff_axes, shape, strict=True))
-    moved = [f"{own}={size} as {told}" for told, own, size in axes_sizes
+    moved = [f"{_described(own, (size,))} as {told}" for told, own, size in axes_sizes
              if (own in "YX" or told in "YX") and own != told]  # fmt: skip
     if moved:
         raise InvalidImageError(
@@ -138,25 +138,65 @@ S=3 as X; its pages fix Y and X: name only its other axes (Y=960 X=1280 S=3)
     return letters
 
 
-def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: str) -> None:
-    """Warn once that a generic page sequence (``I``/``Q``) was read as ``Z`` (or ``T``), and
-    how to read it as the other one or as channels (where the file has no channels yet)."""
+#: What each letter a guessed axis may be read as is, in words.
+_KINDS = {"T": "time points", "Z": "planes", "C": "channels"}
+
+
+def guessed_axes(tiff_axes: str, shape: tuple[int, ...], mapped: str) -> list[Any]:
+    """The axes the file leaves to a guess: pages of unknown kind (tifffile's ``I``/``Q``)
+    read as Z (or T), and 3–4 pages tifffile stored as the colour samples of one pixel (``S``
+    before the rows: what ``tifffile.imwrite`` makes of a short stack) read as channels. Each
+    as its index, size, the letter it is read as and the other ways to read it,
+    ``[(kind, axes text), …]`` (channels only where the file has none yet).
+
+    Examples
+    --------
+    >>> guessed_axes("QYX", (5, 6, 7), "ZYX")
+    [(0, 5, 'Z', [('time points', 'TYX'), ('channels', 'CYX')])]
+    >>> guessed_axes("SYX", (4, 6, 7), "CYX"), guessed_axes("YXS", (6, 7, 3), "YXC")
+    ([(0, 4, 'C', [('time points', 'TYX'), ('planes', 'ZYX')])], [])
+    """
+    rows = tiff_axes.index("Y") if "Y" in tiff_axes else len(tiff_axes)
+    guessed = []
     for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
-        if axis in _SEQUENCE_AXES and size > 1:
-            other = "T" if mapped[i] == "Z" else "Z"
-            ways = [("time points" if other == "T" else "planes", _hint(mapped, i, other))]
-            if "C" not in mapped:
-                ways.append(("channels", _hint(mapped, i, "C")))
-            kind = "planes" if mapped[i] == "Z" else "time points"
-            first = ways[0][1]
-            _warn_once(
-                f"{path}: {size} pages of unknown kind read as {mapped[i]} ({kind}); if they "
-                f"are {' or '.join(k for k, _ in ways)}, pass "
-                f"{' or '.join(f'--axes {h}' for _, h in ways)} (Python: sm.open_image(path, "
-                f"axes='{first}')"
-                + "".join(f" or axes='{h}'" for _, h in ways[1:])
-                + f", or segment/analyze(path, ..., axes='{first}'))"
-            )
+        if size > 1 and (axis in _SEQUENCE_AXES or (axis == "S" and i < rows)):
+            read = mapped[i]
+            others = [a for a in "TZC" if a != read and (a != "C" or "C" not in mapped)]
+            guessed.append((i, size, read, [(_KINDS[a], _hint(mapped, i, a)) for a in others]))
+    return guessed
+
+
+def _sequence_note(tiff_axes: str, shape: tuple[int, ...], mapped: str, path: str) -> None:
+    """Warn once that an axis was read by guess (:func:`guessed_axes`), and how to read it
+    as the other kinds."""
+    for i, size, read, ways in guessed_axes(tiff_axes, shape, mapped):
+        _warn_guessed(path, tiff_axes[i], size, read, ways)
+
+
+def _warn_guessed(path: str, axis: str, size: int, read: str, ways: list[Any]) -> None:
+    what = "pages of unknown kind" if axis in _SEQUENCE_AXES else "pages stored as colours"
+    first = ways[0][1]
+    _warn_once(
+        f"{path}: {size} {what} read as {read} ({_KINDS[read]}); if they are "
+        f"{' or '.join(k for k, _ in ways)}, pass {' or '.join(f'--axes {h}' for _, h in ways)} "
+        f"(Python: sm.open_image(path, axes='{first}')"
+        + "".join(f" or axes='{h}'" for _, h in ways[1:])
+        + f", or segment/analyze(path, ..., axes='{first}'))"
+    )
+
+
+def _described(tiff_axes: str, shape: tuple[int, ...]) -> str:
+    """The file's axes for a message, in letters the user may type, else in words (tifffile's
+    ``Q``, ``I`` and ``S`` are none of T, C, Z, Y, X).
+
+    >>> _described("QYX", (20, 5, 6)), _described("YXS", (5, 6, 3))
+    ('20 pages, Y=5, X=6', 'Y=5, X=6, 3 samples')
+    """
+    words = {**dict.fromkeys(_SEQUENCE_AXES, "pages"), "S": "samples"}
+    return ", ".join(
+        f"{n} {words[a]}" if a in words else f"{a}={n}"
+        for a, n in zip(tiff_axes, shape, strict=True)
+    )
 
 
 def _hint(mapped: str, index: int, letter: str) -> str:

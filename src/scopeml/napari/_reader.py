@@ -93,7 +93,9 @@ def read_image(path: str, *, scene: int | None = None, axes: str | None = None) 
 
     path = os.fspath(path)
     try:
-        levels = _open_levels(path, scene, axes)
+        with warnings.catch_warnings():  # said below in the GUI's words (ambiguous_pages)
+            warnings.filterwarnings("ignore", "(?s).*pages (of unknown kind|stored as colours)")
+            levels = _open_levels(path, scene, axes)
     except InvalidImageError as err:
         if scene is not None or "scene" not in str(err):
             raise
@@ -179,34 +181,31 @@ def layer_names(path: str, names: str | list[str]) -> str | list[str]:
 def ambiguous_pages(
     path: str, scene: int | None = None, *, how: str = f"reopen it in {REOPEN} with axes"
 ) -> str | None:
-    """What to say when a plain TIFF's pages were read as Z planes (or time points) by guess,
-    in the GUI's words; ``None`` for any other file."""
+    """What to say when a plain TIFF's pages were read by guess (as Z planes or time points;
+    3–4 pages stored as colours, as channels), in the GUI's words; ``None`` for any other
+    file."""
     if not path.lower().endswith((".tif", ".tiff")):
         return None
     import tifffile
 
-    from scopeml.io.tiff import _SEQUENCE_AXES, _hint, map_axes
+    from scopeml.io.tiff import guessed_axes, map_axes
 
     try:
         with tifffile.TiffFile(path) as tf:
             series = tf.series[scene or 0]
             tiff_axes, shape = series.axes, tuple(series.shape)
-        mapped = map_axes(tiff_axes, shape, path=path)
+        guessed = guessed_axes(tiff_axes, shape, map_axes(tiff_axes, shape, path=path))
     except Exception:  # it opened above; a problem here only loses the note
         return None
-    for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
-        if axis in _SEQUENCE_AXES and size > 1:
-            other = "T" if mapped[i] == "Z" else "Z"
-            kinds = ["channels", "time points" if other == "T" else "planes"]
-            hints = [_hint(mapped, i, "C"), _hint(mapped, i, other)]
-            if "C" in mapped:  # the file has channels already
-                kinds, hints = kinds[1:], hints[1:]
-            shown = "planes (Z)" if mapped[i] == "Z" else "time points (T)"
-            return (
-                f"{os.path.basename(path)}: its {size} pages are of unknown kind and are shown "
-                f"as {shown}; if they are {' or '.join(kinds)}, {how} {' or '.join(hints)}"
-            )
-    return None
+    if not guessed:
+        return None
+    _, size, read, ways = guessed[0]
+    shown = {"Z": "planes (Z)", "T": "time points (T)", "C": "channels (C)"}[read]
+    return (
+        f"{os.path.basename(path)}: its {size} pages are of unknown kind and are shown as "
+        f"{shown}; if they are {' or '.join(k for k, _ in ways)}, {how} "
+        f"{' or '.join(h for _, h in ways)}"
+    )
 
 
 def is_label_image(path: str, image: Any, *, scene: int | None = None) -> bool:
