@@ -70,7 +70,7 @@ def test_z_stack_preview_is_the_plane_on_screen_at_its_plane(viewer, qtbot, stac
     np.testing.assert_array_equal(np.asarray(preview.data)[0], written[3])
     assert tuple(preview.translate) == pytest.approx((3 * Z_SCALE, 0, 0))
     assert tuple(preview.scale) == pytest.approx((Z_SCALE, YX_SCALE, YX_SCALE))
-    assert widget.status.text() == "preview of Z 3, Y (0, 80), X (0, 96)"
+    assert widget.status.text() == "preview of Z 3, Y 0–79, X 0–95"
 
     widget.live.setChecked(True)  # live: moving the Z slider previews the new plane
     viewer.dims.set_current_step(0, 1)

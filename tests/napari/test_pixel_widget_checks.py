@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
+import scopeml as sm
+
 WAIT_MS = 180_000
 
 
@@ -169,4 +171,10 @@ def test_scribbles_export_makes_a_missing_folder_and_says_what_it_cannot_write(
     (tmp_path / "a file").write_text("not a folder")
     blocked = tmp_path / "a file" / "s.tif"
     widget._guard(widget.export_scribbles, blocked)
-    assert widget.status.text() == f"error: cannot write {blocked}: File exists"
+    assert widget.status.text() == (
+        f"error: cannot write {blocked}: {tmp_path / 'a file'} is a file, not a folder"
+    )
+    bare = widget.export_scribbles(tmp_path / "strokes")  # no suffix: .tif added, readable
+    assert bare == tmp_path / "strokes.tif" and widget.status.text().endswith(str(bare))
+    with sm.open_image(bare) as image:
+        np.testing.assert_array_equal(image.read()[0, 0, 0, 0], viewer.layers[SCRIBBLES].data)

@@ -53,7 +53,7 @@ def test_preview_is_the_scene_on_screen(viewer, qtbot, two_scenes, tmp_path):
     viewer.dims.set_current_step(1, 1)  # plane 1
     widget.update_preview()
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
-    assert widget.status.text() == "preview of S 1, Z 1, Y (0, 64), X (0, 80)"
+    assert widget.status.text() == "preview of scene 1, Z 1, Y 0–63, X 0–79"
     assert widget.last_region["S"] == (1, 2)
     preview = viewer.layers[PREVIEW]
     assert preview.data.shape == (1, 1, 64, 80)
@@ -63,7 +63,7 @@ def test_preview_is_the_scene_on_screen(viewer, qtbot, two_scenes, tmp_path):
 
     widget.live.setChecked(True)  # live: moving the S slider previews the scene shown
     viewer.dims.set_current_step(0, 0)
-    qtbot.waitUntil(lambda: widget.status.text().startswith("preview of S 0"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: widget.status.text().startswith("preview of scene 0"), timeout=WAIT_MS)
     np.testing.assert_array_equal(np.asarray(viewer.layers[PREVIEW].data)[0, 0], scene0[1])
     assert tuple(viewer.layers[PREVIEW].translate)[:2] == pytest.approx((0, 1))
 

@@ -214,20 +214,21 @@ def region_placement(
 
 
 def region_text(region: dict[str, tuple[int, int]]) -> str:
-    """``S 1, Z 7, Y (0, 256), X (0, 256)``: a scene or plane by its index, a span by its
-    bounds.
+    """``scene 1, Z 7, Y 0–255, X 0–255``: a scene or plane by its index, a span by its first
+    and last pixel (as napari's coordinates show them).
 
     Examples
     --------
     >>> region_text({"Z": (7, 8), "Y": (0, 256), "X": (3, 9)})
-    'Z 7, Y (0, 256), X (3, 9)'
-    >>> region_text({"S": (1, 2), "Y": (0, 4), "X": (0, 4)})
-    'S 1, Y (0, 4), X (0, 4)'
+    'Z 7, Y 0–255, X 3–8'
+    >>> region_text({"S": (1, 2), "T": (2, 3), "Y": (0, 4), "X": (0, 4)})
+    'scene 1, T 2, Y 0–3, X 0–3'
     """
     parts = []
     for axis in "STZYX":
         if axis in region:
             start, stop = region[axis]
+            name = "scene" if axis == "S" else axis
             single = stop - start == 1 and axis in "STZ"
-            parts.append(f"{axis} {start}" if single else f"{axis} ({start}, {stop})")
+            parts.append(f"{name} {start}" if single else f"{name} {start}–{stop - 1}")
     return ", ".join(parts)

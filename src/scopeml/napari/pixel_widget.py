@@ -777,11 +777,15 @@ class PixelClassifierWidget(QWidget):
         its axes in OME metadata (``YX``, ``ZYX``, a series' ``TYX`` …; several scenes: one
         OME image each), so ``scopeml pixel train`` and ``sm.open_image`` read a series'
         time points as time points, not planes. Written as a model is saved: atomically, a
-        missing folder made."""
+        missing folder made, ``.tif`` added to a name without a TIFF suffix (as the readers
+        know a file by it)."""
         import tifffile
 
         from scopeml.io.replace import atomic_write
 
+        path = Path(path)
+        if not path.name.lower().endswith((".tif", ".tiff")):
+            path = path.with_name(f"{path.name}.tif")
         layer = self.scribbles()
         data, axes = np.asarray(layer.data), layer_axes(layer)
         scenes = data if axes.startswith("S") else data[None]
@@ -793,7 +797,7 @@ class PixelClassifierWidget(QWidget):
             for scene in scenes:
                 tiff.write(scene, compression="zlib", metadata={"axes": axes.lstrip("S")})
         self.status.setText(f"exported {_labelled(data)} to {path}")
-        return Path(path)
+        return path
 
     def _dialog(self, save: bool, title: str, pattern: str) -> str:
         call = QFileDialog.getSaveFileName if save else QFileDialog.getOpenFileName
@@ -885,7 +889,9 @@ def _writing(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise InvalidRequestError(f"cannot write {path}: {err.strerror or err}") from err
+        blocking = next((p for p in Path(path).parents if p.is_file()), None)
+        why = f"{blocking} is a file, not a folder" if blocking else err.strerror or err
+        raise InvalidRequestError(f"cannot write {path}: {why}") from err
 
 
 def _check_strokes(labels: np.ndarray, classes: list[str]) -> None:
