@@ -129,7 +129,7 @@ def _analyse_layer(viewer, qtbot, layer, settings, output):
     widget.run()
     qtbot.waitUntil(lambda: not widget.busy, timeout=60_000)
     assert widget.status.text().startswith("done"), widget.status.text()
-    return widget.result
+    return widget.result, widget.status.text()
 
 
 def test_analysis_runs_on_the_scene_and_axes_the_layer_was_opened_with(viewer, qtbot, tmp_path):
@@ -153,7 +153,8 @@ def test_analysis_runs_on_the_scene_and_axes_the_layer_was_opened_with(viewer, q
     opener.path.setText(str(scenes))
     opener.scene.setValue(1)
     (second,) = opener.open()
-    result = _analyse_layer(viewer, qtbot, second, settings, tmp_path / "scene-results")
+    result, said = _analyse_layer(viewer, qtbot, second, settings, tmp_path / "scene-results")
+    assert said.startswith("done (scenes, scene 1: blob 5); results in"), said
     assert result.counts == {"scenes": {"blob": 5}}
     table = pd.read_csv(tmp_path / "scene-results/images/scenes/blob.csv")
     assert set(table["scene"]) == {1}  # the file's number of the scene, as opened
@@ -163,7 +164,8 @@ def test_analysis_runs_on_the_scene_and_axes_the_layer_was_opened_with(viewer, q
     opener.scene.setValue(0)
     opener.axes.setCurrentText("TYX")
     (frames,) = opener.open()
-    result = _analyse_layer(viewer, qtbot, frames, settings, tmp_path / "movie-results")
+    result, said = _analyse_layer(viewer, qtbot, frames, settings, tmp_path / "movie-results")
+    assert said.startswith("done (movie, 3 time points: blob 9); results in"), said
     assert result.counts == {"movie": {"blob": 2 + 3 + 4}}  # read as Z: 4 objects in 3-D
     table = pd.read_csv(tmp_path / "movie-results/images/movie/blob.csv")
     assert table.groupby("t").size().tolist() == [2, 3, 4]

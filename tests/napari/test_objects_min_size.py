@@ -107,3 +107,10 @@ def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     assert widget.status.text().startswith("classified"), widget.status.text()
     assert widget.table["class"].tolist() == ["A", "A", "B", "A"]
     assert widget.table.columns.tolist().count("class_probability") == 1
+
+    widget.classes.setText("small, tall")  # renamed in place: the objects' classes follow
+    widget.classes.editingFinished.emit()
+    assert widget.table[USER_CLASS].tolist() == ["small", "small", "tall", "small"]
+    assert widget.table["class"].tolist() == ["small", "small", "tall", "small"]
+    assert sorted(widget.class_colors()) == ["small", "tall"]
+    assert widget.current_class.currentText() == "small"

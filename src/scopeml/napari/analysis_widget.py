@@ -207,9 +207,10 @@ class AnalysisWidget(QWidget):
                     )
                     self.viewer.add_labels(data, **kwargs)
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
-            scene = scene_label(self._image, self._scene, self._axes)
+            whose = [record["name"], scene_label(self._image, self._scene, self._axes),
+                     *_planes(record.get("sizes", {}))]  # fmt: skip
             self.status.setText(
-                f"done ({record['name']}{', ' + scene if scene else ''}: {counts}){_summed(result)}"
+                f"done ({', '.join(w for w in whose if w)}: {counts}){_summed(result)}"
                 + "".join(f"; {note}" for note in notes) + f"; results in {result.output}"
             )  # fmt: skip
             return
@@ -299,6 +300,12 @@ def _with_earlier(output: Path, image: str) -> list[str]:
     named = {path.resolve(): name for path, name in zip(found.paths, found.names, strict=True)}
     kept = [str(path) for name, path in earlier.items() if named.get(path.resolve()) == name]
     return [*kept, image]
+
+
+def _planes(sizes: dict[str, int]) -> list[str]:
+    """What an image's counts are summed over: ``["3 scenes", "5 time points"]``, or none."""
+    n_scenes, n_times = sizes.get("S", 1), sizes.get("T", 1)
+    return [f"{n} {word}" for n, word in ((n_scenes, "scenes"), (n_times, "time points")) if n > 1]
 
 
 def _summed(result: Any) -> str:

@@ -84,6 +84,7 @@ class ObjectsWidget(QWidget):
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
         self.view.selectionModel().currentRowChanged.connect(lambda c, _: self.select_row(c.row()))
         self.classes = QLineEdit("A, B")
+        self._names: list[str] = []  # the class names as last typed
         self.current_class = QComboBox()
         self.classes.editingFinished.connect(self._refresh_classes)
         self._refresh_classes()
@@ -114,10 +115,22 @@ class ObjectsWidget(QWidget):
         return [name.strip() for name in self.classes.text().split(",") if name.strip()]
 
     def _refresh_classes(self) -> None:
+        """The class chooser follows the names typed; a class renamed in place (as many names
+        as before) renames its clicked and predicted objects too."""
+        names, before = self.class_names(), self._names
         current = self.current_class.currentText()
+        renamed = dict(zip(before, names, strict=True)) if len(names) == len(before) else {}
+        renamed = {old: new for old, new in renamed.items() if old != new}
+        if renamed and self.table is not None:
+            columns = [c for c in (USER_CLASS, PREDICTED) if c in self.table]
+            self.table[columns] = self.table[columns].replace(renamed)
+            self.model.set_table(self.table)
+            if PREDICTED in self.table:
+                self.layer.colormap = self.class_colormap()
+        self._names = names
         self.current_class.clear()
-        self.current_class.addItems(self.class_names())
-        self.current_class.setCurrentText(current)
+        self.current_class.addItems(names)
+        self.current_class.setCurrentText(renamed.get(current, current))
 
     # ------------------------------------------------------------------ label, measure
     def label_objects(self) -> None:
