@@ -118,3 +118,22 @@ def test_formats_without_pyramids_refuse_a_level(tmp_path):
         open_image(tmp_path / "a.png", level=1)
     with pytest.raises(InvalidImageError, match="level must be ≥ 0"):
         open_image(tmp_path / "a.png", level=-1)
+
+
+def test_scene_errors_name_the_scenes_as_the_file_does(tmp_path):
+    """An OME-TIFF whose scenes are named (positions, wells, as ZEN names them): the errors
+    list the names with the numbers, so the user can tell which number is which position."""
+    import tifffile
+
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(np.zeros((8, 8), np.uint8), metadata={"axes": "YX", "Name": "A1-Pos1"})
+        tif.write(np.zeros((6, 9), np.uint8), metadata={"axes": "YX", "Name": "B2-Pos1"})
+    with pytest.raises(InvalidImageError) as whole:
+        open_image(path)
+    assert "2 scenes of different sizes (0 A1-Pos1: 8×8, 1 B2-Pos1: 6×9)" in str(whole.value)
+    with pytest.raises(InvalidImageError) as missing:
+        open_image(path, scene=2)
+    assert "scene 2 does not exist; the image has 2 (0 A1-Pos1, 1 B2-Pos1)" in str(missing.value)
+    with open_image(path, scene=1) as image:
+        assert image.scene_names == ("A1-Pos1", "B2-Pos1") and image.sizes["X"] == 9

@@ -8,6 +8,7 @@ several equally shaped series (CZI scenes, TIFF series, NGFF images) on the ``S`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,26 +155,43 @@ class SceneStack:
         return out.squeeze(axis=dropped) if dropped else out
 
 
-def scene_sizes(shapes: Sequence[Sequence[int]]) -> str:
-    """Describe series shapes for an error message: ``"0: 40×50, 1: 30×20"`` (Y×X, with Z if >1)."""
+def scene_sizes(shapes: Sequence[Sequence[int]], names: Sequence[str] = ()) -> str:
+    """Describe series shapes for an error message: ``"0: 40×50, 1: 30×20"`` (Y×X, with Z if
+    >1), each scene with the file's name for it where it has one (``"0 A1-Pos1: 40×50"``)."""
     parts = []
     for i, shape in enumerate(shapes):
         z, y, x = shape[-3:]
-        parts.append(f"{i}: " + (f"{z}×" if z > 1 else "") + f"{y}×{x}")
+        parts.append(f"{_scene(i, names)}: " + (f"{z}×" if z > 1 else "") + f"{y}×{x}")
     return ", ".join(parts)
 
 
-def select_scene(series: Sequence[Any], scene: int | None, *, path: str) -> Any:
+def _scene(index: int, names: Sequence[str]) -> str:
+    """A scene's number, and its name where the file gives one other than a reader's default
+    (``Image:1``).
+
+    >>> _scene(1, ["A1-Pos1", "B2"]), _scene(1, ["Image:0", "Image:1"]), _scene(1, [])
+    ('1 B2', '1', '1')
+    """
+    name = names[index] if index < len(names) else ""
+    default = re.fullmatch(rf"(Image:?)?{index}", name)
+    return f"{index} {name}" if name and not default else str(index)
+
+
+def select_scene(
+    series: Sequence[Any], scene: int | None, *, path: str, names: Sequence[str] = ()
+) -> Any:
     """Pick series ``scene``, or stack all series on ``S`` when they are equally shaped.
 
     A file whose scenes differ in size cannot be one 6-D array without padding, and padding
-    would invent pixels; such a file must be opened one scene at a time.
+    would invent pixels; such a file must be opened one scene at a time. ``names``: the file's
+    names of its scenes, said in the errors.
     """
     n = len(series)
     if scene is not None:
         if not 0 <= scene < n:
+            listed = ", ".join(_scene(i, names) for i in range(n)) if names else f"0–{n - 1}"
             raise InvalidImageError(
-                f"scene {scene} does not exist; the image has {n} (0–{n - 1})", path=path
+                f"scene {scene} does not exist; the image has {n} ({listed})", path=path
             )
         return series[scene]
     if n == 1:
@@ -181,7 +199,8 @@ def select_scene(series: Sequence[Any], scene: int | None, *, path: str) -> Any:
     if len({(tuple(s.shape), np.dtype(s.dtype)) for s in series}) == 1:
         return SceneStack(series)
     raise InvalidImageError(
-        f"the image has {n} scenes of different sizes ({scene_sizes([s.shape for s in series])}); "
+        f"the image has {n} scenes of different sizes "
+        f"({scene_sizes([s.shape for s in series], names)}); "
         "open one scene at a time (scene=, --scene, or scene: in analysis settings)",
         path=path,
     )

@@ -255,7 +255,7 @@ def _image(
 ) -> BioioImage:
     scene_names = tuple(str(s) for s in bioimage.scenes)
     if scene is not None:  # check the index before building any scene (select_scene's message)
-        select_scene(range(len(scene_names)), scene, path=path)
+        select_scene(range(len(scene_names)), scene, path=path, names=scene_names)
     indices = range(len(scene_names)) if scene is None else [scene]
     views, arrays = [], []
     for index in indices:

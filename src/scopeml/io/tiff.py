@@ -446,7 +446,10 @@ def _open_series(
             else "the TIFF holds no images",
             path=path,
         )
-    data = select_scene(views, scene, path=path)
+    given = [str(s.name or "") for s in series]  # OME Image names (positions, wells)
+    named = ome_xml and any(name and name != f"Image{i}" for i, name in enumerate(given))
+    scene_names = tuple(name or str(i) for i, name in enumerate(given)) if named else ()
+    data = select_scene(views, scene, path=path, names=scene_names)
     if ome_xml:
         pixel_sizes, names = _ome_metadata(ome_xml, scene or 0, path)
     else:
@@ -461,7 +464,5 @@ def _open_series(
     if rgb and not names:
         names = ["R", "G", "B"]
     image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
-    given = [str(s.name or "") for s in series]  # OME Image names (positions, wells)
-    if ome_xml and any(name and name != f"Image{i}" for i, name in enumerate(given)):
-        image.scene_names = tuple(name or str(i) for i, name in enumerate(given))
+    image.scene_names = scene_names
     return image
