@@ -223,7 +223,7 @@ def test_the_layers_scene_is_said_and_a_folder_of_another_scene_is_not_continued
     assert said.startswith(
         "done (scenes, scene 1: well B2: blob 5); the layer's scene 1 was "
         "analysed, not the settings' scene 0 (open scene 0 in Plugins › "
-        "scopeml › Open image scene to analyse it); results in"
+        "scopeml › Open image scene to analyse it so); results in"
     ), said
 
     widget.load_settings(settings)  # no scene in the settings: the layer's, said by name only

@@ -134,11 +134,8 @@ class AnalysisWidget(QWidget):
         except Exception as err:
             self._fail(err)
             return
-        self._image, self._scene, self._axes = (
-            source["path"],
-            source.get("scene"),
-            source.get("file_axes"),
-        )
+        self._image = source["path"]
+        self._scene, self._axes = source.get("scene"), source.get("file_axes")
         output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
         self.output.setText(str(output))
         earlier = output.is_dir() and any(output.iterdir())
@@ -251,9 +248,10 @@ def _in_widget_words(note: str) -> str:
     if given is None:
         return note
     key, layer, own = given.groups()
+    done = "was analysed" if key == "scene" else "were read"
     return (
-        f"the layer's {key} {layer} was analysed, not the settings' {key} {own} (open {key} "
-        f"{own} in {REOPEN} to analyse it)"
+        f"the layer's {key} {layer} {done}, not the settings' {key} {own} (open {key} "
+        f"{own} in {REOPEN} to analyse it so)"
     )
 
 
