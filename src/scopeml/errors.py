@@ -25,8 +25,10 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Iterable
 from os import PathLike
+from pathlib import Path
 
 
 class ScopeMLError(Exception):
@@ -109,6 +111,34 @@ class ServerResponseError(InvalidRequestError):
 
 class ServerUnreachableError(ScopeMLError, ConnectionError):
     """A scopeml server did not answer: not running, a wrong address, the network, a timeout."""
+
+
+def os_problem(err: OSError) -> str:
+    """An operating-system error's problem in scopeml's words: a missing file as one wording,
+    whoever raised it, and a file standing where a folder is needed (``-o a_file/out.csv``)
+    named as such, not as Python's "File exists" or "Not a directory".
+
+    Examples
+    --------
+    >>> os_problem(FileNotFoundError(2, "No such file or directory", "a.tif"))
+    'no such file or folder'
+    >>> os_problem(FileNotFoundError(2, "no such file", "a.yaml"))
+    'no such file'
+    >>> import tempfile, pathlib
+    >>> blocker = pathlib.Path(tempfile.mkdtemp(), "notes.txt"); _ = blocker.write_text("x")
+    >>> os_problem(FileExistsError(17, "File exists", str(blocker))).endswith(
+    ...     "notes.txt is a file where a folder is needed")
+    True
+    """
+    text = str(err.strerror or err)
+    if err.errno == errno.ENOENT and text.lower().startswith("no such file"):
+        return text.lower().replace(" or directory", " or folder")
+    if err.errno in (errno.EEXIST, errno.ENOTDIR) and err.filename:
+        path = Path(os.fsdecode(err.filename))
+        blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if blocking is not None:
+            return f"{blocking} is a file where a folder is needed"
+    return text
 
 
 def summarize(values: Iterable[object], *, head: int = 5, separator: str = ", ") -> str:

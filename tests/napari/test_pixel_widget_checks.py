@@ -172,7 +172,7 @@ def test_scribbles_export_makes_a_missing_folder_and_says_what_it_cannot_write(
     blocked = tmp_path / "a file" / "s.tif"
     widget._guard(widget.export_scribbles, blocked)
     assert widget.status.text() == (
-        f"error: cannot write {blocked}: {tmp_path / 'a file'} is a file, not a folder"
+        f"error: cannot write {blocked}: {tmp_path / 'a file'} is a file where a folder is needed"
     )
     bare = widget.export_scribbles(tmp_path / "strokes")  # no suffix: .tif added, readable
     assert bare == tmp_path / "strokes.tif" and widget.status.text().endswith(str(bare))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import errno
 import inspect
 import os
 import re
@@ -41,7 +40,7 @@ from scopeml.cli import (
     serve,
     train,
 )
-from scopeml.errors import Cancelled, ScopeMLError
+from scopeml.errors import Cancelled, ScopeMLError, os_problem
 from scopeml.progress import close_bars
 
 # Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
@@ -200,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(2, argv)
     except OSError as err:  # a missing file, a folder for a file, no space left, no permission
         where = err.filename if err.filename is not None else _input_file(argv)
-        typer.echo(_line(f"error: {where + ': ' if where else ''}{_os_problem(err)}"), err=True)
+        problem = os_problem(err)
+        where = "" if where and problem.startswith(os.fsdecode(where)) else where  # said once
+        typer.echo(_line(f"error: {where + ': ' if where else ''}{problem}"), err=True)
         return _exit(2, argv)
     except MemoryError as err:  # an allocation sized by what an input declares
         where = _input_file(argv)
@@ -227,23 +228,6 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)
         return _exit(1, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
-
-
-def _os_problem(err: OSError) -> str:
-    """An operating-system error's problem; a missing file in scopeml's one wording, whoever
-    raised it (Python's own "No such file or directory" too).
-
-    Examples
-    --------
-    >>> _os_problem(FileNotFoundError(2, "No such file or directory", "a.tif"))
-    'no such file or folder'
-    >>> _os_problem(FileNotFoundError(2, "no such file", "a.yaml"))
-    'no such file'
-    """
-    text = str(err.strerror or err)
-    if err.errno == errno.ENOENT and text.lower().startswith("no such file"):
-        return text.lower().replace(" or directory", " or folder")
-    return text
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ from scopeml.errors import (
     IncompatibleModelError,
     InvalidLabelsError,
     InvalidRequestError,
+    os_problem,
     summarize,
 )
 from scopeml.napari._layers import SOURCE_KEY
@@ -889,9 +890,7 @@ def _writing(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        blocking = next((p for p in Path(path).parents if p.is_file()), None)
-        why = f"{blocking} is a file, not a folder" if blocking else err.strerror or err
-        raise InvalidRequestError(f"cannot write {path}: {why}") from err
+        raise InvalidRequestError(f"cannot write {path}: {os_problem(err)}") from err
 
 
 def _check_strokes(labels: np.ndarray, classes: list[str]) -> None:
