@@ -17,6 +17,7 @@ from scopeml.errors import InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.model import load_model, read_container, write_container
 from scopeml.model.convert import convert_container, convert_onnx
+from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.model.testing import tiny_unet_onnx
 from tests.model.model_builders import CPU, MODEL_ID, unet_metadata
 
@@ -50,7 +51,8 @@ def test_czann_to_legacy_and_back_keeps_predictions_bit_for_bit(normalised_czann
     assert main(["model", "convert", str(normalised_czann), "-o", str(legacy)]) == 0
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and ZEN_NOTE in warnings[0]  # one line, naming the policy
+    assert len(warnings) == 2 and ZEN_NOTE in warnings[0]  # one line, naming the policy
+    assert "each tile keeps 16×16 of it" in warnings[1]  # and one on the cost of its tiles
     assert "(czseg, input 64×64)" in captured.out  # the czann's InputShape, as no --spatial
     meta = read_container(legacy).metadata
     assert (meta.classes, meta.border_size, meta.name) == (
@@ -203,3 +205,22 @@ def test_a_legacy_export_names_the_conversion(normalised_czann, tmp_path, capsys
         legacy = convert_container(normalised_czann, tmp_path / "l.czseg")
     code = main(["model", "export-bioimageio", str(legacy), "-o", str(tmp_path / "l.zip")])
     assert code == 2 and "scopeml model convert l.czseg -o l.czann" in capsys.readouterr().err
+
+
+def test_a_legacy_tile_that_is_mostly_halo_is_warned_of_with_a_size_that_is_not(tmp_path):
+    """The shipped nuclei model (halo 112) in a legacy container at its 256² input keeps 32²
+    of each tile: said, with a --spatial that keeps half; at that size nothing is said, and
+    the labels are those of the czann."""
+    import warnings
+
+    with pytest.warns(UserWarning, match=r"256×256; with the model's halo of 112 px on each "
+                      r"side, each tile keeps 32×32 of it: a run computes about 64 pixels for "
+                      r"each one it keeps \(--spatial 768x768"):  # fmt: skip
+        small = convert_container(BUILTIN_MODELS["nuclei"].path, tmp_path / "n.czseg")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        convert_container(
+            BUILTIN_MODELS["nuclei"].path, tmp_path / "n768.czseg", spatial=(768, 768)
+        )
+    assert not [w for w in said if "halo" in str(w.message)]
+    assert read_container(small).graph.fixed_spatial == (256, 256)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import math
 import tempfile
 import uuid
 import warnings
@@ -317,6 +318,10 @@ def _to_legacy(
         )
     options["spatial"] = _legacy_spatial(container, spatial, output)
     lost = _lost_in_legacy(container.metadata, options, source)
+    fixed = container.graph.fixed_spatial if options["spatial"] == "keep" else options["spatial"]
+    slow = _small_cores(tuple(fixed), options.get("min_overlap") or 0, source,
+                        resizable=container.graph.fixed_spatial is None)  # fmt: skip
+    lost += [slow] if slow else []
     for key in ("normalize", "scaling", "tile_shape", "scopeml_keys"):
         options.pop(key, None)
     return lost
@@ -398,6 +403,35 @@ def _legacy_normalisation(onnx_bytes: bytes, options: dict[str, Any], source: Pa
         f"{source.name}: a legacy container records no normalisation; the czann runs without "
         "one, so if the model needs one give --normalize (e.g. percentile:1,99.8)"
     )
+
+
+def _small_cores(
+    fixed: tuple[int, ...], overlap: Any, source: Path, *, resizable: bool
+) -> str | None:
+    """The line to warn with when a legacy container's fixed tile is mostly halo (the model's
+    overlap on each side): each tile then keeps a small core, and a run costs that many times
+    the model's work per pixel (the shipped nuclei model at 256²: 32² cores, about 11× slower
+    than its czann); else ``None``.
+
+    >>> _small_cores((256, 256), 112, Path("n.czann"), resizable=True).split(";")[0]
+    'n.czann: a legacy container fixes the input at 256×256'
+    >>> _small_cores((512, 512), 16, Path("n.czann"), resizable=True) is None
+    True
+    """
+    halos = [overlap] * len(fixed) if isinstance(overlap, int) else list(overlap)[-len(fixed) :]
+    cores = [max(size - 2 * halo, 0) for size, halo in zip(fixed, halos, strict=True)]
+    kept = math.prod(cores) / math.prod(fixed)
+    if kept >= 0.25:
+        return None
+    larger = max(-(-int(2 * max(halos) / (1 - 0.5**0.5)) // 64) * 64, max(fixed))
+    return (
+        f"{source.name}: a legacy container fixes the input at {'×'.join(map(str, fixed))}; "
+        f"with the model's halo of {max(halos)} px on each side, each tile keeps "
+        f"{'×'.join(map(str, cores))} of it: a run computes about {1 / max(kept, 1e-9):.0f} pixels "
+        "for each one it keeps"
+        + (f" (--spatial {larger}x{larger}, spatial=({larger}, {larger}) in Python, keeps half)"
+           if resizable else "")
+    )  # fmt: skip
 
 
 def _lost_in_legacy(meta: Any, options: dict[str, Any], source: Path) -> list[str]:
