@@ -117,3 +117,38 @@ def test_special_value_texts_are_not_clipped(viewer, qtbot):
         edit = box.lineEdit()
         assert box.text() == box.specialValueText()
         assert edit.width() >= edit.fontMetrics().horizontalAdvance(box.text()) + 4, box.text()
+
+
+def test_objects_of_a_time_series_are_measured_frame_by_frame(viewer, qtbot, frames, tmp_path):
+    """Label objects on the class labels of a T×Y×X run keeps their time axis: Measure with
+    the movie's intensities then has a row per object and time point, as the library's."""
+    import tifffile
+
+    from scopeml.napari.objects_widget import ObjectsWidget
+    from scopeml.napari.open_widget import OpenImageWidget
+
+    stack, model = frames
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, stack)
+    store = sm.segment(str(movie), model, tmp_path / "run.ome.zarr", axes="TYX").path
+    viewer.open(str(store), plugin="scopeml")
+    opener = OpenImageWidget(viewer)
+    opener.path.setText(str(movie))
+    opener.axes.setCurrentText("TYX")
+    (frames_layer,) = opener.open()
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText("run labels")
+    widget.class_value.setText("nucleus")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    assert widget.labels_choice.currentText() == "run labels objects", widget.status.text()
+    widget.image_choice.setCurrentText(frames_layer.name)
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+    table = widget.table
+    assert table is not None, widget.status.text()
+    objects = sm.label_objects(sm.Segmentation(store), tmp_path / "o.ome.zarr",
+                               class_="nucleus", min_size=widget.min_size.value())  # fmt: skip
+    expected = sm.measure_objects(objects, sm.open_image(movie, axes="TYX"))
+    assert sorted(set(table["t"])) == [0, 1, 2, 3] and len(table) == len(expected)
+    np.testing.assert_allclose(table["area"], expected["area"])

@@ -114,3 +114,10 @@ def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     assert widget.table["class"].tolist() == ["small", "small", "tall", "small"]
     assert sorted(widget.class_colors()) == ["small", "tall"]
     assert widget.current_class.currentText() == "small"
+
+    widget.measure()  # measured again (the same objects): the clicks stay, the predictions go
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.table[USER_CLASS].tolist() == ["small", "small", "tall", "small"]
+    assert "class" not in widget.table
+    assert widget.status.text() == "4 objects measured (4 clicked classes kept) (shapes only: " \
+        "no image chosen)"  # fmt: skip

@@ -3,6 +3,7 @@ file-dialog filters."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -156,9 +157,14 @@ def run_in_thread(
 
 
 def error_text(err: BaseException) -> str:
-    """A one-line message: scopeml's own ``FILE: PROBLEM``, else the exception's name and text."""
-    from scopeml.errors import ScopeMLError
+    """A one-line message: scopeml's own ``FILE: PROBLEM``, the system's as the CLI says it
+    (``FILE: a file where a folder is needed``), else the exception's name and text."""
+    from scopeml.errors import ScopeMLError, os_problem
 
     if isinstance(err, ScopeMLError):
         return str(err)
+    if isinstance(err, OSError):
+        problem = os_problem(err)
+        where = os.fsdecode(err.filename) if err.filename is not None else ""
+        return problem if not where or problem.startswith(where) else f"{where}: {problem}"
     return f"{type(err).__name__}: {err}"

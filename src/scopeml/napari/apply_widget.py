@@ -79,6 +79,7 @@ from scopeml.napari._source import (
     layer_image,
     layer_source,
     memory_axes,
+    scene_label,
 )
 from scopeml.objects.instances import InstanceOptions
 from scopeml.reuse import why_not_this_run
@@ -293,7 +294,9 @@ class ApplyWidget(QWidget):
     @staticmethod
     def _beside(layer: Any) -> Path | None:
         """``<stem>.seg.ome.zarr`` next to the layer's file (the scopeml reader's, or the
-        file another reader opened), ``None`` for a layer with no file."""
+        file another reader opened), ``None`` for a layer with no file. A scene of a file of
+        several, or the file read with chosen axes, is named so (``plate_scene1``,
+        ``movie_TYX``): each reading of one file has its own store, not the last one's."""
         if layer is None:
             return None
         source = layer_source(layer)
@@ -301,7 +304,12 @@ class ApplyWidget(QWidget):
         if not file:
             return None
         path = Path(file)
-        return path.with_name(f"{path.name.split('.')[0]}.seg.ome.zarr")
+        reading = ""
+        if source is not None:
+            if scene_label(file, source.get("scene"), source.get("file_axes")):
+                reading += f"_scene{source['scene']}"
+            reading += f"_{source['file_axes']}" if source.get("file_axes") else ""
+        return path.with_name(f"{path.name.split('.')[0]}{reading}.seg.ome.zarr")
 
     def output_path(self) -> Path:
         """The store to write: the one typed, else ``<stem>.seg.ome.zarr`` next to the layer's

@@ -65,6 +65,7 @@ class ObjectsWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.table: pd.DataFrame | None = None
+        self.layer: Any = None  # the objects layer measured
         self.classifier: Any = None
         self._worker: Any = None
         self._hooked: Any = None
@@ -168,7 +169,7 @@ class ObjectsWidget(QWidget):
             open_levels(objects.path), name=f"{source_layer.name} objects"
         )
         kwargs["scale"] = source_layer.scale
-        kwargs["metadata"] = {LABELLED_FROM: weakref.ref(real_layer(source_layer))}
+        kwargs["metadata"][LABELLED_FROM] = weakref.ref(real_layer(source_layer))  # its store too
         earlier = [
             index
             for index, other in enumerate(self.viewer.layers)
@@ -209,18 +210,35 @@ class ObjectsWidget(QWidget):
         )
 
     def set_table(self, table: pd.DataFrame, layer: Any) -> None:
-        """Show ``table`` (one row per object), hook clicks on ``layer``."""
+        """Show ``table`` (one row per object), hook clicks on ``layer``. Measured again (the
+        same objects layer, other intensities), the objects keep the classes clicked; the
+        predictions, made from the earlier columns, go."""
         self._worker = None
         table = table.reset_index(drop=True)
+        kept = self._clicked_on(layer)
         if USER_CLASS not in table:
             table.insert(table.columns.get_loc("label") + 1, USER_CLASS, "")
+        if kept is not None:
+            by_label = table["label"].map(kept)
+            table[USER_CLASS] = by_label.where(by_label.notna(), table[USER_CLASS])
         self.table = table
         self.layer = layer
         self.model.set_table(table)
         if not getattr(layer, "multiscale", False):
             layer.features = table.assign(index=table["label"].to_numpy())
         self._hook(real_layer(layer))
-        self.status.setText(f"{len(table)} objects measured")
+        n_kept = 0 if kept is None else int((table[USER_CLASS] != "").sum())
+        kept_text = f" ({n_kept} clicked classes kept)" if n_kept else ""
+        without = "" if self.image_choice.layer() is not None else " (shapes only: no image chosen)"
+        self.status.setText(f"{len(table)} objects measured{kept_text}{without}")
+
+    def _clicked_on(self, layer: Any) -> pd.Series | None:
+        """The classes clicked on the objects of ``layer`` when it is the layer measured
+        before (by label), else ``None``."""
+        if self.table is None or real_layer(self.layer) is not real_layer(layer):
+            return None
+        clicked = self.table[self.table[USER_CLASS] != ""]
+        return clicked.set_index("label")[USER_CLASS]
 
     def _hook(self, layer: Any) -> None:
         """Clicks on ``layer`` (only) select and label its objects: hooked once."""
