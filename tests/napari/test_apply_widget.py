@@ -97,6 +97,14 @@ def test_cancel_then_resume_equals_an_uninterrupted_run(viewer, qtbot, files, tm
     assert not (tmp_path / "resumed.ome.zarr").exists()  # nothing half-written in place
     widget.progressed.disconnect()
     widget.progressed.connect(widget._draw)
+    widget.scale.setValue(0.5)  # changed since: said in the widget's words, not resumed
+    widget.resume_button.click()
+    wait_idle(qtbot, widget)
+    assert widget.status.text() == (
+        "error: cannot resume: scale None then, 0.5 now, since the cancelled run: set it back "
+        "to resume, or press Run to start again"
+    ), widget.status.text()
+    widget.scale.setValue(1.0)
     seen = []
     widget.progressed.connect(lambda done, total: seen.append(total))
     widget.resume_button.click()

@@ -57,7 +57,13 @@ from qtpy.QtWidgets import (
 )
 
 import scopeml as sm
-from scopeml.errors import Cancelled, IncompatibleModelError, InvalidRequestError, ScopeMLError
+from scopeml.errors import (
+    Cancelled,
+    IncompatibleModelError,
+    IncompleteOutputError,
+    InvalidRequestError,
+    ScopeMLError,
+)
 from scopeml.napari._layers import (
     SOURCE_KEY,
     labels_layer_data,
@@ -423,7 +429,8 @@ class ApplyWidget(QWidget):
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
         typed = bool(self.output.text().strip())  # the user's folder: written there, or reused
-        stores = self._stores_of(layer, output, others=not typed) if instances and source else []
+        looked = instances and source and not resume  # a resume continues its own store
+        stores = self._stores_of(layer, output, others=not typed) if looked else []
         text = self.model_path.text().strip()
         self._cancel.clear()
         self.bar.setValue(0)
@@ -647,13 +654,34 @@ class ApplyWidget(QWidget):
 
     def _fail(self, err: BaseException) -> None:
         self._worker = None
-        cancelled = isinstance(err, Cancelled)
-        self._idle(resumable=cancelled)
+        cancelled, refused = isinstance(err, Cancelled), _resume_refused(err)
+        self._idle(resumable=cancelled or refused is not None)  # the partial store is kept
         self.status.setText(
             "cancelled: Resume continues from the tiles written"
             if cancelled
-            else f"error: {error_text(err)}"
+            else f"error: {refused or error_text(err)}"
         )
+
+
+def _resume_refused(err: BaseException) -> str | None:
+    """A Resume refused because a setting changed since the cancelled run, in the widget's
+    words (its store is not one the user named: ``OUT.ome.zarr.partial``), else ``None``.
+
+    >>> _resume_refused(IncompleteOutputError("cannot resume: the partial output comes from a "
+    ...     "different run: options.scale: None (recorded) vs 0.5 (now); pass --overwrite "
+    ...     "(overwrite=True) to start again", path="o.ome.zarr.partial")).split(": set")[0]
+    'cannot resume: scale None then, 0.5 now, since the cancelled run'
+    """
+    problem = str(getattr(err, "problem", "") or "")
+    if not isinstance(err, IncompleteOutputError) or "different run: " not in problem:
+        return None
+    detail = problem.split("different run: ", 1)[1].rsplit("; pass --overwrite", 1)[0]
+    detail = re.sub(r"\b(?:options|image_view)\.(\w+): ", r"\1 ", detail)
+    detail = detail.replace(" (recorded) vs ", " then, ").replace(" (now)", " now")
+    return (
+        f"cannot resume: {detail}, since the cancelled run: set it back to resume, or press "
+        "Run to start again"
+    )
 
 
 class _ClassChoice(QComboBox):

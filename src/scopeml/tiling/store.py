@@ -240,10 +240,15 @@ def check_same_run(
     if not found:
         return
     changed = _changed_inputs(recorded, expected)
+    models = recorded.get("model"), expected.get("model")
+    rescaled = all(isinstance(m, dict) for m in models) and _rescaled(*models)
     settings = [
         f"{key}: {_short(old)} (recorded) vs {_short(new)} (now)"
         for key, old, new in found
-        if not changed
+        if (
+            not (rescaled and key.startswith("model."))  # said by options.scale
+            and not changed
+        )
         or (
             key.split(".")[0] not in ("model", "image", AXES_RECORD)
             and key not in ("image_view.scene", "options.scene")  # said by _other_scene
@@ -527,7 +532,8 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
     settings differ."""
     said = []
     old, new = recorded.get("model") or {}, expected.get("model") or {}
-    if isinstance(old, dict) and isinstance(new, dict) and old != new:
+    rescaled = isinstance(old, dict) and isinstance(new, dict) and _rescaled(old, new)
+    if isinstance(old, dict) and isinstance(new, dict) and old != new and not rescaled:
         name, other = old.get("name"), new.get("name")
         if name != other:
             said.append(f"the run used the model {name!r}, not {other!r}")
@@ -558,6 +564,18 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         else:
             said.append("the image is not the one the run started from")
     return said
+
+
+def _rescaled(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two model records are one model run at other scales (``NAME at scale 0.5``,
+    the same file and classes; its halo and step scale with it): the options' ``scale`` says
+    that change, not the model."""
+
+    def base(record: Mapping[str, Any]) -> Any:
+        name = str(record.get("name")).split(" at scale ")[0]
+        return name, record.get("classes"), record.get("sha256")
+
+    return base(old) == base(new)
 
 
 def _other_scene(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
