@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
+import scopeml as sm
+from tests.napari.conftest import sample_classifier
+
 WAIT_MS = 120_000
 
 
@@ -121,3 +124,37 @@ def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     assert "class" not in widget.table
     assert widget.status.text() == "4 objects measured (4 clicked classes kept) (shapes only: " \
         "no image chosen)"  # fmt: skip
+
+
+def test_the_librarys_advice_is_said_with_the_widgets_controls(viewer, qtbot, tmp_path):
+    """Measure on class labels, a class name for labels that name none, and an export under
+    a bare name: each in the widget's terms (no label_objects(...), no --class)."""
+    import pandas as pd
+
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_labels(blobs_and_specks(), name="classes")
+    widget = ObjectsWidget(viewer)
+    widget.class_value.setText("nucleus")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text() == (
+        "error: these labels name no classes: type the class's label value (a number) above, "
+        "not its name"
+    )
+    image, model = sample_classifier(
+        tmp_path / "small.ome.zarr", size=96, block=96, seed=8, every=6, n_estimators=3,
+        features="gaussian_smoothing:1",
+    )  # fmt: skip
+    viewer.open(str(sm.segment(image, model, tmp_path / "s.ome.zarr").path), plugin="scopeml")
+    widget.labels_choice.setCurrentText("s labels")
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    said = widget.status.text()
+    assert said.startswith("error: these are class labels, not objects: type the class above")
+    widget.class_value.setText("1")
+    label_with(widget, qtbot, viewer, "classes", 0)
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    written = widget.export_csv(tmp_path / "objects")  # as a dialog returns a typed name
+    assert written == tmp_path / "objects.csv" and len(pd.read_csv(written)) == 8

@@ -326,11 +326,15 @@ class ObjectsWidget(QWidget):
 
     def export_csv(self, path: str | Path) -> Path:
         """Write the table, the user's labels and predicted classes included (replacing a file
-        there: the save dialog has asked)."""
+        there: the save dialog has asked); a name without a table suffix gets ``.csv``, as a
+        dialog may return the name typed."""
         from scopeml.objects.table import write_table
 
         if self.table is None:
             raise InvalidRequestError(NO_TABLE)
+        path = Path(path)
+        if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+            path = path.with_name(f"{path.name}.csv")
         written = write_table(self.table, path, overwrite=True)
         self.status.setText(f"exported {len(self.table)} rows to {written}")
         return written
@@ -358,7 +362,22 @@ class ObjectsWidget(QWidget):
 
     def _fail(self, err: BaseException, text: str | None = None) -> None:
         self._worker = None
-        self.status.setText(f"error: {text or error_text(err)}")
+        self.status.setText(f"error: {text or _widget_words(error_text(err))}")
+
+
+def _widget_words(text: str) -> str:
+    """The library's advice for Python and the CLI, said with this widget's controls."""
+    if "these are class labels, not objects" in text:
+        return (
+            "these are class labels, not objects: type the class above and press Label "
+            "objects, then Measure the objects layer it makes"
+        )
+    if "but these labels carry no class names" in text:
+        return (
+            "these labels name no classes: type the class's label value (a number) above, "
+            "not its name"
+        )
+    return text
 
 
 def _min_size_box() -> QSpinBox:
