@@ -152,3 +152,22 @@ def test_objects_of_a_time_series_are_measured_frame_by_frame(viewer, qtbot, fra
     expected = sm.measure_objects(objects, sm.open_image(movie, axes="TYX"))
     assert sorted(set(table["t"])) == [0, 1, 2, 3] and len(table) == len(expected)
     np.testing.assert_allclose(table["area"], expected["area"])
+
+
+def test_a_layer_of_several_scenes_is_refused_in_the_widgets_words(viewer, qtbot, frames, tmp_path):
+    """Scenes of one size open as one layer (an S slider): the model runs on one scene, so
+    the widget says to open one, not the CLI's --scene."""
+    import tifffile
+
+    stack, model = frames
+    plate = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(plate, ome=True) as tif:
+        for scene in stack[:2]:
+            tif.write(scene, metadata={"axes": "YX"})
+    (layer,) = viewer.open(str(plate), plugin="scopeml")
+    widget = _apply(viewer, qtbot, layer, model, tmp_path / "plate")
+    assert widget.status.text() == (
+        f"error: {plate}: the layer shows its 2 scenes; the model runs on one: open it in "
+        "Plugins › scopeml › Open image scene and apply the model to that layer"
+    )
+    assert widget.output_path() == tmp_path / "plate.ome.zarr"  # a bare name gets the suffix

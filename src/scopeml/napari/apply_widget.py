@@ -79,6 +79,7 @@ from scopeml.napari._qt import (
     row,
     run_in_thread,
 )
+from scopeml.napari._reader import REOPEN
 from scopeml.napari._source import (
     content_key,
     layer_facts,
@@ -320,8 +321,10 @@ class ApplyWidget(QWidget):
     def output_path(self) -> Path:
         """The store to write: the one typed, else ``<stem>.seg.ome.zarr`` next to the layer's
         file, else a temporary folder made once per layer (:meth:`is_temporary`)."""
-        if self.output.text().strip():
-            return Path(self.output.text().strip()).expanduser()
+        if self.output.text().strip():  # a bare name gets the suffix, as Browse gives it
+            typed = Path(self.output.text().strip()).expanduser()
+            zarr = typed.name.lower().endswith(".zarr")
+            return typed if zarr else typed.with_name(f"{typed.name}.ome.zarr")
         layer = real_layer(self.image_choice.layer())
         beside = self._beside(layer)
         if beside is not None:
@@ -659,8 +662,20 @@ class ApplyWidget(QWidget):
         self.status.setText(
             "cancelled: Resume continues from the tiles written"
             if cancelled
-            else f"error: {refused or error_text(err)}"
+            else f"error: {refused or _scenes_in_gui_words(error_text(err))}"
         )
+
+
+def _scenes_in_gui_words(text: str) -> str:
+    """A file of several scenes shown as one layer (its S slider): ``segment`` runs one scene,
+    which this widget takes from the layer, so the way is to open one."""
+    many = re.search(r"image has (\d+) scenes", text)
+    if many is None or "--scene" not in text:
+        return text
+    return (
+        f"{text.split(': image has')[0]}: the layer shows its {many.group(1)} scenes; the model "
+        f"runs on one: open it in {REOPEN} and apply the model to that layer"
+    )
 
 
 def _resume_refused(err: BaseException) -> str | None:
