@@ -132,7 +132,11 @@ def test_a_second_image_joins_the_results_folder(viewer, qtbot, analysis, tmp_pa
     sources = sorted(Path(lay.metadata["scopeml"]["path"]).parent.name for lay in viewer.layers
                      if lay.name.startswith("nucleus"))  # fmt: skip
     assert sources == ["cells", "more"]
-    assert "nucleus (more)" in [lay.name for lay in viewer.layers]  # whose objects: said
+    assert class_layers(viewer) == ["nucleus (cells)", "nucleus (more)"]  # whose: said
+
+    widget.output.setText(str(tmp_path / "elsewhere"))  # another folder, the same image name
+    assert run(qtbot, widget).startswith("done (more: nucleus ")
+    assert class_layers(viewer)[-1] == "nucleus (more) [1]"  # not a bare "nucleus" among them
 
 
 def test_only_earlier_images_that_keep_their_names_are_listed_again(tmp_path):

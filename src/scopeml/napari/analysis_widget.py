@@ -170,6 +170,18 @@ class AnalysisWidget(QWidget):
             if source and str(Path(source["path"]).resolve()).startswith(inside):
                 self.viewer.layers.remove(layer.name)
 
+    def _name_by_image(self, output: Path) -> None:
+        """Name the class layers of ``output``'s earlier images by their image too, now that
+        the folder holds several (``nucleus`` → ``nucleus (hela)``)."""
+        images = (output / "images").resolve()
+        for layer in list(self.viewer.layers):
+            source = layer_source(layer)
+            store = Path(source["path"]).resolve() if source else None
+            if store is not None and store.parent.parent == images:
+                class_name = store.name.removesuffix(".ome.zarr")
+                if layer.name == class_name:
+                    layer.name = f"{class_name} ({store.parent.name})"
+
     def _report(self, event: sm.ProgressEvent) -> None:
         self.progressed.emit(event.done, event.total or 0)
         if self._cancel.is_set():
@@ -195,9 +207,13 @@ class AnalysisWidget(QWidget):
             folder = Path(result.output) / "images" / record["name"]
             self._remove_layers_of(folder)  # a rerun's layers replace the earlier
             several = len(result.records) > 1  # the folder's images: a layer says whose
+            if several:
+                self._name_by_image(Path(result.output))
+            taken = {layer.name for layer in self.viewer.layers}
             for cls in self.settings.classes:
                 store = folder / f"{cls.name}.ome.zarr"
-                name = f"{cls.name} ({record['name']})" if several else cls.name
+                whose = several or any(n.split(" (")[0] == cls.name for n in taken)  # others
+                name = f"{cls.name} ({record['name']})" if whose else cls.name
                 if store.is_dir():
                     data, kwargs, _ = labels_layer_data(
                         open_levels(store), name=name, path=str(store)
