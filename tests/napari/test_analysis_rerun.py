@@ -154,3 +154,15 @@ def test_only_earlier_images_that_keep_their_names_are_listed_again(tmp_path):
     new = str(write_sample_image(tmp_path / "new.ome.zarr", size=64, block=64, seed=2)[0])
     assert _with_earlier(tmp_path / "res", new) == [str(alone), new]
     assert sorted(p.name for p in (tmp_path / "res" / "images").iterdir()) == ["A9__cells", "alone"]
+
+
+def test_cancel_says_how_to_go_on_and_continuing_finishes(viewer, qtbot, analysis, tmp_path):
+    widget, image, settings = analysis
+    widget.output.setText(str(tmp_path / "stopped"))
+    widget.progressed.connect(lambda done, total: widget._cancel.set())
+    said = run(qtbot, widget)
+    assert said == "cancelled: Run with 'continue it' goes on from the images finished", said
+    widget.progressed.disconnect()
+    widget.progressed.connect(widget._draw)
+    assert run(qtbot, widget).startswith("done (cells: nucleus ")
+    assert widget.result.counts == sm.analyze(settings, [image], tmp_path / "whole").counts

@@ -113,3 +113,19 @@ def test_a_typed_output_is_written_not_an_open_store_reused(
     assert "instances" in chosen.outputs
     np.testing.assert_array_equal(chosen.labels.read(), sm.Segmentation(store).labels.read())
     assert not (tmp_path / "cli.objects.ome.zarr").exists()
+
+
+def test_a_typed_store_of_another_run_is_said_to_be_replaced(
+    viewer, qtbot, small, tmp_path, monkeypatch
+):
+    image, model = small
+    store = sm.segment(str(image), str(model), tmp_path / "half.ome.zarr", scale=0.5).path
+    runs = counted(monkeypatch)
+    widget = widget_for(viewer, image, model)
+    widget.output.setText(str(store))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    text = widget.status.text()
+    replaced = "it replaced the earlier result there, which records other settings (scale 0.5"
+    assert len(runs) == 1 and text.startswith(f"wrote {store}; {replaced}"), text
+    assert sm.Segmentation(store).labels.read().shape[-1] == 192  # the run at scale 1

@@ -232,7 +232,9 @@ class AnalysisWidget(QWidget):
     def _fail(self, err: BaseException) -> None:
         self._worker = None
         if isinstance(err, Cancelled):
-            self.status.setText("cancelled")
+            self.status.setText(
+                f"cancelled: Run with '{CONTINUE.split(' (')[0]}' goes on from the images finished"
+            )
             return
         text = error_text(err)
         if "resuming with other settings" in text or "--resume" in text:

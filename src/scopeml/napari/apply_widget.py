@@ -531,8 +531,10 @@ class ApplyWidget(QWidget):
                 self._made[str(store)] = (request, recorded_run(store), model)
                 notes = []
                 break
-            if str(store) not in self._made:  # of its own earlier runs the user knows
-                notes.append(f"{store.name} {why}")
+            if store == output:  # the user's output, made by another run: replaced
+                notes.append(f"it replaced the earlier result there, which {why}")
+            elif str(store) not in self._made:  # of its own earlier runs the user knows
+                notes.append(f"the model ran: {store.name} {why}")
         self.said.emit(
             f"labelling the {instances} instances from the labels in {output.name}…"
             if reuse
@@ -579,9 +581,13 @@ class ApplyWidget(QWidget):
         self._idle(resumable=False)
         self.show_results(seg, objects)
         if reused and objects is not None:
+            seeded = "" if "probabilities" in seg.outputs else (
+                ", seeded from them: the run kept no probabilities, so touching objects may be "
+                "split otherwise than by a run made with instances"
+            )  # fmt: skip
             text = (
                 f"wrote {objects.path}: {self.instances.currentText()} instances from the "
-                f"labels in {seg.path} (the model did not run again)"
+                f"labels in {seg.path} (the model did not run again{seeded})"
             )
         elif reused:
             text = (
@@ -593,7 +599,7 @@ class ApplyWidget(QWidget):
         if self.is_temporary(seg.path):
             text += " (a temporary folder: choose an output to keep the result)"
         if notes:
-            text += f"; the model ran: {notes}"
+            text += f"; {notes}"
         self.status.setText(text)
 
     def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
