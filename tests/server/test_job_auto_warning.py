@@ -32,6 +32,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("auto-warning-images")
     tifffile.imwrite(root / "flat-given.tif", np.full((64, 64), 700, np.uint16))
     tifffile.imwrite(root / "flat-default.tif", np.full((64, 64), 700, np.uint16))
+    pages = np.random.default_rng(0).integers(0, 900, (5, 64, 64)).astype(np.uint16)
+    tifffile.imwrite(root / "pages.tif", pages)  # 5 pages of unknown kind: read as Z, said
     return root
 
 
@@ -77,3 +79,19 @@ def test_check_job_inputs_warns_of_no_objects_and_returns_scale_1(root, tmp_path
     said = [str(x.message) for x in w if SAID in str(x.message)]
     assert said == [f"{root / 'flat-given.tif'}: {SAID} (a constant, non-finite or tiny "
                     "image); running at scale 1"]  # fmt: skip
+
+
+def test_a_jobs_warnings_name_job_options_not_flags(server, root):
+    """What the library advises with flags and Python keywords reaches a client as the job
+    option to set (``axes``), without the command line's ``--axes`` or the Python advice."""
+    with Client(server.url, server.tokens["alice"]) as client:
+        job = client.wait_job(
+            client.submit_job("nuclei", image_path="pages.tif", scale=1)["id"], timeout=WAIT_S
+        )
+    assert job["status"] == "done", job["error"]
+    told = [line for line in job["warnings"] if "pages of unknown kind" in line]
+    assert len(told) == 1, job["warnings"]
+    assert told[0].endswith(
+        "if they are time points or channels, pass the job option axes TYX or the job option "
+        "axes CYX"
+    ), told

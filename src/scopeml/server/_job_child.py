@@ -32,6 +32,7 @@ from typing import Any
 
 from scopeml import errors
 from scopeml.errors import Cancelled, ScopeMLError
+from scopeml.server.words import in_job_words
 from scopeml.tiling.model_inputs import ChannelOption
 
 POLL_S = 0.2
@@ -218,7 +219,7 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         with _sending_warnings(send):
             answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
     except ScopeMLError as err:
-        answer = ("error", type(err).__name__, err.problem, err.path)
+        answer = ("error", type(err).__name__, in_job_words(str(err.problem)), err.path)
     except MemoryError:
         answer = ("error", "ScopeMLError", "the job ran out of memory (server memory limit)", None)
     except OSError as err:  # a file gone or unreadable (an image deleted since submit, say)
@@ -237,14 +238,15 @@ def _sending_warnings(send: Connection) -> Any:
     """Send each warning the run shows as ``("warning", line)``, and write it on one line to
     the server's log (``job warning: …``, not Python's form naming the source line, here
     multiprocessing's): a client sees what a local run would have told its user. Warnings
-    the code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent."""
+    the code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent. The
+    client gets them in its words (job options, not flags: :func:`in_job_words`)."""
     with warnings.catch_warnings():
 
         def show_and_send(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
             with contextlib.suppress(OSError, ValueError):  # no log to write to
                 sys.stderr.write(f"job warning: {warning_line(message)}\n")
             with contextlib.suppress(OSError, ValueError):  # the parent gone: the log has it
-                send.send(("warning", warning_line(message)))
+                send.send(("warning", in_job_words(warning_line(message))))
 
         warnings.showwarning = show_and_send
         yield

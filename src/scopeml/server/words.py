@@ -1,0 +1,51 @@
+"""A run's messages in a server client's words: the library says how to fix things with
+command-line flags and Python keywords (``pass --axes TYX (Python: …)``); a client sets job
+options instead (``"axes": "TYX"``)."""
+
+from __future__ import annotations
+
+import re
+
+from scopeml.server.job_options import JobOptions
+
+#: The job options a flag may name (``--tile-size`` → ``tile_size``).
+_OPTIONS = frozenset(JobOptions.model_fields) | {"class", "min_size", "seed_threshold", "grow"}
+_FLAG = re.compile(r"--([a-z][a-z-]*)")
+#: A Python equivalent in parentheses: ``(scene=1)``, ``(channels= in Python)``.
+_PYTHON_ALIKE = re.compile(r" \((?:[a-z_]+=[^()]*|[^()]* in Python)\)")
+
+
+def in_job_words(text: str) -> str:
+    """``text`` with its Python advice left out and the flags of job options said as options.
+
+    Examples
+    --------
+    >>> in_job_words("a.tif: 5 pages read as Z; if they are time points, pass --axes TYX "
+    ...              "(Python: sm.open_image(path, axes='TYX'), or segment(path, axes='TYX'))")
+    'a.tif: 5 pages read as Z; if they are time points, pass the job option axes TYX'
+    >>> in_job_words("choose it with --channels (channels= in Python) from DAPI, GFP")
+    'choose it with the job option channels from DAPI, GFP'
+    >>> in_job_words("pass --scene 1 (scene=1), or --overwrite (overwrite=True)")
+    'pass the job option scene 1, or --overwrite'
+    """
+    text = _without_python(text)
+    text = _PYTHON_ALIKE.sub("", text)
+    return _FLAG.sub(_option, text)
+
+
+def _option(flag: re.Match[str]) -> str:
+    name = flag.group(1).replace("-", "_")
+    return f"the job option {name}" if name in _OPTIONS else flag.group(0)
+
+
+def _without_python(text: str) -> str:
+    """``text`` without its ``(Python: …)`` parts, nested parentheses and all."""
+    while (start := text.find(" (Python:")) >= 0:
+        depth, end = 0, len(text)
+        for i in range(start + 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            if depth == 0:
+                end = i + 1
+                break
+        text = text[:start] + text[end:]
+    return text
