@@ -160,6 +160,9 @@ def _describe_output(group: Path, name: str, record: dict[str, Any]) -> dict[str
     }.get(name, [])
     described = {"axes": axes, "shape": list(array.shape), "dtype": str(array.dtype),
                  "pixel_sizes": sizes, "classes": [c for c in classes if c]}  # fmt: skip
+    step = dict(zip(axes, scale, strict=False)).get("T")
+    if step and units.get("T") == "second":  # the time step the store keeps from its image
+        described["time_step"] = float(step)
     if name == "instances" and "n_objects" in array.attrs:
         described.update(_object_counts(dict(array.attrs), axes))
     return described
@@ -206,12 +209,13 @@ def format_store(description: dict[str, Any]) -> list[str]:
     ...             "image": "t5.ome.tif"},
     ...     "outputs": {"labels": {"axes": "TYX", "shape": [5, 70, 110], "dtype": "uint8",
     ...                            "pixel_sizes": {"Y": 0.645, "X": 0.645},
-    ...                            "classes": ["bg", "nucleus"]}},
+    ...                            "classes": ["bg", "nucleus"], "time_step": 60.0}},
     ...     "missing": ["instances"]})))
     t5.ome.zarr
       segment store of t5.ome.tif: model nuclei (classes bg, nucleus), scale 0.5
       labels: T=5 Y=70 X=110, uint8, classes bg, nucleus
       pixel sizes (µm): Y=0.645 X=0.645
+      time step: 60 s
       missing: instances (the run stopped before them: run it again with --resume)
     """
     run = description["run"]
@@ -223,6 +227,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
         f" scale {run['scale']:g}" + (f" ({run['auto']})" if run.get("auto") else ""),
     ]
     sizes: dict[str, float] = {}
+    step = next((o["time_step"] for o in description["outputs"].values() if "time_step" in o), 0)
     for name, output in description["outputs"].items():
         shape = " ".join(f"{a}={n}" for a, n in zip(output["axes"], output["shape"], strict=True))
         kind = {"probabilities": "channels", "instances": "objects of"}.get(name, "classes")
@@ -231,6 +236,8 @@ def format_store(description: dict[str, Any]) -> list[str]:
         sizes = sizes or output["pixel_sizes"]
     shown = " ".join(f"{a}={v:g}" for a, v in sizes.items()) or "unknown"
     lines.append(f"  pixel sizes (µm): {shown}")
+    if step:
+        lines.append(f"  time step: {step:g} s")
     if description["missing"]:
         lines.append(f"  missing: {', '.join(description['missing'])}"
                      " (the run stopped before them: run it again with --resume)")  # fmt: skip
