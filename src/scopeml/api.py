@@ -33,13 +33,14 @@ from scopeml.segment_steps import (
     StepsAfter,
     check_measure_table,
     export_ome_tiffs,
+    instance_options,
     make_instances,
     missing_text,
     ome_tiff_outputs,
     refuse_unfinished,
     resumes_published,
 )
-from scopeml.segmentation import INSTANCES, Segmentation
+from scopeml.segmentation import INSTANCES, RunRead, Segmentation, run_read
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.size import AUTO_RECORD, AutoScale
 from scopeml.tiling.store import AXES_RECORD
@@ -124,7 +125,7 @@ def segment(
     overwrite: bool | None = None,
     ome_tiff: bool | None = None,
     progress: Progress = None,
-    instances: InstanceOptions | None = None,
+    instances: InstanceOptions | str | int | None = None,
     measure: PathLike | None = None,
     shape_features: bool = True,
     public_name: str | None = None,
@@ -161,9 +162,11 @@ def segment(
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
     instances
         How the ``instances`` output is made (``outputs=("labels", "instances")``): a
-        :class:`~scopeml.objects.instances.InstanceOptions`; by default the objects are the one
-        class that is neither background nor boundary, split at a ``boundary`` class if the
-        model has one (the shipped ``nuclei`` does). Tiled exactly, like every output.
+        :class:`~scopeml.objects.instances.InstanceOptions`, or only the class to label, by
+        name or label value (``instances="nucleus"``: ``InstanceOptions(class_="nucleus")``);
+        by default the objects are the one class that is neither background nor boundary,
+        split at a ``boundary`` class if the model has one (the shipped ``nuclei`` does).
+        Tiled exactly, like every output.
     measure
         Also measure the instances against the image (every channel) into this ``.csv`` or
         ``.parquet`` (one row per object per time point); implies ``instances``. A file
@@ -248,6 +251,7 @@ def segment(
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
             opened_image, image_ref, opened_model, settings
         )
+        _check_chosen_channels(image, opened_image, opened_model, settings, axes)
         opened_model, model_ref, settings, auto = _auto_scaled_model(
             opened_image, opened_model, model_ref, settings, Path(output), chosen
         )
@@ -309,7 +313,7 @@ def _checked_settings(
 def _after_engine(
     result: Segmentation,
     image: Any,
-    instances: InstanceOptions | None,
+    instances: InstanceOptions | str | int | None,
     finished: bool,
     progress: Progress,
     steps: StepsAfter,
@@ -446,6 +450,26 @@ def _input_image(
     return _open_scene(*ref.args), ref
 
 
+def _check_chosen_channels(
+    source: PathLike | Image, opened: Image, model: Model, settings: SegmentOptions, axes: Any
+) -> None:
+    """Refuse channels the caller chose (``settings.channels``) that the model cannot take as
+    many of, naming the choice and every channel of ``source``: the engine's check sees only
+    the choice, and would point to ``--channels`` as if none had been chosen."""
+    if settings.channels is None or opened.sizes["C"] == model.spec.in_channels:
+        return
+    from scopeml.errors import IncompatibleModelError
+    from scopeml.tiling.model_inputs import chosen_channels_mismatch
+
+    if isinstance(source, Image):
+        names = source.channel_names
+    else:  # reopened for its channel names only: the run stops here
+        with contextlib.closing(open_image(source, scene=settings.scene, axes=axes)) as whole:
+            names = whole.channel_names
+    message = chosen_channels_mismatch(opened, model, settings.channels, names)
+    raise IncompatibleModelError(message, path=opened.path)
+
+
 def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Model, Any]:
     """The pixel model to run (at the options' scale) and, for a file or name, how engine
     workers reopen it."""
@@ -524,15 +548,13 @@ def _scaled_model(model: Model, model_ref: Any, scale: float | None) -> tuple[Mo
 
 
 def _instance_inputs(
-    instances: InstanceOptions | None, model: Model, settings: SegmentOptions
+    instances: InstanceOptions | str | int | None, model: Model, settings: SegmentOptions
 ) -> tuple[InstanceOptions, tuple[str, ...], dict[str, Any]]:
     """The instance options (checked against the model's classes), the outputs the engine
     must add for them (probabilities, to seed from, when a threshold is set) and what the
     store's run record says of them: the outputs the store ends with (the engine's, asked
     for, and the instances) and the instance options applied."""
-    from scopeml.objects.instances import InstanceOptions
-
-    instances = instances or InstanceOptions()
+    instances = instance_options(instances)  # "nucleus": the class to label
     _, grow_id = instances.resolve(model.spec.classes)
     record = {
         "outputs": [*settings.outputs, INSTANCES],
@@ -552,7 +574,7 @@ def predict_region(
     outputs: str | Sequence[str] = "labels",
     options: SegmentOptions | None = None,
     normalization: Any = None,
-    instances: InstanceOptions | None = None,
+    instances: InstanceOptions | str | int | None = None,
     output: str | None = None,
     axes: str | None = None,
 ) -> np.ndarray:
@@ -610,6 +632,7 @@ def predict_region(
     opened_image, _ = _input_image(image, options, axes)
     try:
         opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
+        _check_chosen_channels(image, opened_image, opened_model, options, axes)
         return predict(
             opened_image,
             opened_model,
@@ -628,7 +651,7 @@ def _predict_instances(
     model: PathLike | Model,
     region: dict[str, tuple[int, int]] | None,
     options: SegmentOptions | None,
-    instances: InstanceOptions | None,
+    instances: InstanceOptions | str | int | None,
     axes: str | None = None,
 ) -> np.ndarray:
     """The ``instances`` of :func:`segment` over the whole image, through a temporary store
@@ -936,8 +959,10 @@ def measure_objects(
     ``axes`` are those of ``image``'s file, as :func:`~scopeml.io.open_image` takes them; by
     default, for the very file (path and content) that the :class:`Segmentation` ``objects``
     came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
-    own. They also name the axes of arrays: ``objects`` (``"TYX"``: a stack of frames, each
-    labelled on its own, not a Z stack) and ``image`` (the same, or with a leading channel).
+    own; that file is also read of the scene its run read (``segment(..., scene=1)``), so
+    the table is the one ``segment(..., measure=...)`` wrote. They also name the axes of
+    arrays: ``objects`` (``"TYX"``: a stack of frames, each labelled on its own, not a Z
+    stack) and ``image`` (the same, or with a leading channel).
     Without ``output`` the table is returned as a ``pandas.DataFrame``. With ``output``
     (``.csv``/``.parquet``) rows are streamed there and the path is returned; an existing file
     there is refused before any work unless ``overwrite=True``. ``workers`` tiles are
@@ -962,7 +987,7 @@ def measure_objects(
 
         check_table_output(output, overwrite=overwrite)
     objects = _as_segmentation(objects)
-    run = _run_axes(objects)  # the axes its segment run read its image file with, if named
+    run = _run_read(objects)  # how its segment run read its image file: axes told, scene
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
     if _classes_of(objects):  # class labels: each class would be measured as one "object"
@@ -1025,43 +1050,33 @@ def _warn_if_frames(labels: Any) -> None:
         )
 
 
-def _run_axes(objects: Any) -> tuple[str, dict[str, Any]] | None:
-    """The axes that the segment run which made the store ``objects`` named for its image file
-    (``axes="TYX"``), with the image as the run records it; ``None`` for other objects, or a
-    run that read the file's own axes."""
-    from scopeml.tiling.store import recorded_run
-
-    if not isinstance(objects, Segmentation):
-        return None
-    recorded = recorded_run(objects.path) or {}
-    told, image = recorded.get(AXES_RECORD), recorded.get("image")
-    return (told, image) if isinstance(told, str) and isinstance(image, dict) else None
+def _run_read(objects: Any) -> RunRead | None:
+    """How the segment run that made the store ``objects`` read its image file (its axes as
+    told, its scene); ``None`` for other objects."""
+    return run_read(objects.path) if isinstance(objects, Segmentation) else None
 
 
-def _intensity_file(
-    path: PathLike, labels: Image, axes: str | None, run: tuple[str, dict[str, Any]] | None
-) -> Image:
-    """The intensities of ``path``, read with ``axes``, else with the axes of the ``run`` that
-    made the objects when ``path`` is the file it read (the same path and content, as a resume
-    compares them); sizes unlike the labels' name the axes that run named."""
+def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRead | None) -> Image:
+    """The intensities of ``path``, read with ``axes``; when ``path`` is the very file the
+    ``run`` that made the objects read (:meth:`RunRead.reads`), of the scene it read and,
+    without ``axes``, with the axes it was told. Sizes unlike the labels' name the axes that
+    run named."""
     from scopeml.errors import InvalidImageError
     from scopeml.objects.images import check_same_sizes
-    from scopeml.tiling.identity import fingerprint
     from scopeml.tiling.store import image_place
 
-    if axes is None and run is not None:
-        here, recorded = Path(path), run[1]
-        same = here.exists() and recorded.get("path") == str(here.resolve())
-        axes = run[0] if same and recorded.get("content") == fingerprint(here) else None
-    intensities = open_image(path, axes=axes)
-    if run is not None and axes != run[0]:  # read otherwise than the run read its image
+    same = run is not None and run.reads(path)
+    if axes is None and same:
+        axes = run.axes
+    intensities = open_image(path, axes=axes, scene=run.scene if same else None)
+    if run is not None and run.axes is not None and axes != run.axes:  # read otherwise
         try:
             check_same_sizes(
                 labels, intensities, "image", "labels", InvalidImageError, hint=False
             )  # fmt: skip (the run's axes are said below)
         except InvalidImageError as err:
             intensities.close()
-            told, place = run[0], image_place(run[1]) or "its image"
+            told, place = run.axes, image_place(run.image) or "its image"
             raise InvalidImageError(
                 f"{err.problem}; the segment run of these objects read {place} with axes "
                 f"{told}: pass --axes {told} (axes={told!r})",

@@ -164,6 +164,34 @@ def resumes_published(steps: StepsAfter) -> bool:
     return is_own_store(steps.output)  # else the engine's output check says what it is
 
 
+def instance_options(instances: InstanceOptions | str | int | None) -> InstanceOptions:
+    """:func:`~scopeml.api.segment`'s ``instances=``: options, or only the class to label, by
+    name or label value, as ``label_objects(class_=...)`` takes it (``InstanceOptions(class_=
+    that)``); ``None``: the defaults.
+
+    Examples
+    --------
+    >>> instance_options("nucleus").class_, instance_options(2).class_
+    ('nucleus', 2)
+    >>> instance_options(None) == instance_options(instance_options(None))
+    True
+    """
+    from scopeml.objects.instances import InstanceOptions
+
+    if instances is None:
+        return InstanceOptions()
+    if isinstance(instances, InstanceOptions):
+        return instances
+    if isinstance(instances, (str, int)) and not isinstance(instances, bool):
+        return InstanceOptions(class_=instances)
+    from scopeml.errors import InvalidRequestError
+
+    raise InvalidRequestError(
+        "instances= takes an InstanceOptions, or the class to label by name or label value "
+        f"(instances='nucleus'); got {instances!r}"
+    )
+
+
 def write_instances(
     result: Segmentation,
     options: InstanceOptions,

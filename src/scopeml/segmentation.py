@@ -3,6 +3,7 @@ lazy images, and whether a store's instances are complete."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -195,6 +196,45 @@ def run_image(store: Path) -> tuple[Path | None, bool]:
         return path, "content" in image and fingerprint(path) == image["content"]
     except OSError:  # moved or unreadable
         return path, False
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRead:
+    """How the segment run that made a store read its image file (``image``, as the run
+    records it): with the ``axes`` it was told (``None``: the file's own) and of one
+    ``scene`` (``None``: every scene). Measuring that file again must read it so, or the
+    objects and the pixels would not be of one view of it."""
+
+    image: dict[str, Any]
+    axes: str | None = None
+    scene: int | None = None
+
+    def reads(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path`` is the very file the run read: the same path and content, as a
+        resume compares them."""
+        from scopeml.tiling.identity import fingerprint
+
+        here = Path(path)
+        if not here.exists() or self.image.get("path") != str(here.resolve()):
+            return False
+        return self.image.get("content") == fingerprint(here)
+
+
+def run_read(store: Path) -> RunRead | None:
+    """How the run that made ``store`` read its image file (:class:`RunRead`); ``None`` for a
+    store without a run record that names an image."""
+    from scopeml.tiling.store import AXES_RECORD, recorded_run
+
+    recorded = recorded_run(store) or {}
+    image, axes = recorded.get("image"), recorded.get(AXES_RECORD)
+    scene = (recorded.get("image_view") or {}).get("scene")
+    if not isinstance(image, dict):
+        return None
+    return RunRead(
+        image,
+        axes if isinstance(axes, str) else None,
+        scene if isinstance(scene, int) and not isinstance(scene, bool) else None,
+    )
 
 
 def has_instances(store: Path) -> bool:

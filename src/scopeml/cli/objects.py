@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,8 @@ def label(
         from scopeml.io import open_image
 
         source = open_image(labels, axes=axes)
-    out = label_objects(source, output, class_=choice, **options)
+    with _stop_said(output):
+        out = label_objects(source, output, class_=choice, **options)
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
@@ -114,7 +117,6 @@ def measure(
     from scopeml.io import open_image
     from scopeml.objects.images import open_labels
     from scopeml.objects.table import check_table_output
-    from scopeml.segmentation import run_image
 
     check_table_output(output, overwrite=overwrite)  # before the labels are even opened
     source = _as_segmentation(labels)  # a segment store: its instances, else its labels
@@ -128,27 +130,39 @@ def measure(
     measured: Any = source if store else objects
     said = "; shapes only, no --image" if image is None else ""
     if store and image is None:  # the image its run read, if it is still that file
-        recorded, same = run_image(source.path)
-        image = recorded if same else None
-        said = (f"; intensities of {image.name}, the image its run read" if same
-                else f"; shapes only: {recorded} is gone or changed since its run, no --image"
-                if recorded else "; shapes only, no --image")  # fmt: skip
+        image, said = _store_image(source.path)
     sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
-    measure_objects(
-        measured,
-        image,
-        axes=axes if image in told else None,  # the TIFF file's axes as told (pages as T, say)
-        pixel_sizes=sizes,
-        shape_features=shape_features,
-        tile_size=tile_size,
-        output=output,  # streamed tile by tile: memory does not grow with the object count
-        overwrite=overwrite,
-        progress=not quiet,
-        workers=workers,
-    )
+    with _stop_said(output):
+        measure_objects(
+            measured,
+            image,
+            axes=axes if image in told else None,  # the file's axes as told (pages as T, say)
+            pixel_sizes=sizes,
+            shape_features=shape_features,
+            tile_size=tile_size,
+            output=output,  # streamed tile by tile: memory does not grow with the object count
+            overwrite=overwrite,
+            progress=not quiet,
+            workers=workers,
+        )
     voxels = "; area in voxels" if objects.sizes["Z"] > 1 else ""
     shown = f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}{said})"
     typer.echo(f"{shown} → {output}")
+
+
+def _store_image(store: Path) -> tuple[Path | None, str]:
+    """The image file a segment store's run read, if it is still that file (else ``None``:
+    shapes only), and the summary's words for it (the scene its run read, which measuring
+    reads too)."""
+    from scopeml.segmentation import run_image, run_read
+
+    recorded, same = run_image(store)
+    if not same:
+        return None, (f"; shapes only: {recorded} is gone or changed since its run, no --image"
+                      if recorded else "; shapes only, no --image")  # fmt: skip
+    read = run_read(store)
+    of = "" if read is None or read.scene is None else f"scene {read.scene} of "
+    return recorded, f"; intensities of {of}{recorded.name}, the image its run read"
 
 
 @app.command("train")
@@ -234,6 +248,36 @@ def classify(
     write_table(result, output, overwrite=overwrite)
     counts = result[column].value_counts().to_dict()
     typer.echo(f"{len(result)} objects {counts} → {output}")
+
+
+@contextlib.contextmanager
+def _stop_said(output: Path) -> Iterator[None]:
+    """Ctrl-C (or SIGTERM) says in one line what it left, as ``segment`` and ``analyze`` do:
+    an output is moved into place only when complete, so nothing, or the one there before,
+    or (stopped just after the move) the whole new one."""
+    before = _identity(output)
+    try:
+        yield
+    except KeyboardInterrupt:
+        from scopeml.progress import close_bars
+
+        close_bars()  # the line starts clean, not at a bar's end
+        after = _identity(output)
+        kept = (f"nothing was written to {output}" if after is None
+                else f"{output} is as it was" if after == before
+                else f"{output} was written whole before the stop")  # fmt: skip
+        typer.echo(f"stopped; {kept}", err=True)
+        raise
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """What tells a file or store there from the one moved into its place: its inode and
+    modification time; ``None`` when there is none."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
 
 
 def count_rows(table: Path) -> int:

@@ -9,7 +9,8 @@ A model may carry a training record, ``model.info`` (a pixel classifier does), w
 Before a run, :func:`fit_model_inputs` selects the recorded channels by name from an image that
 has them (when the caller chose none) and warns once when the image's intensities are far from
 the training range (a classifier trained on 16-bit pixels sees an 8-bit image as all dark).
-:func:`channel_mismatch` words the error when the channels still do not fit.
+:func:`channel_mismatch` words the error when the channels still do not fit
+(:func:`chosen_channels_mismatch` when the caller chose them).
 """
 
 from __future__ import annotations
@@ -101,6 +102,43 @@ def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHA
             message += f", e.g. {option.example(trained)}"
     if image.path is None and have > want and image.sizes["Z"] == 1:
         message += " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
+    return message
+
+
+def chosen_channels_mismatch(
+    image: Image, model: Model, chosen: Sequence[int | str], names: Sequence[str]
+) -> str:
+    """The message for channels ``chosen`` (``--channels``, ``channels=``) that the model
+    cannot take as many of: what the choice selected (``image``, the view it made), the
+    model's count and what to choose from (``names``: every channel of the image), so the
+    user is not told to use the option just used.
+
+    Examples
+    --------
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Nuclei:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0),
+    ...                      name="nuclei")
+    >>> view = Image(np.zeros((1, 1, 2, 1, 2, 2)), channel_names=["DAPI", "GFP"], path="a.tif")
+    >>> print(chosen_channels_mismatch(view, Nuclei(), (0, 1), ["DAPI", "GFP", "BF"]))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    --channels 0,1 (channels= in Python) selects 2 channels (DAPI, GFP); model 'nuclei'
+    expects 1: choose 1 of DAPI, GFP, BF
+    """
+    want, trained = model.spec.in_channels, recorded_channels(model)
+    selected = summarize(image.channel_names, head=8)
+    message = (
+        f"--channels {','.join(map(str, chosen))} (channels= in Python) selects "
+        f"{_count(image.sizes['C'], 'channel')} ({selected}); model {model_name(model)!r} "
+        f"expects {want}"
+    )
+    if trained:
+        message += f", trained on {', '.join(trained)}"
+    if len(names) < want:
+        return message + f": give an image with {want} (this one has {summarize(names, head=8)})"
+    message += f": choose {want} of {summarize(names, head=8)}"
+    if trained and all(name in names for name in trained):
+        message += f", e.g. {CLI_CHANNELS.example(trained)}"
     return message
 
 
