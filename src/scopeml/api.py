@@ -155,9 +155,10 @@ def segment(
     axes
         The image file's axes, one letter of ``T C Z Y X`` per axis in its order (``"TYX"``:
         a plain multi-page TIFF's pages as time points, which are otherwise read as Z), as
-        :func:`~scopeml.io.open_image` takes them (and ``--axes``); for a file only. The
-        store records them: a resume must read the file with the same axes, and dask
-        workers reopen the file with them.
+        :func:`~scopeml.io.open_image` takes them (and ``--axes``), or an array's (``"TYX"``:
+        a movie's frames, which an array's default C×Y×X reads as channels); not for an
+        opened ``Image``. The store records a file's: a resume must read the file with the
+        same axes, and dask workers reopen the file with them.
     progress
         See :mod:`scopeml.progress` (``True``: bars; a callback may cancel; default silent).
     instances
@@ -241,8 +242,8 @@ def segment(
     chosen, scale = _given_choice(scale)
     given["scale"] = scale
     check_output_name(output)  # before the image: None says to use predict_region
-    if not isinstance(image, (str, os.PathLike, Image)):
-        image = image_of_array(image)  # a dask array stays lazy: read tile by tile
+    if not isinstance(image, (str, os.PathLike, Image)):  # named by axes= where given
+        image, axes = image_of_array(image, axes), None  # a dask array stays lazy
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
     opened_image, image_ref = _input_image(image, settings, axes)
     tiffs = ome_tiff_outputs(settings, wanted, want_instances)
@@ -625,7 +626,7 @@ def predict_region(
 
     kind = one_output(outputs, output)
     if not isinstance(image, (str, os.PathLike, Image)):
-        image = image_of_array(image)  # read as segment reads it
+        image, axes = image_of_array(image, axes), None  # read as segment reads it
     if kind == INSTANCES:
         return _predict_instances(image, model, region, options, instances, axes)
     options = options or SegmentOptions(workers=1)

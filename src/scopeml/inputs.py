@@ -13,8 +13,9 @@ from scopeml.io.image import ARRAY_AXES, Image
 __all__ = ["ARRAY_AXES", "check_output_name", "image_of_array", "names_of", "scheduler_address"]
 
 
-def image_of_array(array: Any) -> Image:
-    """A pixel array as a lazy 6-D :class:`Image`, its axes read by :data:`ARRAY_AXES`.
+def image_of_array(array: Any, axes: str | None = None) -> Image:
+    """A pixel array as a lazy 6-D :class:`Image`, its axes read by :data:`ARRAY_AXES`, or as
+    ``axes`` name them (``"TYX"``: a movie's frames, which the default reads as channels).
 
     An array that reads its pixels on demand (a dask or zarr array: ``shape``, ``dtype`` and
     slicing) stays lazy: the engine reads it tile by tile, never whole. Anything else (a
@@ -25,6 +26,8 @@ def image_of_array(array: Any) -> Image:
     >>> import numpy as np
     >>> image_of_array(np.zeros((2, 4, 5))).sizes["C"], image_of_array(np.zeros((4, 5))).shape
     (2, (1, 1, 1, 1, 4, 5))
+    >>> image_of_array(np.zeros((3, 4, 5)), axes="tyx").sizes["T"]
+    3
     """
     import numpy as np
 
@@ -33,12 +36,21 @@ def image_of_array(array: Any) -> Image:
 
     if not _is_lazy_array(array):
         array = np.asarray(array)
-    if array.ndim not in ARRAY_AXES:
+    if axes is not None:
+        from scopeml.io.axes import check_axes_text
+
+        axes = check_axes_text(axes)
+        if len(axes) != array.ndim:
+            raise InvalidImageError(
+                f"axes {axes!r} name {len(axes)} axes; the image array of shape "
+                f"{tuple(array.shape)} has {array.ndim}"
+            )
+    elif array.ndim not in ARRAY_AXES:
         raise InvalidImageError(
             f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
-            "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X"
+            "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X, or name them with axes= ('TYX')"
         )
-    axes = ARRAY_AXES[array.ndim]
+    axes = axes or ARRAY_AXES[array.ndim]
     check_not_empty(array.shape, axes, "image")  # the image's fault, not the model's
     return array_image(array, axes)
 
