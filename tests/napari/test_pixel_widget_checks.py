@@ -67,6 +67,22 @@ def test_scribbles_painted_on_another_image_of_that_shape_are_not_trained_on(
     assert widget.model.info["channels"] == ["hela"]
 
 
+def test_another_image_chosen_while_training_is_still_said_when_it_ends(viewer, qtbot):
+    from scopeml.napari.pixel_widget import SCRIBBLES
+
+    widget = two_images(viewer)
+    qtbot.waitUntil(lambda: SCRIBBLES in viewer.layers, timeout=10_000)
+    paint_two_classes(viewer.layers[SCRIBBLES])
+    widget.train()
+    widget.image_choice.setCurrentText("hela")  # while the worker trains on skin's
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    said = widget.status.text()
+    assert said.startswith("trained 3 features") and said.endswith(
+        "of channels R, G, B; the scribbles were painted on skin, not hela: choose skin again; "
+        "or export them, then delete the layer to paint anew, or import them to train hela on them"
+    ), said
+
+
 def test_empty_scribbles_and_one_files_channels_go_with_the_image_chosen(viewer, qtbot, tmp_path):
     from scopeml.napari.pixel_widget import SCRIBBLES, PixelClassifierWidget
 

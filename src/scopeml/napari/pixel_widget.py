@@ -578,6 +578,7 @@ class PixelClassifierWidget(QWidget):
             f"trained {len(model.feature_names)} features ({features_text(model.features)}), "
             f"{model.forest.n_trees} trees, on {model.info.get('n_samples', '?')} labelled pixels"
             + (f" of channels {channels}" if channels else "")
+            + (f"; {self._other_image}" if self._other_image else "")  # chosen meanwhile
         )
         if self._pending:
             self._pending = False
