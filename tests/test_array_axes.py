@@ -29,7 +29,7 @@ def test_an_array_movie_is_segmented_frame_by_frame(frames, tmp_path):
     seg = sm.segment(movie, "nuclei", tmp_path / "m.ome.zarr", axes="TYX")
     assert seg.labels.sizes["T"] == 3 and seg.labels.sizes["C"] == 1
     tifffile.imwrite(tmp_path / "m.tif", movie)
-    from_file = sm.segment(tmp_path / "m.tif", "nuclei", tmp_path / "f.ome.zarr", axes="TYX")  # fmt: skip
+    from_file = sm.segment(tmp_path / "m.tif", "nuclei", tmp_path / "f.ome.zarr", axes="TYX")
     np.testing.assert_array_equal(seg.labels.read(), from_file.labels.read())
     region = sm.predict_region(movie, "nuclei", axes="tyx")
     np.testing.assert_array_equal(region, np.asarray(seg.labels.read())[0, :, 0, 0])
