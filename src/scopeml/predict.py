@@ -195,7 +195,9 @@ def _scene(image: Image, options: SegmentOptions) -> int:
     if n == 1:
         return 0
     if options.scene is None or not 0 <= options.scene < n:
-        raise InvalidRequestError(f"image has {n} scenes; choose one with scene=", path=image.path)
+        raise InvalidRequestError(
+            f"image has {n} scenes (0–{n - 1}); choose one with scene=", path=image.path
+        )
     return options.scene
 
 

@@ -29,7 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.analysis.tiled import FLOAT_BINS, float_bin_edges, histogram_threshold
+from scopeml.analysis.tiled import (
+    FLOAT_BINS,
+    above_level,
+    float_bin_edges,
+    histogram_threshold,
+)
 from scopeml.post.planes import open_plane_store, plane_tiles
 
 __all__ = ["MAX_INT_BINS", "parent_levels", "threshold_per_parent", "threshold_per_parent_tiled"]
@@ -92,8 +97,8 @@ def parent_levels(source: Any, parent: Any, method: str, *, tile_size: int) -> n
 def threshold_per_parent(
     values: np.ndarray, parent: np.ndarray, levels: np.ndarray, *, dark: bool = False
 ) -> np.ndarray:
-    """Pixels above (``dark``: below) their parent's level; outside the parents, or in a parent
-    without a level, ``False``.
+    """Pixels above (``dark``: below) their parent's level; outside the parents, in a parent
+    without a level, or NaN or infinite (:func:`~scopeml.analysis.tiled.above_level`), ``False``.
 
     Examples
     --------
@@ -105,8 +110,7 @@ def threshold_per_parent(
     level = np.full(ids.shape, np.nan)
     inside = (ids > 0) & (ids < levels.size)
     level[inside] = levels[ids[inside]]
-    values = np.asarray(values)
-    return values < level if dark else values > level  # NaN compares False
+    return above_level(values, level, dark=dark)
 
 
 def threshold_per_parent_tiled(

@@ -46,6 +46,7 @@ from scopeml.post.planes import plane_tiles as _tiles
 
 __all__ = [
     "FLOAT_BINS",
+    "above_level",
     "close_tiled",
     "fill_holes_tiled",
     "float_bin_edges",
@@ -395,16 +396,35 @@ def _triangle(hist: np.ndarray, centers: np.ndarray) -> float:
     return float(centers[arg_level])
 
 
+def above_level(values: np.ndarray, level: Any, *, dark: bool = False) -> np.ndarray:
+    """``values > level`` (``dark``: ``<``) with NaN and infinite pixels never foreground:
+    the README writes them as label 0, as model classes do, and an inf pixel passes every
+    level (a row of +inf joined the objects it touched). ``level`` may be an array (NaN: none).
+
+    Examples
+    --------
+    >>> above_level(np.array([1.0, 9.0, np.inf, np.nan]), 5.0).tolist()
+    [False, True, False, False]
+    >>> above_level(np.array([1.0, 9.0, -np.inf]), 5.0, dark=True).tolist()
+    [True, False, False]
+    """
+    values = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        mask = values < level if dark else values > level
+    if values.dtype.kind in "fc":
+        mask &= np.isfinite(values)
+    return mask
+
+
 class _Compare:
-    """A lazy ``values > level`` (or ``<``) mask, cut to ``region``: read a tile at a time."""
+    """A lazy :func:`above_level` mask, cut to ``region``: read a tile at a time."""
 
     def __init__(self, values: Any, level: float, dark: bool, region: Any) -> None:
         self.values, self.level, self.dark, self.region = values, level, dark, region
         self.shape, self.dtype = tuple(values.shape), np.dtype(bool)
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
-        values = np.asarray(self.values[key])
-        mask = values < self.level if self.dark else values > self.level
+        mask = above_level(np.asarray(self.values[key]), self.level, dark=self.dark)
         return mask if self.region is None else mask & np.asarray(self.region[key], bool)
 
 

@@ -238,6 +238,28 @@ def describe_job_image(
     return found
 
 
+def check_job_scene(found: dict[str, Any], scene: int | None, name: str) -> None:
+    """Refuse, at submit, a segment job without ``scene`` on an image of several scenes: it runs
+    one scene, so it could only fail later, in the command line's words. (Uploads and analysis
+    jobs, which do every scene, are not asked.)
+
+    Examples
+    --------
+    >>> found = {"shape": [2, 1, 1, 1, 64, 80], "scenes": [{}, {}]}
+    >>> check_job_scene(found, 1, "plate.ome.tif")
+    >>> check_job_scene(found, None, "plate.ome.tif")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: plate.ome.tif: the image has 2 scenes and a segment job \
+runs one: give the job option scene (0–1), or submit an analysis, which does every scene
+    """
+    n = max(int(found["shape"][0]), len(found.get("scenes") or []))
+    if scene is None and n > 1:
+        raise InvalidRequestError(
+            f"{name}: the image has {n} scenes and a segment job runs one: give the job option "
+            f"scene (0–{n - 1}), or submit an analysis, which does every scene"
+        )
+
+
 def check_job_channels(
     shape: Sequence[int],
     options: dict[str, Any],

@@ -158,7 +158,9 @@ def _scene(image: Image, options: SegmentOptions) -> int:
     if options.scene is None:
         if n > 1:
             raise InvalidRequestError(
-                f"image has {n} scenes; choose one with scene= (--scene)", path=image.path
+                f"image has {n} scenes (0–{n - 1}); segment one at a time with --scene N "
+                "(scene= in Python), or use scopeml analyze, which does every scene",
+                path=image.path,
             )
         return 0
     if n == 1:

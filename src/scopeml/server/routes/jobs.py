@@ -17,6 +17,7 @@ from scopeml.server.limits import (
     check_job_channels,
     check_job_memory,
     check_job_pixels,
+    check_job_scene,
     describe_job_image,
 )
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
@@ -68,6 +69,7 @@ async def submit_job(
         memory_limit=config.job_memory_limit,
         axes=options.get("axes"),  # read as the job will read it: pixels, channels, sizes
     )
+    check_job_scene(found, options.get("scene"), name)
     shape = tuple(int(n) for n in found["shape"])
     check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
