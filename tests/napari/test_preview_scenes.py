@@ -73,3 +73,27 @@ def test_a_region_of_several_scenes_is_refused_in_one_line():
 
     with pytest.raises(sm.ScopeMLError, match=r"one scene.*scenes 0 to 1"):
         split_scene({"S": (0, 2), "Y": (0, 4), "X": (0, 4)})
+
+
+def test_the_preview_of_a_scene_opened_alone_names_it(viewer, qtbot, two_scenes):
+    """A scene opened in *Open image scene* (no S slider): the status names it as its layer
+    does, by number and the file's name for it."""
+    from scopeml.napari.open_widget import OpenImageWidget
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    path, model = two_scenes
+    named = path.with_name("named.ome.tif")
+    with tifffile.TiffFile(path) as tif, tifffile.TiffWriter(named, ome=True) as out:
+        for index, series in enumerate(tif.series):
+            out.write(series.asarray(), metadata={"axes": "ZYX", "Name": f"well {index}"})
+    opener = OpenImageWidget(viewer)
+    opener.path.setText(str(named))
+    opener.scene.setValue(1)
+    (layer,) = opener.open()
+    widget = PixelClassifierWidget(viewer)
+    widget.image_choice.setCurrentText(layer.name)
+    widget.set_model(model)
+    viewer.dims.set_current_step(0, 1)
+    widget.update_preview()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text() == "preview of scene 1: well 1, Z 1, Y 0–63, X 0–79"

@@ -10,6 +10,7 @@ and its dimensions named by :func:`memory_axes` (``[T×][Z×]Y×X`` unless its a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,16 @@ def scene_label(path: str, scene: int | None, axes: str | None = None) -> str:
     The metadata is read again: a cheap open."""
     if scene is None:
         return ""
+    try:
+        return _scene_label(str(path), scene, axes, file_stamp(path))
+    except OSError:  # the file gone: no name to give
+        return ""
+
+
+@functools.lru_cache(maxsize=64)
+def _scene_label(path: str, scene: int, axes: str | None, stamp: tuple[Any, ...]) -> str:
+    """:func:`scene_label`, read once per file version (``stamp``): a live preview asks on
+    every stroke."""
     names: tuple[str, ...] = ()
     try:
         with sm.open_image(path, scene=scene, axes=axes) as image:

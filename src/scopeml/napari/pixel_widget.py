@@ -71,7 +71,13 @@ from scopeml.napari._qt import (
     row,
     run_in_thread,
 )
-from scopeml.napari._source import content_key, layer_facts, layer_image, layer_source
+from scopeml.napari._source import (
+    content_key,
+    layer_facts,
+    layer_image,
+    layer_source,
+    scene_label,
+)
 
 SCRIBBLES = "scopeml scribbles"
 STATUS = "paint scribbles, then Train"
@@ -682,7 +688,13 @@ class PixelClassifierWidget(QWidget):
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
-        self.status.setText(f"preview of {region_text(region)}{note}")
+        source = layer_source(layer)  # a scene opened alone: named, as its layer is
+        scene = "" if source is None or "S" in region else scene_label(
+            source["path"], source.get("scene"), source.get("file_axes")
+        )  # fmt: skip
+        self.status.setText(
+            f"preview of {scene + ', ' if scene else ''}{region_text(region)}{note}"
+        )
         if self._pending:
             self._pending = False
             self.train(then_preview=True)
