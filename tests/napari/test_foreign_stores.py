@@ -128,4 +128,13 @@ def test_a_typed_store_of_another_run_is_said_to_be_replaced(
     text = widget.status.text()
     replaced = "it replaced the earlier result there, which records other settings (scale 0.5"
     assert len(runs) == 1 and text.startswith(f"wrote {store}; {replaced}"), text
+
+    sm.segment(str(image), str(model), store, scale=0.5, overwrite=True)  # again, elsewhere
+    widget.instances.setCurrentIndex(0)  # labels only: said all the same
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text().startswith(f"wrote {store}; {replaced}"), widget.status.text()
+    widget.run()  # its own run again: nothing to say
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text() == f"wrote {store}", widget.status.text()
     assert sm.Segmentation(store).labels.read().shape[-1] == 192  # the run at scale 1

@@ -92,6 +92,5 @@ def test_a_jobs_warnings_name_job_options_not_flags(server, root):
     told = [line for line in job["warnings"] if "pages of unknown kind" in line]
     assert len(told) == 1, job["warnings"]
     assert told[0].endswith(
-        "if they are time points or channels, pass the job option axes TYX or the job option "
-        "axes CYX"
+        "if they are time points or channels, pass the job option axes TYX or CYX"
     ), told

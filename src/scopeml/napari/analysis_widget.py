@@ -293,7 +293,7 @@ def _other_settings(folder: str, text: str) -> str:
 
 def _view(key: str, value: str) -> str:
     """How an image was read, from a settings value (``(not set)``: the file as it is)."""
-    if value in ("", "(not set)"):
+    if value in ("", "(not set)", "null", "None"):
         return "whole (every scene)" if key == "scene" else "with the file's own axes"
     return f"as scene {value}" if key == "scene" else f"with axes {value}"
 

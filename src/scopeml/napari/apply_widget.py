@@ -432,8 +432,9 @@ class ApplyWidget(QWidget):
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
         typed = bool(self.output.text().strip())  # the user's folder: written there, or reused
-        looked = instances and source and not resume  # a resume continues its own store
-        stores = self._stores_of(layer, output, others=not typed) if looked else []
+        looked = source and not resume  # a resume continues its own store
+        others = instances is not None and not typed  # reused only for instances
+        stores = self._stores_of(layer, output, others=others) if looked else []
         text = self.model_path.text().strip()
         self._cancel.clear()
         self.bar.setValue(0)
@@ -520,20 +521,23 @@ class ApplyWidget(QWidget):
             request = (*request, content_key(layer))
         reuse = instances is not None and self._holds(output, request, options["outputs"])
         notes: list[str] = []
-        for store in [] if reuse else stores or []:
+        for store in [] if reuse or not (model_name or instances) else stores or []:
             why = (
                 why_not_this_run(image, model_name, store, options)
                 if model_name
                 else "cannot be told from the widget's model (not a file: save it to compare)"
             )
-            if why is None:
+            if why is None and instances is not None:
                 output, reuse = store, True
                 self._made[str(store)] = (request, recorded_run(store), model)
                 notes = []
                 break
+            made = self._made.get(str(store))
+            if why is None or (made is not None and made[1] == recorded_run(store)):
+                continue  # the same run, or its own earlier run, which the user knows
             if store == output:  # the user's output, made by another run: replaced
                 notes.append(f"it replaced the earlier result there, which {why}")
-            elif str(store) not in self._made:  # of its own earlier runs the user knows
+            else:
                 notes.append(f"the model ran: {store.name} {why}")
         self.said.emit(
             f"labelling the {instances} instances from the labels in {output.name}…"
@@ -689,7 +693,8 @@ def _resume_refused(err: BaseException) -> str | None:
     words (its store is not one the user named: ``OUT.ome.zarr.partial``), else ``None``.
 
     >>> _resume_refused(IncompleteOutputError("cannot resume: the partial output comes from a "
-    ...     "different run: options.scale: None (recorded) vs 0.5 (now); pass --overwrite "
+    ...     "different run: options.scale: None (recorded) vs 0.5 (now); scale_auto: "
+    ...     "{'scale': 1.0} (recorded) vs None (now); pass --overwrite "
     ...     "(overwrite=True) to start again", path="o.ome.zarr.partial")).split(": set")[0]
     'cannot resume: scale None then, 0.5 now, since the cancelled run'
     """
@@ -697,7 +702,8 @@ def _resume_refused(err: BaseException) -> str | None:
     if not isinstance(err, IncompleteOutputError) or "different run: " not in problem:
         return None
     detail = problem.split("different run: ", 1)[1].rsplit("; pass --overwrite", 1)[0]
-    detail = re.sub(r"\b(?:options|image_view)\.(\w+): ", r"\1 ", detail)
+    parts = [part for part in detail.split("; ") if not part.startswith("scale_auto")]
+    detail = re.sub(r"\b(?:options|image_view)\.(\w+): ", r"\1 ", "; ".join(parts))
     detail = detail.replace(" (recorded) vs ", " then, ").replace(" (now)", " now")
     return (
         f"cannot resume: {detail}, since the cancelled run: set it back to resume, or press "

@@ -23,6 +23,8 @@ def in_job_words(text: str) -> str:
     >>> in_job_words("a.tif: 5 pages read as Z; if they are time points, pass --axes TYX "
     ...              "(Python: sm.open_image(path, axes='TYX'), or segment(path, axes='TYX'))")
     'a.tif: 5 pages read as Z; if they are time points, pass the job option axes TYX'
+    >>> in_job_words("pass --axes TYX or --axes CYX")
+    'pass the job option axes TYX or CYX'
     >>> in_job_words("choose it with --channels (channels= in Python) from DAPI, GFP")
     'choose it with the job option channels from DAPI, GFP'
     >>> in_job_words("pass --scene 1 (scene=1), or --overwrite (overwrite=True)")
@@ -30,7 +32,9 @@ def in_job_words(text: str) -> str:
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
-    return _FLAG.sub(_option, text)
+    text = _FLAG.sub(_option, text)
+    return re.sub(r"the job option (\w+) (\S+) or the job option \1 ", r"the job option \1 \2 or ",
+                  text)  # fmt: skip
 
 
 def _option(flag: re.Match[str]) -> str:
