@@ -12,10 +12,8 @@ analysis's results (its ``settings.yaml`` and ``images/``), never any other fold
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,7 @@ class AnalysisWidget(QWidget):
         self.result: Any = None
         self._worker: Any = None
         self._image = ""  # the file being analysed, its scene and axes
+        self._source: dict[str, Any] = {}
         self._scene: int | None = None
         self._axes: str | None = None
         self._cancel = threading.Event()
@@ -134,7 +133,7 @@ class AnalysisWidget(QWidget):
         except Exception as err:
             self._fail(err)
             return
-        self._image = source["path"]
+        self._source, self._image = source, source["path"]
         self._scene, self._axes = source.get("scene"), source.get("file_axes")
         output = Path(self.output.text().strip() or tempfile.mkdtemp(prefix="scopeml-") + "/r")
         self.output.setText(str(output))
@@ -191,12 +190,10 @@ class AnalysisWidget(QWidget):
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(done)
 
-    def _finished(self, done: tuple[Any, list[str]]) -> None:
+    def _finished(self, result: Any) -> None:
         self._worker = None
-        result, notes = done
         self.result = result
-        if result.outside_summary:  # said by _summed, in the widget's words
-            notes = [note for note in notes if "left out" not in note]
+        notes = _overrides(self.settings, self._source)
         image = Path(self._image).resolve()
         for record in result.records:  # this layer's image (the others were kept as they were)
             if Path(record["image"]).resolve() != image:
@@ -246,31 +243,25 @@ def _analyze(settings: Path, source: dict, output: Path, *, replace: bool, progr
     """The analysis run, in the worker thread: of the file behind the layer, read as the layer
     shows it (the scene and axes chosen in *Open image scene*); an earlier run's results in
     ``output`` are continued (its images in the summary too), or replaced (only a results
-    folder, checked again there). Returns the result and what the run warned of (a worker's
-    warnings reach no terminal: the status line says them)."""
+    folder, checked again there)."""
     images = [source["path"]] if replace else _with_earlier(output, source["path"])
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always")
-        result = sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
-                            axes=source.get("file_axes"), scene=source.get("scene"),
-                            progress=progress)  # fmt: skip
-    notes = [_in_widget_words(str(w.message)) for w in said if issubclass(w.category, UserWarning)]
-    return result, list(dict.fromkeys(notes))
+    return sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
+                      axes=source.get("file_axes"), scene=source.get("scene"),
+                      progress=progress)  # fmt: skip
 
 
-def _in_widget_words(note: str) -> str:
-    """A run's warning as the widget's user reads it: the layer's scene or axes replacing the
-    settings' are said as the layer's, with where to choose others."""
-    given = re.match(r"(scene|axes) (\S+) given for this run replaces the settings' \1: (\S+)$",
-                     note)  # fmt: skip
-    if given is None:
-        return note
-    key, layer, own = given.groups()
-    done = "was analysed" if key == "scene" else "were read"
-    return (
-        f"the layer's {key} {layer} {done}, not the settings' {key} {own} (open {key} "
-        f"{own} in {REOPEN} to analyse it so)"
-    )
+def _overrides(settings: Any, source: dict) -> list[str]:
+    """Where the layer's scene or axes replace the settings' own (``sm.analyze`` warns of it,
+    but a worker thread's warnings reach no one, and catching them there is not thread-safe):
+    said in the status line, with where to choose the settings' instead."""
+    said = []
+    for key, given in (("scene", source.get("scene")), ("axes", source.get("file_axes"))):
+        own = getattr(settings, key, None)
+        if given is not None and own is not None and str(own).upper() != str(given).upper():
+            done = "was analysed" if key == "scene" else "were read"
+            said.append(f"the layer's {key} {given} {done}, not the settings' {key} {own} (open "
+                        f"{key} {own} in {REOPEN} to analyse it so)")  # fmt: skip
+    return said
 
 
 def _other_settings(folder: str, text: str) -> str:

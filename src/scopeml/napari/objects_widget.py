@@ -219,8 +219,9 @@ class ObjectsWidget(QWidget):
         if USER_CLASS not in table:
             table.insert(table.columns.get_loc("label") + 1, USER_CLASS, "")
         if kept is not None:
-            by_label = table["label"].map(kept)
-            table[USER_CLASS] = by_label.where(by_label.notna(), table[USER_CLASS])
+            keys = _object_keys(table)
+            merged = table[keys].merge(kept, on=keys, how="left")[USER_CLASS].to_numpy()
+            table[USER_CLASS] = np.where(pd.isna(merged), table[USER_CLASS], merged)
         self.table = table
         self.layer = layer
         self.model.set_table(table)
@@ -232,13 +233,13 @@ class ObjectsWidget(QWidget):
         without = "" if self.image_choice.layer() is not None else " (shapes only: no image chosen)"
         self.status.setText(f"{len(table)} objects measured{kept_text}{without}")
 
-    def _clicked_on(self, layer: Any) -> pd.Series | None:
+    def _clicked_on(self, layer: Any) -> pd.DataFrame | None:
         """The classes clicked on the objects of ``layer`` when it is the layer measured
-        before (by label), else ``None``."""
+        before (by label, and scene and time point where the table has them), else ``None``."""
         if self.table is None or real_layer(self.layer) is not real_layer(layer):
             return None
         clicked = self.table[self.table[USER_CLASS] != ""]
-        return clicked.set_index("label")[USER_CLASS]
+        return clicked[[*_object_keys(clicked), USER_CLASS]]
 
     def _hook(self, layer: Any) -> None:
         """Clicks on ``layer`` (only) select and label its objects: hooked once."""
@@ -392,6 +393,12 @@ def _min_size_box() -> QSpinBox:
         "classifier's specks are not objects; 0 keeps every object"
     )
     return box
+
+
+def _object_keys(table: pd.DataFrame) -> list[str]:
+    """What names one row's object: its label, in its scene and time point (a movie's ids
+    may recur from frame to frame)."""
+    return ["label", *(column for column in ("scene", "t") if column in table)]
 
 
 def _labelled_from(viewer: Any, layer: Any) -> Any:
