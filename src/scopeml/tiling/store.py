@@ -254,9 +254,10 @@ def check_same_run(
             and key not in ("image_view.scene", "options.scene")  # said by _other_scene
         )
     ]
+    said = changed + ([summarize(settings, head=4, separator="; ")] if settings else [])
     raise IncompleteOutputError(
         f"cannot resume: the {what} comes from a different run: "
-        + "; ".join(changed + ([summarize(settings, head=4, separator="; ")] if settings else []))
+        + ("; ".join(said) or "the model is not the one the run started with")
         + "; pass --overwrite (overwrite=True) to start again",
         path=path,
     )
@@ -575,7 +576,8 @@ def _rescaled(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
         name = str(record.get("name")).split(" at scale ")[0]
         return name, record.get("classes"), record.get("sha256")
 
-    return base(old) == base(new)
+    scaled = any(" at scale " in str(record.get("name")) for record in (old, new))
+    return scaled and base(old) == base(new)  # not two models of one name at one scale
 
 
 def _other_scene(recorded: Mapping[str, Any], expected: Mapping[str, Any]) -> str | None:
