@@ -30,7 +30,6 @@ Examples
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import sys
 import time
@@ -118,10 +117,6 @@ class _Bars:
     :data:`LOG_INTERVAL` seconds and at its end, not at each replacement: the end lines of every
     image's quick stages made 7 lines an image (7,000 for a batch of 1,000). Stages one after
     another (a ``segment`` run) nest in nothing and each writes its line as before.
-
-    A stage that runs again and again (``find objects`` and ``measure`` of each time point of a
-    movie) writes its end line at most every :data:`LOG_INTERVAL` seconds; its last run's line
-    comes at the close: a movie of 1,000 frames made 2,000 lines.
     """
 
     def __init__(self) -> None:
@@ -194,11 +189,7 @@ class _Bars:
             self._bar.close()
             self._bar = None
         elif not self._terminal and not outer and self._worth_a_line(self._runs[self._stage]):
-            if self._stage in _ENDED and time.monotonic() - _LINES[self._stage] < LOG_INTERVAL:
-                _UNWRITTEN[self._stage] = self, self._runs[self._stage]  # run again: at the end
-            else:
-                self._write_line(self._stage)
-            _ENDED.add(self._stage)
+            self._write_line(self._stage)
         self._stage = None
         _flush(self._stream)
 
@@ -219,8 +210,6 @@ class _Bars:
         self._stream.write(line + "\n")
         _flush(self._stream)
         run.written, run.line_time = event.done, now
-        _LINES[stage] = now
-        _UNWRITTEN.pop(stage, None)
 
     def __del__(self) -> None:  # a call that ended without finishing its stage (total unknown)
         with contextlib.suppress(Exception):  # at interpreter exit the stream may be gone
@@ -229,13 +218,6 @@ class _Bars:
 
 #: Every live :class:`_Bars`, for :func:`close_bars`.
 _OPEN: weakref.WeakSet[_Bars] = weakref.WeakSet()
-#: Over every :class:`_Bars` of a command (each call makes its own): when each stage last
-#: wrote a line, the stages that wrote an end line, and the runs of a stage run again that
-#: ended unwritten (written by :func:`close_bars`, which starts afresh).
-_LINES: dict[str, float] = {}
-_ENDED: set[str] = set()
-_UNWRITTEN: dict[str, tuple[_Bars, _Run]] = {}
-atexit.register(lambda: close_bars())  # a script's log gets those lines too
 
 
 def close_bars() -> None:
@@ -250,12 +232,6 @@ def close_bars() -> None:
     """
     for bars in list(_OPEN):
         bars.close()
-    for stage, (bars, run) in list(_UNWRITTEN.items()):  # a stage run again: its last run
-        bars._runs[stage] = run
-        bars._write_line(stage)
-    _LINES.clear()
-    _ENDED.clear()
-    _UNWRITTEN.clear()
 
 
 def _metrics_text(metrics: Mapping[str, float] | None) -> str:

@@ -99,18 +99,3 @@ def test_an_analysis_in_a_log_writes_one_line(tmp_path, capsys, monkeypatch):
     settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
     assert main(["analyze", str(settings), str(folder), "-o", str(tmp_path / "out")]) == 0
     assert counts(capsys.readouterr().err) == [("analyze", "2/2")]
-
-
-def test_a_stage_run_again_for_each_time_point_writes_a_line_now_and_then(clock, capsys):
-    """``find objects`` and ``measure`` of each of 200 frames, 0.5 s each: not 400 lines, but
-    each stage's first, one every LOG_INTERVAL seconds, and its last at the close."""
-    report = as_progress(True)
-    for _ in range(200):
-        for stage in ("find objects", "measure"):
-            for _ in track(range(2), report, stage):
-                clock.now += 0.125
-    close_bars()
-    lines = counts(capsys.readouterr().err)
-    assert lines[:2] == [("find objects", "2/2"), ("measure", "2/2")]
-    assert len(lines) <= 2 * (1 + 200 * 0.5 / LOG_INTERVAL + 1), lines
-    assert lines[-2:] == [("find objects", "2/2"), ("measure", "2/2")]  # the last runs, said

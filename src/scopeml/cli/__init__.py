@@ -188,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), _terminate_as_interrupt():
             warnings.showwarning = _show_warning
-            close_bars()  # a command's progress lines start afresh (not an earlier call's)
             try:
                 result = app(args=argv, prog_name="scopeml", standalone_mode=False)
             finally:  # a command that raised leaves its bar drawn: the message starts clean
