@@ -403,3 +403,13 @@ def test_a_zero_z_step_of_a_one_plane_czi_is_not_warned_about_but_of_a_stack_it_
     assert stack == one_plane
     assert _said(caught) == ["a.czi: Z pixel size 0 is not a size (≤ 0 or not finite); Z pixel "
                              "size unknown"]  # fmt: skip
+
+
+def test_an_ome_tiff_that_names_its_channels_is_not_said_to_be_a_guess(tmp_path):
+    file = tmp_path / "named.ome.tif"
+    tifffile.imwrite(file, _frames(3), metadata={"axes": "CYX"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_image(file) as image:
+            assert image.sizes["C"] == 3
+    assert not [m for m in _said(caught) if "named.ome.tif" in m]

@@ -153,6 +153,17 @@ def test_objects_of_a_time_series_are_measured_frame_by_frame(viewer, qtbot, fra
     assert sorted(set(table["t"])) == [0, 1, 2, 3] and len(table) == len(expected)
     np.testing.assert_allclose(table["area"], expected["area"])
 
+    first = table.index[table["t"] == 0][0]  # a class clicked on frame 0 only
+    repeated = table.loc[first, "label"]
+    table.loc[first, "user_class"] = "A"
+    for _ in range(2):  # measured again, twice: kept on that frame's object alone
+        widget.measure()
+        qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
+        clicked = widget.table[widget.table["user_class"] != ""]
+        assert clicked[["label", "t", "user_class"]].values.tolist() == [[repeated, 0, "A"]], (
+            widget.status.text()
+        )
+
 
 def test_a_layer_of_several_scenes_is_refused_in_the_widgets_words(viewer, qtbot, frames, tmp_path):
     """Scenes of one size open as one layer (an S slider): the model runs on one scene, so
@@ -171,14 +182,3 @@ def test_a_layer_of_several_scenes_is_refused_in_the_widgets_words(viewer, qtbot
         "Plugins › scopeml › Open image scene and apply the model to that layer"
     )
     assert widget.output_path() == tmp_path / "plate.ome.zarr"  # a bare name gets the suffix
-
-    first = table.index[table["t"] == 0][0]  # a class clicked on frame 0 only
-    repeated = table.loc[first, "label"]
-    table.loc[first, "user_class"] = "A"
-    for _ in range(2):  # measured again, twice: kept on that frame's object alone
-        widget.measure()
-        qtbot.waitUntil(lambda: not widget.busy, timeout=120_000)
-        clicked = widget.table[widget.table["user_class"] != ""]
-        assert clicked[["label", "t", "user_class"]].values.tolist() == [[repeated, 0, "A"]], (
-            widget.status.text()
-        )

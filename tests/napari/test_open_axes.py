@@ -57,7 +57,7 @@ def test_a_short_stack_stored_as_colours_is_said_to_be_read_as_channels(viewer, 
         layers = viewer.open(str(path), plugin="scopeml")
     assert [layer.name for layer in layers] == ["four C0", "four C1", "four C2", "four C3"]
     note = (
-        "four.tif: its 4 pages are of unknown kind and are shown as channels (C); if they are "
+        "four.tif: its 4 pages are stored as colours and are shown as channels (C); if they are "
         "time points or planes, reopen it in Plugins › scopeml › Open image scene with axes "
         "TYX or ZYX"
     )

@@ -434,7 +434,7 @@ def _open_series(
             axes = user_axes(user, s.axes, tuple(s.shape), path=path)
         else:
             axes = map_axes(s.axes, tuple(s.shape), path=path)
-            if index == (scene or 0):
+            if index == (scene or 0) and not ome_xml:  # OME-XML names its axes: no guess
                 _sequence_note(s.axes, tuple(s.shape), axes, path)
         array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
         views.append(AxesView(array, axes, path=path))

@@ -192,6 +192,8 @@ def ambiguous_pages(
 
     try:
         with tifffile.TiffFile(path) as tf:
+            if tf.is_ome:  # OME-XML names its axes: nothing was guessed
+                return None
             series = tf.series[scene or 0]
             tiff_axes, shape = series.axes, tuple(series.shape)
         guessed = guessed_axes(tiff_axes, shape, map_axes(tiff_axes, shape, path=path))
@@ -199,10 +201,11 @@ def ambiguous_pages(
         return None
     if not guessed:
         return None
-    _, size, read, ways = guessed[0]
+    index, size, read, ways = guessed[0]
     shown = {"Z": "planes (Z)", "T": "time points (T)", "C": "channels (C)"}[read]
+    kind = "stored as colours" if tiff_axes[index] == "S" else "of unknown kind"
     return (
-        f"{os.path.basename(path)}: its {size} pages are of unknown kind and are shown as "
+        f"{os.path.basename(path)}: its {size} pages are {kind} and are shown as "
         f"{shown}; if they are {' or '.join(k for k, _ in ways)}, {how} "
         f"{' or '.join(h for _, h in ways)}"
     )
