@@ -65,3 +65,21 @@ def test_an_unknown_class_names_the_classes(tmp_path):
     with pytest.raises(InvalidRequestError, match="no class 'nucleus'; classes are bg, foreground"):
         sm.segment(np.zeros((8, 8), np.uint8), Threshold(), tmp_path / "o.ome.zarr",
                    instances="nucleus", **RUN)  # fmt: skip
+
+
+def test_a_class_given_alone_asks_for_the_instances_too(tmp_path):
+    """``instances="nucleus"`` without ``outputs=`` makes them (it was silently ignored: the
+    store held labels only)."""
+    import numpy as np
+
+    import scopeml as sm
+
+    rng = np.random.default_rng(3)
+    plane = rng.integers(0, 50, (96, 96)).astype(np.uint16)
+    yy, xx = np.ogrid[:96, :96]
+    for y, x in ((20, 20), (20, 70), (70, 45)):
+        plane[(yy - y) ** 2 + (xx - x) ** 2 < 81] = 900
+    seg = sm.segment(plane, "nuclei", tmp_path / "o.ome.zarr", instances="nucleus")
+    assert set(seg.outputs) >= {"labels", "instances"}
+    both = sm.segment(plane, "nuclei", tmp_path / "b.ome.zarr", outputs=("labels", "instances"))
+    np.testing.assert_array_equal(seg.instances.read(), both.instances.read())

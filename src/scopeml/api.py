@@ -167,7 +167,8 @@ def segment(
         name or label value (``instances="nucleus"``: ``InstanceOptions(class_="nucleus")``);
         by default the objects are the one class that is neither background nor boundary,
         split at a ``boundary`` class if the model has one (the shipped ``nuclei`` does).
-        Tiled exactly, like every output.
+        A class given so asks for the ``instances`` output too (as ``measure`` does). Tiled
+        exactly, like every output.
     measure
         Also measure the instances against the image (every channel) into this ``.csv`` or
         ``.parquet`` (one row per object per time point); implies ``instances``. A file
@@ -244,6 +245,9 @@ def segment(
     check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):  # named by axes= where given
         image, axes = image_of_array(image, axes), None  # a dask array stays lazy
+    if isinstance(instances, (str, int)):  # "nucleus": its instances asked for, as measure=
+        outputs_given = names_of(given["outputs"]) or (options or SegmentOptions()).outputs
+        given["outputs"] = tuple(dict.fromkeys((*outputs_given, INSTANCES)))
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
     opened_image, image_ref = _input_image(image, settings, axes)
     tiffs = ome_tiff_outputs(settings, wanted, want_instances)
