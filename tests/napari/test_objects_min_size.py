@@ -73,6 +73,8 @@ def test_label_objects_again_relabels_its_class_layer_and_replaces_the_objects(v
     kept = np.asarray(viewer.layers["classes objects"].data)
     assert kept.max() == 3 and widget.status.text().startswith("labelled 3 objects")
     assert widget.table is None  # the table measured the replaced objects
+    assert widget.status.text().endswith("; the table of the objects replaced is cleared: "
+                                         "Measure again"), widget.status.text()  # fmt: skip
 
 
 def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):

@@ -170,27 +170,35 @@ class ObjectsWidget(QWidget):
         )
         kwargs["scale"] = source_layer.scale
         kwargs["metadata"][LABELLED_FROM] = weakref.ref(real_layer(source_layer))  # its store too
-        earlier = [
-            index
-            for index, other in enumerate(self.viewer.layers)
-            if _labelled_from(self.viewer, other) is real_layer(source_layer)
-        ]
-        for index in reversed(earlier):  # replaced: its table, if measured, is gone too
-            if self.table is not None and real_layer(self.layer) is real_layer(
-                self.viewer.layers[index]
-            ):
-                self.table = None
-                self.model.set_table(pd.DataFrame())
-            self.viewer.layers.pop(index)
+        earlier, dropped = self._remove_objects_of(source_layer)
         layer = self.viewer.add_labels(data, **kwargs)
-        if earlier:
-            self.viewer.layers.move(len(self.viewer.layers) - 1, earlier[0])
+        if earlier is not None:  # where the objects layer replaced was
+            self.viewer.layers.move(len(self.viewer.layers) - 1, earlier)
         self.labels_choice.setCurrentText(layer.name)
         first = objects.path if objects.sizes["S"] == 1 else Path(objects.path) / "0"
         n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]  # as the CLI says it
         size = self.min_size.value()
         larger = f" of at least {size} px" if size > 1 else ""  # smaller ones were dropped
-        self.status.setText(f"labelled {n_objects} objects{larger} into {objects.path}")
+        self.status.setText(f"labelled {n_objects} objects{larger} into {objects.path}{dropped}")
+
+    def _remove_objects_of(self, source_layer: Any) -> tuple[int | None, str]:
+        """Remove the objects layers Label objects made from ``source_layer`` (replaced): the
+        index of the first, and what the status adds when the table was of them (cleared)."""
+        earlier = [index for index, other in enumerate(self.viewer.layers)
+                   if _labelled_from(self.viewer, other) is real_layer(source_layer)]  # fmt: skip
+        dropped = ""
+        for index in reversed(earlier):
+            if self.table is not None and real_layer(self.layer) is real_layer(
+                self.viewer.layers[index]
+            ):
+                clicks = int((self.table[USER_CLASS] != "").sum())
+                gone = f" (its {clicks} clicked classes are gone: the objects are new)"
+                dropped = "; the table of the objects replaced is cleared: Measure again"
+                dropped += gone if clicks else ""
+                self.table = None
+                self.model.set_table(pd.DataFrame())
+            self.viewer.layers.pop(index)
+        return (earlier[0] if earlier else None), dropped
 
     def measure(self) -> None:
         """Measure every object of the labels layer with the intensity layer (a worker)."""
