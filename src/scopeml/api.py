@@ -1205,8 +1205,10 @@ def _is_table(source: Any) -> bool:
 
     if isinstance(source, pd.DataFrame):
         return True
+    from scopeml.objects.table import TABLE_SUFFIXES
+
     suffix = Path(source).suffix.lower() if isinstance(source, (str, os.PathLike)) else ""
-    return suffix in (".csv", ".parquet", ".pq")
+    return suffix in TABLE_SUFFIXES
 
 
 def _as_table(table: pd.DataFrame | PathLike) -> pd.DataFrame:

@@ -184,18 +184,15 @@ def _segmentation(path: str, classes: tuple[str, ...] | None) -> Segmentation:
 
 def run_image(store: Path) -> tuple[Path | None, bool]:
     """The image file a run recorded reading (``None`` for an array) and whether the file
-    there is still the one it read."""
-    from scopeml.tiling.identity import fingerprint
-    from scopeml.tiling.store import recorded_run
-
-    image = (recorded_run(store) or {}).get("image") or {}
-    if not isinstance(image.get("path"), str):
+    there is still the one it read (:meth:`RunRead.reads`)."""
+    read = run_read(store)
+    path = None if read is None else read.image.get("path")
+    if read is None or not isinstance(path, str):
         return None, False
-    path = Path(image["path"])
     try:
-        return path, "content" in image and fingerprint(path) == image["content"]
+        return Path(path), read.reads(path)
     except OSError:  # moved or unreadable
-        return path, False
+        return Path(path), False
 
 
 @dataclasses.dataclass(frozen=True)

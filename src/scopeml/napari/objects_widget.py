@@ -41,6 +41,7 @@ from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
+from scopeml.objects.table import TABLE_SUFFIXES
 
 USER_CLASS = "user_class"
 PREDICTED = "class"
@@ -342,7 +343,7 @@ class ObjectsWidget(QWidget):
         if self.table is None:
             raise InvalidRequestError(NO_TABLE)
         path = Path(path)
-        if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        if path.suffix.lower() not in TABLE_SUFFIXES:
             path = path.with_name(f"{path.name}.csv")
         written = write_table(self.table, path, overwrite=True)
         self.status.setText(f"exported {len(self.table)} rows to {written}")

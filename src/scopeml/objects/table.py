@@ -16,6 +16,8 @@ from scopeml.errors import InvalidRequestError
 from scopeml.io.replace import atomic_write
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+#: The suffixes a table is written and read under.
+TABLE_SUFFIXES = tuple(_FORMATS)
 
 
 def write_table(
