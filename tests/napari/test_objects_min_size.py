@@ -119,6 +119,7 @@ def test_too_few_classes_are_said_in_the_widgets_words(viewer, qtbot):
     assert widget.table["class"].tolist() == ["small", "small", "tall", "small"]
     assert sorted(widget.class_colors()) == ["small", "tall"]
     assert widget.current_class.currentText() == "small"
+    assert widget.status.text() == "renamed A → small, B → tall on 4 objects"
 
     widget.measure()  # measured again (the same objects): the clicks stay, the predictions go
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)

@@ -125,7 +125,10 @@ class ObjectsWidget(QWidget):
         renamed = {old: new for old, new in renamed.items() if old != new}
         if renamed and self.table is not None:
             columns = [c for c in (USER_CLASS, PREDICTED) if c in self.table]
+            n = int(self.table[columns].isin(list(renamed)).any(axis=1).sum())
             self.table[columns] = self.table[columns].replace(renamed)
+            moves = ", ".join(f"{old} → {new}" for old, new in renamed.items())
+            self.status.setText(f"renamed {moves} on {n} objects")
             self.model.set_table(self.table)
             if PREDICTED in self.table:
                 self.layer.colormap = self.class_colormap()
