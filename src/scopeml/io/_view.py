@@ -201,6 +201,7 @@ def select_scene(
     raise InvalidImageError(
         f"the image has {n} scenes of different sizes "
         f"({scene_sizes([s.shape for s in series], names)}); "
-        "open one scene at a time (scene=, --scene, or scene: in analysis settings)",
+        f"open one scene at a time: --scene N (0–{n - 1}), scene= in Python, or scene: in "
+        "analysis settings",
         path=path,
     )
