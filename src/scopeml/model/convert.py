@@ -423,14 +423,16 @@ def _small_cores(
     kept = math.prod(cores) / math.prod(fixed)
     if kept >= 0.25:
         return None
-    larger = max(-(-int(2 * max(halos) / (1 - 0.5**0.5)) // 64) * 64, max(fixed))
+    keep = 0.5 ** (1 / len(fixed))  # per axis, so that half the tile is kept
+    larger = [max(-(-int(2 * halo / (1 - keep)) // 64) * 64, size)
+              for size, halo in zip(fixed, halos, strict=True)]  # fmt: skip
     return (
         f"{source.name}: a legacy container fixes the input at {'×'.join(map(str, fixed))}; "
         f"with the model's halo of {max(halos)} px on each side, each tile keeps "
         f"{'×'.join(map(str, cores))} of it: a run computes about {1 / max(kept, 1e-9):.0f} pixels "
         "for each one it keeps"
-        + (f" (--spatial {larger}x{larger}, spatial=({larger}, {larger}) in Python, keeps half)"
-           if resizable else "")
+        + (f" (--spatial {'x'.join(map(str, larger))}, spatial={tuple(larger)} in Python, "
+           "keeps half)" if resizable else "")
     )  # fmt: skip
 
 
