@@ -97,3 +97,11 @@ def test_the_preview_of_a_scene_opened_alone_names_it(viewer, qtbot, two_scenes)
     widget.update_preview()
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     assert widget.status.text() == "preview of scene 1: well 1, Z 1, Y 0–63, X 0–79"
+
+    (whole,) = viewer.open(str(named), plugin="scopeml")  # one layer, an S slider: named too
+    widget.image_choice.setCurrentText(whole.name)
+    viewer.dims.set_current_step(0, 1)
+    viewer.dims.set_current_step(1, 1)
+    widget.update_preview()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text() == "preview of scene 1: well 1, Z 1, Y 0–63, X 0–79"

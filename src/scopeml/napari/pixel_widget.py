@@ -688,13 +688,7 @@ class PixelClassifierWidget(QWidget):
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
-        source = layer_source(layer)  # a scene opened alone: named, as its layer is
-        scene = "" if source is None or "S" in region else scene_label(
-            source["path"], source.get("scene"), source.get("file_axes")
-        )  # fmt: skip
-        self.status.setText(
-            f"preview of {scene + ', ' if scene else ''}{region_text(region)}{note}"
-        )
+        self.status.setText(f"preview of {_where(layer, region)}{note}")
         if self._pending:
             self._pending = False
             self.train(then_preview=True)
@@ -894,6 +888,16 @@ def _paint_for(scribbles: Any, layer: Any) -> None:
     """Record in the scribbles layer's metadata the image ``layer`` they are painted for."""
     made = scribbles.metadata.setdefault(SOURCE_KEY, {})
     made["image"], made["image_name"] = _image_key(layer), str(layer.name)
+
+
+def _where(layer: Any, region: dict[str, tuple[int, int]]) -> str:
+    """The region previewed, its scene named as the file names it (the one at the S slider,
+    or the one the layer was opened as), as the layers are."""
+    source = layer_source(layer)
+    scene = region["S"][0] if "S" in region else None if source is None else source.get("scene")
+    label = "" if source is None else scene_label(source["path"], scene, source.get("file_axes"))
+    rest = region_text({axis: span for axis, span in region.items() if axis != "S" or not label})
+    return f"{label}, {rest}" if label else rest
 
 
 @contextlib.contextmanager
