@@ -522,6 +522,10 @@ class ApplyWidget(QWidget):
         reuse = instances is not None and self._holds(output, request, options["outputs"])
         notes: list[str] = []
         for store in [] if reuse or not (model_name or instances) else stores or []:
+            made = self._made.get(str(store))
+            own = made is not None and made[1] == recorded_run(store)  # the user knows it
+            if own and instances is None:
+                continue
             why = (
                 why_not_this_run(image, model_name, store, options)
                 if model_name
@@ -532,9 +536,8 @@ class ApplyWidget(QWidget):
                 self._made[str(store)] = (request, recorded_run(store), model)
                 notes = []
                 break
-            made = self._made.get(str(store))
-            if why is None or (made is not None and made[1] == recorded_run(store)):
-                continue  # the same run, or its own earlier run, which the user knows
+            if why is None or own:
+                continue  # the same run, or its own earlier run
             if store == output:  # the user's output, made by another run: replaced
                 notes.append(f"it replaced the earlier result there, which {why}")
             else:
