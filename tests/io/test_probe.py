@@ -25,7 +25,7 @@ def test_a_description_names_the_reader_and_the_metadata(tmp_path):
     assert info["shape"] == list(expected.shape) and info["dtype"] == "uint16"
     assert info["channel_names"] == ["nuclei", "membrane"]
     assert info["pixel_sizes"] == pytest.approx({"X": 0.325, "Y": 0.325, "Z": 1.5})
-    assert info["scenes"] == [{"name": "0", "shape": list(expected.shape[1:])}]
+    assert info["scenes"] == [{"number": 0, "name": "0", "shape": list(expected.shape[1:])}]
 
 
 def test_scenes_of_different_sizes_are_each_listed(tmp_path):
@@ -36,7 +36,9 @@ def test_scenes_of_different_sizes_are_each_listed(tmp_path):
     info = probe_image(path)
     assert [s["shape"] for s in info["scenes"]] == [[1, 2, 1, 30, 40], [1, 2, 1, 20, 25]]
     assert info["shape"] == [1, 1, 2, 1, 30, 40]  # scene 0
-    assert probe_image(path, scene=1)["scenes"] == [{"name": "1", "shape": [1, 2, 1, 20, 25]}]
+    assert probe_image(path, scene=1)["scenes"] == [
+        {"number": 1, "name": "1", "shape": [1, 2, 1, 20, 25]}
+    ]
 
 
 def test_an_error_in_the_child_is_the_same_error_here(tmp_path):

@@ -23,7 +23,9 @@ def info(
     image: Path = typer.Argument(
         ..., help="Image file or folder (any format scopeml or bioio reads)."
     ),
-    scene: int | None = typer.Option(None, help="Describe only this scene."),
+    scene: str | None = typer.Option(
+        None, help="Describe only this scene: its number, or its name as listed."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
     timeout: float = typer.Option(60.0, min=1.0, help="Seconds to wait for the reader."),
     axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
@@ -35,7 +37,7 @@ def info(
     scale). For an unfinished run (OUT.ome.zarr while only OUT.ome.zarr.partial exists, or
     the .partial itself): how many tiles are done, and how to finish it.
     """
-    from scopeml.io.probe import probe_image
+    from scopeml.io.probe import probe_image, scene_number
     from scopeml.tiling.store import describe_partial
 
     unfinished = describe_partial(image)  # OUT.ome.zarr(.partial) of a stopped run
@@ -48,7 +50,8 @@ def info(
     store = describe_segment_store(image)
     if store is None:
         refuse_a_model(image)
-        description = probe_image(image, scene=scene, timeout=timeout, axes=axes)
+        number = scene_number(image, scene, axes=axes)  # a name → its number
+        description = probe_image(image, scene=number, timeout=timeout, axes=axes)
     if as_json:
         typer.echo(json.dumps(description if store is None else store, indent=2))
         return
@@ -295,12 +298,13 @@ def format_description(description: dict) -> list[str]:
     if description.get("plugin"):
         reader = f"{description['plugin']} ({reader})"
     shape = " ".join(f"{a}={n}" for a, n in zip(axes, description["shape"], strict=True))
+    numbered = [(s.get("number", i), s) for i, s in enumerate(description["scenes"])]
     scenes = ", ".join(
         (s["name"] if s["name"] == str(i) else f"{i} {s['name']}")  # the number, then the name
         + " ("
         + " ".join(f"{a}={n}" for a, n in zip(axes[1:], s["shape"], strict=True))
         + ")"
-        for i, s in enumerate(description["scenes"])
+        for i, s in numbered
     )
     given = description["pixel_sizes"]
     sizes = " ".join(f"{a}={given[a]:g}" for a in "ZYX" if a in given) or "unknown"

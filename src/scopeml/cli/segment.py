@@ -112,7 +112,9 @@ def segment(
         "policy the model records (the nuclei model: percentile:1,99.8), else none.",
     ),
     probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
-    scene: int | None = typer.Option(None, help="Scene of a multi-scene image."),
+    scene: str | None = typer.Option(
+        None, help="Scene of a multi-scene image: its number, or its name as scopeml info lists it."
+    ),
     axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
     channels: str | None = typer.Option(
         None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
@@ -175,6 +177,7 @@ def segment(
     import time
 
     from scopeml.api import segment as run
+    from scopeml.io.probe import scene_number
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.objects.instances import InstanceOptions
 
@@ -186,6 +189,7 @@ def segment(
 
     start = time.perf_counter()
     factor = _scale(scale)
+    number = scene_number(image, scene, axes=axes)  # A1-Pos3 → its number
     result = run(
         image,
         model,
@@ -201,7 +205,7 @@ def segment(
         blend=blend,
         normalize=normalize,
         probability_dtype=probability_dtype,
-        scene=scene,
+        scene=number,
         axes=axes,  # recorded in the store; dask workers reopen the file with them
         channels=None if channels is None else tuple(c.strip() for c in channels.split(",")),
         scale=factor,

@@ -45,8 +45,9 @@ def describe_image(
     >>> file = Path(tempfile.mkdtemp()) / "a.tif"
     >>> tifffile.imwrite(file, np.zeros((3, 4), np.uint8))
     >>> info = describe_image(file)
-    >>> info["reader"], info["shape"], info["scenes"]
-    ('scopeml.io.tiff:read_tiff', [1, 1, 1, 1, 3, 4], [{'name': '0', 'shape': [1, 1, 1, 3, 4]}])
+    >>> info["reader"], info["shape"], info["scenes"]  # doctest: +NORMALIZE_WHITESPACE
+    ('scopeml.io.tiff:read_tiff', [1, 1, 1, 1, 3, 4],
+     [{'number': 0, 'name': '0', 'shape': [1, 1, 1, 3, 4]}])
     """
     import warnings
 
@@ -89,12 +90,12 @@ def _describe(
                 raise
     with image:
         names = getattr(image, "scene_names", None) or [str(i) for i in range(len(shapes or []))]
-        if shapes is None:  # one scene asked for: only that one
-            scenes = [{"name": names[scene] if names else str(scene), "shape": image.shape[1:]}]
+        if shapes is None:  # one scene asked for: only that one, by its number in the file
+            name = names[scene] if names else str(scene)
+            scenes = [{"number": scene, "name": name, "shape": image.shape[1:]}]
         else:
-            scenes = [
-                {"name": name, "shape": shape} for name, shape in zip(names, shapes, strict=True)
-            ]
+            pairs = enumerate(zip(names, shapes, strict=True))
+            scenes = [{"number": i, "name": name, "shape": shape} for i, (name, shape) in pairs]
         return {
             "path": str(path),
             "reader": f"{reader.__module__}:{reader.__name__}",
@@ -102,7 +103,7 @@ def _describe(
             "axes": "STCZYX",
             "shape": list(image.shape),
             "dtype": str(image.dtype),
-            "scenes": [{"name": s["name"], "shape": list(s["shape"])} for s in scenes],
+            "scenes": [{**s, "shape": list(s["shape"])} for s in scenes],
             "channel_names": list(image.channel_names),
             "pixel_sizes": ordered_sizes(image.pixel_sizes),  # T (s), Z, Y, X (µm)
             "region_reads": getattr(image, "region_reads", None),  # bioio: chunks or planes
@@ -178,6 +179,40 @@ def probe_image(
             cls = InvalidImageError
         raise cls(str(failure.get("problem")), path=failure.get("path"))
     return answer["image"]
+
+
+def scene_number(
+    path: str | PathLike[str], scene: int | str | None, *, axes: str | None = None
+) -> int | None:
+    """The number of the scene ``scene`` names: a number as it is, else the file's name for a
+    scene (``A1-Pos3``, as ``scopeml info`` lists them; the metadata read in a child process,
+    as :func:`probe_image` reads it).
+
+    Raises
+    ------
+    InvalidImageError
+        No scene of that name (the scenes are listed), or a file that names none.
+    """
+    if scene is None or isinstance(scene, int):
+        return scene
+    text = str(scene).strip()
+    if text.isdigit():
+        return int(text)
+    scenes = probe_image(path, axes=axes)["scenes"]
+    names = [str(s["name"]) for s in scenes]
+    exact = [i for i, name in enumerate(names) if name == text]
+    loose = [i for i, name in enumerate(names) if name.casefold() == text.casefold()]
+    for found in (exact, loose):  # the name as written, else in any case
+        if len(found) == 1:
+            return found[0]
+    listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+    if all(name == str(i) for i, name in enumerate(names)):
+        problem = (
+            f"no scene named {text!r}: the file names none; give its number (0–{len(names) - 1})"
+        )
+    else:
+        problem = f"no scene named {text!r}; the image has {len(names)}: {listed}"
+    raise InvalidImageError(problem, path=path)
 
 
 def _main() -> None:
