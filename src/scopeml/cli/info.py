@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +100,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     """
     import zarr
 
+    from scopeml.tiling.scale import unscaled_name
     from scopeml.tiling.size import AUTO_RECORD, AutoScale
     from scopeml.tiling.store import image_place
 
@@ -125,7 +125,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
         "path": str(path),
         "kind": "segment store",
         "run": {
-            "model": re.sub(r" at scale [0-9.e+-]+$", "", str(model.get("name") or "")),
+            "model": unscaled_name(str(model.get("name") or "")),
             "classes": [str(c) for c in model.get("classes") or ()],
             "scale": options.get("scale") or 1.0,
             "auto": auto.text() if auto is not None else None,  # what scale auto chose it from

@@ -74,6 +74,19 @@ def with_scale(model: Model, scale: float | str | None) -> Model:
     return ScaledModel(model, scale)
 
 
+#: What a :class:`ScaledModel`'s spec name adds to its model's (``nuclei at scale 0.5``).
+SCALED = " at scale "
+
+
+def unscaled_name(name: str) -> str:
+    """A model name as a store records it, without the `` at scale …`` of a scaled run.
+
+    >>> unscaled_name("nuclei at scale 0.5"), unscaled_name("nuclei")
+    ('nuclei', 'nuclei')
+    """
+    return name.split(SCALED)[0]
+
+
 def model_name(model: Model) -> str:
     """The model's name as the user chose it: a :class:`ScaledModel`'s without the
     `` at scale …`` its spec's name ends in (the store records that; messages name the model).
@@ -131,7 +144,7 @@ class ScaledModel:
             halo=tuple(math.ceil((h + 2) * q / p) + reach + 2 for h in inner.halo),
             # a tile's start and size in pixels of both grids, landing on the model's step
             tile_step=tuple(q * s // math.gcd(p, s) for s in inner.tile_step),
-            name=f"{inner.name} at scale {_text(factor)}",
+            name=f"{inner.name}{SCALED}{_text(factor)}",
             pixel_size=(
                 tuple(size * q / p for size in inner.pixel_size) if inner.pixel_size else None
             ),

@@ -572,11 +572,12 @@ def _rescaled(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     the same file and classes; its halo and step scale with it): the options' ``scale`` says
     that change, not the model."""
 
-    def base(record: Mapping[str, Any]) -> Any:
-        name = str(record.get("name")).split(" at scale ")[0]
-        return name, record.get("classes"), record.get("sha256")
+    from scopeml.tiling.scale import SCALED, unscaled_name
 
-    scaled = any(" at scale " in str(record.get("name")) for record in (old, new))
+    def base(record: Mapping[str, Any]) -> Any:
+        return unscaled_name(str(record.get("name"))), record.get("classes"), record.get("sha256")
+
+    scaled = any(SCALED in str(record.get("name")) for record in (old, new))
     return scaled and base(old) == base(new)  # not two models of one name at one scale
 
 
