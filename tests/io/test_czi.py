@@ -195,3 +195,36 @@ def test_a_two_scene_czi_converts_to_ome_zarr_and_back(tmp_path):
         assert small.shape[4:] == (15, 20)
     with pytest.raises(InvalidRequestError, match="output exists"), open_image(path) as image:
         write_ome_zarr(out, image)
+
+
+#: Scenes as ZEN names them: a scene's ``Name``, else its well's ``Shape Name``.
+ZEN_SCENES = (
+    '<S><Scenes><Scene Index="0" Name="A1-Pos1"><Shape Name="A1"/></Scene>'
+    '<Scene Index="1" Name=""><Shape Name="B2"/></Scene></Scenes></S>'
+)
+
+
+def test_a_czi_names_its_scenes_as_zen_does(tmp_path, capsys):
+    from scopeml.cli import main
+
+    first, second = nuclei_image((40, 50), seed=1)[:, None], nuclei_image((24, 36), seed=2)[:, None]
+    path = write_czi(
+        tmp_path / "plate.czi",
+        [(first, (0, 0)), (second, (80, 0))],
+        pixel_sizes={"X": 0.5, "Y": 0.5},
+        zen_dimensions=ZEN_SCENES,
+    )
+    with pytest.raises(InvalidImageError, match=r"\(0 A1-Pos1: 40×50, 1 B2: 24×36\)"):
+        open_image(path)
+    with open_image(path, scene=1) as image:
+        assert image.scene_names == ("A1-Pos1", "B2")
+    assert main(["info", str(path), "--scene", "b2"]) == 0  # by name, in any case
+    assert "scenes: 1: 1 B2 (T=1 C=2 Z=1 Y=24 X=36)" in capsys.readouterr().out
+    with pytest.raises(InvalidImageError, match="the image has 2 \\(0 A1-Pos1, 1 B2\\)"):
+        open_image(path, scene=2)
+
+
+def test_a_czi_without_scene_names_numbers_its_scenes(two_scenes):
+    path, _, _ = two_scenes
+    with open_image(path, scene=0) as image:
+        assert image.scene_names == ()

@@ -5,7 +5,6 @@ writes it (``Information/Image/Dimensions/T/Positions``: ``Interval/Increment``,
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import zarr
 import scopeml as sm
 from scopeml.io import open_image
 from scopeml.io.czi import _metadata
+from scopeml.io.testing import ROOM, put_in_dimensions
 from scopeml.model.spec import ModelSpec
 
 pytest.importorskip("pylibCZIrw")
@@ -33,15 +33,7 @@ ZEN_LIST = (
 
 
 def write_time_series(path: Path, frames: np.ndarray, t_element: str) -> Path:
-    """A gray CZI of ``frames`` (T×Y×X) whose metadata has ``t_element`` in its dimensions.
-
-    pylibCZIrw's ``write_metadata`` cannot write the T dimension's positions (its custom
-    attributes go under ``Information/CustomAttributes`` and refuse paths), so it writes a
-    long placeholder attribute and this swaps the XML, in place in the file's metadata
-    segment, for the same XML with the ZEN-shaped ``T`` element instead of the placeholder,
-    padded with spaces to the same byte length (the segment's sizes stay true). libCZI then
-    reads that XML back as it reads ZEN's.
-    """
+    """A gray CZI of ``frames`` (T×Y×X) whose metadata has ``t_element`` in its dimensions."""
     from pylibCZIrw import czi
 
     with czi.create_czi(str(path), exist_ok=True) as writer:
@@ -49,17 +41,9 @@ def write_time_series(path: Path, frames: np.ndarray, t_element: str) -> Path:
             writer.write(frame, plane={"T": t, "C": 0, "Z": 0})
         writer.write_metadata(
             "series", channel_names={0: "DAPI"}, scale_x=0.5e-6, scale_y=0.5e-6,
-            custom_attributes={"Placeholder": "x" * 600},
+            custom_attributes=ROOM,
         )  # fmt: skip
-    data = path.read_bytes()
-    start = data.index(b"<ImageDocument>")
-    end = data.index(b"</ImageDocument>") + len(b"</ImageDocument>")
-    xml = data[start:end].decode("utf-8")
-    xml = re.sub(r"<CustomAttributes>.*?</CustomAttributes>", "", xml, flags=re.S)
-    xml = xml.replace("<Dimensions>", f"<Dimensions>{t_element}", 1).encode("utf-8")
-    assert len(xml) <= end - start
-    path.write_bytes(data[:start] + xml.ljust(end - start, b" ") + data[end:])
-    return path
+    return put_in_dimensions(path, t_element)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ engine sees plain array indices; this module adds the offset back on every read.
 Scenes of equal size become the ``S`` axis; a file whose scenes differ in size must be opened
 one scene at a time (``scene=``), since padding them to a common box would invent pixels.
 ``scene=k`` is the k-th scene in the file's order (the CZI ``S`` index when scenes are numbered
-from 0 without gaps). Reads through one reader are serialised by a lock: libCZI's file streams
-on Linux have not always been safe for concurrent reads (zeiss-microscopy/libCZI#39).
+from 0 without gaps), named as ZEN names it (the scene's ``Name``, else its well's) in
+``--scene`` and in messages. Reads through one reader are serialised by a lock: libCZI's file
+streams on Linux have not always been safe for concurrent reads (zeiss-microscopy/libCZI#39).
 Other CZI dimensions (H, I, R, V, B) are read at index 0, with a warning when they have more.
 Pixel sizes come from ``Scaling`` (metres), the time step from the ``T`` dimension's positions
 (seconds), as ZEN writes them and libCZI reads them.
@@ -321,7 +322,8 @@ def _open_scenes(reader: Any, path: str, scene: int | None) -> Image:
         for index, rect in scenes
     ]
     views = [AxesView(s, "TCZYX", path=path) for s in series]
-    data = select_scene(views, scene, path=path)
+    scene_names = _scene_names(raw_xml, [index for index, _ in scenes])
+    data = select_scene(views, scene, path=path, names=scene_names)
 
     pixel_sizes, names = _metadata(raw_xml, path, z_planes=data.shape[-3])
     if PIXEL_TYPES[pixel_type][1] == 3:
@@ -330,4 +332,28 @@ def _open_scenes(reader: Any, path: str, scene: int | None) -> Image:
         ]
     if len(names) != data.shape[2]:
         names = []
-    return Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=reader.close)
+    image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=reader.close)
+    image.scene_names = scene_names
+    return image
+
+
+_SCENES = "./Metadata/Information/Image/Dimensions/S/Scenes/Scene"
+
+
+def _scene_names(raw_xml: str, indices: Sequence[int | None]) -> tuple[str, ...]:
+    """The names ZEN gives the scenes (``Scene Name``, else its well's ``Shape Name``), in
+    the file's order, so that ``--scene B2-Pos3`` and every message use them; ``()`` where
+    the file names none (scenes then go by number)."""
+    try:
+        root = ET.fromstring(raw_xml)
+    except ET.ParseError:
+        return ()
+    given: dict[str, str] = {}
+    for element in root.iterfind(_SCENES):
+        shape = element.find("Shape")
+        name = element.get("Name") or (shape.get("Name") if shape is not None else "") or ""
+        given[element.get("Index", "")] = name.strip()
+    names = [given.get(str(index), "") for index in indices]
+    if not any(name and name != str(i) for i, name in enumerate(names)):
+        return ()
+    return tuple(name or str(i) for i, name in enumerate(names))

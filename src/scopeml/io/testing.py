@@ -6,6 +6,7 @@ OME-Zarr in a temporary folder instead of committing files.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -34,12 +35,14 @@ def write_czi(
     channel_names: Sequence[str] = (),
     pixel_sizes: Mapping[str, float] | None = None,
     tile: int | None = None,
+    zen_dimensions: str = "",
 ) -> Path:
     """Write a gray CZI with one scene per ``(C×Z×Y×X array, (x, y) mosaic origin)``.
 
     Origins are absolute mosaic coordinates and may be negative. ``tile`` splits each plane
     into mosaic tiles of that size (the CZI ``M`` index); pixel sizes are in micrometres.
-    Needs pylibCZIrw.
+    ``zen_dimensions``: XML put first in the metadata's ``Dimensions``, as ZEN writes it
+    (scene names, time positions: see :func:`put_in_dimensions`). Needs pylibCZIrw.
     """
     from pylibCZIrw import czi
 
@@ -66,7 +69,34 @@ def write_czi(
             scale_x=sizes.get("X", 0.0) * 1e-6,  # CZI stores metres
             scale_y=sizes.get("Y", 0.0) * 1e-6,
             scale_z=sizes.get("Z", 0.0) * 1e-6,
+            custom_attributes=ROOM if zen_dimensions else None,
         )
+    return put_in_dimensions(path, zen_dimensions) if zen_dimensions else path
+
+
+#: A custom attribute that makes room in a CZI's metadata for :func:`put_in_dimensions`.
+ROOM = {"Placeholder": "x" * 600}
+
+
+def put_in_dimensions(path: Path, element: str) -> Path:
+    """Put ``element`` first in the ``Dimensions`` of a CZI written with ``custom_attributes=
+    ROOM``, in place of that room.
+
+    pylibCZIrw's ``write_metadata`` cannot write ZEN's scene names or time positions (its
+    custom attributes go under ``Information/CustomAttributes`` and refuse paths), so the XML
+    is swapped in the file's metadata segment for the same XML without the room and with
+    ``element``, padded with spaces to the same byte length (the segment's sizes stay true).
+    libCZI then reads that XML back as it reads ZEN's.
+    """
+    data = path.read_bytes()
+    start = data.index(b"<ImageDocument>")
+    end = data.index(b"</ImageDocument>") + len(b"</ImageDocument>")
+    xml = data[start:end].decode("utf-8")
+    xml = re.sub(r"<CustomAttributes>.*?</CustomAttributes>", "", xml, flags=re.S)
+    edited = xml.replace("<Dimensions>", f"<Dimensions>{element}", 1).encode("utf-8")
+    if len(edited) > end - start:
+        raise ValueError(f"{len(edited) - (end - start)} bytes more than the room made")
+    path.write_bytes(data[:start] + edited.ljust(end - start, b" ") + data[end:])
     return path
 
 
