@@ -253,6 +253,8 @@ def segment(
     tiffs = ome_tiff_outputs(settings, wanted, want_instances)
     try:
         opened_model, model_ref = _pixel_model(model, settings)
+        if want_instances:  # before any work: a Regression model has no classes to label
+            _check_classes(opened_model, model_ref, measure)
         opened_image, image_ref, settings = fit_model_inputs(  # channels by name
             opened_image, image_ref, opened_model, settings
         )
@@ -552,6 +554,22 @@ def _scaled_model(model: Model, model_ref: Any, scale: float | None) -> tuple[Mo
     return scaled, LoadRef(open_scaled_model, (model_ref.args[0], float(scale)))
 
 
+def _check_classes(model: Model, model_ref: Any, measure: PathLike | None) -> None:
+    """Refuse instances (and a table of them) from a ``Regression`` model: its output is an
+    image, with no classes to make objects of."""
+    from scopeml.tiling.outputs import REGRESSION
+
+    if model.spec.extra.get("model_type") == REGRESSION:
+        from scopeml.errors import IncompatibleModelError
+
+        asked = "measure table" if measure is not None else "instances"
+        raise IncompatibleModelError(
+            f"a Regression model writes an image, not classes to make objects of: it makes no "
+            f"{asked}; segment its image with a model of classes (e.g. nuclei) for objects",
+            path=model_ref.args[0] if model_ref else getattr(model, "path", None),
+        )
+
+
 def _instance_inputs(
     instances: InstanceOptions | str | int | None, model: Model, settings: SegmentOptions
 ) -> tuple[InstanceOptions, tuple[str, ...], dict[str, Any]]:
@@ -591,7 +609,8 @@ def predict_region(
     ``{axis: (start, stop)}`` over ``Y``, ``X`` (and ``T``, ``Z``; any case; axes left out,
     or ``region=None``, are whole); an unknown axis or a span outside the image is refused.
     ``outputs`` is the one output kind, named as in :func:`segment`'s ``outputs=``:
-    ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"`` (the
+    ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"``
+    (a Regression model's: ``"image"``, its default too) (the
     old ``output=`` still works, with a :class:`DeprecationWarning`, for one release: it is a
     path everywhere else); ``options`` are the segment options to reproduce. Repeated calls on one
     image pass ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
@@ -607,7 +626,8 @@ def predict_region(
     -------
     numpy.ndarray
         ``[T×][C×][Z×]Y×X`` over the region (axes of length one in the image dropped; ``C``
-        for probabilities only): a ``Y×X`` label image for a plane.
+        for probabilities and a Regression model's image only): a ``Y×X`` label image for a
+        plane.
 
     Examples
     --------

@@ -30,7 +30,7 @@ from scopeml.tiling.engine import (
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.normalize import Normalization, compute_normalization
 from scopeml.tiling.options import SegmentOptions
-from scopeml.tiling.outputs import needs_probabilities, output_specs
+from scopeml.tiling.outputs import model_outputs, needs_probabilities, output_specs
 from scopeml.tiling.scale import with_scale
 
 Region = Mapping[str, tuple[int, int]]
@@ -38,7 +38,7 @@ Region = Mapping[str, tuple[int, int]]
 MAX_REGION_TILE = 2048
 #: What :func:`predict_region` can return (the blended and the instance outputs need more
 #: than one region's tiles).
-REGION_OUTPUTS = ("labels", "probabilities", "confidence", "mask")
+REGION_OUTPUTS = ("labels", "probabilities", "confidence", "mask", "image")
 
 
 def region_normalization(
@@ -83,7 +83,8 @@ def predict_region(
     outputs
         The output kind, named as in ``segment``'s ``outputs=`` (one of them: one array comes
         back): ``"labels"`` (class ``k`` as ``k + 1``), ``"probabilities"`` (one channel per
-        class), ``"confidence"`` or ``"mask"`` (with ``options.extract_class``).
+        class), ``"confidence"`` or ``"mask"`` (with ``options.extract_class``); a
+        ``Regression`` model's is ``"image"`` (its default too: ``"labels"`` becomes it).
     options
         The segment options whose result to reproduce (``scene``, ``min_confidence``,
         ``extract_class``, ``normalize``, ``probability_dtype``, ``scale``); ``tile_size``
@@ -99,7 +100,7 @@ def predict_region(
     -------
     numpy.ndarray
         ``[T×][C×][Z×]Y×X`` over the region (axes of length one in the image dropped; ``C``
-        for probabilities only), as in the output store.
+        for probabilities and a Regression model's image only), as in the output store.
 
     Examples
     --------
@@ -114,6 +115,8 @@ def predict_region(
     [[1, 1, 2, 2], [1, 1, 2, 2]]
     """
     output = one_output(outputs, output)
+    if output in REGION_OUTPUTS:  # a Regression model's image, as segment writes it
+        output = model_outputs(model.spec.extra.get("model_type"), (output,))[0]
     options = options or SegmentOptions(workers=1)
     model = with_scale(model, options.scale)
     _check_request(output, options)

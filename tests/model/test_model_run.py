@@ -71,3 +71,20 @@ def test_inspect_and_list_cover_every_kind(tmp_path, capsys):
     assert main(["model", "inspect", str(junk)]) == 2
     err = capsys.readouterr().err
     assert "junk.czann" in err and "known: bioimageio" in err and "; czann (ZEISS" in err
+
+
+def test_model_run_normalises_as_the_model_records(tmp_path):
+    """``model run nuclei`` gives segment's labels at scale 1 on an image far from the
+    model's intensities (it fed the raw values to the graph, which found other nuclei)."""
+    from scopeml.synthetic import realistic_nuclei
+
+    image, _ = realistic_nuclei((128, 128), seed=3)
+    dim = image.astype(np.float32) * 1e-3  # the same nuclei, a thousandth of the intensity
+    np.save(tmp_path / "dim.npy", dim)
+    out = tmp_path / "labels.npy"
+    assert main(["model", "run", "nuclei", str(tmp_path / "dim.npy"), "-o", str(out),
+                 "--labels"]) == 0  # fmt: skip
+    seg = segment(dim, "nuclei", tmp_path / "s.ome.zarr", scale=1)
+    expected = seg.labels.read()[0, 0, 0, 0]
+    assert (expected == 2).sum() > 500  # nuclei found
+    np.testing.assert_array_equal(np.load(out), expected)

@@ -114,3 +114,30 @@ def test_a_cancelled_cluster_run_resumes_to_the_local_result(tmp_path):
         got = zarr.open_array(str(out / name / "0"), mode="r")[...]
         want = zarr.open_array(str(local / name / "0"), mode="r")[...]
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_relative_output_is_written_by_workers_in_another_folder(tmp_path, monkeypatch):
+    """Workers started elsewhere (here: moved to ``/``) got the store's relative path, wrote
+    nothing where the run looked, and the run failed with 'not an OME-Zarr image group'."""
+    import os
+
+    rng = np.random.default_rng(2)
+    image = write_image_file(
+        tmp_path / "img.ome.tif", rng.integers(0, 900, (1, 40, 50)).astype(np.uint16)
+    )
+    model = write_model_file(tmp_path / "m.czann", in_channels=1, n_classes=2)
+    local = segment(image, model, tmp_path / "local.ome.zarr", tile_size=32)
+    monkeypatch.chdir(tmp_path)
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        client.run(os.chdir, "/")
+        remote = segment("img.ome.tif", "m.czann", "rel.ome.zarr", tile_size=32,
+                         scheduler=cluster.scheduler_address)  # fmt: skip
+    got = zarr.open_array(str(tmp_path / "rel.ome.zarr" / "labels" / "0"), mode="r")[...]
+    want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]
+    np.testing.assert_array_equal(got, want)
+    assert remote.path.name == "rel.ome.zarr"

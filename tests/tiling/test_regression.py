@@ -163,3 +163,61 @@ def test_segmentation_model_cannot_write_an_image(tmp_path):
     image = Image(np.zeros((1, 1, 1, 1, 16, 16), np.float32))
     with pytest.raises(IncompatibleModelError, match="only Regression models"):
         segment(image, "nuclei", tmp_path / "a.ome.zarr", outputs=["image"])
+
+
+def test_predict_region_and_model_run_give_the_regression_image(denoiser, tmp_path):
+    from scopeml.api import predict_region
+    from scopeml.cli import main
+
+    path, weights = denoiser
+    _, noisy = noisy_pair(6, (90, 70))
+    expected = ndimage.correlate(noisy, weights, mode="constant")
+    whole = predict_region(noisy, path)  # the default labels become the image, as in segment
+    assert whole.shape == (1, 90, 70) and whole.dtype == np.float32
+    np.testing.assert_allclose(whole[0], expected, atol=1e-4)
+    part = predict_region(noisy, path, {"Y": (10, 40)}, outputs="image")
+    np.testing.assert_array_equal(part, whole[:, 10:40])
+    with pytest.raises(IncompatibleModelError, match="writes an image, not probabilities"):
+        predict_region(noisy, path, outputs="probabilities")
+    np.save(tmp_path / "noisy.npy", noisy)
+    out = tmp_path / "run.npy"
+    assert main(["model", "run", str(path), str(tmp_path / "noisy.npy"), "-o", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), whole)
+    assert main(["model", "run", str(path), str(tmp_path / "noisy.npy"), "-o",
+                 str(tmp_path / "l.npy"), "--labels"]) == 2  # fmt: skip
+    assert not (tmp_path / "l.npy").exists()
+
+
+def test_no_objects_are_made_from_a_regression_image(denoiser, tmp_path):
+    """Instances and a measure table are refused before the model runs: labels asked for
+    them would silently become the image (and fail after the run, naming the store)."""
+    from scopeml.api import predict_region
+
+    path, _ = denoiser
+    image = Image(noisy_pair(7, (40, 40))[1].reshape(1, 1, 1, 1, 40, 40))
+    for kwargs, asked in (({"outputs": ["instances"]}, "no instances"),
+                          ({"measure": tmp_path / "t.csv"}, "no measure table")):  # fmt: skip
+        with pytest.raises(IncompatibleModelError, match=f"not classes to make objects.*{asked}"):
+            segment(image, path, tmp_path / "o.ome.zarr", **kwargs)
+        assert not (tmp_path / "o.ome.zarr").exists() and not (tmp_path / "t.csv").exists()
+    with pytest.raises(IncompatibleModelError, match="no instances"):
+        predict_region(image, path, outputs="instances")
+
+
+def test_a_regression_store_records_its_image_and_its_ome_tiff_is_not_replaced(
+    denoiser, tmp_path, capsys
+):
+    """The run records the image it wrote (``info`` said a finished run lacked labels), and
+    an OME-TIFF copy already there is refused before the run (it was kept, stale, and the
+    run said it wrote it)."""
+    from scopeml.cli import main
+
+    path, _ = denoiser
+    image = Image(noisy_pair(8, (40, 40))[1].reshape(1, 1, 1, 1, 40, 40))
+    seg = segment(image, path, tmp_path / "r.ome.zarr")
+    assert main(["info", str(seg.path)]) == 0
+    assert "missing" not in capsys.readouterr().out
+    (tmp_path / "t.image.ome.tiff").write_text("mine")
+    with pytest.raises(InvalidRequestError, match=r"t\.image\.ome\.tiff: output exists"):
+        segment(image, path, tmp_path / "t.ome.zarr", ome_tiff=True)
+    assert (tmp_path / "t.image.ome.tiff").read_text() == "mine"

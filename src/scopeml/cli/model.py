@@ -699,14 +699,15 @@ def run(
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
-    The image is zero-padded at its far edges to the model's tile step (or to its fixed tile
-    size), as the engine pads its tiles, and the padding cropped away. Probabilities are
-    written K×[Z×]Y×X float32; labels [Z×]Y×X as ``segment`` writes them (class k as k + 1).
+    What ``segment --scale 1`` writes, from the same tiles and the model's recorded
+    normalisation (:func:`scopeml.predict_region`): probabilities K×[Z×]Y×X, labels [Z×]Y×X
+    (class k as k + 1), a Regression model's image 1×[Z×]Y×X.
     """
-    import numpy as np
-
+    from scopeml.api import predict_region
+    from scopeml.io.image import Image
     from scopeml.model.registry import open_model, resolve_model
     from scopeml.model.runtime import set_default_time_budget
+    from scopeml.tiling.outputs import REGRESSION
 
     model = resolve_model(model)
     suffix = output.suffix.lower()
@@ -726,15 +727,20 @@ def run(
             "`scopeml objects classify`",
             path=model,
         )
+    kind = "labels" if labels else "probabilities"
+    if spec.extra.get("model_type") == REGRESSION:
+        if labels:
+            raise IncompatibleModelError(
+                "a Regression model writes an image, not labels: run it without --labels",
+                path=model,
+            )
+        kind = "image"
     pixels = read_small_image(image)
     channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
-    padded, spatial = pad_to_model(channels_first, spec, image)
-    result = loaded.predict(padded[np.newaxis])[0]
-    result = result[(slice(None), *(slice(0, size) for size in spatial))]
-    if labels:
-        from scopeml.tiling.outputs import class_labels
-
-        result = class_labels(result)
+    tczyx = channels_first[None] if spec.spatial_dims == 3 else channels_first[None, :, None]
+    result = predict_region(Image(tczyx[None], path=str(image)), loaded, outputs=kind)
+    if kind != "labels" and result.ndim == spec.spatial_dims:  # one channel: kept, as K×…
+        result = result[None]
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 
@@ -799,30 +805,6 @@ def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Pat
         f"{spatial_dims} spatial dims",
         path=path,
     )
-
-
-def pad_to_model(image: Any, spec: Any, path: Path) -> tuple[Any, tuple[int, ...]]:
-    """Pad the far edges to the fixed tile size or to multiples of the tile step, with zeros as
-    the engine pads its tiles (:func:`scopeml.tiling.kernel.pad_to`), so a run equals
-    ``scopeml segment`` on the same image."""
-    import numpy as np
-
-    from scopeml.tiling.kernel import pad_to
-
-    spatial = tuple(image.shape[1:])
-    if spec.tile_shape is not None:
-        if any(size > tile for size, tile in zip(spatial, spec.tile_shape, strict=True)):
-            raise IncompatibleModelError(
-                f"image {spatial} is larger than the model's fixed tile {spec.tile_shape}; "
-                "use `scopeml segment`",
-                path=path,
-            )
-        target = spec.tile_shape
-    else:
-        target = tuple(
-            -(-size // step) * step for size, step in zip(spatial, spec.tile_step, strict=True)
-        )
-    return pad_to(np.asarray(image, np.float32), target), spatial
 
 
 def write_array(path: Path, array: Any) -> None:

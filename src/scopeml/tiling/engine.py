@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -251,12 +252,13 @@ def segment_image(
     """
     output = Path(output)
     inputs = (image.path, model_ref.args[0] if model_ref else None)
-    tiffs = tuple(options.outputs if ome_tiff_outputs is None else ome_tiff_outputs)
-    _check_output(output, options, inputs, tiffs if options.ome_tiff else ())  # before any work
-    check_compatible(image, model)
     spec = model.spec
     model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
     outputs = _named(model_outputs, model_path)(spec.extra.get("model_type"), options.outputs)
+    options = dataclasses.replace(options, outputs=outputs)  # as written (and recorded): image
+    tiffs = tuple(options.outputs if ome_tiff_outputs is None else ome_tiff_outputs)
+    _check_output(output, options, inputs, tiffs if options.ome_tiff else ())  # before any work
+    check_compatible(image, model)
     scene = _scene(image, options)
     extract_index = (
         class_index(spec.classes, options.extract_class) if options.extract_class else None
@@ -650,14 +652,14 @@ def _execute(
 
     array_paths = {s.name: str(store.path_of(s.name)) for s in ctx.specs}
     counter = _TileCounter(report, total)
-    if options.scheduler:
+    if options.scheduler:  # workers run in folders of their own: paths from the root
         run_dask(
             batches,
             scheduler=options.scheduler,
             model=model_ref or model,
             image=image_ref or image,
-            array_paths=array_paths,
-            partial=str(store.partial),
+            array_paths={name: os.path.abspath(path) for name, path in array_paths.items()},
+            partial=os.path.abspath(store.partial),
             ctx=ctx,
             on_progress=counter,
         )
