@@ -9,8 +9,9 @@ from czmodel.core.legacy_model_metadata import ModelMetadata as CzLegacyMetadata
 from czmodel.core.model_metadata import ModelMetadata as CzMetadata
 from czmodel.core.model_metadata import ModelType as CzModelType
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model import LegacyModelMetadata, ModelMetadata, ModelType
+from scopeml.model.metadata import validate_metadata
 from tests.model.model_builders import MODEL_ID, unet_metadata
 
 
@@ -153,3 +154,32 @@ def test_legacy_xml_round_trip_and_czmodels_xml():
 def test_bad_legacy_xml_is_refused(xml):
     with pytest.raises(InvalidContainerError):
         LegacyModelMetadata.from_xml(xml, path="x.czseg")
+
+
+def test_legacy_classes_are_read_in_document_order_and_odd_label_values_said():
+    """As czmodel reads them: output channel k is the k-th class in the file. LabelValues out
+    of that order were sorted by, which renamed the outputs (instances then split along the
+    nucleus channel as if it were the boundary); now they are said."""
+    xml = (
+        b"<Model><Channels><Item PixelType='Gray32Float'/></Channels>"
+        b"<TrainingClasses><Item Name='background' LabelValue='1'/>"
+        b"<Item Name='nucleus' LabelValue='7'/><Item Name='boundary' LabelValue='3'/>"
+        b"</TrainingClasses><BorderSize>8</BorderSize></Model>"
+    )
+    with pytest.warns(UserWarning, match=r"x\.czseg: the classes' LabelValues are not 1, 2, … "
+                      r"in order \(background 1, nucleus 7, boundary 3\).*: background, "
+                      "nucleus, boundary"):  # fmt: skip
+        parsed = LegacyModelMetadata.from_xml(xml, path="x.czseg")
+    assert parsed.classes == ("background", "nucleus", "boundary")
+
+
+@pytest.mark.parametrize("policy", ["percentile:99,1", "percentile:1,101", "bogus"])
+def test_a_normalisation_policy_segment_would_refuse_is_refused_at_load(policy):
+    """``percentile:99,1`` passed validation and failed in segment, naming the image."""
+    from scopeml.tiling.options import SegmentOptions
+
+    fields = {**unet_metadata().to_json_dict(), "ScopeMLNormalize": policy}
+    with pytest.raises(InvalidContainerError, match="ScopeMLNormalize"):
+        validate_metadata(ModelMetadata, fields, context="invalid model.json: ")
+    with pytest.raises(InvalidRequestError, match="normali"):
+        SegmentOptions(normalize=policy)

@@ -146,6 +146,12 @@ class ModelMetadata(BaseModel):
                 f"unknown normalisation policy {policy[:40]!r}; expected none, meanstd or "
                 "percentile:LOW,HIGH"
             )
+        from scopeml.tiling.normalize import parse_normalize
+
+        try:  # the rule segment applies, at load: percentile:99,1 is no policy either
+            parse_normalize(policy)
+        except ScopeMLError as err:
+            raise ValueError(err.problem) from None
         return policy
 
     @field_validator("min_overlap")
@@ -208,6 +214,28 @@ class ModelMetadata(BaseModel):
                 f"model.json must hold a JSON object, got {type(data).__name__}", path=path
             )
         return validate_metadata(cls, data, path=path, context="invalid model.json: ")
+
+
+def _check_label_values(items: list[Any], path: Any) -> None:
+    """Warn where the classes' ``LabelValue`` s are not 1, 2, … in document order (czmodel
+    writes them so, and reads the classes in document order, as scopeml does): a file that
+    orders them otherwise may mean its classes in another order than its output channels."""
+    values = [item.get("LabelValue") for item in items]
+    if all(value is None or _int(value, 0) == i + 1 for i, value in enumerate(values)):
+        return
+    import warnings
+
+    from scopeml.errors import find_stack_level
+
+    where = f"{path}: " if path else ""
+    listed = ", ".join(f"{item.get('Name', '')} {item.get('LabelValue')}" for item in items)
+    warnings.warn(
+        f"{where}the classes' LabelValues are not 1, 2, … in order ({listed}); the output "
+        "channels are taken as the classes in the file's order, as czmodel reads them: "
+        + ", ".join(item.get("Name", "") for item in items),
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
 
 
 class LegacyModelMetadata(BaseModel):
@@ -292,9 +320,8 @@ class LegacyModelMetadata(BaseModel):
             node = root.find(tag)
             return default if node is None or node.text is None else node.text.strip()
 
-        items = sorted(
-            root.findall("TrainingClasses/Item"), key=lambda item: _int(item.get("LabelValue"), 0)
-        )
+        items = root.findall("TrainingClasses/Item")  # output channels in document order
+        _check_label_values(items, path)
         fields: dict[str, Any] = {
             "name": text("ModelName", "DNN model"),
             "color_handling": text("ColorHandling", "ConvertToMonochrome"),

@@ -137,6 +137,10 @@ class SegmentOptions:
             raise InvalidRequestError(
                 f"min_confidence must be in [0, 1]; got {self.min_confidence}"
             )
+        if self.normalize is not None:
+            from scopeml.tiling.normalize import parse_normalize
+
+            parse_normalize(self.normalize)  # raises InvalidRequestError if bad
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(self.channels))
         if self.scale is not None:
