@@ -135,6 +135,29 @@ def test_object_classifier_named_in_settings(images: list[Path], tmp_path: Path)
     assert f"{counts.loc['img0', 'cell']} (big {big}, small {small})" in index
 
 
+def test_a_classifier_of_the_children_summaries_classifies_the_same_tree(
+    images: list[Path], tmp_path: Path
+) -> None:
+    """Default features include the child class's summaries (``nucleus_count``, …): every
+    image failed, the table lacking them, as classes were classified before the summaries."""
+    from scopeml.objects import train_object_classifier
+
+    run_analysis(three_level_settings(), images[:1], tmp_path / "first")
+    cells = pd.read_csv(tmp_path / "first" / "tables" / "cell.csv")
+    cells["busy"] = np.where(cells["area"] > cells["area"].median(), "yes", "no")
+    classifier = train_object_classifier(cells, "busy", n_estimators=20)
+    assert "nucleus_count" in classifier.features
+    classifier.save(tmp_path / "busy.zip")
+    settings = three_level_settings()
+    classes = [c.model_dump(by_alias=True) for c in settings.classes]
+    classes[0]["classifier"] = str(tmp_path / "busy.zip")
+    settings = AnalysisSettings(**{**settings.model_dump(by_alias=True), "classes": classes})
+    result = run_analysis(settings, images[:1], tmp_path / "second")
+    assert not result.failures
+    table = pd.read_csv(tmp_path / "second" / "tables" / "cell.csv")
+    np.testing.assert_array_equal(table["object_class"], classifier.predict(table))
+
+
 def test_a_classifier_from_another_class_tree_is_refused_before_the_run(
     images: list[Path], tmp_path: Path
 ) -> None:

@@ -86,12 +86,12 @@ def measure_plane(
             table["parent_label"] = found.reindex(ids).fillna(0).to_numpy(np.int64)
         else:
             table["parent_label"] = 0
-        if cls.name in resources.classifiers:
-            table = resources.classifiers[cls.name].classify(table, column="object_class")
         tables[cls.name] = table
     for cls in settings.classes:
         if cls.parent is not None:
             tables[cls.parent] = _children(tables[cls.parent], tables[cls.name], cls.name)
+    for name, classifier in resources.classifiers.items():  # children summaries are features
+        tables[name] = classifier.classify(tables[name], column="object_class")
     out = {}
     for cls in settings.classes:
         table = tables[cls.name]

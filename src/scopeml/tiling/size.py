@@ -293,8 +293,8 @@ def _normalised(samples: list[np.ndarray]) -> list[np.ndarray] | None:
         if not high > low:
             continue
         for plane, s in zip(total, samples, strict=True):
-            x = np.clip((s[c] - low) / (high - low), 0.0, 1.0)
-            plane += np.where(np.isfinite(x), x, 0.0).astype(np.float32)
+            x = np.clip((s[c] - low) / (high - low), 0.0, 1.0)  # clips +inf to a finite 1
+            plane += np.where(np.isfinite(s[c]), x, 0.0).astype(np.float32)
     if not any(float(p.max()) > 0 for p in total):
         return None  # constant or non-finite everywhere
     return total
