@@ -311,6 +311,28 @@ def test_round_trip_bioimageio_czann_bioimageio(tmp_path):
     assert read_container(back).metadata.normalize == "percentile:1,99"
 
 
+def test_a_czann_exported_and_imported_again_keeps_its_type_and_id(tmp_path):
+    """A SingleClass type came back MultiClass, with a new Id (the package records both)."""
+    meta = ModelMetadata(
+        model_type="SingleClassSemanticSegmentation", input_shape=(64, 64, 1),
+        output_shape=(64, 64, 2), classes=("bg", "fg"), min_overlap=(16, 16),
+    )  # fmt: skip
+    czann = write_container(tmp_path / "single.czann", tiny_unet_onnx(), meta)
+    back = import_bioimageio(export_bioimageio(czann, tmp_path / "s.zip"), tmp_path / "b.czann")
+    again = read_container(back).metadata
+    assert (again.model_type, again.model_id) == (meta.model_type, meta.model_id)
+    rdf = yaml.safe_load(zipfile.ZipFile(tmp_path / "s.zip").read("rdf.yaml"))
+    rdf["config"]["scopeml"]["czann_type"] = "MultiClassClassification"  # one value, not an image
+    with zipfile.ZipFile(tmp_path / "s.zip") as source, zipfile.ZipFile(
+        tmp_path / "lie.zip", "w"
+    ) as lie:
+        for name in source.namelist():
+            data = yaml.safe_dump(rdf).encode() if name == "rdf.yaml" else source.read(name)
+            lie.writestr(name, data)
+    with pytest.raises(InvalidContainerError, match="disagrees with the output's axes"):
+        import_bioimageio(tmp_path / "lie.zip", tmp_path / "lie.czann")
+
+
 def test_czann_made_by_czmodel_exports(tmp_path):
     from czmodel.core.model_metadata import ModelMetadata as CzMetadata
     from czmodel.core.model_metadata import ModelType as CzModelType

@@ -151,3 +151,17 @@ def test_write_zip_is_atomic_and_checks_names(tmp_path):
     assert read_zip_members(path) == {"model.json": b"[]"}
     assert write_zip(tmp_path / "again.zip", [("model.json", b"[]")]) is None
     assert (tmp_path / "again.zip").read_bytes() == path.read_bytes()  # deterministic bytes
+
+
+def test_a_model_zip_with_an_unsafe_member_says_so_wherever_it_is_opened(tmp_path):
+    """Opening (segment -m, model inspect, sm.open_model) said 'damaged or truncated?'; only
+    model validate gave the reason."""
+    from scopeml.model.registry import open_model
+
+    path = tmp_path / "evil.czann"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("model.json", "{}")
+        archive.writestr("../../evil.txt", "x")
+    with pytest.raises(InvalidContainerError, match=r"unsafe member name '\.\./\.\./evil\.txt'"):
+        open_model(path)
+    assert not (tmp_path.parent / "evil.txt").exists()

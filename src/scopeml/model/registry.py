@@ -250,7 +250,7 @@ object-classifier, pixel-classifier (scopeml model list)'
     if head.startswith(b"PK"):
         members = _zip_names(path)
         if not members:
-            return "a zip that cannot be read (damaged or truncated?), not a model"
+            return f"a zip that cannot be read ({_zip_problem(path)}), not a model"
         if "model.json" not in members:
             shown = ", ".join(members[:5]) + (", …" if len(members) > 5 else "")
             return (
@@ -317,6 +317,20 @@ def _zip_names(path: Path) -> list[str]:
             return list(archive.names)
     except (InvalidContainerError, OSError):
         return []
+
+
+def _zip_problem(path: Path) -> str:
+    """Why a zip could not be read (an unsafe or duplicate member, a limit), else a guess."""
+    from scopeml.model.safezip import SafeZip
+
+    try:
+        with SafeZip(path):
+            pass
+    except InvalidContainerError as err:
+        return err.problem
+    except OSError as err:
+        return err.strerror or str(err)
+    return "damaged or truncated?"
 
 
 def _is_czann(path: Path) -> bool:

@@ -11,6 +11,7 @@ refused, naming the step.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -121,7 +122,8 @@ def build_czann(
         post=post,
         valid_sizes=valid,
     )
-    kind = model_type or _guess_type(descr, out_spatial)
+    exported = _exported_czann(descr, bool(out_spatial), fail)  # a round trip keeps them
+    kind = model_type or exported.get("model_type") or _guess_type(descr, out_spatial)
     out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
     meta = ModelMetadata(
         model_type=kind,
@@ -131,6 +133,7 @@ def build_czann(
         min_overlap=halo,
         model_name=str(descr.name),
         normalize=policy,
+        **({"model_id": exported["model_id"]} if "model_id" in exported else {}),
         **size_keys(descr, fail),
     )
     return Imported(graph, meta, tuple(in_roles), tuple(out_roles))
@@ -168,6 +171,30 @@ def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
             fail(f"{where} is {value!r}; expected auto (or leave it out: scale 1)")
         else:
             found[czann_key] = "auto"
+    return found
+
+
+def _exported_czann(descr: Any, pixelwise: bool, fail: Any) -> dict[str, Any]:
+    """The czann ``Type`` and ``Id`` a package exported by scopeml records
+    (``config.scopeml.czann_type``, ``czann_id``), so that a czann exported and imported
+    again is the same model (a SingleClass type came back MultiClass, with a new Id). A type
+    that is no czann type, or that disagrees with the output (an image or one value), fails."""
+    from scopeml.model.metadata import ModelType
+
+    ours = _scopeml_config(descr, fail)
+    found: dict[str, Any] = {}
+    kind = ours.get("czann_type")
+    if kind is not None:
+        if kind not in {t.value for t in ModelType}:
+            fail(f"config.scopeml.czann_type is {kind!r}; expected a czann Type")
+        if ModelType(kind).is_pixelwise != pixelwise:
+            fail(f"config.scopeml.czann_type {kind} disagrees with the output's axes")
+        found["model_type"] = kind
+    if ours.get("czann_id") is not None:
+        try:
+            found["model_id"] = uuid.UUID(str(ours["czann_id"]))
+        except ValueError:
+            fail(f"config.scopeml.czann_id is {ours['czann_id']!r}; expected a UUID")
     return found
 
 
