@@ -323,9 +323,10 @@ def test_a_czann_exported_and_imported_again_keeps_its_type_and_id(tmp_path):
     assert (again.model_type, again.model_id) == (meta.model_type, meta.model_id)
     rdf = yaml.safe_load(zipfile.ZipFile(tmp_path / "s.zip").read("rdf.yaml"))
     rdf["config"]["scopeml"]["czann_type"] = "MultiClassClassification"  # one value, not an image
-    with zipfile.ZipFile(tmp_path / "s.zip") as source, zipfile.ZipFile(
-        tmp_path / "lie.zip", "w"
-    ) as lie:
+    with (
+        zipfile.ZipFile(tmp_path / "s.zip") as source,
+        zipfile.ZipFile(tmp_path / "lie.zip", "w") as lie,
+    ):
         for name in source.namelist():
             data = yaml.safe_dump(rdf).encode() if name == "rdf.yaml" else source.read(name)
             lie.writestr(name, data)
