@@ -302,3 +302,24 @@ def test_a_tiff_cut_at_its_header_says_so(tmp_path: Path, cut, said: str) -> Non
     with pytest.raises(InvalidImageError) as err:
         sm.open_image(broken)
     assert said in str(err.value) and "broken.tif" in str(err.value)
+
+
+def test_a_tiff_whose_directory_comes_last_cut_in_half_says_truncated(tmp_path: Path) -> None:
+    """Writers that put the image directory after the pixels (BBBC007's) lose it first when a
+    file is cut: it said 'the TIFF holds no images'."""
+    pixels = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64)
+    head = b"II*\x00" + (8 + pixels.nbytes).to_bytes(4, "little")  # the IFD after the pixels
+    entries = [(256, 3, 1, 64), (257, 3, 1, 64), (258, 3, 1, 16), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 8), (278, 3, 1, 64), (279, 4, 1, pixels.nbytes)]  # fmt: skip
+    ifd = len(entries).to_bytes(2, "little") + b"".join(
+        tag.to_bytes(2, "little") + kind.to_bytes(2, "little") + count.to_bytes(4, "little")
+        + value.to_bytes(4, "little") for tag, kind, count, value in entries
+    ) + bytes(4)  # fmt: skip
+    whole = tmp_path / "last.tif"
+    whole.write_bytes(head + pixels.tobytes() + ifd)
+    np.testing.assert_array_equal(tifffile.imread(whole), pixels)  # a valid TIFF
+    broken = tmp_path / "half.tif"
+    broken.write_bytes(whole.read_bytes()[: len(head) + pixels.nbytes // 2])
+    said = r"half\.tif: truncated or corrupt TIFF \(file is 4,104 bytes, its first image "
+    with pytest.raises(InvalidImageError, match=said + r"directory lies at 8,200 bytes\)"):
+        sm.open_image(broken)

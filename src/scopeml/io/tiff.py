@@ -439,13 +439,7 @@ def _open_series(
         array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
         views.append(AxesView(array, axes, path=path))
     if not views:
-        size = os.path.getsize(path) if os.path.isfile(path) else 0
-        raise InvalidImageError(  # a header with nothing after it is a file cut short
-            f"truncated TIFF: a header and no image (file is {size:,} bytes)"
-            if size <= 16
-            else "the TIFF holds no images",
-            path=path,
-        )
+        raise InvalidImageError(_no_images(path), path=path)
     given = [str(s.name or "") for s in series]  # OME Image names (positions, wells)
     named = ome_xml and any(name and name != f"Image{i}" for i, name in enumerate(given))
     scene_names = tuple(name or str(i) for i, name in enumerate(given)) if named else ()
@@ -466,3 +460,19 @@ def _open_series(
     image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
     image.scene_names = scene_names
     return image
+
+
+def _no_images(path: str) -> str:
+    """Why a TIFF gave no images: cut short before its first directory (a header and nothing
+    more, or a first IFD past the end: writers that put it last lose it first), or none."""
+    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    if size <= 16:
+        return f"truncated TIFF: a header and no image (file is {size:,} bytes)"
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    order = "<" if head[:2] == b"II" else ">"
+    big = int.from_bytes(head[2:4], "little" if order == "<" else "big") == 43
+    offset = int.from_bytes(head[8:16] if big else head[4:8], "little" if order == "<" else "big")
+    if offset >= size:
+        return truncated(size, "its first image directory lies at", offset)
+    return "the TIFF holds no images"
