@@ -155,6 +155,21 @@ def test_errors_name_the_file_line_and_key(
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("value", ["0", "9", "big", "true"])
+def test_a_models_scale_is_said_once_in_the_settings_words(value: str) -> None:
+    """It said ``classes[0].segmenter.scale.constrained-float: Input should be greater …``."""
+    text = ("version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter: {kind: model, "
+            f"model: nuclei, class: nucleus, channels: [a], scale: {value}}}\n")  # fmt: skip
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(text, path="s.yaml")
+    assert str(caught.value).startswith(
+        "s.yaml: line 5: classes[0].segmenter.scale: scale is a number from 0.125 to 8, or auto; "
+    )
+    for fine, read in (("AUTO", "auto"), ("0.5", 0.5)):
+        settings = parse_settings(text.replace(f"scale: {value}", f"scale: {fine}"))
+        assert settings.classes[0].segmenter.scale == read
+
+
 def test_missing_key_named_at_its_mapping() -> None:
     text = "version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter:\n"
     text += "      kind: threshold\n"

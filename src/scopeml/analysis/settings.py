@@ -32,6 +32,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -97,8 +98,19 @@ class ThresholdSegmenter(_Strict):
         return self
 
 
+def _scale(value: Any) -> Any:
+    """One message for the two kinds of value (pydantic's union said each member's error,
+    named by its internal name: ``scale.constrained-float``)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or not 0.125 <= number <= 8.0:
+        raise ValueError(f"scale is a number from 0.125 to 8, or auto; got {value!r}")
+    return float(number)
+
+
 #: ``segment --scale``: a factor within the scale module's limits, or ``"auto"``.
-Scale = Annotated[float, Field(ge=0.125, le=8.0)] | Literal["auto"]
+Scale = Annotated[float | Literal["auto"], BeforeValidator(_scale)]
 
 
 class ModelSegmenter(_Strict):
@@ -774,12 +786,22 @@ def _line(root: yaml.Node | None, loc: Sequence[Any]) -> int:
     return _locate(root, loc)[0]
 
 
+def _given_tag(node: yaml.MappingNode) -> str | None:
+    """The ``kind`` of a segmenter or the ``step`` of a post step written in ``node``."""
+    for key, value in node.value:
+        if getattr(key, "value", None) in ("kind", "step"):
+            return getattr(value, "value", None)
+    return None
+
+
 def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any, ...]]:
     """The line of the deepest node on ``loc`` and the location without the parts skipped."""
     node = root
     line = 1 if root is None else root.start_mark.line + 1
     kept: list[Any] = []
     for i, part in enumerate(loc):
+        if isinstance(node, yaml.MappingNode) and part in _TAGS and _given_tag(node) == part:
+            continue  # the union member pydantic names, not a key (kind: model has a model:)
         if isinstance(node, yaml.MappingNode):
             match = next(
                 ((k, v) for k, v in node.value if getattr(k, "value", None) == str(part)), None
