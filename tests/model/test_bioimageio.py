@@ -442,6 +442,14 @@ def test_torchscript_weights_are_exported_to_onnx(tmp_path):
         import_bioimageio(bad, tmp_path / "bad.czann")
 
 
+def test_a_description_whose_channels_the_weights_do_not_take(tmp_path, capsys):
+    """It made a czann declaring 3 channels that failed in ONNX Runtime's words when run."""
+    rdf = rdf_v05()
+    rdf["inputs"][0]["axes"][1] = {"type": "channel", "channel_names": ["a", "b", "c"]}
+    _convert_fails(_bad(tmp_path, rdf), capsys, "the description gives the input 3 channels; "
+                   "the weights take 1")  # fmt: skip
+
+
 def test_unmappable_axis(tmp_path, capsys):
     rdf = rdf_v05()
     rdf["inputs"][0]["axes"].insert(1, {"type": "time", "size": 3})

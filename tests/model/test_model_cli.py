@@ -248,3 +248,27 @@ def test_outputs_never_replace_inputs_or_folders(czann, tmp_path, capsys):
     assert "may not be named 'model.json'" in capsys.readouterr().err
     assert not (tmp_path / "m.czann").exists()
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_validate_refuses_a_legacy_border_segment_refuses_and_warns_of_other_channels(
+    tmp_path, capsys
+):
+    """A BorderSize that leaves a fixed tile no core passed validation and failed in segment;
+    an XML listing channels the graph does not take passed silently."""
+    from scopeml.model import LegacyModelMetadata, write_container
+
+    graph = tiny_unet_onnx(tile_shape=(64, 64))
+    wide = LegacyModelMetadata(name="wide", classes=("bg", "fg"), border_size=30)
+    path = write_container(tmp_path / "wide.czseg", graph, wide, legacy=True)
+    assert main(["model", "validate", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: model input size 64 along Y leaves no core around a halo of 32 (30 "
+        "rounded up to the step 4) on each side\n"
+    )
+    three = LegacyModelMetadata(name="three", classes=("bg", "fg"), border_size=8,
+                                pixel_types=("Gray8",) * 3)  # fmt: skip
+    path = write_container(tmp_path / "three.czseg", graph, three, legacy=True)
+    assert main(["model", "validate", str(path)]) == 0
+    assert "warning: the XML lists 3 channels (Gray8, Gray8, Gray8); the graph takes 1" in (
+        capsys.readouterr().out
+    )

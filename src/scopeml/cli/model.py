@@ -299,12 +299,42 @@ def validate(
         typer.echo(f"{model}: valid {container.format} (not run: per-pixel models only)")
         return
     probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
+    check_tiles(container, path)
     for warning in warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(
         f"{model}: valid {container.format}; ran on {probe.input_shape[1:]} → "
         f"{probe.output_shape[1:]}"
     )
+
+
+def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
+    """The channels the XML lists (its pixel types; an RGB one is 3 when split) against the
+    graph's input channels: ZEN feeds what the XML lists, scopeml what the graph takes."""
+    taken = graph.input_shape[-1]
+    types = list(meta.pixel_types)
+    split = sum(3 if kind.startswith("Bgr") else 1 for kind in types)
+    if taken is None or not types or taken in (len(types), split):
+        return []
+    return [f"the XML lists {len(types)} channels ({', '.join(types)}); the graph takes {taken}"]
+
+
+def check_tiles(container: Any, path: Path) -> None:
+    """A fixed input tile leaves a core around the halo, as segment plans its tiles (a legacy
+    BorderSize of 500 in a 256² tile passed validation, then segment refused the model)."""
+    from scopeml.model.runtime import model_spec
+    from scopeml.tiling.plan import plan_tiles
+
+    spec = model_spec(container)
+    if spec.tile_shape is None:
+        return
+    axes = "ZYX"[-spec.spatial_dims :]
+    fixed = dict(zip(axes, spec.tile_shape, strict=True))
+    halo, step = (dict(zip(axes, sizes, strict=True)) for sizes in (spec.halo, spec.tile_step))
+    try:
+        plan_tiles(fixed, tile_shape=fixed, halo=halo, step=step, fixed_input=fixed)
+    except IncompatibleModelError as err:
+        raise IncompatibleModelError(err.problem, path=path) from None
 
 
 def classifier_kind(path: Path) -> str | None:
@@ -360,7 +390,7 @@ def container_warnings(container: Any) -> list[str]:
     if container.ignored_members:
         warnings.append(f"ignored members: {list(container.ignored_members)}")
     if isinstance(meta, LegacyModelMetadata):
-        return warnings
+        return warnings + legacy_channel_warnings(meta, graph)
     note = normalisation_note(meta)
     if note is not None:
         warnings.append(f"{note} (scopeml does: it records it as ScopeMLNormalize)")

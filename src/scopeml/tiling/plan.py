@@ -250,6 +250,7 @@ def plan_tiles(
     if unknown:
         raise InvalidRequestError(f"tiled axes {sorted(unknown)} are not image axes {list(sizes)}")
     step = {axis: int((step or {}).get(axis, 1)) for axis in tiled}
+    halo_given = halo
     halo = {axis: _round_up(int((halo or {}).get(axis, 0)), step[axis]) for axis in tiled}
     if any(v < 1 for v in step.values()) or any(v < 0 for v in halo.values()):
         raise InvalidRequestError(f"step must be >= 1 and halo >= 0; got {step}, {halo}")
@@ -258,9 +259,11 @@ def plan_tiles(
         if fixed_input is not None:
             size = (int(fixed_input[axis]) - 2 * halo[axis]) // step[axis] * step[axis]
             if size < step[axis]:
+                given = int((halo_given or {}).get(axis, 0))
+                rounded = f" ({given} rounded up to the step {step[axis]})" * (given != halo[axis])
                 raise IncompatibleModelError(
                     f"model input size {fixed_input[axis]} along {axis} leaves no core "
-                    f"around a halo of {halo[axis]} on each side"
+                    f"around a halo of {halo[axis]}{rounded} on each side"
                 )
         else:
             size = _round_up(int(tile_shape[axis]), step[axis])

@@ -101,6 +101,7 @@ def build_czann(
     if out_spatial and out_spatial != spatial:
         fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
     channels = _channel_count(tensor_in)
+    _check_graph_channels(onnx_model, in_roles, channels, fail)
     pre, policy = _preprocessing(tensor_in.preprocessing, channels, fail)
     post, post_policy = _preprocessing(tensor_out.postprocessing, None, fail, output=True)
     if post_policy:
@@ -352,6 +353,19 @@ def _roles(tensor: Any, which: str, fail: Any) -> tuple[list[str], list[str]]:
     if which == "input" and spatial not in (["y", "x"], ["z", "y", "x"]):
         fail(f"input space axes {spatial} are not y, x (2-D) or z, y, x (3-D)")
     return roles, spatial
+
+
+def _check_graph_channels(onnx_model: Any, roles: list[str], channels: int, fail: Any) -> None:
+    """The description's input channels are the weights' (a package that lies made a czann
+    that failed in ONNX Runtime, in its words, when run)."""
+    if "channel" not in roles or not onnx_model.graph.input:
+        return
+    dims = onnx_model.graph.input[0].type.tensor_type.shape.dim
+    if len(dims) != len(roles):
+        return  # the graph's own layout: the wrapper's checks say what is wrong
+    taken = dims[roles.index("channel")].dim_value
+    if taken > 0 and taken != channels:
+        fail(f"the description gives the input {channels} channels; the weights take {taken}")
 
 
 def _channel_count(tensor: Any) -> int:
