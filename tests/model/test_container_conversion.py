@@ -224,3 +224,22 @@ def test_a_legacy_tile_that_is_mostly_halo_is_warned_of_with_a_size_that_is_not(
         )
     assert not [w for w in said if "halo" in str(w.message)]
     assert read_container(small).graph.fixed_spatial == (256, 256)
+
+
+def test_outputs_named_as_what_is_written_and_a_legacy_tile_kept_is_said(
+    normalised_czann, tmp_path, capsys
+):
+    """``-o out.tif`` got a czann zip and ``-o pkg.tar`` a zip; a legacy container's fixed
+    tile kept in a czann (segment ten times slower than dynamic) went unsaid."""
+    for command, out in ((["convert"], "m.tif"), (["convert"], "m"),
+                         (["export-bioimageio"], "p.tar")):  # fmt: skip
+        assert main(["model", *command, str(normalised_czann), "-o", str(tmp_path / out)]) == 2
+        assert "name the output so" in capsys.readouterr().err
+        assert not (tmp_path / out).exists()
+    legacy = tmp_path / "l.czseg"
+    assert main(["model", "convert", str(normalised_czann), "-o", str(legacy)]) == 0
+    capsys.readouterr()
+    assert main(["model", "convert", str(legacy), "-o", str(tmp_path / "kept.czann")]) == 0
+    assert "note: the legacy container's fixed 64×64 input is kept; if its graph takes " in (
+        capsys.readouterr().out
+    )

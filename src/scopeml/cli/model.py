@@ -308,6 +308,16 @@ def validate(
     )
 
 
+def check_suffix(output: Path, suffixes: tuple[str, ...], what: str) -> None:
+    """Refuse an output name that says another kind of file (``-o out.tif`` got a zip)."""
+    if output.suffix.lower() not in suffixes:
+        named = ", ".join(suffixes[:-1]) + " or " * (len(suffixes) > 1) + suffixes[-1]
+        got = repr(output.suffix) if output.suffix else "none"
+        raise InvalidRequestError(
+            f"{what} is written as {named}; name the output so (its suffix: {got})", path=output
+        )
+
+
 def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
     """The channels the XML lists (its pixel types; an RGB one is 3 when split) against the
     graph's input channels: ZEN feeds what the XML lists, scopeml what the graph takes."""
@@ -498,6 +508,7 @@ def convert(
     from scopeml.model.bioimageio.package import is_package
 
     check_model_output(output, overwrite=overwrite, source=source)  # before any work
+    check_suffix(output, (".czann", ".czseg", ".czmodel"), "a container")
     if is_package(source):
         from scopeml.model.bioimageio import import_bioimageio
 
@@ -633,6 +644,11 @@ def _convert_container(
     if container.legacy and path.suffix.lower() == ".czmodel":
         kind = "czmodel"
     typer.echo(f"wrote {path} ({kind}, input {size})")
+    if fixed and spatial is None and not container.legacy and _container_format(source) != "czann":
+        typer.echo(
+            f"note: the legacy container's fixed {size} input is kept; if its graph takes other "
+            "sizes, convert with --spatial dynamic: segment then reads larger tiles, faster"
+        )
 
 
 def _load_source(source: Path, channels_first: bool, channels_last: bool = False) -> Any:
@@ -878,6 +894,7 @@ def export_bioimageio_command(
         if not text.strip() or not where.strip():
             raise typer.BadParameter("give 'TEXT|URL' or 'TEXT|DOI'", param_hint="--cite")
         citation = (text.strip(), where.strip())
+    check_suffix(output, (".zip",), "a bioimage.io package")
     docs = documentation.read_text(encoding="utf-8") if documentation is not None else None
     path = export_bioimageio(
         model, output, authors=author, license=license_id, citation=citation,

@@ -312,7 +312,7 @@ def _to_legacy(
     kind = ModelType(options.pop("model_type"))
     if kind not in _LEGACY_TYPES:
         raise InvalidRequestError(
-            f"legacy containers hold segmentation models; {source.name} is a {kind.value} "
+            f"legacy containers hold segmentation models; {source.name} is {kind.with_article} "
             "model (keep it a .czann)",
             path=output,
         )
@@ -570,8 +570,7 @@ def _czann_metadata(
     scopeml_keys: Mapping[str, Any] | None = None,
 ) -> ModelMetadata:
     spatial = info.spatial_dims
-    channels = _out_channels(info, classes, path)
-    if info.input_shape[-1] is None:
+    if info.input_shape[-1] is None:  # first: a channels-first graph misreads its outputs too
         shape = "×".join("?" if n is None else str(n) for n in info.input_shape)
         raise InvalidRequestError(
             f"the graph's input channel count is dynamic (input N×{shape}, read channels-last: "
@@ -579,6 +578,7 @@ def _czann_metadata(
             "--channels-first (scopeml.model.graph.to_channels_last)",
             path=path,
         )
+    channels = _out_channels(info, classes, path)
     sizes = info.fixed_spatial
     if sizes is None:
         hint = tuple(tile_shape) if tile_shape is not None else DEFAULT_TILE_SHAPE[spatial]

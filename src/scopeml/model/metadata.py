@@ -49,6 +49,11 @@ class ModelType(StrEnum):
     REGRESSION = "Regression"
 
     @property
+    def with_article(self) -> str:
+        """``"a Regression"``, ``"an ObjectDetection"``: the type in a sentence."""
+        return f"{'an' if self.value[0] in 'AEIOU' else 'a'} {self.value}"
+
+    @property
     def is_pixelwise(self) -> bool:
         """Whether the output is an image (segmentation, regression) the engine can tile."""
         return self not in {
@@ -174,7 +179,7 @@ class ModelMetadata(BaseModel):
         if self.model_type.is_pixelwise and len(self.output_shape) != len(self.input_shape):
             raise ValueError(
                 f"OutputShape {list(self.output_shape)} must have the rank of InputShape "
-                f"{list(self.input_shape)} for a {self.model_type.value} model"
+                f"{list(self.input_shape)} for {self.model_type.with_article} model"
             )
         if self.min_overlap is not None and len(self.min_overlap) != spatial:
             raise ValueError(

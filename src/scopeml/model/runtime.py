@@ -100,7 +100,7 @@ def model_spec(container: Container) -> ModelSpec:
     else:
         if not meta.model_type.is_pixelwise:
             raise IncompatibleModelError(
-                f"a {meta.model_type.value} model has no per-pixel output to tile",
+                f"{meta.model_type.with_article} model has no per-pixel output to tile",
                 path=container.path,
             )
         in_channels = graph.input_shape[-1] or meta.in_channels
