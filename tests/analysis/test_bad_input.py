@@ -149,3 +149,24 @@ def test_allowed_roots_confine_images_and_model_files(tmp_path: Path, images: li
     assert str(caught.value).startswith(f"{settings}: line ")
     assert "mine.czann is outside the allowed root" in str(caught.value)
     load_settings(settings)  # the settings themselves are fine
+
+
+@pytest.mark.parametrize(("value", "dark", "said"), [(300, False, "above"), (0, True, "below")])
+def test_a_fixed_threshold_no_pixel_can_pass_is_warned_of(tmp_path, value, dark, said) -> None:
+    """``value: 300`` on 8-bit images counted 0 objects in every image, without a word."""
+    import numpy as np
+    import tifffile
+
+    from scopeml.analysis import run_analysis
+    from scopeml.analysis.settings import parse_settings
+
+    image = tmp_path / "dim.tif"
+    tifffile.imwrite(image, np.full((32, 32), 200, np.uint8))
+    settings = parse_settings(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: fg\n    segmenter: {kind: threshold, "
+        f"channel: C0, method: fixed, value: {value}, dark: {str(dark).lower()}}}\n"
+    )
+    message = rf"dim\.tif: class 'fg': no pixel of a uint8 channel \(0–255\) is {said} its "
+    with pytest.warns(UserWarning, match=message + rf"fixed threshold {value}: it finds no"):
+        result = run_analysis(settings, [image], tmp_path / "out")
+    assert result.counts["dim"]["fg"] == 0

@@ -242,6 +242,33 @@ def check_image_channels(
         ) from None
     with image:
         check_channel_names(settings, image.channel_names, name or str(image_path), source)
+        warn_unreachable_levels(settings, image.dtype, name or str(image_path))
+
+
+def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) -> None:
+    """Warn of a ``fixed`` threshold no pixel of an integer channel can pass (300 on 8 bits:
+    every image then counts 0 objects, which looks like a result)."""
+    import warnings
+
+    import numpy as np
+
+    from scopeml.errors import find_stack_level
+
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        return
+    info = np.iinfo(np.dtype(dtype))
+    for cls in settings.classes:
+        seg = cls.segmenter
+        if getattr(seg, "method", None) != "fixed" or seg.value is None:
+            continue
+        if (seg.value <= info.min) if seg.dark else (seg.value >= info.max):
+            warnings.warn(
+                f"{image}: class {cls.name!r}: no pixel of a {np.dtype(dtype)} channel "
+                f"({info.min}–{info.max}) is {'below' if seg.dark else 'above'} its fixed "
+                f"threshold {seg.value:g}: it finds no objects",
+                UserWarning,
+                stacklevel=find_stack_level(),
+            )
 
 
 def check_channel_names(
