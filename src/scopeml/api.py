@@ -609,11 +609,11 @@ def predict_region(
     ``{axis: (start, stop)}`` over ``Y``, ``X`` (and ``T``, ``Z``; any case; axes left out,
     or ``region=None``, are whole); an unknown axis or a span outside the image is refused.
     ``outputs`` is the one output kind, named as in :func:`segment`'s ``outputs=``:
-    ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"``
-    (a Regression model's: ``"image"``, its default too) (the
-    old ``output=`` still works, with a :class:`DeprecationWarning`, for one release: it is a
-    path everywhere else); ``options`` are the segment options to reproduce. Repeated calls on one
-    image pass ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
+    ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"``;
+    a Regression model's ``"image"`` (its default). The old ``output=`` still works, with a
+    :class:`DeprecationWarning`, for one release (it is a path everywhere else). ``options``
+    are the segment options to reproduce. Repeated calls on one image pass ``normalization``
+    from :func:`scopeml.predict.region_normalization`. Details:
     :func:`scopeml.predict.predict_region`.
 
     ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
