@@ -79,9 +79,10 @@ def test_every_way_out_of_two_page_sequences_names_each_axis_once(tmp_path):
     tifffile.imwrite(file, np.stack([_frames()] * 6))  # 6 × 5 pages of 16 × 24: QQYX
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        open_image(file).close()
+        with open_image(file) as image:  # time points of planes, as ImageJ orders them
+            assert (image.sizes["T"], image.sizes["Z"]) == (6, 5)  # it read 6 planes of 5
     ways = {w for m in _said(caught) for w in re.findall(r"--axes (\w+)", m)}
-    assert ways == {"TZYX", "CTYX", "ZCYX"}
+    assert ways == {"ZTYX", "CZYX", "TCYX"}
     for axes in ways:
         with open_image(file, axes=axes) as image:
             assert [image.sizes[a] for a in axes[:2]] == [6, 5]

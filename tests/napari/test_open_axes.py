@@ -156,3 +156,17 @@ def test_apply_segments_the_file_with_the_axes_it_was_opened_with(viewer, qtbot,
     result = sm.Segmentation(path.parent / "two.seg.ome.zarr").labels.read()
     assert result.shape == expected.labels.read().shape and result.shape[3] == 1  # one Z plane
     np.testing.assert_array_equal(result, expected.labels.read())
+
+
+def test_both_guesses_of_a_stack_of_stacks_are_said(tmp_path):
+    """20 × 5 pages (CTC's CHO: 20 time points of 5 planes): the note named only the first
+    guess, and that one was the wrong way round (20 planes of 5 time points)."""
+    from scopeml.napari._reader import ambiguous_pages
+
+    path = tmp_path / "cho.tif"
+    tifffile.imwrite(path, np.zeros((20, 5, 8, 9), np.uint8))
+    assert ambiguous_pages(str(path)) == (
+        "cho.tif: its 20 × 5 pages are of unknown kind and are shown as 20 time points (T) of "
+        "5 planes (Z); if they are otherwise, reopen it in Plugins › scopeml › Open image scene "
+        "with axes ZTYX or CZYX or TCYX"
+    )

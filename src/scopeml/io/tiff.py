@@ -57,6 +57,8 @@ def map_axes(tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
     --------
     >>> map_axes("YXS", (5, 6, 3)), map_axes("IYX", (4, 5, 6)), map_axes("CYXS", (1, 5, 6, 3))
     ('YXC', 'ZYX', '_YXC')
+    >>> map_axes("QQYX", (20, 5, 6, 7))  # 20 time points of 5 planes, as ImageJ orders them
+    'TZYX'
     """
     sizes = dict(zip(tiff_axes, shape, strict=True))
     if "Y" not in sizes or "X" not in sizes:
@@ -75,7 +77,8 @@ def map_axes(tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
             mapped.append("C")
         else:
             mapped.append("_" if size == 1 or axis in _SEQUENCE_AXES else "?")
-    for i, (axis, size) in enumerate(zip(tiff_axes, shape, strict=True)):
+    # innermost first: two unknown page axes read as T then Z (ImageJ's order, TZYX), not ZT
+    for i, (axis, size) in reversed(list(enumerate(zip(tiff_axes, shape, strict=True)))):
         if axis in _SEQUENCE_AXES and size > 1:
             free = [a for a in "ZT" if a not in mapped]
             if not free:

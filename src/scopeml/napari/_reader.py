@@ -201,12 +201,20 @@ def ambiguous_pages(
         return None
     if not guessed:
         return None
+    words = {"Z": "planes (Z)", "T": "time points (T)", "C": "channels (C)"}
     index, size, read, ways = guessed[0]
-    shown = {"Z": "planes (Z)", "T": "time points (T)", "C": "channels (C)"}[read]
     kind = "stored as colours" if tiff_axes[index] == "S" else "of unknown kind"
+    if len(guessed) > 1:  # both guesses said: 20 time points (T) of 5 planes (Z)
+        sizes = " × ".join(str(g[1]) for g in guessed)
+        shown = " of ".join(f"{g[1]} {words[g[2]]}" for g in guessed)
+        hints = dict.fromkeys(h for g in guessed for _, h in g[3])
+        return (
+            f"{os.path.basename(path)}: its {sizes} pages are {kind} and are shown as "
+            f"{shown}; if they are otherwise, {how} {' or '.join(hints)}"
+        )
     return (
         f"{os.path.basename(path)}: its {size} pages are {kind} and are shown as "
-        f"{shown}; if they are {' or '.join(k for k, _ in ways)}, {how} "
+        f"{words[read]}; if they are {' or '.join(k for k, _ in ways)}, {how} "
         f"{' or '.join(h for _, h in ways)}"
     )
 
