@@ -57,11 +57,13 @@ def file_filter(kind: str) -> str:
 
 class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one kind, kept in sync with the layer list and
-    the layers' names: a layer renamed stays chosen, under its new name."""
+    the layers' names: a layer renamed stays chosen, under its new name. ``start_on_selected``:
+    with nothing chosen yet, the selected layer (else the top one), not the bottom one."""
 
-    def __init__(self, viewer: Any, kind: type) -> None:
+    def __init__(self, viewer: Any, kind: type, *, start_on_selected: bool = False) -> None:
         super().__init__()
         self.viewer, self.kind = viewer, kind
+        self.start_on_selected = start_on_selected
         self._shown: list[Any] = []  # the layers listed, in order (behind napari's proxies)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.refresh)
@@ -86,6 +88,12 @@ class LayerChoice(QComboBox):
             self.setCurrentIndex(same[0])
         elif current in names:
             self.setCurrentText(current)
+        elif self._shown and self.start_on_selected:  # the selected layer, else the top one
+            active = getattr(self.viewer.layers.selection, "active", None)  # (not scribbles)
+            active = getattr(active, "__wrapped__", active)
+            self.setCurrentIndex(
+                self._shown.index(active) if active in self._shown else len(self._shown) - 1
+            )
 
     def layer(self) -> Any:
         name = self.currentText()

@@ -70,7 +70,9 @@ class ObjectsWidget(QWidget):
         self.classifier: Any = None
         self._worker: Any = None
         self._hooked: Any = None
-        self.labels_choice = LayerChoice(napari_viewer, napari.layers.Labels)
+        self.labels_choice = LayerChoice(
+            napari_viewer, napari.layers.Labels, start_on_selected=True
+        )  # not the bottom scribbles
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
         self.class_value.setPlaceholderText("class (name or value) to label; empty: a mask")
@@ -172,7 +174,7 @@ class ObjectsWidget(QWidget):
         data, kwargs, _ = labels_layer_data(
             open_levels(objects.path), name=f"{source_layer.name} objects"
         )
-        kwargs["scale"] = source_layer.scale
+        kwargs["scale"], kwargs["translate"] = source_layer.scale, source_layer.translate
         kwargs["metadata"][LABELLED_FROM] = weakref.ref(real_layer(source_layer))  # its store too
         earlier, dropped = self._remove_objects_of(source_layer)
         layer = self.viewer.add_labels(data, **kwargs)
@@ -210,6 +212,14 @@ class ObjectsWidget(QWidget):
         image_layer = self.image_choice.layer()
         if layer is None:
             self.status.setText("error: choose a labels layer")
+            return
+        if image_layer is not None and _extent(layer) != _extent(image_layer):
+            sizes = ["×".join(map(str, _extent(one))) for one in (layer, image_layer)]
+            self.status.setText(
+                f"error: {layer.name} covers {sizes[0]} pixels and {image_layer.name} "
+                f"{sizes[1]}: measure objects of the whole image (a preview covers its view "
+                "only: Apply the model, then Label objects on Apply's layer)"
+            )
             return
         intensities = None if image_layer is None else layer_image(image_layer)
         self.status.setText("measuring…")
@@ -411,6 +421,12 @@ def _object_keys(table: pd.DataFrame) -> list[str]:
     """What names one row's object: its label, in its scene and time point (a movie's ids
     may recur from frame to frame)."""
     return ["label", *(column for column in ("scene", "t") if column in table)]
+
+
+def _extent(layer: Any) -> tuple[int, ...]:
+    """A layer's Y×X size in pixels (its full-resolution level's)."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return tuple(int(n) for n in data.shape[-2:])
 
 
 def _labelled_from(viewer: Any, layer: Any) -> Any:

@@ -1,0 +1,46 @@
+"""Objects of a labels layer that covers part of its image (a preview of the view) lie where
+their pixels are; measuring them against the whole image is refused in the widget's words; and
+a widget's layer list starts on the selected layer, not the bottom one (the scribbles)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+WAIT_MS = 120_000
+
+
+def test_objects_of_a_shifted_layer_keep_its_place_and_measure_says_why_not(viewer, qtbot):
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_image(np.zeros((64, 96), np.uint16), name="image")
+    part = np.zeros((64, 40), np.uint8)
+    part[10:20, 5:15] = 2
+    preview = viewer.add_labels(part, name="scopeml preview", translate=(0, 30))
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText(preview.name)
+    widget.class_value.setText("2")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    objects = viewer.layers[widget.labels_choice.currentText()]
+    assert objects.name == "scopeml preview objects", widget.status.text()
+    assert tuple(objects.translate) == (0, 30)  # they were drawn 30 px left of their pixels
+    widget.image_choice.setCurrentText("image")
+    widget.measure()
+    assert widget.status.text() == (
+        "error: scopeml preview objects covers 64×40 pixels and image 64×96: measure objects "
+        "of the whole image (a preview covers its view only: Apply the model, then Label "
+        "objects on Apply's layer)"
+    )
+
+
+def test_a_layer_list_starts_on_the_selected_layer(viewer):
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_image(np.zeros((8, 8)), name="image")
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="scopeml scribbles")
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="classes")
+    viewer.add_labels(np.zeros((8, 8), np.uint8), name="later")
+    viewer.layers.selection.active = viewer.layers["classes"]
+    assert ObjectsWidget(viewer).labels_choice.currentText() == "classes"
+    viewer.layers.selection.clear()
+    assert ObjectsWidget(viewer).labels_choice.currentText() == "later"  # else the top one
