@@ -21,14 +21,17 @@ Results folder::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import signal
+import threading
+import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -840,18 +843,54 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if context.get_start_method() == "forkserver":
         context.set_forkserver_preload([__name__])
+        _start_fork_server()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                initializer=_leave_interrupts_to_the_parent)  # fmt: skip
-    futures = [pool.submit(_job, *job) for job in jobs]
+    futures: list[Any] = []
+    processes: list[Any] = []  # shutdown forgets them
+    caught: list[int] = []
     try:
+        with _interrupts_held(caught):  # the workers start here
+            futures += [pool.submit(_job_warned, *job) for job in jobs]
+            processes += pool._processes.values()
         for future in track(as_completed(futures), report, "analyze", total=len(futures),
                             unit="image"):  # fmt: skip
-            records.append(future.result())
-    except BaseException:
-        _stop_pool(pool, futures)
-        raise
-    pool.shutdown()
+            records.append(_warn_again(*future.result()))
+    finally:
+        _stop_pool(pool, futures, processes, at_once=len(caught) > 1)  # twice while starting
     return records
+
+
+def _job_warned(*job: Any) -> tuple[dict[str, Any], list[tuple[type[Warning], str]]]:
+    """:func:`_job` in a worker process, and the warnings it gave, for the parent to give
+    again (:func:`_warn_again`): a worker's own reached the terminal as Python's two lines
+    naming the pool's source, not as the command line's ``warning: FILE: …``, and a caller
+    of the API could not catch them. Not on dask, whose threads would share the capture."""
+    with warnings.catch_warnings(record=True) as caught:
+        record = _job(*job)
+    return record, [_sendable(given) for given in caught]
+
+
+def _sendable(given: warnings.WarningMessage) -> tuple[type[Warning], str]:
+    """A warning's category and text, the category ``UserWarning`` where the parent could not
+    make it again (a class made at run time, one that takes more than a message): one that
+    failed there would lose the image's record."""
+    import pickle
+
+    message = str(given.message)
+    try:
+        pickle.dumps(given.category)
+        given.category(message)
+    except Exception:
+        return UserWarning, message
+    return given.category, message
+
+
+def _warn_again(record: dict[str, Any], given: list[tuple[type[Warning], str]]) -> dict[str, Any]:
+    """The record of an image a worker analysed, once the warnings it gave are given here."""
+    for category, message in given:
+        warnings.warn(message, category, stacklevel=find_stack_level())
+    return record
 
 
 def _leave_interrupts_to_the_parent() -> None:
@@ -862,13 +901,94 @@ def _leave_interrupts_to_the_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _stop_pool(pool: Any, futures: Sequence[Any]) -> None:
-    """Stop a pool (Ctrl-C, a cancel, an error): its waiting images are cancelled and those
-    its workers are analysing finish and are kept (ending the workers instead tripped the
-    pool's own threads: a traceback and a fork server left running)."""
-    for future in futures:
-        future.cancel()
-    pool.shutdown(cancel_futures=True)
+def _start_fork_server() -> None:
+    """Start the fork server ignoring Ctrl-C, as its workers then do from birth: a terminal's
+    Ctrl-C reaches it too, and one while it imported the analysis printed its traceback."""
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # started with the first worker, as Python does
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: ignored in the server
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def _interrupts_held(caught: list[int]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (where Python handles them, in the main thread) take effect when the
+    block ends, each noted in ``caught``: one that came while the pool started a worker left
+    that worker unknown to the pool, so never stopped, and the process never exited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if callable(signal.getsignal(signum)):
+            held[signum] = signal.signal(signum, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for signum, handler in held.items():
+            signal.signal(signum, handler)
+        if caught:
+            held[caught[0]](caught[0], None)
+
+
+def _stop_pool(
+    pool: Any, futures: Sequence[Any], processes: Sequence[Any], at_once: bool = False
+) -> None:
+    """Stop a pool (at the end, on Ctrl-C, a cancel, an error): its waiting images are
+    cancelled and those its workers (``processes``) are analysing finish and are kept; a
+    second Ctrl-C or a SIGTERM meanwhile (or ``at_once``) ends the workers at once. Either way
+    they are gone when it returns, so none writes after the run says it stopped, or once it
+    released the results folder.
+
+    Never ``shutdown(wait=True)``: a Ctrl-C in its ``Thread.join`` marks (before Python 3.13)
+    the pool's thread ended while it still runs; the interpreter then closed the queue before
+    that thread told the workers to stop, and waited for them for ever at exit.
+    """
+    try:
+        from concurrent.futures import wait
+
+        for future in futures:
+            future.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        if not at_once:
+            wait([f for f in futures if not f.cancelled()])  # unlike a join, safe to interrupt
+            _exited(processes, timeout=10)  # told to stop once their images are done
+    finally:
+        _end_workers(processes)
+
+
+def _end_workers(processes: Sequence[Any]) -> None:
+    """End the worker processes still running (SIGTERM, then SIGKILL after 5 s) and wait for
+    them; what one was writing is scratch (``.NAME.*.partial``) that the next run removes."""
+    for end in ("terminate", "kill"):
+        running = [p for p in processes if not _exited([p], timeout=0)]
+        for process in running:
+            getattr(process, end)()
+        try:
+            if _exited(running, timeout=5):
+                return
+        except KeyboardInterrupt:  # yet another Ctrl-C: kill them now
+            continue
+
+
+def _exited(processes: Sequence[Any], timeout: float) -> bool:
+    """Whether ``processes`` have all ended, waiting ``timeout`` seconds at most (on their
+    sentinels: joining them would race the pool's thread, which reads their exit codes)."""
+    from multiprocessing.connection import wait
+
+    left = [process.sentinel for process in processes]
+    deadline = time.monotonic() + timeout
+    while left:
+        ready = wait(left, max(deadline - time.monotonic(), 0))
+        if not ready:
+            return False
+        left = [sentinel for sentinel in left if sentinel not in ready]
+    return True
 
 
 def _on_cluster(scheduler: Any, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:

@@ -86,15 +86,20 @@ def spatial_axes(model: Model) -> tuple[str, ...]:
     return ("Y", "X") if model.spec.spatial_dims == 2 else ("Z", "Y", "X")
 
 
-def check_compatible(image: Image, model: Model, option: ChannelOption = CLI_CHANNELS) -> None:
-    """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run (the
-    channels' fix in ``option``'s words, see :func:`channel_mismatch`)."""
-    spec = model.spec
-    if np.dtype(image.dtype).kind not in "biuf":  # complex, strings, objects: no pixel values
+def check_pixel_values(image: Image) -> None:
+    """Refuse pixels that are no numbers to compute with (complex, strings, objects)."""
+    if np.dtype(image.dtype).kind not in "biuf":
         raise InvalidImageError(
             f"image pixels are {np.dtype(image.dtype)}; models take integer or float pixels",
             path=image.path,
         )
+
+
+def check_compatible(image: Image, model: Model, option: ChannelOption = CLI_CHANNELS) -> None:
+    """Raise :class:`IncompatibleModelError` naming both sides when a model cannot run (the
+    channels' fix in ``option``'s words, see :func:`channel_mismatch`)."""
+    spec = model.spec
+    check_pixel_values(image)
     if image.sizes["C"] != spec.in_channels:  # the image's channel names and the fix
         raise IncompatibleModelError(channel_mismatch(image, model, option), path=image.path)
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:

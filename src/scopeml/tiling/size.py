@@ -226,6 +226,8 @@ def estimate_diameter(image: Image, *, scene: int = 0) -> float | None:
     fixed sample windows of a few planes; every channel counts (the mean of the channels,
     each normalised). ``None`` when there is nothing to measure: a plane smaller than
     :data:`MIN_SIDE`, no finite or no varying pixels, no component of :data:`MIN_AREA`.
+    Pixels that are not numbers to measure (complex) raise :class:`InvalidImageError`, as the
+    engine does.
 
     Examples
     --------
@@ -236,6 +238,9 @@ def estimate_diameter(image: Image, *, scene: int = 0) -> float | None:
     >>> estimate_diameter(Image(np.ones((1, 1, 1, 1, 64, 64), np.float32))) is None
     True
     """
+    from scopeml.tiling.engine import check_pixel_values
+
+    check_pixel_values(image)  # before a cast warns (complex)
     height, width = image.sizes["Y"], image.sizes["X"]
     if min(height, width) < MIN_SIDE:
         return None
@@ -313,6 +318,8 @@ def auto_scale(image: Image, model: Any, *, scene: int = 0, name: str | None = N
     ------
     IncompatibleModelError
         The model records no object diameter (:data:`DIAMETER_KEY`): pass a number.
+    InvalidImageError
+        The pixels are not numbers to measure (complex).
 
     Without an estimate (a constant, non-finite or tiny image, nothing found) the factor is 1,
     with one warning.

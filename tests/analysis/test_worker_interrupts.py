@@ -1,0 +1,143 @@
+"""A batch in worker processes stops as a terminal's user expects, and its warnings read as the
+command line's own.
+
+Ctrl-C twice during ``analyze --workers 2`` (tester, 42 BBBC007 images) printed the stop note
+and then never exited: the second Ctrl-C interrupted the pool's ``Thread.join``, which (before
+Python 3.13) marks the pool's thread ended while it runs, so the interpreter closed the queue
+before the workers were told to stop and waited for them for ever; workers also went on writing
+image folders after the note. And a worker's warnings came out as Python's two lines naming
+``concurrent/futures/process.py``, not as ``warning: …``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+
+from scopeml.analysis import run_analysis
+from scopeml.analysis.results_lock import LOCK
+from scopeml.cli import main
+from tests.analysis.conftest import cell_image, write_image
+
+SETTINGS = """\
+version: 1
+channels: [DAPI, GFP]
+classes:
+  - name: nucleus
+    segmenter: {kind: threshold, channel: DAPI, method: otsu}
+    measurements:
+      intensity: [DAPI, GFP]
+outputs: {parquet: false, overview: false}
+"""
+
+pytestmark = pytest.mark.skipif(os.name != "posix", reason="signals to a process group")
+
+
+def batch(folder: Path, n: int, shape: tuple[int, int], nan_in: int | None = None) -> Path:
+    """``n`` two-channel float images (``nan_in``: that one has a square of NaN in GFP), and
+    the settings file beside them."""
+    images = folder / "in"
+    images.mkdir(parents=True)
+    for i in range(n):
+        pixels = cell_image(shape, seed=i, n_cells=0).astype(np.float32)
+        if i == nan_in:
+            pixels[1, 20:60, 20:60] = np.nan
+        write_image(images / f"img{i:02d}.ome.tif", pixels)
+    (folder / "s.yaml").write_text(SETTINGS)
+    return images
+
+
+def analyze(folder: Path, out: Path) -> subprocess.Popen:
+    """``scopeml analyze`` with two workers, in its own process group (as a terminal's job)."""
+    command = [sys.executable, "-m", "scopeml", "analyze", str(folder / "s.yaml"),
+               str(folder / "in"), "-o", str(out), "--workers", "2", "-q"]  # fmt: skip
+    return subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def finished(out: Path) -> list[str]:
+    return sorted(p.parent.name for p in (out / "images").glob("*/record.json"))
+
+
+def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_path):
+    images = batch(tmp_path, 12, (384, 384))
+    reference = run_analysis(tmp_path / "s.yaml", [images], tmp_path / "whole")
+    out = tmp_path / "res"
+    child = analyze(tmp_path, out)
+    try:
+        deadline = time.monotonic() + 60
+        while not finished(out):  # the first image is done: its folder is complete
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+            time.sleep(0.02)
+        helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
+        os.killpg(child.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: to every process
+        time.sleep(0.02)  # while the pool waits for the images in hand (or coalesced: once)
+        os.killpg(child.pid, signal.SIGINT)
+        start = time.monotonic()
+        code = child.wait(timeout=20)
+        took = time.monotonic() - start
+        kept = finished(out)
+        _, alive = psutil.wait_procs(helpers, timeout=5)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    err = child.stderr.read()
+    assert code == 130, err
+    assert took < 20
+    assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    note = re.search(r"analysis stopped: (\d+) of 12 images finished", err)
+    assert note is not None, err
+    assert int(note.group(1)) == len(kept) < 12  # none written after the note
+    assert finished(out) == kept
+    assert not (out / LOCK).exists()
+    args = ["analyze", str(tmp_path / "s.yaml"), str(images), "-o", str(out), "--workers", "2"]
+    assert main([*args, "-q", "--resume"]) == 0
+    counts = (out / "summary" / "counts.csv").read_text()
+    assert counts == (reference.output / "summary" / "counts.csv").read_text()
+    assert not list((out / "images").glob(".*.partial"))  # a killed worker's scratch: removed
+
+
+def test_a_workers_warnings_come_out_as_one_line_each(tmp_path):
+    batch(tmp_path, 3, (128, 128), nan_in=1)
+    child = analyze(tmp_path, tmp_path / "res")
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    lines = err.splitlines()
+    (said,) = [line for line in lines if "NaN or infinite" in line]  # one image: one line
+    assert re.fullmatch(r"warning: \d+ of \d+ objects have NaN or infinite intensities; .*", said)
+    assert all(line.startswith("warning: ") for line in lines), err  # no Python source lines
+    assert "3 of 3 images analysed" in out
+
+
+def test_a_workers_warnings_reach_the_caller_of_the_api(tmp_path):
+    images = batch(tmp_path, 2, (128, 128), nan_in=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_analysis(tmp_path / "s.yaml", [images], tmp_path / "res", workers=2)
+    (warning,) = [w for w in caught if "NaN or infinite" in str(w.message)]
+    assert warning.category is UserWarning
+    assert warning.filename == __file__  # the caller's line, not the pool's
+
+
+def test_complex_pixels_are_refused_before_a_cast_warns():
+    """scale auto's estimate cast complex pixels to float: a ``ComplexWarning`` naming
+    ``tiling/size.py`` came before the image's dtype error."""
+    from scopeml.errors import InvalidImageError
+    from scopeml.io.image import Image
+    from scopeml.tiling.size import estimate_diameter
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning first fails here
+        with pytest.raises(InvalidImageError, match="image pixels are complex64"):
+            estimate_diameter(Image(np.ones((1, 1, 1, 1, 64, 64), np.complex64)))
