@@ -44,3 +44,18 @@ def test_a_layer_list_starts_on_the_selected_layer(viewer):
     assert ObjectsWidget(viewer).labels_choice.currentText() == "classes"
     viewer.layers.selection.clear()
     assert ObjectsWidget(viewer).labels_choice.currentText() == "later"  # else the top one
+
+
+def test_a_stores_background_class_is_left_clear(viewer, tmp_path):
+    """Apply's and the reader's class labels painted the background class too, hiding the
+    image under the labels; the other classes keep napari's colours."""
+    import scopeml as sm
+    from scopeml.synthetic import realistic_nuclei
+
+    image, _ = realistic_nuclei((96, 96), seed=2)
+    store = sm.segment(image[0], "nuclei", tmp_path / "n.ome.zarr", scale=1)
+    opened = viewer.open(str(store.path), plugin="scopeml")
+    (labels,) = [layer for layer in opened if layer.name.endswith("labels")]
+    assert list(labels.features["class"]) == ["background", "nucleus", "boundary"]
+    alpha = [labels.colormap.map(value)[-1] for value in (1, 2, 3)]
+    assert alpha[0] == 0 and alpha[1] > 0 and alpha[2] > 0

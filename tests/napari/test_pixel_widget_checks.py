@@ -194,3 +194,14 @@ def test_scribbles_export_makes_a_missing_folder_and_says_what_it_cannot_write(
     assert bare == tmp_path / "strokes.tif" and widget.status.text().endswith(str(bare))
     with sm.open_image(bare) as image:
         np.testing.assert_array_equal(image.read()[0, 0, 0, 0], viewer.layers[SCRIBBLES].data)
+
+
+def test_open_an_image_first_goes_once_an_image_is_open(viewer, qtbot):
+    """The error stayed after an image was opened, until the next action."""
+    from scopeml.napari.pixel_widget import STATUS, PixelClassifierWidget
+
+    widget = PixelClassifierWidget(viewer)
+    widget.train()
+    assert "open an image first" in widget.status.text()
+    viewer.add_image(np.zeros((16, 16), np.float32), name="later")
+    qtbot.waitUntil(lambda: widget.status.text() == STATUS, timeout=10_000)

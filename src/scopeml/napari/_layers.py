@@ -172,7 +172,22 @@ def labels_layer_data(
         kwargs["units"] = "micrometer"
     if classes:  # napari shows "class: NAME" under the cursor
         kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
+        if any(name.strip().lower() == "background" for name in classes):
+            kwargs["colormap"] = _clear_background(classes)
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
+
+
+def _clear_background(classes: list[str]) -> Any:
+    """napari's colours for the classes, but a class named background left clear: painted, it
+    hid the whole image under the labels."""
+    from napari.utils.colormaps import DirectLabelColormap, label_colormap
+
+    cyclic = label_colormap()
+    colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
+    for value, name in enumerate(classes, 1):
+        clear = name.strip().lower() == "background"
+        colors[value] = "transparent" if clear else cyclic.map(value)
+    return DirectLabelColormap(color_dict=colors)
 
 
 #: Outputs of a ``segment`` store that open as Labels layers; the others open as images.

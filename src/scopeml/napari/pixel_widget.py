@@ -366,6 +366,8 @@ class PixelClassifierWidget(QWidget):
         return layer_facts(layer)[0]  # a file's read once while unchanged
 
     def _show_channels(self, *_: Any) -> None:
+        if self.image_choice.layer() is not None and "open an image first" in self.status.text():
+            self.status.setText(STATUS)  # an image is open now: the error is stale
         try:
             names = self.training_channels()
         except Exception as err:  # an unreadable file: the status line says why on Train
