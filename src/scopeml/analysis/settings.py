@@ -786,12 +786,15 @@ def _line(root: yaml.Node | None, loc: Sequence[Any]) -> int:
     return _locate(root, loc)[0]
 
 
-def _given_tag(node: yaml.MappingNode) -> str | None:
-    """The ``kind`` of a segmenter or the ``step`` of a post step written in ``node``."""
-    for key, value in node.value:
-        if getattr(key, "value", None) in ("kind", "step"):
-            return getattr(value, "value", None)
-    return None
+def _is_tag(node: yaml.MappingNode, part: Any, after: Sequence[Any]) -> bool:
+    """Whether ``part`` of an error's location is the union member pydantic names (the
+    ``kind`` of a segmenter, the ``step`` of a post step written in ``node``), not a key: a
+    ``kind: model`` segmenter has a ``model:`` key too, which is meant when nothing follows
+    or what follows is no key of the node."""
+    keys = {getattr(key, "value", None): getattr(value, "value", None) for key, value in node.value}
+    if part not in _TAGS or part not in (keys.get("kind"), keys.get("step")):
+        return False
+    return part not in keys or (bool(after) and str(after[0]) in keys)
 
 
 def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any, ...]]:
@@ -800,7 +803,7 @@ def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any,
     line = 1 if root is None else root.start_mark.line + 1
     kept: list[Any] = []
     for i, part in enumerate(loc):
-        if isinstance(node, yaml.MappingNode) and part in _TAGS and _given_tag(node) == part:
+        if isinstance(node, yaml.MappingNode) and _is_tag(node, part, loc[i + 1 : i + 2]):
             continue  # the union member pydantic names, not a key (kind: model has a model:)
         if isinstance(node, yaml.MappingNode):
             match = next(
