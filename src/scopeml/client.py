@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,11 +31,17 @@ from scopeml.errors import (
 from scopeml.model.spec import ModelSpec
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 
+if TYPE_CHECKING:
+    from scopeml.segmentation import Segmentation
+
 __all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableError", "Upload"]
 
 NPY_MEDIA_TYPE = "application/x-npy"
 #: What a job's ``done``/``total`` count, by its step (others count tiles).
 JOB_STEP_UNITS = {"statistics": "block", "analyze": "image", "sizes": "image"}
+#: A segment job's steps in their order: a poll that finds a later step than the last one seen
+#: means that one ended, though the poll missed its last count.
+JOB_STEP_ORDER = ("statistics", "segment", "instances", "measure")
 
 
 class RemoteModel:
@@ -196,8 +202,9 @@ class Client:
         model_id: str,
         output: str | PathLike[str],
         **options: Any,
-    ) -> Path:
-        """Segment a local image with a server's model; write the result locally.
+    ) -> Segmentation:
+        """Segment a local image with a server's model; write the result locally; returns its
+        :class:`~scopeml.segmentation.Segmentation` (the store's path, with its outputs).
 
         The local engine (:func:`scopeml.api.segment`, same options) plans the tiles, reads them
         from the local image, and fuses and writes the result; each batch of tiles is predicted
@@ -315,11 +322,12 @@ class Client:
         """Queue a cancelled job again; it continues from the tiles (images) it had done."""
         return self._request("POST", f"/jobs/{job_id}/resume").json()
 
-    def delete_job(self, job_id: str) -> None:
-        """Delete a finished (done, failed or cancelled) job and its output on the server. A
-        queued or running job is cancelled instead, and stays listed as ``cancelled``; delete it
-        again to remove it."""
-        self._request("DELETE", f"/jobs/{job_id}")
+    def delete_job(self, job_id: str) -> dict[str, Any] | None:
+        """Delete a finished (done, failed or cancelled) job and its output on the server:
+        returns ``None``. A queued or running job is cancelled instead, and stays listed as
+        ``cancelled``: returns its record (delete it again to remove it)."""
+        response = self._request("DELETE", f"/jobs/{job_id}")
+        return response.json() if response.status_code == 202 else None
 
     def list_jobs(self) -> list[dict[str, Any]]:
         return self._request("GET", "/jobs").json()
@@ -336,8 +344,10 @@ class Client:
         timed_out (``TimeoutError`` after ``timeout`` seconds).
 
         ``progress`` follows the job as ``segment``'s does a local run: ``True`` for bars on
-        stderr, or a callable given a :class:`~scopeml.progress.ProgressEvent` (the job's
-        ``step``, ``done``, ``total``) at each poll where they moved. A callable that raises
+        stderr (in a log, a line per step as it ends, and one with the job's final status), or
+        a callable given a :class:`~scopeml.progress.ProgressEvent` (the job's ``step``,
+        ``done``, ``total``) at each poll where they moved, and a step at its total when a
+        poll finds the next one (polls miss a step's last count). A callable that raises
         :class:`~scopeml.errors.Cancelled` cancels the job on the server (kept, resumable with
         :meth:`resume_job`), and this call re-raises it. Each of the job's ``warnings`` is
         given once, as it appears, as a :class:`UserWarning` (``job ID: …``), as a local run
@@ -356,6 +366,9 @@ class Client:
                         warned.add(line)
                         warnings.warn(f"job {job_id}: {line}", UserWarning, stacklevel=2)
                 if job["status"] not in ("queued", "running"):
+                    if progress is True:
+                        report.close()  # type: ignore[attr-defined]
+                        _say_status(job)
                     return job
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout} s")
@@ -506,16 +519,39 @@ def _detail_text(detail: Any) -> str:
 def _report_job(
     report: ProgressCallback, job: dict[str, Any], last: ProgressEvent | None
 ) -> ProgressEvent | None:
-    """Report the job's step and counts if they moved since ``last``; the event reported."""
+    """Report the job's step and counts if they moved since ``last``; the event reported. A
+    later step than ``last``'s ends that one: it is reported at its total first (a log writes
+    a stage's line when it ends; one left short would read as still open). The step
+    ``starting`` (the job's process starts) counts nothing and is not reported."""
     step = job.get("step")
-    if not step:
+    if not step or step == "starting":
         return last
     event = ProgressEvent(
         step, int(job.get("done") or 0), job.get("total") or None, JOB_STEP_UNITS.get(step, "tile")
     )
+    if last is not None and _ended(last, step):
+        report(dataclasses.replace(last, done=last.total))
     if event != last:
         report(event)
     return event
+
+
+def _ended(last: ProgressEvent, step: str) -> bool:
+    """Whether step ``step`` follows ``last``'s, which a poll left short of its total."""
+    order = JOB_STEP_ORDER
+    if last.total is None or last.done >= last.total or last.stage not in order:
+        return False
+    return step in order and order.index(step) > order.index(last.stage)
+
+
+def _say_status(job: dict[str, Any]) -> None:
+    """The job's final status on stderr, after its progress lines (``job ID: failed: …``)."""
+    import sys
+
+    error = f": {job['error']}" if job.get("error") else ""
+    with contextlib.suppress(OSError, ValueError):  # no stderr to write to
+        sys.stderr.write(f"job {job['id']}: {job['status']}{error}\n")
+        sys.stderr.flush()
 
 
 def _result_name(job_id: str, root: str) -> str:

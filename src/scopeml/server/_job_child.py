@@ -7,16 +7,19 @@ outcome from a pipe: ``("progress", done, total)`` messages of the engine's tile
 ``("step", name)`` when a step begins (``statistics``, the normalisation's pass over the
 image, whose blocks the progress messages then count; ``segment``; the later :data:`STEPS`),
 ``("warning", line)`` for each warning the run gives (written to the server's log too, as
-before; the job's record shows them to its client), then one ``("done", note)`` or
-``("error", type name, problem, path)``. Cancelling a job, or its time limit, terminates the
-child; a child that dies by a signal fails the job with the signal named
-(:func:`run_in_child`). An analysis's size check at submit runs here too
-(``sizes``: each image opened, under the same limits).
+before; the job's record shows them to its client), ``("batch", bytes)`` once a segment job
+has counted a batch's memory, then one ``("done", note)`` or ``("error", type name, problem,
+path)``; running out of memory, however an allocation failed, is said in the job's words
+(:func:`memory_problem`). Cancelling a job, or its time limit, terminates the child; a child
+that dies by a signal fails the job with the signal named, or as out of memory where its
+stderr's last words say so (:func:`run_in_child`). An analysis's size check at submit runs
+here too (``sizes``: each image opened, under the same limits).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import multiprocessing
 import signal
@@ -45,6 +48,16 @@ STEPS = {"label": "instances", "relabel": "instances", "grow": "instances",
 #: normalisation's statistics pass (blocks read; a huge image spends long there) and the
 #: engine's tiles. Each is also the job's step while it runs.
 COUNTED = ("statistics", "segment")
+MB = 1 << 20
+#: What a failed allocation says where it raises no MemoryError: a thread whose stack could not
+#: be mapped (Python's watchdogs, pools), ONNX Runtime's arena or C++'s ``bad_alloc``, a library
+#: that could not be mapped at import, ``ENOMEM``. Under the job's address-space limit each means
+#: the job ran out of memory, not a bug.
+NO_MEMORY = ("can't start new thread", "failed to allocate memory", "bad_alloc",
+             "failed to map segment", "cannot allocate memory")  # fmt: skip
+#: Warnings of the server's own running of a job, for its log only: a resumed analysis takes over
+#: the results folder's lock its stopped process left (naming that process and host).
+SERVER_ONLY = ("the results folder's lock was left by an analysis that is gone",)
 
 
 class PassCounter:
@@ -109,16 +122,22 @@ def run_in_child(
     ``time_limit`` seconds (counted from the start, or with ``per_unit`` from the last progress
     message: one image of a check) it is terminated and :class:`TimedOut` raised. A
     :class:`~scopeml.errors.ScopeMLError` in the child is raised again here with its class,
-    problem and path; a child that dies raises :class:`ChildDied` naming the signal. Returns
-    the task's note (an analysis's failed images), if any.
+    problem and path; a child that dies raises :class:`ChildDied` naming the signal, or that it
+    ran out of memory where its last words say so (:class:`PassedOn`: its stderr goes on to the
+    server's). Returns the task's note (an analysis's failed images), if any.
     """
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
+    passed_on = PassedOn(context)
     child = context.Process(
-        target=_child_main, args=(send, task, memory_limit), name="scopeml-job", daemon=True
+        target=_child_main,
+        args=(send, task, memory_limit, passed_on.child_end),
+        name="scopeml-job",
+        daemon=True,
     )
     child.start()
     send.close()
+    passed_on.start()
     answer: tuple[Any, ...] | None = None
     since = time.monotonic()
     try:
@@ -141,6 +160,8 @@ def run_in_child(
                 elif message[0] == "warning":
                     if on_warning is not None:
                         on_warning(message[1])
+                elif message[0] == "batch":  # a batch's memory, said if the child runs out
+                    task = {**task, "batch_bytes": message[1]}
                 else:
                     answer = message
             elif not child.is_alive() and not receive.poll(0):
@@ -153,8 +174,17 @@ def run_in_child(
                 child.kill()
         child.join()
         receive.close()
+        passed_on.wait()
+    if answer is None and passed_on.no_memory:  # aborted by a C++ bad_alloc no code caught
+        segment = task.get("kind") == "segment"
+        raise ChildDied(memory_problem(memory_limit, task.get("batch_bytes"), tiles=segment))
     if answer is None:
         raise ChildDied(_death(child.exitcode, memory_limit))
+    return _outcome(answer)
+
+
+def _outcome(answer: tuple[Any, ...]) -> str | None:
+    """The child's answer as :func:`run_in_child` gives it: its note, or its error raised."""
     if answer[0] == "error":
         _, kind, problem, path = answer
         cls = getattr(errors, kind, None)
@@ -188,8 +218,62 @@ def _death(exitcode: int | None, memory_limit: int | None) -> str:
     return f"the job's process ended without an answer (exit {exitcode}){limit}"
 
 
-def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None) -> None:
-    """The child: limit memory, run the task, report progress and the outcome on ``send``."""
+class PassedOn:
+    """A job process's stderr (its tracebacks, warnings, a native library's last words),
+    passed on to the server's (its log) as it comes, and read for the words of an allocation
+    that failed (:func:`out_of_memory`): a C++ ``std::bad_alloc`` that no code catches aborts
+    the process (SIGABRT) with nothing else to say that it ran out of memory."""
+
+    def __init__(self, context: Any) -> None:
+        self.no_memory = False
+        self._thread: threading.Thread | None = None
+        self.child_end: Connection | None = None  # the child's fd 2 (none on Windows)
+        if sys.platform != "win32":
+            self._stderr, self.child_end = context.Pipe(duplex=False)  # raw bytes
+
+    def start(self) -> None:
+        """Pass on what the started child writes (its end closed here)."""
+        if self.child_end is None:
+            return
+        self.child_end.close()
+        self._thread = threading.Thread(
+            target=self._pass_on, args=(self._stderr,), name="scopeml-job-stderr", daemon=True
+        )
+        self._thread.start()
+
+    def _pass_on(self, stderr: Connection) -> None:
+        import os
+
+        tail = ""
+        with contextlib.suppress(OSError), stderr:
+            while chunk := os.read(stderr.fileno(), 1 << 16):
+                text = chunk.decode(errors="replace")
+                with contextlib.suppress(OSError, ValueError):  # no log to write to
+                    sys.stderr.write(text)
+                    sys.stderr.flush()
+                self.no_memory = self.no_memory or out_of_memory(tail + text)
+                tail = text[-64:]  # words split between two reads
+
+    def wait(self) -> None:
+        """Wait for the process's last words (a process it started may hold its stderr
+        longer: not past ``TERMINATE_WAIT_S``)."""
+        if self._thread is not None:
+            self._thread.join(TERMINATE_WAIT_S)
+
+
+def _child_main(
+    send: Connection,
+    task: dict[str, Any],
+    memory_limit: int | None,
+    stderr: Connection | None = None,
+) -> None:
+    """The child: limit memory, run the task, report progress and the outcome on ``send``,
+    write to ``stderr`` (see :class:`PassedOn`)."""
+    if stderr is not None:
+        import os
+
+        os.dup2(stderr.fileno(), 2)
+        stderr.close()
     _die_with_parent()
     if memory_limit is not None and sys.platform != "win32":
         import resource
@@ -197,7 +281,7 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
     main = task.get("progress_stage", "segment")
-    step = [main]
+    step: list[str | None] = [None]  # the first step is told too: the job starts "starting"
     passes = PassCounter()
 
     def progress(event: Any) -> None:
@@ -215,22 +299,94 @@ def _child_main(send: Connection, task: dict[str, Any], memory_limit: int | None
         elif event.stage in STEPS:  # instances, measure: their passes' tiles
             send.send(("progress", *passes(event.stage, int(event.done), int(event.total or 0))))
 
+    task["memory_limit"] = memory_limit  # for the runners' words on running out of it
+    task["say"] = send.send  # a runner's word to the parent: ("batch", bytes)
     try:
         with _sending_warnings(send):
             answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
-    except ScopeMLError as err:
-        answer = ("error", type(err).__name__, in_job_words(str(err.problem)), err.path)
-    except MemoryError:
-        answer = ("error", "ScopeMLError", "the job ran out of memory (server memory limit)", None)
-    except OSError as err:  # a file gone or unreadable (an image deleted since submit, say)
-        answer = ("error", "ScopeMLError", err.strerror or str(err), err.filename)
-    except BaseException as err:  # reported as an internal error, the details in the log
-        import traceback
-
-        traceback.print_exc()
-        answer = ("internal", f"internal error ({type(err).__name__})")
+    except BaseException as err:
+        answer = _failure(err, task)
     send.send(answer)
     send.close()
+
+
+def _failure(err: BaseException, task: dict[str, Any]) -> tuple[Any, ...]:
+    """The child's answer for a run that raised ``err``: out of memory in the job's words
+    (however the allocation failed, :func:`out_of_memory`), a :class:`ScopeMLError` with its
+    class, problem and path, a file gone, or else an internal error (its traceback to the
+    server's log)."""
+    if out_of_memory(err):
+        problem = memory_problem(task.get("memory_limit"), task.get("batch_bytes"))
+        return ("error", "ScopeMLError", problem, None)
+    if isinstance(err, ScopeMLError):
+        return ("error", type(err).__name__, in_job_words(str(err.problem)), err.path)
+    if isinstance(err, OSError):  # a file gone or unreadable (an image deleted since submit)
+        return ("error", "ScopeMLError", err.strerror or str(err), err.filename)
+    import traceback
+
+    traceback.print_exception(err)
+    return ("internal", f"internal error ({type(err).__name__})")
+
+
+def out_of_memory(err: BaseException | str) -> bool:
+    """Whether ``err`` (or an exception it was raised from, or a failure's text) is an
+    allocation that failed: a :class:`MemoryError`, ``ENOMEM``, or a library's words for it
+    (:data:`NO_MEMORY`), which a job's address-space limit gives as often as ``MemoryError``.
+    An error of ours that says it ran out of memory keeps its own words (a corrupt CZI's).
+
+    Examples
+    --------
+    >>> out_of_memory(RuntimeError("can't start new thread")), out_of_memory(ValueError("x"))
+    (True, False)
+    """
+    seen: set[int] = set()
+    chained: BaseException | str | None = err
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        if isinstance(chained, ScopeMLError) and "out of memory" in str(chained.problem):
+            return False
+        if isinstance(chained, MemoryError):
+            return True
+        if isinstance(chained, OSError) and chained.errno == errno.ENOMEM:
+            return True
+        if any(words in str(chained).lower() for words in NO_MEMORY):
+            return True
+        if isinstance(chained, str):
+            return False
+        chained = chained.__cause__ or chained.__context__
+    return False
+
+
+def memory_problem(limit: int | None, needed: int | None = None, *, tiles: bool = True) -> str:
+    """A job that ran out of memory, in its words: the limit and, where counted, what a batch
+    of the job needs (:func:`~scopeml.server.limits.job_memory`). The limit is of address
+    space, which the job's libraries and threads map too (about 1.5 GB before a small job's
+    first tile): where the batch is a small share of it, or the job's ``tiles`` are not what
+    ran out (an image's check at submit), smaller tiles would not help.
+
+    Examples
+    --------
+    >>> memory_problem(900 * MB, 300 * MB)  # doctest: +NORMALIZE_WHITESPACE
+    'ran out of memory (job memory limit 900 MB): the model needs about 300 MB per batch;
+    ask the administrator for more --job-memory-mb, or submit with a smaller tile_size'
+    >>> print(memory_problem(900 * MB, 30 * MB))  # doctest: +NORMALIZE_WHITESPACE
+    ran out of memory (job memory limit 900 MB): the model needs about 30 MB per batch, the
+    job's libraries and threads the rest; ask the administrator for more --job-memory-mb
+    """
+    limit_text = "" if limit is None else f" (job memory limit {limit / MB:.0f} MB)"
+    batch = f"{max(needed or 0, MB) / MB:.0f}"
+    needs = f": the model needs about {batch} MB per batch" if needed else ""
+    if needed and limit and needed * 4 < limit:  # the rest is the process's own
+        return (
+            f"ran out of memory{limit_text}{needs}, the job's libraries and threads the rest; "
+            "ask the administrator for more --job-memory-mb"
+        )
+    if not tiles:
+        return f"ran out of memory{limit_text}; ask the administrator for more --job-memory-mb"
+    return (
+        f"ran out of memory{limit_text}{needs}; ask the administrator for more "
+        "--job-memory-mb, or submit with a smaller tile_size"
+    )
 
 
 @contextlib.contextmanager
@@ -238,13 +394,16 @@ def _sending_warnings(send: Connection) -> Any:
     """Send each warning the run shows as ``("warning", line)``, and write it on one line to
     the server's log (``job warning: …``, not Python's form naming the source line, here
     multiprocessing's): a client sees what a local run would have told its user. Warnings
-    the code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent. The
-    client gets them in its words (job options, not flags: :func:`in_job_words`)."""
+    the code silences (``catch_warnings`` with ``"ignore"``) are neither shown nor sent, those
+    of the server's own running of the job (:data:`SERVER_ONLY`) only logged. The client gets
+    them in its words (job options, not flags: :func:`in_job_words`)."""
     with warnings.catch_warnings():
 
         def show_and_send(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
             with contextlib.suppress(OSError, ValueError):  # no log to write to
                 sys.stderr.write(f"job warning: {warning_line(message)}\n")
+            if str(message).startswith(SERVER_ONLY):
+                return
             with contextlib.suppress(OSError, ValueError):  # the parent gone: the log has it
                 send.send(("warning", in_job_words(warning_line(message))))
 
@@ -320,6 +479,8 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         # before the engine: the channels in the job's words; auto's factor estimated once,
         # counted against the limits, and handed to segment (which records it)
         chosen = check_job_inputs(im, model, settings, staged, task)
+        task["batch_bytes"] = _batch_bytes(im, model, chosen, task)  # said if memory runs out
+        task.get("say", lambda message: None)(("batch", task["batch_bytes"]))  # if it aborts
         segment(
             im,
             model,
@@ -339,6 +500,21 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     os.replace(staged, output)
     shutil.rmtree(stage, ignore_errors=True)
     return None
+
+
+def _batch_bytes(image: Any, model: Any, chosen: Any, task: dict[str, Any]) -> int | None:
+    """A batch's memory as submit counts it (:func:`~scopeml.server.limits.job_memory`), at
+    the factor auto ``chosen``, for the job's words if it runs out of memory; ``None`` where
+    it cannot be counted."""
+    from scopeml.server.limits import job_memory
+
+    options = dict(task.get("options", {}))
+    if chosen is not None:
+        options["scale"] = chosen.scale
+    try:
+        return job_memory(options, model.spec, task.get("runtime_per_pixel") or 0.0, image.shape)
+    except Exception:  # only words: the run goes on without them
+        return None
 
 
 #: How a server job chooses its image's channels: its ``channels`` field (no command line).
@@ -426,7 +602,8 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     a note naming the images that failed (the batch goes on past them). The analysis records
     each image by the name the client knows it by (``names``: server path → public name; other
     files below ``roots`` by their path there, see :class:`PublicNames`), never by where the
-    server keeps it."""
+    server keeps it. Its progress counts every image, those an earlier run finished too
+    (:func:`_counting_earlier`); an image that ran out of memory says so in the job's words."""
     from scopeml.analysis import run_analysis
 
     if task.get("max_job_pixels") is not None:  # before any image: auto's factors counted
@@ -437,16 +614,41 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         task["output"],
         resume=True,
         allowed_roots=task["roots"],
-        progress=progress,
+        progress=_counting_earlier(progress, task),
         public_name=PublicNames(task["names"], tuple(task["roots"])),
         base=task.get("base"),
     )
     failures = result.failures
     if not failures:
         return None
-    listed = "; ".join(f"{r['name']}: {r.get('reason', '')}"[:200] for r in failures[:5])
+    shown = failures[:5]
+    reasons = [str(r.get("reason", "")) for r in shown]
+    reasons = [memory_problem(task.get("memory_limit")) if out_of_memory(why) else why
+               for why in reasons]  # fmt: skip
+    listed = "; ".join(f"{r['name']}: {why}"[:200] for r, why in zip(shown, reasons, strict=True))
     more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
     return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+
+
+def _counting_earlier(progress: Callable[[Any], None], task: dict[str, Any]) -> Any:
+    """``progress`` with the analysis's ``analyze`` count over all its images: a resumed run
+    counts only those left (2 of 2), the job those an earlier run finished too (3 of 3)."""
+    from dataclasses import replace
+
+    from scopeml.analysis.settings import load_settings
+
+    try:
+        everything = len(_analysis_files(task, load_settings(task["settings"])))
+    except Exception:  # the run says what is wrong with the settings
+        return progress
+
+    def counted(event: Any) -> None:
+        total = event.total
+        if event.stage == "analyze" and total is not None and total < everything:
+            event = replace(event, done=event.done + everything - total, total=everything)
+        progress(event)
+
+    return counted
 
 
 def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:

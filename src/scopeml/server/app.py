@@ -211,12 +211,26 @@ async def invalid_request(request: Request, err: Exception) -> JSONResponse:
     detail = [
         {
             "loc": [str(part)[:MAX_MESSAGE] for part in list(error.get("loc", ()))[:8]],
-            "msg": str(error.get("msg", ""))[:MAX_MESSAGE],
+            "msg": _message(error, request)[:MAX_MESSAGE],
             "type": str(error.get("type", ""))[:MAX_MESSAGE],
         }
         for error in errors[:MAX_ERRORS]
     ]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+#: pydantic's error for a body that is no JSON object: one not sent as JSON is read as text
+NOT_AN_OBJECT = ("model_attributes_type", "dict_type")
+
+
+def _message(error: dict[str, Any], request: Request) -> str:
+    """A validation error's message; a JSON body sent as another type (``curl -d`` sends
+    ``application/x-www-form-urlencoded``) is told how to send it, not that it is no object."""
+    not_json = "json" not in request.headers.get("content-type", "").lower()
+    whole_body = list(error.get("loc", ())) == ["body"] and error.get("type") in NOT_AN_OBJECT
+    if whole_body and not_json:
+        return "send the request as JSON (Content-Type: application/json)"
+    return str(error.get("msg", ""))
 
 
 class RequestMetrics:

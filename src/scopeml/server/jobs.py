@@ -236,7 +236,7 @@ class JobRunner:
         try:
             task, already = self._task(job)
             progress = _JobProgress(self.db, job_id, already, _tile_total(job, already))
-            progress.step(task.get("progress_stage", "segment"))
+            progress.start(task.get("progress_stage", "segment"))
             private_dir(self.output_dir(job_id))
             note = run_in_child(
                 task,
@@ -271,7 +271,7 @@ class JobRunner:
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
         except ChildDied as err:  # counts as an attempt: a crashing job is not resumed for ever
             log.warning("job %s: %s", job_id, err.problem)
-            outcome = {"status": "failed", "error": err.problem}
+            outcome = {"status": "failed", "error": self._reason(err, job)}  # its image named
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
             log.info("job %s failed: %s", job_id, outcome["error"])
@@ -481,6 +481,13 @@ class _JobProgress:
             return
         self.total = self.already + total
         self.db.update_job(self.job_id, done=self.already + done, total=self.total)
+
+    def start(self, name: str) -> None:
+        """The attempt's first step: ``starting`` for a segment job with no tiles counted yet
+        (not ``segment`` at 0 of 0 before its ``statistics``; the child names its steps as they
+        begin), else ``name`` (a resume's tiles so far, an analysis's ``analyze``)."""
+        fresh = name == "segment" and not self.already and not self.expected
+        self.step("starting" if fresh else name)
 
     def step(self, name: str) -> None:
         """The step the job is in (``statistics``, ``segment``, then ``instances``,

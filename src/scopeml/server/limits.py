@@ -12,7 +12,7 @@ from typing import Any
 from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.model.spec import ModelSpec
 from scopeml.server._job_child import ChildDied, TimedOut, run_in_child
-from scopeml.server.config import ServerConfig
+from scopeml.server.config import MB, ServerConfig
 from scopeml.server.job_options import wants_instances
 from scopeml.server.paths import hide_server_paths, image_name, public_error
 from scopeml.tiling.size import is_auto
@@ -98,9 +98,12 @@ def check_job_memory(
     spec: ModelSpec,
     runtime_per_pixel: float,
     limit: int,
+    job_limit: int | None = None,
 ) -> None:
     """Refuse, at submit, a job whose batch would hold more than ``limit`` bytes
-    (``--max-tile-memory``), as :func:`job_memory` counts it on the image's 6-D ``shape``.
+    (``--max-tile-memory``), as :func:`job_memory` counts it on the image's 6-D ``shape``, or
+    more than its process may map (``job_limit``, ``--job-memory-mb``: the batch alone; the
+    libraries take their share besides, so a batch under it may still run out when it runs).
 
     ``scale: auto`` counts 1 here: counting the largest factor auto can choose (8 for
     ``nuclei``, whose estimate measures objects down to 2 px) would refuse a default
@@ -115,13 +118,35 @@ def check_job_memory(
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: a batch of this job needs about 1310720 bytes of server \
 memory; the limit is 1048576 (--max-tile-memory): use a smaller tile_size, halo or batch_size
+    >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**30, 2**20)
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: a batch of this job needs about 1.2 MB of memory, more \
+than the job memory limit of 1.0 MB (--job-memory-mb): use a smaller tile_size, halo or \
+batch_size, or ask the administrator for more
     """
     needed = job_memory(options, spec, runtime_per_pixel, shape)
+    if job_limit is not None and needed > job_limit and job_limit < limit:  # the lower limit
+        raise InvalidRequestError(
+            f"a batch of this job needs about {megabytes(needed)} MB of memory, more than the "
+            f"job memory limit of {megabytes(job_limit)} MB (--job-memory-mb): use a smaller "
+            "tile_size, halo or batch_size, or ask the administrator for more"
+        )
     if needed > limit:  # windows clipped to the image, as the engine's tiles
         raise InvalidRequestError(
             f"a batch of this job needs about {needed} bytes of server memory; the limit is "
             f"{limit} (--max-tile-memory): use a smaller tile_size, halo or batch_size"
         )
+
+
+def megabytes(size: int) -> str:
+    """``size`` bytes in MB as a message says them: whole ones, a tenth below 10.
+
+    Examples
+    --------
+    >>> megabytes(1100 * MB), megabytes(1310720), megabytes(900 * MB)
+    ('1100', '1.2', '900')
+    """
+    return f"{size / MB:.0f}" if size >= 10 * MB else f"{size / MB:.1f}"
 
 
 def after_engine_memory(

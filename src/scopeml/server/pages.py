@@ -62,7 +62,7 @@ footer { margin-top: 2rem; font-size: .85rem; color: #555; }
 <ul>
   <li><a href="$root/docs">API documentation</a> (Swagger UI; try calls with your token)</li>
   <li><a href="$root/openapi.json">OpenAPI schema</a></li>
-  <li><a href="$root/metrics">Prometheus metrics</a> (needs a token)</li>
+  <li><a href="$root/metrics">Prometheus metrics</a> (needs an admin token)</li>
 </ul>
 <h2>Get a token</h2>
 <p>On the server machine, with the data directory the server was started with:</p>

@@ -99,7 +99,7 @@ class JobInfo(BaseModel):
     total: int
     error: str | None
     attempts: int = 0
-    step: str | None = None  # running (or last): statistics, segment, instances, measure, analyze
+    step: str | None = None  # running (or last): starting, statistics, segment, …, analyze
     warnings: list[str] = Field(default_factory=list)  # what its runs warned of, each once
     options: dict[str, Any]
     created: float

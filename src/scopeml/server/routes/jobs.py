@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import RESUMABLE, UNFINISHED, new_id
@@ -74,7 +74,7 @@ async def submit_job(
     check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     runtime = record["spec"].get(RUNTIME_KEY, 0)
-    check_job_memory(shape, options, spec, runtime, config.max_tile_memory)
+    check_job_memory(shape, options, spec, runtime, config.max_tile_memory, config.job_memory_limit)
     job_id = new_id()
     db.add_job(
         {
@@ -102,7 +102,8 @@ async def list_jobs(user: User, db: Db, config: Config) -> list[JobInfo]:
 async def get_job(job: OwnJob, config: Config) -> JobInfo:
     """A job's status, its image and progress: ``done`` of ``total`` tiles in step ``segment``
     (blocks of the normalisation's pass over the image in step ``statistics``; in steps
-    ``instances`` and ``measure``, the tiles of their passes over the labels so far)."""
+    ``instances`` and ``measure``, the tiles of their passes over the labels so far; step
+    ``starting`` while its process starts, ``analyze`` an analysis's images)."""
     return job_info(job, config)
 
 
@@ -117,17 +118,31 @@ async def _cancel(job: dict, jobs: Jobs, db: Db) -> None:
     db.cancel_job(job["id"])  # queued (never started), or still stopping; a done job stays
 
 
-@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_job(job: OwnJob, jobs: Jobs, db: Db) -> Response:
+DELETE_RESPONSES = {
+    202: {"model": JobInfo, "description": "The job was queued or running: it was cancelled, "
+          "not removed (its record, status cancelled); a second DELETE removes it"},
+    204: {"description": "The job was finished: it was removed with its output"},
+}  # fmt: skip
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT,
+               responses={**DELETE_RESPONSES, **ERRORS})  # fmt: skip
+async def delete_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> Response:
     """Cancel a queued or running job, or delete a finished one with its output.
 
-    A cancelled job stays listed (status ``cancelled``) with its partial output, for the
-    record and for ``POST /jobs/{id}/resume``; a second ``DELETE`` removes it.
+    A queued or running job is cancelled, not removed: the answer is 202 with its record
+    (status ``cancelled``), and it stays listed with its partial output, for the record and
+    for ``POST /jobs/{id}/resume``; a second ``DELETE`` removes it. A finished (done, failed,
+    cancelled, timed out) job is removed: 204, no body.
     """
     if job["status"] in UNFINISHED:
         await _cancel(job, jobs, db)
-    else:
-        await asyncio.to_thread(jobs.remove, job["id"])
+        row = db.get_job(job["id"])
+        if row is not None:  # else removed meanwhile, by another DELETE
+            record = job_info(row, config).model_dump(mode="json")
+            return JSONResponse(record, status.HTTP_202_ACCEPTED)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    await asyncio.to_thread(jobs.remove, job["id"])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
