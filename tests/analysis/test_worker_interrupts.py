@@ -62,7 +62,17 @@ def analyze(folder: Path, out: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "scopeml", "analyze", str(folder / "s.yaml"),
                str(folder / "in"), "-o", str(out), "--workers", "2", "-q"]  # fmt: skip
     return subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_as_in_a_terminal)  # fmt: skip
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """Ctrl-C delivered with its default action, as a terminal's job has it: a run started
+    in the background (``cmd &`` without job control, as CI may start pytest) inherits it
+    ignored, or a thread's mask may block it, and Python then never turns it into
+    KeyboardInterrupt (in CI the run went on and exited 0)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def finished(out: Path) -> list[str]:
