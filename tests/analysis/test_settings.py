@@ -163,7 +163,8 @@ def test_a_models_scale_is_said_once_in_the_settings_words(value: str) -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         parse_settings(text, path="s.yaml")
     assert str(caught.value).startswith(
-        "s.yaml: line 5: classes[0].segmenter.scale: scale is a number from 0.125 to 8, or auto; "
+        "s.yaml: line 5: classes[0].segmenter.scale: scale must be a number from 0.125 to 8 or "
+        "'auto', not "
     )
     for fine, read in (("AUTO", "auto"), ("0.5", 0.5)):
         settings = parse_settings(text.replace(f"scale: {value}", f"scale: {fine}"))

@@ -42,6 +42,7 @@ from pydantic import (
 
 from scopeml.errors import InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
+from scopeml.tiling.size import scale_value
 
 __all__ = [
     "AnalysisSettings",
@@ -98,19 +99,8 @@ class ThresholdSegmenter(_Strict):
         return self
 
 
-def _scale(value: Any) -> Any:
-    """One message for the two kinds of value (pydantic's union said each member's error,
-    named by its internal name: ``scale.constrained-float``)."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-    if number is None or not 0.125 <= number <= 8.0:
-        raise ValueError(f"scale is a number from 0.125 to 8, or auto; got {value!r}")
-    return float(number)
-
-
 #: ``segment --scale``: a factor within the scale module's limits, or ``"auto"``.
-Scale = Annotated[float | Literal["auto"], BeforeValidator(_scale)]
+Scale = Annotated[float | Literal["auto"], BeforeValidator(scale_value)]  # one message
 
 
 class ModelSegmenter(_Strict):

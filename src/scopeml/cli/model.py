@@ -785,8 +785,6 @@ def run(
     channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
     tczyx = channels_first[None] if spec.spatial_dims == 3 else channels_first[None, :, None]
     result = predict_region(Image(tczyx[None], path=str(image)), loaded, outputs=kind)
-    if kind != "labels" and result.ndim == spec.spatial_dims:  # one channel: kept, as K×…
-        result = result[None]
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.model.spec import ModelSpec
-from scopeml.tiling.size import AUTO, is_auto
+from scopeml.tiling.size import scale_value
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,7 @@ class JobOptions(BaseModel):
     def _scale(cls, value: Any) -> Any:
         """``scale``: a factor from 0.125 to 8, or ``"auto"`` (any case), one clear message
         for anything else."""
-        if value is None or is_auto(value):
-            return None if value is None else AUTO
-        number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        if number is None or not 0.125 <= number <= 8.0:
-            raise ValueError(f"scale must be a number from 0.125 to 8 or 'auto', not {value!r}")
-        return float(number)
+        return scale_value(value)
 
     def segment_options(self) -> dict[str, Any]:
         """The options as a job keeps them: :class:`~scopeml.tiling.options.SegmentOptions`

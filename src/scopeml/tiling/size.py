@@ -103,6 +103,23 @@ def is_auto(scale: object) -> bool:
     return isinstance(scale, str) and scale.strip().lower() == AUTO
 
 
+def scale_value(value: Any) -> float | str | None:
+    """A scale as analysis settings and server jobs take it: ``None``, ``"auto"`` (any case)
+    or a factor within the scale module's limits; anything else is one ``ValueError``.
+
+    >>> scale_value("Auto"), scale_value(2)
+    ('auto', 2.0)
+    """
+    if value is None or is_auto(value):
+        return None if value is None else AUTO
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or not LIMITS[0] <= number <= LIMITS[1]:
+        raise ValueError(
+            f"scale must be a number from {LIMITS[0]:g} to {LIMITS[1]:g} or 'auto', not {value!r}"
+        )
+    return float(number)
+
+
 def model_diameter(model: Any) -> float | None:
     """The object diameter a model records (:data:`DIAMETER_KEY` in its ``model.json``), or
     ``None``; a :class:`~scopeml.tiling.scale.ScaledModel` answers for the model it wraps."""
