@@ -174,3 +174,17 @@ def test_cli_writes_the_instances_copy(image, uninterrupted, tmp_path):
                  "--ome-tiff"]) == 0  # fmt: skip
     assert tiffs(tmp_path) == ["instances", "labels"]
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "o.instances.ome.tiff"), uninterrupted)
+
+
+def test_overwriting_a_store_removes_its_copies(image, tmp_path):
+    """A store replaced by a run without ``ome_tiff`` takes its OME-TIFF copies with it: they
+    would pass for the new run's; a file of another name beside it stays."""
+    sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", **RUN)
+    (tmp_path / "o.notes.txt").write_text("mine")
+    assert tiffs(tmp_path) == ["instances", "labels"]
+    seg = sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", overwrite=True,
+                     **{**RUN, "ome_tiff": False, "outputs": ("labels",)})  # fmt: skip
+    assert tiffs(tmp_path) == [] and seg.outputs == ("labels",)
+    assert (tmp_path / "o.notes.txt").read_text() == "mine"
+    sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", overwrite=True, **RUN)
+    assert tiffs(tmp_path) == ["instances", "labels"]

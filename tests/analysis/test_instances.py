@@ -72,6 +72,28 @@ def test_analysis_instances_equal_segments(tmp_path: Path, options: dict) -> Non
         assert other.counts["series"]["nucleus"] < counts
 
 
+def test_a_model_class_over_scenes_of_different_sizes(tmp_path: Path) -> None:
+    """Each scene of a file whose scenes differ in size runs the model on its own, with what
+    ``scopeml segment --scene N`` finds in it."""
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for shape, seed in (((128, 160), 3), ((96, 112), 8)):
+            plane = realistic_nuclei(shape, seed=seed)[0][0]
+            pixels = np.clip(plane / plane.max() * 4000 + 100, 0, 65535).astype(np.uint16)
+            tif.write(pixels[None], metadata={"axes": "CYX", "Channel": {"Name": ["DAPI"]}})
+    result = run_analysis(nuclei_settings(), [path], tmp_path / "out")
+    store = tmp_path / "out" / "images" / "plate" / "nucleus.ome.zarr"
+    found = 0
+    for scene in (0, 1):
+        analysed = open_image(store, scene=scene).read()[0, 0, 0, 0]
+        segmented = segment(path, "nuclei", tmp_path / f"seg{scene}.ome.zarr", scene=scene,
+                            outputs=("instances",)).instances.read()[0, 0, 0, 0]  # fmt: skip
+        np.testing.assert_array_equal(analysed, segmented)
+        assert analysed.max() >= 5
+        found += int(analysed.max())
+    assert result.counts["plate"]["nucleus"] == found
+
+
 def test_an_analysis_class_runs_its_model_at_its_scale(tmp_path: Path) -> None:
     image = nuclei_series(tmp_path / "series.ome.tif", shape=(96, 96))
     run_analysis(nuclei_settings(scale=1.5), [image], tmp_path / "out")

@@ -293,7 +293,9 @@ def test_every_scene_and_an_empty_image(tmp_path: Path) -> None:
     np.testing.assert_array_equal(stored.read(S=1)[0, 0, 0, 0], reference(second)["cell"])
 
 
-def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, capsys) -> None:
+def test_scenes_of_different_sizes_are_analysed_each_on_its_own(tmp_path: Path, capsys) -> None:
+    """A file whose scenes differ in size (here also in time points) is analysed whole, each
+    scene opened on its own: as each scene analysed alone, into one image folder."""
     import tifffile
 
     path = tmp_path / "two.ome.tif"
@@ -305,13 +307,28 @@ def test_scenes_of_different_sizes_are_analysed_one_at_a_time(tmp_path: Path, ca
     settings = tmp_path / "s.yaml"
     save_settings(three_level_settings(), settings)
     args = ["analyze", str(settings), str(path), "-o", str(tmp_path / "all"), "-q"]
-    assert main(args) == 1  # every scene: they cannot stack, the image fails and says why
-    assert "2 scenes of different sizes" in capsys.readouterr().err
+    assert main(args) == 0
+    whole = tmp_path / "all" / "images" / "two"
+    cells = pd.read_csv(whole / "cell.csv")
+    assert cells[["scene", "t"]].drop_duplicates().values.tolist() == [[0, 0], [1, 0], [1, 1]]
+    stored = [open_image(whole / "cell.ome.zarr", scene=s) for s in (0, 1)]
+    first = open_image(path, scene=0).read()[0, 0, :, 0]
+    np.testing.assert_array_equal(stored[0].read()[0, 0, 0, 0], reference(first)["cell"])
+    assert stored[1].sizes["T"] == 2 and stored[1].shape[-2:] == (160, 192)
+    assert sorted(p.name for p in whole.glob("*.png")) == [
+        "overview.png", "overview_s1_t0.png", "overview_s1_t1.png"]  # fmt: skip
+    per_time = pd.read_csv(tmp_path / "all" / "summary" / "counts_per_time_point.csv")
+    assert per_time[["scene", "t"]].values.tolist() == [[0, 0], [1, 0], [1, 1]]
+    assert per_time["cell"].tolist() == cells.groupby(["scene", "t"]).size().tolist()
+    counts = pd.read_csv(tmp_path / "all" / "summary" / "counts.csv")
+    assert counts["megapixels"].item() == pytest.approx((256 * 256 + 160 * 192) / 1e6)
     out = tmp_path / "one"
     assert main([*args[:4], str(out), "-q", "--scene", "1"]) == 0
     result = run_analysis(settings, [path], tmp_path / "api", scene=1)
     table = pd.read_csv(out / "images" / "two" / "cell.csv")
     assert table[["scene", "t"]].drop_duplicates().values.tolist() == [[1, 0], [1, 1]]
+    assert table.drop(columns="image").equals(
+        cells[cells["scene"] == 1].drop(columns="image").reset_index(drop=True))  # fmt: skip
     second = open_image(path, scene=1).read(T=1)[0, 0, :, 0]
     assert (table["t"] == 1).sum() == reference(second)["cell"].max() > 0
     names = sorted(p.name for p in (out / "images" / "two").glob("*.png"))

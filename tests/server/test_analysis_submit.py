@@ -129,7 +129,8 @@ def test_the_submit_size_check_reads_the_images_with_the_settings_axes(alice, ro
 
 def test_a_scene_the_settings_name_is_counted_and_analysed(alice, root, tmp_path):
     """Scenes of different sizes open one at a time: the submit check counts the settings'
-    ``scene`` (here over the limit: refused by name), and a scene within it is analysed."""
+    ``scene`` (here over the limit: refused by name), or every scene where they name none, and
+    a scene within it is analysed."""
     image, _ = synthetic_nuclei(SHAPE, density=0.004, seed=7)
     with tifffile.TiffWriter(root / "scenes.ome.tif", ome=True) as tif:
         tif.write(image[0], metadata={"axes": "YX"})
@@ -139,6 +140,9 @@ def test_a_scene_the_settings_name_is_counted_and_analysed(alice, root, tmp_path
         alice.submit_analysis(write(tmp_path, settings + "scene: 1\n"),
                               image_paths=["scenes.ome.tif"])  # fmt: skip
     assert err.value.status_code == 422 and "scenes.ome.tif: 2 × 64 × 80" in str(err.value)
+    with pytest.raises(ServerResponseError) as err:  # every scene, each on its own: 3 planes
+        alice.submit_analysis(write(tmp_path, settings), image_paths=["scenes.ome.tif"])
+    assert "scenes.ome.tif: 64 × 80 + 2 × 64 × 80" in str(err.value), err.value
     job = alice.submit_analysis(write(tmp_path, settings + "scene: 0\n"),
                                 image_paths=["scenes.ome.tif"])  # fmt: skip
     done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)

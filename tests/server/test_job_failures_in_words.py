@@ -151,3 +151,32 @@ def test_a_job_over_its_memory_limit_is_refused_at_submit_or_says_it_ran_out(
         "per batch; ask the administrator for more --job-memory-mb, or submit with a smaller "
         "tile_size"
     )
+
+
+#: Loading the package after an address-space limit in a window of sizes (here 410–460 MB: the
+#: libraries' mapping fits, their buffers do not) hung in SciPy's OpenBLAS's init, retrying
+#: for ever; a job's process loads its BLAS first (``_load_blas``), then limits itself.
+AFTER_LIMIT = """
+import resource, sys
+from scopeml.server._job_child import _load_blas
+_load_blas()
+limit = int(sys.argv[1]) << 20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+try:
+    import scopeml.api
+except (ImportError, MemoryError) as err:
+    print(err)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="address-space limits are POSIX")
+def test_the_package_loads_or_fails_under_any_small_memory_limit_never_hangs(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "after_limit.py"
+    script.write_text(AFTER_LIMIT)
+    for megabytes in range(380, 500, 20):  # each within seconds (it hung past 20 s)
+        done = subprocess.run([sys.executable, str(script), str(megabytes)], timeout=60,
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, (megabytes, done.stderr[-500:])

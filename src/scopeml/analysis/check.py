@@ -231,15 +231,17 @@ def check_image_channels(
     channel."""
     from scopeml.io import open_image
 
-    axes = settings.axes_of(image_path)
+    options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
     try:
-        image = open_image(image_path, allowed_roots=allowed_roots, axes=axes, scene=settings.scene)
+        image = open_image(image_path, scene=settings.scene, **options)
     except InvalidImageError as err:
-        if settings.scene is None or not err.problem.startswith(f"scene {settings.scene} does not"):
+        if settings.scene is not None and err.problem.startswith(f"scene {settings.scene} does"):
+            raise InvalidSettingsError(
+                f"{err.problem}: analyse a scene it has (scene:, --scene)", path=name or image_path
+            ) from None
+        if settings.scene is not None or "scenes of different sizes" not in err.problem:
             raise
-        raise InvalidSettingsError(
-            f"{err.problem}: analyse a scene it has (scene:, --scene)", path=name or image_path
-        ) from None
+        image = open_image(image_path, scene=0, **options)  # each scene is analysed on its own
     with image:
         check_channel_names(settings, image.channel_names, name or str(image_path), source)
         warn_unreachable_levels(settings, image.dtype, name or str(image_path))

@@ -22,7 +22,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from scopeml.errors import InvalidImageError, find_stack_level
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 
-__all__ = ["RECORD", "analyze_image", "input_identity", "overview_name"]
+__all__ = ["RECORD", "analyze_image", "input_identity", "open_scenes_analysed", "overview_name"]
 
 RECORD = "record.json"
 
@@ -101,33 +102,31 @@ def analyze_image(
     classifier files ``resources`` were opened from, recorded as they are (a resume compares
     them with the files it opens).
     """
-    from scopeml.io import open_image
-
     started = time.perf_counter()
     image_path, folder = Path(image_path), Path(folder)
     temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir(parents=True)
     try:
-        axes = settings.axes_of(image_path)  # as the settings name them, else the file
-        with open_image(image_path, allowed_roots=allowed_roots, axes=axes,
-                        scene=settings.scene) as opened:  # fmt: skip
-            image = opened.select_channels(settings.channels)
-            if not _has_finite_pixel(image, settings.tile_size):  # before a model warns of it
-                raise InvalidImageError(
+        with open_scenes_analysed(settings, image_path, allowed_roots) as scenes:
+            if not any(_has_finite_pixel(s, settings.tile_size) for s in scenes):
+                raise InvalidImageError(  # before a model warns of its NaN pixels
                     f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
                     f"{', '.join(settings.channels)} is NaN or infinite: nothing to analyse "
                     "(listed as failed, not counted as 0 objects)", path=image_path,
                 )  # fmt: skip
-            counts, scales = _analyze(settings, image, image_path, folder.name, temp,
-                                      resources, engine_workers, progress)  # fmt: skip
-            sizes, pixel_sizes = dict(image.sizes), dict(image.pixel_sizes)
+            counts, scales = _analyze(settings, scenes, folder.name, temp, resources,
+                                      engine_workers, progress)  # fmt: skip
+            sizes = [{**scene.sizes, "S": 1} for scene in scenes]
+            pixel_sizes = dict(scenes[0].pixel_sizes)
         record = {
             "status": "done",
             "image": str(image_path) if public_name is None else public_name,
             "name": folder.name,
             "counts": counts,
             "scales": scales,  # per model class and scene: the factor run (and auto's estimate)
-            "sizes": sizes,  # the summary's object densities
+            "sizes": {**sizes[0], "S": len(sizes)},  # the summary's object densities
+            # scenes of different sizes, each opened on its own: every one's sizes
+            **({} if all(s == sizes[0] for s in sizes) else {"scene_sizes": sizes}),
             **({} if settings.scene is None else {"scene": settings.scene}),  # S: this one
             "pixel_sizes": pixel_sizes,
             "settings": digest,
@@ -144,6 +143,22 @@ def analyze_image(
         return record
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextmanager
+def open_scenes_analysed(
+    settings: AnalysisSettings,
+    image_path: Path,
+    allowed_roots: Sequence[str | os.PathLike[str]] | None,
+) -> Iterator[list[Any]]:
+    """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels: the
+    settings' ``scene``, else every scene of the file, also scenes of different sizes
+    (:func:`~scopeml.io.registry.open_scenes`)."""
+    from scopeml.io.registry import open_scenes
+
+    with open_scenes(image_path, settings.scene, allowed_roots=allowed_roots,
+                     axes=settings.axes_of(image_path)) as scenes:  # fmt: skip
+        yield [scene.select_channels(settings.channels) for scene in scenes]
 
 
 def _has_finite_pixel(image: Any, tile: int) -> bool:
@@ -173,39 +188,38 @@ def _has_finite_pixel(image: Any, tile: int) -> bool:
 
 def _analyze(
     settings: AnalysisSettings,
-    image: Any,
-    image_path: Path,
+    scenes: Sequence[Any],
     name: str,
     temp: Path,
     resources: Resources,
     engine_workers: int,
     progress: Progress,
 ) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
-    """The objects per class, and per model class the scale each scene ran at."""
-    sizes = image.sizes
+    """The objects per class, and per model class the scale each scene ran at. ``scenes``:
+    one image each (``S`` = 1), numbered from 0 in the label stores and the model outputs."""
     ordered = settings.ordered()
-    model_labels = _run_models(settings, image, temp / "_engine", resources, engine_workers,
+    model_labels = _run_models(settings, scenes, temp / "_engine", resources, engine_workers,
                                progress)  # fmt: skip
     stores = None
     if settings.outputs.labels:
-        stores = LabelStores(
-            temp, [c.name for c in ordered], sizes=sizes, pixel_sizes=image.pixel_sizes,
-            tile_size=settings.tile_size,
-        )  # fmt: skip
+        stores = LabelStores(temp, [c.name for c in ordered], scenes=scenes,
+                             tile_size=settings.tile_size)  # fmt: skip
     parts: dict[str, list[pd.DataFrame]] = {c.name: [] for c in ordered}
     colours = {
         c.name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(settings.classes)
     }
-    planes = [(scene, t) for scene in range(sizes["S"]) for t in range(sizes["T"])]
+    folder = _ImageFolder(temp, scenes)
+    planes = [(scene, t) for scene, image in enumerate(scenes) for t in range(image.sizes["T"])]
     # several planes: report each (a callback can cancel between them)
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
-        if sizes["Z"] == 1:
+        image = scenes[scene]
+        if image.sizes["Z"] == 1:
             found = _analyze_plane_tiled(settings, image, model_labels, resources, stores, name,
-                                         scene, t, temp, colours, progress)  # fmt: skip
+                                         scene, t, folder, colours, progress)  # fmt: skip
             for cls_name, table in found.items():
                 parts[cls_name].append(table)
             continue
-        pixels = image.read(S=scene, T=t)[0, 0]  # C×Z×Y×X, as stored
+        pixels = image.read(T=t)[0, 0]  # C×Z×Y×X, as stored
         channels = dict(zip(settings.channels, pixels, strict=True))
         labels: dict[str, np.ndarray] = {}
         for cls in ordered:
@@ -220,12 +234,11 @@ def _analyze(
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
-                              name, scene_number(image, scene), t)  # fmt: skip
+                              name, scene_number(image), t)  # fmt: skip
         for cls_name, table in found.items():
             parts[cls_name].append(table)
         if settings.outputs.overview:
-            draw_overview(channels[overview_channel(settings)], labels,
-                          _overview_path(temp, image, scene, t),
+            draw_overview(channels[overview_channel(settings)], labels, folder.overview(scene, t),
                           colours=colours, pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
@@ -243,15 +256,16 @@ def _analyze_plane_tiled(
     name: str,
     scene: int,
     t: int,
-    temp: Path,
+    folder: _ImageFolder,
     colours: dict[str, tuple[int, int, int]],
     progress: Progress = None,
 ) -> dict[str, pd.DataFrame]:
-    """One 2-D plane (:mod:`scopeml.analysis.plane`): in memory when it fits
-    ``settings.memory_mb``, else out of core (inputs read by tile, labels in zarr under
-    ``temp/_plane``); the same stages and tiles either way, so the same labels (the tables
-    to float rounding: in memory each class is measured whole). Non-tileable classes run on
-    the whole plane (a warning says so when the plane does not fit ``memory_mb``).
+    """One 2-D plane of ``image``, scene ``scene`` of the analysis
+    (:mod:`scopeml.analysis.plane`): in memory when it fits ``settings.memory_mb``, else out of
+    core (inputs read by tile, labels in zarr in the scratch folder ``_plane``); the same stages
+    and tiles either way, so the same labels (the tables to float rounding: in memory each
+    class is measured whole). Non-tileable classes run on the whole plane (a warning says so
+    when the plane does not fit ``memory_mb``).
     ``progress``: stage ``classes`` (unit ``class``), so a callback can cancel between them."""
     from scopeml.analysis.plane import (
         ChannelView,
@@ -261,7 +275,7 @@ def _analyze_plane_tiled(
         tileable,
     )
 
-    views = [ChannelView(image, scene, t, c) for c in range(len(settings.channels))]
+    views = [ChannelView(image, 0, t, c) for c in range(len(settings.channels))]
     needed = plane_memory(views[0].shape, len(views), views[0].dtype.itemsize,
                           len(settings.classes))  # fmt: skip
     in_memory = needed <= settings.memory_mb * 2**20
@@ -271,7 +285,7 @@ def _analyze_plane_tiled(
         pixels = np.stack([view[:, :] for view in views])
         lazy = dict(zip(settings.channels, pixels, strict=True))
     tile = settings.tile_size
-    scratch = temp / "_plane"
+    scratch = folder.path / "_plane"
     whole: dict[str, np.ndarray] | None = None
     labels: dict[str, Any] = {}
     try:
@@ -302,13 +316,13 @@ def _analyze_plane_tiled(
                     stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
                                  region=region)  # fmt: skip
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
-                              scene_number(image, scene), t, whole=in_memory)  # fmt: skip
+                              scene_number(image), t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
                 _subsample(lazy[overview_channel(settings)], step, tile),
                 {n: _subsample(v, step, tile) for n, v in labels.items()},
-                _overview_path(temp, image, scene, t),
+                folder.overview(scene, t),
                 colours=colours, pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
             )  # fmt: skip
         return found
@@ -349,17 +363,25 @@ def overview_channel(settings: AnalysisSettings) -> str:
     return channel if channel in settings.channels else settings.channels[0]
 
 
-def scene_number(image: Any, scene: int) -> int:
-    """The file's number of ``image``'s scene ``scene``: the tables and overviews name the scene
-    as the file does, also when the analysis opened only one (settings ``scene``)."""
-    return (image.view()["scene"] or 0) + scene
+def scene_number(image: Any) -> int:
+    """The file's number of the scene ``image`` is (``S`` = 1): the tables and overviews name
+    the scene as the file does, also when the analysis opened only one (settings ``scene``)."""
+    return image.view()["scene"] or 0
 
 
-def _overview_path(folder: Path, image: Any, scene: int, t: int) -> Path:
-    """Where the overview of ``image``'s plane ``(scene, t)`` goes, named as the file numbers
-    the scene."""
-    return folder / overview_name(scene_number(image, scene), t, image.sizes,
-                                  scene_number(image, 0))  # fmt: skip
+@dataclass(frozen=True)
+class _ImageFolder:
+    """The folder an image's analysis writes (``path``, under its temporary name) and the
+    ``scenes`` analysed into it."""
+
+    path: Path
+    scenes: Sequence[Any]
+
+    def overview(self, scene: int, t: int) -> Path:
+        """The overview of scene ``scene``'s (of ``scenes``) time point ``t``."""
+        sizes = {"S": len(self.scenes), "T": max(image.sizes["T"] for image in self.scenes)}
+        first = scene_number(self.scenes[0])
+        return self.path / overview_name(scene_number(self.scenes[scene]), t, sizes, first)
 
 
 def overview_name(scene: int, t: int, sizes: dict[str, int], first: int = 0) -> str:
@@ -416,21 +438,20 @@ class EngineOutput:
 
 def _run_models(
     settings: AnalysisSettings,
-    image: Any,
+    scenes: Sequence[Any],
     scratch: Path,
     resources: Resources,
     engine_workers: int,
     progress: Progress,
 ) -> dict[str, list[EngineOutput]]:
-    """Run each model segmenter over every scene with :func:`scopeml.segment` (tile by tile,
+    """Run each model segmenter over each of ``scenes`` with :func:`scopeml.segment` (tile by tile,
     out of core): a ``model`` class's labels, an ``instances`` class's instances (made by the
-    same code and options as ``scopeml segment --outputs instances``), per scene."""
+    same code and options as ``scopeml segment --outputs instances``), one output per scene."""
     from scopeml.api import segment
     from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.tiling.engine import DEFAULT_TILE
 
     found: dict[str, list[EngineOutput]] = {}
-    n_scenes = image.sizes["S"]
     for cls in settings.classes:
         seg = cls.segmenter
         if isinstance(seg, ThresholdSegmenter):
@@ -443,7 +464,7 @@ def _run_models(
         model_tile = min(settings.tile_size, DEFAULT_TILE[model.spec.spatial_dims])
         objects = isinstance(seg, InstancesSegmenter)
         found[cls.name] = []
-        for scene in range(n_scenes):
+        for scene, image in enumerate(scenes):
             store = scratch / f"{cls.name}-{scene}.ome.zarr"
             # no "stopped; … run again with --resume" naming this scratch store: a stop
             # removes it, and the analysis says how to resume (runner.stopped_note)
@@ -457,7 +478,6 @@ def _run_models(
                 channels=tuple(seg.channels),
                 min_confidence=seg.min_confidence or None,
                 scale=seg.scale,
-                scene=scene if n_scenes > 1 else None,
                 workers=engine_workers,
                 progress=progress or False,
                 log_stop=False,

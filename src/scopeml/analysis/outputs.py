@@ -37,51 +37,46 @@ OVERVIEW_SIZE = 1024
 
 
 class LabelStores:
-    """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``;
-    each image marked as an NGFF ``image-label`` (the object ids, no class properties)."""
+    """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``,
+    each of its scene's size; each image marked as an NGFF ``image-label`` (the object ids, no
+    class properties). ``scenes``: one image (``S`` = 1) per scene, for its sizes."""
 
     def __init__(
-        self,
-        folder: Path,
-        names: Sequence[str],
-        *,
-        sizes: Mapping[str, int],
-        pixel_sizes: Mapping[str, float],
-        tile_size: int,
+        self, folder: Path, names: Sequence[str], *, scenes: Sequence[Any], tile_size: int
     ) -> None:
         import zarr
 
         from scopeml.io.omezarr import create_ome_zarr
         from scopeml.post.tiled import _mark_labels
 
-        z = "Z" if sizes["Z"] > 1 else ""
-        t = "T" if sizes["T"] > 1 else ""
-        spatial = ((sizes["Z"],) if z else ()) + (sizes["Y"], sizes["X"])
-        lead = (sizes["T"],) if t else ()
-        chunks = (1,) * len(lead) + ((1,) if z else ()) + (min(tile_size, sizes["Y"]),
-                                                          min(tile_size, sizes["X"]))  # fmt: skip
-        self._has_t = bool(t)
+        z = "Z" if any(scene.sizes["Z"] > 1 for scene in scenes) else ""
+        t = "T" if any(scene.sizes["T"] > 1 for scene in scenes) else ""
+        self._has_t, self._has_z = bool(t), bool(z)
         self._arrays = {}
         for name in names:
             store = folder / f"{name}.ome.zarr"
-            groups = [store] if sizes["S"] == 1 else [store / str(s) for s in range(sizes["S"])]
-            self._arrays[name] = [
-                create_ome_zarr(
-                    group, shape=(*lead, *spatial), dtype=np.int32, axes=t + z + "YX",
-                    chunks=chunks, pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
+            groups = [store] if len(scenes) == 1 else [store / str(s) for s in range(len(scenes))]
+            self._arrays[name] = []
+            for group, scene in zip(groups, scenes, strict=True):
+                sizes, pixel_sizes = scene.sizes, scene.pixel_sizes
+                shape = tuple(sizes[a] for a in t + z + "YX")
+                chunks = (1,) * len(t + z) + (min(tile_size, sizes["Y"]),
+                                              min(tile_size, sizes["X"]))  # fmt: skip
+                self._arrays[name].append(create_ome_zarr(
+                    group, shape=shape, dtype=np.int32, axes=t + z + "YX", chunks=chunks,
+                    pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
                     name=name, root=store,
-                )
-                for group in groups
-            ]  # fmt: skip
-            for group in groups:  # napari (and other NGFF viewers) open them as labels
-                _mark_labels(zarr.open_group(str(group), mode="r+"), ())
+                ))  # fmt: skip
+                _mark_labels(zarr.open_group(str(group), mode="r+"), ())  # napari opens labels
 
     def write(
         self, name: str, scene: int, time: int, labels: np.ndarray, *, region: tuple = ()
     ) -> None:
-        """Write one plane (``(Z×)Y×X``) of a class's labels, or the ``region`` of it given."""
+        """Write one plane (``(Z×)Y×X``) of a class's labels, or the ``region`` of it given
+        (a 2-D one in a store with Z, for scenes of which only some are stacks: at Z 0)."""
         array = self._arrays[name][scene]
-        array[((time,) if self._has_t else ()) + tuple(region)] = labels
+        flat = (0,) if self._has_z and labels.ndim == 2 else ()
+        array[((time,) if self._has_t else ()) + flat + tuple(region)] = labels
 
 
 def parquet_available() -> bool:

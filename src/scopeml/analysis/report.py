@@ -162,9 +162,9 @@ def _counts_per_time_point(
     if not any(int(s.get("T", 1)) > 1 or int(s.get("S", 1)) > 1 for s in sizes):
         return None
     rows = []
-    for record, size in zip(done, sizes, strict=True):
+    for record in done:
         image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
-        for scene in range(first, first + int(size.get("S", 1))):
+        for scene, size in enumerate(scene_sizes(record), start=first):
             for t in range(int(size.get("T", 1))):
                 row: dict[str, Any] = {"image": image, "scene": scene, "t": t}
                 for name in names:
@@ -202,6 +202,20 @@ def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
     return factor, "; ".join(dict.fromkeys(estimates))
 
 
+def scene_sizes(record: dict[str, Any]) -> list[dict[str, int]]:
+    """The sizes of each scene an image's record says were analysed: as recorded where they
+    differ (each scene opened on its own), else its ``sizes`` once per scene.
+
+    >>> scene_sizes({"sizes": {"S": 2, "T": 1, "Y": 4, "X": 5}})
+    [{'S': 1, 'T': 1, 'Y': 4, 'X': 5}, {'S': 1, 'T': 1, 'Y': 4, 'X': 5}]
+    >>> [s["Y"] for s in scene_sizes({"sizes": {"S": 2, "Y": 4}, "scene_sizes": [
+    ...     {"S": 1, "Y": 4}, {"S": 1, "Y": 9}]})]
+    [4, 9]
+    """
+    sizes = record.get("sizes") or {}
+    return record.get("scene_sizes") or [{**sizes, "S": 1}] * int(sizes.get("S", 1))
+
+
 def _imaged(record: dict[str, Any]) -> tuple[float, str | None, int]:
     """The area (mm²; volume in mm³ for Z stacks, megapixels or megavoxels without a pixel
     size) an image's objects were found in, over all its scenes, and its time points.
@@ -217,9 +231,9 @@ def _imaged(record: dict[str, Any]) -> tuple[float, str | None, int]:
     sizes, pixel = record.get("sizes"), record.get("pixel_sizes") or {}
     if not sizes:
         return float("nan"), None, 1
-    scenes, times = int(sizes.get("S", 1)), max(int(sizes.get("T", 1)), 1)
+    scenes, times = scene_sizes(record), max(int(sizes.get("T", 1)), 1)
     axes = "ZYX" if int(sizes.get("Z", 1)) > 1 else "YX"
-    count = scenes * float(np.prod([int(sizes[a]) for a in axes]))
+    count = sum(float(np.prod([int(scene.get(a, 1)) for a in axes])) for scene in scenes)
     if all(pixel.get(a) for a in axes):
         size = count * float(np.prod([pixel[a] for a in axes])) / 1e3 ** len(axes)  # µm → mm
         return size, "volume_mm3" if len(axes) == 3 else "area_mm2", times

@@ -179,8 +179,8 @@ def run_analysis(
         other formats name their own) and is recorded with them. ``None``: the settings' own.
     scene
         Analyse only this scene of each image (numbered from 0, as the file and the tables
-        number them), in place of the settings' ``scene``: a file whose scenes differ in size
-        is analysed one scene at a time. ``None``: the settings' own (by default every scene).
+        number them), in place of the settings' ``scene``. ``None``: the settings' own (by
+        default every scene, also scenes of different sizes: each is analysed on its own).
     overwrite
         Replace the results of an earlier analysis in ``output``: they are deleted once the
         settings, models and first image have been checked. Only a folder an analysis wrote

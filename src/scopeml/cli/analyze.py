@@ -69,10 +69,8 @@ def analyze(
         None,
         "--scene",
         min=0,
-        help="Analyse only this scene of each image (from 0). Every scene is analysed when "
-        "a file's scenes have one size; a file whose scenes differ in size needs one run per "
-        "scene, each into its own results folder [default: the settings' scene, else every "
-        "scene]",
+        help="Analyse only this scene of each image (from 0) [default: the settings' scene, "
+        "else every scene, also scenes of different sizes, each on its own]",
         show_default=False,
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

@@ -228,10 +228,13 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
     try:
         bioimage = bioio.BioImage(path, reader=reader, use_plugin_cache=True)
     except UnsupportedFileFormatError as err:
-        tried = [name for name, entry in entries.items() if _claims(entry, path)] or sorted(entries)
+        claiming = [name for name, entry in entries.items() if _claims(entry, path)]
+        if claiming:  # a plugin for the suffix is there: the file is not what it says
+            reason = _refusal(entries[claiming[0]], path)
+            raise InvalidImageError(f"{claiming[0]} cannot read it: {reason}", path=path) from err
+        tried = ", ".join(sorted(entries))
         raise InvalidImageError(
-            _unknown_format(path, f"no installed bioio plugin reads it (tried {', '.join(tried)})"),
-            path=path,
+            _unknown_format(path, f"no installed bioio plugin reads it (tried {tried})"), path=path
         ) from err
     except FileNotFoundError as err:
         inner = err.filename and str(err.filename) != str(path)  # a file the image names
@@ -383,6 +386,17 @@ def _claims(entry: Any, path: str) -> bool:
         name.endswith(ext if ext.startswith(".") else f".{ext}")
         for ext in (e.lower() for e in entry.metadata.get_supported_extensions())
     )
+
+
+def _refusal(entry: Any, path: str) -> str:
+    """Why the plugin of ``entry`` does not read ``path`` (a corrupt or mislabelled file), in its
+    words without its preamble: bioio says only that no plugin read it, and logs the reason."""
+    try:
+        entry.metadata.get_reader()(path)
+    except Exception as err:  # its refusal
+        said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return re.sub(r"^.*does not support the image: '.*?'\.?\s*", "", said) or said
+    return "it opens alone, but not among the installed plugins"
 
 
 def _chosen_plugin(path: str, entries: dict[str, Any]) -> str:

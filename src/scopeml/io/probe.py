@@ -66,7 +66,7 @@ def _describe(
     axes: str | None = None,
 ) -> dict[str, Any]:
     from scopeml.io._units import ordered_sizes
-    from scopeml.io.registry import open_image, reader_for
+    from scopeml.io.registry import open_image, open_scenes, reader_for
 
     options: dict[str, Any] = {} if allowed_roots is None else {"allowed_roots": allowed_roots}
     if axes is not None:
@@ -78,16 +78,9 @@ def _describe(
     except InvalidImageError as err:
         if scene is not None or "scenes of different sizes" not in str(err):
             raise
+        with open_scenes(path, **options) as each:
+            shapes = [other.shape[1:] for other in each]
         image = open_image(path, scene=0, **options)
-        shapes = [image.shape[1:]]
-        while True:  # the other scenes, one by one, until the reader says there are no more
-            try:
-                with open_image(path, scene=len(shapes), **options) as other:
-                    shapes.append(other.shape[1:])
-            except InvalidImageError as end:
-                if "does not exist" in str(end):
-                    break
-                raise
     with image:
         names = getattr(image, "scene_names", None) or [str(i) for i in range(len(shapes or []))]
         if shapes is None:  # one scene asked for: only that one, by its number in the file

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from scopeml.errors import ImageNotFoundError, InvalidImageError, InvalidRequestError
 from scopeml.io.confine import Confinement
@@ -168,6 +170,48 @@ def open_image(
         raise
     image.mark_read_from_file(scene)  # a run records which of the file's pixels it read
     return image
+
+
+@contextmanager
+def open_scenes(
+    path: str | PathLike[str], scene: int | None = None, **options: Any
+) -> Iterator[list[Image]]:
+    """Every scene of a file, each its own image (``S`` = 1, in the file's order), closed on
+    leaving: also a file whose scenes differ in size, which :func:`open_image` cannot stack,
+    opened one scene at a time. ``scene``: that one only. ``options``: :func:`open_image`'s.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> file = Path(tempfile.mkdtemp()) / "two.ome.tif"
+    >>> with tifffile.TiffWriter(file, ome=True) as tif:
+    ...     tif.write(np.zeros((4, 5), np.uint8)); tif.write(np.zeros((2, 3), np.uint8))
+    >>> with open_scenes(file) as scenes:
+    ...     [(image.view()["scene"], image.shape[-2:]) for image in scenes]
+    [(0, (4, 5)), (1, (2, 3))]
+    """
+    if scene is not None:
+        with open_image(path, scene=scene, **options) as image:
+            yield [image]
+        return
+    with ExitStack() as stack:
+        try:
+            image = stack.enter_context(open_image(path, **options))
+            count = image.sizes["S"]
+            scenes = [image] if count == 1 else [image.select_scene(s) for s in range(count)]
+        except InvalidImageError as err:
+            if "scenes of different sizes" not in str(err):
+                raise
+            scenes = []
+            while True:  # one by one, until the reader says there are no more
+                try:
+                    opened = open_image(path, scene=len(scenes), **options)
+                except InvalidImageError as end:
+                    if "does not exist" in str(end):
+                        break
+                    raise
+                scenes.append(stack.enter_context(opened))
+        yield scenes
 
 
 def takes_axes(path: str | PathLike[str]) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import multiprocessing
 import signal
@@ -278,6 +279,7 @@ def _child_main(
     if memory_limit is not None and sys.platform != "win32":
         import resource
 
+        _load_blas()
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
 
     main = task.get("progress_stage", "segment")
@@ -308,6 +310,15 @@ def _child_main(
         answer = _failure(err, task)
     send.send(answer)
     send.close()
+
+
+def _load_blas() -> None:
+    """Load NumPy's and SciPy's OpenBLAS before the job's address-space limit: each maps its
+    threads' buffers as it loads, and past the limit it retries the allocation for ever (a job
+    under ``--job-memory-mb 400`` hung importing ``scipy.special``; loaded first, it fails
+    with its first allocation, in words)."""
+    import numpy  # noqa: F401
+    import scipy.special  # noqa: F401  (its _ufuncs link SciPy's OpenBLAS)
 
 
 def _failure(err: BaseException, task: dict[str, Any]) -> tuple[Any, ...]:
@@ -665,9 +676,9 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
         Naming the factor, its estimate and the image it magnifies to the most pixels.
     """
     from scopeml.analysis.check import open_resources
+    from scopeml.analysis.image import open_scenes_analysed
     from scopeml.analysis.settings import ThresholdSegmenter, load_settings
     from scopeml.errors import InvalidRequestError
-    from scopeml.io import open_image
     from scopeml.server.limits import job_pixels, magnification
     from scopeml.tiling.size import auto_scale, default_scale, is_auto
 
@@ -689,24 +700,22 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     counted: list[tuple[int, float, str, Any]] = []  # pixels, factor, name, auto's choice
     for path in _analysis_files(task, settings):
         try:
-            with open_image(path, allowed_roots=task["roots"], axes=settings.axes_of(path)) as im:
-                image = im.select_channels(settings.channels)
+            with open_scenes_analysed(settings, Path(path), task["roots"]) as scenes:
                 factor, choice = fixed, None
-                for cls in models:
+                for cls, image in itertools.product(models, scenes):
                     if not is_auto(wanted[cls.name]):
                         continue
                     view = image.select_channels(list(cls.segmenter.channels))
-                    for scene in range(image.sizes["S"]):
-                        with warnings.catch_warnings():  # the analysis warns when it runs
-                            warnings.simplefilter("ignore")
-                            chosen = auto_scale(view, resources.models[cls.name], scene=scene)
-                        if chosen.scale > factor:
-                            factor, choice = chosen.scale, chosen
-                shape = image.shape
+                    with warnings.catch_warnings():  # the analysis warns when it runs
+                        warnings.simplefilter("ignore")
+                        chosen = auto_scale(view, resources.models[cls.name])
+                    if chosen.scale > factor:
+                        factor, choice = chosen.scale, chosen
+                shapes = [image.shape for image in scenes]
         except Exception:  # fails on its own when the analysis runs, with the reason
             continue
         name = PublicNames(task.get("names", {}), tuple(task["roots"]))(Path(path))
-        counted.append((shape[0] * job_pixels(shape, factor), factor, name, choice))
+        counted.append((sum(job_pixels(s, factor) for s in shapes), factor, name, choice))
     total = sum(entry[0] for entry in counted)
     magnified = [entry for entry in counted if entry[3] is not None]
     if total <= limit or not magnified:
@@ -766,21 +775,20 @@ class PublicNames:
 
 
 def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
-    """The 6-D shape each of ``images`` declares, read with its ``axes`` (the analysis's, one
-    per image) (all scenes, or the settings' ``scene``; ``null`` where it does not open: the
-    analysis records why), as
-    JSON, after opening the models and classifiers of the analysis ``settings``, where given,
-    as its run opens them (their errors name the settings line). Counts the images as progress
-    before opening each, so the parent knows which one a crashing or hanging reader was
-    opening."""
+    """The 6-D shape of each scene each of ``images`` declares, read with its ``axes`` (the
+    analysis's, one per image) (all scenes, also of different sizes, or the settings'
+    ``scene``; ``null`` where it does not open: the analysis records why), as JSON, after
+    opening the models and classifiers of the analysis ``settings``, where given, as its run
+    opens them (their errors name the settings line). Counts the images as progress before
+    opening each, so the parent knows which one a crashing or hanging reader was opening."""
     import json
 
     from scopeml.analysis.check import check_channel_names, open_resources
     from scopeml.analysis.settings import load_settings
-    from scopeml.io import open_image
+    from scopeml.io.registry import open_scenes
     from scopeml.progress import ProgressEvent
 
-    shapes: list[list[int] | None] = []
+    shapes: list[list[list[int]] | None] = []
     settings = None if task.get("settings") is None else load_settings(task["settings"])
     if settings is not None:  # its models' classes and channels, as the job's run checks them
         open_resources(settings, source=task["settings"], model_threads=1,
@@ -791,10 +799,10 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):
         progress(ProgressEvent("sizes", index, len(images), "image"))
         try:
-            with open_image(image, allowed_roots=task["roots"], axes=image_axes,
-                            scene=task.get("scene")) as opened:  # fmt: skip
-                shapes.append([int(n) for n in opened.shape])
-                channels = opened.channel_names
+            with open_scenes(image, task.get("scene"), allowed_roots=task["roots"],
+                             axes=image_axes) as scenes:  # fmt: skip
+                shapes.append([[int(n) for n in scene.shape] for scene in scenes])
+                channels = scenes[0].channel_names
         except Exception:  # fails on its own when the analysis runs, with the reason
             shapes.append(None)
             continue

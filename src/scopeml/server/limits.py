@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -432,8 +433,8 @@ def check_analysis_pixels(
     magnifies), as a segment job is refused (:func:`check_job_pixels`). Each image is read
     with its ``axes`` (one per image, as the settings give them:
     :meth:`~scopeml.analysis.AnalysisSettings.axes_of`; ``None``: as the file says), so a
-    2-page TIFF the settings call ``CYX`` counts one plane, not two; and only their ``scene``
-    where the settings name one (a file whose scenes differ in size opens so). The images are
+    2-page TIFF the settings call ``CYX`` counts one plane, not two; and every scene (also
+    scenes of different sizes), or only the settings' ``scene`` where they name one. The images are
     opened in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
     within ``image_check_timeout``; one that does not open is left to fail on its own when the
     analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
@@ -482,22 +483,35 @@ def check_analysis_pixels(
         name = settings[1] if settings is not None else None
         raise InvalidRequestError(hide_server_paths(public_error(err, name), config)) from err
     counted = [
-        (shape[0] * job_pixels(shape, scale), name, shape)
-        for shape, name in zip(shapes, names, strict=True)
-        if shape is not None
+        (sum(job_pixels(shape, scale) for shape in scenes), name, scenes)
+        for scenes, name in zip(shapes, names, strict=True)
+        if scenes is not None
     ]
     pixels = sum(count for count, _, _ in counted)
     if pixels <= config.max_job_pixels:
         return
-    _, largest, shape = max(counted)
-    s, t, _, z, y, x = shape
-    declared = " × ".join(str(n) for n in (*(n for n in (s, t, z) if n > 1), y, x))
+    _, largest, scenes = max(counted)
+    declared = " + ".join(
+        f"{n} × {_declared(shape)}" if n > 1 else _declared(shape)
+        for shape, n in Counter(tuple(shape) for shape in scenes).items()
+    )
     scaled = f", at scale {scale:g}" if scale > 1 else ""
     raise InvalidRequestError(
         f"the analysis's {len(counted)} images declare {pixels:.1e} pixels in all{scaled} "
         f"(the largest, {largest}: {declared}); this server takes at most "
         f"{config.max_job_pixels:.1e} pixels per job (--max-job-pixels)"
     )
+
+
+def _declared(shape: Sequence[int]) -> str:
+    """One scene's 6-D ``shape`` as a job's message says it: ``T × Z × Y × X``, the axes of 1
+    left out.
+
+    >>> _declared((1, 2, 3, 1, 64, 80))
+    '2 × 64 × 80'
+    """
+    _, t, _, z, y, x = shape
+    return " × ".join(str(n) for n in (*(n for n in (t, z) if n > 1), y, x))
 
 
 def analysis_scale(settings: Any) -> float:

@@ -306,7 +306,7 @@ def segment_image(
                 )  # fmt: skip
             raise
         _warn_invalid(store.invalid_pixels(), image)
-        result = store.finalize(overwrite=options.overwrite)
+        result = _publish(store, output, overwrite=options.overwrite)
     except BaseException:
         store.release()
         raise
@@ -701,6 +701,18 @@ def _warn_invalid(count: int, image: Image) -> None:
             UserWarning,
             stacklevel=find_stack_level(),
         )
+
+
+def _publish(store: OutputStore, output: Path, *, overwrite: bool) -> Path:
+    """Publish the finished ``store`` as ``output``; a store it replaces takes its OME-TIFF
+    copies with it (they would pass for this run's)."""
+    replaced = []
+    if overwrite and output.is_dir():
+        replaced = [p.name for p in output.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    result = store.finalize(overwrite=overwrite)
+    for name in replaced:
+        ome_tiff_path(result, name).unlink(missing_ok=True)
+    return result
 
 
 def ome_tiff_path(output: Path, name: str) -> Path:

@@ -279,6 +279,8 @@ def plan_tiles(
             for axis in tiled
         }
     what = "fixed model input" if fixed_input else _describe(core, halo)
+    if not fixed_input and any(reads[a] < core[a] + 2 * halo[a] for a in tiled):
+        what += ", clipped to the image"  # a small image: the halo reaches past it
     check_tile_bound(reads, what, max_elements)
     spans = [
         _exact_spans(n, core[axis], halo[axis], step[axis], fixed_input, axis)
