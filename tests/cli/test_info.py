@@ -81,7 +81,7 @@ def test_info_of_scenes_of_different_sizes_says_the_shape_is_the_first(tmp_path,
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[2] == (
-        "  shape: S=1 T=1 C=1 Z=1 Y=40 X=50 (the first scene; they differ in size: one at a "
-        "time, --scene N), uint8"
+        "  shape: S=1 T=1 C=1 Z=1 Y=40 X=50 (the first scene; they differ in size: segment one "
+        "at a time, --scene N; analyze takes each on its own), uint8"
     )
     assert out[3].startswith("  scenes: 2: 0 (T=1 C=1 Z=1 Y=40 X=50), 1 (T=1 C=1 Z=1 Y=20 X=30)")

@@ -309,7 +309,8 @@ def format_description(description: dict) -> list[str]:
     given = description["pixel_sizes"]
     sizes = " ".join(f"{a}={given[a]:g}" for a in "ZYX" if a in given) or "unknown"
     if len({tuple(s["shape"]) for s in description["scenes"]}) > 1:  # only one opens at a time
-        shape = f"{shape} (the first scene; they differ in size: one at a time, --scene N)"
+        shape = (f"{shape} (the first scene; they differ in size: segment one at a time, "
+                 "--scene N; analyze takes each on its own)")  # fmt: skip
     lines = [
         description["path"],
         f"  reader: {reader}",
