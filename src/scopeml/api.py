@@ -429,6 +429,18 @@ def _settings(
     return dataclasses.replace(options or SegmentOptions(), **changes)
 
 
+def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
+    """``axes=`` with an image opened already: its axes were read when it was opened."""
+    if axes is not None:
+        from scopeml.errors import InvalidRequestError
+
+        where = f" ({image.path})" if image.path else ""
+        raise InvalidRequestError(
+            f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
+            "the file's path with axes=, or open it with open_image(path, axes=...)"
+        )
+
+
 def _input_image(
     image: PathLike | Image, settings: SegmentOptions, axes: str | None = None
 ) -> tuple[Image, Any]:
@@ -437,14 +449,7 @@ def _input_image(
     from scopeml.tiling.execute import LoadRef
 
     if isinstance(image, Image):
-        if axes is not None:
-            from scopeml.errors import InvalidRequestError
-
-            where = f" ({image.path})" if image.path else ""
-            raise InvalidRequestError(
-                f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
-                "the file's path with axes=, or open it with open_image(path, axes=...)"
-            )
+        _refuse_axes_of_open(image, axes)
         if settings.channels is None:
             return image, None
         return image.select_channels(settings.channels), None
@@ -730,6 +735,7 @@ def train_pixel_classifier(
     workers: int | None = None,
     name: str = "pixel classifier",
     progress: Progress = None,
+    axes: str | None = None,
 ) -> PixelClassifier:
     """Train a random-forest pixel classifier from sparse labels (0 unlabelled, 1..K classes).
 
@@ -737,7 +743,9 @@ def train_pixel_classifier(
     :func:`segment`: ``Y×X``, ``C×Y×X``, ``C×Z×Y×X`` or ``S×T×C×Z×Y×X``; labels
     ``[Z×]Y×X``). An image with several scenes or time points trains on every one that has
     labels (the others are not read), with labels of the same sizes (an array:
-    ``T×[Z×]Y×X``, ``S×T×[Z×]Y×X`` or 6-D). ``colors`` (``"#rrggbb"`` per class, default a fixed
+    ``T×[Z×]Y×X``, ``S×T×[Z×]Y×X`` or 6-D). ``axes`` names the image's axes as
+    :func:`segment`'s ``axes=`` does (``"TYX"``: an array's or a plain TIFF's planes are time
+    points, each with its labels). ``colors`` (``"#rrggbb"`` per class, default a fixed
     palette) are kept with the classes in the saved container, for viewers to show them.
     The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
     ``.save()`` it.
@@ -764,9 +772,11 @@ def train_pixel_classifier(
 
     with contextlib.ExitStack() as opened:  # files opened here are closed here
         if isinstance(image, (str, os.PathLike)):
-            image = opened.enter_context(open_image(image))
+            image = opened.enter_context(open_image(image, axes=axes))
         elif not isinstance(image, Image):
-            image = image_of_array(image)
+            image = image_of_array(image, axes)
+        else:
+            _refuse_axes_of_open(image, axes)
         if isinstance(labels, (str, os.PathLike)):
             from scopeml.pixel._labels import open_training_labels
 

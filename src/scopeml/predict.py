@@ -22,6 +22,7 @@ from scopeml.io.image import Image, axis_keys
 from scopeml.model.spec import Model, recorded_normalize
 from scopeml.tiling.engine import (
     _batches,
+    _warn_invalid,
     build_plan,
     check_compatible,
     output_layout,
@@ -147,7 +148,20 @@ def predict_region(
     # the engine's batches: tiles of one input shape (a model takes one N×C×… array)
     for batch in _batches(tiles, options.batch_size, blend=False):
         process_batch(model, view, {output: window}, batch, ctx)
+    _warn_invalid(_nonfinite(image, scene, bounds), image)  # as segment warns of them
     return window.array
+
+
+def _nonfinite(image: Image, scene: int, bounds: Mapping[str, tuple[int, int]]) -> int:
+    """The pixels of ``bounds`` with a NaN or infinite value in any channel (none in an
+    integer image), read a time point at a time."""
+    if not np.issubdtype(np.dtype(image.dtype), np.floating):
+        return 0
+    space = {a: slice(*bounds[a]) for a in "ZYX"}
+    return sum(
+        int(np.count_nonzero(~np.isfinite(image.read(S=scene, T=t, **space)).all(axis=2)))
+        for t in range(*bounds["T"])
+    )
 
 
 def one_output(outputs: str | Sequence[str], output: str | None = None) -> str:

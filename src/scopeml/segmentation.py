@@ -113,8 +113,17 @@ class Segmentation(type(Path())):  # type: ignore[misc]
 
     def output(self, name: str) -> Image:
         """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
-        from scopeml.errors import InvalidRequestError
+        from scopeml.errors import ImageNotFoundError, InvalidRequestError
 
+        if not self.path.is_dir():
+            from scopeml.tiling.store import partial_path
+
+            partial = partial_path(self.path)
+            raise ImageNotFoundError(
+                f"no such store; an unfinished run is at {partial}: run it again with "
+                "resume=True (--resume) to finish it" if partial.is_dir() else "no such store",
+                path=self.path,
+            )
         if name not in self.outputs:
             raise InvalidRequestError(
                 f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "

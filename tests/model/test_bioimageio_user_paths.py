@@ -54,7 +54,8 @@ def test_export_refuses_an_existing_file_before_any_work(nuclei_package, tmp_pat
     assert err.value.path == str(mine) and mine.read_bytes() == b"my own"
     assert main(["model", "export-bioimageio", "nuclei", "-o", str(mine)]) == 2
     assert REFUSAL in capsys.readouterr().err and mine.read_bytes() == b"my own"
-    assert export_bioimageio("nuclei", mine, test_size=32, overwrite=True) == mine
+    opened = sm.open_model("nuclei")  # an opened model exports the file it was read from
+    assert export_bioimageio(opened, mine, test_size=32, overwrite=True) == mine
     assert open_package(mine).description.name == open_package(nuclei_package).description.name
 
 

@@ -105,6 +105,22 @@ class AxesView:
         """Always 6 (``S T C Z Y X``)."""
         return len(AXES)
 
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The array's chunk shape in ``S T C Z Y X`` (1 on axes it lacks), so that
+        ``dask.array.from_array(view)`` reads whole chunks of a zarr array, not one block of
+        the whole image. An array without regular chunks has none (``AttributeError``).
+
+        >>> import zarr
+        >>> AxesView(zarr.zeros((4, 100, 80), chunks=(1, 64, 64)), "ZYX").chunks
+        (1, 1, 1, 1, 64, 64)
+        """
+        own = getattr(self.array, "chunks", None)
+        if not isinstance(own, tuple) or not all(isinstance(n, (int, np.integer)) for n in own):
+            raise AttributeError("chunks")
+        sizes = dict(zip(self.axes, own, strict=True))
+        return tuple(int(sizes.get(a, 1)) for a in AXES)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         slices, dropped = normalize_key(key, self.shape)
         source_key = tuple(slice(0, 1) if a == "_" else slices[AXES.index(a)] for a in self.axes)

@@ -111,10 +111,18 @@ class Image:
         self.pixel_sizes: dict[str, float] = {
             letters[axis]: float(size) for axis, size in sizes.items() if size
         }
+        for axis, size in self.pixel_sizes.items():  # 0 or None: unknown, left out
+            if not np.isfinite(size) or size < 0:
+                raise InvalidRequestError(
+                    f"pixel_sizes: {axis} {size} is not a size (> 0)", path=path
+                )
         n_channels = self.shape[AXES.index("C")]
         names = list(channel_names) if channel_names else [f"C{i}" for i in range(n_channels)]
         if len(names) != n_channels:
-            raise ValueError(f"{len(names)} channel names given for {n_channels} channels")
+            raise InvalidRequestError(
+                f"{len(names)} channel names given for {n_channels} channels",
+                path=path,
+            )
         self.channel_names: tuple[str, ...] = tuple(names)
         self.path = None if path is None else str(path)
         self._close = close
@@ -136,21 +144,42 @@ class Image:
         """Read a region as a 6-D numpy array; axes not named are read whole.
 
         Axes are named in either case (``Y=`` or ``y=``). An ``int`` selects one index but
-        keeps the axis (length 1), so the result is always 6-D.
+        keeps the axis (length 1), so the result is always 6-D; an index outside the axis is
+        refused, a negative one counts from the end. A slice, or ``(start, stop)`` as regions
+        elsewhere, is clipped to the image as numpy clips it.
 
         Examples
         --------
-        >>> Image(np.zeros((4, 5))).read(y=slice(0, 2), X=3).shape
+        >>> Image(np.zeros((4, 5))).read(y=slice(0, 2), X=-1).shape
         (1, 1, 1, 1, 2, 1)
+        >>> Image(np.zeros((4, 5))).read(y=(1, 3)).shape
+        (1, 1, 1, 1, 2, 5)
+        >>> Image(np.zeros((4, 5))).read(T=1)
+        Traceback (most recent call last):
+        ...
+        scopeml.errors.InvalidRequestError: Image.read: T=1 is outside the image (T has 1)
         """
         letters = axis_keys(region, AXES, "Image.read", path=self.path)
         region = {letters[key]: sel for key, sel in region.items()}
         key = []
         for axis, size in zip(AXES, self.shape, strict=True):
-            sel = region.get(axis, slice(None))
-            if isinstance(sel, (int, np.integer)):
-                sel = slice(int(sel), int(sel) + 1)
-            start, stop, step = sel.indices(size)
+            sel = given = region.get(axis, slice(None))
+            if isinstance(sel, (int, np.integer)) and not isinstance(sel, bool):
+                if not -size <= sel < size:
+                    raise InvalidRequestError(
+                        f"Image.read: {axis}={sel} is outside the image ({axis} has {size})",
+                        path=self.path,
+                    )
+                sel = slice(int(sel) % size, int(sel) % size + 1)
+            elif isinstance(sel, tuple) and len(sel) == 2:
+                sel = slice(*sel)
+            try:
+                start, stop, step = sel.indices(size)
+            except (AttributeError, TypeError):
+                raise InvalidRequestError(
+                    f"Image.read: {axis} takes an index, a slice or (start, stop); got {given!r}",
+                    path=self.path,
+                ) from None
             if step != 1:
                 raise InvalidRequestError("Image.read takes contiguous regions only (step 1)")
             key.append(slice(start, stop))

@@ -346,9 +346,13 @@ def check_labels(
 
 def check_shape(shape: tuple[int, ...], spatial_shape: tuple[int, ...], path: Any = None) -> None:
     if tuple(shape) != tuple(spatial_shape):
+        hint = ""
+        if len(shape) == len(spatial_shape) + 1 and tuple(shape[1:]) == tuple(spatial_shape):
+            hint = (f"; labels per time point need the image's {shape[0]} planes read as "
+                    "time points (axes='TYX')")  # fmt: skip
         raise InvalidLabelsError(
             f"labels have shape {tuple(shape)}; the image's spatial shape is "
-            f"{tuple(spatial_shape)}",
+            f"{tuple(spatial_shape)}{hint}",
             path=path,
         )
 

@@ -25,7 +25,7 @@ _SPATIAL_IDS = {2: ("y", "x"), 3: ("z", "y", "x")}
 
 
 def export_bioimageio(
-    model: str | PathLike[str],
+    model: str | PathLike[str] | Any,
     output: str | PathLike[str],
     *,
     authors: Sequence[str] = ("unknown",),
@@ -42,8 +42,9 @@ def export_bioimageio(
     Parameters
     ----------
     model
-        The czann (segmentation, regression or classification; 2-D or 3-D), or a built-in
-        model's name (``"nuclei"``, as everywhere a model is asked for).
+        The czann (segmentation, regression or classification; 2-D or 3-D), a built-in
+        model's name (``"nuclei"``, as everywhere a model is asked for), or a model opened
+        from either (``open_model``: the file it was read from is exported).
     output
         The package ``.zip`` (written to a temporary file and moved into place); an existing
         file is refused before any work unless ``overwrite``.
@@ -84,7 +85,8 @@ def export_bioimageio(
     from scopeml.model.container import read_container
     from scopeml.model.registry import resolve_model
 
-    path = resolve_model(model)  # a built-in name too
+    opened = getattr(model, "path", None)  # an opened model: the container it was read from
+    path = resolve_model(model if opened is None else opened)  # a built-in name too
     _refuse_unexportable(path)  # before the extra: a classifier cannot be exported with it either
     require_spec()
     from bioimageio.spec import ValidationContext, save_bioimageio_package
