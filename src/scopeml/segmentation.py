@@ -119,11 +119,11 @@ class Segmentation(type(Path())):  # type: ignore[misc]
             from scopeml.tiling.store import partial_path
 
             partial = partial_path(self.path)
-            raise ImageNotFoundError(
-                f"no such store; an unfinished run is at {partial}: run it again with "
-                "resume=True (--resume) to finish it" if partial.is_dir() else "no such store",
-                path=self.path,
-            )
+            said = "no such store"
+            if partial.is_dir():
+                said += (f"; an unfinished run is at {partial}: run it again with resume=True "
+                         "(--resume) to finish it")  # fmt: skip
+            raise ImageNotFoundError(said, path=self.path)
         if name not in self.outputs:
             raise InvalidRequestError(
                 f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "
