@@ -121,14 +121,35 @@ def test_pixel_classifier_takes_a_plane_and_a_channel_first_stack():
     assert deep.predict(stack[None]).argmax(1)[0, 1, 8, 10] == 1
 
 
-def test_labelling_class_labels_needs_a_class(tmp_path, capsys):
+class ThreeClasses(Threshold):
+    """Background, a seam and two object classes (bright and dim)."""
+
+    spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "bright", "dim", "boundary"),
+                     halo=(0, 0))  # fmt: skip
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        bright, dim = (batch[:, :1] > 8), (batch[:, :1] > 5) & (batch[:, :1] <= 8)
+        edge = np.zeros_like(bright)
+        return np.concatenate([~(bright | dim), bright, dim, edge], axis=1).astype(np.float32)
+
+
+def test_labelling_class_labels_takes_their_one_object_class(tmp_path, capsys):
+    """As the instances choose it: the one class neither background nor boundary; with more,
+    the class must be named (was one object: the whole image)."""
     store = tmp_path / "seg.ome.zarr"
     seg = sm.segment(_cells(), Threshold(), store)
-    with pytest.raises(InvalidRequestError, match=r"hold the classes bg, cell .* choose the class"):
-        sm.label_objects(seg, tmp_path / "a.ome.zarr")  # was one object: the whole image
-    assert main(["objects", "label", str(store / "labels"), "-o", str(tmp_path / "b"), "-q"]) == 2
+    chosen = sm.label_objects(seg, tmp_path / "a.ome.zarr").read()
+    np.testing.assert_array_equal(chosen, sm.label_objects(seg, tmp_path / "n.ome.zarr",
+                                                           class_="cell").read())  # fmt: skip
+    assert chosen.max() == 2
+    assert main(["objects", "label", str(store), "-o", str(tmp_path / "b.ome.zarr"), "-q"]) == 0
+    several = sm.segment(_cells(), ThreeClasses(), tmp_path / "three.ome.zarr")
+    with pytest.raises(InvalidRequestError, match=r"classes bg, bright, dim, boundary .* choose"):
+        sm.label_objects(several, tmp_path / "c.ome.zarr")
+    three = str(tmp_path / "three.ome.zarr")
+    assert main(["objects", "label", three, "-o", str(tmp_path / "d.ome.zarr"), "-q"]) == 2
     assert "choose the class to label" in capsys.readouterr().err
-    mask = sm.label_objects(seg.labels.read() == 2, tmp_path / "c.ome.zarr")  # a mask: fine
+    mask = sm.label_objects(seg.labels.read() == 2, tmp_path / "e.ome.zarr")  # a mask: fine
     assert mask.read().max() == 2
 
 

@@ -880,7 +880,8 @@ def label_objects(
         The ``.ome.zarr`` to write (axes ``[T][Z]YX`` and pixel sizes of the input).
     class_
         The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
-        ``None``: every non-zero pixel of a mask (labels with class names need a class).
+        ``None``: every non-zero pixel of a mask; of labels with class names, the one class
+        that is neither background nor boundary (as ``InstanceOptions`` chooses it), if one.
     connectivity, min_size, tile_size, overwrite, progress
         See :func:`scopeml.objects.images.label_image` (``min_size``: objects with fewer
         pixels are dropped, exactly whatever the tiling).
@@ -908,11 +909,15 @@ def label_objects(
     classes = _classes_of(labels)
     if class_ is None and classes:  # every pixel has a class there: one object of all of them
         from scopeml.errors import InvalidRequestError
+        from scopeml.objects.instances import BACKGROUND_NAMES, BOUNDARY_NAMES
 
-        raise InvalidRequestError(
-            f"these labels hold the classes {', '.join(classes)} (background too is a label); "
-            "choose the class to label with class_= (--class), by name or label value"
-        )
+        objects = [c for c in classes if c not in (*BACKGROUND_NAMES, *BOUNDARY_NAMES)]
+        if len(objects) != 1:
+            raise InvalidRequestError(
+                f"these labels hold the classes {', '.join(classes)} (background too is a "
+                "label); choose the class to label with class_= (--class), by name or label value"
+            )
+        class_ = objects[0]
     if class_ is not None:
         if isinstance(class_, str) or classes:
             from scopeml.errors import InvalidRequestError
