@@ -10,7 +10,8 @@ version: 1
 # metadata; images without names have C0, C1, ...).
 channels: [C0, C1]
 
-# Size of the tiles the tiled stages work on (model runs, smoothing, labelling, measuring).
+# Size of the tiles the tiled stages work on (smoothing, labelling, measuring; model runs in
+# tiles of at most 512, which bounds each worker's memory).
 tile_size: 1024
 
 # A plane (one scene and time point) whose stages need less memory than this many MB runs in
@@ -33,6 +34,7 @@ classes:
         min_size: 200         # pixels
       - step: watershed_split # split touching objects
         min_distance: 10
+      # - step: remove_border # drop objects the image's edge cuts (not whole)
     measurements:
       shape: true             # perimeter, convex hull, solidity, Feret diameters
       intensity: [C0, C1]     # per-channel intensity statistics

@@ -45,6 +45,7 @@ from scopeml.analysis.settings import (
     AnalysisSettings,
     ClassSettings,
     InstancesSegmenter,
+    RemoveBorder,
     RemoveLarge,
     RemoveSmall,
     ThresholdSegmenter,
@@ -336,7 +337,8 @@ def _warn_whole_plane(
     """Say, before allocating, that a class runs on its whole plane past ``memory_mb``."""
     import warnings
 
-    steps = [type(s).__name__ for s in cls.post if not isinstance(s, (RemoveSmall, RemoveLarge))]
+    kept = (RemoveSmall, RemoveLarge, RemoveBorder)  # drop whole objects: not the reason
+    steps = [type(s).__name__ for s in cls.post if not isinstance(s, kept)]
     why = ", ".join(sorted(set(steps))) or type(cls.segmenter).__name__
     warnings.warn(
         f"{image}: class {cls.name!r} runs on its whole {'×'.join(map(str, shape))} plane in "

@@ -41,6 +41,7 @@ from scopeml.analysis.settings import (
     FillHoles,
     InstancesSegmenter,
     Opening,
+    RemoveBorder,
     RemoveLarge,
     RemoveSmall,
     ThresholdSegmenter,
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 _MASK_STEPS = (FillHoles, Opening, Closing)
-_AREA_STEPS = (RemoveSmall, RemoveLarge)
+_OBJECT_STEPS = (RemoveSmall, RemoveLarge, RemoveBorder)  # whole objects kept or dropped
 #: Bytes per pixel the in-memory stages need besides the channels and each class's ``int32``
 #: labels: a smoothed ``float32`` plane, masks, provisional labels, index temporaries and the
 #: measurement's. Measured: one 2-channel ``uint16`` image with a 3-class tree peaks at about
@@ -90,8 +91,8 @@ def tileable(cls: ClassSettings) -> bool:
     True
     """
     if isinstance(cls.segmenter, InstancesSegmenter):
-        return all(isinstance(step, _AREA_STEPS) for step in cls.post)
-    return all(isinstance(step, _MASK_STEPS + _AREA_STEPS) for step in cls.post)
+        return all(isinstance(step, _OBJECT_STEPS) for step in cls.post)
+    return all(isinstance(step, _MASK_STEPS + _OBJECT_STEPS) for step in cls.post)
 
 
 class ChannelView:
@@ -444,10 +445,13 @@ def segment_class_tiled(
     is_labels = isinstance(seg, InstancesSegmenter)
     for i, step in enumerate(cls.post):
         path = store(f"step{i}")
-        if isinstance(step, _AREA_STEPS):
+        if isinstance(step, _OBJECT_STEPS):
             if not is_labels:
                 current = labelled(current, f"labels{i}")
                 is_labels = True
+            if isinstance(step, RemoveBorder):
+                current = tiled.remove_border_tiled(current, path, tile_size=tile_size)
+                continue
             current = tiled.remove_by_area_tiled(
                 current, path, tile_size=tile_size,
                 min_size=step.min_size if isinstance(step, RemoveSmall) else None,

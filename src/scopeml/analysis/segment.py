@@ -17,6 +17,7 @@ levels as tile by tile).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from scopeml.analysis.settings import (
     InstancesSegmenter,
     ModelSegmenter,
     Opening,
+    RemoveBorder,
     RemoveLarge,
     RemoveSmall,
     ThresholdSegmenter,
@@ -129,10 +131,10 @@ def apply_post(
     Mask steps (fill holes, opening, closing, CRF) change the foreground; an object keeps its
     id where it keeps its pixels, and new foreground is given to the touching object (new
     components become new objects). ``remove_small``/``remove_large`` drop whole objects by
-    pixel count; ``watershed_split`` splits touching objects at the distance-transform necks.
-    Nothing leaves ``region`` (the parent's objects), and with ``parents`` (their labels) an
-    object that a step made span two parents is split after it, one object per parent
-    (:func:`~scopeml.analysis.plane.split_by_parent`).
+    pixel count, ``remove_border`` those touching the image's edge; ``watershed_split`` splits
+    touching objects at the distance-transform necks. Nothing leaves ``region`` (the parent's
+    objects), and with ``parents`` (their labels) an object that a step made span two parents
+    is split after it, one object per parent (:func:`~scopeml.analysis.plane.split_by_parent`).
 
     Examples
     --------
@@ -148,6 +150,8 @@ def apply_post(
             drop = sizes < step.min_size if isinstance(step, RemoveSmall) else sizes > step.max_size
             drop[0] = False
             out = np.where(drop[out], 0, out).astype(np.int32)
+        elif isinstance(step, RemoveBorder):
+            out = np.where(np.isin(out, border_ids(out)), 0, out).astype(np.int32)
         elif isinstance(step, WatershedSplit):
             out = split_touching(out > 0, min_distance=step.min_distance)
         else:
@@ -156,6 +160,21 @@ def apply_post(
     if region is not None:
         out = np.where(region, out, 0).astype(np.int32)
     return out
+
+
+def border_ids(labels: Any) -> np.ndarray:
+    """The ids of the objects touching the edge of ``labels`` (``[Z×]Y×X``, any array-like) in
+    Y or X, read an edge strip at a time.
+
+    >>> border_ids(np.array([[0, 1, 0], [2, 0, 3], [0, 0, 3]])).tolist()
+    [1, 2, 3]
+    """
+    height, width = labels.shape[-2:]
+    lead = (slice(None),) * (len(labels.shape) - 2)
+    strips = [(slice(0, 1), slice(None)), (slice(height - 1, height), slice(None)),
+              (slice(None), slice(0, 1)), (slice(None), slice(width - 1, width))]  # fmt: skip
+    found = np.unique(np.concatenate([np.asarray(labels[lead + s]).ravel() for s in strips]))
+    return found[found > 0]
 
 
 def _split(labels: np.ndarray, parents: np.ndarray | None) -> np.ndarray:

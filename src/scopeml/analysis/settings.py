@@ -199,6 +199,13 @@ class RemoveLarge(_Strict):
     max_size: int = Field(ge=1, description="objects with more pixels are removed")
 
 
+class RemoveBorder(_Strict):
+    """Objects touching the image's edge in Y or X, which the field of view cuts (their size
+    and shape are not theirs), are removed: CellProfiler's and ZEN's border exclusion."""
+
+    step: Literal["remove_border"] = "remove_border"
+
+
 class Opening(_Strict):
     step: Literal["opening"] = "opening"
     radius: int = Field(1, ge=1)
@@ -215,7 +222,7 @@ class WatershedSplit(_Strict):
 
 
 PostStep = Annotated[
-    Crf | FillHoles | RemoveSmall | RemoveLarge | Opening | Closing | WatershedSplit,
+    Crf | FillHoles | RemoveSmall | RemoveLarge | RemoveBorder | Opening | Closing | WatershedSplit,
     Field(discriminator="step"),
 ]
 

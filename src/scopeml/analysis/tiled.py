@@ -487,6 +487,28 @@ def object_areas_tiled(labels: Any, *, tile_size: int) -> np.ndarray:
     return areas
 
 
+def remove_border_tiled(
+    labels: Any, output: str | os.PathLike[str] | None, *, tile_size: int
+) -> Any:
+    """Drop whole objects touching the plane's edge (ids kept), as ``remove_border`` on the
+    whole plane; the edge read a strip at a time.
+
+    Examples
+    --------
+    >>> labels = np.array([[0, 0, 0, 2], [0, 1, 0, 0], [0, 0, 0, 0]], np.int32)
+    >>> remove_border_tiled(labels, None, tile_size=2)[...].tolist()
+    [[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]]
+    """
+    from scopeml.analysis.segment import border_ids
+
+    edge = border_ids(labels)
+    out = _open_store(output, labels.shape, labels.dtype, tile_size)
+    for tile in _tiles(labels.shape, tile_size):
+        values = np.asarray(labels[tile])
+        out[tile] = np.where(np.isin(values, edge), 0, values)
+    return out
+
+
 def remove_by_area_tiled(
     labels: Any,
     output: str | os.PathLike[str] | None,
