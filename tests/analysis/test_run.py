@@ -177,8 +177,9 @@ def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     a, b = cell_image(seed=1), cell_image(seed=2, n_cells=3)
     stack = np.stack([a, b])  # T×C×Y×X
     path = tmp_path / "movie.ome.tif"
-    tifffile.imwrite(path, stack, ome=True,
-                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    tifffile.imwrite(path, stack, ome=True, metadata={
+        "axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}, "TimeIncrement": 300,
+        "TimeIncrementUnit": "s"})  # fmt: skip
     result = run_analysis(three_level_settings(), [path], tmp_path / "out")
     assert result.records[0]["counts"]["cell"] == 9
     table = pd.read_csv(tmp_path / "out" / "images" / "movie" / "cell.csv")
@@ -193,7 +194,11 @@ def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     per_time = pd.read_csv(tmp_path / "both" / "summary" / "counts_per_time_point.csv")
     assert per_time[["image", "scene", "t"]].values.tolist() == [
         ["movie", 0, 0], ["movie", 0, 1], ["still", 0, 0]]  # fmt: skip
+    assert per_time["time_s"].tolist()[:2] == [0, 300] and np.isnan(per_time["time_s"][2])
     assert per_time["cell"].tolist() == [6, 3, 6]
+    index = (tmp_path / "both" / "index.html").read_text()
+    assert "<th>planes</th>" in index and "<td>2 time points</td>" in index  # counts: summed
+    assert "<a href='images/movie/overview_s0_t1.png'>s0_t1</a>" in index  # every overview
     both = pd.read_csv(tmp_path / "both" / "tables" / "nucleus.csv")
     counted = both.groupby(["image", "t"]).size().tolist()
     assert per_time["nucleus"].tolist() == counted

@@ -77,4 +77,4 @@ def test_the_console_says_what_auto_chose(small: Path, tmp_path: Path, capsys) -
     scale = json.loads((tmp_path / "out" / "images" / "small" / "record.json").read_text())
     chosen = scale["scales"]["nucleus"][0]
     out = capsys.readouterr().out
-    assert f"nucleus: scale auto chose {chosen['scale']:g} in 1 image (objects ~" in out
+    assert f"nucleus: scale auto chose {chosen['scale']:g} for 1 image (objects ~" in out

@@ -182,7 +182,7 @@ def test_a_classifier_from_another_class_tree_is_refused_before_the_run(
         .model_copy(update={"classifier": str(tmp_path / "size.zip")})
     )
     settings = AnalysisSettings(channels=["DAPI", "GFP"], classes=[alone.model_dump(by_alias=True)])
-    with pytest.raises(InvalidSettingsError, match=r"the classifier uses columns class 'cell' "
+    with pytest.raises(InvalidSettingsError, match=r"the classifier uses columns that class 'cell' "
                        r"will not have: nucleus_count, .* \(the summary of a child class it has "
                        r"none of\)"):  # fmt: skip
         run_analysis(settings, images, tmp_path / "second")

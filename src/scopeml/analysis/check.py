@@ -180,7 +180,7 @@ def _columns_not_made(
     if not said:
         return None
     return (
-        f"the classifier uses columns class {cls.name!r} will not have: {'; '.join(said)}; "
+        f"the classifier uses columns that class {cls.name!r} will not have: {'; '.join(said)}; "
         "train it on a table made with these settings, or choose its features (objects "
         "train --features)"
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import html
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +103,9 @@ def write_report(
         if settings.outputs.summary:
             plots += _plots(name, counts, found, summary, colours[name])
     index = output / "index.html"
-    write_atomically(index, _html(settings, records, counts, failures, plots))
+    more = {r["name"]: sorted(p.name for p in (output / "images" / r["name"]).glob("overview_*"))
+            for r in done}  # fmt: skip
+    write_atomically(index, _html(settings, records, counts, failures, plots, more))
     return index
 
 
@@ -157,21 +159,25 @@ def _counts_per_time_point(
 ) -> pd.DataFrame | None:
     """Per image, scene and time point, the objects of each class: for a batch with a time
     series or an image of several scenes (else ``None``: ``counts.csv`` says it all). Every
-    plane of an image gets a row, 0 where it has no objects."""
+    plane of an image gets a row, 0 where it has no objects; ``time_s``, the time point's time
+    in seconds, where an image says its time step."""
     sizes = [record.get("sizes") or {} for record in done]
     if not any(int(s.get("T", 1)) > 1 or int(s.get("S", 1)) > 1 for s in sizes):
         return None
     rows = []
     for record in done:
         image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
+        step = (record.get("pixel_sizes") or {}).get("T")  # seconds between time points
         for scene, size in enumerate(scene_sizes(record), start=first):
             for t in range(int(size.get("T", 1))):
                 row: dict[str, Any] = {"image": image, "scene": scene, "t": t}
+                row["time_s"] = t * float(step) if step else np.nan
                 for name in names:
                     planes = classes[name].planes.get(image)
                     row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
                 rows.append(row)
-    return pd.DataFrame(rows, columns=["image", "scene", "t", *names])
+    table = pd.DataFrame(rows, columns=["image", "scene", "t", "time_s", *names])
+    return table if table["time_s"].notna().any() else table.drop(columns="time_s")
 
 
 def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
@@ -542,19 +548,53 @@ def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> 
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def _overview_figure(name: str, more: Sequence[str]) -> str:
+    """An image's first overview on the index, its others (scenes, time points) linked under
+    it by their plane (``s1_t0``)."""
+    esc, folder = html.escape, f"images/{html.escape(name)}"
+    links = "".join(f" <a href='{folder}/{esc(file)}'>"
+                    f"{esc(file.removeprefix('overview_').removesuffix('.png'))}</a>"
+                    for file in more)  # fmt: skip
+    return (f"<figure><a href='{folder}/overview.png'><img width=256 src='{folder}/overview.png'>"
+            f"</a><figcaption>{esc(name)}{links}</figcaption></figure>")  # fmt: skip
+
+
+def _planes_text(record: dict[str, Any]) -> str:
+    """An image's planes as the index says them: ``20 time points``, ``2 scenes`` …
+
+    >>> _planes_text({"status": "done", "sizes": {"S": 2, "T": 20}})
+    '2 scenes, 20 time points'
+    >>> _planes_text({"status": "failed"})
+    ''
+    """
+    if record["status"] != "done":
+        return ""
+    scenes, sizes = len(scene_sizes(record)), record.get("sizes") or {}
+    times = max(int(s.get("T", 1)) for s in scene_sizes(record)) if sizes else 1
+    said = [f"{scenes} scenes"] if scenes > 1 else []
+    said += [f"{times} time points"] if times > 1 else []
+    return ", ".join(said) or "1"
+
+
 def _html(
     settings: AnalysisSettings,
     records: Sequence[dict[str, Any]],
     counts: pd.DataFrame,
     failures: pd.DataFrame,
     plots: Sequence[tuple[str, str]],
+    more: Mapping[str, Sequence[str]],
 ) -> str:
+    """The index page; ``more``: per image, its overviews after the first (other scenes and
+    time points), linked under it."""
     esc = html.escape
     names = [c.name for c in settings.classes]
     scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
+    planes = any(len(scene_sizes(r)) > 1 or (r.get("sizes") or {}).get("T", 1) > 1
+                 for r in records if r["status"] == "done")  # fmt: skip
     rows = "".join(
-        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}<td>{3}</td></tr>".format(
+        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}{3}<td>{4}</td></tr>".format(
             esc(r["name"]),
+            f"<td>{esc(_planes_text(r))}</td>" if planes else "",
             "".join(
                 f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
                 for n in names
@@ -565,9 +605,7 @@ def _html(
         for r in records
     )
     overviews = "".join(
-        f"<figure><a href='images/{esc(r['name'])}/overview.png'><img width=256 "
-        f"src='images/{esc(r['name'])}/overview.png'></a><figcaption>{esc(r['name'])}"
-        "</figcaption></figure>"
+        _overview_figure(r["name"], more.get(r["name"], ()))
         for r in records
         if r["status"] == "done" and settings.outputs.overview
     )
@@ -596,7 +634,8 @@ per mm² where the image has a pixel size, per time point for a time series, mea
 objects per predicted class where a class has an object classifier),{per_time}
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
-<table><tr><th>image</th>{"".join(f"<th>{esc(n)}</th>" for n in names)}\
+<table><tr><th>image</th>{"<th>planes</th>" if planes else ""}\
+{"".join(f"<th>{esc(n)}{' (all planes)' if planes else ''}</th>" for n in names)}\
 {"<th>model scale</th>" if scaled else ""}<th>status</th></tr>
 {rows}</table>
 <h2>Plots</h2>

@@ -125,8 +125,8 @@ def analyze(
 
 
 def _auto_scales(records: list[dict]) -> list[str]:
-    """Per class whose scale ``auto`` chose: ``nucleus: scale auto chose 0.5 in 2 images
-    (objects ~43 px, model 20 px), 1 in 12``; the image's factor and estimate are in
+    """Per class whose scale ``auto`` chose: ``nucleus: scale auto chose 0.5 for 2 images
+    (objects ~43 px, model 20 px), 1 for 12``; the image's factor and estimate are in
     ``summary/counts.csv``."""
     from scopeml.analysis.report import scale_cells
 
@@ -142,7 +142,7 @@ def _auto_scales(records: list[dict]) -> list[str]:
         parts = []
         for factor, estimates in factors.items():
             count = f"{len(estimates)} image{'s' if len(estimates) > 1 else ''}"
-            parts.append(f"{factor} in {count}" + (f" ({estimates[0]})" if len(estimates) == 1
+            parts.append(f"{factor} for {count}" + (f" ({estimates[0]})" if len(estimates) == 1
                                                    else ""))  # fmt: skip
         lines.append(f"{name}: scale auto chose {', '.join(parts)} (per image: summary/counts.csv)")
     return lines
