@@ -306,9 +306,11 @@ def test_scenes_of_different_sizes_are_analysed_each_on_its_own(tmp_path: Path, 
     path = tmp_path / "two.ome.tif"
     meta = {"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}}
     with tifffile.TiffWriter(path, ome=True) as writer:  # scene 1: smaller, two time points
-        writer.write(cell_image(seed=0, n_cells=3)[None], metadata=meta)
-        writer.write(np.stack([cell_image((160, 192), seed=s, n_cells=2) for s in (1, 2)]),
-                     metadata=meta)  # fmt: skip
+        writer.write(cell_image(seed=0, n_cells=3)[None], metadata={**meta, "Name": "A1"})
+        writer.write(
+            np.stack([cell_image((160, 192), seed=s, n_cells=2) for s in (1, 2)]),
+            metadata={**meta, "Name": "B2"},
+        )  # fmt: skip (the wells' names)
     settings = tmp_path / "s.yaml"
     save_settings(three_level_settings(), settings)
     args = ["analyze", str(settings), str(path), "-o", str(tmp_path / "all"), "-q"]
@@ -323,7 +325,9 @@ def test_scenes_of_different_sizes_are_analysed_each_on_its_own(tmp_path: Path, 
     assert sorted(p.name for p in whole.glob("*.png")) == [
         "overview.png", "overview_s1_t0.png", "overview_s1_t1.png"]  # fmt: skip
     per_time = pd.read_csv(tmp_path / "all" / "summary" / "counts_per_time_point.csv")
-    assert per_time[["scene", "t"]].values.tolist() == [[0, 0], [1, 0], [1, 1]]
+    assert per_time[["scene", "scene_name", "t"]].values.tolist() == [
+        [0, "A1", 0], [1, "B2", 0], [1, "B2", 1]]  # fmt: skip
+    assert cells.groupby("scene_name")["scene"].first().to_dict() == {"A1": 0, "B2": 1}
     assert per_time["cell"].tolist() == cells.groupby(["scene", "t"]).size().tolist()
     counts = pd.read_csv(tmp_path / "all" / "summary" / "counts.csv")
     assert counts["megapixels"].item() == pytest.approx((256 * 256 + 160 * 192) / 1e6)
@@ -352,7 +356,7 @@ def test_scenes_of_different_sizes_are_analysed_each_on_its_own(tmp_path: Path, 
     assert main(["analyze", str(wrong), str(path), "-o", str(tmp_path / "w"), "--scene", "1"]) == 2
     assert "channel 'RFP' is not in" in capsys.readouterr().err
     assert main([*args[:4], str(tmp_path / "none"), "--scene", "7"]) == 2  # before any work
-    assert "scene 7 does not exist; the image has 2 (0–1)" in capsys.readouterr().err
+    assert "scene 7 does not exist; the image has 2 (0 A1, 1 B2)" in capsys.readouterr().err
     assert not (tmp_path / "none" / "images").exists()
 
 

@@ -119,6 +119,7 @@ def analyze_image(
                                       engine_workers, progress)  # fmt: skip
             sizes = [{**scene.sizes, "S": 1} for scene in scenes]
             pixel_sizes = dict(scenes[0].pixel_sizes)
+            named = {str(number): name for number, name in scene_names(scenes).items()}
         record = {
             "status": "done",
             "image": str(image_path) if public_name is None else public_name,
@@ -130,6 +131,7 @@ def analyze_image(
             **({} if all(s == sizes[0] for s in sizes) else {"scene_sizes": sizes}),
             **({} if settings.scene is None else {"scene": settings.scene}),  # S: this one
             "pixel_sizes": pixel_sizes,
+            **({"scene_names": named} if named else {}),  # by their number in the file
             "settings": digest,
             "input": input_identity(image_path),
             **({} if model_files is None else {"model_files": dict(model_files)}),
@@ -243,6 +245,9 @@ def _analyze(
                           colours=colours, pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
+    named = scene_names(scenes)
+    for table in tables.values() if named else ():  # a plate's wells: A1-Pos3 …
+        table.insert(table.columns.get_loc("scene") + 1, "scene_name", table["scene"].map(named))
     write_tables(tables, temp, parquet=settings.outputs.parquet)
     scales = {cls: [output.scale for output in outputs] for cls, outputs in model_labels.items()}
     return {cls: len(table) for cls, table in tables.items()}, scales
@@ -369,6 +374,17 @@ def scene_number(image: Any) -> int:
     """The file's number of the scene ``image`` is (``S`` = 1): the tables and overviews name
     the scene as the file does, also when the analysis opened only one (settings ``scene``)."""
     return image.view()["scene"] or 0
+
+
+def scene_names(scenes: Sequence[Any]) -> dict[int, str]:
+    """The file's names of the ``scenes`` analysed, by their number in the file, where it names
+    them (a CZI's scenes, OME Image names, a LIF's series); else none."""
+    named = {}
+    for image in scenes:
+        number, names = scene_number(image), getattr(image, "scene_names", ())
+        if number < len(names) and names[number] != str(number):
+            named[number] = names[number]
+    return named
 
 
 @dataclass(frozen=True)

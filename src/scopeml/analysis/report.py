@@ -159,8 +159,8 @@ def _counts_per_time_point(
 ) -> pd.DataFrame | None:
     """Per image, scene and time point, the objects of each class: for a batch with a time
     series or an image of several scenes (else ``None``: ``counts.csv`` says it all). Every
-    plane of an image gets a row, 0 where it has no objects; ``time_s``, the time point's time
-    in seconds, where an image says its time step."""
+    plane of an image gets a row, 0 where it has no objects; ``scene_name`` where a file names
+    its scenes, ``time_s`` (the time point's time in seconds) where it says its time step."""
     sizes = [record.get("sizes") or {} for record in done]
     if not any(int(s.get("T", 1)) > 1 or int(s.get("S", 1)) > 1 for s in sizes):
         return None
@@ -168,16 +168,19 @@ def _counts_per_time_point(
     for record in done:
         image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
         step = (record.get("pixel_sizes") or {}).get("T")  # seconds between time points
+        named = record.get("scene_names") or {}
         for scene, size in enumerate(scene_sizes(record), start=first):
             for t in range(int(size.get("T", 1))):
-                row: dict[str, Any] = {"image": image, "scene": scene, "t": t}
+                row: dict[str, Any] = {"image": image, "scene": scene}
+                row["scene_name"], row["t"] = named.get(str(scene)), t
                 row["time_s"] = t * float(step) if step else np.nan
                 for name in names:
                     planes = classes[name].planes.get(image)
                     row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
                 rows.append(row)
-    table = pd.DataFrame(rows, columns=["image", "scene", "t", "time_s", *names])
-    return table if table["time_s"].notna().any() else table.drop(columns="time_s")
+    table = pd.DataFrame(rows, columns=["image", "scene", "scene_name", "t", "time_s", *names])
+    unsaid = [c for c in ("scene_name", "time_s") if table[c].isna().all()]
+    return table.drop(columns=unsaid)
 
 
 def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:

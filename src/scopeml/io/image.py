@@ -289,6 +289,7 @@ class Image:
             close=self.close,
         )
         view._file_scene, view._from_file = self._file_scene, self._from_file
+        view.scene_names = self.scene_names  # the file's, as view() numbers its scenes
         return view
 
     def _channel_index(self, channel: int | str) -> int:
