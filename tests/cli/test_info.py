@@ -85,3 +85,29 @@ def test_info_of_scenes_of_different_sizes_says_the_shape_is_the_first(tmp_path,
         "at a time, --scene N; analyze takes each on its own), uint8"
     )
     assert out[3].startswith("  scenes: 2: 0 (T=1 C=1 Z=1 Y=40 X=50), 1 (T=1 C=1 Z=1 Y=20 X=30)")
+
+
+def test_info_describes_analysis_results(tmp_path, capsys):
+    """An analysis's results folder is described as one (was: 'unknown image format')."""
+    import tifffile
+
+    from scopeml.analysis import run_analysis
+    from tests.analysis.conftest import cell_image, three_level_settings
+
+    meta = {"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}}
+    for seed in (1, 2):
+        tifffile.imwrite(tmp_path / f"p{seed}.ome.tif", cell_image(seed=seed), ome=True,
+                         metadata=meta)  # fmt: skip
+    (tmp_path / "p3.ome.tif").write_bytes(b"not a tiff")
+    out = tmp_path / "results"
+    result = run_analysis(three_level_settings(), sorted(tmp_path.glob("p*.tif")), out)
+    cells = sum(counts["cell"] for counts in result.counts.values())
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "  analysis results: 2 image(s) analysed, 1 failed"
+    assert lines[2].startswith(f"  objects: cell {cells}, nucleus ") and cells > 0
+    assert lines[4] == f"  report: {out / 'index.html'}"
+    assert main(["info", str(out), "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    assert said["objects"]["cell"] == cells and said["failed"] == 1

@@ -29,12 +29,13 @@ def info(
     timeout: float = typer.Option(60.0, min=1.0, help="Seconds to wait for the reader."),
     axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
 ) -> None:
-    """Describe an image, a segment store or an unfinished segment run.
+    """Describe an image, a segment store, an unfinished segment run or analysis results.
 
     For an image: the reader that opens IMAGE, its axes, shape, dtype, scenes, channels and
     pixel sizes. For a segment store: its outputs (shape, dtype, classes) and the run (model,
     scale). For an unfinished run (OUT.ome.zarr while only OUT.ome.zarr.partial exists, or
-    the .partial itself): how many tiles are done, and how to finish it.
+    the .partial itself): how many tiles are done, and how to finish it. For an analysis's
+    results folder: its images analysed and failed, the objects of each class, its report.
     """
     from scopeml.io.probe import probe_image, scene_number
     from scopeml.tiling.store import describe_partial
@@ -46,19 +47,61 @@ def info(
         )
         typer.echo(text)
         return
-    store = describe_segment_store(image)
-    if store is None:
+    store, results = describe_segment_store(image), describe_results(image)
+    if store is None and results is None:
         refuse_a_model(image)
         number = scene_number(image, scene, axes=axes)  # a name → its number
         description = probe_image(image, scene=number, timeout=timeout, axes=axes)
     if as_json:
-        typer.echo(json.dumps(description if store is None else store, indent=2))
+        typer.echo(json.dumps(store or results or description, indent=2))
         return
-    lines = format_description(description) if store is None else format_store(store)
+    if store is not None or results is not None:
+        lines = format_store(store) if store is not None else format_results(results)
+    else:
+        lines = format_description(description)
     for line in lines:
         typer.echo(line)
-    for warning in description.get("warnings") or () if store is None else ():
+    for warning in () if store or results else description.get("warnings") or ():
         typer.echo(f"warning: {warning}", err=True)  # the reader's, said in the child
+
+
+def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """An analysis's results folder (``None`` for anything else): its images analysed (their
+    records) and failed (``summary/failures.csv``), the objects of each class over them, and
+    where its settings and report are."""
+    from scopeml.analysis.runner import is_results_folder
+
+    folder = Path(path)
+    if not folder.is_dir() or not is_results_folder(folder):
+        return None
+    objects: dict[str, int] = {}
+    done = 0
+    for record in sorted((folder / "images").glob("*/record.json")):
+        try:
+            counts = json.loads(record.read_text()).get("counts") or {}
+        except (OSError, ValueError):  # not one this folder's analysis finished
+            continue
+        done += 1
+        for name, count in counts.items():
+            objects[name] = objects.get(name, 0) + int(count)
+    failures = folder / "summary" / "failures.csv"
+    failed = max(len(failures.read_text().splitlines()) - 1, 0) if failures.is_file() else 0
+    index = folder / "index.html"
+    return {"path": str(folder), "images": done, "failed": failed, "objects": objects,
+            "settings": str(folder / "settings.yaml"),
+            "report": str(index) if index.is_file() else None}  # fmt: skip
+
+
+def format_results(results: dict[str, Any]) -> list[str]:
+    """:func:`describe_results` as ``scopeml info`` prints it."""
+    objects = ", ".join(f"{name} {count}" for name, count in results["objects"].items())
+    return [
+        results["path"],
+        f"  analysis results: {results['images']} image(s) analysed, {results['failed']} failed",
+        f"  objects: {objects or 'none'}",
+        f"  settings: {results['settings']}",
+        f"  report: {results['report'] or 'not written (an unfinished run: --resume)'}",
+    ]
 
 
 def refuse_a_model(path: Path) -> None:
