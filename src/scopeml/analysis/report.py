@@ -572,9 +572,9 @@ def _planes_text(record: dict[str, Any]) -> str:
     """
     if record["status"] != "done":
         return ""
-    scenes, sizes = len(scene_sizes(record)), record.get("sizes") or {}
-    times = max(int(s.get("T", 1)) for s in scene_sizes(record)) if sizes else 1
-    said = [f"{scenes} scenes"] if scenes > 1 else []
+    each = scene_sizes(record)
+    times = max(int(sizes.get("T", 1)) for sizes in each)
+    said = [f"{len(each)} scenes"] if len(each) > 1 else []
     said += [f"{times} time points"] if times > 1 else []
     return ", ".join(said) or "1"
 
@@ -592,8 +592,7 @@ def _html(
     esc = html.escape
     names = [c.name for c in settings.classes]
     scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
-    planes = any(len(scene_sizes(r)) > 1 or (r.get("sizes") or {}).get("T", 1) > 1
-                 for r in records if r["status"] == "done")  # fmt: skip
+    planes = any(_planes_text(r) not in ("", "1") for r in records)  # a series: say them
     rows = "".join(
         "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}{3}<td>{4}</td></tr>".format(
             esc(r["name"]),
