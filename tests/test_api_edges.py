@@ -85,3 +85,20 @@ def test_a_missing_store_is_said_so_with_its_unfinished_run(tmp_path) -> None:
 def test_bad_image_arguments_are_scopeml_errors(keywords, said) -> None:
     with pytest.raises(InvalidRequestError, match=said):
         sm.Image(np.zeros((3, 8, 8)), **keywords)
+
+
+def test_predict_region_takes_segments_keywords(tmp_path) -> None:
+    """``channels=``, ``scale=``, ``extract_class=`` … as :func:`segment` takes them, each in
+    place of its option (was a TypeError: only ``options=SegmentOptions(...)``)."""
+    plane = (np.random.default_rng(1).random((96, 112)) * 500).astype(np.uint16)
+    plane[20:40, 30:50] += 3000
+    alone = sm.predict_region(plane, "nuclei")
+    np.testing.assert_array_equal(sm.predict_region(np.stack([plane] * 3), "nuclei",
+                                                    channels=[1]), alone)  # fmt: skip
+    mask = sm.predict_region(plane, "nuclei", outputs="mask", extract_class="nucleus")
+    np.testing.assert_array_equal(mask > 0, alone == 2)
+    scaled = sm.predict_region(plane, "nuclei", scale=2.0, tile_size=128)
+    seg = sm.segment(plane, "nuclei", tmp_path / "s.ome.zarr", scale=2.0)
+    np.testing.assert_array_equal(scaled, seg.labels.read()[0, 0, 0, 0])
+    same = sm.SegmentOptions(workers=1, scale=2.0)
+    np.testing.assert_array_equal(sm.predict_region(plane, "nuclei", options=same), scaled)

@@ -605,6 +605,13 @@ def predict_region(
     instances: InstanceOptions | str | int | None = None,
     output: str | None = None,
     axes: str | None = None,
+    channels: Sequence[int | str] | int | str | None = None,
+    scene: int | None = None,
+    scale: float | None = None,
+    extract_class: str | None = None,
+    min_confidence: float | None = None,
+    normalize: str | None = None,
+    tile_size: int | Sequence[int] | None = None,
 ) -> np.ndarray:
     """One output of :func:`segment` over ``region`` (or the whole image) as a numpy array,
     equal to what :func:`segment` writes there: the in-memory call, as ``cellpose``'s ``eval``.
@@ -617,8 +624,10 @@ def predict_region(
     ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"``;
     a Regression model's ``"image"`` (its default). The old ``output=`` still works, with a
     :class:`DeprecationWarning`, for one release (it is a path everywhere else). ``options``
-    are the segment options to reproduce. Repeated calls on one image pass ``normalization``
-    from :func:`scopeml.predict.region_normalization`. Details:
+    are the segment options to reproduce; ``channels``, ``scene``, ``scale`` (a number),
+    ``extract_class``, ``min_confidence``, ``normalize`` and ``tile_size`` are
+    :func:`segment`'s keywords, each in place of its option. Repeated calls on one image pass
+    ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
     :func:`scopeml.predict.predict_region`.
 
     ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
@@ -654,6 +663,18 @@ def predict_region(
     from scopeml.predict import predict_region as predict
 
     kind = one_output(outputs, output)
+    given = {
+        "channels": channels,
+        "scene": scene,
+        "scale": scale,
+        "extract_class": extract_class,
+        "min_confidence": min_confidence,
+        "normalize": normalize,
+        "tile_size": tile_size,
+    }
+    if any(value is not None for value in given.values()):  # segment's keywords
+        options = _settings(options or SegmentOptions(workers=1), {"outputs": None, **given},
+                            want_instances=False)  # fmt: skip
     if not isinstance(image, (str, os.PathLike, Image)):
         image, axes = image_of_array(image, axes), None  # read as segment reads it
     if kind == INSTANCES:
