@@ -20,6 +20,7 @@ import dataclasses
 import os
 import re
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,11 @@ def features_text(features: Any) -> str:
     return str(getattr(features, "name", features))
 
 
+#: Per viewer, the pixel classifier widget that answers its strokes and sliders: one opened
+#: anew (its dock closed, then opened again) takes over from the one before, which stops.
+_LISTENING: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+
+
 class PixelClassifierWidget(QWidget):
     """Classes, features, Train, live preview, importances, save/load, scribbles in/out."""
 
@@ -189,8 +195,22 @@ class PixelClassifierWidget(QWidget):
         self._make_work_controls()
         self._lay_out()
         napari_viewer.dims.events.current_step.connect(self._on_dims)
+        before = _LISTENING.get(id(napari_viewer))
+        if before is not None:
+            before.stop_listening()
+        _LISTENING[id(napari_viewer)] = self
         self._show_channels()
         self._ensure_scribbles()
+
+    def stop_listening(self) -> None:
+        """Answer no more strokes and sliders, and drop the step running: a newer widget of the
+        viewer took over (this one's dock was closed)."""
+        self.live.setChecked(False)
+        self.cancel()
+        with contextlib.suppress(Exception):  # napari raises for a callback already gone
+            self.viewer.dims.events.current_step.disconnect(self._on_dims)
+        if SCRIBBLES in self.viewer.layers:
+            self.viewer.layers[SCRIBBLES].events.paint.disconnect(self._on_paint)
 
     def _make_forest_controls(self) -> None:
         """Trees, max depth and min leaf size: ``train_pixel_classifier``'s forest settings,
@@ -306,7 +326,9 @@ class PixelClassifierWidget(QWidget):
 
     def _remove_class(self) -> None:
         """Remove the selected class (else the last): its strokes are erased and the classes
-        after it move down one label value, so every stroke keeps its class."""
+        after it move down one label value, so every stroke keeps its class. A classifier
+        trained before, and its preview, are of the classes as they were: they go (Save and
+        Apply would use classes the table no longer shows; the preview, their colours)."""
         count = self.classes.rowCount()
         if count <= 2:
             self.status.setText("error: a classifier needs at least two classes")
@@ -323,10 +345,19 @@ class PixelClassifierWidget(QWidget):
             data[painted] = 0
             data[data > value] -= 1
             layer.data = data
+            layer.selected_label = min(layer.selected_label, count - 1)
         self.classes.removeRow(index)
         self._recolor()
-        self.status.setText(f"removed class {name}" + (f" and its {erased} painted pixels"
-                                                       if erased else ""))  # fmt: skip
+        stale = self.model is not None or PREVIEW in self.viewer.layers
+        self.cancel()
+        self.model = None
+        if PREVIEW in self.viewer.layers:
+            self.viewer.layers.remove(PREVIEW)
+        self.status.setText(
+            f"removed class {name}" + (f" and its {erased} painted pixels" if erased else "")
+            + ("; the classifier and its preview were of the classes before: Train again"
+               if stale else "")
+        )  # fmt: skip
 
     def _pick_color(self, row_: int, column: int) -> None:
         if column != 1:
@@ -384,8 +415,10 @@ class PixelClassifierWidget(QWidget):
         ``T×[Z×]Y×X`` for a time series, so napari's sliders move the plane painted (each time
         point is scribbled apart); its axes recorded as a reader's layer records them, and the
         image they are for (:func:`_paint_for`)."""
-        if SCRIBBLES in self.viewer.layers:
-            return self.viewer.layers[SCRIBBLES]
+        if SCRIBBLES in self.viewer.layers:  # made by a widget before: its strokes are ours now
+            current = self.viewer.layers[SCRIBBLES]
+            current.events.paint.connect(self._on_paint)  # once: napari ignores a repeat
+            return current
         layer = self.image_layer()
         _, shape, axes = layer_facts(layer)
         scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
@@ -425,7 +458,7 @@ class PixelClassifierWidget(QWidget):
         they are the chosen image's: :meth:`import_scribbles`)."""
         if SCRIBBLES not in self.viewer.layers:
             return self.scribbles(), ""
-        current = self.viewer.layers[SCRIBBLES]
+        current = self.scribbles()  # there: its strokes now reach this widget
         shape, made = layer_facts(layer)[1], current.metadata.get(SOURCE_KEY) or {}
         same_shape = tuple(current.data.shape) == shape
         if same_shape and made.get("image") in (None, _image_key(layer)):  # None: not ours
@@ -780,6 +813,7 @@ class PixelClassifierWidget(QWidget):
         data = _as_scribbles(path, layer_axes(layer), layer.data.shape)
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
         _paint_for(layer, self.image_layer())  # imported for the image chosen
+        self._other_image = ""  # theirs now: Train no longer warns of another image
         self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
     def export_scribbles(self, path: str | Path) -> Path:
