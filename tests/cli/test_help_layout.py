@@ -30,7 +30,10 @@ def test_top_level_help(shown):
     assert "``" not in text and "<bool>" not in text
     assert "..." not in text.split("Commands:")[1]  # no entry cut at the terminal's width
     flat = _flat(text)
-    assert "info Describe an image, a segment store or an unfinished segment run. demo" in flat
+    assert (
+        "info Describe an image, a segment store, an unfinished segment run or analysis "
+        "results. demo" in flat
+    )
     assert (
         "model Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io)."
         in flat
