@@ -196,8 +196,9 @@ class PixelClassifierWidget(QWidget):
         self._lay_out()
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         before = _LISTENING.get(id(napari_viewer))
-        if before is not None:
-            before.stop_listening()
+        if before is not None and before.viewer is napari_viewer:  # not a closed viewer's id
+            with contextlib.suppress(RuntimeError):  # its Qt side deleted: nothing listens
+                before.stop_listening()
         _LISTENING[id(napari_viewer)] = self
         self._show_channels()
         self._ensure_scribbles()
