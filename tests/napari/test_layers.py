@@ -66,3 +66,20 @@ def test_reader_claims_what_the_manifest_offers_and_opens():
         image, model = get_image_reader(name), get_model_reader(name)
         assert (image, model) in ((read_image, None), (None, read_model)), pattern
     assert get_image_reader("/data/notes.txt") is None and get_model_reader("/data/a.tif") is None
+
+
+def test_scenes_and_time_points_are_steps_not_micrometres(tmp_path):
+    """A scene or time axis gets napari's ``pixel`` unit (was µm, so a ruler across scenes
+    read micrometres); Z, Y and X keep theirs."""
+    import tifffile
+
+    from scopeml.napari._reader import read_image
+
+    path = tmp_path / "plate.ome.tif"
+    meta = {"axes": "TYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5}
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for _ in range(2):  # two scenes of one size: S stacked
+            tif.write(np.zeros((3, 16, 20), np.uint16), metadata=meta)
+    ((_, kwargs, kind),) = read_image(str(path))
+    assert kind == "image" and kwargs["metadata"]["scopeml"]["axes"] == "STYX"
+    assert kwargs["units"] == ("pixel", "pixel", "micrometer", "micrometer")

@@ -104,7 +104,7 @@ def image_layer_data(
         "blending": "additive" if n_channels > 1 else "translucent",
     }
     if any(a in base.pixel_sizes for a in "ZYX"):  # not the time step (seconds)
-        kwargs["units"] = "micrometer"
+        kwargs["units"] = axis_units(axes)
     colors = channel_colors(path or base.path, n_channels)
     if colors:
         kwargs["colormap"] = colors if n_channels > 1 else colors[0]
@@ -113,6 +113,16 @@ def image_layer_data(
     else:
         data = [d[_drop(channel_axis)] for d in data]
     return (data if len(data) > 1 else data[0]), kwargs, "image"
+
+
+def axis_units(axes: str) -> tuple[str, ...]:
+    """A layer's units: µm along ``Z Y X``; a scene or time point is a step, napari's
+    ``pixel`` (not a length in µm, which its scale bar and rulers would say).
+
+    >>> axis_units("SZYX")
+    ('pixel', 'micrometer', 'micrometer', 'micrometer')
+    """
+    return tuple("micrometer" if axis in "ZYX" else "pixel" for axis in axes)
 
 
 def _drop(axis: int) -> tuple[Any, ...]:
@@ -169,7 +179,7 @@ def labels_layer_data(
         "multiscale": len(data) > 1,
     }
     if any(a in base.pixel_sizes for a in "ZYX"):  # as the image layers: the same units
-        kwargs["units"] = "micrometer"
+        kwargs["units"] = axis_units(axes)
     if classes:  # napari shows "class: NAME" under the cursor
         kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
         if any(name.strip().lower() == "background" for name in classes):
