@@ -114,3 +114,44 @@ def test_a_preview_on_an_image_of_other_channels_says_so_in_the_widgets_words(vi
     text = widget.status.text()
     assert text.startswith("error: the classifier takes 1 channel"), text
     assert "rgb has 3 (R, G, B): train on this image" in text and "--channels" not in text
+
+
+def test_apply_with_a_one_channel_model_reads_the_channel_of_the_layer_chosen(
+    viewer, qtbot, tmp_path
+):
+    """The built-in one-channel ``nuclei`` model applied, channels automatic, to the ``GFP``
+    layer of a two-channel file segments that channel (``segment`` alone would take both
+    and refuse), the ``DAPI`` layer its own; the status line says which channel was read."""
+    import tifffile
+
+    import scopeml as sm
+    from scopeml.napari.apply_widget import ApplyWidget
+    from scopeml.synthetic import synthetic_nuclei
+    from tests.napari.test_pixel_widget_series import wait_idle
+
+    nuclei = synthetic_nuclei((96, 96), density=0.003, seed=3)[0][0]
+    other = synthetic_nuclei((96, 96), density=0.002, seed=4)[0][0]
+    path = tmp_path / "two.ome.tif"
+    channels = {"Name": ["DAPI", "GFP"]}
+    tifffile.imwrite(path, np.stack([other, nuclei]),
+                     metadata={"axes": "CYX", "Channel": channels})  # fmt: skip
+    viewer.open(str(path), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText("GFP")
+    widget.set_model("nuclei")
+    widget.output.setText(str(tmp_path / "gfp.ome.zarr"))
+    widget.run()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("wrote"), widget.status.text()
+    alone = sm.segment(path, "nuclei", tmp_path / "alone.ome.zarr", channels=["GFP"])
+    labels = widget.result.labels.read()
+    np.testing.assert_array_equal(labels, alone.labels.read())
+    assert "(channel GFP, the layer's)" in widget.status.text()
+
+    widget.image_choice.setCurrentText("DAPI")  # the other layer: its own channel
+    widget.output.setText(str(tmp_path / "dapi.ome.zarr"))
+    widget.run()
+    wait_idle(qtbot, widget)
+    alone = sm.segment(path, "nuclei", tmp_path / "alone2.ome.zarr", channels=["DAPI"])
+    np.testing.assert_array_equal(widget.result.labels.read(), alone.labels.read())
+    assert not np.array_equal(alone.labels.read(), labels)

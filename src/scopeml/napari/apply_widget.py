@@ -12,7 +12,8 @@ updates the layers that store made (and removes those of outputs it no longer ho
 of adding more.
 
 *channels* is ``segment``'s ``channels=``: automatic (the channels the model was trained on, by
-name, or all of the image's), or the image's channels chosen by name. Instances asked for after
+name; else, for a one-channel model on one channel's layer of a file of several, that channel;
+else all of the image's), or the image's channels chosen by name. Instances asked for after
 a run of this widget whose store is unchanged are labelled from its labels without running the
 model again (as ``segment`` makes them, seeded from the labels where the store kept no
 probabilities; none are made where the store's own are that class's), if the pixels are
@@ -132,7 +133,8 @@ class ApplyWidget(QWidget):
         self.channels.setEditable(True)
         self.channels.setToolTip(
             "The image channels the model sees, in its order: automatic (those it was trained "
-            "on, by name, else all), one channel, or several names separated by commas"
+            "on, by name, else the layer's own for a one-channel model, else all), one "
+            "channel, or several names separated by commas"
         )
         self._shown: Any = None  # the layer whose channels are offered
         self._channel_texts: dict[int, str] = {}  # id(layer): its channel choice
@@ -429,6 +431,10 @@ class ApplyWidget(QWidget):
             return
         self._axes_note = _axes_note(layer)
         options = self._options(source, resume)
+        if options["channels"] is None:  # automatic: the layer's channel, for a one-channel model
+            options["channels"] = _layer_channel(layer, model)
+            if options["channels"]:
+                self._axes_note += f" (channel {options['channels'][0]}, the layer's)"
         instances = self.instances.currentText() if self.instances.currentIndex() > 0 else None
         request = self._request(layer, model, options)
         typed = bool(self.output.text().strip())  # the user's folder: written there, or reused
@@ -730,6 +736,29 @@ def real_layer(layer: Any) -> Any:
     """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
     new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
     return getattr(layer, "__wrapped__", layer)
+
+
+def _layer_channel(layer: Any, model: Any) -> list[str] | None:
+    """``[name]`` of the channel a layer shows, when it is one channel's layer of a file of
+    several and the model takes one channel it was not trained on by a name the file has:
+    the channel the user chose is the one they mean (``segment`` would take every channel,
+    and refuse). ``None`` otherwise: automatic stays ``segment``'s own choice."""
+    from scopeml.napari._reader import layer_names
+    from scopeml.tiling.model_inputs import recorded_channels
+
+    source = layer_source(layer)
+    if source is None or getattr(getattr(model, "spec", None), "in_channels", None) != 1:
+        return None
+    try:
+        names = layer_facts(layer)[0]
+    except Exception:  # a file scopeml cannot take: the run says why
+        return None
+    trained = recorded_channels(model) or ()
+    if len(names) < 2 or (trained and set(trained) <= set(names)):
+        return None
+    shown = layer_names(source["path"], names)
+    name = re.sub(r" \[\d+\]$", "", str(layer.name))  # napari's suffix for a repeated name
+    return [names[shown.index(name)]] if name in shown else None
 
 
 def _axes_note(layer: Any) -> str:
