@@ -86,3 +86,26 @@ def test_the_kind_is_outputs_as_in_segment_and_the_old_output_keyword_still_work
             sm.predict_region(image, model, region, outputs=("labels", "confidence"))
         with pytest.raises(sm.ScopeMLError, match="give outputs= only"):
             sm.predict_region(image, model, region, outputs="mask", output="confidence")
+
+
+def test_progress_is_reported_and_a_cancel_stops_the_call(written):
+    """``progress=`` as ``segment``'s: the whole-image statistics, then the batches of tiles
+    counted to their total; a callable raising ``Cancelled`` stops the call with it."""
+    image_path, model_path, _ = written
+    events = []
+    labels = sm.predict_region(
+        image_path, model_path, {"Y": (0, 150), "X": (0, 170)}, tile_size=48,
+        normalize="percentile:1,99", progress=events.append,
+    )  # fmt: skip
+    stages = [event.stage for event in events]
+    assert stages.index("statistics") < stages.index("segment")
+    done = [event for event in events if event.stage == "segment"]
+    assert done[0].done == 0 and done[-1].done == done[-1].total > 1
+    assert labels.shape == (150, 170)
+
+    def cancel(event):
+        if event.stage == "segment" and event.done == 1:
+            raise sm.Cancelled("stopped")
+
+    with pytest.raises(sm.Cancelled):
+        sm.predict_region(image_path, model_path, tile_size=48, progress=cancel)

@@ -612,6 +612,7 @@ def predict_region(
     min_confidence: float | None = None,
     normalize: str | None = None,
     tile_size: int | Sequence[int] | None = None,
+    progress: Progress = None,
 ) -> np.ndarray:
     """One output of :func:`segment` over ``region`` (or the whole image) as a numpy array,
     equal to what :func:`segment` writes there: the in-memory call, as ``cellpose``'s ``eval``.
@@ -627,8 +628,8 @@ def predict_region(
     are the segment options to reproduce; ``channels``, ``scene``, ``scale`` (a number),
     ``extract_class``, ``min_confidence``, ``normalize`` and ``tile_size`` are
     :func:`segment`'s keywords, each in place of its option. Repeated calls on one image pass
-    ``normalization`` from :func:`scopeml.predict.region_normalization`. Details:
-    :func:`scopeml.predict.predict_region`.
+    ``normalization`` from :func:`scopeml.predict.region_normalization`. ``progress`` is
+    :func:`segment`'s (a callable may cancel). Details: :func:`scopeml.predict.predict_region`.
 
     ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
     them, with ``instances`` as there) are of the whole image only: an object's id depends on
@@ -678,7 +679,7 @@ def predict_region(
     if not isinstance(image, (str, os.PathLike, Image)):
         image, axes = image_of_array(image, axes), None  # read as segment reads it
     if kind == INSTANCES:
-        return _predict_instances(image, model, region, options, instances, axes)
+        return _predict_instances(image, model, region, options, instances, axes, progress)
     options = options or SegmentOptions(workers=1)
     opened_image, _ = _input_image(image, options, axes)
     try:
@@ -691,6 +692,7 @@ def predict_region(
             outputs=kind,
             options=options,
             normalization=normalization,
+            progress=progress,
         )
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
@@ -704,6 +706,7 @@ def _predict_instances(
     options: SegmentOptions | None,
     instances: InstanceOptions | str | int | None,
     axes: str | None = None,
+    progress: Progress = None,
 ) -> np.ndarray:
     """The ``instances`` of :func:`segment` over the whole image, through a temporary store
     (so they are the store's, exactly), as the ``[T×][Z×]Y×X`` array of the other outputs."""
@@ -720,7 +723,8 @@ def _predict_instances(
     with tempfile.TemporaryDirectory(prefix="scopeml-instances-") as folder:
         store = Path(folder) / "instances.ome.zarr"
         seg = segment(image, model, store, options, outputs=(INSTANCES,), ome_tiff=False,
-                      resume=False, overwrite=False, instances=instances, axes=axes)  # fmt: skip
+                      resume=False, overwrite=False, instances=instances, axes=axes,
+                      progress=progress)  # fmt: skip
         found = seg.instances  # S = 1: segment runs one scene
         try:
             array = found.read()[0]  # T C Z Y X, C = 1

@@ -20,6 +20,7 @@ import numpy as np
 from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.image import Image, axis_keys
 from scopeml.model.spec import Model, recorded_normalize
+from scopeml.progress import Progress, track
 from scopeml.tiling.engine import (
     _batches,
     _warn_invalid,
@@ -43,10 +44,17 @@ REGION_OUTPUTS = ("labels", "probabilities", "confidence", "mask", "image")
 
 
 def region_normalization(
-    image: Image, model: Model, *, scene: int = 0, normalize: str | None = None
+    image: Image,
+    model: Model,
+    *,
+    scene: int = 0,
+    normalize: str | None = None,
+    progress: Progress = None,
 ) -> Normalization | None:
     """The whole-image normalisation ``segment`` uses for this model: compute it once per
-    model and image and pass it to every :func:`predict_region` call.
+    model and image and pass it to every :func:`predict_region` call. ``progress`` gets
+    stage ``statistics`` (the streaming pass over the whole image: the slow part on a large
+    one).
 
     Examples
     --------
@@ -57,7 +65,7 @@ def region_normalization(
     True
     """
     policy = normalize if normalize is not None else recorded_normalize(model)
-    return compute_normalization(image, policy, scene=scene)
+    return compute_normalization(image, policy, scene=scene, progress=progress)
 
 
 def predict_region(
@@ -69,6 +77,7 @@ def predict_region(
     options: SegmentOptions | None = None,
     normalization: Normalization | None = None,
     output: str | None = None,
+    progress: Progress = None,
 ) -> np.ndarray:
     """One output of ``segment`` over ``region`` only, equal to what it writes there.
 
@@ -96,6 +105,10 @@ def predict_region(
     output
         Deprecated (a :class:`DeprecationWarning`; it goes in the next release): ``outputs``.
         (``output=`` is a store's or a table's path everywhere else.)
+    progress
+        As ``segment``'s (:mod:`scopeml.progress`): stage ``statistics`` while the
+        normalisation is computed here, then ``segment`` in batches of tiles; the callable
+        may raise :class:`~scopeml.errors.Cancelled` between two.
 
     Returns
     -------
@@ -124,7 +137,9 @@ def predict_region(
     check_compatible(image, model)
     scene = _scene(image, options)
     if normalization is None:
-        normalization = region_normalization(image, model, scene=scene, normalize=options.normalize)
+        normalization = region_normalization(
+            image, model, scene=scene, normalize=options.normalize, progress=progress
+        )
     layout = output_layout(image)
     specs = tuple(output_specs(model.spec.classes, (output,), options.probability_dtype))
     axes = layout["with_c" if specs[0].channel_names else "without_c"]
@@ -146,7 +161,8 @@ def predict_region(
     ctx = _context(image, model, options, specs, axes, normalization)
     tiles = (tile for tile in build_plan(view, model, options) if _overlaps(tile.core, inside))
     # the engine's batches: tiles of one input shape (a model takes one N×C×… array)
-    for batch in _batches(tiles, options.batch_size, blend=False):
+    batches = list(_batches(tiles, options.batch_size, blend=False))
+    for batch in track(batches, progress, "segment", unit="batch"):
         process_batch(model, view, {output: window}, batch, ctx)
     _warn_invalid(_nonfinite(image, scene, bounds), image)  # as segment warns of them
     return window.array
