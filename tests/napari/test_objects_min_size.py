@@ -53,13 +53,18 @@ def test_label_objects_drops_specks_under_the_min_size(viewer, qtbot):
 
 def test_label_objects_again_relabels_its_class_layer_and_replaces_the_objects(viewer, qtbot):
     """After Label objects the chooser is on the objects layer: labelling again (another min
-    size) labels the class layer it came from, and the objects layer is replaced in place."""
+    size) labels the class layer it came from, and the objects layer is replaced in place,
+    its temporary folder with it (none left behind)."""
+    from pathlib import Path
+
     from scopeml.napari.objects_widget import ObjectsWidget
 
     viewer.add_labels(blobs_and_specks(), name="classes")
     widget = ObjectsWidget(viewer)
     widget.class_value.setText("1")
     assert label_with(widget, qtbot, viewer, "classes", 0).max() == 8
+    first = Path(widget.status.text().split(" into ")[1])
+    assert first.is_dir()
     viewer.add_labels(np.zeros((64, 64), np.uint8), name="other")
     assert widget.labels_choice.currentText() == "classes objects"
     widget.measure()
@@ -73,6 +78,8 @@ def test_label_objects_again_relabels_its_class_layer_and_replaces_the_objects(v
     kept = np.asarray(viewer.layers["classes objects"].data)
     assert kept.max() == 3 and widget.status.text().startswith("labelled 3 objects")
     assert widget.table is None  # the table measured the replaced objects
+    second = Path(widget.status.text().split(" into ")[1].split(";")[0])
+    assert second.is_dir() and not first.parent.exists()
     assert widget.status.text().endswith("; the table of the objects replaced is cleared: "
                                          "Measure again"), widget.status.text()  # fmt: skip
 

@@ -13,6 +13,7 @@ access: the layer behind it is compared), and unhooked from a layer measured bef
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
 import weakref
 from pathlib import Path
@@ -70,6 +71,7 @@ class ObjectsWidget(QWidget):
         self.classifier: Any = None
         self._worker: Any = None
         self._hooked: Any = None
+        self._folders: dict[int, tuple[Any, Path]] = {}  # id(class layer): (ref, its temp folder)
         self.labels_choice = LayerChoice(
             napari_viewer, napari.layers.Labels, start_on_selected=True
         )  # not the bottom scribbles
@@ -155,19 +157,27 @@ class ObjectsWidget(QWidget):
         labels: Any = _source_of(layer)
         if source is not None and Path(source["path"]).name == "labels":
             labels = sm.Segmentation(Path(source["path"]).parent)  # its class names too
-        output = Path(tempfile.mkdtemp(prefix="scopeml-")) / f"{layer.name}.objects.ome.zarr"
+        folder = Path(tempfile.mkdtemp(prefix="scopeml-"))
+        output = folder / f"{layer.name}.objects.ome.zarr"
         self.status.setText("labelling…")
+
+        def failed(err: BaseException) -> None:
+            shutil.rmtree(folder, ignore_errors=True)  # nothing of this run to keep
+            self._fail(err)
+
         self._worker = run_in_thread(
             sm.label_objects,
             labels,
             output,
             class_=class_,
             min_size=self.min_size.value(),
-            on_done=lambda objects: self._labelled(objects, layer),
-            on_error=self._fail,
+            on_done=lambda objects: self._labelled(objects, layer, folder),
+            on_error=failed,
         )
 
-    def _labelled(self, objects: sm.Image, source_layer: Any) -> None:
+    def _labelled(self, objects: sm.Image, source_layer: Any, folder: Path) -> None:
+        """Show the objects in place of those labelled before from ``source_layer``, whose
+        temporary folder goes with their layer (labelling again leaves no folder behind)."""
         from scopeml.io.omezarr import open_ome_zarr_array
 
         self._worker = None
@@ -177,6 +187,11 @@ class ObjectsWidget(QWidget):
         kwargs["scale"], kwargs["translate"] = source_layer.scale, source_layer.translate
         kwargs["metadata"][LABELLED_FROM] = weakref.ref(real_layer(source_layer))  # its store too
         earlier, dropped = self._remove_objects_of(source_layer)
+        source = real_layer(source_layer)
+        replaced = self._folders.get(id(source))
+        if replaced is not None and replaced[0]() is source:
+            shutil.rmtree(replaced[1], ignore_errors=True)  # its layer was just removed
+        self._folders[id(source)] = (weakref.ref(source), folder)
         layer = self.viewer.add_labels(data, **kwargs)
         if earlier is not None:  # where the objects layer replaced was
             self.viewer.layers.move(len(self.viewer.layers) - 1, earlier)
