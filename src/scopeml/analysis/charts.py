@@ -1,20 +1,21 @@
 """The summary's PNG charts, drawn with Pillow (no plotting library): bars per image, a
-histogram, and boxes per image, each with a title, axis titles and labelled ticks.
+histogram, boxes per image, and lines over time, each with a title, axis titles and labelled
+ticks.
 
 Every category (image) gets its label under its bar: names longer than :data:`LABEL_CHARS`
 are shortened in the middle (the start and end, where batch names differ, stay) and written
 upright when they do not fit across; the chart grows wider with the number of images (at
 least :data:`MIN_STEP` pixels an image), so 400 images are still one label each. The title,
 the axis titles, the full labels and the bars' x centres are stored in the PNG's text chunks
-(``title``, ``x_title``, ``y_title``, ``labels``, ``bars``), so what a chart shows can be
-checked without reading its pixels.
+(``title``, ``x_title``, ``y_title``, ``labels``, ``bars``; a line chart's ``series``,
+``points`` and ``legend``), so what a chart shows can be checked without reading its pixels.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "category_labels",
     "font",
     "histogram",
+    "line_chart",
     "nice_ticks",
     "shorten",
     "text",
@@ -40,6 +42,14 @@ MIN_STEP = 16
 PLOT_HEIGHT = 260
 #: Narrowest chart.
 MIN_WIDTH = 640
+#: Most series a line chart draws in colours of their own and names in its legend; the
+#: others are drawn grey, counted in one legend entry, so a plate of wells stays readable.
+LEGEND_SERIES = 10
+#: The named series' colours (Tableau 10, its grey swapped for navy: grey is the others').
+PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+           (140, 86, 75), (227, 119, 194), (0, 0, 128), (188, 189, 34), (23, 190, 207))  # fmt: skip
+#: The colour of the series past :data:`LEGEND_SERIES`.
+OTHERS = (190, 190, 190)
 
 _ASCII = {"µ": "u", "²": "^2", "³": "^3", "…": "..", "–": "-", "—": "-", "×": "x"}
 
@@ -194,6 +204,7 @@ class _Chart:
         self.draw.text((self.left, 8), text(title, self.face), fill="black", font=self.face)
         self._axes(x_title, y_title, label_band)
         self.texts = {"title": title, "x_title": x_title, "y_title": y_title}
+        self.data: dict[str, Any] = {}  # JSON text chunks beyond the labels and bars
 
     def x(self, index: float) -> float:
         return self.left + (index + 0.5) * self.step
@@ -202,6 +213,36 @@ class _Chart:
         span = (self.high - self.low) or 1.0
         clipped = min(max(value, self.low), self.high)
         return self.bottom - (clipped - self.low) / span * PLOT_HEIGHT
+
+    def numeric_x(
+        self, ticks: Sequence[float], left: float, right: float
+    ) -> Callable[[float], float]:
+        """A numeric x axis from ``left`` to ``right`` (a histogram's bins, a time axis): the
+        ``ticks`` within it labelled under the axis. Return the value → pixel map."""
+        span = (right - left) or 1.0
+
+        def at(value: float) -> float:
+            return self.left + (value - left) / span * self.plot_width
+
+        for tick in ticks:
+            if left - 1e-9 * span <= tick <= right + 1e-9 * span:
+                x = at(tick)
+                self.draw.line([(x, self.bottom), (x, self.bottom + 4)], fill="black")
+                label = _number(tick)
+                w = self.draw.textlength(label, font=self.small)
+                self.draw.text((x - w / 2, self.bottom + 5), label, fill="black", font=self.small)
+        return at
+
+    def extend(self, height: int) -> int:
+        """Add ``height`` white pixels under the chart (a legend's room, known only once the
+        frame has its width); return where they start."""
+        from PIL import Image, ImageDraw
+
+        start = self.canvas.height
+        canvas = Image.new("RGB", (self.canvas.width, start + height), "white")
+        canvas.paste(self.canvas, (0, 0))
+        self.canvas, self.draw = canvas, ImageDraw.Draw(canvas)
+        return start
 
     def _axes(self, x_title: str, y_title: str, label_band: int) -> None:
         draw, right = self.draw, self.left + self.plot_width
@@ -252,11 +293,13 @@ class _Chart:
         info = PngInfo()
         for key, value in self.texts.items():
             info.add_itxt(key, value)  # UTF-8: µm²
+        data = dict(self.data)
         if self.labels is not None:
-            info.add_text("labels", json.dumps([str(n) for n in self.labels]))
-            info.add_text(
-                "bars", json.dumps([round(self.x(i), 1) for i in range(len(self.labels))])
-            )
+            data["labels"] = [str(n) for n in self.labels]
+            data["bars"] = [round(self.x(i), 1) for i in range(len(self.labels))]
+        for key, value in data.items():
+            dumped = json.dumps(value)  # ASCII: Latin-1 tEXt holds it
+            info.add_text(key, dumped, zip=len(dumped) > 4096)  # a movie's points: zTXt
         with atomic_write(path, fsync=False) as temp:
             self.canvas.save(temp, format="PNG", pnginfo=info, compress_level=1)
         return path
@@ -328,23 +371,12 @@ def histogram(
         title, x_title, y_title, nice_ticks(0, float(counts.max(initial=0)) or 1, integer=True)
     )
     left, right = float(edges[0]), float(edges[-1])
-    span = (right - left) or 1.0
-
-    def at(value: float) -> float:
-        return chart.left + (value - left) / span * chart.plot_width
-
+    at = chart.numeric_x(nice_ticks(left, right), left, right)
     for count, a, b in zip(counts, edges[:-1], edges[1:], strict=True):
         if count > 0:
             base = chart.y(0) - 1
             top = min(chart.y(count), base)
             chart.draw.rectangle([at(a), top, max(at(a), at(b) - 1), base], fill=tuple(colour))
-    for tick in nice_ticks(left, right):
-        if left - 1e-9 * span <= tick <= right + 1e-9 * span:
-            x = at(tick)
-            chart.draw.line([(x, chart.bottom), (x, chart.bottom + 4)], fill="black")
-            label = _number(tick)
-            w = chart.draw.textlength(label, font=chart.small)
-            chart.draw.text((x - w / 2, chart.bottom + 5), label, fill="black", font=chart.small)
     return chart.save(path)
 
 
@@ -386,3 +418,83 @@ def box_chart(
         chart.draw.rectangle([x - half, q3, x + half, q1], fill=tuple(colour), outline="black")
         chart.draw.line([(x - half, median), (x + half, median)], fill="black", width=2)
     return chart.save(path)
+
+
+def line_chart(
+    series: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    path: Path,
+    *,
+    title: str,
+    x_title: str = "time point",
+    y_title: str = "objects",
+    legend_title: str = "image",
+    integer_x: bool = True,
+) -> Path:
+    """A PNG with one line per series (``name: (x, y)``: an image's objects per time point),
+    on round ticks from 0 objects; ``integer_x``: whole-number x ticks (time point indices).
+
+    The first :data:`LEGEND_SERIES` series get colours of their own and are named in a legend
+    under the plot (shortened as the bars' labels are, what all names share in its heading);
+    the others are drawn grey under them and counted in one entry, so a plate stays readable.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = line_chart({"a": ([0, 1, 2], [3, 4, 6]), "b": ([0, 1, 2], [1, 1, 2])},
+    ...                  Path(tempfile.mkdtemp()) / "l.png", title="t")
+    >>> from PIL import Image
+    >>> json.loads(Image.open(out).text["series"]), json.loads(Image.open(out).text["legend"])
+    (['a', 'b'], ['a', 'b'])
+    """
+    names = [str(name) for name in series]
+    lines = []
+    for x, y in series.values():
+        x, y = np.asarray(x, float), np.asarray(y, float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        order = np.argsort(x[keep], kind="stable")
+        lines.append((x[keep][order], y[keep][order]))
+    xs = np.concatenate([x for x, _ in lines] or [np.zeros(0)])
+    ys = np.concatenate([y for _, y in lines] or [np.zeros(0)])
+    low, high = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
+    x_ticks = nice_ticks(low, high, integer=integer_x)
+    y_ticks = nice_ticks(0, float(ys.max(initial=0)) or 1, integer=True)
+    chart = _Chart(title, x_title, y_title, y_ticks)
+    at = chart.numeric_x(x_ticks, x_ticks[0], x_ticks[-1])
+    for i in reversed(range(len(lines))):  # the named series on top of the grey ones
+        x, y = lines[i]
+        named = i < LEGEND_SERIES
+        points = [(at(a), chart.y(b)) for a, b in zip(x, y, strict=True)]
+        colour = PALETTE[i % len(PALETTE)] if named else OTHERS
+        if len(points) > 1:
+            chart.draw.line(points, fill=colour, width=2 if named else 1, joint="curve")
+        if len(points) == 1 or (named and len(points) <= 40):  # few points: each seen
+            for px, py in points:
+                chart.draw.ellipse([px - 3, py - 3, px + 3, py + 3], fill=colour)
+    _legend(chart, names, legend_title)
+    chart.data["series"] = names
+    chart.data["points"] = [[[float(a), float(b)] for a, b in zip(x, y, strict=True)]
+                            for x, y in lines]  # fmt: skip
+    return chart.save(path)
+
+
+def _legend(chart: _Chart, names: Sequence[str], heading: str) -> None:
+    """The line chart's legend under its x axis title: a heading with what the names share,
+    then a line of each named series' colour and its shortened name, in columns."""
+    shown, shared = category_labels(names)
+    entries = [text(n, chart.small) for n in shown[:LEGEND_SERIES]]
+    if len(names) > LEGEND_SERIES:
+        entries.append(f"+ {len(names) - LEGEND_SERIES} more (grey)")
+    heading = shorten(f"{heading} ({shared})" if shared else heading, 90)
+    column = max((chart.draw.textlength(e, font=chart.small) for e in entries), default=0) + 34
+    room = chart.canvas.width - chart.left - 16
+    columns = max(int(room // column), 1)
+    rows = -(-len(entries) // columns)
+    top = chart.extend(18 + 16 * rows + 6) - 4
+    chart.draw.text((chart.left, top), text(heading, chart.small), fill="black", font=chart.small)
+    for i, entry in enumerate(entries):
+        x, y = chart.left + (i % columns) * column, top + 18 + 16 * (i // columns)
+        colour = PALETTE[i % len(PALETTE)] if i < LEGEND_SERIES else OTHERS
+        chart.draw.line([(x, y + 7), (x + 18, y + 7)], fill=colour, width=3)
+        chart.draw.text((x + 24, y), entry, fill="black", font=chart.small)
+    chart.texts["legend_title"] = heading
+    chart.data["legend"] = entries

@@ -10,7 +10,9 @@ it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20
 where a class has an object classifier, its objects of each predicted ``object_class``
 (``nucleus_class_mitotic``).
 ``summary/counts_per_time_point.csv`` (in a batch with a time series or an image of several
-scenes) has per image, scene and time point the objects of each class.
+scenes) has per image, scene and time point the objects of each class; where some image has
+more than one time point, ``summary/CLASS_counts_over_time.png`` draws them, a line per image
+(scene) over the time in seconds where the files say their time step, else the time point.
 ``summary/CLASS_per_image.csv`` has per image the mean, median,
 quartiles and 5th/95th percentiles of what is plotted: the size and each measured channel's
 mean intensity.
@@ -37,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeml.analysis.charts import bar_chart, box_chart, histogram
+from scopeml.analysis.charts import bar_chart, box_chart, histogram, line_chart
 from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
 from scopeml.analysis.settings import AnalysisSettings, file_name_part
 from scopeml.errors import find_stack_level
@@ -101,6 +103,7 @@ def write_report(
     for name, found in classes.items():
         _write_csv(found.per_image, summary / f"{name}_per_image.csv")
         if settings.outputs.summary:
+            plots += _time_plot(name, over_time, summary)
             plots += _plots(name, counts, found, summary, colours[name])
     index = output / "index.html"
     more = {r["name"]: sorted(p.name for p in (output / "images" / r["name"]).glob("overview_*"))
@@ -505,6 +508,35 @@ def _plots(
                       colour=colour)  # fmt: skip
             plots.append((title, f"summary/{file.name}"))
     return plots
+
+
+def _time_plot(name: str, over_time: pd.DataFrame | None, folder: Path) -> list[tuple[str, str]]:
+    """A class's objects over time, a line per image (and scene), where some image has more
+    than one time point: a live-cell movie's first look. The x axis is the time in seconds
+    where every series of several time points has one, else the time point (one axis for
+    all, never both). Return ``[(caption, path under the results)]``, or none."""
+    if over_time is None or not (over_time["t"] > 0).any():
+        return []
+    keys = ["image", "scene"]
+    moving = over_time.groupby(keys, sort=False)["t"].transform("nunique") > 1
+    timed = "time_s" in over_time and bool(over_time.loc[moving, "time_s"].notna().all())
+    # a single time point without a time step is at 0 s, as t = 0 is
+    x = over_time["time_s"].fillna(over_time["t"]) if timed else over_time["t"]
+    scenes = over_time.groupby("image", sort=False)["scene"].nunique()
+    series = {}
+    for (image, scene), rows in over_time.groupby(keys, sort=False):
+        label = str(image)
+        if scenes[image] > 1:  # a scene name (a well) where the file has one, else s1
+            named = rows["scene_name"].iloc[0] if "scene_name" in rows else None
+            label += f" {named}" if isinstance(named, str) and named else f" s{scene}"
+        label += f" s{scene}" if label in series else ""  # two scenes of one name
+        series[label] = (x[rows.index].to_numpy(float), rows[name].to_numpy(float))
+    title = f"{name}: objects over time"
+    file = folder / f"{name}_counts_over_time.png"
+    line_chart(series, file, title=title, x_title="time (s)" if timed else "time point",
+               y_title=f"{name} objects", integer_x=not timed,
+               legend_title="image, scene" if (scenes > 1).any() else "image")  # fmt: skip
+    return [(title, f"summary/{file.name}")]
 
 
 def _pages(count: int) -> list[tuple[slice, str, str]]:
