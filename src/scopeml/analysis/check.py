@@ -227,15 +227,19 @@ def check_image_channels(
 ) -> None:
     """The image's channel names (from its metadata, no pixels read) include every input channel
     (an error names the image by ``name`` where given, else by its path), and it has the
-    settings' ``scene``: a batch whose first image lacks it stops before any work, as for a
-    channel."""
+    settings' ``scene``: a batch whose first image lacks its number stops before any work, as
+    for a channel. A scene name this image lacks is its own failure (``InvalidImageError``),
+    as an unreadable image's: the files of one batch may name their scenes differently."""
     from scopeml.io import open_image
+    from scopeml.io.registry import scene_numbered
 
     options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
     try:
-        image = open_image(image_path, scene=settings.scene, **options)
+        scene = scene_numbered(image_path, settings.scene, **options)  # a name: this file's
+        image = open_image(image_path, scene=scene, **options)
     except InvalidImageError as err:
-        if settings.scene is not None and err.problem.startswith(f"scene {settings.scene} does"):
+        by_number = isinstance(settings.scene, int)  # a name's failure is the image's own
+        if by_number and err.problem.startswith(f"scene {settings.scene} does"):
             raise InvalidSettingsError(
                 f"{err.problem}: analyse a scene it has (scene:, --scene)", path=name or image_path
             ) from None

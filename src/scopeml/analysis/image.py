@@ -120,6 +120,7 @@ def analyze_image(
             sizes = [{**scene.sizes, "S": 1} for scene in scenes]
             pixel_sizes = dict(scenes[0].pixel_sizes)
             named = {str(number): name for number, name in scene_names(scenes).items()}
+            first = scene_number(scenes[0])  # a scene given by name: its number in this file
         record = {
             "status": "done",
             "image": str(image_path) if public_name is None else public_name,
@@ -129,7 +130,7 @@ def analyze_image(
             "sizes": {**sizes[0], "S": len(sizes)},  # the summary's object densities
             # scenes of different sizes, each opened on its own: every one's sizes
             **({} if all(s == sizes[0] for s in sizes) else {"scene_sizes": sizes}),
-            **({} if settings.scene is None else {"scene": settings.scene}),  # S: this one
+            **({} if settings.scene is None else {"scene": first}),  # S: this one
             "pixel_sizes": pixel_sizes,
             **({"scene_names": named} if named else {}),  # by their number in the file
             "settings": digest,
@@ -155,12 +156,14 @@ def open_scenes_analysed(
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
 ) -> Iterator[list[Any]]:
     """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels: the
-    settings' ``scene``, else every scene of the file, also scenes of different sizes
+    settings' ``scene`` (a name: this file's scene of that name, which files of one batch may
+    number differently), else every scene of the file, also scenes of different sizes
     (:func:`~scopeml.io.registry.open_scenes`)."""
-    from scopeml.io.registry import open_scenes
+    from scopeml.io.registry import open_scenes, scene_numbered
 
-    with open_scenes(image_path, settings.scene, allowed_roots=allowed_roots,
-                     axes=settings.axes_of(image_path)) as scenes:  # fmt: skip
+    options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
+    number = scene_numbered(image_path, settings.scene, **options)
+    with open_scenes(image_path, number, **options) as scenes:
         yield [scene.select_channels(settings.channels) for scene in scenes]
 
 

@@ -48,6 +48,7 @@ from scopeml.analysis.settings import (
     dump_settings,
     load_settings,
     parse_settings,
+    scene_value,
 )
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError, find_stack_level
 from scopeml.io.confine import Confinement
@@ -127,7 +128,7 @@ def run_analysis(
     exclude: Sequence[str] = (),
     skip_labels: bool | None = None,
     axes: str | None = None,
-    scene: int | None = None,
+    scene: int | str | None = None,
     overwrite: bool = False,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
@@ -178,9 +179,11 @@ def run_analysis(
         work. It takes the place of the settings' ``axes`` for every image (the TIFF files:
         other formats name their own) and is recorded with them. ``None``: the settings' own.
     scene
-        Analyse only this scene of each image (numbered from 0, as the file and the tables
-        number them), in place of the settings' ``scene``. ``None``: the settings' own (by
-        default every scene, also scenes of different sizes: each is analysed on its own).
+        Analyse only this scene of each image, in place of the settings' ``scene``: its number
+        (from 0, as the file and the tables number them), or its name as ``scopeml info``
+        lists it (``"A1-Pos3"``), which each image resolves to its own number; an image without
+        a scene of that name fails on its own, naming its scenes. ``None``: the settings' own
+        (by default every scene, also scenes of different sizes: each analysed on its own).
     overwrite
         Replace the results of an earlier analysis in ``output``: they are deleted once the
         settings, models and first image have been checked. Only a folder an analysis wrote
@@ -265,7 +268,7 @@ def run_analysis(
 
 
 def _with_file_view(
-    settings: AnalysisSettings, axes: str | None, scene: int | None
+    settings: AnalysisSettings, axes: str | None, scene: int | str | None
 ) -> AnalysisSettings:
     """The settings with the ``axes`` and ``scene`` given for this run in place of their own
     (checked before any work; recorded with the settings; a warning where they differ)."""
@@ -275,9 +278,14 @@ def _with_file_view(
 
         given["axes"] = check_axes_text(axes)
     if scene is not None:
-        if isinstance(scene, bool) or not isinstance(scene, int) or scene < 0:
-            raise InvalidRequestError(f"scene must be a scene number >= 0; got {scene!r}")
-        given["scene"] = scene
+        try:  # a name stays a name: each image resolves it to its own number
+            if isinstance(scene, bool) or not isinstance(scene, int | str):
+                raise ValueError(scene)
+            given["scene"] = scene_value(scene)
+        except ValueError:
+            raise InvalidRequestError(
+                f"scene must be a scene number >= 0 or a scene's name; got {scene!r}"
+            ) from None
     for key, value in given.items():
         own = getattr(settings, key)
         if own is not None and own != value:

@@ -288,6 +288,38 @@ class Inputs(_Strict):
     )  # fmt: skip
 
 
+def scene_value(value: Any) -> Any:
+    """A scene as the settings take it: a number from 0 (digits, ``"2"``, and ``2.0`` are
+    one, as before names were taken), or a name (stripped), which each image resolves to its
+    own number.
+
+    Examples
+    --------
+    >>> scene_value(" A1-Pos3 "), scene_value("2"), scene_value(0)
+    ('A1-Pos3', 2, 0)
+    >>> scene_value(-1)
+    Traceback (most recent call last):
+    ValueError: a scene is its number (0 or more) or its name as scopeml info lists it; got -1
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text)
+        if text and not text.lstrip("-").isdigit():
+            return text
+    elif value is None or isinstance(value, bool):
+        return value  # true: 1, as before names were taken
+    elif isinstance(value, int | float) and float(value).is_integer() and value >= 0:
+        return int(value)
+    raise ValueError(
+        f"a scene is its number (0 or more) or its name as scopeml info lists it; got {value!r}"
+    )
+
+
+#: ``scene:``: a number, or a name each image resolves to its own number; ``None``: every scene.
+Scene = Annotated[int | str | None, BeforeValidator(scene_value)]
+
+
 class AnalysisSettings(_Strict):
     """A whole image analysis (``version: 1``)."""
 
@@ -302,9 +334,10 @@ class AnalysisSettings(_Strict):
         "file in its order (TYX: a plain multi-page TIFF is a time-lapse, read as Z "
         "otherwise; TIFF only); or {file-name pattern: axes} for some of the images",
     )  # fmt: skip
-    scene: int | None = Field(
-        None, ge=0, description="analyse only this scene of each image (numbered from 0 as "
-        "in the file); a file whose scenes differ in size is analysed one scene at a time",
+    scene: Scene = Field(
+        None, description="analyse only this scene of each image: its number (from 0, as in "
+        "the file), or its name as scopeml info lists it (A1-Pos3: each file's scene of that "
+        "name); without: every scene, also of different sizes, each on its own",
     )  # fmt: skip
     memory_mb: int = Field(
         512, ge=0, description="a plane whose stages fit this many MB runs in memory; "

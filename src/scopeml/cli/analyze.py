@@ -65,12 +65,13 @@ def analyze(
     axes: str | None = typer.Option(
         None, "--axes", help=f"{AXES_HELP} [default: the settings' axes]"
     ),
-    scene: int | None = typer.Option(
+    scene: str | None = typer.Option(
         None,
         "--scene",
-        min=0,
-        help="Analyse only this scene of each image (from 0) [default: the settings' scene, "
-        "else every scene, also scenes of different sizes, each on its own]",
+        help="Analyse only this scene of each image: its number (from 0), or its name as "
+        "scopeml info lists it, e.g. A1-Pos3 (each image's scene of that name; an image "
+        "without one fails on its own) [default: the settings' scene, else every scene, also "
+        "scenes of different sizes, each on its own]",
         show_default=False,
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),

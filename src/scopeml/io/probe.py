@@ -191,21 +191,10 @@ def scene_number(
     text = str(scene).strip()
     if text.isdigit():
         return int(text)
+    from scopeml.io.registry import named_scene
+
     scenes = probe_image(path, axes=axes)["scenes"]
-    names = [str(s["name"]) for s in scenes]
-    exact = [i for i, name in enumerate(names) if name == text]
-    loose = [i for i, name in enumerate(names) if name.casefold() == text.casefold()]
-    for found in (exact, loose):  # the name as written, else in any case
-        if len(found) == 1:
-            return found[0]
-    listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
-    if all(name == str(i) for i, name in enumerate(names)):
-        problem = (
-            f"no scene named {text!r}: the file names none; give its number (0–{len(names) - 1})"
-        )
-    else:
-        problem = f"no scene named {text!r}; the image has {len(names)}: {listed}"
-    raise InvalidImageError(problem, path=path)
+    return named_scene([str(s["name"]) for s in scenes], text, path)
 
 
 def _main() -> None:

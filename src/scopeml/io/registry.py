@@ -214,6 +214,61 @@ def open_scenes(
         yield scenes
 
 
+def scene_numbered(
+    path: str | PathLike[str], scene: int | str | None, **options: Any
+) -> int | None:
+    """The number in this file of the scene ``scene`` names: a number as it is, else the
+    file's name for a scene (``A1-Pos3``, as ``scopeml info`` lists them), read here with
+    :func:`open_scenes` (``options``: its), as a batch's files may number a scene differently.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> file = Path(tempfile.mkdtemp()) / "plate.ome.tif"
+    >>> with tifffile.TiffWriter(file, ome=True) as tif:
+    ...     for name in ("A1", "B2"):
+    ...         tif.write(np.zeros((4, 5), np.uint8), metadata={"axes": "YX", "Name": name})
+    >>> scene_numbered(file, "B2"), scene_numbered(file, 0)
+    (1, 0)
+    >>> scene_numbered(file, "C3")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidImageError: ...: no scene named 'C3'; the image has 2: 0 A1, 1 B2
+    """
+    if scene is None or isinstance(scene, int):
+        return scene
+    text = str(scene).strip()
+    if text.isascii() and text.isdigit():
+        return int(text)
+    with open_scenes(path, **options) as scenes:
+        names = list(getattr(scenes[0], "scene_names", ()) or ())
+    return named_scene(names or [str(i) for i in range(len(scenes))], text, path)
+
+
+def named_scene(names: Sequence[str], text: str, path: str | PathLike[str]) -> int:
+    """The number of the scene named ``text`` among a file's ``names`` of its scenes: as
+    written, else in any case.
+
+    Raises
+    ------
+    InvalidImageError
+        No scene of that name (the scenes are listed), or a file that names none.
+    """
+    names = [str(name) for name in names]
+    exact = [i for i, name in enumerate(names) if name == text]
+    loose = [i for i, name in enumerate(names) if name.casefold() == text.casefold()]
+    for found in (exact, loose):  # the name as written, else in any case
+        if len(found) == 1:
+            return found[0]
+    listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
+    if all(name == str(i) for i, name in enumerate(names)):
+        problem = (
+            f"no scene named {text!r}: the file names none; give its number (0–{len(names) - 1})"
+        )
+    else:
+        problem = f"no scene named {text!r}; the image has {len(names)}: {listed}"
+    raise InvalidImageError(problem, path=path)
+
+
 def takes_axes(path: str | PathLike[str]) -> bool:
     """Whether the reader of ``path`` takes ``axes=`` (TIFF: a file that may not say them).
 

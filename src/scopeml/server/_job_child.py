@@ -777,15 +777,16 @@ class PublicNames:
 def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """The 6-D shape of each scene each of ``images`` declares, read with its ``axes`` (the
     analysis's, one per image) (all scenes, also of different sizes, or the settings'
-    ``scene``; ``null`` where it does not open: the analysis records why), as JSON, after
-    opening the models and classifiers of the analysis ``settings``, where given, as its run
-    opens them (their errors name the settings line). Counts the images as progress before
-    opening each, so the parent knows which one a crashing or hanging reader was opening."""
+    ``scene``, a name as each file numbers it; ``null`` where it does not open or lacks that
+    scene: the analysis records why), as JSON, after opening the models and classifiers of the
+    analysis ``settings``, where given, as its run opens them (their errors name the settings
+    line). Counts the images as progress before opening each, so the parent knows which one a
+    crashing or hanging reader was opening."""
     import json
 
     from scopeml.analysis.check import check_channel_names, open_resources
     from scopeml.analysis.settings import load_settings
-    from scopeml.io.registry import open_scenes
+    from scopeml.io.registry import open_scenes, scene_numbered
     from scopeml.progress import ProgressEvent
 
     shapes: list[list[list[int]] | None] = []
@@ -798,9 +799,10 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     names = task.get("names") or images
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):
         progress(ProgressEvent("sizes", index, len(images), "image"))
-        try:
-            with open_scenes(image, task.get("scene"), allowed_roots=task["roots"],
-                             axes=image_axes) as scenes:  # fmt: skip
+        try:  # a scene's name: this file's number for it (lacking it, the image fails alone)
+            options = {"allowed_roots": task["roots"], "axes": image_axes}
+            number = scene_numbered(image, task.get("scene"), **options)
+            with open_scenes(image, number, **options) as scenes:
                 shapes.append([[int(n) for n in scene.shape] for scene in scenes])
                 channels = scenes[0].channel_names
         except Exception:  # fails on its own when the analysis runs, with the reason

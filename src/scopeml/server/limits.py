@@ -426,7 +426,7 @@ def check_analysis_pixels(
     config: ServerConfig,
     axes: Sequence[str | None] | None = None,
     settings: tuple[Path, str] | None = None,
-    scene: int | None = None,
+    scene: int | str | None = None,
 ) -> None:
     """Refuse, at submit, an analysis whose images together declare more pixels than the
     server's limit (``--max-job-pixels``; every scene, × ``scale`` per axis where a class
@@ -434,10 +434,12 @@ def check_analysis_pixels(
     with its ``axes`` (one per image, as the settings give them:
     :meth:`~scopeml.analysis.AnalysisSettings.axes_of`; ``None``: as the file says), so a
     2-page TIFF the settings call ``CYX`` counts one plane, not two; and every scene (also
-    scenes of different sizes), or only the settings' ``scene`` where they name one. The images are
-    opened in one child process (:mod:`~scopeml.server._job_child`) under the job memory limit, each
-    within ``image_check_timeout``; one that does not open is left to fail on its own when the
-    analysis runs, one that crashes or hangs its reader refuses the analysis, by name.
+    scenes of different sizes), or only the settings' ``scene`` where they name one (a name:
+    each image's scene of that name). The images are opened in one child process
+    (:mod:`~scopeml.server._job_child`) under the job memory limit, each within
+    ``image_check_timeout``; one that does not open (or lacks the scene named) is left to fail
+    on its own when the analysis runs, one that crashes or hangs its reader refuses the
+    analysis, by name.
 
     Given ``settings`` (the saved file and the name its client sent), that child first opens
     the models and classifiers it names as the job will
