@@ -22,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -155,16 +156,30 @@ def open_scenes_analysed(
     image_path: Path,
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
 ) -> Iterator[list[Any]]:
-    """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels: the
-    settings' ``scene`` (a name: this file's scene of that name, which files of one batch may
-    number differently), else every scene of the file, also scenes of different sizes
-    (:func:`~scopeml.io.registry.open_scenes`)."""
+    """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels under
+    the settings' names (:meth:`~AnalysisSettings.channels_of`: a file that names none is read
+    in order): the settings' ``scene`` (a name: this file's scene of that name, which files
+    of one batch may number differently), else every scene of the file, also scenes of
+    different sizes (:func:`~scopeml.io.registry.open_scenes`)."""
     from scopeml.io.registry import open_scenes, scene_numbered
 
     options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
     number = scene_numbered(image_path, settings.scene, **options)
     with open_scenes(image_path, number, **options) as scenes:
-        yield [scene.select_channels(settings.channels) for scene in scenes]
+        names = [str(name) for name in scenes[0].channel_names]
+        chosen = settings.channels_of(names)
+        if chosen is None:
+            missing = next(c for c in settings.channels if c not in names)
+            raise InvalidImageError(
+                f"no channel {missing!r} of the settings' channels; the image has "
+                f"{', '.join(names)}", path=image_path,
+            )  # fmt: skip
+        if chosen != settings.channels:  # read by position: said, as a guess is
+            pairs = zip(chosen, settings.channels, strict=True)
+            read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)
+            warnings.warn(f"{image_path}: the file names no channels: read {read} (in order)",
+                          UserWarning, stacklevel=find_stack_level())  # fmt: skip
+        yield [scene.select_channels(chosen, names=settings.channels) for scene in scenes]
 
 
 def _has_finite_pixel(image: Any, tile: int) -> bool:
@@ -343,7 +358,6 @@ def _warn_whole_plane(
     cls: ClassSettings, image: str, shape: tuple[int, ...], needed: int, memory_mb: int
 ) -> None:
     """Say, before allocating, that a class runs on its whole plane past ``memory_mb``."""
-    import warnings
 
     kept = (RemoveSmall, RemoveLarge, RemoveBorder)  # drop whole objects: not the reason
     steps = [type(s).__name__ for s in cls.post if not isinstance(s, kept)]

@@ -356,6 +356,26 @@ class AnalysisSettings(_Strict):
         except InvalidRequestError as err:
             raise ValueError(err.problem) from None
 
+    def channels_of(self, names: Sequence[str]) -> list[int | str] | None:
+        """The image's channels (of ``names``, as it has them) that are the input channels,
+        in the settings' order: by name, or, in a file that names none of its channels (read
+        as ``C0``, ``C1``…) and has as many as the settings, by position (so a batch mixing
+        files that name their channels with files that do not shares one settings file);
+        ``None`` where the image lacks one.
+
+        Examples
+        --------
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
+        >>> s = parse_settings({"version": 1, "channels": ["DAPI"], "classes": [blob]})
+        >>> s.channels_of(["GFP", "DAPI"]), s.channels_of(["C0"]), s.channels_of(["C0", "C1"])
+        (['DAPI'], [0], None)
+        """
+        names = [str(name) for name in names]
+        if all(channel in names for channel in self.channels):
+            return list(self.channels)
+        unnamed = names == [f"C{i}" for i in range(len(names))]
+        return list(range(len(names))) if unnamed and len(names) == len(self.channels) else None
+
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
         name their own), or that of the first pattern matching its name or path; ``None``: as

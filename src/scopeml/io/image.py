@@ -202,8 +202,12 @@ class Image:
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         return np.asarray(self.data[key])
 
-    def select_channels(self, channels: Sequence[int | str]) -> Image:
-        """A lazy view with only ``channels`` (names, or indices from 0), in the order given.
+    def select_channels(
+        self, channels: Sequence[int | str], *, names: Sequence[str] | None = None
+    ) -> Image:
+        """A lazy view with only ``channels`` (names, or indices from 0), in the order given,
+        called ``names`` where given (one per channel: a file's unnamed ``C0`` read as the
+        ``DAPI`` an analysis names it), else as this image calls them.
 
         A channel given twice (by name or index) and a negative index are refused.
 
@@ -227,9 +231,13 @@ class Image:
                 raise InvalidRequestError(
                     f"duplicate channel {self.channel_names[i]!r}{spelled}", path=self.path
                 )
-        return self._selected(
-            _ChannelView(self.data, indices), [self.channel_names[i] for i in indices]
-        )
+        if names is not None and len(names) != len(indices):
+            raise InvalidRequestError(
+                f"give one name per channel selected: {len(names)} for {len(indices)}",
+                path=self.path,
+            )
+        shown = [self.channel_names[i] for i in indices] if names is None else list(names)
+        return self._selected(_ChannelView(self.data, indices), shown)
 
     def select_scene(self, scene: int) -> Image:
         """A lazy view of one scene (``S`` = 1), as a reader opening that scene gives.
