@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import tifffile
@@ -11,7 +12,7 @@ import tifffile
 import scopeml as sm
 from scopeml.analysis import AnalysisSettings, ClassSettings, ThresholdSegmenter
 from scopeml.analysis.settings import FillHoles, Measurements, RemoveSmall
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidImageError, InvalidRequestError
 from tests.analysis.conftest import cell_image
 
 
@@ -73,3 +74,26 @@ def test_bad_axes_are_refused_as_segment_refuses_them(tmp_path: Path, axes, prob
         sm.segment(image, "nuclei", tmp_path / "seg.zarr", axes=axes)
     assert str(analysed.value) == str(segmented.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_snapshot_among_time_lapses_is_one_time_point(tmp_path: Path) -> None:
+    """``axes: TYX`` for a batch of plain multi-page time-lapses reads a one-page TIFF in it
+    as one time point (not "axes 'TYX' name 3 axes; the file has 2"), the same objects as
+    without ``axes``; a movie told ``TYX`` is its frames."""
+    frame = cell_image(seed=4)[0]  # Y×X nuclei
+    settings = AnalysisSettings(
+        channels=["C0"],
+        classes=[ClassSettings(name="nucleus",
+                               segmenter=ThresholdSegmenter(channel="C0", method="otsu"))],
+    )  # fmt: skip
+    (tmp_path / "in").mkdir()
+    snapshot, movie = tmp_path / "in" / "snapshot.tif", tmp_path / "in" / "movie.tif"
+    tifffile.imwrite(snapshot, frame)
+    tifffile.imwrite(movie, np.stack([frame, frame[::-1]] * 3))  # 6 pages: read as Z
+    found = sm.analyze(settings, [snapshot, movie], tmp_path / "tyx", axes="TYX")
+    alone = sm.analyze(settings, [snapshot], tmp_path / "plain")
+    assert found.failures == [] and found.counts["snapshot"] == alone.counts["snapshot"]
+    table = pd.read_csv(tmp_path / "tyx" / "images" / "movie" / "nucleus.csv")
+    assert sorted(table["t"].unique()) == list(range(6))
+    with pytest.raises(InvalidImageError, match="name 4 axes; the file has 3"):
+        sm.segment(movie, "nuclei", tmp_path / "seg.ome.zarr", axes="TZYX")  # still refused

@@ -96,12 +96,14 @@ def map_axes(tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
 
 def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = "") -> str:
     """The ``STCZYX`` letters of a series whose axes the user named (``axes``, one letter per
-    axis of the file, in the file's order), instead of what tifffile guessed.
+    axis of the file, in the file's order), instead of what tifffile guessed. A file of one
+    plane told more axes than it has (``TYX`` for a batch's time-lapses) is read as it is: a
+    snapshot among movies is one time point, not an error.
 
     Examples
     --------
-    >>> user_axes("TYX", "QYX", (20, 5, 6))
-    'TYX'
+    >>> user_axes("TYX", "QYX", (20, 5, 6)), user_axes("TYX", "YX", (5, 6))
+    ('TYX', 'YX')
     >>> user_axes("TZYX", "QYX", (20, 5, 6))
     Traceback (most recent call last):
     ...
@@ -114,6 +116,9 @@ def user_axes(axes: str, tiff_axes: str, shape: tuple[int, ...], *, path: str = 
     """
     letters = check_axes_text(axes)
     found = _described(tiff_axes, shape)
+    one_plane = set(tiff_axes) <= set("YXS") and letters.endswith("YX")
+    if one_plane and len(letters) > len(shape):  # the axes named beyond Y, X are of size 1
+        return map_axes(tiff_axes, shape, path=path)
     if len(letters) != len(shape):
         raise InvalidImageError(
             f"axes {axes!r} name {len(letters)} axes; the file has {len(shape)} ({found})",
