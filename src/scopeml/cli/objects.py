@@ -27,7 +27,8 @@ def label(
         None,
         "--class",
         help="Class to label: its name (labels of a `scopeml segment` store) or its label "
-        "value (default: every non-zero pixel of a mask; class labels need a class).",
+        "value (default: every non-zero pixel of a mask; of a store's class labels, the one "
+        "class that is neither background nor boundary, if one; else give it).",
     ),
     class_id: int | None = typer.Option(
         None, "--class-id", help="Label value to label (older spelling of --class VALUE)."

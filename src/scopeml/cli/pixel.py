@@ -46,7 +46,9 @@ def train(
     ),
     scene: int | None = typer.Option(None, help="Scene of multi-scene images (of every image)."),
     axes: str | None = typer.Option(
-        None, "--axes", help=f"{AXES_HELP} Of every image (labels are Y×X or Z×Y×X)."
+        None,
+        "--axes",
+        help=f"{AXES_HELP} Of every image (labels are Y×X, Z×Y×X or a time series' T×Y×X).",
     ),
     channels: str | None = typer.Option(
         None,
