@@ -37,3 +37,14 @@ def test_a_body_that_is_not_json_says_so(alice):
 def test_other_details_are_kept_as_they_came(alice, image_path):
     with pytest.raises(ServerResponseError, match=r"422: image path '/etc/passwd' is outside the"):
         alice.submit_job("nuclei", image_path="/etc/passwd")
+
+
+def test_an_option_sent_beside_options_is_told_where_it_goes(alice, image_path):
+    body = {"model_id": "nuclei", "image_path": image_path, "measure": True, "bogus": 1}
+    with pytest.raises(ServerResponseError) as err:
+        alice._request("POST", "/jobs", json=body)
+    assert err.value.status_code == 422
+    said = str(err.value)
+    assert "measure: Extra inputs are not permitted: 'measure' is an option: send it in " \
+        'options ({"options": {"measure": …}})' in said, said  # fmt: skip
+    assert said.endswith("bogus: Extra inputs are not permitted")  # not an option: no hint

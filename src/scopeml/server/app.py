@@ -230,7 +230,21 @@ def _message(error: dict[str, Any], request: Request) -> str:
     whole_body = list(error.get("loc", ())) == ["body"] and error.get("type") in NOT_AN_OBJECT
     if whole_body and not_json:
         return "send the request as JSON (Content-Type: application/json)"
-    return str(error.get("msg", ""))
+    return str(error.get("msg", "")) + _option_hint(error)
+
+
+def _option_hint(error: dict[str, Any]) -> str:
+    """For a job's option sent beside ``options`` (``{"measure": true}``), where it goes:
+    pydantic alone says only that extra inputs are not permitted."""
+    from scopeml.server.job_options import JobOptions
+
+    loc = list(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or len(loc) != 2 or loc[0] != "body":
+        return ""
+    name = str(loc[1])
+    if name not in JobOptions.model_fields:
+        return ""
+    return f': {name!r} is an option: send it in options ({{"options": {{"{name}": …}}}})'
 
 
 class RequestMetrics:
