@@ -5,6 +5,8 @@ selected, keeping every other stroke its class."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 
@@ -155,3 +157,31 @@ def test_apply_with_a_one_channel_model_reads_the_channel_of_the_layer_chosen(
     alone = sm.segment(path, "nuclei", tmp_path / "alone2.ome.zarr", channels=["DAPI"])
     np.testing.assert_array_equal(widget.result.labels.read(), alone.labels.read())
     assert not np.array_equal(alone.labels.read(), labels)
+
+
+def test_no_result_goes_next_to_a_sample_image_of_an_installed_package(viewer, tmp_path):
+    """A file inside an installed package (a sample a package ships) gets a temporary
+    folder by default, said in the output's placeholder, not a store in the environment;
+    a file elsewhere its ``<stem>.seg.ome.zarr`` beside it."""
+    import sysconfig
+
+    import tifffile
+
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    package = Path(sysconfig.get_paths()["purelib"])
+    sample = next(package.glob("tifffile/*.py"))  # any file of an installed package
+    widget = ApplyWidget(viewer)
+    assert widget._beside(_FileLayer(sample)) is None
+    mine = tmp_path / "cells.tif"
+    tifffile.imwrite(mine, np.zeros((8, 8), np.uint8))
+    viewer.open(str(mine), plugin="scopeml")
+    assert widget.output_path() == tmp_path / "cells.seg.ome.zarr"
+
+
+class _FileLayer:
+    """What ``_beside`` reads of a layer another reader opened from ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.metadata: dict = {}
+        self.source = type("Source", (), {"path": str(path)})()

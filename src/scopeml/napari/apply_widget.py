@@ -24,7 +24,8 @@ run record is this run's (:func:`scopeml.reuse.why_not_this_run`: the library's 
 check): the output typed, or one opened as layers whose record names the layer's file; one
 that is not is said with why (another model, image or setting).
 Without an output typed, the store goes next to the layer's file, or for a layer with no file
-into a temporary folder, which the status line says.
+(or one in a folder not to write in: read-only, or an installed package's sample) into a
+temporary folder, which the status line says.
 
 Opened from the Plugins menu, the widget gets napari's ``PublicOnlyProxy`` of the viewer, whose
 layers come back as a new proxy object on every access: layers are compared, kept and
@@ -303,14 +304,15 @@ class ApplyWidget(QWidget):
     @staticmethod
     def _beside(layer: Any) -> Path | None:
         """``<stem>.seg.ome.zarr`` next to the layer's file (the scopeml reader's, or the
-        file another reader opened), ``None`` for a layer with no file. A scene of a file of
-        several, or the file read with chosen axes, is named so (``plate_scene1``,
-        ``movie_TYX``): each reading of one file has its own store, not the last one's."""
+        file another reader opened), ``None`` for a layer with no file or a file whose folder
+        takes no results (:func:`_keeps_results`). A scene of a file of several, or the file
+        read with chosen axes, is named so (``plate_scene1``, ``movie_TYX``): each reading of
+        one file has its own store, not the last one's."""
         if layer is None:
             return None
         source = layer_source(layer)
         file = source["path"] if source else getattr(getattr(layer, "source", None), "path", None)
-        if not file:
+        if not file or not _keeps_results(Path(file).parent):
             return None
         path = Path(file)
         reading = ""
@@ -322,7 +324,8 @@ class ApplyWidget(QWidget):
 
     def output_path(self) -> Path:
         """The store to write: the one typed, else ``<stem>.seg.ome.zarr`` next to the layer's
-        file, else a temporary folder made once per layer (:meth:`is_temporary`)."""
+        file (:meth:`_beside`), else a temporary folder made once per layer
+        (:meth:`is_temporary`)."""
         if self.output.text().strip():  # a bare name gets the suffix, as Browse gives it
             typed = Path(self.output.text().strip()).expanduser()
             zarr = typed.name.lower().endswith(".zarr")
@@ -736,6 +739,19 @@ def real_layer(layer: Any) -> Any:
     """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
     new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
     return getattr(layer, "__wrapped__", layer)
+
+
+def _keeps_results(folder: Path) -> bool:
+    """Whether a result may go next to an image in ``folder``: one we may write, and not of
+    an installed package (a sample image a package ships: results there would be lost with
+    the environment, or land in it)."""
+    import sysconfig
+
+    if not os.access(folder, os.W_OK):
+        return False
+    real = os.path.realpath(folder)
+    installed = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    return not any(real.startswith(os.path.realpath(p) + os.sep) for p in installed)
 
 
 def _layer_channel(layer: Any, model: Any) -> list[str] | None:
