@@ -16,15 +16,8 @@ from PIL import Image
 
 import scopeml as sm
 from scopeml.analysis.charts import LEGEND_SERIES, OTHERS, PALETTE, line_chart
+from tests.analysis.test_counts_time_series import SETTINGS
 
-SETTINGS = """\
-version: 1
-channels: [C0]
-tile_size: 128
-classes:
-  - name: nucleus
-    segmenter: {kind: threshold, channel: C0, method: otsu, sigma: 0.5}
-"""
 STEP = 30.0  # seconds between time points
 
 
