@@ -21,7 +21,13 @@ import yaml
 from scopeml.analysis.image import RECORD
 from scopeml.analysis.settings import _dotted
 
-__all__ = ["first_difference", "left_out_images", "left_out_warning", "settings_change"]
+__all__ = [
+    "first_difference",
+    "left_out_images",
+    "left_out_warning",
+    "same_files",
+    "settings_change",
+]
 
 #: A key or list item one side of a comparison lacks.
 _MISSING = object()
@@ -116,9 +122,7 @@ def left_out_warning(
     files and leaves the results folder unnamed, as a server's records do."""
     if not left:
         return None
-    by_file = {_file_key(public(p) if public else str(p), public): n for n, p in images.items()}
-    keys = {name: _file_key(record.get("image"), public) for name, record in left.items()}
-    renamed = {name: by_file[key] for name, key in keys.items() if key in by_file}
+    renamed = same_files(left, images, public)
     others = [name for name in left if name not in renamed]
     where = "the results folder's images/" if public else f"{output / 'images'}"
     said = []
@@ -140,6 +144,19 @@ def left_out_warning(
             "by this run's names"
         )
     return "; ".join(said)
+
+
+def same_files(
+    left: Mapping[str, Mapping[str, Any]],
+    images: Mapping[str, Path],
+    public: Callable[[Path], str] | None = None,
+) -> dict[str, str]:
+    """Of the finished images ``left`` (name → record), those whose file is one of ``images``
+    (name → path) under another name, earlier name → that name: counting both would count
+    the file twice, so a summary (and ``scopeml info``) counts it once."""
+    by_file = {_file_key(public(p) if public else str(p), public): n for n, p in images.items()}
+    keys = {name: _file_key(record.get("image"), public) for name, record in left.items()}
+    return {name: by_file[key] for name, key in keys.items() if key in by_file}
 
 
 def _file_key(image: Any, public: Callable[[Path], str] | None) -> str | None:

@@ -66,42 +66,121 @@ def info(
 
 
 def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """An analysis's results folder (``None`` for anything else): its images analysed (their
-    records) and failed (``summary/failures.csv``), the objects of each class over them, and
-    where its settings and report are."""
+    """An analysis's results folder (``None`` for anything else) as its summary counts it, so
+    that info agrees with it: the images of ``summary/counts.csv`` (every finished one while
+    no report is written), those failed (``summary/failures.csv``), the objects of each class
+    over them, over how many time points, and the finished images the summary leaves out (a
+    resume given other inputs: :mod:`scopeml.analysis.resume`), of which its own files under
+    an earlier name are not counted twice."""
+    from scopeml.analysis.resume import left_out_images, same_files
     from scopeml.analysis.runner import is_results_folder
 
     folder = Path(path)
     if not folder.is_dir() or not is_results_folder(folder):
         return None
+    finished = left_out_images(folder, [])  # every finished image's record, by name
+    summary = _csv_rows(folder / "summary" / "counts.csv")
+    listed = finished if summary is None else [row.get("image") for row in summary]
+    names = [name for name in dict.fromkeys(listed) if name in finished]
     objects: dict[str, int] = {}
-    done = 0
-    for record in sorted((folder / "images").glob("*/record.json")):
-        try:
-            counts = json.loads(record.read_text()).get("counts") or {}
-        except (OSError, ValueError):  # not one this folder's analysis finished
-            continue
-        done += 1
-        for name, count in counts.items():
-            objects[name] = objects.get(name, 0) + int(count)
-    failures = folder / "summary" / "failures.csv"
-    failed = max(len(failures.read_text().splitlines()) - 1, 0) if failures.is_file() else 0
+    for name in names:
+        for kind, count in (finished[name].get("counts") or {}).items():
+            objects[kind] = objects.get(kind, 0) + int(count)
+    failures = _csv_rows(folder / "summary" / "failures.csv")
+    left = {name: record for name, record in finished.items() if name not in names}
+    files = {
+        n: Path(finished[n]["image"]) for n in names if isinstance(finished[n].get("image"), str)
+    }
     index = folder / "index.html"
-    return {"path": str(folder), "images": done, "failed": failed, "objects": objects,
-            "settings": str(folder / "settings.yaml"),
+    described = {"path": str(folder), "images": len(names), "failed": len(failures or ()),
+                 "objects": objects, **_over_time(folder, names, finished)}  # fmt: skip
+    if left:
+        described["not_in_summary"] = {"images": list(left),
+                                       "same_files": same_files(left, files)}  # fmt: skip
+    return {**described, "settings": str(folder / "settings.yaml"),
             "report": str(index) if index.is_file() else None}  # fmt: skip
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]] | None:
+    """The rows of a summary table, ``None`` where it is not written (or unreadable)."""
+    import csv
+
+    try:
+        with path.open(newline="", encoding="utf-8") as file:
+            return list(csv.DictReader(file))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+
+
+def _over_time(folder: Path, names: list[str], records: dict[str, Any]) -> dict[str, Any]:
+    """Where one of the images ``names`` is a time series (its counts are sums over time
+    points): their time points in all, and the fewest and most objects of each class in one
+    (over its scenes; from ``summary/counts_per_time_point.csv``, where written); else ``{}``."""
+    times = {n: max(int((records[n].get("sizes") or {}).get("T", 1)), 1) for n in names}
+    if max(times.values(), default=1) <= 1:
+        return {}
+    kinds = list(dict.fromkeys(k for n in names for k in records[n].get("counts") or {}))
+    planes: dict[tuple[str, str], dict[str, int]] = {}
+    for row in _csv_rows(folder / "summary" / "counts_per_time_point.csv") or ():
+        if row.get("image") in times:
+            plane = planes.setdefault((row["image"], row.get("t", "")), dict.fromkeys(kinds, 0))
+            for kind in kinds:
+                plane[kind] += int(float(row.get(kind) or 0))
+    spread = {k: [min(p[k] for p in planes.values()), max(p[k] for p in planes.values())]
+              for k in kinds} if planes else {}  # fmt: skip
+    return {"time_points": sum(times.values()), "objects_per_time_point": spread}
+
+
 def format_results(results: dict[str, Any]) -> list[str]:
-    """:func:`describe_results` as ``scopeml info`` prints it."""
-    objects = ", ".join(f"{name} {count}" for name, count in results["objects"].items())
-    return [
+    """:func:`describe_results` as ``scopeml info`` prints it.
+
+    >>> print("\\n".join(format_results({"path": "res", "images": 2, "failed": 0,
+    ...     "objects": {"nucleus": 7816}, "time_points": 40,
+    ...     "objects_per_time_point": {"nucleus": [156, 225]},
+    ...     "settings": "res/settings.yaml", "report": "res/index.html"})))
+    res
+      analysis results: 2 image(s) analysed, 0 failed
+      objects: nucleus 7816 over 40 time points of 2 images (156–225 per time point)
+      settings: res/settings.yaml
+      report: res/index.html
+    """
+    times, spread = results.get("time_points"), results.get("objects_per_time_point") or {}
+    over = f" over {times} time points" if times else ""
+    over += f" of {results['images']} images" if times and results["images"] > 1 else ""
+    objects = ", ".join(
+        f"{name} {count}{over}" + (f" ({spread[name][0]}–{spread[name][1]} per time point)"
+                                   if name in spread else "")
+        for name, count in results["objects"].items()
+    )  # fmt: skip
+    lines = [
         results["path"],
         f"  analysis results: {results['images']} image(s) analysed, {results['failed']} failed",
         f"  objects: {objects or 'none'}",
+    ]
+    if results.get("not_in_summary"):
+        lines.append(f"  not in the summary: {_left_out_text(results['not_in_summary'])}")
+    return [
+        *lines,
         f"  settings: {results['settings']}",
         f"  report: {results['report'] or 'not written (an unfinished run: --resume)'}",
     ]
+
+
+def _left_out_text(left: dict[str, Any]) -> str:
+    """The finished images of a results folder that its summary leaves out, in a phrase: its
+    own files under an earlier name, and other files (how to count them)."""
+    same, names = left["same_files"], left["images"]
+    others = [name for name in names if name not in same]
+    said = []
+    if same:
+        old, new = next(iter(same.items()))
+        said.append(f"{len(same)} of its files under an earlier name (such as {old}, now {new}:"
+                    " not counted twice)")  # fmt: skip
+    if others:
+        said.append(f"{len(others)} of other files (such as {others[0]}): to count them, resume "
+                    "with the earlier run's inputs given as it was given them")  # fmt: skip
+    plural = "s" if len(names) != 1 else ""
+    return f"{len(names)} more finished image{plural} in images/: " + "; ".join(said)
 
 
 def refuse_a_model(path: Path) -> None:
@@ -164,9 +243,11 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     auto = AutoScale.from_dict(record.get(AUTO_RECORD)) if AUTO_RECORD in record else None
     outputs = {name: _describe_output(path / name, name, record) for name in present}
     wanted = [str(n) for n in options.get("outputs") or ()]
+    post = _post_of(record, path, present)
     return {
         "path": str(path),
-        "kind": "segment store",
+        "kind": "post-processed store" if post else "segment store",
+        **({"post": post} if post else {}),
         "run": {
             "model": unscaled_name(str(model.get("name") or "")),
             "classes": [str(c) for c in model.get("classes") or ()],
@@ -175,8 +256,26 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "image": image_place(record.get("image") or {}),  # a server's run: its name
         },
         "outputs": outputs,
-        "missing": [n for n in wanted if n not in outputs],
+        "missing": [] if post else [n for n in wanted if n not in outputs],  # post: one made
     }
+
+
+def _post_of(record: dict[str, Any], path: Path, present: list[str]) -> dict[str, Any] | None:
+    """What made a ``post`` store (``None`` for a segment store): its source, steps, pixels
+    changed, and the input's outputs it lacks with how to make its objects again (``note``),
+    so that it is not taken for the segment store it came from."""
+    from scopeml.cli.post import not_carried
+
+    post = record.get("post")
+    if not isinstance(post, dict):
+        return None
+    if "not_carried" not in post:  # a store of an older scopeml: the outputs of its segment run
+        wanted = (record.get("options") or {}).get("outputs") or ()
+        post = {**post, "not_carried": [str(n) for n in wanted if n not in present]}
+    note = not_carried({**record, "post": post}, path, present[0])
+    return {"source": post.get("source"), "steps": [str(s) for s in post.get("steps") or ()],
+            "changed_pixels": post.get("changed_pixels"),
+            "not_carried": list(post.get("not_carried") or ()), "note": note}  # fmt: skip
 
 
 def _describe_output(group: Path, name: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -264,14 +363,16 @@ def format_store(description: dict[str, Any]) -> list[str]:
       time step: 60 s
       missing: instances (the run stopped before them: run it again with --resume)
     """
-    run = description["run"]
+    run, post = description["run"], description.get("post")
     source = f" of {run['image']}" if run.get("image") else ""
     model = run["model"] or "(unnamed)"
-    lines = [
-        description["path"],
-        f"  segment store{source}: model {model} (classes {', '.join(run['classes'])}),"
-        f" scale {run['scale']:g}" + (f" ({run['auto']})" if run.get("auto") else ""),
-    ]
+    lines = [description["path"], *([_post_line(post)] if post else ())]
+    if not post or run["model"] or run.get("image"):  # post of a plain label image: no run
+        lines.append(
+            f"  {'from a segment run' if post else 'segment store'}{source}: model {model} "
+            f"(classes {', '.join(run['classes'])}), scale {run['scale']:g}"
+            + (f" ({run['auto']})" if run.get("auto") else "")
+        )
     sizes: dict[str, float] = {}
     step = next((o["time_step"] for o in description["outputs"].values() if "time_step" in o), 0)
     for name, output in description["outputs"].items():
@@ -284,10 +385,25 @@ def format_store(description: dict[str, Any]) -> list[str]:
     lines.append(f"  pixel sizes (µm): {shown}")
     if step:
         lines.append(f"  time step: {step:g} s")
+    if post and post.get("note"):
+        lines.append(f"  {post['note']}")
     if description["missing"]:
         lines.append(f"  missing: {', '.join(description['missing'])}"
                      " (the run stopped before them: run it again with --resume)")  # fmt: skip
     return lines
+
+
+def _post_line(post: dict[str, Any]) -> str:
+    """A post-processed store's first line: its source and steps.
+
+    >>> _post_line({"source": "/d/s.ome.zarr/labels", "steps": ["opening:2"],
+    ...             "changed_pixels": 1200})
+    '  post-processed store of /d/s.ome.zarr/labels: opening:2, 1,200 pixels changed'
+    """
+    changed = post.get("changed_pixels")
+    said = f", {changed:,} pixel{'s' * (changed != 1)} changed" if changed is not None else ""
+    steps = ", ".join(post["steps"]) or "no steps"
+    return f"  post-processed store of {post['source'] or '(an image in memory)'}: {steps}{said}"
 
 
 def format_partial(run: dict[str, Any]) -> list[str]:

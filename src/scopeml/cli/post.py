@@ -76,6 +76,39 @@ def post(
         progress=not quiet,
     )
     typer.echo(summary(written, time.perf_counter() - start))
+    left = not_carried(_record(written.parent), written.parent, written.name)
+    if left:
+        typer.echo(f"note: {left}", err=True)
+
+
+def _record(store: Path) -> dict:
+    import zarr
+
+    return zarr.open_group(str(store), mode="r").attrs.get("scopeml", {})
+
+
+def not_carried(record: dict, store: str | Path, written: str = "labels") -> str | None:
+    """The outputs of its input that a post-processed ``store`` (its ``scopeml`` ``record``,
+    holding the output ``written``) lacks, and how to make its objects again, in a phrase;
+    ``None`` where it lacks none. Said so that neither ``post`` nor ``info`` drops them unsaid.
+
+    >>> not_carried({"post": {"source": "/d/s.ome.zarr/labels", "not_carried": ["instances"]},
+    ...              "instances": {"class_": "nucleus"}}, "p.ome.zarr")[:71]
+    'not carried over from /d/s.ome.zarr: instances (post writes labels only'
+    """
+    post = record.get("post") or {}
+    left = [str(name) for name in post.get("not_carried") or ()]
+    if not left:
+        return None
+    source = Path(post["source"]).parent if post.get("source") else "its input"
+    said = f"not carried over from {source}: {', '.join(left)} (post writes {written} only"
+    if "instances" in left:
+        name = (record.get("instances") or {}).get("class_")
+        option = f" --class {name}" if name and written == "labels" else ""
+        said += ("; the instances were made from the labels and probabilities before it: label "
+                 f"the objects of these with scopeml objects label {store}{option} "
+                 "-o OBJECTS.ome.zarr")  # fmt: skip
+    return f"{said})"
 
 
 def summary(written: Path, seconds: float) -> str:

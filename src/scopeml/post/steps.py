@@ -82,8 +82,13 @@ class PostStep:
 
     def __post_init__(self) -> None:
         if self.name not in _STEPS:
-            known = ", ".join(sorted([*_STEPS, "crf"]))  # crf: scopeml.post.crf_tiled
-            raise InvalidRequestError(f"unknown post-processing step {self.name!r}; known: {known}")
+            from scopeml.features._bank import did_you_mean  # the feature names' suggestion
+
+            known = sorted([*_STEPS, "crf"])  # crf: scopeml.post.crf_tiled
+            raise InvalidRequestError(
+                f"unknown post-processing step {self.name!r}{did_you_mean(self.name, known)}; "
+                f"known: {', '.join(known)}"
+            )
         if self.size is None:
             if self.name != "fill_holes":
                 raise InvalidRequestError(f"step {self.name} needs a size: {self.name}:SIZE")

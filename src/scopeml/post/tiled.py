@@ -352,10 +352,11 @@ def _post_labels(
                 scratch=output.parent,  # the output's disk, not the system's temporary one
             )
             post = {
-                "source": None if where is None else str(where),
+                "source": None if where is None else str(Path(where).absolute()),
                 "steps": [step_text(step) for step in steps],
                 "background": value,
                 "changed_pixels": changed,
+                "not_carried": outputs_not_carried(where, name),
             }
             _finish(temp, name, classes, identity, post)
     return output / name
@@ -444,13 +445,14 @@ def _post_with_crf(
             )  # fmt: skip
             before = store / "labels"
             post = {
-                "source": str(store / "probabilities"),
+                "source": str((store / "probabilities").absolute()),
                 "image": str(guide.path) if guide.path else None,
                 "steps": [str(crf), *(step_text(step) for step in steps)],
                 "background": value,
                 "changed_pixels": _changed(before, array, axes, tile_size)
                 if before.is_dir()
                 else None,
+                "not_carried": outputs_not_carried(store / "probabilities", "labels"),
             }
             _finish(temp, "labels", classes, identity, post)
     return output / "labels"
@@ -596,6 +598,19 @@ def _changed(before: Path, after: Any, axes: str, tile_size: TileSize) -> int:
 def step_text(step: PostStep) -> str:
     """A step as the command line writes it (``remove_small:50``, ``fill_holes``)."""
     return step.name if step.size is None else f"{step.name}:{step.size}"
+
+
+def outputs_not_carried(source: str | PathLike[str] | None, written: str) -> list[str]:
+    """The outputs of the store the image ``source`` lies in but ``written``, the one output
+    post-processing makes: recorded, so that neither ``post`` nor ``info`` drops them unsaid
+    (``instances``, made from the labels before the steps, would no longer match them)."""
+    from scopeml.io.stores import is_zarr_store
+    from scopeml.tiling.options import OUTPUT_NAMES
+
+    if source is None or not is_zarr_store(Path(source).parent):
+        return []
+    store, names = Path(source).parent, (*OUTPUT_NAMES, "instances")
+    return [name for name in names if name != written and is_zarr_store(store / name)]
 
 
 def segment_labels(source: str | PathLike[str]) -> Path:
