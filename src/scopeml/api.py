@@ -15,6 +15,7 @@ a model is written as ``k + 1``, 0 is background).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
 import os
@@ -28,6 +29,7 @@ from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.objects.label import label_value
+from scopeml.pixel_size import PixelSize
 from scopeml.progress import Progress
 from scopeml.segment_steps import (
     StepsAfter,
@@ -131,6 +133,7 @@ def segment(
     public_name: str | None = None,
     public_model: str | None = None,
     log_stop: bool = True,
+    pixel_size: PixelSize | None = None,
 ) -> Segmentation:
     """Segment an image of any size with a model; return the finished store's outputs.
 
@@ -191,6 +194,13 @@ def segment(
         of its own name (a server: the names its client knows them by, never where the
         server keeps them); a resume is checked against the same names and the image's
         content. ``None`` (the default, and the CLI): the image's path, the model's name.
+    pixel_size
+        Micrometres per pixel for an image whose file records none (a plain TIFF, an array):
+        one number for every axis, ``"Y,X"``, ``"Z,Y,X"`` (or those numbers, or a mapping by
+        axis; :mod:`scopeml.pixel_size`). A file's own size is kept (a warning where it
+        differs). The outputs record the size used, so the ``measure`` table's µm columns
+        and a later :func:`measure_objects` of the store agree; the run records the sizes
+        taken from it, so a resume with another is refused.
     log_stop
         On a stop (Ctrl-C, a ``progress`` callback's cancel), log what is written and that
         ``resume=True`` finishes it; ``False`` for a caller that removes the store and says
@@ -249,7 +259,7 @@ def segment(
         outputs_given = names_of(given["outputs"]) or (options or SegmentOptions()).outputs
         given["outputs"] = tuple(dict.fromkeys((*outputs_given, INSTANCES)))
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
-    opened_image, image_ref = _input_image(image, settings, axes)
+    opened_image, image_ref, taken = _calibrated_input(image, settings, axes, pixel_size)
     tiffs = ome_tiff_outputs(settings, wanted, want_instances)
     try:
         opened_model, model_ref = _pixel_model(model, settings)
@@ -269,8 +279,7 @@ def segment(
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
         if auto is not None:  # recorded with the run: info shows it, a resume reuses it
             record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
-        if image_ref is not None and image_ref.args[2] is not None:  # a resume must read so
-            record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
+        record = _read_as(record, image_ref, taken)  # a resume must read the file so
         steps = StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs,
                            shape_features)  # fmt: skip
         refuse_unfinished(steps)
@@ -460,6 +469,46 @@ def _input_image(
     path = str(Path(image).resolve())
     ref = LoadRef(_open_scene, (path, settings.scene, axes, settings.channels))
     return _open_scene(*ref.args), ref
+
+
+#: The run-record key of the pixel sizes ``segment(pixel_size=...)`` gave axes the image's
+#: file records none of (absent where it gave none): a resume must give the same.
+PIXEL_SIZE_RECORD = "pixel_size"
+
+
+def _calibrated_input(
+    image: PathLike | Image, settings: SegmentOptions, axes: str | None, pixel_size: Any
+) -> tuple[Image, Any, dict[str, float]]:
+    """:func:`_input_image`, with ``pixel_size`` for the axes the file records no size of (a
+    view: a caller's image keeps its own), and the sizes so taken from it. A bad size is
+    refused before the image is opened."""
+    from scopeml.pixel_size import parse_pixel_size, resolve_pixel_sizes
+
+    try:
+        given = None if pixel_size is None else parse_pixel_size(pixel_size)
+    except ValueError as err:
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(f"pixel_size {err}") from None
+    opened, ref = _input_image(image, settings, axes)
+    if given is None:
+        return opened, ref, {}
+    name = opened.path or "the image"
+    sizes, sources = resolve_pixel_sizes(opened.pixel_sizes, given, stack=opened.sizes["Z"] > 1,
+                                         name=name, source="pixel_size")  # fmt: skip
+    calibrated = copy.copy(opened)  # shares the reader (closed once) and the view
+    calibrated.pixel_sizes = sizes
+    return calibrated, ref, {a: sizes[a] for a, came in sources.items() if came == "pixel_size"}
+
+
+def _read_as(record: dict[str, Any] | None, image_ref: Any, taken: dict[str, float]) -> Any:
+    """The run record with how the image was read, where it matters to a resume: the axes a
+    file was read with (``--axes``) and the pixel sizes taken from ``pixel_size``."""
+    if image_ref is not None and image_ref.args[2] is not None:
+        record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
+    if taken:
+        record = {**(record or {}), PIXEL_SIZE_RECORD: taken}
+    return record
 
 
 def _check_chosen_channels(

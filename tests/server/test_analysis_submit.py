@@ -186,13 +186,17 @@ def test_a_channel_the_first_image_lacks_answers_422_at_submit(alice, server, ro
     text = SETTINGS.replace("models/m.czann", "models/second.czann")
     text = text.replace("channels: [C0]\nclasses", "channels: [DAPI]\nclasses")
     text = text.replace("      channels: [C0]", "      channels: [DAPI]")
+    pixels = tifffile.imread(root / "cells.tif")  # named GFP: not read as DAPI by position
+    named = {"axes": "YX", "Channel": {"Name": ["GFP"]}}
+    tifffile.imwrite(root / "gfp.ome.tif", pixels, metadata=named)
     before = len(alice.list_jobs())
     with pytest.raises(ServerResponseError) as err:
-        alice.submit_analysis(write(tmp_path, text, "dapi.yaml"), image_paths=["cells.tif"])
+        alice.submit_analysis(write(tmp_path, text, "dapi.yaml"), image_paths=["gfp.ome.tif"])
     message = str(err.value)
     assert err.value.status_code == 422, message
-    assert "dapi.yaml: line 2: channels[0]: channel 'DAPI' is not in cells.tif (it has C0)" in (
+    assert "dapi.yaml: line 2: channels[0]: channel 'DAPI' is not in gfp.ome.tif (it has GFP)" in (
         message
     ), message
+    (root / "gfp.ome.tif").unlink()  # the module's other tests see the root as it was
     assert str(root) not in message and str(server.data_dir) not in message, message
     assert len(alice.list_jobs()) == before  # nothing queued

@@ -124,7 +124,8 @@ def test_an_analysis_run_error_names_the_settings_file_and_the_image_as_the_user
     server, alice, root, tmp_path
 ):
     settings = tmp_path / "blobs.yaml"
-    settings.write_text(SETTINGS.replace("channels: [C0]", "channels: [GFP]").replace(
+    # two channels: a one-channel file that names none cannot be read as them in order
+    settings.write_text(SETTINGS.replace("channels: [C0]", "channels: [GFP, RFP]").replace(
         "channel: C0", "channel: GFP").replace("intensity: [C0]", "intensity: [GFP]"))  # fmt: skip
     upload = alice.upload_image(root / "small.tif")
     job = alice.submit_analysis(settings, upload_ids=[upload])

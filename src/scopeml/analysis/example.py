@@ -19,6 +19,10 @@ tile_size: 1024
 # Two channels of 16 bits and three classes need 32 bytes a pixel: 4096² fits 512 MB.
 memory_mb: 512
 
+# Micrometres per pixel for images whose file records none (plain TIFFs, PNGs): one number,
+# or "Y,X", or "Z,Y,X" for Z stacks with another Z step. A file's own size is kept.
+# pixel_size: 0.65
+
 # Object classes as a tree: a class with a `parent` is segmented only inside its parent's
 # objects, and every child object records the parent object it lies in (parent_id).
 classes:

@@ -110,6 +110,7 @@ def analyze_image(
     temp.mkdir(parents=True)
     try:
         with open_scenes_analysed(settings, image_path, allowed_roots) as scenes:
+            sources = calibrate(settings, scenes, public_name or str(image_path))
             if not any(_has_finite_pixel(s, settings.tile_size) for s in scenes):
                 raise InvalidImageError(  # before a model warns of its NaN pixels
                     f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
@@ -133,6 +134,7 @@ def analyze_image(
             **({} if all(s == sizes[0] for s in sizes) else {"scene_sizes": sizes}),
             **({} if settings.scene is None else {"scene": first}),  # S: this one
             "pixel_sizes": pixel_sizes,
+            "pixel_size_source": sources,  # per axis: "file", or "settings" (pixel_size)
             **({"scene_names": named} if named else {}),  # by their number in the file
             "settings": digest,
             "input": input_identity(image_path),
@@ -180,6 +182,29 @@ def open_scenes_analysed(
             warnings.warn(f"{image_path}: the file names no channels: read {read} (in order)",
                           UserWarning, stacklevel=find_stack_level())  # fmt: skip
         yield [scene.select_channels(chosen, names=settings.channels) for scene in scenes]
+
+
+def calibrate(settings: AnalysisSettings, scenes: Sequence[Any], name: str) -> dict[str, str]:
+    """Give the ``scenes`` the settings' ``pixel_size`` for each axis their file records no
+    size of (:func:`~scopeml.pixel_size.resolve_pixel_sizes`: a file's own is kept), so the
+    tables, densities, overviews and label stores are in µm; return where the first scene's
+    sizes came from, per axis (``file`` or ``settings``)."""
+    from scopeml.pixel_size import resolve_pixel_sizes
+
+    given, said = settings.pixel_sizes(), set()
+    found: list[dict[str, str]] = []
+    for scene in scenes:
+        with warnings.catch_warnings(record=True) as caught:  # once an image, not per scene
+            warnings.simplefilter("always")
+            scene.pixel_sizes, sources = resolve_pixel_sizes(
+                scene.pixel_sizes, given, stack=scene.sizes["Z"] > 1, name=name
+            )
+        for warning in caught:
+            if str(warning.message) not in said:
+                said.add(str(warning.message))
+                warnings.warn(str(warning.message), UserWarning, stacklevel=find_stack_level())
+        found.append(sources)
+    return found[0]
 
 
 def _has_finite_pixel(image: Any, tile: int) -> bool:

@@ -4,11 +4,12 @@
 (``area_mm2``; ``volume_mm3`` for Z stacks), its time points, and the objects per mm² (per mm³)
 where the image has a pixel size, else per megapixel — per time point for a time series
 (``nucleus_per_mm2_per_time_point``) — and each class's mean object size in the table's units
-(``nucleus_area_um2_mean``), and for each model class the scale its model ran at
-(``nucleus_scale``; scenes at different factors are joined by ``;``) with, where ``auto`` chose
-it, the estimate it chose by (``nucleus_scale_auto``: ``objects ~43 px, model 20 px``), and
-where a class has an object classifier, its objects of each predicted ``object_class``
-(``nucleus_class_mitotic``).
+(``nucleus_area_um2_mean``; in a batch where some image has no pixel size, also in pixels for
+every image, ``nucleus_area_mean``, so no image's sizes are left out), and for each model
+class the scale its model ran at (``nucleus_scale``; scenes at different factors are joined by
+``;``) with, where ``auto`` chose it, the estimate it chose by (``nucleus_scale_auto``:
+``objects ~43 px, model 20 px``), and where a class has an object classifier, its objects of
+each predicted ``object_class`` (``nucleus_class_mitotic``).
 ``summary/counts_per_time_point.csv`` (in a batch with a time series or an image of several
 scenes) has per image, scene and time point the objects of each class; where some image has
 more than one time point, ``summary/CLASS_counts_over_time.png`` draws them, a line per image
@@ -21,9 +22,9 @@ Plots are PNG charts drawn with Pillow (:mod:`scopeml.analysis.charts`, no plott
 per class the objects per image (every image labelled), and for the size and every mean
 intensity a histogram over all images and a box per image (quartiles, median, whiskers at the
 5th and 95th percentiles), with axis titles in the table's units (µm² where the image has a
-pixel size). The tables are read one image at a time (twice: the second pass bins the
-histograms on the batch's range), so memory holds one image's table and a few numbers per
-image, not the batch's objects.
+pixel size; a batch where some image has none plots the area in pixels too). The tables are
+read one image at a time (twice: the second pass bins the histograms on the batch's range), so
+memory holds one image's table and a few numbers per image, not the batch's objects.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def _counts(
     done: Sequence[dict[str, Any]], names: Sequence[str], classes: dict[str, _ClassSummary]
 ) -> pd.DataFrame:
     """Per image: objects per class, the imaged area (volume) and the objects per mm² (mm³) —
-    per megapixel (megavoxel) where the image has no pixel size — and each class's mean size.
+    per megapixel (megavoxel) where the image has no pixel size — and each class's mean size
+    (in a batch where some image has no pixel size, also in pixels for every image).
 
     A time series counts its objects over all its time points (``nucleus``) and says how many
     there are (``time_points``); its densities are per time point, the objects divided by the
@@ -270,7 +272,8 @@ def _combine(
     columns = _union(headers, tables / f"{name}.csv")
     shared = set.intersection(*map(set, headers)) if headers else set()
     ragged = [column for column in columns if column not in shared]  # some image lacks them
-    keep = _plotted_columns(columns)
+    # an image without a pixel size has no µm column: its sizes in pixels are kept for all
+    keep = _plotted_columns(columns, pixels=not all(_PHYSICAL & set(h) for h in headers))
     rows: list[dict[str, Any]] = []
     counted: dict[str, dict[str, pd.Series]] = {}  # per image: small tallies, not its rows
     with ExitStack() as stack:
@@ -426,19 +429,27 @@ def _statistics(image: str, table: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def _plotted_columns(columns: Sequence[str]) -> list[str]:
-    """The size columns (in µm² or µm³ where the image has a pixel size, else pixels; both
-    µm columns in a batch of planes and Z stacks, so neither's sizes go unplotted) and the
-    mean intensity of every channel measured: what the summary plots.
+#: The size columns in µm (an image with a pixel size has one of them).
+_PHYSICAL = frozenset({"area_um2", "volume_um3"})
+
+
+def _plotted_columns(columns: Sequence[str], *, pixels: bool = False) -> list[str]:
+    """The size columns (in µm² or µm³ where the images have a pixel size, else pixels; both
+    µm columns in a batch of planes and Z stacks, so neither's sizes go unplotted; with
+    ``pixels``, a batch where some image has no pixel size, also ``area`` in pixels, so that
+    image's sizes are not left out) and the mean intensity of every channel measured: what
+    the summary plots.
 
     >>> _plotted_columns(["label", "area", "area_um2", "intensity_mean_DAPI",
     ...                   "intensity_max_DAPI", "intensity_mean_GFP"])
     ['area_um2', 'intensity_mean_DAPI', 'intensity_mean_GFP']
     >>> _plotted_columns(["area", "area_um2", "volume_um3"])
     ['area_um2', 'volume_um3']
+    >>> _plotted_columns(["area", "area_um2"], pixels=True)
+    ['area_um2', 'area']
     """
     sizes = [c for c in ("area_um2", "volume_um3") if c in columns]
-    sizes = sizes or [c for c in ("area",) if c in columns]
+    sizes += [c for c in ("area",) if c in columns and (pixels or not sizes)]
     intensities = [c for c in columns if c.startswith("intensity_mean_")]
     return [*sizes, *intensities]
 
@@ -491,18 +502,22 @@ def _plots(
                   y_title=f"{name} objects", colour=colour)  # fmt: skip
         plots.append((title, f"summary/{file.name}"))
     stats = found.per_image.set_index("image").reindex(images)
+    both = "area" in found.columns and bool(_PHYSICAL & set(found.columns))  # µm² and pixels
     for column in found.columns:
         quantity = axis_title(column, three_d=found.three_d)
+        what = quantity.split(" (")[0]
+        if both and not column.startswith("intensity_"):  # area in µm², area in pixels
+            what = quantity.replace(" (", " in ").removesuffix(")")
         if column in found.histograms:
             bins, edges = found.histograms[column]
-            title = f"{name}: {quantity.split(' (')[0]} ({int(bins.sum())} objects, all images)"
+            title = f"{name}: {what} ({int(bins.sum())} objects, all images)"
             file = folder / f"{name}_{file_name_part(column)}.png"  # a channel: untrusted
             histogram(bins, edges, file, title=title, x_title=quantity,
                       y_title=f"{name} objects", colour=colour)  # fmt: skip
             plots.append((title, f"summary/{file.name}"))
         boxes = stats[[f"{column}_{k}" for k in PERCENTILES]].to_numpy(float)
         for part, suffix, note in _pages(len(images)):
-            title = f"{name}: {quantity.split(' (')[0]} per image{note}"
+            title = f"{name}: {what} per image{note}"
             file = folder / f"{name}_{file_name_part(column)}_per_image{suffix}.png"
             box_chart(images[part], boxes[part], file, title=title, y_title=quantity,
                       colour=colour)  # fmt: skip

@@ -53,6 +53,7 @@ from scopeml.analysis.settings import (
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError, find_stack_level
 from scopeml.io.confine import Confinement
 from scopeml.io.replace import write_atomically
+from scopeml.pixel_size import PixelSize, pixel_size_value
 from scopeml.progress import Progress, as_progress, track
 
 __all__ = ["AnalysisResult", "collect_images", "default_workers", "run_analysis"]
@@ -130,6 +131,7 @@ def run_analysis(
     axes: str | None = None,
     scene: int | str | None = None,
     overwrite: bool = False,
+    pixel_size: PixelSize | None = None,
 ) -> AnalysisResult:
     """Run an analysis over images; write every result into the folder ``output``.
 
@@ -188,6 +190,11 @@ def run_analysis(
         Replace the results of an earlier analysis in ``output``: they are deleted once the
         settings, models and first image have been checked. Only a folder an analysis wrote
         (:func:`is_results_folder`) is replaced; any other is refused.
+    pixel_size
+        Micrometres per pixel for images whose file records none, in place of the settings'
+        ``pixel_size`` (recorded with them): one number for every axis, ``"Y,X"``, ``"Z,Y,X"``
+        (or those numbers, or a mapping by axis), as :mod:`scopeml.pixel_size` reads them. A
+        file's own size is kept. ``None``: the settings' own.
 
     Returns
     -------
@@ -211,7 +218,7 @@ def run_analysis(
     settings, source = _read_settings(settings)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
-    settings = _with_file_view(settings, axes, scene)
+    settings = _with_file_view(settings, axes, scene, pixel_size)
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
     found = _find(settings, images, output)
     paths = found.paths
@@ -268,11 +275,20 @@ def run_analysis(
 
 
 def _with_file_view(
-    settings: AnalysisSettings, axes: str | None, scene: int | str | None
+    settings: AnalysisSettings,
+    axes: str | None,
+    scene: int | str | None,
+    pixel_size: PixelSize | None = None,
 ) -> AnalysisSettings:
-    """The settings with the ``axes`` and ``scene`` given for this run in place of their own
-    (checked before any work; recorded with the settings; a warning where they differ)."""
+    """The settings with the ``axes``, ``scene`` and ``pixel_size`` given for this run in place
+    of their own (checked before any work; recorded with the settings; a warning where they
+    differ)."""
     given: dict[str, Any] = {}
+    if pixel_size is not None:
+        try:
+            given["pixel_size"] = pixel_size_value(pixel_size)
+        except ValueError as err:
+            raise InvalidRequestError(f"pixel_size {err}") from None
     if axes is not None:
         from scopeml.io.axes import check_axes_text  # segment's check of axes=
 
@@ -633,8 +649,9 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     if isinstance(data, dict):
         data.pop("memory_mb", None)
         data.pop("inputs", None)
-        if data.get("scene") is None:  # every scene: as results from before 'scene' existed
-            data.pop("scene", None)
+        for key in ("scene", "pixel_size"):  # unset: as results from before the key existed
+            if data.get(key) is None:
+                data.pop(key, None)
         for cls in data.get("classes") or []:  # results from before 'scope' was written
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":

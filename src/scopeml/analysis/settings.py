@@ -42,6 +42,7 @@ from pydantic import (
 
 from scopeml.errors import InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
+from scopeml.pixel_size import parse_pixel_size, pixel_size_value
 from scopeml.tiling.size import scale_value
 
 __all__ = [
@@ -319,6 +320,10 @@ def scene_value(value: Any) -> Any:
 #: ``scene:``: a number, or a name each image resolves to its own number; ``None``: every scene.
 Scene = Annotated[int | str | None, BeforeValidator(scene_value)]
 
+#: ``pixel_size:`` in one form (:func:`~scopeml.pixel_size.pixel_size_value`): equal sizes
+#: given as ``0.5``, ``"0.5"`` or ``{Z: 0.5, Y: 0.5, X: 0.5}`` are equal settings.
+PixelSizeSetting = Annotated[float | dict[str, float] | None, BeforeValidator(pixel_size_value)]
+
 
 class AnalysisSettings(_Strict):
     """A whole image analysis (``version: 1``)."""
@@ -338,6 +343,12 @@ class AnalysisSettings(_Strict):
         None, description="analyse only this scene of each image: its number (from 0, as in "
         "the file), or its name as scopeml info lists it (A1-Pos3: each file's scene of that "
         "name); without: every scene, also of different sizes, each on its own",
+    )  # fmt: skip
+    pixel_size: PixelSizeSetting = Field(
+        None, description="micrometres per pixel for images whose file records none (plain "
+        "TIFFs, PNGs): one number for every axis, or Y,X, or Z,Y,X for Z stacks with another "
+        "Z step (also a list, or {X: .., Y: .., Z: ..}); a file's own size is kept (a warning "
+        "where it differs), Z is used only in Z stacks",
     )  # fmt: skip
     memory_mb: int = Field(
         512, ge=0, description="a plane whose stages fit this many MB runs in memory; "
@@ -403,6 +414,18 @@ class AnalysisSettings(_Strict):
             ):
                 return axes
         return None
+
+    def pixel_sizes(self) -> dict[str, float] | None:
+        """``pixel_size`` by axis (one number: Z, Y and X), or ``None`` where not given.
+
+        Examples
+        --------
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "a"}}
+        >>> parse_settings({"version": 1, "channels": ["a"], "classes": [blob],
+        ...                 "pixel_size": "0.3,0.2"}).pixel_sizes()
+        {'Y': 0.3, 'X': 0.2}
+        """
+        return None if self.pixel_size is None else parse_pixel_size(self.pixel_size)
 
     @model_validator(mode="after")
     def _check_tree(self) -> AnalysisSettings:

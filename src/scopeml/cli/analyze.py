@@ -74,6 +74,16 @@ def analyze(
         "scenes of different sizes, each on its own]",
         show_default=False,
     ),
+    pixel_size: str | None = typer.Option(
+        None,
+        "--pixel-size",
+        metavar="SIZE",
+        help="Micrometres per pixel for images whose file records none (plain TIFFs): one "
+        "number for every axis, or Y,X, or Z,Y,X for Z stacks with another Z step. A file's "
+        "own size is kept (a warning where it differs) [default: the settings' pixel_size, "
+        "else sizes in pixels for such images]",
+        show_default=False,
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> int:
     """Run an image analysis over images into one results folder.
@@ -105,7 +115,7 @@ def analyze(
             Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
             overwrite=overwrite, progress=not quiet, recursive=recursive, include=include or (),
             exclude=exclude or (), skip_labels=skip_labels, axes=axes,
-            scene=scene,
+            scene=scene, pixel_size=pixel_size_option(pixel_size),
         )  # fmt: skip
     except (KeyboardInterrupt, Cancelled) as err:  # what was kept, and how to go on
         for note in getattr(err, "__notes__", ()):
@@ -123,6 +133,17 @@ def analyze(
     for line in _auto_scales(result.records):
         typer.echo(line)
     return 1 if result.failures else 0
+
+
+def pixel_size_option(text: str | None) -> dict[str, float] | None:
+    """``--pixel-size`` read as ``objects measure`` reads it (:mod:`scopeml.pixel_size`), a bad
+    value an error of the option, before any image is read."""
+    from scopeml.pixel_size import parse_pixel_size
+
+    try:
+        return None if text is None else parse_pixel_size(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--pixel-size") from None
 
 
 def _auto_scales(records: list[dict]) -> list[str]:

@@ -317,17 +317,15 @@ def _pixel_sizes(text: str, stack: bool) -> dict[str, float]:
     >>> _pixel_sizes("0.3,0.2", stack=False)
     {'Y': 0.3, 'X': 0.2}
     """
+    from scopeml.pixel_size import parse_pixel_size
+
     try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if not values or not all(v > 0 and v != float("inf") for v in values) or len(values) > 3:
-        raise typer.BadParameter(
-            f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {text!r}",
-            param_hint="--pixel-size",
-        )
-    if len(values) == 1:
-        return dict.fromkeys("ZYX", values[0])
+        sizes = parse_pixel_size(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--pixel-size") from None
+    values = list(sizes.values())
+    if len(text.split(",")) == 1:
+        return sizes
     if len(values) == 3 and not stack:
         raise typer.BadParameter("Z,Y,X given for 2-D labels; give Y,X", param_hint="--pixel-size")
     if len(values) == 2 and stack:
@@ -335,7 +333,7 @@ def _pixel_sizes(text: str, stack: bool) -> dict[str, float]:
             "Y,X given for a Z stack; give Z,Y,X (or one number for every axis)",
             param_hint="--pixel-size",
         )
-    return dict(zip("ZYX"[-len(values) :], values, strict=True))
+    return sizes
 
 
 def _axes(image: Any) -> str:

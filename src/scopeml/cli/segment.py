@@ -141,6 +141,15 @@ def segment(
     shape_features: bool = typer.Option(
         True, help="Perimeter, convex hull, Feret diameters in the --measure table (slower)."
     ),
+    pixel_size: str | None = typer.Option(
+        None,
+        "--pixel-size",
+        metavar="SIZE",
+        help="Micrometres per pixel for an image whose file records none (plain TIFF, PNG): "
+        "one number for every axis, or Y,X, or Z,Y,X for a Z stack with another Z step. The "
+        "outputs record it, so the --measure table (and objects measure of the store) has µm "
+        "columns; a file's own size is kept (a warning where it differs).",
+    ),
     class_: str | None = typer.Option(
         None,
         "--class",
@@ -177,6 +186,7 @@ def segment(
     import time
 
     from scopeml.api import segment as run
+    from scopeml.cli.analyze import pixel_size_option
     from scopeml.io.probe import scene_number
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.objects.instances import InstanceOptions
@@ -189,6 +199,7 @@ def segment(
 
     start = time.perf_counter()
     factor = _scale(scale)
+    sizes = pixel_size_option(pixel_size)  # a bad size: an error of the option, before any work
     number = scene_number(image, scene, axes=axes)  # A1-Pos3 → its number
     result = run(
         image,
@@ -222,6 +233,7 @@ def segment(
         ),
         measure=measure,
         shape_features=shape_features,
+        pixel_size=sizes,
     )
     seconds = time.perf_counter() - start
     done = "already complete; nothing to do: " if result.already_complete else ""

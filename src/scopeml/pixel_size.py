@@ -1,0 +1,136 @@
+"""A pixel size given for images whose files record none.
+
+Plain TIFFs, PNGs and arrays carry no calibration, so their objects would only ever be measured
+in pixels. ``scopeml analyze`` (settings ``pixel_size``, ``--pixel-size``), ``scopeml segment
+--pixel-size`` and their Python functions take one, in the forms ``scopeml objects measure
+--pixel-size`` takes: micrometres per pixel as one number for every axis (Z, Y and X), or
+``Y,X``, or ``Z,Y,X`` for a Z stack with another Z step; here also a list of those numbers or a
+mapping by axis (``{X: 0.5, Y: 0.5}``). A size given fills only the axes an image's file records
+no size of: a file's own is kept (a batch of several magnifications is not rescaled to one),
+with a warning where the two differ by more than 1 %. Z is filled only in a Z stack; a Z stack
+left without a Z step is measured in voxels (a warning says so).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from scopeml.errors import find_stack_level
+
+__all__ = ["PixelSize", "parse_pixel_size", "pixel_size_value", "resolve_pixel_sizes"]
+
+#: A pixel size as given: one number, ``"Y,X"``/``"Z,Y,X"`` text, those numbers, or by axis.
+PixelSize = float | str | Sequence[float] | Mapping[str, float]
+
+#: Where two sizes of an axis differ by more than this fraction, a warning says so.
+TOLERANCE = 0.01
+
+
+def parse_pixel_size(value: Any) -> dict[str, float]:
+    """Micrometres per pixel by axis, from any form of :data:`PixelSize`: one number is every
+    axis's, two are ``Y,X``, three ``Z,Y,X`` (as ``objects measure --pixel-size`` reads them).
+
+    Examples
+    --------
+    >>> parse_pixel_size(0.5), parse_pixel_size("2, 0.26,0.26")
+    ({'Z': 0.5, 'Y': 0.5, 'X': 0.5}, {'Z': 2.0, 'Y': 0.26, 'X': 0.26})
+    >>> parse_pixel_size({"x": 0.3, "Y": 0.2})
+    {'Y': 0.2, 'X': 0.3}
+    >>> parse_pixel_size("0.5,0")
+    Traceback (most recent call last):
+    ValueError: takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got '0.5,0'
+    """
+    problem = f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {value!r}"
+    if isinstance(value, Mapping):
+        sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
+        if not sizes or any(axis not in ("Z", "Y", "X") for axis in sizes):
+            raise ValueError(f"takes micrometres per pixel by axis (Z, Y, X); got {value!r}")
+        axes = "".join(a for a in "ZYX" if a in sizes)
+        values = [sizes[a] for a in axes]
+    else:
+        parts = value.split(",") if isinstance(value, str) else value
+        parts = parts if isinstance(parts, Sequence) and not isinstance(parts, str) else [parts]
+        values, axes = list(parts), "ZYX"[-len(parts) :] if 2 <= len(parts) <= 3 else "ZYX"
+    try:
+        numbers = [_number(v) for v in values]
+    except (TypeError, ValueError):
+        raise ValueError(problem) from None
+    if not numbers or len(numbers) > 3 or not all(0 < n < math.inf for n in numbers):
+        raise ValueError(problem)
+    if len(numbers) == 1 and not isinstance(value, Mapping):
+        return dict.fromkeys("ZYX", numbers[0])
+    return dict(zip(axes, numbers, strict=True))
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):  # YAML's yes/no: not a size
+        raise TypeError(value)
+    return float(value.strip() if isinstance(value, str) else value)
+
+
+def pixel_size_value(value: Any) -> float | dict[str, float] | None:
+    """A pixel size in the one form the settings keep it (so equal sizes make equal settings
+    and a resume compares them): one number where every axis has it, else sizes by axis.
+
+    Examples
+    --------
+    >>> pixel_size_value("0.5"), pixel_size_value([2, 0.5, 0.5]), pixel_size_value(None)
+    (0.5, {'Z': 2.0, 'Y': 0.5, 'X': 0.5}, None)
+    """
+    if value is None:
+        return None
+    sizes = parse_pixel_size(value)
+    if len(sizes) == 3 and len(set(sizes.values())) == 1:
+        return sizes["X"]
+    return sizes
+
+
+def resolve_pixel_sizes(
+    found: Mapping[str, float],
+    given: Mapping[str, float] | None,
+    *,
+    stack: bool,
+    name: str,
+    source: str = "settings",
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The pixel sizes of an image whose file records ``found``: the file's own for each
+    spatial axis it records (a warning where ``given`` differs from it by more than 1 %),
+    ``given``'s for the others (Z only in a Z ``stack``); and where each spatial axis's size
+    came from (``"file"`` or ``source``). ``name`` names the image in warnings.
+
+    Examples
+    --------
+    >>> resolve_pixel_sizes({}, {"Z": 0.5, "Y": 0.5, "X": 0.5}, stack=False, name="a.tif")
+    ({'Y': 0.5, 'X': 0.5}, {'Y': 'settings', 'X': 'settings'})
+    >>> resolve_pixel_sizes({"Y": 0.2, "X": 0.2}, {"Z": 2.0, "Y": 0.2, "X": 0.2}, stack=True,
+    ...                     name="a.tif")
+    ({'Y': 0.2, 'X': 0.2, 'Z': 2.0}, {'Z': 'settings', 'Y': 'file', 'X': 'file'})
+    """
+    axes = "ZYX" if stack else "YX"
+    sizes = dict(found)
+    sources = {axis: "file" for axis in axes if found.get(axis)}
+    if not given:
+        return sizes, sources
+    differ = [a for a in axes if found.get(a) and given.get(a)
+              and abs(found[a] - given[a]) > TOLERANCE * given[a]]  # fmt: skip
+    if differ:
+        own = ", ".join(f"{a} {found[a]:g}" for a in differ)
+        other = ", ".join(f"{a} {given[a]:g}" for a in differ)
+        warnings.warn(
+            f"{name}: the file records its own pixel size ({own} µm), not the {other} µm given: "
+            "the file's is used",
+            UserWarning, stacklevel=find_stack_level(),
+        )  # fmt: skip
+    for axis in axes:
+        if not found.get(axis) and given.get(axis):
+            sizes[axis], sources[axis] = float(given[axis]), source
+    if stack and sizes.get("Y") and sizes.get("X") and not sizes.get("Z"):
+        warnings.warn(
+            f"{name}: a Z stack without a Z step (neither its file nor the pixel size given has "
+            "one): its objects are measured in voxels; give the pixel size as Z,Y,X",
+            UserWarning, stacklevel=find_stack_level(),
+        )  # fmt: skip
+    return sizes, {axis: sources[axis] for axis in axes if axis in sources}
