@@ -1077,10 +1077,12 @@ def measure_objects(
     the table is the one ``segment(..., measure=...)`` wrote. They also name the axes of
     arrays: ``objects`` (``"TYX"``: a stack of frames, each labelled on its own, not a Z
     stack) and ``image`` (the same, or with a leading channel).
-    Without ``output`` the table is returned as a ``pandas.DataFrame``. With ``output``
-    (``.csv``/``.parquet``) rows are streamed there and the path is returned; an existing file
-    there is refused before any work unless ``overwrite=True``. ``workers`` tiles are
-    measured at once (threads); the table is the same whatever their number.
+    Without ``output`` the table is returned as a ``pandas.DataFrame``, sorted by scene, time
+    point and ``label``. With ``output`` (``.csv``/``.parquet``) rows are streamed there and
+    the path is returned, in tile order within each scene and time point (sorting them would
+    hold a whole plane's rows in memory); an existing file there is refused before any work
+    unless ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is
+    the same whatever their number.
 
     Examples
     --------
