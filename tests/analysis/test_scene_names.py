@@ -125,3 +125,19 @@ def test_the_server_counts_each_files_scene_of_that_name(batch, tmp_path: Path) 
             "roots": [str(tmp_path)], "scene": "B2"}  # fmt: skip
     shapes = json.loads(_sizes(task, lambda event: None) or "[]")
     assert shapes == [[[1, 1, 2, 1, *SHAPE]], [[1, 1, 2, 1, *SHAPE]], None]
+
+
+def test_a_name_several_scenes_share_is_refused_with_their_numbers(tmp_path: Path) -> None:
+    """Files whose scenes share one name (often the file's) do not say "no scene named":
+    they say which scenes have it, and to give the number."""
+    from scopeml.errors import InvalidImageError
+    from scopeml.io.registry import scene_numbered
+
+    both = plate(tmp_path / "same.ome.tif", {"A1": 2, "B2": 3})
+    with tifffile.TiffWriter(tmp_path / "dup.ome.tif", ome=True) as tif:
+        for _ in range(2):
+            tif.write(tifffile.imread(both, series=0), metadata={"axes": "CYX", "Name": "A1"})
+    assert scene_numbered(both, "b2") == 1
+    with pytest.raises(InvalidImageError, match="scene name 'A1' is not one scene's: scenes "
+                       "0, 1 are named so; give its number"):  # fmt: skip
+        scene_numbered(tmp_path / "dup.ome.tif", "A1")

@@ -120,3 +120,17 @@ def test_an_empty_folder_or_pattern_says_so(alice, root, tmp_path) -> None:
         with pytest.raises(ServerResponseError) as err:
             alice.submit_analysis(settings, image_paths=[name])
         assert err.value.status_code == 422 and f"image path '{name}': {says}" in str(err.value)
+
+
+def test_a_file_read_by_channel_position_is_said_by_its_name_below_the_root(alice, root, tmp_path):
+    """Settings naming the channel DAPI on plain TIFFs (C0): read in order, and the warning
+    names each file as the client knows it, never by the server's path."""
+    settings = tmp_path / "dapi.yaml"
+    settings.write_text(SETTINGS.replace("C0", "DAPI"))
+    job = alice.submit_analysis(settings, image_paths=["plate/b.tif"])
+    with pytest.warns(UserWarning, match="b.tif: the file names no channels: read C0 as DAPI"):
+        done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done", done
+    said = [w for w in done["warnings"] if "names no channels" in w]
+    assert len(said) == 1 and said[0].startswith("plate/b.tif: "), done["warnings"]
+    assert all(str(root) not in w for w in done["warnings"]), done["warnings"]

@@ -109,8 +109,9 @@ def analyze_image(
     temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir(parents=True)
     try:
-        with open_scenes_analysed(settings, image_path, allowed_roots) as scenes:
-            sources = calibrate(settings, scenes, public_name or str(image_path))
+        shown = public_name or str(image_path)  # a server's client knows no server path
+        with open_scenes_analysed(settings, image_path, allowed_roots, name=shown) as scenes:
+            sources = calibrate(settings, scenes, shown)
             if not any(_has_finite_pixel(s, settings.tile_size) for s in scenes):
                 raise InvalidImageError(  # before a model warns of its NaN pixels
                     f"every pixel of channel{'s' if len(settings.channels) > 1 else ''} "
@@ -157,12 +158,15 @@ def open_scenes_analysed(
     settings: AnalysisSettings,
     image_path: Path,
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
+    *,
+    name: str | None = None,
 ) -> Iterator[list[Any]]:
     """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels under
     the settings' names (:meth:`~AnalysisSettings.channels_of`: a file that names none is read
     in order): the settings' ``scene`` (a name: this file's scene of that name, which files
     of one batch may number differently), else every scene of the file, also scenes of
-    different sizes (:func:`~scopeml.io.registry.open_scenes`)."""
+    different sizes (:func:`~scopeml.io.registry.open_scenes`). ``name`` is the image's in
+    warnings (a server's: the name its client knows), else its path."""
     from scopeml.io.registry import open_scenes, scene_numbered
 
     options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
@@ -179,8 +183,8 @@ def open_scenes_analysed(
         if chosen != settings.channels:  # read by position: said, as a guess is
             pairs = zip(chosen, settings.channels, strict=True)
             read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)
-            warnings.warn(f"{image_path}: the file names no channels: read {read} (in order)",
-                          UserWarning, stacklevel=find_stack_level())  # fmt: skip
+            warnings.warn(f"{name or image_path}: the file names no channels: read {read} "
+                          "(in order)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
         yield [scene.select_channels(chosen, names=settings.channels) for scene in scenes]
 
 

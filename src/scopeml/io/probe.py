@@ -186,12 +186,11 @@ def scene_number(
     InvalidImageError
         No scene of that name (the scenes are listed), or a file that names none.
     """
-    if scene is None or isinstance(scene, int):
-        return scene
-    text = str(scene).strip()
-    if text.isdigit():
-        return int(text)
-    from scopeml.io.registry import named_scene
+    from scopeml.io.registry import named_scene, scene_given
+
+    text = scene_given(scene)
+    if not isinstance(text, str):
+        return text
 
     scenes = probe_image(path, axes=axes)["scenes"]
     return named_scene([str(s["name"]) for s in scenes], text, path)

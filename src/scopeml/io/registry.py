@@ -234,14 +234,24 @@ def scene_numbered(
     Traceback (most recent call last):
     scopeml.errors.InvalidImageError: ...: no scene named 'C3'; the image has 2: 0 A1, 1 B2
     """
-    if scene is None or isinstance(scene, int):
-        return scene
-    text = str(scene).strip()
-    if text.isascii() and text.isdigit():
-        return int(text)
+    text = scene_given(scene)
+    if not isinstance(text, str):
+        return text
     with open_scenes(path, **options) as scenes:
         names = list(getattr(scenes[0], "scene_names", ()) or ())
     return named_scene(names or [str(i) for i in range(len(scenes))], text, path)
+
+
+def scene_given(scene: int | str | None) -> int | str | None:
+    """A scene as given: its number (digits too: ``"2"``), its name (stripped), or ``None``.
+
+    >>> scene_given(" 2 "), scene_given("A1-Pos3 "), scene_given("²"), scene_given(None)
+    (2, 'A1-Pos3', '²', None)
+    """
+    if scene is None or isinstance(scene, int):
+        return scene
+    text = str(scene).strip()
+    return int(text) if text.isascii() and text.isdigit() else text
 
 
 def named_scene(names: Sequence[str], text: str, path: str | PathLike[str]) -> int:
@@ -251,7 +261,8 @@ def named_scene(names: Sequence[str], text: str, path: str | PathLike[str]) -> i
     Raises
     ------
     InvalidImageError
-        No scene of that name (the scenes are listed), or a file that names none.
+        No scene of that name (the scenes are listed), several of it, or a file that names
+        none.
     """
     names = [str(name) for name in names]
     exact = [i for i, name in enumerate(names) if name == text]
@@ -259,6 +270,13 @@ def named_scene(names: Sequence[str], text: str, path: str | PathLike[str]) -> i
     for found in (exact, loose):  # the name as written, else in any case
         if len(found) == 1:
             return found[0]
+        if len(found) > 1:
+            numbers = ", ".join(map(str, found))
+            raise InvalidImageError(
+                f"scene name {text!r} is not one scene's: scenes {numbers} are named so; give "
+                "its number",
+                path=path,
+            )
     listed = ", ".join(f"{i} {name}" for i, name in enumerate(names))
     if all(name == str(i) for i, name in enumerate(names)):
         problem = (

@@ -699,22 +699,22 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     fixed = max((magnification(s) for s in wanted.values() if not is_auto(s)), default=1.0)
     counted: list[tuple[int, float, str, Any]] = []  # pixels, factor, name, auto's choice
     for path in _analysis_files(task, settings):
+        name = PublicNames(task.get("names", {}), tuple(task["roots"]))(Path(path))
         try:
-            with open_scenes_analysed(settings, Path(path), task["roots"]) as scenes:
-                factor, choice = fixed, None
-                for cls, image in itertools.product(models, scenes):
-                    if not is_auto(wanted[cls.name]):
-                        continue
-                    view = image.select_channels(list(cls.segmenter.channels))
-                    with warnings.catch_warnings():  # the analysis warns when it runs
-                        warnings.simplefilter("ignore")
+            with warnings.catch_warnings():  # the analysis warns when it runs
+                warnings.simplefilter("ignore")
+                with open_scenes_analysed(settings, Path(path), task["roots"]) as scenes:
+                    factor, choice = fixed, None
+                    for cls, image in itertools.product(models, scenes):
+                        if not is_auto(wanted[cls.name]):
+                            continue
+                        view = image.select_channels(list(cls.segmenter.channels))
                         chosen = auto_scale(view, resources.models[cls.name])
-                    if chosen.scale > factor:
-                        factor, choice = chosen.scale, chosen
-                shapes = [image.shape for image in scenes]
+                        if chosen.scale > factor:
+                            factor, choice = chosen.scale, chosen
+                    shapes = [image.shape for image in scenes]
         except Exception:  # fails on its own when the analysis runs, with the reason
             continue
-        name = PublicNames(task.get("names", {}), tuple(task["roots"]))(Path(path))
         counted.append((sum(job_pixels(s, factor) for s in shapes), factor, name, choice))
     total = sum(entry[0] for entry in counted)
     magnified = [entry for entry in counted if entry[3] is not None]
