@@ -482,6 +482,9 @@ def _calibrated_input(
     """:func:`_input_image`, with ``pixel_size`` for the axes the file records no size of (a
     view: a caller's image keeps its own), and the sizes so taken from it. A bad size is
     refused before the image is opened."""
+    import warnings
+
+    from scopeml.errors import find_stack_level
     from scopeml.pixel_size import parse_pixel_size, resolve_pixel_sizes
 
     try:
@@ -494,8 +497,12 @@ def _calibrated_input(
     if given is None:
         return opened, ref, {}
     name = opened.path or "the image"
-    sizes, sources = resolve_pixel_sizes(opened.pixel_sizes, given, stack=opened.sizes["Z"] > 1,
-                                         name=name, source="pixel_size")  # fmt: skip
+    stack = opened.sizes["Z"] > 1
+    sizes, sources, notes = resolve_pixel_sizes(
+        opened.pixel_sizes, given, name=name, stack=stack, source="pixel_size"
+    )
+    for note in notes:
+        warnings.warn(note, UserWarning, stacklevel=find_stack_level())
     calibrated = copy.copy(opened)  # shares the reader (closed once) and the view
     calibrated.pixel_sizes = sizes
     return calibrated, ref, {a: sizes[a] for a, came in sources.items() if came == "pixel_size"}

@@ -14,11 +14,8 @@ left without a Z step is measured in voxels (a warning says so).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from scopeml.errors import find_stack_level
 
 __all__ = ["PixelSize", "parse_pixel_size", "pixel_size_value", "resolve_pixel_sizes"]
 
@@ -46,8 +43,8 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     problem = f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {value!r}"
     if isinstance(value, Mapping):
         sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
-        if not sizes or any(axis not in ("Z", "Y", "X") for axis in sizes):
-            raise ValueError(f"takes micrometres per pixel by axis (Z, Y, X); got {value!r}")
+        if not {"Y", "X"} <= set(sizes) or any(axis not in ("Z", "Y", "X") for axis in sizes):
+            raise ValueError(f"takes micrometres per pixel by axis: Y and X (and Z); got {value!r}")
         axes = "".join(a for a in "ZYX" if a in sizes)
         values = [sizes[a] for a in axes]
     else:
@@ -95,42 +92,45 @@ def resolve_pixel_sizes(
     stack: bool,
     name: str,
     source: str = "settings",
-) -> tuple[dict[str, float], dict[str, str]]:
+) -> tuple[dict[str, float], dict[str, str], list[str]]:
     """The pixel sizes of an image whose file records ``found``: the file's own for each
-    spatial axis it records (a warning where ``given`` differs from it by more than 1 %),
-    ``given``'s for the others (Z only in a Z ``stack``); and where each spatial axis's size
-    came from (``"file"`` or ``source``). ``name`` names the image in warnings.
+    spatial axis it records, ``given``'s for the others (Z only in a Z ``stack``); where each
+    spatial axis's size came from (``"file"`` or ``source``); and what to warn of, naming the
+    image by ``name``: a file's size that differs from the one given by more than 1 %, a Z
+    step taken from one number given for every axis, a Z stack left without a Z step. The
+    caller warns (once an image, and never by swapping the warning hook, which threads
+    share).
 
     Examples
     --------
     >>> resolve_pixel_sizes({}, {"Z": 0.5, "Y": 0.5, "X": 0.5}, stack=False, name="a.tif")
-    ({'Y': 0.5, 'X': 0.5}, {'Y': 'settings', 'X': 'settings'})
+    ({'Y': 0.5, 'X': 0.5}, {'Y': 'settings', 'X': 'settings'}, [])
     >>> resolve_pixel_sizes({"Y": 0.2, "X": 0.2}, {"Z": 2.0, "Y": 0.2, "X": 0.2}, stack=True,
     ...                     name="a.tif")
-    ({'Y': 0.2, 'X': 0.2, 'Z': 2.0}, {'Z': 'settings', 'Y': 'file', 'X': 'file'})
+    ({'Y': 0.2, 'X': 0.2, 'Z': 2.0}, {'Z': 'settings', 'Y': 'file', 'X': 'file'}, [])
     """
     axes = "ZYX" if stack else "YX"
     sizes = dict(found)
     sources = {axis: "file" for axis in axes if found.get(axis)}
+    notes: list[str] = []
     if not given:
-        return sizes, sources
+        return sizes, sources, notes
     differ = [a for a in axes if found.get(a) and given.get(a)
               and abs(found[a] - given[a]) > TOLERANCE * given[a]]  # fmt: skip
     if differ:
         own = ", ".join(f"{a} {found[a]:g}" for a in differ)
         other = ", ".join(f"{a} {given[a]:g}" for a in differ)
-        warnings.warn(
-            f"{name}: the file records its own pixel size ({own} µm), not the {other} µm given: "
-            "the file's is used",
-            UserWarning, stacklevel=find_stack_level(),
-        )  # fmt: skip
+        notes.append(f"{name}: the file records its own pixel size ({own} µm), not the {other} "
+                     "µm given: the file's is used")  # fmt: skip
     for axis in axes:
         if not found.get(axis) and given.get(axis):
             sizes[axis], sources[axis] = float(given[axis]), source
+    one_number = len(set(given.values())) == 1 and len(given) == 3
+    if stack and sources.get("Z") == source and one_number:
+        notes.append(f"{name}: the Z step is taken as {sizes['Z']:g} µm, the one number given "
+                     "for every axis; give the pixel size as Z,Y,X if it differs")  # fmt: skip
     if stack and sizes.get("Y") and sizes.get("X") and not sizes.get("Z"):
-        warnings.warn(
-            f"{name}: a Z stack without a Z step (neither its file nor the pixel size given has "
-            "one): its objects are measured in voxels; give the pixel size as Z,Y,X",
-            UserWarning, stacklevel=find_stack_level(),
-        )  # fmt: skip
-    return sizes, {axis: sources[axis] for axis in axes if axis in sources}
+        notes.append(f"{name}: a Z stack without a Z step (neither its file nor the pixel size "
+                     "given has one): its objects are measured in voxels; give the pixel size "
+                     "as Z,Y,X")  # fmt: skip
+    return sizes, {axis: sources[axis] for axis in axes if axis in sources}, notes

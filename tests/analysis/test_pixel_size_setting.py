@@ -172,3 +172,19 @@ def test_the_server_passes_the_key_through(plain: Path, tmp_path: Path) -> None:
     settings.write_text(dump_settings(_settings(pixel_size=0.5)))
     run_analysis(settings, [plain], tmp_path / "res", resume=True)
     assert _record(tmp_path / "res", "plain")["pixel_size_source"]["X"] == "settings"
+
+
+def test_a_size_that_leaves_out_y_or_x_is_refused_and_one_number_for_a_stack_is_said() -> None:
+    """``{X: 0.5}`` alone would leave the tables in pixels without a word: refused. One
+    number fills a Z stack's Z step too, which a warning says (it is usually the XY size)."""
+    from scopeml.pixel_size import parse_pixel_size, resolve_pixel_sizes
+
+    for only in ({"X": 0.5}, {"Z": 2.0}, {"z": 2.0, "y": 0.5}):
+        with pytest.raises(ValueError, match="by axis: Y and X"):
+            parse_pixel_size(only)
+    sizes, sources, notes = resolve_pixel_sizes({}, parse_pixel_size(0.65), stack=True, name="s")
+    assert sizes == {"Z": 0.65, "Y": 0.65, "X": 0.65} and sources["Z"] == "settings"
+    assert notes == ["s: the Z step is taken as 0.65 µm, the one number given for every axis; "
+                     "give the pixel size as Z,Y,X if it differs"]  # fmt: skip
+    assert resolve_pixel_sizes({}, parse_pixel_size("2,0.65,0.65"), stack=True, name="s")[2] == []
+    assert resolve_pixel_sizes({}, parse_pixel_size(0.65), stack=False, name="s")[2] == []

@@ -195,19 +195,16 @@ def calibrate(settings: AnalysisSettings, scenes: Sequence[Any], name: str) -> d
     sizes came from, per axis (``file`` or ``settings``)."""
     from scopeml.pixel_size import resolve_pixel_sizes
 
-    given, said = settings.pixel_sizes(), set()
+    given, notes = settings.pixel_sizes(), {}
     found: list[dict[str, str]] = []
     for scene in scenes:
-        with warnings.catch_warnings(record=True) as caught:  # once an image, not per scene
-            warnings.simplefilter("always")
-            scene.pixel_sizes, sources = resolve_pixel_sizes(
-                scene.pixel_sizes, given, stack=scene.sizes["Z"] > 1, name=name
-            )
-        for warning in caught:
-            if str(warning.message) not in said:
-                said.add(str(warning.message))
-                warnings.warn(str(warning.message), UserWarning, stacklevel=find_stack_level())
+        scene.pixel_sizes, sources, said = resolve_pixel_sizes(
+            scene.pixel_sizes, given, stack=scene.sizes["Z"] > 1, name=name
+        )
+        notes.update(dict.fromkeys(said))
         found.append(sources)
+    for note in notes:  # once an image, not once a scene
+        warnings.warn(note, UserWarning, stacklevel=find_stack_level())
     return found[0]
 
 
