@@ -34,7 +34,7 @@ def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str 
     from scopeml.tiling.engine import _identity, is_finished_run
     from scopeml.tiling.model_inputs import fit_model_inputs
     from scopeml.tiling.size import AUTO_RECORD
-    from scopeml.tiling.store import AXES_RECORD, recorded_run
+    from scopeml.tiling.store import recorded_run
 
     recorded = recorded_run(store)
     outputs = (recorded or {}).get("options", {}).get("outputs") or []
@@ -66,8 +66,7 @@ def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str 
                 record.update({k: v for k, v in recorded.items() if k == api.INSTANCES})
                 if auto is not None:
                     record[AUTO_RECORD] = auto.to_dict()
-                if image_ref is not None and image_ref.args[2] is not None:
-                    record[AXES_RECORD] = image_ref.args[2]
+                record = api._read_as(record, image_ref, {})  # as segment records it
                 run = {"model_ref": model_ref, "record": record}
                 if is_finished_run(opened, pixel_model, store, settings, **run):
                     return None

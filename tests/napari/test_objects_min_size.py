@@ -72,6 +72,8 @@ def test_label_objects_again_relabels_its_class_layer_and_replaces_the_objects(v
     assert widget.table is not None and len(widget.table) == 8
     widget.min_size.setValue(10)
     widget.label_objects()  # the objects layer chosen: its class layer is labelled
+    widget.measure()  # one run at a time: not started while the labelling runs
+    widget.label_objects()
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     names = [layer.name for layer in viewer.layers]
     assert names == ["classes", "classes objects", "other"], (names, widget.status.text())

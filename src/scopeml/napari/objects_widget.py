@@ -145,7 +145,11 @@ class ObjectsWidget(QWidget):
     def label_objects(self) -> None:
         """Instance labels of the chosen class of the labels layer (a worker thread). Chosen
         again (another class, min size), the objects layer it made stands for its class
-        labels: they are labelled again and the objects layer replaced, not another added."""
+        labels: they are labelled again and the objects layer replaced, not another added.
+        One run at a time: a labelling done while a Measure reads the objects it replaces
+        would delete them under it."""
+        if self.busy:
+            return
         layer = self.labels_choice.layer()
         if layer is None:
             self.status.setText("error: choose a labels layer")
@@ -222,7 +226,10 @@ class ObjectsWidget(QWidget):
         return (earlier[0] if earlier else None), dropped
 
     def measure(self) -> None:
-        """Measure every object of the labels layer with the intensity layer (a worker)."""
+        """Measure every object of the labels layer with the intensity layer (a worker; one
+        run at a time, as :meth:`label_objects`)."""
+        if self.busy:
+            return
         layer = self.labels_choice.layer()
         image_layer = self.image_choice.layer()
         if layer is None:
