@@ -80,6 +80,20 @@ def test_info_without_a_summary_counts_every_finished_image(resumed, capsys):
     assert lines[-1] == "  report: not written (an unfinished run: --resume)"
 
 
+def test_info_after_an_image_finished_since_the_summary_counts_every_finished_one(resumed, capsys):
+    """A resume stopped after an image and before its summary: the summary is the earlier
+    run's, which would leave that image out (and tell to resume with other inputs)."""
+    import os
+
+    out, _ = resumed
+    record = out / "images" / "B2__cells7" / "record.json"
+    later = (out / "summary" / "counts.csv").stat().st_mtime + 10
+    os.utime(record, (later, later))  # finished after the summary was written
+    lines = _info(capsys, str(out))
+    assert lines[1] == "  analysis results: 5 image(s) analysed, 0 failed"
+    assert not any("not in the summary" in line for line in lines), lines
+
+
 def _movie(path, seeds: tuple[int, ...]) -> None:
     frames = [synthetic_nuclei((64, 80), density=0.004, seed=seed)[0][0] for seed in seeds]
     tifffile.imwrite(path, np.stack(frames), metadata={"axes": "TYX"})

@@ -68,10 +68,11 @@ def info(
 def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """An analysis's results folder (``None`` for anything else) as its summary counts it, so
     that info agrees with it: the images of ``summary/counts.csv`` (every finished one while
-    no report is written), those failed (``summary/failures.csv``), the objects of each class
-    over them, over how many time points, and the finished images the summary leaves out (a
-    resume given other inputs: :mod:`scopeml.analysis.resume`), of which its own files under
-    an earlier name are not counted twice."""
+    no report is written, or an image finished after it), those failed
+    (``summary/failures.csv``), the objects of each class over them, over how many time
+    points, and the finished images the summary leaves out (a resume given other inputs:
+    :mod:`scopeml.analysis.resume`), of which its own files under an earlier name are not
+    counted twice."""
     from scopeml.analysis.resume import left_out_images, same_files
     from scopeml.analysis.runner import is_results_folder
 
@@ -79,7 +80,7 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if not folder.is_dir() or not is_results_folder(folder):
         return None
     finished = left_out_images(folder, [])  # every finished image's record, by name
-    summary = _csv_rows(folder / "summary" / "counts.csv")
+    summary = _current(folder / "summary" / "counts.csv", folder)
     listed = finished if summary is None else [row.get("image") for row in summary]
     names = [name for name in dict.fromkeys(listed) if name in finished]
     objects: dict[str, int] = {}
@@ -87,6 +88,8 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         for kind, count in (finished[name].get("counts") or {}).items():
             objects[kind] = objects.get(kind, 0) + int(count)
     failures = _csv_rows(folder / "summary" / "failures.csv")
+    if summary is None and failures:  # an older run's: those finished since did not fail
+        failures = [row for row in failures if row.get("image") not in finished]
     left = {name: record for name, record in finished.items() if name not in names}
     files = {
         n: Path(finished[n]["image"]) for n in names if isinstance(finished[n].get("image"), str)
@@ -99,6 +102,18 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
                                        "same_files": same_files(left, files)}  # fmt: skip
     return {**described, "settings": str(folder / "settings.yaml"),
             "report": str(index) if index.is_file() else None}  # fmt: skip
+
+
+def _current(path: Path, folder: Path) -> list[dict[str, str]] | None:
+    """The rows of the summary table ``path`` where it is newer than every finished image's
+    record; ``None`` where an image finished after it (a resume stopped before it wrote its
+    summary: the earlier run's summary would leave that image out) or it is not written."""
+    records = [p.stat().st_mtime for p in (folder / "images").glob("*/record.json")]
+    try:
+        written = path.stat().st_mtime
+    except OSError:
+        return None
+    return None if records and max(records) > written else _csv_rows(path)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]] | None:
