@@ -123,7 +123,7 @@ def analyze_image(
             sizes = [{**scene.sizes, "S": 1} for scene in scenes]
             pixel_sizes = dict(scenes[0].pixel_sizes)
             named = {str(number): name for number, name in scene_names(scenes).items()}
-            first = scene_number(scenes[0])  # a scene given by name: its number in this file
+            first = file_scene_number(scenes[0])  # a scene given by name: its number in this file
         record = {
             "status": "done",
             "image": str(image_path) if public_name is None else public_name,
@@ -281,7 +281,7 @@ def _analyze(
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
-                              name, scene_number(image), t)  # fmt: skip
+                              name, file_scene_number(image), t)  # fmt: skip
         for cls_name, table in found.items():
             parts[cls_name].append(table)
         if settings.outputs.overview:
@@ -366,7 +366,7 @@ def _analyze_plane_tiled(
                     stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
                                  region=region)  # fmt: skip
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
-                              scene_number(image), t, whole=in_memory)  # fmt: skip
+                              file_scene_number(image), t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview:
             step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
             draw_overview(
@@ -413,7 +413,7 @@ def overview_channel(settings: AnalysisSettings) -> str:
     return channel if channel in settings.channels else settings.channels[0]
 
 
-def scene_number(image: Any) -> int:
+def file_scene_number(image: Any) -> int:
     """The file's number of the scene ``image`` is (``S`` = 1): the tables and overviews name
     the scene as the file does, also when the analysis opened only one (settings ``scene``)."""
     return image.view()["scene"] or 0
@@ -424,7 +424,7 @@ def scene_names(scenes: Sequence[Any]) -> dict[int, str]:
     them (a CZI's scenes, OME Image names, a LIF's series); else none."""
     named = {}
     for image in scenes:
-        number, names = scene_number(image), getattr(image, "scene_names", ())
+        number, names = file_scene_number(image), getattr(image, "scene_names", ())
         if number < len(names) and names[number] != str(number):
             named[number] = names[number]
     return named
@@ -441,8 +441,8 @@ class _ImageFolder:
     def overview(self, scene: int, t: int) -> Path:
         """The overview of scene ``scene``'s (of ``scenes``) time point ``t``."""
         sizes = {"S": len(self.scenes), "T": max(image.sizes["T"] for image in self.scenes)}
-        first = scene_number(self.scenes[0])
-        return self.path / overview_name(scene_number(self.scenes[scene]), t, sizes, first)
+        first = file_scene_number(self.scenes[0])
+        return self.path / overview_name(file_scene_number(self.scenes[scene]), t, sizes, first)
 
 
 def overview_name(scene: int, t: int, sizes: dict[str, int], first: int = 0) -> str:
