@@ -34,9 +34,9 @@ FORMAT = "scopeml-object-classifier"
 VERSION = 2
 #: Columns that locate an object rather than describe it; not used as features by default.
 POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
-#: Columns that say where in the image an object is (time point, scene) or which object it is
-#: (``analyze``'s ``object_id``); never features by default.
-POSITION_COLUMNS = ("t", "scene", "object_id")
+#: Columns that say where in the image an object is (time point and its time, scene) or which
+#: object it is (``analyze``'s ``object_id``); never features by default.
+POSITION_COLUMNS = ("t", "time_s", "scene", "object_id")
 #: Measurements left out of the default features: they change when the object is turned
 #: (``orientation``, the raw central moments; ``moments_hu-*`` are their invariants), or repeat
 #: another column (``moments_central-0-0`` is the area).

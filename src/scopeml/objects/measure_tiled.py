@@ -216,7 +216,7 @@ class TableSink:
         self.empty = True
         self.path = None if output is None else Path(output)
         self.writer: Any = None
-        self.keys: dict[str, int] = {}
+        self.keys: dict[str, int | float] = {}
         self.rows = 0
         self.nonfinite = 0  # rows with NaN or infinite intensities, for one warning at the end
         self.overwrite = overwrite
@@ -229,7 +229,8 @@ class TableSink:
         self.nonfinite += int(part.attrs.pop(NONFINITE, 0))
         self.rows += len(part)
         for position, (name, value) in enumerate(self.keys.items()):
-            part.insert(position, name, np.full(len(part), value, np.int64))
+            kind = np.float64 if isinstance(value, float) else np.int64  # time_s: seconds
+            part.insert(position, name, np.full(len(part), value, kind))
         if self.path is None:
             self.parts.append(part)
         elif self.parquet:
