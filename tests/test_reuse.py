@@ -39,3 +39,21 @@ def test_the_same_file_read_with_other_axes_is_said_so(tmp_path):
     )
     other = why_not_this_run(str(path), "nuclei", store, {**options, "axes": "TYX", "scale": 2.0})
     assert other == "records other settings (scale 1.0, not 2.0)", other
+
+
+def test_two_models_of_one_name_are_told_apart_by_their_file() -> None:
+    """'records model 'pixel classifier', not 'pixel classifier'' told the user nothing."""
+    from scopeml.reuse import _difference
+
+    def run(name, sha):
+        model = {"name": name, "classes": ["a", "b"], **({"sha256": sha} if sha else {})}
+        return {"model": model, "image": {"path": "i.tif"}, "options": {}}
+
+    want = run("pixel classifier", "f00")
+    assert _difference(run("other", "abc"), want) == "records model 'other', not 'pixel classifier'"
+    assert _difference(run("pixel classifier", "bad"), want) == (
+        "records another model of the name 'pixel classifier' (another file)"
+    )
+    assert _difference(run("pixel classifier", None), want) == (
+        "records model 'pixel classifier' without its file's checksum"
+    )

@@ -84,7 +84,11 @@ def _difference(recorded: dict[str, Any], expected: dict[str, Any]) -> str:
     """What differs between a store's run record and this run's, in a few words."""
     model, want = recorded.get("model") or {}, expected["model"]
     if model.get("sha256") != want.get("sha256") or model.get("classes") != want["classes"]:
-        return f"records model {model.get('name')!r}, not {want.get('name')!r}"
+        if model.get("name") != want.get("name"):
+            return f"records model {model.get('name')!r}, not {want.get('name')!r}"
+        if model.get("sha256") is None:  # a model object without its file: cannot be told
+            return f"records model {model.get('name')!r} without its file's checksum"
+        return f"records another model of the name {model.get('name')!r} (another file)"
     image, want = recorded.get("image") or {}, expected["image"]
     if image.get("path") != want.get("path"):
         return f"records image {Path(str(image.get('path'))).name}"

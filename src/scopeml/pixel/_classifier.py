@@ -112,6 +112,9 @@ class PixelClassifier:
         self.classes = tuple(classes)
         self.n_jobs = n_jobs
         self.info = dict(info or {})
+        #: The file it was read from or last saved to: a run records its sha256, so a store a
+        #: run of the opened model wrote is the one ``segment`` of the file would write.
+        self.path: Path | None = None
         self.spec = ModelSpec(
             spatial_dims=spatial_dims,
             in_channels=in_channels,
@@ -250,7 +253,8 @@ class PixelClassifier:
         """Write a ``.czseg`` container (zip: ``model.json`` + node arrays), atomically."""
         from scopeml.pixel._container import save_classifier
 
-        return save_classifier(self, path)
+        self.path = save_classifier(self, path)
+        return self.path
 
     def __repr__(self) -> str:
         return (

@@ -226,7 +226,7 @@ def load_classifier(
     classes = make_classes(
         len(meta.Classes), [c.Name for c in meta.Classes], [c.Color for c in meta.Classes]
     )
-    return PixelClassifier(
+    classifier = PixelClassifier(
         forest,
         features,
         in_channels=meta.InChannels,
@@ -236,6 +236,8 @@ def load_classifier(
         n_jobs=n_jobs,
         info=meta.Training,
     )
+    classifier.path = Path(path)
+    return classifier
 
 
 def _open_zip(path: str | PathLike[str]) -> SafeZip:

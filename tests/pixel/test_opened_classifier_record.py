@@ -1,0 +1,35 @@
+"""A pixel classifier opened from its file (``sm.open_model``, napari's Apply) runs as that
+file: the store records its sha256, so ``segment --resume`` with the file's path takes a
+store the opened model wrote, and a saved classifier is its file from then on."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+import zarr
+
+import scopeml as sm
+from scopeml.synthetic import synthetic_nuclei
+
+
+def _recorded_sha(store) -> str | None:
+    return zarr.open_group(str(store), mode="r").attrs["scopeml"]["model"].get("sha256")
+
+
+def test_an_opened_classifier_is_recorded_as_its_file(tmp_path) -> None:
+    pixels, truth = synthetic_nuclei((96, 96), seed=3)
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::5, ::5] = (truth[::5, ::5] > 0) + 1
+    features = "gaussian_smoothing:1;laplacian_of_gaussian:2"
+    trained = sm.train_pixel_classifier(pixels, labels, n_estimators=5, features=features)
+    assert trained.path is None  # not yet a file
+    file = trained.save(tmp_path / "m.czseg")
+    assert trained.path == file
+    image = tmp_path / "image.tif"
+    tifffile.imwrite(image, pixels[0])
+    by_path = sm.segment(image, file, tmp_path / "by_path.ome.zarr")
+    opened = sm.segment(image, sm.open_model(file), tmp_path / "opened.ome.zarr")
+    assert _recorded_sha(opened) == _recorded_sha(by_path) is not None
+    again = sm.segment(image, file, tmp_path / "opened.ome.zarr", resume=True)
+    assert again.already_complete  # the store the opened model wrote is this run's
+    np.testing.assert_array_equal(again.labels.read(), by_path.labels.read())
