@@ -73,6 +73,8 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
         for value in labels:
             widget.click(centre(level0, int(value)))
     assert (widget.table[USER_CLASS] != "").sum() == 20
+    said = widget.status.text()  # each click says its object, and the clicks so far
+    assert said == f"object {int(order[-1])}: B; A 10, B 10", said
     widget.train_and_classify()
     assert widget.status.text().startswith("classified"), widget.status.text()
     predicted = widget.table.set_index("label")["class"]

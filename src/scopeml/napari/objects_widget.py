@@ -77,7 +77,9 @@ class ObjectsWidget(QWidget):
         )  # not the bottom scribbles
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
-        self.class_value.setPlaceholderText("class (name or value) to label; empty: a mask")
+        self.class_value.setPlaceholderText(
+            "class (name or value) to label; empty: a mask, or a store's one class"
+        )
         self.min_size = _min_size_box()
         label_button = QPushButton("Label objects")
         label_button.clicked.connect(lambda: self.label_objects())
@@ -132,7 +134,8 @@ class ObjectsWidget(QWidget):
             n = int(self.table[columns].isin(list(renamed)).any(axis=1).sum())
             self.table[columns] = self.table[columns].replace(renamed)
             moves = ", ".join(f"{old} → {new}" for old, new in renamed.items())
-            self.status.setText(f"renamed {moves} on {n} objects")
+            if n:  # names typed before any object has them are no rename to speak of
+                self.status.setText(f"renamed {moves} on {n} objects")
             self.model.set_table(self.table)
             if PREDICTED in self.table:
                 self.layer.colormap = self.class_colormap()
@@ -326,7 +329,15 @@ class ObjectsWidget(QWidget):
         if self.click_to_label.isChecked() and self.current_class.currentText():
             self.table.loc[index, USER_CLASS] = self.current_class.currentText()
             self.model.set_table(self.table)
+            self.status.setText(f"object {int(value)}: {self.current_class.currentText()}; "
+                                f"{self.clicked_counts()}")  # fmt: skip
         self.select_row(index)
+
+    def clicked_counts(self) -> str:
+        """``small 6, large 6``: the objects click-labelled with each class, what training
+        learns from."""
+        counts = self.table[USER_CLASS][self.table[USER_CLASS] != ""].value_counts()
+        return ", ".join(f"{name} {counts.get(name, 0)}" for name in self.class_names())
 
     # ------------------------------------------------------------------ classify
     def train_and_classify(self) -> None:
