@@ -149,6 +149,7 @@ def test_apply_with_a_one_channel_model_reads_the_channel_of_the_layer_chosen(
     labels = widget.result.labels.read()
     np.testing.assert_array_equal(labels, alone.labels.read())
     assert "(channel GFP, the layer's)" in widget.status.text()
+    assert " at scale " in widget.status.text() and "(auto: " in widget.status.text()  # as the CLI
 
     widget.image_choice.setCurrentText("DAPI")  # the other layer: its own channel
     widget.output.setText(str(tmp_path / "dapi.ome.zarr"))

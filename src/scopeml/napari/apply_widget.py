@@ -611,7 +611,7 @@ class ApplyWidget(QWidget):
                 "(nothing run again)"
             )
         else:
-            text = f"wrote {seg.path}{self._axes_note}"
+            text = f"wrote {seg.path}{self._axes_note}{_scale_note(seg.path)}"
         if self.is_temporary(seg.path):
             text += " (a temporary folder: choose an output to keep the result)"
         if notes:
@@ -739,6 +739,16 @@ def real_layer(layer: Any) -> Any:
     """The layer behind napari's ``PublicOnlyProxy`` (what a plugin widget's viewer gives: a
     new proxy on every access), or ``layer`` itself; ``id`` and ``weakref`` hold on to it."""
     return getattr(layer, "__wrapped__", layer)
+
+
+def _scale_note(store: Path) -> str:
+    """`` at scale 0.5 (auto: objects ~48 px, model 20 px)`` where ``scale`` auto chose it
+    (asked for, or the model's default: the shipped ``nuclei``), as ``segment`` ends: the
+    *scale* box does not show what auto chose."""
+    from scopeml.tiling.size import recorded_auto_scale
+
+    auto = recorded_auto_scale(store)
+    return "" if auto is None else f" at scale {auto.scale:g} ({auto.text()})"
 
 
 def _keeps_results(folder: Path) -> bool:
