@@ -83,3 +83,21 @@ def test_scenes_and_time_points_are_steps_not_micrometres(tmp_path):
     ((_, kwargs, kind),) = read_image(str(path))
     assert kind == "image" and kwargs["metadata"]["scopeml"]["axes"] == "STYX"
     assert kwargs["units"] == ("pixel", "pixel", "micrometer", "micrometer")
+
+
+def test_label_layers_name_their_axes_as_the_image_layers(tmp_path):
+    """A time series' labels layer (a store, objects, an analysis's classes) has the image
+    layer's ``t, y, x`` axis labels, not napari's ``-3, -2, -1``: the sliders say what they
+    move, the same in both."""
+    import tifffile
+
+    import scopeml as sm
+    from scopeml.napari._layers import labels_layer_data
+    from scopeml.napari._reader import read_image
+
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, np.zeros((3, 16, 20), np.uint16), ome=True, metadata={"axes": "TYX"})
+    ((_, image_kwargs, _),) = read_image(str(path))
+    _, kwargs, kind = labels_layer_data([sm.open_image(path)], name="labels")
+    assert kind == "labels" and kwargs["axis_labels"] == image_kwargs["axis_labels"] == (
+        "t", "y", "x")  # fmt: skip

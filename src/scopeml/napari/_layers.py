@@ -175,6 +175,7 @@ def labels_layer_data(
     kwargs: dict[str, Any] = {
         "name": name,
         "scale": [base.pixel_sizes.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes],
+        "axis_labels": tuple(axes.lower()),  # as the image layers: t, z, y, x (not -3, -2)
         "metadata": metadata,
         "multiscale": len(data) > 1,
     }

@@ -425,7 +425,8 @@ class PixelClassifierWidget(QWidget):
         scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
         labels = self.viewer.add_labels(
             np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
-            colormap=self._colormap(), metadata={SOURCE_KEY: {"axes": axes}},
+            axis_labels=tuple(axes.lower()), colormap=self._colormap(),
+            metadata={SOURCE_KEY: {"axes": axes}},
         )  # fmt: skip
         _paint_for(labels, layer)
         labels.brush_size = 5
@@ -720,7 +721,8 @@ class PixelClassifierWidget(QWidget):
         else:
             self.viewer.add_labels(
                 labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
-                units=layer.units[-len(shape) :], colormap=self._colormap(),
+                units=layer.units[-len(shape) :], axis_labels=layer.axis_labels[-len(shape) :],
+                colormap=self._colormap(),
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
