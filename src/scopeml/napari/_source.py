@@ -21,6 +21,20 @@ import scopeml as sm
 from scopeml.napari._layers import SOURCE_KEY
 
 
+def name_for_file(layer: Any, default: str) -> str:
+    """A layer's name as a file name (``cells DAPI`` → ``cells_DAPI``; ``default`` where
+    nothing is left), for the stores the widgets write for it.
+
+    >>> class Layer:
+    ...     name = "plate A1 / DAPI"
+    >>> name_for_file(Layer(), "image"), name_for_file(object(), "image")
+    ('plate_A1_DAPI', 'image')
+    """
+    import re
+
+    return re.sub(r"[^\w.-]+", "_", str(getattr(layer, "name", ""))).strip("._") or default
+
+
 def layer_source(layer: Any) -> dict[str, Any] | None:
     """``{"path", "scene", "axes"}`` of a layer the scopeml reader made, else ``None``."""
     source = getattr(layer, "metadata", {}).get(SOURCE_KEY)

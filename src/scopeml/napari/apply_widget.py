@@ -88,6 +88,7 @@ from scopeml.napari._source import (
     layer_image,
     layer_source,
     memory_axes,
+    name_for_file,
     scene_label,
 )
 from scopeml.objects.instances import InstanceOptions
@@ -336,9 +337,8 @@ class ApplyWidget(QWidget):
             return beside
         made = self._temporary.get(id(layer))
         if made is None or made[0]() is not layer:  # the id of a layer since removed
-            stem = re.sub(r"[^\w.-]+", "_", str(getattr(layer, "name", ""))).strip("._")
             folder = Path(tempfile.mkdtemp(prefix="scopeml-"))
-            made = (weakref.ref(layer), folder / f"{stem or 'image'}.seg.ome.zarr")
+            made = (weakref.ref(layer), folder / f"{name_for_file(layer, 'image')}.seg.ome.zarr")
             self._temporary[id(layer)] = made
         return made[1]
 

@@ -39,7 +39,7 @@ import scopeml as sm
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
 from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
-from scopeml.napari._source import layer_image, layer_source
+from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
 from scopeml.objects.table import TABLE_SUFFIXES
@@ -165,7 +165,7 @@ class ObjectsWidget(QWidget):
         if source is not None and Path(source["path"]).name == "labels":
             labels = sm.Segmentation(Path(source["path"]).parent)  # its class names too
         folder = Path(tempfile.mkdtemp(prefix="scopeml-"))
-        output = folder / f"{layer.name}.objects.ome.zarr"
+        output = folder / f"{name_for_file(layer, 'labels')}.objects.ome.zarr"
         self.status.setText("labelling…")
 
         def failed(err: BaseException) -> None:
