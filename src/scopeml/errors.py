@@ -169,6 +169,36 @@ class Cancelled(Exception):
     """
 
 
+def close_matches(
+    word: str, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6
+) -> list[str]:
+    """The ``choices`` a mistyped ``word`` may mean, the one place a did-you-mean is made:
+    those it starts (three letters or more), else those it nearly spells (``difflib``).
+
+    Examples
+    --------
+    >>> close_matches("gauss", ["gaussian_smoothing", "laplacian_of_gaussian"])
+    ['gaussian_smoothing']
+    >>> close_matches("nucleii", ["nuclei"], n=1, cutoff=0.75), close_matches("zzz", ["a"])
+    (['nuclei'], [])
+    """
+    import difflib
+
+    choices = [str(choice) for choice in choices]
+    started = [c for c in choices if c.startswith(word)] if len(word) >= 3 else []
+    return (started or difflib.get_close_matches(word, choices, n=n, cutoff=cutoff))[:n]
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6) -> str:
+    """`` (did you mean 'x'?)`` for :func:`close_matches`, else ``""``.
+
+    >>> did_you_mean("remove_smal", ["remove_small", "fill_holes"])
+    " (did you mean 'remove_small'?)"
+    """
+    close = close_matches(word, choices, n=n, cutoff=cutoff)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
 def find_stack_level() -> int:
     """``stacklevel`` for :func:`warnings.warn` that names the first frame outside scopeml.
 

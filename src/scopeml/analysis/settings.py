@@ -800,12 +800,9 @@ def _unknown_key(loc: Sequence[Any]) -> str:
     >>> _unknown_key(("colour",))
     "unknown key 'colour'"
     """
-    import difflib
+    from scopeml.errors import did_you_mean
 
-    known = _keys_at(loc[:-1])
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"unknown key {loc[-1]!r}{hint}"
+    return f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), _keys_at(loc[:-1]), n=1)}"
 
 
 def _keys_at(loc: Sequence[Any]) -> list[str]:

@@ -264,24 +264,14 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
 
 
 def did_you_mean(word: str, choices) -> str:
-    """`` (did you mean 'x'?)`` for the choices ``word`` starts, or nearly spells; else ``""``.
+    """:func:`scopeml.errors.did_you_mean` of a feature name, which is lower case.
 
-    Examples
-    --------
-    >>> did_you_mean("gauss", ["gaussian_smoothing", "laplacian_of_gaussian"])
+    >>> did_you_mean("Gauss", ["gaussian_smoothing", "laplacian_of_gaussian"])
     " (did you mean 'gaussian_smoothing'?)"
-    >>> did_you_mean("zzz", ["gaussian_smoothing"])
-    ''
     """
-    import difflib
+    from scopeml.errors import did_you_mean as suggest
 
-    choices = list(choices)
-    word = word.lower()
-    close = [c for c in choices if c.startswith(word)] if len(word) >= 3 else []
-    close = close or difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return f" (did you mean {' or '.join(repr(c) for c in close[:3])}?)"
+    return suggest(word.lower(), choices)
 
 
 def _reach(family: str, sigma: float, truncate: float) -> int:

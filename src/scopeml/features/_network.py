@@ -322,13 +322,10 @@ def network_bytes(source: str, layers: tuple[str, ...], seed: int = 0) -> tuple[
 def _missing_layer(layer: str, data: bytes, path) -> str:
     """The message for a layer that is not in the graph: a did-you-mean and the tensors
     ``pixel features --list`` lists (the same set, the same count)."""
-    import difflib
+    from scopeml.errors import did_you_mean
 
     names = [name for name, _, _ in tappable(data, path)]
-    close = [n for n in names if n.startswith(layer)] or difflib.get_close_matches(
-        layer, names, n=3, cutoff=0.6
-    )
-    hint = f" (did you mean {' or '.join(repr(n) for n in close[:3])}?)" if close else ""
+    hint = did_you_mean(layer, names)
     shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
     return (
         f"layer {layer!r} is not in the network{hint}; it has {len(names)} tensors to tap "

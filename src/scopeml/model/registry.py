@@ -157,10 +157,10 @@ models: nuclei); did you mean 'nuclei'?
         return BUILTIN_MODELS[text].path
     path = Path(source)
     if not path.exists():
-        import difflib
+        from scopeml.errors import close_matches
 
         names = ", ".join(sorted(BUILTIN_MODELS))
-        near = difflib.get_close_matches(text.lower(), list(BUILTIN_MODELS), n=1, cutoff=0.75)
+        near = close_matches(text.lower(), BUILTIN_MODELS, n=1, cutoff=0.75)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ModelNotFoundError(
             f"no such model file or built-in model (built-in models: {names}){hint}", path=text

@@ -82,7 +82,7 @@ class PostStep:
 
     def __post_init__(self) -> None:
         if self.name not in _STEPS:
-            from scopeml.features._bank import did_you_mean  # the feature names' suggestion
+            from scopeml.errors import did_you_mean
 
             known = sorted([*_STEPS, "crf"])  # crf: scopeml.post.crf_tiled
             raise InvalidRequestError(

@@ -77,8 +77,7 @@ def find_model(registry: ModelRegistry, model_id: str, user: dict[str, Any]) -> 
 def _model_hint(registry: ModelRegistry, model_id: str, user: dict[str, Any]) -> str:
     """What the caller may have meant: a model of theirs named ``model_id`` (models are given by
     id), or an id or built-in name spelt nearly so; ``""`` when none."""
-    import difflib
-
+    from scopeml.errors import close_matches
     from scopeml.model.registry import BUILTIN_MODELS
 
     models = registry.db.list_models(user["user"], admin=bool(user.get("admin")))
@@ -86,7 +85,7 @@ def _model_hint(registry: ModelRegistry, model_id: str, user: dict[str, Any]) ->
     if named:
         return f" (models are given by id: {model_id!r} is the name of model {named[0]!r})"
     ids = [*sorted(BUILTIN_MODELS), *(m["id"] for m in models)]
-    near = difflib.get_close_matches(model_id, ids, n=1, cutoff=0.75)
+    near = close_matches(model_id, ids, n=1, cutoff=0.75)
     return f"; did you mean {near[0]!r}?" if near else ""
 
 
