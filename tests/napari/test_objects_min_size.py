@@ -170,3 +170,17 @@ def test_the_librarys_advice_is_said_with_the_widgets_controls(viewer, qtbot, tm
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     written = widget.export_csv(tmp_path / "objects")  # as a dialog returns a typed name
     assert written == tmp_path / "objects.csv" and len(pd.read_csv(written)) == 8
+
+
+def test_measuring_a_layer_without_objects_says_what_to_choose(viewer, qtbot):
+    """An empty labels layer (the scribbles, say) measures 0 objects, and the status says
+    why and what to choose, instead of a bare "0 objects measured"."""
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_labels(np.zeros((32, 32), np.uint8), name="empty")
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText("empty")
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    said = widget.status.text()
+    assert said.startswith("0 objects measured") and "empty holds no objects" in said, said

@@ -278,6 +278,8 @@ class ObjectsWidget(QWidget):
         n_kept = 0 if kept is None else int((table[USER_CLASS] != "").sum())
         kept_text = f" ({n_kept} clicked classes kept)" if n_kept else ""
         without = "" if self.image_choice.layer() is not None else " (shapes only: no image chosen)"
+        if table.empty:  # an empty layer (the scribbles), or class labels not labelled yet
+            without += f": {layer.name} holds no objects; choose instance labels, or Label objects"
         self.status.setText(f"{len(table)} objects measured{kept_text}{without}")
 
     def _clicked_on(self, layer: Any) -> pd.DataFrame | None:
