@@ -303,11 +303,11 @@ def scene_value(value: Any) -> Any:
     ValueError: a scene is its number (0 or more) or its name as scopeml info lists it; got -1
     """
     if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit():
-            return int(text)
-        if text and not text.lstrip("-").isdigit():
-            return text
+        from scopeml.io.registry import scene_given  # the one parse of a scene given
+
+        given = scene_given(value)
+        if isinstance(given, int) or (given and not given.lstrip("-").isdigit()):
+            return given
     elif value is None or isinstance(value, bool):
         return value  # true: 1, as before names were taken
     elif isinstance(value, int | float) and float(value).is_integer() and value >= 0:

@@ -317,12 +317,9 @@ def _pixel_sizes(text: str, stack: bool) -> dict[str, float]:
     >>> _pixel_sizes("0.3,0.2", stack=False)
     {'Y': 0.3, 'X': 0.2}
     """
-    from scopeml.pixel_size import parse_pixel_size
+    from scopeml.cli.analyze import pixel_size_option
 
-    try:
-        sizes = parse_pixel_size(text)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--pixel-size") from None
+    sizes = pixel_size_option(text)
     values = list(sizes.values())
     if len(text.split(",")) == 1:
         return sizes
