@@ -76,15 +76,11 @@ def post(
         progress=not quiet,
     )
     typer.echo(summary(written, time.perf_counter() - start))
-    left = not_carried(_record(written.parent), written.parent, written.name)
+    from scopeml.tiling.store import recorded_run
+
+    left = not_carried(recorded_run(written.parent) or {}, written.parent, written.name)
     if left:
         typer.echo(f"note: {left}", err=True)
-
-
-def _record(store: Path) -> dict:
-    import zarr
-
-    return zarr.open_group(str(store), mode="r").attrs.get("scopeml", {})
 
 
 def not_carried(record: dict, store: str | Path, written: str = "labels") -> str | None:
