@@ -283,16 +283,17 @@ def check_channel_names(
     image: str,
     source: str | os.PathLike[str] | None = None,
 ) -> None:
-    """Every input channel of the settings is among ``names``, those of ``image`` (or is read
-    by position: :meth:`~AnalysisSettings.channels_of`); else the settings error names the
-    first missing one, its line, and the channels the image has."""
-    missing = [c for c in settings.channels if c not in names]
+    """Every input channel of the settings is among ``names``, those of ``image``, by name or
+    alias (or is read by position: :meth:`~AnalysisSettings.channels_of`); else the settings
+    error names the first missing one, its line, and the channels the image has."""
+    missing = [c for c in settings.channels if settings.name_in(c, names) is None]
     if missing and settings.channels_of(names) is None:  # a file naming none: in order
         index = settings.channels.index(missing[0])
         raise settings_error(
             source,
             ("channels", index),
-            f"channel {missing[0]!r} is not in {image} (it has {', '.join(names)})",
+            f"channel {missing[0]!r} is not in {image} (it has {', '.join(names)}); if the file "
+            "calls it otherwise, list that name under aliases:",
         )
 
 

@@ -10,6 +10,10 @@ version: 1
 # metadata; images without names have C0, C1, ...).
 channels: [C0, C1]
 
+# Other names a channel has in some files (another microscope's "Hoechst" for DAPI): a file
+# is read by the first name it has; the results use the name above.
+# aliases: {C0: [DAPI, Hoechst]}
+
 # Size of the tiles the tiled stages work on (smoothing, labelling, measuring; model runs in
 # tiles of at most 512, which bounds each worker's memory).
 tile_size: 1024

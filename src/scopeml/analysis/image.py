@@ -162,10 +162,10 @@ def open_scenes_analysed(
     name: str | None = None,
 ) -> Iterator[list[Any]]:
     """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels under
-    the settings' names (:meth:`~AnalysisSettings.channels_of`: a file that names none is read
-    in order): the settings' ``scene`` (a name: this file's scene of that name, which files
-    of one batch may number differently), else every scene of the file, also scenes of
-    different sizes (:func:`~scopeml.io.registry.open_scenes`). ``name`` is the image's in
+    the settings' names (:meth:`~AnalysisSettings.channels_of`: by name or alias; a file that
+    names none is read in order): the settings' ``scene`` (a name: this file's scene of that
+    name, which files of one batch may number differently), else every scene of the file, also
+    scenes of different sizes (:func:`~scopeml.io.registry.open_scenes`). ``name`` is the image's in
     warnings (a server's: the name its client knows), else its path."""
     from scopeml.io.registry import open_scenes, scene_numbered
 
@@ -175,12 +175,13 @@ def open_scenes_analysed(
         names = [str(name) for name in scenes[0].channel_names]
         chosen = settings.channels_of(names)
         if chosen is None:
-            missing = next(c for c in settings.channels if c not in names)
+            missing = next(c for c in settings.channels if settings.name_in(c, names) is None)
             raise InvalidImageError(
                 f"no channel {missing!r} of the settings' channels; the image has "
-                f"{', '.join(names)}", path=image_path,
+                f"{', '.join(names)}; if the file calls it otherwise, list that name under "
+                "aliases:", path=image_path,
             )  # fmt: skip
-        if chosen != settings.channels:  # read by position: said, as a guess is
+        if all(isinstance(c, int) for c in chosen):  # read by position: said, as a guess is
             pairs = zip(chosen, settings.channels, strict=True)
             read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)
             warnings.warn(f"{name or image_path}: the file names no channels: read {read} "

@@ -330,6 +330,11 @@ class AnalysisSettings(_Strict):
 
     version: Literal[1] = VERSION
     channels: list[str] = Field(min_length=1)
+    aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="other names an input channel has in some files "
+        "(DAPI: [Hoechst, H33342]): a file naming none of a channel's names is read by the "
+        "first alias it has; results use the channel's name",
+    )  # fmt: skip
     classes: list[ClassSettings] = Field(min_length=1)
     outputs: Outputs = Field(default_factory=Outputs)
     inputs: Inputs = Field(default_factory=Inputs)
@@ -380,12 +385,20 @@ class AnalysisSettings(_Strict):
         >>> s = parse_settings({"version": 1, "channels": ["DAPI"], "classes": [blob]})
         >>> s.channels_of(["GFP", "DAPI"]), s.channels_of(["C0"]), s.channels_of(["C0", "C1"])
         (['DAPI'], [0], None)
+        >>> s.model_copy(update={"aliases": {"DAPI": ["Hoechst"]}}).channels_of(["Hoechst"])
+        ['Hoechst']
         """
         names = [str(name) for name in names]
-        if all(channel in names for channel in self.channels):
-            return list(self.channels)
+        found = [self.name_in(channel, names) for channel in self.channels]
+        if None not in found:
+            return found
         unnamed = names == [f"C{i}" for i in range(len(names))]
         return list(range(len(names))) if unnamed and len(names) == len(self.channels) else None
+
+    def name_in(self, channel: str, names: Sequence[str]) -> str | None:
+        """The name ``channel`` has among ``names`` (a file's channels): its own, else its
+        first alias there; ``None``: neither."""
+        return next((n for n in (channel, *self.aliases.get(channel, ())) if n in names), None)
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
@@ -447,6 +460,7 @@ class AnalysisSettings(_Strict):
                 path.append(node)
                 node = parents[node]
         known = set(self.channels)
+        self._check_aliases()
         for index, cls in enumerate(self.classes):
             used = _channels_of(cls)
             for key, channel in used:
@@ -457,6 +471,24 @@ class AnalysisSettings(_Strict):
                     )
         self._check_measured_names()
         return self
+
+    def _check_aliases(self) -> None:
+        """Refuse an alias of no input channel, and a name that would read one file channel
+        as two input channels (an alias that is another channel's name or alias)."""
+        from scopeml.errors import did_you_mean
+
+        owner = {channel: channel for channel in self.channels}
+        for channel, names in self.aliases.items():
+            if channel not in self.channels:
+                raise _TreeError(
+                    f"{channel!r} is not an input channel ({', '.join(self.channels)})"
+                    f"{did_you_mean(channel, self.channels)}", ("aliases", channel),
+                )  # fmt: skip
+            for index, name in enumerate(names):
+                if name in self.channels or owner.setdefault(name, channel) != channel:
+                    taken = "an input channel" if name in self.channels else (
+                        f"an alias of {owner[name]!r}")  # fmt: skip
+                    raise _TreeError(f"{name!r} is already {taken}", ("aliases", channel, index))
 
     def _check_class_names(self) -> None:
         """Refuse class names that would make two results one file, or a file Windows refuses
