@@ -70,6 +70,19 @@ def test_pixel_sizes_are_read_in_any_case_and_unknown_keys_refused():
         sm.measure_objects(objects, pixel_sizes={"W": 0.5, "X": 0.5})
 
 
+@pytest.mark.parametrize("given", [0.5, "0.5", "0.5,0.5", [0.5, 0.5], {"y": 0.5, "X": 0.5}])
+def test_measure_objects_takes_pixel_size_as_segment_does(given):
+    objects = np.zeros((6, 8), np.int32)
+    objects[1:3, 1:5] = 1
+    table = sm.measure_objects(objects, pixel_size=given)
+    assert table["area_um2"].tolist() == [8 * 0.25]
+    pd.testing.assert_frame_equal(table, sm.measure_objects(objects, pixel_sizes=given))
+    with pytest.raises(InvalidRequestError, match="pixel_size takes positive micrometres"):
+        sm.measure_objects(objects, pixel_size="0.5,x")
+    with pytest.raises(InvalidRequestError, match="give pixel_size or pixel_sizes"):
+        sm.measure_objects(objects, pixel_size=0.5, pixel_sizes={"Y": 0.5, "X": 0.5})
+
+
 def test_image_read_and_pixel_sizes_take_axis_names_in_any_case():
     pixels = np.arange(60, dtype=np.uint8).reshape(1, 1, 1, 1, 6, 10)
     image = sm.Image(pixels, pixel_sizes={"y": 0.5, "X": 0.25})

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
@@ -485,14 +485,9 @@ def _calibrated_input(
     import warnings
 
     from scopeml.errors import find_stack_level
-    from scopeml.pixel_size import parse_pixel_size, resolve_pixel_sizes
+    from scopeml.pixel_size import resolve_pixel_sizes
 
-    try:
-        given = None if pixel_size is None else parse_pixel_size(pixel_size)
-    except ValueError as err:
-        from scopeml.errors import InvalidRequestError
-
-        raise InvalidRequestError(f"pixel_size {err}") from None
+    given = None if pixel_size is None else _pixel_size_given(pixel_size)
     opened, ref = _input_image(image, settings, axes)
     if given is None:
         return opened, ref, {}
@@ -506,6 +501,18 @@ def _calibrated_input(
     calibrated = copy.copy(opened)  # shares the reader (closed once) and the view
     calibrated.pixel_sizes = sizes
     return calibrated, ref, {a: sizes[a] for a, came in sources.items() if came == "pixel_size"}
+
+
+def _pixel_size_given(pixel_size: Any) -> dict[str, float]:
+    """``pixel_size=`` by axis (:func:`~scopeml.pixel_size.parse_pixel_size`), a bad one
+    refused as the argument's."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.pixel_size import parse_pixel_size
+
+    try:
+        return parse_pixel_size(pixel_size)
+    except ValueError as err:
+        raise InvalidRequestError(f"pixel_size {err}") from None
 
 
 def _read_as(record: dict[str, Any] | None, image_ref: Any, taken: dict[str, float]) -> Any:
@@ -1029,6 +1036,7 @@ def measure_objects(
     objects: LabelSource,
     image: PathLike | Image | np.ndarray | None = None,
     *,
+    pixel_size: PixelSize | None = None,
     pixel_sizes: dict[str, float] | None = None,
     shape_features: bool = True,
     tile_size: int | Sequence[int] | None = None,
@@ -1045,6 +1053,7 @@ def measure_objects(
     objects: LabelSource,
     image: PathLike | Image | np.ndarray | None = None,
     *,
+    pixel_size: PixelSize | None = None,
     pixel_sizes: dict[str, float] | None = None,
     shape_features: bool = True,
     tile_size: int | Sequence[int] | None = None,
@@ -1060,6 +1069,7 @@ def measure_objects(
     objects: LabelSource,
     image: PathLike | Image | np.ndarray | None = None,
     *,
+    pixel_size: PixelSize | None = None,
     pixel_sizes: dict[str, float] | None = None,
     shape_features: bool = True,
     tile_size: int | Sequence[int] | None = None,
@@ -1075,8 +1085,9 @@ def measure_objects(
     ``objects`` are instance labels (from :func:`label_objects`, a :class:`Segmentation`
     with an ``instances`` output, or any label source);
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
-    optional leading channel axis). ``pixel_sizes`` (µm per pixel, keyed ``Z``/``Y``/``X`` in
-    any case; another key is refused) add the ``_um`` columns where the files record none.
+    optional leading channel axis). ``pixel_size`` (µm per pixel, as :func:`segment` takes it:
+    one number, ``"Y,X"``, ``"Z,Y,X"`` or by axis; ``pixel_sizes``, its older name, by axis
+    only) adds the ``_um`` columns where the files record none.
     ``axes`` are those of ``image``'s file, as :func:`~scopeml.io.open_image` takes them; by
     default, for the very file (path and content) that the :class:`Segmentation` ``objects``
     came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
@@ -1102,9 +1113,15 @@ def measure_objects(
     from scopeml.io.image import axis_keys
     from scopeml.objects.images import measure_image
 
-    if pixel_sizes is not None:  # checked before any work: "y" is Y, "W" no axis
+    if pixel_size is not None and pixel_sizes is not None:
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError("give pixel_size or pixel_sizes (its older name), not both")
+    if isinstance(pixel_sizes, Mapping):  # checked before any work: "y" is Y, "W" no axis
         letters = axis_keys(pixel_sizes, "ZYX", "pixel_sizes")
         pixel_sizes = {letters[key]: size for key, size in pixel_sizes.items()}
+    elif pixel_size is not None or pixel_sizes is not None:
+        pixel_sizes = _pixel_size_given(pixel_sizes if pixel_size is None else pixel_size)
     if output is not None:  # before opening or measuring anything
         from scopeml.objects.table import check_table_output
 

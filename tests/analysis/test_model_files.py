@@ -152,3 +152,15 @@ def test_a_package_folder_is_restatted_and_hashed_whole(tmp_path):
     second = model_files.model_fingerprint(folder / "rdf.yaml", run="r")
     assert second["sha256"] != first["sha256"]
     assert not model_files.same_content(first, second, folder / "rdf.yaml")
+
+
+def test_results_say_which_scopeml_made_them(batch, tmp_path):
+    import scopeml
+
+    settings, images = batch
+    big_model(tmp_path / "m.czann")
+    out = tmp_path / "out"
+    run_analysis(settings, images[:1], out)
+    record = json.loads((out / "images" / "cells5" / "record.json").read_text())
+    assert record["written_by"] == f"scopeml {scopeml.__version__}"
+    assert f"by scopeml {scopeml.__version__}." in (out / "index.html").read_text()

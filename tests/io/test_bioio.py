@@ -290,6 +290,7 @@ def test_a_folder_nothing_reads_is_named_as_a_folder(tmp_path):
         f"{folder}: unknown image format (a folder without zarr metadata); known: .btf"
     )
     assert "bioio-imagexpress" in str(info.value)
+    assert str(info.value).endswith("; a folder of images goes to analyze, with a settings file")
 
 
 def test_without_bioio_the_error_says_how_to_install_it(tmp_path, monkeypatch):

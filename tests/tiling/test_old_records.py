@@ -65,3 +65,22 @@ def test_a_published_store_recorded_with_old_names_gets_its_instances(
     group.attrs["scopeml"] = _as_old(dict(group.attrs["scopeml"]))
     seg = sm.segment(crowded_nuclei, "nuclei", out, resume=True, **RUN)
     np.testing.assert_array_equal(seg.instances.read(), uninterrupted)
+
+
+@pytest.mark.parametrize("written_by", ["scopeml 0.0.9", None])  # another release, or none said
+def test_a_store_says_which_scopeml_wrote_it_and_resumes_after_an_upgrade(
+    crowded_nuclei, uninterrupted, tmp_path, written_by
+):
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(Cancelled):
+        sm.segment(crowded_nuclei, "nuclei", out, progress=_stop_at("segment", 1), **RUN)
+    run = next(partial_path(out).glob(".scopeml-run.json"))
+    record = json.loads(run.read_text())
+    assert record["written_by"] == f"scopeml {sm.__version__}"
+    record = {k: v for k, v in record.items() if k != "written_by"}
+    older = record if written_by is None else {**record, "written_by": written_by}
+    run.write_text(json.dumps(older))
+    seg = sm.segment(crowded_nuclei, "nuclei", out, resume=True, **RUN)
+    np.testing.assert_array_equal(seg.instances.read(), uninterrupted)
+    group = zarr.open_group(str(out), mode="r")
+    assert group.attrs["scopeml"]["written_by"] == f"scopeml {sm.__version__}"  # this run's

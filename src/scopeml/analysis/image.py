@@ -55,6 +55,7 @@ from scopeml.analysis.tables import measure_plane
 from scopeml.errors import InvalidImageError, find_stack_level
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
+from scopeml.tiling.store import WRITER, writer
 
 __all__ = ["RECORD", "analyze_image", "input_identity", "open_scenes_analysed", "overview_name"]
 
@@ -141,6 +142,7 @@ def analyze_image(
             "input": input_identity(image_path),
             **({} if model_files is None else {"model_files": dict(model_files)}),
             "seconds": round(time.perf_counter() - started, 3),
+            WRITER: writer(),
         }
         (temp / RECORD).write_text(json.dumps(record, indent=2))
         if folder.exists():

@@ -45,6 +45,7 @@ from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
 from scopeml.analysis.settings import AnalysisSettings, file_name_part
 from scopeml.errors import find_stack_level
 from scopeml.io.replace import atomic_write, write_atomically
+from scopeml.tiling.store import writer
 
 __all__ = ["axis_title", "write_report"]
 
@@ -677,7 +678,8 @@ def _html(
 max-width:100%;overflow-x:auto}}
 </style></head><body>
 <h1>Analysis of {len(records)} image(s)</h1>
-<p>{len(counts)} done, {len(failures)} failed. Settings: <a href="settings.yaml">settings.yaml</a>.
+<p>{len(counts)} done, {len(failures)} failed, by {writer()}.
+Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
 per mm² where the image has a pixel size, per time point for a time series, mean size per image,
 objects per predicted class where a class has an object classifier),{per_time}

@@ -239,7 +239,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
 
     from scopeml.tiling.scale import unscaled_name
     from scopeml.tiling.size import AUTO_RECORD, AutoScale
-    from scopeml.tiling.store import image_place
+    from scopeml.tiling.store import WRITER, image_place
 
     path = Path(path)
     if not (path / "zarr.json").is_file():
@@ -269,6 +269,7 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "scale": options.get("scale") or 1.0,
             "auto": auto.text() if auto is not None else None,  # what scale auto chose it from
             "image": image_place(record.get("image") or {}),  # a server's run: its name
+            "written_by": record.get(WRITER),  # None: written before stores said
         },
         "outputs": outputs,
         "missing": [] if post else [n for n in wanted if n not in outputs],  # post: one made
@@ -366,7 +367,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
     --------
     >>> print("\\n".join(format_store({"path": "t5.ome.zarr", "kind": "segment store",
     ...     "run": {"model": "nuclei", "classes": ["bg", "nucleus"], "scale": 0.5,
-    ...             "image": "t5.ome.tif"},
+    ...             "image": "t5.ome.tif", "written_by": "scopeml 0.1.0"},
     ...     "outputs": {"labels": {"axes": "TYX", "shape": [5, 70, 110], "dtype": "uint8",
     ...                            "pixel_sizes": {"Y": 0.645, "X": 0.645},
     ...                            "classes": ["bg", "nucleus"], "time_step": 60.0}},
@@ -376,6 +377,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
       labels: T=5 Y=70 X=110, uint8, classes bg, nucleus
       pixel sizes (µm): Y=0.645 X=0.645
       time step: 60 s
+      written by scopeml 0.1.0
       missing: instances (the run stopped before them: run it again with --resume)
     """
     run, post = description["run"], description.get("post")
@@ -402,6 +404,8 @@ def format_store(description: dict[str, Any]) -> list[str]:
         lines.append(f"  time step: {step:g} s")
     if post and post.get("note"):
         lines.append(f"  {post['note']}")
+    if run.get("written_by"):
+        lines.append(f"  written by {run['written_by']}")
     if description["missing"]:
         lines.append(f"  missing: {', '.join(description['missing'])}"
                      " (the run stopped before them: run it again with --resume)")  # fmt: skip

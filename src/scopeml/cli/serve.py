@@ -55,7 +55,13 @@ def serve(
         10240, "--upload-quota-mb", min=0.001, help="Uploaded images one user may keep."
     ),
     max_json_kb: float = typer.Option(64, "--max-json-kb", min=1, help="JSON body limit."),
-    job_workers: int = typer.Option(1, "--job-workers", min=1, help="Jobs run at once."),
+    job_workers: int = typer.Option(
+        2,
+        "--job-workers",
+        min=1,
+        help="Jobs run at once (2: one user's long job leaves one for the others; 1 makes "
+        "every user wait behind it).",
+    ),
     user_job_workers: int | None = typer.Option(
         None,
         "--user-job-workers",

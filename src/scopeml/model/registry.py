@@ -160,7 +160,8 @@ models: nuclei); did you mean 'nuclei'?
         from scopeml.errors import close_matches
 
         names = ", ".join(sorted(BUILTIN_MODELS))
-        near = close_matches(text.lower(), BUILTIN_MODELS, n=1, cutoff=0.75)
+        bare = path.parent == Path()  # "nuclei.czann": the built-in's file name, say
+        near = close_matches(path.stem.lower(), BUILTIN_MODELS, n=1, cutoff=0.75) if bare else []
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ModelNotFoundError(
             f"no such model file or built-in model (built-in models: {names}){hint}", path=text

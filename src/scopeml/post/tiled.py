@@ -391,7 +391,9 @@ def _finish(temp: Path, name: str, classes: Sequence[str], identity: dict[str, A
     import zarr
 
     _mark_labels(zarr.open_group(str(temp / name), mode="r+"), classes)
-    identity = {"format": 2, "model": {"classes": []}, **identity, "post": post}
+    from scopeml.tiling.store import WRITER, writer
+
+    identity = {"format": 2, "model": {"classes": []}, **identity, "post": post, WRITER: writer()}
     zarr.open_group(str(temp), mode="r+").attrs["scopeml"] = identity
 
 

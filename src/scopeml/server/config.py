@@ -81,7 +81,8 @@ class ServerConfig:
     model_cache
         How many loaded models (runtime sessions) stay in memory.
     job_workers
-        Whole-image jobs run at the same time.
+        Whole-image jobs run at the same time (default 2, so that one user's long job leaves
+        a worker for the others; each runs in its own process within ``job_memory_limit``).
     user_job_workers
         Of those, how many one user's jobs may hold at once (default: all but one, so another
         user's job starts when submitted however many the first user queued). Queued jobs
@@ -138,7 +139,7 @@ class ServerConfig:
     user_predict_workers: int | None = None
     model_time_budget: float = 300.0
     model_cache: int = 4
-    job_workers: int = 1
+    job_workers: int = 2
     user_job_workers: int | None = None
     max_job_attempts: int = 3
     job_memory_limit: int = 4 * GB

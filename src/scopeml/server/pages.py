@@ -72,9 +72,10 @@ footer { margin-top: 2rem; font-size: .85rem; color: #555; }
 <pre><code>from scopeml.client import Client
 
 client = Client("$base_url", "sml_…")  # your token
-model_id = client.upload_model("nuclei.czann")["id"]
+model_id = client.upload_model("my_model.czann")["id"]  # yours; built-ins go by name
 # Tiles are read and fused on your machine, predicted by this server:
-client.segment("local.ome.tif", model_id, "out.ome.zarr")</code></pre>
+client.segment("local.ome.tif", model_id, "out.ome.zarr")
+client.segment("local.ome.tif", "nuclei", "nuclei.ome.zarr")  # the built-in model</code></pre>
 <p>or from a shell:</p>
 <pre><code>curl -H "Authorization: Bearer $$TOKEN" $base_url/models</code></pre>
 <p>A whole-image job on the server (every option goes under <code>"options"</code>):</p>

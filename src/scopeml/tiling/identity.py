@@ -251,8 +251,11 @@ def run_identity(
     image_id: dict[str, Any] = {**place, "shape": list(image.shape), "dtype": str(image.dtype)}
     if view["from_file"] and image.path and Path(image.path).exists():
         image_id["content"] = fingerprint(image.path)
+    from scopeml.tiling.store import WRITER, writer
+
     return {
         "format": 2,
+        WRITER: writer(),
         "model": model_id,
         "image": image_id,
         "image_view": {"scene": view["scene"], "channels": view["channels"]},

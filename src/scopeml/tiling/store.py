@@ -40,6 +40,9 @@ from scopeml.errors import IncompleteOutputError, InvalidRequestError, summarize
 from scopeml.io.replace import check_replaceable_store, write_atomically
 
 _RUN = ".scopeml-run.json"
+#: The run record's key for the scopeml that wrote it: kept for a methods section, never
+#: compared (a resume after an upgrade goes on).
+WRITER = "written_by"
 _DONE = ".scopeml-done"
 _LOCK = ".scopeml-lock"
 _TILES = ".scopeml-tiles"
@@ -171,6 +174,13 @@ AXES_RECORD = "axes"
 RENAMED_RECORD_KEYS = {"instances": {"boundary": "boundary_class", "threshold": "seed_threshold"}}
 
 
+def writer() -> str:
+    """What a record names as the software that wrote it (``scopeml 0.1.0``)."""
+    from scopeml import __version__
+
+    return f"scopeml {__version__}"
+
+
 def upgraded_record(recorded: dict[str, Any]) -> dict[str, Any]:
     """``recorded`` with the keys of :data:`RENAMED_RECORD_KEYS` under their new names.
 
@@ -234,6 +244,7 @@ def check_same_run(
     expected = json.loads(json.dumps(dict(identity)))
     if AXES_RECORD not in recorded:  # the file's own axes, or a run from before they were kept
         expected.pop(AXES_RECORD, None)  # either way the shape it read decides
+    ignore = (*ignore, WRITER)
     recorded = {k: v for k, v in recorded.items() if k not in ignore}
     expected = {k: v for k, v in expected.items() if k not in ignore}
     found = _differences(recorded, expected)
