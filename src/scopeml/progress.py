@@ -31,6 +31,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import sys
 import time
 import weakref
@@ -216,6 +217,10 @@ class _Bars:
             self.close()
 
 
+#: The bars a loop :func:`track` drew for ``progress=True`` while its body runs, which
+#: ``progress=True`` inside it reports to (nested: a time series' planes around each one's
+#: ``label``, ``relabel``, ``grow``: a log gets one line, not three per plane).
+_LOOP_BARS: contextvars.ContextVar[_Bars | None] = contextvars.ContextVar("bars", default=None)
 #: Every live :class:`_Bars`, for :func:`close_bars`.
 _OPEN: weakref.WeakSet[_Bars] = weakref.WeakSet()
 
@@ -269,8 +274,8 @@ def as_progress(progress: Progress) -> ProgressCallback:
     """The callback for a ``progress`` argument (``None``/``False`` silent, ``True`` tqdm bars)."""
     if progress is None or progress is False:
         return _silent
-    if progress is True:
-        return _Bars()
+    if progress is True:  # inside a loop tracked with bars: its bars, so stages nest
+        return _LOOP_BARS.get() or _Bars()
     if callable(progress):
         return progress
     raise TypeError(f"progress must be a bool, None or a callable; got {type(progress).__name__}")
@@ -289,13 +294,20 @@ def track(
     Bars made here (``progress=True``) end with the loop, also when it is left early.
     """
     report = as_progress(progress)
+    owned = isinstance(report, _Bars) and report is not progress and report is not _LOOP_BARS.get()
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]
     try:
         report(ProgressEvent(stage, 0, total, unit))
         for done, item in enumerate(items, 1):
-            yield item
+            token = _LOOP_BARS.set(report) if owned else None  # the loop body's bars: these
+            try:
+                yield item
+            finally:
+                if token is not None:
+                    with contextlib.suppress(ValueError):  # closed from another context
+                        _LOOP_BARS.reset(token)
             report(ProgressEvent(stage, done, total, unit))
     finally:
-        if isinstance(report, _Bars) and report is not progress:
+        if owned:
             report.close()

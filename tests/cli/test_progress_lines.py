@@ -75,6 +75,23 @@ def test_a_captured_run_writes_one_line_per_stage_and_no_zero_line(tmp_path, cap
     assert not [f for f in frames(err) if ZERO.search(f)]
 
 
+def test_a_time_series_logs_one_line_per_stage_not_one_per_time_point(tmp_path, capsys):
+    frames_ = np.zeros((12, 100, 100), np.uint8)
+    frames_[:, 10:30, 10:30] = frames_[::2, 50:90, 40:45] = 1
+    tifffile.imwrite(tmp_path / "movie.tif", frames_)
+    out = tmp_path / "o.ome.zarr"
+    args = ["objects", "label", str(tmp_path / "movie.tif"), "--axes", "TYX", "-o", str(out)]
+    assert main([*args, "--tile-size", "20"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["objects (planes)"]  # not 24 lines
+    assert "| 12/12 [" in lines[0]
+    measure = ["objects", "measure", str(out), "-o", str(tmp_path / "t.csv")]
+    assert main([*measure, "--tile-size", "20"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().err.splitlines()] == [
+        "measure (planes)"
+    ]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="needs a pseudo-terminal")
 def test_on_a_terminal_quick_stages_draw_nothing_and_leave_a_clean_screen(tmp_path):
     import fcntl

@@ -207,7 +207,7 @@ def label_image(
 
     return write_label_image(
         labels, output, label_stack, name="objects", connectivity=connectivity,
-        tile_size=tile_size, overwrite=overwrite, finish=finish,
+        tile_size=tile_size, overwrite=overwrite, finish=finish, progress=progress,
     )  # fmt: skip
 
 
@@ -244,6 +244,7 @@ def write_label_image(
     tile_size: int | Sequence[int] | None,
     overwrite: bool,
     finish: Any = None,
+    progress: Progress = None,
 ) -> Image:
     """The one life of an objects store, shared by :func:`label_image` and
     :func:`~scopeml.objects.instances.instance_image`: checks, a temporary store moved into
@@ -255,7 +256,8 @@ def write_label_image(
     ``n_objects`` (the whole output's) and ``time_offsets``: per time point, the id its objects
     are numbered after. ``finish(n_objects)``, if
     given, is called when every stack is labelled, before the store is moved into place: it
-    may refuse the result by raising (nothing is then left behind).
+    may refuse the result by raising (nothing is then left behind). ``progress`` gets stage
+    ``NAME (planes)`` where there are several stacks (:func:`~scopeml.objects.stacks.iter_stacks`).
     """
     from scopeml.io import open_image
 
@@ -274,7 +276,7 @@ def write_label_image(
         arrays, several_times = create_label_arrays(labels, temp, tiles, name=name)
         n_objects = 0
         offsets: list[list[int]] = [[] for _ in arrays]
-        for scene, time, stack in iter_stacks(labels):
+        for scene, time, stack in iter_stacks(labels, progress=progress, stage=f"{name} (planes)"):
             offsets[scene].append(n_objects)
             work = temp.with_name(temp.name + f".{scene}.{time}.tmp")
             array, at = arrays[scene], (time,) if several_times else ()
@@ -395,7 +397,7 @@ def measure_image(
     sink = TableSink(output, overwrite=overwrite)
     reader = None
     try:
-        for scene, time, stack in iter_stacks(labels):
+        for scene, time, stack in iter_stacks(labels, progress=progress, stage="measure (planes)"):
             number = scene if chosen is None else chosen
             sink.keys = {"scene": number, "t": time} if several_scenes else {"t": time}
             if step:  # the time point's time, where the file says its time step

@@ -432,7 +432,7 @@ def instance_image(
 
     written = write_label_image(
         labels, output, label_stack, name="instances", connectivity=connectivity,
-        tile_size=tile_size, overwrite=overwrite,
+        tile_size=tile_size, overwrite=overwrite, progress=progress,
     )  # fmt: skip
     _display_window(Path(output))
     return written

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from scopeml.io.image import Image
+from scopeml.progress import Progress, track
 
 __all__ = ["StackView", "iter_stacks"]
 
@@ -45,8 +46,12 @@ class StackView:
         return data[..., 0, :, :] if self.ndim == 2 else data
 
 
-def iter_stacks(image: Image, *, channel: int | None = 0) -> Iterator[tuple[int, int, StackView]]:
-    """``(scene, time point, stack)`` for every scene and time point of ``image``.
+def iter_stacks(
+    image: Image, *, channel: int | None = 0, progress: Progress = None, stage: str = "planes"
+) -> Iterator[tuple[int, int, StackView]]:
+    """``(scene, time point, stack)`` for every scene and time point of ``image``; where there
+    are several, each reported to ``progress`` as ``stage`` (unit ``plane``), in which the
+    stages of each stack's work nest (a log's one line, not one per stage per plane).
 
     Examples
     --------
@@ -54,6 +59,7 @@ def iter_stacks(image: Image, *, channel: int | None = 0) -> Iterator[tuple[int,
     >>> [(s, t) for s, t, _ in iter_stacks(image)]
     [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
     """
-    for scene in range(image.sizes["S"]):
-        for time in range(image.sizes["T"]):
-            yield scene, time, StackView(image, scene=scene, time=time, channel=channel)
+    planes = [(s, t) for s in range(image.sizes["S"]) for t in range(image.sizes["T"])]
+    tracked = track(planes, progress, stage, unit="plane") if len(planes) > 1 else planes
+    for scene, time in tracked:
+        yield scene, time, StackView(image, scene=scene, time=time, channel=channel)
