@@ -183,7 +183,12 @@ def test_missing_key_named_at_its_mapping() -> None:
     ("text", "expected"),
     [
         ("version: 2\nchannels: [a]\n", "line 1: version: 2 is not a settings version"),
-        ("channels: [a]\n", "line 1: version: None is not a settings version"),
+        ("channels: [a]\n", "line 1: no version: key (a settings file starts with version: 1)"),
+        (
+            '{"settings": "version: 1"}',
+            "line 1: no version: key (a settings file starts with "
+            "version: 1); send the settings file itself, not JSON around it",
+        ),
         ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
         ("- just\n- a list\n", "line 1: expected a mapping"),
         (

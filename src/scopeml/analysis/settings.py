@@ -760,6 +760,13 @@ unknown key 'chanel' (did you mean 'channel'?)
     if not isinstance(data, dict):
         raise InvalidSettingsError("line 1: expected a mapping of settings", path=name)
     version = data.get("version")
+    if "version" not in data:
+        wrapped = "settings" in data  # {"settings": "..."}: JSON around the file, not the file
+        raise InvalidSettingsError(
+            f"line 1: no version: key (a settings file starts with version: {VERSION})"
+            + ("; send the settings file itself, not JSON around it" if wrapped else ""),
+            path=name,
+        )
     if version != VERSION:
         line = _line(root, ("version",))
         raise InvalidSettingsError(

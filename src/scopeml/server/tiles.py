@@ -199,6 +199,23 @@ def encode_array(array: np.ndarray) -> memoryview:
     return memoryview(buffer)
 
 
+def finite_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """An ``N×C×…`` batch with each pixel non-finite in any channel set to 0, and the ``N×…``
+    mask of those pixels (``None``: none), by the engine's rule
+    (:func:`~scopeml.io.nonfinite.replace_nonfinite`).
+
+    Examples
+    --------
+    >>> batch, invalid = finite_batch(np.array([[[1.0, np.inf]], [[2.0, 3.0]]], np.float32))
+    >>> batch.tolist(), invalid.tolist()
+    ([[[1.0, 0.0]], [[2.0, 3.0]]], [[False, True], [False, False]])
+    """
+    from scopeml.io.nonfinite import replace_nonfinite
+
+    replaced, invalid = replace_nonfinite(np.moveaxis(batch, 1, 0))  # C×N×…: masks N×…
+    return np.moveaxis(replaced, 0, 1), invalid
+
+
 def labels_from_probabilities(probabilities: np.ndarray) -> np.ndarray:
     """Labels as the engine writes them: class ``k`` (channel ``k`` of axis 1) is label ``k + 1``.
 
