@@ -112,3 +112,20 @@ def test_an_analysis_needs_an_image_and_a_small_settings_file(alice, images, tmp
     with pytest.raises(ServerResponseError) as err:
         alice.submit_analysis(huge, image_paths=[images[0].name])
     assert err.value.status_code == 413
+
+
+def test_two_uploads_of_one_name_are_told_apart_in_the_results(alice, images, settings, tmp_path):
+    twin = tmp_path / "same.tif"  # two different files, both called same.tif
+    twin.write_bytes(images[1].read_bytes())
+    same = tmp_path / "a" / "same.tif"
+    same.parent.mkdir()
+    same.write_bytes(images[0].read_bytes())
+    uploads = [alice.upload_image(same), alice.upload_image(twin)]
+    job = alice.submit_analysis(settings, upload_ids=uploads)
+    assert alice.wait_job(job["id"], timeout=180, interval=0.2)["status"] == "done"
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    files = pd.read_csv(results / "summary" / "counts.csv")["file"].tolist()
+    assert sorted(files) == sorted(f"same.tif (upload {upload})" for upload in uploads)
+    alice.delete_job(job["id"])
+    for upload in uploads:
+        alice.delete_upload(upload)

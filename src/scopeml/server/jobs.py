@@ -34,7 +34,7 @@ from scopeml.server.database import Database
 from scopeml.server.fair import FairQueue
 from scopeml.server.job_options import INSTANCES
 from scopeml.server.models import ModelRegistry
-from scopeml.server.paths import hide_server_paths, image_name, public_error
+from scopeml.server.paths import hide_server_paths, image_name, image_names, public_error
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ class JobRunner:
                 "roots": [str(root) for root in roots],
                 "base": None if self.config.allowed_root is None else str(self.config.allowed_root),
                 "progress_stage": "analyze",
-                "names": {image: image_name(image, self.config)[0] for image in images},
+                "names": image_names(images, self.config),
                 "max_job_pixels": self.config.max_job_pixels,  # checked again once auto chooses
             }
             return task, 0

@@ -15,7 +15,7 @@ from scopeml.model.spec import ModelSpec
 from scopeml.server._job_child import ChildDied, TimedOut, run_in_child
 from scopeml.server.config import MB, ServerConfig
 from scopeml.server.job_options import wants_instances
-from scopeml.server.paths import hide_server_paths, image_name, public_error
+from scopeml.server.paths import hide_server_paths, image_names, public_error
 from scopeml.tiling.size import is_auto
 
 INSTANCE_BYTES = 96  # per pixel of an instance tile (see after_engine_memory)
@@ -454,7 +454,8 @@ def check_analysis_pixels(
     """
     import json
 
-    names = [image_name(image, config)[0] for image in images]
+    named = image_names(list(images), config)
+    names = [named[image] for image in images]
     opening = [-1 if settings is not None else 0]  # -1: the settings' models
     task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
             "axes": list(axes or [None] * len(images)), "scene": scene, "progress_stage": "sizes",

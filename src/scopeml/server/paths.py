@@ -4,6 +4,7 @@ allowed root, the names uploads keep, and messages without the server's own fold
 from __future__ import annotations
 
 import os
+from collections import Counter
 from pathlib import Path, PurePosixPath
 
 from scopeml.errors import InvalidRequestError, OutsideRootError, ScopeMLError
@@ -80,6 +81,25 @@ def image_name(image: str | Path, config: ServerConfig) -> tuple[str, str | None
     if root is not None and path.is_relative_to(root):
         return path.relative_to(root).as_posix(), None
     return path.name, None  # an older server's upload, or a root that has moved
+
+
+def image_names(images: list[str], config: ServerConfig) -> dict[str, str]:
+    """Each image's :func:`image_name`, an upload's with its id where another image of the
+    batch has that name (two uploads of ``a.tif``: rows a client can tell apart).
+
+    Examples
+    --------
+    >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
+    >>> up = "/srv/data/uploads"
+    >>> list(image_names([f"{up}/01/a.tif", f"{up}/02/a.tif", f"{up}/03/b.tif"], config).values())
+    ['a.tif (upload 01)', 'a.tif (upload 02)', 'b.tif']
+    """
+    named = {image: image_name(image, config) for image in images}
+    counts = Counter(name for name, _ in named.values())
+    return {
+        image: f"{name} (upload {upload})" if upload and counts[name] > 1 else name
+        for image, (name, upload) in named.items()
+    }
 
 
 def upload_name(filename: str) -> str:

@@ -11,8 +11,11 @@ from scopeml.server.job_options import JobOptions
 #: The job options a flag may name (``--tile-size`` → ``tile_size``).
 _OPTIONS = frozenset(JobOptions.model_fields) | {"class", "min_size", "seed_threshold", "grow"}
 _FLAG = re.compile(r"--([a-z][a-z-]*)")
-#: A Python equivalent in parentheses: ``(scene=1)``, ``(channels= in Python)``.
-_PYTHON_ALIKE = re.compile(r" \((?:[a-z_]+=[^()]*|[^()]* in Python)\)")
+#: A Python equivalent in parentheses: ``(scene=1)``, ``(channels= in Python)``, also with the
+#: flag, beside a settings key a client sets in its file: ``(--recursive, recursive=True)``.
+_PYTHON_ALIKE = re.compile(
+    r" \((?:[a-z_]+=[^()]*|[^()]* in Python|--[a-z][a-z-]*, [a-z_]+=[^()]*)\)"
+)
 
 
 def in_job_words(text: str) -> str:
@@ -29,6 +32,9 @@ def in_job_words(text: str) -> str:
     'choose it with the job option channels from DAPI, GFP'
     >>> in_job_words("pass --scene 1 (scene=1), or --overwrite (overwrite=True)")
     'pass the job option scene 1, or --overwrite'
+    >>> in_job_words("inputs: {skip_labels: false} in the settings (--no-skip-labels, "
+    ...              "skip_labels=False) analyses them")
+    'inputs: {skip_labels: false} in the settings analyses them'
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
