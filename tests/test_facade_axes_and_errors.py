@@ -83,6 +83,23 @@ def test_measure_objects_takes_pixel_size_as_segment_does(given):
         sm.measure_objects(objects, pixel_size=0.5, pixel_sizes={"Y": 0.5, "X": 0.5})
 
 
+def test_measure_objects_pixel_size_keeps_a_files_own_size_as_segment_does(tmp_path):
+    import tifffile
+
+    objects = np.zeros((6, 8), np.uint16)
+    objects[1:3, 1:5] = 1
+    path = tmp_path / "objects.ome.tif"
+    sizes = {"PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2}
+    tifffile.imwrite(path, objects, ome=True, metadata={"axes": "YX", **sizes})
+    with pytest.warns(UserWarning, match="0.2"):
+        table = sm.measure_objects(path, pixel_size=0.5)
+    assert table["area_um2"].tolist() == pytest.approx([8 * 0.04])  # the file's, not 0.25
+    assert sm.measure_objects(path, pixel_sizes={"Y": 0.5, "X": 0.5})["area_um2"].tolist() == [2]
+    stack = np.stack([objects] * 3).astype(np.int32)
+    with pytest.warns(UserWarning, match="give the pixel size as Z,Y,X"):
+        sm.measure_objects(stack, pixel_size="0.5,0.5")
+
+
 def test_image_read_and_pixel_sizes_take_axis_names_in_any_case():
     pixels = np.arange(60, dtype=np.uint8).reshape(1, 1, 1, 1, 6, 10)
     image = sm.Image(pixels, pixel_sizes={"y": 0.5, "X": 0.25})

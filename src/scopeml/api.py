@@ -482,25 +482,34 @@ def _calibrated_input(
     """:func:`_input_image`, with ``pixel_size`` for the axes the file records no size of (a
     view: a caller's image keeps its own), and the sizes so taken from it. A bad size is
     refused before the image is opened."""
+    given = None if pixel_size is None else _pixel_size_given(pixel_size)
+    opened, ref = _input_image(image, settings, axes)
+    if given is None:
+        return opened, ref, {}
+    sizes, sources = _taken_pixel_sizes(opened, opened.pixel_sizes, given)
+    calibrated = copy.copy(opened)  # shares the reader (closed once) and the view
+    calibrated.pixel_sizes = sizes
+    return calibrated, ref, {a: sizes[a] for a, came in sources.items() if came == "pixel_size"}
+
+
+def _taken_pixel_sizes(
+    image: Image, found: dict[str, float], given: dict[str, float]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """``image``'s pixel sizes: those ``found`` in its file, ``pixel_size=`` (``given``) for
+    the axes it records none of, warning where they differ
+    (:func:`~scopeml.pixel_size.resolve_pixel_sizes`); and where each came from."""
     import warnings
 
     from scopeml.errors import find_stack_level
     from scopeml.pixel_size import resolve_pixel_sizes
 
-    given = None if pixel_size is None else _pixel_size_given(pixel_size)
-    opened, ref = _input_image(image, settings, axes)
-    if given is None:
-        return opened, ref, {}
-    name = opened.path or "the image"
-    stack = opened.sizes["Z"] > 1
     sizes, sources, notes = resolve_pixel_sizes(
-        opened.pixel_sizes, given, name=name, stack=stack, source="pixel_size"
-    )
+        found, given, name=image.path or "the image", stack=image.sizes["Z"] > 1,
+        source="pixel_size",
+    )  # fmt: skip
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=find_stack_level())
-    calibrated = copy.copy(opened)  # shares the reader (closed once) and the view
-    calibrated.pixel_sizes = sizes
-    return calibrated, ref, {a: sizes[a] for a, came in sources.items() if came == "pixel_size"}
+    return sizes, sources
 
 
 def _pixel_size_given(pixel_size: Any) -> dict[str, float]:
@@ -1086,8 +1095,9 @@ def measure_objects(
     with an ``instances`` output, or any label source);
     ``image`` the intensities (a file, an ``Image``, or an array shaped like the labels, with an
     optional leading channel axis). ``pixel_size`` (µm per pixel, as :func:`segment` takes it:
-    one number, ``"Y,X"``, ``"Z,Y,X"`` or by axis; ``pixel_sizes``, its older name, by axis
-    only) adds the ``_um`` columns where the files record none.
+    one number, ``"Y,X"``, ``"Z,Y,X"`` or by axis) gives the axes the files record no size of
+    (a file's own is kept, with a warning where they differ) and so the ``_um`` columns;
+    ``pixel_sizes`` (by axis only: the older way) replaces the files' sizes.
     ``axes`` are those of ``image``'s file, as :func:`~scopeml.io.open_image` takes them; by
     default, for the very file (path and content) that the :class:`Segmentation` ``objects``
     came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
@@ -1117,11 +1127,12 @@ def measure_objects(
         from scopeml.errors import InvalidRequestError
 
         raise InvalidRequestError("give pixel_size or pixel_sizes (its older name), not both")
-    if isinstance(pixel_sizes, Mapping):  # checked before any work: "y" is Y, "W" no axis
+    given = None if pixel_size is None else _pixel_size_given(pixel_size)  # before any work
+    if isinstance(pixel_sizes, Mapping):  # "y" is Y, "W" no axis
         letters = axis_keys(pixel_sizes, "ZYX", "pixel_sizes")
         pixel_sizes = {letters[key]: size for key, size in pixel_sizes.items()}
-    elif pixel_size is not None or pixel_sizes is not None:
-        pixel_sizes = _pixel_size_given(pixel_sizes if pixel_size is None else pixel_size)
+    elif pixel_sizes is not None:
+        pixel_sizes = _pixel_size_given(pixel_sizes)
     if output is not None:  # before opening or measuring anything
         from scopeml.objects.table import check_table_output
 
@@ -1148,6 +1159,9 @@ def measure_objects(
         intensities = image
     elif image is not None:
         intensities = _intensity_image(image, labels, axes)
+    if given is not None:  # as segment takes it: the files' own sizes kept
+        found = labels.pixel_sizes or (intensities.pixel_sizes if intensities else {})
+        pixel_sizes = _taken_pixel_sizes(intensities or labels, dict(found), given)[0]
     return measure_image(
         labels,
         intensities,

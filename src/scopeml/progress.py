@@ -129,6 +129,8 @@ class _Bars:
         self._runs: dict[str, _Run] = {}
         #: the open outer stages, outermost first
         self._outer: list[str] = []
+        #: closed by the loop that made it: a loop left without a word leaves it no heir
+        self.closed = False
         _OPEN.add(self)
 
     def __call__(self, event: ProgressEvent) -> None:
@@ -176,6 +178,7 @@ class _Bars:
     def close(self) -> None:
         """End the current stage and the outer stages it is nested in: clear their bars, or
         write the lines they are due (a stopped analysis's log ends with its ``analyze``)."""
+        self.closed = True
         self._end()
         while self._outer:
             self._stage = self._outer.pop()
@@ -275,7 +278,8 @@ def as_progress(progress: Progress) -> ProgressCallback:
     if progress is None or progress is False:
         return _silent
     if progress is True:  # inside a loop tracked with bars: its bars, so stages nest
-        return _LOOP_BARS.get() or _Bars()
+        loop = _LOOP_BARS.get()
+        return loop if loop is not None and not loop.closed else _Bars()
     if callable(progress):
         return progress
     raise TypeError(f"progress must be a bool, None or a callable; got {type(progress).__name__}")

@@ -73,3 +73,29 @@ def test_an_alias_that_would_make_a_file_channel_ambiguous_is_refused(aliases, m
     with pytest.raises(InvalidSettingsError, match=message):
         parse_settings({"version": 1, "channels": ["DAPI", "GFP"], "aliases": aliases,
                         "classes": [blob]})  # fmt: skip
+
+
+def test_an_alias_added_on_resume_analyses_the_failed_file_and_keeps_the_rest(batch, tmp_path):
+    plain = three_level_settings()
+    save_settings(plain, tmp_path / "plain.yaml")
+    out, images = tmp_path / "out", [batch["dapi"], batch["hoechst"]]
+    first = run_analysis(tmp_path / "plain.yaml", images, out)
+    assert len(first.failures) == 1  # b_hoechst: no DAPI by that name
+    assert "add aliases: {DAPI: [ITS NAME]} to the settings" in str(first.failures[0])
+    again = run_analysis(batch["settings"], images, out, resume=True)  # with aliases now
+    assert again.resumed == 1 and not again.failures
+    assert again.counts["b_hoechst"] == again.counts["a_dapi"]
+    narrowed = batch["settings"].with_name("narrowed.yaml")  # H33342 no longer an alias
+    aliases = {"DAPI": ["Hoechst 33342"], "GFP": ["FITC"]}
+    save_settings(plain.model_copy(update={"aliases": aliases}), narrowed)
+    third = run_analysis(narrowed, images, out, resume=True)
+    assert third.resumed == 1 and len(third.failures) == 1  # read by a gone alias: again
+
+
+def test_a_channel_found_by_alias_is_never_read_by_position_instead():
+    blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
+    settings = parse_settings({"version": 1, "channels": ["DAPI", "GFP"], "classes": [blob],
+                               "aliases": {"DAPI": "C1"}})  # fmt: skip
+    assert settings.aliases == {"DAPI": ["C1"]}  # one name given as it is
+    assert settings.channels_of(["C0", "C1"]) is None  # not C0 as DAPI
+    assert settings.missing_channel(["C0", "C1"]) == "GFP"

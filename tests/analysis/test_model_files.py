@@ -163,4 +163,4 @@ def test_results_say_which_scopeml_made_them(batch, tmp_path):
     run_analysis(settings, images[:1], out)
     record = json.loads((out / "images" / "cells5" / "record.json").read_text())
     assert record["written_by"] == f"scopeml {scopeml.__version__}"
-    assert f"by scopeml {scopeml.__version__}." in (out / "index.html").read_text()
+    assert f"(this report by scopeml {scopeml.__version__};" in (out / "index.html").read_text()

@@ -99,3 +99,18 @@ def test_an_analysis_in_a_log_writes_one_line(tmp_path, capsys, monkeypatch):
     settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
     assert main(["analyze", str(settings), str(folder), "-o", str(tmp_path / "out")]) == 0
     assert counts(capsys.readouterr().err) == [("analyze", "2/2")]
+
+
+def test_stages_run_in_a_tracked_loop_with_bars_nest_in_it_and_no_further(clock, capsys):
+    for _ in track(range(3), True, "planes", unit="plane"):
+        for _ in track(range(2), True, "label"):  # progress=True inside: the loop's bars
+            clock.now += 1
+    assert counts(capsys.readouterr().err) == [("planes", "3/3")]  # not three label lines
+    assert progress_module._LOOP_BARS.get() is None
+    with pytest.raises(KeyError):
+        for _ in track(range(3), True, "planes", unit="plane"):
+            raise KeyError("stopped in the loop body")
+    assert progress_module._LOOP_BARS.get() is None  # left by an error: nothing inherits it
+    for _ in track(range(2), True, "label"):  # a loop after them writes its own line
+        pass
+    assert [stage for stage, _ in counts(capsys.readouterr().err)][-1] == "label"

@@ -25,6 +25,7 @@ from scopeml.analysis.settings import (
     ThresholdSegmenter,
     _dotted,
     _locate,
+    alias_hint,
 )
 from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError
 
@@ -286,14 +287,13 @@ def check_channel_names(
     """Every input channel of the settings is among ``names``, those of ``image``, by name or
     alias (or is read by position: :meth:`~AnalysisSettings.channels_of`); else the settings
     error names the first missing one, its line, and the channels the image has."""
-    missing = [c for c in settings.channels if settings.name_in(c, names) is None]
-    if missing and settings.channels_of(names) is None:  # a file naming none: in order
-        index = settings.channels.index(missing[0])
+    missing = settings.missing_channel(names)  # a file naming none: read in order
+    if missing is not None:
         raise settings_error(
             source,
-            ("channels", index),
-            f"channel {missing[0]!r} is not in {image} (it has {', '.join(names)}); if the file "
-            "calls it otherwise, list that name under aliases:",
+            ("channels", settings.channels.index(missing)),
+            f"channel {missing!r} is not in {image} (it has {', '.join(names)}); "
+            f"{alias_hint(missing)}",
         )
 
 

@@ -50,6 +50,7 @@ from scopeml.analysis.settings import (
     RemoveLarge,
     RemoveSmall,
     ThresholdSegmenter,
+    alias_hint,
 )
 from scopeml.analysis.tables import measure_plane
 from scopeml.errors import InvalidImageError, find_stack_level
@@ -141,6 +142,7 @@ def analyze_image(
             "settings": digest,
             "input": input_identity(image_path),
             **({} if model_files is None else {"model_files": dict(model_files)}),
+            "read_as": scenes.read_as,  # a resume with other aliases: still read so?
             "seconds": round(time.perf_counter() - started, 3),
             WRITER: writer(),
         }
@@ -162,7 +164,7 @@ def open_scenes_analysed(
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
     *,
     name: str | None = None,
-) -> Iterator[list[Any]]:
+) -> Iterator[Scenes]:
     """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels under
     the settings' names (:meth:`~AnalysisSettings.channels_of`: by name or alias; a file that
     names none is read in order): the settings' ``scene`` (a name: this file's scene of that
@@ -177,18 +179,26 @@ def open_scenes_analysed(
         names = [str(name) for name in scenes[0].channel_names]
         chosen = settings.channels_of(names)
         if chosen is None:
-            missing = next(c for c in settings.channels if settings.name_in(c, names) is None)
+            missing = settings.missing_channel(names)
             raise InvalidImageError(
                 f"no channel {missing!r} of the settings' channels; the image has "
-                f"{', '.join(names)}; if the file calls it otherwise, list that name under "
-                "aliases:", path=image_path,
+                f"{', '.join(names)}; {alias_hint(missing)}", path=image_path,
             )  # fmt: skip
         if all(isinstance(c, int) for c in chosen):  # read by position: said, as a guess is
             pairs = zip(chosen, settings.channels, strict=True)
             read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)
             warnings.warn(f"{name or image_path}: the file names no channels: read {read} "
                           "(in order)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
-        yield [scene.select_channels(chosen, names=settings.channels) for scene in scenes]
+        opened = Scenes(scene.select_channels(chosen, names=settings.channels) for scene in scenes)
+        opened.read_as = dict(zip(settings.channels, chosen, strict=True))
+        yield opened
+
+
+class Scenes(list):  # type: ignore[type-arg]
+    """The scenes :func:`open_scenes_analysed` opened, and how: ``read_as``, each input
+    channel's name in the file, or its index where the file names none (read in order)."""
+
+    read_as: dict[str, int | str]
 
 
 def calibrate(settings: AnalysisSettings, scenes: Sequence[Any], name: str) -> dict[str, str]:

@@ -678,7 +678,8 @@ def _html(
 max-width:100%;overflow-x:auto}}
 </style></head><body>
 <h1>Analysis of {len(records)} image(s)</h1>
-<p>{len(counts)} done, {len(failures)} failed, by {writer()}.
+<p>{len(counts)} done, {len(failures)} failed (this report by {writer()}; each image's
+<code>record.json</code> names the scopeml that analysed it).
 Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
 per mm² where the image has a pixel size, per time point for a time series, mean size per image,

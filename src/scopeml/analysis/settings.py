@@ -320,6 +320,9 @@ def scene_value(value: Any) -> Any:
 #: ``scene:``: a number, or a name each image resolves to its own number; ``None``: every scene.
 Scene = Annotated[int | str | None, BeforeValidator(scene_value)]
 
+#: A channel's other names: a list, or one name (``DAPI: Hoechst``) as a list of it.
+Names = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
 #: ``pixel_size:`` in one form (:func:`~scopeml.pixel_size.pixel_size_value`): equal sizes
 #: given as ``0.5``, ``"0.5"`` or ``{Z: 0.5, Y: 0.5, X: 0.5}`` are equal settings.
 PixelSizeSetting = Annotated[float | dict[str, float] | None, BeforeValidator(pixel_size_value)]
@@ -330,7 +333,7 @@ class AnalysisSettings(_Strict):
 
     version: Literal[1] = VERSION
     channels: list[str] = Field(min_length=1)
-    aliases: dict[str, list[str]] = Field(
+    aliases: dict[str, Names] = Field(
         default_factory=dict, description="other names an input channel has in some files "
         "(DAPI: [Hoechst, H33342]): a file naming none of a channel's names is read by the "
         "first alias it has; results use the channel's name",
@@ -393,12 +396,37 @@ class AnalysisSettings(_Strict):
         if None not in found:
             return found
         unnamed = names == [f"C{i}" for i in range(len(names))]
-        return list(range(len(names))) if unnamed and len(names) == len(self.channels) else None
+        by_alias = any(f not in (None, c) for f, c in zip(found, self.channels, strict=True))
+        in_order = unnamed and len(names) == len(self.channels) and not by_alias
+        return list(range(len(names))) if in_order else None
 
     def name_in(self, channel: str, names: Sequence[str]) -> str | None:
         """The name ``channel`` has among ``names`` (a file's channels): its own, else its
         first alias there; ``None``: neither."""
         return next((n for n in (channel, *self.aliases.get(channel, ())) if n in names), None)
+
+    def missing_channel(self, names: Sequence[str]) -> str | None:
+        """The first input channel that ``names`` (a file's channels) lack by name and alias
+        and that a read in order does not supply (:meth:`channels_of`); ``None``: none."""
+        if self.channels_of(names) is not None:
+            return None
+        return next(c for c in self.channels if self.name_in(c, [str(n) for n in names]) is None)
+
+    def still_reads(self, read_as: Mapping[str, int | str]) -> bool:
+        """Whether these settings read a file's channels as an earlier run did (``read_as``:
+        each input channel's file name, or index where read in order), so its results stand:
+        an alias added or removed that the file was not read by changes nothing.
+
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
+        >>> s = parse_settings({"version": 1, "channels": ["DAPI"], "classes": [blob],
+        ...                     "aliases": {"DAPI": ["Hoechst"]}})
+        >>> s.still_reads({"DAPI": "Hoechst"}), s.still_reads({"DAPI": "H33342"})
+        (True, False)
+        """
+        return set(read_as) == set(self.channels) and all(
+            isinstance(name, int) or name == c or name in self.aliases.get(c, ())
+            for c, name in read_as.items()
+        )
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
@@ -681,6 +709,11 @@ def same_file_name(names: Sequence[str], *, part: bool = False) -> tuple[int, in
             return seen[key], index
         seen[key] = index
     return None
+
+
+def alias_hint(channel: str) -> str:
+    """What a file that calls an input channel otherwise needs, in a missing channel's error."""
+    return f"if the file calls it otherwise, add aliases: {{{channel}: [ITS NAME]}} to the settings"
 
 
 class _TreeError(ValueError):

@@ -94,8 +94,9 @@ def measure(
         None,
         "--pixel-size",
         metavar="SIZE",
-        help="Micrometres per pixel: one number for every axis, or Y,X, or Z,Y,X for a Z stack "
-        "with another Z step (default: from the files' metadata). The area column counts "
+        help="Micrometres per pixel for files that record none: one number for every axis, or "
+        "Y,X, or Z,Y,X for a Z stack with another Z step (a file's own size is kept, with a "
+        "warning where they differ). The area column counts "
         "pixels (voxels in a Z stack); area_um2 (volume_um3 in a Z stack) is in µm.",
     ),
     shape_features: bool = typer.Option(
@@ -138,7 +139,7 @@ def measure(
             measured,
             image,
             axes=axes if image in told else None,  # the file's axes as told (pages as T, say)
-            pixel_sizes=sizes,
+            pixel_size=sizes,  # for the axes the files record none of, as segment's
             shape_features=shape_features,
             tile_size=tile_size,
             output=output,  # streamed tile by tile: memory does not grow with the object count

@@ -441,6 +441,6 @@ def _unknown_format(path: str, reason: str) -> str:
     hint = plugin_for(path)
     if hint is not None and _version(hint) == "":
         message += f"; {hint} reads it (pip install {hint})"
-    if Path(path).is_dir() and not Path(path).suffix:
+    if Path(path).is_dir() and not str(path).rstrip("/").endswith(".zarr"):
         message += "; a folder of images goes to analyze, with a settings file"
     return message

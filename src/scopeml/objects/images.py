@@ -40,6 +40,7 @@ from scopeml.objects.measure import _parse_spacing, warn_nonfinite
 from scopeml.objects.measure_tiled import TableSink, empty_table, measure_stack
 from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
+from scopeml.tiling.store import WRITER, writer
 
 #: Distinct label values collected at most to say which occur (an instance image has millions).
 VALUES_KEPT = 10_000
@@ -294,7 +295,7 @@ def write_label_image(
         if finish is not None:
             finish(n_objects)
         for array, starts in zip(arrays, offsets, strict=True):
-            array.attrs.update({"n_objects": n_objects, "time_offsets": starts})
+            array.attrs.update({"n_objects": n_objects, "time_offsets": starts, WRITER: writer()})
         if output.exists():
             shutil.rmtree(output)
         os.replace(temp, output)
