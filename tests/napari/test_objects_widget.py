@@ -116,3 +116,24 @@ def test_training_without_labels_is_a_one_line_error(viewer, qtbot, nuclei, tmp_
     widget.train_and_classify()
     text = widget.status.text()
     assert text.startswith("error: ") and "\n" not in text
+
+
+def test_objects_of_an_rgb_image_are_measured_in_its_colours(viewer, qtbot):
+    """napari's reader opens a PNG as one Y×X×3 layer: its extent is Y×X, its channels R, G, B."""
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[10:30, 10:40] = (200, 100, 50)
+    objects = np.zeros((60, 80), np.int32)
+    objects[10:30, 10:40] = 1
+    viewer.add_image(rgb, name="slide", rgb=True)
+    viewer.add_labels(objects, name="cells")
+    widget = ObjectsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_choice.setCurrentText("cells")
+    widget.image_choice.setCurrentText("slide")
+    widget.measure()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.table is not None, widget.status.text()
+    means = [widget.table[f"intensity_mean_{c}"].item() for c in "RGB"]
+    assert means == [200, 100, 50]

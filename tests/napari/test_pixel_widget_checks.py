@@ -20,6 +20,7 @@ def two_images(viewer):
     rng = np.random.default_rng(0)
     viewer.add_image(rng.integers(0, 255, (48, 56, 3), np.uint8), rgb=True, name="skin")
     viewer.add_image(rng.random((48, 56), np.float32), name="hela")
+    viewer.layers.selection.active = viewer.layers["skin"]  # the widget starts on it
     widget = PixelClassifierWidget(viewer)
     widget.image_choice.setCurrentText("skin")
     widget.features.setCurrentText("gaussian_smoothing:1")

@@ -71,8 +71,8 @@ def test_imported_scribbles_are_the_chosen_images(viewer, qtbot, tmp_path):
 
     blobs(viewer, "cells")
     blobs(viewer, "copy")
+    viewer.layers.selection.active = viewer.layers["cells"]  # the widget starts on it
     widget = widget_for(viewer, qtbot)
-    widget.image_choice.setCurrentText("cells")
     paint_two_classes(viewer.layers[SCRIBBLES])
     widget.image_choice.setCurrentText("copy")
     qtbot.waitUntil(lambda: "painted on cells, not copy" in widget.status.text(), timeout=10_000)

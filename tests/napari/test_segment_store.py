@@ -50,6 +50,13 @@ def test_the_whole_store_opens_as_its_outputs(viewer, store):
     np.testing.assert_array_equal(plane(labels), seg.labels.read()[0, 0, 0, 0])
     assert list(labels.features["class"]) == ["background", "nucleus"]
     assert list(labels.features["index"]) == [1, 2]  # class k is label k + 1
+    background, nucleus = labels.colormap.map(np.array([1, 2]))
+    assert background[-1] == 0  # clear over the image
+    from scopeml.pixel._classifier import PALETTE  # nucleus as a classifier's 2nd class shows
+
+    np.testing.assert_allclose(
+        nucleus, [*(int(PALETTE[1][i : i + 2], 16) / 255 for i in (1, 3, 5)), 1]
+    )
     mask = by_name["cells.seg mask"]
     assert list(mask.features["class"]) == ["nucleus"]
     np.testing.assert_array_equal(plane(mask), seg.mask.read()[0, 0, 0, 0])

@@ -27,6 +27,19 @@ def test_a_renamed_layer_stays_chosen(viewer):
     assert choice.currentText() == "DAPI" and choice.layer() is later
 
 
+def test_a_new_widget_starts_on_the_selected_image_else_the_latest(viewer):
+    """A movie read as Z, then opened again as frames: the widgets take the second."""
+    from scopeml.napari.apply_widget import ApplyWidget
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_image(np.zeros((4, 8, 8)), name="movie")
+    frames = viewer.add_image(np.zeros((4, 8, 8)), name="movie (TYX)")
+    assert ApplyWidget(viewer).image_choice.layer() is frames
+    viewer.layers["movie (TYX)"].visible = False
+    viewer.layers.selection.active = viewer.layers["movie"]
+    assert ObjectsWidget(viewer).image_choice.layer() is viewer.layers["movie"]
+
+
 def test_the_apply_widget_runs_on_a_renamed_layer(viewer):
     from scopeml.napari.apply_widget import ApplyWidget
 

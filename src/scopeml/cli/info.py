@@ -402,10 +402,10 @@ def format_store(description: dict[str, Any]) -> list[str]:
     lines.append(f"  pixel sizes (µm): {shown}")
     if step:
         lines.append(f"  time step: {step:g} s")
-    if post and post.get("note"):
-        lines.append(f"  {post['note']}")
     if run.get("written_by"):
         lines.append(f"  written by {run['written_by']}")
+    if post and post.get("note"):
+        lines.append(f"  {post['note']}")
     if description["missing"]:
         lines.append(f"  missing: {', '.join(description['missing'])}"
                      " (the run stopped before them: run it again with --resume)")  # fmt: skip

@@ -189,15 +189,18 @@ def labels_layer_data(
 
 
 def _clear_background(classes: list[str]) -> Any:
-    """napari's colours for the classes, but a class named background left clear: painted, it
-    hid the whole image under the labels."""
-    from napari.utils.colormaps import DirectLabelColormap, label_colormap
+    """The pixel classifier's class colours (class ``k`` as a new classifier's ``k``-th class,
+    so a store looks as its preview did), but a class named background left clear: painted,
+    it hid the whole image under the labels. (napari's own cyclic colours, mapped by value,
+    made the first class after background almost black, invisible on fluorescence.)"""
+    from napari.utils.colormaps import DirectLabelColormap
 
-    cyclic = label_colormap()
+    from scopeml.pixel._classifier import PALETTE
+
     colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
     for value, name in enumerate(classes, 1):
         clear = name.strip().lower() == "background"
-        colors[value] = "transparent" if clear else cyclic.map(value)
+        colors[value] = "transparent" if clear else PALETTE[(value - 1) % len(PALETTE)]
     return DirectLabelColormap(color_dict=colors)
 
 

@@ -57,13 +57,13 @@ def file_filter(kind: str) -> str:
 
 class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one kind, kept in sync with the layer list and
-    the layers' names: a layer renamed stays chosen, under its new name. ``start_on_selected``:
-    with nothing chosen yet, the selected layer (else the top one), not the bottom one."""
+    the layers' names: a layer renamed stays chosen, under its new name. With nothing chosen
+    yet, the selected layer (else the top one: the one opened last, such as a file opened
+    again with its axes named; not the bottom one, nor the scribbles below the labels)."""
 
-    def __init__(self, viewer: Any, kind: type, *, start_on_selected: bool = False) -> None:
+    def __init__(self, viewer: Any, kind: type) -> None:
         super().__init__()
         self.viewer, self.kind = viewer, kind
-        self.start_on_selected = start_on_selected
         self._shown: list[Any] = []  # the layers listed, in order (behind napari's proxies)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.refresh)
@@ -88,7 +88,7 @@ class LayerChoice(QComboBox):
             self.setCurrentIndex(same[0])
         elif current in names:
             self.setCurrentText(current)
-        elif self._shown and self.start_on_selected:  # the selected layer, else the top one
+        elif self._shown:  # the selected layer, else the top one
             active = getattr(self.viewer.layers.selection, "active", None)  # (not scribbles)
             active = getattr(active, "__wrapped__", active)
             self.setCurrentIndex(

@@ -72,9 +72,7 @@ class ObjectsWidget(QWidget):
         self._worker: Any = None
         self._hooked: Any = None
         self._folders: dict[int, tuple[Any, Path]] = {}  # id(class layer): (ref, its temp folder)
-        self.labels_choice = LayerChoice(
-            napari_viewer, napari.layers.Labels, start_on_selected=True
-        )  # not the bottom scribbles
+        self.labels_choice = LayerChoice(napari_viewer, napari.layers.Labels)  # not scribbles
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
         self.class_value.setPlaceholderText(
@@ -459,9 +457,11 @@ def _object_keys(table: pd.DataFrame) -> list[str]:
 
 
 def _extent(layer: Any) -> tuple[int, ...]:
-    """A layer's Y×X size in pixels (its full-resolution level's)."""
+    """A layer's Y×X size in pixels (its full-resolution level's; an RGB layer's before its
+    colour axis)."""
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    return tuple(int(n) for n in data.shape[-2:])
+    shape = data.shape[:-1] if getattr(layer, "rgb", False) else data.shape
+    return tuple(int(n) for n in shape[-2:])
 
 
 def _labelled_from(viewer: Any, layer: Any) -> Any:
