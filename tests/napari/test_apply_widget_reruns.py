@@ -91,6 +91,7 @@ def test_instances_after_a_run_reuse_its_labels(viewer, qtbot, small, tmp_path, 
     assert len(runs) == 1, "the model ran again"
     assert "did not run again" in text and "cells.objects.ome.zarr" in text, text
     assert "seeded from them: the run kept no probabilities" in text, text
+    assert widget.bar.value() == widget.bar.maximum() > 0  # done, not a bar left at 0 %
     expected = sm.label_objects(sm.Segmentation(out), tmp_path / "o.ome.zarr", class_="nucleus")
     shown = level0(viewer.layers["cells instances"])
     np.testing.assert_array_equal(shown, expected.read()[0, 0, 0, 0])

@@ -58,10 +58,14 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
 
     # a selected row selects its object; a click on an object selects its row
     widget.select_row(3)
-    assert objects.selected_label == table["label"].iat[3]
+    assert objects.selected_label == table["label"].iat[3] and objects.show_selected_label
     label = int(table["label"].iat[7])
     widget.click(centre(level0, label))
     assert widget.view.currentIndex().row() == 7 and objects.selected_label == label
+    assert not objects.show_selected_label  # clicked: the other objects stay in sight
+    widget.select_row(2)
+    widget.click((0.0, 0.0))  # the background: every object again
+    assert not objects.show_selected_label
 
     # click-label the 10 smallest "A" and the 10 largest "B"; the rest follows from the classifier
     widget.classes.setText("A, B")
@@ -76,7 +80,8 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     said = widget.status.text()  # each click says its object, and the clicks so far
     assert said == f"object {int(order[-1])}: B; A 10, B 10", said
     widget.train_and_classify()
-    assert widget.status.text().startswith("classified"), widget.status.text()
+    said = widget.status.text()
+    assert said.startswith("classified: ") and "(red)" in said and "(blue)" in said, said
     predicted = widget.table.set_index("label")["class"]
     median = table["area"].median()
     small = table[table["area"] < 0.5 * median]["label"]

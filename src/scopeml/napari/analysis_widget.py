@@ -193,6 +193,7 @@ class AnalysisWidget(QWidget):
     def _finished(self, result: Any) -> None:
         self._worker = None
         self.result = result
+        self._draw(1, 1)  # done: also a run that kept every image's earlier results
         notes = _overrides(self.settings, self._source)
         image = Path(self._image).resolve()
         for record in result.records:  # this layer's image (the others were kept as they were)

@@ -594,6 +594,7 @@ class ApplyWidget(QWidget):
         self._worker = None
         seg, objects, reused, notes = result
         self.result = seg
+        self._draw(1, 1)  # done: also a run that found its results already made
         self._idle(resumable=False)
         self.show_results(seg, objects)
         if reused and objects is not None:

@@ -56,6 +56,8 @@ NO_TABLE = "measure the objects first (Measure), then click objects to give them
 #: pixels are not objects (a user test: 108 of 154 objects under 10 px, their median 1 px).
 MIN_SIZE = 10
 PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf")
+COLOUR_NAMES = dict(zip(PALETTE, ("red", "blue", "green", "purple", "orange", "brown", "pink"),
+                        strict=True))  # fmt: skip
 
 
 class ObjectsWidget(QWidget):
@@ -88,7 +90,10 @@ class ObjectsWidget(QWidget):
         self.view.setModel(self.model)
         self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.view.selectionModel().currentRowChanged.connect(lambda c, _: self.select_row(c.row()))
+        self._clicked = False  # a row selected by a click on its object in the viewer
+        self.view.selectionModel().currentRowChanged.connect(
+            lambda c, _: self.select_row(c.row(), alone=not self._clicked)
+        )
         self.classes = QLineEdit("A, B")
         self._names: list[str] = []  # the class names as last typed
         self.current_class = QComboBox()
@@ -302,15 +307,21 @@ class ObjectsWidget(QWidget):
         rows = np.flatnonzero(self.table["label"].to_numpy() == label)
         return int(rows[0]) if len(rows) else None
 
-    def select_row(self, index: int) -> None:
-        """Select a row: its object becomes the layer's selected (shown) label."""
+    def select_row(self, index: int, *, alone: bool = True) -> None:
+        """Select a row: its object becomes the layer's selected label, shown ``alone`` (a row
+        chosen in the table: where is it?) or among the others (clicked in the viewer: the
+        next one to click stays in sight)."""
         if self.table is None or not 0 <= index < len(self.table):
             return
         label = int(self.table["label"].iat[index])
         self.layer.selected_label = label
-        self.layer.show_selected_label = True
+        self.layer.show_selected_label = alone
         if self.view.currentIndex().row() != index:
-            self.view.selectRow(index)
+            self._clicked = not alone
+            try:
+                self.view.selectRow(index)
+            finally:
+                self._clicked = False
 
     def _on_click(self, layer: Any, event: Any) -> None:
         self.click(event.position)
@@ -321,7 +332,10 @@ class ObjectsWidget(QWidget):
         value = self.layer.get_value(position, world=True)
         if isinstance(value, tuple):  # multiscale: (level, value)
             value = value[1]
-        if value is None or int(value) == 0 or self.table is None:
+        if self.table is None or value is None:
+            return
+        if int(value) == 0:  # the background: every object in sight again
+            self.layer.show_selected_label = False
             return
         index = self.row_of(int(value))
         if index is None:
@@ -331,7 +345,7 @@ class ObjectsWidget(QWidget):
             self.model.set_table(self.table)
             self.status.setText(f"object {int(value)}: {self.current_class.currentText()}; "
                                 f"{self.clicked_counts()}")  # fmt: skip
-        self.select_row(index)
+        self.select_row(index, alone=False)
 
     def clicked_counts(self) -> str:
         """``small 6, large 6``: the objects click-labelled with each class, what training
@@ -364,7 +378,13 @@ class ObjectsWidget(QWidget):
         self.layer.colormap = self.class_colormap()
         self.layer.show_selected_label = False  # every object, in its class colour
         counts = classified[PREDICTED].value_counts().to_dict()
-        self.status.setText("classified: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        colors = self.class_colors()  # the key to the colours
+        self.status.setText(
+            "classified: "
+            + ", ".join(
+                f"{k} {v} ({COLOUR_NAMES.get(colors[k], colors[k])})" for k, v in counts.items()
+            )
+        )
 
     def class_colors(self) -> dict[str, str]:
         names = sorted(set(self.class_names()) | set(self.table.get(PREDICTED, [])))
