@@ -442,7 +442,15 @@ class ObjectsWidget(QWidget):
 
 
 def _widget_words(text: str) -> str:
-    """The library's advice for Python and the CLI, said with this widget's controls."""
+    """The library's advice for Python and the CLI, said with this widget's controls.
+
+    >>> _widget_words("…: read the image with axes TYX (--axes TYX, axes='TYX')")
+    '…: read the image as frames: open its file again with Open image scene (axes T×Y×X) and choose that layer'
+    """  # noqa: E501
+    text = text.replace(
+        " with axes TYX (--axes TYX, axes='TYX')",
+        " as frames: open its file again with Open image scene (axes T×Y×X) and choose that layer",
+    )
     if "these are class labels, not objects" in text:
         return (
             "these are class labels, not objects: type the class above and press Label "
