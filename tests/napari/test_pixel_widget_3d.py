@@ -87,6 +87,21 @@ def test_z_stack_preview_is_the_plane_on_screen_at_its_plane(viewer, qtbot, stac
     np.testing.assert_array_equal(np.asarray(viewer.layers[PREVIEW].data)[0], written[1])
 
 
+def test_a_stroke_retrains_on_the_features_kept_from_the_last_training(viewer, qtbot, stack):
+    widget, _ = trained_on_stack(viewer, qtbot, stack)
+    cache = widget._feature_cache
+    computed, first = cache.misses, widget.model
+    assert computed > 0 and cache.hits == 0
+    scribbles = widget.scribbles()
+    z, y, x = np.argwhere(np.asarray(scribbles.data) == 1)[0]
+    scribbles.data[z, y, min(x + 1, scribbles.data.shape[2] - 1)] = 1  # one more stroke
+    widget.train()
+    wait_idle(qtbot, widget)
+    assert widget.model is not first and cache.hits == computed  # every block's features kept
+    widget.features.setCurrentText("gaussian_smoothing:1")  # another feature set: not theirs
+    assert cache.nbytes == 0
+
+
 def test_a_failing_preview_is_one_status_line(viewer, qtbot, stack):
     widget, _ = trained_on_stack(viewer, qtbot, stack)
     widget.update_preview({"Z": (9, 10), "Y": (0, 10), "X": (0, 10)})  # beyond the stack

@@ -79,6 +79,7 @@ from scopeml.napari._source import (
     layer_source,
     scene_label,
 )
+from scopeml.pixel import FeatureCache
 
 SCRIBBLES = "scopeml scribbles"
 STATUS = "paint scribbles, then Train"
@@ -86,6 +87,8 @@ PREVIEW = "scopeml preview"
 DEFAULT_CLASSES = (("background", "#1f77b4"), ("foreground", "#ff7f0e"))
 #: Feature importances listed (the largest first).
 TOP_FEATURES = 10
+#: Memory the features kept between trainings may take (blocks beyond it are computed anew).
+FEATURE_CACHE_BYTES = 1 << 30
 FEATURES_TIP = (
     "A preset, a deep preset (ImageNet VGG weights must be in the cache; a -random name is the "
     "untrained network, no download) or a spec you type: family:sigma,sigma;… "
@@ -173,6 +176,10 @@ class PixelClassifierWidget(QWidget):
         self.last_region: dict[str, tuple[int, int]] | None = None
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
+        # each stroke retrains: the features of the blocks painted are kept between trainings
+        # (of the chosen image and feature set; a 3-D stack's 2.7 s training then 0.11 s)
+        self._feature_cache = FeatureCache(max_bytes=FEATURE_CACHE_BYTES)
+        self.image_choice.currentTextChanged.connect(lambda *_: self._feature_cache.clear())
         # training sees every channel of the file behind the chosen layer: say which
         self.channels = QLabel()
         self.channels.setWordWrap(True)
@@ -186,6 +193,7 @@ class PixelClassifierWidget(QWidget):
         self.features.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.features.addItems(feature_choices())
         self.features.setToolTip(FEATURES_TIP)
+        self.features.currentTextChanged.connect(lambda *_: self._feature_cache.clear())
         self._make_forest_controls()
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
@@ -605,6 +613,7 @@ class PixelClassifierWidget(QWidget):
                 features,
                 self.forest_options(),
                 self._report,
+                self._feature_cache,
                 on_done=lambda model: self._trained(model, then_preview),
             )
         except Exception as err:
@@ -998,6 +1007,7 @@ def _train(
     features: Any,
     forest: dict[str, Any],
     progress: Any = None,
+    cache: Any = None,
 ) -> Any:
     """Train in the worker thread, with the class colours and the channel names kept in the
     model (as ``scopeml pixel train`` keeps them: ``pixel info`` shows them, and a run on an
@@ -1013,6 +1023,7 @@ def _train(
             colors=colors,
             features=features,
             progress=progress,
+            cache=cache,
             **forest,
         )
         model.info["channels"] = [str(name) for name in image.channel_names]
