@@ -129,7 +129,7 @@ class _Bars:
         self._runs: dict[str, _Run] = {}
         #: the open outer stages, outermost first
         self._outer: list[str] = []
-        #: closed by the loop that made it: a loop left without a word leaves it no heir
+        #: set by close(): a loop's bars, once closed, are given to no later progress=True
         self.closed = False
         _OPEN.add(self)
 
@@ -295,7 +295,8 @@ def track(
 ) -> Iterator[T]:
     """Yield ``items`` while reporting them to ``progress`` (which may cancel between items).
 
-    Bars made here (``progress=True``) end with the loop, also when it is left early.
+    Bars made here (``progress=True``) end with the loop, also when it is left early; a
+    ``progress=True`` call in the loop's body reports to them (its stages nest in this one).
     """
     report = as_progress(progress)
     owned = isinstance(report, _Bars) and report is not progress and report is not _LOOP_BARS.get()
