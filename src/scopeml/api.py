@@ -853,7 +853,7 @@ def train_pixel_classifier(
     that raises :class:`~scopeml.errors.Cancelled` there stops the call before any work) and
     when it ends. ``cache`` (a :class:`~scopeml.pixel.FeatureCache`) keeps the features of
     the blocks it computes for the next training on the same pixels (interactive retraining:
-    a 3-D stack's second training 0.11 s against 2.7 s).
+    a 60×256×256 stack's next training with basic25 and 100 trees: 0.5 s against 2.3–2.9 s).
 
     Examples
     --------

@@ -99,3 +99,18 @@ def test_a_channel_found_by_alias_is_never_read_by_position_instead():
     assert settings.aliases == {"DAPI": ["C1"]}  # one name given as it is
     assert settings.channels_of(["C0", "C1"]) is None  # not C0 as DAPI
     assert settings.missing_channel(["C0", "C1"]) == "GFP"
+
+
+def test_a_file_read_in_order_is_analysed_again_when_aliases_now_read_it_otherwise(tmp_path):
+    pixels = cell_image((160, 160), seed=3, n_cells=4)
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, pixels, metadata={"axes": "CYX"})  # channels C0, C1: in order
+    settings = three_level_settings()
+    save_settings(settings, tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    first = run_analysis(tmp_path / "s.yaml", [plain], out)
+    swapped = settings.model_copy(update={"aliases": {"DAPI": ["C1"], "GFP": ["C0"]}})
+    save_settings(swapped, tmp_path / "swapped.yaml")
+    again = run_analysis(tmp_path / "swapped.yaml", [plain], out, resume=True)
+    assert again.resumed == 0  # read otherwise now: not kept
+    assert again.counts["plain"] != first.counts["plain"]  # DAPI and GFP swapped

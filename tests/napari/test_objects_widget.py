@@ -63,9 +63,10 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     widget.click(centre(level0, label))
     assert widget.view.currentIndex().row() == 7 and objects.selected_label == label
     assert not objects.show_selected_label  # clicked: the other objects stay in sight
-    widget.select_row(2)
-    widget.click((0.0, 0.0))  # the background: every object again
-    assert not objects.show_selected_label
+    widget.view.clicked.emit(widget.model.index(7, 0))  # its row chosen in the table again
+    assert objects.show_selected_label  # now it alone
+    widget.click((0.0, 0.0))  # the background: every object again, no row chosen
+    assert not objects.show_selected_label and widget.view.currentIndex().row() == -1
 
     # click-label the 10 smallest "A" and the 10 largest "B"; the rest follows from the classifier
     widget.classes.setText("A, B")

@@ -95,11 +95,17 @@ def test_a_stroke_retrains_on_the_features_kept_from_the_last_training(viewer, q
     scribbles = widget.scribbles()
     z, y, x = np.argwhere(np.asarray(scribbles.data) == 1)[0]
     scribbles.data[z, y, min(x + 1, scribbles.data.shape[2] - 1)] = 1  # one more stroke
+    viewer.add_image(np.zeros((2, 4, 4)), name="another")  # layers added: the cache stays
+    viewer.layers.selection.active = viewer.layers["stack"]
+    widget.image_choice.setCurrentText("stack")
     widget.train()
     wait_idle(qtbot, widget)
     assert widget.model is not first and cache.hits == computed  # every block's features kept
+    assert widget._feature_cache is cache
     widget.features.setCurrentText("gaussian_smoothing:1")  # another feature set: not theirs
-    assert cache.nbytes == 0
+    widget.train()
+    wait_idle(qtbot, widget)
+    assert widget._feature_cache is not cache and widget._feature_cache.hits == 0
 
 
 def test_a_failing_preview_is_one_status_line(viewer, qtbot, stack):

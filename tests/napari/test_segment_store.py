@@ -111,3 +111,15 @@ def test_an_objects_store_opens_as_labels(viewer, store, tmp_path):
     (layer,) = viewer.open(str(objects.path), plugin="scopeml")
     assert isinstance(layer, Labels) and layer.name == "cells.objects"
     np.testing.assert_array_equal(plane(layer), objects.read()[0, 0, 0, 0])
+
+
+def test_a_new_widget_starts_on_the_image_not_on_a_stores_outputs(viewer, store):
+    from scopeml.napari.objects_widget import ObjectsWidget
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    image, seg = store
+    opened = viewer.open(str(image), plugin="scopeml")  # one layer per channel
+    viewer.open(str(seg.path), plugin="scopeml")  # confidence, probabilities above it
+    viewer.layers.selection.clear()
+    for widget in (ObjectsWidget(viewer), PixelClassifierWidget(viewer)):
+        assert widget.image_choice.layer() is opened[-1]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tifffile
 
+import scopeml as sm
 from scopeml.cli import main
 from scopeml.errors import InvalidLabelsError
 from scopeml.io import open_image
@@ -153,3 +154,23 @@ def test_the_facade_trains_a_series_with_labels_as_array_or_file(tmp_path):
         clf = sm.train_pixel_classifier(movie, given, features=FEATURES, n_estimators=10)
         assert clf.info["samples_per_class"] == counts
         assert np.mean(clf.predict_labels(frames[10])[inside] == 3) > 0.9
+
+
+def test_a_feature_cache_keeps_every_time_points_features_apart():
+    """Retraining on a series reuses each painted time point's own features (the key names the
+    plane), and never one time point's for another's equal-looking block."""
+    from scopeml.pixel import FeatureCache
+
+    rng = np.random.default_rng(4)
+    movie = rng.random((3, 1, 1, 1, 32, 40)).astype(np.float32)[None, :, 0]  # S T C Z Y X
+    labels = np.zeros((3, 32, 40), np.uint8)
+    labels[:, 2, :] = 1
+    labels[:, 20, 5:30] = 2
+    cache = FeatureCache()
+    train = dict(classes=["a", "b"], features="gaussian_smoothing:1", n_estimators=3, cache=cache)
+    first = sm.train_pixel_classifier(Image(movie), labels, **train)
+    assert cache.misses >= 3 and cache.hits == 0  # one plane at least per time point
+    again = sm.train_pixel_classifier(Image(movie), labels, **train)
+    assert cache.hits == cache.misses  # every time point's features found again
+    plane = movie[0, 1, :, 0][None]  # N×C×Y×X
+    np.testing.assert_array_equal(first.predict(plane), again.predict(plane))

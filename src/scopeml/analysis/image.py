@@ -142,7 +142,7 @@ def analyze_image(
             "settings": digest,
             "input": input_identity(image_path),
             **({} if model_files is None else {"model_files": dict(model_files)}),
-            "read_as": scenes.read_as,  # a resume with other aliases: still read so?
+            "channels_read": scenes.channels_read,  # a resume with other aliases: the same?
             "seconds": round(time.perf_counter() - started, 3),
             WRITER: writer(),
         }
@@ -190,15 +190,16 @@ def open_scenes_analysed(
             warnings.warn(f"{name or image_path}: the file names no channels: read {read} "
                           "(in order)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
         opened = Scenes(scene.select_channels(chosen, names=settings.channels) for scene in scenes)
-        opened.read_as = dict(zip(settings.channels, chosen, strict=True))
+        opened.channels_read = {"file": names, "read": chosen}
         yield opened
 
 
 class Scenes(list):  # type: ignore[type-arg]
-    """The scenes :func:`open_scenes_analysed` opened, and how: ``read_as``, each input
-    channel's name in the file, or its index where the file names none (read in order)."""
+    """The scenes :func:`open_scenes_analysed` opened, and how: ``channels_read``, the file's
+    channel names and what was read of them (:meth:`~AnalysisSettings.channels_of`), so a
+    resume with other ``aliases`` can tell whether the file would be read the same."""
 
-    read_as: dict[str, int | str]
+    channels_read: dict[str, list[Any]]
 
 
 def calibrate(settings: AnalysisSettings, scenes: Sequence[Any], name: str) -> dict[str, str]:

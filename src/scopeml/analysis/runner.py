@@ -358,9 +358,9 @@ def _split_resumed(
     for path, name in zip(found.paths, found.names, strict=True):
         folder = output / "images" / name
         done = _completed(folder, path, digest, with_files) if resume else None
-        read_as = None if done is None else done.get("read_as")  # None: before aliases
-        if read_as is not None and not settings.still_reads(read_as):
-            done = None  # an alias it was read by is gone: its channels are read otherwise
+        read = None if done is None else done.get("channels_read")  # None: before aliases
+        if read is not None and settings.channels_of(read["file"]) != read["read"]:
+            done = None  # other aliases read its channels otherwise (or not at all)
         if done is not None:
             result.records.append(done)
             result.resumed += 1
@@ -645,7 +645,7 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
     out of core, which give the same objects; ``inputs`` picks the files, each image's results
     are its own; ``aliases`` only say where a file's channels are, each finished image
-    checked by its ``read_as``), so a resume may change them, and results from before
+    checked by its ``channels_read``), so a resume may change them, and results from before
     ``inputs`` existed resume."""
     import yaml
 
@@ -653,7 +653,7 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
     if isinstance(data, dict):
         data.pop("memory_mb", None)
         data.pop("inputs", None)
-        data.pop("aliases", None)  # how each image was read is in its record (read_as)
+        data.pop("aliases", None)  # how each image was read: its record's channels_read
         for key in ("scene", "pixel_size"):  # unset: as results from before the key existed
             if data.get(key) is None:
                 data.pop(key, None)

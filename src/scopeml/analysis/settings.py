@@ -412,22 +412,6 @@ class AnalysisSettings(_Strict):
             return None
         return next(c for c in self.channels if self.name_in(c, [str(n) for n in names]) is None)
 
-    def still_reads(self, read_as: Mapping[str, int | str]) -> bool:
-        """Whether these settings read a file's channels as an earlier run did (``read_as``:
-        each input channel's file name, or index where read in order), so its results stand:
-        an alias added or removed that the file was not read by changes nothing.
-
-        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
-        >>> s = parse_settings({"version": 1, "channels": ["DAPI"], "classes": [blob],
-        ...                     "aliases": {"DAPI": ["Hoechst"]}})
-        >>> s.still_reads({"DAPI": "Hoechst"}), s.still_reads({"DAPI": "H33342"})
-        (True, False)
-        """
-        return set(read_as) == set(self.channels) and all(
-            isinstance(name, int) or name == c or name in self.aliases.get(c, ())
-            for c, name in read_as.items()
-        )
-
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
         name their own), or that of the first pattern matching its name or path; ``None``: as

@@ -183,12 +183,11 @@ def labels_layer_data(
         kwargs["units"] = axis_units(axes)
     if classes:  # napari shows "class: NAME" under the cursor
         kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
-        if any(name.strip().lower() == "background" for name in classes):
-            kwargs["colormap"] = _clear_background(classes)
+        kwargs["colormap"] = _class_colormap(classes)
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
 
 
-def _clear_background(classes: list[str]) -> Any:
+def _class_colormap(classes: list[str]) -> Any:
     """The pixel classifier's class colours (class ``k`` as a new classifier's ``k``-th class,
     so a store looks as its preview did), but a class named background left clear: painted,
     it hid the whole image under the labels. (napari's own cyclic colours, mapped by value,

@@ -88,16 +88,26 @@ class LayerChoice(QComboBox):
             self.setCurrentIndex(same[0])
         elif current in names:
             self.setCurrentText(current)
-        elif self._shown:  # the selected layer, else the top one
+        elif self._shown:  # the selected layer, else the top one not made from another
             active = getattr(self.viewer.layers.selection, "active", None)  # (not scribbles)
             active = getattr(active, "__wrapped__", active)
-            self.setCurrentIndex(
-                self._shown.index(active) if active in self._shown else len(self._shown) - 1
-            )
+            made = [_is_result(layer) for layer in self._shown]
+            top = max((i for i, m in enumerate(made) if not m), default=len(self._shown) - 1)
+            self.setCurrentIndex(self._shown.index(active) if active in self._shown else top)
 
     def layer(self) -> Any:
         name = self.currentText()
         return self.viewer.layers[name] if name in self.viewer.layers else None  # noqa: SIM401
+
+
+def _is_result(layer: Any) -> bool:
+    """Whether a layer shows a segment store's output (its confidence, probabilities), made
+    from an image rather than one to work on: a new widget does not start on it."""
+    from scopeml.napari._layers import SOURCE_KEY, STORE_OUTPUTS
+
+    source = (getattr(layer, "metadata", None) or {}).get(SOURCE_KEY) or {}
+    path = source.get("path") if isinstance(source, dict) else None
+    return bool(path) and os.path.basename(os.path.normpath(str(path))) in STORE_OUTPUTS
 
 
 class AxesChoice(QComboBox):

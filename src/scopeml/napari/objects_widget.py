@@ -94,6 +94,7 @@ class ObjectsWidget(QWidget):
         self.view.selectionModel().currentRowChanged.connect(
             lambda c, _: self.select_row(c.row(), alone=not self._clicked)
         )
+        self.view.clicked.connect(lambda c: self.select_row(c.row()))  # the same row again
         self.classes = QLineEdit("A, B")
         self._names: list[str] = []  # the class names as last typed
         self.current_class = QComboBox()
@@ -334,8 +335,10 @@ class ObjectsWidget(QWidget):
             value = value[1]
         if self.table is None or value is None:
             return
-        if int(value) == 0:  # the background: every object in sight again
+        if int(value) == 0:  # the background: every object in sight again, no row chosen
             self.layer.show_selected_label = False
+            self.view.clearSelection()
+            self.view.setCurrentIndex(self.model.index(-1, -1))
             return
         index = self.row_of(int(value))
         if index is None:

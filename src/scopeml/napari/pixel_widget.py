@@ -177,9 +177,9 @@ class PixelClassifierWidget(QWidget):
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         # each stroke retrains: the features of the blocks painted are kept between trainings
-        # (of the chosen image and feature set; a 3-D stack's 2.7 s training then 0.11 s)
+        # of one image and feature set (a new cache for another: see _cache_for)
         self._feature_cache = FeatureCache(max_bytes=FEATURE_CACHE_BYTES)
-        self.image_choice.currentTextChanged.connect(lambda *_: self._feature_cache.clear())
+        self._cached_for: tuple[Any, ...] | None = None
         # training sees every channel of the file behind the chosen layer: say which
         self.channels = QLabel()
         self.channels.setWordWrap(True)
@@ -193,7 +193,6 @@ class PixelClassifierWidget(QWidget):
         self.features.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.features.addItems(feature_choices())
         self.features.setToolTip(FEATURES_TIP)
-        self.features.currentTextChanged.connect(lambda *_: self._feature_cache.clear())
         self._make_forest_controls()
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
@@ -613,11 +612,21 @@ class PixelClassifierWidget(QWidget):
                 features,
                 self.forest_options(),
                 self._report,
-                self._feature_cache,
+                self._cache_for(layer, features),
                 on_done=lambda model: self._trained(model, then_preview),
             )
         except Exception as err:
             self._fail(err)
+
+    def _cache_for(self, layer: Any, features: Any) -> FeatureCache:
+        """The feature cache for training ``layer`` with ``features``: the last one's while
+        both are the same, else a new one (a training still running keeps the old: what it
+        adds does not fill the new one's budget)."""
+        key = (id(getattr(layer, "__wrapped__", layer)), repr(features))  # pixels checked too
+        if key != self._cached_for:
+            self._feature_cache = FeatureCache(max_bytes=FEATURE_CACHE_BYTES)
+            self._cached_for = key
+        return self._feature_cache
 
     def _trained(self, model: Any, then_preview: bool) -> None:
         self._idle()

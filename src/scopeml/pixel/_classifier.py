@@ -590,7 +590,7 @@ def _block_features(
     array (copied while hot from the filters, so prediction needs no copy), taken from the
     cache when the block's pixels are unchanged. ``pixels``: the block, if already read."""
     pixels = source.read(read) if pixels is None else pixels
-    key = block_key(fs, read, core) if cache is not None else None
+    key = block_key((fs, source.at), read, core) if cache is not None else None  # per plane
     if key is None:
         return _core_features(pixels, fs, core)
     feats = cache.get(key, pixels)
