@@ -58,8 +58,9 @@ def file_filter(kind: str) -> str:
 class LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one kind, kept in sync with the layer list and
     the layers' names: a layer renamed stays chosen, under its new name. With nothing chosen
-    yet, the selected layer (else the top one: the one opened last, such as a file opened
-    again with its axes named; not the bottom one, nor the scribbles below the labels)."""
+    yet, the selected layer, else the top one that is not a store's output (the one opened
+    last, such as a file opened again with its axes named; not the bottom one, nor the
+    scribbles below the labels, nor a confidence map Apply added)."""
 
     def __init__(self, viewer: Any, kind: type) -> None:
         super().__init__()
