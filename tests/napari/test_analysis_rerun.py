@@ -63,6 +63,7 @@ def test_run_again_continues_or_replaces_the_results(viewer, qtbot, analysis, tm
     assert again == f"done (cells: nucleus {counts['cells']['nucleus']}); 1 image kept from " \
         f"the earlier run; results in {output}"  # fmt: skip
     assert "--resume" not in again and widget.result.counts == counts
+    assert widget.bar.value() == widget.bar.maximum()  # done: not a bar left at 0 %
     assert class_layers(viewer) == ["nucleus"]  # the rerun's layer replaces the earlier
 
     settings.write_text(SETTINGS.format(method="li"))  # other settings: not continued
