@@ -1130,7 +1130,7 @@ def measure_objects(
     if pixel_size is not None and pixel_sizes is not None:
         from scopeml.errors import InvalidRequestError
 
-        raise InvalidRequestError("give pixel_size or pixel_sizes (its older name), not both")
+        raise InvalidRequestError("give pixel_size or pixel_sizes, not both")
     given = None if pixel_size is None else _pixel_size_given(pixel_size)  # before any work
     if isinstance(pixel_sizes, Mapping):  # "y" is Y, "W" no axis
         letters = axis_keys(pixel_sizes, "ZYX", "pixel_sizes")
@@ -1164,8 +1164,9 @@ def measure_objects(
     elif image is not None:
         intensities = _intensity_image(image, labels, axes)
     if given is not None:  # as segment takes it: the files' own sizes kept
-        found = labels.pixel_sizes or (intensities.pixel_sizes if intensities else {})
-        pixel_sizes = _taken_pixel_sizes(intensities or labels, dict(found), given)[0]
+        read = labels if intensities is None else intensities
+        found = labels.pixel_sizes or read.pixel_sizes
+        pixel_sizes = _taken_pixel_sizes(read, dict(found), given)[0]
     return measure_image(
         labels,
         intensities,
