@@ -273,7 +273,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, root: Path) -> Iterator[ServerProcess]:
-    yield from own_server(tmp_path_factory, "fair", "--allowed-root", str(root))
+    # one worker, as the queue test below needs (the default 2 would run Bob's job at once)
+    yield from own_server(
+        tmp_path_factory, "fair", "--allowed-root", str(root), "--job-workers", "1"
+    )
 
 
 @pytest.fixture(scope="module")
