@@ -82,7 +82,7 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     assert said == f"object {int(order[-1])}: B; A 10, B 10", said
     widget.train_and_classify()
     said = widget.status.text()
-    assert said.startswith("classified: ") and "(red)" in said and "(blue)" in said, said
+    assert said.startswith("classified: ") and "(blue)" in said and "(orange)" in said, said
     predicted = widget.table.set_index("label")["class"]
     median = table["area"].median()
     small = table[table["area"] < 0.5 * median]["label"]

@@ -52,7 +52,7 @@ def test_the_whole_store_opens_as_its_outputs(viewer, store):
     assert list(labels.features["index"]) == [1, 2]  # class k is label k + 1
     background, nucleus = labels.colormap.map(np.array([1, 2]))
     assert background[-1] == 0  # clear over the image
-    from scopeml.pixel._classifier import PALETTE  # nucleus as a classifier's 2nd class shows
+    from scopeml.palette import PALETTE  # nucleus as a classifier's 2nd class shows
 
     np.testing.assert_allclose(
         nucleus, [*(int(PALETTE[1][i : i + 2], 16) / 255 for i in (1, 3, 5)), 1]

@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from scopeml.palette import PALETTE as CLASS_COLOURS
+from scopeml.palette import rgb
+
 __all__ = [
     "bar_chart",
     "box_chart",
@@ -46,8 +49,7 @@ MIN_WIDTH = 640
 #: others are drawn grey, counted in one legend entry, so a plate of wells stays readable.
 LEGEND_SERIES = 10
 #: The named series' colours (Tableau 10, its grey swapped for navy: grey is the others').
-PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-           (140, 86, 75), (227, 119, 194), (0, 0, 128), (188, 189, 34), (23, 190, 207))  # fmt: skip
+PALETTE = tuple((0, 0, 128) if c == "#7f7f7f" else rgb(c) for c in CLASS_COLOURS)
 #: The colour of the series past :data:`LEGEND_SERIES`.
 OTHERS = (190, 190, 190)
 

@@ -194,12 +194,12 @@ def _class_colormap(classes: list[str]) -> Any:
     made the first class after background almost black, invisible on fluorescence.)"""
     from napari.utils.colormaps import DirectLabelColormap
 
-    from scopeml.pixel._classifier import PALETTE
+    from scopeml.palette import colour_of
 
     colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
     for value, name in enumerate(classes, 1):
         clear = name.strip().lower() == "background"
-        colors[value] = "transparent" if clear else PALETTE[(value - 1) % len(PALETTE)]
+        colors[value] = "transparent" if clear else colour_of(value - 1)
     return DirectLabelColormap(color_dict=colors)
 
 

@@ -43,6 +43,7 @@ from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
 from scopeml.objects.table import TABLE_SUFFIXES
+from scopeml.palette import NAMES, colour_of
 
 USER_CLASS = "user_class"
 PREDICTED = "class"
@@ -55,9 +56,6 @@ NO_TABLE = "measure the objects first (Measure), then click objects to give them
 #: Label objects' min size: 10, not the CLI's 0, so that a pixel classifier's specks of a few
 #: pixels are not objects (a user test: 108 of 154 objects under 10 px, their median 1 px).
 MIN_SIZE = 10
-PALETTE = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf")
-COLOUR_NAMES = dict(zip(PALETTE, ("red", "blue", "green", "purple", "orange", "brown", "pink"),
-                        strict=True))  # fmt: skip
 
 
 class ObjectsWidget(QWidget):
@@ -384,14 +382,12 @@ class ObjectsWidget(QWidget):
         colors = self.class_colors()  # the key to the colours
         self.status.setText(
             "classified: "
-            + ", ".join(
-                f"{k} {v} ({COLOUR_NAMES.get(colors[k], colors[k])})" for k, v in counts.items()
-            )
+            + ", ".join(f"{k} {v} ({NAMES.get(colors[k], colors[k])})" for k, v in counts.items())
         )
 
     def class_colors(self) -> dict[str, str]:
         names = sorted(set(self.class_names()) | set(self.table.get(PREDICTED, [])))
-        return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+        return {name: colour_of(i) for i, name in enumerate(names)}
 
     def class_colormap(self) -> Any:
         """Each object in the colour of its predicted class."""

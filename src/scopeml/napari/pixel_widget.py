@@ -79,12 +79,13 @@ from scopeml.napari._source import (
     layer_source,
     scene_label,
 )
+from scopeml.palette import PALETTE
 from scopeml.pixel import FeatureCache
 
 SCRIBBLES = "scopeml scribbles"
 STATUS = "paint scribbles, then Train"
 PREVIEW = "scopeml preview"
-DEFAULT_CLASSES = (("background", "#1f77b4"), ("foreground", "#ff7f0e"))
+DEFAULT_CLASSES = (("background", PALETTE[0]), ("foreground", PALETTE[1]))
 #: Feature importances listed (the largest first).
 TOP_FEATURES = 10
 #: Memory the features kept between trainings may take (blocks beyond it are computed anew).
@@ -312,10 +313,10 @@ class PixelClassifierWidget(QWidget):
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> None:
         """Append a class (label value = its row + 1) with a display colour."""
-        from scopeml.pixel._classifier import PALETTE
+        from scopeml.palette import colour_of
 
         index = self.classes.rowCount()
-        color = color or PALETTE[index % len(PALETTE)]
+        color = color or colour_of(index)
         self.classes.insertRow(index)
         self.classes.setItem(index, 0, QTableWidgetItem(name))
         self.classes.setItem(index, 1, QTableWidgetItem(color))

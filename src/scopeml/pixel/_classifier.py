@@ -37,6 +37,7 @@ from scopeml.io.dtypes import label_dtype
 from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.model.forest import BINS, Forest, fit_forest
 from scopeml.model.spec import ModelSpec
+from scopeml.palette import colour_of
 from scopeml.pixel._blocks import iter_blocks
 from scopeml.pixel._cache import FeatureCache, block_key
 from scopeml.pixel._range import training_range
@@ -54,11 +55,6 @@ from scopeml.pixel._sources import (
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
 #: overhead to stay small (measured on basic25, 2 threads: 384 fastest of 128 to 512).
 BLOCK = {2: 384, 3: 96}
-
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -468,7 +464,7 @@ def make_classes(
     colors = list(colors) if colors is not None else []
     if len(colors) > n_classes:
         raise InvalidRequestError(f"{len(colors)} colours given for {n_classes} classes")
-    colors += [PALETTE[k % len(PALETTE)] for k in range(len(colors), n_classes)]
+    colors += [colour_of(k) for k in range(len(colors), n_classes)]
     return [PixelClass(str(n), _check_color(c)) for n, c in zip(names, colors, strict=True)]
 
 
