@@ -66,6 +66,9 @@ def test_paint_train_preview_equals_segment(viewer, qtbot, sample, tmp_path):
     np.testing.assert_array_equal(preview, written[37:301, 150:512])
     truth_region = (truth[37:301, 150:512] > 0) + 1
     assert (preview == truth_region).mean() > 0.9  # it learnt the nuclei
+    clear, shown = viewer.layers[PREVIEW].colormap.map(np.array([1, 2]))
+    assert clear[3] == 0 and shown[3] == 1  # background clear on the preview, the image shows
+    assert scribbles.colormap.map(np.array([1]))[0][3] == 1  # but painted on the scribbles
     assert tuple(viewer.layers[PREVIEW].translate) == pytest.approx(
         (37 * layers[0].scale[0], 150 * layers[0].scale[1])
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -183,24 +184,25 @@ def labels_layer_data(
         kwargs["units"] = axis_units(axes)
     if classes:  # napari shows "class: NAME" under the cursor
         kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
-        kwargs["colormap"] = _class_colormap(classes)
+        kwargs["colormap"] = class_colormap(classes)
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
 
 
-def _class_colormap(classes: list[str]) -> Any:
-    """The pixel classifier's class colours (class ``k`` as a new classifier's ``k``-th class,
-    so a store looks as its preview did), but a class named background left clear: painted,
-    it hid the whole image under the labels. (napari's own cyclic colours, mapped by value,
-    made the first class after background almost black, invisible on fluorescence.)"""
+def class_colormap(classes: Sequence[str], colors: Sequence[str] | None = None) -> Any:
+    """Class ``k``'s colour (``colors``, else a new classifier's ``k``-th class's, so a store
+    looks as its preview did), but a class named background left clear: painted, it hid the
+    whole image under the labels. (napari's own cyclic colours, mapped by value, made the first
+    class after background almost black, invisible on fluorescence.)"""
     from napari.utils.colormaps import DirectLabelColormap
 
     from scopeml.palette import colour_of
 
-    colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
-    for value, name in enumerate(classes, 1):
+    colors = list(colors or [colour_of(k) for k in range(len(classes))])
+    color_dict: dict[Any, Any] = {None: "transparent", 0: "transparent"}
+    for value, (name, color) in enumerate(zip(classes, colors, strict=True), 1):
         clear = name.strip().lower() == "background"
-        colors[value] = "transparent" if clear else colour_of(value - 1)
-    return DirectLabelColormap(color_dict=colors)
+        color_dict[value] = "transparent" if clear else color
+    return DirectLabelColormap(color_dict=color_dict)
 
 
 #: Outputs of a ``segment`` store that open as Labels layers; the others open as images.

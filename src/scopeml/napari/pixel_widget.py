@@ -53,7 +53,7 @@ from scopeml.errors import (
     os_problem,
     summarize,
 )
-from scopeml.napari._layers import SOURCE_KEY
+from scopeml.napari._layers import SOURCE_KEY, class_colormap
 from scopeml.napari._preview import (
     layer_axes,
     predict_region,
@@ -378,9 +378,13 @@ class PixelClassifierWidget(QWidget):
             self.classes.item(row_, 1).setText(color.name())
             self._recolor()
 
-    def _colormap(self) -> Any:
+    def _colormap(self, layer: str = SCRIBBLES) -> Any:
+        """Every class in its colour on the scribbles; on the preview, a class named background
+        is left clear, as on an applied store: painted, it laid a tint over the whole image."""
         from napari.utils.colormaps import DirectLabelColormap
 
+        if layer == PREVIEW:
+            return class_colormap(self.class_names(), self.class_colors())
         colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
         colors.update({k: c for k, c in enumerate(self.class_colors(), 1)})
         return DirectLabelColormap(color_dict=colors)
@@ -388,7 +392,7 @@ class PixelClassifierWidget(QWidget):
     def _recolor(self) -> None:
         for name in (SCRIBBLES, PREVIEW):
             if name in self.viewer.layers:
-                self.viewer.layers[name].colormap = self._colormap()
+                self.viewer.layers[name].colormap = self._colormap(name)
 
     # ------------------------------------------------------------------ layers
     def image_layer(self) -> Any:
@@ -741,7 +745,7 @@ class PixelClassifierWidget(QWidget):
             self.viewer.add_labels(
                 labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
                 units=layer.units[-len(shape) :], axis_labels=layer.axis_labels[-len(shape) :],
-                colormap=self._colormap(),
+                colormap=self._colormap(PREVIEW),
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
