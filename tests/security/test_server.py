@@ -3,11 +3,12 @@ files, deletable uploads with a quota. One live server on 127.0.0.1 for the modu
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ import tifffile
 from scopeml.client import Client, ServerResponseError
 from scopeml.io import create_ome_zarr
 from scopeml.server.database import Database
-from tests.server.conftest import ServerProcess, make_container
+from tests.server.conftest import ServerProcess, make_container, run_async
 
 SECRET = np.full((32, 32), 201, np.uint8)
 QUOTA_KB = 24
@@ -262,6 +263,41 @@ def test_the_upload_quota_holds_and_deleting_frees_it(server, tokens, places, tm
             carol.delete_upload(upload)
     partials = [p for p in (places["data"] / "uploads").rglob("*") if "partial" in p.name]
     assert partials == []
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_uploads_sent_at_once_cannot_pass_the_quota_together(server, tokens, tmp_path, declared):
+    """Six 9 KB uploads streaming at the same time against 24 KB: each holds its part of the
+    quota while it streams (all it may have where it does not say its length), so at most
+    two are kept, the others 413, and the quota is whole again afterwards."""
+    tifffile.imwrite(tmp_path / "q.tif", np.zeros((96, 96), np.uint8))
+    body = (tmp_path / "q.tif").read_bytes()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body[:100]
+        await asyncio.sleep(1.0)  # every upload has begun before any ends
+        yield body[100:]
+
+    async def upload_all() -> list[httpx.Response]:
+        headers = {"Authorization": f"Bearer {tokens['carol']}"}
+        if declared:
+            headers["Content-Length"] = str(len(body))
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            sends = [
+                client.post("/images", params={"filename": f"c{i}.tif"}, content=slowly(),
+                            headers=headers)
+                for i in range(6)
+            ]  # fmt: skip
+            return await asyncio.gather(*sends)
+
+    answers = [response.status_code for response in run_async(upload_all())]
+    assert set(answers) == {201, 413} and 1 <= answers.count(201) <= 2, answers
+    with Client(server.url, tokens["carol"]) as carol:
+        kept = carol.list_uploads()
+        assert len(kept) == answers.count(201) and sum(u["size"] for u in kept) <= QUOTA_KB * 1024
+        for upload in kept:
+            carol.delete_upload(upload["id"])
+        carol.delete_upload(carol.upload_image(tmp_path / "q.tif"))  # nothing left held
 
 
 # --- files on disk -----------------------------------------------------------------------------

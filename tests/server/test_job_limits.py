@@ -250,3 +250,45 @@ def test_a_bug_in_the_jobs_process_names_its_exception_type(tmp_path, monkeypatc
     finally:
         runner.close()
         db.close()
+
+
+def test_one_user_may_queue_max_user_jobs_and_a_resume_counts(tmp_path, root):
+    """Past ``--max-user-jobs`` queued or running a submit (segment or analysis) and a resume
+    answer 429 saying what to do; another user is not held back; a cancelled job frees room."""
+    process = ServerProcess(tmp_path, "--allowed-root", str(root), "--max-user-jobs", "2",
+                            "--job-workers", "1")  # fmt: skip
+    db = Database(tmp_path / "scopeml.db")
+    tokens = {user: db.create_token(user) for user in ("alice", "bob")}
+    db.close()
+    process.start()
+    try:
+        with (
+            Client(process.url, tokens["alice"]) as alice,
+            Client(process.url, tokens["bob"]) as bob,
+        ):
+            model = alice.upload_model(root / "slower.czann")["id"]
+            alice.share_model(model)
+            submit = lambda client: client.submit_job(  # noqa: E731
+                model, image_path="plate/p1.ome.tif", tile_size=64, batch_size=1
+            )
+            first, second = submit(alice), submit(alice)
+            for refused in (
+                lambda: submit(alice),
+                lambda: alice.submit_analysis(
+                    _slow_settings(tmp_path, root), image_paths=["small.tif"]
+                ),
+            ):
+                with pytest.raises(ServerResponseError) as err:
+                    refused()
+                assert err.value.status_code == 429, err.value
+                assert "2 jobs queued or running" in str(err.value) and "cancel" in str(err.value)
+            bobs = submit(bob)  # not alice's cap
+            alice.cancel_job(first["id"])
+            third = submit(alice)  # the cancelled one freed its place
+            with pytest.raises(ServerResponseError) as err:
+                alice.resume_job(first["id"])
+            assert err.value.status_code == 429, err.value
+            for client, job in ((alice, second), (alice, third), (bob, bobs)):
+                client.cancel_job(job["id"])
+    finally:
+        process.stop()

@@ -69,6 +69,9 @@ def serve(
         help="Jobs one user may run at once (default: all but one of --job-workers). Queued "
         "jobs are taken in turn between users, not first come first served.",
     ),
+    max_user_jobs: int = typer.Option(
+        100, "--max-user-jobs", min=1, help="Jobs one user may have queued or running at once."
+    ),
     max_job_attempts: int = typer.Option(
         3, "--max-job-attempts", min=1, help="Starts of a job before a crashing one fails."
     ),
@@ -133,6 +136,7 @@ def serve(
         model_time_budget=model_time_budget,
         job_workers=job_workers,
         user_job_workers=user_job_workers,
+        max_user_jobs=max_user_jobs,
         max_job_attempts=max_job_attempts,
         job_memory_limit=_bytes(job_memory_mb),
         max_job_pixels=max_job_pixels,

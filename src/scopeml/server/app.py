@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -68,6 +69,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         max_body_size=config.max_json_bytes,  # the routes that stream binary bodies lift it
     )
     app.state.config = config
+    app.state.uploading = Counter()  # per user, the bytes of uploads still streaming in
     app.add_middleware(RequestMetrics)
     app.add_exception_handler(ScopeMLError, bad_input)
     app.add_exception_handler(StarletteHTTPException, http_error)

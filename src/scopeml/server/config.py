@@ -87,6 +87,10 @@ class ServerConfig:
         Of those, how many one user's jobs may hold at once (default: all but one, so another
         user's job starts when submitted however many the first user queued). Queued jobs
         are taken in turn between users (:class:`~scopeml.server.fair.FairQueue`).
+    max_user_jobs
+        Jobs one user may have queued or running at once; one more answers 429 (a script that
+        submits in a loop fills the queue, and each submit's image check costs the server
+        about a second, however many are refused later).
     max_job_attempts
         A job that was running when the server stopped (crashed, was killed) is resumed at the
         next start at most this many times in all; then it is marked failed.
@@ -141,6 +145,7 @@ class ServerConfig:
     model_cache: int = 4
     job_workers: int = 2
     user_job_workers: int | None = None
+    max_user_jobs: int = 100
     max_job_attempts: int = 3
     job_memory_limit: int = 4 * GB
     image_check_timeout: float = 60.0
@@ -160,7 +165,7 @@ class ServerConfig:
             *("max_model_bytes", "max_image_bytes", "max_tile_bytes", "max_json_bytes"),
             *("upload_quota_bytes", "max_batch", "model_cache", "job_workers"),
             *("predict_workers", "max_job_attempts", "max_tile_memory", "job_memory_limit"),
-            *("max_settings_bytes", "max_job_pixels"),
+            *("max_settings_bytes", "max_job_pixels", "max_user_jobs"),
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -263,6 +263,14 @@ class Database:
             rows = self._all("SELECT * FROM jobs WHERE owner = ? ORDER BY created", (user,))
         return [_job_row(row) for row in rows]
 
+    def unfinished_count(self, user: str) -> int:
+        """How many of ``user``'s jobs are queued or running."""
+        row = self._one(
+            "SELECT COUNT(*) AS n FROM jobs WHERE owner = ? AND status IN (?, ?)",
+            (user, *UNFINISHED),
+        )
+        return int(row["n"]) if row else 0
+
     def unfinished_jobs(self) -> list[dict[str, Any]]:
         """Jobs a previous server process queued or was running when it stopped."""
         rows = self._all("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created", UNFINISHED)

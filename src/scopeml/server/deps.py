@@ -121,6 +121,18 @@ OwnJob = Annotated[dict[str, Any], Depends(own_job)]
 # --- bodies -------------------------------------------------------------------------------------
 
 
+def check_job_room(db: Database, config: ServerConfig, user: str) -> None:
+    """429 when ``user`` has ``max_user_jobs`` jobs queued or running: checked before a submit's
+    image checks (a refused loop costs nothing) and again just before the job is added (no
+    await between, so submits sent at once cannot pass the cap together)."""
+    if db.unfinished_count(user) >= config.max_user_jobs:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"you have {config.max_user_jobs} jobs queued or running, the most one user may "
+            "have; wait for some to finish, or cancel some (DELETE /jobs/{id})",
+        )
+
+
 def too_large(limit: int, what: str = "the limit") -> HTTPException:
     return HTTPException(
         status.HTTP_413_CONTENT_TOO_LARGE, f"request body is larger than {what} of {limit} bytes"

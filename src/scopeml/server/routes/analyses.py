@@ -21,7 +21,7 @@ from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
-from scopeml.server.deps import Config, Db, Jobs, User, save_body
+from scopeml.server.deps import Config, Db, Jobs, User, check_job_room, save_body
 from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME
 from scopeml.server.limits import analysis_scale, check_analysis_pixels
 from scopeml.server.paths import hide_server_paths, public_error, resolve_image_path
@@ -75,6 +75,7 @@ async def submit_analysis(
     settings' ``axes``, × their largest ``scale`` per axis) answer 422, as a segment job's
     image does.
     """
+    check_job_room(db, config, user["user"])
     sources = [_resolve_source(path, config.allowed_root) for path in image_path or []]
     images = [source for source, _ in sources]
     for upload in upload_id or []:
@@ -109,6 +110,7 @@ async def submit_analysis(
             (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
             settings.scene,
         )
+        check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -51,33 +54,28 @@ async def upload_image(
     """
     name = upload_name(filename)  # checks the suffix first
     refuse_form(request, filename)
-    limit, what = _room_left(config, db, user["user"])
     upload_id = new_id()
-    folder = private_dir(config.uploads_dir / upload_id)
-    target = folder / name
-    try:
-        size = await save_body(request, target, limit, what)
-        refuse_boundary(target, filename)
-        await asyncio.to_thread(
-            check_job_image,
-            target,
-            None,
-            [folder],
-            filename,
-            timeout=config.image_check_timeout,
-            memory_limit=config.job_memory_limit,
-        )
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    record = {
-        "id": upload_id,
-        "owner": user["user"],
-        "path": str(target),
-        "size": size,
-        "created": time.time(),
-    }
-    db.add_upload(record)
+    with _quota_held(request, config, db, user["user"]) as (limit, what):
+        folder = private_dir(config.uploads_dir / upload_id)
+        target = folder / name
+        try:
+            size = await save_body(request, target, limit, what)
+            refuse_boundary(target, filename)
+            await asyncio.to_thread(
+                check_job_image,
+                target,
+                None,
+                [folder],
+                filename,
+                timeout=config.image_check_timeout,
+                memory_limit=config.job_memory_limit,
+            )
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        record = {"id": upload_id, "owner": user["user"], "path": str(target), "size": size,
+                  "created": time.time()}  # fmt: skip
+        db.add_upload(record)  # counted by the quota from here: the hold ends
     return UploadInfo(id=upload_id, size=size, name=name)
 
 
@@ -122,15 +120,32 @@ def _analyses_on(db: Db, upload_id: str) -> bool:
     )
 
 
-def _room_left(config: ServerConfig, db: Db, user: str) -> tuple[int, str]:
-    """The most bytes this upload may have (the size limit, or what is left of the quota)."""
-    left = config.upload_quota_bytes - db.upload_usage(user)
+@contextmanager
+def _quota_held(
+    request: Request, config: ServerConfig, db: Db, user: str
+) -> Iterator[tuple[int, str]]:
+    """The most bytes this upload may have (the size limit, or what is left of the quota), held
+    from the quota until the upload is recorded: uploads sent at once each see the others'
+    bytes, so together they cannot pass the quota. An upload that declares its length holds
+    that; one sent in chunks holds all it may have."""
+    uploading: Counter[str] = request.app.state.uploading
+    left = config.upload_quota_bytes - db.upload_usage(user) - uploading[user]
     if left <= 0:
+        streaming = " (with the uploads still in progress)" if uploading[user] else ""
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"upload quota of {config.upload_quota_bytes} bytes is used up; "
+            f"upload quota of {config.upload_quota_bytes} bytes is used up{streaming}; "
             "delete uploads with DELETE /images/{id}",
         )
-    if left < config.max_image_bytes:
-        return left, "what is left of your upload quota"
-    return config.max_image_bytes, "the image size limit"
+    limit, what = (
+        (left, "what is left of your upload quota")
+        if left < config.max_image_bytes
+        else (config.max_image_bytes, "the image size limit")
+    )
+    length = request.headers.get("content-length", "")
+    held = min(int(length), limit) if length.isdigit() else limit
+    uploading[user] += held
+    try:
+        yield limit, what
+    finally:
+        uploading[user] -= held

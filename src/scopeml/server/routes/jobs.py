@@ -11,7 +11,16 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from scopeml.errors import InvalidRequestError
 from scopeml.server.database import RESUMABLE, UNFINISHED, new_id
-from scopeml.server.deps import Config, Db, Jobs, OwnJob, Registry, User, find_model
+from scopeml.server.deps import (
+    Config,
+    Db,
+    Jobs,
+    OwnJob,
+    Registry,
+    User,
+    check_job_room,
+    find_model,
+)
 from scopeml.server.job_options import check_instances, engine_options
 from scopeml.server.limits import (
     check_job_channels,
@@ -51,6 +60,7 @@ async def submit_job(
     job: JobRequest, user: User, config: Config, db: Db, registry: Registry, jobs: Jobs
 ) -> JobInfo:
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
+    check_job_room(db, config, user["user"])
     record = find_model(registry, job.model_id, user)
     options = job.options.segment_options()
     spec = spec_from_dict(record["spec"])
@@ -75,6 +85,7 @@ async def submit_job(
     check_job_pixels(shape, options, spec, config.max_job_pixels, name)
     runtime = record["spec"].get(RUNTIME_KEY, 0)
     check_job_memory(shape, options, spec, runtime, config.max_tile_memory, config.job_memory_limit)
+    check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
     job_id = new_id()
     db.add_job(
         {
@@ -176,6 +187,7 @@ async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
             status.HTTP_409_CONFLICT,
             f"the job's image {image_name(gone[0], config)[0]} was deleted",
         )
+    check_job_room(db, config, job["owner"])
     if not jobs.resume(job["id"]):
         raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")
     return job_info(db.get_job(job["id"]), config)
