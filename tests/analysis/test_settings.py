@@ -208,6 +208,9 @@ def test_untrusted_yaml_is_bounded() -> None:
     bomb = "version: 1\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
     with pytest.raises(InvalidSettingsError, match="line 3: YAML aliases"):
         parse_settings(bomb, path="s.yaml")
+    deep = "version: 1\nx: " + "[" * 1000 + "]" * 1000 + "\n"  # RecursionError, unbounded
+    with pytest.raises(InvalidSettingsError, match="line 2: nested more than 64 levels deep"):
+        parse_settings(deep, path="s.yaml")
     with pytest.raises(InvalidSettingsError, match="larger than"):
         parse_settings("version: 1\n" + "#" * (1 << 20), path="s.yaml")
     with pytest.raises(InvalidSettingsError, match="not valid YAML"):

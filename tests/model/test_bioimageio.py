@@ -544,5 +544,11 @@ def test_yaml_aliases_are_refused(tmp_path):
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
     (tmp_path / "rdf.yaml").write_text("\n".join(lines) + "\ntype: model\n")
-    with pytest.raises(InvalidContainerError, match="aliases are not accepted"):
+    with pytest.raises(InvalidContainerError, match=r"aliases \(\*name\) are not allowed"):
+        open_package(tmp_path)
+
+
+def test_deeply_nested_yaml_is_refused_not_a_recursion_error(tmp_path):
+    (tmp_path / "rdf.yaml").write_text("type: model\nx: " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(InvalidContainerError, match="nested more than 64 levels deep"):
         open_package(tmp_path)

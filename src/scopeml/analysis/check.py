@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from scopeml import safe_yaml
 from scopeml.analysis.settings import (
     AnalysisSettings,
     ClassSettings,
@@ -51,7 +52,7 @@ def settings_error(
     if source is None:
         return InvalidSettingsError(f"{_dotted(loc)}: {message}", path="settings")
     try:
-        root = yaml.compose(Path(source).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        root = safe_yaml.compose(Path(source).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         root = None
     line, _ = _locate(root, loc)

@@ -40,6 +40,7 @@ from pydantic import (
     model_validator,
 )
 
+from scopeml import safe_yaml
 from scopeml.errors import InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
 from scopeml.pixel_size import parse_pixel_size, pixel_size_value
@@ -760,20 +761,14 @@ unknown key 'chanel' (did you mean 'channel'?)
         )
     if len(text) > MAX_SETTINGS_BYTES:
         raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=name)
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):  # a few aliases can expand exponentially
-                raise InvalidSettingsError(
-                    f"line {event.start_mark.line + 1}: YAML aliases (*name) are not allowed",
-                    path=name,
-                )
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    try:  # no aliases (a few can expand exponentially), no nesting past Python's recursion
+        root, data = safe_yaml.compose(text), safe_yaml.load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
-        raise InvalidSettingsError(f"{line}not valid YAML: {problem}", path=name) from err
+        invalid = "" if isinstance(err, safe_yaml.Refused) else "not valid YAML: "
+        raise InvalidSettingsError(f"{line}{invalid}{problem}", path=name) from err
     if not isinstance(data, dict):
         raise InvalidSettingsError("line 1: expected a mapping of settings", path=name)
     version = data.get("version")

@@ -1,9 +1,10 @@
 """Reading a bioimage.io model package: a zip, a folder, or its ``rdf.yaml``/``bioimageio.yaml``.
 
-The description is parsed with ``yaml.safe_load`` and validated by ``bioimageio.spec`` without
-any I/O, updated to the latest format (0.4 descriptions become 0.5). Files it names are read
-from the zip through :class:`~scopeml.model.safezip.SafeZip` (the czann limits), or from the
-folder when they resolve inside it. A URL is never fetched: it is refused, naming the field.
+The description is parsed with :mod:`scopeml.safe_yaml` (no aliases, bounded nesting) and
+validated by ``bioimageio.spec`` without any I/O, updated to the latest format (0.4
+descriptions become 0.5). Files it names are read from the zip through
+:class:`~scopeml.model.safezip.SafeZip` (the czann limits), or from the folder when they
+resolve inside it. A URL is never fetched: it is refused, naming the field.
 ``bioimageio.spec`` checks no file here (no I/O), so :meth:`Package.read` checks each file it
 reads against the ``sha256`` the description declares for it, if any, and refuses a mismatch.
 """
@@ -18,6 +19,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
+from scopeml import safe_yaml
 from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip
 
@@ -156,7 +158,7 @@ def open_package(source: str | PathLike[str]) -> Package:
             )
         raw = archive.read(names[0], max_bytes=_MAX_YAML)
     try:
-        content = yaml.load(raw, Loader=_loader())  # a SafeLoader without aliases
+        content = safe_yaml.load(raw)  # no aliases, no deep nesting
     except yaml.YAMLError as err:
         _close(archive)
         raise InvalidContainerError(
@@ -168,23 +170,6 @@ def open_package(source: str | PathLike[str]) -> Package:
         _close(archive)
         raise
     return Package(path, description, version, archive, folder)
-
-
-def _loader() -> type:
-    """``yaml.SafeLoader`` that refuses aliases: a few hundred bytes of nested aliases expand
-    to gigabytes when the description is walked (a "billion laughs")."""
-    import yaml
-
-    class NoAliasLoader(yaml.SafeLoader):
-        def compose_node(self, parent: Any, index: Any) -> Any:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise yaml.composer.ComposerError(
-                    None, None, "YAML aliases are not accepted", event.start_mark
-                )
-            return super().compose_node(parent, index)
-
-    return NoAliasLoader
 
 
 def _close(archive: SafeZip | None) -> None:

@@ -1,0 +1,63 @@
+"""YAML from untrusted hands: settings files a server receives, model packages' descriptions.
+
+``yaml.SafeLoader`` builds no objects, but leaves two things unbounded: aliases, which a few
+hundred bytes can nest into gigabytes once the data is walked (a "billion laughs"), and
+nesting, which past Python's recursion limit (``[[[…]]]`` a thousand deep) stops the composer
+with a ``RecursionError``, not a YAML error. :class:`SafeLoader` refuses both as YAML errors
+at their line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+__all__ = ["MAX_DEPTH", "Refused", "SafeLoader", "compose", "load"]
+
+#: Deepest nesting of mappings and sequences read (a settings file needs about six).
+MAX_DEPTH = 64
+
+
+class Refused(yaml.composer.ComposerError):
+    """Valid YAML this loader does not read: an alias, or nesting past :data:`MAX_DEPTH`."""
+
+
+class SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` without aliases and with at most :data:`MAX_DEPTH` levels.
+
+    >>> load("a: [1, {b: 2}]")
+    {'a': [1, {'b': 2}]}
+    >>> load("a: &x [1]\\nb: *x")
+    Traceback (most recent call last):
+    ...
+    scopeml.safe_yaml.Refused: YAML aliases (*name) are not allowed...line 2, column 4...
+    >>> load("[" * 1000 + "]" * 1000)
+    Traceback (most recent call last):
+    ...
+    scopeml.safe_yaml.Refused: nested more than 64 levels deep...line 1, column 65...
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        mark = self.peek_event().start_mark
+        if self.check_event(yaml.AliasEvent):
+            raise Refused(None, None, "YAML aliases (*name) are not allowed", mark)
+        if self._depth >= MAX_DEPTH:
+            raise Refused(None, None, f"nested more than {MAX_DEPTH} levels deep", mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load(text: str | bytes) -> Any:
+    """The data of ``text``, read by :class:`SafeLoader`."""
+    return yaml.load(text, Loader=SafeLoader)
+
+
+def compose(text: str | bytes) -> yaml.Node | None:
+    """The node tree of ``text`` (with line marks), read by :class:`SafeLoader`."""
+    return yaml.compose(text, Loader=SafeLoader)
