@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,28 @@ def test_many_long_names_each_get_a_label_under_their_bar(tmp_path: Path) -> Non
     gaps = [(band[:, int(a + (b - a) / 2) - 1 : int(a + (b - a) / 2) + 1] < 100).sum()
             for a, b in itertools.pairwise(bars)]  # fmt: skip
     assert np.mean(gaps) < 3  # labels stay in their columns
+
+
+def test_the_index_table_puts_each_count_under_its_class(batch: Path) -> None:
+    """Single planes, so no planes column: each row has a cell per header (a reused variable
+    once added the header alone, and every count sat one column left of its class)."""
+    index = (batch / "index.html").read_text()
+    table = index[index.index("<table>") : index.index("</table>")]
+    header, *rows = [row for row in table.split("<tr>")[1:]]
+    heads = re.findall(r"<th>(.*?)</th>", header)
+    assert heads[0] == "image" and "planes" not in heads and heads[-1] == "status", heads
+    counts = pd.read_csv(batch / "summary" / "counts.csv")
+    for row, (_, expected) in zip(rows, counts.iterrows(), strict=True):
+        cells = re.findall(r"<td>(.*?)</td>", row)
+        assert len(cells) == len(heads), (heads, cells)
+        assert int(cells[heads.index("cell")]) == expected["cell"] and cells[-1] == "ok"
+
+
+def test_index_links_are_url_encoded() -> None:
+    from scopeml.analysis.report import _overview_figure
+
+    figure = _overview_figure("A9 p5d#1", ["overview_t1.png"])
+    assert "href='images/A9%20p5d%231/overview_t1.png'" in figure and ">A9 p5d#1" in figure
 
 
 def test_plots_have_units_and_every_measured_channel(batch: Path) -> None:

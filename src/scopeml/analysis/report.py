@@ -36,6 +36,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -602,8 +603,8 @@ def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> 
 def _overview_figure(name: str, more: Sequence[str]) -> str:
     """An image's first overview on the index, its others (scenes, time points) linked under
     it by their plane (``s1_t0``)."""
-    esc, folder = html.escape, f"images/{html.escape(name)}"
-    links = "".join(f" <a href='{folder}/{esc(file)}'>"
+    esc, folder = html.escape, f"images/{html.escape(quote(name))}"  # a link: "A9 p5d" → A9%20p5d
+    links = "".join(f" <a href='{folder}/{esc(quote(file))}'>"
                     f"{esc(file.removeprefix('overview_').removesuffix('.png'))}</a>"
                     for file in more)  # fmt: skip
     return (f"<figure><a href='{folder}/overview.png'><img width=256 src='{folder}/overview.png'>"
@@ -642,7 +643,8 @@ def _html(
     scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
     planes = any(_planes_text(r) not in ("", "1") for r in records)  # a series: say them
     rows = "".join(
-        "<tr><td><a href='images/{0}/'>{0}</a></td>{1}{2}{3}<td>{4}</td></tr>".format(
+        "<tr><td><a href='images/{}/'>{}</a></td>{}{}{}<td>{}</td></tr>".format(
+            esc(quote(r["name"])),
             esc(r["name"]),
             f"<td>{esc(_planes_text(r))}</td>" if planes else "",
             "".join(
@@ -662,12 +664,12 @@ def _html(
     figures = "".join(f"<figure><img src='{esc(p)}'><figcaption>{esc(t)}</figcaption></figure>"
                       for t, p in plots)  # fmt: skip
     tables = " ".join(f"<a href='tables/{esc(n)}.csv'>{esc(n)}.csv</a>" for n in names)
-    planes = [(r.get("sizes") or {}).get(k, 1) for r in records if r["status"] == "done"
+    series = [(r.get("sizes") or {}).get(k, 1) for r in records if r["status"] == "done"
               for k in "ST"]  # fmt: skip
     per_time = (
         "\n<a href='summary/counts_per_time_point.csv'>counts_per_time_point.csv</a> "
         "(objects per scene and time point),"
-        if max(planes, default=1) > 1
+        if max(series, default=1) > 1
         else ""
     )
     per_image = " ".join(f"<a href='summary/{esc(n)}_per_image.csv'>{esc(n)}_per_image.csv</a>"
