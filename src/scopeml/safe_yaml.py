@@ -4,7 +4,7 @@
 hundred bytes can nest into gigabytes once the data is walked (a "billion laughs"), and
 nesting, which past Python's recursion limit (``[[[…]]]`` a thousand deep) stops the composer
 with a ``RecursionError``, not a YAML error. :class:`SafeLoader` refuses both as YAML errors
-at their line.
+at their line, as it does a key given twice.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ MAX_DEPTH = 64
 
 
 class Refused(yaml.composer.ComposerError):
-    """Valid YAML this loader does not read: an alias, or nesting past :data:`MAX_DEPTH`."""
+    """YAML this loader does not read: an alias, nesting past :data:`MAX_DEPTH`, or a key given
+    twice in one mapping (PyYAML keeps the last silently: two ``pixel_size:`` lines, one used)."""
 
 
 class SafeLoader(yaml.SafeLoader):
@@ -32,6 +33,10 @@ class SafeLoader(yaml.SafeLoader):
     Traceback (most recent call last):
     ...
     scopeml.safe_yaml.Refused: YAML aliases (*name) are not allowed...line 2, column 4...
+    >>> load("a: 1\\nb: 2\\na: 3")
+    Traceback (most recent call last):
+    ...
+    scopeml.safe_yaml.Refused: 'a' is given twice (first on line 1)...line 3, column 1...
     >>> load("[" * 1000 + "]" * 1000)
     Traceback (most recent call last):
     ...
@@ -39,6 +44,18 @@ class SafeLoader(yaml.SafeLoader):
     """
 
     _depth = 0
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first: dict[tuple[str, str], int] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                line = first.setdefault((key.tag, key.value), key.start_mark.line + 1)
+                if line != key.start_mark.line + 1:
+                    raise Refused(
+                        None, None, f"{key.value!r} is given twice (first on line {line})",
+                        key.start_mark,
+                    )  # fmt: skip
+        return super().construct_mapping(node, deep=deep)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         mark = self.peek_event().start_mark

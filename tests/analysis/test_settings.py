@@ -190,6 +190,10 @@ def test_missing_key_named_at_its_mapping() -> None:
             "version: 1); send the settings file itself, not JSON around it",
         ),
         ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
+        (
+            "version: 1\npixel_size: 0.5\nchannels: [a]\npixel_size: 0.65\n",
+            "line 4: 'pixel_size' is given twice (first on line 2)",
+        ),
         ("- just\n- a list\n", "line 1: expected a mapping"),
         (
             "version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter: {kind: threshold, "
