@@ -94,6 +94,15 @@ def test_bad_settings_exit_2_before_reading_pixels(
     assert not (tmp_path / "out" / "images").exists()
 
 
+def test_a_folder_given_as_the_settings_says_so(
+    tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The images and the settings swapped: not "no such file" of a folder that is there."""
+    code = main(["analyze", str(images[0].parent), str(images[0]), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a folder, not a settings file" in err and "\n" not in err.strip()
+
+
 def test_a_model_file_relative_to_the_settings_is_found(
     tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -721,6 +721,12 @@ def load_settings(path: str | os.PathLike[str]) -> AnalysisSettings:
         With the file, the line and the key at fault (``line 7: classes[0].post[1].radius: …``).
     """
     path = Path(path)
+    if path.is_dir():  # the settings and the images given the other way round, say
+        raise InvalidSettingsError(
+            "is a folder, not a settings file (the settings file comes first: analyze "
+            "SETTINGS IMAGES…)",
+            path=path,
+        )
     if not path.is_file():
         raise FileNotFoundError(2, "No such file", str(path))
     if path.stat().st_size > MAX_SETTINGS_BYTES:
