@@ -26,6 +26,11 @@ PixelSize = float | str | Sequence[float] | Mapping[str, float]
 TOLERANCE = 0.01
 
 
+#: Most Y:X (or X:Y) pixel aspect a size typed as text may give: square pixels are the rule, so
+#: ``1,5`` is a decimal comma far more often than pixels five times longer than wide.
+MAX_TEXT_YX = 2.0
+
+
 def parse_pixel_size(value: Any) -> dict[str, float]:
     """Micrometres per pixel by axis, from any form of :data:`PixelSize`: one number is every
     axis's, two are ``Y,X``, three ``Z,Y,X`` (as ``objects measure --pixel-size`` reads them).
@@ -36,6 +41,9 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     ({'Z': 0.5, 'Y': 0.5, 'X': 0.5}, {'Z': 2.0, 'Y': 0.26, 'X': 0.26})
     >>> parse_pixel_size({"x": 0.3, "Y": 0.2})
     {'Y': 0.2, 'X': 0.3}
+    >>> parse_pixel_size("1,5")
+    Traceback (most recent call last):
+    ValueError: reads '1,5' as Y 1 µm, X 5 µm, pixels 5 times longer than wide; for a decimal ...
     >>> parse_pixel_size("0.5,0")
     Traceback (most recent call last):
     ValueError: takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got '0.5,0'
@@ -59,7 +67,17 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         raise ValueError(problem)
     if len(numbers) == 1 and not isinstance(value, Mapping):
         return dict.fromkeys("ZYX", numbers[0])
-    return dict(zip(axes, numbers, strict=True))
+    sizes = dict(zip(axes, numbers, strict=True))
+    if isinstance(value, str) and max(sizes["Y"], sizes["X"]) > MAX_TEXT_YX * min(
+        sizes["Y"], sizes["X"]
+    ):  # no microscope writes such pixels: "1,5" meant 1.5, not Y 1, X 5
+        raise ValueError(
+            f"reads {value!r} as Y {sizes['Y']:g} µm, X {sizes['X']:g} µm, pixels "
+            f"{max(sizes['Y'], sizes['X']) / min(sizes['Y'], sizes['X']):g} times longer than "
+            "wide; for a decimal write a point (1.5); such pixels are given by axis (settings "
+            "or Python: {Y: 1, X: 5})"
+        )
+    return sizes
 
 
 def _number(value: Any) -> float:

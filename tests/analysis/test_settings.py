@@ -191,6 +191,11 @@ def test_missing_key_named_at_its_mapping() -> None:
         ),
         ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
         (
+            "version: 1\npixel_size: 1,25\nchannels: [a]\nclasses:\n  - name: x\n"
+            "    segmenter: {kind: threshold, channel: a}\n",  # a decimal comma, not Y 1, X 25
+            "line 2: pixel_size: reads '1,25' as Y 1 µm, X 25 µm",
+        ),
+        (
             "version: 1\npixel_size: 0.5\nchannels: [a]\npixel_size: 0.65\n",
             "line 4: 'pixel_size' is given twice (first on line 2)",
         ),
