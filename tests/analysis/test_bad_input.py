@@ -94,6 +94,28 @@ def test_bad_settings_exit_2_before_reading_pixels(
     assert not (tmp_path / "out" / "images").exists()
 
 
+def test_a_model_beside_the_settings_is_used_and_a_namesake_here_is_refused(
+    tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """A settings file's relative model path is found beside it from any working folder; a
+    same-named file in the working folder is not silently taken instead (it was, first)."""
+    import shutil
+
+    from scopeml.model.registry import resolve_model
+
+    shutil.copy(resolve_model("nuclei"), tmp_path / "mine.czann")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    text = settings_text(model="mine.czann", cls="boundary_typo")
+    code, err, _, _ = run(tmp_path, text, images[0], capsys)
+    assert code == 2 and "no class 'boundary_typo'" in err, err  # the one beside was opened
+    (elsewhere / "mine.czann").write_bytes(b"another project's model")
+    code, err, _, lines = run(tmp_path, text, images[0], capsys)
+    assert code == 2 and f"line {line_of(lines, 'model: mine.czann')}: " in err, err
+    assert "mine.czann names two files" in err and "give the path of the one meant" in err
+
+
 def test_a_folder_given_as_the_settings_says_so(
     tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -312,6 +312,12 @@ def _settings_file(
     from scopeml.model.registry import BUILTIN_MODELS, resolve_model
 
     file = _relative(name, source, base)
+    other = _two_files(name, file) if base is None and source is not None else None
+    if other is not None:
+        raise settings_error(
+            source, loc, f"{name} names two files: {file} beside the settings and "
+            f"{other.resolve()} in the working folder; give the path of the one meant",
+        )  # fmt: skip
     if confinement is None and kind != "model":  # as a local run always found them
         return file, file
     if confinement is None:
@@ -393,14 +399,25 @@ def _relative(
 ) -> Path:
     """A file named in the settings: absolute, or relative to ``base`` where given (no ``~``:
     a server's client does not name the server's home), else relative to the settings file's
-    folder (a path that exists from the working folder as it is)."""
+    folder, so a settings file and its models travel together (where no such file is there,
+    from the working folder, as earlier scopeml found it)."""
     if base is not None:
         path = Path(name)
         return path if path.is_absolute() else Path(base) / path
     path = Path(name).expanduser()
-    if path.is_absolute() or source is None or path.exists():
+    if path.is_absolute() or source is None:
         return path
-    return Path(source).parent / path
+    beside = Path(source).parent / path
+    return path if path.exists() and not beside.exists() else beside
+
+
+def _two_files(name: str, file: Path) -> Path | None:
+    """Another file ``name`` names from the working folder than ``file``, beside the settings
+    (it was taken over the settings' own: a ``cls.zip`` of another project was used, silently)."""
+    here = Path(name).expanduser()
+    if here.is_absolute() or not here.exists() or not file.exists():
+        return None
+    return None if os.path.samefile(here, file) else here
 
 
 def _shown(name: str, base: str | os.PathLike[str] | None, confinement: Any) -> str:
