@@ -100,6 +100,24 @@ def test_measure_objects_pixel_size_keeps_a_files_own_size_as_segment_does(tmp_p
         sm.measure_objects(stack, pixel_size="0.5,0.5")
 
 
+def test_measure_objects_refuses_complex_intensities_in_one_line(tmp_path, capsys):
+    """As segment does: not a cast's warnings, then a TypeError ("internal error", exit 1)."""
+    import tifffile
+
+    from scopeml.cli import main
+
+    objects = np.ones((10, 10), np.uint16)
+    with pytest.raises(sm.ScopeMLError, match="pixels are complex64"):
+        sm.measure_objects(objects, np.ones((10, 10), np.complex64))
+    tifffile.imwrite(tmp_path / "objects.tif", objects)
+    tifffile.imwrite(tmp_path / "complex.tif", np.ones((10, 10), np.complex64))
+    args = ["objects", "measure", str(tmp_path / "objects.tif"), "-o", str(tmp_path / "t.csv")]
+    assert main([*args, "--image", str(tmp_path / "complex.tif")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {tmp_path / 'complex.tif'}: image pixels are complex64"), err
+    assert "\n" not in err and not (tmp_path / "t.csv").exists()
+
+
 def test_image_read_and_pixel_sizes_take_axis_names_in_any_case():
     pixels = np.arange(60, dtype=np.uint8).reshape(1, 1, 1, 1, 6, 10)
     image = sm.Image(pixels, pixel_sizes={"y": 0.5, "X": 0.25})

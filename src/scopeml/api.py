@@ -1163,6 +1163,10 @@ def measure_objects(
         intensities = image
     elif image is not None:
         intensities = _intensity_image(image, labels, axes)
+    if intensities is not None:  # complex pixels: one clear error, not a cast's TypeError
+        from scopeml.tiling.engine import check_pixel_values
+
+        check_pixel_values(intensities)
     if given is not None:  # as segment takes it: the files' own sizes kept
         read = labels if intensities is None else intensities
         found = labels.pixel_sizes or read.pixel_sizes

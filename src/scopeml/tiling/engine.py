@@ -90,7 +90,8 @@ def check_pixel_values(image: Image) -> None:
     """Refuse pixels that are no numbers to compute with (complex, strings, objects)."""
     if np.dtype(image.dtype).kind not in "biuf":
         raise InvalidImageError(
-            f"image pixels are {np.dtype(image.dtype)}; models take integer or float pixels",
+            f"image pixels are {np.dtype(image.dtype)}; scopeml computes with integer or float "
+            "pixels (a complex image: take its magnitude or phase first)",
             path=image.path,
         )
 
