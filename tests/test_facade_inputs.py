@@ -258,6 +258,10 @@ def test_one_channel_index_is_one_channel_and_a_bad_outputs_value_is_one_line(tm
         "unknown outputs 'foo'; choose from labels, probabilities, confidence, mask, instances "
         "(a Regression model's: image)"
     )
+    with pytest.raises(InvalidRequestError, match="no outputs; choose from labels, .*instances"):
+        sm.segment(_cells(), Threshold(), tmp_path / "d.ome.zarr", outputs=[])
+    with pytest.raises(InvalidRequestError, match="unknown output 'foo'; choose from .*instances"):
+        sm.predict_region(_cells(), Threshold(), outputs="foo")  # it makes instances too
 
 
 def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_channels(tmp_path):

@@ -413,18 +413,9 @@ def _settings(
 ) -> SegmentOptions:
     """``options`` with the keywords given; with instances wanted, the engine writes labels
     instead (the instances are made from them after its run)."""
-    from scopeml.tiling.options import OUTPUT_NAMES
 
-    known = (*OUTPUT_NAMES, INSTANCES)  # instances are made here, after the engine's run
-    unknown = [repr(name) for name in given["outputs"] or () if name not in known]
-    if unknown:
-        from scopeml.errors import InvalidRequestError, summarize
-
-        classes = ", ".join(name for name in known if name != "image")
-        raise InvalidRequestError(
-            f"unknown outputs {summarize(unknown)}; choose from {classes} (a Regression "
-            "model's: image)"
-        )
+    if given["outputs"] is not None:
+        _check_outputs(given["outputs"])
     changes = {key: value for key, value in given.items() if value is not None}
     scheduler = changes.get("scheduler", (options or SegmentOptions()).scheduler)
     changes["scheduler"] = scheduler_address(scheduler)  # a Client or cluster: its address
@@ -436,6 +427,23 @@ def _settings(
         engine_outputs = tuple(name for name in wanted if name != INSTANCES)
         changes["outputs"] = engine_outputs + (() if "labels" in engine_outputs else ("labels",))
     return dataclasses.replace(options or SegmentOptions(), **changes)
+
+
+def _check_outputs(outputs: Sequence[str], what: str = "outputs") -> None:
+    """Refuse no outputs or an unknown one, naming all that ``segment`` and ``predict_region``
+    make (the engine's and the instances made here after its run)."""
+    from scopeml.tiling.options import OUTPUT_NAMES
+
+    known = (*OUTPUT_NAMES, INSTANCES)
+    unknown = [repr(name) for name in outputs if name not in known]
+    if unknown or not outputs:
+        from scopeml.errors import InvalidRequestError, summarize
+
+        classes = ", ".join(name for name in known if name != "image")
+        raise InvalidRequestError(
+            f"{'unknown ' + what + ' ' + summarize(unknown) if unknown else 'no ' + what}; "
+            f"choose from {classes} (a Regression model's: image)"
+        )
 
 
 def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
@@ -736,6 +744,7 @@ def predict_region(
     from scopeml.predict import predict_region as predict
 
     kind = one_output(outputs, output)
+    _check_outputs([kind], "output")
     given = {
         "channels": channels,
         "scene": scene,
