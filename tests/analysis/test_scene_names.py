@@ -44,6 +44,13 @@ def batch(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+def _with_scene(settings: Path, scene: str) -> str:
+    """The settings' text with ``scene:`` set (a key given twice is refused)."""
+    text = settings.read_text()
+    assert "\nscene: null\n" in text
+    return text.replace("\nscene: null\n", f"\nscene: {scene}\n")
+
+
 def table(results: Path, image: str) -> pd.DataFrame:
     return pd.read_csv(results / "images" / image / "cell.csv")
 
@@ -64,7 +71,7 @@ def test_a_name_is_each_files_scene_of_that_name(batch, tmp_path: Path) -> None:
     records = [json.loads((out / "images" / i / "record.json").read_text()) for i in "ab"]
     assert [record["scene"] for record in records] == [1, 0]  # each file's number for B2
     in_file = tmp_path / "in-file.yaml"  # the settings' scene: in any case, as info's is
-    in_file.write_text(batch["settings"].read_text() + "scene: b2\n")
+    in_file.write_text(_with_scene(batch["settings"], "b2"))
     result = run_analysis(in_file, [batch["a"], batch["b"]], tmp_path / "in-file")
     assert result.counts == alone
     assert "scene: b2" in (tmp_path / "in-file" / "settings.yaml").read_text()
@@ -95,7 +102,7 @@ def test_a_number_works_as_before(batch, tmp_path: Path, capsys) -> None:
     assert table(tmp_path / "one", "a")["scene_name"].unique().tolist() == ["B2"]
     assert table(tmp_path / "one", "b")["scene_name"].unique().tolist() == ["C3"]
     quoted = tmp_path / "quoted.yaml"  # "1" is the number 1, not a scene named 1
-    quoted.write_text(batch["settings"].read_text() + "scene: '1'\n")
+    quoted.write_text(_with_scene(batch["settings"], "'1'"))
     assert run_analysis(quoted, [batch["a"]], tmp_path / "quoted").records[0]["scene"] == 1
     assert main([*args, "-o", str(tmp_path / "none"), "--scene", "7", "-q"]) == 2
     assert "scene 7 does not exist; the image has 2 (0 A1, 1 B2)" in capsys.readouterr().err
