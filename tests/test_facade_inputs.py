@@ -258,9 +258,9 @@ def test_one_channel_index_is_one_channel_and_a_bad_outputs_value_is_one_line(tm
         "unknown outputs 'foo'; choose from labels, probabilities, confidence, mask, instances "
         "(a Regression model's: image)"
     )
-    with pytest.raises(InvalidRequestError, match="no outputs; choose from labels, .*instances"):
+    with pytest.raises(InvalidRequestError, match=r"no outputs; choose from labels, .*instances"):
         sm.segment(_cells(), Threshold(), tmp_path / "d.ome.zarr", outputs=[])
-    with pytest.raises(InvalidRequestError, match="unknown output 'foo'; choose from .*instances"):
+    with pytest.raises(InvalidRequestError, match=r"unknown output 'foo'; choose from .*instances"):
         sm.predict_region(_cells(), Threshold(), outputs="foo")  # it makes instances too
 
 
