@@ -128,8 +128,27 @@ def test_object_steps_take_tables_and_files(tmp_path):
     assert pd.read_parquet(tmp_path / "out.parquet")["class"].tolist() == result["class"].tolist()
     with pytest.raises(InvalidRequestError, match="not an object classifier"):
         sm.classify_objects(table, "nuclei")
-    with pytest.raises(ValueError, match=r"kinds\.zip: ObjectClassifier is no pixel model"):
+    with pytest.raises(ValueError, match=r"kinds\.zip: an object classifier, not a pixel model"):
         sm.segment(sm.Image(_movie()), path, tmp_path / "s.ome.zarr")
+
+
+def test_a_model_file_of_another_kind_is_named_by_what_it_is(tmp_path, capsys):
+    """Not by the member its loader misses ("missing member 'classifier.json'")."""
+    from scopeml.cli import main
+    from scopeml.model.registry import resolve_model
+
+    table = pd.DataFrame({"area": [10, 12, 50, 55], "kind": ["s", "s", "L", "L"]})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    kinds = sm.train_object_classifier(table, "kind", n_estimators=5).save(tmp_path / "k.zip")
+    nuclei = resolve_model("nuclei")
+    for args, said in (
+        (["objects", "classify", str(nuclei), str(tmp_path / "t.csv"), "-o", "x.csv"],
+         "a czann model, not an object classifier (it goes to scopeml segment IMAGE -m)"),
+        (["pixel", "info", str(kinds)],
+         "an object classifier, not a pixel classifier (it goes to scopeml objects classify)"),
+    ):  # fmt: skip
+        assert main(args) == 2
+        assert capsys.readouterr().err.strip().endswith(said)
 
 
 def test_pixel_classifier_trains_on_every_time_point(tmp_path):

@@ -98,6 +98,25 @@ def test_bad_input_has_no_estimate_and_runs_at_scale_1(diameter_model, tmp_path)
     assert recorded_auto_scale(tmp_path / "c.ome.zarr").scale == 1.0
 
 
+def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model):
+    """Discs of ~500 px are ~62 px at the smallest scale (1/8), past the 30–50 the model takes:
+    a warning says so (phase-contrast blobs of 200–400 px once ran silently); a scene the
+    factors reach runs without one."""
+    import warnings
+
+    from scopeml.model import open_model
+
+    model = open_model(diameter_model[0])
+    y, x = np.mgrid[:2048, :2048]
+    discs = (((y % 1024) - 512) ** 2 + ((x % 1024) - 512) ** 2 < 250**2).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"objects ~\d+ px are ~6\d px even at the smallest "
+                      r"scale \(1/8\), outside the 30–50 px the model takes"):  # fmt: skip
+        assert auto_scale(as_image(discs), model).scale == 0.125
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert auto_scale(as_image(zoomed(scene(3), 2.0)), model).scale >= 0.125
+
+
 def test_the_model_records_its_diameter_and_czmodel_still_reads_it(diameter_model, tmp_path):
     import json
     import zipfile

@@ -37,6 +37,7 @@ __all__ = [
     "BUILTIN_MODELS",
     "BuiltinModel",
     "ModelFormat",
+    "check_kind",
     "format_of",
     "model_formats",
     "open_model",
@@ -183,6 +184,37 @@ def format_of(path: str | PathLike[str]) -> str:
         if entry.sniff(path):
             return name
     raise InvalidContainerError(not_a_model(path, formats), path=path)
+
+
+#: Each format in words, and what its files are for (a refusal's hint).
+_KINDS = {
+    "czann": ("a czann model", "scopeml segment IMAGE -m"),
+    "czmodel": ("a legacy ZEN model", "scopeml segment IMAGE -m"),
+    "bioimageio": ("a bioimage.io package", "scopeml segment IMAGE -m"),
+    "pixel-classifier": ("a pixel classifier", "scopeml segment IMAGE -m"),
+    "object-classifier": ("an object classifier", "scopeml objects classify"),
+}
+
+
+def check_kind(path: str | PathLike[str], wanted: Sequence[str], expected: str) -> None:
+    """Refuse a model file of another known kind than the ``wanted`` formats by what it is and
+    what it is for ("a pixel classifier, not an object classifier (it goes to scopeml segment
+    IMAGE -m)"), not by the member the loader misses; a file of no known kind passes (its
+    loader names the problem).
+
+    Examples
+    --------
+    >>> check_kind(resolve_model("nuclei"), ["object-classifier"], "an object classifier")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidContainerError: ...nuclei.czann: a czann model, not an object ...
+    """
+    try:
+        kind = format_of(path)
+    except (ScopeMLError, OSError):
+        return
+    if kind not in wanted:
+        words, use = _KINDS.get(kind, (kind, "scopeml model inspect"))
+        raise InvalidContainerError(f"{words}, not {expected} (it goes to {use})", path=path)
 
 
 def classifier_kind(path: str | PathLike[str]) -> str | None:
