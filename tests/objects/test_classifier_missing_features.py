@@ -98,3 +98,16 @@ def test_cli_names_the_table_and_the_cause(measured, tmp_path, capsys):
     assert err.startswith(f"error: {tmp_path / 'c0.csv'}: the table lacks ")
     assert "channels C0, C1" in err and "*_um columns" in err
     assert len(err.splitlines()) == 1
+
+
+def test_a_table_of_3d_objects_is_named_as_such(measured):
+    """Eccentricity and Hu moments do not exist in 3-D: "measure with shape features" was
+    wrong advice for a Z stack's table measured with them."""
+    kinds = measured[-1]
+    stack = np.zeros((4, 24, 24), np.int32)
+    stack[1:3, 2:9, 2:8], stack[:2, 12:20, 10:22] = 1, 2
+    table = sm.measure_objects(stack, pixel_size=0.5)
+    message = _message(kinds, table)
+    assert message.startswith("the classifier was trained on 2-D objects and the table measures "
+                              "3-D objects, whose features differ (it lacks ")  # fmt: skip
+    assert message.endswith("train a classifier on 3-D objects") and "shape features" not in message

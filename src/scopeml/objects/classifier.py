@@ -434,6 +434,21 @@ _SHAPE = (
 )
 
 
+#: Columns only a 2-D table has (as an object classifier's features) and only a 3-D one has.
+_ONLY_2D = re.compile(r"eccentricity|orientation|circularity|moments_hu-\d|perimeter.*|area_um2|"
+                      r"area_convex_um2|feret_diameter_min.*")  # fmt: skip
+_ONLY_3D = re.compile(r"volume_um3|volume_convex_um3|centroid(_um)?-2|bbox-[45]")
+
+
+def _dims(names: Iterable[str]) -> int | None:
+    """2 or 3 where some of a table's columns (a classifier's features) exist only in 2-D or
+    only in 3-D tables, else ``None``."""
+    names = list(names)
+    if any(_ONLY_3D.fullmatch(n) for n in names):
+        return 3
+    return 2 if any(_ONLY_2D.fullmatch(n) for n in names) else None
+
+
 def missing_features_message(
     missing: Sequence[str], features: Sequence[str], columns: Sequence[object]
 ) -> str:
@@ -450,6 +465,13 @@ def missing_features_message(
     it was trained on intensities of channel DAPI and the table has channel C0 (measure with
     an image whose channels have those names, or rename the columns)"
     """
+    trained, measured = _dims(features), _dims(str(c) for c in columns)
+    if trained and measured and trained != measured:  # features no table of the other has
+        return (
+            f"the classifier was trained on {trained}-D objects and the table measures "
+            f"{measured}-D objects, whose features differ (it lacks "
+            f"{summarize(missing, head=4)}): train a classifier on {measured}-D objects"
+        )
     causes = []
     need = _channels(missing)
     have = _channels(str(c) for c in columns)
