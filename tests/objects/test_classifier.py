@@ -212,3 +212,20 @@ def test_training_needs_two_classes():
     table = pd.DataFrame({"area": [1.0, 2.0, 3.0], "kind": ["round", "round", None]})
     with pytest.raises(InvalidLabelsError, match="names one class \\(round\\)"):
         ObjectClassifier.train(table, "kind")
+
+
+def test_features_left_out_by_default_are_said():
+    """A column of numbers with an ``n/a`` in it is text, an empty column has nothing to learn:
+    both were left out (or kept) unsaid."""
+    table = pd.DataFrame({
+        "area": [10, 12, 50, 55, "n/a"], "empty": [np.nan] * 5, "solidity": [0.9, 0.8, 0.7, 0.6, 1],
+        "note": ["a", "b", "c", "d", "e"], "kind": ["s", "s", "L", "L", None],
+    })  # fmt: skip
+    with pytest.warns(UserWarning) as caught:
+        classifier = ObjectClassifier.train(table, "kind", n_estimators=3)
+    assert classifier.features == ("solidity",)
+    said = [str(w.message) for w in caught]
+    assert said == [
+        "left out of the classifier's features: area: numbers with some text in them (such as "
+        "'n/a'), read as text: fix those rows; empty: no values"
+    ]

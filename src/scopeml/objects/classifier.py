@@ -22,6 +22,7 @@ from scopeml.errors import (
     InvalidContainerError,
     InvalidLabelsError,
     InvalidRequestError,
+    find_stack_level,
     summarize,
 )
 from scopeml.io.replace import atomic_write
@@ -103,7 +104,10 @@ class ObjectClassifier:
         annotated = target.notna() & (target.astype(str) != "")
         if not annotated.any():
             raise InvalidLabelsError(f"column {class_column!r} names no classes")
-        names = list(features) if features is not None else default_features(table, class_column)
+        if features is None:
+            names = _usable(table, default_features(table, class_column), class_column)
+        else:
+            names = list(features)
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
         x = _feature_matrix(table.loc[annotated], names)
@@ -354,6 +358,39 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
         and not name.endswith("_probability")
         and not has_um(name)
     ]
+
+
+def _usable(table: pd.DataFrame, names: list[str], class_column: str | None) -> list[str]:
+    """The default ``names`` but empty ones (no value: nothing to learn), with one warning for
+    them and for columns of numbers with some text in them (``n/a``: read as text, not a
+    feature), so a feature is never dropped unsaid."""
+    import warnings
+
+    empty = [name for name in names if table[name].isna().all()]
+    texts = [
+        str(c) for c in table.columns
+        if c != class_column and table[c].dtype == object
+        and pd.to_numeric(table[c], errors="coerce").notna().mean() > 0.5
+    ]  # fmt: skip
+    said = []
+    if texts:
+        said.append(f"{summarize(texts, head=3)}: numbers with some text in them (such as "
+                    f"{_text_in(table[texts[0]])!r}), read as text: fix those rows")  # fmt: skip
+    if empty:
+        said.append(f"{summarize(empty, head=3)}: no values")
+    if said:
+        warnings.warn(
+            "left out of the classifier's features: " + "; ".join(said),
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    return [name for name in names if name not in empty]
+
+
+def _text_in(column: pd.Series) -> str:
+    """The first value of ``column`` that is not a number."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    return str(column[numbers.isna() & column.notna()].iloc[0])
 
 
 def _um_twins(name: str) -> set[str]:
