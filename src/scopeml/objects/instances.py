@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
-from scopeml.objects.label import ProvisionalLabels, _structure, label_value
+from scopeml.objects.label import ProvisionalLabels, _structure, label_value, renumber
 from scopeml.progress import Progress, track
 from scopeml.tiling.outputs import probability_scale
 
@@ -369,21 +369,12 @@ def instance_labels(
     """
     labels = np.asarray(labels)
     seeds, n = ndi.label(labels == class_id, _structure(labels.ndim, connectivity))
-    lookup = _renumber(np.bincount(seeds.ravel(), minlength=n + 1), np.arange(n + 1), min_size)
+    sizes = np.bincount(seeds.ravel(), minlength=n + 1)
+    lookup = renumber(sizes, np.arange(n + 1), min_size).astype(np.uint32)
     seeds = lookup[seeds]
     if grow_id is not None:
         seeds = grow_seeds(seeds, (labels == class_id) | (labels == grow_id), grow)
     return seeds
-
-
-def _renumber(sizes: np.ndarray, first: np.ndarray, min_size: int) -> np.ndarray:
-    """Lookup old id → new id: ids with ≥ ``min_size`` pixels, numbered by first pixel."""
-    kept = np.flatnonzero(sizes >= max(min_size, 1))
-    kept = kept[kept > 0]
-    kept = kept[np.argsort(first[kept], kind="stable")]
-    lookup = np.zeros(sizes.size, np.uint32)
-    lookup[kept] = np.arange(1, kept.size + 1, dtype=np.uint32)
-    return lookup
 
 
 def instance_image(
@@ -505,7 +496,7 @@ def _grow_stack(
             first[values] = np.minimum(first[values], at)
 
         found.write(count, dtype=np.uint32)
-    lookup = _renumber(sizes, first, min_size)
+    lookup = renumber(sizes, first, min_size).astype(np.uint32)
     radius = int(np.floor(grow)) if grow_id is not None else 0
     regions = [read for read, _ in iter_regions(shape, tiles)]
     for region in track(regions, progress, "grow", unit="tile"):

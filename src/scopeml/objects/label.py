@@ -3,11 +3,12 @@
 The out-of-core path labels each tile on its own, gives every tile-local component a provisional
 global id, then joins the provisional ids that touch across a tile border (union-find, as
 connected components of a sparse graph) and rewrites each tile once through a lookup table. The
-result equals whole-image connected-component labelling up to the numbering: an object cut by a
-tile border gets one id, and objects that do not touch are never merged. Peak memory is a few
-tiles plus one integer per provisional id. Objects smaller than ``min_size`` pixels are dropped
-after the join, by their whole size (each tile counts its components' pixels), so the result is
-the same however the image is tiled.
+result equals whole-image connected-component labelling, numbering included: an object cut by
+a tile border gets one id, objects that do not touch are never merged, and ids follow the
+objects' first pixels in raster order, as ``ndi.label`` numbers them. Peak memory is a few
+tiles plus three integers per provisional id. Objects smaller than ``min_size`` pixels are
+dropped after the join, by their whole size (each tile counts its components' pixels), so the
+result is the same however the image is tiled.
 """
 
 from __future__ import annotations
@@ -95,6 +96,40 @@ def label_instances(
 def _check_min_size(min_size: int) -> None:
     if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
         raise InvalidRequestError(f"min_size must be a whole number >= 0; got {min_size!r}")
+
+
+def renumber(sizes: np.ndarray, first: np.ndarray, min_size: int) -> np.ndarray:
+    """Lookup id → new id over ids ``0..len(sizes)-1`` (0 the background, kept 0): ids of at
+    least ``min_size`` pixels numbered by their ``first`` pixel in raster order, as whole-image
+    ``ndi.label`` numbers them, so a tiled labelling numbers them however it is tiled.
+
+    Examples
+    --------
+    >>> renumber(np.array([0, 5, 1, 7]), np.array([0, 30, 2, 10]), 2).tolist()
+    [0, 2, 0, 1]
+    """
+    kept = np.flatnonzero(sizes >= max(min_size, 1))
+    kept = kept[kept > 0]
+    kept = kept[np.argsort(first[kept], kind="stable")]
+    lookup = np.zeros(sizes.size, np.uint64)
+    lookup[kept] = np.arange(1, kept.size + 1, dtype=np.uint64)
+    return lookup
+
+
+def _first_pixels(
+    local: np.ndarray, region: tuple[slice, ...], shape: tuple[int, ...]
+) -> np.ndarray:
+    """The first pixel of each of a tile's components ``1..n`` (``ndi.label`` numbers them in
+    the order they begin in raster order) as an index into the image in raster order, which
+    within the tile is the tile's own."""
+    where = np.flatnonzero(local)
+    ids = local.ravel()[where]
+    begins = np.ones(ids.size, bool)  # a component begins where an id first exceeds the last
+    begins[1:] = ids[1:] > np.maximum.accumulate(ids)[:-1]
+    at = np.unravel_index(where[begins], local.shape)
+    return np.ravel_multi_index(
+        tuple(a + s.start for a, s in zip(at, region, strict=True)), shape
+    ).astype(np.int64)
 
 
 def _keep_large(sizes: np.ndarray, min_size: int) -> np.ndarray:
@@ -235,6 +270,7 @@ class ProvisionalLabels:
             )  # fmt: skip
             n_total = 0
             sizes = [np.zeros(1, np.int64)]  # pixels of each provisional id (0: background)
+            first = [np.zeros(1, np.int64)]  # and its first pixel in the image's raster order
             regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
             for region in track(regions, self.progress, "label", unit="tile"):
                 values = np.asarray(self.labels[region])
@@ -244,18 +280,19 @@ class ProvisionalLabels:
                 local, n = ndi.label(mask, self.structure)
                 self._store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
                 n_total += n
-                if self.min_size > 1:
-                    sizes.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
+                sizes.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
+                first.append(_first_pixels(local, region, self.shape))
             pairs = _border_pairs(self._store, self.shape, self.tiles, self.structure)
             edges = [found for found in pairs if found.size]
-            self._lut, self.n_objects = _resolve(n_total, np.concatenate(edges) if edges else None)
-            self.n_found = self.n_objects
-            if self.min_size > 1 and self.n_objects:  # whole objects' sizes, joined across tiles
-                whole = np.zeros(self.n_objects + 1, np.int64)
-                np.add.at(whole, self._lut.astype(np.intp), np.concatenate(sizes))
-                keep = _keep_large(whole, self.min_size)
-                self._lut = keep[self._lut.astype(np.intp)]
-                self.n_objects = int(np.count_nonzero(keep))
+            self._lut, self.n_found = _resolve(n_total, np.concatenate(edges) if edges else None)
+            joined = self._lut.astype(np.intp)  # whole objects' sizes and first pixels
+            whole = np.zeros(self.n_found + 1, np.int64)
+            np.add.at(whole, joined, np.concatenate(sizes))
+            start = np.full(self.n_found + 1, np.iinfo(np.int64).max, np.int64)
+            np.minimum.at(start, joined, np.concatenate(first))
+            keep = renumber(whole, start, self.min_size)
+            self._lut = keep[joined]
+            self.n_objects = int(np.count_nonzero(keep))
         except BaseException:
             shutil.rmtree(self.temp, ignore_errors=True)
             raise
