@@ -191,6 +191,11 @@ def test_missing_key_named_at_its_mapping() -> None:
         ),
         ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
         (
+            "version: 1\nchannels: [a]\nclasses:\n  - name: " + "x" * 65 + "\n"
+            "    segmenter: {kind: threshold, channel: a}\n",  # a file name too long, at run
+            "line 4: classes[0].name: String should have at most 64 characters",
+        ),
+        (
             "version: 1\npixel_size: 1,25\nchannels: [a]\nclasses:\n  - name: x\n"
             "    segmenter: {kind: threshold, channel: a}\n",  # a decimal comma, not Y 1, X 25
             "line 2: pixel_size: reads '1,25' as Y 1 µm, X 25 µm",

@@ -241,7 +241,8 @@ class Measurements(_Strict):
 class ClassSettings(_Strict):
     """One class of objects: how to find it, clean it, measure it and classify it."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    # at most 64 characters: file names are made of it (CLASS_intensity_mean_…_per_image.png)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     parent: str | None = None
     segmenter: Segmenter
     post: list[PostStep] = Field(default_factory=list)
