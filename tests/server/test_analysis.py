@@ -71,6 +71,9 @@ def test_an_analysis_job_gives_the_local_results(alice, images, settings, tmp_pa
         local_table[columns].select_dtypes("number").to_numpy(),
     )
     assert (results / "index.html").is_file()
+    with pytest.raises(ServerResponseError) as err:  # not "this job measured no objects"
+        alice.download_table(job["id"], tmp_path / "table")
+    assert err.value.status_code == 404 and "an analysis keeps its tables" in str(err.value)
     alice.delete_job(job["id"])
 
 

@@ -22,6 +22,7 @@ from scopeml.server.deps import (
     find_model,
 )
 from scopeml.server.job_options import check_instances, engine_options
+from scopeml.server.jobs import ANALYSIS
 from scopeml.server.limits import (
     check_job_channels,
     check_job_memory,
@@ -219,6 +220,12 @@ async def job_objects(job: OwnJob, jobs: Jobs) -> FileResponse:
     """The objects table of a done job that asked for one (``measure``): one row per object
     per time point (also in the result zip, beside the store)."""
     table = jobs.table_path(job["id"])
+    if table is None and job["model_id"] == ANALYSIS:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            "an analysis keeps its tables in its results: GET /jobs/{id}/result (tables/, "
+            "summary/)",
+        )
     if table is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "this job measured no objects (measure)")
     if job["status"] != "done":
