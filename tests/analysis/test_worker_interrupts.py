@@ -119,6 +119,59 @@ def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_pat
     assert not list((out / "images").glob(".*.partial"))  # a killed worker's scratch: removed
 
 
+def test_one_ctrl_c_says_at_once_that_the_images_in_hand_finish_first(tmp_path):
+    batch(tmp_path, 24, (384, 384))
+    out = tmp_path / "res"
+    child = analyze(tmp_path, out)
+    try:
+        deadline = time.monotonic() + 60
+        while not finished(out):
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+            time.sleep(0.02)
+        os.killpg(child.pid, signal.SIGINT)
+        code = child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    err = child.stderr.read()
+    assert code == 130, err
+    said = re.search(r"warning: stopping: the \d+ images? in hand finish first \(Ctrl-C "
+                     r"again to stop at once", err)  # fmt: skip
+    assert said is not None and said.start() < err.index("analysis stopped"), err
+
+
+def test_workers_end_when_the_run_is_killed(tmp_path):
+    """SIGKILL (a scheduler's time limit) stops no pool: the workers went on analysing into
+    the results folder, then idled for minutes; now they see the run gone within a second or
+    two, and a resume finishes the batch."""
+    images = batch(tmp_path, 24, (384, 384))
+    out = tmp_path / "res"
+    child = analyze(tmp_path, out)
+    try:
+        deadline = time.monotonic() + 60
+        while not finished(out):
+            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+            time.sleep(0.02)
+        helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
+        assert len(helpers) >= 2
+        child.kill()
+        child.wait()
+        _, alive = psutil.wait_procs(helpers, timeout=15)
+        for process in alive:  # not left behind by a failing test
+            process.kill()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert alive == [], [(p.pid, p.cmdline()) for p in alive]
+    kept = finished(out)
+    assert len(kept) < 24
+    args = ["analyze", str(tmp_path / "s.yaml"), str(images), "-o", str(out), "--workers", "2"]
+    assert main([*args, "-q", "--resume"]) == 0
+    assert len(finished(out)) == 24 and not list((out / "images").glob(".*.partial"))
+
+
 def test_a_workers_warnings_come_out_as_one_line_each(tmp_path):
     batch(tmp_path, 3, (128, 128), nan_in=1)
     child = analyze(tmp_path, tmp_path / "res")
