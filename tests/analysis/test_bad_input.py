@@ -116,6 +116,27 @@ def test_a_model_beside_the_settings_is_used_and_a_namesake_here_is_refused(
     assert "mine.czann names two files" in err and "give the path of the one meant" in err
 
 
+def test_a_classifier_of_sizes_in_um_needs_a_pixel_size_before_any_work(
+    tmp_path: Path, images: list[Path], no_pixel_reads: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every image failed after its segmentation, one by one, where the first says it all."""
+    import pandas as pd
+
+    import scopeml as sm
+
+    table = pd.DataFrame({"area_um2": [10.0, 12, 50, 55], "solidity": [0.9, 0.8, 0.9, 0.7],
+                          "kind": ["s", "s", "L", "L"]})  # fmt: skip
+    sm.train_object_classifier(table, "kind", n_estimators=3).save(tmp_path / "kinds.zip")
+    text = settings_text().replace("  - name: nucleus\n", "    classifier: kinds.zip\n\n"
+                                   "  - name: nucleus\n", 1)  # fmt: skip
+    code, err, settings, lines = run(tmp_path, text, images[0], capsys)
+    assert code == 2, err
+    assert err.startswith(f"error: {settings}: line {line_of(lines, 'classifier: kinds.zip')}: ")
+    assert "kinds.zip was trained on sizes in micrometres (area_um2)" in err
+    assert "records no pixel size: give it (pixel_size:, --pixel-size)" in err
+    assert not (tmp_path / "out" / "images").exists()
+
+
 def test_a_folder_given_as_the_settings_says_so(
     tmp_path: Path, images: list[Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -28,7 +28,8 @@ from scopeml.analysis.settings import (
     _locate,
     alias_hint,
 )
-from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError
+from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError, summarize
+from scopeml.objects.classifier import physical_features
 
 __all__ = ["Resources", "check_image_channels", "check_settings_files", "open_resources"]
 
@@ -71,7 +72,8 @@ def open_resources(
 
     ``source`` is the settings file, for line numbers in errors. A relative model or
     classifier path is taken relative to ``base`` (a server's allowed root); without it,
-    relative to the settings file's folder (or the working folder, where it exists there).
+    relative to the settings file's folder (else the working folder's, where only it has one;
+    two different files, one in each, are an error).
     With ``allowed_roots`` (a server), a model or classifier file must lie below one of them
     (checked here, where it is opened; built-in names always work), and errors name files as
     below their root or as the settings give them, never where the server keeps them or where
@@ -226,9 +228,11 @@ def check_image_channels(
     source: str | os.PathLike[str] | None = None,
     allowed_roots: Sequence[str | os.PathLike[str]] | None = None,
     name: str | None = None,
+    classifiers: Mapping[str, Any] | None = None,
 ) -> None:
     """The image's channel names (from its metadata, no pixels read) include every input channel
-    (an error names the image by ``name`` where given, else by its path), and it has the
+    (an error names the image by ``name`` where given, else by its path), it has the pixel
+    size the ``classifiers`` (opened, by class) need, and it has the
     settings' ``scene``: a batch whose first image lacks its number stops before any work, as
     for a channel. A scene name this image lacks is its own failure (``InvalidImageError``),
     as an unreadable image's: the files of one batch may name their scenes differently."""
@@ -251,6 +255,30 @@ def check_image_channels(
     with image:
         check_channel_names(settings, image.channel_names, name or str(image_path), source)
         warn_unreachable_levels(settings, image.dtype, name or str(image_path))
+        check_classifier_sizes(
+            settings, image.pixel_sizes, name or str(image_path), source, classifiers or {}
+        )
+
+
+def check_classifier_sizes(
+    settings: AnalysisSettings,
+    pixel_sizes: Mapping[str, float] | None,
+    image: str,
+    source: str | os.PathLike[str] | None,
+    classifiers: Mapping[str, Any],
+) -> None:
+    """A classifier trained on sizes in µm needs a pixel size (the file's, or the settings'
+    ``pixel_size``): without one every image failed after its segmentation, one by one."""
+    if settings.pixel_size is not None or {"Y", "X"} <= set(pixel_sizes or {}):
+        return
+    for index, cls in enumerate(settings.classes):
+        physical = physical_features(getattr(classifiers.get(cls.name), "features", ()))
+        if physical:
+            raise settings_error(
+                source, ("classes", index, "classifier"),
+                f"{cls.classifier} was trained on sizes in micrometres ({summarize(physical)}) "
+                f"and {image} records no pixel size: give it (pixel_size:, --pixel-size)",
+            )  # fmt: skip
 
 
 def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) -> None:

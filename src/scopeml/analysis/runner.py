@@ -243,7 +243,8 @@ def run_analysis(
         _check_same_settings(output, previous, text, defaults)
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
-        _check_first_readable(settings, paths, source, roots, public_name)
+        _check_first_readable(settings, paths, source, roots, public_name,
+                              resources.classifiers)  # fmt: skip
         if not replace:  # replaced: the earlier images are about to go
             _note_left_out(result, found, public_name)
         if replace:  # everything checked: the earlier results go
@@ -429,16 +430,18 @@ def _check_first_readable(
     source: Path | None,
     roots: Any,
     public: Callable[[Path], str] | None = None,
+    classifiers: Mapping[str, Any] | None = None,
 ) -> None:
-    """Check the input channels against the first image that opens (a settings error, exit 2
-    before anything runs); an image that does not open fails on its own, listed with the
-    others, wherever it sorts."""
+    """Check the input channels (and the pixel size the ``classifiers`` need) against the
+    first image that opens (a settings error, exit 2 before anything runs); an image that does
+    not open fails on its own, listed with the others, wherever it sorts."""
     from scopeml.analysis.settings import InvalidSettingsError
 
     for path in paths:
         try:
             check_image_channels(settings, path, source=source, allowed_roots=roots,
-                                 name=None if public is None else public(path))  # fmt: skip
+                                 name=None if public is None else public(path),
+                                 classifiers=classifiers)  # fmt: skip
             return
         except InvalidSettingsError:
             raise

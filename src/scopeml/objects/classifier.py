@@ -459,6 +459,18 @@ def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 
 _INTENSITY = re.compile(r"intensity_(?:mean|min|max|std|sum|median)_(.+)")
 _PHYSICAL = re.compile(r".*_um\d?(?:-\d+)?")
+
+
+def physical_features(names: Iterable[str]) -> list[str]:
+    """The sizes in micrometres among ``names`` (``area_um2``, ``perimeter_um``,
+    ``centroid_um-0``): measured only where the image has a pixel size.
+
+    >>> physical_features(["area", "area_um2", "perimeter_um", "solidity"])
+    ['area_um2', 'perimeter_um']
+    """
+    return [str(name) for name in names if _PHYSICAL.fullmatch(str(name))]
+
+
 #: Columns measured only with ``shape_features`` (each also with ``_um`` given a pixel size).
 _SHAPE = (
     "perimeter",
@@ -530,9 +542,9 @@ def missing_features_message(
             "it was trained with shape features (perimeter, solidity, …): measure "
             "with them (shape_features=True, --shape-features)"
         )
-    sizes = [n for n in missing if _PHYSICAL.fullmatch(n) and n not in shape]
+    sizes = [n for n in physical_features(missing) if n not in shape]
     if sizes:
-        physical = [str(c) for c in columns if _PHYSICAL.fullmatch(str(c))]
+        physical = physical_features(columns)
         causes.append(
             "it was trained with sizes in micrometres (*_um columns) and the table has "
             + ("none: measure with a pixel size (pixel_sizes=, --pixel-size)" if not physical
