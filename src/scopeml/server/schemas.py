@@ -78,7 +78,8 @@ class JobRequest(BaseModel):
 class JobInfo(BaseModel):
     """A job's record. ``image`` is what it ran on as the client knows it: the path below the
     allowed root, or the uploaded file's name (with ``upload_id``); never the server's path.
-    An analysis job reads several: ``images`` names them all (``image`` is the first), and
+    An analysis job reads several: ``images`` names all it was given, folders and patterns
+    as given (``image`` is the first), and
     ``upload_ids`` holds the uploads among them. ``attempts`` counts the runs started (a
     cancelled or stopped run too); ``total`` is 0 until a run has counted its work.
     ``warnings`` holds what its runs warned of (label images an analysis left out, a scale
