@@ -414,3 +414,17 @@ def test_an_ome_tiff_that_names_its_channels_is_not_said_to_be_a_guess(tmp_path)
         with open_image(file) as image:
             assert image.sizes["C"] == 3
     assert not [m for m in _said(caught) if "named.ome.tif" in m]
+
+
+def test_an_edited_width_says_so_not_tifffile_s_words(tmp_path):
+    """tifffile's shape JSON against a rewritten ImageWidth tag: its "shaped series shape does
+    not match page shape" was passed on as it is."""
+    path = tmp_path / "edited.tif"
+    tifffile.imwrite(path, np.zeros((64, 64), np.uint16))
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages[0].tags["ImageWidth"].overwrite(5000)
+    with pytest.raises(InvalidImageError) as caught:
+        open_image(path)
+    assert caught.value.problem.endswith(
+        "the size its description records differs from its pages' (an edited header?)"
+    ), caught.value.problem

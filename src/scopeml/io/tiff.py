@@ -392,6 +392,8 @@ def _corrupt(message: str, path: str) -> str:
     reason = re.sub(r"^<[^>]*>\s*(raised\s*)?", "", message)
     reason = re.sub(r"<tifffile\.(\w+) (\d+) @\d+>", r"\1 \2", reason)
     reason = re.sub(r"^\w+Error\('(.*)'\)$", r"\1", reason)  # TiffFileError('…')
+    if "shape does not match page shape" in reason:  # tifffile's shape JSON against a tag
+        reason = "the size its description records differs from its pages' (an edited header?)"
     return f"truncated or corrupt TIFF structure (file is {file_size(size)}): {reason[:200]}"
 
 
