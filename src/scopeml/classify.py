@@ -235,7 +235,7 @@ def _classify_planes(
             for z in range(sizes["Z"]):
                 block = image.read(S=s, T=t, Z=z)[0, 0, :, 0]
                 if normalization is not None:
-                    block = normalization.apply(block)
+                    block = normalization.at(t).apply(block)
                 scores = classifier.predict(fit_size(block, classifier.input_size)[None])[0]
                 rows.append({"image": name, "scene": s, "T": t, "Z": z,
                              **_row(scores, classifier.labels)})  # fmt: skip
@@ -334,7 +334,7 @@ def classify_object_crops(
         )
     normalization = _normalization(Image(pixels[None, None, :, None]), classifier.normalize, 0)
     if normalization is not None:
-        pixels = normalization.apply(pixels)
+        pixels = normalization.at(0).apply(pixels)
     rows = []
     for label, window in object_windows(labels, classifier.input_size):
         crop = fit_size(_cut(pixels, window), classifier.input_size)

@@ -30,7 +30,7 @@ from scopeml.tiling.engine import (
     spatial_axes,
 )
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.normalize import Normalization, compute_normalization
+from scopeml.tiling.normalize import Normalization, chosen_policy, compute_normalization
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import model_outputs, needs_probabilities, output_specs
 from scopeml.tiling.scale import with_scale
@@ -64,7 +64,7 @@ def region_normalization(
     >>> region_normalization(Image(np.zeros((1, 1, 1, 1, 4, 4), np.uint8)), Same()) is None
     True
     """
-    policy = normalize if normalize is not None else recorded_normalize(model)
+    policy = chosen_policy(normalize, recorded_normalize(model))
     return compute_normalization(image, policy, scene=scene, progress=progress)
 
 

@@ -553,6 +553,7 @@ def _run_models(
                 channels=tuple(seg.channels),
                 min_confidence=seg.min_confidence or None,
                 scale=seg.scale,
+                normalize=seg.normalize,
                 workers=engine_workers,
                 progress=progress or False,
                 log_stop=False,

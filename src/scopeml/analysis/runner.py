@@ -664,6 +664,8 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":
                 del segmenter["scope"]
+            if isinstance(segmenter, dict) and segmenter.get("normalize", "") is None:
+                del segmenter["normalize"]  # the model's own: results from before the key
         classes = (data.get("classes") or []) if defaults else []
         for cls in classes:  # a model's default scale, given or not, as unset
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None

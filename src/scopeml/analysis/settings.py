@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -105,6 +106,26 @@ class ThresholdSegmenter(_Strict):
 Scale = Annotated[float | Literal["auto"], BeforeValidator(scale_value)]  # one message
 
 
+def _normalize_value(value: str) -> str:
+    from scopeml.errors import ScopeMLError
+    from scopeml.tiling.normalize import parse_normalize
+
+    try:
+        parse_normalize(value)
+    except ScopeMLError as err:
+        raise ValueError(err.problem) from None
+    return value
+
+
+#: ``segment --normalize``: a policy, ``per time point`` (the model's own, each time point's).
+Normalize = Annotated[str, AfterValidator(_normalize_value)]
+_NORMALIZE_HELP = (
+    "the model's input normalisation as segment --normalize: null, the model's own; 'per time "
+    "point', the model's own from each time point alone (a bleaching series' counts then do "
+    "not fall with its brightness); or a policy, such as percentile:1,99.8 [per time point]"
+)
+
+
 class ModelSegmenter(_Strict):
     """Pixels a model assigns to one class (a czann, czseg, or built-in name like ``nuclei``)."""
 
@@ -118,6 +139,7 @@ class ModelSegmenter(_Strict):
         description="magnify the image by this for the model (2: objects half the size it "
         "was trained on), or auto (from the objects' size), as segment --scale",
     )  # fmt: skip
+    normalize: Normalize | None = Field(None, description=_NORMALIZE_HELP)
 
 
 #: ``scopeml segment``'s instance defaults, the one source of the settings' defaults.
@@ -145,6 +167,7 @@ class InstancesSegmenter(_Strict):
         description="magnify the image by this for the model (2: objects half the size it "
         "was trained on), or auto (from the objects' size), as segment --scale",
     )  # fmt: skip
+    normalize: Normalize | None = Field(None, description=_NORMALIZE_HELP)
     seed_threshold: float | None = Field(
         _INSTANCES.seed_threshold, ge=0.0, lt=1.0,
         description="seeds where P(class) exceeds this (with a boundary class); null: the "

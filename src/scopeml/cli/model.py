@@ -525,9 +525,9 @@ def convert(
     overlap = _ints(min_overlap, "--min-overlap", ",") if min_overlap is not None else None
     class_names = [item.strip() for item in classes.split(",") if item.strip()] if classes else None
     if normalize is not None:
-        from scopeml.tiling.normalize import parse_normalize
+        from scopeml.tiling.normalize import check_recordable
 
-        parse_normalize(normalize)  # a one-line error naming the policy
+        check_recordable(normalize)  # a one-line error naming the policy
     for given in (source, license_file):
         if given is not None and output.resolve() == given.resolve():
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)

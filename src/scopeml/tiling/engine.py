@@ -30,7 +30,12 @@ from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
 from scopeml.tiling.identity import RunNames, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.model_inputs import CLI_CHANNELS, ChannelOption, channel_mismatch
-from scopeml.tiling.normalize import Normalization, compute_normalization, parse_normalize
+from scopeml.tiling.normalize import (
+    Normalization,
+    chosen_policy,
+    compute_normalization,
+    parse_normalize,
+)
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import (
     OutputSpec,
@@ -463,7 +468,7 @@ def _check_viewed(recorded: Mapping[str, Any] | None, output: Path) -> None:
 def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
     """The user's normalisation, else the policy the model was trained with (recorded in its
     container); a bad value raises here."""
-    normalize = options.normalize if options.normalize is not None else recorded_normalize(model)
+    normalize = chosen_policy(options.normalize, recorded_normalize(model))
     parse_normalize(normalize)
     return normalize
 

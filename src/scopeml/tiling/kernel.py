@@ -53,8 +53,8 @@ def read_block(image: Image, region: Region, ctx: TileContext) -> np.ndarray:
     block = block[0, 0]  # S, T → C×Z×Y×X
     if len(ctx.spatial_axes) == 2:
         block = block[:, 0]
-    if ctx.normalization is not None:
-        return ctx.normalization.apply(block)
+    if ctx.normalization is not None:  # the block's time point's, where they are per time point
+        return ctx.normalization.at(region.get("T", (0, 1))[0]).apply(block)
     return block.astype(np.float32, copy=False)
 
 

@@ -1,7 +1,8 @@
 """Global intensity normalisation: one streaming statistics pass, the same values for every tile.
 
 Per-tile statistics would make each tile's input depend on its neighbourhood and break exact
-tiling; so the statistics come from the whole image (per channel), read block by block (a
+tiling; so the statistics come from the whole image (per channel; with ``per time point``, from
+each time point's planes for that time point's tiles), read block by block (a
 ``statistics`` progress stage counts the blocks read; a callback may cancel between them).
 Integer images of up to 16 bits get an exact histogram (percentiles equal ``np.percentile``);
 wider integers and floats a 65,536-bin histogram over their min–max range. NaN and infinite
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -24,12 +26,22 @@ _BINS = 65536
 _BLOCK = 2048
 
 
+#: The ``normalize`` suffix that gives each time point its own statistics.
+PER_TIME_POINT = "per time point"
+
+
 @dataclass(frozen=True)
 class Normalization:
-    """``(x - offset[c]) * scale[c]`` per channel ``c``, computed in float32."""
+    """``(x - offset[c]) * scale[c]`` per channel ``c``, computed in float32; with
+    ``per_time``, each time point's own (:meth:`at`)."""
 
     offset: tuple[float, ...]
     scale: tuple[float, ...]
+    per_time: tuple[Normalization, ...] = field(default=(), repr=False)
+
+    def at(self, t: int) -> Normalization:
+        """The values of time point ``t``: its own where statistics are per time point."""
+        return self.per_time[t] if self.per_time else self
 
     def apply(self, data: np.ndarray) -> np.ndarray:
         """Normalise a ``C×…`` block; returns float32.
@@ -44,18 +56,22 @@ class Normalization:
         scale = np.asarray(self.scale, np.float32).reshape(shape)
         return (data.astype(np.float32) - offset) * scale
 
-    def to_dict(self) -> dict[str, list[float]]:
+    def to_dict(self) -> dict[str, Any]:
+        if self.per_time:
+            return {"per_time_point": [n.to_dict() for n in self.per_time]}
         return {"offset": list(self.offset), "scale": list(self.scale)}
 
 
 def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
-    """Parse ``None``/``"none"``, ``"meanstd"`` or ``"percentile:LOW,HIGH"``.
+    """Parse ``None``/``"none"``, ``"meanstd"`` or ``"percentile:LOW,HIGH"``, each optionally
+    followed by ``per time point`` (:func:`per_time_point`).
 
     Examples
     --------
-    >>> parse_normalize("percentile:1,99.8")
-    ('percentile', (1.0, 99.8))
+    >>> parse_normalize("percentile:1,99.8"), parse_normalize("meanstd per time point")
+    (('percentile', (1.0, 99.8)), ('meanstd', ()))
     """
+    text = _without_scope(text)
     if text is None or text.strip().lower() in ("", "none"):
         return "none", ()
     method, _, args = text.strip().lower().partition(":")
@@ -76,6 +92,49 @@ def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
     )
 
 
+def per_time_point(text: str | None) -> bool:
+    """Whether ``normalize`` asks for each time point's own statistics (``percentile:1,99.8
+    per time point``): a time series' frames then do not depend on one another (a bleaching
+    series' late frames, normalised with its bright first ones, lost nuclei), and a frame
+    segmented alone gives what it gives in its series.
+
+    >>> per_time_point("percentile:1,99.8 per time point"), per_time_point("meanstd")
+    (True, False)
+    """
+    return _without_scope(text) != text
+
+
+def check_recordable(text: str | None) -> None:
+    """Refuse a policy a model cannot record: a bad one, or one ``per time point`` (which
+    frames share statistics is a run's choice, given when segmenting)."""
+    parse_normalize(text)
+    if per_time_point(text):
+        raise InvalidRequestError(
+            f"normalize {text!r}: a model records how to normalise (such as percentile:1,99.8), "
+            f"not '{PER_TIME_POINT}': give that when segmenting"
+        )
+
+
+def chosen_policy(given: str | None, recorded: str | None) -> str | None:
+    """The policy a run applies: the one ``given`` (``normalize=``), else the model's
+    ``recorded`` one; ``per time point`` alone is the model's own, per time point.
+
+    >>> chosen_policy(None, "meanstd"), chosen_policy("per time point", "percentile:1,99.8")
+    ('meanstd', 'percentile:1,99.8 per time point')
+    """
+    if given is None:
+        return recorded
+    if given.strip().lower() == PER_TIME_POINT:
+        return f"{_without_scope(recorded) or 'none'} {PER_TIME_POINT}"
+    return given
+
+
+def _without_scope(text: str | None) -> str | None:
+    if text is not None and text.strip().lower().endswith(PER_TIME_POINT):
+        return text.strip()[: -len(PER_TIME_POINT)].strip() or "none"
+    return text
+
+
 def compute_normalization(
     image: Image, method: str | None, *, scene: int = 0, progress: Progress = None
 ) -> Normalization | None:
@@ -94,9 +153,20 @@ def compute_normalization(
     kind, args = parse_normalize(method)
     if kind == "none":
         return None
-    n_channels = image.sizes["C"]
     passes = 1 if kind == "meanstd" or _exact(image.dtype) else 2
-    blocks = _Blocks(image, scene, as_progress(progress), passes)
+    count = _Count(as_progress(progress), passes * _Blocks.number(image))
+    count.report(ProgressEvent("statistics", 0, count.total, "block"))
+    if not per_time_point(method):
+        return _statistics(_Blocks(image, scene, count), kind, args)
+    found = [
+        _statistics(_Blocks(image, scene, count, t), kind, args) for t in range(image.sizes["T"])
+    ]
+    return Normalization((), (), tuple(found))
+
+
+def _statistics(blocks: _Blocks, kind: str, args: tuple[float, ...]) -> Normalization:
+    """The ``kind`` statistics of ``blocks`` (per channel)."""
+    n_channels = blocks.image.sizes["C"]
     if kind == "meanstd":
         total = np.zeros(n_channels)
         squares = np.zeros(n_channels)
@@ -129,23 +199,40 @@ def _exact(dtype: np.dtype) -> bool:
     return dtype.kind in "ui" and dtype.itemsize <= 2
 
 
-class _Blocks:
-    """The ``C×y×x`` blocks covering one scene, read in ``passes`` passes, each block read
-    reported as one unit of the ``statistics`` stage."""
+@dataclass
+class _Count:
+    """The ``statistics`` stage: the blocks read so far of ``total``, reported as each is."""
 
-    def __init__(self, image: Image, scene: int, report: ProgressCallback, passes: int) -> None:
+    report: ProgressCallback
+    total: int
+    done: int = 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.report(ProgressEvent("statistics", self.done, self.total, "block"))
+
+
+class _Blocks:
+    """The ``C×y×x`` blocks covering one scene (of time point ``t`` only, where given), each
+    block read counted in ``count``."""
+
+    def __init__(self, image: Image, scene: int, count: _Count, t: int | None = None) -> None:
         sizes = image.sizes
-        self.image, self.scene, self.report = image, scene, report
+        self.image, self.scene, self.count = image, scene, count
         self.starts = list(
             itertools.product(
-                range(sizes["T"]),
+                range(sizes["T"]) if t is None else [t],
                 range(sizes["Z"]),
                 range(0, sizes["Y"], _BLOCK),
                 range(0, sizes["X"], _BLOCK),
             )
         )
-        self.done, self.total = 0, passes * len(self.starts)
-        report(ProgressEvent("statistics", 0, self.total, "block"))
+
+    @staticmethod
+    def number(image: Image) -> int:
+        """How many blocks cover a whole scene of ``image``."""
+        sizes = image.sizes
+        return sizes["T"] * sizes["Z"] * -(-sizes["Y"] // _BLOCK) * -(-sizes["X"] // _BLOCK)
 
     def read(self) -> Iterator[np.ndarray]:
         """One pass over the blocks."""
@@ -154,8 +241,7 @@ class _Blocks:
                 S=self.scene, T=t, Z=z, Y=slice(y, y + _BLOCK), X=slice(x, x + _BLOCK)
             )
             yield region[0, 0, :, 0]
-            self.done += 1
-            self.report(ProgressEvent("statistics", self.done, self.total, "block"))
+            self.count.step()
 
 
 def _histograms(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

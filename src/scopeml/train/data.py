@@ -65,7 +65,7 @@ def normalize_globally(image: np.ndarray, policy: str) -> np.ndarray:
     normalization = compute_normalization(Image(full), policy)
     if normalization is None:
         return image.astype(np.float32)
-    return normalization.apply(image)
+    return normalization.at(0).apply(image)
 
 
 def channel_statistics(images: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:

@@ -116,9 +116,9 @@ class TrainConfig:
                 f"got batch_size {self.batch_size}, patch_size {self.patch_size}"
             )
         if self.normalize is not None:
-            from scopeml.tiling.normalize import parse_normalize
+            from scopeml.tiling.normalize import check_recordable
 
-            parse_normalize(self.normalize)
+            check_recordable(self.normalize)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

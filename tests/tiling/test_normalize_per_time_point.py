@@ -1,0 +1,93 @@
+"""``normalize: … per time point``: each frame of a series gets its own statistics, so a
+bleaching series' dim late frames are segmented as they would be alone (with the series'
+statistics they lost nuclei), still exact under tiling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import scopeml as sm
+from scopeml.errors import InvalidRequestError
+from scopeml.synthetic import synthetic_nuclei
+from scopeml.tiling.normalize import check_recordable, compute_normalization
+
+POLICY = "percentile:1,99.8 per time point"
+
+
+@pytest.fixture(scope="module")
+def bleaching():
+    """One plane of nuclei at gains 1, 0.35 and 0.1 with an offset: a series fading."""
+    pixels, _ = synthetic_nuclei((192, 160), density=0.003, seed=5)
+    plane = pixels.reshape(pixels.shape[-2:]).astype(np.float64)
+    frames = np.stack([plane * gain + 100 for gain in (1.0, 0.35, 0.1)]).astype(np.uint16)
+    return frames  # T×Y×X
+
+
+def image_of(frames: np.ndarray) -> sm.Image:
+    return sm.Image(frames.reshape(1, frames.shape[0], 1, 1, *frames.shape[1:]))
+
+
+def test_each_time_point_has_the_statistics_it_has_alone(bleaching):
+    series = compute_normalization(image_of(bleaching), POLICY)
+    assert len(series.per_time) == 3
+    for t in range(3):
+        alone = compute_normalization(image_of(bleaching[t : t + 1]), "percentile:1,99.8")
+        assert series.at(t) == alone
+    whole = compute_normalization(image_of(bleaching), "percentile:1,99.8")
+    assert whole.per_time == () and whole.at(2) == whole  # one for all, as before
+
+
+def test_a_fading_frame_is_segmented_as_alone_and_tiling_stays_exact(bleaching, tmp_path):
+    image = image_of(bleaching)
+    runs = {
+        size: sm.segment(image, "nuclei", tmp_path / f"{size}.ome.zarr", normalize=POLICY,
+                         tile_size=size, scale=1)
+        for size in (64, 512)
+    }  # fmt: skip
+    series = runs[64].labels.read()[0, :, 0, 0]  # T×Y×X
+    np.testing.assert_array_equal(series, runs[512].labels.read()[0, :, 0, 0])
+    for t in range(3):
+        alone = sm.segment(image_of(bleaching[t : t + 1]), "nuclei", tmp_path / f"a{t}.ome.zarr",
+                           scale=1)  # fmt: skip
+        np.testing.assert_array_equal(series[t], alone.labels.read()[0, 0, 0, 0])
+    assert (series[2] == 2).sum() > 0.8 * (series[0] == 2).sum()  # the faded frame's nuclei
+    model_own = sm.segment(
+        image_of(bleaching),
+        "nuclei",
+        tmp_path / "own.ome.zarr",
+        normalize="per time point",
+        scale=1,
+    )  # the model's policy, per frame
+    np.testing.assert_array_equal(model_own.labels.read()[0, :, 0, 0], series)
+
+
+def test_a_model_records_no_per_time_point():
+    with pytest.raises(InvalidRequestError, match="a model records how to normalise"):
+        check_recordable(POLICY)
+    check_recordable("percentile:1,99.8")
+
+
+def test_an_analysis_of_a_fading_series_counts_each_frame_as_alone(bleaching, tmp_path):
+    """The analysis setting: counts that do not fall with the series' brightness (with the
+    series' statistics a frame's count depended on the other frames: 129 → 119 nuclei)."""
+    import pandas as pd
+    import tifffile
+
+    from scopeml.analysis import run_analysis
+
+    tifffile.imwrite(tmp_path / "series.tif", bleaching)
+    for t in range(3):
+        tifffile.imwrite(tmp_path / f"frame{t}.tif", bleaching[t])
+    settings = (
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: nucleus\n    segmenter:\n"
+        "      kind: instances\n      model: nuclei\n      class: nucleus\n      channels: [C0]\n"
+        "      scale: 1\n      normalize: per time point\n"
+    )
+    (tmp_path / "s.yaml").write_text(settings)
+    series = run_analysis(tmp_path / "s.yaml", [tmp_path / "series.tif"], tmp_path / "a",
+                          axes="TYX")  # fmt: skip
+    per_time = pd.read_csv(series.output / "summary" / "counts_per_time_point.csv")
+    frames = run_analysis(tmp_path / "s.yaml", [tmp_path / f"frame{t}.tif" for t in range(3)],
+                          tmp_path / "b")  # fmt: skip
+    assert per_time["nucleus"].tolist() == [frames.counts[f"frame{t}"]["nucleus"] for t in range(3)]
