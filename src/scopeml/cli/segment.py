@@ -109,7 +109,9 @@ def segment(
     normalize: str | None = typer.Option(
         None,
         help="none (raw values), meanstd, or percentile:LOW,HIGH (global); default: the "
-        "policy the model records (the nuclei model: percentile:1,99.8), else none.",
+        "policy the model records (the nuclei model: percentile:1,99.8), else none. Add 'per "
+        "time point' (or give it alone: the model's policy) for each time point's own "
+        "statistics.",
     ),
     probability_dtype: str = typer.Option("float32", help="float32, float16 or uint8."),
     scene: str | None = typer.Option(
