@@ -191,6 +191,10 @@ def test_missing_key_named_at_its_mapping() -> None:
         ),
         ("version: 1\nchannels: [a\n", "line 3: not valid YAML"),
         (
+            "\x00\x01binary",
+            "not valid YAML: unacceptable character #x0000: special characters are not allowed",
+        ),  # one line, not the reader's second ("in <unicode string>")
+        (
             "version: 1\nchannels: [a]\nclasses:\n  - name: " + "x" * 65 + "\n"
             "    segmenter: {kind: threshold, channel: a}\n",  # a file name too long, at run
             "line 4: classes[0].name: String should have at most 64 characters",
@@ -216,6 +220,7 @@ def test_malformed_files(text: str, expected: str) -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         parse_settings(text, path="s.yaml")
     assert str(caught.value).startswith(f"s.yaml: {expected}"), str(caught.value)
+    assert "\n" not in str(caught.value)
 
 
 def test_untrusted_yaml_is_bounded() -> None:

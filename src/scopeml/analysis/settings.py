@@ -796,7 +796,7 @@ unknown key 'chanel' (did you mean 'channel'?)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
+        problem = (getattr(err, "problem", None) or str(err)).splitlines()[0]  # not its "in …"
         invalid = "" if isinstance(err, safe_yaml.Refused) else "not valid YAML: "
         raise InvalidSettingsError(f"{line}{invalid}{problem}", path=name) from err
     if not isinstance(data, dict):
