@@ -39,6 +39,17 @@ def test_ome_zarr_channels_named_coloured_scaled_multiscale(tmp_path):
     assert kwargs["metadata"]["scopeml"] == {"path": str(path), "scene": None, "axes": "YX"}
 
 
+def test_an_rgb_file_shows_in_red_green_and_blue(tmp_path):
+    """napari's own three colours (cyan, magenta, yellow) showed an H&E slide white and green."""
+    import tifffile
+
+    from scopeml.napari._reader import read_image
+
+    tifffile.imwrite(tmp_path / "he.tif", np.zeros((32, 48, 3), np.uint8), photometric="rgb")
+    ((_, kwargs, _),) = read_image(str(tmp_path / "he.tif"))
+    assert kwargs["name"] == ["R", "G", "B"] and kwargs["colormap"] == ["red", "green", "blue"]
+
+
 def test_a_file_that_is_not_an_image_is_one_line(tmp_path):
     from scopeml.errors import ScopeMLError
     from scopeml.napari._reader import get_image_reader, read_image

@@ -106,7 +106,7 @@ def image_layer_data(
     }
     if any(a in base.pixel_sizes for a in "ZYX"):  # not the time step (seconds)
         kwargs["units"] = axis_units(axes)
-    colors = channel_colors(path or base.path, n_channels)
+    colors = channel_colors(path or base.path, n_channels) or _rgb_colors(base.channel_names)
     if colors:
         kwargs["colormap"] = colors if n_channels > 1 else colors[0]
     if n_channels > 1:
@@ -149,6 +149,17 @@ def channel_colors(path: str | None, n_channels: int) -> list[str] | None:
     if all(c.upper() == "FFFFFF" for c in colors):
         return None
     return [_colormap(c) for c in colors]
+
+
+def _rgb_colors(names: Sequence[str]) -> list[str] | None:
+    """Red, green and blue for the channels of an RGB file (named ``R, G, B``): napari's own
+    picks for three channels, cyan, magenta and yellow, added up, showed a pink and purple
+    H&E slide as white and green.
+
+    >>> _rgb_colors(["R", "G", "B"]), _rgb_colors(["DAPI", "GFP"])
+    (['red', 'green', 'blue'], None)
+    """
+    return ["red", "green", "blue"] if list(names) == ["R", "G", "B"] else None
 
 
 def _colormap(hex_color: str) -> Any:
