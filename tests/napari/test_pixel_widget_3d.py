@@ -201,8 +201,15 @@ def test_training_shows_its_stage_and_cancel_keeps_the_model(viewer, qtbot, stac
     assert widget.status.text().startswith("cancelling")
     qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
     assert widget.model is kept  # the result of a cancelled training is discarded
-    assert "cancelled" in widget.status.text()
+    said = widget.status.text()
+    assert "cancelled" in said and "the model in use is kept" in said
     assert widget.progress.isHidden() and not widget.cancel_button.isEnabled()
+    widget.train()  # Train pressed while a cancelled step still ends: it runs after it
+    widget.cancel()
+    widget.train()
+    assert widget.busy and widget._pending
+    qtbot.waitUntil(lambda: widget.status.text().startswith("trained"), timeout=WAIT_MS)
+    assert widget.model is not kept and not widget._pending
 
 
 def test_scribbles_files_and_channel_names_in_the_status(viewer, qtbot, tmp_path):

@@ -636,7 +636,7 @@ class PixelClassifierWidget(QWidget):
     def _trained(self, model: Any, then_preview: bool) -> None:
         self._idle()
         if self._cancel:
-            self.status.setText("training cancelled: its result is discarded, the model kept")
+            self._after_cancel("training cancelled: its result is discarded")
             return
         self.set_model(model)
         channels = ", ".join(map(str, model.info.get("channels", ())))
@@ -759,11 +759,20 @@ class PixelClassifierWidget(QWidget):
 
     def _fail(self, err: BaseException) -> None:
         self._idle()
-        self._pending = self._pending_preview = False
         if isinstance(err, Cancelled) or self._cancel:
-            self.status.setText("cancelled: the model in use is kept")
+            self._after_cancel("cancelled")
             return
+        self._pending = self._pending_preview = False
         self.status.setText(f"error: {self._in_widget_words(err)}")
+
+    def _after_cancel(self, said: str) -> None:
+        """Once a cancelled step has ended: say so (and whether a model stays in use), then
+        train if Train was pressed while it ended (that click was lost)."""
+        kept = "the model in use is kept" if self.model is not None else "no model yet"
+        self.status.setText(f"{said}; {kept}")
+        if self._pending:
+            self._pending = self._pending_preview = False
+            self.train()
 
     def _in_widget_words(self, err: BaseException) -> str:
         """A model that takes other channels than the image has, said for this widget (train
