@@ -63,7 +63,7 @@ def test_apply_from_the_menu_shows_and_keeps_its_layers(viewer, qtbot, models, m
     widget.model_path.setText(str(gray))
     widget.model_path.editingFinished.emit()
     items = [widget.instances.itemText(i) for i in range(widget.instances.count())]
-    assert items == ["(no instances)", "background", "nucleus"]
+    assert items == ["(no instances)", "nucleus"]  # not the background
     assert not runs
 
     widget.run()
@@ -99,7 +99,18 @@ def test_instances_offer_the_pixel_widgets_model_when_the_list_opens(viewer, mod
     apply.instances.showPopup()
     items = [apply.instances.itemText(i) for i in range(apply.instances.count())]
     apply.instances.hidePopup()
-    assert items == ["(no instances)", "background", "nucleus"]
+    assert items == ["(no instances)", "nucleus"]  # not the background
+
+
+def test_instances_offer_no_boundary_class(viewer, models):
+    """The built-in nuclei's boundary was offered; chosen it said only "the object class
+    'boundary' is the boundary"."""
+    viewer.add_image(models[2], name="dapi")
+    apply = from_menu(viewer, "Apply model")
+    apply.model_path.setText("nuclei")
+    apply.model_path.editingFinished.emit()
+    items = [apply.instances.itemText(i) for i in range(apply.instances.count())]
+    assert items == ["(no instances)", "nucleus"]
 
 
 def test_the_channel_choice_is_kept_per_layer_from_the_menu(viewer, models):

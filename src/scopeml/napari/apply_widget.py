@@ -238,8 +238,12 @@ class ApplyWidget(QWidget):
             self._offer_classes(self.model())
 
     def _offer_classes(self, model: Any) -> None:
+        """The model's classes that make objects: not one named background, nor the boundary
+        class seeds grow into (the built-in ``nuclei``'s ``boundary`` was offered, and chosen
+        said only "the object class 'boundary' is the boundary")."""
         current = self.instances.currentText()
-        classes = ["(no instances)", *model.spec.classes]
+        made = [c for c in model.spec.classes if c.strip().lower() not in NOT_OBJECTS]
+        classes = ["(no instances)", *(made or model.spec.classes)]
         if [self.instances.itemText(i) for i in range(self.instances.count())] == classes:
             return
         self.instances.clear()
@@ -722,6 +726,10 @@ def _resume_refused(err: BaseException) -> str | None:
         f"cannot resume: {detail}, since the cancelled run: set it back to resume, or press "
         "Run to start again"
     )
+
+
+#: Class names *instances of* does not offer: a model's background, a boundary seeds grow into.
+NOT_OBJECTS = ("background", "boundary")
 
 
 class _ClassChoice(QComboBox):
