@@ -143,3 +143,26 @@ def test_objects_of_an_rgb_image_are_measured_in_its_colours(viewer, qtbot):
     assert widget.table is not None, widget.status.text()
     means = [widget.table[f"intensity_mean_{c}"].item() for c in "RGB"]
     assert means == [200, 100, 50]
+
+
+def test_the_scribbles_are_no_objects_and_a_missing_class_is_said_in_the_widgets_words(
+    viewer, qtbot, nuclei
+):
+    """Measure on the scribbles counted strokes as objects; a class the labels lack was
+    answered with the library's ``class_= (--class)``."""
+    from scopeml.napari.objects_widget import ObjectsWidget
+    from scopeml.napari.pixel_widget import SCRIBBLES
+
+    _, instances = nuclei
+    viewer.add_labels((instances > 0).astype(np.uint8) + 1, name="classes")
+    viewer.add_labels(np.zeros(instances.shape, np.uint8), name=SCRIBBLES)
+    widget = ObjectsWidget(viewer)
+    offered = [widget.labels_choice.itemText(i) for i in range(widget.labels_choice.count())]
+    assert offered == ["classes"]
+    widget.labels_choice.setCurrentText("classes")
+    widget.class_value.setText("7")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    said = widget.status.text()
+    assert said.startswith("error: ") and "no label value 7" in said, said
+    assert "in the class box above" in said and "class_=" not in said and "--class" not in said

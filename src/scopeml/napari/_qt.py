@@ -62,9 +62,10 @@ class LayerChoice(QComboBox):
     last, such as a file opened again with its axes named; not the bottom one, nor the
     scribbles below the labels, nor a confidence map Apply added)."""
 
-    def __init__(self, viewer: Any, kind: type) -> None:
+    def __init__(self, viewer: Any, kind: type, leave_out: Any = None) -> None:
         super().__init__()
         self.viewer, self.kind = viewer, kind
+        self.leave_out = leave_out or (lambda layer: False)  # layers of the kind not offered
         self._shown: list[Any] = []  # the layers listed, in order (behind napari's proxies)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self.refresh)
@@ -81,7 +82,7 @@ class LayerChoice(QComboBox):
         chosen = self._shown[index] if 0 <= index < len(self._shown) else None
         self.clear()
         self._shown = [getattr(layer, "__wrapped__", layer) for layer in self.viewer.layers
-                       if isinstance(layer, self.kind)]  # fmt: skip
+                       if isinstance(layer, self.kind) and not self.leave_out(layer)]  # fmt: skip
         names = [layer.name for layer in self._shown]
         self.addItems(names)
         same = [i for i, layer in enumerate(self._shown) if layer is chosen]

@@ -241,8 +241,11 @@ class ApplyWidget(QWidget):
         """The model's classes that make objects: not one named background, nor the boundary
         class seeds grow into (the built-in ``nuclei``'s ``boundary`` was offered, and chosen
         said only "the object class 'boundary' is the boundary")."""
+        from scopeml.objects.instances import BACKGROUND_NAMES, BOUNDARY_NAMES
+
         current = self.instances.currentText()
-        made = [c for c in model.spec.classes if c.strip().lower() not in NOT_OBJECTS]
+        not_objects = (*BACKGROUND_NAMES, *BOUNDARY_NAMES)  # as label_objects leaves them out
+        made = [c for c in model.spec.classes if c not in not_objects]
         classes = ["(no instances)", *(made or model.spec.classes)]
         if [self.instances.itemText(i) for i in range(self.instances.count())] == classes:
             return
@@ -726,10 +729,6 @@ def _resume_refused(err: BaseException) -> str | None:
         f"cannot resume: {detail}, since the cancelled run: set it back to resume, or press "
         "Run to start again"
     )
-
-
-#: Class names *instances of* does not offer: a model's background, a boundary seeds grow into.
-NOT_OBJECTS = ("background", "boundary")
 
 
 class _ClassChoice(QComboBox):

@@ -42,6 +42,7 @@ from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
 from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
+from scopeml.napari.pixel_widget import SCRIBBLES
 from scopeml.objects.table import TABLE_SUFFIXES
 from scopeml.palette import NAMES, colour_of
 
@@ -72,7 +73,9 @@ class ObjectsWidget(QWidget):
         self._worker: Any = None
         self._hooked: Any = None
         self._folders: dict[int, tuple[Any, Path]] = {}  # id(class layer): (ref, its temp folder)
-        self.labels_choice = LayerChoice(napari_viewer, napari.layers.Labels)  # not scribbles
+        self.labels_choice = LayerChoice(  # not the scribbles: strokes are no objects
+            napari_viewer, napari.layers.Labels, leave_out=lambda layer: layer.name == SCRIBBLES
+        )
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
         self.class_value.setPlaceholderText(
@@ -450,6 +453,7 @@ def _widget_words(text: str) -> str:
         " with axes TYX (--axes TYX, axes='TYX')",
         " as frames: open its file again with Open image scene (axes T×Y×X) and choose that layer",
     )
+    text = text.replace("with class_= (--class)", "in the class box above")
     if "these are class labels, not objects" in text:
         return (
             "these are class labels, not objects: type the class above and press Label "
