@@ -143,7 +143,7 @@ def test_a_model_file_of_another_kind_is_named_by_what_it_is(tmp_path, capsys):
     nuclei = resolve_model("nuclei")
     for args, said in (
         (["objects", "classify", str(nuclei), str(tmp_path / "t.csv"), "-o", "x.csv"],
-         "a czann model, not an object classifier (it goes to scopeml segment IMAGE -m)"),
+         "a segmentation model (czann), not an object classifier (it goes to scopeml segment)"),
         (["pixel", "info", str(kinds)],
          "an object classifier, not a pixel classifier (it goes to scopeml objects classify)"),
     ):  # fmt: skip

@@ -1,6 +1,6 @@
 """The one palette of class colours: pixel classes, store labels, object classes and chart series
-draw from it in the same order, so a class looks alike in every view, and a status line can say
-a colour's name (Tableau 10: distinct on dark fluorescence and on white pages alike)."""
+draw from it (a classifier's k-th class and a store's label k + 1 alike), and a status line can
+say a colour's name (Tableau 10: distinct on dark fluorescence and on white pages alike)."""
 
 from __future__ import annotations
 

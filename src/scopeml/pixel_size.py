@@ -26,11 +26,6 @@ PixelSize = float | str | Sequence[float] | Mapping[str, float]
 TOLERANCE = 0.01
 
 
-#: Most Y:X (or X:Y) pixel aspect a size typed as text may give: square pixels are the rule, so
-#: ``1,5`` is a decimal comma far more often than pixels five times longer than wide.
-MAX_TEXT_YX = 2.0
-
-
 def parse_pixel_size(value: Any) -> dict[str, float]:
     """Micrometres per pixel by axis, from any form of :data:`PixelSize`: one number is every
     axis's, two are ``Y,X``, three ``Z,Y,X`` (as ``objects measure --pixel-size`` reads them).
@@ -41,14 +36,20 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     ({'Z': 0.5, 'Y': 0.5, 'X': 0.5}, {'Z': 2.0, 'Y': 0.26, 'X': 0.26})
     >>> parse_pixel_size({"x": 0.3, "Y": 0.2})
     {'Y': 0.2, 'X': 0.3}
-    >>> parse_pixel_size("1,5")
+    >>> parse_pixel_size("0,65")
     Traceback (most recent call last):
-    ValueError: reads '1,5' as Y 1 µm, X 5 µm, pixels 5 times longer than wide; for a decimal ...
+    ValueError: reads '0,65' as Y 0 µm, X 65 µm: for 0.65 write a point; for Y and X, write ...
     >>> parse_pixel_size("0.5,0")
     Traceback (most recent call last):
     ValueError: takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got '0.5,0'
     """
     problem = f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {value!r}"
+    if isinstance(value, str) and _decimal_comma(value):  # "0,65": one number, not Y 0, X 65
+        whole, fraction = (part.strip() for part in value.split(","))
+        raise ValueError(
+            f"reads {value!r} as Y {whole} µm, X {fraction} µm: for {whole}.{fraction} write a "
+            f"point; for Y and X, write them with points ({whole}.0,{fraction}.0)"
+        )
     if isinstance(value, Mapping):
         sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
         if not {"Y", "X"} <= set(sizes) or any(axis not in ("Z", "Y", "X") for axis in sizes):
@@ -67,17 +68,18 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         raise ValueError(problem)
     if len(numbers) == 1 and not isinstance(value, Mapping):
         return dict.fromkeys("ZYX", numbers[0])
-    sizes = dict(zip(axes, numbers, strict=True))
-    if isinstance(value, str) and max(sizes["Y"], sizes["X"]) > MAX_TEXT_YX * min(
-        sizes["Y"], sizes["X"]
-    ):  # no microscope writes such pixels: "1,5" meant 1.5, not Y 1, X 5
-        raise ValueError(
-            f"reads {value!r} as Y {sizes['Y']:g} µm, X {sizes['X']:g} µm, pixels "
-            f"{max(sizes['Y'], sizes['X']) / min(sizes['Y'], sizes['X']):g} times longer than "
-            "wide; for a decimal write a point (1.5); such pixels are given by axis (settings "
-            "or Python: {Y: 1, X: 5})"
-        )
-    return sizes
+    return dict(zip(axes, numbers, strict=True))
+
+
+def _decimal_comma(text: str) -> bool:
+    """Whether ``text`` is two different whole numbers around a comma (``1,5``, ``0,65``): a
+    decimal comma far more often than square-less pixels of whole micrometres.
+
+    >>> _decimal_comma("0,65"), _decimal_comma("0.65,0.65"), _decimal_comma("2,2")
+    (True, False, False)
+    """
+    parts = [part.strip() for part in text.split(",")]
+    return len(parts) == 2 and all(p.isdigit() for p in parts) and parts[0] != parts[1]
 
 
 def _number(value: Any) -> float:

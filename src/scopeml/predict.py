@@ -158,6 +158,8 @@ def predict_region(
     if options.tile_size is None and len(tiled) == 2:  # one tile when the view is small
         extent = max(crop[a][1] - crop[a][0] for a in tiled)
         options = dataclasses.replace(options, tile_size=min(extent, MAX_REGION_TILE))
+    if normalization is not None:  # the view's time point 0 is the image's crop["T"][0]
+        normalization = normalization.from_time(crop["T"][0])
     ctx = _context(image, model, options, specs, axes, normalization)
     tiles = (tile for tile in build_plan(view, model, options) if _overlaps(tile.core, inside))
     # the engine's batches: tiles of one input shape (a model takes one N×C×… array)

@@ -229,3 +229,7 @@ def test_features_left_out_by_default_are_said():
         "left out of the classifier's features: area: numbers with some text in them (such as "
         "'n/a'), read as text: fix those rows; empty: no values"
     ]
+    csv = io.StringIO("area,solidity,kind\n10,0.9,s\n12,0.8,s\n50,0.7,L\n55,0.6,L\n1.5.0,1,\n")
+    with pytest.warns(UserWarning, match=r"area: numbers with some text in them \(such as "
+                      r"'1\.5\.0'\)"):  # fmt: skip
+        ObjectClassifier.train(pd.read_csv(csv), "kind", n_estimators=3)  # read as text

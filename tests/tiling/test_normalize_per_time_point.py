@@ -62,6 +62,17 @@ def test_a_fading_frame_is_segmented_as_alone_and_tiling_stays_exact(bleaching, 
     np.testing.assert_array_equal(model_own.labels.read()[0, :, 0, 0], series)
 
 
+def test_predict_region_of_a_later_time_point_takes_its_statistics(bleaching, tmp_path):
+    """A region's view begins at its first time point: its tiles took time point 0's values."""
+    image = image_of(bleaching)
+    store = sm.segment(image, "nuclei", tmp_path / "s.ome.zarr", normalize=POLICY, scale=1)
+    written = store.labels.read()[0, :, 0, 0]
+    for t in (1, 2):
+        region = {"T": (t, t + 1), "Y": (20, 150), "X": (10, 160)}
+        found = sm.predict_region(image, "nuclei", region, normalize=POLICY, scale=1)
+        np.testing.assert_array_equal(np.squeeze(found), written[t, 20:150, 10:160])
+
+
 def test_a_model_records_no_per_time_point():
     with pytest.raises(InvalidRequestError, match="a model records how to normalise"):
         check_recordable(POLICY)

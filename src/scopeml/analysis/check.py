@@ -377,16 +377,6 @@ def _settings_file(
     return file, Path(os.path.realpath(file))
 
 
-#: What a file of each model format is, for a settings entry that names the wrong kind.
-_KINDS = {
-    "bioimageio": "a segmentation model (bioimage.io package)",
-    "czann": "a segmentation model (czann)",
-    "czmodel": "a segmentation model (legacy czmodel)",
-    "pixel-classifier": "a pixel classifier (a segmentation model)",
-    "object-classifier": "an object classifier",
-}
-
-
 def _check_kind(
     opened: Path,
     kind: str,
@@ -402,7 +392,7 @@ def _check_kind(
     not a model at all) and a ``classifier`` entry that is not an object classifier, from the
     file's header (:func:`~scopeml.model.registry.format_of`; nothing opened); a classifier
     of no known kind too, unless ``known`` is false (the caller's loader then says why)."""
-    from scopeml.model.registry import format_of
+    from scopeml.model.registry import KIND_WORDS, format_of
 
     try:
         found = format_of(opened)
@@ -413,8 +403,8 @@ def _check_kind(
     shown = name if confinement is None else _shown(name, base, confinement)
     if kind == "model" and found == "object-classifier":
         problem = "an object classifier, not a segmentation model (it goes under classifier:)"
-    elif kind == "classifier" and found in _KINDS and found != "object-classifier":
-        problem = f"{_KINDS[found]}, not an object classifier (it goes under segmenter.model:)"
+    elif kind == "classifier" and found in KIND_WORDS and found != "object-classifier":
+        problem = f"{KIND_WORDS[found]}, not an object classifier (it goes under segmenter.model:)"
     elif kind == "classifier" and found is None and known:
         problem = "not an object classifier (scopeml objects train writes one)"
     else:

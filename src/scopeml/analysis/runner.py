@@ -949,10 +949,17 @@ PARENT_CHECK_S = 1.0
 
 
 def _end_with(parent: int) -> None:
-    """Exit this process at once when process ``parent`` is gone (its id free, or another
-    user's: reused)."""
+    """Exit this process at once when the run's process ``parent`` is gone: its id free or
+    another user's (reused), or this worker's own parent changed (the fork server ends with
+    the run, and a killed run not reaped yet still answers to its id). POSIX only: there
+    ``os.kill(pid, 0)`` asks; on Windows it would send Ctrl-C."""
+    if os.name != "posix":
+        return
+    born = os.getppid()
     while True:
         time.sleep(PARENT_CHECK_S)
+        if os.getppid() != born:
+            os._exit(1)
         try:
             os.kill(parent, 0)
         except (ProcessLookupError, PermissionError):

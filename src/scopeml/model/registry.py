@@ -35,6 +35,7 @@ from scopeml.model.safezip import peek_json
 
 __all__ = [
     "BUILTIN_MODELS",
+    "KIND_WORDS",
     "BuiltinModel",
     "ModelFormat",
     "check_kind",
@@ -186,35 +187,37 @@ def format_of(path: str | PathLike[str]) -> str:
     raise InvalidContainerError(not_a_model(path, formats), path=path)
 
 
-#: Each format in words, and what its files are for (a refusal's hint).
-_KINDS = {
-    "czann": ("a czann model", "scopeml segment IMAGE -m"),
-    "czmodel": ("a legacy ZEN model", "scopeml segment IMAGE -m"),
-    "bioimageio": ("a bioimage.io package", "scopeml segment IMAGE -m"),
-    "pixel-classifier": ("a pixel classifier", "scopeml segment IMAGE -m"),
-    "object-classifier": ("an object classifier", "scopeml objects classify"),
+#: Each format in words (what a refusal says a file is).
+KIND_WORDS = {
+    "czann": "a segmentation model (czann)",
+    "czmodel": "a segmentation model (legacy czmodel)",
+    "bioimageio": "a segmentation model (bioimage.io package)",
+    "pixel-classifier": "a pixel classifier (a segmentation model)",
+    "object-classifier": "an object classifier",
 }
 
 
 def check_kind(path: str | PathLike[str], wanted: Sequence[str], expected: str) -> None:
     """Refuse a model file of another known kind than the ``wanted`` formats by what it is and
-    what it is for ("a pixel classifier, not an object classifier (it goes to scopeml segment
-    IMAGE -m)"), not by the member the loader misses; a file of no known kind passes (its
-    loader names the problem).
+    what it is for ("a pixel classifier (a segmentation model), not an object classifier (it
+    goes to scopeml segment)"), not by the member the loader misses; a file of no known kind
+    passes (its loader names the problem).
 
     Examples
     --------
     >>> check_kind(resolve_model("nuclei"), ["object-classifier"], "an object classifier")
     Traceback (most recent call last):
-    scopeml.errors.InvalidContainerError: ...nuclei.czann: a czann model, not an object ...
+    scopeml.errors.InvalidContainerError: ...nuclei.czann: a segmentation model (czann), not an ...
     """
     try:
         kind = format_of(path)
     except (ScopeMLError, OSError):
         return
     if kind not in wanted:
-        words, use = _KINDS.get(kind, (kind, "scopeml model inspect"))
-        raise InvalidContainerError(f"{words}, not {expected} (it goes to {use})", path=path)
+        use = "scopeml objects classify" if kind == "object-classifier" else "scopeml segment"
+        raise InvalidContainerError(
+            f"{KIND_WORDS.get(kind, kind)}, not {expected} (it goes to {use})", path=path
+        )
 
 
 def classifier_kind(path: str | PathLike[str]) -> str | None:

@@ -367,11 +367,7 @@ def _usable(table: pd.DataFrame, names: list[str], class_column: str | None) -> 
     import warnings
 
     empty = [name for name in names if table[name].isna().all()]
-    texts = [
-        str(c) for c in table.columns
-        if c != class_column and table[c].dtype == object
-        and pd.to_numeric(table[c], errors="coerce").notna().mean() > 0.5
-    ]  # fmt: skip
+    texts = [str(c) for c in table.columns if c != class_column and _numbers_and_text(table[c])]
     said = []
     if texts:
         said.append(f"{summarize(texts, head=3)}: numbers with some text in them (such as "
@@ -385,6 +381,20 @@ def _usable(table: pd.DataFrame, names: list[str], class_column: str | None) -> 
             stacklevel=find_stack_level(),
         )
     return [name for name in names if name not in empty]
+
+
+def _numbers_and_text(column: pd.Series) -> bool:
+    """Whether a column read as text (``object``, or pandas 3's ``str``) holds mostly numbers
+    and some text: a measurement with a stray ``n/a``, not a column of names.
+
+    >>> _numbers_and_text(pd.Series(["1.5", "2", "n/a"])), _numbers_and_text(pd.Series([1, None]))
+    (True, False)
+    """
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return False
+    numbers = pd.to_numeric(column, errors="coerce")
+    text = numbers.isna() & column.notna()
+    return bool(text.any() and numbers.notna().sum() > text.sum())
 
 
 def _text_in(column: pd.Series) -> str:

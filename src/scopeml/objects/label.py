@@ -89,7 +89,8 @@ def label_instances(
     _check_min_size(min_size)
     out, n = ndi.label(mask, structure=structure, output=np.int32)
     if min_size > 1 and n:
-        out = _keep_large(np.bincount(out.ravel(), minlength=n + 1), min_size).astype(np.int32)[out]
+        sizes = np.bincount(out.ravel(), minlength=n + 1)
+        out = renumber(sizes, np.arange(n + 1), min_size).astype(np.int32)[out]
     return out
 
 
@@ -130,16 +131,6 @@ def _first_pixels(
     return np.ravel_multi_index(
         tuple(a + s.start for a, s in zip(at, region, strict=True)), shape
     ).astype(np.int64)
-
-
-def _keep_large(sizes: np.ndarray, min_size: int) -> np.ndarray:
-    """Lookup id → new id over ids ``0..len(sizes)-1`` (sizes[0] is the background): ids with
-    at least ``min_size`` pixels keep their order as 1..K, the others become 0."""
-    keep = np.asarray(sizes) >= min_size
-    keep[0] = False
-    lookup = np.zeros(keep.size, np.uint64)
-    lookup[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint64)
-    return lookup
 
 
 def label_instances_tiled(

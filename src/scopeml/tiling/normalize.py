@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,11 @@ class Normalization:
     def at(self, t: int) -> Normalization:
         """The values of time point ``t``: its own where statistics are per time point."""
         return self.per_time[t] if self.per_time else self
+
+    def from_time(self, start: int) -> Normalization:
+        """These values for a view of the image that begins at time point ``start`` (whose
+        time point 0 is the image's ``start``)."""
+        return replace(self, per_time=self.per_time[start:]) if self.per_time else self
 
     def apply(self, data: np.ndarray) -> np.ndarray:
         """Normalise a ``C×…`` block; returns float32.

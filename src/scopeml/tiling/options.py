@@ -61,9 +61,11 @@ class SegmentOptions:
         Fuse overlapping Gaussian-weighted windows instead of cropping halos (models with
         global context).
     normalize
-        ``None``/``"none"``: raw values as float32; ``"percentile:LOW,HIGH"`` maps the global
-        per-channel percentiles to 0 and 1; ``"meanstd"`` standardises with the global
-        per-channel mean and standard deviation.
+        ``None``: the policy the model records (else raw values); ``"none"``: raw values as
+        float32; ``"percentile:LOW,HIGH"`` maps the global per-channel percentiles to 0 and 1;
+        ``"meanstd"`` standardises with the global per-channel mean and standard deviation.
+        Followed by ``per time point`` (or that alone: the model's policy), each time point
+        gets its own statistics.
     probability_dtype
         ``float32``, ``float16`` or ``uint8`` (probability × 255, rounded); the dtype of the
         ``image`` output too (``float32`` or ``float16`` only).

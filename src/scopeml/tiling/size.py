@@ -360,24 +360,35 @@ def auto_scale(image: Image, model: Any, *, scene: int = 0, name: str | None = N
         return AutoScale(1.0, None, preferred)
     within = model_diameter_range(model)
     factor = auto_factor(preferred, diameter, within)
-    _warn_out_of_reach(image, diameter, factor, within or (preferred / 2, preferred * 2))
+    _warn_out_of_reach(image, diameter, factor, preferred, within)
     return AutoScale(float(factor), diameter, preferred)
 
 
 def _warn_out_of_reach(
-    image: Image, diameter: float, factor: Fraction, within: tuple[float, float]
+    image: Image,
+    diameter: float,
+    factor: Fraction,
+    preferred: float,
+    within: tuple[float, float] | None,
 ) -> None:
     """Warn when the factor chosen, at a scale limit, still leaves the objects outside the sizes
-    the model takes: the scale is then no answer (giant blobs of phase contrast, a tissue
-    section's nuclei of 5 px), and the result says little."""
+    the model takes (the range it records, else half to twice its diameter): the scale is then
+    no answer (giant blobs of phase contrast, a tissue section's nuclei of 5 px), and the
+    result says little."""
     scaled = diameter * factor
-    if factor not in (_CANDIDATES[0], _CANDIDATES[-1]) or within[0] <= scaled <= within[1]:
+    low, high = within or (preferred / 2, preferred * 2)
+    if factor not in (_CANDIDATES[0], _CANDIDATES[-1]) or low <= scaled <= high:
         return
+    takes = (
+        f"outside the {low:g}–{high:g} px the model takes"
+        if within
+        else f"far from the model's {preferred:g} px"
+    )
     where = f"{image.path}: " if image.path else ""
     warnings.warn(
         f"{where}scale auto: objects ~{diameter:.0f} px are ~{scaled:.0f} px even at the "
-        f"{'smallest' if factor < 1 else 'largest'} scale ({factor}), outside the "
-        f"{within[0]:g}–{within[1]:g} px the model takes: are these the objects it is for?",
+        f"{'smallest' if factor < 1 else 'largest'} scale ({factor}), {takes}: are these the "
+        "objects it is for?",
         UserWarning,
         stacklevel=find_stack_level(),
     )
