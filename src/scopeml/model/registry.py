@@ -36,6 +36,7 @@ from scopeml.model.safezip import peek_json
 __all__ = [
     "BUILTIN_MODELS",
     "KIND_WORDS",
+    "NOT_OBJECTS",
     "BuiltinModel",
     "ModelFormat",
     "check_kind",
@@ -195,6 +196,12 @@ KIND_WORDS = {
     "pixel-classifier": "a pixel classifier (a segmentation model)",
     "object-classifier": "an object classifier",
 }
+
+
+#: Every format but the object classifier's: what a pixel model may be. (A damaged pixel
+#: classifier may sniff as a czann, both holding a ``model.json``: refusing czann files where a
+#: pixel classifier is expected would name a damaged one wrongly.)
+NOT_OBJECTS = ("bioimageio", "czann", "czmodel", "pixel-classifier")
 
 
 def check_kind(path: str | PathLike[str], wanted: Sequence[str], expected: str) -> None:

@@ -39,7 +39,7 @@ from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLEr
 from scopeml.features import DeepFeatures, parse_features
 from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
 from scopeml.model.forest import ARRAY_DTYPES, Forest
-from scopeml.model.registry import check_kind
+from scopeml.model.registry import NOT_OBJECTS, check_kind
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 
@@ -181,7 +181,9 @@ def load_classifier(
     InvalidContainerError
         The file is not a zip, lacks a member, or anything in it is malformed or inconsistent.
     """
-    check_kind(path, ["pixel-classifier"], "a pixel classifier")
+    # an object classifier is told apart for sure; a damaged pixel classifier may sniff as a
+    # czann (both hold a model.json): the loader then says what is wrong with it
+    check_kind(path, NOT_OBJECTS, "a pixel classifier")
     with _open_zip(path) as archive:
         meta = _parse_metadata(_read_json(archive, "model.json"), path)
         arrays = {
