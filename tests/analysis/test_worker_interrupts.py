@@ -75,6 +75,14 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+def wait_for_a_finished_image(child: subprocess.Popen, out: Path) -> None:
+    """Until the run's first image is done (its folder complete), at most a minute."""
+    deadline = time.monotonic() + 60
+    while not finished(out):
+        assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
+        time.sleep(0.02)
+
+
 def finished(out: Path) -> list[str]:
     return sorted(p.parent.name for p in (out / "images").glob("*/record.json"))
 
@@ -85,10 +93,7 @@ def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_pat
     out = tmp_path / "res"
     child = analyze(tmp_path, out)
     try:
-        deadline = time.monotonic() + 60
-        while not finished(out):  # the first image is done: its folder is complete
-            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
-            time.sleep(0.02)
+        wait_for_a_finished_image(child, out)
         helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
         os.killpg(child.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: to every process
         time.sleep(0.02)  # while the pool waits for the images in hand (or coalesced: once)
@@ -124,10 +129,7 @@ def test_one_ctrl_c_says_at_once_that_the_images_in_hand_finish_first(tmp_path):
     out = tmp_path / "res"
     child = analyze(tmp_path, out)
     try:
-        deadline = time.monotonic() + 60
-        while not finished(out):
-            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
-            time.sleep(0.02)
+        wait_for_a_finished_image(child, out)
         os.killpg(child.pid, signal.SIGINT)
         code = child.wait(timeout=60)
     finally:
@@ -149,10 +151,7 @@ def test_workers_end_when_the_run_is_killed(tmp_path):
     out = tmp_path / "res"
     child = analyze(tmp_path, out)
     try:
-        deadline = time.monotonic() + 60
-        while not finished(out):
-            assert child.poll() is None and time.monotonic() < deadline, child.stderr.read()
-            time.sleep(0.02)
+        wait_for_a_finished_image(child, out)
         helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
         assert len(helpers) >= 2
         child.kill()
