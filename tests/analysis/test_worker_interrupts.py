@@ -11,6 +11,7 @@ image folders after the note. And a worker's warnings came out as Python's two l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +77,18 @@ def _ctrl_c_as_in_a_terminal() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
+@contextlib.contextmanager
+def ended(child: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The run, ended with its process group where the block leaves it running (a failing
+    test leaves no analysis behind)."""
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
 def wait_for_a_finished_image(child: subprocess.Popen, out: Path) -> None:
     """Until the run's first image is done (its folder complete), at most a minute."""
     deadline = time.monotonic() + 60
@@ -91,8 +105,7 @@ def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_pat
     images = batch(tmp_path, 24, (384, 384))  # enough that a loaded machine cannot finish first
     reference = run_analysis(tmp_path / "s.yaml", [images], tmp_path / "whole")
     out = tmp_path / "res"
-    child = analyze(tmp_path, out)
-    try:
+    with ended(analyze(tmp_path, out)) as child:
         wait_for_a_finished_image(child, out)
         helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
         os.killpg(child.pid, signal.SIGINT)  # as a terminal sends Ctrl-C: to every process
@@ -103,10 +116,6 @@ def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_pat
         took = time.monotonic() - start
         kept = finished(out)
         _, alive = psutil.wait_procs(helpers, timeout=5)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
     err = child.stderr.read()
     assert code == 130, err
     assert took < 20
@@ -127,15 +136,10 @@ def test_ctrl_c_twice_ends_the_workers_and_exits_130_and_resume_finishes(tmp_pat
 def test_one_ctrl_c_says_at_once_that_the_images_in_hand_finish_first(tmp_path):
     batch(tmp_path, 24, (384, 384))
     out = tmp_path / "res"
-    child = analyze(tmp_path, out)
-    try:
+    with ended(analyze(tmp_path, out)) as child:
         wait_for_a_finished_image(child, out)
         os.killpg(child.pid, signal.SIGINT)
         code = child.wait(timeout=60)
-    finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
     err = child.stderr.read()
     assert code == 130, err
     said = re.search(r"warning: stopping: the \d+ images? in hand finish first \(Ctrl-C "
@@ -149,8 +153,7 @@ def test_workers_end_when_the_run_is_killed(tmp_path):
     two, and a resume finishes the batch."""
     images = batch(tmp_path, 24, (384, 384))
     out = tmp_path / "res"
-    child = analyze(tmp_path, out)
-    try:
+    with ended(analyze(tmp_path, out)) as child:
         wait_for_a_finished_image(child, out)
         helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
         assert len(helpers) >= 2
@@ -159,10 +162,6 @@ def test_workers_end_when_the_run_is_killed(tmp_path):
         _, alive = psutil.wait_procs(helpers, timeout=15)
         for process in alive:  # not left behind by a failing test
             process.kill()
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]
     kept = finished(out)
     assert len(kept) < 24
