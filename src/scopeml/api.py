@@ -624,7 +624,7 @@ def _auto_scaled_model(
     if chosen is None:
         scene = 0 if image.sizes["S"] == 1 else settings.scene or 0
         name = Path(model_ref.args[0]).name if model_ref is not None else None
-        chosen = auto_scale(image, model, scene=scene, name=name)
+        chosen = auto_scale(image, model, scene=scene, name=name, normalize=settings.normalize)
     settings = dataclasses.replace(settings, scale=chosen.scale)
     return (*_scaled_model(model, model_ref, chosen.scale), settings, chosen)
 

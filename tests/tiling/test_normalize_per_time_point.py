@@ -102,3 +102,41 @@ def test_an_analysis_of_a_fading_series_counts_each_frame_as_alone(bleaching, tm
     frames = run_analysis(tmp_path / "s.yaml", [tmp_path / f"frame{t}.tif" for t in range(3)],
                           tmp_path / "b")  # fmt: skip
     assert per_time["nucleus"].tolist() == [frames.counts[f"frame{t}"]["nucleus"] for t in range(3)]
+
+
+def test_scale_auto_estimates_from_frames_each_normalised_on_its_own():
+    """Gain and camera offset fading together: with the frames normalised together, the bright
+    first frame's background was one ~900 px object and auto chose 1/8 (6 nuclei, not 32)."""
+    from scopeml.model import open_model
+    from scopeml.tiling.size import auto_scale
+
+    pixels, _ = synthetic_nuclei((256, 256), density=0.003, seed=9)
+    plane = pixels.reshape(pixels.shape[-2:]).astype(np.float64) + 3000  # the camera offset
+    frames = np.stack([plane * gain for gain in (1.0, 0.5, 0.1)]).astype(np.uint16)
+    model = open_model("nuclei")
+    alone = auto_scale(image_of(frames[:1]), model).scale
+    assert auto_scale(image_of(frames), model).scale != alone  # together: the premise
+    assert auto_scale(image_of(frames), model, normalize=POLICY).scale == alone
+    assert auto_scale(image_of(frames), model, normalize="per time point").scale == alone
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("", "normalize is empty; give none for raw values"),  # an unset shell variable
+        ("none per time point", "there are no statistics to compute per time point"),
+        ("per frame", "the last two optionally followed by 'per time point'"),
+    ],
+)
+def test_a_normalize_that_would_do_nothing_or_is_unknown_says_so(given, said, tmp_path):
+    with pytest.raises(InvalidRequestError, match=said):
+        sm.segment(np.zeros((32, 32), np.uint16), "nuclei", tmp_path / "s.ome.zarr",
+                   normalize=given)  # fmt: skip
+
+
+def test_per_time_point_alone_needs_a_policy_the_model_records(tmp_path):
+    from scopeml.tiling.normalize import chosen_policy
+
+    assert chosen_policy("Per  time point", "meanstd") == "meanstd per time point"
+    with pytest.raises(InvalidRequestError, match="the model records no normalisation"):
+        chosen_policy("per time point", None)  # raw values: nothing would change

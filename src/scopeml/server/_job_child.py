@@ -709,7 +709,8 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
                         if not is_auto(wanted[cls.name]):
                             continue
                         view = image.select_channels(list(cls.segmenter.channels))
-                        chosen = auto_scale(view, resources.models[cls.name])
+                        chosen = auto_scale(view, resources.models[cls.name],
+                                            normalize=cls.segmenter.normalize)  # fmt: skip
                         if chosen.scale > factor:
                             factor, choice = chosen.scale, chosen
                     shapes = [image.shape for image in scenes]

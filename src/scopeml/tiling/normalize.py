@@ -76,8 +76,17 @@ def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
     >>> parse_normalize("percentile:1,99.8"), parse_normalize("meanstd per time point")
     (('percentile', (1.0, 99.8)), ('meanstd', ()))
     """
-    text = _without_scope(text)
-    if text is None or text.strip().lower() in ("", "none"):
+    if text is not None and not text.strip():  # an unset shell variable, say: not raw values
+        raise InvalidRequestError(
+            "normalize is empty; give none for raw values, or a policy such as percentile:1,99.8"
+        )
+    given, text = text, _without_scope(text)
+    if text is None or text.strip().lower() == "none":  # "per time point" alone: the model's
+        if given is not text and " ".join(given.lower().split()) != PER_TIME_POINT:
+            raise InvalidRequestError(
+                f"normalize {given!r}: there are no statistics to compute per time point; give "
+                f"a policy: percentile:1,99.8 {PER_TIME_POINT}"
+            )
         return "none", ()
     method, _, args = text.strip().lower().partition(":")
     if method == "meanstd" and not args:
@@ -93,7 +102,8 @@ def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
             raise InvalidRequestError(f"normalize {text!r}: need 0 <= LOW < HIGH <= 100")
         return "percentile", (low, high)
     raise InvalidRequestError(
-        f"unknown normalisation {text!r}; use none, meanstd or percentile:LOW,HIGH"
+        f"unknown normalisation {text!r}; use none, meanstd or percentile:LOW,HIGH, the last "
+        f"two optionally followed by '{PER_TIME_POINT}'"
     )
 
 
@@ -129,14 +139,21 @@ def chosen_policy(given: str | None, recorded: str | None) -> str | None:
     """
     if given is None:
         return recorded
-    if given.strip().lower() == PER_TIME_POINT:
-        return f"{_without_scope(recorded) or 'none'} {PER_TIME_POINT}"
-    return given
+    if " ".join(given.lower().split()) != PER_TIME_POINT:
+        return given
+    if parse_normalize(recorded)[0] == "none":
+        raise InvalidRequestError(
+            f"normalize {given!r}: the model records no normalisation to compute per time "
+            f"point; give one: percentile:1,99.8 {PER_TIME_POINT}"
+        )
+    return f"{recorded} {PER_TIME_POINT}"
 
 
 def _without_scope(text: str | None) -> str | None:
-    if text is not None and text.strip().lower().endswith(PER_TIME_POINT):
-        return text.strip()[: -len(PER_TIME_POINT)].strip() or "none"
+    """``text`` without its ``per time point`` (any case and spacing), else ``text`` itself."""
+    words = text.split() if text is not None else []
+    if " ".join(words[-3:]).lower() == PER_TIME_POINT:
+        return " ".join(words[:-3]) or "none"
     return text
 
 

@@ -238,11 +238,14 @@ def sample_planes(image: Image, scene: int = 0) -> list[tuple[int, int, int]]:
     return [(scene, t, z) for t in times]
 
 
-def estimate_diameter(image: Image, *, scene: int = 0) -> float | None:
+def estimate_diameter(image: Image, *, scene: int = 0, per_time: bool = False) -> float | None:
     """The typical object diameter of ``image`` in pixels (see the module docstring), from
     fixed sample windows of a few planes; every channel counts (the mean of the channels,
-    each normalised). ``None`` when there is nothing to measure: a plane smaller than
-    :data:`MIN_SIDE`, no finite or no varying pixels, no component of :data:`MIN_AREA`.
+    each normalised: over all the samples, or with ``per_time`` over each time point's, as a
+    run normalising ``per time point`` sees them; a bleaching series' bright first frame, taken
+    with its dim last one, was one ~900 px blob). ``None`` when there is nothing to measure: a
+    plane smaller than :data:`MIN_SIDE`, no finite or no varying pixels, no component of
+    :data:`MIN_AREA`.
     Pixels that are not numbers to measure (complex) raise :class:`InvalidImageError`, as the
     engine does.
 
@@ -263,22 +266,23 @@ def estimate_diameter(image: Image, *, scene: int = 0) -> float | None:
         return None
     planes = sample_planes(image, scene)
     windows = sample_windows(height, width, SAMPLE_PIXELS // len(planes))
-    samples = [
-        np.asarray(image.read(S=s, T=t, Z=z, Y=y, X=x)[0, 0, :, 0], np.float32)
+    groups = [
+        [np.asarray(image.read(S=s, T=t, Z=z, Y=y, X=x)[0, 0, :, 0], np.float32)
+         for y, x in windows]
         for s, t, z in planes
-        for y, x in windows
-    ]  # each C×Y×X
-    return diameter_of(samples)
+    ]  # fmt: skip
+    return diameter_of(groups if per_time else [[s for g in groups for s in g]])
 
 
-def diameter_of(samples: list[np.ndarray]) -> float | None:
-    """The area-weighted median inscribed diameter of the bright components of ``samples``
-    (``C×Y×X`` arrays normalised and thresholded together); ``None`` if there are none."""
+def diameter_of(groups: list[list[np.ndarray]]) -> float | None:
+    """The area-weighted median inscribed diameter of the bright components of the samples
+    (``C×Y×X`` arrays, each group normalised on its own, all thresholded together); ``None``
+    if there are none."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
-    planes = _normalised(samples)
-    if planes is None:
+    planes = [plane for group in groups for plane in _normalised(group) or []]
+    if not planes:
         return None
     smooth = [ndimage.gaussian_filter(p, 1.0, mode="nearest") for p in planes]
     values = np.concatenate([s.ravel() for s in smooth])
@@ -328,8 +332,17 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
-def auto_scale(image: Image, model: Any, *, scene: int = 0, name: str | None = None) -> AutoScale:
-    """The factor ``scale="auto"`` runs ``model`` at over ``image``.
+def auto_scale(
+    image: Image,
+    model: Any,
+    *,
+    scene: int = 0,
+    name: str | None = None,
+    normalize: str | None = None,
+) -> AutoScale:
+    """The factor ``scale="auto"`` runs ``model`` at over ``image``; one for a time series,
+    from frames each normalised on its own where the run's ``normalize`` (else the model's
+    policy) is ``per time point``.
 
     Raises
     ------
@@ -348,7 +361,11 @@ def auto_scale(image: Image, model: Any, *, scene: int = 0, name: str | None = N
             f"model {label!r} records no object diameter ({DIAMETER_KEY} in its model.json), "
             "so scale auto cannot be used with it; pass a number instead (--scale 0.5)"
         )
-    diameter = estimate_diameter(image, scene=scene)
+    from scopeml.model.spec import recorded_normalize
+    from scopeml.tiling.normalize import chosen_policy, per_time_point
+
+    per_time = per_time_point(chosen_policy(normalize, recorded_normalize(model)))
+    diameter = estimate_diameter(image, scene=scene, per_time=per_time)
     if diameter is None:
         where = f"{image.path}: " if image.path else ""
         warnings.warn(
