@@ -146,6 +146,8 @@ def test_a_model_file_of_another_kind_is_named_by_what_it_is(tmp_path, capsys):
          "a segmentation model (czann), not an object classifier (it goes to scopeml segment)"),
         (["pixel", "info", str(kinds)],
          "an object classifier, not a pixel classifier (it goes to scopeml objects classify)"),
+        (["pixel", "info", str(nuclei)], "(a segmentation model (czann)? it goes to scopeml "
+         "segment)"),
     ):  # fmt: skip
         assert main(args) == 2
         assert capsys.readouterr().err.strip().endswith(said)

@@ -567,13 +567,13 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
     workers reopen it."""
     model_ref = None
     if isinstance(model, (str, os.PathLike)):
-        from scopeml.model.registry import NOT_OBJECTS, check_kind, resolve_model
+        from scopeml.model.registry import check_kind, resolve_model
         from scopeml.tiling.execute import LoadRef
 
         # Engine workers run tiles side by side: one runtime thread each uses the cores best.
         threads = 1 if settings.workers > 1 and settings.scheduler is None else None
         model_ref = LoadRef(open_model, (str(resolve_model(model).resolve()),))
-        check_kind(model_ref.args[0], NOT_OBJECTS, "a pixel model")
+        check_kind(model_ref.args[0], ["object-classifier"], "a pixel model")
         model = open_model(model_ref.args[0], workers=threads)
     if not isinstance(model, Model):
         from scopeml.errors import IncompatibleModelError

@@ -150,16 +150,16 @@ def test_one_ctrl_c_says_at_once_that_the_images_in_hand_finish_first(tmp_path):
 def test_workers_end_when_the_run_is_killed(tmp_path):
     """SIGKILL (a scheduler's time limit) stops no pool: the workers went on analysing into
     the results folder, then idled for minutes; now they see the run gone within a second or
-    two, and a resume finishes the batch."""
+    two, reaped or not, and a resume finishes the batch."""
     images = batch(tmp_path, 24, (384, 384))
     out = tmp_path / "res"
     with ended(analyze(tmp_path, out)) as child:
         wait_for_a_finished_image(child, out)
         helpers = psutil.Process(child.pid).children(recursive=True)  # workers, fork server
         assert len(helpers) >= 2
-        child.kill()
-        child.wait()
+        child.kill()  # not reaped yet (a zombie answers to its id): the workers see it gone
         _, alive = psutil.wait_procs(helpers, timeout=15)
+        child.wait()
         for process in alive:  # not left behind by a failing test
             process.kill()
     assert alive == [], [(p.pid, p.cmdline()) for p in alive]

@@ -949,21 +949,28 @@ PARENT_CHECK_S = 1.0
 
 
 def _end_with(parent: int) -> None:
-    """Exit this process at once when the run's process ``parent`` is gone: its id free or
-    another user's (reused), or this worker's own parent changed (the fork server ends with
-    the run, and a killed run not reaped yet still answers to its id). POSIX only: there
-    ``os.kill(pid, 0)`` asks; on Windows it would send Ctrl-C."""
+    """Exit this process at once when the run's process ``parent`` is gone (:func:`_gone`).
+    POSIX only: there ``os.kill(pid, 0)`` asks; on Windows it would send Ctrl-C."""
     if os.name != "posix":
         return
-    born = os.getppid()
     while True:
         time.sleep(PARENT_CHECK_S)
-        if os.getppid() != born:
+        if _gone(parent):
             os._exit(1)
-        try:
-            os.kill(parent, 0)
-        except (ProcessLookupError, PermissionError):
-            os._exit(1)
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended: its id free or another user's (reused), or on Linux
+    a zombie (killed, not reaped yet by whoever started it: it still answers to its id)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (macOS): its id is all there is to ask
+        return False
+    return state == "Z"
 
 
 def _start_fork_server() -> None:

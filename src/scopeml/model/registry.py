@@ -36,7 +36,6 @@ from scopeml.model.safezip import peek_json
 __all__ = [
     "BUILTIN_MODELS",
     "KIND_WORDS",
-    "NOT_OBJECTS",
     "BuiltinModel",
     "ModelFormat",
     "check_kind",
@@ -198,21 +197,15 @@ KIND_WORDS = {
 }
 
 
-#: Every format but the object classifier's: what a pixel model may be. (A damaged pixel
-#: classifier may sniff as a czann, both holding a ``model.json``: refusing czann files where a
-#: pixel classifier is expected would name a damaged one wrongly.)
-NOT_OBJECTS = ("bioimageio", "czann", "czmodel", "pixel-classifier")
-
-
-def check_kind(path: str | PathLike[str], wanted: Sequence[str], expected: str) -> None:
-    """Refuse a model file of another known kind than the ``wanted`` formats by what it is and
+def check_kind(path: str | PathLike[str], refused: Sequence[str], expected: str) -> None:
+    """Refuse a model file of one of the ``refused`` formats by what it is and
     what it is for ("a pixel classifier (a segmentation model), not an object classifier (it
     goes to scopeml segment)"), not by the member the loader misses; a file of no known kind
     passes (its loader names the problem).
 
     Examples
     --------
-    >>> check_kind(resolve_model("nuclei"), ["object-classifier"], "an object classifier")
+    >>> check_kind(resolve_model("nuclei"), ["czann"], "an object classifier")
     Traceback (most recent call last):
     scopeml.errors.InvalidContainerError: ...nuclei.czann: a segmentation model (czann), not an ...
     """
@@ -220,7 +213,7 @@ def check_kind(path: str | PathLike[str], wanted: Sequence[str], expected: str) 
         kind = format_of(path)
     except (ScopeMLError, OSError):
         return
-    if kind not in wanted:
+    if kind in refused:
         use = "scopeml objects classify" if kind == "object-classifier" else "scopeml segment"
         raise InvalidContainerError(
             f"{KIND_WORDS.get(kind, kind)}, not {expected} (it goes to {use})", path=path

@@ -27,7 +27,7 @@ from scopeml.errors import (
 )
 from scopeml.io.replace import atomic_write
 from scopeml.model.forest import ARRAY_DTYPES, Forest
-from scopeml.model.registry import check_kind, register_format
+from scopeml.model.registry import check_kind, model_formats, register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
 
 FORMAT = "scopeml-object-classifier"
@@ -263,7 +263,8 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
         Not a zip, missing or oversized members, wrong format, inconsistent arrays.
     """
     path = Path(path)
-    check_kind(path, ["object-classifier"], "an object classifier")
+    others = [kind for kind in model_formats() if kind != "object-classifier"]
+    check_kind(path, others, "an object classifier")
     try:
         with SafeZip(path) as archive:
             for name in ("classifier.json", *(f"{name}.npy" for name in _ARRAYS)):

@@ -39,7 +39,7 @@ from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLEr
 from scopeml.features import DeepFeatures, parse_features
 from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
 from scopeml.model.forest import ARRAY_DTYPES, Forest
-from scopeml.model.registry import NOT_OBJECTS, check_kind
+from scopeml.model.registry import check_kind
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 
@@ -165,6 +165,12 @@ def read_metadata(path: str | PathLike[str]) -> ClassifierMetadata:
         return _parse_metadata(_read_json(archive, "model.json"), path)
 
 
+#: Model formats told apart from a pixel classifier for sure, refused by name. (Not czann: a
+#: damaged pixel classifier, both holding a ``model.json``, may sniff as one; its loader says
+#: what is wrong with it.)
+NOT_PIXEL = ("object-classifier", "czmodel", "bioimageio")
+
+
 def load_classifier(
     path: str | PathLike[str],
     *,
@@ -181,9 +187,7 @@ def load_classifier(
     InvalidContainerError
         The file is not a zip, lacks a member, or anything in it is malformed or inconsistent.
     """
-    # an object classifier is told apart for sure; a damaged pixel classifier may sniff as a
-    # czann (both hold a model.json): the loader then says what is wrong with it
-    check_kind(path, NOT_OBJECTS, "a pixel classifier")
+    check_kind(path, NOT_PIXEL, "a pixel classifier")
     with _open_zip(path) as archive:
         meta = _parse_metadata(_read_json(archive, "model.json"), path)
         arrays = {
@@ -266,8 +270,11 @@ def _read_json(archive: SafeZip, name: str) -> Any:
 def _parse_metadata(raw: Any, path: Any) -> ClassifierMetadata:
     if not isinstance(raw, dict) or raw.get("Format") != FORMAT:
         found = raw.get("Format") if isinstance(raw, dict) else type(raw).__name__
+        czann = isinstance(raw, dict) and found is None and {"Type", "InputShape"} <= set(raw)
         raise InvalidContainerError(
-            f"model.json Format is {found!r}; expected {FORMAT!r}", path=path
+            f"model.json Format is {found!r}; expected {FORMAT!r}"
+            + (" (a segmentation model (czann)? it goes to scopeml segment)" if czann else ""),
+            path=path,
         )
     try:
         meta = ClassifierMetadata.model_validate(raw)
