@@ -201,3 +201,15 @@ def test_segment_and_analyze_take_a_client_or_a_cluster(tmp_path, cluster):
     assert result.counts == {"a": {"cell": 2}}
     with pytest.raises(InvalidRequestError, match="scheduler= takes a dask scheduler address"):
         sm.segment(pixels, "nuclei", tmp_path / "bad.ome.zarr", scheduler=3)
+
+
+def test_a_decimal_comma_is_refused_and_a_mistyped_point_warned_of():
+    from scopeml.pixel_size import parse_pixel_size
+
+    with pytest.raises(ValueError, match=r"X 65 µm: for 0.65 write a point$"):
+        parse_pixel_size("0,65")
+    with pytest.raises(ValueError, match=r"for Y and X, write them with points \(6.0,5.0\)"):
+        parse_pixel_size("6,5")
+    with pytest.warns(UserWarning, match="pixels 10 times longer than wide"):
+        assert parse_pixel_size("0.65,6.5") == {"Y": 0.65, "X": 6.5}  # taken, said
+    assert parse_pixel_size("2,2") == {"Y": 2.0, "X": 2.0}

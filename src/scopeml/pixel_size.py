@@ -14,8 +14,11 @@ left without a Z step is measured in voxels (a warning says so).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from scopeml.errors import find_stack_level
 
 __all__ = ["PixelSize", "parse_pixel_size", "pixel_size_value", "resolve_pixel_sizes"]
 
@@ -24,6 +27,10 @@ PixelSize = float | str | Sequence[float] | Mapping[str, float]
 
 #: Where two sizes of an axis differ by more than this fraction, a warning says so.
 TOLERANCE = 0.01
+
+
+#: A Y:X pixel aspect past which a pixel size given is warned of (``0.65,6.5``).
+ASPECT = 2.0
 
 
 def parse_pixel_size(value: Any) -> dict[str, float]:
@@ -38,7 +45,7 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     {'Y': 0.2, 'X': 0.3}
     >>> parse_pixel_size("0,65")
     Traceback (most recent call last):
-    ValueError: reads '0,65' as Y 0 µm, X 65 µm: for 0.65 write a point; for Y and X, write ...
+    ValueError: reads '0,65' as Y 0 µm, X 65 µm: for 0.65 write a point
     >>> parse_pixel_size("0.5,0")
     Traceback (most recent call last):
     ValueError: takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got '0.5,0'
@@ -46,9 +53,10 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     problem = f"takes positive micrometres per pixel: one number, Y,X or Z,Y,X; got {value!r}"
     if isinstance(value, str) and _decimal_comma(value):  # "0,65": one number, not Y 0, X 65
         whole, fraction = (part.strip() for part in value.split(","))
+        both = f"; for Y and X, write them with points ({whole}.0,{fraction}.0)"
         raise ValueError(
             f"reads {value!r} as Y {whole} µm, X {fraction} µm: for {whole}.{fraction} write a "
-            f"point; for Y and X, write them with points ({whole}.0,{fraction}.0)"
+            f"point{both if int(whole) else ''}"
         )
     if isinstance(value, Mapping):
         sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
@@ -68,7 +76,16 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         raise ValueError(problem)
     if len(numbers) == 1 and not isinstance(value, Mapping):
         return dict.fromkeys("ZYX", numbers[0])
-    return dict(zip(axes, numbers, strict=True))
+    sizes = dict(zip(axes, numbers, strict=True))
+    if max(sizes["Y"], sizes["X"]) > ASPECT * min(sizes["Y"], sizes["X"]):
+        warnings.warn(
+            f"pixel size {value!r}: Y {sizes['Y']:g} µm, X {sizes['X']:g} µm, pixels "
+            f"{max(sizes['Y'], sizes['X']) / min(sizes['Y'], sizes['X']):.3g} times longer "
+            "than wide; microscopes write square pixels (a mistyped point?)",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    return sizes
 
 
 def _decimal_comma(text: str) -> bool:

@@ -210,6 +210,13 @@ def test_training_shows_its_stage_and_cancel_keeps_the_model(viewer, qtbot, stac
     assert widget.busy and widget._pending
     qtbot.waitUntil(lambda: widget.status.text().startswith("trained"), timeout=WAIT_MS)
     assert widget.model is not kept and not widget._pending
+    retrained = widget.model
+    widget.update_preview()  # and while a cancelled preview ends
+    widget.cancel()
+    widget.train()
+    qtbot.waitUntil(lambda: widget.model is not retrained, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text().startswith("trained") and not widget._pending
 
 
 def test_scribbles_files_and_channel_names_in_the_status(viewer, qtbot, tmp_path):

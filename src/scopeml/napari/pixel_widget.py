@@ -726,7 +726,7 @@ class PixelClassifierWidget(QWidget):
         dimensions (a ``Z`` stack's preview is the one plane predicted, at that plane)."""
         self._idle()
         if self._cancel:
-            self.status.setText("preview cancelled")
+            self._after_cancel("preview cancelled")
             return
         shape, scale, translate = region_placement(layer, region)
         if labels.size != int(np.prod(shape)):
@@ -767,12 +767,17 @@ class PixelClassifierWidget(QWidget):
 
     def _after_cancel(self, said: str) -> None:
         """Once a cancelled step has ended: say so (and whether a model stays in use), then
-        train if Train was pressed while it ended (that click was lost)."""
+        do what was asked while it ended (Train, a preview: those clicks were lost); the
+        cancel is over, so a later error is said as one."""
+        self._cancel = False
         kept = "the model in use is kept" if self.model is not None else "no model yet"
         self.status.setText(f"{said}; {kept}")
         if self._pending:
             self._pending = self._pending_preview = False
             self.train()
+        elif self._pending_preview:
+            self._pending_preview = False
+            self.update_preview()
 
     def _in_widget_words(self, err: BaseException) -> str:
         """A model that takes other channels than the image has, said for this widget (train
