@@ -550,5 +550,6 @@ def test_yaml_aliases_are_refused(tmp_path):
 
 def test_deeply_nested_yaml_is_refused_not_a_recursion_error(tmp_path):
     (tmp_path / "rdf.yaml").write_text("type: model\nx: " + "[" * 2000 + "]" * 2000 + "\n")
-    with pytest.raises(InvalidContainerError, match="nested more than 64 levels deep"):
+    with pytest.raises(InvalidContainerError, match="nested more than 64 levels deep") as caught:
         open_package(tmp_path)
+    assert "\n" not in str(caught.value) and "(line 2: " in str(caught.value)

@@ -98,7 +98,7 @@ def test_bad_input_has_no_estimate_and_runs_at_scale_1(diameter_model, tmp_path)
     assert recorded_auto_scale(tmp_path / "c.ome.zarr").scale == 1.0
 
 
-def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model):
+def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model, tmp_path):
     """Discs of ~500 px are ~62 px at the smallest scale (1/8), past the 30–50 the model takes:
     a warning says so (phase-contrast blobs of 200–400 px once ran silently); a scene the
     factors reach runs without one."""
@@ -115,6 +115,11 @@ def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert auto_scale(as_image(zoomed(scene(3), 2.0)), model).scale >= 0.125
+    plain = diameter_model[1]
+    no_range = open_model(write_model_diameter(plain, 20.0, output=tmp_path / "n.czann"))
+    with pytest.warns(UserWarning, match=r"~6\d px even at the smallest scale \(1/8\), far from "
+                      r"the model's 20 px"):  # fmt: skip
+        auto_scale(as_image(discs), no_range)
 
 
 def test_the_model_records_its_diameter_and_czmodel_still_reads_it(diameter_model, tmp_path):

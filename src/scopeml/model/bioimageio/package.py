@@ -161,8 +161,11 @@ def open_package(source: str | PathLike[str]) -> Package:
         content = safe_yaml.load(raw)  # no aliases, no deep nesting
     except yaml.YAMLError as err:
         _close(archive)
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = (getattr(err, "problem", None) or str(err)).splitlines()[0]
         raise InvalidContainerError(
-            f"the description is not valid YAML ({err})", path=path
+            f"the description is not valid YAML ({where}{problem})", path=path
         ) from err
     try:
         description, version = _validate(content, path)
