@@ -52,6 +52,7 @@ def test_info_lists_the_outputs_and_the_run(store, capsys):
         f"  instances: T=2 Y=40 X=60, uint32, objects of cell: {sum(per_time)} ({spread})",
         "  probabilities: T=2 C=2 Y=40 X=60, float32, channels bg, cell",
         "  pixel sizes (µm): Y=0.645 X=0.645",
+        "  normalisation: none (raw values)",  # the model records none
         f"  written by scopeml {sm.__version__}",
     ]
 

@@ -140,3 +140,15 @@ def test_per_time_point_alone_needs_a_policy_the_model_records(tmp_path):
     assert chosen_policy("Per  time point", "meanstd") == "meanstd per time point"
     with pytest.raises(InvalidRequestError, match="the model records no normalisation"):
         chosen_policy("per time point", None)  # raw values: nothing would change
+
+
+def test_info_says_how_the_run_normalised(bleaching, tmp_path, capsys):
+    from scopeml.cli import main
+
+    sm.segment(image_of(bleaching), "nuclei", tmp_path / "p.ome.zarr", normalize=POLICY, scale=1)
+    sm.segment(image_of(bleaching), "nuclei", tmp_path / "g.ome.zarr", scale=1)
+    assert main(["info", str(tmp_path / "p.ome.zarr")]) == 0
+    assert main(["info", str(tmp_path / "g.ome.zarr")]) == 0
+    said = capsys.readouterr().out
+    assert f"normalisation: {POLICY}, each time point on its own" in said
+    assert "normalisation: the model's policy, over the whole image" in said

@@ -269,11 +269,28 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "scale": options.get("scale") or 1.0,
             "auto": auto.text() if auto is not None else None,  # what scale auto chose it from
             "image": image_place(record.get("image") or {}),  # a server's run: its name
+            "normalization": _normalization_text(record),
             "written_by": record.get(WRITER),  # None: written before stores said
         },
         "outputs": outputs,
         "missing": [] if post else [n for n in wanted if n not in outputs],  # post: one made
     }
+
+
+def _normalization_text(record: dict[str, Any]) -> str:
+    """How the run normalised the image: the policy given (else the model's), over the whole
+    image or each time point on its own; raw values where it did not.
+
+    >>> _normalization_text({"options": {}, "normalization": {"offset": [8.0], "scale": [0.1]}})
+    "the model's policy, over the whole image"
+    """
+    values = record.get("normalization")
+    if not values:
+        return "none (raw values)"
+    given = (record.get("options") or {}).get("normalize")
+    scope = "each time point on its own" if "per_time_point" in values else "over the whole image"
+    policy = given or "the model's policy"
+    return f"{policy}, {scope}"
 
 
 def _post_of(record: dict[str, Any], path: Path, present: list[str]) -> dict[str, Any] | None:
@@ -402,6 +419,8 @@ def format_store(description: dict[str, Any]) -> list[str]:
     lines.append(f"  pixel sizes (µm): {shown}")
     if step:
         lines.append(f"  time step: {step:g} s")
+    if run.get("normalization"):
+        lines.append(f"  normalisation: {run['normalization']}")
     if run.get("written_by"):
         lines.append(f"  written by {run['written_by']}")
     if post and post.get("note"):
