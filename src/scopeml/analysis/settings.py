@@ -108,13 +108,12 @@ Scale = Annotated[float | Literal["auto"], BeforeValidator(scale_value)]  # one 
 
 def _normalize_value(value: str) -> str:
     from scopeml.errors import ScopeMLError
-    from scopeml.tiling.normalize import parse_normalize
+    from scopeml.tiling.normalize import canonical_normalize
 
     try:
-        parse_normalize(value)
+        return canonical_normalize(value)
     except ScopeMLError as err:
         raise ValueError(err.problem) from None
-    return value
 
 
 #: ``segment --normalize``: a policy, ``per time point`` (the model's own, each time point's).

@@ -107,6 +107,17 @@ def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
     )
 
 
+def canonical_normalize(text: str) -> str:
+    """``text`` checked (:func:`parse_normalize`) and written one way, lower case with single
+    spaces, so a resume compares what a policy does, not how it was typed.
+
+    >>> canonical_normalize(" Percentile:1,99.8  Per Time point")
+    'percentile:1,99.8 per time point'
+    """
+    parse_normalize(text)
+    return " ".join(text.lower().split())
+
+
 def per_time_point(text: str | None) -> bool:
     """Whether ``normalize`` asks for each time point's own statistics (``percentile:1,99.8
     per time point``): a time series' frames then do not depend on one another (a bleaching

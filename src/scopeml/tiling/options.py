@@ -140,9 +140,10 @@ class SegmentOptions:
                 f"min_confidence must be in [0, 1]; got {self.min_confidence}"
             )
         if self.normalize is not None:
-            from scopeml.tiling.normalize import parse_normalize
+            from scopeml.tiling.normalize import canonical_normalize
 
-            parse_normalize(self.normalize)  # raises InvalidRequestError if bad
+            # raises InvalidRequestError if bad; "Per  Time point" resumes "per time point"
+            object.__setattr__(self, "normalize", canonical_normalize(self.normalize))
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(self.channels))
         if self.scale is not None:
