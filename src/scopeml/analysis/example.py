@@ -64,6 +64,8 @@ classes:
     #   seed_threshold: 0.6   # seeds where P(nucleus) > 0.6 (null: the model's labels)
     #   grow: 4               # pixels a seed grows at most over the boundary class
     #   min_size: 8           # smaller seeds are dropped
+    #   scale: auto           # the model sees the image magnified (auto: from the objects' size)
+    #   normalize: per time point  # a time series: each time point's own statistics
     post:
       - step: fill_holes
       - step: remove_small
