@@ -440,10 +440,8 @@ def _check_outputs(outputs: Sequence[str], what: str = "outputs") -> None:
         from scopeml.errors import InvalidRequestError, summarize
 
         classes = ", ".join(name for name in known if name != "image")
-        raise InvalidRequestError(
-            f"{'unknown ' + what + ' ' + summarize(unknown) if unknown else 'no ' + what}; "
-            f"choose from {classes} (a Regression model's: image)"
-        )
+        said = f"unknown {what} {summarize(unknown)}" if unknown else f"no {what}"
+        raise InvalidRequestError(f"{said}; choose from {classes} (a Regression model's: image)")
 
 
 def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
@@ -573,10 +571,12 @@ def _pixel_model(model: PathLike | Model, settings: SegmentOptions) -> tuple[Mod
         # Engine workers run tiles side by side: one runtime thread each uses the cores best.
         threads = 1 if settings.workers > 1 and settings.scheduler is None else None
         model_ref = LoadRef(open_model, (str(resolve_model(model).resolve()),))
-        check_kind(model_ref.args[0], ["object-classifier"], "a pixel model")
         model = open_model(model_ref.args[0], workers=threads)
     if not isinstance(model, Model):
         from scopeml.errors import IncompatibleModelError
+
+        if model_ref is not None:  # an object classifier's file: said by what it is
+            check_kind(model_ref.args[0], ["object-classifier"], "a pixel model")
 
         raise IncompatibleModelError(
             f"{type(model).__name__} is no pixel model (no spec and predict); "

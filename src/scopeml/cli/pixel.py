@@ -281,12 +281,16 @@ def _list_tensors(network: str) -> None:
 @app.command("info")
 def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.czseg).")) -> None:
     """Print a pixel classifier's metadata without loading its forest."""
+    from scopeml.errors import InvalidContainerError
     from scopeml.model.registry import check_kind
     from scopeml.pixel import read_metadata
     from scopeml.pixel._container import NOT_PIXEL
 
-    check_kind(model, NOT_PIXEL, "a pixel classifier")
-    meta = read_metadata(model)
+    try:
+        meta = read_metadata(model)
+    except InvalidContainerError:  # a model of another kind: said by what it is
+        check_kind(model, NOT_PIXEL, "a pixel classifier")
+        raise
     typer.echo(f"{model}: {meta.Format} v{meta.FormatVersion} '{meta.Name}'")
     channels = f"{meta.InChannels} channel{'s' * (meta.InChannels != 1)}"
     typer.echo(f"  {channels}, {meta.SpatialDims}-D, halo {meta.Halo}")

@@ -199,11 +199,14 @@ def labels_layer_data(
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
 
 
-def class_colormap(classes: Sequence[str], colors: Sequence[str] | None = None) -> Any:
+def class_colormap(
+    classes: Sequence[str], colors: Sequence[str] | None = None, *, clear_background: bool = True
+) -> Any:
     """Class ``k``'s colour (``colors``, else a new classifier's ``k``-th class's, so a store
-    looks as its preview did), but a class named background left clear: painted, it hid the
-    whole image under the labels. (napari's own cyclic colours, mapped by value, made the first
-    class after background almost black, invisible on fluorescence.)"""
+    looks as its preview did), but a class named background left clear (unless not
+    ``clear_background``: scribbles show every class painted): painted, it hid the whole image
+    under the labels. (napari's own cyclic colours, mapped by value, made the first class after
+    background almost black, invisible on fluorescence.)"""
     from napari.utils.colormaps import DirectLabelColormap
 
     from scopeml.palette import colour_of
@@ -211,7 +214,7 @@ def class_colormap(classes: Sequence[str], colors: Sequence[str] | None = None) 
     colors = list(colors or [colour_of(k) for k in range(len(classes))])
     color_dict: dict[Any, Any] = {None: "transparent", 0: "transparent"}
     for value, (name, color) in enumerate(zip(classes, colors, strict=True), 1):
-        clear = name.strip().lower() == "background"
+        clear = clear_background and name.strip().lower() == "background"
         color_dict[value] = "transparent" if clear else color
     return DirectLabelColormap(color_dict=color_dict)
 

@@ -381,13 +381,9 @@ class PixelClassifierWidget(QWidget):
     def _colormap(self, layer: str = SCRIBBLES) -> Any:
         """Every class in its colour on the scribbles; on the preview, a class named background
         is left clear, as on an applied store: painted, it laid a tint over the whole image."""
-        from napari.utils.colormaps import DirectLabelColormap
-
-        if layer == PREVIEW:
-            return class_colormap(self.class_names(), self.class_colors())
-        colors: dict[Any, Any] = {None: "transparent", 0: "transparent"}
-        colors.update({k: c for k, c in enumerate(self.class_colors(), 1)})
-        return DirectLabelColormap(color_dict=colors)
+        return class_colormap(
+            self.class_names(), self.class_colors(), clear_background=layer == PREVIEW
+        )
 
     def _recolor(self) -> None:
         for name in (SCRIBBLES, PREVIEW):

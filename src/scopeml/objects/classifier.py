@@ -263,8 +263,6 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
         Not a zip, missing or oversized members, wrong format, inconsistent arrays.
     """
     path = Path(path)
-    others = [kind for kind in model_formats() if kind != "object-classifier"]
-    check_kind(path, others, "an object classifier")
     try:
         with SafeZip(path) as archive:
             for name in ("classifier.json", *(f"{name}.npy" for name in _ARRAYS)):
@@ -272,7 +270,9 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
                     raise InvalidContainerError(f"missing member {name!r}", path=path)
             meta = archive.read_json("classifier.json")
             trees = {name: archive.read_array(f"{name}.npy") for name in _ARRAYS}
-    except InvalidContainerError as err:
+    except InvalidContainerError as err:  # a model of another kind: said by what it is
+        others = [kind for kind in model_formats() if kind != "object-classifier"]
+        check_kind(path, others, "an object classifier")
         if err.problem.startswith("missing member"):
             raise
         raise InvalidContainerError(

@@ -187,21 +187,12 @@ def load_classifier(
     InvalidContainerError
         The file is not a zip, lacks a member, or anything in it is malformed or inconsistent.
     """
-    check_kind(path, NOT_PIXEL, "a pixel classifier")
-    with _open_zip(path) as archive:
-        meta = _parse_metadata(_read_json(archive, "model.json"), path)
-        arrays = {
-            name: archive.read_array(
-                _present(archive, f"forest/{name}.npy"),
-                dtype=dtype,
-                max_ndim=2,
-                max_bytes=MAX_ARRAY_BYTES,
-            )
-            for name, dtype in ARRAY_DTYPES.items()
-        }
-        deep = meta.Features.get("kind") == "deep"
-        embedded = meta.Features.get("embedded") if deep else None
-        network = archive.read(_present(archive, NETWORK_MEMBER)) if embedded else None
+    try:
+        meta, arrays, network = _read_members(path)
+    except InvalidContainerError:  # a model of another kind: said by what it is
+        check_kind(path, NOT_PIXEL, "a pixel classifier")
+        raise
+    deep = meta.Features.get("kind") == "deep"
     try:
         if deep:  # opens the network (embedded, or its file found), checks its hash
             base = Path(path).resolve().parent
@@ -265,6 +256,25 @@ def _present(archive: SafeZip, name: str) -> str:
 
 def _read_json(archive: SafeZip, name: str) -> Any:
     return archive.read_json(_present(archive, name))
+
+
+def _read_members(path: str | PathLike[str]) -> tuple[ClassifierMetadata, dict, bytes | None]:
+    """A classifier file's metadata, forest arrays and embedded feature network (if any)."""
+    with _open_zip(path) as archive:
+        meta = _parse_metadata(_read_json(archive, "model.json"), path)
+        arrays = {
+            name: archive.read_array(
+                _present(archive, f"forest/{name}.npy"),
+                dtype=dtype,
+                max_ndim=2,
+                max_bytes=MAX_ARRAY_BYTES,
+            )
+            for name, dtype in ARRAY_DTYPES.items()
+        }
+        deep = meta.Features.get("kind") == "deep"
+        embedded = meta.Features.get("embedded") if deep else None
+        network = archive.read(_present(archive, NETWORK_MEMBER)) if embedded else None
+    return meta, arrays, network
 
 
 def _parse_metadata(raw: Any, path: Any) -> ClassifierMetadata:
