@@ -146,7 +146,12 @@ def test_train_pixel_classifier_reports_progress_and_can_be_cancelled():
         image, scribbles, features="gaussian_smoothing:1", n_estimators=3,
         progress=lambda e: events.append((e.stage, e.done, e.total, e.unit)),
     )  # fmt: skip
-    assert events == [("train", 0, 1, "step"), ("train", 1, 1, "step")]
+    # one labelled block, then the trees in batches (whole rounds of the threads)
+    features = [e for e in events if e[0] == "features"]
+    assert features == [("features", 0, 1, "block"), ("features", 1, 1, "block")]
+    trees = [e for e in events if e[0] == "train"]
+    assert trees[0] == ("train", 0, 3, "tree") and trees[-1] == ("train", 3, 3, "tree")
+    assert [e[1] for e in trees] == sorted({e[1] for e in trees}) and len(events) == 2 + len(trees)
     assert clf.spec.classes == ("class 1", "class 2")
 
     def stop(event: sm.ProgressEvent) -> None:
@@ -154,3 +159,25 @@ def test_train_pixel_classifier_reports_progress_and_can_be_cancelled():
 
     with pytest.raises(Cancelled):
         sm.train_pixel_classifier(image, scribbles, n_estimators=3, progress=stop)
+
+
+def test_a_cancel_stops_training_between_two_batches_of_trees():
+    image = np.random.default_rng(0).normal(size=(1, 200, 200)).astype(np.float32)
+    image[:, 50:150, 50:150] += 3
+    scribbles = np.zeros(image.shape[1:], np.uint8)
+    scribbles[:20] = 1
+    scribbles[80:120, 80:120] = 2
+    seen: list[int] = []
+
+    def stop_at_half(event: sm.ProgressEvent) -> None:
+        if event.stage == "train":
+            seen.append(event.done)
+            if event.done >= 50:
+                raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        sm.train_pixel_classifier(
+            image, scribbles, n_estimators=100, workers=2, progress=stop_at_half,
+            features="gaussian_smoothing:1",
+        )  # fmt: skip
+    assert seen == list(range(0, 51, 10))  # ten batches of ten trees; the sixth not fitted

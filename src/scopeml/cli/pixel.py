@@ -60,6 +60,7 @@ def train(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing output that is not a pixel classifier."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a pixel classifier from sparse labels and save it as a container.
 
@@ -112,6 +113,7 @@ def train(
             n_jobs=jobs,
             seed=seed,
             name=name,
+            progress=not quiet,  # tqdm bars on stderr: features, then trees
         )
     clf.info["channels"] = list(images[0].channel_names)
     path = clf.save(output)

@@ -33,7 +33,7 @@ prediction bit for bit.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from os import PathLike
 
@@ -241,22 +241,38 @@ def fit_forest(
     min_samples_leaf: int,
     n_jobs: int,
     seed: int,
+    report: Callable[[int], None] | None = None,
 ) -> tuple[Forest, np.ndarray]:
     """Fit a random forest with balanced class weights on quantile bins of ``x`` (``(N, F)``
-    float32, column-major fastest); return it and its feature importances."""
-    from sklearn.ensemble import RandomForestClassifier
+    float32, column-major fastest); return it and its feature importances.
 
+    The trees are fitted in about ten batches (scikit-learn's warm start: each tree's seed is
+    drawn in turn, so they are the trees of one fit), and ``report(trees fitted)`` is called
+    before each batch and once the forest is built, so that a
+    :class:`~scopeml.errors.Cancelled` it raises stops a long fit between two batches."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.utils.class_weight import compute_class_weight
+
+    report = report or (lambda trees: None)
     x = np.asarray(x, np.float32)  # thresholds are placed between these values
     _, binned = bin_features(x, workers=n_jobs)
+    classes = np.unique(y)  # "balanced" as a dict: the preset warns under a warm start
+    weights = compute_class_weight("balanced", classes=classes, y=y)
     forest = RandomForestClassifier(
-        n_estimators=n_estimators,
         max_depth=max_depth,
         min_samples_leaf=min_samples_leaf,
-        class_weight="balanced",
+        class_weight=dict(zip(classes.tolist(), weights.tolist(), strict=True)),
         n_jobs=n_jobs,
         random_state=seed,
-    ).fit(binned, y)
+        warm_start=True,
+    )
+    cores = (os.cpu_count() or 1) if n_jobs in (-1, None) else max(1, n_jobs)
+    batch = cores * -(-n_estimators // (10 * cores))  # whole rounds of the threads
+    for done in range(0, n_estimators, batch):
+        report(done)
+        forest.set_params(n_estimators=min(done + batch, n_estimators)).fit(binned, y)
     trees = Forest.from_sklearn(forest, x.shape[1], (x, binned), workers=n_jobs)
+    report(n_estimators)
     return trees, forest.feature_importances_
 
 

@@ -8,9 +8,9 @@ equals what ``sm.segment`` writes there. Both run in napari's worker thread: pai
 waits for them. A stroke made while one runs is picked up by one more run afterwards. Any
 error is one line in the status line, never a traceback.
 
-Training reports its stages and can be cancelled: ``train_pixel_classifier`` checks for a
-cancel only before it starts (features and forest are one step), so a Cancel pressed later
-lets that step end in its thread and discards its result (the model in use is kept).
+Training reports its stages and can be cancelled: ``train_pixel_classifier`` stops at its
+next labelled block or batch of trees (a tenth of the forest), keeping the model in use; a
+preview cancelled ends in its thread (one visible region) and its result is discarded.
 """
 
 from __future__ import annotations
@@ -560,22 +560,22 @@ class PixelClassifierWidget(QWidget):
             self.status.setText(f"{self._stage_text} ({seconds:.0f} s)")
 
     def _report(self, event: Any) -> None:
-        """``train_pixel_classifier``'s progress, in the worker thread: the stage to the
-        status line; a Cancel pressed before the work starts stops it there."""
+        """``train_pixel_classifier``'s progress, in the worker thread: the stage and its
+        count to the status line; a Cancel pressed stops the training at the next one."""
         if self._cancel:
             raise Cancelled("training cancelled")
-        if event.done == 0:
-            self.stage.emit("training: computing features and fitting the forest…")
+        what = "features of labelled block" if event.stage == "features" else "trees fitted"
+        self.stage.emit(f"training: {what} {event.done}/{event.total}")
 
     def cancel(self) -> None:
-        """Stop what runs: training checks for it before its work starts; a step already
+        """Stop what runs: training stops at its next block or batch of trees; a preview
         running ends in its thread and its result is discarded (the model in use is kept)."""
         if not self.busy:
             return
         self._cancel = True
         self._pending = self._pending_preview = False
         self.status.setText(
-            "cancelling: the step running ends in the background and its result is discarded"
+            "cancelling: training stops at its next batch of trees, a preview is discarded"
         )
 
     def _features_to_train(self) -> Any:
@@ -756,7 +756,7 @@ class PixelClassifierWidget(QWidget):
     def _fail(self, err: BaseException) -> None:
         self._idle()
         if isinstance(err, Cancelled) or self._cancel:
-            self._after_cancel("cancelled")
+            self._after_cancel(str(err) if isinstance(err, Cancelled) else "cancelled")
             return
         self._pending = self._pending_preview = False
         self.status.setText(f"error: {self._in_widget_words(err)}")

@@ -50,6 +50,7 @@ from scopeml.pixel._sources import (
     scan_labels,
     time_point_sources,
 )
+from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
@@ -276,6 +277,7 @@ def train_classifier(
     name: str = "pixel classifier",
     n_jobs: int | None = None,
     cache: FeatureCache | None = None,
+    progress: Progress = None,
 ) -> PixelClassifier:
     """Train a random forest from sparse labels on one image or several.
 
@@ -311,6 +313,11 @@ def train_classifier(
         A :class:`FeatureCache` to keep the features computed here, so that
         :meth:`PixelClassifier.predict_labels` on the same image (given the same cache) need
         not compute them again; it holds up to its ``max_bytes``.
+    progress
+        See :mod:`scopeml.progress`: stage ``features`` counts the labelled blocks whose
+        features are computed, then stage ``train`` the trees fitted (in about ten batches);
+        a :class:`~scopeml.errors.Cancelled` raised by the callback stops the call between
+        two blocks or two batches.
 
     Returns
     -------
@@ -338,7 +345,8 @@ def train_classifier(
     n_classes = len(classes) if classes is not None else max(scan.top for scan in scans)
     used = sorted(set().union(*(scan.values for scan in scans)))
     check_classes(used, n_classes, _one_path(lab.path for _, lab in sources))
-    x, y, counts = _training_set(sources, groups, scans, fs, n_jobs, n_classes, cache)
+    report = as_progress(progress)
+    x, y, counts = _training_set(sources, groups, scans, fs, n_jobs, n_classes, cache, report)
     forest, importances = fit_forest(
         x,
         y,
@@ -347,6 +355,7 @@ def train_classifier(
         min_samples_leaf=min_samples_leaf,
         n_jobs=n_jobs,
         seed=seed,
+        report=lambda trees: report(ProgressEvent("train", trees, n_estimators, unit="tree")),
     )
     return PixelClassifier(
         forest,
@@ -430,12 +439,22 @@ def _training_set(
     n_jobs: int,
     n_classes: int,
     cache: FeatureCache | None = None,
+    report: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features ``x`` (N, F), labels ``y`` and pixels per class (every class occurs: the label
     scans were checked by :func:`~scopeml.pixel._sources.check_classes`). Images (all time
-    points of one together) in order, each in raster order."""
+    points of one together) in order, each in raster order; stage ``features`` reported per
+    block."""
+    report, done, total = as_progress(report), 0, sum(len(scan.blocks) for scan in scans)
+
+    def tick() -> None:
+        nonlocal done
+        report(ProgressEvent("features", done, total, unit="block"))
+        done += 1
+
+    tick()
     samples = [
-        _sample_features(im, lab, scan, fs, n_jobs, cache)
+        _sample_features(im, lab, scan, fs, n_jobs, cache, tick)
         for (im, lab), scan in zip(sources, scans, strict=True)
     ]
     for group in groups:  # one warning per image given, whatever its time points
@@ -499,10 +518,12 @@ def _sample_features(
     fs: FeatureSet,
     n_jobs: int,
     cache: FeatureCache | None = None,
+    each: Callable[[], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int]]:
     """Features (``F×N``) and labels (``N``) of the labelled pixels, computed only in the blocks
     that hold some, in raster order (so the forest does not depend on the block size), and
-    ``(labelled, left out, left out for being NaN or infinite)`` pixel counts.
+    ``(labelled, left out, left out for being NaN or infinite)`` pixel counts; ``each()`` is
+    called after each block.
 
     A NaN or infinite pixel is 0 in every channel for the filters (the engine's rule, as in
     prediction); labelled ones are left out, and so is any labelled pixel whose features are
@@ -527,7 +548,7 @@ def _sample_features(
         )
         return feats[:, keep], block_labels[mask][keep], index, bad_pixels, len(keep)
 
-    parts = _map(run, scan.blocks, n_jobs)
+    parts = _map(run, scan.blocks, n_jobs, each)
     order = np.argsort(np.concatenate([p[2] for p in parts]))
     x = np.concatenate([p[0] for p in parts], axis=1)[:, order]
     y = np.concatenate([p[1] for p in parts])[order]
@@ -628,13 +649,27 @@ def _spatial(shape: tuple[int, ...], planes: tuple[int, int] | None) -> tuple[in
     return (planes[1] - planes[0], *shape[1:])
 
 
-def _map(func: Callable, tasks: Iterable, n_jobs: int) -> list:
-    tasks = list(tasks)
+def _map(
+    func: Callable, tasks: Iterable, n_jobs: int, each: Callable[[], None] | None = None
+) -> list:
+    """``func`` of each task, in ``n_jobs`` threads, in order; ``each()`` after each result,
+    in the calling thread: an error it raises drops the tasks not yet started."""
+    tasks, each = list(tasks), each or (lambda: None)
     workers = (os.cpu_count() or 1) if n_jobs in (-1, None) else max(1, int(n_jobs))
+    results = []
     if workers == 1 or len(tasks) == 1:
-        return [func(t) for t in tasks]
-    with ThreadPoolExecutor(min(workers, len(tasks))) as pool:
-        return list(pool.map(func, tasks))
+        for task in tasks:
+            results.append(func(task))
+            each()
+        return results
+    pool = ThreadPoolExecutor(min(workers, len(tasks)))
+    try:
+        for result in pool.map(func, tasks):
+            results.append(result)
+            each()
+        return results
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def _check_color(color: str) -> str:
