@@ -747,7 +747,7 @@ def predict_region(
     kind = one_output(outputs, output)
     _check_outputs([kind], "output")
     given = {
-        "channels": channels,
+        "channels": names_of(channels),
         "scene": scene,
         "scale": scale,
         "extract_class": extract_class,
@@ -1013,6 +1013,13 @@ def label_objects(
     """
     from scopeml.objects.images import label_image
 
+    if not isinstance(output, (str, os.PathLike)):
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "label_objects writes the objects into a store: give output= a path "
+            "(objects.ome.zarr); for a small array in memory, skimage.measure.label labels it"
+        )
     labels = _as_segmentation(labels)
     class_id = None
     classes = _classes_of(labels)
@@ -1324,12 +1331,16 @@ def classify_objects(
     output: PathLike | None = None,
     overwrite: bool = False,
     progress: Progress = None,
+    pixel_size: PixelSize | None = None,
+    axes: str | None = None,
 ) -> pd.DataFrame:
     """Classify objects: add the predicted class (``column``) and its probability.
 
     ``objects`` is a measurement table (a DataFrame or a ``.csv``/``.parquet`` file), or
     instance labels (from :func:`label_objects`: an ``Image``, array, file or
-    :class:`Segmentation`), which are then measured first, with ``image`` for intensities.
+    :class:`Segmentation`), which are then measured first, with ``image`` for intensities
+    and ``pixel_size`` and ``axes`` as :func:`measure_objects` takes them (a classifier
+    trained on µm features needs the same pixel size).
     ``classifier`` is an :class:`~scopeml.objects.ObjectClassifier` or its file; with
     ``output`` the table is also written there (``.csv``/``.parquet``; an existing file is
     refused before any work unless ``overwrite=True``).
@@ -1353,13 +1364,21 @@ def classify_objects(
         check_table_output(output, overwrite=overwrite)
     model = open_model(classifier) if isinstance(classifier, (str, os.PathLike)) else classifier
     if not isinstance(model, ObjectClassifier):
+        swapped = isinstance(objects, ObjectClassifier)
         raise InvalidRequestError(
-            f"{type(model).__name__} is not an object classifier", path=str(classifier)
+            f"{type(model).__name__} is not an object classifier"
+            + (" (the objects come first, then the classifier)" if swapped else ""),
+            path=str(classifier) if isinstance(classifier, (str, os.PathLike)) else None,
         )
     if _is_table(objects):
+        if pixel_size is not None or axes is not None:
+            raise InvalidRequestError(
+                "pixel_size= and axes= are for instance labels measured here; a table is "
+                "measured already"
+            )
         table = _as_table(objects)
     else:
-        table = measure_objects(objects, image, progress=progress)
+        table = measure_objects(objects, image, progress=progress, pixel_size=pixel_size, axes=axes)
     result = model.classify(table, column=column)
     if output is not None:
         write_table(result, output, overwrite=overwrite)

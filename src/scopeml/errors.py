@@ -11,6 +11,8 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     ├── IncompatibleModelError  (ValueError)   a model does not fit an image (channels, dims, dtype)
     ├── InvalidLabelsError      (ValueError)   a training label image is malformed
     ├── InvalidRequestError     (ValueError)   a request or option is malformed
+    │   ├── InputNotFoundError  (FileNotFoundError) no file or folder at a table's, settings'
+    │   │                                      file's or training file's path
     │   ├── OutputCompleteError                a resumed run's output is already complete
     │   └── ServerResponseError                a scopeml server refused a request (its status)
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
@@ -75,6 +77,12 @@ class InvalidLabelsError(ScopeMLError, ValueError):
 
 class InvalidRequestError(ScopeMLError, ValueError):
     """A request or option is malformed (bad tile, bad parameter value)."""
+
+
+class InputNotFoundError(InvalidRequestError, _NoSuchFile):
+    """No file or folder at the path of an input that is not an image nor a model (a table,
+    a settings file, images to analyse, a training file): a bad request and, as a missing
+    image is, a ``FileNotFoundError``."""
 
 
 class OutputCompleteError(InvalidRequestError):

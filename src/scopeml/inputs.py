@@ -35,7 +35,13 @@ def image_of_array(array: Any, axes: str | None = None) -> Image:
     from scopeml.objects.images import array_image, check_not_empty
 
     if not _is_lazy_array(array):
-        array = np.asarray(array)
+        given, array = array, np.asarray(array)
+        if array.dtype == object or array.ndim == 0:  # a model, a path list, a number
+            swapped = " (the image comes first, then the model)" if hasattr(given, "spec") else ""
+            raise InvalidImageError(
+                f"the image must be an array, an Image or a file, not {type(given).__name__}"
+                + swapped
+            )
     if axes is not None:
         from scopeml.io.axes import check_axes_text
 
@@ -49,6 +55,18 @@ def image_of_array(array: Any, axes: str | None = None) -> Image:
         raise InvalidImageError(
             f"an image array of shape {array.shape} has {array.ndim} axes; expected Y×X (one "
             "channel), C×Y×X, C×Z×Y×X or S×T×C×Z×Y×X, or name them with axes= ('TYX')"
+        )
+    elif array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > 4:
+        import warnings
+
+        from scopeml.errors import find_stack_level
+
+        warnings.warn(
+            f"an image array of shape {tuple(array.shape)} is read as C×Y×X ({array.shape[0]} "
+            "channels); an RGB(A) array Y×X×C, as tifffile and scikit-image give it, needs "
+            "axes='YXC'",
+            UserWarning,
+            stacklevel=find_stack_level(),
         )
     axes = axes or ARRAY_AXES[array.ndim]
     check_not_empty(array.shape, axes, "image")  # the image's fault, not the model's

@@ -200,7 +200,7 @@ def test_majority_class_from_an_annotation_image():
 def test_bad_forest_options_and_folder_output_are_request_errors(tmp_path):
     table = pd.DataFrame({"area": [1.0, 9.0, 2.0, 8.0], "kind": ["s", "l", "s", "l"]})
     for options in ({"n_estimators": 0}, {"max_depth": -1}):
-        with pytest.raises(InvalidRequestError, match="must be >= 1"):
+        with pytest.raises(InvalidRequestError, match="must be 1 or more"):
             ObjectClassifier.train(table, "kind", **options)
     classifier = ObjectClassifier.train(table, "kind", n_estimators=2)
     with pytest.raises(InvalidRequestError, match="is a folder"):

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
-from scopeml.errors import InvalidRequestError, find_stack_level
+from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level
 from scopeml.io.registry import IMAGE_SUFFIXES
 
 __all__ = ["LABEL_NAME_ENDINGS", "NAME_SEPARATOR", "FoundImages", "collect_images", "find_images"]
@@ -113,8 +113,9 @@ def find_images(
 
     Raises
     ------
-    FileNotFoundError
-        A source that is neither a file, a folder nor a pattern matching anything.
+    InputNotFoundError
+        A source that is neither a file, a folder nor a pattern matching anything (a
+        ``FileNotFoundError`` too).
     InvalidRequestError
         A folder or pattern with no images to analyse (saying what was left out, and whether
         subfolders hold images where ``recursive`` is off).
@@ -139,6 +140,11 @@ def find_images(
     named_labels: list[Path] = []
     taken: set[str] = set()
     for source in sources:
+        if not isinstance(source, (str, os.PathLike)):  # an array, say: results need names
+            raise InvalidRequestError(
+                f"images are files, folders or glob patterns, not {type(source).__name__}: "
+                "each image's results are named after its file (save an array as a TIFF first)"
+            )
         text = os.fspath(source)
         path = Path(text)
         before = {reason: len(paths) for reason, paths in found.skipped.items()}
@@ -164,7 +170,7 @@ def find_images(
                 else:
                     items.append((file, _stem(file.name)))
         else:
-            raise FileNotFoundError(2, "no such file or folder", text)
+            raise InputNotFoundError("no such file or folder", path=text)
         if not items:
             below = 0
             if not recursive and path.is_dir():  # what recursive would have found

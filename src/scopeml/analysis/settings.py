@@ -42,7 +42,7 @@ from pydantic import (
 )
 
 from scopeml import safe_yaml
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InputNotFoundError, InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
 from scopeml.pixel_size import parse_pixel_size, pixel_size_value
 from scopeml.tiling.size import scale_value
@@ -751,7 +751,7 @@ def load_settings(path: str | os.PathLike[str]) -> AnalysisSettings:
             path=path,
         )
     if not path.is_file():
-        raise FileNotFoundError(2, "No such file", str(path))
+        raise InputNotFoundError("no such file", path=path)
     if path.stat().st_size > MAX_SETTINGS_BYTES:
         raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=path)
     return parse_settings(path.read_text(encoding="utf-8", errors="replace"), path=path)
@@ -829,6 +829,8 @@ unknown key 'chanel' (did you mean 'channel'?)
             message = first["msg"].removeprefix("Value error, ")
             if first["type"] == "extra_forbidden":
                 message = _unknown_key(loc)
+            elif first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+                message = _tag_problem(first["ctx"])
         line, shown = _locate(root, loc)
         raise InvalidSettingsError(
             f"line {line}: {_dotted(shown) or '(top)'}: {message}", path=name
@@ -865,9 +867,33 @@ def save_settings(settings: AnalysisSettings, path: str | os.PathLike[str]) -> P
     return write_atomically(path, dump_settings(settings))
 
 
+#: The members of each tagged union, by their tag's key: a segmenter's kind, a post step.
+_TAGGED = {"kind": ("threshold", "model", "instances"),
+           "step": ("crf", "fill_holes", "remove_small", "remove_large", "opening", "closing",
+                    "watershed_split")}  # fmt: skip
 #: The names pydantic puts into error locations for the member of a tagged union.
-_TAGS = {"threshold", "model", "instances", "crf", "fill_holes", "remove_small", "remove_large",
-         "opening", "closing", "watershed_split"}  # fmt: skip
+_TAGS = {tag for tags in _TAGGED.values() for tag in tags}
+
+
+def _tag_problem(ctx: Mapping[str, Any]) -> str:
+    """A tagged union's missing or unknown tag, said with the tags there are (pydantic says
+    "Unable to extract tag using discriminator 'kind'").
+
+    Examples
+    --------
+    >>> _tag_problem({"discriminator": "'kind'"})
+    'no kind: key; give one of threshold, model, instances'
+    >>> _tag_problem({"discriminator": "'kind'", "tag": "modle"})
+    "kind: 'modle' is not one of threshold, model, instances (did you mean 'model'?)"
+    """
+    from scopeml.errors import did_you_mean
+
+    key = str(ctx.get("discriminator", "")).strip("'")
+    tags = _TAGGED.get(key, ())
+    if "tag" not in ctx:
+        return f"no {key}: key; give one of {', '.join(tags)}"
+    tag = str(ctx["tag"])
+    return f"{key}: {tag!r} is not one of {', '.join(tags)}{did_you_mean(tag, tags, n=1)}"
 
 
 def _unknown_key(loc: Sequence[Any]) -> str:

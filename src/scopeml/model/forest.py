@@ -35,6 +35,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
 from os import PathLike
 
 import numpy as np
@@ -230,6 +231,31 @@ class Forest:
             acc /= np.float32(n_trees)
             out[lo : lo + len(chunk)] = _argmax(acc)
         return out
+
+
+def check_forest_options(
+    n_estimators: int, max_depth: int | None, min_samples_leaf: int = 1, workers: int | None = None
+) -> None:
+    """Refuse forest settings scikit-learn or joblib would refuse with their own words, deep in a
+    fit: trees, depth and leaf size below 1, and 0 (or below -1) threads.
+
+    Examples
+    --------
+    >>> check_forest_options(0, None)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: n_estimators must be 1 or more; got 0
+    """
+    from scopeml.errors import InvalidRequestError
+
+    for name, value in (("n_estimators", n_estimators), ("max_depth", max_depth),
+                        ("min_samples_leaf", min_samples_leaf)):  # fmt: skip
+        if value is not None and (isinstance(value, bool) or not isinstance(value, Integral)):
+            raise InvalidRequestError(f"{name} must be a whole number; got {value!r}")
+        if value is not None and value < 1:
+            raise InvalidRequestError(f"{name} must be 1 or more; got {value}")
+    if workers is not None and (not isinstance(workers, Integral) or workers == 0 or workers < -1):
+        raise InvalidRequestError(f"workers must be 1 or more, or -1 (every core); got {workers!r}")
 
 
 def fit_forest(

@@ -25,8 +25,9 @@ from scopeml.errors import (
     find_stack_level,
     summarize,
 )
+from scopeml.inputs import names_of
 from scopeml.io.replace import atomic_write
-from scopeml.model.forest import ARRAY_DTYPES, Forest
+from scopeml.model.forest import ARRAY_DTYPES, Forest, check_forest_options
 from scopeml.model.registry import check_kind, model_formats, register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
 
@@ -94,9 +95,11 @@ class ObjectClassifier:
         """
         from sklearn.ensemble import RandomForestClassifier
 
-        if n_estimators < 1 or (max_depth is not None and max_depth < 1):
+        check_forest_options(n_estimators, max_depth, workers=workers)
+        if not isinstance(table, pd.DataFrame):
             raise InvalidRequestError(
-                f"n_estimators and max_depth must be >= 1; got {n_estimators}, {max_depth}"
+                f"the table must be a pandas DataFrame (or a .csv/.parquet file), not "
+                f"{type(table).__name__}"
             )
         if class_column not in table.columns:
             raise InvalidLabelsError(f"no column {class_column!r} in the table")
@@ -104,10 +107,11 @@ class ObjectClassifier:
         annotated = target.notna() & (target.astype(str) != "")
         if not annotated.any():
             raise InvalidLabelsError(f"column {class_column!r} names no classes")
+        _check_class_values(target[annotated], class_column)
         if features is None:
             names = _usable(table, default_features(table, class_column), class_column)
         else:
-            names = list(features)
+            names = list(names_of(features) or ())
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
         x = _feature_matrix(table.loc[annotated], names)
@@ -252,6 +256,18 @@ def train_object_classifier(
         seed=seed,
         workers=workers,
     )
+
+
+def _check_class_values(target: pd.Series, column: str) -> None:
+    """Refuse a column of measurements taken for classes (``"area"``: hundreds of fractional
+    values, which would each become a class); whole numbers and words name classes."""
+    if pd.api.types.is_float_dtype(target):
+        values = target.to_numpy()
+        if not np.array_equal(values, np.round(values)):
+            raise InvalidLabelsError(
+                f"column {column!r} holds measurements ({target.nunique()} different numbers), "
+                "not classes; name classes by words or whole numbers"
+            )
 
 
 def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
@@ -558,7 +574,7 @@ def missing_features_message(
         physical = physical_features(columns)
         causes.append(
             "it was trained with sizes in micrometres (*_um columns) and the table has "
-            + ("none: measure with a pixel size (pixel_sizes=, --pixel-size)" if not physical
+            + ("none: measure with a pixel size (pixel_size=, --pixel-size)" if not physical
                else "only some (measured with another pixel size per axis?)")
         )  # fmt: skip
     return (

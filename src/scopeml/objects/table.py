@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InputNotFoundError, InvalidRequestError
 from scopeml.io.replace import atomic_write
 
 _FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -116,7 +116,7 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     kind = table_format(path)
     if not path.is_file():
-        raise FileNotFoundError(2, "no such file", str(path))
+        raise InputNotFoundError("no such file", path=path)
     try:
         return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:

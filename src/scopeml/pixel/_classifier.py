@@ -33,9 +33,10 @@ from scopeml.errors import (
     find_stack_level,
 )
 from scopeml.features import FeatureSet, compute_features, parse_features
+from scopeml.inputs import names_of
 from scopeml.io.dtypes import label_dtype
 from scopeml.io.nonfinite import replace_nonfinite
-from scopeml.model.forest import BINS, Forest, fit_forest
+from scopeml.model.forest import BINS, Forest, check_forest_options, fit_forest
 from scopeml.model.spec import ModelSpec
 from scopeml.palette import colour_of
 from scopeml.pixel._blocks import iter_blocks
@@ -325,6 +326,8 @@ def train_classifier(
         Output channel ``k`` is the probability of label value ``k + 1``.
     """
     n_jobs = workers if workers is not None else (n_jobs if n_jobs is not None else -1)
+    check_forest_options(n_estimators, max_depth, min_samples_leaf, n_jobs)
+    classes, colors = names_of(classes), names_of(colors)  # "bg,cell" as the command line's
     pairs = _pairs(image, labels)
     fs = parse_features(features)
     if spatial_dims is None:

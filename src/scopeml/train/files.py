@@ -12,7 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
+from scopeml.errors import (
+    InputNotFoundError,
+    InvalidImageError,
+    InvalidLabelsError,
+    InvalidRequestError,
+)
 
 SUFFIXES = (".npy", ".tif", ".tiff", ".png")
 
@@ -26,7 +31,7 @@ def read_array(path: str | os.PathLike[str]) -> np.ndarray:
             f"unknown format {suffix!r}; known: {', '.join(SUFFIXES)}", path=path
         )
     if not path.is_file():
-        raise FileNotFoundError(2, "no such file", str(path))
+        raise InputNotFoundError("no such file", path=path)
     try:
         if suffix == ".npy":
             return np.load(path, allow_pickle=False)
