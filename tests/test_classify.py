@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from scopeml.classify import ImageClassifier, classify_images, classify_object_crops, fit_size
 from scopeml.cli import main
-from scopeml.errors import IncompatibleModelError
+from scopeml.errors import IncompatibleModelError, InvalidContainerError
 from scopeml.io import write_ome_tiff
 from scopeml.io.image import Image
 from scopeml.model import ModelMetadata, open_model, write_container
@@ -190,3 +190,19 @@ def test_object_detection_is_inspected_and_refused_at_run_time(detection_model, 
     assert main(classify_args) == 2
     err = capsys.readouterr().err
     assert "detector.czann" in err and "ObjectDetection models are not supported" in err
+
+
+def test_a_classification_model_given_as_a_classifier_is_named_so(bright_model):
+    from scopeml.objects.classifier import load_object_classifier
+    from scopeml.pixel import load_classifier
+
+    with pytest.raises(InvalidContainerError) as caught:
+        load_object_classifier(bright_model)
+    assert caught.value.problem == (
+        "a classification model (czann), not an object classifier (it goes to scopeml classify)"
+    )
+    with pytest.raises(InvalidContainerError) as caught:
+        load_classifier(bright_model)
+    assert caught.value.problem.endswith(
+        "(a classification model (czann)? it goes to scopeml classify)"
+    )

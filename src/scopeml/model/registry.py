@@ -214,10 +214,30 @@ def check_kind(path: str | PathLike[str], refused: Sequence[str], expected: str)
     except (ScopeMLError, OSError):
         return
     if kind in refused:
+        words = KIND_WORDS.get(kind, kind)
         use = "scopeml objects classify" if kind == "object-classifier" else "scopeml segment"
-        raise InvalidContainerError(
-            f"{KIND_WORDS.get(kind, kind)}, not {expected} (it goes to {use})", path=path
-        )
+        if kind == "czann":
+            meta = peek_json(path, "model.json")
+            words, use = czann_words(meta.get("Type") if isinstance(meta, dict) else None)
+        raise InvalidContainerError(f"{words}, not {expected} (it goes to {use})", path=path)
+
+
+def czann_words(model_type: Any) -> tuple[str, str]:
+    """A czann model of ``model_type`` (its ``model.json`` ``Type``) in words, and the command
+    it goes to.
+
+    Examples
+    --------
+    >>> czann_words("MultiClassClassification")
+    ('a classification model (czann)', 'scopeml classify')
+    >>> czann_words("Regression")
+    ('a regression model (czann)', 'scopeml segment')
+    """
+    if "Classification" in str(model_type):
+        return "a classification model (czann)", "scopeml classify"
+    if model_type == "Regression":
+        return "a regression model (czann)", "scopeml segment"
+    return KIND_WORDS["czann"], "scopeml segment"
 
 
 def classifier_kind(path: str | PathLike[str]) -> str | None:

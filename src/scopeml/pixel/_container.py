@@ -39,7 +39,7 @@ from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLEr
 from scopeml.features import DeepFeatures, parse_features
 from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
 from scopeml.model.forest import ARRAY_DTYPES, Forest
-from scopeml.model.registry import check_kind
+from scopeml.model.registry import check_kind, czann_words
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
 
@@ -281,9 +281,10 @@ def _parse_metadata(raw: Any, path: Any) -> ClassifierMetadata:
     if not isinstance(raw, dict) or raw.get("Format") != FORMAT:
         found = raw.get("Format") if isinstance(raw, dict) else type(raw).__name__
         czann = isinstance(raw, dict) and found is None and {"Type", "InputShape"} <= set(raw)
+        words, use = czann_words(raw["Type"]) if czann else ("", "")
         raise InvalidContainerError(
             f"model.json Format is {found!r}; expected {FORMAT!r}"
-            + (" (a segmentation model (czann)? it goes to scopeml segment)" if czann else ""),
+            + (f" ({words}? it goes to {use})" if czann else ""),
             path=path,
         )
     try:
