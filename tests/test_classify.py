@@ -90,9 +90,9 @@ def test_every_scene_time_point_and_plane_gets_a_class(bright_model, tmp_path):
     image = Image(frames.reshape(2, 3, 1, 1, 40, 50))
     table = classify_images([image], bright_model)
     assert table["scene"].tolist() == [0, 0, 0, 1, 1, 1]
-    assert table["T"].tolist() == [0, 1, 2, 0, 1, 2]
+    assert table["t"].tolist() == [0, 1, 2, 0, 1, 2]
     assert table["class"].tolist() == ["dim", "bright", "dim", "bright", "dim", "bright"]
-    assert set(table.columns) >= {"probability_dim", "probability_bright", "scene", "Z"}
+    assert set(table.columns) >= {"probability_dim", "probability_bright", "scene", "z"}
     np.testing.assert_allclose(table["probability_dim"] + table["probability_bright"], 1, 1e-6)
 
 
@@ -201,6 +201,8 @@ def test_a_classification_model_given_as_a_classifier_is_named_so(bright_model):
     assert caught.value.problem == (
         "a classification model (czann), not an object classifier (it goes to scopeml classify)"
     )
+    with pytest.raises(IncompatibleModelError, match=r"scopeml classify \(sm.classify_images"):
+        open_model(bright_model)
     with pytest.raises(InvalidContainerError) as caught:
         load_classifier(bright_model)
     assert caught.value.problem.endswith(

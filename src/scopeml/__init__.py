@@ -44,6 +44,7 @@ _LAZY = {
     "import_bioimageio": "scopeml.model.bioimageio",
     "export_bioimageio": "scopeml.model.bioimageio",
     "train_unet": "scopeml.train",
+    "TrainConfig": "scopeml.train",
     "analyze": "scopeml.analysis",
     "Image": "scopeml.io.image",
     "ProgressEvent": "scopeml.progress",
@@ -58,6 +59,7 @@ __all__ = [
     "ScopeMLError",
     "SegmentOptions",
     "Segmentation",
+    "TrainConfig",
     "__version__",
     "analyze",
     "classify_images",
@@ -97,7 +99,7 @@ if TYPE_CHECKING:
     from scopeml.objects.instances import InstanceOptions
     from scopeml.progress import ProgressEvent
     from scopeml.tiling.options import SegmentOptions
-    from scopeml.train import train_unet
+    from scopeml.train import TrainConfig, train_unet
 
 
 def __getattr__(name: str) -> Any:

@@ -237,7 +237,7 @@ def _classify_planes(
                 if normalization is not None:
                     block = normalization.at(t).apply(block)
                 scores = classifier.predict(fit_size(block, classifier.input_size)[None])[0]
-                rows.append({"image": name, "scene": s, "T": t, "Z": z,
+                rows.append({"image": name, "scene": s, "t": t, "z": z,
                              **_row(scores, classifier.labels)})  # fmt: skip
                 report(ProgressEvent("classify", before + len(rows), None, "plane"))
     return rows

@@ -9,6 +9,7 @@ import torch
 
 from scopeml.model import load_model, read_container
 from scopeml.model.runtime import session_bytes
+from scopeml.model.spec import recorded_normalize
 from scopeml.train.export import export_onnx, onnx_probabilities, save_czann
 from scopeml.train.loop import TrainConfig, train_unet
 from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, receptive_halo
@@ -101,3 +102,22 @@ def test_3d_container(tmp_path) -> None:
     np.testing.assert_allclose(
         model.predict(image[None]), np.moveaxis(expected.detach().numpy(), -1, 1), atol=1e-4
     )
+
+
+def test_a_trained_result_saves_itself_as_the_command_line_writes_it(nuclei_pair, tmp_path):
+    import scopeml as sm
+
+    image, labels = nuclei_pair
+    config = sm.TrainConfig(depth=2, width=4, patch_size=32, batch_size=4, epochs=1,
+                            steps_per_epoch=2, normalize="percentile:1,99.8")  # fmt: skip
+    result = sm.train_unet([image] * 2, [labels] * 2, config, classes=["bg", "nucleus"])
+    path = result.save(tmp_path / "mine.czann", name="my nuclei")
+    model = sm.open_model(path)
+    assert model.spec.classes == ("bg", "nucleus") and model.metadata.model_name == "my nuclei"
+    assert recorded_normalize(model) == "percentile:1,99.8"  # recorded: segment applies it
+    np.testing.assert_array_equal(
+        sm.predict_region(image, path),
+        sm.predict_region(image, save_czann(result.classifier(), tmp_path / "same.czann",
+                                            classes=result.classes,
+                                            normalize=result.normalize_policy)),
+    )  # fmt: skip

@@ -41,6 +41,7 @@ from scopeml.cli import (
     train,
 )
 from scopeml.errors import Cancelled, ScopeMLError, os_problem
+from scopeml.extras import missing_extra
 from scopeml.progress import close_bars
 
 # Usage errors derive from click's ClickException, which recent typer releases vendor (and do not
@@ -223,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     except _EXIT as err:
         return _exit(err.exit_code, argv)
     except Exception as err:  # a bug: one line here, the traceback in a log file
+        missing = missing_extra(err) if isinstance(err, ImportError) else None
+        if missing is not None:  # an optional dependency: the extra that installs it
+            typer.echo(f"error: {missing}", err=True)
+            return _exit(2, argv)
         log = _write_log(err, argv)
         summary = _line(f"{type(err).__name__}: {err}", limit=300)
         typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)

@@ -61,7 +61,6 @@ def unet(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a U-Net on IMAGES + LABELS and export it, normalisation inside, as a .czann."""
-    from scopeml.train.export import save_czann
     from scopeml.train.files import read_pairs
     from scopeml.train.loop import TrainConfig, train_unet
 
@@ -111,9 +110,7 @@ def unet(
         resume=resume,
         progress=not quiet,
     )
-    save_czann(
-        result.classifier(), output, classes=result.classes, normalize=result.normalize_policy
-    )
+    result.save(output)
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
     typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")

@@ -99,10 +99,13 @@ def model_spec(container: Container) -> ModelSpec:
         normalize = _builtin_copy(container, extra)
     else:
         if not meta.model_type.is_pixelwise:
+            classifies = "Classification" in meta.model_type.value
             raise IncompatibleModelError(
-                f"{meta.model_type.with_article} model has no per-pixel output to tile",
+                f"{meta.model_type.with_article} model has no per-pixel output to tile"
+                + ("; it classifies whole images or objects: scopeml classify "
+                   "(sm.classify_images, sm.classify_object_crops)" if classifies else ""),
                 path=container.path,
-            )
+            )  # fmt: skip
         in_channels = graph.input_shape[-1] or meta.in_channels
         classes = meta.classes or tuple(f"channel_{k}" for k in range(meta.out_channels))
         halo = meta.min_overlap or (0,) * spatial

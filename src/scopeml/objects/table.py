@@ -138,4 +138,8 @@ def table_format(path: str | os.PathLike[str]) -> str:
         raise InvalidRequestError(
             f"unknown table format {path.suffix!r}; known: {sorted(_FORMATS)}", path=path
         )
+    if kind == "parquet":
+        from scopeml.extras import require
+
+        require("pyarrow", "a Parquet table", path)
     return kind

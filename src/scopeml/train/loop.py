@@ -156,6 +156,14 @@ class TrainResult:
         """The exportable module: raw channels-last pixels in, probabilities out (eval mode)."""
         return ChannelsLastClassifier(self.net, self.normalize).eval()
 
+    def save(self, path: str | os.PathLike[str], *, name: str = "scopeml U-Net") -> Path:
+        """Export the network as a ``.czann`` (as ``scopeml train unet -o`` writes it), to
+        segment with: :func:`scopeml.segment` or any czann reader."""
+        from scopeml.train.export import save_czann
+
+        return save_czann(self.classifier(), path, classes=self.classes, model_name=name,
+                          normalize=self.normalize_policy)  # fmt: skip
+
 
 def masked_loss(
     logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None
