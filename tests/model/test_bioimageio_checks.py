@@ -246,3 +246,18 @@ def test_the_server_takes_a_package_upload_as_its_czann(tmp_path):
     assert "not a bioimage.io model package" in refusals["plain.zip"].text
     assert list(config.uploads_dir.iterdir()) == []  # nothing left behind
     assert sorted(p.suffix for p in config.models_dir.iterdir()) == [".czann", ".czann"]
+
+
+def test_a_smallest_input_over_the_tile_bound_is_refused_when_opened(tmp_path):
+    """Each tile would be padded up to it: a declared ``min: 20000`` took 10 GB on a 512²
+    image before; refused now, as the engine refuses a tile over its bound, before any run."""
+    rdf = rdf_v05()
+    for axis in rdf["inputs"][0]["axes"][2:]:
+        axis["size"] = {"min": 20000, "step": 8}
+    package = write_package(tmp_path / "wide.zip", rdf, v05_files())
+    with pytest.raises(InvalidContainerError) as caught:
+        sm.open_model(package)
+    assert caught.value.problem == (
+        "its smallest input is 20000×20000 pixels (y, x); a tile may hold at most 67108864 "
+        "(SCOPEML_MAX_TILE_ELEMENTS)"
+    )

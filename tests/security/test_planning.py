@@ -85,6 +85,7 @@ def test_lazy_tiles_index_like_a_sequence():
 )
 def test_any_tile_of_a_huge_axis_is_computed_alone(size, tile, halo, index):
     plan = plan_tiles({"X": size}, tile_shape={"X": tile}, halo={"X": halo})
+    tile = max(tile, size) if halo >= size else tile  # a halo past the image: one tile
     i = index % len(plan)
     got = plan.tiles[i]
     start = i * tile
@@ -120,6 +121,16 @@ def test_the_bound_is_configurable(monkeypatch):
     assert len(plan_tiles(sizes, tile_shape={"Y": 100, "X": 100})) == 2500
     # a halo larger than a small image only reads the image: no refusal
     assert len(plan_tiles({"Y": 50, "X": 50}, tile_shape={"Y": 32, "X": 32}, halo={"Y": 10**5}))
+
+
+def test_a_halo_wider_than_the_image_plans_one_tile_along_it_not_one_whole_read_a_tile():
+    # MinOverlap 100000 on a 2048² image: each 256² tile would run the model on all of it
+    plan = plan_tiles({"Y": 2048, "X": 2048}, tile_shape={"Y": 256, "X": 256},
+                      halo={"Y": 100_000, "X": 100_000})  # fmt: skip
+    assert len(plan) == 1 and plan.tiles[0].read == {"Y": (0, 2048), "X": (0, 2048)}
+    wide_on_y = plan_tiles({"Y": 300, "X": 2048}, tile_shape={"Y": 256, "X": 256},
+                           halo={"Y": 400, "X": 16}, step={"Y": 8, "X": 8})  # fmt: skip
+    assert (wide_on_y.tile_shape["Y"], wide_on_y.tile_shape["X"], len(wide_on_y)) == (304, 256, 8)
 
 
 def test_segment_refuses_a_min_overlap_of_100000_naming_the_model(tmp_path):

@@ -9,6 +9,7 @@ ONNX graph is checked where both are at hand (:func:`scopeml.model.container.che
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from enum import StrEnum
@@ -70,8 +71,9 @@ def parse_metadata_error(err: ValidationError) -> str:
     """Turn a pydantic error into one line: ``InputShape: ...; Classes: ...``."""
     parts = []
     for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "metadata"
-        parts.append(f"{where}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")  # our own checks say it all
+        where = ".".join(str(part) for part in item["loc"])
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
 
 
@@ -97,6 +99,42 @@ def validate_metadata(
         return kind.model_validate(fields)
     except ValidationError as err:
         raise error(f"{context}{parse_metadata_error(err)}", path=path) from err
+
+
+#: scopeml's own ``model.json`` keys of the object size ``scale="auto"`` works from
+#: (:mod:`scopeml.tiling.size`): the diameter (pixels) a model works best at, the range of
+#: diameters it takes as they are, and ``"auto"`` as the scale it runs at by default.
+DIAMETER_KEY = "ScopeMLObjectDiameter"
+RANGE_KEY = "ScopeMLObjectDiameterRange"
+DEFAULT_KEY = "ScopeMLDefaultScale"
+
+
+def size_key_problem(key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for one of the object-size keys (``None``: nothing), said
+    as what is expected.
+
+    Examples
+    --------
+    >>> size_key_problem(DIAMETER_KEY, float("nan"))
+    'expected a positive number of pixels'
+    >>> size_key_problem(RANGE_KEY, [10, 40]) is None
+    True
+    """
+
+    def positive(v: Any) -> bool:
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return number and math.isfinite(v) and v > 0
+
+    if key == DIAMETER_KEY and not positive(value):
+        return "expected a positive number of pixels"
+    if key == RANGE_KEY and not (
+        isinstance(value, list) and len(value) == 2 and all(map(positive, value))
+        and value[0] <= value[1]
+    ):  # fmt: skip
+        return "expected [low, high], positive pixels, low <= high"
+    if key == DEFAULT_KEY and not (isinstance(value, str) and value.strip().lower() == "auto"):
+        return "expected auto (or leave it out: scale 1)"
+    return None
 
 
 class ModelMetadata(BaseModel):
@@ -175,6 +213,11 @@ class ModelMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelMetadata:
+        for key in (DIAMETER_KEY, RANGE_KEY, DEFAULT_KEY):  # scopeml's own: checked, not dropped
+            value = (self.model_extra or {}).get(key)
+            problem = None if value is None else size_key_problem(key, value)
+            if problem is not None:
+                raise ValueError(f"{key} is {value!r}; {problem}")
         spatial = self.spatial_dims
         if self.model_type.is_pixelwise and len(self.output_shape) != len(self.input_shape):
             raise ValueError(

@@ -269,6 +269,9 @@ def plan_tiles(
             size = _round_up(int(tile_shape[axis]), step[axis])
             if size < 1:
                 raise InvalidRequestError(f"tile size along {axis} must be >= 1; got {size}")
+            whole = _round_up(int(sizes[axis]), step[axis])
+            if halo[axis] >= whole:  # every tile would read the whole axis: one reads it once
+                size = max(size, whole)
         core[axis] = size
     sizes_ = {axis: int(n) for axis, n in sizes.items()}
     if fixed_input:

@@ -41,16 +41,11 @@ import numpy as np
 
 from scopeml.errors import IncompatibleModelError, find_stack_level
 from scopeml.io.image import Image
+from scopeml.model.metadata import DEFAULT_KEY, DIAMETER_KEY, RANGE_KEY
 from scopeml.tiling.scale import LIMITS
 
 #: ``scale`` that asks for the factor to be estimated.
 AUTO = "auto"
-#: The ``model.json`` keys of the object diameter (pixels, as :func:`estimate_diameter`
-#: measures it) a model works best at, and of the range of diameters it takes as they are.
-DIAMETER_KEY = "ScopeMLObjectDiameter"
-RANGE_KEY = "ScopeMLObjectDiameterRange"
-#: The ``model.json`` key of the scale a model runs at when none is given (``"auto"``).
-DEFAULT_KEY = "ScopeMLDefaultScale"
 #: Side of a sample window, and the most pixels read per image for the estimate.
 WINDOW = 1024
 SAMPLE_PIXELS = 2048 * 2048

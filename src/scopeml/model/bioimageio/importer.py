@@ -11,6 +11,7 @@ refused, naming the step.
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from os import PathLike
@@ -22,6 +23,7 @@ import numpy as np
 from scopeml.errors import InvalidContainerError, InvalidRequestError
 from scopeml.model.bioimageio.graph import PixelStep, wrap_graph
 from scopeml.model.bioimageio.package import Package, open_package
+from scopeml.model.metadata import size_key_problem
 
 #: Spatial size a czann ``InputShape`` aims at for a model that takes a range of sizes.
 TARGET_TILE = 256
@@ -110,6 +112,7 @@ def build_czann(
                 default=0)  # fmt: skip
     sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
     valid = _smallest_input(descr, spatial, valid, fail)
+    _check_smallest_size(spatial, sizes, valid, fail)
     halo = _halo(tensor_out, spatial, fail) if out_spatial else None
     classes = _channel_names(tensor_out)
     graph = wrap_graph(
@@ -158,18 +161,14 @@ def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
     for key, czann_key in SIZE_KEYS.items():
         if key not in ours:
             continue
-        value, where = ours[key], f"config.scopeml.{key}"
+        value = ours[key]
+        problem = size_key_problem(czann_key, value)
+        if problem is not None:
+            fail(f"config.scopeml.{key} is {value!r}; {problem}")
         if key == "object_diameter":
-            if not _positive(value):
-                fail(f"{where} is {value!r}; expected a positive number of pixels")
             found[czann_key] = float(value)
         elif key == "object_diameter_range":
-            if not (isinstance(value, list) and len(value) == 2 and all(map(_positive, value))
-                    and value[0] <= value[1]):  # fmt: skip
-                fail(f"{where} is {value!r}; expected [low, high], positive pixels, low <= high")
             found[czann_key] = [float(v) for v in value]
-        elif not (isinstance(value, str) and value.strip().lower() == "auto"):
-            fail(f"{where} is {value!r}; expected auto (or leave it out: scale 1)")
         else:
             found[czann_key] = "auto"
     return found
@@ -211,6 +210,26 @@ def _scopeml_config(descr: Any, fail: Any) -> dict[str, Any]:
     return ours
 
 
+def _check_smallest_size(
+    spatial: list[str],
+    sizes: list[int | None],
+    valid: list[tuple[int, int]] | None,
+    fail: Any,
+) -> None:
+    """Refuse a package whose smallest input is over the pixels a tile may hold: every tile,
+    however small, would be padded up to it (a declared ``min: 20000`` made each tile of a
+    512² image take 10 GB), where the engine's bound refuses such tiles before any read."""
+    from scopeml.tiling.plan import MAX_TILE_ENV, max_tile_elements
+
+    smallest = [low for low, _ in valid] if valid is not None else [s or 1 for s in sizes]
+    bound = max_tile_elements()
+    if math.prod(smallest) > bound:
+        fail(
+            f"its smallest input is {'×'.join(map(str, smallest))} pixels "
+            f"({', '.join(spatial)}); a tile may hold at most {bound} ({MAX_TILE_ENV})"
+        )
+
+
 def _smallest_input(
     descr: Any, spatial: list[str], valid: list[tuple[int, int]] | None, fail: Any
 ) -> list[tuple[int, int]] | None:
@@ -242,15 +261,6 @@ def _smallest_input(
             )
         lowered.append((smallest, step))
     return lowered
-
-
-def _positive(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and bool(np.isfinite(value))
-        and value > 0
-    )
 
 
 def check_model_output(
