@@ -261,3 +261,23 @@ def test_a_smallest_input_over_the_tile_bound_is_refused_when_opened(tmp_path):
         "its smallest input is 20000×20000 pixels (y, x); a tile may hold at most 67108864 "
         "(SCOPEML_MAX_TILE_ELEMENTS)"
     )
+
+
+def test_converting_a_package_applies_the_container_options_never_ignores_them(tmp_path, capsys):
+    package = write_package(tmp_path / "p.zip", rdf_v05(), v05_files())
+    legacy = tmp_path / "p.czmodel"
+    assert main(["model", "convert", str(package), "-o", str(legacy)]) == 0
+    with zipfile.ZipFile(legacy) as archive:  # a legacy container, not a czann named so
+        names = archive.namelist()
+    assert any(n.startswith("modelid=") for n in names) and "model.json" not in names
+    assert read_container(legacy).legacy
+    renamed = tmp_path / "r.czann"
+    args = ["--classes", "cell", "--name", "renamed", "--min-overlap", "9"]
+    assert main(["model", "convert", str(package), "-o", str(renamed), *args]) == 0
+    meta = read_container(renamed).metadata
+    assert (meta.classes, meta.model_name, meta.min_overlap) == (("cell",), "renamed", (9, 9))
+    capsys.readouterr()
+    assert main(["model", "convert", str(package), "-o", str(tmp_path / "x.czann"),
+                 "--preprocess", "scale"]) == 2  # fmt: skip
+    assert "--preprocess applies to a graph, not to a package source" in one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.czmodel", "p.zip", "r.czann"]

@@ -224,3 +224,33 @@ def test_atomic_write_gives_the_permissions_open_would(tmp_path, umask):
     assert mode("run.json") == mode("t.csv") == mode("m.zip") == mode("plain.txt")
     assert mode("store.zarr") == mode("plain") == 0o777 & ~umask
     assert mode("secret") == 0o600
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_pipe_as_the_output_is_refused_and_kept_even_with_overwrite(files, tmp_path, capsys):
+    import tifffile
+
+    from scopeml.cli import main
+
+    image, model = files
+    labels = tmp_path / "scribbles.tif"
+
+    scribbles = np.zeros((64, 48), np.uint8)
+    scribbles[:4], scribbles[30:34, 20:24] = 1, 2
+    tifffile.imwrite(labels, scribbles)
+    for name, args in (
+        ("m.czseg", ["pixel", "train", str(image), str(labels), "-q", "--n-estimators", "2"]),
+        ("t.csv", ["segment", str(image), "-m", str(model), "-o", str(tmp_path / "s.ome.zarr"),
+                   "-q", "--measure"]),
+        ("n.czann", ["model", "convert", "nuclei"]),
+    ):  # fmt: skip
+        pipe = tmp_path / name
+        os.mkfifo(pipe)
+        target = [str(pipe)] if args[-1] == "--measure" else ["-o", str(pipe)]
+        assert main([*args, *target, "--overwrite"]) == 2  # never blocks reading it either
+        assert (
+            capsys.readouterr()
+            .err.strip()
+            .endswith(f"{pipe}: is a device, pipe or socket, not a file; give a file name")
+        )
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)

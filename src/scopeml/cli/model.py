@@ -6,6 +6,7 @@ Library imports happen inside the commands so ``scopeml --help`` stays fast.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -510,10 +511,13 @@ def convert(
     check_model_output(output, overwrite=overwrite, source=source)  # before any work
     check_suffix(output, (".czann", ".czseg", ".czmodel"), "a container")
     if is_package(source):
-        from scopeml.model.bioimageio import import_bioimageio
-
-        written = import_bioimageio(source, output, model_type=model_type, overwrite=overwrite)
-        typer.echo(f"wrote {written}")
+        _convert_package(
+            source, output, model_type=model_type, overwrite=overwrite,
+            rewrap={"legacy": legacy, "classes": classes, "overlap": min_overlap, "name": name,
+                    "scaling": scaling, "spatial": spatial, "normalize": normalize},
+            other={"--preprocess": preprocess, "--channels-first": channels_first,
+                   "--channels-last": channels_last, "--license": license_file},
+        )  # fmt: skip
         return
     if not source.exists():  # before asking for options it needs
         from scopeml.model.registry import BUILTIN_MODELS
@@ -523,7 +527,7 @@ def convert(
         source = BUILTIN_MODELS[str(source)].path  # a built-in container, by name
     kind = _model_type(model_type) if model_type is not None else None
     overlap = _ints(min_overlap, "--min-overlap", ",") if min_overlap is not None else None
-    class_names = [item.strip() for item in classes.split(",") if item.strip()] if classes else None
+    class_names = _split_names(classes)
     if normalize is not None:
         from scopeml.tiling.normalize import check_recordable
 
@@ -592,6 +596,54 @@ def _container_format(source: Path) -> str | None:
             path=source,
         )
     return kind if kind in ("czann", "czmodel") else None
+
+
+def _convert_package(
+    source: Path,
+    output: Path,
+    *,
+    model_type: str | None,
+    overwrite: bool,
+    rewrap: dict[str, Any],
+    other: dict[str, Any],
+) -> None:
+    """``model convert`` of a bioimage.io package: imported as a czann, which the container
+    options then rewrap (a legacy container, other classes, name, overlap…) as they rewrap a
+    czann given as the source, never ignored."""
+    import tempfile
+
+    from scopeml.model.bioimageio import import_bioimageio
+
+    ignored = [option for option, value in other.items() if value]
+    if ignored:
+        raise InvalidRequestError(
+            f"{', '.join(ignored)} applies to a graph, not to a package source; the package's "
+            "steps are kept as they are",
+            path=source,
+        )
+    legacy = rewrap["legacy"] or output.suffix.lower() in (".czseg", ".czmodel")
+    if not legacy and all(value is None for key, value in rewrap.items() if key != "legacy"):
+        written = import_bioimageio(source, output, model_type=model_type, overwrite=overwrite)
+        typer.echo(f"wrote {written}")
+        return
+    with tempfile.TemporaryDirectory(dir=output.resolve().parent, prefix=".scopeml-") as folder:
+        czann = import_bioimageio(source, Path(folder) / "imported.czann", model_type=model_type)
+        overlap = rewrap["overlap"]
+        with warnings.catch_warnings(record=True) as said:  # said of the package, not the file
+            warnings.simplefilter("always")
+            _convert_container(
+                czann, output, legacy=legacy, classes=_split_names(rewrap["classes"]),
+                overlap=_ints(overlap, "--min-overlap", ",") if overlap is not None else None,
+                name=rewrap["name"], model_type=None, scaling=rewrap["scaling"],
+                spatial=rewrap["spatial"], normalize=rewrap["normalize"], other={},
+            )  # fmt: skip
+    for warning in said:
+        text = str(warning.message).replace(str(czann), str(source))
+        warnings.warn(text.replace(czann.name, source.name), warning.category, stacklevel=2)
+
+
+def _split_names(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 def _convert_container(

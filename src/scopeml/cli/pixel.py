@@ -150,11 +150,13 @@ def _previous(output: Path, overwrite: bool):
     note saying what it was otherwise, ``None`` if there is none. A file that is not a pixel
     classifier is refused unless ``overwrite``."""
     from scopeml.errors import InvalidRequestError, ScopeMLError
+    from scopeml.io.replace import check_not_special
     from scopeml.model.safezip import peek_json
     from scopeml.pixel import FORMAT, read_metadata
 
     if not output.exists():
         return None
+    check_not_special(output)  # before reading it: a pipe would block
     try:
         return read_metadata(output)
     except ScopeMLError:

@@ -56,6 +56,7 @@ def atomic_write(
     ['zarr.json']
     """
     path = Path(path)
+    check_not_special(path)
     if path.is_dir() and not folder:
         raise InvalidRequestError("is a folder; expected a file name", path=path)
     if path.exists() and not path.is_dir() and folder:
@@ -73,6 +74,23 @@ def atomic_write(
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True) if folder else temp.unlink(missing_ok=True)
         raise
+
+
+def check_not_special(path: Path) -> None:
+    """Refuse an output that is a device, pipe or socket (``-o /dev/null --overwrite``): a
+    rename would put a file in its place (as root, in place of ``/dev/null``).
+
+    Examples
+    --------
+    >>> check_not_special(Path("/dev/null"))
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: /dev/null: is a device, pipe or socket, not a file; ...
+    """
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise InvalidRequestError(
+            "is a device, pipe or socket, not a file; give a file name", path=path
+        )
 
 
 def create_temporary(path: Path, folder: bool = False) -> Path:

@@ -260,10 +260,12 @@ def train_object_classifier(
 
 def _check_class_values(target: pd.Series, column: str) -> None:
     """Refuse a column of measurements taken for classes (``"area"``: hundreds of fractional
-    values, which would each become a class); whole numbers and words name classes."""
+    values, each of which would become a class): fractions, most of them different. A few
+    fractional codes (2.5) and whole numbers name classes."""
     if pd.api.types.is_float_dtype(target):
         values = target.to_numpy()
-        if not np.array_equal(values, np.round(values)):
+        distinct = len(np.unique(values))
+        if distinct > max(2, len(values) // 2) and not np.array_equal(values, np.round(values)):
             raise InvalidLabelsError(
                 f"column {column!r} holds measurements ({target.nunique()} different numbers), "
                 "not classes; name classes by words or whole numbers"

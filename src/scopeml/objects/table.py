@@ -63,8 +63,11 @@ def check_table_output(path: str | os.PathLike[str], *, overwrite: bool = False)
     ...
     scopeml.errors.InvalidRequestError: ...mine.csv: output exists; pass --overwrite (overwrite...
     """
+    from scopeml.io.replace import check_not_special
+
     path = Path(path)
     kind = table_format(path)
+    check_not_special(path)
     if path.is_dir():
         raise InvalidRequestError("is a folder; expected a table file name", path=path)
     if not overwrite and (path.exists() or path.is_symlink()):
