@@ -146,7 +146,7 @@ def test_train_pixel_classifier_reports_progress_and_can_be_cancelled():
         image, scribbles, features="gaussian_smoothing:1", n_estimators=3,
         progress=lambda e: events.append((e.stage, e.done, e.total, e.unit)),
     )  # fmt: skip
-    # one labelled block, then the trees in batches (whole rounds of the threads)
+    # one labelled block, then the trees a round of the threads at a time
     features = [e for e in events if e[0] == "features"]
     assert features == [("features", 0, 1, "block"), ("features", 1, 1, "block")]
     trees = [e for e in events if e[0] == "train"]
@@ -180,4 +180,4 @@ def test_a_cancel_stops_training_between_two_batches_of_trees():
             image, scribbles, n_estimators=100, workers=2, progress=stop_at_half,
             features="gaussian_smoothing:1",
         )  # fmt: skip
-    assert seen == list(range(0, 51, 10))  # ten batches of ten trees; the sixth not fitted
+    assert seen == list(range(0, 51, 2))  # rounds of two trees (a thread each); no more fitted

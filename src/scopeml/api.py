@@ -859,11 +859,12 @@ def train_pixel_classifier(
     ``.save()`` it.
 
     ``progress`` (see :mod:`scopeml.progress`) gets stage ``features`` (the labelled blocks
-    whose features are computed), then ``train`` (the trees fitted, in about ten batches); a
-    callback that raises :class:`~scopeml.errors.Cancelled` stops the call between two blocks
-    or two batches. ``cache`` (a :class:`~scopeml.pixel.FeatureCache`) keeps the features of
-    the blocks it computes for the next training on the same pixels (interactive retraining:
-    a 60×256×256 stack's next training with basic25 and 100 trees: 0.5 s against 2.3–2.9 s).
+    whose features are computed), then ``train`` (the trees fitted, a round of the threads at
+    a time); a callback that raises :class:`~scopeml.errors.Cancelled` stops the call between
+    two blocks or two rounds. ``cache`` (a :class:`~scopeml.pixel.FeatureCache`) keeps the
+    features of the blocks it computes for the next training on the same pixels (interactive
+    retraining: a 60×256×256 stack's next training with basic25 and 100 trees: 0.5 s against
+    2.3–2.9 s).
 
     Examples
     --------

@@ -9,7 +9,7 @@ waits for them. A stroke made while one runs is picked up by one more run afterw
 error is one line in the status line, never a traceback.
 
 Training reports its stages and can be cancelled: ``train_pixel_classifier`` stops at its
-next labelled block or batch of trees (a tenth of the forest), keeping the model in use; a
+next labelled block or tree (one a thread at a time), keeping the model in use; a
 preview cancelled ends in its thread (one visible region) and its result is discarded.
 """
 
@@ -568,14 +568,14 @@ class PixelClassifierWidget(QWidget):
         self.stage.emit(f"training: {what} {event.done}/{event.total}")
 
     def cancel(self) -> None:
-        """Stop what runs: training stops at its next block or batch of trees; a preview
+        """Stop what runs: training stops at its next block or round of trees; a preview
         running ends in its thread and its result is discarded (the model in use is kept)."""
         if not self.busy:
             return
         self._cancel = True
         self._pending = self._pending_preview = False
         self.status.setText(
-            "cancelling: training stops at its next batch of trees, a preview is discarded"
+            "cancelling: training stops after the trees it is fitting, a preview is discarded"
         )
 
     def _features_to_train(self) -> Any:

@@ -316,9 +316,9 @@ def train_classifier(
         not compute them again; it holds up to its ``max_bytes``.
     progress
         See :mod:`scopeml.progress`: stage ``features`` counts the labelled blocks whose
-        features are computed, then stage ``train`` the trees fitted (in about ten batches);
-        a :class:`~scopeml.errors.Cancelled` raised by the callback stops the call between
-        two blocks or two batches.
+        features are computed, then stage ``train`` the trees fitted (a round of the threads
+        at a time); a :class:`~scopeml.errors.Cancelled` raised by the callback stops the
+        call between two blocks or two rounds.
 
     Returns
     -------
