@@ -158,3 +158,24 @@ def test_scale_reaches_the_run(viewer, qtbot, tmp_path):
     plain = sm.segment(image, model, tmp_path / "plain.ome.zarr")
     np.testing.assert_array_equal(widget.result.labels.read(), scaled.labels.read())
     assert (plain.labels.read() != scaled.labels.read()).sum() > 100
+
+
+def test_a_warning_of_the_run_is_said_with_its_result(viewer, qtbot, files, tmp_path):
+    """The worker catches the run's warnings; a model trained on other intensities was applied
+    with nothing said (the command line warns of it)."""
+    from scopeml.io import write_ome_tiff
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    _, model = files
+    dim = np.random.default_rng(0).integers(0, 4, (2, 128, 128)).astype(np.uint16)  # 0..3
+    write_ome_tiff(tmp_path / "dim.ome.tif", dim, axes="CYX", channel_names=["DAPI", "GFP"])
+    first, _ = viewer.open(str(tmp_path / "dim.ome.tif"), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText(first.name)
+    widget.set_model(str(model))
+    widget.output.setText(str(tmp_path / "dim.ome.zarr"))
+    widget.run()
+    wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith("wrote") and "; warning: " in said, said
+    assert "was trained on intensities" in said, said

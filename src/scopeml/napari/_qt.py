@@ -164,16 +164,25 @@ def run_in_thread(
     *args: Any,
     on_done: Callable[[Any], None],
     on_error: Callable[[BaseException], None],
+    on_warning: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> Any:
     """Run ``function`` in napari's worker thread; its result or error comes back on the GUI
-    thread. Returns the started worker."""
+    thread, and each warning it raises (a model trained on other intensities, channels taken
+    by name) to ``on_warning``, by default a napari notification: the worker catches them, and
+    nothing showed them. Returns the started worker."""
     from napari.qt.threading import create_worker
 
+    said = on_warning or _notify
     # errors go to ``on_error`` only (an "errored" handler stops the worker re-raising them)
-    return create_worker(
-        function, *args, _connect={"returned": on_done, "errored": on_error}, **kwargs
-    )
+    connect = {"returned": on_done, "errored": on_error, "warned": lambda w: said(str(w[0]))}
+    return create_worker(function, *args, _connect=connect, **kwargs)
+
+
+def _notify(text: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(text)
 
 
 def error_text(err: BaseException) -> str:

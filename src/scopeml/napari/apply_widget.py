@@ -118,6 +118,7 @@ class ApplyWidget(QWidget):
         self._worker: Any = None
         self._cancel = threading.Event()
         self._axes_note = ""  # the axes the run reads the layer with, for the status line
+        self._warnings: list[str] = []  # the run's, said with its result
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.model_path = QLineEdit()
         self.model_path.setPlaceholderText(f"a .czann/.czseg file, 'nuclei', or {FROM_WIDGET}")
@@ -463,6 +464,7 @@ class ApplyWidget(QWidget):
         self.run_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._warnings.clear()
         self._worker = run_in_thread(
             self._segment,
             image,
@@ -477,6 +479,7 @@ class ApplyWidget(QWidget):
             layer_name=str(layer.name),
             on_done=self._finished,
             on_error=self._fail,
+            on_warning=self._warnings.append,  # said with the result
         )
 
     def _options(self, source: dict[str, Any] | None, resume: bool) -> dict[str, Any]:
@@ -624,6 +627,8 @@ class ApplyWidget(QWidget):
             text += " (a temporary folder: choose an output to keep the result)"
         if notes:
             text += f"; {notes}"
+        for warning in self._warnings:  # the run's own (another intensity range…)
+            text += f"; warning: {warning}"
         self.status.setText(text)
 
     def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
