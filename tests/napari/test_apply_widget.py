@@ -179,3 +179,27 @@ def test_a_warning_of_the_run_is_said_with_its_result(viewer, qtbot, files, tmp_
     said = widget.status.text()
     assert said.startswith("wrote") and "; warning: " in said, said
     assert "was trained on intensities" in said, said
+
+
+def test_applied_labels_keep_the_models_class_colours(viewer, qtbot, files, tmp_path):
+    """As the preview showed them (a store's labels took the default palette)."""
+    import dataclasses
+
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    image, model_file = files
+    model = sm.open_model(model_file)
+    model.classes = [dataclasses.replace(c, color="#ffd400") for c in model.classes]
+    yellow = model.save(tmp_path / "yellow.czseg")
+    dapi, _ = viewer.open(str(image), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText(dapi.name)
+    widget.set_model(str(yellow))
+    widget.output.setText(str(tmp_path / "yellow.ome.zarr"))
+    widget.run()
+    wait_idle(qtbot, widget)
+    colours = viewer.layers["yellow labels"].colormap.color_dict
+    named = [c.name for c in model.classes]
+    for value, name in enumerate(named, 1):
+        want = (0, 0, 0, 0) if name == "background" else (1.0, 0xD4 / 255, 0.0, 1.0)
+        np.testing.assert_allclose(colours[value], want, atol=1e-3)

@@ -199,3 +199,20 @@ class _FileLayer:
     def __init__(self, path: Path) -> None:
         self.metadata: dict = {}
         self.source = type("Source", (), {"path": str(path)})()
+
+
+def test_choosing_t_y_x_after_the_scribbles_were_made_reads_them_as_time_points(viewer, tmp_path):
+    import tifffile
+
+    from scopeml.napari.pixel_widget import PixelClassifierWidget
+
+    viewer.add_image(np.zeros((3, 32, 32), np.float32), name="movie")
+    widget = PixelClassifierWidget(viewer)
+    widget.image_choice.setCurrentText("movie")
+    scribbles = widget.scribbles()  # made at once, as a Z stack's
+    assert tuple(scribbles.axis_labels) == ("z", "y", "x")
+    scribbles.data[1, 4, 4] = 1
+    widget.axes_choice.setCurrentIndex(1)  # T×Y×X, chosen afterwards
+    assert tuple(scribbles.axis_labels) == ("t", "y", "x")
+    with tifffile.TiffFile(widget.export_scribbles(tmp_path / "s.tif")) as tiff:
+        assert tiff.series[0].axes == "TYX"

@@ -245,14 +245,17 @@ def segmentation_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def segmentation_layer_data(
-    store: str | os.PathLike[str], outputs: tuple[str, ...] | None = None
+    store: str | os.PathLike[str],
+    outputs: tuple[str, ...] | None = None,
+    colors: list[str] | None = None,
 ) -> list[tuple[Any, dict[str, Any], str]]:
     """Layer tuples of a ``segment`` store's outputs (``outputs``: only these, if written).
 
-    ``labels`` (with the model's class names), ``mask`` (named after the extracted class) and
-    ``instances`` become Labels layers; ``probabilities`` (one layer per class), ``confidence``
-    and a regression ``image`` become image layers. Layers are named ``STEM OUTPUT``; the
-    images come first, so the labels are drawn over them.
+    ``labels`` (with the model's class names, in ``colors`` where the model that made them is
+    known: a pixel classifier's, as its preview showed them), ``mask`` (named after the
+    extracted class) and ``instances`` become Labels layers; ``probabilities`` (one layer per
+    class), ``confidence`` and a regression ``image`` become image layers. Layers are named
+    ``STEM OUTPUT``; the images come first, so the labels are drawn over them.
 
     Examples
     --------
@@ -283,9 +286,10 @@ def segmentation_layer_data(
         levels = open_levels(path)
         if output in LABEL_OUTPUTS:
             names = {"labels": classes, "mask": [extracted] if extracted else []}.get(output)
-            layers.append(
-                labels_layer_data(levels, name=f"{stem} {output}", path=path, classes=names)
-            )
+            labels = labels_layer_data(levels, name=f"{stem} {output}", path=path, classes=names)
+            if output == "labels" and classes and colors and len(colors) == len(classes):
+                labels[1]["colormap"] = class_colormap(classes, colors)
+            layers.append(labels)
             continue
         data, kwargs, kind = image_layer_data(levels, path=path)
         top = probability_scale(levels[0].dtype)  # probability_dtype uint8: 0..255

@@ -636,7 +636,9 @@ class ApplyWidget(QWidget):
         opens the store (labels with their class names). Layers this store made before are
         updated, not added again; those of outputs it no longer holds are removed."""
         stem = seg.path.name.replace(".ome.zarr", "")
-        layer_data = segmentation_layer_data(seg.path)
+        made = self._made.get(str(seg.path))  # the model this widget ran: its class colours
+        colors = [c.color for c in getattr(made[2], "classes", ())] if made else None
+        layer_data = segmentation_layer_data(seg.path, colors=colors or None)
         if objects is not None:
             layer_data.append(
                 labels_layer_data(open_levels(objects.path), name=f"{stem} instances")

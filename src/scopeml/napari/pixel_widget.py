@@ -278,6 +278,7 @@ class PixelClassifierWidget(QWidget):
         remove.clicked.connect(self._remove_class)
         layout = QVBoxLayout(self)
         self.axes_choice = AxesChoice(self.image_choice)
+        self.axes_choice.currentIndexChanged.connect(self._axes_chosen)  # after the image's
         layout.addWidget(row("image", self.image_choice, self.axes_choice))
         layout.addWidget(self.channels)
         layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
@@ -443,6 +444,19 @@ class PixelClassifierWidget(QWidget):
         labels.events.paint.connect(self._on_paint)
         self.viewer.layers.selection.active = labels
         return labels
+
+    def _axes_chosen(self, *_: Any) -> None:
+        """The image's axes chosen anew (Z×Y×X or T×Y×X): its scribbles, made with the axes it
+        had, read the same (trained on, exported as a series' time points or a stack's
+        planes)."""
+        layer = self.image_layer()
+        if layer is None or SCRIBBLES not in self.viewer.layers:
+            return
+        scribbles = self.viewer.layers[SCRIBBLES]
+        axes, made = layer_facts(layer)[2], scribbles.metadata.get(SOURCE_KEY) or {}
+        if scribbles.ndim == len(axes) and made.get("image") == _image_key(layer):
+            scribbles.axis_labels = tuple(axes.lower())
+            scribbles.metadata = {**scribbles.metadata, SOURCE_KEY: {**made, "axes": axes}}
 
     def _ensure_scribbles(self) -> None:
         """Make the scribbles layer once there is an image to paint on; painted scribbles of
