@@ -190,6 +190,21 @@ def test_the_scribbles_layer_is_there_once_there_is_an_image(viewer, qtbot, stac
     assert viewer.layers[SCRIBBLES].data[3, 3] == 1
 
 
+def test_the_bar_counts_the_labelled_blocks_then_the_trees(viewer, qtbot, stack):
+    widget, _ = trained_on_stack(viewer, qtbot, stack)
+    seen: list[tuple[int, int]] = []
+    widget.counted.connect(lambda done, total: seen.append((done, total)))
+    widget.progress.valueChanged.connect(lambda value: seen.append((value, -1)))
+    widget.trees.setValue(6)
+    widget.train()
+    wait_idle(qtbot, widget)
+    counts = [pair for pair in seen if pair[1] > 0]
+    blocks = counts[0][1]
+    assert counts[: blocks + 1] == [(k, blocks) for k in range(blocks + 1)]
+    assert counts[blocks + 1 :][-1] == (6, 6) and (6, -1) in seen  # the bar went to 6 of 6
+    assert widget.progress.maximum() == 6
+
+
 def test_training_shows_its_stage_and_cancel_keeps_the_model(viewer, qtbot, stack):
     widget, _ = trained_on_stack(viewer, qtbot, stack)
     kept = widget.model

@@ -158,6 +158,7 @@ class PixelClassifierWidget(QWidget):
 
     #: A stage of the work running in the worker thread (sent from that thread).
     stage = Signal(str)
+    counted = Signal(int, int)  # done, total of the stage running: the bar shows them
 
     def __init__(self, napari_viewer: Any) -> None:
         import napari
@@ -251,7 +252,7 @@ class PixelClassifierWidget(QWidget):
         """Train with its busy bar and Cancel, the preview buttons, importances, status."""
         self.train_button = QPushButton("Train")
         self.train_button.clicked.connect(lambda: self.train())
-        self.progress = QProgressBar()  # busy: no count to show (one step)
+        self.progress = QProgressBar()  # busy, then the count of the training stage running
         self.progress.setRange(0, 0)
         self.progress.setTextVisible(False)
         self.progress.setVisible(False)
@@ -271,6 +272,7 @@ class PixelClassifierWidget(QWidget):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tick)
         self.stage.connect(self._show_stage)
+        self.counted.connect(self._show_count)
 
     def _lay_out(self) -> None:
         add, remove = QPushButton("Add class"), QPushButton("Remove class")
@@ -539,6 +541,7 @@ class PixelClassifierWidget(QWidget):
         self._cancel = False
         self._stage_text, self._started = text, time.monotonic()
         self.status.setText(text)
+        self.progress.setRange(0, 0)  # busy until a stage gives its count
         self.progress.setVisible(True)
         self.cancel_button.setEnabled(True)
         self._timer.start()
@@ -580,6 +583,13 @@ class PixelClassifierWidget(QWidget):
             raise Cancelled("training cancelled")
         what = "features of labelled block" if event.stage == "features" else "trees fitted"
         self.stage.emit(f"training: {what} {event.done}/{event.total}")
+        if event.total:
+            self.counted.emit(event.done, event.total)
+
+    def _show_count(self, done: int, total: int) -> None:
+        if self.busy and not self._cancel:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
 
     def cancel(self) -> None:
         """Stop what runs: training stops at its next block or round of trees; a preview
