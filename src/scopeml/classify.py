@@ -182,7 +182,7 @@ def classify_images(
 ) -> pd.DataFrame:
     """Classify every plane (scene × time point × Z plane) of each image; one row per plane.
 
-    Columns: ``image``, ``scene``, ``T``, ``Z``, ``class``, ``probability`` and one
+    Columns: ``image``, ``scene``, ``t``, ``z``, ``class``, ``probability`` and one
     ``probability_<class>`` per class. With ``output`` the table is also written (``.csv`` or
     ``.parquet``; a file already there is refused before any work unless ``overwrite``).
     ``progress`` hears stage ``"classify"`` in unit ``"plane"``.

@@ -50,17 +50,23 @@ def missing_extra(err: ImportError) -> str | None:
     ``fastapi is not installed; this needs the server extra: pip install 'scopeml[server]'``."""
     if not isinstance(err, ModuleNotFoundError):
         return None
-    extra = extra_for(err.name)
-    if extra is None:
+    extra, top = extra_for(err.name), str(err.name).split(".")[0]
+    if extra is None or _installed(top):  # installed, but broken: a bug's traceback is due
         return None
-    top = str(err.name).split(".")[0]
     return f"{top} is not installed; this needs the {extra} extra: pip install 'scopeml[{extra}]'"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def require(module: str, what: str, path: str | PathLike[str] | None = None) -> None:
     """Refuse, before any work, ``what`` (``"a Parquet table"``, of the file ``path``) when
     ``module``, which it needs, is not installed."""
-    if importlib.util.find_spec(module) is None:
+    if not _installed(module):
         extra = extra_for(module)
         install = f": pip install 'scopeml[{extra}]'" if extra else ""
         raise InvalidRequestError(

@@ -36,7 +36,7 @@ def image_of_array(array: Any, axes: str | None = None) -> Image:
 
     if not _is_lazy_array(array):
         given, array = array, np.asarray(array)
-        if array.dtype == object or array.ndim == 0:  # a model, a path list, a number
+        if array.dtype.kind in "OUS" or array.ndim == 0:  # a model, paths, a number
             swapped = " (the image comes first, then the model)" if hasattr(given, "spec") else ""
             raise InvalidImageError(
                 f"the image must be an array, an Image or a file, not {type(given).__name__}"

@@ -280,4 +280,9 @@ def test_converting_a_package_applies_the_container_options_never_ignores_them(t
     assert main(["model", "convert", str(package), "-o", str(tmp_path / "x.czann"),
                  "--preprocess", "scale"]) == 2  # fmt: skip
     assert "--preprocess applies to a graph, not to a package source" in one_error_line(capsys)
+    assert main(["model", "convert", str(package), "-o", str(tmp_path / "z.czann"),
+                 "--legacy"]) == 2  # fmt: skip
+    assert one_error_line(capsys).endswith("z.czann: --legacy writes a .czseg/.czmodel")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.czmodel", "p.zip", "r.czann"]
+    nested = tmp_path / "new folder" / "p.czseg"  # made, as for a container source
+    assert main(["model", "convert", str(package), "-o", str(nested)]) == 0 and nested.is_file()

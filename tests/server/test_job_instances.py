@@ -31,7 +31,8 @@ from scopeml.synthetic import synthetic_nuclei
 from .conftest import ServerProcess
 from .test_job_options import box_filter_czann
 
-OPTIONS = {"tile_size": 64, "outputs": ["labels", "instances"]}
+# scale 1: several tiles to stop between (auto halves it, and a halo past the image is 1 tile)
+OPTIONS = {"tile_size": 64, "scale": 1, "outputs": ["labels", "instances"]}
 WAIT_S = 300
 
 
@@ -120,7 +121,7 @@ def test_the_child_reports_each_step_and_publishes_only_when_all_are_made(image_
     task = {
         "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 60.0,
         "image": str(image_path), "roots": [str(image_path.parent)],
-        "options": {"tile_size": 64, "outputs": ["instances"], "measure": "parquet"},
+        "options": {"tile_size": 64, "scale": 1, "outputs": ["instances"], "measure": "parquet"},
         "output": str(job / "result.ome.zarr"), "table": str(job / "objects.parquet"),
         "stage": str(job / "stage"),
     }  # fmt: skip

@@ -84,3 +84,29 @@ def test_a_store_says_which_scopeml_wrote_it_and_resumes_after_an_upgrade(
     np.testing.assert_array_equal(seg.instances.read(), uninterrupted)
     group = zarr.open_group(str(out), mode="r")
     assert group.attrs["scopeml"]["written_by"] == f"scopeml {sm.__version__}"  # this run's
+
+
+@pytest.mark.parametrize("changed", ["tile count", "chunks"])
+def test_an_unfinished_store_cut_into_other_tiles_is_refused_not_resumed(
+    crowded_nuclei, tmp_path, changed
+):
+    """Another scopeml may cut the same run into other tiles (a halo past the image is one tile
+    now): its done records are tile numbers, so taken for this plan's they left most of the
+    output empty, published without a word."""
+    from scopeml.errors import IncompleteOutputError
+
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(Cancelled):
+        sm.segment(crowded_nuclei, "nuclei", out, progress=_stop_at("segment", 1), **RUN)
+    partial = partial_path(out)
+    if changed == "tile count":
+        (partial / ".scopeml-tiles").write_text("1")
+    else:  # the labels array as a plan with 64² cores made it
+        labels = zarr.open_array(str(partial / "labels" / "0"), mode="r")
+        meta = json.loads((partial / "labels" / "0" / "zarr.json").read_text())
+        meta["chunk_grid"]["configuration"]["chunk_shape"][-2:] = [64, 64]
+        (partial / "labels" / "0" / "zarr.json").write_text(json.dumps(meta))
+        assert list(labels.chunks)[-2:] == [128, 128]
+    with pytest.raises(IncompleteOutputError, match="cut into other tiles"):
+        sm.segment(crowded_nuclei, "nuclei", out, resume=True, **RUN)
+    assert partial.is_dir() and not out.exists()  # nothing published

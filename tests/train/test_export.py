@@ -104,7 +104,7 @@ def test_3d_container(tmp_path) -> None:
     )
 
 
-def test_a_trained_result_saves_itself_as_the_command_line_writes_it(nuclei_pair, tmp_path):
+def test_a_trained_result_saves_a_czann_with_its_classes_and_normalisation(nuclei_pair, tmp_path):
     import scopeml as sm
 
     image, labels = nuclei_pair

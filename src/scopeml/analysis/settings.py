@@ -27,7 +27,7 @@ import os
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -867,14 +867,6 @@ def save_settings(settings: AnalysisSettings, path: str | os.PathLike[str]) -> P
     return write_atomically(path, dump_settings(settings))
 
 
-#: The members of each tagged union, by their tag's key: a segmenter's kind, a post step.
-_TAGGED = {"kind": ("threshold", "model", "instances"),
-           "step": ("crf", "fill_holes", "remove_small", "remove_large", "opening", "closing",
-                    "watershed_split")}  # fmt: skip
-#: The names pydantic puts into error locations for the member of a tagged union.
-_TAGS = {tag for tags in _TAGGED.values() for tag in tags}
-
-
 def _tag_problem(ctx: Mapping[str, Any]) -> str:
     """A tagged union's missing or unknown tag, said with the tags there are (pydantic says
     "Unable to extract tag using discriminator 'kind'").
@@ -1001,3 +993,12 @@ def _locate(root: yaml.Node | None, loc: Sequence[Any]) -> tuple[int, tuple[Any,
             break
         kept.append(part)
     return line, tuple(kept)
+
+
+#: The members of each tagged union, by their tag's key: a segmenter's kind, a post step.
+_TAGGED = {
+    key: tuple(_tag(member) for member in get_args(get_args(union)[0]))
+    for key, union in (("kind", Segmenter), ("step", PostStep))
+}
+#: The names pydantic puts into error locations for the member of a tagged union.
+_TAGS = {tag for tags in _TAGGED.values() for tag in tags}

@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
+from scopeml.inputs import names_of
 
 app = typer.Typer(
     help="Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io).",
@@ -510,15 +512,12 @@ def convert(
 
     check_model_output(output, overwrite=overwrite, source=source)  # before any work
     check_suffix(output, (".czann", ".czseg", ".czmodel"), "a container")
+    graph_only = {"--preprocess": preprocess, "--channels-first": channels_first,
+                  "--channels-last": channels_last, "--license": license_file}  # fmt: skip
     if is_package(source):
-        _convert_package(
-            source, output, model_type=model_type, overwrite=overwrite,
-            rewrap={"legacy": legacy, "classes": classes, "overlap": min_overlap, "name": name,
-                    "scaling": scaling, "spatial": spatial, "normalize": normalize},
-            other={"--preprocess": preprocess, "--channels-first": channels_first,
-                   "--channels-last": channels_last, "--license": license_file},
-        )  # fmt: skip
-        return
+        rewrap = {"classes": classes, "overlap": min_overlap, "name": name, "scaling": scaling,
+                  "spatial": spatial, "normalize": normalize}  # fmt: skip
+        return _convert_package(source, output, model_type, overwrite, legacy, rewrap, graph_only)
     if not source.exists():  # before asking for options it needs
         from scopeml.model.registry import BUILTIN_MODELS
 
@@ -527,7 +526,7 @@ def convert(
         source = BUILTIN_MODELS[str(source)].path  # a built-in container, by name
     kind = _model_type(model_type) if model_type is not None else None
     overlap = _ints(min_overlap, "--min-overlap", ",") if min_overlap is not None else None
-    class_names = _split_names(classes)
+    class_names = names_of(classes)
     if normalize is not None:
         from scopeml.tiling.normalize import check_recordable
 
@@ -541,8 +540,7 @@ def convert(
         _convert_container(
             source, output, legacy=legacy, classes=class_names, overlap=overlap, name=name,
             model_type=kind, scaling=scaling, spatial=spatial, normalize=normalize,
-            other={"--preprocess": preprocess, "--channels-first": channels_first,
-                   "--channels-last": channels_last, "--license": license_file},
+            other=graph_only,
         )  # fmt: skip
         return
     if class_names is None and kind is not ModelType.REGRESSION:
@@ -601,49 +599,52 @@ def _container_format(source: Path) -> str | None:
 def _convert_package(
     source: Path,
     output: Path,
-    *,
     model_type: str | None,
     overwrite: bool,
+    legacy: bool,
     rewrap: dict[str, Any],
-    other: dict[str, Any],
+    graph_only: dict[str, Any],
 ) -> None:
     """``model convert`` of a bioimage.io package: imported as a czann, which the container
     options then rewrap (a legacy container, other classes, name, overlap…) as they rewrap a
     czann given as the source, never ignored."""
     import tempfile
 
+    from scopeml.errors import ScopeMLError
     from scopeml.model.bioimageio import import_bioimageio
 
-    ignored = [option for option, value in other.items() if value]
+    ignored = [option for option, value in graph_only.items() if value]
     if ignored:
         raise InvalidRequestError(
             f"{', '.join(ignored)} applies to a graph, not to a package source; the package's "
             "steps are kept as they are",
             path=source,
         )
-    legacy = rewrap["legacy"] or output.suffix.lower() in (".czseg", ".czmodel")
-    if not legacy and all(value is None for key, value in rewrap.items() if key != "legacy"):
+    legacy_suffix = output.suffix.lower() in (".czseg", ".czmodel")
+    if legacy and not legacy_suffix:  # refused before the import, as for a container source
+        raise InvalidRequestError("--legacy writes a .czseg/.czmodel", path=output)
+    if not legacy_suffix and all(value is None for value in rewrap.values()):
         written = import_bioimageio(source, output, model_type=model_type, overwrite=overwrite)
-        typer.echo(f"wrote {written}")
-        return
-    with tempfile.TemporaryDirectory(dir=output.resolve().parent, prefix=".scopeml-") as folder:
-        czann = import_bioimageio(source, Path(folder) / "imported.czann", model_type=model_type)
-        overlap = rewrap["overlap"]
-        with warnings.catch_warnings(record=True) as said:  # said of the package, not the file
-            warnings.simplefilter("always")
+        return typer.echo(f"wrote {written}")
+    overlap = rewrap["overlap"]
+    with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")  # said of the package, not the file imported
+        czann = Path(folder) / f"{source.stem}.czann"
+        try:
+            import_bioimageio(source, czann, model_type=model_type)
             _convert_container(
-                czann, output, legacy=legacy, classes=_split_names(rewrap["classes"]),
+                czann, output, legacy=legacy_suffix, classes=names_of(rewrap["classes"]),
                 overlap=_ints(overlap, "--min-overlap", ",") if overlap is not None else None,
                 name=rewrap["name"], model_type=None, scaling=rewrap["scaling"],
                 spatial=rewrap["spatial"], normalize=rewrap["normalize"], other={},
             )  # fmt: skip
+        except ScopeMLError as err:
+            if err.path != str(czann):
+                raise
+            raise type(err)(err.problem.replace(czann.name, source.name), path=source) from None
     for warning in said:
         text = str(warning.message).replace(str(czann), str(source))
         warnings.warn(text.replace(czann.name, source.name), warning.category, stacklevel=2)
-
-
-def _split_names(text: str | None) -> list[str] | None:
-    return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 def _convert_container(
@@ -651,7 +652,7 @@ def _convert_container(
     output: Path,
     *,
     legacy: bool,
-    classes: list[str] | None,
+    classes: Sequence[str] | None,
     overlap: list[int] | None,
     name: str | None,
     model_type: Any,

@@ -86,6 +86,8 @@ def train(
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
+    if jobs == 0 or jobs < -1:  # joblib's own refusal came from deep in the fit
+        raise typer.BadParameter("give 1 or more threads, or -1 (every core)", param_hint="--jobs")
     previous = _previous(output, overwrite)
     feature_set = _parse_features_option(features)
     with ExitStack() as stack:

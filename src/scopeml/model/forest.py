@@ -114,26 +114,20 @@ class Forest:
         cls,
         forest,
         n_features: int,
-        binned_from: tuple[np.ndarray, np.ndarray] | None = None,
         *,
-        workers: int = 1,
         thresholds: list[np.ndarray] | None = None,
     ) -> Forest:
         """Take the trees of a fitted ``RandomForestClassifier`` (single output).
 
-        ``binned_from``: ``(raw, binned)`` features ``(N, F)`` if the forest was fitted on
-        ``binned``, the bins of ``raw`` (see :func:`fit_forest`); each split then gets
-        scikit-learn's threshold on raw features, midway between the node's training values
-        either side (see :func:`_raw_thresholds`), not a bin boundary; computed in ``workers``
-        threads (-1: all cores), unless given as ``thresholds`` (:func:`raw_thresholds`).
+        ``thresholds``: each tree's split thresholds on raw features, for a forest fitted on
+        their bins (:func:`raw_thresholds`, as :func:`fit_forest` places them); by default
+        the trees' own.
         """
         parts: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_DTYPES}
         offsets = [0]
         trees = [estimator.tree_ for estimator in forest.estimators_]
-        if thresholds is None and binned_from is None:
+        if thresholds is None:
             thresholds = [tree.threshold for tree in trees]
-        elif thresholds is None:
-            thresholds = raw_thresholds(forest, binned_from, workers=workers)
         for tree, threshold in zip(trees, thresholds, strict=True):
             threshold = _floor32(threshold)
             leaf = tree.children_left == -1
@@ -227,7 +221,10 @@ class Forest:
 
 
 def check_forest_options(
-    n_estimators: int, max_depth: int | None, min_samples_leaf: int = 1, workers: int | None = None
+    n_estimators: int,
+    max_depth: int | None,
+    min_samples_leaf: int = 1,
+    workers: int | None = None,
 ) -> None:
     """Refuse forest settings scikit-learn or joblib would refuse with their own words, deep in a
     fit: trees, depth and leaf size below 1, and 0 (or below -1) threads.
@@ -270,6 +267,7 @@ def fit_forest(
     each round's thresholds placed after it, and ``report(trees done)`` is called before each
     round and at the end, so that a :class:`~scopeml.errors.Cancelled` it raises stops a long
     fit within about one tree's time."""
+    from joblib import effective_n_jobs
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.utils.class_weight import compute_class_weight
 
@@ -286,7 +284,7 @@ def fit_forest(
         random_state=seed,
         warm_start=True,
     )
-    batch = (os.cpu_count() or 1) if n_jobs in (-1, None) else max(1, n_jobs)  # one round
+    batch = effective_n_jobs(n_jobs)  # one round of the threads (CPU limits heeded)
     thresholds: list[np.ndarray] = []
     for done in range(0, n_estimators, batch):
         report(done)

@@ -627,7 +627,7 @@ class ApplyWidget(QWidget):
             text += " (a temporary folder: choose an output to keep the result)"
         if notes:
             text += f"; {notes}"
-        for warning in self._warnings:  # the run's own (another intensity range…)
+        for warning in dict.fromkeys(self._warnings):  # the run's own (another intensity range…)
             text += f"; warning: {warning}"
         self.status.setText(text)
 

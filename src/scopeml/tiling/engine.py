@@ -51,6 +51,7 @@ from scopeml.tiling.store import (
     check_partial,
     check_same_run,
     is_own_store,
+    other_tiling,
     partial_path,
     recorded_run,
 )
@@ -286,7 +287,7 @@ def segment_image(
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
-    store.record_tiles(len(plan))  # for `scopeml info` on an unfinished run
+    store.record_tiles(len(plan), resumed=resumed)  # `scopeml info` on an unfinished run
     try:  # the store is locked until it is published or this run fails
         specs = output_specs(spec.classes, outputs, options.probability_dtype)
         layout = output_layout(image)
@@ -615,18 +616,24 @@ def _create_outputs(
     pixel_sizes: dict[str, float],
 ) -> None:
     """Create the output arrays that do not exist yet (all, unless a run is resumed)."""
+    import zarr
+
     from scopeml.io import create_ome_zarr
 
     for s in specs:
-        if is_zarr_store(store.path_of(s.name) / "0"):
-            continue  # made by the interrupted run (same identity, so the same geometry)
         axes = axes_of[s.name]
+        chunks = [n_classes if a == "C" else plan.chunks[a] for a in axes]
+        if is_zarr_store(store.path_of(s.name) / "0"):  # made by the interrupted run
+            made = zarr.open_array(str(store.path_of(s.name) / "0"), mode="r").chunks
+            if list(made) != chunks:  # same identity, other tiles: another scopeml's plan
+                raise other_tiling(store.output, f"chunks {list(made)}; this run: {chunks}")
+            continue
         create_ome_zarr(
             store.path_of(s.name),
             shape=[n_classes if a == "C" else image.sizes[a] for a in axes],
             dtype=s.dtype,
             axes=axes,
-            chunks=[n_classes if a == "C" else plan.chunks[a] for a in axes],
+            chunks=chunks,
             pixel_sizes={a: v for a, v in pixel_sizes.items() if a in axes},
             channel_names=list(s.channel_names) if s.channel_names else [s.name],
             name=s.name,

@@ -211,9 +211,10 @@ def plan_tiles(
     sizes
         Size of every axis to cover, e.g. ``{"T": 3, "Z": 5, "Y": 9000, "X": 7000}``.
     tile_shape
-        Core size along each tiled axis; rounded up to a multiple of ``step``. Ignored where
-        ``fixed_input`` is given (the core is then ``fixed_input - 2 * halo``, rounded down to
-        the step).
+        Core size along each tiled axis; rounded up to a multiple of ``step``, and widened to
+        the whole axis where the halo reaches past it (each tile would read all of it).
+        Ignored where ``fixed_input`` is given (the core is then ``fixed_input - 2 * halo``,
+        rounded down to the step).
     halo
         Context on each side of the core, per tiled axis; rounded up to a multiple of ``step``
         so every read starts on the step grid (needed for pooling models to be exact).

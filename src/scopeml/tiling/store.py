@@ -50,6 +50,15 @@ _TILES = ".scopeml-tiles"
 _MAX_RECORD_BYTES = 1 << 22
 
 
+def other_tiling(output: Path, what: str) -> IncompleteOutputError:
+    """The refusal of a resume whose unfinished run was cut into other tiles (``what``)."""
+    return IncompleteOutputError(
+        f"the unfinished run here was cut into other tiles ({what}), as another scopeml "
+        "version cuts it; start again with --overwrite (overwrite=True)",
+        path=output,
+    )
+
+
 def partial_path(output: str | os.PathLike[str]) -> Path:
     """Where an output lives until it is complete."""
     output = Path(output)
@@ -389,8 +398,18 @@ class OutputStore:
                 os.close(self._lock)
             self._lock = None
 
-    def record_tiles(self, total: int) -> None:
-        """Record how many tiles the run has (``scopeml info`` says how far it got)."""
+    def record_tiles(self, total: int, *, resumed: bool = False) -> None:
+        """Record how many tiles the run has (``scopeml info`` says how far it got). A
+        ``resumed`` run cut into another number of tiles (by another scopeml: the done records
+        are tile numbers, so its tiles would be taken for this plan's and the rest left empty)
+        is refused; the arrays' chunks are checked as they are opened."""
+        if resumed:
+            try:
+                recorded: int | None = int((self.partial / _TILES).read_text())
+            except (OSError, ValueError):
+                recorded = None
+            if recorded is not None and recorded != total:
+                raise other_tiling(self.output, f"{recorded} tiles; this run: {total}")
         write_atomically(self.partial / _TILES, str(int(total)))
 
     def path_of(self, name: str) -> Path:

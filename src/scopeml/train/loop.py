@@ -27,6 +27,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from scopeml.errors import InvalidRequestError
+from scopeml.inputs import names_of
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.train.checkpoint import load_checkpoint, save_checkpoint
 from scopeml.train.data import (
@@ -315,7 +316,7 @@ def _class_names(
         top = max(int(np.max(label)) for label in labels)
         n_classes = max(top if sparse else top + 1, 2)
         classes = ["background", *(f"class {k}" for k in range(1, n_classes))]
-    classes = tuple(classes)
+    classes = names_of(classes) or ()  # "bg,nucleus" as the command line's --classes
     if len(classes) < 2:
         raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(classes)}")
     return classes
