@@ -160,22 +160,29 @@ def test_scale_reaches_the_run(viewer, qtbot, tmp_path):
     assert (plain.labels.read() != scaled.labels.read()).sum() > 100
 
 
+def applied(viewer, qtbot, image, model, output):
+    """The Apply widget run on the first channel of the file ``image``, ended."""
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    first, *_ = viewer.open(str(image), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText(first.name)
+    widget.set_model(str(model))
+    widget.output.setText(str(output))
+    widget.run()
+    wait_idle(qtbot, widget)
+    return widget
+
+
 def test_a_warning_of_the_run_is_said_with_its_result(viewer, qtbot, files, tmp_path):
     """The worker catches the run's warnings; a model trained on other intensities was applied
     with nothing said (the command line warns of it)."""
     from scopeml.io import write_ome_tiff
-    from scopeml.napari.apply_widget import ApplyWidget
 
     _, model = files
     dim = np.random.default_rng(0).integers(0, 4, (2, 128, 128)).astype(np.uint16)  # 0..3
     write_ome_tiff(tmp_path / "dim.ome.tif", dim, axes="CYX", channel_names=["DAPI", "GFP"])
-    first, _ = viewer.open(str(tmp_path / "dim.ome.tif"), plugin="scopeml")
-    widget = ApplyWidget(viewer)
-    widget.image_choice.setCurrentText(first.name)
-    widget.set_model(str(model))
-    widget.output.setText(str(tmp_path / "dim.ome.zarr"))
-    widget.run()
-    wait_idle(qtbot, widget)
+    widget = applied(viewer, qtbot, tmp_path / "dim.ome.tif", model, tmp_path / "dim.ome.zarr")
     said = widget.status.text()
     assert said.startswith("wrote") and "; warning: " in said, said
     assert "was trained on intensities" in said, said
@@ -185,19 +192,11 @@ def test_applied_labels_keep_the_models_class_colours(viewer, qtbot, files, tmp_
     """As the preview showed them (a store's labels took the default palette)."""
     import dataclasses
 
-    from scopeml.napari.apply_widget import ApplyWidget
-
     image, model_file = files
     model = sm.open_model(model_file)
     model.classes = [dataclasses.replace(c, color="#ffd400") for c in model.classes]
     yellow = model.save(tmp_path / "yellow.czseg")
-    dapi, _ = viewer.open(str(image), plugin="scopeml")
-    widget = ApplyWidget(viewer)
-    widget.image_choice.setCurrentText(dapi.name)
-    widget.set_model(str(yellow))
-    widget.output.setText(str(tmp_path / "yellow.ome.zarr"))
-    widget.run()
-    wait_idle(qtbot, widget)
+    applied(viewer, qtbot, image, yellow, tmp_path / "yellow.ome.zarr")
     colours = viewer.layers["yellow labels"].colormap.color_dict
     named = [c.name for c in model.classes]
     for value, name in enumerate(named, 1):

@@ -613,13 +613,7 @@ def _convert_package(
     from scopeml.errors import ScopeMLError
     from scopeml.model.bioimageio import import_bioimageio
 
-    ignored = [option for option, value in graph_only.items() if value]
-    if ignored:
-        raise InvalidRequestError(
-            f"{', '.join(ignored)} applies to a graph, not to a package source; the package's "
-            "steps are kept as they are",
-            path=source,
-        )
+    _refuse_graph_options(graph_only, source, "a package source; the package's steps are")
     legacy_suffix = output.suffix.lower() in (".czseg", ".czmodel")
     if legacy and not legacy_suffix:  # refused before the import, as for a container source
         raise InvalidRequestError("--legacy writes a .czseg/.czmodel", path=output)
@@ -647,6 +641,15 @@ def _convert_package(
         warnings.warn(text.replace(czann.name, source.name), warning.category, stacklevel=2)
 
 
+def _refuse_graph_options(given: dict[str, Any], source: Path, what: str) -> None:
+    """Refuse the options that apply to a graph alone, given with ``what`` is kept as it is."""
+    ignored = [option for option, value in given.items() if value]
+    if ignored:
+        raise InvalidRequestError(
+            f"{', '.join(ignored)} applies to a graph, not to {what} kept as it is", path=source
+        )
+
+
 def _convert_container(
     source: Path,
     output: Path,
@@ -665,13 +668,7 @@ def _convert_container(
     from scopeml.model.container import read_container
     from scopeml.model.convert import convert_container
 
-    ignored = [option for option, value in other.items() if value]
-    if ignored:
-        raise InvalidRequestError(
-            f"{', '.join(ignored)} applies to a graph, not to a container source; the graph "
-            "is kept as it is",
-            path=source,
-        )
+    _refuse_graph_options(other, source, "a container source; the graph is")
     suffix = output.suffix.lower()
     legacy = legacy or suffix in (".czseg", ".czmodel")
     if legacy and suffix == ".czann":
