@@ -263,7 +263,7 @@ def fit_forest(
     float32, column-major fastest); return it and its feature importances.
 
     The trees are fitted a round of the threads at a time (scikit-learn's warm start: each
-    tree's seed is drawn in turn, so they are the trees of one fit; 4% slower than one fit),
+    tree's seed is drawn in turn, so they are the trees of one fit; 3–7% slower than one),
     each round's thresholds placed after it, and ``report(trees done)`` is called before each
     round and at the end, so that a :class:`~scopeml.errors.Cancelled` it raises stops a long
     fit within about one tree's time."""
