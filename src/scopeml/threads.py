@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["map_ordered"]
+__all__ = ["map_ordered", "thread_count"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -45,3 +45,17 @@ def map_ordered(function: Callable[[T], R], items: Iterable[T], workers: int) ->
         finally:
             for future in pending:
                 future.cancel()
+
+
+def thread_count(workers: int | None) -> int:
+    """The threads ``workers`` asks for: -1 or ``None``, every core this process may use (its
+    CPU affinity and container limits heeded, as joblib counts them); else at least one.
+
+    >>> thread_count(3), thread_count(0), thread_count(-1) >= 1
+    (3, 1, True)
+    """
+    if workers in (-1, None):
+        from joblib import effective_n_jobs
+
+        return int(effective_n_jobs(-1))
+    return max(1, int(workers))

@@ -33,7 +33,6 @@ prediction bit for bit.
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
@@ -42,6 +41,7 @@ from os import PathLike
 import numpy as np
 
 from scopeml.errors import InvalidContainerError
+from scopeml.threads import thread_count
 
 #: Array names and dtypes of a stored forest.
 ARRAY_DTYPES: dict[str, np.dtype] = {
@@ -267,7 +267,6 @@ def fit_forest(
     each round's thresholds placed after it, and ``report(trees done)`` is called before each
     round and at the end, so that a :class:`~scopeml.errors.Cancelled` it raises stops a long
     fit within about one tree's time."""
-    from joblib import effective_n_jobs
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.utils.class_weight import compute_class_weight
 
@@ -284,7 +283,7 @@ def fit_forest(
         random_state=seed,
         warm_start=True,
     )
-    batch = effective_n_jobs(n_jobs)  # one round of the threads (CPU limits heeded)
+    batch = thread_count(n_jobs)  # one round of the threads
     thresholds: list[np.ndarray] = []
     for done in range(0, n_estimators, batch):
         report(done)
@@ -302,8 +301,7 @@ def raw_thresholds(
     fitted on ``binned_from = (raw, binned)``, in ``workers`` threads (-1: all cores)."""
     trees = [estimator.tree_ for estimator in forest.estimators_[start:]]
     samples = _in_bag_rows(forest, start)
-    threads = (os.cpu_count() or 1) if workers in (-1, None) else max(1, int(workers))
-    threads = max(1, min(threads, len(trees)))
+    threads = max(1, min(thread_count(workers), len(trees)))
     thresholds: list[np.ndarray] = []
     with ThreadPoolExecutor(threads) as pool:
         for lo in range(0, len(trees), threads):
@@ -396,7 +394,7 @@ def bin_features(x: np.ndarray, *, workers: int = 1) -> tuple[list[np.ndarray], 
         binned[:, j] = np.searchsorted(edges, column, side="left")
         return edges
 
-    threads = (os.cpu_count() or 1) if workers in (-1, None) else max(1, int(workers))
+    threads = thread_count(workers)
     if threads == 1 or x.shape[1] == 1:
         return [bin_one(j) for j in range(x.shape[1])], binned
     with ThreadPoolExecutor(min(threads, x.shape[1])) as pool:

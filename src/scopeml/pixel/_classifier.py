@@ -14,10 +14,9 @@ with one warning.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -52,6 +51,7 @@ from scopeml.pixel._sources import (
     time_point_sources,
 )
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
+from scopeml.threads import map_ordered, thread_count
 
 #: Spatial block edge (pixels) for computing features piecewise, by spatial dims: small enough
 #: for the intermediate images to stay in cache, large enough for the halo and the per-call
@@ -655,24 +655,16 @@ def _spatial(shape: tuple[int, ...], planes: tuple[int, int] | None) -> tuple[in
 def _map(
     func: Callable, tasks: Iterable, n_jobs: int, each: Callable[[], None] | None = None
 ) -> list:
-    """``func`` of each task, in ``n_jobs`` threads, in order; ``each()`` after each result,
-    in the calling thread: an error it raises drops the tasks not yet started."""
-    tasks, each = list(tasks), each or (lambda: None)
-    workers = (os.cpu_count() or 1) if n_jobs in (-1, None) else max(1, int(n_jobs))
-    results = []
-    if workers == 1 or len(tasks) == 1:
-        for task in tasks:
-            results.append(func(task))
-            each()
-        return results
-    pool = ThreadPoolExecutor(min(workers, len(tasks)))
-    try:
-        for result in pool.map(func, tasks):
+    """``func`` of each task, in ``n_jobs`` threads, in order (:func:`~scopeml.threads.
+    map_ordered`); ``each()`` after each result, in the calling thread: an error it raises
+    drops the tasks not yet started."""
+    tasks, each, results = list(tasks), each or (lambda: None), []
+    workers = min(thread_count(n_jobs), max(len(tasks), 1))
+    with contextlib.closing(map_ordered(func, tasks, workers)) as mapped:
+        for result in mapped:
             results.append(result)
             each()
-        return results
-    finally:
-        pool.shutdown(cancel_futures=True)
+    return results
 
 
 def _check_color(color: str) -> str:
