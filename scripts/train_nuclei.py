@@ -217,6 +217,7 @@ def main() -> None:
         model_name="scopeml nuclei",
         model_id=MODEL_ID,
         normalize=result.normalize_policy,
+        overwrite=True,  # the shipped model is this script's output
     )
     write_model_diameter(path, OBJECT_DIAMETER, OBJECT_DIAMETER_RANGE, default_auto=True)
     report = {

@@ -75,6 +75,12 @@ def test_object_classifier_misuse_is_one_line():
     assert clf.features == ("area", "round")  # not letter by letter
     codes = table.assign(code=(table["area"] > 10).astype(float))  # whole numbers: classes
     assert sm.train_object_classifier(codes, "code", n_estimators=3).classes == ("0", "1")
+    pixels = pd.concat([table] * 3, ignore_index=True).assign(pixels=np.arange(60) * 7)
+    with pytest.raises(InvalidLabelsError, match=r"'pixels' holds measurements \(60 different"):
+        sm.train_object_classifier(pixels, "pixels")  # whole numbers, one per object: areas
+    with pytest.raises(InvalidLabelsError, match=r"features: no column 'Area' in the table "
+                       r"\(did you mean 'area'\?\)"):  # fmt: skip
+        sm.train_object_classifier(table, "kind", features=["Area", "round"])
     with pytest.raises(InvalidRequestError, match=r"objects come first, then the classifier"):
         sm.classify_objects(clf, table)
 
@@ -132,3 +138,26 @@ def test_a_channels_last_rgb_array_is_warned_of_with_the_axes_to_give():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         image_of_array(np.zeros((3, 32, 32)))  # C×Y×X: nothing to say
+
+
+def test_train_pixel_classifier_takes_the_command_lines_channels_and_scene():
+    """``channels=``/``scene=`` as ``pixel train --channels/--scene``; the channels' names are
+    kept, so ``predict_region`` of the whole image reads the channel trained on."""
+    rng = np.random.default_rng(3)
+    cells = np.zeros((24, 24), np.float32)
+    cells[6:18, 6:18] = 10
+    noise = rng.normal(0, 3, (24, 24)).astype(np.float32)
+    two = np.stack([noise, cells + rng.normal(0, 0.5, (24, 24)).astype(np.float32)])
+    scribbles = np.zeros((24, 24), np.uint8)
+    scribbles[0, :], scribbles[12, 8:16] = 1, 2
+    fast = {"features": "gaussian_smoothing:1", "n_estimators": 5, "classes": ["bg", "cell"]}
+    clf = sm.train_pixel_classifier(two, scribbles, channels=1, **fast)
+    assert clf.spec.in_channels == 1 and clf.info["channels"] == ["C1"]
+    with pytest.warns(UserWarning, match="trained on channel C1: using those"):
+        whole = sm.predict_region(two, clf)
+    np.testing.assert_array_equal(whole, sm.predict_region(two[1:], clf))
+    assert (whole[6:18, 6:18] == 2).mean() > 0.9
+    scenes = np.stack([np.zeros_like(two), two])[:, None]  # S×T×C×Y×X ... as 6-D below
+    by_scene = sm.train_pixel_classifier(scenes[:, :, :, None], scribbles, scene=1,
+                                         channels="C1", **fast)  # fmt: skip
+    np.testing.assert_array_equal(sm.predict_region(two[1:], by_scene), whole)

@@ -249,7 +249,7 @@ def test_analyze_takes_axes_over_the_settings_key(tmp_path: Path, capsys) -> Non
     )
     args = ["analyze", str(settings), str(image), "-q", "-o"]
     assert main([*args, str(tmp_path / "as_z")]) == 2  # the key's ZYX: one channel
-    assert "channel 'C1' is not in" in capsys.readouterr().err
+    assert "has 1 and names none (C0): too few" in capsys.readouterr().err
     assert main([*args, str(tmp_path / "r"), "--axes", "CYX"]) == 0  # was: No such option
     assert "1 of 1 images analysed" in capsys.readouterr().out
     assert "axes: CYX" in (tmp_path / "r" / "settings.yaml").read_text()

@@ -109,3 +109,17 @@ def test_progress_is_reported_and_a_cancel_stops_the_call(written):
 
     with pytest.raises(sm.Cancelled):
         sm.predict_region(image_path, model_path, tile_size=48, progress=cancel)
+
+
+def test_the_default_scale_is_segments_auto_for_the_shipped_model(tmp_path):
+    """``nuclei`` runs at ``scale="auto"`` by default: ``predict_region`` chooses the factor as
+    ``segment`` does, so its labels are the store's where nuclei are twice the model's size."""
+    image, _ = synthetic_nuclei((192, 192), density=0.0004, radius=(16, 20), seed=5)
+    seg = sm.segment(image, "nuclei", tmp_path / "seg.ome.zarr")
+    assert seg.scale == 0.5
+    stored = seg.labels.read()[0, 0, 0, 0]
+    for scale in (None, "auto", 0.5):
+        np.testing.assert_array_equal(sm.predict_region(image, "nuclei", scale=scale), stored)
+    region = sm.predict_region(image, "nuclei", {"Y": (30, 100), "X": (70, 190)})
+    np.testing.assert_array_equal(region, stored[30:100, 70:190])
+    assert not np.array_equal(sm.predict_region(image, "nuclei", scale=1), stored)

@@ -32,3 +32,19 @@ def test_segment_warning_points_at_the_caller(tmp_path) -> None:
     caught = _caught(lambda: sm.segment(image, "nuclei", tmp_path / "s.ome.zarr", scale=1))
     assert any("NaN" in str(w.message) for w in caught)
     assert all(w.filename == __file__ for w in caught), [w.filename for w in caught]
+
+
+def test_analyze_warning_from_inside_a_with_points_at_the_caller(tmp_path) -> None:
+    """A warning given while an image is opened in a ``with`` (a generator context manager)
+    names the caller, not ``contextlib``."""
+    import tifffile
+
+    image = np.zeros((32, 32), np.uint8)
+    image[4:12, 4:12] = 50
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    segmenter = {"kind": "threshold", "channel": "DNA", "method": "fixed", "value": 5}
+    settings = {"version": 1, "channels": ["DNA"], "classes": [{"name": "nucleus",
+                "segmenter": segmenter}]}  # fmt: skip
+    caught = _caught(lambda: sm.analyze(settings, [tmp_path / "a.tif"], tmp_path / "results"))
+    assert any("names no channels: read C0 as DNA" in str(w.message) for w in caught)
+    assert all(w.filename == __file__ for w in caught), [w.filename for w in caught]

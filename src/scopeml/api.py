@@ -688,7 +688,7 @@ def predict_region(
     axes: str | None = None,
     channels: Sequence[int | str] | int | str | None = None,
     scene: int | None = None,
-    scale: float | None = None,
+    scale: float | str | None = None,
     extract_class: str | None = None,
     min_confidence: float | None = None,
     normalize: str | None = None,
@@ -706,11 +706,14 @@ def predict_region(
     ``"labels"``, ``"probabilities"``, ``"confidence"``, ``"mask"`` or ``"instances"``;
     a Regression model's ``"image"`` (its default). The old ``output=`` still works, with a
     :class:`DeprecationWarning`, for one release (it is a path everywhere else). ``options``
-    are the segment options to reproduce; ``channels``, ``scene``, ``scale`` (a number),
+    are the segment options to reproduce; ``channels``, ``scene``, ``scale``,
     ``extract_class``, ``min_confidence``, ``normalize`` and ``tile_size`` are
-    :func:`segment`'s keywords, each in place of its option. Repeated calls on one image pass
-    ``normalization`` from :func:`scopeml.predict.region_normalization`. ``progress`` is
-    :func:`segment`'s (a callable may cancel). Details: :func:`scopeml.predict.predict_region`.
+    :func:`segment`'s keywords, each in place of its option. ``scale`` defaults to the model's,
+    as in :func:`segment`: ``"auto"`` (the shipped ``nuclei``) is chosen from the whole image
+    at each call. Repeated calls on one image pass the number once chosen (``segment``'s
+    result shows it) and ``normalization`` from :func:`scopeml.predict.region_normalization`.
+    ``progress`` is :func:`segment`'s (a callable may cancel). Details:
+    :func:`scopeml.predict.predict_region`.
 
     ``"instances"`` (one id per object, made as ``segment(..., outputs="instances")`` makes
     them, with ``instances`` as there) are of the whole image only: an object's id depends on
@@ -743,6 +746,7 @@ def predict_region(
     """
     from scopeml.predict import one_output
     from scopeml.predict import predict_region as predict
+    from scopeml.tiling.model_inputs import fit_model_inputs
 
     kind = one_output(outputs, output)
     _check_outputs([kind], "output")
@@ -763,10 +767,14 @@ def predict_region(
     if kind == INSTANCES:
         return _predict_instances(image, model, region, options, instances, axes, progress)
     options = options or SegmentOptions(workers=1)
-    opened_image, _ = _input_image(image, options, axes)
+    source, _ = _input_image(image, options, axes)
     try:
-        opened_model, _ = _pixel_model(model, dataclasses.replace(options, workers=1))
+        opened_model, ref = _pixel_model(model, dataclasses.replace(options, workers=1))
+        opened_image, _, options = fit_model_inputs(source, None, opened_model, options)
         _check_chosen_channels(image, opened_image, opened_model, options, axes)
+        opened_model, _, options, _ = _auto_scaled_model(
+            opened_image, opened_model, ref, options, output=None
+        )  # segment's default scale: auto for a model whose default it is
         return predict(
             opened_image,
             opened_model,
@@ -778,7 +786,7 @@ def predict_region(
         )
     finally:
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
-            opened_image.close()
+            source.close()
 
 
 def _predict_instances(
@@ -844,6 +852,8 @@ def train_pixel_classifier(
     progress: Progress = None,
     axes: str | None = None,
     cache: FeatureCache | None = None,
+    channels: Sequence[int | str] | int | str | None = None,
+    scene: int | None = None,
 ) -> PixelClassifier:
     """Train a random-forest pixel classifier from sparse labels (0 unlabelled, 1..K classes).
 
@@ -855,8 +865,10 @@ def train_pixel_classifier(
     :func:`segment`'s ``axes=`` does (``"TYX"``: an array's or a plain TIFF's planes are time
     points, each with its labels). ``colors`` (``"#rrggbb"`` per class, default a fixed
     palette) are kept with the classes in the saved container, for viewers to show them.
-    The result is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or
-    ``.save()`` it.
+    ``channels`` (names or indices) and ``scene`` (a number) choose what of the image is
+    trained on, as ``scopeml pixel train --channels/--scene`` do; the channels' names are kept
+    with the classifier, so :func:`segment` reads the same ones of another image. The result
+    is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or ``.save()`` it.
 
     ``progress`` (see :mod:`scopeml.progress`) gets stage ``features`` (the labelled blocks
     whose features are computed), then ``train`` (the trees fitted, a round of the threads at
@@ -883,11 +895,15 @@ def train_pixel_classifier(
 
     with contextlib.ExitStack() as opened:  # files opened here are closed here
         if isinstance(image, (str, os.PathLike)):
-            image = opened.enter_context(open_image(image, axes=axes))
-        elif not isinstance(image, Image):
-            image = image_of_array(image, axes)
+            image = opened.enter_context(open_image(image, axes=axes, scene=scene))
         else:
-            _refuse_axes_of_open(image, axes)
+            if not isinstance(image, Image):
+                image = image_of_array(image, axes)
+            else:
+                _refuse_axes_of_open(image, axes)
+            image = image if scene is None else image.select_scene(scene)
+        if channels is not None:
+            image = image.select_channels(names_of(channels) or ())
         if isinstance(labels, (str, os.PathLike)):
             from scopeml.pixel._labels import open_training_labels
 
@@ -903,7 +919,7 @@ def train_pixel_classifier(
             # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
             targets = _as_label_image(labels)
             check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
-        return train_classifier(
+        classifier = train_classifier(
             images,
             targets,
             features=features,
@@ -919,6 +935,8 @@ def train_pixel_classifier(
             cache=cache,
             progress=report,
         )
+        classifier.info["channels"] = [str(name) for name in image.channel_names]
+        return classifier
 
 
 def _as_segmentation(source: Any) -> Any:

@@ -211,13 +211,18 @@ def find_stack_level() -> int:
     """``stacklevel`` for :func:`warnings.warn` that names the first frame outside scopeml.
 
     A warning about the user's input then points at the line of their code that called
-    scopeml, however deep the call path (pandas' ``find_stack_level``).
+    scopeml, however deep the call path (pandas' ``find_stack_level``); ``contextlib``'s frames
+    between scopeml's are passed over too (a warning while a ``with`` opens an image).
     """
+    import contextlib
     import inspect
     import os
 
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame, level = inspect.currentframe(), 0
-    while frame is not None and frame.f_code.co_filename.startswith(package):
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(package)
+        or frame.f_code.co_filename == contextlib.__file__
+    ):
         frame, level = frame.f_back, level + 1
     return level

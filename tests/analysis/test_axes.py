@@ -56,7 +56,7 @@ def test_a_two_page_tiff_is_analysed_as_channels_with_axes_cyx(tmp_path: Path) -
         pd.testing.assert_frame_equal(got_table, want_table)
     assert "axes: CYX" in (tmp_path / "got" / "settings.yaml").read_text()
     # without axes= the pages are Z planes of one channel: C1 is not there
-    with pytest.raises(InvalidRequestError, match="channel 'C1' is not in"):
+    with pytest.raises(InvalidRequestError, match=r"has 1 and names none \(C0\): too few"):
         sm.analyze(_settings(), [plain], tmp_path / "as_z")
 
 

@@ -54,7 +54,7 @@ def test_a_file_without_any_name_of_a_channel_says_where_its_other_names_go(batc
     settings, images = batch["settings"], [batch["dapi"], batch["other"]]
     result = run_analysis(settings, images, tmp_path / "out")
     (failure,) = result.failures
-    assert "no channel 'DAPI' of the settings' channels; the image has DRAQ5, GFP" in str(failure)
+    assert "channel 'DAPI' is not in the image (it has DRAQ5, GFP)" in str(failure)
     assert "aliases:" in str(failure)
     with pytest.raises(InvalidSettingsError, match=r"'DAPI' is not in .*c_other.*aliases:"):
         run_analysis(settings, images[::-1], tmp_path / "first")

@@ -70,6 +70,9 @@ def test_watershed_split_separates_touching_disks() -> None:
     out = apply_post(label_instances(two), [WatershedSplit(min_distance=8)])
     assert out.max() == 2 and ((out > 0) == two).all()
     assert out[20, 20] != out[20, 46]
+    # h: the centres are 15 px from the background: split at h 4; no maximum is 16 px high
+    assert apply_post(label_instances(two), [WatershedSplit(h=4)]).max() == 2
+    assert apply_post(label_instances(two), [WatershedSplit(h=16)]).max() == 1
 
 
 def test_crf_snaps_a_mask_to_the_image_edge() -> None:

@@ -57,6 +57,9 @@ def test_a_file_whose_channels_cannot_be_told_fails_alone(batch, tmp_path):
     result = run_analysis(settings, [batch["named"], batch["three"]], tmp_path / "out")
     assert result.counts["named"]["cell"] == 4
     (failure,) = result.failures  # the named file analysed, this one failed alone
-    assert "no channel 'DAPI' of the settings' channels; the image has C0, C1, C2" in str(failure)
-    with pytest.raises(InvalidSettingsError, match=r"channel 'DAPI' is not in .*three\.tif"):
+    assert (
+        "the settings have 2 channels (DAPI, GFP); the image has 3 and names none (C0, C1, C2)"
+        in (str(failure))
+    )
+    with pytest.raises(InvalidSettingsError, match=r"the settings have 2 .*three\.tif has 3 and"):
         run_analysis(settings, [batch["three"], batch["named"]], tmp_path / "first")

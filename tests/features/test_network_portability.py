@@ -133,7 +133,7 @@ def test_pixel_info_shows_the_network_path_and_hash(tmp_path, data, monkeypatch,
     clf = _train(tmp_path / "i", data, monkeypatch)
     sha = hashlib.sha256((tmp_path / "i" / "net.onnx").read_bytes()).hexdigest()
     for embed, where in ((None, "embedded in the classifier"), (False, "not embedded")):
-        path = save_classifier(clf, tmp_path / "i" / "m.czseg", embed_network=embed)
+        path = save_classifier(clf, tmp_path / "i" / "m.czseg", embed_network=embed, overwrite=True)
         assert main(["pixel", "info", str(path)]) == 0
         out = capsys.readouterr().out
         assert f"feature network: {tmp_path / 'i' / 'net.onnx'} (conv1_2)" in out

@@ -286,3 +286,17 @@ def test_converting_a_package_applies_the_container_options_never_ignores_them(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.czmodel", "p.zip", "r.czann"]
     nested = tmp_path / "new folder" / "p.czseg"  # made, as for a container source
     assert main(["model", "convert", str(package), "-o", str(nested)]) == 0 and nested.is_file()
+
+
+def test_one_author_given_as_a_string_is_one_author_and_bad_fields_are_refused(tmp_path):
+    package = export_bioimageio("nuclei", tmp_path / "n.zip", authors="Doe, Jane", test_size=96)
+    rdf = yaml.safe_load(zipfile.ZipFile(package).read("rdf.yaml"))
+    assert [author["name"] for author in rdf["authors"]] == ["Doe, Jane"]
+    for fields, problem in (
+        ({"authors": []}, "authors are one or more names"),
+        ({"authors": ["A. Smith", ""]}, "authors are one or more names"),
+        ({"citation": "my paper"}, r"citation is \(text, url or doi\)"),
+    ):
+        with pytest.raises(sm.ScopeMLError, match=problem):
+            export_bioimageio("nuclei", tmp_path / "bad.zip", **fields)
+    assert not (tmp_path / "bad.zip").exists()

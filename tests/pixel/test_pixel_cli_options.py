@@ -82,3 +82,19 @@ def test_another_kind_of_file_is_not_replaced_unless_asked(files, tmp_path, caps
         f"replaced {other} (it was not a pixel classifier)"
     )
     assert read_metadata(other).Training["samples_per_class"]
+
+
+def test_retraining_a_stack_as_a_time_series_says_the_dimensions_changed(tmp_path, capsys):
+    image, instances = synthetic_nuclei((5, 40, 48), density=0.004, seed=8)
+    truth = (instances > 0).astype(np.uint8) + 1
+    tifffile.imwrite(tmp_path / "stack.tif", image[0])
+    tifffile.imwrite(tmp_path / "labels.tif", sparse_labels(truth, 0.05, seed=8))
+    out = tmp_path / "m.czseg"
+    args = ["pixel", "train", str(tmp_path / "stack.tif"), str(tmp_path / "labels.tif"), "-o",
+            str(out), *FAST]  # fmt: skip
+    assert main(args) == 0  # five pages of unknown kind: a Z stack, 3-D features
+    assert read_metadata(out).SpatialDims == 3
+    capsys.readouterr()
+    assert main([*args, "--axes", "TYX"]) == 0  # the same pages as time points: planes
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last.startswith(f"replaced {out}: labelled pixels unchanged (") and "; 3-D → 2-D" in last

@@ -34,6 +34,20 @@ def test_split_touching_separates_two_disks():
     assert split_touching(mask, h=1.0).max() == 2
 
 
+def test_a_flat_object_is_one_seed_not_a_grid_of_them():
+    """A nucleus five planes deep and 60 px wide: its distance to the background is flat over
+    most of its middle plane; local maxima ``min_distance`` apart would cut it into a grid."""
+    stack = np.zeros((7, 80, 80), bool)
+    stack[1:6] = _disks([(40, 40)], 28, shape=(80, 80))
+    for min_distance in (3, 5, 10):
+        assert split_touching(stack, min_distance=min_distance).max() == 1
+    zz, yy, xx = np.mgrid[:24, :40, :60]
+    balls = ((zz - 12) ** 2 + (yy - 20) ** 2 + (xx - 18) ** 2 <= 64) | (
+        (zz - 12) ** 2 + (yy - 20) ** 2 + (xx - 33) ** 2 <= 64
+    )
+    assert split_touching(balls, min_distance=5).max() == 2  # touching balls: still two
+
+
 def test_split_touching_recovers_synthetic_nuclei_counts():
     _, truth = synthetic_nuclei((256, 256), density=0.002, cluster_fraction=0.6, seed=3)
     mask = truth > 0

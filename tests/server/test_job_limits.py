@@ -133,7 +133,7 @@ def test_an_analysis_run_error_names_the_settings_file_and_the_image_as_the_user
     assert failed["status"] == "failed", failed
     error = failed["error"]
     assert error.startswith("blobs.yaml: line 2:"), error
-    assert "channel 'GFP' is not in small.tif (it has C0)" in error, error
+    assert "the settings have 2 channels (GFP, RFP); small.tif has 1 and names none (C0)" in error
     assert str(server.data_dir) not in error and upload not in error
     alice.delete_job(job["id"])
 

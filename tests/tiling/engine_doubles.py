@@ -97,6 +97,7 @@ def write_model_file(
         min_overlap=unet_receptive_halo(depth),
         model_type="MultiClassSemanticSegmentation",
         name=f"unet-seed{seed}",
+        overwrite=True,  # tests replace a model at its path
     )
 
 

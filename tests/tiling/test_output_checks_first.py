@@ -32,6 +32,7 @@ def _model(path, seed: int, name: str = "unet"):
         min_overlap=unet_receptive_halo(2),
         model_type="MultiClassSemanticSegmentation",
         name=name,
+        overwrite=True,  # tests replace a model at its path
     )
 
 

@@ -93,14 +93,15 @@ class _Touch:
 
 
 def _tiny_run(nuclei_pair, tmp_path) -> list[str]:
-    """``train unet`` on the pair saved as .npy: one epoch of two steps, a checkpoint."""
+    """``train unet`` on the pair saved as .npy: one epoch of two steps, a checkpoint (run
+    again: ``--overwrite``)."""
     image, labels = nuclei_pair
     np.save(tmp_path / "image.npy", image[0])
     np.save(tmp_path / "labels.npy", labels)
     return ["train", "unet", str(tmp_path / "image.npy"), str(tmp_path / "labels.npy"),
             "-o", str(tmp_path / "m.czann"), "--epochs", "1", "--steps-per-epoch", "2",
             "--depth", "1", "--width", "4", "--patch-size", "16", "--batch-size", "2",
-            "--checkpoint", str(tmp_path / "c.pt"), "--quiet"]  # fmt: skip
+            "--checkpoint", str(tmp_path / "c.pt"), "--quiet", "--overwrite"]  # fmt: skip
 
 
 def test_train_unet_ema_option(nuclei_pair, tmp_path, capsys) -> None:
@@ -142,3 +143,20 @@ def test_train_unet_init_and_warmup_options(nuclei_pair, tmp_path, capsys) -> No
     assert saved["optimizer"]["param_groups"][0]["lr"] == 0.001
     assert main([*args, "--init", "xavier"]) == 2
     assert "init must be 'torch' or 'he'" in capsys.readouterr().err
+
+
+def test_train_unet_refuses_an_existing_output_before_training(nuclei_pair, tmp_path, capsys):
+    """An existing model is not replaced without ``--overwrite``, and the refusal comes before
+    any training (no checkpoint is written); a folder is refused the same way."""
+    args = [a for a in _tiny_run(nuclei_pair, tmp_path) if a != "--overwrite"]
+    output = tmp_path / "m.czann"
+    output.write_bytes(b"someone's model")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "m.czann: output exists; pass --overwrite" in err and err.count("\n") == 1
+    assert output.read_bytes() == b"someone's model" and not (tmp_path / "c.pt").exists()
+    output.unlink()
+    output.mkdir()
+    assert main(args) == 2
+    assert "m.czann: is a folder; expected a file name" in capsys.readouterr().err
+    assert not (tmp_path / "c.pt").exists()

@@ -145,5 +145,5 @@ def test_the_command_line_draws_training_and_quiet_silences_it(nuclei_pair, tmp_
     assert main(args) == 0
     err = capsys.readouterr().err
     assert re.search(r"^train: .*\| 2/2 \[.*loss=", err, re.M), err
-    assert main([*args, "--quiet"]) == 0
+    assert main([*args, "--quiet", "--overwrite"]) == 0
     assert "train:" not in capsys.readouterr().err

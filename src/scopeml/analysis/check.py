@@ -26,7 +26,6 @@ from scopeml.analysis.settings import (
     ThresholdSegmenter,
     _dotted,
     _locate,
-    alias_hint,
 )
 from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError, summarize
 from scopeml.objects.classifier import physical_features
@@ -316,14 +315,10 @@ def check_channel_names(
     """Every input channel of the settings is among ``names``, those of ``image``, by name or
     alias (or is read by position: :meth:`~AnalysisSettings.channels_of`); else the settings
     error names the first missing one, its line, and the channels the image has."""
-    missing = settings.missing_channel(names)  # a file naming none: read in order
-    if missing is not None:
-        raise settings_error(
-            source,
-            ("channels", settings.channels.index(missing)),
-            f"channel {missing!r} is not in {image} (it has {', '.join(names)}); "
-            f"{alias_hint(missing)}",
-        )
+    problem = settings.channel_problem(names, image)  # a file naming none: read in order
+    if problem is not None:
+        missing = settings.missing_channel(names)
+        raise settings_error(source, ("channels", settings.channels.index(missing)), problem)
 
 
 def _settings_file(

@@ -50,7 +50,6 @@ from scopeml.analysis.settings import (
     RemoveLarge,
     RemoveSmall,
     ThresholdSegmenter,
-    alias_hint,
 )
 from scopeml.analysis.tables import measure_plane
 from scopeml.errors import InvalidImageError, find_stack_level
@@ -179,11 +178,7 @@ def open_scenes_analysed(
         names = [str(name) for name in scenes[0].channel_names]
         chosen = settings.channels_of(names)
         if chosen is None:
-            missing = settings.missing_channel(names)
-            raise InvalidImageError(
-                f"no channel {missing!r} of the settings' channels; the image has "
-                f"{', '.join(names)}; {alias_hint(missing)}", path=image_path,
-            )  # fmt: skip
+            raise InvalidImageError(settings.channel_problem(names, "the image"), path=image_path)
         if all(isinstance(c, int) for c in chosen):  # read by position: said, as a guess is
             pairs = zip(chosen, settings.channels, strict=True)
             read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)

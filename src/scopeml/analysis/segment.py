@@ -153,7 +153,7 @@ def apply_post(
         elif isinstance(step, RemoveBorder):
             out = np.where(np.isin(out, border_ids(out)), 0, out).astype(np.int32)
         elif isinstance(step, WatershedSplit):
-            out = split_touching(out > 0, min_distance=step.min_distance)
+            out = split_touching(out > 0, min_distance=step.min_distance, h=step.h)
         else:
             out = _regrow(out, _mask_step(out > 0, step, guide), region)
         out = _split(out, parents)

@@ -241,8 +241,14 @@ class Closing(_Strict):
 
 
 class WatershedSplit(_Strict):
+    """Touching objects split at the necks of the distance to the background
+    (:func:`~scopeml.post.morphology.split_touching`): one seed per local maximum at least
+    ``min_distance`` pixels apart, or, with ``h``, per maximum at least ``h`` pixels higher
+    than the neck to its neighbour (fewer, surer splits; ``min_distance`` is then unused)."""
+
     step: Literal["watershed_split"] = "watershed_split"
     min_distance: int = Field(5, ge=1)
+    h: float | None = Field(None, gt=0)
 
 
 PostStep = Annotated[
@@ -435,6 +441,39 @@ class AnalysisSettings(_Strict):
         if self.channels_of(names) is not None:
             return None
         return next(c for c in self.channels if self.name_in(c, [str(n) for n in names]) is None)
+
+    def channel_problem(self, names: Sequence[str], image: str) -> str | None:
+        """Why ``image``, with channels ``names``, lacks an input channel, in one line (the
+        channel counts where it names none of its channels: read in order only when they
+        match); ``None``: it lacks none.
+
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
+        >>> s = parse_settings({"version": 1, "channels": ["DAPI", "GFP"], "classes": [blob]})
+        >>> s.channel_problem(["C0"], "a.tif")
+        'the settings have 2 channels (DAPI, GFP); a.tif has 1 and names none (C0): too few'
+        >>> s.channel_problem(["C0", "C1", "C2"], "a.tif")
+        'the settings have 2 channels (DAPI, GFP); a.tif has 3 and names none (C0, C1, C2): \
+unnamed channels are read in order only when the counts match; say which is which with \
+aliases: {DAPI: [C0]}'
+        """
+        missing = self.missing_channel(names)
+        if missing is None:
+            return None
+        names = [str(name) for name in names]
+        if names == [f"C{i}" for i in range(len(names))] and len(names) != len(self.channels):
+            counts = (
+                f"the settings have {len(self.channels)} channels ({', '.join(self.channels)}); "
+                f"{image} has {len(names)} and names none ({', '.join(names)})"
+            )
+            if len(names) < len(self.channels):
+                return f"{counts}: too few"
+            return (
+                f"{counts}: unnamed channels are read in order only when the counts match; say "
+                f"which is which with aliases: {{{missing}: [C0]}}"
+            )
+        return f"channel {missing!r} is not in {image} (it has {', '.join(names)}); " + alias_hint(
+            missing
+        )
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
@@ -895,12 +934,16 @@ def _unknown_key(loc: Sequence[Any]) -> str:
     --------
     >>> _unknown_key(("classes", 0, "post", 1, "remove_small", "minsize"))
     "unknown key 'minsize' (did you mean 'min_size'?)"
-    >>> _unknown_key(("colour",))
-    "unknown key 'colour'"
+    >>> _unknown_key(("classes", 0, "post", 0, "watershed_split", "foo"))
+    "unknown key 'foo' (the keys here: h, min_distance, step)"
     """
     from scopeml.errors import did_you_mean
 
-    return f"unknown key {loc[-1]!r}{did_you_mean(str(loc[-1]), _keys_at(loc[:-1]), n=1)}"
+    keys = _keys_at(loc[:-1])
+    hint = did_you_mean(str(loc[-1]), keys, n=1)
+    if not hint and 0 < len(keys) <= 12:  # no near miss: what may be written here
+        hint = f" (the keys here: {', '.join(keys)})"
+    return f"unknown key {loc[-1]!r}{hint}"
 
 
 def _keys_at(loc: Sequence[Any]) -> list[str]:

@@ -519,11 +519,7 @@ def convert(
                   "spatial": spatial, "normalize": normalize}  # fmt: skip
         return _convert_package(source, output, model_type, overwrite, legacy, rewrap, graph_only)
     if not source.exists():  # before asking for options it needs
-        from scopeml.model.registry import BUILTIN_MODELS
-
-        if str(source) not in BUILTIN_MODELS:
-            raise FileNotFoundError(2, "No such file or directory", str(source))
-        source = BUILTIN_MODELS[str(source)].path  # a built-in container, by name
+        source = _builtin_or_missing(source)
     kind = _model_type(model_type) if model_type is not None else None
     overlap = _ints(min_overlap, "--min-overlap", ",") if min_overlap is not None else None
     class_names = names_of(classes)
@@ -540,7 +536,7 @@ def convert(
         _convert_container(
             source, output, legacy=legacy, classes=class_names, overlap=overlap, name=name,
             model_type=kind, scaling=scaling, spatial=spatial, normalize=normalize,
-            other=graph_only,
+            other=graph_only, overwrite=overwrite,
         )  # fmt: skip
         return
     if class_names is None and kind is not ModelType.REGRESSION:
@@ -564,8 +560,19 @@ def convert(
         license_file=license_file,
         channels_last=True,  # checked (or forced) on the source in _load_source
         normalize=normalize,
+        overwrite=overwrite,
     )
     typer.echo(f"wrote {path}")
+
+
+def _builtin_or_missing(source: Path) -> Path:
+    """A built-in model's container, by name; else the missing file, said as every command
+    says one."""
+    from scopeml.model.registry import BUILTIN_MODELS
+
+    if str(source) not in BUILTIN_MODELS:
+        raise FileNotFoundError(2, "No such file or directory", str(source))
+    return BUILTIN_MODELS[str(source)].path
 
 
 def _model_type(text: str) -> Any:
@@ -631,6 +638,7 @@ def _convert_package(
                 overlap=_ints(overlap, "--min-overlap", ",") if overlap is not None else None,
                 name=rewrap["name"], model_type=None, scaling=rewrap["scaling"],
                 spatial=rewrap["spatial"], normalize=rewrap["normalize"], other={},
+                overwrite=overwrite,
             )  # fmt: skip
         except ScopeMLError as err:
             if err.path != str(czann):
@@ -663,6 +671,7 @@ def _convert_container(
     spatial: str | None,
     normalize: str | None,
     other: dict[str, Any],
+    overwrite: bool,
 ) -> None:
     """``model convert`` of a .czann/.czseg/.czmodel: rewrap it (see ``convert_container``)."""
     from scopeml.model.container import read_container
@@ -686,6 +695,7 @@ def _convert_container(
         scaling=_floats(scaling, "--scaling") if scaling else None,
         spatial=_spatial(spatial) if spatial is not None else None,
         normalize=normalize,
+        overwrite=overwrite,
     )
     container = read_container(path)
     fixed = container.graph.fixed_spatial

@@ -184,12 +184,13 @@ def train(
 ) -> None:
     """Train an object classifier from annotated objects (rows with an empty class are skipped)."""
     from scopeml.errors import InvalidRequestError
-    from scopeml.objects.classifier import ObjectClassifier, check_classifier_output
+    from scopeml.io.replace import check_output_file
+    from scopeml.objects.classifier import ObjectClassifier
     from scopeml.objects.table import read_table
 
     if output.resolve() == table.resolve():
         raise InvalidRequestError("the output would replace the input table", path=output)
-    check_classifier_output(output, overwrite=overwrite)  # before the table is even read
+    check_output_file(output, overwrite=overwrite)  # before the table is even read
     data = read_table(table)
     names = [f.strip() for f in features.split(",") if f.strip()] if features else None
     classifier = ObjectClassifier.train(

@@ -118,7 +118,7 @@ def train(
             progress=not quiet,  # tqdm bars on stderr: features, then trees
         )
     clf.info["channels"] = list(images[0].channel_names)
-    path = clf.save(output)
+    path = clf.save(output, overwrite=True)  # a pixel classifier, or --overwrite: _previous
     counts = ", ".join(
         f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)
     )
@@ -194,6 +194,8 @@ def _changes(path: Path, previous, clf) -> str:
         parts.append(f"{name} {a}" if a == b else f"{name} {a} → {b}")
     same = before == now and old_names == [c.name for c in clf.classes]
     changes = [f"labelled pixels {'unchanged (' if same else ''}{', '.join(parts)}{')' * same}"]
+    if previous.SpatialDims != clf.spec.spatial_dims:  # a Z stack, then planes of a time series
+        changes.append(f"{previous.SpatialDims}-D → {clf.spec.spatial_dims}-D")
     old_features = previous.Features.get("name")
     if old_features != clf.features.name:
         changes.append(f"features {old_features} → {clf.features.name}")

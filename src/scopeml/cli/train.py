@@ -59,13 +59,16 @@ def unet(
     checkpoint: Path | None = typer.Option(None, help="Write a checkpoint here after every epoch."),
     resume: Path | None = typer.Option(None, help="Continue from this checkpoint."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Train a U-Net on IMAGES + LABELS and export it, normalisation inside, as a .czann."""
+    from scopeml.io.replace import check_output_file
     from scopeml.train.files import read_pairs
     from scopeml.train.loop import TrainConfig, train_unet
 
     if output.suffix.lower() != ".czann":
         raise InvalidRequestError("the output must end in .czann", path=output)
+    check_output_file(output, overwrite=overwrite)  # before hours of training
     if checkpoint is not None:
         if checkpoint.is_dir():
             raise InvalidRequestError(
@@ -110,7 +113,7 @@ def unet(
         resume=resume,
         progress=not quiet,
     )
-    result.save(output)
+    result.save(output, overwrite=overwrite)
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
     typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")

@@ -31,6 +31,7 @@ def atomic_write(
     mode: int | None = None,
     fsync: bool = True,
     folder: bool = False,
+    overwrite: bool = True,
 ) -> Iterator[Path]:
     """A unique temporary path next to ``path``, moved onto ``path`` when the block succeeds.
 
@@ -41,7 +42,8 @@ def atomic_write(
     yielded path is an empty folder (a zarr store, say) that replaces ``path`` (by default
     ``0o777`` less the umask, as ``mkdir``); a folder already at ``path`` is first moved
     aside, then deleted. Whether ``path`` may be replaced at all is the caller's check
-    (:func:`check_replaceable_store`).
+    (:func:`check_replaceable_store`, :func:`check_output_file`); with ``overwrite=False`` a
+    file that appeared at ``path`` while the temporary was written is still not replaced.
 
     Examples
     --------
@@ -70,6 +72,8 @@ def atomic_write(
                 os.fsync(stream.fileno())
         if mode is not None:  # else the umask's, from creation
             os.chmod(temp, mode)
+        if not overwrite:
+            check_output_file(path)
         _replace(temp, path)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True) if folder else temp.unlink(missing_ok=True)
@@ -90,6 +94,30 @@ def check_not_special(path: Path) -> None:
     if path.exists() and not path.is_file() and not path.is_dir():
         raise InvalidRequestError(
             "is a device, pipe or socket, not a file; give a file name", path=path
+        )
+
+
+def check_output_file(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Refuse ``path`` as a file to write, before any work: a folder, a device or pipe always,
+    an existing file unless ``overwrite`` (the command line's ``--overwrite``).
+
+    Examples
+    --------
+    >>> existing = Path(tempfile.mkdtemp()) / "mine.csv"
+    >>> _ = existing.write_text("label\\n1\\n")
+    >>> check_output_file(existing, overwrite=True)
+    >>> check_output_file(existing)
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: ...mine.csv: output exists; pass --overwrite (overwrite...
+    """
+    path = Path(path)
+    check_not_special(path)
+    if path.is_dir():
+        raise InvalidRequestError("is a folder; expected a file name", path=path)
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise InvalidRequestError(
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=path
         )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import onnx
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError
+from scopeml.io.replace import check_output_file
 from scopeml.model.graph import GraphInfo, inspect_graph
 from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, ZipLimits, write_zip
@@ -374,6 +375,7 @@ def write_container(
     *,
     license_file: str | PathLike[str] | None = None,
     legacy: bool | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Write a container atomically, after checking that metadata and graph agree.
 
@@ -389,6 +391,8 @@ def write_container(
         A license text to include under its own file name.
     legacy
         Must agree with the metadata type when given (a guard for callers that pass both).
+    overwrite
+        Replace a file already at ``path`` (refused, before any work, when false).
 
     Returns
     -------
@@ -402,6 +406,7 @@ def write_container(
         name the outputs, e.g. ``--extract-class``; reading tolerates repeats, writing does not).
     """
     path = Path(path)
+    check_output_file(path, overwrite=overwrite)
     names = [getattr(c, "name", c) for c in (metadata.classes or ())]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -433,11 +438,5 @@ def write_container(
         members.append((license_path.name, license_path.read_bytes()))
     if is_legacy:
         members.append((f"modelid={metadata.model_id}", b""))
-    _write_zip_atomically(path, members)
+    write_zip(path, members, overwrite=overwrite)
     return path
-
-
-def _write_zip_atomically(path: Path, members: list[tuple[str, bytes]]) -> None:
-    if path.is_dir():
-        raise InvalidRequestError("is a folder; a container is written as a file", path=path)
-    write_zip(path, members)

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import onnx
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError, find_stack_level
+from scopeml.io.replace import check_output_file
 from scopeml.model.container import load_onnx, write_container
 from scopeml.model.graph import GraphInfo, inspect_graph, prepend_preprocessing, set_spatial_dims
 from scopeml.model.metadata import (
@@ -57,6 +58,7 @@ def convert_onnx(
     channels_last: bool = False,
     normalize: str | None = None,
     scopeml_keys: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Wrap a channels-last ONNX graph (``N×[Z×]Y×X×C`` → ``N×[Z×]Y×X×K``) into a container.
 
@@ -95,6 +97,8 @@ def convert_onnx(
     scopeml_keys
         Other keys of scopeml's own for ``model.json`` (``ScopeML…``: the object diameter
         ``scale="auto"`` works from, say), kept from a czann being converted; czann only.
+    overwrite
+        Replace a file already at ``output`` (refused, before any work, when false).
 
     Returns
     -------
@@ -121,6 +125,7 @@ def convert_onnx(
     ((512, 512, 1), (16, 16))
     """
     output = Path(output)
+    check_output_file(output, overwrite=overwrite)
     model = _as_model_proto(onnx_model)
     if not channels_last:  # before --spatial can turn a channel axis into a dynamic row axis
         is_file = isinstance(onnx_model, str | PathLike)
@@ -152,7 +157,7 @@ def convert_onnx(
             info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output,
             normalize, scopeml_keys,
         )  # fmt: skip
-    return write_container(output, model, metadata, license_file=license_file)
+    return write_container(output, model, metadata, license_file=license_file, overwrite=overwrite)
 
 
 #: czann model types a legacy container can hold (ZEN's legacy models segment).
@@ -196,6 +201,7 @@ def convert_container(
     scaling: Sequence[float] | None = None,
     spatial: Spatial | None = None,
     normalize: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Rewrap a container into the other kind: czann → legacy ``.czseg``/``.czmodel`` or back.
 
@@ -209,9 +215,9 @@ def convert_container(
     Parameters
     ----------
     source
-        A ``.czann``, ``.czseg`` or ``.czmodel``.
+        A ``.czann``, ``.czseg`` or ``.czmodel``, or a built-in model's name (``"nuclei"``).
     output
-        The container to write.
+        The container to write; an existing file is replaced only if ``overwrite``.
     legacy
         Write a legacy container; default: from ``output``'s suffix (``.czseg``/``.czmodel``).
     spatial
@@ -242,8 +248,12 @@ def convert_container(
     ('czseg', (64, 64))
     """
     from scopeml.model.container import read_container
+    from scopeml.model.registry import resolve_model
 
-    source, output = Path(source), Path(output)
+    source, output = resolve_model(source), Path(output)
+    if output.resolve() == source.resolve():
+        raise InvalidRequestError(f"the output would replace the input {source}", path=output)
+    check_output_file(output, overwrite=overwrite)
     container = read_container(source)
     if legacy is None:
         legacy = output.suffix.lower() in (".czseg", ".czmodel")
@@ -271,7 +281,7 @@ def convert_container(
             license_path = Path(folder) / Path(container.license_name).name
             license_path.write_bytes(container.license_bytes)
             options["license_file"] = license_path
-        written = convert_onnx(graph, output, **options)
+        written = convert_onnx(graph, output, overwrite=overwrite, **options)
     for line in lost:
         warnings.warn(line, UserWarning, stacklevel=find_stack_level())
     return written
@@ -683,7 +693,8 @@ def convert_torch(
     expects, then passed to :func:`convert_onnx` with ``options`` (``classes``, ``min_overlap``,
     ``model_type``, ``name``, ``scaling``, ``preprocessing``, ``legacy`` …). The module is put in
     eval mode for the export and its previous mode restored. Spatial sizes are dynamic by
-    default so the engine may pick large tiles; ``spatial="keep"`` keeps ``input_shape``'s.
+    default so the engine may pick large tiles; ``spatial="keep"`` keeps ``input_shape``'s. An
+    existing ``output`` is replaced only with ``overwrite=True``.
 
     Examples
     --------
@@ -697,6 +708,7 @@ def convert_torch(
     """
     import torch
 
+    check_output_file(output, overwrite=options.get("overwrite", False))  # before the export
     if len(input_shape) not in (3, 4):
         raise InvalidRequestError(
             f"input_shape {list(input_shape)} must be (C, Y, X) or (C, Z, Y, X)", path=output
@@ -790,6 +802,7 @@ def convert_keras(
     InvalidRequestError
         Keras is not installed, the input shape is unknown, or Keras cannot export the model.
     """
+    check_output_file(output, overwrite=options.get("overwrite", False))  # before the export
     try:
         import keras
     except ImportError as err:

@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidContainerError, InvalidRequestError
-from scopeml.io.replace import atomic_write
+from scopeml.errors import InvalidContainerError
+from scopeml.io.replace import atomic_write, check_output_file
 
 _CHUNK = 1 << 20
 _READ_ERRORS = (
@@ -382,20 +382,20 @@ def write_zip(
     members: Iterable[tuple[str, bytes]],
     *,
     compression: int = zipfile.ZIP_DEFLATED,
+    overwrite: bool = True,
 ) -> None:
     """Write ``(name, content)`` members as a zip, atomically when ``target`` is a path.
 
     A path is written through :func:`~scopeml.io.replace.atomic_write` (with the permissions
-    ``open`` gives, 0644 under the usual umask); on any error the target is untouched. Member
-    names are checked as on reading.
+    ``open`` gives, 0644 under the usual umask); on any error the target is untouched, and an
+    existing file is replaced only if ``overwrite``. Member names are checked as on reading.
     """
     if isinstance(target, io.BytesIO):
         _write_members(target, members, compression)
         return
     path = Path(target)
-    if path.is_dir():
-        raise InvalidRequestError("is a folder; a container is written as a file", path=path)
-    with atomic_write(path) as temp, open(temp, "wb") as raw:
+    check_output_file(path, overwrite=overwrite)
+    with atomic_write(path, overwrite=overwrite) as temp, open(temp, "wb") as raw:
         _write_members(raw, members, compression)
 
 

@@ -833,7 +833,7 @@ class PixelClassifierWidget(QWidget):
         elif path.suffix.lower() != ".czseg":
             path = path.with_name(f"{path.name}.czseg")
         with _writing(path):
-            saved = self.model.save(path)
+            saved = self.model.save(path, overwrite=True)  # the save dialog asked first
         self.status.setText(f"saved {saved}")
         return saved
 

@@ -9,7 +9,6 @@ every container shares).
 
 from __future__ import annotations
 
-import io
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -26,7 +25,7 @@ from scopeml.errors import (
     summarize,
 )
 from scopeml.inputs import names_of
-from scopeml.io.replace import atomic_write
+from scopeml.io.replace import check_output_file
 from scopeml.model.forest import ARRAY_DTYPES, Forest, check_forest_options
 from scopeml.model.registry import check_kind, model_formats, register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
@@ -112,6 +111,7 @@ class ObjectClassifier:
             names = _usable(table, default_features(table, class_column), class_column)
         else:
             names = list(names_of(features) or ())
+            _check_feature_names(names, table.columns)
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
         x = _feature_matrix(table.loc[annotated], names)
@@ -177,10 +177,10 @@ class ObjectClassifier:
         (a uniquely named temporary file beside ``path``, renamed onto it when complete).
 
         An existing file at ``path`` is refused unless ``overwrite``: before any work and again
-        as the file is moved into place (:func:`check_classifier_output`).
+        as the file is moved into place (:func:`~scopeml.io.replace.check_output_file`).
         """
         path = Path(path)
-        check_classifier_output(path, overwrite=overwrite)
+        check_output_file(path, overwrite=overwrite)
         meta = {
             "format": FORMAT,
             "version": VERSION,
@@ -190,42 +190,13 @@ class ObjectClassifier:
         members = [("classifier.json", json_bytes(meta))]
         arrays = self.forest.arrays()
         members += [(f"{name}.npy", npy_bytes(arrays[name])) for name in _ARRAYS]
-        container = io.BytesIO()
-        write_zip(container, members)
-        with atomic_write(path) as temp:
-            temp.write_bytes(container.getbuffer())
-            if not overwrite:  # one may have appeared while it was written: still not replaced
-                check_classifier_output(path)
+        write_zip(path, members, overwrite=overwrite)
         return path
 
     def __repr__(self) -> str:
         return (
             f"ObjectClassifier(classes={list(self.classes)}, "
             f"{len(self.features)} features, {self.forest.n_trees} trees)"
-        )
-
-
-def check_classifier_output(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
-    """Refuse ``path`` as a classifier file to write, before any work: a folder always, an
-    existing file unless ``overwrite``.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> existing = Path(tempfile.mkdtemp()) / "kinds.zip"
-    >>> _ = existing.write_bytes(b"mine")
-    >>> check_classifier_output(existing, overwrite=True)
-    >>> check_classifier_output(existing)
-    Traceback (most recent call last):
-    ...
-    scopeml.errors.InvalidRequestError: ...kinds.zip: output exists; pass --overwrite (overwrite...
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InvalidRequestError("is a folder; the classifier is written as a file", path=path)
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise InvalidRequestError(
-            "output exists; pass --overwrite (overwrite=True) to replace it", path=path
         )
 
 
@@ -259,17 +230,31 @@ def train_object_classifier(
 
 
 def _check_class_values(target: pd.Series, column: str) -> None:
-    """Refuse a column of measurements taken for classes (``"area"``: hundreds of fractional
-    values, each of which would become a class): fractions, most of them different. A few
-    fractional codes (2.5) and whole numbers name classes."""
-    if pd.api.types.is_float_dtype(target):
-        values = target.to_numpy()
+    """Refuse a column of measurements taken for classes (``"area"``: hundreds of values, each
+    of which would become a class): fractions, most of them different, or more than 20 whole
+    numbers, most of them different (pixel areas). A few fractional codes (2.5) and a few
+    whole numbers name classes."""
+    if pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target):
+        values = target.to_numpy(dtype=np.float64)
         distinct = len(np.unique(values))
-        if distinct > max(2, len(values) // 2) and not np.array_equal(values, np.round(values)):
+        whole = np.array_equal(values, np.round(values))
+        if distinct > max(20 if whole else 2, len(values) // 2):
             raise InvalidLabelsError(
-                f"column {column!r} holds measurements ({target.nunique()} different numbers), "
-                "not classes; name classes by words or whole numbers"
+                f"column {column!r} holds measurements ({distinct} different numbers), "
+                "not classes; name classes by words or a few whole numbers"
             )
+
+
+def _check_feature_names(names: Sequence[str], columns: Iterable[str]) -> None:
+    """Refuse, before training, a feature that is not a column of the table, with the column
+    it may mean (``intensity_mean_c0`` for ``intensity_mean_C0``)."""
+    from scopeml.errors import did_you_mean
+
+    columns = [str(c) for c in columns]
+    for name in names:
+        if name not in columns:
+            near = did_you_mean(name, columns, n=1)
+            raise InvalidLabelsError(f"features: no column {name!r} in the table{near}")
 
 
 def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:

@@ -103,12 +103,14 @@ def check_same_sizes(
         )
         swapped = {**have, "T": have["Z"], "Z": have["T"]} == want
         if hint and swapped and 1 in (have["T"], have["Z"]):  # a time series read as Z
-            planes = name if have["Z"] > 1 else reference_name
+            from scopeml.io.registry import takes_axes
+
+            planes, image = (name, other) if have["Z"] > 1 else (reference_name, reference)
             planes = planes if planes.startswith("the ") else f"the {planes}"
-            message += (
-                f"; the time points of one are the Z planes of the other: read {planes} with "
-                "axes TYX (--axes TYX, axes='TYX')"
-            )
+            fix = f"read {planes} with axes TYX (--axes TYX, axes='TYX')"
+            if image.path is not None and not takes_axes(image.path):  # a store: made so
+                fix = f"{planes} were made from Z planes: make them again with --axes TYX"
+            message += f"; the time points of one are the Z planes of the other: {fix}"
         if issubclass(error, ScopeMLError):
             raise error(message, path=other.path)
         raise error(message)
@@ -191,7 +193,8 @@ def label_image(
                     f"{labels.path or 'labels'}: touching pixels of different values "
                     f"({found.joined[0]} and {found.joined[1]}) were joined into one object; "
                     "labels that are objects already are measured as they are (objects "
-                    "measure); of class labels, label one class (--class, class_=)",
+                    "measure); of class labels, label one class (--class, class_=); an "
+                    "intensity image is no mask: segment it first (segment, analyze)",
                     UserWarning,
                     stacklevel=find_stack_level(),
                 )

@@ -37,13 +37,11 @@ def write_table(
     """
     path = Path(path)
     kind = check_table_output(path, overwrite=overwrite)
-    with atomic_write(path) as temp:
+    with atomic_write(path, overwrite=overwrite) as temp:
         if kind == "csv":
             table.to_csv(temp, index=False)
         else:
             table.to_parquet(temp, index=False)
-        if not overwrite:  # one may have appeared while it was written: still not replaced
-            check_table_output(path)
     return path
 
 
@@ -63,17 +61,10 @@ def check_table_output(path: str | os.PathLike[str], *, overwrite: bool = False)
     ...
     scopeml.errors.InvalidRequestError: ...mine.csv: output exists; pass --overwrite (overwrite...
     """
-    from scopeml.io.replace import check_not_special
+    from scopeml.io.replace import check_output_file
 
-    path = Path(path)
     kind = table_format(path)
-    check_not_special(path)
-    if path.is_dir():
-        raise InvalidRequestError("is a folder; expected a table file name", path=path)
-    if not overwrite and (path.exists() or path.is_symlink()):
-        raise InvalidRequestError(
-            "output exists; pass --overwrite (overwrite=True) to replace it", path=path
-        )
+    check_output_file(path, overwrite=overwrite)
     return kind
 
 

@@ -247,11 +247,12 @@ class PixelClassifier:
 
         _map(run, tasks, self.n_jobs)
 
-    def save(self, path: str | PathLike[str]) -> Path:
-        """Write a ``.czseg`` container (zip: ``model.json`` + node arrays), atomically."""
+    def save(self, path: str | PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write a ``.czseg`` container (zip: ``model.json`` + node arrays), atomically; an
+        existing file at ``path`` is refused unless ``overwrite``."""
         from scopeml.pixel._container import save_classifier
 
-        self.path = save_classifier(self, path)
+        self.path = save_classifier(self, path, overwrite=overwrite)
         return self.path
 
     def __repr__(self) -> str:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLError
 from scopeml.features import DeepFeatures, parse_features
 from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
+from scopeml.io.replace import check_output_file
 from scopeml.model.forest import ARRAY_DTYPES, Forest
 from scopeml.model.registry import check_kind, czann_words
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
@@ -98,9 +99,14 @@ NETWORK_MEMBER = "network.onnx"
 
 
 def save_classifier(
-    classifier: PixelClassifier, path: str | PathLike[str], *, embed_network: bool | None = None
+    classifier: PixelClassifier,
+    path: str | PathLike[str],
+    *,
+    embed_network: bool | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write ``classifier`` to ``path`` atomically (temporary file in the folder, then rename).
+    """Write ``classifier`` to ``path`` atomically (temporary file in the folder, then rename);
+    an existing file is replaced only if ``overwrite``.
 
     ``embed_network``: store a user's feature network (deep features) in the container; by
     default when it is at most ``EMBED_MAX_BYTES``. Builtin networks are never stored.
@@ -110,6 +116,7 @@ def save_classifier(
     import scopeml
 
     path = Path(path)
+    check_output_file(path, overwrite=overwrite)
     spec = classifier.spec
     features = classifier.features.to_dict()
     network = None
@@ -155,7 +162,7 @@ def save_classifier(
     ]
     if network is not None:
         members.append((NETWORK_MEMBER, network))
-    write_zip(path, members)
+    write_zip(path, members, overwrite=overwrite)
     return path
 
 

@@ -86,7 +86,9 @@ def split_touching(
 
     Seeds are the maxima of the distance to the background: local maxima at least
     ``min_distance`` apart, or, with ``h``, the h-maxima (maxima at least ``h`` pixels higher
-    than their surroundings, which ignores shallow necks).
+    than their surroundings, which ignores shallow necks). A flat top of the distance (an
+    object thinner than it is wide: a nucleus a few planes deep in a Z stack) is one seed,
+    not a grid of maxima ``min_distance`` apart.
 
     Returns
     -------
@@ -101,7 +103,7 @@ def split_touching(
     2
     """
     from skimage.feature import peak_local_max
-    from skimage.morphology import h_maxima
+    from skimage.morphology import h_maxima, local_maxima
     from skimage.segmentation import watershed
 
     mask = np.asarray(mask, bool)
@@ -114,8 +116,11 @@ def split_touching(
         peaks = peak_local_max(
             distance, min_distance=min_distance, labels=components, exclude_border=False
         )
-        seeds = np.zeros(mask.shape, bool)
-        seeds[tuple(peaks.T)] = True
+        tops, _ = ndi.label(
+            local_maxima(distance, allow_borders=True) & mask,
+            ndi.generate_binary_structure(mask.ndim, mask.ndim),
+        )
+        seeds = np.isin(tops, tops[tuple(peaks.T)]) & (tops > 0)  # a peak's whole flat top
     markers, _ = ndi.label(seeds, ndi.generate_binary_structure(mask.ndim, mask.ndim))
     # components without a seed keep one label of their own
     orphan = (

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scopeml.errors import InvalidContainerError
+from scopeml.errors import InputNotFoundError, InvalidContainerError
 from scopeml.io.replace import atomic_write
 from scopeml.model.safezip import ZipLimits, read_zip_members
 
@@ -54,6 +54,8 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Any) -> Path:
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     """Read a checkpoint written by :func:`save_checkpoint`; tensors come back on the CPU."""
+    if not Path(path).is_file():
+        raise InputNotFoundError("no such checkpoint file", path=path)
     members = read_zip_members(path, limits=_LIMITS)
     if _STRUCTURE not in members:
         raise InvalidContainerError(f"not a scopeml checkpoint (no {_STRUCTURE})", path=path)

@@ -185,6 +185,17 @@ def split_validation(
     )
 
 
+def with_channel_axis(image: np.ndarray, spatial_dims: int) -> np.ndarray:
+    """A ``[Z×]Y×X`` image as one channel (``1×[Z×]Y×X``), as ``segment`` reads a plane; any
+    other image as it is.
+
+    >>> plane, two = np.zeros((4, 5)), np.zeros((2, 4, 5))
+    >>> with_channel_axis(plane, 2).shape, with_channel_axis(two, 2).shape
+    ((1, 4, 5), (2, 4, 5))
+    """
+    return image[None] if image.ndim == spatial_dims else image
+
+
 def check_pairs(
     images: Sequence[np.ndarray], labels: Sequence[np.ndarray], spatial_dims: int
 ) -> None:
@@ -192,11 +203,13 @@ def check_pairs(
     if not images or len(images) != len(labels):
         raise InvalidLabelsError(f"got {len(images)} images and {len(labels)} label images")
     channels = images[0].shape[0] if images[0].ndim == spatial_dims + 1 else None
+    spatial = f"{'Z×' * (spatial_dims - 2)}Y×X"
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         if image.ndim != spatial_dims + 1 or image.shape[0] != channels:
+            same = f" with C = {channels}, as image 0" if channels is not None and index else ""
             raise InvalidLabelsError(
-                f"image {index} has shape {image.shape}; expected C×{'Z×' * (spatial_dims - 2)}"
-                f"Y×X with C = {channels}"
+                f"image {index} has shape {image.shape}; expected C×{spatial}{same} (or {spatial}"
+                " for one channel)"
             )
         if label.shape != image.shape[1:]:
             raise InvalidLabelsError(

@@ -102,6 +102,7 @@ def save_czann(
     scaling: Sequence[float] | None = None,
     model_id: str | None = None,
     normalize: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``classifier`` as a ``.czann`` container with ``MinOverlap`` = its receptive halo.
 
@@ -109,7 +110,8 @@ def save_czann(
     64 in 3-D; the graph itself accepts any multiple of ``2**depth``); ``scaling`` is the czann
     ``Scaling`` (training pixel size, x, y[, z]); ``model_id`` a fixed UUID (default: random);
     ``normalize`` the global input normalisation the model was trained with
-    (:attr:`TrainResult.normalize_policy`), recorded under scopeml's own ``model.json`` key.
+    (:attr:`TrainResult.normalize_policy`), recorded under scopeml's own ``model.json`` key;
+    an existing file at ``path`` is replaced only if ``overwrite``.
     """
     from scopeml.model import ModelMetadata, ModelType, write_container
 
@@ -132,7 +134,7 @@ def save_czann(
         normalize=normalize,
         **({} if model_id is None else {"model_id": model_id}),
     )
-    return write_container(path, export_onnx(classifier), metadata)
+    return write_container(path, export_onnx(classifier), metadata, overwrite=overwrite)
 
 
 def onnx_probabilities(graph: bytes, batch: np.ndarray) -> np.ndarray:

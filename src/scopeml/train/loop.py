@@ -38,6 +38,7 @@ from scopeml.train.data import (
     sample_patches,
     split_validation,
     targets_from_labels,
+    with_channel_axis,
 )
 from scopeml.train.metrics import class_scores, confusion_matrix
 from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, he_init
@@ -157,13 +158,16 @@ class TrainResult:
         """The exportable module: raw channels-last pixels in, probabilities out (eval mode)."""
         return ChannelsLastClassifier(self.net, self.normalize).eval()
 
-    def save(self, path: str | os.PathLike[str], *, name: str = "scopeml U-Net") -> Path:
+    def save(
+        self, path: str | os.PathLike[str], *, name: str = "scopeml U-Net", overwrite: bool = False
+    ) -> Path:
         """Export the network as a ``.czann`` (as ``scopeml train unet -o`` writes it), to
-        segment with: :func:`scopeml.segment` or any czann reader."""
+        segment with: :func:`scopeml.segment` or any czann reader; an existing file at ``path``
+        is refused unless ``overwrite``."""
         from scopeml.train.export import save_czann
 
         return save_czann(self.classifier(), path, classes=self.classes, model_name=name,
-                          normalize=self.normalize_policy)  # fmt: skip
+                          normalize=self.normalize_policy, overwrite=overwrite)  # fmt: skip
 
 
 def masked_loss(
@@ -191,7 +195,8 @@ def train_unet(
     resume: str | os.PathLike[str] | None = None,
     progress: Progress = False,
 ) -> TrainResult:
-    """Train a U-Net on ``C×[Z×]Y×X`` images and their ``[Z×]Y×X`` label images.
+    """Train a U-Net on ``C×[Z×]Y×X`` images (``[Z×]Y×X``: one channel) and their
+    ``[Z×]Y×X`` label images.
 
     Parameters
     ----------
@@ -232,7 +237,7 @@ def train_unet(
     [(0, 2, []), (1, 2, []), (2, 2, ['loss', 'val_loss', 'val_mean_iou'])]
     """
     config = config or TrainConfig()
-    images = [np.asarray(image) for image in images]
+    images = [with_channel_axis(np.asarray(image), config.spatial_dims) for image in images]
     labels = [np.asarray(label) for label in labels]
     check_pairs(images, labels, config.spatial_dims)
     classes = _class_names(labels, classes, sparse)

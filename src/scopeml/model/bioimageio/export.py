@@ -28,7 +28,7 @@ def export_bioimageio(
     model: str | PathLike[str] | Any,
     output: str | PathLike[str],
     *,
-    authors: Sequence[str] = ("unknown",),
+    authors: Sequence[str] | str = ("unknown",),
     license: str = "CC-BY-4.0",
     citation: tuple[str, str] = DEFAULT_CITATION,
     description: str | None = None,
@@ -49,7 +49,8 @@ def export_bioimageio(
         The package ``.zip`` (written to a temporary file and moved into place); an existing
         file is refused before any work unless ``overwrite``.
     authors, license, citation
-        Package fields; ``citation`` is ``(text, url or doi)``.
+        Package fields: ``authors`` one name (``"Doe, Jane"``: never split) or several;
+        ``citation`` is ``(text, url or doi)``.
     description, documentation
         One-line description; the Markdown documentation (default: generated from the model).
     test_size
@@ -85,6 +86,7 @@ def export_bioimageio(
     from scopeml.model.container import read_container
     from scopeml.model.registry import resolve_model
 
+    authors = _author_names(authors, citation)
     opened = getattr(model, "path", None)  # an opened model: the container it was read from
     path = resolve_model(model if opened is None else opened)  # a built-in name too
     _refuse_unexportable(path)  # before the extra: a classifier cannot be exported with it either
@@ -95,17 +97,7 @@ def export_bioimageio(
     check_model_output(output, overwrite=overwrite, source=path)
     container = read_container(path)
     meta = container.metadata
-    if container.legacy:
-        raise IncompatibleModelError(
-            "legacy czseg/czmodel containers are exported after conversion to czann: scopeml "
-            f"model convert {path.name} -o {path.stem}.czann",
-            path=path,
-        )
-    if meta.model_type.value == "ObjectDetection":
-        raise IncompatibleModelError(
-            "ObjectDetection models have no bioimage.io output description in scopeml yet",
-            path=path,
-        )
+    _refuse_container(container, path)
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -139,7 +131,7 @@ def export_bioimageio(
             raise InvalidRequestError(
                 f"bioimage.io does not accept the description: {_first_error(descr)}", path=path
             )
-        with atomic_write(output) as partial:
+        with atomic_write(output, overwrite=overwrite) as partial:
             save_bioimageio_package(descr, output_path=partial)
     return output
 
@@ -162,6 +154,22 @@ def _refuse_unexportable(path: Path) -> None:
             f"a scopeml {kind} holds a random forest, not an ONNX graph; a "
             "bioimage.io package holds a graph, so it cannot be exported (scopeml uses it as "
             "it is)",
+            path=path,
+        )
+
+
+def _refuse_container(container: Any, path: Path) -> None:
+    """A legacy container (convert it first) or an ObjectDetection model (no bioimage.io
+    output description here) is refused naming why."""
+    if container.legacy:
+        raise IncompatibleModelError(
+            "legacy czseg/czmodel containers are exported after conversion to czann: scopeml "
+            f"model convert {path.name} -o {path.stem}.czann",
+            path=path,
+        )
+    if container.metadata.model_type.value == "ObjectDetection":
+        raise IncompatibleModelError(
+            "ObjectDetection models have no bioimage.io output description in scopeml yet",
             path=path,
         )
 
@@ -315,6 +323,21 @@ def _preprocessing(policy: str | None, spatial_ids: Sequence[str]) -> list[Any]:
         )
         return [bio.ScaleRangeDescr(kwargs=kwargs)]
     return []
+
+
+def _author_names(authors: Sequence[str] | str, citation: Any = ("", "")) -> list[str]:
+    """The package's authors (one name as a string is one author, not its letters), after
+    checking them and the ``citation``, before any work.
+
+    >>> _author_names("Doe, Jane"), _author_names(["A. Smith", "B. Jones"])
+    (['Doe, Jane'], ['A. Smith', 'B. Jones'])
+    """
+    names = [authors] if isinstance(authors, str) else list(authors)
+    if not names or not all(isinstance(name, str) and name.strip() for name in names):
+        raise InvalidRequestError(f"authors are one or more names; got {authors!r}")
+    if isinstance(citation, str) or len(citation) != 2:
+        raise InvalidRequestError(f"citation is (text, url or doi); got {citation!r}")
+    return names
 
 
 def _description(

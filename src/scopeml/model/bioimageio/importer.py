@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError
-from scopeml.io.replace import check_not_special
+from scopeml.io.replace import check_output_file
 from scopeml.model.bioimageio.graph import PixelStep, wrap_graph
 from scopeml.model.bioimageio.package import Package, open_package
 from scopeml.model.metadata import size_key_problem
@@ -274,13 +274,7 @@ def check_model_output(
         origin, target = Path(source).resolve(), output.resolve()
         if target == origin or origin in target.parents:
             raise InvalidRequestError(f"the output would replace the input {source}", path=output)
-    check_not_special(output)
-    if output.is_dir():
-        raise InvalidRequestError("is a folder; expected a file name", path=output)
-    if not overwrite and (output.exists() or output.is_symlink()):
-        raise InvalidRequestError(
-            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
-        )
+    check_output_file(output, overwrite=overwrite)
 
 
 def _onnx_bytes(package: Package, roles: list[str], fail: Any, cache: Path | None) -> bytes:

@@ -177,10 +177,10 @@ def _expand(
             raise InvalidRequestError(f"image path {name!r}: {problem}") from err
         for path in found.paths:
             if confinement is not None and not confinement.allows(os.path.realpath(path)):
-                below = Path(path).relative_to(root).as_posix()
                 raise InvalidRequestError(
-                    f"image path {name!r}: {below} links outside the allowed root; remove the "
-                    "link, or leave it out (the settings' inputs: exclude)"
+                    f"image path {name!r}: {_link_out(Path(path), root, confinement)} links "
+                    "outside the allowed root; remove the link, or leave it out (the settings' "
+                    "inputs: exclude)"
                 )
         files += [str(path) for path in found.paths]
         if len(files) > MAX_IMAGES:
@@ -189,6 +189,16 @@ def _expand(
                 "name fewer, or give include or exclude in the settings' inputs"
             )
     return list(dict.fromkeys([*files, *uploads]))
+
+
+def _link_out(path: Path, root: Path, confinement: Confinement) -> str:
+    """The first part of ``path`` below ``root`` that links out of it (a folder's link: the
+    names of the files behind it, outside the root, are not told)."""
+    parts = path.relative_to(root).parts
+    for end in range(1, len(parts) + 1):
+        if not confinement.allows(os.path.realpath(root.joinpath(*parts[:end]))):
+            return Path(*parts[:end]).as_posix()
+    return Path(*parts).as_posix()
 
 
 def _opens_files(settings: AnalysisSettings) -> bool:
