@@ -257,3 +257,22 @@ def test_a_batch_of_planes_and_z_stacks_keeps_every_column(tmp_path):
     assert counts.loc["a", "blob_area_um2_mean"] == 100 * 0.25  # each its own size, in µm
     assert counts.loc["b", "blob_volume_um3_mean"] == 300 * 0.5 * 0.5 * 2.0
     assert np.isnan(counts.loc["b", "blob_area_um2_mean"])
+
+
+def test_a_parents_split_line_stays_above_its_childs_outline(tmp_path) -> None:
+    """Two nuclei split from one blob, a child whose edge lies on the split: the split line is
+    drawn in the parent's colour (children first, parents over them), the child's edge
+    elsewhere."""
+    from scopeml.analysis.outputs import draw_overview
+
+    image = np.zeros((20, 30), np.float32)
+    nuclei = np.zeros((20, 30), np.int32)
+    nuclei[4:16, 4:15], nuclei[4:16, 15:26] = 1, 2  # one blob, split at x = 14 | 15
+    child = np.zeros((20, 30), np.int32)
+    child[8:12, 15:22] = 1  # its left edge on the split
+    red, green = (255, 0, 0), (0, 255, 0)
+    path = draw_overview(image, {"nucleus": nuclei, "spot": child}, tmp_path / "o.png",
+                         colours={"nucleus": red, "spot": green})  # fmt: skip
+    png = PILImage.open(path).convert("RGB")
+    assert png.getpixel((14, 10)) == red and png.getpixel((15, 10)) == red  # the split line
+    assert png.getpixel((18, 8)) == png.getpixel((21, 10)) == green  # the child's other edges

@@ -115,7 +115,9 @@ def draw_overview(
     """A PNG of ``background`` (``(Z×)Y×X``; Z shown as its maximum) with the objects of each
     class outlined in its colour, shrunk to at most 1024 pixels a side, over a white band with
     the legend (each class's colour and name) and, where ``pixel_size`` (µm per pixel of
-    ``background`` along X) is known, a scale bar.
+    ``background`` along X) is known, a scale bar. Classes are drawn from the last of
+    ``labels`` to the first, so a parent's outlines (the line where it was split, too) stay
+    above its children's.
 
     The image keeps its own pixels at the top left (``png[:height, :width]``); the band is
     below it, the canvas wider than the image only where the legend needs it.
@@ -143,7 +145,7 @@ def draw_overview(
     low, high = np.percentile(finite, (1, 99.8)) if finite.size else (0.0, 1.0)
     grey = np.clip((plane - low) / ((high - low) or 1.0), 0, 1) * 200
     rgb = np.repeat(np.nan_to_num(grey).astype(np.uint8)[..., None], 3, axis=2)
-    for name, objects in labels.items():
+    for name, objects in reversed(labels.items()):
         shown = _project(np.asarray(objects))[::step, ::step]
         rgb[outlines(shown)] = colours[name]
     scale = None if not pixel_size else float(pixel_size) * step
