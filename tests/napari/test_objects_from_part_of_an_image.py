@@ -33,6 +33,27 @@ def test_objects_of_a_shifted_layer_keep_its_place_and_measure_says_why_not(view
     )
 
 
+def test_a_preview_is_labelled_by_class_name_and_never_measured_as_objects(viewer, qtbot):
+    """The pixel classifier's preview carries its classes' names: Label objects takes the name
+    it shows; Measure on it (each class one "object") says to label a class first."""
+    from scopeml.napari._layers import class_features
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    viewer.add_image(np.zeros((32, 32), np.uint16), name="image")
+    classes = np.ones((32, 32), np.uint8)
+    classes[4:10, 4:10] = classes[20:28, 18:30] = 2
+    viewer.add_labels(classes, name="scopeml preview", features=class_features(["bg", "cell"]))
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText("scopeml preview")
+    widget.image_choice.setCurrentText("image")
+    widget.measure()
+    assert widget.status.text().startswith("error: these are class labels, not objects: type")
+    widget.class_value.setText("cell")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert widget.status.text().startswith("labelled 2 objects"), widget.status.text()
+
+
 def test_a_layer_list_starts_on_the_selected_layer(viewer):
     from scopeml.napari.objects_widget import ObjectsWidget
 

@@ -37,6 +37,7 @@ def wait_idle(qtbot, widget) -> None:
 
 
 def test_paint_train_preview_equals_segment(viewer, qtbot, sample, tmp_path):
+    from scopeml.napari._layers import layer_classes
     from scopeml.napari.pixel_widget import PREVIEW, PixelClassifierWidget
 
     image_path, truth = sample
@@ -68,6 +69,7 @@ def test_paint_train_preview_equals_segment(viewer, qtbot, sample, tmp_path):
     assert (preview == truth_region).mean() > 0.9  # it learnt the nuclei
     clear, shown = viewer.layers[PREVIEW].colormap.map(np.array([1, 2]))
     assert clear[3] == 0 and shown[3] == 1  # background clear on the preview, the image shows
+    assert layer_classes(viewer.layers[PREVIEW]) == ["background", "foreground"]
     assert scribbles.colormap.map(np.array([1]))[0][3] == 1  # but painted on the scribbles
     assert tuple(viewer.layers[PREVIEW].translate) == pytest.approx(
         (37 * layers[0].scale[0], 150 * layers[0].scale[1])

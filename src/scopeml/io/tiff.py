@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import warnings
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from os import PathLike
@@ -368,7 +369,11 @@ def read_tiff(
         check_declared_sizes(series, files, path, limits)
         if ome_xml:
             _check_missing_planes(series, path)
-        return _open_series(tf, series, ome_xml, path, scene, level, axes)
+        image = _open_series(tf, series, ome_xml, path, scene, level, axes)
+        # an image dropped unclosed (a napari layer removed, a view given away) closes its
+        # files once nothing reads them, quietly (not Python's "unclosed file" warning)
+        weakref.finalize(tf, _close_files, [tif.filehandle for tif in opened])
+        return image
     except ScopeMLError:
         if tf is not None:
             tf.close()
@@ -379,6 +384,11 @@ def read_tiff(
         raise InvalidImageError(_unreadable(err, path), path=path) from err
     finally:
         logger.removeHandler(errors)
+
+
+def _close_files(handles: list[Any]) -> None:
+    for handle in handles:
+        handle.close()
 
 
 def _corrupt(message: str, path: str) -> str:

@@ -194,9 +194,32 @@ def labels_layer_data(
     if any(a in base.pixel_sizes for a in "ZYX"):  # as the image layers: the same units
         kwargs["units"] = axis_units(axes)
     if classes:  # napari shows "class: NAME" under the cursor
-        kwargs["features"] = {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
+        kwargs["features"] = class_features(classes)
         kwargs["colormap"] = class_colormap(classes)
     return (data if len(data) > 1 else data[0]), kwargs, "labels"
+
+
+def class_features(classes: Sequence[str]) -> dict[str, Any]:
+    """A class labels layer's napari ``features``: the name of each label value from 1, shown
+    under the cursor and read back by :func:`layer_classes`."""
+    return {"index": np.arange(1, len(classes) + 1), "class": list(classes)}
+
+
+def layer_classes(layer: Any) -> list[str]:
+    """The class names a class labels layer carries (:func:`class_features`: Apply's, the
+    reader's, the pixel classifier's preview); none for any other layer (an objects layer's
+    features are its measurements, a classified one's ``class`` among them).
+
+    >>> class Layer:
+    ...     import pandas as pd
+    ...     features = pd.DataFrame(class_features(["background", "cell"]))
+    >>> layer_classes(Layer()), layer_classes(object())
+    (['background', 'cell'], [])
+    """
+    features = getattr(layer, "features", None)
+    if features is None or set(features.columns) != {"index", "class"}:
+        return []
+    return [str(name) for name in features.sort_values("index")["class"]]
 
 
 def class_colormap(

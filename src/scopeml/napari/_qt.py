@@ -21,6 +21,13 @@ def row(label: str, *widgets: QWidget) -> QWidget:
     return box
 
 
+def show_rows(table: Any, rows: int) -> None:
+    """Keep at least ``rows`` rows of ``table`` in view: stacked docks squeezed a class table
+    to its header and one row, hiding the classes below it."""
+    height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
+    table.setMinimumHeight(height + rows * table.verticalHeader().defaultSectionSize())
+
+
 def fit_special_text(spinbox: Any) -> None:
     """Make a spin box wide enough for its special value text ("unlimited", "model default").
 

@@ -37,8 +37,8 @@ from qtpy.QtWidgets import (
 
 import scopeml as sm
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
-from scopeml.napari._layers import labels_layer_data, open_levels
-from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._layers import labels_layer_data, layer_classes, open_levels
+from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread, show_rows
 from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
@@ -87,6 +87,7 @@ class ObjectsWidget(QWidget):
         measure_button = QPushButton("Measure")
         measure_button.clicked.connect(lambda: self.measure())
         self.view = QTableView()
+        show_rows(self.view, 4)
         self.model = DataFrameModel()
         self.view.setModel(self.model)
         self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -165,6 +166,9 @@ class ObjectsWidget(QWidget):
         layer = _labelled_from(self.viewer, layer) or layer
         text = self.class_value.text().strip()
         class_: Any = None if not text else int(text) if text.isdigit() else text
+        names = layer_classes(layer)
+        if isinstance(class_, str) and class_ in names and layer_source(layer) is None:
+            class_ = names.index(class_) + 1  # an array's class by the name the layer shows
         source = layer_source(layer)
         labels: Any = _source_of(layer)
         if source is not None and Path(source["path"]).name == "labels":
@@ -242,6 +246,9 @@ class ObjectsWidget(QWidget):
         image_layer = self.image_choice.layer()
         if layer is None:
             self.status.setText("error: choose a labels layer")
+            return
+        if layer_classes(layer):  # each class would be measured as one object
+            self.status.setText(f"error: {_widget_words(CLASS_LABELS)}")
             return
         if image_layer is not None and _extent(layer) != _extent(image_layer):
             sizes = ["×".join(map(str, _extent(one))) for one in (layer, image_layer)]
@@ -443,6 +450,10 @@ class ObjectsWidget(QWidget):
         self.status.setText(f"error: {text or _widget_words(error_text(err))}")
 
 
+#: What the facade says of class labels given to measure (its words are replaced here).
+CLASS_LABELS = "these are class labels, not objects"
+
+
 def _widget_words(text: str) -> str:
     """The library's advice for Python and the CLI, said with this widget's controls.
 
@@ -454,7 +465,7 @@ def _widget_words(text: str) -> str:
         " as frames: open its file again with Open image scene (axes T×Y×X) and choose that layer",
     )
     text = text.replace("with class_= (--class)", "in the class box above")
-    if "these are class labels, not objects" in text:
+    if CLASS_LABELS in text:
         return (
             "these are class labels, not objects: type the class above and press Label "
             "objects, then Measure the objects layer it makes"

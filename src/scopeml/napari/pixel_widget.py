@@ -53,7 +53,7 @@ from scopeml.errors import (
     os_problem,
     summarize,
 )
-from scopeml.napari._layers import SOURCE_KEY, class_colormap
+from scopeml.napari._layers import SOURCE_KEY, class_colormap, class_features
 from scopeml.napari._preview import (
     layer_axes,
     predict_region,
@@ -71,6 +71,7 @@ from scopeml.napari._qt import (
     fit_special_text,
     row,
     run_in_thread,
+    show_rows,
 )
 from scopeml.napari._source import (
     content_key,
@@ -198,6 +199,7 @@ class PixelClassifierWidget(QWidget):
         self._make_forest_controls()
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
+        show_rows(self.classes, 3)
         self.classes.cellDoubleClicked.connect(self._pick_color)
         for name, color in DEFAULT_CLASSES:
             self.add_class(name, color)
@@ -759,13 +761,15 @@ class PixelClassifierWidget(QWidget):
         if preview is not None and preview.ndim != labels.ndim:
             self.viewer.layers.remove(preview)  # another image's: made anew below
             preview = None
+        classes = class_features(self.model.spec.classes if self.model else self.class_names())
         if preview is not None:
             preview.data, preview.translate, preview.scale = labels, translate, scale
+            preview.features = classes  # the classes' names: what Label objects takes
         else:
             self.viewer.add_labels(
                 labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
                 units=layer.units[-len(shape) :], axis_labels=layer.axis_labels[-len(shape) :],
-                colormap=self._colormap(PREVIEW),
+                colormap=self._colormap(PREVIEW), features=classes,
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
