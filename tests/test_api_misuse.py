@@ -157,6 +157,14 @@ def test_train_pixel_classifier_takes_the_command_lines_channels_and_scene():
         whole = sm.predict_region(two, clf)
     np.testing.assert_array_equal(whole, sm.predict_region(two[1:], clf))
     assert (whole[6:18, 6:18] == 2).mean() > 0.9
+    from scopeml.predict import region_normalization
+
+    both = region_normalization(
+        sm.Image(two[None, None, :, None]), clf, normalize="percentile:1,99"
+    )
+    with pytest.raises(InvalidRequestError, match=r"normalization= is of 2 channels; the model "
+                       r"reads 1 \(C1\): compute it"):  # fmt: skip
+        sm.predict_region(two, clf, normalization=both, normalize="percentile:1,99")
     scenes = np.stack([np.zeros_like(two), two])[:, None]  # S×T×C×Y×X ... as 6-D below
     by_scene = sm.train_pixel_classifier(scenes[:, :, :, None], scribbles, scene=1,
                                          channels="C1", **fast)  # fmt: skip

@@ -122,4 +122,8 @@ def test_the_default_scale_is_segments_auto_for_the_shipped_model(tmp_path):
         np.testing.assert_array_equal(sm.predict_region(image, "nuclei", scale=scale), stored)
     region = sm.predict_region(image, "nuclei", {"Y": (30, 100), "X": (70, 190)})
     np.testing.assert_array_equal(region, stored[30:100, 70:190])
+    again = sm.predict_region(image, "nuclei", scale=seg.auto_scale)  # the choice, not redone
+    np.testing.assert_array_equal(again, stored)
+    resumed = sm.SegmentOptions(workers=1, resume=True)  # segment's options as they were
+    np.testing.assert_array_equal(sm.predict_region(image, "nuclei", options=resumed), stored)
     assert not np.array_equal(sm.predict_region(image, "nuclei", scale=1), stored)

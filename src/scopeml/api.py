@@ -688,7 +688,7 @@ def predict_region(
     axes: str | None = None,
     channels: Sequence[int | str] | int | str | None = None,
     scene: int | None = None,
-    scale: float | str | None = None,
+    scale: float | str | AutoScale | None = None,
     extract_class: str | None = None,
     min_confidence: float | None = None,
     normalize: str | None = None,
@@ -710,8 +710,9 @@ def predict_region(
     ``extract_class``, ``min_confidence``, ``normalize`` and ``tile_size`` are
     :func:`segment`'s keywords, each in place of its option. ``scale`` defaults to the model's,
     as in :func:`segment`: ``"auto"`` (the shipped ``nuclei``) is chosen from the whole image
-    at each call. Repeated calls on one image pass the number once chosen (``segment``'s
-    result shows it) and ``normalization`` from :func:`scopeml.predict.region_normalization`.
+    at each call. Repeated calls on one image pass the choice once made (``segment``'s
+    ``auto_scale``, or its number) and ``normalization`` from
+    :func:`scopeml.predict.region_normalization` (of the channels the model reads).
     ``progress`` is :func:`segment`'s (a callable may cancel). Details:
     :func:`scopeml.predict.predict_region`.
 
@@ -750,6 +751,7 @@ def predict_region(
 
     kind = one_output(outputs, output)
     _check_outputs([kind], "output")
+    chosen, scale = _given_choice(scale)  # an AutoScale: auto's factor chosen before
     given = {
         "channels": names_of(channels),
         "scene": scene,
@@ -773,8 +775,13 @@ def predict_region(
         opened_image, _, options = fit_model_inputs(source, None, opened_model, options)
         _check_chosen_channels(image, opened_image, opened_model, options, axes)
         opened_model, _, options, _ = _auto_scaled_model(
-            opened_image, opened_model, ref, options, output=None
-        )  # segment's default scale: auto for a model whose default it is
+            opened_image,
+            opened_model,
+            ref,
+            dataclasses.replace(options, resume=False),
+            output=None,
+            given=chosen,
+        )  # segment's default scale: auto for a model whose default it is (no run to resume)
         return predict(
             opened_image,
             opened_model,

@@ -140,6 +140,13 @@ def predict_region(
         normalization = region_normalization(
             image, model, scene=scene, normalize=options.normalize, progress=progress
         )
+    elif len(normalization.offset) != image.sizes["C"]:
+        raise InvalidRequestError(
+            f"normalization= is of {len(normalization.offset)} channels; the model reads "
+            f"{image.sizes['C']} ({', '.join(image.channel_names)}): compute it with "
+            "region_normalization on those channels (image.select_channels)",
+            path=image.path,
+        )
     layout = output_layout(image)
     specs = tuple(output_specs(model.spec.classes, (output,), options.probability_dtype))
     axes = layout["with_c" if specs[0].channel_names else "without_c"]

@@ -31,7 +31,7 @@ def _writers():
             table, "kind", n_estimators=2
         ).save(path, **kw),
         "container": lambda path, **kw: write_container(
-            path, tiny_unet_onnx(), unet_metadata(), overwrite=kw.get("overwrite", False)
+            path, tiny_unet_onnx(), unet_metadata(), **kw
         ),
         "table": lambda path, **kw: write_table(table, path, **kw),
         "converted container": lambda path, **kw: convert_container("nuclei", path, **kw),

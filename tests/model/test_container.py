@@ -45,7 +45,7 @@ def test_graph_can_be_given_as_bytes_or_file(tmp_path):
     onnx_file = tmp_path / "g.onnx"
     onnx_file.write_bytes(graph.SerializeToString())
     for source in (graph.SerializeToString(), onnx_file, str(onnx_file)):
-        path = write_container(tmp_path / "m.czann", source, unet_metadata())
+        path = write_container(tmp_path / "m.czann", source, unet_metadata(), overwrite=True)
         assert read_container(path).onnx_bytes == graph.SerializeToString()
 
 
@@ -84,7 +84,7 @@ def test_write_refuses_metadata_that_disagrees_with_the_graph(tmp_path):
 def test_a_failed_write_leaves_the_old_file_alone(tmp_path, czann):
     before = czann.read_bytes()
     with pytest.raises(InvalidContainerError):
-        write_container(czann, b"not onnx", unet_metadata())
+        write_container(czann, b"not onnx", unet_metadata(), overwrite=True)
     assert czann.read_bytes() == before
 
 

@@ -74,8 +74,8 @@ def test_inspect_and_list_cover_every_kind(tmp_path, capsys):
 
 
 def test_model_run_normalises_as_the_model_records(tmp_path):
-    """``model run nuclei`` gives segment's labels at scale 1 on an image far from the
-    model's intensities (it fed the raw values to the graph, which found other nuclei)."""
+    """``model run nuclei`` gives segment's labels on an image far from the model's
+    intensities (it fed the raw values to the graph, which found other nuclei)."""
     from scopeml.synthetic import realistic_nuclei
 
     image, _ = realistic_nuclei((128, 128), seed=3)
@@ -84,7 +84,25 @@ def test_model_run_normalises_as_the_model_records(tmp_path):
     out = tmp_path / "labels.npy"
     assert main(["model", "run", "nuclei", str(tmp_path / "dim.npy"), "-o", str(out),
                  "--labels"]) == 0  # fmt: skip
-    seg = segment(dim, "nuclei", tmp_path / "s.ome.zarr", scale=1)
+    seg = segment(dim, "nuclei", tmp_path / "s.ome.zarr")
     expected = seg.labels.read()[0, 0, 0, 0]
     assert (expected == 2).sum() > 500  # nuclei found
     np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_model_run_runs_at_segments_scale_and_takes_scale(tmp_path):
+    """Nuclei twice the model's size: ``model run nuclei`` runs at the scale ``segment``
+    chooses (auto: 0.5), and ``--scale 1`` at 1, each equal to that run of ``segment``."""
+    from scopeml.synthetic import synthetic_nuclei
+
+    image, _ = synthetic_nuclei((192, 192), density=0.0004, radius=(16, 20), seed=5)
+    np.save(tmp_path / "big.npy", image[0])
+    args = ["model", "run", "nuclei", str(tmp_path / "big.npy"), "--labels", "-o"]
+    assert main([*args, str(tmp_path / "auto.npy")]) == 0
+    assert main([*args, str(tmp_path / "one.npy"), "--scale", "1"]) == 0
+    auto = segment(image[0], "nuclei", tmp_path / "auto.ome.zarr")
+    assert auto.scale == 0.5
+    one = segment(image[0], "nuclei", tmp_path / "one.ome.zarr", scale=1)
+    np.testing.assert_array_equal(np.load(tmp_path / "auto.npy"), auto.labels.read()[0, 0, 0, 0])
+    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), one.labels.read()[0, 0, 0, 0])
+    assert not np.array_equal(np.load(tmp_path / "auto.npy"), np.load(tmp_path / "one.npy"))

@@ -76,10 +76,12 @@ def test_axes_that_cannot_be_handled_are_errors(tmp_path):
     planes = Image(np.ones((1, 1, 1, 2, 8, 8), np.uint8), path="movie.tif")  # T read as Z
     with pytest.raises(InvalidImageError, match=r"read the image with axes TYX \(--axes TYX"):
         measure_image(labels, planes)
-    stored = Image(np.ones((1, 1, 1, 2, 8, 8), np.uint8), path="objects.ome.zarr")  # no --axes
-    with pytest.raises(InvalidImageError, match=r"the labels were made from Z planes: make them "
-                       r"again with --axes TYX"):  # fmt: skip
-        measure_image(stored, Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="movie.tif"))
+    stored = label_image(planes, tmp_path / "planes.ome.zarr")  # a store: --axes cannot apply
+    with pytest.raises(InvalidImageError, match=r"make the labels again from the file read with "
+                       r"--axes TYX \(a store keeps the axes"):  # fmt: skip
+        measure_image(stored, movie := Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="m.tif"))
+    with pytest.raises(InvalidImageError, match=r"read the labels with axes TYX"):  # a file
+        measure_image(Image(np.ones((1, 1, 1, 2, 8, 8), np.uint8), path="planes.npy"), movie)
     movie = Image(np.ones((1, 2, 1, 1, 8, 8), np.uint8), path="movie.tif")
     with pytest.raises(InvalidImageError, match="2 time points; measure every one"):
         measure_objects_tiled(np.ones((8, 8), np.uint8), movie)  # never the first one only

@@ -160,3 +160,25 @@ def test_train_unet_refuses_an_existing_output_before_training(nuclei_pair, tmp_
     assert main(args) == 2
     assert "m.czann: is a folder; expected a file name" in capsys.readouterr().err
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_a_model_file_that_appears_while_training_is_kept_and_the_run_saved_beside(
+    nuclei_pair, tmp_path, capsys, monkeypatch
+):
+    """Checked before training, the output may still appear while it trains (a second run
+    with the same -o): that file is kept and the hours of training are not lost."""
+    import scopeml.train.loop as loop
+
+    real = loop.train_unet
+
+    def other_run_finishes_first(*args, **kwargs):
+        (tmp_path / "m.czann").write_bytes(b"the other run's model")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_unet", other_run_finishes_first)
+    args = [a for a in _tiny_run(nuclei_pair, tmp_path) if a != "--overwrite"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "m.czann: appeared while the network trained and is kept; the trained model is" in err
+    assert (tmp_path / "m.czann").read_bytes() == b"the other run's model"
+    assert load_model(tmp_path / "m.1.czann").spec.classes  # the run's model, beside it

@@ -450,26 +450,30 @@ class AnalysisSettings(_Strict):
         >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
         >>> s = parse_settings({"version": 1, "channels": ["DAPI", "GFP"], "classes": [blob]})
         >>> s.channel_problem(["C0"], "a.tif")
-        'the settings have 2 channels (DAPI, GFP); a.tif has 1 and names none (C0): too few'
+        'the settings have 2 channels (DAPI, GFP); a.tif has 1 and names none (C0): too few \
+(pages that are channels: read it with axes: CYX)'
         >>> s.channel_problem(["C0", "C1", "C2"], "a.tif")
         'the settings have 2 channels (DAPI, GFP); a.tif has 3 and names none (C0, C1, C2): \
 unnamed channels are read in order only when the counts match; say which is which with \
-aliases: {DAPI: [C0]}'
+aliases, such as {DAPI: [C0], GFP: [C1]}'
         """
         missing = self.missing_channel(names)
         if missing is None:
             return None
         names = [str(name) for name in names]
         if names == [f"C{i}" for i in range(len(names))] and len(names) != len(self.channels):
+            plural = "s" * (len(self.channels) != 1)
             counts = (
-                f"the settings have {len(self.channels)} channels ({', '.join(self.channels)}); "
-                f"{image} has {len(names)} and names none ({', '.join(names)})"
+                f"the settings have {len(self.channels)} channel{plural} "
+                f"({', '.join(self.channels)}); {image} has {len(names)} and names none "
+                f"({', '.join(names)})"
             )
             if len(names) < len(self.channels):
-                return f"{counts}: too few"
+                return f"{counts}: too few (pages that are channels: read it with axes: CYX)"
+            mapping = ", ".join(f"{c}: [C{i}]" for i, c in enumerate(self.channels))
             return (
                 f"{counts}: unnamed channels are read in order only when the counts match; say "
-                f"which is which with aliases: {{{missing}: [C0]}}"
+                f"which is which with aliases, such as {{{mapping}}}"
             )
         return f"channel {missing!r} is not in {image} (it has {', '.join(names)}); " + alias_hint(
             missing

@@ -802,14 +802,19 @@ def run(
     time_budget: float | None = typer.Option(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
+    scale: str | None = typer.Option(
+        None, help="As segment --scale: a factor, or auto (the default for nuclei)."
+    ),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
-    What ``segment --scale 1`` writes, from the same tiles and the model's recorded
-    normalisation (:func:`scopeml.predict_region`): probabilities K×[Z×]Y×X, labels [Z×]Y×X
-    (class k as k + 1), a Regression model's image 1×[Z×]Y×X.
+    What ``segment`` writes, at the same scale (the model's default: auto for nuclei), from
+    the same tiles and the model's recorded normalisation (:func:`scopeml.predict_region`):
+    probabilities K×[Z×]Y×X, labels [Z×]Y×X (class k as k + 1), a Regression model's image
+    1×[Z×]Y×X.
     """
     from scopeml.api import predict_region
+    from scopeml.cli.segment import parse_scale
     from scopeml.io.image import Image
     from scopeml.model.registry import open_model, resolve_model
     from scopeml.model.runtime import set_default_time_budget
@@ -844,7 +849,8 @@ def run(
     pixels = read_small_image(image)
     channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
     tczyx = channels_first[None] if spec.spatial_dims == 3 else channels_first[None, :, None]
-    result = predict_region(Image(tczyx[None], path=str(image)), loaded, outputs=kind)
+    small = Image(tczyx[None], path=str(image))
+    result = predict_region(small, loaded, outputs=kind, scale=parse_scale(scale))
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 

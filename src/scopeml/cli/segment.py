@@ -49,7 +49,7 @@ def _renamed_class(class_: str | None, old: str | None) -> str | None:
     return old
 
 
-def _scale(text: str | None) -> float | str | None:
+def parse_scale(text: str | None) -> float | str | None:
     """``"auto"``, ``"0.5"`` or ``"1/3"`` → ``"auto"``, 0.5, 0.333…; a bad value is an error
     of the option (``error: --scale: …``), not of the image."""
     from fractions import Fraction
@@ -200,7 +200,7 @@ def segment(
     choice = _renamed_class(class_, instance_class)
 
     start = time.perf_counter()
-    factor = _scale(scale)
+    factor = parse_scale(scale)
     sizes = pixel_size_option(pixel_size)  # a bad size: an error of the option, before any work
     number = scene_number(image, scene, axes=axes)  # A1-Pos3 → its number
     result = run(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -113,7 +114,27 @@ def unet(
         resume=resume,
         progress=not quiet,
     )
-    result.save(output, overwrite=overwrite)
+    _save_trained(result, output, overwrite)
     last = result.history[-1] if result.history else {}
     shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
     typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")
+
+
+def _save_trained(result: Any, output: Path, overwrite: bool) -> None:
+    """Save a finished training at ``output``; a file that appeared there while it trained
+    is kept, and the model saved beside it (``model.1.czann``), never lost."""
+    try:
+        result.save(output, overwrite=overwrite)
+    except InvalidRequestError:
+        if overwrite or not output.exists():
+            raise
+        kept = next(
+            kept
+            for k in range(1, 10_000)
+            if not (kept := output.with_name(f"{output.stem}.{k}{output.suffix}")).exists()
+        )
+        result.save(kept)
+        raise InvalidRequestError(
+            f"appeared while the network trained and is kept; the trained model is {kept}",
+            path=output,
+        ) from None

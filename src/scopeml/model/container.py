@@ -375,7 +375,7 @@ def write_container(
     *,
     license_file: str | PathLike[str] | None = None,
     legacy: bool | None = None,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> Path:
     """Write a container atomically, after checking that metadata and graph agree.
 

@@ -155,7 +155,7 @@ def tiny_czann(folder: str | os.PathLike[str] | None = None) -> Path:
         input_shape=(64, 64, 1), output_shape=(64, 64, 2), classes=("bg", "fg"),
         min_overlap=(16, 16))  # fmt: skip
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp())
-    return write_container(folder / "m.czann", tiny_unet_onnx(), meta)
+    return write_container(folder / "m.czann", tiny_unet_onnx(), meta, overwrite=True)
 
 
 def _image_model(nodes: list[onnx.NodeProto], name: str, channels: int, classes: int):

@@ -1068,7 +1068,7 @@ def _train(
     painted is trained on."""
     _check_strokes(labels, classes)
     with image:
-        model = sm.train_pixel_classifier(
+        return sm.train_pixel_classifier(
             image,
             _series_labels(labels, image),
             classes=classes,
@@ -1078,8 +1078,6 @@ def _train(
             cache=cache,
             **forest,
         )
-        model.info["channels"] = [str(name) for name in image.channel_names]
-        return model
 
 
 def _series_labels(labels: np.ndarray, image: sm.Image) -> np.ndarray:

@@ -103,13 +103,14 @@ def check_same_sizes(
         )
         swapped = {**have, "T": have["Z"], "Z": have["T"]} == want
         if hint and swapped and 1 in (have["T"], have["Z"]):  # a time series read as Z
-            from scopeml.io.registry import takes_axes
+            from scopeml.io.stores import is_zarr_store
 
             planes, image = (name, other) if have["Z"] > 1 else (reference_name, reference)
             planes = planes if planes.startswith("the ") else f"the {planes}"
             fix = f"read {planes} with axes TYX (--axes TYX, axes='TYX')"
-            if image.path is not None and not takes_axes(image.path):  # a store: made so
-                fix = f"{planes} were made from Z planes: make them again with --axes TYX"
+            if image.path is not None and is_zarr_store(image.path):  # scopeml's: made so
+                fix = f"make {planes} again from the file read with --axes TYX (a store "
+                fix += "keeps the axes it was written with)"
             message += f"; the time points of one are the Z planes of the other: {fix}"
         if issubclass(error, ScopeMLError):
             raise error(message, path=other.path)

@@ -86,9 +86,11 @@ def split_touching(
 
     Seeds are the maxima of the distance to the background: local maxima at least
     ``min_distance`` apart, or, with ``h``, the h-maxima (maxima at least ``h`` pixels higher
-    than their surroundings, which ignores shallow necks). A flat top of the distance (an
-    object thinner than it is wide: a nucleus a few planes deep in a Z stack) is one seed,
-    not a grid of maxima ``min_distance`` apart.
+    than their surroundings, which ignores shallow necks). A seed is a whole flat top of the
+    distance (a regional maximum): an object thinner than it is wide (a nucleus a few planes
+    deep in a Z stack) is one seed, not a grid of maxima ``min_distance`` apart; and a flat
+    ridge that rises into a higher one (a rod of even width joining a wider blob) seeds
+    nothing of its own, so it stays with the blob.
 
     Returns
     -------

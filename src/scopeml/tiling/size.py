@@ -435,7 +435,7 @@ def write_model_diameter(
     if default_auto:
         fields[DEFAULT_KEY] = AUTO
     metadata = ModelMetadata.from_json_dict(fields, path=path)
-    return write_container(Path(output or path), container.onnx_bytes, metadata)
+    return write_container(Path(output or path), container.onnx_bytes, metadata, overwrite=True)
 
 
 def recorded_auto_scale(output: str | os.PathLike[str]) -> AutoScale | None:

@@ -54,6 +54,8 @@ def save_checkpoint(path: str | os.PathLike[str], payload: Any) -> Path:
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     """Read a checkpoint written by :func:`save_checkpoint`; tensors come back on the CPU."""
+    if Path(path).is_dir():
+        raise InvalidContainerError("is a folder, not a checkpoint file", path=path)
     if not Path(path).is_file():
         raise InputNotFoundError("no such checkpoint file", path=path)
     members = read_zip_members(path, limits=_LIMITS)

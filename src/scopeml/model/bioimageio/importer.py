@@ -67,7 +67,7 @@ def import_bioimageio(
         imported = build_czann(package, model_type=model_type)
     finally:
         package.close()
-    return write_container(output, imported.graph, imported.metadata)
+    return write_container(output, imported.graph, imported.metadata, overwrite=overwrite)
 
 
 @dataclass(frozen=True)
