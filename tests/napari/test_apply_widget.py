@@ -202,3 +202,16 @@ def test_applied_labels_keep_the_models_class_colours(viewer, qtbot, files, tmp_
     for value, name in enumerate(named, 1):
         want = (0, 0, 0, 0) if name == "background" else (1.0, 0xD4 / 255, 0.0, 1.0)
         np.testing.assert_allclose(colours[value], want, atol=1e-3)
+
+
+def test_a_model_typed_after_an_error_clears_it(viewer, files):
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    viewer.open(str(files[0]), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.run()  # no model yet
+    assert widget.status.text().startswith("error: no model")
+    widget.model_path.setText("nuclei")
+    widget._model_typed()  # as editingFinished calls it
+    assert widget.status.text() == "model nuclei: Run applies it"
+    assert widget.instances.findText("nucleus") >= 0  # its classes offered

@@ -80,3 +80,20 @@ def test_imported_scribbles_are_the_chosen_images(viewer, qtbot, tmp_path):
     widget.import_scribbles(exported)  # the route the warning gives
     said = trained(qtbot, widget)
     assert said.startswith("trained") and "painted on" not in said, said
+
+
+def test_a_class_added_after_training_and_removed_keeps_the_classifier(viewer, qtbot):
+    from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
+
+    blobs(viewer)
+    widget = widget_for(viewer, qtbot)
+    paint_two_classes(viewer.layers[SCRIBBLES])
+    assert trained(qtbot, widget).startswith("trained")
+    model = widget.model
+    widget.update_preview()
+    qtbot.waitUntil(lambda: PREVIEW in viewer.layers and not widget.busy, timeout=WAIT_MS)
+    widget.add_class("debris")  # changed its mind before painting any
+    widget.classes.setCurrentCell(2, 0)
+    widget._remove_class()
+    assert widget.model is model and PREVIEW in viewer.layers
+    assert widget.status.text() == "removed class debris"

@@ -231,6 +231,9 @@ class ApplyWidget(QWidget):
             self._offer_classes(self.model())
         except Exception as err:  # said, and the run in progress (if any) goes on
             self.status.setText(f"error: {error_text(err)}")
+            return
+        if self.status.text().startswith("error: ") and not self.busy:
+            self.status.setText(f"model {self.model_path.text().strip()}: Run applies it")
 
     def _refresh_classes(self) -> None:
         """Offer the chosen model's classes (the list opening: the pixel classifier widget's

@@ -362,15 +362,18 @@ class PixelClassifierWidget(QWidget):
             layer.selected_label = min(layer.selected_label, count - 1)
         self.classes.removeRow(index)
         self._recolor()
+        said = f"removed class {name}" + (f" and its {erased} painted pixels" if erased else "")
+        if self.model is not None and tuple(self.class_names()) == self.model.spec.classes:
+            self.status.setText(said)  # a class added since training: the model still fits
+            return
         stale = self.model is not None or PREVIEW in self.viewer.layers
         self.cancel()
         self.model = None
         if PREVIEW in self.viewer.layers:
             self.viewer.layers.remove(PREVIEW)
         self.status.setText(
-            f"removed class {name}" + (f" and its {erased} painted pixels" if erased else "")
-            + ("; the classifier and its preview were of the classes before: Train again"
-               if stale else "")
+            said + ("; the classifier and its preview were of the classes before: Train again"
+                    if stale else "")
         )  # fmt: skip
 
     def _pick_color(self, row_: int, column: int) -> None:
