@@ -6,6 +6,7 @@ upload as its czann."""
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import zipfile
 
@@ -300,3 +301,28 @@ def test_one_author_given_as_a_string_is_one_author_and_bad_fields_are_refused(t
         with pytest.raises(sm.ScopeMLError, match=problem):
             export_bioimageio("nuclei", tmp_path / "bad.zip", **fields)
     assert not (tmp_path / "bad.zip").exists()
+
+
+def test_a_regression_model_with_small_outputs_exports_with_a_tolerance_of_its_size(tmp_path):
+    """bioimage.io allows a tolerance of at most 1% of the test output's largest value: the
+    default 1e-3 refused a model whose outputs stay below 0.1 (x·1e-4 here)."""
+    import torch
+
+    from scopeml.model import convert_torch
+
+    class Scale(torch.nn.Module):
+        def forward(self, x):
+            return x * 1e-4
+
+    czann = convert_torch(Scale(), tmp_path / "small.czann", input_shape=(1, 64, 64),
+                          model_type="Regression")  # fmt: skip
+    package = export_bioimageio(czann, tmp_path / "small.zip", test_size=64)
+    rdf = yaml.safe_load(zipfile.ZipFile(package).read("rdf.yaml"))
+    (tolerance,) = rdf["config"]["bioimageio"]["reproducibility_tolerance"]
+    peak = np.load(io.BytesIO(zipfile.ZipFile(package).read("test_output.npy"))).max()
+    assert 0 < tolerance["absolute_tolerance"] <= 0.01 * peak  # the spec's rule
+    np.testing.assert_allclose(
+        np.asarray(sm.open_model(package).predict(np.full((1, 1, 64, 64), 50, np.float32))),
+        5e-3,
+        rtol=1e-5,
+    )

@@ -372,8 +372,26 @@ def _description(
             onnx=bio.OnnxWeightsDescr(source=root / "weights.onnx", opset_version=graph.opset)
         ),
         attachments=[],
-        config={"scopeml": _scopeml_config(meta, graph)},
+        config={
+            "scopeml": _scopeml_config(meta, graph),
+            "bioimageio": {"reproducibility_tolerance": [_tolerance(root / "test_output.npy")]},
+        },
     )
+
+
+def _tolerance(test_output: Path) -> dict[str, float]:
+    """How far a rerun may stray from the test output: bioimage.io's default 1e-3, less where
+    the output is small (the spec allows at most 1% of its largest value: a regression model
+    giving values below 0.1, or negative ones, was refused by the default)."""
+    peak = float(np.load(test_output).max())
+    if peak < 0:
+        raise InvalidRequestError(
+            f"bioimage.io cannot describe this model: its reproducibility tolerance must be at "
+            f"most 1% of the test output's largest value, here {peak:.3g} (a model whose "
+            "outputs are all negative cannot be packaged)"
+        )
+    # half the 1% the spec allows: its check multiplies in float32, ours in float64
+    return {"absolute_tolerance": min(1e-3, 0.005 * peak), "relative_tolerance": 1e-3}
 
 
 def _scopeml_config(meta: Any, graph: Any) -> dict[str, Any]:
