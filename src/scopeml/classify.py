@@ -73,7 +73,7 @@ class ImageClassifier:
         if kind == "ObjectDetection":
             raise IncompatibleModelError(
                 "ObjectDetection models are not supported yet (boxes have no scopeml output); "
-                "scopeml model info shows its metadata",
+                "scopeml model inspect shows its metadata",
                 path=path,
             )
         if kind not in CLASSIFICATION_TYPES:

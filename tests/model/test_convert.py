@@ -174,3 +174,33 @@ def test_a_channels_first_graph_is_refused_with_the_option_that_wraps_it(tmp_pat
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(InvalidRequestError, match=r"input N×1×\?×\?.* needs --channels-first"):
         convert_onnx(model, tmp_path / "m.czann", classes=["a"])
+
+
+def test_convert_torch_exports_an_image_classifier(tmp_path):
+    """A module giving N×K class scores (no spatial axes) is a classification czann: the
+    channels-last wrapper moves the input's axes only (it permuted the scores as an image)."""
+    import tifffile
+
+    import scopeml as sm
+
+    torch.manual_seed(0)
+
+    class Scores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.softmax(self.conv(x).mean((2, 3)), 1)
+
+    module = Scores().eval()
+    path = convert_torch(module, tmp_path / "kinds.czann", input_shape=(1, 64, 64),
+                         classes=["a", "b", "c"], model_type="MultiClassClassification",
+                         spatial="keep")  # fmt: skip
+    image = np.random.default_rng(1).random((64, 64)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "image.tif", image)
+    table = sm.classify_images([tmp_path / "image.tif"], path)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(image[None, None])).numpy()[0]
+    got = table[["probability_a", "probability_b", "probability_c"]].to_numpy()[0]
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -272,3 +272,14 @@ def test_validate_refuses_a_legacy_border_segment_refuses_and_warns_of_other_cha
     assert "warning: the XML lists 3 channels (Gray8, Gray8, Gray8); the graph takes 1" in (
         capsys.readouterr().out
     )
+
+
+def test_converting_a_damaged_container_names_the_file_not_an_option(czann, tmp_path, capsys):
+    """A cut czann is a damaged zip, said as inspect says it; it was taken for an ONNX graph
+    and asked for --classes."""
+    cut = tmp_path / "cut.czann"
+    cut.write_bytes(czann.read_bytes()[:700])
+    assert main(["model", "convert", str(cut), "-o", str(tmp_path / "x.czann")]) == 2
+    err = capsys.readouterr().err
+    assert "cut.czann: a zip that cannot be read" in err and "--classes" not in err, err
+    assert not (tmp_path / "x.czann").exists()

@@ -593,6 +593,8 @@ def _container_format(source: Path) -> str | None:
     try:
         kind = format_of(source)
     except Exception:  # not a model file: read as a graph below, which names the problem
+        if source.suffix.lower() in (".czann", ".czseg", ".czmodel", ".zip"):
+            raise  # named a container or package: a damaged one says what is wrong with it
         return None
     if kind in ("pixel-classifier", "object-classifier"):
         raise InvalidRequestError(

@@ -723,7 +723,8 @@ def convert_torch(
             self.inner = inner
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.inner(x.permute(*to_first)).permute(*to_last)
+            out = self.inner(x.permute(*to_first))  # N×K of a classifier: no axes to move
+            return out.permute(*to_last) if out.dim() == len(to_last) else out
 
     parameter = next(iter(module.parameters()), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
