@@ -40,8 +40,8 @@ classes:
       - step: fill_holes
       - step: remove_small
         min_size: 200         # pixels
-      - step: watershed_split # split touching objects
-        min_distance: 10
+      - step: watershed_split # split touching objects at the necks between them
+        min_distance: 10      # seeds at least this many pixels apart (or h: 2, fewer splits)
       # - step: remove_border # drop objects the image's edge cuts (not whole)
     measurements:
       shape: true             # perimeter, convex hull, solidity, Feret diameters
