@@ -240,7 +240,6 @@ def segment(
     """
     from scopeml.tiling.engine import check_finished_run, segment_image
     from scopeml.tiling.identity import RunNames
-    from scopeml.tiling.model_inputs import fit_model_inputs
 
     given = {
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
@@ -265,13 +264,10 @@ def segment(
         opened_model, model_ref = _pixel_model(model, settings)
         if want_instances:  # before any work: a Regression model has no classes to label
             _check_classes(opened_model, model_ref, measure)
-        opened_image, image_ref, settings = fit_model_inputs(  # channels by name
-            opened_image, image_ref, opened_model, settings
-        )
-        _check_chosen_channels(image, opened_image, opened_model, settings, axes)
-        opened_model, model_ref, settings, auto = _auto_scaled_model(
-            opened_image, opened_model, model_ref, settings, Path(output), chosen
-        )
+        opened_image, image_ref, opened_model, model_ref, settings, auto = _fitted(
+            image, opened_image, image_ref, opened_model, model_ref, settings, axes,
+            Path(output), chosen,
+        )  # fmt: skip
         extra: tuple[str, ...] = ()  # outputs written only to make the instances from
         record = None  # what the store ends with and how its instances are made
         if want_instances:  # a bad choice of classes fails before the engine runs
@@ -298,6 +294,32 @@ def segment(
     result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
     _after_engine(result, image_ref or image, instances, finished, progress, steps, log_stop)
     return result
+
+
+def _fitted(
+    given_image: Any,
+    image: Image,
+    image_ref: Any,
+    model: Model,
+    model_ref: Any,
+    settings: SegmentOptions,
+    axes: str | None,
+    output: Path | None,
+    chosen: Any = None,
+) -> tuple[Image, Any, Model, Any, SegmentOptions, Any]:
+    """The image, model and settings of a run as :func:`segment` makes them (and
+    :func:`predict_region`, and a reuse check, the same): the channels the model was trained
+    on, by name (:func:`~scopeml.tiling.model_inputs.fit_model_inputs`), checked against what
+    ``given_image`` held, then the scale ``"auto"`` chooses (:func:`_auto_scaled_model`;
+    ``chosen``: an earlier choice), with the choice last (``None``: none made)."""
+    from scopeml.tiling.model_inputs import fit_model_inputs
+
+    image, image_ref, settings = fit_model_inputs(image, image_ref, model, settings)
+    _check_chosen_channels(given_image, image, model, settings, axes)
+    model, model_ref, settings, auto = _auto_scaled_model(
+        image, model, model_ref, settings, output, chosen
+    )
+    return image, image_ref, model, model_ref, settings, auto
 
 
 def _checked_settings(
@@ -602,21 +624,22 @@ def _auto_scaled_model(
     model: Model,
     model_ref: Any,
     settings: SegmentOptions,
-    output: Path,
+    output: Path | None,
     given: Any = None,
 ) -> tuple[Model, Any, SegmentOptions, Any]:
     """With ``scale="auto"`` (or no scale and a model whose default it is, as the shipped
     ``nuclei``), the model at the factor chosen for ``image``
     (:func:`~scopeml.tiling.size.auto_scale`; a resumed run's recorded one, else the ``given``
-    ``AutoScale`` of an estimate already made), how workers reopen it, the options with that
-    factor, and the choice (an ``AutoScale``); else all unchanged and ``None``."""
+    ``AutoScale`` of an estimate already made; no ``output``: no run to resume), how workers
+    reopen it, the options with that factor, and the choice (an ``AutoScale``); else all
+    unchanged and ``None``."""
     from scopeml.tiling.size import AutoScale, auto_scale, default_scale, is_auto
     from scopeml.tiling.store import recorded_run
 
     wanted = settings.scale if settings.scale is not None else default_scale(model)
     if not is_auto(wanted):
         return model, model_ref, settings, None
-    record = recorded_run(output) if settings.resume else None
+    record = recorded_run(output) if settings.resume and output is not None else None
     if settings.scale is None and record is not None and AUTO_RECORD not in record:
         return model, model_ref, settings, None  # a run from before auto was the default
     chosen = AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None
@@ -747,7 +770,6 @@ def predict_region(
     """
     from scopeml.predict import one_output
     from scopeml.predict import predict_region as predict
-    from scopeml.tiling.model_inputs import fit_model_inputs
 
     kind = one_output(outputs, output)
     _check_outputs([kind], "output")
@@ -772,16 +794,9 @@ def predict_region(
     source, _ = _input_image(image, options, axes)
     try:
         opened_model, ref = _pixel_model(model, dataclasses.replace(options, workers=1))
-        opened_image, _, options = fit_model_inputs(source, None, opened_model, options)
-        _check_chosen_channels(image, opened_image, opened_model, options, axes)
-        opened_model, _, options, _ = _auto_scaled_model(
-            opened_image,
-            opened_model,
-            ref,
-            dataclasses.replace(options, resume=False),
-            output=None,
-            given=chosen,
-        )  # segment's default scale: auto for a model whose default it is (no run to resume)
+        opened_image, _, opened_model, _, options, _ = _fitted(
+            image, source, None, opened_model, ref, options, axes, None, chosen
+        )  # as segment: the channels trained on, the scale auto chooses
         return predict(
             opened_image,
             opened_model,
@@ -926,7 +941,7 @@ def train_pixel_classifier(
             # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
             targets = _as_label_image(labels)
             check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
-        classifier = train_classifier(
+        return train_classifier(
             images,
             targets,
             features=features,
@@ -942,8 +957,6 @@ def train_pixel_classifier(
             cache=cache,
             progress=report,
         )
-        classifier.info["channels"] = [str(name) for name in image.channel_names]
-        return classifier
 
 
 def _as_segmentation(source: Any) -> Any:

@@ -32,7 +32,6 @@ def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str 
 
     from scopeml import api
     from scopeml.tiling.engine import _identity, is_finished_run
-    from scopeml.tiling.model_inputs import fit_model_inputs
     from scopeml.tiling.size import AUTO_RECORD
     from scopeml.tiling.store import recorded_run
 
@@ -56,12 +55,10 @@ def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str 
             opened, image_ref = api._input_image(image, settings, options.get("axes"))
             try:
                 pixel_model, model_ref = api._pixel_model(model, settings)
-                opened, image_ref, settings = fit_model_inputs(
-                    opened, image_ref, pixel_model, settings
-                )
-                pixel_model, model_ref, settings, auto = api._auto_scaled_model(
-                    opened, pixel_model, model_ref, settings, store
-                )
+                opened, image_ref, pixel_model, model_ref, settings, auto = api._fitted(
+                    image, opened, image_ref, pixel_model, model_ref, settings,
+                    options.get("axes"), store,
+                )  # fmt: skip
                 record = {"outputs": outputs}
                 record.update({k: v for k, v in recorded.items() if k == api.INSTANCES})
                 if auto is not None:

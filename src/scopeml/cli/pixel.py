@@ -117,7 +117,6 @@ def train(
             name=name,
             progress=not quiet,  # tqdm bars on stderr: features, then trees
         )
-    clf.info["channels"] = list(images[0].channel_names)
     path = clf.save(output, overwrite=True)  # a pixel classifier, or --overwrite: _previous
     counts = ", ".join(
         f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidContainerError
-from scopeml.io.replace import atomic_write, check_output_file
+from scopeml.io.replace import atomic_write
 
 _CHUNK = 1 << 20
 _READ_ERRORS = (
@@ -393,9 +393,7 @@ def write_zip(
     if isinstance(target, io.BytesIO):
         _write_members(target, members, compression)
         return
-    path = Path(target)
-    check_output_file(path, overwrite=overwrite)
-    with atomic_write(path, overwrite=overwrite) as temp, open(temp, "wb") as raw:
+    with atomic_write(Path(target), overwrite=overwrite) as temp, open(temp, "wb") as raw:
         _write_members(raw, members, compression)
 
 

@@ -324,7 +324,9 @@ def train_classifier(
     Returns
     -------
     PixelClassifier
-        Output channel ``k`` is the probability of label value ``k + 1``.
+        Output channel ``k`` is the probability of label value ``k + 1``; its ``info`` keeps
+        the training settings and, trained on an :class:`~scopeml.io.Image`, its channels'
+        names (``"channels"``: what ``segment`` picks from another image).
     """
     n_jobs = workers if workers is not None else (n_jobs if n_jobs is not None else -1)
     check_forest_options(n_estimators, max_depth, min_samples_leaf, n_jobs)
@@ -350,6 +352,7 @@ def train_classifier(
     used = sorted(set().union(*(scan.values for scan in scans)))
     check_classes(used, n_classes, _one_path(lab.path for _, lab in sources))
     report = as_progress(progress)
+    named = getattr(pairs[0][0], "channel_names", None)  # an Image's: segment reads them again
     x, y, counts = _training_set(sources, groups, scans, fs, n_jobs, n_classes, cache, report)
     forest, importances = fit_forest(
         x,
@@ -380,6 +383,7 @@ def train_classifier(
             "samples_per_class": [int(c) for c in counts],
             "feature_importances": [float(v) for v in importances],
             "intensity_range": training_range(sources, scans),  # checked when segmenting
+            **({"channels": [str(n) for n in named]} if named else {}),
         },
     )
 
