@@ -106,3 +106,55 @@ def test_model_run_runs_at_segments_scale_and_takes_scale(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "auto.npy"), auto.labels.read()[0, 0, 0, 0])
     np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), one.labels.read()[0, 0, 0, 0])
     assert not np.array_equal(np.load(tmp_path / "auto.npy"), np.load(tmp_path / "one.npy"))
+
+
+def test_model_run_takes_a_stack_plane_by_plane_and_channels_as_segment(tmp_path, capsys):
+    """A 2-D model on a Z stack (TIFF or ``.npy``) gives ``segment``'s labels of every plane
+    (it refused the stack); ``--channels`` picks the model's channel by name or index."""
+    import tifffile
+
+    from scopeml.synthetic import realistic_nuclei
+
+    planes = np.stack([realistic_nuclei((96, 96), seed=s)[0][0] for s in (1, 2, 3)])
+    tifffile.imwrite(tmp_path / "z.tif", planes, metadata={"axes": "ZYX"}, imagej=True)
+    np.save(tmp_path / "z.npy", planes)
+    seg = segment(tmp_path / "z.tif", "nuclei", tmp_path / "z.ome.zarr")
+    expected = seg.labels.read()[0, 0, 0]  # Z×Y×X
+    assert (expected == 2).sum() > 1000
+    for name in ("z.tif", "z.npy"):
+        out = tmp_path / f"{name}.labels.npy"
+        assert main(["model", "run", "nuclei", str(tmp_path / name), "--labels",
+                     "-o", str(out)]) == 0  # fmt: skip
+        np.testing.assert_array_equal(np.load(out), expected)
+
+    noise = np.random.default_rng(0).uniform(0, 50, planes[0].shape).astype(planes.dtype)
+    two = np.stack([noise, planes[1]])  # C×Y×X, the nuclei in the second channel
+    tifffile.imwrite(tmp_path / "c.ome.tif", two, metadata={"axes": "CYX",
+                     "Channel": {"Name": ["GFP", "DAPI"]}})  # fmt: skip
+    np.save(tmp_path / "c.npy", two)
+    seg = segment(tmp_path / "c.ome.tif", "nuclei", tmp_path / "c.ome.zarr", channels=["DAPI"])
+    expected = seg.labels.read()[0, 0, 0, 0]
+    assert (expected == 2).sum() > 300
+    for name, channel in (("c.ome.tif", "DAPI"), ("c.ome.tif", "1"), ("c.npy", "1")):
+        out = tmp_path / "c.labels.npy"
+        assert main(["model", "run", "nuclei", str(tmp_path / name), "--labels",
+                     "--channels", channel, "-o", str(out)]) == 0  # fmt: skip
+        np.testing.assert_array_equal(np.load(out), expected)
+    assert main(["model", "run", "nuclei", str(tmp_path / "c.ome.tif"), "-o",
+                 str(tmp_path / "x.npy")]) == 2  # fmt: skip
+    assert "--channels" in capsys.readouterr().err and not (tmp_path / "x.npy").exists()
+
+
+def test_model_run_refuses_a_tiff_lying_about_its_size_before_reading(tmp_path, capsys):
+    """A 400-byte file claiming 10^12 pixels: one line naming it, nothing written."""
+    import tifffile
+
+    path = tmp_path / "liar.tif"
+    tifffile.imwrite(path, np.full((16, 16), 3, np.uint8), metadata=None)
+    with tifffile.TiffFile(path, mode="r+") as tf:
+        for tag in ("ImageWidth", "ImageLength", "RowsPerStrip"):
+            tf.pages.first.tags[tag].overwrite(10**6)
+    assert main(["model", "run", "nuclei", str(path), "-o", str(tmp_path / "o.npy")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "liar.tif" in err
+    assert not (tmp_path / "o.npy").exists()

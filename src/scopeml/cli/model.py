@@ -16,6 +16,7 @@ import typer
 
 from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.inputs import names_of
+from scopeml.io.axes import AXES_HELP
 
 app = typer.Typer(
     help="Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io).",
@@ -807,17 +808,22 @@ def run(
     scale: str | None = typer.Option(
         None, help="As segment --scale: a factor, or auto (the default for nuclei)."
     ),
+    channels: str | None = typer.Option(
+        None, help="Image channels fed to the model, by name (TIFF) or index, e.g. 0,2."
+    ),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
     What ``segment`` writes, at the same scale (the model's default: auto for nuclei), from
     the same tiles and the model's recorded normalisation (:func:`scopeml.predict_region`):
-    probabilities K×[Z×]Y×X, labels [Z×]Y×X (class k as k + 1), a Regression model's image
-    1×[Z×]Y×X.
+    probabilities [T×]K×[Z×]Y×X, labels [T×][Z×]Y×X (class k as k + 1), a Regression model's
+    image [T×]1×[Z×]Y×X. A TIFF is read as ``segment`` reads it (its axes, channel names,
+    ``--axes``), so a 2-D model runs on each plane of a Z stack or time series; a ``.npy``
+    or PNG is ``[C×][Z×]Y×X`` or ``Y×X×C``, its extra axis planes for a 2-D model.
     """
     from scopeml.api import predict_region
     from scopeml.cli.segment import parse_scale
-    from scopeml.io.image import Image
     from scopeml.model.registry import open_model, resolve_model
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.tiling.outputs import REGRESSION
@@ -848,17 +854,47 @@ def run(
                 path=model,
             )
         kind = "image"
-    pixels = read_small_image(image)
-    channels_first = arrange_channels(pixels, spec.in_channels, spec.spatial_dims, image)
-    tczyx = channels_first[None] if spec.spatial_dims == 3 else channels_first[None, :, None]
-    small = Image(tczyx[None], path=str(image))
-    result = predict_region(small, loaded, outputs=kind, scale=parse_scale(scale))
+    chosen = None if channels is None else [c.strip() for c in channels.split(",")]
+    small = run_input(image, spec, chosen, axes)
+    result = predict_region(small, loaded, outputs=kind, scale=parse_scale(scale), channels=chosen)
     write_array(output, result)
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 
 
+def run_input(path: Path, spec: Any, channels: list[str] | None, axes: str | None) -> Any:
+    """The image ``model run`` predicts: a TIFF opened as ``segment`` opens it (bounded
+    before any pixel is read), other files read whole and their axes inferred."""
+    import math
+
+    from scopeml.io.image import Image
+
+    if path.suffix.lower() in (".tif", ".tiff"):
+        from scopeml.io import open_image
+
+        opened = open_image(path, axes=axes)
+        if math.prod(opened.shape) > MAX_RUN_ELEMENTS:
+            raise InvalidRequestError(
+                f"image has {math.prod(opened.shape)} elements; `model run` holds at most "
+                f"{MAX_RUN_ELEMENTS} in memory; use `scopeml segment`",
+                path=path,
+            )
+        return opened
+    if axes is not None:
+        raise InvalidRequestError("--axes names a TIFF's axes; a .npy or PNG has none", path=path)
+    pixels = read_small_image(path)
+    if channels is None:
+        wanted = spec.in_channels
+    elif pixels.ndim <= spec.spatial_dims:
+        wanted = 1
+    else:  # the image's own channel axis: the shorter of its first and last
+        wanted = min(pixels.shape[0], pixels.shape[-1])
+    czyx = arrange_channels(pixels, wanted, spec.spatial_dims, path)
+    tczyx = czyx[None] if czyx.ndim == 4 else czyx[None, :, None]
+    return Image(tczyx[None], path=str(path))
+
+
 def read_small_image(path: Path) -> Any:
-    """Read a whole small image with tifffile, scikit-image or numpy (no pickle)."""
+    """Read a whole small ``.npy`` (no pickle) or PNG/JPEG (scikit-image)."""
     import numpy as np
 
     suffix = path.suffix.lower()
@@ -867,10 +903,6 @@ def read_small_image(path: Path) -> Any:
     try:
         if suffix == ".npy":
             pixels = np.load(path, allow_pickle=False, mmap_mode="r")
-        elif suffix in (".tif", ".tiff"):
-            import tifffile
-
-            pixels = tifffile.imread(path)
         else:
             from skimage import io as skio
 
@@ -899,6 +931,8 @@ def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Pat
     (3, 5, 6)
     >>> arrange_channels(np.zeros((5, 6)), 1, 2, Path("x.png")).shape
     (1, 5, 6)
+    >>> arrange_channels(np.zeros((4, 5, 6)), 1, 2, Path("x.npy")).shape  # four planes
+    (1, 4, 5, 6)
     """
     import numpy as np
 
@@ -912,9 +946,13 @@ def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Pat
             return squeezed
         if squeezed.shape[-1] == in_channels:
             return np.moveaxis(squeezed, -1, 0)
+        if spatial_dims == 2 and in_channels == 1 and squeezed.shape[-1] > 4:
+            return squeezed[np.newaxis]  # Z×Y×X (not Y×X×colours): the model on each plane
+    if squeezed.ndim == 4 and spatial_dims == 2 and squeezed.shape[0] == in_channels:
+        return squeezed  # C×Z×Y×X
     raise IncompatibleModelError(
         f"image has shape {pixels.shape}; the model expects {in_channels} channel(s) and "
-        f"{spatial_dims} spatial dims",
+        f"{spatial_dims} spatial dims (choose channels with --channels)",
         path=path,
     )
 
