@@ -133,6 +133,37 @@ def test_cli_classify_writes_a_table(bright_model, tmp_path):
     assert table["image"].tolist() == [str(p) for p in paths]
 
 
+def test_cli_classify_takes_channels_and_axes(bright_model, tmp_path, capsys):
+    """A two-channel image and a plain TIFF of time points: the model's channel chosen by
+    name or index (it refused the image), the pages read as time points with --axes."""
+    import tifffile
+
+    rng = np.random.default_rng(5)
+    frames = (np.array([6.0, 2.0, 6.0])[:, None, None] + rng.normal(0, 1, (3, 32, 32))).astype(
+        np.float32
+    )  # bright, dim, bright
+    noise = (2.0 + rng.normal(0, 1, frames.shape)).astype(np.float32)  # always dim
+    two = np.stack([noise, frames], axis=1)[:, :, None]  # T C Z Y X
+    path = tmp_path / "two.ome.tiff"
+    write_ome_tiff(path, two, axes="TCZYX", channel_names=["GFP", "DAPI"])
+    out = tmp_path / "t.csv"
+    args = ["classify", str(path), "-m", str(bright_model), "-o", str(out), "-q"]
+    assert main(args) == 2
+    assert "choose with --channels" in capsys.readouterr().err and not out.exists()
+    for channel in ("DAPI", "1"):
+        assert main([*args, "--channels", channel, "--overwrite"]) == 0
+        assert pd.read_csv(out)["class"].tolist() == ["bright", "dim", "bright"]
+    assert main([*args, "--channels", "GFP", "--overwrite"]) == 0
+    assert pd.read_csv(out)["class"].tolist() == ["dim"] * 3
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, frames)
+    assert main(["classify", str(plain), "-m", str(bright_model), "-o", str(out), "-q",
+                 "--axes", "TYX", "--overwrite"]) == 0  # fmt: skip
+    table = pd.read_csv(out)
+    assert table["t"].tolist() == [0, 1, 2] and table["z"].tolist() == [0, 0, 0]
+    assert table["class"].tolist() == ["bright", "dim", "bright"]
+
+
 def _write(path, pixels):
     write_ome_tiff(path, pixels[0], axes="TCZYX")
     return path

@@ -178,6 +178,8 @@ def classify_images(
     *,
     output: str | PathLike[str] | None = None,
     overwrite: bool = False,
+    channels: Sequence[int | str] | int | str | None = None,
+    axes: str | None = None,
     progress: Progress = None,
 ) -> pd.DataFrame:
     """Classify every plane (scene × time point × Z plane) of each image; one row per plane.
@@ -185,7 +187,8 @@ def classify_images(
     Columns: ``image``, ``scene``, ``t``, ``z``, ``class``, ``probability`` and one
     ``probability_<class>`` per class. With ``output`` the table is also written (``.csv`` or
     ``.parquet``; a file already there is refused before any work unless ``overwrite``).
-    ``progress`` hears stage ``"classify"`` in unit ``"plane"``.
+    ``channels`` are those fed to the model (names or indices, as in :func:`scopeml.segment`),
+    ``axes`` a file's axes as there. ``progress`` hears stage ``"classify"`` in unit ``"plane"``.
 
     Examples
     --------
@@ -209,9 +212,10 @@ def classify_images(
     rows: list[dict[str, Any]] = []
     for source in images:
         opened = not isinstance(source, Image)
-        image = open_image(source) if opened else source
+        image = open_image(source, axes=axes) if opened else source
         name = str(source) if opened else str(image.path or "")
         try:
+            image = chosen_channels(image, channels)
             _check_channels(image, classifier)
             rows.extend(_classify_planes(image, name, classifier, report, len(rows)))
         finally:
@@ -243,10 +247,18 @@ def _classify_planes(
     return rows
 
 
+def chosen_channels(image: Image, channels: Sequence[int | str] | int | str | None) -> Image:
+    """``image`` with only ``channels`` (one name or index, or several), or all of them."""
+    if channels is None:
+        return image
+    return image.select_channels([channels] if isinstance(channels, (int, str)) else channels)
+
+
 def _check_channels(image: Image, classifier: Any) -> None:
     if image.sizes["C"] != classifier.in_channels:
         raise IncompatibleModelError(
-            f"image has {image.sizes['C']} channels; the model expects {classifier.in_channels}",
+            f"image has {image.sizes['C']} channels; the model expects {classifier.in_channels}: "
+            f"choose with --channels (channels= in Python) from {', '.join(image.channel_names)}",
             path=getattr(image, "path", None),
         )
 

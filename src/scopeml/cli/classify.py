@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from scopeml.io.axes import AXES_HELP
+
 
 def classify(
     images: list[Path] = typer.Argument(..., help="Image files (every scene, time point, plane)."),
@@ -21,6 +23,10 @@ def classify(
     labels: Path | None = typer.Option(
         None, help="Instance labels of one 2-D image: classify each object from a crop around it."
     ),
+    channels: str | None = typer.Option(
+        None, help="Image channels fed to the model, by name or index, e.g. DAPI or 0,2."
+    ),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
     overwrite: bool = typer.Option(False, help="Replace an existing table."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -30,14 +36,16 @@ def classify(
     converted .czann); planes (or object crops) are resized to the model's input size. With
     --labels, each object gets a class (one row per object).
     """
-    from scopeml.classify import classify_images, classify_object_crops
+    from scopeml.classify import chosen_channels, classify_images, classify_object_crops
     from scopeml.objects.table import check_table_output, write_table
 
     check_table_output(output, overwrite=overwrite)  # before any model runs
+    chosen = None if channels is None else [c.strip() for c in channels.split(",")]
     if labels is None:
         table = classify_images(
-            images, model, output=output, overwrite=overwrite, progress=not quiet
-        )
+            images, model, output=output, overwrite=overwrite, channels=chosen, axes=axes,
+            progress=not quiet,
+        )  # fmt: skip
         typer.echo(f"{len(table)} planes classified → {output}")
         return
     from scopeml.errors import InvalidRequestError
@@ -45,7 +53,8 @@ def classify(
 
     if len(images) != 1:
         raise InvalidRequestError("--labels goes with exactly one image")
-    image, label_image = open_image(images[0]), open_image(labels)
+    image = chosen_channels(open_image(images[0], axes=axes), chosen)
+    label_image = open_image(labels, axes=axes)
     for name, opened in (("image", image), ("labels", label_image)):
         extra = {axis: n for axis, n in opened.sizes.items() if axis in "STZ" and n > 1}
         if extra:
