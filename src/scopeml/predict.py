@@ -129,9 +129,10 @@ def predict_region(
     [[1, 1, 2, 2], [1, 1, 2, 2]]
     """
     output = one_output(outputs, output)
-    if output in REGION_OUTPUTS:  # a Regression model's image, as segment writes it
-        output = model_outputs(model.spec.extra.get("model_type"), (output,))[0]
     options = options or SegmentOptions(workers=1)
+    if output in REGION_OUTPUTS:  # a Regression model's image, as segment writes it
+        kind = model.spec.extra.get("model_type")
+        output = model_outputs(kind, (output,), options.min_confidence)[0]
     model = with_scale(model, options.scale)
     _check_request(output, options)
     check_compatible(image, model)

@@ -116,6 +116,8 @@ def test_outputs_the_model_cannot_write_are_refused_at_submit(setup, container):
         ServerResponseError, match="Regression model writes an image, not probabilities"
     ):
         client.submit_job(box, image_path="small.tif", outputs=["probabilities"])
+    with pytest.raises(ServerResponseError, match=r"min_confidence .* does not apply"):
+        client.submit_job(box, image_path="small.tif", min_confidence=0.5)
     with pytest.raises(ServerResponseError, match="need 0 <= LOW < HIGH <= 100") as err:
         client.submit_job(model_id, image_path="small.tif", normalize="percentile:99,1")
     assert err.value.status_code == 422  # was accepted, and the job failed naming the image

@@ -157,6 +157,14 @@ def test_regression_refuses_class_outputs_and_uint8(denoiser, tmp_path):
     with pytest.raises(InvalidRequestError, match="float32 or float16"):
         segment(image, path, tmp_path / "b.ome.zarr", probability_dtype="uint8")
     assert not (tmp_path / "a.ome.zarr").exists()
+    # a class threshold was taken and ignored: the image written as without it
+    with pytest.raises(IncompatibleModelError, match=r"min_confidence .* does not apply"):
+        segment(image, path, tmp_path / "c.ome.zarr", min_confidence=0.5)
+    assert not (tmp_path / "c.ome.zarr").exists()
+    from scopeml.api import predict_region
+
+    with pytest.raises(IncompatibleModelError, match=r"min_confidence .* does not apply"):
+        predict_region(image, path, min_confidence=0.5)
 
 
 def test_segmentation_model_cannot_write_an_image(tmp_path):

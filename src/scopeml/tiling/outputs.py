@@ -55,12 +55,14 @@ def output_specs(
     return specs
 
 
-def model_outputs(model_type: str | None, outputs: Sequence[str]) -> tuple[str, ...]:
+def model_outputs(
+    model_type: str | None, outputs: Sequence[str], min_confidence: float | None = None
+) -> tuple[str, ...]:
     """The outputs a run writes for a model of ``model_type`` (a czann ``Type``, or ``None``).
 
     A ``Regression`` model's output is an image, not classes: it writes ``image`` only, and the
-    default ``("labels",)`` becomes ``("image",)``; class outputs are refused. Other models
-    cannot write ``image``.
+    default ``("labels",)`` becomes ``("image",)``; class outputs and a ``min_confidence`` (of
+    a class) are refused. Other models cannot write ``image``.
 
     Examples
     --------
@@ -69,6 +71,11 @@ def model_outputs(model_type: str | None, outputs: Sequence[str]) -> tuple[str, 
     """
     outputs = tuple(outputs)
     if model_type == REGRESSION:
+        if min_confidence is not None:
+            raise IncompatibleModelError(
+                "a Regression model writes an image, not classes: min_confidence (the least "
+                "probability of a labelled class) does not apply; leave it out"
+            )
         if outputs == ("labels",):
             return ("image",)
         wrong = [name for name in outputs if name != "image"]

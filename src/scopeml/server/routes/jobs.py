@@ -67,7 +67,11 @@ async def submit_job(
     spec = spec_from_dict(record["spec"])
     # outputs the model cannot write (image of a classifier, classes of a Regression model)
     # are refused now with the engine's message, not when the job runs
-    model_outputs(spec.extra.get("model_type"), engine_options(options).get("outputs", ("labels",)))
+    engine = engine_options(options)
+    model_outputs(
+        spec.extra.get("model_type"), engine.get("outputs", ("labels",)),
+        engine.get("min_confidence"),
+    )  # fmt: skip
     check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
     found = await asyncio.to_thread(
