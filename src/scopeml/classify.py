@@ -103,6 +103,13 @@ class ImageClassifier:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """``N×C×H×W`` float32 → ``N×K`` float32 probabilities (see the module docstring)."""
+        scores = self.scores(batch)
+        if len(self.classes) == 1:
+            return np.concatenate([scores, 1 - scores], axis=1)
+        return scores
+
+    def scores(self, batch: np.ndarray) -> np.ndarray:
+        """The graph's ``N×K`` output as it is (one class: its probability alone)."""
         expected = (self.in_channels, *self.input_size)
         if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
             raise IncompatibleModelError(
@@ -117,8 +124,6 @@ class ImageClassifier:
                 f"{len(self.classes)} classes",
                 path=self.path,
             )
-        if len(self.classes) == 1:
-            return np.concatenate([scores, 1 - scores], axis=1)
         return scores
 
     @property

@@ -241,3 +241,26 @@ def test_a_classification_package_classifies_as_its_czann(tmp_path):
     want = classify_images([image], czann)
     assert got["class"].tolist() == ["dim", "bright"]
     np.testing.assert_array_equal(got["probability"], want["probability"])
+
+
+def test_validate_runs_a_classifier_and_its_package_test(tmp_path, capsys):
+    """``model validate`` ran no classification model ("not run: per-pixel models only"): one
+    whose graph gives a score per pixel, not per class, passed and failed only in classify."""
+    from scopeml.cli import main
+    from scopeml.model import ModelMetadata, write_container
+    from scopeml.model.testing import tiny_unet_onnx
+
+    czann, package = classification_package(tmp_path)
+    assert main(["model", "validate", str(czann)]) == 0
+    assert "ran on (1, 16, 16) → (2,)" in capsys.readouterr().out
+    assert main(["model", "validate", str(package)]) == 0
+    assert "reproduces the package's test output (2,)" in capsys.readouterr().out
+    spatial = write_container(
+        tmp_path / "spatial.czann",
+        tiny_unet_onnx(n_classes=2, depth=1),
+        ModelMetadata(model_type="MultiClassClassification", input_shape=(16, 16, 1),
+                      output_shape=(16, 16, 2), classes=("dim", "bright")),
+    )  # fmt: skip
+    assert main(["model", "validate", str(spatial)]) == 2
+    err = capsys.readouterr().err
+    assert "spatial.czann" in err and "returned 512 scores; the model has 2 classes" in err

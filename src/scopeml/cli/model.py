@@ -272,8 +272,9 @@ def validate(
     under the time budget and memory limit); bioimageio.core's model test runs too when it is
     installed.
 
-    The graph runs on a small zero probe tile under the time budget, after shape inference
-    has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
+    The graph runs on a small zero probe tile (a classification model: a zero image of its
+    input size, which must give one score per class) under the time budget, after shape
+    inference has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
     printed), 2 with the reason when not.
     """
     from scopeml.model.container import read_container
@@ -300,7 +301,8 @@ def validate(
     warnings = container_warnings(container)
     meta = container.metadata
     if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
-        typer.echo(f"{model}: valid {container.format} (not run: per-pixel models only)")
+        limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+        typer.echo(validate_image_classifier(model, path, meta, limits))
         return
     probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
     check_tiles(container, path)
@@ -361,6 +363,27 @@ def classifier_kind(path: Path) -> str | None:
     except Exception:  # not a model of any known kind: read_container says why
         return None
     return kind if kind in ("pixel-classifier", "object-classifier") else None
+
+
+def validate_image_classifier(model: Path, path: Path, meta: Any, limits: dict) -> str:
+    """Run a classification container on a zero image of its input size as ``classify``
+    runs it (its tensors sized, then a capped child): it must give one score per class."""
+    import numpy as np
+
+    from scopeml.model.probe import run_isolated
+
+    kind = meta.model_type.value
+    if kind == "ObjectDetection":
+        return f"{model}: valid czann (not run: scopeml does not run ObjectDetection models yet)"
+    zeros = np.zeros((1, meta.in_channels, *meta.input_shape[:-1]), np.float32)
+    shown = "×".join(map(str, zeros.shape[2:]))
+    scores = run_isolated(path, zeros, classifier=True, what=f"a {shown} zero image", **limits)
+    if not np.all(np.isfinite(scores)):
+        raise IncompatibleModelError("the graph gives non-finite scores on a zero image", path=path)
+    return (
+        f"{model}: valid czann, {meta.model_type.with_article} model of classes "
+        f"{', '.join(meta.classes or ())}; ran on {zeros.shape[1:]} → {scores.shape[1:]}"
+    )
 
 
 def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:

@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -132,8 +133,10 @@ def run_isolated(
     time_budget: float | None = None,
     memory_limit: int | None = None,
     what: str | None = None,
+    classifier: bool = False,
 ) -> np.ndarray:
-    """Run the model file ``path`` on ``batch`` (``N×C×[Z×]Y×X``) under the probe's bounds.
+    """Run the model file ``path`` on ``batch`` (``N×C×[Z×]Y×X``) under the probe's bounds;
+    a ``classifier`` (a classification model: ``N×C×H×W`` at its input size) gives ``N×K``.
 
     As :func:`probe_model` runs its zero tile: shape inference first sizes every tensor the
     graph would make for ``batch``'s shape (one over the memory limit refuses the run, nothing
@@ -166,11 +169,11 @@ def run_isolated(
     what = what or f"a {'×'.join(map(str, batch.shape[2:]))} input"
     _check_tensor_sizes(container, batch.shape, limit, what)
     if not sys.platform.startswith("linux"):
-        return _run(container, batch, time_budget, limit)
+        return _run(str(path), batch, time_budget, limit, classifier=classifier)
     with tempfile.TemporaryDirectory(prefix="scopeml-run-") as folder:
         files = (Path(folder) / "input.npy", Path(folder) / "output.npy")
         np.save(files[0], batch, allow_pickle=False)
-        _run_in_child(Path(path), batch.shape, files, time_budget, limit, what)
+        _run_in_child(Path(path), batch.shape, files, time_budget, limit, what, classifier)
         return np.load(files[1], allow_pickle=False)
 
 
@@ -198,18 +201,27 @@ def _run(
     memory_limit: int,
     cap_memory: bool = False,
     finite: bool = False,
+    classifier: bool = False,
 ) -> np.ndarray:
     """The model's output on ``batch``; ``cap_memory`` caps this process's address space once
-    the model is loaded; ``finite`` refuses non-finite values (a zero probe's check)."""
-    model = load_model(
-        container,
-        providers=["CPUExecutionProvider"],
-        time_budget=time_budget,
-        memory_limit=memory_limit,
-    )
+    the model is loaded; ``finite`` refuses non-finite values (a zero probe's check); a
+    ``classifier`` (a file's path) runs as ``scopeml classify`` runs it, to ``N×K`` scores."""
+    if classifier:
+        from scopeml.classify import ImageClassifier
+
+        model: Any = ImageClassifier(str(container), time_budget=time_budget)
+        run = model.scores
+    else:
+        model = load_model(
+            container,
+            providers=["CPUExecutionProvider"],
+            time_budget=time_budget,
+            memory_limit=memory_limit,
+        )
+        run = model.predict
     if cap_memory:
         _cap_address_space(memory_limit + SLACK_BYTES)
-    result = model.predict(batch)
+    result = run(batch)
     if finite and not np.all(np.isfinite(result)):
         raise IncompatibleModelError(
             "the graph returns non-finite values on a zero input", path=model.path
@@ -232,11 +244,15 @@ def _run_in_child(
     time_budget: float | None,
     limit: int,
     what: str,
+    classifier: bool = False,
 ) -> tuple[int, ...]:
     """Run the model in a capped child on zeros of ``batch_shape``, or on the ``.npy`` of
     ``files[0]`` writing its output to ``files[1]``; the output's shape."""
     budget = resolve_time_budget(time_budget)
-    request = {"path": str(path), "shape": batch_shape, "budget": budget, "limit": limit}
+    request = {
+        "path": str(path), "shape": batch_shape, "budget": budget, "limit": limit,
+        "classifier": classifier,
+    }  # fmt: skip
     if files is not None:
         request.update(input=str(files[0]), output=str(files[1]))
     code = "from scopeml.model.probe import child_main; child_main()"
@@ -298,6 +314,7 @@ def child_main() -> None:
             request["limit"],
             cap_memory=True,
             finite=given is None,
+            classifier=request.get("classifier", False),
         )
         if request.get("output") is not None:
             np.save(request["output"], result, allow_pickle=False)

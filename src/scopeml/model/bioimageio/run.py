@@ -123,15 +123,15 @@ def check_package(
         f"czann in memory: {meta.model_type.value}, classes {', '.join(meta.classes or ())}, "
         f"halo {list(meta.min_overlap or ())}, normalisation {meta.normalize or 'none'}"
     ]
-    if not meta.model_type.is_pixelwise:
-        lines.append("  not run: per-pixel models only (scopeml classify runs it)")
-        return lines + _core_test(path)
     limits = {"time_budget": time_budget, "memory_limit": memory_limit}
     with tempfile.TemporaryDirectory(prefix="scopeml-package-") as folder:
         czann = write_container(Path(folder) / "package.czann", imported.graph, meta)
         try:  # the probe tile and the test input each in a memory-capped child, as for a czann
-            probe = probe_model(czann, **limits)
-            lines.append(f"  ran on {probe.input_shape[1:]} → {probe.output_shape[1:]}")
+            if meta.model_type.is_pixelwise:
+                probe = probe_model(czann, **limits)
+                lines.append(f"  ran on {probe.input_shape[1:]} → {probe.output_shape[1:]}")
+            else:  # a classifier runs on its test input only, as scopeml classify runs it
+                limits["classifier"] = True
             lines.append("  " + _reproduces(czann, meta, imported, test_in, test_out, limits, path))
         except ScopeMLError as err:
             if err.path != str(czann):
