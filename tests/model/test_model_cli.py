@@ -66,6 +66,21 @@ def test_validate_valid_and_invalid(czann, tmp_path, capsys):
     assert "no such model file" in capsys.readouterr().err.lower()
 
 
+def test_validate_warns_of_an_overlap_leaving_zens_tiles_no_interior(czann, tmp_path, capsys):
+    """MinOverlap 5000 on InputShape 256 validated silently: ZEN's tiles make no progress."""
+    wide = tmp_path / "wide.czann"
+    with zipfile.ZipFile(czann) as source, zipfile.ZipFile(wide, "w") as target:
+        meta = json.loads(source.read("model.json"))
+        target.writestr("model.json", json.dumps({**meta, "MinOverlap": [5000, 5000]}))
+        target.writestr("model.model", source.read("model.model"))
+    assert main(["model", "validate", str(wide)]) == 0
+    out = capsys.readouterr().out
+    shape = [*meta["InputShape"][:2]]
+    assert f"MinOverlap [5000, 5000] leaves no tile interior in InputShape {shape}" in out
+    assert main(["model", "validate", str(czann)]) == 0
+    assert "no tile interior" not in capsys.readouterr().out
+
+
 def test_convert_onnx_and_run_it(tmp_path, capsys):
     onnx_file = tmp_path / "unet.onnx"
     onnx.save(tiny_unet_onnx(in_channels=3, n_classes=2, seed=7), onnx_file)

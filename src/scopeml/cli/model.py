@@ -274,8 +274,8 @@ def validate(
 
     The graph runs on a small zero probe tile (a classification model: a zero image of its
     input size, which must give one score per class) under the time budget, after shape
-    inference has sized its tensors against the memory limit. Exit code 0 when valid (warnings may be
-    printed), 2 with the reason when not.
+    inference has sized its tensors against the memory limit. Exit code 0 when valid
+    (warnings may be printed), 2 with the reason when not.
     """
     from scopeml.model.container import read_container
     from scopeml.model.metadata import ModelMetadata
@@ -439,6 +439,12 @@ def container_warnings(container: Any) -> list[str]:
         warnings.append("no MinOverlap: tiles get no halo and may show seams")
     elif any(overlap % 2 for overlap in meta.min_overlap):
         warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
+    spatial = meta.input_shape[: len(meta.min_overlap or ())]
+    if any(2 * o >= n for o, n in zip(meta.min_overlap or (), spatial, strict=True)):
+        warnings.append(
+            f"MinOverlap {list(meta.min_overlap or ())} leaves no tile interior in InputShape "
+            f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
+        )
     if (
         meta.classes is not None
         and len(meta.classes) < 2
