@@ -205,3 +205,40 @@ def test_a_class_mask_of_a_model_that_splits_at_a_boundary_is_warned_about(tmp_p
     assert "boundary ring" in said
     assert not run(ModelSegmenter.model_validate({**mask, "class": "boundary"}), "ring")
     assert not run(InstancesSegmenter.model_validate(mask), "objects")
+
+
+def test_a_model_needs_no_class_or_channels_where_the_settings_say_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``kind: instances`` / ``model`` with only ``model: nuclei`` (it asked for ``class:``
+    and ``channels:``): the model's one object class, the settings' channels; a model that
+    reads one channel among two is told to name it, at the file's line."""
+    from scopeml.analysis.settings import parse_settings
+    from scopeml.cli import main
+
+    image = nuclei_series(tmp_path / "series.ome.tif")
+    explicit = run_analysis(nuclei_settings(), [image], tmp_path / "explicit")
+    blob = {"name": "nucleus", "segmenter": {"kind": "instances", "model": "nuclei"}}
+    short = parse_settings({"version": 1, "channels": ["DAPI"], "classes": [blob]})
+    assert short.classes[0].segmenter.channels == ["DAPI"]
+    result = run_analysis(short, [image], tmp_path / "short")
+    assert result.counts == explicit.counts
+    names = ("explicit", "short")
+    read = [
+        open_image(tmp_path / n / "images" / "series" / "nucleus.ome.zarr").read() for n in names
+    ]
+    np.testing.assert_array_equal(*read)
+    mask = {"name": "nucleus", "segmenter": {"kind": "model", "model": "nuclei"}}
+    masked = run_analysis(
+        parse_settings({"version": 1, "channels": ["DAPI"], "classes": [mask]}), [image],
+        tmp_path / "mask",
+    )  # fmt: skip
+    assert masked.counts["series"]["nucleus"] > 0
+    settings = tmp_path / "two.yaml"
+    settings.write_text(
+        "version: 1\nchannels: [DAPI, GFP]\nclasses:\n  - name: nucleus\n    segmenter:\n"
+        "      kind: instances\n      model: nuclei\n"
+    )
+    assert main(["analyze", str(settings), str(image), "-o", str(tmp_path / "two")]) == 2
+    err = capsys.readouterr().err
+    assert "two.yaml: line 5: classes[0].segmenter.channels: model 'nuclei' expects 1" in err

@@ -81,6 +81,7 @@ def open_resources(
     from scopeml.api import label_value
     from scopeml.io.confine import Confinement
     from scopeml.model.registry import open_model
+    from scopeml.objects.instances import InstanceOptions
 
     confinement = Confinement.of(allowed_roots)
     found = Resources()
@@ -103,7 +104,8 @@ def open_resources(
                     source,
                     (*where, "channels"),
                     f"model {seg.model!r} expects {spec.in_channels} channel(s); "
-                    f"the settings give {len(seg.channels)} ({', '.join(seg.channels)})",
+                    f"the settings give {len(seg.channels)} ({', '.join(seg.channels)}): name "
+                    "its channels with the segmenter's channels: [...] (default: the settings')",
                 )
             values: list[int | None] = []
             boundary = getattr(seg, "boundary_class", None)
@@ -115,9 +117,14 @@ def open_resources(
                     values.append(label_value(spec.classes, choice))
                 except ScopeMLError as err:
                     raise settings_error(source, (*where, key), _reason(err)) from err
-            if isinstance(seg, InstancesSegmenter):  # as segment resolves them
+            if isinstance(seg, InstancesSegmenter) or seg.class_ is None:
+                # as segment resolves them; no class: the model's one object class
+                options = (
+                    seg.instance_options() if isinstance(seg, InstancesSegmenter)
+                    else InstanceOptions()
+                )  # fmt: skip
                 try:
-                    seg.instance_options().resolve(spec.classes)
+                    values[0] = options.resolve(spec.classes)[0]
                 except ScopeMLError as err:
                     raise settings_error(source, (*where, "class"), _reason(err)) from err
             found.models[cls.name] = model

@@ -59,8 +59,8 @@ classes:
     # To use the built-in nuclei model (or a .czann / .czseg file) instead:
     #   kind: instances       # as `scopeml segment --outputs instances` (same objects);
     #   model: nuclei         #   or `model` for its class mask without the boundary split
-    #   class: nucleus
-    #   channels: [C0]
+    #   class: nucleus        #   the model's class (default: its one object class)
+    #   channels: [C0]        #   the channels it reads (default: all of `channels` above)
     #   seed_threshold: 0.6   # seeds where P(nucleus) > 0.6 (null: the model's labels)
     #   grow: 4               # pixels a seed grows at most over the boundary class
     #   min_size: 8           # smaller seeds are dropped

@@ -596,14 +596,13 @@ def _warn_unsplit_masks(settings: AnalysisSettings, resources: Any) -> None:
     shipped ``nuclei``): the class's pixels alone leave touching objects joined, and each
     smaller by the ring the boundary class covers, unlike ``segment --outputs instances``."""
     from scopeml.analysis.settings import ModelSegmenter
-    from scopeml.api import label_value
     from scopeml.objects.instances import BOUNDARY_NAMES
 
     for cls in settings.classes:
         seg = cls.segmenter
         if isinstance(seg, ModelSegmenter) and cls.name in resources.models:
             classes = resources.models[cls.name].spec.classes
-            value = label_value(classes, seg.class_)
+            value = resources.class_values[cls.name][0]
             boundary = next((i for i, n in enumerate(classes, 1) if n in BOUNDARY_NAMES), None)
             if boundary is not None and boundary != value:
                 warnings.warn(

@@ -125,13 +125,20 @@ _NORMALIZE_HELP = (
 )
 
 
+_CLASS_HELP = (
+    "class name, or label value (k + 1); default the model's one object class (neither "
+    "background nor boundary: nucleus of nuclei)"
+)
+_CHANNELS_HELP = "the channels the model reads, in its order; default the settings' channels"
+
+
 class ModelSegmenter(_Strict):
     """Pixels a model assigns to one class (a czann, czseg, or built-in name like ``nuclei``)."""
 
     kind: Literal["model"] = "model"
     model: str
-    class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
-    channels: list[str] = Field(min_length=1)
+    class_: str | int | None = Field(None, alias="class", description=_CLASS_HELP)
+    channels: list[str] = Field(min_length=1, description=_CHANNELS_HELP)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     scale: Scale | None = Field(
         None,
@@ -154,12 +161,12 @@ class InstancesSegmenter(_Strict):
 
     kind: Literal["instances"] = "instances"
     model: str
-    class_: str | int = Field(alias="class", description="class name, or label value (k + 1)")
+    class_: str | int | None = Field(None, alias="class", description=_CLASS_HELP)
     boundary_class: str | int | None = Field(
         None, description="the class seeds grow into; default the model's class named "
         "'boundary' (without one: connected components of 'class')",
     )  # fmt: skip
-    channels: list[str] = Field(min_length=1)
+    channels: list[str] = Field(min_length=1, description=_CHANNELS_HELP)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     scale: Scale | None = Field(
         None,
@@ -518,6 +525,25 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         {'Y': 0.3, 'X': 0.2}
         """
         return None if self.pixel_size is None else parse_pixel_size(self.pixel_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_channels(cls, data: Any) -> Any:
+        """A model's ``channels`` default to the settings' (one channel: the one there is)."""
+        if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
+            return data
+        classes = []
+        for entry in data["classes"]:
+            seg = entry.get("segmenter") if isinstance(entry, dict) else None
+            if (
+                isinstance(seg, dict)
+                and seg.get("kind") in ("model", "instances")
+                and "channels" not in seg
+                and isinstance(data.get("channels"), list)
+            ):
+                entry = {**entry, "segmenter": {**seg, "channels": data["channels"]}}
+            classes.append(entry)
+        return {**data, "classes": classes}
 
     @model_validator(mode="after")
     def _check_tree(self) -> AnalysisSettings:
