@@ -155,7 +155,9 @@ def affine_onnx() -> onnx.ModelProto:
 def test_regression_needs_no_classes_and_validates_without_warnings(tmp_path, capsys):
     onnx_file, czann = tmp_path / "affine.onnx", tmp_path / "affine.czann"
     onnx.save(affine_onnx(), onnx_file)
-    code = main(["model", "convert", str(onnx_file), "-o", str(czann), "--type", "Regression"])
+    code = main(
+        ["model", "convert", str(onnx_file), "-o", str(czann), "--model-type", "Regression"]
+    )
     assert code == 0, capsys.readouterr().err
     meta = read_container(czann).metadata
     assert meta.classes == ("intensity",) and meta.min_overlap == (0, 0)

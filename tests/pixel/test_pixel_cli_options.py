@@ -16,7 +16,7 @@ from scopeml.synthetic import synthetic_nuclei
 
 from .conftest import sparse_labels
 
-FAST = ["--features", "gaussian_smoothing:1", "--n-estimators", "3", "--jobs", "1"]
+FAST = ["--features", "gaussian_smoothing:1", "--n-estimators", "3", "--workers", "1"]
 
 
 @pytest.fixture

@@ -488,7 +488,9 @@ def convert(
     model_type: str | None = typer.Option(
         None,
         "--type",
-        help="czann model type (default SingleClassSemanticSegmentation; containers: theirs).",
+        "--model-type",
+        help="czann model type (default SingleClassSemanticSegmentation; containers: theirs); "
+        "model_type= in Python.",
     ),
     scaling: str | None = typer.Option(
         None, "--scaling", help="Pixel extents x,y[,z] in metres, e.g. 2e-7,2e-7."

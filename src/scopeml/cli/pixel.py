@@ -55,7 +55,9 @@ def train(
         help="Channels to train on, by name or index, e.g. DAPI or 0,2; give `segment` the same.",
     ),
     seed: int = typer.Option(0, help="Random seed of the forest."),
-    jobs: int = typer.Option(-1, help="Threads (-1: all cores)."),
+    jobs: int = typer.Option(
+        -1, "--workers", "--jobs", help="Threads (-1: all cores), as workers= in Python."
+    ),
     name: str = typer.Option("pixel classifier", help="Model name stored in the container."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing output that is not a pixel classifier."
@@ -87,7 +89,9 @@ def train(
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
     if jobs == 0 or jobs < -1:  # joblib's own refusal came from deep in the fit
-        raise typer.BadParameter("give 1 or more threads, or -1 (every core)", param_hint="--jobs")
+        raise typer.BadParameter(
+            "give 1 or more threads, or -1 (every core)", param_hint="--workers"
+        )
     previous = _previous(output, overwrite)
     feature_set = _parse_features_option(features)
     with ExitStack() as stack:
