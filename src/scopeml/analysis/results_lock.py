@@ -40,8 +40,18 @@ UNREADABLE_STALE_S = 30.0
 
 
 @contextlib.contextmanager
-def results_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
+def results_lock(
+    folder: str | os.PathLike[str],
+    *,
+    who: str = "analysis",
+    doing: str = "writing",
+    place: str = "results folder",
+) -> Iterator[Path]:
     """Hold the results ``folder`` (created if need be) for the duration of the block.
+
+    ``who``, ``doing`` and ``place`` word the messages ("another analysis is writing this
+    results folder"): a server holds its data folder ("another scopeml server is using this
+    data folder").
 
     Raises
     ------
@@ -65,7 +75,8 @@ def results_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK
-    mine = _take(path, folder)
+    words = (who, doing, place)
+    mine = _take(path, folder, words)
     try:
         yield path
     finally:
@@ -77,8 +88,9 @@ def results_lock(folder: str | os.PathLike[str]) -> Iterator[Path]:
                 folder.rmdir()  # only where the run wrote nothing (refused before any work)
 
 
-def _take(path: Path, folder: Path) -> bytes:
+def _take(path: Path, folder: Path, words: tuple[str, str, str]) -> bytes:
     """Create the lock file for this process (taking over a stale one); its content."""
+    who, doing, place = words
     mine = json.dumps(
         {
             "pid": os.getpid(),
@@ -99,13 +111,14 @@ def _take(path: Path, folder: Path) -> bytes:
             holder = _holder(held)
             if _alive(holder, path):
                 raise InvalidRequestError(
-                    f"another analysis is writing this results folder now ({_who(holder)}); "
-                    f"wait for it to end or choose another folder (if it is gone, remove "
-                    f"{LOCK} in the folder)",
+                    f"another {who} is {doing} this {place} now ({_who(holder)}); wait for "
+                    "it to end or "
+                    f"choose another folder (if it is gone, remove {LOCK} in the folder)",
                     path=folder,
                 ) from None
+            article = "an" if who[0] in "aeiou" else "a"
             warnings.warn(
-                f"the results folder's lock was left by an analysis that is gone "
+                f"the {place}'s lock was left by {article} {who} that is gone "
                 f"({_who(holder)}); taking it over",
                 UserWarning,
                 stacklevel=find_stack_level(),

@@ -1,10 +1,10 @@
-"""``python -m scopeml.server``: the same as ``scopeml serve``."""
+"""``python -m scopeml.server``: the same as ``scopeml serve`` (its one-line errors too)."""
 
 from __future__ import annotations
 
-import typer
+import sys
 
-from scopeml.cli.serve import serve
+from scopeml.cli import main
 
 if __name__ == "__main__":
-    typer.run(serve)
+    raise SystemExit(main(["serve", *sys.argv[1:]]))

@@ -87,6 +87,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     config: ServerConfig = app.state.config
     for folder in (config.data_dir, config.uploads_dir):
         private_dir(folder)
+    with data_folder_lock(config):
+        async with _serving(app, config):
+            yield
+
+
+def data_folder_lock(config: ServerConfig) -> Any:
+    """One server per data folder: a second one would resume, so run again, the jobs the
+    first is running (the lock of an analysis results folder, worded for a server)."""
+    from scopeml.analysis.results_lock import results_lock
+
+    return results_lock(config.data_dir, who="scopeml server", doing="using", place="data folder")
+
+
+@asynccontextmanager
+async def _serving(app: FastAPI, config: ServerConfig) -> AsyncIterator[None]:
     db = Database(config.db)
     metrics = Metrics()
     # One thread per slot of the fair scheduler: a granted slot never waits for a thread.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from scopeml.server.app import create_app
+from scopeml.server.app import create_app, data_folder_lock
 from scopeml.server.config import ServerConfig
 
 
@@ -19,4 +19,6 @@ def run_server(
     import uvicorn
 
     os.umask(0o077)
+    with data_folder_lock(config):  # refused here in one line; the app holds it while serving
+        pass
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
