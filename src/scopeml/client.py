@@ -159,7 +159,7 @@ class Client:
             ).json()
 
     def get_model(self, model_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/models/{model_id}").json()
+        return self._request("GET", f"/models/{_segment(model_id)}").json()
 
     def model_spec(self, model_id: str) -> ModelSpec:
         """The model's :class:`ModelSpec`, as the server loaded it."""
@@ -168,10 +168,12 @@ class Client:
         return spec_from_dict(self.get_model(model_id)["spec"])
 
     def share_model(self, model_id: str, shared: bool = True) -> dict[str, Any]:
-        return self._request("PATCH", f"/models/{model_id}", json={"shared": shared}).json()
+        return self._request(
+            "PATCH", f"/models/{_segment(model_id)}", json={"shared": shared}
+        ).json()
 
     def delete_model(self, model_id: str) -> None:
-        self._request("DELETE", f"/models/{model_id}")
+        self._request("DELETE", f"/models/{_segment(model_id)}")
 
     def model(self, model_id: str) -> RemoteModel:
         """The server's model as a local :class:`~scopeml.model.spec.Model`."""
@@ -189,7 +191,7 @@ class Client:
         np.lib.format.write_array(buffer, array, allow_pickle=False)
         response = self._request(
             "POST",
-            f"/models/{model_id}/predict",
+            f"/models/{_segment(model_id)}/predict",
             params={"output": "labels" if labels else "probabilities"},
             content=buffer.getvalue(),
             headers={"Content-Type": NPY_MEDIA_TYPE},
@@ -243,7 +245,7 @@ class Client:
 
     def delete_upload(self, upload_id: str) -> None:
         """Delete an uploaded image on the server (frees its bytes of your quota)."""
-        self._request("DELETE", f"/images/{upload_id}")
+        self._request("DELETE", f"/images/{_segment(upload_id)}")
 
     def submit_job(
         self,
@@ -311,22 +313,22 @@ class Client:
         tiles of their passes so far, ``total`` growing as each pass begins), ``warnings``
         (what its run warned of, one line each, as a local run would warn: label images an
         analysis left out, say)."""
-        return self._request("GET", f"/jobs/{job_id}").json()
+        return self._request("GET", f"/jobs/{_segment(job_id)}").json()
 
     def cancel_job(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job; its record stays (status ``cancelled``) with its
         partial output, which :meth:`resume_job` continues. Returns the record."""
-        return self._request("POST", f"/jobs/{job_id}/cancel").json()
+        return self._request("POST", f"/jobs/{_segment(job_id)}/cancel").json()
 
     def resume_job(self, job_id: str) -> dict[str, Any]:
         """Queue a cancelled job again; it continues from the tiles (images) it had done."""
-        return self._request("POST", f"/jobs/{job_id}/resume").json()
+        return self._request("POST", f"/jobs/{_segment(job_id)}/resume").json()
 
     def delete_job(self, job_id: str) -> dict[str, Any] | None:
         """Delete a finished (done, failed or cancelled) job and its output on the server:
         returns ``None``. A queued or running job is cancelled instead, and stays listed as
         ``cancelled``: returns its record (delete it again to remove it)."""
-        response = self._request("DELETE", f"/jobs/{job_id}")
+        response = self._request("DELETE", f"/jobs/{_segment(job_id)}")
         return response.json() if response.status_code == 202 else None
 
     def list_jobs(self) -> list[dict[str, Any]]:
@@ -404,7 +406,7 @@ class Client:
         staging.mkdir()
         archive_path = target / f".{job_id}.zip.partial"
         try:
-            self._download(f"/jobs/{job_id}/result", archive_path)
+            self._download(f"/jobs/{_segment(job_id)}/result", archive_path)
             root, files = _extract_zip(archive_path, staging)
             moves = [(root, target / _result_name(job_id, root.name))]
             moves += [
@@ -436,7 +438,7 @@ class Client:
         target.mkdir(parents=True, exist_ok=True)
         partial = target / f".{job_id}.table.partial"
         try:
-            kind = self._download(f"/jobs/{job_id}/objects", partial)
+            kind = self._download(f"/jobs/{_segment(job_id)}/objects", partial)
             path = target / f"{job_id}.{'parquet' if 'parquet' in kind else 'csv'}"
             if _same_file(partial, path):
                 return path
@@ -603,3 +605,12 @@ def _extract_zip(archive_path: Path, target: Path) -> tuple[Path, list[Path]]:
     if len(roots) != 1 or files & roots:
         raise InvalidRequestError(f"result zip should hold one store; it holds {sorted(roots)}")
     return target / roots.pop(), [target / name for name in sorted(files)]
+
+
+def _segment(value: str) -> str:
+    """An id as one path segment, percent-encoded: ``../models/x`` given as a job id reached
+    the model route (and deleted the model); ``..`` alone is encoded too, never resolved."""
+    from urllib.parse import quote
+
+    text = quote(str(value), safe="")
+    return text.replace(".", "%2E") if text.strip(".") == "" else text

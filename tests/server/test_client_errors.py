@@ -25,3 +25,19 @@ def test_an_unreachable_server_is_a_scopeml_error_naming_the_url(tmp_path):
         assert isinstance(err.value, ScopeMLError) and isinstance(err.value, ConnectionError)
         with pytest.raises(ServerUnreachableError, match="/jobs/j/result: no answer"):
             client.download_result("j", tmp_path)
+
+
+def test_an_id_is_one_path_segment_never_another_route(alice, container):
+    """``delete_job("../models/ID")`` sent ``DELETE /models/ID`` and deleted the model."""
+    from scopeml.client import ServerResponseError
+
+    model_id = alice.upload_model(container)["id"]
+    for call in (alice.delete_job, alice.job, alice.cancel_job):
+        with pytest.raises(ServerResponseError) as err:
+            call(f"../models/{model_id}")
+        assert err.value.status_code == 404
+    with pytest.raises(ServerResponseError) as err:
+        alice.job("..")  # not the root's answer
+    assert err.value.status_code == 404
+    assert alice.get_model(model_id)["id"] == model_id  # still there
+    alice.delete_model(model_id)
