@@ -56,6 +56,18 @@ def test_segment_takes_an_array_as_train_pixel_classifier_does(tmp_path, shape, 
     assert sorted(table["intensity_mean_C0"].unique()) == [7, 9]
 
 
+def test_a_scene_an_array_lacks_is_refused_as_a_files_is(tmp_path):
+    """``scene=3`` of a one-scene array was ignored (the plane segmented as if asked)."""
+    with pytest.raises(InvalidRequestError, match="scene 3 does not exist; the image has 1"):
+        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", scene=3)
+    assert not (tmp_path / "a.ome.zarr").exists()
+    with pytest.raises(InvalidRequestError, match="scene 5 does not exist; the image has 1"):
+        sm.predict_region(_cells(), Threshold(), scene=5)
+    np.testing.assert_array_equal(
+        sm.predict_region(_cells(), Threshold(), scene=0), sm.predict_region(_cells(), Threshold())
+    )
+
+
 def test_segment_refuses_an_array_of_unknown_axes(tmp_path):
     with pytest.raises(InvalidImageError, match=r"shape \(1, 1, 1, 12, 16\) has 5 axes; expected"):
         sm.segment(np.zeros((1, 1, 1, 12, 16)), Threshold(), tmp_path / "a.ome.zarr")

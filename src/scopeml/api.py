@@ -253,7 +253,7 @@ def segment(
     given["scale"] = scale
     check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):  # named by axes= where given
-        image, axes = image_of_array(image, axes), None  # a dask array stays lazy
+        image, axes = _array_scene(image_of_array(image, axes), scene), None  # dask: lazy
     if isinstance(instances, (str, int)):  # "nucleus": its instances asked for, as measure=
         outputs_given = names_of(given["outputs"]) or (options or SegmentOptions()).outputs
         given["outputs"] = tuple(dict.fromkeys((*outputs_given, INSTANCES)))
@@ -476,6 +476,13 @@ def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
             f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
             "the file's path with axes=, or open it with open_image(path, axes=...)"
         )
+
+
+def _array_scene(image: Image, scene: int | None) -> Image:
+    """An array's ``scene`` checked as a file's is (``scene=3`` of one scene was ignored)."""
+    if scene is None or image.sizes["S"] > 1:
+        return image  # several: the engine reads the one chosen
+    return image.select_scene(scene)
 
 
 def _input_image(
@@ -787,7 +794,7 @@ def predict_region(
         options = _settings(options or SegmentOptions(workers=1), {"outputs": None, **given},
                             want_instances=False)  # fmt: skip
     if not isinstance(image, (str, os.PathLike, Image)):
-        image, axes = image_of_array(image, axes), None  # read as segment reads it
+        image, axes = _array_scene(image_of_array(image, axes), scene), None  # as segment
     if kind == INSTANCES:
         return _predict_instances(image, model, region, options, instances, axes, progress)
     options = options or SegmentOptions(workers=1)
