@@ -109,6 +109,20 @@ def test_oversized_model_upload_is_413(server, tokens):
     assert "limit" in response.json()["detail"]
 
 
+def test_a_models_name_is_kept_as_an_uploads_is(server, tokens, container, alice):
+    """``filename=../../my%00.czann`` was stored and listed as given, NUL and folders too."""
+    response = httpx.post(
+        f"{server.url}/models",
+        params={"filename": "../../my\x00 unet.czann"},
+        content=container.read_bytes(),
+        headers={"Authorization": f"Bearer {tokens['alice']}"},
+    )
+    assert response.status_code == 201, response.text
+    record = response.json()
+    assert record["name"] == "my__unet.czann"
+    alice.delete_model(record["id"])
+
+
 def test_invalid_container_is_422_and_leaves_nothing(server, alice, tmp_path):
     before = sorted((server.data_dir / "models").iterdir())
     garbage = tmp_path / "broken.czann"

@@ -114,11 +114,22 @@ def upload_name(filename: str) -> str:
     >>> upload_name(".tif")
     'image.tif'
     """
-    suffix = upload_suffix(filename)
+    return kept_name(filename, upload_suffix(filename), "image")
+
+
+def kept_name(filename: str, suffix: str, default: str) -> str:
+    """A client's file name as the server keeps and shows it (an upload's, a model's): without
+    folders, letters, digits, ``-``, ``_`` and ``.`` only (others become ``_``), at most 100
+    characters before ``suffix`` (its suffix, as known), ``default`` where nothing is left.
+
+    Examples
+    --------
+    >>> kept_name("../../my model?.czann", ".czann", "model")
+    'my_model_.czann'
+    """
     base = filename.replace("\\", "/").rsplit("/", 1)[-1][: -len(suffix)]
     base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in base)
-    base = base.strip(".")[:100] or "image"
-    return base + suffix
+    return (base.strip(".")[:100] or default) + suffix
 
 
 def upload_suffix(filename: str) -> str:

@@ -23,6 +23,7 @@ from scopeml.server.deps import (
     save_body,
 )
 from scopeml.server.models import CONTAINER_SUFFIXES
+from scopeml.server.paths import kept_name
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, ModelInfo, ModelUpdate
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -74,14 +75,16 @@ async def upload_model(
     """
     given = filename or _disposition_name(request)
     name = given or DEFAULT_NAME
-    where = given or "the uploaded model"
-    refuse_form(request, where)
+    refuse_form(request, given or "the uploaded model")
     suffix = Path(name).suffix.lower()
     if suffix not in (*CONTAINER_SUFFIXES, PACKAGE_SUFFIX):
         raise InvalidRequestError(
             f"filename {name!r} must end in one of {', '.join(CONTAINER_SUFFIXES)} or "
             f"{PACKAGE_SUFFIX} (a bioimage.io model package)"
         )
+    if given:  # kept and shown as an upload's name is: no folders, no control characters
+        given = name = kept_name(given, name[-len(suffix) :], "model")
+    where = given or "the uploaded model"
     upload = config.uploads_dir / f"model-{new_id()}"
     imported = upload.with_name(f"{upload.name}.czann")
     await save_body(request, upload, config.max_model_bytes)
