@@ -180,7 +180,21 @@ def test_raw_bytes_with_headers(server, tokens, model_id, container):
     assert np.array_equal(result, expected)
 
 
+def npy_with_header(header: str, data: bytes = b"") -> bytes:
+    """A version 1.0 ``.npy`` of the given header text (padded as numpy pads it)."""
+    text = header.encode("latin1")
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + data
+
+
+LEAKED = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2+3, 16)}"  # a BinOp
 MALFORMED = {
+    "negative shape": (
+        npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, -16, 16)}"),
+        {},
+        "declares shape (1, -16, 16): sizes < 0",
+    ),
+    "unparsable header": (npy_with_header(LEAKED, b"\x00" * 2048), {}, "header does not parse"),
     "garbage": (b"\x00garbage bytes", {}, "neither .npy"),
     "truncated npy": (npy(np.zeros((1, 16, 16), np.float32))[:100], {}, "not a readable"),
     "complex dtype": (npy(np.zeros((1, 16, 16), np.complex64)), {}, "dtype complex64"),
@@ -210,7 +224,9 @@ def test_malformed_tile_is_422_with_a_clear_message(server, tokens, model_id, ca
         headers={"Authorization": f"Bearer {tokens['alice']}", **headers},
     )
     assert response.status_code == 422, response.text
-    assert message in response.json()["detail"]
+    detail = response.json()["detail"]
+    assert message in detail
+    assert "object at 0x" not in detail and len(detail) < 300  # no internals, nothing echoed
 
 
 def test_pickled_object_array_is_refused(server, tokens, model_id):

@@ -61,14 +61,25 @@ def _decode_npy(body: bytes | bytearray) -> np.ndarray:
     header = io.BytesIO(bytes(body[: MAX_NPY_HEADER + 16]))  # the header only, never the data
     try:
         version = np.lib.format.read_magic(header)
-        if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(header)
-        elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(header)
-        else:
-            raise ValueError(f".npy format version {version} is not supported; use 1.0 or 2.0")
+        readers = {
+            (1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0,
+        }
+        if version not in readers:
+            raise InvalidRequestError(
+                f"tile body is .npy format version {version}; use 1.0 or 2.0 (numpy.save)"
+            )
+        shape, fortran_order, dtype = readers[version](header)
+    except InvalidRequestError:
+        raise
     except Exception as err:  # numpy raises ValueError, OSError, EOFError, SyntaxError ...
-        raise InvalidRequestError(f"tile body is not a readable .npy array: {err}") from err
+        # numpy's words echo the header (and its parser's objects): not passed on
+        raise InvalidRequestError(
+            f"tile body is not a readable .npy array (its header does not parse: "
+            f"{type(err).__name__}); write it with numpy.save"
+        ) from err
+    if any(n < 0 for n in shape):
+        raise InvalidRequestError(f"tile body's .npy header declares shape {shape}: sizes < 0")
     _check_dtype(dtype)
     offset = header.tell()
     expected = math.prod(shape) * dtype.itemsize
