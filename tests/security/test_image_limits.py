@@ -75,6 +75,8 @@ LYING_TIFFS = {
         ["1000000000000 bytes", f"limit is {MAX_CHUNK_BYTES}"],
     ),
     "short strip byte count": ({}, {"StripByteCounts": (10,)}, ["256 bytes", "hold 10"]),
+    # tifffile's own words were "self.rowsperstrip=0 < 1"
+    "no rows per strip": ({}, {"RowsPerStrip": 0}, ["rowsperstrip tag is out of range (0 < 1)"]),
 }
 
 

@@ -417,6 +417,9 @@ def _unreadable(err: Exception, path: str) -> str:
         return f"truncated TIFF header (file is {size} bytes; a TIFF header has 8)"
     if size is not None and re.search(r"corrupt|invalid|offset|truncat|suspicious", str(err), re.I):
         return f"truncated or corrupt TIFF (file is {file_size(size)}): {err}"
+    found = re.fullmatch(r"self\.(\w+)=(.*)", str(err))  # tifffile's assertion on a tag
+    if found:  # self.rowsperstrip=0 < 1
+        return f"not a readable TIFF file: its {found[1]} tag is out of range ({found[2]})"
     return f"not a readable TIFF file: {err}"
 
 
