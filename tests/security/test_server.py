@@ -189,6 +189,19 @@ def test_a_json_body_over_its_limit_is_413_and_not_echoed(server, tokens):
     assert len(response.content) < 1000
 
 
+def test_a_json_body_nested_too_deep_is_told_so(server, tokens):
+    """Lists nested 20,000 deep (40 KB, under the default limit) answered FastAPI's bare
+    "error parsing the body"."""
+    depth = 1_900  # within the server's JSON limit here (4 KB)
+    response = httpx.post(
+        f"{server.url}/jobs",
+        content=b"[" * depth + b"]" * depth,
+        headers={"Authorization": f"Bearer {tokens['alice']}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "nested too deep" in response.json()["detail"]
+
+
 def test_a_422_does_not_echo_the_input(server, tokens, model_id):
     junk = "y" * 3000  # under the JSON limit, over every field's limit
     response = httpx.post(

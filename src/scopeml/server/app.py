@@ -164,11 +164,18 @@ async def client_gone(request: Request, err: Exception) -> Response:
     return Response(status_code=400)
 
 
+#: A JSON body that did not parse for another reason than its syntax (nesting too deep).
+UNPARSED_BODY = "the request body does not parse as JSON (nested too deep?): send a flat object"
+
+
 async def http_error(request: Request, err: Exception) -> Any:
     """An HTTP error (404, 409, 413, …) as FastAPI answers it, its message :func:`bounded`."""
     assert isinstance(err, StarletteHTTPException)
     if err.status_code == 413 and err.detail == "Content Too Large":  # Starlette's body limit
         err = StarletteHTTPException(413, too_large(request.scope), err.headers)
+    if err.status_code == 400 and err.detail == "There was an error parsing the body":
+        # FastAPI's words where json.loads failed otherwise than on bad syntax (too deep)
+        err = StarletteHTTPException(400, UNPARSED_BODY, err.headers)
     if isinstance(err.detail, str):
         err = StarletteHTTPException(err.status_code, bounded(err.detail), err.headers)
     return await http_exception_handler(request, err)
