@@ -331,10 +331,20 @@ def read_ome_zarr(
         children = sorted((n for n, _ in node.groups() if n.isdigit()), key=_natural)
         children = [n for n in children if _has_multiscales(node[n].attrs.asdict())]
         if not children:
+            from scopeml.segmentation import INSTANCES
+            from scopeml.tiling.options import OUTPUT_NAMES
+
             members = sorted(n for n, _ in node.members())
+            outputs = [n for n in members if n in (*OUTPUT_NAMES, INSTANCES)]
+            hint = (
+                f"; a segment store: open one of its outputs ({path}/{outputs[0]}), or the "
+                "whole with sm.Segmentation(path)"
+                if outputs
+                else ""
+            )
             raise InvalidImageError(
                 "zarr group has no NGFF metadata (no 'ome'/'multiscales' attributes) and no "
-                f"image children 0, 1, …; members: {members or 'none'}",
+                f"image children 0, 1, …; members: {members or 'none'}{hint}",
                 path=path,
             )
         pairs = [_image_view(node[n], f"{path}/{n}", level, limits) for n in children]
