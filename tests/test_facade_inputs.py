@@ -289,3 +289,17 @@ def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_chan
         sm.segment(_cells(), ThreeChannels(), tmp_path / "a.ome.zarr")  # a plane: no Z hint
     with pytest.raises(IncompatibleModelError, match=r"a Z stack is Z\[None\]"):
         sm.segment(np.stack([_cells()] * 4), ThreeChannels(), tmp_path / "b.ome.zarr")
+
+
+def test_workers_minus_one_means_every_core_in_segment_too(tmp_path):
+    """``train_pixel_classifier(workers=-1)`` took every core; ``segment`` refused -1."""
+    import os
+
+    from scopeml.tiling.options import SegmentOptions
+
+    assert SegmentOptions(workers=-1).workers == (os.cpu_count() or 1)
+    seg = sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", workers=-1)
+    one = sm.segment(_cells(), Threshold(), tmp_path / "b.ome.zarr", workers=1)
+    np.testing.assert_array_equal(seg.labels.read(), one.labels.read())
+    with pytest.raises(InvalidRequestError, match="-1 for every core"):
+        SegmentOptions(workers=-2)

@@ -95,7 +95,9 @@ def segment(
     batch_size: int = typer.Option(
         1, help="Tiles per runtime call (1 is fastest and leanest on CPU)."
     ),
-    workers: int = typer.Option(2, help="Local worker threads (one shared model session)."),
+    workers: int = typer.Option(
+        2, help="Local worker threads (one shared model session); -1: one per core."
+    ),
     scheduler: str | None = typer.Option(
         None, help="dask.distributed scheduler address (tcp://host:8786); default: local."
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ class SegmentOptions:
         Tiles of equal shape sent to the runtime together; on CPU 1 is fastest and needs the
         least memory (measured: 4 tiles of 624² took 1.3× the time and 3.2× the memory).
     workers
-        Threads of the local executor (one shared model session).
+        Threads of the local executor (one shared model session); -1: one per core.
     scheduler
         A dask.distributed scheduler address; runs the plan there instead of locally.
     min_confidence
@@ -131,9 +132,12 @@ class SegmentOptions:
             raise InvalidRequestError(
                 "OME-TIFF has no float16 pixel type; write float32 (or no OME-TIFF copy)"
             )
+        if self.workers == -1:  # every core, as train_pixel_classifier(workers=-1)
+            object.__setattr__(self, "workers", os.cpu_count() or 1)
         if self.batch_size < 1 or self.workers < 1:
             raise InvalidRequestError(
-                f"batch_size and workers must be >= 1; got {self.batch_size}, {self.workers}"
+                f"batch_size and workers must be >= 1 (workers: -1 for every core); got "
+                f"{self.batch_size}, {self.workers}"
             )
         if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
             raise InvalidRequestError(
