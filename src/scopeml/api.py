@@ -652,6 +652,9 @@ def _auto_scaled_model(
     chosen = AutoScale.from_dict(record[AUTO_RECORD]) if record and AUTO_RECORD in record else None
     chosen = chosen or given
     if chosen is None:
+        from scopeml.tiling.engine import check_compatible
+
+        check_compatible(image, model)  # before the estimate: its warnings would come first
         scene = 0 if image.sizes["S"] == 1 else settings.scene or 0
         name = Path(model_ref.args[0]).name if model_ref is not None else None
         chosen = auto_scale(image, model, scene=scene, name=name, normalize=settings.normalize)

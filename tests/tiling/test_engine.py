@@ -179,8 +179,25 @@ def test_channel_mismatch_names_both(unet2d, tmp_path):
 
 
 def test_3d_model_on_single_plane_is_refused(unet3d, tmp_path):
-    with pytest.raises(IncompatibleModelError, match="single Z plane"):
+    with pytest.raises(IncompatibleModelError, match=r"single Z plane$"):
         segment(random_image((1, 1, 1, 1, 32, 32)), unet3d, tmp_path / "o.ome.zarr")
+    with pytest.raises(IncompatibleModelError, match="single Z plane and 4 time points: if "
+                       "they are planes, read it with --axes ZYX"):  # fmt: skip
+        segment(random_image((1, 4, 1, 1, 32, 32)), unet3d, tmp_path / "o.ome.zarr")
+
+
+def test_a_channel_mismatch_is_told_before_auto_scales_warnings(tmp_path):
+    """An RGB image and nuclei: the channels' refusal came after auto's estimate had warned
+    of the colour image's "objects" (a warning about the wrong thing, then the error)."""
+    import warnings
+
+    rgb = np.zeros((1, 1, 3, 1, 700, 700), np.uint8)
+    rgb[..., 50:650, 50:650] = 200  # an "object" too big for auto's scales: it warns so
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(IncompatibleModelError, match="image has 3 channels"):
+            segment(Image(rgb), "nuclei", tmp_path / "o.ome.zarr")
+    assert not [w for w in caught if "scale auto" in str(w.message)]
 
 
 def test_unknown_class_lists_known(unet2d, tmp_path):

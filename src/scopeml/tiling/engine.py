@@ -110,8 +110,15 @@ def check_compatible(image: Image, model: Model, option: ChannelOption = CLI_CHA
     if image.sizes["C"] != spec.in_channels:  # the image's channel names and the fix
         raise IncompatibleModelError(channel_mismatch(image, model, option), path=image.path)
     if spec.spatial_dims == 3 and image.sizes["Z"] < 2:
+        frames = image.sizes["T"]
+        hint = (
+            f" and {frames} time points: if they are planes, read it with --axes ZYX "
+            "(axes='ZYX' in Python)"
+            if frames > 1
+            else ""
+        )
         raise IncompatibleModelError(
-            "model is 3-D (Z×Y×X) but the image has a single Z plane", path=image.path
+            f"model is 3-D (Z×Y×X) but the image has a single Z plane{hint}", path=image.path
         )
 
 
