@@ -41,7 +41,10 @@ def resolve_image_path(user_path: str, allowed_root: Path | None) -> Path:
 the file from the allowed root
     """
     if allowed_root is None:
-        raise InvalidRequestError("this server accepts no image paths (no --allowed-root); upload")
+        raise InvalidRequestError(
+            "this server reads no image files by path (it was started without --allowed-root): "
+            "upload the image (POST /images, client.upload_image) and give its upload_id"
+        )
     if not user_path or "\x00" in user_path or len(user_path) > 4096:
         raise InvalidRequestError("image path is empty, too long or contains NUL")
     if ".." in PurePosixPath(user_path).parts:
