@@ -52,6 +52,21 @@ def test_a_plain_page_sequence_is_read_as_z_with_one_warning_naming_the_way_out(
     ]
 
 
+def test_the_warning_silenced_by_a_caller_is_still_given_when_read_again(tmp_path):
+    """A server's pre-check opened the file under ``"ignore"``, which spent the warning's one
+    showing: the analysis job then read the file and said nothing of its axes."""
+    file = tmp_path / "stack.tif"
+    tifffile.imwrite(file, _frames())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        open_image(file).close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        open_image(file).close()
+        open_image(file).close()
+    assert len([m for m in _said(caught) if "pages of unknown kind" in m]) == 1
+
+
 def test_a_short_stack_stored_as_colours_is_read_as_channels_with_a_warning(tmp_path):
     file = tmp_path / "short.tif"
     tifffile.imwrite(file, _frames(3))  # tifffile: SYX, planar RGB

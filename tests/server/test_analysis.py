@@ -132,3 +132,25 @@ def test_two_uploads_of_one_name_are_told_apart_in_the_results(alice, images, se
     alice.delete_job(job["id"])
     for upload in uploads:
         alice.delete_upload(upload)
+
+
+def test_an_analysis_job_says_how_its_pages_were_read_in_the_settings_words(
+    alice, image_root, tmp_path
+):
+    """With a model class the job said nothing of a plain TIFF's pages read as Z: the
+    server's pre-check, which opens the images quietly, had spent the one warning."""
+    stack = np.stack([synthetic_nuclei((64, 64), seed=s)[0][0] for s in range(5)])
+    tifffile.imwrite(image_root / "pages.tif", stack.astype(np.uint16))
+    settings = tmp_path / "model.yaml"
+    settings.write_text(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: nucleus\n"
+        "    segmenter: {kind: instances, model: nuclei}\n"
+    )
+    job = alice.submit_analysis(settings, image_paths=["pages.tif"])
+    finished = alice.wait_job(job["id"], timeout=180, interval=0.2)
+    assert finished["status"] == "done", finished
+    said = [w for w in finished["warnings"] if "pages of unknown kind" in w]
+    assert said == [
+        "pages.tif: 5 pages of unknown kind read as Z (planes); if they are time points or "
+        "channels, pass the settings' axes: TYX or CYX"
+    ], finished["warnings"]

@@ -233,8 +233,14 @@ _WARNED: set[str] = set()
 
 
 def _warn_once(message: str) -> None:
-    """One warning per message per process (engine workers reopen the same file)."""
-    if message not in _WARNED:
+    """One warning per message per process (engine workers reopen the same file), counted
+    once shown: one a caller silenced (a server's pre-check opening the file under
+    ``"ignore"``) is still given when the file is read for the run."""
+    if message in _WARNED:
+        return
+    with warnings.catch_warnings(record=True) as shown:  # the caller's filters, recorded
+        warnings.warn(message, UserWarning, stacklevel=find_stack_level())
+    if shown:
         _WARNED.add(message)
         warnings.warn(message, UserWarning, stacklevel=find_stack_level())
 

@@ -304,7 +304,7 @@ def _child_main(
     task["memory_limit"] = memory_limit  # for the runners' words on running out of it
     task["say"] = send.send  # a runner's word to the parent: ("batch", bytes)
     try:
-        with _sending_warnings(send):
+        with _sending_warnings(send, analysis=task["kind"] == "analyze"):
             answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
     except BaseException as err:
         answer = _failure(err, task)
@@ -330,7 +330,8 @@ def _failure(err: BaseException, task: dict[str, Any]) -> tuple[Any, ...]:
         problem = memory_problem(task.get("memory_limit"), task.get("batch_bytes"))
         return ("error", "ScopeMLError", problem, None)
     if isinstance(err, ScopeMLError):
-        return ("error", type(err).__name__, in_job_words(str(err.problem)), err.path)
+        words = in_job_words(str(err.problem), analysis=task.get("kind") == "analyze")
+        return ("error", type(err).__name__, words, err.path)
     if isinstance(err, OSError):  # a file gone or unreadable (an image deleted since submit)
         return ("error", "ScopeMLError", err.strerror or str(err), err.filename)
     import traceback
@@ -401,7 +402,7 @@ def memory_problem(limit: int | None, needed: int | None = None, *, tiles: bool 
 
 
 @contextlib.contextmanager
-def _sending_warnings(send: Connection) -> Any:
+def _sending_warnings(send: Connection, analysis: bool = False) -> Any:
     """Send each warning the run shows as ``("warning", line)``, and write it on one line to
     the server's log (``job warning: …``, not Python's form naming the source line, here
     multiprocessing's): a client sees what a local run would have told its user. Warnings
@@ -416,7 +417,7 @@ def _sending_warnings(send: Connection) -> Any:
             if str(message).startswith(SERVER_ONLY):
                 return
             with contextlib.suppress(OSError, ValueError):  # the parent gone: the log has it
-                send.send(("warning", in_job_words(warning_line(message))))
+                send.send(("warning", in_job_words(warning_line(message), analysis=analysis)))
 
         warnings.showwarning = show_and_send
         yield

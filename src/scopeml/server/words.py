@@ -18,8 +18,9 @@ _PYTHON_ALIKE = re.compile(
 )
 
 
-def in_job_words(text: str) -> str:
-    """``text`` with its Python advice left out and the flags of job options said as options.
+def in_job_words(text: str, *, analysis: bool = False) -> str:
+    """``text`` with its Python advice left out and the flags of job options said as options
+    (an ``analysis`` job's: as keys of its settings, which it has instead).
 
     Examples
     --------
@@ -35,16 +36,22 @@ def in_job_words(text: str) -> str:
     >>> in_job_words("inputs: {skip_labels: false} in the settings (--no-skip-labels, "
     ...              "skip_labels=False) analyses them")
     'inputs: {skip_labels: false} in the settings analyses them'
+    >>> in_job_words("pass --axes TYX or --axes CYX (Python: …)", analysis=True)
+    "pass the settings' axes: TYX or CYX"
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
-    text = _FLAG.sub(_option, text)
-    return re.sub(r"the job option (\w+) (\S+) or the job option \1 ", r"the job option \1 \2 or ",
-                  text)  # fmt: skip
+    said = "the settings'" if analysis else "the job option"
+    text = _FLAG.sub(lambda flag: _option(flag, analysis), text)
+    return re.sub(rf"({said} (\w+):? \S+ or ){said} \2:? ", r"\1", text)  # "axes X or Y"
 
 
-def _option(flag: re.Match[str]) -> str:
+def _option(flag: re.Match[str], analysis: bool) -> str:
     name = flag.group(1).replace("-", "_")
+    if analysis:
+        from scopeml.analysis.settings import AnalysisSettings
+
+        return f"the settings' {name}:" if name in AnalysisSettings.model_fields else flag[0]
     return f"the job option {name}" if name in _OPTIONS else flag.group(0)
 
 
