@@ -273,9 +273,8 @@ def segment_image(
     inputs = (image.path, model_ref.args[0] if model_ref else None)
     spec = model.spec
     model_path = model_ref.args[0] if model_ref else getattr(model, "path", None)
-    outputs = _named(model_outputs, model_path)(
-        spec.extra.get("model_type"), options.outputs, options.min_confidence
-    )
+    kind, confidence = spec.extra.get("model_type"), options.min_confidence
+    outputs = _named(model_outputs, model_path)(kind, options.outputs, confidence)
     options = dataclasses.replace(options, outputs=outputs)  # as written (and recorded): image
     tiffs = tuple(options.outputs if ome_tiff_outputs is None else ome_tiff_outputs)
     _check_output(output, options, inputs, tiffs if options.ome_tiff else ())  # before any work
