@@ -5,10 +5,11 @@ Library imports happen inside the commands so ``scopeml --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -420,12 +421,23 @@ def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
 def container_warnings(container: Any) -> list[str]:
     """Things that load but may trouble ZEN or the engine."""
     from scopeml.model.convert import normalisation_note
-    from scopeml.model.metadata import CZANN_FORMAT_VERSION, LegacyModelMetadata, ModelType
+    from scopeml.model.metadata import (
+        CZANN_FORMAT_VERSION,
+        LegacyModelMetadata,
+        ModelType,
+        repeated_classes,
+    )
 
     meta, graph = container.metadata, container.graph
     warnings = []
     if container.ignored_members:
         warnings.append(f"ignored members: {list(container.ignored_members)}")
+    repeated = repeated_classes(meta)
+    if repeated:
+        warnings.append(
+            f"class names repeat: {', '.join(repeated)} (scopeml runs it, a name choosing its "
+            "first class; convert and export-bioimageio refuse it)"
+        )
     if isinstance(meta, LegacyModelMetadata):
         return warnings + legacy_channel_warnings(meta, graph)
     note = normalisation_note(meta)
@@ -787,7 +799,7 @@ def _export_program(source: Path) -> Any:
     except Exception as err:  # torch raises assorted types for a bad archive
         raise InvalidRequestError(f"not a torch.export program ({err})", path=source) from err
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _without_torchvision_notes():
             warnings.simplefilter("ignore")
             exported = torch.onnx.export(program, dynamo=True, verbose=False)
     except Exception as err:  # the exporter raises many types for unsupported programs
@@ -795,6 +807,28 @@ def _export_program(source: Path) -> Any:
             f"PyTorch could not export it to ONNX: {err}", path=source
         ) from err
     return load_onnx(exported.model_proto.SerializeToString(), path=source)
+
+
+#: The torch logger that notes, at WARNING on every dynamo export, each torchvision operator it
+#: skips because torchvision is not installed: of no use to a model that does not use them.
+TORCH_REGISTRATION_LOGGER = "torch.onnx._internal.exporter._registration"
+
+
+@contextlib.contextmanager
+def _without_torchvision_notes() -> Iterator[None]:
+    """Drop the exporter's "torchvision is not installed. Skipping torchvision::nms" lines
+    (four on every ``model convert x.pt2``) while exporting; its other messages pass."""
+    import logging
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("torchvision is not installed")
+
+    logger = logging.getLogger(TORCH_REGISTRATION_LOGGER)
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _ints(text: str, option: str, sep: str) -> list[int]:
@@ -888,7 +922,8 @@ def run(
     chosen = None if channels is None else [c.strip() for c in channels.split(",")]
     small = run_input(image, spec, chosen, axes)
     result = predict_region(small, loaded, outputs=kind, scale=parse_scale(scale), channels=chosen)
-    write_array(output, result)
+    write_array(output, result, axes=result_axes(small, kind, result.ndim),
+                channel_names=spec.classes, pixel_sizes=small.pixel_sizes)  # fmt: skip
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")
 
 
@@ -988,12 +1023,34 @@ def arrange_channels(pixels: Any, in_channels: int, spatial_dims: int, path: Pat
     )
 
 
-def write_array(path: Path, array: Any) -> None:
-    """Write ``.npy`` or ``.tif`` through the one atomic writer (never a half-written file)."""
+def result_axes(image: Any, kind: str, ndim: int) -> str | None:
+    """The axes of ``predict_region``'s result on ``image``: ``[T][C][Z]YX``, T and Z where the
+    image has more than one, C but for labels; ``None`` should the rank say otherwise."""
+    axes = "T" * (image.sizes["T"] > 1) + "C" * (kind != "labels") + "Z" * (image.sizes["Z"] > 1)
+    return axes + "YX" if len(axes) + 2 == ndim else None
+
+
+def write_array(
+    path: Path,
+    array: Any,
+    *,
+    axes: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    pixel_sizes: dict[str, float] | None = None,
+) -> None:
+    """Write ``.npy``, or ``.tif`` as an OME-TIFF with its ``axes`` (``TCZYX`` order), so
+    ``scopeml info`` and :func:`scopeml.io.open_image` read channels as channels, not colours
+    or planes; ``channel_names`` name the C axis (the model's classes). Atomic either way."""
     import numpy as np
 
     from scopeml.io.replace import atomic_write
 
+    if path.suffix.lower() != ".npy" and axes is not None:
+        from scopeml.io.ometiff import write_ome_tiff
+
+        named = "C" in axes and len(channel_names or ()) == array.shape[axes.index("C")]
+        return write_ome_tiff(path, np.asarray(array), axes=axes, pixel_sizes=pixel_sizes,
+                              channel_names=channel_names if named else None)  # fmt: skip
     with atomic_write(path) as temp:
         if path.suffix.lower() == ".npy":
             with open(temp, "wb") as stream:  # a file object: np.save adds no suffix

@@ -405,10 +405,11 @@ def write_container(
         Metadata and graph disagree, the graph is not valid ONNX, or class names repeat (they
         name the outputs, e.g. ``--extract-class``; reading tolerates repeats, writing does not).
     """
+    from scopeml.model.metadata import repeated_classes
+
     path = Path(path)
     check_output_file(path, overwrite=overwrite)
-    names = [getattr(c, "name", c) for c in (metadata.classes or ())]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = repeated_classes(metadata)
     if repeated:
         raise InvalidContainerError(f"class names repeat: {', '.join(repeated)}", path=path)
     is_legacy = isinstance(metadata, LegacyModelMetadata)

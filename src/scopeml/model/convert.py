@@ -142,6 +142,8 @@ def convert_onnx(
         info = inspect_graph(model)
     except ValueError as err:
         raise InvalidRequestError(str(err), path=output) from err
+    if not isinstance(spatial, str) and (legacy or _is_pixelwise(model_type)):
+        check_tile_size(spatial, info.tile_step, min_overlap, legacy=legacy, path=output)
     if legacy:
         if normalize is not None:
             raise InvalidRequestError(
@@ -329,6 +331,8 @@ def _to_legacy(
     options["spatial"] = _legacy_spatial(container, spatial, output)
     lost = _lost_in_legacy(container.metadata, options, source)
     fixed = container.graph.fixed_spatial if options["spatial"] == "keep" else options["spatial"]
+    overlap = options.get("min_overlap") or 0
+    check_tile_size(fixed, container.graph.tile_step, overlap, legacy=True, path=output)
     slow = _small_cores(tuple(fixed), options.get("min_overlap") or 0, source,
                         resizable=container.graph.fixed_spatial is None)  # fmt: skip
     lost += [slow] if slow else []
@@ -444,6 +448,66 @@ def _small_cores(
         + (f" (--spatial {'x'.join(map(str, larger))}, spatial={tuple(larger)} in Python, "
            "keeps half)" if resizable else "")
     )  # fmt: skip
+
+
+def check_tile_size(
+    sizes: Sequence[int],
+    step: Sequence[int],
+    halo: int | Sequence[int],
+    *,
+    legacy: bool = False,
+    path: Path,
+) -> None:
+    """Refuse fixed spatial sizes a segmentation graph cannot run on, before it is written.
+
+    Each size must be a multiple of the graph's tile step (a U-Net pools and upsamples back:
+    at 101 its skip connections meet 100, and ONNX Runtime refuses the file) and larger than
+    twice the halo (``min_overlap``, per axis; ``legacy``: its largest, the one BorderSize),
+    or no tile keeps a core and segment refuses the model. A halo of the wrong length is left
+    to the metadata check, which names it.
+
+    >>> check_tile_size((96, 96), (4, 4), 24, path=Path("u.czseg"))  # passes
+    >>> check_tile_size((101, 101), (4, 4), 24, path=Path("u.czseg"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: u.czseg: --spatial 101x101 ... valid: 100x100 or 104x104
+    """
+    sizes, step = tuple(int(size) for size in sizes), tuple(step)
+    if len(sizes) != len(step):  # the words set_spatial_dims uses for a czann
+        raise InvalidRequestError(
+            f"spatial shape {list(sizes)} must be {len(step)} sizes >= 1 for this graph", path=path
+        )
+    given = f"--spatial {'x'.join(map(str, sizes))} (spatial={sizes} in Python)"
+    if any(size % each for size, each in zip(sizes, step, strict=True)):
+        lower = [size // each * each for size, each in zip(sizes, step, strict=True)]
+        upper = [-(-size // each) * each for size, each in zip(sizes, step, strict=True)]
+        nearest = " or ".join("x".join(map(str, near)) for near in (lower, upper) if min(near))
+        raise InvalidRequestError(
+            f"{given}: the graph's sizes must be multiples of its tile step "
+            f"{'×'.join(map(str, step))} (its pooling strides); nearest valid: {nearest}",
+            path=path,
+        )
+    halos = (halo,) * len(sizes) if isinstance(halo, int) else tuple(halo)
+    if legacy:
+        halos = (max(halos, default=0),) * len(sizes)
+    if len(halos) != len(sizes):
+        return
+    if any(size <= 2 * each for size, each in zip(sizes, halos, strict=True)):
+        smallest = [max(size, (2 * each // unit + 1) * unit)
+                    for size, each, unit in zip(sizes, halos, step, strict=True)]  # fmt: skip
+        raise InvalidRequestError(
+            f"{given} leaves no tile core inside the model's halo of {max(halos)} px on each "
+            f"side; the smallest size that keeps one is {'x'.join(map(str, smallest))}",
+            path=path,
+        )
+
+
+def _is_pixelwise(model_type: ModelType | str) -> bool:
+    """Whether a model type (or its value) tiles; an unknown one is named by the metadata."""
+    try:
+        return ModelType(model_type).is_pixelwise
+    except ValueError:
+        return False
 
 
 def _lost_in_legacy(meta: Any, options: dict[str, Any], source: Path) -> list[str]:
@@ -566,6 +630,19 @@ def _out_channels(info: GraphInfo, classes: Sequence[str] | None, path: Path) ->
     return graph_channels if graph_channels is not None else len(classes)  # type: ignore[arg-type]
 
 
+def _check_image_output(info: GraphInfo, model_type: ModelType | str, path: Path) -> None:
+    """Refuse a segmentation (or regression) type for a graph whose output is one score per
+    class (``N×K``): it is a classifier, and its type, not its shape, is what to change."""
+    if len(info.output_shape) == 1 and _is_pixelwise(model_type):
+        raise InvalidRequestError(
+            f"the graph's output N×{info.output_shape[0] or '?'} has no spatial axes, as a "
+            f"classifier's; {ModelType(model_type).value} needs an image out: convert it with "
+            "--model-type SingleClassClassification or MultiClassClassification (model_type= "
+            "in Python)",
+            path=path,
+        )
+
+
 def _czann_metadata(
     info: GraphInfo,
     classes: Sequence[str] | None,
@@ -589,6 +666,7 @@ def _czann_metadata(
             path=path,
         )
     channels = _out_channels(info, classes, path)
+    _check_image_output(info, model_type, path)
     sizes = info.fixed_spatial
     if sizes is None:
         hint = tuple(tile_shape) if tile_shape is not None else DEFAULT_TILE_SHAPE[spatial]

@@ -264,6 +264,19 @@ class ModelMetadata(BaseModel):
         return validate_metadata(cls, data, path=path, context="invalid model.json: ")
 
 
+def repeated_classes(meta: Any) -> list[str]:
+    """Class names a model repeats. They name its outputs (``--extract-class``, a package's
+    channels), so a file written with them is ambiguous: writing refuses them (a container,
+    a package), reading tolerates them (a ZEN model still runs; ``model validate`` warns).
+
+    >>> repeated_classes(ModelMetadata(model_type="MultiClassSemanticSegmentation",
+    ...     input_shape=(8, 8, 1), output_shape=(8, 8, 3), classes=("a", "a", "b")))
+    ['a']
+    """
+    names = [getattr(c, "name", c) for c in (meta.classes or ())]
+    return sorted({name for name in names if names.count(name) > 1})
+
+
 def _check_label_values(items: list[Any], path: Any) -> None:
     """Warn where the classes' ``LabelValue`` s are not 1, 2, … in document order (czmodel
     writes them so, and reads the classes in document order, as scopeml does): a file that

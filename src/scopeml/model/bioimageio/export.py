@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.errors import IncompatibleModelError, InvalidContainerError, InvalidRequestError
 from scopeml.io.replace import atomic_write
 
 #: Default citation: the czann format the package was made from.
@@ -159,12 +159,21 @@ def _refuse_unexportable(path: Path) -> None:
 
 
 def _refuse_container(container: Any, path: Path) -> None:
-    """A legacy container (convert it first) or an ObjectDetection model (no bioimage.io
-    output description here) is refused naming why."""
+    """A legacy container (convert it first), repeated class names or an ObjectDetection
+    model (no bioimage.io output description here) is refused naming why."""
+    from scopeml.model.metadata import repeated_classes
+
     if container.legacy:
         raise IncompatibleModelError(
             "legacy czseg/czmodel containers are exported after conversion to czann: scopeml "
             f"model convert {path.name} -o {path.stem}.czann",
+            path=path,
+        )
+    repeated = repeated_classes(container.metadata)
+    if repeated:  # the package's output channels are named by them
+        raise InvalidContainerError(
+            f"class names repeat: {', '.join(repeated)}; a package names its outputs by them: "
+            "make them unique in the container's model.json (Classes) first",
             path=path,
         )
     if container.metadata.model_type.value == "ObjectDetection":

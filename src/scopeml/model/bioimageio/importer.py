@@ -88,7 +88,7 @@ def build_czann(
     writes). ``cache``: a folder where TorchScript weights exported to ONNX are kept, keyed by
     the SHA-256 of what the export reads (``None``: export every time)."""
     from scopeml.model.container import load_onnx
-    from scopeml.model.metadata import ModelMetadata
+    from scopeml.model.metadata import ModelMetadata, validate_metadata
 
     descr = package.description
     fail = _failer(package.path)
@@ -130,17 +130,18 @@ def build_czann(
     exported = _exported_czann(descr, bool(out_spatial), fail)  # a round trip keeps them
     kind = model_type or exported.get("model_type") or _guess_type(descr, out_spatial)
     out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
-    meta = ModelMetadata(
-        model_type=kind,
-        input_shape=(*shape, channels),
-        output_shape=out_shape,
-        classes=classes,
-        min_overlap=halo,
-        model_name=str(descr.name),
-        normalize=policy,
+    fields = {
+        "model_type": kind,
+        "input_shape": (*shape, channels),
+        "output_shape": out_shape,
+        "classes": classes,
+        "min_overlap": halo,
+        "model_name": str(descr.name),
+        "normalize": policy,
         **({"model_id": exported["model_id"]} if "model_id" in exported else {}),
         **size_keys(descr, fail),
-    )
+    }
+    meta = validate_metadata(ModelMetadata, fields, path=package.path)
     return Imported(graph, meta, tuple(in_roles), tuple(out_roles))
 
 

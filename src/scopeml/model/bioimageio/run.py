@@ -44,6 +44,7 @@ def import_in_memory(source: str | PathLike[str], *, cache: bool = True) -> tupl
     from scopeml.model.bioimageio.importer import build_czann
     from scopeml.model.bioimageio.package import open_package
     from scopeml.model.container import CZANN_METADATA, CZANN_MODEL, parse_members
+    from scopeml.model.metadata import repeated_classes
 
     path = Path(source)
     package = open_package(path)
@@ -51,8 +52,7 @@ def import_in_memory(source: str | PathLike[str], *, cache: bool = True) -> tupl
         imported = build_czann(package, cache=cache_dir() if cache else None)
     finally:
         package.close()
-    names = [str(name) for name in imported.metadata.classes or ()]
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = repeated_classes(imported.metadata)
     if repeated:  # as write_container refuses them
         raise InvalidContainerError(f"class names repeat: {', '.join(repeated)}", path=path)
     members = {  # the members write_container writes, read back as read_container reads them
