@@ -337,7 +337,7 @@ def read_ome_zarr(
             members = sorted(n for n, _ in node.members())
             outputs = [n for n in members if n in (*OUTPUT_NAMES, INSTANCES)]
             hint = (
-                f"; a segment store: open one of its outputs ({path}/{outputs[0]}), or the "
+                f"; a segment store: open one of its outputs (its {outputs[0]} folder), or the "
                 "whole with sm.Segmentation(path)"
                 if outputs
                 else ""
