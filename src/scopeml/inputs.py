@@ -117,9 +117,15 @@ def scheduler_address(scheduler: Any) -> str | None:
     )
 
 
-def check_output_name(output: Any) -> None:
+#: What ``segment`` adds to the refusal of an image-file name: the OME-TIFF copies it writes.
+OME_TIFF_NOTE = " (ome_tiff=True, --ome-tiff, also writes OME-TIFF files beside it)"
+
+
+def check_output_name(output: Any, *, note: str = OME_TIFF_NOTE, tables: bool = False) -> None:
     """Refuse an image-file name (``out.tif``) for a new store, which is a folder: it would be
     an OME-Zarr folder that no TIFF reader opens (an existing file is the engine's to refuse).
+    ``note`` ends the message (``segment``'s: its OME-TIFF copies); ``tables``: a table's name
+    (``out.csv``) is refused too, for a store of objects.
 
     Examples
     --------
@@ -144,15 +150,19 @@ OME-TIFF files beside it)
             "segment writes its outputs into a store: give output= a path (out.ome.zarr); for "
             "arrays in memory use predict_region(image, model, outputs='labels' or 'instances')"
         )
+    from scopeml.objects.table import TABLE_SUFFIXES
+
     output = Path(output)
-    suffix = next((s for s in IMAGE_SUFFIXES if output.name.lower().endswith(s)), None)
+    suffixes = (*IMAGE_SUFFIXES, *(TABLE_SUFFIXES if tables else ()))
+    suffix = next((s for s in suffixes if output.name.lower().endswith(s)), None)
     if suffix is not None and not suffix.endswith(".zarr") and not output.exists():
         from scopeml.errors import InvalidRequestError
 
+        if suffix in TABLE_SUFFIXES:
+            note = " (a table of objects: scopeml objects measure)"
         raise InvalidRequestError(
             f"the output is an OME-Zarr store (a folder), not a {suffix} file; name it "
-            f"{output.name[: -len(suffix)]}.ome.zarr (ome_tiff=True, --ome-tiff, also writes "
-            "OME-TIFF files beside it)",
+            f"{output.name[: -len(suffix)]}.ome.zarr{note}",
             path=output,
         )
 

@@ -36,6 +36,7 @@ classes:
       channel: C1
       method: otsu            # fixed (with value: ...) | otsu | li | triangle
       sigma: 2.0              # Gaussian smoothing before thresholding (0 = none)
+      # dark: true            # objects darker than the background (brightfield, H&E)
     post:                     # binary post-processing, applied in this order
       - step: fill_holes
       - step: remove_small

@@ -548,6 +548,8 @@ def _time_plot(name: str, over_time: pd.DataFrame | None, folder: Path) -> list[
             label += f" {named}" if isinstance(named, str) and named else f" s{scene}"
         label += f" s{scene}" if label in series else ""  # two scenes of one name
         series[label] = (x[rows.index].to_numpy(float), rows[name].to_numpy(float))
+    # the time series first, so the legend names them and the grey "+ N more" are stills
+    series = dict(sorted(series.items(), key=lambda item: len(item[1][0]) < 2))
     title = f"{name}: objects over time"
     file = folder / f"{name}_counts_over_time.png"
     line_chart(series, file, title=title, x_title="time (s)" if timed else "time point",
@@ -628,6 +630,26 @@ def _planes_text(record: dict[str, Any]) -> str:
     return ", ".join(said) or "1"
 
 
+def _density_text(counts: pd.DataFrame) -> str:
+    """The densities of ``counts.csv`` in the index's words, as its columns have them (mm² in
+    2-D, mm³ in Z stacks, megapixels where an image has no pixel size; per time point in a
+    batch with a time series), with ``", "`` after; ``""`` where it has none.
+
+    >>> _density_text(pd.DataFrame(columns=["image", "volume_mm3", "megapixels"]))
+    'objects per mm³ (per megapixel where an image has no pixel size), '
+    """
+    sized = [w for u, w in (("area_mm2", "mm²"), ("volume_mm3", "mm³")) if u in counts]
+    bare = [w for u, w in (("megapixels", "megapixel"), ("megavoxels", "megavoxel")) if u in counts]
+    per = "per time point and " if counts.columns.str.endswith("_per_time_point").any() else "per "
+    said = [per + " or ".join(sized)] if sized else []
+    if bare:
+        whose = "an image has" if sized else "the images have"
+        said.append(f"{per}{' or '.join(bare)} where {whose} no pixel size")
+    if not said:
+        return ""
+    return f"objects {said[0]}{f' ({said[1]})' if len(said) > 1 else ''}, "
+
+
 def _html(
     settings: AnalysisSettings,
     records: Sequence[dict[str, Any]],
@@ -683,8 +705,8 @@ max-width:100%;overflow-x:auto}}
 <p>{len(counts)} done, {len(failures)} failed (this report by {writer()}; each image's
 <code>record.json</code> names the scopeml that analysed it).
 Settings: <a href="settings.yaml">settings.yaml</a>.
-Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects, objects
-per mm² where the image has a pixel size, per time point for a time series, mean size per image,
+Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects,
+{_density_text(counts)}mean size per image,
 objects per predicted class where a class has an object classifier),{per_time}
 <a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>

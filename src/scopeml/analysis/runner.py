@@ -45,6 +45,7 @@ from scopeml.analysis.resume import left_out_images, left_out_warning, settings_
 from scopeml.analysis.settings import (
     AnalysisSettings,
     ThresholdSegmenter,
+    check_file_axes,
     dump_settings,
     load_settings,
     parse_settings,
@@ -291,9 +292,7 @@ def _with_file_view(
         except ValueError as err:
             raise InvalidRequestError(f"pixel_size {err}") from None
     if axes is not None:
-        from scopeml.io.axes import check_axes_text  # segment's check of axes=
-
-        given["axes"] = check_axes_text(axes)
+        given["axes"] = check_file_axes(axes)
     if scene is not None:
         try:  # a name stays a name: each image resolves it to its own number
             if isinstance(scene, bool) or not isinstance(scene, int | str):

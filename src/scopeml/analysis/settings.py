@@ -105,6 +105,10 @@ class ThresholdSegmenter(_Strict):
 #: ``segment --scale``: a factor within the scale module's limits, or ``"auto"``.
 Scale = Annotated[float | Literal["auto"], BeforeValidator(scale_value)]  # one message
 
+#: Channel names: a list, or one name (``channels: DAPI``, aliases' ``DAPI: Hoechst``) as a
+#: list of it, as a user writes one.
+Names = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
+
 
 def _normalize_value(value: str) -> str:
     from scopeml.errors import ScopeMLError
@@ -138,7 +142,7 @@ class ModelSegmenter(_Strict):
     kind: Literal["model"] = "model"
     model: str
     class_: str | int | None = Field(None, alias="class", description=_CLASS_HELP)
-    channels: list[str] = Field(min_length=1, description=_CHANNELS_HELP)
+    channels: Names = Field(min_length=1, description=_CHANNELS_HELP)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     scale: Scale | None = Field(
         None,
@@ -166,7 +170,7 @@ class InstancesSegmenter(_Strict):
         None, description="the class seeds grow into; default the model's class named "
         "'boundary' (without one: connected components of 'class')",
     )  # fmt: skip
-    channels: list[str] = Field(min_length=1, description=_CHANNELS_HELP)
+    channels: Names = Field(min_length=1, description=_CHANNELS_HELP)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
     scale: Scale | None = Field(
         None,
@@ -268,7 +272,7 @@ class Measurements(_Strict):
     """What to measure: shape features (perimeter, convex hull, Feret) and intensities."""
 
     shape: bool = True
-    intensity: list[str] | None = Field(
+    intensity: Names | None = Field(
         None, description="channels whose intensities to measure; default all input channels"
     )
 
@@ -326,6 +330,32 @@ class Inputs(_Strict):
     )  # fmt: skip
 
 
+def check_file_axes(axes: str) -> str:
+    """``axes`` for the files they apply to (TIFF files), checked before any image is read:
+    :func:`~scopeml.io.axes.check_axes_text`'s checks, and Y just before X, where a TIFF's
+    pages put them (each image would fail on its own otherwise).
+
+    Examples
+    --------
+    >>> check_file_axes("tyx"), check_file_axes("YXC")
+    ('TYX', 'YXC')
+    >>> check_file_axes("XY")
+    Traceback (most recent call last):
+    ...
+    scopeml.errors.InvalidRequestError: axes 'XY': Y comes just before X (a TIFF's pages are \
+rows × columns); name the file's other axes around them, e.g. TYX
+    """
+    from scopeml.io.axes import check_axes_text
+
+    letters = check_axes_text(axes)
+    if "YX" not in letters:
+        raise InvalidRequestError(
+            f"axes {axes!r}: Y comes just before X (a TIFF's pages are rows × columns); name "
+            "the file's other axes around them, e.g. TYX"
+        )
+    return letters
+
+
 def scene_value(value: Any) -> Any:
     """A scene as the settings take it: a number from 0 (digits, ``"2"``, and ``2.0`` are
     one, as before names were taken), or a name (stripped), which each image resolves to its
@@ -357,9 +387,6 @@ def scene_value(value: Any) -> Any:
 #: ``scene:``: a number, or a name each image resolves to its own number; ``None``: every scene.
 Scene = Annotated[int | str | None, BeforeValidator(scene_value)]
 
-#: A channel's other names: a list, or one name (``DAPI: Hoechst``) as a list of it.
-Names = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
-
 #: ``pixel_size:`` in one form (:func:`~scopeml.pixel_size.pixel_size_value`): equal sizes
 #: given as ``0.5``, ``"0.5"`` or ``{Z: 0.5, Y: 0.5, X: 0.5}`` are equal settings.
 PixelSizeSetting = Annotated[float | dict[str, float] | None, BeforeValidator(pixel_size_value)]
@@ -369,7 +396,7 @@ class AnalysisSettings(_Strict):
     """A whole image analysis (``version: 1``)."""
 
     version: Literal[1] = VERSION
-    channels: list[str] = Field(min_length=1)
+    channels: Names = Field(min_length=1)
     aliases: dict[str, Names] = Field(
         default_factory=dict, description="other names an input channel has in some files "
         "(DAPI: [Hoechst, H33342]): a file naming none of a channel's names is read by the "
@@ -403,12 +430,10 @@ class AnalysisSettings(_Strict):
     @field_validator("axes")
     @classmethod
     def _check_axes(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
-        from scopeml.io.axes import check_axes_text
-
         try:
             if isinstance(value, dict):
-                return {pattern: check_axes_text(axes) for pattern, axes in value.items()}
-            return None if value is None else check_axes_text(value)
+                return {pattern: check_file_axes(axes) for pattern, axes in value.items()}
+            return None if value is None else check_file_axes(value)
         except InvalidRequestError as err:
             raise ValueError(err.problem) from None
 
@@ -539,7 +564,7 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                 isinstance(seg, dict)
                 and seg.get("kind") in ("model", "instances")
                 and "channels" not in seg
-                and isinstance(data.get("channels"), list)
+                and isinstance(data.get("channels"), list | str)  # str: one name (Names)
             ):
                 entry = {**entry, "segmenter": {**seg, "channels": data["channels"]}}
             classes.append(entry)

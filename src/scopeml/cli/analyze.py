@@ -110,6 +110,7 @@ def analyze(
     from scopeml.analysis import run_analysis
     from scopeml.errors import Cancelled
 
+    _check_axes(axes)  # the option's fault, before any folder is made
     try:
         result = run_analysis(
             Path(settings), images, output, workers=workers, scheduler=scheduler, resume=resume,
@@ -133,6 +134,19 @@ def analyze(
     for line in _auto_scales(result.records):
         typer.echo(line)
     return 1 if result.failures else 0
+
+
+def _check_axes(axes: str | None) -> None:
+    """``--axes`` checked as the settings' ``axes`` are (letters, Y and X as a TIFF's pages put
+    them), a bad value an error of the option rather than of every image."""
+    from scopeml.analysis.settings import check_file_axes
+    from scopeml.errors import InvalidRequestError
+
+    if axes is not None:
+        try:
+            check_file_axes(axes)
+        except InvalidRequestError as err:
+            raise InvalidRequestError(err.problem, path="--axes") from None
 
 
 def pixel_size_option(text: str | None) -> dict[str, float] | None:

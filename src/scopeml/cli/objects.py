@@ -237,10 +237,16 @@ def classify(
 ) -> None:
     """Classify measured objects; adds the class and its probability as columns."""
     from scopeml.errors import InvalidRequestError
-    from scopeml.objects.classifier import load_object_classifier
-    from scopeml.objects.table import check_table_output, read_table, write_table
+    from scopeml.objects.classifier import is_object_classifier, load_object_classifier
+    from scopeml.objects.table import TABLE_SUFFIXES, check_table_output, read_table, write_table
 
     check_table_output(output, overwrite=overwrite)
+    if model.name.lower().endswith(TABLE_SUFFIXES) and is_object_classifier(table):
+        raise InvalidRequestError(  # said so, not as a table that is no zip archive
+            f"a table, given where the classifier goes: the order is MODEL TABLE (scopeml "
+            f"objects classify {table} {model} -o {output})",
+            path=model,
+        )
     classifier = load_object_classifier(model)
     try:
         result = classifier.classify(read_table(table), column=column)

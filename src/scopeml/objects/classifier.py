@@ -101,7 +101,10 @@ class ObjectClassifier:
                 f"{type(table).__name__}"
             )
         if class_column not in table.columns:
-            raise InvalidLabelsError(f"no column {class_column!r} in the table")
+            from scopeml.errors import did_you_mean
+
+            near = did_you_mean(class_column, [str(c) for c in table.columns], n=1)
+            raise InvalidLabelsError(f"no column {class_column!r} in the table{near}")
         target = table[class_column]
         annotated = target.notna() & (target.astype(str) != "")
         if not annotated.any():
@@ -297,7 +300,9 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
     return ObjectClassifier(features, classes, forest)
 
 
-def _is_object_classifier(path: Path) -> bool:
+def is_object_classifier(path: Path) -> bool:
+    """Whether ``path`` is a classifier :meth:`ObjectClassifier.save` wrote (a sniff: never
+    raises)."""
     meta = peek_json(path, "classifier.json")
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
@@ -305,7 +310,7 @@ def _is_object_classifier(path: Path) -> bool:
 register_format(
     "object-classifier",
     description="scopeml object classifier: random forest on measured object features",
-    sniff=_is_object_classifier,
+    sniff=is_object_classifier,
     load=lambda path, workers: load_object_classifier(path),
 )
 

@@ -42,6 +42,9 @@ from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
 from scopeml.tiling.store import WRITER, writer
 
+#: Times over that objects' boxes cover a stack, beyond which its labels are taken for an
+#: intensity image (objects, even touching, cover it about once).
+SCATTERED = 10.0
 #: Distinct label values collected at most to say which occur (an instance image has millions).
 VALUES_KEPT = 10_000
 
@@ -60,14 +63,33 @@ def check_label_image(labels: Image) -> None:
     """A label image has one channel of integers; anything else is an error naming the file."""
     if labels.sizes["C"] != 1:
         raise InvalidLabelsError(
-            f"label image has {labels.sizes['C']} channels; labels have one (pick it with "
-            "Image.select_channels)",
+            f"label image has {labels.sizes['C']} channels; labels have one (Python: pick it "
+            "with Image.select_channels; the command line reads a file of that channel alone); "
+            "a colour or intensity image is no labels: segment it first (segment, analyze)",
             path=labels.path,
         )
     if labels.dtype.kind not in "biu":
         raise InvalidLabelsError(
             f"labels must be integers; got dtype {labels.dtype}", path=labels.path
         )
+
+
+def check_store_name(output: str | os.PathLike[str]) -> None:
+    """Refuse an image or table file name (``objects.tif``, ``objects.csv``) for a new OME-Zarr
+    store, before any work: it would be a folder by that name that no reader of the suffix
+    opens. ``segment``'s check and words, less its ``--ome-tiff`` (which only it has).
+
+    Examples
+    --------
+    >>> check_store_name("objects.ome.zarr")
+    >>> check_store_name("objects.csv")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: objects.csv: the output is an OME-Zarr store (a \
+folder), not a .csv file; name it objects.ome.zarr (a table of objects: scopeml objects measure)
+    """
+    from scopeml.inputs import check_output_name
+
+    check_output_name(output, note="", tables=True)
 
 
 def check_same_sizes(
@@ -190,14 +212,12 @@ def label_image(
             found_any |= found.n_found > 0
             if found.joined and not warned:  # a StarDist/cellpose label image, say
                 warned = True
-                warnings.warn(
-                    f"{labels.path or 'labels'}: touching pixels of different values "
-                    f"({found.joined[0]} and {found.joined[1]}) were joined into one object; "
-                    "labels that are objects already are measured as they are (objects "
-                    "measure); of class labels, label one class (--class, class_=); an "
-                    "intensity image is no mask: segment it first (segment, analyze)",
-                    UserWarning,
-                    stacklevel=find_stack_level(),
+                warn_not_labels(
+                    labels,
+                    f"touching pixels of different values ({found.joined[0]} and "
+                    f"{found.joined[1]}) were joined into one object; labels that are objects "
+                    "already are measured as they are (objects measure); of class labels, "
+                    "label one class (--class, class_=)",
                 )
             found.write(put, dtype=np.uint32, offset=offset)
             return found.n_objects
@@ -214,6 +234,17 @@ def label_image(
         labels, output, label_stack, name="objects", connectivity=connectivity,
         tile_size=tile_size, overwrite=overwrite, finish=finish, progress=progress,
     )  # fmt: skip
+
+
+def warn_not_labels(labels: Image, found: str) -> None:
+    """The one warning of labelling and measuring where the labels look like an intensity
+    image (``found`` says what was seen), which they take without error but make nonsense of."""
+    warnings.warn(
+        f"{labels.path or 'labels'}: {found}; an intensity image is no mask: segment it first "
+        "(segment, analyze)",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
 
 
 def present_values(labels: Image, tile_size: int | Sequence[int] | None = None) -> str:
@@ -266,6 +297,7 @@ def write_label_image(
     """
     from scopeml.io import open_image
 
+    check_store_name(output)
     check_label_image(labels)
     output = Path(output)
     if output.exists() and not overwrite:
@@ -419,6 +451,9 @@ def measure_image(
         sink.abort()
         raise
     warn_nonfinite(sink.nonfinite, sink.rows, image.path if image is not None else None)
+    if sink.cover > SCATTERED:  # grey values: each one's pixels all over the image
+        warn_not_labels(labels, f"the boxes of its {sink.rows} objects cover the image "
+                        f"{sink.cover:.0f} times over, as grey values' pixels do")  # fmt: skip
     return sink.close()
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from scopeml.errors import InvalidLabelsError, InvalidRequestError
+from scopeml.errors import InvalidLabelsError, InvalidRequestError, did_you_mean
 from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
 from scopeml.progress import Progress, track
@@ -42,7 +42,9 @@ def label_value(classes: Sequence[str], choice: str | int) -> int:
     if isinstance(choice, str):
         if choice in classes:
             return list(classes).index(choice) + 1
-        raise InvalidRequestError(f"no class {choice!r}; classes are {', '.join(classes)}")
+        raise InvalidRequestError(
+            f"no class {choice!r}{did_you_mean(choice, classes)}; classes are {', '.join(classes)}"
+        )
     if isinstance(choice, bool) or not 1 <= int(choice) <= len(classes):
         raise InvalidRequestError(
             f"no label value {choice!r}; classes are "

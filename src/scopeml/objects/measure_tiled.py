@@ -149,6 +149,8 @@ def measure_stack(
     ndim = len(shape)
     regions = [read for read, _ in iter_regions(shape, tiles)]
     ids, starts, stops = _global_boxes(labels, regions, progress, workers)
+    cover = float(np.prod(stops - starts, axis=1, dtype=np.float64).sum() / np.prod(shape))
+    sink.cover = max(sink.cover, cover)  # for a warning on labels that are grey values
     owner_tile = np.stack([starts[:, d] // tiles[d] for d in range(ndim)], 1)
     tile_start = owner_tile * np.asarray(tiles)
     limit = np.minimum(tile_start + np.asarray(tiles) + margin, shape)
@@ -219,6 +221,7 @@ class TableSink:
         self.keys: dict[str, int | float] = {}
         self.rows = 0
         self.nonfinite = 0  # rows with NaN or infinite intensities, for one warning at the end
+        self.cover = 0.0  # most times over a stack's object boxes cover it (measure_stack)
         self.overwrite = overwrite
         if self.path is not None:
             kind = check_table_output(self.path, overwrite=overwrite)

@@ -296,8 +296,10 @@ def post_process_file(
     """
 
     from scopeml.io.replace import check_replaceable_store
+    from scopeml.objects.images import check_store_name
 
     output = Path(output)
+    check_store_name(output)  # a folder named out.tif: refused before any work
     crf, rest = split_crf(list(steps))
     steps = [PostStep.parse(step) if isinstance(step, str) else step for step in rest]
     _check_tile_size(tile_size)  # before any work: the output's chunks are made from it
