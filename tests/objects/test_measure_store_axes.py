@@ -69,6 +69,17 @@ def test_another_file_names_the_axes_to_pass(segmented, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
 
 
+def test_an_image_of_other_sizes_gets_no_axes_advice(segmented, tmp_path):
+    """A 199×180 movie (not the 200×180 one, in any axes): "pass --axes TYX" was advised,
+    and failed the same way when followed."""
+    movie, seg, _ = segmented
+    other = tmp_path / "other.tif"
+    tifffile.imwrite(other, tifffile.imread(movie)[:, 1:], photometric="minisblack")
+    with pytest.warns(UserWarning), pytest.raises(InvalidImageError) as err:
+        sm.measure_objects(seg, other)
+    assert "must agree" in err.value.problem and "--axes" not in err.value.problem
+
+
 def test_without_image_a_store_is_measured_on_the_image_its_run_read(segmented, tmp_path, capsys):
     movie, seg, expected = segmented
     assert seg.image_path == movie.resolve()
