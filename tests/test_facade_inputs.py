@@ -181,9 +181,11 @@ def test_classifying_without_the_intensities_it_was_trained_on_says_so(tmp_path)
 
 def test_output_names_and_the_normalize_default_are_told_right(tmp_path, capsys):
     with pytest.raises(
-        InvalidRequestError, match=r"unknown outputs 'label'; choose from .*instances"
+        InvalidRequestError,
+        match=r"unknown outputs 'label', 'instance' \(did you mean 'labels', 'instances'\?\); "
+        r"choose from .*instances",
     ):
-        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", outputs=("label",))
+        sm.segment(_cells(), Threshold(), tmp_path / "a.ome.zarr", outputs=("label", "instance"))
     assert main(["segment", "--help"]) == 0
     shown = " ".join(capsys.readouterr().out.replace("│", " ").split())
     assert "default: the policy the model records" in shown  # not "raw values, default"

@@ -457,13 +457,17 @@ def _check_outputs(outputs: Sequence[str], what: str = "outputs") -> None:
     from scopeml.tiling.options import OUTPUT_NAMES
 
     known = (*OUTPUT_NAMES, INSTANCES)
-    unknown = [repr(name) for name in outputs if name not in known]
+    unknown = [name for name in outputs if name not in known]
     if unknown or not outputs:
-        from scopeml.errors import InvalidRequestError, summarize
+        from scopeml.errors import InvalidRequestError, close_matches, summarize
 
         classes = ", ".join(name for name in known if name != "image")
-        said = f"unknown {what} {summarize(unknown)}" if unknown else f"no {what}"
-        raise InvalidRequestError(f"{said}; choose from {classes} (a Regression model's: image)")
+        said = f"unknown {what} {summarize(map(repr, unknown))}" if unknown else f"no {what}"
+        meant = [m for name in unknown[:3] for m in close_matches(str(name), known, n=1)]
+        near = f" (did you mean {', '.join(map(repr, meant))}?)" if meant else ""
+        raise InvalidRequestError(
+            f"{said}{near}; choose from {classes} (a Regression model's: image)"
+        )
 
 
 def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
