@@ -226,8 +226,8 @@ def describe(container: Any) -> dict[str, Any]:
         "graph": {
             "input": info.input_name,
             "output": info.output_name,
-            "input_shape": ["N", *_shape(info.input_shape)],
-            "output_shape": ["N", *_shape(info.output_shape)],
+            "input_shape": [info.batch or "N", *_shape(info.input_shape)],
+            "output_shape": [info.batch or "N", *_shape(info.output_shape)],
             "opset": info.opset,
             "nodes": len(proto.graph.node),
             "ops": dict(ops.most_common()),
@@ -307,6 +307,7 @@ def validate(
         return
     probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
     check_tiles(container, path)
+    warnings += halo_warnings(path, time_budget, memory_limit)
     for warning in warnings:
         typer.echo(f"warning: {warning}")
     typer.echo(
@@ -326,14 +327,32 @@ def check_suffix(output: Path, suffixes: tuple[str, ...], what: str) -> None:
 
 
 def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
-    """The channels the XML lists (its pixel types; an RGB one is 3 when split) against the
-    graph's input channels: ZEN feeds what the XML lists, scopeml what the graph takes."""
+    """The channels the XML lists (its pixel types; an RGB one is 3 unless ColorHandling
+    converts it to monochrome) against the graph's input channels: ZEN feeds what the XML
+    lists, scopeml what the graph takes (a Bgr24 XML on a 1-channel graph passed silently)."""
     taken = graph.input_shape[-1]
     types = list(meta.pixel_types)
-    split = sum(3 if kind.startswith("Bgr") else 1 for kind in types)
-    if taken is None or not types or taken in (len(types), split):
+    mono = meta.color_handling == "ConvertToMonochrome"
+    fed = sum(3 if kind.startswith("Bgr") and not mono else 1 for kind in types)
+    if taken is None or not types or taken == fed:
         return []
-    return [f"the XML lists {len(types)} channels ({', '.join(types)}); the graph takes {taken}"]
+    handled = f" with ColorHandling {meta.color_handling}: {fed}" if fed != len(types) else ""
+    listed = f"{len(types)} channel{'s' * (len(types) != 1)}"
+    return [f"the XML lists {listed} ({', '.join(types)}){handled}; the graph takes {taken}"]
+
+
+def halo_warnings(path: Path, time_budget: float | None, memory_limit: int | None) -> list[str]:
+    """A halo (MinOverlap) too small for the graph, found by running it on an image and a
+    crop (:func:`scopeml.model.probe.check_halo`); a check the bounds stop is said, not
+    fatal: the probe tile has passed."""
+    from scopeml.errors import ScopeMLError
+    from scopeml.model.probe import check_halo
+
+    try:
+        line = check_halo(path, time_budget=time_budget, memory_limit=memory_limit)
+    except ScopeMLError as err:
+        return [f"the halo was not checked: {err.problem}"]
+    return [line] if line else []
 
 
 def check_tiles(container: Any, path: Path) -> None:
@@ -457,6 +476,7 @@ def container_warnings(container: Any) -> list[str]:
             f"MinOverlap {list(meta.min_overlap or ())} leaves no tile interior in InputShape "
             f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
         )
+    warnings += _input_shape_warnings(meta)
     if (
         meta.classes is not None
         and len(meta.classes) < 2
@@ -473,6 +493,24 @@ def container_warnings(container: Any) -> list[str]:
     return warnings
 
 
+def _input_shape_warnings(meta: Any) -> list[str]:
+    """An InputShape tile (ZEN's, and a legacy container's size) over the pixels a tile of
+    scopeml's engine may hold: 100000² validated without a word."""
+    import math
+
+    from scopeml.tiling.plan import MAX_TILE_ENV, max_tile_elements
+
+    tile = meta.input_shape[:-1]
+    bound = max_tile_elements()
+    if not meta.model_type.is_pixelwise or math.prod(tile) <= bound:
+        return []
+    return [
+        f"InputShape {list(meta.input_shape)}: its {'×'.join(map(str, tile))} tile (the one ZEN "
+        f"runs) is over the {bound} pixels a tile of scopeml's engine may hold ({MAX_TILE_ENV}); "
+        "converting it to a legacy container at that size is refused"
+    ]
+
+
 @app.command("convert")
 def convert(
     source: Path = typer.Argument(
@@ -482,7 +520,11 @@ def convert(
         "(.czann ↔ legacy .czseg/.czmodel, rewrapped into the other kind).",
     ),
     output: Path = typer.Option(
-        ..., "--output", "-o", help="Container to write (.czann; .czseg/.czmodel: legacy)."
+        ...,
+        "--output",
+        "-o",
+        help="Container to write (.czann; .czseg/.czmodel: legacy); .onnx: a container's "
+        "graph as it is stored (channels-last).",
     ),
     classes: str | None = typer.Option(
         None,
@@ -551,13 +593,15 @@ def convert(
 
     if str(source).startswith(("http:/", "https:/")):
         raise InvalidRequestError(f"{source} is a URL; scopeml converts files, never downloads")
-    from scopeml.model.bioimageio.importer import check_model_output
     from scopeml.model.bioimageio.package import is_package
 
-    check_model_output(output, overwrite=overwrite, source=source)  # before any work
-    check_suffix(output, (".czann", ".czseg", ".czmodel"), "a container")
     graph_only = {"--preprocess": preprocess, "--channels-first": channels_first,
                   "--channels-last": channels_last, "--license": license_file}  # fmt: skip
+    given = {"--classes": classes, "--min-overlap": min_overlap, "--name": name,
+             "--type": model_type, "--scaling": scaling, "--spatial": spatial,
+             "--normalize": normalize, "--legacy": legacy}  # fmt: skip
+    if _check_output(source, output, {**given, **graph_only}, overwrite):
+        return  # a container's graph, written
     if is_package(source):
         rewrap = {"classes": classes, "overlap": min_overlap, "name": name, "scaling": scaling,
                   "spatial": spatial, "normalize": normalize}  # fmt: skip
@@ -607,6 +651,54 @@ def convert(
         overwrite=overwrite,
     )
     typer.echo(f"wrote {path}")
+
+
+def _check_output(source: Path, output: Path, given: dict[str, Any], overwrite: bool) -> bool:
+    """Refuse, before any work, an output ``model convert`` does not write (named for what it
+    is: ``-o x.zip`` for the command that writes packages); ``-o x.onnx`` writes a container's
+    ONNX graph as it is stored (channels-last, as czann graphs are): True when written."""
+    from scopeml.io.replace import atomic_write
+    from scopeml.model.bioimageio.importer import check_model_output
+    from scopeml.model.container import read_container
+
+    check_model_output(output, overwrite=overwrite, source=source)
+    suffix = output.suffix.lower()
+    if suffix == ".zip":
+        raise InvalidRequestError(
+            "bioimage.io packages are written by scopeml model export-bioimageio", path=output
+        )
+    if suffix != ".onnx":
+        check_suffix(output, (".czann", ".czseg", ".czmodel"), "a container")
+        return False
+    if not source.exists():
+        source = _builtin_or_missing(source)
+    if _container_format(source) is None:
+        raise InvalidRequestError(
+            "an .onnx output is a container's graph, written as it is stored; convert this "
+            "source to a .czann first",
+            path=source,
+        )
+    named = [option for option, value in given.items() if value]
+    if named:
+        raise InvalidRequestError(
+            f"{', '.join(named)} changes a container; an .onnx output is the graph as stored "
+            "(convert to a container with them first)",
+            path=output,
+        )
+    container = read_container(source)
+    with atomic_write(output, overwrite=overwrite) as temp:
+        temp.write_bytes(container.onnx_bytes)
+    info = container.graph
+    dims = "×".join(map(str, [info.batch or "N", *_shape(info.input_shape)]))
+    typer.echo(
+        f"wrote {output}: the graph as {source.name} stores it, channels-last (N×[Z×]Y×X×C; "
+        f"input {info.input_name!r} {dims})"
+    )
+    policy = getattr(container.metadata, "normalize", None)
+    if policy not in (None, "none"):
+        typer.echo(f"note: the model expects {policy} normalisation, which the graph itself "
+                   "does not apply (scopeml does, from the container)")  # fmt: skip
+    return True
 
 
 def _builtin_or_missing(source: Path) -> Path:
@@ -920,8 +1012,10 @@ def run(
             )
         kind = "image"
     chosen = None if channels is None else [c.strip() for c in channels.split(",")]
-    small = run_input(image, spec, chosen, axes)
-    result = predict_region(small, loaded, outputs=kind, scale=parse_scale(scale), channels=chosen)
+    with run_input(image, spec, chosen, axes) as small:  # a TIFF's file closed after
+        result = predict_region(
+            small, loaded, outputs=kind, scale=parse_scale(scale), channels=chosen
+        )
     write_array(output, result, axes=result_axes(small, kind, result.ndim),
                 channel_names=spec.classes, pixel_sizes=small.pixel_sizes)  # fmt: skip
     typer.echo(f"wrote {output} {result.shape} {result.dtype}")

@@ -154,6 +154,10 @@ def convert_onnx(
         metadata: ModelMetadata | LegacyModelMetadata = _legacy_metadata(
             info, classes, min_overlap, name, model_id, output
         )
+        check_engine_tile(info.fixed_spatial or (), output)
+        unread = czmodel_unreadable(metadata)
+        if unread is not None:
+            warnings.warn(f"{output.name}: {unread}", UserWarning, stacklevel=find_stack_level())
     else:
         metadata = _czann_metadata(
             info, classes, min_overlap, model_type, name, scaling, tile_shape, model_id, output,
@@ -736,6 +740,49 @@ def _legacy_metadata(
     if model_id is not None:
         fields["model_id"] = model_id
     return _validated(LegacyModelMetadata, fields, path)
+
+
+def check_engine_tile(sizes: Sequence[int], path: Path) -> None:
+    """Refuse a legacy container's fixed input over the pixels a tile of scopeml's engine may
+    hold (a dynamic czann's InputShape of 100000² became a legacy file segment refused)."""
+    from scopeml.tiling.plan import MAX_TILE_ENV, max_tile_elements
+
+    bound = max_tile_elements()
+    if math.prod(sizes) > bound:
+        side = math.isqrt(bound)
+        raise InvalidRequestError(
+            f"a legacy container fixes the input at {'×'.join(map(str, sizes))}; scopeml's "
+            f"engine runs tiles of at most {bound} pixels ({MAX_TILE_ENV}): give a smaller "
+            f"--spatial, at most {side}x{side} (spatial=({side}, {side}) in Python)",
+            path=path,
+        )
+
+
+def czmodel_unreadable(meta: LegacyModelMetadata) -> str | None:
+    """Why czmodel's legacy reader (``extract_czseg_model``, 6.2) fails on this XML, else
+    ``None``. It takes ``Channels/Item`` to be one element and ``TrainingClasses/Item`` a list
+    of them (xmltodict makes several items a list, one a dict), so it cannot read several
+    input channels (a TypeError) nor one class, whatever the XML says: ZEN's own format,
+    which czmodel also writes.
+
+    >>> czmodel_unreadable(LegacyModelMetadata(classes=("a", "b"))) is None
+    True
+    >>> two = LegacyModelMetadata(classes=("a", "b"), pixel_types=("Gray8",) * 2)
+    >>> czmodel_unreadable(two).split(" (its")[0]
+    'czmodel (6.2) cannot read a legacy container of 2 input channels'
+    """
+    problems = []
+    if len(meta.pixel_types) > 1:
+        problems.append(f"{len(meta.pixel_types)} input channels")
+    if len(meta.classes) < 2:
+        problems.append("one class")
+    if not problems:
+        return None
+    return (
+        f"czmodel (6.2) cannot read a legacy container of {' or '.join(problems)} (its reader "
+        "takes one channel and two or more classes); it is written as ZEN's format has it, "
+        "and czmodel reads the model as a .czann"
+    )
 
 
 #: Output name of a Regression model converted without class names (``intensity_k`` for several).

@@ -48,6 +48,9 @@ class GraphInfo:
         Per spatial axis, the product of the strides of pooling and strided convolutions.
     opset
         Version of the default ONNX operator set.
+    batch
+        The input's fixed batch size (a graph exported without dynamic shapes takes 1 image
+        at a time), or ``None`` where any batch is taken.
     """
 
     input_name: str
@@ -57,6 +60,7 @@ class GraphInfo:
     tile_step: tuple[int, ...]
     opset: int
     input_dtype: int = TensorProto.FLOAT
+    batch: int | None = None
 
     @property
     def spatial_dims(self) -> int:
@@ -135,6 +139,7 @@ def inspect_graph(model: onnx.ModelProto) -> GraphInfo:
         tile_step=graph_tile_step(model, spatial),
         opset=default_opset(model),
         input_dtype=inputs[0].type.tensor_type.elem_type,
+        batch=in_dims[0],
     )
 
 

@@ -12,7 +12,8 @@ machine. The parent kills the child a minute after the budget, should one kernel
 
 :func:`run_isolated` runs a given input (a bioimage.io package's test input, which
 ``model validate`` checks) under the same bounds: its tensors sized first, then the capped
-child, the input and output passed as ``.npy`` files.
+child, the input and output passed as ``.npy`` files. :func:`check_halo` runs the model so
+on an image and a crop of it, to find a MinOverlap too small for the graph (tile seams).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -42,6 +44,11 @@ from scopeml.model.spec import ModelSpec
 
 #: Smallest side of the probe tile (rounded up to the tile step).
 PROBE_SIZE = 32
+#: Most pixels (the product of the spatial sizes) of the input the halo check runs on.
+HALO_CHECK_PIXELS = 2**20
+#: Largest difference between a tile's core and a whole-image run taken for the same result,
+#: relative to the output's largest value (at least 1).
+HALO_TOLERANCE = 1e-4
 #: Address space an isolated probe may add beyond the memory limit (buffers, small tensors).
 SLACK_BYTES = 256 * 2**20
 #: Seconds the parent waits beyond the time budget (interpreter start, model load) before it
@@ -122,8 +129,65 @@ def probe_model(
         output_shape = _run_in_child(container.path, batch_shape, None, time_budget, limit, what)
     else:
         zeros = np.zeros(batch_shape, np.float32)
-        output_shape = _run(container, zeros, time_budget, limit, finite=True).shape
+        output_shape = _run(container, [zeros], time_budget, limit, finite=True)[0].shape
     return ProbeResult(batch_shape, tuple(output_shape), name, size)
+
+
+def check_halo(
+    path: str | PathLike[str],
+    *,
+    time_budget: float | None = None,
+    memory_limit: int | None = None,
+) -> str | None:
+    """The line to warn with when the model's halo is too small for its graph, else ``None``.
+
+    A MinOverlap below the graph's reach validated, then ``segment`` showed seams (0.036 off a
+    whole-image run). The model runs, as :func:`run_isolated` runs it, on a seeded random
+    input and on a crop of it that keeps the halo (MinOverlap rounded up to the tile step, as
+    tiles keep it) around an inner core; where the core differs, the crop (up to twice the
+    halo, at least :data:`PROBE_SIZE`, within :data:`HALO_CHECK_PIXELS`) also tells the
+    smallest halo that gives the same core. A fixed-size graph takes no other size: ``None``.
+    """
+    container = read_container(path)
+    spec = model_spec(container)
+    if spec.tile_shape is not None:
+        return None
+    step = spec.tile_step
+    halo = tuple(-(-h // s) * s for h, s in zip(spec.halo, step, strict=True))
+    reach = tuple(max(2 * h, -(-PROBE_SIZE // s) * s) for h, s in zip(halo, step, strict=True))
+    if math.prod(2 * r + 3 * s for r, s in zip(reach, step, strict=True)) > HALO_CHECK_PIXELS:
+        reach = halo  # too large to look further: check the halo it has
+    crop = tuple(2 * r + s for r, s in zip(reach, step, strict=True))
+    whole = tuple(c + 2 * s for c, s in zip(crop, step, strict=True))
+    if math.prod(whole) > HALO_CHECK_PIXELS:
+        return None
+    pixels = np.random.default_rng(0).random((1, spec.in_channels, *whole), np.float32)
+    inner = (..., *(slice(s, s + c) for s, c in zip(step, crop, strict=True)))
+    what = f"a {'×'.join(map(str, whole))} random input (the halo check)"
+    limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+    full, cropped = run_isolated_all(path, [pixels, pixels[inner]], what=what, **limits)
+    difference = np.abs(full[inner] - cropped).max(axis=(0, 1))
+    tolerance = HALO_TOLERANCE * max(1.0, float(np.abs(full).max()))
+
+    def worst(kept: tuple[int, ...]) -> float:  # the largest difference in the core it leaves
+        core = tuple(slice(k, c - k) for k, c in zip(kept, crop, strict=True))
+        return float(difference[core].max())
+
+    if worst(halo) <= tolerance:
+        return None
+    widths = range(1, max(r // s for r, s in zip(reach, step, strict=True)) + 1)
+    candidates = [tuple(min(max(h, k * s), r) for h, s, r in zip(halo, step, reach, strict=True))
+                  for k in widths]  # fmt: skip
+    needed = next((kept for kept in candidates if worst(kept) <= tolerance), None)
+    name = "BorderSize" if container.legacy else "MinOverlap"
+    rounded = f" ({list(halo)} at the tile step)" if halo != spec.halo else ""
+    found = (f"a {name} of {list(needed)} gives the same core" if needed else
+             f"the graph reaches further than {list(reach)} px: give it a {name} that covers "
+             "its receptive field")  # fmt: skip
+    return (
+        f"{name} {list(spec.halo)}{rounded} is too small for the graph: a tile's core differs "
+        f"from a whole-image run by up to {worst(halo):.3g} (seams between tiles); {found}"
+    )
 
 
 def run_isolated(
@@ -161,20 +225,40 @@ def run_isolated(
     >>> run_isolated(tiny_czann(), np.zeros((1, 1, 40, 40), np.float32), time_budget=10).shape
     (1, 2, 40, 40)
     """
+    limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+    return run_isolated_all(path, [batch], what=what, classifier=classifier, **limits)[0]
+
+
+def run_isolated_all(
+    path: str | PathLike[str],
+    batches: Sequence[np.ndarray],
+    *,
+    time_budget: float | None = None,
+    memory_limit: int | None = None,
+    what: str | None = None,
+    classifier: bool = False,
+) -> list[np.ndarray]:
+    """:func:`run_isolated` on each of ``batches`` in turn, in one child (the model loaded
+    once; each run under the time budget, the child under their sum): their outputs."""
     import tempfile
 
     container = read_container(path)
     limit = resolve_memory_limit(memory_limit)
-    batch = np.ascontiguousarray(batch, np.float32)
-    what = what or f"a {'×'.join(map(str, batch.shape[2:]))} input"
-    _check_tensor_sizes(container, batch.shape, limit, what)
+    batches = [np.ascontiguousarray(batch, np.float32) for batch in batches]
+    for batch in batches:
+        named = what or f"a {'×'.join(map(str, batch.shape[2:]))} input"
+        _check_tensor_sizes(container, batch.shape, limit, named)
+    what = what or f"a {'×'.join(map(str, batches[0].shape[2:]))} input"
     if not sys.platform.startswith("linux"):
-        return _run(str(path), batch, time_budget, limit, classifier=classifier)
+        return _run(str(path), batches, time_budget, limit, classifier=classifier)
     with tempfile.TemporaryDirectory(prefix="scopeml-run-") as folder:
-        files = (Path(folder) / "input.npy", Path(folder) / "output.npy")
-        np.save(files[0], batch, allow_pickle=False)
-        _run_in_child(Path(path), batch.shape, files, time_budget, limit, what, classifier)
-        return np.load(files[1], allow_pickle=False)
+        inputs = [Path(folder) / f"input{index}.npy" for index in range(len(batches))]
+        outputs = [Path(folder) / f"output{index}.npy" for index in range(len(batches))]
+        for file, batch in zip(inputs, batches, strict=True):
+            np.save(file, batch, allow_pickle=False)
+        shape = batches[0].shape
+        _run_in_child(Path(path), shape, (inputs, outputs), time_budget, limit, what, classifier)
+        return [np.load(file, allow_pickle=False) for file in outputs]
 
 
 def _check_tensor_sizes(
@@ -196,16 +280,17 @@ def _check_tensor_sizes(
 
 def _run(
     container: Container | str,
-    batch: np.ndarray,
+    batches: Sequence[np.ndarray],
     time_budget: float | None,
     memory_limit: int,
     cap_memory: bool = False,
     finite: bool = False,
     classifier: bool = False,
-) -> np.ndarray:
-    """The model's output on ``batch``; ``cap_memory`` caps this process's address space once
-    the model is loaded; ``finite`` refuses non-finite values (a zero probe's check); a
-    ``classifier`` (a file's path) runs as ``scopeml classify`` runs it, to ``N×K`` scores."""
+) -> list[np.ndarray]:
+    """The model's output on each of ``batches``; ``cap_memory`` caps this process's address
+    space once the model is loaded; ``finite`` refuses non-finite values (a zero probe's
+    check); a ``classifier`` (a file's path) runs as ``scopeml classify`` runs it, to ``N×K``
+    scores."""
     if classifier:
         from scopeml.classify import ImageClassifier
 
@@ -221,12 +306,12 @@ def _run(
         run = model.predict
     if cap_memory:
         _cap_address_space(memory_limit + SLACK_BYTES)
-    result = run(batch)
-    if finite and not np.all(np.isfinite(result)):
+    results = [run(batch) for batch in batches]
+    if finite and not all(np.all(np.isfinite(result)) for result in results):
         raise IncompatibleModelError(
             "the graph returns non-finite values on a zero input", path=model.path
         )
-    return result
+    return results
 
 
 def _cap_address_space(extra: int) -> None:
@@ -240,23 +325,24 @@ def _cap_address_space(extra: int) -> None:
 def _run_in_child(
     path: PathLike[str],
     batch_shape: tuple[int, ...],
-    files: tuple[Path, Path] | None,
+    files: tuple[list[Path], list[Path]] | None,
     time_budget: float | None,
     limit: int,
     what: str,
     classifier: bool = False,
 ) -> tuple[int, ...]:
-    """Run the model in a capped child on zeros of ``batch_shape``, or on the ``.npy`` of
-    ``files[0]`` writing its output to ``files[1]``; the output's shape."""
+    """Run the model in a capped child on zeros of ``batch_shape``, or on each ``.npy`` of
+    ``files[0]`` writing its outputs to ``files[1]``; the (first) output's shape."""
     budget = resolve_time_budget(time_budget)
     request = {
         "path": str(path), "shape": batch_shape, "budget": budget, "limit": limit,
         "classifier": classifier,
     }  # fmt: skip
     if files is not None:
-        request.update(input=str(files[0]), output=str(files[1]))
+        request.update(inputs=list(map(str, files[0])), outputs=list(map(str, files[1])))
     code = "from scopeml.model.probe import child_main; child_main()"
-    wait = None if math.isinf(budget) else budget + GRACE_SECONDS
+    runs = len(files[0]) if files is not None else 1
+    wait = None if math.isinf(budget) else runs * budget + GRACE_SECONDS
     source = str(Path(__file__).resolve().parents[2])  # this scopeml, installed or not
     paths = [source, *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
@@ -298,27 +384,27 @@ def _run_in_child(
 
 def child_main() -> None:
     """Entry point of an isolated run: one JSON request in ``argv``, one JSON answer out (the
-    output's shape, or the error); the output itself goes to the request's ``output`` file."""
+    first output's shape, or the error); the outputs go to the request's ``outputs`` files."""
     request = json.loads(sys.argv[1])
     try:
-        given = request.get("input")
-        batch = (
-            np.load(given, allow_pickle=False)
+        given = request.get("inputs")
+        batches = (
+            [np.load(file, allow_pickle=False) for file in given]
             if given is not None
-            else np.zeros(request["shape"], np.float32)
+            else [np.zeros(request["shape"], np.float32)]
         )  # held before the address space is capped, as the model is
-        result = _run(
+        results = _run(
             request["path"],
-            batch,
+            batches,
             request["budget"] if math.isfinite(request["budget"]) else 0,
             request["limit"],
             cap_memory=True,
             finite=given is None,
             classifier=request.get("classifier", False),
         )
-        if request.get("output") is not None:
-            np.save(request["output"], result, allow_pickle=False)
-        answer: dict[str, object] = {"shape": list(result.shape)}
+        for file, result in zip(request.get("outputs") or (), results, strict=False):
+            np.save(file, result, allow_pickle=False)  # no files: a zero probe's shape alone
+        answer: dict[str, object] = {"shape": list(results[0].shape)}
     except ScopeMLError as err:
         answer = {"error": type(err).__name__, "problem": err.problem}
     except MemoryError as err:

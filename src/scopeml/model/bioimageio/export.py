@@ -159,8 +159,8 @@ def _refuse_unexportable(path: Path) -> None:
 
 
 def _refuse_container(container: Any, path: Path) -> None:
-    """A legacy container (convert it first), repeated class names or an ObjectDetection
-    model (no bioimage.io output description here) is refused naming why."""
+    """A legacy container (convert it first), repeated class names, a batch fixed above 1 or
+    an ObjectDetection model (no bioimage.io output description here) is refused naming why."""
     from scopeml.model.metadata import repeated_classes
 
     if container.legacy:
@@ -174,6 +174,13 @@ def _refuse_container(container: Any, path: Path) -> None:
         raise InvalidContainerError(
             f"class names repeat: {', '.join(repeated)}; a package names its outputs by them: "
             "make them unique in the container's model.json (Classes) first",
+            path=path,
+        )
+    batch = container.graph.batch
+    if batch is not None and batch != 1:  # bioimage.io's batch axis is free or 1
+        raise IncompatibleModelError(
+            f"the graph's batch is fixed at {batch}; a bioimage.io package takes a free batch "
+            "or 1: export the graph with a dynamic batch (or batch 1) first",
             path=path,
         )
     if container.metadata.model_type.value == "ObjectDetection":
@@ -365,7 +372,7 @@ def _description(
     ids = _SPATIAL_IDS[graph.spatial_dims]
     halo = _halo(meta, graph.spatial_dims)
     inputs = _input_tensor(meta, graph, root, ids, halo)
-    outputs = _output_tensor(meta, root, ids, halo)
+    outputs = _output_tensor(meta, root, ids, halo, batch=graph.batch)
     return bio.ModelDescr(
         name=name,
         description=summary,
@@ -428,8 +435,9 @@ def _scopeml_config(meta: Any, graph: Any) -> dict[str, Any]:
 
 
 def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo: Any) -> Any:
-    """The input tensor: batch, spatial axes (fixed, or a size of ``min + n·step`` that covers
-    the halo on both sides) and channels, with the recorded normalisation as preprocessing."""
+    """The input tensor: batch (1 where the graph fixes it: bioimage.io's test runs a free
+    batch axis at 2), spatial axes (fixed, or a size of ``min + n·step`` that covers the halo
+    on both sides) and channels, with the recorded normalisation as preprocessing."""
     from bioimageio.spec.model import v0_5 as bio
 
     fixed = graph.fixed_spatial
@@ -444,15 +452,21 @@ def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo:
     channel_names = [f"channel{c}" for c in range(meta.in_channels)]
     return bio.InputTensorDescr(
         id=bio.TensorId("input"),
-        axes=[bio.BatchAxis(), *space_in, bio.ChannelAxis(channel_names=channel_names)],
+        axes=[
+            bio.BatchAxis(size=graph.batch),
+            *space_in,
+            bio.ChannelAxis(channel_names=channel_names),
+        ],
         test_tensor=bio.FileDescr(source=root / "test_input.npy"),
         preprocessing=_preprocessing(meta.normalize, ids),
     )
 
 
-def _output_tensor(meta: Any, root: Path, ids: tuple[str, ...], halo: Any) -> Any:
+def _output_tensor(
+    meta: Any, root: Path, ids: tuple[str, ...], halo: Any, batch: int | None = None
+) -> Any:
     """The output tensor: per-pixel scores the size of the input (halo marked), or one score
-    per class for a classifier."""
+    per class for a classifier; ``batch`` 1 for a graph that takes one image at a time."""
     from bioimageio.spec.model import v0_5 as bio
 
     classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
@@ -463,7 +477,7 @@ def _output_tensor(meta: Any, root: Path, ids: tuple[str, ...], halo: Any) -> An
     ]
     return bio.OutputTensorDescr(
         id=bio.TensorId("output"),
-        axes=[bio.BatchAxis(), *space_out, bio.ChannelAxis(channel_names=classes)],
+        axes=[bio.BatchAxis(size=batch), *space_out, bio.ChannelAxis(channel_names=classes)],
         test_tensor=bio.FileDescr(source=root / "test_output.npy"),
     )
 
