@@ -236,6 +236,23 @@ def test_untrusted_yaml_is_bounded() -> None:
         parse_settings("version: 1\nx: !!python/object/apply:os.system ['true']\n", path="s.yaml")
 
 
+def test_thousands_of_classes_are_refused_at_once() -> None:
+    """A 127 KB file of 2000 ``instances`` classes held a server's submit for 36 s, then
+    failed with an out-of-memory hint: refused in one line, as it is read."""
+    classes = "".join(f"  - name: c{i}\n    segmenter: {{kind: instances, model: nuclei}}\n"
+                      for i in range(2000))  # fmt: skip
+    text = f"version: 1\nchannels: [DNA]\nclasses:\n{classes}"
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(text, path="s.yaml")
+    assert str(caught.value) == (
+        "s.yaml: line 3: classes: 2000 classes; one analysis has at most 100 (each is a "
+        "segmentation, a table and a label store per image)"
+    )
+    hundred = "".join(f"  - name: c{i}\n    segmenter: {{kind: threshold, channel: DNA}}\n"
+                      for i in range(100))  # fmt: skip
+    assert len(parse_settings(f"version: 1\nchannels: [DNA]\nclasses:\n{hundred}").classes) == 100
+
+
 INSTANCES = """\
 version: 1
 channels: [DAPI]

@@ -63,3 +63,22 @@ def test_a_file_whose_channels_cannot_be_told_fails_alone(batch, tmp_path):
     )
     with pytest.raises(InvalidSettingsError, match=r"the settings have 2 .*three\.tif has 3 and"):
         run_analysis(settings, [batch["three"], batch["named"]], tmp_path / "first")
+
+
+def test_a_batch_of_files_naming_no_channels_warns_once(batch, tmp_path):
+    """14 plain BBBC TIFFs gave 14 near-identical warnings: one for the batch, counting them
+    and naming two; each image's record keeps how it was read."""
+    folder = batch["plain"].parent
+    for i in range(3):
+        (folder / f"plain{i}.tif").write_bytes(batch["plain"].read_bytes())
+    images = [batch["plain"], *(folder / f"plain{i}.tif" for i in range(3)), batch["named"]]
+    with pytest.warns(UserWarning, match="names? no channels") as caught:
+        result = run_analysis(batch["settings"], images, tmp_path / "out")
+    said = [str(w.message) for w in caught if "no channels" in str(w.message)]
+    assert said == [
+        f"4 images name no channels ({images[0]}, {images[1]} and 2 more): read C0 as DAPI, "
+        "C1 as GFP (in order)"
+    ]
+    reads = {r["name"]: r["channels_read"]["read"] for r in result.records}
+    assert reads == {"plain": [0, 1], "plain0": [0, 1], "plain1": [0, 1], "plain2": [0, 1],
+                     "named": ["DAPI", "GFP"]}  # fmt: skip

@@ -203,3 +203,27 @@ def test_complex_pixels_are_refused_before_a_cast_warns():
         warnings.simplefilter("error")  # a warning first fails here
         with pytest.raises(InvalidImageError, match="image pixels are complex64"):
             estimate_diameter(Image(np.ones((1, 1, 1, 1, 64, 64), np.complex64)))
+
+
+def test_ctrl_c_leaves_only_the_images_the_workers_have_started(tmp_path):
+    """Given every image at once, the pool moved up to ``workers + 1`` more into its queue,
+    marked running, where Ctrl-C could not cancel them: with 2 workers Ctrl-C said "the 4
+    images in hand" and analysed each. Now it holds one image per worker: those finish, and
+    the count said is theirs."""
+    images = batch(tmp_path, 12, (256, 256))
+
+    def ctrl_c_after_the_first(event):
+        if event.stage == "analyze" and event.done == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "res"
+    with (
+        pytest.warns(UserWarning, match="stopping: the") as said,
+        pytest.raises(KeyboardInterrupt) as stopped,
+    ):
+        run_analysis(tmp_path / "s.yaml", [images], out, workers=2,
+                     progress=ctrl_c_after_the_first)  # fmt: skip
+    in_hand = int(re.search(r"the (\d+) images? in hand", str(said[0].message)).group(1))
+    kept = finished(out)
+    assert 1 <= in_hand <= 2 and 1 + in_hand <= len(kept) <= 3, (in_hand, kept)
+    assert f"{len(kept)} of 12 images finished" in stopped.value.__notes__[0]

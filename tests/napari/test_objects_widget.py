@@ -102,6 +102,11 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     assert set(written["class"]) <= {"A", "B"} and len(written) == len(table)
     save_screenshot(widget, "objects_widget")
     save_screenshot(viewer, "objects_viewer")
+    # an object of NaN features gets no class (NaN): it is drawn in none (sorting it failed)
+    widget.table.loc[widget.table.index[0], "class"] = np.nan
+    assert sorted(widget.class_colors()) == ["A", "B"]
+    gone = int(widget.table["label"].iat[0])
+    assert widget.class_colormap().map(np.array([gone]))[0][3] == 0  # transparent
 
 
 def test_training_without_labels_is_a_one_line_error(viewer, qtbot, nuclei, tmp_path):

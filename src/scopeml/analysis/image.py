@@ -95,6 +95,7 @@ def analyze_image(
     progress: Progress = None,
     public_name: str | None = None,
     model_files: Mapping[str, Any] | None = None,
+    say_unnamed: bool = True,
 ) -> dict[str, Any]:
     """Analyse one image into ``folder`` (created whole, atomically); return its record.
 
@@ -103,7 +104,8 @@ def analyze_image(
     and modification time). ``allowed_roots`` confines every file the image reader opens (see
     :func:`~scopeml.io.open_image`). ``model_files``: the fingerprints of the model and
     classifier files ``resources`` were opened from, recorded as they are (a resume compares
-    them with the files it opens).
+    them with the files it opens). ``say_unnamed``: warn of a file that names no channels (a
+    batch warns once for all its images instead, :func:`unnamed_warning`).
     """
     started = time.perf_counter()
     image_path, folder = Path(image_path), Path(folder)
@@ -111,7 +113,8 @@ def analyze_image(
     temp.mkdir(parents=True)
     try:
         shown = public_name or str(image_path)  # a server's client knows no server path
-        with open_scenes_analysed(settings, image_path, allowed_roots, name=shown) as scenes:
+        with open_scenes_analysed(settings, image_path, allowed_roots, name=shown,
+                                  say_unnamed=say_unnamed) as scenes:  # fmt: skip
             sources = calibrate(settings, scenes, shown)
             if not any(_has_finite_pixel(s, settings.tile_size) for s in scenes):
                 raise InvalidImageError(  # before a model warns of its NaN pixels
@@ -163,13 +166,15 @@ def open_scenes_analysed(
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
     *,
     name: str | None = None,
+    say_unnamed: bool = True,
 ) -> Iterator[Scenes]:
     """The scenes to analyse, each its own image (``S`` = 1) of the settings' channels under
     the settings' names (:meth:`~AnalysisSettings.channels_of`: by name or alias; a file that
     names none is read in order): the settings' ``scene`` (a name: this file's scene of that
     name, which files of one batch may number differently), else every scene of the file, also
     scenes of different sizes (:func:`~scopeml.io.registry.open_scenes`). ``name`` is the image's in
-    warnings (a server's: the name its client knows), else its path."""
+    warnings (a server's: the name its client knows), else its path; ``say_unnamed``: warn
+    where the file names no channels (else only ``channels_read`` says so)."""
     from scopeml.io.registry import open_scenes, scene_numbered
 
     options = {"allowed_roots": allowed_roots, "axes": settings.axes_of(image_path)}
@@ -179,14 +184,44 @@ def open_scenes_analysed(
         chosen = settings.channels_of(names)
         if chosen is None:
             raise InvalidImageError(settings.channel_problem(names, "the image"), path=image_path)
-        if all(isinstance(c, int) for c in chosen):  # read by position: said, as a guess is
-            pairs = zip(chosen, settings.channels, strict=True)
-            read = ", ".join(f"{names[i]} as {c}" for i, c in pairs)
+        if say_unnamed and _in_order(chosen):  # read by position: said, as a guess is
+            read = _read_as(names, chosen, settings.channels)
             warnings.warn(f"{name or image_path}: the file names no channels: read {read} "
                           "(in order)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
         opened = Scenes(scene.select_channels(chosen, names=settings.channels) for scene in scenes)
         opened.channels_read = {"file": names, "read": chosen}
         yield opened
+
+
+def _in_order(chosen: Sequence[Any]) -> bool:
+    """Whether :meth:`~AnalysisSettings.channels_of` read a file's channels by position."""
+    return all(isinstance(c, int) for c in chosen)
+
+
+def _read_as(names: Sequence[str], chosen: Sequence[Any], channels: Sequence[str]) -> str:
+    return ", ".join(f"{names[i]} as {c}" for i, c in zip(chosen, channels, strict=True))
+
+
+def unnamed_warning(records: Sequence[Mapping[str, Any]], channels: Sequence[str]) -> str | None:
+    """One warning for the images of a batch whose files name no channels, so were read in
+    order (their records' ``channels_read``): 14 plain TIFFs gave 14 near-identical lines.
+    Counts them and names two; ``None`` where there are none.
+
+    Examples
+    --------
+    >>> read = {"file": ["C0"], "read": [0]}
+    >>> unnamed_warning([{"image": f"{i}.tif", "channels_read": read} for i in "abc"], ["DNA"])
+    '3 images name no channels (a.tif, b.tif and 1 more): read C0 as DNA (in order)'
+    """
+    plain = [r for r in records if _in_order((r.get("channels_read") or {}).get("read", [""]))]
+    if not plain:
+        return None
+    read = _read_as(plain[0]["channels_read"]["file"], plain[0]["channels_read"]["read"], channels)
+    if len(plain) == 1:
+        return f"{plain[0]['image']}: the file names no channels: read {read} (in order)"
+    named = ", ".join(str(r["image"]) for r in plain[:2])
+    more = f" and {len(plain) - 2} more" if len(plain) > 2 else ""
+    return f"{len(plain)} images name no channels ({named}{more}): read {read} (in order)"
 
 
 class Scenes(list):  # type: ignore[type-arg]
@@ -264,7 +299,7 @@ def _analyze(
     colours = {
         c.name: CLASS_COLOURS[i % len(CLASS_COLOURS)] for i, c in enumerate(settings.classes)
     }
-    folder = _ImageFolder(temp, scenes)
+    folder = _ImageFolder(temp, scenes, overview_channels(settings, scenes))
     planes = [(scene, t) for scene, image in enumerate(scenes) for t in range(image.sizes["T"])]
     # several planes: report each (a callback can cancel between them)
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
@@ -294,8 +329,11 @@ def _analyze(
         for cls_name, table in found.items():
             parts[cls_name].append(table)
         if settings.outputs.overview:
-            draw_overview(channels[overview_channel(settings)], labels, folder.overview(scene, t),
-                          colours=colours, pixel_size=image.pixel_sizes.get("X"))  # fmt: skip
+            shown = [channels[c] for c in folder.shown]
+            draw_overview(np.stack(shown) if folder.in_colour else shown[0], labels,
+                          folder.overview(scene, t), colours=colours,
+                          pixel_size=image.pixel_sizes.get("X"),
+                          in_colour=folder.in_colour)  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     named = scene_names(scenes)
@@ -377,16 +415,32 @@ def _analyze_plane_tiled(
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
                               file_scene_number(image), t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview:
-            step = max(1, -(-max(views[0].shape) // OVERVIEW_SIZE))
-            draw_overview(
-                _subsample(lazy[overview_channel(settings)], step, tile),
-                {n: _subsample(v, step, tile) for n, v in labels.items()},
-                folder.overview(scene, t),
-                colours=colours, pixel_size=image.pixel_sizes.get("X", 0.0) * step or None,
-            )  # fmt: skip
+            _overview_of_tiles(lazy, labels, folder, folder.overview(scene, t), colours,
+                               image.pixel_sizes.get("X", 0.0), tile)  # fmt: skip
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _overview_of_tiles(
+    channels: Mapping[str, Any],
+    labels: Mapping[str, Any],
+    folder: _ImageFolder,
+    path: Path,
+    colours: dict[str, tuple[int, int, int]],
+    pixel_size: float,
+    tile: int,
+) -> None:
+    """A plane's overview from its (lazy) ``channels`` and ``labels``, each subsampled to the
+    overview's size a tile at a time (a plane out of core is never read whole)."""
+    shown = folder.shown
+    step = max(1, -(-max(channels[shown[0]].shape) // OVERVIEW_SIZE))
+    pixels = [_subsample(channels[c], step, tile) for c in shown]
+    draw_overview(
+        np.stack(pixels) if folder.in_colour else pixels[0],
+        {n: _subsample(v, step, tile) for n, v in labels.items()},
+        path, colours=colours, pixel_size=pixel_size * step or None, in_colour=folder.in_colour,
+    )  # fmt: skip
 
 
 def _warn_whole_plane(
@@ -422,6 +476,32 @@ def overview_channel(settings: AnalysisSettings) -> str:
     return channel if channel in settings.channels else settings.channels[0]
 
 
+def overview_channels(settings: AnalysisSettings, scenes: Any) -> list[str]:
+    """The channels overviews are drawn from: where the file's channels are an RGB image's
+    (``R, G, B``) and the settings read all three, those, for an overview in colour (a
+    skin section's was grey); else :func:`overview_channel` alone. ``scenes``: as
+    :func:`open_scenes_analysed` opened them (their ``channels_read``).
+
+    Examples
+    --------
+    >>> from scopeml.analysis.settings import parse_settings
+    >>> blue = {"name": "x", "segmenter": {"kind": "threshold", "channel": "blue"}}
+    >>> s = parse_settings({"version": 1, "channels": ["red", "green", "blue"], "classes": [blue],
+    ...                     "aliases": {"red": "R", "green": "G", "blue": "B"}})
+    >>> opened = Scenes()
+    >>> opened.channels_read = {"file": ["R", "G", "B"], "read": ["R", "G", "B"]}
+    >>> overview_channels(s, opened)
+    ['red', 'green', 'blue']
+    """
+    read = getattr(scenes, "channels_read", None) or {"file": [], "read": []}
+    file = list(read["file"])
+    by_file = {file[c] if isinstance(c, int) else c: channel
+               for c, channel in zip(read["read"], settings.channels, strict=True)}  # fmt: skip
+    if file[:3] == ["R", "G", "B"] and all(c in by_file for c in "RGB"):
+        return [by_file[c] for c in "RGB"]
+    return [overview_channel(settings)]
+
+
 def file_scene_number(image: Any) -> int:
     """The file's number of the scene ``image`` is (``S`` = 1): the tables and overviews name
     the scene as the file does, also when the analysis opened only one (settings ``scene``)."""
@@ -441,11 +521,17 @@ def scene_names(scenes: Sequence[Any]) -> dict[int, str]:
 
 @dataclass(frozen=True)
 class _ImageFolder:
-    """The folder an image's analysis writes (``path``, under its temporary name) and the
-    ``scenes`` analysed into it."""
+    """The folder an image's analysis writes (``path``, under its temporary name), the
+    ``scenes`` analysed into it and the channels its overviews show (three: in colour)."""
 
     path: Path
     scenes: Sequence[Any]
+    #: The channels its overviews are drawn from (:func:`overview_channels`).
+    shown: Sequence[str] = ()
+
+    @property
+    def in_colour(self) -> bool:
+        return len(self.shown) == 3
 
     def overview(self, scene: int, t: int) -> Path:
         """The overview of scene ``scene``'s (of ``scenes``) time point ``t``."""

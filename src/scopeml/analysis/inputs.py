@@ -39,6 +39,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
 from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level
@@ -344,12 +345,20 @@ def _is_own_label_store(path: Path) -> bool:
 
     if is_own_store(path):
         return True
-    for group in (path, path / "0"):
-        for name in ("zarr.json", ".zattrs"):
-            attrs = _attributes(group / name)
-            if "image-label" in attrs or "image-label" in (attrs.get("ome") or {}):
-                return True
-    return False
+    return any(image_label(group) is not None for group in (path, path / "0"))
+
+
+def image_label(group: Path) -> dict[str, Any] | None:
+    """The NGFF ``image-label`` metadata of an OME-Zarr image ``group`` (zarr v3 or v2, NGFF
+    0.5 under ``ome`` or 0.4 at the top), read from its attributes file alone; ``None``: the
+    group is not marked as a label image."""
+    for name in ("zarr.json", ".zattrs"):
+        attrs = _attributes(group / name)
+        ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else {}
+        label = attrs.get("image-label", ome.get("image-label"))
+        if label is not None:
+            return label if isinstance(label, dict) else {}
+    return None
 
 
 def _attributes(file: Path) -> dict:

@@ -111,8 +111,11 @@ def draw_overview(
     *,
     colours: Mapping[str, tuple[int, int, int]],
     pixel_size: float | None = None,
+    in_colour: bool = False,
 ) -> Path:
-    """A PNG of ``background`` (``(Z×)Y×X``; Z shown as its maximum) with the objects of each
+    """A PNG of ``background`` (``(Z×)Y×X``; Z shown as its maximum; ``in_colour``:
+    ``3×(Z×)Y×X``, red, green and blue, one stretch for the three so hues stay, as an RGB
+    image's overview was drawn grey from one of them) with the objects of each
     class outlined in its colour, shrunk to at most 1024 pixels a side, over a white band with
     the legend (each class's colour and name) and, where ``pixel_size`` (µm per pixel of
     ``background`` along X) is known, a scale bar. Classes are drawn from the last of
@@ -138,13 +141,14 @@ def draw_overview(
 
     from scopeml.io.replace import atomic_write
 
-    plane = _project(np.asarray(background, np.float32))
-    step = max(1, -(-max(plane.shape) // OVERVIEW_SIZE))
+    pixels = np.asarray(background, np.float32)
+    plane = np.stack([_project(c) for c in pixels] if in_colour else [_project(pixels)], -1)
+    step = max(1, -(-max(plane.shape[:2]) // OVERVIEW_SIZE))
     plane = plane[::step, ::step]
     finite = plane[np.isfinite(plane)]
     low, high = np.percentile(finite, (1, 99.8)) if finite.size else (0.0, 1.0)
-    grey = np.clip((plane - low) / ((high - low) or 1.0), 0, 1) * 200
-    rgb = np.repeat(np.nan_to_num(grey).astype(np.uint8)[..., None], 3, axis=2)
+    shown = np.clip((plane - low) / ((high - low) or 1.0), 0, 1) * 200
+    rgb = np.repeat(np.nan_to_num(shown).astype(np.uint8), 3 // plane.shape[2], axis=2)
     for name, objects in reversed(labels.items()):
         shown = _project(np.asarray(objects))[::step, ::step]
         rgb[outlines(shown)] = colours[name]

@@ -80,6 +80,11 @@ class _ClassSummary:
     planes: dict[str, pd.Series] = field(default_factory=dict)
 
 
+#: Columns read as text from an image's table: an image named ``001`` is not the number 1 in the
+#: Parquet table (whose schema, taken from the first image, then refused an image named ``a``).
+_TEXT = {"image": str}
+
+
 def write_report(
     settings: AnalysisSettings, records: Sequence[dict[str, Any]], output: Path
 ) -> Path:
@@ -293,10 +298,11 @@ def _combine(
                     line, body = file.readline(), file.read()
                     out.write(line * (index == 0) + body)
             else:
-                frame = _widened(pd.read_csv(part), columns, ragged)
+                frame = _widened(pd.read_csv(part, dtype=_TEXT), columns, ragged)
                 frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
             if parquet_temp is not None:
-                frame = _widened(pd.read_csv(part), columns, ragged) if frame is None else frame
+                if frame is None:
+                    frame = _widened(pd.read_csv(part, dtype=_TEXT), columns, ragged)
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
             read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]

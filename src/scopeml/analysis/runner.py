@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.analysis.check import check_image_channels, open_resources
-from scopeml.analysis.image import RECORD, analyze_image, input_identity
+from scopeml.analysis.image import RECORD, analyze_image, input_identity, unnamed_warning
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images
 from scopeml.analysis.model_files import files_identity, resource_paths, same_content
 from scopeml.analysis.results_lock import LOCK, results_lock
@@ -74,6 +74,8 @@ class AnalysisResult:
     complete and did not analyse again (their records are among ``records``).
     ``outside_summary``: the names of the finished images in ``output/images`` that are not
     among this run's images, so its summary and tables leave them out (a resume warns of them).
+    The tables the run wrote, as DataFrames: :meth:`table` (a class's objects over all images)
+    and :meth:`counts_table` (``summary/counts.csv``).
     """
 
     output: Path
@@ -90,6 +92,42 @@ class AnalysisResult:
     def counts(self) -> dict[str, dict[str, int]]:
         """Objects per class, by image name."""
         return {r["name"]: r["counts"] for r in self.records if r["status"] == "done"}
+
+    def table(self, name: str) -> Any:
+        """Every image's objects of class ``name`` as one pandas DataFrame: the run's
+        ``tables/NAME.parquet`` where it wrote one (and pyarrow is installed), else
+        ``tables/NAME.csv``, so a user need not find and read the files. The ``image``
+        column stays text (an image named ``001`` is not read as 1).
+
+        Examples
+        --------
+        >>> AnalysisResult(Path("no-such-results")).table("nucleus")
+        Traceback (most recent call last):
+        ...
+        scopeml.errors.InvalidRequestError: no-such-results/tables: no table of class 'nucleus' (tables of: none)
+        """  # noqa: E501
+        import pandas as pd
+
+        from scopeml.analysis.outputs import parquet_available
+
+        tables = self.output / "tables"
+        if (tables / f"{name}.parquet").is_file() and parquet_available():
+            return pd.read_parquet(tables / f"{name}.parquet")
+        if not (tables / f"{name}.csv").is_file():
+            have = ", ".join(sorted(p.stem for p in tables.glob("*.csv"))) or "none"
+            raise InvalidRequestError(f"no table of class {name!r} (tables of: {have})",
+                                      path=tables)  # fmt: skip
+        return pd.read_csv(tables / f"{name}.csv", dtype={"image": str})
+
+    def counts_table(self) -> Any:
+        """``summary/counts.csv`` as a pandas DataFrame: per image, the objects of each class,
+        the imaged area and the densities (:mod:`scopeml.analysis.report`)."""
+        import pandas as pd
+
+        path = self.output / "summary" / "counts.csv"
+        if not path.is_file():
+            raise InvalidRequestError("no counts: the run wrote no summary", path=path)
+        return pd.read_csv(path, dtype={"image": str, "file": str})
 
     def __repr__(self) -> str:
         """One line however large the batch (``print(sm.analyze(...))`` showed every record):
@@ -200,7 +238,8 @@ def run_analysis(
     Returns
     -------
     AnalysisResult
-        The folder and one record per image (``status`` ``done`` or ``failed`` with ``reason``).
+        The folder and one record per image (``status`` ``done`` or ``failed`` with ``reason``);
+        ``result.table("nucleus")``: that class's objects over all images as a DataFrame.
 
     Examples
     --------
@@ -267,13 +306,27 @@ def run_analysis(
                 result.records += _on_cluster(scheduler, jobs, report)
             else:
                 result.records += _in_pool(workers, jobs, report)
-            order = {n: i for i, n in enumerate(found.names)}
-            result.records.sort(key=lambda r: order.get(r["name"], len(order)))
+            _in_input_order(settings, result, found.names)
             write_report(settings, result.records, output)
         except (KeyboardInterrupt, Cancelled) as err:
             err.add_note(stopped_note(output, found.names, public_name is not None))
             raise
     return result
+
+
+def _in_input_order(
+    settings: AnalysisSettings, result: AnalysisResult, names: Sequence[str]
+) -> None:
+    """Sort the records as the images were given (``names``), and warn once for the batch of
+    the images this run read in order, their files naming no channels (each image's record
+    keeps it: ``channels_read``)."""
+    order = {n: i for i, n in enumerate(names)}
+    analysed = result.records[result.resumed :]  # this run's, in the order they finished
+    result.records.sort(key=lambda r: order.get(r["name"], len(order)))
+    said = unnamed_warning(sorted(analysed, key=lambda r: order.get(r["name"], 0)),
+                           settings.channels)  # fmt: skip
+    if said is not None:
+        warnings.warn(said, UserWarning, stacklevel=find_stack_level())
 
 
 def _with_file_view(
@@ -787,8 +840,8 @@ def _safe(
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
                              engine_workers=engine_workers, allowed_roots=roots,
-                             progress=progress, public_name=name,
-                             model_files=files)  # fmt: skip
+                             progress=progress, public_name=name, model_files=files,
+                             say_unnamed=False)  # fmt: skip
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
@@ -866,7 +919,7 @@ def _job(
 
 def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any]]:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor
 
     records = []
     # no forked ONNX Runtime or thread state: workers start from a fresh process (spawn), or
@@ -884,10 +937,10 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     caught: list[int] = []
     try:
         with _interrupts_held(caught):  # the workers start here
-            futures += [pool.submit(_job_warned, *job) for job in jobs]
+            futures += [pool.submit(_job_warned, *job) for job in jobs[:workers]]
             processes += pool._processes.values()
-        for future in track(as_completed(futures), report, "analyze", total=len(futures),
-                            unit="image"):  # fmt: skip
+        finished = _in_turn(pool, futures, iter(jobs[workers:]))
+        for future in track(finished, report, "analyze", total=len(jobs), unit="image"):
             records.append(_warn_again(*future.result()))
     except KeyboardInterrupt:
         _say_finishing(futures)
@@ -895,6 +948,24 @@ def _in_pool(workers: int, jobs: list[tuple], report: Any) -> list[dict[str, Any
     finally:
         _stop_pool(pool, futures, processes, at_once=len(caught) > 1)  # twice while starting
     return records
+
+
+def _in_turn(pool: Any, futures: list[Any], waiting: Iterator[tuple]) -> Iterator[Any]:
+    """The pool's images as each finishes, each replaced in the pool by the next ``waiting``
+    (added to ``futures``), so it never holds more images than workers: given them all at
+    once, it moved up to ``workers + 1`` more into its call queue, marked running, where Ctrl-C
+    could not cancel them: with 2 workers it said "4 images in hand" and analysed them all."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            job = next(waiting, None)
+            if job is not None:  # before the caller takes its turn: no worker waits on it
+                futures.append(pool.submit(_job_warned, *job))
+                pending.add(futures[-1])
+            yield future
 
 
 def _job_warned(*job: Any) -> tuple[dict[str, Any], list[tuple[type[Warning], str]]]:

@@ -66,6 +66,11 @@ __all__ = [
 
 VERSION = 1
 MAX_SETTINGS_BYTES = 1 << 20
+#: The most classes one settings file may have. A nucleus, cell and spot tree with a few
+#: classifiers needs about ten; each class is a segmentation, a table and a label store per
+#: image, so thousands (a 127 KB file of 2000 ``instances`` classes) held a server's submit for
+#: 36 s and then failed with a misleading out-of-memory hint. 100 leaves room for any real tree.
+MAX_CLASSES = 100
 
 
 class InvalidSettingsError(InvalidRequestError):
@@ -550,6 +555,17 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         {'Y': 0.3, 'X': 0.2}
         """
         return None if self.pixel_size is None else parse_pixel_size(self.pixel_size)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_classes(cls, data: Any) -> Any:
+        """Refuse more than :data:`MAX_CLASSES` classes before any is validated."""
+        classes = data.get("classes") if isinstance(data, dict) else None
+        if isinstance(classes, list) and len(classes) > MAX_CLASSES:
+            raise _TreeError(f"{len(classes)} classes; one analysis has at most {MAX_CLASSES} "
+                             "(each is a segmentation, a table and a label store per image)",
+                             ("classes",))  # fmt: skip
+        return data
 
     @model_validator(mode="before")
     @classmethod

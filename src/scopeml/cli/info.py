@@ -52,6 +52,9 @@ def info(
         refuse_a_model(image)
         number = scene_number(image, scene, axes=axes)  # a name → its number
         description = probe_image(image, scene=number, timeout=timeout, axes=axes)
+        labels = describe_labels(image)
+        if labels is not None:
+            description["labels"] = labels
     if as_json:
         typer.echo(json.dumps(store or results or description, indent=2))
         return
@@ -470,6 +473,63 @@ def format_partial(run: dict[str, Any]) -> list[str]:
     ]
 
 
+#: The most pixels ``info`` reads to find a label image's largest id where the store records
+#: no object count (an analysis's label stores): a larger one is not read whole for a line.
+LABEL_SCAN_PIXELS = 2**24
+
+
+def describe_labels(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """What an OME-Zarr marked as a label image (NGFF ``image-label``, as ``objects label``,
+    ``analyze`` and ``post`` write them; several scenes: images ``0``, ``1``…) holds, which
+    ``info`` showed as a plain image of channel C0: ``objects`` where each image records its
+    count (``objects label``), the ``classes`` its properties name (``post``), else the
+    ``largest_id`` where the store has at most :data:`LABEL_SCAN_PIXELS` pixels. ``None``: no
+    such store. Only attribute files are read, and the pixels of a small store."""
+    from scopeml.analysis.inputs import image_label
+    from scopeml.io.omezarr import open_ome_zarr_array
+
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    scenes = sorted((p for p in path.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    groups = [path] if image_label(path) is not None else scenes
+    groups = [group for group in groups if image_label(group) is not None]
+    if not groups:
+        return None
+    classes = [p.get("class") for p in image_label(groups[0]).get("properties") or ()
+               if isinstance(p, dict)]  # fmt: skip
+    if classes:
+        return {"kind": "class labels", "classes": [str(c) for c in classes]}
+    try:
+        arrays = [open_ome_zarr_array(group, mode="r") for group in groups]
+    except Exception:  # described as the image it also is
+        return {"kind": "labels"}
+    if all("n_objects" in a.attrs for a in arrays):
+        count = sum(int(array.attrs["n_objects"]) for array in arrays)
+        return {"kind": "instance labels", "objects": count}
+    if sum(a.size for a in arrays) > LABEL_SCAN_PIXELS:
+        return {"kind": "labels"}
+    return {"kind": "labels", "largest_id": max(int(a[...].max(initial=0)) for a in arrays)}
+
+
+def _labels_line(labels: dict[str, Any]) -> str:
+    """``info``'s line for :func:`describe_labels`.
+
+    >>> _labels_line({"kind": "instance labels", "objects": 1120})
+    '  holds: instance labels, 1,120 objects'
+    >>> _labels_line({"kind": "labels", "largest_id": 7}), _labels_line({"kind": "labels"})
+    ('  holds: labels, largest id 7', '  holds: labels (too large to count its objects here)')
+    """
+    if "objects" in labels:
+        return f"  holds: {labels['kind']}, {labels['objects']:,} objects"
+    if "classes" in labels:
+        listed = ", ".join(f"{v} {n}" for v, n in enumerate(labels["classes"], 1))
+        return f"  holds: {labels['kind']}: {listed}"
+    if "largest_id" in labels:
+        return f"  holds: {labels['kind']}, largest id {labels['largest_id']:,}"
+    return f"  holds: {labels['kind']} (too large to count its objects here)"
+
+
 def format_description(description: dict) -> list[str]:
     """The text lines of ``scopeml info`` for a :func:`~scopeml.io.probe.describe_image` dict.
 
@@ -520,4 +580,6 @@ def format_description(description: dict) -> list[str]:
         lines.append(f"  time step: {given['T']:g} s")
     if description.get("region_reads"):
         lines.append(f"  region reads: {description['region_reads']}")
+    if description.get("labels"):
+        lines.append(_labels_line(description["labels"]))
     return lines

@@ -396,7 +396,8 @@ class ObjectsWidget(QWidget):
         )
 
     def class_colors(self) -> dict[str, str]:
-        names = sorted(set(self.class_names()) | set(self.table.get(PREDICTED, [])))
+        predicted = [n for n in self.table.get(PREDICTED, []) if isinstance(n, str)]  # NaN: none
+        names = sorted(set(self.class_names()) | set(predicted))
         return {name: colour_of(i) for i, name in enumerate(names)}
 
     def class_colormap(self) -> Any:
@@ -406,7 +407,7 @@ class ObjectsWidget(QWidget):
         colors = self.class_colors()
         mapping: dict[Any, Any] = {None: "transparent", 0: "transparent"}
         for label, name in zip(self.table["label"], self.table[PREDICTED], strict=True):
-            mapping[int(label)] = colors[name]
+            mapping[int(label)] = colors.get(name, "transparent")  # no class (NaN features)
         return DirectLabelColormap(color_dict=mapping)
 
     def export_csv(self, path: str | Path) -> Path:

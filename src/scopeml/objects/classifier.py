@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -147,6 +148,11 @@ class ObjectClassifier:
     def classify(self, table: pd.DataFrame, *, column: str = "class") -> pd.DataFrame:
         """A copy of ``table`` with the predicted ``column`` and its ``{column}_probability``.
 
+        An object with a NaN or infinite feature gets neither (NaN; one warning counts them):
+        the forest took NaN for 0, and gave a table's missing ``area`` a class with
+        probability 0.8. A child summary's mean of a parent without children
+        (``spot_area_mean`` where ``spot_count`` is 0) is no such feature: it is 0, as in training.
+
         Neither may be in ``table`` already: ``analyze``'s tables have a ``class`` column (the
         class tree's), an annotated table may name its classes ``class``, and a classified table
         has both. Such a column would be lost, so it is refused, asking for another name.
@@ -170,9 +176,13 @@ class ObjectClassifier:
                 "predicted class column another way (--column NAME, column=NAME)"
             )
         proba = self.predict_proba(table)
+        unknown = unclassifiable(table, self.features)
         out = table.copy()
-        out[column] = np.asarray(self.classes, dtype=object)[proba.argmax(1)]
-        out[f"{column}_probability"] = proba.max(1) if len(proba) else np.zeros(0)
+        names = np.asarray(self.classes, dtype=object)[proba.argmax(1)]
+        names[unknown] = np.nan
+        out[column] = names
+        out[f"{column}_probability"] = np.where(unknown, np.nan, proba.max(1) if len(proba) else 0)
+        _warn_unclassified(table, self.features, unknown)
         return out
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -462,6 +472,43 @@ def majority_class(labels: np.ndarray, annotation: np.ndarray) -> pd.DataFrame:
     first = np.unique(pairs[0, order], return_index=True)[1]
     best[np.searchsorted(ids, pairs[0, order][first])] = pairs[1, order][first]
     return pd.DataFrame({"label": ids, "class_id": best})
+
+
+def unclassifiable(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Per row of ``table`` (its features checked by :func:`_feature_matrix`), whether a
+    feature of ``names`` is NaN or infinite, other than the children's mean of a parent with
+    none (:func:`~scopeml.objects.hierarchy.summarize_children`: ``spot_area_mean`` is NaN
+    where ``spot_count`` is 0, and taken as 0 in training as here).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"area": [1, np.nan, 3], "spot_count": [0, 1, 1],
+    ...                   "spot_area_mean": [np.nan, 2, np.inf]})
+    >>> unclassifiable(t, ["area", "spot_area_mean"]).tolist()
+    [False, True, True]
+    """
+    values = table[list(names)].to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    counts = [c for c in table.columns if isinstance(c, str) and c.endswith("_count")]
+    for j, name in enumerate(names):
+        for count in counts:
+            if name.startswith(count.removesuffix("count")) and name.endswith("_mean"):
+                bad[:, j] &= ~((table[count].to_numpy() == 0) & np.isnan(values[:, j]))
+    return bad.any(axis=1)
+
+
+def _warn_unclassified(table: pd.DataFrame, names: Sequence[str], unknown: np.ndarray) -> None:
+    """One warning for a classification: how many objects got no class, and by which features."""
+    if not unknown.any():
+        return
+    rows = table.loc[unknown, list(names)].to_numpy(dtype=np.float64)
+    which = [n for n, bad in zip(names, (~np.isfinite(rows)).any(0), strict=True) if bad]
+    warnings.warn(
+        f"{int(unknown.sum())} of {len(table)} objects have NaN or infinite features "
+        f"({summarize(which, head=3)}): they get no class (NaN class and probability)",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
 
 
 def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
