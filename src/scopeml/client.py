@@ -397,6 +397,7 @@ class Client:
         identical to the job's (fetched by :meth:`download_table` before) is kept as it is."""
         import shutil
 
+        _check_file_id(job_id)  # it names files in target
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
         for name in (f"{job_id}.ome.zarr", f"{job_id}-results"):  # before the download
@@ -434,6 +435,7 @@ class Client:
         return its path there (``<job id>.csv`` or ``.parquet``). An existing one is refused,
         unless ``overwrite`` (as :meth:`download_result`), or kept where it is identical (the
         table :meth:`download_result` unpacked beside the store)."""
+        _check_file_id(job_id)  # it names files in target
         target = Path(target)
         target.mkdir(parents=True, exist_ok=True)
         partial = target / f".{job_id}.table.partial"
@@ -612,5 +614,16 @@ def _segment(value: str) -> str:
     the model route (and deleted the model); ``..`` alone is encoded too, never resolved."""
     from urllib.parse import quote
 
+    if not str(value):
+        raise InvalidRequestError("an id is empty (a job's, a model's or an upload's)")
     text = quote(str(value), safe="")
     return text.replace(".", "%2E") if text.strip(".") == "" else text
+
+
+def _check_file_id(job_id: str) -> None:
+    """Refuse a job id that is no plain name before it names local files (``../x`` would
+    stage, and clear, a folder outside the target); the server's ids are letters and digits."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", str(job_id)):
+        raise InvalidRequestError(f"{str(job_id)[:80]!r} is not a job id (letters and digits)")

@@ -120,3 +120,19 @@ def test_a_torch_export_program_converts_without_the_torchvision_notes(tmp_path,
     assert code == 0, capsys.readouterr().err
     assert not [r.getMessage() for r in seen if "torchvision" in r.getMessage()]
     assert not [r for r in logger.filters]  # the filter is taken off after the export
+
+
+def test_a_graphs_own_fixed_size_is_checked_against_the_halo(tmp_path):
+    """Only a size given as --spatial was checked: a graph fixed at 64² with a halo of 40
+    was written, then refused by validate."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.model import convert_onnx
+    from scopeml.model.graph import set_spatial_dims
+    from scopeml.model.testing import tiny_unet_onnx
+
+    fixed = set_spatial_dims(tiny_unet_onnx(depth=2), (64, 64))
+    for name in ("t.czann", "t.czseg"):
+        with pytest.raises(InvalidRequestError, match="the graph's fixed size 64x64 leaves no"):
+            convert_onnx(fixed, tmp_path / name, classes=["a", "b"], min_overlap=40,
+                         legacy=name.endswith(".czseg"))  # fmt: skip
+        assert not (tmp_path / name).exists()

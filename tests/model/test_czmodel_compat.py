@@ -101,7 +101,7 @@ def test_scopeml_czann_is_read_by_czmodel(tmp_path):
 
 
 def test_legacy_czmodel_both_ways(tmp_path):
-    graph = tiny_unet_onnx(tile_shape=(32, 32), seed=5)
+    graph = tiny_unet_onnx(tile_shape=(64, 64), seed=5)  # a core beyond the 24 px border
     cz_meta = CzLegacyMetadata(
         name="legacy",
         classes=["bg", "fg"],
@@ -123,7 +123,7 @@ def test_legacy_czmodel_both_ways(tmp_path):
     assert meta.pixel_types == ("Gray16",) and meta.color_handling == "ConvertToMonochrome"
     assert meta.colors == tuple(tuple(cls.color) for cls in cz_meta.classes)
     model = load_model(container, providers=CPU)
-    batch = _image((2, 1, 32, 32))
+    batch = _image((2, 1, 64, 64))
     expected = run_onnx(graph.SerializeToString(), np.moveaxis(batch, 1, -1))
     np.testing.assert_array_equal(model.predict(batch), np.moveaxis(expected, -1, 1))
 

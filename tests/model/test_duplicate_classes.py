@@ -48,3 +48,23 @@ def test_repeated_classes_are_read_and_run_but_never_written(tmp_path, capsys):
         assert err.startswith("error: ") and "class names repeat: nuc" in err, err
         assert len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("out.*"))
+
+
+def test_a_classifiers_repeated_classes_are_warned_of_too(tmp_path, capsys):
+    """The classifier branch of validate returned before the warnings were printed."""
+    from scopeml.model import ModelMetadata
+    from tests.test_classify import SIZE, classifier_onnx
+
+    meta = ModelMetadata(model_type="MultiClassClassification", input_shape=(SIZE, SIZE, 1),
+                         output_shape=(2,), classes=("dim", "bright"))  # fmt: skip
+    source = write_container(tmp_path / "c.czann", classifier_onnx(2.0, -8.0), meta)
+    repeated = tmp_path / "rep.czann"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(repeated, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "model.json":
+                data = json.dumps({**json.loads(data), "Classes": ["dim", "dim"]})
+            new.writestr(name, data)
+    assert main(["model", "validate", str(repeated)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: class names repeat: dim" in out and "ran on (1, 16, 16) → (2,)" in out

@@ -200,6 +200,12 @@ def test_a_json_body_nested_too_deep_is_told_so(server, tokens):
     )
     assert response.status_code == 400
     assert "nested too deep" in response.json()["detail"]
+    latin = httpx.post(
+        f"{server.url}/jobs",
+        content='{"model_id": "é"}'.encode("latin-1"),
+        headers={"Authorization": f"Bearer {tokens['alice']}", "Content-Type": "application/json"},
+    )
+    assert latin.status_code == 400 and "not UTF-8" in latin.json()["detail"]  # not "too deep"
 
 
 def test_a_422_does_not_echo_the_input(server, tokens, model_id):

@@ -121,6 +121,12 @@ def test_a_models_name_is_kept_as_an_uploads_is(server, tokens, container, alice
     record = response.json()
     assert record["name"] == "my__unet.czann"
     alice.delete_model(record["id"])
+    for name in ("x.czann/", "x.czann/."):  # its folders were dropped after the suffix was read
+        response = httpx.post(
+            f"{server.url}/models", params={"filename": name}, content=container.read_bytes(),
+            headers={"Authorization": f"Bearer {tokens['alice']}"},
+        )  # fmt: skip
+        assert response.status_code == 422 and "names a folder" in response.text, name
 
 
 def test_invalid_container_is_422_and_leaves_nothing(server, alice, tmp_path):

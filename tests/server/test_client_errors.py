@@ -41,3 +41,21 @@ def test_an_id_is_one_path_segment_never_another_route(alice, container):
     assert err.value.status_code == 404
     assert alice.get_model(model_id)["id"] == model_id  # still there
     alice.delete_model(model_id)
+    from scopeml.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match="an id is empty"):
+        alice.delete_job("")  # DELETE /jobs/ answered nothing, as if deleted
+
+
+def test_a_job_id_names_no_file_outside_the_target(tmp_path):
+    """The id named local files: ``../x`` staged, and cleared, a folder outside ``target``."""
+    from scopeml.errors import InvalidRequestError
+
+    outside = tmp_path / "x.partial"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("mine")
+    with Client("http://127.0.0.1:9", "token") as client:
+        for call in (client.download_result, client.download_table):
+            with pytest.raises(InvalidRequestError, match="is not a job id"):
+                call("../x", tmp_path / "target")
+    assert (outside / "keep.txt").read_text() == "mine"

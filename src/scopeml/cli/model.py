@@ -303,7 +303,10 @@ def validate(
     meta = container.metadata
     if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
         limits = {"time_budget": time_budget, "memory_limit": memory_limit}
-        typer.echo(validate_image_classifier(model, path, meta, limits))
+        line = validate_image_classifier(model, path, meta, limits)
+        for warning in warnings:  # a classifier's too (repeated class names)
+            typer.echo(f"warning: {warning}")
+        typer.echo(line)
         return
     probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
     check_tiles(container, path)
@@ -1033,6 +1036,7 @@ def run_input(path: Path, spec: Any, channels: list[str] | None, axes: str | Non
 
         opened = open_image(path, axes=axes)
         if math.prod(opened.shape) > MAX_RUN_ELEMENTS:
+            opened.close()
             raise InvalidRequestError(
                 f"image has {math.prod(opened.shape)} elements; `model run` holds at most "
                 f"{MAX_RUN_ELEMENTS} in memory; use `scopeml segment`",

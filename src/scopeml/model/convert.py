@@ -142,8 +142,11 @@ def convert_onnx(
         info = inspect_graph(model)
     except ValueError as err:
         raise InvalidRequestError(str(err), path=output) from err
-    if not isinstance(spatial, str) and (legacy or _is_pixelwise(model_type)):
-        check_tile_size(spatial, info.tile_step, min_overlap, legacy=legacy, path=output)
+    if info.fixed_spatial is not None and (legacy or _is_pixelwise(model_type)):
+        fixed = info.fixed_spatial  # given as --spatial, or the graph's own (checked too)
+        said = f"the graph's fixed size {'x'.join(map(str, fixed))}" if spatial == "keep" else None
+        check_tile_size(fixed, info.tile_step, min_overlap, legacy=legacy, path=output,
+                        given=said)  # fmt: skip
     if legacy:
         if normalize is not None:
             raise InvalidRequestError(
@@ -461,8 +464,10 @@ def check_tile_size(
     *,
     legacy: bool = False,
     path: Path,
+    given: str | None = None,
 ) -> None:
-    """Refuse fixed spatial sizes a segmentation graph cannot run on, before it is written.
+    """Refuse fixed spatial sizes a segmentation graph cannot run on, before it is written
+    (``given``: how the message names them; default as ``--spatial``).
 
     Each size must be a multiple of the graph's tile step (a U-Net pools and upsamples back:
     at 101 its skip connections meet 100, and ONNX Runtime refuses the file) and larger than
@@ -481,7 +486,7 @@ def check_tile_size(
         raise InvalidRequestError(
             f"spatial shape {list(sizes)} must be {len(step)} sizes >= 1 for this graph", path=path
         )
-    given = f"--spatial {'x'.join(map(str, sizes))} (spatial={sizes} in Python)"
+    given = given or f"--spatial {'x'.join(map(str, sizes))} (spatial={sizes} in Python)"
     if any(size % each for size, each in zip(sizes, step, strict=True)):
         lower = [size // each * each for size, each in zip(sizes, step, strict=True)]
         upper = [-(-size // each) * each for size, each in zip(sizes, step, strict=True)]

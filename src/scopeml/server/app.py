@@ -164,8 +164,11 @@ async def client_gone(request: Request, err: Exception) -> Response:
     return Response(status_code=400)
 
 
-#: A JSON body that did not parse for another reason than its syntax (nesting too deep).
-UNPARSED_BODY = "the request body does not parse as JSON (nested too deep?): send a flat object"
+#: Why a JSON body did not parse, other than its syntax, by the cause FastAPI chains.
+UNPARSED_BODY = {
+    RecursionError: "the request body's JSON is nested too deep: send a flatter object",
+    UnicodeDecodeError: "the request body is not UTF-8 text: send JSON in UTF-8",
+}
 
 
 async def http_error(request: Request, err: Exception) -> Any:
@@ -174,8 +177,9 @@ async def http_error(request: Request, err: Exception) -> Any:
     if err.status_code == 413 and err.detail == "Content Too Large":  # Starlette's body limit
         err = StarletteHTTPException(413, too_large(request.scope), err.headers)
     if err.status_code == 400 and err.detail == "There was an error parsing the body":
-        # FastAPI's words where json.loads failed otherwise than on bad syntax (too deep)
-        err = StarletteHTTPException(400, UNPARSED_BODY, err.headers)
+        # FastAPI's words where json.loads failed otherwise than on its syntax: said by cause
+        said = UNPARSED_BODY.get(type(err.__cause__), "the request body does not parse as JSON")
+        err = StarletteHTTPException(400, said, err.headers)
     if isinstance(err.detail, str):
         err = StarletteHTTPException(err.status_code, bounded(err.detail), err.headers)
     return await http_exception_handler(request, err)

@@ -74,6 +74,11 @@ async def upload_model(
     It is stored under a new random id. Errors name the file by that name.
     """
     given = filename or _disposition_name(request)
+    if given:  # its folders dropped first, so the suffix is the file's ("x.czann/" has none)
+        base = given.replace("\\", "/").rsplit("/", 1)[-1]
+        if not base.strip("."):
+            raise InvalidRequestError(f"filename {given[:100]!r} names a folder, not a model file")
+        given = base
     name = given or DEFAULT_NAME
     refuse_form(request, given or "the uploaded model")
     suffix = Path(name).suffix.lower()
