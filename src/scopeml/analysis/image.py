@@ -493,7 +493,9 @@ def overview_channels(settings: AnalysisSettings, scenes: Any) -> list[str]:
     >>> overview_channels(s, opened)
     ['red', 'green', 'blue']
     """
-    read = getattr(scenes, "channels_read", None) or {"file": [], "read": []}
+    read = getattr(scenes, "channels_read", None)
+    if not read:  # not told how the file's channels were read: the one channel
+        return [overview_channel(settings)]
     file = list(read["file"])
     by_file = {file[c] if isinstance(c, int) else c: channel
                for c, channel in zip(read["read"], settings.channels, strict=True)}  # fmt: skip
