@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import select
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,26 +47,26 @@ def display() -> Iterator[str]:
     if os.environ.get("DISPLAY"):
         yield os.environ["DISPLAY"]
         return
-    number = 90 + os.getpid() % 400
     # Xvfb must outlive the QApplication (Qt exits the process when its X connection breaks),
     # so it is not stopped in a finalizer: a watcher ends it once this process has exited.
-    subprocess.Popen(
+    # Xvfb picks a free display itself (-displayfd) and writes its number: a number chosen
+    # here could be another session's (a worker then drew on an Xvfb that went away with
+    # that session, and Qt aborted the worker).
+    watcher = subprocess.Popen(
         [
             "sh",
             "-c",
-            f"Xvfb :{number} -screen 0 1600x1200x24 -nolisten tcp & x=$!; "
+            "Xvfb -displayfd 3 -screen 0 1600x1200x24 -nolisten tcp 3>&1 >/dev/null & x=$!; "
             f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; kill $x",
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    socket = Path(f"/tmp/.X11-unix/X{number}")
-    deadline = time.monotonic() + 10
-    while not socket.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not socket.exists():
-        _missing(f"Xvfb :{number} did not start")
+    ready, _, _ = select.select([watcher.stdout], [], [], 10)
+    number = watcher.stdout.readline().strip().decode() if ready else ""
+    if not number.isdigit() or not Path(f"/tmp/.X11-unix/X{number}").exists():
+        _missing("Xvfb did not start")
     os.environ["DISPLAY"] = f":{number}"
     os.environ.pop("QT_QPA_PLATFORM", None)
     yield os.environ["DISPLAY"]
