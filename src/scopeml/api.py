@@ -1307,8 +1307,8 @@ def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRea
             )  # fmt: skip (the run's axes are said below)
         except InvalidImageError as err:
             intensities.close()
-            if _spatial_sizes(labels) != _spatial_sizes(intensities):
-                raise  # another image, not the same read along other axes: no axes to advise
+            if any(labels.sizes[a] != intensities.sizes[a] for a in "YX"):
+                raise  # planes of another size: another image, no axes to advise
             told, place = run.axes, image_place(run.image) or "its image"
             raise InvalidImageError(
                 f"{err.problem}; the segment run of these objects read {place} with axes "
@@ -1316,12 +1316,6 @@ def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRea
                 path=err.path,
             ) from err
     return intensities
-
-
-def _spatial_sizes(image: Image) -> list[int]:
-    """The sizes of an image's axes but its channels, longer than one, in order: equal for
-    the same pixels read along other axes (T×Y×X read as Z×Y×X)."""
-    return sorted(n for axis, n in image.sizes.items() if axis in "TZYX" and n > 1)
 
 
 def _intensity_image(array: Any, labels: Image, axes: str | None = None) -> Image:
