@@ -1027,6 +1027,8 @@ def label_objects(
     class_: str | int | None = None,
     connectivity: int = 1,
     min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -1044,9 +1046,10 @@ def label_objects(
         The class whose objects to label, by name (``"nucleus"``) or label value (``2``);
         ``None``: every non-zero pixel of a mask; of labels with class names, the one class
         that is neither background nor boundary (as ``InstanceOptions`` chooses it), if one.
-    connectivity, min_size, tile_size, overwrite, progress
-        See :func:`scopeml.objects.images.label_image` (``min_size``: objects with fewer
-        pixels are dropped, exactly whatever the tiling).
+    connectivity, min_size, max_size, remove_border, tile_size, overwrite, progress
+        See :func:`scopeml.objects.images.label_image` (``min_size``/``max_size``: objects
+        with fewer/more pixels are dropped, exactly whatever the tiling; ``remove_border``:
+        those touching the image's edge in Y or X).
     axes
         The axes of an array ``labels`` (``"TYX"``: frames, each labelled on its own);
         by default Y×X, Z×Y×X (one 3-D stack: objects join across its planes) or 6-D.
@@ -1105,6 +1108,8 @@ def label_objects(
         class_id=class_id,
         connectivity=connectivity,
         min_size=min_size,
+        max_size=max_size,
+        remove_border=remove_border,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=progress,

@@ -37,6 +37,14 @@ def label(
     min_size: int = typer.Option(
         0, "--min-size", help="Drop objects with fewer pixels (voxels in Z stacks)."
     ),
+    max_size: int | None = typer.Option(
+        None, "--max-size", help="Drop objects with more pixels (voxels in Z stacks)."
+    ),
+    remove_border: bool = typer.Option(
+        False,
+        "--remove-border",
+        help="Drop objects touching the image's edge in Y or X (cut by the field of view).",
+    ),
     tile_size: int | None = typer.Option(
         None,
         help="Tile edge in pixels along every axis, clipped to the image (also the output "
@@ -60,8 +68,9 @@ def label(
         choice = int(choice)
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
-    options = dict(connectivity=connectivity, min_size=min_size, tile_size=tile_size,
-                   overwrite=overwrite, progress=not quiet)  # fmt: skip
+    options = dict(connectivity=connectivity, min_size=min_size, max_size=max_size,
+                   remove_border=remove_border, tile_size=tile_size, overwrite=overwrite,
+                   progress=not quiet)  # fmt: skip
     source: Any = labels
     if files_told(axes, labels):  # the file's axes as told (a plain page sequence as T, say)
         from scopeml.io import open_image

@@ -146,6 +146,8 @@ def label_image(
     class_id: int | None = None,
     connectivity: int = 1,
     min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -172,6 +174,10 @@ def label_image(
         Objects with fewer pixels (voxels in a Z stack) are dropped; ids stay ``1..n`` without
         gaps. Sizes are those of whole objects, joined across tiles, so any tiling gives the
         same objects.
+    max_size
+        Objects with more pixels (voxels) are dropped too, measured whole as ``min_size``.
+    remove_border
+        Drop the objects touching the image's edge in Y or X (cut by the field of view).
     tile_size
         Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks), clipped to the
         image; default :func:`~scopeml.objects.label.default_tile` (1024×1024 in 2-D, at most
@@ -207,8 +213,9 @@ def label_image(
     def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
         nonlocal found_any, warned
         with ProvisionalLabels(
-            stack, work, class_id, connectivity, tiles, progress, min_size=min_size
-        ) as found:
+            stack, work, class_id, connectivity, tiles, progress,
+            min_size=min_size, max_size=max_size, remove_border=remove_border,
+        ) as found:  # fmt: skip
             found_any |= found.n_found > 0
             if found.joined and not warned:  # a StarDist/cellpose label image, say
                 warned = True

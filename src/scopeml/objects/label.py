@@ -54,7 +54,13 @@ def label_value(classes: Sequence[str], choice: str | int) -> int:
 
 
 def label_instances(
-    labels: np.ndarray, *, class_id: int | None = None, connectivity: int = 1, min_size: int = 0
+    labels: np.ndarray,
+    *,
+    class_id: int | None = None,
+    connectivity: int = 1,
+    min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
 ) -> np.ndarray:
     """Connected components of one class (or of all non-zero pixels) as instance labels.
 
@@ -68,6 +74,11 @@ def label_instances(
         1 = faces only (4-/6-neighbourhood) … ``ndim`` = full (8-/26-neighbourhood).
     min_size
         Objects with fewer pixels (voxels) are dropped (become 0); the rest keep ids 1..N.
+    max_size
+        Objects with more pixels (voxels) are dropped too (clumps, debris); ``None`` keeps all.
+    remove_border
+        Drop the objects touching the image's edge in Y or X (cut by the field of view, so
+        their size and shape are not theirs): CellProfiler's and ZEN's border exclusion.
 
     Returns
     -------
@@ -85,20 +96,63 @@ def label_instances(
     array([[1, 1, 0, 0],
            [0, 0, 0, 0],
            [0, 0, 2, 2]], dtype=int32)
+    >>> label_instances(semantic, class_id=1, remove_border=True).max()
+    np.int32(0)
     """
     mask = _mask(np.asarray(labels), class_id)
     structure = _structure(mask.ndim, connectivity)
-    _check_min_size(min_size)
+    _check_sizes(min_size, max_size)
     out, n = ndi.label(mask, structure=structure, output=np.int32)
-    if min_size > 1 and n:
+    if (min_size > 1 or max_size is not None or remove_border) and n:
         sizes = np.bincount(out.ravel(), minlength=n + 1)
+        edge = (
+            _edge_ids(out, tuple(slice(0, k) for k in out.shape), out.shape)
+            if remove_border
+            else []
+        )
+        sizes = kept_sizes(sizes, max_size, edge)
         out = renumber(sizes, np.arange(n + 1), min_size).astype(np.int32)[out]
     return out
 
 
-def _check_min_size(min_size: int) -> None:
-    if isinstance(min_size, bool) or int(min_size) != min_size or min_size < 0:
-        raise InvalidRequestError(f"min_size must be a whole number >= 0; got {min_size!r}")
+def _check_sizes(min_size: int, max_size: int | None = None) -> None:
+    for name, value in (("min_size", min_size), ("max_size", max_size)):
+        if value is None and name == "max_size":
+            continue
+        if isinstance(value, bool) or int(value) != value or value < 0:
+            raise InvalidRequestError(f"{name} must be a whole number >= 0; got {value!r}")
+    if max_size is not None and max_size < min_size:
+        raise InvalidRequestError(
+            f"max_size {max_size} is below min_size {min_size}: every object would be dropped"
+        )
+
+
+def kept_sizes(sizes: np.ndarray, max_size: int | None, edge: Any = ()) -> np.ndarray:
+    """Whole objects' sizes with those to drop set to 0 (larger than ``max_size``, or among
+    the ``edge`` ids): :func:`renumber` then leaves them out with the small ones.
+
+    >>> kept_sizes(np.array([0, 5, 9, 3]), 8, [3]).tolist()
+    [0, 5, 0, 0]
+    """
+    sizes = np.array(sizes, copy=True)
+    if max_size is not None:
+        sizes[sizes > max_size] = 0
+    sizes[np.asarray(edge, np.intp)] = 0
+    return sizes
+
+
+def _edge_ids(local: np.ndarray, region: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
+    """The ids of ``local`` (a tile at ``region`` of an image of ``shape``) on the image's edge
+    in Y or X (the rule of ``remove_border`` in analysis settings: a Z stack's first and last
+    planes are no edge)."""
+    found = [np.zeros(0, local.dtype)]
+    for axis in (-2, -1):
+        cut = region[axis]
+        for at, edge in ((0, cut.start == 0), (-1, cut.stop == shape[axis])):
+            if edge:
+                found.append(np.take(local, [at], axis=axis).ravel())
+    ids = np.unique(np.concatenate(found))
+    return ids[ids > 0]
 
 
 def renumber(sizes: np.ndarray, first: np.ndarray, min_size: int) -> np.ndarray:
@@ -142,6 +196,8 @@ def label_instances_tiled(
     class_id: int | None = None,
     connectivity: int = 1,
     min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -156,7 +212,7 @@ def label_instances_tiled(
     output
         Path of the zarr array to create; written to a temporary sibling and moved into place
         when complete.
-    class_id, connectivity, min_size
+    class_id, connectivity, min_size, max_size, remove_border
         As in :func:`label_instances` (objects are measured whole, across tiles).
     tile_size
         Tile size (also the output chunks): one int for every axis or one per axis, clipped
@@ -190,7 +246,7 @@ def label_instances_tiled(
     if len(shape) not in (2, 3):
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
     _structure(len(shape), connectivity)  # a bad value fails before any work
-    _check_min_size(min_size)
+    _check_sizes(min_size, max_size)
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError(
@@ -201,8 +257,9 @@ def label_instances_tiled(
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with ProvisionalLabels(
-            labels, temp, class_id, connectivity, tiles, progress, min_size=min_size
-        ) as labelled:
+            labels, temp, class_id, connectivity, tiles, progress,
+            min_size=min_size, max_size=max_size, remove_border=remove_border,
+        ) as labelled:  # fmt: skip
             dtype = np.uint32 if labelled.n_objects < 2**32 else np.uint64
             final = zarr.open_array(
                 str(temp) + ".final", mode="w", shape=shape, chunks=tiles, dtype=dtype, fill_value=0
@@ -223,7 +280,8 @@ class ProvisionalLabels:
 
     A context manager: the temporary store is removed on exit. ``n_objects`` is known after
     entering, so the caller can size the output before writing it; ``n_found`` counts the
-    objects before those under ``min_size`` pixels were dropped. Without ``class_id``,
+    objects before those under ``min_size`` pixels (over ``max_size``, on the edge with
+    ``remove_border``) were dropped. Without ``class_id``,
     ``joined`` is the first pair of different non-zero values found side by side (so made
     one object): labels that were instances or classes already, not a mask.
     """
@@ -238,9 +296,12 @@ class ProvisionalLabels:
         progress: Progress = None,
         *,
         min_size: int = 0,
+        max_size: int | None = None,
+        remove_border: bool = False,
     ) -> None:
-        _check_min_size(min_size)
-        self.min_size = int(min_size)
+        _check_sizes(min_size, max_size)
+        self.min_size, self.max_size = int(min_size), max_size
+        self.remove_border = remove_border
         self.shape = tuple(int(s) for s in labels.shape)
         if len(self.shape) not in (2, 3):
             raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {self.shape}")
@@ -264,6 +325,7 @@ class ProvisionalLabels:
             n_total = 0
             sizes = [np.zeros(1, np.int64)]  # pixels of each provisional id (0: background)
             first = [np.zeros(1, np.int64)]  # and its first pixel in the image's raster order
+            edge = [np.zeros(0, np.int64)]  # provisional ids on the image's edge in Y or X
             regions = [read for read, _ in iter_regions(self.shape, self.tiles)]
             for region in track(regions, self.progress, "label", unit="tile"):
                 values = np.asarray(self.labels[region])
@@ -272,6 +334,8 @@ class ProvisionalLabels:
                 mask = _mask(values, self.class_id)
                 local, n = ndi.label(mask, self.structure)
                 self._store[region] = np.where(local > 0, local.astype(np.uint64) + n_total, 0)
+                if self.remove_border:
+                    edge.append(_edge_ids(local, region, self.shape).astype(np.int64) + n_total)
                 n_total += n
                 sizes.append(np.bincount(local.ravel(), minlength=n + 1)[1:])
                 first.append(_first_pixels(local, region, self.shape))
@@ -283,6 +347,7 @@ class ProvisionalLabels:
             np.add.at(whole, joined, np.concatenate(sizes))
             start = np.full(self.n_found + 1, np.iinfo(np.int64).max, np.int64)
             np.minimum.at(start, joined, np.concatenate(first))
+            whole = kept_sizes(whole, self.max_size, joined[np.concatenate(edge)])
             keep = renumber(whole, start, self.min_size)
             self._lut = keep[joined]
             self.n_objects = int(np.count_nonzero(keep))
