@@ -28,6 +28,7 @@ import pandas as pd
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.io.image import Image
+from scopeml.model.metadata import default_classes
 from scopeml.progress import Progress, ProgressEvent, as_progress
 
 __all__ = [
@@ -90,7 +91,7 @@ class ImageClassifier:
         self.input_size: tuple[int, int] = tuple(int(n) for n in meta.input_shape[:2])
         self.in_channels = int(meta.in_channels)
         count = int(meta.output_shape[-1])
-        self.classes: tuple[str, ...] = tuple(meta.classes or (f"class_{k}" for k in range(count)))
+        self.classes: tuple[str, ...] = tuple(meta.classes or default_classes(count))
         self.normalize: str | None = meta.normalize
         self.time_budget = resolve_time_budget(time_budget)
         check_constant_tensors(container)

@@ -30,6 +30,7 @@ from scopeml.model.metadata import (
     LegacyModelMetadata,
     ModelMetadata,
     ModelType,
+    default_classes,
     validate_metadata,
 )
 
@@ -69,7 +70,7 @@ def convert_onnx(
     output
         The ``.czann`` (or, with ``legacy``, ``.czseg``/``.czmodel``) to write.
     classes
-        One name per output channel; default ``class_0 …`` (a Regression model:
+        One name per output channel; default ``class 1 …`` (a Regression model:
         :data:`REGRESSION_OUTPUT`, ``intensity_0 …`` for several channels).
     min_overlap
         Halo per side in pixels, one value for all spatial axes or one per axis ``([Z,] Y, X)``.
@@ -799,7 +800,7 @@ def _default_classes(count: int, model_type: ModelType | str | None = None) -> t
         if count == 1:
             return (REGRESSION_OUTPUT,)
         return tuple(f"{REGRESSION_OUTPUT}_{index}" for index in range(count))
-    return tuple(f"class_{index}" for index in range(count))
+    return default_classes(count)
 
 
 def _validated(kind: type, fields: dict[str, Any], path: Path) -> Any:

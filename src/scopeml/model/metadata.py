@@ -264,6 +264,17 @@ class ModelMetadata(BaseModel):
         return validate_metadata(cls, data, path=path, context="invalid model.json: ")
 
 
+def default_classes(count: int) -> tuple[str, ...]:
+    """Names of ``count`` unnamed classes, one rule everywhere (a converted graph, a model
+    or package without names, a pixel classifier): ``class k`` for the class written as label
+    value ``k``.
+
+    >>> default_classes(2)
+    ('class 1', 'class 2')
+    """
+    return tuple(f"class {k}" for k in range(1, int(count) + 1))
+
+
 def repeated_classes(meta: Any) -> list[str]:
     """Class names a model repeats. They name its outputs (``--extract-class``, a package's
     channels), so a file written with them is ambiguous: writing refuses them (a container,

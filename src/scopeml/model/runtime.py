@@ -37,7 +37,7 @@ from scopeml.model.graph import (
     resolve_memory_limit,
     softmax_channels_last,
 )
-from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata
+from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata, default_classes
 from scopeml.model.spec import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def model_spec(container: Container) -> ModelSpec:
                 path=container.path,
             )  # fmt: skip
         in_channels = graph.input_shape[-1] or meta.in_channels
-        classes = meta.classes or tuple(f"channel_{k}" for k in range(meta.out_channels))
+        classes = meta.classes or default_classes(meta.out_channels)
         halo = meta.min_overlap or (0,) * spatial
         name = meta.model_name or (container.path.stem if container.path else "")
         pixel_size = _pixel_size(meta, spatial)

@@ -36,6 +36,7 @@ from scopeml.inputs import names_of
 from scopeml.io.dtypes import label_dtype
 from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.model.forest import BINS, Forest, check_forest_options, fit_forest
+from scopeml.model.metadata import default_classes
 from scopeml.model.spec import ModelSpec
 from scopeml.palette import colour_of
 from scopeml.pixel._blocks import iter_blocks
@@ -487,7 +488,7 @@ def make_classes(
     n_classes: int, names: Sequence[str] | None, colors: Sequence[str] | None
 ) -> list[PixelClass]:
     """Name and colour ``n_classes`` classes, filling in defaults."""
-    names = list(names) if names is not None else [f"class {k}" for k in range(1, n_classes + 1)]
+    names = list(names) if names is not None else list(default_classes(n_classes))
     colors = list(colors) if colors is not None else []
     if len(colors) > n_classes:
         raise InvalidRequestError(f"{len(colors)} colours given for {n_classes} classes")

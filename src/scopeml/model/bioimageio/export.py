@@ -17,6 +17,7 @@ import numpy as np
 
 from scopeml.errors import IncompatibleModelError, InvalidContainerError, InvalidRequestError
 from scopeml.io.replace import atomic_write
+from scopeml.model.metadata import default_classes
 
 #: Default citation: the czann format the package was made from.
 DEFAULT_CITATION = ("ZEISS czmodel: the czann model format", "https://pypi.org/project/czmodel/")
@@ -469,7 +470,7 @@ def _output_tensor(
     per class for a classifier; ``batch`` 1 for a graph that takes one image at a time."""
     from bioimageio.spec.model import v0_5 as bio
 
-    classes = list(meta.classes or (f"class{k}" for k in range(meta.out_channels)))
+    classes = list(meta.classes or default_classes(meta.out_channels))
     space_out = [
         _space_output_axis(axis, int(halo[index]))
         for index, axis in enumerate(ids)
