@@ -238,10 +238,11 @@ class Client:
                 ).json()
             )
 
-    def list_uploads(self) -> list[dict[str, Any]]:
-        """Your uploaded images: ``id``, ``size`` and ``name`` (the file name it is kept under,
-        which jobs and analysis results show) of each."""
-        return self._request("GET", "/images").json()
+    def list_uploads(self) -> list[Upload]:
+        """Your uploaded images, as :meth:`upload_image` returns them (:class:`Upload`: the id,
+        and ``id``, ``size`` and ``name`` by key: the file name it is kept under, which jobs
+        and analysis results show), so one passes on as ``upload_id`` as it is."""
+        return [Upload(record) for record in self._request("GET", "/images").json()]
 
     def delete_upload(self, upload_id: str) -> None:
         """Delete an uploaded image on the server (frees its bytes of your quota)."""

@@ -278,6 +278,7 @@ def test_uploads_and_analyses_show_client_names_only(server, alice, root, tmp_pa
     upload = alice.upload_image(source)
     listed = {u["id"]: u for u in alice.list_uploads()}
     assert listed[upload]["name"] == "my_cells_1.tif"
+    assert alice.list_uploads() == [upload] and repr(alice.list_uploads()[0]) == repr(upload)
     assert upload["id"] == upload and upload["name"] == "my_cells_1.tif"  # as upload_model's
     assert upload["size"] == source.stat().st_size == listed[upload]["size"]
     job = alice.submit_job("nuclei", upload_id=upload)
