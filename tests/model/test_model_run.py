@@ -121,11 +121,18 @@ def test_model_run_takes_a_stack_plane_by_plane_and_channels_as_segment(tmp_path
     seg = segment(tmp_path / "z.tif", "nuclei", tmp_path / "z.ome.zarr")
     expected = seg.labels.read()[0, 0, 0]  # Z×Y×X
     assert (expected == 2).sum() > 1000
-    for name in ("z.tif", "z.npy"):
+    for name, told in (
+        ("z.tif", []),
+        ("z.npy", []),
+        ("z.npy", ["--axes", "ZYX", "--channels", "0"]),
+    ):
         out = tmp_path / f"{name}.labels.npy"
         assert main(["model", "run", "nuclei", str(tmp_path / name), "--labels",
-                     "-o", str(out)]) == 0  # fmt: skip
-        np.testing.assert_array_equal(np.load(out), expected)
+                     "-o", str(out), *told]) == 0  # fmt: skip
+        np.testing.assert_array_equal(np.load(out), expected)  # a stack, not 3 channels
+    assert main(["model", "run", "nuclei", str(tmp_path / "z.npy"), "--axes", "YX",
+                 "-o", str(tmp_path / "x.npy")]) == 2  # fmt: skip
+    assert "z.npy: axes 'YX' name 2 axes" in capsys.readouterr().err
 
     noise = np.random.default_rng(0).uniform(0, 50, planes[0].shape).astype(planes.dtype)
     two = np.stack([noise, planes[1]])  # C×Y×X, the nuclei in the second channel

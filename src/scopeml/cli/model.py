@@ -17,7 +17,6 @@ import typer
 
 from scopeml.errors import IncompatibleModelError, InvalidImageError, InvalidRequestError
 from scopeml.inputs import names_of
-from scopeml.io.axes import AXES_HELP
 
 app = typer.Typer(
     help="Read, validate, convert and run models (.czann, .czseg, .czmodel, bioimage.io).",
@@ -971,7 +970,13 @@ def run(
     channels: str | None = typer.Option(
         None, help="Image channels fed to the model, by name (TIFF) or index, e.g. 0,2."
     ),
-    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
+    axes: str | None = typer.Option(
+        None,
+        "--axes",
+        help="The image's axes, one letter of T,C,Z,Y,X per axis in its order, e.g. ZYX: a "
+        "plain multi-page TIFF is read as a Z stack unless told; a .npy's or PNG's axes are "
+        "guessed from its shape unless told.",
+    ),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
@@ -980,7 +985,8 @@ def run(
     probabilities [T×]K×[Z×]Y×X, labels [T×][Z×]Y×X (class k as k + 1), a Regression model's
     image [T×]1×[Z×]Y×X. A TIFF is read as ``segment`` reads it (its axes, channel names,
     ``--axes``), so a 2-D model runs on each plane of a Z stack or time series; a ``.npy``
-    or PNG is ``[C×][Z×]Y×X`` or ``Y×X×C``, its extra axis planes for a 2-D model.
+    or PNG is ``[C×][Z×]Y×X`` or ``Y×X×C``, its extra axis planes for a 2-D model, unless
+    ``--axes`` names its axes (``ZYX``: a stack, whatever ``--channels`` says).
     """
     from scopeml.api import predict_region
     from scopeml.cli.segment import parse_scale
@@ -1043,9 +1049,15 @@ def run_input(path: Path, spec: Any, channels: list[str] | None, axes: str | Non
                 path=path,
             )
         return opened
-    if axes is not None:
-        raise InvalidRequestError("--axes names a TIFF's axes; a .npy or PNG has none", path=path)
     pixels = read_small_image(path)
+    if axes is not None:  # as sm.predict_region(array, axes=) reads it
+        from scopeml.errors import ScopeMLError
+        from scopeml.inputs import image_of_array
+
+        try:
+            return image_of_array(pixels, axes)
+        except ScopeMLError as err:
+            raise type(err)(err.problem, path=path) from None
     if channels is None:
         wanted = spec.in_channels
     elif pixels.ndim <= spec.spatial_dims:
