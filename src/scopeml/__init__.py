@@ -29,6 +29,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "open_image": "scopeml.io",
     "open_model": "scopeml.api",
+    "inspect_model": "scopeml.model.describe",
+    "validate_model": "scopeml.model.validate",
     "segment": "scopeml.api",
     "predict_region": "scopeml.api",
     "Segmentation": "scopeml.api",
@@ -67,6 +69,7 @@ __all__ = [
     "classify_objects",
     "export_bioimageio",
     "import_bioimageio",
+    "inspect_model",
     "label_objects",
     "measure_objects",
     "open_image",
@@ -76,6 +79,7 @@ __all__ = [
     "train_object_classifier",
     "train_pixel_classifier",
     "train_unet",
+    "validate_model",
 ]
 
 if TYPE_CHECKING:
@@ -96,6 +100,8 @@ if TYPE_CHECKING:
     from scopeml.io import open_image
     from scopeml.io.image import Image
     from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
+    from scopeml.model.describe import inspect_model
+    from scopeml.model.validate import validate_model
     from scopeml.objects.instances import InstanceOptions
     from scopeml.progress import ProgressEvent
     from scopeml.tiling.options import SegmentOptions

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,31 +39,20 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
 ) -> None:
     """Print a model's metadata, its graph (containers) and what the tiling engine will use."""
-    from scopeml.model.container import read_container
-    from scopeml.model.registry import format_of, resolve_model
+    from scopeml.model.describe import inspect_model
 
-    path = resolve_model(model)
-    kind = format_of(path)
-    if kind == "bioimageio":
-        description = describe_package(path)
-    elif kind not in ("czann", "czmodel"):
-        described = describe_model(path, kind)
-        if as_json:
-            typer.echo(json.dumps(described, indent=2))
-        else:
-            typer.echo(f"{described['path']}: {described['format']}")
-            for key, value in described.items():
-                if key == "engine":
-                    typer.echo(f"  {_engine_line(value)}")
-                elif key not in ("path", "format"):
-                    typer.echo(f"  {key}: {value}")
-        return
-    else:
-        description = describe(read_container(path))
+    description = inspect_model(model)
     if as_json:
         typer.echo(json.dumps(description, indent=2))
         return
     typer.echo(f"{description['path']}: {description['format']}")
+    if "graph" not in description:  # a classifier: no container metadata or graph
+        for key, value in description.items():
+            if key == "engine":
+                typer.echo(f"  {_engine_line(value)}")
+            elif key not in ("path", "format"):
+                typer.echo(f"  {key}: {value}")
+        return
     for key, value in description["metadata"].items():
         typer.echo(f"  {key}: {value}")
     graph = description["graph"]
@@ -92,69 +80,6 @@ def _engine_line(engine: dict[str, Any] | None) -> str:
         f"engine: {engine['in_channels']} channels in, classes {engine['classes']}, "
         f"halo {engine['halo']}, tile step {engine['tile_step']}, tile shape {tile}"
     )
-
-
-def describe_package(path: Path) -> dict[str, Any]:
-    """A bioimage.io package as :func:`describe` shows a container (the czann it is imported
-    as, in memory: what scopeml runs), with what the package itself declares under
-    ``package``."""
-    from scopeml.model.bioimageio.importer import WEIGHT_FORMATS
-    from scopeml.model.bioimageio.package import open_package
-    from scopeml.model.bioimageio.run import import_in_memory
-
-    package = open_package(path)
-    try:
-        descr = package.description
-        declared = {
-            "name": str(descr.name),
-            "format_version": package.original_format,
-            "weights": [n for n in WEIGHT_FORMATS if getattr(descr.weights, n, None)],
-            "input": _tensor_summary(descr.inputs[0], "preprocessing") if descr.inputs else None,
-            "output": _tensor_summary(descr.outputs[0], "postprocessing")
-            if descr.outputs
-            else None,
-            "license": str(descr.license) if descr.license else None,
-        }
-    finally:
-        package.close()
-    container = import_in_memory(path)[0]
-    description = describe(container)
-    description["format"] = "bioimage.io package, imported as a czann in memory"
-    description["metadata"].pop("Id", None)  # a fresh one at each import: not the package's
-    description["package"] = declared
-    return description
-
-
-def _tensor_summary(tensor: Any, steps: str) -> str:
-    axes = ",".join(
-        str(axis.id) if axis.type == "space" else str(axis.type) for axis in tensor.axes
-    )
-    done = [str(step.id) for step in getattr(tensor, steps) if step.id != "ensure_dtype"]
-    return f"{tensor.id} ({axes}){'; ' + ', '.join(done) if done else ''}"
-
-
-def describe_model(path: Path, kind: str) -> dict[str, Any]:
-    """A JSON-ready description of a model that is not a container, opened by the registry."""
-    from scopeml.model.registry import open_model
-
-    model = open_model(path)
-    spec = getattr(model, "spec", None)
-    description: dict[str, Any] = {"path": str(path), "format": kind}
-    if spec is None:  # an object classifier: rows of a table in, one class out
-        description["classes"] = list(model.classes)
-        description["features"] = list(model.features)
-        return description
-    description["engine"] = {
-        "spatial_dims": spec.spatial_dims,
-        "in_channels": spec.in_channels,
-        "classes": list(spec.classes),
-        "halo": list(spec.halo),
-        "tile_step": list(spec.tile_step),
-        "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
-    }
-    if hasattr(model, "feature_names"):
-        description["features"] = f"{len(model.feature_names)} ({model.features.name})"
-    return description
 
 
 @app.command("info", hidden=True)
@@ -189,61 +114,6 @@ def list_models(
         typer.echo(f"  {name}: {description}")
 
 
-def describe(container: Any) -> dict[str, Any]:
-    """A JSON-ready description of a container: metadata, graph summary, engine spec."""
-    import onnx
-
-    from scopeml.errors import IncompatibleModelError
-    from scopeml.model.convert import normalisation_note
-    from scopeml.model.metadata import LegacyModelMetadata
-    from scopeml.model.runtime import model_spec
-
-    meta = container.metadata
-    if isinstance(meta, LegacyModelMetadata):
-        metadata = meta.model_dump(mode="json")
-    else:
-        metadata = meta.to_json_dict()
-    proto = onnx.load_model_from_string(container.onnx_bytes)
-    ops = Counter(node.op_type for node in proto.graph.node)
-    info = container.graph
-    try:
-        spec = model_spec(container)
-        engine: dict[str, Any] | None = {
-            "in_channels": spec.in_channels,
-            "classes": list(spec.classes),
-            "halo": list(spec.halo),
-            "tile_step": list(spec.tile_step),
-            "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
-            "pixel_size": list(spec.pixel_size) if spec.pixel_size else None,
-        }
-    except IncompatibleModelError:
-        engine = None
-    return {
-        "path": str(container.path),
-        "format": container.format,
-        "metadata": metadata,
-        "graph": {
-            "input": info.input_name,
-            "output": info.output_name,
-            "input_shape": [info.batch or "N", *_shape(info.input_shape)],
-            "output_shape": [info.batch or "N", *_shape(info.output_shape)],
-            "opset": info.opset,
-            "nodes": len(proto.graph.node),
-            "ops": dict(ops.most_common()),
-            "bytes": len(container.onnx_bytes),
-            "tile_step": list(info.tile_step),
-        },
-        "engine": engine,
-        "license": container.license_name,
-        "ignored_members": list(container.ignored_members),
-        "notes": [note] if (note := normalisation_note(meta)) else [],
-    }
-
-
-def _shape(shape: tuple[int | None, ...]) -> list[int | str]:
-    return ["?" if size is None else size for size in shape]
-
-
 @app.command("validate")
 def validate(
     model: Path = typer.Argument(
@@ -262,6 +132,9 @@ def validate(
         "$SCOPEML_MODEL_MEMORY_LIMIT.",
         metavar="BYTES",
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON object: valid, warnings, found (or error)."
+    ),
 ) -> None:
     """Check a container (safe zip, valid metadata, metadata = graph, graph runs) or a package.
 
@@ -277,45 +150,24 @@ def validate(
     inference has sized its tensors against the memory limit. Exit code 0 when valid
     (warnings may be printed), 2 with the reason when not.
     """
-    from scopeml.model.container import read_container
-    from scopeml.model.metadata import ModelMetadata
-    from scopeml.model.probe import probe_model
-    from scopeml.model.registry import resolve_model
+    from scopeml.errors import ScopeMLError
+    from scopeml.model.validate import validate_model
 
-    path = resolve_model(model)
-    from scopeml.model.bioimageio.package import is_package
-
-    if is_package(path):
-        from scopeml.model.bioimageio.run import check_package
-
-        lines = check_package(path, time_budget=time_budget, memory_limit=memory_limit)
-        for line in lines:
-            typer.echo(line)
+    try:
+        lines = validate_model(model, time_budget=time_budget, memory_limit=memory_limit)
+    except ScopeMLError as err:
+        if not as_json:
+            raise
+        typer.echo(json.dumps({"valid": False, "error": str(err)}, indent=2))
+        raise typer.Exit(2) from None
+    if as_json:
+        said = [line.removeprefix("warning: ") for line in lines]
+        warnings = [w for w, line in zip(said, lines, strict=True) if w != line]
+        found = [line for w, line in zip(said, lines, strict=True) if w == line]
+        typer.echo(json.dumps({"valid": True, "warnings": warnings, "found": found}, indent=2))
         return
-    kind = classifier_kind(path)
-    if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
-        for line in validate_classifier(model, path, kind):
-            typer.echo(line)
-        return
-    container = read_container(path)
-    warnings = container_warnings(container)
-    meta = container.metadata
-    if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
-        limits = {"time_budget": time_budget, "memory_limit": memory_limit}
-        line = validate_image_classifier(model, path, meta, limits)
-        for warning in warnings:  # a classifier's too (repeated class names)
-            typer.echo(f"warning: {warning}")
+    for line in lines:
         typer.echo(line)
-        return
-    probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
-    check_tiles(container, path)
-    warnings += halo_warnings(path, time_budget, memory_limit)
-    for warning in warnings:
-        typer.echo(f"warning: {warning}")
-    typer.echo(
-        f"{model}: valid {container.format}; ran on {probe.input_shape[1:]} → "
-        f"{probe.output_shape[1:]}"
-    )
 
 
 def check_suffix(output: Path, suffixes: tuple[str, ...], what: str) -> None:
@@ -326,191 +178,6 @@ def check_suffix(output: Path, suffixes: tuple[str, ...], what: str) -> None:
         raise InvalidRequestError(
             f"{what} is written as {named}; name the output so (its suffix: {got})", path=output
         )
-
-
-def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
-    """The channels the XML lists (its pixel types; an RGB one is 3 unless ColorHandling
-    converts it to monochrome) against the graph's input channels: ZEN feeds what the XML
-    lists, scopeml what the graph takes (a Bgr24 XML on a 1-channel graph passed silently)."""
-    taken = graph.input_shape[-1]
-    types = list(meta.pixel_types)
-    mono = meta.color_handling == "ConvertToMonochrome"
-    fed = sum(3 if kind.startswith("Bgr") and not mono else 1 for kind in types)
-    if taken is None or not types or taken == fed:
-        return []
-    handled = f" with ColorHandling {meta.color_handling}: {fed}" if fed != len(types) else ""
-    listed = f"{len(types)} channel{'s' * (len(types) != 1)}"
-    return [f"the XML lists {listed} ({', '.join(types)}){handled}; the graph takes {taken}"]
-
-
-def halo_warnings(path: Path, time_budget: float | None, memory_limit: int | None) -> list[str]:
-    """A halo (MinOverlap) too small for the graph, found by running it on an image and a
-    crop (:func:`scopeml.model.probe.check_halo`); a check the bounds stop is said, not
-    fatal: the probe tile has passed."""
-    from scopeml.errors import ScopeMLError
-    from scopeml.model.probe import check_halo
-
-    try:
-        line = check_halo(path, time_budget=time_budget, memory_limit=memory_limit)
-    except ScopeMLError as err:
-        return [f"the halo was not checked: {err.problem}"]
-    return [line] if line else []
-
-
-def check_tiles(container: Any, path: Path) -> None:
-    """A fixed input tile leaves a core around the halo, as segment plans its tiles (a legacy
-    BorderSize of 500 in a 256² tile passed validation, then segment refused the model)."""
-    from scopeml.model.runtime import model_spec
-    from scopeml.tiling.plan import plan_tiles
-
-    spec = model_spec(container)
-    if spec.tile_shape is None:
-        return
-    axes = "ZYX"[-spec.spatial_dims :]
-    fixed = dict(zip(axes, spec.tile_shape, strict=True))
-    halo, step = (dict(zip(axes, sizes, strict=True)) for sizes in (spec.halo, spec.tile_step))
-    try:
-        plan_tiles(fixed, tile_shape=fixed, halo=halo, step=step, fixed_input=fixed)
-    except IncompatibleModelError as err:
-        raise IncompatibleModelError(err.problem, path=path) from None
-
-
-def classifier_kind(path: Path) -> str | None:
-    """``"pixel-classifier"`` or ``"object-classifier"`` for scopeml's own classifier files
-    (zips that are not czann/czseg containers, whatever their suffix), else ``None``."""
-    from scopeml.model.registry import format_of
-
-    try:
-        kind = format_of(path)
-    except Exception:  # not a model of any known kind: read_container says why
-        return None
-    return kind if kind in ("pixel-classifier", "object-classifier") else None
-
-
-def validate_image_classifier(model: Path, path: Path, meta: Any, limits: dict) -> str:
-    """Run a classification container on a zero image of its input size as ``classify``
-    runs it (its tensors sized, then a capped child): it must give one score per class."""
-    import numpy as np
-
-    from scopeml.model.probe import run_isolated
-
-    kind = meta.model_type.value
-    if kind == "ObjectDetection":
-        return f"{model}: valid czann (not run: scopeml does not run ObjectDetection models yet)"
-    zeros = np.zeros((1, meta.in_channels, *meta.input_shape[:-1]), np.float32)
-    shown = "×".join(map(str, zeros.shape[2:]))
-    scores = run_isolated(path, zeros, classifier=True, what=f"a {shown} zero image", **limits)
-    if not np.all(np.isfinite(scores)):
-        raise IncompatibleModelError("the graph gives non-finite scores on a zero image", path=path)
-    return (
-        f"{model}: valid czann, {meta.model_type.with_article} model of classes "
-        f"{', '.join(meta.classes or ())}; ran on {zeros.shape[1:]} → {scores.shape[1:]}"
-    )
-
-
-def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
-    """Open a scopeml classifier (a pixel classifier also runs on a zero probe tile) and say
-    what it is, in the CLI's words; an invalid one raises scopeml's one-line error (exit 2)."""
-    import numpy as np
-
-    from scopeml.model.registry import open_model
-
-    classifier = open_model(path)
-    if kind == "object-classifier":
-        classes = list(classifier.classes)
-        return [
-            f"{model}: valid scopeml object classifier: {len(classes)} classes "
-            f"({', '.join(classes)}), {len(classifier.features)} features",
-            "  it classifies measured objects (not pixels; not a czann/czseg container): "
-            f"scopeml objects classify {model} TABLE -o OUT",
-        ]
-    spec = classifier.spec
-    step = spec.tile_step or (1,) * spec.spatial_dims
-    size = [-(-(2 * h + 8) // s) * s for h, s in zip(spec.halo, step, strict=True)]
-    probe = np.zeros((1, spec.in_channels, *size), np.float32)
-    out = np.asarray(classifier.predict(probe))
-    channels = f"{spec.in_channels} channel{'s' * (spec.in_channels != 1)}"
-    return [
-        f"{model}: valid scopeml pixel classifier: {len(spec.classes)} classes "
-        f"({', '.join(spec.classes)}), {channels}, {spec.spatial_dims}-D; ran on "
-        f"{tuple(probe.shape[1:])} → {tuple(out.shape[1:])}",
-        "  scopeml's own .czseg (a random forest on image features), not a ZEN .czseg: ZEN "
-        f"and czmodel do not open it; details: scopeml pixel info {model}",
-    ]
-
-
-def container_warnings(container: Any) -> list[str]:
-    """Things that load but may trouble ZEN or the engine."""
-    from scopeml.model.convert import normalisation_note
-    from scopeml.model.metadata import (
-        CZANN_FORMAT_VERSION,
-        LegacyModelMetadata,
-        ModelType,
-        repeated_classes,
-    )
-
-    meta, graph = container.metadata, container.graph
-    warnings = []
-    if container.ignored_members:
-        warnings.append(f"ignored members: {list(container.ignored_members)}")
-    repeated = repeated_classes(meta)
-    if repeated:
-        warnings.append(
-            f"class names repeat: {', '.join(repeated)} (scopeml runs it, a name choosing its "
-            "first class; convert and export-bioimageio refuse it)"
-        )
-    if isinstance(meta, LegacyModelMetadata):
-        return warnings + legacy_channel_warnings(meta, graph)
-    note = normalisation_note(meta)
-    if note is not None:
-        warnings.append(f"{note} (scopeml does: it records it as ScopeMLNormalize)")
-    if meta.format_version != CZANN_FORMAT_VERSION:
-        warnings.append(
-            f"FormatVersion {meta.format_version}; scopeml writes {CZANN_FORMAT_VERSION}"
-        )
-    if meta.min_overlap is None:
-        warnings.append("no MinOverlap: tiles get no halo and may show seams")
-    elif any(overlap % 2 for overlap in meta.min_overlap):
-        warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
-    spatial = meta.input_shape[: len(meta.min_overlap or ())]
-    if any(2 * o >= n for o, n in zip(meta.min_overlap or (), spatial, strict=True)):
-        warnings.append(
-            f"MinOverlap {list(meta.min_overlap or ())} leaves no tile interior in InputShape "
-            f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
-        )
-    warnings += _input_shape_warnings(meta)
-    if (
-        meta.classes is not None
-        and len(meta.classes) < 2
-        and meta.model_type is not ModelType.REGRESSION  # one output image is one "class"
-    ):
-        warnings.append("fewer than 2 Classes (the czann spec asks at least 2)")
-    if graph.fixed_spatial and any(
-        size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
-    ):
-        warnings.append(
-            f"fixed input {graph.fixed_spatial} is not a multiple of the tile step "
-            f"{graph.tile_step}"
-        )
-    return warnings
-
-
-def _input_shape_warnings(meta: Any) -> list[str]:
-    """An InputShape tile (ZEN's, and a legacy container's size) over the pixels a tile of
-    scopeml's engine may hold: 100000² validated without a word."""
-    import math
-
-    from scopeml.tiling.plan import MAX_TILE_ENV, max_tile_elements
-
-    tile = meta.input_shape[:-1]
-    bound = max_tile_elements()
-    if not meta.model_type.is_pixelwise or math.prod(tile) <= bound:
-        return []
-    return [
-        f"InputShape {list(meta.input_shape)}: its {'×'.join(map(str, tile))} tile (the one ZEN "
-        f"runs) is over the {bound} pixels a tile of scopeml's engine may hold ({MAX_TILE_ENV}); "
-        "converting it to a legacy container at that size is refused"
-    ]
 
 
 @app.command("convert")
@@ -691,7 +358,9 @@ def _check_output(source: Path, output: Path, given: dict[str, Any], overwrite: 
     with atomic_write(output, overwrite=overwrite) as temp:
         temp.write_bytes(container.onnx_bytes)
     info = container.graph
-    dims = "×".join(map(str, [info.batch or "N", *_shape(info.input_shape)]))
+    from scopeml.model.describe import shown_shape
+
+    dims = "×".join(map(str, [info.batch or "N", *shown_shape(info.input_shape)]))
     typer.echo(
         f"wrote {output}: the graph as {source.name} stores it, channels-last (N×[Z×]Y×X×C; "
         f"input {info.input_name!r} {dims})"

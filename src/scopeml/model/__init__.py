@@ -21,6 +21,8 @@ _LAZY = {
     "convert_keras": "scopeml.model.convert",
     "convert_onnx": "scopeml.model.convert",
     "convert_torch": "scopeml.model.convert",
+    "inspect_model": "scopeml.model.describe",
+    "validate_model": "scopeml.model.validate",
     "LegacyModelMetadata": "scopeml.model.metadata",
     "ModelMetadata": "scopeml.model.metadata",
     "ModelType": "scopeml.model.metadata",
@@ -50,12 +52,14 @@ __all__ = [
     "convert_onnx",
     "convert_torch",
     "format_of",
+    "inspect_model",
     "load_model",
     "model_formats",
     "open_model",
     "read_container",
     "register_format",
     "resolve_model",
+    "validate_model",
     "write_container",
 ]
 
@@ -67,6 +71,7 @@ if TYPE_CHECKING:
         convert_onnx,
         convert_torch,
     )
+    from scopeml.model.describe import inspect_model
     from scopeml.model.metadata import LegacyModelMetadata, ModelMetadata, ModelType
     from scopeml.model.registry import (
         BUILTIN_MODELS,
@@ -78,6 +83,7 @@ if TYPE_CHECKING:
     )
     from scopeml.model.runtime import OnnxModel, load_model
     from scopeml.model.spec import Model, ModelSpec
+    from scopeml.model.validate import validate_model
 
 
 def __getattr__(name: str) -> Any:

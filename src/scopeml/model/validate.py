@@ -1,0 +1,241 @@
+"""What ``scopeml model validate`` checks, as a library (:func:`validate_model`): a container
+is safe, its metadata valid and true to its graph, and the graph runs (on a probe tile, and on
+an image and a crop for the halo) within a time budget and a memory limit; a package, a
+classifier are opened and run as scopeml runs them."""
+
+from __future__ import annotations
+
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from scopeml.errors import IncompatibleModelError
+
+
+def validate_model(
+    model: str | PathLike[str],
+    *,
+    time_budget: float | None = None,
+    memory_limit: int | None = None,
+) -> list[str]:
+    """Check a model of any kind (a file, a package, a built-in name) by opening and running
+    it; return the lines ``scopeml model validate`` prints (``warning: …`` for what loads but
+    may trouble ZEN or the engine, then what it is and what it ran on).
+
+    Raises the :class:`~scopeml.errors.ScopeMLError` of the first check that fails, naming
+    the file (a timeout, a tensor over the memory limit, metadata the graph contradicts).
+    """
+    from scopeml.model.container import read_container
+    from scopeml.model.metadata import ModelMetadata
+    from scopeml.model.probe import probe_model
+    from scopeml.model.registry import resolve_model
+
+    path = resolve_model(model)
+    from scopeml.model.bioimageio.package import is_package
+
+    if is_package(path):
+        from scopeml.model.bioimageio.run import check_package
+
+        return check_package(path, time_budget=time_budget, memory_limit=memory_limit)
+    kind = classifier_kind(path)
+    if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
+        return validate_classifier(model, path, kind)
+    container = read_container(path)
+    warnings = container_warnings(container)
+    meta = container.metadata
+    if isinstance(meta, ModelMetadata) and not meta.model_type.is_pixelwise:
+        limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+        line = validate_image_classifier(model, path, meta, limits)
+        return [f"warning: {warning}" for warning in warnings] + [line]  # repeated names too
+    probe = probe_model(container, time_budget=time_budget, memory_limit=memory_limit)
+    check_tiles(container, path)
+    warnings += halo_warnings(path, time_budget, memory_limit)
+    return [f"warning: {warning}" for warning in warnings] + [
+        f"{model}: valid {container.format}; ran on {probe.input_shape[1:]} → "
+        f"{probe.output_shape[1:]}"
+    ]
+
+
+def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
+    """The channels the XML lists (its pixel types; an RGB one is 3 unless ColorHandling
+    converts it to monochrome) against the graph's input channels: ZEN feeds what the XML
+    lists, scopeml what the graph takes (a Bgr24 XML on a 1-channel graph passed silently)."""
+    taken = graph.input_shape[-1]
+    types = list(meta.pixel_types)
+    mono = meta.color_handling == "ConvertToMonochrome"
+    fed = sum(3 if kind.startswith("Bgr") and not mono else 1 for kind in types)
+    if taken is None or not types or taken == fed:
+        return []
+    handled = f" with ColorHandling {meta.color_handling}: {fed}" if fed != len(types) else ""
+    listed = f"{len(types)} channel{'s' * (len(types) != 1)}"
+    return [f"the XML lists {listed} ({', '.join(types)}){handled}; the graph takes {taken}"]
+
+
+def halo_warnings(path: Path, time_budget: float | None, memory_limit: int | None) -> list[str]:
+    """A halo (MinOverlap) too small for the graph, found by running it on an image and a
+    crop (:func:`scopeml.model.probe.check_halo`); a check the bounds stop is said, not
+    fatal: the probe tile has passed."""
+    from scopeml.errors import ScopeMLError
+    from scopeml.model.probe import check_halo
+
+    try:
+        line = check_halo(path, time_budget=time_budget, memory_limit=memory_limit)
+    except ScopeMLError as err:
+        return [f"the halo was not checked: {err.problem}"]
+    return [line] if line else []
+
+
+def check_tiles(container: Any, path: Path) -> None:
+    """A fixed input tile leaves a core around the halo, as segment plans its tiles (a legacy
+    BorderSize of 500 in a 256² tile passed validation, then segment refused the model)."""
+    from scopeml.model.runtime import model_spec
+    from scopeml.tiling.plan import plan_tiles
+
+    spec = model_spec(container)
+    if spec.tile_shape is None:
+        return
+    axes = "ZYX"[-spec.spatial_dims :]
+    fixed = dict(zip(axes, spec.tile_shape, strict=True))
+    halo, step = (dict(zip(axes, sizes, strict=True)) for sizes in (spec.halo, spec.tile_step))
+    try:
+        plan_tiles(fixed, tile_shape=fixed, halo=halo, step=step, fixed_input=fixed)
+    except IncompatibleModelError as err:
+        raise IncompatibleModelError(err.problem, path=path) from None
+
+
+def classifier_kind(path: Path) -> str | None:
+    """``"pixel-classifier"`` or ``"object-classifier"`` for scopeml's own classifier files
+    (zips that are not czann/czseg containers, whatever their suffix), else ``None``."""
+    from scopeml.model.registry import format_of
+
+    try:
+        kind = format_of(path)
+    except Exception:  # not a model of any known kind: read_container says why
+        return None
+    return kind if kind in ("pixel-classifier", "object-classifier") else None
+
+
+def validate_image_classifier(model: Path, path: Path, meta: Any, limits: dict) -> str:
+    """Run a classification container on a zero image of its input size as ``classify``
+    runs it (its tensors sized, then a capped child): it must give one score per class."""
+    import numpy as np
+
+    from scopeml.model.probe import run_isolated
+
+    kind = meta.model_type.value
+    if kind == "ObjectDetection":
+        return f"{model}: valid czann (not run: scopeml does not run ObjectDetection models yet)"
+    zeros = np.zeros((1, meta.in_channels, *meta.input_shape[:-1]), np.float32)
+    shown = "×".join(map(str, zeros.shape[2:]))
+    scores = run_isolated(path, zeros, classifier=True, what=f"a {shown} zero image", **limits)
+    if not np.all(np.isfinite(scores)):
+        raise IncompatibleModelError("the graph gives non-finite scores on a zero image", path=path)
+    return (
+        f"{model}: valid czann, {meta.model_type.with_article} model of classes "
+        f"{', '.join(meta.classes or ())}; ran on {zeros.shape[1:]} → {scores.shape[1:]}"
+    )
+
+
+def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
+    """Open a scopeml classifier (a pixel classifier also runs on a zero probe tile) and say
+    what it is, in the CLI's words; an invalid one raises scopeml's one-line error (exit 2)."""
+    import numpy as np
+
+    from scopeml.model.registry import open_model
+
+    classifier = open_model(path)
+    if kind == "object-classifier":
+        classes = list(classifier.classes)
+        return [
+            f"{model}: valid scopeml object classifier: {len(classes)} classes "
+            f"({', '.join(classes)}), {len(classifier.features)} features",
+            "  it classifies measured objects (not pixels; not a czann/czseg container): "
+            f"scopeml objects classify {model} TABLE -o OUT",
+        ]
+    spec = classifier.spec
+    step = spec.tile_step or (1,) * spec.spatial_dims
+    size = [-(-(2 * h + 8) // s) * s for h, s in zip(spec.halo, step, strict=True)]
+    probe = np.zeros((1, spec.in_channels, *size), np.float32)
+    out = np.asarray(classifier.predict(probe))
+    channels = f"{spec.in_channels} channel{'s' * (spec.in_channels != 1)}"
+    return [
+        f"{model}: valid scopeml pixel classifier: {len(spec.classes)} classes "
+        f"({', '.join(spec.classes)}), {channels}, {spec.spatial_dims}-D; ran on "
+        f"{tuple(probe.shape[1:])} → {tuple(out.shape[1:])}",
+        "  scopeml's own .czseg (a random forest on image features), not a ZEN .czseg: ZEN "
+        f"and czmodel do not open it; details: scopeml pixel info {model}",
+    ]
+
+
+def container_warnings(container: Any) -> list[str]:
+    """Things that load but may trouble ZEN or the engine."""
+    from scopeml.model.convert import normalisation_note
+    from scopeml.model.metadata import (
+        CZANN_FORMAT_VERSION,
+        LegacyModelMetadata,
+        ModelType,
+        repeated_classes,
+    )
+
+    meta, graph = container.metadata, container.graph
+    warnings = []
+    if container.ignored_members:
+        warnings.append(f"ignored members: {list(container.ignored_members)}")
+    repeated = repeated_classes(meta)
+    if repeated:
+        warnings.append(
+            f"class names repeat: {', '.join(repeated)} (scopeml runs it, a name choosing its "
+            "first class; convert and export-bioimageio refuse it)"
+        )
+    if isinstance(meta, LegacyModelMetadata):
+        return warnings + legacy_channel_warnings(meta, graph)
+    note = normalisation_note(meta)
+    if note is not None:
+        warnings.append(f"{note} (scopeml does: it records it as ScopeMLNormalize)")
+    if meta.format_version != CZANN_FORMAT_VERSION:
+        warnings.append(
+            f"FormatVersion {meta.format_version}; scopeml writes {CZANN_FORMAT_VERSION}"
+        )
+    if meta.min_overlap is None:
+        warnings.append("no MinOverlap: tiles get no halo and may show seams")
+    elif any(overlap % 2 for overlap in meta.min_overlap):
+        warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
+    spatial = meta.input_shape[: len(meta.min_overlap or ())]
+    if any(2 * o >= n for o, n in zip(meta.min_overlap or (), spatial, strict=True)):
+        warnings.append(
+            f"MinOverlap {list(meta.min_overlap or ())} leaves no tile interior in InputShape "
+            f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
+        )
+    warnings += _input_shape_warnings(meta)
+    if (
+        meta.classes is not None
+        and len(meta.classes) < 2
+        and meta.model_type is not ModelType.REGRESSION  # one output image is one "class"
+    ):
+        warnings.append("fewer than 2 Classes (the czann spec asks at least 2)")
+    if graph.fixed_spatial and any(
+        size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
+    ):
+        warnings.append(
+            f"fixed input {graph.fixed_spatial} is not a multiple of the tile step "
+            f"{graph.tile_step}"
+        )
+    return warnings
+
+
+def _input_shape_warnings(meta: Any) -> list[str]:
+    """An InputShape tile (ZEN's, and a legacy container's size) over the pixels a tile of
+    scopeml's engine may hold: 100000² validated without a word."""
+    import math
+
+    from scopeml.tiling.plan import MAX_TILE_ENV, max_tile_elements
+
+    tile = meta.input_shape[:-1]
+    bound = max_tile_elements()
+    if not meta.model_type.is_pixelwise or math.prod(tile) <= bound:
+        return []
+    return [
+        f"InputShape {list(meta.input_shape)}: its {'×'.join(map(str, tile))} tile (the one ZEN "
+        f"runs) is over the {bound} pixels a tile of scopeml's engine may hold ({MAX_TILE_ENV}); "
+        "converting it to a legacy container at that size is refused"
+    ]
