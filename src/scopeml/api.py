@@ -1029,6 +1029,9 @@ def label_objects(
     min_size: int = 0,
     max_size: int | None = None,
     remove_border: bool = False,
+    split: bool = False,
+    split_min_distance: int = 5,
+    split_h: float | None = None,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -1050,6 +1053,12 @@ def label_objects(
         See :func:`scopeml.objects.images.label_image` (``min_size``/``max_size``: objects
         with fewer/more pixels are dropped, exactly whatever the tiling; ``remove_border``:
         those touching the image's edge in Y or X).
+    split, split_min_distance, split_h
+        Split touching objects by a distance-transform watershed, each object on its own
+        (exact whatever the tiling; the size and border rules then judge the pieces): seeds
+        at distance maxima at least ``split_min_distance`` pixels apart, or, with ``split_h``,
+        at maxima at least that many pixels above the neck (the analysis settings'
+        ``watershed_split``).
     axes
         The axes of an array ``labels`` (``"TYX"``: frames, each labelled on its own);
         by default Y×X, Z×Y×X (one 3-D stack: objects join across its planes) or 6-D.
@@ -1068,6 +1077,7 @@ def label_objects(
     [[0, 1, 1, 0], [0, 0, 0, 0], [2, 0, 3, 3]]
     """
     from scopeml.objects.images import label_image
+    from scopeml.objects.split import Split
 
     if not isinstance(output, (str, os.PathLike)):
         from scopeml.errors import InvalidRequestError
@@ -1110,6 +1120,7 @@ def label_objects(
         min_size=min_size,
         max_size=max_size,
         remove_border=remove_border,
+        split=Split(split_min_distance, split_h) if split else None,
         tile_size=tile_size,
         overwrite=overwrite,
         progress=progress,

@@ -46,8 +46,7 @@ class LabelStores:
     ) -> None:
         import zarr
 
-        from scopeml.io.omezarr import create_ome_zarr
-        from scopeml.post.tiled import _mark_labels
+        from scopeml.io.omezarr import create_ome_zarr, mark_label_image
 
         z = "Z" if any(scene.sizes["Z"] > 1 for scene in scenes) else ""
         t = "T" if any(scene.sizes["T"] > 1 for scene in scenes) else ""
@@ -67,7 +66,7 @@ class LabelStores:
                     pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
                     name=name, root=store,
                 ))  # fmt: skip
-                _mark_labels(zarr.open_group(str(group), mode="r+"), ())  # napari opens labels
+                mark_label_image(zarr.open_group(str(group), mode="r+"), ())  # napari opens labels
 
     def write(
         self, name: str, scene: int, time: int, labels: np.ndarray, *, region: tuple = ()

@@ -45,6 +45,23 @@ def label(
         "--remove-border",
         help="Drop objects touching the image's edge in Y or X (cut by the field of view).",
     ),
+    split: bool = typer.Option(
+        False,
+        "--split",
+        help="Split touching objects at the necks of their distance to the background "
+        "(watershed), each object on its own; the size and border rules judge the pieces.",
+    ),
+    split_distance: int | None = typer.Option(
+        None,
+        "--split-distance",
+        help="Split (as --split) with seeds at least this many pixels apart (default 5).",
+    ),
+    split_h: float | None = typer.Option(
+        None,
+        "--split-h",
+        help="Split (as --split) with seeds at maxima at least this many pixels above the neck "
+        "to their neighbour (fewer, surer splits; --split-distance is then unused).",
+    ),
     tile_size: int | None = typer.Option(
         None,
         help="Tile edge in pixels along every axis, clipped to the image (also the output "
@@ -68,9 +85,11 @@ def label(
         choice = int(choice)
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
+    split = split or split_distance is not None or split_h is not None
     options = dict(connectivity=connectivity, min_size=min_size, max_size=max_size,
-                   remove_border=remove_border, tile_size=tile_size, overwrite=overwrite,
-                   progress=not quiet)  # fmt: skip
+                   remove_border=remove_border, split=split, split_h=split_h,
+                   split_min_distance=5 if split_distance is None else split_distance,
+                   tile_size=tile_size, overwrite=overwrite, progress=not quiet)  # fmt: skip
     source: Any = labels
     if files_told(axes, labels):  # the file's axes as told (a plain page sequence as T, say)
         from scopeml.io import open_image

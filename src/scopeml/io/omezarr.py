@@ -473,6 +473,22 @@ def create_ome_zarr(
     )
 
 
+def mark_label_image(group: Any, classes: Sequence[str]) -> None:
+    """Mark an NGFF image group as a label image (``image-label``, with the class names as
+    properties, class ``k`` as label value ``k``), so viewers open it as labels, not as
+    intensities: every label image scopeml writes (segment's class labels, post, objects,
+    analysis) is marked so."""
+    attrs = group.attrs.asdict()
+    ome = dict(attrs.get("ome", {}))
+    label: dict[str, Any] = {"version": ome.get("version", "0.5")}
+    if classes:
+        label["properties"] = [
+            {"label-value": value, "class": name} for value, name in enumerate(classes, 1)
+        ]
+    ome["image-label"] = label
+    group.attrs["ome"] = ome
+
+
 def open_ome_zarr_array(path: str | Path, level: int = 0, mode: str = "r+") -> zarr.Array:
     """Open pyramid level ``level`` of the NGFF image group at ``path`` (for workers).
 

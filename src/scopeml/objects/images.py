@@ -35,9 +35,10 @@ from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.io.replace import check_replaceable_store
 from scopeml.io.stores import is_zarr_store
-from scopeml.objects.label import ProvisionalLabels, _structure, tile_sizes
+from scopeml.objects.label import ProvisionalLabels, _check_sizes, _structure, tile_sizes
 from scopeml.objects.measure import _parse_spacing, warn_nonfinite
 from scopeml.objects.measure_tiled import TableSink, empty_table, measure_stack
+from scopeml.objects.split import Split, split_objects
 from scopeml.objects.stacks import StackView, iter_stacks
 from scopeml.progress import Progress
 from scopeml.tiling.store import WRITER, writer
@@ -148,6 +149,7 @@ def label_image(
     min_size: int = 0,
     max_size: int | None = None,
     remove_border: bool = False,
+    split: Split | None = None,
     tile_size: int | Sequence[int] | None = None,
     overwrite: bool = False,
     progress: Progress = None,
@@ -178,6 +180,10 @@ def label_image(
         Objects with more pixels (voxels) are dropped too, measured whole as ``min_size``.
     remove_border
         Drop the objects touching the image's edge in Y or X (cut by the field of view).
+    split
+        Split touching objects at the necks of their distance to the background, each object
+        on its own (:mod:`scopeml.objects.split`: exact whatever the tiling); the size and
+        border rules then apply to the pieces.
     tile_size
         Tile size: one int, or one per ``(Z,) Y, X`` (also the output chunks), clipped to the
         image; default :func:`~scopeml.objects.label.default_tile` (1024×1024 in 2-D, at most
@@ -207,15 +213,16 @@ def label_image(
     ((1, 2, 1, 1, 4, 6), [1, 3])
     """
 
+    _check_sizes(min_size, max_size)
     found_any = False  # an object of the class, before small ones were dropped
     warned = False
 
     def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
         nonlocal found_any, warned
+        rules = dict(min_size=min_size, max_size=max_size, remove_border=remove_border)
         with ProvisionalLabels(
-            stack, work, class_id, connectivity, tiles, progress,
-            min_size=min_size, max_size=max_size, remove_border=remove_border,
-        ) as found:  # fmt: skip
+            stack, work, class_id, connectivity, tiles, progress, **({} if split else rules)
+        ) as found:
             found_any |= found.n_found > 0
             if found.joined and not warned:  # a StarDist/cellpose label image, say
                 warned = True
@@ -226,8 +233,10 @@ def label_image(
                     "already are measured as they are (objects measure); of class labels, "
                     "label one class (--class, class_=)",
                 )
-            found.write(put, dtype=np.uint32, offset=offset)
-            return found.n_objects
+            if split is None:
+                found.write(put, dtype=np.uint32, offset=offset)
+                return found.n_objects
+            return _split_stack(found, work, put, offset, split, connectivity, rules, progress)
 
     def finish(n_objects: int) -> None:
         if require_class and class_id is not None and not found_any:
@@ -241,6 +250,35 @@ def label_image(
         labels, output, label_stack, name="objects", connectivity=connectivity,
         tile_size=tile_size, overwrite=overwrite, finish=finish, progress=progress,
     )  # fmt: skip
+
+
+def _split_stack(
+    found: ProvisionalLabels,
+    work: Path,
+    put: Any,
+    offset: int,
+    split: Split,
+    connectivity: int,
+    rules: dict[str, Any],
+    progress: Progress,
+) -> int:
+    """Write a stack's connected components to scratch, split them, then put the pieces."""
+    import zarr
+
+    whole = zarr.open_array(
+        str(work) + ".whole", mode="w", shape=found.shape, chunks=found.tiles, dtype=np.uint32,
+        fill_value=0,
+    )  # fmt: skip
+    try:
+        found.write(whole.__setitem__, dtype=np.uint32)
+        return split_objects(
+            whole, put, n_objects=found.n_objects, split=split, work=Path(str(work) + ".pieces"),
+            tiles=found.tiles, connectivity=connectivity, offset=offset, progress=progress,
+            **rules,
+        )  # fmt: skip
+    finally:
+        for scratch in (".whole", ".pieces"):
+            shutil.rmtree(str(work) + scratch, ignore_errors=True)
 
 
 def warn_not_labels(labels: Image, found: str) -> None:
@@ -355,8 +393,7 @@ def create_label_arrays(
     scene where there are several. Returns the arrays and whether they have a ``T`` axis."""
     import zarr
 
-    from scopeml.io.omezarr import create_ome_zarr
-    from scopeml.post.tiled import _mark_labels
+    from scopeml.io.omezarr import create_ome_zarr, mark_label_image
 
     sizes = labels.sizes
     ndim = 2 if sizes["Z"] == 1 else 3
@@ -374,7 +411,7 @@ def create_label_arrays(
         for scene in range(sizes["S"])
     ]  # fmt: skip
     for scene in range(sizes["S"]):  # napari and other NGFF viewers open them as labels
-        _mark_labels(zarr.open_group(str(path if sizes["S"] == 1 else path / str(scene))), ())
+        mark_label_image(zarr.open_group(str(path if sizes["S"] == 1 else path / str(scene))), ())
     return arrays, bool(lead)
 
 

@@ -392,7 +392,9 @@ def _finish(temp: Path, name: str, classes: Sequence[str], identity: dict[str, A
     """Mark the written image as labels and record the run in the store's root group."""
     import zarr
 
-    _mark_labels(zarr.open_group(str(temp / name), mode="r+"), classes)
+    from scopeml.io.omezarr import mark_label_image
+
+    mark_label_image(zarr.open_group(str(temp / name), mode="r+"), classes)
     from scopeml.tiling.store import WRITER, writer
 
     identity = {"format": 2, "model": {"classes": []}, **identity, "post": post, WRITER: writer()}
@@ -711,20 +713,6 @@ def background_value(
 
 def _listed(classes: Sequence[str]) -> str:
     return ", ".join(f"{value} {name}" for value, name in enumerate(classes, 1))
-
-
-def _mark_labels(group: Any, classes: Sequence[str]) -> None:
-    """Mark an NGFF image group as a label image (``image-label``, with the class names as
-    properties), so viewers open it as labels, not as intensities."""
-    attrs = group.attrs.asdict()
-    ome = dict(attrs.get("ome", {}))
-    label: dict[str, Any] = {"version": ome.get("version", "0.5")}
-    if classes:
-        label["properties"] = [
-            {"label-value": value, "class": name} for value, name in enumerate(classes, 1)
-        ]
-    ome["image-label"] = label
-    group.attrs["ome"] = ome
 
 
 def _check_tile_size(tile_size: TileSize) -> None:

@@ -301,7 +301,7 @@ def segment_image(
         layout = output_layout(image)
         axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
         pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "TZYX"}  # T: s
-        _create_outputs(store, specs, axes_of, image, plan, len(spec.classes), pixel_sizes)
+        _create_outputs(store, specs, axes_of, image, plan, spec.classes, pixel_sizes)
         ctx = _tile_context(
             image, model, options, plan, specs, axes_of, scene, normalization, extract_index
         )
@@ -620,13 +620,17 @@ def _create_outputs(
     axes_of: dict[str, str],
     image: Image,
     plan: TilePlan,
-    n_classes: int,
+    classes: Sequence[str],
     pixel_sizes: dict[str, float],
 ) -> None:
-    """Create the output arrays that do not exist yet (all, unless a run is resumed)."""
+    """Create the output arrays that do not exist yet (all, unless a run is resumed); the
+    class labels marked as an NGFF label image naming the classes."""
     import zarr
 
     from scopeml.io import create_ome_zarr
+    from scopeml.io.omezarr import mark_label_image
+
+    n_classes = len(classes)
 
     for s in specs:
         axes = axes_of[s.name]
@@ -647,6 +651,8 @@ def _create_outputs(
             name=s.name,
             overwrite=True,
         )
+        if s.name == "labels":
+            mark_label_image(zarr.open_group(str(store.path_of(s.name)), mode="r+"), classes)
 
 
 class _TileCounter:

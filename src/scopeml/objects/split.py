@@ -1,0 +1,239 @@
+"""Touching objects split by a distance-transform watershed, one object at a time, out of core.
+
+Each object of a connected-component labelling is split on its own by
+:func:`~scopeml.post.morphology.split_touching`, in a crop of its bounding box grown by one
+pixel. That crop holds everything the split depends on: a pixel's nearest background pixel
+lies inside it (walking from the pixel along a row or column to the box's edge meets one),
+and another object's pixels in the crop, taken as background there, are never nearer than
+the background around this object. So the pieces do not depend on the tiling, and tiled
+equals whole-image. Pieces are numbered, as the labelling numbers objects, in the raster
+order of their first pixels; ``min_size``, ``max_size`` and ``remove_border`` then apply to
+the pieces (a clump is split before it is judged too large). An object whose box holds more
+than :data:`MAX_OBJECT_PIXELS` is kept whole, with a warning: the split needs its box in
+memory.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scopeml.errors import InvalidRequestError, find_stack_level
+from scopeml.io.regions import iter_regions
+from scopeml.progress import Progress, track
+
+#: Most pixels (voxels) of an object's bounding box that the split holds in memory.
+MAX_OBJECT_PIXELS = 2**26
+
+
+@dataclass(frozen=True)
+class Split:
+    """How touching objects are split (as the analysis settings' ``watershed_split``): seeds
+    at distance maxima at least ``min_distance`` pixels apart, or, with ``h``, at maxima at
+    least ``h`` pixels above the neck to their neighbour."""
+
+    min_distance: int = 5
+    h: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.min_distance, bool) or int(self.min_distance) != self.min_distance:
+            raise InvalidRequestError(f"split min_distance must be whole; got {self.min_distance}")
+        if self.min_distance < 1 or (self.h is not None and not self.h > 0):
+            raise InvalidRequestError(
+                f"split needs min_distance >= 1 and h > 0; got {self.min_distance} and {self.h}"
+            )
+
+
+class _Pieces:
+    """The pieces found so far, a row of arrays per object: owner object, piece number in it,
+    size, first pixel (raster index), whether it touches the image's edge in Y or X."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[np.ndarray, ...]] = []
+
+    def add(self, *columns: Any) -> None:
+        self.rows.append(tuple(np.atleast_1d(np.asarray(c, np.int64)) for c in columns))
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return tuple(np.concatenate(column) for column in zip(*self.rows, strict=True))
+
+
+def split_objects(
+    objects: Any,
+    put: Callable[[tuple[slice, ...], np.ndarray], Any],
+    *,
+    n_objects: int,
+    split: Split,
+    work: Path,
+    tiles: Sequence[int],
+    connectivity: int = 1,
+    min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
+    offset: int = 0,
+    progress: Progress = None,
+) -> int:
+    """Split the objects ``1..n_objects`` of ``objects`` (a ``[Z×]Y×X`` array-like of ids) and
+    hand every tile of the pieces' ids (``1..N`` plus ``offset``) to ``put``; return ``N``.
+
+    ``work`` is a scratch path for the pieces' numbers within their objects (removed by the
+    caller). Stages ``split`` (objects, by the tile their box begins in) and ``relabel``.
+    """
+    import zarr
+
+    shape = tuple(int(n) for n in objects.shape)
+    lo, hi, size, first = _boxes(objects, tiles, n_objects)
+    numbers = zarr.open_array(
+        str(work), mode="w", shape=shape, chunks=tuple(tiles), dtype=np.uint32, fill_value=0
+    )
+    pieces = _Pieces()
+    edge = (lo[:, -2:] == 0).any(axis=1) | (hi[:, -2:] == np.array(shape[-2:])).any(axis=1)
+    pieces.add(0, 1, 0, 0, 0)  # the background, so that every array has an entry
+    too_big = []
+    groups = _groups(lo, hi, tiles)
+    for ids in track(groups, progress, "split", unit="tile"):
+        big = np.prod(hi[ids] - lo[ids], axis=1) > MAX_OBJECT_PIXELS
+        too_big += ids[big].tolist()
+        for i in ids[big]:  # kept whole: its number stays 0, read as piece 1
+            pieces.add(i, 1, size[i], first[i], edge[i])
+        _split_group(objects, numbers, ids[~big], lo, hi, split, connectivity, pieces)
+    if too_big:
+        warnings.warn(
+            f"{len(too_big)} objects span more than {MAX_OBJECT_PIXELS} pixels and were not "
+            f"split (object {too_big[0] + offset}, first)",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    lookup, start, count = _final_ids(pieces, n_objects, min_size, max_size, remove_border)
+    for region, _ in track(list(iter_regions(shape, tiles)), progress, "relabel", unit="tile"):
+        ids = np.asarray(objects[region]).astype(np.int64)
+        number = np.maximum(np.asarray(numbers[region]).astype(np.int64), 1)
+        final = np.where(ids > 0, lookup[start[ids] + number - 1], 0)
+        put(region, np.where(final > 0, final + offset, 0).astype(np.uint32))
+    return count
+
+
+def _boxes(objects: Any, tiles: Sequence[int], n: int) -> tuple[np.ndarray, ...]:
+    """Per id ``0..n``: its box's first and past-last coordinates, its size and the raster
+    index of its first pixel, in one pass over the tiles."""
+    shape = tuple(int(k) for k in objects.shape)
+    lo = np.full((n + 1, len(shape)), np.iinfo(np.int64).max, np.int64)
+    hi = np.zeros((n + 1, len(shape)), np.int64)
+    size = np.zeros(n + 1, np.int64)
+    first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+    for region, _ in iter_regions(shape, tiles):
+        values = np.asarray(objects[region])
+        at = np.nonzero(values)
+        ids = values[at].astype(np.intp)
+        coords = [a + s.start for a, s in zip(at, region, strict=True)]
+        for axis, c in enumerate(coords):
+            np.minimum.at(lo[:, axis], ids, c)
+            np.maximum.at(hi[:, axis], ids, c + 1)
+        size += np.bincount(ids, minlength=n + 1)
+        if ids.size:
+            np.minimum.at(first, ids, np.ravel_multi_index(coords, shape))
+    lo[0], hi[0] = 0, 0
+    return lo, hi, size, first
+
+
+def _groups(lo: np.ndarray, hi: np.ndarray, tiles: Sequence[int]) -> list[np.ndarray]:
+    """Object ids grouped by the tile their box begins in (read together), in tile order."""
+    ids = np.flatnonzero((hi > lo).all(axis=1))
+    if not ids.size:
+        return []
+    tile_of = lo[ids] // np.asarray(tiles, np.int64)
+    order = np.lexsort(tile_of.T[::-1])
+    ids, tile_of = ids[order], tile_of[order]
+    breaks = np.flatnonzero((np.diff(tile_of, axis=0) != 0).any(axis=1)) + 1
+    return np.split(ids, breaks)
+
+
+def _split_group(
+    objects: Any,
+    numbers: Any,
+    ids: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    split: Split,
+    connectivity: int,
+    pieces: _Pieces,
+) -> None:
+    """Split the objects ``ids`` from one read of their boxes' union grown by one pixel (read
+    one at a time where the union is too big) and write their pieces' numbers."""
+    from scopeml.post.morphology import split_touching
+
+    if not ids.size:
+        return
+    shape = np.asarray(objects.shape, np.int64)
+    start = np.maximum(lo[ids].min(axis=0) - 1, 0)
+    stop = np.minimum(hi[ids].max(axis=0) + 1, shape)
+    if len(ids) > 1 and math.prod(stop - start) > MAX_OBJECT_PIXELS:
+        for i in ids:
+            _split_group(objects, numbers, ids[ids == i], lo, hi, split, connectivity, pieces)
+        return
+    region = tuple(slice(int(a), int(b)) for a, b in zip(start, stop, strict=True))
+    values = np.asarray(objects[region])
+    written = np.asarray(numbers[region])
+    for i in ids:
+        box = tuple(
+            slice(int(max(a - 1, 0) - s), int(min(b + 1, n) - s))
+            for a, b, s, n in zip(lo[i], hi[i], start, shape, strict=True)
+        )
+        mask = values[box] == i
+        parts = split_touching(mask, min_distance=split.min_distance, h=split.h,
+                               connectivity=connectivity)  # fmt: skip
+        found, first_at = np.unique(parts.ravel(), return_index=True)
+        found, first_at = found[found > 0], first_at[found > 0]
+        order = np.argsort(first_at)  # pieces in raster order of their first pixels
+        renumber = np.zeros(int(parts.max()) + 1, np.int64)
+        renumber[found[order]] = np.arange(1, found.size + 1)
+        parts = renumber[parts]
+        written[box][mask] = parts[mask]
+        origin = [b.start + s for b, s in zip(box, start, strict=True)]
+        firsts = np.unravel_index(np.sort(first_at), parts.shape)
+        global_first = np.ravel_multi_index(
+            [f + o for f, o in zip(firsts, origin, strict=True)], tuple(shape)
+        )
+        pieces.add(
+            np.full(found.size, i), np.arange(1, found.size + 1),
+            np.bincount(parts.ravel(), minlength=found.size + 1)[1:], global_first,
+            _piece_edges(parts, origin, shape, found.size),
+        )  # fmt: skip
+    numbers[region] = written
+
+
+def _piece_edges(parts: np.ndarray, origin: Sequence[int], shape: np.ndarray, n: int) -> Any:
+    """Whether each piece ``1..n`` touches the image's edge in Y or X."""
+    touching = np.zeros(n + 1, bool)
+    for axis in (-2, -1):
+        for at, on_edge in ((0, origin[axis] == 0),
+                            (-1, origin[axis] + parts.shape[axis] == shape[axis])):  # fmt: skip
+            if on_edge:
+                touching[np.take(parts, [at], axis=axis).ravel()] = True
+    return touching[1:]
+
+
+def _final_ids(
+    pieces: _Pieces, n_objects: int, min_size: int, max_size: int | None, remove_border: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The pieces kept (by size, edge), numbered by their first pixels: ``lookup`` over every
+    piece, ``start[object]`` its first piece's index there, and how many were kept."""
+    owner, number, size, first, edge = pieces.arrays()
+    order = np.lexsort((number, owner))
+    owner, size, first, edge = owner[order], size[order], first[order], edge[order]
+    keep = (size >= max(min_size, 1)) & (owner > 0)
+    if max_size is not None:
+        keep &= size <= max_size
+    if remove_border:
+        keep &= edge == 0
+    start = np.searchsorted(owner, np.arange(n_objects + 1))
+    lookup = np.zeros(owner.size, np.int64)
+    kept = np.flatnonzero(keep)
+    lookup[kept[np.argsort(first[kept], kind="stable")]] = np.arange(1, kept.size + 1)
+    return lookup, start, int(kept.size)
