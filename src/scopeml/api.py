@@ -873,8 +873,8 @@ def _open_scene(
 
 
 def train_pixel_classifier(
-    image: PathLike | Image | np.ndarray,
-    labels: PathLike | Image | np.ndarray,
+    image: PathLike | Image | np.ndarray | Sequence[PathLike | Image | np.ndarray],
+    labels: PathLike | Image | np.ndarray | Sequence[PathLike | Image | np.ndarray],
     *,
     classes: Sequence[str] | None = None,
     colors: Sequence[str] | None = None,
@@ -901,6 +901,8 @@ def train_pixel_classifier(
     :func:`segment`'s ``axes=`` does (``"TYX"``: an array's or a plain TIFF's planes are time
     points, each with its labels). ``colors`` (``"#rrggbb"`` per class, default a fixed
     palette) are kept with the classes in the saved container, for viewers to show them.
+    A list of images with a list of as many label images trains one classifier on all of
+    them, their channels alike (``scopeml pixel train A.tif A_labels.tif B.tif B_labels.tif``).
     ``channels`` (names or indices) and ``scene`` (a number) choose what of the image is
     trained on, as ``scopeml pixel train --channels/--scene`` do; the channels' names are kept
     with the classifier, so :func:`segment` reads the same ones of another image. The result
@@ -929,48 +931,70 @@ def train_pixel_classifier(
 
     report = as_progress(progress)
 
+    import numpy as np
+
+    several = isinstance(image, (list, tuple)) and all(
+        isinstance(one, (str, os.PathLike, Image, np.ndarray)) for one in image
+    )  # images, not one image as nested lists
+    if several and (not isinstance(labels, (list, tuple)) or len(labels) != len(image)):
+        from scopeml.errors import InvalidLabelsError
+
+        got = f"{len(labels)}" if isinstance(labels, (list, tuple)) else "one"
+        raise InvalidLabelsError(f"{len(image)} images need as many label images; got {got}")
     with contextlib.ExitStack() as opened:  # files opened here are closed here
-        if isinstance(image, (str, os.PathLike)):
-            image = opened.enter_context(open_image(image, axes=axes, scene=scene))
-        else:
-            if not isinstance(image, Image):
-                image = image_of_array(image, axes)
-            else:
-                _refuse_axes_of_open(image, axes)
-            image = image if scene is None else image.select_scene(scene)
-        if channels is not None:
-            image = image.select_channels(names_of(channels) or ())
-        if isinstance(labels, (str, os.PathLike)):
-            from scopeml.pixel._labels import open_training_labels
-
-            # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
-            # as `scopeml pixel train` and napari's scribbles import read it
-            labels = opened.enter_context(open_training_labels(labels, image.sizes))
-        images: Any = image
-        targets: Any = labels
-        if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
-            from scopeml.errors import InvalidLabelsError
-            from scopeml.objects.images import check_same_sizes
-
-            # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
-            targets = _as_label_image(labels)
-            check_same_sizes(image, targets, "labels", "the image", InvalidLabelsError)
+        pairs = [
+            _training_pair(one, its, opened, axes=axes, scene=scene, channels=channels)
+            for one, its in (zip(image, labels, strict=True) if several else [(image, labels)])
+        ]
+        images, targets = (list(side) for side in zip(*pairs, strict=True))
         return train_classifier(
-            images,
-            targets,
+            images if several else images[0],
+            targets if several else targets[0],
             features=features,
             classes=classes,
             colors=colors,
             n_estimators=n_estimators,
             max_depth=max_depth,
             min_samples_leaf=min_samples_leaf,
-            spatial_dims=3 if image.sizes["Z"] > 1 else 2,
+            spatial_dims=3 if images[0].sizes["Z"] > 1 else 2,
             workers=workers,
             seed=seed,
             name=name,
             cache=cache,
             progress=report,
         )
+
+
+def _training_pair(
+    image: Any, labels: Any, opened: contextlib.ExitStack, *, axes: Any, scene: Any, channels: Any
+) -> tuple[Image, Any]:
+    """One image and its labels as ``train_classifier`` takes them: the image opened (its
+    scene and channels chosen), a label file read by the one rule for label files, a series'
+    labels checked against its sizes. Files opened are closed with ``opened``."""
+    if isinstance(image, (str, os.PathLike)):
+        image = opened.enter_context(open_image(image, axes=axes, scene=scene))
+    else:
+        if not isinstance(image, Image):
+            image = image_of_array(image, axes)
+        else:
+            _refuse_axes_of_open(image, axes)
+        image = image if scene is None else image.select_scene(scene)
+    if channels is not None:
+        image = image.select_channels(names_of(channels) or ())
+    if isinstance(labels, (str, os.PathLike)):
+        from scopeml.pixel._labels import open_training_labels
+
+        # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
+        # as `scopeml pixel train` and napari's scribbles import read it
+        labels = opened.enter_context(open_training_labels(labels, image.sizes))
+    if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
+        from scopeml.errors import InvalidLabelsError
+        from scopeml.objects.images import check_same_sizes
+
+        # train_classifier pairs the time points; it takes an array T×[Z×]Y×X as it is
+        labels = _as_label_image(labels)
+        check_same_sizes(image, labels, "labels", "the image", InvalidLabelsError)
+    return image, labels
 
 
 def _as_segmentation(source: Any) -> Any:

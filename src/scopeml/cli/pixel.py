@@ -10,11 +10,13 @@ from pathlib import Path
 
 import typer
 
-from scopeml.errors import InvalidLabelsError
+from scopeml.errors import InvalidLabelsError, summarize
 from scopeml.io.axes import AXES_HELP
 
 #: Features listed by ``pixel info``, most important first.
 INFO_TOP_FEATURES = 5
+#: Classes whose labelled pixels ``pixel train`` lists (300 classes made a 300-item line).
+SUMMARY_CLASSES = 10
 
 app = typer.Typer(
     help="Train and inspect random-forest pixel classifiers (sparse labels → .czseg).",
@@ -122,8 +124,9 @@ def train(
             progress=not quiet,  # tqdm bars on stderr: features, then trees
         )
     path = clf.save(output, overwrite=True)  # a pixel classifier, or --overwrite: _previous
-    counts = ", ".join(
-        f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)
+    counts = summarize(
+        (f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)),
+        head=SUMMARY_CLASSES,
     )
     typer.echo(
         f"{path}: {len(clf.classes)} classes ({counts} labelled pixels), "
@@ -196,7 +199,8 @@ def _changes(path: Path, previous, clf) -> str:
         b = str(now[k]) if k < len(now) else "–"
         parts.append(f"{name} {a}" if a == b else f"{name} {a} → {b}")
     same = before == now and old_names == [c.name for c in clf.classes]
-    changes = [f"labelled pixels {'unchanged (' if same else ''}{', '.join(parts)}{')' * same}"]
+    listed = summarize(parts, head=SUMMARY_CLASSES)
+    changes = [f"labelled pixels {'unchanged (' if same else ''}{listed}{')' * same}"]
     if previous.SpatialDims != clf.spec.spatial_dims:  # a Z stack, then planes of a time series
         changes.append(f"{previous.SpatialDims}-D → {clf.spec.spatial_dims}-D")
     old_features = previous.Features.get("name")
@@ -232,6 +236,8 @@ def features(
 
     if network is None and list_ and _is_network(spec):  # `--features net.czann --list`
         network = spec
+    if network is not None and _is_feature_spec(network):  # `features vgg19-64`: as --features
+        network, spec, list_ = None, network, False
     if network is not None:
         _list_tensors(network)
         return
@@ -255,13 +261,38 @@ def features(
         typer.echo("deep presets (add +basic25 for the filter bank too, @1,2,4 for scales):")
         for name, deep in DEEP_PRESETS.items():
             extra = f" → {deep['projection']} dims" if deep.get("projection") else ""
-            typer.echo(f"  {name}: {deep['network']} {','.join(deep['layers'])}{extra}")
+            typer.echo(
+                f"  {name}: {deep['network']} {','.join(deep['layers'])}{extra}"
+                f"{_weights_note(deep['network'], name)}"
+            )
         typer.echo("a network's tensors (--features NETWORK:TENSOR): --list NETWORK.onnx|.czann")
         return
     fs = _parse_features_option(spec)
     for feature in fs.names(channels, dims):
         typer.echo(feature)
     typer.echo(f"# {fs.n_features(channels, dims)} features, halo {fs.halo}", err=True)
+
+
+def _weights_note(arch: str, preset: str) -> str:
+    """Whether a VGG preset's ImageNet weights are here (they are fetched on first use)."""
+    from scopeml.features._vgg import weights_present
+
+    if weights_present(arch):
+        return " [ImageNet weights: downloaded]"
+    random = preset.replace(arch, f"{arch}-random", 1)
+    return f" [needs ImageNet weights: not downloaded, fetched on first use; {random} needs none]"
+
+
+def _is_feature_spec(text: str) -> bool:
+    """Whether ``features TEXT`` names a feature set (a preset, ``family:sigma``, a deep spec)
+    rather than a network whose tensors to list."""
+    from scopeml.features import FAMILIES, PRESETS
+    from scopeml.features.deep import is_deep_spec
+
+    if _is_network(text):
+        return False
+    family = text.replace(";", " ").split()[0].partition(":")[0] if text.strip() else ""
+    return text.strip() in PRESETS or family in FAMILIES or is_deep_spec(text)
 
 
 def _is_network(text: str) -> bool:
@@ -277,7 +308,10 @@ def _list_tensors(network: str) -> None:
     from scopeml.features._network import BUILTIN, known_networks, list_tensors, resolve_network
 
     if network not in BUILTIN and not Path(resolve_network(network)).is_file():
-        raise InvalidRequestError(f"no such network file; {known_networks()}", path=network)
+        raise InvalidRequestError(
+            f"no such network file; {known_networks()} (a feature set's names: --features SPEC)",
+            path=network,
+        )
     size = 256
     rows = list_tensors(network, size=size)
     shaped = any(shape for _, _, shape in rows)

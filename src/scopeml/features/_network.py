@@ -15,15 +15,22 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scopeml.errors import InvalidContainerError, InvalidRequestError, summarize
+from scopeml.errors import (
+    IncompatibleModelError,
+    InvalidContainerError,
+    InvalidRequestError,
+    summarize,
+)
 from scopeml.features import _vgg
 from scopeml.io.replace import write_atomically
+from scopeml.model.graph import graph_tile_step
 
 BUILTIN = {f"{arch}{suffix}" for arch in _vgg.CFGS for suffix in ("", "-random")}
 #: Longest side of the probe runs that measure strides (a tap's stride must divide it).
@@ -90,6 +97,10 @@ class FeatureNetwork:
         The graph's input channels and layout.
     taps
         One :class:`Tap` per requested layer, in request order.
+    step
+        Input sizes must be multiples of this: the product of the strides of the graph the
+        taps need (a U-Net's decoder joins its skip connections only on that grid; its
+        pooling grids line up across blocks only there).
     """
 
     def __init__(self, source: str, onnx_bytes: bytes, layers: tuple[str, ...], path=None):
@@ -127,6 +138,7 @@ class FeatureNetwork:
         del graph.output[:]
         graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in layers)
         model = onnx.utils.Extractor(model).extract_model([self._input], list(layers))
+        self.step = max(graph_tile_step(model, 2))
         options = _session_options()
         self._session = _ort().InferenceSession(
             model.SerializeToString(), options, providers=_providers()
@@ -135,9 +147,17 @@ class FeatureNetwork:
         self.taps = tuple(self._probe(layers, fields, path))
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:
-        """``1×C×H×W`` float32 (H, W multiples of every stride) → one ``maps×h×w`` per tap."""
+        """``1×C×H×W`` float32 (H, W multiples of :attr:`step`) → one ``maps×h×w`` per tap."""
         x = np.ascontiguousarray(batch.transpose(0, 2, 3, 1) if self.channels_last else batch)
-        outs = self._session.run(self._outputs, {self._input: x})
+        try:
+            outs = self._session.run(self._outputs, {self._input: x})
+        except Exception as err:  # ORT's own types (Fail, InvalidArgument…), never a traceback
+            size = "×".join(map(str, batch.shape[2:]))
+            raise IncompatibleModelError(
+                f"the feature network failed on a {size} input, tapping "
+                f"{', '.join(self._outputs)}: {_ort_message(err)}",
+                path=self.source,
+            ) from err
         result = []
         for tap, out in zip(self.taps, outs, strict=True):
             order = [tap.channel_axis - 1] + [a - 1 for a in (1, 2, 3) if a != tap.channel_axis]
@@ -145,15 +165,17 @@ class FeatureNetwork:
         return result
 
     def _probe(self, layers, fields, path) -> list[Tap]:
-        shapes = []
-        for size in _PROBES:
+        shapes, probes = [], [self.step * -(-size // self.step) for size in _PROBES]
+        probes[1] = max(probes[1], probes[0] + self.step)
+        for size in probes:
             x = np.zeros((1, self.in_channels, size, size), np.float32)
             x = x.transpose(0, 2, 3, 1) if self.channels_last else x
             try:
                 outs = self._session.run(self._outputs, {self._input: np.ascontiguousarray(x)})
             except Exception as err:  # ORT's errors: the graph cannot run on an image
                 raise InvalidContainerError(
-                    f"the network does not run on a {size}×{size} image ({err})", path=path
+                    f"the network does not run on a {size}×{size} image ({_ort_message(err)})",
+                    path=path,
                 ) from err
             shapes.append([o.shape for o in outs])
         taps = []
@@ -166,8 +188,8 @@ class FeatureNetwork:
                     f"layer {name!r} gives shape {a}; a tap must be an image of feature maps",
                     path=path,
                 )
-            stride = _PROBES[0] // a[spatial[0]]
-            if stride < 1 or _PROBES[0] % stride or a[spatial[0]] * stride != _PROBES[0]:
+            stride = probes[0] // a[spatial[0]]
+            if stride < 1 or probes[0] % stride or a[spatial[0]] * stride != probes[0]:
                 raise InvalidRequestError(f"layer {name!r}: stride is not a power of 2", path=path)
             taps.append(Tap(name, int(a[fixed[0]]), stride, fields[name], fixed[0]))
         return taps
@@ -370,8 +392,14 @@ def _session_options():
     options = _ort().SessionOptions()
     options.intra_op_num_threads = 1  # blocks run in parallel threads; one ORT thread each
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3
+    options.log_severity_level = 4  # a failure is raised as our one-line error, not logged too
     return options
+
+
+def _ort_message(err: Exception) -> str:
+    """ONNX Runtime's message on one line, without its ``[ONNXRuntimeError] : 1 : FAIL :``."""
+    text = " ".join(str(err).split())
+    return re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
 
 
 def _providers() -> list[str]:
@@ -387,9 +415,10 @@ def _ort():
     return onnxruntime
 
 
-def tap_alignment(taps: tuple[Tap, ...], scales: tuple[int, ...]) -> int:
-    """Block origins must be multiples of this for pooling grids to line up across blocks."""
-    return max(t.stride for t in taps) * max(scales)
+def tap_alignment(taps: tuple[Tap, ...], scales: tuple[int, ...], step: int = 1) -> int:
+    """Block origins must be multiples of this for pooling grids to line up across blocks:
+    the largest tap stride or the network's ``step``, at the largest scale."""
+    return max(step, *(t.stride for t in taps)) * max(scales)
 
 
 def tap_halo(taps: tuple[Tap, ...], scales: tuple[int, ...]) -> int:

@@ -195,6 +195,13 @@ def imagenet_state_dict(arch: str, *, cache: Path | None = None) -> dict:
         return {k: data[k] for k in data.files}
 
 
+def weights_present(arch: str, *, cache: Path | None = None) -> bool:
+    """Whether ``arch``'s ImageNet weights are in the cache (converted, or a copied ``.pth``):
+    what ``pixel features --list`` says of the presets that need them."""
+    folder = cache or cache_dir()
+    return (folder / f"{arch}-imagenet.npz").is_file() or (folder / WEIGHT_FILES[arch]).is_file()
+
+
 def _convert(pth: Path, npz: Path, *, expected: str) -> None:
     """The one ``torch.load`` (``weights_only=True``: tensors only, no code) of a weight file."""
     try:

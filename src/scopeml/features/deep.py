@@ -18,13 +18,15 @@ Input mapping, stated once:
 - **normalisation**: the network's own — ImageNet mean and std for VGG; none for a user's graph
   (it gets the range-mapped values).
 
-Exact tiling: block origins are multiples of :attr:`DeepFeatures.step` (the largest stride times
-the largest scale) and blocks carry :attr:`DeepFeatures.halo` pixels (half the receptive field
-plus one output pixel, at the largest scale); an image side that is not a multiple of the step
-is padded at its far end by edge replication, the same in a block as in the whole image. ONNX
-Runtime's convolutions may sum in a different order for different block sizes (the projection
-sums in float64 for this reason), so tiled and whole-image features agree to float32 rounding
-(:data:`TILING_RTOL`), asserted in the tests.
+Exact tiling: block origins are multiples of :attr:`DeepFeatures.step` (the network's step,
+the product of the strides the taps depend on, times the largest scale: a tap after a U-Net's
+decoder has stride 1 but joins maps of 1/16 the size) and blocks carry
+:attr:`DeepFeatures.halo` pixels (half the receptive field plus one output pixel, at the largest
+scale); an image side that is not a multiple of the step is padded at its far end by edge
+replication, the same in a block as in the whole image. ONNX Runtime's convolutions may sum in
+a different order for different block sizes (the projection sums in float64 for this reason),
+so tiled and whole-image features agree to float32 rounding (:data:`TILING_RTOL`), asserted in
+the tests.
 """
 
 from __future__ import annotations
@@ -203,7 +205,7 @@ class DeepFeatures:
     @property
     def step(self) -> int:
         """Block origins are multiples of this (pooling grids must line up)."""
-        return tap_alignment(self.net.taps, self.scales)
+        return tap_alignment(self.net.taps, self.scales, self.net.step)
 
     @property
     def halo(self) -> int:

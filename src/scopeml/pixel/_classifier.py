@@ -31,7 +31,7 @@ from scopeml.errors import (
     InvalidRequestError,
     find_stack_level,
 )
-from scopeml.features import FeatureSet, compute_features, parse_features
+from scopeml.features import DeepFeatures, FeatureSet, compute_features, parse_features
 from scopeml.inputs import names_of
 from scopeml.io.dtypes import label_dtype
 from scopeml.io.nonfinite import replace_nonfinite
@@ -337,6 +337,7 @@ def train_classifier(
     if spatial_dims is None:
         spatial_dims = _infer_dims(pairs[0][0])
     sources, groups = _sources(pairs, spatial_dims)
+    _check_deep_2d(fs, sources[0][0])
     in_channels = sources[0][0].shape[0]
     block = fs.block or BLOCK[spatial_dims]
     scans = [
@@ -412,6 +413,22 @@ def _sources(
                 path=im.path,
             )
     return sources, groups
+
+
+def _check_deep_2d(fs: Any, image: ImageSource) -> None:
+    """Deep features are 2-D: a Z stack is refused before any work, said in the image's terms
+    with the way out (its planes as time points give a 2-D classifier, which ``segment`` runs
+    on a Z stack plane by plane)."""
+    if not isinstance(fs, DeepFeatures) or image.spatial_dims == 2:
+        return
+    z, y, x = image.shape[1:]
+    raise InvalidRequestError(
+        f"deep features are 2-D; the image is a Z stack of {z} planes of {y}×{x}: train on its "
+        'planes as time points (--axes TYX, or axes="TYX" in Python; labels T×Y×X) for a 2-D '
+        "classifier that segment runs plane by plane, or use filter features alone "
+        "(basic25) for a 3-D one",
+        path=image.path,
+    )
 
 
 def _labelled_only(
