@@ -10,24 +10,6 @@ from scopeml.errors import InvalidRequestError
 from scopeml.features import _vgg, parse_features
 
 
-@pytest.fixture
-def no_address(tmp_path, monkeypatch):
-    """An empty cache and no download address (torchvision's table made unavailable)."""
-    import builtins
-
-    monkeypatch.setenv("SCOPEML_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SCOPEML_WEIGHTS_URL", raising=False)
-    real_import = builtins.__import__
-
-    def refuse_torchvision(name, *args, **kwargs):
-        if name.startswith("torchvision"):
-            raise ImportError("no torchvision here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse_torchvision)
-    return tmp_path / "cache" / "networks"
-
-
 @pytest.mark.parametrize(
     ("asked", "offered"),
     [

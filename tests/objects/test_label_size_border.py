@@ -12,6 +12,7 @@ from skimage.segmentation import clear_border
 from scopeml.errors import InvalidRequestError
 from scopeml.objects import label_instances, label_instances_tiled
 from scopeml.synthetic import synthetic_nuclei
+from tests.objects.test_split import in_raster_order
 
 
 def reference(mask: np.ndarray, min_size: int, max_size: int | None, border: bool) -> np.ndarray:
@@ -22,15 +23,7 @@ def reference(mask: np.ndarray, min_size: int, max_size: int | None, border: boo
     for region in regionprops(out):
         if region.area < min_size or (max_size is not None and region.area > max_size):
             out[out == region.label] = 0
-    return _renumbered(out)
-
-
-def _renumbered(labels: np.ndarray) -> np.ndarray:
-    values, first = np.unique(labels.ravel(), return_index=True)
-    order = values[values > 0][np.argsort(first[values > 0])]
-    lookup = np.zeros(labels.max() + 1, np.int64)
-    lookup[order] = np.arange(1, order.size + 1)
-    return lookup[labels]
+    return in_raster_order(out)
 
 
 @pytest.mark.parametrize(

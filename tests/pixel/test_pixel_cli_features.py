@@ -5,7 +5,6 @@ hundreds of classes lists a few of their counts."""
 
 from __future__ import annotations
 
-import builtins
 from pathlib import Path
 
 import numpy as np
@@ -14,22 +13,6 @@ import tifffile
 
 from scopeml.cli import main
 from scopeml.features import _vgg
-
-
-@pytest.fixture
-def no_weights(tmp_path, monkeypatch):
-    """An empty cache and no download address (torchvision's table made unavailable)."""
-    monkeypatch.setenv("SCOPEML_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SCOPEML_WEIGHTS_URL", raising=False)
-    real_import = builtins.__import__
-
-    def refuse_torchvision(name, *args, **kwargs):
-        if name.startswith("torchvision"):
-            raise ImportError("no torchvision here")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", refuse_torchvision)
-    return tmp_path / "cache" / "networks"
 
 
 @pytest.mark.parametrize("spec", ["basic25", "vgg19-random-64", "gaussian_smoothing:1,3.5"])
@@ -48,7 +31,7 @@ def test_a_name_that_is_neither_points_to_features(capsys):
     assert len(err.splitlines()) == 1 and "no such network file" in err and "--features" in err
 
 
-def test_missing_weights_are_the_error_pixel_train_gives(no_weights, tmp_path, capsys):
+def test_missing_weights_are_the_error_pixel_train_gives(no_address, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "i.tif", np.zeros((16, 16), np.uint16))
     tifffile.imwrite(tmp_path / "l.tif", np.ones((16, 16), np.uint8))
     train = ["pixel", "train", str(tmp_path / "i.tif"), str(tmp_path / "l.tif")]
@@ -61,14 +44,14 @@ def test_missing_weights_are_the_error_pixel_train_gives(no_weights, tmp_path, c
         assert out.out == "" and out.err.strip() == trained
 
 
-def test_list_marks_the_presets_that_need_downloaded_weights(no_weights, capsys):
+def test_list_marks_the_presets_that_need_downloaded_weights(no_address, capsys):
     assert main(["pixel", "features", "--list"]) == 0
     lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
     for preset in ("vgg19-64", "vgg19-256", "vgg16-convpaint"):
         assert "needs ImageNet weights: not downloaded" in lines[preset]
     assert "vgg16-random-convpaint needs none" in lines["vgg16-convpaint"]
-    no_weights.mkdir(parents=True)
-    (no_weights / _vgg.WEIGHT_FILES["vgg19"]).write_bytes(b"")  # a copied-in file counts
+    no_address.mkdir(parents=True)
+    (no_address / _vgg.WEIGHT_FILES["vgg19"]).write_bytes(b"")  # a copied-in file counts
     assert main(["pixel", "features", "--list"]) == 0
     lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
     assert "ImageNet weights: downloaded" in lines["vgg19-256"]
