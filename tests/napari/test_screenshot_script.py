@@ -23,7 +23,9 @@ def test_screenshot_shows_scribbles_and_a_preview_of_both_classes(viewer, tmp_pa
         assert picture.format == "PNG" and picture.mode == "P"  # 256 colours: a small file
         width, height = picture.size
     assert 1100 <= width <= 1400 and 650 <= height <= 800, picture.size
-    assert out.stat().st_size < 300_000
+    # the skin shows under the preview's first class (clear: no class is named background),
+    # and the narrower widget leaves the canvas more of it: more colours than a flat tint
+    assert out.stat().st_size < 400_000
 
     scribbles = np.asarray(viewer.layers[SCRIBBLES].data)
     assert set(np.unique(scribbles)) == {0, 1, 2}

@@ -226,19 +226,22 @@ def class_colormap(
     classes: Sequence[str], colors: Sequence[str] | None = None, *, clear_background: bool = True
 ) -> Any:
     """Class ``k``'s colour (``colors``, else a new classifier's ``k``-th class's, so a store
-    looks as its preview did), but a class named background left clear (unless not
+    looks as its preview did), but the background class left clear (unless not
     ``clear_background``: scribbles show every class painted): painted, it hid the whole image
-    under the labels. (napari's own cyclic colours, mapped by value, made the first class after
-    background almost black, invisible on fluorescence.)"""
+    under the labels. The background is the class named so (or ``bg``), else the first, as
+    ``segment`` takes it (ZEN's convention): classes "other, nuclei" tinted the whole image.
+    (napari's own cyclic colours, mapped by value, made the first class after background almost
+    black, invisible on fluorescence.)"""
     from napari.utils.colormaps import DirectLabelColormap
 
     from scopeml.palette import colour_of
+    from scopeml.post.tiled import background_value
 
     colors = list(colors or [colour_of(k) for k in range(len(classes))])
+    clear = background_value(None, classes) if clear_background and len(classes) > 1 else None
     color_dict: dict[Any, Any] = {None: "transparent", 0: "transparent"}
-    for value, (name, color) in enumerate(zip(classes, colors, strict=True), 1):
-        clear = clear_background and name.strip().lower() == "background"
-        color_dict[value] = "transparent" if clear else color
+    for value, (_, color) in enumerate(zip(classes, colors, strict=True), 1):
+        color_dict[value] = "transparent" if value == clear else color
     return DirectLabelColormap(color_dict=color_dict)
 
 

@@ -7,7 +7,16 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 
 def row(label: str, *widgets: QWidget) -> QWidget:
@@ -21,11 +30,52 @@ def row(label: str, *widgets: QWidget) -> QWidget:
     return box
 
 
+#: The height a dock's content may be squeezed to (then it scrolls): five docks fit on a
+#: 768-px screen.
+MIN_DOCK_HEIGHT = 100
+
+
+def scrolled_layout(widget: QWidget) -> QVBoxLayout:
+    """The layout for ``widget``'s controls, inside a vertical scroll area that fills it: the
+    docks' minimum heights added up (a trial: Pixel, Apply and Objects docked grew a
+    1600×1000 window to 1600×1345 on a 1080-px screen), so each dock now scrolls instead."""
+    content = QWidget()
+    area = _ScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    outer = QVBoxLayout(widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    return QVBoxLayout(content)
+
+
+class _ScrollArea(QScrollArea):
+    """A scroll area as wide as its content needs (it scrolls vertically only), a few lines
+    tall at least (a dock squeezed to its title bar showed nothing)."""
+
+    def minimumSizeHint(self) -> QSize:  # Qt's name
+        inner = self.widget().minimumSizeHint()
+        width = inner.width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, min(inner.height(), MIN_DOCK_HEIGHT))
+
+    def sizeHint(self) -> QSize:  # Qt's: as tall as the content, up to 24 lines of text
+        return QSize(self.minimumSizeHint().width(), super().sizeHint().height())
+
+
 def show_rows(table: Any, rows: int) -> None:
     """Keep at least ``rows`` rows of ``table`` in view: stacked docks squeezed a class table
     to its header and one row, hiding the classes below it."""
     height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
     table.setMinimumHeight(height + rows * table.verticalHeader().defaultSectionSize())
+
+
+def narrow_combo(combo: QComboBox, characters: int) -> None:
+    """Let ``combo`` be as narrow as ``characters`` letters (its list still shows whole
+    names): sized to its longest item, one combo set the width of its whole dock."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(characters)
 
 
 def fit_special_text(spinbox: Any) -> None:
@@ -135,6 +185,7 @@ class AxesChoice(QComboBox):
         super().__init__()
         self.choice = choice
         self.addItems(list(self.CHOICES.values()))
+        narrow_combo(self, 12)  # "Z×Y×X: planes…": the axes lead
         self.setToolTip("how the layer's 3 dimensions are read (its axis labels)")
         choice.currentTextChanged.connect(self.refresh)
         self.currentIndexChanged.connect(self._chosen)
@@ -177,12 +228,21 @@ def run_in_thread(
     """Run ``function`` in napari's worker thread; its result or error comes back on the GUI
     thread, and each warning it raises (a model trained on other intensities, channels taken
     by name) to ``on_warning``, by default a napari notification: the worker catches them, and
-    nothing showed them. Returns the started worker."""
+    nothing showed them. A TIFF's pages read by guess are not said again: the reader said so
+    in the GUI's words, and the run in the command line's (``pass --axes TYX``). Returns the
+    started worker."""
     from napari.qt.threading import create_worker
 
+    from scopeml.napari._source import is_guess
+
     said = on_warning or _notify
+
+    def warned(warning: Any) -> None:
+        if not is_guess(str(warning[0])):
+            said(str(warning[0]))
+
     # errors go to ``on_error`` only (an "errored" handler stops the worker re-raising them)
-    connect = {"returned": on_done, "errored": on_error, "warned": lambda w: said(str(w[0]))}
+    connect = {"returned": on_done, "errored": on_error, "warned": warned}
     return create_worker(function, *args, _connect=connect, **kwargs)
 
 

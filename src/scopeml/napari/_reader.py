@@ -24,6 +24,7 @@ import numpy as np
 
 from scopeml.errors import find_stack_level
 from scopeml.napari._layers import SOURCE_KEY, image_layer_data, labels_layer_data, open_levels
+from scopeml.napari._source import guess_unsaid
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,7 @@ def read_image(path: str, *, scene: int | None = None, axes: str | None = None) 
 
     path = os.fspath(path)
     try:
-        with warnings.catch_warnings():  # said below in the GUI's words (ambiguous_pages)
-            warnings.filterwarnings("ignore", "(?s).*pages (of unknown kind|stored as colours)")
+        with guess_unsaid():  # said below in the GUI's words (ambiguous_pages)
             levels = _open_levels(path, scene, axes)
     except InvalidImageError as err:
         if scene is not None or "scene" not in str(err):

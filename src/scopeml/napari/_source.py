@@ -12,6 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,24 @@ import numpy as np
 
 import scopeml as sm
 from scopeml.napari._layers import SOURCE_KEY
+
+#: The reader's warning that a TIFF's pages were read by guess (as planes, or as channels).
+GUESSED_PAGES = "(?s).*pages (of unknown kind|stored as colours)"
+
+
+@contextlib.contextmanager
+def guess_unsaid() -> Iterator[None]:
+    """Open a file without the guessed-pages warning: the reader said it in the GUI's words
+    when the file was opened, and a widget opening it again said it a second time in the
+    command line's (``pass --axes TYX``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", GUESSED_PAGES)
+        yield
+
+
+def is_guess(text: str) -> bool:
+    """Whether a warning's ``text`` is the guessed-pages one (:data:`GUESSED_PAGES`)."""
+    return re.match(GUESSED_PAGES, text) is not None
 
 
 def name_for_file(layer: Any, default: str) -> str:
@@ -59,7 +80,7 @@ def _scene_label(path: str, scene: int, axes: str | None, stamp: tuple[Any, ...]
     every stroke."""
     names: tuple[str, ...] = ()
     try:
-        with sm.open_image(path, scene=scene, axes=axes) as image:
+        with guess_unsaid(), sm.open_image(path, scene=scene, axes=axes) as image:
             names = tuple(getattr(image, "scene_names", ()) or ())
         several = scene > 0 or len(names) > 1
         if not several and not names:  # a reader that lists no names: is there a scene 1?
@@ -91,7 +112,8 @@ def layer_image(layer: Any) -> sm.Image:
     if source is not None:
         # axes: a TIFF's axes as chosen in the open widget ("CYX"), else the file's own
         axes = source.get("file_axes")
-        return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
+        with guess_unsaid():
+            return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     rgb = bool(getattr(layer, "rgb", False))
     dims = memory_axes(layer)

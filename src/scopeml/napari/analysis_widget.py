@@ -25,7 +25,6 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,7 +32,7 @@ import scopeml as sm
 from scopeml.analysis.runner import is_results_folder
 from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, open_levels
-from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread
+from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread, scrolled_layout
 from scopeml.napari._reader import REOPEN
 from scopeml.napari._source import layer_source, scene_label
 
@@ -81,7 +80,7 @@ class AnalysisWidget(QWidget):
         self.status = QLabel("load a settings file")
         self.status.setWordWrap(True)
         self.progressed.connect(self._draw)
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addWidget(row("image", self.image_choice))
         layout.addWidget(row("settings", self.path, browse))
         layout.addWidget(row("results", self.output))
@@ -89,6 +88,7 @@ class AnalysisWidget(QWidget):
         layout.addWidget(row("", self.run_button, self.cancel_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        layout.addStretch()
 
     @property
     def busy(self) -> bool:

@@ -54,7 +54,6 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -80,6 +79,7 @@ from scopeml.napari._qt import (
     fit_special_text,
     row,
     run_in_thread,
+    scrolled_layout,
 )
 from scopeml.napari._reader import REOPEN
 from scopeml.napari._source import (
@@ -155,7 +155,7 @@ class ApplyWidget(QWidget):
         self.progressed.connect(self._draw)
         self.said.connect(self._say)
 
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         self.axes_choice = AxesChoice(self.image_choice)
         layout.addWidget(row("image", self.image_choice, self.axes_choice))
         layout.addWidget(row("model", self.model_path, browse))
@@ -169,6 +169,7 @@ class ApplyWidget(QWidget):
         layout.addWidget(row("", self.run_button, self.cancel_button, self.resume_button))
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        layout.addStretch()
         self.image_choice.currentTextChanged.connect(self._image_changed)
         self._image_changed()
 

@@ -31,14 +31,20 @@ from qtpy.QtWidgets import (
     QPushButton,
     QSpinBox,
     QTableView,
-    QVBoxLayout,
     QWidget,
 )
 
 import scopeml as sm
 from scopeml.errors import InvalidLabelsError, InvalidRequestError
 from scopeml.napari._layers import labels_layer_data, layer_classes, open_levels
-from scopeml.napari._qt import LayerChoice, error_text, row, run_in_thread, show_rows
+from scopeml.napari._qt import (
+    LayerChoice,
+    error_text,
+    row,
+    run_in_thread,
+    scrolled_layout,
+    show_rows,
+)
 from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import real_layer
@@ -76,6 +82,7 @@ class ObjectsWidget(QWidget):
         self.labels_choice = LayerChoice(  # not the scribbles: strokes are no objects
             napari_viewer, napari.layers.Labels, leave_out=lambda layer: layer.name == SCRIBBLES
         )
+        napari_viewer.layers.events.inserted.connect(self._choose_objects)
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         self.class_value = QLineEdit()
         self.class_value.setPlaceholderText(
@@ -110,7 +117,7 @@ class ObjectsWidget(QWidget):
         self.status = QLabel("choose instance labels (or class labels and Label objects)")
         self.status.setWordWrap(True)
 
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addWidget(row("labels", self.labels_choice))
         layout.addWidget(row("intensities", self.image_choice))
         layout.addWidget(row("", self.class_value, self.min_size, label_button))
@@ -124,6 +131,20 @@ class ObjectsWidget(QWidget):
     @property
     def busy(self) -> bool:
         return self._worker is not None
+
+    def _choose_objects(self, event: Any) -> None:
+        """A layer of objects added (Apply's instances) is chosen over class labels, which
+        Measure refuses: Apply adds its class labels first, and they stayed chosen."""
+        import napari
+
+        layer = real_layer(event.value)
+        if not isinstance(layer, napari.layers.Labels) or layer.name == SCRIBBLES:
+            return
+        with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
+            current = self.labels_choice.layer()
+            if not layer_classes(layer) and (current is None or layer_classes(current)):
+                self.labels_choice.refresh()  # it may not list the layer yet
+                self.labels_choice.setCurrentText(layer.name)
 
     def class_names(self) -> list[str]:
         return [name.strip() for name in self.classes.text().split(",") if name.strip()]

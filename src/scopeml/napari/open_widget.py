@@ -18,11 +18,10 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
-from scopeml.napari._qt import error_text, file_filter, row
+from scopeml.napari._qt import error_text, file_filter, row, scrolled_layout
 from scopeml.napari._reader import ambiguous_pages, read_image
 from scopeml.napari._source import scene_label
 
@@ -54,11 +53,12 @@ class OpenImageWidget(QWidget):
         open_button.clicked.connect(lambda: self.open())
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         layout.addWidget(row("file", self.path, browse))
         layout.addWidget(row("scene", self.scene))
         layout.addWidget(row("axes", self.axes, open_button))
         layout.addWidget(self.status)
+        layout.addStretch()
 
     def _browse(self) -> None:
         path = QFileDialog.getOpenFileName(self, "Image", "", file_filter("images"))[0]

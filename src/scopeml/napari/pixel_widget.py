@@ -32,15 +32,15 @@ from qtpy.QtWidgets import (
     QColorDialog,
     QComboBox,
     QFileDialog,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -69,8 +69,10 @@ from scopeml.napari._qt import (
     error_text,
     file_filter,
     fit_special_text,
+    narrow_combo,
     row,
     run_in_thread,
+    scrolled_layout,
     show_rows,
 )
 from scopeml.napari._source import (
@@ -196,10 +198,13 @@ class PixelClassifierWidget(QWidget):
         self.features.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.features.addItems(feature_choices())
         self.features.setToolTip(FEATURES_TIP)
+        narrow_combo(self.features, 16)  # its longest name made the dock 530 px wide
         self._make_forest_controls()
         self.classes = QTableWidget(0, 2)
         self.classes.setHorizontalHeaderLabels(["class", "colour"])
         show_rows(self.classes, 3)
+        # as tall as its rows need, no taller: stretched, it was a big empty grey area
+        self.classes.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         self.classes.cellDoubleClicked.connect(self._pick_color)
         for name, color in DEFAULT_CLASSES:
             self.add_class(name, color)
@@ -261,14 +266,18 @@ class PixelClassifierWidget(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(lambda: self.cancel())
-        self.live = QCheckBox("Live preview (after each stroke)")
+        self.live = QCheckBox("Live preview")  # its row set the dock's width: said in the tip
+        self.live.setToolTip("Train again after each stroke, then preview the region on screen")
         self.update_button = QPushButton("Update preview")
         self.update_button.clicked.connect(lambda: self.update_preview())
         self.importances = QPlainTextEdit()
         self.importances.setReadOnly(True)
-        self.importances.setMaximumHeight(160)
+        lines = self.importances.fontMetrics().lineSpacing()  # the top ten fit, five at least
+        self.importances.setMinimumHeight(5 * lines + 12)
+        self.importances.setMaximumHeight(TOP_FEATURES * lines + 12)
         self.status = QLabel(STATUS)
         self._other_image = ""  # the status's warning that the scribbles are another image's
+        self._checked: tuple[Any, str] | None = None  # the image and warning said last
         self.status.setWordWrap(True)
         self._timer = QTimer(self)  # the seconds a step has run, in the status line
         self._timer.setInterval(1000)
@@ -280,14 +289,14 @@ class PixelClassifierWidget(QWidget):
         add, remove = QPushButton("Add class"), QPushButton("Remove class")
         add.clicked.connect(lambda: self.add_class(f"class {self.classes.rowCount() + 1}"))
         remove.clicked.connect(self._remove_class)
-        layout = QVBoxLayout(self)
+        layout = scrolled_layout(self)
         self.axes_choice = AxesChoice(self.image_choice)
         self.axes_choice.currentIndexChanged.connect(self._axes_chosen)  # after the image's
         layout.addWidget(row("image", self.image_choice, self.axes_choice))
         layout.addWidget(self.channels)
-        layout.addWidget(row("features", self.features, QLabel("trees"), self.trees))
-        forest = (QLabel("max depth"), self.max_depth, QLabel("min leaf size"), self.min_leaf)
-        layout.addWidget(row("", *forest))
+        layout.addWidget(row("features", self.features))
+        layout.addWidget(row("trees", self.trees, QLabel("min leaf size"), self.min_leaf))
+        layout.addWidget(row("max depth", self.max_depth))
         layout.addWidget(self.classes)
         layout.addWidget(row("", add, remove))
         layout.addWidget(self.train_button)
@@ -297,9 +306,11 @@ class PixelClassifierWidget(QWidget):
         layout.addWidget(self.importances)
         layout.addWidget(self._file_buttons())
         layout.addWidget(self.status)
+        layout.addStretch()
 
     def _file_buttons(self) -> QWidget:
-        """Save/load the model, import/export the scribbles: one row of buttons."""
+        """Save/load the model, import/export the scribbles: two rows of buttons (one row
+        made the dock 530 px wide)."""
         buttons = {
             "Save model…": self._save_dialog,
             "Load model…": self._load_dialog,
@@ -307,12 +318,12 @@ class PixelClassifierWidget(QWidget):
             "Export scribbles…": self._export_dialog,
         }
         files = QWidget()
-        grid = QHBoxLayout(files)
+        grid = QGridLayout(files)
         grid.setContentsMargins(0, 0, 0, 0)
-        for text, slot in buttons.items():
+        for index, (text, slot) in enumerate(buttons.items()):
             button = QPushButton(text)
             button.clicked.connect(slot)
-            grid.addWidget(button)
+            grid.addWidget(button, index // 2, index % 2)
         return files
 
     # ------------------------------------------------------------------ classes
@@ -387,7 +398,7 @@ class PixelClassifierWidget(QWidget):
             self._recolor()
 
     def _colormap(self, layer: str = SCRIBBLES) -> Any:
-        """Every class in its colour on the scribbles; on the preview, a class named background
+        """Every class in its colour on the scribbles; on the preview, the background class
         is left clear, as on an applied store: painted, it laid a tint over the whole image."""
         return class_colormap(
             self.class_names(), self.class_colors(), clear_background=layer == PREVIEW
@@ -468,12 +479,16 @@ class PixelClassifierWidget(QWidget):
     def _ensure_scribbles(self) -> None:
         """Make the scribbles layer once there is an image to paint on; painted scribbles of
         another image are kept, and the status line says so (:meth:`_scribbles_for`) until
-        their image is chosen again."""
+        their image is chosen again: once, not again on each change of the layer list (a
+        preview added said it over the preview's own line)."""
         try:
             layer = self.image_choice.layer()
             if layer is None:
                 return
             other = self._scribbles_for(layer)[1]
+            if (_image_key(layer), other) == self._checked:
+                return
+            self._checked = (_image_key(layer), other)
             said = self._other_image and self.status.text().endswith(self._other_image)
             if other or said:  # said, and Train's error saying it: no longer so
                 self.status.setText(other or STATUS)
@@ -507,6 +522,12 @@ class PixelClassifierWidget(QWidget):
                 "delete the layer to paint anew"
             )
         painted_on = made.get("image_name", "another image")
+        if made.get("image_name") and painted_on not in self.viewer.layers:
+            return current, (
+                f"the scribbles were painted on {painted_on}, which is closed: export them, "
+                f"then delete the layer to paint anew, or import them to train {layer.name} on "
+                "them"
+            )
         return current, (
             f"the scribbles were painted on {painted_on}, not {layer.name}: choose {painted_on} "
             "again; or export them, then delete the layer to paint anew, or import them to "
@@ -632,6 +653,7 @@ class PixelClassifierWidget(QWidget):
                 raise InvalidLabelsError(other)
             labels = np.asarray(scribbles.data)
             features = self._features_to_train()
+            _check_deep_2d(layer, features)
             self._run(
                 "training: reading the image and the scribbles…",
                 _train,
@@ -889,9 +911,11 @@ class PixelClassifierWidget(QWidget):
         OME image each), so ``scopeml pixel train`` and ``sm.open_image`` read a series'
         time points as time points, not planes. Written as a model is saved: atomically, a
         missing folder made, ``.tif`` added to a name without a TIFF suffix (as the readers
-        know a file by it)."""
+        know a file by it). Of the smallest unsigned type that holds the classes: napari's
+        Labels are int64 by default, which OME-TIFF does not take."""
         import tifffile
 
+        from scopeml.io.dtypes import label_dtype
         from scopeml.io.replace import atomic_write
 
         path = Path(path)
@@ -899,6 +923,9 @@ class PixelClassifierWidget(QWidget):
             path = path.with_name(f"{path.name}.tif")
         layer = self.scribbles()
         data, axes = np.asarray(layer.data), layer_axes(layer)
+        if data.size and data.min() < 0:
+            raise InvalidLabelsError(f"strokes of label {data.min()}: classes are 1 or more")
+        data = data.astype(label_dtype(int(data.max()) if data.size else 0), copy=False)
         scenes = data if axes.startswith("S") else data[None]
         with (
             _writing(path),
@@ -1038,6 +1065,34 @@ def _check_strokes(labels: np.ndarray, classes: list[str]) -> None:
     if unpainted:
         raise InvalidLabelsError(f"every class needs strokes: {missing} have none (paint them, "
                                  "or remove those classes)")  # fmt: skip
+
+
+def _check_deep_2d(layer: Any, features: Any) -> None:
+    """Deep features on a Z stack, refused in the widget's words before any work (training
+    said it with a block's shape, or with ``--axes``): its planes read as time points make a
+    2-D classifier that Apply runs plane by plane; a file's axes are chosen when it is opened
+    (a TIFF's only: other formats name their axes)."""
+    from scopeml.features import parse_features
+    from scopeml.napari._reader import REOPEN
+
+    try:
+        parsed = parse_features(features) if isinstance(features, str) else features
+    except Exception:  # a spec mistyped: training says what is wrong with it
+        return
+    _, shape, axes = layer_facts(layer)
+    if not hasattr(parsed, "network") or "Z" not in axes:  # network: deep features
+        return
+    source = layer_source(layer)
+    if source is None:
+        way = "choose T×Y×X beside the image to train on each plane, or "
+    elif str(source["path"]).lower().endswith((".tif", ".tiff")):
+        way = f"reopen it in {REOPEN} with axes TYX to train on each plane, or "
+    else:
+        way = ""
+    raise InvalidRequestError(
+        f"deep features are 2-D; {layer.name} is a Z stack of {shape[axes.index('Z')]} planes: "
+        f"{way}choose filter features (basic25 …) for a 3-D classifier"
+    )
 
 
 def _channel_named(names: list[str], channels: Any) -> list[str]:
