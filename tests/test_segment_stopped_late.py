@@ -105,6 +105,18 @@ def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, ca
     assert capsys.readouterr().out.startswith("already complete; nothing to do: ")
 
 
+def test_measuring_a_store_stopped_before_its_instances_says_so(image, tmp_path, capsys):
+    """It said "these are class labels, not objects … segment with outputs=('labels',
+    'instances')", which the run had been asked for."""
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(Cancelled):
+        sm.segment(image, "nuclei", out, progress=_cancel_at("grow"), **RUN)
+    with pytest.raises(InvalidRequestError, match="stopped before its instances: run it again"):
+        sm.measure_objects(out)
+    assert main(["objects", "measure", str(out), "-o", str(tmp_path / "t.csv")]) == 2
+    assert "--resume" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()
+
+
 def test_the_final_line_names_the_scale(image, tmp_path, capsys):
     out = tmp_path / "o.ome.zarr"
     assert main(["segment", str(image), *CLI, "-o", str(out), "--scale", "0.5", "-q"]) == 0

@@ -1110,6 +1110,8 @@ def label_objects(
             "label_objects writes the objects into a store: give output= a path "
             "(objects.ome.zarr); for a small array in memory, skimage.measure.label labels it"
         )
+    if isinstance(labels, (str, os.PathLike)) and not os.path.exists(labels):  # before --class
+        raise FileNotFoundError(2, "No such file or directory", os.fspath(labels))
     labels = _as_segmentation(labels)
     class_id = None
     classes = _classes_of(labels)
@@ -1253,6 +1255,14 @@ def measure_objects(
     run = _run_read(objects)  # how its segment run read its image file: axes told, scene
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
+    elif isinstance(objects, Segmentation) and INSTANCES in _outputs_asked(objects.path):
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "the segment run that wrote this store stopped before its instances: run it "
+            "again with --resume (resume=True) to make them",
+            path=objects.path,
+        )
     if _classes_of(objects):  # class labels: each class would be measured as one "object"
         from scopeml.errors import InvalidRequestError
 
@@ -1319,6 +1329,13 @@ def _warn_if_frames(labels: Any) -> None:
             UserWarning,
             stacklevel=find_stack_level(),
         )
+
+
+def _outputs_asked(store: Path) -> list[str]:
+    """The outputs the segment run that wrote ``store`` was asked for, as it recorded them."""
+    from scopeml.tiling.store import recorded_run
+
+    return [str(n) for n in ((recorded_run(store) or {}).get("options") or {}).get("outputs") or ()]
 
 
 def _run_read(objects: Any) -> RunRead | None:

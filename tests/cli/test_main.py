@@ -17,7 +17,7 @@ def test_an_operating_system_error_is_one_line_and_exit_code_2(tmp_path, capsys)
     output = blocker / "model.czann"  # its parent is a file: mkdir fails (FileExistsError)
     assert main(["model", "convert", str(graph), "-o", str(output), "--classes", "a,b"]) == 2
     err = capsys.readouterr().err
-    assert err == f"error: {blocker} is a file where a folder is needed\n"
+    assert err == f"error: {blocker}: is a file where a folder is needed\n"  # before any work
     assert "Traceback" not in err
 
 

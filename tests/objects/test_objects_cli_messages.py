@@ -160,3 +160,13 @@ def test_a_colour_image_as_labels_names_what_the_command_line_can_do(tmp_path, c
     err = capsys.readouterr().err
     assert "label image has 3 channels" in err and "Image.select_channels" in err
     assert "segment it first (segment, analyze)" in err
+
+
+def test_a_missing_store_is_named_before_its_class_is_looked_for(tmp_path, capsys):
+    """It said "class 'nucleus' given by name, but these labels carry no class names"."""
+    missing = tmp_path / "nonexist.ome.zarr" / "labels"
+    assert main(["objects", "label", str(missing), "-o", str(tmp_path / "o.ome.zarr"),
+                 "--class", "nucleus"]) == 2  # fmt: skip
+    assert capsys.readouterr().err.strip() == f"error: {missing}: no such file or folder"
+    with pytest.raises(FileNotFoundError):
+        sm.label_objects(missing, tmp_path / "p.ome.zarr", class_="nucleus")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import inspect
+import itertools
 import os
 import re
 import signal
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(_line(f"error: {where + ': ' if where else ''}{problem}"), err=True)
         return _exit(2, argv)
     except OSError as err:  # a missing file, a folder for a file, no space left, no permission
-        where = err.filename if err.filename is not None else _input_file(argv)
+        where = _os_error_place(err, argv)
         problem = os_problem(err)
         where = "" if where and problem.startswith(os.fsdecode(where)) else where  # said once
         typer.echo(_line(f"error: {where + ': ' if where else ''}{problem}"), err=True)
@@ -282,6 +284,29 @@ def _line(text: str, limit: int = MESSAGE_LIMIT) -> str:
         return text
     tail = f" … ({len(text)} characters)"
     return text[: max(limit - len(tail), 0)] + tail
+
+
+def _os_error_place(err: OSError, argv: list[str] | None) -> str | None:
+    """The file an operating-system error is about, as the user named it: a temporary one's
+    final name (``.t.csv.3fa2….tmp`` is ``t.csv``), the output for a full or read-only disk
+    that named no file (it was blamed on the input), else the input."""
+    if err.filename is not None:
+        name = os.fsdecode(err.filename)
+        final = _TEMPORARY.fullmatch(os.path.basename(name))
+        return os.path.join(os.path.dirname(name), final["name"]) if final else name
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        args = sys.argv[1:] if argv is None else argv
+        for flag, value in itertools.pairwise(args):
+            if flag in ("-o", "--output"):
+                return value
+        given = [a.partition("=")[2] for a in args if a.startswith("--output=")]
+        if given:
+            return given[0]
+    return _input_file(argv)
+
+
+#: The names scopeml gives what it writes before moving it into place.
+_TEMPORARY = re.compile(r"\.(?P<name>.+?)\.(?:[0-9a-f]{8,}\.tmp|partial(?:\.\w+)?)")
 
 
 def _input_file(argv: list[str] | None) -> str | None:

@@ -155,9 +155,10 @@ def measure(
         objects = source.instances if "instances" in source.outputs else source.labels
     else:
         objects = open_labels(labels) if labels not in told else open_image(labels, axes=axes)
-    # a store with instances is measured as such: the axes its run read --image with apply
+    # a store is measured as such (its instances, the axes its run read --image with; one
+    # that stopped before them says so)
     store = isinstance(source, Segmentation) and "instances" in source.outputs
-    measured: Any = source if store else objects
+    measured: Any = source if isinstance(source, Segmentation) else objects
     said = "; shapes only, no --image" if image is None else ""
     if store and image is None:  # the image its run read, if it is still that file
         image, said = _store_image(source.path)

@@ -119,6 +119,21 @@ def check_output_file(path: str | os.PathLike[str], *, overwrite: bool = False) 
         raise InvalidRequestError(
             "output exists; pass --overwrite (overwrite=True) to replace it", path=path
         )
+    check_folder_writable(path)
+
+
+def check_folder_writable(path: Path) -> None:
+    """Refuse an output whose folder cannot be made or written in (a file standing where a
+    folder is needed, a read-only disk, no permission), before any work: ``segment --measure``
+    found out only after the model had run."""
+    existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise InvalidRequestError("is a file where a folder is needed", path=existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidRequestError("cannot write in this folder (read-only or no permission)",
+                                  path=existing)  # fmt: skip
 
 
 def create_temporary(path: Path, folder: bool = False) -> Path:
