@@ -171,3 +171,28 @@ def test_the_scribbles_are_no_objects_and_a_missing_class_is_said_in_the_widgets
     said = widget.status.text()
     assert said.startswith("error: ") and "no label value 7" in said, said
     assert "in the class box above" in said and "class_=" not in said and "--class" not in said
+
+
+def test_split_and_edge_objects_are_the_librarys(viewer, qtbot, tmp_path):
+    """The boxes give ``label_objects(split=True, remove_border=True)`` (touching nuclei were
+    one object in the widget: there was no way to split them)."""
+    import scopeml as sm
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    _, truth = synthetic_nuclei((200, 220), density=0.004, radius=(5, 12), cluster_fraction=0.6,
+                                seed=3)  # fmt: skip
+    mask = (truth > 0).astype(np.uint8)
+    layer = viewer.add_labels(mask, name="mask")
+    widget = ObjectsWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    widget.labels_choice.setCurrentText(layer.name)
+    widget.split.setChecked(True)
+    widget.remove_border.setChecked(True)
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    objects = viewer.layers["mask objects"]
+    got = np.asarray(objects.data[0] if objects.multiscale else objects.data)
+    expected = sm.label_objects(mask, tmp_path / "s.ome.zarr", split=True, remove_border=True)
+    np.testing.assert_array_equal(got, expected.read()[0, 0, 0, 0])
+    plain = sm.label_objects(mask, tmp_path / "p.ome.zarr").read()
+    assert got.max() != plain.max()  # the boxes changed what was made

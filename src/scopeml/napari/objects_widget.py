@@ -89,6 +89,7 @@ class ObjectsWidget(QWidget):
             "class (name or value) to label; empty: a mask, or a store's one class"
         )
         self.min_size = _min_size_box()
+        self.split, self.remove_border = _label_boxes()
         label_button = QPushButton("Label objects")
         label_button.clicked.connect(lambda: self.label_objects())
         measure_button = QPushButton("Measure")
@@ -121,6 +122,7 @@ class ObjectsWidget(QWidget):
         layout.addWidget(row("labels", self.labels_choice))
         layout.addWidget(row("intensities", self.image_choice))
         layout.addWidget(row("", self.class_value, self.min_size, label_button))
+        layout.addWidget(row("", self.split, self.remove_border))
         layout.addWidget(measure_button)
         layout.addWidget(self.view)
         layout.addWidget(row("object classes", self.classes))
@@ -208,6 +210,8 @@ class ObjectsWidget(QWidget):
             output,
             class_=class_,
             min_size=self.min_size.value(),
+            split=self.split.isChecked(),
+            remove_border=self.remove_border.isChecked(),
             on_done=lambda objects: self._labelled(objects, layer, folder),
             on_error=failed,
         )
@@ -498,6 +502,18 @@ def _widget_words(text: str) -> str:
             "not its name"
         )
     return text
+
+
+def _label_boxes() -> tuple[QCheckBox, QCheckBox]:
+    """Label objects' ``split=`` and ``remove_border=`` (the CLI's ``--split``,
+    ``--remove-border``)."""
+    split = QCheckBox("split touching")
+    split.setToolTip(
+        "split touching objects at the necks of their distance to the background (watershed)"
+    )
+    edge = QCheckBox("drop edge objects")
+    edge.setToolTip("drop the objects the image's edge cuts")
+    return split, edge
 
 
 def _min_size_box() -> QSpinBox:
