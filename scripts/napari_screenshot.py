@@ -38,7 +38,7 @@ import numpy as np
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "napari-pixel-classifier.png"
 #: Width, height of the whole napari window: the layer docks and the widget keep their
-#: smallest widths (about 340 and 530 px), the canvas takes the rest.
+#: smallest widths (about 340 and 390 px), the canvas takes the rest.
 WINDOW = (1280, 720)
 #: The part of the image on screen, at 1:1 in the canvas napari's docks leave (rows, columns):
 #: the bare slide, the stratum corneum, the epidermis and the dermis below.
