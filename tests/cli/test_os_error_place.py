@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 
 import numpy as np
+import pytest
 import tifffile
 
 import scopeml.api
@@ -44,3 +45,19 @@ def test_a_table_under_a_file_is_refused_before_the_model_runs(tmp_path, capsys)
                  "labels,instances", "--measure", str(table)]) == 2  # fmt: skip
     assert capsys.readouterr().err == f"error: {table.parent}: is a file where a folder is needed\n"
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))  # nothing run, nothing left
+
+
+@pytest.mark.parametrize(
+    ("written", "named"),
+    [
+        ("ro/.t.csv.f109eded3d2a.tmp", "ro/t.csv"),  # io.replace.create_temporary
+        ("ro/.out.ome.zarr.partial.ken0zg0r", "ro/out.ome.zarr"),  # the engine's
+        ("/d/.o.ome.zarr.1a2b3c4d.partial.zarr", "/d/o.ome.zarr"),  # objects' write_label_image
+        ("/d/.results.1a2b3c4d.partial", "/d/results"),  # an analysis
+        ("/d/out.ome.zarr.partial/labels/0/c/0", "/d/out.ome.zarr.partial/labels/0/c/0"),
+    ],
+)
+def test_a_temporary_name_is_shown_as_the_name_it_becomes(written, named):
+    from scopeml.cli import _os_error_place
+
+    assert _os_error_place(OSError(errno.EROFS, "Read-only file system", written), []) == named

@@ -118,7 +118,7 @@ def test_regression_models_get_channel_names_and_classifiers_are_refused(tmp_pat
         model_type=ModelType.REGRESSION, input_shape=(16, 16, 1), output_shape=(16, 16, 2)
     )
     path = write_container(tmp_path / "r.czann", tiny_unet_onnx(), meta)
-    assert load_model(path, providers=CPU).spec.classes == ("class 1", "class 2")
+    assert load_model(path, providers=CPU).spec.classes == ("intensity_0", "intensity_1")
     flat = ModelMetadata(
         model_type=ModelType.MULTI_CLASS_CLASSIFICATION,
         input_shape=(16, 16, 1),

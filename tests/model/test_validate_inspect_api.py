@@ -41,3 +41,11 @@ def test_an_invalid_model_raises_from_python_and_says_so_in_json(tmp_path, capsy
     assert main(["model", "validate", str(bad), "--json"]) == 2
     said = json.loads(capsys.readouterr().out)
     assert said["valid"] is False and said["error"].startswith(f"{bad}: not a valid zip")
+
+
+def test_json_says_an_operating_system_error_too(tmp_path, capsys):
+    folder = tmp_path / "adir.czann"
+    folder.mkdir()
+    assert main(["model", "validate", str(folder), "--json"]) == 2
+    said = json.loads(capsys.readouterr().out)  # it printed plain text
+    assert said["valid"] is False and str(folder) in said["error"]

@@ -59,9 +59,9 @@ def test_border_in_a_z_stack_is_y_and_x_only(tmp_path):
 
 
 def test_max_size_below_min_size_is_refused():
-    with pytest.raises(InvalidRequestError, match="max_size 5 is below min_size 10"):
+    with pytest.raises(InvalidRequestError, match="the max size 5 is below the min size 10"):
         label_instances(np.ones((4, 4), bool), min_size=10, max_size=5)
-    with pytest.raises(InvalidRequestError, match="max_size must be a whole number"):
+    with pytest.raises(InvalidRequestError, match="the max size must be a whole number"):
         label_instances(np.ones((4, 4), bool), max_size=-1)
 
 

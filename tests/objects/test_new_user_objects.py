@@ -204,7 +204,7 @@ def test_cli_label_min_size(tmp_path, capsys):
     n = int(label_instances(mask, min_size=20).max())
     assert capsys.readouterr().out.startswith(f"{n} objects")
     assert main([*args, "--min-size", "-1", "--overwrite"]) == 2
-    assert "min_size must be" in capsys.readouterr().err
+    assert "the min size must be a whole number" in capsys.readouterr().err
 
 
 # --- 4. default features ------------------------------------------------------------------

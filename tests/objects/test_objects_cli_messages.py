@@ -170,3 +170,17 @@ def test_a_missing_store_is_named_before_its_class_is_looked_for(tmp_path, capsy
     assert capsys.readouterr().err.strip() == f"error: {missing}: no such file or folder"
     with pytest.raises(FileNotFoundError):
         sm.label_objects(missing, tmp_path / "p.ome.zarr", class_="nucleus")
+
+
+def test_labelling_one_class_of_a_model_with_a_boundary_class_warns(tmp_path):
+    """The nuclei class without its boundary ring: touching nuclei joined and 40 % small on
+    BBBC007, without a word (the analysis settings warned of it)."""
+    from scopeml.synthetic import realistic_nuclei
+
+    image = realistic_nuclei((96, 96), seed=1)[0][0]
+    seg = sm.segment(image, "nuclei", tmp_path / "s.ome.zarr", scale=1)
+    with pytest.warns(UserWarning, match="nucleus pixels alone: .* lacks the boundary ring"):
+        sm.label_objects(seg, tmp_path / "n.ome.zarr", class_="nucleus")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sm.label_objects(seg, tmp_path / "b.ome.zarr", class_="boundary")

@@ -11,6 +11,7 @@ import pytest
 from skimage.segmentation import clear_border
 
 import scopeml as sm
+from scopeml.errors import InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.objects import split as split_module
 from scopeml.objects.images import label_image
@@ -118,4 +119,38 @@ def test_cli_split_and_bad_values(tmp_path, capsys):
         warnings.simplefilter("error")
         assert main(["objects", "label", str(tmp_path / "mask.tif"), "-o",
                      str(tmp_path / "p.ome.zarr"), "--split-h", "-1", "-q"]) == 2  # fmt: skip
-    assert "split needs min_distance >= 1 and h > 0" in capsys.readouterr().err
+    assert "the split h must be a number > 0; got -1.0" in capsys.readouterr().err
+    for bad, message in (({"split_distance": 2.5}, "split distance must be a whole number"),
+                         ({"split_h": "2"}, "split h must be a number > 0"),
+                         ({"split_h": float("inf")}, "split h must be a number > 0"),
+                         ({"remove_border": "no"}, "remove_border must be True or False"),
+                         ({"max_size": 0}, "max size must be a whole number >= 1")):  # fmt: skip
+        with pytest.raises(InvalidRequestError, match=message):
+            sm.label_objects(mask, tmp_path / "bad.ome.zarr", **bad)
+    as_float = sm.label_objects(mask, tmp_path / "f.ome.zarr", split_distance=8.0).read()
+    assert as_float.max() == expected  # a whole number given as a float
+
+
+def test_a_split_distance_or_h_alone_splits_as_on_the_command_line(tmp_path):
+    """``split_h=2`` alone split nothing in Python, where ``--split-h 2`` splits."""
+    mask = clumps()
+    alone = sm.label_objects(mask, tmp_path / "a.ome.zarr", split_h=2.0).read()
+    told = sm.label_objects(mask, tmp_path / "b.ome.zarr", split=True, split_h=2.0).read()
+    np.testing.assert_array_equal(alone, told)
+    assert alone.max() > sm.label_objects(mask, tmp_path / "c.ome.zarr").read().max()
+    with pytest.raises(InvalidRequestError, match="a split distance or a split h, not both"):
+        sm.label_objects(mask, tmp_path / "d.ome.zarr", split_distance=7, split_h=2.0)
+
+
+def test_the_settings_watershed_split_is_objects_label_split(tmp_path):
+    """The analysis settings' step split the whole mask at once: objects touching at a corner
+    became one (face connectivity broken) and split lines moved with the watershed's ties."""
+    from scopeml.analysis.segment import apply_post
+    from scopeml.analysis.settings import WatershedSplit
+    from scopeml.objects.label import label_instances
+
+    mask = clumps(seed=5)
+    for step, options in ((WatershedSplit(), {}), (WatershedSplit(h=2.0), {"split_h": 2.0})):
+        settings = apply_post(label_instances(mask), [step])
+        cli = sm.label_objects(mask, tmp_path / f"{step.h}.ome.zarr", split=True, **options)
+        np.testing.assert_array_equal(settings, cli.read()[0, 0, 0, 0])

@@ -42,3 +42,10 @@ def test_images_and_labels_must_pair_up():
     (a, la), (b, _) = pair(1), pair(2)
     with pytest.raises(InvalidLabelsError, match="2 images need as many label images; got one"):
         sm.train_pixel_classifier([a, b], la)
+
+
+def test_no_images_is_said_so():
+    from scopeml.errors import InvalidImageError
+
+    with pytest.raises(InvalidImageError, match="no images given to train on"):
+        sm.train_pixel_classifier([], [])

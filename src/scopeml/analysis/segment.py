@@ -36,7 +36,8 @@ from scopeml.analysis.settings import (
     WatershedSplit,
 )
 from scopeml.objects.label import label_instances
-from scopeml.post.morphology import binary_close, binary_open, fill_holes, split_touching
+from scopeml.objects.split import Split, split_each
+from scopeml.post.morphology import binary_close, binary_open, fill_holes
 
 __all__ = ["apply_post", "label_in_parents", "segment_class", "threshold_mask"]
 
@@ -153,7 +154,7 @@ def apply_post(
         elif isinstance(step, RemoveBorder):
             out = np.where(np.isin(out, border_ids(out)), 0, out).astype(np.int32)
         elif isinstance(step, WatershedSplit):
-            out = split_touching(out > 0, min_distance=step.min_distance, h=step.h)
+            out = split_each(out, Split(step.min_distance, step.h))  # as objects label --split
         else:
             out = _regrow(out, _mask_step(out > 0, step, guide), region)
         out = _split(out, parents)

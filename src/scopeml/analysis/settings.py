@@ -257,10 +257,11 @@ class Closing(_Strict):
 
 
 class WatershedSplit(_Strict):
-    """Touching objects split at the necks of the distance to the background
-    (:func:`~scopeml.post.morphology.split_touching`): one seed per local maximum at least
-    ``min_distance`` pixels apart, or, with ``h``, per maximum at least ``h`` pixels higher
-    than the neck to its neighbour (fewer, surer splits; ``min_distance`` is then unused)."""
+    """Touching objects split at the necks of the distance to the background, each object on
+    its own (:func:`~scopeml.objects.split.split_each`, as ``objects label --split``): one seed
+    per local maximum at least ``min_distance`` pixels apart, or, with ``h``, per maximum at
+    least ``h`` pixels higher than the neck to its neighbour (fewer, surer splits;
+    ``min_distance`` is then unused)."""
 
     step: Literal["watershed_split"] = "watershed_split"
     min_distance: int = Field(5, ge=1)

@@ -155,10 +155,11 @@ def validate(
 
     try:
         lines = validate_model(model, time_budget=time_budget, memory_limit=memory_limit)
-    except ScopeMLError as err:
+    except (ScopeMLError, OSError) as err:
         if not as_json:
             raise
-        typer.echo(json.dumps({"valid": False, "error": str(err)}, indent=2))
+        problem = str(err) if isinstance(err, ScopeMLError) else f"{err.filename}: {err.strerror}"
+        typer.echo(json.dumps({"valid": False, "error": problem}, indent=2))
         raise typer.Exit(2) from None
     if as_json:
         said = [line.removeprefix("warning: ") for line in lines]

@@ -85,11 +85,10 @@ def label(
         choice = int(choice)
     if overwrite:
         check_replaceable_store(output, inputs=(labels,))
-    split = split or split_distance is not None or split_h is not None
     options = dict(connectivity=connectivity, min_size=min_size, max_size=max_size,
-                   remove_border=remove_border, split=split, split_h=split_h,
-                   split_min_distance=5 if split_distance is None else split_distance,
-                   tile_size=tile_size, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                   remove_border=remove_border, split=split, split_distance=split_distance,
+                   split_h=split_h, tile_size=tile_size, overwrite=overwrite,
+                   progress=not quiet)  # fmt: skip
     source: Any = labels
     if files_told(axes, labels):  # the file's axes as told (a plain page sequence as T, say)
         from scopeml.io import open_image

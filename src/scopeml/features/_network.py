@@ -138,7 +138,7 @@ class FeatureNetwork:
         del graph.output[:]
         graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in layers)
         model = onnx.utils.Extractor(model).extract_model([self._input], list(layers))
-        self.step = max(graph_tile_step(model, 2))
+        self.step = math.lcm(*graph_tile_step(model, 2))
         options = _session_options()
         self._session = _ort().InferenceSession(
             model.SerializeToString(), options, providers=_providers()

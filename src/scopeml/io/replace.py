@@ -126,6 +126,7 @@ def check_folder_writable(path: Path) -> None:
     """Refuse an output whose folder cannot be made or written in (a file standing where a
     folder is needed, a read-only disk, no permission), before any work: ``segment --measure``
     found out only after the model had run."""
+    path = Path(path)
     existing = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
     if existing is None:
         return

@@ -71,7 +71,7 @@ def convert_onnx(
         The ``.czann`` (or, with ``legacy``, ``.czseg``/``.czmodel``) to write.
     classes
         One name per output channel; default ``class 1 …`` (a Regression model:
-        :data:`REGRESSION_OUTPUT`, ``intensity_0 …`` for several channels).
+        :data:`~scopeml.model.metadata.REGRESSION_OUTPUT`, ``intensity_0 …`` for several channels).
     min_overlap
         Halo per side in pixels, one value for all spatial axes or one per axis ``([Z,] Y, X)``.
     model_type
@@ -696,7 +696,7 @@ def _czann_metadata(
     else:
         output_shape = (*(size or 1 for size in out_spatial), channels)
     if classes is None:
-        classes = _default_classes(channels, model_type)
+        classes = default_classes(channels, model_type)
     fields: dict[str, Any] = {
         "model_type": model_type,
         "input_shape": (*sizes, info.input_shape[-1]),
@@ -738,7 +738,7 @@ def _legacy_metadata(
     three = in_channels == 3
     fields: dict[str, Any] = {
         "name": name or "DNN model",
-        "classes": tuple(classes) if classes is not None else _default_classes(channels),
+        "classes": tuple(classes) if classes is not None else default_classes(channels),
         "border_size": max(overlap),
         "pixel_types": ("Bgr24",) if three else ("Gray32Float",) * in_channels,
         "color_handling": "SplitRgb" if three else "ConvertToMonochrome",
@@ -789,18 +789,6 @@ def czmodel_unreadable(meta: LegacyModelMetadata) -> str | None:
         "takes one channel and two or more classes); it is written as ZEN's format has it, "
         "and czmodel reads the model as a .czann"
     )
-
-
-#: Output name of a Regression model converted without class names (``intensity_k`` for several).
-REGRESSION_OUTPUT = "intensity"
-
-
-def _default_classes(count: int, model_type: ModelType | str | None = None) -> tuple[str, ...]:
-    if model_type is not None and str(model_type) == ModelType.REGRESSION.value:
-        if count == 1:
-            return (REGRESSION_OUTPUT,)
-        return tuple(f"{REGRESSION_OUTPUT}_{index}" for index in range(count))
-    return default_classes(count)
 
 
 def _validated(kind: type, fields: dict[str, Any], path: Path) -> Any:

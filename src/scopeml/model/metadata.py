@@ -264,14 +264,22 @@ class ModelMetadata(BaseModel):
         return validate_metadata(cls, data, path=path, context="invalid model.json: ")
 
 
-def default_classes(count: int) -> tuple[str, ...]:
-    """Names of ``count`` unnamed classes, one rule everywhere (a converted graph, a model
-    or package without names, a pixel classifier): ``class k`` for the class written as label
-    value ``k``.
+#: Output name of a Regression model without class names (``intensity_k`` for several).
+REGRESSION_OUTPUT = "intensity"
 
-    >>> default_classes(2)
-    ('class 1', 'class 2')
+
+def default_classes(count: int, model_type: Any = None) -> tuple[str, ...]:
+    """Names of ``count`` unnamed outputs, one rule everywhere (a converted graph, a model
+    or package without names, a pixel classifier): ``class k`` for the class written as label
+    value ``k``; a Regression model's images ``intensity`` (``intensity_k`` for several).
+
+    >>> default_classes(2), default_classes(2, "Regression")
+    (('class 1', 'class 2'), ('intensity_0', 'intensity_1'))
     """
+    if model_type is not None and str(model_type) == ModelType.REGRESSION.value:
+        if count == 1:
+            return (REGRESSION_OUTPUT,)
+        return tuple(f"{REGRESSION_OUTPUT}_{index}" for index in range(count))
     return tuple(f"class {k}" for k in range(1, int(count) + 1))
 
 

@@ -107,7 +107,7 @@ def model_spec(container: Container) -> ModelSpec:
                 path=container.path,
             )  # fmt: skip
         in_channels = graph.input_shape[-1] or meta.in_channels
-        classes = meta.classes or default_classes(meta.out_channels)
+        classes = meta.classes or default_classes(meta.out_channels, meta.model_type)
         halo = meta.min_overlap or (0,) * spatial
         name = meta.model_name or (container.path.stem if container.path else "")
         pixel_size = _pixel_size(meta, spatial)

@@ -28,7 +28,7 @@ def validate_model(
     from scopeml.model.container import read_container
     from scopeml.model.metadata import ModelMetadata
     from scopeml.model.probe import probe_model
-    from scopeml.model.registry import resolve_model
+    from scopeml.model.registry import classifier_kind, resolve_model
 
     path = resolve_model(model)
     from scopeml.model.bioimageio.package import is_package
@@ -103,18 +103,6 @@ def check_tiles(container: Any, path: Path) -> None:
         raise IncompatibleModelError(err.problem, path=path) from None
 
 
-def classifier_kind(path: Path) -> str | None:
-    """``"pixel-classifier"`` or ``"object-classifier"`` for scopeml's own classifier files
-    (zips that are not czann/czseg containers, whatever their suffix), else ``None``."""
-    from scopeml.model.registry import format_of
-
-    try:
-        kind = format_of(path)
-    except Exception:  # not a model of any known kind: read_container says why
-        return None
-    return kind if kind in ("pixel-classifier", "object-classifier") else None
-
-
 def validate_image_classifier(model: Path, path: Path, meta: Any, limits: dict) -> str:
     """Run a classification container on a zero image of its input size as ``classify``
     runs it (its tensors sized, then a capped child): it must give one score per class."""
@@ -144,7 +132,7 @@ def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
     from scopeml.model.registry import open_model
 
     classifier = open_model(path)
-    if kind == "object-classifier":
+    if kind == "object classifier":
         classes = list(classifier.classes)
         return [
             f"{model}: valid scopeml object classifier: {len(classes)} classes "

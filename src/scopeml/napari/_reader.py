@@ -24,7 +24,7 @@ import numpy as np
 
 from scopeml.errors import find_stack_level
 from scopeml.napari._layers import SOURCE_KEY, image_layer_data, labels_layer_data, open_levels
-from scopeml.napari._source import guess_unsaid
+from scopeml.napari._source import guess_said_here
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def read_image(path: str, *, scene: int | None = None, axes: str | None = None) 
 
     path = os.fspath(path)
     try:
-        with guess_unsaid():  # said below in the GUI's words (ambiguous_pages)
+        with guess_said_here():  # said below in the GUI's words (ambiguous_pages)
             levels = _open_levels(path, scene, axes)
     except InvalidImageError as err:
         if scene is not None or "scene" not in str(err):

@@ -28,13 +28,19 @@ GUESSED_PAGES = "(?s).*pages (of unknown kind|stored as colours)"
 
 
 @contextlib.contextmanager
-def guess_unsaid() -> Iterator[None]:
-    """Open a file without the guessed-pages warning: the reader said it in the GUI's words
-    when the file was opened, and a widget opening it again said it a second time in the
-    command line's (``pass --axes TYX``)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", GUESSED_PAGES)
+def guess_said_here() -> Iterator[None]:
+    """Open a file for the reader, which says the guessed-pages warning in the GUI's words:
+    the library's own is caught (and so counts as said: a widget opening the file again gives
+    it no more, without a filter of its own, which raced with worker threads' warnings) and
+    any other warning passes on."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         yield
+    for warning in caught:
+        if not is_guess(str(warning.message)):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 def is_guess(text: str) -> bool:
@@ -80,7 +86,7 @@ def _scene_label(path: str, scene: int, axes: str | None, stamp: tuple[Any, ...]
     every stroke."""
     names: tuple[str, ...] = ()
     try:
-        with guess_unsaid(), sm.open_image(path, scene=scene, axes=axes) as image:
+        with sm.open_image(path, scene=scene, axes=axes) as image:
             names = tuple(getattr(image, "scene_names", ()) or ())
         several = scene > 0 or len(names) > 1
         if not several and not names:  # a reader that lists no names: is there a scene 1?
@@ -112,8 +118,7 @@ def layer_image(layer: Any) -> sm.Image:
     if source is not None:
         # axes: a TIFF's axes as chosen in the open widget ("CYX"), else the file's own
         axes = source.get("file_axes")
-        with guess_unsaid():
-            return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
+        return sm.open_image(source["path"], scene=source.get("scene"), axes=axes)
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     rgb = bool(getattr(layer, "rgb", False))
     dims = memory_axes(layer)

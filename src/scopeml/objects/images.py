@@ -213,7 +213,7 @@ def label_image(
     ((1, 2, 1, 1, 4, 6), [1, 3])
     """
 
-    _check_sizes(min_size, max_size)
+    _check_sizes(min_size, max_size, remove_border)
     found_any = False  # an object of the class, before small ones were dropped
     warned = False
 

@@ -14,6 +14,7 @@ result is the same however the image is tiled.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import uuid
@@ -101,7 +102,7 @@ def label_instances(
     """
     mask = _mask(np.asarray(labels), class_id)
     structure = _structure(mask.ndim, connectivity)
-    _check_sizes(min_size, max_size)
+    _check_sizes(min_size, max_size, remove_border)
     out, n = ndi.label(mask, structure=structure, output=np.int32)
     if (min_size > 1 or max_size is not None or remove_border) and n:
         sizes = np.bincount(out.ravel(), minlength=n + 1)
@@ -115,16 +116,21 @@ def label_instances(
     return out
 
 
-def _check_sizes(min_size: int, max_size: int | None = None) -> None:
-    for name, value in (("min_size", min_size), ("max_size", max_size)):
-        if value is None and name == "max_size":
-            continue
-        if isinstance(value, bool) or int(value) != value or value < 0:
-            raise InvalidRequestError(f"{name} must be a whole number >= 0; got {value!r}")
+def _check_sizes(min_size: int, max_size: int | None = None, remove_border: bool = False) -> None:
+    """Refuse size and border rules no object count could follow, before any work."""
+    for name, value, least in (("min size", min_size, 0), ("max size", max_size, 1)):
+        whole = isinstance(value, numbers.Real) and float(value).is_integer()
+        if value is not None and (isinstance(value, bool) or not whole or value < least):
+            raise InvalidRequestError(
+                f"the {name} must be a whole number >= {least}; got {value!r}"
+            )
     if max_size is not None and max_size < min_size:
         raise InvalidRequestError(
-            f"max_size {max_size} is below min_size {min_size}: every object would be dropped"
+            f"the max size {max_size} is below the min size {min_size}: every object would be "
+            "dropped"
         )
+    if not isinstance(remove_border, (bool, np.bool_)):
+        raise InvalidRequestError(f"remove_border must be True or False; got {remove_border!r}")
 
 
 def kept_sizes(sizes: np.ndarray, max_size: int | None, edge: Any = ()) -> np.ndarray:
@@ -246,7 +252,7 @@ def label_instances_tiled(
     if len(shape) not in (2, 3):
         raise InvalidLabelsError(f"labels must be 2-D or 3-D; got shape {shape}")
     _structure(len(shape), connectivity)  # a bad value fails before any work
-    _check_sizes(min_size, max_size)
+    _check_sizes(min_size, max_size, remove_border)
     output = Path(output)
     if output.exists() and not overwrite:
         raise InvalidRequestError(
@@ -299,7 +305,7 @@ class ProvisionalLabels:
         max_size: int | None = None,
         remove_border: bool = False,
     ) -> None:
-        _check_sizes(min_size, max_size)
+        _check_sizes(min_size, max_size, remove_border)
         self.min_size, self.max_size = int(min_size), max_size
         self.remove_border = remove_border
         self.shape = tuple(int(s) for s in labels.shape)

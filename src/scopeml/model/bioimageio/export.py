@@ -470,7 +470,7 @@ def _output_tensor(
     per class for a classifier; ``batch`` 1 for a graph that takes one image at a time."""
     from bioimageio.spec.model import v0_5 as bio
 
-    classes = list(meta.classes or default_classes(meta.out_channels))
+    classes = list(meta.classes or default_classes(meta.out_channels, meta.model_type))
     space_out = [
         _space_output_axis(axis, int(halo[index]))
         for index, axis in enumerate(ids)
