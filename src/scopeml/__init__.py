@@ -38,6 +38,7 @@ _LAZY = {
     "InstanceOptions": "scopeml.objects.instances",
     "train_pixel_classifier": "scopeml.api",
     "label_objects": "scopeml.api",
+    "filter_objects": "scopeml.api",
     "measure_objects": "scopeml.api",
     "train_object_classifier": "scopeml.api",
     "classify_objects": "scopeml.api",
@@ -68,6 +69,7 @@ __all__ = [
     "classify_object_crops",
     "classify_objects",
     "export_bioimageio",
+    "filter_objects",
     "import_bioimageio",
     "inspect_model",
     "label_objects",
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
     from scopeml.api import (
         Segmentation,
         classify_objects,
+        filter_objects,
         label_objects,
         measure_objects,
         open_model,

@@ -16,6 +16,43 @@ app = typer.Typer(
 )
 
 
+#: The size, border and split rules of ``label`` and ``filter`` (one definition, one help).
+MIN_SIZE = typer.Option(
+    0, "--min-size", help="Drop objects with fewer pixels (voxels in Z stacks)."
+)
+MAX_SIZE = typer.Option(
+    None, "--max-size", help="Drop objects with more pixels (voxels in Z stacks)."
+)
+REMOVE_BORDER = typer.Option(
+    False,
+    "--remove-border",
+    help="Drop objects touching the image's edge in Y or X (cut by the field of view).",
+)
+SPLIT = typer.Option(
+    False,
+    "--split",
+    help="Split touching objects at the necks of their distance to the background "
+    "(watershed), each object on its own; the size and border rules judge the pieces.",
+)
+SPLIT_DISTANCE = typer.Option(
+    None,
+    "--split-distance",
+    help="Split (as --split) with seeds at least this many pixels apart (default 5).",
+)
+SPLIT_H = typer.Option(
+    None,
+    "--split-h",
+    help="Split (as --split) with seeds at maxima at least this many pixels above the neck "
+    "to their neighbour (fewer, surer splits; --split-distance is then unused).",
+)
+TILE_SIZE = typer.Option(
+    None,
+    help="Tile edge in pixels along every axis, clipped to the image (also the output "
+    "chunks). Default: 1024×1024 in 2-D; in a Z stack at most 128³ voxels, an axis "
+    "shorter than its share whole (40×228×228 for 40 planes).",
+)
+
+
 @app.command("label")
 def label(
     labels: Path = typer.Argument(
@@ -34,40 +71,13 @@ def label(
         None, "--class-id", help="Label value to label (older spelling of --class VALUE)."
     ),
     connectivity: int = typer.Option(1, help="1 = faces only … ndim = full neighbourhood."),
-    min_size: int = typer.Option(
-        0, "--min-size", help="Drop objects with fewer pixels (voxels in Z stacks)."
-    ),
-    max_size: int | None = typer.Option(
-        None, "--max-size", help="Drop objects with more pixels (voxels in Z stacks)."
-    ),
-    remove_border: bool = typer.Option(
-        False,
-        "--remove-border",
-        help="Drop objects touching the image's edge in Y or X (cut by the field of view).",
-    ),
-    split: bool = typer.Option(
-        False,
-        "--split",
-        help="Split touching objects at the necks of their distance to the background "
-        "(watershed), each object on its own; the size and border rules judge the pieces.",
-    ),
-    split_distance: int | None = typer.Option(
-        None,
-        "--split-distance",
-        help="Split (as --split) with seeds at least this many pixels apart (default 5).",
-    ),
-    split_h: float | None = typer.Option(
-        None,
-        "--split-h",
-        help="Split (as --split) with seeds at maxima at least this many pixels above the neck "
-        "to their neighbour (fewer, surer splits; --split-distance is then unused).",
-    ),
-    tile_size: int | None = typer.Option(
-        None,
-        help="Tile edge in pixels along every axis, clipped to the image (also the output "
-        "chunks). Default: 1024×1024 in 2-D; in a Z stack at most 128³ voxels, an axis "
-        "shorter than its share whole (40×228×228 for 40 planes).",
-    ),
+    min_size: int = MIN_SIZE,
+    max_size: int | None = MAX_SIZE,
+    remove_border: bool = REMOVE_BORDER,
+    split: bool = SPLIT,
+    split_distance: int | None = SPLIT_DISTANCE,
+    split_h: float | None = SPLIT_H,
+    tile_size: int | None = TILE_SIZE,
     overwrite: bool = typer.Option(False, help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
@@ -96,6 +106,49 @@ def label(
         source = open_image(labels, axes=axes)
     with _stop_said(output):
         out = label_objects(source, output, class_=choice, **options)
+    first = output if out.sizes["S"] == 1 else output / "0"
+    n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
+    typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
+
+
+@app.command("filter")
+def filter_(
+    objects: Path = typer.Argument(
+        ...,
+        help="Instance labels (one id per object: a segment store's instances, StarDist or "
+        "cellpose masks; TIFF, OME-Zarr, .npy), or a scopeml segment store.",
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Filtered objects, an .ome.zarr."),
+    min_size: int = MIN_SIZE,
+    max_size: int | None = MAX_SIZE,
+    remove_border: bool = REMOVE_BORDER,
+    split: bool = SPLIT,
+    split_distance: int | None = SPLIT_DISTANCE,
+    split_h: float | None = SPLIT_H,
+    tile_size: int | None = TILE_SIZE,
+    overwrite: bool = typer.Option(False, help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
+) -> None:
+    """Filter objects by size and the image's edge (and split them), each kept apart however
+    it touches the others (objects label would join them); ids renumbered 1..n."""
+    from scopeml.api import filter_objects
+    from scopeml.io.omezarr import open_ome_zarr_array
+    from scopeml.io.replace import check_replaceable_store
+
+    if overwrite:
+        check_replaceable_store(output, inputs=(objects,))
+    source: Any = objects
+    if files_told(axes, objects):
+        from scopeml.io import open_image
+
+        source = open_image(objects, axes=axes)
+    with _stop_said(output):
+        out = filter_objects(
+            source, output, min_size=min_size, max_size=max_size, remove_border=remove_border,
+            split=split, split_distance=split_distance, split_h=split_h, tile_size=tile_size,
+            overwrite=overwrite, progress=not quiet,
+        )  # fmt: skip
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")

@@ -22,7 +22,13 @@ from scopeml.objects.hierarchy import (
     summarize_children,
     threshold_segmenter,
 )
-from scopeml.objects.images import iter_stacks, label_image, measure_image, open_labels
+from scopeml.objects.images import (
+    filter_image,
+    iter_stacks,
+    label_image,
+    measure_image,
+    open_labels,
+)
 from scopeml.objects.instances import InstanceOptions, instance_image, instance_labels
 from scopeml.objects.label import (
     iter_tiles,
@@ -42,6 +48,7 @@ __all__ = [
     "Segmenter",
     "assign_parents",
     "default_features",
+    "filter_image",
     "instance_image",
     "instance_labels",
     "iter_stacks",

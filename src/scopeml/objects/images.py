@@ -53,6 +53,7 @@ __all__ = [
     "StackView",
     "array_image",
     "check_same_sizes",
+    "filter_image",
     "iter_stacks",
     "label_image",
     "measure_image",
@@ -249,6 +250,53 @@ def label_image(
     return write_label_image(
         labels, output, label_stack, name="objects", connectivity=connectivity,
         tile_size=tile_size, overwrite=overwrite, finish=finish, progress=progress,
+    )  # fmt: skip
+
+
+#: Largest object id :func:`filter_image` takes (its records hold ~50 bytes per id).
+MAX_FILTER_ID = 2**24
+
+
+def filter_image(
+    labels: Image,
+    output: str | os.PathLike[str],
+    *,
+    min_size: int = 0,
+    max_size: int | None = None,
+    remove_border: bool = False,
+    split: Split | None = None,
+    connectivity: int = 1,
+    tile_size: int | Sequence[int] | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+) -> Image:
+    """Labels that are objects already (StarDist, cellpose, ``segment``'s instances), each
+    kept as it is however it touches the others, filtered by size and the image's edge and,
+    with ``split``, each split on its own (:func:`~scopeml.objects.split.split_objects`);
+    ids renumbered ``1..n`` by first pixels, unique across time points; out of core as
+    :func:`label_image`. CellProfiler's FilterObjects, which ``label_image`` cannot be: it
+    joins touching objects.
+    """
+    _check_sizes(min_size, max_size, remove_border)
+
+    def filter_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
+        most = max((int(np.asarray(stack[r]).max(initial=0)) for r, _ in iter_regions(
+            tuple(int(n) for n in stack.shape), tiles)), default=0)  # fmt: skip
+        if most > MAX_FILTER_ID:
+            raise InvalidLabelsError(
+                f"object ids up to {most}; filtering takes ids up to {MAX_FILTER_ID} (number "
+                "the objects 1..n first)",
+                path=labels.path,
+            )
+        return split_objects(
+            stack, put, n_objects=most, split=split, work=work, tiles=tiles,
+            connectivity=connectivity, min_size=min_size, max_size=max_size,
+            remove_border=remove_border, offset=offset, progress=progress,
+        )  # fmt: skip
+
+    return write_label_image(
+        labels, output, filter_stack, name="objects", connectivity=connectivity,
+        tile_size=tile_size, overwrite=overwrite, progress=progress,
     )  # fmt: skip
 
 

@@ -83,7 +83,7 @@ def split_objects(
     put: Callable[[tuple[slice, ...], np.ndarray], Any],
     *,
     n_objects: int,
-    split: Split,
+    split: Split | None,
     work: Path | None,
     tiles: Sequence[int],
     connectivity: int = 1,
@@ -95,6 +95,8 @@ def split_objects(
 ) -> int:
     """Split the objects ``1..n_objects`` of ``objects`` (a ``[Z×]Y×X`` array-like of ids) and
     hand every tile of the pieces' ids (``1..N`` plus ``offset``) to ``put``; return ``N``.
+    Without ``split`` the objects stay whole and only the size and border rules apply (ids
+    renumbered by first pixels): filtering labels that are objects already.
 
     ``work`` is a scratch path for the pieces' numbers within their objects (removed by the
     caller), ``None`` to keep them in memory. Stages ``split`` (objects, by the tile their box
@@ -114,8 +116,12 @@ def split_objects(
     pieces.add(0, 1, 0, 0, 0)  # the background, so that every array has an entry
     too_big = []
     groups = _groups(lo, hi, tiles)
-    for ids in track(groups, progress, "split", unit="tile"):
+    for ids in track(groups, progress, "split" if split else "filter", unit="tile"):
         big = np.prod(hi[ids] - lo[ids], axis=1) > MAX_OBJECT_PIXELS
+        if split is None:  # every object whole: its number stays 0, read as piece 1
+            pieces.add(ids, np.ones_like(ids), size[ids], first[ids], edge[ids])
+            pieces.pack()
+            continue
         too_big += ids[big].tolist()
         for i in ids[big]:  # kept whole: its number stays 0, read as piece 1
             pieces.add(i, 1, size[i], first[i], edge[i])
