@@ -231,8 +231,8 @@ def label_image(
                     labels,
                     f"touching pixels of different values ({found.joined[0]} and "
                     f"{found.joined[1]}) were joined into one object; labels that are objects "
-                    "already are measured as they are (objects measure); of class labels, "
-                    "label one class (--class, class_=)",
+                    "already are filtered (objects filter) and measured (objects measure) as "
+                    "they are; of class labels, label one class (--class, class_=)",
                 )
             if split is None:
                 found.write(put, dtype=np.uint32, offset=offset)
