@@ -106,10 +106,10 @@ def split_objects(
 
     shape = tuple(int(n) for n in objects.shape)
     lo, hi, size, first = _boxes(objects, tiles, n_objects)
-    numbered = (
-        np.zeros(shape, np.uint32) if work is None else zarr.open_array(
-            str(work), mode="w", shape=shape, chunks=tuple(tiles), dtype=np.uint32, fill_value=0
-        )
+    numbered = (  # pieces' numbers in their objects; none without a split (all piece 1)
+        None if split is None else np.zeros(shape, np.uint32) if work is None else
+        zarr.open_array(str(work), mode="w", shape=shape, chunks=tuple(tiles), dtype=np.uint32,
+                        fill_value=0)
     )  # fmt: skip
     pieces = _Pieces()
     edge = (lo[:, -2:] == 0).any(axis=1) | (hi[:, -2:] == np.array(shape[-2:])).any(axis=1)
@@ -130,14 +130,14 @@ def split_objects(
     if too_big:
         warnings.warn(
             f"{len(too_big)} objects span more than {MAX_OBJECT_PIXELS} pixels and were not "
-            f"split (object {too_big[0] + offset}, first)",
+            "split (each is kept whole: the split holds an object's box in memory)",
             UserWarning,
             stacklevel=find_stack_level(),
         )
     lookup, start, count = _final_ids(pieces, n_objects, min_size, max_size, remove_border)
     for region, _ in track(list(iter_regions(shape, tiles)), progress, "relabel", unit="tile"):
         ids = np.asarray(objects[region]).astype(np.int64)
-        number = np.maximum(np.asarray(numbered[region]).astype(np.int64), 1)
+        number = 1 if numbered is None else np.maximum(np.asarray(numbered[region]), 1)
         final = np.where(ids > 0, lookup[start[ids] + number - 1], 0)
         put(region, np.where(final > 0, final + offset, 0).astype(np.uint32))
     return count
