@@ -37,6 +37,9 @@ classes:
       method: otsu            # fixed (with value: ...) | otsu | li | triangle
       sigma: 2.0              # Gaussian smoothing before thresholding (0 = none)
       # dark: true            # objects darker than the background (brightfield, H&E)
+      # factor: 1.2           # the automatic level times this (stricter above 1)
+      # minimum: 100          # the automatic level at least this: a blank image, no objects
+      # maximum: 5000         # and at most this
     post:                     # binary post-processing, applied in this order
       - step: fill_holes
       - step: remove_small

@@ -121,9 +121,11 @@ def threshold_per_parent_tiled(
     tile_size: int,
     parent: Any,
     dark: bool = False,
+    adjust: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[Any, np.ndarray]:
-    """Threshold a plane tile by tile with one level per parent object (:func:`parent_levels`)
-    into a boolean zarr mask (numpy when ``output`` is ``None``); return it and the levels.
+    """Threshold a plane tile by tile with one level per parent object (:func:`parent_levels`,
+    then ``adjust``: a settings' factor and bounds) into a boolean zarr mask (numpy when
+    ``output`` is ``None``); return it and the levels.
 
     Examples
     --------
@@ -134,6 +136,7 @@ def threshold_per_parent_tiled(
     [[0, 0, 1, 1, 0, 0, 0, 1, 1]]
     """
     levels = parent_levels(source, parent, method, tile_size=tile_size)
+    levels = levels if adjust is None else adjust(levels)
     out = open_plane_store(output, source.shape, bool, tile_size)
     for tile in plane_tiles(source.shape, tile_size):
         out[tile] = threshold_per_parent(source[tile], parent[tile], levels, dark=dark)

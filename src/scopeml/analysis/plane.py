@@ -371,12 +371,12 @@ def _threshold_tiled(
 
         mask, _ = threshold_per_parent_tiled(
             source, store("mask"), seg.method, tile_size=tile_size, parent=parent,
-            dark=seg.dark,
+            dark=seg.dark, adjust=seg.adjusted,
         )  # fmt: skip
         return mask
     mask, _ = tiled.threshold_tiled(
         source, store("mask"), seg.method, tile_size=tile_size,
-        value=seg.value, dark=seg.dark, region=region,
+        value=seg.value, dark=seg.dark, region=region, adjust=seg.adjusted,
     )  # fmt: skip
     return mask
 

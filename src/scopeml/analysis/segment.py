@@ -79,7 +79,7 @@ def threshold_mask(
         region = np.asarray(region) > 0
     mask, _ = threshold_tiled(
         values, None, segmenter.method, tile_size=max(values.shape),
-        value=segmenter.value, dark=segmenter.dark, region=region,
+        value=segmenter.value, dark=segmenter.dark, region=region, adjust=segmenter.adjusted,
     )  # fmt: skip
     return mask
 
@@ -94,6 +94,7 @@ def _threshold_per_parent(
         raise ValueError("a per-parent threshold needs the parent class's labels")
     parents = np.asarray(parents)
     levels = parent_levels(source, parents, segmenter.method, tile_size=max(source.shape))
+    levels = segmenter.adjusted(levels)
     return threshold_per_parent(source, parents, levels, dark=segmenter.dark)
 
 

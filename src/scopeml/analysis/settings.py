@@ -90,6 +90,14 @@ class ThresholdSegmenter(_Strict):
     value: float | None = Field(None, description="the threshold for method 'fixed'")
     sigma: float = Field(0.0, ge=0.0, description="Gaussian smoothing before thresholding")
     dark: bool = Field(False, description="keep pixels below the threshold instead")
+    factor: float = Field(
+        1.0, gt=0, description="an automatic level is multiplied by this (CellProfiler's "
+        "threshold correction factor: above 1 stricter, below 1 more lenient)",
+    )  # fmt: skip
+    minimum: float | None = Field(
+        None, description="an automatic level is at least this (a blank image gets no objects)"
+    )
+    maximum: float | None = Field(None, description="an automatic level is at most this")
     scope: Literal["pooled", "per_parent"] = Field(
         "pooled", description="a child class's automatic threshold: one from all its parent "
         "objects' pixels together (pooled), or one per parent object from its own pixels",
@@ -104,7 +112,24 @@ class ThresholdSegmenter(_Strict):
                 f"'scope: {self.scope}' is for automatic thresholds (otsu, li, triangle); "
                 "method 'fixed' uses its value everywhere"
             )
+        adjusted = self.factor != 1 or self.minimum is not None or self.maximum is not None
+        if self.method == "fixed" and adjusted:
+            raise ValueError(
+                "'factor', 'minimum' and 'maximum' adjust automatic thresholds (otsu, li, "
+                "triangle); method 'fixed' uses its value as it is"
+            )
+        if None not in (self.minimum, self.maximum) and self.minimum > self.maximum:
+            raise ValueError(f"'minimum' {self.minimum} is above 'maximum' {self.maximum}")
         return self
+
+    def adjusted(self, level: Any) -> Any:
+        """An automatic level (or array of levels per parent) times ``factor``, within
+        ``minimum`` and ``maximum``; NaN (no level) stays NaN."""
+        import numpy as np
+
+        low = -np.inf if self.minimum is None else self.minimum
+        high = np.inf if self.maximum is None else self.maximum
+        return np.clip(np.asarray(level, np.float64) * self.factor, low, high)
 
 
 #: ``segment --scale``: a factor within the scale module's limits, or ``"auto"``.

@@ -437,12 +437,14 @@ def threshold_tiled(
     value: float | None = None,
     dark: bool = False,
     region: Any = None,
+    adjust: Callable[[float], Any] | None = None,
 ) -> tuple[Any, float | None]:
     """Threshold a plane tile by tile into a boolean zarr mask; return it and the level.
 
     An automatic level (``otsu``, ``li``, ``triangle``) comes from :func:`plane_histogram`
-    of the pixels inside ``region`` (a boolean array-like, the parent's objects); a region
-    without pixels, or with one grey value only, gives an empty mask and level ``None``.
+    of the pixels inside ``region`` (a boolean array-like, the parent's objects), then
+    ``adjust`` (a settings' factor and bounds); a region without pixels, or with one grey
+    value only, gives an empty mask and level ``None``.
 
     Examples
     --------
@@ -461,6 +463,8 @@ def threshold_tiled(
     else:
         found = plane_histogram(source, tile_size=tile_size, region=region)
         level = None if found is None else histogram_threshold(*found, method)
+    if method != "fixed" and level is not None and adjust is not None:
+        level = float(adjust(level))
     out = _open_store(output, source.shape, bool, tile_size)
     if level is None:
         return out, None
