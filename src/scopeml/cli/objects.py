@@ -85,7 +85,6 @@ def label(
     """Label the objects of every scene and time point, tile by tile, stitched across tiles."""
     from scopeml.api import label_objects
     from scopeml.errors import InvalidRequestError
-    from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.io.replace import check_replaceable_store
 
     if class_ is not None and class_id is not None:
@@ -106,9 +105,7 @@ def label(
         source = open_image(labels, axes=axes)
     with _stop_said(output):
         out = label_objects(source, output, class_=choice, **options)
-    first = output if out.sizes["S"] == 1 else output / "0"
-    n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
-    typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")
+    _say_objects(out, output)
 
 
 @app.command("filter")
@@ -133,7 +130,6 @@ def filter_(
     """Filter objects by size and the image's edge (and split them), each kept apart however
     it touches the others (objects label would join them); ids renumbered 1..n."""
     from scopeml.api import filter_objects
-    from scopeml.io.omezarr import open_ome_zarr_array
     from scopeml.io.replace import check_replaceable_store
 
     if overwrite:
@@ -149,6 +145,13 @@ def filter_(
             split=split, split_distance=split_distance, split_h=split_h, tile_size=tile_size,
             overwrite=overwrite, progress=not quiet,
         )  # fmt: skip
+    _say_objects(out, output)
+
+
+def _say_objects(out: Any, output: Path) -> None:
+    """The final line of ``label`` and ``filter``: how many objects, their axes, where."""
+    from scopeml.io.omezarr import open_ome_zarr_array
+
     first = output if out.sizes["S"] == 1 else output / "0"
     n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]
     typer.echo(f"{n_objects} objects ({_axes(out)}) → {output}")

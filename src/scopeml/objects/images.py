@@ -280,19 +280,14 @@ def filter_image(
     _check_sizes(min_size, max_size, remove_border)
 
     def filter_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
-        most = max((int(np.asarray(stack[r]).max(initial=0)) for r, _ in iter_regions(
-            tuple(int(n) for n in stack.shape), tiles)), default=0)  # fmt: skip
-        if most > MAX_FILTER_ID:
-            raise InvalidLabelsError(
-                f"object ids up to {most}; filtering takes ids up to {MAX_FILTER_ID} (number "
-                "the objects 1..n first)",
-                path=labels.path,
-            )
-        return split_objects(
-            stack, put, n_objects=most, split=split, work=work, tiles=tiles,
-            connectivity=connectivity, min_size=min_size, max_size=max_size,
-            remove_border=remove_border, offset=offset, progress=progress,
-        )  # fmt: skip
+        try:
+            return split_objects(
+                stack, put, split=split, work=work, tiles=tiles, connectivity=connectivity,
+                min_size=min_size, max_size=max_size, remove_border=remove_border,
+                offset=offset, progress=progress, max_id=MAX_FILTER_ID,
+            )  # fmt: skip
+        except InvalidLabelsError as err:  # the ids' bound: the file's
+            raise InvalidLabelsError(err.problem, path=labels.path) from None
 
     return write_label_image(
         labels, output, filter_stack, name="objects", connectivity=connectivity,
@@ -320,9 +315,8 @@ def _split_stack(
     try:
         found.write(whole.__setitem__, dtype=np.uint32)
         return split_objects(
-            whole, put, n_objects=found.n_objects, split=split, work=Path(str(work) + ".pieces"),
-            tiles=found.tiles, connectivity=connectivity, offset=offset, progress=progress,
-            **rules,
+            whole, put, split=split, work=Path(str(work) + ".pieces"), tiles=found.tiles,
+            connectivity=connectivity, offset=offset, progress=progress, **rules,
         )  # fmt: skip
     finally:
         for scratch in (".whole", ".pieces"):

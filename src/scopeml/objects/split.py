@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError, find_stack_level
+from scopeml.errors import InvalidLabelsError, InvalidRequestError, find_stack_level
 from scopeml.io.regions import iter_regions
 from scopeml.progress import Progress, track
 
@@ -82,7 +82,6 @@ def split_objects(
     objects: Any,
     put: Callable[[tuple[slice, ...], np.ndarray], Any],
     *,
-    n_objects: int,
     split: Split | None,
     work: Path | None,
     tiles: Sequence[int],
@@ -92,11 +91,13 @@ def split_objects(
     remove_border: bool = False,
     offset: int = 0,
     progress: Progress = None,
+    max_id: int | None = None,
 ) -> int:
-    """Split the objects ``1..n_objects`` of ``objects`` (a ``[Z×]Y×X`` array-like of ids) and
-    hand every tile of the pieces' ids (``1..N`` plus ``offset``) to ``put``; return ``N``.
-    Without ``split`` the objects stay whole and only the size and border rules apply (ids
-    renumbered by first pixels): filtering labels that are objects already.
+    """Split the objects of ``objects`` (a ``[Z×]Y×X`` array-like of ids ≥ 1) and hand every
+    tile of the pieces' ids (``1..N`` plus ``offset``) to ``put``; return ``N``. Without
+    ``split`` the objects stay whole and only the size and border rules apply (ids renumbered
+    by first pixels): filtering labels that are objects already (an id over ``max_id`` is
+    refused: the records hold each id up to the largest).
 
     ``work`` is a scratch path for the pieces' numbers within their objects (removed by the
     caller), ``None`` to keep them in memory. Stages ``split`` (objects, by the tile their box
@@ -105,7 +106,8 @@ def split_objects(
     import zarr
 
     shape = tuple(int(n) for n in objects.shape)
-    lo, hi, size, first = _boxes(objects, tiles, n_objects)
+    lo, hi, size, first = _boxes(objects, tiles, max_id)
+    n_objects = size.size - 1
     numbered = (  # pieces' numbers in their objects; none without a split (all piece 1)
         None if split is None else np.zeros(shape, np.uint32) if work is None else
         zarr.open_array(str(work), mode="w", shape=shape, chunks=tuple(tiles), dtype=np.uint32,
@@ -157,32 +159,48 @@ def split_each(mask: np.ndarray, split: Split, *, connectivity: int = 1) -> np.n
 
     objects = label_instances(np.asarray(mask) > 0, connectivity=connectivity)
     out = np.zeros(objects.shape, np.int32)
-    split_objects(objects, out.__setitem__, n_objects=int(objects.max()), split=split, work=None,
-                  tiles=objects.shape, connectivity=connectivity)  # fmt: skip
+    split_objects(objects, out.__setitem__, split=split, work=None, tiles=objects.shape,
+                  connectivity=connectivity)  # fmt: skip
     return out
 
 
-def _boxes(objects: Any, tiles: Sequence[int], n: int) -> tuple[np.ndarray, ...]:
-    """Per id ``0..n``: its box's first and past-last coordinates, its size and the raster
-    index of its first pixel, in one pass over the tiles."""
+def _boxes(objects: Any, tiles: Sequence[int], max_id: int | None) -> tuple[np.ndarray, ...]:
+    """Per id ``0..`` the largest found: its box's first and past-last coordinates, its size
+    and the raster index of its first pixel, in one pass over the tiles (the records grow
+    with the ids read; an id over ``max_id`` is refused, before they grow to it)."""
     shape = tuple(int(k) for k in objects.shape)
-    lo = np.full((n + 1, len(shape)), np.iinfo(np.int64).max, np.int64)
-    hi = np.zeros((n + 1, len(shape)), np.int64)
-    size = np.zeros(n + 1, np.int64)
-    first = np.full(n + 1, np.iinfo(np.int64).max, np.int64)
+    most = np.iinfo(np.int64).max
+    lo, hi = np.full((1, len(shape)), most, np.int64), np.zeros((1, len(shape)), np.int64)
+    size, first = np.zeros(1, np.int64), np.full(1, most, np.int64)
+    largest = 0
     for region, _ in iter_regions(shape, tiles):
         values = np.asarray(objects[region])
         at = np.nonzero(values)
         ids = values[at].astype(np.intp)
+        top = int(ids.max(initial=0))
+        if max_id is not None and top > max_id:
+            raise InvalidLabelsError(
+                f"object ids up to {top}; filtering takes ids up to {max_id} (number the "
+                "objects 1..n first)"
+            )
+        largest = max(largest, top)
+        if top >= size.size:  # ids past those read so far: the records grow (doubling)
+            grown = max(top + 1, 2 * size.size)
+            more = (grown if max_id is None else min(grown, max_id + 1)) - size.size
+            lo = np.concatenate([lo, np.full((more, len(shape)), most, np.int64)])
+            hi = np.concatenate([hi, np.zeros((more, len(shape)), np.int64)])
+            size = np.concatenate([size, np.zeros(more, np.int64)])
+            first = np.concatenate([first, np.full(more, most, np.int64)])
         coords = [a + s.start for a, s in zip(at, region, strict=True)]
         for axis, c in enumerate(coords):
             np.minimum.at(lo[:, axis], ids, c)
             np.maximum.at(hi[:, axis], ids, c + 1)
-        size += np.bincount(ids, minlength=n + 1)
+        size += np.bincount(ids, minlength=size.size)
         if ids.size:
             np.minimum.at(first, ids, np.ravel_multi_index(coords, shape))
     lo[0], hi[0] = 0, 0
-    return lo, hi, size, first
+    keep = largest + 1
+    return lo[:keep], hi[:keep], size[:keep], first[:keep]
 
 
 def _groups(lo: np.ndarray, hi: np.ndarray, tiles: Sequence[int]) -> list[np.ndarray]:
