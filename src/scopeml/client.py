@@ -117,6 +117,10 @@ class Client:
 
         try:
             yield
+        except httpx.InvalidURL as err:  # a 70,000-character job id, say: never sent
+            raise InvalidRequestError(
+                f"cannot make a request of it ({err})", path=f"{self.url}{path[:80]}"
+            ) from err
         except httpx.TransportError as err:
             raise ServerUnreachableError(
                 f"no answer from the server ({type(err).__name__}: {err})", path=f"{self.url}{path}"
@@ -396,11 +400,13 @@ class Client:
         where the job measured them (the name :meth:`download_table` gives it); an analysis's
         ``<job id>-results`` folder. An existing one is refused, unless ``overwrite``; a table
         identical to the job's (fetched by :meth:`download_table` before) is kept as it is."""
+        _check_file_id(job_id)  # it names files in target
+        with _folder(target) as target:
+            return self._download_result(job_id, target, overwrite)
+
+    def _download_result(self, job_id: str, target: Path, overwrite: bool) -> Path:
         import shutil
 
-        _check_file_id(job_id)  # it names files in target
-        target = Path(target)
-        target.mkdir(parents=True, exist_ok=True)
         for name in (f"{job_id}.ome.zarr", f"{job_id}-results"):  # before the download
             _refuse_existing(target / name, overwrite)
         staging = target / f".{job_id}.partial"
@@ -437,8 +443,10 @@ class Client:
         unless ``overwrite`` (as :meth:`download_result`), or kept where it is identical (the
         table :meth:`download_result` unpacked beside the store)."""
         _check_file_id(job_id)  # it names files in target
-        target = Path(target)
-        target.mkdir(parents=True, exist_ok=True)
+        with _folder(target) as target:
+            return self._download_table(job_id, target, overwrite)
+
+    def _download_table(self, job_id: str, target: Path, overwrite: bool) -> Path:
         partial = target / f".{job_id}.table.partial"
         try:
             kind = self._download(f"/jobs/{_segment(job_id)}/objects", partial)
@@ -619,6 +627,22 @@ def _segment(value: str) -> str:
         raise InvalidRequestError("an id is empty (a job's, a model's or an upload's)")
     text = quote(str(value), safe="")
     return text.replace(".", "%2E") if text.strip(".") == "" else text
+
+
+@contextlib.contextmanager
+def _folder(target: str | PathLike[str]) -> Iterator[Path]:
+    """Folder ``target``, made if missing, and removed again if made and still empty after a
+    failure (a job not done: 409 left an empty folder behind)."""
+    target = Path(target)
+    made = not target.exists()
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        yield target
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                target.rmdir()
+        raise
 
 
 def _check_file_id(job_id: str) -> None:

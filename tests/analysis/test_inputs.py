@@ -244,3 +244,37 @@ def test_numbers_in_names_sort_as_numbers(tmp_path):
     assert found.names == ["p5d", "p9d", "p10d", "w2__a", "w10__a"]
     pattern = find_images([tmp_path / "p*.tif"], warn=False)
     assert pattern.names == ["p5d", "p9d", "p10d"]
+
+
+def test_files_no_installed_plugin_reads_are_named_not_dropped(tmp_path, monkeypatch):
+    """A folder of TIFFs with a .bmp and a .gif analysed "3 of 3 images" without a word of
+    the other two; a format whose plugin is installed is analysed like any other (``a.nd2``
+    named ``a``)."""
+    from scopeml.analysis import inputs
+
+    blobs(tmp_path / "a.tif", 2, labels_too=False)
+    for name in ("c.bmp", "e.gif", "notes.txt", "run.nd2"):
+        (tmp_path / name).write_bytes(b"x")
+    monkeypatch.setattr(inputs, "plugin_installed", lambda plugin: plugin == "bioio-nd2")
+    with pytest.warns(UserWarning, match=r"2 files left out: no plugin reads \.bmp, \.gif here "
+                      r"\(pip install bioio-imageio\), such as c\.bmp"):  # fmt: skip
+        found = find_images([tmp_path])
+    assert found.names == ["a", "run"]
+    assert sorted(p.name for p in found.skipped["no plugin"]) == ["c.bmp", "e.gif"]
+    for name in ("a.tif", "run.nd2"):
+        (tmp_path / name).unlink()
+    with pytest.raises(InvalidRequestError, match=r"no images here \(2 files left out: no plugin"):
+        find_images([tmp_path])
+
+
+def test_settings_and_images_given_the_wrong_way_are_named_at_once(tmp_path, capsys):
+    """An image as the settings read as "not valid YAML: unacceptable character #x0000"; the
+    settings file among the images made a results folder with "0 of 1 images analysed"."""
+    blobs(tmp_path / "a.tif", 2, labels_too=False)
+    settings = save_settings(SETTINGS, tmp_path / "s.yaml")
+    image = str(tmp_path / "a.tif")
+    assert main(["analyze", image, str(tmp_path), "-o", str(tmp_path / "r1"), "-q"]) == 2
+    assert "a.tif: is an image, not a settings file" in capsys.readouterr().err
+    assert main(["analyze", str(settings), str(settings), "-o", str(tmp_path / "r2"), "-q"]) == 2
+    assert "s.yaml: is a settings file, not an image" in capsys.readouterr().err
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()

@@ -171,6 +171,20 @@ def test_cli_resume_says_how_many_were_analysed_now(
     assert "0 of 2 images analysed now, 2 already done →" in capsys.readouterr().out
 
 
+def test_cli_last_line_counts_the_failures_and_points_to_their_table(
+    images: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The error lines above it may have scrolled away in a batch of hundreds."""
+    broken = images[0].with_name("broken.tif")
+    broken.write_bytes(b"II*\x00" + b"\x00" * 64)
+    settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
+    out = tmp_path / "out"
+    assert main(["analyze", str(settings), str(images[0]), str(broken), "-o", str(out), "-q"]) == 1
+    last = capsys.readouterr().out.splitlines()[-1]
+    failures = out / "summary" / "failures.csv"
+    assert last.startswith(f"1 of 2 images analysed (1 failed: see {failures}) → "), last
+
+
 def test_time_points_and_scenes_are_all_analysed(tmp_path: Path) -> None:
     import tifffile
 

@@ -50,6 +50,7 @@ def test_list_marks_the_presets_that_need_downloaded_weights(no_address, capsys)
     for preset in ("vgg19-64", "vgg19-256", "vgg16-convpaint"):
         assert "needs ImageNet weights: not downloaded" in lines[preset]
     assert "vgg16-random-convpaint needs none" in lines["vgg16-convpaint"]
+    assert "no download address known" in lines["vgg19-256"]  # not "fetched on first use"
     no_address.mkdir(parents=True)
     (no_address / _vgg.WEIGHT_FILES["vgg19"]).write_bytes(b"")  # a copied-in file counts
     assert main(["pixel", "features", "--list"]) == 0
@@ -57,6 +58,13 @@ def test_list_marks_the_presets_that_need_downloaded_weights(no_address, capsys)
     assert "ImageNet weights: downloaded" in lines["vgg19-256"]
     assert "not downloaded" in lines["vgg16-convpaint"]
     assert "ImageNet" not in lines["basic25"]
+
+
+def test_list_says_weights_are_fetched_where_an_address_is_known(no_address, monkeypatch, capsys):
+    monkeypatch.setenv("SCOPEML_WEIGHTS_URL", "https://example.org/weights")
+    assert main(["pixel", "features", "--list"]) == 0
+    lines = {line.split(":")[0].strip(): line for line in capsys.readouterr().out.splitlines()}
+    assert "not downloaded, fetched on first use" in lines["vgg19-256"]
 
 
 def test_train_lists_the_counts_of_a_few_of_many_classes(tmp_path: Path, capsys):

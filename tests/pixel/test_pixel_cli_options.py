@@ -98,3 +98,22 @@ def test_retraining_a_stack_as_a_time_series_says_the_dimensions_changed(tmp_pat
     assert main([*args, "--axes", "TYX"]) == 0  # the same pages as time points: planes
     last = capsys.readouterr().out.splitlines()[-1]
     assert last.startswith(f"replaced {out}: labelled pixels unchanged (") and "; 3-D → 2-D" in last
+
+
+@pytest.mark.parametrize("suffix", [".czann", ".ONNX", ".czmodel"])
+def test_a_graph_file_name_is_refused_before_training(files, tmp_path, capsys, suffix):
+    """``-o m.czann`` wrote a random forest under a name ZEN and ONNX tools open as a graph."""
+    image, labels, _ = files
+    out = tmp_path / f"m{suffix}"
+    code = main(["pixel", "train", str(image), str(labels), "-o", str(out), *FAST])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists() and err.count("\n") == 1, err
+    assert "saved as .czseg" in err and "name it m.czseg" in err
+
+
+def test_saving_a_classifier_under_a_graph_name_is_refused(small_classifier, tmp_path):
+    from scopeml.errors import InvalidRequestError
+
+    with pytest.raises(InvalidRequestError, match=r"name it m\.czseg"):
+        small_classifier.save(tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -127,3 +127,21 @@ def test_pixel_info_shows_the_range(small_classifier: PixelClassifier, tmp_path:
     assert "  1 channel, 2-D, halo" in out
     low, high = span["low"][0], span["high"][0]
     assert f"  trained on intensities: {low:g}..{high:g} (0.1..99.9th percentile)" in out
+
+
+def test_normalising_the_input_of_a_classifier_trained_on_raw_values_is_refused(
+    small_classifier: PixelClassifier, nuclei, tmp_path: Path
+) -> None:
+    """Normalised, the input was 0..1 where the forest learnt raw grey values: every pixel
+    came out background, without a word."""
+    import scopeml as sm
+    from scopeml.errors import InvalidRequestError
+
+    image, _ = nuclei
+    model = small_classifier.save(tmp_path / "m.czseg")
+    for normalize in ("percentile:1,99.8", "meanstd"):
+        with pytest.raises(InvalidRequestError, match="works on the raw intensities"):
+            sm.segment(image, model, tmp_path / "out.ome.zarr", normalize=normalize)
+    assert not (tmp_path / "out.ome.zarr").exists()
+    done = sm.segment(image, model, tmp_path / "out.ome.zarr", normalize="none")
+    assert set(np.unique(done.labels[...])) == {1, 2}  # raw values: both classes found

@@ -99,3 +99,16 @@ def test_gaps_across_several_label_images_are_found():
     assert len(clf.classes) == 3
     with pytest.raises(InvalidLabelsError, match="none for 2 "):
         train_classifier([image, image], [first, first], features="gaussian_smoothing:1")
+
+
+def test_an_rgb_array_read_channels_first_is_told_its_axes(no_features, monkeypatch):
+    """A Y×X×3 array was read as 960 channels of 1280×3: the shapes alone did not say why."""
+    import scopeml as sm
+
+    rgb = np.zeros((40, 50, 3), np.uint8)
+    labels = np.zeros((40, 50), np.uint8)
+    labels[5, 5], labels[30, 30] = 1, 2
+    with pytest.raises(InvalidLabelsError, match=r"Y×X×3 is read channels first: give axes='YXC'"):
+        sm.train_pixel_classifier(rgb, labels, features="gaussian_smoothing:1")
+    monkeypatch.undo()  # features may be computed now
+    assert sm.train_pixel_classifier(rgb, labels, axes="YXC", features="gaussian_smoothing:1")

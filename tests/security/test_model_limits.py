@@ -371,3 +371,27 @@ def test_every_container_kind_has_the_same_limits(tmp_path, kind):
 def _write(path: Path, members: dict[str, bytes]) -> Path:
     path.write_bytes(_zip(members))
     return path
+
+
+def _czann_with_metadata(path, text: bytes, method=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", method) as archive:
+        archive.writestr("model.json", text)
+        archive.writestr("model.model", b"\0")
+    return path
+
+
+def test_oversized_model_json_is_named_as_such_not_as_bad_json_nor_twice(tmp_path):
+    """The limit's error was wrapped as "model.json is not valid JSON (PATH: member …)",
+    which put a server's storage path into the message its client saw."""
+    path = _czann_with_metadata(tmp_path / "big.czann", b" " * (5 << 20) + b"{}")
+    with pytest.raises(InvalidContainerError) as caught:
+        read_container(path)
+    assert "not valid JSON" not in str(caught.value)
+    assert "larger than" in caught.value.problem
+    assert str(path) not in caught.value.problem
+
+
+def test_deeply_nested_model_json_says_so(tmp_path):
+    path = _czann_with_metadata(tmp_path / "deep.czann", b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(InvalidContainerError, match="nested too deep"):
+        read_container(path)

@@ -59,3 +59,26 @@ def test_a_job_id_names_no_file_outside_the_target(tmp_path):
             with pytest.raises(InvalidRequestError, match="is not a job id"):
                 call("../x", tmp_path / "target")
     assert (outside / "keep.txt").read_text() == "mine"
+
+
+def test_an_id_too_long_for_a_url_is_a_scopeml_error(tmp_path):
+    """httpx's own ``InvalidURL: URL too long`` came out of ``cancel_job``."""
+    from scopeml.errors import InvalidRequestError
+
+    client = Client(f"http://127.0.0.1:{closed_port()}", "token")
+    with client, pytest.raises(InvalidRequestError, match="cannot make a request of it"):
+        client.cancel_job("x" * 70_000)
+
+
+def test_a_download_that_fails_leaves_no_folder_it_made(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}"
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    with Client(url, "token") as client:
+        for call in (client.download_result, client.download_table):
+            with pytest.raises(ServerUnreachableError):
+                call("j", tmp_path / "new" / "dl")
+            assert not (tmp_path / "new" / "dl").exists()
+            with pytest.raises(ServerUnreachableError):
+                call("j", kept)
+            assert kept.is_dir()  # the caller's own folder stays

@@ -317,6 +317,8 @@ def test_impossible_instances_are_refused_at_submit(alice, image_path, container
         assert (
             "instances" in str(err).split("422:", 1)[1]
         )  # the field named, e.g. options.instances.grow
+    err = refusal(alice, "nuclei", name, extract_class="nope")  # was accepted, then failed
+    assert "class 'nope' is not a class of the model; classes are" in str(err)
     err = refusal(alice, "nuclei", name, measure="xlsx")
     assert "measure" in str(err).split("422:", 1)[1]
     err = refusal(alice, "nuclei", name, outputs=["instances"], shape_features=False)

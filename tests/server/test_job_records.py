@@ -209,6 +209,7 @@ def test_cancelling_keeps_a_record_that_resumes_to_the_uninterrupted_result(
         time.sleep(POLL_S)
         seen.append(alice.job(job["id"]))
     unfinished = [(s["step"], s["done"], s["total"]) for s in seen[:-1]]
+    assert all(s["step"] is None for s in seen if s["status"] == "queued"), seen  # not its last
     # before the resumed run's tiles restart, nothing reads as finished (the old run's count);
     # once they have, the last tiles may read 36 of 36 while the output is moved into place
     restart = next(i for i, s in enumerate(unfinished) if s[2] and s[1] < s[2])

@@ -109,3 +109,19 @@ def test_an_analysis_record_names_all_its_images_and_uploads(tmp_path, db):
     _add(db, "seg", str(uploads[1]))
     single = job_info(db.get_job("seg"), config)
     assert single.images == ["two.tif"] and single.upload_ids == ["u2"]
+
+
+def test_a_resumed_job_waiting_in_the_queue_shows_no_step_but_keeps_its_count(tmp_path, db):
+    """Queued again, it read as ``step: segment``, as if running; its tile count stays (the
+    resumed run starts from it, :func:`_tile_total`)."""
+    root = tmp_path / "root"
+    config = ServerConfig(tmp_path / "data", allowed_root=root)
+    _add(db, "j", str(root / "a.tif"))
+    db.update_job("j", status="running", step="segment", done=5, total=64)
+    assert job_info(db.get_job("j"), config).step == "segment"
+    db.update_job("j", status="cancelled")
+    assert job_info(db.get_job("j"), config).step == "segment"  # where it stopped
+    assert db.requeue_job("j")
+    queued = job_info(db.get_job("j"), config)
+    assert queued.status == "queued" and queued.step is None
+    assert (queued.done, queued.total) == (5, 64) and db.get_job("j")["step"] == "segment"

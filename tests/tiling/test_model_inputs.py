@@ -13,7 +13,7 @@ import zarr
 
 import scopeml as sm
 from scopeml.cli import main
-from scopeml.errors import IncompatibleModelError
+from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.io.ometiff import write_ome_tiff
 from scopeml.synthetic import synthetic_nuclei
 
@@ -120,7 +120,8 @@ def test_an_image_far_from_the_training_range_is_warned_about(scene, tmp_path) -
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the training image itself: no warning
         sm.segment(image[None], model, tmp_path / "same.ome.zarr")
-        # a normalised run feeds the model other values than the raw ones: not checked
+    # a normalised run fed the forest 0..1 for raw values: it found nothing; now refused
+    with pytest.raises(InvalidRequestError, match="works on the raw intensities"):
         sm.segment(eight[None], model, tmp_path / "n.ome.zarr", normalize="percentile:1,99")
 
 

@@ -99,14 +99,7 @@ def open_resources(
                     source, loc, _reason(err, seg.model, base, confinement)
                 ) from err
             spec = model.spec
-            if spec.in_channels != len(seg.channels):
-                raise settings_error(
-                    source,
-                    (*where, "channels"),
-                    f"model {seg.model!r} expects {spec.in_channels} channel(s); "
-                    f"the settings give {len(seg.channels)} ({', '.join(seg.channels)}): name "
-                    "its channels with the segmenter's channels: [...] (default: the settings')",
-                )
+            _check_model_inputs(model, seg, source, where)
             values: list[int | None] = []
             boundary = getattr(seg, "boundary_class", None)
             for key, choice in (("class", seg.class_), ("boundary_class", boundary)):
@@ -135,6 +128,26 @@ def open_resources(
                 settings, index, source, base, confinement
             )
     return found
+
+
+def _check_model_inputs(model: Any, seg: Any, source: Any, where: tuple) -> None:
+    """A model segmenter's channels and normalisation, against what the model takes."""
+    from scopeml.model.spec import recorded_normalize
+    from scopeml.tiling.model_inputs import check_raw_model
+    from scopeml.tiling.normalize import chosen_policy
+
+    if model.spec.in_channels != len(seg.channels):
+        raise settings_error(
+            source,
+            (*where, "channels"),
+            f"model {seg.model!r} expects {model.spec.in_channels} channel(s); "
+            f"the settings give {len(seg.channels)} ({', '.join(seg.channels)}): name "
+            "its channels with the segmenter's channels: [...] (default: the settings')",
+        )
+    try:  # a pixel classifier trained on raw values, normalised: it found nothing
+        check_raw_model(model, chosen_policy(seg.normalize, recorded_normalize(model)))
+    except ScopeMLError as err:
+        raise settings_error(source, (*where, "normalize"), _reason(err)) from err
 
 
 def _open_classifier(

@@ -43,6 +43,7 @@ from typing import Any
 
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
 from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level
+from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
 from scopeml.io.registry import IMAGE_SUFFIXES
 
 __all__ = ["LABEL_NAME_ENDINGS", "NAME_SEPARATOR", "FoundImages", "collect_images", "find_images"]
@@ -53,6 +54,7 @@ LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks")
 NAME_SEPARATOR = "__"
 #: Why a file was left out (the keys of :attr:`FoundImages.skipped`).
 LABELS, EXCLUDED, NOT_INCLUDED, RESULTS = "label images", "exclude", "include", "results folders"
+NO_PLUGIN = "no plugin"
 
 
 @dataclass
@@ -152,18 +154,12 @@ def find_images(
         if path.is_dir() and not _is_image_name(path.name):
             items = _walk(path, recursive, include, exclude, skip_labels, ignored, found)
         elif path.exists():
-            if _excluded(path.name, path.name, exclude):
-                found.skip(EXCLUDED, path)
-                items = []
-            else:
-                items = [(path, _stem(path.name))]
-                if _looks_like_labels(path):
-                    named_labels.append(path)
+            items = _named_file(path, exclude, found, named_labels)
         elif glob.has_magic(text):
             items = []
             for match in sorted(glob.glob(text), key=natural_key):
                 file = Path(match)
-                if not _is_image_name(file.name):
+                if not _readable(file, found):
                     continue
                 reason = _reason(file, file.name, include, exclude, skip_labels)
                 if reason:
@@ -192,6 +188,22 @@ def find_images(
     if warn:
         _warn(found, named_labels)
     return found
+
+
+def _named_file(
+    path: Path, exclude: list[str], found: FoundImages, named_labels: list[Path]
+) -> list[tuple[Path, str]]:
+    """A file named as an image, with its name; ``[]`` where an exclude pattern takes it."""
+    if path.suffix.lower() in (".yaml", ".yml"):  # analysed, it failed as an image
+        raise InvalidRequestError(
+            "is a settings file, not an image (analyze SETTINGS IMAGES…)", path=path
+        )
+    if _excluded(path.name, path.name, exclude):
+        found.skip(EXCLUDED, path)
+        return []
+    if _looks_like_labels(path):
+        named_labels.append(path)
+    return [(path, _stem(path.name))]
 
 
 def _walk(
@@ -231,7 +243,7 @@ def _walk(
                     visited.add(real)
                     dirs.append(name)
                 continue
-            if not _is_image_name(name):
+            if not _readable(path, found):
                 continue
             reason = _reason(path, relative, include, exclude, skip_labels)
             if reason:
@@ -288,10 +300,24 @@ def _is_image_name(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
 
 
+def _readable(path: Path, found: FoundImages) -> bool:
+    """Whether a file found is an image to analyse: a format scopeml reads, or one a bioio
+    plugin reads where it is installed; one whose plugin is not is left out and counted (it
+    was skipped without a word: ``.bmp`` and ``.gif`` files among TIFFs)."""
+    if _is_image_name(path.name):
+        return True
+    plugin = plugin_for(path.name)
+    if plugin is None or path.name.startswith("."):
+        return False
+    if not plugin_installed(plugin):
+        found.skip(NO_PLUGIN, path)
+    return plugin_installed(plugin)
+
+
 def _stem(name: str) -> str:
-    """The name without its image suffix (``a.ome.tif`` → ``a``)."""
+    """The name without its image suffix (``a.ome.tif`` → ``a``; ``a.nd2`` → ``a``)."""
     lower = name.lower()
-    for suffix in IMAGE_SUFFIXES:  # longest first
+    for suffix in (*IMAGE_SUFFIXES, *sorted(PLUGINS, key=len, reverse=True)):  # longest first
         if lower.endswith(suffix):
             return name[: -len(suffix)]
     return name
@@ -396,6 +422,8 @@ def _nothing_here(
                    f"{', '.join(include)}")  # fmt: skip
     if left.get(RESULTS):
         why.append(f"{_count(left[RESULTS], 'results folder')} not searched")
+    if left.get(NO_PLUGIN):
+        why.append(_no_plugin(found.skipped[NO_PLUGIN][-left[NO_PLUGIN] :]))
     if below:
         why.append(f"{_count(below, 'image')} in its subfolders: inputs: {{recursive: true}} "
                    "(--recursive, recursive=True) takes them")  # fmt: skip
@@ -406,8 +434,20 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
+def _no_plugin(paths: Sequence[Path]) -> str:
+    """``2 files left out: no plugin reads .bmp, .gif here (pip install bioio-imageio)``."""
+    suffixes = sorted({p.suffix.lower() for p in paths})
+    plugins = sorted({plugin_for(p.name) for p in paths}, key=str)
+    return (f"{_count(len(paths), 'file')} left out: no plugin reads {', '.join(suffixes)} "
+            f"here (pip install {' '.join(map(str, plugins))})")  # fmt: skip
+
+
 def _warn(found: FoundImages, named_labels: list[Path]) -> None:
-    """One line for label images left out by default, and one for those named (analysed)."""
+    """One line for label images left out by default, one for those named (analysed), and one
+    for files of formats no installed plugin reads."""
+    if unread := found.skipped.get(NO_PLUGIN):
+        warnings.warn(f"{_no_plugin(unread)}, such as {unread[0].name}", UserWarning,
+                      stacklevel=find_stack_level())  # fmt: skip
     left = found.skipped.get(LABELS, [])
     endings = "/".join(LABEL_NAME_ENDINGS)
     if left:

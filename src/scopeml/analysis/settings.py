@@ -888,9 +888,23 @@ def load_settings(path: str | os.PathLike[str]) -> AnalysisSettings:
         )
     if not path.is_file():
         raise InputNotFoundError("no such file", path=path)
+    if _is_image_file(path):  # "not valid YAML: unacceptable character #x0000" said less
+        raise InvalidSettingsError(
+            "is an image, not a settings file (the settings file comes first: analyze "
+            "SETTINGS IMAGES…)",
+            path=path,
+        )
     if path.stat().st_size > MAX_SETTINGS_BYTES:
         raise InvalidSettingsError(f"larger than {MAX_SETTINGS_BYTES} bytes", path=path)
     return parse_settings(path.read_text(encoding="utf-8", errors="replace"), path=path)
+
+
+def _is_image_file(path: Path) -> bool:
+    """Whether ``path`` is named as an image scopeml or a bioio plugin reads."""
+    from scopeml.io.bioio import plugin_for
+    from scopeml.io.registry import IMAGE_SUFFIXES
+
+    return path.name.lower().endswith(IMAGE_SUFFIXES) or plugin_for(path) is not None
 
 
 def parse_settings(

@@ -130,6 +130,8 @@ def analyze(
         now += f"{result.resumed} already done"
     else:
         now = f"{done} of {len(result.records)} images analysed"
+    if result.failures:  # the errors above may have scrolled away
+        now += f" ({len(result.failures)} failed: see {output / 'summary' / 'failures.csv'})"
     typer.echo(f"{now} → {output / 'index.html'}")
     for line in _auto_scales(result.records):
         typer.echo(line)

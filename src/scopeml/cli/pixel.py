@@ -79,6 +79,7 @@ def train(
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
     from scopeml.pixel import train_classifier
+    from scopeml.pixel._container import check_classifier_name
     from scopeml.pixel._labels import open_training_labels
 
     if len(files) % 2:
@@ -90,6 +91,7 @@ def train(
             raise InvalidRequestError(f"the output would replace the input {given}", path=output)
     if output.is_dir():
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
+    check_classifier_name(output)
     if jobs == 0 or jobs < -1:  # joblib's own refusal came from deep in the fit
         raise typer.BadParameter(
             "give 1 or more threads, or -1 (every core)", param_hint="--workers"
@@ -274,13 +276,19 @@ def features(
 
 
 def _weights_note(arch: str, preset: str) -> str:
-    """Whether a VGG preset's ImageNet weights are here (they are fetched on first use)."""
-    from scopeml.features._vgg import weights_present
+    """Whether a VGG preset's ImageNet weights are here, else whether they can be fetched on
+    first use (an address is known: torchvision's table or ``SCOPEML_WEIGHTS_URL``)."""
+    from scopeml.features._vgg import download_address_known, weights_present
 
     if weights_present(arch):
         return " [ImageNet weights: downloaded]"
     random = preset.replace(arch, f"{arch}-random", 1)
-    return f" [needs ImageNet weights: not downloaded, fetched on first use; {random} needs none]"
+    fetched = (
+        "fetched on first use"
+        if download_address_known(arch)
+        else "no download address known: install torchvision or set SCOPEML_WEIGHTS_URL"
+    )
+    return f" [needs ImageNet weights: not downloaded, {fetched}; {random} needs none]"
 
 
 def _is_feature_spec(text: str) -> bool:

@@ -247,6 +247,15 @@ def _url(arch: str, pth: Path) -> str:
         ) from err
 
 
+def download_address_known(arch: str) -> bool:
+    """Whether :func:`_url` finds where to fetch ``arch``'s weights (for ``features --list``)."""
+    try:
+        _url(arch, Path(f"{arch}.pth"))
+    except MissingWeightsError:
+        return False
+    return True
+
+
 class MissingWeightsError(InvalidRequestError):
     """ImageNet weights that are neither in the cache nor fetchable. The message ends with the
     untrained variant to use instead: of the features asked for once :meth:`for_spec` knows

@@ -18,15 +18,23 @@ Input mapping, stated once:
 - **normalisation**: the network's own — ImageNet mean and std for VGG; none for a user's graph
   (it gets the range-mapped values).
 
-Exact tiling: block origins are multiples of :attr:`DeepFeatures.step` (the network's step,
-the product of the strides the taps depend on, times the largest scale: a tap after a U-Net's
-decoder has stride 1 but joins maps of 1/16 the size) and blocks carry
+Edges: the network sees the image mirrored by :attr:`DeepFeatures.halo` pixels at its true
+edges (``np.pad`` mode ``symmetric``, which is scipy's ``reflect`` that the filter bank uses), its
+maps then cropped back; fed as it is, its convolutions would zero-pad there, which looked like
+an edge in the image and misclassified the outer pixels. A block says which of its sides are the
+image's edges (``edges`` of :meth:`DeepFeatures.compute`); a whole image mirrors every side.
+
+Exact tiling: the virtual image is the image mirrored by the halo on every side, the same for a
+whole-image run and a tiled one. Block origins are multiples of :attr:`DeepFeatures.step` (the
+network's step, the product of the strides the taps depend on, times the largest scale: a tap
+after a U-Net's decoder has stride 1 but joins maps of 1/16 the size; the halo is a multiple of
+it, so the mirrored margin keeps the pooling grids aligned) and blocks carry
 :attr:`DeepFeatures.halo` pixels (half the receptive field plus one output pixel, at the largest
-scale); an image side that is not a multiple of the step is padded at its far end by edge
-replication, the same in a block as in the whole image. ONNX Runtime's convolutions may sum in
-a different order for different block sizes (the projection sums in float64 for this reason),
-so tiled and whole-image features agree to float32 rounding (:data:`TILING_RTOL`), asserted in
-the tests.
+scale), so a block's core never sees what lies beyond its inner sides; a side whose length
+(mirror included) is not a multiple of the step is extended at its far end by edge replication,
+the same in a block as in the whole image. ONNX Runtime's convolutions may sum in a different
+order for different block sizes (the projection sums in float64 for this reason), so tiled and
+whole-image features agree to float32 rounding (:data:`TILING_RTOL`), asserted in the tests.
 """
 
 from __future__ import annotations
@@ -238,20 +246,25 @@ class DeepFeatures:
             hi = lo + 1.0
         return replace(self, input_range=(lo, hi), _net=list(self._net)).pinned()
 
-    def compute(self, image: np.ndarray) -> np.ndarray:
-        """Features of a ``C×Y×X`` image (or block): ``F×Y×X`` float32, :meth:`names` order."""
+    def compute(
+        self, image: np.ndarray, *, edges: Sequence[tuple[bool, bool]] | None = None
+    ) -> np.ndarray:
+        """Features of a ``C×Y×X`` image (or block): ``F×Y×X`` float32, :meth:`names` order.
+
+        ``edges``: per spatial axis, whether the block's (low, high) side is the image's true
+        edge, where the network sees the image mirrored (see the module doc); ``None``: the
+        image is whole, so every side is. The filter bank reflects at the block's sides anyway.
+        """
         image = np.asarray(image, np.float32)
         if image.ndim != 3:
             raise InvalidRequestError(f"deep features are 2-D; got an image of shape {image.shape}")
         if self.input_range is None:
             raise InvalidRequestError("deep features need input_range; call fit() first")
         net = self.net
-        shape = image.shape[1:]
-        step = self.step
-        padded = [step * math.ceil(n / step) for n in shape]
         lo, hi = self.input_range
         x = (image - np.float32(lo)) * np.float32(1.0 / (hi - lo))
-        x = np.pad(x, [(0, 0)] + [(0, p - n) for p, n in zip(padded, shape, strict=True)], "edge")
+        x, window = self._padded(x, edges)
+        padded = list(x.shape[1:])
         inputs = self._network_inputs(x)
         projection = self._projection(image.shape[0])
         deep = []
@@ -274,12 +287,28 @@ class DeepFeatures:
                     part = maps[lo : lo + UPSAMPLE_MAPS]
                     out[row + lo : row + lo + len(part)] = _upsample(part, factor, padded)
                 row += len(maps)
-        out = out[(slice(None), slice(0, shape[0]), slice(0, shape[1]))]
+        out = out[(slice(None), *window)]
         if self.filters:
             from scopeml.features._filters import compute_features
 
             out = np.concatenate([out, compute_features(image, self.filters)])
         return out
+
+    def _padded(
+        self, x: np.ndarray, edges: Sequence[tuple[bool, bool]] | None
+    ) -> tuple[np.ndarray, tuple[slice, ...]]:
+        """``C×Y×X`` mirrored by :attr:`halo` on the sides that are the image's edges (the
+        network would zero-pad there), then edge-replicated at its far ends to a multiple of
+        :attr:`step` (pooling needs whole windows); and where ``x`` lies in the result."""
+        shape = x.shape[1:]
+        edges = ((True, True),) * len(shape) if edges is None else tuple(edges)
+        if len(edges) != len(shape):
+            raise InvalidRequestError(f"edges {edges} given for {len(shape)} spatial axes")
+        mirror = [(self.halo * bool(low), self.halo * bool(high)) for low, high in edges]
+        x = np.pad(x, [(0, 0), *mirror], "symmetric")
+        x = np.pad(x, [(0, 0)] + [(0, -n % self.step) for n in x.shape[1:]], "edge")
+        window = tuple(slice(m, m + n) for (m, _), n in zip(mirror, shape, strict=True))
+        return x, window
 
     def _network_inputs(self, x: np.ndarray) -> list[np.ndarray]:
         """The range-mapped image as network inputs: one per group (see the module doc)."""

@@ -17,6 +17,7 @@ confined, and are refused.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from os import PathLike
@@ -411,6 +412,12 @@ def _version(distribution: str) -> str:
         return version(distribution)
     except PackageNotFoundError:
         return ""
+
+
+@functools.cache
+def plugin_installed(distribution: str) -> bool:
+    """Whether the bioio plugin ``distribution`` (``"bioio-nd2"``) is installed."""
+    return _version(distribution) != ""
 
 
 def plugin_for(path: str | PathLike[str]) -> str | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 import warnings
 import weakref
 import xml.etree.ElementTree as ET
@@ -230,19 +231,22 @@ def _hint(mapped: str, index: int, letter: str) -> str:
 
 
 _WARNED: set[str] = set()
+_WARNED_LOCK = threading.Lock()
 
 
 def _warn_once(message: str) -> None:
     """One warning per message per process (engine workers reopen the same file), counted
     once shown: one a caller silenced (a server's pre-check opening the file under
-    ``"ignore"``) is still given when the file is read for the run."""
-    if message in _WARNED:
-        return
-    with warnings.catch_warnings(record=True) as shown:  # the caller's filters, recorded
-        warnings.warn(message, UserWarning, stacklevel=find_stack_level())
-    if shown:
-        _WARNED.add(message)
-        warnings.warn(message, UserWarning, stacklevel=find_stack_level())
+    ``"ignore"``) is still given when the file is read for the run. Locked: two threads in
+    ``catch_warnings`` at once can leave the process's warnings recorded into a lost list."""
+    with _WARNED_LOCK:
+        if message in _WARNED:
+            return
+        with warnings.catch_warnings(record=True) as shown:  # the caller's filters, recorded
+            warnings.warn(message, UserWarning, stacklevel=find_stack_level())
+        if shown:
+            _WARNED.add(message)
+            warnings.warn(message, UserWarning, stacklevel=find_stack_level())
 
 
 def _ome_metadata(xml: str, index: int, path: str = "") -> tuple[dict[str, float], list[str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -148,9 +148,14 @@ def parse_members(members: Mapping[str, bytes], *, path: Path | None = None) -> 
 
 
 def _parse_czann(members: Mapping[str, bytes], path: Path | None) -> Container:
+    text = members[CZANN_METADATA]  # over a limit: that error, not "not valid JSON"
     try:
-        data = json.loads(members[CZANN_METADATA].decode("utf-8"))
-    except (ValueError, RecursionError) as err:  # bad JSON, UTF-8, a 5,000-digit number
+        data = json.loads(text.decode("utf-8"))
+    except RecursionError as err:
+        raise InvalidContainerError(
+            f"{CZANN_METADATA} is nested too deep to be model metadata", path=path
+        ) from err
+    except ValueError as err:  # bad JSON, UTF-8, a 5,000-digit number
         raise InvalidContainerError(
             f"{CZANN_METADATA} is not valid JSON ({err})", path=path
         ) from err
@@ -236,7 +241,7 @@ def _parse_onnx(onnx_bytes: bytes, path: Any) -> onnx.ModelProto:
         raise InvalidContainerError(
             f"the model is not a valid ONNX graph ({err})", path=path
         ) from err
-    for tensor in _all_tensors(model.graph):
+    for tensor in _all_tensors(model):
         if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
             raise InvalidContainerError(
                 f"the ONNX tensor {tensor.name!r} refers to external data; "
@@ -261,7 +266,7 @@ def graph_skeleton(onnx_bytes: bytes, *, path: Any = None) -> onnx.ModelProto:
     external-data references as :func:`load_onnx` does.
     """
     model = _parse_onnx(onnx_bytes, path)
-    for tensor in _all_tensors(model.graph):
+    for tensor in _all_tensors(model):
         if math.prod(tensor.dims) > 256:  # not ByteSize(): upb serialises a copy to count
             for field in _TENSOR_DATA_FIELDS:
                 tensor.ClearField(field)
@@ -281,17 +286,37 @@ _TENSOR_DATA_FIELDS = (
 )
 
 
-def _all_tensors(graph: onnx.GraphProto):
+def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """Every tensor a graph can carry data in: initializers, sparse initializers, node
+    attributes (tensors, sparse tensors, subgraphs) and the model's local functions. ONNX
+    Runtime loads external data from any of them, relative to its working directory: one
+    left unchecked let an uploaded model read a server's files."""
+    yield from _graph_tensors(model.graph)
+    for function in model.functions:
+        yield from _node_tensors(function.node)
+
+
+def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
     yield from graph.initializer
-    for node in graph.node:
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
+    """Every field is looked at, whatever the attribute's declared type says."""
+    for node in nodes:
         for attribute in node.attribute:
-            if attribute.type == onnx.AttributeProto.TENSOR:
+            if attribute.HasField("t"):
                 yield attribute.t
-            elif attribute.type == onnx.AttributeProto.GRAPH:
-                yield from _all_tensors(attribute.g)
-            elif attribute.type == onnx.AttributeProto.GRAPHS:
-                for subgraph in attribute.graphs:
-                    yield from _all_tensors(subgraph)
+            yield from attribute.tensors
+            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
+            for tensor in [*sparse, *attribute.sparse_tensors]:
+                yield from (tensor.values, tensor.indices)
+            if attribute.HasField("g"):
+                yield from _graph_tensors(attribute.g)
+            for subgraph in attribute.graphs:
+                yield from _graph_tensors(subgraph)
 
 
 def load_graph_info(onnx_bytes: bytes, *, path: Any = None) -> GraphInfo:

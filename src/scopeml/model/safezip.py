@@ -241,7 +241,9 @@ class SafeZip:
         data = self.read(name, max_bytes=self.limits.max_json_bytes)
         try:
             return json.loads(data.decode("utf-8"))
-        except (ValueError, RecursionError) as err:  # bad JSON, UTF-8, a 5,000-digit number
+        except RecursionError as err:
+            raise self._error(f"{name} is nested too deep to be metadata") from err
+        except ValueError as err:  # bad JSON, UTF-8, a 5,000-digit number
             raise self._error(f"{name} is not valid JSON ({err})") from err
 
     def read_array(

@@ -39,7 +39,7 @@ from scopeml.model.forest import BINS, Forest, check_forest_options, fit_forest
 from scopeml.model.metadata import default_classes
 from scopeml.model.spec import ModelSpec
 from scopeml.palette import colour_of
-from scopeml.pixel._blocks import iter_blocks
+from scopeml.pixel._blocks import iter_blocks, read_edges
 from scopeml.pixel._cache import FeatureCache, block_key
 from scopeml.pixel._range import training_range
 from scopeml.pixel._sources import (
@@ -631,23 +631,36 @@ def _block_features(
 ) -> np.ndarray:
     """Features (``F×…``) of the ``core`` of block ``read``: a view, or with a cache a contiguous
     array (copied while hot from the filters, so prediction needs no copy), taken from the
-    cache when the block's pixels are unchanged. ``pixels``: the block, if already read."""
+    cache when the block's pixels are unchanged. ``pixels``: the block, if already read.
+    Deep features mirror the image at the sides of ``read`` that are the source's edges, so
+    training, prediction and the engine's tiles treat the image's edges alike."""
     pixels = source.read(read) if pixels is None else pixels
-    key = block_key((fs, source.at), read, core) if cache is not None else None  # per plane
-    if key is None:
-        return _core_features(pixels, fs, core)
+    edges = read_edges(read, source.spatial_shape)
+    key = block_key((fs, source.at, edges), read, core) if cache is not None else None
+    if key is None:  # the key is per plane (source.at) and per edges (the source's shape)
+        return _core_features(pixels, fs, core, edges)
     feats = cache.get(key, pixels)
     if feats is None:
-        feats = _core_features(pixels, fs, core)
+        feats = _core_features(pixels, fs, core, edges)
         if cache.has_room(pixels.nbytes + feats.nbytes):
             feats = np.ascontiguousarray(feats)
             cache.put(key, pixels, feats)
     return feats
 
 
-def _core_features(pixels: np.ndarray, fs: FeatureSet, core: tuple[slice, ...]) -> np.ndarray:
+def _core_features(
+    pixels: np.ndarray,
+    fs: FeatureSet,
+    core: tuple[slice, ...],
+    edges: tuple[tuple[bool, bool], ...] | None = None,
+) -> np.ndarray:
     """Features of a block's core; in 3-D of its core planes only (the halo planes are not
-    computed, the same values at a fraction of the cost)."""
+    computed, the same values at a fraction of the cost). ``edges``: the block's sides that
+    are the image's (:func:`~scopeml.pixel._blocks.read_edges`), where deep features mirror
+    it; ``None``: every side is."""
+    if isinstance(fs, DeepFeatures):  # 2-D only (refused for a Z stack before any work)
+        with np.errstate(invalid="ignore", over="ignore"):  # as compute_features
+            return fs.compute(pixels, edges=edges)[(slice(None), *core)]
     if len(core) != 3:
         return compute_features(pixels, fs)[(slice(None), *core)]
     feats = compute_features(pixels, fs, planes=(core[0].start, core[0].stop))

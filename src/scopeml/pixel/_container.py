@@ -98,6 +98,22 @@ class ClassifierMetadata(BaseModel):
 NETWORK_MEMBER = "network.onnx"
 
 
+_GRAPH_SUFFIXES = (".czann", ".czmodel", ".onnx")
+
+
+def check_classifier_name(path: str | PathLike[str]) -> None:
+    """Refuse a graph's suffix for a classifier file (before training, where a command can):
+    ``-o m.czann`` wrote a random forest that ZEN, czmodel and ONNX tools cannot open."""
+    path = Path(path)
+    if path.suffix.lower() in _GRAPH_SUFFIXES:
+        raise InvalidRequestError(
+            f"a pixel classifier is a random forest on image features, saved as .czseg; "
+            f"{path.suffix} names a graph that ZEN or ONNX tools run: name it "
+            f"{path.with_suffix('.czseg').name}",
+            path=path,
+        )
+
+
 def save_classifier(
     classifier: PixelClassifier,
     path: str | PathLike[str],
@@ -116,6 +132,7 @@ def save_classifier(
     import scopeml
 
     path = Path(path)
+    check_classifier_name(path)
     check_output_file(path, overwrite=overwrite)
     spec = classifier.spec
     features = classifier.features.to_dict()

@@ -350,6 +350,9 @@ def check_shape(shape: tuple[int, ...], spatial_shape: tuple[int, ...], path: An
         if len(shape) == len(spatial_shape) + 1 and tuple(shape[1:]) == tuple(spatial_shape):
             hint = (f"; labels per time point need the image's {shape[0]} planes read as "
                     "time points (axes='TYX')")  # fmt: skip
+        elif len(shape) == 2 and spatial_shape[-1] in (3, 4) and shape[1] == spatial_shape[0]:
+            hint = (f"; an RGB array of Y×X×{spatial_shape[-1]} is read channels first: give "
+                    "axes='YXC'")  # fmt: skip
         raise InvalidLabelsError(
             f"labels have shape {tuple(shape)}; the image's spatial shape is "
             f"{tuple(spatial_shape)}{hint}",

@@ -100,7 +100,7 @@ class JobInfo(BaseModel):
     total: int
     error: str | None
     attempts: int = 0
-    step: str | None = None  # running (or last): starting, statistics, segment, …, analyze
+    step: str | None = None  # running (or last; none queued): starting, segment, …, analyze
     warnings: list[str] = Field(default_factory=list)  # what its runs warned of, each once
     options: dict[str, Any]
     created: float
@@ -117,8 +117,9 @@ def job_info(row: dict[str, Any], config: ServerConfig) -> JobInfo:
     :func:`~scopeml.server.paths.image_name`), not where the server keeps it."""
     name, upload = image_name(row["image"], config)
     named = [image_name(image, config) for image in job_images(row, config)]
+    queued = row["status"] == "queued"  # a resumed job waiting: not in its last run's step
     return JobInfo(
-        **{**row, "image": name, "upload_id": upload},
+        **{**row, "image": name, "upload_id": upload, **({"step": None} if queued else {})},
         images=[public for public, _ in named],
         upload_ids=[upload_id for _, upload_id in named if upload_id is not None],
     )

@@ -29,12 +29,16 @@ from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progr
 from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
 from scopeml.tiling.identity import RunNames, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
-from scopeml.tiling.model_inputs import CLI_CHANNELS, ChannelOption, channel_mismatch
+from scopeml.tiling.model_inputs import (
+    CLI_CHANNELS,
+    ChannelOption,
+    channel_mismatch,
+    check_raw_model,
+)
 from scopeml.tiling.normalize import (
     Normalization,
     chosen_policy,
     compute_normalization,
-    parse_normalize,
 )
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.outputs import (
@@ -478,7 +482,7 @@ def _normalize_choice(model: Model, options: SegmentOptions) -> str | None:
     """The user's normalisation, else the policy the model was trained with (recorded in its
     container); a bad value raises here."""
     normalize = chosen_policy(options.normalize, recorded_normalize(model))
-    parse_normalize(normalize)
+    check_raw_model(model, normalize)
     return normalize
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import find_stack_level, summarize
+from scopeml.errors import InvalidRequestError, find_stack_level, summarize
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
@@ -176,6 +176,34 @@ def fit_model_inputs(
         )
     warn_intensity_range(image, model, options)
     return image, image_ref, options
+
+
+def check_raw_model(model: Model, normalize: str | None) -> None:
+    """Refuse to normalise the input of a model trained on raw intensities (one that records
+    their range, as a pixel classifier does): it saw values of 0..1 where it was trained on,
+    say, 33000..35000, and found nothing, without a word.
+
+    >>> from scopeml.model.spec import ModelSpec
+    >>> class Trained:
+    ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0),
+    ...                      name="dapi")
+    ...     info = {"intensity_range": {"percentiles": [0.1, 99.9], "low": [100], "high": [3800]}}
+    >>> check_raw_model(Trained(), "none"), check_raw_model(Trained(), None)
+    (None, None)
+    >>> check_raw_model(Trained(), "meanstd")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: normalize 'meanstd': model 'dapi' works on the raw ...
+    """
+    recorded = _recorded_range(model)
+    if parse_normalize(normalize)[0] == "none" or recorded is None:  # a bad value raises
+        return
+    _, low, high = recorded
+    span = ", ".join(f"{_g(lo)}..{_g(hi)}" for lo, hi in zip(low, high, strict=True))
+    raise InvalidRequestError(
+        f"normalize {normalize!r}: model {model_name(model)!r} works on the raw intensities "
+        f"it was trained on ({span}); normalised values would not match them: leave "
+        "normalize out (retrain on images like this one if their range differs)"
+    )
 
 
 def warn_intensity_range(image: Image, model: Model, options: SegmentOptions) -> bool:

@@ -33,7 +33,7 @@ from scopeml.server.limits import (
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.server.paths import image_name, resolve_image_path
 from scopeml.server.schemas import ERRORS, JobInfo, JobRequest, job_images, job_info
-from scopeml.tiling.outputs import model_outputs
+from scopeml.tiling.outputs import class_index, model_outputs
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -72,6 +72,8 @@ async def submit_job(
         spec.extra.get("model_type"), engine.get("outputs", ("labels",)),
         engine.get("min_confidence"),
     )  # fmt: skip
+    if engine.get("extract_class") is not None:  # a class the model lacks: now, named
+        class_index(spec.classes, engine["extract_class"])
     check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
     found = await asyncio.to_thread(
