@@ -20,6 +20,7 @@ import itertools
 import json
 import os
 import shutil
+import threading
 import time
 import uuid
 import warnings
@@ -106,6 +107,12 @@ def analyze_image(
     classifier files ``resources`` were opened from, recorded as they are (a resume compares
     them with the files it opens). ``say_unnamed``: warn of a file that names no channels (a
     batch warns once for all its images instead, :func:`unnamed_warning`).
+
+    The record's ``warnings``: what the analysis warned of (each message once, in order), so
+    results whose log was lost still say that an image's pages were read as Z; the caller is
+    warned as before (:func:`_warnings_kept`). Kept in the main thread only (the command line's,
+    a worker process's, a server's job process): in another (a dask worker's) the record has
+    no ``warnings``, as records from before they were kept.
     """
     started = time.perf_counter()
     image_path, folder = Path(image_path), Path(folder)
@@ -113,8 +120,9 @@ def analyze_image(
     temp.mkdir(parents=True)
     try:
         shown = public_name or str(image_path)  # a server's client knows no server path
-        with open_scenes_analysed(settings, image_path, allowed_roots, name=shown,
-                                  say_unnamed=say_unnamed) as scenes:  # fmt: skip
+        kept = _warnings_kept(image_path)
+        with kept as caught, open_scenes_analysed(settings, image_path, allowed_roots, name=shown,
+                                                  say_unnamed=say_unnamed) as scenes:  # fmt: skip
             sources = calibrate(settings, scenes, shown)
             if not any(_has_finite_pixel(s, settings.tile_size) for s in scenes):
                 raise InvalidImageError(  # before a model warns of its NaN pixels
@@ -145,6 +153,7 @@ def analyze_image(
             "input": input_identity(image_path),
             **({} if model_files is None else {"model_files": dict(model_files)}),
             "channels_read": scenes.channels_read,  # a resume with other aliases: the same?
+            **({} if caught is None else {"warnings": _said(caught, image_path, public_name)}),
             "seconds": round(time.perf_counter() - started, 3),
             WRITER: writer(),
         }
@@ -157,6 +166,40 @@ def analyze_image(
         return record
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextmanager
+def _warnings_kept(path: Path) -> Iterator[list[warnings.WarningMessage] | None]:
+    """The warnings given in the block, for the image's record, each given again once it ends
+    (the same words and category, so the caller and the command line see them as before, as
+    the caller's filters say). Every ``UserWarning`` is caught, also where the caller silences
+    them: the record is the trace a batch leaves. The reader's notes on ``path`` this process
+    gave already (the batch's check of its first image read it) are given again inside, to be
+    kept, but not given twice (:func:`~scopeml.io.tiff.notes_given_again`). ``None`` outside
+    the main thread: ``catch_warnings`` swaps process-wide state, so threads side by side (a
+    dask worker's) would catch each other's warnings and lose their own."""
+    from scopeml.io.tiff import notes_given_again
+
+    if threading.current_thread() is not threading.main_thread():
+        yield None
+        return
+    caught: list[warnings.WarningMessage] = []
+    with notes_given_again(path) as given:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", UserWarning)  # others: as the caller filters
+                yield caught
+        finally:
+            for warning in caught:
+                if str(warning.message) not in given:
+                    warnings.warn(warning.message, stacklevel=find_stack_level())
+
+
+def _said(caught: Sequence[warnings.WarningMessage], path: Path, public: str | None) -> list[str]:
+    """The warnings' messages, each once, in order, for the record; ``public``: the image's
+    name for its path (a server's client never sees where the server keeps its files)."""
+    said = dict.fromkeys(str(warning.message) for warning in caught)
+    return [text if public is None else text.replace(str(path), public) for text in said]
 
 
 @contextmanager

@@ -101,6 +101,7 @@ def write_report(
          for r in records if r["status"] != "done"], columns=["image", "file", "reason"],
     )  # fmt: skip
     _write_csv(failures, summary / "failures.csv")
+    _write_csv(_warnings_table(records), summary / "warnings.csv")
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet) for n in names}
     counts = _counts(done, names, classes)
     _write_csv(counts, summary / "counts.csv")
@@ -118,6 +119,15 @@ def write_report(
             for r in done}  # fmt: skip
     write_atomically(index, _html(settings, records, counts, failures, plots, more))
     return index
+
+
+def _warnings_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """A row per warning an image's analysis gave (its record's ``warnings``; a record from
+    before they were kept, or from a dask worker's thread, has none), so a batch whose log was
+    lost still says which images were read by a guess (pages read as Z…)."""
+    rows = [{"image": r["name"], "file": r["image"], "warning": text}
+            for r in records for text in r.get("warnings") or ()]  # fmt: skip
+    return pd.DataFrame(rows, columns=["image", "file", "warning"])
 
 
 def _counts(
@@ -656,6 +666,27 @@ def _density_text(counts: pd.DataFrame) -> str:
     return f"objects {said[0]}{f' ({said[1]})' if len(said) > 1 else ''}, "
 
 
+def _row(
+    record: dict[str, Any],
+    names: Sequence[str],
+    counts: pd.DataFrame,
+    planes: bool,
+    scaled: bool,
+    warned: bool,
+) -> str:
+    """An image's row of the index's table; ``warned``: with a column of what it warned of
+    (a record from before they were kept has none: an empty cell)."""
+    esc, r = html.escape, record
+    cells = [f"<td><a href='images/{esc(quote(r['name']))}/'>{esc(r['name'])}</a></td>"]
+    cells += [f"<td>{esc(_planes_text(r))}</td>"] if planes else []
+    cells += [f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
+              for n in names]  # fmt: skip
+    cells += [f"<td>{esc(_scales_text(r, names))}</td>"] if scaled else []
+    cells += ["<td>ok</td>" if r["status"] == "done" else f"<td>failed: {esc(r['reason'])}</td>"]
+    cells += [f"<td>{'<br>'.join(map(esc, r.get('warnings') or []))}</td>"] if warned else []
+    return f"<tr>{''.join(cells)}</tr>"
+
+
 def _html(
     settings: AnalysisSettings,
     records: Sequence[dict[str, Any]],
@@ -670,20 +701,8 @@ def _html(
     names = [c.name for c in settings.classes]
     scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
     planes = any(_planes_text(r) not in ("", "1") for r in records)  # a series: say them
-    rows = "".join(
-        "<tr><td><a href='images/{}/'>{}</a></td>{}{}{}<td>{}</td></tr>".format(
-            esc(quote(r["name"])),
-            esc(r["name"]),
-            f"<td>{esc(_planes_text(r))}</td>" if planes else "",
-            "".join(
-                f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
-                for n in names
-            ),
-            f"<td>{esc(_scales_text(r, names))}</td>" if scaled else "",
-            "ok" if r["status"] == "done" else "failed: " + esc(r["reason"]),
-        )
-        for r in records
-    )
+    warned = any(r.get("warnings") for r in records)
+    rows = "".join(_row(r, names, counts, planes, scaled, warned) for r in records)
     overviews = "".join(
         _overview_figure(r["name"], more.get(r["name"], ()))
         for r in records
@@ -714,11 +733,13 @@ Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects,
 {_density_text(counts)}mean size per image,
 objects per predicted class where a class has an object classifier),{per_time}
-<a href="summary/failures.csv">failures.csv</a>. Per image: {per_image} (mean, median,
+<a href="summary/failures.csv">failures.csv</a>, <a href="summary/warnings.csv">warnings.csv</a>
+(what each image's analysis warned of). Per image: {per_image} (mean, median,
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"<th>planes</th>" if planes else ""}\
 {"".join(f"<th>{esc(n)}{' (all planes)' if planes else ''}</th>" for n in names)}\
-{"<th>model scale</th>" if scaled else ""}<th>status</th></tr>
+{"<th>model scale</th>" if scaled else ""}<th>status</th>\
+{"<th>warnings</th>" if warned else ""}</tr>
 {rows}</table>
 <h2>Plots</h2>
 <p>Boxes per image: the box spans the quartiles, the line is the median, the whiskers reach the

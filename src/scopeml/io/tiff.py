@@ -15,6 +15,7 @@ that declares more planes than the file holds is refused. The time step (OME
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ import threading
 import warnings
 import weakref
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -247,6 +248,23 @@ def _warn_once(message: str) -> None:
         if shown:
             _WARNED.add(message)
             warnings.warn(message, UserWarning, stacklevel=find_stack_level())
+
+
+@contextlib.contextmanager
+def notes_given_again(path: str | PathLike[str]) -> Iterator[set[str]]:
+    """The notes on ``path`` this process gave already (pages read as Z…), withdrawn for the
+    block so that reading the file again gives them again (an analysis keeps them in the
+    image's record; a batch's check of its first image gave them first), and put back after;
+    yields them, for the caller not to give them twice."""
+    prefix = f"{os.fspath(path)}: "
+    with _WARNED_LOCK:
+        given = {note for note in _WARNED if note.startswith(prefix)}
+        _WARNED.difference_update(given)
+    try:
+        yield given
+    finally:
+        with _WARNED_LOCK:
+            _WARNED.update(given)
 
 
 def _ome_metadata(xml: str, index: int, path: str = "") -> tuple[dict[str, float], list[str]]:
