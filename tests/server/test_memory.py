@@ -7,6 +7,7 @@ is not) on the application in this process.
 
 from __future__ import annotations
 
+import asyncio
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 
@@ -124,3 +125,37 @@ def test_a_refused_upload_is_streamed_not_buffered(app_client):
     assert peak < 2 * MB  # one chunk at a time, not the 16 MB
     uploads = state["config"].uploads_dir
     assert [p for p in uploads.rglob("*") if p.is_file()] == []
+
+
+def test_tiles_sent_side_by_side_hold_at_most_the_budget(tmp_path):
+    """Each tile passed the per-tile limit, but tiles arriving together were all held, and
+    batched: eight concurrent 1504² tiles took a server to 6.6 GB. With one predict worker
+    and room for one such tile, six sent at once run one at a time, each alone."""
+    config = ServerConfig(tmp_path / "data", max_tile_memory=120 * MB, predict_workers=1)
+    db = Database(config.db)
+    headers = {"Authorization": f"Bearer {db.create_token('ada')}"}
+    db.close()
+    container = make_container(tmp_path / "unet.czann")
+    tile = np.random.default_rng(0).random((1, 1, 512, 512)).astype(np.float32)
+    raw = {**headers, "X-Tile-Dtype": "<f4", "X-Tile-Shape": "1,1,512,512"}
+    with TestClient(create_app(config)) as client:
+        record = client.post("/models", content=container.read_bytes(), headers=headers,
+                             params={"filename": "unet.czann"}).json()  # fmt: skip
+        spec = spec_from_dict(record["spec"])
+        needed = tile_memory(tile, spec, tile.nbytes, record["spec"]["runtime_bytes_per_pixel"])
+        assert config.max_tile_memory / 2 < needed <= config.max_tile_memory  # one at a time
+        registry, batches = client.app.state.registry, []
+        registry.metrics.add_tiles = batches.append
+
+        async def send_all() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=client.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+                url = f"/models/{record['id']}/predict"
+                return await asyncio.gather(
+                    *(http.post(url, content=tile.tobytes(), headers=raw) for _ in range(6))
+                )
+
+        answers = run_async(send_all())
+    assert [a.status_code for a in answers] == [200] * 6
+    assert batches == [1] * 6, batches  # never stacked: never held together
+    assert registry.tile_budget.used == 0

@@ -64,7 +64,8 @@ class ServerConfig:
         Server memory one tile request, or one batch of a job, may hold (body, float32 batch,
         output and its encoding, see :func:`~scopeml.server.tiles.tile_memory`); a larger tile
         answers 413. 2 GiB: a job of the built-in ``nuclei`` model in its default 896² tiles
-        counts about 1.1 GB a batch.
+        counts about 1.1 GB a batch. Tile requests side by side hold at most
+        ``predict_workers`` times this; more wait their turn (in arrival order).
     upload_quota_bytes
         Total size of the images one user may keep uploaded (``DELETE /images/{id}`` frees).
     max_batch, batch_wait_ms

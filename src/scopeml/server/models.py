@@ -30,6 +30,7 @@ from scopeml.errors import InvalidContainerError, ModelTimeoutError, ScopeMLErro
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.server.batcher import MicroBatcher
+from scopeml.server.budget import ByteBudget
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import Database, new_id
 from scopeml.server.fair import FairScheduler
@@ -176,6 +177,8 @@ class ModelRegistry:
         self._builtin_records: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.scheduler = FairScheduler(config.predict_workers, config.user_predict_workers or 1)
+        #: The memory all tile requests hold at once (each within ``max_tile_memory``).
+        self.tile_budget = ByteBudget(config.max_tile_memory * config.predict_workers)
         private_dir(config.models_dir)
 
     def path(self, model_id: str) -> Path:

@@ -46,7 +46,8 @@ async def predict_tile(
     ``output=labels``, the argmax ``[N×][Z×]Y×X``. Tiles arriving together are batched.
     A pixel NaN or infinite in any channel is read as 0 and answers 0 (every probability,
     label 0), as in a local run; the rest of its tile is predicted as usual.
-    A tile whose output would not fit the server's per-tile memory limit answers 413.
+    A tile whose output would not fit the server's per-tile memory limit answers 413; tiles
+    sent side by side wait their turn while others hold ``predict_workers`` times that limit.
     """
     body = await read_body(request, config.max_tile_bytes)
     spec = spec_from_dict(record["spec"])
@@ -59,17 +60,18 @@ async def predict_tile(
             f"{spec.n_classes} class outputs, the model's working memory); the limit is "
             f"{config.max_tile_memory}: send smaller tiles",
         )
-    batch, invalid = finite_batch(check_tile(tile, spec))
-    try:
-        probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
-    except (IncompatibleModelError, ModelTimeoutError) as err:  # no server paths in answers
-        raise InvalidRequestError(server_problem(err)) from err
-    if invalid is not None:  # as a local run answers them (tiling.kernel.mask_invalid)
-        probabilities = np.where(invalid[:, np.newaxis], np.float32(0), probabilities)
-    if output == "labels":
-        probabilities = labels_from_probabilities(probabilities)
-        if invalid is not None:
-            probabilities[invalid] = 0
-    if tile.ndim == spec.spatial_dims + 1:
-        probabilities = probabilities[0]
-    return Response(encode_array(probabilities), media_type=NPY_MEDIA_TYPE)
+    async with registry.tile_budget.reserve(needed):  # requests side by side: bounded
+        batch, invalid = finite_batch(check_tile(tile, spec))
+        try:
+            probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
+        except (IncompatibleModelError, ModelTimeoutError) as err:  # no server paths
+            raise InvalidRequestError(server_problem(err)) from err
+        if invalid is not None:  # as a local run answers them (tiling.kernel.mask_invalid)
+            probabilities = np.where(invalid[:, np.newaxis], np.float32(0), probabilities)
+        if output == "labels":
+            probabilities = labels_from_probabilities(probabilities)
+            if invalid is not None:
+                probabilities[invalid] = 0
+        if tile.ndim == spec.spatial_dims + 1:
+            probabilities = probabilities[0]
+        return Response(encode_array(probabilities), media_type=NPY_MEDIA_TYPE)
