@@ -545,7 +545,7 @@ def _taken_pixel_sizes(
 
     sizes, sources, notes = resolve_pixel_sizes(
         found, given, name=image.path or "the image", stack=image.sizes["Z"] > 1,
-        source="pixel_size",
+        source="pixel_size", series=image.sizes["T"] > 1,
     )  # fmt: skip
     for note in notes:
         warnings.warn(note, UserWarning, stacklevel=find_stack_level())

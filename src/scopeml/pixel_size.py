@@ -41,8 +41,8 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     --------
     >>> parse_pixel_size(0.5), parse_pixel_size("2, 0.26,0.26")
     ({'Z': 0.5, 'Y': 0.5, 'X': 0.5}, {'Z': 2.0, 'Y': 0.26, 'X': 0.26})
-    >>> parse_pixel_size({"x": 0.3, "Y": 0.2})
-    {'Y': 0.2, 'X': 0.3}
+    >>> parse_pixel_size({"x": 0.3, "Y": 0.2}), parse_pixel_size({"T": 60, "Y": 0.5, "X": 0.5})
+    ({'Y': 0.2, 'X': 0.3}, {'T': 60.0, 'Y': 0.5, 'X': 0.5})
     >>> parse_pixel_size("0,65")
     Traceback (most recent call last):
     ValueError: reads '0,65' as Y 0 µm, X 65 µm: for 0.65 write a point
@@ -60,9 +60,12 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         )
     if isinstance(value, Mapping):
         sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
-        if not {"Y", "X"} <= set(sizes) or any(axis not in ("Z", "Y", "X") for axis in sizes):
-            raise ValueError(f"takes micrometres per pixel by axis: Y and X (and Z); got {value!r}")
-        axes = "".join(a for a in "ZYX" if a in sizes)
+        if not {"Y", "X"} <= set(sizes) or any(axis not in "TZYX" for axis in sizes):
+            raise ValueError(
+                "takes micrometres per pixel by axis: Y and X (and Z), and seconds per time "
+                f"point as T; got {value!r}"
+            )
+        axes = "".join(a for a in "TZYX" if a in sizes)
         values = [sizes[a] for a in axes]
     else:
         parts = value.split(",") if isinstance(value, str) else value
@@ -72,7 +75,7 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         numbers = [_number(v) for v in values]
     except (TypeError, ValueError):
         raise ValueError(problem) from None
-    if not numbers or len(numbers) > 3 or not all(0 < n < math.inf for n in numbers):
+    if not numbers or len(numbers) > len(axes) or not all(0 < n < math.inf for n in numbers):
         raise ValueError(problem)
     if len(numbers) == 1 and not isinstance(value, Mapping):
         return dict.fromkeys("ZYX", numbers[0])
@@ -117,9 +120,12 @@ def pixel_size_value(value: Any) -> float | dict[str, float] | None:
     if value is None:
         return None
     sizes = parse_pixel_size(value)
-    if len(sizes) == 3 and len(set(sizes.values())) == 1:
+    if set(sizes) == {"Z", "Y", "X"} and len(set(sizes.values())) == 1:
         return sizes["X"]
     return sizes
+
+
+_UNIT = {"T": "s", "Z": "µm", "Y": "µm", "X": "µm"}
 
 
 def resolve_pixel_sizes(
@@ -129,6 +135,7 @@ def resolve_pixel_sizes(
     stack: bool,
     name: str,
     source: str = "settings",
+    series: bool = False,
 ) -> tuple[dict[str, float], dict[str, str], list[str]]:
     """The pixel sizes of an image whose file records ``found``: the file's own for each
     spatial axis it records, ``given``'s for the others (Z only in a Z ``stack``); where each
@@ -136,7 +143,7 @@ def resolve_pixel_sizes(
     image by ``name``: a file's size that differs from the one given by more than 1 %, a Z
     step taken from one number given for every axis, a Z stack left without a Z step. The
     caller warns (once an image, and never by swapping the warning hook, which threads
-    share).
+    share). A time ``series`` takes ``given``'s seconds per time point (``T``) likewise.
 
     Examples
     --------
@@ -146,7 +153,7 @@ def resolve_pixel_sizes(
     ...                     name="a.tif")
     ({'Y': 0.2, 'X': 0.2, 'Z': 2.0}, {'Z': 'settings', 'Y': 'file', 'X': 'file'}, [])
     """
-    axes = "ZYX" if stack else "YX"
+    axes = ("T" if series else "") + ("ZYX" if stack else "YX")
     sizes = dict(found)
     sources = {axis: "file" for axis in axes if found.get(axis)}
     notes: list[str] = []
@@ -155,10 +162,10 @@ def resolve_pixel_sizes(
     differ = [a for a in axes if found.get(a) and given.get(a)
               and abs(found[a] - given[a]) > TOLERANCE * given[a]]  # fmt: skip
     if differ:
-        own = ", ".join(f"{a} {found[a]:g}" for a in differ)
-        other = ", ".join(f"{a} {given[a]:g}" for a in differ)
-        notes.append(f"{name}: the file records its own pixel size ({own} µm), not the {other} "
-                     "µm given: the file's is used")  # fmt: skip
+        own = ", ".join(f"{a} {found[a]:g} {_UNIT[a]}" for a in differ)
+        other = ", ".join(f"{a} {given[a]:g} {_UNIT[a]}" for a in differ)
+        notes.append(f"{name}: the file records its own pixel size ({own}), not the {other} "
+                     "given: the file's is used")  # fmt: skip
     for axis in axes:
         if not found.get(axis) and given.get(axis):
             sizes[axis], sources[axis] = float(given[axis]), source

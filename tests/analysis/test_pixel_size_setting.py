@@ -77,8 +77,8 @@ def test_an_uncalibrated_tiff_is_measured_in_um(plain: Path, tmp_path: Path) -> 
 
 def test_a_file_keeps_its_own_size_with_a_warning(calibrated: Path, tmp_path: Path) -> None:
     results = tmp_path / "res"
-    with pytest.warns(UserWarning, match=r"records its own pixel size \(Y 0.2, X 0.2 µm\), not "
-                      r"the Y 0.5, X 0.5 µm given: the file's is used"):  # fmt: skip
+    with pytest.warns(UserWarning, match=r"records its own pixel size \(Y 0.2 µm, X 0.2 µm\), "
+                      r"not the Y 0.5 µm, X 0.5 µm given: the file's is used"):  # fmt: skip
         run_analysis(_settings(pixel_size=0.5), [calibrated], results)
     table = pd.read_csv(results / "tables" / "blob.csv").sort_values("area")
     np.testing.assert_allclose(table["area_um2"], np.array(AREAS) * 0.04)
@@ -188,3 +188,22 @@ def test_a_size_that_leaves_out_y_or_x_is_refused_and_one_number_for_a_stack_is_
                      "give the pixel size as Z,Y,X if it differs"]  # fmt: skip
     assert resolve_pixel_sizes({}, parse_pixel_size("2,0.65,0.65"), stack=True, name="s")[2] == []
     assert resolve_pixel_sizes({}, parse_pixel_size(0.65), stack=False, name="s")[2] == []
+
+
+def test_a_plain_time_series_takes_its_time_step_from_the_settings(tmp_path: Path) -> None:
+    """A plain TIFF movie records no time step: ``pixel_size: {T: 60, Y: 0.5, X: 0.5}`` was
+    refused ("Y and X (and Z)"), so its counts over time had frame numbers only."""
+    movie = np.full((3, 64, 64), 10, np.uint8)
+    for t in range(3):
+        for i in range(t + 1):
+            movie[t, 4 + 15 * i : 12 + 15 * i, 4:12] = 200
+    tifffile.imwrite(tmp_path / "movie.tif", movie, metadata={"axes": "TYX"})
+    settings = _settings(pixel_size={"T": 60, "Y": 0.5, "X": 0.5})
+    results = tmp_path / "res"
+    run_analysis(settings, [tmp_path / "movie.tif"], results)
+    record = _record(results, "movie")
+    assert record["pixel_sizes"] == {"T": 60.0, "Y": 0.5, "X": 0.5}
+    assert record["pixel_size_source"] == {"T": "settings", "Y": "settings", "X": "settings"}
+    over_time = pd.read_csv(results / "summary" / "counts_per_time_point.csv")
+    assert over_time["time_s"].tolist() == [0.0, 60.0, 120.0]
+    assert over_time["blob"].tolist() == [1, 2, 3]
