@@ -286,7 +286,10 @@ def calibrate(settings: AnalysisSettings, scenes: Sequence[Any], name: str) -> d
     found: list[dict[str, str]] = []
     for scene in scenes:
         scene.pixel_sizes, sources, said = resolve_pixel_sizes(
-            scene.pixel_sizes, given, stack=scene.sizes["Z"] > 1, name=name,
+            scene.pixel_sizes,
+            given,
+            stack=scene.sizes["Z"] > 1,
+            name=name,
             series=scene.sizes["T"] > 1,
         )
         notes.update(dict.fromkeys(said))
