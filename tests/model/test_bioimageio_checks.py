@@ -123,6 +123,21 @@ def test_weights_named_outside_the_package_are_called_outside(tmp_path, form, wh
         sm.open_model(source)
 
 
+@pytest.mark.parametrize("form", ["zip", "folder"])
+def test_a_test_tensor_named_outside_the_package_is_refused_at_import(tmp_path, form):
+    """Weights out of the package were refused, a test tensor there accepted (and refused only
+    where it was read: a TorchScript export, a package's own test)."""
+    files = v05_files()
+    rdf = rdf_v05()
+    rdf["outputs"][0]["test_tensor"] = {"source": "../../secret/scopeml.db"}
+    package = write_package(tmp_path / "t.zip", rdf, files)
+    source = package if form == "zip" else unpacked(tmp_path, package)
+    with pytest.raises(InvalidContainerError, match=re.escape(
+        "the test tensor of probabilities '../../secret/scopeml.db' is outside the package"
+    )):  # fmt: skip
+        sm.open_model(source)
+
+
 def test_a_link_out_of_a_package_folder_is_called_outside(tmp_path):
     files = v05_files()
     (tmp_path / "elsewhere.onnx").write_bytes(files["weights.onnx"])

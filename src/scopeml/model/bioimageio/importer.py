@@ -98,6 +98,9 @@ def build_czann(
             "scopeml runs models with one of each"
         )
     tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
+    for tensor in (tensor_in, tensor_out):  # accepted, then refused only when read
+        if getattr(tensor, "test_tensor", None) is not None:
+            package.check_source(tensor.test_tensor, f"the test tensor of {tensor.id}")
     in_roles, spatial = _roles(tensor_in, "input", fail)
     onnx_model = load_onnx(_onnx_bytes(package, in_roles, fail, cache), path=package.path)
     out_roles, out_spatial = _roles(tensor_out, "output", fail)

@@ -50,20 +50,7 @@ class Package:
             A URL, a file outside the package, missing, empty or over the limit, or content
             that does not match its declared ``sha256``; naming the package and the file.
         """
-        text = str(getattr(source, "source", source))
-        if "://" in text:
-            raise InvalidContainerError(
-                f"{what} is a URL ({text[:120]}); scopeml never downloads: give a package that "
-                "holds the file",
-                path=self.path,
-            )
-        name = text.removeprefix("./")
-        if _leaves(name):
-            raise InvalidContainerError(
-                f"{what} {name!r} is outside the package; a package names its own files "
-                "(relative paths inside it)",
-                path=self.path,
-            )
+        name = self.check_source(source, what)
         if self._zip is not None:
             if name not in self._zip:
                 raise InvalidContainerError(
@@ -84,6 +71,25 @@ class Package:
                     path=self.path,
                 )
         return data
+
+    def check_source(self, source: Any, what: str) -> str:
+        """The package's name of a file the description names; a URL or a path out of the
+        package is refused (at import for every file named, not only those read)."""
+        text = str(getattr(source, "source", source))
+        if "://" in text:
+            raise InvalidContainerError(
+                f"{what} is a URL ({text[:120]}); scopeml never downloads: give a package that "
+                "holds the file",
+                path=self.path,
+            )
+        name = text.removeprefix("./")
+        if _leaves(name):
+            raise InvalidContainerError(
+                f"{what} {name!r} is outside the package; a package names its own files "
+                "(relative paths inside it)",
+                path=self.path,
+            )
+        return name
 
     def _read_file(self, name: str, what: str) -> bytes:
         """A file of a package folder, streamed within the member limit."""
