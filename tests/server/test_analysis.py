@@ -94,11 +94,13 @@ def test_bad_settings_are_a_one_line_422_naming_the_line(alice, images, tmp_path
     [
         ("../outside.tif", "'..' is not allowed"),
         ("../{root}/{image}", "'..' is not allowed"),  # back inside: refused alike
-        ("/etc/passwd", "outside the allowed root"),
+        ("/etc/passwd", "an absolute path is not allowed"),
+        ("{abs_root}/{image}", "an absolute path is not allowed"),  # inside: refused alike
+        ("{abs_root}", "an absolute path is not allowed"),  # the root's folder itself
     ],
 )
 def test_analysis_images_stay_below_the_allowed_root(alice, settings, images, path, says):
-    path = path.format(root=images[0].parent.name, image=images[0].name)
+    path = path.format(root=images[0].parent.name, image=images[0].name, abs_root=images[0].parent)
     with pytest.raises(ServerResponseError) as err:
         alice.submit_analysis(settings, image_paths=[path])
     assert err.value.status_code == 422 and says in str(err.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from scopeml.errors import InvalidRequestError, OutsideRootError, ScopeMLError
 from scopeml.io.bioio import PLUGINS, SINGLE_FILE_PLUGINS
@@ -47,10 +47,7 @@ the file from the allowed root
         )
     if not user_path or "\x00" in user_path or len(user_path) > 4096:
         raise InvalidRequestError("image path is empty, too long or contains NUL")
-    if ".." in PurePosixPath(user_path).parts:
-        raise InvalidRequestError(
-            f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
-        )
+    check_relative(user_path)
     root = allowed_root.resolve()
     candidate = (root / user_path).resolve()
     if not candidate.is_relative_to(root):
@@ -62,6 +59,25 @@ the file from the allowed root
             f"image path {user_path!r} has an unknown suffix; known: {', '.join(IMAGE_SUFFIXES)}"
         )
     return candidate
+
+
+def check_relative(user_path: str) -> None:
+    """Refuse a request's path with a ``..`` component, or an absolute one: one that led into
+    the root was taken, any other refused, so a client could find where the root lies.
+
+    >>> check_relative("/srv/images/a.tif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: image path '/srv/images/a.tif': an absolute path is not...
+    """
+    if ".." in PurePosixPath(user_path).parts:
+        raise InvalidRequestError(
+            f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
+        )
+    if PurePosixPath(user_path).is_absolute() or PureWindowsPath(user_path).is_absolute():
+        raise InvalidRequestError(
+            f"image path {user_path!r}: an absolute path is not allowed; name the file from the "
+            "allowed root"
+        )
 
 
 def image_name(image: str | Path, config: ServerConfig) -> tuple[str, str | None]:

@@ -12,7 +12,7 @@ import asyncio
 import glob
 import os
 import shutil
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -24,7 +24,12 @@ from scopeml.server.database import new_id
 from scopeml.server.deps import Config, Db, Jobs, User, check_job_room, save_body
 from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME
 from scopeml.server.limits import analysis_scale, check_analysis_pixels
-from scopeml.server.paths import hide_server_paths, public_error, resolve_image_path
+from scopeml.server.paths import (
+    check_relative,
+    hide_server_paths,
+    public_error,
+    resolve_image_path,
+)
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo, job_info
 
 if TYPE_CHECKING:
@@ -134,8 +139,7 @@ def _resolve_source(user_path: str, allowed_root: Path | None) -> tuple[str, boo
     except InvalidRequestError:
         if allowed_root is None or not user_path or "\x00" in user_path or len(user_path) > 4096:
             raise
-        if ".." in PurePosixPath(user_path).parts:
-            raise
+        check_relative(user_path)  # raises again, as the file's check did
         root = allowed_root.resolve()
         candidate = (root / user_path).resolve()
         if candidate.is_relative_to(root) and candidate.is_dir():
