@@ -169,3 +169,26 @@ def test_train_pixel_classifier_takes_the_command_lines_channels_and_scene():
     by_scene = sm.train_pixel_classifier(scenes[:, :, :, None], scribbles, scene=1,
                                          channels="C1", **fast)  # fmt: skip
     np.testing.assert_array_equal(sm.predict_region(two[1:], by_scene), whole)
+
+
+def test_an_output_a_run_did_not_write_is_absent_to_hasattr(tmp_path):
+    """``hasattr(seg, "instances")`` raised InvalidRequestError, not False."""
+    from scopeml.errors import InvalidRequestError, MissingOutputError
+
+    image = np.zeros((32, 32), np.uint16)
+    image[8:16, 8:16] = 1000
+    seg = sm.segment(image, "nuclei", tmp_path / "a.ome.zarr", progress=False)
+    assert seg.outputs == ("labels",)
+    assert hasattr(seg, "labels") and not hasattr(seg, "instances")
+    assert not hasattr(seg, "probabilities")
+    with pytest.raises(MissingOutputError, match="no 'instances' output; this run wrote labels"):
+        seg.instances  # noqa: B018
+    assert issubclass(MissingOutputError, InvalidRequestError)  # the CLI's one-line error
+
+
+def test_features_given_as_a_list_say_to_give_one_spec(scribbled):
+    """``features=["basic25"]`` read as the text "['basic25']" (did you mean 'basic25'?)."""
+    image, labels = scribbled
+    with pytest.raises(InvalidRequestError, match=r"features are one spec, not a list: give "
+                       r"'basic25' \(a preset"):  # fmt: skip
+        sm.train_pixel_classifier(image, labels, features=["basic25"])

@@ -14,6 +14,7 @@ Each also subclasses the builtin it refines, so ``except ValueError`` keeps work
     │   ├── InputNotFoundError  (FileNotFoundError) no file or folder at a table's, settings'
     │   │                                      file's or training file's path
     │   ├── OutputCompleteError                a resumed run's output is already complete
+    │   ├── MissingOutputError  (AttributeError) a store lacks the output asked for
     │   └── ServerResponseError                a scopeml server refused a request (its status)
     ├── IncompleteOutputError   (RuntimeError) an output store is half-written or from another run
     ├── ModelNotFoundError      (FileNotFoundError) no model file there nor a built-in by that name
@@ -88,6 +89,11 @@ class InputNotFoundError(InvalidRequestError, _NoSuchFile):
 class OutputCompleteError(InvalidRequestError):
     """``resume`` found the output complete: nothing is left to do (a caller that resumes
     idempotently, such as a server job, takes the store as it is)."""
+
+
+class MissingOutputError(InvalidRequestError, AttributeError):
+    """A store lacks the output asked for (``seg.instances`` of a run that wrote labels only);
+    an ``AttributeError`` too, so ``hasattr(seg, "instances")`` is ``False``, not an error."""
 
 
 class IncompleteOutputError(ScopeMLError, RuntimeError):

@@ -113,7 +113,7 @@ class Segmentation(type(Path())):  # type: ignore[misc]
 
     def output(self, name: str) -> Image:
         """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
-        from scopeml.errors import ImageNotFoundError, InvalidRequestError
+        from scopeml.errors import ImageNotFoundError, MissingOutputError
 
         if not self.path.is_dir():
             from scopeml.tiling.store import partial_path
@@ -125,7 +125,7 @@ class Segmentation(type(Path())):  # type: ignore[misc]
                          "(--resume) to finish it")  # fmt: skip
             raise ImageNotFoundError(said, path=self.path)
         if name not in self.outputs:
-            raise InvalidRequestError(
+            raise MissingOutputError(
                 f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "
                 "(choose with outputs=...)",
                 path=self.path,

@@ -220,6 +220,13 @@ def parse_features(spec: str | FeatureSet | Mapping[str, Any]) -> FeatureSet:
     """
     if isinstance(spec, FeatureSet):
         return spec
+    if isinstance(spec, (list, tuple)):  # ["basic25"] read as the text "['basic25']"
+        given = repr(spec[0]) if len(spec) == 1 else "one text"
+        raise InvalidRequestError(
+            f"features are one spec, not a list: give {given} (a preset such as 'basic25', "
+            "filters such as 'gaussian_smoothing:1,3.5; hessian_of_gaussian:2', or deep "
+            "features such as 'vgg19-random-256+basic25')"
+        )
     from scopeml.features import deep
 
     if deep.is_deep_spec(spec):
