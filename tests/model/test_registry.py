@@ -36,7 +36,7 @@ def test_every_kind_is_sniffed_from_content_not_suffix(tmp_path):
         spatial=(32, 32),
         legacy=True,
     )
-    pixel = _pixel_classifier(tmp_path / "c.czann")
+    pixel = _pixel_classifier(tmp_path / "c.czseg").rename(tmp_path / "c.czann")  # renamed
     table = pd.DataFrame({"area": [1, 2, 8, 9], "kind": list("aabb")})
     objects = ObjectClassifier.train(table, "kind", n_estimators=2).save(tmp_path / "d.czseg")
     assert [format_of(p) for p in (czann, legacy, pixel, objects)] == [
