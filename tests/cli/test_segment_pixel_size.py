@@ -62,7 +62,7 @@ def test_a_files_own_size_is_kept(tmp_path, nuclei):
     calibration = {"axes": "YX", "PhysicalSizeX": 0.2, "PhysicalSizeY": 0.2}
     tifffile.imwrite(image, nuclei, ome=True, metadata=calibration)
     table = tmp_path / "t.csv"
-    with pytest.warns(UserWarning, match=r"its own pixel size \(Y 0.2, X 0.2 µm\)"):
+    with pytest.warns(UserWarning, match=r"its own pixel size \(Y 0.2 µm, X 0.2 µm\)"):
         sm.segment(image, "nuclei", tmp_path / "s.ome.zarr", measure=table, pixel_size=0.5)
     measured = pd.read_csv(table)
     np.testing.assert_allclose(measured["area_um2"], measured["area"] * 0.04)

@@ -97,6 +97,23 @@ def test_a_classifier_graph_converted_as_segmentation_names_the_classification_t
     assert main([*base, "--model-type", "MultiClassClassification"]) == 0
 
 
+def test_a_segmentation_graph_converted_as_classification_is_refused(tmp_path, capsys):
+    """Written, then every run failed: "the graph returned 786432 scores; the model has 3
+    classes"."""
+    from scopeml.model.testing import tiny_unet_onnx
+
+    source = tmp_path / "seg.onnx"
+    onnx.save(tiny_unet_onnx(n_classes=3, depth=2), source)
+    out = tmp_path / "c.czann"
+    base = _convert(source, "--classes", "a,b,c", "-o", out)
+    assert main([*base, "--model-type", "MultiClassClassification"]) == 2
+    err = capsys.readouterr().err
+    assert "is an image, as a segmentation's; MultiClassClassification needs one score" in err
+    assert err.count("\n") == 1 and not out.exists()
+    assert main(base) == 0  # no type: a segmentation, multi-class for three classes
+    assert read_container(out).metadata.model_type.value == "MultiClassSemanticSegmentation"
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("torchvision") is not None,
     reason="torch notes the skipped torchvision operators only without torchvision",

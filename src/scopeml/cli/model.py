@@ -213,7 +213,8 @@ def convert(
         None,
         "--type",
         "--model-type",
-        help="czann model type (default SingleClassSemanticSegmentation; containers: theirs); "
+        help="czann model type (default a semantic segmentation: SingleClass… for one or two "
+        "classes, MultiClass… for more; containers: theirs); "
         "model_type= in Python.",
     ),
     scaling: str | None = typer.Option(
@@ -309,7 +310,7 @@ def convert(
         output,
         classes=class_names,
         min_overlap=overlap[0] if len(overlap) == 1 else overlap,
-        model_type=kind or ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION,
+        model_type=kind,  # None: a semantic segmentation by the class count
         name=name,
         scaling=_floats(scaling, "--scaling") if scaling else None,
         preprocessing=preprocess,

@@ -31,6 +31,7 @@ from scopeml.model.metadata import (
     ModelMetadata,
     ModelType,
     default_classes,
+    segmentation_type,
     validate_metadata,
 )
 
@@ -47,7 +48,7 @@ def convert_onnx(
     *,
     classes: Sequence[str] | None = None,
     min_overlap: int | Sequence[int] = 0,
-    model_type: ModelType | str = ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION,
+    model_type: ModelType | str | None = None,
     name: str | None = None,
     scaling: Sequence[float] | None = None,
     preprocessing: str | Sequence[str] = (),
@@ -75,7 +76,8 @@ def convert_onnx(
     min_overlap
         Halo per side in pixels, one value for all spatial axes or one per axis ``([Z,] Y, X)``.
     model_type
-        A :class:`ModelType` (or its value).
+        A :class:`ModelType` (or its value); default a semantic segmentation, single-class for
+        one or two classes, else multi-class (:func:`~scopeml.model.metadata.segmentation_type`).
     name, scaling
         ``ModelName`` and ``Scaling`` (pixel extents x, y[, z] in metres).
     preprocessing
@@ -143,6 +145,8 @@ def convert_onnx(
         info = inspect_graph(model)
     except ValueError as err:
         raise InvalidRequestError(str(err), path=output) from err
+    if model_type is None:  # by the classes, else the graph's output channels
+        model_type = segmentation_type(len(classes) if classes else info.output_shape[-1] or 1)
     if info.fixed_spatial is not None and (legacy or _is_pixelwise(model_type)):
         fixed = info.fixed_spatial  # given as --spatial, or the graph's own (checked too)
         said = f"the graph's fixed size {'x'.join(map(str, fixed))}" if spatial == "keep" else None
@@ -306,9 +310,7 @@ def _source_options(container: Any) -> dict[str, Any]:
             "classes": meta.classes,
             "min_overlap": meta.border_size,
             "name": meta.name,
-            "model_type": ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION
-            if len(meta.classes) == 2
-            else ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION,
+            "model_type": segmentation_type(len(meta.classes)),
         }
     options = {
         "classes": meta.classes,
@@ -640,9 +642,23 @@ def _out_channels(info: GraphInfo, classes: Sequence[str] | None, path: Path) ->
     return graph_channels if graph_channels is not None else len(classes)  # type: ignore[arg-type]
 
 
+_CLASSIFICATION = {ModelType.SINGLE_CLASS_CLASSIFICATION, ModelType.MULTI_CLASS_CLASSIFICATION}
+
+
 def _check_image_output(info: GraphInfo, model_type: ModelType | str, path: Path) -> None:
     """Refuse a segmentation (or regression) type for a graph whose output is one score per
-    class (``N×K``): it is a classifier, and its type, not its shape, is what to change."""
+    class (``N×K``): it is a classifier, and its type, not its shape, is what to change; and a
+    classification type for a graph with an image out (it was written, then every run failed
+    "the graph returned 786432 scores; the model has 3 classes")."""
+    if len(info.output_shape) > 1 and model_type in _CLASSIFICATION:
+        shape = "×".join("?" if n is None else str(n) for n in info.output_shape)
+        raise InvalidRequestError(
+            f"the graph's output N×{shape} is an image, as a segmentation's; "
+            f"{ModelType(model_type).value} needs one score per class (N×K): convert it with "
+            "--model-type MultiClassSemanticSegmentation (or another pixelwise type; "
+            "model_type= in Python)",
+            path=path,
+        )
     if len(info.output_shape) == 1 and _is_pixelwise(model_type):
         raise InvalidRequestError(
             f"the graph's output N×{info.output_shape[0] or '?'} has no spatial axes, as a "

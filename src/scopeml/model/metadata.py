@@ -64,6 +64,18 @@ class ModelType(StrEnum):
         }
 
 
+def segmentation_type(n_classes: int) -> ModelType:
+    """The semantic segmentation type of a model of ``n_classes`` (a legacy container's, or a
+    graph converted without a type): single-class for one or two, else multi-class.
+
+    >>> segmentation_type(2).value, segmentation_type(3).value
+    ('SingleClassSemanticSegmentation', 'MultiClassSemanticSegmentation')
+    """
+    if n_classes <= 2:
+        return ModelType.SINGLE_CLASS_SEMANTIC_SEGMENTATION
+    return ModelType.MULTI_CLASS_SEMANTIC_SEGMENTATION
+
+
 _M = TypeVar("_M", bound=BaseModel)
 
 

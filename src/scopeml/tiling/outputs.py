@@ -101,18 +101,27 @@ def class_index(classes: Sequence[str], name: str) -> int:
         ) from err
 
 
+#: A one-class model's class is where its probability is at least this (a sigmoid's half).
+ONE_CLASS_LEVEL = 0.5
+
+
 def class_labels(
     probabilities: np.ndarray, *, axis: int = 0, min_confidence: float | None = None
 ) -> np.ndarray:
     """Labels as scopeml writes them: class ``k`` (index ``k`` along ``axis``) is ``k + 1``.
 
-    Pixels whose maximum probability is below ``min_confidence`` become 0 (unclassified). The
-    one place this convention lives: the engine, post-processing, the server and the CLI use it.
+    Pixels whose maximum probability is below ``min_confidence`` become 0 (unclassified). A
+    model of one class (a sigmoid: its class against the rest) has its class where the
+    probability is at least :data:`ONE_CLASS_LEVEL` unless ``min_confidence`` says otherwise
+    (its argmax was that class everywhere). The one place this convention lives: the engine,
+    post-processing, the server and the CLI use it.
 
     Examples
     --------
     >>> class_labels(np.array([[0.9, 0.4, 0.2], [0.1, 0.6, 0.8]]), min_confidence=0.7)
     array([1, 0, 2], dtype=uint8)
+    >>> class_labels(np.array([[0.9, 0.4, 0.5]]))
+    array([1, 0, 1], dtype=uint8)
     """
     return _labels_and_confidence(np.moveaxis(probabilities, axis, 0), min_confidence)[0]
 
@@ -120,6 +129,8 @@ def class_labels(
 def _labels_and_confidence(
     probabilities: np.ndarray, min_confidence: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
+    if len(probabilities) == 1 and min_confidence is None:
+        min_confidence = ONE_CLASS_LEVEL
     index, confidence = _argmax_max(probabilities)
     labels = index.astype(label_dtype(len(probabilities)))
     labels += 1
