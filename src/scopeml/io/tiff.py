@@ -487,7 +487,9 @@ def _open_series(
             axes = map_axes(s.axes, tuple(s.shape), path=path)
             if index == (scene or 0) and not ome_xml:  # OME-XML names its axes: no guess
                 _sequence_note(s.axes, tuple(s.shape), axes, path)
-        array: Any = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
+        array: Any = _memmapped(tf, s.levels[level])
+        if array is None:
+            array = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
         views.append(AxesView(array, axes, path=path))
     if not views:
         raise InvalidImageError(_no_images(path), path=path)
@@ -511,6 +513,25 @@ def _open_series(
     image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
     image.scene_names = scene_names
     return image
+
+
+def _memmapped(tf: tifffile.TiffFile, series: Any) -> np.memmap | None:
+    """An uncompressed series stored in one piece (most plain and ImageJ TIFFs: one strip),
+    memory-mapped from the file already open, so a region read touches its rows only; through
+    ``aszarr`` every read decoded the whole strip (a 600² region of a 16k² file took 284 ms,
+    4 ms from a tiled one). ``None`` for any other layout, or bytes not in this machine's
+    order."""
+    dtype = getattr(series, "dtype", None)
+    if series.dataoffset is None or dtype is None or dtype.kind not in "biuf":
+        return None
+    stored = np.dtype(tf.byteorder + dtype.char)
+    if not stored.isnative:
+        return None
+    try:
+        handle = series.pages[0].parent.filehandle  # the file its pages are in, held open
+        return np.memmap(handle, stored, "r", series.dataoffset, tuple(series.shape), "C")
+    except (AttributeError, TypeError, ValueError, OSError):  # not mappable after all
+        return None
 
 
 def _no_images(path: str) -> str:
