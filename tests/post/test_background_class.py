@@ -190,7 +190,7 @@ def test_the_command_line_ends_with_a_summary_and_feeds_objects_label(
     printed = capsys.readouterr().out.strip().splitlines()
     changed = zarr.open_group(str(out), mode="r").attrs["scopeml"]["post"]["changed_pixels"]
     assert len(printed) == 1 and printed[0].startswith(f"labels → {out}; fill_holes, remove_small")
-    assert f"{changed:,} pixels changed (background class 1 background)" in printed[0]
+    assert f"{changed:,} pixels changed (background: label 1, 'background')" in printed[0]
     assert changed > 1000
     objects = tmp_path / "o.ome.zarr"
     assert main(["objects", "label", str(out), "-o", str(objects), "--class", "coin", "-q"]) == 0

@@ -109,7 +109,7 @@ def not_carried(record: dict, store: str | Path, written: str = "labels") -> str
 
 def summary(written: Path, seconds: float) -> str:
     """The line a run ends with: ``labels → OUT.ome.zarr; fill_holes, remove_small:200:
-    1,204 pixels changed (background class 1 background); 0.4 s``."""
+    1,204 pixels changed (background: label 1, 'background'); 0.4 s``."""
     import zarr
 
     record = zarr.open_group(str(written.parent), mode="r").attrs.get("scopeml", {})
@@ -120,7 +120,7 @@ def summary(written: Path, seconds: float) -> str:
         background = "0 is the background"
     else:
         name = classes[value - 1] if 0 < value <= len(classes) else ""
-        background = f"background class {value} {name}".rstrip()
+        background = f"background: label {value}" + (f", {name!r}" if name else "")
     steps = ", ".join(post.get("steps", []))
     changed = post.get("changed_pixels")
     if changed is None:  # crf from a store without labels: nothing to compare with
