@@ -123,6 +123,19 @@ def test_weights_named_outside_the_package_are_called_outside(tmp_path, form, wh
         sm.open_model(source)
 
 
+def test_output_channel_names_other_than_the_weights_give_are_refused_at_import(tmp_path):
+    """Two names for a graph of three channels converted to a czann that failed on every image
+    ("the graph returned shape (1, 32, 32, 3); expected (1, 32, 32, 2)")."""
+    files = v05_files()
+    rdf = rdf_v05()
+    rdf["outputs"][0]["axes"][1]["channel_names"] = ["cell"]  # the weights give 2
+    package = write_package(tmp_path / "n.zip", rdf, files)
+    with pytest.raises(InvalidContainerError, match=re.escape(
+        "the description names 1 output channels (channel_names); the weights give 2"
+    )):  # fmt: skip
+        sm.open_model(package)
+
+
 @pytest.mark.parametrize("form", ["zip", "folder"])
 def test_a_test_tensor_named_outside_the_package_is_refused_at_import(tmp_path, form):
     """Weights out of the package were refused, a test tensor there accepted (and refused only

@@ -119,6 +119,7 @@ def build_czann(
     _check_smallest_size(spatial, sizes, valid, fail)
     halo = _halo(tensor_out, spatial, fail) if out_spatial else None
     classes = _channel_names(tensor_out)
+    _check_graph_channels(onnx_model, out_roles, len(classes), fail, output=True)
     graph = wrap_graph(
         onnx_model,
         input_roles=in_roles,
@@ -365,16 +366,23 @@ def _roles(tensor: Any, which: str, fail: Any) -> tuple[list[str], list[str]]:
     return roles, spatial
 
 
-def _check_graph_channels(onnx_model: Any, roles: list[str], channels: int, fail: Any) -> None:
-    """The description's input channels are the weights' (a package that lies made a czann
-    that failed in ONNX Runtime, in its words, when run)."""
-    if "channel" not in roles or not onnx_model.graph.input:
+def _check_graph_channels(
+    onnx_model: Any, roles: list[str], channels: int, fail: Any, *, output: bool = False
+) -> None:
+    """The description's input (``output``: output) channels are the weights' (a package that
+    lies made a czann that failed in ONNX Runtime, in its words, when run; one listing fewer
+    output channel names than the graph gives was converted, then failed on every image)."""
+    values = onnx_model.graph.output if output else onnx_model.graph.input
+    if "channel" not in roles or not values:
         return
-    dims = onnx_model.graph.input[0].type.tensor_type.shape.dim
+    dims = values[0].type.tensor_type.shape.dim
     if len(dims) != len(roles):
         return  # the graph's own layout: the wrapper's checks say what is wrong
     taken = dims[roles.index("channel")].dim_value
     if taken > 0 and taken != channels:
+        if output:
+            fail(f"the description names {channels} output channels (channel_names); the "
+                 f"weights give {taken}")  # fmt: skip
         fail(f"the description gives the input {channels} channels; the weights take {taken}")
 
 
