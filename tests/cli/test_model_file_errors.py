@@ -66,3 +66,22 @@ def test_the_known_kinds_come_in_one_order(tmp_path, image, capsys):
     orders.append(re.findall(r"^  ([a-z-]+):", listed, flags=re.M))
     assert orders[0] == ["bioimageio", "czann", "czmodel", "object-classifier", "pixel-classifier"]
     assert orders[1] == orders[0] and orders[2] == orders[0]
+
+
+def test_a_bare_onnx_graph_says_how_to_wrap_it(image, tmp_path, capsys):
+    """``segment -m x.onnx`` listed the known kinds; ``export-bioimageio x.onnx`` said "not a
+    valid zip archive": neither said that a graph needs its classes and halo first."""
+    import onnx
+
+    from scopeml.model.testing import tiny_unet_onnx
+
+    graph = tmp_path / "unet.onnx"
+    onnx.save(tiny_unet_onnx(depth=2), graph)
+    for args in (
+        ["segment", str(image), "-m", str(graph), "-o", str(tmp_path / "o.ome.zarr")],
+        ["model", "export-bioimageio", str(graph), "-o", str(tmp_path / "p.zip")],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a bare ONNX graph" in err, err
+        assert "scopeml model convert unet.onnx -o unet.czann --classes" in err

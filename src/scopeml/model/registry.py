@@ -313,6 +313,12 @@ object-classifier, pixel-classifier (scopeml model list)'
                 f"zip without model.json: not a czann (it holds {shown}); known kinds: {names} "
                 "(scopeml model list)"
             )
+    if path.suffix.lower() == ".onnx":  # a bare graph: what its classes and halo are is not said
+        return (
+            "a bare ONNX graph, which says neither its classes nor its halo: wrap it first, "
+            f"scopeml model convert {path.name} -o {path.with_suffix('.czann').name} --classes "
+            "A,B[,…] [--min-overlap N] [--channels-first] (scopeml.model.convert_onnx)"
+        )
     known = "; ".join(f"{name} ({entry.description})" for name, entry in formats.items())
     return f"not a model file of a known kind; known: {known}"
 

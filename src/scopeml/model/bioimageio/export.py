@@ -141,8 +141,10 @@ def _refuse_unexportable(path: Path) -> None:
     """A package already, or a scopeml pixel or object classifier (a bioimage.io package holds
     a graph), is refused naming why, before any work, as ``model convert`` refuses one."""
     from scopeml.model.bioimageio.package import is_package
-    from scopeml.model.registry import classifier_kind
+    from scopeml.model.registry import classifier_kind, model_formats, not_a_model
 
+    if path.suffix.lower() == ".onnx":  # "not a valid zip archive" said less
+        raise InvalidRequestError(not_a_model(path, model_formats()), path=path)
     if is_package(path):
         raise InvalidRequestError(
             "is a bioimage.io package already: export the czann it came from, or make one "
