@@ -38,6 +38,17 @@ def _graph_with(kind: str) -> onnx.ModelProto:
         functions.append(helper.make_function("leak", "Leak", [], ["c"], [inner], opset))
         domains.append(helper.make_opsetid("leak", 1))
         nodes.append(helper.make_node("Leak", [], ["C"], domain="leak"))
+    elif kind == "function default":  # the body takes the tensor from the default value
+        inner = helper.make_node("Constant", [], ["c"])
+        inner.attribute.append(onnx.AttributeProto(
+            name="value", ref_attr_name="val", type=onnx.AttributeProto.TENSOR
+        ))  # fmt: skip
+        opset = [helper.make_opsetid("", 17)]
+        function = helper.make_function("leak", "Leak", [], ["c"], [inner], opset)
+        function.attribute_proto.append(helper.make_attribute("val", _external("fd")))
+        functions.append(function)
+        domains.append(helper.make_opsetid("leak", 1))
+        nodes.append(helper.make_node("Leak", [], ["C"], domain="leak"))
     elif kind == "subgraph":
         inner = helper.make_node("Constant", [], ["c"], value=_external("gc"))
         c_out = helper.make_tensor_value_info("c", TensorProto.UINT8, [9])
@@ -56,10 +67,10 @@ def _graph_with(kind: str) -> onnx.ModelProto:
     y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 1, "H", "W"])
     graph = helper.make_graph(nodes, "g", [x], [y], sparse_initializer=sparse)
     opsets = [helper.make_opsetid("", 17), *domains]
-    return helper.make_model(graph, opset_imports=opsets, functions=functions, ir_version=8)
+    return helper.make_model(graph, opset_imports=opsets, functions=functions, ir_version=9)
 
 
-KINDS = ["sparse initializer", "sparse attribute", "function", "subgraph"]
+KINDS = ["sparse initializer", "sparse attribute", "function", "function default", "subgraph"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -73,12 +84,13 @@ def test_external_data_anywhere_in_the_graph_is_refused(kind, tmp_path, monkeypa
         load_graph_info(data, path="leak.czann")
 
 
-def test_the_sparse_initializer_graph_would_read_the_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("kind", ["sparse initializer", "function default"])
+def test_such_graphs_would_read_the_file(tmp_path, monkeypatch, kind):
     """What the check stands between: ONNX Runtime, given the bytes, reads the secret."""
     ort = pytest.importorskip("onnxruntime")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "secret.txt").write_bytes(b"TOPSECRET")
-    data = _graph_with("sparse initializer").SerializeToString()
+    data = _graph_with(kind).SerializeToString()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     (out,) = session.run(None, {"X": np.zeros((1, 1, 2, 2), np.float32)})
     assert out.ravel()[0] == sum(b"TOPSECRET")

@@ -292,8 +292,12 @@ def _all_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     Runtime loads external data from any of them, relative to its working directory: one
     left unchecked let an uploaded model read a server's files."""
     yield from _graph_tensors(model.graph)
-    for function in model.functions:
+    for function in model.functions:  # a function's default attribute values too
+        yield from _attribute_tensors(function.attribute_proto)
         yield from _node_tensors(function.node)
+    for training in model.training_info:  # graphs ONNX Runtime may not run, checked alike
+        yield from _graph_tensors(training.initialization)
+        yield from _graph_tensors(training.algorithm)
 
 
 def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
@@ -304,19 +308,23 @@ def _graph_tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
 
 
 def _node_tensors(nodes: Iterable[onnx.NodeProto]) -> Iterator[onnx.TensorProto]:
-    """Every field is looked at, whatever the attribute's declared type says."""
     for node in nodes:
-        for attribute in node.attribute:
-            if attribute.HasField("t"):
-                yield attribute.t
-            yield from attribute.tensors
-            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
-            for tensor in [*sparse, *attribute.sparse_tensors]:
-                yield from (tensor.values, tensor.indices)
-            if attribute.HasField("g"):
-                yield from _graph_tensors(attribute.g)
-            for subgraph in attribute.graphs:
-                yield from _graph_tensors(subgraph)
+        yield from _attribute_tensors(node.attribute)
+
+
+def _attribute_tensors(attributes: Iterable[onnx.AttributeProto]) -> Iterator[onnx.TensorProto]:
+    """Every field is looked at, whatever the attribute's declared type says."""
+    for attribute in attributes:
+        if attribute.HasField("t"):
+            yield attribute.t
+        yield from attribute.tensors
+        sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
+        for tensor in [*sparse, *attribute.sparse_tensors]:
+            yield from (tensor.values, tensor.indices)
+        if attribute.HasField("g"):
+            yield from _graph_tensors(attribute.g)
+        for subgraph in attribute.graphs:
+            yield from _graph_tensors(subgraph)
 
 
 def load_graph_info(onnx_bytes: bytes, *, path: Any = None) -> GraphInfo:
