@@ -43,3 +43,21 @@ def test_a_one_class_model_labels_its_class_where_it_is_likelier_than_not(tmp_pa
     assert seg.n_objects == 3
     strict = sm.predict_region(image, model, outputs="labels", min_confidence=0.9)
     assert strict.sum() == 12 * 12 + 16 * 20  # a min_confidence given is the level
+
+
+def test_every_labelling_of_one_class_probabilities_thresholds_them(tmp_path):
+    """``threshold_confidence`` and ``model_segmenter`` defaulted to a confidence of 0 and the
+    CRF softmaxed one channel: each labelled every pixel the class (found in review)."""
+    from scopeml.objects.hierarchy import model_segmenter
+    from scopeml.post.crf import dense_crf
+    from scopeml.post.threshold import threshold_confidence
+
+    p = np.full((1, 20, 20), 0.1, np.float32)
+    p[0, :, 10:] = 0.9
+    expected = (p[0] >= 0.5).astype(np.uint8)
+    np.testing.assert_array_equal(threshold_confidence(p), expected)
+    image = np.where(expected, 200.0, 0.0).astype(np.float32)
+    np.testing.assert_array_equal(dense_crf(p, image, intensity_sigma=20.0), expected)
+    model = sm.open_model(_sigmoid_model(tmp_path / "one.czann"))
+    mask = model_segmenter(model, "cell")(image[np.newaxis])
+    np.testing.assert_array_equal(mask, expected.astype(bool))

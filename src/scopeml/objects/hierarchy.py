@@ -65,7 +65,9 @@ def threshold_segmenter(threshold: float, *, channel: int = 0, min_size: int = 0
     return segment
 
 
-def model_segmenter(model: Any, class_: str | int, *, min_confidence: float = 0.0) -> Segmenter:
+def model_segmenter(
+    model: Any, class_: str | int, *, min_confidence: float | None = None
+) -> Segmenter:
     """A segmenter from any :class:`~scopeml.model.spec.Model`: pixels whose argmax is the class.
 
     ``class_`` is chosen as everywhere: by name, or by label value (class ``k`` is ``k + 1``).

@@ -106,10 +106,19 @@ def dense_crf_probabilities(
     iterations: int = 5,
     origin: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """The mean-field marginals behind :func:`dense_crf`, ``K×(Z×)Y×X`` float32."""
+    """The mean-field marginals behind :func:`dense_crf`, ``K×(Z×)Y×X`` float32. One class's
+    probability (a sigmoid) is refined as the pair ``1 - p, p`` and given back as ``p`` (alone,
+    its softmax was 1 everywhere: every pixel the class)."""
     prob = np.asarray(probabilities, dtype=np.float32)
     if prob.ndim not in (3, 4) or prob.shape[0] < 1:
         raise InvalidRequestError(f"probabilities must be K×(Z×)Y×X; got shape {prob.shape}")
+    if prob.shape[0] == 1:
+        pair = np.concatenate([1 - prob, prob])
+        return dense_crf_probabilities(
+            pair, image, intensity_sigma=intensity_sigma, spatial_sigma=spatial_sigma,
+            spatial_weight=spatial_weight, bilateral_sigma=bilateral_sigma,
+            bilateral_weight=bilateral_weight, iterations=iterations, origin=origin,
+        )[1:]  # fmt: skip
     spatial = prob.shape[1:]
     channels = _channels(image, spatial)
     for name, value in (

@@ -9,7 +9,7 @@ from scopeml.tiling.outputs import class_labels
 
 
 def threshold_confidence(
-    probabilities: np.ndarray, min_confidence: float = 0.0, *, channel_axis: int = 0
+    probabilities: np.ndarray, min_confidence: float | None = None, *, channel_axis: int = 0
 ) -> np.ndarray:
     """Label each pixel with its most probable class, or 0 where the model is unsure.
 
@@ -22,7 +22,8 @@ def threshold_confidence(
     probabilities
         Class probabilities with the classes along ``channel_axis``.
     min_confidence
-        Threshold in [0, 1] on the maximum probability.
+        Threshold in [0, 1] on the maximum probability; ``None``: none (a one-class model's
+        class where its probability is at least 0.5, :func:`~scopeml.tiling.outputs.class_labels`).
     channel_axis
         The axis of the classes.
 
@@ -37,6 +38,6 @@ def threshold_confidence(
     >>> threshold_confidence(p, 0.7)
     array([1, 0, 2], dtype=uint8)
     """
-    if not 0.0 <= min_confidence <= 1.0:
+    if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise InvalidRequestError(f"min_confidence must be in [0, 1]; got {min_confidence}")
     return class_labels(np.asarray(probabilities), axis=channel_axis, min_confidence=min_confidence)
