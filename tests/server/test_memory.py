@@ -159,3 +159,26 @@ def test_tiles_sent_side_by_side_hold_at_most_the_budget(tmp_path):
     assert [a.status_code for a in answers] == [200] * 6
     assert batches == [1] * 6, batches  # never stacked: never held together
     assert registry.tile_budget.used == 0
+
+
+def test_one_users_many_tiles_do_not_keep_anothers_waiting(tmp_path):
+    """The budget served all users in one queue: another user's tile waited behind every tile
+    of the first (found in review); a user now holds at most their share of it."""
+    from scopeml.server.metrics import Metrics
+    from scopeml.server.models import ModelRegistry
+
+    config = ServerConfig(tmp_path / "data", max_tile_memory=100 * MB, predict_workers=2)
+    registry = ModelRegistry(config, Database(config.db), Metrics())
+    order: list[str] = []
+
+    async def hold(user: str, name: str) -> None:
+        async with registry.tile_memory(user, 100 * MB):
+            order.append(name)
+            await asyncio.sleep(0.02)
+
+    async def main() -> None:
+        await asyncio.gather(*(hold("ada", f"ada{i}") for i in range(4)), hold("bob", "bob"))
+
+    run_async(main())
+    assert order[:2] == ["ada0", "bob"], order  # bob's tile beside ada's first, not after all
+    assert registry.tile_budget.used == 0

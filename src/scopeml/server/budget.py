@@ -2,9 +2,11 @@
 
 Each tile request is checked against ``max_tile_memory`` on its own, but requests arriving
 together were all held at once: eight concurrent 1504² tiles of the built-in model took the
-server to 6.6 GB. A request now reserves the memory it will hold (its
+server to 7.3 GB. A request now reserves the memory it will hold (its
 :func:`~scopeml.server.tiles.tile_memory`) before it is decoded into a batch, and waits, in
-arrival order, while the others hold the budget.
+arrival order, while the others hold the budget: first its user's share, then the server's,
+so one user's many tiles cannot keep another's waiting behind them all. What a request holds
+before (its body, at most ``max_tile_bytes``) is not counted.
 """
 
 from __future__ import annotations
@@ -58,7 +60,11 @@ class ByteBudget:
             self.used += nbytes
         try:
             yield
-        finally:
-            async with self._turns:
-                self.used -= nbytes
-                self._turns.notify_all()
+        finally:  # freed at once: a second cancel while waiting for the lock lost the bytes
+            self.used -= nbytes
+            await asyncio.shield(self._notify())
+
+    async def _notify(self) -> None:
+        assert self._turns is not None
+        async with self._turns:
+            self._turns.notify_all()

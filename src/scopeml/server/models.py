@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -177,8 +178,10 @@ class ModelRegistry:
         self._builtin_records: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self.scheduler = FairScheduler(config.predict_workers, config.user_predict_workers or 1)
-        #: The memory all tile requests hold at once (each within ``max_tile_memory``).
+        #: The memory all tile requests hold at once (each within ``max_tile_memory``), and
+        #: one user's share of it (as of the predict workers).
         self.tile_budget = ByteBudget(config.max_tile_memory * config.predict_workers)
+        self._user_budgets: dict[str, ByteBudget] = {}
         private_dir(config.models_dir)
 
     def path(self, model_id: str) -> Path:
@@ -316,6 +319,16 @@ class ModelRegistry:
                 )
                 self._batchers[(model_id, user)] = batcher
             return batcher
+
+    @contextlib.asynccontextmanager
+    async def tile_memory(self, user: str, nbytes: int) -> AsyncIterator[None]:
+        """Hold ``nbytes`` of the user's share, then of the server's budget, for the block."""
+        share = self._user_budgets.get(user)
+        if share is None:
+            workers = self.config.user_predict_workers or 1
+            share = self._user_budgets[user] = ByteBudget(self.config.max_tile_memory * workers)
+        async with share.reserve(nbytes), self.tile_budget.reserve(nbytes):
+            yield
 
     async def remove(self, model_id: str) -> None:
         """Delete a model's record, file, session and batcher."""

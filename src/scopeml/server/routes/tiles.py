@@ -60,7 +60,7 @@ async def predict_tile(
             f"{spec.n_classes} class outputs, the model's working memory); the limit is "
             f"{config.max_tile_memory}: send smaller tiles",
         )
-    async with registry.tile_budget.reserve(needed):  # requests side by side: bounded
+    async with registry.tile_memory(user["user"], needed):  # requests side by side: bounded
         batch, invalid = finite_batch(check_tile(tile, spec))
         try:
             probabilities = await registry.batcher(record["id"], user["user"]).predict(batch)
