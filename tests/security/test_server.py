@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -338,3 +339,26 @@ def test_data_files_and_folders_are_private(alice, model_id, places, tmp_path):
         assert mode & 0o077 == 0, f"{path} is {oct(mode)}"
     alice.delete_job(job["id"])
     alice.delete_upload(upload)
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/srv/images/a.tif", "an absolute path is not allowed"),
+        ("\\\\srv\\images\\a.tif", "an absolute path is not allowed"),  # rooted, no drive
+        ("\\srv\\images\\a.tif", "an absolute path is not allowed"),
+        ("D:srv\\a.tif", "an absolute path is not allowed"),  # drive-relative
+        ("C:\\images\\a.tif", "an absolute path is not allowed"),
+        ("sub\\..\\a.tif", "'..' is not allowed"),
+        ("sub/../a.tif", "'..' is not allowed"),
+    ],
+)
+def test_a_request_path_is_named_from_the_root_on_any_system(path, says):
+    """On a Windows server ``\\srv\\images\\a.tif`` joined the root's drive and was taken, so
+    the root could be found (found in review)."""
+    from scopeml.errors import InvalidRequestError
+    from scopeml.server.paths import check_relative
+
+    with pytest.raises(InvalidRequestError, match=re.escape(says)):
+        check_relative(path)
+    check_relative("plate/A1/a.tif")  # a path below the root passes

@@ -69,11 +69,12 @@ def check_relative(user_path: str) -> None:
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: image path '/srv/images/a.tif': an absolute path is not...
     """
-    if ".." in PurePosixPath(user_path).parts:
+    windows = PureWindowsPath(user_path)  # a server on Windows reads \\ and C: as well
+    if ".." in PurePosixPath(user_path).parts or ".." in windows.parts:
         raise InvalidRequestError(
             f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
         )
-    if PurePosixPath(user_path).is_absolute() or PureWindowsPath(user_path).is_absolute():
+    if PurePosixPath(user_path).is_absolute() or windows.drive or windows.root:
         raise InvalidRequestError(
             f"image path {user_path!r}: an absolute path is not allowed; name the file from the "
             "allowed root"
