@@ -139,3 +139,42 @@ def test_off_the_main_thread_nothing_is_recorded(tmp_path):
         thread.start()
         thread.join()
     assert done and "warnings" not in record_of(tmp_path / "out", "movie")
+
+
+def test_a_warning_every_image_gives_is_said_once_a_run_and_kept_for_each(tmp_path, monkeypatch):
+    """Kept per image, a warning naming no file was given again after each image (the capture
+    resets Python's once-per-place memory): 200 images, 200 lines (found in review)."""
+    from scopeml.analysis import image as analysis_image
+
+    calibrate = analysis_image.calibrate
+
+    def noisy(settings, scenes, name):
+        warnings.warn("the same for every image", UserWarning, stacklevel=2)
+        return calibrate(settings, scenes, name)
+
+    monkeypatch.setattr(analysis_image, "calibrate", noisy)
+    images = [plain_stack(tmp_path / f"s{i}.tif") for i in range(3)]
+    for run in ("a", "b"):
+        with pytest.warns(UserWarning) as caught:
+            run_analysis(SETTINGS, images, tmp_path / run)
+        assert len(given(caught, "the same for every image")) == 1, run  # once each run
+        for i in range(3):
+            assert "the same for every image" in record_of(tmp_path / run, f"s{i}")["warnings"]
+
+
+def test_a_servers_records_name_no_server_path(tmp_path, monkeypatch):
+    """With public names (a server's run), a path the image's is not is kept by its file name."""
+    from scopeml.analysis import image as analysis_image
+
+    calibrate = analysis_image.calibrate
+
+    def naming(settings, scenes, name):
+        warnings.warn("cannot write /srv/data/jobs/7/stage/x.zarr: full", UserWarning, stacklevel=2)
+        return calibrate(settings, scenes, name)
+
+    monkeypatch.setattr(analysis_image, "calibrate", naming)
+    image = plain_stack(tmp_path / "s.tif")
+    with pytest.warns(UserWarning):
+        run_analysis(SETTINGS, [image], tmp_path / "out", public_name=lambda path: path.name)
+    said = record_of(tmp_path / "out", "s")["warnings"]
+    assert "cannot write x.zarr: full" in said and not any("/srv/" in s for s in said), said

@@ -19,6 +19,7 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -191,15 +192,28 @@ def _warnings_kept(path: Path) -> Iterator[list[warnings.WarningMessage] | None]
                 yield caught
         finally:
             for warning in caught:
-                if str(warning.message) not in given:
+                key = (warning.category, str(warning.message))
+                if key[1] not in given and key not in SHOWN:
+                    SHOWN.add(key)
                     warnings.warn(warning.message, stacklevel=find_stack_level())
 
 
 def _said(caught: Sequence[warnings.WarningMessage], path: Path, public: str | None) -> list[str]:
     """The warnings' messages, each once, in order, for the record; ``public``: the image's
-    name for its path (a server's client never sees where the server keeps its files)."""
+    name for its path, and any other absolute path by its file name (a server's client never
+    sees where the server keeps its files)."""
     said = dict.fromkeys(str(warning.message) for warning in caught)
-    return [text if public is None else text.replace(str(path), public) for text in said]
+    if public is None or public == str(path):  # a local run: paths as they are
+        return list(said)
+    return [_ABSOLUTE.sub(lambda m: os.path.basename(m[1]), text.replace(str(path), public))
+            for text in said]  # fmt: skip
+
+
+#: An absolute path in a message: after a space, a quote or a parenthesis, up to the next.
+_ABSOLUTE = re.compile(r"""(?:(?<=^)|(?<=[\s'"(]))(/[^\s'"():;,]+)""")
+#: What :func:`_warnings_kept` gave again in this run, each once (as Python's default filter
+#: would have; the capture resets its registry): ``run_analysis`` clears it as it starts.
+SHOWN: set[tuple[type[Warning], str]] = set()
 
 
 @contextmanager

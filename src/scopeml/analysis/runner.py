@@ -253,8 +253,10 @@ def run_analysis(
     >>> run_analysis(settings, [folder / "a.tif"], folder / "results").counts
     {'a': {'blob': 2}}
     """
+    from scopeml.analysis.image import SHOWN
     from scopeml.analysis.report import write_report
 
+    SHOWN.clear()  # each run says its images' warnings once
     settings, source = _read_settings(settings)
     if workers is not None and workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
