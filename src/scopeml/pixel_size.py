@@ -5,7 +5,8 @@ in pixels. ``scopeml analyze`` (settings ``pixel_size``, ``--pixel-size``), ``sc
 --pixel-size`` and their Python functions take one, in the forms ``scopeml objects measure
 --pixel-size`` takes: micrometres per pixel as one number for every axis (Z, Y and X), or
 ``Y,X``, or ``Z,Y,X`` for a Z stack with another Z step; here also a list of those numbers or a
-mapping by axis (``{X: 0.5, Y: 0.5}``). A size given fills only the axes an image's file records
+mapping by axis (``{X: 0.5, Y: 0.5}``, which may give a time series its seconds per time point,
+``{T: 60, X: 0.5, Y: 0.5}``). A size given fills only the axes an image's file records
 no size of: a file's own is kept (a batch of several magnifications is not rescaled to one),
 with a warning where the two differ by more than 1 %. Z is filled only in a Z stack; a Z stack
 left without a Z step is measured in voxels (a warning says so).
@@ -35,7 +36,8 @@ ASPECT = 2.0
 
 def parse_pixel_size(value: Any) -> dict[str, float]:
     """Micrometres per pixel by axis, from any form of :data:`PixelSize`: one number is every
-    axis's, two are ``Y,X``, three ``Z,Y,X`` (as ``objects measure --pixel-size`` reads them).
+    axis's, two are ``Y,X``, three ``Z,Y,X`` (as ``objects measure --pixel-size`` reads them);
+    a mapping by axis may also give ``T``, seconds per time point.
 
     Examples
     --------
