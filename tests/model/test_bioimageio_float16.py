@@ -16,14 +16,21 @@ from scopeml.model import convert_onnx
 pytest.importorskip("bioimageio.spec", reason="the bioimageio extra is not installed")
 
 
-def _half_model(path):
-    """Channels-last softmax of ``x·W + b`` in float16: three classes by brightness."""
+def _half_model(path, *, branch: bool = False):
+    """Channels-last softmax of ``x·W + b`` in float16: three classes by brightness;
+    ``branch``: ``x·s`` taken inside an If's branches, which use the outer ``x`` by name."""
     half = np.float16
     weights = [numpy_helper.from_array(np.array([[-1.0, 0.5, 1.0]], half), "W"),
                numpy_helper.from_array(np.array([0.5, 0.0, -0.5], half), "b"),
                numpy_helper.from_array(np.array([0.01], half), "s")]  # fmt: skip
+    scaled = helper.make_node("Mul", ["x", "s"], ["xs"])
+    if branch:
+        out = helper.make_tensor_value_info("xs", TensorProto.FLOAT16, None)
+        body = helper.make_graph([scaled], "body", [], [out])
+        weights.append(numpy_helper.from_array(np.array(True), "yes"))
+        scaled = helper.make_node("If", ["yes"], ["xs"], then_branch=body, else_branch=body)
     nodes = [
-        helper.make_node("Mul", ["x", "s"], ["xs"]),
+        scaled,
         helper.make_node("MatMul", ["xs", "W"], ["m"]),
         helper.make_node("Add", ["m", "b"], ["a"]),
         helper.make_node("Softmax", ["a"], ["p"], axis=-1),
@@ -35,12 +42,14 @@ def _half_model(path):
     return convert_onnx(model, path, classes=["dim", "mid", "bright"])
 
 
-def test_a_float16_model_exports_a_package_other_runtimes_run(tmp_path):
+@pytest.mark.parametrize("branch", [False, True])
+def test_a_float16_model_exports_a_package_other_runtimes_run(tmp_path, branch):
     import onnxruntime as ort
 
     from scopeml.model.bioimageio import export_bioimageio
 
-    package = export_bioimageio(_half_model(tmp_path / "half.czann"), tmp_path / "half.zip")
+    czann = _half_model(tmp_path / "half.czann", branch=branch)
+    package = export_bioimageio(czann, tmp_path / "half.zip")
     with zipfile.ZipFile(package) as archive:
         weights = archive.read("weights.onnx")
         given = np.load(io.BytesIO(archive.read("test_input.npy")))

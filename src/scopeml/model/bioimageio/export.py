@@ -169,10 +169,16 @@ def float32_io(onnx_bytes: bytes) -> bytes:
 
 
 def _rename(graph: Any, old: str, new: str) -> None:
-    """Every use and making of tensor ``old`` in the graph's own nodes, as ``new``."""
+    """Every use and making of tensor ``old`` in the graph's nodes, as ``new``, in the
+    subgraphs (If, Loop, Scan bodies) too, which may use an outer graph's tensor by name."""
     for node in graph.node:
         node.input[:] = [new if name == old else name for name in node.input]
         node.output[:] = [new if name == old else name for name in node.output]
+        for attribute in node.attribute:
+            if attribute.HasField("g"):
+                _rename(attribute.g, old, new)
+            for subgraph in attribute.graphs:
+                _rename(subgraph, old, new)
 
 
 def _refuse_unexportable(path: Path) -> None:
