@@ -1434,8 +1434,12 @@ def _outputs_asked(store: Path) -> list[str]:
 
 def _run_read(objects: Any) -> RunRead | None:
     """How the segment run that made the store ``objects`` read its image file (its axes as
-    told, its scene); ``None`` for other objects."""
-    return run_read(objects.path) if isinstance(objects, Segmentation) else None
+    told, its scene), or the record a label store carried from it; ``None`` for others."""
+    if isinstance(objects, Segmentation):
+        return run_read(objects.path)
+    if isinstance(objects, (str, os.PathLike)) and (Path(objects) / "zarr.json").is_file():
+        return run_read(Path(objects).absolute())
+    return None
 
 
 def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRead | None) -> Image:

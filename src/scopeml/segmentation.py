@@ -226,12 +226,21 @@ class RunRead:
         return self.image.get("content") == fingerprint(here)
 
 
+#: A label store's record of the image its objects come from (``objects label`` and ``filter``
+#: carry it from the store they read): ``{"image": …, "axes": …, "scene": …}``.
+SOURCE_KEY = "scopeml_source"
+
+
 def run_read(store: Path) -> RunRead | None:
-    """How the run that made ``store`` read its image file (:class:`RunRead`); ``None`` for a
-    store without a run record that names an image."""
+    """How the run that made ``store`` read its image file (:class:`RunRead`), or, for a label
+    store made from one, the source it carried along; ``None`` for a store naming no image."""
     from scopeml.tiling.store import AXES_RECORD, recorded_run
 
-    recorded = recorded_run(store) or {}
+    recorded = recorded_run(store)
+    if recorded is None:
+        carried = _carried_source(store)
+        recorded = {"image": carried.get("image"), AXES_RECORD: carried.get("axes"),
+                    "image_view": {"scene": carried.get("scene")}}  # fmt: skip
     image, axes = recorded.get("image"), recorded.get(AXES_RECORD)
     scene = (recorded.get("image_view") or {}).get("scene")
     if not isinstance(image, dict):
@@ -241,6 +250,18 @@ def run_read(store: Path) -> RunRead | None:
         axes if isinstance(axes, str) else None,
         scene if isinstance(scene, int) and not isinstance(scene, bool) else None,
     )
+
+
+def _carried_source(store: Path) -> dict[str, Any]:
+    """The :data:`SOURCE_KEY` record in a store's ``zarr.json``, else ``{}``."""
+    import json
+
+    try:
+        attributes = json.loads((Path(store) / "zarr.json").read_text()).get("attributes") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    carried = attributes.get(SOURCE_KEY)
+    return carried if isinstance(carried, dict) else {}
 
 
 def has_instances(store: Path) -> bool:

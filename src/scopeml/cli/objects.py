@@ -170,8 +170,8 @@ def measure(
     image: Path | None = typer.Option(
         None,
         "--image",
-        help="Intensities to measure. Default for a segment store: the image its run read, "
-        "if that file is unchanged.",
+        help="Intensities to measure. Default for a segment store, and for the objects "
+        "label/filter made from one: the image its run read, if that file is unchanged.",
     ),
     pixel_size: str | None = typer.Option(
         None,
@@ -215,8 +215,8 @@ def measure(
     store = isinstance(source, Segmentation) and "instances" in source.outputs
     measured: Any = source if isinstance(source, Segmentation) else objects
     said = "; shapes only, no --image" if image is None else ""
-    if store and image is None:  # the image its run read, if it is still that file
-        image, said = _store_image(source.path)
+    if image is None and (store or _names_source(labels)):  # the image its run read, if it
+        image, said = _store_image(source.path if store else labels)  # is still that file
     sizes = None if pixel_size is None else _pixel_sizes(pixel_size, objects.sizes["Z"] > 1)
     with _stop_said(output):
         measure_objects(
@@ -234,6 +234,14 @@ def measure(
     voxels = "; area in voxels" if objects.sizes["Z"] > 1 else ""
     shown = f"{count_rows(output)} objects measured ({_axes(objects)}{voxels}{said})"
     typer.echo(f"{shown} → {output}")
+
+
+def _names_source(labels: Path) -> bool:
+    """Whether a label store (not a segment store) records the image its objects come from."""
+    from scopeml.segmentation import run_read
+
+    labels = labels.absolute()
+    return (labels / "zarr.json").is_file() and run_read(labels) is not None
 
 
 def _store_image(store: Path) -> tuple[Path | None, str]:

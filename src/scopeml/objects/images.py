@@ -398,6 +398,7 @@ def write_label_image(
     temp = output.with_name(f".{output.name}.{uuid.uuid4().hex[:8]}.partial.zarr")
     try:
         arrays, several_times = create_label_arrays(labels, temp, tiles, name=name)
+        carry_source(labels, temp)
         n_objects = 0
         offsets: list[list[int]] = [[] for _ in arrays]
         for scene, time, stack in iter_stacks(labels, progress=progress, stage=f"{name} (planes)"):
@@ -425,6 +426,28 @@ def write_label_image(
     finally:
         shutil.rmtree(temp, ignore_errors=True)
     return open_image(output)
+
+
+def carry_source(labels: Image, store: Path) -> None:
+    """Record in ``store`` the image file the ``labels``' own store says it was made from (a
+    segment run's, or one such record carried along), so ``objects measure`` of the objects
+    finds the intensities as it does for the segment store: it measured shapes only after
+    ``segment → post → objects label``."""
+    import zarr
+
+    from scopeml.segmentation import SOURCE_KEY, run_read
+
+    if not labels.path:
+        return
+    place = Path(labels.path).absolute()
+    for candidate in (place, place.parent):  # a store, or its labels array's folder in it
+        if not candidate.name or not (candidate / "zarr.json").is_file():
+            continue
+        read = run_read(candidate)
+        if read is not None:
+            source = {"image": read.image, "axes": read.axes, "scene": read.scene}
+            zarr.open_group(str(store), mode="r+").attrs[SOURCE_KEY] = source
+            return
 
 
 def create_label_arrays(
