@@ -62,7 +62,7 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
         )
     if isinstance(value, Mapping):
         sizes = {str(axis).strip().upper(): size for axis, size in value.items()}
-        if not {"Y", "X"} <= set(sizes) or any(axis not in "TZYX" for axis in sizes):
+        if not {"Y", "X"} <= set(sizes) or any(axis not in ("T", "Z", "Y", "X") for axis in sizes):
             raise ValueError(
                 "takes micrometres per pixel by axis: Y and X (and Z), and seconds per time "
                 f"point as T; got {value!r}"

@@ -207,3 +207,11 @@ def test_a_plain_time_series_takes_its_time_step_from_the_settings(tmp_path: Pat
     over_time = pd.read_csv(results / "summary" / "counts_per_time_point.csv")
     assert over_time["time_s"].tolist() == [0.0, 60.0, 120.0]
     assert over_time["blob"].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("key", ["ZY", "", "t z"])
+def test_an_axis_name_that_is_no_axis_is_refused(key):
+    from scopeml.pixel_size import parse_pixel_size
+
+    with pytest.raises(ValueError, match="by axis: Y and X"):
+        parse_pixel_size({key: 1.0, "Y": 0.5, "X": 0.5})
