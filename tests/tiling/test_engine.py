@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -105,6 +106,16 @@ def test_fixed_input_model_gets_exact_tile_size(tmp_path):
     assert {shape[2:] for shape in fixed.input_shapes} == {(64, 64)}
     whole = whole_image_probabilities(dynamic, image.read()[0, 0, :, 0].astype(np.float32))
     np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
+
+
+def test_an_image_smaller_than_a_fixed_input_is_padded_with_a_warning(tmp_path):
+    fixed = unet_double(depth=2, tile_shape=(64, 64))
+    with pytest.warns(UserWarning, match=r"image \(40×150\) is smaller than the model's fixed "
+                      r"input \(64×64\): it is padded with zeros"):  # fmt: skip
+        segment(random_image((1, 1, 1, 1, 40, 150)), fixed, tmp_path / "o.ome.zarr")
+    with warnings.catch_warnings():  # at least the fixed size: nothing to say
+        warnings.simplefilter("error")
+        segment(random_image((1, 1, 1, 1, 64, 150)), fixed, tmp_path / "p.ome.zarr")
 
 
 def test_global_normalisation_feeds_every_tile_the_same_values(tmp_path):

@@ -154,6 +154,15 @@ def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
             warnings.warn(message, UserWarning, stacklevel=find_stack_level())
         halo = wanted
     fixed = dict(zip(axes, spec.tile_shape, strict=True)) if spec.tile_shape else None
+    if fixed and any(sizes[a] < fixed[a] for a in axes):
+        warnings.warn(
+            f"{'' if image.path is None else image.path + ': '}the image "
+            f"({'×'.join(str(sizes[a]) for a in axes)}) is smaller than the model's "
+            f"fixed input ({'×'.join(str(fixed[a]) for a in axes)}): it is padded with zeros "
+            "at its far end, which changes the predictions of the pixels that see the padding",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
     tile = _per_axis(options.tile_size or default_tile(spec), axes, "tile_size")
     tile = {a: min(tile[a], -(-sizes[a] // step[a]) * step[a]) for a in axes}
     if not options.blend:
