@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from os import PathLike
 from typing import Any
@@ -136,8 +137,6 @@ def _builtin_copy(container: Container, extra: dict[str, Any]) -> str | None:
     """A legacy copy of a built-in model (``model convert nuclei -o m.czseg``) runs as the
     built-in does: its normalisation (returned) and object size (into ``extra``), which the
     legacy XML has no place for, come from the built-in, with a warning saying so."""
-    import warnings
-
     from scopeml.model.convert import builtin_twin, scopeml_keys
 
     twin = builtin_twin(container.onnx_bytes)
@@ -295,6 +294,7 @@ class OnnxModel:
         self._input_name = container.graph.input_name
         self._output_name = container.graph.output_name
         self._input_dtype = helper.tensor_dtype_to_np_dtype(container.graph.input_dtype)
+        self._warned_float16 = False
         batch_dim = model_input.shape[0] if model_input.shape else None
         self._max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
 
@@ -334,7 +334,7 @@ class OnnxModel:
                 f"{spec.tile_shape}",
                 path=self.path,
             )
-        channels_last = np.ascontiguousarray(np.moveaxis(batch, 1, -1), dtype=self._input_dtype)
+        channels_last = self._as_input(np.moveaxis(batch, 1, -1))
         if len(batch) == 0:
             return np.zeros((0, spec.n_classes, *spatial), np.float32)
         step = self._max_batch or len(batch)
@@ -347,6 +347,28 @@ class OnnxModel:
                 path=self.path,
             )
         return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
+
+    def _as_input(self, values: np.ndarray) -> np.ndarray:
+        """The graph's input dtype. A float16 graph gets values beyond its range clipped to
+        ±65504 with one warning (cast, they became infinite, and the model's output NaN:
+        a raw 16-bit image's brightest pixels are over it)."""
+        dtype = np.dtype(self._input_dtype)
+        if dtype != np.float16 or values.dtype.itemsize < 2 or values.dtype == np.float16:
+            return np.ascontiguousarray(values, dtype=dtype)
+        top = float(np.finfo(np.float16).max)
+        with np.errstate(invalid="ignore"):
+            over = np.abs(values) > top  # NaN stays NaN, as the engine gives it no class
+        if over.any():
+            if not self._warned_float16:
+                self._warned_float16 = True
+                warnings.warn(
+                    f"{self.path}: the model takes float16 and the input has values beyond "
+                    f"±{top:g}; they are clipped to it (normalise the input to keep them apart)",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            values = np.clip(values, -top, top)
+        return np.ascontiguousarray(values, dtype=dtype)
 
     def _run(self, channels_last: np.ndarray) -> np.ndarray:
         feeds = {self._input_name: channels_last}
