@@ -137,6 +137,18 @@ def test_a_refused_resume_names_the_first_changed_setting_and_both_values(plate,
         run_analysis(li, [plate / "A9"], out, resume=True)
 
 
+def test_a_resume_without_the_axes_given_before_says_to_give_them(tmp_path, capsys):
+    """``--axes TYX`` on the first run, none on the resume: refused as "axes: TYX → null";
+    now also what to give."""
+    tifffile.imwrite(tmp_path / "movie.tif", np.zeros((3, 32, 32), np.uint8))
+    settings = save_settings(SETTINGS, tmp_path / "s.yaml")
+    args = ["analyze", str(settings), str(tmp_path / "movie.tif"), "-o", str(tmp_path / "r")]
+    assert main([*args, "--axes", "TYX", "-q"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--resume", "-q"]) == 2
+    assert "axes: TYX → null (give --axes TYX as the earlier run had it)" in capsys.readouterr().err
+
+
 def test_settings_change_in_words():
     assert settings_change("a: {b: [1, 2]}\n", "a: {b: [1, 2, 3]}\n") == "a.b[2]: (not set) → 3"
     assert settings_change("a: 1\nb: x\n", "a: 1\n") == "b: x → (not set)"

@@ -622,11 +622,20 @@ def _check_same_settings(
     was, now = _results_text(previous, defaults), _results_text(text, defaults)
     if was != now:
         change = settings_change(_shown_settings(was, defaults), _shown_settings(now, defaults))
+        key, _, values = (change or "").partition(": ")
+        earlier = values.split(" → ")[0]  # an option the command line sets: how to repeat it
+        option = f"--{key.replace('_', '-')}"
+        again = (f" (give {option} {earlier} as the earlier run had it)"
+                 if key in _VIEW_KEYS and earlier not in ("null", "(not set)") else "")  # fmt: skip
         raise InvalidRequestError(
             "resuming with other settings than the earlier run's (its settings.yaml)"
-            + (f": {change}" if change else ""),
+            + (f": {change}{again}" if change else ""),
             path=output,
         )
+
+
+#: Settings the command line's options set (``--axes TYX``): a resume without them differs.
+_VIEW_KEYS = ("axes", "scene")
 
 
 def _model_scales(settings: AnalysisSettings, resources: Any) -> dict[str, Any]:

@@ -272,6 +272,7 @@ def _other_settings(folder: str, text: str) -> str:
     change = text.split("settings.yaml)", 1)[1].lstrip(": ") if "settings.yaml)" in text else ""
     key, _, values = change.partition(": ")
     was, _, now = values.partition(" → ")
+    now = now.split(" (give ", 1)[0]  # the command line's hint: --axes TYX
     if key in ("scene", "axes"):
         return (
             f"{folder} holds images analysed {_view(key, was)}; this layer's image is analysed "
