@@ -14,6 +14,7 @@ import tifffile
 import scopeml as sm
 from scopeml.cli import main
 from scopeml.synthetic import realistic_nuclei
+from scopeml.tiling.store import describe_partial
 
 
 @pytest.fixture
@@ -61,3 +62,25 @@ def test_an_array_image_still_compares_its_statistics(tmp_path, statistics_passe
     again = sm.segment(pixels, "nuclei", tmp_path / "o.ome.zarr", resume=True, **run)
     assert again.already_complete and again == out
     assert len(statistics_passes) == 1
+
+
+def test_a_resume_says_how_many_tiles_it_kept(tmp_path, capsys):
+    image = tmp_path / "nuclei.tif"
+    pixels = (np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000).astype(np.uint16)
+    tifffile.imwrite(image, pixels, photometric="minisblack")
+    out = tmp_path / "o.ome.zarr"
+
+    def stop_after_one(event):
+        if event.stage == "segment" and event.done >= 1:
+            raise sm.Cancelled("stopped by the user")
+
+    with pytest.raises(sm.Cancelled):
+        sm.segment(image, "nuclei", out, outputs=["labels"], tile_size=64, workers=1, scale=1,
+                   batch_size=1, progress=stop_after_one)  # fmt: skip
+    kept = describe_partial(out)["tiles_done"]  # the one finished, and any then in flight
+    assert 1 <= kept < 9
+    capsys.readouterr()
+    command = _command(image, out)
+    command[command.index("128")] = "64"
+    assert main(command) == 0
+    assert capsys.readouterr().out.startswith(f"resumed ({kept} of 9 tiles kept): labels → ")

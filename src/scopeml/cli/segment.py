@@ -194,6 +194,7 @@ def segment(
     from scopeml.io.probe import scene_number
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.objects.instances import InstanceOptions
+    from scopeml.tiling.store import describe_partial
 
     if not shape_features and measure is None:
         raise typer.BadParameter("measures shapes only with --measure TABLE",
@@ -205,6 +206,7 @@ def segment(
     factor = parse_scale(scale)
     sizes = pixel_size_option(pixel_size)  # a bad size: an error of the option, before any work
     number = scene_number(image, scene, axes=axes)  # A1-Pos3 → its number
+    earlier = describe_partial(output) if resume else None  # the tiles a resume keeps
     result = run(
         image,
         model,
@@ -241,6 +243,8 @@ def segment(
     )
     seconds = time.perf_counter() - start
     done = "already complete; nothing to do: " if result.already_complete else ""
+    if earlier and earlier["tiles_done"] and not result.already_complete:
+        done = f"resumed ({earlier['tiles_done']} of {earlier['tiles']} tiles kept): "
     typer.echo(done + summary(result.path, measure, ome_tiff, seconds, scale=factor))
 
 
