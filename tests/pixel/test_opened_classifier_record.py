@@ -5,6 +5,7 @@ store the opened model wrote, and a saved classifier is its file from then on.""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tifffile
 import zarr
 
@@ -33,3 +34,23 @@ def test_an_opened_classifier_is_recorded_as_its_file(tmp_path) -> None:
     again = sm.segment(image, file, tmp_path / "opened.ome.zarr", resume=True)
     assert again.already_complete  # the store the opened model wrote is this run's
     np.testing.assert_array_equal(again.labels.read(), by_path.labels.read())
+
+
+def test_a_resume_with_another_classifier_trained_in_the_session_is_refused(tmp_path) -> None:
+    """Neither has a file: the store recorded the name only, and a resume with the second took
+    the first one's labels as its own."""
+    pixels, truth = synthetic_nuclei((96, 96), seed=3)
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::5, ::5] = (truth[::5, ::5] > 0) + 1
+    features = "gaussian_smoothing:1;laplacian_of_gaussian:2"
+    first = sm.train_pixel_classifier(pixels, labels, n_estimators=5, features=features)
+    labels[labels == 2] = 0
+    labels[40:44, 10:80] = 2
+    second = sm.train_pixel_classifier(pixels, labels, n_estimators=5, features=features)
+    out = tmp_path / "o.ome.zarr"
+    sm.segment(pixels, first, out)
+    again = sm.segment(pixels, first, out, resume=True)  # the same one: its own store
+    assert again.already_complete
+    with pytest.raises(sm.ScopeMLError, match="cannot resume: the output comes from a differ"):
+        sm.segment(pixels, second, out, resume=True)
+    assert _recorded_sha(out) == first.content_sha256() != second.content_sha256()

@@ -256,6 +256,23 @@ class PixelClassifier:
         self.path = save_classifier(self, path, overwrite=overwrite)
         return self.path
 
+    def content_sha256(self) -> str:
+        """A digest of what decides its labels (features, classes, trees): the record of a
+        run of a classifier not read from a file, so a resume with another one trained in the
+        same session is refused as one from another file is."""
+        import hashlib
+        import json
+
+        digest = hashlib.sha256()
+        spec = self.spec
+        head = [self.features.to_dict(), list(spec.classes), spec.in_channels, spec.spatial_dims]
+        digest.update(json.dumps(head, sort_keys=True, default=str).encode())
+        for name, array in sorted(self.forest.arrays().items()):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{name}{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
     def __repr__(self) -> str:
         return (
             f"PixelClassifier({len(self.classes)} classes, {self.spec.in_channels} channels, "

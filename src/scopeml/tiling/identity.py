@@ -242,6 +242,8 @@ def run_identity(
     }
     if source is not None and Path(source).exists():
         model_id["sha256"] = model_sha256(source)
+    elif callable(getattr(model, "content_sha256", None)):  # trained in this session
+        model_id["sha256"] = model.content_sha256()
     place: dict[str, Any] = (
         {"name": image_name}
         if image_name is not None
