@@ -42,7 +42,7 @@ from scopeml.segment_steps import (
     refuse_unfinished,
     resumes_published,
 )
-from scopeml.segmentation import INSTANCES, RunRead, Segmentation, run_read
+from scopeml.segmentation import INSTANCES, RunRead, Segmentation, run_read, run_read_near
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.size import AUTO_RECORD, AutoScale
 from scopeml.tiling.store import AXES_RECORD
@@ -276,7 +276,7 @@ def segment(
             settings = dataclasses.replace(settings, outputs=settings.outputs + extra)
         if auto is not None:  # recorded with the run: info shows it, a resume reuses it
             record = {**(record or {}), AUTO_RECORD: auto.to_dict()}
-        record = _read_as(record, image_ref, taken)  # a resume must read the file so
+        record = _read_as(record, image_ref, taken, opened_image)  # a resume reads it so
         steps = StepsAfter(Path(output), settings, want_instances, extra, measure, tiffs,
                            shape_features)  # fmt: skip
         refuse_unfinished(steps)
@@ -564,11 +564,15 @@ def _pixel_size_given(pixel_size: Any) -> dict[str, float]:
         raise InvalidRequestError(f"pixel_size {err}") from None
 
 
-def _read_as(record: dict[str, Any] | None, image_ref: Any, taken: dict[str, float]) -> Any:
-    """The run record with how the image was read, where it matters to a resume: the axes a
-    file was read with (``--axes``) and the pixel sizes taken from ``pixel_size``."""
-    if image_ref is not None and image_ref.args[2] is not None:
-        record = {**(record or {}), AXES_RECORD: image_ref.args[2]}
+def _read_as(
+    record: dict[str, Any] | None, image_ref: Any, taken: dict[str, float], image: Image
+) -> Any:
+    """The run record with how the image was read, where it matters to a resume and to
+    measuring its objects: the axes a file was read with (``--axes``; an opened image's
+    :attr:`~scopeml.io.image.Image.file_axes`) and the pixel sizes taken from ``pixel_size``."""
+    axes = image.file_axes if image_ref is None else image_ref.args[2]
+    if axes is not None:
+        record = {**(record or {}), AXES_RECORD: axes}
     if taken:
         record = {**(record or {}), PIXEL_SIZE_RECORD: taken}
     return record
@@ -1437,9 +1441,8 @@ def _run_read(objects: Any) -> RunRead | None:
     told, its scene), or the record a label store carried from it; ``None`` for others."""
     if isinstance(objects, Segmentation):
         return run_read(objects.path)
-    if isinstance(objects, (str, os.PathLike)) and (Path(objects) / "zarr.json").is_file():
-        return run_read(Path(objects).absolute())
-    return None
+    place = objects.path if isinstance(objects, Image) else objects  # an opened label store
+    return run_read_near(place) if isinstance(place, (str, os.PathLike)) else None
 
 
 def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRead | None) -> Image:

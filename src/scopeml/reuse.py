@@ -63,7 +63,7 @@ def why_not_this_run(image: Any, model: Any, store: Path, options: dict) -> str 
                 record.update({k: v for k, v in recorded.items() if k == api.INSTANCES})
                 if auto is not None:
                     record[AUTO_RECORD] = auto.to_dict()
-                record = api._read_as(record, image_ref, {})  # as segment records it
+                record = api._read_as(record, image_ref, {}, opened)  # as segment records it
                 run = {"model_ref": model_ref, "record": record}
                 if is_finished_run(opened, pixel_model, store, settings, **run):
                     return None

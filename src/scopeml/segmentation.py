@@ -252,6 +252,18 @@ def run_read(store: Path) -> RunRead | None:
     )
 
 
+def run_read_near(place: str | os.PathLike[str]) -> RunRead | None:
+    """:func:`run_read` of the store at ``place``, or of the store whose array folder it is
+    (an opened label store's image names its array); ``None`` for others."""
+    place = Path(place).absolute()
+    for candidate in (place, place.parent):
+        if candidate.name and (candidate / "zarr.json").is_file():
+            read = run_read(candidate)
+            if read is not None:
+                return read
+    return None
+
+
 def _carried_source(store: Path) -> dict[str, Any]:
     """The :data:`SOURCE_KEY` record in a store's ``zarr.json``, else ``{}``."""
     import json

@@ -90,6 +90,35 @@ def test_without_image_a_store_is_measured_on_the_image_its_run_read(segmented, 
     pd.testing.assert_frame_equal(pd.read_csv(out), expected)
 
 
+def test_an_image_opened_with_axes_is_recorded_with_them(segmented, tmp_path):
+    """``segment(open_image(movie, axes="TYX"))`` recorded no axes: measuring its store on the
+    movie read it as Z (sizes disagreed), where the path with ``axes=`` worked."""
+    movie, _, expected = segmented
+    opened = sm.segment(sm.open_image(movie, axes="TYX"), "nuclei", tmp_path / "o.ome.zarr", **RUN)
+    pd.testing.assert_frame_equal(sm.measure_objects(opened, movie), expected)
+    again = sm.segment(movie, "nuclei", opened.path, axes="TYX", resume=True, **RUN)
+    assert again.already_complete  # the same run as the path's
+
+
+def test_objects_filtered_from_the_store_are_measured_on_the_movie(segmented, tmp_path, capsys):
+    """segment --axes TYX → objects filter → objects measure: the filtered store carries the
+    movie and its axes, and was measured as a Z stack (sizes disagreed)."""
+    movie, seg, expected = segmented
+    kept = tmp_path / "f.ome.zarr"
+    assert main(["objects", "filter", str(seg), "-o", str(kept), "--min-size", "1", "-q"]) == 0
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(kept), "-o", str(out), "-q"]) == 0
+    assert f"intensities of {movie.name}, the image its run read" in capsys.readouterr().out
+    columns = ["t", "area", "intensity_mean_C0"]  # filter numbers them anew
+
+    def rows(table: pd.DataFrame) -> pd.DataFrame:
+        return table[columns].sort_values(columns, ignore_index=True)
+
+    pd.testing.assert_frame_equal(rows(pd.read_csv(out)), rows(expected))
+    opened = sm.measure_objects(sm.open_image(kept), movie)  # an opened label store too
+    pd.testing.assert_frame_equal(rows(opened), rows(expected))
+
+
 def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsys):
     image = tmp_path / "nuclei.tif"
     pixels = np.clip(realistic_nuclei((160, 150), seed=4)[0][0], 0, None) * 1000

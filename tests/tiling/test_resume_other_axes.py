@@ -39,7 +39,8 @@ def test_resume_without_the_axes_names_them(stopped, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert f"the run read the image {image.resolve()} with axes TYX (T=5 Y=40 X=40)" in err
-    assert "not Z=5 Y=40 X=40; pass --axes TYX (axes='TYX')" in err
+    # the opened image's axes are recorded as a path's --axes are: "the file's own"
+    assert "not the file's own (Z=5 Y=40 X=40); pass --axes TYX (axes='TYX')" in err
     assert "is not the file the run started from" not in err
     assert main(["info", str(out)]) == 0
     assert "read as T=5 Y=40 X=40" in capsys.readouterr().out

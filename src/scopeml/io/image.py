@@ -129,6 +129,9 @@ class Image:
         self._file_scene: int | None = None  # the scene open_image read (None: all)
         self.scene_names: tuple[str, ...] = ()  # the file's names of its scenes, where it has
         self._from_file = False  # pixels read from `path` by open_image, not merely named
+        #: The axes ``open_image`` was told the file has (``axes='TYX'``), which a run
+        #: records, as for a path: what measures its objects reads the file so again.
+        self.file_axes: str | None = None
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -255,11 +258,12 @@ class Image:
             )
         return self._selected(_SceneView(self.data, scene), self.channel_names)
 
-    def mark_read_from_file(self, scene: int | None) -> None:
+    def mark_read_from_file(self, scene: int | None, axes: str | None = None) -> None:
         """Say that a reader read these pixels from the file at ``path`` (``scene``: the one
-        it opened; ``None``: all): :func:`~scopeml.io.open_image` does, so that :meth:`view`
-        tells a file's pixels from an array that merely names the file."""
-        self._file_scene, self._from_file = scene, True
+        it opened; ``None``: all; ``axes``: as told, :attr:`file_axes`):
+        :func:`~scopeml.io.open_image` does, so that :meth:`view` tells a file's pixels from
+        an array that merely names the file."""
+        self._file_scene, self._from_file, self.file_axes = scene, True, axes
 
     def view(self) -> dict[str, Any]:
         """Which pixels of its file this image shows: ``from_file`` (read by a reader, not an
@@ -297,6 +301,7 @@ class Image:
             close=self.close,
         )
         view._file_scene, view._from_file = self._file_scene, self._from_file
+        view.file_axes = self.file_axes
         view.scene_names = self.scene_names  # the file's, as view() numbers its scenes
         return view
 

@@ -168,7 +168,7 @@ def open_image(
     except BaseException:
         image.close()
         raise
-    image.mark_read_from_file(scene)  # a run records which of the file's pixels it read
+    image.mark_read_from_file(scene, options.get("axes"))  # a run records what it read
     return image
 
 

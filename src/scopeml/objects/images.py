@@ -435,19 +435,12 @@ def carry_source(labels: Image, store: Path) -> None:
     ``segment → post → objects label``."""
     import zarr
 
-    from scopeml.segmentation import SOURCE_KEY, run_read
+    from scopeml.segmentation import SOURCE_KEY, run_read_near
 
-    if not labels.path:
-        return
-    place = Path(labels.path).absolute()
-    for candidate in (place, place.parent):  # a store, or its labels array's folder in it
-        if not candidate.name or not (candidate / "zarr.json").is_file():
-            continue
-        read = run_read(candidate)
-        if read is not None:
-            source = {"image": read.image, "axes": read.axes, "scene": read.scene}
-            zarr.open_group(str(store), mode="r+").attrs[SOURCE_KEY] = source
-            return
+    read = run_read_near(labels.path) if labels.path else None
+    if read is not None:
+        source = {"image": read.image, "axes": read.axes, "scene": read.scene}
+        zarr.open_group(str(store), mode="r+").attrs[SOURCE_KEY] = source
 
 
 def create_label_arrays(
