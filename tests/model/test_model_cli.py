@@ -138,10 +138,8 @@ def test_run_reads_tiff_and_png(czann, tmp_path, capsys):
     )
     for name, write in (("g.tif", tifffile.imwrite), ("g.png", skio.imsave)):
         write(tmp_path / name, gray)
-        assert (
-            main(["model", "run", str(czann), str(tmp_path / name), "-o", str(tmp_path / "o.npy")])
-            == 0
-        )
+        out = ["-o", str(tmp_path / "o.npy"), "--overwrite"]
+        assert main(["model", "run", str(czann), str(tmp_path / name), *out]) == 0
         np.testing.assert_array_equal(np.load(tmp_path / "o.npy"), np.moveaxis(expected[0], -1, 0))
 
 

@@ -128,7 +128,7 @@ def test_model_run_takes_a_stack_plane_by_plane_and_channels_as_segment(tmp_path
     ):
         out = tmp_path / f"{name}.labels.npy"
         assert main(["model", "run", "nuclei", str(tmp_path / name), "--labels",
-                     "-o", str(out), *told]) == 0  # fmt: skip
+                     "-o", str(out), "--overwrite", *told]) == 0  # fmt: skip
         np.testing.assert_array_equal(np.load(out), expected)  # a stack, not 3 channels
     assert main(["model", "run", "nuclei", str(tmp_path / "z.npy"), "--axes", "YX",
                  "-o", str(tmp_path / "x.npy")]) == 2  # fmt: skip
@@ -145,7 +145,7 @@ def test_model_run_takes_a_stack_plane_by_plane_and_channels_as_segment(tmp_path
     for name, channel in (("c.ome.tif", "DAPI"), ("c.ome.tif", "1"), ("c.npy", "1")):
         out = tmp_path / "c.labels.npy"
         assert main(["model", "run", "nuclei", str(tmp_path / name), "--labels",
-                     "--channels", channel, "-o", str(out)]) == 0  # fmt: skip
+                     "--channels", channel, "-o", str(out), "--overwrite"]) == 0  # fmt: skip
         np.testing.assert_array_equal(np.load(out), expected)
     assert main(["model", "run", "nuclei", str(tmp_path / "c.ome.tif"), "-o",
                  str(tmp_path / "x.npy")]) == 2  # fmt: skip

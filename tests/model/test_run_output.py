@@ -58,3 +58,16 @@ def test_an_image_of_other_channels_is_refused_before_the_auto_scale_warns(tmp_p
     assert err.count("\n") == 1 and not (tmp_path / "out.tif").exists(), err
     assert main(_run(model, rgb, tmp_path / "out.tif", "--channels", "0")) == 0
     assert "scale auto found no objects" in capsys.readouterr().err  # the auto scale ran then
+
+
+def test_an_existing_output_is_kept_unless_overwrite(czann, tmp_path, capsys):
+    """It was replaced without a word, against every other command's rule."""
+    image = tmp_path / "small.tif"
+    tifffile.imwrite(image, np.zeros((16, 24), np.uint8))
+    precious = tmp_path / "precious.tif"
+    precious.write_bytes(b"mine")
+    assert main(_run(czann, image, precious)) == 2
+    assert "output exists; pass --overwrite" in capsys.readouterr().err
+    assert precious.read_bytes() == b"mine"
+    assert main(_run(czann, image, precious, "--overwrite")) == 0
+    assert open_image(precious).sizes["Y"] == 16

@@ -663,6 +663,7 @@ def run(
         "plain multi-page TIFF is read as a Z stack unless told; a .npy's or PNG's axes are "
         "guessed from its shape unless told.",
     ),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
     """Run a model on a small image held in memory (big images: scopeml segment).
 
@@ -676,6 +677,7 @@ def run(
     """
     from scopeml.api import predict_region
     from scopeml.cli.segment import parse_scale
+    from scopeml.io.replace import check_output_file
     from scopeml.model.registry import open_model, resolve_model
     from scopeml.model.runtime import set_default_time_budget
     from scopeml.tiling.outputs import REGRESSION
@@ -698,6 +700,7 @@ def run(
             "`scopeml objects classify`",
             path=model,
         )
+    check_output_file(output, overwrite=overwrite)  # before the image is read
     kind = "labels" if labels else "probabilities"
     if spec.extra.get("model_type") == REGRESSION:
         if labels:
