@@ -323,3 +323,28 @@ def test_a_tiff_whose_directory_comes_last_cut_in_half_says_truncated(tmp_path: 
     said = r"half\.tif: truncated or corrupt TIFF \(file is 4,104 bytes, its first image "
     with pytest.raises(InvalidImageError, match=said + r"directory lies at 8,200 bytes\)"):
         sm.open_image(broken)
+
+
+def test_a_store_that_is_not_there_is_said_so_by_every_objects_call(tmp_path: Path) -> None:
+    """``Segmentation("typo.ome.zarr")`` is built lazily; labelling or measuring it raised
+    ``[Errno 2]`` and zarr's own "does not exist", and ``None`` was "an array of shape ()"."""
+    missing = sm.Segmentation(tmp_path / "typo.ome.zarr")
+    for call in (
+        lambda: sm.label_objects(missing, tmp_path / "o.ome.zarr", class_=2),
+        lambda: sm.measure_objects(missing),
+        lambda: sm.label_objects(tmp_path / "typo.tif", tmp_path / "o.ome.zarr", class_=2),
+    ):
+        with pytest.raises(ImageNotFoundError, match=r"typo\.(ome\.zarr: no such store|tif: no)"):
+            call()
+    for call in (
+        lambda: sm.measure_objects(None),
+        lambda: sm.label_objects(None, tmp_path / "o.ome.zarr"),
+    ):
+        with pytest.raises(sm.ScopeMLError, match=r"no objects given \(None\): give labels"):
+            call()
+
+
+def test_an_image_takes_nested_lists_as_segment_does_and_refuses_other_things() -> None:
+    assert Image([[1, 2], [3, 4]]).read()[0, 0, 0, 0].tolist() == [[1, 2], [3, 4]]
+    with pytest.raises(sm.ScopeMLError, match=r"must be an array .*, not int"):
+        Image(5)  # was AttributeError: 'int' object has no attribute 'shape'

@@ -1011,7 +1011,15 @@ def _as_segmentation(source: Any) -> Any:
     labels and class names, not the first array found in it); any other source unchanged.
     Private: a caller with a store's path writes ``Segmentation(path)``; the label steps and
     the command line use this to accept either."""
-    if isinstance(source, (str, os.PathLike)) and not isinstance(source, Segmentation):
+    if source is None:
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "no objects given (None): give labels as an array, a label file or a segment store"
+        )
+    if isinstance(source, Segmentation):
+        source.check_exists()
+    elif isinstance(source, (str, os.PathLike)):
         from scopeml.io.stores import is_zarr_store
 
         if (Path(source) / "labels").is_dir() and is_zarr_store(source):
@@ -1118,9 +1126,11 @@ def label_objects(
             "label_objects writes the objects into a store: give output= a path "
             "(objects.ome.zarr); for a small array in memory, skimage.measure.label labels it"
         )
-    if isinstance(labels, (str, os.PathLike)) and not os.path.exists(labels):  # before --class
-        raise FileNotFoundError(2, "No such file or directory", os.fspath(labels))
     labels = _as_segmentation(labels)
+    if isinstance(labels, (str, os.PathLike)) and not os.path.exists(labels):  # before --class
+        from scopeml.errors import ImageNotFoundError
+
+        raise ImageNotFoundError("no such file or folder", path=labels)
     class_id = None
     classes = _classes_of(labels)
     if class_ is None and classes:  # every pixel has a class there: one object of all of them

@@ -111,9 +111,10 @@ class Segmentation(type(Path())):  # type: ignore[misc]
         names = (*OUTPUT_NAMES, INSTANCES)
         return tuple(name for name in names if (self.path / name).is_dir())
 
-    def output(self, name: str) -> Image:
-        """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
-        from scopeml.errors import ImageNotFoundError, MissingOutputError
+    def check_exists(self) -> None:
+        """Refuse a path where no store is (a typo, or a run still unfinished) before any
+        reading, as every output and the label and measure calls do."""
+        from scopeml.errors import ImageNotFoundError
 
         if not self.path.is_dir():
             from scopeml.tiling.store import partial_path
@@ -124,6 +125,12 @@ class Segmentation(type(Path())):  # type: ignore[misc]
                 said += (f"; an unfinished run is at {partial}: run it again with resume=True "
                          "(--resume) to finish it")  # fmt: skip
             raise ImageNotFoundError(said, path=self.path)
+
+    def output(self, name: str) -> Image:
+        """One output as a lazy 6-D ``Image`` (pixel sizes and channel names included)."""
+        from scopeml.errors import MissingOutputError
+
+        self.check_exists()
         if name not in self.outputs:
             raise MissingOutputError(
                 f"no {name!r} output; this run wrote {', '.join(self.outputs) or 'nothing'} "

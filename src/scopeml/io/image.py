@@ -101,6 +101,13 @@ class Image:
         path: str | PathLike[str] | None = None,
         close: Any = None,
     ) -> None:
+        if isinstance(data, (list, tuple)):  # nested lists, as segment and predict take them
+            data = np.asarray(data)
+        if not hasattr(data, "shape") or not hasattr(data, "dtype"):
+            raise InvalidRequestError(
+                f"Image data must be an array (numpy, dask, zarr), not {type(data).__name__}",
+                path=path,
+            )
         if len(data.shape) != len(AXES):
             data = _as_six_d(data, path)
         self.data = data
