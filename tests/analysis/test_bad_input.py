@@ -222,3 +222,26 @@ def test_a_fixed_threshold_no_pixel_can_pass_is_warned_of(tmp_path, value, dark,
     with pytest.warns(UserWarning, match=message + rf"fixed threshold {value}: it finds no"):
         result = run_analysis(settings, [image], tmp_path / "out")
     assert result.counts["dim"]["fg"] == 0
+
+
+@pytest.mark.parametrize(("value", "dark", "said"), [(-5, False, "above"), (256, True, "below")])
+def test_a_fixed_threshold_every_pixel_passes_is_warned_of(tmp_path, value, dark, said) -> None:
+    """``value: -5`` on unsigned images made the whole image one object, without a word (a
+    level no pixel reaches was warned of)."""
+    import numpy as np
+    import tifffile
+
+    from scopeml.analysis import run_analysis
+    from scopeml.analysis.settings import parse_settings
+
+    image = tmp_path / "dim.tif"
+    tifffile.imwrite(image, (np.arange(32 * 32).reshape(32, 32) % 256).astype(np.uint8))
+    settings = parse_settings(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: fg\n    segmenter: {kind: threshold, "
+        f"channel: C0, method: fixed, value: {value}, dark: {str(dark).lower()}}}\n"
+    )
+    message = rf"dim\.tif: class 'fg': every pixel of a uint8 channel \(0–255\) is {said} its "
+    with pytest.warns(UserWarning, match=message + rf"fixed threshold {value}: it finds the whole "
+                      "image as one object"):  # fmt: skip
+        result = run_analysis(settings, [image], tmp_path / "out")
+    assert result.counts["dim"]["fg"] == 1

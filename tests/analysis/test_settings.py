@@ -300,3 +300,14 @@ def test_bad_instance_options_name_their_key(extra: str, problem: str) -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         parse_settings(INSTANCES + f"      {extra}\n", path="s.yaml")
     assert str(caught.value).startswith(f"s.yaml: {problem}"), str(caught.value)
+
+
+@pytest.mark.parametrize("measured", ["", "\n    measurements: {intensity: []}"])
+def test_a_channel_listed_twice_is_said_so(measured: str) -> None:
+    """``channels: [C0, C0]`` said "channel 'C0' is measured twice in class 'n'" of a class
+    that measures nothing, and with ``intensity: []`` passed, every image then failing."""
+    text = ("version: 1\nchannels: [C0, C0]\nclasses:\n  - name: n\n    segmenter: {kind: "
+            f"threshold, channel: C0, method: otsu}}{measured}\n")  # fmt: skip
+    with pytest.raises(InvalidSettingsError) as caught:
+        parse_settings(text, path="s.yaml")
+    assert str(caught.value) == "s.yaml: line 2: channels[1]: channel 'C0' is listed twice"

@@ -302,7 +302,8 @@ def check_classifier_sizes(
 
 def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) -> None:
     """Warn of a ``fixed`` threshold no pixel of an integer channel can pass (300 on 8 bits:
-    every image then counts 0 objects, which looks like a result)."""
+    every image then counts 0 objects, which looks like a result), or every pixel passes (-5
+    on unsigned pixels: the whole image one object, which looks like one too)."""
     import warnings
 
     import numpy as np
@@ -316,14 +317,18 @@ def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) 
         seg = cls.segmenter
         if getattr(seg, "method", None) != "fixed" or seg.value is None:
             continue
+        side = "below" if seg.dark else "above"
         if (seg.value <= info.min) if seg.dark else (seg.value >= info.max):
-            warnings.warn(
-                f"{image}: class {cls.name!r}: no pixel of a {np.dtype(dtype)} channel "
-                f"({info.min}–{info.max}) is {'below' if seg.dark else 'above'} its fixed "
-                f"threshold {seg.value:g}: it finds no objects",
-                UserWarning,
-                stacklevel=find_stack_level(),
-            )
+            said = f"no pixel of a {np.dtype(dtype)} channel ({info.min}–{info.max}) is {side}"
+            found = "it finds no objects"
+        elif (seg.value > info.max) if seg.dark else (seg.value < info.min):
+            said = f"every pixel of a {np.dtype(dtype)} channel ({info.min}–{info.max}) is {side}"
+            found = "the whole image" if cls.parent is None else "each parent object whole"
+            found = f"it finds {found} as one object"
+        else:
+            continue
+        warnings.warn(f"{image}: class {cls.name!r}: {said} its fixed threshold {seg.value:g}: "
+                      f"{found}", UserWarning, stacklevel=find_stack_level())  # fmt: skip
 
 
 def check_channel_names(

@@ -97,5 +97,5 @@ outputs:
   labels: true      # one OME-Zarr label store per class and image
   parquet: true
   overview: true    # a PNG per image with outlines coloured by class
-  summary: true     # counts, plots and index.html over all images
+  summary: true     # the plots over all images (counts, tables and index.html: always)
 """

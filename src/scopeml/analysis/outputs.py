@@ -39,7 +39,8 @@ OVERVIEW_SIZE = 1024
 class LabelStores:
     """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``,
     each of its scene's size; each image marked as an NGFF ``image-label`` (the object ids, no
-    class properties). ``scenes``: one image (``S`` = 1) per scene, for its sizes."""
+    class properties). ``scenes``: one image (``S`` = 1) per scene, for its sizes and pixel
+    sizes (``T``, seconds: the time step on the NGFF ``t`` axis, as ``segment``'s stores)."""
 
     def __init__(
         self, folder: Path, names: Sequence[str], *, scenes: Sequence[Any], tile_size: int
@@ -57,13 +58,13 @@ class LabelStores:
             groups = [store] if len(scenes) == 1 else [store / str(s) for s in range(len(scenes))]
             self._arrays[name] = []
             for group, scene in zip(groups, scenes, strict=True):
-                sizes, pixel_sizes = scene.sizes, scene.pixel_sizes
-                shape = tuple(sizes[a] for a in t + z + "YX")
+                sizes, axes = scene.sizes, t + z + "YX"
+                shape = tuple(sizes[a] for a in axes)
                 chunks = (1,) * len(t + z) + (min(tile_size, sizes["Y"]),
                                               min(tile_size, sizes["X"]))  # fmt: skip
                 self._arrays[name].append(create_ome_zarr(
-                    group, shape=shape, dtype=np.int32, axes=t + z + "YX", chunks=chunks,
-                    pixel_sizes={a: v for a, v in pixel_sizes.items() if a in "ZYX"},
+                    group, shape=shape, dtype=np.int32, axes=axes, chunks=chunks,  # as segment's:
+                    pixel_sizes={a: v for a, v in scene.pixel_sizes.items() if a in axes},
                     name=name, root=store,
                 ))  # fmt: skip
                 mark_label_image(zarr.open_group(str(group), mode="r+"), ())  # napari opens labels

@@ -44,6 +44,7 @@ import pandas as pd
 from scopeml.analysis.charts import bar_chart, box_chart, histogram, line_chart
 from scopeml.analysis.outputs import CLASS_COLOURS, parquet_available
 from scopeml.analysis.settings import AnalysisSettings, file_name_part
+from scopeml.analysis.tables import time_seconds
 from scopeml.errors import find_stack_level
 from scopeml.io.replace import atomic_write, write_atomically
 from scopeml.tiling.store import writer
@@ -88,7 +89,10 @@ _TEXT = {"image": str}
 def write_report(
     settings: AnalysisSettings, records: Sequence[dict[str, Any]], output: Path
 ) -> Path:
-    """Write ``tables/``, ``summary/`` and ``index.html`` for the records of a batch."""
+    """Write ``tables/``, ``summary/`` and ``index.html`` for the records of a batch. With
+    settings ``outputs: {summary: false}`` the plots are left out; the tables are written
+    still: ``scopeml info``, :meth:`~scopeml.analysis.AnalysisResult.counts_table` and the
+    command line's last line read them."""
     tables = output / "tables"
     summary = output / "summary"
     tables.mkdir(exist_ok=True)
@@ -102,7 +106,9 @@ def write_report(
     )  # fmt: skip
     _write_csv(failures, summary / "failures.csv")
     _write_csv(_warnings_table(records), summary / "warnings.csv")
-    classes = {n: _combine(output, done, n, tables, settings.outputs.parquet) for n in names}
+    plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
+    classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
+               for n in names}  # fmt: skip
     counts = _counts(done, names, classes)
     _write_csv(counts, summary / "counts.csv")
     over_time = _counts_per_time_point(done, names, classes)
@@ -111,7 +117,7 @@ def write_report(
     plots: list[tuple[str, str]] = []
     for name, found in classes.items():
         _write_csv(found.per_image, summary / f"{name}_per_image.csv")
-        if settings.outputs.summary:
+        if plotted:
             plots += _time_plot(name, over_time, summary)
             plots += _plots(name, counts, found, summary, colours[name])
     index = output / "index.html"
@@ -189,13 +195,12 @@ def _counts_per_time_point(
     rows = []
     for record in done:
         image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
-        step = (record.get("pixel_sizes") or {}).get("T")  # seconds between time points
         named = record.get("scene_names") or {}
         for scene, size in enumerate(scene_sizes(record), start=first):
             for t in range(int(size.get("T", 1))):
                 row: dict[str, Any] = {"image": image, "scene": scene}
                 row["scene_name"], row["t"] = named.get(str(scene)), t
-                row["time_s"] = t * float(step) if step else np.nan
+                row["time_s"] = time_seconds(t, record.get("pixel_sizes"))  # as the tables'
                 for name in names:
                     planes = classes[name].planes.get(image)
                     row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
@@ -277,11 +282,18 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 
 
 def _combine(
-    output: Path, done: Sequence[dict[str, Any]], name: str, tables: Path, parquet: bool
+    output: Path,
+    done: Sequence[dict[str, Any]],
+    name: str,
+    tables: Path,
+    parquet: bool,
+    *,
+    bins: bool = True,
 ) -> _ClassSummary:
     """Append a class's per-image tables into ``tables/NAME.csv`` (and ``.parquet``) one image
     at a time, so memory holds one image's table, not the batch's; keep per image the
-    statistics of the plotted columns, then bin them over the batch's range in a second pass."""
+    statistics of the plotted columns, then (``bins``: for the plots) bin them over the
+    batch's range in a second pass."""
     parts = [(r["name"], output / "images" / r["name"] / f"{name}.csv") for r in done]
     parts = [(image, path) for image, path in parts if path.is_file()]
     write_parquet = parquet and parquet_available()
@@ -333,7 +345,8 @@ def _combine(
         found.predicted = frame[sorted(frame.columns)] if len(frame.columns) else frame
     found.planes = {image: c["planes"] for image, c in counted.items() if "planes" in c}
     table = tables / f"{name}.parquet" if writer is not None else None
-    _histograms(found, per_image, table, [part for _, part in parts])
+    if bins:
+        _histograms(found, per_image, table, [part for _, part in parts])
     return found
 
 

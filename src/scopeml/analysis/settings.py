@@ -336,7 +336,11 @@ class Outputs(_Strict):
     labels: bool = True
     parquet: bool = Field(True, description="also write Parquet tables when pyarrow is there")
     overview: bool = True
-    summary: bool = True
+    summary: bool = Field(
+        True,
+        description="the summary's plots (PNG); tables/, summary/*.csv and index.html "
+        "are written either way: scopeml info and counts_table() read them",
+    )
 
 
 #: A file-name pattern (``*`` and ``?`` as in the shell; with a ``/``, the path below the folder).
@@ -646,9 +650,13 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
 
     def _check_aliases(self) -> None:
         """Refuse an alias of no input channel, and a name that would read one file channel
-        as two input channels (an alias that is another channel's name or alias)."""
+        as two input channels (listed twice in ``channels``, or an alias that is another
+        channel's name or alias): said as such, not as a channel measured twice."""
         from scopeml.errors import did_you_mean
 
+        for index, channel in enumerate(self.channels):
+            if channel in self.channels[:index]:
+                raise _TreeError(f"channel {channel!r} is listed twice", ("channels", index))
         owner = {channel: channel for channel in self.channels}
         for channel, names in self.aliases.items():
             if channel not in self.channels:

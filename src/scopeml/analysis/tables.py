@@ -11,10 +11,22 @@ import pandas as pd
 from scopeml.analysis.check import Resources
 from scopeml.analysis.settings import AnalysisSettings
 
-__all__ = ["KEY_COLUMNS", "measure_plane"]
+__all__ = ["KEY_COLUMNS", "measure_plane", "time_seconds"]
 
-#: Columns in front of every class table.
+#: Columns in front of every class table (and ``time_s`` after ``t``, see :func:`time_seconds`).
 KEY_COLUMNS = ("image", "scene", "t", "class", "object_id", "parent_class", "parent_id")
+
+
+def time_seconds(t: int, pixel_sizes: Mapping[str, float] | None) -> float:
+    """Time point ``t``'s time in seconds, ``t`` × the time step (``pixel_sizes["T"]``), or NaN
+    where the image does not say its step: one rule for the class tables' ``time_s`` and
+    ``counts_per_time_point.csv``'s (as ``objects measure``'s tables have it).
+
+    >>> time_seconds(3, {"T": 30.0, "Y": 0.5}), time_seconds(3, {"Y": 0.5})
+    (90.0, nan)
+    """
+    step = (pixel_sizes or {}).get("T")
+    return t * float(step) if step else float("nan")
 
 
 def measure_plane(
@@ -29,8 +41,9 @@ def measure_plane(
     *,
     whole: bool = False,
 ) -> dict[str, pd.DataFrame]:
-    """One table per class for one plane: ``image, scene, t, class, object_id, parent_class,
-    parent_id``, then the measurements (pixel and physical units), for parents
+    """One table per class for one plane: ``image, scene, t``, ``time_s`` where
+    ``pixel_sizes`` has the time step ``T`` (:func:`time_seconds`), ``class, object_id,
+    parent_class, parent_id``, then the measurements (pixel and physical units), for parents
     ``{child}_count`` (an integer) and the children's mean and summed size in each unit the
     table has (``{child}_area_mean`` in pixels, ``{child}_area_um2_mean`` in µm²), and
     ``object_class`` where the class has a classifier.
@@ -92,11 +105,12 @@ def measure_plane(
             tables[cls.parent] = _children(tables[cls.parent], tables[cls.name], cls.name)
     for name, classifier in resources.classifiers.items():  # children summaries are features
         tables[name] = classifier.classify(tables[name], column="object_class")
-    out = {}
+    out, seconds = {}, time_seconds(t, pixel_sizes)
+    timed = {} if np.isnan(seconds) else {"time_s": seconds}  # where the image says its step
     for cls in settings.classes:
         table = tables[cls.name]
         keys = pd.DataFrame({
-            "image": image_name, "scene": scene, "t": t, "class": cls.name,
+            "image": image_name, "scene": scene, "t": t, **timed, "class": cls.name,
             "object_id": table["label"].astype(np.int64),
             "parent_class": cls.parent or "",
             "parent_id": table["parent_label"].fillna(0).astype(np.int64),
