@@ -149,6 +149,20 @@ def test_resume_skips_complete_images(images: list[Path], tmp_path: Path) -> Non
     assert again["status"] == "done"
 
 
+def test_a_resume_analyses_again_an_image_whose_table_was_deleted(images, tmp_path) -> None:
+    """Taken as done, its objects were missing from tables/ while counts.csv had them."""
+    settings = three_level_settings()
+    out = tmp_path / "out"
+    run_analysis(settings, images, out)
+    tables = {p.name: pd.read_csv(p) for p in sorted((out / "tables").glob("*.csv"))}
+    child = settings.classes[-1].name
+    (out / "images" / "img1" / f"{child}.csv").unlink()
+    result = run_analysis(settings, images, out, resume=True)
+    assert result.resumed == 1 and (out / "images" / "img1" / f"{child}.csv").is_file()
+    for name, table in tables.items():
+        pd.testing.assert_frame_equal(pd.read_csv(out / "tables" / name), table)
+
+
 def test_cli_runs_a_folder_and_a_glob(images: list[Path], tmp_path: Path) -> None:
     settings = save_settings(three_level_settings(), tmp_path / "s.yaml")
     out = tmp_path / "out"

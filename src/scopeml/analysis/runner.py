@@ -409,10 +409,12 @@ def _split_resumed(
     images still to analyse, with their names."""
     result = AnalysisResult(output, skipped=found.skipped)
     todo: list[tuple[Path, str]] = []
-    with_files = _names_files(settings)
+    with_files, expected = _names_files(settings), _files_expected(settings)
     for path, name in zip(found.paths, found.names, strict=True):
         folder = output / "images" / name
         done = _completed(folder, path, digest, with_files) if resume else None
+        if done is not None and not all((folder / file).exists() for file in expected):
+            done = None  # a file of it deleted since: the summary would miss its objects
         read = None if done is None else done.get("channels_read")  # None: before aliases
         if read is not None and settings.channels_of(read["file"]) != read["read"]:
             done = None  # other aliases read its channels otherwise (or not at all)
@@ -754,6 +756,14 @@ def _completed(
     if with_files and not isinstance(record.get("model_files"), dict):
         return None
     return record if same and record.get("status") == "done" else None
+
+
+def _files_expected(settings: AnalysisSettings) -> list[str]:
+    """The files every finished image folder holds, whatever it found: a resume analyses a
+    folder missing one again (it took it as done, and the combined tables then lacked its
+    objects while the counts had them)."""
+    names = [f"{c.name}.csv" for c in settings.classes]
+    return names + [f"{c.name}.ome.zarr" for c in settings.classes] * settings.outputs.labels
 
 
 def _names_files(settings: AnalysisSettings) -> bool:
