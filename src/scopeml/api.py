@@ -1324,7 +1324,10 @@ def measure_objects(
     default, for the very file (path and content) that the :class:`Segmentation` ``objects``
     came from, the axes its run read it with (``segment(..., axes="TYX")``), else the file's
     own; that file is also read of the scene its run read (``segment(..., scene=1)``), so
-    the table is the one ``segment(..., measure=...)`` wrote. They also name the axes of
+    the table is the one ``segment(..., measure=...)`` wrote. Without ``image`` such objects
+    (a store, or one ``label_objects``/``filter_objects`` made from it) are measured on that
+    file while it is unchanged, as ``scopeml objects measure`` does; other objects, and
+    objects whose file changed, for their shapes only. ``axes`` also name the axes of
     arrays: ``objects`` (``"TYX"``: a stack of frames, each labelled on its own, not a Z
     stack) and ``image`` (the same, or with a leading channel).
     Without ``output`` the table is returned as a ``pandas.DataFrame``, sorted by scene, time
@@ -1382,17 +1385,7 @@ def measure_objects(
     labels = _as_label_image(objects, axes)
     if axes is None and getattr(objects, "ndim", 0) == 3:  # an array read as Z×Y×X
         _warn_if_frames(objects)
-    intensities = None
-    if isinstance(image, (str, os.PathLike)):
-        intensities = _intensity_file(image, labels, axes, run)
-    elif isinstance(image, Image):
-        intensities = image
-    elif image is not None:
-        intensities = _intensity_image(image, labels, axes)
-    if intensities is not None:  # complex pixels: one clear error, not a cast's TypeError
-        from scopeml.tiling.engine import check_pixel_values
-
-        check_pixel_values(intensities)
+    intensities = _intensities(image, labels, axes, run)
     if given is not None:  # as segment takes it: the files' own sizes kept
         read = labels if intensities is None else intensities
         found = labels.pixel_sizes or read.pixel_sizes
@@ -1453,6 +1446,24 @@ def _run_read(objects: Any) -> RunRead | None:
         return run_read(objects.path)
     place = objects.path if isinstance(objects, Image) else objects  # an opened label store
     return run_read_near(place) if isinstance(place, (str, os.PathLike)) else None
+
+
+def _intensities(image: Any, labels: Image, axes: str | None, run: RunRead | None) -> Any:
+    """The intensities ``measure_objects`` measures (``None``: shapes only): ``image`` as
+    given, or without it the file the objects' run read while unchanged (as ``objects
+    measure``); complex pixels refused in one clear error, not a cast's TypeError."""
+    if image is None and run is not None:
+        image = run.unchanged_file()
+    if image is None:
+        return None
+    if isinstance(image, (str, os.PathLike)):
+        intensities = _intensity_file(image, labels, axes, run)
+    else:
+        intensities = image if isinstance(image, Image) else _intensity_image(image, labels, axes)
+    from scopeml.tiling.engine import check_pixel_values
+
+    check_pixel_values(intensities)
+    return intensities
 
 
 def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRead | None) -> Image:

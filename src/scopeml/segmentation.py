@@ -205,10 +205,7 @@ def run_image(store: Path) -> tuple[Path | None, bool]:
     path = None if read is None else read.image.get("path")
     if read is None or not isinstance(path, str):
         return None, False
-    try:
-        return Path(path), read.reads(path)
-    except OSError:  # moved or unreadable
-        return Path(path), False
+    return Path(path), read.unchanged_file() is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +218,14 @@ class RunRead:
     image: dict[str, Any]
     axes: str | None = None
     scene: int | None = None
+
+    def unchanged_file(self) -> Path | None:
+        """The file the run read while it is still that file (:meth:`reads`), else ``None``."""
+        path = self.image.get("path")
+        try:
+            return Path(path) if isinstance(path, str) and self.reads(path) else None
+        except OSError:  # moved or unreadable
+            return None
 
     def reads(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path`` is the very file the run read: the same path and content, as a

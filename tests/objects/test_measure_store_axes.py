@@ -119,6 +119,16 @@ def test_objects_filtered_from_the_store_are_measured_on_the_movie(segmented, tm
     pd.testing.assert_frame_equal(rows(opened), rows(expected))
 
 
+def test_python_without_image_measures_the_image_its_run_read(segmented, tmp_path):
+    """As ``objects measure STORE`` does: it measured shapes only, without a word."""
+    _, seg, expected = segmented
+    pd.testing.assert_frame_equal(sm.measure_objects(seg), expected)
+    kept = sm.filter_objects(seg, tmp_path / "f.ome.zarr", min_size=1)  # carries the movie
+    columns = ["t", "area", "intensity_mean_C0"]
+    found = sm.measure_objects(kept)[columns].sort_values(columns, ignore_index=True)
+    pd.testing.assert_frame_equal(found, expected[columns].sort_values(columns, ignore_index=True))
+
+
 def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsys):
     image = tmp_path / "nuclei.tif"
     pixels = np.clip(realistic_nuclei((160, 150), seed=4)[0][0], 0, None) * 1000
@@ -126,6 +136,7 @@ def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsy
     seg = sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", **RUN)
     tifffile.imwrite(image, pixels.astype(np.uint16) // 2)  # the same name, other pixels
     assert seg.image_path is None
+    assert not any(name.startswith("intensity_") for name in sm.measure_objects(seg))
     out = tmp_path / "m.csv"
     assert main(["objects", "measure", str(seg), "-o", str(out), "-q"]) == 0
     assert f"shapes only: {image.resolve()} is gone or changed" in capsys.readouterr().out
