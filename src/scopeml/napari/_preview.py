@@ -18,11 +18,13 @@ from scopeml.predict import predict_region, region_normalization
 
 __all__ = [
     "layer_axes",
+    "layer_placement",
     "predict_region",
     "preview_request",
     "region_normalization",
     "region_placement",
     "region_text",
+    "same_placement",
     "split_scene",
     "visible_region",
 ]
@@ -183,12 +185,13 @@ def _displayed(layer: Any, dims: Any) -> set[int]:
 
 def region_placement(
     layer: Any, region: dict[str, tuple[int, int]]
-) -> tuple[tuple[int, ...], np.ndarray, np.ndarray]:
+) -> tuple[tuple[int, ...], dict[str, Any]]:
     """Where the prediction of ``region`` goes over ``layer``: the shape it has over the
-    layer's dimensions, its ``scale`` and its ``translate`` (world units), so that a preview
-    layer of that data lies exactly on the pixels predicted (a single ``Z`` plane at its
-    plane). A layer's ``C`` axis (named by its axis labels) is the model's input and has no
-    place in the labels: left out, as from the scribbles.
+    layer's dimensions and its placement (:func:`layer_placement`, its ``translate`` moved to
+    the region's first pixel), so that a preview layer of that data lies exactly on the
+    pixels predicted (a single ``Z`` plane at its plane), however the layer is scaled,
+    moved, rotated or sheared. A layer's ``C`` axis (named by its axis labels) is the model's
+    input and has no place in the labels: left out, as from the scribbles.
 
     Examples
     --------
@@ -196,21 +199,79 @@ def region_placement(
     >>> class Layer:
     ...     data, ndim, metadata = np.zeros((3, 40, 50)), 3, {}
     ...     scale, translate = np.array([2.0, 0.5, 0.5]), np.array([10.0, 0.0, 0.0])
-    >>> shape, scale, translate = region_placement(Layer(), {"Z": (2, 3), "Y": (4, 8)})
-    >>> shape, translate.tolist()
+    >>> shape, placed = region_placement(Layer(), {"Z": (2, 3), "Y": (4, 8)})
+    >>> shape, placed["translate"].tolist()
     ((1, 4, 50), [14.0, 2.0, 0.0])
     >>> Layer.axis_labels = ("c", "y", "x")  # channels: not a dimension of the labels
     >>> region_placement(Layer(), {"Y": (4, 8)})[0]
     (4, 50)
     """
     axes = layer_axes(layer)
-    kept = [i for i, axis in enumerate(axes) if axis != "C"]  # the model's input, not its output
-    full = _shape(layer)
-    spans = [region.get(axes[i], (0, full[i])) for i in kept]
+    kept = "".join(axis for axis in axes if axis != "C")  # the model's input, not its output
+    full = dict(zip(axes, _shape(layer), strict=True))
+    spans = [region.get(axis, (0, full[axis])) for axis in kept]
     shape = tuple(int(stop - start) for start, stop in spans)
-    scale = np.asarray(layer.scale, dtype=float)[-len(axes) :][kept]
-    offset = np.asarray(layer.translate, dtype=float)[-len(axes) :][kept]
-    return shape, scale, np.asarray([start for start, _ in spans], float) * scale + offset
+    placed = layer_placement(layer, kept)
+    start = np.asarray([start for start, _ in spans], float)
+    linear = placed["rotate"] @ placed["shear"] @ np.diag(placed["scale"])  # napari's order
+    placed["translate"] = placed["translate"] + linear @ start
+    return shape, placed
+
+
+#: The keywords of a layer's placement in the world that :func:`same_placement` compares.
+PLACEMENT = ("scale", "translate", "rotate", "shear", "affine")
+
+
+def layer_placement(layer: Any, axes: str) -> dict[str, Any]:
+    """napari's ``scale``, ``translate``, ``rotate``, ``shear``, ``affine`` (and ``units``)
+    of ``layer``'s dimensions named ``axes`` (its last ``len(axes)`` where it has not all of
+    them): a layer of those axes made or set with them (scribbles, a preview, Apply's
+    outputs) lies on the layer's pixels where the user sees them. Strokes painted on
+    scribbles placed otherwise labelled other pixels than those under the brush.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Layer:
+    ...     data, ndim, metadata = np.zeros((3, 40, 50)), 3, {}
+    ...     scale, translate = np.array([2.0, 0.5, 0.5]), np.array([10.0, 30.0, 40.0])
+    >>> placed = layer_placement(Layer(), "YX")
+    >>> placed["scale"].tolist(), placed["translate"].tolist(), placed["affine"].shape
+    ([0.5, 0.5], [30.0, 40.0], (3, 3))
+    """
+    names = layer_axes(layer)
+    n = len(names)
+    if set(axes) <= set(names):
+        index = [names.index(axis) for axis in axes]
+    else:
+        index = list(range(max(0, n - len(axes)), n))
+    pick = np.ix_(index, index)
+    rotate = np.asarray(getattr(layer, "rotate", np.eye(n)), float).reshape(n, n)
+    shear = np.asarray(getattr(layer, "shear", np.zeros(n * (n - 1) // 2)), float)
+    if shear.ndim == 1:  # napari's upper triangle, row by row
+        values, shear = shear, np.eye(n)
+        shear[np.triu_indices(n, 1)] = values
+    affine = getattr(layer, "affine", None)
+    matrix = np.eye(n + 1) if affine is None else np.asarray(affine.affine_matrix, float)
+    placed = {
+        "scale": np.asarray(layer.scale, float)[-n:][index],
+        "translate": np.asarray(layer.translate, float)[-n:][index],
+        "rotate": rotate[pick],
+        "shear": shear[pick],
+        "affine": matrix[np.ix_([*index, n], [*index, n])],
+    }
+    units = getattr(layer, "units", None)
+    if units is not None and len(units) == n:
+        placed["units"] = tuple(str(units[i]) for i in index)
+    return placed
+
+
+def same_placement(one: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two :func:`layer_placement` s put a pixel at the same place in the world."""
+    return all(
+        np.shape(one[key]) == np.shape(other[key]) and np.allclose(one[key], other[key])
+        for key in PLACEMENT
+    )
 
 
 def region_text(region: dict[str, tuple[int, int]]) -> str:

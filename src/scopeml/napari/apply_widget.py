@@ -71,6 +71,7 @@ from scopeml.napari._layers import (
     open_levels,
     segmentation_layer_data,
 )
+from scopeml.napari._preview import PLACEMENT, layer_placement
 from scopeml.napari._qt import (
     AxesChoice,
     LayerChoice,
@@ -469,6 +470,7 @@ class ApplyWidget(QWidget):
         self.resume_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self._warnings.clear()
+        ran_on = (weakref.ref(real_layer(layer)), str(layer.name))  # shown on it, if still open
         self._worker = run_in_thread(
             self._segment,
             image,
@@ -481,7 +483,7 @@ class ApplyWidget(QWidget):
             stores=stores,
             model_name="" if text == FROM_WIDGET else text,  # a file or built-in: its sha256
             layer_name=str(layer.name),
-            on_done=self._finished,
+            on_done=lambda result: self._finished(result, ran_on),
             on_error=self._fail,
             on_warning=self._warnings.append,  # said with the result
         )
@@ -604,13 +606,21 @@ class ApplyWidget(QWidget):
         self.bar.setMaximum(max(total, 1))
         self.bar.setValue(done)
 
-    def _finished(self, result: tuple[sm.Segmentation, sm.Image | None, bool, str]) -> None:
+    def _finished(
+        self, result: tuple[sm.Segmentation, sm.Image | None, bool, str], ran_on: Any
+    ) -> None:
+        """Show the run's outputs on the image layer ``ran_on`` (a weak reference and its name)
+        and say what was written; none are shown for a layer removed while it ran."""
         self._worker = None
         seg, objects, reused, notes = result
         self.result = seg
         self._draw(1, 1)  # done: also a run that found its results already made
         self._idle(resumable=False)
-        self.show_results(seg, objects)
+        image = ran_on[0]()
+        if image is None or not any(real_layer(one) is image for one in self.viewer.layers):
+            self.status.setText(f"wrote {seg.path}; not shown: {ran_on[1]} was removed")
+            return
+        self.show_results(seg, objects, placed_on=image)
         if reused and objects is not None:
             seeded = "" if "probabilities" in seg.outputs else (
                 ", seeded from them: the run kept no probabilities, so touching objects may be "
@@ -635,10 +645,14 @@ class ApplyWidget(QWidget):
             text += f"; warning: {warning}"
         self.status.setText(text)
 
-    def show_results(self, seg: sm.Segmentation, objects: sm.Image | None = None) -> list[Any]:
+    def show_results(
+        self, seg: sm.Segmentation, objects: sm.Image | None = None, *, placed_on: Any = None
+    ) -> list[Any]:
         """Open the store's outputs (and instances) as lazy multiscale layers, as the reader
-        opens the store (labels with their class names). Layers this store made before are
-        updated, not added again; those of outputs it no longer holds are removed."""
+        opens the store (labels with their class names), laid where the image layer
+        ``placed_on`` lies (its scale, translate, rotation …: the store's pixel sizes alone
+        put a moved or rescaled layer's results beside it). Layers this store made before
+        are updated, not added again; those of outputs it no longer holds are removed."""
         stem = seg.path.name.replace(".ome.zarr", "")
         made = self._made.get(str(seg.path))  # the model this widget ran: its class colours
         colors = [c.color for c in getattr(made[2], "classes", ())] if made else None
@@ -649,6 +663,8 @@ class ApplyWidget(QWidget):
             )
         layers = []
         for data, kwargs, kind in layer_data:
+            if placed_on is not None:
+                kwargs.update(layer_placement(placed_on, kwargs["metadata"][SOURCE_KEY]["axes"]))
             shown = self._put_layer(data, kwargs, kind, seg.path)
             layers.extend(shown if isinstance(shown, list) else [shown])
         kept = {id(real_layer(layer)) for layer in layers}
@@ -683,9 +699,8 @@ class ApplyWidget(QWidget):
                 self.viewer.layers.move(len(self.viewer.layers) - 1, index)
                 return new
             layer.data = data
-            layer.scale = kwargs["scale"]
             layer.metadata = kwargs["metadata"]
-            for key in ("features", "contrast_limits"):
+            for key in (*PLACEMENT, "units", "features", "contrast_limits"):
                 if key in kwargs:
                     setattr(layer, key, kwargs[key])
             return layer

@@ -212,9 +212,24 @@ class ObjectsWidget(QWidget):
             min_size=self.min_size.value(),
             split=self.split.isChecked(),
             remove_border=self.remove_border.isChecked(),
-            on_done=lambda objects: self._labelled(objects, layer, folder),
+            on_done=self._guarded(lambda objects: self._labelled(objects, layer, folder), folder),
             on_error=failed,
         )
+
+    def _guarded(self, slot: Any, folder: Path | None = None) -> Any:
+        """``slot`` for a worker's result, any error it raises said in the status line (a Qt
+        slot must not raise: the status stayed "labelling…"), ``folder`` removed unless a
+        layer shows what is in it."""
+
+        def call(result: Any) -> None:
+            try:
+                slot(result)
+            except Exception as err:
+                if folder is not None and all(f != folder for _, f in self._folders.values()):
+                    shutil.rmtree(folder, ignore_errors=True)
+                self._fail(err)
+
+        return call
 
     def _labelled(self, objects: sm.Image, source_layer: Any, folder: Path) -> None:
         """Show the objects in place of those labelled before from ``source_layer``, whose
@@ -222,10 +237,14 @@ class ObjectsWidget(QWidget):
         from scopeml.io.omezarr import open_ome_zarr_array
 
         self._worker = None
-        data, kwargs, _ = labels_layer_data(
-            open_levels(objects.path), name=f"{source_layer.name} objects"
+        if not any(real_layer(other) is real_layer(source_layer) for other in self.viewer.layers):
+            shutil.rmtree(folder, ignore_errors=True)  # nothing left to lay the objects on
+            self.status.setText(f"labelling discarded: {source_layer.name} was removed")
+            return
+        data, kwargs = _laid_on(
+            *labels_layer_data(open_levels(objects.path), name=f"{source_layer.name} objects")[:2],
+            source_layer,
         )
-        kwargs["scale"], kwargs["translate"] = source_layer.scale, source_layer.translate
         kwargs["metadata"][LABELLED_FROM] = weakref.ref(real_layer(source_layer))  # its store too
         earlier, dropped = self._remove_objects_of(source_layer)
         source = real_layer(source_layer)
@@ -289,7 +308,7 @@ class ObjectsWidget(QWidget):
             sm.measure_objects,
             _source_of(layer),
             intensities,
-            on_done=lambda table: self.set_table(table, layer),
+            on_done=self._guarded(lambda table: self.set_table(table, layer)),
             on_error=self._fail,
         )
 
@@ -542,6 +561,32 @@ def _extent(layer: Any) -> tuple[int, ...]:
     data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
     shape = data.shape[:-1] if getattr(layer, "rgb", False) else data.shape
     return tuple(int(n) for n in shape[-2:])
+
+
+def _laid_on(data: Any, kwargs: dict[str, Any], layer: Any) -> tuple[Any, dict[str, Any]]:
+    """Objects labelled from ``layer`` laid where it lies: its placement (scale, translate,
+    rotation …) and dimensions. Labelled from one plane of a stack or series (a preview:
+    ``1×Y×X``), they are ``Y×X`` and are given the plane's axis back, so they lie at that
+    plane (a 2-D layer with the 3-D one's scale was refused by napari)."""
+    from scopeml.napari._layers import SOURCE_KEY
+    from scopeml.napari._preview import layer_axes, layer_placement
+
+    levels = data if kwargs.get("multiscale") else [data]
+    extra = layer.ndim - len(levels[0].shape)
+    full = (layer.data[0] if getattr(layer, "multiscale", False) else layer.data).shape
+    if extra < 0 or any(int(n) != 1 for n in full[:extra]):
+        raise InvalidRequestError(
+            f"the objects are {'×'.join(map(str, levels[0].shape))} pixels, not laid on "
+            f"{layer.name} ({'×'.join(map(str, full[: layer.ndim]))}): label a layer of the "
+            "image's dimensions"
+        )
+    axes = layer_axes(layer)
+    if extra:
+        levels = [level[(None,) * extra] for level in levels]
+        kwargs["axis_labels"] = tuple(str(label) for label in layer.axis_labels)
+        kwargs["metadata"][SOURCE_KEY]["axes"] = axes
+    kwargs.update(layer_placement(layer, axes))
+    return (levels if kwargs.get("multiscale") else levels[0]), kwargs
 
 
 def _labelled_from(viewer: Any, layer: Any) -> Any:

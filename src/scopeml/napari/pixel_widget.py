@@ -55,12 +55,15 @@ from scopeml.errors import (
 )
 from scopeml.napari._layers import SOURCE_KEY, class_colormap, class_features
 from scopeml.napari._preview import (
+    PLACEMENT,
     layer_axes,
+    layer_placement,
     predict_region,
     preview_request,
     region_normalization,
     region_placement,
     region_text,
+    same_placement,
     visible_region,
 )
 from scopeml.napari._qt import (
@@ -211,6 +214,8 @@ class PixelClassifierWidget(QWidget):
         self._make_work_controls()
         self._lay_out()
         napari_viewer.dims.events.current_step.connect(self._on_dims)
+        self._previewed: Any = None  # a weak reference to the image the status previewed
+        napari_viewer.layers.events.removed.connect(self._on_removed)
         before = _LISTENING.get(id(napari_viewer))
         if before is not None and before.viewer is napari_viewer:  # not a closed viewer's id
             with contextlib.suppress(RuntimeError):  # its Qt side deleted: nothing listens
@@ -449,11 +454,10 @@ class PixelClassifierWidget(QWidget):
             return current
         layer = self.image_layer()
         _, shape, axes = layer_facts(layer)
-        scale, units = layer.scale[-len(shape) :], layer.units[-len(shape) :]
         labels = self.viewer.add_labels(
-            np.zeros(shape, np.uint8), name=SCRIBBLES, scale=scale, units=units,
-            axis_labels=tuple(axes.lower()), colormap=self._colormap(),
-            metadata={SOURCE_KEY: {"axes": axes}},
+            np.zeros(shape, np.uint8), name=SCRIBBLES, axis_labels=tuple(axes.lower()),
+            colormap=self._colormap(), metadata={SOURCE_KEY: {"axes": axes}},
+            **layer_placement(layer, axes),  # a stroke labels the image's pixel under it
         )  # fmt: skip
         _paint_for(labels, layer)
         labels.brush_size = 5
@@ -508,10 +512,11 @@ class PixelClassifierWidget(QWidget):
         shape, made = layer_facts(layer)[1], current.metadata.get(SOURCE_KEY) or {}
         same_shape = tuple(current.data.shape) == shape
         if same_shape and made.get("image") in (None, _image_key(layer)):  # None: not ours
-            return current, ""
+            return current, _place_on(current, layer)
         if not np.any(np.asarray(current.data)):
             if same_shape:
                 _paint_for(current, layer)
+                _place_on(current, layer)
                 return current, ""
             self.viewer.layers.remove(current)
             return self.scribbles(), ""
@@ -533,6 +538,18 @@ class PixelClassifierWidget(QWidget):
             "again; or export them, then delete the layer to paint anew, or import them to "
             f"train {layer.name} on them"
         )
+
+    def _on_removed(self, event: Any) -> None:
+        """The image the status line's preview is of removed: that line is stale."""
+        layer = getattr(event.value, "__wrapped__", event.value)
+        with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
+            if self._previewed is None or self._previewed() is not layer or self.busy:
+                return
+            self._previewed, self.last_region = None, None
+            self.status.setText(
+                f"{layer.name} was removed"
+                + ("" if self.image_choice.layer() else ": open an image first (File › Open)")
+            )
 
     def _on_paint(self, *_: Any) -> None:
         if self.live.isChecked():
@@ -649,6 +666,7 @@ class PixelClassifierWidget(QWidget):
                 return
             layer = self.image_layer()
             scribbles, other = self._scribbles_for(layer)
+            self._other_image = other  # said as Train's error, else no longer so
             if other:
                 raise InvalidLabelsError(other)
             labels = np.asarray(scribbles.data)
@@ -775,7 +793,11 @@ class PixelClassifierWidget(QWidget):
         if self._cancel:
             self._after_cancel("preview cancelled")
             return
-        shape, scale, translate = region_placement(layer, region)
+        if not _is_open(self.viewer, layer):  # removed while it ran: nothing to lay it on
+            self.status.setText(f"preview discarded: {layer.name} was removed")
+            self._pending = self._pending_preview = False
+            return
+        shape, placed = region_placement(layer, region)
         if labels.size != int(np.prod(shape)):
             raise InvalidRequestError(
                 f"the preview of {region_text(region)} has shape {labels.shape}, not "
@@ -788,17 +810,19 @@ class PixelClassifierWidget(QWidget):
             preview = None
         classes = class_features(self.model.spec.classes if self.model else self.class_names())
         if preview is not None:
-            preview.data, preview.translate, preview.scale = labels, translate, scale
+            preview.data = labels
+            for key, value in placed.items():
+                setattr(preview, key, value)
             preview.features = classes  # the classes' names: what Label objects takes
         else:
             self.viewer.add_labels(
-                labels, name=PREVIEW, scale=scale, translate=translate, opacity=0.5,
-                units=layer.units[-len(shape) :], axis_labels=layer.axis_labels[-len(shape) :],
-                colormap=self._colormap(PREVIEW), features=classes,
+                labels, name=PREVIEW, opacity=0.5, axis_labels=layer.axis_labels[-len(shape) :],
+                colormap=self._colormap(PREVIEW), features=classes, **placed,
             )  # fmt: skip
             if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
         self.status.setText(f"preview of {_where(layer, region)}{note}")
+        self._previewed = weakref.ref(getattr(layer, "__wrapped__", layer))
         if self._pending:
             self._pending = False
             self.train(then_preview=True)
@@ -901,7 +925,8 @@ class PixelClassifierWidget(QWidget):
         layer = self.scribbles()
         data = _as_scribbles(path, layer_axes(layer), layer.data.shape)
         layer.data = data.astype(np.uint8 if data.max() < 256 else np.uint16)
-        _paint_for(layer, self.image_layer())  # imported for the image chosen
+        _paint_for(layer, self.image_layer())  # imported for the image chosen, placed on it
+        _place_on(layer, self.image_layer())
         self._other_image = ""  # theirs now: Train no longer warns of another image
         self.status.setText(f"imported {_labelled(layer.data)} from {Path(path).name}")
 
@@ -1018,6 +1043,43 @@ def _paint_for(scribbles: Any, layer: Any) -> None:
     """Record in the scribbles layer's metadata the image ``layer`` they are painted for."""
     made = scribbles.metadata.setdefault(SOURCE_KEY, {})
     made["image"], made["image_name"] = _image_key(layer), str(layer.name)
+
+
+def _is_open(viewer: Any, layer: Any) -> bool:
+    """Whether ``layer`` is still one of the viewer's (behind napari's plugin proxies)."""
+    real = getattr(layer, "__wrapped__", layer)
+    return any(getattr(other, "__wrapped__", other) is real for other in viewer.layers)
+
+
+def _place_on(scribbles: Any, layer: Any) -> str:
+    """Put the scribbles where the image ``layer`` lies (its scale, translate, rotation …),
+    so that a stroke labels the pixel under the brush; ``""``, or, where painted scribbles
+    lay elsewhere (the image moved, or they were made before it was placed), what Train says
+    before it trains on them: strokes painted there may lie on other pixels than meant."""
+    axes = layer_axes(scribbles)
+    placed, now = layer_placement(layer, axes), layer_placement(scribbles, axes)
+    if same_placement(placed, now):
+        return ""
+    for key, value in placed.items():
+        setattr(scribbles, key, value)
+    if not np.any(np.asarray(scribbles.data)):
+        return ""
+    moved = ", ".join(
+        f"{key} {_numbers(now[key])}, not {_numbers(placed[key])}"
+        if key in ("scale", "translate")
+        else key
+        for key in PLACEMENT
+        if np.shape(now[key]) != np.shape(placed[key]) or not np.allclose(now[key], placed[key])
+    )
+    return (
+        f"the scribbles lay elsewhere than {layer.name} ({moved}): they are moved onto it "
+        "now; check that each stroke lies where you meant, then Train"
+    )
+
+
+def _numbers(values: Any) -> str:
+    """``30, 40``: a placement's numbers as the status line writes them."""
+    return ", ".join(f"{float(v):g}" for v in np.ravel(values))
 
 
 def _where(layer: Any, region: dict[str, tuple[int, int]]) -> str:
