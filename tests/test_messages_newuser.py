@@ -348,3 +348,25 @@ def test_an_image_takes_nested_lists_as_segment_does_and_refuses_other_things() 
     assert Image([[1, 2], [3, 4]]).read()[0, 0, 0, 0].tolist() == [[1, 2], [3, 4]]
     with pytest.raises(sm.ScopeMLError, match=r"must be an array .*, not int"):
         Image(5)  # was AttributeError: 'int' object has no attribute 'shape'
+
+
+def test_a_region_takes_slices_as_image_read_does() -> None:
+    pixels = np.random.default_rng(0).integers(0, 900, (64, 80)).astype(np.uint16)
+    by_slice = sm.predict_region(pixels, "nuclei", {"y": slice(0, 32), "X": slice(None, 40)})
+    by_pair = sm.predict_region(pixels, "nuclei", {"y": (0, 32), "X": (0, 40)})
+    np.testing.assert_array_equal(by_slice, by_pair)
+    with pytest.raises(sm.ScopeMLError, match="give \\(start, stop\\) as two integers"):
+        sm.predict_region(pixels, "nuclei", {"y": slice(0, 32, 2)})
+
+
+def test_the_array_layout_hint_names_axes_and_is_left_out_when_they_were_given(tmp_path) -> None:
+    """A 3-channel array for a 1-channel model: the hint said "a Z stack is Z[None]" (no word of
+    axes='ZYX') and was given also to an RGB picture read with axes='YXC'."""
+    rgb = np.zeros((32, 40, 3), np.uint8)
+    with pytest.raises(sm.ScopeMLError) as read_as_is:
+        sm.segment(np.moveaxis(rgb, -1, 0), "nuclei", tmp_path / "a.ome.zarr")
+    assert "a Z stack is axes='ZYX', an RGB picture axes='YXC'" in read_as_is.value.problem
+    with pytest.raises(sm.ScopeMLError) as told:
+        sm.segment(rgb, "nuclei", tmp_path / "b.ome.zarr", axes="YXC")
+    assert "expects 1: choose it with" in told.value.problem
+    assert "axes=" not in told.value.problem

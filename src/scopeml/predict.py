@@ -351,6 +351,8 @@ def _bounds(region: Region, image: Image) -> dict[str, tuple[int, int]]:
     for axis in "TZYX":
         size = image.sizes[axis]
         span = spans.get(axis, (0, size))
+        if isinstance(span, slice) and span.step in (None, 1):  # as Image.read takes them
+            span = (span.start or 0, size if span.stop is None else span.stop)
         try:
             lo, hi = (int(value) for value in span)
         except (TypeError, ValueError) as err:

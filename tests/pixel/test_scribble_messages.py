@@ -112,3 +112,22 @@ def test_an_rgb_array_read_channels_first_is_told_its_axes(no_features, monkeypa
         sm.train_pixel_classifier(rgb, labels, features="gaussian_smoothing:1")
     monkeypatch.undo()  # features may be computed now
     assert sm.train_pixel_classifier(rgb, labels, axes="YXC", features="gaussian_smoothing:1")
+
+
+def test_the_image_given_as_labels_and_an_instance_mask_are_named():
+    """``train(scribbles, image)``, arguments swapped, said only "every class 1..235 needs
+    labelled pixels"; an instance mask as scribbles trained a 40-class classifier silently."""
+    import scopeml as sm
+
+    image, _ = synthetic_nuclei((96, 96), density=0.004, seed=2)
+    pixels = (image[0] * 200).astype(np.uint8)
+    scribbles = np.zeros(pixels.shape, np.uint8)
+    scribbles[:4], scribbles[40:44, 40:44] = 1, 2
+    with pytest.raises(InvalidLabelsError, match=r"or the image given as the labels \(the image"):
+        sm.train_pixel_classifier(scribbles, pixels, n_estimators=2)
+    instances = np.zeros(pixels.shape, np.uint16)
+    for k in range(40):  # 40 objects, ids without gaps: each a class of its own
+        instances[2 * k, : 2 + k % 5] = k + 1
+    with pytest.warns(UserWarning, match=r"the labels have 40 classes; an instance mask, or"):
+        sm.train_pixel_classifier(pixels, instances, n_estimators=2,
+                                  features="gaussian_smoothing:1")  # fmt: skip

@@ -313,9 +313,32 @@ def check_classes(values: Sequence[int], n_classes: int, path: Any = None) -> No
         raise InvalidLabelsError(
             f"every class 1..{n_classes} needs labelled pixels; labels use values "
             f"{summarize(values)}, none for {summarize(absent)} (0 is unlabelled; number the "
-            "classes 1..K without gaps)",
+            f"classes 1..K without gaps){_like_an_image(values, n_classes)}",
             path=path,
         )
+    if len(values) > MANY_CLASSES:
+        import warnings
+
+        from scopeml.errors import find_stack_level
+
+        warnings.warn(
+            f"{'' if path is None else f'{path}: '}the labels have {len(values)} classes"
+            f"{_like_an_image(values, len(values))}",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+
+
+#: More classes than scribbles have, for a person painting them: an instance mask or an image.
+MANY_CLASSES = 32
+
+
+def _like_an_image(values: Sequence[int], n_classes: int) -> str:
+    """What labels of many values and classes usually are, said after the count: an
+    instance mask (each object a class), or the image itself given where the labels go."""
+    if len(values) <= MANY_CLASSES // 2 or n_classes <= MANY_CLASSES:
+        return ""
+    return "; an instance mask, or the image given as the labels (the image comes first)?"
 
 
 def check_labels(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidRequestError, find_stack_level, summarize
-from scopeml.io.image import Image
+from scopeml.io.image import ARRAY_AXES, Image
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
 from scopeml.tiling.options import SegmentOptions
@@ -100,8 +100,10 @@ def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHA
         message += f": choose {which} with {option.name} from {names}"
         if trained and all(name in image.channel_names for name in trained):
             message += f", e.g. {option.example(trained)}"
-    if image.path is None and have > want and image.sizes["Z"] == 1:
-        message += " (an array is read as C×Y×X or C×Z×Y×X: a Z stack is Z[None])"
+    told = getattr(image.data, "axes", None) not in (None, *ARRAY_AXES.values())  # axes=
+    if image.path is None and have > want and image.sizes["Z"] == 1 and not told:
+        message += (" (an array is read as C×Y×X or C×Z×Y×X unless axes= names its axes: "
+                    "a Z stack is axes='ZYX', an RGB picture axes='YXC')")  # fmt: skip
     return message
 
 
