@@ -73,6 +73,8 @@ def test_an_uncalibrated_tiff_is_measured_in_um(plain: Path, tmp_path: Path) -> 
     overview = PILImage.open(results / "images" / "plain" / "overview.png")
     assert overview.text["scale_bar"].endswith("µm = 10.0 px")  # 5 µm of 0.5 µm pixels
     assert "pixel_size: 0.5" in (results / "settings.yaml").read_text()
+    index = (results / "index.html").read_text()  # the tables' µm rest on it: said there too
+    assert "<td>0.5 µm (from the settings: Y, X)</td>" in index
 
 
 def test_a_file_keeps_its_own_size_with_a_warning(calibrated: Path, tmp_path: Path) -> None:

@@ -98,6 +98,7 @@ def test_the_index_table_puts_each_count_under_its_class(batch: Path) -> None:
         cells = re.findall(r"<td>(.*?)</td>", row)
         assert len(cells) == len(heads), (heads, cells)
         assert int(cells[heads.index("cell")]) == expected["cell"] and cells[-1] == "ok"
+        assert cells[heads.index("pixel size")] == f"{PIXEL:g} µm"  # the file's: no source said
 
 
 def test_index_links_are_url_encoded() -> None:

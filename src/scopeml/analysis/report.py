@@ -659,6 +659,28 @@ def _planes_text(record: dict[str, Any]) -> str:
     return ", ".join(said) or "1"
 
 
+def _pixel_size_text(record: dict[str, Any]) -> str:
+    """The pixel size an image was measured with, as the index says it, and where it came from
+    where the settings gave it (the tables' µm columns rest on it; ``record.json`` has it all).
+
+    >>> _pixel_size_text({"pixel_sizes": {"Y": 0.5, "X": 0.5, "T": 30.0},
+    ...                   "pixel_size_source": {"Y": "settings", "X": "settings", "T": "file"}})
+    '0.5 µm, 30 s a time point (from the settings: Y, X)'
+    >>> _pixel_size_text({"pixel_sizes": {}})
+    'none: sizes in pixels'
+    """
+    sizes = record.get("pixel_sizes") or {}
+    if "Y" not in sizes or "X" not in sizes:
+        return "none: sizes in pixels" if record.get("status", "done") == "done" else ""
+    y, x = sizes["Y"], sizes["X"]
+    said = f"{y:g} µm" if y == x else f"{y:g} × {x:g} µm (Y × X)"
+    said += f", Z {sizes['Z']:g} µm" if "Z" in sizes else ""
+    said += f", {sizes['T']:g} s a time point" if "T" in sizes else ""
+    source = record.get("pixel_size_source") or {}
+    given = [axis for axis in "ZYXT" if axis in sizes and source.get(axis) == "settings"]
+    return said + (f" (from the settings: {', '.join(given)})" if given else "")
+
+
 def _density_text(counts: pd.DataFrame) -> str:
     """The densities of ``counts.csv`` in the index's words, as its columns have them (mm² in
     2-D, mm³ in Z stacks, megapixels where an image has no pixel size; per time point in a
@@ -695,6 +717,7 @@ def _row(
     cells += [f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
               for n in names]  # fmt: skip
     cells += [f"<td>{esc(_scales_text(r, names))}</td>"] if scaled else []
+    cells += [f"<td>{esc(_pixel_size_text(r))}</td>"]
     cells += ["<td>ok</td>" if r["status"] == "done" else f"<td>failed: {esc(r['reason'])}</td>"]
     cells += [f"<td>{'<br>'.join(map(esc, r.get('warnings') or []))}</td>"] if warned else []
     return f"<tr>{''.join(cells)}</tr>"
@@ -751,7 +774,7 @@ objects per predicted class where a class has an object classifier),{per_time}
 quartiles, 5th and 95th percentiles of size and mean intensities).</p>
 <table><tr><th>image</th>{"<th>planes</th>" if planes else ""}\
 {"".join(f"<th>{esc(n)}{' (all planes)' if planes else ''}</th>" for n in names)}\
-{"<th>model scale</th>" if scaled else ""}<th>status</th>\
+{"<th>model scale</th>" if scaled else ""}<th>pixel size</th><th>status</th>\
 {"<th>warnings</th>" if warned else ""}</tr>
 {rows}</table>
 <h2>Plots</h2>
