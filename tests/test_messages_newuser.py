@@ -370,3 +370,15 @@ def test_the_array_layout_hint_names_axes_and_is_left_out_when_they_were_given(t
         sm.segment(rgb, "nuclei", tmp_path / "b.ome.zarr", axes="YXC")
     assert "expects 1: choose it with" in told.value.problem
     assert "axes=" not in told.value.problem
+
+
+def test_a_resume_on_another_images_store_names_the_array_as_such(tmp_path) -> None:
+    """An array has no path: the refusal said "(…/img.tif, not None)"."""
+    pixels = np.random.default_rng(0).integers(0, 900, (48, 40)).astype(np.uint16)
+    file = tmp_path / "img.tif"
+    tifffile.imwrite(file, pixels)
+    out = tmp_path / "o.ome.zarr"
+    sm.segment(file, "nuclei", out, scale=1)
+    with pytest.raises(sm.ScopeMLError) as refused:
+        sm.segment(pixels[::-1].copy(), "nuclei", out, scale=1, resume=True)
+    assert f"another image ({file.resolve()}, not an array in memory)" in refused.value.problem

@@ -591,7 +591,8 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         elif path and image_place(old) == path:
             said.append(f"the image {path} is not the file the run started from")
         elif image_place(old) != path:
-            said.append(f"the run was on another image ({image_place(old)}, not {path})")
+            was, now = (image_place(i) or "an array in memory" for i in (old, new))
+            said.append(f"the run was on another image ({was}, not {now})")
         else:
             said.append("the image is not the one the run started from")
     return said
