@@ -182,3 +182,15 @@ def test_a_layer_of_several_scenes_is_refused_in_the_widgets_words(viewer, qtbot
         "Plugins › scopeml › Open image scene and apply the model to that layer"
     )
     assert widget.output_path() == tmp_path / "plate.ome.zarr"  # a bare name gets the suffix
+
+
+def test_the_axes_note_says_an_rgb_layer_is_a_picture(viewer):
+    """It said "layer read as Y×X×C (RGB), by its 2 dimensions" (napari's colour axis is no
+    dimension); a grey plane says nothing, a stack how it was read."""
+    from scopeml.napari.apply_widget import _axes_note
+
+    rgb = viewer.add_image(np.zeros((20, 30, 3), np.uint8), rgb=True)
+    assert _axes_note(rgb) == " (layer read as Y×X×C, an RGB picture)"
+    assert _axes_note(viewer.add_image(np.zeros((20, 30), np.uint16))) == ""
+    stack = viewer.add_image(np.zeros((4, 20, 30), np.uint16))
+    assert _axes_note(stack) == " (layer read as Z×Y×X, by its 3 dimensions)"

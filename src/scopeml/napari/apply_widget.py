@@ -837,9 +837,10 @@ def _axes_note(layer: Any) -> str:
     axes = memory_axes(layer)
     if axes == "YX" and not getattr(layer, "rgb", False):
         return ""
+    if getattr(layer, "rgb", False):  # napari's own colour axis: no count to explain
+        return f" (layer read as {'×'.join(axes)}×C, an RGB picture)"
     how = "its axis labels" if labelled_axes(layer) else f"its {len(axes)} dimensions"
-    colour = "×C (RGB)" if getattr(layer, "rgb", False) else ""
-    return f" (layer read as {'×'.join(axes)}{colour}, by {how})"
+    return f" (layer read as {'×'.join(axes)}, by {how})"
 
 
 def _store_of(source: dict[str, Any] | None) -> Path | None:
