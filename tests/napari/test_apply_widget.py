@@ -215,3 +215,27 @@ def test_a_model_typed_after_an_error_clears_it(viewer, files):
     widget._model_typed()  # as editingFinished calls it
     assert widget.status.text() == "model nuclei: Run applies it"
     assert widget.instances.findText("nucleus") >= 0  # its classes offered
+
+
+def test_a_failure_to_show_the_results_ends_in_the_status(
+    viewer, qtbot, files, tmp_path, monkeypatch
+):
+    """An exception in the done slot reached Qt's log only; the status kept the last step."""
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    image, model = files
+    viewer.open(str(image), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.set_model(str(model))
+    widget.output.setText(str(tmp_path / "shown.ome.zarr"))
+
+    def cannot_show(*args, **kwargs):
+        raise ValueError("axis_labels=('y', 'x') must have length ndim=3")
+
+    monkeypatch.setattr(widget, "show_results", cannot_show)
+    widget.run()
+    wait_idle(qtbot, widget)
+    said = widget.status.text()
+    assert said.startswith(f"wrote {tmp_path / 'shown.ome.zarr'}; not shown: ValueError: ax"), said
+    assert sm.Segmentation(tmp_path / "shown.ome.zarr").labels.sizes["Y"] == 1024

@@ -620,7 +620,11 @@ class ApplyWidget(QWidget):
         if image is None or not any(real_layer(one) is image for one in self.viewer.layers):
             self.status.setText(f"wrote {seg.path}; not shown: {ran_on[1]} was removed")
             return
-        self.show_results(seg, objects, placed_on=image)
+        try:
+            self.show_results(seg, objects, placed_on=image)
+        except Exception as err:  # a slot's exception: Qt's log only, the status stuck
+            self.status.setText(f"wrote {seg.path}; not shown: {type(err).__name__}: {err}")
+            return
         if reused and objects is not None:
             seeded = "" if "probabilities" in seg.outputs else (
                 ", seeded from them: the run kept no probabilities, so touching objects may be "
