@@ -179,3 +179,25 @@ def test_the_declared_halo_makes_tiling_exact(czann):
                 ..., :core, :core
             ]
     np.testing.assert_array_equal(tiled, whole)
+
+
+def test_release_memory_gives_the_arenas_memory_back_and_changes_no_result():
+    """ONNX Runtime's arena kept a run's tensors for the next: the process stayed ~400 MB
+    larger after one 1024² tile of ``nuclei`` (a server, 1 GB after a burst)."""
+    import ctypes
+
+    from scopeml import open_model
+
+    def resident_mb() -> float:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * 4096 / 2**20
+
+    model = open_model("nuclei")
+    tile = np.random.default_rng(0).random((1, 1, 1024, 1024)).astype(np.float32)
+    before = resident_mb()
+    first = model.predict(tile)
+    held = resident_mb() - before
+    model.release_memory()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    assert resident_mb() - before < held / 3, (held, resident_mb() - before)
+    np.testing.assert_array_equal(model.predict(tile), first)

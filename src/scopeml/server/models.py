@@ -10,6 +10,7 @@ per model, least recently used evicted), each with one :class:`MicroBatcher` for
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import gc
@@ -182,6 +183,7 @@ class ModelRegistry:
         #: one user's share of it (as of the predict workers).
         self.tile_budget = ByteBudget(config.max_tile_memory * config.predict_workers)
         self._user_budgets: dict[str, ByteBudget] = {}
+        self._trim: asyncio.Task[None] | None = None  # see _trim_when_idle
         private_dir(config.models_dir)
 
     def path(self, model_id: str) -> Path:
@@ -329,6 +331,23 @@ class ModelRegistry:
             share = self._user_budgets[user] = ByteBudget(self.config.max_tile_memory * workers)
         async with share.reserve(nbytes), self.tile_budget.reserve(nbytes):
             yield
+        if self.tile_budget.used == 0 and (self._trim is None or self._trim.done()):
+            self._trim = asyncio.get_running_loop().create_task(self._trim_when_idle())
+
+    async def _trim_when_idle(self) -> None:
+        """A burst of tiles over, give its memory back (the models' arenas and glibc keep it
+        for reuse: the server stayed 1.35 GB after eight 1504² tiles of ``nuclei``, 0.41 GB
+        now), once no tile has been held for ``IDLE_TRIM_S``: not between the tiles of one
+        client's stream."""
+        await asyncio.sleep(IDLE_TRIM_S)
+        if self.tile_budget.used:
+            return
+        with self._lock:
+            models = list(self._cache.values())
+        for model in models:
+            if callable(release := getattr(model, "release_memory", None)):
+                await asyncio.to_thread(release)
+        await asyncio.to_thread(give_back_memory)
 
     async def remove(self, model_id: str) -> None:
         """Delete a model's record, file, session and batcher."""
@@ -343,6 +362,8 @@ class ModelRegistry:
             (self.config.models_dir / f"{model_id}{suffix}").unlink(missing_ok=True)
 
     async def close(self) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
         with self._lock:
             batchers = list(self._batchers.values())
             self._batchers.clear()
@@ -357,6 +378,9 @@ class ModelRegistry:
             while len(self._cache) > self.config.model_cache:
                 self._cache.popitem(last=False)
 
+
+#: Seconds without a tile request held before the server gives freed memory back.
+IDLE_TRIM_S = 1.0
 
 #: Model formats an upload may not be: what to do instead, a client can act on.
 CLASSIFIER_UPLOAD = (
