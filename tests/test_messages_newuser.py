@@ -355,8 +355,11 @@ def test_a_region_takes_slices_as_image_read_does() -> None:
     by_slice = sm.predict_region(pixels, "nuclei", {"y": slice(0, 32), "X": slice(None, 40)})
     by_pair = sm.predict_region(pixels, "nuclei", {"y": (0, 32), "X": (0, 40)})
     np.testing.assert_array_equal(by_slice, by_pair)
-    with pytest.raises(sm.ScopeMLError, match="give \\(start, stop\\) as two integers"):
-        sm.predict_region(pixels, "nuclei", {"y": slice(0, 32, 2)})
+    tail = sm.predict_region(pixels, "nuclei", {"y": slice(-10, None)})  # from the end
+    np.testing.assert_array_equal(tail, sm.predict_region(pixels, "nuclei", {"y": (54, 64)}))
+    for bad in (slice(0, 32, 2), slice("a", 3)):
+        with pytest.raises(sm.ScopeMLError, match="give \\(start, stop\\) as two integers"):
+            sm.predict_region(pixels, "nuclei", {"y": bad})
 
 
 def test_the_array_layout_hint_names_axes_and_is_left_out_when_they_were_given(tmp_path) -> None:

@@ -14,7 +14,7 @@ import tifffile
 import scopeml as sm
 from scopeml.cli import main
 from scopeml.synthetic import realistic_nuclei
-from scopeml.tiling.store import describe_partial
+from scopeml.tiling.store import describe_partial, partial_path
 
 
 @pytest.fixture
@@ -64,7 +64,8 @@ def test_an_array_image_still_compares_its_statistics(tmp_path, statistics_passe
     assert len(statistics_passes) == 1
 
 
-def test_a_resume_says_how_many_tiles_it_kept(tmp_path, capsys):
+@pytest.mark.parametrize("older", [False, True])
+def test_a_resume_says_how_many_tiles_it_kept(tmp_path, capsys, older):
     image = tmp_path / "nuclei.tif"
     pixels = (np.clip(realistic_nuclei((160, 150), seed=3)[0][0], 0, None) * 1000).astype(np.uint16)
     tifffile.imwrite(image, pixels, photometric="minisblack")
@@ -79,8 +80,11 @@ def test_a_resume_says_how_many_tiles_it_kept(tmp_path, capsys):
                    batch_size=1, progress=stop_after_one)  # fmt: skip
     kept = describe_partial(out)["tiles_done"]  # the one finished, and any then in flight
     assert 1 <= kept < 9
+    if older:  # a store of an older scopeml: no count of its tiles
+        (partial_path(out) / ".scopeml-tiles").unlink()
     capsys.readouterr()
     command = _command(image, out)
     command[command.index("128")] = "64"
     assert main(command) == 0
-    assert capsys.readouterr().out.startswith(f"resumed ({kept} of 9 tiles kept): labels → ")
+    of = "" if older else " of 9"  # it said "of None"
+    assert capsys.readouterr().out.startswith(f"resumed ({kept}{of} tiles kept): labels → ")

@@ -1453,7 +1453,7 @@ def _intensities(image: Any, labels: Image, axes: str | None, run: RunRead | Non
     given, or without it the file the objects' run read while unchanged (as ``objects
     measure``); complex pixels refused in one clear error, not a cast's TypeError."""
     if image is None and run is not None:
-        image = run.unchanged_file()
+        return _run_intensities(run, labels)
     if image is None:
         return None
     if isinstance(image, (str, os.PathLike)):
@@ -1463,6 +1463,29 @@ def _intensities(image: Any, labels: Image, axes: str | None, run: RunRead | Non
     from scopeml.tiling.engine import check_pixel_values
 
     check_pixel_values(intensities)
+    return intensities
+
+
+def _run_intensities(run: RunRead, labels: Image) -> Image | None:
+    """The file the objects' run read, while unchanged, read as that run read it; ``None``
+    (shapes only, with a warning) where its sizes are not the objects' (a store recorded
+    before runs kept the axes an opened image was read with: the file's own axes differ)."""
+    import warnings
+
+    from scopeml.errors import InvalidImageError, find_stack_level
+    from scopeml.objects.images import check_same_sizes
+
+    path = run.unchanged_file()
+    if path is None:
+        return None
+    intensities = _intensity_file(path, labels, None, run)
+    try:
+        check_same_sizes(labels, intensities, "image", "labels", InvalidImageError)
+    except InvalidImageError as err:
+        intensities.close()
+        warnings.warn(f"{err}; measured for their shapes only: pass image= (and axes=) for "
+                      "intensities", UserWarning, stacklevel=find_stack_level())  # fmt: skip
+        return None
     return intensities
 
 

@@ -10,6 +10,7 @@ whole-image run there, bit for bit (the napari preview uses it).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
@@ -352,7 +353,8 @@ def _bounds(region: Region, image: Image) -> dict[str, tuple[int, int]]:
         size = image.sizes[axis]
         span = spans.get(axis, (0, size))
         if isinstance(span, slice) and span.step in (None, 1):  # as Image.read takes them
-            span = (span.start or 0, size if span.stop is None else span.stop)
+            with contextlib.suppress(TypeError):  # not integers: refused below
+                span = span.indices(size)[:2]  # numpy's: -10 counts from the end
         try:
             lo, hi = (int(value) for value in span)
         except (TypeError, ValueError) as err:

@@ -129,6 +129,23 @@ def test_python_without_image_measures_the_image_its_run_read(segmented, tmp_pat
     pd.testing.assert_frame_equal(found, expected[columns].sort_values(columns, ignore_index=True))
 
 
+def test_a_store_recorded_without_its_axes_is_measured_for_shapes_with_a_warning(
+    segmented, tmp_path
+):
+    """A store of an opened image from before runs kept its axes: the file read on its own
+    axes disagrees with the objects; implied (no image given), it is left out, not an error."""
+    import zarr
+
+    movie, _, expected = segmented
+    store = sm.segment(sm.open_image(movie, axes="TYX"), "nuclei", tmp_path / "o.ome.zarr", **RUN)
+    group = zarr.open_group(str(store), mode="r+")
+    group.attrs["scopeml"] = {k: v for k, v in group.attrs["scopeml"].items() if k != "axes"}
+    with pytest.warns(UserWarning, match=r"must agree\).*; measured for their shapes only"):
+        table = sm.measure_objects(store)
+    assert len(table) == len(expected)
+    assert not any(name.startswith("intensity_") for name in table)
+
+
 def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsys):
     image = tmp_path / "nuclei.tif"
     pixels = np.clip(realistic_nuclei((160, 150), seed=4)[0][0], 0, None) * 1000

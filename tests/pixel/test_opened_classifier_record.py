@@ -53,4 +53,23 @@ def test_a_resume_with_another_classifier_trained_in_the_session_is_refused(tmp_
     assert again.already_complete
     with pytest.raises(sm.ScopeMLError, match="cannot resume: the output comes from a differ"):
         sm.segment(pixels, second, out, resume=True)
-    assert _recorded_sha(out) == first.content_sha256() != second.content_sha256()
+    recorded = zarr.open_group(str(out), mode="r").attrs["scopeml"]["model"]
+    assert recorded["content_sha256"] == first.content_sha256() != second.content_sha256()
+
+
+def test_a_run_recorded_before_classifiers_had_a_digest_still_resumes(tmp_path) -> None:
+    """Its record has no digest: taken as the same run, as before (refused as "changed")."""
+    pixels, truth = synthetic_nuclei((96, 96), seed=3)
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::5, ::5] = (truth[::5, ::5] > 0) + 1
+    trained = sm.train_pixel_classifier(pixels, labels, n_estimators=5,
+                                        features="gaussian_smoothing:1")  # fmt: skip
+    out = tmp_path / "o.ome.zarr"
+    first = sm.segment(pixels, trained, out)
+    group = zarr.open_group(str(out), mode="r+")
+    record = dict(group.attrs["scopeml"])
+    record["model"] = {k: v for k, v in record["model"].items() if k != "content_sha256"}
+    group.attrs["scopeml"] = record
+    again = sm.segment(pixels, trained, out, resume=True)
+    assert again.already_complete
+    np.testing.assert_array_equal(again.labels.read(), first.labels.read())

@@ -244,7 +244,8 @@ def segment(
     seconds = time.perf_counter() - start
     done = "already complete; nothing to do: " if result.already_complete else ""
     if earlier and earlier["tiles_done"] and not result.already_complete:
-        done = f"resumed ({earlier['tiles_done']} of {earlier['tiles']} tiles kept): "
+        of = "" if earlier["tiles"] is None else f" of {earlier['tiles']}"  # an older store
+        done = f"resumed ({earlier['tiles_done']}{of} tiles kept): "
     typer.echo(done + summary(result.path, measure, ome_tiff, seconds, scale=factor))
 
 

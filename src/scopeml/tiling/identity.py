@@ -186,6 +186,11 @@ class RunNames(NamedTuple):
     model: str | None = None
 
 
+#: The run record's digest of a model held in memory only (a classifier trained in the
+#: session): a record from before it was kept resumes without it, as one without ``axes``.
+CONTENT_SHA256 = "content_sha256"
+
+
 def run_identity(
     image: Image,
     model: Model,
@@ -243,7 +248,7 @@ def run_identity(
     if source is not None and Path(source).exists():
         model_id["sha256"] = model_sha256(source)
     elif callable(getattr(model, "content_sha256", None)):  # trained in this session
-        model_id["sha256"] = model.content_sha256()
+        model_id[CONTENT_SHA256] = model.content_sha256()
     place: dict[str, Any] = (
         {"name": image_name}
         if image_name is not None

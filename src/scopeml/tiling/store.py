@@ -38,6 +38,7 @@ except ImportError:  # Windows: no flock; runs on one output are then not kept a
 
 from scopeml.errors import IncompleteOutputError, InvalidRequestError, summarize
 from scopeml.io.replace import check_replaceable_store, write_atomically
+from scopeml.tiling.identity import CONTENT_SHA256
 
 _RUN = ".scopeml-run.json"
 #: The run record's key for the scopeml that wrote it: kept for a methods section, never
@@ -253,6 +254,8 @@ def check_same_run(
     expected = json.loads(json.dumps(dict(identity)))
     if AXES_RECORD not in recorded:  # the file's own axes, or a run from before they were kept
         expected.pop(AXES_RECORD, None)  # either way the shape it read decides
+    if CONTENT_SHA256 not in (recorded.get("model") or {}):  # before in-memory models had it
+        (expected.get("model") or {}).pop(CONTENT_SHA256, None)
     ignore = (*ignore, WRITER)
     recorded = {k: v for k, v in recorded.items() if k not in ignore}
     expected = {k: v for k, v in expected.items() if k not in ignore}
