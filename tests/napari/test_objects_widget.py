@@ -196,3 +196,25 @@ def test_split_and_edge_objects_are_the_librarys(viewer, qtbot, tmp_path):
     np.testing.assert_array_equal(got, expected.read()[0, 0, 0, 0])
     plain = sm.label_objects(mask, tmp_path / "p.ome.zarr").read()
     assert got.max() != plain.max()  # the boxes changed what was made
+
+
+def test_labelling_a_class_the_model_splits_at_its_boundary_says_how_in_the_widgets_words(
+    viewer, qtbot, tmp_path
+):
+    """The facade's warning reached a notification only, in the command line's words
+    (``segment --outputs instances``); the status said "labelled 38 objects"."""
+    import scopeml as sm
+    from scopeml.napari.objects_widget import ObjectsWidget
+
+    pixels, _ = synthetic_nuclei((160, 160), density=0.003, seed=5)
+    seg = sm.segment(pixels, "nuclei", tmp_path / "n.ome.zarr", scale=1)
+    layer = viewer.open(str(seg / "labels"), plugin="scopeml")[0]
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText(layer.name)
+    widget.class_value.setText("nucleus")
+    widget.label_objects()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    said = widget.status.text()
+    assert said.startswith("labelled ") and "warning: labelling the nucleus pixels alone" in said
+    assert "Apply with 'instances of' the class gives the objects" in said, said
+    assert "--outputs" not in said

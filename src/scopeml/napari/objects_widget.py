@@ -79,6 +79,7 @@ class ObjectsWidget(QWidget):
         self._worker: Any = None
         self._hooked: Any = None
         self._folders: dict[int, tuple[Any, Path]] = {}  # id(class layer): (ref, its temp folder)
+        self._warnings: list[str] = []  # the labelling's, said with its result
         self.labels_choice = LayerChoice(  # not the scribbles: strokes are no objects
             napari_viewer, napari.layers.Labels, leave_out=lambda layer: layer.name == SCRIBBLES
         )
@@ -199,6 +200,7 @@ class ObjectsWidget(QWidget):
         folder = Path(tempfile.mkdtemp(prefix="scopeml-"))
         output = folder / f"{name_for_file(layer, 'labels')}.objects.ome.zarr"
         self.status.setText("labelling…")
+        self._warnings.clear()
 
         def failed(err: BaseException) -> None:
             shutil.rmtree(folder, ignore_errors=True)  # nothing of this run to keep
@@ -214,6 +216,7 @@ class ObjectsWidget(QWidget):
             remove_border=self.remove_border.isChecked(),
             on_done=self._guarded(lambda objects: self._labelled(objects, layer, folder), folder),
             on_error=failed,
+            on_warning=self._warnings.append,  # said with the result, in the widgets' words
         )
 
     def _guarded(self, slot: Any, folder: Path | None = None) -> Any:
@@ -260,7 +263,10 @@ class ObjectsWidget(QWidget):
         n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]  # as the CLI says it
         size = self.min_size.value()
         larger = f" of at least {size} px" if size > 1 else ""  # smaller ones were dropped
-        self.status.setText(f"labelled {n_objects} objects{larger} into {objects.path}{dropped}")
+        said = "".join(f"; warning: {_in_widget_words(w)}" for w in dict.fromkeys(self._warnings))
+        self.status.setText(
+            f"labelled {n_objects} objects{larger} into {objects.path}{dropped}{said}"
+        )
 
     def _remove_objects_of(self, source_layer: Any) -> tuple[int | None, str]:
         """Remove the objects layers Label objects made from ``source_layer`` (replaced): the
@@ -521,6 +527,18 @@ def _widget_words(text: str) -> str:
             "not its name"
         )
     return text
+
+
+def _in_widget_words(warning: str) -> str:
+    """A facade warning as this plugin's user acts on it: the Apply widget's *instances of*
+    where the command line's ``--outputs instances`` is named.
+
+    >>> _in_widget_words("… ring around it; segment --outputs instances "
+    ...                  "(outputs=('labels', 'instances')) gives the objects …")
+    "… ring around it; Apply with 'instances of' the class gives the objects …"
+    """
+    told = "segment --outputs instances (outputs=('labels', 'instances'))"
+    return warning.replace(told, "Apply with 'instances of' the class")
 
 
 def _label_boxes() -> tuple[QCheckBox, QCheckBox]:
