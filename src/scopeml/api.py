@@ -1452,17 +1452,16 @@ def _intensities(image: Any, labels: Image, axes: str | None, run: RunRead | Non
     """The intensities ``measure_objects`` measures (``None``: shapes only): ``image`` as
     given, or without it the file the objects' run read while unchanged (as ``objects
     measure``); complex pixels refused in one clear error, not a cast's TypeError."""
-    if image is None and run is not None:
-        return _run_intensities(run, labels)
     if image is None:
-        return None
-    if isinstance(image, (str, os.PathLike)):
+        intensities = None if run is None else _run_intensities(run, labels)
+    elif isinstance(image, (str, os.PathLike)):
         intensities = _intensity_file(image, labels, axes, run)
     else:
         intensities = image if isinstance(image, Image) else _intensity_image(image, labels, axes)
-    from scopeml.tiling.engine import check_pixel_values
+    if intensities is not None:
+        from scopeml.tiling.engine import check_pixel_values
 
-    check_pixel_values(intensities)
+        check_pixel_values(intensities)
     return intensities
 
 
