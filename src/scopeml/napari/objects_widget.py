@@ -263,7 +263,7 @@ class ObjectsWidget(QWidget):
         n_objects = open_ome_zarr_array(first, mode="r").attrs["n_objects"]  # as the CLI says it
         size = self.min_size.value()
         larger = f" of at least {size} px" if size > 1 else ""  # smaller ones were dropped
-        said = "".join(f"; warning: {_in_widget_words(w)}" for w in dict.fromkeys(self._warnings))
+        said = "".join(f"; warning: {_widget_words(w)}" for w in dict.fromkeys(self._warnings))
         self.status.setText(
             f"labelled {n_objects} objects{larger} into {objects.path}{dropped}{said}"
         )
@@ -516,6 +516,8 @@ def _widget_words(text: str) -> str:
         " as frames: open its file again with Open image scene (axes T×Y×X) and choose that layer",
     )
     text = text.replace("with class_= (--class)", "in the class box above")
+    text = text.replace("segment --outputs instances (outputs=('labels', 'instances'))",
+                        "Apply with 'instances of' the class")  # fmt: skip
     if CLASS_LABELS in text:
         return (
             "these are class labels, not objects: type the class above and press Label "
@@ -527,18 +529,6 @@ def _widget_words(text: str) -> str:
             "not its name"
         )
     return text
-
-
-def _in_widget_words(warning: str) -> str:
-    """A facade warning as this plugin's user acts on it: the Apply widget's *instances of*
-    where the command line's ``--outputs instances`` is named.
-
-    >>> _in_widget_words("… ring around it; segment --outputs instances "
-    ...                  "(outputs=('labels', 'instances')) gives the objects …")
-    "… ring around it; Apply with 'instances of' the class gives the objects …"
-    """
-    told = "segment --outputs instances (outputs=('labels', 'instances'))"
-    return warning.replace(told, "Apply with 'instances of' the class")
 
 
 def _label_boxes() -> tuple[QCheckBox, QCheckBox]:
