@@ -33,3 +33,30 @@ def test_one_worker_runs_in_a_pool_thread_so_the_caller_only_waits():
     # a Ctrl-C reaches the caller's (main) thread: it must never stop a tile mid-write
     threads = list(map_ordered(lambda _: threading.current_thread(), range(3), workers=1))
     assert threading.main_thread() not in threads and len(set(threads)) == 1
+
+
+def _count_in_a_daemon(queue) -> None:
+    import warnings
+
+    from scopeml.threads import thread_count
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        queue.put((thread_count(-1), [str(w.message) for w in caught]))
+
+
+def test_a_daemonic_process_counts_every_core_without_joblibs_warning():
+    """A server's job runs in a daemonic process: joblib's ``effective_n_jobs`` gave 1 thread
+    there and warned "Loky-backed parallel loops cannot be called in a multiprocessing", a
+    warning every image of a server analysis recorded as its own."""
+    import multiprocessing
+
+    from joblib import cpu_count
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=_count_in_a_daemon, args=(queue,), daemon=True)
+    child.start()
+    count, said = queue.get(timeout=60)
+    child.join()
+    assert count == cpu_count() and said == []

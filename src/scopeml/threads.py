@@ -50,12 +50,14 @@ def map_ordered(function: Callable[[T], R], items: Iterable[T], workers: int) ->
 def thread_count(workers: int | None) -> int:
     """The threads ``workers`` asks for: -1 or ``None``, every core this process may use (its
     CPU affinity and container limits heeded, as joblib counts them); else at least one.
+    Threads, not joblib's processes: a daemonic process (a server's job) counts every core
+    too, where joblib's ``effective_n_jobs`` gave 1 and warned of its process pool.
 
     >>> thread_count(3), thread_count(0), thread_count(-1) >= 1
     (3, 1, True)
     """
     if workers in (-1, None):
-        from joblib import effective_n_jobs
+        from joblib import cpu_count
 
-        return int(effective_n_jobs(-1))
+        return int(cpu_count())
     return max(1, int(workers))
