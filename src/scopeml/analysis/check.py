@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import yaml
@@ -379,6 +379,12 @@ def _settings_file(
         raise settings_error(
             source, loc, f"{shown}: '..' is not allowed; name the file from the allowed root"
         )
+    windows = PureWindowsPath(name)  # as image_path: one that led in was taken, others not
+    if PurePosixPath(name).is_absolute() or windows.drive or windows.root:
+        raise settings_error(
+            source, loc, f"{windows.name}: an absolute path is not allowed; name the file from "
+            "the allowed root",  # its name only: no message quotes a server's folders
+        )  # fmt: skip
     if kind == "model" and name in BUILTIN_MODELS and not file.exists():
         path = BUILTIN_MODELS[name].path
         return path, path
