@@ -83,7 +83,13 @@ class Client:
     ) -> None:
         import httpx
 
+        from scopeml.errors import InvalidRequestError
+
         self.url = url.rstrip("/")
+        if not self.url.lower().startswith(("http://", "https://")):  # httpx: "no answer"
+            raise InvalidRequestError(
+                f"server URL {url!r} names no protocol: give http://{self.url} (or https://)"
+            )
         self._http = httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {token}"},
@@ -188,7 +194,9 @@ class Client:
     def predict_tile(self, model_id: str, array: np.ndarray, *, labels: bool = False) -> np.ndarray:
         """Predict a tile ``C×[Z×]Y×X`` or a batch ``N×C×[Z×]Y×X`` on the server.
 
-        Returns float32 probabilities ``[N×]K×[Z×]Y×X`` or, with ``labels=True``, the argmax.
+        Returns float32 probabilities ``[N×]K×[Z×]Y×X`` or, with ``labels=True``, the labels
+        as ``segment`` writes them: class ``k`` as ``k + 1`` (the argmax + 1), 0 where a pixel
+        was NaN or infinite.
         """
         array = np.ascontiguousarray(array)
         buffer = io.BytesIO()

@@ -274,7 +274,8 @@ def test_the_upload_quota_holds_and_deleting_frees_it(server, tokens, places, tm
     tifffile.imwrite(image, np.zeros((96, 96), np.uint8))  # ~9 KB: two fit in 24 KB, three not
     with Client(server.url, tokens["carol"]) as carol:
         first, second = carol.upload_image(image), carol.upload_image(image)
-        assert "quota" in refused(lambda: carol.upload_image(image), 413)
+        said = refused(lambda: carol.upload_image(image), 413)
+        assert "what is left of your upload quota (" in said and " bytes in all) of " in said
         assert {u["id"] for u in carol.list_uploads()} == {first, second}
         carol.delete_upload(first)
         third = carol.upload_image(image)

@@ -55,6 +55,7 @@ def test_an_analysis_job_gives_the_local_results(alice, images, settings, tmp_pa
     with pytest.raises(ServerResponseError) as err:  # the job starts a process: still queued
         alice.delete_upload(upload)
     assert err.value.status_code == 409
+    assert f"job {job['id']} (queued or running) reads this image: cancel" in str(err.value)
     finished = alice.wait_job(job["id"], timeout=180, interval=0.2)
     assert finished["status"] == "done", finished
     assert finished["error"] is None and finished["done"] == finished["total"] == 2

@@ -82,3 +82,10 @@ def test_a_download_that_fails_leaves_no_folder_it_made(tmp_path):
             with pytest.raises(ServerUnreachableError):
                 call("j", kept)
             assert kept.is_dir()  # the caller's own folder stays
+
+
+def test_a_url_without_its_protocol_is_said_so_not_an_unanswering_server():
+    """``Client("127.0.0.1:8941", …)`` said "no answer from the server (UnsupportedProtocol)"."""
+    with pytest.raises(ScopeMLError, match=r"names no protocol: give http://127.0.0.1:8941 \("):
+        Client("127.0.0.1:8941", "token")
+    Client("HTTPS://example.org", "token").close()  # any case, as httpx takes it

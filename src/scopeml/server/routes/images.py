@@ -98,9 +98,13 @@ async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> R
     upload = db.get_upload(upload_id)
     if upload is None or upload["owner"] != user["user"]:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no upload {upload_id!r}")
-    if db.jobs_on_image(upload["path"]) or _analyses_on(db, upload_id):
+    jobs = [job["id"] for job in db.jobs_on_image(upload["path"])] + _analyses_on(db, upload_id)
+    if jobs:
         raise HTTPException(
-            status.HTTP_409_CONFLICT, "a queued or running job reads this image; delete it first"
+            status.HTTP_409_CONFLICT,
+            f"job{'s' * (len(jobs) > 1)} {', '.join(jobs)} (queued or running) "
+            f"read{'s' * (len(jobs) == 1)} this image: cancel or delete "
+            f"{'them' if len(jobs) > 1 else 'it'} first",
         )
     db.delete_upload(upload_id)
     path = Path(upload["path"])
@@ -111,13 +115,14 @@ async def delete_upload(upload_id: str, user: User, config: Config, db: Db) -> R
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _analyses_on(db: Db, upload_id: str) -> bool:
-    """Whether a queued or running analysis job reads the upload (among its several images)."""
+def _analyses_on(db: Db, upload_id: str) -> list[str]:
+    """The queued or running analysis jobs that read the upload (among their images)."""
     name = f"upload {upload_id}"
-    return any(
-        job["model_id"] == ANALYSIS and name in job["options"].get("images", [])
+    return [
+        job["id"]
         for job in db.unfinished_jobs()
-    )
+        if job["model_id"] == ANALYSIS and name in job["options"].get("images", [])
+    ]
 
 
 @contextmanager
@@ -138,7 +143,7 @@ def _quota_held(
             "delete uploads with DELETE /images/{id}",
         )
     limit, what = (
-        (left, "what is left of your upload quota")
+        (left, f"what is left of your upload quota ({config.upload_quota_bytes} bytes in all)")
         if left < config.max_image_bytes
         else (config.max_image_bytes, "the image size limit")
     )

@@ -43,7 +43,8 @@ async def predict_tile(
 
     The body is ``.npy`` bytes, or raw bytes with ``X-Tile-Dtype`` and ``X-Tile-Shape``
     headers. The answer is ``.npy``: float32 probabilities ``[N×]K×[Z×]Y×X`` or, with
-    ``output=labels``, the argmax ``[N×][Z×]Y×X``. Tiles arriving together are batched.
+    ``output=labels``, the labels ``[N×][Z×]Y×X`` as ``segment`` writes them (class ``k`` as
+    ``k + 1``). Tiles arriving together are batched.
     A pixel NaN or infinite in any channel is read as 0 and answers 0 (every probability,
     label 0), as in a local run; the rest of its tile is predicted as usual.
     A tile whose output would not fit the server's per-tile memory limit answers 413; tiles
