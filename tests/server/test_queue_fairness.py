@@ -364,6 +364,7 @@ def test_a_restart_says_which_running_job_it_resumes(
         assert resumed["status"] == "done" and resumed["attempts"] == 2
         said = process.log.read_text()[len(before) :]
         assert f"resuming job {job['id']} of alice: it was running when the server stopped" in said
+        assert "it continues from its partial output (attempt 2)" in said  # it said "start 2"
     finally:
         gen.close()
 

@@ -101,9 +101,10 @@ class JobRunner:
         for job in jobs:
             if job["status"] == "running":  # said where the server's operator sees it
                 log.warning(
-                    "resuming job %s of %s: it was running when the server stopped; it "
-                    "continues from its partial output (%d/%d done, start %d)",
-                    job["id"], job["owner"], job["done"], job["total"], job["attempts"] + 1,
+                    "resuming job %s of %s: it was running when the server stopped (step %s, "
+                    "%d/%d); it continues from its partial output (attempt %d)",
+                    job["id"], job["owner"], job.get("step") or "-", job["done"], job["total"],
+                    job["attempts"] + 1,
                 )  # fmt: skip
             else:
                 log.info("job %s of %s was queued when the server stopped; queued again",
