@@ -232,7 +232,9 @@ def test_a_z_stack_array_without_a_channel_axis_is_told_how_to_pass_it(tmp_path)
     from scopeml.errors import IncompatibleModelError
 
     stack = np.stack([_cells()] * 3)  # Z×Y×X, read as three channels
-    with pytest.raises(IncompatibleModelError, match=r"3 channels; .* a Z stack is Z\[None\]"):
+    with pytest.raises(
+        IncompatibleModelError, match=r"3 channels; .* a Z stack is axes='ZYX' or Z\[None\]"
+    ):
         sm.segment(stack, Threshold(), tmp_path / "a.ome.zarr")
     assert sm.segment(stack[None], Threshold(), tmp_path / "b.ome.zarr").labels.sizes["Z"] == 3
 
@@ -289,7 +291,7 @@ def test_the_z_stack_hint_is_given_only_where_a_stack_may_have_been_read_as_chan
     no_hint = r"1 channel; model '' expects 3: give an image with 3 \(this one has C0\)$"
     with pytest.raises(IncompatibleModelError, match=no_hint):
         sm.segment(_cells(), ThreeChannels(), tmp_path / "a.ome.zarr")  # a plane: no Z hint
-    with pytest.raises(IncompatibleModelError, match=r"a Z stack is Z\[None\]"):
+    with pytest.raises(IncompatibleModelError, match=r"a Z stack is axes='ZYX' or Z\[None\]"):
         sm.segment(np.stack([_cells()] * 4), ThreeChannels(), tmp_path / "b.ome.zarr")
 
 

@@ -368,7 +368,9 @@ def test_the_array_layout_hint_names_axes_and_is_left_out_when_they_were_given(t
     rgb = np.zeros((32, 40, 3), np.uint8)
     with pytest.raises(sm.ScopeMLError) as read_as_is:
         sm.segment(np.moveaxis(rgb, -1, 0), "nuclei", tmp_path / "a.ome.zarr")
-    assert "a Z stack is axes='ZYX', an RGB picture axes='YXC'" in read_as_is.value.problem
+    assert (
+        "a Z stack is axes='ZYX' or Z[None], an RGB picture axes='YXC'" in read_as_is.value.problem
+    )
     with pytest.raises(sm.ScopeMLError) as told:
         sm.segment(rgb, "nuclei", tmp_path / "b.ome.zarr", axes="YXC")
     assert "expects 1: choose it with" in told.value.problem

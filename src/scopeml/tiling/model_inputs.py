@@ -103,7 +103,7 @@ def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHA
     told = getattr(image.data, "axes", None) not in (None, *ARRAY_AXES.values())  # axes=
     if image.path is None and have > want and image.sizes["Z"] == 1 and not told:
         message += (" (an array is read as C×Y×X or C×Z×Y×X unless axes= names its axes: "
-                    "a Z stack is axes='ZYX', an RGB picture axes='YXC')")  # fmt: skip
+                    "a Z stack is axes='ZYX' or Z[None], an RGB picture axes='YXC')")  # fmt: skip
     return message
 
 
