@@ -246,6 +246,26 @@ def test_a_sparse_ome_zarr_is_opened_with_a_warning_counting_its_chunks(tmp_path
     assert f"warning: {store}: {expected}" in capsys.readouterr().err
 
 
+def test_a_sparse_label_image_opens_without_a_chunk_warning(tmp_path):
+    """Objects leave most of a label image empty and zarr stores no chunk of zeros: a run's
+    own instances were said to be "985 of 2,400 chunks present" (after a correct run)."""
+    from scopeml.io.omezarr import mark_label_image
+
+    said = {}
+    for name in ("image", "objects"):  # each warned of once a process: two stores
+        store = tmp_path / f"{name}.ome.zarr"
+        array = create_ome_zarr(store, shape=(4096, 4096), dtype="uint32", axes="YX",
+                                chunks=(64, 64))  # fmt: skip
+        array[:64, :128] = 7  # 2 of 4096 chunks
+        if name == "objects":
+            mark_label_image(zarr.open_group(str(store), mode="r+"), ())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            open_image(store).close()
+        said[name] = [m for m in _said(caught) if "2 of 4,096 chunks present" in m]
+    assert said["image"] and not said["objects"]  # an image's absent chunks are noted
+
+
 def test_a_dense_ome_zarr_opens_without_a_chunk_warning(tmp_path):
     store = tmp_path / "dense.ome.zarr"
     array = create_ome_zarr(store, shape=(64, 64), dtype="uint8", axes="YX", chunks=(16, 16))
