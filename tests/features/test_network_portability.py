@@ -118,13 +118,24 @@ def test_a_server_finds_a_network_only_below_its_allowed_folders(tmp_path, data,
     assert load_classifier(path).spec.classes  # found at its absolute path outside the root
     with pytest.raises(InvalidContainerError, match=r"net\.onnx not found.*outside the allowed"):
         open_model(path, allowed_roots=[root])
-    settings = AnalysisSettings.model_validate({
-        "channels": ["C0"],
-        "classes": [{"name": "nucleus", "segmenter": {
-            "kind": "model", "model": str(path), "class": 2, "channels": ["C0"]}}],
-    })  # fmt: skip
+    settings = AnalysisSettings.model_validate(
+        {
+            "channels": ["C0"],
+            "classes": [
+                {
+                    "name": "nucleus",
+                    "segmenter": {
+                        "kind": "model",
+                        "model": path.name,
+                        "class": 2,
+                        "channels": ["C0"],
+                    },
+                }
+            ],
+        }
+    )  # fmt: skip (named from the root, as a server's settings name it)
     with pytest.raises(ScopeMLError, match=r"net\.onnx not found"):
-        open_resources(settings, allowed_roots=[root])
+        open_resources(settings, allowed_roots=[root], base=root)
     shutil.copy(tmp_path / "outside" / "net.onnx", root)  # beside it, inside the root
     assert open_model(path, allowed_roots=[root]).spec.classes
 

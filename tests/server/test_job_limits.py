@@ -62,11 +62,13 @@ def tokens(server: ServerProcess) -> dict[str, str]:
 
 
 def _slow_settings(folder: Path, root: Path) -> Path:
-    """Settings whose one class runs the slow model (seconds an image) on both channels."""
+    """Settings whose one class runs the slow model (seconds an image) on both channels: the
+    model file in ``root``, named from it as a server's settings name it."""
+    assert (root / "slow.czann").is_file()
     path = folder / "slow-analysis.yaml"
     path.write_text(
         "version: 1\nchannels: [C0, C1]\ntile_size: 64\nclasses:\n  - name: a\n"
-        f"    segmenter:\n      kind: model\n      model: {root / 'slow.czann'}\n"
+        "    segmenter:\n      kind: model\n      model: slow.czann\n"
         "      class: a\n      channels: [C0, C1]\n"
     )
     return path

@@ -162,7 +162,7 @@ def test_a_resumed_analysis_counts_its_earlier_images_and_keeps_the_lock_in_the_
     settings = tmp_path / "slow.yaml"
     settings.write_text(
         "version: 1\nchannels: [C0, C1]\ntile_size: 64\nclasses:\n  - name: a\n"
-        f"    segmenter:\n      kind: model\n      model: {image_root / 'words-slow.czann'}\n"
+        "    segmenter:\n      kind: model\n      model: words-slow.czann\n"  # from the root
         "      class: a\n      channels: [C0, C1]\n"
     )
     job = alice.submit_analysis(settings, image_paths=images)
