@@ -19,12 +19,12 @@ from scopeml.predict import predict_region, region_normalization
 __all__ = [
     "layer_axes",
     "layer_placement",
+    "placement_differences",
     "predict_region",
     "preview_request",
     "region_normalization",
     "region_placement",
     "region_text",
-    "same_placement",
     "split_scene",
     "visible_region",
 ]
@@ -218,7 +218,7 @@ def region_placement(
     return shape, placed
 
 
-#: The keywords of a layer's placement in the world that :func:`same_placement` compares.
+#: The keywords of a layer's placement in the world that :func:`placement_differences` compares.
 PLACEMENT = ("scale", "translate", "rotate", "shear", "affine")
 
 
@@ -266,12 +266,14 @@ def layer_placement(layer: Any, axes: str) -> dict[str, Any]:
     return placed
 
 
-def same_placement(one: dict[str, Any], other: dict[str, Any]) -> bool:
-    """Whether two :func:`layer_placement` s put a pixel at the same place in the world."""
-    return all(
-        np.shape(one[key]) == np.shape(other[key]) and np.allclose(one[key], other[key])
+def placement_differences(one: dict[str, Any], other: dict[str, Any]) -> list[str]:
+    """The keys in which two :func:`layer_placement` s differ (none: they put a pixel at the
+    same place in the world)."""
+    return [
+        key
         for key in PLACEMENT
-    )
+        if np.shape(one[key]) != np.shape(other[key]) or not np.allclose(one[key], other[key])
+    ]
 
 
 def region_text(region: dict[str, tuple[int, int]]) -> str:

@@ -55,15 +55,14 @@ from scopeml.errors import (
 )
 from scopeml.napari._layers import SOURCE_KEY, class_colormap, class_features
 from scopeml.napari._preview import (
-    PLACEMENT,
     layer_axes,
     layer_placement,
+    placement_differences,
     predict_region,
     preview_request,
     region_normalization,
     region_placement,
     region_text,
-    same_placement,
     visible_region,
 )
 from scopeml.napari._qt import (
@@ -1058,7 +1057,8 @@ def _place_on(scribbles: Any, layer: Any) -> str:
     before it trains on them: strokes painted there may lie on other pixels than meant."""
     axes = layer_axes(scribbles)
     placed, now = layer_placement(layer, axes), layer_placement(scribbles, axes)
-    if same_placement(placed, now):
+    differences = placement_differences(placed, now)
+    if not differences:
         return ""
     for key, value in placed.items():
         setattr(scribbles, key, value)
@@ -1068,8 +1068,7 @@ def _place_on(scribbles: Any, layer: Any) -> str:
         f"{key} {_numbers(now[key])}, not {_numbers(placed[key])}"
         if key in ("scale", "translate")
         else key
-        for key in PLACEMENT
-        if np.shape(now[key]) != np.shape(placed[key]) or not np.allclose(now[key], placed[key])
+        for key in differences
     )
     return (
         f"the scribbles lay elsewhere than {layer.name} ({moved}): they are moved onto it "
