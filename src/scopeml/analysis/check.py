@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import yaml
@@ -28,6 +28,7 @@ from scopeml.analysis.settings import (
     _locate,
 )
 from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError, summarize
+from scopeml.io.confine import ABSOLUTE, not_from_root
 from scopeml.objects.classifier import physical_features
 
 __all__ = ["Resources", "check_image_channels", "check_settings_files", "open_resources"]
@@ -375,16 +376,10 @@ def _settings_file(
             raise settings_error(source, loc, _reason(err)) from err
         return path, path
     shown = _shown(name, base, confinement)
-    if ".." in PurePosixPath(name).parts:  # one answer, whatever lies there: no probing the root
-        raise settings_error(
-            source, loc, f"{shown}: '..' is not allowed; name the file from the allowed root"
-        )
-    windows = PureWindowsPath(name)  # as image_path: one that led in was taken, others not
-    if PurePosixPath(name).is_absolute() or windows.drive or windows.root:
-        raise settings_error(
-            source, loc, f"{windows.name}: an absolute path is not allowed; name the file from "
-            "the allowed root",  # its name only: no message quotes a server's folders
-        )  # fmt: skip
+    problem = not_from_root(name)  # one answer, whatever lies there: no probing the root
+    if problem is not None:  # an absolute path by its name only: no server folder quoted
+        said = PureWindowsPath(name).name if problem == ABSOLUTE else shown
+        raise settings_error(source, loc, f"{said}: {problem}")
     if kind == "model" and name in BUILTIN_MODELS and not file.exists():
         path = BUILTIN_MODELS[name].path
         return path, path

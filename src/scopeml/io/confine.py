@@ -17,8 +17,33 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import PurePosixPath, PureWindowsPath
 
 from scopeml.errors import OutsideRootError
+
+
+def not_from_root(name: str) -> str | None:
+    r"""What keeps a path a client gives from naming a file from the allowed root: a ``..``
+    part or an absolute form (POSIX, or Windows' ``C:`` and ``\``), else ``None``. Each
+    is refused alike whatever lies there (one that led into the root was taken, any other
+    refused: a client could find where the root lies); for ``image_path`` and the model
+    files a server analysis's settings name.
+
+    >>> not_from_root("plate/a.tif") is None, not_from_root("/srv/a.tif")
+    (True, 'an absolute path is not allowed; name the file from the allowed root')
+    >>> not_from_root("a\\..\\b.tif")
+    "'..' is not allowed; name the file from the allowed root"
+    """
+    windows, posix = PureWindowsPath(name), PurePosixPath(name)
+    if ".." in posix.parts or ".." in windows.parts:
+        return DOT_DOT
+    if posix.is_absolute() or windows.drive or windows.root:
+        return ABSOLUTE
+    return None
+
+
+DOT_DOT = "'..' is not allowed; name the file from the allowed root"
+ABSOLUTE = "an absolute path is not allowed; name the file from the allowed root"
 
 
 @dataclass(frozen=True)

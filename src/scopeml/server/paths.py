@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 
 from scopeml.errors import InvalidRequestError, OutsideRootError, ScopeMLError
 from scopeml.io.bioio import PLUGINS, SINGLE_FILE_PLUGINS
+from scopeml.io.confine import not_from_root
 from scopeml.io.registry import IMAGE_SUFFIXES as READ_SUFFIXES
 from scopeml.server.config import ServerConfig
 from scopeml.server.models import server_problem
@@ -69,16 +70,9 @@ def check_relative(user_path: str) -> None:
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: image path '/srv/images/a.tif': an absolute path is not...
     """
-    windows = PureWindowsPath(user_path)  # a server on Windows reads \\ and C: as well
-    if ".." in PurePosixPath(user_path).parts or ".." in windows.parts:
-        raise InvalidRequestError(
-            f"image path {user_path!r}: '..' is not allowed; name the file from the allowed root"
-        )
-    if PurePosixPath(user_path).is_absolute() or windows.drive or windows.root:
-        raise InvalidRequestError(
-            f"image path {user_path!r}: an absolute path is not allowed; name the file from the "
-            "allowed root"
-        )
+    problem = not_from_root(user_path)  # a server on Windows reads \\ and C: as well
+    if problem is not None:
+        raise InvalidRequestError(f"image path {user_path!r}: {problem}")
 
 
 def image_name(image: str | Path, config: ServerConfig) -> tuple[str, str | None]:
