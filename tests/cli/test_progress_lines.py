@@ -187,7 +187,7 @@ def test_a_bar_cut_short_by_an_error_is_cleared_before_the_message(tmp_path, mon
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     args = ["segment", str(source), "-m", str(model), "-o", str(tmp_path / "o.ome.zarr")]
-    assert main([*args, "--tile-size", "16"]) == 2
+    assert main([*args, "--tile-size", "32"]) == 2
     shown = screen(terminal.getvalue())
     assert len(shown) == 1 and shown[0].startswith(f"error: {source}: "), terminal.getvalue()
 

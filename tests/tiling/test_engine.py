@@ -98,6 +98,28 @@ def test_too_small_halo_warns_and_differs(unet2d, tmp_path):
     assert not np.array_equal(read_output(out, "probabilities")[:], whole)
 
 
+def test_a_tile_far_below_the_halo_is_warned_of_and_stays_exact(unet2d, tmp_path):
+    image = random_image((1, 1, 2, 1, 48, 96), seed=4)
+    halo, tile = unet2d.spec.halo[0], 2 * unet2d.spec.tile_step[0]
+    assert ((tile + 2 * halo) / tile) ** 2 > 8 * ((48 + 2 * halo) / 48) * ((96 + 2 * halo) / 96)
+    with pytest.warns(UserWarning, match=r"tile size .* reads \d+× the pixels it writes"):
+        out = segment(
+            image, unet2d, tmp_path / "o.ome.zarr", outputs=["probabilities"], tile_size=tile
+        )
+    whole = whole_image_probabilities(unet2d, image.read()[0, 0, :, 0].astype(np.float32))
+    np.testing.assert_array_equal(read_output(out, "probabilities"), whole)
+    with warnings.catch_warnings():  # the default tile, and one that reads little more
+        warnings.simplefilter("error")
+        for size, name in ((None, "d"), (8 * halo, "l")):
+            segment(
+                image,
+                unet2d,
+                tmp_path / f"{name}.ome.zarr",
+                outputs=["probabilities"],
+                tile_size=size,
+            )
+
+
 def test_fixed_input_model_gets_exact_tile_size(tmp_path):
     fixed = unet_double(depth=2, tile_shape=(64, 64))
     dynamic = unet_double(depth=2)  # same seed: the same weights

@@ -87,7 +87,8 @@ def segment(
     tile_size: str | None = typer.Option(
         None,
         help="Core tile size: N, or one per spatial axis (Z,Y,X). "
-        "Default 512, or eight halos where more, up to 2048 (3-D: 128).",
+        "Default 512, or eight halos where more, up to 2048 (3-D: 128). Results are the "
+        "same at any size; a small one only costs time (each tile reads its halo again).",
     ),
     halo: str | None = typer.Option(
         None, help="Halo per side, N or per axis; default: the model's own."
