@@ -208,9 +208,9 @@ def _warn_small_tile(plan: TilePlan, default: Sequence[int], path: str | None) -
         halo = "×".join(str(n) for n in plan.halo.values())
         warnings.warn(
             f"{'' if path is None else path + ': '}tile size {size} with the model's halo of "
-            f"{halo} px: each tile reads {ratio:.0f}× the pixels it writes (the default tile "
-            f"{'×'.join(map(str, default))}: {usual:.1f}×), about {ratio / usual:.0f}× the model's "
-            "work; leave the tile size out or make it larger",
+            f"{halo} px: each tile reads {ratio:.0f}× the pixels it writes (a "
+            f"{'×'.join(map(str, default))} tile: {usual:.1f}×), about {ratio / usual:.0f}× the "
+            "model's work; a larger tile size gives the same result sooner",
             UserWarning,
             stacklevel=find_stack_level(),
         )
