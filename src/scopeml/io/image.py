@@ -6,13 +6,14 @@ the engine never branches on the file format. Pixels are read region by region o
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from typing import Any, Protocol
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level
 
 AXES = "STCZYX"
 SPATIAL_AXES = "ZYX"
@@ -219,7 +220,9 @@ class Image:
         called ``names`` where given (one per channel: a file's unnamed ``C0`` read as the
         ``DAPI`` an analysis names it), else as this image calls them.
 
-        A channel given twice (by name or index) and a negative index are refused.
+        A channel given twice (by name or index) and a negative index are refused. Names for
+        every channel of an image whose file names none (``C0``, ``C1``…) read it in order,
+        with a warning, as an analysis reads such a file: ``--channels DAPI`` of a plain TIFF.
 
         Examples
         --------
@@ -230,6 +233,12 @@ class Image:
         >>> img.select_channels([1, 2]).read().ravel().tolist()  # one contiguous read
         [1, 2]
         """
+        if self._names_unnamed(channels):
+            read = ", ".join(f"C{i} as {c}" for i, c in enumerate(channels))
+            where = "" if self.path is None else f"{self.path}: "
+            warnings.warn(f"{where}the file names no channels: read {read} (in order)",
+                          UserWarning, stacklevel=find_stack_level())  # fmt: skip
+            names, channels = names or [str(c) for c in channels], range(len(channels))
         indices = [self._channel_index(channel) for channel in channels]
         if not indices:
             raise InvalidRequestError("select at least one channel", path=self.path)
@@ -311,6 +320,17 @@ class Image:
         view.file_axes = self.file_axes
         view.scene_names = self.scene_names  # the file's, as view() numbers its scenes
         return view
+
+    def _names_unnamed(self, channels: Sequence[int | str]) -> bool:
+        """Whether ``channels`` are names, none of them the image's, for each of the channels
+        of an image whose file names none (read as ``C0``, ``C1``…)."""
+        have = list(self.channel_names)
+        return (
+            have == [f"C{i}" for i in range(len(have))]
+            and len(set(channels)) == len(channels) == len(have)
+            and all(isinstance(c, str) and not c.strip().lstrip("-").isdigit() for c in channels)
+            and not any(c in have for c in channels)
+        )
 
     def _channel_index(self, channel: int | str) -> int:
         if isinstance(channel, str) and channel in self.channel_names:
