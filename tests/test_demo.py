@@ -72,3 +72,18 @@ def test_demo_writes_every_output_and_finds_the_nuclei(tmp_path, capsys):
     assert main(["demo", "--help"]) == 0
     listed = re.findall(r"^\s+(\S+\.(?:zarr|csv|png|json))\s", capsys.readouterr().out, re.M)
     assert sorted(listed) == sorted(p.name for p in out.iterdir())
+
+
+def test_the_demo_says_how_to_get_napari_from_anywhere(monkeypatch):
+    """Its last line said `pip install -e '.[napari]'`, which works only inside the checkout."""
+    import importlib.util
+    import shlex
+    from pathlib import Path
+
+    from scopeml.cli import demo
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)  # napari absent
+    words = shlex.split(demo._napari_install())
+    assert words[:3] == ["pip", "install", "-e"], words
+    root = Path(words[3].removesuffix(",").removesuffix("[napari]"))
+    assert root.is_absolute() and (root / "pyproject.toml").is_file()

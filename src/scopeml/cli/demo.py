@@ -34,9 +34,23 @@ def demo(
         typer.echo(f"{name + ':':<20} {getattr(result, name)}")
     typer.echo(
         f"next:                look at {result.overview.name} and {result.detail.name}; to browse "
-        f"the stores: pip install -e '.[napari]', then napari --plugin scopeml {result.image} "
+        f"the stores: {_napari_install()}napari --plugin scopeml {result.image} "
         f"{result.segmentation}"
     )
+
+
+def _napari_install() -> str:
+    """How to get napari here: nothing where it is installed; the checkout's extra, by its
+    path, for an editable install (``-e .`` worked only from inside the checkout)."""
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    if find_spec("napari") is not None:
+        return ""
+    root = Path(__file__).resolve().parents[3]
+    if (root / "pyproject.toml").is_file() and (root / "src" / "scopeml").is_dir():
+        return f"pip install -e '{root}[napari]', then "
+    return "pip install 'scopeml[napari]', then "
 
 
 # The help lists what run_demo writes, from the names it writes them under.
