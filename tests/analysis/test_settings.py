@@ -209,6 +209,11 @@ def test_missing_key_named_at_its_mapping() -> None:
             "line 4: 'pixel_size' is given twice (first on line 2)",
         ),
         ("- just\n- a list\n", "line 1: expected a mapping"),
+        (  # the README's class snippet saved alone
+            "- name: nucleus\n  segmenter: {kind: instances, model: nuclei}\n",
+            "line 1: expected a mapping of settings; this is a list of 1 class: put it under "
+            "classes:, after version: 1 and channels: [...]",
+        ),
         (
             "version: 1\nchannels: [a]\nclasses:\n  - name: x\n    segmenter: {kind: threshold, "
             "channel: a, method: fixed}\n",

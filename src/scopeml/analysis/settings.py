@@ -915,6 +915,17 @@ def _is_image_file(path: Path) -> bool:
     return path.name.lower().endswith(IMAGE_SUFFIXES) or plugin_for(path) is not None
 
 
+def _listed(data: Any) -> str:
+    """What to do with a file that holds a list of classes (a snippet of ``classes:``)."""
+    if isinstance(data, list) and data and all(isinstance(d, dict) and "name" in d for d in data):
+        return (
+            f"; this is a list of {len(data)} class{'es' if len(data) > 1 else ''}: put it under "
+            "classes:, after version: 1 and channels: [...] (scopeml analyze init FILE writes "
+            "a whole example)"
+        )
+    return ""
+
+
 def parse_settings(
     text: str | Mapping[str, Any], *, path: str | os.PathLike[str] | None = None
 ) -> AnalysisSettings:
@@ -957,7 +968,8 @@ unknown key 'chanel' (did you mean 'channel'?)
         invalid = "" if isinstance(err, safe_yaml.Refused) else "not valid YAML: "
         raise InvalidSettingsError(f"{line}{invalid}{problem}", path=name) from err
     if not isinstance(data, dict):
-        raise InvalidSettingsError("line 1: expected a mapping of settings", path=name)
+        raise InvalidSettingsError(f"line 1: expected a mapping of settings{_listed(data)}",
+                                   path=name)  # fmt: skip
     version = data.get("version")
     if "version" not in data:
         wrapped = "settings" in data  # {"settings": "..."}: JSON around the file, not the file
