@@ -84,7 +84,7 @@ def parse_pixel_size(value: Any) -> dict[str, float]:
     sizes = dict(zip(axes, numbers, strict=True))
     if max(sizes["Y"], sizes["X"]) > ASPECT * min(sizes["Y"], sizes["X"]):
         warnings.warn(
-            f"pixel size {value!r}: Y {sizes['Y']:g} µm, X {sizes['X']:g} µm, pixels "
+            f"pixel size Y {sizes['Y']:g} µm, X {sizes['X']:g} µm: pixels "
             f"{max(sizes['Y'], sizes['X']) / min(sizes['Y'], sizes['X']):.3g} times longer "
             "than wide; microscopes write square pixels (a mistyped point?)",
             UserWarning,

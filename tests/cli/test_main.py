@@ -85,3 +85,25 @@ def test_python_dash_m_scopeml_is_the_command(tmp_path):
         text=True,
     )
     assert missing.returncode == 2 and missing.stderr.startswith("error: ")
+
+
+def test_a_warning_is_printed_once_per_command(tmp_path, capsys):
+    """``analyze --pixel-size 0.65,6.5`` printed its "mistyped point?" warning three times:
+    read by the option, by the settings and for the image."""
+    import numpy as np
+    import tifffile
+
+    image = np.zeros((64, 64), np.uint16)
+    image[20:40, 20:40] = 900
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    (tmp_path / "s.yaml").write_text(
+        "version: 1\nchannels: [C0]\nclasses:\n  - name: blob\n"
+        "    segmenter: {kind: threshold, channel: C0, method: otsu}\n"
+    )
+    args = ["analyze", str(tmp_path / "s.yaml"), str(tmp_path / "a.tif")]
+    assert main([*args, "-o", str(tmp_path / "r"), "--pixel-size", "0.65,6.5", "-q"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "times longer" in line]
+    assert lines == [
+        "warning: pixel size Y 0.65 µm, X 6.5 µm: pixels 10 times longer than wide; "
+        "microscopes write square pixels (a mistyped point?)"
+    ]

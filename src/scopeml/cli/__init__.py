@@ -23,7 +23,7 @@ import tempfile
 import threading
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import typer
@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) its exit code."""
     try:
         with warnings.catch_warnings(), _terminate_as_interrupt():
-            warnings.showwarning = _show_warning
+            warnings.showwarning = _once(_show_warning)
             try:
                 result = app(args=argv, prog_name="scopeml", standalone_mode=False)
             finally:  # a command that raised leaves its bar drawn: the message starts clean
@@ -340,6 +340,21 @@ def _write_log(err: BaseException, argv: list[str] | None) -> str:
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A Python warning as one line, ``warning: …``, instead of a source location and code."""
     typer.echo(f"warning: {message}", err=True)
+
+
+def _once(show: Callable[..., None]) -> Callable[..., None]:
+    """``show`` for each warning text once per command: a value checked where it is read and
+    again where it is used (``--pixel-size``: by the option, the settings and each image)
+    printed the same line three times. A long ``serve`` stops remembering at 10,000 texts."""
+    shown: set[str] = set()
+
+    def show_once(message, *args, **kwargs) -> None:
+        if str(message) not in shown:
+            if len(shown) < 10_000:
+                shown.add(str(message))
+            show(message, *args, **kwargs)
+
+    return show_once
 
 
 def _exit(code: int, argv: list[str] | None) -> int:
