@@ -1467,8 +1467,9 @@ def _intensities(image: Any, labels: Image, axes: str | None, run: RunRead | Non
 
 def _run_intensities(run: RunRead, labels: Image) -> Image | None:
     """The file the objects' run read, while unchanged, read as that run read it; ``None``
-    (shapes only, with a warning) where its sizes are not the objects' (a store recorded
-    before runs kept the axes an opened image was read with: the file's own axes differ)."""
+    (shapes only, with a warning) where it is gone or changed, or its sizes are not the
+    objects' (a store recorded before runs kept the axes an opened image was read with: the
+    file's own axes differ)."""
     import warnings
 
     from scopeml.errors import InvalidImageError, find_stack_level
@@ -1476,6 +1477,13 @@ def _run_intensities(run: RunRead, labels: Image) -> Image | None:
 
     path = run.unchanged_file()
     if path is None:
+        if isinstance(recorded := run.image.get("path"), str):  # a file, gone or changed
+            warnings.warn(
+                f"{recorded}: gone or changed since the run that made the objects; measured "
+                "for their shapes only: give the image (--image, image=) for intensities",
+                UserWarning,
+                stacklevel=find_stack_level(),
+            )
         return None
     intensities = _intensity_file(path, labels, None, run)
     try:

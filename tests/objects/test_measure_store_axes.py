@@ -153,10 +153,14 @@ def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsy
     seg = sm.segment(image, "nuclei", tmp_path / "o.ome.zarr", **RUN)
     tifffile.imwrite(image, pixels.astype(np.uint16) // 2)  # the same name, other pixels
     assert seg.image_path is None
-    assert not any(name.startswith("intensity_") for name in sm.measure_objects(seg))
+    with pytest.warns(UserWarning, match=r"nuclei.tif: gone or changed since the run that made "
+                      "the objects; measured for their shapes only"):  # fmt: skip
+        assert not any(name.startswith("intensity_") for name in sm.measure_objects(seg))
     out = tmp_path / "m.csv"
     assert main(["objects", "measure", str(seg), "-o", str(out), "-q"]) == 0
-    assert f"shapes only: {image.resolve()} is gone or changed" in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert f"shapes only: {image.resolve()} is gone or changed" in said.out
+    assert f"warning: {image.resolve()}: gone or changed since the run" in said.err  # not only
     table = pd.read_csv(out)
     assert len(table) == seg.n_objects > 0
     assert not any(name.startswith("intensity_") for name in table)
