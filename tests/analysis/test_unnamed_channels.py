@@ -82,3 +82,9 @@ def test_a_batch_of_files_naming_no_channels_warns_once(batch, tmp_path):
     reads = {r["name"]: r["channels_read"]["read"] for r in result.records}
     assert reads == {"plain": [0, 1], "plain0": [0, 1], "plain1": [0, 1], "plain2": [0, 1],
                      "named": ["DAPI", "GFP"]}  # fmt: skip
+    import pandas as pd  # warnings.csv says it of each image (it lacked the batch's line)
+
+    table = pd.read_csv(tmp_path / "out" / "summary" / "warnings.csv")
+    guessed = table[table["warning"].str.contains("names no channels")]
+    assert sorted(guessed["image"]) == ["plain", "plain0", "plain1", "plain2"]
+    assert guessed["warning"].str.endswith("read C0 as DAPI, C1 as GFP (in order)").all()

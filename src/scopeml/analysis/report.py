@@ -105,7 +105,7 @@ def write_report(
          for r in records if r["status"] != "done"], columns=["image", "file", "reason"],
     )  # fmt: skip
     _write_csv(failures, summary / "failures.csv")
-    _write_csv(_warnings_table(records), summary / "warnings.csv")
+    _write_csv(_warnings_table(records, settings.channels), summary / "warnings.csv")
     plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
                for n in names}  # fmt: skip
@@ -127,12 +127,17 @@ def write_report(
     return index
 
 
-def _warnings_table(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+def _warnings_table(records: Sequence[dict[str, Any]], channels: Sequence[str]) -> pd.DataFrame:
     """A row per warning an image's analysis gave (its record's ``warnings``; a record from
     before they were kept, or from a dask worker's thread, has none), so a batch whose log was
-    lost still says which images were read by a guess (pages read as Z…)."""
+    lost still says which images were read by a guess (pages read as Z…; channels read in
+    order, which the batch says in one line)."""
+    from scopeml.analysis.image import unnamed_warning
+
     rows = [{"image": r["name"], "file": r["image"], "warning": text}
-            for r in records for text in r.get("warnings") or ()]  # fmt: skip
+            for r in records
+            for text in [*(r.get("warnings") or ()), unnamed_warning([r], channels)]
+            if text is not None]  # fmt: skip
     return pd.DataFrame(rows, columns=["image", "file", "warning"])
 
 
