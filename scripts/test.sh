@@ -5,7 +5,10 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-# The CPU build of torch for the [train] extra, by version (a plain "torch" would pull GBs of CUDA wheels).
+# torch for the [train] extra, pinned to the version the tests were run with. Where pip's
+# registry has a CPU build of it (as our CI's does), that is what comes; from the public index a
+# Linux torch brings its CUDA libraries (GBs): install the CPU build first as PyTorch's site
+# shows, and this line keeps it.
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[test,train,server,czi,dask,parquet,formats,bioimageio,napari]"
 ruff check src tests bench
