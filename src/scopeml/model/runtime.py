@@ -296,7 +296,7 @@ class OnnxModel:
         self._input_name = container.graph.input_name
         self._output_name = container.graph.output_name
         self._input_dtype = helper.tensor_dtype_to_np_dtype(container.graph.input_dtype)
-        self._warned_float16 = False
+        self._warned_input = self._warned_output = False
         batch_dim = model_input.shape[0] if model_input.shape else None
         self._max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
 
@@ -348,29 +348,63 @@ class OnnxModel:
                 f"the graph returned shape {result.shape}; expected {expected} (N×...×K)",
                 path=self.path,
             )
+        self._check_output(result, np.isfinite(batch).all(axis=1))
         return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
 
+    def _check_output(self, result: np.ndarray, finite_input: np.ndarray) -> None:
+        """One warning the first time the graph answers NaN or infinity where its input was
+        finite (the engine's always is): such pixels were written as label 0, or as infinity
+        in a regression image, without a word."""
+        if self._warned_output or np.isfinite(result).all():
+            return
+        bad = int(np.count_nonzero(~np.isfinite(result) & finite_input[..., None]))
+        if not bad:
+            return
+        self._warned_output = True
+        warnings.warn(
+            f"{self.path}: the model answered NaN or infinity ({bad:,} of {result.size:,} values "
+            "of a batch) on finite input: those pixels get no class (label 0), a regression "
+            "image keeps them; check the model (scopeml model validate)",
+            UserWarning,
+            stacklevel=3,
+        )
+
     def _as_input(self, values: np.ndarray) -> np.ndarray:
-        """The graph's input dtype. A float16 graph gets values beyond its range clipped to
-        ±65504 with one warning (cast, they became infinite, and the model's output NaN:
-        a raw 16-bit image's brightest pixels are over it)."""
+        """The graph's input dtype. A graph of a narrower type gets values beyond its range
+        clipped to it, and an integer graph fractions rounded, with one warning: cast, a
+        float16 graph's became infinite (its output NaN: a raw 16-bit image's brightest pixels
+        are over 65504) and a uint8 graph's wrapped round (256 read as 0)."""
         dtype = np.dtype(self._input_dtype)
-        if dtype != np.float16 or values.dtype.itemsize < 2 or values.dtype == np.float16:
+        integer = np.issubdtype(dtype, np.integer)
+        if values.dtype == dtype or not (integer or dtype == np.float16):
             return np.ascontiguousarray(values, dtype=dtype)
-        top = float(np.finfo(np.float16).max)
-        with np.errstate(invalid="ignore"):
-            over = np.abs(values) > top  # NaN stays NaN, as the engine gives it no class
-        if over.any():
-            if not self._warned_float16:
-                self._warned_float16 = True
-                warnings.warn(
-                    f"{self.path}: the model takes float16 and the input has values beyond "
-                    f"±{top:g}; they are clipped to it (normalise the input to keep them apart)",
-                    UserWarning,
-                    stacklevel=2,
+        info = np.iinfo(dtype) if integer else np.finfo(dtype)
+        low, high = float(info.min), float(info.max)
+        with np.errstate(invalid="ignore"):  # NaN: no class, as the engine gives it none
+            over = bool(((values < low) | (values > high)).any())
+        fractions = integer and bool(np.any(np.modf(values)[0][np.isfinite(values)]))
+        if (over or fractions) and not self._warned_input:
+            self._warned_input = True
+            what = " and ".join(
+                (
+                    [
+                        f"values beyond {f'{low:g}…{high:g}' if integer else f'±{high:g}'} (clipped "
+                        "to them)"
+                    ]
+                    if over
+                    else []
                 )
-            values = np.clip(values, -top, top)
-        return np.ascontiguousarray(values, dtype=dtype)
+                + (["fractions (rounded)"] if fractions else [])
+            )
+            warnings.warn(
+                f"{self.path}: the model takes {dtype} and the input has {what}; normalise "
+                "the input to the model's range to keep its values apart",
+                UserWarning,
+                stacklevel=2,
+            )
+        if integer:
+            values = np.rint(np.nan_to_num(values, nan=0.0))
+        return np.ascontiguousarray(np.clip(values, low, high), dtype=dtype)
 
     def release_memory(self) -> None:
         """Give back what ONNX Runtime's arena holds from earlier runs (it keeps it for the
