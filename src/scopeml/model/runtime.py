@@ -385,15 +385,9 @@ class OnnxModel:
         fractions = integer and bool(np.any(np.modf(values)[0][np.isfinite(values)]))
         if (over or fractions) and not self._warned_input:
             self._warned_input = True
+            beyond = f"{low:g}…{high:g}" if integer else f"±{high:g}"
             what = " and ".join(
-                (
-                    [
-                        f"values beyond {f'{low:g}…{high:g}' if integer else f'±{high:g}'} (clipped "
-                        "to them)"
-                    ]
-                    if over
-                    else []
-                )
+                ([f"values beyond {beyond} (clipped to them)"] if over else [])
                 + (["fractions (rounded)"] if fractions else [])
             )
             warnings.warn(
