@@ -55,11 +55,16 @@ def test_nuclei_round_trip_gets_its_normalisation_back(tmp_path, capsys):
     said = r"nuclei.czseg: the graph is scopeml's built-in nuclei model, so its normalisation"
     with pytest.warns(UserWarning, match=said):
         assert _nuclei_count(legacy, pixels, tmp_path / "c.ome.zarr") == want
-    # --normalize chooses another, without the note
+    # --normalize chooses another; the object size is restored still (it was dropped)
     assert main(["model", "convert", str(legacy), "-o", str(tmp_path / "none.czann"),
                  "--normalize", "none"]) == 0  # fmt: skip
-    assert _warnings(capsys.readouterr().err) == []
-    assert read_container(tmp_path / "none.czann").metadata.normalize in (None, "none")
+    assert _warnings(capsys.readouterr().err) == [
+        "warning: nuclei.czseg: the graph is scopeml's built-in nuclei model; its object size "
+        "is restored"
+    ]
+    chosen = read_container(tmp_path / "none.czann").metadata
+    assert chosen.normalize in (None, "none")
+    assert chosen.model_extra == shipped.model_extra
 
 
 def test_a_czann_converted_to_a_czann_keeps_its_object_size(tmp_path):

@@ -280,9 +280,9 @@ def convert_container(
         "scaling": scaling, "normalize": normalize,
     }  # fmt: skip
     options |= {key: value for key, value in given.items() if value is not None}
-    lost: list[str] = []
-    if not legacy and isinstance(meta, LegacyModelMetadata) and normalize is None:
-        lost.append(_legacy_normalisation(container.onnx_bytes, options, source))
+    lost: list[str | None] = []
+    if not legacy and isinstance(meta, LegacyModelMetadata):
+        lost.append(_legacy_normalisation(container.onnx_bytes, options, source, normalize))
     if legacy:
         lost = _to_legacy(container, options, spatial, source, output)
     else:
@@ -296,7 +296,7 @@ def convert_container(
             license_path.write_bytes(container.license_bytes)
             options["license_file"] = license_path
         written = convert_onnx(graph, output, overwrite=overwrite, **options)
-    for line in lost:
+    for line in filter(None, lost):
         warnings.warn(line, UserWarning, stacklevel=find_stack_level())
     return written
 
@@ -410,19 +410,26 @@ def _builtin_graphs() -> dict[str, tuple[str, ModelMetadata]]:
     return graphs
 
 
-def _legacy_normalisation(onnx_bytes: bytes, options: dict[str, Any], source: Path) -> str:
-    """A legacy source records no normalisation: restore a built-in model's (its graph) and
-    its object size, or say that one the model may need is not known; the line to warn with."""
+def _legacy_normalisation(
+    onnx_bytes: bytes, options: dict[str, Any], source: Path, given: str | None
+) -> str | None:
+    """A legacy source records no normalisation nor object size: restore a built-in model's
+    (its graph; the normalisation ``given`` instead of its own, where given), or say that a
+    normalisation the model may need is not known; the line to warn with (``None``: none)."""
     found = builtin_twin(onnx_bytes)
     if found is not None:
         name, meta = found
-        options["normalize"] = meta.normalize
-        options["scopeml_keys"] = scopeml_keys(meta)
-        return (
-            f"{source.name}: the graph is scopeml's built-in {name} model; its normalisation "
-            f"{meta.normalize} and object size are restored (give --normalize to choose "
-            "another)"
+        options["normalize"] = given or meta.normalize
+        options["scopeml_keys"] = scopeml_keys(meta)  # --normalize dropped these
+        restored = (
+            "object size is" if given else f"normalisation {meta.normalize} and object size are"
         )
+        return (
+            f"{source.name}: the graph is scopeml's built-in {name} model; its {restored} "
+            f"restored{'' if given else ' (give --normalize to choose another)'}"
+        )
+    if given:
+        return None
     return (
         f"{source.name}: a legacy container records no normalisation; the czann runs without "
         "one, so if the model needs one give --normalize (e.g. percentile:1,99.8)"
