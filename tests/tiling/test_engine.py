@@ -120,6 +120,23 @@ def test_a_tile_far_below_the_halo_is_warned_of_and_stays_exact(unet2d, tmp_path
             )
 
 
+def test_a_fixed_input_keeping_a_small_core_is_warned_of(tmp_path):
+    """A legacy copy of the nuclei model (256² input, 32² cores) ran 40× slower, silently."""
+    image = random_image((1, 1, 1, 1, 130, 150), seed=5)
+    small = unet_double(depth=2, tile_shape=(64, 64))  # halo 24: 16² cores, 16× the work
+    with pytest.warns(UserWarning, match=r"fixed input \(64×64\) keeps 16×16 of each tile .* "
+                      r"about 16× the model's work"):  # fmt: skip
+        segment(image, small, tmp_path / "s.ome.zarr", outputs=["labels"])
+    with warnings.catch_warnings():  # 80² cores of 128²: 2.6×, as a dynamic model's tiles
+        warnings.simplefilter("error")
+        segment(
+            image,
+            unet_double(depth=2, tile_shape=(128, 128)),
+            tmp_path / "l.ome.zarr",
+            outputs=["labels"],
+        )
+
+
 def test_fixed_input_model_gets_exact_tile_size(tmp_path):
     fixed = unet_double(depth=2, tile_shape=(64, 64))
     dynamic = unet_double(depth=2)  # same seed: the same weights
@@ -131,13 +148,13 @@ def test_fixed_input_model_gets_exact_tile_size(tmp_path):
 
 
 def test_an_image_smaller_than_a_fixed_input_is_padded_with_a_warning(tmp_path):
-    fixed = unet_double(depth=2, tile_shape=(64, 64))
+    fixed = unet_double(depth=2, tile_shape=(96, 96))
     with pytest.warns(UserWarning, match=r"image \(40×150\) is smaller than the model's fixed "
-                      r"input \(64×64\): it is padded with zeros"):  # fmt: skip
+                      r"input \(96×96\): it is padded with zeros"):  # fmt: skip
         segment(random_image((1, 1, 1, 1, 40, 150)), fixed, tmp_path / "o.ome.zarr")
     with warnings.catch_warnings():  # at least the fixed size: nothing to say
         warnings.simplefilter("error")
-        segment(random_image((1, 1, 1, 1, 64, 150)), fixed, tmp_path / "p.ome.zarr")
+        segment(random_image((1, 1, 1, 1, 96, 150)), fixed, tmp_path / "p.ome.zarr")
 
 
 def test_global_normalisation_feeds_every_tile_the_same_values(tmp_path):
