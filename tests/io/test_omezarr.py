@@ -261,3 +261,27 @@ def test_write_ome_zarr_overwrites_only_a_zarr_store_that_is_not_its_input(tmp_p
     with pytest.raises(InvalidRequestError, match="holds the input"):
         write_ome_zarr(store, open_image(store), overwrite=True)
     assert open_image(store).read().shape == (1, 1, 1, 1, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"shape": [0, 64]}, r"shape \(0, 64\) in chunks \(32, 32\): no pixels"),
+        (  # a zero chunk edge: ZeroDivisionError (exit 1) in every command that read it
+            {"chunk_grid": {"name": "regular", "configuration": {"chunk_shape": [0, 32]}}},
+            r"in chunks \(0, 32\): no pixels, or chunks of no size",
+        ),
+        ({"shape": [-64, 64]}, "level '0' is not a valid zarr array"),  # said "is missing"
+        ({"data_type": "object"}, "level '0' is not a valid zarr array"),
+    ],
+)
+def test_a_zarr_level_of_no_pixels_or_invalid_metadata_is_named_so(tmp_path, change, message):
+    import json
+
+    path = tmp_path / "bad.ome.zarr"
+    create_ome_zarr(path, shape=(64, 64), dtype="uint16", axes="YX", chunks=(32, 32))
+    meta = path / "0" / "zarr.json"
+    meta.write_text(json.dumps(json.loads(meta.read_text()) | change))
+    with pytest.raises(InvalidImageError, match=message) as caught:
+        open_image(path)
+    assert caught.value.path == str(path)

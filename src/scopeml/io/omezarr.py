@@ -178,6 +178,12 @@ def _check_array(
     instances were said to be 985 of 2,400 chunks present).
     """
     limits.check_shape(array.shape, path=path)
+    if 0 in array.shape or any(c < 1 for c in array.chunks):
+        raise InvalidImageError(
+            f"a zarr array of shape {tuple(array.shape)} in chunks {tuple(array.chunks)}: "
+            "no pixels, or chunks of no size",
+            path=path,
+        )
     itemsize = np.dtype(array.dtype).itemsize
     limits.check_chunk(array.chunks, itemsize, what="a zarr chunk", path=path)
     shards = getattr(array, "shards", None)
@@ -280,7 +286,9 @@ def _image_view(
     except ScopeMLError:
         raise
     except Exception as err:
-        raise InvalidImageError(f"NGFF level {name!r} is missing: {err}", path=path) from err
+        stored = any(os.path.exists(os.path.join(path, name, f)) for f in ("zarr.json", ".zarray"))
+        what = "is not a valid zarr array" if stored else "is missing"
+        raise InvalidImageError(f"NGFF level {name!r} {what}: {err}", path=path) from err
     if not isinstance(array, zarr.Array) or array.ndim != len(meta.axes):
         raise InvalidImageError(
             f"NGFF level {name!r} is not a {len(meta.axes)}-D array (axes {meta.axes})",
@@ -462,7 +470,7 @@ def create_ome_zarr(
     root = _root_of(path) if root is None else Path(root)
     if root != path:
         _ensure_groups(root, path)
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(np.dtype(dtype).str)  # tifffile's 'q' (long long) is no zarr type; '<i8' is
     ome: dict[str, Any] = {
         "version": NGFF_VERSION,
         "multiscales": [multiscales_metadata(axes, pixel_sizes, name=name)],
