@@ -206,10 +206,9 @@ def _main() -> None:
 
     request = json.loads(sys.stdin.read())
     if request["memory_limit"] is not None and sys.platform != "win32":
-        import resource
+        from scopeml.address_space import cap_address_space
 
-        limit = int(request["memory_limit"])
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        cap_address_space(int(request["memory_limit"]))
     sys.stdout.flush()
     answer_fd = os.dup(1)
     os.dup2(2, 1)

@@ -277,10 +277,10 @@ def _child_main(
         stderr.close()
     _die_with_parent()
     if memory_limit is not None and sys.platform != "win32":
-        import resource
+        from scopeml.address_space import cap_address_space
 
         _load_blas()
-        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+        cap_address_space(memory_limit)
 
     main = task.get("progress_stage", "segment")
     step: list[str | None] = [None]  # the first step is told too: the job starts "starting"
