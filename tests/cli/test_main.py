@@ -107,3 +107,16 @@ def test_a_warning_is_printed_once_per_command(tmp_path, capsys):
         "warning: pixel size Y 0.65 µm, X 6.5 µm: pixels 10 times longer than wide; "
         "microscopes write square pixels (a mistyped point?)"
     ]
+
+
+def test_a_loop_of_symbolic_links_is_one_line_and_exit_code_2(tmp_path, capsys):
+    """``Path.resolve`` raises RuntimeError for a loop (before Python 3.13): an internal error."""
+    (tmp_path / "a.tif").symlink_to(tmp_path / "b.tif")
+    (tmp_path / "b.tif").symlink_to(tmp_path / "a.tif")
+    for args in (["segment", str(tmp_path / "a.tif"), "-m", "nuclei", "-o", str(tmp_path / "o")],
+                 ["pixel", "train", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"), "-o",
+                  str(tmp_path / "c.czseg")]):  # fmt: skip
+        assert main(args) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line.startswith("error: ") and "internal error" not in line, line
+        assert "a.tif" in line or "b.tif" in line

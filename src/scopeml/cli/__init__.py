@@ -230,11 +230,19 @@ def main(argv: list[str] | None = None) -> int:
         if missing is not None:  # an optional dependency: the extra that installs it
             typer.echo(f"error: {missing}", err=True)
             return _exit(2, argv)
+        loop = _LOOP.fullmatch(str(err)) if isinstance(err, RuntimeError) else None
+        if loop is not None:  # Path.resolve before Python 3.13 (later: OSError ELOOP)
+            typer.echo(_line(f"error: {loop[1]}: a loop of symbolic links"), err=True)
+            return _exit(2, argv)
         log = _write_log(err, argv)
         summary = _line(f"{type(err).__name__}: {err}", limit=300)
         typer.echo(f"error: internal error, {summary} (traceback in {log})", err=True)
         return _exit(1, argv)
     return _exit(result if isinstance(result, int) else 0, argv)
+
+
+#: What ``pathlib.Path.resolve`` raises, before Python 3.13, for a loop of symbolic links.
+_LOOP = re.compile(r"Symlink loop from '(.*)'")
 
 
 @contextlib.contextmanager
