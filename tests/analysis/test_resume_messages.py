@@ -174,3 +174,15 @@ instances, model: nuclei, class: nucleus, channels: [C0]}\n"
     )
     with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.segmenter\.scale: auto → 2\.0$"):
         _check_same_settings(Path("out"), previous, scaled, {"nucleus": "auto"})
+
+
+def test_a_resume_over_a_damaged_settings_file_says_so(plate, tmp_path):
+    """A results folder whose settings.yaml was damaged since: the YAML ScannerError ended
+    ``analyze --resume`` as an internal error (exit 1)."""
+    out = tmp_path / "res"
+    run_analysis(SETTINGS, [plate / "A9" / "p1.tif"], out)
+    (out / "settings.yaml").write_text("version: 1\nchannels: [C0\n")
+    with pytest.raises(InvalidRequestError, match=r"settings\.yaml is not readable YAML") as caught:
+        run_analysis(SETTINGS, [plate / "A9" / "p1.tif"], out, resume=True)
+    assert caught.value.path == str(out)
+    assert (out / "images" / "p1").is_dir()  # nothing removed

@@ -621,7 +621,17 @@ def _check_same_settings(
     differs with both values (``classes[0].post[0].min_size: 30 → 40``)."""
     if previous is None:
         return
-    was, now = _results_text(previous, defaults), _results_text(text, defaults)
+    import yaml
+
+    try:
+        was = _results_text(previous, defaults)
+    except yaml.YAMLError as err:  # damaged since: which settings made the results is unknown
+        raise InvalidRequestError(
+            f"cannot resume: its settings.yaml is not readable YAML ({err.__class__.__name__}); "
+            "analyse into a new results folder, or --overwrite to replace this one",
+            path=output,
+        ) from None
+    now = _results_text(text, defaults)
     if was != now:
         change = settings_change(_shown_settings(was, defaults), _shown_settings(now, defaults))
         key, _, values = (change or "").partition(": ")
