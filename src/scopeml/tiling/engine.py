@@ -58,6 +58,7 @@ from scopeml.tiling.store import (
     other_tiling,
     partial_path,
     recorded_run,
+    refuse_held,
 )
 
 log = logging.getLogger(__name__)
@@ -292,6 +293,7 @@ def segment_image(
     ome_tiff_outputs: Sequence[str] | None = None,
     names: RunNames | None = None,
     log_stop: bool = True,
+    hold: bool = False,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
@@ -307,6 +309,9 @@ def segment_image(
     are the outputs to copy to OME-TIFF: existing copies are refused before any work (unless
     ``overwrite``), and those of them that the engine writes are exported once it is done (the
     caller exports the others).
+
+    ``hold``: the published store stays locked, for the caller's own steps, until
+    :func:`~scopeml.tiling.store.release_published`: a run replacing it meanwhile is refused.
 
     ``names`` (a server's run): the names the store records for the image and the model
     instead of the image's path (see :func:`~scopeml.tiling.identity.run_identity`); a
@@ -391,7 +396,7 @@ def segment_image(
                 )  # fmt: skip
             raise
         _warn_invalid(store.invalid_pixels(), image)
-        result = _publish(store, output, overwrite=options.overwrite)
+        result = _publish(store, output, overwrite=options.overwrite, hold=hold)
     except BaseException:
         store.release()
         raise
@@ -672,6 +677,8 @@ def _check_output(
             "output exists; pass --overwrite (overwrite=True) to replace it", path=output
         )
     check_own_store(output, inputs=inputs)
+    if options.overwrite:  # a store another call still adds its instances to: refused now
+        refuse_held(output)
     partial = partial_path(output)
     if options.overwrite and not options.resume and partial.exists():
         check_own_store(partial, inputs=inputs)
@@ -800,13 +807,13 @@ def _warn_invalid(count: int, image: Image) -> None:
         )
 
 
-def _publish(store: OutputStore, output: Path, *, overwrite: bool) -> Path:
-    """Publish the finished ``store`` as ``output``; a store it replaces takes its OME-TIFF
-    copies with it (they would pass for this run's)."""
+def _publish(store: OutputStore, output: Path, *, overwrite: bool, hold: bool) -> Path:
+    """Publish the finished ``store`` as ``output`` (``hold``: still locked); a store it
+    replaces takes its OME-TIFF copies with it (they would pass for this run's)."""
     replaced = []
     if overwrite and output.is_dir():
         replaced = [p.name for p in output.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    result = store.finalize(overwrite=overwrite)
+    result = store.finalize(overwrite=overwrite, hold=hold)
     for name in replaced:
         ome_tiff_path(result, name).unlink(missing_ok=True)
     return result

@@ -439,8 +439,9 @@ class OutputStore:
         """Record finished tiles (call only after their chunks are written)."""
         mark_done(self.partial, indices, invalid)
 
-    def finalize(self, *, overwrite: bool = False) -> Path:
-        """Publish the store under its final name and return that path.
+    def finalize(self, *, overwrite: bool = False, hold: bool = False) -> Path:
+        """Publish the store under its final name and return that path; ``hold``: keep its
+        lock until :func:`release_published` (the steps a caller adds to the store).
 
         Every tile is done when this is called, so the bookkeeping is removed only after the
         rename: a crash in between leaves a complete output with a stale record, never a
@@ -454,12 +455,17 @@ class OutputStore:
             if not overwrite:
                 raise InvalidRequestError("output appeared during the run", path=self.output)
             check_own_store(self.output)
+            refuse_held(self.output)
             _remove(self.output)
         os.replace(self.partial, self.output)
-        self.release()
         shutil.rmtree(self.output / _DONE, ignore_errors=True)
-        for name in (_RUN, _LOCK, _TILES):
+        for name in (_RUN, _TILES):
             (self.output / name).unlink(missing_ok=True)
+        if hold and self._lock is not None:  # the lock file went with the store: still held
+            _HELD[os.path.abspath(self.output)], self._lock = self._lock, None
+        else:
+            self.release()
+            (self.output / _LOCK).unlink(missing_ok=True)
         return self.output
 
 
@@ -534,6 +540,47 @@ def mark_done(
             record.write_text(str(int(count)))
         else:
             record.touch()
+
+
+#: Published stores whose lock a caller still holds (their instances, table…), by path.
+_HELD: dict[str, int] = {}
+
+
+def hold_published(output: Path) -> None:
+    """Lock a published store while this process adds to it (a resumed call's instances and
+    table): another call replacing it meanwhile is refused (:func:`refuse_held`)."""
+    try:
+        _HELD[os.path.abspath(output)] = _lock(output / _LOCK)
+    except BlockingIOError:
+        raise _held_error(output) from None
+
+
+def release_published(output: Path) -> None:
+    """Drop the lock :func:`hold_published` or ``finalize(hold=True)`` took; none: nothing."""
+    handle = _HELD.pop(os.path.abspath(output), None)
+    if handle is not None:
+        with contextlib.suppress(OSError):
+            (output / _LOCK).unlink(missing_ok=True)
+        os.close(handle)
+
+
+def refuse_held(output: Path) -> None:
+    """Refuse to replace a store another run is still adding to: a second ``--overwrite``
+    call replaced one whose first call went on to write its instances and table from it."""
+    if fcntl is None or not (output / _LOCK).is_file():
+        return
+    try:
+        os.close(_lock(output / _LOCK))
+    except BlockingIOError:
+        raise _held_error(output) from None
+
+
+def _held_error(output: Path) -> InvalidRequestError:
+    return InvalidRequestError(
+        "another run is still writing this store (its instances or table); wait for it to "
+        "end or choose another output",
+        path=output,
+    )
 
 
 def _lock(path: Path) -> int:
