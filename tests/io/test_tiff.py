@@ -175,3 +175,18 @@ def test_a_pyramid_level_reads_with_its_own_pixel_size(tmp_path):
         np.testing.assert_array_equal(image.read()[0, 0, :, 0], base[:, ::2, ::2])
     with pytest.raises(InvalidImageError, match="level 2 does not exist; series 0 has 2"):
         open_image(path, level=2)
+
+
+def test_an_ome_tiff_whose_planes_lie_in_another_ome_tiff_it_cannot_read_says_why(tmp_path):
+    """tifffile fails on an OME-TIFF whose TiffData names another OME-TIFF with a bare
+    AssertionError: the message ended at "not a readable TIFF file: "."""
+    for name in ("a.ome.tif", "other.ome.tif"):
+        tifffile.imwrite(tmp_path / name, np.zeros((2, 64, 64), np.uint16), ome=True)
+    xml = tifffile.tiffcomment(tmp_path / "a.ome.tif")
+    start = xml.index("<TiffData")
+    end = xml.index("</Pixels>")
+    tiffdata = '<TiffData IFD="0" PlaneCount="2"><UUID FileName="other.ome.tif">urn:uuid:1</UUID>'
+    xml = xml[:start] + tiffdata + "</TiffData>" + xml[end:]
+    tifffile.tiffcomment(tmp_path / "a.ome.tif", comment=xml)
+    with pytest.raises(InvalidImageError, match=r"not a readable TIFF file: \w+"):
+        open_image(tmp_path / "a.ome.tif").read()

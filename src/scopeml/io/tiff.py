@@ -448,7 +448,7 @@ def _unreadable(err: Exception, path: str) -> str:
     found = re.fullmatch(r"self\.(\w+)=(.*)", str(err))  # tifffile's assertion on a tag
     if found:  # self.rowsperstrip=0 < 1
         return f"not a readable TIFF file: its {found[1]} tag is out of range ({found[2]})"
-    return f"not a readable TIFF file: {err}"
+    return f"not a readable TIFF file: {str(err) or f'{type(err).__name__} inside tifffile'}"
 
 
 def _check_missing_planes(series: list[Any], path: str) -> None:
