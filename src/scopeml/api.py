@@ -508,6 +508,10 @@ def _input_image(
         from scopeml.io.axes import check_axes_text
 
         axes = check_axes_text(axes)  # the letters as open_image takes them, before any work
+    if not os.path.exists(image):  # named as given, before resolving takes a link's target
+        from scopeml.errors import ImageNotFoundError, not_found
+
+        raise ImageNotFoundError(not_found(image), path=image)
     path = str(Path(image).resolve())
     ref = LoadRef(_open_scene, (path, settings.scene, axes, settings.channels))
     return _open_scene(*ref.args), ref
@@ -1130,9 +1134,9 @@ def label_objects(
         )
     labels = _as_segmentation(labels)
     if isinstance(labels, (str, os.PathLike)) and not os.path.exists(labels):  # before --class
-        from scopeml.errors import ImageNotFoundError
+        from scopeml.errors import ImageNotFoundError, not_found
 
-        raise ImageNotFoundError("no such file or folder", path=labels)
+        raise ImageNotFoundError(not_found(labels), path=labels)
     class_id = None
     classes = _classes_of(labels)
     if class_ is None and classes:  # every pixel has a class there: one object of all of them

@@ -127,6 +127,28 @@ class ServerUnreachableError(ScopeMLError, ConnectionError):
     """A scopeml server did not answer: not running, a wrong address, the network, a timeout."""
 
 
+def not_found(path: str | os.PathLike[str]) -> str:
+    """Why ``path`` is not there: ``no such file or folder``, or, for a symbolic link whose
+    target is gone, that target (a dangling link was said to be missing, or named only by its
+    target where a caller resolved it).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> link = pathlib.Path(tempfile.mkdtemp(), "a.tif"); link.symlink_to("/gone/b.tif")
+    >>> not_found(link), not_found(link.with_name("c.tif"))
+    ('a symbolic link to /gone/b.tif, which does not exist', 'no such file or folder')
+    """
+    if os.path.islink(path):
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                return "a loop of symbolic links"
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    return "no such file or folder"
+
+
 def os_problem(err: OSError) -> str:
     """An operating-system error's problem in scopeml's words: a missing file as one wording,
     whoever raised it, and a file standing where a folder is needed (``-o a_file/out.csv``)

@@ -120,3 +120,16 @@ def test_a_loop_of_symbolic_links_is_one_line_and_exit_code_2(tmp_path, capsys):
         (line,) = capsys.readouterr().err.splitlines()
         assert line.startswith("error: ") and "internal error" not in line, line
         assert "a.tif" in line or "b.tif" in line
+
+
+def test_a_dangling_link_is_named_with_its_missing_target(tmp_path, capsys):
+    """It was "no such file or folder", or, from segment, only the target's path."""
+    link = tmp_path / "a.tif"
+    link.symlink_to(tmp_path / "gone" / "b.tif")
+    table = str(tmp_path / "m.csv")
+    for args in (["segment", str(link), "-m", "nuclei", "-o", str(tmp_path / "o.ome.zarr")],
+                 ["info", str(link)], ["objects", "measure", str(link), "-o", table]):  # fmt: skip
+        assert main(args) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert line == f"error: {link}: a symbolic link to {tmp_path / 'gone' / 'b.tif'}, which " \
+            "does not exist", line  # fmt: skip

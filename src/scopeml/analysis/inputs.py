@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
-from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level
+from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level, not_found
 from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
 from scopeml.io.registry import IMAGE_SUFFIXES
 
@@ -167,7 +167,7 @@ def find_images(
                 else:
                     items.append((file, _stem(file.name)))
         else:
-            raise InputNotFoundError("no such file or folder", path=text)
+            raise InputNotFoundError(not_found(text), path=text)
         if not items:
             below = 0
             if not recursive and path.is_dir():  # what recursive would have found

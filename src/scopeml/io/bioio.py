@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scopeml.errors import ImageNotFoundError, InvalidImageError, ScopeMLError
+from scopeml.errors import ImageNotFoundError, InvalidImageError, ScopeMLError, not_found
 from scopeml.io._units import checked_size
 from scopeml.io._view import AxesView, select_scene
 from scopeml.io.image import Image
@@ -202,7 +202,7 @@ def _open(path: str, plugin: str | None, *, confined: bool = False) -> tuple[Any
             path=path,
         ) from err
     if not Path(path).exists():
-        raise ImageNotFoundError("no such file or folder", path=path)
+        raise ImageNotFoundError(not_found(path), path=path)
     entries = _installed_plugins()
     reader = None
     if plugin is not None:

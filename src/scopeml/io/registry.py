@@ -14,7 +14,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import ImageNotFoundError, InvalidImageError, InvalidRequestError
+from scopeml.errors import ImageNotFoundError, InvalidImageError, InvalidRequestError, not_found
 from scopeml.io.confine import Confinement
 from scopeml.io.image import Image
 from scopeml.io.limits import ImageLimits, default_limits
@@ -134,7 +134,7 @@ def open_image(
         confinement.check(path)
     reader = reader_for(path)
     if not Path(path).exists():
-        raise ImageNotFoundError("no such file or folder", path=path)
+        raise ImageNotFoundError(not_found(path), path=path)
     if level < 0:
         raise InvalidImageError(f"level must be ≥ 0; got {level}", path=path)
     limits = default_limits() if limits is None else limits

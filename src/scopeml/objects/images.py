@@ -28,6 +28,7 @@ from scopeml.errors import (
     InvalidRequestError,
     ScopeMLError,
     find_stack_level,
+    not_found,
     summarize,
 )
 from scopeml.io._view import AxesView
@@ -564,7 +565,7 @@ def open_labels(path: str | os.PathLike[str]) -> Image:
     or a plain ``.npy`` / zarr array (see :func:`array_image`)."""
     path = Path(path)
     if not path.exists():
-        raise ImageNotFoundError("no such file or folder", path=path)
+        raise ImageNotFoundError(not_found(path), path=path)
     if path.suffix == ".npy":
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
