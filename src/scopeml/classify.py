@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scopeml.errors import IncompatibleModelError, InvalidRequestError
+from scopeml.errors import IncompatibleModelError, InvalidLabelsError, InvalidRequestError
 from scopeml.io.image import Image
 from scopeml.model.metadata import default_classes
 from scopeml.progress import Progress, ProgressEvent, as_progress
@@ -171,7 +171,34 @@ def _normalization(image: Image, policy: str | None, scene: int) -> Any:
     return compute_normalization(image, policy, scene=scene)
 
 
-def _row(scores: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+def _finite_block(block: np.ndarray, where: str) -> np.ndarray | None:
+    """``C×Y×X`` pixels by the one rule for NaN and infinite ones (0 in every channel, see
+    :mod:`scopeml.io.nonfinite`), with a warning naming ``where`` and how many; ``None``, with
+    a warning, where no pixel is finite: nothing to classify (the row gets no class)."""
+    import warnings
+
+    from scopeml.errors import find_stack_level
+    from scopeml.io.nonfinite import replace_nonfinite
+
+    filled, invalid = replace_nonfinite(block)
+    if invalid is None:
+        return block
+    count, total = int(invalid.sum()), invalid.size
+    if count == total:
+        problem = "every pixel is NaN or infinite: nothing to classify (its row has no class)"
+    else:
+        problem = f"{count} of {total} pixels are NaN or infinite; the model sees them as 0"
+    warnings.warn(f"{where}: {problem}", UserWarning, stacklevel=find_stack_level())
+    return None if count == total else filled
+
+
+def _row(scores: np.ndarray | None, labels: Sequence[str]) -> dict[str, Any]:
+    if scores is None:  # nothing to classify: no class, no probabilities
+        return {
+            "class": None,
+            "probability": np.nan,
+            **{f"probability_{n}": np.nan for n in labels},
+        }
     best = int(np.argmax(scores))
     row: dict[str, Any] = {"class": labels[best], "probability": float(scores[best])}
     row.update({f"probability_{name}": float(p) for name, p in zip(labels, scores, strict=True)})
@@ -210,6 +237,7 @@ def classify_images(
     """
     from scopeml.io import open_image
     from scopeml.objects.table import check_table_output, write_table
+    from scopeml.tiling.engine import check_pixel_values
 
     if output is not None:
         check_table_output(output, overwrite=overwrite)
@@ -222,6 +250,7 @@ def classify_images(
         name = str(source) if opened else str(image.path or "")
         try:
             image = chosen_channels(image, channels)
+            check_pixel_values(image)
             _check_channels(image, classifier)
             rows.extend(_classify_planes(image, name, classifier, report, len(rows)))
         finally:
@@ -246,7 +275,11 @@ def _classify_planes(
                 block = image.read(S=s, T=t, Z=z)[0, 0, :, 0]
                 if normalization is not None:
                     block = normalization.at(t).apply(block)
-                scores = classifier.predict(fit_size(block, classifier.input_size)[None])[0]
+                block = _finite_block(block, f"{name}: scene {s}, t {t}, z {z}")
+                scores = (
+                    None if block is None
+                    else classifier.predict(fit_size(block, classifier.input_size)[None])[0]
+                )  # fmt: skip
                 rows.append({"image": name, "scene": s, "t": t, "z": z,
                              **_row(scores, classifier.labels)})  # fmt: skip
                 report(ProgressEvent("classify", before + len(rows), None, "plane"))
@@ -284,17 +317,74 @@ def object_windows(
     """
     from scipy import ndimage
 
+    labels = np.asarray(labels)
+    ids = np.unique(labels)
+    ids = ids[ids > 0]  # the ids present, compacted to 1..n: find_objects sizes by the largest
+    compact = np.where(labels > 0, np.searchsorted(ids, labels) + 1, 0)
     windows = []
-    for index, box in enumerate(ndimage.find_objects(labels)):
-        if box is None:
-            continue
+    for index, box in enumerate(ndimage.find_objects(compact)):
         window = []
         for axis, want in zip(box, size, strict=True):
             extent = max(axis.stop - axis.start, int(want))
             start = (axis.start + axis.stop - extent) // 2
             window.append(slice(start, start + extent))
-        windows.append((index + 1, (window[0], window[1])))
+        windows.append((int(ids[index]), (window[0], window[1])))
     return windows
+
+
+def object_labels(labels: np.ndarray | Image) -> np.ndarray:
+    """Instance labels as ``objects measure`` takes them (integers, none negative; its checks),
+    and ids below 2**63 (the tables' ``label`` is int64); errors name an :class:`Image`'s file.
+
+    >>> object_labels(np.array([[0, -1]]))
+    Traceback (most recent call last):
+    scopeml.errors.InvalidLabelsError: labels must be non-negative; found -1
+    """
+    from scopeml.objects.images import check_label_image
+    from scopeml.objects.measure import _check_labels
+
+    path = labels.path if isinstance(labels, Image) else None
+    try:
+        if isinstance(labels, Image):
+            check_label_image(labels)  # one channel of integers, before any pixel is read
+            labels = _plane(labels, "labels")[0]
+        labels = _check_labels(labels)
+        if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
+            raise InvalidLabelsError(
+                f"object ids up to {labels.max()}; ids must be below 2**63 (number the objects "
+                "1..n first: scopeml objects label)"
+            )
+    except InvalidLabelsError as err:
+        if err.path or path is None:
+            raise
+        raise InvalidLabelsError(err.problem, path=path) from err
+    return labels
+
+
+def _plane(image: Image, name: str) -> np.ndarray:
+    """The ``C×Y×X`` pixels of an image of one plane (one scene, time point and Z plane)."""
+    extra = {axis: n for axis, n in image.sizes.items() if axis in "STZ" and n > 1}
+    if extra:
+        raise InvalidRequestError(
+            f"per-object classification takes one 2-D plane; the {name} has {extra}",
+            path=image.path,
+        )
+    return image.read()[0, 0, :, 0]
+
+
+def _object_pixels(image: np.ndarray | Image) -> np.ndarray:
+    """``C×Y×X`` pixels of a plane, refused (naming an :class:`Image`'s file) where they are
+    no numbers to compute with (complex: :func:`~scopeml.tiling.engine.check_pixel_values`)."""
+    from scopeml.tiling.engine import check_pixel_values
+
+    if isinstance(image, Image):
+        check_pixel_values(image)
+        return _plane(image, "image")
+    pixels = np.asarray(image)
+    pixels = pixels[None] if pixels.ndim == 2 else pixels
+    if pixels.ndim == 3:
+        check_pixel_values(Image(pixels[None, None, :, None]))
+    return pixels
 
 
 def _cut(block: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
@@ -308,8 +398,8 @@ def _cut(block: np.ndarray, window: tuple[slice, slice]) -> np.ndarray:
 
 
 def classify_object_crops(
-    labels: np.ndarray,
-    image: np.ndarray,
+    labels: np.ndarray | Image,
+    image: np.ndarray | Image,
     model: str | PathLike[str] | ImageClassifier,
     *,
     table: pd.DataFrame | None = None,
@@ -318,9 +408,12 @@ def classify_object_crops(
     """Classify each object of a ``Y×X`` instance-label image from a crop of ``image`` around it.
 
     ``image`` is ``Y×X`` or ``C×Y×X`` (normalised here with the model's policy over the whole
-    image). Returns ``table`` (default: :func:`scopeml.objects.measure_objects` of the labels)
-    with ``column``, ``<column>_probability`` and one ``probability_<class>`` column per class,
-    matched on ``label``.
+    image); either may be an opened one-plane :class:`~scopeml.io.image.Image`, whose file a
+    bad one's error then names. Labels are checked as ``objects measure`` checks them
+    (integers, none negative). Returns ``table`` (default:
+    :func:`scopeml.objects.measure_objects` of the labels) with ``column``,
+    ``<column>_probability`` and one ``probability_<class>`` column per class, matched on
+    ``label``.
 
     Examples
     --------
@@ -337,13 +430,12 @@ def classify_object_crops(
     from scopeml.objects import measure_objects
 
     classifier = open_image_classifier(model) if isinstance(model, (str, PathLike)) else model
-    labels = np.asarray(labels)
-    pixels = np.asarray(image)
-    pixels = pixels[None] if pixels.ndim == 2 else pixels
+    labels = object_labels(labels)
+    pixels = _object_pixels(image)
     if labels.ndim != 2 or pixels.shape[1:] != labels.shape:
         raise InvalidRequestError(
-            f"labels {labels.shape} and image {np.asarray(image).shape} must be Y×X and "
-            "(C×)Y×X of the same plane"
+            f"labels {labels.shape} and image {pixels.shape} must be Y×X and (C×)Y×X of the "
+            "same plane"
         )
     if pixels.shape[0] != classifier.in_channels:
         raise IncompatibleModelError(

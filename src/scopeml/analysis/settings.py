@@ -45,6 +45,7 @@ from scopeml import safe_yaml
 from scopeml.errors import InputNotFoundError, InvalidRequestError
 from scopeml.objects.instances import InstanceOptions
 from scopeml.pixel_size import parse_pixel_size, pixel_size_value
+from scopeml.post.steps import MAX_BALL_RADIUS, MAX_DISTANCE, MAX_SIGMA, size_problem
 from scopeml.tiling.size import scale_value
 
 __all__ = [
@@ -77,6 +78,18 @@ class InvalidSettingsError(InvalidRequestError):
     """A settings file is malformed; the message starts with the line (``line 12: …``)."""
 
 
+def _within(name: str, limit: float) -> AfterValidator:
+    """A size at most ``limit`` pixels, finite (the limits of :mod:`scopeml.post.steps`)."""
+
+    def check(value: Any) -> Any:
+        problem = size_problem(name, value, limit)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -87,8 +100,12 @@ class ThresholdSegmenter(_Strict):
     kind: Literal["threshold"] = "threshold"
     channel: str
     method: Literal["fixed", "otsu", "li", "triangle"] = "otsu"
-    value: float | None = Field(None, description="the threshold for method 'fixed'")
-    sigma: float = Field(0.0, ge=0.0, description="Gaussian smoothing before thresholding")
+    value: float | None = Field(
+        None, allow_inf_nan=False, description="the threshold for method 'fixed'"
+    )
+    sigma: Annotated[float, _within("sigma", MAX_SIGMA)] = Field(
+        0.0, ge=0.0, description="Gaussian smoothing before thresholding"
+    )
     dark: bool = Field(False, description="keep pixels below the threshold instead")
     factor: float = Field(
         1.0, gt=0, description="an automatic level is multiplied by this (CellProfiler's "
@@ -213,7 +230,9 @@ class InstancesSegmenter(_Strict):
         description="seeds where P(class) exceeds this (with a boundary class); null: the "
         "model's labels of the class",
     )  # fmt: skip
-    grow: float = Field(_INSTANCES.grow, ge=0.0, description="pixels a seed grows at most")
+    grow: Annotated[float, _within("grow", MAX_DISTANCE)] = Field(
+        _INSTANCES.grow, ge=0.0, description="pixels a seed grows at most"
+    )
     min_size: int = Field(_INSTANCES.min_size, ge=0, description="smaller seeds are dropped")
 
     def instance_options(self) -> InstanceOptions:
@@ -273,12 +292,12 @@ class RemoveBorder(_Strict):
 
 class Opening(_Strict):
     step: Literal["opening"] = "opening"
-    radius: int = Field(1, ge=1)
+    radius: Annotated[int, _within("radius", MAX_BALL_RADIUS)] = Field(1, ge=1)
 
 
 class Closing(_Strict):
     step: Literal["closing"] = "closing"
-    radius: int = Field(1, ge=1)
+    radius: Annotated[int, _within("radius", MAX_BALL_RADIUS)] = Field(1, ge=1)
 
 
 class WatershedSplit(_Strict):
@@ -289,8 +308,8 @@ class WatershedSplit(_Strict):
     ``min_distance`` is then unused)."""
 
     step: Literal["watershed_split"] = "watershed_split"
-    min_distance: int = Field(5, ge=1)
-    h: float | None = Field(None, gt=0)
+    min_distance: Annotated[int, _within("min_distance", MAX_DISTANCE)] = Field(5, ge=1)
+    h: float | None = Field(None, gt=0, allow_inf_nan=False)
 
 
 PostStep = Annotated[

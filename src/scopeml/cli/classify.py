@@ -54,14 +54,7 @@ def classify(
     if len(images) != 1:
         raise InvalidRequestError("--labels goes with exactly one image")
     image = chosen_channels(open_image(images[0], axes=axes), chosen)
-    label_image = open_image(labels, axes=axes)
-    for name, opened in (("image", image), ("labels", label_image)):
-        extra = {axis: n for axis, n in opened.sizes.items() if axis in "STZ" and n > 1}
-        if extra:
-            raise InvalidRequestError(
-                f"per-object classification takes one 2-D plane; the {name} has {extra}",
-                path=opened.path,
-            )
-    table = classify_object_crops(label_image.read()[0, 0, 0, 0], image.read()[0, 0, :, 0], model)
+    # opened images: a bad one's error names its file (one plane each, checked there)
+    table = classify_object_crops(open_image(labels, axes=axes), image, model)
     write_table(table, output, overwrite=overwrite)
     typer.echo(f"{len(table)} objects classified → {output}")

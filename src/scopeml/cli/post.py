@@ -6,14 +6,16 @@ from pathlib import Path
 
 import typer
 
+from scopeml.post.steps import MAX_BALL_RADIUS
+
 STEP_HELP = (
     "A step, in the order given (repeat the option): crf[:ITERATIONS] (first, on a segment store "
     "written with --outputs labels,probabilities: dense CRF labels from the probabilities and "
     "the image, exact tile by tile with 40 pixels of halo per iteration, default 5), "
     "fill_holes (holes of any size, a whole-plane "
     "pass out of core) or fill_holes:MAX_PIXELS (smaller holes only, one tile pass), "
-    "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS]. Each runs on every class but "
-    "the background class."
+    "remove_small:MIN_PIXELS, opening[:RADIUS], closing[:RADIUS] (RADIUS 1.."
+    f"{MAX_BALL_RADIUS}). Each runs on every class but the background class."
 )
 BACKGROUND_HELP = (
     "The background class, by name or label value: the steps run on every other class, it takes "

@@ -33,6 +33,7 @@ from scopeml.errors import InvalidRequestError, find_stack_level
 from scopeml.io.image import Image
 from scopeml.io.regions import iter_regions
 from scopeml.objects.label import ProvisionalLabels, _structure, label_value, renumber
+from scopeml.post.steps import MAX_DISTANCE, size_problem
 from scopeml.progress import Progress, track
 from scopeml.tiling.outputs import probability_scale
 
@@ -182,6 +183,7 @@ connectivity=1, seed_threshold=None)
         >>> InstanceOptions(class_="cell").resolve(["bg", "cell", "debris"])
         (2, None)
         """
+        check_grow(self.grow)
         if self.grow < 0 or self.min_size < 0:
             raise InvalidRequestError(
                 f"grow and min_size must be >= 0; got {self.grow} and {self.min_size}"
@@ -278,6 +280,14 @@ class _SeedClasses:
         return out[:, :, channels]
 
 
+def check_grow(grow: float) -> None:
+    """Refuse a ``grow`` that is no finite number of pixels, or past
+    :data:`~scopeml.post.steps.MAX_DISTANCE` (its neighbourhood is searched for every pixel)."""
+    problem = size_problem("grow (--grow)", grow, MAX_DISTANCE)
+    if problem:
+        raise InvalidRequestError(problem)
+
+
 def grow_seeds(seeds: np.ndarray, mask: np.ndarray, distance: float) -> np.ndarray:
     """Give each ``mask`` pixel without a seed the id of the nearest seed within ``distance``.
 
@@ -308,6 +318,7 @@ def grow_seeds(seeds: np.ndarray, mask: np.ndarray, distance: float) -> np.ndarr
     >>> grow_seeds(seeds, np.array([[1, 1, 0, 1, 1, 1]], bool), 1).tolist()
     [[1, 1, 0, 0, 2, 2]]
     """
+    check_grow(distance)
     seeds = np.asarray(seeds)
     out = seeds.copy()
     todo = np.flatnonzero(np.asarray(mask, bool) & (seeds == 0))
@@ -410,6 +421,8 @@ def instance_image(
     [1, 1, 1, 2, 2, 2, 0, 0, 0]
     """
     from scopeml.objects.images import write_label_image
+
+    check_grow(grow)
 
     def label_stack(stack: Any, work: Path, tiles: tuple[int, ...], put: Any, offset: int) -> int:
         try:

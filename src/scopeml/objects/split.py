@@ -27,6 +27,8 @@ import numpy as np
 
 from scopeml.errors import InvalidLabelsError, InvalidRequestError, find_stack_level
 from scopeml.io.regions import iter_regions
+from scopeml.objects.measure import _check_labels
+from scopeml.post.steps import MAX_DISTANCE, size_problem
 from scopeml.progress import Progress, track
 
 #: Most pixels (voxels) of an object's bounding box that the split holds in memory.
@@ -52,6 +54,9 @@ class Split:
         finite = isinstance(h, numbers.Real) and not isinstance(h, bool) and math.isfinite(h)
         if h is not None and not (finite and h > 0):
             raise InvalidRequestError(f"the split h must be a number > 0; got {h!r}")
+        problem = size_problem("the split distance (min_distance)", distance, MAX_DISTANCE)
+        if problem:
+            raise InvalidRequestError(problem)
         object.__setattr__(self, "min_distance", int(distance))
 
 
@@ -174,15 +179,15 @@ def _boxes(objects: Any, tiles: Sequence[int], max_id: int | None) -> tuple[np.n
     size, first = np.zeros(1, np.int64), np.full(1, most, np.int64)
     largest = 0
     for region, _ in iter_regions(shape, tiles):
-        values = np.asarray(objects[region])
-        at = np.nonzero(values)
-        ids = values[at].astype(np.intp)
-        top = int(ids.max(initial=0))
+        values = _check_labels(np.asarray(objects[region]))  # measure's: integers, none < 0
+        top = int(values.max(initial=0))  # before a cast: ids of 2**63 and more stay positive
         if max_id is not None and top > max_id:
             raise InvalidLabelsError(
                 f"object ids up to {top}; filtering takes ids up to {max_id} (number the "
                 "objects 1..n first)"
             )
+        at = np.nonzero(values)
+        ids = values[at].astype(np.intp)
         largest = max(largest, top)
         if top >= size.size:  # ids past those read so far: the records grow (doubling)
             grown = max(top + 1, 2 * size.size)

@@ -41,6 +41,50 @@ from scipy import ndimage as ndi
 from scopeml.errors import InvalidRequestError
 from scopeml.post.morphology import binary_close, binary_open, fill_holes, remove_small_objects
 
+# The largest sizes a request may give, the one place they are set (post steps, analysis
+# settings, instances, object splits). Each is generous for microscopy yet bounds the memory
+# and time one tile needs, whatever the image: past them a request is refused up front.
+
+#: Largest radius (pixels) of an opening or closing (``opening:r``, settings ``radius``): every
+#: pixel visits every offset of a ball of that radius (radius 48 takes ~5 s and 650 MB on a
+#: 1024² tile; time and memory grow as r²) and the tiles' halo is 2 r.
+MAX_BALL_RADIUS = 50
+#: Largest distance (pixels) a seed grows (instances' ``grow``, ``--grow``) or split seeds keep
+#: apart (``watershed_split``'s ``min_distance``): each searches a (2 d + 1)ⁿ neighbourhood
+#: (100: 8 million offsets, ~300 MB, in a Z stack) and adds d to the tiles' halo.
+MAX_DISTANCE = 100
+#: Largest Gaussian sigma (pixels) of smoothing before a threshold: its kernel reaches 4 σ,
+#: :data:`MAX_DISTANCE`.
+MAX_SIGMA = MAX_DISTANCE / 4
+
+
+def size_problem(name: str, value: object, limit: float) -> str | None:
+    """Why ``value`` is no size ``name`` may have (not a finite number, or past ``limit``
+    pixels), or ``None`` where it may: the words of every check against the limits above.
+
+    Examples
+    --------
+    >>> size_problem("grow", 4.0, MAX_DISTANCE) is None
+    True
+    >>> size_problem("grow", float("nan"), MAX_DISTANCE)
+    'grow must be a finite number of pixels; got nan'
+    >>> print(size_problem("radius", 5000, MAX_BALL_RADIUS))
+    radius must be at most 50 pixels (scopeml's limit, which bounds each tile's memory and \
+time); got 5000
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return f"{name} must be a number of pixels; got {value!r}"
+    if not np.isfinite(number):
+        return f"{name} must be a finite number of pixels; got {value!r}"
+    if number > limit:
+        return (
+            f"{name} must be at most {limit:g} pixels (scopeml's limit, which bounds each "
+            f"tile's memory and time); got {value!r}"
+        )
+    return None
+
 
 def _fill_small_holes(mask: np.ndarray, size: int | None) -> np.ndarray:
     if size is None:  # any size
@@ -94,6 +138,10 @@ class PostStep:
                 raise InvalidRequestError(f"step {self.name} needs a size: {self.name}:SIZE")
         elif self.size < 1:
             raise InvalidRequestError(f"step {self.name}: size must be >= 1; got {self.size}")
+        elif self.name in ("opening", "closing"):
+            problem = size_problem("the radius", self.size, MAX_BALL_RADIUS)
+            if problem:
+                raise InvalidRequestError(f"step {self.name}:{self.size}: {problem}")
 
     @classmethod
     def parse(cls, text: str) -> PostStep:
