@@ -553,3 +553,13 @@ def test_deeply_nested_yaml_is_refused_not_a_recursion_error(tmp_path):
     with pytest.raises(InvalidContainerError, match="nested more than 64 levels deep") as caught:
         open_package(tmp_path)
     assert "\n" not in str(caught.value) and "(line 2: " in str(caught.value)
+
+
+def test_model_info_of_a_package_scopeml_exported_shows_its_czann_id(unet_czann, tmp_path):
+    """The Id was left out of every package's description (an import makes a fresh one), also
+    where the package records the czann's own (config.scopeml.czann_id)."""
+    from scopeml.model.describe import describe_package
+
+    package = export_bioimageio(unet_czann, tmp_path / "unet.zip")
+    shown = describe_package(package)["metadata"]
+    assert shown["Id"] == str(read_container(unet_czann).metadata.model_id)

@@ -108,14 +108,13 @@ def test_an_input_shape_beyond_the_engine_is_warned_of_and_not_made_legacy(tmp_p
     assert not legacy.exists()
 
 
-def test_an_rgb_legacy_xml_on_a_one_channel_graph_is_warned_of(tmp_path, capsys):
-    """Bgr24 split into 3 channels passed silently on a graph that takes 1."""
+def test_an_rgb_legacy_xml_on_a_one_channel_graph_is_refused(tmp_path, capsys):
+    """Bgr24 split into 3 channels passed silently on a graph that takes 1 (then a warning;
+    a model that cannot run as its XML says is an error, as a czann's channels are)."""
     rgb = LegacyModelMetadata(name="rgb", classes=("bg", "fg"), border_size=8,
-                              pixel_types=("Bgr24",), color_handling="RGB")  # fmt: skip
+                              pixel_types=("Bgr24",), color_handling="SplitRgb")  # fmt: skip
     path = write_container(tmp_path / "rgb.czseg", tiny_unet_onnx(tile_shape=(64, 64)), rgb,
                            legacy=True)  # fmt: skip
-    assert main(["model", "validate", str(path)]) == 0
-    assert (
-        "warning: the XML lists 1 channel (Bgr24) with ColorHandling RGB: 3; the graph takes 1"
-        in capsys.readouterr().out
-    )
+    assert main(["model", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}") and "the graph takes 1" in err, err

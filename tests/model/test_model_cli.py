@@ -263,11 +263,9 @@ def test_outputs_never_replace_inputs_or_folders(czann, tmp_path, capsys):
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 
 
-def test_validate_refuses_a_legacy_border_segment_refuses_and_warns_of_other_channels(
-    tmp_path, capsys
-):
+def test_validate_refuses_a_legacy_border_without_a_core_and_other_channels(tmp_path, capsys):
     """A BorderSize that leaves a fixed tile no core passed validation and failed in segment;
-    an XML listing channels the graph does not take passed silently."""
+    an XML listing channels the graph does not take passed silently, then with a warning."""
     from scopeml.model import LegacyModelMetadata, write_container
 
     graph = tiny_unet_onnx(tile_shape=(64, 64))
@@ -281,10 +279,10 @@ def test_validate_refuses_a_legacy_border_segment_refuses_and_warns_of_other_cha
     three = LegacyModelMetadata(name="three", classes=("bg", "fg"), border_size=8,
                                 pixel_types=("Gray8",) * 3)  # fmt: skip
     path = write_container(tmp_path / "three.czseg", graph, three, legacy=True)
-    assert main(["model", "validate", str(path)]) == 0
-    assert "warning: the XML lists 3 channels (Gray8, Gray8, Gray8); the graph takes 1" in (
-        capsys.readouterr().out
-    )
+    assert main(["model", "validate", str(path)]) == 2  # an error now, as a czann's is
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and "the XML lists 3 channels" in err, err
+    assert "the graph takes 1" in err
 
 
 def test_converting_a_damaged_container_names_the_file_not_an_option(czann, tmp_path, capsys):

@@ -411,8 +411,12 @@ def _model_type(text: str) -> Any:
 
 def _container_format(source: Path) -> str | None:
     """``"czann"`` or ``"czmodel"`` (legacy) when ``source`` is a container, else ``None``;
-    a scopeml classifier (not a graph) is refused naming what it is."""
+    a scopeml classifier (not a graph) is refused naming what it is, and a folder that is no
+    package as ``model info`` refuses it (it was asked for --classes)."""
     from scopeml.model.registry import format_of
+    from scopeml.model.validate import refuse_folder
+
+    refuse_folder(source)
 
     try:
         kind = format_of(source)

@@ -141,8 +141,8 @@ def parse_members(members: Mapping[str, bytes], *, path: Path | None = None) -> 
     if legacy_ids or xml_names:
         return _parse_legacy(members, legacy_ids, xml_names, path)
     raise InvalidContainerError(
-        f"no {CZANN_METADATA} (czann) and no model XML (czseg/czmodel) in the archive; "
-        f"members: {sorted(members)[:10]}",
+        f"no {CZANN_METADATA} (czann), no model XML (czseg/czmodel) and no rdf.yaml or "
+        f"bioimageio.yaml (bioimage.io package) in the archive; members: {sorted(members)[:10]}",
         path=path,
     )
 

@@ -34,7 +34,7 @@ def describe_package(path: Path) -> dict[str, Any]:
     """A bioimage.io package as :func:`describe` shows a container (the czann it is imported
     as, in memory: what scopeml runs), with what the package itself declares under
     ``package``."""
-    from scopeml.model.bioimageio.importer import WEIGHT_FORMATS
+    from scopeml.model.bioimageio.importer import WEIGHT_FORMATS, scopeml_config
     from scopeml.model.bioimageio.package import open_package
     from scopeml.model.bioimageio.run import import_in_memory
 
@@ -51,12 +51,14 @@ def describe_package(path: Path) -> dict[str, Any]:
             else None,
             "license": str(descr.license) if descr.license else None,
         }
+        recorded = scopeml_config(descr).get("czann_id")  # scopeml's export records it
     finally:
         package.close()
     container = import_in_memory(path)[0]
     description = describe(container)
     description["format"] = "bioimage.io package, imported as a czann in memory"
-    description["metadata"].pop("Id", None)  # a fresh one at each import: not the package's
+    if recorded is None:  # a fresh one at each import: not the package's
+        description["metadata"].pop("Id", None)
     description["package"] = declared
     return description
 

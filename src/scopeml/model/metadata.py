@@ -79,14 +79,55 @@ def segmentation_type(n_classes: int) -> ModelType:
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def parse_metadata_error(err: ValidationError) -> str:
-    """Turn a pydantic error into one line: ``InputShape: ...; Classes: ...``."""
-    parts = []
+#: pydantic's type errors, as the kind of value expected (said once per field: a Scaling of
+#: ``["x", "y"]`` gave one error per item and union member, ~400 characters).
+_EXPECTED = {
+    "float_type": "number", "float_parsing": "number", "int_type": "integer",
+    "int_parsing": "integer", "int_from_float": "integer", "string_type": "string",
+    "bool_type": "boolean", "bool_parsing": "boolean", "uuid_type": "UUID",
+    "uuid_parsing": "UUID", "tuple_type": "list", "list_type": "list",
+}  # fmt: skip
+
+
+def parse_metadata_error(err: ValidationError, fields: Any = None) -> str:
+    """Turn a pydantic error into one line: ``InputShape: ...; Classes: ...``; a field of
+    the wrong type (or with items of the wrong type) is said once, as what was expected and
+    what it is (``fields``: the values validated, where the field's value is read).
+
+    Examples
+    --------
+    >>> try:
+    ...     ModelMetadata.model_validate({"Scaling": ["x", "y"]})
+    ... except ValidationError as err:
+    ...     print(parse_metadata_error(err, {"Scaling": ["x", "y"]}).split("; ")[-1])
+    Scaling: expected a list of numbers, got ['x', 'y']
+    """
+    parts: dict[str, str] = {}
+    typed: set[str] = set()
     for item in err.errors():
-        message = item["msg"].removeprefix("Value error, ")  # our own checks say it all
-        where = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
+        loc = [str(part) for part in item["loc"]]
+        field = loc[0] if loc else ""
+        expected = _EXPECTED.get(item["type"])
+        if expected is not None and field and field not in typed:
+            typed.add(field)
+            parts[field] = _expected(field, loc, expected, item, fields)
+        elif field not in typed:
+            message = item["msg"].removeprefix("Value error, ")  # our own checks say it all
+            where = ".".join(loc)
+            parts.setdefault(where, f"{where}: {message}" if where else message)
+    return "; ".join(parts.values())
+
+
+def _expected(field: str, loc: list[str], expected: str, item: Any, fields: Any) -> str:
+    """``Field: expected a list of numbers, got […]`` (an item's type wrong: the whole value)."""
+    if len(loc) == 1:
+        value, wanted = item.get("input"), f"a{'n' * (expected[0] in 'aeiou')} {expected}"
+    else:
+        value = fields.get(field) if isinstance(fields, dict) else None
+        wanted = f"a list of {expected}s"
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return f"{field}: expected {wanted}" + (f", got {shown}" if value is not None else "")
 
 
 def validate_metadata(
@@ -110,7 +151,7 @@ def validate_metadata(
     try:
         return kind.model_validate(fields)
     except ValidationError as err:
-        raise error(f"{context}{parse_metadata_error(err)}", path=path) from err
+        raise error(f"{context}{parse_metadata_error(err, fields)}", path=path) from err
 
 
 #: scopeml's own ``model.json`` keys of the object size ``scale="auto"`` works from

@@ -146,12 +146,15 @@ def check_halo(
     input and on a crop of it that keeps the halo (MinOverlap rounded up to the tile step, as
     tiles keep it) around an inner core; where the core differs, the crop (up to twice the
     halo, at least :data:`PROBE_SIZE`, within :data:`HALO_CHECK_PIXELS`) also tells the
-    smallest halo that gives the same core. A fixed-size graph takes no other size: ``None``.
+    smallest halo that gives the same core. A fixed-size graph (a legacy container's) takes
+    no other size: :func:`_fixed_halo` runs two overlapping tiles of its size instead.
     """
     container = read_container(path)
     spec = model_spec(container)
+    limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+    name = "BorderSize" if container.legacy else "MinOverlap"
     if spec.tile_shape is not None:
-        return None
+        return _fixed_halo(path, spec, name, limits)
     step = spec.tile_step
     halo = tuple(-(-h // s) * s for h, s in zip(spec.halo, step, strict=True))
     reach = tuple(max(2 * h, -(-PROBE_SIZE // s) * s) for h, s in zip(halo, step, strict=True))
@@ -164,13 +167,58 @@ def check_halo(
     pixels = np.random.default_rng(0).random((1, spec.in_channels, *whole), np.float32)
     inner = (..., *(slice(s, s + c) for s, c in zip(step, crop, strict=True)))
     what = f"a {'×'.join(map(str, whole))} random input (the halo check)"
-    limits = {"time_budget": time_budget, "memory_limit": memory_limit}
     full, cropped = run_isolated_all(path, [pixels, pixels[inner]], what=what, **limits)
     difference = np.abs(full[inner] - cropped).max(axis=(0, 1))
     tolerance = HALO_TOLERANCE * max(1.0, float(np.abs(full).max()))
+    return _halo_line(name, spec, halo, reach, difference, tolerance, "a whole-image run")
+
+
+def _fixed_halo(path: str | PathLike[str], spec: ModelSpec, name: str, limits: dict) -> str | None:
+    """:func:`check_halo` of a graph that takes one size (a legacy BorderSize of 0 on the
+    nuclei graph validated without a word, where the czann of the same graph warned of
+    seams): it runs on two tiles of that size over a seeded random image, the second shifted
+    by one tile step on every axis; where both keep the halo around their cores, their
+    outputs must agree."""
+    tile, step = tuple(spec.tile_shape or ()), spec.tile_step
+    halo = tuple(-(-h // s) * s for h, s in zip(spec.halo, step, strict=True))
+    shared = tuple(t - s for t, s in zip(tile, step, strict=True))  # what both tiles cover
+    whole = tuple(t + s for t, s in zip(tile, step, strict=True))
+    if any(n <= 2 * h for n, h in zip(shared, halo, strict=True)):
+        return None  # no core that both tiles keep: nothing to compare
+    if math.prod(whole) > HALO_CHECK_PIXELS:
+        return None
+    pixels = np.random.default_rng(0).random((1, spec.in_channels, *whole), np.float32)
+    first = pixels[(..., *(slice(0, t) for t in tile))]
+    second = pixels[(..., *(slice(s, s + t) for s, t in zip(step, tile, strict=True)))]
+    what = f"two {'×'.join(map(str, tile))} tiles of a random input (the halo check)"
+    one, two = run_isolated_all(path, [first, second], what=what, **limits)
+    if one.shape[2:] != tile:
+        return None  # not one output pixel per input pixel
+    difference = np.abs(
+        one[(..., *(slice(s, None) for s in step))] - two[(..., *(slice(0, n) for n in shared))]
+    ).max(axis=(0, 1))
+    tolerance = HALO_TOLERANCE * max(1.0, float(np.abs(one).max()))
+    reach = tuple(-(-n // 2) - s for n, s in zip(shared, step, strict=True))
+    return _halo_line(name, spec, halo, reach, difference, tolerance, "an overlapping tile's")
+
+
+def _halo_line(
+    name: str,
+    spec: ModelSpec,
+    halo: tuple[int, ...],
+    reach: tuple[int, ...],
+    difference: np.ndarray,
+    tolerance: float,
+    against: str,
+) -> str | None:
+    """The warning of :func:`check_halo`, from the ``difference`` of two runs over the
+    region both keep (its edge ``halo`` away from theirs, or ``reach`` at most): ``None``
+    when the halo gives the same core."""
+    step = spec.tile_step
+    span = difference.shape
 
     def worst(kept: tuple[int, ...]) -> float:  # the largest difference in the core it leaves
-        core = tuple(slice(k, c - k) for k, c in zip(kept, crop, strict=True))
+        core = tuple(slice(k, c - k) for k, c in zip(kept, span, strict=True))
         return float(difference[core].max())
 
     if worst(halo) <= tolerance:
@@ -179,14 +227,13 @@ def check_halo(
     candidates = [tuple(min(max(h, k * s), r) for h, s, r in zip(halo, step, reach, strict=True))
                   for k in widths]  # fmt: skip
     needed = next((kept for kept in candidates if worst(kept) <= tolerance), None)
-    name = "BorderSize" if container.legacy else "MinOverlap"
     rounded = f" ({list(halo)} at the tile step)" if halo != spec.halo else ""
     found = (f"a {name} of {list(needed)} gives the same core" if needed else
              f"the graph reaches further than {list(reach)} px: give it a {name} that covers "
              "its receptive field")  # fmt: skip
     return (
         f"{name} {list(spec.halo)}{rounded} is too small for the graph: a tile's core differs "
-        f"from a whole-image run by up to {worst(halo):.3g} (seams between tiles); {found}"
+        f"from {against} by up to {worst(halo):.3g} (seams between tiles); {found}"
     )
 
 
@@ -235,20 +282,21 @@ def run_isolated_all(
     *,
     time_budget: float | None = None,
     memory_limit: int | None = None,
-    what: str | None = None,
+    what: str | Sequence[str] | None = None,
     classifier: bool = False,
 ) -> list[np.ndarray]:
     """:func:`run_isolated` on each of ``batches`` in turn, in one child (the model loaded
-    once; each run under the time budget, the child under their sum): their outputs."""
+    once; each run under the time budget, the child under their sum): their outputs. ``what``
+    names them all, or each (a list as long as ``batches``)."""
     import tempfile
 
     container = read_container(path)
     limit = resolve_memory_limit(memory_limit)
     batches = [np.ascontiguousarray(batch, np.float32) for batch in batches]
-    for batch in batches:
-        named = what or f"a {'×'.join(map(str, batch.shape[2:]))} input"
+    if what is None or isinstance(what, str):
+        what = [what or f"a {'×'.join(map(str, b.shape[2:]))} input" for b in batches]
+    for batch, named in zip(batches, what, strict=True):
         _check_tensor_sizes(container, batch.shape, limit, named)
-    what = what or f"a {'×'.join(map(str, batches[0].shape[2:]))} input"
     if not sys.platform.startswith("linux"):
         return _run(str(path), batches, time_budget, limit, classifier=classifier)
     with tempfile.TemporaryDirectory(prefix="scopeml-run-") as folder:
@@ -286,11 +334,13 @@ def _run(
     cap_memory: bool = False,
     finite: bool = False,
     classifier: bool = False,
+    results: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """The model's output on each of ``batches``; ``cap_memory`` caps this process's address
     space once the model is loaded; ``finite`` refuses non-finite values (a zero probe's
     check); a ``classifier`` (a file's path) runs as ``scopeml classify`` runs it, to ``N×K``
-    scores."""
+    scores. ``results``: the list the outputs are added to, one by one (its length tells
+    which batch failed)."""
     if classifier:
         from scopeml.classify import ImageClassifier
 
@@ -306,7 +356,9 @@ def _run(
         run = model.predict
     if cap_memory:
         _cap_address_space(memory_limit + SLACK_BYTES)
-    results = [run(batch) for batch in batches]
+    results = [] if results is None else results
+    for batch in batches:
+        results.append(run(batch))
     if finite and not all(np.all(np.isfinite(result)) for result in results):
         raise IncompatibleModelError(
             "the graph returns non-finite values on a zero input", path=model.path
@@ -315,11 +367,11 @@ def _run(
 
 
 def _cap_address_space(extra: int) -> None:
-    import resource
+    from scopeml.address_space import cap_address_space
 
     with open("/proc/self/status") as status:
         size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
-    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+    cap_address_space(size + extra)
 
 
 def _run_in_child(
@@ -328,11 +380,12 @@ def _run_in_child(
     files: tuple[list[Path], list[Path]] | None,
     time_budget: float | None,
     limit: int,
-    what: str,
+    what: str | Sequence[str],
     classifier: bool = False,
 ) -> tuple[int, ...]:
     """Run the model in a capped child on zeros of ``batch_shape``, or on each ``.npy`` of
-    ``files[0]`` writing its outputs to ``files[1]``; the (first) output's shape."""
+    ``files[0]`` writing its outputs to ``files[1]``; the (first) output's shape. ``what``
+    names the input, or each input (a list: an allocation past the cap names the one)."""
     budget = resolve_time_budget(time_budget)
     request = {
         "path": str(path), "shape": batch_shape, "budget": budget, "limit": limit,
@@ -369,6 +422,8 @@ def _run_in_child(
     if "shape" in answer:
         return tuple(answer["shape"])
     problem = answer["problem"]
+    if not isinstance(what, str):
+        what = what[min(answer.get("index", 0), len(what) - 1)]
     if "allocate" in problem or answer["error"] == "MemoryError":
         raise InvalidContainerError(
             f"the graph tried to allocate more than {(limit + SLACK_BYTES) / 2**30:.2f} GiB on "
@@ -386,6 +441,7 @@ def child_main() -> None:
     """Entry point of an isolated run: one JSON request in ``argv``, one JSON answer out (the
     first output's shape, or the error); the outputs go to the request's ``outputs`` files."""
     request = json.loads(sys.argv[1])
+    done: list[np.ndarray] = []  # the outputs so far: their count names a failing input
     try:
         given = request.get("inputs")
         batches = (
@@ -401,12 +457,13 @@ def child_main() -> None:
             cap_memory=True,
             finite=given is None,
             classifier=request.get("classifier", False),
+            results=done,
         )
         for file, result in zip(request.get("outputs") or (), results, strict=False):
             np.save(file, result, allow_pickle=False)  # no files: a zero probe's shape alone
         answer: dict[str, object] = {"shape": list(results[0].shape)}
     except ScopeMLError as err:
-        answer = {"error": type(err).__name__, "problem": err.problem}
+        answer = {"error": type(err).__name__, "problem": err.problem, "index": len(done)}
     except MemoryError as err:
-        answer = {"error": "MemoryError", "problem": str(err)}
+        answer = {"error": "MemoryError", "problem": str(err), "index": len(done)}
     print(json.dumps(answer), flush=True)

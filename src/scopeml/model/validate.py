@@ -9,7 +9,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from scopeml.errors import IncompatibleModelError
+from scopeml.errors import IncompatibleModelError, InvalidContainerError
 
 
 def validate_model(
@@ -37,6 +37,7 @@ def validate_model(
         from scopeml.model.bioimageio.run import check_package
 
         return check_package(path, time_budget=time_budget, memory_limit=memory_limit)
+    refuse_folder(path)
     kind = classifier_kind(path)
     if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
         return validate_classifier(model, path, kind)
@@ -56,19 +57,46 @@ def validate_model(
     ]
 
 
-def legacy_channel_warnings(meta: Any, graph: Any) -> list[str]:
-    """The channels the XML lists (its pixel types; an RGB one is 3 unless ColorHandling
-    converts it to monochrome) against the graph's input channels: ZEN feeds what the XML
-    lists, scopeml what the graph takes (a Bgr24 XML on a 1-channel graph passed silently)."""
+#: The legacy XML's ``ColorHandling`` values and its channels' ``PixelType`` values, with the
+#: channels each gives the graph when split (czmodel's ``LegacyModelMetadata`` lists them; an
+#: RGB one is 3 channels unless ColorHandling converts it to monochrome).
+COLOR_HANDLING = ("ConvertToMonochrome", "SplitRgb")
+PIXEL_TYPES = {
+    "Gray8": 1, "Gray16": 1, "Gray32Float": 1, "Gray64ComplexFloat": 1,
+    "Bgr24": 3, "Bgr48": 3, "Bgr96Float": 3, "Bgra32": 3, "Bgr192ComplexFloat": 3,
+}  # fmt: skip
+
+
+def check_legacy_xml(meta: Any, graph: Any, path: Any) -> None:
+    """The XML's values are czmodel's, and the channels it lists (its pixel types, as
+    ColorHandling feeds them) are the graph's input channels: ZEN feeds what the XML lists,
+    scopeml what the graph takes (a Bgr24 XML split on a 1-channel graph, a PixelType
+    "Banana", two channels for a graph that takes one validated as valid)."""
+    if meta.color_handling not in COLOR_HANDLING:
+        raise InvalidContainerError(
+            f"the XML's ColorHandling {meta.color_handling!r} is unknown; known: "
+            f"{', '.join(COLOR_HANDLING)}",
+            path=path,
+        )
+    unknown = [kind for kind in meta.pixel_types if kind not in PIXEL_TYPES]
+    if unknown:
+        raise InvalidContainerError(
+            f"the XML's channel PixelType {unknown[0]!r} is unknown; known: "
+            f"{', '.join(PIXEL_TYPES)}",
+            path=path,
+        )
     taken = graph.input_shape[-1]
     types = list(meta.pixel_types)
     mono = meta.color_handling == "ConvertToMonochrome"
-    fed = sum(3 if kind.startswith("Bgr") and not mono else 1 for kind in types)
-    if taken is None or not types or taken == fed:
-        return []
+    fed = sum(1 if mono else PIXEL_TYPES[kind] for kind in types)
+    if taken is None or taken == fed:
+        return
     handled = f" with ColorHandling {meta.color_handling}: {fed}" if fed != len(types) else ""
     listed = f"{len(types)} channel{'s' * (len(types) != 1)}"
-    return [f"the XML lists {listed} ({', '.join(types)}){handled}; the graph takes {taken}"]
+    raise InvalidContainerError(
+        f"the XML lists {listed} ({', '.join(types)}){handled}; the graph takes {taken}",
+        path=path,
+    )
 
 
 def halo_warnings(path: Path, time_budget: float | None, memory_limit: int | None) -> list[str]:
@@ -155,13 +183,30 @@ def validate_classifier(model: Path, path: Path, kind: str) -> list[str]:
     ]
 
 
+def refuse_folder(path: Path) -> None:
+    """Refuse a folder that is no bioimage.io package as ``model info`` refuses it (validate
+    said "Is a directory", convert asked for --classes), saying what a package folder holds."""
+    from scopeml.model.registry import model_formats, not_a_model
+
+    if not path.is_dir():
+        return
+    problem = not_a_model(path, model_formats())
+    if problem.startswith("is a folder, not a model file;"):
+        problem = problem.replace(
+            "not a model file",
+            "not a model file nor a bioimage.io package folder (no rdf.yaml or bioimageio.yaml "
+            "in it)",
+            1,
+        )
+    raise InvalidContainerError(problem, path=path)
+
+
 def container_warnings(container: Any) -> list[str]:
     """Things that load but may trouble ZEN or the engine."""
     from scopeml.model.convert import normalisation_note
     from scopeml.model.metadata import (
         CZANN_FORMAT_VERSION,
         LegacyModelMetadata,
-        ModelType,
         repeated_classes,
     )
 
@@ -176,7 +221,8 @@ def container_warnings(container: Any) -> list[str]:
             "first class; convert and export-bioimageio refuse it)"
         )
     if isinstance(meta, LegacyModelMetadata):
-        return warnings + legacy_channel_warnings(meta, graph)
+        check_legacy_xml(meta, graph, container.path)
+        return warnings
     note = normalisation_note(meta)
     if note is not None:
         warnings.append(f"{note} (scopeml does: it records it as ScopeMLNormalize)")
@@ -185,7 +231,8 @@ def container_warnings(container: Any) -> list[str]:
             f"FormatVersion {meta.format_version}; scopeml writes {CZANN_FORMAT_VERSION}"
         )
     if meta.min_overlap is None:
-        warnings.append("no MinOverlap: tiles get no halo and may show seams")
+        if meta.model_type.is_pixelwise:  # a classifier is not tiled
+            warnings.append("no MinOverlap: tiles get no halo and may show seams")
     elif any(overlap % 2 for overlap in meta.min_overlap):
         warnings.append(f"MinOverlap {list(meta.min_overlap)} is odd (the czann spec asks even)")
     spatial = meta.input_shape[: len(meta.min_overlap or ())]
@@ -195,12 +242,6 @@ def container_warnings(container: Any) -> list[str]:
             f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
         )
     warnings += _input_shape_warnings(meta)
-    if (
-        meta.classes is not None
-        and len(meta.classes) < 2
-        and meta.model_type is not ModelType.REGRESSION  # one output image is one "class"
-    ):
-        warnings.append("fewer than 2 Classes (the czann spec asks at least 2)")
     if graph.fixed_spatial and any(
         size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
     ):

@@ -51,22 +51,33 @@ def import_bioimageio(
     TorchScript weights (when there are no ONNX weights) are exported to ONNX with torch (the
     ``train`` extra), traced on the package's test input.
 
+    Before anything is written, the czann runs as ``scopeml model validate`` runs a package
+    (a zero probe tile and the package's test input, in a memory-capped child under the time
+    budget): a package whose axes disagree with its graph, whose test tensors cannot be read
+    or whose test output the model does not give is refused (a second or so per package).
+
     Raises
     ------
     InvalidContainerError
         Missing or URL weights, neither ONNX nor TorchScript weights, axes scopeml cannot
-        map, preprocessing it cannot express exactly; the message names the step, axis or file.
+        map, preprocessing it cannot express exactly, test tensors that are not plain numbers
+        or that the model does not reproduce; the message names the step, axis or file.
+    IncompatibleModelError
+        The graph fails on the probe tile or the test input (axes that disagree with it).
     InvalidRequestError
         ``output`` exists (without ``overwrite``), or is the package.
     """
+    from scopeml.model.bioimageio.run import run_imported
     from scopeml.model.container import write_container
 
     check_model_output(output, overwrite=overwrite, source=source)
     package = open_package(source)
     try:
         imported = build_czann(package, model_type=model_type)
+        tests = read_test_tensors(package)
     finally:
         package.close()
+    run_imported(package.path, imported, tests, {})  # as validate runs it, before writing
     return write_container(output, imported.graph, imported.metadata, overwrite=overwrite)
 
 
@@ -107,6 +118,7 @@ def build_czann(
     if out_spatial and out_spatial != spatial:
         fail(f"output spatial axes {out_spatial} differ from the input's {spatial}")
     channels = _channel_count(tensor_in)
+    _check_graph_axes(onnx_model, tensor_in, in_roles, fail)
     _check_graph_channels(onnx_model, in_roles, channels, fail)
     pre, policy = _preprocessing(tensor_in.preprocessing, channels, fail)
     post, post_policy = _preprocessing(tensor_out.postprocessing, None, fail, output=True)
@@ -162,7 +174,7 @@ def size_keys(descr: Any, fail: Any) -> dict[str, Any]:
     """The czann keys a package's ``config: scopeml:`` carries (:data:`SIZE_KEYS`), checked:
     a positive diameter, a ``[low, high]`` range of them, ``auto`` as the default scale. A
     package without them gives none (the model then runs at scale 1 unless told)."""
-    ours = _scopeml_config(descr, fail)
+    ours = scopeml_config(descr, fail)
     found: dict[str, Any] = {}
     for key, czann_key in SIZE_KEYS.items():
         if key not in ours:
@@ -187,7 +199,7 @@ def _exported_czann(descr: Any, pixelwise: bool, fail: Any) -> dict[str, Any]:
     that is no czann type, or that disagrees with the output (an image or one value), fails."""
     from scopeml.model.metadata import ModelType
 
-    ours = _scopeml_config(descr, fail)
+    ours = scopeml_config(descr, fail)
     found: dict[str, Any] = {}
     kind = ours.get("czann_type")
     if kind is not None:
@@ -204,14 +216,17 @@ def _exported_czann(descr: Any, pixelwise: bool, fail: Any) -> dict[str, Any]:
     return found
 
 
-def _scopeml_config(descr: Any, fail: Any) -> dict[str, Any]:
-    """The package's ``config: scopeml:`` mapping (empty when it has none)."""
+def scopeml_config(descr: Any, fail: Any = None) -> dict[str, Any]:
+    """The package's ``config: scopeml:`` mapping (empty when it has none, or, without
+    ``fail``, when it is no mapping)."""
     config = getattr(descr, "config", None)
     extra = getattr(config, "model_extra", None) or {}
     ours = extra.get("scopeml") if isinstance(extra, dict) else None
     if ours is None:
         return {}
     if not isinstance(ours, dict):
+        if fail is None:
+            return {}
         fail(f"config.scopeml is {type(ours).__name__}, not a mapping")
     return ours
 
@@ -246,7 +261,7 @@ def _smallest_input(
     model) would be padded to it, and differ from the czann near its far border; with it the
     image is padded only to the graph's step, as the czann is run. The value must lie on the
     declared sizes' lattice (``min - n·step``), else the package is refused naming it."""
-    ours = _scopeml_config(descr, fail)
+    ours = scopeml_config(descr, fail)
     if valid is None or "smallest_input" not in ours:
         return valid
     value, where = ours["smallest_input"], "config.scopeml.smallest_input"
@@ -384,6 +399,43 @@ def _check_graph_channels(
             fail(f"the description names {channels} output channels (channel_names); the "
                  f"weights give {taken}")  # fmt: skip
         fail(f"the description gives the input {channels} channels; the weights take {taken}")
+
+
+def _check_graph_axes(onnx_model: Any, tensor: Any, roles: list[str], fail: Any) -> None:
+    """A spatial size the weights fix where the description's axes put a size they do not
+    allow (``batch, channel, y, x`` described for an ``N×Y×X×C`` graph: its channel axis, 1,
+    read as ``x``, of at least 3) is refused naming both layouts; such a czann failed in ONNX
+    Runtime's words on every image."""
+    values = onnx_model.graph.input
+    dims = values[0].type.tensor_type.shape.dim if values else ()
+    if len(dims) != len(roles):
+        return  # the graph's own layout: the wrapper's checks say what is wrong
+    by_id = {str(axis.id): axis for axis in tensor.axes}
+    for index, (role, dim) in enumerate(zip(roles, dims, strict=True)):
+        size, taken = getattr(by_id.get(role), "size", None), dim.dim_value
+        if role not in _SPATIAL or taken <= 0 or _allows(size, taken):
+            continue
+        allowed = f"{size}" if isinstance(size, int) else f"{size.min} + n·{size.step}"
+        shown = "×".join(d.dim_param or str(d.dim_value) or "?" for d in dims)
+        fail(
+            f"the description's input axes ({', '.join(roles)}) do not fit the weights' input "
+            f"{values[0].name!r} ({shown}): the weights fix axis {index} ({role} in the "
+            f"description) at {taken}; the description's {role} takes {allowed}"
+        )
+
+
+def _allows(size: Any, taken: int) -> bool:
+    """Whether a description's axis size (fixed, ``min + n·step``, or another kind, not
+    judged here) allows ``taken``."""
+    from bioimageio.spec.model import v0_5 as bio
+
+    if isinstance(size, int):
+        return size == taken
+    if isinstance(size, bio.ParameterizedSize):
+        if not size.step:
+            return taken == size.min
+        return taken >= size.min and (taken - size.min) % size.step == 0
+    return True
 
 
 def _channel_count(tensor: Any) -> int:

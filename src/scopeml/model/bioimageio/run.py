@@ -86,10 +86,10 @@ def check_package(
 ) -> list[str]:
     """Validate a package as scopeml runs it (``scopeml model validate PKG``): the description
     (``bioimageio.spec``), the import (weights, axes, steps), a zero probe tile and then the
-    package's test input, which must give its test output, each run as the probe runs (its
-    tensors sized against ``memory_limit`` first, then a child process with its address space
-    capped, under ``time_budget``); then ``bioimageio.core``'s own model test when it is
-    installed. Returns the lines to print.
+    package's test input, which must give its test output, run as the probe runs (their
+    tensors sized against ``memory_limit`` first, then one child process with its address
+    space capped, each under ``time_budget``: :func:`run_imported`); then
+    ``bioimageio.core``'s own model test when it is installed. Returns the lines to print.
 
     Raises
     ------
@@ -101,18 +101,14 @@ def check_package(
     IncompatibleModelError
         The graph fails on the probe tile or the test input.
     """
-    import tempfile
-
     from scopeml.model.bioimageio.package import open_package
-    from scopeml.model.container import write_container
-    from scopeml.model.probe import probe_model
 
     path = Path(source)
     package = open_package(path)
     try:
         descr, version = package.description, package.original_format
         weights = [name for name in ("onnx", "torchscript") if getattr(descr.weights, name)]
-        test_in, test_out = _test_tensors(package)
+        tests = _test_tensors(package)
     finally:
         package.close()
     container, imported = import_in_memory(path)
@@ -124,20 +120,63 @@ def check_package(
         f"halo {list(meta.min_overlap or ())}, normalisation {meta.normalize or 'none'}"
     ]
     limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+    return lines + run_imported(path, imported, tests, limits) + _core_test(path)
+
+
+def run_imported(
+    path: Path, imported: Any, tests: tuple[Any, Any], limits: dict[str, Any]
+) -> list[str]:
+    """Run an imported package (:class:`~.importer.Imported`) as ``model validate`` and
+    ``model convert`` check it: a zero probe tile and the package's test input (``tests``, its
+    test input and output), in one memory-capped child under the time budget
+    (:func:`~scopeml.model.probe.run_isolated_all`); the test input must give the test output.
+    Returns the lines saying what ran; errors name the package ``path``.
+
+    A package whose axes disagree with its graph, or whose test output is wrong, was converted
+    and then failed (or gave other values) on every image."""
+    import tempfile
+
+    from scopeml.model.container import write_container
+
     with tempfile.TemporaryDirectory(prefix="scopeml-package-") as folder:
-        czann = write_container(Path(folder) / "package.czann", imported.graph, meta)
-        try:  # the probe tile and the test input each in a memory-capped child, as for a czann
-            if meta.model_type.is_pixelwise:
-                probe = probe_model(czann, **limits)
-                lines.append(f"  ran on {probe.input_shape[1:]} → {probe.output_shape[1:]}")
-            else:  # a classifier runs on its test input only, as scopeml classify runs it
-                limits["classifier"] = True
-            lines.append("  " + _reproduces(czann, meta, imported, test_in, test_out, limits, path))
+        czann = write_container(Path(folder) / "package.czann", imported.graph, imported.metadata)
+        try:
+            return _run_checks(czann, imported, tests, limits, path)
         except ScopeMLError as err:
             if err.path != str(czann):
                 raise
             raise type(err)(err.problem, path=path) from err  # the package, not the temporary
-    return lines + _core_test(path)
+
+
+def _run_checks(
+    czann: Path, imported: Any, tests: tuple[Any, Any], limits: dict[str, Any], path: Path
+) -> list[str]:
+    import numpy as np
+
+    from scopeml.errors import IncompatibleModelError
+    from scopeml.model.bioimageio.export import _normalized
+    from scopeml.model.container import read_container
+    from scopeml.model.probe import probe_spatial_shape, run_isolated_all
+    from scopeml.model.runtime import model_spec
+
+    meta = imported.metadata
+    pixels, expected = _test_batches(imported, tests, path)
+    shown = "×".join(map(str, pixels.shape[2:]))
+    batches, names = [_normalized(pixels, meta.normalize)], [f"the package's {shown} test input"]
+    if meta.model_type.is_pixelwise:  # a classifier runs on its test input only, as classify
+        spec = model_spec(read_container(czann))
+        batches.insert(0, np.zeros((1, spec.in_channels, *probe_spatial_shape(spec)), np.float32))
+        names.insert(0, f"a {'×'.join(map(str, batches[0].shape[2:]))} probe tile")
+    classifier = not meta.model_type.is_pixelwise
+    outputs = run_isolated_all(czann, batches, what=names, classifier=classifier, **limits)
+    lines = []
+    if meta.model_type.is_pixelwise:
+        if not np.all(np.isfinite(outputs[0])):
+            raise IncompatibleModelError(
+                "the graph returns non-finite values on a zero input", path=path
+            )
+        lines.append(f"  ran on {batches[0].shape[1:]} → {outputs[0].shape[1:]}")
+    return [*lines, "  " + _compare(outputs[-1], expected, path)]
 
 
 def _test_tensors(package: Any) -> tuple[Any, Any]:
@@ -161,36 +200,26 @@ def _as_model_axes(array: Any, roles: tuple[str, ...]) -> Any:
     return array
 
 
-def _reproduces(
-    czann: Path,
-    meta: Any,
-    imported: Any,
-    test_in: Any,
-    test_out: Any,
-    limits: dict[str, Any],
-    path: Path,
-) -> str:
-    """Run the imported model (the ``czann`` written for the probe) on the package's test
-    input, normalised over the whole test image as bioimage.io does per sample, under the
-    probe's time budget and memory cap (:func:`~scopeml.model.probe.run_isolated`: its tensors
-    sized first, then a capped child), and compare with its test output."""
+def _test_batches(imported: Any, tests: tuple[Any, Any], path: Path) -> tuple[Any, Any]:
+    """The package's test input and output as ``N×C×[Z×]Y×X`` float32 (the input not yet
+    normalised: the engine normalises it over the whole test image, as bioimage.io does per
+    sample)."""
     import numpy as np
 
-    from scopeml.model.bioimageio.export import _normalized
-    from scopeml.model.probe import run_isolated
-
     try:
-        pixels = _as_model_axes(test_in, imported.input_roles).astype(np.float32)
-        expected = _as_model_axes(test_out, imported.output_roles).astype(np.float32)
+        pixels = _as_model_axes(tests[0], imported.input_roles).astype(np.float32)
+        expected = _as_model_axes(tests[1], imported.output_roles).astype(np.float32)
     except ValueError as err:
         raise InvalidContainerError(
             f"the test tensors do not fit their axes: {err}", path=path
         ) from err
-    shown = "×".join(map(str, pixels.shape[2:]))
-    got = run_isolated(
-        czann, _normalized(pixels, meta.normalize), what=f"the package's {shown} test input",
-        **limits,
-    )  # fmt: skip
+    return pixels, expected
+
+
+def _compare(got: Any, expected: Any, path: Path) -> str:
+    """The imported model's output on the test input against the package's test output."""
+    import numpy as np
+
     if got.shape != expected.shape:
         raise InvalidContainerError(
             f"the test input gives an output of shape {got.shape[1:]}; the package's test "
