@@ -132,6 +132,17 @@ def test_info_describes_an_unfinished_run(interrupted, capsys):
     )
 
 
+def test_info_says_an_unfinished_runs_record_is_damaged(interrupted, capsys):
+    """It described "model (unnamed), image (in memory)" and suggested --resume, which then
+    failed on the record it could not read."""
+    _, _, out = interrupted
+    (partial_path(out) / ".scopeml-run.json").write_text('{"model": ')  # cut short
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "3 of 12 tiles done; its run record (.scopeml-run.json) is damaged" in text
+    assert "--resume" not in text and "--overwrite" in text
+
+
 def test_resume_onto_a_folder_scopeml_did_not_make(tmp_path, capsys):
     import zarr
 

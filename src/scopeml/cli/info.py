@@ -462,6 +462,12 @@ def format_partial(run: dict[str, Any]) -> list[str]:
     done = f"{run['tiles_done']} of {run['tiles']} tiles done"
     if run["tiles"] is None:  # a run of a scopeml that did not record it
         done = f"{run['tiles_done']} tiles done (the total is not recorded)"
+    if run.get("damaged"):  # no model or image recorded: nothing a resume can check
+        return [
+            run["path"],
+            f"  unfinished segment run: {done}; its run record (.scopeml-run.json) is damaged, "
+            "so no resume can be checked against it: run again with --overwrite, or remove it",
+        ]
     axes = run.get("image_axes")  # the image as the run read it (--axes TYX: T=20 Y=… X=…)
     read_as = f" read as {' '.join(f'{a}={n}' for a, n in axes.items())}" if axes else ""
     return [

@@ -490,6 +490,9 @@ def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     >>> run = describe_partial(out)
     >>> run["tiles_done"], run["tiles"], run["model"], run["image"]
     (2, 12, 'nuclei', '/data/a.czi')
+
+    ``damaged``: the run record lacks the model or the image (a cut or edited file), so no
+    resume can be checked against it.
     """
     path = Path(path)
     if not (path / _RUN).is_file():
@@ -517,6 +520,7 @@ def describe_partial(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         "path": str(path),
         "output": str(path.with_name(path.name.removesuffix(".partial"))),
         "kind": "unfinished segment run",
+        "damaged": not model or not image,  # its run record: a resume cannot be checked
         "tiles_done": done,
         "tiles": total,
         "model": model.get("name"),
