@@ -333,8 +333,8 @@ def object_windows(
 
 
 def object_labels(labels: np.ndarray | Image) -> np.ndarray:
-    """Instance labels as ``objects measure`` takes them (integers, none negative; its checks),
-    and ids below 2**63 (the tables' ``label`` is int64); errors name an :class:`Image`'s file.
+    """Instance labels as ``objects measure`` takes them (integers, none negative, ids below
+    2**63: its checks); errors name an :class:`Image`'s file.
 
     >>> object_labels(np.array([[0, -1]]))
     Traceback (most recent call last):
@@ -349,11 +349,6 @@ def object_labels(labels: np.ndarray | Image) -> np.ndarray:
             check_label_image(labels)  # one channel of integers, before any pixel is read
             labels = _plane(labels, "labels")[0]
         labels = _check_labels(labels)
-        if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
-            raise InvalidLabelsError(
-                f"object ids up to {labels.max()}; ids must be below 2**63 (number the objects "
-                "1..n first: scopeml objects label)"
-            )
     except InvalidLabelsError as err:
         if err.path or path is None:
             raise

@@ -55,3 +55,16 @@ def test_python_refuses_negative_ids(tmp_path):
 def test_valid_ids_are_filtered(tmp_path):
     kept = filter_objects(cells().astype(np.uint64), tmp_path / "o.ome.zarr", min_size=70)
     assert np.unique(kept.read()).tolist() == [0, 1]  # the 8×8 object dropped, 10×10 kept
+
+
+def test_measure_refuses_ids_its_table_would_write_negative(tmp_path, capsys):
+    """uint64 ids of 2**63 and more were measured with a negative ``label`` (-65 for
+    18446744073709551551): the table no longer matched the label image."""
+    source = tmp_path / "labels.tif"
+    tifffile.imwrite(source, cells().astype(np.uint64) * np.uint64(2**63 + 1))
+    out = tmp_path / "m.csv"
+    assert main(["objects", "measure", str(source), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {source}: object ids up to 9223372036854775809; ids must be "
+                          "below 2**63"), err  # fmt: skip
+    assert not out.exists()

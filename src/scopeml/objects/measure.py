@@ -127,6 +127,11 @@ def _check_labels(labels: np.ndarray) -> np.ndarray:
         raise InvalidLabelsError(f"labels must be integers; got dtype {labels.dtype}")
     if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
         raise InvalidLabelsError(f"labels must be non-negative; found {labels.min()}")
+    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.int64).max:
+        raise InvalidLabelsError(  # the tables' label column is int64: they read as negative
+            f"object ids up to {labels.max()}; ids must be below 2**63 (number the objects "
+            "1..n first: scopeml objects label)"
+        )
     return labels
 
 
