@@ -45,7 +45,7 @@ from scopeml.segment_steps import (
 from scopeml.segmentation import INSTANCES, RunRead, Segmentation, run_read, run_read_near
 from scopeml.tiling.options import SegmentOptions
 from scopeml.tiling.size import AUTO_RECORD, AutoScale
-from scopeml.tiling.store import AXES_RECORD, hold_published, release_published
+from scopeml.tiling.store import AXES_RECORD, PublishedLock
 
 if TYPE_CHECKING:
     import numpy as np
@@ -261,6 +261,7 @@ def segment(
     settings, wanted, want_instances = _checked_settings(options, given, Path(output), measure)
     opened_image, image_ref, taken = _calibrated_input(image, settings, axes, pixel_size)
     tiffs = ome_tiff_outputs(settings, wanted, want_instances)
+    held = PublishedLock(output)  # the store, once published, until this call's steps end
     try:
         opened_model, model_ref = _pixel_model(model, settings)
         if want_instances:  # before any work: a Regression model has no classes to label
@@ -284,16 +285,16 @@ def segment(
         run["names"] = RunNames(public_name, public_model)
         finished = resumes_published(steps)  # the engine's tiles are all in place
         if finished:  # this run's store, else refused naming what differs
-            hold_published(Path(output))  # its steps are this call's until it ends
+            held.take()  # its steps are this call's until it ends
             check_finished_run(opened_image, opened_model, output, settings, **run)
         else:
             path = segment_image(opened_image, opened_model, output, settings,
                                  image_ref=image_ref, progress=progress, ome_tiff_outputs=tiffs,
-                                 log_stop=log_stop, hold=True, **run)  # fmt: skip
+                                 log_stop=log_stop, hold=held, **run)  # fmt: skip
         result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
         _after_engine(result, image_ref or image, instances, finished, progress, steps, log_stop)
     finally:
-        release_published(Path(output))
+        held.release()  # this call's own: none where it took none
         if not isinstance(image, Image):  # opened here; a caller's Image (or view) stays open
             opened_image.close()
     return result

@@ -100,3 +100,17 @@ def test_a_good_package_converts_after_the_same_runs(tmp_path, capsys):
     output = tmp_path / "good.czann"
     assert main(["model", "convert", str(package), "-o", str(output)]) == 0
     assert read_container(output).metadata.classes == ("background", "cell")
+
+
+def test_convert_takes_the_check_runs_limits_its_messages_name(tmp_path, capsys):
+    """A package's check runs under the memory limit and time budget, whose refusal says
+    "--memory-limit or …": convert had neither option."""
+    package = write_package(tmp_path / "good.zip", rdf_v05(), v05_files())
+    output = tmp_path / "good.czann"
+    args = ["model", "convert", str(package), "-o", str(output)]
+    assert main([*args, "--memory-limit", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {package}: ") and "--memory-limit" in err, err
+    assert not output.exists()
+    assert main([*args, "--memory-limit", str(2**30), "--time-budget", "120"]) == 0
+    assert output.is_file()

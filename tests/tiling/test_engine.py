@@ -102,7 +102,7 @@ def test_a_tile_far_below_the_halo_is_warned_of_and_stays_exact(unet2d, tmp_path
     image = random_image((1, 1, 2, 1, 48, 96), seed=4)
     halo, tile = unet2d.spec.halo[0], 2 * unet2d.spec.tile_step[0]
     assert ((tile + 2 * halo) / tile) ** 2 > 8 * ((48 + 2 * halo) / 48) * ((96 + 2 * halo) / 96)
-    with pytest.warns(UserWarning, match=r"tile size .* reads \d+× the pixels it writes"):
+    with pytest.warns(UserWarning, match=r"tile size .* the tiles read \d+× the image's pixels"):
         out = segment(
             image, unet2d, tmp_path / "o.ome.zarr", outputs=["probabilities"], tile_size=tile
         )

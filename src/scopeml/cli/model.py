@@ -29,6 +29,11 @@ TIME_BUDGET_HELP = (
     "Seconds one model run (one batch) may take before it is stopped (exit 2); "
     "default $SCOPEML_MODEL_TIME_BUDGET or 300; 0 for none."
 )
+#: Help of every ``--memory-limit`` option (``model validate``, ``model convert``).
+MEMORY_LIMIT_HELP = (
+    "Largest tensor (bytes) the graph may make for the probe tile (and for a package's test "
+    "input); a run may allocate this plus 256 MiB. Default 1 GiB or $SCOPEML_MODEL_MEMORY_LIMIT."
+)
 
 
 @app.command("inspect")
@@ -125,12 +130,7 @@ def validate(
         None, "--time-budget", help=TIME_BUDGET_HELP, metavar="SECONDS"
     ),
     memory_limit: int | None = typer.Option(
-        None,
-        "--memory-limit",
-        help="Largest tensor (bytes) the graph may make for the probe tile (and for a "
-        "package's test input); a run may allocate this plus 256 MiB. Default 1 GiB or "
-        "$SCOPEML_MODEL_MEMORY_LIMIT.",
-        metavar="BYTES",
+        None, "--memory-limit", help=MEMORY_LIMIT_HELP, metavar="BYTES"
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON object: valid, warnings, found (or error)."
@@ -251,6 +251,12 @@ def convert(
     ),
     license_file: Path | None = typer.Option(None, "--license", help="License file to include."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    time_budget: float | None = typer.Option(
+        None, "--time-budget", help=f"A package's check runs: {TIME_BUDGET_HELP}", metavar="SECONDS"
+    ),
+    memory_limit: int | None = typer.Option(
+        None, "--memory-limit", help=f"A package's check runs: {MEMORY_LIMIT_HELP}", metavar="BYTES"
+    ),
 ) -> None:
     """Wrap a trained model into a czann (or legacy) container, or rewrap a container; import
     a bioimage.io package.
@@ -276,7 +282,10 @@ def convert(
     if is_package(source):
         rewrap = {"classes": classes, "overlap": min_overlap, "name": name, "scaling": scaling,
                   "spatial": spatial, "normalize": normalize}  # fmt: skip
-        return _convert_package(source, output, model_type, overwrite, legacy, rewrap, graph_only)
+        limits = {"time_budget": time_budget, "memory_limit": memory_limit}
+        return _convert_package(
+            source, output, model_type, overwrite, legacy, rewrap, graph_only, limits
+        )
     if not source.exists():  # before asking for options it needs
         source = _builtin_or_missing(source)
     kind = _model_type(model_type) if model_type is not None else None
@@ -441,10 +450,11 @@ def _convert_package(
     legacy: bool,
     rewrap: dict[str, Any],
     graph_only: dict[str, Any],
+    limits: dict[str, Any],
 ) -> None:
-    """``model convert`` of a bioimage.io package: imported as a czann, which the container
-    options then rewrap (a legacy container, other classes, name, overlap…) as they rewrap a
-    czann given as the source, never ignored."""
+    """``model convert`` of a bioimage.io package: imported as a czann (its check runs under
+    ``limits``), which the container options then rewrap (a legacy container, other classes,
+    name, overlap…) as they rewrap a czann given as the source, never ignored."""
     import tempfile
 
     from scopeml.errors import ScopeMLError
@@ -455,14 +465,16 @@ def _convert_package(
     if legacy and not legacy_suffix:  # refused before the import, as for a container source
         raise InvalidRequestError("--legacy writes a .czseg/.czmodel", path=output)
     if not legacy_suffix and all(value is None for value in rewrap.values()):
-        written = import_bioimageio(source, output, model_type=model_type, overwrite=overwrite)
+        written = import_bioimageio(
+            source, output, model_type=model_type, overwrite=overwrite, **limits
+        )
         return typer.echo(f"wrote {written}")
     overlap = rewrap["overlap"]
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")  # said of the package, not the file imported
         czann = Path(folder) / f"{source.stem}.czann"
         try:
-            import_bioimageio(source, czann, model_type=model_type)
+            import_bioimageio(source, czann, model_type=model_type, **limits)
             _convert_container(
                 czann, output, legacy=legacy_suffix, classes=names_of(rewrap["classes"]),
                 overlap=_ints(overlap, "--min-overlap", ",") if overlap is not None else None,

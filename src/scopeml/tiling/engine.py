@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -51,6 +52,7 @@ from scopeml.tiling.outputs import (
 from scopeml.tiling.plan import Tile, TilePlan, plan_blend_tiles, plan_tiles
 from scopeml.tiling.store import (
     OutputStore,
+    PublishedLock,
     check_own_store,
     check_partial,
     check_same_run,
@@ -181,12 +183,14 @@ def build_plan(image: Image, model: Model, options: SegmentOptions) -> TilePlan:
 
 
 def _read_ratio(plan: TilePlan, tile: Mapping[str, int] | None = None) -> float:
-    """Pixels a tile reads per pixel it writes (core + halo over core), for ``tile`` (default:
-    the plan's), clipped to the image as the plan clips it."""
+    """Pixels the tiles read per pixel of the image, for cores of ``tile`` (default: the
+    plan's): each core and its halo, clipped at the image's edges as the reads are."""
     ratio = 1.0
-    for axis, size in (tile or plan.tile_shape).items():
-        core = min(size, -(-plan.sizes[axis] // plan.step[axis]) * plan.step[axis])
-        ratio *= (core + 2 * plan.halo[axis]) / core
+    for axis, core in (tile or plan.tile_shape).items():
+        size, halo = plan.sizes[axis], plan.halo[axis]
+        starts = np.arange(0, size, core)
+        reads = np.minimum(starts + core + halo, size) - np.maximum(starts - halo, 0)
+        ratio *= float(reads.sum()) / size
     return ratio
 
 
@@ -203,8 +207,9 @@ def _run_plan(image: Image, model: Model, options: SegmentOptions, model_path: A
 def _warn_small_core(plan: TilePlan, fixed: Sequence[int], model_path: Any) -> None:
     """Say so when a fixed-input model keeps a small core of each input: a legacy copy of
     the nuclei model (256² input, 112-px halo, 32² cores) ran a 20-frame movie for over 7 min
-    where the model ran it in 10 s, without a word at run time."""
-    ratio = _read_ratio(plan)
+    where the model ran it in 10 s, without a word at run time. The model runs on its whole
+    input at the image's edges too (padded): the work is input over core."""
+    ratio = math.prod(fixed) / math.prod(plan.tile_shape.values())
     if ratio > 8:
         core = "×".join(str(n) for n in plan.tile_shape.values())
         warnings.warn(
@@ -219,9 +224,9 @@ def _warn_small_core(plan: TilePlan, fixed: Sequence[int], model_path: Any) -> N
 
 
 def _warn_small_tile(plan: TilePlan, default: Sequence[int], path: str | None) -> None:
-    """Say so when an asked-for tile reads over 4× the pixels it writes and over three times
-    what the default tile reads: a 32-px tile of a model with a 112-px halo ran 7× slower than
-    the default, without a word."""
+    """Say so when asked-for tiles read over 4× the image's pixels (each its halo again) and
+    over three times what tiles of the default size read: a 32-px tile of a model with a
+    112-px halo ran 7× slower than the default, without a word."""
     ratio = _read_ratio(plan)
     usual = _read_ratio(plan, dict(zip(plan.tile_shape, default, strict=True)))
     if ratio > 4 and ratio > 3 * usual:
@@ -229,8 +234,8 @@ def _warn_small_tile(plan: TilePlan, default: Sequence[int], path: str | None) -
         halo = "×".join(str(n) for n in plan.halo.values())
         warnings.warn(
             f"{'' if path is None else path + ': '}tile size {size} with the model's halo of "
-            f"{halo} px: each tile reads {ratio:.0f}× the pixels it writes (a "
-            f"{'×'.join(map(str, default))} tile: {usual:.1f}×), about {ratio / usual:.0f}× the "
+            f"{halo} px: the tiles read {ratio:.0f}× the image's pixels (in "
+            f"{'×'.join(map(str, default))} tiles: {usual:.1f}×), about {ratio / usual:.0f}× the "
             "model's work; a larger tile size gives the same result sooner",
             UserWarning,
             stacklevel=find_stack_level(),
@@ -293,7 +298,7 @@ def segment_image(
     ome_tiff_outputs: Sequence[str] | None = None,
     names: RunNames | None = None,
     log_stop: bool = True,
-    hold: bool = False,
+    hold: PublishedLock | None = None,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
@@ -310,8 +315,9 @@ def segment_image(
     ``overwrite``), and those of them that the engine writes are exported once it is done (the
     caller exports the others).
 
-    ``hold``: the published store stays locked, for the caller's own steps, until
-    :func:`~scopeml.tiling.store.release_published`: a run replacing it meanwhile is refused.
+    ``hold``: the published store stays locked in it, for the caller's own steps, until its
+    :meth:`~scopeml.tiling.store.PublishedLock.release`: a run replacing it meanwhile is
+    refused.
 
     ``names`` (a server's run): the names the store records for the image and the model
     instead of the image's path (see :func:`~scopeml.tiling.identity.run_identity`); a
@@ -807,7 +813,9 @@ def _warn_invalid(count: int, image: Image) -> None:
         )
 
 
-def _publish(store: OutputStore, output: Path, *, overwrite: bool, hold: bool) -> Path:
+def _publish(
+    store: OutputStore, output: Path, *, overwrite: bool, hold: PublishedLock | None
+) -> Path:
     """Publish the finished ``store`` as ``output`` (``hold``: still locked); a store it
     replaces takes its OME-TIFF copies with it (they would pass for this run's)."""
     replaced = []

@@ -439,9 +439,9 @@ class OutputStore:
         """Record finished tiles (call only after their chunks are written)."""
         mark_done(self.partial, indices, invalid)
 
-    def finalize(self, *, overwrite: bool = False, hold: bool = False) -> Path:
-        """Publish the store under its final name and return that path; ``hold``: keep its
-        lock until :func:`release_published` (the steps a caller adds to the store).
+    def finalize(self, *, overwrite: bool = False, hold: PublishedLock | None = None) -> Path:
+        """Publish the store under its final name and return that path; ``hold``: its lock
+        goes on there, until the caller's steps are added (:meth:`PublishedLock.release`).
 
         Every tile is done when this is called, so the bookkeeping is removed only after the
         rename: a crash in between leaves a complete output with a stale record, never a
@@ -461,8 +461,8 @@ class OutputStore:
         shutil.rmtree(self.output / _DONE, ignore_errors=True)
         for name in (_RUN, _TILES):
             (self.output / name).unlink(missing_ok=True)
-        if hold and self._lock is not None:  # the lock file went with the store: still held
-            _HELD[os.path.abspath(self.output)], self._lock = self._lock, None
+        if hold is not None and self._lock is not None:  # its file went with the store: held
+            hold.handle, self._lock = self._lock, None
         else:
             self.release()
             (self.output / _LOCK).unlink(missing_ok=True)
@@ -546,26 +546,37 @@ def mark_done(
             record.touch()
 
 
-#: Published stores whose lock a caller still holds (their instances, table…), by path.
-_HELD: dict[str, int] = {}
+class PublishedLock:
+    """The lock on a published store while one call adds to it (its instances, table…), so
+    another call replacing it meanwhile is refused (:func:`refuse_held`): taken by
+    ``finalize(hold=...)`` or :meth:`take`, dropped by :meth:`release`, each call its own."""
 
+    def __init__(self, output: str | os.PathLike[str]) -> None:
+        self.output, self.handle = Path(output), None
 
-def hold_published(output: Path) -> None:
-    """Lock a published store while this process adds to it (a resumed call's instances and
-    table): another call replacing it meanwhile is refused (:func:`refuse_held`)."""
-    try:
-        _HELD[os.path.abspath(output)] = _lock(output / _LOCK)
-    except BlockingIOError:
-        raise _held_error(output) from None
+    def take(self) -> None:
+        """Lock a published store (a resumed call's steps). One that cannot be written (a
+        read-only archive) is left unlocked: a resume with nothing to add still ends as a
+        no-op, and one with something to add fails at its first write."""
+        try:
+            self.handle = _lock(self.output / _LOCK)
+        except BlockingIOError:
+            raise _held_error(self.output) from None
+        except OSError as err:
+            if err.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
 
-
-def release_published(output: Path) -> None:
-    """Drop the lock :func:`hold_published` or ``finalize(hold=True)`` took; none: nothing."""
-    handle = _HELD.pop(os.path.abspath(output), None)
-    if handle is not None:
+    def release(self) -> None:
+        """Drop this call's lock (none taken: nothing) and its file."""
+        handle, self.handle = self.handle, None
+        if handle is None:
+            return
+        if fcntl is None:  # Windows: an open file cannot be removed
+            os.close(handle)
         with contextlib.suppress(OSError):
-            (output / _LOCK).unlink(missing_ok=True)
-        os.close(handle)
+            (self.output / _LOCK).unlink(missing_ok=True)
+        if fcntl is not None:  # removed while locked: no other call locks the old file
+            os.close(handle)
 
 
 def refuse_held(output: Path) -> None:

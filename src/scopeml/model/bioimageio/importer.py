@@ -41,6 +41,8 @@ def import_bioimageio(
     *,
     model_type: str | None = None,
     overwrite: bool = False,
+    time_budget: float | None = None,
+    memory_limit: int | None = None,
 ) -> Path:
     """Convert a bioimage.io model (zip, folder or ``rdf.yaml``/``bioimageio.yaml``) to a czann.
 
@@ -55,6 +57,8 @@ def import_bioimageio(
     (a zero probe tile and the package's test input, in a memory-capped child under the time
     budget): a package whose axes disagree with its graph, whose test tensors cannot be read
     or whose test output the model does not give is refused (a second or so per package).
+    ``time_budget`` and ``memory_limit`` are those runs' (``None``: the defaults, as
+    ``validate`` has them).
 
     Raises
     ------
@@ -77,7 +81,8 @@ def import_bioimageio(
         tests = read_test_tensors(package)
     finally:
         package.close()
-    run_imported(package.path, imported, tests, {})  # as validate runs it, before writing
+    limits = {"time_budget": time_budget, "memory_limit": memory_limit}  # None: the defaults
+    run_imported(package.path, imported, tests, limits)  # as validate runs it, before writing
     return write_container(output, imported.graph, imported.metadata, overwrite=overwrite)
 
 
