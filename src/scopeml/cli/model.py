@@ -265,12 +265,9 @@ def convert(
     predictions), keeping classes, overlap, name, type and Id where the target holds them; what
     it cannot hold (a czann's normalisation, above all) is named in a warning.
     """
+    from scopeml.model.bioimageio.package import is_package
     from scopeml.model.convert import convert_onnx
     from scopeml.model.metadata import ModelType
-
-    if str(source).startswith(("http:/", "https:/")):
-        raise InvalidRequestError(f"{source} is a URL; scopeml converts files, never downloads")
-    from scopeml.model.bioimageio.package import is_package
 
     graph_only = {"--preprocess": preprocess, "--channels-first": channels_first,
                   "--channels-last": channels_last, "--license": license_file}  # fmt: skip
@@ -283,9 +280,8 @@ def convert(
         rewrap = {"classes": classes, "overlap": min_overlap, "name": name, "scaling": scaling,
                   "spatial": spatial, "normalize": normalize}  # fmt: skip
         limits = {"time_budget": time_budget, "memory_limit": memory_limit}
-        return _convert_package(
-            source, output, model_type, overwrite, legacy, rewrap, graph_only, limits
-        )
+        return _convert_package(source, output, model_type, overwrite, legacy, rewrap,
+                                graph_only, limits)  # fmt: skip
     if not source.exists():  # before asking for options it needs
         source = _builtin_or_missing(source)
     kind = _model_type(model_type) if model_type is not None else None
@@ -356,6 +352,8 @@ def _check_output(source: Path, output: Path, given: dict[str, Any], overwrite: 
     from scopeml.model.bioimageio.importer import check_model_output
     from scopeml.model.container import read_container
 
+    if str(source).startswith(("http:/", "https:/")):
+        raise InvalidRequestError(f"{source} is a URL; scopeml converts files, never downloads")
     check_model_output(output, overwrite=overwrite, source=source)
     suffix = output.suffix.lower()
     if suffix == ".zip":
