@@ -143,3 +143,25 @@ def _member(path: Path, name: str) -> bytes:
 
     with zipfile.ZipFile(path) as archive:
         return archive.read(name)
+
+
+def test_a_model_of_a_file_naming_no_channels_does_not_pick_c0_of_another(scene, tmp_path, capsys):
+    """Trained on a one-channel file (its channel read as C0), a classifier ran on the first
+    channel of a three-channel file that names none, and on the first of an RGB array read as
+    960 channels (Y×X×3 taken for C×Y×X), with a warning only: both are refused now."""
+    image, scribbles = scene
+    fast = {"features": "gaussian_smoothing:1", "n_estimators": 5}
+    clf = sm.train_pixel_classifier(image, scribbles, **fast)
+    assert clf.info["channels"] == ["C0"]
+    rgb = np.stack([image] * 3, axis=-1)  # Y×X×3, no axes=: read as C×Y×X
+    refused = r"expects 1, trained on C0: .* an RGB picture axes='YXC'"
+    with pytest.raises(IncompatibleModelError, match=refused), pytest.warns(UserWarning):
+        sm.predict_region(rgb, clf)
+    model = tmp_path / "c.czseg"
+    clf.save(model)
+    three = tmp_path / "three.tif"
+    tifffile.imwrite(three, np.stack([image] * 3), imagej=True, metadata={"axes": "CYX"})
+    args = ["segment", str(three), "-m", str(model), "-o", str(tmp_path / "o.ome.zarr"), "-q"]
+    assert main(args) == 2
+    assert "choose it with --channels" in capsys.readouterr().err
+    assert main([*args, "--channels", "1"]) == 0  # chosen: runs

@@ -16,6 +16,7 @@ the training range (a classifier trained on 16-bit pixels sees an 8-bit image as
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -144,6 +145,27 @@ def chosen_channels_mismatch(
     return message
 
 
+def _unnamed(names: Sequence[str]) -> bool:
+    """Whether channel names are those of a file that names none (``C0``, ``C1``…).
+
+    >>> _unnamed(("C0", "C2")), _unnamed(("DAPI",))
+    (True, False)
+    """
+    return all(re.fullmatch(r"C\d+", str(name)) for name in names)
+
+
+def _whole_unnamed(trained: Sequence[str]) -> bool:
+    """Whether a model's channels may be every channel of a file that names none (``C0``…
+    ``Ck``, in order): then an unnamed image's ``C0`` is no evidence of the same channel (a
+    model trained on a one-channel file ran on the first of an RGB array read as 960 channels,
+    Y×X×3 taken for C×Y×X, with a warning only); ``C1`` alone was chosen from a larger one.
+
+    >>> _whole_unnamed(("C0",)), _whole_unnamed(("C0", "C1")), _whole_unnamed(("C1",))
+    (True, True, False)
+    """
+    return tuple(trained) == tuple(f"C{i}" for i in range(len(trained)))
+
+
 def fit_model_inputs(
     image: Image, image_ref: Any, model: Model, options: SegmentOptions
 ) -> tuple[Image, Any, SegmentOptions]:
@@ -164,6 +186,7 @@ def fit_model_inputs(
         and tuple(names) != trained
         and all(name in names for name in trained)
         and len(trained) == model.spec.in_channels
+        and not (_whole_unnamed(trained) and _unnamed(names))  # a file's C0 is not another's
     ):
         image = image.select_channels(list(trained))
         options = dataclasses.replace(options, channels=trained)
