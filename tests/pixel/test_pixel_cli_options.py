@@ -69,6 +69,25 @@ def test_retraining_says_what_it_replaced_and_what_changed(files, tmp_path, caps
     )
 
 
+def test_retraining_without_classes_keeps_the_names_it_replaces(files, tmp_path, capsys):
+    """Retrained with other scribbles and no --classes, a classifier's classes became "class
+    1, class 2", and analysis settings naming "nucleus" failed."""
+    image, few, more = files
+    out = tmp_path / "m.czseg"
+    args = ["pixel", "train", str(image)]
+    named = ["--classes", "bg,nucleus", "--colors", "#000000,#00ff00"]
+    assert main([*args, str(few), "-o", str(out), *FAST, *named]) == 0
+    capsys.readouterr()
+    assert main([*args, str(more), "-o", str(out), *FAST]) == 0
+    said = capsys.readouterr()
+    assert "kept the class names of the classifier it replaces: bg, nucleus" in said.err
+    kept = [(c.Name, c.Color) for c in read_metadata(out).Classes]
+    assert kept == [("bg", "#000000"), ("nucleus", "#00ff00")]
+    assert main([*args, str(more), "-o", str(out), *FAST, "--colors", "#0000ff"]) == 0
+    kept = [(c.Name, c.Color) for c in read_metadata(out).Classes]
+    assert kept == [("bg", "#0000ff"), ("nucleus", "#00ff00")]  # the first given, the rest kept
+
+
 def test_another_kind_of_file_is_not_replaced_unless_asked(files, tmp_path, capsys):
     image, few, _ = files
     other = tmp_path / "notes.czseg"

@@ -7,6 +7,7 @@ Library imports happen inside the commands so ``scopeml --help`` stays fast. A t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -93,9 +94,7 @@ def train(
         raise InvalidRequestError("is a folder; give a model file name (.czseg)", path=output)
     check_classifier_name(output)
     if jobs == 0 or jobs < -1:  # joblib's own refusal came from deep in the fit
-        raise typer.BadParameter(
-            "give 1 or more threads, or -1 (every core)", param_hint="--workers"
-        )
+        raise typer.BadParameter("give 1 or more threads, or -1 (all)", param_hint="--workers")
     previous = _previous(output, overwrite)
     feature_set = _parse_features_option(features)
     with ExitStack() as stack:
@@ -125,6 +124,7 @@ def train(
             name=name,
             progress=not quiet,  # tqdm bars on stderr: features, then trees
         )
+    clf = _kept_classes(clf, previous, classes, colors)  # retrained: settings name its classes
     path = clf.save(output, overwrite=True)  # a pixel classifier, or --overwrite: _previous
     counts = summarize(
         (f"{c.name} {n}" for c, n in zip(clf.classes, clf.info["samples_per_class"], strict=True)),
@@ -183,6 +183,25 @@ def _previous(output: Path, overwrite: bool):
         "exists and is not a pixel classifier; give another name, or --overwrite to replace it",
         path=output,
     )
+
+
+def _kept_classes(clf: Any, previous: Any, classes: str | None, colors: str | None) -> Any:
+    """``clf`` with the class names (and colours, but those of ``colors``) of the classifier
+    it replaces, where ``classes`` are not given and it has as many: retrained without
+    ``--classes``, a classifier's classes became "class 1, class 2" and analysis settings
+    naming "nucleus" failed."""
+    from scopeml.pixel._classifier import make_classes
+
+    old = getattr(previous, "Classes", None)
+    if classes is not None or not old or len(old) != len(clf.classes):
+        return clf
+    colors = _split(colors)
+    names = [c.Name for c in old]
+    if names != [c.name for c in clf.classes]:
+        typer.echo(f"kept the class names of the classifier it replaces: {', '.join(names)} "
+                   "(--classes gives others)", err=True)  # fmt: skip
+    hues = [*(colors or []), *(c.Color for c in old[len(colors or []) :])]  # given ones first
+    return clf.with_classes(make_classes(len(names), names, hues))
 
 
 def _changes(path: Path, previous, clf) -> str:

@@ -124,6 +124,15 @@ class PixelClassifier:
             extra={"format": "scopeml-pixel-classifier"},
         )
 
+    def with_classes(self, classes: Sequence[PixelClass]) -> PixelClassifier:
+        """The same forest with its classes named (and coloured) as ``classes``: a retrained
+        classifier takes the names of the one it replaces."""
+        return PixelClassifier(
+            self.forest, self.features, in_channels=self.spec.in_channels,
+            spatial_dims=self.spec.spatial_dims, classes=classes, name=self.spec.name,
+            n_jobs=self.n_jobs, info=self.info,
+        )  # fmt: skip
+
     @property
     def feature_names(self) -> list[str]:
         return self.features.names(self.spec.in_channels, self.spec.spatial_dims)
