@@ -57,6 +57,23 @@ def test_binary_mask_255_is_named_in_one_short_line(tmp_path, image_file, no_fea
     assert "254" not in err  # no list of the absent values 1..254
 
 
+def test_one_named_class_alone_is_told_to_label_the_others(tmp_path, image_file, capsys):
+    """Only the nucleus (2) painted of --classes background,nucleus: the advice was "map 2 to
+    1 and label a second class (e.g. the background) as 2", against the order just given."""
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[10:14, 10:30] = 2
+    tifffile.imwrite(tmp_path / "only2.tif", scribbles)
+    out = tmp_path / "only2.czseg"
+    args = ["pixel", "train", str(image_file), str(tmp_path / "only2.tif"), "-o", str(out)]
+    assert main([*args, "--classes", "background,nucleus"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {tmp_path / 'only2.tif'}: labels use only class 2: 0 is unlabelled, classes are "
+        "1..2 and at least two must be labelled — label class 1 too"
+    )
+    assert not out.exists()
+
+
 def test_rgb_scribbles_are_told_to_be_one_channel(tmp_path, image_file, capsys):
     painting = np.zeros((64, 64, 3), np.uint8)
     painting[5:10, 5:20, 0] = 255

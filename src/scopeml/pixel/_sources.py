@@ -283,6 +283,11 @@ def scan_labels(
     return LabelScan(top, blocks, tuple(int(v) for v in np.flatnonzero(seen[1:]) + 1))
 
 
+def _classes_text(numbers: Sequence[int]) -> str:
+    """``[1]`` → ``class 1``; ``[1, 3]`` → ``classes 1, 3``."""
+    return f"class {numbers[0]}" if len(numbers) == 1 else f"classes {summarize(numbers)}"
+
+
 def check_classes(values: Sequence[int], n_classes: int, path: Any = None) -> None:
     """Check that the label values ``values`` (> 0, those that occur) use every class 1..K.
 
@@ -292,6 +297,10 @@ def check_classes(values: Sequence[int], n_classes: int, path: Any = None) -> No
     Examples
     --------
     >>> check_classes([1, 2], 2)
+    >>> check_classes([2], 2)
+    Traceback (most recent call last):
+    scopeml.errors.InvalidLabelsError: labels use only class 2: 0 is unlabelled, classes are 1..2 \
+and at least two must be labelled — label class 1 too
     >>> try:
     ...     check_classes([255], 255)
     ... except InvalidLabelsError as err:
@@ -300,6 +309,12 @@ def check_classes(values: Sequence[int], n_classes: int, path: Any = None) -> No
     """
     values = sorted(values)
     absent = sorted(set(range(1, n_classes + 1)) - set(values))
+    if len(values) == 1 and 1 < values[0] <= min(n_classes, MANY_CLASSES):  # one of the named
+        raise InvalidLabelsError(  # classes alone ("map 2 to 1" contradicted --classes bg,fg)
+            f"labels use only class {values[0]}: 0 is unlabelled, classes are 1..{n_classes} "
+            f"and at least two must be labelled — label {_classes_text(absent)} too",
+            path=path,
+        )
     if len(values) == 1:
         value = values[0]
         mask, fix = (" (a binary mask?)", f"map {value} to 1 and ") if value > 1 else ("", "")
