@@ -126,7 +126,8 @@ def test_pixel_info_shows_the_range(small_classifier: PixelClassifier, tmp_path:
     out = capsys.readouterr().out
     assert "  1 channel, 2-D, halo" in out
     low, high = span["low"][0], span["high"][0]
-    assert f"  trained on intensities: {low:g}..{high:g} (0.1..99.9th percentile)" in out
+    said = f"  trained on intensities: {low:g}..{high:g} (0.1..99.9th percentile of the labelled"
+    assert f"{said} blocks)" in out
 
 
 def test_normalising_the_input_of_a_classifier_trained_on_raw_values_is_refused(

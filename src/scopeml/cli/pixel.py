@@ -6,6 +6,7 @@ Library imports happen inside the commands so ``scopeml --help`` stays fast. A t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -374,16 +375,34 @@ def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.cz
     if span := meta.Training.get("intensity_range"):  # validated when read
         low, high = span["percentiles"]
         ranges = ", ".join(f"{a:g}..{b:g}" for a, b in zip(span["low"], span["high"], strict=True))
-        typer.echo(f"  trained on intensities: {ranges} ({low:g}..{high:g}th percentile)")
+        typer.echo(f"  trained on intensities: {ranges} ({low:g}..{high:g}th percentile of the "
+                   "labelled blocks)")  # fmt: skip
     for c in meta.Classes:
         typer.echo(f"  class {c.Label}: {c.Name} {c.Color}")
     typer.echo(f"  forest: {meta.Forest.Trees} trees, {meta.Forest.Nodes} nodes")
     importances = meta.Training.get("feature_importances") or []
     if len(importances) == len(meta.FeatureNames):
-        ranked = sorted(zip(importances, meta.FeatureNames, strict=True), reverse=True)
+        names = _named_features(meta.FeatureNames, meta.Training.get("channels"))
+        ranked = sorted(zip(importances, names, strict=True), reverse=True)
         typer.echo("  most important features:")
         for value, feature in ranked[:INFO_TOP_FEATURES]:
             typer.echo(f"    {value:6.1%}  {feature}")
+
+
+def _named_features(features: list[str], channels: list[str] | None) -> list[str]:
+    """Feature names with the channels the classifier was trained on (``…[R]``, not
+    ``…[C0]`` beside "trained on channels: R, G, B").
+
+    >>> _named_features(["gaussian(sigma=1)[C0]", "gaussian(sigma=1)[C1][0]"], ["R", "G"])
+    ['gaussian(sigma=1)[R]', 'gaussian(sigma=1)[G][0]']
+    """
+    if not channels:
+        return features
+    return [
+        re.sub(r"\[C(\d+)\]", lambda m: f"[{channels[int(m[1])]}]"
+               if int(m[1]) < len(channels) else m[0], name, count=1)
+        for name in features
+    ]  # fmt: skip
 
 
 def _network_info(features: dict) -> None:
