@@ -153,7 +153,7 @@ def test_train_pixel_classifier_takes_the_command_lines_channels_and_scene():
     fast = {"features": "gaussian_smoothing:1", "n_estimators": 5, "classes": ["bg", "cell"]}
     clf = sm.train_pixel_classifier(two, scribbles, channels=1, **fast)
     assert clf.spec.in_channels == 1 and clf.info["channels"] == ["C1"]
-    with pytest.warns(UserWarning, match="trained on channel C1: using those"):
+    with pytest.warns(UserWarning, match=r"on channel C1: using the image's C1 \(of its C0, C1"):
         whole = sm.predict_region(two, clf)
     np.testing.assert_array_equal(whole, sm.predict_region(two[1:], clf))
     assert (whole[6:18, 6:18] == 2).mean() > 0.9

@@ -63,7 +63,7 @@ def test_the_trained_channel_is_taken_by_name(files, tmp_path, capsys) -> None:
     assert main(["segment", str(files["three"]), "-m", str(files["model"]), "-o", str(auto)]) == 0
     err = capsys.readouterr().err
     said = [line for line in err.splitlines() if "trained on channel DAPI" in line]
-    assert len(said) == 1 and "the image's GFP, DAPI, BF" in said[0], err
+    assert len(said) == 1 and "the image's DAPI (of its GFP, DAPI, BF)" in said[0], err
     args = ["-m", str(files["model"]), "-o", str(chosen), "--channels", "DAPI", "-q"]
     assert main(["segment", str(files["three"]), *args]) == 0
     assert "trained on channel" not in capsys.readouterr().err  # chosen: nothing to say

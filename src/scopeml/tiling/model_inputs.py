@@ -194,7 +194,8 @@ def fit_model_inputs(
             image_ref = type(image_ref)(image_ref.loader, (*image_ref.args[:-1], trained))
         warnings.warn(
             f"model {model_name(model)!r} was trained on {_noun(len(trained), 'channel')} "
-            f"{', '.join(trained)}: using those of the image's {summarize(names, head=8)} "
+            f"{', '.join(trained)}: using the image's {', '.join(trained)} (of its "
+            f"{summarize(names, head=8)}) "
             "(choose others with --channels, channels= in Python)",
             UserWarning,
             stacklevel=find_stack_level(),
