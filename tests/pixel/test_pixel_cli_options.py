@@ -136,3 +136,16 @@ def test_saving_a_classifier_under_a_graph_name_is_refused(small_classifier, tmp
     with pytest.raises(InvalidRequestError, match=r"name it m\.czseg"):
         small_classifier.save(tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_pixel_info_of_a_folder_or_a_built_in_says_what_it_is(tmp_path, capsys):
+    """A segment store said "Is a directory"; the built-in ``nuclei`` "no such file"."""
+    store = tmp_path / "seg.ome.zarr"
+    store.mkdir()
+    assert main(["pixel", "info", str(store)]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {store}: is a folder, not a pixel classifier (.czseg)\n"
+    )
+    assert main(["pixel", "info", "nuclei"]) == 2
+    assert "the built-in nuclei is a segmentation model, not a pixel classifier: scopeml model " \
+        "inspect nuclei" in capsys.readouterr().err  # fmt: skip

@@ -354,11 +354,16 @@ def _list_tensors(network: str) -> None:
 @app.command("info")
 def info(model: Path = typer.Argument(..., help="Pixel-classifier container (.czseg).")) -> None:
     """Print a pixel classifier's metadata without loading its forest."""
-    from scopeml.errors import InvalidContainerError
-    from scopeml.model.registry import check_kind
+    from scopeml.errors import InvalidContainerError, InvalidRequestError
+    from scopeml.model.registry import BUILTIN_MODELS, check_kind
     from scopeml.pixel import read_metadata
     from scopeml.pixel._container import NOT_PIXEL
 
+    if model.is_dir():  # a segment store, say ("Is a directory" was all it said)
+        raise InvalidRequestError("is a folder, not a pixel classifier (.czseg)", path=model)
+    if not model.exists() and str(model) in BUILTIN_MODELS:
+        raise InvalidRequestError(f"the built-in {model} is a segmentation model, not a pixel "
+                                  f"classifier: scopeml model inspect {model}")  # fmt: skip
     try:
         meta = read_metadata(model)
     except InvalidContainerError:  # a model of another kind: said by what it is
