@@ -121,6 +121,8 @@ def model_spec(container: Container) -> ModelSpec:
             # scopeml's own model.json keys (scale auto's diameter …): they travel with the spec
             **{k: v for k, v in (meta.model_extra or {}).items() if k.startswith("ScopeML")},
         }
+        if getattr(meta, "normalize", None) is None and "ScopeMLObjectDiameter" not in extra:
+            normalize = _builtin_copy(container, extra)  # packed by czmodel, say: none recorded
     return ModelSpec(
         spatial_dims=spatial,
         in_channels=int(in_channels),
@@ -136,9 +138,11 @@ def model_spec(container: Container) -> ModelSpec:
 
 
 def _builtin_copy(container: Container, extra: dict[str, Any]) -> str | None:
-    """A legacy copy of a built-in model (``model convert nuclei -o m.czseg``) runs as the
-    built-in does: its normalisation (returned) and object size (into ``extra``), which the
-    legacy XML has no place for, come from the built-in, with a warning saying so."""
+    """A copy of a built-in model that records neither its normalisation nor its object size
+    (``model convert nuclei -o m.czseg``: the legacy XML has no place for them; its graph
+    packed into a czann by czmodel) runs as the built-in does: they come from the built-in
+    (the normalisation returned, the object size into ``extra``), with a warning saying so.
+    Packed by czmodel, it ran on raw intensities without a word (18,345 pixels differed)."""
     from scopeml.model.convert import builtin_twin, scopeml_keys
 
     twin = builtin_twin(container.onnx_bytes)
@@ -146,10 +150,12 @@ def _builtin_copy(container: Container, extra: dict[str, Any]) -> str | None:
         return None
     name, meta = twin
     extra.update(scopeml_keys(meta))
-    shown = container.path.name if container.path else "the legacy container"
+    legacy = isinstance(container.metadata, LegacyModelMetadata)
+    shown = container.path.name if container.path else "the container"
     warnings.warn(
         f"{shown}: the graph is scopeml's built-in {name} model, so its normalisation "
-        f"{meta.normalize} and object size apply, which a legacy container cannot record "
+        f"{meta.normalize} and object size apply, which "
+        f"{'a legacy container cannot record' if legacy else 'this czann does not record'} "
         "(--normalize and --scale choose others)",
         UserWarning,
         stacklevel=find_stack_level(),
