@@ -563,3 +563,23 @@ def test_model_info_of_a_package_scopeml_exported_shows_its_czann_id(unet_czann,
     package = export_bioimageio(unet_czann, tmp_path / "unet.zip")
     shown = describe_package(package)["metadata"]
     assert shown["Id"] == str(read_container(unet_czann).metadata.model_id)
+
+
+def test_a_czanns_pixel_size_goes_through_a_package_and_back(tmp_path):
+    """``Scaling`` was dropped on export (bioimage.io space axes carry ``unit`` and ``scale``)
+    and so lost on the way back."""
+    from bioimageio.spec import load_description
+
+    meta = ModelMetadata(
+        model_type="MultiClassSemanticSegmentation", input_shape=(64, 64, 1),
+        output_shape=(64, 64, 2), classes=("bg", "fg"), min_overlap=(16, 16),
+        scaling=(2e-7, 3e-7),
+    )  # fmt: skip
+    czann = write_container(tmp_path / "sized.czann", tiny_unet_onnx(), meta)
+    package = export_bioimageio(czann, tmp_path / "sized.zip")
+    descr = load_description(package, perform_io_checks=True)
+    assert descr.validation_summary.status == "valid-format"
+    axes = {str(a.id): (a.unit, a.scale) for a in descr.inputs[0].axes if a.type == "space"}
+    assert axes == {"y": ("micrometer", 0.3), "x": ("micrometer", 0.2)}
+    back = import_bioimageio(package, tmp_path / "back.czann")
+    assert read_container(back).metadata.scaling == pytest.approx([2e-7, 3e-7])

@@ -488,6 +488,7 @@ def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo:
     from bioimageio.spec.model import v0_5 as bio
 
     fixed = graph.fixed_spatial
+    scales = axis_scales(meta, ids)
     space_in = []
     for index, axis in enumerate(ids):
         if fixed or not meta.model_type.is_pixelwise:
@@ -495,7 +496,7 @@ def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo:
         else:
             step = graph.tile_step[index]
             size = bio.ParameterizedSize(min=-(-(2 * halo[index] + 1) // step) * step, step=step)
-        space_in.append(bio.SpaceInputAxis(id=bio.AxisId(axis), size=size))
+        space_in.append(bio.SpaceInputAxis(id=bio.AxisId(axis), size=size, **scales[axis]))
     channel_names = [f"channel{c}" for c in range(meta.in_channels)]
     return bio.InputTensorDescr(
         id=bio.TensorId("input"),
@@ -517,8 +518,9 @@ def _output_tensor(
     from bioimageio.spec.model import v0_5 as bio
 
     classes = list(meta.classes or default_classes(meta.out_channels, meta.model_type))
+    scales = axis_scales(meta, ids)
     space_out = [
-        _space_output_axis(axis, int(halo[index]))
+        _space_output_axis(axis, int(halo[index]), scales[axis])
         for index, axis in enumerate(ids)
         if meta.model_type.is_pixelwise
     ]
@@ -529,15 +531,33 @@ def _output_tensor(
     )
 
 
-def _space_output_axis(axis: str, halo: int) -> Any:
-    """An output axis the size of the input's, with its halo; bioimage.io wants a halo of at
-    least 1, so a model without one (MinOverlap 0, e.g. a per-pixel regression) declares none."""
+def _space_output_axis(axis: str, halo: int, scale: dict[str, Any]) -> Any:
+    """An output axis the size of the input's (and its pixel size, ``scale``), with its halo;
+    bioimage.io wants a halo of at least 1, so a model without one (MinOverlap 0, e.g. a
+    per-pixel regression) declares none."""
     from bioimageio.spec.model import v0_5 as bio
 
     size = bio.SizeReference(tensor_id=bio.TensorId("input"), axis_id=bio.AxisId(axis))
     if halo == 0:
-        return bio.SpaceOutputAxis(id=bio.AxisId(axis), size=size)
-    return bio.SpaceOutputAxisWithHalo(id=bio.AxisId(axis), size=size, halo=halo)
+        return bio.SpaceOutputAxis(id=bio.AxisId(axis), size=size, **scale)
+    return bio.SpaceOutputAxisWithHalo(id=bio.AxisId(axis), size=size, halo=halo, **scale)
+
+
+def axis_scales(meta: Any, ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Per spatial axis, the pixel size a czann's ``Scaling`` (x, y[, z] in metres) gives, as
+    bioimage.io axes carry it (``unit``, ``scale``); none without one (it was dropped, so a
+    round trip lost it).
+
+    >>> class Meta:
+    ...     scaling = (2e-7, 3e-7)
+    >>> axis_scales(Meta(), ("y", "x"))
+    {'y': {'unit': 'micrometer', 'scale': 0.3}, 'x': {'unit': 'micrometer', 'scale': 0.2}}
+    """
+    scaling = list(getattr(meta, "scaling", None) or ())
+    by_axis = dict(zip("xyz", scaling, strict=False))
+    if not all(by_axis.get(axis, 0) > 0 for axis in ids):
+        return {axis: {} for axis in ids}
+    return {axis: {"unit": "micrometer", "scale": round(by_axis[axis] * 1e6, 12)} for axis in ids}
 
 
 def _cite_entry(text: str, where: str) -> Any:

@@ -114,9 +114,8 @@ def build_czann(
             "scopeml runs models with one of each"
         )
     tensor_in, tensor_out = descr.inputs[0], descr.outputs[0]
-    for tensor in (tensor_in, tensor_out):  # accepted, then refused only when read
-        if getattr(tensor, "test_tensor", None) is not None:
-            package.check_source(tensor.test_tensor, f"the test tensor of {tensor.id}")
+    for tensor in (t for t in (tensor_in, tensor_out) if getattr(t, "test_tensor", None)):
+        package.check_source(tensor.test_tensor, f"the test tensor of {tensor.id}")  # read later
     in_roles, spatial = _roles(tensor_in, "input", fail)
     onnx_model = load_onnx(_onnx_bytes(package, in_roles, fail, cache), path=package.path)
     out_roles, out_spatial = _roles(tensor_out, "output", fail)
@@ -134,7 +133,7 @@ def build_czann(
     sizes, shape, valid = _sizes(tensor_in, spatial, fail, pad=opset >= 11)
     valid = _smallest_input(descr, spatial, valid, fail)
     _check_smallest_size(spatial, sizes, valid, fail)
-    halo = _halo(tensor_out, spatial, fail) if out_spatial else None
+    halo = _halo(tensor_out, tensor_in, spatial, fail) if out_spatial else None
     classes = _channel_names(tensor_out)
     _check_graph_channels(onnx_model, out_roles, len(classes), fail, output=True)
     graph = wrap_graph(
@@ -159,11 +158,31 @@ def build_czann(
         "min_overlap": halo,
         "model_name": str(descr.name),
         "normalize": policy,
+        "scaling": scaling_of(tensor_in, spatial),
         **({"model_id": exported["model_id"]} if "model_id" in exported else {}),
         **size_keys(descr, fail),
     }
     meta = validate_metadata(ModelMetadata, fields, path=package.path)
     return Imported(graph, meta, tuple(in_roles), tuple(out_roles))
+
+
+#: Metres per bioimage.io length unit that microscopy pixel sizes are given in.
+METRES = {"nanometer": 1e-9, "micrometer": 1e-6, "millimeter": 1e-3, "meter": 1.0}
+
+
+def scaling_of(tensor: Any, spatial: list[str]) -> list[float] | None:
+    """The czann ``Scaling`` (x, y[, z] in metres) of an input tensor whose spatial axes all
+    give a pixel size (``unit`` and ``scale``), else ``None`` (a package's pixel size was
+    dropped on import)."""
+    by_id = {str(axis.id): axis for axis in tensor.axes}
+    metres = {}
+    for name in spatial:
+        axis = by_id[name]
+        unit = getattr(axis, "unit", None)
+        if unit not in METRES:
+            return None
+        metres[name] = float(getattr(axis, "scale", 1.0)) * METRES[unit]
+    return [metres[name] for name in "xyz" if name in metres]
 
 
 #: What a package's ``config: scopeml:`` may carry of a czann's own ``model.json`` keys (the
@@ -491,13 +510,17 @@ def _sizes(
     return sizes, tuple(shape), valid if pad and needs_pad and len(dynamic) == len(sizes) else None
 
 
-def _halo(tensor: Any, spatial: list[str], fail: Any) -> tuple[int, ...]:
+def _halo(tensor: Any, tensor_in: Any, spatial: list[str], fail: Any) -> tuple[int, ...]:
+    """The output's halo per spatial axis; its axes must be the input's size (their pixel
+    size, ``scale``, the input's)."""
+    input_scales = {str(a.id): float(getattr(a, "scale", 1.0)) for a in tensor_in.axes}
     halo = []
     by_id = {str(axis.id): axis for axis in tensor.axes}
     for name in spatial:
         axis = by_id[name]
-        if getattr(axis, "scale", 1.0) != 1.0:
-            fail(f"output axis {name!r} has scale {axis.scale}; scopeml needs same-size outputs")
+        if getattr(axis, "scale", 1.0) != input_scales.get(name, 1.0):
+            fail(f"output axis {name!r} has scale {axis.scale} (the input's "
+                 f"{input_scales.get(name, 1.0)}); scopeml needs same-size outputs")  # fmt: skip
         size = getattr(axis, "size", None)
         if getattr(size, "offset", 0):
             fail(f"output axis {name!r} is offset from the input by {size.offset} pixels")
