@@ -69,6 +69,18 @@ class SafeLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        """An integer of at most :data:`MAX_DIGITS` digits (Python refuses to convert one of
+        over 4300 with a ValueError: a server's 500)."""
+        if len(str(node.value)) > MAX_DIGITS:
+            raise Refused(None, None, f"a number of {len(node.value)} digits", node.start_mark)
+        return super().construct_yaml_int(node)
+
+
+#: The most digits an integer in YAML may have.
+MAX_DIGITS = 100
+SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
+
 
 def load(text: str | bytes) -> Any:
     """The data of ``text``, read by :class:`SafeLoader`."""

@@ -239,6 +239,9 @@ def test_untrusted_yaml_is_bounded() -> None:
         parse_settings("version: 1\n" + "#" * (1 << 20), path="s.yaml")
     with pytest.raises(InvalidSettingsError, match="not valid YAML"):
         parse_settings("version: 1\nx: !!python/object/apply:os.system ['true']\n", path="s.yaml")
+    huge = "version: 1\ntile_size: " + "9" * 4400 + "\n"  # int() refuses 4300+ digits: a 500
+    with pytest.raises(InvalidSettingsError, match="line 2: a number of 4400 digits"):
+        parse_settings(huge, path="s.yaml")
 
 
 def test_thousands_of_classes_are_refused_at_once() -> None:

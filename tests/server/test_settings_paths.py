@@ -127,6 +127,11 @@ def test_a_relative_model_path_is_below_the_allowed_root(alice, places, tmp_path
         ("models/m.czann", "models/m.czann", 10, "a segmentation model (czann), not an object"),
         ("models/m.czann", "notes.txt", 10, "notes.txt: not an object classifier"),
         ("models/kind.clf", None, 7, "an object classifier, not a segmentation model"),
+        # names no file can have: OSError, ValueError, UnicodeEncodeError answered 500
+        ("a" * 300 + ".czann", None, 7, "a part of the path is longer than 255 bytes"),
+        ('"m.czann\\0"', None, 7, "it contains a NUL character"),
+        ('"\\ud800.czann"', None, 7, "not valid text"),
+        ("models/m.czann", '"x\\0"', 10, "it contains a NUL character"),
     ],
 )
 def test_bad_settings_files_answer_422_at_submit_naming_the_line_and_no_server_path(

@@ -190,6 +190,14 @@ def test_image_path_with_nul_or_unknown_suffix_is_refused(tmp_path: Path):
         resolve_image_path("notes.txt", tmp_path)
     with pytest.raises(InvalidRequestError, match="NUL"):
         resolve_image_path("a\x00.tif", tmp_path)
+    for name, problem in (  # OSError "File name too long", UnicodeEncodeError: answered 500
+        ("a" * 300 + ".tif", "a part of the path is longer than 255 bytes"),
+        ("a" * 300 + "*.tif", "a part of the path is longer than 255 bytes"),
+        ("\ud800.tif", "not valid text"),
+        ("a/" * 2100 + "b.tif", "longer than 4096 bytes"),
+    ):
+        with pytest.raises(InvalidRequestError, match=problem):
+            resolve_image_path(name, tmp_path)
     told = r"without --allowed-root\): upload the image \(POST /images, client.upload_image\)"
     with pytest.raises(InvalidRequestError, match=told):  # it said "…; upload"
         resolve_image_path("a.tif", None)

@@ -28,7 +28,7 @@ from scopeml.analysis.settings import (
     _locate,
 )
 from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError, summarize
-from scopeml.io.confine import ABSOLUTE, not_from_root
+from scopeml.io.confine import ABSOLUTE, not_from_root, unusable_name
 from scopeml.objects.classifier import physical_features
 
 __all__ = ["Resources", "check_image_channels", "check_settings_files", "open_resources"]
@@ -360,6 +360,8 @@ def _settings_file(
     followed out), else the path itself. A built-in model name needs neither."""
     from scopeml.model.registry import BUILTIN_MODELS, resolve_model
 
+    if (unusable := unusable_name(name)) is not None:  # opening it raised (a server's 500)
+        raise settings_error(source, loc, unusable)
     file = _relative(name, source, base)
     other = _two_files(name, file) if base is None and source is not None else None
     if other is not None:

@@ -14,6 +14,7 @@ after :func:`~scopeml.io.open_image` returned (the zarr store that does so is
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -34,6 +35,9 @@ def not_from_root(name: str) -> str | None:
     >>> not_from_root("a\\..\\b.tif")
     "'..' is not allowed; name the file from the allowed root"
     """
+    unusable = unusable_name(name)
+    if unusable is not None:
+        return unusable
     windows, posix = PureWindowsPath(name), PurePosixPath(name)
     if ".." in posix.parts or ".." in windows.parts:
         return DOT_DOT
@@ -42,6 +46,31 @@ def not_from_root(name: str) -> str | None:
     return None
 
 
+def unusable_name(name: str) -> str | None:
+    """Why ``name`` can name no file anywhere (empty, a NUL, a lone surrogate, a part over
+    255 bytes or all over 4096): opening it raised ValueError, UnicodeEncodeError or "File
+    name too long" (a server's 500).
+
+    >>> unusable_name("a" * 300), unusable_name("m.czann" + chr(0)), unusable_name("ok/b.tif")
+    ('a part of the path is longer than 255 bytes', 'it contains a NUL character', None)
+    """
+    try:
+        encoded = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid text (a lone surrogate)"
+    if not name:
+        return "it is empty"
+    if "\x00" in name:
+        return "it contains a NUL character"
+    if len(encoded) > MAX_PATH_BYTES:
+        return f"it is longer than {MAX_PATH_BYTES} bytes"
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in re.split(r"[/\\]", name)):
+        return f"a part of the path is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+#: The longest path (bytes) and path part a client may name (Linux's PATH_MAX and NAME_MAX).
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4096, 255
 DOT_DOT = "'..' is not allowed; name the file from the allowed root"
 ABSOLUTE = "an absolute path is not allowed; name the file from the allowed root"
 
