@@ -310,3 +310,35 @@ def test_uploads_and_analyses_show_client_names_only(server, alice, root, tmp_pa
             assert not any(s in text for s in secrets), path
     everything = json.dumps(alice.list_jobs())
     assert not any(s in everything for s in secrets)
+
+
+def test_a_job_on_a_model_unshared_since_does_not_resume_or_start(alice, bob, tmp_path_factory):
+    """Bob's job on Alice's shared model was resumed (202) and ran on after she unshared it,
+    and a job queued before ran to done: the model is checked where a job resumes and starts."""
+    path = tmp_path_factory.mktemp("records-shared") / "shared.czann"
+    convert_onnx(
+        slow_onnx(trips=30_000), path, classes=["a", "b"], min_overlap=0,
+        model_type="MultiClassSemanticSegmentation",
+    )  # fmt: skip
+    model = alice.upload_model(path, shared=True)["id"]
+    run = {"image_path": "two.ome.tif", "tile_size": 64, "batch_size": 1}
+    job = bob.submit_job(model, **run)
+    _running(bob, job["id"])
+    assert bob.cancel_job(job["id"])["status"] == "cancelled"
+    alice.share_model(model, shared=False)
+    with pytest.raises(ServerResponseError) as err:
+        bob.resume_job(job["id"])
+    assert err.value.status_code == 409
+    assert f"the job's model {model!r} was deleted or is no longer shared" in str(err.value)
+    alice.share_model(model, shared=True)
+    blocker = bob.submit_job(model, **run)  # one user's jobs hold one of the two job workers
+    _running(bob, blocker["id"], tiles=1)
+    queued = bob.submit_job(model, **run)  # queued while shared, unshared before it starts
+    assert bob.job(queued["id"])["status"] == "queued"
+    alice.share_model(model, shared=False)
+    bob.cancel_job(blocker["id"])  # running, it runs on: only a start is checked
+    deadline = time.monotonic() + 60
+    while (state := bob.job(queued["id"]))["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, state
+        time.sleep(POLL_S)
+    assert state["status"] == "failed" and "no longer shared" in state["error"], state

@@ -170,6 +170,12 @@ class Database:
         row = self._one("SELECT user, admin FROM tokens WHERE hash = ?", (hash_token(token),))
         return None if row is None else {"user": row["user"], "admin": bool(row["admin"])}
 
+    def user(self, user: str) -> dict[str, Any]:
+        """``{"user", "admin"}`` of a user by name: an admin while any token of theirs is one
+        (a user whose tokens are all revoked: no admin)."""
+        row = self._one("SELECT MAX(admin) AS admin FROM tokens WHERE user = ?", (user,))
+        return {"user": user, "admin": bool(row and row["admin"])}
+
     def revoke_tokens(self, user: str) -> int:
         """Delete every token of ``user``; return how many there were."""
         with self._tx() as conn:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.analysis.results_lock import LOCK
-from scopeml.errors import Cancelled, ScopeMLError
+from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
 from scopeml.server._job_child import ChildDied, InternalJobError, TimedOut, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
@@ -287,9 +287,21 @@ class JobRunner:
         if outcome:
             self.db.update_job(job_id, **outcome)
 
+    def model_problem(self, job: dict[str, Any]) -> str | None:
+        """Why a job's model may no longer run for its owner (deleted, or no longer shared
+        with them), checked where the job is resumed and where it starts: a job queued or
+        resumed after its model was unshared ran on with it; ``None``: it may."""
+        if job["model_id"] == ANALYSIS:  # an analysis names its model files in its settings
+            return None
+        if self.registry.visible(job["model_id"], self.db.user(job["owner"])) is None:
+            return f"the job's model {job['model_id']!r} was deleted or is no longer shared"
+        return None
+
     def _task(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """What the child runs for ``job``, and how much an earlier attempt already did."""
         job_id, options = job["id"], job["options"]
+        if (problem := self.model_problem(job)) is not None:  # unshared since it was queued
+            raise InvalidRequestError(problem)
         if job["model_id"] == ANALYSIS:
             images = json.loads((self.output_dir(job_id) / IMAGES_NAME).read_text())
             roots = self.analysis_roots(images)

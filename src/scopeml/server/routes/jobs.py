@@ -194,6 +194,8 @@ async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
             status.HTTP_409_CONFLICT,
             f"the job's image {image_name(gone[0], config)[0]} was deleted",
         )
+    if (problem := jobs.model_problem(job)) is not None:  # deleted or unshared since
+        raise HTTPException(status.HTTP_409_CONFLICT, problem)
     check_job_room(db, config, job["owner"])
     if not jobs.resume(job["id"]):
         raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")
