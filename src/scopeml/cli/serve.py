@@ -95,6 +95,13 @@ def serve(
         help="Seconds one run of a job may take before it is stopped as timed_out, resumable "
         "(0: no limit).",
     ),
+    body_timeout: float = typer.Option(
+        60,
+        "--body-timeout",
+        min=0,
+        help="Seconds a request body may stall (no byte arriving) before it is answered 408 "
+        "(0: no limit).",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
 ) -> None:
     """Serve models over HTTP: registry, batched tile prediction, whole-image jobs.
@@ -141,6 +148,7 @@ def serve(
         job_memory_limit=_bytes(job_memory_mb),
         max_job_pixels=max_job_pixels,
         max_job_seconds=max_job_seconds,
+        body_timeout=body_timeout,
     )
     run_server(config, host=host, port=port, log_level=log_level)
 

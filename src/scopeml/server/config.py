@@ -121,6 +121,9 @@ class ServerConfig:
         largest job ``max_job_pixels`` admits (about 3 CPU-hours at 10⁸ pixels a minute) many
         times over, and frees a job worker that a reader hung on a stalled file system (which
         no model time budget sees) would hold for ever; nothing is lost by stopping.
+    body_timeout
+        Seconds a request's body may stall (no byte arriving) before it is answered 408 and
+        its connection closed; ``0`` for none. A slow link still sends a chunk far more often.
 
     Examples
     --------
@@ -153,6 +156,7 @@ class ServerConfig:
     max_settings_bytes: int = 256 * 1024
     max_job_pixels: int = 2**34
     max_job_seconds: float = 86400.0
+    body_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())

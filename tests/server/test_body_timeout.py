@@ -1,0 +1,45 @@
+"""A request whose body stalls is answered 408 and its connection closed (``--body-timeout``):
+a stalled upload held its connection, its partial file and its quota for ever (a trial's 9,000
+stalled uploads held 4,844 file descriptors)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from scopeml.client import Client
+
+from .conftest import ServerProcess, own_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    yield from own_server(tmp_path_factory, "body-timeout", "--body-timeout", "1")
+
+
+def test_a_stalled_upload_is_answered_408_and_leaves_nothing(server, tmp_path):
+    url = urlparse(server.url)
+    start = time.monotonic()
+    with socket.create_connection((url.hostname, url.port), timeout=20) as conn:
+        conn.sendall(
+            b"POST /images?filename=stalled.tif HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {server.tokens['alice']}\r\n".encode()
+            + b"Content-Length: 100000\r\n\r\nII*\x00"  # then nothing
+        )
+        answer = b""
+        while chunk := conn.recv(4096):  # until the server closes the connection
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"no part of the request body came in 1 s" in answer
+    assert time.monotonic() - start < 15
+    with Client(server.url, server.tokens["alice"]) as alice:
+        assert alice.list_uploads() == []  # no partial upload kept, no quota held
+        image = tmp_path / "a.tif"
+        image.write_bytes(b"II*\x00" + b"\x00" * 100)
+        with pytest.raises(Exception) as refused:  # a whole body is read (and then checked)
+            alice.upload_image(image)
+        assert "no part of the request body" not in str(refused.value)
