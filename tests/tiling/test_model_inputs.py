@@ -165,3 +165,24 @@ def test_a_model_of_a_file_naming_no_channels_does_not_pick_c0_of_another(scene,
     assert main(args) == 2
     assert "choose it with --channels" in capsys.readouterr().err
     assert main([*args, "--channels", "1"]) == 0  # chosen: runs
+
+
+def test_c0_of_a_file_naming_no_channels_is_taken_by_name_from_one_laid_out_alike(
+    scene, tmp_path, capsys
+):
+    """Refused since unnamed C0 of one file is not another's: trained on channel 0 of an
+    unnamed two-channel file, a classifier was refused on that very file (the review)."""
+    image, scribbles = scene
+    two = tmp_path / "two.tif"
+    tifffile.imwrite(two, np.stack([image, image[::-1]]), imagej=True, metadata={"axes": "CYX"})
+    tifffile.imwrite(tmp_path / "s.tif", scribbles)
+    model = tmp_path / "c0.czseg"
+    fast = ["--features", "gaussian_smoothing:1", "--n-estimators", "5", "-q"]
+    args = ["pixel", "train", str(two), str(tmp_path / "s.tif"), "-o", str(model), *fast]
+    assert main([*args, "--channels", "0"]) == 0
+    out = tmp_path / "o.ome.zarr"
+    assert main(["segment", str(two), "-m", str(model), "-o", str(out), "-q"]) == 0
+    assert "trained on channel C0: using the image's C0 (of its C0, C1)" in capsys.readouterr().err
+    three = tmp_path / "three.tif"  # laid out otherwise: refused, as before
+    tifffile.imwrite(three, np.stack([image] * 3), imagej=True, metadata={"axes": "CYX"})
+    assert main(["segment", str(three), "-m", str(model), "-o", str(tmp_path / "t"), "-q"]) == 2

@@ -274,6 +274,21 @@ class Image:
             )
         return self._selected(_SceneView(self.data, scene), self.channel_names)
 
+    @property
+    def source_channels(self) -> int:
+        """Channels of the image this view was cut from (:meth:`select_channels`,
+        :meth:`select_scene`; its own where it is no view): a model trained on ``C0`` of a
+        two-channel file may take ``C0`` of another such file by name, not of a one-channel
+        one's.
+
+        >>> Image(np.zeros((1, 1, 3, 1, 2, 2))).select_channels([1]).source_channels
+        3
+        """
+        data = self.data
+        while isinstance(data, (_ChannelView, _SceneView)):
+            data = data.data
+        return int(data.shape[2])
+
     def mark_read_from_file(self, scene: int | None, axes: str | None = None) -> None:
         """Say that a reader read these pixels from the file at ``path`` (``scene``: the one
         it opened; ``None``: all; ``axes``: as told, :attr:`file_axes`):

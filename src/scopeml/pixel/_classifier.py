@@ -412,6 +412,8 @@ def train_classifier(
             "feature_importances": [float(v) for v in importances],
             "intensity_range": training_range(sources, scans),  # checked when segmenting
             **({"channels": [str(n) for n in named]} if named else {}),
+            # of how many the channels were chosen: C0 of another file is the same only there
+            **({"image_channels": pairs[0][0].source_channels} if named else {}),
         },
     )
 

@@ -154,6 +154,17 @@ def _unnamed(names: Sequence[str]) -> bool:
     return all(re.fullmatch(r"C\d+", str(name)) for name in names)
 
 
+def _unnamed_elsewhere(model: Model, trained: Sequence[str], names: Sequence[str]) -> bool:
+    """Whether an image whose file names no channels is not known to be laid out as the one
+    the model's unnamed channels were chosen from: trained on every channel of an unnamed
+    file (:func:`_whole_unnamed`), and that file had another number of channels than this
+    image (a model recording none: any)."""
+    if not (_whole_unnamed(trained) and _unnamed(names)):
+        return False
+    source = _record(model).get("image_channels")
+    return not isinstance(source, int) or source != len(names)
+
+
 def _whole_unnamed(trained: Sequence[str]) -> bool:
     """Whether a model's channels may be every channel of a file that names none (``C0``…
     ``Ck``, in order): then an unnamed image's ``C0`` is no evidence of the same channel (a
@@ -186,7 +197,7 @@ def fit_model_inputs(
         and tuple(names) != trained
         and all(name in names for name in trained)
         and len(trained) == model.spec.in_channels
-        and not (_whole_unnamed(trained) and _unnamed(names))  # a file's C0 is not another's
+        and not _unnamed_elsewhere(model, trained, names)  # a file's C0 is not another's
     ):
         image = image.select_channels(list(trained))
         options = dataclasses.replace(options, channels=trained)
