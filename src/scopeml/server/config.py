@@ -174,6 +174,8 @@ class ServerConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.body_timeout >= 0:  # 0: none
+            raise ValueError(f"body_timeout must be 0 or more, got {self.body_timeout}")
         if self.user_predict_workers is None:
             object.__setattr__(self, "user_predict_workers", max(1, self.predict_workers - 1))
         if not 1 <= self.user_predict_workers <= self.predict_workers:

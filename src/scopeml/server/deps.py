@@ -6,10 +6,8 @@ routes reach them through these functions with FastAPI's ``Depends``, never thro
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -148,25 +146,6 @@ def check_declared_length(request: Request, limit: int, what: str = "the limit")
         raise too_large(limit, what)
 
 
-async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The body's chunks; 408 when none comes for the config's ``body_timeout`` seconds: a
-    client that stalls mid-body held its connection, its file and its quota for ever (9,000
-    stalled uploads held 4,844 file descriptors)."""
-    timeout = get_config(request).body_timeout
-    stream = request.stream().__aiter__()
-    while True:
-        try:
-            chunk = await asyncio.wait_for(anext(stream), timeout or None)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise HTTPException(
-                status.HTTP_408_REQUEST_TIMEOUT,
-                f"no part of the request body came in {timeout:g} s (--body-timeout)",
-            ) from None
-        yield chunk
-
-
 async def read_body(request: Request, limit: int) -> bytearray:
     """The request body in one buffer, refused with 413 as soon as it passes ``limit`` bytes.
 
@@ -177,14 +156,14 @@ async def read_body(request: Request, limit: int) -> bytearray:
     length = request.headers.get("content-length", "")
     if not length.isdigit():
         buffer = bytearray()
-        async for chunk in body_chunks(request):
+        async for chunk in request.stream():
             if len(buffer) + len(chunk) > limit:
                 raise too_large(limit)
             buffer += chunk
         return buffer
     buffer = bytearray(int(length))
     view, size = memoryview(buffer), 0
-    async for chunk in body_chunks(request):
+    async for chunk in request.stream():
         if size + len(chunk) > len(buffer):
             raise InvalidRequestError("request body is longer than its Content-Length")
         view[size : size + len(chunk)] = chunk
@@ -225,7 +204,7 @@ async def save_body(request: Request, target: Path, limit: int, what: str = "the
     size = 0
     try:
         with os.fdopen(os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600), "wb") as file:
-            async for chunk in body_chunks(request):
+            async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
                     raise too_large(limit, what)
