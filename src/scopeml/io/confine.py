@@ -64,9 +64,16 @@ def unusable_name(name: str) -> str | None:
         return "it contains a NUL character"
     if len(encoded) > MAX_PATH_BYTES:
         return f"it is longer than {MAX_PATH_BYTES} bytes"
-    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in re.split(r"[/\\]", name)):
+    if any(_name_length(part) > MAX_NAME_BYTES for part in re.split(r"[/\\]", name)):
         return f"a part of the path is longer than {MAX_NAME_BYTES} bytes"
     return None
+
+
+def _name_length(part: str) -> int:
+    """A path part's length as the file system counts it: bytes on POSIX (NAME_MAX), UTF-16
+    units on Windows (NTFS and exFAT take 255 of them, 96 CJK characters among them)."""
+    encoded = part.encode("utf-8" if os.name == "posix" else "utf-16-le")
+    return len(encoded) if os.name == "posix" else len(encoded) // 2
 
 
 #: The longest path (bytes) and path part a client may name (Linux's PATH_MAX and NAME_MAX).

@@ -137,9 +137,9 @@ def _resolve_source(user_path: str, allowed_root: Path | None) -> tuple[str, boo
     try:
         return str(resolve_image_path(user_path, allowed_root)), False
     except InvalidRequestError:
-        if allowed_root is None or not user_path or "\x00" in user_path or len(user_path) > 4096:
+        if allowed_root is None:
             raise
-        check_relative(user_path)  # raises again, as the file's check did
+        check_relative(user_path)  # raises again, as the file's check did (one rule)
         root = allowed_root.resolve()
         candidate = (root / user_path).resolve()
         if candidate.is_relative_to(root) and candidate.is_dir():
