@@ -17,6 +17,23 @@ from scopeml.errors import InvalidRequestError, find_stack_level
 
 AXES = "STCZYX"
 SPATIAL_AXES = "ZYX"
+
+
+def default_channel_names(n: int) -> list[str]:
+    """The names of the channels of a file that names none: ``C0``, ``C1``…"""
+    return [f"C{i}" for i in range(n)]
+
+
+def names_no_channels(names: Sequence[Any]) -> bool:
+    """Whether ``names`` are those a file that names none of its channels is read with, in
+    order (:func:`default_channel_names`): where a name tells nothing of the channel.
+
+    >>> names_no_channels(["C0", "C1"]), names_no_channels(["C1"]), names_no_channels(["DAPI"])
+    (True, False, False)
+    """
+    return [str(name) for name in names] == default_channel_names(len(names))
+
+
 #: How a pixel array of fewer axes is read (channels first, as scikit-image's
 #: ``channel_axis=0``): by :class:`Image` and by every facade call that takes an array.
 ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
@@ -125,7 +142,7 @@ class Image:
                     f"pixel_sizes: {axis} {size} is not a size (> 0)", path=path
                 )
         n_channels = self.shape[AXES.index("C")]
-        names = list(channel_names) if channel_names else [f"C{i}" for i in range(n_channels)]
+        names = list(channel_names) if channel_names else default_channel_names(n_channels)
         if len(names) != n_channels:
             raise InvalidRequestError(
                 f"{len(names)} channel names given for {n_channels} channels",
@@ -341,7 +358,7 @@ class Image:
         of an image whose file names none (read as ``C0``, ``C1``…)."""
         have = list(self.channel_names)
         return (
-            have == [f"C{i}" for i in range(len(have))]
+            names_no_channels(have)
             and len(set(channels)) == len(channels) == len(have)
             and all(isinstance(c, str) and not c.strip().lstrip("-").isdigit() for c in channels)
             and not any(c in have for c in channels)

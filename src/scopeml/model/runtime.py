@@ -354,16 +354,17 @@ class OnnxModel:
                 f"the graph returned shape {result.shape}; expected {expected} (N×...×K)",
                 path=self.path,
             )
-        self._check_output(result, np.isfinite(batch).all(axis=1))
+        self._check_output(result, batch)
         return np.ascontiguousarray(np.moveaxis(result, -1, 1), dtype=np.float32)
 
-    def _check_output(self, result: np.ndarray, finite_input: np.ndarray) -> None:
+    def _check_output(self, result: np.ndarray, batch: np.ndarray) -> None:
         """One warning the first time the graph answers NaN or infinity where its input was
         finite (the engine's always is): such pixels were written as label 0, or as infinity
         in a regression image, without a word."""
         if self._warned_output or np.isfinite(result).all():
             return
-        bad = int(np.count_nonzero(~np.isfinite(result) & finite_input[..., None]))
+        finite_input = np.isfinite(batch).all(axis=1)[..., None]  # N×…×1, as result is N×…×K
+        bad = int(np.count_nonzero(~np.isfinite(result) & finite_input))
         if not bad:
             return
         self._warned_output = True

@@ -16,7 +16,6 @@ the training range (a classifier trained on 16-bit pixels sees an 8-bit image as
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from scopeml.errors import InvalidRequestError, find_stack_level, summarize
-from scopeml.io.image import ARRAY_AXES, Image
+from scopeml.io.image import ARRAY_AXES, Image, names_no_channels
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
 from scopeml.tiling.options import SegmentOptions
@@ -145,36 +144,17 @@ def chosen_channels_mismatch(
     return message
 
 
-def _unnamed(names: Sequence[str]) -> bool:
-    """Whether channel names are those of a file that names none (``C0``, ``C1``…).
-
-    >>> _unnamed(("C0", "C2")), _unnamed(("DAPI",))
-    (True, False)
-    """
-    return all(re.fullmatch(r"C\d+", str(name)) for name in names)
-
-
 def _unnamed_elsewhere(model: Model, trained: Sequence[str], names: Sequence[str]) -> bool:
     """Whether an image whose file names no channels is not known to be laid out as the one
-    the model's unnamed channels were chosen from: trained on every channel of an unnamed
-    file (:func:`_whole_unnamed`), and that file had another number of channels than this
-    image (a model recording none: any)."""
-    if not (_whole_unnamed(trained) and _unnamed(names)):
+    the model's channels were chosen from, where those are named as a file naming none names
+    them (``C0``…``Ck``, in order: ``C1`` alone was chosen from a larger file), and that file
+    had another number of channels than this image (a model recording none: any). A model
+    trained on a one-channel file ran on the first of an RGB array read as 960 channels
+    (Y×X×3 taken for C×Y×X), with a warning only."""
+    if not (names_no_channels(trained) and names_no_channels(names)):
         return False
     source = _record(model).get("image_channels")
     return not isinstance(source, int) or source != len(names)
-
-
-def _whole_unnamed(trained: Sequence[str]) -> bool:
-    """Whether a model's channels may be every channel of a file that names none (``C0``…
-    ``Ck``, in order): then an unnamed image's ``C0`` is no evidence of the same channel (a
-    model trained on a one-channel file ran on the first of an RGB array read as 960 channels,
-    Y×X×3 taken for C×Y×X, with a warning only); ``C1`` alone was chosen from a larger one.
-
-    >>> _whole_unnamed(("C0",)), _whole_unnamed(("C0", "C1")), _whole_unnamed(("C1",))
-    (True, True, False)
-    """
-    return tuple(trained) == tuple(f"C{i}" for i in range(len(trained)))
 
 
 def fit_model_inputs(
