@@ -91,7 +91,8 @@ def test_failed_image_is_listed_and_the_batch_goes_on(images: list[Path], tmp_pa
     assert "broken.tif" not in failure["reason"]  # the line names the image once, before it
     failures = pd.read_csv(tmp_path / "out" / "summary" / "failures.csv")
     assert failures["image"].tolist() == ["broken"]
-    assert "broken" in (tmp_path / "out" / "index.html").read_text()
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "<td>broken</td>" in index and "images/broken" not in index  # no link to nothing
     leftovers = [p.name for p in (tmp_path / "out" / "images").iterdir()]
     assert sorted(leftovers) == ["img0", "img1"]  # nothing half-written
 

@@ -183,6 +183,16 @@ def test_missing_key_named_at_its_mapping() -> None:
     ("text", "expected"),
     [
         ("version: 2\nchannels: [a]\n", "line 1: version: 2 is not a settings version"),
+        (
+            'version: "1"\nchannels: [a]\n',
+            "line 1: version: '1' is not a settings version this scopeml reads (it reads 1); "
+            "write the number, unquoted: version: 1",
+        ),
+        (
+            "version: 1\nchannels: [a]\nclasses:\n  - name: nu cleus\n"
+            "    segmenter: {kind: threshold, channel: a}\n",  # no regex in the line
+            "line 4: classes[0].name: 'nu cleus': a name is letters, digits, _, . and - (first",
+        ),
         ("channels: [a]\n", "line 1: no version: key (a settings file starts with version: 1)"),
         (
             '{"settings": "version: 1"}',

@@ -119,6 +119,20 @@ def test_analyze_settings_with_bad_axes_are_refused_with_exit_2(tmp_path, timela
     assert "unknown letter Q" in capsys.readouterr().err
 
 
+def test_analyze_refuses_patterns_giving_an_image_two_readings(tmp_path, timelapse, capsys):
+    """The first pattern won unseen: a Z stack named by its own pattern was read as a movie."""
+    image, _ = timelapse
+    settings = tmp_path / "a.yaml"
+    settings.write_text(SETTINGS.format(axes="axes: {'*.tif': TYX, 'tl.tif': ZYX, 'x*': TYX}"))
+    out = tmp_path / "o"
+    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "tl.tif matches '*.tif' (TYX) and 'tl.tif' (ZYX)" in err and not out.exists()
+    settings.write_text(SETTINGS.format(axes="axes: {'*.tif': TYX, 'tl.tif': TYX, 'x*': TYX}"))
+    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 0  # agreeing
+    assert "'x*' names none of the 1 images" in capsys.readouterr().err  # a typo, said
+
+
 def test_info_takes_axes(tmp_path, timelapse, capsys):
     image, _ = timelapse
     assert main(["info", str(image), "--axes", "TYX"]) == 0

@@ -2,8 +2,9 @@
 
 ``summary/counts.csv`` has per image the objects of each class, the imaged area
 (``area_mm2``; ``volume_mm3`` for Z stacks), its time points, and the objects per mm² (per mm³)
-where the image has a pixel size, else per megapixel — per time point for a time series
-(``nucleus_per_mm2_per_time_point``) — and each class's mean object size in the table's units
+where the image has a pixel size, else per megapixel — per time point (``nucleus_per_mm2``:
+a still image is one time point, so a batch's column names never depend on what it holds) —
+and each class's mean object size in the table's units
 (``nucleus_area_um2_mean``; in a batch where some image has no pixel size, also in pixels for
 every image, ``nucleus_area_mean``, so no image's sizes are left out), and for each model
 class the scale its model ran at (``nucleus_scale``; scenes at different factors are joined by
@@ -150,12 +151,11 @@ def _counts(
 
     A time series counts its objects over all its time points (``nucleus``) and says how many
     there are (``time_points``); its densities are per time point, the objects divided by the
-    time points and the area, named so (``nucleus_per_mm2_per_time_point``) in a batch that
-    has a time series; without one, ``nucleus_per_mm2``. Records of results from before
+    time points and the area, under the same name as a still image's (``nucleus_per_mm2``),
+    so runs with and without a time series combine. Records of results from before
     scopeml recorded image sizes leave the area, time points and densities empty.
     """
     rows, sized = [], [_imaged(record) for record in done]
-    series = "_per_time_point" if any(times > 1 for _, unit, times in sized if unit) else ""
     for record, (size, unit, times) in zip(done, sized, strict=True):
         row: dict[str, Any] = {"image": record["name"], "file": record["image"]}
         row.update({n: int(record["counts"].get(n, 0)) for n in names})
@@ -163,14 +163,14 @@ def _counts(
             row["time_points"] = times
             row[unit] = size
             for n in names:
-                row[f"{n}_{_DENSITY[unit]}{series}"] = row[n] / times / size if size else np.nan
+                row[f"{n}_{_DENSITY[unit]}"] = row[n] / times / size if size else np.nan
         rows.append(row)
     order = ["image", "file", *names]
     if any("time_points" in row for row in rows):
         order.append("time_points")
     for unit, per in _DENSITY.items():
         if any(unit in row for row in rows):
-            order += [unit, *[f"{n}_{per}{series}" for n in names]]
+            order += [unit, *[f"{n}_{per}" for n in names]]
     for n in names:
         if any(record.get("scales", {}).get(n) for record in done):
             for row, record in zip(rows, done, strict=True):
@@ -696,7 +696,8 @@ def _density_text(counts: pd.DataFrame) -> str:
     """
     sized = [w for u, w in (("area_mm2", "mm²"), ("volume_mm3", "mm³")) if u in counts]
     bare = [w for u, w in (("megapixels", "megapixel"), ("megavoxels", "megavoxel")) if u in counts]
-    per = "per time point and " if counts.columns.str.endswith("_per_time_point").any() else "per "
+    series = "time_points" in counts and bool((counts["time_points"] > 1).any())
+    per = "per time point and " if series else "per "
     said = [per + " or ".join(sized)] if sized else []
     if bare:
         whose = "an image has" if sized else "the images have"
@@ -714,16 +715,20 @@ def _row(
     scaled: bool,
     warned: bool,
 ) -> str:
-    """An image's row of the index's table; ``warned``: with a column of what it warned of
-    (a record from before they were kept has none: an empty cell)."""
+    """An image's row of the index's table, linking its folder (a failed image has none);
+    ``warned``: with a column of what it warned of (a record from before they were kept has
+    none: an empty cell)."""
     esc, r = html.escape, record
-    cells = [f"<td><a href='images/{esc(quote(r['name']))}/'>{esc(r['name'])}</a></td>"]
+    name = esc(r["name"])
+    done = r["status"] == "done"
+    cells = [f"<td><a href='images/{esc(quote(r['name']))}/'>{name}</a></td>" if done
+             else f"<td>{name}</td>"]  # fmt: skip
     cells += [f"<td>{esc(_planes_text(r))}</td>"] if planes else []
     cells += [f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
               for n in names]  # fmt: skip
     cells += [f"<td>{esc(_scales_text(r, names))}</td>"] if scaled else []
     cells += [f"<td>{esc(_pixel_size_text(r))}</td>"]
-    cells += ["<td>ok</td>" if r["status"] == "done" else f"<td>failed: {esc(r['reason'])}</td>"]
+    cells += ["<td>ok</td>" if done else f"<td>failed: {esc(r['reason'])}</td>"]
     cells += [f"<td>{'<br>'.join(map(esc, r.get('warnings') or []))}</td>"] if warned else []
     return f"<tr>{''.join(cells)}</tr>"
 

@@ -385,6 +385,15 @@ class Inputs(_Strict):
     )  # fmt: skip
 
 
+def _names(image: str | os.PathLike[str], pattern: str) -> bool:
+    """Whether an ``axes`` file-name ``pattern`` names ``image``: its name, or the end of its
+    path where the pattern has a folder."""
+    path = Path(image).as_posix()
+    if "/" in pattern:
+        return fnmatch.fnmatchcase(path, f"*{pattern}")
+    return fnmatch.fnmatchcase(Path(path).name, pattern)
+
+
 def check_file_axes(axes: str) -> str:
     """``axes`` for the files they apply to (TIFF files), checked before any image is read:
     :func:`~scopeml.io.axes.check_axes_text`'s checks, and Y just before X, where a TIFF's
@@ -569,7 +578,8 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
         name their own), or that of the first pattern matching its name or path; ``None``: as
-        the file says (see :func:`scopeml.io.open_image`).
+        the file says (see :func:`scopeml.io.open_image`). Patterns giving an image different
+        axes are refused (the first would win unseen: a stack read as a movie).
 
         Examples
         --------
@@ -586,13 +596,20 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
             from scopeml.io.registry import takes_axes
 
             return self.axes if self.axes is not None and takes_axes(image) else None
-        path = Path(image).as_posix()
-        for pattern, axes in self.axes.items():
-            if fnmatch.fnmatchcase(Path(path).name, pattern) or fnmatch.fnmatchcase(
-                path, f"*{pattern}" if "/" in pattern else pattern
-            ):
-                return axes
-        return None
+        given = {p: axes for p, axes in self.axes.items() if _names(image, p)}
+        if len(set(given.values())) > 1:
+            both = " and ".join(f"{p!r} ({axes})" for p, axes in given.items())
+            raise InvalidRequestError(
+                f"axes: {Path(image).name} matches {both}; make the patterns name each file once"
+            )
+        return next(iter(given.values()), None)
+
+    def unused_axes(self, images: Sequence[str | os.PathLike[str]]) -> list[str]:
+        """The ``axes`` patterns naming none of ``images`` (a typo: its files read as they
+        say)."""
+        if not isinstance(self.axes, dict):
+            return []
+        return [p for p in self.axes if not any(_names(image, p) for image in images)]
 
     def pixel_sizes(self) -> dict[str, float] | None:
         """``pixel_size`` by axis (one number: Z, Y and X), or ``None`` where not given.
@@ -1000,9 +1017,11 @@ unknown key 'chanel' (did you mean 'channel'?)
         )
     if version != VERSION:
         line = _line(root, ("version",))
+        quoted = version == str(VERSION)  # "1": the number, quoted
+        quoted = f"; write the number, unquoted: version: {VERSION}" if quoted else ""
         raise InvalidSettingsError(
             f"line {line}: version: {version!r} is not a settings version this scopeml reads "
-            f"(it reads {VERSION})",
+            f"(it reads {VERSION}){quoted}",
             path=name,
         )
     try:
@@ -1011,20 +1030,27 @@ unknown key 'chanel' (did you mean 'channel'?)
         errors = err.errors()
         # an unknown key first: a misspelt key also makes the key meant "missing"
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        loc = tuple(first["loc"])
-        cause = first.get("ctx", {}).get("error")
-        if isinstance(cause, _TreeError):
-            loc, message = cause.loc, str(cause)
-        else:
-            message = first["msg"].removeprefix("Value error, ")
-            if first["type"] == "extra_forbidden":
-                message = _unknown_key(loc)
-            elif first["type"] in ("union_tag_not_found", "union_tag_invalid"):
-                message = _tag_problem(first["ctx"])
+        loc, message = _said(first)
         line, shown = _locate(root, loc)
         raise InvalidSettingsError(
             f"line {line}: {_dotted(shown) or '(top)'}: {message}", path=name
         ) from None
+
+
+def _said(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
+    """Where a pydantic ``error`` lies and what it says in a user's words."""
+    loc = tuple(error["loc"])
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, _TreeError):
+        return cause.loc, str(cause)
+    if error["type"] == "extra_forbidden":
+        return loc, _unknown_key(loc)
+    if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+        return loc, _tag_problem(error["ctx"])
+    if error["type"] == "string_pattern_mismatch":  # a class name: no raw regex
+        return loc, (f"{error['input']!r}: a name is letters, digits, _, . and - (first a "
+                     "letter, digit or _), as it names files and table columns")  # fmt: skip
+    return loc, error["msg"].removeprefix("Value error, ")
 
 
 def _parse_mapping(data: Mapping[str, Any], name: str) -> AnalysisSettings:
