@@ -55,6 +55,8 @@ from scopeml.errors import (
 )
 from scopeml.napari._layers import SOURCE_KEY, class_colormap, class_features
 from scopeml.napari._preview import (
+    PREVIEW_EDGE,
+    capped,
     layer_axes,
     layer_placement,
     placement_differences,
@@ -544,11 +546,24 @@ class PixelClassifierWidget(QWidget):
         with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
             if self._previewed is None or self._previewed() is not layer or self.busy:
                 return
+            self._drop_preview(layer)
             self._previewed, self.last_region = None, None
             self.status.setText(
                 f"{layer.name} was removed"
                 + ("" if self.image_choice.layer() else ": open an image first (File › Open)")
             )
+
+    def _drop_preview(self, layer: Any) -> None:
+        """Remove the preview of ``layer``, removed (it lay over nothing), once napari has
+        finished removing it."""
+        layer = getattr(layer, "__wrapped__", layer)
+        preview = self.viewer.layers[PREVIEW] if PREVIEW in self.viewer.layers else None  # noqa: SIM401
+        if preview is not None and self._previewed is not None and self._previewed() is layer:
+            QTimer.singleShot(0, lambda: self._remove_layer(preview))
+
+    def _remove_layer(self, layer: Any) -> None:
+        with contextlib.suppress(ValueError, RuntimeError):  # gone already, or the widget
+            self.viewer.layers.remove(layer)
 
     def _on_paint(self, *_: Any) -> None:
         if self.live.isChecked():
@@ -641,7 +656,8 @@ class PixelClassifierWidget(QWidget):
         self._cancel = True
         self._pending = self._pending_preview = False
         self.status.setText(
-            "cancelling: training stops after the trees it is fitting, a preview is discarded"
+            "cancelling: training stops after the trees it is fitting, a preview after its "
+            "batch of tiles"
         )
 
     def _features_to_train(self) -> Any:
@@ -734,7 +750,9 @@ class PixelClassifierWidget(QWidget):
 
     def update_preview(self, region: dict[str, tuple[int, int]] | None = None) -> None:
         """Re-predict the visible region (or ``region``) in a worker thread: ``Y``/``X`` on
-        screen and, on a ``Z`` stack or time series, the plane the sliders are at."""
+        screen (their middle :data:`PREVIEW_EDGE` pixels, zoomed out on a large image: a
+        preview, not Apply) and, on a ``Z`` stack or time series, the plane the sliders are
+        at."""
         try:
             if self.model is None:
                 self.status.setText("train or load a model first")
@@ -746,6 +764,9 @@ class PixelClassifierWidget(QWidget):
             region = dict(region or visible_region(layer, self.viewer.dims))
             self.last_region = dict(region)
             note = ""
+            if capped(region) != region:
+                region = capped(region)
+                note = f" (the view's middle {PREVIEW_EDGE}²: zoom in, or Apply for all)"
             if self.viewer.dims.ndisplay == 3 and set(region) & set("TZ"):
                 note = " (3-D display: the preview is this one plane)"
             self._run(
@@ -771,17 +792,27 @@ class PixelClassifierWidget(QWidget):
         from scopeml.tiling.normalize import parse_normalize
 
         region, options = preview_request(model, region)
-        scene = options.scene
+        scene, stop = options.scene, self._stop_preview
         with image:
             if parse_normalize(recorded_normalize(model))[0] == "none":
-                return predict_region(image, model, region, options=options, normalization=None)
+                return predict_region(image, model, region, options=options, normalization=None,
+                                      progress=stop)  # fmt: skip
             key = (content_key(layer), scene) if layer is not None else None
             cached = self._normalization
             if cached is None or cached[0] is not model or key is None or cached[1] != key:
-                normalization = region_normalization(image, model, scene=scene or 0)
+                normalization = region_normalization(image, model, scene=scene or 0,
+                                                     progress=stop)  # fmt: skip
                 cached = (model, key, normalization)
                 self._normalization = cached
-            return predict_region(image, model, region, options=options, normalization=cached[2])
+            return predict_region(image, model, region, options=options,
+                                  normalization=cached[2], progress=stop)  # fmt: skip
+
+    def _stop_preview(self, event: Any) -> None:
+        """A preview's progress, in the worker thread: a Cancel (or a Train waiting) stops it
+        between two batches of tiles (a zoomed-out preview ran on for half a minute, Train
+        behind it)."""
+        if self._cancel:
+            raise Cancelled("preview cancelled")
 
     def _show_preview(
         self, labels: np.ndarray, region: dict[str, tuple[int, int]], layer: Any, note: str = ""
@@ -795,6 +826,7 @@ class PixelClassifierWidget(QWidget):
         if not _is_open(self.viewer, layer):  # removed while it ran: nothing to lay it on
             self.status.setText(f"preview discarded: {layer.name} was removed")
             self._pending = self._pending_preview = False
+            self._drop_preview(layer)
             return
         shape, placed = region_placement(layer, region)
         if labels.size != int(np.prod(shape)):
