@@ -285,6 +285,26 @@ def test_two_d_scribbles_for_a_z_stack_are_told_how_to_stack_them(tmp_path: Path
     )
 
 
+def test_movie_scribbles_for_a_movie_read_as_planes_name_the_axes(tmp_path: Path, capsys) -> None:
+    """The napari widget's scribbles of a plain multi-page TIFF movie are TYX; the movie is
+    read as Z unless told: the line named a label stack of 1 plane (there were 5 frames)."""
+    image = tmp_path / "movie.tif"
+    tifffile.imwrite(image, np.zeros((5, 16, 24), np.uint16))
+    labels = tmp_path / "scribbles.ome.tif"
+    strokes = np.zeros((5, 16, 24), np.uint8)
+    strokes[:, :4], strokes[:, -4:] = 1, 2
+    tifffile.imwrite(labels, strokes, metadata={"axes": "TYX"})
+    args = ["pixel", "train", str(image), str(labels), "-o", str(tmp_path / "m.czseg")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(args) == 2
+        assert capsys.readouterr().err.endswith(
+            "labels have 5 time points; the image is read as 5 Z planes: pass --axes TYX if they "
+            "are time points\n"
+        )
+        assert main([*args, "--axes", "TYX"]) == 0  # the fix it names
+
+
 @pytest.mark.parametrize(
     ("cut", "said"),
     [

@@ -432,11 +432,26 @@ def _split(text: str | None) -> list[str] | None:
     return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _swapped_axes(labels: tuple[int, int], image: tuple[int, int]) -> str | None:
+    """What to say where the labels' time points are the image's planes (T, Z counts): the
+    napari widget's scribbles of a movie are TYX, and a plain multi-page TIFF movie is read
+    as Z unless told (the labels' planes are read as the image's time points: no need)."""
+    (t, z), (want_t, want_z) = labels, image
+    if t > 1 and z == 1 and want_t == 1 and want_z == t:
+        return (f"labels have {t} time points; the image is read as {t} Z planes: pass "
+                "--axes TYX if they are time points")  # fmt: skip
+    return None
+
+
 def _label_dims(labels, image, path: Path) -> int:
     """Spatial dims of a label image (2 if it has one Z plane), after checking it matches the
     image (its time points too); its pixels are read later, block by block."""
     z, y, x = labels.spatial_shape
     spatial_shape = image.spatial_shape
+    t, want = labels.sizes["T"], image.sizes["T"]
+    swapped = _swapped_axes((t, z), (want, spatial_shape[0]))
+    if swapped is not None and (y, x) == tuple(spatial_shape[1:]):
+        raise InvalidLabelsError(swapped, path=path)
     if (z, y, x) != tuple(spatial_shape):
         planes, shape = spatial_shape[0], "×".join(map(str, spatial_shape))
         fix = (
@@ -448,7 +463,6 @@ def _label_dims(labels, image, path: Path) -> int:
         raise InvalidLabelsError(
             f"labels are Z×Y×X {z}×{y}×{x}; the image is {shape}{fix}", path=path
         )
-    t, want = labels.sizes["T"], image.sizes["T"]
     if t != want:
         raise InvalidLabelsError(
             f"labels have {t} time point{'s' * (t != 1)}; the image has {want}: give labels "
