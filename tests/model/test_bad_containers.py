@@ -52,6 +52,10 @@ BAD = {
     "wrong types": czann_bytes({**META, "InputShape": "64x64"}),
     "nan diameter": czann_bytes({**META, "ScopeMLObjectDiameter": float("nan")}),
     "reversed range": czann_bytes({**META, "ScopeMLObjectDiameterRange": [40, 10]}),
+    "tiny diameter": czann_bytes({**META, "ScopeMLObjectDiameter": 1e-300}),  # auto fell to 1
+    "huge range": czann_bytes({**META, "ScopeMLObjectDiameterRange": [10, 1e9]}),
+    "NUL class name": czann_bytes({**META, "Classes": ["background", "nucleus\x00"]}),
+    "RTL override class name": czann_bytes({**META, "Classes": ["\u202ebackground", "n"]}),
     "junk default scale": czann_bytes({**META, "ScopeMLDefaultScale": "banana"}),
     "class count": czann_bytes({**META, "Classes": ["a", "b", "c"]}),
     "graph channels": czann_bytes({**META, "InputShape": [32, 32, 3]}),

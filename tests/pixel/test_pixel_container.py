@@ -91,6 +91,10 @@ CORRUPTIONS = {
     "old version": (_edit_json(lambda j: j.update(FormatVersion=1)), "FormatVersion"),
     "halo": (_edit_json(lambda j: j.update(Halo=[1, 1])), "Halo"),
     "classes": (_edit_json(lambda j: j["Classes"].pop()), "Classes"),
+    "NUL in a class name": (  # cut in tables and files, reversed by a RTL override
+        _edit_json(lambda j: j["Classes"][0].update(Name="nucleus\x00")),
+        "'nucleus\\\\x00' has a character that is not printable",
+    ),
     "feature names": (_edit_json(lambda j: j["FeatureNames"].reverse()), "FeatureNames"),
     "unknown filter": (
         _edit_json(lambda j: j["Features"]["filters"][0].update(family="evil")),
@@ -154,3 +158,15 @@ def test_not_a_zip_and_oversized_members(
     monkeypatch.setattr("scopeml.pixel._container.MAX_ARRAY_BYTES", 64)
     with pytest.raises(InvalidContainerError, match="larger than 64 bytes"):
         load_classifier(good)
+
+
+def test_a_class_name_that_is_not_printable_is_refused_before_training() -> None:
+    """It would be refused on reading the saved file: said before the forest is fitted."""
+    from scopeml import train_pixel_classifier
+    from scopeml.errors import InvalidRequestError
+
+    image = np.random.default_rng(0).random((1, 32, 32)).astype(np.float32)
+    labels = np.zeros((32, 32), np.uint8)
+    labels[:4], labels[-4:] = 1, 2
+    with pytest.raises(InvalidRequestError, match="'b\\\\n' has a character that is not printable"):
+        train_pixel_classifier(image, labels, classes=["a", "b\n"], n_estimators=2)

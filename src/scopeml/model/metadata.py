@@ -162,6 +162,29 @@ RANGE_KEY = "ScopeMLObjectDiameterRange"
 DEFAULT_KEY = "ScopeMLDefaultScale"
 
 
+#: Object diameters (pixels) a model's size keys may give: below half a pixel or above the
+#: largest tile no object is seen (``1e-300`` made every auto scale fall back to 1, unsaid).
+DIAMETER_RANGE = (0.5, 10_000.0)
+#: Longest class name: it heads table columns and names layers.
+MAX_CLASS_NAME = 256
+
+
+def class_name_problem(name: Any) -> str | None:
+    """What is wrong with a class name (``None``: nothing): text of 1 to
+    :data:`MAX_CLASS_NAME` printable characters (no NUL, line break or right-to-left override,
+    which cut or reversed it in tables, files and the status line).
+
+    >>> class_name_problem("nucleus")
+    >>> print(class_name_problem("a" + chr(0)))
+    'a\\x00' has a character that is not printable
+    """
+    if not isinstance(name, str) or not 1 <= len(name) <= MAX_CLASS_NAME:
+        return f"{name!r:.60} is not text of 1 to {MAX_CLASS_NAME} characters"
+    if not name.isprintable():
+        return f"{name!r:.60} has a character that is not printable"
+    return None
+
+
 def size_key_problem(key: str, value: Any) -> str | None:
     """What is wrong with ``value`` for one of the object-size keys (``None``: nothing), said
     as what is expected.
@@ -169,22 +192,24 @@ def size_key_problem(key: str, value: Any) -> str | None:
     Examples
     --------
     >>> size_key_problem(DIAMETER_KEY, float("nan"))
-    'expected a positive number of pixels'
+    'expected a number of pixels from 0.5 to 10000'
     >>> size_key_problem(RANGE_KEY, [10, 40]) is None
     True
     """
 
+    low, high = DIAMETER_RANGE
+
     def positive(v: Any) -> bool:
         number = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return number and math.isfinite(v) and v > 0
+        return number and math.isfinite(v) and low <= v <= high
 
     if key == DIAMETER_KEY and not positive(value):
-        return "expected a positive number of pixels"
+        return f"expected a number of pixels from {low:g} to {high:g}"
     if key == RANGE_KEY and not (
         isinstance(value, list) and len(value) == 2 and all(map(positive, value))
         and value[0] <= value[1]
     ):  # fmt: skip
-        return "expected [low, high], positive pixels, low <= high"
+        return f"expected [low, high], pixels from {low:g} to {high:g}, low <= high"
     if key == DEFAULT_KEY and not (isinstance(value, str) and value.strip().lower() == "auto"):
         return "expected auto (or leave it out: scale 1)"
     return None
@@ -249,6 +274,14 @@ class ModelMetadata(BaseModel):
         except ScopeMLError as err:
             raise ValueError(err.problem) from None
         return policy
+
+    @field_validator("classes")
+    @classmethod
+    def _printable(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        problem = next(filter(None, map(class_name_problem, names or ())), None)
+        if problem is not None:
+            raise ValueError(f"class name {problem}")
+        return names
 
     @field_validator("min_overlap")
     @classmethod

@@ -36,7 +36,7 @@ from scopeml.inputs import names_of
 from scopeml.io.dtypes import label_dtype
 from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.model.forest import BINS, Forest, check_forest_options, fit_forest
-from scopeml.model.metadata import default_classes
+from scopeml.model.metadata import class_name_problem, default_classes
 from scopeml.model.spec import ModelSpec
 from scopeml.palette import colour_of
 from scopeml.pixel._blocks import iter_blocks, read_edges
@@ -538,6 +538,9 @@ def make_classes(
     if len(colors) > n_classes:
         raise InvalidRequestError(f"{len(colors)} colours given for {n_classes} classes")
     colors += [colour_of(k) for k in range(len(colors), n_classes)]
+    problem = next(filter(None, map(class_name_problem, map(str, names))), None)
+    if problem is not None:  # refused when saved, and read back: say it before training
+        raise InvalidRequestError(f"class name {problem}")
     return [PixelClass(str(n), _check_color(c)) for n, c in zip(names, colors, strict=True)]
 
 

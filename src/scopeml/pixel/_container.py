@@ -33,13 +33,14 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from scopeml.errors import InvalidContainerError, InvalidRequestError, ScopeMLError
 from scopeml.features import DeepFeatures, parse_features
 from scopeml.features._network import BUILTIN, EMBED_MAX_BYTES
 from scopeml.io.replace import check_output_file
 from scopeml.model.forest import ARRAY_DTYPES, Forest
+from scopeml.model.metadata import class_name_problem
 from scopeml.model.registry import check_kind, czann_words
 from scopeml.model.safezip import DEFAULT_LIMITS, SafeZip, npy_bytes, write_zip
 from scopeml.pixel._classifier import PixelClass, PixelClassifier, make_classes
@@ -54,9 +55,17 @@ MAX_ARRAY_BYTES = DEFAULT_LIMITS.max_member_bytes
 
 class _ClassEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    Name: str = Field(min_length=1, max_length=256)
+    Name: str
     Color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
     Label: int = Field(ge=1)
+
+    @field_validator("Name")
+    @classmethod
+    def _printable(cls, name: str) -> str:
+        problem = class_name_problem(name)
+        if problem is not None:
+            raise ValueError(f"class name {problem}")
+        return name
 
 
 class _ForestEntry(BaseModel):
