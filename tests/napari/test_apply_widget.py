@@ -217,6 +217,17 @@ def test_a_model_typed_after_an_error_clears_it(viewer, files):
     assert widget.instances.findText("nucleus") >= 0  # its classes offered
 
 
+def test_a_model_typed_before_any_run_replaces_the_first_line(viewer, files):
+    """ "choose an image and a model" stayed with both chosen."""
+    from scopeml.napari.apply_widget import ApplyWidget
+
+    viewer.open(str(files[0]), plugin="scopeml")
+    widget = ApplyWidget(viewer)
+    widget.model_path.setText("nuclei")
+    widget._model_typed()
+    assert widget.status.text() == "model nuclei: Run applies it"
+
+
 def test_a_failure_to_show_the_results_ends_in_the_status(
     viewer, qtbot, files, tmp_path, monkeypatch
 ):

@@ -102,6 +102,8 @@ FROM_WIDGET = "(trained in the pixel classifier widget)"
 #: The first entry of the channel choice: ``channels=None`` (the model's recorded channels by
 #: name where the image has them, else all of the image's).
 AUTO_CHANNELS = "(automatic)"
+#: The status line before anything is chosen.
+READY = "choose an image and a model"
 
 
 class ApplyWidget(QWidget):
@@ -151,7 +153,7 @@ class ApplyWidget(QWidget):
         self.cancel_button.setEnabled(False)
         self.resume_button.setEnabled(False)
         self.bar = QProgressBar()
-        self.status = QLabel("choose an image and a model")
+        self.status = QLabel(READY)
         self.status.setWordWrap(True)
         self.progressed.connect(self._draw)
         self.said.connect(self._say)
@@ -234,7 +236,8 @@ class ApplyWidget(QWidget):
         except Exception as err:  # said, and the run in progress (if any) goes on
             self.status.setText(f"error: {error_text(err)}")
             return
-        if self.status.text().startswith("error: ") and not self.busy:
+        said = self.status.text()  # an error, or the first line, now stale
+        if not self.busy and (said.startswith("error: ") or said == READY):
             self.status.setText(f"model {self.model_path.text().strip()}: Run applies it")
 
     def _refresh_classes(self) -> None:
