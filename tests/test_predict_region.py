@@ -64,6 +64,10 @@ def test_a_bad_request_is_refused(written):
     image_path, model_path, _ = written
     with pytest.raises(sm.ScopeMLError, match="outside the image"):
         sm.predict_region(image_path, model_path, {"Y": (400, 500), "X": (0, 10)})
+    with pytest.raises(sm.ScopeMLError, match=r"Y \(0.5, 50.9\): give \(start, stop\) as two int"):
+        sm.predict_region(image_path, model_path, {"y": (0.5, 50.9)})  # was cut to 0..50
+    with pytest.raises(sm.ScopeMLError, match="this call returns labels: ask outputs='instances'"):
+        sm.predict_region(image_path, model_path, instances="nucleus")  # labels came, unsaid
     with pytest.raises(sm.ScopeMLError, match="cannot blend"):
         sm.predict_region(image_path, model_path, REGIONS[1], options=sm.SegmentOptions(blend=True))
     with pytest.raises(sm.ScopeMLError, match="instances"):

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
-from scopeml.errors import Cancelled
+from scopeml.errors import Cancelled, InvalidRequestError
 from scopeml.inputs import check_output_name, image_of_array, names_of, scheduler_address
 from scopeml.io import open_image
 from scopeml.io.image import Image
@@ -223,6 +223,8 @@ def segment(
     Examples
     --------
     >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> from scopeml import Image, segment
     >>> from scopeml.model.spec import ModelSpec
     >>> class Threshold:  # any object with a spec and predict() is a model
     ...     spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "fg"), halo=(0, 0))
@@ -816,6 +818,11 @@ def predict_region(
         image, axes = _array_scene(image_of_array(image, axes), scene), None  # as segment
     if kind == INSTANCES:
         return _predict_instances(image, model, region, options, instances, axes, progress)
+    if instances is not None:  # segment's instances= asks for them too; here one array comes
+        raise InvalidRequestError(
+            f"instances= says how instances are made; this call returns {kind}: ask "
+            "outputs='instances' for them"
+        )
     options = options or SegmentOptions(workers=1)
     source, _ = _input_image(image, options, axes)
     try:
@@ -1414,7 +1421,9 @@ def _warn_if_frames(labels: Any) -> None:
     """Warn when a 3-D label array, read as a Z stack, looks like the masks of a time series'
     frames: ids that recur on neighbouring planes without overlapping there (cellpose and
     StarDist number each frame's objects from 1), where a Z stack's objects overlap plane to
-    plane. Measured as a Z stack they would be joined across frames."""
+    plane; or no id on two neighbouring planes at all (scopeml's instances of a time series
+    number on from frame to frame). Measured as a Z stack they would be joined across
+    frames, or measured as one-plane volumes."""
     import itertools
     import warnings
 
@@ -1434,6 +1443,14 @@ def _warn_if_frames(labels: Any) -> None:
             f"objects of one id span planes), but {recurring - overlapping} of its ids recur on "
             "neighbouring planes without overlapping there, as per-frame masks do: if the "
             "planes are time points, pass axes='TYX'",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    elif recurring == 0 and sum(bool(plane.any()) for plane in labels) >= 2:
+        warnings.warn(
+            f"the {labels.shape[0]} planes of this 3-D label array are read as Z (a Z stack: "
+            "objects of one id span planes), but no id lies on two neighbouring planes, as in "
+            "a time series' objects: if the planes are time points, pass axes='TYX'",
             UserWarning,
             stacklevel=find_stack_level(),
         )
@@ -1484,13 +1501,18 @@ def _run_intensities(run: RunRead, labels: Image) -> Image | None:
 
     path = run.unchanged_file()
     if path is None:
-        if isinstance(recorded := run.image.get("path"), str):  # a file, gone or changed
-            warnings.warn(
-                f"{recorded}: gone or changed since the run that made the objects; measured "
-                "for their shapes only: give the image (--image, image=) for intensities",
-                UserWarning,
-                stacklevel=find_stack_level(),
-            )
+        recorded = run.image.get("path")
+        said = (  # a file gone or changed, or an array: nothing to read again
+            f"{recorded}: gone or changed since the run that made the objects"
+            if isinstance(recorded, str)
+            else "the run that made the objects read an array, not a file"
+        )
+        warnings.warn(
+            f"{said}; measured for their shapes only: give the image (--image, image=) for "
+            "intensities",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
         return None
     intensities = _intensity_file(path, labels, None, run)
     try:

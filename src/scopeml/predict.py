@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import operator
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -356,7 +357,7 @@ def _bounds(region: Region, image: Image) -> dict[str, tuple[int, int]]:
             with contextlib.suppress(TypeError):  # not integers: refused below
                 span = span.indices(size)[:2]  # numpy's: -10 counts from the end
         try:
-            lo, hi = (int(value) for value in span)
+            lo, hi = (operator.index(value) for value in span)  # 50.9 was cut to 50, unsaid
         except (TypeError, ValueError) as err:
             raise InvalidRequestError(
                 f"region {axis} {span!r}: give (start, stop) as two integers"

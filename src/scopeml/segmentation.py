@@ -36,6 +36,7 @@ class Segmentation(type(Path())):  # type: ignore[misc]
 
     Examples
     --------
+    >>> from pathlib import Path
     >>> seg = Segmentation("out.ome.zarr", classes=("background", "nucleus"))
     >>> seg.label_values, seg.path.name, seg == Path("out.ome.zarr")
     ({'background': 1, 'nucleus': 2}, 'out.ome.zarr', True)

@@ -40,3 +40,17 @@ def test_a_parent_without_children_is_still_classified():
                                          "spot_area_mean": [np.nan, 4, np.nan]}))  # fmt: skip
     assert out["class"].tolist()[:2] == ["none", "some"]  # the last: children, mean unknown
     assert np.isnan(out["class_probability"][2])
+
+
+def test_training_leaves_out_an_object_classifying_gives_no_class(clf):
+    """It was trained on as 0 (its area): an object 0 µm² large taught "s", without a word."""
+    table = pd.DataFrame({"area": [10, 12, np.nan, 50, 55, 52], "kind": list("sssLLL")})
+    with pytest.warns(UserWarning, match=r"1 of 6 annotated objects have NaN or infinite "
+                      r"features \(area\): left out of training"):  # fmt: skip
+        trained = ObjectClassifier.train(table, "kind", n_estimators=5)
+    again = ObjectClassifier.train(table.dropna(), "kind", n_estimators=5)
+    probe = pd.DataFrame({"area": np.linspace(0, 60, 61)})
+    np.testing.assert_array_equal(trained.predict_proba(probe), again.predict_proba(probe))
+    table["area"] = np.inf
+    with pytest.raises(sm.ScopeMLError, match="every annotated object has NaN or infinite"):
+        ObjectClassifier.train(table, "kind", n_estimators=5)

@@ -166,6 +166,22 @@ def test_a_changed_image_is_not_measured_and_the_summary_says_so(tmp_path, capsy
     assert not any(name.startswith("intensity_") for name in table)
 
 
+def test_a_store_segmented_from_an_array_says_it_measures_shapes_only(tmp_path) -> None:
+    """No file to read again: 45 columns where the file's store gave 51, without a word."""
+    pixels = np.clip(realistic_nuclei((160, 150), seed=4)[0][0], 0, None) * 1000
+    seg = sm.segment(pixels.astype(np.uint16), "nuclei", tmp_path / "o.ome.zarr", **RUN)
+    with pytest.warns(
+        UserWarning,
+        match="the run that made the objects read an array, not a "
+        r"file; measured for their shapes only: give the image \(--image, image=",
+    ):
+        table = sm.measure_objects(seg)  # fmt: skip
+    assert len(table) == seg.n_objects > 0
+    assert not any(name.startswith("intensity_") for name in table)
+    with_image = sm.measure_objects(seg, pixels.astype(np.uint16))
+    assert "intensity_mean_C0" in with_image
+
+
 def test_axes_name_the_layout_of_arrays_too() -> None:
     """A T×Y×X stack of frames labelled one by one (ids restart in each) is not a Z stack
     when ``axes="TYX"`` says so: each frame's objects are measured (and labelled) on their own,

@@ -243,14 +243,16 @@ def run_analysis(
 
     Examples
     --------
-    >>> import tempfile, numpy as np, tifffile
-    >>> from scopeml.analysis.settings import ClassSettings, ThresholdSegmenter
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np, tifffile
+    >>> import scopeml as sm
     >>> folder = Path(tempfile.mkdtemp())
     >>> pixels = np.zeros((32, 32), np.uint8); pixels[4:10, 4:10] = pixels[20:28, 3:9] = 200
     >>> tifffile.imwrite(folder / "a.tif", pixels)
-    >>> settings = AnalysisSettings(channels=["C0"], classes=[ClassSettings(
-    ...     name="blob", segmenter=ThresholdSegmenter(channel="C0", method="otsu"))])
-    >>> run_analysis(settings, [folder / "a.tif"], folder / "results").counts
+    >>> blob = {"name": "blob", "segmenter": {"kind": "threshold", "channel": "C0"}}
+    >>> settings = {"version": 1, "channels": ["C0"], "classes": [blob]}
+    >>> sm.analyze(settings, [folder / "a.tif"], folder / "results").counts
     {'a': {'blob': 2}}
     """
     from scopeml.analysis.image import SHOWN

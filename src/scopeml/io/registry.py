@@ -113,6 +113,7 @@ def open_image(
     Examples
     --------
     >>> import tempfile, tifffile, numpy as np
+    >>> from pathlib import Path
     >>> file = Path(tempfile.mkdtemp()) / "a.tif"
     >>> tifffile.imwrite(file, np.arange(12, dtype=np.uint8).reshape(3, 4))
     >>> with open_image(file, allowed_roots=[file.parent]) as image:

@@ -118,6 +118,7 @@ class ObjectClassifier:
             _check_feature_names(names, table.columns)
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
+        annotated = _left_out_unclassifiable(table, names, annotated)
         x = _feature_matrix(table.loc[annotated], names)
         classes, y = np.unique(class_names(target[annotated]), return_inverse=True)
         if len(classes) < 2:
@@ -495,6 +496,32 @@ def unclassifiable(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
             if name.startswith(count.removesuffix("count")) and name.endswith("_mean"):
                 bad[:, j] &= ~((table[count].to_numpy() == 0) & np.isnan(values[:, j]))
     return bad.any(axis=1)
+
+
+def _left_out_unclassifiable(
+    table: pd.DataFrame, names: Sequence[str], annotated: pd.Series
+) -> pd.Series:
+    """The annotated rows to train on: those classification would give a class (a row with a
+    NaN or infinite feature was trained on as 0, and gets no class when classified), one
+    warning counting the rest."""
+    _feature_matrix(table.loc[annotated], names)  # the columns' own errors first
+    unknown = annotated & unclassifiable(table, names)
+    if unknown.any():
+        rows = table.loc[unknown, list(names)].to_numpy(dtype=np.float64)
+        which = [n for n, bad in zip(names, (~np.isfinite(rows)).any(0), strict=True) if bad]
+        if unknown.sum() == annotated.sum():
+            raise InvalidLabelsError(
+                f"every annotated object has NaN or infinite features "
+                f"({summarize(which, head=3)}): nothing to train on"
+            )
+        warnings.warn(
+            f"{int(unknown.sum())} of {int(annotated.sum())} annotated objects have NaN or "
+            f"infinite features ({summarize(which, head=3)}): left out of training, as "
+            "classifying gives them no class",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    return annotated & ~unknown
 
 
 def _warn_unclassified(table: pd.DataFrame, names: Sequence[str], unknown: np.ndarray) -> None:
