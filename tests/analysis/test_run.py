@@ -46,8 +46,13 @@ def test_three_level_tree_over_images(images: list[Path], tmp_path: Path) -> Non
         truth = reference(open_image(path).read()[0, 0, :, 0])
         assert record["counts"]["cell"] == record["counts"]["nucleus"] == 6
         for name, expected in truth.items():
-            stored = open_image(folder / f"{name}.ome.zarr").read()[0, 0, 0, 0]
+            with open_image(folder / f"{name}.ome.zarr") as store:  # as Fiji shows it
+                stored = store.read()[0, 0, 0, 0]
+                assert list(store.channel_names) == [name]  # not C0
             np.testing.assert_array_equal(stored, expected, err_msg=name)
+            ome = json.loads((folder / f"{name}.ome.zarr" / "zarr.json").read_text())
+            (channel,) = ome["attributes"]["ome"]["omero"]["channels"]
+            assert (channel["window"]["start"], channel["window"]["end"]) == (0, expected.max())
             table = pd.read_csv(folder / f"{name}.csv")
             assert len(table) == expected.max() == record["counts"][name]
             props = regionprops_table(expected, properties=("label", "area", "centroid"))

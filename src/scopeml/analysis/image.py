@@ -396,6 +396,8 @@ def _analyze(
                           pixel_size=image.pixel_sizes.get("X"),
                           in_colour=folder.in_colour)  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
+    if stores is not None:
+        stores.finish()
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     named = scene_names(scenes)
     for table in tables.values() if named else ():  # a plate's wells: A1-Pos3 …

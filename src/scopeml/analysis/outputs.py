@@ -39,7 +39,8 @@ OVERVIEW_SIZE = 1024
 class LabelStores:
     """One OME-Zarr label store per class, ``[T][Z]YX``; several scenes as images ``0, 1, …``,
     each of its scene's size; each image marked as an NGFF ``image-label`` (the object ids, no
-    class properties). ``scenes``: one image (``S`` = 1) per scene, for its sizes and pixel
+    class properties; the channel named by the class, its display window the ids written, set
+    by :meth:`finish`). ``scenes``: one image (``S`` = 1) per scene, for its sizes and pixel
     sizes (``T``, seconds: the time step on the NGFF ``t`` axis, as ``segment``'s stores)."""
 
     def __init__(
@@ -52,7 +53,7 @@ class LabelStores:
         z = "Z" if any(scene.sizes["Z"] > 1 for scene in scenes) else ""
         t = "T" if any(scene.sizes["T"] > 1 for scene in scenes) else ""
         self._has_t, self._has_z = bool(t), bool(z)
-        self._arrays = {}
+        self._arrays, self._groups, self._largest = {}, {}, {}
         for name in names:
             store = folder / f"{name}.ome.zarr"
             groups = [store] if len(scenes) == 1 else [store / str(s) for s in range(len(scenes))]
@@ -65,9 +66,10 @@ class LabelStores:
                 self._arrays[name].append(create_ome_zarr(
                     group, shape=shape, dtype=np.int32, axes=axes, chunks=chunks,  # as segment's:
                     pixel_sizes={a: v for a, v in scene.pixel_sizes.items() if a in axes},
-                    name=name, root=store,
+                    name=name, root=store, channel_names=[name],
                 ))  # fmt: skip
                 mark_label_image(zarr.open_group(str(group), mode="r+"), ())  # napari opens labels
+            self._groups[name] = groups
 
     def write(
         self, name: str, scene: int, time: int, labels: np.ndarray, *, region: tuple = ()
@@ -77,6 +79,21 @@ class LabelStores:
         array = self._arrays[name][scene]
         flat = (0,) if self._has_z and labels.ndim == 2 else ()
         array[((time,) if self._has_t else ()) + flat + tuple(region)] = labels
+        if labels.size:
+            key = (name, scene)
+            self._largest[key] = max(self._largest.get(key, 0), int(labels.max()))
+
+    def finish(self) -> None:
+        """Set each image's display window to the ids written (Fiji showed a window of
+        ±2³¹: black)."""
+        import zarr
+
+        from scopeml.io.omezarr import set_display_window
+
+        for name, groups in self._groups.items():
+            for scene, group in enumerate(groups):
+                largest = self._largest.get((name, scene), 0)
+                set_display_window(zarr.open_group(str(group), mode="r+"), largest)
 
 
 def parquet_available() -> bool:

@@ -505,6 +505,21 @@ def mark_label_image(group: Any, classes: Sequence[str]) -> None:
     group.attrs["ome"] = ome
 
 
+def set_display_window(group: Any, end: float) -> None:
+    """Set the ``omero`` display window of an image ``group``'s channels to ``0..end`` (a
+    label image's ids, or its classes), so that a viewer shows them instead of the black of a
+    ``uint32`` or ``int32`` range."""
+    ome = dict(group.attrs.get("ome") or {})
+    if "omero" not in ome:
+        return
+    channels = [
+        {**c, "window": {**c.get("window", {}), "start": 0.0, "end": float(max(end, 1))}}
+        for c in ome["omero"].get("channels", [])
+    ]
+    ome["omero"] = {**ome["omero"], "channels": channels}
+    group.attrs["ome"] = ome
+
+
 def open_ome_zarr_array(path: str | Path, level: int = 0, mode: str = "r+") -> zarr.Array:
     """Open pyramid level ``level`` of the NGFF image group at ``path`` (for workers).
 

@@ -465,7 +465,7 @@ def create_label_arrays(
             path if sizes["S"] == 1 else path / str(scene),
             shape=(*lead, *spatial), dtype=np.uint32, axes=axes,
             chunks=(1,) * len(lead) + tiles,
-            pixel_sizes=pixel_sizes, name=name, root=path,
+            pixel_sizes=pixel_sizes, name=name, root=path, channel_names=[name],
         )
         for scene in range(sizes["S"])
     ]  # fmt: skip

@@ -447,19 +447,13 @@ def _display_window(output: Path) -> None:
     written), so that a viewer shows the objects instead of the black of a ``uint32`` range."""
     import zarr
 
+    from scopeml.io.omezarr import set_display_window
+
     root = zarr.open_group(str(output), mode="r+")
     groups = [root] if "0" in root.array_keys() else [g for _, g in root.groups()]
     for group in groups:
-        ome = dict(group.attrs.get("ome") or {})
-        if "omero" not in ome or "0" not in group.array_keys():
-            continue
-        end = float(max(int(group["0"].attrs.get("n_objects", 0)), 1))
-        channels = [
-            {**c, "window": {**c.get("window", {}), "start": 0.0, "end": end}}
-            for c in ome["omero"].get("channels", [])
-        ]
-        ome["omero"] = {**ome["omero"], "channels": channels}
-        group.attrs["ome"] = ome
+        if "0" in group.array_keys():
+            set_display_window(group, int(group["0"].attrs.get("n_objects", 0)))
 
 
 def _grow_stack(

@@ -711,7 +711,7 @@ def _create_outputs(
     import zarr
 
     from scopeml.io import create_ome_zarr
-    from scopeml.io.omezarr import mark_label_image
+    from scopeml.io.omezarr import mark_label_image, set_display_window
 
     n_classes = len(classes)
 
@@ -734,8 +734,10 @@ def _create_outputs(
             name=s.name,
             overwrite=True,
         )
-        if s.name == "labels":
-            mark_label_image(zarr.open_group(str(store.path_of(s.name)), mode="r+"), classes)
+        if s.name == "labels":  # class k is value k: shown over 0..k, not 0..255
+            group = zarr.open_group(str(store.path_of(s.name)), mode="r+")
+            mark_label_image(group, classes)
+            set_display_window(group, len(classes))
 
 
 class _TileCounter:
