@@ -577,9 +577,9 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
-        name their own), or that of the first pattern matching its name or path; ``None``: as
-        the file says (see :func:`scopeml.io.open_image`). Patterns giving an image different
-        axes are refused (the first would win unseen: a stack read as a movie).
+        name their own), or that of the patterns matching its name or path; ``None``: as the
+        file says (see :func:`scopeml.io.open_image`). Patterns giving an image different axes
+        are refused (the first won unseen: a stack read as a movie).
 
         Examples
         --------
@@ -1017,11 +1017,10 @@ unknown key 'chanel' (did you mean 'channel'?)
         )
     if version != VERSION:
         line = _line(root, ("version",))
-        quoted = version == str(VERSION)  # "1": the number, quoted
-        quoted = f"; write the number, unquoted: version: {VERSION}" if quoted else ""
+        hint = f"; write the number, unquoted: version: {VERSION}"  # "1": the number, quoted
         raise InvalidSettingsError(
             f"line {line}: version: {version!r} is not a settings version this scopeml reads "
-            f"(it reads {VERSION}){quoted}",
+            f"(it reads {VERSION}){hint if version == str(VERSION) else ''}",
             path=name,
         )
     try:

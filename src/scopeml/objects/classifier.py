@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from scopeml.io.replace import check_output_file
 from scopeml.model.forest import ARRAY_DTYPES, Forest, check_forest_options
 from scopeml.model.registry import check_kind, model_formats, register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
+from scopeml.objects.feature_range import check_ranges, out_of_range_warning, training_ranges
 
 FORMAT = "scopeml-object-classifier"
 #: Version 2: the forest in :mod:`scopeml.model.forest`'s arrays (version 1 had its own).
@@ -61,8 +62,17 @@ class ObjectClassifier:
     ['s', 'L']
     """
 
-    def __init__(self, features: Sequence[str], classes: Sequence[str], forest: Forest) -> None:
+    def __init__(
+        self,
+        features: Sequence[str],
+        classes: Sequence[str],
+        forest: Forest,
+        ranges: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.features = tuple(str(f) for f in features)
+        #: Each feature's range over the training objects (none in files saved before it
+        #: was kept): classifying a table far outside it is warned of.
+        self.ranges = dict(ranges or {})
         self.classes = tuple(str(c) for c in classes)
         if (forest.n_features, forest.n_classes) != (len(self.features), len(self.classes)):
             raise InvalidRequestError(
@@ -135,7 +145,7 @@ class ObjectClassifier:
         )
         forest.fit(x, y)  # classes as 0..k-1: scikit-learn mistakes digit strings for numbers
         found = [str(classes[k]) for k in forest.classes_]
-        return cls(names, found, Forest.from_sklearn(forest, len(names)))
+        return cls(names, found, Forest.from_sklearn(forest, len(names)), training_ranges(x, names))
 
     def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
         """Class probabilities, ``n_objects × n_classes`` (order of :attr:`classes`)."""
@@ -184,6 +194,9 @@ class ObjectClassifier:
         out[column] = names
         out[f"{column}_probability"] = np.where(unknown, np.nan, proba.max(1) if len(proba) else 0)
         _warn_unclassified(table, self.features, unknown)
+        said = out_of_range_warning(table, self.ranges, ~unknown)
+        if said is not None:
+            warnings.warn(said, UserWarning, stacklevel=find_stack_level())
         return out
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
@@ -200,6 +213,7 @@ class ObjectClassifier:
             "version": VERSION,
             "features": list(self.features),
             "classes": list(self.classes),
+            **({"ranges": {k: list(v) for k, v in self.ranges.items()}} if self.ranges else {}),
         }
         members = [("classifier.json", json_bytes(meta))]
         arrays = self.forest.arrays()
@@ -308,7 +322,8 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
             raise InvalidContainerError(f"{key!r} must be a non-empty list of names", path=path)
     forest = Forest.from_arrays(trees, n_features=len(features), n_classes=len(classes), path=path)
-    return ObjectClassifier(features, classes, forest)
+    ranges = check_ranges(meta.get("ranges"), features, path)
+    return ObjectClassifier(features, classes, forest, ranges)
 
 
 def is_object_classifier(path: Path) -> bool:
