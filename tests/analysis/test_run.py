@@ -85,6 +85,27 @@ def test_three_level_tree_over_images(images: list[Path], tmp_path: Path) -> Non
         assert link in index and (tmp_path / "out" / link).is_file()
 
 
+def test_labels_are_copied_to_ome_tiff_when_asked(images: list[Path], tmp_path: Path) -> None:
+    """For Fiji's Bio-Formats, which reads no OME-Zarr 0.5: the same ids, sizes and names."""
+    import tifffile
+
+    settings = three_level_settings()
+    settings = settings.model_copy(update={"outputs": settings.outputs.model_copy(
+        update={"ome_tiff": True})})  # fmt: skip
+    run_analysis(settings, images[:1], tmp_path / "out")
+    folder = tmp_path / "out" / "images" / "img0"
+    for name in ("cell", "nucleus", "spot"):
+        with (
+            open_image(folder / f"{name}.ome.tif") as copy,
+            open_image(folder / f"{name}.ome.zarr") as store,
+        ):
+            np.testing.assert_array_equal(copy.read(), store.read())
+            assert copy.pixel_sizes == store.pixel_sizes and list(copy.channel_names) == [name]
+        assert tifffile.TiffFile(folder / f"{name}.ome.tif").is_ome
+    run_analysis(three_level_settings(), images[:1], tmp_path / "plain")
+    assert not list((tmp_path / "plain" / "images" / "img0").glob("*.ome.tif"))  # asked only
+
+
 def test_failed_image_is_listed_and_the_batch_goes_on(images: list[Path], tmp_path: Path) -> None:
     broken = images[0].with_name("broken.tif")
     broken.write_bytes(b"II*\x00" + b"\x00" * 64)

@@ -397,7 +397,7 @@ def _analyze(
                           in_colour=folder.in_colour)  # fmt: skip
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     if stores is not None:
-        stores.finish()
+        stores.finish(ome_tiff=settings.outputs.ome_tiff)
     tables = {cls: pd.concat(frames, ignore_index=True) for cls, frames in parts.items()}
     named = scene_names(scenes)
     for table in tables.values() if named else ():  # a plate's wells: A1-Pos3 …

@@ -354,6 +354,10 @@ class Outputs(_Strict):
     """Which results to write besides the per-class tables."""
 
     labels: bool = True
+    ome_tiff: bool = Field(
+        False, description="also write each class's labels as CLASS.ome.tif (for Fiji and "
+        "other readers without OME-Zarr 0.5)",
+    )  # fmt: skip
     parquet: bool = Field(True, description="also write Parquet tables when pyarrow is there")
     overview: bool = True
     summary: bool = Field(
