@@ -254,3 +254,21 @@ def test_a_pipe_as_the_output_is_refused_and_kept_even_with_overwrite(files, tmp
             .endswith(f"{pipe}: is a device, pipe or socket, not a file; give a file name")
         )
         assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_overwriting_a_stale_partial_store_keeps_it_locked(tmp_path):
+    """``--overwrite`` on an interrupted run's partial store emptied it with its lock file: a
+    ``--resume`` started beside it locked a new file, wrote for 63 s beside it, then failed,
+    leaving tiles that blocked the next ``--overwrite``."""
+    from scopeml.tiling.store import OutputStore
+
+    out = tmp_path / "o.ome.zarr"
+    stale, _ = OutputStore.open(out, {"run": 1})
+    stale.release()  # an interrupted run
+    first, resumed = OutputStore.open(out, {"run": 1}, overwrite=True)
+    try:
+        assert not resumed and (partial_path(out) / ".scopeml-lock").is_file()
+        with pytest.raises(IncompleteOutputError, match="another scopeml run is writing"):
+            OutputStore.open(out, {"run": 1}, resume=True)
+    finally:
+        first.release()

@@ -379,7 +379,9 @@ class OutputStore:
     def _initialise(self, folder: Path) -> None:
         import zarr
 
-        zarr.open_group(folder, mode="w", zarr_format=3)
+        # "a", not "w": "w" empties the folder, the lock file with it, and a second run then
+        # locked a new file and wrote beside a run that --overwrite started on a partial store
+        zarr.open_group(folder, mode="a", zarr_format=3)
         write_atomically(folder / _RUN, json.dumps(self.identity, indent=1, sort_keys=True))
         (folder / _DONE).mkdir()
 
