@@ -214,6 +214,19 @@ def test_ome_xml_declaring_more_planes_than_the_file_holds_is_refused(tmp_path):
     assert main(["info", str(file)]) == 2
 
 
+def test_ome_xml_declaring_other_plane_sizes_than_the_pages_is_flagged(tmp_path):
+    """tifffile reads the pages as they are (its generic series): read without a word."""
+    file = _ome_with(tmp_path, "sized.ome.tif", **{'SizeX="32"': 'SizeX="9096"',
+                                                    'SizeY="32"': 'SizeY="9096"'})  # fmt: skip
+    said = r"sized.ome.tif: its OME-XML declares 9096×9096 pixels, its pages hold 32×32: read"
+    with pytest.warns(UserWarning, match=said), open_image(file) as image:
+        assert image.sizes["Y"] == image.sizes["X"] == 32
+    honest = _ome_with(tmp_path, "honest.ome.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        open_image(honest).close()
+
+
 def test_an_honest_ome_tiff_with_all_its_planes_opens(tmp_path):
     file = tmp_path / "z.ome.tif"
     tifffile.imwrite(file, np.ones((4, 8, 8), np.uint8), ome=True, metadata={"axes": "ZYX"})

@@ -45,6 +45,7 @@ from scopeml.io.tiff_checks import (
     check_ome_xml,
     check_segments,
     file_size,
+    ome_not_used,
     opened_files,
     pin_files,
     truncated,
@@ -397,6 +398,8 @@ def read_tiff(
         check_declared_sizes(series, files, path, limits)
         if ome_xml:
             _check_missing_planes(series, path)
+            if (unused := ome_not_used(ome_xml, series)) is not None:
+                _warn_once(f"{path}: {unused}")
         image = _open_series(tf, series, ome_xml, path, scene, level, axes)
         # an image dropped unclosed (a napari layer removed, a view given away) closes its
         # files once nothing reads them, quietly (not Python's "unclosed file" warning)

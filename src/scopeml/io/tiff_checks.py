@@ -12,6 +12,7 @@ import glob
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,33 @@ def _check_page(page: Any, path: str, limits: ImageLimits) -> None:
         )
     if not raw:  # an uncompressed strip that is really in the file is read as it is
         limits.check_chunk(keyframe.chunks, itemsize, what=f"a TIFF {what}", path=path)
+
+
+def ome_not_used(xml: str, series: Sequence[Any]) -> str | None:
+    """What to say where a file's OME-XML describes pixels its pages do not hold (tifffile
+    then reads the pages as they are, its ``generic`` series: a file whose XML said 9096²
+    pixels, its pages 4096², was read as 4096² without a word); ``None`` where tifffile
+    read the file as its OME-XML says.
+
+    >>> xml = '<OME><Image><Pixels SizeX="9096" SizeY="9096"/></Image></OME>'
+    >>> class Pages:
+    ...     kind, shape = "generic", (512, 512)
+    >>> ome_not_used(xml, [Pages()])
+    'its OME-XML declares 9096×9096 pixels, its pages hold 512×512: read as the pages say; \
+its pixel sizes and channel names may not be its own'
+    """
+    if any(getattr(s, "kind", "") == "ome" for s in series) or not series:
+        return None
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    pixels = next((e for e in root.iter() if e.tag == "Pixels" or e.tag.endswith("}Pixels")), None)
+    if pixels is None:
+        return None
+    declared = "×".join(pixels.attrib.get(f"Size{axis}", "?") for axis in "YX")
+    held = "×".join(map(str, series[0].shape[-2:]))
+    return (
+        f"its OME-XML declares {declared} pixels, its pages hold {held}: read as the pages say; "
+        "its pixel sizes and channel names may not be its own"
+    )
