@@ -364,7 +364,10 @@ def test_a_restart_says_which_running_job_it_resumes(
         assert resumed["status"] == "done" and resumed["attempts"] == 2
         said = process.log.read_text()[len(before) :]
         assert f"resuming job {job['id']} of alice: it was running when the server stopped" in said
-        assert "it continues from its partial output (attempt 2)" in said  # it said "start 2"
+        assert (  # its run and how often a restart stopped it, of how often it may
+            "it continues from its partial output (run 2; stopped 1 of at most 3 times, "
+            "--max-job-attempts)" in said
+        )
     finally:
         gen.close()
 

@@ -155,14 +155,16 @@ def run_in_child(
                 if message[0] == "progress":
                     since = time.monotonic() if per_unit else since
                     on_progress(message[1], message[2])
-                elif message[0] == "step":
-                    if on_step is not None:
-                        on_step(message[1])
                 elif message[0] == "warning":
                     if on_warning is not None:
                         on_warning(message[1])
-                elif message[0] == "batch":  # a batch's memory, said if the child runs out
-                    task = {**task, "batch_bytes": message[1]}
+                elif message[0] == "step":
+                    task = {**task, "step": message[1]}  # said if the child runs out of memory
+                    if on_step is not None:
+                        on_step(message[1])
+                elif message[0] == "memory":  # each step's memory, said if the child runs out
+                    task = {**task, "batch_bytes": message[1].get("segment"),
+                            "step_bytes": message[1]}  # fmt: skip
                 else:
                     answer = message
             elif not child.is_alive() and not receive.poll(0):
@@ -177,8 +179,7 @@ def run_in_child(
         receive.close()
         passed_on.wait()
     if answer is None and passed_on.no_memory:  # aborted by a C++ bad_alloc no code caught
-        segment = task.get("kind") == "segment"
-        raise ChildDied(memory_problem(memory_limit, task.get("batch_bytes"), tiles=segment))
+        raise ChildDied(task_memory_problem(task, memory_limit))
     if answer is None:
         raise ChildDied(_death(child.exitcode, memory_limit))
     return _outcome(answer)
@@ -279,6 +280,7 @@ def _child_main(
     if memory_limit is not None and sys.platform != "win32":
         from scopeml.address_space import cap_address_space
 
+        _lean_allocators()
         _load_blas()
         cap_address_space(memory_limit)
 
@@ -293,7 +295,7 @@ def _child_main(
             return
         stage = event.stage if event.stage in COUNTED else STEPS.get(event.stage, step[0])
         if stage != step[0]:
-            step[0] = stage
+            step[0] = task["step"] = stage  # for the words if memory runs out
             passes.reset()
             send.send(("step", stage))
         if event.stage in COUNTED:
@@ -302,7 +304,7 @@ def _child_main(
             send.send(("progress", *passes(event.stage, int(event.done), int(event.total or 0))))
 
     task["memory_limit"] = memory_limit  # for the runners' words on running out of it
-    task["say"] = send.send  # a runner's word to the parent: ("batch", bytes)
+    task["say"] = send.send  # a runner's word to the parent: ("memory", {step: bytes})
     try:
         with _sending_warnings(send, analysis=task["kind"] == "analyze"):
             answer: tuple[Any, ...] = ("done", RUNNERS[task["kind"]](task, progress))
@@ -310,6 +312,29 @@ def _child_main(
         answer = _failure(err, task)
     send.send(answer)
     send.close()
+
+
+#: glibc's malloc arenas a job process may make (its default, 8 per core, each reserving 64
+#: MB of address space as a thread first allocates, took 1.5 GB of a job's limit on a 16-core
+#: machine without holding its memory).
+MALLOC_ARENAS = 2
+
+
+def _lean_allocators() -> None:
+    """Allocators that map no more address space than they use, before the job's limit:
+    Arrow's table writer (the ``measure`` step) on the system allocator, not mimalloc, which
+    reserves 1 GB of address space as it starts (a job under ``--job-memory-mb 3000`` ran
+    out of memory in step ``measure`` at 1.7 GB resident, 3 GB mapped); glibc's arenas
+    bounded (:data:`MALLOC_ARENAS`). An administrator's own ``ARROW_DEFAULT_MEMORY_POOL`` or
+    ``MALLOC_ARENA_MAX`` is kept."""
+    import os
+
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read as pyarrow loads
+    if sys.platform == "linux" and "MALLOC_ARENA_MAX" not in os.environ:
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # not glibc
+            ctypes.CDLL(None).mallopt(-8, MALLOC_ARENAS)  # M_ARENA_MAX
 
 
 def _load_blas() -> None:
@@ -327,8 +352,7 @@ def _failure(err: BaseException, task: dict[str, Any]) -> tuple[Any, ...]:
     class, problem and path, a file gone, or else an internal error (its traceback to the
     server's log)."""
     if out_of_memory(err):
-        problem = memory_problem(task.get("memory_limit"), task.get("batch_bytes"))
-        return ("error", "ScopeMLError", problem, None)
+        return ("error", "ScopeMLError", task_memory_problem(task), None)
     if isinstance(err, ScopeMLError):
         words = in_job_words(str(err.problem), analysis=task.get("kind") == "analyze")
         return ("error", type(err).__name__, words, err.path)
@@ -367,6 +391,29 @@ def out_of_memory(err: BaseException | str) -> bool:
             return False
         chained = chained.__cause__ or chained.__context__
     return False
+
+
+def task_memory_problem(task: dict[str, Any], limit: int | None = None) -> str:
+    """:func:`memory_problem` of a task that ran out of memory (``limit``: the job's, where
+    the task does not hold it): in the step it was in, with what that step was counted."""
+    limit = task.get("memory_limit", limit)
+    step = task.get("step")
+    segment = task.get("kind", "segment") == "segment"
+    if not segment or step not in AFTER_ENGINE:
+        return memory_problem(limit, task.get("batch_bytes"), tiles=segment)
+    counted = (task.get("step_bytes") or {}).get(step)
+    limit_text = "" if limit is None else f" (job memory limit {limit / MB:.0f} MB)"
+    needs = f": it was counted at about {max(counted, MB) / MB:.0f} MB" if counted else ""
+    other = {"instances": "submit with a smaller tile_size (the step reads tiles of it)",
+             "measure": "submit without measure (no objects table)"}[step]  # fmt: skip
+    return (
+        f"ran out of memory in step {step}{limit_text}{needs}, besides the job's libraries "
+        f"and threads; ask the administrator for more --job-memory-mb, or {other}"
+    )
+
+
+#: The steps after the engine (:data:`STEPS`), which a job's memory words name.
+AFTER_ENGINE = ("instances", "measure")
 
 
 def memory_problem(limit: int | None, needed: int | None = None, *, tiles: bool = True) -> str:
@@ -491,8 +538,9 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
         # before the engine: the channels in the job's words; auto's factor estimated once,
         # counted against the limits, and handed to segment (which records it)
         chosen = check_job_inputs(im, model, settings, staged, task)
-        task["batch_bytes"] = _batch_bytes(im, model, chosen, task)  # said if memory runs out
-        task.get("say", lambda message: None)(("batch", task["batch_bytes"]))  # if it aborts
+        task["step_bytes"] = _step_bytes(im, model, chosen, task)  # said if memory runs out
+        task["batch_bytes"] = task["step_bytes"].get("segment")
+        task.get("say", lambda message: None)(("memory", task["step_bytes"]))  # if it aborts
         segment(
             im,
             model,
@@ -503,7 +551,7 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
             instances=None if instances is None else InstanceOptions.from_fields(instances),
             measure=table,
             shape_features=shape_features,
-            progress=progress,
+            progress=_releasing_model(progress, model),
             public_name=names.image,
             public_model=names.model,
         )
@@ -514,19 +562,37 @@ def _segment(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
     return None
 
 
-def _batch_bytes(image: Any, model: Any, chosen: Any, task: dict[str, Any]) -> int | None:
-    """A batch's memory as submit counts it (:func:`~scopeml.server.limits.job_memory`), at
-    the factor auto ``chosen``, for the job's words if it runs out of memory; ``None`` where
-    it cannot be counted."""
-    from scopeml.server.limits import job_memory
+def _step_bytes(image: Any, model: Any, chosen: Any, task: dict[str, Any]) -> dict[str, int]:
+    """Each step's memory as submit counts it (:func:`~scopeml.server.limits.job_step_memory`:
+    a batch of ``segment``, ``instances``, ``measure``), at the factor auto ``chosen``, for
+    the job's words if it runs out of memory; empty where it cannot be counted."""
+    from scopeml.server.limits import job_step_memory
 
     options = dict(task.get("options", {}))
     if chosen is not None:
         options["scale"] = chosen.scale
+    runtime = task.get("runtime_per_pixel") or 0.0
     try:
-        return job_memory(options, model.spec, task.get("runtime_per_pixel") or 0.0, image.shape)
+        return job_step_memory(options, model.spec, runtime, image.shape)
     except Exception:  # only words: the run goes on without them
-        return None
+        return {}
+
+
+def _releasing_model(progress: Callable[[Any], None], model: Any) -> Callable[[Any], None]:
+    """``progress`` that, as the first step after the engine begins (instances, measure),
+    gives back what the model's runtime holds from its batches (ONNX Runtime keeps its arena,
+    1-2 GB of the job's address space for ``nuclei``, for runs that will not come), so the
+    steps after it have the job's memory."""
+    released = [False]
+
+    def passed_on(event: Any) -> None:
+        if not released[0] and event.stage in STEPS:
+            released[0] = True
+            if callable(release := getattr(model, "release_memory", None)):
+                release()
+        progress(event)
+
+    return passed_on
 
 
 #: How a server job chooses its image's channels: its ``channels`` field (no command line).

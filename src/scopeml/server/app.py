@@ -293,7 +293,31 @@ def _message(error: dict[str, Any], request: Request) -> str:
     whole_body = list(error.get("loc", ())) == ["body"] and error.get("type") in NOT_AN_OBJECT
     if whole_body and not_json:
         return "send the request as JSON (Content-Type: application/json)"
+    if error.get("type") in NUMBER_WORDS:
+        return NUMBER_WORDS[str(error["type"])] + _bounds(error)
     return str(error.get("msg", "")) + _option_hint(error)
+
+
+#: pydantic's words for a number that is no integer, said as what the number is: its own
+#: (``"Unable to parse input string as an integer"`` for ``1e308``) name a string.
+NUMBER_WORDS = {
+    "int_parsing_size": "Input should be an integer; this number is out of range",
+    "int_from_float": "Input should be an integer; this number has a fractional part",
+}
+
+
+def _bounds(error: dict[str, Any]) -> str:
+    """The range an integer field of a request takes, where it has one (``tile_size``:
+    16 to 8192), for :data:`NUMBER_WORDS`."""
+    from scopeml.server.job_options import JobOptions
+
+    loc = [str(part) for part in error.get("loc", ())]
+    field = JobOptions.model_fields.get(loc[-1]) if loc[:2] == ["body", "options"] else None
+    if field is None or len(loc) != 3:
+        return ""
+    low = next((m.ge for m in field.metadata if getattr(m, "ge", None) is not None), None)
+    high = next((m.le for m in field.metadata if getattr(m, "le", None) is not None), None)
+    return f" ({low} to {high})" if low is not None and high is not None else ""
 
 
 def _option_hint(error: dict[str, Any]) -> str:

@@ -66,8 +66,10 @@ CREATE TABLE IF NOT EXISTS uploads (
 
 TOKEN_PREFIX = "sml_"
 UNFINISHED = ("queued", "running")
-#: A stopped job that ``POST /jobs/{id}/resume`` continues: cancelled, or past its time limit.
-RESUMABLE = ("cancelled", "timed_out")
+#: A stopped job that ``POST /jobs/{id}/resume`` continues: cancelled, past its time limit,
+#: or failed (given up after restarts, out of memory, a model or image gone: another run goes
+#: on from its partial output; one whose input is bad fails again, saying why).
+RESUMABLE = ("cancelled", "timed_out", "failed")
 #: A cancelled job's ``error``: what can be done with it.
 CANCELLED_NOTE = (
     "cancelled; its partial output is kept: POST /jobs/{id}/resume continues it, "
@@ -363,13 +365,14 @@ class Database:
             )
 
     def requeue_job(self, job_id: str) -> bool:
-        """Queue a cancelled or timed-out job again (it resumes from what it had written);
-        whether it was one."""
+        """Queue a cancelled, timed-out or failed job again (it resumes from what it had
+        written); whether it was one. The runs before count no more towards
+        ``--max-job-attempts``: its owner asked for this one."""
         with self._tx() as conn:
             return bool(
                 conn.execute(
-                    "UPDATE jobs SET status = 'queued', error = NULL, updated = ?"
-                    " WHERE id = ? AND status IN (?, ?)",
+                    "UPDATE jobs SET status = 'queued', error = NULL, stops = attempts,"
+                    " updated = ? WHERE id = ? AND status IN (?, ?, ?)",
                     (time.time(), job_id, *RESUMABLE),
                 ).rowcount
             )

@@ -7,7 +7,15 @@ import logging
 import warnings
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from scopeml.errors import IncompatibleModelError, InvalidRequestError
 from scopeml.model.spec import ModelSpec
@@ -93,15 +101,15 @@ class JobOptions(BaseModel):
 
     outputs: list[Literal[OUTPUTS]] | None = Field(default=None, min_length=1, max_length=6)
     instances: InstanceRequest | None = None
-    measure: bool | Literal["csv", "parquet"] | None = None  # true: csv
+    measure: StrictBool | Literal["csv", "parquet"] | None = None  # true: csv
     #: whether the ``measure`` table has perimeter, hull and Feret columns (default: yes)
-    shape_features: bool | None = None
+    shape_features: StrictBool | None = None
     tile_size: int | None = Field(default=None, ge=16, le=8192)
     halo: int | None = Field(default=None, ge=0, le=1024)
     batch_size: int | None = Field(default=None, ge=1, le=64)
     min_confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     extract_class: str | None = Field(default=None, max_length=200)
-    blend: bool | None = None
+    blend: StrictBool | None = None
     normalize: str | None = Field(default=None, max_length=100)
     probability_dtype: Literal["float32", "float16", "uint8"] | None = None
     scene: int | None = Field(default=None, ge=0, le=100_000)

@@ -28,12 +28,13 @@ from typing import Any
 
 from scopeml.analysis.results_lock import LOCK
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError
+from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.server._job_child import ChildDied, InternalJobError, TimedOut, run_in_child
 from scopeml.server.config import ServerConfig, private_dir, private_tree
 from scopeml.server.database import Database
 from scopeml.server.fair import FairQueue
 from scopeml.server.job_options import INSTANCES
-from scopeml.server.models import ModelRegistry
+from scopeml.server.models import CONTAINER_SUFFIXES, ModelRegistry
 from scopeml.server.paths import hide_server_paths, image_name, image_names, public_error
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ IMAGES_NAME = "images.json"
 RESULTS_NAME = "results"
 TABLE_STEM = "objects"  # objects.csv or objects.parquet beside the result
 STAGE_NAME = "stage"  # where a run writes; its outputs are moved out of it when all are made
+MODEL_DIR = "model"  # the job's own link to its uploaded model, while it runs
+MODEL_RECORD = "model.json"  # beside it: the model's record as the job started
 
 
 class JobRunner:
@@ -96,21 +99,37 @@ class JobRunner:
         return self.output_dir(job_id) / f"{TABLE_STEM}.{kind}" if kind else None
 
     def resume_unfinished(self) -> list[str]:
-        """Queue every job a previous server process left queued or running."""
+        """Queue every job a previous server process left queued or running; one that has
+        been stopped ``--max-job-attempts`` times while running is failed instead (its
+        partial output kept: ``POST /jobs/{id}/resume`` gives it another run)."""
         jobs = self.db.unfinished_jobs()
+        queued = []
         for job in jobs:
+            unclean = int(job["attempts"]) - int(job.get("stops") or 0)
+            if job["status"] == "running" and unclean >= self.config.max_job_attempts:
+                self._give_up(job, unclean)
+                continue
             if job["status"] == "running":  # said where the server's operator sees it
                 log.warning(
                     "resuming job %s of %s: it was running when the server stopped (step %s, "
-                    "%d/%d); it continues from its partial output (attempt %d)",
+                    "%d/%d); it continues from its partial output (run %d; stopped %d of at "
+                    "most %d times, --max-job-attempts)",
                     job["id"], job["owner"], job.get("step") or "-", job["done"], job["total"],
-                    job["attempts"] + 1,
+                    job["attempts"] + 1, unclean, self.config.max_job_attempts,
                 )  # fmt: skip
             else:
                 log.info("job %s of %s was queued when the server stopped; queued again",
                          job["id"], job["owner"])  # fmt: skip
             self.submit(job["id"])
-        return [job["id"] for job in jobs]
+            queued.append(job["id"])
+        return queued
+
+    def _give_up(self, job: dict[str, Any], stopped: int) -> None:
+        """Fail a job that was stopped ``stopped`` times while running (the server crashed or
+        was killed each time), keeping its partial output for a resume by its owner."""
+        self.db.update_job(job["id"], status="failed", error=_gave_up(stopped))
+        self._drop_model(job["id"])
+        log_failure(job, f"{_gave_up(stopped)} (--max-job-attempts)")
 
     def submit(self, job_id: str) -> None:
         """Queue a job (behind its owner's earlier ones; see :class:`JobRunner`)."""
@@ -176,8 +195,8 @@ class JobRunner:
         return future is not None and not future.done()
 
     def resume(self, job_id: str) -> bool:
-        """Queue a cancelled job again; it resumes from its partial output (the engine's
-        tiles, an analysis's finished images). Whether it was cancelled."""
+        """Queue a cancelled, timed-out or failed job again; it resumes from its partial
+        output (the engine's tiles, an analysis's finished images). Whether it was one."""
         if self.running(job_id) or not self.db.requeue_job(job_id):
             return False
         self.submit(job_id)
@@ -218,9 +237,8 @@ class JobRunner:
                 self.db.update_job(job_id, status="done", done=job["total"])
                 return
             unclean = self.db.start_job_attempt(job_id)  # this one, and those a crash ended
-            if unclean > self.config.max_job_attempts:
-                self.db.update_job(job_id, status="failed", error=_gave_up(unclean - 1))
-                log.warning("job %s: %s (--max-job-attempts)", job_id, _gave_up(unclean - 1))
+            if unclean > self.config.max_job_attempts:  # (resume_unfinished fails it first)
+                self._give_up(job, unclean - 1)
                 return
             self._attempt(job)
         finally:
@@ -234,6 +252,7 @@ class JobRunner:
         the warnings its run gives are added to the job's ``warnings``, server paths hidden."""
         job_id = job["id"]
         outcome: dict[str, Any] = {"status": "done"}
+        restarts = False  # stopped by the server's stop: the next start resumes it
         try:
             task, already = self._task(job)
             progress = _JobProgress(self.db, job_id, already, _tile_total(job, already))
@@ -269,23 +288,25 @@ class JobRunner:
                 self.db.cancel_job(job_id)
                 log.info("job %s cancelled; its partial output is kept for a resume", job_id)
             else:
+                restarts = True
                 log.info("job %s stopped; it resumes when the server starts again", job_id)
         except ChildDied as err:  # counts as an attempt: a crashing job is not resumed for ever
-            log.warning("job %s: %s", job_id, err.problem)
             outcome = {"status": "failed", "error": self._reason(err, job)}  # its image named
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
-            log.info("job %s failed: %s", job_id, outcome["error"])
         except InternalJobError as err:  # the child wrote its traceback to the server's log
-            log.error("job %s failed in its process: %s (traceback above)", job_id, err)
             outcome = {"status": "failed", "error": str(err)}
         except Exception as err:
             log.exception("job %s failed", job_id)
             outcome = {"status": "failed", "error": f"internal error ({type(err).__name__})"}
         if self.output_dir(job_id).exists():  # the engine's writer makes files 0644
             private_tree(self.output_dir(job_id))
+        if outcome.get("status") == "failed":
+            log_failure(job, outcome["error"])
         if outcome:
             self.db.update_job(job_id, **outcome)
+        if not restarts:  # the job is not resumed by the next start: its model let go
+            self._drop_model(job_id)
 
     def model_problem(self, job: dict[str, Any]) -> str | None:
         """Why a job's model may no longer run for its owner (deleted, or no longer shared
@@ -300,9 +321,9 @@ class JobRunner:
     def _task(self, job: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """What the child runs for ``job``, and how much an earlier attempt already did."""
         job_id, options = job["id"], job["options"]
-        if (problem := self.model_problem(job)) is not None:  # unshared since it was queued
-            raise InvalidRequestError(problem)
         if job["model_id"] == ANALYSIS:
+            if (problem := self.model_problem(job)) is not None:
+                raise InvalidRequestError(problem)
             images = json.loads((self.output_dir(job_id) / IMAGES_NAME).read_text())
             roots = self.analysis_roots(images)
             task = {
@@ -318,10 +339,10 @@ class JobRunner:
             }
             return task, 0
         result, table = self.result_path(job_id), self.table_path(job_id)
-        model = self.db.get_model(job["model_id"])  # None: a built-in one
+        model_file, model = self._job_model(job)  # model None: a built-in one
         task = {
             "kind": "segment",
-            "model": str(self.registry.path(job["model_id"])),
+            "model": str(model_file),
             # what the store records instead of the server's paths (the names the user knows)
             "name": image_name(job["image"], self.config)[0],
             "model_name": None if model is None else model["spec"].get("name"),
@@ -340,6 +361,41 @@ class JobRunner:
         staged = self.output_dir(job_id) / STAGE_NAME / RESULT_NAME
         _adopt_partial(result, staged)
         return task, _tiles_written(staged)
+
+    def _job_model(self, job: dict[str, Any]) -> tuple[Path, dict[str, Any] | None]:
+        """The model file a segment job runs, and its record (``None``: a built-in model).
+
+        A job takes its own hard link of an uploaded model's file (a copy across file
+        systems) in ``jobs/<id>/model/`` when it starts, with its record: deleting or
+        unsharing the model then does not take it from a job already running, which finishes
+        with it, even when a restart of the server resumes it. A job that starts (queued,
+        resumed by its owner) checks the model for its owner first and fails saying so."""
+        model_id = job["model_id"]
+        folder = self.output_dir(job["id"]) / MODEL_DIR
+        kept = _kept_model(folder, model_id)
+        if job["status"] == "running" and kept is not None:  # running when the server stopped
+            return kept
+        if (problem := self.model_problem(job)) is not None:  # unshared since it was queued
+            raise InvalidRequestError(problem)
+        if model_id in BUILTIN_MODELS:
+            return self.registry.path(model_id), None
+        record = self.db.get_model(model_id)
+        try:
+            source = self.registry.path(model_id)
+            private_dir(folder)
+            target = folder / source.name
+            if not target.exists():
+                _link_or_copy(source, target)
+        except FileNotFoundError as err:  # deleted since the check above
+            raise InvalidRequestError(
+                f"the job's model {model_id!r} was deleted or is no longer shared"
+            ) from err
+        (folder / MODEL_RECORD).write_text(json.dumps(record))
+        return target, record
+
+    def _drop_model(self, job_id: str) -> None:
+        """Let go of the job's own link to its model (the job is not running any more)."""
+        shutil.rmtree(self.output_dir(job_id) / MODEL_DIR, ignore_errors=True)
 
     def _runtime_per_pixel(self, model_id: str, record: dict[str, Any] | None) -> float:
         """The runtime's bytes per input pixel that submit counted in a batch's memory
@@ -374,8 +430,11 @@ class JobRunner:
         return hide_server_paths(self._named(err, job), self.config)
 
     def _named(self, err: ScopeMLError, job: dict[str, Any]) -> str:
-        if err.path and Path(err.path).parent == self.config.models_dir:
-            record = self.db.get_model(job["model_id"])
+        model_dirs = (self.config.models_dir, self.output_dir(job["id"]) / MODEL_DIR)
+        if err.path and Path(err.path).parent in model_dirs:
+            record = self.db.get_model(job["model_id"]) or _kept_model_record(
+                self.output_dir(job["id"]) / MODEL_DIR
+            )
             return public_error(err, f"model {record['name']}" if record else "model")
         if job["model_id"] == ANALYSIS:  # the settings by the user's file name, an image by its
             settings = self.output_dir(job["id"]) / SETTINGS_NAME  # public name
@@ -438,8 +497,44 @@ class JobRunner:
 def _gave_up(attempts: int) -> str:
     return (
         f"stopped {attempts} times while running (the server crashed, was killed or restarted "
-        "during each attempt); not resumed again"
+        "during each attempt); not resumed again by the server: its partial output is kept, "
+        "POST /jobs/{id}/resume continues it"
     )
+
+
+def log_failure(job: dict[str, Any], reason: str) -> None:
+    """The server log's one line for a failed job: its id, its owner and why."""
+    log.warning("job %s of %s failed: %s", job["id"], job["owner"], reason)
+
+
+def _kept_model(folder: Path, model_id: str) -> tuple[Path, dict[str, Any] | None] | None:
+    """The model file a job took when it started (see :meth:`JobRunner._job_model`) and its
+    record, if it holds one."""
+    for path in sorted(folder.glob(f"{model_id}.*")) if folder.is_dir() else ():
+        if path.suffix in CONTAINER_SUFFIXES and path.is_file():
+            return path, _kept_model_record(folder)
+    return None
+
+
+def _kept_model_record(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / MODEL_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link of ``source``, or a copy where no link can be made (another
+    file system); written whole or not at all."""
+    partial = target.with_name(f".{target.name}.partial")
+    partial.unlink(missing_ok=True)
+    try:
+        os.link(source, partial)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        shutil.copyfile(source, partial)
+    os.replace(partial, target)
 
 
 def _tile_total(job: dict[str, Any], already: int) -> int:

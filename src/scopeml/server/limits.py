@@ -30,9 +30,28 @@ def job_memory(
     runtime_per_pixel: float = 0.0,
     shape: Sequence[int] | None = None,
 ) -> int:
-    """Bytes one batch of a job holds at its peak: ``batch_size`` model inputs of the model's
-    input channels, of twice its float32 output and of the runtime's ``runtime_per_pixel`` (as
-    :func:`~scopeml.server.tiles.tile_memory` counts a tile).
+    """Bytes a job holds at its peak, the largest of its steps' (:func:`job_step_memory`).
+
+    Examples
+    --------
+    >>> spec = ModelSpec(2, 1, ("bg", "fg"), (16, 16))
+    >>> job_memory({"tile_size": 96, "batch_size": 2}, spec)  # 2 × 128² × (1 + 2 × 2) × 4
+    655360
+    """
+    return max(job_step_memory(options, spec, runtime_per_pixel, shape).values())
+
+
+def job_step_memory(
+    options: dict[str, Any],
+    spec: ModelSpec,
+    runtime_per_pixel: float = 0.0,
+    shape: Sequence[int] | None = None,
+) -> dict[str, int]:
+    """Bytes each step of a job holds at its peak: ``segment``, one batch: ``batch_size``
+    model inputs of the model's input channels, of twice its float32 output and of the
+    runtime's ``runtime_per_pixel`` (as :func:`~scopeml.server.tiles.tile_memory` counts a
+    tile); where the job makes instances, ``instances`` and, with ``measure``, ``measure``
+    (:func:`after_engine_memory`).
 
     A model input is the engine's own tile plan (:func:`~scopeml.tiling.engine.build_plan`)
     for the model at the job's scale (:func:`~scopeml.tiling.scale.with_scale`: its halo and
@@ -47,10 +66,8 @@ def job_memory(
     Examples
     --------
     >>> spec = ModelSpec(2, 1, ("bg", "fg"), (16, 16))
-    >>> job_memory({"tile_size": 96, "batch_size": 2}, spec)  # 2 × 128² × (1 + 2 × 2) × 4
-    655360
-    >>> job_memory({"tile_size": 96, "batch_size": 2}, spec, shape=(1, 1, 1, 1, 50, 100))
-    200000
+    >>> job_step_memory({"tile_size": 96, "batch_size": 2}, spec, shape=(1, 1, 1, 1, 50, 100))
+    {'segment': 200000}
     """
     import numpy as np
 
@@ -88,9 +105,10 @@ def job_memory(
     read = window * (spec.in_channels + spec.n_classes) * 4 if factor < 1 else 0
     batch = math.ceil((options.get("batch_size") or 1) * (model_pixels * per_pixel + read))
     if not wants_instances(options):
-        return batch
+        return {"segment": batch}
     chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
-    return max(batch, *after_engine_memory(options, spec, sizes, chunk))
+    stage, table = after_engine_memory(options, spec, sizes, chunk)
+    return {"segment": batch, "instances": stage, **({"measure": table} if table else {})}
 
 
 def check_job_memory(

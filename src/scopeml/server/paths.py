@@ -4,6 +4,7 @@ allowed root, the names uploads keep, and messages without the server's own fold
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -131,17 +132,25 @@ def upload_name(filename: str) -> str:
 
 def kept_name(filename: str, suffix: str, default: str) -> str:
     """A client's file name as the server keeps and shows it (an upload's, a model's): without
-    folders, letters, digits, ``-``, ``_`` and ``.`` only (others become ``_``), at most 100
-    characters before ``suffix`` (its suffix, as known), ``default`` where nothing is left.
+    folders, letters and digits of any script (in Unicode's composed form, NFC, as a Mac's
+    decomposed names become too), ``-``, ``_`` and ``.`` only (others, spaces, accents left
+    apart and marks become ``_``: no character any file system or shell treats specially), at
+    most 100 characters and 200 bytes of UTF-8 before ``suffix`` (its suffix, as known),
+    ``default`` where nothing is left.
 
     Examples
     --------
     >>> kept_name("../../my model?.czann", ".czann", "model")
     'my_model_.czann'
+    >>> kept_name("模型 über.tif", ".tif", "image"), kept_name("u\u0308.tif", ".tif", "image")
+    ('模型_über.tif', 'ü.tif')
     """
     base = filename.replace("\\", "/").rsplit("/", 1)[-1][: -len(suffix)]
-    base = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in base)
-    return (base.strip(".")[:100] or default) + suffix
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base).strip(".")[:100]
+    while len(base.encode()) > 200:  # file systems count bytes (255 at most)
+        base = base[:-1]
+    return (base.strip(".") or default) + suffix
 
 
 def upload_suffix(filename: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from scopeml.server.config import ServerConfig
 from scopeml.server.job_options import JobOptions
@@ -55,8 +55,11 @@ class ModelInfo(BaseModel):
 
 
 class ModelUpdate(BaseModel):
+    """``PATCH /models/{id}``: ``{"shared": true}`` or ``false``, a JSON boolean only (not
+    ``"yes"``, ``1`` or ``"true"``)."""
+
     model_config = ConfigDict(extra="forbid")
-    shared: bool
+    shared: StrictBool
 
 
 class UploadInfo(BaseModel):

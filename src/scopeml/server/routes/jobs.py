@@ -179,14 +179,17 @@ async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
 
 @router.post(
     "/{job_id}/resume",
-    responses={409: {"description": "Job not cancelled or timed out"}, **ERRORS},
+    responses={409: {"description": "Job not cancelled, timed out or failed"}, **ERRORS},
 )
 async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo:
-    """Queue a cancelled or timed-out job again: it continues from the tiles (an analysis: the
-    images) it had finished."""
+    """Queue a cancelled, timed-out or failed job again: it continues from the tiles (an
+    analysis: the images) it had finished. A job that failed on its input fails again,
+    saying why; one the server gave up after restarts (``--max-job-attempts``) gets that
+    many again."""
     if job["status"] not in RESUMABLE:
         raise HTTPException(
-            status.HTTP_409_CONFLICT, f"job is {job['status']}, not cancelled or timed out"
+            status.HTTP_409_CONFLICT,
+            f"job is {job['status']}, not cancelled, timed out or failed",
         )
     gone = [image for image in job_images(job, config) if not Path(image).exists()]
     if gone:
