@@ -54,6 +54,18 @@ def shared_model(tmp_path: Path, container: Path):
     db.close()
 
 
+def _run_job(config, db, registry, job_id, model_id, image) -> dict:
+    """Bob's segment job on ``model_id``, run to its end by a runner of its own."""
+    db.add_job({"id": job_id, "owner": "bob", "model_id": model_id, "image": str(image),
+                "options": OPTIONS})  # fmt: skip
+    runner = JobRunner(config, db, registry)
+    try:
+        runner.submit(job_id)
+        return wait_for(db, job_id, ("done", "failed"))
+    finally:
+        runner.close()
+
+
 def test_a_started_job_finishes_with_its_model_though_its_owner_deletes_it(
     shared_model, monkeypatch
 ):
@@ -66,26 +78,12 @@ def test_a_started_job_finishes_with_its_model_though_its_owner_deletes_it(
         return real_run(task, *args, **kwargs)
 
     monkeypatch.setattr(jobs_module, "run_in_child", deleted_as_it_starts)
-    db.add_job({"id": "j1", "owner": "bob", "model_id": model_id, "image": str(image),
-                "options": OPTIONS})  # fmt: skip
-    runner = JobRunner(config, db, registry)
-    try:
-        runner.submit("j1")
-        job = wait_for(db, "j1", ("done", "failed"))
-    finally:
-        runner.close()
+    job = _run_job(config, db, registry, "j1", model_id, image)
     assert job["status"] == "done", job
     assert (config.jobs_dir / "j1" / "result.ome.zarr" / "labels").is_dir()
     assert not (config.jobs_dir / "j1" / "model").exists()  # let go once done
     # a job queued after the deletion still fails saying so, as the README promises
-    db.add_job({"id": "j2", "owner": "bob", "model_id": model_id, "image": str(image),
-                "options": OPTIONS})  # fmt: skip
-    runner = JobRunner(config, db, registry)
-    try:
-        runner.submit("j2")
-        job = wait_for(db, "j2", ("done", "failed"))
-    finally:
-        runner.close()
+    job = _run_job(config, db, registry, "j2", model_id, image)
     assert job["status"] == "failed"
     assert job["error"].endswith(f"the job's model {model_id!r} was deleted or is no longer shared")
 
