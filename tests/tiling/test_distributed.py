@@ -141,3 +141,42 @@ def test_a_relative_output_is_written_by_workers_in_another_folder(tmp_path, mon
     want = zarr.open_array(str(local / "labels" / "0"), mode="r")[...]
     np.testing.assert_array_equal(got, want)
     assert remote.path.name == "rel.ome.zarr"
+
+
+def test_a_cluster_without_workers_is_said_and_the_run_goes_on_when_one_joins(
+    tmp_path, monkeypatch
+):
+    """Every worker killed, a run waited without a word until it was stopped by hand."""
+    import threading
+    import warnings
+
+    from scopeml.tiling import execute
+
+    monkeypatch.setattr(execute, "NO_WORKERS_S", 0.5)
+    monkeypatch.setattr(execute, "WORKERS_POLL_S", 0.1)
+    image = write_image_file(tmp_path / "img.ome.tif", np.ones((1, 40, 40), np.uint16))
+    model = write_model_file(tmp_path / "m.czann", in_channels=1, n_classes=2)
+    done: list = []
+    with (
+        distributed.LocalCluster(
+            n_workers=0, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        run = threading.Thread(target=lambda: done.append(segment(
+            image, model, tmp_path / "o.ome.zarr", tile_size=32,
+            scheduler=cluster.scheduler_address)))  # fmt: skip
+        run.start()
+        for _ in range(200):
+            if any("has had no workers" in str(w.message) for w in caught):
+                break
+            run.join(0.05)
+        said = [str(w.message) for w in caught if "has had no workers" in str(w.message)]
+        assert said == [f"{cluster.scheduler_address} has had no workers for 0.5 s: the run "
+                        "waits for some (start dask workers, or stop it with Ctrl-C and "
+                        "resume later)"]  # fmt: skip
+        assert run.is_alive() and not done  # waiting, not failed
+        cluster.scale(1)
+        run.join(120)
+    assert done and (done[0] / "labels").is_dir()

@@ -1201,13 +1201,16 @@ def _on_cluster(scheduler: Any, jobs: list[tuple], report: Any) -> list[dict[str
         client = Client(scheduler)
     except (OSError, TimeoutError, ValueError, TypeError) as err:
         raise InvalidRequestError(f"cannot reach the dask scheduler {scheduler!r} ({err})") from err
+    from scopeml.tiling.execute import watching_workers
+
     records = []
     with client:
         futures = [client.submit(_job, *job, pure=False) for job in jobs]
         try:
-            for future in track(as_completed(futures), report, "analyze", total=len(futures),
-                                unit="image"):  # fmt: skip
-                records.append(future.result())
+            with watching_workers(client, scheduler):
+                for future in track(as_completed(futures), report, "analyze",
+                                    total=len(futures), unit="image"):  # fmt: skip
+                    records.append(future.result())
         except BaseException:
             client.cancel(futures)
             raise

@@ -11,10 +11,13 @@ replaced at the same path is loaded again, never served from an earlier run's co
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,13 +213,57 @@ def run_dask(
             for batch in batches
         ]
         try:
-            for future in as_completed(futures):
-                count = future.result()
-                if on_progress is not None:
-                    on_progress(count)
+            with watching_workers(client, scheduler):
+                for future in as_completed(futures):
+                    count = future.result()
+                    if on_progress is not None:
+                        on_progress(count)
         except BaseException:
             client.cancel(futures)
             raise
     finally:
         if client is not scheduler:
             client.close()
+
+
+#: Seconds a cluster may have no workers before a run says so (its futures wait for workers
+#: without a word: every worker killed, the run waited until it was stopped by hand), and how
+#: often it is looked at.
+NO_WORKERS_S, WORKERS_POLL_S = 60.0, 5.0
+
+
+@contextlib.contextmanager
+def watching_workers(client: Any, scheduler: Any) -> Iterator[None]:
+    """Warn once when the cluster has had no workers for :data:`NO_WORKERS_S` while the run
+    waits (it waits on: an autoscaling cluster adds workers later, and Ctrl-C keeps what is
+    written for a resume)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        since = None
+        while not stop.wait(WORKERS_POLL_S):
+            try:
+                workers = len(client.scheduler_info().get("workers", {}))
+            except Exception:  # the client closing as the run ends
+                return
+            if workers:
+                since = None
+                continue
+            since = time.monotonic() if since is None else since
+            if time.monotonic() - since >= NO_WORKERS_S:
+                where = scheduler if isinstance(scheduler, str) else "the dask cluster"
+                warnings.warn(
+                    f"{where} has had no workers for {NO_WORKERS_S:g} s: the run waits for "
+                    "some (start dask workers, or stop it with Ctrl-C and resume later)",
+                    UserWarning,
+                    stacklevel=1,
+                )
+                return
+
+    thread = threading.Thread(target=watch, name="scopeml-workers", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(WORKERS_POLL_S)
