@@ -104,3 +104,29 @@ def test_resume_with_another_model_or_image_is_refused(files, tmp_path):
     with pytest.raises(IncompleteOutputError, match=r"different run.*tile_size"):
         segment(image, model, out, tile_size=32, resume=True)
     assert segment(image, model, out, tile_size=16, resume=True) == out
+
+
+def test_an_image_only_touched_says_how_to_give_its_time_back(files, tmp_path):
+    """``touch``, or a copy without its times, refused the resume as another file, saying
+    nothing of why; the time it names, given back, resumes. Other pixels get no such advice."""
+    import re
+
+    image, model = files
+    out = tmp_path / "o.ome.zarr"
+    with pytest.raises(RuntimeError, match="power cut"):
+        segment(image, FailingAfter(open_model(model), 3), out, tile_size=16, batch_size=1,
+                workers=1)  # fmt: skip
+    before, pixels = os.stat(image).st_mtime_ns, image.read_bytes()
+    os.utime(image, ns=(before + 10**9, before + 10**9))
+    with pytest.raises(IncompleteOutputError, match="only its modification time differs") as err:
+        segment(image, model, out, tile_size=16, resume=True)
+    seconds, nanoseconds = re.search(r"touch -d @(\d+)\.(\d{9}) ", str(err.value)).groups()
+    assert int(seconds) * 10**9 + int(nanoseconds) == before
+    image.write_bytes(pixels[:-4] + bytes(4))  # other pixels, the same size
+    os.utime(image, ns=(before + 10**9, before + 10**9))
+    with pytest.raises(IncompleteOutputError, match="not the file the run started from") as err:
+        segment(image, model, out, tile_size=16, resume=True)
+    assert "modification time" not in str(err.value)
+    image.write_bytes(pixels)
+    os.utime(image, ns=(before, before))  # as the touch -d it names does
+    assert segment(image, model, out, tile_size=16, resume=True) == out

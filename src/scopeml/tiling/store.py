@@ -25,6 +25,7 @@ import contextlib
 import errno
 import json
 import os
+import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -656,13 +657,36 @@ def _changed_inputs(recorded: Mapping[str, Any], expected: Mapping[str, Any]) ->
         if path and image_place(old) == path and read_as:
             said.append(f"the run read the image {path} {read_as}")
         elif path and image_place(old) == path:
-            said.append(f"the image {path} is not the file the run started from")
+            said.append(_touched(path, old.get("content"), new.get("content")))
         elif image_place(old) != path:
             was, now = (image_place(i) or "an array in memory" for i in (old, new))
             said.append(f"the run was on another image ({was}, not {now})")
         else:
             said.append("the image is not the one the run started from")
     return said
+
+
+def _touched(path: str, old: Any, new: Any) -> str:
+    """``the image FILE is not the file the run started from``; where only its modification
+    time differs (its size and content hash the same: touched, or copied without its times),
+    how to give it back, as the time guards what the sampled hash of a large file does not
+    read.
+
+    >>> _touched("a.tif", {"size": 4, "sha256": "x", "mtime_ns": 10**18},
+    ...          {"size": 4, "sha256": "x", "mtime_ns": 2 * 10**18})
+    "the image a.tif is not the file the run started from: only its modification time \
+differs (its size and content hash are the run's); if its pixels are the same, give it back \
+(touch -d @1000000000.000000000 a.tif) and resume"
+    """
+    said = f"the image {path} is not the file the run started from"
+    keys = ("size", "sha256")
+    same = isinstance(old, dict) and isinstance(new, dict) and "mtime_ns" in old
+    if not same or any(old.get(k) != new.get(k) for k in keys) or {*old} != {*new}:
+        return said
+    seconds, nanoseconds = divmod(int(old["mtime_ns"]), 10**9)  # to the nanosecond it had
+    return (f"{said}: only its modification time differs (its size and content hash are the "
+            f"run's); if its pixels are the same, give it back (touch -d "
+            f"@{seconds}.{nanoseconds:09d} {shlex.quote(path)}) and resume")  # fmt: skip
 
 
 def _rescaled(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
