@@ -1421,9 +1421,10 @@ def _warn_if_frames(labels: Any) -> None:
     """Warn when a 3-D label array, read as a Z stack, looks like the masks of a time series'
     frames: ids that recur on neighbouring planes without overlapping there (cellpose and
     StarDist number each frame's objects from 1), where a Z stack's objects overlap plane to
-    plane; or no id on two neighbouring planes at all (scopeml's instances of a time series
-    number on from frame to frame). Measured as a Z stack they would be joined across
-    frames, or measured as one-plane volumes."""
+    plane; or objects over objects on neighbouring planes without an id on both (scopeml's
+    instances of a time series number on from frame to frame; a sparse ground truth of
+    planes apart is a Z stack). Measured as a Z stack they would be joined across frames, or
+    measured as one-plane volumes."""
     import itertools
     import warnings
 
@@ -1432,11 +1433,12 @@ def _warn_if_frames(labels: Any) -> None:
     from scopeml.errors import find_stack_level
 
     labels = np.asarray(labels)
-    recurring = overlapping = 0
+    recurring = overlapping = touching = 0
     for above, below in itertools.pairwise(labels):
         shared = np.intersect1d(above[above > 0], below[below > 0])
         recurring += shared.size
         overlapping += np.intersect1d(shared, above[(above == below) & (above > 0)]).size
+        touching += bool(((above > 0) & (below > 0)).any())  # objects over objects
     if recurring >= 4 and overlapping < recurring / 2:
         warnings.warn(
             f"the {labels.shape[0]} planes of this 3-D label array are read as Z (a Z stack: "
@@ -1446,7 +1448,7 @@ def _warn_if_frames(labels: Any) -> None:
             UserWarning,
             stacklevel=find_stack_level(),
         )
-    elif recurring == 0 and sum(bool(plane.any()) for plane in labels) >= 2:
+    elif recurring == 0 and touching:  # objects on neighbouring planes, no id on both
         warnings.warn(
             f"the {labels.shape[0]} planes of this 3-D label array are read as Z (a Z stack: "
             "objects of one id span planes), but no id lies on two neighbouring planes, as in "

@@ -119,17 +119,29 @@ def test_analyze_settings_with_bad_axes_are_refused_with_exit_2(tmp_path, timela
     assert "unknown letter Q" in capsys.readouterr().err
 
 
-def test_analyze_refuses_patterns_giving_an_image_two_readings(tmp_path, timelapse, capsys):
-    """The first pattern won unseen: a Z stack named by its own pattern was read as a movie."""
+@pytest.mark.parametrize(
+    ("axes", "count"),
+    [
+        ("{'*.tif': TYX, 'tl.tif': ZYX}", 1),  # the file's own name wins: read as Z, unseen
+        ("{'tl*': ZYX, '*.tif': TYX}", 1),  # else the first: a specific one, then a catch-all
+        ("{'*tmp*': TYX}", N_FRAMES),  # a pattern without a folder names the path too
+    ],
+)
+def test_analyze_axes_patterns_name_a_file_by_its_own_name_first(tmp_path, timelapse, axes, count):
     image, _ = timelapse
     settings = tmp_path / "a.yaml"
-    settings.write_text(SETTINGS.format(axes="axes: {'*.tif': TYX, 'tl.tif': ZYX, 'x*': TYX}"))
+    settings.write_text(SETTINGS.format(axes=f"axes: {axes}"))
     out = tmp_path / "o"
-    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert "tl.tif matches '*.tif' (TYX) and 'tl.tif' (ZYX)" in err and not out.exists()
-    settings.write_text(SETTINGS.format(axes="axes: {'*.tif': TYX, 'tl.tif': TYX, 'x*': TYX}"))
-    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 0  # agreeing
+    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 0
+    (row,) = _rows(out / "summary" / "counts.csv")
+    assert int(row["blob"]) == count
+
+
+def test_analyze_warns_of_an_axes_pattern_naming_no_image(tmp_path, timelapse, capsys):
+    image, _ = timelapse
+    settings = tmp_path / "a.yaml"
+    settings.write_text(SETTINGS.format(axes="axes: {'tl.tif': TYX, 'x*': TYX}"))
+    assert main(["analyze", str(settings), str(image), "-o", str(tmp_path / "o"), "-q"]) == 0
     assert "'x*' names none of the 1 images" in capsys.readouterr().err  # a typo, said
 
 

@@ -183,3 +183,18 @@ def test_a_normalisation_policy_segment_would_refuse_is_refused_at_load(policy):
         validate_metadata(ModelMetadata, fields, context="invalid model.json: ")
     with pytest.raises(InvalidRequestError, match="normali"):
         SegmentOptions(normalize=policy)
+
+
+@pytest.mark.parametrize("name", ["Zell\xa0kern", "a\u2009b", "核 über", "nucleus"])
+def test_class_names_with_spaces_of_any_kind_are_kept(name):
+    """isprintable() refused a no-break space: files saved with one no longer loaded."""
+    from scopeml.model.metadata import class_name_problem
+
+    assert class_name_problem(name) is None
+
+
+@pytest.mark.parametrize("name", ["a\x00", "\u202eboundary", "a\nb", "a\u2028b", ""])
+def test_class_names_with_controls_or_bidi_overrides_are_refused(name):
+    from scopeml.model.metadata import class_name_problem
+
+    assert class_name_problem(name) is not None

@@ -52,3 +52,13 @@ def test_a_z_stack_is_measured_without_a_word() -> None:
         warnings.simplefilter("error")
         table = sm.measure_objects(stack)
     assert len(table) == 3 and (table["bbox-3"] - table["bbox-0"] == 4).all()
+
+
+def test_a_sparse_ground_truth_stack_is_measured_without_a_word() -> None:
+    """Objects annotated on planes 2 and 7 only, one id each: a Z stack, not frames."""
+    stack = np.zeros((10, 64, 64), np.int32)
+    frames = _frames()
+    stack[2], stack[7] = label(frames[0]), label(frames[1]) + 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(sm.measure_objects(stack)) == 6

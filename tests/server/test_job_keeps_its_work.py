@@ -15,7 +15,7 @@ import pytest
 import tifffile
 
 from scopeml.client import Client
-from scopeml.errors import Cancelled
+from scopeml.errors import Cancelled, ScopeMLError
 from scopeml.server import jobs as jobs_module
 from scopeml.server.config import ServerConfig
 from scopeml.server.database import Database
@@ -136,7 +136,8 @@ def test_a_job_given_up_after_restarts_is_resumed_by_its_user(tmp_path: Path):
     for _ in range(2):  # two server processes were killed while running it
         db.start_job_attempt("j1")
     db.close()
-    server = ServerProcess(data_dir, "--allowed-root", str(root), "--max-job-attempts", "2")
+    server = ServerProcess(data_dir, "--allowed-root", str(root), "--max-job-attempts", "2",
+                           "--max-job-pixels", "20000")  # fmt: skip
     try:
         server.start()
         with Client(server.url, token) as client:
@@ -144,6 +145,11 @@ def test_a_job_given_up_after_restarts_is_resumed_by_its_user(tmp_path: Path):
             assert given_up["status"] == "failed" and given_up["attempts"] == 2, given_up
             assert "stopped 2 times while running" in given_up["error"]
             assert "POST /jobs/{id}/resume continues it" in given_up["error"]
+            tifffile.imwrite(root / "a.tif", np.zeros((200, 200), np.uint16))  # replaced
+            said = r"422: a.tif: declares 200 × 200 pixels .*\(--max-job-pixels\)"
+            with pytest.raises(ScopeMLError, match=said):  # checked again, as at submit
+                client.resume_job("j1")
+            tifffile.imwrite(root / "a.tif", image[0].astype(np.uint16))
             client.resume_job("j1")
             finished = client.wait_job("j1", timeout=WAIT_S, interval=0.1)
             assert finished["status"] == "done" and finished["attempts"] == 3, finished

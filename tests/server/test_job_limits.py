@@ -41,9 +41,10 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tifffile.imwrite(root / "plate" / f"{name}.ome.tif", two, metadata={"axes": "CYX"})
     small, _ = synthetic_nuclei((96, 112), density=0.003, seed=8)
     tifffile.imwrite(root / "small.tif", small[0])
-    # 2-channel identity models below the root: about 0.1 s (0.8 s) a 64² tile; the slower
-    # one's 36 tiles take about 30 s, several times the time limit below even on a fast machine
-    for name, trips in (("slow.czann", 30_000), ("slower.czann", 240_000)):
+    # 2-channel identity models below the root: about 0.03 s (0.8 s) a 64² tile on an idle
+    # machine; the slower one's 36 tiles take about 30 s, several times the time limit below
+    # even on a fast machine (at 0.27 s a tile an idle machine finished within the 8 s limit)
+    for name, trips in (("slow.czann", 30_000), ("slower.czann", 720_000)):
         convert_onnx(
             slow_onnx(trips=trips), root / name, classes=["a", "b"], min_overlap=0,
             model_type="MultiClassSemanticSegmentation",

@@ -12,6 +12,7 @@ the engine and runs Arrow on the system allocator: the same job's ``measure`` pe
 from __future__ import annotations
 
 import csv
+import os
 import threading
 from pathlib import Path
 
@@ -80,3 +81,34 @@ def _nuclei_spec():
     from scopeml.model import load_model
 
     return load_model(BUILTIN_MODELS["nuclei"].path).spec
+
+
+PROBE = """
+import threading
+from scopeml.cli import main  # as scopeml serve's main module: pandas, so pyarrow, loaded
+from scopeml.server import _job_child
+
+def probe(task, progress):
+    import pyarrow
+    return pyarrow.default_memory_pool().backend_name
+
+_job_child.RUNNERS["probe"] = probe
+
+if __name__ == "__main__":
+    stop = (threading.Event(),)
+    print(_job_child.run_in_child({"kind": "probe"}, lambda d, t: None, stop, 4000 << 20))
+"""
+
+
+def test_a_job_child_of_scopeml_serve_writes_tables_with_the_system_allocator(tmp_path):
+    """Spawned, the child imports the parent's main module first, which loaded pyarrow with
+    mimalloc (1.2 GB of the job's address space) before the child could choose."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "serve_like.py"
+    script.write_text(PROBE)
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, env=env, check=True)  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "system", done.stdout + done.stderr

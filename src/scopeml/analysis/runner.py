@@ -446,17 +446,15 @@ def _find(
     images: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
     output: str | os.PathLike[str],
 ) -> FoundImages:
-    """The images to analyse as the settings' ``inputs`` choose them (never in ``output``),
-    each given one reading by the settings' ``axes`` patterns (checked before anything is
-    written; a pattern naming none of them is warned of)."""
+    """The images to analyse as the settings' ``inputs`` choose them (never in ``output``);
+    an ``axes`` pattern naming none of them is warned of (a typo: its files read as they
+    say)."""
     inputs = settings.inputs
     found = find_images(
         [images] if isinstance(images, (str, os.PathLike)) else images,
         recursive=inputs.recursive, include=inputs.include, exclude=inputs.exclude,
         skip_labels=inputs.skip_labels, ignore=[output],
     )  # fmt: skip
-    for path in found.paths:
-        settings.axes_of(path)
     for pattern in settings.unused_axes(found.paths):
         warnings.warn(f"axes: {pattern!r} names none of the {len(found.paths)} images",
                       UserWarning, stacklevel=find_stack_level())  # fmt: skip

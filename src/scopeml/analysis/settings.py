@@ -390,12 +390,12 @@ class Inputs(_Strict):
 
 
 def _names(image: str | os.PathLike[str], pattern: str) -> bool:
-    """Whether an ``axes`` file-name ``pattern`` names ``image``: its name, or the end of its
-    path where the pattern has a folder."""
+    """Whether an ``axes`` file-name ``pattern`` names ``image``: its name, or its path (the
+    end of it where the pattern has a folder; ``*movies*`` names ``/data/movies/a.tif``)."""
     path = Path(image).as_posix()
-    if "/" in pattern:
-        return fnmatch.fnmatchcase(path, f"*{pattern}")
-    return fnmatch.fnmatchcase(Path(path).name, pattern)
+    return fnmatch.fnmatchcase(Path(path).name, pattern) or fnmatch.fnmatchcase(
+        path, f"*{pattern}" if "/" in pattern else pattern
+    )
 
 
 def check_file_axes(axes: str) -> str:
@@ -581,9 +581,10 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
 
     def axes_of(self, image: str | os.PathLike[str]) -> str | None:
         """The axes ``axes`` gives for ``image``: one for all (the TIFF files: other formats
-        name their own), or that of the patterns matching its name or path; ``None``: as the
-        file says (see :func:`scopeml.io.open_image`). Patterns giving an image different axes
-        are refused (the first won unseen: a stack read as a movie).
+        name their own), or that of the pattern that is the image's own name, else of the
+        first pattern matching its name or path (``{"*.tif": TYX, "nuclei.tif": ZYX}`` read
+        ``nuclei.tif``, a stack, as a movie by the first); ``None``: as the file says (see
+        :func:`scopeml.io.open_image`).
 
         Examples
         --------
@@ -601,12 +602,7 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
 
             return self.axes if self.axes is not None and takes_axes(image) else None
         given = {p: axes for p, axes in self.axes.items() if _names(image, p)}
-        if len(set(given.values())) > 1:
-            both = " and ".join(f"{p!r} ({axes})" for p, axes in given.items())
-            raise InvalidRequestError(
-                f"axes: {Path(image).name} matches {both}; make the patterns name each file once"
-            )
-        return next(iter(given.values()), None)
+        return given.get(Path(image).name, next(iter(given.values()), None))
 
     def unused_axes(self, images: Sequence[str | os.PathLike[str]]) -> list[str]:
         """The ``axes`` patterns naming none of ``images`` (a typo: its files read as they

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import uuid
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -171,8 +172,9 @@ MAX_CLASS_NAME = 256
 
 def class_name_problem(name: Any) -> str | None:
     """What is wrong with a class name (``None``: nothing): text of 1 to
-    :data:`MAX_CLASS_NAME` printable characters (no NUL, line break or right-to-left override,
-    which cut or reversed it in tables, files and the status line).
+    :data:`MAX_CLASS_NAME` characters, none a control or format character (a NUL, a line
+    break or a right-to-left override cut or reversed it in tables, files and the status
+    line); spaces of any kind are kept (``Zell\xa0kern``).
 
     >>> class_name_problem("nucleus")
     >>> print(class_name_problem("a" + chr(0)))
@@ -180,9 +182,14 @@ def class_name_problem(name: Any) -> str | None:
     """
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_CLASS_NAME:
         return f"{name!r:.60} is not text of 1 to {MAX_CLASS_NAME} characters"
-    if not name.isprintable():
+    if any(unicodedata.category(c) in _UNPRINTABLE for c in name):
         return f"{name!r:.60} has a character that is not printable"
     return None
+
+
+#: Unicode categories no class name holds: controls, format characters (bidi overrides),
+#: surrogates, private use, unassigned, line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def size_key_problem(key: str, value: Any) -> str | None:

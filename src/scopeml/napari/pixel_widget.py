@@ -763,12 +763,13 @@ class PixelClassifierWidget(QWidget):
             layer = self.image_layer()
             region = dict(region or visible_region(layer, self.viewer.dims))
             self.last_region = dict(region)
-            note = ""
+            notes = []
             if capped(region) != region:
                 region = capped(region)
-                note = f" (the view's middle {PREVIEW_EDGE}²: zoom in, or Apply for all)"
+                notes.append(f"the view's middle {PREVIEW_EDGE}²: zoom in, or Apply for all")
             if self.viewer.dims.ndisplay == 3 and set(region) & set("TZ"):
-                note = " (3-D display: the preview is this one plane)"
+                notes.append("3-D display: the preview is this one plane")
+            note = f" ({'; '.join(notes)})" if notes else ""
             self._run(
                 f"predicting {region_text(region)}{note}…",
                 self._predict,
@@ -808,9 +809,8 @@ class PixelClassifierWidget(QWidget):
                                   normalization=cached[2], progress=stop)  # fmt: skip
 
     def _stop_preview(self, event: Any) -> None:
-        """A preview's progress, in the worker thread: a Cancel (or a Train waiting) stops it
-        between two batches of tiles (a zoomed-out preview ran on for half a minute, Train
-        behind it)."""
+        """A preview's progress, in the worker thread: Cancel stops it between two batches of
+        tiles (a zoomed-out preview ran on for half a minute, a Train clicked after behind it)."""
         if self._cancel:
             raise Cancelled("preview cancelled")
 

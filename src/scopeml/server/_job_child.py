@@ -23,6 +23,7 @@ import errno
 import itertools
 import json
 import multiprocessing
+import os
 import signal
 import sys
 import threading
@@ -127,6 +128,9 @@ def run_in_child(
     ran out of memory where its last words say so (:class:`PassedOn`: its stderr goes on to the
     server's). Returns the task's note (an analysis's failed images), if any.
     """
+    if memory_limit is not None:  # the child inherits it: pyarrow reads it as it loads, and
+        # a spawned child loads it before its own code runs (``scopeml serve`` imports pandas)
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     passed_on = PassedOn(context)
@@ -330,6 +334,10 @@ def _lean_allocators() -> None:
     import os
 
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read as pyarrow loads
+    if os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system" and "pyarrow" in sys.modules:
+        import pyarrow  # loaded already (by the parent's main module, spawned again)
+
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
     if sys.platform == "linux" and "MALLOC_ARENA_MAX" not in os.environ:
         import ctypes
 

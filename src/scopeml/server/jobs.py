@@ -244,8 +244,11 @@ class JobRunner:
         finally:
             with self._lock:
                 self._forget(job_id)
-            if self.db.get_job(job_id) is None:  # deleted while queued or running
+            now = self.db.get_job(job_id)
+            if now is None:  # deleted while queued or running
                 shutil.rmtree(self.output_dir(job_id), ignore_errors=True)
+            elif now["status"] != "running":  # done, failed, cancelled while queued: let go
+                self._drop_model(job_id)  # (a job the server's stop left running keeps it)
 
     def _attempt(self, job: dict[str, Any]) -> None:
         """Run one attempt of a job in a child process (see :mod:`scopeml.server._job_child`);
@@ -295,6 +298,7 @@ class JobRunner:
         except ScopeMLError as err:  # name the file, not where the server keeps it
             outcome = {"status": "failed", "error": self._reason(err, job)}
         except InternalJobError as err:  # the child wrote its traceback to the server's log
+            log.error("job %s failed in its process: %s (traceback above)", job_id, err)
             outcome = {"status": "failed", "error": str(err)}
         except Exception as err:
             log.exception("job %s failed", job_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -76,22 +77,7 @@ async def submit_job(
         class_index(spec.classes, engine["extract_class"])
     check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
-    found = await asyncio.to_thread(
-        describe_job_image,
-        image,
-        options.get("scene"),
-        jobs.image_roots(image),
-        name,
-        timeout=config.image_check_timeout,
-        memory_limit=config.job_memory_limit,
-        axes=options.get("axes"),  # read as the job will read it: pixels, channels, sizes
-    )
-    check_job_scene(found, options.get("scene"), name)
-    shape = tuple(int(n) for n in found["shape"])
-    check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
-    check_job_pixels(shape, options, spec, config.max_job_pixels, name)
-    runtime = record["spec"].get(RUNTIME_KEY, 0)
-    check_job_memory(shape, options, spec, runtime, config.max_tile_memory, config.job_memory_limit)
+    await _check_job_image(image, name, options, record, config, jobs)
     check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
     job_id = new_id()
     db.add_job(
@@ -107,6 +93,31 @@ async def submit_job(
         db.add_job_warning(job_id, line)  # given at validation: the client reads them here
     jobs.submit(job_id)
     return job_info(db.get_job(job_id), config)
+
+
+async def _check_job_image(
+    image: str, name: str, options: dict, record: dict, config: Any, jobs: Any
+) -> None:
+    """The image read as the job will read it (pixels, channels, sizes) and checked against
+    the model and the server's limits: at submit, and again at a resume (the file may have
+    been replaced, the limits lowered)."""
+    spec = spec_from_dict(record["spec"])
+    found = await asyncio.to_thread(
+        describe_job_image,
+        image,
+        options.get("scene"),
+        jobs.image_roots(image),
+        name,
+        timeout=config.image_check_timeout,
+        memory_limit=config.job_memory_limit,
+        axes=options.get("axes"),
+    )
+    check_job_scene(found, options.get("scene"), name)
+    shape = tuple(int(n) for n in found["shape"])
+    check_job_channels(shape, options, spec, repr(record["name"]), name, found["channel_names"])
+    check_job_pixels(shape, options, spec, config.max_job_pixels, name)
+    runtime = record["spec"].get(RUNTIME_KEY, 0)
+    check_job_memory(shape, options, spec, runtime, config.max_tile_memory, config.job_memory_limit)
 
 
 @router.get("", responses={401: ERRORS[401]})
@@ -181,7 +192,9 @@ async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
     "/{job_id}/resume",
     responses={409: {"description": "Job not cancelled, timed out or failed"}, **ERRORS},
 )
-async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo:
+async def resume_job(
+    job: OwnJob, jobs: Jobs, db: Db, config: Config, registry: Registry
+) -> JobInfo:
     """Queue a cancelled, timed-out or failed job again: it continues from the tiles (an
     analysis: the images) it had finished. A job that failed on its input fails again,
     saying why; one the server gave up after restarts (``--max-job-attempts``) gets that
@@ -199,6 +212,12 @@ async def resume_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
         )
     if (problem := jobs.model_problem(job)) is not None:  # deleted or unshared since
         raise HTTPException(status.HTTP_409_CONFLICT, problem)
+    if job["model_id"] != ANALYSIS:  # the file replaced, the limits lowered since: as submit
+        record = registry.visible(job["model_id"], {"user": job["owner"], "admin": False})
+        if record is None:  # deleted since model_problem looked
+            raise HTTPException(status.HTTP_409_CONFLICT, "the job's model was deleted")
+        name = image_name(job["image"], config)[0]
+        await _check_job_image(job["image"], name, job["options"], record, config, jobs)
     check_job_room(db, config, job["owner"])
     if not jobs.resume(job["id"]):
         raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")
