@@ -99,7 +99,15 @@ classes:
 
 @pytest.mark.parametrize(
     ("axes", "count"),
-    [("", 1), ("axes: TYX", N_FRAMES), ("axes: {'tl.*': tyx}", N_FRAMES), ("axes: {'x*': TYX}", 1)],
+    [
+        ("", 1),
+        ("axes: TYX", N_FRAMES),
+        ("axes: {'tl.*': tyx}", N_FRAMES),
+        ("axes: {'x*': TYX}", 1),
+        ("axes: {'*.tif': TYX, 'tl.tif': ZYX}", 1),  # the file's own name wins (the first did)
+        ("axes: {'tl*': ZYX, '*.tif': TYX}", 1),  # else the first: specific, then a catch-all
+        ("axes: {'*tmp*': TYX}", N_FRAMES),  # a pattern without a folder names the path too
+    ],
 )
 def test_analyze_settings_name_the_axes_for_all_or_some_images(tmp_path, timelapse, axes, count):
     image, _ = timelapse
@@ -117,24 +125,6 @@ def test_analyze_settings_with_bad_axes_are_refused_with_exit_2(tmp_path, timela
     settings.write_text(SETTINGS.format(axes="axes: TQX"))
     assert main(["analyze", str(settings), str(image), "-o", str(tmp_path / "o"), "-q"]) == 2
     assert "unknown letter Q" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize(
-    ("axes", "count"),
-    [
-        ("{'*.tif': TYX, 'tl.tif': ZYX}", 1),  # the file's own name wins: read as Z, unseen
-        ("{'tl*': ZYX, '*.tif': TYX}", 1),  # else the first: a specific one, then a catch-all
-        ("{'*tmp*': TYX}", N_FRAMES),  # a pattern without a folder names the path too
-    ],
-)
-def test_analyze_axes_patterns_name_a_file_by_its_own_name_first(tmp_path, timelapse, axes, count):
-    image, _ = timelapse
-    settings = tmp_path / "a.yaml"
-    settings.write_text(SETTINGS.format(axes=f"axes: {axes}"))
-    out = tmp_path / "o"
-    assert main(["analyze", str(settings), str(image), "-o", str(out), "-q"]) == 0
-    (row,) = _rows(out / "summary" / "counts.csv")
-    assert int(row["blob"]) == count
 
 
 def test_analyze_warns_of_an_axes_pattern_naming_no_image(tmp_path, timelapse, capsys):
