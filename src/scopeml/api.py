@@ -1559,8 +1559,9 @@ def _intensity_file(path: PathLike, labels: Image, axes: str | None, run: RunRea
 
 
 def _intensity_image(array: Any, labels: Image, axes: str | None = None) -> Image:
-    """An intensity array shaped like the labels, with or without a leading channel axis
-    (or as ``axes`` name it)."""
+    """An intensity array shaped like the labels, with or without a leading channel axis, or
+    a trailing one where the rest is the labels' shape (an RGB picture, Y×X×3: the labels tell
+    its layout, as no guess could); or as ``axes`` name it."""
     import numpy as np
 
     from scopeml.objects.images import array_image
@@ -1570,6 +1571,9 @@ def _intensity_image(array: Any, labels: Image, axes: str | None = None) -> Imag
         named = axes.upper()
         return array_image(array, "C" + named if array.ndim == len(named) + 1 else named)
     spatial = "ZYX" if labels.sizes["Z"] > 1 else "YX"
+    shape = tuple(labels.sizes[a] for a in spatial)
+    if array.ndim == len(spatial) + 1 and array.shape[:-1] == shape != array.shape[1:]:
+        return array_image(array, spatial + "C")
     axes = {len(spatial): spatial, len(spatial) + 1: "C" + spatial, 6: None}.get(array.ndim, "")
     if axes == "":  # not the labels' layout (array_image would list its own, other rules)
         from scopeml.errors import InvalidImageError

@@ -1,4 +1,6 @@
-"""A 3-D label array is measured as a Z stack unless ``axes`` says otherwise: the instances of
+"""How ``measure_objects`` reads the layout of arrays. An RGB picture shaped like the labels,
+colour last, is read so (its Y×X×3 was taken for Y=1280, X=3 and refused). A 3-D label array
+is measured as a Z stack unless ``axes`` says otherwise: the instances of
 a time series passed on from ``predict_region(..., axes="TYX")`` (ids numbered on from frame
 to frame) were measured as one-plane volumes without a word, and per-frame masks numbered from
 1 (cellpose, StarDist) joined across frames; both are warned of, a real Z stack is not."""
@@ -8,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from skimage.measure import label
 
@@ -62,3 +65,15 @@ def test_a_sparse_ground_truth_stack_is_measured_without_a_word() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(sm.measure_objects(stack)) == 6
+
+
+def test_an_rgb_array_shaped_like_the_labels_is_measured_per_colour() -> None:
+    """Y×X×3 was read as Y=1280, X=3 and refused (the labels tell its layout)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (60, 80, 3)).astype(np.uint8)
+    objects = label(_frames()[0, :60, :64])
+    objects = np.pad(objects, ((0, 0), (0, 16))).astype(np.int32)
+    last = sm.measure_objects(objects, rgb)
+    first = sm.measure_objects(objects, np.moveaxis(rgb, -1, 0))
+    pd.testing.assert_frame_equal(last, first)
+    assert {"intensity_mean_C0", "intensity_mean_C2"} <= set(last.columns)
