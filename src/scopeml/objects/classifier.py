@@ -128,8 +128,10 @@ class ObjectClassifier:
             _check_feature_names(names, table.columns)
         if not names:
             raise InvalidLabelsError("the table has no numeric feature columns")
-        annotated = _left_out_unclassifiable(table, names, annotated)
         x = _feature_matrix(table.loc[annotated], names)
+        kept = _trainable(table.loc[annotated], names)
+        x = x[kept]
+        annotated.loc[annotated] = kept  # the rows trained on, for their classes below
         classes, y = np.unique(class_names(target[annotated]), return_inverse=True)
         if len(classes) < 2:
             raise InvalidLabelsError(
@@ -513,44 +515,44 @@ def unclassifiable(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     return bad.any(axis=1)
 
 
-def _left_out_unclassifiable(
-    table: pd.DataFrame, names: Sequence[str], annotated: pd.Series
-) -> pd.Series:
-    """The annotated rows to train on: those classification would give a class (a row with a
-    NaN or infinite feature was trained on as 0, and gets no class when classified), one
-    warning counting the rest."""
-    _feature_matrix(table.loc[annotated], names)  # the columns' own errors first
-    unknown = annotated & unclassifiable(table, names)
+def _trainable(annotated: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """Which ``annotated`` rows to train on: those classification would give a class (a row
+    with a NaN or infinite feature was trained on as 0, and gets no class when classified),
+    one warning counting the rest."""
+    unknown = unclassifiable(annotated, names)
+    if unknown.all():
+        raise InvalidLabelsError(
+            f"every annotated object has NaN or infinite features "
+            f"({_nonfinite(annotated, names, unknown)}): nothing to train on"
+        )
     if unknown.any():
-        rows = table.loc[unknown, list(names)].to_numpy(dtype=np.float64)
-        which = [n for n, bad in zip(names, (~np.isfinite(rows)).any(0), strict=True) if bad]
-        if unknown.sum() == annotated.sum():
-            raise InvalidLabelsError(
-                f"every annotated object has NaN or infinite features "
-                f"({summarize(which, head=3)}): nothing to train on"
-            )
         warnings.warn(
-            f"{int(unknown.sum())} of {int(annotated.sum())} annotated objects have NaN or "
-            f"infinite features ({summarize(which, head=3)}): left out of training, as "
+            f"{int(unknown.sum())} of {len(annotated)} annotated objects have NaN or infinite "
+            f"features ({_nonfinite(annotated, names, unknown)}): left out of training, as "
             "classifying gives them no class",
             UserWarning,
             stacklevel=find_stack_level(),
         )
-    return annotated & ~unknown
+    return ~unknown
 
 
 def _warn_unclassified(table: pd.DataFrame, names: Sequence[str], unknown: np.ndarray) -> None:
     """One warning for a classification: how many objects got no class, and by which features."""
     if not unknown.any():
         return
-    rows = table.loc[unknown, list(names)].to_numpy(dtype=np.float64)
-    which = [n for n, bad in zip(names, (~np.isfinite(rows)).any(0), strict=True) if bad]
     warnings.warn(
         f"{int(unknown.sum())} of {len(table)} objects have NaN or infinite features "
-        f"({summarize(which, head=3)}): they get no class (NaN class and probability)",
+        f"({_nonfinite(table, names, unknown)}): they get no class (NaN class and probability)",
         UserWarning,
         stacklevel=find_stack_level(),
     )
+
+
+def _nonfinite(table: pd.DataFrame, names: Sequence[str], rows: np.ndarray) -> str:
+    """The features (of ``names``) NaN or infinite in some of the ``rows``, summarised."""
+    values = table.loc[rows, list(names)].to_numpy(dtype=np.float64)
+    return summarize([n for n, bad in zip(names, (~np.isfinite(values)).any(0), strict=True)
+                      if bad], head=3)  # fmt: skip
 
 
 def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
