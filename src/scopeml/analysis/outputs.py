@@ -85,19 +85,21 @@ class LabelStores:
 
     def finish(self, *, ome_tiff: bool = False) -> None:
         """Set each image's display window to the ids written (Fiji showed a window of
-        ±2³¹: black); with ``ome_tiff``, copy each class's store to ``CLASS.ome.tif`` beside
-        it (a scene per image series), for readers without OME-Zarr 0.5 (Fiji's
-        Bio-Formats)."""
+        ±2³¹: black) and add its lower resolutions; with ``ome_tiff``, copy each class's
+        store to ``CLASS.ome.tif`` beside it (a scene per image series), for readers without
+        OME-Zarr 0.5 (Fiji's Bio-Formats)."""
         import zarr
 
         from scopeml.io import open_image
         from scopeml.io.ometiff import write_ome_tiff
         from scopeml.io.omezarr import set_display_window
+        from scopeml.io.pyramid import add_levels
 
         for name, groups in self._groups.items():
             for scene, group in enumerate(groups):
                 largest = self._largest.get((name, scene), 0)
                 set_display_window(zarr.open_group(str(group), mode="r+"), largest)
+                add_levels(group, "mode")  # a viewer shows a huge one whole from a small level
             if ome_tiff:
                 store = groups[0] if len(groups) == 1 else groups[0].parent
                 with open_image(store) as labels:

@@ -346,6 +346,8 @@ def _describe_output(group: Path, name: str, record: dict[str, Any]) -> dict[str
         described["time_step"] = float(step)
     if name == "instances" and "n_objects" in array.attrs:
         described.update(_object_counts(dict(array.attrs), axes))
+    if len(multiscale["datasets"]) > 1:  # lower resolutions, for viewers
+        described["levels"] = len(multiscale["datasets"])
     return described
 
 
@@ -416,7 +418,9 @@ def format_store(description: dict[str, Any]) -> list[str]:
         shape = " ".join(f"{a}={n}" for a, n in zip(output["axes"], output["shape"], strict=True))
         kind = {"probabilities": "channels", "instances": "objects of"}.get(name, "classes")
         classes = f", {kind} {', '.join(output['classes'])}" if output["classes"] else ""
-        lines.append(f"  {name}: {shape}, {output['dtype']}{classes}{_objects_text(output)}")
+        levels = f"; {output['levels']} resolution levels" if output.get("levels") else ""
+        lines.append(f"  {name}: {shape}, {output['dtype']}{classes}{_objects_text(output)}"
+                     f"{levels}")  # fmt: skip
         sizes = sizes or output["pixel_sizes"]
     shown = " ".join(f"{a}={v:g}" for a, v in sizes.items()) or "unknown"
     lines.append(f"  pixel sizes (µm): {shown}")

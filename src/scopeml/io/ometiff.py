@@ -68,6 +68,7 @@ def write_ome_tiff(
     channel_names: Sequence[str] | None = None,
     tile: tuple[int, int] = (256, 256),
     compression: str | None = "zlib",
+    levels: Sequence[Any] = (),
 ) -> None:
     """Write ``source`` to a tiled OME-TIFF at ``path`` without holding it in memory.
 
@@ -81,6 +82,10 @@ def write_ome_tiff(
         For an array: a subset of ``"TCZYX"`` in that order, ending in ``"YX"``.
     tile
         Tile height and width, multiples of 16 (a TIFF rule).
+    levels
+        Lower resolutions of an array ``source`` (same axes, smaller Y and X), written as
+        each plane's sub-resolutions: a pyramidal OME-TIFF, which QuPath and Bio-Formats
+        show whole without reading the full resolution.
 
     Examples
     --------
@@ -93,6 +98,8 @@ def write_ome_tiff(
     """
     if len(tile) != 2 or any(t < 16 or t % 16 for t in tile):
         raise InvalidRequestError(f"tile {tuple(tile)} must be two multiples of 16")
+    if levels and isinstance(source, Image):
+        raise InvalidRequestError("levels= goes with an array source, not an Image")
     if isinstance(source, Image):
         series = [_SceneView(source, s) for s in range(source.shape[0])]
         axes = AXES[1:]
@@ -134,7 +141,13 @@ def write_ome_tiff(
                 compression=compression,
                 photometric="minisblack",
                 metadata=metadata,
+                subifds=len(levels) if data is source else 0,
             )
+        for level in levels:  # each a series of sub-resolutions, as many pages as the first
+            shape = tuple(int(n) for n in level.shape)
+            writer.write(_tiles(level, shape, tile, piece_width), shape=shape, dtype=dtype,
+                         tile=tuple(tile), compression=compression, photometric="minisblack",
+                         subfiletype=1, metadata=None)  # fmt: skip
 
 
 class _SceneView:

@@ -541,6 +541,12 @@ def open_ome_zarr_array(path: str | Path, level: int = 0, mode: str = "r+") -> z
         raise InvalidImageError(f"cannot open level {level}: {err}", path=path) from err
 
 
+def level_count(path: str | Path) -> int:
+    """How many pyramid levels the NGFF image group at ``path`` names."""
+    group = zarr.open_group(str(path), mode="r")
+    return len(_Multiscale(group.attrs.asdict(), path=str(path)).paths)
+
+
 def read_axes(path: str | Path) -> tuple[str, dict[str, float], list[str]]:
     """Axes, pixel sizes (µm) and channel names of the NGFF image group at ``path``."""
     group = zarr.open_group(str(path), mode="r")

@@ -18,8 +18,12 @@ import zarr
 from scopeml.errors import InvalidRequestError
 from scopeml.io.omezarr import _Multiscale
 from scopeml.io.regions import iter_regions
+from scopeml.progress import Progress, track
 
 METHODS = ("mean", "mode", "nearest")
+#: Written outputs get levels until Y and X both fit in this many pixels
+#: (:func:`add_levels`): a viewer then shows a whole huge image from a small level.
+SMALLEST_LEVEL = 1024
 
 
 def downsample(block: np.ndarray, axes: tuple[int, int], factor: int, method: str) -> np.ndarray:
@@ -56,18 +60,66 @@ def downsample(block: np.ndarray, axes: tuple[int, int], factor: int, method: st
         padded = np.pad(moved, pad, mode="edge")
         blocks = padded.reshape(*lead, (h + ph) // factor, factor, (w + pw) // factor, factor)
         values = np.moveaxis(blocks, -3, -2).reshape(*lead, blocks.shape[-4], blocks.shape[-2], -1)
-        counts = (values[..., :, None] == values[..., None, :]).sum(axis=-1)
-        pick = np.argmax(counts, axis=-1)[..., None]
-        out = np.take_along_axis(values, pick, axis=-1)[..., 0]
+        out = _mode_of_four(values) if factor == 2 else _mode(values)
     return np.moveaxis(out, (-2, -1), axes)
 
 
+def _mode(values: np.ndarray) -> np.ndarray:
+    """The most frequent of the values along the last axis, the first of them on a tie."""
+    counts = (values[..., :, None] == values[..., None, :]).sum(axis=-1)
+    pick = np.argmax(counts, axis=-1)[..., None]
+    return np.take_along_axis(values, pick, axis=-1)[..., 0]
+
+
+def _mode_of_four(values: np.ndarray) -> np.ndarray:
+    """:func:`_mode` of four values by comparisons, a few times faster (labels of a huge
+    output): the first value unless it is alone and another is not."""
+    a, b, c, d = (values[..., i] for i in range(4))
+    first_kept = (a == b) | (a == c) | (a == d)
+    return np.where(first_kept, a, np.where((b == c) | (b == d), b, np.where(c == d, c, a)))
+
+
+def levels_for(height: int, width: int, smallest: int = SMALLEST_LEVEL, factor: int = 2) -> int:
+    """How many levels, level 0 included, halve ``height × width`` to at most ``smallest``.
+
+    Examples
+    --------
+    >>> levels_for(1024, 800), levels_for(1025, 10), levels_for(100_000, 60_000)
+    (1, 2, 8)
+    """
+    levels = 1
+    while max(height, width) > smallest:
+        height, width = math.ceil(height / factor), math.ceil(width / factor)
+        levels += 1
+    return levels
+
+
+def add_levels(path: str | Path, method: str, progress: Progress = None) -> int:
+    """Give a written output (the NGFF image group at ``path``) the levels a viewer needs to
+    show it whole without reading its full resolution (:func:`levels_for`); none where it is
+    small already. Returns the number of levels it then has."""
+    group = zarr.open_group(str(path), mode="r")
+    meta = _Multiscale(group.attrs.asdict(), path=str(path))
+    shape = group[meta.paths[0]].shape
+    levels = levels_for(shape[meta.axes.index("Y")], shape[meta.axes.index("X")])
+    if levels == 1:
+        return 1
+    return write_pyramid(path, levels, method=method, progress=progress)
+
+
 def write_pyramid(
-    path: str | Path, levels: int = 4, *, method: str = "mean", factor: int = 2
+    path: str | Path,
+    levels: int = 4,
+    *,
+    method: str = "mean",
+    factor: int = 2,
+    progress: Progress = None,
 ) -> int:
     """Build levels ``1 … levels-1`` of the NGFF image group at ``path`` from level 0.
 
     Stops early once Y and X are both 1. Returns the number of levels the group then has.
+    ``progress`` gets stage ``pyramid``, one unit per chunk written, and may cancel between
+    chunks (the metadata still names only the levels written before).
 
     Examples
     --------
@@ -90,25 +142,24 @@ def write_pyramid(
     meta = _Multiscale(attrs, path=str(path))
     iy, ix = meta.axes.index("Y"), meta.axes.index("X")
     base = group[meta.paths[0]]
+    shapes = _level_shapes(base.shape, (iy, ix), levels, factor)
+    chunks = [tuple(min(c, max(n, 1)) for c, n in zip(base.chunks, s, strict=True)) for s in shapes]
+    total = sum(math.prod(math.ceil(n / c) for n, c in zip(s, k, strict=True))
+                for s, k in zip(shapes, chunks, strict=True))  # fmt: skip
+    units = track(range(total), progress, "pyramid", unit="chunk")
     previous = base
     paths = [meta.paths[0]]
-    for level in range(1, levels):
-        if previous.shape[iy] == 1 and previous.shape[ix] == 1:
-            break
-        shape = list(previous.shape)
-        shape[iy] = math.ceil(shape[iy] / factor)
-        shape[ix] = math.ceil(shape[ix] / factor)
-        chunks = tuple(min(c, max(n, 1)) for c, n in zip(base.chunks, shape, strict=True))
+    for level, (shape, chunk) in enumerate(zip(shapes, chunks, strict=True), start=1):
         array = group.create_array(
             str(level),
-            shape=tuple(shape),
+            shape=shape,
             dtype=base.dtype,
-            chunks=chunks,
+            chunks=chunk,
             fill_value=base.fill_value,
             dimension_names=base.metadata.dimension_names,
             overwrite=True,
         )
-        for region, _ in iter_regions(tuple(shape), chunks):
+        for (region, _), _unit in zip(iter_regions(shape, chunk), units, strict=False):
             source = list(region)
             for axis in (iy, ix):
                 stop = min(region[axis].stop * factor, previous.shape[axis])
@@ -116,8 +167,25 @@ def write_pyramid(
             array[region] = downsample(previous[tuple(source)], (iy, ix), factor, method)
         previous = array
         paths.append(str(level))
+    next(units, None)  # the last chunk's report
     _set_datasets(group, attrs, paths, factor, meta.axes)
     return len(paths)
+
+
+def _level_shapes(
+    shape: tuple[int, ...], axes: tuple[int, int], levels: int, factor: int
+) -> list[tuple[int, ...]]:
+    """The shapes of levels ``1 … levels-1``, Y and X divided by ``factor`` each time, up to
+    the first whose Y and X are both 1."""
+    shapes: list[tuple[int, ...]] = []
+    previous = list(shape)
+    for _ in range(1, levels):
+        if all(previous[axis] == 1 for axis in axes):
+            break
+        for axis in axes:
+            previous[axis] = math.ceil(previous[axis] / factor)
+        shapes.append(tuple(previous))
+    return shapes
 
 
 def _set_datasets(group, attrs: dict, paths: list[str], factor: int, axes: str) -> None:

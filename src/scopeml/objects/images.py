@@ -384,6 +384,7 @@ def write_label_image(
     ``NAME (planes)`` where there are several stacks (:func:`~scopeml.objects.stacks.iter_stacks`).
     """
     from scopeml.io import open_image
+    from scopeml.io.pyramid import add_levels
 
     check_store_name(output)
     check_label_image(labels)
@@ -421,6 +422,8 @@ def write_label_image(
             finish(n_objects)
         for array, starts in zip(arrays, offsets, strict=True):
             array.attrs.update({"n_objects": n_objects, "time_offsets": starts, WRITER: writer()})
+        for scene in range(len(arrays)):  # levels a viewer shows a huge one whole from
+            add_levels(temp if len(arrays) == 1 else temp / str(scene), "mode", progress)
         if output.exists():
             shutil.rmtree(output)
         os.replace(temp, output)

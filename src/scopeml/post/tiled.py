@@ -360,7 +360,7 @@ def _post_labels(
                 "changed_pixels": changed,
                 "not_carried": outputs_not_carried(where, name),
             }
-            _finish(temp, name, classes, identity, post)
+            _finish(temp, name, classes, identity, post, progress)
     return output / name
 
 
@@ -388,13 +388,16 @@ def _create_like(temp: Path, name: str, image: Image, tile_size: TileSize) -> tu
 
 
 def _finish(temp: Path, name: str, classes: Sequence[str], identity: dict[str, Any],
-            post: dict[str, Any]) -> None:  # fmt: skip
-    """Mark the written image as labels and record the run in the store's root group."""
+            post: dict[str, Any], progress: Progress) -> None:  # fmt: skip
+    """Mark the written image as labels, give it the levels a viewer needs to show a huge one
+    whole, and record the run in the store's root group."""
     import zarr
 
     from scopeml.io.omezarr import mark_label_image
+    from scopeml.io.pyramid import add_levels
 
     mark_label_image(zarr.open_group(str(temp / name), mode="r+"), classes)
+    add_levels(temp / name, "mode", progress)
     from scopeml.tiling.store import WRITER, writer
 
     identity = {"format": 2, "model": {"classes": []}, **identity, "post": post, WRITER: writer()}
@@ -460,7 +463,7 @@ def _post_with_crf(
                 else None,
                 "not_carried": outputs_not_carried(store / "probabilities", "labels"),
             }
-            _finish(temp, "labels", classes, identity, post)
+            _finish(temp, "labels", classes, identity, post, progress)
     return output / "labels"
 
 

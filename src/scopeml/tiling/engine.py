@@ -764,7 +764,8 @@ def _execute(
     image_ref: LoadRef | None,
     report: ProgressCallback,
 ) -> None:
-    """Run the batches on the chosen executor, reporting each finished batch."""
+    """Run the batches on the chosen executor, reporting each finished batch, then build the
+    outputs' lower resolutions."""
     from scopeml.io import open_ome_zarr_array
 
     array_paths = {s.name: str(store.path_of(s.name)) for s in ctx.specs}
@@ -787,12 +788,25 @@ def _execute(
             return process_batch(model, image, arrays, batch, ctx, on_done=_marker(store))
 
         run_local(batches, work, workers=options.workers, on_progress=counter)
+    _add_levels(store, ctx.specs, report)
 
 
 def _window_of(plan: TilePlan, model: Model) -> dict[str, int]:
     """Nominal window size of a blending plan: the longest window along each axis."""
     axes = spatial_axes(model)
     return {a: max(w[a][1] - w[a][0] for tile in plan for w in tile.windows) for a in axes}
+
+
+def _add_levels(store: OutputStore, specs: Sequence[OutputSpec], report: ProgressCallback) -> None:
+    """Lower resolutions of each output before it is published, so a viewer shows a huge one
+    whole: classes by the most frequent value of each block (a mean would invent classes),
+    probabilities and images by the mean. A stop among them is resumed as a stop among the
+    tiles is: every tile done, the levels are built again."""
+    from scopeml.io.pyramid import add_levels
+
+    for spec in specs:
+        method = "mode" if spec.name in ("labels", "mask") else "mean"
+        add_levels(store.path_of(spec.name), method, report)
 
 
 def _marker(store: OutputStore):
@@ -829,6 +843,13 @@ def _publish(
     return result
 
 
+def _lower_levels(group: Path) -> list[Any]:
+    """The arrays of an output's lower resolutions (:func:`_add_levels`), for its copy."""
+    from scopeml.io.omezarr import level_count, open_ome_zarr_array
+
+    return [open_ome_zarr_array(group, k, mode="r") for k in range(1, level_count(group))]
+
+
 def ome_tiff_path(output: Path, name: str) -> Path:
     """``OUT.ome.zarr`` → ``OUT.<name>.ome.tiff``, next to it."""
     stem = output.name.removesuffix(".zarr").removesuffix(".ome")
@@ -853,6 +874,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
         with open_image(output / name) as image:  # metadata only
             pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
             channels = list(image.channel_names) if "C" in axes else [name]
-        write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels)
+        write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
+                       levels=_lower_levels(output / name))  # fmt: skip
         paths.append(target)
     return paths
