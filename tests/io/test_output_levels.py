@@ -107,3 +107,12 @@ def test_objects_post_and_analysis_label_stores_get_levels(pixels, tmp_path):
 def test_a_small_output_has_one_level(tmp_path):
     seg = sm.segment(np.full((64, 80), 200, np.uint8), Bands(), tmp_path / "s.ome.zarr")
     assert len(_levels(seg.path / "labels")) == 1
+
+
+def test_no_levels_for_the_probabilities_made_only_to_seed_instances(pixels, tmp_path):
+    events: list[ProgressEvent] = []
+    seg = sm.segment(pixels, "nuclei", tmp_path / "n.ome.zarr", outputs=["labels", "instances"],
+                     scale=1, progress=events.append)  # fmt: skip
+    built = [e.total for e in events if e.stage == "pyramid" and e.done == 0]
+    assert seg.outputs == ("labels", "instances") and len(built) == 2  # not the seeds' too
+    _check_levels(seg.path / "instances", "mode")

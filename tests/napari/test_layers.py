@@ -112,3 +112,16 @@ def test_label_layers_name_their_axes_as_the_image_layers(tmp_path):
     _, kwargs, kind = labels_layer_data([sm.open_image(path)], name="labels")
     assert kind == "labels" and kwargs["axis_labels"] == image_kwargs["axis_labels"] == (
         "t", "y", "x")  # fmt: skip
+
+
+def test_a_large_plane_without_levels_is_shown_from_strided_levels(tmp_path):
+    import tifffile
+
+    from scopeml.napari._reader import read_image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (5000, 4200), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", pixels, tile=(512, 512))
+    ((data, kwargs, kind),) = read_image(str(tmp_path / "big.tif"))
+    assert kind == "image" and kwargs["multiscale"]  # napari holds a level, not 5000×4200
+    assert [level.shape for level in data] == [(5000, 4200), (2500, 2100)]
+    np.testing.assert_array_equal(np.asarray(data[1][100:300, 7:900]), pixels[200:600:2, 14:1800:2])

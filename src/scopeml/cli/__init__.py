@@ -32,6 +32,7 @@ from typer.core import TyperCommand
 from scopeml.cli import (
     analyze,
     classify,
+    convert,
     demo,
     info,
     model,
@@ -87,6 +88,7 @@ app.command("segment")(segment.segment)
 app.command("post")(post.post)
 app.command("analyze")(analyze.analyze)
 app.command("classify")(classify.classify)
+app.command("convert")(convert.convert)
 app.command("info")(info.info)
 app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)

@@ -3,7 +3,9 @@
 Axes of size 1 other than C are left out (a 2-D gray image becomes ``CYX``); pixel sizes and
 channel names carry over. An image with several scenes becomes one NGFF image per scene in
 groups ``0, 1, …`` (the bioformats2raw layout, which :func:`~scopeml.io.open_image` reads back
-as scenes). The store is written beside the target and renamed when complete.
+as scenes). Each image gets the lower resolutions a viewer needs to show it whole
+(:func:`~scopeml.io.pyramid.levels_for`). The store is written beside the target and renamed
+when complete.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import zarr
 
 from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
-from scopeml.io.omezarr import create_ome_zarr
-from scopeml.io.pyramid import write_pyramid
+from scopeml.io.omezarr import create_ome_zarr, mark_label_image
+from scopeml.io.pyramid import levels_for, write_pyramid
 from scopeml.io.regions import iter_regions
 from scopeml.io.replace import atomic_write, check_replaceable_store
+from scopeml.progress import Progress, track
 
 DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
 
@@ -28,9 +31,10 @@ def write_ome_zarr(
     image: Image,
     *,
     chunks: Mapping[str, int] | None = None,
-    levels: int = 1,
-    method: str = "mean",
+    levels: int | None = None,
+    labels: bool = False,
     overwrite: bool = False,
+    progress: Progress = None,
 ) -> Path:
     """Write ``image`` to a new OME-Zarr store at ``path``, one chunk-aligned block at a time.
 
@@ -39,9 +43,14 @@ def write_ome_zarr(
     chunks
         Chunk size per axis letter; missing axes use ``DEFAULT_CHUNKS`` (one plane, 512×512).
     levels
-        Pyramid levels to build after level 0 (see :func:`~scopeml.io.write_pyramid`).
-    method
-        Downsampling of the pyramid: ``"mean"`` for intensities, ``"mode"`` for labels.
+        Pyramid levels, level 0 included (see :func:`~scopeml.io.write_pyramid`); ``None``:
+        halved until Y and X fit in 1024 px (:func:`~scopeml.io.pyramid.levels_for`).
+    labels
+        The image holds labels: its lower resolutions take each block's most frequent value
+        (a mean would invent labels), it has no channel axis and is marked as an NGFF
+        ``image-label``, so viewers show it as labels.
+    progress
+        Stage ``convert`` (one unit per block copied), then ``pyramid``.
 
     Examples
     --------
@@ -58,9 +67,10 @@ def write_ome_zarr(
         raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
     check_replaceable_store(path, inputs=(image.path,))
     sizes = image.sizes
-    axes = "".join(a for a in AXES[1:] if a in "CYX" or sizes[a] > 1)
+    axes = "".join(a for a in AXES[1:] if a in ("YX" if labels else "CYX") or sizes[a] > 1)
     chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}
     block = {a: max(1, min(int(chunk_of[a]), sizes[a])) for a in axes}
+    levels = levels_for(sizes["Y"], sizes["X"]) if levels is None else levels
     with atomic_write(path, folder=True) as partial:
         scenes = range(sizes["S"])
         for scene in scenes:
@@ -72,24 +82,29 @@ def write_ome_zarr(
                 axes=axes,
                 chunks=[block[a] for a in axes],
                 pixel_sizes=image.pixel_sizes,
-                channel_names=image.channel_names,
+                channel_names=image.channel_names if "C" in axes else None,
                 name=path.name,
                 overwrite=True,
                 root=partial,
             )
-            _copy(image, scene, array, axes, block)
+            _copy(image, scene, array, axes, block, progress)
+            if labels:
+                mark_label_image(zarr.open_group(str(group), mode="r+"), ())
             if levels > 1:
-                write_pyramid(group, levels=levels, method=method)
+                method = "mode" if labels else "mean"
+                write_pyramid(group, levels=levels, method=method, progress=progress)
         if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
             root = zarr.open_group(str(partial), mode="r+")
             root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
     return path
 
 
-def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int]) -> None:
+def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int],
+          progress: Progress) -> None:  # fmt: skip
     """Copy one scene block by block; every block is whole chunks, so each is written once."""
     shape = [image.sizes[a] for a in axes]
-    for key, _ in iter_regions(shape, [block[a] for a in axes]):
+    regions = list(iter_regions(shape, [block[a] for a in axes]))
+    for key, _ in track(regions, progress, "convert", unit="block"):
         region = dict(zip(axes, key, strict=True))
         pixels = image.read(S=scene, **region)  # 6-D, the axes not in `axes` have size 1
         array[key] = pixels.reshape([s.stop - s.start for s in key])

@@ -119,7 +119,7 @@ def write_pyramid(
 
     Stops early once Y and X are both 1. Returns the number of levels the group then has.
     ``progress`` gets stage ``pyramid``, one unit per chunk written, and may cancel between
-    chunks (the metadata still names only the levels written before).
+    chunks (the metadata is then left as it was).
 
     Examples
     --------

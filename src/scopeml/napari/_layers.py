@@ -23,6 +23,10 @@ CHUNK = 1024
 #: Pyramid levels are opened until one is smaller than this along Y and X.
 MIN_LEVEL_SIZE = 256
 MAX_LEVELS = 16
+#: A plane larger than this along Y or X in a file with no lower resolutions gets strided views
+#: as levels (:func:`with_virtual_levels`): napari otherwise holds the whole plane (1.5 GB for
+#: a 12k² uint16 image).
+VIRTUAL_LEVEL_EDGE = 4096
 #: Metadata key on layers made by scopeml: the file, scene and axes behind the layer.
 SOURCE_KEY = "scopeml"
 
@@ -69,6 +73,24 @@ def as_dask(image: sm.Image) -> Any:
     )
 
 
+def with_virtual_levels(data: list[Any]) -> list[Any]:
+    """``data`` (a layer's dask arrays, Y and X last, full resolution first), with every other
+    pixel of each level as the next where a file has one large level only (halved until Y and
+    X fit in :data:`VIRTUAL_LEVEL_EDGE`): napari then holds only a level the size of the
+    screen. Showing a small level still reads every chunk of the file once, in bounded memory.
+
+    >>> import dask.array as da
+    >>> [level.shape for level in with_virtual_levels([da.zeros((3, 9000, 5000), chunks=1024)])]
+    [(3, 9000, 5000), (3, 4500, 2500), (3, 2250, 1250)]
+    """
+    from scopeml.io.pyramid import levels_for
+
+    if len(data) > 1:
+        return data
+    count = levels_for(*data[0].shape[-2:], smallest=VIRTUAL_LEVEL_EDGE)
+    return [data[0][..., :: 2**k, :: 2**k] for k in range(count)]
+
+
 def kept_axes(image: sm.Image) -> str:
     """The non-channel axes a layer shows: ``Y X`` and every other axis longer than one."""
     return "".join(a for a in "STZ" if image.sizes[a] > 1) + "YX"
@@ -85,7 +107,7 @@ def image_layer_data(
     base = levels[0]
     axes = kept_axes(base)
     index = tuple(slice(None) if a in axes + "C" else 0 for a in "STCZYX")
-    data = [as_dask(level)[index] for level in levels]
+    data = with_virtual_levels([as_dask(level)[index] for level in levels])
     channel_axis = [a for a in "STCZYX" if a in axes + "C"].index("C")
     scale = [base.pixel_sizes.get(a, 1.0) if a in "ZYX" else 1.0 for a in axes]  # T: 1 step
     n_channels = base.sizes["C"]
@@ -182,7 +204,7 @@ def labels_layer_data(
     base = levels[0]
     axes = kept_axes(base)
     index = tuple(slice(None) if a in axes else 0 for a in "STCZYX")
-    data = [as_dask(level)[index] for level in levels]
+    data = with_virtual_levels([as_dask(level)[index] for level in levels])
     metadata = {SOURCE_KEY: {"path": path or base.path, "scene": None, "axes": axes}}
     kwargs: dict[str, Any] = {
         "name": name,

@@ -800,11 +800,13 @@ def _window_of(plan: TilePlan, model: Model) -> dict[str, int]:
 def _add_levels(store: OutputStore, specs: Sequence[OutputSpec], report: ProgressCallback) -> None:
     """Lower resolutions of each output before it is published, so a viewer shows a huge one
     whole: classes by the most frequent value of each block (a mean would invent classes),
-    probabilities and images by the mean. A stop among them is resumed as a stop among the
-    tiles is: every tile done, the levels are built again."""
+    probabilities and images by the mean. Not for an output the store will not keep (the
+    probabilities made only to seed instances: the run records the outputs it ends with). A
+    stop among them is resumed as a stop among the tiles is: the levels are built again."""
     from scopeml.io.pyramid import add_levels
 
-    for spec in specs:
+    kept = store.identity["options"]["outputs"]
+    for spec in (spec for spec in specs if spec.name in kept):
         method = "mode" if spec.name in ("labels", "mask") else "mean"
         add_levels(store.path_of(spec.name), method, report)
 

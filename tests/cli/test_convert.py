@@ -1,0 +1,57 @@
+"""``scopeml convert``: any image into OME-Zarr with lower resolutions; labels kept as labels;
+bad input in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import tifffile
+import zarr
+
+from scopeml.cli import main
+from scopeml.io import open_image
+from scopeml.io.pyramid import downsample
+
+
+def test_an_image_becomes_a_store_with_levels(tmp_path, capsys) -> None:
+    pixels = np.random.default_rng(0).integers(0, 4000, (2, 1300, 1100), dtype=np.uint16)
+    source = tmp_path / "a.ome.tif"
+    tifffile.imwrite(source, pixels, ome=True, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+        "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    out = tmp_path / "a.ome.zarr"
+    assert main(["convert", str(source), "-o", str(out), "--chunk", "256", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"{source} → {out}: 1 scene, C=2 Y=1300 X=1100, uint16, ")
+    assert "2 resolution levels; " in printed
+    with open_image(out) as copy, open_image(out, level=1) as low:
+        np.testing.assert_array_equal(copy.read()[0, 0, :, 0], pixels)
+        assert copy.channel_names == ("DAPI", "GFP") and copy.pixel_sizes["X"] == 0.5
+        np.testing.assert_array_equal(low.read()[0, 0, :, 0], downsample(pixels, (1, 2), 2, "mean"))
+        assert low.pixel_sizes["X"] == 1.0
+    assert zarr.open_array(str(out / "0"), mode="r").chunks == (1, 256, 256)
+    assert main(["convert", str(source), "-o", str(out)]) == 2  # exists, no --overwrite
+    assert "a.ome.zarr: output exists" in capsys.readouterr().err
+
+
+def test_labels_are_reduced_by_the_mode_and_marked(tmp_path, capsys) -> None:
+    labels = np.kron(np.random.default_rng(1).integers(0, 3, (130, 110)), np.ones((10, 10)))
+    source = tmp_path / "labels.tif"
+    tifffile.imwrite(source, labels.astype(np.uint8))
+    out = tmp_path / "labels.ome.zarr"
+    assert main(["convert", str(source), "-o", str(out), "--labels", "-q"]) == 0
+    group = zarr.open_group(str(out), mode="r")
+    assert "image-label" in group.attrs["ome"]  # viewers show it as labels
+    assert group["1"].shape == (650, 550)  # no channel axis
+    np.testing.assert_array_equal(group["1"][...], downsample(group["0"][...], (0, 1), 2, "mode"))
+    assert set(np.unique(group["1"][...])) <= {0, 1, 2}  # no label a mean would invent
+
+
+def test_a_missing_or_corrupt_image_is_one_line(tmp_path, capsys) -> None:
+    out = tmp_path / "o.ome.zarr"
+    assert main(["convert", str(tmp_path / "none.tif"), "-o", str(out)]) == 2
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00" + b"\x00" * 20)
+    assert main(["convert", str(broken), "-o", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and "none.tif" in lines[0] and "broken.tif" in lines[1]
+    assert not out.exists() and not list(tmp_path.glob("*.partial*"))
