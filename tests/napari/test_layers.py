@@ -125,3 +125,31 @@ def test_a_large_plane_without_levels_is_shown_from_strided_levels(tmp_path):
     assert kind == "image" and kwargs["multiscale"]  # napari holds a level, not 5000×4200
     assert [level.shape for level in data] == [(5000, 4200), (2500, 2100)]
     np.testing.assert_array_equal(np.asarray(data[1][100:300, 7:900]), pixels[200:600:2, 14:1800:2])
+
+
+def test_segment_ome_tiff_copies_open_as_labels_with_their_classes(tmp_path):
+    import scopeml as sm
+    from scopeml.model.spec import ModelSpec
+    from scopeml.napari._reader import read_image
+
+    class Bright:
+        spec = ModelSpec(spatial_dims=2, in_channels=1, classes=("bg", "cell"), halo=(0, 0))
+
+        def predict(self, batch):
+            cell = (batch > 100).astype(np.float32)
+            return np.concatenate([1 - cell, cell], axis=1)
+
+    pixels = np.zeros((64, 80), np.uint8)
+    pixels[10:30, 10:40] = pixels[40:60, 50:70] = 200
+    sm.segment(pixels, Bright(), tmp_path / "s.ome.zarr", outputs=["labels", "instances"],
+               instances="cell", ome_tiff=True)  # fmt: skip
+    ((_, kwargs, kind),) = read_image(str(tmp_path / "s.labels.ome.tiff"))
+    assert kind == "labels" and kwargs["name"] == "s.labels"
+    assert list(kwargs["features"]["class"]) == ["bg", "cell"]  # named under the cursor
+    ((objects, kwargs, kind),) = read_image(str(tmp_path / "s.instances.ome.tiff"))
+    assert kind == "labels" and "features" not in kwargs and np.asarray(objects).max() == 2
+    plain = tmp_path / "plain.ome.tif"
+    import tifffile
+
+    tifffile.imwrite(plain, np.asarray(objects), ome=True)  # integers, but not marked labels
+    assert read_image(str(plain))[0][2] == "image"

@@ -103,7 +103,7 @@ class LabelStores:
             if ome_tiff:
                 store = groups[0] if len(groups) == 1 else groups[0].parent
                 with open_image(store) as labels:
-                    write_ome_tiff(store.with_name(f"{name}.ome.tif"), labels)
+                    write_ome_tiff(store.with_name(f"{name}.ome.tif"), labels, labels=())
 
 
 def parquet_available() -> bool:

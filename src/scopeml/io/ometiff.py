@@ -22,6 +22,9 @@ from scopeml.io.image import AXES, Image
 from scopeml.io.replace import atomic_write
 
 _BIGTIFF_BYTES = 2**31  # classic TIFF offsets are 32-bit; stay well clear of 4 GiB
+#: Namespace of the OME-XML map annotation that marks an image as labels (label value → class
+#: name), read back by :func:`scopeml.io.tiff.ome_label_classes`.
+LABELS_NAMESPACE = "scopeml/labels"
 
 
 def _tiles(
@@ -42,9 +45,15 @@ def _tiles(
 
 
 def _ome_metadata(
-    axes: str, pixel_sizes: Mapping[str, float] | None, channel_names: Sequence[str] | None
+    axes: str,
+    pixel_sizes: Mapping[str, float] | None,
+    channel_names: Sequence[str] | None,
+    labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"axes": axes}
+    if labels is not None:  # label value → class name; none for object ids
+        names = {str(value): str(name) for value, name in enumerate(labels, 1)}
+        metadata["MapAnnotation"] = {"Namespace": LABELS_NAMESPACE, "Value": names}
     for axis in "XYZ":
         size = (pixel_sizes or {}).get(axis)
         if size and axis in axes:
@@ -69,6 +78,7 @@ def write_ome_tiff(
     tile: tuple[int, int] = (256, 256),
     compression: str | None = "zlib",
     levels: Sequence[Any] = (),
+    labels: Sequence[str] | None = None,
 ) -> None:
     """Write ``source`` to a tiled OME-TIFF at ``path`` without holding it in memory.
 
@@ -86,6 +96,10 @@ def write_ome_tiff(
         Lower resolutions of an array ``source`` (same axes, smaller Y and X), written as
         each plane's sub-resolutions: a pyramidal OME-TIFF, which QuPath and Bio-Formats
         show whole without reading the full resolution.
+    labels
+        The image holds labels: the class names of label values 1, 2, … (``()``: object ids),
+        recorded as an OME map annotation (:data:`LABELS_NAMESPACE`) that scopeml's readers
+        (the napari plugin) take to open it as labels, with its class names.
 
     Examples
     --------
@@ -126,7 +140,7 @@ def write_ome_tiff(
     nbytes = sum(math.prod(s.shape) for s in series) * dtype.itemsize
     chunk_width = (getattr(series[0], "chunks", None) or (tile[1],))[-1]
     piece_width = max(tile[1], math.ceil(chunk_width / tile[1]) * tile[1])
-    metadata = _ome_metadata(axes, pixel_sizes, channel_names)
+    metadata = _ome_metadata(axes, pixel_sizes, channel_names, labels)
     with (
         atomic_write(path) as temp,
         tifffile.TiffWriter(temp, bigtiff=nbytes > _BIGTIFF_BYTES, ome=True) as writer,

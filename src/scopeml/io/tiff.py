@@ -300,6 +300,39 @@ def _ome_metadata(xml: str, index: int, path: str = "") -> tuple[dict[str, float
     return sizes, names
 
 
+def ome_label_classes(xml: str, index: int) -> list[str] | None:
+    """The class names of label values 1, 2, … that OME ``Image`` number ``index`` records in
+    scopeml's labels annotation (:data:`~scopeml.io.ometiff.LABELS_NAMESPACE`: segment's
+    OME-TIFF copies of its labels and instances, ``[]`` for object ids); ``None``: it records
+    none, it is not marked as labels.
+
+    >>> from scopeml.io.ometiff import write_ome_tiff
+    >>> import tempfile
+    >>> file = tempfile.mkdtemp() + "/l.ome.tif"
+    >>> write_ome_tiff(file, np.ones((16, 16), np.uint8), axes="YX", labels=["bg", "cell"])
+    >>> ome_label_classes(tifffile.TiffFile(file).ome_metadata, 0)
+    ['bg', 'cell']
+    """
+    from scopeml.io.ometiff import LABELS_NAMESPACE
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return None
+    ns = root.tag[1:].split("}")[0] if root.tag.startswith("{") else ""
+    q = (lambda tag: f"{{{ns}}}{tag}") if ns else (lambda tag: tag)
+    images = root.findall(q("Image"))
+    if index >= len(images):
+        return None
+    refs = {ref.get("ID") for ref in images[index].iter(q("AnnotationRef"))}
+    for note in root.iter(q("MapAnnotation")):
+        if note.get("ID") in refs and note.get("Namespace") == LABELS_NAMESPACE:
+            pairs = {m.get("K"): m.text or "" for m in note.iter(q("M"))}
+            values = sorted(int(k) for k in pairs if k and k.isdigit() and int(k) < 65536)
+            return [pairs.get(str(v), "") for v in range(1, values[-1] + 1)] if values else []
+    return None
+
+
 def _imagej_metadata(tf: tifffile.TiffFile, path: str = "") -> dict[str, float]:
     """Pixel sizes (µm) from ImageJ metadata (unit, spacing) and the resolution tags, and
     the time step (``finterval``, seconds unless ``tunit`` says otherwise)."""

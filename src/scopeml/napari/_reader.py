@@ -102,10 +102,11 @@ def read_image(path: str, *, scene: int | None = None, axes: str | None = None) 
         log.warning("%s; showing scene 0 (choose another in 'scopeml: open scene')", err)
         scene = 0
         levels = _open_levels(path, 0, axes)
-    if is_label_image(path, levels[0], scene=scene):
+    classes = label_classes(path, levels[0], scene=scene)
+    if classes is not None:
         name = os.path.basename(path.rstrip("/\\"))
-        name = name[: -len(".ome.zarr")] if name.lower().endswith(".ome.zarr") else name
-        return [labels_layer_data(levels, name=name, path=path)]
+        name = re.sub(r"\.ome\.(zarr|tiff?)$", "", name, flags=re.IGNORECASE)
+        return [labels_layer_data(levels, name=name, path=path, classes=classes or None)]
     data, kwargs, kind = image_layer_data(levels, path=path, scene=scene)
     kwargs["name"] = layer_names(path, kwargs["name"])
     source = kwargs["metadata"][SOURCE_KEY]
@@ -219,14 +220,20 @@ def ambiguous_pages(
     )
 
 
-def is_label_image(path: str, image: Any, *, scene: int | None = None) -> bool:
-    """Whether an OME-Zarr holds labels: one integer channel in an image marked as an NGFF
-    ``image-label`` (as ``analyze``, ``post`` and ``objects label`` write them; with several
-    scenes, the scene's image ``path/N``), opened as a Labels layer rather than an image."""
-    if not path.rstrip("/\\").lower().endswith(".zarr") or image.sizes["C"] != 1:
-        return False
-    if not np.issubdtype(image.dtype, np.integer):
-        return False
+def label_classes(path: str, image: Any, *, scene: int | None = None) -> list[str] | None:
+    """The class names of an image that holds labels, opened as a Labels layer rather than an
+    image (``[]``: object ids, or classes without names); ``None``: not labels. Labels are one
+    integer channel in an OME-Zarr image marked as an NGFF ``image-label`` (as ``segment``,
+    ``analyze``, ``post``, ``objects label`` and ``convert --labels`` write them; with several
+    scenes, the scene's image ``path/N``), or in an OME-TIFF marked by scopeml's labels
+    annotation (segment's ``--ome-tiff`` copies of its labels and instances)."""
+    if image.sizes["C"] != 1 or not np.issubdtype(image.dtype, np.integer):
+        return None
+    name = path.rstrip("/\\").lower()
+    if name.endswith((".tif", ".tiff")):
+        return _tiff_label_classes(path, scene)
+    if not name.endswith(".zarr"):
+        return None
     import zarr
 
     try:
@@ -234,9 +241,27 @@ def is_label_image(path: str, image: Any, *, scene: int | None = None) -> bool:
         attrs = group.attrs.asdict()
         if "multiscales" not in attrs.get("ome", attrs) and str(scene or 0) in group:
             attrs = group[str(scene or 0)].attrs.asdict()  # several scenes
+        label = attrs.get("ome", attrs).get("image-label")
     except Exception:
-        return False
-    return "image-label" in attrs.get("ome", attrs)
+        return None
+    if not isinstance(label, dict):
+        return None
+    properties = label.get("properties") or []
+    return [str(p.get("class", "")) for p in properties if isinstance(p, dict)]
+
+
+def _tiff_label_classes(path: str, scene: int | None) -> list[str] | None:
+    """:func:`label_classes` of an OME-TIFF, from its OME-XML."""
+    import tifffile
+
+    from scopeml.io.tiff import ome_label_classes
+
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            xml = tiff.ome_metadata if tiff.is_ome else None
+    except Exception:
+        return None
+    return ome_label_classes(xml, scene or 0) if xml else None
 
 
 def get_model_reader(path: str | list[str]) -> Callable[[str], LayerData] | None:

@@ -845,6 +845,17 @@ def _publish(
     return result
 
 
+def _classes(group: Path) -> list[str] | None:
+    """An output's class names by label value, from its NGFF ``image-label`` (``[]``: object
+    ids); ``None`` for an output that is not labels (probabilities), for its OME-TIFF copy."""
+    from scopeml.analysis.inputs import image_label
+
+    label = image_label(group)
+    if label is None:
+        return None
+    return [str(p.get("class", "")) for p in label.get("properties") or () if isinstance(p, dict)]
+
+
 def _lower_levels(group: Path) -> list[Any]:
     """The arrays of an output's lower resolutions (:func:`_add_levels`), for its copy."""
     from scopeml.io.omezarr import level_count, open_ome_zarr_array
@@ -877,6 +888,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
             pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
             channels = list(image.channel_names) if "C" in axes else [name]
         write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
-                       levels=_lower_levels(output / name))  # fmt: skip
+                       levels=_lower_levels(output / name),
+                       labels=_classes(output / name))  # fmt: skip
         paths.append(target)
     return paths
