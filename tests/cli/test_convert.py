@@ -29,6 +29,8 @@ def test_an_image_becomes_a_store_with_levels(tmp_path, capsys) -> None:
         np.testing.assert_array_equal(low.read()[0, 0, :, 0], downsample(pixels, (1, 2), 2, "mean"))
         assert low.pixel_sizes["X"] == 1.0
     assert zarr.open_array(str(out / "0"), mode="r").chunks == (1, 256, 256)
+    assert main(["info", str(out)]) == 0 and "  resolution levels: 2\n" in capsys.readouterr().out
+    assert main(["info", str(source)]) == 0 and "resolution levels" not in capsys.readouterr().out
     assert main(["convert", str(source), "-o", str(out)]) == 2  # exists, no --overwrite
     assert "a.ome.zarr: output exists" in capsys.readouterr().err
 

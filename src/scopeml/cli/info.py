@@ -590,6 +590,8 @@ def format_description(description: dict) -> list[str]:
         lines.append(f"  time step: {given['T']:g} s")
     if description.get("region_reads"):
         lines.append(f"  region reads: {description['region_reads']}")
+    if description.get("levels", 1) > 1:  # lower resolutions: a viewer shows it whole at once
+        lines.append(f"  resolution levels: {description['levels']}")
     if description.get("labels"):
         lines.append(_labels_line(description["labels"]))
     return lines

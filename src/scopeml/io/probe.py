@@ -100,7 +100,23 @@ def _describe(
             "channel_names": list(image.channel_names),
             "pixel_sizes": ordered_sizes(image.pixel_sizes),  # T (s), Z, Y, X (µm)
             "region_reads": getattr(image, "region_reads", None),  # bioio: chunks or planes
+            "levels": _level_count(path, reader, scene or 0, options),
         }
+
+
+def _level_count(
+    path: str | PathLike[str], reader: Any, scene: int, options: dict[str, Any]
+) -> int:
+    """How many resolution levels a scene of an OME-TIFF or OME-Zarr has (a viewer needs more
+    than one to show a huge image whole); 1 for other formats, not opened again for it."""
+    from scopeml.io.registry import open_levels
+
+    if reader.__module__ not in ("scopeml.io.tiff", "scopeml.io.omezarr"):
+        return 1
+    levels = open_levels(path, scene=scene, **options)
+    for level in levels:
+        level.close()
+    return len(levels)
 
 
 def probe_image(

@@ -173,6 +173,35 @@ def open_image(
     return image
 
 
+def open_levels(
+    path: str | PathLike[str], *, scene: int | None = None, smallest: int = 1, most: int = 16,
+    **options: Any,
+) -> list[Image]:  # fmt: skip
+    """The pyramid levels of an image file, full resolution first, each opened (the caller
+    closes them; one level for CZI/PNG): levels are opened until one is no larger than
+    ``smallest`` along Y and X, or ``most`` are open. ``options``: :func:`open_image`'s.
+
+    Examples
+    --------
+    >>> import tempfile, tifffile, numpy as np
+    >>> file = tempfile.mkdtemp() + "/a.tif"
+    >>> tifffile.imwrite(file, np.zeros((8, 8), np.uint8))
+    >>> [level.shape for level in open_levels(file)]
+    [(1, 1, 1, 1, 8, 8)]
+    """
+    levels = [open_image(path, scene=scene, **options)]
+    while len(levels) < most and min(levels[-1].sizes["Y"], levels[-1].sizes["X"]) > smallest:
+        try:
+            level = open_image(path, scene=scene, level=len(levels), **options)
+        except InvalidImageError:
+            break  # no such level
+        if level.sizes["Y"] >= levels[-1].sizes["Y"]:
+            level.close()
+            break  # a reader without pyramids answers with level 0 again
+        levels.append(level)
+    return levels
+
+
 @contextmanager
 def open_scenes(
     path: str | PathLike[str], scene: int | None = None, **options: Any

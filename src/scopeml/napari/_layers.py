@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 import scopeml as sm
-from scopeml.errors import InvalidImageError
 from scopeml.tiling.outputs import probability_scale
 
 #: Chunk edge (pixels) of the dask arrays napari slices; a drawn tile reads whole chunks.
@@ -42,19 +41,9 @@ def open_levels(path: str | os.PathLike[str], *, scene: int | None = None) -> li
     >>> [level.shape for level in open_levels(file)]
     [(1, 1, 1, 1, 8, 8)]
     """
-    levels = [sm.open_image(path, scene=scene)]
-    while len(levels) < MAX_LEVELS and min(levels[-1].sizes["Y"], levels[-1].sizes["X"]) > (
-        MIN_LEVEL_SIZE
-    ):
-        try:
-            level = sm.open_image(path, scene=scene, level=len(levels))
-        except InvalidImageError:
-            break  # no such level
-        if level.sizes["Y"] >= levels[-1].sizes["Y"]:
-            level.close()
-            break  # a reader without pyramids answers with level 0 again
-        levels.append(level)
-    return levels
+    from scopeml.io.registry import open_levels as opened
+
+    return opened(path, scene=scene, smallest=MIN_LEVEL_SIZE, most=MAX_LEVELS)
 
 
 def as_dask(image: sm.Image) -> Any:
