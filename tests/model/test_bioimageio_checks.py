@@ -301,10 +301,10 @@ def test_converting_a_package_applies_the_container_options_never_ignores_them(t
     assert any(n.startswith("modelid=") for n in names) and "model.json" not in names
     assert read_container(legacy).legacy
     renamed = tmp_path / "r.czann"
-    args = ["--classes", "cell", "--name", "renamed", "--min-overlap", "9"]
+    args = ["--classes", "bg,cell", "--name", "renamed", "--min-overlap", "9"]  # 2 channels out
     assert main(["model", "convert", str(package), "-o", str(renamed), *args]) == 0
     meta = read_container(renamed).metadata
-    assert (meta.classes, meta.model_name, meta.min_overlap) == (("cell",), "renamed", (9, 9))
+    assert (meta.classes, meta.model_name, meta.min_overlap) == (("bg", "cell"), "renamed", (9, 9))
     capsys.readouterr()
     assert main(["model", "convert", str(package), "-o", str(tmp_path / "x.czann"),
                  "--preprocess", "scale"]) == 2  # fmt: skip

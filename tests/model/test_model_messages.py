@@ -56,10 +56,10 @@ def test_a_zip_without_rdf_yaml_names_the_package_description_too(tmp_path, caps
         archive.writestr("test_input.npy", b"")
     assert main(["model", "validate", str(package)]) == 2
     assert one_line(capsys) == (
-        f"error: {package}: no model.json (czann), no model XML (czseg/czmodel) and no rdf.yaml "
-        "or bioimageio.yaml (bioimage.io package) in the archive; members: ['test_input.npy', "
-        "'weights.onnx']"
-    )
+        f"error: {package}: zip without model.json, model XML or rdf.yaml (it holds "
+        "weights.onnx, test_input.npy), not a model; known kinds: bioimageio, czann, czmodel, "
+        "object-classifier, pixel-classifier (scopeml model list)"
+    )  # as segment -m says it
 
 
 def with_json(tmp_path: Path, name: str, **changes) -> Path:

@@ -36,11 +36,11 @@ def test_validate_model_returns_the_lines_and_json_splits_warnings(tmp_path, cap
 def test_an_invalid_model_raises_from_python_and_says_so_in_json(tmp_path, capsys):
     bad = tmp_path / "bad.czann"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InvalidContainerError, match="not a valid zip archive"):
+    with pytest.raises(InvalidContainerError, match="not a model file of a known kind"):
         sm.validate_model(bad)
     assert main(["model", "validate", str(bad), "--json"]) == 2
     said = json.loads(capsys.readouterr().out)
-    assert said["valid"] is False and said["error"].startswith(f"{bad}: not a valid zip")
+    assert said["valid"] is False and said["error"].startswith(f"{bad}: not a model file")
 
 
 def test_json_says_an_operating_system_error_too(tmp_path, capsys):

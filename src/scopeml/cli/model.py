@@ -1,4 +1,4 @@
-"""``scopeml model inspect|list|validate|convert|run``.
+"""``scopeml model inspect|info|list|validate|convert|run|export-bioimageio``.
 
 Library imports happen inside the commands so ``scopeml --help`` stays fast.
 """
@@ -87,12 +87,12 @@ def _engine_line(engine: dict[str, Any] | None) -> str:
     )
 
 
-@app.command("info", hidden=True)
+@app.command("info")
 def info_alias(
     model: Path = typer.Argument(..., help="Model to describe (as for inspect)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
 ) -> None:
-    """Same as ``scopeml model inspect`` (``scopeml info`` describes images)."""
+    """The same as inspect (the top-level scopeml info describes images)."""
     inspect(model, as_json)
 
 

@@ -113,10 +113,21 @@ def parse_metadata_error(err: ValidationError, fields: Any = None) -> str:
             typed.add(field)
             parts[field] = _expected(field, loc, expected, item, fields)
         elif field not in typed:
-            message = item["msg"].removeprefix("Value error, ")  # our own checks say it all
             where = ".".join(loc)
-            parts.setdefault(where, f"{where}: {message}" if where else message)
+            parts.setdefault(where, _message(where, item))
     return "; ".join(parts.values())
+
+
+def _message(where: str, item: Any) -> str:
+    """One error's text; a value outside a fixed set (an enum, a literal) is quoted with the
+    choices: ``Type 'X' is not one of A, B or C`` (pydantic's "Input should be …" did not say
+    what the input was)."""
+    expected = (item.get("ctx") or {}).get("expected")
+    if item["type"] in {"enum", "literal_error"} and isinstance(expected, str):
+        choices = expected.replace("'", "")
+        return f"{where or 'value'} {_shown(item.get('input'))} is not one of {choices}"
+    message = item["msg"].removeprefix("Value error, ")  # our own checks say it all
+    return f"{where}: {message}" if where else message
 
 
 def _expected(field: str, loc: list[str], expected: str, item: Any, fields: Any) -> str:
@@ -126,9 +137,13 @@ def _expected(field: str, loc: list[str], expected: str, item: Any, fields: Any)
     else:
         value = fields.get(field) if isinstance(fields, dict) else None
         wanted = f"a list of {expected}s"
+    return f"{field}: expected {wanted}" + (f", got {_shown(value)}" if value is not None else "")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 60 characters."""
     shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    return f"{field}: expected {wanted}" + (f", got {shown}" if value is not None else "")
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def validate_metadata(

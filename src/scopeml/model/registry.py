@@ -270,8 +270,10 @@ _IMAGE_MAGIC = {
 
 
 def not_a_model(path: Path, formats: dict[str, ModelFormat]) -> str:
-    """Why ``path``, which no format recognises, is not a model, in one line: what it is
-    (an empty file, a folder, a zip without ``model.json``, an image…) and the known kinds.
+    """Why ``path``, which no format recognises, is not a model, in one line of under 200
+    characters: what it is (an empty file, a folder, a damaged zip, an image…) and the known
+    kinds by name (``scopeml model list`` describes them). Every command says this of a file
+    it cannot open as a model (``segment -m``, ``model validate``, ``export-bioimageio`` …).
 
     Examples
     --------
@@ -284,7 +286,7 @@ object-classifier, pixel-classifier (scopeml model list)'
     >>> not_a_model(folder, model_formats()).split(";")[0]
     'is a folder, not a model file'
     """
-    names = ", ".join(formats)
+    known = f"known kinds: {', '.join(formats)} (scopeml model list)"
     try:
         if path.is_dir():
             what = (
@@ -292,26 +294,26 @@ object-classifier, pixel-classifier (scopeml model list)'
                 if any((path / m).is_file() for m in ("zarr.json", ".zgroup", ".zarray"))
                 else "is a folder, not a model file"
             )
-            return f"{what}; known kinds: {names} (scopeml model list)"
+            return f"{what}; {known}"
         size = path.stat().st_size
         with open(path, "rb") as handle:
             head = handle.read(16)
     except OSError as err:
         return f"cannot read it ({err.strerror or err})"
     if size == 0:
-        return f"empty file (0 bytes), not a model; known kinds: {names} (scopeml model list)"
+        return f"empty file (0 bytes), not a model; {known}"
     image = next((what for magic, what in _IMAGE_MAGIC.items() if head.startswith(magic)), None)
     if image is not None:
-        return f"{image}, not a model; known kinds: {names} (scopeml model list)"
+        return f"{image}, not a model; {known}"
     if head.startswith(b"PK"):
         members = _zip_names(path)
         if not members:
-            return f"a zip that cannot be read ({_zip_problem(path)}), not a model"
+            return _zip_problem(path, known)
         if "model.json" not in members:
             shown = ", ".join(members[:5]) + (", …" if len(members) > 5 else "")
             return (
-                f"zip without model.json: not a czann (it holds {shown}); known kinds: {names} "
-                "(scopeml model list)"
+                f"zip without model.json, model XML or rdf.yaml (it holds {shown}), not a model; "
+                f"{known}"
             )
     if path.suffix.lower() == ".onnx":  # a bare graph: what its classes and halo are is not said
         return (
@@ -319,8 +321,7 @@ object-classifier, pixel-classifier (scopeml model list)'
             f"scopeml model convert {path.name} -o {path.with_suffix('.czann').name} --classes "
             "A,B[,…] [--min-overlap N] [--channels-first] (scopeml.model.convert_onnx)"
         )
-    known = "; ".join(f"{name} ({entry.description})" for name, entry in formats.items())
-    return f"not a model file of a known kind; known: {known}"
+    return f"not a model file of a known kind; {known}"
 
 
 def open_model(
@@ -381,18 +382,27 @@ def _zip_names(path: Path) -> list[str]:
         return []
 
 
-def _zip_problem(path: Path) -> str:
-    """Why a zip could not be read (an unsafe or duplicate member, a limit), else a guess."""
-    from scopeml.model.safezip import SafeZip
+def _zip_problem(path: Path, known: str) -> str:
+    """Why a file that starts as a zip gives no members: truncated or damaged (its member
+    list, at the end, cannot be read), a limit or an unsafe member, or none in it."""
+    from scopeml.model.safezip import NOT_A_ZIP, SafeZip
 
     try:
         with SafeZip(path):
             pass
     except InvalidContainerError as err:
-        return err.problem
+        cause = err.__cause__
+        if isinstance(cause, OSError):
+            return f"cannot read it ({cause.strerror or cause})"
+        if err.problem.startswith(NOT_A_ZIP):
+            return (
+                "truncated or damaged zip: its list of members cannot be read, so no model can "
+                "be opened from it (was it copied in full?)"
+            )
+        return f"a zip that cannot be read as a model: {err.problem}"
     except OSError as err:
-        return err.strerror or str(err)
-    return "damaged or truncated?"
+        return f"cannot read it ({err.strerror or err})"
+    return f"empty zip (no members), not a model; {known}"
 
 
 def _is_czann(path: Path) -> bool:

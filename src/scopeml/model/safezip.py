@@ -105,6 +105,10 @@ def check_member_name(name: str) -> None:
         raise ValueError(f"unsafe member name {name!r}")
 
 
+#: How an archive that :mod:`zipfile` cannot open is said (truncated, damaged, not a zip).
+NOT_A_ZIP = "not a valid zip archive"
+
+
 class SafeZip:
     """An untrusted archive opened for bounded reads of its members by name.
 
@@ -129,7 +133,7 @@ class SafeZip:
         try:
             self._archive = zipfile.ZipFile(io.BytesIO(source) if self.path is None else self.path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as err:
-            raise self._error(f"not a valid zip archive ({err})") from err
+            raise self._error(f"{NOT_A_ZIP} ({err})") from err
         except OSError as err:
             if isinstance(err, FileNotFoundError | IsADirectoryError | PermissionError):
                 raise

@@ -28,7 +28,7 @@ def validate_model(
     from scopeml.model.container import read_container
     from scopeml.model.metadata import ModelMetadata
     from scopeml.model.probe import probe_model
-    from scopeml.model.registry import classifier_kind, resolve_model
+    from scopeml.model.registry import format_of, resolve_model
 
     path = resolve_model(model)
     from scopeml.model.bioimageio.package import is_package
@@ -38,9 +38,9 @@ def validate_model(
 
         return check_package(path, time_budget=time_budget, memory_limit=memory_limit)
     refuse_folder(path)
-    kind = classifier_kind(path)
-    if kind is not None:  # a scopeml zip, not a container: check it by opening and running it
-        return validate_classifier(model, path, kind)
+    kind = format_of(path)  # a file of no known kind: said as segment says it
+    if kind in ("pixel-classifier", "object-classifier"):  # a scopeml zip, not a container
+        return validate_classifier(model, path, kind.replace("-", " "))
     container = read_container(path)
     warnings = container_warnings(container)
     meta = container.metadata

@@ -134,7 +134,24 @@ def export_bioimageio(
             )
         with atomic_write(output, overwrite=overwrite) as partial:
             save_bioimageio_package(descr, output_path=partial)
+            restamp(partial)
     return output
+
+
+def restamp(package: Path) -> None:
+    """Rewrite a zip with every member at one fixed time (:func:`~scopeml.model.safezip.write_zip`),
+    so the same model and options give the same bytes: ``bioimageio.spec`` stamps ``rdf.yaml``
+    with the time of writing (the other members with 1980), so two exports differed."""
+    import io
+    import zipfile
+
+    from scopeml.model.safezip import write_zip
+
+    with zipfile.ZipFile(package) as archive:  # our own file, just written
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    buffer = io.BytesIO()
+    write_zip(buffer, members)
+    package.write_bytes(buffer.getvalue())
 
 
 def float32_io(onnx_bytes: bytes) -> bytes:
@@ -184,21 +201,20 @@ def _rename(graph: Any, old: str, new: str) -> None:
 def _refuse_unexportable(path: Path) -> None:
     """A package already, or a scopeml pixel or object classifier (a bioimage.io package holds
     a graph), is refused naming why, before any work, as ``model convert`` refuses one."""
-    from scopeml.model.bioimageio.package import is_package
-    from scopeml.model.registry import classifier_kind, model_formats, not_a_model
+    from scopeml.model.registry import format_of, model_formats, not_a_model
 
     if path.suffix.lower() == ".onnx":  # "not a valid zip archive" said less
         raise InvalidRequestError(not_a_model(path, model_formats()), path=path)
-    if is_package(path):
+    kind = format_of(path)  # a file of no known kind: said as segment says it
+    if kind == "bioimageio":
         raise InvalidRequestError(
             "is a bioimage.io package already: export the czann it came from, or make one "
             "with scopeml model convert PACKAGE -o MODEL.czann",
             path=path,
         )
-    kind = classifier_kind(path)
-    if kind is not None:
+    if kind in ("pixel-classifier", "object-classifier"):
         raise IncompatibleModelError(
-            f"a scopeml {kind} holds a random forest, not an ONNX graph; a "
+            f"a scopeml {kind.replace('-', ' ')} holds a random forest, not an ONNX graph; a "
             "bioimage.io package holds a graph, so it cannot be exported (scopeml uses it as "
             "it is)",
             path=path,

@@ -4,10 +4,15 @@ The wrapper feeds the original graph unchanged: ``input`` (``N×[Z×]Y×X×C``) 
 preprocessing (on the channels-last tensor, so per-channel constants broadcast over the last
 axis) → ``Transpose`` (and ``Squeeze`` of a batch or channel axis the model lacks) → the model
 → ``Unsqueeze``/``Transpose`` back to channels-last → per-pixel postprocessing → ``output``.
+
+A graph wrapped here before (a czann imported from bioimage.io, exported again and imported
+again) is not wrapped a second time when the wrapping would change nothing: each round trip
+added 17 nodes and made the output's channel count dynamic.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -91,6 +96,7 @@ def wrap_graph(
     pre: Sequence[PixelStep] = (),
     post: Sequence[PixelStep] = (),
     valid_sizes: Sequence[tuple[int, int]] | None = None,
+    out_channels: int | None = None,
 ) -> onnx.ModelProto:
     """The czann graph around ``model``, whose input and output axes are ``input_roles`` and
     ``output_roles`` (``batch``, ``channel``, ``z``, ``y``, ``x``; batch and channel optional).
@@ -99,7 +105,10 @@ def wrap_graph(
     ``min + n·step``: the wrapper pads each input with zeros at the end to the next such size
     (as the model's own zero padding would extend it) and crops the output back, so any tile
     size runs, and a tile's core is the same whatever its size when the halo covers the model's
-    receptive field.
+    receptive field. ``out_channels`` (the classes) is declared on the output (``None``: left
+    dynamic). A graph this function made (its ``input`` and ``output`` channels-last already)
+    that would only be wrapped again in the same way is returned as it is, its input and
+    output declared anew (:func:`wrapped_before`).
 
     Examples
     --------
@@ -116,6 +125,8 @@ def wrap_graph(
     >>> session.run(None, {"input": np.ones((1, 2, 3, 1), np.float32)})[0].shape
     (1, 2, 3, 1)
     """
+    if wrapped_before(model, input_roles, output_roles, spatial, pre, post, valid_sizes):
+        return _declared(model, input_sizes, channels, out_channels)  # a round trip: as it was
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
     graph = model.graph
     initializers = {init.name for init in graph.initializer}
@@ -154,7 +165,7 @@ def wrap_graph(
 
     dims = [None, *input_sizes, channels]
     new_input = helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)
-    out_dims = [None] * len(out_target)
+    out_dims: list[int | None] = [None] * (len(out_target) - 1) + [out_channels]
     new_output = helper.make_tensor_value_info("output", TensorProto.FLOAT, out_dims)
     wrapped = helper.make_graph(
         [*pre_nodes, *inner_nodes, *build.nodes],
@@ -168,6 +179,61 @@ def wrap_graph(
     result.ir_version = model.ir_version
     for entry in model.metadata_props:
         result.metadata_props.append(entry)
+    return result
+
+
+def wrapped_before(
+    model: onnx.ModelProto,
+    input_roles: Sequence[str],
+    output_roles: Sequence[str],
+    spatial: Sequence[str],
+    pre: Sequence[PixelStep] = (),
+    post: Sequence[PixelStep] = (),
+    valid_sizes: Sequence[tuple[int, int]] | None = None,
+) -> bool:
+    """Whether ``model`` is a graph :func:`wrap_graph` made that wrapping it again as asked
+    would leave as it is: float32 ``input`` and ``output``, channels-last both as the roles
+    say, no pixel steps, and the padding to valid sizes, when asked for, there already (the
+    graph then takes any size). A czann exported to bioimage.io keeps its graph, so a
+    package made from a czann imported from bioimage.io holds such a graph."""
+    graph = model.graph
+    initializers = {init.name for init in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    if [i.name for i in inputs] != ["input"] or [o.name for o in graph.output] != ["output"]:
+        return False
+    made = [name for node in graph.node for name in node.output if name.startswith(PREFIX)]
+    if pre or post or not any(re.fullmatch(rf"{PREFIX}\d+_model_in", name) for name in made):
+        return False
+    out_spatial = [role for role in spatial if role in output_roles]
+    if list(input_roles) != channels_last_roles(spatial):
+        return False
+    if list(output_roles) != channels_last_roles(out_spatial):
+        return False
+    floats = all(
+        v.type.tensor_type.elem_type == TensorProto.FLOAT for v in (inputs[0], graph.output[0])
+    )
+    padded = any(re.fullmatch(rf"{PREFIX}\d+_padded_\d+", name) for name in made)
+    return floats and (valid_sizes is None or padded)
+
+
+def _declared(
+    model: onnx.ModelProto,
+    input_sizes: Sequence[int | None],
+    channels: int,
+    out_channels: int | None,
+) -> onnx.ModelProto:
+    """A copy of a wrapped graph with ``input`` declared ``N×[Z×]Y×X×C`` at ``input_sizes``
+    and the output's last (channel) axis ``out_channels``."""
+    result = onnx.ModelProto()
+    result.CopyFrom(model)
+    graph = result.graph
+    dims = [None, *input_sizes, channels]
+    for value in graph.input:
+        if value.name == "input":
+            value.CopyFrom(helper.make_tensor_value_info("input", TensorProto.FLOAT, dims))
+    rank = len(graph.output[0].type.tensor_type.shape.dim)
+    out_dims: list[int | None] = [None] * (rank - 1) + [out_channels]
+    graph.output[0].CopyFrom(helper.make_tensor_value_info("output", TensorProto.FLOAT, out_dims))
     return result
 
 

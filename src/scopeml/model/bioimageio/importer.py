@@ -137,16 +137,10 @@ def build_czann(
     classes = _channel_names(tensor_out)
     _check_graph_channels(onnx_model, out_roles, len(classes), fail, output=True)
     graph = wrap_graph(
-        onnx_model,
-        input_roles=in_roles,
-        output_roles=out_roles,
-        spatial=spatial,
-        input_sizes=sizes,
-        channels=channels,
-        pre=pre,
-        post=post,
-        valid_sizes=valid,
-    )
+        onnx_model, input_roles=in_roles, output_roles=out_roles, spatial=spatial,
+        input_sizes=sizes, channels=channels, pre=pre, post=post, valid_sizes=valid,
+        out_channels=len(classes),  # declared: the output's channels are not left dynamic
+    )  # fmt: skip
     exported = _exported_czann(descr, bool(out_spatial), fail)  # a round trip keeps them
     kind = model_type or exported.get("model_type") or _guess_type(descr, out_spatial)
     out_shape = (*shape, len(classes)) if out_spatial else (len(classes),)
