@@ -57,3 +57,14 @@ def test_a_missing_or_corrupt_image_is_one_line(tmp_path, capsys) -> None:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and "none.tif" in lines[0] and "broken.tif" in lines[1]
     assert not out.exists() and not list(tmp_path.glob("*.partial*"))
+
+
+def test_labels_must_be_one_channel_of_integers_and_the_output_a_store(tmp_path, capsys) -> None:
+    source = tmp_path / "float.tif"
+    tifffile.imwrite(source, np.random.default_rng(2).random((40, 50), np.float32))
+    assert main(["convert", str(source), "-o", str(tmp_path / "f.ome.zarr"), "--labels"]) == 2
+    assert main(["convert", str(source), "-o", str(tmp_path / "f.tif")]) == 2
+    first, second = capsys.readouterr().err.strip().splitlines()
+    assert "float.tif" in first and "labels must be integers" in first
+    assert "f.tif" in second and "name it f.ome.zarr" in second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["float.tif"]  # nothing written

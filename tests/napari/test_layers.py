@@ -153,3 +153,15 @@ def test_segment_ome_tiff_copies_open_as_labels_with_their_classes(tmp_path):
 
     tifffile.imwrite(plain, np.asarray(objects), ome=True)  # integers, but not marked labels
     assert read_image(str(plain))[0][2] == "image"
+
+
+def test_labels_up_to_4096_px_open_as_one_editable_level(tmp_path):
+    import scopeml as sm
+    from scopeml.napari._reader import read_image
+
+    classes = np.zeros((1100, 1300), np.uint8)
+    classes[100:300, 200:500] = 1
+    store = sm.label_objects(classes, tmp_path / "objects.ome.zarr").path
+    assert len(sm.io.registry.open_levels(store)) == 2  # the store has its levels …
+    ((data, kwargs, kind),) = read_image(str(store))
+    assert kind == "labels" and not kwargs["multiscale"] and data.shape == (1100, 1300)

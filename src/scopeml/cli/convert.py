@@ -40,12 +40,14 @@ def convert(
     """
     import time
 
+    from scopeml.inputs import check_output_name
     from scopeml.io import open_image
     from scopeml.io.convert import write_ome_zarr
     from scopeml.io.omezarr import level_count
     from scopeml.io.probe import scene_number
 
     start = time.perf_counter()
+    check_output_name(output, note="")  # out.tif would be a folder no TIFF reader opens
     number = scene_number(image, scene, axes=axes)  # a name → its number
     with open_image(image, scene=number, axes=axes) as opened:
         written = write_ome_zarr(

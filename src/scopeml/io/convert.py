@@ -32,6 +32,7 @@ def write_ome_zarr(
     *,
     chunks: Mapping[str, int] | None = None,
     levels: int | None = None,
+    method: str | None = None,
     labels: bool = False,
     overwrite: bool = False,
     progress: Progress = None,
@@ -45,10 +46,13 @@ def write_ome_zarr(
     levels
         Pyramid levels, level 0 included (see :func:`~scopeml.io.write_pyramid`); ``None``:
         halved until Y and X fit in 1024 px (:func:`~scopeml.io.pyramid.levels_for`).
+    method
+        Downsampling of the levels (``"mean"``, ``"mode"``, ``"nearest"``); ``None``: ``"mode"``
+        for labels, else ``"mean"``.
     labels
-        The image holds labels: its lower resolutions take each block's most frequent value
-        (a mean would invent labels), it has no channel axis and is marked as an NGFF
-        ``image-label``, so viewers show it as labels.
+        The image holds labels (one channel of integers, else refused): its lower resolutions
+        take each block's most frequent value (a mean would invent labels), it has no channel
+        axis and is marked as an NGFF ``image-label``, so viewers show it as labels.
     progress
         Stage ``convert`` (one unit per block copied), then ``pyramid``.
 
@@ -66,6 +70,10 @@ def write_ome_zarr(
     if path.exists() and not overwrite:
         raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
     check_replaceable_store(path, inputs=(image.path,))
+    if labels:
+        from scopeml.objects.images import check_label_image
+
+        check_label_image(image)
     sizes = image.sizes
     axes = "".join(a for a in AXES[1:] if a in ("YX" if labels else "CYX") or sizes[a] > 1)
     chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}
@@ -91,7 +99,7 @@ def write_ome_zarr(
             if labels:
                 mark_label_image(zarr.open_group(str(group), mode="r+"), ())
             if levels > 1:
-                method = "mode" if labels else "mean"
+                method = method or ("mode" if labels else "mean")
                 write_pyramid(group, levels=levels, method=method, progress=progress)
         if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
             root = zarr.open_group(str(partial), mode="r+")

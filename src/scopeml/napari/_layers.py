@@ -193,6 +193,8 @@ def labels_layer_data(
     base = levels[0]
     axes = kept_axes(base)
     index = tuple(slice(None) if a in axes else 0 for a in "STCZYX")
+    if max(base.sizes["Y"], base.sizes["X"]) <= VIRTUAL_LEVEL_EDGE:
+        levels = levels[:1]  # napari edits (and shows objects' features on) one level only
     data = with_virtual_levels([as_dask(level)[index] for level in levels])
     metadata = {SOURCE_KEY: {"path": path or base.path, "scene": None, "axes": axes}}
     kwargs: dict[str, Any] = {
