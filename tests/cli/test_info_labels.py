@@ -37,3 +37,12 @@ def test_info_on_a_plain_image_says_nothing_of_labels(tmp_path, capsys):
     assert main(["info", str(tmp_path / "a.tif")]) == 0
     assert "holds:" not in capsys.readouterr().out
     assert info_module.describe_labels(tmp_path / "a.tif") is None
+
+
+def test_a_two_scene_label_store_counts_its_objects_once(tmp_path):
+    import scopeml as sm
+
+    mask = np.zeros((2, 1, 1, 1, 40, 50), np.uint8)  # S T C Z Y X: two scenes
+    mask[0, ..., 5:15, 5:15] = mask[1, ..., 20:30, 20:30] = mask[1, ..., 2:8, 40:48] = 1
+    store = sm.label_objects(sm.Image(mask), tmp_path / "objects.ome.zarr").path
+    assert info_module.describe_labels(store) == {"kind": "instance labels", "objects": 3}

@@ -514,8 +514,8 @@ def describe_labels(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         arrays = [open_ome_zarr_array(group, mode="r") for group in groups]
     except Exception:  # described as the image it also is
         return {"kind": "labels"}
-    if all("n_objects" in a.attrs for a in arrays):
-        count = sum(int(array.attrs["n_objects"]) for array in arrays)
+    if all("n_objects" in a.attrs for a in arrays):  # each scene's: the whole store's count
+        count = max(int(array.attrs["n_objects"]) for array in arrays)
         return {"kind": "instance labels", "objects": count}
     if sum(a.size for a in arrays) > LABEL_SCAN_PIXELS:
         return {"kind": "labels"}
