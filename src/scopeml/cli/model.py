@@ -887,6 +887,12 @@ def export_bioimageio_command(
     documentation: Path | None = typer.Option(
         None, "--documentation", help="Markdown documentation (default: generated)."
     ),
+    sample: Path | None = typer.Option(
+        None,
+        "--sample",
+        help="A real image whose centre crop becomes the test input and the cover (FAIR "
+        "packages show real data; default: smooth random pixels).",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing package file."),
 ) -> None:
     """Write a czann as a bioimage.io model package (format 0.5) with test tensors and a cover."""
@@ -903,6 +909,6 @@ def export_bioimageio_command(
     docs = documentation.read_text(encoding="utf-8") if documentation is not None else None
     path = export_bioimageio(
         model, output, authors=author, license=license_id, citation=citation,
-        description=description, documentation=docs, overwrite=overwrite,
+        description=description, documentation=docs, overwrite=overwrite, sample=sample,
     )  # fmt: skip
     typer.echo(f"wrote {path}")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tifffile
 
 from scopeml.errors import IncompatibleModelError, InvalidContainerError, InvalidRequestError
 from scopeml.io.replace import atomic_write
@@ -21,6 +22,9 @@ from scopeml.model.metadata import default_classes
 
 #: Default citation: the czann format the package was made from.
 DEFAULT_CITATION = ("ZEISS czmodel: the czann model format", "https://pypi.org/project/czmodel/")
+#: The real crop and its result a package made with ``sample=`` shows people (its sample
+#: tensors).
+SAMPLE, SAMPLE_OUTPUT = "sample_input.tif", "sample_output.tif"
 #: Policies of the container (``ScopeMLNormalize``) and their bioimage.io preprocessing.
 _SPATIAL_IDS = {2: ("y", "x"), 3: ("z", "y", "x")}
 
@@ -37,6 +41,7 @@ def export_bioimageio(
     test_size: int = 64,
     seed: int = 0,
     overwrite: bool = False,
+    sample: str | PathLike[str] | None = None,
 ) -> Path:
     """Write a ``.czann`` as a bioimage.io model package (a zip, format 0.5).
 
@@ -56,6 +61,11 @@ def export_bioimageio(
         One-line description; the Markdown documentation (default: generated from the model).
     test_size
         Spatial size of the test input of a model that takes any size (rounded to its step).
+    sample
+        A real image (any format scopeml reads) whose centre crop is the test input and the
+        cover, as bioimage.io's FAIR checks ask (its first scene and time point, a 2-D model the
+        middle plane of a stack; the model's channels; at least the test input's size).
+        ``None``: smooth random pixels.
 
     Notes
     -----
@@ -102,8 +112,11 @@ def export_bioimageio(
     output = Path(output)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        test_input, test_output = _test_tensors(path, container, test_size, seed)
+        test_input, test_output = _test_tensors(path, container, test_size, seed, sample)
         np.save(root / "test_input.npy", test_input)
+        if sample is not None:  # the real crop and its result, for people: sample tensors
+            tifffile.imwrite(root / SAMPLE, test_input)
+            tifffile.imwrite(root / SAMPLE_OUTPUT, test_output)
         np.save(root / "test_output.npy", test_output)
         (root / "weights.onnx").write_bytes(float32_io(container.onnx_bytes))
         _write_cover(root / "cover.png", test_input, test_output)
@@ -331,9 +344,10 @@ def _intended_use(meta: Any) -> str:
 
 
 def _test_tensors(
-    path: Path, container: Any, test_size: int, seed: int
+    path: Path, container: Any, test_size: int, seed: int, sample: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A smooth random test input (NHWC float32) and the model's output for it."""
+    """A test input (NHWC float32: a crop of ``sample``, else smooth random pixels) and the
+    model's output for it."""
     from scipy import ndimage
 
     meta, graph = container.metadata, container.graph
@@ -348,9 +362,11 @@ def _test_tensors(
         )
     else:
         sizes = tuple(int(n) for n in meta.input_shape[:-1])
-    rng = np.random.default_rng(seed)
-    noise = rng.random((1, channels, *sizes))
-    pixels = ndimage.gaussian_filter(noise, (0, 0) + (2.0,) * spatial).astype(np.float32) * 100
+    if sample is not None:
+        pixels = _sample_crop(sample, channels, sizes)
+    else:
+        noise = np.random.default_rng(seed).random((1, channels, *sizes))
+        pixels = ndimage.gaussian_filter(noise, (0, 0) + (2.0,) * spatial).astype(np.float32) * 100
     batch = _normalized(pixels, meta.normalize)
     if meta.model_type.is_pixelwise:
         from scopeml.model.runtime import load_model
@@ -363,6 +379,34 @@ def _test_tensors(
         scores = ImageClassifier(path)._run(np.moveaxis(batch, 1, -1))
         result_last = np.asarray(scores, np.float32).reshape(1, -1)
     return np.ascontiguousarray(np.moveaxis(pixels, 1, -1)), result_last.astype(np.float32)
+
+
+def _sample_crop(sample: Any, channels: int, sizes: tuple[int, ...]) -> np.ndarray:
+    """The centre crop of ``sizes`` (``[Z] Y X``) of a real image as ``1 × C × …`` float32:
+    its first scene and time point, and for a 2-D model the middle plane of a stack."""
+    from scopeml.io import open_image
+
+    with open_image(sample) as image:
+        if image.sizes["C"] != channels:
+            raise InvalidRequestError(
+                f"the sample has {image.sizes['C']} channels; the model takes {channels}",
+                path=image.path,
+            )
+        axes = "ZYX"[-len(sizes) :]
+        region: dict[str, Any] = {"S": 0, "T": 0, "Z": image.sizes["Z"] // 2}
+        for axis, size in zip(axes, sizes, strict=True):
+            if image.sizes[axis] < size:
+                raise InvalidRequestError(
+                    f"the sample is {image.sizes[axis]} px along {axis}; the test input "
+                    f"needs {size} (a larger image, or a smaller test size)",
+                    path=image.path,
+                )
+            start = (image.sizes[axis] - size) // 2
+            region[axis] = slice(start, start + size)
+        pixels = image.read(**region)[0, 0].astype(np.float32)  # C × Z × Y × X
+    if not np.isfinite(pixels).all():
+        raise InvalidRequestError("the sample's crop holds NaN or infinite pixels", path=sample)
+    return (pixels if len(sizes) == 3 else pixels[:, 0])[None]
 
 
 def _normalized(pixels: np.ndarray, policy: str | None) -> np.ndarray:
@@ -522,6 +566,7 @@ def _input_tensor(meta: Any, graph: Any, root: Path, ids: tuple[str, ...], halo:
             bio.ChannelAxis(channel_names=channel_names),
         ],
         test_tensor=bio.FileDescr(source=root / "test_input.npy"),
+        sample_tensor=bio.FileDescr(source=root / SAMPLE) if (root / SAMPLE).exists() else None,
         preprocessing=_preprocessing(meta.normalize, ids),
     )
 
@@ -544,6 +589,9 @@ def _output_tensor(
         id=bio.TensorId("output"),
         axes=[bio.BatchAxis(size=batch), *space_out, bio.ChannelAxis(channel_names=classes)],
         test_tensor=bio.FileDescr(source=root / "test_output.npy"),
+        sample_tensor=bio.FileDescr(source=root / SAMPLE_OUTPUT)
+        if (root / SAMPLE_OUTPUT).exists()
+        else None,
     )
 
 
