@@ -31,16 +31,8 @@ SOURCE_KEY = "scopeml"
 
 
 def open_levels(path: str | os.PathLike[str], *, scene: int | None = None) -> list[sm.Image]:
-    """The pyramid levels of an image file, full resolution first (one level for CZI/PNG).
-
-    Examples
-    --------
-    >>> import tempfile, tifffile, numpy as np
-    >>> file = tempfile.mkdtemp() + "/a.tif"
-    >>> tifffile.imwrite(file, np.zeros((8, 8), np.uint8))
-    >>> [level.shape for level in open_levels(file)]
-    [(1, 1, 1, 1, 8, 8)]
-    """
+    """The pyramid levels napari shows of an image file (:func:`scopeml.io.registry.open_levels`),
+    down to one smaller than :data:`MIN_LEVEL_SIZE`; full resolution first."""
     from scopeml.io.registry import open_levels as opened
 
     return opened(path, scene=scene, smallest=MIN_LEVEL_SIZE, most=MAX_LEVELS)
