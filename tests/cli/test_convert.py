@@ -68,3 +68,16 @@ def test_labels_must_be_one_channel_of_integers_and_the_output_a_store(tmp_path,
     assert "float.tif" in first and "labels must be integers" in first
     assert "f.tif" in second and "name it f.ome.zarr" in second
     assert sorted(p.name for p in tmp_path.iterdir()) == ["float.tif"]  # nothing written
+
+
+def test_scene_names_carry_over(tmp_path, capsys) -> None:
+    from scopeml.io import Image, write_ome_zarr
+
+    pixels = np.arange(2 * 30 * 40, dtype=np.uint16).reshape(2, 1, 1, 1, 30, 40)
+    plate = Image(pixels)
+    plate.scene_names = ("B2", "B3")  # a CZI's wells, as its reader names them
+    store = write_ome_zarr(tmp_path / "plate.ome.zarr", plate)
+    with open_image(store) as back:
+        assert back.scene_names == ("B2", "B3")
+    assert main(["info", str(store), "--scene", "B3"]) == 0
+    assert "scenes: 1: 1 B3 (T=1 C=1 Z=1 Y=30 X=40)" in capsys.readouterr().out

@@ -99,11 +99,17 @@ def is_time_unit(unit: object) -> bool:
     return isinstance(unit, str) and unit.strip().lower() in _SECONDS
 
 
+#: Pixel sizes (µm) a microscope image can have: 0.1 nm (electron microscopy) to 1 cm (a
+#: slide scanner's overview); outside, the metadata is in another unit than it says.
+PLAUSIBLE_UM = (1e-4, 1e4)
+
+
 def checked_size(
     value: object, unit: str | None, axis: str, *, path: str, what: str = "pixel size"
 ) -> float | None:
     """:func:`to_micrometres` (or :func:`to_seconds` for ``T``), with one warning when the
-    metadata gives a number that is no size (≤ 0, NaN, ∞): that axis's size is then unknown.
+    metadata gives a number that is no size (≤ 0, NaN, ∞): that axis's size is then unknown;
+    and one when a pixel size lies outside :data:`PLAUSIBLE_UM` (kept: the file says so).
 
     Examples
     --------
@@ -117,6 +123,14 @@ def checked_size(
     """
     convert = to_seconds if axis == "T" else to_micrometres
     size = convert(value, unit)
+    if size is not None and axis != "T" and not PLAUSIBLE_UM[0] <= size <= PLAUSIBLE_UM[1]:
+        warnings.warn(
+            f"{path}: {axis} {what} {size:g} µm is outside {PLAUSIBLE_UM[0]:g}–"
+            f"{PLAUSIBLE_UM[1]:,g} µm (0.1 nm to 1 cm), so the µm columns of tables are off: "
+            "check the file's metadata (metres written where µm were meant?)",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
     if size is None and value is not None:
         try:
             number = float(value)  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def write_ome_zarr(
                 chunks=[block[a] for a in axes],
                 pixel_sizes=image.pixel_sizes,
                 channel_names=image.channel_names if "C" in axes else None,
-                name=path.name,
+                name=_scene_name(image, scene, path),
                 overwrite=True,
                 root=partial,
             )
@@ -105,6 +105,15 @@ def write_ome_zarr(
             root = zarr.open_group(str(partial), mode="r+")
             root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
     return path
+
+
+def _scene_name(image: Image, scene: int, path: Path) -> str:
+    """An image's NGFF name: its scene's name in the source (a CZI's well, ``B2``), which
+    :func:`~scopeml.io.omezarr.read_ome_zarr` gives back as the scene's name; else the
+    store's."""
+    names = getattr(image, "scene_names", ())
+    several = image.sizes["S"] > 1 and len(names) == image.sizes["S"]
+    return str(names[scene]) if several else path.name
 
 
 def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int],

@@ -365,10 +365,27 @@ def read_ome_zarr(
             )
         pairs = [_image_view(node[n], f"{path}/{n}", level, limits) for n in children]
         views, metas = [p[0] for p in pairs], [p[1] for p in pairs]
-    data = select_scene(views, scene, path=path)
+    scene_names = _scene_names([node] if len(views) == 1 else [node[n] for n in children])
+    data = select_scene(views, scene, path=path, names=scene_names)
     meta = metas[scene or 0]
     names = meta.channel_names if len(meta.channel_names) == data.shape[2] else None
-    return Image(data, pixel_sizes=meta.pixel_sizes, channel_names=names, path=path)
+    image = Image(data, pixel_sizes=meta.pixel_sizes, channel_names=names, path=path)
+    image.scene_names = scene_names
+    return image
+
+
+def _scene_names(groups: Sequence[Any]) -> tuple[str, ...]:
+    """The scenes' names: each image's NGFF ``name`` (``convert`` keeps a CZI's well names
+    there), where several images have names of their own (distinct); else none."""
+    names = []
+    for group in groups:
+        attrs = group.attrs.asdict()
+        multiscales = attrs.get("ome", attrs).get("multiscales") or [{}]
+        name = multiscales[0].get("name") if isinstance(multiscales[0], dict) else None
+        names.append(str(name) if isinstance(name, (str, int)) else "")
+    if len(names) < 2 or not all(names) or len(set(names)) < len(names):
+        return ()
+    return tuple(names)
 
 
 # ---------------------------------------------------------------------------- writing
