@@ -165,3 +165,22 @@ def test_labels_up_to_4096_px_open_as_one_editable_level(tmp_path):
     assert len(sm.io.registry.open_levels(store)) == 2  # the store has its levels …
     ((data, kwargs, kind),) = read_image(str(store))
     assert kind == "labels" and not kwargs["multiscale"] and data.shape == (1100, 1300)
+
+
+def test_a_label_stores_class_names_go_by_their_label_values(tmp_path):
+    import zarr
+
+    import scopeml as sm
+    from scopeml.io.omezarr import create_ome_zarr, mark_label_image
+    from scopeml.napari._reader import label_classes
+
+    path = tmp_path / "other.ome.zarr"  # another tool's labels: values 2 and 5 named
+    create_ome_zarr(path, shape=(8, 8), dtype="uint8", axes="YX", chunks=(8, 8))[:] = 5
+    group = zarr.open_group(str(path), mode="r+")
+    mark_label_image(group, ())
+    attrs = group.attrs.asdict()
+    attrs["ome"]["image-label"]["properties"] = [{"label-value": 5, "class": "x"},
+                                                 {"label-value": 2, "class": "y"}]  # fmt: skip
+    group.attrs.update(attrs)
+    with sm.open_image(path) as image:
+        assert label_classes(str(path), image) == ["", "y", "", "", "x"]

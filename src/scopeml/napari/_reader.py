@@ -246,8 +246,10 @@ def label_classes(path: str, image: Any, *, scene: int | None = None) -> list[st
         return None
     if not isinstance(label, dict):
         return None
-    properties = label.get("properties") or []
-    return [str(p.get("class", "")) for p in properties if isinstance(p, dict)]
+    named = {p.get("label-value"): str(p.get("class", "")) for p in label.get("properties") or []
+             if isinstance(p, dict)}  # fmt: skip
+    values = [v for v in named if isinstance(v, int) and 0 < v < 65536]
+    return [named.get(v, "") for v in range(1, max(values) + 1)] if values else []
 
 
 def _tiff_label_classes(path: str, scene: int | None) -> list[str] | None:
