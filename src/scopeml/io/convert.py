@@ -79,6 +79,7 @@ def write_ome_zarr(
     chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}
     block = {a: max(1, min(int(chunk_of[a]), sizes[a])) for a in axes}
     levels = levels_for(sizes["Y"], sizes["X"]) if levels is None else levels
+    method = method or ("mode" if labels else "mean")
     with atomic_write(path, folder=True) as partial:
         scenes = range(sizes["S"])
         for scene in scenes:
@@ -99,7 +100,6 @@ def write_ome_zarr(
             if labels:
                 mark_label_image(zarr.open_group(str(group), mode="r+"), ())
             if levels > 1:
-                method = method or ("mode" if labels else "mean")
                 write_pyramid(group, levels=levels, method=method, progress=progress)
         if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
             root = zarr.open_group(str(partial), mode="r+")

@@ -522,6 +522,32 @@ def mark_label_image(group: Any, classes: Sequence[str]) -> None:
     group.attrs["ome"] = ome
 
 
+def label_classes(path: str | Path) -> list[str] | None:
+    """The class names by label value (1, 2, …) of the NGFF image group at ``path``, as
+    :func:`mark_label_image` writes them (``[]``: object ids, or classes without names);
+    ``None``: not marked as labels."""
+    try:
+        attrs = zarr.open_group(str(path), mode="r").attrs.asdict()
+    except Exception:
+        return None
+    label = attrs.get("ome", attrs).get("image-label")
+    if not isinstance(label, dict):
+        return None
+    properties = [p for p in label.get("properties") or () if isinstance(p, dict)]
+    return by_value({p.get("label-value"): str(p.get("class", "")) for p in properties})
+
+
+def by_value(named: Mapping[Any, str]) -> list[str]:
+    """Names keyed by label value (ints, or their text) as a list from value 1, ``""`` where a
+    value has none; other keys, and values past 65535, are left out.
+
+    >>> by_value({5: "x", "2": "y", "bad": "z"})
+    ['', 'y', '', '', 'x']
+    """
+    values = {int(k): v for k, v in named.items() if str(k).isdigit() and 0 < int(k) < 65536}
+    return [values.get(v, "") for v in range(1, max(values, default=0) + 1)]
+
+
 def set_display_window(group: Any, end: float) -> None:
     """Set the ``omero`` display window of an image ``group``'s channels to ``0..end`` (a
     label image's ids, or its classes), so that a viewer shows them instead of the black of a

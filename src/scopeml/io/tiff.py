@@ -314,6 +314,7 @@ def ome_label_classes(xml: str, index: int) -> list[str] | None:
     ['bg', 'cell']
     """
     from scopeml.io.ometiff import LABELS_NAMESPACE
+    from scopeml.io.omezarr import by_value
 
     try:
         root = ET.fromstring(xml)
@@ -327,9 +328,7 @@ def ome_label_classes(xml: str, index: int) -> list[str] | None:
     refs = {ref.get("ID") for ref in images[index].iter(q("AnnotationRef"))}
     for note in root.iter(q("MapAnnotation")):
         if note.get("ID") in refs and note.get("Namespace") == LABELS_NAMESPACE:
-            pairs = {m.get("K"): m.text or "" for m in note.iter(q("M"))}
-            values = sorted(int(k) for k in pairs if k and k.isdigit() and int(k) < 65536)
-            return [pairs.get(str(v), "") for v in range(1, values[-1] + 1)] if values else []
+            return by_value({m.get("K"): m.text or "" for m in note.iter(q("M"))})
     return None
 
 

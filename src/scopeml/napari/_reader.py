@@ -236,20 +236,14 @@ def label_classes(path: str, image: Any, *, scene: int | None = None) -> list[st
         return None
     import zarr
 
+    from scopeml.io.omezarr import label_classes as classes_of
+
     try:
-        group = zarr.open_group(path, mode="r")
-        attrs = group.attrs.asdict()
-        if "multiscales" not in attrs.get("ome", attrs) and str(scene or 0) in group:
-            attrs = group[str(scene or 0)].attrs.asdict()  # several scenes
-        label = attrs.get("ome", attrs).get("image-label")
+        attrs = zarr.open_group(path, mode="r").attrs.asdict()
     except Exception:
         return None
-    if not isinstance(label, dict):
-        return None
-    named = {p.get("label-value"): str(p.get("class", "")) for p in label.get("properties") or []
-             if isinstance(p, dict)}  # fmt: skip
-    values = [v for v in named if isinstance(v, int) and 0 < v < 65536]
-    return [named.get(v, "") for v in range(1, max(values) + 1)] if values else []
+    one_image = "multiscales" in attrs.get("ome", attrs)  # else scenes: the scene's image
+    return classes_of(path if one_image else os.path.join(path, str(scene or 0)))
 
 
 def _tiff_label_classes(path: str, scene: int | None) -> list[str] | None:

@@ -845,17 +845,6 @@ def _publish(
     return result
 
 
-def _classes(group: Path) -> list[str] | None:
-    """An output's class names by label value, from its NGFF ``image-label`` (``[]``: object
-    ids); ``None`` for an output that is not labels (probabilities), for its OME-TIFF copy."""
-    from scopeml.analysis.inputs import image_label
-
-    label = image_label(group)
-    if label is None:
-        return None
-    return [str(p.get("class", "")) for p in label.get("properties") or () if isinstance(p, dict)]
-
-
 def _lower_levels(group: Path) -> list[Any]:
     """The arrays of an output's lower resolutions (:func:`_add_levels`), for its copy."""
     from scopeml.io.omezarr import level_count, open_ome_zarr_array
@@ -874,6 +863,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
     to it, with the array's axes, pixel sizes and channel names (a single-channel output's
     channel is named after it); the copies equal the arrays."""
     from scopeml.io import open_image, open_ome_zarr_array, write_ome_tiff
+    from scopeml.io.omezarr import label_classes
 
     paths = []
     for name in names:
@@ -889,6 +879,6 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
             channels = list(image.channel_names) if "C" in axes else [name]
         write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
                        levels=_lower_levels(output / name),
-                       labels=_classes(output / name))  # fmt: skip
+                       labels=label_classes(output / name))  # fmt: skip
         paths.append(target)
     return paths
