@@ -108,7 +108,7 @@ def test_missing_table_and_settings_files_are_scopeml_errors_and_file_not_found(
     ("segmenter", "said"),
     [
         ({"model": "nuclei"}, "classes[0].segmenter: no kind: key; give one of threshold, model"),
-        ({"kind": "modle"}, "kind: 'modle' is not one of threshold, model, instances (did you "),
+        ({"kind": "modle"}, "kind: 'modle' is not one of threshold, model, instances, grow (did "),
     ],
 )
 def test_a_segmenters_kind_missing_or_misspelt_is_said_with_the_kinds(tmp_path, segmenter, said):

@@ -101,7 +101,7 @@ def test_init_writes_a_commented_example_that_validates(tmp_path: Path) -> None:
     text = target.read_text()
     assert text == EXAMPLE_SETTINGS and text.count("#") > 10
     settings = load_settings(target)
-    assert [c.name for c in settings.ordered()] == ["cell", "nucleus", "spot"]
+    assert [c.name for c in settings.ordered()] == ["cell", "nucleus", "spot", "cytoplasm"]
     assert main(["analyze", "init", str(target)]) == 2  # never overwrites
     other = tmp_path / "sub.yaml"  # -o names the file too, as a user may take it to
     assert main(["analyze", "init", "-o", str(other)]) == 0 and other.read_text() == text

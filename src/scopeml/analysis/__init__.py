@@ -8,6 +8,7 @@ from scopeml.analysis.runner import AnalysisResult, collect_images, run_analysis
 from scopeml.analysis.settings import (
     AnalysisSettings,
     ClassSettings,
+    GrowSegmenter,
     InstancesSegmenter,
     InvalidSettingsError,
     Measurements,
@@ -27,6 +28,7 @@ __all__ = [
     "AnalysisResult",
     "AnalysisSettings",
     "ClassSettings",
+    "GrowSegmenter",
     "InstancesSegmenter",
     "InvalidSettingsError",
     "Measurements",

@@ -19,11 +19,11 @@ import yaml
 
 from scopeml import safe_yaml
 from scopeml.analysis.settings import (
+    MODEL_SEGMENTERS,
     AnalysisSettings,
     ClassSettings,
     InstancesSegmenter,
     InvalidSettingsError,
-    ThresholdSegmenter,
     _dotted,
     _locate,
 )
@@ -89,7 +89,7 @@ def open_resources(
     for index, cls in enumerate(settings.classes):
         seg = cls.segmenter
         where = ("classes", index, "segmenter")
-        if not isinstance(seg, ThresholdSegmenter):
+        if isinstance(seg, MODEL_SEGMENTERS):
             loc = (*where, "model")
             path, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
             _check_kind(opened, "model", seg.model, source, loc, base, confinement)
@@ -231,7 +231,7 @@ def check_settings_files(
     confinement = Confinement.of(allowed_roots)
     for index, cls in enumerate(settings.classes):
         seg = cls.segmenter
-        if not isinstance(seg, ThresholdSegmenter):
+        if isinstance(seg, MODEL_SEGMENTERS):
             loc = ("classes", index, "segmenter", "model")
             _, opened = _settings_file(seg.model, "model", source, loc, base, confinement)
             _check_kind(opened, "model", seg.model, source, loc, base, confinement)

@@ -32,7 +32,7 @@ memory_mb: 512
 classes:
   - name: cell
     segmenter:
-      kind: threshold         # threshold | model | instances
+      kind: threshold         # threshold | model | instances | grow
       channel: C1
       method: otsu            # fixed (with value: ...) | otsu | li | triangle
       sigma: 2.0              # Gaussian smoothing before thresholding (0 = none)
@@ -91,6 +91,20 @@ classes:
         max_size: 500
     measurements:
       shape: false
+
+  - name: cytoplasm
+    parent: cell
+    segmenter:
+      kind: grow              # each nucleus grown into the cell around it, keeping its id
+      seeds: nucleus          # the class it grows from (segmented first)
+      distance: 30            # pixels at most from its nucleus
+      within:                 # only over these pixels of a cell stain, touching cells meeting
+        channel: C1           #   at its dim line between them (without within: halfway
+        method: otsu          #   between the nuclei; a membrane stain: dark: true)
+        sigma: 2.0
+      exclude_seeds: true     # the ring around the nucleus (its cytoplasm), not the whole cell
+    measurements:
+      intensity: [C0, C1]     # cytoplasm/nucleus ratios: join the tables on object_id
 
 # What to write besides one table per class (CSV; Parquet too when pyarrow is installed).
 outputs:

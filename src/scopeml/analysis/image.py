@@ -45,13 +45,13 @@ from scopeml.analysis.outputs import (
 from scopeml.analysis.plane import EngineIds
 from scopeml.analysis.segment import segment_class
 from scopeml.analysis.settings import (
+    MODEL_SEGMENTERS,
     AnalysisSettings,
     ClassSettings,
     InstancesSegmenter,
     RemoveBorder,
     RemoveLarge,
     RemoveSmall,
-    ThresholdSegmenter,
 )
 from scopeml.analysis.tables import measure_plane
 from scopeml.errors import InvalidImageError, find_stack_level
@@ -382,6 +382,7 @@ def _analyze(
             labels[cls.name] = segment_class(
                 cls, channels, model_labels=plane,
                 class_values=resources.class_values.get(cls.name), region=region,
+                seeds=_seeds_of(cls, labels),
             )  # fmt: skip
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -458,7 +459,7 @@ def _analyze_plane_tiled(
                     cls, lazy, None if in_memory else scratch / cls.name, tile_size=tile,
                     parent=parent, model_labels=engine, class_value=value,
                 )  # fmt: skip
-            else:  # the documented exception: watershed split, CRF, mask steps on instances
+            else:  # the documented exception: watershed split, CRF, mask steps on instances, grow
                 if not in_memory:
                     _warn_whole_plane(cls, name, views[0].shape, needed, settings.memory_mb)
                 if whole is None:
@@ -468,6 +469,7 @@ def _analyze_plane_tiled(
                     cls, whole, model_labels=plane,
                     class_values=resources.class_values.get(cls.name),
                     region=None if parent is None else np.asarray(parent[...]),
+                    seeds=_seeds_of(cls, labels),
                 )  # fmt: skip
             if stores is not None and in_memory:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -483,6 +485,12 @@ def _analyze_plane_tiled(
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _seeds_of(cls: ClassSettings, labels: Mapping[str, Any]) -> np.ndarray | None:
+    """A ``grow`` class's seeds: the labels of the class it grows from, read whole."""
+    name = getattr(cls.segmenter, "seeds", None)
+    return None if name is None else np.asarray(labels[name][...])
 
 
 def _overview_of_tiles(
@@ -513,7 +521,7 @@ def _warn_whole_plane(
 
     kept = (RemoveSmall, RemoveLarge, RemoveBorder)  # drop whole objects: not the reason
     steps = [type(s).__name__ for s in cls.post if not isinstance(s, kept)]
-    why = ", ".join(sorted(set(steps))) or type(cls.segmenter).__name__
+    why = ", ".join(sorted(set(steps))) or f"kind: {cls.segmenter.kind}"
     warnings.warn(
         f"{image}: class {cls.name!r} runs on its whole {'×'.join(map(str, shape))} plane in "
         f"memory ({why}): about {needed // 2**20} MB, over memory_mb {memory_mb}",
@@ -675,7 +683,7 @@ def _run_models(
     found: dict[str, list[EngineOutput]] = {}
     for cls in settings.classes:
         seg = cls.segmenter
-        if isinstance(seg, ThresholdSegmenter):
+        if not isinstance(seg, MODEL_SEGMENTERS):
             continue
         model = resources.models[cls.name]
         # a model's working memory grows with its tile and every worker process holds one:

@@ -13,8 +13,9 @@ before labelling do not keep earlier object ids (a closing that joins two object
 An ``instances`` class reads ``segment``'s instances (made tile by tile by
 :mod:`scopeml.objects.instances`), cut to the parent's objects tile by tile, and goes tile by
 tile when its post steps are area filters only (ids kept; an instance over several parents
-is split, one object per parent). Watershed split, the dense CRF and
-mask steps on instances depend on whole objects: such a class is computed on the whole plane
+is split, one object per parent). Watershed split, the dense CRF, mask steps on instances
+and ``grow`` (whose flooding order is the whole plane's) depend on whole objects: such a class
+is computed on the whole plane
 (:func:`segment.segment_class`) — the documented exception whose memory grows with the plane
 (announced by a warning when the plane does not fit ``memory_mb``).
 An automatic threshold's level comes from all the parent's objects together, or with ``scope:
@@ -39,6 +40,7 @@ from scopeml.analysis.settings import (
     ClassSettings,
     Closing,
     FillHoles,
+    GrowSegmenter,
     InstancesSegmenter,
     Opening,
     RemoveBorder,
@@ -90,6 +92,8 @@ def tileable(cls: ClassSettings) -> bool:
     >>> tileable(ClassSettings(name="c", segmenter=ThresholdSegmenter(channel="a")))
     True
     """
+    if isinstance(cls.segmenter, GrowSegmenter):
+        return False  # the stain's flooding order is the whole plane's
     if isinstance(cls.segmenter, InstancesSegmenter):
         return all(isinstance(step, _OBJECT_STEPS) for step in cls.post)
     return all(isinstance(step, _MASK_STEPS + _OBJECT_STEPS) for step in cls.post)

@@ -43,8 +43,8 @@ from scopeml.analysis.model_files import files_identity, resource_paths, same_co
 from scopeml.analysis.results_lock import LOCK, results_lock
 from scopeml.analysis.resume import left_out_images, left_out_warning, settings_change
 from scopeml.analysis.settings import (
+    MODEL_SEGMENTERS,
     AnalysisSettings,
-    ThresholdSegmenter,
     check_file_axes,
     dump_settings,
     load_settings,
@@ -548,7 +548,7 @@ def default_workers(settings: AnalysisSettings, images: Sequence[Path] = ()) -> 
         available = psutil.virtual_memory().available
     except ImportError:  # psutil comes with dask; without it, the free pages
         available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    model = any(not isinstance(c.segmenter, ThresholdSegmenter) for c in settings.classes)
+    model = any(isinstance(c.segmenter, MODEL_SEGMENTERS) for c in settings.classes)
     per_worker = (settings.memory_mb + WORKER_BASE_MB + model * MODEL_WORKER_MB) * 2**20
     workers = min(cores or 1, available // per_worker)
     if images:
@@ -787,7 +787,7 @@ def _files_expected(settings: AnalysisSettings) -> list[str]:
 def _names_files(settings: AnalysisSettings) -> bool:
     """Whether the settings name a model or a classifier file (their results depend on it)."""
     return any(
-        not isinstance(c.segmenter, ThresholdSegmenter) or c.classifier is not None
+        isinstance(c.segmenter, MODEL_SEGMENTERS) or c.classifier is not None
         for c in settings.classes
     )
 

@@ -26,6 +26,7 @@ from scopeml.analysis.settings import (
     Closing,
     Crf,
     FillHoles,
+    GrowSegmenter,
     InstancesSegmenter,
     ModelSegmenter,
     Opening,
@@ -188,6 +189,33 @@ def _split(labels: np.ndarray, parents: np.ndarray | None) -> np.ndarray:
     return np.asarray(split_by_parent(labels, parents, None, tile_size=max(labels.shape)))
 
 
+def _grow(
+    seg: GrowSegmenter,
+    channels: dict[str, np.ndarray],
+    seeds: np.ndarray,
+    parents: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A ``grow`` class's objects, inside its parent's objects, and the stain that guided them."""
+    from scopeml.objects.grow import grow_objects
+
+    stain, mask = None, None if parents is None else np.asarray(parents) > 0
+    if seg.within is not None:
+        stain = channels[seg.within.channel]
+        found = threshold_mask(stain, seg.within, parents)
+        mask = found if mask is None else found & mask
+        if seg.within.sigma > 0:  # the smoothed stain's dim lines, as its threshold saw it
+            from scopeml.analysis.tiled import smooth_finite
+
+            stain = smooth_finite(np.asarray(stain), seg.within.sigma)
+    labels = grow_objects(
+        seeds, seg.distance, mask=mask, intensity=stain,
+        dark=seg.within is not None and seg.within.dark,
+        parents=None if parents is None or np.asarray(parents).dtype == bool else parents,
+        exclude_seeds=seg.exclude_seeds,
+    )  # fmt: skip
+    return labels, stain
+
+
 def _mask_step(mask: np.ndarray, step: object, guide: np.ndarray | None) -> np.ndarray:
     if isinstance(step, FillHoles):
         return fill_holes(mask)
@@ -243,6 +271,7 @@ def segment_class(
     model_labels: np.ndarray | None = None,
     class_values: tuple[int, int | None] | None = None,
     region: np.ndarray | None = None,
+    seeds: np.ndarray | None = None,
 ) -> np.ndarray:
     """Instance labels of one class on one plane: its segmenter, then its post steps.
 
@@ -260,6 +289,8 @@ def segment_class(
     region
         The parent's objects: its labels, or a mask unless a threshold is ``per_parent``
         (``None`` for a root class).
+    seeds
+        For ``grow``: the seeds class's labels of this plane.
 
     Examples
     --------
@@ -274,6 +305,10 @@ def segment_class(
     if isinstance(seg, ThresholdSegmenter):
         labels = label_in_parents(threshold_mask(channels[seg.channel], seg, parents), parents)
         guide = channels[seg.channel]
+    elif isinstance(seg, GrowSegmenter):
+        if seeds is None:
+            raise ValueError(f"class {cls.name!r} needs the {seg.seeds!r} objects of this plane")
+        labels, guide = _grow(seg, channels, seeds, parents)
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
             raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")

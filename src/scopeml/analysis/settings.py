@@ -50,8 +50,10 @@ from scopeml.post.steps import MAX_BALL_RADIUS, MAX_DISTANCE, MAX_SIGMA, size_pr
 from scopeml.tiling.size import scale_value
 
 __all__ = [
+    "MODEL_SEGMENTERS",
     "AnalysisSettings",
     "ClassSettings",
+    "GrowSegmenter",
     "Inputs",
     "InstancesSegmenter",
     "InvalidSettingsError",
@@ -252,9 +254,39 @@ class InstancesSegmenter(_Strict):
         )  # fmt: skip
 
 
+class GrowSegmenter(_Strict):
+    """Each object of another class (``seeds``: nuclei) grown into one object of this class
+    with the seed's id (its cell; :func:`~scopeml.objects.grow.grow_objects`): at most
+    ``distance`` pixels, within ``within``'s foreground (a threshold of a cell stain) and along
+    that stain where given, else to the nearest seed; CellProfiler's secondary objects.
+    ``exclude_seeds``: the ring around each seed (its cytoplasm)."""
+
+    kind: Literal["grow"] = "grow"
+    seeds: str = Field(min_length=1, description="the class whose objects grow (segmented first)")
+    distance: Annotated[float, _within("distance", MAX_DISTANCE)] = Field(
+        10.0, gt=0, description="pixels an object grows at most from its seed"
+    )
+    within: ThresholdSegmenter | None = Field(
+        None, description="grow only over this threshold's pixels of a cell stain, cells "
+        "meeting at the stain's dim line between them (without: halfway between the seeds)",
+    )  # fmt: skip
+    exclude_seeds: bool = Field(
+        False, description="the ring around each seed (its cytoplasm), not the whole cell"
+    )
+
+
 Segmenter = Annotated[
-    ThresholdSegmenter | ModelSegmenter | InstancesSegmenter, Field(discriminator="kind")
+    ThresholdSegmenter | ModelSegmenter | InstancesSegmenter | GrowSegmenter,
+    Field(discriminator="kind"),
 ]
+
+#: The segmenters that run a model (``segmenter.model`` names it).
+MODEL_SEGMENTERS = (ModelSegmenter, InstancesSegmenter)
+
+
+def _threshold_of(seg: Any) -> ThresholdSegmenter | None:
+    """A segmenter's threshold: its own, or the one a ``grow`` grows within."""
+    return seg if isinstance(seg, ThresholdSegmenter) else getattr(seg, "within", None)
 
 
 class Crf(_Strict):
@@ -341,7 +373,8 @@ class ClassSettings(_Strict):
 
     @model_validator(mode="after")
     def _per_parent_needs_a_parent(self) -> ClassSettings:
-        scope = getattr(self.segmenter, "scope", "pooled")
+        threshold = _threshold_of(self.segmenter)
+        scope = "pooled" if threshold is None else threshold.scope
         if scope == "per_parent" and self.parent is None:
             raise ValueError(
                 f"class {self.name!r}: 'scope: per_parent' thresholds each parent object on "
@@ -655,23 +688,18 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
 
     @model_validator(mode="after")
     def _check_tree(self) -> AnalysisSettings:
+        from scopeml.errors import did_you_mean
+
         names = [c.name for c in self.classes]
         self._check_class_names()
-        parents = {c.name: c.parent for c in self.classes}
         for index, cls in enumerate(self.classes):
-            if cls.parent is not None and cls.parent not in parents:
-                raise _TreeError(
-                    f"parent {cls.parent!r} is not a class (classes: {', '.join(names)})",
-                    ("classes", index, "parent"),
-                )
-            path, node = [cls.name], cls.parent
-            while node is not None:
-                if node in path:
-                    cycle = " → ".join([*path[path.index(node) :], node])
-                    raise _TreeError(f"the class tree has a cycle: {cycle}",
-                                     ("classes", index, "parent"))  # fmt: skip
-                path.append(node)
-                node = parents[node]
+            for key, name in _dependencies(cls):
+                if name not in names:
+                    raise _TreeError(
+                        f"{key.split('.')[-1]} {name!r} is not a class (classes: {', '.join(names)})"
+                        f"{did_you_mean(name, names)}", ("classes", index, *key.split(".")),
+                    )  # fmt: skip
+        self._check_cycles()
         known = set(self.channels)
         self._check_aliases()
         for index, cls in enumerate(self.classes):
@@ -684,6 +712,17 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                     )
         self._check_measured_names()
         return self
+
+    def _check_cycles(self) -> None:
+        """Refuse a class that is its own ancestor, or grows from its own objects (through
+        its parents' and seeds' classes)."""
+        needs = {c.name: depends_on(c) for c in self.classes}
+        for index, cls in enumerate(self.classes):
+            for key, first in _dependencies(cls):
+                path = _path_between(needs, first, cls.name)
+                if path is not None:
+                    raise _TreeError(f"the class tree has a cycle: {' → '.join([cls.name, *path])}",
+                                     ("classes", index, *key.split(".")))  # fmt: skip
 
     def _check_aliases(self) -> None:
         """Refuse an alias of no input channel, and a name that would read one file channel
@@ -764,13 +803,14 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
             raise _TreeError(problem, loc)
 
     def ordered(self) -> list[ClassSettings]:
-        """The classes with every parent before its children."""
+        """The classes with every parent before its children, and a ``grow`` class's seeds
+        before it."""
         done: list[ClassSettings] = []
         names: set[str] = set()
         todo = list(self.classes)
         while todo:
             for cls in todo:
-                if cls.parent is None or cls.parent in names:
+                if set(depends_on(cls)) <= names:
                     done.append(cls)
                     names.add(cls.name)
                     todo.remove(cls)
@@ -780,6 +820,33 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
     def children(self, name: str | None) -> list[ClassSettings]:
         """The classes whose parent is ``name`` (``None``: the roots)."""
         return [c for c in self.classes if c.parent == name]
+
+
+def _dependencies(cls: ClassSettings) -> list[tuple[str, str]]:
+    """The classes ``cls`` is segmented after, by the key naming them: its ``parent`` and a
+    ``grow`` segmenter's ``segmenter.seeds``."""
+    found = [] if cls.parent is None else [("parent", cls.parent)]
+    if isinstance(cls.segmenter, GrowSegmenter):
+        found.append(("segmenter.seeds", cls.segmenter.seeds))
+    return found
+
+
+def _path_between(needs: Mapping[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """Classes from ``start`` to ``goal`` (both included), each needing the next; ``None``."""
+    paths, seen = [[start]], set()
+    while paths:
+        path = paths.pop()
+        if path[-1] == goal:
+            return path
+        if path[-1] not in seen:
+            seen.add(path[-1])
+            paths += [[*path, name] for name in needs[path[-1]]]
+    return None
+
+
+def depends_on(cls: ClassSettings) -> list[str]:
+    """The classes segmented before ``cls``: it needs their objects."""
+    return [name for _, name in _dependencies(cls)]
 
 
 def _clash_reason(a: str, b: str) -> str:
@@ -800,6 +867,9 @@ def _channels_of(cls: ClassSettings) -> list[tuple[tuple[Any, ...], str]]:
     found: list[tuple[tuple[Any, ...], str]] = []
     if isinstance(seg, ThresholdSegmenter):
         found.append((("segmenter", "channel"), seg.channel))
+    elif isinstance(seg, GrowSegmenter):
+        if seg.within is not None:
+            found.append((("segmenter", "within", "channel"), seg.within.channel))
     else:
         found += [(("segmenter", "channels", i), c) for i, c in enumerate(seg.channels)]
     for i, c in enumerate(cls.measurements.intensity or ()):
@@ -1089,9 +1159,9 @@ def _tag_problem(ctx: Mapping[str, Any]) -> str:
     Examples
     --------
     >>> _tag_problem({"discriminator": "'kind'"})
-    'no kind: key; give one of threshold, model, instances'
+    'no kind: key; give one of threshold, model, instances, grow'
     >>> _tag_problem({"discriminator": "'kind'", "tag": "modle"})
-    "kind: 'modle' is not one of threshold, model, instances (did you mean 'model'?)"
+    "kind: 'modle' is not one of threshold, model, instances, grow (did you mean 'model'?)"
     """
     from scopeml.errors import did_you_mean
 

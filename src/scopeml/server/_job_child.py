@@ -752,13 +752,13 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     """
     from scopeml.analysis.check import open_resources
     from scopeml.analysis.image import open_scenes_analysed
-    from scopeml.analysis.settings import ThresholdSegmenter, load_settings
+    from scopeml.analysis.settings import MODEL_SEGMENTERS, load_settings
     from scopeml.errors import InvalidRequestError
     from scopeml.server.limits import job_pixels, magnification
     from scopeml.tiling.size import auto_scale, default_scale, is_auto
 
     settings = load_settings(task["settings"])
-    models = [c for c in settings.classes if not isinstance(c.segmenter, ThresholdSegmenter)]
+    models = [c for c in settings.classes if isinstance(c.segmenter, MODEL_SEGMENTERS)]
     if not any(is_auto(c.segmenter.scale) or c.segmenter.scale is None for c in models):
         return  # no auto: counted at submit
     resources = open_resources(

@@ -207,10 +207,10 @@ def _link_out(path: Path, root: Path, confinement: Confinement) -> str:
 
 def _opens_files(settings: AnalysisSettings) -> bool:
     """Whether the settings name a model or a classifier (a threshold class opens no file)."""
-    from scopeml.analysis.settings import ThresholdSegmenter
+    from scopeml.analysis.settings import MODEL_SEGMENTERS
 
     return any(
-        not isinstance(c.segmenter, ThresholdSegmenter) or c.classifier is not None
+        isinstance(c.segmenter, MODEL_SEGMENTERS) or c.classifier is not None
         for c in settings.classes
     )
 

@@ -1,0 +1,148 @@
+"""Cells grown from their nuclei (``kind: grow``, CellProfiler's secondary objects): each
+nucleus becomes the one cell around it, with its id; touching cells meet at their stain's dim
+line, or halfway between the nuclei without a stain."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scopeml.analysis import AnalysisSettings, run_analysis
+from scopeml.analysis.settings import InvalidSettingsError, parse_settings
+from scopeml.io import open_image
+from scopeml.objects.grow import grow_objects
+from tests.analysis.conftest import write_image
+
+
+def two_touching_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DAPI and a cell stain (``uint16``) of two cells touching at column 64 (a dim line there)
+    whose nuclei are not symmetric about it (halfway between them is column 60), a lone cell,
+    and a nucleus without stain; and the true cells (ids 1, 2, 3 as the nuclei's raster order)."""
+    yy, xx = np.mgrid[:96, :144]
+    truth = np.zeros((96, 144), np.int32)
+    truth[16:80, 20:64], truth[16:80, 64:108] = 1, 2
+    truth[(yy - 48) ** 2 + (xx - 128) ** 2 < 12**2] = 3
+    stain = np.where(truth > 0, 1000.0, 100.0)
+    stain[16:80, 63:65] = 250  # the membrane between cells 1 and 2: dimmer than cytoplasm
+    dapi = np.full(truth.shape, 100.0)
+    for y, x in ((48, 40), (48, 80), (48, 128), (88, 8)):  # the last: no cell stain there
+        dapi[(yy - y) ** 2 + (xx - x) ** 2 < 7**2] = 2000
+    noise = np.random.default_rng(0).normal(0, 10, (2, *truth.shape))
+    pixels = np.clip(np.stack([dapi, stain]) + noise, 0, None).astype(np.uint16)
+    return pixels[0], pixels[1], truth
+
+
+def settings(**grow: object) -> AnalysisSettings:
+    within = {"channel": "GFP", "method": "otsu"}
+    return AnalysisSettings.model_validate({
+        "channels": ["DAPI", "GFP"], "tile_size": 32, "classes": [
+            # listed before its seeds' class: segmented after it all the same
+            {"name": "cell", "segmenter": {"kind": "grow", "seeds": "nucleus", "distance": 60,
+                                           "within": within, **grow}},
+            {"name": "nucleus", "segmenter": {"kind": "threshold", "channel": "DAPI",
+                                              "method": "otsu"}}]})  # fmt: skip
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_each_nucleus_grows_into_its_cell_split_at_the_stains_dim_line(tmp_path: Path) -> None:
+    dapi, stain, truth = two_touching_cells()
+    image = write_image(tmp_path / "img.ome.tif", np.stack([dapi, stain]))
+    stores = []
+    for budget in (0, 512):  # out of core (the whole-plane exception) and in memory
+        out = tmp_path / f"mb{budget}"
+        result = run_analysis(settings().model_copy(update={"memory_mb": budget}), [image], out)
+        folder = out / "images" / "img"
+        cells = open_image(folder / "cell.ome.zarr").read()[0, 0, 0, 0]
+        nuclei = open_image(folder / "nucleus.ome.zarr").read()[0, 0, 0, 0]
+        stores.append(cells)
+    np.testing.assert_array_equal(stores[0], stores[1])
+    assert result.counts["img"] == {"cell": 4, "nucleus": 4}
+    for k in (1, 2, 3):
+        assert iou(cells == k, truth == k) > 0.95  # the dim line, not halfway (column 60)
+    assert ((nuclei > 0) <= (cells == nuclei)).all()  # each nucleus wholly in its own cell
+    assert (cells == 4).sum() == (nuclei == 4).sum()  # no stain: the cell is its nucleus
+    table = pd.read_csv(out / "tables" / "cell.csv")
+    assert table["object_id"].tolist() == [1, 2, 3, 4]  # cell k is nucleus k's
+    dapi_stain = "intensity_mean_GFP"
+    assert (table[dapi_stain].iloc[:3] > 900).all() and table[dapi_stain].iloc[3] < 200
+
+
+def test_without_a_stain_cells_meet_halfway_and_stop_at_the_distance() -> None:
+    from scipy import ndimage as ndi
+
+    dapi, _, truth = two_touching_cells()
+    nuclei = ndi.label(dapi > 1000)[0].astype(np.int32)  # row 48: columns 34–46 and 74–86
+    cells = grow_objects(nuclei, 20)
+    assert (cells[48, 47:60] == 1).all() and (cells[48, 61:74] == 2).all()  # halfway: 60
+    assert iou(cells == 1, truth == 1) < 0.9  # which is not where the cells meet
+    near = grow_objects(nuclei, 10)
+    assert (near[48, 47:57] == 1).all() and (near[48, 57:64] == 0).all()
+    far = ndi.distance_transform_edt(nuclei == 0)
+    assert (far[near > 0] <= 10).all() and (near[far <= 10] > 0).all()
+    ring = grow_objects(nuclei, 20, exclude_seeds=True)
+    assert ((ring > 0) == ((cells > 0) & (nuclei == 0))).all()
+    assert (ring[ring > 0] == cells[ring > 0]).all()
+
+
+def test_cells_stay_in_their_nucleus_parent_object() -> None:
+    seeds = np.zeros((10, 20), np.int32)
+    seeds[5, 3], seeds[5, 16] = 1, 2
+    parents = np.zeros((10, 20), np.int32)
+    parents[:, :8], parents[:, 8:] = 1, 2  # seed 1 is nearer column 8: flooded, it stays left
+    cells = grow_objects(seeds, 30, parents=parents)
+    assert (cells[:, :8] == 1).all() and (cells[:, 8:] == 2).all()
+
+
+def test_a_cytoplasm_ring_and_a_z_stack(tmp_path: Path) -> None:
+    dapi, stain, _ = two_touching_cells()
+    stack = np.stack([np.stack([dapi] * 3), np.stack([stain] * 3)])  # C×Z×Y×X
+    image = tmp_path / "stack.ome.tif"
+    import tifffile
+
+    tifffile.imwrite(image, stack, ome=True,
+                     metadata={"axes": "CZYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    out = tmp_path / "out"
+    run_analysis(settings(exclude_seeds=True), [image], out)
+    folder = out / "images" / "stack"
+    rings = open_image(folder / "cell.ome.zarr").read()[0, 0, 0]
+    nuclei = open_image(folder / "nucleus.ome.zarr").read()[0, 0, 0]
+    assert rings.shape == (3, 96, 144)
+    assert not ((rings > 0) & (nuclei > 0)).any()
+    assert sorted(np.unique(rings))[1:] == [1, 2, 3]  # nucleus 4 has no stain: no ring
+    table = pd.read_csv(out / "tables" / "cell.csv")
+    assert (table["intensity_mean_DAPI"] < 200).all()  # cytoplasm only: no DAPI
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            {"seeds": "nucleu"},
+            "segmenter.seeds: seeds 'nucleu' is not a class (classes: cell, nucleus) (did you "
+            "mean 'nucleus'?)",
+        ),
+        ({"seeds": "cell"}, "the class tree has a cycle: cell → cell"),
+        ({"distance": 0}, "distance"),
+        ({"within": {"channel": "RFP"}}, "channel 'RFP' is not an input channel"),
+    ],
+)
+def test_bad_grow_settings_say_what_is_wrong(change: dict[str, object], said: str) -> None:
+    blob = settings().model_dump(mode="json", by_alias=True)
+    blob["classes"][0]["segmenter"].update(change)
+    with pytest.raises(InvalidSettingsError, match=re.escape(said)):
+        parse_settings(blob)
+
+
+def test_a_nucleus_cannot_be_the_child_of_the_cell_it_grows() -> None:
+    blob = settings().model_dump(mode="json", by_alias=True)
+    blob["classes"][1]["parent"] = "cell"
+    said = r"classes\[0\]\.segmenter\.seeds: the class tree has a cycle: cell → nucleus → cell"
+    with pytest.raises(InvalidSettingsError, match=said):
+        parse_settings(blob)
