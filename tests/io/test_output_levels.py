@@ -100,8 +100,12 @@ def test_objects_post_and_analysis_label_stores_get_levels(pixels, tmp_path):
     _check_levels(post, "mode")
     stores = LabelStores(tmp_path, ["nucleus"], scenes=[sm.Image(classes)], tile_size=256)
     stores.write("nucleus", 0, 0, objects.read()[0, 0, 0, 0].astype(np.int32))
-    stores.finish()
+    stores.finish(ome_tiff=True)
     _check_levels(tmp_path / "nucleus.ome.zarr", "mode")
+    with tifffile.TiffFile(tmp_path / "nucleus.ome.tif") as tiff:  # the copy: pyramidal too
+        copies = [level.asarray() for level in tiff.series[0].levels]
+    levels = _levels(tmp_path / "nucleus.ome.zarr")
+    assert len(copies) == len(levels) > 1 and all(map(np.array_equal, copies, levels))
 
 
 def test_a_small_output_has_one_level(tmp_path):

@@ -90,8 +90,6 @@ class LabelStores:
         OME-Zarr 0.5 (Fiji's Bio-Formats)."""
         import zarr
 
-        from scopeml.io import open_image
-        from scopeml.io.ometiff import write_ome_tiff
         from scopeml.io.omezarr import set_display_window
         from scopeml.io.pyramid import add_levels
 
@@ -101,9 +99,27 @@ class LabelStores:
                 set_display_window(zarr.open_group(str(group), mode="r+"), largest)
                 add_levels(group, "mode")  # a viewer shows a huge one whole from a small level
             if ome_tiff:
-                store = groups[0] if len(groups) == 1 else groups[0].parent
-                with open_image(store) as labels:
-                    write_ome_tiff(store.with_name(f"{name}.ome.tif"), labels, labels=())
+                self._copy(name, groups)
+
+    @staticmethod
+    def _copy(name: str, groups: list[Path]) -> None:
+        """``CLASS.ome.tif`` beside the store: pyramidal for one scene (its levels as each
+        plane's sub-resolutions); several scenes are copied at full resolution only."""
+        from scopeml.io import open_image, open_ome_zarr_array
+        from scopeml.io.ometiff import write_ome_tiff
+        from scopeml.io.pyramid import lower_levels
+
+        store = groups[0] if len(groups) == 1 else groups[0].parent
+        target = store.with_name(f"{name}.ome.tif")
+        with open_image(store) as labels:
+            if len(groups) > 1:
+                write_ome_tiff(target, labels, labels=())
+                return
+            array = open_ome_zarr_array(store, mode="r")
+            axes = "".join(str(a) for a in array.metadata.dimension_names).upper()
+            sizes = {a: v for a, v in labels.pixel_sizes.items() if a in axes and v}
+            write_ome_tiff(target, array, axes=axes, pixel_sizes=sizes, channel_names=[name],
+                           levels=lower_levels(store), labels=())  # fmt: skip
 
 
 def parquet_available() -> bool:

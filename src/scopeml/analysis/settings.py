@@ -695,9 +695,10 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         for index, cls in enumerate(self.classes):
             for key, name in _dependencies(cls):
                 if name not in names:
+                    loc = key.split(".")
                     raise _TreeError(
-                        f"{key.split('.')[-1]} {name!r} is not a class (classes: {', '.join(names)})"
-                        f"{did_you_mean(name, names)}", ("classes", index, *key.split(".")),
+                        f"{loc[-1]} {name!r} is not a class (classes: {', '.join(names)})"
+                        f"{did_you_mean(name, names)}", ("classes", index, *loc),
                     )  # fmt: skip
         self._check_cycles()
         known = set(self.channels)

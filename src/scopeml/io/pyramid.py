@@ -107,6 +107,14 @@ def add_levels(path: str | Path, method: str, progress: Progress = None) -> int:
     return write_pyramid(path, levels, method=method, progress=progress)
 
 
+def lower_levels(path: str | Path) -> list[zarr.Array]:
+    """The arrays of an image group's lower resolutions, opened to read (for a pyramidal copy,
+    :func:`~scopeml.io.ometiff.write_ome_tiff`'s ``levels``)."""
+    from scopeml.io.omezarr import level_count, open_ome_zarr_array
+
+    return [open_ome_zarr_array(path, k, mode="r") for k in range(1, level_count(path))]
+
+
 def write_pyramid(
     path: str | Path,
     levels: int = 4,

@@ -845,13 +845,6 @@ def _publish(
     return result
 
 
-def _lower_levels(group: Path) -> list[Any]:
-    """The arrays of an output's lower resolutions (:func:`_add_levels`), for its copy."""
-    from scopeml.io.omezarr import level_count, open_ome_zarr_array
-
-    return [open_ome_zarr_array(group, k, mode="r") for k in range(1, level_count(group))]
-
-
 def ome_tiff_path(output: Path, name: str) -> Path:
     """``OUT.ome.zarr`` → ``OUT.<name>.ome.tiff``, next to it."""
     stem = output.name.removesuffix(".zarr").removesuffix(".ome")
@@ -864,6 +857,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
     channel is named after it); the copies equal the arrays."""
     from scopeml.io import open_image, open_ome_zarr_array, write_ome_tiff
     from scopeml.io.omezarr import label_classes
+    from scopeml.io.pyramid import lower_levels
 
     paths = []
     for name in names:
@@ -878,7 +872,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
             pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
             channels = list(image.channel_names) if "C" in axes else [name]
         write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
-                       levels=_lower_levels(output / name),
+                       levels=lower_levels(output / name),
                        labels=label_classes(output / name))  # fmt: skip
         paths.append(target)
     return paths
