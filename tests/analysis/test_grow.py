@@ -5,6 +5,7 @@ line, or halfway between the nuclei without a stain."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,13 @@ import pandas as pd
 import pytest
 
 from scopeml.analysis import AnalysisSettings, run_analysis
-from scopeml.analysis.settings import InvalidSettingsError, parse_settings
+from scopeml.analysis.segment import segment_class
+from scopeml.analysis.settings import (
+    ClassSettings,
+    InvalidSettingsError,
+    ThresholdSegmenter,
+    parse_settings,
+)
 from scopeml.io import open_image
 from scopeml.objects.grow import grow_objects
 from tests.analysis.conftest import write_image
@@ -91,6 +98,52 @@ def test_without_a_stain_cells_meet_halfway_and_stop_at_the_distance() -> None:
     assert (ring[ring > 0] == cells[ring > 0]).all()
 
 
+def test_a_membrane_stain_is_split_between_the_cells_on_its_sides() -> None:
+    from scipy import ndimage as ndi
+
+    dapi, _, _ = two_touching_cells()
+    nuclei = ndi.label(dapi > 1000)[0].astype(np.int32)
+    membrane = np.full(dapi.shape, 100.0)
+    membrane[:, 62:66] = 1000
+    membrane[:, 63:65] = 1500  # brightest in the middle
+    cells = grow_objects(nuclei, 40, intensity=membrane, mask=membrane < 500, dark=True)
+    assert (cells[42:54, 47:64] == 1).all() and (cells[42:54, 64:74] == 2).all()
+    below = grow_objects(nuclei, 40, intensity=membrane, mask=membrane < 500)  # not dark
+    assert not below[:, 62:66].any()  # the membrane is left out where it is not one
+
+
+def test_seeds_the_threshold_does_not_reach_are_counted_in_a_warning() -> None:
+    """Forgetting ``dark: true`` for a membrane stain leaves most cells their nucleus alone:
+    said, with the likely cause; a few unreached seeds are counted without it."""
+    from scipy import ndimage as ndi
+
+    dapi, stain, _ = two_touching_cells()
+    nuclei = ndi.label(dapi > 1000)[0].astype(np.int32)
+    membrane = np.full(dapi.shape, 100.0)
+    membrane[:, 62:66] = 1000  # between cells 1 and 2, away from every nucleus
+    cls = ClassSettings.model_validate({"name": "cell", "segmenter": {
+        "kind": "grow", "seeds": "nucleus", "distance": 30,
+        "within": {"channel": "m", "method": "fixed", "value": 500}}})  # fmt: skip
+    with pytest.warns(UserWarning, match=r"img: class 'cell': 4 of 4 nucleus objects grew "
+                      r"no pixel \(each of their cells is the seed alone\); the within "
+                      r"threshold's pixels do not reach them \(a membrane stain, bright "
+                      r"between cells, needs dark: true\)"):  # fmt: skip
+        segment_class(cls, {"m": membrane}, seeds=nuclei, image="img")
+    ring = cls.model_copy(update={"segmenter": cls.segmenter.model_copy(
+        update={"within": ThresholdSegmenter(channel="m", method="fixed", value=500,
+                                             dark=True), "exclude_seeds": True})})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert segment_class(ring, {"m": membrane}, seeds=nuclei).max() == 4  # all grew
+    cytoplasm = ClassSettings.model_validate({"name": "cytoplasm", "segmenter": {
+        "kind": "grow", "seeds": "nucleus", "distance": 30, "exclude_seeds": True,
+        "within": {"channel": "gfp", "method": "otsu"}}})  # fmt: skip
+    with pytest.warns(UserWarning, match=r"1 of 4 nucleus objects grew no pixel \(no row in "
+                      r"the cytoplasm table\); the within threshold's pixels do not reach "
+                      r"them$"):  # fmt: skip
+        segment_class(cytoplasm, {"gfp": stain}, seeds=nuclei)
+
+
 def test_cells_stay_in_their_nucleus_parent_object() -> None:
     seeds = np.zeros((10, 20), np.int32)
     seeds[5, 3], seeds[5, 16] = 1, 2
@@ -128,8 +181,9 @@ def test_a_cytoplasm_ring_and_a_z_stack(tmp_path: Path) -> None:
             "segmenter.seeds: seeds 'nucleu' is not a class (classes: cell, nucleus) (did you "
             "mean 'nucleus'?)",
         ),
-        ({"seeds": "cell"}, "the class tree has a cycle: cell → cell"),
-        ({"distance": 0}, "distance"),
+        ({"seeds": "cell"}, "class 'cell' cannot grow from its own objects; seeds names the "),
+        ({"distance": 0}, "distance: Input should be greater than 0"),
+        ({"distance": "inf"}, "distance: Input should be a finite number"),
         ({"within": {"channel": "RFP"}}, "channel 'RFP' is not an input channel"),
     ],
 )

@@ -100,8 +100,8 @@ classes:
       distance: 30            # pixels at most from its nucleus
       within:                 # only over these pixels of a cell stain, touching cells meeting
         channel: C1           #   at its dim line between them (without within: halfway
-        method: otsu          #   between the nuclei; a membrane stain: dark: true)
-        sigma: 2.0
+        method: triangle      #   between the nuclei; a membrane stain: dark: true); otsu
+        sigma: 2.0            #   often keeps only a cytoplasm stain's bright part
       exclude_seeds: true     # the ring around the nucleus (its cytoplasm), not the whole cell
     measurements:
       intensity: [C0, C1]     # cytoplasm/nucleus ratios: join the tables on object_id

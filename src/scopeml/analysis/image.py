@@ -382,7 +382,7 @@ def _analyze(
             labels[cls.name] = segment_class(
                 cls, channels, model_labels=plane,
                 class_values=resources.class_values.get(cls.name), region=region,
-                seeds=_seeds_of(cls, labels),
+                seeds=_seeds_of(cls, labels), image=name,
             )  # fmt: skip
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -469,7 +469,7 @@ def _analyze_plane_tiled(
                     cls, whole, model_labels=plane,
                     class_values=resources.class_values.get(cls.name),
                     region=None if parent is None else np.asarray(parent[...]),
-                    seeds=_seeds_of(cls, labels),
+                    seeds=_seeds_of(cls, labels), image=name,
                 )  # fmt: skip
             if stores is not None and in_memory:
                 stores.write(cls.name, scene, t, labels[cls.name])

@@ -190,14 +190,18 @@ def _split(labels: np.ndarray, parents: np.ndarray | None) -> np.ndarray:
 
 
 def _grow(
-    seg: GrowSegmenter,
+    cls: ClassSettings,
     channels: dict[str, np.ndarray],
     seeds: np.ndarray,
     parents: np.ndarray | None,
+    image: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A ``grow`` class's objects, inside its parent's objects, and the stain that guided them."""
+    """A ``grow`` class's objects, inside its parent's objects, and the stain that guided them;
+    a warning counts the seeds that grew no pixel (no row in the table of their rings)."""
     from scopeml.objects.grow import grow_objects
 
+    seg = cls.segmenter
+    assert isinstance(seg, GrowSegmenter)
     stain, mask = None, None if parents is None else np.asarray(parents) > 0
     if seg.within is not None:
         stain = channels[seg.within.channel]
@@ -211,9 +215,35 @@ def _grow(
         seeds, seg.distance, mask=mask, intensity=stain,
         dark=seg.within is not None and seg.within.dark,
         parents=None if parents is None or np.asarray(parents).dtype == bool else parents,
-        exclude_seeds=seg.exclude_seeds,
     )  # fmt: skip
+    _warn_not_grown(cls, seeds, labels, image)
+    if seg.exclude_seeds:
+        labels[seeds > 0] = 0
     return labels, stain
+
+
+def _warn_not_grown(cls: ClassSettings, seeds: np.ndarray, grown: np.ndarray, image: str) -> None:
+    """Say how many seeds grew no pixel beyond themselves: a threshold that does not reach
+    them (most of them: a membrane stain without ``dark``) fails silently otherwise."""
+    import warnings
+
+    from scopeml.errors import find_stack_level
+
+    seg = cls.segmenter
+    assert isinstance(seg, GrowSegmenter)
+    ids = np.unique(seeds[seeds > 0])
+    ring = np.bincount(grown[(seeds == 0) & (grown > 0)], minlength=int(seeds.max()) + 1)
+    bare = int((ring[ids] == 0).sum())
+    if not bare:
+        return
+    said = (f"no row in the {cls.name} table" if seg.exclude_seeds
+            else "each of their cells is the seed alone")  # fmt: skip
+    why = "" if seg.within is None else "; the within threshold's pixels do not reach them"
+    if seg.within is not None and not seg.within.dark and 2 * bare > len(ids):
+        why += " (a membrane stain, bright between cells, needs dark: true)"
+    warnings.warn(f"{image}{': ' if image else ''}class {cls.name!r}: {bare} of {len(ids)} "
+                  f"{seg.seeds} objects grew no pixel ({said}){why}", UserWarning,
+                  stacklevel=find_stack_level())  # fmt: skip
 
 
 def _mask_step(mask: np.ndarray, step: object, guide: np.ndarray | None) -> np.ndarray:
@@ -272,6 +302,7 @@ def segment_class(
     class_values: tuple[int, int | None] | None = None,
     region: np.ndarray | None = None,
     seeds: np.ndarray | None = None,
+    image: str = "",
 ) -> np.ndarray:
     """Instance labels of one class on one plane: its segmenter, then its post steps.
 
@@ -291,6 +322,8 @@ def segment_class(
         (``None`` for a root class).
     seeds
         For ``grow``: the seeds class's labels of this plane.
+    image
+        The image's name, for warnings.
 
     Examples
     --------
@@ -308,7 +341,7 @@ def segment_class(
     elif isinstance(seg, GrowSegmenter):
         if seeds is None:
             raise ValueError(f"class {cls.name!r} needs the {seg.seeds!r} objects of this plane")
-        labels, guide = _grow(seg, channels, seeds, parents)
+        labels, guide = _grow(cls, channels, np.asarray(seeds), parents, image)
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
             raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")

@@ -263,9 +263,10 @@ class GrowSegmenter(_Strict):
 
     kind: Literal["grow"] = "grow"
     seeds: str = Field(min_length=1, description="the class whose objects grow (segmented first)")
-    distance: Annotated[float, _within("distance", MAX_DISTANCE)] = Field(
-        10.0, gt=0, description="pixels an object grows at most from its seed"
-    )
+    distance: float = Field(
+        10.0, gt=0, allow_inf_nan=False, description="pixels an object grows at most from "
+        "its seed (any number: the class runs on its whole plane; a Z stack counts Z as a pixel)",
+    )  # fmt: skip
     within: ThresholdSegmenter | None = Field(
         None, description="grow only over this threshold's pixels of a cell stain, cells "
         "meeting at the stain's dim line between them (without: halfway between the seeds)",
@@ -721,6 +722,10 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         for index, cls in enumerate(self.classes):
             for key, first in _dependencies(cls):
                 path = _path_between(needs, first, cls.name)
+                if path == [cls.name] and key == "segmenter.seeds":
+                    raise _TreeError(f"class {cls.name!r} cannot grow from its own objects; "
+                                     "seeds names the class it grows from (nuclei, for cells)",
+                                     ("classes", index, "segmenter", "seeds"))  # fmt: skip
                 if path is not None:
                     raise _TreeError(f"the class tree has a cycle: {' → '.join([cls.name, *path])}",
                                      ("classes", index, *key.split(".")))  # fmt: skip

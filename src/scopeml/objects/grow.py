@@ -29,8 +29,11 @@ def grow_objects(
     Seeds flood the pixels within ``distance`` of them (and in ``mask``, a cell stain's
     foreground, where given) at once, so touching cells meet where they are equally far from
     their nuclei (CellProfiler's Distance-N) or, with ``intensity``, a cell stain, at its dim
-    line between them: the stain is flooded from its brightest pixels down (``dark``: from its
-    darkest up), CellProfiler's Watershed-Image. A grown object is connected to its seed and
+    line between them: the stain is flooded from its brightest pixels down, CellProfiler's
+    Watershed-Image. ``dark``: the stain is a membrane, bright between cells, and ``mask`` the
+    pixels below it: the seeds flood those from the darkest up, then the membrane pixels
+    (outside ``mask``) from both sides, so neighbours meet on its brightest line and each
+    cell holds its side of it. A grown object is connected to its seed and
     holds all of it, so no seed is lost. ``parents``: labels each grown object is kept within
     (its seed's parent object: the one under most of the seed). ``exclude_seeds``: the ring
     around each seed (a cytoplasm), not the whole cell. ``int32``, ``(Z×)Y×X`` as ``seeds``.
@@ -45,37 +48,51 @@ def grow_objects(
     >>> stain = np.array([[5, 9, 8, 7, 1, 8, 9, 5]])  # the cells meet at the dim pixel
     >>> grow_objects(seeds, 5, intensity=stain, mask=stain > 4).tolist()
     [[1, 1, 1, 1, 0, 2, 2, 2]]
+    >>> membrane = np.array([[2, 1, 3, 6, 9, 7, 1, 2]])  # its brightest pixel to one side
+    >>> grow_objects(seeds, 5, intensity=membrane, mask=membrane < 5, dark=True).tolist()
+    [[1, 1, 1, 1, 1, 2, 2, 2]]
     >>> grow_objects(seeds, 1, exclude_seeds=True).tolist()
     [[1, 0, 1, 0, 0, 2, 0, 2]]
     """
     seeds = np.asarray(seeds).astype(np.int32, copy=False)
     mask = None if mask is None else np.asarray(mask, bool)
     order = None if intensity is None else _flooding_order(intensity, dark)
+    edges = dark and mask is not None
     if parents is None:
-        grown = _flood(seeds, distance, mask, order)
+        grown = _flood(seeds, distance, mask, order, edges)
     else:
-        grown = _flood_each_parent(seeds, distance, mask, order, np.asarray(parents))
+        grown = _flood_each_parent(seeds, distance, mask, order, edges, np.asarray(parents))
     if exclude_seeds:
         grown[seeds > 0] = 0
     return grown
 
 
 def _flood(
-    seeds: np.ndarray, distance: float, mask: np.ndarray | None, order: np.ndarray | None
+    seeds: np.ndarray,
+    distance: float,
+    mask: np.ndarray | None,
+    order: np.ndarray | None,
+    edges: bool = False,
+    region: np.ndarray | None = None,
 ) -> np.ndarray:
     """The seeds flooding, all at once, the pixels within ``distance`` of them (and in
-    ``mask``), nearest first (or in ``order``, lowest first)."""
+    ``mask``), nearest first (or in ``order``, lowest first); with ``edges``, then the
+    pixels outside ``mask`` within ``distance`` that touch what they flooded. Nothing leaves
+    ``region`` (a parent object)."""
     from scipy.ndimage import distance_transform_edt
     from skimage.segmentation import watershed
 
     if not seeds.any():
         return np.zeros(seeds.shape, np.int32)
     far = distance_transform_edt(seeds == 0)
-    allowed = far <= distance
-    if mask is not None:
-        allowed &= mask
+    near = far <= distance if region is None else (far <= distance) & region
+    allowed = near if mask is None else near & mask
     allowed |= seeds > 0
-    return watershed(far if order is None else order, seeds, mask=allowed).astype(np.int32)
+    landscape = far if order is None else order
+    grown = watershed(landscape, seeds, mask=allowed).astype(np.int32)
+    if edges and mask is not None:
+        grown = watershed(landscape, grown, mask=near & ((grown > 0) | ~mask))
+    return grown.astype(np.int32, copy=False)
 
 
 def _flood_each_parent(
@@ -83,6 +100,7 @@ def _flood_each_parent(
     distance: float,
     mask: np.ndarray | None,
     order: np.ndarray | None,
+    edges: bool,
     parents: np.ndarray,
 ) -> np.ndarray:
     """:func:`_flood` within each parent object, from its seeds (those mostly in it), so no
@@ -100,8 +118,8 @@ def _flood_each_parent(
         if inside is None or not (parent_of == index + 1).any():
             continue
         own = np.where(inside & (parent_of[seeds[box]] == index + 1), seeds[box], 0)
-        allowed = inside if mask is None else inside & mask[box]
-        part = _flood(own, distance, allowed, None if order is None else order[box])
+        part = _flood(own, distance, None if mask is None else mask[box],
+                      None if order is None else order[box], edges, inside)  # fmt: skip
         grown[box] = np.where(part > 0, part, grown[box])
     return grown
 
