@@ -81,3 +81,46 @@ def test_scene_names_carry_over(tmp_path, capsys) -> None:
         assert back.scene_names == ("B2", "B3")
     assert main(["info", str(store), "--scene", "B3"]) == 0
     assert "scenes: 1: 1 B3 (T=1 C=1 Z=1 Y=30 X=40)" in capsys.readouterr().out
+
+
+def test_one_fields_channel_files_are_stacked_in_the_order_given(tmp_path, capsys) -> None:
+    """A microscope that saves a file per channel (CellProfiler's ExampleFly: _D, _F, _R):
+    one multi-channel store, which analyze and segment then read by channel name."""
+    rng = np.random.default_rng(2)
+    dapi = rng.integers(0, 255, (60, 70), dtype=np.uint8)
+    gfp = rng.integers(0, 4000, (60, 70), dtype=np.uint16)
+    two = rng.integers(0, 255, (2, 60, 70), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "f_D.tif", dapi)
+    tifffile.imwrite(tmp_path / "f_F.tif", gfp)
+    tifffile.imwrite(tmp_path / "f_two.ome.tif", two, ome=True, metadata={
+        "axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+        "Channel": {"Name": ["RFP", "Cy5"]}})  # fmt: skip
+    files = [str(tmp_path / n) for n in ("f_two.ome.tif", "f_D.tif", "f_F.tif")]
+    out = tmp_path / "f.ome.zarr"
+    command = ["convert", *files, "-o", str(out), "-q"]
+    assert main([*command, "--channel-names", "RFP,Cy5,DAPI,GFP"]) == 0
+    assert capsys.readouterr().out.startswith(f"3 files → {out}: 1 scene, C=4 Y=60 X=70, uint16")
+    with open_image(out) as copy:
+        assert copy.channel_names == ("RFP", "Cy5", "DAPI", "GFP") and copy.dtype == np.uint16
+        assert copy.pixel_sizes["X"] == 0.5  # the first file's
+        np.testing.assert_array_equal(copy.read()[0, 0, :, 0], np.concatenate(
+            [two, dapi[None], gfp[None]]))  # fmt: skip
+    refused = {
+        "repeat (C0)": [*command[:-1], "--overwrite"],  # two files named no channels: C0, C0
+        "--channel-names gives 2 names for 4 channels": [*command, "--channel-names", "a,b"],
+        "--labels takes one image of labels": [*command, "--labels", "--channel-names", "a"],
+    }
+    tifffile.imwrite(tmp_path / "small.tif", dapi[:50])
+    refused["small.tif: cannot stack its channels after"] = [
+        "convert",
+        files[1],
+        str(tmp_path / "small.tif"),
+        "-o",
+        str(tmp_path / "s.ome.zarr"),
+    ]
+    for said, args in refused.items():
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert main(["convert", files[1], files[2], "-o", files[1]]) == 2  # an input: never replaced
+    assert tifffile.imread(files[1]).shape == (60, 70)

@@ -5,6 +5,7 @@ at once and which later runs read chunk by chunk."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -12,8 +13,11 @@ from scopeml.io.axes import AXES_HELP
 
 
 def convert(
-    image: Path = typer.Argument(
-        ..., help="Image file or folder (CZI, OME-TIFF, TIFF, OME-Zarr, or any format bioio reads)."
+    images: list[Path] = typer.Argument(
+        ...,
+        help="Image file or folder (CZI, OME-TIFF, TIFF, OME-Zarr, or any format bioio reads); "
+        "several: one field's channels, a file each, stacked in the order given.",
+        show_default=False,
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Output store (OUT.ome.zarr)."),
     scene: str | None = typer.Option(
@@ -29,27 +33,40 @@ def convert(
         "block's most frequent value instead of the mean, and the store is marked as labels.",
     ),
     axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
+    channel_names: str | None = typer.Option(
+        None,
+        "--channel-names",
+        help="The output's channel names, comma-separated (DAPI,GFP): needed where stacked "
+        "files name none of theirs.",
+    ),
     overwrite: bool = typer.Option(False, help="Replace an earlier output of scopeml."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Copy an image into an OME-Zarr store (NGFF 0.5) block by block, with lower resolutions.
 
     Pixel sizes and channel names carry over; each image is halved until it fits in
-    1024×1024 px. The store is written beside OUT and moved into place when complete. Ends
-    with one line on what was written.
+    1024×1024 px. Several images are one field's channels, a file each (as some microscopes
+    save them): stacked in the order given, with the first one's pixel sizes. The store is
+    written beside OUT and moved into place when complete. Ends with one line on what was
+    written.
+
+    Example: scopeml convert f1_DAPI.tif f1_GFP.tif --channel-names DAPI,GFP -o f1.ome.zarr
     """
     import time
 
+    from scopeml.errors import InvalidRequestError
     from scopeml.inputs import check_output_name
-    from scopeml.io import open_image
     from scopeml.io.convert import write_ome_zarr
     from scopeml.io.omezarr import level_count
-    from scopeml.io.probe import scene_number
+    from scopeml.io.replace import check_replaceable_store
 
     start = time.perf_counter()
     check_output_name(output, note="")  # out.tif would be a folder no TIFF reader opens
-    number = scene_number(image, scene, axes=axes)  # a name → its number
-    with open_image(image, scene=number, axes=axes) as opened:
+    check_replaceable_store(output, inputs=tuple(images))
+    names = None if channel_names is None else [n.strip() for n in channel_names.split(",")]
+    if labels and len(images) > 1:
+        raise InvalidRequestError("--labels takes one image of labels, not channels to stack")
+    with _opened(images, scene, axes, names) as opened:
         written = write_ome_zarr(
             output,
             opened,
@@ -61,7 +78,35 @@ def convert(
         sizes, scenes = opened.sizes, opened.sizes["S"]
     levels = level_count(written if scenes == 1 else written / "0")
     shape = " ".join(f"{a}={sizes[a]}" for a in "TCZYX" if sizes[a] > 1 or a in "YX")
+    source = images[0] if len(images) == 1 else f"{len(images)} files"
     typer.echo(
-        f"{image} → {written}: {scenes} scene{'s' * (scenes > 1)}, {shape}, {opened.dtype}, "
+        f"{source} → {written}: {scenes} scene{'s' * (scenes > 1)}, {shape}, {opened.dtype}, "
         f"{levels} resolution level{'s' * (levels > 1)}; {time.perf_counter() - start:.1f} s"
     )
+
+
+def _opened(
+    images: list[Path], scene: str | None, axes: str | None, names: list[str] | None
+) -> Any:
+    """The image to copy: the one image (its channels renamed where ``names`` are given), or
+    the images' channels stacked (:func:`~scopeml.io.image.stack_channels`)."""
+    from contextlib import ExitStack
+
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io import open_image
+    from scopeml.io.image import stack_channels
+    from scopeml.io.probe import scene_number
+
+    with ExitStack() as stack:
+        opened = []
+        for image in images:
+            number = scene_number(image, scene, axes=axes)  # a name → its number
+            opened.append(stack.enter_context(open_image(image, scene=number, axes=axes)))
+        total = sum(image.sizes["C"] for image in opened)
+        if names is not None and len(names) != total:
+            raise InvalidRequestError(
+                f"--channel-names gives {len(names)} names for {total} channels"
+            )
+        stacked = stack_channels(opened, names)
+        stack.pop_all()
+        return stacked

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from scopeml.io.image import AXES, Image
+from scopeml.io.image import AXES, Image, stack_channels
 
 if TYPE_CHECKING:
     from scopeml.io.convert import write_ome_zarr
@@ -49,6 +49,7 @@ __all__ = [
     "open_image",
     "open_ome_zarr_array",
     "read_axes",
+    "stack_channels",
     "write_ome_tiff",
     "write_ome_zarr",
     "write_pyramid",

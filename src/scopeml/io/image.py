@@ -412,6 +412,73 @@ def _as_six_d(data: Any, path: str | PathLike[str] | None) -> Any:
     return AxesView(data, axes, path=None if path is None else str(path))
 
 
+def stack_channels(images: Sequence[Image], channel_names: Sequence[str] | None = None) -> Image:
+    """The channels of ``images`` one after another, as one lazy image: a field whose channels
+    a microscope saved one file each (CellProfiler's NamesAndTypes). Every image has the
+    others' scenes, time points, Z, Y and X; the pixels are of the type that holds them all
+    (``uint8`` and ``uint16``: ``uint16``) and the pixel sizes the first image's. Channel
+    names: ``channel_names``, else the images' own, which must not repeat (files that name
+    none are all ``C0``). Closing it closes them.
+
+    Examples
+    --------
+    >>> dapi = Image(np.zeros((4, 5), np.uint8), channel_names=["DAPI"])
+    >>> gfp = Image(np.ones((4, 5), np.uint16))
+    >>> both = stack_channels([dapi, gfp], ["DAPI", "GFP"])
+    >>> both.channel_names, both.dtype.name, both.read(C=slice(1, 2)).max()
+    (('DAPI', 'GFP'), 'uint16', np.uint16(1))
+    """
+    first = images[0]
+    for image in images[1:]:
+        other = {a: n for a, n in image.sizes.items() if a != "C" and n != first.sizes[a]}
+        if other:
+            said = ", ".join(f"{a}={n} (not {first.sizes[a]})" for a, n in other.items())
+            raise InvalidRequestError(
+                f"cannot stack its channels after {first.path or 'the first image'}'s: {said}",
+                path=image.path,
+            )
+    names = list(channel_names or [n for image in images for n in image.channel_names])
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated and not channel_names:
+        raise InvalidRequestError(
+            f"the images' channel names repeat ({', '.join(repeated)}): name the channels "
+            "(--channel-names DAPI,GFP,…)"
+        )
+    dtype = np.result_type(*(image.dtype for image in images))
+
+    def close() -> None:
+        for image in images:
+            image.close()
+
+    return Image(_ChannelStack([image.data for image in images], dtype),
+                 pixel_sizes=first.pixel_sizes, channel_names=names, path=first.path,
+                 close=close)  # fmt: skip
+
+
+class _ChannelStack:
+    """The channels of several 6-D sources of one shape, one source after another."""
+
+    def __init__(self, sources: Sequence[ArrayLike], dtype: np.dtype) -> None:
+        self.sources, self.dtype = list(sources), np.dtype(dtype)
+        self.starts = np.cumsum([0] + [int(s.shape[2]) for s in self.sources])
+        shape = [int(n) for n in self.sources[0].shape]
+        shape[2] = int(self.starts[-1])
+        self.shape = tuple(shape)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        start, stop, _ = key[2].indices(self.shape[2])
+        parts = []
+        for source, first in zip(self.sources, self.starts[:-1], strict=False):
+            low, high = max(start - first, 0), min(stop - first, source.shape[2])
+            if low < high:
+                part = source[(*key[:2], slice(low, high), *key[3:])]
+                parts.append(np.asarray(part).astype(self.dtype, copy=False))
+        if not parts:  # no channel asked for
+            sizes = [len(range(*k.indices(n))) for k, n in zip(key, self.shape, strict=True)]
+            return np.zeros(sizes, self.dtype)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+
+
 class _ChannelView:
     """Some channels of a 6-D source, read one contiguous run of channels at a time."""
 
