@@ -111,3 +111,14 @@ def test_info_describes_analysis_results(tmp_path, capsys):
     assert main(["info", str(out), "--json"]) == 0
     said = json.loads(capsys.readouterr().out)
     assert said["objects"]["cell"] == cells and said["failed"] == 1
+    one = out / "images" / "p1"  # one image's folder (was: "unknown image format")
+    assert main(["info", str(one)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"  one image of the analysis results {out}: ")
+    assert lines[1].split(": ")[1].startswith(str(tmp_path / "p1.ome.tif"))
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts["p1"].items())
+    assert lines[2] == f"  objects: {counts}"
+    assert lines[3] == ("  label stores: cell.ome.zarr, nucleus.ome.zarr, spot.ome.zarr "
+                        "(scopeml info on one describes it)")  # fmt: skip
+    assert main(["info", str(one), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["objects"] == result.counts["p1"]

@@ -47,7 +47,8 @@ def info(
         )
         typer.echo(text)
         return
-    store, results = describe_segment_store(image), describe_results(image)
+    store = describe_segment_store(image)
+    results = describe_results(image) or describe_image_results(image)
     if store is None and results is None:
         refuse_a_model(image)
         number = scene_number(image, scene, axes=axes)  # a name → its number
@@ -59,7 +60,8 @@ def info(
         typer.echo(json.dumps(store or results or description, indent=2))
         return
     if store is not None or results is not None:
-        lines = format_store(store) if store is not None else format_results(results)
+        lines = format_store(store) if store is not None else (
+            format_results(results) if "images" in results else format_image_results(results))
     else:
         lines = format_description(description)
     for line in lines:
@@ -105,6 +107,59 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
                                        "same_files": same_files(left, files)}  # fmt: skip
     return {**described, "settings": str(folder / "settings.yaml"),
             "report": str(index) if index.is_file() else None}  # fmt: skip
+
+
+def describe_image_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """One image's folder of an analysis's results (``RESULTS/images/NAME``), as its
+    ``record.json`` has it; ``None`` for anything else."""
+    from scopeml.analysis.runner import is_results_folder
+
+    folder = Path(path)
+    record_file = folder / "record.json"
+    if not record_file.is_file() or not is_results_folder(folder.parent.parent):
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+    except (OSError, ValueError):
+        return None
+    names = sorted(p.name for p in folder.iterdir())
+    return {"path": str(folder), "results": str(folder.parent.parent),
+            "image": record.get("image"), "seconds": record.get("seconds"),
+            "objects": record.get("counts") or {}, "warnings": record.get("warnings") or [],
+            "label_stores": [n for n in names if n.endswith(".ome.zarr")],
+            "tables": [n for n in names if n.endswith(".csv")],
+            "overviews": [n for n in names if n.endswith(".png")]}  # fmt: skip
+
+
+def format_image_results(results: dict[str, Any]) -> list[str]:
+    """:func:`describe_image_results` as ``scopeml info`` prints it.
+
+    >>> print("\\n".join(format_image_results({"path": "res/images/a", "results": "res",
+    ...     "image": "a.czi", "seconds": 2.5, "objects": {"nucleus": 30, "cell": 30},
+    ...     "warnings": [], "label_stores": ["cell.ome.zarr", "nucleus.ome.zarr"],
+    ...     "tables": ["cell.csv", "nucleus.csv"], "overviews": ["overview.png"]})))
+    res/images/a
+      one image of the analysis results res: a.czi, analysed in 2.5 s
+      objects: nucleus 30, cell 30
+      label stores: cell.ome.zarr, nucleus.ome.zarr (scopeml info on one describes it)
+      tables: cell.csv, nucleus.csv
+      overviews: overview.png
+    """
+    objects = ", ".join(f"{name} {count}" for name, count in results["objects"].items())
+    seconds = f", analysed in {results['seconds']:g} s" if results.get("seconds") else ""
+    lines = [
+        results["path"],
+        f"  one image of the analysis results {results['results']}: {results['image']}{seconds}",
+        f"  objects: {objects or 'none'}",
+        *(f"  warning: {warning}" for warning in results["warnings"]),
+    ]
+    if results["label_stores"]:
+        stores = ", ".join(results["label_stores"])
+        lines.append(f"  label stores: {stores} (scopeml info on one describes it)")
+    for key in ("tables", "overviews"):
+        if results[key]:
+            lines.append(f"  {key}: {', '.join(results[key])}")
+    return lines
 
 
 def _current(path: Path, folder: Path) -> list[dict[str, str]] | None:
