@@ -532,7 +532,9 @@ def _warn_whole_plane(
 
 def overview_channel(settings: AnalysisSettings) -> str:
     """The channel an overview is drawn on: the one the first class is segmented from (a
-    threshold's channel, a model's first), so its outlines lie on what they were found in.
+    threshold's channel, a model's first), so its outlines lie on what they were found in;
+    where a class grows cells along a stain (``grow`` with ``within``), that stain, on which
+    the cells' outlines are judged (the nuclei show in it too, as holes).
 
     Examples
     --------
@@ -541,8 +543,13 @@ def overview_channel(settings: AnalysisSettings) -> str:
     ...         "    segmenter: {kind: threshold, channel: DAPI}\\n")
     >>> overview_channel(parse_settings(text))
     'DAPI'
+    >>> text += ("  - name: cell\\n    segmenter: {kind: grow, seeds: nuclei, "
+    ...          "within: {channel: GFP}}\\n")
+    >>> overview_channel(parse_settings(text))
+    'GFP'
     """
-    seg = settings.classes[0].segmenter if settings.classes else None
+    stains = [c.segmenter.within for c in settings.classes if getattr(c.segmenter, "within", None)]
+    seg = stains[0] if stains else settings.classes[0].segmenter if settings.classes else None
     channel = getattr(seg, "channel", None) or (getattr(seg, "channels", None) or [None])[0]
     return channel if channel in settings.channels else settings.channels[0]
 
