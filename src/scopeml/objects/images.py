@@ -513,8 +513,9 @@ def measure_image(
     -------
     pandas.DataFrame or pathlib.Path
         ``t`` (and ``scene`` when there are several, or the image is one scene of its file,
-        numbered as the file does; ``time_s``, the time point's time in seconds, where the
-        images record their time step) in front of the columns of
+        numbered as the file does, with ``scene_name`` where the file names its scenes, a
+        plate's wells; ``time_s``, the time point's time in seconds, where the images record
+        their time step) in front of the columns of
         :func:`~scopeml.objects.measure.measure_objects`; sorted by them and ``label``.
 
     Examples
@@ -536,6 +537,7 @@ def measure_image(
     # the file's scene number where the image is one scene of a file (``--scene 2``)
     chosen = image.view()["scene"] if image is not None and labels.sizes["S"] == 1 else None
     several_scenes = labels.sizes["S"] > 1 or chosen is not None
+    named = tuple(getattr(image, "scene_names", ()) or ())  # the file's: a plate's wells
     step = float(sizes.get("T") or 0)  # seconds between time points
     sink = TableSink(output, overwrite=overwrite)
     reader = None
@@ -543,6 +545,8 @@ def measure_image(
         for scene, time, stack in iter_stacks(labels, progress=progress, stage="measure (planes)"):
             number = scene if chosen is None else chosen
             sink.keys = {"scene": number, "t": time} if several_scenes else {"t": time}
+            if several_scenes and number < len(named):  # beside its number, as analyze has it
+                sink.keys = {"scene": number, "scene_name": str(named[number]), "t": time}
             if step:  # the time point's time, where the file says its time step
                 sink.keys["time_s"] = time * step
             reader = None

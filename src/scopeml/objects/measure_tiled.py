@@ -218,7 +218,7 @@ class TableSink:
         self.empty = True
         self.path = None if output is None else Path(output)
         self.writer: Any = None
-        self.keys: dict[str, int | float] = {}
+        self.keys: dict[str, int | float | str] = {}
         self.rows = 0
         self.nonfinite = 0  # rows with NaN or infinite intensities, for one warning at the end
         self.cover = 0.0  # most times over a stack's object boxes cover it (measure_stack)
@@ -232,7 +232,8 @@ class TableSink:
         self.nonfinite += int(part.attrs.pop(NONFINITE, 0))
         self.rows += len(part)
         for position, (name, value) in enumerate(self.keys.items()):
-            kind = np.float64 if isinstance(value, float) else np.int64  # time_s: seconds
+            kind = (object if isinstance(value, str)  # scene_name: a well, B2
+                    else np.float64 if isinstance(value, float) else np.int64)  # fmt: skip
             part.insert(position, name, np.full(len(part), value, kind))
         if self.path is None:
             self.parts.append(part)
