@@ -194,9 +194,55 @@ def test_bad_grow_settings_say_what_is_wrong(change: dict[str, object], said: st
         parse_settings(blob)
 
 
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"post": [{"step": "watershed_split"}]}, "watershed_split would renumber the cells"),
+        ({"parent": "nucleus"}, "class 'cell' grows from 'nucleus', which is also its parent"),
+    ],
+)
+def test_a_grow_class_keeps_its_seeds_ids_and_room_to_grow(change, said) -> None:
+    blob = settings().model_dump(mode="json", by_alias=True)
+    blob["classes"][0].update(change)
+    with pytest.raises(InvalidSettingsError, match=said):
+        parse_settings(blob)
+
+
+def test_a_ring_stays_a_ring_after_post_steps() -> None:
+    """``exclude_seeds`` applies after the steps: fill_holes would give the nuclei back."""
+    from scipy import ndimage as ndi
+
+    dapi, stain, _ = two_touching_cells()
+    nuclei = ndi.label(dapi > 1000)[0].astype(np.int32)
+    ring = ClassSettings.model_validate(
+        {
+            "name": "cytoplasm",
+            "post": [{"step": "fill_holes"}],
+            "segmenter": {
+                "kind": "grow",
+                "seeds": "nucleus",
+                "distance": 30,
+                "exclude_seeds": True,
+            },
+        }
+    )
+    out = segment_class(ring, {"gfp": stain}, seeds=nuclei)
+    assert out.max() == 4 and not out[nuclei > 0].any()
+
+
 def test_a_nucleus_cannot_be_the_child_of_the_cell_it_grows() -> None:
     blob = settings().model_dump(mode="json", by_alias=True)
     blob["classes"][1]["parent"] = "cell"
     said = r"classes\[0\]\.segmenter\.seeds: the class tree has a cycle: cell → nucleus → cell"
     with pytest.raises(InvalidSettingsError, match=said):
         parse_settings(blob)
+
+
+def test_a_stain_level_no_pixel_of_the_type_reaches_is_warned() -> None:
+    from scopeml.analysis.check import warn_unreachable_levels
+
+    blob = settings().model_dump(mode="json", by_alias=True)
+    blob["classes"][0]["segmenter"]["within"] = {"channel": "GFP", "method": "fixed", "value": 300}
+    with pytest.warns(UserWarning, match="img: class 'cell': no pixel of a uint8 channel .* its "
+                      "fixed threshold 300: no cell grows beyond its seed"):  # fmt: skip
+        warn_unreachable_levels(parse_settings(blob), np.uint8, "img")

@@ -81,6 +81,16 @@ def test_scene_names_carry_over(tmp_path, capsys) -> None:
         assert back.scene_names == ("B2", "B3")
     assert main(["info", str(store), "--scene", "B3"]) == 0
     assert "scenes: 1: 1 B3 (T=1 C=1 Z=1 Y=30 X=40)" in capsys.readouterr().out
+    source = tmp_path / "plate.ome.tif"  # through the command, also renaming its channel
+    with tifffile.TiffWriter(source, ome=True) as writer:
+        for scene, name in enumerate(("C7", "D4")):
+            writer.write(pixels[scene, 0, 0, 0], metadata={"axes": "YX", "Name": name})
+    for extra in ([], ["--channel-names", "DAPI"]):
+        out = tmp_path / f"via{len(extra)}.ome.zarr"
+        assert main(["convert", str(source), "-o", str(out), "-q", *extra]) == 0
+        with open_image(out) as back:
+            assert back.scene_names == ("C7", "D4")
+            assert back.channel_names == ("DAPI",) if extra else ("C0",)
 
 
 def test_one_fields_channel_files_are_stacked_in_the_order_given(tmp_path, capsys) -> None:
@@ -109,6 +119,8 @@ def test_one_fields_channel_files_are_stacked_in_the_order_given(tmp_path, capsy
         "repeat (C0)": [*command[:-1], "--overwrite"],  # two files named no channels: C0, C0
         "--channel-names gives 2 names for 4 channels": [*command, "--channel-names", "a,b"],
         "--labels takes one image of labels": [*command, "--labels", "--channel-names", "a"],
+        "the channel names repeat (a)": [*command, "--channel-names", "a,b,a,c"],
+        "the channel names include an empty one": [*command, "--channel-names", "a,b,,c"],
     }
     tifffile.imwrite(tmp_path / "small.tif", dapi[:50])
     refused["small.tif: cannot stack its channels after"] = [

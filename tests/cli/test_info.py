@@ -87,7 +87,7 @@ def test_info_of_scenes_of_different_sizes_says_the_shape_is_the_first(tmp_path,
     assert out[3].startswith("  scenes: 2: 0 (T=1 C=1 Z=1 Y=40 X=50), 1 (T=1 C=1 Z=1 Y=20 X=30)")
 
 
-def test_info_describes_analysis_results(tmp_path, capsys):
+def test_info_describes_analysis_results(tmp_path, capsys, monkeypatch):
     """An analysis's results folder is described as one (was: 'unknown image format')."""
     import tifffile
 
@@ -122,3 +122,6 @@ def test_info_describes_analysis_results(tmp_path, capsys):
                         "(scopeml info on one describes it)")  # fmt: skip
     assert main(["info", str(one), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["objects"] == result.counts["p1"]
+    monkeypatch.chdir(one)  # named as "." from inside it
+    assert main(["info", "."]) == 0
+    assert "  one image of the analysis results " in capsys.readouterr().out

@@ -26,6 +26,7 @@ from scopeml.analysis.settings import (
     InvalidSettingsError,
     _dotted,
     _locate,
+    threshold_of,
 )
 from scopeml.errors import InvalidImageError, OutsideRootError, ScopeMLError, summarize
 from scopeml.io.confine import ABSOLUTE, not_from_root, unusable_name
@@ -315,8 +316,8 @@ def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) 
         return
     info = np.iinfo(np.dtype(dtype))
     for cls in settings.classes:
-        seg = cls.segmenter
-        if getattr(seg, "method", None) != "fixed" or seg.value is None:
+        seg = threshold_of(cls.segmenter)  # a grow's within too
+        if seg is None or seg.method != "fixed" or seg.value is None:
             continue
         side = "below" if seg.dark else "above"
         if (seg.value <= info.min) if seg.dark else (seg.value >= info.max):
@@ -328,6 +329,9 @@ def warn_unreachable_levels(settings: AnalysisSettings, dtype: Any, image: str) 
             found = f"it finds {found} as one object"
         else:
             continue
+        if seg is not cls.segmenter:  # a grow's within: the cells, not the objects
+            found = "no cell grows beyond its seed" if "no objects" in found else (
+                "cells grow over the whole image")  # fmt: skip
         warnings.warn(f"{image}: class {cls.name!r}: {said} its fixed threshold {seg.value:g}: "
                       f"{found}", UserWarning, stacklevel=find_stack_level())  # fmt: skip
 

@@ -105,21 +105,14 @@ class LabelStores:
     def _copy(name: str, groups: list[Path]) -> None:
         """``CLASS.ome.tif`` beside the store: pyramidal for one scene (its levels as each
         plane's sub-resolutions); several scenes are copied at full resolution only."""
-        from scopeml.io import open_image, open_ome_zarr_array
-        from scopeml.io.ometiff import write_ome_tiff
-        from scopeml.io.pyramid import lower_levels
+        from scopeml.io import open_image
+        from scopeml.io.ometiff import copy_to_ome_tiff, write_ome_tiff
 
-        store = groups[0] if len(groups) == 1 else groups[0].parent
-        target = store.with_name(f"{name}.ome.tif")
-        with open_image(store) as labels:
-            if len(groups) > 1:
-                write_ome_tiff(target, labels, labels=())
-                return
-            array = open_ome_zarr_array(store, mode="r")
-            axes = "".join(str(a) for a in array.metadata.dimension_names).upper()
-            sizes = {a: v for a, v in labels.pixel_sizes.items() if a in axes and v}
-            write_ome_tiff(target, array, axes=axes, pixel_sizes=sizes, channel_names=[name],
-                           levels=lower_levels(store), labels=())  # fmt: skip
+        if len(groups) == 1:
+            copy_to_ome_tiff(groups[0], groups[0].with_name(f"{name}.ome.tif"), name)
+            return
+        with open_image(groups[0].parent) as labels:
+            write_ome_tiff(groups[0].parent.with_name(f"{name}.ome.tif"), labels, labels=())
 
 
 def parquet_available() -> bool:

@@ -85,7 +85,7 @@ def plane_memory(shape: tuple[int, ...], n_channels: int, itemsize: int, n_class
 def tileable(cls: ClassSettings) -> bool:
     """Whether a class can run tile by tile: a threshold or model segmenter with fill holes,
     opening, closing and area filters, or ``instances`` with area filters only (a mask step
-    would join touching instances; on the whole plane they keep their ids).
+    would join touching instances; on the whole plane they keep their ids); never ``grow``.
 
     Examples
     --------

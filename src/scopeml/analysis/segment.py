@@ -196,29 +196,29 @@ def _grow(
     parents: np.ndarray | None,
     image: str,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """A ``grow`` class's objects, inside its parent's objects, and the stain that guided them;
-    a warning counts the seeds that grew no pixel (no row in the table of their rings)."""
+    """A ``grow`` class's whole cells (``exclude_seeds`` applies after the post steps), inside
+    its parent's objects, and the stain that guided them; a warning counts the seeds that grew
+    no pixel (no row in the table of their rings)."""
     from scopeml.objects.grow import grow_objects
 
     seg = cls.segmenter
     assert isinstance(seg, GrowSegmenter)
     stain, mask = None, None if parents is None else np.asarray(parents) > 0
     if seg.within is not None:
-        stain = channels[seg.within.channel]
-        found = threshold_mask(stain, seg.within, parents)
-        mask = found if mask is None else found & mask
-        if seg.within.sigma > 0:  # the smoothed stain's dim lines, as its threshold saw it
+        stain, within = channels[seg.within.channel], seg.within
+        if within.sigma > 0:  # smoothed once: the threshold's level and the flooding's order
             from scopeml.analysis.tiled import smooth_finite
 
-            stain = smooth_finite(np.asarray(stain), seg.within.sigma)
+            stain = smooth_finite(np.asarray(stain), within.sigma)
+            within = within.model_copy(update={"sigma": 0.0})
+        found = threshold_mask(stain, within, parents)
+        mask = found if mask is None else found & mask
     labels = grow_objects(
         seeds, seg.distance, mask=mask, intensity=stain,
         dark=seg.within is not None and seg.within.dark,
         parents=None if parents is None or np.asarray(parents).dtype == bool else parents,
     )  # fmt: skip
     _warn_not_grown(cls, seeds, labels, image)
-    if seg.exclude_seeds:
-        labels[seeds > 0] = 0
     return labels, stain
 
 
@@ -353,4 +353,7 @@ def segment_class(
             mask = np.asarray(model_labels) == class_values[0]  # type: ignore[index]
             labels = label_in_parents(mask if region is None else mask & region, parents)
         guide = channels[seg.channels[0]]
-    return apply_post(labels, cls.post, guide=guide, region=region, parents=parents)
+    labels = apply_post(labels, cls.post, guide=guide, region=region, parents=parents)
+    if isinstance(seg, GrowSegmenter) and seg.exclude_seeds:  # after the steps: fill_holes
+        labels[np.asarray(seeds) > 0] = 0  # would give the nuclei back to their rings
+    return labels

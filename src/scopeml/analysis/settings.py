@@ -285,7 +285,7 @@ Segmenter = Annotated[
 MODEL_SEGMENTERS = (ModelSegmenter, InstancesSegmenter)
 
 
-def _threshold_of(seg: Any) -> ThresholdSegmenter | None:
+def threshold_of(seg: Any) -> ThresholdSegmenter | None:
     """A segmenter's threshold: its own, or the one a ``grow`` grows within."""
     return seg if isinstance(seg, ThresholdSegmenter) else getattr(seg, "within", None)
 
@@ -373,8 +373,25 @@ class ClassSettings(_Strict):
     classifier: str | None = Field(None, description="object classifier file (scopeml objects)")
 
     @model_validator(mode="after")
+    def _grow_keeps_its_seeds_ids(self) -> ClassSettings:
+        seg = self.segmenter
+        if not isinstance(seg, GrowSegmenter):
+            return self
+        if any(isinstance(step, WatershedSplit) for step in self.post):
+            raise ValueError(
+                f"class {self.name!r}: watershed_split would renumber the cells grown from "
+                f"{seg.seeds!r} (cell k is the cell of {seg.seeds} k); split the seeds instead"
+            )
+        if self.parent == seg.seeds:
+            raise ValueError(
+                f"class {self.name!r} grows from {seg.seeds!r}, which is also its parent: no "
+                f"cell could leave its {seg.seeds}; give it {seg.seeds}'s parent, or none"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _per_parent_needs_a_parent(self) -> ClassSettings:
-        threshold = _threshold_of(self.segmenter)
+        threshold = threshold_of(self.segmenter)
         scope = "pooled" if threshold is None else threshold.scope
         if scope == "per_parent" and self.parent is None:
             raise ValueError(

@@ -107,6 +107,6 @@ def _opened(
             raise InvalidRequestError(
                 f"--channel-names gives {len(names)} names for {total} channels"
             )
-        stacked = stack_channels(opened, names)
+        chosen = opened[0] if names is None and len(opened) == 1 else stack_channels(opened, names)
         stack.pop_all()
-        return stacked
+        return chosen

@@ -60,8 +60,11 @@ def info(
         typer.echo(json.dumps(store or results or description, indent=2))
         return
     if store is not None or results is not None:
-        lines = format_store(store) if store is not None else (
-            format_results(results) if "images" in results else format_image_results(results))
+        lines = (
+            format_store(store)
+            if store is not None
+            else (format_results(results) if "images" in results else format_image_results(results))
+        )
     else:
         lines = format_description(description)
     for line in lines:
@@ -114,7 +117,7 @@ def describe_image_results(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     ``record.json`` has it; ``None`` for anything else."""
     from scopeml.analysis.runner import is_results_folder
 
-    folder = Path(path)
+    folder = Path(path).resolve()  # "." inside it names its results folder too
     record_file = folder / "record.json"
     if not record_file.is_file() or not is_results_folder(folder.parent.parent):
         return None
@@ -123,7 +126,7 @@ def describe_image_results(path: str | os.PathLike[str]) -> dict[str, Any] | Non
     except (OSError, ValueError):
         return None
     names = sorted(p.name for p in folder.iterdir())
-    return {"path": str(folder), "results": str(folder.parent.parent),
+    return {"path": str(path), "results": str(folder.parent.parent),
             "image": record.get("image"), "seconds": record.get("seconds"),
             "objects": record.get("counts") or {}, "warnings": record.get("warnings") or [],
             "label_stores": [n for n in names if n.endswith(".ome.zarr")],

@@ -439,10 +439,11 @@ def stack_channels(images: Sequence[Image], channel_names: Sequence[str] | None 
             )
     names = list(channel_names or [n for image in images for n in image.channel_names])
     repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated and not channel_names:
+    if repeated or not all(n.strip() for n in names):
+        said = f"repeat ({', '.join(repeated)})" if repeated else "include an empty one"
+        whose = "channel names" if channel_names else "images' channel names"
         raise InvalidRequestError(
-            f"the images' channel names repeat ({', '.join(repeated)}): name the channels "
-            "(--channel-names DAPI,GFP,…)"
+            f"the {whose} {said}: name each channel once (--channel-names DAPI,GFP,…)"
         )
     dtype = np.result_type(*(image.dtype for image in images))
 
@@ -450,9 +451,11 @@ def stack_channels(images: Sequence[Image], channel_names: Sequence[str] | None 
         for image in images:
             image.close()
 
-    return Image(_ChannelStack([image.data for image in images], dtype),
-                 pixel_sizes=first.pixel_sizes, channel_names=names, path=first.path,
-                 close=close)  # fmt: skip
+    stacked = Image(_ChannelStack([image.data for image in images], dtype),
+                    pixel_sizes=first.pixel_sizes, channel_names=names, path=first.path,
+                    close=close)  # fmt: skip
+    stacked.scene_names, stacked.file_axes = first.scene_names, first.file_axes  # a plate's wells
+    return stacked
 
 
 class _ChannelStack:

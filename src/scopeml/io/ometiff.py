@@ -68,6 +68,23 @@ def _ome_metadata(
     return metadata
 
 
+def copy_to_ome_tiff(group: str | Path, target: str | Path, name: str) -> None:
+    """An NGFF image group's full resolution and levels copied to a pyramidal OME-TIFF at
+    ``target``, with its axes, pixel sizes, channel names (an image without channels: one
+    named ``name``) and, for labels, their class names (:func:`write_ome_tiff`)."""
+    from scopeml.io.omezarr import label_classes, open_ome_zarr_array
+    from scopeml.io.pyramid import lower_levels
+    from scopeml.io.registry import open_image
+
+    array = open_ome_zarr_array(group, mode="r")
+    axes = "".join(str(a) for a in array.metadata.dimension_names or ()).upper()
+    with open_image(group) as image:  # metadata only
+        pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
+        channels = list(image.channel_names) if "C" in axes else [name]
+    write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
+                   levels=lower_levels(group), labels=label_classes(group))  # fmt: skip
+
+
 def write_ome_tiff(
     path: str | Path,
     source: Any,

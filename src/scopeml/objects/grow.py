@@ -54,7 +54,12 @@ def grow_objects(
     >>> grow_objects(seeds, 1, exclude_seeds=True).tolist()
     [[1, 0, 1, 0, 0, 2, 0, 2]]
     """
-    seeds = np.asarray(seeds).astype(np.int32, copy=False)
+    seeds = np.asarray(seeds)
+    if seeds.size and (seeds.min() < 0 or seeds.max() > np.iinfo(np.int32).max):
+        from scopeml.errors import InvalidLabelsError
+
+        raise InvalidLabelsError(f"seed ids {seeds.min()}–{seeds.max()} do not fit 0–2³¹−1")
+    seeds = seeds.astype(np.int32, copy=False)
     mask = None if mask is None else np.asarray(mask, bool)
     order = None if intensity is None else _flooding_order(intensity, dark)
     edges = dark and mask is not None

@@ -855,9 +855,7 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
     """Stream each named output array of a finished store into ``OUT.<name>.ome.tiff`` next
     to it, with the array's axes, pixel sizes and channel names (a single-channel output's
     channel is named after it); the copies equal the arrays."""
-    from scopeml.io import open_image, open_ome_zarr_array, write_ome_tiff
-    from scopeml.io.omezarr import label_classes
-    from scopeml.io.pyramid import lower_levels
+    from scopeml.io.ometiff import copy_to_ome_tiff
 
     paths = []
     for name in names:
@@ -866,13 +864,6 @@ def export_ome_tiff(output: Path, names: Sequence[str], *, overwrite: bool) -> l
             raise InvalidRequestError(
                 "output exists; pass --overwrite (overwrite=True) to replace it", path=target
             )
-        array = open_ome_zarr_array(output / name, mode="r")
-        axes = "".join(str(a) for a in array.metadata.dimension_names or ()).upper()
-        with open_image(output / name) as image:  # metadata only
-            pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in axes and v}
-            channels = list(image.channel_names) if "C" in axes else [name]
-        write_ome_tiff(target, array, axes=axes, pixel_sizes=pixel_sizes, channel_names=channels,
-                       levels=lower_levels(output / name),
-                       labels=label_classes(output / name))  # fmt: skip
+        copy_to_ome_tiff(output / name, target, name)
         paths.append(target)
     return paths
