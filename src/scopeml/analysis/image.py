@@ -48,6 +48,7 @@ from scopeml.analysis.settings import (
     MODEL_SEGMENTERS,
     AnalysisSettings,
     ClassSettings,
+    GrowSegmenter,
     InstancesSegmenter,
     RemoveBorder,
     RemoveLarge,
@@ -437,8 +438,9 @@ def _analyze_plane_tiled(
     )
 
     views = [ChannelView(image, 0, t, c) for c in range(len(settings.channels))]
+    grow = any(isinstance(c.segmenter, GrowSegmenter) for c in settings.classes)
     needed = plane_memory(views[0].shape, len(views), views[0].dtype.itemsize,
-                          len(settings.classes))  # fmt: skip
+                          len(settings.classes), grow)  # fmt: skip
     in_memory = needed <= settings.memory_mb * 2**20
     pixels: Any = PlaneChannels(views)
     lazy: dict[str, Any] = dict(zip(settings.channels, views, strict=True))
