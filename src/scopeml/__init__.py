@@ -38,6 +38,7 @@ _LAZY = {
     "InstanceOptions": "scopeml.objects.instances",
     "train_pixel_classifier": "scopeml.api",
     "label_objects": "scopeml.api",
+    "grow_objects": "scopeml.objects.grow",
     "filter_objects": "scopeml.api",
     "measure_objects": "scopeml.api",
     "train_object_classifier": "scopeml.api",
@@ -70,6 +71,7 @@ __all__ = [
     "classify_objects",
     "export_bioimageio",
     "filter_objects",
+    "grow_objects",
     "import_bioimageio",
     "inspect_model",
     "label_objects",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:
     from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
     from scopeml.model.describe import inspect_model
     from scopeml.model.validate import validate_model
+    from scopeml.objects.grow import grow_objects
     from scopeml.objects.instances import InstanceOptions
     from scopeml.progress import ProgressEvent
     from scopeml.tiling.options import SegmentOptions

@@ -246,3 +246,21 @@ def test_a_stain_level_no_pixel_of_the_type_reaches_is_warned() -> None:
     with pytest.warns(UserWarning, match="img: class 'cell': no pixel of a uint8 channel .* its "
                       "fixed threshold 300: no cell grows beyond its seed"):  # fmt: skip
         warn_unreachable_levels(parse_settings(blob), np.uint8, "img")
+
+
+def test_the_flat_api_grows_arrays_and_refuses_bad_ones_in_one_line() -> None:
+    import scopeml as sm
+    from scopeml.errors import ScopeMLError
+
+    seeds = np.zeros((6, 8), np.uint16)
+    seeds[3, 1], seeds[3, 6] = 4, 9
+    assert sm.grow_objects(seeds, 2)[3].tolist() == [4, 4, 4, 4, 9, 9, 9, 9]
+    bad = [
+        ((seeds.astype(np.float32), 2), {}, "seeds must be integer labels, not float32"),
+        ((seeds, 2), {"mask": np.ones((6, 7), bool)}, "mask has shape (6, 7); the seeds (6, 8)"),
+        ((seeds, float("nan")), {}, "distance must be a number of pixels above 0, not nan"),
+        ((seeds.astype(np.int64) * 2**31, 2), {}, "do not fit 0–2³¹−1"),
+    ]
+    for args, kwargs, said in bad:
+        with pytest.raises(ScopeMLError, match=re.escape(said)):
+            sm.grow_objects(*args, **kwargs)

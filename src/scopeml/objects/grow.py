@@ -54,11 +54,20 @@ def grow_objects(
     >>> grow_objects(seeds, 1, exclude_seeds=True).tolist()
     [[1, 0, 1, 0, 0, 2, 0, 2]]
     """
-    seeds = np.asarray(seeds)
-    if seeds.size and (seeds.min() < 0 or seeds.max() > np.iinfo(np.int32).max):
-        from scopeml.errors import InvalidLabelsError
+    from scopeml.errors import InvalidLabelsError, InvalidRequestError
 
+    seeds = np.asarray(seeds)
+    if not np.issubdtype(seeds.dtype, np.integer) and seeds.dtype != bool:
+        raise InvalidLabelsError(f"seeds must be integer labels, not {seeds.dtype}")
+    if seeds.size and (seeds.min() < 0 or seeds.max() > np.iinfo(np.int32).max):
         raise InvalidLabelsError(f"seed ids {seeds.min()}–{seeds.max()} do not fit 0–2³¹−1")
+    for name, other in (("mask", mask), ("intensity", intensity), ("parents", parents)):
+        if other is not None and np.shape(other) != seeds.shape:
+            raise InvalidRequestError(
+                f"{name} has shape {np.shape(other)}; the seeds {seeds.shape}"
+            )
+    if not np.isfinite(distance) or distance <= 0:
+        raise InvalidRequestError(f"distance must be a number of pixels above 0, not {distance}")
     seeds = seeds.astype(np.int32, copy=False)
     mask = None if mask is None else np.asarray(mask, bool)
     order = None if intensity is None else _flooding_order(intensity, dark)
