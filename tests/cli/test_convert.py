@@ -115,6 +115,10 @@ def test_one_fields_channel_files_are_stacked_in_the_order_given(tmp_path, capsy
         assert copy.pixel_sizes["X"] == 0.5  # the first file's
         np.testing.assert_array_equal(copy.read()[0, 0, :, 0], np.concatenate(
             [two, dapi[None], gfp[None]]))  # fmt: skip
+    windows = [c["window"] for c in zarr.open_group(str(out)).attrs["ome"]["omero"]["channels"]]
+    for window, channel in zip(windows, [*two, dapi, gfp], strict=True):  # each its own values
+        assert (window["start"], window["end"]) == (channel.min(), channel.max())
+        assert (window["min"], window["max"]) == (0, 65535)  # the type's range, as before
     refused = {
         "repeat (C0)": [*command[:-1], "--overwrite"],  # two files named no channels: C0, C0
         "--channel-names gives 2 names for 4 channels": [*command, "--channel-names", "a,b"],

@@ -1,7 +1,8 @@
 """Copy any :class:`Image` into an OME-Zarr store, chunk by chunk (CZI/TIFF → OME-Zarr).
 
 Axes of size 1 other than C are left out (a 2-D gray image becomes ``CYX``); pixel sizes and
-channel names carry over. An image with several scenes becomes one NGFF image per scene in
+channel names carry over, and each channel's display window is its own values' range (a
+12-bit camera's ``uint16`` pixels are not shown against 0–65535, nearly black). An image with several scenes becomes one NGFF image per scene in
 groups ``0, 1, …`` (the bioformats2raw layout, which :func:`~scopeml.io.open_image` reads back
 as scenes). Each image gets the lower resolutions a viewer needs to show it whole
 (:func:`~scopeml.io.pyramid.levels_for`). The store is written beside the target and renamed
@@ -13,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
 import zarr
 
 from scopeml.errors import InvalidRequestError
 from scopeml.io.image import AXES, Image
-from scopeml.io.omezarr import create_ome_zarr, mark_label_image
+from scopeml.io.omezarr import create_ome_zarr, mark_label_image, set_display_window
 from scopeml.io.pyramid import levels_for, write_pyramid
 from scopeml.io.regions import iter_regions
 from scopeml.io.replace import atomic_write, check_replaceable_store
@@ -96,9 +98,11 @@ def write_ome_zarr(
                 overwrite=True,
                 root=partial,
             )
-            _copy(image, scene, array, axes, block, progress)
+            spans = _copy(image, scene, array, axes, block, progress)
             if labels:
                 mark_label_image(zarr.open_group(str(group), mode="r+"), ())
+            else:  # each channel shown over its own values, not its type's whole range
+                set_display_window(zarr.open_group(str(group), mode="r+"), spans)
             if levels > 1:
                 write_pyramid(group, levels=levels, method=method, progress=progress)
         if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
@@ -117,11 +121,21 @@ def _scene_name(image: Image, scene: int, path: Path) -> str:
 
 
 def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int],
-          progress: Progress) -> None:  # fmt: skip
-    """Copy one scene block by block; every block is whole chunks, so each is written once."""
+          progress: Progress) -> list[tuple[float, float]]:  # fmt: skip
+    """Copy one scene block by block (every block is whole chunks, so each is written once);
+    returns each channel's finite value range, ``(0, 1)`` where it has none."""
     shape = [image.sizes[a] for a in axes]
     regions = list(iter_regions(shape, [block[a] for a in axes]))
+    low = np.full(image.sizes["C"], np.inf)
+    high = np.full(image.sizes["C"], -np.inf)
     for key, _ in track(regions, progress, "convert", unit="block"):
         region = dict(zip(axes, key, strict=True))
         pixels = image.read(S=scene, **region)  # 6-D, the axes not in `axes` have size 1
         array[key] = pixels.reshape([s.stop - s.start for s in key])
+        first = region["C"].start if "C" in region else 0
+        for index, plane in enumerate(np.moveaxis(pixels, 2, 0), start=first):
+            finite = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane
+            if finite.size:
+                low[index] = min(low[index], finite.min())
+                high[index] = max(high[index], finite.max())
+    return [(lo, hi) if lo <= hi else (0.0, 1.0) for lo, hi in zip(low, high, strict=True)]

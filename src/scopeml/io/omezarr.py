@@ -548,16 +548,19 @@ def by_value(named: Mapping[Any, str]) -> list[str]:
     return [values.get(v, "") for v in range(1, max(values, default=0) + 1)]
 
 
-def set_display_window(group: Any, end: float) -> None:
+def set_display_window(group: Any, end: float | Sequence[tuple[float, float]]) -> None:
     """Set the ``omero`` display window of an image ``group``'s channels to ``0..end`` (a
     label image's ids, or its classes), so that a viewer shows them instead of the black of a
-    ``uint32`` or ``int32`` range."""
+    ``uint32`` or ``int32`` range; or to each channel's own ``(start, end)`` (an image's
+    values: a 12-bit camera's in ``uint16``, a stacked ``uint8`` channel)."""
     ome = dict(group.attrs.get("ome") or {})
     if "omero" not in ome:
         return
+    given = ome["omero"].get("channels", [])
+    spans = [(0.0, float(max(end, 1)))] * len(given) if np.isscalar(end) else list(end)
     channels = [
-        {**c, "window": {**c.get("window", {}), "start": 0.0, "end": float(max(end, 1))}}
-        for c in ome["omero"].get("channels", [])
+        {**c, "window": {**c.get("window", {}), "start": float(low), "end": float(high)}}
+        for c, (low, high) in zip(given, spans, strict=False)
     ]
     ome["omero"] = {**ome["omero"], "channels": channels}
     group.attrs["ome"] = ome
