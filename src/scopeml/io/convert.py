@@ -2,11 +2,11 @@
 
 Axes of size 1 other than C are left out (a 2-D gray image becomes ``CYX``); pixel sizes and
 channel names carry over, and each channel's display window is its own values' range (a
-12-bit camera's ``uint16`` pixels are not shown against 0–65535, nearly black). An image with several scenes becomes one NGFF image per scene in
-groups ``0, 1, …`` (the bioformats2raw layout, which :func:`~scopeml.io.open_image` reads back
-as scenes). Each image gets the lower resolutions a viewer needs to show it whole
-(:func:`~scopeml.io.pyramid.levels_for`). The store is written beside the target and renamed
-when complete.
+12-bit camera's ``uint16`` pixels are not shown against 0–65535, nearly black). An image with
+several scenes becomes one NGFF image per scene in groups ``0, 1, …`` (the bioformats2raw
+layout, which :func:`~scopeml.io.open_image` reads back as scenes). Each image gets the lower
+resolutions a viewer needs to show it whole (:func:`~scopeml.io.pyramid.levels_for`). The
+store is written beside the target and renamed when complete.
 """
 
 from __future__ import annotations

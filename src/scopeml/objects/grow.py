@@ -127,11 +127,11 @@ def _flood_each_parent(
     parent_of = np.zeros(int(seeds.max()) + 1, np.int64)
     parent_of[found["label"].to_numpy()] = found["parent_label"].to_numpy()
     grown = np.zeros(seeds.shape, np.int32)
-    for index, box in enumerate(find_objects(parents.astype(np.int64, copy=False))):
-        inside = None if box is None else parents[box] == index + 1
-        if inside is None or not (parent_of == index + 1).any():
-            continue
-        own = np.where(inside & (parent_of[seeds[box]] == index + 1), seeds[box], 0)
+    boxes = find_objects(parents.astype(np.int64, copy=False))
+    for parent in np.unique(parent_of[parent_of > 0]):  # those with seeds
+        box = boxes[parent - 1]
+        inside = parents[box] == parent
+        own = np.where(inside & (parent_of[seeds[box]] == parent), seeds[box], 0)
         part = _flood(own, distance, None if mask is None else mask[box],
                       None if order is None else order[box], edges, inside)  # fmt: skip
         grown[box] = np.where(part > 0, part, grown[box])
