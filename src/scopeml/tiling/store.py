@@ -38,7 +38,7 @@ except ImportError:  # Windows: no flock; runs on one output are then not kept a
     fcntl = None  # type: ignore[assignment]
 
 from scopeml.errors import IncompleteOutputError, InvalidRequestError, summarize
-from scopeml.io.replace import check_replaceable_store, write_atomically
+from scopeml.io.replace import check_replaceable_store, create_temporary, write_atomically
 from scopeml.tiling.identity import CONTENT_SHA256
 
 _RUN = ".scopeml-run.json"
@@ -360,7 +360,8 @@ class OutputStore:
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         if self.partial.exists() or self.partial.is_symlink():
             return False
-        temp = Path(tempfile.mkdtemp(prefix=f".{self.partial.name}.", dir=self.partial.parent))
+        # the umask's permissions (mkdtemp's 0700 left the store unreadable to a group)
+        temp = create_temporary(self.partial, folder=True)
         try:
             self._initialise(temp)
             self._lock = _lock(temp / _LOCK)
