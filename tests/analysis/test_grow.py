@@ -264,3 +264,34 @@ def test_the_flat_api_grows_arrays_and_refuses_bad_ones_in_one_line() -> None:
     for args, kwargs, said in bad:
         with pytest.raises(ScopeMLError, match=re.escape(said)):
             sm.grow_objects(*args, **kwargs)
+
+
+def test_in_a_z_stack_the_distance_counts_z_steps_by_their_size(tmp_path: Path) -> None:
+    """1 µm steps at 0.25 µm pixels: a cell grows 8 pixels in Y and X, 2 planes in Z."""
+    import tifffile
+
+    dapi = np.full((9, 40, 40), 100, np.uint16)
+    dapi[4, 18:22, 18:22] = 2000  # one nucleus, in the middle plane only
+    stain = np.full_like(dapi, 100)
+    stack = np.stack([dapi, stain])
+    seg = {"kind": "grow", "seeds": "nucleus", "distance": 8}
+    blob = {"version": 1, "channels": ["DAPI", "GFP"], "classes": [
+        {"name": "nucleus", "segmenter": {"kind": "threshold", "channel": "DAPI",
+                                          "method": "fixed", "value": 1000}},
+        {"name": "cell", "segmenter": seg}]}  # fmt: skip
+    for name, sizes in (("um", {"PhysicalSizeZ": 1.0, "PhysicalSizeY": 0.25,
+                                "PhysicalSizeX": 0.25}), ("px", {})):  # fmt: skip
+        path = tmp_path / f"{name}.ome.tif"
+        tifffile.imwrite(path, stack, ome=True, metadata={
+            "axes": "CZYX", "Channel": {"Name": ["DAPI", "GFP"]}, **sizes})  # fmt: skip
+        run_analysis(parse_settings(blob), [path], tmp_path / name)
+        cell = open_image(tmp_path / name / "images" / name / "cell.ome.zarr").read()[0, 0, 0]
+        planes = np.flatnonzero(cell.any(axis=(1, 2))).tolist()
+        assert planes == ([2, 3, 4, 5, 6] if sizes else list(range(9)))
+        assert np.flatnonzero(cell[4].any(axis=0)).tolist() == list(range(10, 30))  # 18-8…21+8
+    spaced = grow_objects(dapi > 1000, 8, spacing=(4.0, 1.0, 1.0))
+    assert np.flatnonzero(spaced.any(axis=(1, 2))).tolist() == [2, 3, 4, 5, 6]
+    from scopeml.errors import ScopeMLError
+
+    with pytest.raises(ScopeMLError, match=re.escape("spacing (4.0, 1.0) is not a size")):
+        grow_objects(dapi > 1000, 8, spacing=(4.0, 1.0))

@@ -384,6 +384,7 @@ def _analyze(
                 cls, channels, model_labels=plane,
                 class_values=resources.class_values.get(cls.name), region=region,
                 seeds=_seeds_of(cls, labels), image=name,
+                spacing=x_pixels(image.pixel_sizes, 3),
             )  # fmt: skip
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -472,6 +473,7 @@ def _analyze_plane_tiled(
                     class_values=resources.class_values.get(cls.name),
                     region=None if parent is None else np.asarray(parent[...]),
                     seeds=_seeds_of(cls, labels), image=name,
+                    spacing=x_pixels(image.pixel_sizes, 2),
                 )  # fmt: skip
             if stores is not None and in_memory:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -487,6 +489,19 @@ def _analyze_plane_tiled(
         return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def x_pixels(pixel_sizes: Mapping[str, float], ndim: int) -> tuple[float, ...] | None:
+    """Each of the last ``ndim`` axes' pixel size in X pixels, where the image says them all
+    (``None`` else: every axis counts as one pixel).
+
+    >>> x_pixels({"Z": 1.0, "Y": 0.25, "X": 0.25}, 3), x_pixels({"Y": 0.25, "X": 0.25}, 3)
+    ((4.0, 1.0, 1.0), None)
+    """
+    axes = "ZYX"[-ndim:]
+    if not all(pixel_sizes.get(a) for a in axes):
+        return None
+    return tuple(float(pixel_sizes[a]) / float(pixel_sizes["X"]) for a in axes)
 
 
 def _seeds_of(cls: ClassSettings, labels: Mapping[str, Any]) -> np.ndarray | None:

@@ -195,6 +195,7 @@ def _grow(
     seeds: np.ndarray,
     parents: np.ndarray | None,
     image: str,
+    spacing: tuple[float, ...] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A ``grow`` class's whole cells (``exclude_seeds`` applies after the post steps), inside
     its parent's objects, and the stain that guided them; a warning counts the seeds that grew
@@ -217,6 +218,7 @@ def _grow(
         seeds, seg.distance, mask=mask, intensity=stain,
         dark=seg.within is not None and seg.within.dark,
         parents=None if parents is None or np.asarray(parents).dtype == bool else parents,
+        spacing=spacing,
     )  # fmt: skip
     _warn_not_grown(cls, seeds, labels, image)
     return labels, stain
@@ -303,6 +305,7 @@ def segment_class(
     region: np.ndarray | None = None,
     seeds: np.ndarray | None = None,
     image: str = "",
+    spacing: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """Instance labels of one class on one plane: its segmenter, then its post steps.
 
@@ -324,6 +327,8 @@ def segment_class(
         For ``grow``: the seeds class's labels of this plane.
     image
         The image's name, for warnings.
+    spacing
+        For ``grow``: each axis's pixel size in X pixels (a Z stack's steps), where known.
 
     Examples
     --------
@@ -341,7 +346,7 @@ def segment_class(
     elif isinstance(seg, GrowSegmenter):
         if seeds is None:
             raise ValueError(f"class {cls.name!r} needs the {seg.seeds!r} objects of this plane")
-        labels, guide = _grow(cls, channels, np.asarray(seeds), parents, image)
+        labels, guide = _grow(cls, channels, np.asarray(seeds), parents, image, spacing)
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
             raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")

@@ -265,7 +265,8 @@ class GrowSegmenter(_Strict):
     seeds: str = Field(min_length=1, description="the class whose objects grow (segmented first)")
     distance: float = Field(
         10.0, gt=0, allow_inf_nan=False, description="pixels an object grows at most from "
-        "its seed (any number: the class runs on its whole plane; a Z stack counts Z as a pixel)",
+        "its seed (any number: the class runs on its whole plane; a Z step counts by its size "
+        "where the image says it)",
     )  # fmt: skip
     within: ThresholdSegmenter | None = Field(
         None, description="grow only over this threshold's pixels of a cell stain, cells "

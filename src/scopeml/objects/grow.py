@@ -23,6 +23,7 @@ def grow_objects(
     dark: bool = False,
     parents: Any = None,
     exclude_seeds: bool = False,
+    spacing: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """Each seed object grown at most ``distance`` pixels into one object with the seed's id.
 
@@ -36,7 +37,9 @@ def grow_objects(
     cell holds its side of it. A grown object is connected to its seed and
     holds all of it, so no seed is lost. ``parents``: labels each grown object is kept within
     (its seed's parent object: the one under most of the seed). ``exclude_seeds``: the ring
-    around each seed (a cytoplasm), not the whole cell. ``int32``, ``(Z×)Y×X`` as ``seeds``.
+    around each seed (a cytoplasm), not the whole cell. ``spacing``: each axis's pixel size
+    in X pixels (a Z stack of 1 µm steps at 0.25 µm pixels: ``(4, 1, 1)``), so ``distance``
+    is as far in Z as in Y and X; default 1 each. ``int32``, ``(Z×)Y×X`` as ``seeds``.
 
     Examples
     --------
@@ -68,14 +71,19 @@ def grow_objects(
             )
     if not np.isfinite(distance) or distance <= 0:
         raise InvalidRequestError(f"distance must be a number of pixels above 0, not {distance}")
+    if spacing is not None and (len(spacing) != seeds.ndim or not all(
+            np.isfinite(s) and s > 0 for s in spacing)):  # fmt: skip
+        raise InvalidRequestError(f"spacing {spacing} is not a size above 0 per axis of the seeds")
     seeds = seeds.astype(np.int32, copy=False)
     mask = None if mask is None else np.asarray(mask, bool)
     order = None if intensity is None else _flooding_order(intensity, dark)
     edges = dark and mask is not None
+    spacing = tuple(spacing or (1.0,) * seeds.ndim)
     if parents is None:
-        grown = _flood(seeds, distance, mask, order, edges)
+        grown = _flood(seeds, distance, mask, order, edges, spacing=spacing)
     else:
-        grown = _flood_each_parent(seeds, distance, mask, order, edges, np.asarray(parents))
+        grown = _flood_each_parent(seeds, distance, mask, order, edges, np.asarray(parents),
+                                   spacing)  # fmt: skip
     if exclude_seeds:
         grown[seeds > 0] = 0
     return grown
@@ -88,19 +96,20 @@ def _flood(
     order: np.ndarray | None,
     edges: bool = False,
     region: np.ndarray | None = None,
+    spacing: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """The seeds flooding, all at once, the pixels within ``distance`` of them (and in
     ``mask``), nearest first (or in ``order``, lowest first); with ``edges``, then the
     pixels outside ``mask`` within ``distance`` that touch what they flooded. Nothing leaves
-    ``region`` (a parent object)."""
+    ``region`` (a parent object). Distances by ``spacing``."""
     from scipy.ndimage import distance_transform_edt
     from skimage.segmentation import expand_labels, watershed
 
     if not seeds.any():
         return np.zeros(seeds.shape, np.int32)
     if mask is None and order is None and region is None:  # the nearest seed: no flooding
-        return expand_labels(seeds, distance).astype(np.int32, copy=False)  # (4.6× faster)
-    far = distance_transform_edt(seeds == 0)
+        return expand_labels(seeds, distance, spacing=spacing or 1).astype(np.int32, copy=False)
+    far = distance_transform_edt(seeds == 0, sampling=spacing)
     near = far <= distance if region is None else (far <= distance) & region
     allowed = near if mask is None else near & mask
     allowed |= seeds > 0
@@ -118,6 +127,7 @@ def _flood_each_parent(
     order: np.ndarray | None,
     edges: bool,
     parents: np.ndarray,
+    spacing: tuple[float, ...],
 ) -> np.ndarray:
     """:func:`_flood` within each parent object, from its seeds (those mostly in it), so no
     object crosses into another parent's pixels, however near their seed."""
@@ -135,7 +145,7 @@ def _flood_each_parent(
         inside = parents[box] == parent
         own = np.where(inside & (parent_of[seeds[box]] == parent), seeds[box], 0)
         part = _flood(own, distance, None if mask is None else mask[box],
-                      None if order is None else order[box], edges, inside)  # fmt: skip
+                      None if order is None else order[box], edges, inside, spacing)  # fmt: skip
         grown[box] = np.where(part > 0, part, grown[box])
     return grown
 
