@@ -61,6 +61,34 @@ def test_bad_settings_file_is_a_one_line_error(viewer, tmp_path):
     assert text.startswith("error: ") and "broken.yaml" in text and "\n" not in text
 
 
+def test_run_runs_the_settings_file_named_in_the_field(viewer, qtbot, tmp_path):
+    """Never an earlier file: a file that failed to load stays named and is not replaced by
+    the one before it, and a path typed after a load is the one run (trial: Run ran the
+    file loaded before and said done)."""
+    from scopeml.napari.analysis_widget import AnalysisWidget
+
+    image, _ = write_sample_image(tmp_path / "cells.ome.zarr", size=256, block=256, seed=2)
+    good, other, broken = (tmp_path / n for n in ("good.yaml", "other.yaml", "broken.yaml"))
+    good.write_text(SETTINGS)
+    other.write_text(SETTINGS.replace("name: nucleus", "name: blob"))
+    broken.write_text("version: 1\nclasses: [{name: x, segmenter: {kind: nope}}]\n")
+    viewer.open(str(image), plugin="scopeml")
+    widget = AnalysisWidget(viewer)
+    widget.image_choice.setCurrentText("DAPI")
+    widget.load_settings(good)
+    widget.load_settings(broken)
+    assert widget.path.text() == str(broken) and "broken.yaml" in widget.status.text()
+    widget.run()  # the broken file again, not good.yaml
+    assert not widget.busy and widget.status.text().startswith("error: ")
+    assert "broken.yaml" in widget.status.text()
+    widget.path.setText(str(other))  # typed, not loaded
+    widget.output.setText(str(tmp_path / "r"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert widget.status.text().startswith("done") and "blob" in widget.status.text()
+    assert "blob" in viewer.layers and "nucleus" not in viewer.layers
+
+
 @pytest.fixture
 def two_scenes(tmp_path):
     """An OME-TIFF with two scenes of different sizes (so they cannot stack)."""

@@ -459,3 +459,23 @@ def test_the_facades_stages_stay_within_the_estimate(tmp_path):
         want = after_engine_memory({**options, "measure": "csv"}, spec, spec_shape, chunk)
         assert 0 < peaks["instances"] <= want[0], (options, peaks, want)
         assert 0 < peaks["measure"] <= want[1], (options, peaks, want)
+
+
+def test_a_large_outputs_lower_resolutions_are_a_step_of_their_own(tmp_path):
+    """An output larger than 1024 px gets lower resolutions after the engine: the job says so
+    and counts their chunks (it sat at 100 % of segment meanwhile)."""
+    image = tmp_path / "large.tif"
+    tifffile.imwrite(image, synthetic_nuclei((1100, 1300), density=0.002, seed=4)[0][0])
+    task = {
+        "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 120.0,
+        "image": str(image), "roots": [str(tmp_path)],
+        "options": {"scale": 1, "outputs": ["labels"]},
+        "output": str(tmp_path / "job" / "result.ome.zarr"),
+        "stage": str(tmp_path / "job" / "stage"),
+    }  # fmt: skip
+    progress, steps = [], []
+    assert run_in_child(task, lambda *done: progress.append((steps[-1], *done)),
+                        (threading.Event(),), None, steps.append) is None  # fmt: skip
+    assert steps == ["statistics", "segment", "pyramid"]
+    built = [done for step, *done in progress if step == "pyramid"]
+    assert built and built[-1][0] == built[-1][1] > 0  # every chunk of the level counted

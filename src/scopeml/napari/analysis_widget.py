@@ -98,10 +98,11 @@ class AnalysisWidget(QWidget):
         """Load and check a settings file; list its classes."""
         from scopeml.analysis import load_settings
 
+        self.path.setText(str(path))  # the file said, also when it fails to load
         try:
             self.settings = load_settings(path)
         except Exception as err:
-            self.settings = None
+            self.settings, self.settings_path = None, None  # Run never runs an earlier file
             self._fail(err)
             return
         self.settings_path = Path(path)
@@ -119,10 +120,11 @@ class AnalysisWidget(QWidget):
         if self.busy:
             return
         try:
-            if self.settings is None:
-                if not self.path.text().strip():
-                    raise InvalidRequestError("load a settings file first")
-                self.load_settings(self.path.text().strip())
+            typed = self.path.text().strip()
+            if not typed:
+                raise InvalidRequestError("load a settings file first")
+            if self.settings is None or Path(typed) != self.settings_path:  # edited since
+                self.load_settings(typed)
                 if self.settings is None:
                     return
             source = layer_source(self.image_choice.layer())
@@ -220,9 +222,10 @@ class AnalysisWidget(QWidget):
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
             whose = [record["name"], scene_label(self._image, self._scene, self._axes),
                      *_planes(record.get("sizes", {}))]  # fmt: skip
+            late = "; Cancel came after its last step: it finished" if self._cancel.is_set() else ""
             self.status.setText(
                 f"done ({', '.join(w for w in whose if w)}: {counts}){_summed(result)}"
-                + "".join(f"; {note}" for note in notes) + f"; results in {result.output}"
+                + "".join(f"; {note}" for note in notes) + f"; results in {result.output}{late}"
             )  # fmt: skip
             return
         self.status.setText(f"error: {self._image} was not analysed{_summed(result)}")

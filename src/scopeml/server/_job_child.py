@@ -47,9 +47,10 @@ TERMINATE_WAIT_S = 5.0
 STEPS = {"label": "instances", "relabel": "instances", "grow": "instances",
          "find objects": "measure", "measure": "measure"}  # fmt: skip
 #: The stages of a segmentation whose progress the job shows as ``done`` of ``total``: the
-#: normalisation's statistics pass (blocks read; a huge image spends long there) and the
-#: engine's tiles. Each is also the job's step while it runs.
-COUNTED = ("statistics", "segment")
+#: normalisation's statistics pass (blocks read; a huge image spends long there), the
+#: engine's tiles and the lower resolutions of an output larger than 1024 px (its chunks; a
+#: job sat at 100 % of ``segment`` meanwhile). Each is also the job's step while it runs.
+COUNTED = ("statistics", "segment", "pyramid")
 MB = 1 << 20
 #: What a failed allocation says where it raises no MemoryError: a thread whose stack could not
 #: be mapped (Python's watchdogs, pools), ONNX Runtime's arena or C++'s ``bad_alloc``, a library

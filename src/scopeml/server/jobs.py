@@ -568,8 +568,9 @@ def _tile_total(job: dict[str, Any], already: int) -> int:
 
 #: Steps whose ``done``/``total`` count their own units, not the engine's tiles: the blocks of
 #: the normalisation's pass; the tiles of the instances' and the table's passes
-#: (:class:`~scopeml.server._job_child.PassCounter`).
-OWN_COUNT_STEPS = ("statistics", INSTANCES, "measure")
+#: (:class:`~scopeml.server._job_child.PassCounter`); the chunks of an output's lower
+#: resolutions.
+OWN_COUNT_STEPS = ("statistics", INSTANCES, "measure", "pyramid")
 
 
 class _JobProgress:
