@@ -70,7 +70,8 @@ def test_run_runs_the_settings_file_named_in_the_field(viewer, qtbot, tmp_path):
     image, _ = write_sample_image(tmp_path / "cells.ome.zarr", size=256, block=256, seed=2)
     good, other, broken = (tmp_path / n for n in ("good.yaml", "other.yaml", "broken.yaml"))
     good.write_text(SETTINGS)
-    other.write_text(SETTINGS.replace("name: nucleus", "name: blob"))
+    grown = "  - name: cell\n    segmenter: {kind: grow, seeds: blob, distance: 4}\n"
+    other.write_text(SETTINGS.replace("name: nucleus", "name: blob") + grown)
     broken.write_text("version: 1\nclasses: [{name: x, segmenter: {kind: nope}}]\n")
     viewer.open(str(image), plugin="scopeml")
     widget = AnalysisWidget(viewer)
@@ -87,6 +88,10 @@ def test_run_runs_the_settings_file_named_in_the_field(viewer, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
     assert widget.status.text().startswith("done") and "blob" in widget.status.text()
     assert "blob" in viewer.layers and "nucleus" not in viewer.layers
+    cells, blobs = viewer.layers["cell"], viewer.layers["blob"]
+    assert (cells.contour, blobs.contour) == (2, 0)  # grown cells as outlines: blobs show
+    grown_ids = np.unique(np.asarray(cells.data[0] if cells.multiscale else cells.data))
+    assert set(np.unique(np.asarray(blobs.data))) == set(grown_ids) and len(grown_ids) > 10
 
 
 @pytest.fixture

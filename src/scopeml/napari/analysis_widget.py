@@ -218,7 +218,10 @@ class AnalysisWidget(QWidget):
                     data, kwargs, _ = labels_layer_data(
                         open_levels(store), name=name, path=str(store)
                     )
-                    self.viewer.add_labels(data, **kwargs)
+                    layer = self.viewer.add_labels(data, **kwargs)
+                    seg = cls.segmenter
+                    if getattr(seg, "kind", "") == "grow" and not seg.exclude_seeds:
+                        layer.contour = 2  # outlines: a filled cell hid its nucleus
             counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
             whose = [record["name"], scene_label(self._image, self._scene, self._axes),
                      *_planes(record.get("sizes", {}))]  # fmt: skip
