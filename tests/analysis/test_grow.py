@@ -295,3 +295,19 @@ def test_in_a_z_stack_the_distance_counts_z_steps_by_their_size(tmp_path: Path) 
 
     with pytest.raises(ScopeMLError, match=re.escape("spacing (4.0, 1.0) is not a size")):
         grow_objects(dapi > 1000, 8, spacing=(4.0, 1.0))
+
+
+def test_a_seed_outside_every_parent_gets_no_cell_and_the_warning_says_so() -> None:
+    seeds = np.zeros((10, 20), np.int32)
+    seeds[5, 3], seeds[5, 16] = 1, 2
+    parents = np.zeros((10, 20), np.int32)
+    parents[:, :10] = 1  # seed 2 lies outside every parent object
+    cls = ClassSettings.model_validate({"name": "cell", "parent": "tissue", "segmenter": {
+        "kind": "grow", "seeds": "nucleus", "distance": 4}})  # fmt: skip
+    with pytest.warns(
+        UserWarning,
+        match=r"1 of 2 nucleus objects grew no pixel \(their cells "
+        r"are the seed alone, or none where it lies outside every parent",
+    ):
+        cells = segment_class(cls, {}, seeds=seeds, region=parents)
+    assert set(np.unique(cells)) == {0, 1} and not cells[:, 10:].any()

@@ -234,12 +234,18 @@ def _warn_not_grown(cls: ClassSettings, seeds: np.ndarray, grown: np.ndarray, im
     seg = cls.segmenter
     assert isinstance(seg, GrowSegmenter)
     ids = np.unique(seeds[seeds > 0])
-    ring = np.bincount(grown[(seeds == 0) & (grown > 0)], minlength=int(seeds.max()) + 1)
-    bare = int((ring[ids] == 0).sum())
+    size = int(seeds.max()) + 1
+    ring = np.bincount(grown[(seeds == 0) & (grown > 0)], minlength=size)[ids]
+    kept = np.bincount(grown[grown > 0], minlength=size)[ids]  # 0: outside every parent
+    bare = int((ring == 0).sum())
     if not bare:
         return
-    said = (f"no row in the {cls.name} table" if seg.exclude_seeds
-            else "each of their cells is the seed alone")  # fmt: skip
+    alone = (
+        "each of their cells is the seed alone"
+        if (kept[ring == 0] > 0).all()
+        else ("their cells are the seed alone, or none where it lies outside every parent object")
+    )
+    said = f"no row in the {cls.name} table" if seg.exclude_seeds else alone
     why = "" if seg.within is None else "; the within threshold's pixels do not reach them"
     if seg.within is not None and not seg.within.dark and 2 * bare > len(ids):
         why += " (a membrane stain, bright between cells, needs dark: true)"
