@@ -38,10 +38,10 @@ __all__ = ["Client", "RemoteModel", "ServerResponseError", "ServerUnreachableErr
 
 NPY_MEDIA_TYPE = "application/x-npy"
 #: What a job's ``done``/``total`` count, by its step (others count tiles).
-JOB_STEP_UNITS = {"statistics": "block", "analyze": "image", "sizes": "image"}
+JOB_STEP_UNITS = {"statistics": "block", "analyze": "image", "sizes": "image", "pyramid": "chunk"}
 #: A segment job's steps in their order: a poll that finds a later step than the last one seen
 #: means that one ended, though the poll missed its last count.
-JOB_STEP_ORDER = ("statistics", "segment", "instances", "measure")
+JOB_STEP_ORDER = ("statistics", "segment", "pyramid", "instances", "measure")
 
 
 class RemoteModel:
@@ -558,7 +558,14 @@ def _report_job(
 
 
 def _ended(last: ProgressEvent, step: str) -> bool:
-    """Whether step ``step`` follows ``last``'s, which a poll left short of its total."""
+    """Whether step ``step`` follows ``last``'s, which a poll left short of its total.
+
+    >>> levels = ProgressEvent("pyramid", 5, 20)
+    >>> _ended(ProgressEvent("segment", 60, 64), "pyramid"), _ended(levels, "instances")
+    (True, True)
+    >>> _ended(levels, "segment")
+    False
+    """
     order = JOB_STEP_ORDER
     if last.total is None or last.done >= last.total or last.stage not in order:
         return False

@@ -255,10 +255,15 @@ def test_the_flat_api_grows_arrays_and_refuses_bad_ones_in_one_line() -> None:
     seeds = np.zeros((6, 8), np.uint16)
     seeds[3, 1], seeds[3, 6] = 4, 9
     assert sm.grow_objects(seeds, 2)[3].tolist() == [4, 4, 4, 4, 9, 9, 9, 9]
+    assert sm.grow_objects(seeds, 2, spacing=2.0)[3].tolist() == [4, 4, 4, 0, 0, 9, 9, 9]
     bad = [
         ((seeds.astype(np.float32), 2), {}, "seeds must be integer labels, not float32"),
         ((seeds, 2), {"mask": np.ones((6, 7), bool)}, "mask has shape (6, 7); the seeds (6, 8)"),
         ((seeds, float("nan")), {}, "distance must be a number of pixels above 0, not nan"),
+        ((seeds, "3"), {}, "distance must be a number of pixels above 0, not 3"),
+        ((seeds, 2), {"spacing": np.array([1.0, 0.0])}, "spacing [1. 0.] is not a size above"),
+        ((seeds, 2), {"parents": seeds * 0.5}, "parents must be integer labels, not float64"),
+        ((seeds[None, None, None], 2), {}, "seeds must be Y×X or Z×Y×X, not 5-D"),
         ((seeds.astype(np.int64) * 2**31, 2), {}, "do not fit 0–2³¹−1"),
     ]
     for args, kwargs, said in bad:

@@ -140,3 +140,15 @@ def test_one_fields_channel_files_are_stacked_in_the_order_given(tmp_path, capsy
         assert said in err and err.count("\n") == 1, err
     assert main(["convert", files[1], files[2], "-o", files[1]]) == 2  # an input: never replaced
     assert tifffile.imread(files[1]).shape == (60, 70)
+
+
+def test_display_windows_are_never_empty_and_hold_a_floats_values(tmp_path) -> None:
+    """A constant channel gets a window of width 1 (napari refuses contrast limits 7..7), and
+    a float channel's min/max widen to its values."""
+    from scopeml.io import Image, write_ome_zarr
+
+    ramp = np.linspace(-3, 4000, 600, dtype=np.float32).reshape(20, 30)
+    out = write_ome_zarr(tmp_path / "w.ome.zarr", Image(np.stack([np.full_like(ramp, 7), ramp])))
+    windows = [c["window"] for c in zarr.open_group(str(out)).attrs["ome"]["omero"]["channels"]]
+    assert (windows[0]["start"], windows[0]["end"]) == (7, 8)
+    assert windows[1] == {"min": -3, "max": 4000, "start": -3, "end": 4000}

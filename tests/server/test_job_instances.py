@@ -469,13 +469,17 @@ def test_a_large_outputs_lower_resolutions_are_a_step_of_their_own(tmp_path):
     task = {
         "kind": "segment", "model": str(resolve_model("nuclei")), "time_budget": 120.0,
         "image": str(image), "roots": [str(tmp_path)],
-        "options": {"scale": 1, "outputs": ["labels"]},
+        "options": {"scale": 1, "outputs": ["labels", "instances"], "measure": "parquet"},
+        "table": str(tmp_path / "job" / "objects.parquet"),
         "output": str(tmp_path / "job" / "result.ome.zarr"),
         "stage": str(tmp_path / "job" / "stage"),
     }  # fmt: skip
     progress, steps = [], []
     assert run_in_child(task, lambda *done: progress.append((steps[-1], *done)),
                         (threading.Event(),), None, steps.append) is None  # fmt: skip
-    assert steps == ["statistics", "segment", "pyramid"]
+    # the instances' own levels are a pass of their step (its memory words stay its own)
+    assert steps == ["statistics", "segment", "pyramid", "instances", "measure"]
     built = [done for step, *done in progress if step == "pyramid"]
     assert built and built[-1][0] == built[-1][1] > 0  # every chunk of the level counted
+    passes = [done for step, *done in progress if step == "instances"]
+    assert passes[-1][0] == passes[-1][1] and passes == sorted(passes)  # never back

@@ -21,7 +21,7 @@ tile_size: 1024
 # A plane (one scene and time point) whose stages need less memory than this many MB runs in
 # memory, which is faster; a larger one runs tile by tile, out of core (the same results).
 # Two channels of 16 bits and four classes need 36 bytes a pixel, and a grow class (below)
-# 48 more: 2048² fits 512 MB (without the grow class, 4096² would).
+# 48 more: 2048² fits 512 MB (3500² would without the grow class).
 memory_mb: 512
 
 # Micrometres per pixel for images whose file records none (plain TIFFs, PNGs): one number,

@@ -264,9 +264,9 @@ class GrowSegmenter(_Strict):
     kind: Literal["grow"] = "grow"
     seeds: str = Field(min_length=1, description="the class whose objects grow (segmented first)")
     distance: float = Field(
-        10.0, gt=0, allow_inf_nan=False, description="pixels an object grows at most from "
-        "its seed (any number: the class runs on its whole plane; a Z step counts by its size "
-        "where the image says it)",
+        10.0, gt=0, allow_inf_nan=False, description="X pixels an object grows at most from "
+        "its seed (any number: the class runs on its whole plane; a Z step, or a pixel taller "
+        "than wide, counts by its size where the pixel sizes are known)",
     )  # fmt: skip
     within: ThresholdSegmenter | None = Field(
         None, description="grow only over this threshold's pixels of a cell stain, cells "

@@ -316,7 +316,9 @@ def _os_error_place(err: OSError, argv: list[str] | None) -> str | None:
 
 
 #: The names scopeml gives what it writes before moving it into place.
-_TEMPORARY = re.compile(r"\.(?P<name>.+?)\.(?:[0-9a-f]{8,}\.)?(?:tmp|partial(?:\.\w+)?)")
+_TEMPORARY = re.compile(
+    r"\.(?P<name>.+?)(?:\.partial)?\.(?:[0-9a-f]{8,}\.)?(?:tmp|partial(?:\.\w+)?)"
+)  # a new store's: .OUT.partial.HEX.tmp
 
 
 def _input_file(argv: list[str] | None) -> str | None:

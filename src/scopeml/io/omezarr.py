@@ -558,10 +558,13 @@ def set_display_window(group: Any, end: float | Sequence[tuple[float, float]]) -
         return
     given = ome["omero"].get("channels", [])
     spans = [(0.0, float(max(end, 1)))] * len(given) if np.isscalar(end) else list(end)
-    channels = [
-        {**c, "window": {**c.get("window", {}), "start": float(low), "end": float(high)}}
-        for c, (low, high) in zip(given, spans, strict=False)
-    ]
+    channels = []
+    for channel, (low, high) in zip(given, spans, strict=False):
+        window = dict(channel.get("window", {}))
+        low, high = float(low), max(float(high), float(low) + 1)  # a constant one: not 7..7
+        window.update(start=low, end=high, min=min(window.get("min", low), low),
+                      max=max(window.get("max", high), high))  # fmt: skip
+        channels.append({**channel, "window": window})
     ome["omero"] = {**ome["omero"], "channels": channels}
     group.attrs["ome"] = ome
 

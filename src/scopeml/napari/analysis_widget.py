@@ -123,10 +123,9 @@ class AnalysisWidget(QWidget):
             typed = self.path.text().strip()
             if not typed:
                 raise InvalidRequestError("load a settings file first")
-            if self.settings is None or Path(typed) != self.settings_path:  # edited since
-                self.load_settings(typed)
-                if self.settings is None:
-                    return
+            self.load_settings(typed)  # as the file is now: the run reads it so too
+            if self.settings is None:
+                return
             source = layer_source(self.image_choice.layer())
             if source is None:
                 raise InvalidRequestError(

@@ -7,6 +7,7 @@ cell of nucleus ``k`` and the two tables join on ``object_id``.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,8 @@ def grow_objects(
     seeds = np.asarray(seeds)
     if not np.issubdtype(seeds.dtype, np.integer) and seeds.dtype != bool:
         raise InvalidLabelsError(f"seeds must be integer labels, not {seeds.dtype}")
+    if seeds.ndim not in (2, 3):
+        raise InvalidRequestError(f"seeds must be Y×X or Z×Y×X, not {seeds.ndim}-D")
     if seeds.size and (seeds.min() < 0 or seeds.max() > np.iinfo(np.int32).max):
         raise InvalidLabelsError(f"seed ids {seeds.min()}–{seeds.max()} do not fit 0–2³¹−1")
     for name, other in (("mask", mask), ("intensity", intensity), ("parents", parents)):
@@ -69,16 +72,15 @@ def grow_objects(
             raise InvalidRequestError(
                 f"{name} has shape {np.shape(other)}; the seeds {seeds.shape}"
             )
-    if not np.isfinite(distance) or distance <= 0:
+    if not isinstance(distance, numbers.Real) or not np.isfinite(distance) or distance <= 0:
         raise InvalidRequestError(f"distance must be a number of pixels above 0, not {distance}")
-    if spacing is not None and (len(spacing) != seeds.ndim or not all(
-            np.isfinite(s) and s > 0 for s in spacing)):  # fmt: skip
-        raise InvalidRequestError(f"spacing {spacing} is not a size above 0 per axis of the seeds")
+    spacing = _per_axis(spacing, seeds.ndim)
+    if parents is not None and not np.issubdtype(np.asarray(parents).dtype, np.integer):
+        raise InvalidLabelsError(f"parents must be integer labels, not {np.asarray(parents).dtype}")
     seeds = seeds.astype(np.int32, copy=False)
     mask = None if mask is None else np.asarray(mask, bool)
     order = None if intensity is None else _flooding_order(intensity, dark)
     edges = dark and mask is not None
-    spacing = tuple(spacing or (1.0,) * seeds.ndim)
     if parents is None:
         grown = _flood(seeds, distance, mask, order, edges, spacing=spacing)
     else:
@@ -87,6 +89,21 @@ def grow_objects(
     if exclude_seeds:
         grown[seeds > 0] = 0
     return grown
+
+
+def _per_axis(spacing: Any, ndim: int) -> tuple[float, ...]:
+    """``spacing`` as one size above 0 per axis (one number: every axis)."""
+    from scopeml.errors import InvalidRequestError
+
+    if spacing is None:
+        return (1.0,) * ndim
+    try:
+        sizes = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (ndim,)))
+    except (TypeError, ValueError):
+        sizes = ()
+    if not sizes or not all(np.isfinite(s) and s > 0 for s in sizes):
+        raise InvalidRequestError(f"spacing {spacing} is not a size above 0 per axis of the seeds")
+    return sizes
 
 
 def _flood(
@@ -103,12 +120,10 @@ def _flood(
     pixels outside ``mask`` within ``distance`` that touch what they flooded. Nothing leaves
     ``region`` (a parent object). Distances by ``spacing``."""
     from scipy.ndimage import distance_transform_edt
-    from skimage.segmentation import expand_labels, watershed
+    from skimage.segmentation import watershed
 
     if not seeds.any():
         return np.zeros(seeds.shape, np.int32)
-    if mask is None and order is None and region is None:  # the nearest seed: no flooding
-        return expand_labels(seeds, distance, spacing=spacing or 1).astype(np.int32, copy=False)
     far = distance_transform_edt(seeds == 0, sampling=spacing)
     near = far <= distance if region is None else (far <= distance) & region
     allowed = near if mask is None else near & mask

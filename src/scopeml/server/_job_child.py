@@ -298,6 +298,9 @@ def _child_main(
             if event.stage == main:
                 send.send(("progress", int(event.done), int(event.total or 0)))
             return
+        if event.stage == "pyramid" and step[0] in AFTER_ENGINE:  # the instances' levels:
+            send.send(("progress", *passes(event.stage, int(event.done), int(event.total or 0))))
+            return  # a pass of that step (its memory words stay its own)
         stage = event.stage if event.stage in COUNTED else STEPS.get(event.stage, step[0])
         if stage != step[0]:
             step[0] = task["step"] = stage  # for the words if memory runs out
