@@ -92,6 +92,11 @@ def test_run_runs_the_settings_file_named_in_the_field(viewer, qtbot, tmp_path):
     assert (cells.contour, blobs.contour) == (2, 0)  # grown cells as outlines: blobs show
     grown_ids = np.unique(np.asarray(cells.data[0] if cells.multiscale else cells.data))
     assert set(np.unique(np.asarray(blobs.data))) == set(grown_ids) and len(grown_ids) > 10
+    other.write_text(other.read_text().replace("blob", "spot"))  # edited since its load
+    widget.output.setText(str(tmp_path / "r2"))
+    widget.run()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=180_000)
+    assert "spot" in widget.status.text() and "spot" in viewer.layers
 
 
 @pytest.fixture
