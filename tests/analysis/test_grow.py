@@ -311,8 +311,27 @@ def test_a_seed_outside_every_parent_gets_no_cell_and_the_warning_says_so() -> N
         "kind": "grow", "seeds": "nucleus", "distance": 4}})  # fmt: skip
     with pytest.warns(
         UserWarning,
-        match=r"1 of 2 nucleus objects grew no pixel \(their cells "
-        r"are the seed alone, or none where it lies outside every parent",
+        match=r"1 of 2 nucleus objects grew no pixel \(each of their cells "
+        r"is the seed alone, or none where it lies outside every parent",
     ):
         cells = segment_class(cls, {}, seeds=seeds, region=parents)
     assert set(np.unique(cells)) == {0, 1} and not cells[:, 10:].any()
+
+
+def test_a_time_series_says_its_unreached_seeds_once(tmp_path: Path) -> None:
+    """One line for the whole movie, its counts summed over the planes (was one per frame)."""
+    import tifffile
+
+    dapi, _, _ = two_touching_cells()
+    membrane = np.full(dapi.shape, 100, np.uint16)
+    membrane[:, 62:66] = 1000  # away from every nucleus: without dark, nothing grows
+    movie = np.stack([np.stack([dapi, membrane])] * 3)  # T×C×Y×X
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, movie, ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_analysis(settings(), [path], tmp_path / "out")
+    said = [str(w.message) for w in caught if "grew no pixel" in str(w.message)]
+    assert len(said) == 1, said
+    assert said[0].startswith("movie: class 'cell': 12 of 12 nucleus objects over its 3 planes")

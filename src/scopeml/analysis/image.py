@@ -43,7 +43,7 @@ from scopeml.analysis.outputs import (
     write_tables,
 )
 from scopeml.analysis.plane import EngineIds
-from scopeml.analysis.segment import segment_class
+from scopeml.analysis.segment import segment_class, warn_not_grown
 from scopeml.analysis.settings import (
     MODEL_SEGMENTERS,
     AnalysisSettings,
@@ -363,12 +363,13 @@ def _analyze(
     }
     folder = _ImageFolder(temp, scenes, overview_channels(settings, scenes))
     planes = [(scene, t) for scene, image in enumerate(scenes) for t in range(image.sizes["T"])]
+    tally: dict[str, list[int]] = {}  # grow's seeds that grew nothing, summed over the planes
     # several planes: report each (a callback can cancel between them)
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
         image = scenes[scene]
         if image.sizes["Z"] == 1:
             found = _analyze_plane_tiled(settings, image, model_labels, resources, stores, name,
-                                         scene, t, folder, colours, progress)  # fmt: skip
+                                         scene, t, folder, colours, progress, tally)  # fmt: skip
             for cls_name, table in found.items():
                 parts[cls_name].append(table)
             continue
@@ -384,7 +385,7 @@ def _analyze(
                 cls, channels, model_labels=plane,
                 class_values=resources.class_values.get(cls.name), region=region,
                 seeds=_seeds_of(cls, labels), image=name,
-                spacing=x_pixels(image.pixel_sizes, 3),
+                spacing=x_pixels(image.pixel_sizes, 3), tally=tally,
             )  # fmt: skip
             if stores is not None:
                 stores.write(cls.name, scene, t, labels[cls.name])
@@ -398,6 +399,7 @@ def _analyze(
                           folder.overview(scene, t), colours=colours,
                           pixel_size=image.pixel_sizes.get("X"),
                           in_colour=folder.in_colour)  # fmt: skip
+    warn_not_grown(settings.classes, tally, name)  # one line for all the planes
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     if stores is not None:
         stores.finish(ome_tiff=settings.outputs.ome_tiff)
@@ -422,6 +424,7 @@ def _analyze_plane_tiled(
     folder: _ImageFolder,
     colours: dict[str, tuple[int, int, int]],
     progress: Progress = None,
+    tally: dict[str, list[int]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One 2-D plane of ``image``, scene ``scene`` of the analysis
     (:mod:`scopeml.analysis.plane`): in memory when it fits ``settings.memory_mb``, else out of
@@ -473,7 +476,7 @@ def _analyze_plane_tiled(
                     class_values=resources.class_values.get(cls.name),
                     region=None if parent is None else np.asarray(parent[...]),
                     seeds=_seeds_of(cls, labels), image=name,
-                    spacing=x_pixels(image.pixel_sizes, 2),
+                    spacing=x_pixels(image.pixel_sizes, 2), tally=tally,
                 )  # fmt: skip
             if stores is not None and in_memory:
                 stores.write(cls.name, scene, t, labels[cls.name])

@@ -196,6 +196,7 @@ def _grow(
     parents: np.ndarray | None,
     image: str,
     spacing: tuple[float, ...] | None = None,
+    tally: dict[str, list[int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A ``grow`` class's whole cells (``exclude_seeds`` applies after the post steps), inside
     its parent's objects, and the stain that guided them; a warning counts the seeds that grew
@@ -220,37 +221,52 @@ def _grow(
         parents=None if parents is None or np.asarray(parents).dtype == bool else parents,
         spacing=spacing,
     )  # fmt: skip
-    _warn_not_grown(cls, seeds, labels, image)
+    counts = not_grown(seeds, labels)
+    if tally is None:
+        warn_not_grown([cls], {cls.name: counts}, image)
+    else:  # summed over the image's planes, said once
+        tally[cls.name] = [a + b for a, b in zip(tally.get(cls.name, [0] * 4), counts, strict=True)]
     return labels, stain
 
 
-def _warn_not_grown(cls: ClassSettings, seeds: np.ndarray, grown: np.ndarray, image: str) -> None:
-    """Say how many seeds grew no pixel beyond themselves: a threshold that does not reach
-    them (most of them: a membrane stain without ``dark``) fails silently otherwise."""
+def not_grown(seeds: np.ndarray, grown: np.ndarray) -> list[int]:
+    """``[seeds that grew no pixel beyond themselves, seeds, of those some that got no cell at
+    all (outside every parent object), planes]`` of one plane, to be summed over an image's."""
+    ids = np.unique(seeds[seeds > 0])
+    size = int(seeds.max()) + 1
+    ring = np.bincount(grown[(seeds == 0) & (grown > 0)], minlength=size)[ids]
+    kept = np.bincount(grown[grown > 0], minlength=size)[ids]  # 0: outside every parent
+    return [int((ring == 0).sum()), len(ids), int(((ring == 0) & (kept == 0)).any()), 1]
+
+
+def warn_not_grown(
+    classes: Sequence[ClassSettings], tally: dict[str, list[int]], image: str
+) -> None:
+    """Say for each class how many seeds grew no pixel (``tally``: :func:`not_grown` by class,
+    summed over an image's planes: one line for a time series): a threshold that does not
+    reach them (most of them: a membrane stain without ``dark``) fails silently otherwise."""
+    for cls in classes:
+        if tally.get(cls.name, [0])[0]:
+            _warn_not_grown(cls, tally[cls.name], image)
+
+
+def _warn_not_grown(cls: ClassSettings, counts: Sequence[int], image: str) -> None:
     import warnings
 
     from scopeml.errors import find_stack_level
 
     seg = cls.segmenter
     assert isinstance(seg, GrowSegmenter)
-    ids = np.unique(seeds[seeds > 0])
-    size = int(seeds.max()) + 1
-    ring = np.bincount(grown[(seeds == 0) & (grown > 0)], minlength=size)[ids]
-    kept = np.bincount(grown[grown > 0], minlength=size)[ids]  # 0: outside every parent
-    bare = int((ring == 0).sum())
-    if not bare:
-        return
-    alone = (
-        "each of their cells is the seed alone"
-        if (kept[ring == 0] > 0).all()
-        else ("their cells are the seed alone, or none where it lies outside every parent object")
-    )
+    bare, total, outside, planes = counts
+    alone = "each of their cells is the seed alone" + (
+        ", or none where it lies outside every parent object" if outside else "")  # fmt: skip
     said = f"no row in the {cls.name} table" if seg.exclude_seeds else alone
     why = "" if seg.within is None else "; the within threshold's pixels do not reach them"
-    if seg.within is not None and not seg.within.dark and 2 * bare > len(ids):
+    if seg.within is not None and not seg.within.dark and 2 * bare > total:
         why += " (a membrane stain, bright between cells, needs dark: true)"
-    warnings.warn(f"{image}{': ' if image else ''}class {cls.name!r}: {bare} of {len(ids)} "
-                  f"{seg.seeds} objects grew no pixel ({said}){why}", UserWarning,
+    over = f" over its {planes} planes" if planes > 1 else ""
+    warnings.warn(f"{image}{': ' if image else ''}class {cls.name!r}: {bare} of {total} "
+                  f"{seg.seeds} objects{over} grew no pixel ({said}){why}", UserWarning,
                   stacklevel=find_stack_level())  # fmt: skip
 
 
@@ -312,6 +328,7 @@ def segment_class(
     seeds: np.ndarray | None = None,
     image: str = "",
     spacing: tuple[float, ...] | None = None,
+    tally: dict[str, list[int]] | None = None,
 ) -> np.ndarray:
     """Instance labels of one class on one plane: its segmenter, then its post steps.
 
@@ -335,6 +352,9 @@ def segment_class(
         The image's name, for warnings.
     spacing
         For ``grow``: each axis's pixel size in X pixels (a Z stack's steps), where known.
+    tally
+        For ``grow``: the seeds that grew nothing are added here (:func:`not_grown`, by
+        class) for one warning per image (:func:`warn_not_grown`), else warned of at once.
 
     Examples
     --------
@@ -352,7 +372,7 @@ def segment_class(
     elif isinstance(seg, GrowSegmenter):
         if seeds is None:
             raise ValueError(f"class {cls.name!r} needs the {seg.seeds!r} objects of this plane")
-        labels, guide = _grow(cls, channels, np.asarray(seeds), parents, image, spacing)
+        labels, guide = _grow(cls, channels, np.asarray(seeds), parents, image, spacing, tally)
     else:
         if model_labels is None or (class_values is None and isinstance(seg, ModelSegmenter)):
             raise ValueError(f"class {cls.name!r} needs the model's labels of this plane")
