@@ -154,7 +154,7 @@ def _flood_each_parent(
     parent_of = np.zeros(int(seeds.max()) + 1, np.int64)
     parent_of[found["label"].to_numpy()] = found["parent_label"].to_numpy()
     grown = np.zeros(seeds.shape, np.int32)
-    boxes = find_objects(parents.astype(np.int64, copy=False))
+    boxes = find_objects(parents)  # integer labels of any width: no int64 copy of the plane
     for parent in np.unique(parent_of[parent_of > 0]):  # those with seeds
         box = boxes[parent - 1]
         inside = parents[box] == parent
