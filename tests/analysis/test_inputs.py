@@ -86,7 +86,7 @@ def test_the_cli_on_a_parent_folder(plate, tmp_path, capsys):
     assert counts(tmp_path / "out") == expected
     written = yaml.safe_load((tmp_path / "out" / "settings.yaml").read_text())
     assert written["inputs"] == {"recursive": True, "include": [], "exclude": [],
-                                 "skip_labels": True}  # fmt: skip
+                                 "skip_labels": True, "channel_files": {}}  # fmt: skip
 
 
 def test_label_images_are_analysed_only_when_asked(plate, tmp_path, capsys):

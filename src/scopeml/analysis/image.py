@@ -26,7 +26,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from scopeml.analysis.settings import (
 )
 from scopeml.analysis.tables import measure_plane
 from scopeml.errors import InvalidImageError, find_stack_level
+from scopeml.io.registry import ChannelFiles, input_files
 from scopeml.objects.label import iter_tiles
 from scopeml.progress import Progress, track
 from scopeml.tiling.store import WRITER, writer
@@ -65,11 +66,15 @@ __all__ = ["RECORD", "analyze_image", "input_identity", "open_scenes_analysed", 
 RECORD = "record.json"
 
 
-def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
+def input_identity(path: str | os.PathLike[str] | ChannelFiles) -> dict[str, Any]:
     """What ``--resume`` knows an input by: a file's size and modification time; a folder's
     (an OME-Zarr store's) total size, file count and a hash of every file's name, size and
-    time, since a chunk rewritten in place leaves the folder's own size and time as they were.
+    time, since a chunk rewritten in place leaves the folder's own size and time as they were;
+    a field's channel files, each's (and their channels).
     """
+    if isinstance(path, ChannelFiles):
+        files = zip(path.channels, path.paths, strict=True)
+        return {"channel_files": {channel: input_identity(file) for channel, file in files}}
     path = Path(path)
     stat = path.stat()
     if not path.is_dir():
@@ -88,7 +93,7 @@ def input_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def analyze_image(
     settings: AnalysisSettings,
-    image_path: str | os.PathLike[str],
+    image_path: str | os.PathLike[str] | ChannelFiles,
     folder: str | os.PathLike[str],
     resources: Resources,
     *,
@@ -117,7 +122,9 @@ def analyze_image(
     no ``warnings``, as records from before they were kept.
     """
     started = time.perf_counter()
-    image_path, folder = Path(image_path), Path(folder)
+    folder = Path(folder)
+    if not isinstance(image_path, ChannelFiles):
+        image_path = Path(image_path)
     temp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.partial")
     temp.mkdir(parents=True)
     try:
@@ -171,7 +178,7 @@ def analyze_image(
 
 
 @contextmanager
-def _warnings_kept(path: Path) -> Iterator[list[warnings.WarningMessage] | None]:
+def _warnings_kept(path: Path | ChannelFiles) -> Iterator[list[warnings.WarningMessage] | None]:
     """The warnings given in the block, for the image's record, each given again once it ends
     (the same words and category, so the caller and the command line see them as before, as
     the caller's filters say). Every ``UserWarning`` is caught, also where the caller silences
@@ -186,7 +193,9 @@ def _warnings_kept(path: Path) -> Iterator[list[warnings.WarningMessage] | None]
         yield None
         return
     caught: list[warnings.WarningMessage] = []
-    with notes_given_again(path) as given:
+    with ExitStack() as files:
+        given = set().union(*(files.enter_context(notes_given_again(file))
+                              for file in input_files(path)))  # fmt: skip
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", UserWarning)  # others: as the caller filters
@@ -199,7 +208,9 @@ def _warnings_kept(path: Path) -> Iterator[list[warnings.WarningMessage] | None]
                     warnings.warn(warning.message, stacklevel=find_stack_level())
 
 
-def _said(caught: Sequence[warnings.WarningMessage], path: Path, public: str | None) -> list[str]:
+def _said(
+    caught: Sequence[warnings.WarningMessage], path: Path | ChannelFiles, public: str | None
+) -> list[str]:
     """The warnings' messages, each once, in order, for the record; ``public``: the image's
     name for its path, and any other absolute path by its file name (a server's client never
     sees where the server keeps its files)."""
@@ -220,7 +231,7 @@ SHOWN: set[tuple[type[Warning], str]] = set()
 @contextmanager
 def open_scenes_analysed(
     settings: AnalysisSettings,
-    image_path: Path,
+    image_path: Path | ChannelFiles,
     allowed_roots: Sequence[str | os.PathLike[str]] | None,
     *,
     name: str | None = None,

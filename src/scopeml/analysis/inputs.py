@@ -36,7 +36,7 @@ import json
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,9 +44,17 @@ from typing import Any
 from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
 from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level, not_found
 from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
-from scopeml.io.registry import IMAGE_SUFFIXES
+from scopeml.io.registry import IMAGE_SUFFIXES, ChannelFiles
 
-__all__ = ["LABEL_NAME_ENDINGS", "NAME_SEPARATOR", "FoundImages", "collect_images", "find_images"]
+__all__ = [
+    "LABEL_NAME_ENDINGS",
+    "NAME_SEPARATOR",
+    "FoundImages",
+    "collect_images",
+    "find_images",
+    "group_fields",
+    "shown",
+]
 
 #: Name endings (before the image suffix) of the label images ``skip_labels`` leaves out.
 LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks")
@@ -54,6 +62,8 @@ LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks")
 NAME_SEPARATOR = "__"
 #: Why a file was left out (the keys of :attr:`FoundImages.skipped`).
 LABELS, EXCLUDED, NOT_INCLUDED, RESULTS = "label images", "exclude", "include", "results folders"
+#: Left out by ``channel_files``: a file no pattern names; the files of a field lacking a channel.
+NO_CHANNEL, INCOMPLETE = "no channel pattern", "incomplete field"
 NO_PLUGIN = "no plugin"
 
 
@@ -68,6 +78,14 @@ class FoundImages:
 
     def skip(self, reason: str, path: Path) -> None:
         self.skipped.setdefault(reason, []).append(path)
+
+
+def shown(image: Path | ChannelFiles, public: Callable[[Path], str] | None = None) -> str:
+    """An image's name in records and messages: its path, or its ``public`` name (a server's);
+    a field's files joined by `` + ``."""
+    if isinstance(image, ChannelFiles):
+        return " + ".join(shown(path, public) for path in image.paths)
+    return str(image) if public is None else public(Path(image))
 
 
 def collect_images(
@@ -108,11 +126,14 @@ def find_images(
     skip_labels: bool = True,
     ignore: Iterable[str | os.PathLike[str]] = (),
     warn: bool = True,
+    channel_files: Mapping[str, str] | None = None,
 ) -> FoundImages:
     """The images ``sources`` give (see the module docstring), each with its result name.
 
     ``ignore``: folders never searched (the results folder being written). ``warn``: say how
     many label images were left out (a ``UserWarning``, ``warning: …`` on the command line).
+    ``channel_files``: channel name → file-name pattern; the files found become fields of
+    one file per channel (:func:`group_fields`).
 
     Raises
     ------
@@ -140,6 +161,7 @@ def find_images(
     ignored = {_real(p) for p in ignore}
     found = FoundImages()
     seen: set[Path] = set()
+    chosen: list[tuple[Any, str]] = []  # (file, its name), each file once
     named_labels: list[Path] = []
     taken: set[str] = set()
     for source in sources:
@@ -156,16 +178,7 @@ def find_images(
         elif path.exists():
             items = _named_file(path, exclude, found, named_labels)
         elif glob.has_magic(text):
-            items = []
-            for match in sorted(glob.glob(text), key=natural_key):
-                file = Path(match)
-                if not _readable(file, found):
-                    continue
-                reason = _reason(file, file.name, include, exclude, skip_labels)
-                if reason:
-                    found.skip(reason, file)
-                else:
-                    items.append((file, _stem(file.name)))
+            items = _matched(text, include, exclude, skip_labels, found)
         else:
             raise InputNotFoundError(not_found(text), path=text)
         if not items:
@@ -178,16 +191,115 @@ def find_images(
                 _nothing_here(found, before, below, include, exclude), path=text
             )
         for file, name in items:
-            if file in seen:
-                continue
-            seen.add(file)
-            found.paths.append(file)
-            found.names.append(_unique(name, taken))
+            if file not in seen:
+                seen.add(file)
+                chosen.append((file, name))
+    if channel_files:
+        chosen = group_fields(chosen, channel_files, found)
+        if not chosen:
+            raise InvalidRequestError(
+                f"no field has a file of each channel_files pattern ({_patterns(channel_files)}):"
+                f" {_fields_left(found)}", path=sources[0] if len(sources) == 1 else None,
+            )  # fmt: skip
+    for image, name in chosen:
+        found.paths.append(image)
+        found.names.append(_unique(name, taken))
     for paths in found.skipped.values():
         paths.sort()
     if warn:
         _warn(found, named_labels)
     return found
+
+
+def _matched(
+    pattern: str, include: list[str], exclude: list[str], skip_labels: bool, found: FoundImages
+) -> list[tuple[Path, str]]:
+    """The images a glob pattern matches, each with its name (its file's)."""
+    items = []
+    for match in sorted(glob.glob(pattern), key=natural_key):
+        file = Path(match)
+        if not _readable(file, found):
+            continue
+        reason = _reason(file, file.name, include, exclude, skip_labels)
+        if reason:
+            found.skip(reason, file)
+        else:
+            items.append((file, _stem(file.name)))
+    return items
+
+
+def group_fields(
+    items: Sequence[tuple[Path, str]], channel_files: Mapping[str, str], found: FoundImages
+) -> list[tuple[ChannelFiles, str]]:
+    """The ``items`` (file, name) as fields of one file per channel: a file belongs to the
+    channel whose ``channel_files`` pattern its name matches (case ignored), and the files of
+    one folder whose names give that pattern's ``*`` and ``?`` the same text are one field,
+    named by that text (below the folders its files' names hold). Files matching no pattern
+    and fields lacking a channel are left out (``found.skipped``).
+
+    Examples
+    --------
+    >>> files = [(Path(f"A9/p1_{w}.tif"), f"A9__p1_{w}") for w in ("D", "F", "R")]
+    >>> found = FoundImages()
+    >>> [(str(field), name) for field, name in group_fields(
+    ...     files, {"DNA": "*_D.tif", "GFP": "*_F.tif"}, found)]
+    [('A9/p1_D.tif + A9/p1_F.tif', 'A9__p1')]
+    >>> found.skipped
+    {'no channel pattern': [PosixPath('A9/p1_R.tif')]}
+    """
+    patterns = {channel: _capturing(pattern) for channel, pattern in channel_files.items()}
+    fields: dict[tuple[Path, tuple[str, ...]], dict[str, tuple[Path, str]]] = {}
+    for file, name in items:
+        matched = [(c, m) for c, rx in patterns.items() if (m := rx.fullmatch(file.name))]
+        if len(matched) > 1:
+            both = " and ".join(repr(channel) for channel, _ in matched)
+            raise InvalidRequestError(
+                f"its name matches the channel_files patterns of {both}: make each pattern "
+                "match one channel's files", path=file,
+            )  # fmt: skip
+        if not matched:
+            found.skip(NO_CHANNEL, file)
+            continue
+        channel, match = matched[0]
+        fields.setdefault((file.parent, match.groups()), {})[channel] = (file, name)
+    grouped = []
+    for (_, parts), files in fields.items():
+        if len(files) < len(patterns):
+            for file, _name in files.values():
+                found.skip(INCOMPLETE, file)
+            continue
+        file, name = files[next(iter(patterns))]
+        folders = name[: len(name) - len(_stem(file.name))]  # below the folder given
+        part = _stem("_".join(text for text in parts if text)).strip(" ._-")
+        grouped.append((
+            ChannelFiles(tuple(files[c][0] for c in patterns), tuple(patterns)),
+            folders + part if part else folders.removesuffix(NAME_SEPARATOR) or file.parent.name,
+        ))  # fmt: skip
+    return grouped
+
+
+def _patterns(channel_files: Mapping[str, str]) -> str:
+    return ", ".join(f"{channel}: {pattern}" for channel, pattern in channel_files.items())
+
+
+def _fields_left(found: FoundImages) -> str:
+    """What ``channel_files`` left out: ``3 files match no pattern, such as x.tif; …``."""
+    said = []
+    if unnamed := found.skipped.get(NO_CHANNEL):
+        said.append(f"{_count(len(unnamed), 'file')} match{'es' if len(unnamed) == 1 else ''} "
+                    f"no pattern, such as {unnamed[0].name}")  # fmt: skip
+    if lacking := found.skipped.get(INCOMPLETE):
+        said.append(f"{_count(len(lacking), 'file')} of fields lacking a channel's file, such "
+                    f"as {lacking[0].name}")  # fmt: skip
+    return "; ".join(said) or "no files"
+
+
+def _capturing(pattern: str) -> re.Pattern[str]:
+    """A file-name pattern as a regular expression that captures what each ``*`` and ``?``
+    stand for (case ignored)."""
+    parts = re.split(r"([*?])", pattern)
+    return re.compile("".join({"*": "(.*?)", "?": "(.)"}.get(p, re.escape(p)) for p in parts),
+                      re.IGNORECASE)  # fmt: skip
 
 
 def _named_file(
@@ -447,6 +559,9 @@ def _warn(found: FoundImages, named_labels: list[Path]) -> None:
     for files of formats no installed plugin reads."""
     if unread := found.skipped.get(NO_PLUGIN):
         warnings.warn(f"{_no_plugin(unread)}, such as {unread[0].name}", UserWarning,
+                      stacklevel=find_stack_level())  # fmt: skip
+    if found.skipped.get(NO_CHANNEL) or found.skipped.get(INCOMPLETE):
+        warnings.warn(f"channel_files left out {_fields_left(found)}", UserWarning,
                       stacklevel=find_stack_level())  # fmt: skip
     left = found.skipped.get(LABELS, [])
     endings = "/".join(LABEL_NAME_ENDINGS)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from scopeml.analysis.image import RECORD
+from scopeml.analysis.inputs import shown
 from scopeml.analysis.settings import _dotted
 
 __all__ = [
@@ -154,7 +155,7 @@ def same_files(
     """Of the finished images ``left`` (name → record), those whose file is one of ``images``
     (name → path) under another name, earlier name → that name: counting both would count
     the file twice, so a summary (and ``scopeml info``) counts it once."""
-    by_file = {_file_key(public(p) if public else str(p), public): n for n, p in images.items()}
+    by_file = {_file_key(shown(p, public), public): n for n, p in images.items()}
     keys = {name: _file_key(record.get("image"), public) for name, record in left.items()}
     return {name: by_file[key] for name, key in keys.items() if key in by_file}
 

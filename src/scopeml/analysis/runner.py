@@ -38,7 +38,7 @@ from typing import Any
 
 from scopeml.analysis.check import check_image_channels, open_resources
 from scopeml.analysis.image import RECORD, analyze_image, input_identity, unnamed_warning
-from scopeml.analysis.inputs import FoundImages, collect_images, find_images
+from scopeml.analysis.inputs import FoundImages, collect_images, find_images, shown
 from scopeml.analysis.model_files import files_identity, resource_paths, same_content
 from scopeml.analysis.results_lock import LOCK, results_lock
 from scopeml.analysis.resume import left_out_images, left_out_warning, settings_change
@@ -53,6 +53,7 @@ from scopeml.analysis.settings import (
 )
 from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError, find_stack_level
 from scopeml.io.confine import Confinement
+from scopeml.io.registry import ChannelFiles, input_files
 from scopeml.io.replace import write_atomically
 from scopeml.pixel_size import PixelSize, pixel_size_value
 from scopeml.progress import Progress, as_progress, track
@@ -296,7 +297,7 @@ def run_analysis(
         (output / "images").mkdir(parents=True, exist_ok=True)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
-        jobs = [(settings.model_dump(mode="json", by_alias=True), str(p),
+        jobs = [(settings.model_dump(mode="json", by_alias=True), p,
                  str(output / "images" / n), digest, str(source) if source else None, roots,
                  public_name, None if base is None else str(base), files, run)
                 for p, n in todo]  # fmt: skip
@@ -453,9 +454,9 @@ def _find(
     found = find_images(
         [images] if isinstance(images, (str, os.PathLike)) else images,
         recursive=inputs.recursive, include=inputs.include, exclude=inputs.exclude,
-        skip_labels=inputs.skip_labels, ignore=[output],
+        skip_labels=inputs.skip_labels, ignore=[output], channel_files=inputs.channel_files,
     )  # fmt: skip
-    for pattern in settings.unused_axes(found.paths):
+    for pattern in settings.unused_axes([f for image in found.paths for f in input_files(image)]):
         warnings.warn(f"axes: {pattern!r} names none of the {len(found.paths)} images",
                       UserWarning, stacklevel=find_stack_level())  # fmt: skip
     return found
@@ -504,7 +505,7 @@ def _check_first_readable(
     for path in paths:
         try:
             check_image_channels(settings, path, source=source, allowed_roots=roots,
-                                 name=None if public is None else public(path),
+                                 name=None if public is None else shown(path, public),
                                  classifiers=classifiers)  # fmt: skip
             return
         except InvalidSettingsError:
@@ -552,7 +553,8 @@ def default_workers(settings: AnalysisSettings, images: Sequence[Path] = ()) -> 
     per_worker = (settings.memory_mb + WORKER_BASE_MB + model * MODEL_WORKER_MB) * 2**20
     workers = min(cores or 1, available // per_worker)
     if images:
-        size = sum(p.stat().st_size if p.is_file() else BYTES_PER_WORKER for p in images)
+        files = [file for image in images for file in input_files(image)]
+        size = sum(p.stat().st_size if p.is_file() else BYTES_PER_WORKER for p in files)
         workers = min(workers, size // BYTES_PER_WORKER)
     return max(1, workers)
 
@@ -670,8 +672,9 @@ def _model_scales(settings: AnalysisSettings, resources: Any) -> dict[str, Any]:
 def _confine(paths: Sequence[Path], allowed_roots: Sequence[Any] | None) -> None:
     """Refuse an image outside the allowed roots (a server's) before anything is written."""
     confinement = Confinement.of(allowed_roots)
-    for path in paths if confinement is not None else ():
-        confinement.check(path)
+    for image in paths if confinement is not None else ():
+        for path in input_files(image):
+            confinement.check(path)
 
 
 def _warn_unsplit_masks(settings: AnalysisSettings, resources: Any) -> None:
@@ -758,7 +761,7 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
 
 
 def _completed(
-    folder: Path, image: Path, digest: str, with_files: bool = False
+    folder: Path, image: Path | ChannelFiles, digest: str, with_files: bool = False
 ) -> dict[str, Any] | None:
     """The record of a complete earlier result for this image and settings, else ``None``.
 
@@ -858,7 +861,7 @@ def _short(digest: Any) -> str:
 
 def _safe(
     settings: AnalysisSettings,
-    image: Path,
+    image: Path | ChannelFiles,
     folder: Path,
     resources: Any,
     digest: str,
@@ -875,7 +878,7 @@ def _safe(
     ``files``: what the model and classifier files were when ``resources`` were opened
     (:func:`~scopeml.analysis.model_files.files_identity`), recorded with the image.
     """
-    name = str(image) if public is None else public(image)
+    name = shown(image, public)
     try:
         return analyze_image(settings, image, folder, resources, digest=digest,
                              engine_workers=engine_workers, allowed_roots=roots,
@@ -890,13 +893,14 @@ def _safe(
     except Exception as err:  # any failure of one image is reported, not fatal
         reason = f"{type(err).__name__}: {err}"
     if public is not None:  # a message that quotes the image's path names it as the client does
-        reason = reason.replace(str(image), name)
+        for each in [image, *image.paths] if isinstance(image, ChannelFiles) else [image]:
+            reason = reason.replace(str(each), shown(each, public))
     return {"status": "failed", "image": name, "name": folder.name, "reason": reason,
             "counts": {}}  # fmt: skip
 
 
 def _naming(
-    path: Any, problem: str, image: Path, public: Callable[[Path], str] | None = None
+    path: Any, problem: str, image: Path | ChannelFiles, public: Callable[[Path], str] | None = None
 ) -> str:
     """``problem``, after the file it is about (by its ``public`` name where given) unless that
     is the image (which every failure line already names).
@@ -910,7 +914,11 @@ def _naming(
     >>> _naming("/srv/m.czann", "not a model", Path("x.tif"), lambda path: path.name)
     'm.czann: not a model'
     """
-    if not path or Path(os.fspath(path)) == image:
+    if not path or path == image:
+        return problem
+    if isinstance(path, ChannelFiles) or isinstance(image, ChannelFiles):  # a field's file
+        return f"{shown(path if isinstance(path, ChannelFiles) else Path(path), public)}: {problem}"
+    if Path(os.fspath(path)) == image:
         return problem
     try:
         if Path(os.fspath(path)).resolve() == image.resolve():
@@ -921,7 +929,7 @@ def _naming(
 
 
 def _job(
-    settings: dict, image: str, folder: str, digest: str, source: str | None,
+    settings: dict, image: str | Path | ChannelFiles, folder: str, digest: str, source: str | None,
     roots: list[str] | None, public: Callable[[Path], str] | None = None,
     base: str | None = None, expected: dict[str, Any] | None = None, run: str | None = None,
 ) -> dict:  # fmt: skip
@@ -934,6 +942,7 @@ def _job(
     image only ``stat``s them (hashing again where that changed). ``None``: hashed per image.
     """
     parsed = AnalysisSettings.model_validate(settings)
+    image = image if isinstance(image, ChannelFiles) else Path(image)
     key = (digest, source, base, tuple(roots or ()))  # the same text elsewhere: other files
     opened = _WORKER_RESOURCES.get(key)
     if opened is not None and files_identity(opened[1], run) == opened[0]:
@@ -950,9 +959,9 @@ def _job(
         else _changed_file(parsed, expected, files, paths)
     )  # fmt: skip
     if changed is not None:
-        return {"status": "failed", "image": str(image) if public is None else public(Path(image)),
+        return {"status": "failed", "image": shown(image, public),
                 "name": Path(folder).name, "reason": changed, "counts": {}}  # fmt: skip
-    return _safe(parsed, Path(image), Path(folder), resources, digest, roots, False, 1, public,
+    return _safe(parsed, image, Path(folder), resources, digest, roots, False, 1, public,
                  files)  # fmt: skip
 
 

@@ -439,6 +439,23 @@ class Inputs(_Strict):
         True, description="leave out label images found in folders: names ending _labels, "
         "_label, _mask, _masks, and the label stores scopeml writes (counted in a warning)",
     )  # fmt: skip
+    channel_files: dict[str, Pattern] = Field(
+        default_factory=dict, description="fields saved one file per channel: channel name → "
+        "the file-name pattern of its files ({DAPI: '*_w1.tif', GFP: '*_w2.tif'}); the files "
+        "of one folder whose names agree on what * and ? stand for are one image, with these "
+        "channels (empty: each file is an image)",
+    )  # fmt: skip
+
+    @field_validator("channel_files")
+    @classmethod
+    def _channel_patterns(cls, value: dict[str, str]) -> dict[str, str]:
+        for channel, pattern in value.items():
+            if not channel.strip():
+                raise ValueError("a channel name is empty")
+            if "/" in pattern or "\\" in pattern:
+                raise ValueError(f"{channel}: {pattern!r}: the pattern of a file's name, "
+                                 "without folders")  # fmt: skip
+        return value
 
 
 def _names(image: str | os.PathLike[str], pattern: str) -> bool:
@@ -649,9 +666,10 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         >>> s.axes_of("/data/x.tif"), s.axes_of("/data/x.ome.zarr")
         ('TYX', None)
         """
-        if not isinstance(self.axes, dict):
-            from scopeml.io.registry import takes_axes
+        from scopeml.io.registry import input_files, takes_axes
 
+        image = input_files(image)[0]  # a field of channel files: its files are of one kind
+        if not isinstance(self.axes, dict):
             return self.axes if self.axes is not None and takes_axes(image) else None
         given = {p: axes for p, axes in self.axes.items() if _names(image, p)}
         return given.get(Path(image).name, next(iter(given.values()), None))

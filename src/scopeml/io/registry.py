@@ -10,6 +10,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,32 @@ from scopeml.io.limits import ImageLimits, default_limits
 from scopeml.io.stores import is_zarr_store
 
 Reader = Callable[..., Image]
+
+
+@dataclass(frozen=True)
+class ChannelFiles:
+    """One field of view saved one file per channel, as plate readers export it (CellProfiler's
+    NamesAndTypes): :func:`open_image` opens it as one image whose channels are the files',
+    named ``channels``, in this order (:func:`~scopeml.io.image.stack_channels`).
+
+    Examples
+    --------
+    >>> field = ChannelFiles((Path("A01_w1.tif"), Path("A01_w2.tif")), ("DAPI", "GFP"))
+    >>> str(field)
+    'A01_w1.tif + A01_w2.tif'
+    """
+
+    paths: tuple[Path, ...]
+    channels: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return " + ".join(str(path) for path in self.paths)
+
+
+def input_files(image: str | PathLike[str] | ChannelFiles) -> list[Path]:
+    """The files an image input is read from: a file's own path, or a field's channel files."""
+    return list(image.paths) if isinstance(image, ChannelFiles) else [Path(image)]
+
 
 READERS: dict[str, str | Reader] = {
     ".czi": "scopeml.io.czi:read_czi",
@@ -72,7 +99,7 @@ def _resolve(reader: str | Reader) -> Reader:
 
 
 def open_image(
-    path: str | PathLike[str],
+    path: str | PathLike[str] | ChannelFiles,
     *,
     scene: int | None = None,
     level: int = 0,
@@ -85,7 +112,8 @@ def open_image(
     Parameters
     ----------
     path
-        A CZI, OME-TIFF/TIFF, OME-Zarr (folder, or an image group inside one), PNG or JPEG.
+        A CZI, OME-TIFF/TIFF, OME-Zarr (folder, or an image group inside one), PNG or JPEG;
+        or a :class:`ChannelFiles` field, one file per channel, each holding one channel.
     scene
         Open only this scene (CZI scene, TIFF series, NGFF image ``0, 1, …``). By default all
         scenes are opened as ``S`` when they have equal sizes; a file whose scenes differ in
@@ -120,6 +148,9 @@ def open_image(
     ...     image.shape, image.read(Y=slice(1, 2)).ravel().tolist()
     ((1, 1, 1, 1, 3, 4), [4, 5, 6, 7])
     """
+    if isinstance(path, ChannelFiles):
+        return _open_channel_files(path, scene=scene, level=level, allowed_roots=allowed_roots,
+                                   limits=limits, axes=axes)  # fmt: skip
     if not isinstance(path, (str, PathLike)):  # an array, say: not a raw TypeError of pathlib
         where = (
             "it is open already"
@@ -171,6 +202,27 @@ def open_image(
         raise
     image.mark_read_from_file(scene, options.get("axes"))  # a run records what it read
     return image
+
+
+def _open_channel_files(field: ChannelFiles, **options: Any) -> Image:
+    """A field's channel files opened (``options``: :func:`open_image`'s) and stacked."""
+    from scopeml.io.image import stack_channels
+
+    with ExitStack() as stack:
+        opened = []
+        for path, channel in zip(field.paths, field.channels, strict=True):
+            image = stack.enter_context(open_image(path, **options))
+            if image.sizes["C"] != 1:
+                raise InvalidImageError(
+                    f"holds {image.sizes['C']} channels; a file of channel {channel!r} of a "
+                    "field saved one file per channel holds one",
+                    path=path,
+                )
+            opened.append(image)
+        stacked = stack_channels(opened, field.channels)
+        stack.pop_all()  # the stack closes them now
+    stacked.mark_read_from_file(options.get("scene"), stacked.file_axes)
+    return stacked
 
 
 def open_levels(

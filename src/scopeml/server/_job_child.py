@@ -756,6 +756,7 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     """
     from scopeml.analysis.check import open_resources
     from scopeml.analysis.image import open_scenes_analysed
+    from scopeml.analysis.inputs import shown
     from scopeml.analysis.settings import MODEL_SEGMENTERS, load_settings
     from scopeml.errors import InvalidRequestError
     from scopeml.server.limits import job_pixels, magnification
@@ -778,11 +779,11 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     fixed = max((magnification(s) for s in wanted.values() if not is_auto(s)), default=1.0)
     counted: list[tuple[int, float, str, Any]] = []  # pixels, factor, name, auto's choice
     for path in _analysis_files(task, settings):
-        name = PublicNames(task.get("names", {}), tuple(task["roots"]))(Path(path))
+        name = shown(path, PublicNames(task.get("names", {}), tuple(task["roots"])))
         try:
             with warnings.catch_warnings():  # the analysis warns when it runs
                 warnings.simplefilter("ignore")
-                with open_scenes_analysed(settings, Path(path), task["roots"]) as scenes:
+                with open_scenes_analysed(settings, path, task["roots"]) as scenes:
                     factor, choice = fixed, None
                     for cls, image in itertools.product(models, scenes):
                         if not is_auto(wanted[cls.name]):
@@ -811,10 +812,10 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     )
 
 
-def _analysis_files(task: dict[str, Any], settings: Any) -> list[str]:
-    """An analysis's image files: its folders and patterns expanded as the analysis expands
-    them (the settings' ``inputs``); as named where they do not expand (the analysis fails
-    on its own, saying why)."""
+def _analysis_files(task: dict[str, Any], settings: Any) -> list[Any]:
+    """An analysis's images (files, or fields of channel files): its folders and patterns
+    expanded as the analysis expands them (the settings' ``inputs``); as named where they do
+    not expand (the analysis fails on its own, saying why)."""
     from scopeml.analysis.inputs import find_images
 
     inputs = settings.inputs
@@ -822,11 +823,11 @@ def _analysis_files(task: dict[str, Any], settings: Any) -> list[str]:
         found = find_images(
             task["images"], recursive=inputs.recursive, include=inputs.include,
             exclude=inputs.exclude, skip_labels=inputs.skip_labels, ignore=[task["output"]],
-            warn=False,
+            warn=False, channel_files=inputs.channel_files,
         )  # fmt: skip
     except Exception:
-        return list(task["images"])
-    return [str(path) for path in found.paths]
+        return [Path(image) for image in task["images"]]
+    return found.paths
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,7 @@ def _expand(
     found file below the allowed root (a link out of it refused, named by its place below
     the root), then the ``uploads``."""
     from scopeml.analysis.inputs import find_images
+    from scopeml.io.registry import input_files
 
     root = Path(config.allowed_root or "/").resolve()
     confinement = Confinement.of([root])
@@ -175,18 +176,20 @@ def _expand(
             found = find_images(
                 [source], recursive=inputs.recursive, include=inputs.include,
                 exclude=inputs.exclude, skip_labels=inputs.skip_labels, warn=False,
+                channel_files=inputs.channel_files,
             )  # fmt: skip
         except (ScopeMLError, OSError) as err:
             problem = err.problem if isinstance(err, ScopeMLError) else "matches no file"
             raise InvalidRequestError(f"image path {name!r}: {problem}") from err
-        for path in found.paths:
+        paths = [file for image in found.paths for file in input_files(image)]  # a field's
+        for path in paths:
             if confinement is not None and not confinement.allows(os.path.realpath(path)):
                 raise InvalidRequestError(
                     f"image path {name!r}: {_link_out(Path(path), root, confinement)} links "
                     "outside the allowed root; remove the link, or leave it out (the settings' "
                     "inputs: exclude)"
                 )
-        files += [str(path) for path in found.paths]
+        files += [str(path) for path in paths]
         if len(files) > MAX_IMAGES:
             raise InvalidRequestError(
                 f"image path {name!r}: the analysis's images come to more than {MAX_IMAGES}; "

@@ -1,0 +1,156 @@
+"""Fields saved one file per channel (``inputs: channel_files``), as plate readers export them:
+each field's files are analysed as one image, named by what the patterns' ``*`` stand for."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.analysis import run_analysis
+from scopeml.analysis.inputs import find_images
+from scopeml.analysis.settings import InvalidSettingsError, parse_settings
+from scopeml.cli import main
+from scopeml.errors import InvalidRequestError
+from scopeml.io import open_image
+from scopeml.io.registry import ChannelFiles
+
+CHANNEL_FILES = {"DNA": "*_D.tif", "Cells": "*_R.tif"}
+
+
+def settings(**inputs) -> dict:
+    """Nuclei on DNA; each nucleus's cell grown into the Cells stain; intensities of both."""
+    return {
+        "version": 1,
+        "channels": ["DNA", "Cells"],
+        "inputs": {"channel_files": CHANNEL_FILES, **inputs},
+        "classes": [
+            {"name": "nucleus", "segmenter": {"kind": "threshold", "channel": "DNA"}},
+            {
+                "name": "cell",
+                "segmenter": {
+                    "kind": "grow",
+                    "seeds": "nucleus",
+                    "distance": 6,
+                    "within": {"channel": "Cells"},
+                },
+            },
+        ],
+    }
+
+
+def field(folder: Path, stem: str, nuclei: int) -> np.ndarray:
+    """``stem_D.tif`` (``nuclei`` bright squares) and ``stem_R.tif`` (a cell body around
+    each); the two channels stacked, as one file would hold them."""
+    dna = np.full((64, 64), 5, np.uint16)
+    cells = np.full((64, 64), 5, np.uint8)
+    for i in range(nuclei):
+        y, x = divmod(i, 3)
+        cells[2 + 20 * y : 18 + 20 * y, 2 + 20 * x : 18 + 20 * x] = 90 + 10 * i
+        dna[6 + 20 * y : 14 + 20 * y, 6 + 20 * x : 14 + 20 * x] = 3000
+    folder.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(folder / f"{stem}_D.tif", dna)
+    tifffile.imwrite(folder / f"{stem}_R.tif", cells)
+    return np.stack([dna, cells.astype(np.uint16)])
+
+
+def test_each_fields_files_are_one_image_as_a_stacked_file_is(tmp_path):
+    plate = tmp_path / "plate"
+    stacked = {"A9__p1": field(plate / "A9", "p1", 2), "A9__p2": field(plate / "A9", "p2", 5),
+               "B2__p1": field(plate / "B2", "p1", 4)}  # fmt: skip
+    result = run_analysis(settings(), [plate], tmp_path / "out")
+    assert result.counts == {"A9__p1": {"nucleus": 2, "cell": 2},
+                             "A9__p2": {"nucleus": 5, "cell": 5},
+                             "B2__p1": {"nucleus": 4, "cell": 4}}  # fmt: skip
+    record = json.loads((tmp_path / "out/images/A9__p2/record.json").read_text())
+    assert record["image"] == f"{plate / 'A9/p2_D.tif'} + {plate / 'A9/p2_R.tif'}"
+    assert set(record["input"]["channel_files"]) == {"DNA", "Cells"}
+    # the same fields saved as two-channel files: the same objects, the same intensities
+    (tmp_path / "stacked").mkdir()
+    for name, pixels in stacked.items():
+        tifffile.imwrite(tmp_path / "stacked" / f"{name}.tif", pixels, metadata={"axes": "CYX"})
+    one = parse_settings({**settings(), "inputs": {}, "axes": "CYX"})
+    again = run_analysis(one, [tmp_path / "stacked"], tmp_path / "again")
+    assert again.counts == result.counts
+    columns = ["image", "object_id", "area", "intensity_mean_Cells"]
+    mine, theirs = result.table("cell")[columns], again.table("cell")[columns]
+    pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True))
+
+
+def test_fields_lacking_a_channel_and_stray_files_are_left_out_with_a_warning(tmp_path):
+    field(tmp_path, "p1", 3)
+    field(tmp_path, "p2", 2)
+    os.remove(tmp_path / "p2_R.tif")
+    (tmp_path / "p3_F.tif").write_bytes((tmp_path / "p1_D.tif").read_bytes())
+    with pytest.warns(UserWarning, match=r"channel_files left out 1 file matches no pattern, "
+                      r"such as p3_F.tif; 1 file of fields lacking a channel's file, such as "
+                      r"p2_D.tif"):  # fmt: skip
+        result = run_analysis(settings(), [tmp_path], tmp_path / "out")
+    assert result.counts == {"p1": {"nucleus": 3, "cell": 3}}
+
+
+def test_no_complete_field_and_ambiguous_patterns_are_refused_in_one_line(tmp_path, capsys):
+    field(tmp_path / "in", "p1", 1)
+    os.remove(tmp_path / "in" / "p1_R.tif")
+    (tmp_path / "s.yaml").write_text(json.dumps(settings()))
+    assert main(["analyze", str(tmp_path / "s.yaml"), str(tmp_path / "in"), "-o",
+                 str(tmp_path / "out"), "-q"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in: no field has a file of each channel_files pattern" in err
+    with pytest.raises(InvalidRequestError, match="matches the channel_files patterns of 'DNA' "
+                       "and 'Cells'"):  # fmt: skip
+        find_images([tmp_path / "in"], channel_files={"DNA": "p1*", "Cells": "*_D.tif"})
+    with pytest.raises(InvalidSettingsError, match="without folders"):
+        parse_settings(settings(channel_files={"DNA": "A9/*_D.tif"}))
+
+
+def test_a_resume_analyses_again_only_the_field_whose_channel_file_changed(tmp_path):
+    field(tmp_path / "in", "p1", 2)
+    field(tmp_path / "in", "p2", 3)
+    run_analysis(settings(), [tmp_path / "in"], tmp_path / "out")
+    before = {n: json.loads((tmp_path / f"out/images/{n}/record.json").read_text())
+              for n in ("p1", "p2")}  # fmt: skip
+    field(tmp_path / "in", "p2", 4)
+    os.utime(tmp_path / "in" / "p2_R.tif", ns=(1, 1))  # only its cell stain's file changed
+    result = run_analysis(settings(), [tmp_path / "in"], tmp_path / "out", resume=True)
+    assert result.resumed == 1 and result.counts["p2"] == {"nucleus": 4, "cell": 4}
+    after = json.loads((tmp_path / "out/images/p1/record.json").read_text())
+    assert after == before["p1"]
+
+
+def test_worker_processes_give_the_same_results(tmp_path):
+    for i in range(3):
+        field(tmp_path / "in", f"p{i}", i + 1)
+    alone = run_analysis(settings(), [tmp_path / "in"], tmp_path / "one")
+    pool = run_analysis(settings(), [tmp_path / "in"], tmp_path / "two", workers=2)
+    assert pool.counts == alone.counts == {f"p{i}": {"nucleus": i + 1, "cell": i + 1}
+                                           for i in range(3)}  # fmt: skip
+
+
+def test_a_channel_file_of_two_channels_fails_its_field_naming_the_file(tmp_path):
+    field(tmp_path / "in", "p1", 1)
+    field(tmp_path / "in", "p2", 2)
+    bad = tmp_path / "in" / "p2_R.tif"
+    tifffile.imwrite(bad, np.zeros((2, 64, 64), np.uint8), metadata={"axes": "CYX"})
+    result = run_analysis(settings(), [tmp_path / "in"], tmp_path / "out")
+    failed = {r["name"]: r["reason"] for r in result.failures}
+    assert list(failed) == ["p2"]
+    assert failed["p2"].startswith(f"{bad}: holds 2 channels; a file of channel 'Cells'")
+    assert result.counts["p1"] == {"nucleus": 1, "cell": 1}
+
+
+def test_open_image_stacks_a_fields_files_and_confines_each(tmp_path):
+    pixels = field(tmp_path / "in", "p1", 2)
+    files = ChannelFiles((tmp_path / "in/p1_D.tif", tmp_path / "in/p1_R.tif"), ("DNA", "Cells"))
+    with open_image(files, allowed_roots=[tmp_path / "in"]) as image:
+        assert image.channel_names == ("DNA", "Cells") and image.dtype == np.uint16
+        np.testing.assert_array_equal(image.read()[0, 0, :, 0], pixels)
+    outside = ChannelFiles((tmp_path / "in/p1_D.tif", tmp_path / "in/p1_R.tif"), ("a", "b"))
+    (tmp_path / "in2").mkdir()
+    with pytest.raises(Exception, match="outside"):
+        open_image(outside, allowed_roots=[tmp_path / "in2"])
