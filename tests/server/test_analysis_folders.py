@@ -139,3 +139,33 @@ def test_a_file_read_by_channel_position_is_said_by_its_name_below_the_root(alic
     said = [w for w in done["warnings"] if "names no channels" in w]
     assert len(said) == 1 and said[0].startswith("plate/b.tif: "), done["warnings"]
     assert all(str(root) not in w for w in done["warnings"]), done["warnings"]
+
+
+def test_fields_of_one_file_per_channel_are_analysed_by_their_names_below_the_root(
+    alice, root, tmp_path
+) -> None:
+    """Settings ``inputs: channel_files`` group a folder's files into fields on the server as
+    on the command line; records name each field's files as the client knows them."""
+    for stem, seed in (("f1", 7), ("f2", 8)):
+        nuclei(root / "fields" / f"{stem}_D.tif", seed)
+        nuclei(root / "fields" / f"{stem}_F.tif", seed + 10)
+    settings = tmp_path / "fields.yaml"
+    settings.write_text(SETTINGS.replace("channels: [C0]", "channels: [DNA, GFP]\ninputs:\n"
+                        "  channel_files: {DNA: '*_D.tif', GFP: '*_F.tif'}").replace(
+                        "channel: C0", "channel: DNA"))  # fmt: skip
+    local = run_analysis(settings, [root / "fields"], tmp_path / "local", workers=1)
+    job = alice.submit_analysis(settings, image_paths=["fields"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done", done
+    results = alice.download_result(job["id"], tmp_path / "remote")
+    assert sorted(p.name for p in (results / "images").iterdir()) == ["f1", "f2"]
+    record = (results / "images" / "f2" / "record.json").read_text()
+    assert '"image": "fields/f2_D.tif + fields/f2_F.tif"' in record and str(root) not in record
+    remote = pd.read_csv(results / "tables" / "blob.csv")
+    mine = pd.read_csv(tmp_path / "local" / "tables" / "blob.csv")
+    assert len(remote) == len(mine) == sum(local.counts[n]["blob"] for n in ("f1", "f2")) > 4
+    os.symlink(root.parent / "outside" / "secret.tif", root / "fields" / "f3_F.tif")
+    nuclei(root / "fields" / "f3_D.tif", 9)
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(settings, image_paths=["fields"])
+    assert "fields/f3_F.tif links outside the allowed root" in str(err.value)
