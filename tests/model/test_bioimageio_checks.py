@@ -23,7 +23,7 @@ from scopeml.cli import main
 from scopeml.errors import InvalidContainerError
 from scopeml.model import read_container
 from scopeml.model.bioimageio import export_bioimageio, import_bioimageio
-from tests.model.test_bioimageio import rdf_v05, v05_files, write_package
+from tests.model.test_bioimageio import rdf_v04, rdf_v05, v04_files, v05_files, write_package
 
 WRONG = "ab" * 32
 
@@ -86,6 +86,30 @@ def test_weights_that_do_not_match_their_sha256_are_refused_everywhere(tmp_path,
     assert not (tmp_path / "w.czann").exists()
     with pytest.raises(InvalidContainerError, match=f"sha256 mismatch.*{found}"):
         sm.segment(np.ones((32, 32), np.float32), source, tmp_path / "o.ome.zarr")
+
+
+def test_a_v04_packages_weights_are_held_to_their_sha256_too(tmp_path, capsys):
+    """bioimageio.spec's update of a 0.4 description to 0.5 drops its weights' sha256; the
+    hash as written is checked all the same, and a matching one still runs."""
+    files = v04_files()
+    for name, digest in (("good", sha(files["weights.onnx"])), ("wrong", WRONG)):
+        rdf = rdf_v04()
+        rdf["weights"]["onnx"]["sha256"] = digest
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+        for file, data in files.items():
+            (folder / file).write_bytes(data)
+    assert main(["model", "convert", str(tmp_path / "good"), "-o", str(tmp_path / "g.czann")]) == 0
+    capsys.readouterr()
+    for command in (["model", "validate"], ["model", "inspect"], ["segment"]):
+        extra = [str(tmp_path / "in.tif"), "-m"] if command == ["segment"] else []
+        tifffile.imwrite(tmp_path / "in.tif", np.ones((32, 32), np.float32))
+        out = ["-o", str(tmp_path / "o.ome.zarr")] if command == ["segment"] else []
+        assert main([*command, *extra, str(tmp_path / "wrong"), *out]) == 2, command
+        line = one_error_line(capsys)
+        assert f"'weights.onnx': sha256 mismatch, the description declares {WRONG[:12]}" in line
+    assert not (tmp_path / "o.ome.zarr").exists()
 
 
 @pytest.mark.parametrize("which", ["test_input", "test_output"])

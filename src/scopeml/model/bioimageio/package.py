@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ class Package:
     original_format: str
     _zip: SafeZip | None
     _folder: Path | None
+    #: The ``sha256`` the description as written declares, by file: the update of a 0.4
+    #: description to 0.5 drops its weights' (bioimageio.spec 0.5), so they are kept here.
+    declared: dict[str, str] = field(default_factory=dict)
 
     def read(self, source: Any, what: str) -> bytes:
         """The content of a file the description names (``what`` says which, for errors).
@@ -61,7 +65,7 @@ class Package:
             data = self._read_file(name, what)
         if not data:
             raise InvalidContainerError(f"{what} {name!r} is empty (0 bytes)", path=self.path)
-        expected = getattr(source, "sha256", None)
+        expected = getattr(source, "sha256", None) or self.declared.get(name)
         if expected is not None:
             found = hashlib.sha256(data).hexdigest()
             if found != str(expected).lower():
@@ -178,7 +182,26 @@ def open_package(source: str | PathLike[str]) -> Package:
     except BaseException:
         _close(archive)
         raise
-    return Package(path, description, version, archive, folder)
+    return Package(path, description, version, archive, folder, declared_hashes(content))
+
+
+def declared_hashes(content: Any) -> dict[str, str]:
+    """Every ``sha256`` a description declares beside a ``source``, by that source's name.
+
+    Examples
+    --------
+    >>> declared_hashes({"weights": {"onnx": {"source": "./w.onnx", "sha256": "AB12"}}})
+    {'w.onnx': 'ab12'}
+    """
+    found: dict[str, str] = {}
+    if isinstance(content, dict):
+        source, digest = content.get("source"), content.get("sha256")
+        if isinstance(source, str) and isinstance(digest, str):
+            found[source.removeprefix("./")] = digest.lower()
+    for value in content.values() if isinstance(content, dict) else content:
+        if isinstance(value, (dict, list)):
+            found.update(declared_hashes(value))
+    return found
 
 
 def _close(archive: SafeZip | None) -> None:
@@ -232,7 +255,9 @@ def _validate(content: Any, path: Path) -> tuple[Any, str]:
         )
     version = str(content.get("format_version", "?"))
     context = ValidationContext(perform_io_checks=False, raise_errors=False, log_warnings=False)
-    descr = build_description(content, context=context, format_version="latest")
+    with warnings.catch_warnings():  # a guess of the 0.4 → 0.5 update no user can act on
+        warnings.filterwarnings("ignore", "Conversion of channel size", UserWarning)
+        descr = build_description(content, context=context, format_version="latest")
     if isinstance(descr, InvalidDescr) or not isinstance(descr, v0_5.ModelDescr):
         raise InvalidContainerError(
             f"bioimage.io rejects the description (format {version}): {_first_error(descr)}",
