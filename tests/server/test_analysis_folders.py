@@ -169,3 +169,27 @@ def test_fields_of_one_file_per_channel_are_analysed_by_their_names_below_the_ro
     with pytest.raises(ServerResponseError) as err:
         alice.submit_analysis(settings, image_paths=["fields"])
     assert "fields/f3_F.tif links outside the allowed root" in str(err.value)
+
+
+def test_a_chunk_linked_out_of_the_root_fails_its_image_without_naming_the_target(
+    alice, root, tmp_path
+) -> None:
+    """A zarr chunk swapped for a link out of the root is refused where it is read; the
+    image's failure names the chunk as the client knows it, never where the link leads."""
+    from scopeml.io import Image, write_ome_zarr
+
+    store = root / "zarrs" / "linked.ome.zarr"
+    store.parent.mkdir()
+    image, _ = synthetic_nuclei((64, 80), density=0.004, seed=11)
+    write_ome_zarr(store, Image(image[0]))
+    chunks = [p for p in (store / "0").rglob("*") if p.is_file() and "c" in p.parts]
+    assert chunks
+    chunks[0].unlink()
+    os.symlink(root.parent / "outside" / "secret.tif", chunks[0])
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    job = alice.submit_analysis(settings, image_paths=["zarrs"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    chunk = chunks[0].relative_to(root).as_posix()
+    assert f"{chunk}: lies outside the folders this image may read" in done["error"], done
+    assert str(root.parent) not in done["error"] and "secret" not in done["error"], done

@@ -51,7 +51,13 @@ from scopeml.analysis.settings import (
     parse_settings,
     scene_value,
 )
-from scopeml.errors import Cancelled, InvalidRequestError, ScopeMLError, find_stack_level
+from scopeml.errors import (
+    Cancelled,
+    InvalidRequestError,
+    OutsideRootError,
+    ScopeMLError,
+    find_stack_level,
+)
 from scopeml.io.confine import Confinement
 from scopeml.io.registry import ChannelFiles, input_files
 from scopeml.io.replace import write_atomically
@@ -887,7 +893,10 @@ def _safe(
     except (Cancelled, KeyboardInterrupt):
         raise
     except ScopeMLError as err:
-        reason = _naming(err.path, err.problem, image, public)
+        problem = err.problem
+        if public is not None and isinstance(err, OutsideRootError):  # not where links lead
+            problem = "lies outside the folders this image may read (a link out of them)"
+        reason = _naming(err.path, problem, image, public)
     except OSError as err:
         reason = _naming(err.filename, err.strerror or str(err), image, public)
     except Exception as err:  # any failure of one image is reported, not fatal
