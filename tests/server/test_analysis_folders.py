@@ -190,6 +190,22 @@ def test_a_chunk_linked_out_of_the_root_fails_its_image_without_naming_the_targe
     settings.write_text(SETTINGS)
     job = alice.submit_analysis(settings, image_paths=["zarrs"])
     done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "failed", done  # its one image failed: nothing analysed
     chunk = chunks[0].relative_to(root).as_posix()
     assert f"{chunk}: lies outside the folders this image may read" in done["error"], done
     assert str(root.parent) not in done["error"] and "secret" not in done["error"], done
+
+
+def test_an_analysis_is_done_while_an_image_was_analysed_and_failed_when_none_was(
+    alice, root, tmp_path
+) -> None:
+    nuclei(root / "mixed" / "good.tif", 12)
+    (root / "mixed" / "junk.tif").write_bytes(b"not a tiff at all")
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    some = alice.wait_job(alice.submit_analysis(settings, image_paths=["mixed"])["id"],
+                          timeout=WAIT_S, interval=0.2)  # fmt: skip
+    assert some["status"] == "done" and some["error"].startswith("1 of 2 images failed: junk")
+    none = alice.wait_job(alice.submit_analysis(settings, image_paths=["mixed/junk.tif"])["id"],
+                          timeout=WAIT_S, interval=0.2)  # fmt: skip
+    assert none["status"] == "failed" and none["error"].startswith("1 of 1 images failed: junk")

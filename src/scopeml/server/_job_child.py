@@ -689,7 +689,8 @@ def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]
 
 def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     """Run an analysis settings file over images into ``output`` (resuming finished images);
-    a note naming the images that failed (the batch goes on past them). The analysis records
+    a note naming the images that failed (the batch goes on past them; where every one
+    failed, the job fails with it). The analysis records
     each image by the name the client knows it by (``names``: server path → public name; other
     files below ``roots`` by their path there, see :class:`PublicNames`), never by where the
     server keeps it. Its progress counts every image, those an earlier run finished too
@@ -717,7 +718,10 @@ def _analyze(task: dict[str, Any], progress: Callable[[Any], None]) -> str | Non
                for why in reasons]  # fmt: skip
     listed = "; ".join(f"{r['name']}: {why}"[:200] for r, why in zip(shown, reasons, strict=True))
     more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-    return f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+    note = f"{len(failures)} of {len(result.records)} images failed: {listed}{more}"
+    if len(failures) == len(result.records):  # nothing analysed: the job failed
+        raise ScopeMLError(note)
+    return note
 
 
 def _counting_earlier(progress: Callable[[Any], None], task: dict[str, Any]) -> Any:
