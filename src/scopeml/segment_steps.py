@@ -192,6 +192,21 @@ def instance_options(instances: InstanceOptions | str | int | None) -> InstanceO
     )
 
 
+def grow_applied(grow: float, scale: float) -> float:
+    """The ``grow`` distance in the output's pixels: counted at the model's scale where the
+    run shrank the image (scale < 1), since the seam the model draws between objects widens
+    as its output is magnified back (at most :data:`~scopeml.post.steps.MAX_DISTANCE`).
+
+    Examples
+    --------
+    >>> grow_applied(4.0, 0.125), grow_applied(4.0, 2.0), grow_applied(20.0, 0.125)
+    (32.0, 4.0, 100.0)
+    """
+    from scopeml.post.steps import MAX_DISTANCE
+
+    return grow if scale >= 1 else min(max(grow, grow / scale), float(MAX_DISTANCE))
+
+
 def write_instances(
     result: Segmentation,
     options: InstanceOptions,
@@ -223,7 +238,7 @@ def write_instances(
         result.path / INSTANCES if output is None else output,
         class_id=class_id,
         grow_id=grow_id,
-        grow=options.grow,
+        grow=grow_applied(options.grow, result.scale),
         min_size=options.min_size,
         connectivity=options.connectivity,
         tile_size=tile,

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import tifffile
 import zarr
 
 from scopeml.api import segment
@@ -160,6 +161,22 @@ def test_a_factor_between_fractions_runs_at_the_nearest_with_a_warning(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a third typed as 0.333 is a third, without a word
         assert ScaledModel(unet_double(depth=1), 0.333).factor == pytest.approx(1 / 3)
+
+
+def test_a_factor_between_fractions_is_said_and_recorded_as_run(tmp_path, capsys):
+    from scopeml.cli import main
+    from scopeml.segmentation import Segmentation
+
+    image = tmp_path / "a.tif"
+    tifffile.imwrite(image, random_image((1, 1, 1, 1, 48, 48))[0, 0, 0, 0])
+    model = write_model_file(tmp_path / "m.czann", depth=1)
+    out = tmp_path / "o.ome.zarr"
+    assert main(["segment", str(image), "-m", str(model), "-o", str(out), "--scale", "0.13"]) == 0
+    said = capsys.readouterr()
+    assert "warning: scale 0.13 runs as 1/8 = 0.125" in said.err
+    assert f"→ {out} at scale 0.125;" in said.out  # what ran, not what was typed
+    assert Segmentation(out).scale == 0.125
+    assert main(["info", str(out)]) == 0 and "scale 0.125" in capsys.readouterr().out
 
 
 def test_a_fixed_input_model_is_refused():

@@ -167,6 +167,26 @@ def test_auto_on_a_magnified_scene_finds_about_as_many_nuclei(tmp_path):
     assert abs(count(big, "one.ome.zarr", scale=1) - reference) > 0.1 * reference
 
 
+def test_instances_of_a_shrunk_run_cover_the_seam_it_draws_wider(tmp_path):
+    """At scale 1/3 the model's boundary seam is three times as wide in the output's pixels;
+    grow counts at the model's scale, so the nuclei keep their rims: 3× magnified, they cover
+    about 9× the pixels (they covered 6.4× with grow in output pixels)."""
+
+    def run(pixels, name, scale=None):
+        seg = segment(pixels, "nuclei", tmp_path / name, scale=scale,
+                      outputs=["labels", "probabilities", "instances"])  # fmt: skip
+        objects, classes = seg.instances.read(), seg.labels.read()
+        foreground = np.isin(classes, [2, 3])  # nucleus or boundary
+        return (objects > 0).sum(), ((objects > 0) & foreground).sum() / foreground.sum()
+
+    plane = scene(8)
+    small, small_cover = run(plane, "small.ome.zarr", scale=1)
+    big, big_cover = run(zoomed(plane, 3.0), "big.ome.zarr")  # auto: scale 1/3
+    assert recorded_auto_scale(tmp_path / "big.ome.zarr").scale < 0.5
+    assert 8.0 < big / small < 10.0, big / small
+    assert big_cover > 0.95 * small_cover, (big_cover, small_cover)
+
+
 def test_tiled_auto_equals_the_whole_image_at_the_chosen_scale(tmp_path):
     from types import SimpleNamespace
 

@@ -54,7 +54,7 @@ def parse_scale(text: str | None) -> float | str | None:
     of the option (``error: --scale: …``), not of the image."""
     from fractions import Fraction
 
-    from scopeml.tiling.scale import scale_fraction
+    from scopeml.tiling.scale import run_factor
 
     if text is None or text.strip().lower() == "auto":
         return None if text is None else "auto"
@@ -64,11 +64,10 @@ def parse_scale(text: str | None) -> float | str | None:
         raise InvalidRequestError(
             f"takes a number (0.5, 1/3) or auto; got {text!r}", path="--scale"
         ) from err
-    try:
-        scale_fraction(factor)  # the range a run accepts, checked before any file is read
+    try:  # the range a run accepts, checked before any file is read
+        return run_factor(factor)  # as it runs: 0.13 runs (and is said and recorded) as 1/8
     except InvalidRequestError as err:
         raise InvalidRequestError(err.problem.removeprefix("scale "), path="--scale") from err
-    return factor
 
 
 def segment(

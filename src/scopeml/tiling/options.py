@@ -151,11 +151,13 @@ class SegmentOptions:
         if self.channels is not None:
             object.__setattr__(self, "channels", tuple(self.channels))
         if self.scale is not None:
-            from scopeml.tiling.scale import scale_fraction
+            from scopeml.tiling.scale import run_factor
             from scopeml.tiling.size import is_auto
 
             if not is_auto(self.scale):  # "auto" is chosen per image (scopeml.tiling.size)
-                scale_fraction(_number(self.scale))  # raises InvalidRequestError if bad
+                factor = run_factor(_number(self.scale))  # raises InvalidRequestError if bad
+                if factor != _number(self.scale):  # recorded as run: 0.13 runs as 0.125
+                    object.__setattr__(self, "scale", factor)
         for name in ("tile_size", "halo"):
             value = getattr(self, name)
             if isinstance(value, list):

@@ -59,6 +59,26 @@ def scale_fraction(scale: float) -> Fraction:
     return Fraction(scale).limit_denominator(MAX_DENOMINATOR)
 
 
+def run_factor(scale: float) -> float:
+    """The factor a run of ``scale`` uses (:func:`scale_fraction`), as it is recorded; one
+    warning where that is not ``scale`` itself (0.13 runs as 1/8).
+
+    Examples
+    --------
+    >>> run_factor(0.5), run_factor(1 / 3)
+    (0.5, 0.3333333333333333)
+    """
+    factor = scale_fraction(float(scale))
+    if abs(float(factor) - float(scale)) > 5e-3 * float(scale):  # 0.333 is 1/3
+        warnings.warn(
+            f"scale {scale} runs as {factor.numerator}/{factor.denominator} = "
+            f"{float(factor):.6g} (a tile must start on a pixel of both grids)",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
+    return scale if float(factor) == float(scale) else float(factor)
+
+
 def with_scale(model: Model, scale: float | str | None) -> Model:
     """``model`` run at ``scale`` (a :class:`ScaledModel`); the model itself for none or 1, or
     when it already runs at that scale (a facade opened it so for the same options)."""
@@ -115,14 +135,7 @@ class ScaledModel:
     """
 
     def __init__(self, model: Model, scale: float) -> None:
-        factor = scale_fraction(float(scale))
-        if abs(float(factor) - float(scale)) > 5e-3 * float(scale):  # 0.333 is 1/3
-            warnings.warn(
-                f"scale {scale} runs as {factor.numerator}/{factor.denominator} = "
-                f"{float(factor):.6g} (a tile must start on a pixel of both grids)",
-                UserWarning,
-                stacklevel=find_stack_level(),
-            )
+        factor = scale_fraction(run_factor(scale))
         inner = model.spec
         if inner.tile_shape is not None:
             raise IncompatibleModelError(
