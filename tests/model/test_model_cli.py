@@ -294,3 +294,29 @@ def test_converting_a_damaged_container_names_the_file_not_an_option(czann, tmp_
     err = capsys.readouterr().err
     assert "cut.czann: truncated or damaged zip" in err and "--classes" not in err, err
     assert not (tmp_path / "x.czann").exists()
+
+
+def test_a_file_that_is_no_model_is_said_so_before_options_it_would_need(tmp_path, capsys):
+    """A text file named .onnx is not a graph (not "give --classes"); a text file named .czann
+    is a damaged container to ``info`` (not "unknown image format")."""
+    for name in ("text.onnx", "text.czann"):
+        (tmp_path / name).write_text("not a model")
+    assert main(["model", "convert", str(tmp_path / "text.onnx"), "-o",
+                 str(tmp_path / "o.czann")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "not a valid ONNX graph" in err and "--classes" not in err
+    assert main(["info", str(tmp_path / "text.czann")]) == 2
+    err = capsys.readouterr().err
+    assert "not a valid zip archive" in err and "image format" not in err
+
+
+def test_an_instance_segmentation_model_is_run_with_a_warning_saying_how(tmp_path):
+    from scopeml.model import open_model
+
+    czann = tmp_path / "inst.czann"
+    assert main(["model", "convert", "nuclei", "-o", str(czann),
+                 "--type", "MultiClassInstanceSegmentation"]) == 0  # fmt: skip
+    with pytest.warns(UserWarning, match="MultiClassInstanceSegmentation model is run as a "
+                      "semantic segmentation"):  # fmt: skip
+        model = open_model(czann)
+    assert model.spec.classes == ("background", "nucleus", "boundary")

@@ -265,10 +265,14 @@ def refuse_a_model(path: Path) -> None:
     import zipfile
 
     from scopeml.errors import InvalidRequestError, ScopeMLError
+    from scopeml.model.container import CONTAINER_SUFFIXES, read_container
     from scopeml.model.registry import BUILTIN_MODELS, format_of
 
     if str(path) in BUILTIN_MODELS and not path.exists():
         kind = "the built-in model"
+    elif path.is_file() and path.name.lower().endswith(CONTAINER_SUFFIXES):
+        read_container(path)  # a damaged container: what is wrong with it, as inspect says
+        kind = f"a model ({format_of(path)})"
     elif path.is_file() and zipfile.is_zipfile(path):
         try:
             kind = f"a model ({format_of(path)})"

@@ -303,12 +303,12 @@ def convert(
             other=graph_only, overwrite=overwrite,
         )  # fmt: skip
         return
+    graph = _load_source(source, channels_first, channels_last)  # not a graph: said first
     if class_names is None and kind is not ModelType.REGRESSION:
         raise typer.BadParameter(
             "give the class names, one per output channel (a --type Regression model needs none)",
             param_hint="--classes",
         )
-    graph = _load_source(source, channels_first, channels_last)
     overlap = overlap or [0]
     path = convert_onnx(
         graph,

@@ -109,6 +109,15 @@ def model_spec(container: Container) -> ModelSpec:
                    "(sm.classify_images, sm.classify_object_crops)" if classifies else ""),
                 path=container.path,
             )  # fmt: skip
+        if "InstanceSegmentation" in meta.model_type.value:  # ZEN's own layout is unknown
+            warnings.warn(
+                f"{container.path or meta.model_name}: {meta.model_type.with_article} model is "
+                "run as a semantic segmentation: its output is taken as per-pixel class scores "
+                "(instances: --outputs instances, from a boundary class); a graph that outputs "
+                "anything else gives meaningless labels",
+                UserWarning,
+                stacklevel=find_stack_level(),
+            )
         in_channels = graph.input_shape[-1] or meta.in_channels
         classes = meta.classes or default_classes(meta.out_channels, meta.model_type)
         halo = meta.min_overlap or (0,) * spatial

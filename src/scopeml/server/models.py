@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.errors import InvalidContainerError, ModelTimeoutError, ScopeMLError
+from scopeml.model.container import CONTAINER_SUFFIXES
 from scopeml.model.registry import BUILTIN_MODELS
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.server.batcher import MicroBatcher
@@ -38,7 +39,6 @@ from scopeml.server.database import Database, new_id
 from scopeml.server.fair import FairScheduler
 from scopeml.server.metrics import Metrics
 
-CONTAINER_SUFFIXES = (".czann", ".czseg", ".czmodel")
 BUILTIN_OWNER = "(built-in)"  # the owner of a built-in model's record: no user has this name
 PROBE_TIME_BUDGET_S = 10.0
 RUNTIME_KEY = "runtime_bytes_per_pixel"  # in a model record's spec: see runtime_bytes_per_pixel
