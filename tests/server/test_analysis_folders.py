@@ -209,3 +209,11 @@ def test_an_analysis_is_done_while_an_image_was_analysed_and_failed_when_none_wa
     none = alice.wait_job(alice.submit_analysis(settings, image_paths=["mixed/junk.tif"])["id"],
                           timeout=WAIT_S, interval=0.2)  # fmt: skip
     assert none["status"] == "failed" and none["error"].startswith("1 of 1 images failed: junk")
+
+
+def test_an_image_named_twice_is_analysed_and_listed_once(alice, tmp_path) -> None:
+    settings = tmp_path / "analysis.yaml"
+    settings.write_text(SETTINGS)
+    job = alice.submit_analysis(settings, image_paths=["plate/b.tif"] * 50 + ["plate"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done" and done["images"] == ["plate/b.tif", "plate"], done

@@ -24,7 +24,7 @@ from scopeml.model.registry import resolve_model
 from scopeml.objects.instances import InstanceOptions
 from scopeml.server._job_child import run_in_child
 from scopeml.server.database import Database
-from scopeml.server.limits import after_engine_memory, job_memory
+from scopeml.server.limits import after_engine_memory, job_memory, megabytes
 from scopeml.server.models import RUNTIME_KEY, spec_from_dict
 from scopeml.synthetic import synthetic_nuclei
 
@@ -412,9 +412,9 @@ def test_the_instance_stage_is_counted_in_a_jobs_memory(tmp_path, image_root):
     try:
         with Client(server.url, token) as client:
             err = refusal(client, record["id"], image_path.name, outputs=["labels", "instances"])
-            assert f"needs about {instances} bytes of server memory" in str(err)
+            assert f"needs about {megabytes(instances)} MB of server memory" in str(err)
             err = refusal(client, record["id"], image_path.name, measure=True)
-            assert "bytes of server memory" in str(err)
+            assert "MB of server memory" in str(err)
             job = client.submit_job(record["id"], image_path=image_path.name)  # the engine fits
             client.delete_job(job["id"])
     finally:

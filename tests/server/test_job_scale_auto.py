@@ -96,7 +96,7 @@ def test_auto_past_the_pixel_limit_fails_the_job_with_the_reason(client, root, o
     assert job["status"] == "failed"
     error = job["error"]
     assert error.startswith(f"large.tif: scale auto chose {factor:g} (objects ~"), error
-    assert f"{256 * 256 * factor**2:.1e} pixels > --max-job-pixels {LIMIT:.1e}" in error, error
+    assert f"{256 * 256 * factor**2:,.0f} pixels > --max-job-pixels {LIMIT:,}" in error, error
     assert str(root) not in error
     assert job["done"] in (0, None)  # refused before the engine ran a tile
 
@@ -123,7 +123,7 @@ def test_an_analysis_at_auto_past_the_pixel_limit_fails_before_any_image(
     assert job["status"] == "failed"
     error = job["error"]
     assert error.startswith(f"scale auto chose {factor:g} for large.tif (objects ~"), error
-    assert f"2 images come to {pixels:.1e} pixels > --max-job-pixels {LIMIT:.1e}" in error
+    assert f"2 images come to {pixels:,.0f} pixels > --max-job-pixels {LIMIT:,}" in error
     assert str(root) not in error
 
 

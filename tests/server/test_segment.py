@@ -88,12 +88,14 @@ def test_job_on_uploaded_image(alice, model_id, image_path, local_result, tmp_pa
         ("/etc/passwd", "an absolute path is not allowed; name the file from the allowed root"),
         ("{abs_root}/nuclei.tif", "an absolute path is not allowed"),  # inside: refused alike
         ("missing.tif", "does not exist"),
+        ("plate", "is a folder, not an image: a job runs on one image; an analysis"),
     ],
 )
 def test_job_paths_stay_below_the_allowed_root(
     alice, model_id, image_root, image_path, path, message
 ):
     path = path.format(root=image_root.name, abs_root=image_root)  # back in: refused alike
+    (image_root / "plate").mkdir(exist_ok=True)
     with pytest.raises(ServerResponseError) as err:
         alice.submit_job(model_id, image_path=path)
     assert err.value.status_code == 422

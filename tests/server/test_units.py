@@ -222,12 +222,24 @@ def test_admin_create_token_prints_a_working_token(tmp_path: Path):
     runner = CliRunner()
     result = runner.invoke(admin, ["create-token", "dave", "--admin", "--data-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    token = result.output.strip()
+    token = result.stdout.strip()
     db = Database(tmp_path / "scopeml.db")
     assert db.user_for_token(token) == {"user": "dave", "admin": True}
     db.close()
     result = runner.invoke(admin, ["revoke-tokens", "dave", "--data-dir", str(tmp_path)])
     assert "revoked 1" in result.output
+
+
+def test_a_token_made_in_a_new_data_folder_says_which_server_takes_it(tmp_path, capsys):
+    from scopeml.cli import main
+
+    folder = tmp_path / "typo"
+    assert main(["admin", "create-token", "ada", "--data-dir", str(folder)]) == 0
+    said = capsys.readouterr()
+    assert said.err == (f"note: {folder / 'scopeml.db'} is a new database: only a server "
+                        f"started with --data-dir {folder} accepts this token\n")  # fmt: skip
+    assert main(["admin", "create-token", "bob", "--data-dir", str(folder)]) == 0
+    assert capsys.readouterr().err == ""  # the database is known now
 
 
 def test_bad_database_or_folders_are_one_line_errors(tmp_path: Path, capsys):
@@ -239,12 +251,15 @@ def test_bad_database_or_folders_are_one_line_errors(tmp_path: Path, capsys):
     assert main(["admin", "create-token", "ada", "--db", str(tmp_path)]) == 2
     assert main(["serve", "--data-dir", str(not_a_db)]) == 2
     assert main(["serve", "--data-dir", str(tmp_path), "--allowed-root", str(tmp_path / "no")]) == 2
+    assert main(["serve", "--data-dir", str(tmp_path), "--allowed-root", str(tmp_path),
+                 "--allowed-root", str(tmp_path)]) == 2  # fmt: skip
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(": ")[-1].split(" (")[0] for line in lines] == [
         "not a usable scopeml database",
         "cannot open the database",
         "the data folder is a file",
         "the allowed root is not an existing folder",
+        "given 2 times; give one folder, one above every folder the jobs may read",
     ]
     assert not_a_db.read_text() == "not a database"
 

@@ -17,7 +17,7 @@ def serve(
     db: Path | None = typer.Option(None, "--db", help=DB_HELP),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="Port to listen on."),
-    allowed_root: Path | None = typer.Option(
+    allowed_roots: list[Path] | None = typer.Option(
         None, "--allowed-root", help="Jobs may read server-side images only below this folder."
     ),
     max_model_mb: float = typer.Option(
@@ -115,6 +115,13 @@ def serve(
     # Checked here, so a bad folder is a one-line error rather than a failed server startup.
     if data_dir.exists() and not data_dir.is_dir():
         raise InvalidRequestError("the data folder is a file", path=data_dir)
+    if allowed_roots and len(allowed_roots) > 1:  # click would keep the last one alone
+        raise InvalidRequestError(
+            f"given {len(allowed_roots)} times; give one folder, one above every folder the "
+            "jobs may read",
+            path="--allowed-root",
+        )
+    allowed_root = allowed_roots[0] if allowed_roots else None
     if allowed_root is not None and not allowed_root.is_dir():
         raise InvalidRequestError("the allowed root is not an existing folder", path=allowed_root)
     if user_predict_workers is not None and user_predict_workers > predict_workers:
@@ -164,7 +171,9 @@ def create_token(
     from scopeml.errors import InvalidRequestError
     from scopeml.server.database import Database
 
-    database = Database(db or data_dir / "scopeml.db")
+    path = db or data_dir / "scopeml.db"
+    new = not path.exists()
+    database = Database(path)
     try:
         token = database.create_token(user, admin=is_admin)
     except ValueError as err:
@@ -172,6 +181,10 @@ def create_token(
     finally:
         database.close()
     typer.echo(token)
+    if new:  # a mistyped --data-dir makes a token no running server knows
+        where = f"--db {path}" if db else f"--data-dir {data_dir}"
+        typer.echo(f"note: {path} is a new database: only a server started with {where} "
+                   "accepts this token", err=True)  # fmt: skip
 
 
 @admin.command("revoke-tokens")

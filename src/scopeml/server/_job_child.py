@@ -636,7 +636,8 @@ def check_job_inputs(
     IncompatibleModelError
         The channels do not fit the model (naming the job's ``channels`` field).
     InvalidRequestError
-        ``scale auto chose 4 (objects ~5 px): 4.3e+11 pixels > --max-job-pixels 1.7e+10``,
+        ``scale auto chose 4 (objects ~5 px): 429,496,729,600 pixels > --max-job-pixels
+        17,179,869,184``,
         or a batch's memory at that factor over the server's limit.
     """
     from scopeml.api import _auto_scaled_model
@@ -661,7 +662,7 @@ def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]
     """Refuse the factor ``chosen`` where it magnifies ``image`` past the task's pixel limit or
     a batch past its memory limit (see :func:`check_job_inputs`)."""
     from scopeml.errors import InvalidRequestError
-    from scopeml.server.limits import job_memory, job_pixels
+    from scopeml.server.limits import job_memory, job_pixels, megabytes
 
     objects = "no object size found" if chosen.diameter is None else (
         f"objects ~{chosen.diameter:.0f} px"
@@ -671,7 +672,7 @@ def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]
     pixels = job_pixels(image.shape, chosen.scale, model.spec.spatial_dims)
     if limit is not None and pixels > limit:
         raise InvalidRequestError(
-            f"{said}: {pixels:.1e} pixels > --max-job-pixels {limit:.1e}; give a smaller scale",
+            f"{said}: {round(pixels):,} pixels > --max-job-pixels {limit:,}; give a smaller scale",
             path=task.get("image"),
         )
     limit = task.get("max_tile_memory")
@@ -681,8 +682,9 @@ def _check_auto_limits(image: Any, model: Any, chosen: Any, task: dict[str, Any]
     needed = job_memory(options, model.spec, task.get("runtime_per_pixel") or 0.0, image.shape)
     if needed > limit:
         raise InvalidRequestError(
-            f"{said}: a batch of this job then needs about {needed} bytes of server memory; "
-            f"the limit is {limit}: give a smaller scale, tile_size, halo or batch_size",
+            f"{said}: a batch of this job then needs about {megabytes(needed)} MB of server "
+            f"memory; the limit is {megabytes(limit)} MB: give a smaller scale, tile_size, "
+            "halo or batch_size",
             path=task.get("image"),
         )
 
@@ -811,8 +813,8 @@ def check_analysis_auto_pixels(task: dict[str, Any], limit: int) -> None:
     )  # fmt: skip
     raise InvalidRequestError(
         f"scale auto chose {factor:g} for {name} ({objects}, model {choice.model_diameter:g} "
-        f"px): the analysis's {len(task['images'])} images come to {total:.1e} pixels > "
-        f"--max-job-pixels {limit:.1e}; give the class a smaller scale"
+        f"px): the analysis's {len(task['images'])} images come to {round(total):,} pixels > "
+        f"--max-job-pixels {limit:,}; give the class a smaller scale"
     )
 
 

@@ -82,8 +82,11 @@ def _model_hint(registry: ModelRegistry, model_id: str, user: dict[str, Any]) ->
 
     models = registry.db.list_models(user["user"], admin=bool(user.get("admin")))
     named = [m["id"] for m in models if m.get("name") == model_id]
-    if named:
+    if len(named) == 1:
         return f" (models are given by id: {model_id!r} is the name of model {named[0]!r})"
+    if named:  # several uploads of one file name: each is a model of its own
+        listed = ", ".join(map(repr, named[:5])) + (", …" if len(named) > 5 else "")
+        return f" (models are given by id: {model_id!r} is the name of models {listed})"
     ids = [*sorted(BUILTIN_MODELS), *(m["id"] for m in models)]
     near = close_matches(model_id, ids, n=1, cutoff=0.75)
     return f"; did you mean {near[0]!r}?" if near else ""

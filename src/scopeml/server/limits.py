@@ -135,8 +135,8 @@ def check_job_memory(
     >>> check_job_memory((1, 1, 1, 1, 64, 64), {}, spec, 0, 2**20)  # 64² × 5 × 4 bytes
     >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**20)
     Traceback (most recent call last):
-    scopeml.errors.InvalidRequestError: a batch of this job needs about 1310720 bytes of server \
-memory; the limit is 1048576 (--max-tile-memory): use a smaller tile_size, halo or batch_size
+    scopeml.errors.InvalidRequestError: a batch of this job needs about 1.2 MB of server \
+memory; the limit is 1.0 MB (--max-tile-memory-mb): use a smaller tile_size, halo or batch_size
     >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**30, 2**20)
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: a batch of this job needs about 1.2 MB of memory, more \
@@ -152,8 +152,9 @@ batch_size, or ask the administrator for more
         )
     if needed > limit:  # windows clipped to the image, as the engine's tiles
         raise InvalidRequestError(
-            f"a batch of this job needs about {needed} bytes of server memory; the limit is "
-            f"{limit} (--max-tile-memory): use a smaller tile_size, halo or batch_size"
+            f"a batch of this job needs about {megabytes(needed)} MB of server memory; the "
+            f"limit is {megabytes(limit)} MB (--max-tile-memory-mb): use a smaller tile_size, "
+            "halo or batch_size"
         )
 
 
@@ -420,8 +421,8 @@ def check_job_pixels(
     >>> try:
     ...     check_job_pixels((1, 1, 1, 1, 200_000, 200_000), {}, spec, 2**34, "huge.ome.zarr")
     ... except InvalidRequestError as err:
-    ...     print(err.problem[:63])
-    huge.ome.zarr: declares 200000 × 200000 pixels (4.0e+10 pixels)
+    ...     print(err.problem[:70])
+    huge.ome.zarr: declares 200000 × 200000 pixels (40,000,000,000 pixels)
     """
     pixels = job_pixels(shape, options.get("scale"), spec.spatial_dims)
     if pixels <= limit:
@@ -432,8 +433,8 @@ def check_job_pixels(
     factor = magnification(options.get("scale"))
     scaled = f", at scale {factor:g}" if factor > 1 else ""
     raise InvalidRequestError(
-        f"{name}: declares {declared} pixels ({pixels:.1e} pixels{scaled}); this server "
-        f"takes at most {limit:.1e} pixels per job (--max-job-pixels)"
+        f"{name}: declares {declared} pixels ({round(pixels):,} pixels{scaled}); this server "
+        f"takes at most {limit:,} pixels per job (--max-job-pixels)"
     )
 
 
@@ -518,9 +519,9 @@ def check_analysis_pixels(
     )
     scaled = f", at scale {scale:g}" if scale > 1 else ""
     raise InvalidRequestError(
-        f"the analysis's {len(counted)} images declare {pixels:.1e} pixels in all{scaled} "
+        f"the analysis's {len(counted)} images declare {round(pixels):,} pixels in all{scaled} "
         f"(the largest, {largest}: {declared}); this server takes at most "
-        f"{config.max_job_pixels:.1e} pixels per job (--max-job-pixels)"
+        f"{round(config.max_job_pixels):,} pixels per job (--max-job-pixels)"
     )
 
 

@@ -55,6 +55,11 @@ the file from the allowed root
     if not candidate.exists():
         raise InvalidRequestError(f"image path {user_path!r} does not exist below the root")
     if not candidate.name.lower().endswith(IMAGE_SUFFIXES):
+        if candidate.is_dir():  # a folder of images: an analysis takes it
+            raise InvalidRequestError(
+                f"image path {user_path!r} is a folder, not an image: a job runs on one image; "
+                "an analysis (POST /analyses, client.submit_analysis) runs over a folder"
+            )
         raise InvalidRequestError(
             f"image path {user_path!r} has an unknown suffix; known: {', '.join(IMAGE_SUFFIXES)}"
         )

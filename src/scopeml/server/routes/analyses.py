@@ -81,7 +81,9 @@ async def submit_analysis(
     image does.
     """
     check_job_room(db, config, user["user"])
-    sources = [_resolve_source(path, config.allowed_root) for path in image_path or []]
+    image_path = list(dict.fromkeys(image_path or []))  # each once, as the analysis takes them
+    upload_id = list(dict.fromkeys(upload_id or []))
+    sources = [_resolve_source(path, config.allowed_root) for path in image_path]
     images = [source for source, _ in sources]
     for upload in upload_id or []:
         record = db.get_upload(upload)

@@ -11,7 +11,7 @@ from scopeml.server.schemas import ERRORS, Health
 router = APIRouter(tags=["service"])
 
 
-@router.get("/health")
+@router.api_route("/health", methods=["GET", "HEAD"])  # HEAD: uptime probes ask so
 async def health() -> Health:
     """Liveness: no token needed."""
     from scopeml import __version__
