@@ -37,3 +37,17 @@ def test_a_multipart_image_upload_is_refused_saying_how_to_send_it(server, token
         f"{server.url}/images", params=params, content=image.read_bytes(), headers=octet
     )
     assert plain.status_code == 201, plain.text
+
+
+def test_an_image_upload_takes_its_name_from_a_content_disposition_header(server, tokens, tmp_path):
+    """As a model upload does: ``?filename=`` first, else the header's ``filename``; neither
+    answers 422 saying how to name it."""
+    pixels = tmp_path / "x.tif"
+    tifffile.imwrite(pixels, np.zeros((32, 32), np.uint8))
+    auth = {"Authorization": f"Bearer {tokens['alice']}"}
+    named = {**auth, "Content-Disposition": 'attachment; filename="dir/well B2.tif"'}
+    answer = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=named)
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["name"] == "well_B2.tif"  # without its folders, sanitised
+    bare = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=auth)
+    assert bare.status_code == 422 and "name the image: ?filename=" in bare.json()["detail"]

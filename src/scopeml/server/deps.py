@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from email.message import Message
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -178,6 +179,19 @@ async def read_body(request: Request, limit: int) -> bytearray:
 
 #: How to send a file the routes take as the raw body (models, images).
 RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
+
+
+def disposition_name(request: Request) -> str | None:
+    """The file name a ``Content-Disposition`` header gives (without folders), if any."""
+    header = request.headers.get("content-disposition")
+    if not header:
+        return None
+    message = Message()
+    message["content-disposition"] = header
+    name = message.get_filename()
+    if not name:
+        return None
+    return Path(name.replace("\\", "/")).name[:255] or None
 
 
 def refuse_form(request: Request, where: str) -> None:

@@ -18,9 +18,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
+from scopeml.errors import InvalidRequestError
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
-from scopeml.server.deps import Config, Db, User, refuse_boundary, refuse_form, save_body
+from scopeml.server.deps import (
+    Config,
+    Db,
+    User,
+    disposition_name,
+    refuse_boundary,
+    refuse_form,
+    save_body,
+)
 from scopeml.server.jobs import ANALYSIS
 from scopeml.server.limits import check_job_image
 from scopeml.server.paths import upload_name
@@ -41,17 +50,23 @@ async def upload_image(
     user: User,
     config: Config,
     db: Db,
-    filename: Annotated[str, Query(max_length=255)],
+    filename: Annotated[str | None, Query(max_length=255)] = None,
 ) -> UploadInfo:
     """Upload an image file (CZI, OME-TIFF, TIFF, PNG) for a job; returns its upload id and the
-    name it is kept under (``filename`` without folders, sanitised): jobs and analysis results
-    name the image by it.
+    name it is kept under (``filename``, else a ``Content-Disposition`` header's, without
+    folders, sanitised): jobs and analysis results name the image by it.
 
     Send the raw file (``curl --data-binary @FILE``); a multipart form (``curl -F``) answers
     422 saying so. The body streams to disk and is refused (413) as soon as it passes the
     image size limit or the rest of your quota; an image that does not open, or that names
     files outside its upload, is refused (422) and nothing is kept.
     """
+    filename = filename or disposition_name(request)
+    if not filename:
+        raise InvalidRequestError(
+            "name the image: ?filename=cells.tif (or a Content-Disposition header's filename); "
+            "its suffix says its format"
+        )
     name = upload_name(filename)  # checks the suffix first
     refuse_form(request, filename)
     upload_id = new_id()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from email.message import Message
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from scopeml.server.deps import (
     Registry,
     User,
     VisibleModel,
+    disposition_name,
     refuse_boundary,
     refuse_form,
     save_body,
@@ -73,7 +73,7 @@ async def upload_model(
     picks the container type by its suffix; without either the model is named ``model.czann``.
     It is stored under a new random id. Errors name the file by that name.
     """
-    given = filename or _disposition_name(request)
+    given = filename or disposition_name(request)
     if given:  # its folders dropped first, so the suffix is the file's ("x.czann/" has none)
         base = given.replace("\\", "/").rsplit("/", 1)[-1]
         if not base.strip("."):
@@ -138,19 +138,6 @@ def _import_package(upload: Path, target: Path, name: str) -> Path:
         return write_container(target, imported.graph, imported.metadata)
     except ScopeMLError as err:
         raise InvalidContainerError(err.problem, path=name) from err
-
-
-def _disposition_name(request: Request) -> str | None:
-    """The file name a ``Content-Disposition`` header gives (without folders), if any."""
-    header = request.headers.get("content-disposition")
-    if not header:
-        return None
-    message = Message()
-    message["content-disposition"] = header
-    name = message.get_filename()
-    if not name:
-        return None
-    return Path(name.replace("\\", "/")).name[:255] or None
 
 
 @router.get("/{model_id}", responses=ERRORS)
