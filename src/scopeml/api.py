@@ -325,7 +325,40 @@ def _fitted(
     model, model_ref, settings, auto = _auto_scaled_model(
         image, model, model_ref, settings, output, chosen
     )
+    if auto is None:  # auto measures the objects themselves
+        _warn_other_pixel_size(image, model, settings.scale)
     return image, image_ref, model, model_ref, settings, auto
+
+
+#: How far the pixels a model sees may be from those it was trained at before a warning.
+PIXEL_SIZE_TOLERANCE = 1.5
+
+
+def _warn_other_pixel_size(image: Image, model: Model, scale: float | str | None) -> None:
+    """Warn where the pixels the model sees (the image's, at ``scale``) are more than
+    :data:`PIXEL_SIZE_TOLERANCE` times larger or smaller than those it was trained at (a ZEN
+    model records them: its ``Scaling``), naming the scale that matches them."""
+    import warnings
+
+    from scopeml.errors import find_stack_level
+    from scopeml.tiling.scale import ScaledModel
+
+    while isinstance(model, ScaledModel):
+        model = model.model
+    trained, sizes = model.spec.pixel_size, image.pixel_sizes  # metres; µm
+    if not trained or not trained[-1] or not sizes.get("X"):
+        return
+    factor, native = float(scale or 1), trained[-1] * 1e6  # the model's pixel size, in µm
+    seen = sizes["X"] / factor / native  # > 1: the model sees larger pixels than its own
+    if 1 / PIXEL_SIZE_TOLERANCE <= seen <= PIXEL_SIZE_TOLERANCE:
+        return
+    warnings.warn(
+        f"{image.path or 'the image'}: its pixels are {sizes['X']:.3g} µm, the model was "
+        f"trained at {native:.3g} µm: at scale {factor:g} it sees pixels {seen:.2g}× its own; "
+        f"--scale {sizes['X'] / native:.3g} (scale=) matches them",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
 
 
 def _checked_settings(

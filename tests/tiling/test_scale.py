@@ -253,3 +253,28 @@ def test_the_facades_region_applies_the_scale_once(tmp_path):
     got = sm.predict_region(image, model, {"Y": (10, 40), "X": (5, 30)}, outputs="probabilities",
                             options=options)  # fmt: skip
     np.testing.assert_array_equal(got, read_output(out, "probabilities")[:, 10:40, 5:30])
+
+
+def test_pixels_far_from_those_the_model_was_trained_at_are_warned_of_with_the_scale(tmp_path):
+    """A ZEN model records the pixel size it was trained at (its Scaling); a run whose model
+    sees pixels 8× smaller says so, and the scale it names runs without a word."""
+    import warnings as w
+
+    from scopeml.cli import main
+    from scopeml.io import Image
+
+    czann = tmp_path / "m.czann"
+    assert main(["model", "convert", str(write_model_file(tmp_path / "u.czann", depth=1)),
+                 "-o", str(czann), "--scaling", "5.2e-7,5.2e-7"]) == 0  # fmt: skip
+    pixels = random_image((1, 1, 1, 1, 64, 64))
+    image = Image(pixels, pixel_sizes={"Y": 0.065, "X": 0.065})
+    with pytest.warns(
+        UserWarning,
+        match=r"its pixels are 0.065 µm, the model was trained at "
+        r"0.52 µm: at scale 1 it sees pixels 0.12× its own; --scale 0.125",
+    ):
+        segment(image, czann, tmp_path / "a.ome.zarr", scale=1)  # fmt: skip
+    with w.catch_warnings():
+        w.simplefilter("error")
+        segment(image, czann, tmp_path / "b.ome.zarr", scale=0.125)
+        segment(pixels, czann, tmp_path / "c.ome.zarr", scale=1)  # no pixel size: no word
