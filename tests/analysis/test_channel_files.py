@@ -88,10 +88,39 @@ def test_fields_lacking_a_channel_and_stray_files_are_left_out_with_a_warning(tm
     os.remove(tmp_path / "p2_R.tif")
     (tmp_path / "p3_F.tif").write_bytes((tmp_path / "p1_D.tif").read_bytes())
     with pytest.warns(UserWarning, match=r"channel_files left out 1 file matches no pattern, "
-                      r"such as p3_F.tif; 1 file of fields lacking a channel's file, such as "
-                      r"p2_D.tif"):  # fmt: skip
+                      r"such as p3_F.tif; 1 field lacking a channel's file, such as "
+                      rf"{tmp_path / 'p2_D.tif'}'s \(no Cells file;"):  # fmt: skip
         result = run_analysis(settings(), [tmp_path], tmp_path / "out")
     assert result.counts == {"p1": {"nucleus": 3, "cell": 3}}
+    # the results say so too, for a batch whose log was lost
+    left = pd.read_csv(tmp_path / "out" / "summary" / "left_out.csv")
+    assert sorted(zip(left["file"], left["reason"], strict=True)) == [
+        (str(tmp_path / "p2_D.tif"), "incomplete field"),
+        (str(tmp_path / "p3_F.tif"), "no channel pattern"),
+    ]
+    assert "left_out.csv</a>\n(2 files the inputs found and left out" in (
+        tmp_path / "out" / "index.html").read_text()  # fmt: skip
+
+
+def test_info_on_the_results_counts_the_files_left_out(tmp_path, capsys):
+    field(tmp_path / "in", "p1", 1)
+    (tmp_path / "in" / "p1_labels.tif").write_bytes((tmp_path / "in" / "p1_D.tif").read_bytes())
+    (tmp_path / "in" / "p9_D.tif").write_bytes((tmp_path / "in" / "p1_D.tif").read_bytes())
+    with pytest.warns(UserWarning):
+        run_analysis(settings(), [tmp_path / "in"], tmp_path / "out")
+    assert main(["info", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "files left out: 1 (label images), 1 (incomplete field) (summary/left_out.csv)" in out
+
+
+def test_channel_files_must_name_the_input_channels_and_only_them():
+    with pytest.raises(InvalidSettingsError, match="'DAPI' is not an input channel"):
+        parse_settings(settings(channel_files={"DAPI": "*_D.tif", "Cells": "*_R.tif"}))
+    with pytest.raises(InvalidSettingsError, match="channel 'Cells' has no channel_files pattern"):
+        parse_settings(settings(channel_files={"DNA": "*_D.tif"}))
+    aliased = {**settings(channel_files={"DAPI": "*_D.tif", "Cells": "*_R.tif"}),
+               "aliases": {"DNA": ["DAPI"]}}  # fmt: skip
+    assert parse_settings(aliased).channels_of(["DAPI", "Cells"]) == ["DAPI", "Cells"]
 
 
 def test_no_complete_field_and_ambiguous_patterns_are_refused_in_one_line(tmp_path, capsys):

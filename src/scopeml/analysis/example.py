@@ -14,6 +14,12 @@ channels: [C0, C1]
 # is read by the first name it has; the results use the name above.
 # aliases: {C0: [DAPI, Hoechst]}
 
+# Fields saved one file per channel (plate readers' exports): each channel's files by a
+# file-name pattern; the files of one folder whose names give * and ? the same text are one
+# image (A01_s1_w1.tif and A01_s1_w2.tif: image A01_s1).
+# inputs:
+#   channel_files: {C0: "*_w1.tif", C1: "*_w2.tif"}
+
 # Size of the tiles the tiled stages work on (smoothing, labelling, measuring; model runs in
 # tiles of at most 512, which bounds each worker's memory).
 tile_size: 1024

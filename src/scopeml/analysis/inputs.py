@@ -75,6 +75,8 @@ class FoundImages:
     paths: list[Path] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     skipped: dict[str, list[Path]] = field(default_factory=dict)
+    #: Fields ``channel_files`` left out for a missing file: one of theirs, and what it lacks.
+    lacking: list[tuple[Path, tuple[str, ...]]] = field(default_factory=list)
 
     def skip(self, reason: str, path: Path) -> None:
         self.skipped.setdefault(reason, []).append(path)
@@ -267,6 +269,8 @@ def group_fields(
         if len(files) < len(patterns):
             for file, _name in files.values():
                 found.skip(INCOMPLETE, file)
+            first = next(iter(files.values()))[0]
+            found.lacking.append((first, tuple(c for c in patterns if c not in files)))
             continue
         file, name = files[next(iter(patterns))]
         folders = name[: len(name) - len(_stem(file.name))]  # below the folder given
@@ -288,9 +292,11 @@ def _fields_left(found: FoundImages) -> str:
     if unnamed := found.skipped.get(NO_CHANNEL):
         said.append(f"{_count(len(unnamed), 'file')} match{'es' if len(unnamed) == 1 else ''} "
                     f"no pattern, such as {unnamed[0].name}")  # fmt: skip
-    if lacking := found.skipped.get(INCOMPLETE):
-        said.append(f"{_count(len(lacking), 'file')} of fields lacking a channel's file, such "
-                    f"as {lacking[0].name}")  # fmt: skip
+    if found.lacking:
+        file, missing = found.lacking[0]
+        said.append(f"{_count(len(found.lacking), 'field')} lacking a channel's file, such as "
+                    f"{file}'s (no {' or '.join(missing)} file; a field's files give each "
+                    "pattern's * and ? the same text)")  # fmt: skip
     return "; ".join(said) or "no files"
 
 

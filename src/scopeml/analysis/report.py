@@ -88,12 +88,16 @@ _TEXT = {"image": str}
 
 
 def write_report(
-    settings: AnalysisSettings, records: Sequence[dict[str, Any]], output: Path
+    settings: AnalysisSettings,
+    records: Sequence[dict[str, Any]],
+    output: Path,
+    left_out: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``tables/``, ``summary/`` and ``index.html`` for the records of a batch. With
     settings ``outputs: {summary: false}`` the plots are left out; the tables are written
     still: ``scopeml info``, :meth:`~scopeml.analysis.AnalysisResult.counts_table` and the
-    command line's last line read them."""
+    command line's last line read them. ``left_out``: the files the inputs found and left out,
+    each with why (``summary/left_out.csv``), so a batch whose log was lost still says so."""
     tables = output / "tables"
     summary = output / "summary"
     tables.mkdir(exist_ok=True)
@@ -107,6 +111,8 @@ def write_report(
     )  # fmt: skip
     _write_csv(failures, summary / "failures.csv")
     _write_csv(_warnings_table(records, settings.channels), summary / "warnings.csv")
+    left = pd.DataFrame(list(left_out), columns=["file", "reason"])
+    _write_csv(left, summary / "left_out.csv")
     plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
                for n in names}  # fmt: skip
@@ -124,7 +130,7 @@ def write_report(
     index = output / "index.html"
     more = {r["name"]: sorted(p.name for p in (output / "images" / r["name"]).glob("overview_*"))
             for r in done}  # fmt: skip
-    write_atomically(index, _html(settings, records, counts, failures, plots, more))
+    write_atomically(index, _html(settings, records, counts, failures, plots, more, len(left)))
     return index
 
 
@@ -740,9 +746,10 @@ def _html(
     failures: pd.DataFrame,
     plots: Sequence[tuple[str, str]],
     more: Mapping[str, Sequence[str]],
+    left_out: int = 0,
 ) -> str:
     """The index page; ``more``: per image, its overviews after the first (other scenes and
-    time points), linked under it."""
+    time points), linked under it; ``left_out``: how many files the inputs left out."""
     esc = html.escape
     names = [c.name for c in settings.classes]
     scaled = any(r.get("scales") for r in records)  # a model class: the scale it ran at
@@ -780,8 +787,10 @@ Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (o
 {_density_text(counts)}mean size per image,
 objects per predicted class where a class has an object classifier),{per_time}
 <a href="summary/failures.csv">failures.csv</a>, <a href="summary/warnings.csv">warnings.csv</a>
-(what each image's analysis warned of). Per image: {per_image} (mean, median,
-quartiles, 5th and 95th percentiles of size and mean intensities).</p>
+(what each image's analysis warned of), <a href="summary/left_out.csv">left_out.csv</a>
+({left_out} file{"" if left_out == 1 else "s"} the inputs found and left out, each with why).
+Per image: {per_image} (mean, median, quartiles, 5th and 95th percentiles of size and mean
+intensities).</p>
 <table><tr><th>image</th>{"<th>planes</th>" if planes else ""}\
 {"".join(f"<th>{esc(n)}{' (all planes)' if planes else ''}</th>" for n in names)}\
 {"<th>model scale</th>" if scaled else ""}<th>pixel size</th><th>status</th>\

@@ -318,11 +318,16 @@ def run_analysis(
             else:
                 result.records += _in_pool(workers, jobs, report)
             _in_input_order(settings, result, found.names)
-            write_report(settings, result.records, output)
+            write_report(settings, result.records, output, _left_out(found, public_name))
         except (KeyboardInterrupt, Cancelled) as err:
             err.add_note(stopped_note(output, found.names, public_name is not None))
             raise
     return result
+
+
+def _left_out(found: FoundImages, public: Callable[[Path], str] | None) -> list[tuple[str, str]]:
+    """The files the inputs found and left out, each with why (for ``summary/left_out.csv``)."""
+    return [(shown(path, public), why) for why, paths in found.skipped.items() for path in paths]
 
 
 def _in_input_order(

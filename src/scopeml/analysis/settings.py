@@ -740,6 +740,7 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         self._check_cycles()
         known = set(self.channels)
         self._check_aliases()
+        self._check_channel_files()
         for index, cls in enumerate(self.classes):
             used = _channels_of(cls)
             for key, channel in used:
@@ -787,6 +788,29 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                     taken = "an input channel" if name in self.channels else (
                         f"an alias of {owner[name]!r}")  # fmt: skip
                     raise _TreeError(f"{name!r} is already {taken}", ("aliases", channel, index))
+
+    def _check_channel_files(self) -> None:
+        """Refuse ``channel_files`` that do not name every input channel (by its name or an
+        alias), or that name a channel no input is (a field would need its file too)."""
+        from scopeml.errors import did_you_mean
+
+        keys = list(self.inputs.channel_files)
+        if not keys:
+            return
+        for key in keys:
+            if not any(key in (c, *self.aliases.get(c, ())) for c in self.channels):
+                raise _TreeError(
+                    f"{key!r} is not an input channel ({', '.join(self.channels)}) nor an "
+                    "alias of one (aliases:), and a field would need its file too"
+                    f"{did_you_mean(key, self.channels)}",
+                    ("inputs", "channel_files", key),
+                )
+        for index, channel in enumerate(self.channels):
+            if self.name_in(channel, keys) is None:
+                raise _TreeError(
+                    f"channel {channel!r} has no channel_files pattern (it names "
+                    f"{', '.join(keys)}){did_you_mean(channel, keys)}", ("channels", index),
+                )  # fmt: skip
 
     def _check_class_names(self) -> None:
         """Refuse class names that would make two results one file, or a file Windows refuses

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,12 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         n: Path(finished[n]["image"]) for n in names if isinstance(finished[n].get("image"), str)
     }
     index = folder / "index.html"
+    left_out = Counter(
+        row.get("reason") for row in _csv_rows(folder / "summary" / "left_out.csv") or ()
+    )
     described = {"path": str(folder), "images": len(names), "failed": len(failures or ()),
-                 "objects": objects, **_over_time(folder, names, finished)}  # fmt: skip
+                 "objects": objects, **_over_time(folder, names, finished),
+                 **({"left_out": dict(left_out)} if left_out else {})}  # fmt: skip
     if left:
         described["not_in_summary"] = {"images": list(left),
                                        "same_files": same_files(left, files)}  # fmt: skip
@@ -233,6 +238,9 @@ def format_results(results: dict[str, Any]) -> list[str]:
         f"  analysis results: {results['images']} image(s) analysed, {results['failed']} failed",
         f"  objects: {objects or 'none'}",
     ]
+    if results.get("left_out"):  # by the inputs: label images, incomplete fields …
+        said = ", ".join(f"{n} ({reason})" for reason, n in results["left_out"].items())
+        lines.append(f"  files left out: {said} (summary/left_out.csv)")
     if results.get("not_in_summary"):
         lines.append(f"  not in the summary: {_left_out_text(results['not_in_summary'])}")
     return [
