@@ -54,7 +54,7 @@ def test_binary_mask_255_is_named_in_one_short_line(tmp_path, image_file, no_fea
     )
     assert "binary mask" in err and "map 255 to 1" in err
     assert len(err.splitlines()) == 1 and len(err) < 300
-    assert "254" not in err  # no list of the absent values 1..254
+    assert "254" not in err.replace(str(tmp_path), "")  # no list of the values 1..254
 
 
 def test_one_named_class_alone_is_told_to_label_the_others(tmp_path, image_file, capsys):

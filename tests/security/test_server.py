@@ -148,7 +148,7 @@ def test_a_job_whose_batches_would_not_fit_the_memory_limit_is_refused(alice, mo
     message = refused(
         lambda: alice.submit_job(model_id, image_path="big.tif", tile_size=8192, batch_size=64)
     )
-    assert "bytes of server memory" in message and "smaller tile_size" in message
+    assert "MB of server memory" in message and "smaller tile_size" in message
     assert alice.list_jobs() == []
 
 

@@ -28,7 +28,7 @@ from scopeml.model.registry import resolve_model
 from scopeml.server._job_child import RUNNERS, run_in_child
 from scopeml.server.database import Database
 from scopeml.server.jobs import _JobProgress
-from scopeml.server.limits import job_memory
+from scopeml.server.limits import job_memory, megabytes
 from scopeml.server.models import RUNTIME_KEY
 from scopeml.synthetic import synthetic_nuclei
 from scopeml.tiling import size
@@ -103,7 +103,7 @@ def test_auto_past_the_memory_limit_fails_the_job_naming_the_factor(alice, root)
     assert job["status"] == "failed", job
     error = job["error"]
     assert error.startswith(f"small.tif: scale auto chose {factor:g} (objects ~"), error
-    assert f"the limit is {TILE_MEMORY_MB * MB}: give a smaller scale" in error, error
+    assert f"the limit is {megabytes(TILE_MEMORY_MB * MB)} MB: give a smaller scale" in error
     assert job["done"] in (0, None)  # refused before the engine ran a tile
     assert str(root) not in error
 
