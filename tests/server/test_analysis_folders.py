@@ -149,10 +149,12 @@ def test_fields_of_one_file_per_channel_are_analysed_by_their_names_below_the_ro
     for stem, seed in (("f1", 7), ("f2", 8)):
         nuclei(root / "fields" / f"{stem}_D.tif", seed)
         nuclei(root / "fields" / f"{stem}_F.tif", seed + 10)
-    settings = tmp_path / "fields.yaml"
-    settings.write_text(SETTINGS.replace("channels: [C0]", "channels: [DNA, GFP]\ninputs:\n"
-                        "  channel_files: {DNA: '*_D.tif', GFP: '*_F.tif'}").replace(
-                        "channel: C0", "channel: DNA"))  # fmt: skip
+    settings = tmp_path / "fields.yaml"  # the built-in model: submit checks its channels
+    settings.write_text(
+        "version: 1\nchannels: [DNA, GFP]\ninputs:\n"
+        "  channel_files: {DNA: '*_D.tif', GFP: '*_F.tif'}\nclasses:\n  - name: blob\n"
+        "    segmenter: {kind: instances, model: nuclei, channels: [DNA], scale: 1}\n"
+    )
     local = run_analysis(settings, [root / "fields"], tmp_path / "local", workers=1)
     job = alice.submit_analysis(settings, image_paths=["fields"])
     done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
@@ -164,6 +166,14 @@ def test_fields_of_one_file_per_channel_are_analysed_by_their_names_below_the_ro
     remote = pd.read_csv(results / "tables" / "blob.csv")
     mine = pd.read_csv(tmp_path / "local" / "tables" / "blob.csv")
     assert len(remote) == len(mine) == sum(local.counts[n]["blob"] for n in ("f1", "f2")) > 4
+    # each channel's files named on their own: grouped across the paths, as the CLI does
+    job = alice.submit_analysis(settings, image_paths=["fields/*_D.tif", "fields/*_F.tif"])
+    done = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
+    assert done["status"] == "done" and done["error"] is None, done
+    os.remove(root / "fields" / "f2_F.tif")  # no complete field left in f2*: said without paths
+    with pytest.raises(ServerResponseError) as err:
+        alice.submit_analysis(settings, image_paths=["fields/f2*"])
+    assert "fields/f2_D.tif's (no GFP file" in str(err.value) and str(root) not in str(err.value)
     os.symlink(root.parent / "outside" / "secret.tif", root / "fields" / "f3_F.tif")
     nuclei(root / "fields" / "f3_D.tif", 9)
     with pytest.raises(ServerResponseError) as err:

@@ -873,7 +873,7 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
 
     from scopeml.analysis.check import check_channel_names, open_resources
     from scopeml.analysis.settings import load_settings
-    from scopeml.io.registry import open_scenes, scene_numbered
+    from scopeml.io.registry import ChannelFiles, open_scenes, scene_numbered
     from scopeml.progress import ProgressEvent
 
     shapes: list[list[list[int]] | None] = []
@@ -881,7 +881,8 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     if settings is not None:  # its models' classes and channels, as the job's run checks them
         open_resources(settings, source=task["settings"], model_threads=1,
                        allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
-    images = task["images"]
+    images = [ChannelFiles(tuple(map(Path, i["paths"])), tuple(i["channels"]))
+              if isinstance(i, dict) else i for i in task["images"]]  # fmt: skip
     axes = task.get("axes") or [None] * len(images)
     names = task.get("names") or images
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):

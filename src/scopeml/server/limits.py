@@ -439,7 +439,7 @@ def check_job_pixels(
 
 
 def check_analysis_pixels(
-    images: Sequence[str],
+    images: Sequence[Any],
     roots: Sequence[Path],
     scale: float,
     config: ServerConfig,
@@ -473,10 +473,18 @@ def check_analysis_pixels(
     """
     import json
 
-    named = image_names(list(images), config)
-    names = [named[image] for image in images]
+    from scopeml.io.registry import ChannelFiles, input_files
+
+    named = image_names([str(f) for image in images for f in input_files(image)], config)
+    names = [" + ".join(named[str(f)] for f in input_files(image)) for image in images]
     opening = [-1 if settings is not None else 0]  # -1: the settings' models
-    task = {"kind": "sizes", "images": list(images), "roots": [str(root) for root in roots],
+    sent = [
+        {"paths": [str(p) for p in image.paths], "channels": list(image.channels)}
+        if isinstance(image, ChannelFiles)
+        else image
+        for image in images
+    ]  # JSON: a field
+    task = {"kind": "sizes", "images": sent, "roots": [str(root) for root in roots],
             "axes": list(axes or [None] * len(images)), "scene": scene, "progress_stage": "sizes",
             "settings": None if settings is None else str(settings[0]), "names": names,
             "base": None if config.allowed_root is None else str(config.allowed_root)}  # fmt: skip

@@ -13,7 +13,7 @@ import glob
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
@@ -158,46 +158,56 @@ def _expand(
     uploads: list[str],
     settings: AnalysisSettings,
     config: ServerConfig,
-) -> list[str]:
-    """The image files the job will analyse: ``sources``' folders and patterns expanded as the
-    job's :func:`~scopeml.analysis.run_analysis` expands them (the settings' ``inputs``), each
-    found file below the allowed root (a link out of it refused, named by its place below
-    the root), then the ``uploads``."""
+) -> list[Any]:
+    """The images the job will analyse: ``sources``' folders and patterns expanded as the
+    job's :func:`~scopeml.analysis.run_analysis` expands them (the settings' ``inputs``; with
+    ``channel_files``, every source's files grouped into fields together, a field as its
+    :class:`~scopeml.io.registry.ChannelFiles`), each file below the allowed root (a link out
+    of it refused, named by its place below the root), then the ``uploads``."""
     from scopeml.analysis.inputs import find_images
-    from scopeml.io.registry import input_files
+    from scopeml.io.registry import ChannelFiles, input_files
 
     root = Path(config.allowed_root or "/").resolve()
     confinement = Confinement.of([root])
     inputs = settings.inputs
-    files: list[str] = []
-    for (source, expand), name in zip(sources, names, strict=True):
-        if not expand:
-            files.append(source)
-            continue
-        try:
-            found = find_images(
-                [source], recursive=inputs.recursive, include=inputs.include,
-                exclude=inputs.exclude, skip_labels=inputs.skip_labels, warn=False,
-                channel_files=inputs.channel_files,
-            )  # fmt: skip
-        except (ScopeMLError, OSError) as err:
-            problem = err.problem if isinstance(err, ScopeMLError) else "matches no file"
-            raise InvalidRequestError(f"image path {name!r}: {problem}") from err
-        paths = [file for image in found.paths for file in input_files(image)]  # a field's
-        for path in paths:
+    grouped = bool(inputs.channel_files)  # files and folders alike, as the job groups them
+    expanded = [(s, n) for (s, expand), n in zip(sources, names, strict=True) if expand or grouped]
+    images: list[Any] = [s for s, expand in sources if not (expand or grouped)]
+    by_source = dict(expanded)
+    try:
+        found = find_images(
+            [s for s, _ in expanded], recursive=inputs.recursive, include=inputs.include,
+            exclude=inputs.exclude, skip_labels=inputs.skip_labels, warn=False,
+            channel_files=inputs.channel_files,
+        ) if expanded else None  # fmt: skip
+    except (ScopeMLError, OSError) as err:
+        problem = err.problem if isinstance(err, ScopeMLError) else "matches no file"
+        where = by_source.get(str(getattr(err, "path", "")), ", ".join(n for _, n in expanded))
+        said = hide_server_paths(problem, config)  # a field's files: by their place below root
+        raise InvalidRequestError(f"image path {where!r}: {said}") from err
+    for image in found.paths if found is not None else ():
+        for path in input_files(image):
             if confinement is not None and not confinement.allows(os.path.realpath(path)):
                 raise InvalidRequestError(
-                    f"image path {name!r}: {_link_out(Path(path), root, confinement)} links "
-                    "outside the allowed root; remove the link, or leave it out (the settings' "
-                    "inputs: exclude)"
+                    f"image path {_source_of(path, expanded)!r}: "
+                    f"{_link_out(Path(path), root, confinement)} links outside the allowed "
+                    "root; remove the link, or leave it out (the settings' inputs: exclude)"
                 )
-        files += [str(path) for path in paths]
-        if len(files) > MAX_IMAGES:
-            raise InvalidRequestError(
-                f"image path {name!r}: the analysis's images come to more than {MAX_IMAGES}; "
-                "name fewer, or give include or exclude in the settings' inputs"
-            )
-    return list(dict.fromkeys([*files, *uploads]))
+        images.append(image if isinstance(image, ChannelFiles) else str(image))
+    if len(images) > MAX_IMAGES:
+        raise InvalidRequestError(
+            f"the analysis's images come to more than {MAX_IMAGES}; name fewer, or give "
+            "include or exclude in the settings' inputs"
+        )
+    return list(dict.fromkeys([*images, *uploads]))
+
+
+def _source_of(path: str | Path, expanded: list[tuple[str, str]]) -> str:
+    """The request's name of the source a found file came from (the first one above it)."""
+    for source, name in expanded:
+        if Path(path) == Path(source) or Path(source) in Path(path).parents:
+            return name
+    return expanded[0][1] if len(expanded) == 1 else ", ".join(n for _, n in expanded)
 
 
 def _link_out(path: Path, root: Path, confinement: Confinement) -> str:
