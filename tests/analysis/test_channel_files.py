@@ -16,7 +16,7 @@ from scopeml.analysis import run_analysis
 from scopeml.analysis.inputs import find_images
 from scopeml.analysis.settings import InvalidSettingsError, parse_settings
 from scopeml.cli import main
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, OutsideRootError
 from scopeml.io import open_image
 from scopeml.io.registry import ChannelFiles
 
@@ -144,12 +144,30 @@ def test_a_resume_analyses_again_only_the_field_whose_channel_file_changed(tmp_p
     run_analysis(settings(), [tmp_path / "in"], tmp_path / "out")
     before = {n: json.loads((tmp_path / f"out/images/{n}/record.json").read_text())
               for n in ("p1", "p2")}  # fmt: skip
-    field(tmp_path / "in", "p2", 4)
-    os.utime(tmp_path / "in" / "p2_R.tif", ns=(1, 1))  # only its cell stain's file changed
+    dna = (tmp_path / "in" / "p2_D.tif").stat()
+    cells = tifffile.imread(tmp_path / "in" / "p2_R.tif")
+    cells[cells > 5] = 250  # only its cell stain's file changed: brighter cells
+    tifffile.imwrite(tmp_path / "in" / "p2_R.tif", cells)
     result = run_analysis(settings(), [tmp_path / "in"], tmp_path / "out", resume=True)
-    assert result.resumed == 1 and result.counts["p2"] == {"nucleus": 4, "cell": 4}
+    assert result.resumed == 1 and (tmp_path / "in" / "p2_D.tif").stat() == dna
+    table = result.table("cell")
+    assert (table[table["image"] == "p2"]["intensity_mean_Cells"] == 250).all()
     after = json.loads((tmp_path / "out/images/p1/record.json").read_text())
     assert after == before["p1"]
+
+
+def test_a_resume_after_the_patterns_swapped_files_of_one_size_and_time_analyses_again(tmp_path):
+    """Channel files of one shape have one size, and an unpacked archive gives them one time:
+    a field is known by its files' names too."""
+    folder = tmp_path / "in"
+    field(folder, "p1", 2)
+    tifffile.imwrite(folder / "p1_R.tif", tifffile.imread(folder / "p1_D.tif"))  # same size
+    for name in ("p1_D.tif", "p1_R.tif"):
+        os.utime(folder / name, ns=(10**18, 10**18))
+    run_analysis(settings(), [folder], tmp_path / "out")
+    swapped = {**settings(), "inputs": {"channel_files": {"DNA": "*_R.tif", "Cells": "*_D.tif"}}}
+    result = run_analysis(swapped, [folder], tmp_path / "out", resume=True)
+    assert result.resumed == 0
 
 
 def test_worker_processes_give_the_same_results(tmp_path):
@@ -179,7 +197,20 @@ def test_open_image_stacks_a_fields_files_and_confines_each(tmp_path):
     with open_image(files, allowed_roots=[tmp_path / "in"]) as image:
         assert image.channel_names == ("DNA", "Cells") and image.dtype == np.uint16
         np.testing.assert_array_equal(image.read()[0, 0, :, 0], pixels)
-    outside = ChannelFiles((tmp_path / "in/p1_D.tif", tmp_path / "in/p1_R.tif"), ("a", "b"))
     (tmp_path / "in2").mkdir()
-    with pytest.raises(Exception, match="outside"):
-        open_image(outside, allowed_roots=[tmp_path / "in2"])
+    (tmp_path / "in2" / "p1_D.tif").write_bytes((tmp_path / "in/p1_D.tif").read_bytes())
+    second = ChannelFiles((tmp_path / "in2/p1_D.tif", tmp_path / "in/p1_R.tif"), ("a", "b"))
+    with pytest.raises(OutsideRootError, match=r"p1_R\.tif"):  # its second file: outside
+        open_image(second, allowed_roots=[tmp_path / "in2"])
+
+
+def test_fields_group_whatever_the_case_and_a_channel_takes_one_pattern(tmp_path):
+    folder = tmp_path / "in"
+    field(folder, "p1", 1)
+    os.rename(folder / "p1_R.tif", folder / "P1_R.TIF")  # as another instrument writes it
+    found = find_images([folder], channel_files=CHANNEL_FILES, warn=False)
+    assert found.names == ["p1"] and found.paths[0].paths[1].name == "P1_R.TIF"
+    twice = {**settings(channel_files={"DNA": "*_D.tif", "DAPI": "*_X.tif", "Cells": "*_R.tif"}),
+             "aliases": {"DNA": ["DAPI"]}}  # fmt: skip
+    with pytest.raises(InvalidSettingsError, match="channel 'DNA' has 2 channel_files patterns"):
+        parse_settings(twice)

@@ -167,3 +167,15 @@ def test_cancel_says_how_to_go_on_and_continuing_finishes(viewer, qtbot, analysi
     widget.progressed.connect(widget._draw)
     assert run(qtbot, widget).startswith("done (cells: nucleus ")
     assert widget.result.counts == sm.analyze(settings, [image], tmp_path / "whole").counts
+
+
+def test_settings_grouping_channel_files_run_on_the_layers_own_image(viewer, qtbot, analysis):
+    """The layer is one image already: the settings' ``channel_files`` (for a batch of files
+    saved one per channel) do not make its file an incomplete field."""
+    widget, _, settings = analysis
+    text = SETTINGS.format(method="otsu").replace(
+        "tile_size: 256", "tile_size: 256\ninputs:\n  channel_files: {DAPI: '*_w1.tif'}"
+    )
+    settings.write_text(text)
+    said = run(qtbot, widget)
+    assert said.startswith("done (cells: nucleus "), said

@@ -51,3 +51,6 @@ def test_an_image_upload_takes_its_name_from_a_content_disposition_header(server
     assert answer.json()["name"] == "well_B2.tif"  # without its folders, sanitised
     bare = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=auth)
     assert bare.status_code == 422 and "name the image: ?filename=" in bare.json()["detail"]
+    with pixels.open("rb") as file:  # curl -F without a name: how to send it comes first
+        form = httpx.post(f"{server.url}/images", files={"file": ("", file)}, headers=auth)
+    assert form.status_code == 422 and "the body is a multipart form" in form.json()["detail"]

@@ -73,8 +73,8 @@ def input_identity(path: str | os.PathLike[str] | ChannelFiles) -> dict[str, Any
     a field's channel files, each's (and their channels).
     """
     if isinstance(path, ChannelFiles):
-        files = zip(path.channels, path.paths, strict=True)
-        return {"channel_files": {channel: input_identity(file) for channel, file in files}}
+        files = zip(path.channels, path.paths, strict=True)  # by name: files swapped too
+        return {"channel_files": {c: {"name": f.name, **input_identity(f)} for c, f in files}}
     path = Path(path)
     stat = path.stat()
     if not path.is_dir():

@@ -263,17 +263,20 @@ def group_fields(
             found.skip(NO_CHANNEL, file)
             continue
         channel, match = matched[0]
-        fields.setdefault((file.parent, match.groups()), {})[channel] = (file, name)
+        key = (file.parent, tuple(text.casefold() for text in match.groups()))  # case ignored
+        fields.setdefault(key, {})[channel] = (file, name)
     grouped = []
-    for (_, parts), files in fields.items():
+    for files in fields.values():
         if len(files) < len(patterns):
             for file, _name in files.values():
                 found.skip(INCOMPLETE, file)
             first = next(iter(files.values()))[0]
             found.lacking.append((first, tuple(c for c in patterns if c not in files)))
             continue
-        file, name = files[next(iter(patterns))]
+        first = next(iter(patterns))
+        file, name = files[first]
         folders = name[: len(name) - len(_stem(file.name))]  # below the folder given
+        parts = patterns[first].fullmatch(file.name).groups()  # as its first file writes them
         part = _stem("_".join(text for text in parts if text)).strip(" ._-")
         grouped.append((
             ChannelFiles(tuple(files[c][0] for c in patterns), tuple(patterns)),

@@ -806,6 +806,10 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                     ("inputs", "channel_files", key),
                 )
         for index, channel in enumerate(self.channels):
+            named = [key for key in keys if key in (channel, *self.aliases.get(channel, ()))]
+            if len(named) > 1:
+                said = f"channel {channel!r} has {len(named)} channel_files patterns"
+                raise _TreeError(f"{said} ({', '.join(named)}); give it one", ("channels", index))
             if self.name_in(channel, keys) is None:
                 raise _TreeError(
                     f"channel {channel!r} has no channel_files pattern (it names "

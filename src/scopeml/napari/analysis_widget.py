@@ -250,10 +250,16 @@ def _analyze(settings: Path, source: dict, output: Path, *, replace: bool, progr
     shows it (the scene and axes chosen in *Open image scene*); an earlier run's results in
     ``output`` are continued (its images in the summary too), or replaced (only a results
     folder, checked again there)."""
+    from scopeml.analysis.settings import load_settings
+
     images = [source["path"]] if replace else _with_earlier(output, source["path"])
-    return sm.analyze(settings, images, output, resume=not replace, overwrite=replace,
-                      axes=source.get("file_axes"), scene=source.get("scene"),
-                      progress=progress)  # fmt: skip
+    parsed, base = load_settings(settings), None
+    if parsed.inputs.channel_files:  # the layer is one image already: no fields to group
+        inputs = parsed.inputs.model_copy(update={"channel_files": {}})
+        parsed, base = parsed.model_copy(update={"inputs": inputs}), settings.parent
+    return sm.analyze(parsed if base else settings, images, output, resume=not replace,
+                      overwrite=replace, axes=source.get("file_axes"), scene=source.get("scene"),
+                      progress=progress, base=base)  # fmt: skip
 
 
 def _overrides(settings: Any, source: dict) -> list[str]:

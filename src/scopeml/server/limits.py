@@ -191,13 +191,19 @@ def after_engine_memory(
     >>> after_engine_memory({"measure": "csv", "tile_size": 64}, spec,
     ...                     (1, 1, 1, 1, 2000, 2000), 64 * 64)
     (9279488, 103940096)
+    >>> after_engine_memory({"tile_size": 64, "scale": 0.125}, spec,  # grows 32 px, not 4
+    ...                     (1, 1, 1, 1, 2000, 2000), 64 * 64)[0]
+    10354688
     """
     from scopeml.objects.instances import InstanceOptions
+    from scopeml.segment_steps import grow_applied
 
     instances = InstanceOptions.from_fields(options.get("instances", {}))
     *_, channels, depth, height, width = shape
     spatial = (depth, height, width) if spec.spatial_dims == 3 else (height, width)
-    tile, grow = options.get("tile_size"), 2 * math.floor(instances.grow)
+    scale = options.get("scale")  # below 1 the seam grows wider (auto: counted once chosen)
+    factor = float(scale) if isinstance(scale, (int, float)) else 1.0
+    tile, grow = options.get("tile_size"), 2 * math.floor(grow_applied(instances.grow, factor))
     window = math.prod(min((tile or min(n, 1024)) + grow, n) for n in spatial)
     probabilities = 0
     if instances.seed_threshold is not None:

@@ -62,13 +62,13 @@ async def upload_image(
     files outside its upload, is refused (422) and nothing is kept.
     """
     filename = filename or disposition_name(request)
+    refuse_form(request, filename or "the uploaded image")  # first: how to send it
     if not filename:
         raise InvalidRequestError(
             "name the image: ?filename=cells.tif (or a Content-Disposition header's filename); "
             "its suffix says its format"
         )
     name = upload_name(filename)  # checks the suffix first
-    refuse_form(request, filename)
     upload_id = new_id()
     with _quota_held(request, config, db, user["user"]) as (limit, what):
         folder = private_dir(config.uploads_dir / upload_id)
