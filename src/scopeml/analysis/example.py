@@ -20,6 +20,10 @@ channels: [C0, C1]
 # inputs:
 #   channel_files: {C0: "*_w1.tif", C1: "*_w2.tif"}
 
+# Parts of each image's name as columns of every table (a plate's well and site: images found
+# in a folder are named by their path there, A01/p2.tif as A01__p2).
+# metadata: "{well}__p{site}"
+
 # Size of the tiles the tiled stages work on (smoothing, labelling, measuring; model runs in
 # tiles of at most 512, which bounds each worker's memory).
 tile_size: 1024

@@ -350,6 +350,15 @@ def _has_finite_pixel(image: Any, tile: int) -> bool:
     return False
 
 
+def _warn_unmatched_metadata(settings: AnalysisSettings, name: str) -> None:
+    """Say where the image's name does not match the settings' ``metadata`` pattern: its
+    tables' metadata columns are then empty."""
+    if settings.metadata_of(name) is None:
+        said = f"the image's name does not match metadata {settings.metadata!r}"
+        warnings.warn(f"{name}: {said}: its metadata columns are empty", UserWarning,
+                      stacklevel=find_stack_level())  # fmt: skip
+
+
 def _analyze(
     settings: AnalysisSettings,
     scenes: Sequence[Any],
@@ -362,6 +371,7 @@ def _analyze(
     """The objects per class, and per model class the scale each scene ran at. ``scenes``:
     one image each (``S`` = 1), numbered from 0 in the label stores and the model outputs."""
     ordered = settings.ordered()
+    _warn_unmatched_metadata(settings, name)
     model_labels = _run_models(settings, scenes, temp / "_engine", resources, engine_workers,
                                progress)  # fmt: skip
     stores = None

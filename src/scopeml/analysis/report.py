@@ -84,7 +84,10 @@ class _ClassSummary:
 
 #: Columns read as text from an image's table: an image named ``001`` is not the number 1 in the
 #: Parquet table (whose schema, taken from the first image, then refused an image named ``a``).
-_TEXT = {"image": str}
+def _text(columns: Sequence[str]) -> dict[str, type]:
+    """The columns read as text whatever they hold: the image's name and its metadata (a site
+    ``2`` of one image and a site ``2b`` of another make one column of one type)."""
+    return {c: str for c in columns if c == "image" or c.startswith("metadata_")}
 
 
 def write_report(
@@ -116,7 +119,7 @@ def write_report(
     plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
                for n in names}  # fmt: skip
-    counts = _counts(done, names, classes)
+    counts = _counts(done, names, classes, settings)
     _write_csv(counts, summary / "counts.csv")
     over_time = _counts_per_time_point(done, names, classes)
     if over_time is not None:
@@ -149,7 +152,10 @@ def _warnings_table(records: Sequence[dict[str, Any]], channels: Sequence[str]) 
 
 
 def _counts(
-    done: Sequence[dict[str, Any]], names: Sequence[str], classes: dict[str, _ClassSummary]
+    done: Sequence[dict[str, Any]],
+    names: Sequence[str],
+    classes: dict[str, _ClassSummary],
+    settings: AnalysisSettings | None = None,
 ) -> pd.DataFrame:
     """Per image: objects per class, the imaged area (volume) and the objects per mm² (mm³) —
     per megapixel (megavoxel) where the image has no pixel size — and each class's mean size
@@ -164,6 +170,7 @@ def _counts(
     rows, sized = [], [_imaged(record) for record in done]
     for record, (size, unit, times) in zip(done, sized, strict=True):
         row: dict[str, Any] = {"image": record["name"], "file": record["image"]}
+        row.update(settings.metadata_row(record["name"]) if settings else {})
         row.update({n: int(record["counts"].get(n, 0)) for n in names})
         if unit is not None:
             row["time_points"] = times
@@ -171,7 +178,7 @@ def _counts(
             for n in names:
                 row[f"{n}_{_DENSITY[unit]}"] = row[n] / times / size if size else np.nan
         rows.append(row)
-    order = ["image", "file", *names]
+    order = ["image", "file", *(settings.metadata_columns() if settings else ()), *names]
     if any("time_points" in row for row in rows):
         order.append("time_points")
     for unit, per in _DENSITY.items():
@@ -331,11 +338,11 @@ def _combine(
                     line, body = file.readline(), file.read()
                     out.write(line * (index == 0) + body)
             else:
-                frame = _widened(pd.read_csv(part, dtype=_TEXT), columns, ragged)
+                frame = _widened(pd.read_csv(part, dtype=_text(columns)), columns, ragged)
                 frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
             if parquet_temp is not None:
                 if frame is None:
-                    frame = _widened(pd.read_csv(part, dtype=_TEXT), columns, ragged)
+                    frame = _widened(pd.read_csv(part, dtype=_text(columns)), columns, ragged)
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
             read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -467,6 +468,30 @@ def _names(image: str | os.PathLike[str], pattern: str) -> bool:
     )
 
 
+def metadata_pattern(text: str) -> re.Pattern[str]:
+    """The settings' ``metadata``, an image name's pattern, as a regular expression: each
+    ``{field}`` a named group of at least one character, ``*`` any text, the rest as written
+    (case ignored).
+
+    >>> metadata_pattern("{well}_s{site}").fullmatch("B02_s3").groupdict()
+    {'well': 'B02', 'site': '3'}
+    """
+    parts = re.split(r"(\{[^{}]*\}|\*)", text)
+    fields = [part[1:-1] for part in parts if part.startswith("{")]
+    if not fields:
+        raise ValueError(f"{text!r} has no {{field}}: name the parts of the names to keep")
+    for name in fields:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", name):
+            raise ValueError(f"{{{name}}}: a field is a name of letters, digits and _")
+    if len(set(fields)) < len(fields):
+        raise ValueError(f"{text!r} names a field twice")
+    regex = "".join(
+        f"(?P<{part[1:-1]}>.+?)" if part.startswith("{") else ".*?" if part == "*"
+        else re.escape(part) for part in parts
+    )  # fmt: skip
+    return re.compile(regex, re.IGNORECASE)
+
+
 def check_file_axes(axes: str) -> str:
     """``axes`` for the files they apply to (TIFF files), checked before any image is read:
     :func:`~scopeml.io.axes.check_axes_text`'s checks, and Y just before X, where a TIFF's
@@ -563,6 +588,48 @@ class AnalysisSettings(_Strict):
         512, ge=0, description="a plane whose stages fit this many MB runs in memory; "
         "larger planes run tile by tile (out of core, the same results)",
     )  # fmt: skip
+    metadata: str | None = Field(
+        None, max_length=500, description="the image's name as a pattern with {fields} "
+        "(* for any text): each field a column metadata_FIELD of every table "
+        "({well}__*_s{site}: A01__Plate_A01_s2 is well A01, site 2)",
+    )  # fmt: skip
+
+    @field_validator("metadata")
+    @classmethod
+    def _check_metadata(cls, value: str | None) -> str | None:
+        if value is not None:
+            metadata_pattern(value)  # a ValueError saying what is wrong
+        return value
+
+    def metadata_of(self, name: str) -> dict[str, str] | None:
+        """The ``metadata`` columns of the image named ``name`` (``metadata_well`` …), their
+        values from its name; ``{}`` without ``metadata``; ``None`` where the name does not
+        match it (its columns are then empty).
+
+        Examples
+        --------
+        >>> blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "a"}}
+        >>> s = parse_settings({"version": 1, "channels": ["a"], "classes": [blob],
+        ...                     "metadata": "{well}__*_s{site}"})
+        >>> s.metadata_of("A01__Plate_A01_s2"), s.metadata_of("other")
+        ({'metadata_well': 'A01', 'metadata_site': '2'}, None)
+        """
+        if self.metadata is None:
+            return {}
+        match = metadata_pattern(self.metadata).fullmatch(name)
+        if match is None:
+            return None
+        return {f"metadata_{key}": value for key, value in match.groupdict().items()}
+
+    def metadata_row(self, name: str) -> dict[str, str]:
+        """:meth:`metadata_of`, with empty values where the name does not match."""
+        found = self.metadata_of(name)
+        return found if found is not None else dict.fromkeys(self.metadata_columns(), "")
+
+    def metadata_columns(self) -> list[str]:
+        """The ``metadata_FIELD`` columns the settings' ``metadata`` adds, in its order."""
+        fields = metadata_pattern(self.metadata).groupindex if self.metadata else {}
+        return [f"metadata_{key}" for key in fields]
 
     @field_validator("axes")
     @classmethod

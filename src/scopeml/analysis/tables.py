@@ -106,11 +106,12 @@ def measure_plane(
     for name, classifier in resources.classifiers.items():  # children summaries are features
         tables[name] = classifier.classify(tables[name], column="object_class")
     out, seconds = {}, time_seconds(t, pixel_sizes)
+    metadata = settings.metadata_row(image_name)  # from the image's name (empty: no match)
     timed = {} if np.isnan(seconds) else {"time_s": seconds}  # where the image says its step
     for cls in settings.classes:
         table = tables[cls.name]
         keys = pd.DataFrame({
-            "image": image_name, "scene": scene, "t": t, **timed, "class": cls.name,
+            "image": image_name, **metadata, "scene": scene, "t": t, **timed, "class": cls.name,
             "object_id": table["label"].astype(np.int64),
             "parent_class": cls.parent or "",
             "parent_id": table["parent_label"].fillna(0).astype(np.int64),

@@ -36,7 +36,7 @@ FORMAT = "scopeml-object-classifier"
 #: Version 2: the forest in :mod:`scopeml.model.forest`'s arrays (version 1 had its own).
 VERSION = 2
 #: Columns that locate an object rather than describe it; not used as features by default.
-POSITION_PREFIXES = ("label", "bbox", "centroid", "parent")
+POSITION_PREFIXES = ("label", "bbox", "centroid", "parent", "metadata_")
 #: Columns that say where in the image an object is (time point and its time, scene) or which
 #: object it is (``analyze``'s ``object_id``); never features by default.
 POSITION_COLUMNS = ("t", "time_s", "scene", "object_id")
