@@ -31,7 +31,8 @@ def test_summary_false_leaves_out_the_plots_only(tmp_path, monkeypatch) -> None:
     result = run_analysis(_settings(False), [image], tmp_path / "res")
     summary = result.output / "summary"
     assert sorted(p.name for p in summary.iterdir()) == [
-        "counts.csv", "failures.csv", "left_out.csv", "n_per_image.csv", "warnings.csv"]  # fmt: skip
+        "counts.csv", "failures.csv", "left_out.csv", "n_per_image.csv", "warnings.csv",
+    ]  # fmt: skip
     assert result.counts_table()["n"].tolist() == [4]
     assert pd.read_csv(result.output / "tables" / "n.csv")["object_id"].size == 4
     assert (result.output / "index.html").is_file()
