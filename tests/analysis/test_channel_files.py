@@ -214,3 +214,16 @@ def test_fields_group_whatever_the_case_and_a_channel_takes_one_pattern(tmp_path
              "aliases": {"DNA": ["DAPI"]}}  # fmt: skip
     with pytest.raises(InvalidSettingsError, match="channel 'DNA' has 2 channel_files patterns"):
         parse_settings(twice)
+
+
+def test_a_field_found_under_another_name_is_known_given_relative_or_absolute(
+    tmp_path, monkeypatch
+):
+    """A resume given the well's folder (absolute) names the field ``p1``; the field the run
+    given the plate (relative) finished as ``A9__p1`` is the same files, said so."""
+    field(tmp_path / "plate" / "A9", "p1", 2)
+    monkeypatch.chdir(tmp_path)
+    run_analysis(settings(), ["plate"], tmp_path / "out")
+    with pytest.warns(UserWarning, match=r"this run's files under an earlier name \(such as "
+                      r"A9__p1, now p1"):  # fmt: skip
+        run_analysis(settings(), [tmp_path / "plate" / "A9"], tmp_path / "out", resume=True)

@@ -164,7 +164,9 @@ def _file_key(image: Any, public: Callable[[Path], str] | None) -> str | None:
     """What identifies a recorded image's file: its public name, else its absolute path."""
     if not isinstance(image, str) or not image:
         return None
-    return image if public is not None else os.path.abspath(image)
+    if public is not None:
+        return image
+    return " + ".join(os.path.abspath(part) for part in image.split(" + "))  # a field's files
 
 
 def _count(n: int, noun: str) -> str:
