@@ -46,6 +46,9 @@ def test_parts_of_the_image_names_are_columns_of_every_table(tmp_path):
                      "A01__p2": {"metadata_well": "A01", "metadata_site": "2"},
                      "B02__p1": {"metadata_well": "B02", "metadata_site": "1"},
                      "stray": {"metadata_well": "", "metadata_site": ""}}  # fmt: skip
+    per_image = pd.read_csv(tmp_path / "out" / "summary" / "blob_per_image.csv", dtype=str)
+    assert list(per_image.columns[:4]) == ["image", "metadata_well", "metadata_site", "objects"]
+    assert per_image.set_index("image").loc["B02__p1", "metadata_well"] == "B02"
     parquet = pd.read_parquet(tmp_path / "out" / "tables" / "blob.parquet")
     assert parquet["metadata_site"].dropna().tolist() == ["1"] * 2 + ["2"] * 3 + ["1"] * 4
     record = json.loads((tmp_path / "out" / "images" / "stray" / "record.json").read_text())

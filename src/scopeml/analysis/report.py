@@ -123,10 +123,10 @@ def write_report(
     _write_csv(counts, summary / "counts.csv")
     over_time = _counts_per_time_point(done, names, classes)
     if over_time is not None:
-        _write_csv(over_time, summary / "counts_per_time_point.csv")
+        _write_csv(_with_metadata(over_time, settings), summary / "counts_per_time_point.csv")
     plots: list[tuple[str, str]] = []
     for name, found in classes.items():
-        _write_csv(found.per_image, summary / f"{name}_per_image.csv")
+        _write_csv(_with_metadata(found.per_image, settings), summary / f"{name}_per_image.csv")
         if plotted:
             plots += _time_plot(name, over_time, summary)
             plots += _plots(name, counts, found, summary, colours[name])
@@ -149,6 +149,17 @@ def _warnings_table(records: Sequence[dict[str, Any]], channels: Sequence[str]) 
             for text in [*(r.get("warnings") or ()), unnamed_warning([r], channels)]
             if text is not None]  # fmt: skip
     return pd.DataFrame(rows, columns=["image", "file", "warning"])
+
+
+def _with_metadata(frame: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
+    """``frame`` (a row per image, or per image and time point) with the settings'
+    ``metadata`` columns after its ``image``."""
+    columns = settings.metadata_columns()
+    if not columns or frame.empty:
+        return frame
+    values = pd.DataFrame([settings.metadata_row(str(name)) for name in frame["image"]],
+                          index=frame.index, columns=columns)  # fmt: skip
+    return pd.concat([frame[["image"]], values, frame.drop(columns="image")], axis=1)
 
 
 def _counts(
