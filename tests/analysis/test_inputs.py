@@ -278,3 +278,12 @@ def test_settings_and_images_given_the_wrong_way_are_named_at_once(tmp_path, cap
     assert main(["analyze", str(settings), str(settings), "-o", str(tmp_path / "r2"), "-q"]) == 2
     assert "s.yaml: is a settings file, not an image" in capsys.readouterr().err
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()
+
+
+def test_a_patterns_files_are_named_by_their_path_below_its_wildcards(plate):
+    """``plate/*/p1.tif`` matches two wells' ``p1``: named as the folder would name them, not
+    ``p1`` and ``p1-2`` (which well was which was lost)."""
+    root, _ = plate
+    found = find_images([str(root / "*" / "p1.tif")], warn=False)
+    assert found.names == ["A9__p1", "f96 (17)__p1"]
+    assert find_images([str(root / "A9" / "p*.tif")], warn=False).names == ["p1", "p2"]

@@ -22,7 +22,8 @@ warns, since the shell may have named it: ``A9/*.tif``).
 Each image is named by its path below the folder it was found in, without the image suffix,
 folders joined by ``__`` (``A9/p10d.tif`` → ``A9__p10d``), so same-named files in different
 subfolders stay apart and the subfolder (a well, a condition) stays in the tables; a named file
-or a pattern's file by its name alone. A name loses the trailing dots and spaces that
+or a pattern's file by its path below the pattern's folders without a wildcard
+(``plate/*/*.tif``: ``A01/p1.tif`` → ``A01__p1``). A name loses the trailing dots and spaces that
 Windows drops from a folder's name (``a .tif`` → ``a``); names that still clash, where case is
 ignored, get ``-2``, ``-3`` …; a name Windows keeps for a device (``CON``, ``nul.x``,
 ``CON .x``: no folder there can have it) begins ``_``.
@@ -216,7 +217,11 @@ def find_images(
 def _matched(
     pattern: str, include: list[str], exclude: list[str], skip_labels: bool, found: FoundImages
 ) -> list[tuple[Path, str]]:
-    """The images a glob pattern matches, each with its name (its file's)."""
+    """The images a glob pattern matches, each with its name: its path below the pattern's
+    last folder without a wildcard (``plate/*/*.tif``: ``A01/p1.tif`` → ``A01__p1``, as a
+    folder names what it finds, so two wells' ``p1`` stay apart)."""
+    parts = Path(pattern).parts
+    fixed = next((i for i, part in enumerate(parts) if glob.has_magic(part)), len(parts))
     items = []
     for match in sorted(glob.glob(pattern), key=natural_key):
         file = Path(match)
@@ -226,7 +231,8 @@ def _matched(
         if reason:
             found.skip(reason, file)
         else:
-            items.append((file, _stem(file.name)))
+            below = file.parts[fixed:-1]  # the folders the wildcards matched
+            items.append((file, NAME_SEPARATOR.join((*below, _stem(file.name)))))
     return items
 
 
