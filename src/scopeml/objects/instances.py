@@ -182,6 +182,8 @@ connectivity=1, seed_threshold=None)
         (2, 3)
         >>> InstanceOptions(class_="cell").resolve(["bg", "cell", "debris"])
         (2, None)
+        >>> InstanceOptions().resolve(["class 1", "class 2"])  # unnamed: the first is background
+        (2, None)
         """
         check_grow(self.grow)
         if self.grow < 0 or self.min_size < 0:
@@ -199,10 +201,11 @@ connectivity=1, seed_threshold=None)
         if self.class_ is not None:
             value = label_value(classes, self.class_)
         else:
-            candidates = [
+            unnamed = not set(classes) & set(BACKGROUND_NAMES) and list(classes[:1]) == ["class 1"]
+            candidates = [  # classes left unnamed (class 1, class 2 …): the first, as in ZEN
                 i
                 for i, name in enumerate(classes, 1)
-                if name not in BACKGROUND_NAMES and i != grow_value
+                if name not in BACKGROUND_NAMES and i != grow_value and not (unnamed and i == 1)
             ]
             if len(candidates) != 1:
                 raise InvalidRequestError(

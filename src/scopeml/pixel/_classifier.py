@@ -526,7 +526,20 @@ def _training_set(
             "where the image has values",
             path=_one_path(im.path for im, _ in sources),
         )
+    _warn_constant(x)
     return x, y, counts
+
+
+def _warn_constant(x: np.ndarray) -> None:
+    """Warn where every feature has one value over the labelled pixels (a blank image): the
+    forest then cannot tell the classes apart and gives every pixel one class."""
+    if len(x) and not np.ptp(x, axis=0).any():
+        warnings.warn(
+            "every feature has one value over the labelled pixels (is the image blank?): the "
+            "classifier cannot tell the classes apart and gives every pixel one class",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
 
 
 def make_classes(
@@ -541,6 +554,9 @@ def make_classes(
     problem = next(filter(None, map(class_name_problem, map(str, names))), None)
     if problem is not None:  # refused when saved, and read back: say it before training
         raise InvalidRequestError(f"class name {problem}")
+    repeated = sorted({str(n) for n in names if names.count(n) > 1})
+    if repeated:  # --class NAME could not tell them apart
+        raise InvalidRequestError(f"class names repeat ({', '.join(repeated)}): name each once")
     return [PixelClass(str(n), _check_color(c)) for n, c in zip(names, colors, strict=True)]
 
 

@@ -111,9 +111,18 @@ _GRAPH_SUFFIXES = (".czann", ".czmodel", ".onnx")
 
 
 def check_classifier_name(path: str | PathLike[str]) -> None:
-    """Refuse a graph's suffix for a classifier file (before training, where a command can):
-    ``-o m.czann`` wrote a random forest that ZEN, czmodel and ONNX tools cannot open."""
+    """Refuse a graph's or an image's suffix for a classifier file (before training, where a
+    command can): ``-o m.czann`` wrote a random forest that ZEN, czmodel and ONNX tools cannot
+    open, and ``-o m.png`` one that every reader takes for an image."""
+    from scopeml.io.registry import IMAGE_SUFFIXES
+
     path = Path(path)
+    if path.name.lower().endswith(IMAGE_SUFFIXES):  # -o model.png: read as an image later
+        raise InvalidRequestError(
+            f"{path.suffix} names an image; a pixel classifier is saved as .czseg: name it "
+            f"{path.with_suffix('.czseg').name}",
+            path=path,
+        )
     if path.suffix.lower() in _GRAPH_SUFFIXES:
         raise InvalidRequestError(
             f"a pixel classifier is a random forest on image features, saved as .czseg; "
