@@ -84,10 +84,15 @@ class _ClassSummary:
 
 #: Columns read as text from an image's table: an image named ``001`` is not the number 1 in the
 #: Parquet table (whose schema, taken from the first image, then refused an image named ``a``).
+#: Columns of text in every image's table, whatever one image's hold (or lack: a plain TIFF
+#: has no ``scene_name`` where a plate's OME-TIFF has one).
+TEXT_COLUMNS = ("image", "scene_name", "class", "parent_class", PREDICTED)
+
+
 def _text(columns: Sequence[str]) -> dict[str, type]:
-    """The columns read as text whatever they hold: the image's name and its metadata (a site
-    ``2`` of one image and a site ``2b`` of another make one column of one type)."""
-    return {c: str for c in columns if c == "image" or c.startswith("metadata_")}
+    """The columns read as text whatever they hold: names, classes and the image's metadata
+    (a site ``2`` of one image and a site ``2b`` of another make one column of one type)."""
+    return {c: str for c in columns if c in TEXT_COLUMNS or c.startswith("metadata_")}
 
 
 def write_report(
@@ -404,8 +409,11 @@ def _widened(frame: pd.DataFrame, columns: list[str], ragged: list[str]) -> pd.D
     column some image lacks (``ragged``) is float, so the Parquet table's one type holds its
     gaps."""
     frame = frame.reindex(columns=columns)
+    text = _text(columns)
     for column in ragged:
-        if pd.api.types.is_numeric_dtype(frame[column]):
+        if column in text:  # text where present, missing (None) where not: never a number
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        elif pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].astype(np.float64)
     return frame
 
@@ -537,6 +545,10 @@ def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
 
     if writer is None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
+        text = _text(list(frame.columns))  # text even where the first image has none
+        schema = pa.schema([pa.field(f.name, pa.string()) if f.name in text else f
+                            for f in table.schema], metadata=table.schema.metadata)  # fmt: skip
+        table = table.cast(schema)
         writer = pq.ParquetWriter(str(path), table.schema)
     else:
         table = pa.Table.from_pandas(frame, schema=writer.schema, preserve_index=False, safe=False)
