@@ -28,7 +28,7 @@ from scopeml.io.stores import is_zarr_store
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
-from scopeml.tiling.identity import RunNames, run_identity
+from scopeml.tiling.identity import RunNames, fingerprint, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.model_inputs import (
     CLI_CHANNELS,
@@ -402,6 +402,7 @@ def segment_image(
                 )  # fmt: skip
             raise
         _warn_invalid(store.invalid_pixels(), image)
+        _check_unchanged(image, identity)
         result = _publish(store, output, overwrite=options.overwrite, hold=hold)
     except BaseException:
         store.release()
@@ -828,6 +829,24 @@ def _warn_invalid(count: int, image: Image) -> None:
             "probability and confidence 0) and left out of normalisation statistics",
             UserWarning,
             stacklevel=find_stack_level(),
+        )
+
+
+def _check_unchanged(image: Image, identity: dict[str, Any]) -> None:
+    """Refuse to publish a run whose image file changed while its tiles were read (rewritten
+    in place, a file still open reads the new bytes: the tiles may mix two versions of it)."""
+    content = identity.get("image", {}).get("content")
+    if content is None or not image.path:
+        return
+    try:
+        now = fingerprint(image.path)
+    except OSError:
+        now = None
+    if now != content:
+        raise InvalidImageError(
+            "the file changed while the run read it (its tiles may mix two versions of it): "
+            "nothing was published; run again with --overwrite (overwrite=True)",
+            path=image.path,
         )
 
 
