@@ -401,8 +401,7 @@ def segment_image(
                     "(resume=True) to finish", len(store.done()), len(plan), store.partial
                 )  # fmt: skip
             raise
-        _warn_invalid(store.invalid_pixels(), image)
-        _check_unchanged(image, identity)
+        _check_unchanged(image, identity, store.invalid_pixels())
         result = _publish(store, output, overwrite=options.overwrite, hold=hold)
     except BaseException:
         store.release()
@@ -832,9 +831,11 @@ def _warn_invalid(count: int, image: Image) -> None:
         )
 
 
-def _check_unchanged(image: Image, identity: dict[str, Any]) -> None:
-    """Refuse to publish a run whose image file changed while its tiles were read (rewritten
-    in place, a file still open reads the new bytes: the tiles may mix two versions of it)."""
+def _check_unchanged(image: Image, identity: dict[str, Any], invalid: int) -> None:
+    """Before a run is published: warn of its ``invalid`` (NaN) pixels, and refuse it where
+    its image file changed while its tiles were read (rewritten in place, a file still open
+    reads the new bytes: the tiles may mix two versions of it)."""
+    _warn_invalid(invalid, image)
     content = identity.get("image", {}).get("content")
     if content is None or not image.path:
         return
