@@ -82,10 +82,10 @@ class _ClassSummary:
     planes: dict[str, pd.Series] = field(default_factory=dict)
 
 
-#: Columns read as text from an image's table: an image named ``001`` is not the number 1 in the
-#: Parquet table (whose schema, taken from the first image, then refused an image named ``a``).
-#: Columns of text in every image's table, whatever one image's hold (or lack: a plain TIFF
-#: has no ``scene_name`` where a plate's OME-TIFF has one).
+#: Columns read as text from an image's table, whatever one image's hold or lack: an image
+#: named ``001`` is not the number 1 in the Parquet table (whose schema, taken from the first
+#: image, then refused an image named ``a``), and a plain TIFF's missing ``scene_name`` is
+#: not a number column that a plate's OME-TIFF's names then break.
 TEXT_COLUMNS = ("image", "scene_name", "class", "parent_class", PREDICTED)
 
 
