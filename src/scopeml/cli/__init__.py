@@ -220,8 +220,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return _exit(2, argv)
     except (*_ABORT, KeyboardInterrupt, Cancelled) as err:
-        typer.echo(_line(f"stopped: {err}" if isinstance(err, Cancelled) else "aborted"), err=True)
-        return _exit(130, argv)
+        with _interrupts_ignored():  # Ctrl-C again while it is said: still exit 130
+            typer.echo(_line(f"stopped: {err}" if isinstance(err, Cancelled) else "aborted"),
+                       err=True)  # fmt: skip
+            return _exit(130, argv)
     except _USAGE_ERRORS as err:
         _show_usage_error(err)
         return _exit(err.exit_code, argv)
@@ -367,6 +369,20 @@ def _once(show: Callable[..., None]) -> Callable[..., None]:
             show(message, *args, **kwargs)
 
     return show_once
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored in the block (the main thread's; restored after): a second Ctrl-C while
+    a stopped run says so and exits 130 killed the process by the signal instead (exit -2)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def _exit(code: int, argv: list[str] | None) -> int:
