@@ -201,7 +201,9 @@ connectivity=1, seed_threshold=None)
         if self.class_ is not None:
             value = label_value(classes, self.class_)
         else:
-            unnamed = not set(classes) & set(BACKGROUND_NAMES) and list(classes[:1]) == ["class 1"]
+            from scopeml.model.metadata import default_classes
+
+            unnamed = tuple(classes) == default_classes(len(classes))  # the one naming rule
             candidates = [  # classes left unnamed (class 1, class 2 …): the first, as in ZEN
                 i
                 for i, name in enumerate(classes, 1)
