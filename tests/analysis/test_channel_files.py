@@ -227,3 +227,58 @@ def test_a_field_found_under_another_name_is_known_given_relative_or_absolute(
     with pytest.warns(UserWarning, match=r"this run's files under an earlier name \(such as "
                       r"A9__p1, now p1"):  # fmt: skip
         run_analysis(settings(), [tmp_path / "plate" / "A9"], tmp_path / "out", resume=True)
+
+
+def test_two_files_of_one_channel_and_field_are_refused_naming_both(tmp_path):
+    """``p1_D.tif`` and ``P1_D.tif`` (case, or another Unicode form, ignored) would be one
+    field's DNA twice: refused, rather than one of them dropped unsaid."""
+    folder = tmp_path / "in"
+    field(folder, "p1", 1)
+    tifffile.imwrite(folder / "P1_D.tif", np.zeros((64, 64), np.uint16))
+    if len(list(folder.iterdir())) < 3:
+        pytest.skip("this file system ignores case: the two names are one file")
+    with pytest.raises(InvalidRequestError, match=r"1_D.tif: its name and [pP]1_D.tif's "
+                       r"give the DNA pattern '\*_D.tif' the same text") as refused:  # fmt: skip
+        find_images([folder], channel_files=CHANNEL_FILES, warn=False)
+    assert "p1_D.tif" in str(refused.value) and "P1_D.tif" in str(refused.value)
+    other = tmp_path / "nfd"
+    field(other, "Zelle_\N{LATIN SMALL LETTER A WITH DIAERESIS}", 1)  # composed
+    os.rename(
+        other / "Zelle_\N{LATIN SMALL LETTER A WITH DIAERESIS}_R.tif",
+        other / "Zelle_a\N{COMBINING DIAERESIS}_R.tif",
+    )  # decomposed, as macOS writes
+    found = find_images([other], channel_files=CHANNEL_FILES, warn=False)
+    assert len(found.paths) == 1 and len(found.paths[0].paths) == 2
+
+
+def test_patterns_whose_wildcards_differ_are_refused_when_read():
+    with pytest.raises(InvalidSettingsError, match=r"other wildcards \(DNA: \*; Cells: \*\*\)"):
+        parse_settings(settings(channel_files={"DNA": "*_w1.tif", "Cells": "*_w2_*.tif"}))
+
+
+def test_a_name_no_pattern_matches_is_told_in_linear_time(tmp_path):
+    """Each wildcard keeps the first text that lets the pattern go on (as a glob does), so
+    a name that does not match is not tried in every way to split it among the wildcards
+    (about 20 s for seven ``*`` and a name of 60 characters when they backtracked)."""
+    from scopeml.analysis.settings import metadata_pattern, name_regex
+
+    star = name_regex("*" * 40 + "_D.tif")
+    assert star.fullmatch("a" * 200 + "_R.tif") is None
+    assert star.fullmatch("a_b_D.tif").groups()[-1] == "a_b"
+    fields = metadata_pattern("".join(f"{{f{i}}}" for i in range(30)) + "X")
+    assert fields.fullmatch("a" * 200) is None
+    assert metadata_pattern("{row}{column}_s{site}").fullmatch("B02_s3").groupdict() == {
+        "row": "B", "column": "02", "site": "3"}  # fmt: skip
+
+
+def test_a_channel_pattern_may_name_files_that_look_like_labels(tmp_path):
+    """``*_mask.tif`` as a channel's pattern takes those files; other label images are left
+    out as label images, not as files no pattern names."""
+    folder = tmp_path / "in"
+    field(folder, "p1", 1)
+    os.rename(folder / "p1_R.tif", folder / "p1_mask.tif")
+    tifffile.imwrite(folder / "p1_labels.tif", np.zeros((64, 64), np.uint8))
+    found = find_images([folder], channel_files={"DNA": "*_D.tif", "Cells": "*_mask.tif"},
+                        warn=False)  # fmt: skip
+    assert found.names == ["p1"] and found.paths[0].paths[1].name == "p1_mask.tif"
+    assert found.skipped == {"label images": [folder / "p1_labels.tif"]}

@@ -36,13 +36,14 @@ import glob
 import json
 import os
 import re
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scopeml.analysis.settings import file_name_key, is_device_name, windows_name
+from scopeml.analysis.settings import file_name_key, is_device_name, name_regex, windows_name
 from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level, not_found
 from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
 from scopeml.io.registry import IMAGE_SUFFIXES, ChannelFiles
@@ -162,6 +163,8 @@ def find_images(
     include = [_lower(p) for p in include]
     exclude = [_lower(p) for p in exclude]
     ignored = {_real(p) for p in ignore}
+    skip_unmatched_labels = skip_labels  # with channel_files, after grouping: a pattern
+    skip_labels = skip_labels and not channel_files  # may name label images
     found = FoundImages()
     seen: set[Path] = set()
     chosen: list[tuple[Any, str]] = []  # (file, its name), each file once
@@ -194,11 +197,11 @@ def find_images(
                 _nothing_here(found, before, below, include, exclude), path=text
             )
         for file, name in items:
-            if file not in seen:
-                seen.add(file)
+            if (real := _real(file)) not in seen:  # a folder given twice, written two ways
+                seen.add(real)
                 chosen.append((file, name))
     if channel_files:
-        chosen = group_fields(chosen, channel_files, found)
+        chosen = group_fields(chosen, channel_files, found, skip_labels=skip_unmatched_labels)
         if not chosen:
             raise InvalidRequestError(
                 f"no field has a file of each channel_files pattern ({_patterns(channel_files)}):"
@@ -237,13 +240,17 @@ def _matched(
 
 
 def group_fields(
-    items: Sequence[tuple[Path, str]], channel_files: Mapping[str, str], found: FoundImages
+    items: Sequence[tuple[Path, str]],
+    channel_files: Mapping[str, str],
+    found: FoundImages,
+    skip_labels: bool = True,
 ) -> list[tuple[ChannelFiles, str]]:
     """The ``items`` (file, name) as fields of one file per channel: a file belongs to the
     channel whose ``channel_files`` pattern its name matches (case ignored), and the files of
     one folder whose names give that pattern's ``*`` and ``?`` the same text are one field,
     named by that text (below the folders its files' names hold). Files matching no pattern
-    and fields lacking a channel are left out (``found.skipped``).
+    (with ``skip_labels``, those named as label images as such: a pattern may name them) and
+    fields lacking a channel are left out (``found.skipped``).
 
     Examples
     --------
@@ -255,7 +262,7 @@ def group_fields(
     >>> found.skipped
     {'no channel pattern': [PosixPath('A9/p1_R.tif')]}
     """
-    patterns = {channel: _capturing(pattern) for channel, pattern in channel_files.items()}
+    patterns = {channel: name_regex(pattern) for channel, pattern in channel_files.items()}
     fields: dict[tuple[Path, tuple[str, ...]], dict[str, tuple[Path, str]]] = {}
     for file, name in items:
         matched = [(c, m) for c, rx in patterns.items() if (m := rx.fullmatch(file.name))]
@@ -266,11 +273,18 @@ def group_fields(
                 "match one channel's files", path=file,
             )  # fmt: skip
         if not matched:
-            found.skip(NO_CHANNEL, file)
+            found.skip(LABELS if skip_labels and _looks_like_labels(file) else NO_CHANNEL, file)
             continue
         channel, match = matched[0]
-        key = (file.parent, tuple(text.casefold() for text in match.groups()))  # case ignored
-        fields.setdefault(key, {})[channel] = (file, name)
+        key = (file.parent, tuple(_folded(text) for text in match.groups()))
+        field_files = fields.setdefault(key, {})
+        if channel in field_files:
+            raise InvalidRequestError(
+                f"its name and {field_files[channel][0].name}'s give the {channel} pattern "
+                f"{channel_files[channel]!r} the same text (case ignored): rename one",
+                path=file,
+            )
+        field_files[channel] = (file, name)
     grouped = []
     for files in fields.values():
         if len(files) < len(patterns):
@@ -291,6 +305,11 @@ def group_fields(
     return grouped
 
 
+def _folded(text: str) -> str:
+    """``text`` as names are compared where case is ignored: case folded, composed form."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
 def _patterns(channel_files: Mapping[str, str]) -> str:
     return ", ".join(f"{channel}: {pattern}" for channel, pattern in channel_files.items())
 
@@ -307,14 +326,6 @@ def _fields_left(found: FoundImages) -> str:
                     f"{file}'s (no {' or '.join(missing)} file; a field's files give each "
                     "pattern's * and ? the same text)")  # fmt: skip
     return "; ".join(said) or "no files"
-
-
-def _capturing(pattern: str) -> re.Pattern[str]:
-    """A file-name pattern as a regular expression that captures what each ``*`` and ``?``
-    stand for (case ignored)."""
-    parts = re.split(r"([*?])", pattern)
-    return re.compile("".join({"*": "(.*?)", "?": "(.)"}.get(p, re.escape(p)) for p in parts),
-                      re.IGNORECASE)  # fmt: skip
 
 
 def _named_file(

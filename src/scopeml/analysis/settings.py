@@ -456,6 +456,12 @@ class Inputs(_Strict):
             if "/" in pattern or "\\" in pattern:
                 raise ValueError(f"{channel}: {pattern!r}: the pattern of a file's name, "
                                  "without folders")  # fmt: skip
+        wildcards = {channel: "".join(re.findall(r"[*?]", p)) for channel, p in value.items()}
+        if len(set(wildcards.values())) > 1:  # the files of a field could never agree
+            said = "; ".join(f"{c}: {w or 'none'}" for c, w in wildcards.items())
+            raise ValueError(f"the patterns have other wildcards ({said}): a field's files "
+                             "give each pattern's * and ? the same text, so each needs the "
+                             "same ones in the same order")  # fmt: skip
         return value
 
 
@@ -468,16 +474,39 @@ def _names(image: str | os.PathLike[str], pattern: str) -> bool:
     )
 
 
+def name_regex(pattern: str, fields: bool = False) -> re.Pattern[str]:
+    """A file or image name's pattern as a regular expression (case ignored): ``*`` any
+    text and ``?`` one character, each a group, and with ``fields`` each ``{field}`` a named
+    group of at least one character. Each wildcard takes the shortest text after which the
+    pattern up to the next one follows (what a glob finds), in an atomic group, so a name
+    that does not match is told in time linear in its length whatever the wildcards.
+
+    >>> name_regex("*_w?_*.TIF").fullmatch("a_b_w1_c.tif").groups()
+    ('a_b', '1', 'c')
+    """
+    parts = re.split(r"(\{[^{}]*\}|[*?])" if fields else r"([*?])", pattern)
+    chunks = [""]  # each after the first starts with a wildcard of any length
+    for index, part in enumerate(parts):
+        if index % 2 == 0:
+            chunks[-1] += re.escape(part)
+        elif part == "?":
+            chunks[-1] += "(.)"
+        else:
+            chunks.append("(.*?)" if part == "*" else f"(?P<{part[1:-1]}>.+?)")
+    atomic = "".join(f"(?>{chunk})" for chunk in chunks[1:-1])
+    return re.compile(chunks[0] + atomic + (chunks[-1] if len(chunks) > 1 else ""),
+                      re.IGNORECASE | re.DOTALL)  # fmt: skip
+
+
 def metadata_pattern(text: str) -> re.Pattern[str]:
     """The settings' ``metadata``, an image name's pattern, as a regular expression: each
-    ``{field}`` a named group of at least one character, ``*`` any text, the rest as written
-    (case ignored).
+    ``{field}`` a named group of at least one character, ``*`` any text, ``?`` one character,
+    the rest as written (case ignored; :func:`name_regex`).
 
     >>> metadata_pattern("{well}_s{site}").fullmatch("B02_s3").groupdict()
     {'well': 'B02', 'site': '3'}
     """
-    parts = re.split(r"(\{[^{}]*\}|\*)", text)
-    fields = [part[1:-1] for part in parts if part.startswith("{")]
+    fields = re.findall(r"\{([^{}]*)\}", text)
     if not fields:
         raise ValueError(f"{text!r} has no {{field}}: name the parts of the names to keep")
     for name in fields:
@@ -485,11 +514,7 @@ def metadata_pattern(text: str) -> re.Pattern[str]:
             raise ValueError(f"{{{name}}}: a field is a name of letters, digits and _")
     if len(set(fields)) < len(fields):
         raise ValueError(f"{text!r} names a field twice")
-    regex = "".join(
-        f"(?P<{part[1:-1]}>.+?)" if part.startswith("{") else ".*?" if part == "*"
-        else re.escape(part) for part in parts
-    )  # fmt: skip
-    return re.compile(regex, re.IGNORECASE)
+    return name_regex(text, fields=True)
 
 
 def check_file_axes(axes: str) -> str:
@@ -590,7 +615,7 @@ class AnalysisSettings(_Strict):
     )  # fmt: skip
     metadata: str | None = Field(
         None, max_length=500, description="the image's name as a pattern with {fields} "
-        "(* for any text): each field a column metadata_FIELD of every table "
+        "(* for any text, ? for one character): each field a column metadata_FIELD of every table "
         "({well}__*_s{site}: A01__Plate_A01_s2 is well A01, site 2)",
     )  # fmt: skip
 
