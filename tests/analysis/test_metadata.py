@@ -12,6 +12,7 @@ import tifffile
 
 from scopeml.analysis import run_analysis
 from scopeml.analysis.settings import InvalidSettingsError, parse_settings
+from scopeml.errors import InvalidRequestError
 from scopeml.objects.classifier import default_features
 
 
@@ -73,6 +74,10 @@ def test_a_pattern_without_fields_or_with_bad_ones_is_refused(pattern, says):
 def test_a_resume_with_other_metadata_is_refused_as_other_settings(tmp_path):
     blobs(tmp_path / "in" / "A01" / "p1.tif", 2)
     run_analysis(settings(), [tmp_path / "in"], tmp_path / "out")
-    with pytest.raises(Exception, match="metadata"):
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"resuming with other settings .*: "
+        r"metadata: '\{well\}__p\{site\}' → '\{well\}__\{field\}'",
+    ):
         run_analysis(settings("{well}__{field}"), [tmp_path / "in"], tmp_path / "out",
                      resume=True)  # fmt: skip

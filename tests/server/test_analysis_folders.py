@@ -179,6 +179,10 @@ def test_fields_of_one_file_per_channel_are_analysed_by_their_names_below_the_ro
     with pytest.raises(ServerResponseError) as err:
         alice.submit_analysis(settings, image_paths=["fields"])
     assert "fields/f3_F.tif links outside the allowed root" in str(err.value)
+    uploads = [alice.upload_image(root / "fields" / name) for name in ("f1_D.tif", "f1_F.tif")]
+    with pytest.raises(ServerResponseError, match="each upload is alone in its own") as err:
+        alice.submit_analysis(settings, upload_ids=uploads)  # never a field: refused at once
+    assert err.value.status_code == 422
 
 
 def test_a_chunk_linked_out_of_the_root_fails_its_image_without_naming_the_target(

@@ -49,6 +49,9 @@ def test_an_image_upload_takes_its_name_from_a_content_disposition_header(server
     answer = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=named)
     assert answer.status_code == 201, answer.text
     assert answer.json()["name"] == "well_B2.tif"  # without its folders, sanitised
+    long = {**auth, "Content-Disposition": f'attachment; filename="{"w" * 300}.tif"'}
+    answer = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=long)
+    assert answer.status_code == 201 and answer.json()["name"].endswith("w.tif"), answer.text
     bare = httpx.post(f"{server.url}/images", content=pixels.read_bytes(), headers=auth)
     assert bare.status_code == 422 and "name the image: ?filename=" in bare.json()["detail"]
     with pixels.open("rb") as file:  # curl -F without a name: how to send it comes first

@@ -30,3 +30,26 @@ def test_a_file_rewritten_during_the_run_is_not_published(tmp_path):
     assert rewritten and not out.exists()
     again = segment(image, model, out, tile_size=32, workers=1, overwrite=True)
     assert again.labels.read().shape[-2:] == (96, 96)  # the new file, run whole
+
+
+def test_a_field_whose_second_channel_file_is_rewritten_is_not_published(tmp_path):
+    """A field saved one file per channel is fingerprinted file by file: rewriting the GFP
+    file, not the one that names the image, is seen too."""
+    from scopeml.io import open_image
+    from scopeml.io.registry import ChannelFiles
+
+    pixels = random_image((1, 1, 2, 1, 96, 96))[0, 0, :, 0]
+    files = (tmp_path / "a_D.tif", tmp_path / "a_F.tif")
+    for file, plane in zip(files, pixels, strict=True):
+        tifffile.imwrite(file, plane)
+    model = write_model_file(tmp_path / "m.czann", in_channels=2, depth=1)
+
+    def rewrite(event):
+        if event.stage == "segment" and event.done == 1:
+            tifffile.imwrite(files[1], np.flipud(pixels[1]))
+
+    out = tmp_path / "o.ome.zarr"
+    field = open_image(ChannelFiles(files, ("DNA", "GFP")))
+    with field, pytest.raises(InvalidImageError, match="changed while the run read it"):
+        segment(field, model, out, tile_size=32, workers=1, progress=rewrite)
+    assert not out.exists()

@@ -46,7 +46,7 @@ from typing import Any
 from scopeml.analysis.settings import file_name_key, is_device_name, name_regex, windows_name
 from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level, not_found
 from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
-from scopeml.io.registry import IMAGE_SUFFIXES, ChannelFiles
+from scopeml.io.registry import FIELD_SEPARATOR, IMAGE_SUFFIXES, ChannelFiles
 
 __all__ = [
     "LABEL_NAME_ENDINGS",
@@ -88,7 +88,7 @@ def shown(image: Path | ChannelFiles, public: Callable[[Path], str] | None = Non
     """An image's name in records and messages: its path, or its ``public`` name (a server's);
     a field's files joined by `` + ``."""
     if isinstance(image, ChannelFiles):
-        return " + ".join(shown(path, public) for path in image.paths)
+        return FIELD_SEPARATOR.join(shown(path, public) for path in image.paths)
     return str(image) if public is None else public(Path(image))
 
 

@@ -21,6 +21,7 @@ import yaml
 from scopeml.analysis.image import RECORD
 from scopeml.analysis.inputs import shown
 from scopeml.analysis.settings import _dotted
+from scopeml.io.registry import FIELD_SEPARATOR
 
 __all__ = [
     "first_difference",
@@ -166,7 +167,8 @@ def _file_key(image: Any, public: Callable[[Path], str] | None) -> str | None:
         return None
     if public is not None:
         return image
-    return " + ".join(os.path.abspath(part) for part in image.split(" + "))  # a field's files
+    parts = image.split(FIELD_SEPARATOR)  # a field's files
+    return FIELD_SEPARATOR.join(os.path.abspath(part) for part in parts)
 
 
 def _count(n: int, noun: str) -> str:

@@ -157,6 +157,9 @@ class Image:
         #: The axes ``open_image`` was told the file has (``axes='TYX'``), which a run
         #: records, as for a path: what measures its objects reads the file so again.
         self.file_axes: str | None = None
+        #: A field saved one file per channel: each channel's file (``path`` the first),
+        #: all of which a run fingerprints; ``()`` for an image of one file.
+        self.channel_files: tuple[str, ...] = ()
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -349,7 +352,7 @@ class Image:
             close=self.close,
         )
         view._file_scene, view._from_file = self._file_scene, self._from_file
-        view.file_axes = self.file_axes
+        view.file_axes, view.channel_files = self.file_axes, self.channel_files
         view.scene_names = self.scene_names  # the file's, as view() numbers its scenes
         return view
 

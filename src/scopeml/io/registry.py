@@ -24,6 +24,10 @@ from scopeml.io.stores import is_zarr_store
 Reader = Callable[..., Image]
 
 
+#: Between a field's files where one name stands for them (records, messages).
+FIELD_SEPARATOR = " + "
+
+
 @dataclass(frozen=True)
 class ChannelFiles:
     """One field of view saved one file per channel, as plate readers export it (CellProfiler's
@@ -41,7 +45,15 @@ class ChannelFiles:
     channels: tuple[str, ...]
 
     def __str__(self) -> str:
-        return " + ".join(str(path) for path in self.paths)
+        return FIELD_SEPARATOR.join(str(path) for path in self.paths)
+
+    def to_json(self) -> dict[str, list[str]]:
+        """As JSON for another process (:meth:`from_json` gives it back)."""
+        return {"paths": [str(path) for path in self.paths], "channels": list(self.channels)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[str]]) -> ChannelFiles:
+        return cls(tuple(Path(path) for path in data["paths"]), tuple(data["channels"]))
 
 
 def input_files(image: str | PathLike[str] | ChannelFiles) -> list[Path]:
@@ -222,6 +234,7 @@ def _open_channel_files(field: ChannelFiles, **options: Any) -> Image:
         stacked = stack_channels(opened, field.channels)
         stack.pop_all()  # the stack closes them now
     stacked.mark_read_from_file(options.get("scene"), stacked.file_axes)
+    stacked.channel_files = tuple(str(path) for path in field.paths)
     return stacked
 
 

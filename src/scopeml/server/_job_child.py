@@ -881,8 +881,7 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     if settings is not None:  # its models' classes and channels, as the job's run checks them
         open_resources(settings, source=task["settings"], model_threads=1,
                        allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
-    images = [ChannelFiles(tuple(map(Path, i["paths"])), tuple(i["channels"]))
-              if isinstance(i, dict) else i for i in task["images"]]  # fmt: skip
+    images = [ChannelFiles.from_json(i) if isinstance(i, dict) else i for i in task["images"]]
     axes = task.get("axes") or [None] * len(images)
     names = task.get("names") or images
     for index, (image, image_axes) in enumerate(zip(images, axes, strict=True)):

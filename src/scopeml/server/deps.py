@@ -182,7 +182,8 @@ RAW_BODY = "send the raw file (curl --data-binary @FILE), not a form (curl -F)"
 
 
 def disposition_name(request: Request) -> str | None:
-    """The file name a ``Content-Disposition`` header gives (without folders), if any."""
+    """The file name a ``Content-Disposition`` header gives (without folders), if any; one
+    longer than a file name may be keeps its start and its end (its suffix: what it is)."""
     header = request.headers.get("content-disposition")
     if not header:
         return None
@@ -191,7 +192,8 @@ def disposition_name(request: Request) -> str | None:
     name = message.get_filename()
     if not name:
         return None
-    return Path(name.replace("\\", "/")).name[:255] or None
+    name = Path(name.replace("\\", "/")).name
+    return (name if len(name) <= 255 else name[:128] + name[-127:]) or None
 
 
 def refuse_form(request: Request, where: str) -> None:

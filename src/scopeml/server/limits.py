@@ -479,17 +479,12 @@ def check_analysis_pixels(
     """
     import json
 
-    from scopeml.io.registry import ChannelFiles, input_files
+    from scopeml.io.registry import FIELD_SEPARATOR, ChannelFiles, input_files
 
     named = image_names([str(f) for image in images for f in input_files(image)], config)
-    names = [" + ".join(named[str(f)] for f in input_files(image)) for image in images]
+    names = [FIELD_SEPARATOR.join(named[str(f)] for f in input_files(image)) for image in images]
     opening = [-1 if settings is not None else 0]  # -1: the settings' models
-    sent = [
-        {"paths": [str(p) for p in image.paths], "channels": list(image.channels)}
-        if isinstance(image, ChannelFiles)
-        else image
-        for image in images
-    ]  # JSON: a field
+    sent = [image.to_json() if isinstance(image, ChannelFiles) else image for image in images]
     task = {"kind": "sizes", "images": sent, "roots": [str(root) for root in roots],
             "axes": list(axes or [None] * len(images)), "scene": scene, "progress_stage": "sizes",
             "settings": None if settings is None else str(settings[0]), "names": names,

@@ -28,7 +28,7 @@ from scopeml.io.stores import is_zarr_store
 from scopeml.model.spec import Model, ModelSpec, recorded_normalize
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.tiling.execute import LoadRef, check_scheduler, run_dask, run_local
-from scopeml.tiling.identity import RunNames, fingerprint, run_identity
+from scopeml.tiling.identity import RunNames, image_content, run_identity
 from scopeml.tiling.kernel import TileContext, process_batch
 from scopeml.tiling.model_inputs import (
     CLI_CHANNELS,
@@ -840,7 +840,7 @@ def _check_unchanged(image: Image, identity: dict[str, Any], invalid: int) -> No
     if content is None or not image.path:
         return
     try:
-        now = fingerprint(image.path)
+        now = image_content(image)
     except OSError:
         now = None
     if now != content:

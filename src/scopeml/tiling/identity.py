@@ -109,6 +109,14 @@ def _files_sha256(base: Path | None, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
+def image_content(image: Image) -> dict[str, Any]:
+    """The :func:`fingerprint` of the file an image's pixels are read from, or of each
+    channel's file of a field saved one file per channel (any of them may be rewritten)."""
+    if len(image.channel_files) > 1:
+        return {"files": [fingerprint(path) for path in image.channel_files]}
+    return fingerprint(image.path)
+
+
 def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Size, modification time and a content hash of a file or a folder (an OME-Zarr store).
 
@@ -257,7 +265,7 @@ def run_identity(
     view = image.view()
     image_id: dict[str, Any] = {**place, "shape": list(image.shape), "dtype": str(image.dtype)}
     if view["from_file"] and image.path and Path(image.path).exists():
-        image_id["content"] = fingerprint(image.path)
+        image_id["content"] = image_content(image)
     from scopeml.tiling.store import WRITER, writer
 
     return {

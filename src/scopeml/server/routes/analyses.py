@@ -171,6 +171,13 @@ def _expand(
     confinement = Confinement.of([root])
     inputs = settings.inputs
     grouped = bool(inputs.channel_files)  # files and folders alike, as the job groups them
+    if grouped and uploads:  # each upload has a folder of its own: they never make a field
+        raise InvalidRequestError(
+            "uploaded images with the settings' inputs: channel_files: a field's files are "
+            "grouped in their folder, and each upload is alone in its own; name the files' "
+            "folder below the allowed root (image_paths), or upload each field stacked in "
+            "one file of these channels (scopeml convert) without channel_files"
+        )
     expanded = [(s, n) for (s, expand), n in zip(sources, names, strict=True) if expand or grouped]
     images: list[Any] = [s for s, expand in sources if not (expand or grouped)]
     by_source = dict(expanded)
