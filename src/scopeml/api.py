@@ -1182,9 +1182,9 @@ def label_objects(
     classes = _classes_of(labels)
     if class_ is None and classes:  # every pixel has a class there: one object of all of them
         from scopeml.errors import InvalidRequestError
-        from scopeml.objects.instances import BACKGROUND_NAMES, BOUNDARY_NAMES
+        from scopeml.objects.instances import object_candidates
 
-        objects = [c for c in classes if c not in (*BACKGROUND_NAMES, *BOUNDARY_NAMES)]
+        objects = [classes[value - 1] for value in object_candidates(classes)]
         if len(objects) != 1:
             raise InvalidRequestError(
                 f"these labels hold the classes {', '.join(classes)} (background too is a "

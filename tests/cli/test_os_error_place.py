@@ -5,6 +5,7 @@ and a table whose folder cannot be made is refused before the model runs."""
 from __future__ import annotations
 
 import errno
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import tifffile
 
 import scopeml.api
 from scopeml.cli import main
+from tests.tiling.engine_doubles import write_model_file
 
 
 def test_a_full_disk_names_the_output_and_a_temporary_file_its_final_name(
@@ -61,3 +63,17 @@ def test_a_temporary_name_is_shown_as_the_name_it_becomes(written, named):
     from scopeml.cli import _os_error_place
 
     assert _os_error_place(OSError(errno.EROFS, "Read-only file system", written), []) == named
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_no_file_can_be_made_in_is_named_in_python_too(tmp_path):
+    """``segment`` from Python (napari's Apply) said ``/proc/.o.ome.zarr.partial.….tmp: no
+    such file or folder``, a name the user never gave; the folder is named instead."""
+    from scopeml.errors import InvalidRequestError
+
+    image = tmp_path / "img.tif"
+    tifffile.imwrite(image, np.zeros((32, 32), np.uint16))
+    model = tmp_path / "m.czann"
+    write_model_file(model, depth=1)
+    with pytest.raises(InvalidRequestError, match=r"^/proc: cannot make a file in this folder"):
+        scopeml.api.segment(image, model, "/proc/o.ome.zarr")

@@ -98,3 +98,27 @@ def test_an_error_after_labelling_is_a_status_line(viewer, qtbot, stack, monkeyp
     wait_idle(qtbot, widget)
     assert widget.status.text() == "error: RuntimeError: no layer today"
     assert len(made) == 1 and not os.path.exists(made[0])
+
+
+def test_a_previews_class_is_chosen_as_a_stores_and_a_wrong_name_is_told(viewer, qtbot, stack):
+    """With the class box empty, a preview's objects are its one class that is neither
+    background nor boundary (everything non-zero made the whole image one object), and a
+    name it lacks is told with the names it has."""
+    from scopeml.napari.objects_widget import ObjectsWidget
+    from scopeml.napari.pixel_widget import PREVIEW
+
+    preview = previewed(viewer, qtbot, stack, "tyx")
+    widget = ObjectsWidget(viewer)
+    widget.labels_choice.setCurrentText(PREVIEW)
+    widget.class_value.setText("nucleus")
+    widget.label_objects()
+    assert widget.status.text() == (
+        "error: no class 'nucleus' in these labels: their classes are background, foreground"
+    )
+    widget.class_value.setText("")
+    widget.label_objects()
+    wait_idle(qtbot, widget)
+    assert widget.status.text().startswith("labelled"), widget.status.text()
+    objects = viewer.layers[f"{PREVIEW} objects"]
+    data = np.asarray(objects.data[0] if objects.multiscale else objects.data)
+    assert data.max() > 3 and ((data > 0) == (np.asarray(preview.data) == 2)).all()

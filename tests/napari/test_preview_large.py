@@ -86,3 +86,25 @@ def test_the_preview_of_a_removed_image_goes_with_it(viewer, qtbot, large):
     assert PREVIEW in viewer.layers
     viewer.layers.remove(image)
     qtbot.waitUntil(lambda: PREVIEW not in viewer.layers, timeout=5_000)  # it lay over nothing
+
+
+def test_the_preview_of_an_image_removed_while_training_goes_with_it(viewer, qtbot, large):
+    """Removed while a training runs, the image takes its preview along (it stayed, over
+    nothing, when the widget was busy)."""
+    from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
+
+    pixels, model = large
+    image = viewer.add_image(pixels[:512, :512], name="tile")
+    widget = _widget(viewer, model)
+    widget.update_preview()
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    strokes = np.zeros((512, 512), np.uint8)
+    strokes[::3, ::3] = (pixels[:512:3, :512:3] > pixels.mean()) + 1
+    viewer.layers[SCRIBBLES].data = strokes
+    widget.trees.setValue(400)
+    widget.train()
+    assert widget.busy
+    viewer.layers.remove(image)
+    qtbot.waitUntil(lambda: PREVIEW not in viewer.layers, timeout=5_000)
+    qtbot.waitUntil(lambda: not widget.busy, timeout=WAIT_MS)
+    assert PREVIEW not in viewer.layers, widget.status.text()

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, os_problem
 from scopeml.io.stores import is_zarr_store
 
 
@@ -150,6 +150,10 @@ def create_temporary(path: Path, folder: bool = False) -> Path:
                 os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:
             continue
+        except OSError as err:  # said of the folder: the temporary name is none of the user's
+            raise InvalidRequestError(
+                f"cannot make a file in this folder: {os_problem(err)}", path=path.parent
+            ) from err
         return temp
     raise FileExistsError(17, "no unused temporary name", str(path))
 

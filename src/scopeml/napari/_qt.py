@@ -243,7 +243,28 @@ def run_in_thread(
 
     # errors go to ``on_error`` only (an "errored" handler stops the worker re-raising them)
     connect = {"returned": on_done, "errored": on_error, "warned": warned}
-    return create_worker(function, *args, _connect=connect, **kwargs)
+    return create_worker(_own_warnings, function, *args, _connect=connect, **kwargs)
+
+
+def _own_warnings(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``function`` run with only its own thread's warnings sent as the worker's: the worker
+    takes over ``warnings.showwarning`` for the whole process, so a warning napari raised
+    meanwhile on the GUI thread was said as the run's. Other threads' are printed, as
+    Python prints them."""
+    import sys
+    import threading
+    import warnings
+
+    mine, worker_said = threading.get_ident(), warnings.showwarning
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        if threading.get_ident() == mine:
+            worker_said(message, category, filename, lineno, *rest)
+        else:
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+
+    warnings.showwarning = show  # the worker gives back the process's own when it ends
+    return function(*args, **kwargs)
 
 
 def _notify(text: str) -> None:

@@ -190,10 +190,13 @@ class ObjectsWidget(QWidget):
         layer = _labelled_from(self.viewer, layer) or layer
         text = self.class_value.text().strip()
         class_: Any = None if not text else int(text) if text.isdigit() else text
-        names = layer_classes(layer)
-        if isinstance(class_, str) and class_ in names and layer_source(layer) is None:
-            class_ = names.index(class_) + 1  # an array's class by the name the layer shows
         source = layer_source(layer)
+        if source is None and (names := layer_classes(layer)):  # an array's classes, by name
+            try:
+                class_ = _class_value(class_, names)
+            except InvalidRequestError as err:
+                self._fail(err)
+                return
         labels: Any = _source_of(layer)
         if source is not None and Path(source["path"]).name == "labels":
             labels = sm.Segmentation(Path(source["path"]).parent)  # its class names too
@@ -602,6 +605,32 @@ def _labelled_from(viewer: Any, layer: Any) -> Any:
     made = real_layer(layer).metadata.get(LABELLED_FROM)
     source = made() if callable(made) else None
     return next((source for other in viewer.layers if real_layer(other) is source), None)
+
+
+def _class_value(class_: str | int | None, names: list[str]) -> str | int:
+    """The label value of the class to label in a layer whose classes are ``names`` (a
+    preview's): the one given (by value, or by the name the layer shows), else the one class
+    that may be objects (as a store's is chosen), never the whole image as one mask.
+
+    >>> _class_value(None, ["background", "cell"]), _class_value("cell", ["bg", "cell"])
+    (2, 2)
+    """
+    from scopeml.objects.instances import object_candidates
+
+    if isinstance(class_, int):
+        return class_
+    if class_ is None:
+        candidates = object_candidates(names)
+        if len(candidates) == 1:
+            return candidates[0]
+        raise InvalidRequestError(
+            f"these labels hold the classes {', '.join(names)}: type the class to label above"
+        )
+    if class_ not in names:
+        raise InvalidRequestError(
+            f"no class {class_!r} in these labels: their classes are {', '.join(names)}"
+        )
+    return names.index(class_) + 1
 
 
 def _source_of(layer: Any) -> Any:

@@ -541,13 +541,16 @@ class PixelClassifierWidget(QWidget):
         )
 
     def _on_removed(self, event: Any) -> None:
-        """The image the status line's preview is of removed: that line is stale."""
+        """The image the preview is of removed: the preview goes with it (also while a
+        training runs: it lay over nothing), and the status line is stale."""
         layer = getattr(event.value, "__wrapped__", event.value)
         with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
-            if self._previewed is None or self._previewed() is not layer or self.busy:
+            if self._previewed is None or self._previewed() is not layer:
                 return
             self._drop_preview(layer)
             self._previewed, self.last_region = None, None
+            if self.busy:  # the run's end says what it did
+                return
             self.status.setText(
                 f"{layer.name} was removed"
                 + ("" if self.image_choice.layer() else ": open an image first (File › Open)")

@@ -51,6 +51,27 @@ BACKGROUND_NAMES = ("background", "bg")
 RENAMED = {"boundary": "boundary_class", "threshold": "seed_threshold"}
 
 
+def object_candidates(classes: Sequence[str], boundary: int | None = None) -> list[int]:
+    """The label values of the ``classes`` that may be the objects where none is chosen:
+    all but the background (the class named so; of classes left unnamed, ``class 1 …``, the
+    first, as in ZEN) and the boundary (named so, or the label value ``boundary``).
+
+    >>> object_candidates(["background", "nucleus", "boundary"]), object_candidates(
+    ...     ["class 1", "class 2"])
+    ([2], [2])
+    """
+    from scopeml.model.metadata import default_classes
+
+    unnamed = tuple(classes) == default_classes(len(classes))  # the one naming rule
+    return [
+        i
+        for i, name in enumerate(classes, 1)
+        if name not in (*BACKGROUND_NAMES, *BOUNDARY_NAMES)
+        and i != boundary
+        and not (unnamed and i == 1)
+    ]
+
+
 def renamed(old: str, new: str, where: str) -> None:
     """Warn (:class:`DeprecationWarning`) that ``old`` is now spelt ``new`` in ``where``."""
     warnings.warn(
@@ -201,14 +222,7 @@ connectivity=1, seed_threshold=None)
         if self.class_ is not None:
             value = label_value(classes, self.class_)
         else:
-            from scopeml.model.metadata import default_classes
-
-            unnamed = tuple(classes) == default_classes(len(classes))  # the one naming rule
-            candidates = [  # classes left unnamed (class 1, class 2 …): the first, as in ZEN
-                i
-                for i, name in enumerate(classes, 1)
-                if name not in BACKGROUND_NAMES and i != grow_value and not (unnamed and i == 1)
-            ]
+            candidates = object_candidates(classes, grow_value)
             if len(candidates) != 1:
                 raise InvalidRequestError(
                     f"which class are the objects? classes are {', '.join(classes)} "
