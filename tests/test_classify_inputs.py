@@ -109,3 +109,37 @@ def test_a_plane_with_some_nan_pixels_is_classified_from_the_others(bright_model
         table = classify_images([Image(plane.reshape(1, 1, 1, 1, 32, 32))], bright_model)
     assert table["class"].tolist() == ["bright"]
     assert np.isfinite(table["probability"]).all()
+
+
+def test_a_segment_stores_instances_are_its_objects_and_other_classifiers_are_named(
+    bright_model,  # noqa: F811
+    tmp_path,
+    capsys,
+):
+    """``--labels`` takes a segment store as ``objects measure`` does (its instances); an
+    object classifier given as the model is named as such, not by the member it lacks."""
+    import scopeml as sm
+    from scopeml.synthetic import synthetic_nuclei
+
+    pixels, _ = synthetic_nuclei((96, 96), density=0.003, seed=1)
+    image = write(tmp_path / "img.tif", pixels[0])
+    store, plain = tmp_path / "s.ome.zarr", tmp_path / "l.ome.zarr"
+    sm.segment(image, "nuclei", store, outputs=("labels", "instances"))
+    sm.segment(image, "nuclei", plain)
+    args = ["classify", str(image), "-m", str(bright_model), "-q", "--labels"]
+    assert main([*args, str(store), "-o", str(tmp_path / "a.csv")]) == 0
+    assert main([*args, str(store / "instances"), "-o", str(tmp_path / "b.csv")]) == 0
+    table = pd.read_csv(tmp_path / "a.csv")
+    assert len(table) > 3 and table.equals(pd.read_csv(tmp_path / "b.csv"))
+    capsys.readouterr()
+    assert main([*args, str(plain), "-o", str(tmp_path / "c.csv")]) == 2
+    assert "holds no instances, only class labels" in capsys.readouterr().err
+    table["kind"] = ["big" if area > table["area"].median() else "small" for area in table["area"]]
+    classifier = sm.train_object_classifier(table, "kind", n_estimators=5)
+    classifier.save(tmp_path / "objects.zip")
+    command = ["classify", str(image), "-m", str(tmp_path / "objects.zip"), "-o", "d.csv"]
+    assert main(command) == 2
+    assert (
+        "an object classifier, not a classification model (it goes to scopeml objects "
+        "classify)" in capsys.readouterr().err
+    )

@@ -61,6 +61,9 @@ class ImageClassifier:
 
         path = resolve_model(path)  # a built-in name too, as everywhere a model is asked for
         from scopeml.model.bioimageio.package import is_package
+        from scopeml.model.registry import check_kind
+
+        check_kind(path, ["object-classifier", "pixel-classifier"], "a classification model")
 
         if is_package(path):  # a bioimage.io package, imported in memory as it converts
             from scopeml.model.bioimageio.run import package_container

@@ -378,3 +378,19 @@ def test_a_regression_model_with_small_outputs_exports_with_a_tolerance_of_its_s
         5e-3,
         rtol=1e-5,
     )
+
+
+def test_a_package_whose_halo_is_too_small_for_its_graph_is_warned_of(tmp_path, capsys):
+    """A package declaring no halo around a 3×3 convolution validated, then its results
+    depended on the tile size; its halo is checked against the graph as a czann's is."""
+    files = v04_files()
+    rdf = rdf_v04()
+    rdf["outputs"][0]["halo"] = [0, 0, 0, 0]  # 0.5 asks at least 1 where it names one
+    package = write_package(tmp_path / "h.zip", rdf, files)
+    assert main(["model", "validate", str(package)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: halo [0, 0]" in out and "is too small for the graph" in out, out
+    assert "MinOverlap" not in out
+    good = write_package(tmp_path / "good.zip", rdf_v04(), files)
+    assert main(["model", "validate", str(good)]) == 0
+    assert "too small" not in capsys.readouterr().out

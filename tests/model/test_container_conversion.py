@@ -245,3 +245,23 @@ def test_outputs_named_as_what_is_written_and_a_legacy_tile_kept_is_said(
     assert "note: the legacy container's fixed 64×64 input is kept; if its graph takes " in (
         capsys.readouterr().out
     )
+
+
+def test_validate_warns_of_classes_the_type_contradicts_or_leaves_unnamed(tmp_path, capsys):
+    """A Regression model naming segmentation classes (its Type edited) wrote an intensity
+    image and said nothing; a segmentation model naming no classes left instances to guess."""
+    from scopeml.model.metadata import ModelType
+
+    graph = tiny_unet_onnx(in_channels=1, n_classes=3, depth=1)
+    cases = {
+        "regression.czann": unet_metadata(n_classes=3, model_type=ModelType.REGRESSION),
+        "unnamed.czann": unet_metadata(n_classes=3, classes=None),
+    }
+    for name, meta in cases.items():
+        write_container(tmp_path / name, graph, meta)
+    assert main(["model", "validate", str(tmp_path / "regression.czann")]) == 0
+    assert ("warning: Type Regression with Classes (c0, c1, c2): its outputs are written as "
+            "intensities, no labels") in capsys.readouterr().out  # fmt: skip
+    assert main(["model", "validate", str(tmp_path / "unnamed.czann")]) == 0
+    assert ("warning: no Classes: its outputs are named class 1, class 2, class 3 (instances "
+            "take class 1 as the background)") in capsys.readouterr().out  # fmt: skip

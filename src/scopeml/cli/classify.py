@@ -4,6 +4,7 @@ object with ``--labels``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -55,6 +56,25 @@ def classify(
         raise InvalidRequestError("--labels goes with exactly one image")
     image = chosen_channels(open_image(images[0], axes=axes), chosen)
     # opened images: a bad one's error names its file (one plane each, checked there)
-    table = classify_object_crops(open_image(labels, axes=axes), image, model)
+    table = classify_object_crops(_objects(labels, axes), image, model)
     write_table(table, output, overwrite=overwrite)
     typer.echo(f"{len(table)} objects classified → {output}")
+
+
+def _objects(labels: Path, axes: str | None) -> Any:
+    """The instance labels ``--labels`` names: a file's, or a segment store's instances (as
+    ``objects measure`` takes a store)."""
+    from scopeml.api import Segmentation, _as_segmentation
+    from scopeml.errors import InvalidRequestError
+    from scopeml.io import open_image
+
+    source = _as_segmentation(labels)
+    if not isinstance(source, Segmentation):
+        return open_image(labels, axes=axes)
+    if "instances" not in source.outputs:
+        raise InvalidRequestError(
+            "this segment store holds no instances, only class labels: segment with "
+            "--outputs labels,instances, or label them (objects label)",
+            path=labels,
+        )
+    return source.instances

@@ -241,7 +241,7 @@ def container_warnings(container: Any) -> list[str]:
             f"MinOverlap {list(meta.min_overlap or ())} leaves no tile interior in InputShape "
             f"{list(spatial)} (ZEN's tiles); scopeml reads that halo around each of its tiles"
         )
-    warnings += _input_shape_warnings(meta)
+    warnings += _input_shape_warnings(meta) + _class_warnings(meta)
     if graph.fixed_spatial and any(
         size % step for size, step in zip(graph.fixed_spatial, graph.tile_step, strict=True)
     ):
@@ -250,6 +250,26 @@ def container_warnings(container: Any) -> list[str]:
             f"{graph.tile_step}"
         )
     return warnings
+
+
+def _class_warnings(meta: Any) -> list[str]:
+    """Classes the Type contradicts or leaves to a guess: a Regression model naming classes
+    (a ModelType edited, say) runs as intensities, no labels; classes left unnamed are
+    ``class 1 …``, and instances then take the first as background."""
+    from scopeml.model.metadata import ModelType, default_classes
+
+    if meta.model_type is ModelType.REGRESSION:
+        outputs = default_classes(meta.output_shape[-1], meta.model_type)  # what it writes
+        if not meta.classes or tuple(meta.classes) == outputs:
+            return []
+        return [f"Type Regression with Classes ({', '.join(meta.classes)}): its outputs are "
+                "written as intensities, no labels; a segmentation model's Type is "
+                "MultiClassSemanticSegmentation"]  # fmt: skip
+    if meta.classes or not meta.model_type.is_pixelwise:
+        return []
+    named = ", ".join(default_classes(meta.output_shape[-1]))
+    return [f"no Classes: its outputs are named {named} (instances take class 1 as the "
+            "background)"]  # fmt: skip
 
 
 def _input_shape_warnings(meta: Any) -> list[str]:

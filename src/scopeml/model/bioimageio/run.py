@@ -120,7 +120,26 @@ def check_package(
         f"halo {list(meta.min_overlap or ())}, normalisation {meta.normalize or 'none'}"
     ]
     limits = {"time_budget": time_budget, "memory_limit": memory_limit}
-    return lines + run_imported(path, imported, tests, limits) + _core_test(path)
+    ran = run_imported(path, imported, tests, limits)
+    return lines + ran + _halo_check(imported, limits) + _core_test(path)
+
+
+def _halo_check(imported: Any, limits: dict[str, Any]) -> list[str]:
+    """The package's halo checked against its graph, as a container's MinOverlap is
+    (:func:`~scopeml.model.validate.halo_warnings`): one too small validated, then results
+    depended on the tile size."""
+    import tempfile
+
+    from scopeml.model.container import write_container
+    from scopeml.model.validate import halo_warnings
+
+    if not imported.metadata.model_type.is_pixelwise:
+        return []
+    with tempfile.TemporaryDirectory(prefix="scopeml-halo-") as folder:
+        czann = write_container(Path(folder) / "package.czann", imported.graph,
+                                imported.metadata)  # fmt: skip
+        said = halo_warnings(czann, limits["time_budget"], limits["memory_limit"])
+    return [f"warning: {line.replace('MinOverlap', 'halo')}" for line in said]
 
 
 def run_imported(
