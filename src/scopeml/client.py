@@ -280,8 +280,11 @@ class Client:
         :class:`~scopeml.objects.instances.InstanceOptions` (or a dict of the JSON fields,
         the settings YAML's names: ``class``, ``boundary_class``, ``seed_threshold``, …);
         ``measure=True`` (or ``"csv"``, ``"parquet"``) for the objects table, fetched with
-        :meth:`download_table` (or beside the store by :meth:`download_result`).
+        :meth:`download_table` (or beside the store by :meth:`download_result`). They may
+        also come as one ``options={...}`` dict, as the request's JSON holds them.
         """
+        if isinstance(options.get("options"), dict):  # the REST body's form
+            options = {**options.pop("options"), **options}
         if dataclasses.is_dataclass(options.get("instances")):
             fields = dataclasses.asdict(options["instances"])
             fields["class"] = fields.pop("class_")  # the JSON name (class_ only in Python)

@@ -127,7 +127,9 @@ def test_outputs_the_model_cannot_write_are_refused_at_submit(setup, container):
 def test_a_job_at_a_scale_runs_as_on_the_command_line(setup, container):
     client, root, tmp = setup
     model_id = client.upload_model(container)["id"]
-    job = client.submit_job(model_id, image_path="small.tif", scale=1.5, tile_size=64)
+    options = {"scale": 1.5, "tile_size": 64}  # as the request's JSON holds them
+    job = client.submit_job(model_id, image_path="small.tif", options=options)
+    assert job["options"]["scale"] == 1.5
     result = _finished(client, job, tmp / "scaled")
     local = segment(root / "small.tif", container, tmp / "scaled.ome.zarr", scale=1.5)
     np.testing.assert_array_equal(

@@ -89,6 +89,7 @@ def test_job_on_uploaded_image(alice, model_id, image_path, local_result, tmp_pa
         ("{abs_root}/nuclei.tif", "an absolute path is not allowed"),  # inside: refused alike
         ("missing.tif", "does not exist"),
         ("plate", "is a folder, not an image: a job runs on one image; an analysis"),
+        ("folder.tif", "is a folder, not an image"),  # the reader's error showed its path
     ],
 )
 def test_job_paths_stay_below_the_allowed_root(
@@ -96,10 +97,12 @@ def test_job_paths_stay_below_the_allowed_root(
 ):
     path = path.format(root=image_root.name, abs_root=image_root)  # back in: refused alike
     (image_root / "plate").mkdir(exist_ok=True)
+    (image_root / "folder.tif").mkdir(exist_ok=True)
     with pytest.raises(ServerResponseError) as err:
         alice.submit_job(model_id, image_path=path)
     assert err.value.status_code == 422
     assert message in str(err.value)
+    assert str(image_root) not in str(err.value).replace(path, "")  # but the client's own
 
 
 def test_symlink_out_of_the_root_is_refused(alice, model_id, image_root, tmp_path):

@@ -226,8 +226,10 @@ def test_files_swapped_for_links_after_submit_are_refused_where_opened(
     expected = {
         by_model["id"]: "a.yaml: line 7: classes[0].segmenter.model: plate/swap-model.czann is "
         "outside the allowed root",
-        by_image["id"]: "plate/swap-an.tif: now points outside the allowed root",
-        segment["id"]: "plate/swap-seg.tif: now points outside the allowed root",
+        by_image["id"]: "plate/swap-an.tif: now lies outside the allowed root (a link out of "
+        "it, or the server's root changed)",
+        segment["id"]: "plate/swap-seg.tif: now lies outside the allowed root (a link out of "
+        "it, or the server's root changed)",
     }
     for job_id, says in expected.items():
         failed = alice.wait_job(job_id, timeout=WAIT_S, interval=0.2)

@@ -125,9 +125,16 @@ def table_format(path: str | os.PathLike[str]) -> str:
     --------
     >>> table_format("objects.CSV"), table_format(Path("objects.pq"))
     ('csv', 'parquet')
+    >>> table_format("csv")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: csv: a table is a file name: give objects.csv
     """
     path = Path(path)
     kind = _FORMATS.get(path.suffix.lower())
+    if kind is None and not path.suffix and f".{path.name.lower()}" in _FORMATS:
+        raise InvalidRequestError(  # --measure csv: the format, not a file
+            f"a table is a file name: give objects.{path.name}", path=path
+        )
     if kind is None:
         raise InvalidRequestError(
             f"unknown table format {path.suffix!r}; known: {sorted(_FORMATS)}", path=path

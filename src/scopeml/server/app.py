@@ -70,6 +70,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.config = config
     app.state.uploading = Counter()  # per user, the bytes of uploads still streaming in
+    app.state.image_checks = Counter()  # per user, requests whose files are being checked
     app.add_middleware(RequestMetrics)
     app.add_exception_handler(ScopeMLError, bad_input)
     app.add_exception_handler(StarletteHTTPException, http_error)

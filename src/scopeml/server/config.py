@@ -164,6 +164,7 @@ class ServerConfig:
         object.__setattr__(self, "db", db)
         if self.allowed_root is not None:
             object.__setattr__(self, "allowed_root", Path(self.allowed_root).resolve())
+            _check_apart(self.allowed_root, self.data_dir, db)
         if self.max_tile_bytes is None:
             object.__setattr__(self, "max_tile_bytes", max(1, self.max_tile_memory // 4))
         for name in (
@@ -206,3 +207,26 @@ class ServerConfig:
     @property
     def jobs_dir(self) -> Path:
         return self.data_dir / "jobs"
+
+
+def _check_apart(root: Path, data_dir: Path, db: Path) -> None:
+    """Refuse a data folder (or database) below the allowed root, or a root inside the
+    folders it keeps users' files in: a job may read any file below the root, so every
+    user's uploads, models and results would be open to every other user's jobs (a folder
+    analysis listed them all). A root beside them in the data folder is no such leak."""
+    kept = [data_dir / name for name in ("models", "uploads", "jobs")]
+    for path, option in (
+        (data_dir, "--data-dir"),
+        (db, "--db"),
+        *((k, "--data-dir") for k in kept),
+    ):
+        if path.is_relative_to(root) or (path in kept and root.is_relative_to(path)):
+            where = "lies below" if path.is_relative_to(root) else "holds"
+            from scopeml.errors import InvalidRequestError
+
+            raise InvalidRequestError(
+                f"the server keeps users' files here, and it {where} the allowed root {root}: "
+                "every user's uploads, models and results would be open to every user's "
+                f"jobs; give a {option} outside it",
+                path=path,
+            )

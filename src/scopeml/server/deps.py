@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import Message
 from pathlib import Path
 from typing import Annotated, Any
@@ -135,6 +138,30 @@ def check_job_room(db: Database, config: ServerConfig, user: str) -> None:
             f"you have {config.max_user_jobs} jobs queued or running, the most one user may "
             "have; wait for some to finish, or cancel some (DELETE /jobs/{id})",
         )
+
+
+#: Submits (and uploads) of one user whose files may be being checked at once: each check
+#: opens the file in a child, on threads every user shares, so a user's flood of slow files
+#: stalled every other user's submits for minutes (one more answers 429).
+USER_IMAGE_CHECKS = 2
+
+
+@contextmanager
+def image_check(request: Request, user: str) -> Iterator[None]:
+    """Hold one of ``user``'s :data:`USER_IMAGE_CHECKS` while their request's files are
+    checked, or answer 429 (the event loop's thread counts: no lock needed)."""
+    running: Counter[str] = request.app.state.image_checks
+    if running[user] >= USER_IMAGE_CHECKS:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"{running[user]} of your requests are having their files checked, the most one "
+            "user may have at once; send this again when one has been answered",
+        )
+    running[user] += 1
+    try:
+        yield
+    finally:
+        running[user] -= 1
 
 
 def too_large(limit: int, what: str = "the limit") -> HTTPException:

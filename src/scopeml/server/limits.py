@@ -384,10 +384,16 @@ def _select_channels(
         raise InvalidRequestError(f"channels: {image}: {err.problem}") from err
 
 
+#: The fewest pixels a plane counts as: each costs a tile's fixed work at least (a TIFF of
+#: 400,000 one-pixel pages counted as 400,000 pixels and kept a job worker 15 minutes).
+MIN_PLANE_PIXELS = 64 * 64
+
+
 def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: int = 2) -> int:
     """Pixels a job processes on an image of 6-D ``shape`` (S, T, C, Z, Y, X; one scene):
     time points × planes × height × width, times ``scale`` per spatial axis where the job
-    magnifies (``scale`` over 1 feeds the model that many more pixels per axis).
+    magnifies (``scale`` over 1 feeds the model that many more pixels per axis); a plane
+    counts as :data:`MIN_PLANE_PIXELS` at least.
 
     Examples
     --------
@@ -395,9 +401,12 @@ def job_pixels(shape: Sequence[int], scale: float | None = None, spatial_dims: i
     40000000000
     >>> job_pixels((1, 2, 1, 5, 100, 100), scale=2.0)
     400000
+    >>> job_pixels((1, 1, 1, 400_000, 1, 1))
+    1638400000
     """
     _, t, _, z, y, x = (int(n) for n in shape)
-    return math.ceil(t * z * y * x * magnification(scale) ** spatial_dims)
+    plane = max(y * x * magnification(scale) ** spatial_dims, MIN_PLANE_PIXELS)
+    return math.ceil(t * z * plane)
 
 
 def magnification(scale: float | str | None) -> float:

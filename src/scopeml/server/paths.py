@@ -54,12 +54,13 @@ the file from the allowed root
         raise InvalidRequestError(f"image path {user_path!r} is outside the allowed root")
     if not candidate.exists():
         raise InvalidRequestError(f"image path {user_path!r} does not exist below the root")
-    if not candidate.name.lower().endswith(IMAGE_SUFFIXES):
-        if candidate.is_dir():  # a folder of images: an analysis takes it
-            raise InvalidRequestError(
-                f"image path {user_path!r} is a folder, not an image: a job runs on one image; "
-                "an analysis (POST /analyses, client.submit_analysis) runs over a folder"
-            )
+    named = candidate.name.lower().endswith(IMAGE_SUFFIXES)
+    if candidate.is_dir() and not (named and candidate.name.lower().endswith(".zarr")):
+        raise InvalidRequestError(  # a folder of images (dir.tif too): an analysis takes it
+            f"image path {user_path!r} is a folder, not an image: a job runs on one image; "
+            "an analysis (POST /analyses, client.submit_analysis) runs over a folder"
+        )
+    if not named:
         raise InvalidRequestError(
             f"image path {user_path!r} has an unknown suffix; known: {', '.join(IMAGE_SUFFIXES)}"
         )
@@ -189,13 +190,15 @@ def public_error(err: ScopeMLError, name: str | None = None, image: Path | None 
     'a.ome.zarr: refers to 0/c/0/0, which lies outside the folders this image may read'
     >>> err = OutsideRootError("resolves to /x", path="/srv/root/plate/a.tif")
     >>> public_error(err, "plate/a.tif", Path("/srv/root/plate/a.tif"))
-    'plate/a.tif: now points outside the allowed root'
+    "plate/a.tif: now lies outside the allowed root (a link out of it, or the server's root \
+changed)"
     """
     where = name or (Path(err.path).name if err.path else "")
     prefix = f"{where}: " if where else ""
     if isinstance(err, OutsideRootError):
         if err.path and image is not None and Path(err.path) == image:
-            return f"{prefix}now points outside the allowed root"
+            return (f"{prefix}now lies outside the allowed root (a link out of it, or the "
+                    "server's root changed)")  # fmt: skip
         tried = Path(err.path).name if err.path else "a file"
         if err.path and image is not None and Path(err.path).is_relative_to(image):
             tried = Path(err.path).relative_to(image).as_posix()

@@ -32,7 +32,10 @@ def in_job_words(text: str, *, analysis: bool = False) -> str:
     >>> in_job_words("choose it with --channels (channels= in Python) from DAPI, GFP")
     'choose it with the job option channels from DAPI, GFP'
     >>> in_job_words("pass --scene 1 (scene=1), or --overwrite (overwrite=True)")
-    'pass the job option scene 1, or --overwrite'
+    'pass the job option scene 1, or a new job'
+    >>> in_job_words("not the file the run started from; pass --overwrite (overwrite=True) "
+    ...              "to start again")  # a job is never overwritten: a new one starts afresh
+    'not the file the run started from; submit a new job to start again'
     >>> in_job_words("inputs: {skip_labels: false} in the settings (--no-skip-labels, "
     ...              "skip_labels=False) analyses them")
     'inputs: {skip_labels: false} in the settings analyses them'
@@ -41,6 +44,7 @@ def in_job_words(text: str, *, analysis: bool = False) -> str:
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
+    text = text.replace("pass --overwrite", "submit a new job").replace("--overwrite", "a new job")
     said = "the settings'" if analysis else "the job option"
     text = _FLAG.sub(lambda flag: _option(flag, analysis), text)
     return re.sub(rf"({said} (\w+):? \S+ or ){said} \2:? ", r"\1", text)  # "axes X or Y"

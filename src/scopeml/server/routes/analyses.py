@@ -21,7 +21,7 @@ from scopeml.errors import InvalidRequestError, ScopeMLError
 from scopeml.io.confine import Confinement
 from scopeml.server.config import ServerConfig, private_dir
 from scopeml.server.database import new_id
-from scopeml.server.deps import Config, Db, Jobs, User, check_job_room, save_body
+from scopeml.server.deps import Config, Db, Jobs, User, check_job_room, image_check, save_body
 from scopeml.server.jobs import ANALYSIS, SETTINGS_NAME
 from scopeml.server.limits import analysis_scale, check_analysis_pixels
 from scopeml.server.paths import (
@@ -96,27 +96,28 @@ async def submit_analysis(
     folder = private_dir(jobs.output_dir(job_id))
     try:
         await save_body(request, folder / SETTINGS_NAME, config.max_settings_bytes)
-        settings = await asyncio.to_thread(
-            _check_settings,
-            folder / SETTINGS_NAME,
-            filename,
-            config,
-            jobs.analysis_roots(images),
-        )
-        files = await asyncio.to_thread(
-            _expand, sources, image_path or [], images[len(sources) :], settings, config
-        )
-        await asyncio.to_thread(
-            check_analysis_pixels,
-            files,
-            jobs.analysis_roots(images),
-            analysis_scale(settings),
-            config,
-            [settings.axes_of(image) for image in files],  # as the job reads them
-            # its models' classes and channels (none to open: no imports to pay for)
-            (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
-            settings.scene,
-        )
+        with image_check(request, user["user"]):  # each image opened in a child
+            settings = await asyncio.to_thread(
+                _check_settings,
+                folder / SETTINGS_NAME,
+                filename,
+                config,
+                jobs.analysis_roots(images),
+            )
+            files = await asyncio.to_thread(
+                _expand, sources, image_path or [], images[len(sources) :], settings, config
+            )
+            await asyncio.to_thread(
+                check_analysis_pixels,
+                files,
+                jobs.analysis_roots(images),
+                analysis_scale(settings),
+                config,
+                [settings.axes_of(image) for image in files],  # as the job reads them
+                # its models' classes and channels (none to open: no imports to pay for)
+                (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
+                settings.scene,
+            )
         check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)

@@ -26,6 +26,7 @@ from scopeml.server.deps import (
     Db,
     User,
     disposition_name,
+    image_check,
     refuse_boundary,
     refuse_form,
     save_body,
@@ -76,15 +77,16 @@ async def upload_image(
         try:
             size = await save_body(request, target, limit, what)
             refuse_boundary(target, filename)
-            await asyncio.to_thread(
-                check_job_image,
-                target,
-                None,
-                [folder],
-                filename,
-                timeout=config.image_check_timeout,
-                memory_limit=config.job_memory_limit,
-            )
+            with image_check(request, user["user"]):
+                await asyncio.to_thread(
+                    check_job_image,
+                    target,
+                    None,
+                    [folder],
+                    filename,
+                    timeout=config.image_check_timeout,
+                    memory_limit=config.job_memory_limit,
+                )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

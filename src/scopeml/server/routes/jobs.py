@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
 from scopeml.errors import InvalidRequestError
@@ -21,6 +21,7 @@ from scopeml.server.deps import (
     User,
     check_job_room,
     find_model,
+    image_check,
 )
 from scopeml.server.job_options import check_instances, engine_options
 from scopeml.server.jobs import ANALYSIS
@@ -59,7 +60,13 @@ def _job_image(job: JobRequest, user: dict, config: Config, db: Db) -> tuple[str
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, responses=ERRORS)
 async def submit_job(
-    job: JobRequest, user: User, config: Config, db: Db, registry: Registry, jobs: Jobs
+    request: Request,
+    job: JobRequest,
+    user: User,
+    config: Config,
+    db: Db,
+    registry: Registry,
+    jobs: Jobs,
 ) -> JobInfo:
     """Segment a whole image on the server; poll ``GET /jobs/{id}`` for progress."""
     check_job_room(db, config, user["user"])
@@ -77,7 +84,8 @@ async def submit_job(
         class_index(spec.classes, engine["extract_class"])
     check_instances(options, spec, record["name"])  # a model with no object class, say
     image, name = _job_image(job, user, config, db)
-    await _check_job_image(image, name, options, record, config, jobs)
+    with image_check(request, user["user"]):
+        await _check_job_image(image, name, options, record, config, jobs)
     check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
     job_id = new_id()
     db.add_job(
@@ -193,7 +201,7 @@ async def cancel_job(job: OwnJob, jobs: Jobs, db: Db, config: Config) -> JobInfo
     responses={409: {"description": "Job not cancelled, timed out or failed"}, **ERRORS},
 )
 async def resume_job(
-    job: OwnJob, jobs: Jobs, db: Db, config: Config, registry: Registry
+    request: Request, job: OwnJob, jobs: Jobs, db: Db, config: Config, registry: Registry
 ) -> JobInfo:
     """Queue a cancelled, timed-out or failed job again: it continues from the tiles (an
     analysis: the images) it had finished. A job that failed on its input fails again,
@@ -217,7 +225,8 @@ async def resume_job(
         if record is None:  # deleted since model_problem looked
             raise HTTPException(status.HTTP_409_CONFLICT, "the job's model was deleted")
         name = image_name(job["image"], config)[0]
-        await _check_job_image(job["image"], name, job["options"], record, config, jobs)
+        with image_check(request, job["owner"]):
+            await _check_job_image(job["image"], name, job["options"], record, config, jobs)
     check_job_room(db, config, job["owner"])
     if not jobs.resume(job["id"]):
         raise HTTPException(status.HTTP_409_CONFLICT, "the job is still stopping; try again")

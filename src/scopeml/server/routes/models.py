@@ -18,6 +18,7 @@ from scopeml.server.deps import (
     User,
     VisibleModel,
     disposition_name,
+    image_check,
     refuse_boundary,
     refuse_form,
     save_body,
@@ -96,12 +97,14 @@ async def upload_model(
     try:
         refuse_boundary(upload, where)
         stored = upload
-        if suffix == PACKAGE_SUFFIX:
-            stored = await asyncio.to_thread(_import_package, upload, imported, name)
-            suffix = ".czann"
-        record = await asyncio.to_thread(
-            registry.add, stored, owner=user["user"], name=name, suffix=suffix, shared=shared
-        )
+        with image_check(request, user["user"]):  # run on a probe tile, in a child
+            if suffix == PACKAGE_SUFFIX:
+                stored = await asyncio.to_thread(_import_package, upload, imported, name)
+                suffix = ".czann"
+            record = await asyncio.to_thread(
+                registry.add, stored, owner=user["user"], name=name, suffix=suffix,
+                shared=shared,
+            )  # fmt: skip
     except ScopeMLError as err:
         if given or err.path != name:
             raise
