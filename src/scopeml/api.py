@@ -1536,12 +1536,16 @@ def _run_intensities(run: RunRead, labels: Image) -> Image | None:
 
     path = run.unchanged_file()
     if path is None:
-        recorded = run.image.get("path")
+        recorded, content = run.image.get("path"), run.image.get("content")
         said = (  # a file gone or changed, or an array: nothing to read again
             f"{recorded}: gone or changed since the run that made the objects"
             if isinstance(recorded, str)
             else "the run that made the objects read an array, not a file"
         )
+        if isinstance(content, dict) and "files" in content:  # image_content's field
+            files = len(content["files"])
+            said = (f"the run that made the objects read a field of {files} channel files "
+                    f"({recorded} first), not one file")  # fmt: skip
         warnings.warn(
             f"{said}; measured for their shapes only: give the image (--image, image=) for "
             "intensities",

@@ -282,3 +282,19 @@ def test_a_channel_pattern_may_name_files_that_look_like_labels(tmp_path):
                         warn=False)  # fmt: skip
     assert found.names == ["p1"] and found.paths[0].paths[1].name == "p1_mask.tif"
     assert found.skipped == {"label images": [folder / "p1_labels.tif"]}
+
+
+def test_objects_of_a_field_are_measured_for_their_shapes_saying_why(tmp_path):
+    """A store segmented from a field records each file's fingerprint; measuring it without
+    an image says it read a field of files (it said the first file was gone or changed)."""
+    import scopeml as sm
+
+    field(tmp_path / "in", "p1", 3)
+    files = ChannelFiles((tmp_path / "in" / "p1_D.tif", tmp_path / "in" / "p1_R.tif"),
+                         ("DNA", "Cells"))  # fmt: skip
+    store = tmp_path / "s.ome.zarr"
+    with open_image(files) as image:
+        sm.segment(image, "nuclei", store, outputs=("labels", "instances"), channels=["DNA"])
+    with pytest.warns(UserWarning, match=r"read a field of 2 channel files \(.*p1_D.tif first"):
+        table = sm.measure_objects(store)
+    assert "intensity_mean_DNA" not in table.columns

@@ -335,3 +335,27 @@ def test_a_time_series_says_its_unreached_seeds_once(tmp_path: Path) -> None:
     said = [str(w.message) for w in caught if "grew no pixel" in str(w.message)]
     assert len(said) == 1, said
     assert said[0].startswith("movie: class 'cell': 12 of 12 nucleus objects over its 3 planes")
+
+
+def test_the_ring_of_a_cell_child_is_the_cell_without_its_nucleus(tmp_path: Path) -> None:
+    """``analyze init``'s cytoplasm (``parent: cell``, the cell's own ``within``) is each cell
+    without its nucleus: the within level is the whole plane's, not one from inside the cells
+    (there it rose between a bright and a dim cell, and the dim cell's ring was lost)."""
+    dapi, stain, truth = two_touching_cells()
+    stain = np.where(truth == 2, stain // 2, stain).astype(np.uint16)  # a dim cell beside
+    grow = {"kind": "grow", "seeds": "nucleus", "distance": 60,  # li: 295 here, 706 in cells
+            "within": {"channel": "GFP", "method": "li"}}  # fmt: skip
+    settings = AnalysisSettings.model_validate({"channels": ["DAPI", "GFP"], "classes": [
+        {"name": "nucleus", "segmenter": {"kind": "threshold", "channel": "DAPI",
+                                          "method": "otsu"}},
+        {"name": "cell", "segmenter": grow},
+        {"name": "cytoplasm", "parent": "cell", "segmenter": {**grow, "exclude_seeds": True}},
+    ]})  # fmt: skip
+    image = write_image(tmp_path / "cells.ome.tif", np.stack([dapi, stain]))
+    run_analysis(settings, [image], tmp_path / "out")
+    folder = tmp_path / "out" / "images" / "cells"
+    read = {n: open_image(folder / f"{n}.ome.zarr").read()[0, 0, 0, 0] for n in
+            ("nucleus", "cell", "cytoplasm")}  # fmt: skip
+    assert (read["cell"] == 2).sum() > 2000  # the dim cell grew
+    ring = np.where(read["nucleus"] > 0, 0, read["cell"])
+    np.testing.assert_array_equal(read["cytoplasm"], ring)

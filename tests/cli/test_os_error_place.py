@@ -77,3 +77,15 @@ def test_a_folder_no_file_can_be_made_in_is_named_in_python_too(tmp_path):
     write_model_file(model, depth=1)
     with pytest.raises(InvalidRequestError, match=r"^/proc: cannot make a file in this folder"):
         scopeml.api.segment(image, model, "/proc/o.ome.zarr")
+
+
+def test_an_output_with_a_long_name_is_written(tmp_path):
+    """A name of 249 characters is a file's; its temporary name (``.NAME.HEX.tmp``) went over
+    255 and the write was refused, blaming the folder."""
+    from scopeml.objects.table import write_table
+
+    out = tmp_path / f"{'a' * 245}.csv"
+    import pandas as pd
+
+    write_table(pd.DataFrame({"label": [1, 2]}), out)
+    assert pd.read_csv(out)["label"].tolist() == [1, 2]

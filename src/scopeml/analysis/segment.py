@@ -213,7 +213,11 @@ def _grow(
 
             stain = smooth_finite(np.asarray(stain), within.sigma)
             within = within.model_copy(update={"sigma": 0.0})
-        found = threshold_mask(stain, within, parents)
+        # pooled, the level is the whole plane's: the stain's edge against the background,
+        # as the parent's own grow drew it (within the parent's cells it rose, and the rings
+        # of `parent: cell` lost most of their pixels); per_parent: one per parent object
+        region = parents if within.scope == "per_parent" else None
+        found = threshold_mask(stain, within, region)
         mask = found if mask is None else found & mask
     labels = grow_objects(
         seeds, seg.distance, mask=mask, intensity=stain,

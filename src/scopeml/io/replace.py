@@ -140,9 +140,10 @@ def check_folder_writable(path: Path) -> None:
 def create_temporary(path: Path, folder: bool = False) -> Path:
     """A new, uniquely named file or folder next to ``path``, created with the permissions
     ``open``/``mkdir`` give (the kernel applies the umask; tempfile's would be 0600/0700, and
-    reading the umask means setting it, which races with other threads)."""
+    reading the umask means setting it, which races with other threads); its name keeps
+    within 255 bytes where ``path``'s does (a long name's temporary one was refused)."""
     for _ in range(100):
-        temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        temp = path.parent / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp"  # ≤ 255
         try:
             if folder:
                 os.mkdir(temp, 0o777)

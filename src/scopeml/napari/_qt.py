@@ -247,21 +247,21 @@ def run_in_thread(
 
 
 def _own_warnings(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``function`` run with only its own thread's warnings sent as the worker's: the worker
+    """``function`` run with the GUI thread's warnings kept out of the worker's: the worker
     takes over ``warnings.showwarning`` for the whole process, so a warning napari raised
-    meanwhile on the GUI thread was said as the run's. Other threads' are printed, as
-    Python prints them."""
+    meanwhile on the GUI thread was said as the run's. Those are printed, as Python prints
+    them; the run's own, from its thread or its tiles' threads, stay the run's."""
     import sys
     import threading
     import warnings
 
-    mine, worker_said = threading.get_ident(), warnings.showwarning
+    gui, worker_said = threading.main_thread(), warnings.showwarning
 
     def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
-        if threading.get_ident() == mine:
-            worker_said(message, category, filename, lineno, *rest)
-        else:
+        if threading.current_thread() is gui:
             sys.stderr.write(warnings.formatwarning(message, category, filename, lineno))
+        else:
+            worker_said(message, category, filename, lineno, *rest)
 
     warnings.showwarning = show  # the worker gives back the process's own when it ends
     return function(*args, **kwargs)

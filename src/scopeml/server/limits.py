@@ -438,6 +438,12 @@ def check_job_pixels(
     ... except InvalidRequestError as err:
     ...     print(err.problem[:70])
     huge.ome.zarr: declares 200000 × 200000 pixels (40,000,000,000 pixels)
+    >>> try:
+    ...     check_job_pixels((1, 1, 1, 400_000, 1, 1), {}, spec, 10**9, "pages.tif")
+    ... except InvalidRequestError as err:
+    ...     print(err.problem.split("; ")[0])  # doctest: +NORMALIZE_WHITESPACE
+    pages.tif: declares 400000 × 1 × 1 pixels (1,638,400,000 pixels, each plane counted
+    as 4,096 at least)
     """
     pixels = job_pixels(shape, options.get("scale"), spec.spatial_dims)
     if pixels <= limit:
@@ -447,6 +453,8 @@ def check_job_pixels(
     declared = f"{sizes + ' × ' if sizes else ''}{y} × {x}"
     factor = magnification(options.get("scale"))
     scaled = f", at scale {factor:g}" if factor > 1 else ""
+    if y * x * factor**spec.spatial_dims < MIN_PLANE_PIXELS:
+        scaled += f", each plane counted as {MIN_PLANE_PIXELS:,} at least"
     raise InvalidRequestError(
         f"{name}: declares {declared} pixels ({round(pixels):,} pixels{scaled}); this server "
         f"takes at most {limit:,} pixels per job (--max-job-pixels)"

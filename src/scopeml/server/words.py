@@ -32,7 +32,9 @@ def in_job_words(text: str, *, analysis: bool = False) -> str:
     >>> in_job_words("choose it with --channels (channels= in Python) from DAPI, GFP")
     'choose it with the job option channels from DAPI, GFP'
     >>> in_job_words("pass --scene 1 (scene=1), or --overwrite (overwrite=True)")
-    'pass the job option scene 1, or a new job'
+    'pass the job option scene 1, or submit a new job'
+    >>> in_job_words("nothing was published; run again with --overwrite (overwrite=True)")
+    'nothing was published; submit a new job'
     >>> in_job_words("not the file the run started from; pass --overwrite (overwrite=True) "
     ...              "to start again")  # a job is never overwritten: a new one starts afresh
     'not the file the run started from; submit a new job to start again'
@@ -44,10 +46,21 @@ def in_job_words(text: str, *, analysis: bool = False) -> str:
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
-    text = text.replace("pass --overwrite", "submit a new job").replace("--overwrite", "a new job")
+    for flag, said in _OVERWRITE:  # a job is never overwritten: a new one starts afresh
+        text = text.replace(flag, said)
     said = "the settings'" if analysis else "the job option"
     text = _FLAG.sub(lambda flag: _option(flag, analysis), text)
     return re.sub(rf"({said} (\w+):? \S+ or ){said} \2:? ", r"\1", text)  # "axes X or Y"
+
+
+#: The library's ``--overwrite`` advice, as a client follows it (first match first).
+_OVERWRITE = (
+    ("run again with --overwrite", "submit a new job"),
+    ("start again with --overwrite", "submit a new job to start again"),
+    ("pass --overwrite", "submit a new job"),
+    ("or --overwrite", "or submit a new job"),
+    ("--overwrite", "a new job"),
+)
 
 
 def _option(flag: re.Match[str], analysis: bool) -> str:
