@@ -214,6 +214,8 @@ def _check_apart(root: Path, data_dir: Path, db: Path) -> None:
     folders it keeps users' files in: a job may read any file below the root, so every
     user's uploads, models and results would be open to every other user's jobs (a folder
     analysis listed them all). A root beside them in the data folder is no such leak."""
+    from scopeml.errors import InvalidRequestError
+
     kept = [data_dir / name for name in ("models", "uploads", "jobs")]
     for path, option in (
         (data_dir, "--data-dir"),
@@ -222,8 +224,6 @@ def _check_apart(root: Path, data_dir: Path, db: Path) -> None:
     ):
         if path.is_relative_to(root) or (path in kept and root.is_relative_to(path)):
             where = "lies below" if path.is_relative_to(root) else "holds"
-            from scopeml.errors import InvalidRequestError
-
             raise InvalidRequestError(
                 f"the server keeps users' files here, and it {where} the allowed root {root}: "
                 "every user's uploads, models and results would be open to every user's "
