@@ -111,6 +111,10 @@ def test_info_on_the_results_counts_the_files_left_out(tmp_path, capsys):
     assert main(["info", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "files left out: 1 (label images), 1 (incomplete field) (summary/left_out.csv)" in out
+    table = tmp_path / "out" / "tables" / "cell.csv"  # said "unknown image format '.csv'"
+    assert main(["info", str(table)]) == 2
+    said = capsys.readouterr().err
+    assert f"a table, not an image: scopeml info {tmp_path / 'out'} describes the analysis" in said
 
 
 def test_channel_files_must_name_the_input_channels_and_only_them():

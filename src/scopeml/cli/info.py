@@ -51,7 +51,7 @@ def info(
     store = describe_segment_store(image)
     results = describe_results(image) or describe_image_results(image)
     if store is None and results is None:
-        refuse_a_model(image)
+        refuse_not_an_image(image)
         number = scene_number(image, scene, axes=axes)  # a name → its number
         description = probe_image(image, scene=number, timeout=timeout, axes=axes)
         labels = describe_labels(image)
@@ -267,15 +267,23 @@ def _left_out_text(left: dict[str, Any]) -> str:
     return f"{len(names)} more finished image{plural} in images/: " + "; ".join(said)
 
 
-def refuse_a_model(path: Path) -> None:
+def refuse_not_an_image(path: Path) -> None:
     """A model (a built-in's name, a czmodel container, a bioimage.io package, a classifier)
-    is described by ``model inspect``: say so instead of "unknown image format"."""
+    is described by ``model inspect``, and a table (an analysis's) is read by pandas or its
+    results folder described: say so instead of "unknown image format"."""
     import zipfile
 
     from scopeml.errors import InvalidRequestError, ScopeMLError
     from scopeml.model.container import CONTAINER_SUFFIXES, read_container
     from scopeml.model.registry import BUILTIN_MODELS, format_of
+    from scopeml.objects.table import TABLE_SUFFIXES
 
+    if path.is_file() and path.name.lower().endswith(TABLE_SUFFIXES):
+        results = path.parent.parent if path.parent.name == "tables" else None
+        hint = (f"scopeml info {results} describes the analysis it comes from"
+                if results is not None and describe_results(results) is not None
+                else "read it with pandas (pandas.read_csv, pandas.read_parquet)")  # fmt: skip
+        raise InvalidRequestError(f"a table, not an image: {hint}", path=path)
     if str(path) in BUILTIN_MODELS and not path.exists():
         kind = "the built-in model"
     elif path.is_file() and path.name.lower().endswith(CONTAINER_SUFFIXES):
