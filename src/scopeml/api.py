@@ -1536,14 +1536,15 @@ def _run_intensities(run: RunRead, labels: Image) -> Image | None:
 
     path = run.unchanged_file()
     if path is None:
-        recorded, content = run.image.get("path"), run.image.get("content")
+        from scopeml.tiling.identity import field_files
+
+        recorded = run.image.get("path")
         said = (  # a file gone or changed, or an array: nothing to read again
             f"{recorded}: gone or changed since the run that made the objects"
             if isinstance(recorded, str)
             else "the run that made the objects read an array, not a file"
         )
-        if isinstance(content, dict) and "files" in content:  # image_content's field
-            files = len(content["files"])
+        if files := field_files(run.image.get("content")):  # a field of files, not one
             said = (f"the run that made the objects read a field of {files} channel files "
                     f"({recorded} first), not one file")  # fmt: skip
         warnings.warn(

@@ -164,7 +164,8 @@ class ServerConfig:
         object.__setattr__(self, "db", db)
         if self.allowed_root is not None:
             object.__setattr__(self, "allowed_root", Path(self.allowed_root).resolve())
-            _check_apart(self.allowed_root, self.data_dir, db)
+            kept = (self.models_dir, self.uploads_dir, self.jobs_dir)
+            _check_apart(self.allowed_root, self.data_dir, db, kept)
         if self.max_tile_bytes is None:
             object.__setattr__(self, "max_tile_bytes", max(1, self.max_tile_memory // 4))
         for name in (
@@ -209,24 +210,20 @@ class ServerConfig:
         return self.data_dir / "jobs"
 
 
-def _check_apart(root: Path, data_dir: Path, db: Path) -> None:
+def _check_apart(root: Path, data_dir: Path, db: Path, kept: tuple[Path, ...]) -> None:
     """Refuse a data folder (or database) below the allowed root, or a root inside the
-    folders it keeps users' files in: a job may read any file below the root, so every
-    user's uploads, models and results would be open to every other user's jobs (a folder
-    analysis listed them all). A root beside them in the data folder is no such leak."""
+    folders users' files are kept in (``kept``): a job may read any file below the root, so
+    every user's uploads, models and results would be open to every other user's jobs (a
+    folder analysis listed them all). A root beside them in the data folder is no such leak."""
     from scopeml.errors import InvalidRequestError
 
-    kept = [data_dir / name for name in ("models", "uploads", "jobs")]
-    for path, option in (
-        (data_dir, "--data-dir"),
-        (db, "--db"),
-        *((k, "--data-dir") for k in kept),
-    ):
-        if path.is_relative_to(root) or (path in kept and root.is_relative_to(path)):
-            where = "lies below" if path.is_relative_to(root) else "holds"
-            raise InvalidRequestError(
-                f"the server keeps users' files here, and it {where} the allowed root {root}: "
-                "every user's uploads, models and results would be open to every user's "
-                f"jobs; give a {option} outside it",
-                path=path,
-            )
+    below = [(p, o) for p, o in ((data_dir, "--data-dir"), (db, "--db")) if p.is_relative_to(root)]
+    holding = [(k, "--data-dir") for k in kept if root.is_relative_to(k)]
+    if below or holding:
+        (path, option), where = (below + holding)[0], "lies below" if below else "holds"
+        raise InvalidRequestError(
+            f"the server keeps users' files here, and it {where} the allowed root {root}: "
+            "every user's uploads, models and results would be open to every user's jobs; "
+            f"give a {option} outside it",
+            path=path,
+        )

@@ -117,6 +117,11 @@ def image_content(image: Image) -> dict[str, Any]:
     return fingerprint(image.path)
 
 
+def field_files(content: Any) -> int:
+    """How many channel files an :func:`image_content` record covers; 0 for one file's."""
+    return len(content["files"]) if isinstance(content, dict) and "files" in content else 0
+
+
 def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Size, modification time and a content hash of a file or a folder (an OME-Zarr store).
 
