@@ -288,8 +288,11 @@ def check_classifier_sizes(
     source: str | os.PathLike[str] | None,
     classifiers: Mapping[str, Any],
 ) -> None:
-    """A classifier trained on sizes in µm needs a pixel size (the file's, or the settings'
-    ``pixel_size``): without one every image failed after its segmentation, one by one."""
+    """A classifier trained on sizes in µm, or rules on them, need a pixel size (the file's,
+    or the settings' ``pixel_size``): without one every image failed after its segmentation,
+    one by one."""
+    from scopeml.analysis.rules import physical_columns
+
     if settings.pixel_size is not None or {"Y", "X"} <= set(pixel_sizes or {}):
         return
     for index, cls in enumerate(settings.classes):
@@ -298,6 +301,12 @@ def check_classifier_sizes(
             raise settings_error(
                 source, ("classes", index, "classifier"),
                 f"{cls.classifier} was trained on sizes in micrometres ({summarize(physical)}) "
+                f"and {image} records no pixel size: give it (pixel_size:, --pixel-size)",
+            )  # fmt: skip
+        if physical := physical_columns(cls.rules):
+            raise settings_error(
+                source, ("classes", index, "rules"),
+                f"class {cls.name!r}'s rules use sizes in micrometres ({summarize(physical)}) "
                 f"and {image} records no pixel size: give it (pixel_size:, --pixel-size)",
             )  # fmt: skip
 

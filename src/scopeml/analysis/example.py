@@ -88,6 +88,9 @@ classes:
     measurements:
       intensity: [C0]
     # classifier: nuclei-classes.zip   # an object classifier (`scopeml objects train`)
+    # rules:                  # or object classes by bounds on the measurements (not both):
+    #   mitotic: {intensity_mean_C0: {min: 500}, area: {max: 150}}   # the first one met
+    #   other: {}             # no bounds: every object left
 
   - name: spot
     parent: nucleus

@@ -9,8 +9,8 @@ and each class's mean object size in the table's units
 every image, ``nucleus_area_mean``, so no image's sizes are left out), and for each model
 class the scale its model ran at (``nucleus_scale``; scenes at different factors are joined by
 ``;``) with, where ``auto`` chose it, the estimate it chose by (``nucleus_scale_auto``:
-``objects ~43 px, model 20 px``), and where a class has an object classifier, its objects of
-each predicted ``object_class`` (``nucleus_class_mitotic``).
+``objects ~43 px, model 20 px``), and where a class has an object classifier or rules, its
+objects of each ``object_class`` (``nucleus_class_mitotic``).
 ``summary/counts_per_time_point.csv`` (in a batch with a time series or an image of several
 scenes) has per image, scene and time point the objects of each class; where some image has
 more than one time point, ``summary/CLASS_counts_over_time.png`` draws them, a line per image
@@ -76,7 +76,7 @@ class _ClassSummary:
     per_image: pd.DataFrame
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     three_d: bool = False
-    #: Per image (rows), the objects of each ``object_class`` its classifier predicted.
+    #: Per image (rows), the objects of each ``object_class`` (a classifier's or rules').
     predicted: pd.DataFrame | None = None
     #: Per image, its objects in each scene and time point (a Series indexed by both).
     planes: dict[str, pd.Series] = field(default_factory=dict)
@@ -659,7 +659,7 @@ def _scales_text(record: dict[str, Any], names: Sequence[str]) -> str:
 
 def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> str:
     """`` (big 3, small 9)``: an image's objects of class ``name`` by the class its object
-    classifier predicted, for the index's table (``""`` without a classifier).
+    classifier or rules gave it, for the index's table (``""`` without either).
 
     >>> counts = pd.DataFrame({"image": ["a"], "cell_class_big": [3], "cell_class_small": [9]})
     >>> _predicted_text(counts, {"name": "a"}, "cell")
@@ -815,7 +815,7 @@ max-width:100%;overflow-x:auto}}
 Settings: <a href="settings.yaml">settings.yaml</a>.
 Tables over all images: {tables}. <a href="summary/counts.csv">counts.csv</a> (objects,
 {_density_text(counts)}mean size per image,
-objects per predicted class where a class has an object classifier),{per_time}
+objects per object class where a class has an object classifier or rules),{per_time}
 <a href="summary/failures.csv">failures.csv</a>, <a href="summary/warnings.csv">warnings.csv</a>
 (what each image's analysis warned of), <a href="summary/left_out.csv">left_out.csv</a>
 ({left_out} file{"" if left_out == 1 else "s"} the inputs found and left out, each with why).

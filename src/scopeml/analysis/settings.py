@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from scopeml import safe_yaml
+from scopeml.analysis.rules import Rules, check_order
 from scopeml.errors import InputNotFoundError, InvalidRequestError
 from scopeml.io.image import names_no_channels
 from scopeml.objects.instances import InstanceOptions
@@ -373,6 +374,27 @@ class ClassSettings(_Strict):
     post: list[PostStep] = Field(default_factory=list)
     measurements: Measurements = Field(default_factory=Measurements)
     classifier: str | None = Field(None, description="object classifier file (scopeml objects)")
+    rules: Rules = Field(
+        default_factory=dict, description="object classes by bounds on this class's measurements "
+        "(mitotic: {area: {max: 150}, intensity_mean_DNA: {min: 500}}): an object's "
+        "object_class is the first rule whose every bound it meets; a rule without bounds "
+        "({}) takes every object left",
+    )  # fmt: skip
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_in_order(cls, value: Rules) -> Rules:
+        check_order(value)
+        return value
+
+    @model_validator(mode="after")
+    def _rules_or_classifier(self) -> ClassSettings:
+        if self.rules and self.classifier is not None:
+            raise ValueError(
+                f"class {self.name!r} has both a classifier and rules: each writes the "
+                "object_class column; keep one"
+            )
+        return self
 
     @model_validator(mode="after")
     def _grow_keeps_its_seeds_ids(self) -> ClassSettings:
@@ -842,7 +864,18 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                         ("classes", index, *key),
                     )
         self._check_measured_names()
+        self._check_rule_columns()
         return self
+
+    def _check_rule_columns(self) -> None:
+        """Refuse a rule naming a column its class's table will not have (a typo, a channel
+        the class does not measure): every image's table would fail, one by one."""
+        from scopeml.analysis.rules import unknown_column
+
+        for index, cls in enumerate(self.classes):
+            if found := unknown_column(self, cls):
+                rule, column, why = found
+                raise _TreeError(f"rule {rule!r}: {why}", ("classes", index, "rules", rule, column))
 
     def _check_cycles(self) -> None:
         """Refuse a class that is its own ancestor, or grows from its own objects (through

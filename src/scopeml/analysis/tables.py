@@ -46,7 +46,7 @@ def measure_plane(
     parent_class, parent_id``, then the measurements (pixel and physical units), for parents
     ``{child}_count`` (an integer) and the children's mean and summed size in each unit the
     table has (``{child}_area_mean`` in pixels, ``{child}_area_um2_mean`` in µm²), and
-    ``object_class`` where the class has a classifier.
+    ``object_class`` where the class has a classifier or rules.
 
     ``pixels`` are the plane's input channels, ``C×(Z×)Y×X`` in settings order. Measuring
     and parent assignment go tile by tile (``settings.tile_size``), so their temporary memory
@@ -70,6 +70,7 @@ def measure_plane(
     >>> tables["cell"]["dot_count"].tolist()
     [1, 1]
     """
+    from scopeml.analysis.rules import classify_by_rules
     from scopeml.objects.measure import measure_objects
     from scopeml.objects.measure_tiled import measure_objects_tiled
 
@@ -105,6 +106,9 @@ def measure_plane(
             tables[cls.parent] = _children(tables[cls.parent], tables[cls.name], cls.name)
     for name, classifier in resources.classifiers.items():  # children summaries are features
         tables[name] = classifier.classify(tables[name], column="object_class")
+    for cls in settings.classes:
+        if cls.rules:
+            tables[cls.name] = classify_by_rules(tables[cls.name], cls.rules, cls.name)
     out, seconds = {}, time_seconds(t, pixel_sizes)
     metadata = settings.metadata_row(image_name)  # from the image's name (empty: no match)
     timed = {} if np.isnan(seconds) else {"time_s": seconds}  # where the image says its step

@@ -1,0 +1,130 @@
+"""Object classes by rules on measurements (CellProfiler's ClassifyObjects): each object named
+by the first rule it meets, counted in the summary; rules naming columns a class's table will
+not have refused before any image, as are sizes in µm an image without a pixel size lacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+
+from scopeml.analysis import parse_settings, run_analysis
+from scopeml.analysis.example import EXAMPLE_SETTINGS
+from scopeml.analysis.rules import Bounds, classify_by_rules
+from scopeml.errors import ScopeMLError
+from tests.analysis.conftest import cell_image, write_image
+
+
+def settings(nucleus_rules: dict, **nucleus: object) -> dict:
+    return {
+        "version": 1, "channels": ["DAPI", "GFP"], "classes": [
+            {"name": "cell", "segmenter": {"kind": "threshold", "channel": "GFP"}},
+            {"name": "nucleus", "parent": "cell", "rules": nucleus_rules, **nucleus,
+             "segmenter": {"kind": "threshold", "channel": "DAPI"}},
+        ],
+    }  # fmt: skip
+
+
+def test_each_object_takes_the_first_rule_it_meets_and_the_summary_counts_them(tmp_path: Path):
+    image = write_image(tmp_path / "cells.ome.tif", cell_image(seed=3, n_cells=9))
+    rules = {"big": {"area": {"min": 350}}, "bright": {"intensity_mean_GFP": {"min": 1100}}}
+    result = run_analysis(settings(rules), [image], tmp_path / "out")
+    assert not result.failures
+    table = result.table("nucleus")
+    big = table["area"] >= 350
+    bright = ~big & (table["intensity_mean_GFP"] >= 1100)
+    expected = np.where(big, "big", np.where(bright, "bright", ""))
+    assert table["object_class"].fillna("").tolist() == expected.tolist()
+    assert big.any() and bright.any() and (expected == "").any()  # all three cases met
+    counts = result.counts_table()
+    assert counts["nucleus_class_big"].item() == big.sum()
+    assert counts["nucleus_class_bright"].item() == bright.sum()
+    assert "object_class" not in result.table("cell")  # only the class with rules
+
+
+def test_a_missing_value_meets_no_bound_and_a_rule_without_bounds_takes_the_rest():
+    table = pd.DataFrame({"spot_area_mean": [4.0, np.nan, 9.0], "area": [10, 20, 30]})
+    rules = {"tiny": {"spot_area_mean": Bounds(max=5)}, "spotless": {"spot_area_mean": Bounds(
+        min=0, max=1e9)}, "other": {}}  # fmt: skip
+    named = classify_by_rules(table, rules, "nucleus")["object_class"]
+    assert named.tolist() == ["tiny", "other", "spotless"]
+    named = classify_by_rules(table, {"x": {"area": Bounds(min=15, max=25)}}, "nucleus")
+    assert named["object_class"].fillna("").tolist() == ["", "x", ""]  # none met: empty
+
+
+@pytest.mark.parametrize(
+    ("rules", "extra", "said"),
+    [
+        (
+            {"big": {"aera": {"min": 3}}},
+            {},
+            "the nucleus table has no column 'aera' (did you mean 'area'?)",
+        ),
+        (
+            {"b": {"intensity_mean_GFP": {"min": 3}}},
+            {"measurements": {"intensity": ["DAPI"]}},
+            "no column 'intensity_mean_GFP' (it measures DAPI: measurements: intensity)",
+        ),
+        (
+            {"round": {"solidity": {"min": 0.9}}},
+            {"measurements": {"shape": False}},
+            "shape features are not measured",
+        ),
+        ({"busy": {"spot_count": {"min": 2}}}, {}, "no column 'spot_count'"),  # no spot class
+        (
+            {"o": {}, "big": {"area": {"min": 3}}},
+            {},
+            "rule 'o' has no bounds, so it takes every "
+            "object left and 'big' after it would name none; put it last",
+        ),
+        ({"big": {"area": {}}}, {}, "give min, max or both"),
+        ({"big": {"area": {"min": 9, "max": 1}}}, {}, "min 9 is above max 1"),
+        ({"big": {"area": {"min": 9}}}, {"classifier": "c.zip"}, "has both a classifier and rules"),
+        ({"a b": {"area": {"min": 9}}}, {}, "a name is letters, digits"),
+    ],
+)
+def test_rules_that_cannot_work_are_refused_when_the_settings_are_read(rules, extra, said):
+    with pytest.raises(ScopeMLError, match="rules") as err:
+        parse_settings(settings(rules, **extra))
+    assert said in str(err.value)
+
+
+def test_a_parent_may_name_its_children_counts_and_the_example_rules_validate():
+    blob = settings({"crowded": {"nucleus_count": {"min": 2}}, "other": {}})
+    blob["classes"][0]["rules"] = blob["classes"][1].pop("rules")
+    assert list(parse_settings(blob).classes[0].rules) == ["crowded", "other"]
+    text = EXAMPLE_SETTINGS.replace("# rules:", "rules:").replace("#   mitotic", "  mitotic")
+    text = text.replace("#   other: {}", "  other: {}")
+    found = [c for c in parse_settings(text).classes if c.rules]
+    assert [(c.name, list(c.rules)) for c in found] == [("nucleus", ["mitotic", "other"])]
+
+
+def test_sizes_in_micrometres_need_a_pixel_size_before_any_image(tmp_path: Path):
+    pixels = cell_image(seed=1)
+    tifffile.imwrite(tmp_path / "plain.tif", pixels)  # no pixel size, no channel names
+    blob = settings({"big": {"area_um2": {"min": 30}}})
+    blob["axes"] = "CYX"
+    with pytest.raises(ScopeMLError, match="no pixel size") as err:
+        run_analysis(blob, [tmp_path / "plain.tif"], tmp_path / "out")
+    assert "class 'nucleus''s rules use sizes in micrometres (area_um2)" in str(err.value)
+    assert not (tmp_path / "out" / "images").exists()
+    blob["pixel_size"] = 0.5
+    result = run_analysis(blob, [tmp_path / "plain.tif"], tmp_path / "out2")
+    table = result.table("nucleus")
+    assert (table["object_class"] == "big").sum() == (table["area_um2"] >= 30).sum() > 0
+
+
+def test_a_two_dimensional_column_fails_a_z_stack_naming_the_rule(tmp_path: Path):
+    plane = cell_image(seed=2)[0]
+    stack = np.stack([plane] * 4)
+    tifffile.imwrite(tmp_path / "stack.ome.tif", stack, ome=True, metadata={"axes": "ZYX"})
+    blob = {"version": 1, "channels": ["C0"], "classes": [{
+        "name": "nucleus", "segmenter": {"kind": "threshold", "channel": "C0"},
+        "rules": {"round": {"circularity": {"min": 0.8}}}}]}  # fmt: skip
+    result = run_analysis(blob, [tmp_path / "stack.ome.tif"], tmp_path / "out")
+    (failure,) = result.failures
+    assert "class 'nucleus', rule 'round'" in failure["reason"]
+    assert "no column 'circularity': only 2-D images have it" in failure["reason"]
