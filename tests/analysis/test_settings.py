@@ -329,3 +329,13 @@ def test_a_channel_listed_twice_is_said_so(measured: str) -> None:
     with pytest.raises(InvalidSettingsError) as caught:
         parse_settings(text, path="s.yaml")
     assert str(caught.value) == "s.yaml: line 2: channels[1]: channel 'C0' is listed twice"
+
+
+def test_settings_in_python_may_use_one_dict_twice_and_not_one_that_holds_itself() -> None:
+    segmenter = {"kind": "threshold", "channel": "DAPI"}  # one dict for two classes
+    blob = {"version": 1, "channels": ["DAPI"], "classes": [
+        {"name": "a", "segmenter": segmenter}, {"name": "b", "segmenter": segmenter}]}  # fmt: skip
+    assert [c.name for c in parse_settings(blob).classes] == ["a", "b"]
+    blob["classes"].append(blob)
+    with pytest.raises(InvalidSettingsError, match="a dict or list that holds itself"):
+        parse_settings(blob)

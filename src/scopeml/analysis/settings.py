@@ -1317,16 +1317,24 @@ def _said(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     return loc, error["msg"].removeprefix("Value error, ")
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """``yaml.SafeDumper`` writing each use of a shared value in full (no ``&anchor``)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def _parse_mapping(data: Mapping[str, Any], name: str) -> AnalysisSettings:
     """Settings given as a mapping, checked as the same settings in a file are, with errors
     naming the key (there are no lines); the mapping is the file's content, as YAML."""
-    try:
-        text = yaml.safe_dump(dict(data), sort_keys=False, allow_unicode=True)
-    except yaml.YAMLError as err:
+    try:  # a dict used twice is written twice: an alias would be refused as a file's is
+        text = yaml.dump(dict(data), Dumper=_PlainDumper, sort_keys=False, allow_unicode=True)
+    except (yaml.YAMLError, RecursionError) as err:
+        said = "a dict or list that holds itself" if isinstance(err, RecursionError) else err
         raise InvalidSettingsError(
-            f"settings hold a value that is not plain data (numbers, text, lists, dicts): {err}",
+            f"settings hold a value that is not plain data (numbers, text, lists, dicts): {said}",
             path=name,
-        ) from err
+        ) from None
     try:
         return parse_settings(text, path=name)
     except InvalidSettingsError as err:  # a line of the text made here means nothing
