@@ -139,8 +139,8 @@ def analyze_image(
                     f"{', '.join(settings.channels)} is NaN or infinite: nothing to analyse "
                     "(listed as failed, not counted as 0 objects)", path=image_path,
                 )  # fmt: skip
-            counts, scales = _analyze(settings, scenes, folder.name, temp, resources,
-                                      engine_workers, progress)  # fmt: skip
+            counts, scales, levels = _analyze(settings, scenes, folder.name, temp, resources,
+                                              engine_workers, progress)  # fmt: skip
             sizes = [{**scene.sizes, "S": 1} for scene in scenes]
             pixel_sizes = dict(scenes[0].pixel_sizes)
             named = {str(number): name for number, name in scene_names(scenes).items()}
@@ -151,6 +151,7 @@ def analyze_image(
             "name": folder.name,
             "counts": counts,
             "scales": scales,  # per model class and scene: the factor run (and auto's estimate)
+            "thresholds": levels,  # per class with an automatic pooled level: each plane's
             "sizes": {**sizes[0], "S": len(sizes)},  # the summary's object densities
             # scenes of different sizes, each opened on its own: every one's sizes
             **({} if all(s == sizes[0] for s in sizes) else {"scene_sizes": sizes}),
@@ -367,9 +368,10 @@ def _analyze(
     resources: Resources,
     engine_workers: int,
     progress: Progress,
-) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]]]:
-    """The objects per class, and per model class the scale each scene ran at. ``scenes``:
-    one image each (``S`` = 1), numbered from 0 in the label stores and the model outputs."""
+) -> tuple[dict[str, int], dict[str, list[dict[str, Any]]], dict[str, list[dict[str, Any]]]]:
+    """The objects per class, per model class the scale each scene ran at, and per class with
+    an automatic threshold its level on each plane (:class:`_Found`). ``scenes``: one image
+    each (``S`` = 1), numbered from 0 in the label stores and the model outputs."""
     ordered = settings.ordered()
     _warn_unmatched_metadata(settings, name)
     model_labels = _run_models(settings, scenes, temp / "_engine", resources, engine_workers,
@@ -384,43 +386,16 @@ def _analyze(
     }
     folder = _ImageFolder(temp, scenes, overview_channels(settings, scenes))
     planes = [(scene, t) for scene, image in enumerate(scenes) for t in range(image.sizes["T"])]
-    tally: dict[str, list[int]] = {}  # grow's seeds that grew nothing, summed over the planes
+    log = _Found()  # grow's seeds that grew nothing, threshold levels: over the planes
     # several planes: report each (a callback can cancel between them)
     for scene, t in track(planes, progress if len(planes) > 1 else None, "plane", unit="plane"):
         image = scenes[scene]
-        if image.sizes["Z"] == 1:
-            found = _analyze_plane_tiled(settings, image, model_labels, resources, stores, name,
-                                         scene, t, folder, colours, progress, tally)  # fmt: skip
-            for cls_name, table in found.items():
-                parts[cls_name].append(table)
-            continue
-        pixels = image.read(T=t)[0, 0]  # C×Z×Y×X, as stored
-        channels = dict(zip(settings.channels, pixels, strict=True))
-        labels: dict[str, np.ndarray] = {}
-        for cls in ordered:
-            region = None if cls.parent is None else labels[cls.parent]  # ids: per-parent levels
-            plane = None
-            if cls.name in model_labels:
-                plane = model_labels[cls.name][scene].plane(t)[...]
-            labels[cls.name] = segment_class(
-                cls, channels, model_labels=plane,
-                class_values=resources.class_values.get(cls.name), region=region,
-                seeds=_seeds_of(cls, labels), image=name,
-                spacing=x_pixels(image.pixel_sizes, 3), tally=tally,
-            )  # fmt: skip
-            if stores is not None:
-                stores.write(cls.name, scene, t, labels[cls.name])
-        found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
-                              name, file_scene_number(image), t)  # fmt: skip
+        analyse = _analyze_plane_tiled if image.sizes["Z"] == 1 else _analyze_stack
+        found = analyse(settings, image, model_labels, resources, stores, name, scene, t,
+                        folder, colours, log, progress)  # fmt: skip
         for cls_name, table in found.items():
             parts[cls_name].append(table)
-        if settings.outputs.overview:
-            shown = [channels[c] for c in folder.shown]
-            draw_overview(np.stack(shown) if folder.in_colour else shown[0], labels,
-                          folder.overview(scene, t), colours=colours,
-                          pixel_size=image.pixel_sizes.get("X"),
-                          in_colour=folder.in_colour)  # fmt: skip
-    warn_not_grown(settings.classes, tally, name)  # one line for all the planes
+    warn_not_grown(settings.classes, log.tally, name)  # one line for all the planes
     shutil.rmtree(temp / "_engine", ignore_errors=True)
     if stores is not None:
         stores.finish(ome_tiff=settings.outputs.ome_tiff)
@@ -430,7 +405,50 @@ def _analyze(
         table.insert(table.columns.get_loc("scene") + 1, "scene_name", table["scene"].map(named))
     write_tables(tables, temp, parquet=settings.outputs.parquet)
     scales = {cls: [output.scale for output in outputs] for cls, outputs in model_labels.items()}
-    return {cls: len(table) for cls, table in tables.items()}, scales
+    return {cls: len(table) for cls, table in tables.items()}, scales, log.levels
+
+
+def _analyze_stack(
+    settings: AnalysisSettings,
+    image: Any,
+    model_labels: dict[str, list[EngineOutput]],
+    resources: Resources,
+    stores: LabelStores | None,
+    name: str,
+    scene: int,
+    t: int,
+    folder: _ImageFolder,
+    colours: dict[str, tuple[int, int, int]],
+    log: _Found,
+    progress: Progress = None,
+) -> dict[str, pd.DataFrame]:
+    """One Z stack of ``image`` (time point ``t`` of scene ``scene``), as
+    :func:`_analyze_plane_tiled` a plane, in memory: its objects are 3-D."""
+    pixels = image.read(T=t)[0, 0]  # C×Z×Y×X, as stored
+    channels = dict(zip(settings.channels, pixels, strict=True))
+    labels: dict[str, np.ndarray] = {}
+    for cls in track(settings.ordered(), progress, "classes", unit="class"):
+        region = None if cls.parent is None else labels[cls.parent]  # ids: per-parent levels
+        plane = None
+        if cls.name in model_labels:
+            plane = model_labels[cls.name][scene].plane(t)[...]
+        with log.level_of(cls.name, file_scene_number(image), t):
+            labels[cls.name] = segment_class(
+                cls, channels, model_labels=plane,
+                class_values=resources.class_values.get(cls.name), region=region,
+                seeds=_seeds_of(cls, labels), image=name,
+                spacing=x_pixels(image.pixel_sizes, 3), tally=log.tally,
+            )  # fmt: skip
+        if stores is not None:
+            stores.write(cls.name, scene, t, labels[cls.name])
+    if settings.outputs.overview:
+        shown = [channels[c] for c in folder.shown]
+        draw_overview(np.stack(shown) if folder.in_colour else shown[0], labels,
+                      folder.overview(scene, t), colours=colours,
+                      pixel_size=image.pixel_sizes.get("X"),
+                      in_colour=folder.in_colour)  # fmt: skip
+    return measure_plane(settings, labels, pixels, image.pixel_sizes, resources,
+                         name, file_scene_number(image), t)  # fmt: skip
 
 
 def _analyze_plane_tiled(
@@ -444,16 +462,17 @@ def _analyze_plane_tiled(
     t: int,
     folder: _ImageFolder,
     colours: dict[str, tuple[int, int, int]],
+    log: _Found,
     progress: Progress = None,
-    tally: dict[str, list[int]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One 2-D plane of ``image``, scene ``scene`` of the analysis
     (:mod:`scopeml.analysis.plane`): in memory when it fits ``settings.memory_mb``, else out of
     core (inputs read by tile, labels in zarr in the scratch folder ``_plane``); the same stages
     and tiles either way, so the same labels (the tables to float rounding: in memory each
     class is measured whole). Non-tileable classes run on the whole plane (a warning says so
-    when the plane does not fit ``memory_mb``).
-    ``progress``: stage ``classes`` (unit ``class``), so a callback can cancel between them."""
+    when the plane does not fit ``memory_mb``). ``log`` keeps what the plane found beside
+    its objects (:class:`_Found`). ``progress``: stage ``classes`` (unit ``class``), so a
+    callback can cancel between them."""
     from scopeml.analysis.plane import (
         ChannelView,
         PlaneChannels,
@@ -480,31 +499,30 @@ def _analyze_plane_tiled(
         for cls in track(settings.ordered(), progress, "classes", unit="class"):
             parent = None if cls.parent is None else labels[cls.parent]
             engine = model_labels[cls.name][scene].plane(t) if cls.name in model_labels else None
+            level = log.level_of(cls.name, file_scene_number(image), t)
             if tileable(cls):
                 value = resources.class_values.get(cls.name, (None, None))[0]
-                labels[cls.name] = segment_class_tiled(
-                    cls, lazy, None if in_memory else scratch / cls.name, tile_size=tile,
-                    parent=parent, model_labels=engine, class_value=value,
-                )  # fmt: skip
+                with level:
+                    labels[cls.name] = segment_class_tiled(
+                        cls, lazy, None if in_memory else scratch / cls.name, tile_size=tile,
+                        parent=parent, model_labels=engine, class_value=value,
+                    )  # fmt: skip
             else:  # the documented exception: watershed split, CRF, mask steps on instances, grow
                 if not in_memory:
                     _warn_whole_plane(cls, name, views[0].shape, needed, settings.memory_mb)
                 if whole is None:
                     whole = {n: np.asarray(v[:, :]) for n, v in lazy.items()}
                 plane = None if engine is None else engine[...]
-                labels[cls.name] = segment_class(
-                    cls, whole, model_labels=plane,
-                    class_values=resources.class_values.get(cls.name),
-                    region=None if parent is None else np.asarray(parent[...]),
-                    seeds=_seeds_of(cls, labels), image=name,
-                    spacing=x_pixels(image.pixel_sizes, 2), tally=tally,
-                )  # fmt: skip
-            if stores is not None and in_memory:
-                stores.write(cls.name, scene, t, labels[cls.name])
-            elif stores is not None:
-                for region in iter_tiles(labels[cls.name].shape, (tile, tile)):
-                    stores.write(cls.name, scene, t, np.asarray(labels[cls.name][region]),
-                                 region=region)  # fmt: skip
+                with level:
+                    labels[cls.name] = segment_class(
+                        cls, whole, model_labels=plane,
+                        class_values=resources.class_values.get(cls.name),
+                        region=None if parent is None else np.asarray(parent[...]),
+                        seeds=_seeds_of(cls, labels), image=name,
+                        spacing=x_pixels(image.pixel_sizes, 2), tally=log.tally,
+                    )  # fmt: skip
+            if stores is not None:
+                stores.write_tiled(cls.name, scene, t, labels[cls.name], tile)
         found = measure_plane(settings, labels, pixels, image.pixel_sizes, resources, name,
                               file_scene_number(image), t, whole=in_memory)  # fmt: skip
         if settings.outputs.overview:
@@ -638,6 +656,27 @@ def scene_names(scenes: Sequence[Any]) -> dict[int, str]:
         if number < len(names) and names[number] != str(number):
             named[number] = names[number]
     return named
+
+
+@dataclass
+class _Found:
+    """What an image's planes found beside their objects: per ``grow`` class the seeds that
+    grew nothing (summed, for one warning: :func:`scopeml.analysis.segment.not_grown`), and
+    per class the automatic threshold level it was cut at on each plane (``None``: no level,
+    such as a blank plane; a ``per_parent`` threshold has one per parent and is not kept)."""
+
+    tally: dict[str, list[int]] = field(default_factory=dict)
+    levels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @contextmanager
+    def level_of(self, name: str, scene: int, t: int) -> Iterator[None]:
+        """Keep the level class ``name`` computes inside the block on plane ``(scene, t)``."""
+        from scopeml.analysis.tiled import levels_found
+
+        with levels_found() as found:
+            yield
+        if found:  # a grow's: its within threshold's
+            self.levels.setdefault(name, []).append({"scene": scene, "t": t, "level": found[-1]})
 
 
 @dataclass(frozen=True)

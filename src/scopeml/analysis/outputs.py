@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scopeml.objects.label import iter_tiles
+
 __all__ = [
     "CLASS_COLOURS",
     "LabelStores",
@@ -82,6 +84,14 @@ class LabelStores:
         if labels.size:
             key = (name, scene)
             self._largest[key] = max(self._largest.get(key, 0), int(labels.max()))
+
+    def write_tiled(self, name: str, scene: int, time: int, labels: Any, tile_size: int) -> None:
+        """:meth:`write` a plane in memory (numpy) at once, one in a zarr store tile by tile."""
+        if isinstance(labels, np.ndarray):
+            self.write(name, scene, time, labels)
+            return
+        for region in iter_tiles(labels.shape, (tile_size, tile_size)):
+            self.write(name, scene, time, np.asarray(labels[region]), region=region)
 
     def finish(self, *, ome_tiff: bool = False) -> None:
         """Set each image's display window to the ids written (Fiji showed a window of

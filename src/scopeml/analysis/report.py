@@ -9,8 +9,9 @@ and each class's mean object size in the table's units
 every image, ``nucleus_area_mean``, so no image's sizes are left out), and for each model
 class the scale its model ran at (``nucleus_scale``; scenes at different factors are joined by
 ``;``) with, where ``auto`` chose it, the estimate it chose by (``nucleus_scale_auto``:
-``objects ~43 px, model 20 px``), and where a class has an object classifier or rules, its
-objects of each ``object_class`` (``nucleus_class_mitotic``).
+``objects ~43 px, model 20 px``), for a class cut at an automatic pooled threshold the level
+(``nucleus_threshold``: :func:`threshold_level`), and where a class has an object classifier or
+rules, its objects of each ``object_class`` (``nucleus_class_mitotic``).
 ``summary/counts_per_time_point.csv`` (in a batch with a time series or an image of several
 scenes) has per image, scene and time point the objects of each class; where some image has
 more than one time point, ``summary/CLASS_counts_over_time.png`` draws them, a line per image
@@ -205,6 +206,10 @@ def _counts(
             for row, record in zip(rows, done, strict=True):
                 row[f"{n}_scale"], row[f"{n}_scale_auto"] = scale_cells(record, n)
             order += [f"{n}_scale", f"{n}_scale_auto"]
+        if any((record.get("thresholds") or {}).get(n) for record in done):
+            for row, record in zip(rows, done, strict=True):
+                row[f"{n}_threshold"] = threshold_level(record, n)
+            order.append(f"{n}_threshold")
     table = pd.DataFrame(rows, columns=order)
     for name, found in classes.items():
         for size in [c for c in found.columns if not c.startswith("intensity_")]:
@@ -227,6 +232,7 @@ def _counts_per_time_point(
     if not any(int(s.get("T", 1)) > 1 or int(s.get("S", 1)) > 1 for s in sizes):
         return None
     rows = []
+    thresholded = {n for n in names for r in done if (r.get("thresholds") or {}).get(n)}
     for record in done:
         image, first = record["name"], int(record.get("scene") or 0)  # one scene of the file
         named = record.get("scene_names") or {}
@@ -238,8 +244,12 @@ def _counts_per_time_point(
                 for name in names:
                     planes = classes[name].planes.get(image)
                     row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
+                    if name in thresholded:
+                        row[f"{name}_threshold"] = threshold_level(record, name, (scene, t))
                 rows.append(row)
-    table = pd.DataFrame(rows, columns=["image", "scene", "scene_name", "t", "time_s", *names])
+    levels = [f"{n}_threshold" for n in names if n in thresholded]
+    table = pd.DataFrame(rows, columns=["image", "scene", "scene_name", "t", "time_s", *names,
+                                        *levels])  # fmt: skip
     unsaid = [c for c in ("scene_name", "time_s") if table[c].isna().all()]
     return table.drop(columns=unsaid)
 
@@ -270,6 +280,24 @@ def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
             estimates.append(chosen.text().removeprefix("auto: "))
     factor = factors[0] if len(factors) == 1 else ";".join(f"{f:g}" for f in factors)
     return factor, "; ".join(dict.fromkeys(estimates))
+
+
+def threshold_level(
+    record: dict[str, Any], name: str, plane: tuple[int, int] | None = None
+) -> float:
+    """The automatic threshold level class ``name``'s objects were cut at in an image: on
+    ``plane`` (scene, t), else the mean over its planes (NaN: none, as in a blank plane or a
+    record from before scopeml recorded them).
+
+    >>> record = {"thresholds": {"n": [{"scene": 0, "t": 0, "level": 10.0},
+    ...                                {"scene": 0, "t": 1, "level": 20.0}]}}
+    >>> threshold_level(record, "n"), threshold_level(record, "n", (0, 1))
+    (15.0, 20.0)
+    """
+    entries = (record.get("thresholds") or {}).get(name) or ()
+    found = [e["level"] for e in entries
+             if e["level"] is not None and plane in (None, (e["scene"], e["t"]))]  # fmt: skip
+    return float(np.mean(found)) if found else np.nan
 
 
 def scene_sizes(record: dict[str, Any]) -> list[dict[str, int]]:

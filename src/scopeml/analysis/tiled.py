@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
@@ -52,6 +54,7 @@ __all__ = [
     "float_bin_edges",
     "gaussian_tiled",
     "histogram_threshold",
+    "levels_found",
     "li_tiled",
     "map_tiles",
     "object_areas_tiled",
@@ -428,6 +431,23 @@ class _Compare:
         return mask if self.region is None else mask & np.asarray(self.region[key], bool)
 
 
+#: The automatic levels :func:`threshold_tiled` computes inside :func:`levels_found`.
+_LEVELS: ContextVar[list[float | None] | None] = ContextVar("scopeml_levels", default=None)
+
+
+@contextmanager
+def levels_found() -> Iterator[list[float | None]]:
+    """The automatic threshold levels computed inside the block, in order (``None``: a region
+    without a level), so an analysis records the level each class's objects were cut at
+    (CellProfiler's FinalThreshold) without every segmenter passing it up."""
+    found: list[float | None] = []
+    token = _LEVELS.set(found)
+    try:
+        yield found
+    finally:
+        _LEVELS.reset(token)
+
+
 def threshold_tiled(
     source: Any,
     output: str | os.PathLike[str] | None,
@@ -465,6 +485,8 @@ def threshold_tiled(
         level = None if found is None else histogram_threshold(*found, method)
     if method != "fixed" and level is not None and adjust is not None:
         level = float(adjust(level))
+    if method != "fixed" and (found := _LEVELS.get()) is not None:
+        found.append(None if level is None else float(level))
     out = _open_store(output, source.shape, bool, tile_size)
     if level is None:
         return out, None
