@@ -359,3 +359,24 @@ def test_the_ring_of_a_cell_child_is_the_cell_without_its_nucleus(tmp_path: Path
     assert (read["cell"] == 2).sum() > 2000  # the dim cell grew
     ring = np.where(read["nucleus"] > 0, 0, read["cell"])
     np.testing.assert_array_equal(read["cytoplasm"], ring)
+
+
+def test_with_a_stain_no_cell_reaches_past_the_distance_from_its_own_nucleus() -> None:
+    """Flooded by the stain, a cell took the pixels near its neighbour's nucleus that its own
+    stain reached first, farther than ``distance`` from its own (1 % of ExampleFly's cell
+    area, the gap between a cytoplasm under ``parent: cell`` and the cell without its
+    nucleus); each cell is now bounded from its own seed."""
+    from scipy import ndimage as ndi
+
+    seeds = np.array([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0]])
+    stain = np.array([[9, 9, 9, 9, 9, 9, 9, 9, 9, 1, 5, 5]])  # cell 1 bright up to its line
+    grown = grow_objects(seeds, 6, intensity=stain, mask=stain > 0)
+    assert grown.tolist() == [[1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 2, 2]]  # 7 and 8: 7 px from 1
+    dapi, stain, _ = two_touching_cells()
+    nuclei = ndi.label(dapi > 1000)[0].astype(np.int32)
+    stain = np.where(np.arange(stain.shape[1]) < 60, stain * 2, stain)  # a brighter left cell
+    for distance in (8, 14, 20):
+        cells = grow_objects(nuclei, distance, intensity=stain, mask=stain > 200)
+        for k in (1, 2):
+            reach = ndi.distance_transform_edt(nuclei != k)[cells == k]
+            assert reach.max() <= distance and (cells == k).sum() > (nuclei == k).sum()

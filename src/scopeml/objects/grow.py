@@ -132,7 +132,34 @@ def _flood(
     grown = watershed(landscape, seeds, mask=allowed).astype(np.int32)
     if edges and mask is not None:
         grown = watershed(landscape, grown, mask=near & ((grown > 0) | ~mask))
-    return grown.astype(np.int32, copy=False)
+    grown = grown.astype(np.int32, copy=False)
+    if order is not None:  # nearest first, each pixel is its nearest seed's: within reach
+        _keep_within_reach(grown, seeds, distance, spacing)
+    return grown
+
+
+def _keep_within_reach(
+    grown: np.ndarray, seeds: np.ndarray, distance: float, spacing: tuple[float, ...] | None
+) -> None:
+    """Take from each grown object (in place) its pixels farther than ``distance`` from its
+    own seed, and what they cut off from the seed. Flooded by a stain, a cell reaches every
+    pixel within ``distance`` of some seed, and so past its own nucleus's reach where it is
+    near a neighbour's; ``distance`` is each cell's own bound (a ``grow`` under a parent,
+    measured from the own seed only, differed from the cell around it by those pixels)."""
+    from scipy.ndimage import distance_transform_edt, find_objects, label
+
+    for k, box in enumerate(find_objects(grown), start=1):
+        if box is None:
+            continue
+        mine = grown[box] == k
+        far = distance_transform_edt(seeds[box] != k, sampling=spacing) > distance
+        if not (mine & far).any():
+            continue
+        kept = mine & ~far
+        parts, _ = label(kept, structure=np.ones((3,) * grown.ndim))
+        joined = np.unique(parts[(seeds[box] == k) & kept])  # the seed's own parts
+        kept &= np.isin(parts, joined[joined > 0])
+        grown[box][mine & ~kept] = 0
 
 
 def _flood_each_parent(
