@@ -107,6 +107,31 @@ def test_analysis_images_stay_below_the_allowed_root(alice, settings, images, pa
     assert err.value.status_code == 422 and says in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("loop-a", "a loop of symbolic links"),
+        ("loop-a/x.tif", "a loop of symbolic links"),
+        ("d/" * 2045 + "x.tif", "longer than this server's file system takes"),
+    ],
+)
+def test_a_loop_of_links_or_an_overlong_path_is_the_requests_problem(
+    alice, settings, image_root, path, says
+):
+    """A job or an analysis on a loop of links, or on a path within the field's 4096
+    characters that the root makes too long for the file system, was a plain-text 500 with
+    the server's traceback in its log."""
+    if not (image_root / "loop-a").is_symlink():
+        (image_root / "loop-a").symlink_to("loop-b")
+        (image_root / "loop-b").symlink_to("loop-a")
+    for submit in (lambda: alice.submit_job("nuclei", image_path=path),
+                   lambda: alice.submit_analysis(settings, image_paths=[path])):  # fmt: skip
+        with pytest.raises(ServerResponseError) as err:
+            submit()
+        assert err.value.status_code == 422 and says in str(err.value)
+        assert str(image_root) not in str(err.value)
+
+
 def test_an_analysis_needs_an_image_and_a_small_settings_file(alice, images, tmp_path):
     settings = tmp_path / "s.yaml"
     settings.write_text(SETTINGS)

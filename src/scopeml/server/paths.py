@@ -49,13 +49,13 @@ the file from the allowed root
         )
     check_relative(user_path)  # also: empty, NUL, too long (one rule, io.confine)
     root = allowed_root.resolve()
-    candidate = (root / user_path).resolve()
+    candidate, kind = resolve_below(root, user_path)
     if not candidate.is_relative_to(root):
         raise InvalidRequestError(f"image path {user_path!r} is outside the allowed root")
-    if not candidate.exists():
+    if kind is None:
         raise InvalidRequestError(f"image path {user_path!r} does not exist below the root")
     named = candidate.name.lower().endswith(IMAGE_SUFFIXES)
-    if candidate.is_dir() and not (named and candidate.name.lower().endswith(".zarr")):
+    if kind == "folder" and not (named and candidate.name.lower().endswith(".zarr")):
         raise InvalidRequestError(  # a folder of images (dir.tif too): an analysis takes it
             f"image path {user_path!r} is a folder, not an image: a job runs on one image; "
             "an analysis (POST /analyses, client.submit_analysis) runs over a folder"
@@ -65,6 +65,36 @@ the file from the allowed root
             f"image path {user_path!r} has an unknown suffix; known: {', '.join(IMAGE_SUFFIXES)}"
         )
     return candidate
+
+
+def resolve_below(root: Path, user_path: str) -> tuple[Path, str | None]:
+    """``root / user_path`` with its links followed, and what is there: ``"file"``,
+    ``"folder"`` or ``None``. A loop of links, or a path longer than the file system takes
+    (a 4,000-character request under a long root), is the request's problem, said in one
+    line (it was an internal error, 500, with the server's traceback).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp()).resolve()
+    >>> (root / "a").symlink_to("b"); (root / "b").symlink_to("a")
+    >>> resolve_below(root, "a/x.tif")
+    Traceback (most recent call last):
+    scopeml.errors.InvalidRequestError: image path 'a/x.tif': a loop of symbolic links
+    >>> resolve_below(root, "c.tif")[1] is None
+    True
+    """
+    import errno
+
+    try:
+        candidate = (root / user_path).resolve()
+        kind = "folder" if candidate.is_dir() else "file" if candidate.exists() else None
+    except RuntimeError:  # Path.resolve before Python 3.13: a loop of links
+        raise InvalidRequestError(f"image path {user_path!r}: a loop of symbolic links") from None
+    except OSError as err:
+        said = {errno.ELOOP: "a loop of symbolic links",
+                errno.ENAMETOOLONG: "longer than this server's file system takes"}  # fmt: skip
+        problem = said.get(err.errno, "cannot be read here")
+        raise InvalidRequestError(f"image path {user_path!r}: {problem}") from None
+    return candidate, kind
 
 
 def check_relative(user_path: str) -> None:

@@ -28,6 +28,7 @@ from scopeml.server.paths import (
     check_relative,
     hide_server_paths,
     public_error,
+    resolve_below,
     resolve_image_path,
 )
 from scopeml.server.schemas import BINARY_BODY, ERRORS, STREAMED, JobInfo, job_info
@@ -144,11 +145,11 @@ def _resolve_source(user_path: str, allowed_root: Path | None) -> tuple[str, boo
             raise
         check_relative(user_path)  # raises again, as the file's check did (one rule)
         root = allowed_root.resolve()
-        candidate = (root / user_path).resolve()
-        if candidate.is_relative_to(root) and candidate.is_dir():
+        candidate, kind = resolve_below(root, user_path)
+        if candidate.is_relative_to(root) and kind == "folder":
             return str(candidate), True
         pattern = root / user_path  # taken as a file's path is (absolute: below the root)
-        if glob.has_magic(user_path) and not candidate.exists() and pattern.is_relative_to(root):
+        if glob.has_magic(user_path) and kind is None and pattern.is_relative_to(root):
             return str(pattern), True
         raise
 
