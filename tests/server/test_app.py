@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import tifffile
 
 from scopeml.client import Client, ServerResponseError
 from scopeml.model import load_model
@@ -289,11 +290,24 @@ def test_metrics_count_requests_tiles_and_latency(server, alice, model_id):
     )
 
 
-def test_openapi_schema_and_docs(server):
+def test_openapi_schema_and_docs(server, tokens, image_root):
     schema = httpx.get(f"{server.url}/openapi.json").json()
     assert {"/models", "/models/{model_id}/predict", "/jobs", "/health"} <= set(schema["paths"])
     assert "HTTPBearer" in schema["components"]["securitySchemes"]
     assert httpx.get(f"{server.url}/docs").status_code == 200
+    ids = [op["operationId"] for path in schema["paths"].values() for op in path.values()]
+    assert len(ids) == len(set(ids))  # GET and HEAD /health shared one: the page opened both
+    jobs = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
+    ref = jobs["schema"]["$ref"].rsplit("/", 1)[-1]
+    (example, upload) = schema["components"]["schemas"][ref]["examples"]
+    with Client(server.url, tokens["alice"]) as alice:  # the page's example is a job that runs
+        image = image_root / "plate1" / "a.tif"
+        image.parent.mkdir(exist_ok=True)
+        tifffile.imwrite(image, np.zeros((64, 64), np.uint16))
+        job = alice.submit_job(example["model_id"], image_path=example["image_path"],
+                               options=example["options"])  # fmt: skip
+        assert job["status"] in ("queued", "running", "done")
+        alice.cancel_job(job["id"])
 
 
 def test_a_client_gone_mid_upload_is_no_server_error(server, tokens):

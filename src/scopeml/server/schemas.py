@@ -71,7 +71,13 @@ class UploadInfo(BaseModel):
 class JobRequest(BaseModel):
     """A whole-image job: a server-side image (below the allowed root) or an uploaded one."""
 
-    model_config = ConfigDict(extra="forbid")
+    #: The example the API page fills in (made up from the fields' limits, it was refused:
+    #: both image_path and upload_id, tile_size 16, scale 0, normalize "string"…).
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"model_id": "nuclei", "image_path": "plate1/a.tif",
+         "options": {"outputs": ["labels", "instances"]}},
+        {"model_id": "nuclei", "upload_id": "0123abcd", "options": {}},
+    ]})  # fmt: skip
     model_id: str = Field(max_length=64)
     image_path: str | None = Field(default=None, max_length=4096)
     upload_id: str | None = Field(default=None, max_length=64)

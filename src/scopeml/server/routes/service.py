@@ -11,7 +11,8 @@ from scopeml.server.schemas import ERRORS, Health
 router = APIRouter(tags=["service"])
 
 
-@router.api_route("/health", methods=["GET", "HEAD"])  # HEAD: uptime probes ask so
+@router.get("/health")
+@router.head("/health", operation_id="health_head")  # uptime probes ask so; an id of its own
 async def health() -> Health:
     """Liveness: no token needed."""
     from scopeml import __version__
