@@ -299,7 +299,7 @@ def test_openapi_schema_and_docs(server, tokens, image_root):
     assert len(ids) == len(set(ids))  # GET and HEAD /health shared one: the page opened both
     jobs = schema["paths"]["/jobs"]["post"]["requestBody"]["content"]["application/json"]
     ref = jobs["schema"]["$ref"].rsplit("/", 1)[-1]
-    (example, upload) = schema["components"]["schemas"][ref]["examples"]
+    (example, _upload) = schema["components"]["schemas"][ref]["examples"]
     with Client(server.url, tokens["alice"]) as alice:  # the page's example is a job that runs
         image = image_root / "plate1" / "a.tif"
         image.parent.mkdir(exist_ok=True)
