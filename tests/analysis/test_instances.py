@@ -16,6 +16,7 @@ from scopeml.analysis.settings import FillHoles, RemoveSmall, ThresholdSegmenter
 from scopeml.api import segment
 from scopeml.io import open_image
 from scopeml.objects.instances import InstanceOptions
+from scopeml.server.words import in_job_words
 from scopeml.synthetic import realistic_nuclei
 from tests.analysis.conftest import cell_image, write_image
 
@@ -203,6 +204,8 @@ def test_a_class_mask_of_a_model_that_splits_at_a_boundary_is_warned_about(tmp_p
     (said,) = run(ModelSegmenter.model_validate(mask), "mask")
     assert said.startswith("class nucleus: kind: model takes the nucleus pixels of nuclei alone")
     assert "boundary ring" in said
+    assert in_job_words(said, analysis=True) == said  # a server's job read "segment the
+    # settings' outputs: instances"
     assert not run(ModelSegmenter.model_validate({**mask, "class": "boundary"}), "ring")
     assert not run(InstancesSegmenter.model_validate(mask), "objects")
 

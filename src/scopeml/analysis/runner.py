@@ -706,7 +706,8 @@ def _warn_unsplit_masks(settings: AnalysisSettings, resources: Any) -> None:
                     f"class {cls.name}: kind: model takes the {classes[value - 1]} pixels of "
                     f"{seg.model} alone, so touching objects stay joined and each lacks the "
                     f"{classes[boundary - 1]} ring around it; kind: instances gives the objects "
-                    "of segment --outputs instances", UserWarning, stacklevel=find_stack_level(),
+                    "that scopeml segment's instances output has (split, with their rings)",
+                    UserWarning, stacklevel=find_stack_level(),
                 )  # fmt: skip
 
 
