@@ -148,8 +148,17 @@ def test_a_job_whose_batches_would_not_fit_the_memory_limit_is_refused(alice, mo
     message = refused(
         lambda: alice.submit_job(model_id, image_path="big.tif", tile_size=8192, batch_size=64)
     )
-    assert "MB of server memory" in message and "smaller tile_size" in message
+    assert "MB of server memory" in message and "its tiles are 2048 px" in message
     assert alice.list_jobs() == []
+    fit = re.search(r"or tile_size (\d+) or less", message)  # in batches of 64 still
+    assert fit is not None, message
+    for size, accepted in ((int(fit[1]), True), (int(fit[1]) + 64, False)):  # the largest
+        submit = lambda s=size: alice.submit_job(  # noqa: E731
+            model_id, image_path="big.tif", tile_size=s, batch_size=64)  # fmt: skip
+        if accepted:
+            alice.cancel_job(submit()["id"])
+        else:
+            assert "its tiles are" in refused(submit)
 
 
 # --- confinement: uploaded images ---------------------------------------------------------------

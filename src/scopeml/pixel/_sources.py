@@ -328,7 +328,7 @@ and at least two must be labelled — label class 1 too
         raise InvalidLabelsError(
             f"every class 1..{n_classes} needs labelled pixels; labels use values "
             f"{summarize(values)}, none for {summarize(absent)} (0 is unlabelled; number the "
-            f"classes 1..K without gaps){_like_an_image(values, n_classes)}",
+            f"classes 1..K without gaps){like_an_image(values, n_classes)}",
             path=path,
         )
     if len(values) > MANY_CLASSES:
@@ -338,7 +338,7 @@ and at least two must be labelled — label class 1 too
 
         warnings.warn(
             f"{'' if path is None else f'{path}: '}the labels have {len(values)} classes"
-            f"{_like_an_image(values, len(values))}",
+            f"{like_an_image(values, len(values))}",
             UserWarning,
             stacklevel=find_stack_level(),
         )
@@ -348,7 +348,7 @@ and at least two must be labelled — label class 1 too
 MANY_CLASSES = 32
 
 
-def _like_an_image(values: Sequence[int], n_classes: int) -> str:
+def like_an_image(values: Sequence[int], n_classes: int) -> str:
     """What labels of many values and classes usually are, said after the count: an
     instance mask (each object a class), or the image itself given where the labels go."""
     if len(values) <= MANY_CLASSES // 2 or n_classes <= MANY_CLASSES:

@@ -69,6 +69,34 @@ def job_step_memory(
     >>> job_step_memory({"tile_size": 96, "batch_size": 2}, spec, shape=(1, 1, 1, 1, 50, 100))
     {'segment': 200000}
     """
+    plan, sizes = _job_plan(options, spec, shape)
+    scale = options.get("scale")
+    dims, factor = spec.spatial_dims, 1.0 if scale is None or is_auto(scale) else float(scale)
+    if spec.tile_shape:
+        window = math.prod(spec.tile_shape)
+    else:  # the largest read, as the plan bounds it (core + 2 × halo, clipped to the image)
+        window = math.prod(
+            min(plan.tile_shape[axis] + 2 * plan.halo[axis], _round_up(n, plan.step[axis]))
+            for axis, n in plan.sizes.items()
+            if axis in plan.tile_shape
+        )
+    per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
+    model_pixels = window * factor**dims  # the model sees the window resized by the scale
+    # shrinking: the window read and the output resized back to it, both float32
+    read = window * (spec.in_channels + spec.n_classes) * 4 if factor < 1 else 0
+    batch = math.ceil((options.get("batch_size") or 1) * (model_pixels * per_pixel + read))
+    if not wants_instances(options):
+        return {"segment": batch}
+    chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
+    stage, table = after_engine_memory(options, spec, sizes, chunk)
+    return {"segment": batch, "instances": stage, **({"measure": table} if table else {})}
+
+
+def _job_plan(
+    options: dict[str, Any], spec: ModelSpec, shape: Sequence[int] | None
+) -> tuple[Any, tuple[int, ...]]:
+    """The engine's tile plan for a job (its model at the job's scale, on the image's 6-D
+    ``shape``; unknown: a huge one), and those sizes."""
     import numpy as np
 
     from scopeml.io.image import Image
@@ -91,24 +119,34 @@ def job_step_memory(
         model,
         SegmentOptions(tile_size=options.get("tile_size"), halo=halo),
     )
-    if spec.tile_shape:
-        window = math.prod(spec.tile_shape)
-    else:  # the largest read, as the plan bounds it (core + 2 × halo, clipped to the image)
-        window = math.prod(
-            min(plan.tile_shape[axis] + 2 * plan.halo[axis], _round_up(n, plan.step[axis]))
-            for axis, n in plan.sizes.items()
-            if axis in plan.tile_shape
-        )
-    per_pixel = (spec.in_channels + 2 * spec.n_classes) * 4 + runtime_per_pixel
-    model_pixels = window * factor**dims  # the model sees the window resized by the scale
-    # shrinking: the window read and the output resized back to it, both float32
-    read = window * (spec.in_channels + spec.n_classes) * 4 if factor < 1 else 0
-    batch = math.ceil((options.get("batch_size") or 1) * (model_pixels * per_pixel + read))
-    if not wants_instances(options):
-        return {"segment": batch}
-    chunk = math.prod(plan.tile_shape.values())  # the engine's output chunks: its tile cores
-    stage, table = after_engine_memory(options, spec, sizes, chunk)
-    return {"segment": batch, "instances": stage, **({"measure": table} if table else {})}
+    return plan, sizes
+
+
+def _memory_advice(
+    options: dict[str, Any], spec: ModelSpec, runtime_per_pixel: float,
+    shape: Sequence[int], limit: int,
+) -> str:  # fmt: skip
+    """What would bring a job's batch under ``limit``, beside the job's own tile: batch_size
+    1, and the largest tile_size that does (found by halving the gap: the memory grows with
+    the tile). It said "a smaller tile_size, halo or batch_size", and a user tried 640, then
+    batch_size 1, then 448, before 384 passed."""
+    tile = max(_job_plan(options, spec, shape)[0].tile_shape.values())
+    batch = options.get("batch_size") or 1
+    said = f"its tiles are {tile} px" + (f" in batches of {batch}" if batch > 1 else "")
+
+    def fits(**change: int) -> bool:
+        return job_memory({**options, **change}, spec, runtime_per_pixel, shape) <= limit
+
+    ways = ["batch_size 1"] if batch > 1 and fits(batch_size=1) else []
+    low, high = 16, tile - 1  # the largest tile that fits lies in [low, high], if any
+    if not spec.tile_shape and fits(tile_size=low):
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if fits(tile_size=middle) else (low, middle - 1)
+        ways.append(f"tile_size {low} or less")
+    if not ways:
+        return f"{said}, and no tile_size fits: use a smaller scale, or ask the administrator"
+    return f"{said}: use {' or '.join(ways)}"
 
 
 def check_job_memory(
@@ -136,25 +174,25 @@ def check_job_memory(
     >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**20)
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: a batch of this job needs about 1.2 MB of server \
-memory; the limit is 1.0 MB (--max-tile-memory-mb): use a smaller tile_size, halo or batch_size
+memory; the limit is 1.0 MB (--max-tile-memory-mb); its tiles are 64 px: use tile_size 47 or less
     >>> check_job_memory((1, 1, 1, 1, 64, 64), {"scale": 4}, spec, 0, 2**30, 2**20)
     Traceback (most recent call last):
     scopeml.errors.InvalidRequestError: a batch of this job needs about 1.2 MB of memory, more \
-than the job memory limit of 1.0 MB (--job-memory-mb): use a smaller tile_size, halo or \
-batch_size, or ask the administrator for more
+than the job memory limit of 1.0 MB (--job-memory-mb); its tiles are 64 px: use tile_size 47 \
+or less
     """
     needed = job_memory(options, spec, runtime_per_pixel, shape)
     if job_limit is not None and needed > job_limit and job_limit < limit:  # the lower limit
+        advice = _memory_advice(options, spec, runtime_per_pixel, shape, job_limit)
         raise InvalidRequestError(
             f"a batch of this job needs about {megabytes(needed)} MB of memory, more than the "
-            f"job memory limit of {megabytes(job_limit)} MB (--job-memory-mb): use a smaller "
-            "tile_size, halo or batch_size, or ask the administrator for more"
+            f"job memory limit of {megabytes(job_limit)} MB (--job-memory-mb); {advice}"
         )
     if needed > limit:  # windows clipped to the image, as the engine's tiles
+        advice = _memory_advice(options, spec, runtime_per_pixel, shape, limit)
         raise InvalidRequestError(
             f"a batch of this job needs about {megabytes(needed)} MB of server memory; the "
-            f"limit is {megabytes(limit)} MB (--max-tile-memory-mb): use a smaller tile_size, "
-            "halo or batch_size"
+            f"limit is {megabytes(limit)} MB (--max-tile-memory-mb); {advice}"
         )
 
 

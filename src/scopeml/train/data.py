@@ -15,11 +15,14 @@ from scopeml.errors import InvalidLabelsError, InvalidRequestError
 IGNORE = -1
 
 
-def targets_from_labels(labels: np.ndarray, *, sparse: bool, n_classes: int) -> np.ndarray:
+def targets_from_labels(
+    labels: np.ndarray, *, sparse: bool, n_classes: int, path: str | None = None
+) -> np.ndarray:
     """Turn a user label image into loss targets.
 
     Dense labels hold the class index of every pixel (``0`` = background). Sparse labels hold
     ``0`` = unlabelled and ``k >= 1`` = class ``k - 1``; unlabelled pixels are ignored by the loss.
+    Errors name ``path`` (the label file), if given.
 
     Examples
     --------
@@ -29,18 +32,19 @@ def targets_from_labels(labels: np.ndarray, *, sparse: bool, n_classes: int) -> 
     [[0, 1, 2]]
     """
     if not np.issubdtype(labels.dtype, np.integer) and not np.all(np.mod(labels, 1) == 0):
-        raise InvalidLabelsError(f"labels must be integers; got dtype {labels.dtype}")
+        raise InvalidLabelsError(f"labels must be integers; got dtype {labels.dtype}", path=path)
     values = labels.astype(np.int64)
     low = 0
     high = n_classes if sparse else n_classes - 1
     if values.size and (values.min() < low or values.max() > high):
         raise InvalidLabelsError(
             f"labels range {values.min()}..{values.max()}; {n_classes} classes allow "
-            f"{low}..{high} ({'0 = unlabelled, k = class k-1' if sparse else 'class index'})"
+            f"{low}..{high} ({'0 = unlabelled, k = class k-1' if sparse else 'class index'})",
+            path=path,
         )
     targets = values - 1 if sparse else values
     if not np.any(targets >= 0):
-        raise InvalidLabelsError("labels contain no labelled pixels")
+        raise InvalidLabelsError("labels contain no labelled pixels", path=path)
     return targets
 
 
@@ -69,7 +73,8 @@ def normalize_globally(image: np.ndarray, policy: str) -> np.ndarray:
 
 
 def channel_statistics(images: Sequence[np.ndarray]) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std over all pixels of all images, baked into the exported graph.
+    """Per-channel mean and std over all finite pixels of all images, baked into the exported
+    graph.
 
     Examples
     --------
@@ -80,12 +85,15 @@ def channel_statistics(images: Sequence[np.ndarray]) -> tuple[list[float], list[
     n_channels = images[0].shape[0]
     total = np.zeros(n_channels)
     squares = np.zeros(n_channels)
-    count = 0
+    count = np.zeros(n_channels)
     for image in images:
         flat = image.reshape(n_channels, -1).astype(np.float64)
+        finite = np.isfinite(flat)  # NaN and infinite pixels are left out, as the engine does
+        flat = np.where(finite, flat, 0.0)
         total += flat.sum(axis=1)
         squares += (flat**2).sum(axis=1)
-        count += flat.shape[1]
+        count += finite.sum(axis=1)
+    count = np.maximum(count, 1)
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
     return [float(m) for m in mean], [float(max(s, 1e-6)) for s in std]
@@ -160,9 +168,7 @@ def split_validation(
     if val_fraction == 0:
         return images, targets, [], []
     if len(images) >= 2:
-        order = np.random.default_rng(seed).permutation(len(images))
-        n_val = min(max(1, round(len(images) * val_fraction)), len(images) - 1)
-        val, train = order[:n_val], order[n_val:]
+        val, train = split_indices(len(images), val_fraction, seed)
         return (
             [images[i] for i in train],
             [targets[i] for i in train],
@@ -183,6 +189,18 @@ def split_validation(
         [image[..., cut:, :]],
         [target[..., cut:, :]],
     )
+
+
+def split_indices(n_images: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Which of ``n_images`` (≥ 2) images :func:`split_validation` holds out for validation,
+    and which it trains on, in the order drawn.
+
+    >>> split_indices(5, 0.2, seed=0)
+    ([2], [4, 3, 0, 1])
+    """
+    order = [int(i) for i in np.random.default_rng(seed).permutation(n_images)]
+    n_val = min(max(1, round(n_images * val_fraction)), n_images - 1)
+    return order[:n_val], order[n_val:]
 
 
 def with_channel_axis(image: np.ndarray, spatial_dims: int) -> np.ndarray:
