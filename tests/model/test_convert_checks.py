@@ -169,3 +169,24 @@ def test_a_graphs_own_fixed_size_is_checked_against_the_halo(tmp_path):
             convert_onnx(fixed, tmp_path / name, classes=["a", "b"], min_overlap=40,
                          legacy=name.endswith(".czseg"))  # fmt: skip
         assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("target", ["c.onnx", "c.czann"])
+def test_a_pixel_classifier_is_not_converted_and_the_refusal_names_no_one_target(
+    tmp_path, target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``model convert pixels.czseg -o c.onnx`` said it "cannot be converted to a czann/czseg
+    container": the format the user asked for was not the one refused."""
+    import scopeml as sm
+    from scopeml.synthetic import synthetic_nuclei
+
+    pixels, truth = synthetic_nuclei((48, 48), seed=1)
+    labels = np.zeros(truth.shape, np.uint8)
+    labels[::4, ::4] = (truth[::4, ::4] > 0) + 1
+    trained = sm.train_pixel_classifier(pixels, labels, n_estimators=3,
+                                        features="gaussian_smoothing:1")  # fmt: skip
+    source = trained.save(tmp_path / "pixels.czseg")
+    assert main(["model", "convert", str(source), "-o", str(tmp_path / target)]) == 2
+    said = capsys.readouterr().err
+    assert "holds a random forest, not a graph; no model format holds one (ONNX" in said
+    assert not (tmp_path / target).exists()

@@ -433,8 +433,8 @@ def _container_format(source: Path) -> str | None:
         return None
     if kind in ("pixel-classifier", "object-classifier"):
         raise InvalidRequestError(
-            f"a scopeml {kind.replace('-', ' ')} holds a random forest, not a graph; it cannot "
-            "be converted to a czann/czseg container (scopeml uses it as it is)",
+            f"a scopeml {kind.replace('-', ' ')} holds a random forest, not a graph; no model "
+            "format holds one (ONNX, czann, ZEN's czseg, bioimage.io): scopeml uses it as it is",
             path=source,
         )
     return kind if kind in ("czann", "czmodel") else None
