@@ -48,3 +48,15 @@ def test_missing_weights_message_names_a_preset_that_exists(tmp_path, monkeypatc
         names = re.findall(r"or use (\S+) \(the same network untrained", str(err.value))
         assert names and names[0].startswith(f"{arch}-random")
         assert parse_features(names[0]).network == f"{arch}-random"
+
+
+def test_a_network_and_a_filter_bank_combine_in_either_order():
+    """``basic25+vgg19-random-64`` was refused as a filter spec, suggesting the network
+    alone; it is the same features as ``vgg19-random-64+basic25``."""
+    from scopeml.features.deep import is_deep_spec, parse_deep_features
+
+    either = [parse_deep_features(s) for s in ("basic25+vgg19-random-64@1,2",
+                                                "vgg19-random-64@1,2+basic25")]  # fmt: skip
+    assert is_deep_spec("basic25+vgg19-random-64") and not is_deep_spec("basic25")
+    assert either[0] == either[1] and either[0].filters.name == "basic25"
+    assert either[0].scales == (1, 2)

@@ -480,7 +480,7 @@ def parse_deep_features(spec: str | DeepFeatures | Mapping[str, Any]) -> DeepFea
         return spec
     if isinstance(spec, Mapping):
         return DeepFeatures.from_dict(spec)
-    text = str(spec).strip()
+    text = _deep_first(str(spec).strip())
     deep, _, bank = text.partition("+")
     filters = parse_features(bank) if bank else None
     deep, _, scales_text = deep.partition("@")
@@ -515,14 +515,32 @@ def is_deep_spec(spec: Any) -> bool:
         return spec.get("kind") == "deep"
     if isinstance(spec, FeatureSet):
         return False
+    return _names_deep(_deep_first(str(spec).strip()).partition("+")[0])
+
+
+def _names_deep(part: str) -> bool:
+    """Whether one part of a feature spec (before any ``+``) names a network's features."""
     from scopeml.model.registry import BUILTIN_MODELS
 
-    text = str(spec).strip().partition("+")[0].partition("@")[0]
+    text = part.partition("@")[0]
     return (
         text.replace("-random", "") in DEEP_PRESETS
         or (":" in text and text.rpartition(":")[0] in BUILTIN | set(BUILTIN_MODELS))
         or text.rpartition(":")[0].lower().endswith((".onnx", ".czann"))
     ) and text not in BANK_PRESETS
+
+
+def _deep_first(text: str) -> str:
+    """A combination in either order, the network's part first: ``basic25+vgg19-64`` is
+    ``vgg19-64+basic25`` (it was refused as a filter spec, suggesting the network alone).
+
+    >>> _deep_first("basic25+vgg19-random-64"), _deep_first("basic25")
+    ('vgg19-random-64+basic25', 'basic25')
+    """
+    first, plus, second = text.partition("+")
+    if plus and not _names_deep(first) and _names_deep(second):
+        return f"{second}+{first}"
+    return text
 
 
 def _downsample(x: np.ndarray, s: int) -> np.ndarray:
