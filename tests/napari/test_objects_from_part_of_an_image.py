@@ -24,6 +24,10 @@ def test_objects_of_a_shifted_layer_keep_its_place_and_measure_says_why_not(view
     objects = viewer.layers[widget.labels_choice.currentText()]
     assert objects.name == "scopeml preview objects", widget.status.text()
     assert tuple(objects.translate) == (0, 30)  # they were drawn 30 px left of their pixels
+    assert widget.status.text().endswith(  # said at once, not only when Measure refuses
+        "; they cover 64×40 of image's 64×96 pixels (a preview's view): to measure them, Apply "
+        "the model, then Label objects on Apply's layer"
+    ), widget.status.text()
     widget.image_choice.setCurrentText("image")
     widget.measure()
     assert widget.status.text() == (

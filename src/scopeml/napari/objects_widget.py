@@ -269,6 +269,7 @@ class ObjectsWidget(QWidget):
         said = "".join(f"; warning: {_widget_words(w)}" for w in dict.fromkeys(self._warnings))
         self.status.setText(
             f"labelled {n_objects} objects{larger} into {objects.path}{dropped}{said}"
+            f"{_part_of(layer, self.image_choice.layer())}"
         )
 
     def _remove_objects_of(self, source_layer: Any) -> tuple[int | None, str]:
@@ -564,6 +565,16 @@ def _object_keys(table: pd.DataFrame) -> list[str]:
     """What names one row's object: its label, in its scene and time point (a movie's ids
     may recur from frame to frame)."""
     return ["label", *(column for column in ("scene", "t") if column in table)]
+
+
+def _part_of(objects: Any, image: Any) -> str:
+    """What the status adds where the objects cover part of the image (a preview's view), so
+    a user learns it at Label objects, not when Measure refuses them."""
+    if image is None or _extent(objects) == _extent(image):
+        return ""
+    sizes = ["×".join(map(str, _extent(one))) for one in (objects, image)]
+    return (f"; they cover {sizes[0]} of {image.name}'s {sizes[1]} pixels (a preview's view): "
+            "to measure them, Apply the model, then Label objects on Apply's layer")  # fmt: skip
 
 
 def _extent(layer: Any) -> tuple[int, ...]:
