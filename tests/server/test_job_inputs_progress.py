@@ -130,13 +130,13 @@ def segment_task(tmp: Path, model: Path, image: Path, **options: Any) -> dict[st
 
 def test_auto_is_estimated_once_per_job(root, tmp_path, monkeypatch):
     calls = []
-    estimate = size.estimate_diameter
+    estimate = size._estimate  # what auto_scale measures by
 
     def counted(*args, **kwargs):
         calls.append(args)
         return estimate(*args, **kwargs)
 
-    monkeypatch.setattr(size, "estimate_diameter", counted)
+    monkeypatch.setattr(size, "_estimate", counted)
     task = segment_task(tmp_path, resolve_model("nuclei"), root / "small.tif", scale="auto")
     RUNNERS["segment"](task, lambda event: None)  # the job's run, in this process
     assert len(calls) == 1

@@ -122,6 +122,27 @@ def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model, 
         auto_scale(as_image(discs), no_range)
 
 
+def test_an_estimate_resting_on_one_object_is_warned_of(diameter_model):
+    """A blastocyst's glow was one component of ~150 px holding most of the bright area: auto
+    chose 1/8 and its 25 nuclei became 3 objects, without a word. One object holding over
+    half the area measured is said; nuclei of many sizes, or a few, are not."""
+    import warnings
+
+    from scopeml.model import open_model
+
+    model = open_model(diameter_model[0])
+    nuclei = scene(3, size=512)
+    y, x = np.mgrid[:512, :512]
+    glow = np.where((y - 256) ** 2 + (x - 256) ** 2 < 200**2, nuclei.max() * 0.6, 0)
+    with pytest.warns(UserWarning, match=r"scale auto: one object of ~\d+ px holds \d+% of the "
+                      r"bright area measured .* check the result, or give the scale"):  # fmt: skip
+        auto_scale(as_image((nuclei + glow).astype(np.float32)), model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        auto_scale(as_image(nuclei), model)
+        auto_scale(as_image(zoomed(scene(11), 2.0)), model)
+
+
 def test_the_model_records_its_diameter_and_czmodel_still_reads_it(diameter_model, tmp_path):
     import json
     import zipfile

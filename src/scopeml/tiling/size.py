@@ -253,6 +253,13 @@ def estimate_diameter(image: Image, *, scene: int = 0, per_time: bool = False) -
     >>> estimate_diameter(Image(np.ones((1, 1, 1, 1, 64, 64), np.float32))) is None
     True
     """
+    found = _estimate(image, scene, per_time)
+    return None if found is None else found[0]
+
+
+def _estimate(image: Image, scene: int, per_time: bool) -> tuple[float, float] | None:
+    """:func:`estimate_diameter`, and the share of the measured components' area that the
+    largest one holds (over a half: the estimate is that one object's size)."""
     from scopeml.tiling.engine import check_pixel_values
 
     check_pixel_values(image)  # before a cast warns (complex)
@@ -266,13 +273,24 @@ def estimate_diameter(image: Image, *, scene: int = 0, per_time: bool = False) -
          for y, x in windows]
         for s, t, z in planes
     ]  # fmt: skip
-    return diameter_of(groups if per_time else [[s for g in groups for s in g]])
+    found = _components(groups if per_time else [[s for g in groups for s in g]])
+    if found is None:
+        return None
+    diameters, areas = found
+    return _weighted_median(diameters, areas), float(areas.max() / areas.sum())
 
 
 def diameter_of(groups: list[list[np.ndarray]]) -> float | None:
     """The area-weighted median inscribed diameter of the bright components of the samples
     (``C×Y×X`` arrays, each group normalised on its own, all thresholded together); ``None``
     if there are none."""
+    found = _components(groups)
+    return None if found is None else _weighted_median(*found)
+
+
+def _components(groups: list[list[np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The inscribed diameters and areas of the samples' bright components (at least
+    :data:`MIN_AREA`), as :func:`diameter_of` weighs them; ``None``: none."""
     from scipy import ndimage
     from skimage.filters import threshold_otsu
 
@@ -298,7 +316,7 @@ def diameter_of(groups: list[list[np.ndarray]]) -> float | None:
         areas.append(area[keep])
     if not diameters or not sum(len(a) for a in areas):
         return None
-    return _weighted_median(np.concatenate(diameters), np.concatenate(areas).astype(float))
+    return np.concatenate(diameters), np.concatenate(areas).astype(float)
 
 
 def _normalised(samples: list[np.ndarray]) -> list[np.ndarray] | None:
@@ -360,8 +378,8 @@ def auto_scale(
     from scopeml.tiling.normalize import chosen_policy, per_time_point
 
     per_time = per_time_point(chosen_policy(normalize, recorded_normalize(model)))
-    diameter = estimate_diameter(image, scene=scene, per_time=per_time)
-    if diameter is None:
+    found = _estimate(image, scene, per_time)
+    if found is None:
         where = f"{image.path}: " if image.path else ""
         warnings.warn(
             f"{where}scale auto found no objects to measure (a constant, non-finite or tiny "
@@ -370,9 +388,17 @@ def auto_scale(
             stacklevel=find_stack_level(),
         )
         return AutoScale(1.0, None, preferred)
+    diameter, share = found
     within = model_diameter_range(model)
     factor = auto_factor(preferred, diameter, within)
-    _warn_out_of_reach(image, diameter, factor, preferred, within)
+    if not _warn_out_of_reach(image, diameter, factor, preferred, within) and share > 0.5:
+        where = f"{image.path}: " if image.path else ""
+        warnings.warn(
+            f"{where}scale auto: one object of ~{diameter:.0f} px holds {share:.0%} of the "
+            "bright area measured (a clump, a whole cell or embryo, uneven background?), so "
+            f"the scale ({factor}) fits it, not a typical object: check the result, or give "
+            "the scale (--scale)", UserWarning, stacklevel=find_stack_level(),
+        )  # fmt: skip
     return AutoScale(float(factor), diameter, preferred)
 
 
@@ -382,15 +408,15 @@ def _warn_out_of_reach(
     factor: Fraction,
     preferred: float,
     within: tuple[float, float] | None,
-) -> None:
-    """Warn when the factor chosen, at a scale limit, still leaves the objects outside the sizes
-    the model takes (the range it records, else half to twice its diameter): the scale is then
-    no answer (giant blobs of phase contrast, a tissue section's nuclei of 5 px), and the
-    result says little."""
+) -> bool:
+    """Warn (and say so) when the factor chosen, at a scale limit, still leaves the objects
+    outside the sizes the model takes (the range it records, else half to twice its
+    diameter): the scale is then no answer (giant blobs of phase contrast, a tissue section's
+    nuclei of 5 px), and the result says little."""
     scaled = diameter * factor
     low, high = within or (preferred / 2, preferred * 2)
     if factor not in (_CANDIDATES[0], _CANDIDATES[-1]) or low <= scaled <= high:
-        return
+        return False
     takes = (
         f"outside the {low:g}–{high:g} px the model takes"
         if within
@@ -404,6 +430,7 @@ def _warn_out_of_reach(
         UserWarning,
         stacklevel=find_stack_level(),
     )
+    return True
 
 
 def write_model_diameter(
