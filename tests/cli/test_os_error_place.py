@@ -25,6 +25,7 @@ def test_a_full_disk_names_the_output_and_a_temporary_file_its_final_name(
     errors = iter([
         OSError(errno.ENOSPC, "No space left on device"),
         OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".t.csv.f109eded3d2a.tmp")),
+        OSError(errno.EFBIG, "File too large"),  # a file-size limit (ulimit -f, FAT32's 4 GB)
     ])  # fmt: skip
 
     def fail(*args, **kwargs):
@@ -35,6 +36,8 @@ def test_a_full_disk_names_the_output_and_a_temporary_file_its_final_name(
     assert capsys.readouterr().err == f"error: {out}: No space left on device\n"
     assert main(["segment", str(image), "-m", "nuclei", f"--output={out}"]) == 2
     assert capsys.readouterr().err == f"error: {tmp_path / 't.csv'}: Read-only file system\n"
+    assert main(["segment", str(image), "-m", "nuclei", "-o", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: {out}: File too large\n"  # it named the image
 
 
 def test_a_table_under_a_file_is_refused_before_the_model_runs(tmp_path, capsys):

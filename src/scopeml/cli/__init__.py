@@ -300,13 +300,14 @@ def _line(text: str, limit: int = MESSAGE_LIMIT) -> str:
 
 def _os_error_place(err: OSError, argv: list[str] | None) -> str | None:
     """The file an operating-system error is about, as the user named it: a temporary one's
-    final name (``.t.csv.3fa2….tmp`` is ``t.csv``), the output for a full or read-only disk
-    that named no file (it was blamed on the input), else the input."""
+    final name (``.t.csv.3fa2….tmp`` is ``t.csv``), the output for a full or read-only disk,
+    or a file past a size limit, that named no file (it was blamed on the input), else the
+    input."""
     if err.filename is not None:
         name = os.fsdecode(err.filename)
         final = _TEMPORARY.fullmatch(os.path.basename(name))
         return os.path.join(os.path.dirname(name), final["name"]) if final else name
-    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+    if err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG):
         args = sys.argv[1:] if argv is None else argv
         for flag, value in itertools.pairwise(args):
             if flag in ("-o", "--output"):
