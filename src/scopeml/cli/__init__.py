@@ -388,5 +388,17 @@ def _interrupts_ignored() -> Iterator[None]:
 
 def _exit(code: int, argv: list[str] | None) -> int:
     if argv is None:  # called as the console script
+        if code:  # zarr's reads still pending on its event loop's thread: no shutdown noise
+            _quiet_pending_tasks()  # ("Task was destroyed but it is pending!" × 12)
         sys.exit(code)
     return code
+
+
+def _quiet_pending_tasks() -> None:
+    """Let the interpreter end without asyncio's reports of the tasks a failed run left on
+    zarr's event loop (reads of other tiles in flight when one failed): the error said above
+    is the run's; they would bury it."""
+    import logging
+
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
