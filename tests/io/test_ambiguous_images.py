@@ -279,6 +279,23 @@ def test_a_sparse_label_image_opens_without_a_chunk_warning(tmp_path):
     assert said["image"] and not said["objects"]  # an image's absent chunks are noted
 
 
+def test_an_image_missing_a_few_chunks_says_how_many(tmp_path, capsys):
+    """An interrupted copy left one chunk of 256 out: it read as a black square (12,565
+    objects of 12,702) without a word; only fewer than half present was said."""
+    store = tmp_path / "copied.ome.zarr"
+    array = create_ome_zarr(store, shape=(256, 256), dtype="uint16", axes="YX", chunks=(16, 16))
+    array[:] = 500
+    (store / "0" / "c" / "3" / "3").unlink()  # the copy cut short
+    expected = f"{store}: 1 of 256 chunks absent, read as 0: a copy cut short"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with open_image(store) as image:
+            assert int(image.read(Y=slice(48, 64), X=slice(48, 64)).max()) == 0
+    assert any(m.startswith(expected) for m in _said(caught)), _said(caught)
+    assert main(["info", str(store)]) == 0
+    assert f"warning: {expected}" in capsys.readouterr().err
+
+
 def test_a_dense_ome_zarr_opens_without_a_chunk_warning(tmp_path):
     store = tmp_path / "dense.ome.zarr"
     array = create_ome_zarr(store, shape=(64, 64), dtype="uint8", axes="YX", chunks=(16, 16))

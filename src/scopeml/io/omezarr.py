@@ -244,20 +244,26 @@ def chunk_presence(array: zarr.Array, limit: int = MAX_COUNTED_CHUNKS) -> tuple[
 
 
 def sparse_note(array: zarr.Array, path: str) -> str | None:
-    """``"k of N chunks present; absent chunks read as fill value"`` when fewer than half of
-    the chunks an array declares are stored and it declares at least :data:`MIN_NOTED` (a huge
-    declared shape with a few chunks in it, which a statistics pass would read whole), else
-    ``None``. Sparse arrays are legal: this is said, never refused."""
-    stored = getattr(array, "shards", None) or array.chunks
-    if math.prod(-(-n // c) for n, c in zip(array.shape, stored, strict=True)) < MIN_NOTED:
-        return None  # a few absent chunks cost nothing to read (a fresh or empty output)
+    """What an image's absent chunks mean, or ``None`` where every chunk is stored. Fewer
+    than half, of at least :data:`MIN_NOTED`: ``"k of N chunks present; absent chunks read as
+    fill value"`` (a huge declared shape with a few chunks in it, which a statistics pass would
+    read whole); a few absent: how many, and that a copy cut short leaves them (an interrupted
+    rsync's missing chunk read as a black square, 137 nuclei fewer, without a word). Absent
+    chunks are legal (zarr stores no chunk of the fill value): this is said, never refused."""
     present, total, capped = chunk_presence(array)
-    if present * 2 >= total:
-        return None
     what = "shards" if getattr(array, "shards", None) else "chunks"
+    if present * 2 < total and total >= MIN_NOTED:
+        return (
+            f"{path}: {'≥' if capped else ''}{present:,} of {total:,} {what} present; absent "
+            f"{what} read as fill value ({array.fill_value})"
+        )
+    if capped or present >= total:
+        return None
+    absent = total - present
     return (
-        f"{path}: {'≥' if capped else ''}{present:,} of {total:,} {what} present; absent "
-        f"{what} read as fill value ({array.fill_value})"
+        f"{path}: {absent:,} of {total:,} {what} absent, read as {array.fill_value}: a copy cut "
+        "short, or a store that skips blank ones (zarr writes no chunk of the fill value); "
+        "compare it with its source"
     )
 
 
