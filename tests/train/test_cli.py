@@ -48,7 +48,7 @@ def test_train_unet_bad_input(tmp_path, capsys) -> None:
 def test_checkpoint_never_replaces_an_input_and_garbage_resume_is_an_error(tmp_path, capsys):
     image, labels = tmp_path / "image.npy", tmp_path / "labels.npy"
     np.save(image, np.zeros((32, 32), np.float32))
-    np.save(labels, np.eye(32, dtype=np.uint8))
+    np.save(labels, np.tri(32, dtype=np.uint8))
     before = image.read_bytes()
     base = ["train", "unet", str(image), str(labels), "-o", str(tmp_path / "m.czann"), "-q",
             "--depth", "1", "--patch-size", "16", "--epochs", "1"]  # fmt: skip
@@ -69,7 +69,7 @@ def test_a_pickle_passed_as_checkpoint_is_never_unpickled(tmp_path, capsys):
 
     image, labels = tmp_path / "image.npy", tmp_path / "labels.npy"
     np.save(image, np.zeros((32, 32), np.float32))
-    np.save(labels, np.eye(32, dtype=np.uint8))
+    np.save(labels, np.tri(32, dtype=np.uint8))
     marker = tmp_path / "ran"
     # a torch.save-style zip whose pickle would create a file if it were ever unpickled
     evil = tmp_path / "evil.pt"

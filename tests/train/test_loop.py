@@ -153,7 +153,7 @@ def test_bad_labels(nuclei_pair) -> None:
     with pytest.raises(InvalidLabelsError, match=r"no labelled pixels"):
         train_unet([image], [labels * 0], TINY, sparse=True, classes=("a", "b"), progress=False)
     with pytest.raises(InvalidRequestError, match=r"smaller than the patch"):
-        train_unet([image[:, :16, :16]], [labels[:16, :16]], TINY, progress=False)
+        train_unet([image[:, :16, :16]], [np.tri(16, dtype=np.int64)], TINY, progress=False)
 
 
 def test_cosine_schedule(nuclei_pair, tmp_path) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -62,62 +61,146 @@ def unet(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     overwrite: bool = typer.Option(False, help="Replace an existing output file."),
 ) -> None:
-    """Train a U-Net on IMAGES + LABELS and export it, normalisation inside, as a .czann."""
-    from scopeml.io.replace import check_output_file
-    from scopeml.train.files import read_pairs
-    from scopeml.train.loop import TrainConfig, train_unet
+    """Train a U-Net on IMAGES + LABELS and export it, normalisation inside, as a .czann.
 
-    if output.suffix.lower() != ".czann":
-        raise InvalidRequestError("the output must end in .czann", path=output)
-    check_output_file(output, overwrite=overwrite)  # before hours of training
-    if checkpoint is not None:
-        if checkpoint.is_dir():
-            raise InvalidRequestError(
-                "is a folder; a checkpoint is written as a file", path=checkpoint
-            )
-        for given in (images, labels, output):
-            if checkpoint.resolve() == given.resolve():
-                raise InvalidRequestError(
-                    f"the checkpoint would replace the input or output {given}", path=checkpoint
-                )
+    Prints what was held out for validation and which epoch's weights were exported (the best;
+    training stops early after PATIENCE epochs without improvement). Labels are checked first:
+    an instance mask or the image given as the labels, gaps in the class numbers and one class
+    only are refused; labels almost all 0 are warned about (scribbles need --sparse). NaN or
+    infinite pixels are left out of the loss, with a warning.
+    """
+    from scopeml.train.files import pair_files, read_pair_files
+    from scopeml.train.loop import train_unet
+
+    _check_outputs(output, overwrite, checkpoint, (images, labels, output))
     names = None
     if classes is not None:
         names = [name.strip() for name in classes.split(",") if name.strip()]
-    config = TrainConfig(
-        depth=depth,
-        width=width,
-        spatial_dims=3 if three_d else 2,
-        patch_size=patch_size,
-        batch_size=batch_size,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        lr=lr,
-        cosine=cosine,
-        ema=ema,
-        batch_norm=batch_norm,
-        init=init,
-        warmup=warmup,
-        val_fraction=val_fraction,
-        patience=patience,
-        seed=seed,
-        augment=augment,
+        if len(names) < 2:
+            _option_error(f"--classes names {len(names)} class; a classifier needs at least 2")
+    config = _config(
+        depth=depth, width=width, spatial_dims=3 if three_d else 2, patch_size=patch_size,
+        batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr,
+        cosine=cosine, ema=ema, batch_norm=batch_norm, init=init, warmup=warmup,
+        val_fraction=val_fraction, patience=patience, seed=seed, augment=augment,
         normalize=None if normalize is None or normalize.strip().lower() == "none" else normalize,
-    )
-    pixels, label_images = read_pairs(images, labels, spatial_dims=config.spatial_dims)
-    result = train_unet(
-        pixels,
-        label_images,
-        config,
-        classes=names,
-        sparse=sparse,
-        checkpoint=checkpoint,
-        resume=resume,
-        progress=not quiet,
-    )
+    )  # fmt: skip
+    pairs = pair_files(images, labels)
+    pixels, label_images = read_pair_files(pairs, spatial_dims=config.spatial_dims)
+    try:
+        result = train_unet(pixels, label_images, config, classes=names, sparse=sparse,
+                            checkpoint=checkpoint, resume=resume, progress=not quiet,
+                            files=pairs)  # fmt: skip
+    except KeyboardInterrupt:
+        typer.echo(f"aborted: {_kept(checkpoint, config)}", err=True)
+        raise typer.Exit(130) from None
     _save_trained(result, output, overwrite)
-    last = result.history[-1] if result.history else {}
-    shown = {k: round(v, 4) for k, v in last.items() if k in ("loss", "val_loss", "val_mean_iou")}
-    typer.echo(f"wrote {output} ({len(result.history)} epochs; {json.dumps(shown)})")
+    for line in _summary(result, output, resume):
+        typer.echo(line)
+
+
+def _check_outputs(
+    output: Path, overwrite: bool, checkpoint: Path | None, given: tuple[Path, ...]
+) -> None:
+    """Refuse, before hours of training, an output that is not a new .czann file (unless
+    ``overwrite``) and a checkpoint that is a folder or would replace an input or the output."""
+    from scopeml.io.replace import check_output_file
+
+    if output.suffix.lower() != ".czann":
+        raise InvalidRequestError("the output must end in .czann", path=output)
+    check_output_file(output, overwrite=overwrite)
+    if checkpoint is None:
+        return
+    if checkpoint.is_dir():
+        raise InvalidRequestError("is a folder; a checkpoint is written as a file", path=checkpoint)
+    for path in given:
+        if checkpoint.resolve() == path.resolve():
+            raise InvalidRequestError(
+                f"the checkpoint would replace the input or output {path}", path=checkpoint
+            )
+
+
+def _option_error(problem: str) -> NoReturn:
+    """A bad option: one line that names no file (exit 2)."""
+    typer.echo(f"error: {problem}", err=True)
+    raise typer.Exit(2)
+
+
+def _config(**options: Any) -> Any:
+    """The :class:`TrainConfig` of the options; a bad value is an option error."""
+    from scopeml.train.loop import TrainConfig
+
+    try:
+        return TrainConfig(**options)
+    except InvalidRequestError as err:
+        _option_error(err.problem)
+
+
+def _kept(checkpoint: Path | None, config: Any) -> str:
+    """What an interrupted training keeps, and how to continue it, in one sentence."""
+    if checkpoint is None or not checkpoint.is_file():
+        return "training stopped; no checkpoint was written (--checkpoint PATH keeps every epoch)"
+    try:
+        from scopeml.train.checkpoint import load_checkpoint
+
+        done = f" keeps {int(load_checkpoint(checkpoint)['epoch'])} of {config.epochs} epochs"
+    except Exception:  # said without the count rather than not at all
+        done = " is kept"
+    return (
+        f"training stopped; the checkpoint {checkpoint}{done}: continue with the same "
+        f"command and --resume {checkpoint}"
+    )
+
+
+def _summary(result: Any, output: Path, resume: Path | None) -> list[str]:
+    """What the command says when done: the validation data, whether anything was trained
+    (a resumed run), which epoch's weights were written and why training ended there."""
+    history, config = result.history, result.config
+    lines = [f"validation: {result.validation}"]
+    if resume is not None and len(history) == result.resumed_epochs:
+        lines.append(f"nothing trained: {_finished(result, resume)}")
+    if not history or result.exported_epoch is None:
+        return [*lines, f"wrote {output}"]
+    record = history[result.exported_epoch - 1]
+    which = "best" if "val_loss" in record else _without_validation(config)
+    shown = ", ".join(
+        f"{k} {record[k]:.4g}" for k in ("loss", "val_loss", "val_mean_iou") if k in record
+    )
+    lines.append(
+        f"wrote {output}: {which} of {_epochs(len(history))}: epoch {result.exported_epoch}, "
+        f"{shown}"
+    )
+    if result.stopped_early and len(history) > result.resumed_epochs:
+        lines.append(
+            f"stopped early after epoch {len(history)}: no improvement for "
+            f"{config.patience} epochs (--patience {config.patience})"
+        )
+    return lines
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' * (n != 1)}"
+
+
+def _without_validation(config: Any) -> str:
+    """Which epoch is exported without validation images: the weight average's last, else
+    the best by training loss."""
+    return "last" if config.ema else "best (by training loss)"
+
+
+def _finished(result: Any, resume: Path) -> str:
+    """Why a resumed checkpoint trained no further, and how to continue it."""
+    n, config = len(result.history), result.config
+    if result.stopped_early:
+        return (
+            f"{resume} had stopped early at epoch {n} (no improvement for "
+            f"{config.patience} epochs, --patience {config.patience}); a larger --patience "
+            "continues it"
+        )
+    return (
+        f"{resume} had trained {_epochs(n)} (--epochs {config.epochs}); a larger --epochs "
+        "continues it"
+    )
 
 
 def _save_trained(result: Any, output: Path, overwrite: bool) -> None:

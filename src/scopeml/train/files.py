@@ -68,38 +68,71 @@ def read_pairs(
     images: str | os.PathLike[str], labels: str | os.PathLike[str], *, spatial_dims: int = 2
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Images (``C×[Z×]Y×X``) and label images from two files or two folders of pairs."""
+    return read_pair_files(pair_files(images, labels), spatial_dims=spatial_dims)
+
+
+def pair_files(
+    images: str | os.PathLike[str], labels: str | os.PathLike[str]
+) -> list[tuple[Path, Path]]:
+    """``(image, labels)`` file pairs: the two files, or the files of two folders paired by
+    file stem (in the order of the stems)."""
     images, labels = Path(images), Path(labels)
     if images.is_dir() != labels.is_dir():
         raise InvalidRequestError(f"{images} and {labels} must both be files or both folders")
-    if images.is_dir():
-        image_files = _by_stem(images)
-        label_files = _by_stem(labels)
-        missing = sorted(set(image_files) ^ set(label_files))
-        if missing:
-            raise InvalidLabelsError(
-                f"images and labels do not pair up by file name: unmatched {missing[:5]}",
-                path=labels,
-            )
-        if not image_files:
-            raise InvalidRequestError(f"no {'/'.join(SUFFIXES)} files", path=images)
-        pairs = [(image_files[stem], label_files[stem]) for stem in sorted(image_files)]
-    else:
-        pairs = [(images, labels)]
+    if not images.is_dir():
+        return [(images, labels)]
+    image_files = _by_stem(images)
+    label_files = _by_stem(labels)
+    missing = sorted(set(image_files) ^ set(label_files))
+    if missing:
+        raise InvalidLabelsError(
+            f"images and labels do not pair up by file name: unmatched {missing[:5]}",
+            path=labels,
+        )
+    if not image_files:
+        raise InvalidRequestError(f"no {'/'.join(SUFFIXES)} files", path=images)
+    return [(image_files[stem], label_files[stem]) for stem in sorted(image_files)]
+
+
+def read_pair_files(
+    pairs: list[tuple[Path, Path]], *, spatial_dims: int = 2
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Images (``C×[Z×]Y×X``) and label images of ``(image, labels)`` file pairs; a label image
+    of another shape than its image (one of several channels too) is refused, naming it."""
     out_images, out_labels = [], []
     for image_path, label_path in pairs:
         image = as_channels_first(read_array(image_path), spatial_dims, image_path)
         label = read_array(label_path)
         if label.shape != image.shape[1:]:
-            raise InvalidLabelsError(
-                f"labels have shape {label.shape}; the image {image_path.name} is "
-                f"{image.shape[1:]}",
-                path=label_path,
-            )
+            problem = _shape_problem(label.shape, image.shape[1:], image_path)
+            raise InvalidLabelsError(problem, path=label_path)
         if not np.issubdtype(label.dtype, np.integer):
-            raise InvalidLabelsError(f"labels must be integers; got {label.dtype}", path=label_path)
+            hint = "; the image given as the labels (the image comes first)?" * (
+                label.dtype.kind == "f"
+            )
+            raise InvalidLabelsError(
+                f"labels must be integers; got {label.dtype}{hint}", path=label_path
+            )
         out_images.append(image)
         out_labels.append(label)
     return out_images, out_labels
+
+
+def _shape_problem(shape: tuple[int, ...], spatial: tuple[int, ...], image: Path) -> str:
+    """Why labels of ``shape`` do not fit an image of ``spatial`` shape: several channels (a
+    colour image), or another size.
+
+    >>> _shape_problem((4, 5, 3), (4, 5), Path("a.tif"))[:57]
+    'labels have 3 channels (shape (4, 5, 3)); labels must be '
+    """
+    for channels, rest in ((shape[-1], shape[:-1]), (shape[0], shape[1:])):
+        if len(shape) == len(spatial) + 1 and rest == tuple(spatial) and channels <= 4:
+            return (
+                f"labels have {channels} channels (shape {shape}); labels must be one channel "
+                "of class values (0 = background, k = class k; --sparse: 0 = unlabelled), "
+                "e.g. a grey 8-bit TIFF"
+            )
+    return f"labels have shape {shape}; the image {image.name} is {tuple(spatial)}"
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:

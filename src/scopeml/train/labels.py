@@ -28,7 +28,7 @@ from scopeml.pixel._sources import (
 
 #: Share of 0 in every dense label image above which the labels look like scribbles.
 SCRIBBLE_ZEROS = 0.95
-_SPARSE_HINT = "scribbles (0 = unlabelled, k = class k-1)? train with --sparse (sparse=True)"
+_SPARSE_HINT = "scribbles (0 = unlabelled, k = class k-1)? train with --sparse"
 
 
 def check_training_labels(
@@ -37,7 +37,7 @@ def check_training_labels(
     *,
     sparse: bool,
     names: Sequence[str | None] | None = None,
-) -> tuple[str, ...] | None:
+) -> tuple[str, ...]:
     """Check label images; return the class names, ``background, class 1, …`` up to the
     largest label when ``classes`` is ``None`` (else ``classes`` as given, as a tuple).
 

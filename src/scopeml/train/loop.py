@@ -26,8 +26,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scopeml.errors import InvalidRequestError
+from scopeml.errors import InvalidRequestError, find_stack_level, summarize
 from scopeml.inputs import names_of
+from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.train.checkpoint import load_checkpoint, save_checkpoint
 from scopeml.train.data import (
@@ -36,10 +37,12 @@ from scopeml.train.data import (
     check_pairs,
     normalize_globally,
     sample_patches,
+    split_indices,
     split_validation,
     targets_from_labels,
     with_channel_axis,
 )
+from scopeml.train.labels import check_training_labels
 from scopeml.train.metrics import class_scores, confusion_matrix
 from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, he_init
 
@@ -103,14 +106,16 @@ class TrainConfig:
                 raise InvalidRequestError(f"{name} must be >= 1; got {getattr(self, name)}")
         if self.spatial_dims not in (2, 3):
             raise InvalidRequestError(f"spatial_dims must be 2 or 3; got {self.spatial_dims}")
-        if not self.lr > 0:
-            raise InvalidRequestError(f"lr must be > 0; got {self.lr}")
+        if not 0 < self.lr <= 1:  # Adam's steps are about lr: above 1 it only diverges
+            raise InvalidRequestError(f"lr must be in (0, 1]; got {self.lr}")
         if self.init not in ("torch", "he"):
             raise InvalidRequestError(f"init must be 'torch' or 'he'; got {self.init!r}")
         if self.warmup < 0:
             raise InvalidRequestError(f"warmup must be >= 0; got {self.warmup}")
         if not 0 <= self.ema < 1:
             raise InvalidRequestError(f"ema must be in [0, 1); got {self.ema}")
+        if not 0 <= self.val_fraction < 1:
+            raise InvalidRequestError(f"val_fraction must be in [0, 1); got {self.val_fraction}")
         bottom = self.batch_size * (self.patch_size // step) ** self.spatial_dims
         if self.batch_norm and bottom < 2:  # BatchNorm's statistics need two values
             raise InvalidRequestError(
@@ -148,6 +153,15 @@ class TrainResult:
     classes: tuple[str, ...]
     config: TrainConfig
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: the epoch (from 1) whose weights :attr:`net` holds: the best by validation loss (else by
+    #: training loss), or the last one (a weight average without validation images)
+    exported_epoch: int | None = None
+    #: whether training stopped before ``config.epochs``: ``patience`` epochs without improvement
+    stopped_early: bool = False
+    #: epochs the resumed checkpoint had already trained (0: not resumed)
+    resumed_epochs: int = 0
+    #: what was held out for validation, in words (``"1 of 4 images: c.tif"``)
+    validation: str = ""
 
     @property
     def normalize_policy(self) -> str | None:
@@ -194,15 +208,22 @@ def train_unet(
     checkpoint: str | os.PathLike[str] | None = None,
     resume: str | os.PathLike[str] | None = None,
     progress: Progress = False,
+    files: Sequence[tuple[str | os.PathLike[str], str | os.PathLike[str]]] | None = None,
 ) -> TrainResult:
     """Train a U-Net on ``C×[Z×]Y×X`` images (``[Z×]Y×X``: one channel) and their
     ``[Z×]Y×X`` label images.
 
     Parameters
     ----------
+    images
+        NaN or infinite pixels (in any channel) are left out of the loss, with one warning per
+        image, and are 0 for the network, as ``segment`` feeds them.
     labels
         Dense: the class index of every pixel (0 = background). ``sparse=True``: 0 = unlabelled
-        (ignored by the loss), ``k`` = class ``k - 1``.
+        (ignored by the loss), ``k`` = class ``k - 1``. Checked first
+        (:func:`~scopeml.train.labels.check_training_labels`): an instance mask or an image
+        given as labels, gaps in the class numbers or one class only are refused; dense labels
+        almost all 0 are warned about (scribbles without ``sparse``).
     classes
         Class names; their number is ``K``. Default: inferred from the largest label.
     checkpoint
@@ -222,6 +243,11 @@ def train_unet(
         ends the stage with ``total`` set to the steps run. A callback raising
         :class:`~scopeml.errors.Cancelled` stops training after the step in progress: the
         checkpoint keeps the last finished epoch, and ``resume=`` continues from it exactly.
+    files
+        The ``(image, labels)`` files each pair was read from, named in messages.
+
+    A training loss that becomes NaN or infinite stops training with an
+    :class:`~scopeml.errors.InvalidRequestError` (the checkpoint keeps the last finite epoch).
 
     Examples
     --------
@@ -237,11 +263,7 @@ def train_unet(
     [(0, 2, []), (1, 2, []), (2, 2, ['loss', 'val_loss', 'val_mean_iou'])]
     """
     config = config or TrainConfig()
-    images = [with_channel_axis(np.asarray(image), config.spatial_dims) for image in images]
-    labels = [np.asarray(label) for label in labels]
-    check_pairs(images, labels, config.spatial_dims)
-    classes = _class_names(labels, classes, sparse)
-    targets = [targets_from_labels(x, sparse=sparse, n_classes=len(classes)) for x in labels]
+    images, targets, classes, names = _prepared(images, labels, config, classes, sparse, files)
     train_x, train_y, val_x, val_y, mean, std = _training_data(images, targets, config)
 
     torch.manual_seed(config.seed)
@@ -253,9 +275,11 @@ def train_unet(
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     weight = _class_weight(config, classes)
     average = _weight_average(net, config.ema) if config.ema else None
-    state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0}
+    state = {"epoch": 0, "history": [], "best": math.inf, "best_net": None, "stale": 0,
+             "best_epoch": None}  # fmt: skip
     if resume is not None:
         state = _load_checkpoint(resume, net, normalize, optimizer, config, classes, average)
+    resumed = state["epoch"]
     val_blocks = _validation_blocks(val_x, val_y, 2**config.depth)
     scored = net if average is None else average.module  # what is validated, kept and exported
     if resume is not None and val_blocks:
@@ -268,7 +292,7 @@ def train_unet(
                 "chosen among this run's epochs",
                 stacklevel=2,
             )
-            state.update(best=math.inf, best_net=None, stale=0)
+            state.update(best=math.inf, best_net=None, stale=0, best_epoch=None)
 
     counter = _StepCounter(as_progress(progress), config, state)
     step = partial(_train_step, net, normalize, optimizer, weight, config, average)
@@ -282,6 +306,7 @@ def train_unet(
         record = {"epoch": epoch + 1, "loss": loss}
         if val_blocks:
             record.update(_validate(scored, normalize, val_blocks, len(classes), weight))
+            _check_loss("validation loss", record["val_loss"], epoch + 1, config)
         _record_epoch(state, record, scored)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, net, normalize, optimizer, config, classes, state, average)
@@ -291,7 +316,13 @@ def train_unet(
     kept = state["best_net"] if val_blocks or average is None else None
     net.load_state_dict(kept or scored.state_dict())
     net.eval()
-    return TrainResult(net, normalize, classes, config, state["history"])
+    return TrainResult(
+        net, normalize, classes, config, state["history"],
+        exported_epoch=state["best_epoch"] if kept else state["epoch"] or None,
+        stopped_early=state["stale"] >= config.patience and state["epoch"] < config.epochs,
+        resumed_epochs=resumed,
+        validation=_held_out(names, config, val_x),
+    )  # fmt: skip
 
 
 def _learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -313,25 +344,70 @@ def _weight_average(net: UNet, decay: float) -> AveragedModel:
     return AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def _class_names(
-    labels: Sequence[np.ndarray], classes: Sequence[str] | None, sparse: bool
-) -> tuple[str, ...]:
-    """The given class names, or ``background, class 1, …`` up to the largest label."""
-    if classes is None:
-        top = max(int(np.max(label)) for label in labels)
-        n_classes = max(top if sparse else top + 1, 2)
-        classes = ["background", *(f"class {k}" for k in range(1, n_classes))]
-    classes = names_of(classes) or ()  # "bg,nucleus" as the command line's --classes
-    if len(classes) < 2:
-        raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(classes)}")
-    return classes
+def _prepared(
+    images: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    config: TrainConfig,
+    classes: Sequence[str] | str | None,
+    sparse: bool,
+    files: Sequence[tuple[Any, Any]] | None,
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[str, ...], list[str]]:
+    """Images (``C×[Z×]Y×X``) and loss targets after checking them, the class names (given,
+    or ``background, class 1, …`` up to the largest label), and the images' names."""
+    images = [with_channel_axis(np.asarray(image), config.spatial_dims) for image in images]
+    labels = [np.asarray(label) for label in labels]
+    check_pairs(images, labels, config.spatial_dims)
+    if files is not None and len(files) != len(images):
+        raise InvalidRequestError(f"{len(files)} file pairs named for {len(images)} images")
+    label_names = [os.fspath(pair[1]) for pair in files] if files is not None else None
+    given = names_of(classes)  # "bg,nucleus" as the command line's --classes
+    if given is not None and len(given) < 2:
+        raise InvalidRequestError(f"a classifier needs at least 2 classes; got {len(given)}")
+    classes = check_training_labels(labels, given, sparse=sparse, names=label_names)
+    targets = [
+        targets_from_labels(x, sparse=sparse, n_classes=len(classes), path=name)
+        for x, name in zip(labels, label_names or [None] * len(labels), strict=True)
+    ]
+    names = [os.fspath(pair[0]) for pair in files] if files else []
+    names = names or [f"image {index}" for index in range(len(images))]
+    for image, target, name in zip(images, targets, names, strict=True):
+        _leave_out_nonfinite(image, target, name)
+    return images, targets, classes, names
+
+
+def _leave_out_nonfinite(image: np.ndarray, target: np.ndarray, name: str) -> None:
+    """Leave the NaN or infinite pixels of ``image`` (in any channel) out of the loss (their
+    targets ignored), with one warning; :func:`_training_data` gives them the value 0."""
+    _, invalid = replace_nonfinite(image)
+    if invalid is None:
+        return
+    target[invalid] = IGNORE
+    warnings.warn(
+        f"{name}: {int(np.count_nonzero(invalid))} pixels are NaN or infinite: they are left "
+        "out of training (their labels ignored) and 0 for the network, as segment reads them",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
+
+
+def _held_out(names: list[str], config: TrainConfig, val_x: list[np.ndarray]) -> str:
+    """What :func:`split_validation` held out for validation, in words."""
+    if not val_x:
+        return "none (val_fraction 0)"
+    if len(names) == 1:
+        rows = val_x[0].shape[-2]
+        return f"the last {rows} rows (Y) of {os.path.basename(names[0])}"
+    held, _ = split_indices(len(names), config.val_fraction, config.seed)
+    shown = summarize(os.path.basename(names[i]) for i in held)
+    return f"{len(held)} of {len(names)} images: {shown}"
 
 
 def _training_data(
     images: list[np.ndarray], targets: list[np.ndarray], config: TrainConfig
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray], list, list]:
     """Training and validation images and targets (images with no labelled pixel left out),
-    normalised as ``config`` says, and the per-channel mean and std the network applies."""
+    normalised as ``config`` says (NaN or infinite pixels 0), and the per-channel mean and std
+    the network applies."""
     patch_shape = (config.patch_size,) * config.spatial_dims
     for index, target in enumerate(targets):
         if any(s < p for s, p in zip(target.shape, patch_shape, strict=True)):
@@ -345,12 +421,16 @@ def _training_data(
     if not keep:
         raise InvalidRequestError("no labelled pixels left for training after the validation split")
     train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
-    if config.normalize is None:
-        return (train_x, train_y, val_x, val_y, *channel_statistics(train_x))
-    train_x = [normalize_globally(x, config.normalize) for x in train_x]
-    val_x = [normalize_globally(x, config.normalize) for x in val_x]
-    n_channels = images[0].shape[0]
-    return train_x, train_y, val_x, val_y, [0.0] * n_channels, [1.0] * n_channels
+    if config.normalize is None:  # statistics of the finite pixels; the others are 0, raw
+        mean, std = channel_statistics(train_x)
+    else:  # NaN or infinite pixels are left out of the statistics, then 0, as segment does
+        n_channels = images[0].shape[0]
+        mean, std = [0.0] * n_channels, [1.0] * n_channels
+        train_x = [normalize_globally(x, config.normalize) for x in train_x]
+        val_x = [normalize_globally(x, config.normalize) for x in val_x]
+    train_x = [replace_nonfinite(x)[0] for x in train_x]
+    val_x = [replace_nonfinite(x)[0] for x in val_x]
+    return train_x, train_y, val_x, val_y, mean, std
 
 
 def _class_weight(config: TrainConfig, classes: tuple[str, ...]) -> torch.Tensor | None:
@@ -386,8 +466,20 @@ def _train_epoch(
             train_x, train_y, patch_shape, config.batch_size, rng, augment=config.augment
         )
         losses.append(step(batch, batch_targets))
+        _check_loss("training loss", losses[-1], epoch + 1, config)
         advance()
     return float(np.mean(losses))
+
+
+def _check_loss(name: str, value: float, epoch: int, config: TrainConfig) -> None:
+    """Stop a training whose loss is no longer finite: its weights are lost, and a model
+    that answers NaN must never be written."""
+    if not math.isfinite(value):
+        raise InvalidRequestError(
+            f"the {name} became {value} in epoch {epoch}: training diverged and no model is "
+            f"written (a checkpoint keeps the last finite epoch); try a smaller learning rate "
+            f"than {config.lr} (--lr), or check the images for extreme values"
+        )
 
 
 def _train_step(
@@ -441,7 +533,7 @@ def _record_epoch(state: dict[str, Any], record: dict[str, float], net: UNet) ->
     training loss) and count the epochs since the last improvement."""
     monitor = record.get("val_loss", record["loss"])
     if monitor < state["best"]:
-        state["best"], state["stale"] = monitor, 0
+        state["best"], state["stale"], state["best_epoch"] = monitor, 0, record["epoch"]
         state["best_net"] = copy.deepcopy(net.state_dict())
     else:
         state["stale"] += 1
@@ -614,4 +706,13 @@ def _load_checkpoint(
         raise InvalidContainerError(
             f"checkpoint does not fit this network ({err})", path=path
         ) from err
-    return {key: payload[key] for key in ("epoch", "history", "best", "best_net", "stale")}
+    state = {key: payload[key] for key in ("epoch", "history", "best", "best_net", "stale")}
+    return {**state, "best_epoch": payload.get("best_epoch", _best_epoch(state))}
+
+
+def _best_epoch(state: dict[str, Any]) -> int | None:
+    """The epoch whose score is the best one kept, for checkpoints that did not record it."""
+    for record in state["history"]:
+        if record.get("val_loss", record["loss"]) == state["best"]:
+            return int(record["epoch"])
+    return None
