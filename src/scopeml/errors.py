@@ -209,7 +209,8 @@ def close_matches(
     word: str, choices: Iterable[str], *, n: int = 3, cutoff: float = 0.6
 ) -> list[str]:
     """The ``choices`` a mistyped ``word`` may mean, the one place a did-you-mean is made:
-    those it starts (three letters or more), else those it nearly spells (``difflib``).
+    those it spells in other case (``dapi``: ``DAPI``), else those it starts (three letters or
+    more), else those it nearly spells (``difflib``).
 
     Examples
     --------
@@ -217,10 +218,14 @@ def close_matches(
     ['gaussian_smoothing']
     >>> close_matches("nucleii", ["nuclei"], n=1, cutoff=0.75), close_matches("zzz", ["a"])
     (['nuclei'], [])
+    >>> close_matches("dapi", ["Other", "DAPI"])
+    ['DAPI']
     """
     import difflib
 
     choices = [str(choice) for choice in choices]
+    if cased := [c for c in choices if c != word and c.casefold() == word.casefold()]:
+        return cased[:n]
     started = [c for c in choices if c.startswith(word)] if len(word) >= 3 else []
     return (started or difflib.get_close_matches(word, choices, n=n, cutoff=cutoff))[:n]
 

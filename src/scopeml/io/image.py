@@ -374,9 +374,12 @@ class Image:
             channel = int(channel)
         if isinstance(channel, (int, np.integer)) and 0 <= channel < len(self.channel_names):
             return int(channel)  # no negative indices: on a command line -1 is no channel
+        from scopeml.errors import did_you_mean
+
         last = len(self.channel_names) - 1
+        close = did_you_mean(channel, self.channel_names) if isinstance(channel, str) else ""
         raise InvalidRequestError(
-            f"no channel {channel!r}; the image has {', '.join(self.channel_names)} "
+            f"no channel {channel!r}{close}; the image has {', '.join(self.channel_names)} "
             f"(or {f'indices 0..{last}' if last else 'index 0'})",
             path=self.path,
         )
