@@ -202,11 +202,13 @@ def test_bad_scope_is_named_with_its_line(text: str, problem: str) -> None:
 
 
 def test_results_from_before_scope_resume(tmp_path: Path) -> None:
-    """An earlier run's settings.yaml has no 'scope': its pooled thresholds are the default."""
+    """An earlier run's settings.yaml has no 'scope': its pooled thresholds are the default;
+    nor 'rules' (a run of this version refused them: "classes[0].rules: (not set) → {}")."""
     out = _run(tmp_path, "old", "default")
     written = (out / "settings.yaml").read_text()
-    assert "scope: pooled" in written
-    (out / "settings.yaml").write_text(written.replace("      scope: pooled\n", ""))
+    assert "scope: pooled" in written and "  rules: {}\n" in written
+    old = written.replace("      scope: pooled\n", "").replace("  rules: {}\n", "")
+    (out / "settings.yaml").write_text(old)  # nor 'rules' (an empty one: none)
     image = tmp_path / "two.ome.tif"
     text = SETTINGS.format(tile=1024, memory=512, post=f"[{SMALL}]", scope="")
     again = run_analysis(parse_settings(text), [image], out, resume=True)

@@ -758,6 +758,8 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
             if data.get(key) is None:
                 data.pop(key, None)
         for cls in data.get("classes") or []:  # results from before 'scope' was written
+            if isinstance(cls, dict) and cls.get("rules") == {}:  # before 'rules' existed
+                del cls["rules"]
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":
                 del segmenter["scope"]
