@@ -63,8 +63,24 @@ RuleName = Annotated[
 Rules = dict[RuleName, dict[str, Bounds]]
 
 
+#: Names pandas (and R) read back from a CSV table as a missing value.
+_MISSING = frozenset({"na", "nan", "null", "none"})
+
+
+def check_name(name: str) -> str:
+    """Refuse a name a table's reader takes for a missing value (a rule ``NA`` vanished from
+    its ``object_class`` column and from the counts)."""
+    if name.casefold() in _MISSING:
+        raise ValueError(f"{name!r} reads as a missing value in a table (pandas, R): name it "
+                         "otherwise")  # fmt: skip
+    return name
+
+
 def check_order(rules: Rules) -> None:
-    """Refuse a rule after one without bounds: that one takes every object left."""
+    """Refuse a rule after one without bounds (it takes every object left), and a name read
+    as a missing value (:func:`check_name`)."""
+    for name in rules:
+        check_name(name)
     names = list(rules)
     for index, name in enumerate(names[:-1]):
         if not rules[name]:
@@ -99,13 +115,18 @@ def classify_by_rules(table: pd.DataFrame, rules: Rules, name: str) -> pd.DataFr
 
 
 def _missing(column: str, table: pd.DataFrame) -> str:
-    """Why an image's table lacks a column its class's rules may name."""
-    from scopeml.objects.classifier import physical_features
+    """Why an image's table lacks a column its class's rules may name: a size in µm without
+    the image's pixel size (a Z stack's Z step too), or a column of 2-D or 3-D tables only
+    (:func:`scopeml.objects.classifier._dims`)."""
+    from scopeml.objects.classifier import _dims, physical_features
 
+    dims = _dims([column])
+    if dims is not None and ("centroid-2" in table.columns) != (dims == 3):
+        return f"this image's table has no column {column!r}: only {dims}-D images have it"
     if physical_features([column]):
-        return f"{column} needs a pixel size; this image records none (pixel_size:, --pixel-size)"
-    other = "2-D" if "centroid-2" in table.columns else "3-D"
-    return f"this image's table has no column {column!r}: only {other} images have it"
+        return (f"{column} needs a pixel size, and this image records none (a Z stack: its Z "
+                "step too; pixel_size:, --pixel-size)")  # fmt: skip
+    return f"this image's table has no column {column!r}"
 
 
 def table_columns(settings: AnalysisSettings, cls: ClassSettings) -> set[str]:

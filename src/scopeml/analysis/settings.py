@@ -43,7 +43,7 @@ from pydantic import (
 )
 
 from scopeml import safe_yaml
-from scopeml.analysis.rules import Rules, check_order
+from scopeml.analysis.rules import Rules, check_name, check_order
 from scopeml.errors import InputNotFoundError, InvalidRequestError
 from scopeml.io.image import names_no_channels
 from scopeml.objects.instances import InstanceOptions
@@ -386,6 +386,11 @@ class ClassSettings(_Strict):
     def _rules_in_order(cls, value: Rules) -> Rules:
         check_order(value)
         return value
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_missing(cls, value: str) -> str:
+        return check_name(value)  # the tables' class column holds it
 
     @model_validator(mode="after")
     def _rules_or_classifier(self) -> ClassSettings:

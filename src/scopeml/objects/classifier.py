@@ -568,15 +568,15 @@ def _feature_matrix(table: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
 
 
 _INTENSITY = re.compile(r"intensity_(?:mean|min|max|std|sum|median)_(.+)")
-_PHYSICAL = re.compile(r".*_um\d?(?:-\d+)?")
+_PHYSICAL = re.compile(r".*_um\d?(?:-\d+)?(?:_(?:mean|sum))?")  # a child's sizes: _um2_mean
 
 
 def physical_features(names: Iterable[str]) -> list[str]:
     """The sizes in micrometres among ``names`` (``area_um2``, ``perimeter_um``,
     ``centroid_um-0``): measured only where the image has a pixel size.
 
-    >>> physical_features(["area", "area_um2", "perimeter_um", "solidity"])
-    ['area_um2', 'perimeter_um']
+    >>> physical_features(["area", "area_um2", "perimeter_um", "solidity", "spot_area_um2_mean"])
+    ['area_um2', 'perimeter_um', 'spot_area_um2_mean']
     """
     return [str(name) for name in names if _PHYSICAL.fullmatch(str(name))]
 
