@@ -125,7 +125,8 @@ def test_objects_out_of_reach_of_the_scale_limits_are_warned_of(diameter_model, 
 def test_an_estimate_resting_on_one_object_is_warned_of(diameter_model):
     """A blastocyst's glow was one component of ~150 px holding most of the bright area: auto
     chose 1/8 and its 25 nuclei became 3 objects, without a word. One object holding over
-    half the area measured is said; nuclei of many sizes, or a few, are not."""
+    half the area measured, three times the others' size, is said; nuclei of many sizes, or
+    two, are not."""
     import warnings
 
     from scopeml.model import open_model
@@ -137,10 +138,12 @@ def test_an_estimate_resting_on_one_object_is_warned_of(diameter_model):
     with pytest.warns(UserWarning, match=r"scale auto: one object of ~\d+ px holds \d+% of the "
                       r"bright area measured .* check the result, or give the scale"):  # fmt: skip
         auto_scale(as_image((nuclei + glow).astype(np.float32)), model)
+    two = ((y - 40) ** 2 + (x - 40) ** 2 < 11**2) | ((y - 90) ** 2 + (x - 90) ** 2 < 9**2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         auto_scale(as_image(nuclei), model)
         auto_scale(as_image(zoomed(scene(11), 2.0)), model)
+        auto_scale(as_image(two.astype(np.float32)), model)  # 60 % in one of two: no clump
 
 
 def test_the_model_records_its_diameter_and_czmodel_still_reads_it(diameter_model, tmp_path):
