@@ -16,6 +16,7 @@ from scopeml.cli import main
 from scopeml.errors import InvalidImageError, InvalidRequestError
 from scopeml.io import create_ome_zarr, open_image
 from scopeml.io.image import Image
+from scopeml.io.omezarr import sparse_note
 
 
 def _frames(n: int = 5) -> np.ndarray:
@@ -286,7 +287,8 @@ def test_an_image_missing_a_few_chunks_says_how_many(tmp_path, capsys):
     array = create_ome_zarr(store, shape=(256, 256), dtype="uint16", axes="YX", chunks=(16, 16))
     array[:] = 500
     (store / "0" / "c" / "3" / "3").unlink()  # the copy cut short
-    expected = f"{store}: 1 of 256 chunks absent, read as 0: a copy cut short"
+    expected = (f"{store}: 1 of 256 chunks absent inside the image, each among stored ones "
+                "(read as 0): a copy cut short, or a lost file?")  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with open_image(store) as image:
@@ -294,6 +296,28 @@ def test_an_image_missing_a_few_chunks_says_how_many(tmp_path, capsys):
     assert any(m.startswith(expected) for m in _said(caught)), _said(caught)
     assert main(["info", str(store)]) == 0
     assert f"warning: {expected}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_blank_regions_zarr_did_not_store_are_no_alarm(tmp_path, zarr_format):
+    """zarr stores no chunk of the fill value: an image whose lower half is 0, or a mosaic's
+    empty border, has absent chunks next to each other or at its edge; a lost one inside is
+    among stored ones (in zarr 2's key layout too)."""
+    import zarr
+
+    array = zarr.open_array(str(tmp_path / "a.zarr"), mode="w", shape=(128, 128),
+                            chunks=(16, 16), dtype="uint16", zarr_format=zarr_format)  # fmt: skip
+    array[:64] = 7  # the lower half blank: 32 chunks never written
+    array[64:80, 112:] = 7  # one chunk at the edge, among blank ones
+    assert sparse_note(array, "half.zarr") is None
+    array[80:96, 48:64] = 7
+    array[64:80, 32:80] = 7
+    array[96:112, 48:64] = 7  # a chunk at (5, 3) enclosed by stored ones
+    array[80:96, 32:48] = array[80:96, 64:80] = 7
+    assert sparse_note(array, "half.zarr") is None  # it is stored
+    chunk = "c/5/3" if zarr_format == 3 else "5.3"
+    (tmp_path / "a.zarr" / chunk).unlink()  # now lost
+    assert "1 of 64 chunks absent inside the image" in sparse_note(array, "half.zarr")
 
 
 def test_a_dense_ome_zarr_opens_without_a_chunk_warning(tmp_path):

@@ -248,7 +248,8 @@ def sparse_note(array: zarr.Array, path: str) -> str | None:
     than half, of at least :data:`MIN_NOTED`: ``"k of N chunks present; absent chunks read as
     fill value"`` (a huge declared shape with a few chunks in it, which a statistics pass would
     read whole); a few absent: how many, and that a copy cut short leaves them (an interrupted
-    rsync's missing chunk read as a black square, 137 nuclei fewer, without a word). Absent
+    rsync's missing chunk read as a black square, 137 nuclei fewer, without a word), where
+    each is among stored ones (:func:`_holes`; a blank region's are not). Absent
     chunks are legal (zarr stores no chunk of the fill value): this is said, never refused."""
     present, total, capped = chunk_presence(array)
     what = "shards" if getattr(array, "shards", None) else "chunks"
@@ -259,12 +260,48 @@ def sparse_note(array: zarr.Array, path: str) -> str | None:
         )
     if capped or present >= total:
         return None
-    absent = total - present
+    holes = _holes(array)
+    if not holes:  # absent next to absent: a blank region zarr did not store, as it does
+        return None
     return (
-        f"{path}: {absent:,} of {total:,} {what} absent, read as {array.fill_value}: a copy cut "
-        "short, or a store that skips blank ones (zarr writes no chunk of the fill value); "
-        "compare it with its source"
+        f"{path}: {holes:,} of {total:,} {what} absent inside the image, each among stored "
+        f"ones (read as {array.fill_value}): a copy cut short, or a lost file? compare it "
+        "with its source"
     )
+
+
+def _holes(array: zarr.Array) -> int:
+    """How many absent chunk (or shard) files have every neighbour in Y and X stored: a
+    file lost from the middle of an image, where a blank region's absent chunks (a mosaic's
+    empty border, zarr storing no chunk of the fill value) lie next to each other or at the
+    edge. 0 for an array not on a local disk, or of more than :data:`MAX_COUNTED_CHUNKS`."""
+    import itertools
+
+    stored = getattr(array, "shards", None) or array.chunks
+    grid = [-(-n // c) for n, c in zip(array.shape, stored, strict=True)]
+    root = getattr(array.store, "root", None)
+    if root is None or math.prod(grid) > MAX_COUNTED_CHUNKS or len(grid) < 2:
+        return 0
+    folder = os.path.join(str(root), array.path) if array.path else str(root)
+    encoding = getattr(array.metadata, "chunk_key_encoding", None)  # zarr 3: c/0/3/3
+    separator = getattr(array.metadata, "dimension_separator", None) or "."  # zarr 2: 0.3.3
+
+    def present(index: tuple[int, ...]) -> bool:
+        name = encoding.encode_chunk_key(index) if encoding else separator.join(map(str, index))
+        return os.path.exists(os.path.join(folder, name))
+
+    holes = 0
+    for index in itertools.product(*map(range, grid)):
+        if present(index):
+            continue
+        around = []
+        for axis in (-2, -1):
+            for step in (-1, 1):
+                near = list(index)
+                near[axis] += step
+                around.append(0 <= near[axis] < grid[axis] and present(tuple(near)))
+        holes += all(around)
+    return holes
 
 
 def _note_sparse(array: zarr.Array, path: str) -> None:
