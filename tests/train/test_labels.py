@@ -12,6 +12,7 @@ import pytest
 from scopeml.cli import main
 from scopeml.errors import InvalidLabelsError
 from scopeml.model import load_model
+from scopeml.train.labels import check_training_labels
 from scopeml.train.loop import TrainConfig, train_unet
 
 TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--depth", "1", "--width", "2",
@@ -112,8 +113,6 @@ def test_swapped_folders_name_the_label_file(nuclei_pair, tmp_path, capsys):
 
 
 def test_named_classes_allow_more_values_but_labels_must_fit_them() -> None:
-    from scopeml.train.labels import check_training_labels
-
     many = np.arange(40).reshape(5, 8)
     names = [f"c{k}" for k in range(40)]
     assert len(check_training_labels([many], names, sparse=False)) == 40
@@ -138,6 +137,19 @@ def test_scribbles_without_sparse_are_warned_about(nuclei_pair, tmp_path, capsys
     assert "labels range 0..2; 2 classes allow 0..1" in err and "train with --sparse" in err
     assert _run(tmp_path, image[0], scribbles, "--sparse") == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_dense_mask_of_a_few_spots_is_not_taken_for_scribbles(nuclei_pair):
+    """Five spots drawn whole in 512² are 99.4 % zeros too, but of two values only: scribbles
+    mark their background as well (0, 1 and 2), so only those are warned about."""
+    import warnings
+
+    spots = np.zeros((512, 512), np.uint8)
+    for k in range(5):
+        spots[50 + 80 * k : 56 + 80 * k, 100:130] = 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_training_labels([spots], None, sparse=False) == ("background", "class 1")
 
 
 def test_an_image_without_scribbles_is_named_not_its_folder(nuclei_pair, tmp_path, capsys):

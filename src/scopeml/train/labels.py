@@ -68,7 +68,7 @@ needs at least two (dense labels: 0 = background, k = class k; scribbles: --spar
         classes = ["background", *(f"class {k}" for k in range(1, max(top + 1 - first, 2)))]
     if len(present) < 2:
         raise _one_class(present, sparse, everywhere)
-    if not sparse:
+    if not sparse and len(present) >= 3:  # scribbles mark their background too: 0, 1, 2…
         _warn_scribbles(labels, everywhere)
     return tuple(classes)
 
@@ -164,7 +164,8 @@ def _one_class(present: list[int], sparse: bool, name: str | None) -> InvalidLab
 
 def _warn_scribbles(labels: Sequence[np.ndarray], name: str | None) -> None:
     """Warn when almost every pixel of every dense label image is 0: scribbles, most likely,
-    which train 0 as a class ("background") unless ``sparse``."""
+    which train 0 as a class ("background") unless ``sparse``. Called for labels of three
+    values or more: a dense mask of a few spots (0 and 1) is mostly 0 too."""
     zeros = [int(np.count_nonzero(np.asarray(label) == 0)) for label in labels]
     sizes = [max(np.asarray(label).size, 1) for label in labels]
     if min(z / s for z, s in zip(zeros, sizes, strict=True)) <= SCRIBBLE_ZEROS:
