@@ -42,6 +42,30 @@ def test_a_widget_opened_anew_takes_over_the_strokes(viewer, qtbot):
     assert second.model is not None and first.model is None
 
 
+def test_a_widget_opened_anew_takes_over_the_unsaved_classifier(viewer, qtbot, tmp_path):
+    """Closing the dock dropped a classifier nobody saved, without a word: the widget opened
+    again uses it, its classes and forest with it; a saved one is left to its file."""
+    import gc
+
+    from scopeml.napari.pixel_widget import SCRIBBLES
+
+    blobs(viewer)
+    first = widget_for(viewer, qtbot)
+    first.set_classes(["dish", "cell"], [None, None])  # names a new widget would not have
+    paint_two_classes(viewer.layers[SCRIBBLES])
+    assert trained(qtbot, first).startswith("trained")
+    model = first.model
+    del first
+    gc.collect()  # the closed dock's widget is gone
+    second = widget_for(viewer, qtbot)
+    assert second.model is model and second.class_names() == list(model.spec.classes)
+    assert second.status.text().startswith("took over the classifier trained before this dock")
+    assert second.trees.value() == 3
+    second.save_model(tmp_path / "kept.czseg")
+    third = widget_for(viewer, qtbot)
+    assert third.model is None  # saved: Load opens its file
+
+
 def test_removing_a_class_drops_the_classifier_and_preview_of_the_classes_before(viewer, qtbot):
     from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
 

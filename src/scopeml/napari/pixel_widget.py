@@ -158,6 +158,10 @@ def features_text(features: Any) -> str:
 #: Per viewer, the pixel classifier widget that answers its strokes and sliders: one opened
 #: anew (its dock closed, then opened again) takes over from the one before, which stops.
 _LISTENING: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+#: Per viewer, the classifier its last pixel classifier widget trained and nobody saved (the
+#: viewer, weakly, and the model): a widget opened anew takes it over. Closing the dock had
+#: dropped an unsaved classifier without a word.
+_UNSAVED: dict[int, tuple[Any, Any]] = {}
 
 
 class PixelClassifierWidget(QWidget):
@@ -224,6 +228,18 @@ class PixelClassifierWidget(QWidget):
         _LISTENING[id(napari_viewer)] = self
         self._show_channels()
         self._ensure_scribbles()
+        self._take_over_unsaved()
+
+    def _take_over_unsaved(self) -> None:
+        """Use the classifier a closed dock of this viewer trained and left unsaved."""
+        viewer, model = _UNSAVED.get(id(self.viewer), (lambda: None, None))
+        if model is None or viewer() is not self.viewer or getattr(model, "path", None):
+            return
+        self._use_model(model)
+        self.status.setText(
+            f"took over the classifier trained before this dock was closed "
+            f"({', '.join(model.spec.classes)}; not saved: Save keeps it)"
+        )
 
     def stop_listening(self) -> None:
         """Answer no more strokes and sliders, and drop the step running: a newer widget of the
@@ -737,8 +753,13 @@ class PixelClassifierWidget(QWidget):
             self.update_preview()
 
     def set_model(self, model: Any) -> None:
-        """Use ``model`` (a pixel classifier or any scopeml model) for the preview."""
+        """Use ``model`` (a pixel classifier or any scopeml model) for the preview; a trained
+        one without a file is the viewer's unsaved classifier (:data:`_UNSAVED`)."""
         self.model = model
+        if hasattr(model, "forest") and getattr(model, "path", None) is None:
+            if id(self.viewer) not in _UNSAVED:  # a closed viewer's goes with it
+                weakref.finalize(self.viewer, _UNSAVED.pop, id(self.viewer), None)
+            _UNSAVED[id(self.viewer)] = (weakref.ref(self.viewer), model)
         self._normalization = None
         self.last_region = None
         importances = getattr(model, "info", {}).get("feature_importances")
@@ -932,6 +953,12 @@ class PixelClassifierWidget(QWidget):
         except Exception as err:
             self._fail(err)
             return
+        described = self._use_model(model)
+        self.status.setText(f"loaded {Path(path).name}: {', '.join(model.spec.classes)}{described}")
+
+    def _use_model(self, model: Any) -> str:
+        """Show ``model``'s classes and colours, and a classifier's feature set and forest (so
+        that training again keeps them), and use it; what it holds, for the status."""
         classes = getattr(model, "classes", None)
         if classes and hasattr(classes[0], "color"):
             self.set_classes([c.name for c in classes], [c.color for c in classes])
@@ -951,7 +978,7 @@ class PixelClassifierWidget(QWidget):
             self.min_leaf.setValue(int(model.info.get("min_samples_leaf") or 1))
             described = f" ({len(model.feature_names)} features {text}, {self.trees.value()} trees)"
         self.set_model(model)
-        self.status.setText(f"loaded {Path(path).name}: {', '.join(model.spec.classes)}{described}")
+        return described
 
     def import_scribbles(self, path: str | Path) -> None:
         """Replace the scribbles with a label image file (TIFF, PNG, OME-Zarr …) of their
