@@ -412,7 +412,8 @@ def auto_scale(
     diameter, share = found
     within = model_diameter_range(model)
     factor = auto_factor(preferred, diameter, within)
-    if not _warn_out_of_reach(image, diameter, factor, preferred, within) and share > 0.5:
+    resized = factor != 1 and share > 0.5  # at 1 the model sees the image as it is anyway
+    if not _warn_out_of_reach(image, diameter, factor, preferred, within) and resized:
         where = f"{image.path}: " if image.path else ""
         warnings.warn(
             f"{where}scale auto: one object of ~{diameter:.0f} px holds {share:.0%} of the "
