@@ -294,6 +294,11 @@ def _message(error: dict[str, Any], request: Request) -> str:
     whole_body = list(error.get("loc", ())) == ["body"] and error.get("type") in NOT_AN_OBJECT
     if whole_body and not_json:
         return "send the request as JSON (Content-Type: application/json)"
+    if error.get("type") == "json_invalid":  # its loc is the character: said as such
+        where = list(error.get("loc", ()))[1:2]
+        at = f" at character {where[0]}" if where and str(where[0]).isdigit() else ""
+        cause = str((error.get("ctx") or {}).get("error", "")).strip()
+        return f"the body is not valid JSON{at}" + (f": {cause}" if cause else "")
     if error.get("type") in NUMBER_WORDS:
         return NUMBER_WORDS[str(error["type"])] + _bounds(error)
     return str(error.get("msg", "")) + _option_hint(error)
