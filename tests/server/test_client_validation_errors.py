@@ -29,7 +29,7 @@ def test_a_refused_option_is_named_by_its_field(alice, image_path):
 
 def test_a_body_that_is_not_json_says_so(alice):
     """It said "JSON decode error" at a location ``["body", "1"]``: a bare character offset."""
-    said = (r"server answered 422: body: the body is not valid JSON at character 1: Expecting "
+    said = (r"server answered 422: body: not valid JSON at character 1: Expecting "
             r"property name enclosed in double quotes$")  # fmt: skip
     with pytest.raises(ServerResponseError, match=said):
         alice._request(

@@ -298,7 +298,7 @@ def _message(error: dict[str, Any], request: Request) -> str:
         where = list(error.get("loc", ()))[1:2]
         at = f" at character {where[0]}" if where and str(where[0]).isdigit() else ""
         cause = str((error.get("ctx") or {}).get("error", "")).strip()
-        return f"the body is not valid JSON{at}" + (f": {cause}" if cause else "")
+        return f"not valid JSON{at}" + (f": {cause}" if cause else "")
     if error.get("type") in NUMBER_WORDS:
         return NUMBER_WORDS[str(error["type"])] + _bounds(error)
     return str(error.get("msg", "")) + _option_hint(error)
