@@ -5,6 +5,7 @@ truncated TIFF, pixel sizes that are no sizes, and the order sizes are listed in
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import numpy as np
@@ -226,6 +227,27 @@ def test_ome_xml_declaring_other_plane_sizes_than_the_pages_is_flagged(tmp_path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         open_image(honest).close()
+
+
+def test_a_lying_time_series_says_its_pages_are_read_as_z(tmp_path):
+    """Three time points under an OME-XML of other plane sizes were read as a Z stack, and
+    segment joined objects across frames; the warning named only the sizes."""
+    file = tmp_path / "movie.ome.tif"
+    frames = np.full((3, 32, 32), 7, np.uint8)
+    tifffile.imwrite(file, frames, ome=True, metadata={"axes": "TYX"})
+    with tifffile.TiffFile(file) as tf:
+        xml = tf.ome_metadata.replace('SizeX="32"', 'SizeX="2000"')
+    tifffile.imwrite(
+        file, frames, description=xml.encode(), metadata=None, photometric="minisblack"
+    )
+    said = (
+        "its OME-XML declares T=3 of 32×2000 pixels, its pages hold 3 planes of 32×32: "
+        "read as the pages say (the 3 planes as Z: --axes TYX or CYX says otherwise)"
+    )
+    with pytest.warns(UserWarning, match=re.escape(said)), open_image(file) as image:
+        assert image.sizes["Z"] == 3
+    with open_image(file, axes="TYX") as image:
+        assert image.sizes["T"] == 3
 
 
 def test_an_honest_ome_tiff_with_all_its_planes_opens(tmp_path):

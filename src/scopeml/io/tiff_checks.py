@@ -309,9 +309,17 @@ its pixel sizes and channel names may not be its own'
     pixels = next((e for e in root.iter() if e.tag == "Pixels" or e.tag.endswith("}Pixels")), None)
     if pixels is None:
         return None
-    declared = "×".join(pixels.attrib.get(f"Size{axis}", "?") for axis in "YX")
-    held = "×".join(map(str, series[0].shape[-2:]))
+    sizes = {axis: pixels.attrib.get(f"Size{axis}", "?") for axis in "TCZYX"}
+    shape = tuple(series[0].shape)
+    planes = math.prod(shape[:-2])
+    declared = "×".join(sizes[axis] for axis in "YX") + " pixels"
+    held = "×".join(map(str, shape[-2:]))
+    told = " ".join(f"{axis}={sizes[axis]}" for axis in "TCZ" if sizes[axis] not in ("1", "?"))
+    if planes > 1:  # the planes too: where X and Y agree, they are what differs
+        declared = f"{told} of {declared}" if told else declared
+        held = f"{planes} planes of {held}"
+    as_z = f" (the {planes} planes as Z: --axes TYX or CYX says otherwise)" * (planes > 1)
     return (
-        f"its OME-XML declares {declared} pixels, its pages hold {held}: read as the pages say; "
-        "its pixel sizes and channel names may not be its own"
+        f"its OME-XML declares {declared}, its pages hold {held}: read as the pages "
+        f"say{as_z}; its pixel sizes and channel names may not be its own"
     )
