@@ -18,7 +18,8 @@ def test_a_missing_channel_lists_the_names_and_indices(names, listed) -> None:
     for wrong in ("dapi", 3, -4):
         with pytest.raises(InvalidRequestError) as caught:
             image.select_channels([wrong])
-        assert caught.value.problem == f"no channel {wrong!r}; the image has {listed}"
+        close = " (did you mean 'DAPI'?)" if wrong == "dapi" else ""  # the name in other case
+        assert caught.value.problem == f"no channel {wrong!r}{close}; the image has {listed}"
         assert caught.value.path == "img.tif"
     with pytest.raises(InvalidRequestError) as caught:  # no Python-style -1: refused
         image.select_channels([-1])
