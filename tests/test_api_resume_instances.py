@@ -1,7 +1,8 @@
-"""``segment(..., outputs=("labels", "instances"), measure=..., resume=True)`` finishes a store
-that a stopped call had published but not yet given its instances, the removal of the
-probabilities made for them, or its table: the model does not run again, and the result equals
-an uninterrupted run. Another run's store, or one with everything asked for, is refused."""
+"""``segment(..., outputs=("labels", "instances"), measure=..., resume=True)`` finishes a call
+stopped at its instances (its partial store kept: a store is published only with them), the
+removal of the probabilities made for them, or its table: the model does not run again, and the
+result equals an uninterrupted run. Another run's store, or one with everything asked for, is
+refused."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import zarr
 
 import scopeml as sm
 from scopeml.cli import main
-from scopeml.errors import Cancelled, IncompleteOutputError, InvalidRequestError
+from scopeml.errors import Cancelled, IncompleteOutputError
 from scopeml.progress import ProgressEvent
 
 RUN = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1}
@@ -47,7 +48,12 @@ def _stop_at(stage: str):
 
 
 def _stages(events: list[ProgressEvent]) -> set[str]:
-    return {event.stage for event in events}
+    """The stages that ran (the engine's ``segment`` only where it ran a tile)."""
+    return {e.stage for e in events if e.stage != "segment" or e.total}
+
+
+def _partial(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
 
 
 def test_stopped_at_the_instances_resume_makes_them(image, uninterrupted, tmp_path):
@@ -55,9 +61,9 @@ def test_stopped_at_the_instances_resume_makes_them(image, uninterrupted, tmp_pa
     stop, seen = _stop_at("label")  # the first stage of the instances, after the engine
     with pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, measure=table, progress=stop, **RUN)
-    assert "segment" in seen and out.is_dir() and not table.exists()
-    assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # seeds' source kept
-    with pytest.raises(InvalidRequestError, match=r"unfinished .*; pass --resume"):
+    assert "segment" in seen and not out.exists() and not table.exists()  # published whole
+    assert sm.Segmentation(_partial(out)).outputs == ("labels", "probabilities")  # seeds kept
+    with pytest.raises(IncompleteOutputError, match=r"interrupted run .*; pass --resume"):
         sm.segment(image, "nuclei", out, measure=table, **RUN)  # without resume: points to it
     events: list[ProgressEvent] = []
     seg = sm.segment(image, "nuclei", out, measure=table, resume=True, progress=events.append,
@@ -78,11 +84,12 @@ def test_half_written_instances_are_made_again(image, uninterrupted, tmp_path):
         sm.segment(image, "nuclei", out, measure=table, progress=stop, **RUN)
     # an instances array stopped while written in place: half its pixels, no object count
     # (written last), and the scratch of a killed attempt beside it
-    sm.label_objects(sm.Segmentation(out), out / "instances", class_="nucleus")
-    instances = zarr.open_array(str(out / "instances" / "0"), mode="r+")
+    staged = _partial(out)
+    sm.label_objects(sm.Segmentation(staged), staged / "instances", class_="nucleus")
+    instances = zarr.open_array(str(staged / "instances" / "0"), mode="r+")
     instances[100:] = 0
     del instances.attrs["n_objects"]
-    (out / ".instances.0123abcd.partial.zarr.0.0.tmp").mkdir()
+    (staged / ".instances.0123abcd.partial.zarr.0.0.tmp").mkdir()
     events: list[ProgressEvent] = []
     seg = sm.segment(image, "nuclei", out, measure=table, resume=True, progress=events.append,
                      **RUN)  # fmt: skip
@@ -115,7 +122,7 @@ def test_another_run_or_a_finished_one_keeps_the_error(image, tmp_path):
             sm.segment(image, "nuclei", out, resume=True, **{**RUN, key: value})
     with pytest.raises(IncompleteOutputError, match="different run: the run used the model"):
         sm.segment(image, _two_classes(), out, resume=True, **RUN)  # another model
-    assert sm.Segmentation(out).outputs == ("labels", "probabilities")  # left as it was
+    assert sm.Segmentation(_partial(out)).outputs == ("labels", "probabilities")  # as it was
     sm.segment(image, "nuclei", out, measure=table, resume=True, **RUN)
     again = sm.segment(image, "nuclei", out, measure=table, resume=True, **RUN)
     assert again.already_complete  # finished: nothing to do, not an error
@@ -139,8 +146,8 @@ def test_cli_resume_finishes_the_instances(image, uninterrupted, tmp_path, capsy
     stop, _ = _stop_at("label")
     with pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, measure=table, progress=stop, **RUN)
-    assert main(command) == 2  # without --resume: the store exists
-    assert "output exists" in capsys.readouterr().err
+    assert main(command) == 2  # without --resume: the partial store is there
+    assert "an interrupted run left this partial output" in capsys.readouterr().err
     assert main([*command, "--resume"]) == 0
     np.testing.assert_array_equal(sm.open_image(out / "instances").read(), uninterrupted[0])
     pd.testing.assert_frame_equal(pd.read_csv(table), uninterrupted[1])

@@ -1,8 +1,8 @@
-"""``segment --resume`` on a store that a stopped call published (the model's tiles written,
-the instances and table not), or on a complete one: a resume that differs from the run that
-made it (the axes, ``grow``) is refused naming what differs, as a partial store's is, never
-as "complete; pass --overwrite" (newuser20 #1); the same run on a complete store does nothing
-and exits 0, so a script that always resumes can be rerun (newuser20 #3)."""
+"""``segment --resume`` on a call stopped after the model's tiles (its partial store kept: a
+store is published only with its instances; the table not written), or on a complete store:
+a resume that differs from the run that made it (the axes, ``grow``) is refused naming what
+differs, never as "complete; pass --overwrite" (newuser20 #1); the same run on a complete
+store does nothing and exits 0, so a script that always resumes can be rerun (newuser20 #3)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def whole(movie, tmp_path_factory) -> pd.DataFrame:
 
 @pytest.fixture
 def stopped(movie, tmp_path) -> tuple[Path, Path]:
-    """The store and table of a run cancelled at ``grow``: published, without instances."""
+    """The store and table of a run cancelled at ``grow``: its partial store, without
+    instances (nothing published)."""
     out, table = tmp_path / "o.ome.zarr", tmp_path / "t.csv"
 
     def stop(event: ProgressEvent) -> None:
@@ -53,8 +54,12 @@ def stopped(movie, tmp_path) -> tuple[Path, Path]:
 
     with pytest.raises(Cancelled):
         sm.segment(movie, "nuclei", out, measure=table, progress=stop, **RUN)
-    assert out.is_dir() and "instances" not in sm.Segmentation(out).outputs
+    assert not out.exists() and "instances" not in sm.Segmentation(_partial(out)).outputs
     return out, table
+
+
+def _partial(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
 
 
 def _command(movie: Path, out: Path, table: Path) -> list[str]:
@@ -68,11 +73,14 @@ def test_a_resume_without_the_axes_names_them(movie, stopped, capsys):
     code = main(_command(movie, out, table))  # --axes TYX forgotten
     err = capsys.readouterr().err
     assert code == 2 and err.count("error:") == 1, err  # after the file's Z-vs-T warning
-    assert f"error: {out}: cannot resume: the output comes from a different run: " in err
+    assert (
+        f"error: {_partial(out)}: cannot resume: the partial output comes from a different "
+        "run: " in err
+    )
     assert f"the run read the image {movie.resolve()} with axes TYX (T=3 Y=200 X=180)" in err
     assert "pass --axes TYX (axes='TYX')" in err
     assert "complete" not in err
-    assert "instances" not in sm.Segmentation(out).outputs and not table.exists()
+    assert "instances" not in sm.Segmentation(_partial(out)).outputs and not table.exists()
 
 
 def test_a_resume_with_another_grow_names_it(movie, stopped):
@@ -80,7 +88,7 @@ def test_a_resume_with_another_grow_names_it(movie, stopped):
     other = InstanceOptions(grow=6)
     with pytest.raises(IncompleteOutputError, match=r"different run: instances\.grow: 4\.0 "):
         sm.segment(movie, "nuclei", out, measure=table, resume=True, instances=other, **RUN)
-    assert "instances" not in sm.Segmentation(out).outputs  # left as it was
+    assert "instances" not in sm.Segmentation(_partial(out)).outputs  # left as it was
 
 
 def test_the_same_run_finishes_then_does_nothing(movie, stopped, whole, capsys):

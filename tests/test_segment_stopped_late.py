@@ -15,7 +15,12 @@ import pytest
 import scopeml as sm
 import scopeml.segment_steps
 from scopeml.cli import main
-from scopeml.errors import Cancelled, InvalidRequestError
+from scopeml.errors import (
+    Cancelled,
+    ImageNotFoundError,
+    IncompleteOutputError,
+    InvalidRequestError,
+)
 from scopeml.progress import ProgressEvent
 
 RUN = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1}
@@ -45,17 +50,17 @@ def test_a_cancel_in_the_instances_says_what_is_done_and_how_to_finish(image, tm
     with caplog.at_level(logging.WARNING), pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, measure=table, progress=_cancel_at("grow"), **RUN)
     (line,) = _stop_lines(caplog)
-    assert f"tiles are all written to {out}" in line
+    assert f"tiles are all written to {out}.partial" in line
     assert "the instances and table are missing" in line
     assert "run again with --resume (resume=True) to finish without running the model" in line
-    with pytest.raises(InvalidRequestError) as err:  # a plain re-run: not only --overwrite
+    assert not out.exists()  # published only whole: it was, without its instances
+    with pytest.raises(IncompleteOutputError) as err:  # a plain re-run: not only --overwrite
         sm.segment(image, "nuclei", out, measure=table, **RUN)
-    assert err.value.path == str(out) or Path(err.value.path) == out
-    assert "unfinished (the instances and table are missing); pass --resume" in str(err.value)
+    assert "an interrupted run left this partial output; pass --resume" in str(err.value)
     events: list[ProgressEvent] = []
     seg = sm.segment(image, "nuclei", out, measure=table, resume=True, progress=events.append,
                      **RUN)  # fmt: skip
-    assert "segment" not in {e.stage for e in events}  # the model did not run again
+    assert not [e for e in events if e.stage == "segment" and e.total]  # no tile ran again
     assert seg.outputs == ("labels", "instances") and seg.instances.read().max() > 10
     assert table.exists()
 
@@ -95,10 +100,11 @@ def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, ca
     assert "--resume (resume=True)" in line and "the instances and table are missing" in line
     assert "Task was destroyed" not in capsys.readouterr().err
     monkeypatch.setattr(scopeml.segment_steps, "write_instances", real)
+    assert not out.exists()
     assert main([*args, "-q"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"error: {out}: output exists but is unfinished"), err
-    assert "pass --resume (resume=True) to finish it" in err and err.count("\n") == 1
+    assert err.startswith(f"error: {out}.partial: an interrupted run left"), err
+    assert "pass --resume (resume=True) to continue it" in err and err.count("\n") == 1
     assert main([*args, "-q", "--resume"]) == 0
     assert "instances (" in capsys.readouterr().out
     assert main([*args, "-q", "--resume"]) == 0  # complete now: nothing to do
@@ -107,11 +113,13 @@ def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, ca
 
 def test_measuring_a_store_stopped_before_its_instances_says_so(image, tmp_path, capsys):
     """It said "these are class labels, not objects … segment with outputs=('labels',
-    'instances')", which the run had been asked for."""
+    'instances')", which the run had been asked for; the store is not published without its
+    instances now, and measuring it says where the stopped run is and how to finish it."""
     out = tmp_path / "o.ome.zarr"
     with pytest.raises(Cancelled):
         sm.segment(image, "nuclei", out, progress=_cancel_at("grow"), **RUN)
-    with pytest.raises(InvalidRequestError, match="stopped before its instances: run it again"):
+    with pytest.raises(ImageNotFoundError, match=r"not there yet: a stopped run left "
+                       r"o\.ome\.zarr\.partial; run it again with --resume"):  # fmt: skip
         sm.measure_objects(out)
     assert main(["objects", "measure", str(out), "-o", str(tmp_path / "t.csv")]) == 2
     assert "--resume" in capsys.readouterr().err and not (tmp_path / "t.csv").exists()

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
@@ -289,10 +289,12 @@ def segment(
         if finished:  # this run's store, else refused naming what differs
             held.take()  # its steps are this call's until it ends
             check_finished_run(opened_image, opened_model, output, settings, **run)
-        else:
+        else:  # the instances are made before the store is published
             path = segment_image(opened_image, opened_model, output, settings,
                                  image_ref=image_ref, progress=progress, ome_tiff_outputs=tiffs,
-                                 log_stop=log_stop, hold=held, **run)  # fmt: skip
+                                 log_stop=log_stop, hold=held, before_publish=_staged_instances(
+                                     instances, opened_model, settings, steps, progress, log_stop
+                                 ), **run)  # fmt: skip
         result = Segmentation(output if finished else path, classes=opened_model.spec.classes)
         _after_engine(result, image_ref or image, instances, finished, progress, steps, log_stop)
     finally:
@@ -402,10 +404,10 @@ def _after_engine(
     result.already_complete = finished and not steps.missing()
     settings, extra, measure, tiffs = steps.settings, steps.extra, steps.measure, steps.tiffs
     want_instances = steps.want_instances
-    try:
-        made = want_instances and make_instances(
+    try:  # a new store's instances were made before it was published (_staged_instances)
+        made = want_instances and (not finished or make_instances(
             result, instances, settings, extra, finished, progress
-        )
+        ))  # fmt: skip
         if settings.ome_tiff:  # those the engine did not write: the instances, any a stop left
             export_ome_tiffs(result.path, tiffs, remade=(INSTANCES,) if made else ())
         if measure is not None and (made or not Path(measure).exists()):
@@ -421,6 +423,37 @@ def _after_engine(
                 missing_text(steps.missing()) or "a step after them may not be done",
             )
         raise
+
+
+def _staged_instances(
+    instances: Any,
+    model: Model,
+    settings: SegmentOptions,
+    steps: StepsAfter,
+    progress: Progress,
+    log_stop: bool,
+) -> Callable[[Path], None] | None:
+    """The instances step the engine runs on the finished partial store before publishing it
+    (and the removal of the outputs made only for them), so that the store appears whole; a
+    stop among them leaves the partial store, said as a stop among the tiles is. A stopped
+    run had published the store without its instances, which pipelines took as done."""
+    if not steps.want_instances:
+        return None
+
+    def staged(partial: Path) -> None:
+        store = Segmentation(partial, classes=model.spec.classes)
+        try:
+            make_instances(store, instances, settings, steps.extra, False, progress)
+        except (KeyboardInterrupt, Cancelled):
+            if log_stop:
+                _log.warning(
+                    "stopped; the model's tiles are all written to %s, but %s: run again with "
+                    "--resume (resume=True) to finish without running the model again",
+                    partial, missing_text(steps.missing()) or "the instances are missing",
+                )  # fmt: skip
+            raise
+
+    return staged
 
 
 def _check_partial_first(output: Path, settings: SegmentOptions) -> None:

@@ -146,6 +146,9 @@ def not_found(path: str | os.PathLike[str]) -> str:
             if err.errno == errno.ELOOP:
                 return "a loop of symbolic links"
         return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    if os.path.isdir(f"{os.fspath(path)}.partial"):  # a run publishes its store only whole
+        return (f"not there yet: a stopped run left {os.path.basename(path)}.partial; run it "
+                "again with --resume (resume=True) to finish it")  # fmt: skip
     return "no such file or folder"
 
 

@@ -1,6 +1,8 @@
-"""The steps of :func:`scopeml.api.segment` after the engine publishes its store: the
-instances, the OME-TIFF copies, the table's checks; which of them a store lacks, so that a
-stopped call is refused or resumed naming them."""
+"""The steps of :func:`scopeml.api.segment` after the engine's tiles: the instances (made in
+the partial store before it is published, :func:`scopeml.api._staged_instances`), the OME-TIFF
+copies, the table's checks; which of them a store lacks (one a stopped call of an older scopeml
+published without its instances, or without its table), so that a stopped call is refused or
+resumed naming them."""
 
 from __future__ import annotations
 

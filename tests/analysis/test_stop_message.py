@@ -135,7 +135,7 @@ def cancel_at(stage: str):
 @pytest.mark.parametrize(
     ("stage", "says"),
     [("segment", "0 of 1 tiles are written to {out}.partial: run again with --resume"),
-     ("grow", "the model's tiles are all written to {out}, but the instances")],
+     ("grow", "the model's tiles are all written to {out}.partial, but the instances")],
 )  # fmt: skip
 def test_a_plain_segment_stop_still_says_how_to_resume(tmp_path, caplog, stage, says):
     (image,) = nuclei_tiffs(tmp_path, seeds=(5,))

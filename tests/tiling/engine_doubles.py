@@ -6,6 +6,7 @@ A uniquely named module (not ``conftest``) so test files can import it by name.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -122,3 +123,18 @@ class FailingAfter:
             raise RuntimeError("power cut")
         self._left -= 1
         return self._model.predict(batch)
+
+
+def published_as_before(out: Path) -> None:
+    """The store of a call stopped at its instances as scopeml published it before it made
+    them in the partial store: in place, its run's bookkeeping removed, without instances
+    (such stores still resume, or are refused as another run's)."""
+    import os
+    import shutil
+
+    from scopeml.tiling import store
+
+    os.replace(store.partial_path(out), out)
+    shutil.rmtree(out / store._DONE)
+    for name in (store._RUN, store._TILES, store._LOCK):
+        (out / name).unlink(missing_ok=True)

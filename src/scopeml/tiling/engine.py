@@ -299,6 +299,7 @@ def segment_image(
     names: RunNames | None = None,
     log_stop: bool = True,
     hold: PublishedLock | None = None,
+    before_publish: Callable[[Path], None] | None = None,
 ) -> Path:
     """Run ``model`` over ``image`` and write the outputs to an OME-Zarr store at ``output``.
 
@@ -317,7 +318,10 @@ def segment_image(
 
     ``hold``: the published store stays locked in it, for the caller's own steps, until its
     :meth:`~scopeml.tiling.store.PublishedLock.release`: a run replacing it meanwhile is
-    refused.
+    refused. ``before_publish``: the caller's steps that change the store (the instances),
+    run on the finished partial store (its record written), so that the store is published
+    whole; a stop among them publishes nothing, and ``resume=True`` runs them again without
+    the model.
 
     ``names`` (a server's run): the names the store records for the image and the model
     instead of the image's path (see :func:`~scopeml.tiling.identity.run_identity`); a
@@ -378,11 +382,7 @@ def segment_image(
     )
     store.record_tiles(len(plan), resumed=resumed)  # `scopeml info` on an unfinished run
     try:  # the store is locked until it is published or this run fails
-        specs = output_specs(spec.classes, outputs, options.probability_dtype)
-        layout = output_layout(image)
-        axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
-        pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "TZYX"}  # T: s
-        _create_outputs(store, specs, axes_of, image, plan, spec.classes, pixel_sizes)
+        specs, axes_of = _outputs_made(store, spec, outputs, options, image, plan)
         ctx = _tile_context(
             image, model, options, plan, specs, axes_of, scene, normalization, extract_index
         )
@@ -402,14 +402,29 @@ def segment_image(
                 )  # fmt: skip
             raise
         _check_unchanged(image, identity, store.invalid_pixels())
-        result = _publish(store, output, overwrite=options.overwrite, hold=hold)
+        result = _publish(store, output, overwrite=options.overwrite, hold=hold,
+                          before=before_publish)  # fmt: skip
     except BaseException:
         store.release()
         raise
     if options.ome_tiff:
-        names = [s.name for s in specs if s.name in tiffs]
-        export_ome_tiff(result, names, overwrite=options.overwrite)
+        export_ome_tiff(
+            result, [s.name for s in specs if s.name in tiffs], overwrite=options.overwrite
+        )
     return result
+
+
+def _outputs_made(
+    store: OutputStore, spec: Any, outputs: Any, options: SegmentOptions, image: Image, plan: Any
+) -> tuple[list[Any], dict[str, Any]]:
+    """The output arrays a run writes, created in its store (a resumed one's kept), and each
+    one's axes."""
+    specs = output_specs(spec.classes, outputs, options.probability_dtype)
+    layout = output_layout(image)
+    axes_of = {s.name: layout["with_c" if s.channel_names else "without_c"] for s in specs}
+    pixel_sizes = {a: v for a, v in image.pixel_sizes.items() if a in "TZYX"}  # T: s
+    _create_outputs(store, specs, axes_of, image, plan, spec.classes, pixel_sizes)
+    return specs, axes_of
 
 
 def _check_partial_early(
@@ -852,10 +867,19 @@ def _check_unchanged(image: Image, identity: dict[str, Any], invalid: int) -> No
 
 
 def _publish(
-    store: OutputStore, output: Path, *, overwrite: bool, hold: PublishedLock | None
+    store: OutputStore,
+    output: Path,
+    *,
+    overwrite: bool,
+    hold: PublishedLock | None,
+    before: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Publish the finished ``store`` as ``output`` (``hold``: still locked); a store it
+    """Publish the finished ``store`` as ``output`` (``hold``: still locked), after the
+    caller's steps ``before`` on the partial store (its record written first); a store it
     replaces takes its OME-TIFF copies with it (they would pass for this run's)."""
+    if before is not None:
+        store.record_identity()
+        before(store.partial)
     replaced = []
     if overwrite and output.is_dir():
         replaced = [p.name for p in output.iterdir() if p.is_dir() and not p.name.startswith(".")]

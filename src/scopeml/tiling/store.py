@@ -443,6 +443,14 @@ class OutputStore:
         """Record finished tiles (call only after their chunks are written)."""
         mark_done(self.partial, indices, invalid)
 
+    def record_identity(self) -> None:
+        """Write the run's record into the partial store's attributes, as the published store
+        holds it: a step run on the partial store before publishing reads its scale there."""
+        import zarr
+
+        root = zarr.open_group(self.partial, mode="r+")
+        root.attrs["scopeml"] = json.loads(json.dumps(self.identity))
+
     def finalize(self, *, overwrite: bool = False, hold: PublishedLock | None = None) -> Path:
         """Publish the store under its final name and return that path; ``hold``: its lock
         goes on there, until the caller's steps are added (:meth:`PublishedLock.release`).
@@ -451,10 +459,7 @@ class OutputStore:
         rename: a crash in between leaves a complete output with a stale record, never a
         partial store that can no longer be resumed.
         """
-        import zarr
-
-        root = zarr.open_group(self.partial, mode="r+")
-        root.attrs["scopeml"] = json.loads(json.dumps(self.identity))
+        self.record_identity()
         if self.output.exists():
             if not overwrite:
                 raise InvalidRequestError("output appeared during the run", path=self.output)
