@@ -193,3 +193,32 @@ def test_a_published_store_of_another_run_is_told_apart_without_the_statistics(
         "instances",
     )
     assert statistics["n"] == 0  # the same run of the same file: its fingerprint decides
+
+
+def test_a_resume_after_every_tile_takes_the_recorded_statistics(crowded_nuclei, statistics,
+                                                                 tmp_path):  # fmt: skip
+    """A call stopped among its instances keeps its partial store with every tile done: its
+    resume runs no tile, so it takes the statistics the store recorded (checked to be this
+    run's, the image's fingerprint too) instead of reading the whole image again; a call
+    stopped among the tiles takes its pass again."""
+    from scopeml.errors import Cancelled
+    from scopeml.progress import ProgressEvent
+
+    run = {"outputs": ("labels", "instances"), "tile_size": 128, "workers": 1, "scale": 1}
+    whole = segment(crowded_nuclei, "nuclei", tmp_path / "whole.ome.zarr", **run)
+
+    def stop_at(stage: str):
+        def stop(event: ProgressEvent) -> None:
+            if event.stage == stage and (stage != "segment" or event.done):
+                raise Cancelled("stopped")
+
+        return stop
+
+    for stage, passes in (("label", 0), ("segment", 1)):
+        out = tmp_path / f"{stage}.ome.zarr"
+        with pytest.raises(Cancelled):
+            segment(crowded_nuclei, "nuclei", out, progress=stop_at(stage), **run)
+        statistics["n"] = 0
+        seg = segment(crowded_nuclei, "nuclei", out, resume=True, **run)
+        assert statistics["n"] == passes, stage
+        np.testing.assert_array_equal(seg.instances.read(), whole.instances.read())

@@ -375,8 +375,9 @@ def segment_image(
         check_scheduler(options.scheduler)
     _check_partial_early(output, image, model, options, model_ref, record, inputs, names)
     normalization, identity = _identity(
-        image, model, options, normalize, model_ref, record, progress=report, names=names
-    )
+        image, model, options, normalize, model_ref, record, progress=report, names=names,
+        resumed=output if options.resume and not options.overwrite else None,
+    )  # fmt: skip
     store, resumed = OutputStore.open(
         output, identity, resume=options.resume, overwrite=options.overwrite, inputs=inputs
     )
@@ -589,17 +590,22 @@ def _identity(
     progress: Progress = None,
     statistics: bool = True,
     names: RunNames | None = None,
+    resumed: Path | None = None,
 ) -> tuple[Normalization | None, dict[str, Any]]:
     """The run's normalisation statistics (one pass over the image) and its identity: what a
     resumed partial store and a published one are checked against (one definition for both),
     with what the caller's later steps make of the store (``record``, see
     :func:`segment_image`). ``statistics=False``: without the pass (its ``normalization`` is
-    ``None``), for the checks that can be made before it."""
+    ``None``), for the checks that can be made before it. ``resumed``: the output of a resumed
+    run, whose partial store's recorded statistics are taken where all its tiles are done
+    (:func:`_done_statistics`)."""
+    found = _done_statistics(resumed) if resumed is not None and statistics else None
     normalization = (
-        compute_normalization(image, normalize, scene=_scene(image, options), progress=progress)
-        if statistics
+        found[0] if found is not None
+        else compute_normalization(image, normalize, scene=_scene(image, options),
+                                   progress=progress) if statistics
         else None
-    )
+    )  # fmt: skip
     model_path = model_ref.args[0] if model_ref else None
     image_name, model_name = names if names is not None else (None, None)
     identity = run_identity(
@@ -616,6 +622,23 @@ def _identity(
         if "outputs" in record:
             identity["options"] = {**identity["options"], "outputs": list(record["outputs"])}
     return normalization, identity
+
+
+def _done_statistics(output: Path) -> tuple[Normalization | None] | None:
+    """The statistics a partial store of ``output`` recorded, where every tile of it is done
+    (a run stopped among its instances): no tile needs them again, and its record is checked
+    against this run's, image fingerprint and all, so the pass over the image (a whole read of
+    it) is spared; ``None``: compute them."""
+    from scopeml.tiling.store import describe_partial
+
+    run = describe_partial(partial_path(output))
+    if run is None or run["tiles"] is None or run["tiles_done"] < run["tiles"]:
+        return None
+    recorded = recorded_run(output) or {}
+    if "normalization" not in recorded:
+        return None
+    values = recorded["normalization"]
+    return (None if values is None else Normalization.from_dict(values),)
 
 
 def _tile_context(

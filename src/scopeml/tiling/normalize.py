@@ -12,7 +12,7 @@ pixels are left out of the statistics (the engine writes them as unclassified).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -65,6 +65,18 @@ class Normalization:
         if self.per_time:
             return {"per_time_point": [n.to_dict() for n in self.per_time]}
         return {"offset": list(self.offset), "scale": list(self.scale)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Normalization:
+        """The values :meth:`to_dict` wrote (a run's record).
+
+        >>> n = Normalization((), (), (Normalization((1.0,), (2.0,)),))
+        >>> Normalization.from_dict(n.to_dict()) == n
+        True
+        """
+        if "per_time_point" in data:
+            return cls((), (), tuple(cls.from_dict(d) for d in data["per_time_point"]))
+        return cls(tuple(map(float, data["offset"])), tuple(map(float, data["scale"])))
 
 
 def parse_normalize(text: str | None) -> tuple[str, tuple[float, ...]]:
