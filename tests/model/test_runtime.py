@@ -201,3 +201,37 @@ def test_release_memory_gives_the_arenas_memory_back_and_changes_no_result():
     ctypes.CDLL("libc.so.6").malloc_trim(0)
     assert resident_mb() - before < held / 3, (held, resident_mb() - before)
     np.testing.assert_array_equal(model.predict(tile), first)
+
+
+def test_memory_the_runtime_cannot_allocate_is_said_as_memory(tmp_path, capsys, monkeypatch):
+    """ONNX Runtime's arena failing a 1.5 GB buffer (``--tile-size 4096`` under a memory limit)
+    was a raw "BFCArena … Failed to allocate memory" message; it is a MemoryError now, which
+    the command line says as memory, with smaller tiles as the way out."""
+    import tifffile
+
+    from scopeml.cli import main
+    from scopeml.model.runtime import run_within_budget
+
+    class Starved:
+        def run(self, names, feeds, options):
+            raise RuntimeError(
+                "[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned "
+                "while running Conv node. Status Message: bfc_arena.cc:376 AllocateRawInternal "
+                "Failed to allocate memory for requested buffer of size 1610612736"
+            )
+
+    feeds = {"input": np.zeros((1, 8, 8, 1), np.float32)}
+    with pytest.raises(MemoryError, match=r"could not get 1,536 MB for a batch of \(1, 8, 8, 1\)"):
+        run_within_budget(Starved(), None, feeds, time_budget=5.0)
+    image = tmp_path / "img.tif"
+    tifffile.imwrite(image, np.zeros((64, 64), np.uint16))
+    import scopeml.model.runtime as runtime
+
+    def starved(session, names, feeds, **kwargs):
+        return run_within_budget(Starved(), names, feeds, **kwargs)
+
+    monkeypatch.setattr(runtime, "run_within_budget", starved)
+    code = main(["segment", str(image), "-m", "nuclei", "-o", str(tmp_path / "o.ome.zarr"),
+                 "--scale", "1", "-q"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "not enough memory" in err and "smaller tiles" in err, err

@@ -17,6 +17,7 @@ import functools
 import logging
 import math
 import os
+import re
 import threading
 import warnings
 from collections.abc import Sequence
@@ -436,6 +437,10 @@ class OnnxModel:
         return np.asarray(output)
 
 
+#: ONNX Runtime's words for memory it could not allocate (its BFCArena), with the size.
+_ALLOCATION = re.compile(r"Failed to allocate memory for requested buffer of size (\d+)")
+
+
 def run_within_budget(
     session: Any,
     output_names: Sequence[str] | None,
@@ -479,6 +484,12 @@ def run_within_budget(
     try:
         return session.run(output_names, feeds, options)
     except Exception as err:  # onnxruntime raises its own types for bad shapes
+        if _ALLOCATION.search(str(err)):  # its arena's: said as memory, with the way out
+            wanted = _ALLOCATION.search(str(err))[1]
+            raise MemoryError(
+                f"the model could not get {int(wanted) / 2**20:,.0f} MB for a batch of "
+                f"{shapes} (N×...×C)"
+            ) from err
         if options.terminate:
             raise ModelTimeoutError(
                 f"the model ran past its time budget of {time_budget:g} s and was stopped "
