@@ -111,6 +111,29 @@ def test_the_cli_warns_of_the_left_out_images_in_one_line(plate, tmp_path, capsy
     assert "0 of 2 images analysed now, 2 already done" in captured.out
 
 
+def _with_rules(rules: dict):
+    from scopeml.analysis import parse_settings
+
+    blob = SETTINGS.model_dump(mode="json")
+    blob["classes"][0]["rules"] = rules
+    return parse_settings(blob)
+
+
+def test_rules_put_in_another_order_are_named_as_such(plate, tmp_path):
+    """The first rule met names an object: rules reordered are other settings, refused with
+    their order (it said only "other settings"), and with the way on."""
+    moved = {"big": {"area": {"min": 50}}, "small": {"area": {"max": 49}}}
+    out = tmp_path / "out"
+    run_analysis(_with_rules(moved), [plate / "A9"], out)
+    back = {"small": moved["small"], "big": moved["big"]}
+    with pytest.raises(
+        InvalidRequestError,
+        match=r"classes\[0\]\.rules\.\(order\): \[big, "
+        r"small\] → \[small, big\]; analyse into a new results folder",
+    ):
+        run_analysis(_with_rules(back), [plate / "A9"], out, resume=True)
+
+
 def test_a_refused_resume_names_the_first_changed_setting_and_both_values(plate, tmp_path, capsys):
     settings = save_settings(SETTINGS, tmp_path / "s.yaml")
     out = tmp_path / "out"
@@ -122,18 +145,19 @@ def test_a_refused_resume_names_the_first_changed_setting_and_both_values(plate,
     err = capsys.readouterr().err
     assert err == (
         f"error: {out}: resuming with other settings than the earlier run's (its settings.yaml): "
-        "classes[0].post[0].min_size: 30 → 40\n"
+        "classes[0].post[0].min_size: 30 → 40; analyse into a new results folder, or "
+        "--overwrite to replace this one\n"
     )
     # a step added, and a value of another kind, in the Python API
     cls = SETTINGS.classes[0]
     more = SETTINGS.model_copy(update={"classes": [cls.model_copy(update={
         "post": [*cls.post, RemoveSmall(min_size=2)]})]})  # fmt: skip
     with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.post\[1\]: \(not set\) → "
-                       r"\{step: remove_small, min_size: 2\}$"):  # fmt: skip
+                       r"\{step: remove_small, min_size: 2\}; analyse into a new"):  # fmt: skip
         run_analysis(more, [plate / "A9"], out, resume=True)
     li = SETTINGS.model_copy(update={"classes": [cls.model_copy(update={
         "segmenter": cls.segmenter.model_copy(update={"method": "li"})})]})  # fmt: skip
-    with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.segmenter\.method: otsu → li$"):
+    with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.segmenter\.method: otsu → li; "):
         run_analysis(li, [plate / "A9"], out, resume=True)
 
 
@@ -172,7 +196,7 @@ instances, model: nuclei, class: nucleus, channels: [C0]}\n"
     scaled = dump_settings(
         parse_settings(text.replace("class: nucleus,", "class: nucleus, scale: 2,"))
     )
-    with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.segmenter\.scale: auto → 2\.0$"):
+    with pytest.raises(InvalidRequestError, match=r"classes\[0\]\.segmenter\.scale: auto → 2\.0; "):
         _check_same_settings(Path("out"), previous, scaled, {"nucleus": "auto"})
 
 

@@ -114,7 +114,7 @@ def test_sizes_in_micrometres_need_a_pixel_size_before_any_image(tmp_path: Path,
     blob["axes"] = "CYX"
     with pytest.raises(ScopeMLError, match="no pixel size") as err:
         run_analysis(blob, [tmp_path / "plain.tif"], tmp_path / "out")
-    assert f"class {name!r}'s rules use sizes in micrometres ({column})" in str(err.value)
+    assert f"the {name} rules use sizes in micrometres ({column})" in str(err.value)
     assert not (tmp_path / "out" / "images").exists()
     blob["pixel_size"] = 0.5
     result = run_analysis(blob, [tmp_path / "plain.tif"], tmp_path / "out2")

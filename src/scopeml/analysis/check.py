@@ -306,7 +306,7 @@ def check_classifier_sizes(
         if physical := physical_columns(cls.rules):
             raise settings_error(
                 source, ("classes", index, "rules"),
-                f"class {cls.name!r}'s rules use sizes in micrometres ({summarize(physical)}) "
+                f"the {cls.name} rules use sizes in micrometres ({summarize(physical)}) "
                 f"and {image} records no pixel size: give it (pixel_size:, --pixel-size)",
             )  # fmt: skip
 

@@ -48,6 +48,8 @@ def first_difference(
     (('a', 1), 2, 3)
     >>> first_difference({"a": 1}, {"a": 1}) is None
     True
+    >>> first_difference({"r": {"x": 1, "y": 2}}, {"r": {"y": 2, "x": 1}})  # rules' order
+    (('r', '(order)'), ['x', 'y'], ['y', 'x'])
     """
     if isinstance(old, dict) and isinstance(new, dict):
         pairs = [(k, old.get(k, _MISSING), new.get(k, _MISSING)) for k in [*new, *old]]
@@ -59,6 +61,8 @@ def first_difference(
         found = first_difference(was, now, (*loc, key))
         if found is not None:
             return found
+    if isinstance(old, dict) and list(old) != list(new):  # the same keys in another order
+        return (*loc, "(order)"), list(old), list(new)  # (rules: the first one met names)
     return None
 
 

@@ -124,8 +124,9 @@ def _missing(column: str, table: pd.DataFrame) -> str:
     if dims is not None and ("centroid-2" in table.columns) != (dims == 3):
         return f"this image's table has no column {column!r}: only {dims}-D images have it"
     if physical_features([column]):
-        return (f"{column} needs a pixel size, and this image records none (a Z stack: its Z "
-                "step too; pixel_size:, --pixel-size)")  # fmt: skip
+        stack = " (a Z stack: its Z step too)" * ("centroid-2" in table.columns)
+        return (f"{column} needs a pixel size, and this image records none{stack} "
+                "(pixel_size:, --pixel-size)")  # fmt: skip
     return f"this image's table has no column {column!r}"
 
 

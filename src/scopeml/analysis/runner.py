@@ -662,9 +662,11 @@ def _check_same_settings(
                  if key in _VIEW_KEYS and earlier not in ("null", "(not set)") else "")  # fmt: skip
         raise InvalidRequestError(
             "resuming with other settings than the earlier run's (its settings.yaml)"
-            + (f": {change}{again}" if change else ""),
+            + (f": {change}{again}" if change else "")
+            + ("" if again else "; analyse into a new results folder, or --overwrite to "
+               "replace this one"),
             path=output,
-        )
+        )  # fmt: skip
 
 
 #: Settings the command line's options set (``--axes TYX``): a resume without them differs.
