@@ -30,18 +30,24 @@ def settings(nucleus_rules: dict, **nucleus: object) -> dict:
 
 def test_each_object_takes_the_first_rule_it_meets_and_the_summary_counts_them(tmp_path: Path):
     image = write_image(tmp_path / "cells.ome.tif", cell_image(seed=3, n_cells=9))
-    rules = {"big": {"area": {"min": 350}}, "bright": {"intensity_mean_GFP": {"min": 1100}}}
+    rules = {"large": {"area": {"min": 350}}, "bright": {"intensity_mean_GFP": {"min": 1100}}}
     result = run_analysis(settings(rules), [image], tmp_path / "out")
     assert not result.failures
     table = result.table("nucleus")
-    big = table["area"] >= 350
-    bright = ~big & (table["intensity_mean_GFP"] >= 1100)
-    expected = np.where(big, "big", np.where(bright, "bright", ""))
+    large = table["area"] >= 350
+    bright = ~large & (table["intensity_mean_GFP"] >= 1100)
+    expected = np.where(large, "large", np.where(bright, "bright", ""))
     assert table["object_class"].fillna("").tolist() == expected.tolist()
-    assert big.any() and bright.any() and (expected == "").any()  # all three cases met
+    assert large.any() and bright.any() and (expected == "").any()  # all three cases met
     counts = result.counts_table()
-    assert counts["nucleus_class_big"].item() == big.sum()
+    named = [c for c in counts.columns if c.startswith("nucleus_class_")]
+    assert named == ["nucleus_class_large", "nucleus_class_bright"]  # the rules' order
+    assert counts["nucleus_class_large"].item() == large.sum()
     assert counts["nucleus_class_bright"].item() == bright.sum()
+    left = int((expected == "").sum())  # counted too, so the classes add up
+    assert counts["nucleus_unclassified"].item() == left
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert f"(large {large.sum()}, bright {bright.sum()}, unclassified {left})" in index
     assert "object_class" not in result.table("cell")  # only the class with rules
 
 

@@ -215,10 +215,22 @@ def _counts(
         for size in [c for c in found.columns if not c.startswith("intensity_")]:
             means = found.per_image.set_index("image")[f"{size}_mean"]
             table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
-        for value in [] if found.predicted is None else found.predicted.columns:
+        values = [] if found.predicted is None else list(found.predicted.columns)
+        rules = list(_rules_of(settings, name))
+        for value in sorted(values, key=lambda v: (v not in rules, rules.index(v) if v in
+                                                   rules else 0, v)):  # fmt: skip
             column = table["image"].map(found.predicted[value]).fillna(0).astype(np.int64)
             table[f"{name}_class_{value}"] = column  # 0 in an image without objects
+        if rules:  # the objects no rule named: counted too, so the classes add up
+            named = [f"{name}_class_{v}" for v in values]
+            table[f"{name}_unclassified"] = table[name] - table[named].sum(axis=1)
     return table
+
+
+def _rules_of(settings: AnalysisSettings | None, name: str) -> dict[str, Any]:
+    """Class ``name``'s rules in the settings (their order is the summary's), else none."""
+    found = [c.rules for c in (settings.classes if settings else ()) if c.name == name]
+    return found[0] if found else {}
 
 
 def _counts_per_time_point(
@@ -693,10 +705,12 @@ def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> 
     >>> _predicted_text(counts, {"name": "a"}, "cell")
     ' (big 3, small 9)'
     """
-    prefix = f"{name}_class_"
+    prefix, left = f"{name}_class_", f"{name}_unclassified"
     row = counts[counts["image"] == record["name"]]
     parts = [f"{c.removeprefix(prefix)} {int(row[c].iloc[0])}" for c in counts.columns
              if c.startswith(prefix) and len(row)]  # fmt: skip
+    if left in counts and len(row) and int(row[left].iloc[0]):  # objects no rule named
+        parts.append(f"unclassified {int(row[left].iloc[0])}")
     return f" ({', '.join(parts)})" if parts else ""
 
 
