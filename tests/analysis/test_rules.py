@@ -91,6 +91,9 @@ def test_a_missing_value_meets_no_bound_and_a_rule_without_bounds_takes_the_rest
         ({"big": {"area": {"min": 9}}}, {"classifier": "c.zip"}, "has both a classifier and rules"),
         ({"a b": {"area": {"min": 9}}}, {}, "a name is letters, digits"),
         ({"NA": {"area": {"min": 9}}}, {}, "'NA' reads as a missing value in a table"),
+        ({True: {"area": {"min": 9}}}, {}, "rule name True is read as bool: quote it"),
+        ({"small": {"area": None}}, {}, "rule 'small': area has no bounds: give min, max"),
+        ({"small": {"area": {"max": True}}}, {}, "true is no number: a bound is one"),
     ],
 )
 def test_rules_that_cannot_work_are_refused_when_the_settings_are_read(rules, extra, said):

@@ -20,11 +20,18 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from scopeml.errors import InvalidImageError
 
@@ -37,13 +44,23 @@ __all__ = ["Bounds", "Rules", "classify_by_rules", "table_columns"]
 COLUMN = "object_class"
 
 
+def _number(value: Any) -> Any:
+    """A bound as YAML gave it: ``true`` is no number (it was taken for 1)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is no number: a bound is one (max: 60)")
+    return value
+
+
+Bound = Annotated[float | None, BeforeValidator(_number)]
+
+
 class Bounds(BaseModel):
     """The values of one column an object may have: ``min ≤ value ≤ max`` (either or both)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: float | None = Field(None, allow_inf_nan=False)
-    max: float | None = Field(None, allow_inf_nan=False)
+    min: Bound = Field(None, allow_inf_nan=False)
+    max: Bound = Field(None, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _bounded(self) -> Bounds:
@@ -59,8 +76,27 @@ class Bounds(BaseModel):
 RuleName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 ]
+
+
+def _plain(rules: Any) -> Any:
+    """Rules as a person writes them, said plainly where YAML read them otherwise: a name
+    YAML takes for another type (``true:``, ``null:``, ``1:``), a column without bounds."""
+    if not isinstance(rules, dict):
+        return rules
+    for name, bounds in rules.items():
+        if not isinstance(name, str):
+            raise ValueError(f"rule name {name!r} is read as {type(name).__name__}: quote it")
+        for column, bound in (bounds or {}).items() if isinstance(bounds, dict) else ():
+            if bound is None:
+                raise ValueError(
+                    f"rule {name!r}: {column} has no bounds: give min, max or both "
+                    "({min: 10}); a rule without bounds is written {}"
+                )
+    return rules
+
+
 #: Rule name → column → bounds, in order: the first rule an object meets names it.
-Rules = dict[RuleName, dict[str, Bounds]]
+Rules = Annotated[dict[RuleName, dict[str, Bounds]], BeforeValidator(_plain)]
 
 
 #: Names pandas (and R) read back from a CSV table as a missing value.
