@@ -101,6 +101,9 @@ def test_ctrl_c_in_the_instances_on_the_command_line(image, tmp_path, caplog, ca
     assert "Task was destroyed" not in capsys.readouterr().err
     monkeypatch.setattr(scopeml.segment_steps, "write_instances", real)
     assert not out.exists()
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0  # the partial store: what is left to do
+    assert "tiles done (instances not made yet)" in capsys.readouterr().out
     assert main([*args, "-q"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {out}.partial: an interrupted run left"), err

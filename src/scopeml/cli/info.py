@@ -540,8 +540,16 @@ def format_partial(run: dict[str, Any]) -> list[str]:
     o.ome.zarr.partial
       unfinished segment run: 3 of 12 tiles done, model nuclei, image /data/a.czi
       finish with: scopeml segment … -o o.ome.zarr --resume (the same image, model and settings)
+    >>> format_partial({"path": "o.ome.zarr.partial", "output": "o.ome.zarr", "tiles_done": 12,
+    ...     "tiles": 12, "model": "nuclei", "image": "/data/a.czi",
+    ...     "options": {"outputs": ["labels", "instances"]}})[1]
+    '  unfinished segment run: 12 of 12 tiles done (instances not made yet), model nuclei, \
+image /data/a.czi'
     """
     done = f"{run['tiles_done']} of {run['tiles']} tiles done"
+    if run["tiles"] is not None and run["tiles_done"] >= run["tiles"]:  # stopped after them
+        steps = [o for o in (run.get("options") or {}).get("outputs") or () if o == "instances"]
+        done += f" ({', '.join(steps)} not made yet)" if steps else " (not yet published)"
     if run["tiles"] is None:  # a run of a scopeml that did not record it
         done = f"{run['tiles_done']} tiles done (the total is not recorded)"
     if run.get("damaged"):  # no model or image recorded: nothing a resume can check
