@@ -131,14 +131,23 @@ def test_sizes_in_micrometres_need_a_pixel_size_before_any_image(tmp_path: Path,
     assert (table["object_class"] == "big").sum() == (table[column] >= 30).sum() > 0
 
 
-def test_a_two_dimensional_column_fails_a_z_stack_naming_the_rule(tmp_path: Path):
+def test_a_two_dimensional_column_on_z_stacks_is_refused_then_fails_each_naming_the_rule(
+    tmp_path: Path,
+):
+    """The first image a Z stack: refused before any image (every image failed, one by one,
+    after its segmentation); a later one in a batch of planes fails alone, naming the rule."""
     plane = cell_image(seed=2)[0]
-    stack = np.stack([plane] * 4)
-    tifffile.imwrite(tmp_path / "stack.ome.tif", stack, ome=True, metadata={"axes": "ZYX"})
+    tifffile.imwrite(tmp_path / "stack.ome.tif", np.stack([plane] * 4), ome=True,
+                     metadata={"axes": "ZYX"})  # fmt: skip
+    tifffile.imwrite(tmp_path / "a_plane.ome.tif", plane, ome=True, metadata={"axes": "YX"})
     blob = {"version": 1, "channels": ["C0"], "classes": [{
         "name": "nucleus", "segmenter": {"kind": "threshold", "channel": "C0"},
         "rules": {"round": {"circularity": {"min": 0.8}}}}]}  # fmt: skip
-    result = run_analysis(blob, [tmp_path / "stack.ome.tif"], tmp_path / "out")
+    with pytest.raises(ScopeMLError, match=r"rule 'round': .*stack\.ome\.tif is 3-D \(Z=4\), "
+                       r"and circularity is measured in 2-D images only"):  # fmt: skip
+        run_analysis(blob, [tmp_path / "stack.ome.tif"], tmp_path / "out")
+    both = [tmp_path / "a_plane.ome.tif", tmp_path / "stack.ome.tif"]  # the plane first
+    result = run_analysis(blob, both, tmp_path / "out2")
     (failure,) = result.failures
     assert "class 'nucleus', rule 'round'" in failure["reason"]
     assert "no column 'circularity': only 2-D images have it" in failure["reason"]

@@ -279,6 +279,27 @@ def check_image_channels(
         check_classifier_sizes(
             settings, image.pixel_sizes, name or str(image_path), source, classifiers or {}
         )
+        check_rule_dims(settings, image.sizes["Z"], name or str(image_path), source)
+
+
+def check_rule_dims(
+    settings: AnalysisSettings, planes: int, image: str, source: str | os.PathLike[str] | None
+) -> None:
+    """A rule on a column of 2-D tables only (``eccentricity``) where the first image is a Z
+    stack, or of 3-D tables only (``volume_um3``) where it is a plane, stops the batch before
+    any image: every image of it failed, one by one, after its segmentation."""
+    from scopeml.objects.classifier import _dims
+
+    dims = 3 if planes > 1 else 2
+    for index, cls in enumerate(settings.classes):
+        for rule, bounds in cls.rules.items():
+            other = [c for c in bounds if _dims([c]) not in (None, dims)]
+            if other:
+                raise settings_error(
+                    source, ("classes", index, "rules", rule, other[0]),
+                    f"rule {rule!r}: {image} is {dims}-D (Z={planes}), and {other[0]} is "
+                    f"measured in {5 - dims}-D images only",
+                )  # fmt: skip
 
 
 def check_classifier_sizes(
