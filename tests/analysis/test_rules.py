@@ -151,3 +151,23 @@ def test_a_two_dimensional_column_on_z_stacks_is_refused_then_fails_each_naming_
     (failure,) = result.failures
     assert "class 'nucleus', rule 'round'" in failure["reason"]
     assert "no column 'circularity': only 2-D images have it" in failure["reason"]
+
+
+def test_a_time_series_counts_each_rule_class_per_time_point(tmp_path: Path):
+    """A mitotic index over time: counts_per_time_point.csv had each class's objects per time
+    point but not its rule classes'; they are there now, in the rules' order."""
+    frames = np.stack([cell_image(seed=s, n_cells=9) for s in (3, 4)], axis=1)  # C×T×Y×X
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, frames.transpose(1, 0, 2, 3), ome=True,
+                     metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})  # fmt: skip
+    rules = {"large": {"area": {"min": 350}}, "bright": {"intensity_mean_GFP": {"min": 1100}}}
+    result = run_analysis(settings(rules), [path], tmp_path / "out")
+    table = result.table("nucleus")
+    planes = pd.read_csv(tmp_path / "out" / "summary" / "counts_per_time_point.csv")
+    kinds = [c for c in planes.columns if c.startswith("nucleus_class_")]
+    assert kinds == ["nucleus_class_large", "nucleus_class_bright"]
+    for t, row in planes.set_index("t").iterrows():
+        for rule in rules:
+            expected = int(((table["t"] == t) & (table["object_class"] == rule)).sum())
+            assert row[f"nucleus_class_{rule}"] == expected
+    assert planes[kinds].to_numpy().sum() == table["object_class"].notna().sum() > 0

@@ -81,6 +81,8 @@ class _ClassSummary:
     predicted: pd.DataFrame | None = None
     #: Per image, its objects in each scene and time point (a Series indexed by both).
     planes: dict[str, pd.Series] = field(default_factory=dict)
+    #: Per image, its objects of each ``object_class`` in each scene and time point.
+    predicted_planes: dict[str, pd.Series] = field(default_factory=dict)
 
 
 #: Columns read as text from an image's table, whatever one image's hold or lack: an image
@@ -125,6 +127,11 @@ def write_report(
     plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
                for n in names}  # fmt: skip
+    for name, found in classes.items():  # a class's rules' order; a classifier's, by name
+        if found.predicted is not None:
+            rules = list(_rules_of(settings, name))
+            found.predicted = found.predicted[sorted(found.predicted.columns, key=lambda v: (
+                v not in rules, rules.index(v) if v in rules else 0, v))]  # fmt: skip
     counts = _counts(done, names, classes, settings)
     _write_csv(counts, summary / "counts.csv")
     over_time = _counts_per_time_point(done, names, classes)
@@ -216,12 +223,10 @@ def _counts(
             means = found.per_image.set_index("image")[f"{size}_mean"]
             table[f"{name}_{size}_mean"] = table["image"].map(means).astype(float)
         values = [] if found.predicted is None else list(found.predicted.columns)
-        rules = list(_rules_of(settings, name))
-        for value in sorted(values, key=lambda v: (v not in rules, rules.index(v) if v in
-                                                   rules else 0, v)):  # fmt: skip
+        for value in values:
             column = table["image"].map(found.predicted[value]).fillna(0).astype(np.int64)
             table[f"{name}_class_{value}"] = column  # 0 in an image without objects
-        if rules:  # the objects no rule named: counted too, so the classes add up
+        if _rules_of(settings, name):  # those no rule named: counted, so the classes add up
             named = [f"{name}_class_{v}" for v in values]
             table[f"{name}_unclassified"] = table[name] - table[named].sum(axis=1)
     return table
@@ -258,10 +263,14 @@ def _counts_per_time_point(
                     row[name] = int(planes.get((scene, t), 0)) if planes is not None else 0
                     if name in thresholded:
                         row[f"{name}_threshold"] = threshold_level(record, name, (scene, t))
+                    row.update(_classes_at(classes[name], name, image, (scene, t)))
                 rows.append(row)
     levels = [f"{n}_threshold" for n in names if n in thresholded]
+    kinds = [f"{n}_class_{v}" for n in names if classes[n].predicted is not None
+             for v in classes[n].predicted.columns]  # fmt: skip
     table = pd.DataFrame(rows, columns=["image", "scene", "scene_name", "t", "time_s", *names,
-                                        *levels])  # fmt: skip
+                                        *levels, *kinds])  # fmt: skip
+    table[kinds] = table[kinds].fillna(0).astype(np.int64)
     unsaid = [c for c in ("scene_name", "time_s") if table[c].isna().all()]
     return table.drop(columns=unsaid)
 
@@ -292,6 +301,16 @@ def scale_cells(record: dict[str, Any], name: str) -> tuple[Any, str]:
             estimates.append(chosen.text().removeprefix("auto: "))
     factor = factors[0] if len(factors) == 1 else ";".join(f"{f:g}" for f in factors)
     return factor, "; ".join(dict.fromkeys(estimates))
+
+
+def _classes_at(found: _ClassSummary, name: str, image: str, plane: tuple[int, int]) -> dict:
+    """Class ``name``'s objects of each ``object_class`` in one plane of an image (0 where
+    none), as ``counts_per_time_point.csv`` columns (``nucleus_class_mitotic``)."""
+    if found.predicted is None:
+        return {}
+    counted = found.predicted_planes.get(image)
+    return {f"{name}_class_{value}": int(counted.get((*plane, value), 0)) if counted is not None
+            else 0 for value in found.predicted.columns}  # fmt: skip
 
 
 def threshold_level(
@@ -418,6 +437,8 @@ def _combine(
         frame = pd.DataFrame(predicted).T.fillna(0).astype(np.int64)
         found.predicted = frame[sorted(frame.columns)] if len(frame.columns) else frame
     found.planes = {image: c["planes"] for image, c in counted.items() if "planes" in c}
+    found.predicted_planes = {image: c["classes"] for image, c in counted.items()
+                              if "classes" in c}  # fmt: skip
     table = tables / f"{name}.parquet" if writer is not None else None
     if bins:
         _histograms(found, per_image, table, [part for _, part in parts])
@@ -472,6 +493,9 @@ def _tallies(table: pd.DataFrame) -> dict[str, pd.Series]:
         tallies[PREDICTED] = table[PREDICTED].dropna().astype(str).value_counts()
     if "scene" in table and "t" in table:
         tallies["planes"] = table.groupby(["scene", "t"]).size()
+        if PREDICTED in table:  # a mitotic index over time
+            tallies["classes"] = table.dropna(subset=[PREDICTED]).astype(
+                {PREDICTED: str}).groupby(["scene", "t", PREDICTED]).size()  # fmt: skip
     return tallies
 
 
