@@ -663,11 +663,13 @@ def _check_same_settings(
         raise InvalidRequestError(
             "resuming with other settings than the earlier run's (its settings.yaml)"
             + (f": {change}{again}" if change else "")
-            + ("" if again else "; analyse into a new results folder, or --overwrite to "
-               "replace this one"),
+            + ("" if again else WAY_ON),
             path=output,
         )  # fmt: skip
 
+
+#: What a refused resume of other settings may do instead (napari's widget says its own).
+WAY_ON = "; analyse into a new results folder, or --overwrite to replace this one"
 
 #: Settings the command line's options set (``--axes TYX``): a resume without them differs.
 _VIEW_KEYS = ("axes", "scene")

@@ -280,7 +280,10 @@ def _other_settings(folder: str, text: str) -> str:
     """A continued run refused for other settings, said with what differs. Where it is only
     the scene or axes the layers were opened with, another results folder is the way (replacing
     would delete the earlier images' results)."""
+    from scopeml.analysis.runner import WAY_ON
+
     change = text.split("settings.yaml)", 1)[1].lstrip(": ") if "settings.yaml)" in text else ""
+    change = change.removesuffix(WAY_ON)  # the widget says its own way on
     key, _, values = change.partition(": ")
     was, _, now = values.partition(" → ")
     now = now.split(" (give ", 1)[0]  # the command line's hint: --axes TYX
