@@ -200,6 +200,11 @@ def summarize(values: Iterable[object], *, head: int = 5, separator: str = ", ")
     return separator.join(shown) + more
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: ``count(2, "image")`` is ``'2 images'``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 class Cancelled(Exception):
     """A long call was stopped by its progress callback; what it finished is kept.
 

@@ -111,29 +111,6 @@ def test_the_cli_warns_of_the_left_out_images_in_one_line(plate, tmp_path, capsy
     assert "0 of 2 images analysed now, 2 already done" in captured.out
 
 
-def _with_rules(rules: dict):
-    from scopeml.analysis import parse_settings
-
-    blob = SETTINGS.model_dump(mode="json")
-    blob["classes"][0]["rules"] = rules
-    return parse_settings(blob)
-
-
-def test_rules_put_in_another_order_are_named_as_such(plate, tmp_path):
-    """The first rule met names an object: rules reordered are other settings, refused with
-    their order (it said only "other settings"), and with the way on."""
-    moved = {"big": {"area": {"min": 50}}, "small": {"area": {"max": 49}}}
-    out = tmp_path / "out"
-    run_analysis(_with_rules(moved), [plate / "A9"], out)
-    back = {"small": moved["small"], "big": moved["big"]}
-    with pytest.raises(
-        InvalidRequestError,
-        match=r"classes\[0\]\.rules\.\(order\): \[big, "
-        r"small\] → \[small, big\]; analyse into a new results folder",
-    ):
-        run_analysis(_with_rules(back), [plate / "A9"], out, resume=True)
-
-
 def test_a_refused_resume_names_the_first_changed_setting_and_both_values(plate, tmp_path, capsys):
     settings = save_settings(SETTINGS, tmp_path / "s.yaml")
     out = tmp_path / "out"

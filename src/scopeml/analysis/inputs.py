@@ -44,7 +44,13 @@ from pathlib import Path
 from typing import Any
 
 from scopeml.analysis.settings import file_name_key, is_device_name, name_regex, windows_name
-from scopeml.errors import InputNotFoundError, InvalidRequestError, find_stack_level, not_found
+from scopeml.errors import (
+    InputNotFoundError,
+    InvalidRequestError,
+    count,
+    find_stack_level,
+    not_found,
+)
 from scopeml.io.bioio import PLUGINS, plugin_for, plugin_installed
 from scopeml.io.registry import FIELD_SEPARATOR, IMAGE_SUFFIXES, ChannelFiles
 
@@ -318,11 +324,11 @@ def _fields_left(found: FoundImages) -> str:
     """What ``channel_files`` left out: ``3 files match no pattern, such as x.tif; …``."""
     said = []
     if unnamed := found.skipped.get(NO_CHANNEL):
-        said.append(f"{_count(len(unnamed), 'file')} match{'es' if len(unnamed) == 1 else ''} "
+        said.append(f"{count(len(unnamed), 'file')} match{'es' if len(unnamed) == 1 else ''} "
                     f"no pattern, such as {unnamed[0].name}")  # fmt: skip
     if found.lacking:
         file, missing = found.lacking[0]
-        said.append(f"{_count(len(found.lacking), 'field')} lacking a channel's file, such as "
+        said.append(f"{count(len(found.lacking), 'field')} lacking a channel's file, such as "
                     f"{file}'s (no {' or '.join(missing)} file; a field's files give each "
                     "pattern's * and ? the same text)")  # fmt: skip
     return "; ".join(said) or "no files"
@@ -550,33 +556,29 @@ def _nothing_here(
     left = {r: len(p) - before.get(r, 0) for r, p in found.skipped.items()}
     why = []
     if left.get(LABELS):
-        why.append(f"{_count(left[LABELS], 'label image')} left out: inputs: "
+        why.append(f"{count(left[LABELS], 'label image')} left out: inputs: "
                    "{skip_labels: false} (--no-skip-labels, skip_labels=False) analyses "
                    "them")  # fmt: skip
     if left.get(EXCLUDED):
         why.append(f"{left[EXCLUDED]} left out by exclude {', '.join(exclude)}")
     if left.get(NOT_INCLUDED):
-        why.append(f"{_count(left[NOT_INCLUDED], 'image')} not matching include "
+        why.append(f"{count(left[NOT_INCLUDED], 'image')} not matching include "
                    f"{', '.join(include)}")  # fmt: skip
     if left.get(RESULTS):
-        why.append(f"{_count(left[RESULTS], 'results folder')} not searched")
+        why.append(f"{count(left[RESULTS], 'results folder')} not searched")
     if left.get(NO_PLUGIN):
         why.append(_no_plugin(found.skipped[NO_PLUGIN][-left[NO_PLUGIN] :]))
     if below:
-        why.append(f"{_count(below, 'image')} in its subfolders: inputs: {{recursive: true}} "
+        why.append(f"{count(below, 'image')} in its subfolders: inputs: {{recursive: true}} "
                    "(--recursive, recursive=True) takes them")  # fmt: skip
     return "no images here" + (f" ({'; '.join(why)})" if why else "")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _no_plugin(paths: Sequence[Path]) -> str:
     """``2 files left out: no plugin reads .bmp, .gif here (pip install bioio-imageio)``."""
     suffixes = sorted({p.suffix.lower() for p in paths})
     plugins = sorted({plugin_for(p.name) for p in paths}, key=str)
-    return (f"{_count(len(paths), 'file')} left out: no plugin reads {', '.join(suffixes)} "
+    return (f"{count(len(paths), 'file')} left out: no plugin reads {', '.join(suffixes)} "
             f"here (pip install {' '.join(map(str, plugins))})")  # fmt: skip
 
 
@@ -593,7 +595,7 @@ def _warn(found: FoundImages, named_labels: list[Path]) -> None:
     endings = "/".join(LABEL_NAME_ENDINGS)
     if left:
         warnings.warn(
-            f"left out {_count(len(left), 'label image')} (names ending {endings}, or label "
+            f"left out {count(len(left), 'label image')} (names ending {endings}, or label "
             f"stores scopeml wrote), such as {left[0].name}; inputs: {{skip_labels: false}} in the "
             "settings (--no-skip-labels, skip_labels=False) analyses them",
             UserWarning,

@@ -21,9 +21,11 @@ import yaml
 from scopeml.analysis.image import RECORD
 from scopeml.analysis.inputs import shown
 from scopeml.analysis.settings import _dotted
+from scopeml.errors import count
 from scopeml.io.registry import FIELD_SEPARATOR
 
 __all__ = [
+    "finished_images",
     "first_difference",
     "left_out_images",
     "left_out_warning",
@@ -99,13 +101,19 @@ def _shown(value: Any, width: int = 60) -> str:
 
 
 def left_out_images(output: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The records of the finished images in ``output/images`` (a folder with a ``record.json``
-    of status ``done``) whose names are not among ``names``, by name, in name order."""
+    """The records of the finished images in ``output/images`` whose names are not among
+    ``names``, by name, in name order."""
     kept = set(names)
+    return {name: r for name, r in finished_images(output).items() if name not in kept}
+
+
+def finished_images(output: Path) -> dict[str, dict[str, Any]]:
+    """The records of the finished images in ``output/images`` (a folder with a
+    ``record.json`` of status ``done``), by name, in name order."""
     found = {}
     for record_file in sorted((output / "images").glob(f"*/{RECORD}")):
         name = record_file.parent.name
-        if name in kept or name.startswith("."):
+        if name.startswith("."):
             continue
         try:
             record = json.loads(record_file.read_text(encoding="utf-8"))
@@ -135,8 +143,8 @@ def left_out_warning(
     if others:
         first = others[0]
         said.append(
-            f"the summary and tables hold this run's {_count(len(images), 'image')}; "
-            f"{_count(len(others), 'finished image')} in {where} {_are(len(others))} left out "
+            f"the summary and tables hold this run's {count(len(images), 'image')}; "
+            f"{count(len(others), 'finished image')} in {where} {_are(len(others))} left out "
             f"(such as {first}, from {left[first].get('image')}): to include them, resume "
             "with the earlier run's inputs given as it was given them (an image's name depends "
             "on the folder given), which are then not analysed again"
@@ -144,7 +152,7 @@ def left_out_warning(
     if renamed:
         old, new = next(iter(renamed.items()))
         said.append(
-            f"{_count(len(renamed), 'finished image')} in {where} {_are(len(renamed))} this "
+            f"{count(len(renamed), 'finished image')} in {where} {_are(len(renamed))} this "
             f"run's files under an earlier name (such as {old}, now {new}: an image found in a "
             "folder is named by its path below the folder given); the summary has them once, "
             "by this run's names"
@@ -173,10 +181,6 @@ def _file_key(image: Any, public: Callable[[Path], str] | None) -> str | None:
         return image
     parts = image.split(FIELD_SEPARATOR)  # a field's files
     return FIELD_SEPARATOR.join(os.path.abspath(part) for part in parts)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _are(n: int) -> str:

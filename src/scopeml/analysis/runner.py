@@ -10,7 +10,8 @@ model or classifier file replaced since its results were made refuses the resume
 
 Results folder::
 
-    RESULTS/settings.yaml            the settings used (a resumed run must use the same)
+    RESULTS/settings.yaml            the settings used (a resume uses the same; new rules
+                                     apply to the finished tables: analysis.reclassify)
     RESULTS/images/NAME/             per image: CLASS.ome.zarr, CLASS.csv|.parquet,
                                      overview.png, record.json
     RESULTS/tables/CLASS.csv|.parquet  every image's objects of a class
@@ -56,6 +57,7 @@ from scopeml.errors import (
     InvalidRequestError,
     OutsideRootError,
     ScopeMLError,
+    count,
     find_stack_level,
 )
 from scopeml.io.confine import Confinement
@@ -203,8 +205,11 @@ def run_analysis(
     resume
         Skip images whose results are complete from an earlier run with the same settings;
         refused when a model or classifier file changed since those results were made, or
-        naming the first setting that differs. The summary holds ``images`` only: finished
-        images of the folder that are not among them are warned of (``outside_summary``).
+        naming the first setting that differs. Settings that differ in classes' ``rules``
+        only resume: the new rules are applied to the finished images' tables
+        (:mod:`scopeml.analysis.reclassify`), without segmenting them again. The summary
+        holds ``images`` only: finished images of the folder that are not among them are
+        warned of (``outside_summary``).
     allowed_roots
         For a server: every image (and every file its reader opens) and every model or
         classifier file the settings name must lie below one of these folders.
@@ -272,17 +277,16 @@ def run_analysis(
     settings = _with_file_view(settings, axes, scene, pixel_size)
     settings = _with_inputs(settings, recursive, include, exclude, skip_labels)
     found = _find(settings, images, output)
-    paths = found.paths
-    _confine(paths, allowed_roots)
+    _confine(found.paths, allowed_roots)
     roots = None if allowed_roots is None else [str(root) for root in allowed_roots]
     text = dump_settings(settings)
-    digest = hashlib.sha256(_results_text(text).encode()).hexdigest()[:16]
+    digest, digests = _digests(text)
     output = Path(output)
     with results_lock(output):  # one run at a time: a second would remove this one's partials
         replace = overwrite and _replaceable(output, resume)
         previous = None if overwrite else _prepare_output(output, text, resume)
         _remove_stale_partials(output)
-        result, todo = _split_resumed(settings, found, output, digest, resume)
+        result, todo = _split_resumed(settings, found, output, digests, resume)
         if workers is None:
             workers = default_workers(settings, [path for path, _ in todo])
         workers = min(workers, max(len(todo), 1))
@@ -291,16 +295,17 @@ def run_analysis(
                                    allowed_roots=roots, base=base)  # fmt: skip
         defaults = _model_scales(settings, resources)
         _warn_unsplit_masks(settings, resources)
-        _check_same_settings(output, previous, text, defaults)
+        new_rules = _check_same_settings(output, previous, text, defaults)
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
-        _check_first_readable(settings, paths, source, roots, public_name,
+        _check_first_readable(settings, found.paths, source, roots, public_name,
                               resources.classifiers)  # fmt: skip
         if not replace:  # replaced: the earlier images are about to go
             _note_left_out(result, found, public_name)
         if replace:  # everything checked: the earlier results go
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
+        _reapply_rules(settings, previous, output, new_rules)  # before settings.yaml says them
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
         jobs = [(settings.model_dump(mode="json", by_alias=True), p,
@@ -417,7 +422,11 @@ def stopped_note(output: Path, names: Sequence[str], public: bool = False) -> st
 
 
 def _split_resumed(
-    settings: AnalysisSettings, found: FoundImages, output: Path, digest: str, resume: bool
+    settings: AnalysisSettings,
+    found: FoundImages,
+    output: Path,
+    digests: Sequence[str],
+    resume: bool,
 ) -> tuple[AnalysisResult, list[tuple[Path, str]]]:
     """The result so far (with ``resume``, the records of the images already complete) and the
     images still to analyse, with their names."""
@@ -426,7 +435,7 @@ def _split_resumed(
     with_files, expected = _names_files(settings), _files_expected(settings)
     for path, name in zip(found.paths, found.names, strict=True):
         folder = output / "images" / name
-        done = _completed(folder, path, digest, with_files) if resume else None
+        done = _completed(folder, path, digests, with_files) if resume else None
         if done is not None and not all((folder / file).exists() for file in expected):
             done = None  # a file of it deleted since: the summary would miss its objects
         read = None if done is None else done.get("channels_read")  # None: before aliases
@@ -636,23 +645,26 @@ def _prepare_output(output: Path, text: str, resume: bool) -> str | None:
 
 def _check_same_settings(
     output: Path, previous: str | None, text: str, defaults: Mapping[str, Any]
-) -> None:
+) -> str | None:
     """Refuse to resume results made with other settings (a model's unset scale and its
     default, as ``settings.yaml`` writes it, are the same settings), naming the first that
-    differs with both values (``classes[0].post[0].min_size: 30 → 40``)."""
+    differs with both values (``classes[0].post[0].min_size: 30 → 40``); other ``rules``
+    only are no refusal: return the first change in them, else ``None``."""
     if previous is None:
-        return
+        return None
     import yaml
 
     try:
-        was = _results_text(previous, defaults)
+        was = _results_text(previous, defaults, rules=False)
     except yaml.YAMLError as err:  # damaged since: which settings made the results is unknown
         raise InvalidRequestError(
             f"cannot resume: its settings.yaml is not readable YAML ({err.__class__.__name__}); "
             "analyse into a new results folder, or --overwrite to replace this one",
             path=output,
         ) from None
-    now = _results_text(text, defaults)
+    now = _results_text(text, defaults, rules=False)
+    if was == now:
+        return settings_change(_results_text(previous, defaults), _results_text(text, defaults))
     if was != now:
         change = settings_change(_shown_settings(was, defaults), _shown_settings(now, defaults))
         key, _, values = (change or "").partition(": ")
@@ -666,6 +678,35 @@ def _check_same_settings(
             + ("" if again else WAY_ON),
             path=output,
         )  # fmt: skip
+
+
+def _reapply_rules(
+    settings: AnalysisSettings, previous: str | None, output: Path, change: str | None
+) -> None:
+    """On a resume (``previous``: the earlier settings), apply the rules to the finished
+    images' tables (:mod:`scopeml.analysis.reclassify`); say so where they changed."""
+    from scopeml.analysis.reclassify import reapply_rules
+
+    if previous is None:
+        return
+    finished, changed = reapply_rules(settings, previous, output)
+    if change is not None:
+        warnings.warn(
+            f"new rules ({change}): applied to the tables of "
+            f"{count(finished, 'finished image')} without segmenting them again; the object "
+            f"classes of {len(changed)} changed",
+            UserWarning, stacklevel=find_stack_level(),
+        )  # fmt: skip
+
+
+def _digests(text: str) -> tuple[str, tuple[str, str]]:
+    """What identifies the settings an image's results were made with (its record's
+    ``settings``): the settings less their rules, which a resume applies to finished tables;
+    and the digests a finished image may have, this one and, from before that, of the
+    settings with their rules."""
+    digest, legacy = (hashlib.sha256(_results_text(text, rules=r).encode()).hexdigest()[:16]
+                      for r in (False, True))  # fmt: skip
+    return digest, (digest, legacy)
 
 
 #: What a refused resume of other settings may do instead (napari's widget says its own).
@@ -745,12 +786,15 @@ def _remove_stale_partials(output: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
 
 
-def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
+def _results_text(
+    text: str, defaults: Mapping[str, Any] | None = None, *, rules: bool = True
+) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
     out of core, which give the same objects; ``inputs`` picks the files, each image's results
     are its own; ``aliases`` only say where a file's channels are, each finished image
     checked by its ``channels_read``), so a resume may change them, and results from before
-    ``inputs`` existed resume."""
+    ``inputs`` existed resume. Without ``rules``: less the classes' rules too, what the
+    segmentation and measurements depend on (:mod:`scopeml.analysis.reclassify`)."""
     import yaml
 
     data = yaml.safe_load(text)
@@ -762,8 +806,8 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
             if data.get(key) is None:
                 data.pop(key, None)
         for cls in data.get("classes") or []:  # results from before 'scope' was written
-            if isinstance(cls, dict) and cls.get("rules") == {}:  # before 'rules' existed
-                del cls["rules"]
+            if isinstance(cls, dict) and (cls.get("rules") == {} or not rules):
+                cls.pop("rules", None)  # {}: as results from before 'rules' existed
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":
                 del segmenter["scope"]
@@ -779,9 +823,10 @@ def _results_text(text: str, defaults: Mapping[str, Any] | None = None) -> str:
 
 
 def _completed(
-    folder: Path, image: Path | ChannelFiles, digest: str, with_files: bool = False
+    folder: Path, image: Path | ChannelFiles, digests: Sequence[str], with_files: bool = False
 ) -> dict[str, Any] | None:
-    """The record of a complete earlier result for this image and settings, else ``None``.
+    """The record of a complete earlier result for this image and settings (its settings
+    digest one of ``digests``), else ``None``.
 
     ``with_files``: the settings name model or classifier files, so a record must say what
     they were (``model_files``, compared by :func:`_check_same_files`); one from before scopeml
@@ -789,7 +834,7 @@ def _completed(
     """
     try:
         record = json.loads((folder / RECORD).read_text())
-        same = record["settings"] == digest and record["input"] == input_identity(image)
+        same = record["settings"] in digests and record["input"] == input_identity(image)
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if with_files and not isinstance(record.get("model_files"), dict):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from scopeml.errors import InvalidRequestError, find_stack_level, summarize
+from scopeml.errors import InvalidRequestError, count, find_stack_level, summarize
 from scopeml.io.image import ARRAY_AXES, Image, names_no_channels
 from scopeml.model.spec import Model
 from scopeml.tiling.normalize import parse_normalize
@@ -90,7 +90,7 @@ def channel_mismatch(image: Image, model: Model, option: ChannelOption = CLI_CHA
     have, want = image.sizes["C"], spec.in_channels
     names = summarize(image.channel_names, head=8)
     trained = recorded_channels(model)
-    message = f"image has {_count(have, 'channel')}; model {model_name(model)!r} expects {want}"
+    message = f"image has {count(have, 'channel')}; model {model_name(model)!r} expects {want}"
     if trained:
         message += f", trained on {', '.join(trained)}"
     if have < want:
@@ -131,7 +131,7 @@ def chosen_channels_mismatch(
     selected = summarize(image.channel_names, head=8)
     message = (
         f"--channels {','.join(map(str, chosen))} (channels= in Python) selects "
-        f"{_count(image.sizes['C'], 'channel')} ({selected}); model {model_name(model)!r} "
+        f"{count(image.sizes['C'], 'channel')} ({selected}); model {model_name(model)!r} "
         f"expects {want}"
     )
     if trained:
@@ -355,10 +355,6 @@ def _recorded_range(model: Model) -> tuple[list[float], list[float], list[float]
 
 def _noun(n: int, noun: str) -> str:
     return noun if n == 1 else f"{noun}s"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {_noun(n, noun)}"
 
 
 def _g(value: float) -> str:
