@@ -171,3 +171,19 @@ def test_a_time_series_counts_each_rule_class_per_time_point(tmp_path: Path):
             expected = int(((table["t"] == t) & (table["object_class"] == rule)).sum())
             assert row[f"nucleus_class_{rule}"] == expected
     assert planes[kinds].to_numpy().sum() == table["object_class"].notna().sum() > 0
+
+
+def test_a_rule_no_object_meets_is_a_column_of_zeros_in_the_rules_order(tmp_path: Path):
+    """A rule that no object met had no column, so one plate's counts.csv lacked a column
+    another's had; every rule is a column, in the rules' order, also per time point."""
+    image = write_image(tmp_path / "cells.ome.tif", cell_image(seed=3, n_cells=9))
+    rules = {"huge": {"area": {"min": 1e9}}, "never": {"area": {"max": 0}}, "other": {}}
+    result = run_analysis(settings(rules), [image], tmp_path / "out")
+    counts = result.counts_table()
+    named = [c for c in counts.columns if c.startswith("nucleus_class_")]
+    assert named == ["nucleus_class_huge", "nucleus_class_never", "nucleus_class_other"]
+    assert counts[["nucleus_class_huge", "nucleus_class_never"]].to_numpy().tolist() == [[0, 0]]
+    assert counts["nucleus_class_other"].tolist() == counts["nucleus"].tolist()
+    assert counts["nucleus_unclassified"].tolist() == [0]
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert f"(huge 0, never 0, other {counts['nucleus'].item()})" in index

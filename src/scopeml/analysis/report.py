@@ -127,11 +127,8 @@ def write_report(
     plotted = settings.outputs.summary  # false: no plots, nor the histograms' second pass
     classes = {n: _combine(output, done, n, tables, settings.outputs.parquet, bins=plotted)
                for n in names}  # fmt: skip
-    for name, found in classes.items():  # a class's rules' order; a classifier's, by name
-        if found.predicted is not None:
-            rules = list(_rules_of(settings, name))
-            found.predicted = found.predicted[sorted(found.predicted.columns, key=lambda v: (
-                v not in rules, rules.index(v) if v in rules else 0, v))]  # fmt: skip
+    for name, found in classes.items():
+        _order_predicted(found, list(_rules_of(settings, name)), [r["name"] for r in done])
     counts = _counts(done, names, classes, settings)
     _write_csv(counts, summary / "counts.csv")
     over_time = _counts_per_time_point(done, names, classes)
@@ -230,6 +227,18 @@ def _counts(
             named = [f"{name}_class_{v}" for v in values]
             table[f"{name}_unclassified"] = table[name] - table[named].sum(axis=1)
     return table
+
+
+def _order_predicted(found: _ClassSummary, rules: list[str], images: list[str]) -> None:
+    """Put a class's object classes in its rules' order, every rule a column (0 where no
+    object met it: a plate's batches have the same columns), else a classifier's by name."""
+    if rules:
+        found.predicted = found.predicted if found.predicted is not None else (
+            pd.DataFrame(index=images))  # fmt: skip
+    if found.predicted is not None:
+        others = sorted(v for v in found.predicted.columns if v not in rules)
+        found.predicted = found.predicted.reindex(columns=[*rules, *others], fill_value=0)
+        found.predicted = found.predicted.astype(np.int64)
 
 
 def _rules_of(settings: AnalysisSettings | None, name: str) -> dict[str, Any]:
