@@ -179,3 +179,22 @@ def test_settings_grouping_channel_files_run_on_the_layers_own_image(viewer, qtb
     settings.write_text(text)
     said = run(qtbot, widget)
     assert said.startswith("done (cells: nucleus "), said
+
+
+def test_new_rules_continue_the_results_and_the_status_says_so(viewer, qtbot, analysis, tmp_path):
+    """New cutoffs in the settings: Run continues the folder (no image segmented again) and
+    says so in the status line, where a worker thread's warning would reach no one."""
+    widget, image, settings = analysis
+    ruled = SETTINGS.format(method="otsu") + "    rules: {big: {area: {min: %d}}}\n"
+    settings.write_text(ruled % 100)
+    widget.load_settings(settings)
+    assert run(qtbot, widget).startswith("done (cells: nucleus ")
+    settings.write_text(ruled % 300)
+    widget.load_settings(settings)
+    said = run(qtbot, widget)
+    assert "; 1 image kept from the earlier run; new rules (classes[0].rules.big.area.min: " \
+        "100.0 → 300.0): applied to the tables of 1 finished image without segmenting" \
+        in said, said  # fmt: skip
+    expected = sm.analyze(settings, [image], tmp_path / "api-results")
+    assert widget.result.table("nucleus")["object_class"].tolist() == expected.table(
+        "nucleus")["object_class"].tolist()  # fmt: skip

@@ -83,6 +83,7 @@ class AnalysisResult:
     complete and did not analyse again (their records are among ``records``).
     ``outside_summary``: the names of the finished images in ``output/images`` that are not
     among this run's images, so its summary and tables leave them out (a resume warns of them).
+    ``new_rules``: what a resume with new rules said of them (it warns too), else ``None``.
     The tables the run wrote, as DataFrames: :meth:`table` (a class's objects over all images)
     and :meth:`counts_table` (``summary/counts.csv``).
     """
@@ -92,6 +93,7 @@ class AnalysisResult:
     skipped: dict[str, list[Path]] = field(default_factory=dict)
     resumed: int = 0
     outside_summary: list[str] = field(default_factory=list)
+    new_rules: str | None = None
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -305,7 +307,7 @@ def run_analysis(
         if replace:  # everything checked: the earlier results go
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
-        _reapply_rules(settings, previous, output, new_rules)  # before settings.yaml says them
+        result.new_rules = _reapply_rules(settings, previous, output, new_rules)  # before ↓
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
         jobs = [(settings.model_dump(mode="json", by_alias=True), p,
@@ -682,21 +684,22 @@ def _check_same_settings(
 
 def _reapply_rules(
     settings: AnalysisSettings, previous: str | None, output: Path, change: str | None
-) -> None:
+) -> str | None:
     """On a resume (``previous``: the earlier settings), apply the rules to the finished
-    images' tables (:mod:`scopeml.analysis.reclassify`); say so where they changed."""
+    images' tables (:mod:`scopeml.analysis.reclassify`) before ``settings.yaml`` says them;
+    where they changed, say so (returned too)."""
     from scopeml.analysis.reclassify import reapply_rules
 
     if previous is None:
-        return
+        return None
     finished, changed = reapply_rules(settings, previous, output)
-    if change is not None:
-        warnings.warn(
-            f"new rules ({change}): applied to the tables of "
+    if change is None:
+        return None
+    said = (f"new rules ({change}): applied to the tables of "
             f"{count(finished, 'finished image')} without segmenting them again; the object "
-            f"classes of {len(changed)} changed",
-            UserWarning, stacklevel=find_stack_level(),
-        )  # fmt: skip
+            f"classes of {len(changed)} changed")  # fmt: skip
+    warnings.warn(said, UserWarning, stacklevel=find_stack_level())
+    return said
 
 
 def _digests(text: str) -> tuple[str, tuple[str, str]]:

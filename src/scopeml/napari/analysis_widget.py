@@ -337,6 +337,7 @@ def _summed(result: Any) -> str:
     kept, n, left = result.resumed, len(result.records), len(result.outside_summary)
     said = f"; {kept} image{'s' if kept != 1 else ''} kept from the earlier run" if kept else ""
     said += f"; the summary has {n} images" if n > 1 else ""
+    said += f"; {result.new_rules}" if result.new_rules else ""  # its warning reaches no one
     if result.failures:
         first = result.failures[0]
         said += f"; {len(result.failures)} failed ({first['name']}: {first.get('reason')})"
