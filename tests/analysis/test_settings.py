@@ -191,7 +191,8 @@ def test_missing_key_named_at_its_mapping() -> None:
         (
             "version: 1\nchannels: [a]\nclasses:\n  - name: nu cleus\n"
             "    segmenter: {kind: threshold, channel: a}\n",  # no regex in the line
-            "line 4: classes[0].name: 'nu cleus': a name is letters, digits, _, . and - (first",
+            "line 4: classes[0].name: 'nu cleus': a name is ASCII letters (A-Z, a-z), digits, "
+            "_, . and - (first",
         ),
         ("channels: [a]\n", "line 1: no version: key (a settings file starts with version: 1)"),
         (

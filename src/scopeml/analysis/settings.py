@@ -1317,8 +1317,9 @@ def _said(error: Mapping[str, Any]) -> tuple[tuple[Any, ...], str]:
     if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
         return loc, _tag_problem(error["ctx"])
     if error["type"] == "string_pattern_mismatch":  # a class name: no raw regex
-        return loc, (f"{error['input']!r}: a name is letters, digits, _, . and - (first a "
-                     "letter, digit or _), as it names files and table columns")  # fmt: skip
+        return loc, (f"{error['input']!r}: a name is ASCII letters (A-Z, a-z), "
+                     "digits, _, . and - (first a letter, digit or _), as it names files and "
+                     "table columns")  # fmt: skip
     return loc, error["msg"].removeprefix("Value error, ")
 
 
