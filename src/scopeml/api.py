@@ -1412,8 +1412,8 @@ def measure_objects(
     stack) and ``image`` (the same, or with a leading channel).
     Without ``output`` the table is returned as a ``pandas.DataFrame``, sorted by scene, time
     point and ``label``. With ``output`` (``.csv``/``.parquet``) rows are streamed there and
-    the path is returned, in tile order within each scene and time point (sorting them would
-    hold a whole plane's rows in memory); an existing file there is refused before any work
+    the path is returned, in the same order (ids measured 65,536 at a time, so memory holds
+    that many rows, not a whole plane's); an existing file there is refused before any work
     unless ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is
     the same whatever their number.
 

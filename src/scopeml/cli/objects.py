@@ -89,6 +89,7 @@ def label(
 
     if class_ is not None and class_id is not None:
         raise InvalidRequestError("give --class or --class-id, not both")
+    _refuse_not_images(labels)
     choice: str | int | None = class_id if class_ is None else class_
     if isinstance(choice, str) and choice.strip().isdigit():
         choice = int(choice)
@@ -132,6 +133,7 @@ def filter_(
     from scopeml.api import filter_objects
     from scopeml.io.replace import check_replaceable_store
 
+    _refuse_not_images(objects)
     if overwrite:
         check_replaceable_store(output, inputs=(objects,))
     source: Any = objects
@@ -146,6 +148,16 @@ def filter_(
             overwrite=overwrite, progress=not quiet,
         )  # fmt: skip
     _say_objects(out, output)
+
+
+def _refuse_not_images(*paths: Path | None) -> None:
+    """A model or a table given where labels or an image go is said to be one in one line, as
+    ``info`` says it, before an image reader tries it (bioio's printed its own attempt)."""
+    from scopeml.cli.info import refuse_not_an_image
+
+    for path in paths:
+        if path is not None:
+            refuse_not_an_image(path)
 
 
 def _say_objects(out: Any, output: Path) -> None:
@@ -165,7 +177,7 @@ def measure(
         "instances).",
     ),
     output: Path = typer.Option(
-        ..., "-o", "--output", help="Table: .csv or .parquet (rows in tile order)."
+        ..., "-o", "--output", help="Table: .csv or .parquet (rows sorted by scene, t and label)."
     ),
     image: Path | None = typer.Option(
         None,
@@ -204,6 +216,7 @@ def measure(
     from scopeml.objects.table import check_table_output
 
     check_table_output(output, overwrite=overwrite)  # before the labels are even opened
+    _refuse_not_images(labels, image)
     source = _as_segmentation(labels)  # a segment store: its instances, else its labels
     told = files_told(axes, None if isinstance(source, Segmentation) else labels, image)
     if isinstance(source, Segmentation):

@@ -541,6 +541,8 @@ def _open_series(
         shrunk = series[scene or 0].levels[level].shape
         ratios = dict(zip(series[scene or 0].axes, np.divide(base, shrunk), strict=True))
         pixel_sizes = {a: v * float(ratios.get(a, 1.0)) for a, v in pixel_sizes.items()}
+    if data.shape[1] == 1:  # one time point has no time step (ImageJ writes finterval anyway)
+        pixel_sizes.pop("T", None)
     names = _channel_names(names, data.shape[2])
     rgb = "S" in series[scene or 0].axes and data.shape[2] == 3
     if rgb and not names:

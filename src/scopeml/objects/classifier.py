@@ -44,6 +44,23 @@ POSITION_COLUMNS = ("t", "time_s", "scene", "object_id")
 #: (``orientation``, the raw central moments; ``moments_hu-*`` are their invariants), or repeat
 #: another column (``moments_central-0-0`` is the area).
 VARIANT_PREFIXES = ("orientation", "moments_central")
+#: Left out too: ``extent`` is the area over the bounding box, which grows and shrinks as the
+#: object turns (a square: 1, turned by 45°: about 0.5).
+VARIANT_COLUMNS = ("extent",)
+#: The sizes a measurement gives in pixels. Where a table has sizes in µm, one of these is left
+#: out even without a µm copy: with pixels that are not square (a Z stack's voxels), a length in
+#: pixels changes as the object turns.
+PIXEL_SIZES = (
+    "area",
+    "area_convex",
+    "axis_major_length",
+    "axis_minor_length",
+    "equivalent_diameter_area",
+    "feret_diameter_max",
+    "feret_diameter_min",
+    "perimeter",
+    "perimeter_crofton",
+)
 _ARRAYS = tuple(ARRAY_DTYPES)
 
 
@@ -131,13 +148,9 @@ class ObjectClassifier:
         x = _feature_matrix(table.loc[annotated], names)
         kept = _trainable(table.loc[annotated], names)
         x = x[kept]
+        _check_classes_left(table.loc[annotated], class_column, names, kept)
         annotated.loc[annotated] = kept  # the rows trained on, for their classes below
         classes, y = np.unique(class_names(target[annotated]), return_inverse=True)
-        if len(classes) < 2:
-            raise InvalidLabelsError(
-                f"column {class_column!r} names one class ({classes[0]}); a classifier needs two "
-                "or more"
-            )
         forest = RandomForestClassifier(
             n_estimators=n_estimators,
             max_depth=max_depth,
@@ -275,6 +288,30 @@ def _check_class_values(target: pd.Series, column: str) -> None:
             )
 
 
+def _check_classes_left(
+    annotated: pd.DataFrame, column: str, names: Sequence[str], kept: np.ndarray
+) -> None:
+    """Refuse training on one class; where the objects left out for NaN or infinite features
+    took the others, say so (naming those classes and features), not that the column names
+    one class: it names more."""
+    every = np.unique(class_names(annotated[column]))
+    left = np.unique(class_names(annotated.loc[kept, column]))
+    if len(left) >= 2:
+        return
+    if len(every) < 2:
+        raise InvalidLabelsError(
+            f"column {column!r} names one class ({every[0]}); a classifier needs two or more"
+        )
+    lost = [name for name in every if name not in left]
+    features = _nonfinite(annotated, names, ~kept)
+    raise InvalidLabelsError(
+        f"one class ({left[0]}) is left once the objects with NaN or infinite features "
+        f"({features}) are left out: every object of {summarize(lost, head=3)} has them; a "
+        f"classifier needs two or more classes (measure them again, or leave {features} out of "
+        "the features: --features, features=)"
+    )
+
+
 def _check_feature_names(names: Sequence[str], columns: Iterable[str]) -> None:
     """Refuse, before training, a feature that is not a column of the table, with the column
     it may mean (``intensity_mean_c0`` for ``intensity_mean_C0``)."""
@@ -365,11 +402,13 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
 
     Left out: position, id and class columns (``label``, ``bbox-*``, ``centroid*``,
     ``parent*``, ``t``, ``scene``, ``object_id``, the class column and a previous
-    classification's ``*_probability``); ``orientation`` and the raw ``moments_central-*``
-    (they change with rotation; the Hu moments are kept); and a size in pixels where the table
-    has it in micrometres too (``area`` beside ``area_um2``/``volume_um3``, ``perimeter``
-    beside ``perimeter_um``, an analysis table's ``spot_area_mean`` beside
-    ``spot_area_um2_mean``, …): one copy of each size, in µm where there is one.
+    classification's ``*_probability``); ``orientation``, the raw ``moments_central-*`` and
+    ``extent`` (they change with rotation; the Hu moments are kept); and a size in pixels where
+    the table has it in micrometres too (``area`` beside ``area_um2``/``volume_um3``,
+    ``perimeter`` beside ``perimeter_um``, an analysis table's ``spot_area_mean`` beside
+    ``spot_area_um2_mean``, …): one copy of each size, in µm where there is one. In a table
+    with sizes in µm, the measured sizes in pixels (:data:`PIXEL_SIZES`) are left out even
+    without a µm copy (``perimeter`` on pixels that are not square).
 
     Examples
     --------
@@ -380,9 +419,10 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
     """
     columns = [str(c) for c in table.columns]
     present = set(columns)
+    in_um = bool({"area_um2", "volume_um3"} & present)
 
     def has_um(name: str) -> bool:
-        return bool(_um_twins(name) & present)
+        return bool(_um_twins(name) & present) or (in_um and name in PIXEL_SIZES)
 
     return [
         name
@@ -391,7 +431,7 @@ def default_features(table: pd.DataFrame, class_column: str | None = None) -> li
         and pd.api.types.is_numeric_dtype(table[c])
         and not pd.api.types.is_bool_dtype(table[c])
         and not name.startswith(POSITION_PREFIXES + VARIANT_PREFIXES)
-        and name not in POSITION_COLUMNS
+        and name not in POSITION_COLUMNS + VARIANT_COLUMNS
         and not name.endswith("_probability")
         and not has_um(name)
     ]

@@ -532,6 +532,9 @@ def measure_image(
         check_same_sizes(labels, image, "image", "labels", InvalidImageError)
     sizes = pixel_sizes or labels.pixel_sizes or (image.pixel_sizes if image is not None else {})
     spacing = _parse_spacing(sizes, ndim)
+    if not pixel_sizes:  # the files' own (a pixel size given is resolved, and warned of, before)
+        source = labels if labels.pixel_sizes or image is None else image
+        warn_no_z_step(sizes, ndim, source.path)
     names = image.channel_names if image is not None else None
     tiles = tile_sizes(tile_size, labels.spatial_shape[-ndim:])
     # the file's scene number where the image is one scene of a file (``--scene 2``)
@@ -565,6 +568,20 @@ def measure_image(
         warn_not_labels(labels, f"the boxes of its {sink.rows} objects cover the image "
                         f"{sink.cover:.0f} times over, as grey values' pixels do")  # fmt: skip
     return sink.close()
+
+
+def warn_no_z_step(sizes: Mapping[str, float], ndim: int, path: Any = None) -> None:
+    """Warn that a Z stack whose file records Y and X but no Z step is measured in voxels, as
+    a pixel size given without one is (:func:`~scopeml.pixel_size.resolve_pixel_sizes`):
+    the table would lack its µm columns unsaid."""
+    if ndim == 3 and sizes.get("Y") and sizes.get("X") and not sizes.get("Z"):
+        warnings.warn(
+            f"{path or 'the image'}: a Z stack without a Z step (its file records Y and X "
+            "only): its objects are measured in voxels; give the pixel size as Z,Y,X "
+            "(--pixel-size Z,Y,X, pixel_size=)",
+            UserWarning,
+            stacklevel=find_stack_level(),
+        )
 
 
 def open_labels(path: str | os.PathLike[str]) -> Image:

@@ -63,9 +63,10 @@ def measure_objects(
         Intensities for per-channel statistics: ``(Z×)Y×X`` (one channel) or ``C×(Z×)Y×X``.
     pixel_sizes
         Micrometres per pixel, keyed by axis letter (``{"Y": 0.2, "X": 0.2}``) or one value per
-        axis of ``labels``; adds physical columns (``area_um2``, ``centroid_um-0``, …). Lengths
-        that depend on direction (perimeter, ellipse axes) are given in µm only for isotropic
-        pixels.
+        axis of ``labels``; adds physical columns (``area_um2``, ``centroid_um-0``, …). The
+        ellipse axes in µm (``axis_major_length_um``) take each axis's size, a Z stack's Z step
+        too, as ``regionprops(..., spacing=)``; the perimeters, which need square pixels, are
+        given in µm only for those.
     channel_names
         Suffixes of the intensity columns; default ``C0, C1, …``.
     shape_features
@@ -206,7 +207,8 @@ def _measure(
     runs = _runs(index)
     origin = np.zeros(labels.ndim, np.int64) if offset is None else np.asarray(offset, np.int64)
     cols: dict[str, np.ndarray] = {"label": ids}
-    cols.update(_run_columns(runs, labels.shape, origin, n))
+    found, mu = _run_columns(runs, labels.shape, origin, n)
+    cols.update(found)
     nonfinite = np.zeros(n, bool)  # objects with a NaN or infinite intensity in some channel
     if channels is not None:
         found, nonfinite = _intensity_columns(index, runs, cols["area"], channels, channel_names)
@@ -215,7 +217,7 @@ def _measure(
     if shape_features:
         cols.update(_shape_columns(index, keep, spacing, cols["area"]))
     if spacing is not None:
-        cols.update(_physical_columns(cols, spacing))
+        cols.update(_physical_columns(cols, spacing, mu[..., keep]))
     table = pd.DataFrame(cols)
     table.attrs[NONFINITE] = int(np.count_nonzero(nonfinite[keep]))
     return table
@@ -223,10 +225,11 @@ def _measure(
 
 def _run_columns(
     runs: _Runs, shape: tuple[int, ...], origin: np.ndarray, n: int
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Area, bounding box, centroid, extent, ellipse and moment columns of all ``n`` objects,
     from the runs alone (one pass, per run, whatever the object sizes); bounding box and
-    centroid are shifted by ``origin`` (a tile's place in the whole image)."""
+    centroid are shifted by ``origin`` (a tile's place in the whole image). Also returns the
+    central moments, from which :func:`_physical_columns` takes the ellipse in µm."""
     ndim = len(shape)
     lines = np.unravel_index(runs.line, shape[:-1])
     length = (runs.stop - runs.start).astype(np.float64)
@@ -249,7 +252,7 @@ def _run_columns(
     if ndim == 2:
         for i, hu in enumerate(_hu_moments(mu)):
             cols[f"moments_hu-{i}"] = hu
-    return cols
+    return cols, mu
 
 
 def _bounding_boxes(
@@ -664,7 +667,13 @@ def _feret_max(points: np.ndarray) -> float:
     return float(np.sqrt(pdist(hull, "sqeuclidean").max())) if len(hull) > 1 else 0.0
 
 
-def _physical_columns(cols: dict[str, np.ndarray], spacing: np.ndarray) -> dict[str, np.ndarray]:
+def _physical_columns(
+    cols: dict[str, np.ndarray], spacing: np.ndarray, mu: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The columns in µm. The ellipse's axes come from the central moments ``mu`` taken in
+    µm (each ``mu[p, q(, r)]`` times the pixel size to those powers), as ``regionprops(...,
+    spacing=)`` takes them: a Z stack's Z step counts, where the pixel-unit axes ignore it.
+    Perimeters need square pixels, so only they are left out otherwise."""
     ndim = spacing.size
     out: dict[str, np.ndarray] = {}
     size = cols["area"] * float(np.prod(spacing))
@@ -675,8 +684,14 @@ def _physical_columns(cols: dict[str, np.ndarray], spacing: np.ndarray) -> dict[
     for d in range(ndim):
         out[f"centroid_um-{d}"] = cols[f"centroid-{d}"] * spacing[d]
     out["equivalent_diameter_area_um"] = (2 * ndim * size / np.pi) ** (1 / ndim)
+    scale = np.ones(mu.shape[:-1])
+    for powers in product(range(4), repeat=ndim):
+        scale[powers] = np.prod(spacing ** np.array(powers))
+    ellipse = _ellipse_features(mu * scale[..., None], ndim)
+    for name in ("axis_major_length", "axis_minor_length"):
+        out[f"{name}_um"] = ellipse[name]
     if np.allclose(spacing, spacing[0]):
-        for name in ("axis_major_length", "axis_minor_length", "perimeter", "perimeter_crofton"):
+        for name in ("perimeter", "perimeter_crofton"):
             if name in cols:
                 out[f"{name}_um"] = cols[name] * spacing[0]
     return out

@@ -77,7 +77,8 @@ def measure_objects_tiled(
     output
         Stream the rows to this ``.csv`` / ``.parquet`` file tile by tile (written to a
         temporary file, moved into place when complete) instead of returning a table, so
-        memory does not grow with the number of objects. Rows are then in tile order.
+        memory does not grow with the number of objects. Rows are sorted by ``label`` there
+        too (held :data:`SORTED_ROWS` at a time).
     overwrite
         Replace an existing ``output`` file (else it is refused before any work).
     progress
@@ -126,6 +127,12 @@ def measure_objects_tiled(
     return sink.close()
 
 
+#: Rows of one stack held at a time to write them sorted by ``label``: the objects are
+#: measured in runs of this many ids, each sorted in memory before it is written (about 1 kB
+#: a row), so a streamed table is in order without a whole plane's rows in memory.
+SORTED_ROWS = 2**16
+
+
 def measure_stack(
     labels: Any,
     reader: Any,
@@ -139,9 +146,13 @@ def measure_stack(
     workers: int = 1,
 ) -> None:
     """Measure every object of one ``(Z×)Y×X`` label array-like into ``sink`` (both passes),
-    ``workers`` tiles at a time (threads; rows in tile order whatever their number).
+    rows sorted by ``label``, ``workers`` tiles at a time (threads; the same rows whatever
+    their number).
 
-    ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``).
+    ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``). The ids are
+    measured in runs of :data:`SORTED_ROWS`, each run's rows sorted before they go to
+    ``sink``; a run reads only the tiles its objects begin in (ids numbered in raster order,
+    as ``objects label`` numbers them, read each tile about once).
     """
     if workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
@@ -158,33 +169,53 @@ def measure_stack(
     grid = [len(range(0, n, t)) for n, t in zip(shape, tiles, strict=True)]
     owner_flat = np.ravel_multi_index(tuple(owner_tile.T), grid) if ids.size else ids
 
-    def measure_tile(flat: int) -> pd.DataFrame | None:
-        keep = ids[fits & (owner_flat == flat)]
+    def measure(region: tuple[slice, ...], keep: np.ndarray, alone: bool = False) -> pd.DataFrame:
+        tile_labels = _check_labels(np.asarray(labels[region]))
+        if alone:  # a large object on its own crop: the others in its box left out
+            tile_labels = np.where(tile_labels == keep[0], tile_labels, 0)
+        channels = None if reader is None else reader(region)
+        origin = [r.start for r in region]
+        return _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
+
+    def measure_tile(job: tuple[int, int]) -> pd.DataFrame | None:
+        run, flat = job
+        chosen = slice(run * SORTED_ROWS, (run + 1) * SORTED_ROWS)
+        keep = ids[chosen][fits[chosen] & (owner_flat[chosen] == flat)]
         if not keep.size:
             return None
         extended = tuple(
             slice(r.start, min(r.stop + margin, n))
             for r, n in zip(regions[flat], shape, strict=True)
         )
-        origin = [r.start for r in extended]
-        tile_labels = _check_labels(np.asarray(labels[extended]))
-        channels = None if reader is None else reader(extended)
-        return _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
+        return measure(extended, keep)
 
-    measured = map_ordered(measure_tile, range(len(regions)), workers)
+    runs = max(1, -(-len(ids) // SORTED_ROWS))
+    jobs = [(run, flat) for run in range(runs) for flat in range(len(regions))]
+    measured = map_ordered(measure_tile, jobs, workers)
+    parts: list[pd.DataFrame] = []
     with closing(measured):  # a cancel drops the tiles not started
-        for part in track(measured, progress, "measure", total=len(regions), unit="tile"):
+        tracked = track(measured, progress, "measure", total=len(jobs), unit="tile")
+        for (run, flat), part in zip(jobs, tracked, strict=True):
             if part is not None:
-                sink.add(part)
-    for i in np.flatnonzero(~fits):
-        box = tuple(slice(int(a), int(b)) for a, b in zip(starts[i], stops[i], strict=True))
-        crop = np.asarray(labels[box])
-        crop = np.where(crop == ids[i], crop, 0)
-        channels = None if reader is None else reader(box)
-        origin = [int(a) for a in starts[i]]
-        sink.add(
-            _measure(crop, channels, spacing, channel_names, shape_features, origin, ids[i : i + 1])
-        )
+                parts.append(part)
+            if flat == len(regions) - 1:  # the run's last tile: its large objects, then all
+                chosen = slice(run * SORTED_ROWS, (run + 1) * SORTED_ROWS)
+                for i in np.flatnonzero(~fits[chosen]) + chosen.start:
+                    box = tuple(map(slice, starts[i].tolist(), stops[i].tolist()))
+                    parts.append(measure(box, ids[i : i + 1], alone=True))
+                if parts:
+                    sink.add(_in_label_order(parts))
+                parts = []
+
+
+def _in_label_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """One table of ``parts`` (each with its count of objects with non-finite intensities),
+    sorted by ``label``."""
+    nonfinite = sum(int(part.attrs.pop(NONFINITE, 0)) for part in parts)
+    table = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    table = table.sort_values("label", kind="stable", ignore_index=True)
+    table.attrs[NONFINITE] = nonfinite
+    return table
 
 
 def empty_table(
