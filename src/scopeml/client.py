@@ -300,19 +300,20 @@ class Client:
         self,
         settings: str | PathLike[str],
         *,
-        image_paths: Sequence[str] = (),
-        upload_ids: Sequence[str] = (),
+        image_paths: Sequence[str | PathLike[str]] | str | PathLike[str] = (),
+        upload_ids: Sequence[str] | str = (),
     ) -> dict[str, Any]:
         """Run an analysis settings file (YAML) on the server over images below its allowed
         root and uploaded ones; a job record (follow it with :meth:`wait_job`, fetch the
         ``<job id>-results`` folder with :meth:`download_result`). An ``image_paths`` entry is
         a file, a folder (its images and its subfolders', as ``scopeml analyze`` takes one) or
-        a glob pattern, relative to the server's root. Uploaded images are named in the results
-        by their file names."""
+        a glob pattern, relative to the server's root; one path (or upload id) may be given
+        alone, as ``run_analysis`` takes it. Uploaded images are named in the results by their
+        file names."""
         path = Path(settings)
         params: list[tuple[str, str]] = [("filename", path.name)]
-        params += [("image_path", str(image)) for image in image_paths]
-        params += [("upload_id", upload) for upload in upload_ids]
+        params += [("image_path", str(image)) for image in _listed(image_paths)]
+        params += [("upload_id", str(upload)) for upload in _listed(upload_ids)]
         return self._request(
             "POST",
             "/analyses",
@@ -515,6 +516,16 @@ class Upload(str):
 
     def __repr__(self) -> str:
         return f"Upload({self.record!r})"
+
+
+def _listed(values: Any) -> list[Any]:
+    """``values`` as a list, one path or id given alone as a list of it: a ``str`` is a
+    sequence, and its characters were sent as paths (``'b' does not exist``).
+
+    >>> _listed("plate"), _listed(["a", "b"]), _listed(Path("a.tif")) == [Path("a.tif")]
+    (['plate'], ['a', 'b'], True)
+    """
+    return [values] if isinstance(values, (str, PathLike)) else list(values)
 
 
 def _detail_text(detail: Any) -> str:

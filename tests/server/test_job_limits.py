@@ -123,22 +123,23 @@ def test_a_stopped_analysis_holds_no_server_path_and_resumes_its_finished_images
     alice.delete_job(job["id"])
 
 
-def test_an_analysis_run_error_names_the_settings_file_and_the_image_as_the_user_knows_them(
+def test_an_analysis_error_names_the_settings_file_and_the_image_as_the_user_knows_them(
     server, alice, root, tmp_path
 ):
+    """Said at submit (422), as the first image's channels are checked there for any
+    settings, not only those naming a model: the job never starts."""
     settings = tmp_path / "blobs.yaml"
     # two channels: a one-channel file that names none cannot be read as them in order
     settings.write_text(SETTINGS.replace("channels: [C0]", "channels: [GFP, RFP]").replace(
         "channel: C0", "channel: GFP").replace("intensity: [C0]", "intensity: [GFP]"))  # fmt: skip
     upload = alice.upload_image(root / "small.tif")
-    job = alice.submit_analysis(settings, upload_ids=[upload])
-    failed = alice.wait_job(job["id"], timeout=WAIT_S, interval=0.2)
-    assert failed["status"] == "failed", failed
-    error = failed["error"]
+    with pytest.raises(ServerResponseError) as caught:
+        alice.submit_analysis(settings, upload_ids=[upload])
+    assert caught.value.status_code == 422
+    error = str(caught.value).split("server answered 422: ", 1)[1]
     assert error.startswith("blobs.yaml: line 2:"), error
     assert "the settings have 2 channels (GFP, RFP); small.tif has 1 and names none (C0)" in error
     assert str(server.data_dir) not in error and upload not in error
-    alice.delete_job(job["id"])
 
 
 def test_a_resume_says_which_image_was_deleted(server, alice, root, tmp_path):

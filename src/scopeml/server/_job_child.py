@@ -366,7 +366,8 @@ def _failure(err: BaseException, task: dict[str, Any]) -> tuple[Any, ...]:
     if out_of_memory(err):
         return ("error", "ScopeMLError", task_memory_problem(task), None)
     if isinstance(err, ScopeMLError):
-        words = in_job_words(str(err.problem), analysis=task.get("kind") == "analyze")
+        analysis = task.get("kind") == "analyze" or task.get("settings") is not None  # sizes
+        words = in_job_words(str(err.problem), analysis=analysis)
         return ("error", type(err).__name__, words, err.path)
     if isinstance(err, OSError):  # a file gone or unreadable (an image deleted since submit)
         return ("error", "ScopeMLError", err.strerror or str(err), err.filename)
@@ -868,19 +869,21 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
     scene: the analysis records why), as JSON, after opening the models and classifiers of the
     analysis ``settings``, where given, as its run opens them (their errors name the settings
     line). Counts the images as progress before opening each, so the parent knows which one a
-    crashing or hanging reader was opening."""
+    crashing or hanging reader was opening. The first image that opens is checked against the
+    settings as the run checks it before any image (:func:`_check_first`)."""
     import json
 
-    from scopeml.analysis.check import check_channel_names, open_resources
+    from scopeml.analysis.check import open_resources
     from scopeml.analysis.settings import load_settings
     from scopeml.io.registry import ChannelFiles, open_scenes, scene_numbered
     from scopeml.progress import ProgressEvent
 
     shapes: list[list[list[int]] | None] = []
     settings = None if task.get("settings") is None else load_settings(task["settings"])
+    resources, checked = None, False
     if settings is not None:  # its models' classes and channels, as the job's run checks them
-        open_resources(settings, source=task["settings"], model_threads=1,
-                       allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
+        resources = open_resources(settings, source=task["settings"], model_threads=1,
+                                   allowed_roots=task["roots"], base=task.get("base"))  # fmt: skip
     images = [ChannelFiles.from_json(i) if isinstance(i, dict) else i for i in task["images"]]
     axes = task.get("axes") or [None] * len(images)
     names = task.get("names") or images
@@ -891,13 +894,38 @@ def _sizes(task: dict[str, Any], progress: Callable[[Any], None]) -> str | None:
             number = scene_numbered(image, task.get("scene"), **options)
             with open_scenes(image, number, **options) as scenes:
                 shapes.append([[int(n) for n in scene.shape] for scene in scenes])
-                channels = scenes[0].channel_names
         except Exception:  # fails on its own when the analysis runs, with the reason
             shapes.append(None)
             continue
-        if settings is not None and sum(s is not None for s in shapes) == 1:  # the first: as
-            check_channel_names(settings, channels, names[index], task["settings"])  # the CLI
+        if settings is not None and not checked:  # the first that opens
+            checked = _check_first(settings, image, names[index], task, resources)
     return json.dumps(shapes)
+
+
+def _check_first(
+    settings: Any, image: Any, name: str, task: dict[str, Any], resources: Any
+) -> bool:
+    """The first image that opens checked as the analysis's run checks it before reading any
+    (:func:`~scopeml.analysis.check.check_image_channels`: its channels, the pixel size rules
+    and classifiers in µm need, Z for 2-D or 3-D rules), so a submit is refused with the
+    settings error that would fail the job (a rule in µm on an image with no pixel size was
+    accepted, and the job failed). Its warnings are the run's to give. Whether it was checked:
+    one that fails otherwise fails on its own in the run, and the next is checked instead."""
+    from scopeml.analysis.check import check_image_channels
+    from scopeml.analysis.settings import InvalidSettingsError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            check_image_channels(
+                settings, image, source=task["settings"], allowed_roots=task["roots"],
+                name=name, classifiers=resources.classifiers,
+            )  # fmt: skip
+    except InvalidSettingsError:
+        raise
+    except Exception:  # as the run's first check: this image's own failure
+        return False
+    return True
 
 
 RUNNERS: dict[str, Callable[[dict[str, Any], Callable[[Any], None]], str | None]] = {

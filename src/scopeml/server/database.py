@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
@@ -298,12 +298,21 @@ class Database:
     def add_job_warning(self, job_id: str, line: str) -> None:
         """Add a warning of a job's run to its record's ``warnings`` (see :func:`with_warning`:
         each once, at most :data:`MAX_JOB_WARNINGS`), kept across its attempts."""
+        self.replace_job_warnings(job_id, lambda _: False, line)
+
+    def replace_job_warnings(
+        self, job_id: str, replaced: Callable[[str], bool], line: str | None
+    ) -> None:
+        """Take the lines of a job's ``warnings`` that ``replaced`` picks out, and add ``line``
+        (where given) as :meth:`add_job_warning` does: a line that a later run says again of
+        more (every image an analysis has finished) in place of the earlier one."""
         with self._tx() as conn:
             row = conn.execute("SELECT warnings FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return
             listed = json.loads(row["warnings"] or "[]")
-            more = with_warning(listed, line)
+            kept = [said for said in listed if not replaced(said)]
+            more = kept if line is None else with_warning(kept, line)
             if more != listed:
                 conn.execute(
                     "UPDATE jobs SET warnings = ?, updated = ? WHERE id = ?",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import zipfile
@@ -261,17 +262,7 @@ class JobRunner:
             progress = _JobProgress(self.db, job_id, already, _tile_total(job, already))
             progress.start(task.get("progress_stage", "segment"))
             private_dir(self.output_dir(job_id))
-            note = run_in_child(
-                task,
-                progress,
-                self._stops(job_id),
-                self.config.job_memory_limit,
-                progress.step,
-                time_limit=self.config.max_job_seconds or None,
-                on_warning=lambda line: self.db.add_job_warning(
-                    job_id, hide_server_paths(line, self.config)
-                ),
-            )
+            note = self._run_child(job, task, progress)
             outcome["done"] = progress.total
             if note:
                 outcome["error"] = hide_server_paths(note, self.config)
@@ -311,6 +302,50 @@ class JobRunner:
             self.db.update_job(job_id, **outcome)
         if not restarts:  # the job is not resumed by the next start: its model let go
             self._drop_model(job_id)
+
+    def _run_child(self, job: dict[str, Any], task: dict[str, Any], progress: Any) -> str | None:
+        """The job's task run in its child (:func:`run_in_child`), its warnings recorded as
+        they come; an analysis's then say what every image it has finished warned of, also
+        those of earlier runs and of a run cancelled or stopped (:meth:`_note_channels_read`:
+        its run's own line for the images read in order, of those it analysed, is left out)."""
+        job_id, analysis = job["id"], job["model_id"] == ANALYSIS
+
+        def warned(line: str) -> None:
+            if not (analysis and said_channels_read(line)):
+                self.db.add_job_warning(job_id, hide_server_paths(line, self.config))
+
+        try:
+            return run_in_child(
+                task,
+                progress,
+                self._stops(job_id),
+                self.config.job_memory_limit,
+                progress.step,
+                time_limit=self.config.max_job_seconds or None,
+                on_warning=warned,
+            )
+        finally:
+            if analysis:
+                self._note_channels_read(job_id)
+
+    def _note_channels_read(self, job_id: str) -> None:
+        """The job's one line for its finished images whose files name no channels (read in
+        order: :func:`~scopeml.analysis.image.unnamed_warning`), in place of the line an earlier
+        run gave. A run says it only as it ends, of the images it analysed: a cancelled run
+        said nothing of those it finished, and a resumed one named only its own."""
+        from scopeml.analysis.image import unnamed_warning
+        from scopeml.analysis.resume import finished_images
+        from scopeml.analysis.settings import load_settings
+
+        try:
+            channels = load_settings(self.output_dir(job_id) / SETTINGS_NAME).channels
+            finished = finished_images(self.output_dir(job_id) / RESULTS_NAME)
+            line = unnamed_warning(list(finished.values()), channels)
+        except Exception:  # the run says what is wrong (a bad settings file): not this
+            log.warning("job %s: its images' warnings were not read", job_id, exc_info=True)
+            return
+        said = None if line is None else hide_server_paths(line, self.config)
+        self.db.replace_job_warnings(job_id, said_channels_read, said)
 
     def model_problem(self, job: dict[str, Any]) -> str | None:
         """Why a job's model may no longer run for its owner (deleted, or no longer shared
@@ -539,6 +574,28 @@ def _link_or_copy(source: Path, target: Path) -> None:
     except OSError:
         shutil.copyfile(source, partial)
     os.replace(partial, target)
+
+
+#: :func:`~scopeml.analysis.image.unnamed_warning`'s line, of one image or of several.
+CHANNELS_READ = re.compile(
+    r"(?:\d+ images name no channels \(|.*: the file names no channels: read ).* \(in order\)"
+)
+
+
+def said_channels_read(line: str) -> bool:
+    """Whether a job's warning is an analysis's line for its images read in order.
+
+    >>> from scopeml.analysis.image import unnamed_warning
+    >>> read = {"file": ["C0"], "read": [0]}
+    >>> records = [{"image": f"p/{i}.tif", "channels_read": read} for i in "ab"]
+    >>> said_channels_read(unnamed_warning(records, ["DNA"]))
+    True
+    >>> said_channels_read(unnamed_warning(records[:1], ["DNA"]))
+    True
+    >>> said_channels_read("p/a.tif: 5 pages read as Z")
+    False
+    """
+    return CHANNELS_READ.fullmatch(line) is not None
 
 
 def _tile_total(job: dict[str, Any], already: int) -> int:

@@ -270,14 +270,13 @@ def check_job_image(
     scene: int | None,
     roots: list[Path],
     name: str,
+    config: ServerConfig,
     *,
-    timeout: float = 60.0,
-    memory_limit: int | None = None,
     axes: str | None = None,
 ) -> tuple[int, ...]:
     """Open a job's image as the job will (confined to ``roots``, with the job's ``axes``), in a
-    child process with a time and a memory limit (:func:`~scopeml.io.probe.probe_image`):
-    refuse it before queueing.
+    child process with the ``config``'s time and memory limits
+    (:func:`~scopeml.io.probe.probe_image`): refuse it before queueing.
     A reader that crashes on a corrupt file takes down only that child. Returns its 6-D shape.
 
     Raises
@@ -285,9 +284,7 @@ def check_job_image(
     InvalidRequestError
         The image does not open, names a file outside ``roots``, or crashed its reader.
     """
-    found = describe_job_image(
-        image, scene, roots, name, timeout=timeout, memory_limit=memory_limit, axes=axes
-    )
+    found = describe_job_image(image, scene, roots, name, config, axes=axes)
     return tuple(int(n) for n in found["shape"])
 
 
@@ -296,14 +293,15 @@ def describe_job_image(
     scene: int | None,
     roots: list[Path],
     name: str,
+    config: ServerConfig,
     *,
-    timeout: float = 60.0,
-    memory_limit: int | None = None,
     axes: str | None = None,
 ) -> dict[str, Any]:
     """:func:`check_job_image`'s probe, whole: the image's description
     (:func:`~scopeml.io.probe.describe_image`: ``shape``, ``channel_names``, …). A file whose
-    scenes differ in size, given no ``scene``, is refused now (a job could only fail on it)."""
+    scenes differ in size, given no ``scene``, is refused now (a job could only fail on it).
+    Its errors name files as a job's failure does (:func:`hide_server_paths`): a reader's
+    message quoting the file's path (PIL's, zarr's) gave the client the allowed root."""
     from scopeml.io._view import scene_sizes
     from scopeml.io.probe import probe_image
 
@@ -312,12 +310,13 @@ def describe_job_image(
             image,
             scene=scene,
             allowed_roots=roots,
-            timeout=timeout,
-            memory_limit=memory_limit,
+            timeout=config.image_check_timeout,
+            memory_limit=config.job_memory_limit,
             axes=axes,
         )
     except ScopeMLError as err:
-        raise InvalidRequestError(public_error(err, name, Path(image))) from err
+        message = hide_server_paths(public_error(err, name, Path(image)), config)
+        raise InvalidRequestError(message) from err
     shapes = [scene_info["shape"] for scene_info in found.get("scenes") or []]
     if scene is None and len({tuple(shape) for shape in shapes}) > 1:
         raise InvalidRequestError(

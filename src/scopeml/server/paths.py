@@ -238,14 +238,17 @@ changed)"
 
 def hide_server_paths(text: str, config: ServerConfig) -> str:
     """``text`` without where the server keeps files: a path below the allowed root as the path
-    there, one below the data folder by its file name (the last resort of every error a client
-    reads; the messages themselves name files so already).
+    there, one below the data folder by its file name, also as a ``file://`` URL (zarr's
+    messages name a store so): the last resort of every error a client reads; the messages
+    themselves name files so already.
 
     Examples
     --------
     >>> config = ServerConfig(Path("/srv/data"), allowed_root=Path("/srv/images"))
     >>> hide_server_paths("/srv/images/p/a.tif: bad; /srv/data/jobs/1/../x.yaml: gone", config)
     'p/a.tif: bad; x.yaml: gone'
+    >>> hide_server_paths("no group in StorePath(Store, 'file:///srv/images/a.zarr')", config)
+    "no group in StorePath(Store, 'a.zarr')"
     """
     import re
 
@@ -257,7 +260,7 @@ def hide_server_paths(text: str, config: ServerConfig) -> str:
                     places[form.rstrip(os.sep)] = keep
     for place in sorted(places, key=len, reverse=True):
         below = r"/" if places[place] else r"/(?:[^\s'\"]*/)?"
-        text = re.sub(re.escape(place) + below, "", text)
+        text = re.sub(r"(?:file://)?" + re.escape(place) + below, "", text)
         shown = "the allowed root" if places[place] else "the server's folder"
         text = re.sub(re.escape(place) + r"(?![\w.-])", shown, text)
     return text

@@ -35,10 +35,31 @@ BINARY_BODY = {
 NPY_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
 }
+
+
+class ValidationProblem(BaseModel):
+    """One field of a request that failed validation: where it is (``["body", "options",
+    "tile_size"]``), what is wrong, and pydantic's name for the kind of problem."""
+
+    loc: list[str]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """An error's body: one line saying the problem (an image that does not open, a settings
+    line), or, for fields that fail validation, a list of them. FastAPI's own schema for 422
+    declared the list only, and most 422 answers are the line."""
+
+    detail: str | list[ValidationProblem]
+
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or unknown API token"},
     404: {"description": "No such model or job (or not yours)"},
-}
+    422: {"model": ErrorBody, "description": "The request's content cannot be used: one line "
+          "saying why, or a list of the fields that fail validation"},
+}  # fmt: skip
 
 
 class ModelInfo(BaseModel):

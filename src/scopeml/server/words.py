@@ -43,14 +43,27 @@ def in_job_words(text: str, *, analysis: bool = False) -> str:
     'inputs: {skip_labels: false} in the settings analyses them'
     >>> in_job_words("pass --axes TYX or --axes CYX (Python: …)", analysis=True)
     "pass the settings' axes: TYX or CYX"
+    >>> in_job_words("records no pixel size: give it (pixel_size:, --pixel-size)", analysis=True)
+    "records no pixel size: give it (the settings' pixel_size:)"
     """
     text = _without_python(text)
     text = _PYTHON_ALIKE.sub("", text)
+    if analysis:  # a settings key beside its flag: the key once ("(pixel_size:, --pixel-size)")
+        text = _KEY_AND_FLAG.sub(_flag_of_key, text)
     for flag, said in _OVERWRITE:  # a job is never overwritten: a new one starts afresh
         text = text.replace(flag, said)
     said = "the settings'" if analysis else "the job option"
     text = _FLAG.sub(lambda flag: _option(flag, analysis), text)
     return re.sub(rf"({said} (\w+):? \S+ or ){said} \2:? ", r"\1", text)  # "axes X or Y"
+
+
+#: A settings key and then a flag, as the library gives the two ways to set one value.
+_KEY_AND_FLAG = re.compile(r"\b([a-z_]+):, (--[a-z][a-z-]*)")
+
+
+def _flag_of_key(found: re.Match[str]) -> str:
+    """The flag alone where it sets the key (said then once, as the settings' key)."""
+    return found[2] if found[2][2:].replace("-", "_") == found[1] else found[0]
 
 
 #: The library's ``--overwrite`` advice, as a client follows it (first match first).

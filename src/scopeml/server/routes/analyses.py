@@ -74,7 +74,9 @@ async def submit_analysis(
     model under ``model:``, an object classifier under ``classifier:``) answers 422 naming its
     line, as does a model that lacks the ``class`` to extract or does not take the ``channels``
     given (the models are opened as the job opens them, in a child process, no tile run); the
-    job checks them again where it opens them. Errors name files as below the
+    job checks them again where it opens them. So does a first image (the first that opens)
+    that lacks a channel the settings read, or the pixel size their rules or classifiers in
+    µm need, as ``scopeml analyze`` stops before any image. Errors name files as below the
     root, never where the server keeps them. Images that fail are listed in the job's ``error``
     and in the results' summary; the batch goes on.
     Images that together declare more pixels than ``--max-job-pixels`` (read with the
@@ -115,8 +117,8 @@ async def submit_analysis(
                 analysis_scale(settings),
                 config,
                 [settings.axes_of(image) for image in files],  # as the job reads them
-                # its models' classes and channels (none to open: no imports to pay for)
-                (folder / SETTINGS_NAME, filename) if _opens_files(settings) else None,
+                # its models' classes and channels; the first image as the run checks it
+                (folder / SETTINGS_NAME, filename),
                 settings.scene,
             )
         check_job_room(db, config, user["user"])  # again: others may have come in meanwhile
@@ -227,16 +229,6 @@ def _link_out(path: Path, root: Path, confinement: Confinement) -> str:
         if not confinement.allows(os.path.realpath(root.joinpath(*parts[:end]))):
             return Path(*parts[:end]).as_posix()
     return Path(*parts).as_posix()
-
-
-def _opens_files(settings: AnalysisSettings) -> bool:
-    """Whether the settings name a model or a classifier (a threshold class opens no file)."""
-    from scopeml.analysis.settings import MODEL_SEGMENTERS
-
-    return any(
-        isinstance(c.segmenter, MODEL_SEGMENTERS) or c.classifier is not None
-        for c in settings.classes
-    )
 
 
 def _check_settings(

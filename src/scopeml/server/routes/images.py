@@ -44,7 +44,11 @@ router = APIRouter(prefix="/images", tags=["images"])
     status_code=status.HTTP_201_CREATED,
     openapi_extra=BINARY_BODY,
     max_body_size=STREAMED,
-    responses={401: ERRORS[401], 413: {"description": "Image too large or quota exceeded"}},
+    responses={
+        401: ERRORS[401],
+        413: {"description": "Image too large or quota exceeded"},
+        422: ERRORS[422],
+    },
 )
 async def upload_image(
     request: Request,
@@ -78,15 +82,7 @@ async def upload_image(
             size = await save_body(request, target, limit, what)
             refuse_boundary(target, filename)
             with image_check(request, user["user"]):
-                await asyncio.to_thread(
-                    check_job_image,
-                    target,
-                    None,
-                    [folder],
-                    filename,
-                    timeout=config.image_check_timeout,
-                    memory_limit=config.job_memory_limit,
-                )
+                await asyncio.to_thread(check_job_image, target, None, [folder], filename, config)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -116,8 +116,7 @@ async def _check_job_image(
         options.get("scene"),
         jobs.image_roots(image),
         name,
-        timeout=config.image_check_timeout,
-        memory_limit=config.job_memory_limit,
+        config,
         axes=options.get("axes"),
     )
     check_job_scene(found, options.get("scene"), name)
