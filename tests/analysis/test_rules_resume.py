@@ -94,7 +94,7 @@ def test_a_rule_on_a_column_a_finished_table_lacks_refuses_the_resume_changing_n
     with pytest.raises(InvalidRequestError) as caught:
         run_analysis(settings(rules), images, out, resume=True)
     assert str(caught.value) == (
-        f"{table}: cannot apply the new rules to this finished image's table: class "
+        f"{table}: cannot apply the rules to this finished image's table: class "
         "'nucleus', rule 'big': this image's table has no column 'area'; analyse into a new "
         "results folder, or --overwrite to replace this one"
     )
@@ -131,3 +131,72 @@ def test_the_command_line_says_the_new_rules_in_one_warning(images, tmp_path, ca
     assert len(warned) == 1 and "new rules (classes[1].rules.bright" in warned[0]
     assert "0 of 2 images analysed now, 2 already done" in captured.out
     assert os.path.isfile(tmp_path / "out" / "index.html")
+
+
+def _not_a_number(text: str) -> str:
+    lines = text.splitlines(keepends=True)
+    column = lines[0].split(",").index("intensity_mean_GFP")
+    cells = lines[1].split(",")
+    lines[1] = ",".join([*cells[:column], "abc", *cells[column + 1 :]])
+    return "".join(lines)
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (_not_a_number, "it does not read as a table (could not convert string to float: 'abc')"),
+        (lambda text: "", "it does not read as a table (No columns to parse from file)"),
+        (lambda text: text.replace("\n", ",9,9\n", 3)[text.index("\n") :], "it does not read"),
+    ],
+    ids=["not a number", "empty", "a field too many"],
+)
+def test_a_table_damaged_since_refuses_the_resume_in_one_line(images, tmp_path, edit, said):
+    out = tmp_path / "out"
+    run_analysis(settings(BRIGHT), images, out)
+    table = out / "images" / "f4" / "nucleus.csv"
+    table.write_text(edit(table.read_text()))
+    with pytest.raises(InvalidRequestError) as caught:
+        run_analysis(settings(DIMMER), images, out, resume=True)
+    message = str(caught.value)
+    assert message.startswith(f"{table}: cannot apply the rules to this finished image's table: "
+                               f"{said}") and "\n" not in message, message  # fmt: skip
+
+
+def test_a_parquet_copy_or_a_column_left_by_a_stopped_resume_is_mended(images, tmp_path):
+    """A stop between a table's CSV and its Parquet copy, or before settings.yaml said the
+    rules were gone: the next resume leaves every table as the settings say."""
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    run_analysis(_parquet(BRIGHT), images, out)
+    old = (out / "images" / "f3" / "nucleus.parquet").read_bytes()
+    run_analysis(_parquet(DIMMER), images, out, resume=True)
+    (out / "images" / "f3" / "nucleus.parquet").write_bytes(old)  # as a stop there leaves it
+    run_analysis(_parquet(DIMMER), images, out, resume=True)
+    run_analysis(_parquet(DIMMER), images, fresh)
+    assert _files(out) == _files(fresh)
+    stray = pd.read_csv(out / "images" / "f4" / "nucleus.csv")  # rules dropped, then a stop
+    (out / "settings.yaml").write_text((fresh / "settings.yaml").read_text())
+    run_analysis(_parquet({}), images, out, resume=True)
+    assert "object_class" in stray and "object_class" not in pd.read_csv(
+        out / "images" / "f4" / "nucleus.csv")  # fmt: skip
+    assert "object_class" not in pd.read_parquet(out / "images" / "f4" / "nucleus.parquet")
+
+
+def test_results_from_before_rules_were_applied_on_resume_are_not_segmented_again(images, tmp_path):
+    """Records made when the digest held the rules (scopeml before this resume existed)."""
+    import json
+
+    from scopeml.analysis.runner import _digests
+    from scopeml.analysis.settings import dump_settings, parse_settings
+
+    out = tmp_path / "out"
+    run_analysis(settings(BRIGHT), images, out)
+    legacy = _digests(dump_settings(parse_settings(settings(BRIGHT))))[-1]
+    for record in out.glob("images/*/record.json"):
+        record.write_text(json.dumps({**json.loads(record.read_text()), "settings": legacy}))
+    stamps = _stamps(out)
+    with pytest.warns(UserWarning, match="tables of 2 finished images"):
+        result = run_analysis(settings(DIMMER), images, out, resume=True)
+    assert result.resumed == 2
+    changed = {k for k, v in _stamps(out).items() if stamps[k] != v}
+    assert changed <= {str(p) for p in out.glob("images/*/record.json")} and not [
+        p for p in out.glob("images/*/nucleus.ome.zarr") if str(p) in changed]  # fmt: skip

@@ -1,108 +1,198 @@
-"""New rules on finished results: a resume whose settings differ only in ``rules`` applies them
-to the finished images' tables instead of segmenting the images again.
+"""New rules or a retrained object classifier on finished results: a resume whose settings
+differ only in classes' ``rules`` or ``classifier`` (or whose classifier file changed) applies
+them to the finished images' tables instead of segmenting the images again.
 
-Rules read nothing but a table's own columns, so new cutoffs (a mitotic nucleus brighter than
-50, not 40) need no new segmentation: each finished image's ``object_class`` is worked out
-again from its table. Every table is checked before any is written (a rule naming a column an
-image's table lacks refuses the resume and changes nothing), and only a table whose classes
-change is rewritten, atomically, every other cell as it was; so a resume stopped half-way and
-run again leaves every table as the settings say.
+Rules and classifiers read nothing but a table's own columns, so new cutoffs (a mitotic
+nucleus brighter than 50, not 40) or a classifier trained on more annotated objects need no
+new segmentation: each finished image's ``object_class`` is worked out again from its table.
+Every table is worked out before any is written (a rule or classifier that cannot be applied
+to one refuses the resume and changes nothing), and only a table whose classes differ (in its
+CSV or its Parquet copy) is rewritten, atomically, every other cell as it was, a bounded number
+of rows at a time. Rules, and the absence of object classes, are checked on every resume, so
+one stopped half-way and run again leaves every table as the settings say; a classifier where
+an image's record names another file than the run's, the record updated after its tables.
+Numbers are read from the CSV as Python reads them (exactly what was written, whatever the
+pandas version), so a value on a bound falls where the image's own run put it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from scopeml.analysis.image import RECORD
+from scopeml.analysis.model_files import same_content
+from scopeml.analysis.report import PREDICTED, TEXT_COLUMNS
 from scopeml.analysis.resume import finished_images
-from scopeml.analysis.rules import COLUMN, classify_by_rules
+from scopeml.analysis.rules import classify_by_rules
 from scopeml.analysis.settings import AnalysisSettings, ClassSettings
 from scopeml.errors import InvalidRequestError, ScopeMLError
-from scopeml.io.replace import atomic_write
+from scopeml.io.replace import atomic_write, write_atomically
+from scopeml.progress import Progress, track
 
-__all__ = ["reapply_rules"]
+__all__ = ["reapply_object_classes"]
 
-
-def reapply_rules(settings: AnalysisSettings, previous: str, output: Path) -> tuple[int, list[str]]:
-    """Give every finished image in ``output`` the object classes ``settings``' rules name
-    (dropping them for a class whose rules ``previous``, the earlier settings YAML, had and
-    ``settings`` have not); return how many images are finished and the names of those whose
-    classes changed."""
-    had = _classes_with_rules(previous)
-    classes = [c for c in settings.classes if c.rules or c.name in had]
-    if not classes:
-        return 0, []
-    folders = [output / "images" / name for name in finished_images(output)]
-    tables = [(folder, cls) for folder in folders for cls in classes
-              if (folder / f"{cls.name}.csv").is_file()]  # fmt: skip
-    changed = [(folder, cls) for folder, cls in tables if _changed(folder, cls)]
-    for folder, cls in changed:  # every table checked: now written
-        _rewrite(folder, cls)
-    return len(folders), list(dict.fromkeys(folder.name for folder, _ in changed))
+#: The columns an object classifier writes (rules write the first only).
+COLUMNS = (PREDICTED, f"{PREDICTED}_probability")
+#: Rows of a table rewritten at a time.
+ROWS = 65_536
 
 
-def _classes_with_rules(text: str) -> set[str]:
-    """The names of the classes with rules in a settings YAML text."""
-    data = yaml.safe_load(text)
-    classes = data.get("classes") if isinstance(data, dict) else None
-    return {c.get("name") for c in classes or () if isinstance(c, dict) and c.get("rules")}
+def reapply_object_classes(
+    settings: AnalysisSettings,
+    output: Path,
+    resources: Any,
+    files: Mapping[str, Mapping[str, Any]] | None,
+    skip: Collection[str] = (),
+    progress: Progress = None,
+) -> tuple[int, list[str]]:
+    """Give every finished image in ``output`` (but those named in ``skip``, about to be
+    analysed again) the object classes ``settings``' rules and classifiers (opened in
+    ``resources``; their files' fingerprints ``files``) name, and none to a class without
+    either; return how many images were checked and the names of those whose classes changed.
+    ``progress``: stage ``reclassify`` in unit ``image``; a callback may cancel between
+    images, before any table is written."""
+    records = {n: r for n, r in finished_images(output).items() if n not in skip}
+    planned, refreshed = [], {}
+    for name in track(list(records), progress, "reclassify", unit="image"):
+        folder = output / "images" / name
+        for cls in settings.classes:
+            if not (folder / f"{cls.name}.csv").is_file():
+                continue
+            classifier = resources.classifiers.get(cls.name)
+            if classifier is not None:
+                current = (files or {}).get("classifiers", {}).get(cls.name)
+                path = resources.classifier_paths[cls.name]
+                if _same_classifier(records[name], cls.name, current, path):
+                    continue
+                refreshed.setdefault(name, {})[cls.name] = current
+            new = _new_columns(folder / f"{cls.name}.csv", cls, classifier)
+            if new is not None:
+                planned.append((folder / f"{cls.name}.csv", new))
+    for table, new in planned:  # every table worked out: now written
+        _rewrite(table, new)
+    for name, fingerprints in refreshed.items():  # after its tables: a stop here redoes them
+        _record_classifiers(output / "images" / name, fingerprints)
+    return len(records), list(dict.fromkeys(table.parent.name for table, _ in planned))
 
 
-def _classes(folder: Path, cls: ClassSettings) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """A table's object classes as written and as ``cls``'s rules name them (``""`` where
-    none; ``None`` for a table without the column, or a class without rules)."""
-    path = folder / f"{cls.name}.csv"
-    header = pd.read_csv(path, nrows=0).columns
-    named = dict.fromkeys(c for bounds in cls.rules.values() for c in bounds)
-    read = ["object_id", *[c for c in named if c in header], *[COLUMN] * (COLUMN in header)]
-    frame = pd.read_csv(path, usecols=read, dtype={COLUMN: str})  # numbers read back exactly
-    was = frame[COLUMN].fillna("").to_numpy(object) if COLUMN in frame else None
-    if not cls.rules:
-        return was, None
+def _same_classifier(record: Mapping[str, Any], name: str, current: Any, path: Any) -> bool:
+    """Whether an image's record names the classifier file the run opened (by content; a file
+    the run could not fingerprint is gone, and opening it again says so)."""
+    earlier = ((record.get("model_files") or {}).get("classifiers") or {}).get(name)
+    if current is None:
+        return True
+    return earlier is not None and same_content(earlier, current, path)
+
+
+def _record_classifiers(folder: Path, fingerprints: Mapping[str, Any]) -> None:
+    """Write the classifier files an image's tables were classified with into its record."""
+    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
+    record.setdefault("model_files", {}).setdefault("classifiers", {}).update(fingerprints)
+    write_atomically(folder / RECORD, json.dumps(record, indent=2))
+
+
+def _new_columns(path: Path, cls: ClassSettings, classifier: Any) -> dict[str, pd.Series] | None:
+    """A table's object class columns as ``cls``'s rules or ``classifier`` give them (``{}``:
+    none); ``None`` where its CSV and Parquet copy hold them already."""
     try:
-        now = classify_by_rules(frame, cls.rules, cls.name)[COLUMN]
-    except ScopeMLError as err:  # a column this image's table lacks
+        header = list(pd.read_csv(path, nrows=0).columns)
+        if classifier is not None:  # its features, and the counts that excuse a child's mean
+            wanted = [*classifier.features, *[c for c in header if c.endswith("_count")]]
+            table = _numbers(_read(path, header, wanted))
+            new = classifier.classify(table.drop(columns=list(COLUMNS), errors="ignore"),
+                                      column=PREDICTED)  # fmt: skip
+        elif cls.rules:
+            table = _numbers(_read(path, header, [c for b in cls.rules.values() for c in b]))
+            new = classify_by_rules(table.drop(columns=list(COLUMNS), errors="ignore"),
+                                    cls.rules, cls.name)  # fmt: skip
+        else:
+            table, new = _read(path, header, []), pd.DataFrame()
+        columns = {c: new[c] for c in COLUMNS if c in new}
+        written = all(table[c].tolist() == _cells(v) for c, v in columns.items() if c in table)
+        same = written and set(columns) == set(COLUMNS) & set(table.columns)
+        return None if same and _same_parquet(path, columns) else columns
+    except (ScopeMLError, ValueError, UnicodeDecodeError) as err:  # a table edited since
+        said = err if isinstance(err, ScopeMLError) else f"it does not read as a table ({err})"
         raise InvalidRequestError(
-            f"cannot apply the new rules to this finished image's table: {err}; "
-            "analyse into a new results folder, or --overwrite to replace this one",
+            f"cannot apply the {'classifier' if classifier else 'rules'} to this finished "
+            f"image's table: {str(said).splitlines()[0]}; analyse into a new results folder, "
+            "or --overwrite to replace this one",
             path=path,
         ) from None
-    return was, now.fillna("").to_numpy(object)
 
 
-def _changed(folder: Path, cls: ClassSettings) -> bool:
-    was, now = _classes(folder, cls)
-    if was is None or now is None:
-        return (was is None) != (now is None)
-    return not np.array_equal(was, now)
+def _read(path: Path, header: list[str], wanted: list[str]) -> pd.DataFrame:
+    """The ``wanted`` columns a table has and its object class columns, as the text written
+    (a missing value ``""``); a column it lacks is left to the classifier or rules to name."""
+    read = [c for c in dict.fromkeys([*wanted, *COLUMNS]) if c in header] or header[:1]
+    return pd.read_csv(path, usecols=read, dtype=str, keep_default_na=False)
 
 
-def _rewrite(folder: Path, cls: ClassSettings) -> None:
-    """Write a table's new ``object_class`` (in place, else last; none without rules) into
-    its CSV, every other cell as it was read, and into its Parquet copy where there is one."""
-    _, now = _classes(folder, cls)
-    csv = folder / f"{cls.name}.csv"
-    table = _with_classes(pd.read_csv(csv, dtype=str, keep_default_na=False), now, "")
-    with atomic_write(csv, fsync=False) as temp:
-        table.to_csv(temp, index=False)
-    parquet = csv.with_suffix(".parquet")
+def _numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """A table read as text with its number columns as numbers, converted as Python reads them:
+    exactly the value written (pandas 2's own parser was off by a unit in the last place)."""
+    numbers = {c: table[c].replace({"": "nan"}).astype(np.float64) for c in table.columns
+               if c not in (*COLUMNS, *TEXT_COLUMNS) and not c.startswith("metadata_")}  # fmt: skip
+    return table.assign(**numbers)
+
+
+def _same_parquet(path: Path, columns: Mapping[str, pd.Series]) -> bool:
+    """Whether a table's Parquet copy (if any) holds the object class ``columns`` (only)."""
+    parquet = path.with_suffix(".parquet")
+    if not parquet.is_file():
+        return True
+    import pyarrow.parquet as pq
+
+    names = set(pq.read_schema(parquet).names)
+    if set(columns) != set(COLUMNS) & names:
+        return False
+    held = pd.read_parquet(parquet, columns=list(columns))
+    return all(_cells(held[c]) == _cells(v) for c, v in columns.items())
+
+
+def _cells(values: pd.Series) -> list[str]:
+    """``values`` as a CSV written by pandas holds them (``""`` where missing)."""
+    if pd.api.types.is_float_dtype(values):  # pandas' own digits: the bytes a run writes
+        lines = values.to_frame().to_csv(index=False, header=False).splitlines()
+        return ["" if line == '""' else line for line in lines]  # one column's missing cell
+    return values.astype(object).where(values.notna(), "").astype(str).tolist()
+
+
+def _rewrite(path: Path, new: Mapping[str, pd.Series]) -> None:
+    """Write a table's new object class columns (in place, else last; ``{}``: without them)
+    into its CSV, every other cell as it was read, and into its Parquet copy if it has one."""
+    cells = {c: _cells(v) for c, v in new.items()}
+    with atomic_write(path, fsync=False) as temp:
+        _in_chunks(path, lambda chunk, start: _with_columns(
+            chunk, {c: v[start : start + len(chunk)] for c, v in cells.items()}), temp)  # fmt: skip
+    parquet = path.with_suffix(".parquet")
     if parquet.is_file():
-        table = _with_classes(pd.read_parquet(parquet), now, None)
+        table = _with_columns(pd.read_parquet(parquet), {c: v.to_numpy() for c, v in new.items()})
         with atomic_write(parquet, fsync=False) as temp:
             table.to_parquet(temp, index=False)
 
 
-def _with_classes(
-    table: pd.DataFrame, classes: np.ndarray | None, none: str | None
-) -> pd.DataFrame:
-    """``table`` with ``classes`` as its ``object_class`` (``none`` where an object has
-    none), or without the column (``classes`` ``None``)."""
-    if classes is None:
-        return table.drop(columns=COLUMN, errors="ignore")
-    table = table.copy()
-    # in its place where the table has it, else last
-    table[COLUMN] = np.where(classes == "", none, classes).astype(object)
+def _in_chunks(path: Path, change: Callable[[pd.DataFrame, int], pd.DataFrame], temp: Path) -> None:
+    """Copy a CSV table to ``temp`` as text, ``ROWS`` rows at a time, each chunk ``change``d
+    (given its first row's number)."""
+    start = 0
+    for chunk in pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=ROWS):
+        change(chunk, start).to_csv(temp, index=False, header=start == 0, mode="a")
+        start += len(chunk)
+    if start == 0:  # no objects: the header alone
+        change(pd.read_csv(path, dtype=str, nrows=0), 0).to_csv(temp, index=False)
+
+
+def _with_columns(table: pd.DataFrame, new: Mapping[str, Any]) -> pd.DataFrame:
+    """``table`` with the ``new`` object class columns, in their places where it has them,
+    else last; without any (``{}``)."""
+    table = table.drop(columns=[c for c in COLUMNS if c not in new], errors="ignore")
+    for column, values in new.items():
+        table[column] = list(values)
     return table

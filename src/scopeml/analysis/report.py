@@ -92,7 +92,7 @@ class _ClassSummary:
 TEXT_COLUMNS = ("image", "scene_name", "class", "parent_class", PREDICTED)
 
 
-def _text(columns: Sequence[str]) -> dict[str, type]:
+def text_dtypes(columns: Sequence[str]) -> dict[str, type]:
     """The columns read as text whatever they hold: names, classes and the image's metadata
     (a site ``2`` of one image and a site ``2b`` of another make one column of one type)."""
     return {c: str for c in columns if c in TEXT_COLUMNS or c.startswith("metadata_")}
@@ -422,11 +422,11 @@ def _combine(
                     line, body = file.readline(), file.read()
                     out.write(line * (index == 0) + body)
             else:
-                frame = _widened(pd.read_csv(part, dtype=_text(columns)), columns, ragged)
+                frame = _widened(pd.read_csv(part, dtype=text_dtypes(columns)), columns, ragged)
                 frame.to_csv(csv_temp, index=False, header=index == 0, mode="a")
             if parquet_temp is not None:
                 if frame is None:
-                    frame = _widened(pd.read_csv(part, dtype=_text(columns)), columns, ragged)
+                    frame = _widened(pd.read_csv(part, dtype=text_dtypes(columns)), columns, ragged)
                 if len(frame):
                     writer = _append_parquet(writer, frame, parquet_temp)
             read = keep + [c for c in (PREDICTED, "scene", "t") if c in columns]
@@ -479,7 +479,7 @@ def _widened(frame: pd.DataFrame, columns: list[str], ragged: list[str]) -> pd.D
     column some image lacks (``ragged``) is float, so the Parquet table's one type holds its
     gaps."""
     frame = frame.reindex(columns=columns)
-    text = _text(columns)
+    text = text_dtypes(columns)
     for column in ragged:
         if column in text:  # text where present, missing (None) where not: never a number
             frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
@@ -618,7 +618,7 @@ def _append_parquet(writer: Any, frame: pd.DataFrame, path: Path) -> Any:
 
     if writer is None:
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        text = _text(list(frame.columns))  # text even where the first image has none
+        text = text_dtypes(list(frame.columns))  # text even where the first image has none
         schema = pa.schema([pa.field(f.name, pa.string()) if f.name in text else f
                             for f in table.schema], metadata=table.schema.metadata)  # fmt: skip
         table = table.cast(schema)

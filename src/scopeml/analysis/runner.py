@@ -42,7 +42,12 @@ from scopeml.analysis.image import RECORD, analyze_image, input_identity, unname
 from scopeml.analysis.inputs import FoundImages, collect_images, find_images, shown
 from scopeml.analysis.model_files import files_identity, resource_paths, same_content
 from scopeml.analysis.results_lock import LOCK, results_lock
-from scopeml.analysis.resume import left_out_images, left_out_warning, settings_change
+from scopeml.analysis.resume import (
+    finished_images,
+    left_out_images,
+    left_out_warning,
+    settings_change,
+)
 from scopeml.analysis.settings import (
     MODEL_SEGMENTERS,
     AnalysisSettings,
@@ -83,7 +88,8 @@ class AnalysisResult:
     complete and did not analyse again (their records are among ``records``).
     ``outside_summary``: the names of the finished images in ``output/images`` that are not
     among this run's images, so its summary and tables leave them out (a resume warns of them).
-    ``new_rules``: what a resume with new rules said of them (it warns too), else ``None``.
+    ``reclassified``: what a resume that applied new rules or a new classifier to the finished
+    images' tables said of it (it warns too), else ``None``.
     The tables the run wrote, as DataFrames: :meth:`table` (a class's objects over all images)
     and :meth:`counts_table` (``summary/counts.csv``).
     """
@@ -93,7 +99,7 @@ class AnalysisResult:
     skipped: dict[str, list[Path]] = field(default_factory=dict)
     resumed: int = 0
     outside_summary: list[str] = field(default_factory=list)
-    new_rules: str | None = None
+    reclassified: str | None = None
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -282,13 +288,12 @@ def run_analysis(
     _confine(found.paths, allowed_roots)
     roots = None if allowed_roots is None else [str(root) for root in allowed_roots]
     text = dump_settings(settings)
-    digest, digests = _digests(text)
     output = Path(output)
     with results_lock(output):  # one run at a time: a second would remove this one's partials
         replace = overwrite and _replaceable(output, resume)
         previous = None if overwrite else _prepare_output(output, text, resume)
         _remove_stale_partials(output)
-        result, todo = _split_resumed(settings, found, output, digests, resume)
+        result, todo = _split_resumed(settings, found, output, _digests(text, previous), resume)
         if workers is None:
             workers = default_workers(settings, [path for path, _ in todo])
         workers = min(workers, max(len(todo), 1))
@@ -297,7 +302,7 @@ def run_analysis(
                                    allowed_roots=roots, base=base)  # fmt: skip
         defaults = _model_scales(settings, resources)
         _warn_unsplit_masks(settings, resources)
-        new_rules = _check_same_settings(output, previous, text, defaults)
+        changed = _check_same_settings(output, previous, text, defaults)  # rules, classifiers
         run = uuid.uuid4().hex  # each process hashes the model files once for this run
         files = _check_same_files(output, settings, result.records, resources, run)
         _check_first_readable(settings, found.paths, source, roots, public_name,
@@ -307,18 +312,20 @@ def run_analysis(
         if replace:  # everything checked: the earlier results go
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
-        result.new_rules = _reapply_rules(settings, previous, output, new_rules)  # before ↓
-        write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         report = as_progress(progress)
+        result.reclassified = _reclassify(settings, result, changed, resources, files, todo,
+                                          report)  # fmt: skip
+        write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         jobs = [(settings.model_dump(mode="json", by_alias=True), p,
-                 str(output / "images" / n), digest, str(source) if source else None, roots,
+                 str(output / "images" / n), _digests(text), str(source) if source else None,
+                 roots,
                  public_name, None if base is None else str(base), files, run)
                 for p, n in todo]  # fmt: skip
         try:
             if local:
                 for path, name in track(todo, report, "analyze", unit="image"):
                     result.records.append(_safe(settings, path, output / "images" / name,
-                                                resources, digest, roots, report,
+                                                resources, _digests(text)[0], roots, report,
                                                 public=public_name, files=files))  # fmt: skip
             elif scheduler is not None:
                 result.records += _on_cluster(scheduler, jobs, report)
@@ -657,14 +664,14 @@ def _check_same_settings(
     import yaml
 
     try:
-        was = _results_text(previous, defaults, rules=False)
+        was = _results_text(previous, defaults, object_classes=False)
     except yaml.YAMLError as err:  # damaged since: which settings made the results is unknown
         raise InvalidRequestError(
             f"cannot resume: its settings.yaml is not readable YAML ({err.__class__.__name__}); "
             "analyse into a new results folder, or --overwrite to replace this one",
             path=output,
         ) from None
-    now = _results_text(text, defaults, rules=False)
+    now = _results_text(text, defaults, object_classes=False)
     if was == now:
         return settings_change(_results_text(previous, defaults), _results_text(text, defaults))
     if was != now:
@@ -682,34 +689,73 @@ def _check_same_settings(
         )  # fmt: skip
 
 
-def _reapply_rules(
-    settings: AnalysisSettings, previous: str | None, output: Path, change: str | None
+def _reclassify(
+    settings: AnalysisSettings,
+    result: AnalysisResult,
+    change: str | None,
+    resources: Any,
+    files: Mapping[str, Any] | None,
+    todo: Sequence[tuple[Path, str]],
+    progress: Progress,
 ) -> str | None:
-    """On a resume (``previous``: the earlier settings), apply the rules to the finished
-    images' tables (:mod:`scopeml.analysis.reclassify`) before ``settings.yaml`` says them;
-    where they changed, say so (returned too)."""
-    from scopeml.analysis.reclassify import reapply_rules
+    """On a resume (``result.resumed``), apply the rules and classifiers to the tables of the
+    finished images not analysed again (:mod:`scopeml.analysis.reclassify`) before
+    ``settings.yaml`` says them; where they or a classifier file changed, say so (returned)."""
+    from scopeml.analysis.reclassify import reapply_object_classes
 
-    if previous is None:
+    output = result.output
+    if not (output / "settings.yaml").is_file():
         return None
-    finished, changed = reapply_rules(settings, previous, output)
-    if change is None:
+    again = {name for _, name in todo}
+    retrained = None
+    for name, record in finished_images(output).items() if files is not None else ():
+        then = record.get("model_files") or {}
+        found = _changed_file(settings, then, files, resource_paths(resources), ("classifiers",),
+                              "the finished images were classified")  # fmt: skip
+        retrained = retrained or (None if name in again else found)
+    checked, changed = reapply_object_classes(settings, output, resources, files, again,
+                                              progress)  # fmt: skip
+    if (change is None and retrained is None) or not checked:
         return None
-    said = (f"new rules ({change}): applied to the tables of "
-            f"{count(finished, 'finished image')} without segmenting them again; the object "
-            f"classes of {len(changed)} changed")  # fmt: skip
+    if change is not None:  # the key that changed: classes[0].rules.… or classes[0].classifier
+        what = "new rules" if ".rules" in change.split(": ")[0] else "a classifier change"
+    said = (f"{f'{what} ({change})' if change else retrained}: applied to the tables of "
+            f"{count(checked, 'finished image')} without segmenting them again; the object "
+            f"classes changed in {len(changed)}")  # fmt: skip
     warnings.warn(said, UserWarning, stacklevel=find_stack_level())
     return said
 
 
-def _digests(text: str) -> tuple[str, tuple[str, str]]:
+def _digests(text: str, previous: str | None = None) -> tuple[str, ...]:
     """What identifies the settings an image's results were made with (its record's
-    ``settings``): the settings less their rules, which a resume applies to finished tables;
-    and the digests a finished image may have, this one and, from before that, of the
-    settings with their rules."""
-    digest, legacy = (hashlib.sha256(_results_text(text, rules=r).encode()).hexdigest()[:16]
-                      for r in (False, True))  # fmt: skip
-    return digest, (digest, legacy)
+    ``settings``): first the settings less their rules and classifiers, which a resume applies
+    to finished tables; then what records from before that hold: the digest of the whole
+    settings, these and (``previous``: the earlier run's ``settings.yaml``, their model
+    classes' scales written out or not) the earlier ones."""
+    import yaml
+
+    texts = [_results_text(text, object_classes=False), _results_text(text)]
+    with contextlib.suppress(yaml.YAMLError):  # damaged since: the resume is refused anyway
+        texts += [] if previous is None else [_results_text(previous),
+                                              _results_text(_unset_scales(previous))]  # fmt: skip
+    return tuple(dict.fromkeys(hashlib.sha256(t.encode()).hexdigest()[:16] for t in texts))
+
+
+def _unset_scales(text: str) -> str:
+    """Settings YAML with each model class's scale that may be its default (``auto``, 1)
+    unset, as the text an earlier run hashed had it where ``settings.yaml`` writes it out."""
+    import yaml
+
+    data = yaml.safe_load(text)
+    for cls in (data.get("classes") or []) if isinstance(data, dict) else []:
+        segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
+        if isinstance(segmenter, dict) and str(segmenter.get("scale")).lower() in (
+            "auto",
+            "1",
+            "1.0",
+        ):
+            segmenter["scale"] = None
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 #: What a refused resume of other settings may do instead (napari's widget says its own).
@@ -790,14 +836,15 @@ def _remove_stale_partials(output: Path) -> None:
 
 
 def _results_text(
-    text: str, defaults: Mapping[str, Any] | None = None, *, rules: bool = True
+    text: str, defaults: Mapping[str, Any] | None = None, *, object_classes: bool = True
 ) -> str:
     """Settings YAML less what does not change the results (``memory_mb`` picks in memory or
     out of core, which give the same objects; ``inputs`` picks the files, each image's results
     are its own; ``aliases`` only say where a file's channels are, each finished image
     checked by its ``channels_read``), so a resume may change them, and results from before
-    ``inputs`` existed resume. Without ``rules``: less the classes' rules too, what the
-    segmentation and measurements depend on (:mod:`scopeml.analysis.reclassify`)."""
+    ``inputs`` existed resume. Without ``object_classes``: less the classes' rules and
+    classifiers too, what the segmentation and measurements depend on
+    (:mod:`scopeml.analysis.reclassify`)."""
     import yaml
 
     data = yaml.safe_load(text)
@@ -809,8 +856,10 @@ def _results_text(
             if data.get(key) is None:
                 data.pop(key, None)
         for cls in data.get("classes") or []:  # results from before 'scope' was written
-            if isinstance(cls, dict) and (cls.get("rules") == {} or not rules):
+            if isinstance(cls, dict) and (cls.get("rules") == {} or not object_classes):
                 cls.pop("rules", None)  # {}: as results from before 'rules' existed
+            if isinstance(cls, dict) and not object_classes:
+                cls.pop("classifier", None)
             segmenter = cls.get("segmenter") if isinstance(cls, dict) else None
             if isinstance(segmenter, dict) and segmenter.get("scope") == "pooled":
                 del segmenter["scope"]
@@ -871,8 +920,10 @@ def _check_same_files(
     """What the model and classifier files of ``resources`` are
     (:func:`~scopeml.analysis.model_files.files_identity`, hashed whole for the ``run``), once
     checked against the finished images' ``records``: a resume into results made with other
-    files (by content, as ``segment --resume`` compares its model) is refused, naming the file
-    as the settings give it, since the folder would mix two models' results."""
+    model files (by content, as ``segment --resume`` compares its model) is refused, naming the
+    file as the settings give it, since the folder would mix two models' results. Another
+    classifier file is no refusal: its classes are applied to the finished images' tables
+    (:mod:`scopeml.analysis.reclassify`)."""
     files = files_identity(resources, run)
     if files is None:  # a file went away while being fingerprinted: opening it again says so
         return None
@@ -884,7 +935,7 @@ def _check_same_files(
         if text in compared:  # images of one run recorded the same files: compared once
             continue
         compared.add(text)
-        changed = _changed_file(settings, then, files, paths)
+        changed = _changed_file(settings, then, files, paths, kinds=("models",))
         if changed is not None:
             raise InvalidRequestError(
                 f"cannot resume: {changed}; its finished images came from the old one: analyse "
@@ -899,14 +950,16 @@ def _changed_file(
     then: Mapping[str, Mapping[str, Any]],
     now: Mapping[str, Mapping[str, Any]],
     paths: Mapping[str, Mapping[str, Any]],
+    kinds: Sequence[str] = ("models", "classifiers"),
+    since: str = "the run began",
 ) -> str | None:
-    """The first model or classifier file whose content differs between two
+    """The first model or classifier file (of ``kinds``) whose content differs between two
     :func:`~scopeml.analysis.model_files.files_identity` (``now``: of the files at ``paths``;
     one not in ``then`` is not compared), in words: ``the model file m.czann (class 'blob')
     changed since the run began (sha256 1a2b… → 3c4d…)``; else ``None``.
     """
     given = {c.name: c for c in settings.classes}
-    for kind, by_class in now.items():
+    for kind, by_class in ((k, v) for k, v in now.items() if k in kinds):
         for name, current in by_class.items():
             earlier = (then.get(kind) or {}).get(name)
             if earlier is None or same_content(earlier, current, paths[kind][name]):
@@ -915,7 +968,7 @@ def _changed_file(
             file = cls.classifier if kind == "classifiers" else cls.segmenter.model
             return (
                 f"the {'classifier' if kind == 'classifiers' else 'model'} file {file} (class "
-                f"{name!r}) changed since the run began (sha256 {_short(earlier.get('sha256'))} "
+                f"{name!r}) changed since {since} (sha256 {_short(earlier.get('sha256'))} "
                 f"→ {_short(current.get('sha256'))})"
             )
     return None
@@ -998,7 +1051,8 @@ def _naming(
 
 
 def _job(
-    settings: dict, image: str | Path | ChannelFiles, folder: str, digest: str, source: str | None,
+    settings: dict, image: str | Path | ChannelFiles, folder: str, digests: tuple[str, ...],
+    source: str | None,
     roots: list[str] | None, public: Callable[[Path], str] | None = None,
     base: str | None = None, expected: dict[str, Any] | None = None, run: str | None = None,
 ) -> dict:  # fmt: skip
@@ -1009,10 +1063,12 @@ def _job(
     another file there fails, saying which, so that one run never mixes two models' results.
     ``run``: the run's token; a worker hashes the files once per run, and before each further
     image only ``stat``s them (hashing again where that changed). ``None``: hashed per image.
+    ``digests``: :func:`_digests`' (the record's; the whole text's, that its files go with).
     """
     parsed = AnalysisSettings.model_validate(settings)
+    digest = digests[0]
     image = image if isinstance(image, ChannelFiles) else Path(image)
-    key = (digest, source, base, tuple(roots or ()))  # the same text elsewhere: other files
+    key = (digests[-1], source, base, tuple(roots or ()))  # the same text elsewhere: other files
     opened = _WORKER_RESOURCES.get(key)
     if opened is not None and files_identity(opened[1], run) == opened[0]:
         resources = opened[1]

@@ -5,7 +5,8 @@ folder in napari's worker thread with a progress bar and Cancel; each class's la
 as a layer and the object counts are listed.
 
 Run again into the same results folder (the default after a first run): *continue it* keeps the
-images it finished and analyses the others (``resume=True``; its settings must be the same);
+images it finished and analyses the others (``resume=True``; its settings must be the same
+but for rules and object classifiers, applied to the finished tables);
 *replace it* deletes the earlier results first, and only in a folder that holds a scopeml
 analysis's results (its ``settings.yaml`` and ``images/``), never any other folder.
 """
@@ -70,8 +71,9 @@ class AnalysisWidget(QWidget):
         self.existing = QComboBox()
         self.existing.addItems([CONTINUE, REPLACE])
         self.existing.setToolTip(
-            "when the results folder holds an earlier run: continue it (the same settings; "
-            "images it finished are kept) or replace it (only a scopeml results folder)"
+            "when the results folder holds an earlier run: continue it (the same settings but "
+            "for rules and object classifiers; images it finished are kept) or replace it "
+            "(only a scopeml results folder)"
         )
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.run_button.clicked.connect(lambda: self.run())
@@ -337,7 +339,7 @@ def _summed(result: Any) -> str:
     kept, n, left = result.resumed, len(result.records), len(result.outside_summary)
     said = f"; {kept} image{'s' if kept != 1 else ''} kept from the earlier run" if kept else ""
     said += f"; the summary has {n} images" if n > 1 else ""
-    said += f"; {result.new_rules}" if result.new_rules else ""  # its warning reaches no one
+    said += f"; {result.reclassified}" if result.reclassified else ""  # its warning reaches no one
     if result.failures:
         first = result.failures[0]
         said += f"; {len(result.failures)} failed ({first['name']}: {first.get('reason')})"
