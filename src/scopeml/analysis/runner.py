@@ -313,13 +313,11 @@ def run_analysis(
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
         report = as_progress(progress)
-        result.reclassified = _reclassify(settings, result, changed, resources, files, todo,
-                                          report)  # fmt: skip
+        result.reclassified = _reclassify(settings, result, changed, resources, files, todo, report)
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         jobs = [(settings.model_dump(mode="json", by_alias=True), p,
                  str(output / "images" / n), _digests(text), str(source) if source else None,
-                 roots,
-                 public_name, None if base is None else str(base), files, run)
+                 roots, public_name, None if base is None else str(base), files, run)
                 for p, n in todo]  # fmt: skip
         try:
             if local:
