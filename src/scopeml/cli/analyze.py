@@ -29,7 +29,11 @@ def analyze(
     scheduler: str | None = typer.Option(
         None, help="A dask.distributed scheduler address; one task per image."
     ),
-    resume: bool = typer.Option(False, help="Skip images whose results are already complete."),
+    resume: bool = typer.Option(
+        False,
+        help="Skip images whose results are already complete (new rules or a retrained "
+        "object classifier are applied to their tables, not segmented again).",
+    ),
     overwrite: bool = typer.Option(
         False,
         help="Replace an earlier analysis's results in the folder (deleted once the settings, "
