@@ -80,3 +80,14 @@ def test_a_model_given_as_labels_is_said_to_be_one(tmp_path, capsys, command):
     err = capsys.readouterr().err.strip()
     assert err == (f"error: {model}: a model (object-classifier), not an image: describe it "
                    f"with scopeml model inspect {model}")  # fmt: skip
+
+
+def test_a_float_label_image_is_said_how_to_save_it(tmp_path, capsys):
+    """Fiji's 32-bit label exports are common: the error says how to make them labels."""
+    path = tmp_path / "fiji.tif"
+    tifffile.imwrite(path, np.arange(16, dtype=np.float32).reshape(4, 4))
+    assert main(["objects", "measure", str(path), "-o", str(tmp_path / "t.csv")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: labels must be integers; got dtype float32; a float label image (such "
+        "as Fiji's 32-bit) is read once saved as integers (numpy: labels.astype(np.uint32))\n"
+    )

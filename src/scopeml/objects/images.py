@@ -72,8 +72,10 @@ def check_label_image(labels: Image) -> None:
             path=labels.path,
         )
     if labels.dtype.kind not in "biu":
+        hint = "; a float label image (such as Fiji's 32-bit) is read once saved as integers " \
+            "(numpy: labels.astype(np.uint32))" if labels.dtype.kind == "f" else ""  # fmt: skip
         raise InvalidLabelsError(
-            f"labels must be integers; got dtype {labels.dtype}", path=labels.path
+            f"labels must be integers; got dtype {labels.dtype}{hint}", path=labels.path
         )
 
 
