@@ -80,3 +80,43 @@ def test_another_classifier_or_rules_in_the_settings_reclassify(images, tmp_path
     assert str(caught[0].message).startswith(key), str(caught[0].message)
     run_analysis(after, images, fresh)
     assert _files(out) == _files(fresh)
+
+
+def test_a_classifier_taken_away_and_given_back_is_applied_again(images, tmp_path):
+    """The records said the file had classified the tables after the classifier was taken
+    away, so giving it back changed nothing; and its warnings follow the tables."""
+    first = run_analysis(_with(), images, tmp_path / "plain").table("nucleus")
+    model = _train(first, tmp_path / "kinds.zip", first["area"].quantile(0.5))
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    run_analysis(_with(model), images, out)
+    for then in (_with(rules=BRIGHT), _with()):
+        with pytest.warns(UserWarning, match="without segmenting them again"):
+            run_analysis(then, images, out, resume=True)
+        with pytest.warns(UserWarning, match="the object classes changed in 2"):
+            run_analysis(_with(model), images, out, resume=True)
+    run_analysis(_with(model), images, fresh)
+    assert _files(out) == _files(fresh)
+
+
+def test_the_records_keep_the_new_classifiers_warnings(images, tmp_path):
+    import json
+
+    first = run_analysis(_with(), images, tmp_path / "plain").table("nucleus")
+    near = _train(first, tmp_path / "near.zip", first["area"].quantile(0.5))
+    far = first.assign(area=first["area"] * 1000, intensity_mean_GFP=first[
+        "intensity_mean_GFP"] * 1000)  # fmt: skip
+    far = _train(far, tmp_path / "far.zip", far["area"].quantile(0.5))
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    run_analysis(_with(near), images, out)
+    with pytest.warns(UserWarning):
+        run_analysis(_with(far), images, out, resume=True)
+    with pytest.warns(UserWarning):
+        run_analysis(_with(far), images, fresh)
+
+    def said(folder: Path) -> list[list[str]]:
+        return [json.loads(p.read_text()).get("warnings") for p in sorted(
+            folder.glob("images/*/record.json"))]  # fmt: skip
+
+    assert said(out) == said(fresh) and any("far outside the range" in w for w in said(out)[0])
+    assert (out / "summary" / "warnings.csv").read_text() == (
+        fresh / "summary" / "warnings.csv").read_text()  # fmt: skip

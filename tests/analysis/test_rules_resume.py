@@ -200,3 +200,4 @@ def test_results_from_before_rules_were_applied_on_resume_are_not_segmented_agai
     changed = {k for k, v in _stamps(out).items() if stamps[k] != v}
     assert changed <= {str(p) for p in out.glob("images/*/record.json")} and not [
         p for p in out.glob("images/*/nucleus.ome.zarr") if str(p) in changed]  # fmt: skip
+    assert run_analysis(settings(DIMMER), images, out, resume=True).resumed == 2  # and again

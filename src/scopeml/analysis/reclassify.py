@@ -7,17 +7,21 @@ nucleus brighter than 50, not 40) or a classifier trained on more annotated obje
 new segmentation: each finished image's ``object_class`` is worked out again from its table.
 Every table is worked out before any is written (a rule or classifier that cannot be applied
 to one refuses the resume and changes nothing), and only a table whose classes differ (in its
-CSV or its Parquet copy) is rewritten, atomically, every other cell as it was, a bounded number
-of rows at a time. Rules, and the absence of object classes, are checked on every resume, so
-one stopped half-way and run again leaves every table as the settings say; a classifier where
-an image's record names another file than the run's, the record updated after its tables.
-Numbers are read from the CSV as Python reads them (exactly what was written, whatever the
-pandas version), so a value on a bound falls where the image's own run put it.
+CSV or its Parquet copy) is rewritten, atomically, every other cell as it was: worked out again
+as it is written, not held, its CSV a bounded number of rows at a time. Rules, and the absence
+of object classes, are checked on every resume, so one stopped half-way and run again leaves
+every table as the settings say; a classifier where an image's record names another file than
+the run's. Each record is updated after its tables: the settings digest, the classifier files
+and the classifier's warnings. Numbers are read from the CSV as Python reads them (exactly
+what was written, whatever the pandas version), so a value on a bound falls where the image's
+own run put it.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import warnings
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -48,53 +52,82 @@ def reapply_object_classes(
     output: Path,
     resources: Any,
     files: Mapping[str, Mapping[str, Any]] | None,
+    digest: str,
     skip: Collection[str] = (),
     progress: Progress = None,
-) -> tuple[int, list[str]]:
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Give every finished image in ``output`` (but those named in ``skip``, about to be
     analysed again) the object classes ``settings``' rules and classifiers (opened in
     ``resources``; their files' fingerprints ``files``) name, and none to a class without
-    either; return how many images were checked and the names of those whose classes changed.
+    either; return the images' records as updated (by name: the settings ``digest``, the
+    classifier files and their warnings) and the names of those whose classes changed.
     ``progress``: stage ``reclassify`` in unit ``image``; a callback may cancel between
     images, before any table is written."""
     records = {n: r for n, r in finished_images(output).items() if n not in skip}
-    planned, refreshed = [], {}
+    planned, updated = [], {}
     for name in track(list(records), progress, "reclassify", unit="image"):
-        folder = output / "images" / name
+        record = updated[name] = _updated(records[name], digest)
         for cls in settings.classes:
-            if not (folder / f"{cls.name}.csv").is_file():
-                continue
+            table = output / "images" / name / f"{cls.name}.csv"
             classifier = resources.classifiers.get(cls.name)
-            if classifier is not None:
-                current = (files or {}).get("classifiers", {}).get(cls.name)
-                path = resources.classifier_paths[cls.name]
-                if _same_classifier(records[name], cls.name, current, path):
-                    continue
-                refreshed.setdefault(name, {})[cls.name] = current
-            new = _new_columns(folder / f"{cls.name}.csv", cls, classifier)
-            if new is not None:
-                planned.append((folder / f"{cls.name}.csv", new))
-    for table, new in planned:  # every table worked out: now written
-        _rewrite(table, new)
-    for name, fingerprints in refreshed.items():  # after its tables: a stop here redoes them
-        _record_classifiers(output / "images" / name, fingerprints)
-    return len(records), list(dict.fromkeys(table.parent.name for table, _ in planned))
+            classified = cls.name in record.get("model_files", {}).get("classifiers", {})
+            if not table.is_file() or _kept(record, cls.name, classifier, resources, files):
+                continue
+            with warnings.catch_warnings(record=True) as caught:  # the classifier's, recorded
+                warnings.simplefilter("always")
+                if _new_columns(table, cls, classifier) is not None:
+                    planned.append((table, cls, classifier))
+            if classifier is not None or classified:  # its warnings replace the earlier's
+                _said(record, [str(w.message) for w in caught])
+    for table, cls, classifier in planned:  # every table worked out: now written
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said as they were worked out
+            _rewrite(table, _new_columns(table, cls, classifier) or {})
+    for name, record in updated.items():  # after its tables: a stop before redoes them
+        if record != records[name]:
+            write_atomically(output / "images" / name / RECORD, json.dumps(record, indent=2))
+    return updated, list(dict.fromkeys(table.parent.name for table, _, _ in planned))
 
 
-def _same_classifier(record: Mapping[str, Any], name: str, current: Any, path: Any) -> bool:
-    """Whether an image's record names the classifier file the run opened (by content; a file
-    the run could not fingerprint is gone, and opening it again says so)."""
-    earlier = ((record.get("model_files") or {}).get("classifiers") or {}).get(name)
+def _updated(record: Mapping[str, Any], digest: str) -> dict[str, Any]:
+    """A copy of an image's record with the settings ``digest`` (a record from before rules
+    and classifiers were left out of it then resumes the next time too)."""
+    copied = json.loads(json.dumps(record))
+    copied["settings"] = digest
+    return copied
+
+
+def _kept(record: dict[str, Any], name: str, classifier: Any, resources: Any, files: Any) -> bool:
+    """Whether class ``name``'s table keeps its classes as they are: classified by the file
+    the run opened (by content, as its record says; a file the run could not fingerprint is
+    gone, and opening it again says so). Otherwise the record is made to say what the table
+    is about to be classified by (no classifier: none)."""
+    held = record.setdefault("model_files", {}).setdefault("classifiers", {})
+    if classifier is None:
+        held.pop(name, None)  # rules or none: a classifier given back is applied again
+        return False
+    current = (files or {}).get("classifiers", {}).get(name)
     if current is None:
         return True
-    return earlier is not None and same_content(earlier, current, path)
+    earlier = held.get(name)
+    if earlier is not None and same_content(earlier, current, resources.classifier_paths[name]):
+        return True
+    held[name] = current
+    return False
 
 
-def _record_classifiers(folder: Path, fingerprints: Mapping[str, Any]) -> None:
-    """Write the classifier files an image's tables were classified with into its record."""
-    record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    record.setdefault("model_files", {}).setdefault("classifiers", {}).update(fingerprints)
-    write_atomically(folder / RECORD, json.dumps(record, indent=2))
+#: The lines a classifier's classification warns of (an image's record keeps them).
+_CLASSIFIER_SAID = re.compile(
+    r"\d+ of \d+ objects (?:lie far outside the range of|have NaN or infinite features)"
+)
+
+
+def _said(record: dict[str, Any], lines: list[str]) -> None:
+    """Put a classification's warnings in an image's record in place of an earlier one's."""
+    kept = [line for line in record.get("warnings") or () if not _CLASSIFIER_SAID.match(line)]
+    said = list(dict.fromkeys([*kept, *lines]))
+    if said or "warnings" in record:
+        record["warnings"] = said
 
 
 def _new_columns(path: Path, cls: ClassSettings, classifier: Any) -> dict[str, pd.Series] | None:

@@ -5,8 +5,10 @@ settings, the models and classifiers they name, the first image's channel names)
 one after another, in a local process pool (``workers``), or on a dask.distributed cluster
 (``scheduler``). An image that fails is recorded with its reason and the batch goes on; with
 ``resume`` an image whose folder is complete (same settings, same input file) is skipped, and a
-model or classifier file replaced since its results were made refuses the resume (each image's
-``record.json`` records the files' fingerprints, :mod:`scopeml.analysis.model_files`).
+model file replaced since its results were made refuses the resume (each image's
+``record.json`` records the files' fingerprints, :mod:`scopeml.analysis.model_files`); other
+rules or object classifiers are applied to the finished tables
+(:mod:`scopeml.analysis.reclassify`).
 
 Results folder::
 
@@ -212,10 +214,11 @@ def run_analysis(
         image becomes one task there.
     resume
         Skip images whose results are complete from an earlier run with the same settings;
-        refused when a model or classifier file changed since those results were made, or
-        naming the first setting that differs. Settings that differ in classes' ``rules``
-        only resume: the new rules are applied to the finished images' tables
-        (:mod:`scopeml.analysis.reclassify`), without segmenting them again. The summary
+        refused when a model file changed since those results were made, or naming the first
+        setting that differs. Settings that differ in classes' ``rules`` or ``classifier``
+        only, or a classifier file retrained since, resume: they are applied to the finished
+        images' tables (:mod:`scopeml.analysis.reclassify`), without segmenting them again
+        (``result.reclassified`` says so). The summary
         holds ``images`` only: finished images of the folder that are not among them are
         warned of (``outside_summary``).
     allowed_roots
@@ -313,7 +316,8 @@ def run_analysis(
             _clear(output)
         (output / "images").mkdir(parents=True, exist_ok=True)
         report = as_progress(progress)
-        result.reclassified = _reclassify(settings, result, changed, resources, files, todo, report)
+        result.reclassified = _reclassify(settings, text, result, changed, resources, files, todo,
+                                          report)  # fmt: skip
         write_atomically(output / "settings.yaml", _shown_settings(text, defaults))
         jobs = [(settings.model_dump(mode="json", by_alias=True), p,
                  str(output / "images" / n), _digests(text), str(source) if source else None,
@@ -689,6 +693,7 @@ def _check_same_settings(
 
 def _reclassify(
     settings: AnalysisSettings,
+    text: str,
     result: AnalysisResult,
     change: str | None,
     resources: Any,
@@ -711,8 +716,10 @@ def _reclassify(
         found = _changed_file(settings, then, files, resource_paths(resources), ("classifiers",),
                               "the finished images were classified")  # fmt: skip
         retrained = retrained or (None if name in again else found)
-    checked, changed = reapply_object_classes(settings, output, resources, files, again,
-                                              progress)  # fmt: skip
+    updated, changed = reapply_object_classes(settings, output, resources, files,
+                                              _digests(text)[0], again, progress)  # fmt: skip
+    result.records[:] = [updated.get(r.get("name"), r) for r in result.records]  # for the report
+    checked = len(updated)
     if (change is None and retrained is None) or not checked:
         return None
     if change is not None:  # the key that changed: classes[0].rules.… or classes[0].classifier
