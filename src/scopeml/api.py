@@ -1412,8 +1412,8 @@ def measure_objects(
     stack) and ``image`` (the same, or with a leading channel).
     Without ``output`` the table is returned as a ``pandas.DataFrame``, sorted by scene, time
     point and ``label``. With ``output`` (``.csv``/``.parquet``) rows are streamed there and
-    the path is returned, in the same order (ids measured 65,536 at a time, so memory holds
-    that many rows, not a whole plane's); an existing file there is refused before any work
+    the path is returned, in the same order where a plane has at most 65,536 objects (held to
+    be sorted), else in tile order; an existing file there is refused before any work
     unless ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is
     the same whatever their number.
 

@@ -78,7 +78,7 @@ def measure_objects_tiled(
         Stream the rows to this ``.csv`` / ``.parquet`` file tile by tile (written to a
         temporary file, moved into place when complete) instead of returning a table, so
         memory does not grow with the number of objects. Rows are sorted by ``label`` there
-        too (held :data:`SORTED_ROWS` at a time).
+        too where a plane has at most :data:`SORTED_ROWS` objects, else in tile order.
     overwrite
         Replace an existing ``output`` file (else it is refused before any work).
     progress
@@ -127,9 +127,9 @@ def measure_objects_tiled(
     return sink.close()
 
 
-#: Rows of one stack held at a time to write them sorted by ``label``: the objects are
-#: measured in runs of this many ids, each sorted in memory before it is written (about 1 kB
-#: a row), so a streamed table is in order without a whole plane's rows in memory.
+#: The most objects of one stack whose rows are held to be written sorted by ``label`` (about
+#: 1 kB a row); a stack with more is written tile by tile as measured, each tile read once
+#: (sorting those would hold them all, or read every tile again for each run of ids).
 SORTED_ROWS = 2**16
 
 
@@ -146,13 +146,10 @@ def measure_stack(
     workers: int = 1,
 ) -> None:
     """Measure every object of one ``(Z×)Y×X`` label array-like into ``sink`` (both passes),
-    rows sorted by ``label``, ``workers`` tiles at a time (threads; the same rows whatever
-    their number).
+    ``workers`` tiles at a time (threads; the same rows whatever their number): sorted by
+    ``label`` for up to :data:`SORTED_ROWS` objects, else in tile order. Each tile is read once.
 
-    ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``). The ids are
-    measured in runs of :data:`SORTED_ROWS`, each run's rows sorted before they go to
-    ``sink``; a run reads only the tiles its objects begin in (ids numbered in raster order,
-    as ``objects label`` numbers them, read each tile about once).
+    ``reader`` maps a region to ``C×(Z×)Y×X`` intensities (or is ``None``).
     """
     if workers < 1:
         raise InvalidRequestError(f"workers must be >= 1; got {workers}")
@@ -177,10 +174,8 @@ def measure_stack(
         origin = [r.start for r in region]
         return _measure(tile_labels, channels, spacing, channel_names, shape_features, origin, keep)
 
-    def measure_tile(job: tuple[int, int]) -> pd.DataFrame | None:
-        run, flat = job
-        chosen = slice(run * SORTED_ROWS, (run + 1) * SORTED_ROWS)
-        keep = ids[chosen][fits[chosen] & (owner_flat[chosen] == flat)]
+    def measure_tile(flat: int) -> pd.DataFrame | None:
+        keep = ids[fits & (owner_flat == flat)]
         if not keep.size:
             return None
         extended = tuple(
@@ -189,23 +184,18 @@ def measure_stack(
         )
         return measure(extended, keep)
 
-    runs = max(1, -(-len(ids) // SORTED_ROWS))
-    jobs = [(run, flat) for run in range(runs) for flat in range(len(regions))]
-    measured = map_ordered(measure_tile, jobs, workers)
     parts: list[pd.DataFrame] = []
+    add = parts.append if len(ids) <= SORTED_ROWS else sink.add  # held to be sorted, or not
+    measured = map_ordered(measure_tile, range(len(regions)), workers)
     with closing(measured):  # a cancel drops the tiles not started
-        tracked = track(measured, progress, "measure", total=len(jobs), unit="tile")
-        for (run, flat), part in zip(jobs, tracked, strict=True):
+        for part in track(measured, progress, "measure", total=len(regions), unit="tile"):
             if part is not None:
-                parts.append(part)
-            if flat == len(regions) - 1:  # the run's last tile: its large objects, then all
-                chosen = slice(run * SORTED_ROWS, (run + 1) * SORTED_ROWS)
-                for i in np.flatnonzero(~fits[chosen]) + chosen.start:
-                    box = tuple(map(slice, starts[i].tolist(), stops[i].tolist()))
-                    parts.append(measure(box, ids[i : i + 1], alone=True))
-                if parts:
-                    sink.add(_in_label_order(parts))
-                parts = []
+                add(part)
+    for i in np.flatnonzero(~fits):  # the large objects, each on its own crop
+        add(measure(tuple(map(slice, starts[i].tolist(), stops[i].tolist())), ids[i : i + 1],
+                    alone=True))  # fmt: skip
+    if parts:
+        sink.add(_in_label_order(parts))
 
 
 def _in_label_order(parts: list[pd.DataFrame]) -> pd.DataFrame:
