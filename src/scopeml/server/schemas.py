@@ -41,7 +41,7 @@ class ValidationProblem(BaseModel):
     """One field of a request that failed validation: where it is (``["body", "options",
     "tile_size"]``), what is wrong, and pydantic's name for the kind of problem."""
 
-    loc: list[str]
+    loc: list[str | int]
     msg: str
     type: str
 
