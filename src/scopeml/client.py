@@ -348,8 +348,13 @@ class Client:
         response = self._request("DELETE", f"/jobs/{_segment(job_id)}")
         return response.json() if response.status_code == 202 else None
 
-    def list_jobs(self) -> list[dict[str, Any]]:
-        return self._request("GET", "/jobs").json()
+    def list_jobs(
+        self, *, status: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Your jobs, oldest first: only those in ``status`` (``"done"``, ``"failed"``, …),
+        only the newest ``limit``."""
+        params = {k: v for k, v in (("status", status), ("limit", limit)) if v is not None}
+        return self._request("GET", "/jobs", params=params).json()
 
     def wait_job(
         self,

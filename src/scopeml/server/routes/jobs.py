@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 
 from scopeml.errors import InvalidRequestError
@@ -127,11 +127,37 @@ async def _check_job_image(
     check_job_memory(shape, options, spec, runtime, config.max_tile_memory, config.job_memory_limit)
 
 
-@router.get("", responses={401: ERRORS[401]})
-async def list_jobs(user: User, db: Db, config: Config) -> list[JobInfo]:
-    """Your jobs (an admin's: everyone's), cancelled ones included."""
+#: A job's status, as ``GET /jobs?status=`` chooses by it.
+JobStatus = Literal["queued", "running", "done", "failed", "cancelled", "timed_out"]
+
+
+@router.get("", responses={401: ERRORS[401], 422: ERRORS[422]})
+async def list_jobs(
+    request: Request,
+    user: User,
+    db: Db,
+    config: Config,
+    job_status: JobStatus | None = Query(
+        None,
+        alias="status",
+        description="Only the jobs in this status (`done`, `failed`, `running`, …).",
+    ),
+    limit: int | None = Query(
+        None,
+        ge=1,
+        le=100_000,
+        description="Only the newest N (of those chosen by status), still oldest first.",
+    ),
+) -> list[JobInfo]:
+    """Your jobs (an admin's: everyone's), oldest first, cancelled ones included; a query
+    parameter it does not know is refused (422), not ignored (it would list every job)."""
+    unknown = sorted(set(request.query_params) - {"status", "limit"})
+    if unknown:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"unknown query parameter "
+                            f"{unknown[0]!r}; GET /jobs takes status and limit")  # fmt: skip
     rows = db.list_jobs(user["user"], admin=user["admin"])
-    return [job_info(row, config) for row in rows]
+    rows = [row for row in rows if job_status is None or row["status"] == job_status]
+    return [job_info(row, config) for row in rows[-limit if limit else 0 :]]
 
 
 @router.get("/{job_id}", responses=ERRORS)
