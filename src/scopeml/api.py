@@ -64,6 +64,7 @@ __all__ = [
     "measure_objects",
     "open_image",
     "open_model",
+    "paint_objects",
     "predict_region",
     "segment",
     "train_object_classifier",
@@ -1128,16 +1129,23 @@ def _as_label_image(source: LabelSource, axes: str | None = None) -> Image:
 
 def _classes_of(source: LabelSource) -> tuple[str, ...]:
     """Class names behind a label source: a Segmentation's, or those recorded in the store
-    that an ``Image`` of ``labels`` came from; empty when unknown."""
+    that an ``Image`` of ``labels`` came from, or in an OME-Zarr label image's ``image-label``
+    mark; empty when unknown."""
     if isinstance(source, Segmentation):
         return source.classes
     path = getattr(source, "path", None) if isinstance(source, Image) else source
-    if isinstance(path, (str, os.PathLike)) and Path(path).name == "labels":
-        from scopeml.io.stores import is_zarr_store
+    if not isinstance(path, (str, os.PathLike)):
+        return ()
+    from scopeml.io.stores import is_zarr_store
 
-        parent = Path(path).parent
-        if is_zarr_store(parent):
-            return Segmentation(parent).classes
+    parent = Path(path).parent
+    if Path(path).name == "labels" and is_zarr_store(parent):
+        return Segmentation(parent).classes
+    if is_zarr_store(path):  # a class label image that names its classes (post, paint)
+        from scopeml.io.omezarr import label_classes
+
+        names = label_classes(path) or label_classes(Path(path) / "0") or []  # 0: a scene
+        return tuple(names) if names and all(names) else ()
     return ()
 
 
@@ -1219,9 +1227,10 @@ def label_objects(
 
         objects = [classes[value - 1] for value in object_candidates(classes)]
         if len(objects) != 1:
+            labelled = " (background too is a label)" if len(objects) < len(classes) else ""
             raise InvalidRequestError(
-                f"these labels hold the classes {', '.join(classes)} (background too is a "
-                "label); choose the class to label with class_= (--class), by name or label value"
+                f"these labels hold the classes {', '.join(classes)}{labelled}; choose the "
+                "class to label with class_= (--class), by name or label value"
             )
         class_ = objects[0]
     if class_ is not None:
@@ -1753,6 +1762,55 @@ def classify_objects(
     if output is not None:
         write_table(result, output, overwrite=overwrite)
     return result
+
+
+def paint_objects(
+    objects: LabelSource,
+    table: pd.DataFrame | PathLike,
+    output: PathLike,
+    *,
+    column: str | None = None,
+    classes: Sequence[str] | None = None,
+    tile_size: int | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+    axes: str | None = None,
+) -> Image:
+    """Paint each object by its class in ``table`` into a class label image at ``output`` (an
+    ``.ome.zarr``): ZEN's picture of an object classification, CellProfiler's
+    ConvertObjectsToImage; viewers colour it by class, :func:`label_objects` takes a class's
+    objects from it by name.
+
+    ``objects`` are the instance labels the table was measured from; ``table`` (a DataFrame
+    or a ``.csv``/``.parquet`` file) has their ids (``label``, an analysis's ``object_id``),
+    the class ``column`` (default ``object_class``, an analysis's, else ``class``,
+    :func:`classify_objects`'s), and ``t`` and ``scene`` where the labels have several.
+    Class ``k`` of ``classes`` (default the table's names, sorted) is painted as ``k``, then
+    ``unclassified`` for rows without a class; objects not in the table stay 0 (warned).
+    Out of core, block by block; an existing ``output`` is refused unless ``overwrite``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd
+    >>> cells = np.array([[1, 1, 0, 2], [0, 0, 0, 2]])
+    >>> table = pd.DataFrame({"label": [1, 2], "class": ["round", "long"]})
+    >>> painted = paint_objects(cells, table, f"{tempfile.mkdtemp()}/c.ome.zarr")
+    >>> painted.read()[0, 0, 0, 0].tolist()
+    [[2, 2, 0, 1], [0, 0, 0, 1]]
+    """
+    from scopeml.objects.paint import paint_image
+
+    if isinstance(objects, (str, os.PathLike)) and not os.path.exists(objects):
+        raise FileNotFoundError(2, "No such file or directory", os.fspath(objects))
+    objects = _as_segmentation(objects)
+    if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
+        objects = objects.instances
+    path = table if isinstance(table, (str, os.PathLike)) else None
+    return paint_image(
+        _as_label_image(objects, axes), _as_table(table), output, column=column,
+        classes=classes, tile_size=tile_size, overwrite=overwrite, progress=progress,
+        table_path=path,
+    )  # fmt: skip
 
 
 def _is_table(source: Any) -> bool:

@@ -131,16 +131,8 @@ def filter_(
     """Filter objects by size and the image's edge (and split them), each kept apart however
     it touches the others (objects label would join them); ids renumbered 1..n."""
     from scopeml.api import filter_objects
-    from scopeml.io.replace import check_replaceable_store
 
-    _refuse_not_images(objects)
-    if overwrite:
-        check_replaceable_store(output, inputs=(objects,))
-    source: Any = objects
-    if files_told(axes, objects):
-        from scopeml.io import open_image
-
-        source = open_image(objects, axes=axes)
+    source = _objects_source(objects, output, overwrite, axes)
     with _stop_said(output):
         out = filter_objects(
             source, output, min_size=min_size, max_size=max_size, remove_border=remove_border,
@@ -148,6 +140,21 @@ def filter_(
             overwrite=overwrite, progress=not quiet,
         )  # fmt: skip
     _say_objects(out, output)
+
+
+def _objects_source(objects: Path, output: Path, overwrite: bool, axes: str | None) -> Any:
+    """Objects to read for ``filter`` and ``paint``: checked as an image, not to be replaced by
+    the output, and read with the axes told, if any (else given on as a path)."""
+    from scopeml.io.replace import check_replaceable_store
+
+    _refuse_not_images(objects)
+    if overwrite:
+        check_replaceable_store(output, inputs=(objects,))
+    if files_told(axes, objects):
+        from scopeml.io import open_image
+
+        return open_image(objects, axes=axes)
+    return objects
 
 
 def _refuse_not_images(*paths: Path | None) -> None:
@@ -362,6 +369,49 @@ def classify(
     write_table(result, output, overwrite=overwrite)
     counts = result[column].value_counts().to_dict()
     typer.echo(f"{len(result)} objects {counts} → {output}")
+
+
+@app.command("paint")
+def paint(
+    objects: Path = typer.Argument(
+        ...,
+        help="Instance labels the table was measured from (TIFF, OME-Zarr, .npy), or a "
+        "scopeml segment store (its instances).",
+    ),
+    table: Path = typer.Argument(
+        ...,
+        help="Their table with a class column (.csv/.parquet): objects classify's output "
+        "or an analysis's per-image table.",
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Class label image, an .ome.zarr."),
+    column: str | None = typer.Option(
+        None, help="The class column (default: object_class, an analysis's, else class)."
+    ),
+    classes: str | None = typer.Option(
+        None,
+        help="Classes in their label values' order, comma-separated: 'A,B' paints A as "
+        "1 and B as 2 (default: the table's, sorted).",
+    ),
+    tile_size: int | None = TILE_SIZE,
+    overwrite: bool = typer.Option(False, help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    axes: str | None = typer.Option(None, "--axes", help=AXES_HELP),
+) -> None:
+    """Paint each object by its class in the table: a class label image (ZEN's picture of an
+    object classification) that viewers colour by class, and objects label --class takes."""
+    from scopeml.api import paint_objects
+    from scopeml.io.omezarr import label_classes
+
+    source = _objects_source(objects, output, overwrite, axes)
+    names = None if classes is None else [c.strip() for c in classes.split(",") if c.strip()]
+    with _stop_said(output):
+        out = paint_objects(
+            source, table, output, column=column, classes=names, tile_size=tile_size,
+            overwrite=overwrite, progress=not quiet,
+        )  # fmt: skip
+    painted = label_classes(output if out.sizes["S"] == 1 else output / "0") or []
+    said = ", ".join(f"{value} {name}" for value, name in enumerate(painted, 1))
+    typer.echo(f"objects painted by class ({said}; 0 none) → {output}")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ store is written beside the target and renamed when complete.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,10 @@ def write_ome_zarr(
     levels: int | None = None,
     method: str | None = None,
     labels: bool = False,
+    classes: Sequence[str] = (),
     overwrite: bool = False,
     progress: Progress = None,
+    stage: str = "convert",
 ) -> Path:
     """Write ``image`` to a new OME-Zarr store at ``path``, one chunk-aligned block at a time.
 
@@ -55,8 +57,10 @@ def write_ome_zarr(
         The image holds labels (one channel of integers, else refused): its lower resolutions
         take each block's most frequent value (a mean would invent labels), it has no channel
         axis and is marked as an NGFF ``image-label``, so viewers show it as labels.
+    classes
+        Labels' class names, value 1 first, recorded in the ``image-label`` mark.
     progress
-        Stage ``convert`` (one unit per block copied), then ``pyramid``.
+        Stage ``stage`` (one unit per block copied), then ``pyramid``.
 
     Examples
     --------
@@ -98,9 +102,9 @@ def write_ome_zarr(
                 overwrite=True,
                 root=partial,
             )
-            spans = _copy(image, scene, array, axes, block, progress)
+            spans = _copy(image, scene, array, axes, block, progress, stage)
             if labels:
-                mark_label_image(zarr.open_group(str(group), mode="r+"), ())
+                mark_label_image(zarr.open_group(str(group), mode="r+"), classes)
             else:  # each channel shown over its own values, not its type's whole range
                 set_display_window(zarr.open_group(str(group), mode="r+"), spans)
             if levels > 1:
@@ -121,14 +125,14 @@ def _scene_name(image: Image, scene: int, path: Path) -> str:
 
 
 def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int],
-          progress: Progress) -> list[tuple[float, float]]:  # fmt: skip
+          progress: Progress, stage: str) -> list[tuple[float, float]]:  # fmt: skip
     """Copy one scene block by block (every block is whole chunks, so each is written once);
     returns each channel's finite value range, ``(0, 1)`` where it has none."""
     shape = [image.sizes[a] for a in axes]
     regions = list(iter_regions(shape, [block[a] for a in axes]))
     low = np.full(image.sizes["C"], np.inf)
     high = np.full(image.sizes["C"], -np.inf)
-    for key, _ in track(regions, progress, "convert", unit="block"):
+    for key, _ in track(regions, progress, stage, unit="block"):
         region = dict(zip(axes, key, strict=True))
         pixels = image.read(S=scene, **region)  # 6-D, the axes not in `axes` have size 1
         array[key] = pixels.reshape([s.stop - s.start for s in key])

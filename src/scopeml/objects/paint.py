@@ -1,0 +1,243 @@
+"""Objects painted by their class: a class label image from instance labels and the table
+that classified them (``objects classify``'s ``class``, an analysis's ``object_class``).
+
+It is the picture of an object classification that ZEN draws and CellProfiler makes with
+ConvertObjectsToImage: each object's pixels take its class's value (1, 2, … in the classes'
+order, recorded by name in the store), so a viewer colours objects by class and ``objects
+label --class NAME`` takes one class's objects again. Block by block, as ``convert`` copies.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scopeml.errors import InvalidRequestError, count, find_stack_level
+from scopeml.io.image import Image
+from scopeml.progress import Progress
+
+__all__ = ["class_column", "paint_image"]
+
+#: The class columns looked for, in order, where none is named: an analysis's predicted
+#: classes (its ``class`` is the class tree's), then ``objects classify``'s.
+CLASS_COLUMNS = ("object_class", "class")
+#: The class of rows without one (an analysis's objects that met no rule), painted after the
+#: others so that every object in the table shows.
+UNCLASSIFIED = "unclassified"
+#: The objects' id columns: regionprops' (``objects measure``), then an analysis's.
+ID_COLUMNS = ("label", "object_id")
+#: Objects of the image missing from the table that a warning counts exactly (then "≥").
+MISSING_KEPT = 100_000
+
+
+def class_column(table: pd.DataFrame, column: str | None) -> str:
+    """The table's class column: ``column``, else the first of :data:`CLASS_COLUMNS` it has.
+
+    Examples
+    --------
+    >>> class_column(pd.DataFrame({"object_id": [1], "class": ["nucleus"],
+    ...                            "object_class": ["mitotic"]}), None)
+    'object_class'
+    """
+    found = [column] if column else [c for c in CLASS_COLUMNS if c in table.columns][:1]
+    if not found or found[0] not in table.columns:
+        wanted = f"no column {column!r}" if column else "no class column (object_class, class)"
+        text = [str(c) for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
+        hint = f"; its text columns: {', '.join(text)}" if text else ""
+        raise InvalidRequestError(f"{wanted}{hint}")
+    return found[0]
+
+
+class _Lookup:
+    """One plane's objects: their ids sorted, each one's class value (0: none) and row of the
+    table, whose ``seen`` (shared by every plane) it marks as it finds them in the image."""
+
+    def __init__(self, ids: np.ndarray, values: np.ndarray, rows: np.ndarray, seen: np.ndarray):
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.values, self.rows, self.seen = ids[order], values[order], rows[order], seen
+        self.missing = np.zeros(0, np.uint64)  # ids of the image's objects not in the table
+
+    def paint(self, labels: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        flat = labels.reshape(-1).astype(np.uint64)
+        if not len(self.ids):
+            self.missing = np.union1d(self.missing, flat[flat > 0])[:MISSING_KEPT]
+            return np.zeros(labels.shape, dtype)
+        at = np.minimum(np.searchsorted(self.ids, flat), len(self.ids) - 1)
+        hit = self.ids[at] == flat
+        self.seen[self.rows[at[hit]]] = True
+        if self.missing.size < MISSING_KEPT:
+            self.missing = np.union1d(self.missing, flat[~hit & (flat > 0)])
+        return np.where(hit, self.values[at], 0).astype(dtype).reshape(labels.shape)
+
+
+class _Painted:
+    """The 6-D class image of ``labels``, read lazily: each plane through its lookup."""
+
+    def __init__(self, labels: Image, lookups: dict[tuple[int, int], _Lookup], dtype: Any):
+        self.labels, self.lookups = labels, lookups
+        self.shape, self.dtype = labels.shape, np.dtype(dtype)
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        block = np.asarray(self.labels.data[key])
+        out = np.zeros(block.shape, self.dtype)
+        scenes, times = (range(*k.indices(n)) for k, n in zip(key[:2], self.shape, strict=False))
+        for i, scene in enumerate(scenes):
+            for j, time in enumerate(times):
+                out[i, j] = self.lookups[scene, time].paint(block[i, j], self.dtype)
+        return out
+
+
+def paint_image(
+    labels: Image,
+    table: pd.DataFrame,
+    output: str | os.PathLike[str],
+    *,
+    column: str | None = None,
+    classes: Sequence[str] | None = None,
+    tile_size: int | None = None,
+    overwrite: bool = False,
+    progress: Progress = None,
+    table_path: str | os.PathLike[str] | None = None,
+) -> Image:
+    """Write ``labels``' objects painted by the class each has in ``table`` (rows: ``label``
+    or ``object_id``, the class ``column`` (:func:`class_column`), and ``t``/``scene`` where
+    the labels have several) as an OME-Zarr
+    label image at ``output``: class ``k`` of ``classes`` (default: the table's class names,
+    sorted) as value ``k``, then :data:`UNCLASSIFIED` where a row has no class (as an
+    analysis counts them); objects not in the table stay 0, with a warning.
+    ``table_path``: the table's file, which its errors name.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> labels = Image(np.array([[1, 1, 0, 2], [3, 0, 0, 2]], np.uint16))
+    >>> table = pd.DataFrame({"label": [1, 2, 3], "class": ["b", "a", "b"]})
+    >>> out = paint_image(labels, table, f"{tempfile.mkdtemp()}/c.ome.zarr")
+    >>> out.read()[0, 0, 0, 0].tolist()
+    [[2, 2, 0, 1], [2, 0, 0, 1]]
+    """
+    from scopeml.io import open_image
+    from scopeml.io.convert import write_ome_zarr
+    from scopeml.objects.images import check_label_image, check_store_name
+
+    check_store_name(output)
+    check_label_image(labels)
+    try:
+        column = class_column(table, column)
+        names = _class_names(table[column], classes, column)
+        lookups = _lookups(labels, table, column, names)
+    except InvalidRequestError as err:  # the table's fault: named, as a file or "the table"
+        problem = err.problem if table_path else f"the table: {err.problem}"
+        raise InvalidRequestError(problem, path=table_path) from None
+    dtype = np.uint8 if len(names) < 2**8 else np.uint16
+    painted = Image(_Painted(labels, lookups, dtype), pixel_sizes=labels.pixel_sizes,
+                    path=labels.path)  # fmt: skip
+    painted.scene_names = labels.scene_names
+    tiles = {"Y": tile_size, "X": tile_size} if tile_size else {}
+    write_ome_zarr(output, painted, chunks={"Z": 1, **tiles}, labels=True, classes=names,
+                   overwrite=overwrite, progress=progress, stage="paint")  # fmt: skip
+    _warn_unmatched(lookups, labels, Path(table_path).name if table_path else "the table")
+    return open_image(output)
+
+
+def _class_names(values: pd.Series, classes: Sequence[str] | None, column: str) -> list[str]:
+    """The classes in their label values' order: ``classes`` (each of the table's among
+    them), else the table's own, sorted; then :data:`UNCLASSIFIED` for rows without one."""
+    found = sorted({str(v) for v in values.dropna() if str(v).strip()})
+    empty = bool(values.isna().any() or (values.astype(str).str.strip() == "").any())
+    if classes is None:
+        names = found
+    else:
+        names = [str(c) for c in classes]
+        if len(set(names)) < len(names):
+            raise InvalidRequestError(f"classes: a class is named twice ({', '.join(names)})")
+        unknown = [c for c in found if c not in names]
+        if unknown:
+            raise InvalidRequestError(
+                f"its {column} column has classes not among those given: "
+                f"{', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
+                f"(given: {', '.join(names)})"
+            )
+    if empty and UNCLASSIFIED not in names:
+        names.append(UNCLASSIFIED)
+    if len(names) >= 2**16:
+        raise InvalidRequestError(f"{len(names)} classes; at most 65,535 paint")
+    return names
+
+
+def _lookups(
+    labels: Image, table: pd.DataFrame, column: str, names: list[str]
+) -> dict[tuple[int, int], _Lookup]:
+    """Each ``(scene, time point)`` of ``labels``: its objects' class values from the rows of
+    the same ``scene`` and ``t`` where the labels have several (and the table says), else
+    from every row (an objects store's ids are unique over its time points)."""
+    id_column = next((c for c in ID_COLUMNS if c in table.columns), None)
+    if id_column is None:
+        raise InvalidRequestError("no label column (the objects' ids; an analysis's object_id)")
+    ids = pd.to_numeric(table[id_column], errors="coerce").to_numpy(np.float64)
+    if not (np.isfinite(ids).all() and (ids == np.round(ids)).all() and (ids > 0).all()):
+        raise InvalidRequestError(f"a {id_column} is not an object id (1, 2, …)")
+    value_of = {name: value for value, name in enumerate(names, 1)}
+    none = value_of.get(UNCLASSIFIED, 0)
+    classes = table[column].map(
+        lambda v: value_of.get(str(v), none) if pd.notna(v) and str(v).strip() else none
+    )
+    keys = {}
+    for axis, name in (("S", "scene"), ("T", "t")):
+        keys[axis] = _plane_numbers(labels.sizes[axis], table, name)
+    frame = pd.DataFrame({"label": ids.astype(np.uint64), "value": classes.to_numpy(),
+                          "S": keys["S"], "T": keys["T"]})  # fmt: skip
+    twice = frame.duplicated(["S", "T", "label"])
+    if twice.any():
+        row = frame[twice].iloc[0]
+        raise InvalidRequestError(f"object {int(row['label'])} has two rows")
+    seen = np.zeros(len(frame), bool)
+    lookups = {}
+    for scene in range(labels.sizes["S"]):
+        for time in range(labels.sizes["T"]):
+            rows = np.flatnonzero(frame["S"].isin([scene, -1]) & frame["T"].isin([time, -1]))
+            lookups[scene, time] = _Lookup(
+                frame["label"].to_numpy(np.uint64)[rows],
+                frame["value"].to_numpy(np.int64)[rows],
+                rows,
+                seen,
+            )
+    return lookups
+
+
+def _plane_numbers(size: int, table: pd.DataFrame, name: str) -> np.ndarray:
+    """Each row's scene (or time point) among the labels' ``size``; -1: any, where the labels
+    have one, or the table does not say (an objects store's ids are unique over them)."""
+    if size == 1 or name not in table.columns:
+        if size == 1 and name in table.columns and table[name].nunique() > 1:
+            raise InvalidRequestError(
+                f"it holds objects of several {name} values; the labels have one "
+                f"{'scene' if name == 'scene' else 'time point'}: give that one's rows"
+            )
+        return np.full(len(table), -1, np.int64)
+    numbers = pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64)
+    if not (np.isfinite(numbers).all() and ((numbers >= 0) & (numbers < size)).all()):
+        raise InvalidRequestError(f"a {name} value is not one of the labels' (0–{size - 1})")
+    return numbers.astype(np.int64)
+
+
+def _warn_unmatched(lookups: dict[tuple[int, int], _Lookup], labels: Image, table_name: str):
+    """Say what was left unpainted: objects of the image not in the table, and rows naming
+    no object of the image (the table of other labels?)."""
+    missing = sum(int(lookup.missing.size) for lookup in lookups.values())
+    if missing:
+        more = "≥ " if missing >= MISSING_KEPT else ""
+        where = Path(labels.path).name if labels.path else "the labels"
+        warnings.warn(f"{where}: {more}{count(missing, 'object')} not in {table_name}: left "
+                      "as background (0)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
+    unseen = int(np.count_nonzero(~next(iter(lookups.values())).seen))
+    if unseen:
+        warnings.warn(f"{table_name}: {count(unseen, 'row')} name objects the image does not "
+                      "have: is it the table of these labels?", UserWarning,
+                      stacklevel=find_stack_level())  # fmt: skip

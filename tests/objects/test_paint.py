@@ -1,0 +1,113 @@
+"""``objects paint`` / ``paint_objects``: each object painted by its class in a table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from skimage.measure import label as cc_label
+
+import scopeml as sm
+from scopeml.cli import main
+from scopeml.io import open_image
+from scopeml.io.omezarr import label_classes
+from scopeml.synthetic import synthetic_nuclei
+
+
+def _classified(labels: np.ndarray) -> pd.DataFrame:
+    """Every object of ``labels`` with a class by its size, as a classifier's table has it."""
+    table = sm.measure_objects(labels)
+    table["class"] = np.where(table["area"] > table["area"].median(), "large", "small")
+    return table
+
+
+def _expected(labels: np.ndarray, table: pd.DataFrame, names: list[str]) -> np.ndarray:
+    value = dict(zip(table["label"], [names.index(c) + 1 for c in table["class"]], strict=True))
+    return np.vectorize(lambda i: value.get(i, 0))(labels)
+
+
+def test_cli_paints_each_object_by_its_class_and_label_takes_a_class_back(tmp_path, capsys):
+    _, labels = synthetic_nuclei((200, 260), density=0.003, channels=1, seed=3)
+    tifffile.imwrite(tmp_path / "labels.tif", labels.astype(np.uint16))
+    table = _classified(labels)
+    table.to_csv(tmp_path / "classes.csv", index=False)
+    out = tmp_path / "painted.ome.zarr"
+    args = ["objects", "paint", str(tmp_path / "labels.tif"), str(tmp_path / "classes.csv")]
+    assert main([*args, "-o", str(out), "--tile-size", "64", "-q"]) == 0
+    painted = open_image(out).read()[0, 0, 0, 0]
+    assert painted.dtype == np.uint8
+    np.testing.assert_array_equal(painted, _expected(labels, table, ["large", "small"]))
+    assert label_classes(out) == ["large", "small"]
+    assert "(1 large, 2 small; 0 none)" in capsys.readouterr().out
+
+    assert main([*args, "-o", str(out), "--classes", "small,large", "--overwrite", "-q"]) == 0
+    painted = open_image(out).read()[0, 0, 0, 0]
+    np.testing.assert_array_equal(painted, _expected(labels, table, ["small", "large"]))
+    # the painted image names its classes: objects label takes one back by name
+    assert main(["objects", "label", str(out), "--class", "large", "-o",
+                 str(tmp_path / "large.ome.zarr"), "-q"]) == 0  # fmt: skip
+    large = open_image(tmp_path / "large.ome.zarr").read()[0, 0, 0, 0]
+    assert large.max() == cc_label(painted == 2, connectivity=1).max() > 0
+    assert main(["objects", "measure", str(out), "-o", str(tmp_path / "m.csv"), "-q"]) == 2
+    assert "class labels, not objects" in capsys.readouterr().err
+
+
+def test_a_time_series_of_masks_numbered_per_frame_is_painted_by_its_t_rows(tmp_path):
+    """StarDist-style masks (ids 1.. again in every frame): each frame's ids through the rows
+    of its own ``t``, whatever the tiling."""
+    frames = [synthetic_nuclei((90, 120), density=0.004, channels=1, seed=s)[1] for s in (1, 2)]
+    stack = np.stack(frames).astype(np.uint16)
+    rows = []
+    for t, frame in enumerate(frames):
+        part = _classified(frame)
+        part["t"] = t
+        rows.append(part)
+    table = pd.concat(rows, ignore_index=True)
+    out = sm.paint_objects(stack, table, tmp_path / "p.ome.zarr", tile_size=32, axes="TYX")
+    got = out.read()[0, :, 0, 0]
+    for t, frame in enumerate(frames):
+        np.testing.assert_array_equal(
+            got[t], _expected(frame, table[table["t"] == t], ["large", "small"])
+        )
+
+
+def test_rows_without_a_class_are_unclassified_and_what_is_left_out_is_said(tmp_path):
+    labels = np.array([[1, 1, 0, 2], [3, 3, 0, 2], [0, 0, 0, 4]], np.uint16)
+    table = pd.DataFrame({"object_id": [1, 2, 3, 9], "class": ["nucleus"] * 4,
+                          "object_class": ["a", None, "b", "a"]})  # fmt: skip
+    with pytest.warns(UserWarning) as said:
+        out = sm.paint_objects(labels, table, tmp_path / "p.ome.zarr")
+    text = " | ".join(str(w.message) for w in said)
+    assert "the labels: 1 object not in the table: left as background (0)" in text
+    assert "the table: 1 row name objects the image does not have" in text
+    np.testing.assert_array_equal(out.read()[0, 0, 0, 0], [[1, 1, 0, 3], [2, 2, 0, 3], [0] * 4])
+    assert label_classes(tmp_path / "p.ome.zarr") == ["a", "b", "unclassified"]
+
+
+@pytest.mark.parametrize(
+    ("table", "options", "problem"),
+    [
+        ({"label": [1, 2]}, {}, "no class column (object_class, class)"),
+        ({"label": [1, 2], "kind": ["a", "b"]}, {"column": "type"}, "no column 'type'; its text"),
+        ({"label": [1, 1], "class": ["a", "b"]}, {}, "object 1 has two rows"),
+        ({"label": [1, 2.5], "class": ["a", "b"]}, {}, "a label is not an object id"),
+        ({"label": [1, 2], "class": ["a", "c"]}, {"classes": ["a", "b"]}, "among those given: c"),
+        ({"label": [1, 2], "class": ["a", "b"], "t": [0, 1]}, {}, "several t values"),
+    ],
+)
+def test_a_table_that_does_not_fit_is_refused_naming_it(tmp_path, capsys, table, options, problem):
+    labels = np.array([[1, 0, 2]], np.uint16)
+    np.save(tmp_path / "labels.npy", labels)
+    pd.DataFrame(table).to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(sm.ScopeMLError, match=r"t\.csv") as err:
+        sm.paint_objects(tmp_path / "labels.npy", tmp_path / "t.csv", tmp_path / "p.ome.zarr",
+                         **options)  # fmt: skip
+    assert problem in str(err.value)
+    assert not (tmp_path / "p.ome.zarr").exists()
+    args = ["objects", "paint", str(tmp_path / "labels.npy"), str(tmp_path / "t.csv")]
+    options_cli = [f"--{k}={v if isinstance(v, str) else ','.join(v)}" for k, v in options.items()]
+    assert main([*args, "-o", str(tmp_path / "p.ome.zarr"), *options_cli]) == 2
+    err_text = capsys.readouterr().err.strip()
+    assert err_text.startswith("error: ") and "t.csv" in err_text and problem in err_text
+    assert "Traceback" not in err_text and len(err_text.splitlines()) == 1
