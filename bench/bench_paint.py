@@ -92,9 +92,10 @@ def main() -> None:
             labels, table, n = make(Path(tmp), size)
             copy = run("copy", labels, table, Path(tmp) / "copy.ome.zarr")
             paint = run("paint", labels, table, Path(tmp) / "paint.ome.zarr")
+        ratio = paint["seconds"] / copy["seconds"]
         print(f"{size}² ({n:,} objects): paint {paint['seconds']:.1f} s, "
               f"{paint['peak_mb']:.0f} MB peak; copy {copy['seconds']:.1f} s, "
-              f"{copy['peak_mb']:.0f} MB; paint/copy {paint['seconds'] / copy['seconds']:.2f}×")  # fmt: skip
+              f"{copy['peak_mb']:.0f} MB; paint/copy {ratio:.2f}×")  # fmt: skip
 
 
 if __name__ == "__main__":
