@@ -1,12 +1,16 @@
 """Run pressed again in the analysis widget: the results folder is continued (finished images
 kept, the same counts, one layer per class) or replaced, in the GUI's words; a folder that
-holds anything but a scopeml analysis's results is never replaced."""
+holds anything but a scopeml analysis's results is never replaced. A Cancel that came after
+the image finished says it finished (it said "cancelled", and the run continued afterwards
+counted the image as done and as kept); a class's objects are given by the classes its rules
+gave them, as ``summary/counts.csv`` has them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import scopeml as sm
@@ -60,8 +64,10 @@ def test_run_again_continues_or_replaces_the_results(viewer, qtbot, analysis, tm
     counts = widget.result.counts
     assert widget.existing.currentText() == CONTINUE
     again = run(qtbot, widget)  # pressed again: continued, the finished image kept
-    assert again == f"done (cells: nucleus {counts['cells']['nucleus']}); 1 image kept from " \
-        f"the earlier run; results in {output}"  # fmt: skip
+    assert (
+        again == f"done (cells: nucleus {counts['cells']['nucleus']}), kept from the "
+        f"earlier run; results in {output}"
+    )  # was: "1 image kept from the earlier run", this one
     assert "--resume" not in again and widget.result.counts == counts
     assert widget.bar.value() == widget.bar.maximum()  # done: not a bar left at 0 %
     assert class_layers(viewer) == ["nucleus"]  # the rerun's layer replaces the earlier
@@ -110,8 +116,6 @@ def test_a_folder_of_other_files_is_never_replaced(viewer, qtbot, analysis, tmp_
 def test_a_second_image_joins_the_results_folder(viewer, qtbot, analysis, tmp_path):
     """Continued with another layer's image: the summary and tables hold both images (the
     first kept, not analysed again), as one run over both does, and both images' layers stay."""
-    import pandas as pd
-
     widget, image, settings = analysis
     output = tmp_path / "results"
     widget.output.setText(str(output))
@@ -192,9 +196,60 @@ def test_new_rules_continue_the_results_and_the_status_says_so(viewer, qtbot, an
     settings.write_text(ruled % 300)
     widget.load_settings(settings)
     said = run(qtbot, widget)
-    assert "; 1 image kept from the earlier run; new rules (classes[0].rules.big.area.min: " \
+    assert "), kept from the earlier run; new rules (classes[0].rules.big.area.min: " \
         "100.0 → 300.0): applied to the tables of 1 finished image without segmenting" \
         in said, said  # fmt: skip
     expected = sm.analyze(settings, [image], tmp_path / "api-results")
     assert widget.result.table("nucleus")["object_class"].tolist() == expected.table(
         "nucleus")["object_class"].tolist()  # fmt: skip
+
+
+def cancel_after_the_last_image(widget):
+    """Cancel pressed as the last image's step is reported (deterministic: from the run's own
+    progress callback, in its thread)."""
+    report = widget._report
+
+    def cancelling(event):
+        if event.stage == "analyze" and event.total and event.done == event.total:
+            widget._cancel.set()
+        report(event)
+
+    widget._report = cancelling  # what run() hands to the worker
+    return report
+
+
+def test_a_cancel_after_the_last_step_says_it_finished_and_counts_it_once(
+    viewer, qtbot, analysis, tmp_path
+):
+    widget, _, _ = analysis
+    output = tmp_path / "results"
+    widget.output.setText(str(output))
+    assert run(qtbot, widget).startswith("done (cells: nucleus ")
+    other, _ = write_sample_image(tmp_path / "more.ome.zarr", size=256, block=256, seed=4)
+    layers = viewer.open(str(other), plugin="scopeml")
+    widget.image_choice.setCurrentText(next(lay.name for lay in layers if "DAPI" in lay.name))
+    report = cancel_after_the_last_image(widget)
+    said = run(qtbot, widget)
+    assert said.startswith("done (more: nucleus "), said  # was: "cancelled: Run with …"
+    assert said.endswith("; Cancel came after its last step: it finished"), said
+    summary = pd.read_csv(output / "summary" / "counts.csv")
+    assert summary["image"].tolist() == ["cells", "more"]  # the summary was written too
+    widget._report = report
+    again = run(qtbot, widget)  # continued: "more" is kept, with the one image before it
+    n = widget.result.counts["more"]["nucleus"]
+    assert again == (
+        f"done (more: nucleus {n}), kept from the earlier run; 1 other image kept from the "
+        f"earlier run; the summary has 2 images; results in {output}"
+    )  # was: "2 images kept from the earlier run", "more" counted as done and as kept
+
+
+def test_the_status_gives_the_classes_the_rules_made(viewer, qtbot, analysis):
+    widget, _, settings = analysis
+    rules = "    rules: {big: {area: {min: 150}}, small: {area: {max: 150}}}\n"
+    settings.write_text(SETTINGS.format(method="otsu") + rules)
+    widget.load_settings(settings)
+    said = run(qtbot, widget)
+    counts = widget.result.counts_table().iloc[0]
+    big, small = int(counts["nucleus_class_big"]), int(counts["nucleus_class_small"])
+    assert big and small and big + small == int(counts["nucleus"])
+    assert said.startswith(f"done (cells: nucleus {big + small} (big {big}, small {small})"), said

@@ -730,12 +730,12 @@ def _scales_text(record: dict[str, Any], names: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
-def _predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> str:
+def predicted_text(counts: pd.DataFrame, record: dict[str, Any], name: str) -> str:
     """`` (big 3, small 9)``: an image's objects of class ``name`` by the class its object
     classifier or rules gave it, for the index's table (``""`` without either).
 
     >>> counts = pd.DataFrame({"image": ["a"], "cell_class_big": [3], "cell_class_small": [9]})
-    >>> _predicted_text(counts, {"name": "a"}, "cell")
+    >>> predicted_text(counts, {"name": "a"}, "cell")
     ' (big 3, small 9)'
     """
     prefix, left = f"{name}_class_", f"{name}_unclassified"
@@ -835,7 +835,7 @@ def _row(
     cells = [f"<td><a href='images/{esc(quote(r['name']))}/'>{name}</a></td>" if done
              else f"<td>{name}</td>"]  # fmt: skip
     cells += [f"<td>{esc(_planes_text(r))}</td>"] if planes else []
-    cells += [f"<td>{r['counts'].get(n, '')}{esc(_predicted_text(counts, r, n))}</td>"
+    cells += [f"<td>{r['counts'].get(n, '')}{esc(predicted_text(counts, r, n))}</td>"
               for n in names]  # fmt: skip
     cells += [f"<td>{esc(_scales_text(r, names))}</td>"] if scaled else []
     cells += [f"<td>{esc(_pixel_size_text(r))}</td>"]

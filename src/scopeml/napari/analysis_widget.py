@@ -185,8 +185,12 @@ class AnalysisWidget(QWidget):
                     layer.name = f"{class_name} ({store.parent.name})"
 
     def _report(self, event: sm.ProgressEvent) -> None:
+        """The run's progress, in the worker thread; a Cancel stops it at the next step, but
+        not at the report that the last image finished: nothing is left to stop (it stopped
+        the summary instead and said "cancelled" of a finished run)."""
         self.progressed.emit(event.done, event.total or 0)
-        if self._cancel.is_set():
+        last = event.stage == "analyze" and event.total is not None and event.done >= event.total
+        if self._cancel.is_set() and not last:
             raise Cancelled("cancelled in napari")
 
     def _draw(self, done: int, total: int) -> None:
@@ -199,40 +203,45 @@ class AnalysisWidget(QWidget):
         self._draw(1, 1)  # done: also a run that kept every image's earlier results
         notes = _overrides(self.settings, self._source)
         image = Path(self._image).resolve()
-        for record in result.records:  # this layer's image (the others were kept as they were)
-            if Path(record["image"]).resolve() != image:
+        for index, record in enumerate(result.records):  # this layer's image (the others
+            if Path(record["image"]).resolve() != image:  # were kept as they were)
                 continue
             if record["status"] != "done":
                 self.status.setText(f"error: {record.get('reason', 'failed')}")
                 return
-            folder = Path(result.output) / "images" / record["name"]
-            self._remove_layers_of(folder)  # a rerun's layers replace the earlier
-            several = len(result.records) > 1  # the folder's images: a layer says whose
-            if several:
-                self._name_by_image(Path(result.output))
-            taken = {layer.name for layer in self.viewer.layers}
-            for cls in self.settings.classes:
-                store = folder / f"{cls.name}.ome.zarr"
-                whose = several or any(n.split(" (")[0] == cls.name for n in taken)  # others
-                name = f"{cls.name} ({record['name']})" if whose else cls.name
-                if store.is_dir():
-                    data, kwargs, _ = labels_layer_data(
-                        open_levels(store), name=name, path=str(store)
-                    )
-                    layer = self.viewer.add_labels(data, **kwargs)
-                    seg = cls.segmenter
-                    if getattr(seg, "kind", "") == "grow" and not seg.exclude_seeds:
-                        layer.contour = 2  # outlines: a filled cell hid its nucleus
-            counts = ", ".join(f"{k} {v}" for k, v in record["counts"].items())
+            self._show_classes(result, record)
             whose = [record["name"], scene_label(self._image, self._scene, self._axes),
                      *_planes(record.get("sizes", {}))]  # fmt: skip
+            kept = index < result.resumed  # finished by an earlier run: not analysed again
             late = "; Cancel came after its last step: it finished" if self._cancel.is_set() else ""
             self.status.setText(
-                f"done ({', '.join(w for w in whose if w)}: {counts}){_summed(result)}"
+                f"done ({', '.join(w for w in whose if w)}: {_counts_text(result, record)})"
+                + (", kept from the earlier run" if kept else "") + _summed(result, mine=kept)
                 + "".join(f"; {note}" for note in notes) + f"; results in {result.output}{late}"
             )  # fmt: skip
             return
         self.status.setText(f"error: {self._image} was not analysed{_summed(result)}")
+
+    def _show_classes(self, result: Any, record: dict[str, Any]) -> None:
+        """Open the image's class stores as layers, in place of an earlier run's; named by the
+        image too where the folder holds several, or another folder's layer of the class is
+        open."""
+        folder = Path(result.output) / "images" / record["name"]
+        self._remove_layers_of(folder)  # a rerun's layers replace the earlier
+        several = len(result.records) > 1  # the folder's images: a layer says whose
+        if several:
+            self._name_by_image(Path(result.output))
+        taken = {layer.name for layer in self.viewer.layers}
+        for cls in self.settings.classes:
+            store = folder / f"{cls.name}.ome.zarr"
+            whose = several or any(n.split(" (")[0] == cls.name for n in taken)  # others
+            name = f"{cls.name} ({record['name']})" if whose else cls.name
+            if store.is_dir():
+                data, kwargs, _ = labels_layer_data(open_levels(store), name=name, path=str(store))
+                layer = self.viewer.add_labels(data, **kwargs)
+                seg = cls.segmenter
+                if getattr(seg, "kind", "") == "grow" and not seg.exclude_seeds:
+                    layer.contour = 2  # outlines: a filled cell hid its nucleus
 
     def _fail(self, err: BaseException) -> None:
         self._worker = None
@@ -333,11 +342,28 @@ def _planes(sizes: dict[str, int]) -> list[str]:
     return [f"{n} {word}" for n, word in ((n_scenes, "scenes"), (n_times, "time points")) if n > 1]
 
 
-def _summed(result: Any) -> str:
-    """For the status line: the images kept from earlier runs, what the summary holds, and
+def _counts_text(result: Any, record: dict[str, Any]) -> str:
+    """``nucleus 61 (big 6, small 55)``: an image's objects per class, with the classes its
+    rules or object classifier gave them, as ``summary/counts.csv`` has them."""
+    from scopeml.analysis.report import predicted_text
+
+    try:
+        table = result.counts_table()
+    except (InvalidRequestError, OSError, ValueError):  # no summary: the counts alone
+        table = None
+    return ", ".join(
+        f"{name} {n}" + ("" if table is None else predicted_text(table, record, name))
+        for name, n in record["counts"].items()
+    )
+
+
+def _summed(result: Any, *, mine: bool = False) -> str:
+    """For the status line: the images kept from earlier runs (``mine``: the layer's image
+    among them, said apart: it was counted as done and as kept), what the summary holds, and
     the earlier images that failed when analysed again (their files changed)."""
-    kept, n, left = result.resumed, len(result.records), len(result.outside_summary)
-    said = f"; {kept} image{'s' if kept != 1 else ''} kept from the earlier run" if kept else ""
+    kept, n, left = result.resumed - mine, len(result.records), len(result.outside_summary)
+    other, plural = " other" if mine else "", "s" if kept != 1 else ""
+    said = f"; {kept}{other} image{plural} kept from the earlier run" if kept else ""
     said += f"; the summary has {n} images" if n > 1 else ""
     said += f"; {result.reclassified}" if result.reclassified else ""  # its warning reaches no one
     if result.failures:

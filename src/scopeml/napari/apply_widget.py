@@ -104,6 +104,9 @@ FROM_WIDGET = "(trained in the pixel classifier widget)"
 AUTO_CHANNELS = "(automatic)"
 #: The status line before anything is chosen.
 READY = "choose an image and a model"
+#: A result layer's metadata key: the image layer Apply ran on (weakly), which the Objects
+#: widget measures its objects with.
+MADE_FROM = "scopeml_made_from"
 
 
 class ApplyWidget(QWidget):
@@ -672,6 +675,7 @@ class ApplyWidget(QWidget):
         for data, kwargs, kind in layer_data:
             if placed_on is not None:
                 kwargs.update(layer_placement(placed_on, kwargs["metadata"][SOURCE_KEY]["axes"]))
+                kwargs["metadata"][MADE_FROM] = weakref.ref(real_layer(placed_on))
             shown = self._put_layer(data, kwargs, kind, seg.path)
             layers.extend(shown if isinstance(shown, list) else [shown])
         kept = {id(real_layer(layer)) for layer in layers}

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -47,8 +48,8 @@ from scopeml.napari._qt import (
 )
 from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
-from scopeml.napari.apply_widget import real_layer
-from scopeml.napari.pixel_widget import SCRIBBLES
+from scopeml.napari.apply_widget import MADE_FROM, real_layer
+from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
 from scopeml.objects.table import TABLE_SUFFIXES
 from scopeml.palette import NAMES, colour_of
 
@@ -85,6 +86,12 @@ class ObjectsWidget(QWidget):
         )
         napari_viewer.layers.events.inserted.connect(self._choose_objects)
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
+        self._labels_seen: Any = lambda: None  # the labels chosen last (weakly): their image
+        # is chosen once, not again each time the layer list changes
+        # the combo changes several times while the layer list changes: act once it settles
+        self.labels_choice.currentTextChanged.connect(
+            lambda *_: QTimer.singleShot(0, self._follow_labels)
+        )
         self.class_value = QLineEdit()
         self.class_value.setPlaceholderText(
             "class (name or value) to label; empty: a mask, or a store's one class"
@@ -95,17 +102,7 @@ class ObjectsWidget(QWidget):
         label_button.clicked.connect(lambda: self.label_objects())
         measure_button = QPushButton("Measure")
         measure_button.clicked.connect(lambda: self.measure())
-        self.view = QTableView()
-        show_rows(self.view, 4)
-        self.model = DataFrameModel()
-        self.view.setModel(self.model)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
-        self._clicked = False  # a row selected by a click on its object in the viewer
-        self.view.selectionModel().currentRowChanged.connect(
-            lambda c, _: self.select_row(c.row(), alone=not self._clicked)
-        )
-        self.view.clicked.connect(lambda c: self.select_row(c.row()))  # the same row again
+        self._make_table()
         self.classes = QLineEdit("A, B")
         self._names: list[str] = []  # the class names as last typed
         self.current_class = QComboBox()
@@ -131,6 +128,20 @@ class ObjectsWidget(QWidget):
         layout.addWidget(row("", train_button, export_button))
         layout.addWidget(self.status)
 
+    def _make_table(self) -> None:
+        """The table view, one row selected at a time: selected, its object is shown."""
+        self.view = QTableView()
+        show_rows(self.view, 4)
+        self.model = DataFrameModel()
+        self.view.setModel(self.model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
+        self._clicked = False  # a row selected by a click on its object in the viewer
+        self.view.selectionModel().currentRowChanged.connect(
+            lambda c, _: self.select_row(c.row(), alone=not self._clicked)
+        )
+        self.view.clicked.connect(lambda c: self.select_row(c.row()))  # the same row again
+
     @property
     def busy(self) -> bool:
         return self._worker is not None
@@ -148,6 +159,19 @@ class ObjectsWidget(QWidget):
             if not layer_classes(layer) and (current is None or layer_classes(current)):
                 self.labels_choice.refresh()  # it may not list the layer yet
                 self.labels_choice.setCurrentText(layer.name)
+
+    def _follow_labels(self) -> None:
+        """Labels newly chosen that Apply (or Label objects from Apply's) made: choose under
+        *intensities* the image they were made from, where it is open (the image chosen
+        before stayed, and Measure refused objects of another image's size)."""
+        with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
+            layer = self.labels_choice.layer()
+            if layer is None or real_layer(layer) is self._labels_seen():
+                return
+            self._labels_seen = weakref.ref(real_layer(layer))
+            image = _made_from(self.viewer, layer)
+            if image is not None:
+                self.image_choice.setCurrentText(image.name)
 
     def class_names(self) -> list[str]:
         return [name.strip() for name in self.classes.text().split(",") if name.strip()]
@@ -305,12 +329,7 @@ class ObjectsWidget(QWidget):
             self.status.setText(f"error: {_widget_words(CLASS_LABELS)}")
             return
         if image_layer is not None and _extent(layer) != _extent(image_layer):
-            sizes = ["×".join(map(str, _extent(one))) for one in (layer, image_layer)]
-            self.status.setText(
-                f"error: {layer.name} covers {sizes[0]} pixels and {image_layer.name} "
-                f"{sizes[1]}: measure objects of the whole image (a preview covers its view "
-                "only: Apply the model, then Label objects on Apply's layer)"
-            )
+            self.status.setText(f"error: {_sizes_differ(self.viewer, layer, image_layer)}")
             return
         intensities = None if image_layer is None else layer_image(image_layer)
         self.status.setText("measuring…")
@@ -395,12 +414,13 @@ class ObjectsWidget(QWidget):
         value = self.layer.get_value(position, world=True)
         if isinstance(value, tuple):  # multiscale: (level, value)
             value = value[1]
-        if self.table is None or value is None:
+        if self.table is None:
             return
-        if int(value) == 0:  # the background: every object in sight again, no row chosen
+        if value is None or int(value) == 0:  # every object in sight again, no row chosen
             self.layer.show_selected_label = False
             self.view.clearSelection()
             self.view.setCurrentIndex(self.model.index(-1, -1))
+            self._no_object("outside the objects" if value is None else "the background")
             return
         index = self.row_of(int(value))
         if index is None:
@@ -411,6 +431,14 @@ class ObjectsWidget(QWidget):
             self.status.setText(f"object {int(value)}: {self.current_class.currentText()}; "
                                 f"{self.clicked_counts()}")  # fmt: skip
         self.select_row(index, alone=False)
+
+    def _no_object(self, where: str) -> None:
+        """Say a click hit no object where the status held an error (stale: it stayed after
+        the click) or the clicks so far (labelling)."""
+        labelling = self.click_to_label.isChecked()
+        if labelling or self.status.text().startswith("error:"):
+            counts = f"; {self.clicked_counts()}" if labelling else ""
+            self.status.setText(f"no object there ({where}): click an object{counts}")
 
     def clicked_counts(self) -> str:
         """``small 6, large 6``: the objects click-labelled with each class, what training
@@ -609,6 +637,30 @@ def _laid_on(data: Any, kwargs: dict[str, Any], layer: Any) -> tuple[Any, dict[s
         kwargs["metadata"][SOURCE_KEY]["axes"] = axes
     kwargs.update(layer_placement(layer, axes))
     return (levels if kwargs.get("multiscale") else levels[0]), kwargs
+
+
+def _sizes_differ(viewer: Any, layer: Any, image: Any) -> str:
+    """Why objects of ``layer`` are not measured with ``image`` of another size, and what to
+    do: a preview's cover its view only; others are another image's objects."""
+    sizes = ["×".join(map(str, _extent(one))) for one in (layer, image)]
+    said = f"{layer.name} covers {sizes[0]} pixels and {image.name} {sizes[1]}"
+    made = real_layer(layer).metadata.get(LABELLED_FROM)
+    source = made() if callable(made) else None
+    if PREVIEW in (layer.name, getattr(source, "name", None)):
+        return (f"{said}: measure objects of the whole image (a preview covers its view "
+                "only: Apply the model, then Label objects on Apply's layer)")  # fmt: skip
+    origin = _made_from(viewer, layer)
+    which = f"{origin.name}, " if origin is not None else ""
+    return f"{said}: choose under intensities {which}the image these objects came from"
+
+
+def _made_from(viewer: Any, layer: Any) -> Any:
+    """The image layer (still open) Apply ran on to make ``layer``, or the class labels
+    Label objects made it from, else None."""
+    layer = _labelled_from(viewer, layer) or layer
+    made = real_layer(layer).metadata.get(MADE_FROM)
+    image = made() if callable(made) else None
+    return next((other for other in viewer.layers if real_layer(other) is image), None)
 
 
 def _labelled_from(viewer: Any, layer: Any) -> Any:

@@ -21,12 +21,13 @@ import os
 import re
 import time
 import weakref
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import QEvent, QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QColorDialog,
@@ -92,6 +93,11 @@ from scopeml.pixel import FeatureCache
 SCRIBBLES = "scopeml scribbles"
 STATUS = "paint scribbles, then Train"
 PREVIEW = "scopeml preview"
+#: The status once the user removed the scribbles layer and the widget made an empty one.
+SCRIBBLES_REMOVED = (
+    "the scribbles layer was removed: a new empty one was made (Import scribbles… brings "
+    "back exported ones)"
+)
 DEFAULT_CLASSES = (("background", PALETTE[0]), ("foreground", PALETTE[1]))
 #: Feature importances listed (the largest first).
 TOP_FEATURES = 10
@@ -164,6 +170,25 @@ _LISTENING: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary(
 _UNSAVED: dict[int, tuple[Any, Any]] = {}
 
 
+def _digest(labels: Any) -> tuple[Any, int]:
+    """Shape and checksum of scribbles: tells an undo from a refresh that changed nothing."""
+    labels = np.ascontiguousarray(labels)
+    return labels.shape, zlib.crc32(labels.view(np.uint8).reshape(-1))
+
+
+def _below_scribbles(layers: Any, name: str) -> None:
+    """Move the layer ``name`` just under the scribbles: over them it hid the strokes."""
+    names = [layer.name for layer in layers]
+    if names.index(name) > names.index(SCRIBBLES):
+        layers.move(names.index(name), names.index(SCRIBBLES))
+
+
+def _real(viewer: Any) -> Any:
+    """The viewer behind napari's ``PublicOnlyProxy`` (a new proxy for each widget the Plugins
+    menu opens): the registries above are keyed on it."""
+    return getattr(viewer, "__wrapped__", viewer)
+
+
 class PixelClassifierWidget(QWidget):
     """Classes, features, Train, live preview, importances, save/load, scribbles in/out."""
 
@@ -187,6 +212,8 @@ class PixelClassifierWidget(QWidget):
         self._stage_text = ""
         self._started = 0.0
         self.last_region: dict[str, tuple[int, int]] | None = None
+        self._trained_on: tuple[Any, int] | None = None  # the scribbles' _digest at Train
+        self._scribbles_removed = False  # by the user: said when made anew
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
         # each stroke retrains: the features of the blocks painted are kept between trainings
@@ -221,19 +248,22 @@ class PixelClassifierWidget(QWidget):
         napari_viewer.dims.events.current_step.connect(self._on_dims)
         self._previewed: Any = None  # a weak reference to the image the status previewed
         napari_viewer.layers.events.removed.connect(self._on_removed)
-        before = _LISTENING.get(id(napari_viewer))
-        if before is not None and before.viewer is napari_viewer:  # not a closed viewer's id
+        real = _real(napari_viewer)  # the Plugins menu gives a new proxy of it each time
+        before = _LISTENING.get(id(real))
+        if before is not None and _real(before.viewer) is real:  # not a closed viewer's id
             with contextlib.suppress(RuntimeError):  # its Qt side deleted: nothing listens
                 before.stop_listening()
-        _LISTENING[id(napari_viewer)] = self
+        _LISTENING[id(real)] = self
+        self._docked = False  # in a dock once: taken out of it (closed), it stops listening
         self._show_channels()
         self._ensure_scribbles()
         self._take_over_unsaved()
 
     def _take_over_unsaved(self) -> None:
         """Use the classifier a closed dock of this viewer trained and left unsaved."""
-        viewer, model = _UNSAVED.get(id(self.viewer), (lambda: None, None))
-        if model is None or viewer() is not self.viewer or getattr(model, "path", None):
+        real = _real(self.viewer)
+        viewer, model = _UNSAVED.get(id(real), (lambda: None, None))
+        if model is None or viewer() is not real or getattr(model, "path", None):
             return
         self._use_model(model)
         self.status.setText(
@@ -248,8 +278,24 @@ class PixelClassifierWidget(QWidget):
         self.cancel()
         with contextlib.suppress(Exception):  # napari raises for a callback already gone
             self.viewer.dims.events.current_step.disconnect(self._on_dims)
+        with contextlib.suppress(Exception):
+            self.viewer.layers.events.removed.disconnect(self._on_removed)
         if SCRIBBLES in self.viewer.layers:
-            self.viewer.layers[SCRIBBLES].events.paint.disconnect(self._on_paint)
+            events = self.viewer.layers[SCRIBBLES].events
+            events.paint.disconnect(self._on_paint)
+            events.set_data.disconnect(self._on_set_data)
+
+    def event(self, event: Any) -> bool:
+        """Taken out of its dock (napari's close button) the widget stops listening: it is
+        still alive, and went on retraining on each stroke where nobody saw it."""
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif self._docked:
+                self._docked = False
+                with contextlib.suppress(Exception):  # a viewer closing; a Qt override must
+                    self.stop_listening()  # not raise
+        return super().event(event)
 
     def _make_forest_controls(self) -> None:
         """Trees, max depth and min leaf size: ``train_pixel_classifier``'s forest settings,
@@ -468,6 +514,7 @@ class PixelClassifierWidget(QWidget):
         if SCRIBBLES in self.viewer.layers:  # made by a widget before: its strokes are ours now
             current = self.viewer.layers[SCRIBBLES]
             current.events.paint.connect(self._on_paint)  # once: napari ignores a repeat
+            current.events.set_data.connect(self._on_set_data)
             return current
         layer = self.image_layer()
         _, shape, axes = layer_facts(layer)
@@ -481,7 +528,11 @@ class PixelClassifierWidget(QWidget):
         labels.selected_label = 1
         labels.mode = "paint"
         labels.events.paint.connect(self._on_paint)
+        labels.events.set_data.connect(self._on_set_data)
         self.viewer.layers.selection.active = labels
+        if self._scribbles_removed:  # made anew without a word, the old status stayed
+            self._scribbles_removed = False
+            self.status.setText(SCRIBBLES_REMOVED)
         return labels
 
     def _axes_chosen(self, *_: Any) -> None:
@@ -509,9 +560,11 @@ class PixelClassifierWidget(QWidget):
             other = self._scribbles_for(layer)[1]
             if (_image_key(layer), other) == self._checked:
                 return
+            another = self._checked is not None and self._checked[0] != _image_key(layer)
             self._checked = (_image_key(layer), other)
             said = self._other_image and self.status.text().endswith(self._other_image)
-            if other or said:  # said, and Train's error saying it: no longer so
+            failed = another and self.status.text().startswith("error:") and not self.busy
+            if other or said or failed:  # said, or an error on the image before: stale now
                 self.status.setText(other or STATUS)
             self._other_image = other
         except Exception as err:
@@ -536,6 +589,7 @@ class PixelClassifierWidget(QWidget):
                 _place_on(current, layer)
                 return current, ""
             self.viewer.layers.remove(current)
+            self._scribbles_removed = False  # removed here, for the image chosen: not news
             return self.scribbles(), ""
         if not same_shape:
             return current, (
@@ -561,6 +615,8 @@ class PixelClassifierWidget(QWidget):
         training runs: it lay over nothing), and the status line is stale."""
         layer = getattr(event.value, "__wrapped__", event.value)
         with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
+            if layer.name == SCRIBBLES and SCRIBBLES not in self.viewer.layers:
+                self._scribbles_removed = True  # said when they are made anew
             if self._previewed is None or self._previewed() is not layer:
                 return
             self._drop_preview(layer)
@@ -587,6 +643,18 @@ class PixelClassifierWidget(QWidget):
     def _on_paint(self, *_: Any) -> None:
         if self.live.isChecked():
             self.train(then_preview=True)
+
+    def _on_set_data(self, *_: Any) -> None:
+        """Live, an undo or redo of a stroke (Ctrl-Z) trains again as a stroke does: napari
+        sends no ``paint`` for it, only ``set_data``, which any refresh sends too, so only
+        scribbles changed since the last training count."""
+        with contextlib.suppress(RuntimeError):  # the widget closed; napari still calls it
+            if not self.live.isChecked() or self._trained_on is None:
+                return
+            if SCRIBBLES not in self.viewer.layers:
+                return
+            if _digest(self.viewer.layers[SCRIBBLES].data) != self._trained_on:
+                self.train(then_preview=True)
 
     def _on_dims(self, *_: Any) -> None:
         """Live preview: a plane newly on screen (``Z``/``T`` slider) is predicted."""
@@ -704,6 +772,7 @@ class PixelClassifierWidget(QWidget):
             if other:
                 raise InvalidLabelsError(other)
             labels = np.asarray(scribbles.data)
+            self._trained_on = _digest(labels)
             features = self._features_to_train()
             _check_deep_2d(layer, features)
             self._run(
@@ -757,9 +826,10 @@ class PixelClassifierWidget(QWidget):
         one without a file is the viewer's unsaved classifier (:data:`_UNSAVED`)."""
         self.model = model
         if hasattr(model, "forest") and getattr(model, "path", None) is None:
-            if id(self.viewer) not in _UNSAVED:  # a closed viewer's goes with it
-                weakref.finalize(self.viewer, _UNSAVED.pop, id(self.viewer), None)
-            _UNSAVED[id(self.viewer)] = (weakref.ref(self.viewer), model)
+            real = _real(self.viewer)  # not the proxy: a widget opened anew has another
+            if id(real) not in _UNSAVED:  # a closed viewer's goes with it
+                weakref.finalize(real, _UNSAVED.pop, id(real), None)
+            _UNSAVED[id(real)] = (weakref.ref(real), model)
         self._normalization = None
         self.last_region = None
         importances = getattr(model, "info", {}).get("feature_importances")
@@ -874,7 +944,8 @@ class PixelClassifierWidget(QWidget):
                 labels, name=PREVIEW, opacity=0.5, axis_labels=layer.axis_labels[-len(shape) :],
                 colormap=self._colormap(PREVIEW), features=classes, **placed,
             )  # fmt: skip
-            if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles
+            if SCRIBBLES in self.viewer.layers:  # keep painting on the scribbles, seen
+                _below_scribbles(self.viewer.layers, PREVIEW)
                 self.viewer.layers.selection.active = self.viewer.layers[SCRIBBLES]
         self.status.setText(f"preview of {_where(layer, region)}{note}")
         self._previewed = weakref.ref(getattr(layer, "__wrapped__", layer))
