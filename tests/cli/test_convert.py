@@ -152,3 +152,25 @@ def test_display_windows_are_never_empty_and_hold_a_floats_values(tmp_path) -> N
     windows = [c["window"] for c in zarr.open_group(str(out)).attrs["ome"]["omero"]["channels"]]
     assert (windows[0]["start"], windows[0]["end"]) == (7, 8)
     assert windows[1] == {"min": -3, "max": 4000, "start": -3, "end": 4000}
+
+
+def test_scenes_of_different_sizes_become_one_image_each(tmp_path, capsys) -> None:
+    """As the help says, every scene one image: also where they differ in size (a
+    multi-position file), which one stacked image cannot hold."""
+    from scopeml.io.registry import open_scenes
+
+    source = tmp_path / "positions.ome.tif"
+    fields = [np.arange(30 * 40, dtype=np.uint16).reshape(30, 40), np.ones((20, 24), np.uint16)]
+    with tifffile.TiffWriter(source, ome=True) as writer:
+        for field, name in zip(fields, ("A1", "B2"), strict=True):
+            writer.write(field, metadata={"axes": "YX", "Name": name})
+    out = tmp_path / "positions.ome.zarr"
+    assert main(["convert", str(source), "-o", str(out), "-q"]) == 0
+    assert "2 scenes of different sizes, uint16" in capsys.readouterr().out
+    with open_scenes(out) as scenes:
+        assert [scene.scene_names[scene.view()["scene"]] for scene in scenes] == ["A1", "B2"]
+        for scene, field in zip(scenes, fields, strict=True):
+            np.testing.assert_array_equal(scene.read()[0, 0, 0, 0], field)
+    assert main(["convert", str(source), "--scene", "B2", "-o", str(tmp_path / "b2.ome.zarr")]) == 0
+    with open_image(tmp_path / "b2.ome.zarr") as back:
+        np.testing.assert_array_equal(back.read()[0, 0, 0, 0], fields[1])

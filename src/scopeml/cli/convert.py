@@ -4,6 +4,8 @@ at once and which later runs read chunk by chunk."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,38 +77,48 @@ def convert(
             overwrite=overwrite,
             progress=not quiet,
         )
-        sizes, scenes = opened.sizes, opened.sizes["S"]
+        scenes = sum(one.sizes["S"] for one in opened)
+        shapes = {_shape(one.sizes) for one in opened}
+        shape = f", {shapes.pop()}" if len(shapes) == 1 else " of different sizes"
+        dtype = opened[0].dtype
     levels = level_count(written if scenes == 1 else written / "0")
-    shape = " ".join(f"{a}={sizes[a]}" for a in "TCZYX" if sizes[a] > 1 or a in "YX")
     source = images[0] if len(images) == 1 else f"{len(images)} files"
     typer.echo(
-        f"{source} → {written}: {scenes} scene{'s' * (scenes > 1)}, {shape}, {opened.dtype}, "
+        f"{source} → {written}: {scenes} scene{'s' * (scenes > 1)}{shape}, {dtype}, "
         f"{levels} resolution level{'s' * (levels > 1)}; {time.perf_counter() - start:.1f} s"
     )
 
 
+def _shape(sizes: dict[str, int]) -> str:
+    return " ".join(f"{a}={sizes[a]}" for a in "TCZYX" if sizes[a] > 1 or a in "YX")
+
+
+@contextlib.contextmanager
 def _opened(
     images: list[Path], scene: str | None, axes: str | None, names: list[str] | None
-) -> Any:
-    """The image to copy: the one image (its channels renamed where ``names`` are given), or
-    the images' channels stacked (:func:`~scopeml.io.image.stack_channels`)."""
-    from contextlib import ExitStack
-
+) -> Iterator[list[Any]]:
+    """The scenes to copy: the one image's, each its own image where they differ in size
+    (:func:`~scopeml.io.registry.open_scenes`), its channels renamed where ``names`` are
+    given; or the images' channels stacked (:func:`~scopeml.io.image.stack_channels`)."""
     from scopeml.errors import InvalidRequestError
     from scopeml.io import open_image
     from scopeml.io.image import stack_channels
     from scopeml.io.probe import scene_number
+    from scopeml.io.registry import open_scenes
 
-    with ExitStack() as stack:
+    if len(images) == 1 and names is None:
+        number = scene_number(images[0], scene, axes=axes)  # a name → its number
+        with open_scenes(images[0], scene=number, axes=axes) as scenes:
+            yield scenes
+        return
+    with contextlib.ExitStack() as stack:
         opened = []
         for image in images:
-            number = scene_number(image, scene, axes=axes)  # a name → its number
+            number = scene_number(image, scene, axes=axes)
             opened.append(stack.enter_context(open_image(image, scene=number, axes=axes)))
         total = sum(image.sizes["C"] for image in opened)
         if names is not None and len(names) != total:
             raise InvalidRequestError(
                 f"--channel-names gives {len(names)} names for {total} channels"
             )
-        chosen = opened[0] if names is None and len(opened) == 1 else stack_channels(opened, names)
-        stack.pop_all()
-        return chosen
+        yield [opened[0] if names is None and len(opened) == 1 else stack_channels(opened, names)]

@@ -30,7 +30,7 @@ DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
 
 def write_ome_zarr(
     path: str | Path,
-    image: Image,
+    image: Image | Sequence[Image],
     *,
     chunks: Mapping[str, int] | None = None,
     levels: int | None = None,
@@ -41,7 +41,9 @@ def write_ome_zarr(
     progress: Progress = None,
     stage: str = "convert",
 ) -> Path:
-    """Write ``image`` to a new OME-Zarr store at ``path``, one chunk-aligned block at a time.
+    """Write ``image`` to a new OME-Zarr store at ``path``, one chunk-aligned block at a time;
+    or a list of images, each a scene of its own size (``open_scenes``'s: a file whose scenes
+    differ in size), one NGFF image each.
 
     Parameters
     ----------
@@ -75,53 +77,67 @@ def write_ome_zarr(
     path = Path(path)
     if path.exists() and not overwrite:
         raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
-    check_replaceable_store(path, inputs=(image.path,))
+    images = [image] if isinstance(image, Image) else list(image)
+    check_replaceable_store(path, inputs=tuple(one.path for one in images))
     if labels:
         from scopeml.objects.images import check_label_image
 
-        check_label_image(image)
-    sizes = image.sizes
-    axes = "".join(a for a in AXES[1:] if a in ("YX" if labels else "CYX") or sizes[a] > 1)
-    chunk_of = {**DEFAULT_CHUNKS, **(chunks or {})}
-    block = {a: max(1, min(int(chunk_of[a]), sizes[a])) for a in axes}
-    levels = levels_for(sizes["Y"], sizes["X"]) if levels is None else levels
-    method = method or ("mode" if labels else "mean")
+        for one in images:
+            check_label_image(one)
+    parts = [(one, scene) for one in images for scene in range(one.sizes["S"])]
+    options = dict(chunks={**DEFAULT_CHUNKS, **(chunks or {})}, levels=levels, labels=labels,
+                   method=method or ("mode" if labels else "mean"), classes=classes,
+                   progress=progress, stage=stage)  # fmt: skip
     with atomic_write(path, folder=True) as partial:
-        scenes = range(sizes["S"])
-        for scene in scenes:
-            group = partial if len(scenes) == 1 else partial / str(scene)
-            array = create_ome_zarr(
-                group,
-                shape=[sizes[a] for a in axes],
-                dtype=image.dtype,
-                axes=axes,
-                chunks=[block[a] for a in axes],
-                pixel_sizes=image.pixel_sizes,
-                channel_names=image.channel_names if "C" in axes else None,
-                name=_scene_name(image, scene, path),
-                overwrite=True,
-                root=partial,
-            )
-            spans = _copy(image, scene, array, axes, block, progress, stage)
-            if labels:
-                mark_label_image(zarr.open_group(str(group), mode="r+"), classes)
-            else:  # each channel shown over its own values, not its type's whole range
-                set_display_window(zarr.open_group(str(group), mode="r+"), spans)
-            if levels > 1:
-                write_pyramid(group, levels=levels, method=method, progress=progress)
-        if len(scenes) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
+        for number, (one, scene) in enumerate(parts):
+            group = partial if len(parts) == 1 else partial / str(number)
+            name = _scene_name(one, scene, path, several=len(parts) > 1)
+            _write_scene(one, scene, group, partial, name=name, **options)
+        if len(parts) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
             root = zarr.open_group(str(partial), mode="r+")
             root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
     return path
 
 
-def _scene_name(image: Image, scene: int, path: Path) -> str:
-    """An image's NGFF name: its scene's name in the source (a CZI's well, ``B2``), which
+def _write_scene(image: Image, scene: int, group: Path, root: Path, *, name: str,
+                 chunks: Mapping[str, int], levels: int | None, labels: bool, method: str,
+                 classes: Sequence[str], progress: Progress, stage: str) -> None:  # fmt: skip
+    """One scene of ``image`` as the NGFF image ``group`` of the store at ``root``, with its
+    own axes, chunks and levels (scenes may differ in size)."""
+    sizes = image.sizes
+    axes = "".join(a for a in AXES[1:] if a in ("YX" if labels else "CYX") or sizes[a] > 1)
+    block = {a: max(1, min(int(chunks[a]), sizes[a])) for a in axes}
+    levels = levels_for(sizes["Y"], sizes["X"]) if levels is None else levels
+    array = create_ome_zarr(
+        group,
+        shape=[sizes[a] for a in axes],
+        dtype=image.dtype,
+        axes=axes,
+        chunks=[block[a] for a in axes],
+        pixel_sizes=image.pixel_sizes,
+        channel_names=image.channel_names if "C" in axes else None,
+        name=name,
+        overwrite=True,
+        root=root,
+    )
+    spans = _copy(image, scene, array, axes, block, progress, stage)
+    if labels:
+        mark_label_image(zarr.open_group(str(group), mode="r+"), classes)
+    else:  # each channel shown over its own values, not its type's whole range
+        set_display_window(zarr.open_group(str(group), mode="r+"), spans)
+    if levels > 1:
+        write_pyramid(group, levels=levels, method=method, progress=progress)
+
+
+def _scene_name(image: Image, scene: int, path: Path, *, several: bool) -> str:
+    """A scene's NGFF name: its name in the source (a CZI's well, ``B2``), which
     :func:`~scopeml.io.omezarr.read_ome_zarr` gives back as the scene's name; else the
-    store's."""
+    store's. ``image`` may be one scene of its file (``open_scenes``): named by its number
+    there."""
     names = getattr(image, "scene_names", ())
-    several = image.sizes["S"] > 1 and len(names) == image.sizes["S"]
-    return str(names[scene]) if several else path.name
+    number = image.view()["scene"] if image.sizes["S"] == 1 else None
+    number = scene if number is None else number
+    return str(names[number]) if several and 0 <= number < len(names) else path.name
 
 
 def _copy(image: Image, scene: int, array: zarr.Array, axes: str, block: dict[str, int],
