@@ -59,6 +59,7 @@ def info(
             description["labels"] = labels
     if as_json:
         typer.echo(json.dumps(store or results or description, indent=2))
+        _refuse_unreadable(image, None if store or results else description)
         return
     if store is not None or results is not None:
         lines = (
@@ -72,6 +73,23 @@ def info(
         typer.echo(line)
     for warning in () if store or results else description.get("warnings") or ():
         typer.echo(f"warning: {warning}", err=True)  # the reader's, said in the child
+    _refuse_unreadable(image, None if store or results else description)
+
+
+def _refuse_unreadable(image: Path, description: dict[str, Any] | None) -> None:
+    """Described, but its pixels cannot be read (a bioio plugin's λ or XZ scan): exit 2 after
+    the description, so no later command finds out first; other scenes may still read."""
+    from scopeml.errors import InvalidImageError
+
+    if not description or not description.get("unreadable"):
+        return
+    scenes = description["scenes"]  # the scene described first
+    other = "; other scenes may read: --scene N" if len(scenes) > 1 else ""
+    raise InvalidImageError(
+        f"scene {scenes[0].get('number', 0)} ({scenes[0]['name']}): {description['plugin']}: "
+        f"{description['unreadable']}{other}",
+        path=image,
+    )
 
 
 def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -271,21 +271,23 @@ def _image(
                     f"level {level} does not exist; the image has {len(levels)} levels", path=path
                 )
             bioimage.set_resolution_level(level)
-        array = bioimage.dask_data  # built for the current scene; stays bound to it
+        array, dims = _scene_array(bioimage)  # built for the current scene; stays bound to it
         regions = _DaskRegions(array, path=path, confinement=confinement)
-        views.append(AxesView(regions, _axes(bioimage, path), path=path))
-        arrays.append(array)
+        views.append(AxesView(regions, _axes(dims, path), path=path))
+        arrays.append((array, dims))
     data = select_scene(views, None if scene is None else 0, path=path)
     bioimage.set_scene(indices[0])
     if level:
         bioimage.set_resolution_level(level)
-    array = arrays[0]
+    array, dims = arrays[0]
     names = [str(n) for n in bioimage.channel_names]
     if len(names) != data.shape[2]:  # samples (RGB) became channels
         names = ["R", "G", "B"] if data.shape[2] == 3 else []
-    if all(_GENERATED_NAME.fullmatch(n) for n in names):  # bioio's ids: the file names none
+    if all(_GENERATED_NAME.fullmatch(n) for n in names) or names == [
+        str(i) for i in range(len(names))
+    ]:  # bioio's ids, or the plugin's indices (bioio-dv's): the file names none
         names = []
-    order = bioimage.dims.order
+    order = dims.order
     chunk = array.chunksize
     return BioioImage(
         data,
@@ -300,9 +302,23 @@ def _image(
     )
 
 
-def _axes(bioimage: Any, path: str) -> str:
+def _scene_array(bioimage: Any) -> tuple[Any, Any]:
+    """The current scene's dask array and its dimensions: bioio's (``TCZYX``), else the
+    plugin's own, where bioio fails to label them (bioio-dv 1.2.0 on a DeltaVision file of two
+    wavelengths: one channel coordinate for two channels), as long as the plugin reads them."""
+    try:
+        return bioimage.dask_data, bioimage.dims
+    except Exception:
+        reader = bioimage.reader
+        try:
+            return reader.dask_data, reader.dims
+        except Exception:
+            pass
+        raise
+
+
+def _axes(dims: Any, path: str) -> str:
     """bioio's dimension order in scopeml letters: RGB samples become channels."""
-    dims = bioimage.dims
     order = dims.order
     if "M" in order:
         raise InvalidImageError(

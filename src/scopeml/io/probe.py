@@ -101,7 +101,23 @@ def _describe(
             "pixel_sizes": ordered_sizes(image.pixel_sizes),  # T (s), Z, Y, X (µm)
             "region_reads": getattr(image, "region_reads", None),  # bioio: chunks or planes
             "levels": _level_count(path, reader, scene or 0, options),
+            "unreadable": _unreadable(image),
         }
+
+
+def _unreadable(image: Any) -> str | None:
+    """Why a bioio plugin cannot read the pixels of the scene it describes (bioio-lif 2.0.1 on
+    λ and XZ scans lists a shape it cannot read), found by reading its first pixel; ``None``
+    where it can, or for scopeml's own readers, which read what they describe."""
+    if getattr(image, "plugin", None) is None:
+        return None
+    try:
+        image.read(S=0, T=0, C=0, Z=0, Y=(0, 1), X=(0, 1))
+    except errors.ScopeMLError as err:
+        return err.problem
+    except Exception as err:
+        return f"{image.plugin} cannot read its pixels: {err}"
+    return None
 
 
 def _level_count(

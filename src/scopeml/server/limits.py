@@ -323,6 +323,8 @@ def describe_job_image(
             f"{name}: the image has {len(shapes)} scenes of different sizes "
             f"({scene_sizes(shapes)}); give the job option scene (0–{len(shapes) - 1})"
         )
+    if found.get("unreadable"):  # described by a bioio plugin that cannot read its pixels
+        raise InvalidRequestError(hide_server_paths(f"{name}: {found['unreadable']}", config))
     return found
 
 
