@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 from scopeml.errors import Cancelled, InvalidRequestError
-from scopeml.inputs import check_output_name, image_of_array, names_of, scheduler_address
+from scopeml.inputs import (
+    check_output_name,
+    image_of_array,
+    names_of,
+    open_training_pair,
+    refuse_axes_of_open,
+    scheduler_address,
+)
 from scopeml.io import open_image
 from scopeml.io.image import Image
 from scopeml.model.spec import Model
@@ -60,7 +67,6 @@ __all__ = [
     "classify_objects",
     "filter_objects",
     "label_objects",
-    "label_value",
     "measure_objects",
     "open_image",
     "open_model",
@@ -415,14 +421,10 @@ def _after_engine(
             overwrite = bool(settings.overwrite)
             _measure_table(result, image, settings.scene, measure, progress, overwrite,
                            settings.workers, steps.shape_features)  # fmt: skip
-    except (KeyboardInterrupt, Cancelled):
+    except (KeyboardInterrupt, Cancelled) as err:
         if log_stop:
-            _log.warning(
-                "stopped; the model's tiles are all written to %s, but %s: run again with "
-                "--resume (resume=True) to finish without running the model again",
-                result.path,
-                missing_text(steps.missing()) or "a step after them may not be done",
-            )
+            missing = missing_text(steps.missing()) or "a step after them may not be done"
+            _say_stopped_after_tiles(err, result.path, missing)
         raise
 
 
@@ -445,16 +447,23 @@ def _staged_instances(
         store = Segmentation(partial, classes=model.spec.classes)
         try:
             make_instances(store, instances, settings, steps.extra, False, progress)
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled) as err:
             if log_stop:
-                _log.warning(
-                    "stopped; the model's tiles are all written to %s, but %s: run again with "
-                    "--resume (resume=True) to finish without running the model again",
-                    partial, missing_text(steps.missing()) or "the instances are missing",
-                )  # fmt: skip
+                missing = missing_text(steps.missing()) or "the instances are missing"
+                _say_stopped_after_tiles(err, partial, missing)
             raise
 
     return staged
+
+
+def _say_stopped_after_tiles(err: BaseException, store: Path, missing: str) -> None:
+    """Say that a stop after the model's tiles kept them in ``store``: in the log, and in a
+    :class:`Cancelled`'s message (with ``.path``), for a caller that reads no log."""
+    kept = (f"the model's tiles are all written to {store}, but {missing}: run again with "
+            "--resume (resume=True) to finish without running the model again")  # fmt: skip
+    _log.warning("stopped; %s", kept)
+    if isinstance(err, Cancelled):
+        err.kept(kept, path=store)
 
 
 def _check_partial_first(output: Path, settings: SegmentOptions) -> None:
@@ -543,18 +552,6 @@ def _check_outputs(outputs: Sequence[str], what: str = "outputs") -> None:
         )
 
 
-def _refuse_axes_of_open(image: Image, axes: str | None) -> None:
-    """``axes=`` with an image opened already: its axes were read when it was opened."""
-    if axes is not None:
-        from scopeml.errors import InvalidRequestError
-
-        where = f" ({image.path})" if image.path else ""
-        raise InvalidRequestError(
-            f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
-            "the file's path with axes=, or open it with open_image(path, axes=...)"
-        )
-
-
 def _array_scene(image: Image, scene: int | None) -> Image:
     """An array's ``scene`` checked as a file's is (``scene=3`` of one scene was ignored)."""
     if scene is None or image.sizes["S"] > 1:
@@ -570,7 +567,7 @@ def _input_image(
     from scopeml.tiling.execute import LoadRef
 
     if isinstance(image, Image):
-        _refuse_axes_of_open(image, axes)
+        refuse_axes_of_open(image, axes)
         if settings.channels is None:
             return image, None
         return image.select_channels(settings.channels), None
@@ -994,6 +991,12 @@ def train_pixel_classifier(
     with the classifier, so :func:`segment` reads the same ones of another image. The result
     is a :class:`~scopeml.model.spec.Model`: pass it to :func:`segment`, or ``.save()`` it.
 
+    ``n_estimators``, ``max_depth`` (``None``: grown until pure), ``min_samples_leaf`` (the
+    fewest pixels a leaf holds: larger smooths) and ``seed`` are the random forest's, with
+    classes weighted alike however rare; ``workers`` threads compute features and fit trees
+    (``None``: all cores; the classifier is the same whatever their number); ``name`` is the
+    model name saved with it.
+
     ``progress`` (see :mod:`scopeml.progress`) gets stage ``features`` (the labelled blocks
     whose features are computed), then ``train`` (the trees fitted, a round of the threads at
     a time); a callback that raises :class:`~scopeml.errors.Cancelled` stops the call between
@@ -1058,25 +1061,12 @@ def train_pixel_classifier(
 def _training_pair(
     image: Any, labels: Any, opened: contextlib.ExitStack, *, axes: Any, scene: Any, channels: Any
 ) -> tuple[Image, Any]:
-    """One image and its labels as ``train_classifier`` takes them: the image opened (its
-    scene and channels chosen), a label file read by the one rule for label files, a series'
-    labels checked against its sizes. Files opened are closed with ``opened``."""
-    if isinstance(image, (str, os.PathLike)):
-        image = opened.enter_context(open_image(image, axes=axes, scene=scene))
-    else:
-        if not isinstance(image, Image):
-            image = image_of_array(image, axes)
-        else:
-            _refuse_axes_of_open(image, axes)
-        image = image if scene is None else image.select_scene(scene)
-    if channels is not None:
-        image = image.select_channels(names_of(channels) or ())
-    if isinstance(labels, (str, os.PathLike)):
-        from scopeml.pixel._labels import open_training_labels
-
-        # the one rule for a label file (a plain T×Y×X TIFF of a series is its time points),
-        # as `scopeml pixel train` and napari's scribbles import read it
-        labels = opened.enter_context(open_training_labels(labels, image.sizes))
+    """One image and its labels as ``train_classifier`` takes them: read by
+    :func:`~scopeml.inputs.open_training_pair`, a series' labels checked against its sizes.
+    Files opened are closed with ``opened``."""
+    image, labels = open_training_pair(
+        image, labels, opened, axes=axes, scene=scene, channels=channels
+    )
     if image.sizes["S"] * image.sizes["T"] > 1 and isinstance(labels, (Image, Segmentation)):
         from scopeml.errors import InvalidLabelsError
         from scopeml.objects.images import check_same_sizes
@@ -1283,6 +1273,27 @@ def filter_objects(
     the others (labelling them would join touching ones), ids renumbered ``1..n`` by their
     first pixels; out of core, exact whatever the tiling. CellProfiler's FilterObjects.
 
+    Parameters
+    ----------
+    objects
+        Instance labels: a :class:`Segmentation` (its instances), an ``Image``, an array or
+        a file.
+    output
+        The ``.ome.zarr`` to write (axes and pixel sizes of the input).
+    split_distance, split_h
+        As for :func:`label_objects`: the watershed's seed spacing in pixels (default 5) or
+        its neck height; either implies ``split``.
+    tile_size, overwrite, progress
+        The block size in pixels per spatial axis (memory, not the result); replace an
+        existing ``output``; see :mod:`scopeml.progress`.
+    axes
+        The axes of an array ``objects`` (``"TYX"``: frames); by default Y×X, Z×Y×X or 6-D.
+
+    Returns
+    -------
+    Image
+        The filtered instance labels, lazily opened.
+
     Examples
     --------
     >>> import tempfile, numpy as np
@@ -1424,7 +1435,15 @@ def measure_objects(
     the path is returned, in the same order where a plane has at most 65,536 objects (held to
     be sorted), else in tile order; an existing file there is refused before any work
     unless ``overwrite=True``. ``workers`` tiles are measured at once (threads); the table is
-    the same whatever their number.
+    the same whatever their number. ``shape_features=False`` leaves out the costly outline
+    columns (perimeter, circularity, convex area, solidity, Feret diameters); ``tile_size``
+    (pixels per spatial axis) bounds memory, not the table; ``progress`` (see
+    :mod:`scopeml.progress`) gets stages ``find objects`` and ``measure``.
+
+    Returns
+    -------
+    pandas.DataFrame or Path
+        The table, or ``output`` when given.
 
     Examples
     --------
@@ -1678,8 +1697,20 @@ def train_object_classifier(
 ) -> ObjectClassifier:
     """Train an object classifier on a measurement table's annotated rows (empty class: skipped).
 
-    Features default to every numeric column that is not a position (``label``, ``t``,
-    ``scene``, ``bbox-*``, ``centroid*``). ``table`` may be a ``.csv``/``.parquet`` file.
+    ``table`` may be a ``.csv``/``.parquet`` file; ``class_column`` names the column that
+    holds each annotated row's class. ``features`` are the columns to learn from; by default
+    the numeric columns that describe an object whichever way it is turned
+    (:func:`scopeml.objects.classifier.default_features`): not its position or id (``label``,
+    ``t``, ``scene``, ``bbox-*``, ``centroid*``, ``parent*``), not ``orientation``,
+    ``moments_central-*`` or ``extent``, not a previous ``*_probability``, and a size in
+    pixels left out where the table has it in µm. ``n_estimators``, ``max_depth`` (``None``:
+    grown until pure) and ``seed`` are the random forest's; ``workers`` its threads
+    (``None``: one; the forest is the same whatever their number).
+
+    Returns
+    -------
+    ObjectClassifier
+        Pass it to :func:`classify_objects`, or ``.save()`` it.
 
     Examples
     --------
@@ -1723,6 +1754,11 @@ def classify_objects(
     ``classifier`` is an :class:`~scopeml.objects.ObjectClassifier` or its file; with
     ``output`` the table is also written there (``.csv``/``.parquet``; an existing file is
     refused before any work unless ``overwrite=True``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table (measured, for labels) with ``column`` and ``{column}_probability`` added.
 
     Examples
     --------

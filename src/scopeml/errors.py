@@ -209,8 +209,27 @@ class Cancelled(Exception):
     """A long call was stopped by its progress callback; what it finished is kept.
 
     Not a :class:`ScopeMLError`: nothing was wrong with the input. The command line exits with
-    130 (as for Ctrl-C); a server job is marked cancelled.
+    130 (as for Ctrl-C); a server job is marked cancelled. A call that keeps what it finished
+    adds it to the message (after the callback's own ``reason``) and sets ``path`` to where it
+    is kept, so the caller learns how to resume without reading the log.
+
+    >>> err = Cancelled("stopped by the user").kept("3 of 8 tiles are written", path="a.partial")
+    >>> str(err), err.reason, err.path
+    ('stopped by the user; 3 of 8 tiles are written', 'stopped by the user', 'a.partial')
     """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        #: the callback's own words; ``str(err)`` adds what the stopped call kept
+        self.reason = str(self)
+        #: where what the stopped call finished is kept, if it says
+        self.path: str | None = None
+
+    def kept(self, what: str, *, path: str | PathLike[str]) -> Cancelled:
+        """Add ``what`` was kept, at ``path``, to this exception (itself, to re-raise)."""
+        self.path = str(path)
+        self.args = (f"{self.reason}; {what}" if self.reason else f"stopped; {what}",)
+        return self
 
 
 def close_matches(

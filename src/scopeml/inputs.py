@@ -4,13 +4,22 @@ one string, and output names checked before any work."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from scopeml.io.image import ARRAY_AXES, Image
 
-__all__ = ["ARRAY_AXES", "check_output_name", "image_of_array", "names_of", "scheduler_address"]
+__all__ = [
+    "ARRAY_AXES",
+    "check_output_name",
+    "image_of_array",
+    "names_of",
+    "open_training_pair",
+    "refuse_axes_of_open",
+    "scheduler_address",
+]
 
 
 def image_of_array(array: Any, axes: str | None = None) -> Image:
@@ -36,6 +45,10 @@ def image_of_array(array: Any, axes: str | None = None) -> Image:
 
     if not _is_lazy_array(array):
         given, array = array, np.asarray(array)
+        if isinstance(given, np.ndarray) and given.ndim and given.dtype.kind not in "biufc":
+            raise InvalidImageError(  # an array of strings or objects: say its pixels' type
+                f"image pixels are {given.dtype}; scopeml computes with integer or float pixels"
+            )
         if array.dtype.kind in "OUS" or array.ndim == 0:  # a model, paths, a number
             swapped = " (the image comes first, then the model)" if hasattr(given, "spec") else ""
             raise InvalidImageError(
@@ -181,3 +194,48 @@ def names_of(names: Sequence[Any] | str | int | None) -> tuple[Any, ...] | None:
     if names is None:
         return None
     return tuple(names) if isinstance(names, Iterable) else (names,)
+
+
+def refuse_axes_of_open(image: Image, axes: str | None) -> None:
+    """``axes=`` with an image opened already: its axes were read when it was opened."""
+    if axes is not None:
+        from scopeml.errors import InvalidRequestError
+
+        where = f" ({image.path})" if image.path else ""
+        raise InvalidRequestError(
+            f"axes={axes!r} names a file's axes; this image{where} is open already: pass "
+            "the file's path with axes=, or open it with open_image(path, axes=...)"
+        )
+
+
+def open_training_pair(
+    image: Any,
+    labels: Any,
+    opened: ExitStack,
+    *,
+    axes: str | None = None,
+    scene: int | None = None,
+    channels: Any = None,
+) -> tuple[Image, Any]:
+    """One training image (a file, an ``Image`` or an array) as an ``Image``, its scene and
+    channels chosen, and its labels, a label file read by the one rule for label files (a
+    plain T×Y×X TIFF of a series is its time points). The pixel classifier and the U-Net read
+    their training pairs through it, so a file trains either the same way. Files opened here
+    are closed with ``opened``; labels given as an array or ``Image`` are returned as given."""
+    if isinstance(image, (str, PathLike)):
+        from scopeml.io import open_image
+
+        image = opened.enter_context(open_image(image, axes=axes, scene=scene))
+    else:
+        if not isinstance(image, Image):
+            image = image_of_array(image, axes)
+        else:
+            refuse_axes_of_open(image, axes)
+        image = image if scene is None else image.select_scene(scene)
+    if channels is not None:
+        image = image.select_channels(names_of(channels) or ())
+    if isinstance(labels, (str, PathLike)):
+        from scopeml.pixel._labels import open_training_labels
+
+        labels = opened.enter_context(open_training_labels(labels, image.sizes))
+    return image, labels

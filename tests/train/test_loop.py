@@ -241,17 +241,17 @@ def test_weight_average(nuclei_pair, tmp_path) -> None:
 def test_a_plane_trains_as_one_channel_and_wrong_shapes_say_what_is_expected(nuclei_pair, tmp_path):
     """A ``Y×X`` array is one channel, as ``segment`` reads it: the same run as ``1×Y×X``; other
     shapes are named with what was expected, and a missing checkpoint is a missing input."""
-    from scopeml.errors import InputNotFoundError
+    from scopeml.errors import InputNotFoundError, InvalidImageError
 
     image, labels = nuclei_pair
     config = TrainConfig(**{**TINY.to_dict(), "epochs": 1, "val_fraction": 0.0})
     plane = train_unet([image[0]], [labels], config, progress=False)
     stacked = train_unet([image], [labels], config, progress=False)
     assert plane.history == stacked.history
-    with pytest.raises(InvalidLabelsError, match=r"image 1 has shape \(2, 64, 64\); expected C×Y×X "
+    with pytest.raises(InvalidImageError, match=r"image 1 has shape \(2, 64, 64\); expected C×Y×X "
                        r"with C = 1, as image 0 \(or Y×X for one channel\)"):  # fmt: skip
         train_unet([image, np.stack([image[0]] * 2)], [labels] * 2, config, progress=False)
-    with pytest.raises(InvalidLabelsError, match=r"image 0 has shape \(1, 1, 64, 64\); expected "
+    with pytest.raises(InvalidImageError, match=r"image 0 has shape \(1, 1, 64, 64\); expected "
                        r"C×Y×X \(or Y×X for one channel\)"):  # fmt: skip
         train_unet([image[None]], [labels], config, progress=False)
     with pytest.raises(InputNotFoundError, match=r"gone.pt: no such checkpoint file"):

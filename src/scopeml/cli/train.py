@@ -83,7 +83,7 @@ def unet(
         batch_size=batch_size, epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr,
         cosine=cosine, ema=ema, batch_norm=batch_norm, init=init, warmup=warmup,
         val_fraction=val_fraction, patience=patience, seed=seed, augment=augment,
-        normalize=None if normalize is None or normalize.strip().lower() == "none" else normalize,
+        normalize=normalize,  # "none": raw values by choice (unwarned; the default warns)
     )  # fmt: skip
     pairs = pair_files(images, labels)
     pixels, label_images = read_pair_files(pairs, spatial_dims=config.spatial_dims)

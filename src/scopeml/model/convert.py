@@ -684,6 +684,24 @@ def _check_image_output(info: GraphInfo, model_type: ModelType | str, path: Path
         )
 
 
+#: Pixel extents (metres) above this are no microscope's: micrometres given as metres, say.
+MAX_PIXEL_METRES = 1e-3
+
+
+def _warn_implausible_scaling(scaling: Sequence[float] | None, path: Path) -> None:
+    """Warn when ``Scaling``, which is in metres, is too large for a microscope pixel: 0.5
+    meant as µm is 0.5 m, and a bioimage.io export shows it as 500000 µm."""
+    if scaling is None or all(float(size) <= MAX_PIXEL_METRES for size in scaling):
+        return
+    shown = ", ".join(f"{float(size) * 1e6:g} µm" for size in scaling)
+    warnings.warn(
+        f"{path.name}: Scaling {list(scaling)} is in metres per pixel: that is {shown}, no "
+        f"microscope's pixel; a pixel of 0.5 µm is 5e-07 (above {MAX_PIXEL_METRES:g} m warns)",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
+
+
 def _czann_metadata(
     info: GraphInfo,
     classes: Sequence[str] | None,
@@ -728,6 +746,7 @@ def _czann_metadata(
         output_shape = (*(size or 1 for size in out_spatial), channels)
     if classes is None:
         classes = default_classes(channels, model_type)
+    _warn_implausible_scaling(scaling, path)
     fields: dict[str, Any] = {
         "model_type": model_type,
         "input_shape": (*sizes, info.input_shape[-1]),

@@ -12,8 +12,12 @@ from typing import Any
 def inspect_model(model: str | PathLike[str]) -> dict[str, Any]:
     """Describe a model of any kind (a file, a package, a built-in name) without running it:
     ``path`` and ``format``; a container's or package's ``metadata``, ``graph``, ``engine``
-    (channels, classes, halo, tile step and shape), ``license`` and ``notes``; a classifier's
-    ``engine`` or ``classes`` and ``features``. ``scopeml model inspect --json`` prints it.
+    (channels, classes, halo, tile step and shape, normalisation), ``license`` and ``notes``;
+    a classifier's ``engine`` or ``classes`` and ``features``. ``scopeml model inspect
+    --json`` prints it.
+
+    Returns a JSON-ready ``dict`` with those keys (``engine["normalize"]``: the normalisation
+    the engine applies, ``None`` for raw values).
 
     >>> inspect_model("nuclei")["engine"]["classes"]
     ['background', 'nucleus', 'boundary']
@@ -89,6 +93,7 @@ def describe_model(path: Path, kind: str) -> dict[str, Any]:
         "halo": list(spec.halo),
         "tile_step": list(spec.tile_step),
         "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
+        "normalize": spec.normalize,
     }
     if hasattr(model, "feature_names"):
         description["features"] = f"{len(model.feature_names)} ({model.features.name})"
@@ -121,6 +126,7 @@ def describe(container: Any) -> dict[str, Any]:
             "tile_step": list(spec.tile_step),
             "tile_shape": list(spec.tile_shape) if spec.tile_shape else None,
             "pixel_size": list(spec.pixel_size) if spec.pixel_size else None,
+            "normalize": spec.normalize,
         }
     except IncompatibleModelError:
         engine = None

@@ -89,7 +89,8 @@ def model_spec(container: Container) -> ModelSpec:
     ``halo`` is ``MinOverlap`` (``BorderSize`` for legacy models) per spatial axis;
     ``tile_shape`` is the graph's fixed spatial input size (``None`` when the graph is dynamic,
     whatever ``InputShape`` says); ``tile_step`` comes from the graph's strides; ``pixel_size`` is
-    ``Scaling`` (x, y[, z] in metres) reordered to the spatial axes ``([Z,] Y, X)``.
+    ``Scaling`` (x, y[, z] in metres) reordered to the spatial axes ``([Z,] Y, X)``;
+    ``normalize`` is the policy the container records (a built-in twin's when it records none).
     """
     graph, meta = container.graph, container.metadata
     spatial = graph.spatial_dims
@@ -131,7 +132,8 @@ def model_spec(container: Container) -> ModelSpec:
             # scopeml's own model.json keys (scale auto's diameter …): they travel with the spec
             **{k: v for k, v in (meta.model_extra or {}).items() if k.startswith("ScopeML")},
         }
-        if getattr(meta, "normalize", None) is None and "ScopeMLObjectDiameter" not in extra:
+        normalize = meta.normalize  # scopeml's models record their policy: the spec says it
+        if normalize is None and "ScopeMLObjectDiameter" not in extra:
             normalize = _builtin_copy(container, extra)  # packed by czmodel, say: none recorded
     return ModelSpec(
         spatial_dims=spatial,

@@ -22,6 +22,11 @@ def validate_model(
     it; return the lines ``scopeml model validate`` prints (``warning: …`` for what loads but
     may trouble ZEN or the engine, then what it is and what it ran on).
 
+    ``time_budget``: seconds one run of the model may take before it is stopped (default
+    ``$SCOPEML_MODEL_TIME_BUDGET`` or 300; 0: none). ``memory_limit``: bytes the largest
+    tensor the graph makes for the probe tile (and a package's test input) may take (default
+    1 GiB or ``$SCOPEML_MODEL_MEMORY_LIMIT``): a hostile graph is refused before it runs.
+
     Raises the :class:`~scopeml.errors.ScopeMLError` of the first check that fails, naming
     the file (a timeout, a tensor over the memory limit, metadata the graph contradicts).
     """

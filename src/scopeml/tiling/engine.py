@@ -395,12 +395,9 @@ def segment_image(
             _execute(
                 batches, total, model, image, store, ctx, options, model_ref, image_ref, report
             )
-        except (KeyboardInterrupt, Cancelled):
+        except (KeyboardInterrupt, Cancelled) as err:
             if log_stop:
-                log.warning(
-                    "stopped; %d of %d tiles are written to %s: run again with --resume "
-                    "(resume=True) to finish", len(store.done()), len(plan), store.partial
-                )  # fmt: skip
+                _say_stopped(err, store, len(plan))
             raise
         _check_unchanged(image, identity, store.invalid_pixels())
         result = _publish(store, output, overwrite=options.overwrite, hold=hold,
@@ -413,6 +410,16 @@ def segment_image(
             result, [s.name for s in specs if s.name in tiffs], overwrite=options.overwrite
         )
     return result
+
+
+def _say_stopped(err: BaseException, store: OutputStore, tiles: int) -> None:
+    """Say how many tiles a stopped run kept and how to finish it: in the log, and in a
+    :class:`Cancelled`'s message (with ``.path``), for a caller that reads no log."""
+    kept = (f"{len(store.done())} of {tiles} tiles are written to {store.partial}: run again "
+            "with --resume (resume=True) to finish")  # fmt: skip
+    log.warning("stopped; %s", kept)
+    if isinstance(err, Cancelled):
+        err.kept(kept, path=store.partial)
 
 
 def _outputs_made(

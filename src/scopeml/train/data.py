@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scopeml.errors import InvalidLabelsError, InvalidRequestError
+from scopeml.errors import InvalidImageError, InvalidLabelsError, InvalidRequestError
 
 IGNORE = -1
 
@@ -218,14 +218,16 @@ def check_pairs(
     images: Sequence[np.ndarray], labels: Sequence[np.ndarray], spatial_dims: int
 ) -> None:
     """Raise if images are not ``C×[Z×]Y×X`` with one channel count, or labels do not match."""
-    if not images or len(images) != len(labels):
+    if not images:
+        raise InvalidImageError("no images given to train on")
+    if len(images) != len(labels):
         raise InvalidLabelsError(f"got {len(images)} images and {len(labels)} label images")
     channels = images[0].shape[0] if images[0].ndim == spatial_dims + 1 else None
     spatial = f"{'Z×' * (spatial_dims - 2)}Y×X"
     for index, (image, label) in enumerate(zip(images, labels, strict=True)):
         if image.ndim != spatial_dims + 1 or image.shape[0] != channels:
             same = f" with C = {channels}, as image 0" if channels is not None and index else ""
-            raise InvalidLabelsError(
+            raise InvalidImageError(
                 f"image {index} has shape {image.shape}; expected C×{spatial}{same} (or {spatial}"
                 " for one channel)"
             )

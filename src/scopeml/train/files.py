@@ -7,8 +7,11 @@ in 3-D; labels are ``[Z×]Y×X`` integers. Folders are paired by file stem.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,3 +140,92 @@ def _shape_problem(shape: tuple[int, ...], spatial: tuple[int, ...], image: Path
 
 def _by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in SUFFIXES}
+
+
+def training_arrays(
+    images: Sequence[Any], labels: Sequence[Any], *, spatial_dims: int = 2
+) -> tuple[list[Any], list[Any], list[tuple[str, str]] | None]:
+    """``train_unet``'s images and labels as arrays: files and ``Image`` objects read as the
+    pixel classifier reads them (:func:`~scopeml.inputs.open_training_pair`), arrays as given;
+    with the ``(image, labels)`` names to show when any came from a file (else ``None``).
+
+    One image given where a list is expected is refused: an array's first axis would be taken
+    as the list of images (rows for images), a path's letters likewise.
+    """
+    from scopeml.io.image import Image
+
+    for given, what, error in ((images, "images", InvalidImageError),
+                               (labels, "labels", InvalidLabelsError)):  # fmt: skip
+        if isinstance(given, (np.ndarray, str, os.PathLike, Image)):
+            raise error(
+                f"{what} must be a list (one entry per image); got one "
+                f"{type(given).__name__}{_shown_shape(given)}: pass [image], [labels]"
+            )
+    images, labels = list(images), list(labels)
+    if not any(_is_read(one) for one in (*images, *labels)):
+        return images, labels, None
+    out_images, out_labels, names = [], [], []
+    for index, (image, label) in enumerate(zip(images, labels, strict=False)):
+        with contextlib.ExitStack() as opened:
+            pixels, its = _read_pair(image, label, opened, spatial_dims, index)
+            out_images.append(pixels)
+            out_labels.append(its)
+        names.append((_name_of(image, f"image {index}"), _name_of(label, f"labels {index}")))
+    # a count mismatch is check_pairs's to say; the pairs read are those zip made
+    out_images += images[len(out_images) :]
+    out_labels += labels[len(out_labels) :]
+    return out_images, out_labels, names if len(images) == len(labels) else None
+
+
+def _shown_shape(given: Any) -> str:
+    shape = getattr(given, "shape", None)
+    return f" of shape {tuple(shape)}" if shape is not None and not isinstance(given, str) else ""
+
+
+def _is_read(source: Any) -> bool:
+    from scopeml.io.image import Image
+
+    return isinstance(source, (str, os.PathLike, Image))
+
+
+def _name_of(source: Any, default: str) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return os.fspath(getattr(source, "path", None) or default)
+
+
+def _read_pair(
+    image: Any, labels: Any, opened: contextlib.ExitStack, spatial_dims: int, index: int
+) -> tuple[Any, Any]:
+    """One pair as ``C×[Z×]Y×X`` pixels and ``[Z×]Y×X`` labels, read whole."""
+    from scopeml.inputs import open_training_pair
+    from scopeml.io.image import Image
+
+    if not _is_read(image):
+        image = np.asarray(image)
+        if image.ndim not in (spatial_dims, spatial_dims + 1) or not _is_read(labels):
+            return image, labels  # as given: check_pairs says what is wrong with it
+        axes = "C" * (image.ndim > spatial_dims) + "ZYX"[3 - spatial_dims :]
+        image, labels = open_training_pair(image, labels, opened, axes=axes)
+    else:
+        image, labels = open_training_pair(image, labels, opened)
+    pixels = _one_volume(image, spatial_dims, _name_of(image, f"image {index}"), InvalidImageError)
+    if isinstance(labels, Image):
+        name = _name_of(labels, f"labels {index}")
+        labels = _one_volume(labels, spatial_dims, name, InvalidLabelsError)[0]
+    return pixels, labels
+
+
+def _one_volume(image: Any, spatial_dims: int, name: str, error: type[Exception]) -> np.ndarray:
+    """An ``Image``'s pixels as ``C×[Z×]Y×X``, refusing what a U-Net does not train on."""
+    sizes = image.sizes
+    extra = [f"{sizes[a]} {w}" for a, w in (("S", "scenes"), ("T", "time points")) if sizes[a] > 1]
+    if spatial_dims == 2 and sizes["Z"] > 1:
+        extra.append(f"{sizes['Z']} Z planes (TrainConfig(spatial_dims=3) trains on Z×Y×X)")
+    if extra:
+        raise error(
+            f"{name}: has {', '.join(extra)}; a U-Net trains on one {'Z×' * (spatial_dims - 2)}"
+            "Y×X image per entry: give each as its own entry"
+        )
+    pixels = np.asarray(image.read())[0, 0]
+    return pixels if spatial_dims == 3 else pixels[:, 0]

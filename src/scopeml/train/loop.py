@@ -19,15 +19,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from scopeml.errors import InvalidRequestError, find_stack_level, summarize
+from scopeml.errors import InvalidImageError, InvalidRequestError, find_stack_level, summarize
 from scopeml.inputs import names_of
+from scopeml.io.image import Image
 from scopeml.io.nonfinite import replace_nonfinite
 from scopeml.progress import Progress, ProgressCallback, ProgressEvent, as_progress
 from scopeml.train.checkpoint import load_checkpoint, save_checkpoint
@@ -47,6 +48,8 @@ from scopeml.train.metrics import class_scores, confusion_matrix
 from scopeml.train.unet import ChannelsLastClassifier, Normalize, UNet, he_init
 
 VAL_BLOCK = 256
+#: What train_unet takes per image or label image: an array, a file or an ``Image``.
+TrainingSource: TypeAlias = "np.ndarray | str | os.PathLike[str] | Image"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class TrainConfig:
     ``normalize`` (e.g. ``"percentile:1,99.8"``) normalises every image over its whole extent,
     as the engine does, and is recorded in the exported container instead of fixed training
     statistics: the model then works on any intensity range. ``None`` bakes the training
-    set's mean/std into the graph (raw values in, as ZEN feeds a czann model).
+    set's mean/std into the graph (raw values in, as ZEN feeds a czann model), with a warning
+    for integer images; ``"none"`` does the same by choice, unwarned.
     """
 
     depth: int = 2
@@ -166,7 +170,7 @@ class TrainResult:
     @property
     def normalize_policy(self) -> str | None:
         """The global normalisation the exported container must record (``None``: baked in)."""
-        return self.config.normalize
+        return None if _raw(self.config.normalize) else self.config.normalize
 
     def classifier(self) -> ChannelsLastClassifier:
         """The exportable module: raw channels-last pixels in, probabilities out (eval mode)."""
@@ -199,8 +203,8 @@ def masked_loss(
 
 
 def train_unet(
-    images: Sequence[np.ndarray],
-    labels: Sequence[np.ndarray],
+    images: Sequence[TrainingSource],
+    labels: Sequence[TrainingSource],
     config: TrainConfig | None = None,
     *,
     classes: Sequence[str] | None = None,
@@ -216,11 +220,14 @@ def train_unet(
     Parameters
     ----------
     images
+        A list, one entry per image: arrays, files or ``Image`` objects (files are read as
+        :func:`~scopeml.train_pixel_classifier` reads them; one scene and time point each).
         NaN or infinite pixels (in any channel) are left out of the loss, with one warning per
         image, and are 0 for the network, as ``segment`` feeds them.
     labels
-        Dense: the class index of every pixel (0 = background). ``sparse=True``: 0 = unlabelled
-        (ignored by the loss), ``k`` = class ``k - 1``. Checked first
+        A list as long as ``images``: arrays, label files or ``Image`` objects. Dense: the
+        class index of every pixel (0 = background). ``sparse=True``: 0 = unlabelled (ignored
+        by the loss), ``k`` = class ``k - 1``. Checked first
         (:func:`~scopeml.train.labels.check_training_labels`): an instance mask or an image
         given as labels, gaps in the class numbers or one class only are refused; dense labels
         almost all 0 are warned about (scribbles without ``sparse``).
@@ -248,6 +255,15 @@ def train_unet(
 
     A training loss that becomes NaN or infinite stops training with an
     :class:`~scopeml.errors.InvalidRequestError` (the checkpoint keeps the last finite epoch).
+
+    Returns
+    -------
+    TrainResult
+        ``net`` (the kept weights) with its fixed ``normalize`` and ``classes``; ``config``;
+        ``history`` (one dict per epoch: ``loss``, and with validation images ``val_loss``,
+        per-class ``val_iou_k``/``val_f1_k``, ``val_mean_iou``); ``exported_epoch`` (whose
+        weights ``net`` holds), ``stopped_early``, ``resumed_epochs``, ``validation`` (what
+        was held out, in words). ``.save(path)`` writes the ``.czann`` to segment with.
 
     Examples
     --------
@@ -345,8 +361,8 @@ def _weight_average(net: UNet, decay: float) -> AveragedModel:
 
 
 def _prepared(
-    images: Sequence[np.ndarray],
-    labels: Sequence[np.ndarray],
+    images: Sequence[TrainingSource],
+    labels: Sequence[TrainingSource],
     config: TrainConfig,
     classes: Sequence[str] | str | None,
     sparse: bool,
@@ -354,7 +370,12 @@ def _prepared(
 ) -> tuple[list[np.ndarray], list[np.ndarray], tuple[str, ...], list[str]]:
     """Images (``C×[Z×]Y×X``) and loss targets after checking them, the class names (given,
     or ``background, class 1, …`` up to the largest label), and the images' names."""
-    images = [with_channel_axis(np.asarray(image), config.spatial_dims) for image in images]
+    from scopeml.train.files import training_arrays
+
+    images, labels, read = training_arrays(images, labels, spatial_dims=config.spatial_dims)
+    files = files if files is not None else read
+    dims = config.spatial_dims
+    images = [with_channel_axis(_pixels(image, i), dims) for i, image in enumerate(images)]
     labels = [np.asarray(label) for label in labels]
     check_pairs(images, labels, config.spatial_dims)
     if files is not None and len(files) != len(images):
@@ -373,6 +394,17 @@ def _prepared(
     for image, target, name in zip(images, targets, names, strict=True):
         _leave_out_nonfinite(image, target, name)
     return images, targets, classes, names
+
+
+def _pixels(image: Any, index: int) -> np.ndarray:
+    """An image given as an array (or nested lists) as numpy, refusing what holds no pixels."""
+    pixels = np.asarray(image)
+    if pixels.dtype.kind not in "biuf":
+        raise InvalidImageError(
+            f"image {index} pixels are {pixels.dtype}; scopeml computes with integer or float "
+            f"pixels (a {type(image).__name__} was given)"
+        )
+    return pixels
 
 
 def _leave_out_nonfinite(image: np.ndarray, target: np.ndarray, name: str) -> None:
@@ -421,7 +453,8 @@ def _training_data(
     if not keep:
         raise InvalidRequestError("no labelled pixels left for training after the validation split")
     train_x, train_y = [train_x[i] for i in keep], [train_y[i] for i in keep]
-    if config.normalize is None:  # statistics of the finite pixels; the others are 0, raw
+    if _raw(config.normalize):  # statistics of the finite pixels; the others are 0, raw
+        _warn_baked_statistics(images, config.normalize)
         mean, std = channel_statistics(train_x)
     else:  # NaN or infinite pixels are left out of the statistics, then 0, as segment does
         n_channels = images[0].shape[0]
@@ -431,6 +464,29 @@ def _training_data(
     train_x = [replace_nonfinite(x)[0] for x in train_x]
     val_x = [replace_nonfinite(x)[0] for x in val_x]
     return train_x, train_y, val_x, val_y, mean, std
+
+
+def _raw(policy: str | None) -> bool:
+    """Whether ``normalize`` leaves the pixels raw: ``None`` (the default) or ``"none"``."""
+    return policy is None or policy.strip().lower() == "none"
+
+
+def _warn_baked_statistics(images: list[np.ndarray], policy: str | None) -> None:
+    """Warn once when integer images train without a normalisation policy by default: the
+    training set's mean/std are then baked into the graph, and a model trained on one
+    camera's counts finds nothing on another's. ``normalize="none"`` chooses it, unwarned."""
+    kinds = sorted({str(x.dtype) for x in images if np.issubdtype(x.dtype, np.integer)})
+    if policy is not None or not kinds:
+        return
+    warnings.warn(
+        f"the images are {', '.join(kinds)} and no normalisation is chosen: their mean/std are "
+        "baked into the model, which then fits only images of this intensity range; "
+        "TrainConfig(normalize='percentile:1,99.8') (--normalize percentile:1,99.8) records "
+        "a whole-image normalisation that segment applies to any image "
+        "(normalize='none' keeps the baked statistics without this warning)",
+        UserWarning,
+        stacklevel=find_stack_level(),
+    )
 
 
 def _class_weight(config: TrainConfig, classes: tuple[str, ...]) -> torch.Tensor | None:

@@ -66,6 +66,13 @@ def export_bioimageio(
         cover, as bioimage.io's FAIR checks ask (its first scene and time point, a 2-D model the
         middle plane of a stack; the model's channels; at least the test input's size).
         ``None``: smooth random pixels.
+    seed, overwrite
+        The seed of the random test input; replace an existing ``output``.
+
+    Returns
+    -------
+    Path
+        ``output``: a package bioimage.io's tools validate, that scopeml imports back.
 
     Notes
     -----

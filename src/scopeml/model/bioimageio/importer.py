@@ -60,6 +60,13 @@ def import_bioimageio(
     ``time_budget`` and ``memory_limit`` are those runs' (``None``: the defaults, as
     ``validate`` has them).
 
+    Returns
+    -------
+    Path
+        ``output``, a czann recording the package's normalisation, if any
+        (``ScopeMLNormalize``), which ``segment`` applies and :func:`~scopeml.open_model`
+        reports as ``spec.normalize``.
+
     Raises
     ------
     InvalidContainerError
