@@ -1135,7 +1135,8 @@ def _classes_of(source: LabelSource) -> tuple[str, ...]:
         from scopeml.io.omezarr import label_classes
 
         names = label_classes(path) or label_classes(Path(path) / "0") or []  # 0: a scene
-        return tuple(names) if names and all(names) else ()
+        classes = names and all(names) and len(set(names)) == len(names)  # not objects' kinds
+        return tuple(names) if classes else ()
     return ()
 
 
@@ -1841,6 +1842,13 @@ def paint_objects(
     objects = _as_segmentation(objects)
     if isinstance(objects, Segmentation) and INSTANCES in objects.outputs:
         objects = objects.instances
+    if _classes_of(objects):  # each class would be painted as one "object"
+        from scopeml.errors import InvalidRequestError
+
+        raise InvalidRequestError(
+            "these are class labels, not objects: paint the objects their table was measured "
+            "from (label_objects / objects label --class, or segment with instances)"
+        )
     path = table if isinstance(table, (str, os.PathLike)) else None
     return paint_image(
         _as_label_image(objects, axes), _as_table(table), output, column=column,

@@ -59,7 +59,8 @@ def test_a_closed_widget_stops_listening_though_none_is_opened_again(viewer, qtb
     assert not widget.busy and not widget.live.isChecked()
 
 
-def test_live_an_undo_retrains_without_the_stroke_undone(viewer, qtbot):
+def test_live_an_undo_retrains_without_the_stroke_undone(viewer, qtbot, monkeypatch):
+    from scopeml.napari import pixel_widget
     from scopeml.napari.pixel_widget import SCRIBBLES
 
     blobs(viewer)
@@ -81,6 +82,11 @@ def test_live_an_undo_retrains_without_the_stroke_undone(viewer, qtbot):
     model = widget.model
     scribbles.refresh()  # a refresh changing nothing trains nothing
     assert not widget.busy and widget.model is model
+    sums = []  # nor checksums the scribbles again: a slider step sends set_data on each tick
+    monkeypatch.setattr(pixel_widget, "_digest", lambda data: sums.append(1) or (0, 0))
+    for _ in range(3):
+        scribbles.refresh()
+    assert sums == [] and widget.model is model
 
 
 def test_the_preview_lies_under_the_scribbles(viewer, qtbot):

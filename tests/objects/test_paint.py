@@ -111,3 +111,64 @@ def test_a_table_that_does_not_fit_is_refused_naming_it(tmp_path, capsys, table,
     err_text = capsys.readouterr().err.strip()
     assert err_text.startswith("error: ") and "t.csv" in err_text and problem in err_text
     assert "Traceback" not in err_text and len(err_text.splitlines()) == 1
+
+
+def test_class_labels_are_refused_as_objects_and_objects_kinds_are_no_classes(tmp_path):
+    """A painted image (or a store's class labels) given back as objects would paint each class
+    as one object; an instance store whose properties name each object's kind is objects."""
+    labels = np.array([[1, 1, 0, 2], [3, 3, 0, 2]], np.uint16)
+    table = pd.DataFrame({"label": [1, 2, 3], "class": ["a", "b", "a"]})
+    painted = tmp_path / "p.ome.zarr"
+    sm.paint_objects(labels, table, painted)
+    with pytest.raises(sm.ScopeMLError, match="these are class labels, not objects"):
+        sm.paint_objects(painted, table, tmp_path / "again.ome.zarr")
+    import zarr
+
+    from scopeml.io.omezarr import mark_label_image
+
+    kinds = tmp_path / "cells.ome.zarr"  # another tool's objects, each with its kind
+    sm.filter_objects(labels, kinds)
+    group = zarr.open_group(str(kinds), mode="r+")
+    mark_label_image(group, ["cell", "cell", "cell"])
+    assert len(sm.measure_objects(kinds)) == 3
+
+
+def test_big_ids_planes_and_class_names_are_taken_exactly(tmp_path):
+    big = 2**53 + 1  # a float would make it 2**53
+    labels = np.array([[0, 5], [big, big]], np.uint64)
+    table = pd.DataFrame({"label": np.array([5, big], np.uint64), "class": ["10", "2"]})
+    out = sm.paint_objects(labels, table, tmp_path / "p.ome.zarr")
+    assert out.read()[0, 0, 0, 0].tolist() == [[0, 2], [1, 1]]  # "2" before "10", as numbers
+    assert label_classes(tmp_path / "p.ome.zarr") == ["2", "10"]
+    frames = np.stack([labels.astype(np.uint16) % 7] * 2)
+    with pytest.raises(sm.ScopeMLError, match="a t value is not one of the labels"):
+        sm.paint_objects(frames, pd.DataFrame({"label": [5], "class": ["a"], "t": [0.5]}),
+                         tmp_path / "t.ome.zarr", axes="TYX")  # fmt: skip
+    for classes in ([], ["a", ""]):
+        with pytest.raises(sm.ScopeMLError, match="classes: a class without a name"):
+            sm.paint_objects(labels, table, tmp_path / "c.ome.zarr", classes=classes)
+
+
+def test_a_table_without_t_paints_every_time_point_from_one_lookup(tmp_path, monkeypatch):
+    """An objects store's ids are unique over its time points: a table without ``t`` serves
+    them all, each row once (not a copy per time point), and objects the table lacks are
+    counted over the whole series, up to the cap."""
+    import scopeml.objects.paint as paint
+
+    movie = np.zeros((3, 4, 6), np.uint16)
+    movie[0, :2, :2], movie[1, 2:, :2], movie[2, :2, 3:] = 1, 2, 3
+    movie[:, 3, 5] = [7, 8, 9]  # one object per frame that the table lacks
+    table = pd.DataFrame({"label": [1, 2, 3], "class": ["x", "y", "x"]})
+    made = []
+    monkeypatch.setattr(paint, "_Lookup", lambda *a: made.append(a) or _real_lookup(*a))
+    with pytest.warns(UserWarning, match=r"the labels: 3 objects not in the table"):
+        out = sm.paint_objects(movie, table, tmp_path / "m.ome.zarr", axes="TYX")
+    assert len(made) == 1
+    expected = np.select([movie == 1, movie == 2, movie == 3], [1, 2, 1], 0)
+    np.testing.assert_array_equal(out.read()[0, :, 0, 0], expected)
+    monkeypatch.setattr(paint, "MISSING_KEPT", 2)
+    with pytest.warns(UserWarning, match=r"the labels: ≥ 2 objects not in the table"):
+        sm.paint_objects(movie, table, tmp_path / "n.ome.zarr", axes="TYX")
+
+
+from scopeml.objects.paint import _Lookup as _real_lookup  # noqa: E402

@@ -176,6 +176,13 @@ def _digest(labels: Any) -> tuple[Any, int]:
     return labels.shape, zlib.crc32(labels.view(np.uint8).reshape(-1))
 
 
+def _history_mark(layer: Any) -> tuple[int, int] | None:
+    """The lengths of a labels layer's undo and redo histories, which every stroke, undo and
+    redo changes (``None`` where napari has none): a cheap test before a checksum."""
+    undo, redo = getattr(layer, "_undo_history", None), getattr(layer, "_redo_history", None)
+    return None if undo is None or redo is None else (len(undo), len(redo))
+
+
 def _below_scribbles(layers: Any, name: str) -> None:
     """Move the layer ``name`` just under the scribbles: over them it hid the strokes."""
     names = [layer.name for layer in layers]
@@ -213,6 +220,7 @@ class PixelClassifierWidget(QWidget):
         self._started = 0.0
         self.last_region: dict[str, tuple[int, int]] | None = None
         self._trained_on: tuple[Any, int] | None = None  # the scribbles' _digest at Train
+        self._history: tuple[int, int] | None = None  # their _history_mark when last checked
         self._scribbles_removed = False  # by the user: said when made anew
 
         self.image_choice = LayerChoice(napari_viewer, napari.layers.Image)
@@ -653,7 +661,12 @@ class PixelClassifierWidget(QWidget):
                 return
             if SCRIBBLES not in self.viewer.layers:
                 return
-            if _digest(self.viewer.layers[SCRIBBLES].data) != self._trained_on:
+            layer = self.viewer.layers[SCRIBBLES]
+            mark = _history_mark(layer)  # a slider step sends set_data too: no checksum then
+            if mark is not None and mark == self._history:
+                return
+            self._history = mark
+            if _digest(layer.data) != self._trained_on:
                 self.train(then_preview=True)
 
     def _on_dims(self, *_: Any) -> None:

@@ -54,34 +54,57 @@ def class_column(table: pd.DataFrame, column: str | None) -> str:
     return found[0]
 
 
-class _Lookup:
-    """One plane's objects: their ids sorted, each one's class value (0: none) and row of the
-    table, whose ``seen`` (shared by every plane) it marks as it finds them in the image."""
+class _Tally:
+    """What painting met over every plane: the table's rows found in the image, and how many
+    of the image's objects the table lacks (ids kept per lookup, :data:`MISSING_KEPT` in all,
+    then counted as "at least")."""
 
-    def __init__(self, ids: np.ndarray, values: np.ndarray, rows: np.ndarray, seen: np.ndarray):
+    def __init__(self, rows: int) -> None:
+        self.seen = np.zeros(rows, bool)
+        self.missing = 0
+        self.full = False
+
+
+class _Lookup:
+    """Objects of some planes (one, or every plane where the table does not say which): their
+    ids sorted, each one's class value (0: none) and row of the table."""
+
+    def __init__(self, ids: np.ndarray, values: np.ndarray, rows: np.ndarray, tally: _Tally):
         order = np.argsort(ids, kind="stable")
-        self.ids, self.values, self.rows, self.seen = ids[order], values[order], rows[order], seen
+        self.ids, self.values, self.rows = ids[order], values[order], rows[order]
+        self.tally = tally
         self.missing = np.zeros(0, np.uint64)  # ids of the image's objects not in the table
 
     def paint(self, labels: np.ndarray, dtype: np.dtype) -> np.ndarray:
         flat = labels.reshape(-1).astype(np.uint64)
-        if not len(self.ids):
-            self.missing = np.union1d(self.missing, flat[flat > 0])[:MISSING_KEPT]
-            return np.zeros(labels.shape, dtype)
-        at = np.minimum(np.searchsorted(self.ids, flat), len(self.ids) - 1)
-        hit = self.ids[at] == flat
-        self.seen[self.rows[at[hit]]] = True
-        if self.missing.size < MISSING_KEPT:
+        at = np.minimum(np.searchsorted(self.ids, flat), max(len(self.ids) - 1, 0))
+        hit = self.ids[at] == flat if len(self.ids) else np.zeros(flat.shape, bool)
+        self.tally.seen[self.rows[at[hit]]] = True
+        if not self.tally.full:
+            before = self.missing.size
             self.missing = np.union1d(self.missing, flat[~hit & (flat > 0)])
-        return np.where(hit, self.values[at], 0).astype(dtype).reshape(labels.shape)
+            self.tally.missing += self.missing.size - before
+            self.tally.full = self.tally.missing >= MISSING_KEPT
+        out = np.where(hit, self.values[at] if len(self.ids) else 0, 0)
+        return out.astype(dtype).reshape(labels.shape)
 
 
 class _Painted:
-    """The 6-D class image of ``labels``, read lazily: each plane through its lookup."""
+    """The 6-D class image of ``labels``, read lazily: each plane through its lookup, keyed by
+    its scene and time point where the table says them (``by``), else shared (-1)."""
 
-    def __init__(self, labels: Image, lookups: dict[tuple[int, int], _Lookup], dtype: Any):
-        self.labels, self.lookups = labels, lookups
+    def __init__(self, labels: Image, lookups: dict[tuple[int, int], _Lookup],
+                 by: tuple[bool, bool], tally: _Tally, dtype: Any) -> None:  # fmt: skip
+        self.labels, self.lookups, self.by, self.tally = labels, lookups, by, tally
         self.shape, self.dtype = labels.shape, np.dtype(dtype)
+
+    def lookup(self, scene: int, time: int) -> _Lookup:
+        key = (scene if self.by[0] else -1, time if self.by[1] else -1)
+        if key not in self.lookups:  # a plane the table has no rows of
+            none = np.zeros(0, np.uint64)
+            self.lookups[key] = _Lookup(none, none.astype(np.int64), none.astype(np.intp),
+                                        self.tally)  # fmt: skip
+        return self.lookups[key]
 
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         block = np.asarray(self.labels.data[key])
@@ -89,7 +112,7 @@ class _Painted:
         scenes, times = (range(*k.indices(n)) for k, n in zip(key[:2], self.shape, strict=False))
         for i, scene in enumerate(scenes):
             for j, time in enumerate(times):
-                out[i, j] = self.lookups[scene, time].paint(block[i, j], self.dtype)
+                out[i, j] = self.lookup(scene, time).paint(block[i, j], self.dtype)
         return out
 
 
@@ -127,43 +150,62 @@ def paint_image(
     from scopeml.objects.images import check_label_image, check_store_name
 
     check_store_name(output)
+    if Path(output).exists() and not overwrite:
+        raise InvalidRequestError(
+            "output exists; pass --overwrite (overwrite=True) to replace it", path=output
+        )
     check_label_image(labels)
+    given = _given_classes(classes)
     try:
         column = class_column(table, column)
-        names = _class_names(table[column], classes, column)
-        lookups = _lookups(labels, table, column, names)
+        names = _class_names(table[column], given, column)
+        tally = _Tally(len(table))
+        lookups, by = _lookups(labels, table, column, names, tally)
     except InvalidRequestError as err:  # the table's fault: named, as a file or "the table"
         problem = err.problem if table_path else f"the table: {err.problem}"
         raise InvalidRequestError(problem, path=table_path) from None
     dtype = np.uint8 if len(names) < 2**8 else np.uint16
-    painted = Image(_Painted(labels, lookups, dtype), pixel_sizes=labels.pixel_sizes,
+    painted = Image(_Painted(labels, lookups, by, tally, dtype), pixel_sizes=labels.pixel_sizes,
                     path=labels.path)  # fmt: skip
     painted.scene_names = labels.scene_names
     tiles = {"Y": tile_size, "X": tile_size} if tile_size else {}
     write_ome_zarr(output, painted, chunks={"Z": 1, **tiles}, labels=True, classes=names,
                    overwrite=overwrite, progress=progress, stage="paint")  # fmt: skip
-    _warn_unmatched(lookups, labels, Path(table_path).name if table_path else "the table")
+    _warn_unmatched(tally, labels, Path(table_path).name if table_path else "the table")
     return open_image(output)
 
 
-def _class_names(values: pd.Series, classes: Sequence[str] | None, column: str) -> list[str]:
-    """The classes in their label values' order: ``classes`` (each of the table's among
-    them), else the table's own, sorted; then :data:`UNCLASSIFIED` for rows without one."""
-    found = sorted({str(v) for v in values.dropna() if str(v).strip()})
-    empty = bool(values.isna().any() or (values.astype(str).str.strip() == "").any())
+def _given_classes(classes: Sequence[str] | None) -> list[str] | None:
+    """The classes given (``--classes``), checked: named, each once."""
     if classes is None:
-        names = found
-    else:
-        names = [str(c) for c in classes]
-        if len(set(names)) < len(names):
-            raise InvalidRequestError(f"classes: a class is named twice ({', '.join(names)})")
-        unknown = [c for c in found if c not in names]
+        return None
+    names = [str(c) for c in classes]
+    if not names or not all(n.strip() for n in names):
+        raise InvalidRequestError(f"classes: a class without a name ({', '.join(names)!r})")
+    if len(set(names)) < len(names):
+        raise InvalidRequestError(f"classes: a class is named twice ({', '.join(names)})")
+    return names
+
+
+def _class_names(values: pd.Series, given: list[str] | None, column: str) -> list[str]:
+    """The classes in their label values' order: ``given`` (each of the table's among them),
+    else the table's own, sorted (as numbers where all are: 2 before 10); then
+    :data:`UNCLASSIFIED` for rows without one."""
+    found = {str(v) for v in values.dropna() if str(v).strip()}
+    empty = bool(values.isna().any() or (values.astype(str).str.strip() == "").any())
+    try:
+        names = sorted(found, key=float)
+    except ValueError:
+        names = sorted(found)
+    if given is not None:
+        unknown = [c for c in names if c not in given]
         if unknown:
             raise InvalidRequestError(
                 f"its {column} column has classes not among those given: "
                 f"{', '.join(unknown[:5])}{' …' if len(unknown) > 5 else ''} "
-                f"(given: {', '.join(names)})"
+                f"(given: {', '.join(given)})"
             )
+        names = list(given)
     if empty and UNCLASSIFIED not in names:
         names.append(UNCLASSIFIED)
     if len(names) >= 2**16:
@@ -172,43 +214,45 @@ def _class_names(values: pd.Series, classes: Sequence[str] | None, column: str) 
 
 
 def _lookups(
-    labels: Image, table: pd.DataFrame, column: str, names: list[str]
-) -> dict[tuple[int, int], _Lookup]:
-    """Each ``(scene, time point)`` of ``labels``: its objects' class values from the rows of
-    the same ``scene`` and ``t`` where the labels have several (and the table says), else
-    from every row (an objects store's ids are unique over its time points)."""
+    labels: Image, table: pd.DataFrame, column: str, names: list[str], tally: _Tally
+) -> tuple[dict[tuple[int, int], _Lookup], tuple[bool, bool]]:
+    """The table's objects by ``(scene, time point)``, where the labels have several and the
+    table says which (``by``), else in one lookup for every plane (an objects store's ids are
+    unique over its time points): each row once, whatever the planes."""
+    ids = _ids(table)
+    value_of = {name: value for value, name in enumerate(names, 1)}
+    none = value_of.get(UNCLASSIFIED, 0)
+    values = table[column].map(
+        lambda v: value_of.get(str(v), none) if pd.notna(v) and str(v).strip() else none
+    )
+    scenes = _plane_numbers(labels.sizes["S"], table, "scene")
+    times = _plane_numbers(labels.sizes["T"], table, "t")
+    frame = pd.DataFrame({"label": ids, "S": scenes, "T": times})
+    twice = frame.duplicated(["S", "T", "label"])
+    if twice.any():
+        raise InvalidRequestError(f"object {frame['label'][twice].iloc[0]} has two rows")
+    values = values.to_numpy(np.int64)
+    lookups = {
+        (int(s), int(t)): _Lookup(ids[rows], values[rows], rows, tally)
+        for (s, t), rows in frame.groupby(["S", "T"]).indices.items()
+    }
+    return lookups, (bool((scenes >= 0).any()), bool((times >= 0).any()))
+
+
+def _ids(table: pd.DataFrame) -> np.ndarray:
+    """The objects' ids (``label``, else ``object_id``) as ``uint64``: exact when stored as
+    integers, whatever their size."""
     id_column = next((c for c in ID_COLUMNS if c in table.columns), None)
     if id_column is None:
         raise InvalidRequestError("no label column (the objects' ids; an analysis's object_id)")
-    ids = pd.to_numeric(table[id_column], errors="coerce").to_numpy(np.float64)
-    if not (np.isfinite(ids).all() and (ids == np.round(ids)).all() and (ids > 0).all()):
+    given = table[id_column]
+    if pd.api.types.is_integer_dtype(given) and (given > 0).all():
+        return given.to_numpy().astype(np.uint64)
+    ids = pd.to_numeric(given, errors="coerce").to_numpy(np.float64)
+    whole = np.isfinite(ids).all() and (ids == np.round(ids)).all() and (ids > 0).all()
+    if not whole or (ids > 2**53).any():  # beyond, a float is no exact id
         raise InvalidRequestError(f"a {id_column} is not an object id (1, 2, …)")
-    value_of = {name: value for value, name in enumerate(names, 1)}
-    none = value_of.get(UNCLASSIFIED, 0)
-    classes = table[column].map(
-        lambda v: value_of.get(str(v), none) if pd.notna(v) and str(v).strip() else none
-    )
-    keys = {}
-    for axis, name in (("S", "scene"), ("T", "t")):
-        keys[axis] = _plane_numbers(labels.sizes[axis], table, name)
-    frame = pd.DataFrame({"label": ids.astype(np.uint64), "value": classes.to_numpy(),
-                          "S": keys["S"], "T": keys["T"]})  # fmt: skip
-    twice = frame.duplicated(["S", "T", "label"])
-    if twice.any():
-        row = frame[twice].iloc[0]
-        raise InvalidRequestError(f"object {int(row['label'])} has two rows")
-    seen = np.zeros(len(frame), bool)
-    lookups = {}
-    for scene in range(labels.sizes["S"]):
-        for time in range(labels.sizes["T"]):
-            rows = np.flatnonzero(frame["S"].isin([scene, -1]) & frame["T"].isin([time, -1]))
-            lookups[scene, time] = _Lookup(
-                frame["label"].to_numpy(np.uint64)[rows],
-                frame["value"].to_numpy(np.int64)[rows],
-                rows,
-                seen,
-            )
-    return lookups
+    return ids.astype(np.uint64)
 
 
 def _plane_numbers(size: int, table: pd.DataFrame, name: str) -> np.ndarray:
@@ -222,21 +266,22 @@ def _plane_numbers(size: int, table: pd.DataFrame, name: str) -> np.ndarray:
             )
         return np.full(len(table), -1, np.int64)
     numbers = pd.to_numeric(table[name], errors="coerce").to_numpy(np.float64)
-    if not (np.isfinite(numbers).all() and ((numbers >= 0) & (numbers < size)).all()):
+    whole = np.isfinite(numbers).all() and (numbers == np.round(numbers)).all()
+    if not (whole and ((numbers >= 0) & (numbers < size)).all()):
         raise InvalidRequestError(f"a {name} value is not one of the labels' (0–{size - 1})")
     return numbers.astype(np.int64)
 
 
-def _warn_unmatched(lookups: dict[tuple[int, int], _Lookup], labels: Image, table_name: str):
+def _warn_unmatched(tally: _Tally, labels: Image, table_name: str) -> None:
     """Say what was left unpainted: objects of the image not in the table, and rows naming
     no object of the image (the table of other labels?)."""
-    missing = sum(int(lookup.missing.size) for lookup in lookups.values())
-    if missing:
-        more = "≥ " if missing >= MISSING_KEPT else ""
+    if tally.missing:
+        more = "≥ " if tally.full else ""
         where = Path(labels.path).name if labels.path else "the labels"
-        warnings.warn(f"{where}: {more}{count(missing, 'object')} not in {table_name}: left "
-                      "as background (0)", UserWarning, stacklevel=find_stack_level())  # fmt: skip
-    unseen = int(np.count_nonzero(~next(iter(lookups.values())).seen))
+        said = f"{more}{count(tally.missing, 'object')} not in {table_name}"
+        warnings.warn(f"{where}: {said}: left as background (0)", UserWarning,
+                      stacklevel=find_stack_level())  # fmt: skip
+    unseen = int(np.count_nonzero(~tally.seen))
     if unseen:
         warnings.warn(f"{table_name}: {count(unseen, 'row')} name objects the image does not "
                       "have: is it the table of these labels?", UserWarning,
