@@ -127,7 +127,7 @@ def segment(
     blend: bool | None = None,
     normalize: str | None = None,
     probability_dtype: str | None = None,
-    scene: int | None = None,
+    scene: int | str | None = None,
     axes: str | None = None,
     channels: Sequence[int | str] | int | str | None = None,
     scale: float | str | AutoScale | None = None,
@@ -255,12 +255,12 @@ def segment(
         "outputs": outputs, "tile_size": tile_size, "halo": halo, "batch_size": batch_size,
         "workers": workers, "scheduler": scheduler, "min_confidence": min_confidence,
         "extract_class": extract_class, "blend": blend, "normalize": normalize,
-        "probability_dtype": probability_dtype, "scene": scene, "channels": channels,
-        "scale": scale, "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
+        "probability_dtype": probability_dtype, "channels": channels, "scale": scale,
+        "scene": (scene := _scene_of(image, scene, axes)),  # a name: its number, once
+        "resume": resume, "overwrite": overwrite, "ome_tiff": ome_tiff,
     }  # fmt: skip
     progress = False if progress is None else progress  # silent by default, as documented
-    chosen, scale = _given_choice(scale)
-    given["scale"] = scale
+    chosen, given["scale"] = _given_choice(scale)
     check_output_name(output)  # before the image: None says to use predict_region
     if not isinstance(image, (str, os.PathLike, Image)):  # named by axes= where given
         image, axes = _array_scene(image_of_array(image, axes), scene), None  # dask: lazy
@@ -550,6 +550,24 @@ def _check_outputs(outputs: Sequence[str], what: str = "outputs") -> None:
         raise InvalidRequestError(
             f"{said}{near}; choose from {classes} (a Regression model's: image)"
         )
+
+
+def _scene_of(image: Any, scene: int | str | None, axes: str | None) -> int | None:
+    """A scene given by name (``"B2"``, as ``scopeml info`` lists a file's scenes) as its
+    number in the file, once, so every later step reads that scene."""
+    from scopeml.io.registry import named_scene, scene_given
+
+    scene = scene_given(scene)
+    if not isinstance(scene, str):
+        return scene
+    if isinstance(image, (str, os.PathLike)):
+        from scopeml.io.probe import scene_number
+
+        return scene_number(image, scene, axes=axes)
+    names = getattr(image, "scene_names", ())  # an Image read from a file names its scenes
+    if not names:
+        raise InvalidRequestError(f"scene {scene!r}: this image names no scenes; give a number")
+    return named_scene([str(n) for n in names], scene, getattr(image, "path", None) or "image")
 
 
 def _array_scene(image: Image, scene: int | None) -> Image:

@@ -69,3 +69,30 @@ def test_info_json_and_a_store_missing_an_output(store, capsys):
     assert capsys.readouterr().out.splitlines()[-1].startswith("  missing: instances (")
     assert main(["info", str(out / "labels")]) == 0  # one output still opens as an image
     assert "shape: S=1 T=2 C=1 Z=1 Y=40 X=60, uint8" in capsys.readouterr().out
+
+
+def test_info_says_which_scene_and_channels_the_run_read(tmp_path, capsys):
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for name in ("A1", "B2"):
+            tif.write(np.full((2, 30, 40), 9, np.uint16), metadata={"axes": "CYX", "Name": name})
+    out = tmp_path / "b2.ome.zarr"
+    sm.segment(path, Threshold(), out, scene="B2", channels=[1])
+    assert main(["info", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"  segment store of {path} (scene 1, channels 1): model ")
+
+
+def test_a_scene_named_in_python_is_its_number(tmp_path):
+    """``scene="B2"`` as the command line's ``--scene B2``: it was handed to the reader as it
+    was and read as a broken TIFF ("'<=' not supported between int and str")."""
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for value, name in ((1, "A1"), (9, "B2")):
+            tif.write(np.full((30, 40), value, np.uint16), metadata={"axes": "YX", "Name": name})
+    with sm.open_image(path, scene="B2") as image:
+        assert image.read().max() == 9
+    seg = sm.segment(path, Threshold(), tmp_path / "b2.ome.zarr", scene="b2")  # any case
+    assert seg.labels.read().max() == 2  # the bright scene: all "cell"
+    with pytest.raises(sm.ScopeMLError, match="this image names no scenes; give a number"):
+        sm.segment(np.zeros((8, 8)), Threshold(), tmp_path / "a.ome.zarr", scene="B2")

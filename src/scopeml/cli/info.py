@@ -368,12 +368,30 @@ def describe_segment_store(path: str | os.PathLike[str]) -> dict[str, Any] | Non
             "scale": options.get("scale") or 1.0,
             "auto": auto.text() if auto is not None else None,  # what scale auto chose it from
             "image": image_place(record.get("image") or {}),  # a server's run: its name
+            "read": _read_text(record),
             "normalization": _normalization_text(record),
             "written_by": record.get(WRITER),  # None: written before stores said
         },
         "outputs": outputs,
         "missing": [] if post else [n for n in wanted if n not in outputs],  # post: one made
     }
+
+
+def _read_text(record: dict[str, Any]) -> str:
+    """Which scene and channels of its image the run read, as they were asked for (``scene
+    1, channels DAPI``); empty where it read the whole image.
+
+    >>> _read_text({"image_view": {"scene": 1, "channels": [0]},
+    ...             "options": {"scene": 1, "channels": ["DAPI"]}})
+    'scene 1, channels DAPI'
+    """
+    view, options = record.get("image_view") or {}, record.get("options") or {}
+    scene = view.get("scene", options.get("scene"))
+    channels = options.get("channels") or view.get("channels")
+    said = [f"scene {scene}"] if scene is not None else []
+    if channels:
+        said.append(f"channels {', '.join(str(c) for c in channels)}")
+    return ", ".join(said)
 
 
 def _normalization_text(record: dict[str, Any]) -> str:
@@ -500,6 +518,7 @@ def format_store(description: dict[str, Any]) -> list[str]:
     """
     run, post = description["run"], description.get("post")
     source = f" of {run['image']}" if run.get("image") else ""
+    source += f" ({run['read']})" if source and run.get("read") else ""
     model = run["model"] or "(unnamed)"
     lines = [description["path"], *([_post_line(post)] if post else ())]
     if not post or run["model"] or run.get("image"):  # post of a plain label image: no run

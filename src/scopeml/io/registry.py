@@ -127,7 +127,8 @@ def open_image(
         A CZI, OME-TIFF/TIFF, OME-Zarr (folder, or an image group inside one), PNG or JPEG;
         or a :class:`ChannelFiles` field, one file per channel, each holding one channel.
     scene
-        Open only this scene (CZI scene, TIFF series, NGFF image ``0, 1, …``). By default all
+        Open only this scene (CZI scene, TIFF series, NGFF image ``0, 1, …``), by number or by
+        its name in the file (``"B2"``, as ``scopeml info`` lists them). By default all
         scenes are opened as ``S`` when they have equal sizes; a file whose scenes differ in
         size raises :class:`InvalidImageError` listing the sizes, and must be opened per scene.
     level
@@ -183,7 +184,13 @@ def open_image(
         raise InvalidImageError(f"level must be ≥ 0; got {level}", path=path)
     limits = default_limits() if limits is None else limits
     accepts = _keywords(reader)
-    options: dict[str, object] = {"scene": scene}
+    if isinstance(scene_given(scene), str):  # a name, as info lists it: its number, read apart
+        if confinement is not None:
+            raise InvalidRequestError(f"scene {scene!r}: give the scene's number", path=path)
+        from scopeml.io.probe import scene_number
+
+        scene = scene_number(path, scene, axes=axes)
+    options: dict[str, object] = {"scene": scene_given(scene)}
     if axes is not None:
         from scopeml.io.axes import check_axes_text
 
