@@ -3,7 +3,10 @@ bad input in one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 import tifffile
 import zarr
 
@@ -174,3 +177,28 @@ def test_scenes_of_different_sizes_become_one_image_each(tmp_path, capsys) -> No
     assert main(["convert", str(source), "--scene", "B2", "-o", str(tmp_path / "b2.ome.zarr")]) == 0
     with open_image(tmp_path / "b2.ome.zarr") as back:
         np.testing.assert_array_equal(back.read()[0, 0, 0, 0], fields[1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd (Linux)")
+def test_a_file_of_many_positions_is_opened_one_position_at_a_time(tmp_path, monkeypatch):
+    """A plate of hundreds of positions of different sizes ran out of file descriptors: every
+    position was opened (and each uncompressed one mapped, a descriptor each) at once."""
+    import os
+
+    import scopeml.io.convert as convert
+
+    source = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(source, ome=True) as writer:
+        for k in range(40):
+            writer.write(np.full((8 + k % 3, 10), k, np.uint8), metadata={"axes": "YX"})
+    with open_image(source, scene=0) as one:  # the other 39 positions: no map, no descriptor
+        one.read()
+        held = len(os.listdir("/proc/self/fd"))
+    counts = []
+    write = convert._write_scene
+    monkeypatch.setattr(convert, "_write_scene", lambda *a, **k: (
+        write(*a, **k), counts.append(len(os.listdir("/proc/self/fd")))))  # fmt: skip
+    assert main(["convert", str(source), "-o", str(tmp_path / "plate.ome.zarr"), "-q"]) == 0
+    assert len(counts) == 40 and max(counts) - min(counts) <= 2 and max(counts) < held + 10
+    with open_image(tmp_path / "plate.ome.zarr", scene=39) as last:
+        assert last.read().max() == 39 and last.shape[-2:] == (8, 10)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ def convert(
 
     from scopeml.errors import InvalidRequestError
     from scopeml.inputs import check_output_name
+    from scopeml.io import Image, open_image
     from scopeml.io.convert import write_ome_zarr
     from scopeml.io.omezarr import level_count
     from scopeml.io.replace import check_replaceable_store
@@ -77,10 +79,13 @@ def convert(
             overwrite=overwrite,
             progress=not quiet,
         )
-        scenes = sum(one.sizes["S"] for one in opened)
-        shapes = {_shape(one.sizes) for one in opened}
-        shape = f", {shapes.pop()}" if len(shapes) == 1 else " of different sizes"
-        dtype = opened[0].dtype
+        whole = [one for one in opened if isinstance(one, Image)]  # else: opened one by one
+        scenes = sum(one.sizes["S"] for one in whole) + len(opened) - len(whole)
+        shapes = {_shape(one.sizes) for one in whole}
+        same = len(shapes) == 1 and len(whole) == len(opened)
+        shape = f", {shapes.pop()}" if same else " of different sizes"
+    with open_image(written, scene=0) as first:
+        dtype = first.dtype
     levels = level_count(written if scenes == 1 else written / "0")
     source = images[0] if len(images) == 1 else f"{len(images)} files"
     typer.echo(
@@ -97,19 +102,26 @@ def _shape(sizes: dict[str, int]) -> str:
 def _opened(
     images: list[Path], scene: str | None, axes: str | None, names: list[str] | None
 ) -> Iterator[list[Any]]:
-    """The scenes to copy: the one image's, each its own image where they differ in size
-    (:func:`~scopeml.io.registry.open_scenes`), its channels renamed where ``names`` are
+    """The scenes to copy: the one image (all its scenes), or where they differ in size a
+    function opening each, so one is open at a time; its channels renamed where ``names`` are
     given; or the images' channels stacked (:func:`~scopeml.io.image.stack_channels`)."""
-    from scopeml.errors import InvalidRequestError
+    from scopeml.errors import InvalidImageError, InvalidRequestError
     from scopeml.io import open_image
     from scopeml.io.image import stack_channels
-    from scopeml.io.probe import scene_number
-    from scopeml.io.registry import open_scenes
+    from scopeml.io.probe import probe_image, scene_number
 
     if len(images) == 1 and names is None:
         number = scene_number(images[0], scene, axes=axes)  # a name → its number
-        with open_scenes(images[0], scene=number, axes=axes) as scenes:
-            yield scenes
+        try:
+            whole = open_image(images[0], scene=number, axes=axes)
+        except InvalidImageError as err:
+            if "scenes of different sizes" not in str(err):
+                raise
+            count = len(probe_image(images[0], axes=axes)["scenes"])  # each opened in turn
+            yield [partial(open_image, images[0], scene=k, axes=axes) for k in range(count)]
+            return
+        with whole:
+            yield [whole]
         return
     with contextlib.ExitStack() as stack:
         opened = []

@@ -11,7 +11,8 @@ store is written beside the target and renamed when complete.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ DEFAULT_CHUNKS = {"T": 1, "C": 1, "Z": 1, "Y": 512, "X": 512}
 
 def write_ome_zarr(
     path: str | Path,
-    image: Image | Sequence[Image],
+    image: Image | Sequence[Image | Callable[[], Image]],
     *,
     chunks: Mapping[str, int] | None = None,
     levels: int | None = None,
@@ -42,8 +43,9 @@ def write_ome_zarr(
     stage: str = "convert",
 ) -> Path:
     """Write ``image`` to a new OME-Zarr store at ``path``, one chunk-aligned block at a time;
-    or a list of images, each a scene of its own size (``open_scenes``'s: a file whose scenes
-    differ in size), one NGFF image each.
+    or a list of images, each a scene of its own size (a file whose scenes differ in size), one
+    NGFF image each: an image, or a function opening one scene, which is opened, written and
+    closed in turn (a plate of hundreds of positions holds one file open at a time).
 
     Parameters
     ----------
@@ -78,25 +80,33 @@ def write_ome_zarr(
     if path.exists() and not overwrite:
         raise InvalidRequestError("output exists; remove it or pass overwrite=True", path=path)
     images = [image] if isinstance(image, Image) else list(image)
-    check_replaceable_store(path, inputs=tuple(one.path for one in images))
-    if labels:
-        from scopeml.objects.images import check_label_image
-
-        for one in images:
-            check_label_image(one)
-    parts = [(one, scene) for one in images for scene in range(one.sizes["S"])]
+    opened = [one for one in images if isinstance(one, Image)]
+    check_replaceable_store(path, inputs=tuple(one.path for one in opened))
+    for one in opened if labels else ():
+        _check_labels(one)
+    parts = [(one, scene) for one in images
+             for scene in (range(one.sizes["S"]) if isinstance(one, Image) else [0])]  # fmt: skip
     options = dict(chunks={**DEFAULT_CHUNKS, **(chunks or {})}, levels=levels, labels=labels,
                    method=method or ("mode" if labels else "mean"), classes=classes,
                    progress=progress, stage=stage)  # fmt: skip
     with atomic_write(path, folder=True) as partial:
         for number, (one, scene) in enumerate(parts):
             group = partial if len(parts) == 1 else partial / str(number)
-            name = _scene_name(one, scene, path, several=len(parts) > 1)
-            _write_scene(one, scene, group, partial, name=name, **options)
+            with contextlib.nullcontext(one) if isinstance(one, Image) else one() as each:
+                if labels and each is not one:  # opened only now, one scene at a time
+                    _check_labels(each)
+                name = _scene_name(each, scene, path, several=len(parts) > 1)
+                _write_scene(each, scene, group, partial, name=name, **options)
         if len(parts) > 1:  # mark the layout, as bioformats2raw does (NGFF transitional spec)
             root = zarr.open_group(str(partial), mode="r+")
             root.attrs.update({"ome": {"version": "0.5", "bioformats2raw.layout": 3}})
     return path
+
+
+def _check_labels(image: Image) -> None:
+    from scopeml.objects.images import check_label_image
+
+    check_label_image(image)
 
 
 def _write_scene(image: Image, scene: int, group: Path, root: Path, *, name: str,

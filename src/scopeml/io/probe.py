@@ -66,7 +66,7 @@ def _describe(
     axes: str | None = None,
 ) -> dict[str, Any]:
     from scopeml.io._units import ordered_sizes
-    from scopeml.io.registry import open_image, open_scenes, reader_for
+    from scopeml.io.registry import iter_scenes, open_image, reader_for
 
     options: dict[str, Any] = {} if allowed_roots is None else {"allowed_roots": allowed_roots}
     if axes is not None:
@@ -78,8 +78,7 @@ def _describe(
     except InvalidImageError as err:
         if scene is not None or "scenes of different sizes" not in str(err):
             raise
-        with open_scenes(path, **options) as each:
-            shapes = [other.shape[1:] for other in each]
+        shapes = [each.shape[1:] for each in iter_scenes(path, **options)]  # one open at once
         image = open_image(path, scene=0, **options)
     with image:
         names = getattr(image, "scene_names", None) or [str(i) for i in range(len(shapes or []))]
@@ -115,8 +114,10 @@ def _unreadable(image: Any) -> str | None:
         image.read(S=0, T=0, C=0, Z=0, Y=(0, 1), X=(0, 1))
     except errors.ScopeMLError as err:
         return err.problem
+    except MemoryError:
+        raise  # the child's limit, said as such: not the file's fault
     except Exception as err:
-        return f"{image.plugin} cannot read its pixels: {err}"
+        return f"cannot read its pixels: {err!r}"
     return None
 
 

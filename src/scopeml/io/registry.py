@@ -305,15 +305,38 @@ def open_scenes(
             if "scenes of different sizes" not in str(err):
                 raise
             scenes = []
-            while True:  # one by one, until the reader says there are no more
-                try:
-                    opened = open_image(path, scene=len(scenes), **options)
-                except InvalidImageError as end:
-                    if "does not exist" in str(end):
-                        break
-                    raise
-                scenes.append(stack.enter_context(opened))
+            while (opened := _scene_or_none(path, len(scenes), options)) is not None:
+                scenes.append(stack.enter_context(opened))  # until the reader has no more
         yield scenes
+
+
+def iter_scenes(path: str | PathLike[str], **options: Any) -> Iterator[Image]:
+    """Each scene of a file (``S`` = 1) in turn, closed before the next is opened: a file of
+    hundreds of positions of different sizes holds one open at a time (all at once ran out of
+    file descriptors). ``options``: :func:`open_image`'s.
+
+    >>> import tempfile, tifffile, numpy as np
+    >>> file = Path(tempfile.mkdtemp()) / "two.ome.tif"
+    >>> with tifffile.TiffWriter(file, ome=True) as tif:
+    ...     tif.write(np.zeros((4, 5), np.uint8)); tif.write(np.zeros((2, 3), np.uint8))
+    >>> [image.shape[-2:] for image in iter_scenes(file)]
+    [(4, 5), (2, 3)]
+    """
+    number = 0
+    while (image := _scene_or_none(path, number, options)) is not None:
+        with image:
+            yield image
+        number += 1
+
+
+def _scene_or_none(path: str | PathLike[str], number: int, options: dict[str, Any]) -> Any:
+    """Scene ``number`` of ``path``, opened; ``None`` past the last."""
+    try:
+        return open_image(path, scene=number, **options)
+    except InvalidImageError as end:
+        if "does not exist" in str(end):
+            return None
+        raise
 
 
 def scene_numbered(

@@ -522,16 +522,16 @@ def _open_series(
             axes = map_axes(s.axes, tuple(s.shape), path=path)
             if index == (scene or 0) and not ome_xml:  # OME-XML names its axes: no guess
                 _sequence_note(s.axes, tuple(s.shape), axes, path)
-        array: Any = _memmapped(tf, s.levels[level])
-        if array is None:
-            array = zarr.open_array(tf.aszarr(series=index, level=level), mode="r")
-        views.append(AxesView(array, axes, path=path))
+        views.append(AxesView(_Series(tf, s, index, level), axes, path=path))
+    opened = [view.array for view in views]
     if not views:
         raise InvalidImageError(_no_images(path), path=path)
     given = [str(s.name or "") for s in series]  # OME Image names (positions, wells)
     named = ome_xml and any(name and name != f"Image{i}" for i, name in enumerate(given))
     scene_names = tuple(name or str(i) for i, name in enumerate(given)) if named else ()
     data = select_scene(views, scene, path=path, names=scene_names)
+    for index in range(len(opened)) if scene is None else [scene]:  # those read, opened now:
+        _ = opened[index].array  # a file tifffile cannot read is said so on opening
     if ome_xml:
         pixel_sizes, names = _ome_metadata(ome_xml, scene or 0, path)
     else:
@@ -547,9 +547,47 @@ def _open_series(
     rgb = "S" in series[scene or 0].axes and data.shape[2] == 3
     if rgb and not names:
         names = ["R", "G", "B"]
-    image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path, close=tf.close)
+    image = Image(data, pixel_sizes=pixel_sizes, channel_names=names, path=path,
+                  close=lambda: _close(tf, opened))  # fmt: skip
     image.scene_names = scene_names
     return image
+
+
+class _Series:
+    """A series' pixels, opened on their first read (mapped where they lie in one piece, else
+    through ``aszarr``): a file of hundreds of positions held a descriptor for each (every map
+    holds one) and ran out of them, though one position was read."""
+
+    def __init__(self, tf: tifffile.TiffFile, series: Any, index: int, level: int) -> None:
+        self._tf, self._series, self._index, self._level = tf, series.levels[level], index, level
+        self.shape = tuple(self._series.shape)
+        self.dtype = np.dtype(self._series.dtype).newbyteorder("=")  # as read: native
+        self._array: Any = None
+
+    @property
+    def array(self) -> Any:
+        if self._array is None:
+            self._array = _memmapped(self._tf, self._series) or zarr.open_array(
+                self._tf.aszarr(series=self._index, level=self._level), mode="r"
+            )
+        return self._array
+
+    @property
+    def chunks(self) -> Any:
+        return getattr(self.array, "chunks", None)
+
+    def release(self) -> None:
+        """Let go of the map (and its descriptor) now, not when collected."""
+        self._array = None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.array[key])
+
+
+def _close(tf: tifffile.TiffFile, series: list[_Series]) -> None:
+    for one in series:
+        one.release()
+    tf.close()
 
 
 class _Mapped:

@@ -691,7 +691,10 @@ MAX_PIXEL_METRES = 1e-3
 def _warn_implausible_scaling(scaling: Sequence[float] | None, path: Path) -> None:
     """Warn when ``Scaling``, which is in metres, is too large for a microscope pixel: 0.5
     meant as µm is 0.5 m, and a bioimage.io export shows it as 500000 µm."""
-    if scaling is None or all(float(size) <= MAX_PIXEL_METRES for size in scaling):
+    try:
+        if scaling is None or all(float(size) <= MAX_PIXEL_METRES for size in scaling):
+            return
+    except (TypeError, ValueError):  # not numbers: the metadata's checks say so
         return
     shown = ", ".join(f"{float(size) * 1e6:g} µm" for size in scaling)
     warnings.warn(
