@@ -83,6 +83,7 @@ def test_label_measure_select_click_train_colour_export(viewer, qtbot, nuclei, t
     widget.train_and_classify()
     said = widget.status.text()
     assert said.startswith("classified: ") and "(blue)" in said and "(orange)" in said, said
+    assert "; out-of-bag accuracy " in said and "20 objects); deciding most: " in said, said
     predicted = widget.table.set_index("label")["class"]
     median = table["area"].median()
     small = table[table["area"] < 0.5 * median]["label"]

@@ -298,6 +298,7 @@ def train(
     from scopeml.errors import InvalidRequestError
     from scopeml.io.replace import check_output_file
     from scopeml.objects.classifier import ObjectClassifier
+    from scopeml.objects.quality import quality_text
     from scopeml.objects.table import read_table
 
     if output.resolve() == table.resolve():
@@ -315,6 +316,7 @@ def train(
     )
     classifier.save(output, overwrite=overwrite)
     typer.echo(f"{classifier!r}, {_trained_on(data, class_column, classifier.classes)} → {output}")
+    typer.echo(quality_text(classifier.quality))
 
 
 def _trained_on(data: Any, class_column: str, classes: tuple[str, ...]) -> str:

@@ -50,6 +50,7 @@ from scopeml.napari._source import layer_image, layer_source, name_for_file
 from scopeml.napari._table import DataFrameModel
 from scopeml.napari.apply_widget import MADE_FROM, real_layer
 from scopeml.napari.pixel_widget import PREVIEW, SCRIBBLES
+from scopeml.objects.quality import quality_text
 from scopeml.objects.table import TABLE_SUFFIXES
 from scopeml.palette import NAMES, colour_of
 
@@ -475,6 +476,7 @@ class ObjectsWidget(QWidget):
         self.status.setText(
             "classified: "
             + ", ".join(f"{k} {v} ({NAMES.get(colors[k], colors[k])})" for k, v in counts.items())
+            + f"; {quality_text(self.classifier.quality)}"  # how far to trust it
         )
 
     def class_colors(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from scopeml.model.forest import ARRAY_DTYPES, Forest, check_forest_options
 from scopeml.model.registry import check_kind, model_formats, register_format
 from scopeml.model.safezip import SafeZip, json_bytes, npy_bytes, peek_json, write_zip
 from scopeml.objects.feature_range import check_ranges, out_of_range_warning, training_ranges
+from scopeml.objects.quality import check_quality, forest_quality
 
 FORMAT = "scopeml-object-classifier"
 #: Version 2: the forest in :mod:`scopeml.model.forest`'s arrays (version 1 had its own).
@@ -85,8 +87,12 @@ class ObjectClassifier:
         classes: Sequence[str],
         forest: Forest,
         ranges: Mapping[str, tuple[float, float]] | None = None,
+        quality: Mapping[str, Any] | None = None,
     ) -> None:
         self.features = tuple(str(f) for f in features)
+        #: How good it is by its training's out-of-bag votes, and the features deciding most
+        #: (:func:`~scopeml.objects.quality.forest_quality`; none in files saved before).
+        self.quality = dict(quality or {})
         #: Each feature's range over the training objects (none in files saved before it
         #: was kept): classifying a table far outside it is warned of.
         self.ranges = dict(ranges or {})
@@ -157,10 +163,16 @@ class ObjectClassifier:
             random_state=seed,
             n_jobs=workers,
             class_weight="balanced",
+            oob_score=True,  # each object judged by the trees that did not see it
         )
-        forest.fit(x, y)  # classes as 0..k-1: scikit-learn mistakes digit strings for numbers
+        with warnings.catch_warnings():  # a few trees leave some objects unjudged: said so
+            warnings.filterwarnings("ignore", "Some inputs do not have OOB scores")
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            forest.fit(x, y)  # classes as 0..k-1: sklearn mistakes digit strings for numbers
         found = [str(classes[k]) for k in forest.classes_]
-        return cls(names, found, Forest.from_sklearn(forest, len(names)), training_ranges(x, names))
+        quality = forest_quality(forest, y, found, names)
+        return cls(names, found, Forest.from_sklearn(forest, len(names)),
+                   training_ranges(x, names), quality)  # fmt: skip
 
     def predict_proba(self, table: pd.DataFrame) -> np.ndarray:
         """Class probabilities, ``n_objects × n_classes`` (order of :attr:`classes`)."""
@@ -229,6 +241,7 @@ class ObjectClassifier:
             "features": list(self.features),
             "classes": list(self.classes),
             **({"ranges": {k: list(v) for k, v in self.ranges.items()}} if self.ranges else {}),
+            **({"quality": self.quality} if self.quality else {}),
         }
         members = [("classifier.json", json_bytes(meta))]
         arrays = self.forest.arrays()
@@ -362,7 +375,8 @@ def load_object_classifier(path: str | os.PathLike[str]) -> ObjectClassifier:
             raise InvalidContainerError(f"{key!r} must be a non-empty list of names", path=path)
     forest = Forest.from_arrays(trees, n_features=len(features), n_classes=len(classes), path=path)
     ranges = check_ranges(meta.get("ranges"), features, path)
-    return ObjectClassifier(features, classes, forest, ranges)
+    quality = check_quality(meta.get("quality"), features, classes)
+    return ObjectClassifier(features, classes, forest, ranges, quality)
 
 
 def is_object_classifier(path: Path) -> bool:
