@@ -35,7 +35,8 @@ def test_files_and_images_train_as_the_arrays_they_hold(nuclei_pair, tmp_path):
 def test_a_stack_file_for_a_2d_unet_is_refused_naming_it(nuclei_pair, tmp_path):
     image, labels = nuclei_pair
     tifffile.imwrite(tmp_path / "z.tif", np.stack([image[0]] * 3), metadata={"axes": "ZYX"})
-    with pytest.raises(InvalidImageError, match=r"z.tif: has 3 Z planes \(TrainConfig\(spatial"):
+    said = r"z.tif: has 3 Z planes \(channels\? sm.open_image\(path, axes='CYX'\); a stack: Tr"
+    with pytest.raises(InvalidImageError, match=said):
         train_unet([tmp_path / "z.tif"], [labels], ONE_EPOCH)
 
 

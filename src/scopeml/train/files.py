@@ -221,7 +221,8 @@ def _one_volume(image: Any, spatial_dims: int, name: str, error: type[Exception]
     sizes = image.sizes
     extra = [f"{sizes[a]} {w}" for a, w in (("S", "scenes"), ("T", "time points")) if sizes[a] > 1]
     if spatial_dims == 2 and sizes["Z"] > 1:
-        extra.append(f"{sizes['Z']} Z planes (TrainConfig(spatial_dims=3) trains on Z×Y×X)")
+        extra.append(f"{sizes['Z']} Z planes (channels? sm.open_image(path, axes='CYX'); a "
+                     "stack: TrainConfig(spatial_dims=3) trains on Z×Y×X)")  # fmt: skip
     if extra:
         raise error(
             f"{name}: has {', '.join(extra)}; a U-Net trains on one {'Z×' * (spatial_dims - 2)}"
