@@ -561,9 +561,9 @@ def _scene_of(image: Any, scene: int | str | None, axes: str | None) -> int | No
     if not isinstance(scene, str):
         return scene
     if isinstance(image, (str, os.PathLike)):
-        from scopeml.io.probe import scene_number
+        from scopeml.io.registry import scene_numbered
 
-        return scene_number(image, scene, axes=axes)
+        return scene_numbered(image, scene, axes=axes)
     names = getattr(image, "scene_names", ())  # an Image read from a file names its scenes
     if not names:
         raise InvalidRequestError(f"scene {scene!r}: this image names no scenes; give a number")

@@ -184,13 +184,8 @@ def open_image(
         raise InvalidImageError(f"level must be ≥ 0; got {level}", path=path)
     limits = default_limits() if limits is None else limits
     accepts = _keywords(reader)
-    if isinstance(scene_given(scene), str):  # a name, as info lists it: its number, read apart
-        if confinement is not None:
-            raise InvalidRequestError(f"scene {scene!r}: give the scene's number", path=path)
-        from scopeml.io.probe import scene_number
-
-        scene = scene_number(path, scene, axes=axes)
-    options: dict[str, object] = {"scene": scene_given(scene)}
+    scene = scene_numbered(path, scene, allowed_roots=allowed_roots, limits=limits, axes=axes)
+    options: dict[str, object] = {"scene": scene}
     if axes is not None:
         from scopeml.io.axes import check_axes_text
 
@@ -343,8 +338,9 @@ def scene_numbered(
     path: str | PathLike[str], scene: int | str | None, **options: Any
 ) -> int | None:
     """The number in this file of the scene ``scene`` names: a number as it is, else the
-    file's name for a scene (``A1-Pos3``, as ``scopeml info`` lists them), read here with
-    :func:`open_scenes` (``options``: its), as a batch's files may number a scene differently.
+    file's name for a scene (``A1-Pos3``, as ``scopeml info`` lists them), read here one
+    scene at a time (``options``: :func:`open_image`'s), as a batch's files may number a
+    scene differently.
 
     Examples
     --------
@@ -362,9 +358,13 @@ def scene_numbered(
     text = scene_given(scene)
     if not isinstance(text, str):
         return text
-    with open_scenes(path, **options) as scenes:
-        names = list(getattr(scenes[0], "scene_names", ()) or ())
-    return named_scene(names or [str(i) for i in range(len(scenes))], text, path)
+    names: list[str] = []
+    count = 0
+    for image in iter_scenes(path, **options):  # the first names them all, if any does
+        names, count = list(getattr(image, "scene_names", ()) or ()), count + 1
+        if names:
+            break
+    return named_scene(names or [str(i) for i in range(count)], text, path)
 
 
 def scene_given(scene: int | str | None) -> int | str | None:
