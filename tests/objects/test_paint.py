@@ -172,3 +172,37 @@ def test_a_table_without_t_paints_every_time_point_from_one_lookup(tmp_path, mon
 
 
 from scopeml.objects.paint import _Lookup as _real_lookup  # noqa: E402
+
+
+def test_an_analysis_table_paints_its_own_images_objects_only(tmp_path, capsys):
+    """``tables/CLASS.csv`` holds every image's objects (ids restarting in each): the store's
+    image's rows are taken; another image's or class's table, or one without object classes
+    (its ``class`` is the class tree's), is refused, not painted onto other objects."""
+    from scopeml.analysis import run_analysis
+    from tests.analysis.conftest import cell_image, write_image
+    from tests.analysis.test_rules import settings
+
+    images = [write_image(tmp_path / f"f{k}.ome.tif", cell_image(seed=k, n_cells=6))
+              for k in (3, 4)]  # fmt: skip
+    rules = {"large": {"area": {"min": 350}}}
+    out = tmp_path / "out"
+    assert not run_analysis(settings(rules), images, out).failures
+    store, own = out / "images" / "f3" / "nucleus.ome.zarr", out / "images" / "f3" / "nucleus.csv"
+    args = ["objects", "paint", str(store)]
+    assert main([*args, str(own), "-o", str(tmp_path / "own.ome.zarr"), "-q"]) == 0
+    assert main([*args, str(out / "tables" / "nucleus.csv"), "-o",
+                 str(tmp_path / "all.ome.zarr"), "-q"]) == 0  # fmt: skip
+    painted = open_image(tmp_path / "own.ome.zarr").read()
+    np.testing.assert_array_equal(painted, open_image(tmp_path / "all.ome.zarr").read())
+    table = pd.read_csv(own)
+    large = table.loc[table["object_class"] == "large", "object_id"]
+    ids = open_image(store).read()
+    assert (painted[np.isin(ids, large)] == 1).all() and (painted[~np.isin(ids, large)] != 1).all()
+    capsys.readouterr()
+    refused = {
+        "f4/nucleus.csv": "objects of image f4; these are f3's nucleus objects: give images/f3/",
+        "f3/cell.csv": "an analysis table without object classes (its class column is the class",
+    }
+    for other, said in refused.items():
+        assert main([*args, str(out / "images" / other), "-o", str(tmp_path / "no.ome.zarr")]) == 2
+        assert said in capsys.readouterr().err

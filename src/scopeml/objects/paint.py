@@ -157,6 +157,7 @@ def paint_image(
     check_label_image(labels)
     given = _given_classes(classes)
     try:
+        table = _analysis_rows(table, column, labels)
         column = class_column(table, column)
         names = _class_names(table[column], given, column)
         tally = _Tally(len(table))
@@ -173,6 +174,36 @@ def paint_image(
                    overwrite=overwrite, progress=progress, stage="paint")  # fmt: skip
     _warn_unmatched(tally, labels, Path(table_path).name if table_path else "the table")
     return open_image(output)
+
+
+def _analysis_rows(table: pd.DataFrame, column: str | None, labels: Image) -> pd.DataFrame:
+    """The rows of an analysis's table (``object_id``, ``class``: the class tree's) that are
+    its objects store's, ``images/IMAGE/CLASS.ome.zarr`` (``tables/CLASS.csv`` holds every
+    image's): another image's or class's rows painted its ids with classes of other objects,
+    and its ``class`` column alone is one class for every object. Any other table as it is."""
+    if not {"object_id", "class"} <= set(table.columns):
+        return table
+    if column is None and "object_class" not in table.columns:
+        tree = ", ".join(sorted({str(c) for c in table["class"].dropna()}))
+        raise InvalidRequestError(
+            f"an analysis table without object classes (its class column is the class tree's: "
+            f"{tree}): give the class rules or a classifier, or name a column (--column)"
+        )
+    store = Path(labels.path).resolve() if labels.path else Path()
+    if store.parent.parent.name != "images" or not store.name.endswith(".ome.zarr"):
+        return table  # not where an analysis keeps its objects: nothing to compare
+    kind, image = store.name.removesuffix(".ome.zarr"), store.parent.name
+    for name, mine in (("class", kind), ("image", image)):
+        theirs = table[name].astype(str) if name in table.columns else None
+        if theirs is not None and not (theirs == mine).any():
+            shown = ", ".join(sorted(set(theirs))[:3])
+            raise InvalidRequestError(
+                f"it holds the objects of {name} {shown}; these are {image}'s {kind} objects: "
+                f"give images/{image}/{kind}.csv"
+            )
+        if theirs is not None:
+            table = table[(theirs == mine).to_numpy()]
+    return table
 
 
 def _given_classes(classes: Sequence[str] | None) -> list[str] | None:
