@@ -87,3 +87,16 @@ def test_the_demo_says_how_to_get_napari_from_anywhere(monkeypatch):
     assert words[:3] == ["pip", "install", "-e"], words
     root = Path(words[3].removesuffix(",").removesuffix("[napari]"))
     assert root.is_absolute() and (root / "pyproject.toml").is_file()
+
+
+def test_the_sample_and_its_truth_open_as_images_shown_over_their_own_values(tmp_path):
+    """The truth was a bare zarr array info and open_image refused; the sample's window was
+    uint16's 0–65535, which showed it dim."""
+    import scopeml as sm
+
+    image, truth = write_sample_image(tmp_path / "s.ome.zarr", size=512, block=256)
+    with sm.open_image(truth) as labels:
+        assert labels.shape == (1, 1, 1, 1, 512, 512) and labels.read().max() > 0
+    pixels = zarr.open_array(image / "0", mode="r")[:]
+    windows = zarr.open_group(str(image)).attrs["ome"]["omero"]["channels"]
+    assert [w["window"]["end"] for w in windows] == [float(c.max()) for c in pixels]

@@ -87,6 +87,7 @@ def write_sample_image(
     import zarr
 
     from scopeml.io import create_ome_zarr
+    from scopeml.io.omezarr import set_display_window
     from scopeml.threads import map_ordered
 
     path = Path(path)
@@ -104,8 +105,9 @@ def write_sample_image(
         name="scopeml demo sample",
     )
     truth = zarr.open_array(
-        temp_truth, mode="w", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0
-    )
+        temp_truth, mode="w", shape=shape, chunks=(1024, 1024), dtype="uint32", fill_value=0,
+        dimension_names=["y", "x"],  # so info and open_image read it as a Y×X label image
+    )  # fmt: skip
     nuclei = _place_nuclei(shape, seed)
     regions = [
         (slice(y0, min(y0 + block, size)), slice(x0, min(x0 + block, size)))
@@ -117,8 +119,12 @@ def write_sample_image(
         return _render_block(nuclei, region, shape, channels, seed)
 
     # two blocks rendered at a time, written here one by one (blocks may share a chunk)
+    high = np.zeros(channels)
     for region, (pixels, labels) in zip(regions, map_ordered(render, regions, 2), strict=True):
         image[(slice(None), *region)], truth[region] = pixels, labels
+        high = np.maximum(high, pixels.reshape(channels, -1).max(1))
+    # each channel shown over its own values, as convert does: 0–65535 showed it dim
+    set_display_window(zarr.open_group(str(temp), mode="r+"), [(0, h) for h in high])
     _replace(temp, path)
     _replace(temp_truth, truth_path)
     return path, truth_path
