@@ -107,3 +107,16 @@ def test_a_mistyped_step_gets_a_suggestion(store, tmp_path, capsys):
     )
     with pytest.raises(InvalidRequestError, match=r"step 'grow'; known"):  # nothing near it
         post_process_file(source, tmp_path / "y.ome.zarr", ["grow:3"])
+
+
+def test_instances_split_at_a_boundary_are_filtered_where_they_are_not_labelled_again():
+    """Labelling post's labels of the nuclei model's nucleus class joins touching nuclei and
+    leaves the ring out (the README warns of it): the note said to do just that."""
+    from scopeml.cli.post import not_carried
+
+    record = {"post": {"source": "/d/s.ome.zarr/labels", "not_carried": ["instances"]},
+              "instances": {"class_": "nucleus", "boundary_class": "boundary"}}  # fmt: skip
+    said = not_carried(record, "p.ome.zarr")
+    assert "split at the boundary class, which labelling these labels loses" in said
+    assert "scopeml objects filter /d/s.ome.zarr -o OBJECTS.ome.zarr" in said
+    assert "objects label" not in said

@@ -100,8 +100,13 @@ def not_carried(record: dict, store: str | Path, written: str = "labels") -> str
         return None
     source = Path(post["source"]).parent if post.get("source") else "its input"
     said = f"not carried over from {source}: {', '.join(left)} (post writes {written} only"
-    if "instances" in left:
-        name = (record.get("instances") or {}).get("class_")
+    made = record.get("instances") or {}
+    if "instances" in left and made.get("boundary_class"):  # labelling these would join them
+        said += (f"; the instances were split at the {made['boundary_class']} class, which "
+                 f"labelling these labels loses: filter them where they are, scopeml objects "
+                 f"filter {source} -o OBJECTS.ome.zarr (--min-size, --remove-border)")  # fmt: skip
+    elif "instances" in left:
+        name = made.get("class_")
         option = f" --class {name}" if name and written == "labels" else ""
         said += ("; the instances were made from the labels and probabilities before it: label "
                  f"the objects of these with scopeml objects label {store}{option} "
