@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import logging
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, overload
@@ -1510,27 +1511,21 @@ def measure_objects(
             "outputs=('labels', 'instances')"
         )
     labels = _as_label_image(objects, axes)
-    if axes is None and getattr(objects, "ndim", 0) == 3:  # an array read as Z×Y×X
-        _warn_if_frames(objects)
+    frames = axes is None and getattr(objects, "ndim", 0) == 3 and _warn_if_frames(objects)
     intensities = _intensities(image, labels, axes, run)
     if given is not None:  # as segment takes it: the files' own sizes kept
         read = labels if intensities is None else intensities
         found = labels.pixel_sizes or read.pixel_sizes
         pixel_sizes = _taken_pixel_sizes(read, dict(found), given)[0]
-    return measure_image(
-        labels,
-        intensities,
-        pixel_sizes=pixel_sizes,
-        shape_features=shape_features,
-        tile_size=tile_size,
-        output=output,
-        overwrite=overwrite,
-        progress=progress,
-        workers=workers,
-    )
+    with warnings.catch_warnings():
+        if frames:  # frames joined as a Z stack: said above, not as "no mask" (they are masks)
+            warnings.filterwarnings("ignore", message=r".*cover the image .* times over")
+        return measure_image(labels, intensities, pixel_sizes=pixel_sizes,
+                             shape_features=shape_features, tile_size=tile_size, output=output,
+                             overwrite=overwrite, progress=progress, workers=workers)  # fmt: skip
 
 
-def _warn_if_frames(labels: Any) -> None:
+def _warn_if_frames(labels: Any) -> bool:
     """Warn when a 3-D label array, read as a Z stack, looks like the masks of a time series'
     frames: ids that recur on neighbouring planes without overlapping there (cellpose and
     StarDist number each frame's objects from 1), where a Z stack's objects overlap plane to
@@ -1539,7 +1534,6 @@ def _warn_if_frames(labels: Any) -> None:
     planes apart is a Z stack). Measured as a Z stack they would be joined across frames, or
     measured as one-plane volumes."""
     import itertools
-    import warnings
 
     import numpy as np
 
@@ -1561,7 +1555,8 @@ def _warn_if_frames(labels: Any) -> None:
             UserWarning,
             stacklevel=find_stack_level(),
         )
-    elif recurring == 0 and touching:  # objects on neighbouring planes, no id on both
+        return True
+    if recurring == 0 and touching:  # objects on neighbouring planes, no id on both
         warnings.warn(
             f"the {labels.shape[0]} planes of this 3-D label array are read as Z (a Z stack: "
             "objects of one id span planes), but no id lies on two neighbouring planes, as in "
@@ -1569,6 +1564,8 @@ def _warn_if_frames(labels: Any) -> None:
             UserWarning,
             stacklevel=find_stack_level(),
         )
+        return True
+    return False
 
 
 def _outputs_asked(store: Path) -> list[str]:

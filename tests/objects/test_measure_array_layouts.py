@@ -77,3 +77,18 @@ def test_an_rgb_array_shaped_like_the_labels_is_measured_per_colour() -> None:
     first = sm.measure_objects(objects, np.moveaxis(rgb, -1, 0))
     pd.testing.assert_frame_equal(last, first)
     assert {"intensity_mean_C0", "intensity_mean_C2"} <= set(last.columns)
+
+
+def test_per_frame_masks_read_as_a_stack_are_not_also_called_grey_values() -> None:
+    """The frames' objects joined across planes cover the image many times over, which the
+    grey-values warning took for an intensity image ("segment it first"): these are masks."""
+    rng = np.random.default_rng(0)
+    masks = np.zeros((12, 96, 96), np.int32)
+    for t in range(12):
+        for k in range(1, 31):  # 30 small objects per frame, numbered from 1 in each
+            y, x = rng.integers(0, 93, 2)
+            masks[t, y : y + 3, x : x + 3] = k
+    with pytest.warns(UserWarning) as said:
+        sm.measure_objects(masks)
+    text = " | ".join(str(w.message) for w in said)
+    assert "pass axes='TYX'" in text and "times over" not in text, text
