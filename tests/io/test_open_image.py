@@ -137,3 +137,26 @@ def test_scene_errors_name_the_scenes_as_the_file_does(tmp_path):
     assert "scene 2 does not exist; the image has 2 (0 A1-Pos1, 1 B2-Pos1)" in str(missing.value)
     with open_image(path, scene=1) as image:
         assert image.scene_names == ("A1-Pos1", "B2-Pos1") and image.sizes["X"] == 9
+
+
+def test_a_stack_tifffile_saved_as_colour_samples_is_read_by_channel_names_in_order(tmp_path):
+    """tifffile saves a 3-channel stack as planar RGB by default: its channels were R, G, B,
+    names that refused DNA, ER, RNA where a file naming none reads them in order."""
+    import warnings
+
+    import tifffile
+
+    from scopeml.analysis.settings import parse_settings
+
+    pixels = np.arange(3 * 8 * 9, dtype=np.uint16).reshape(3, 8, 9)
+    tifffile.imwrite(tmp_path / "stack.tif", pixels)
+    with open_image(tmp_path / "stack.tif") as image:
+        assert image.channel_names == ("R", "G", "B")
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            view = image.select_channels(["DNA", "ER", "RNA"])
+        assert "read R as DNA, G as ER, B as RNA (in order)" in str(said[0].message)
+        np.testing.assert_array_equal(view.read()[0, 0, :, 0], pixels)
+    blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DNA"}}
+    settings = parse_settings({"version": 1, "channels": ["DNA", "ER", "RNA"], "classes": [blob]})
+    assert settings.channels_of(["R", "G", "B"]) == [0, 1, 2]

@@ -45,7 +45,7 @@ from pydantic import (
 from scopeml import safe_yaml
 from scopeml.analysis.rules import Rules, check_name, check_order
 from scopeml.errors import InputNotFoundError, InvalidRequestError
-from scopeml.io.image import names_no_channels
+from scopeml.io.image import names_tell_nothing
 from scopeml.objects.instances import InstanceOptions
 from scopeml.pixel_size import parse_pixel_size, pixel_size_value
 from scopeml.post.steps import MAX_BALL_RADIUS, MAX_DISTANCE, MAX_SIGMA, size_problem
@@ -713,7 +713,7 @@ class AnalysisSettings(_Strict):
         found = [self.name_in(channel, names) for channel in self.channels]
         if None not in found:
             return found
-        unnamed = names_no_channels(names)
+        unnamed = names_tell_nothing(names)
         by_alias = any(f not in (None, c) for f, c in zip(found, self.channels, strict=True))
         in_order = unnamed and len(names) == len(self.channels) and not by_alias
         return list(range(len(names))) if in_order else None
@@ -749,7 +749,7 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
         if missing is None:
             return None
         names = [str(name) for name in names]
-        if names_no_channels(names) and len(names) != len(self.channels):
+        if names_tell_nothing(names) and len(names) != len(self.channels):
             plural = "s" * (len(self.channels) != 1)
             counts = (
                 f"the settings have {len(self.channels)} channel{plural} "

@@ -34,6 +34,17 @@ def names_no_channels(names: Sequence[Any]) -> bool:
     return [str(name) for name in names] == default_channel_names(len(names))
 
 
+def names_tell_nothing(names: Sequence[Any]) -> bool:
+    """Whether ``names`` say nothing of what the channels hold, so named channels may be
+    read in their order: a file's that names none (``C0``…), or ``R, G, B``, which readers
+    give the samples of a colour TIFF (tifffile saves a 3-channel stack so by default).
+
+    >>> names_tell_nothing(["R", "G", "B"]), names_tell_nothing(["DAPI", "G", "B"])
+    (True, False)
+    """
+    return names_no_channels(names) or [str(name) for name in names] == ["R", "G", "B"]
+
+
 #: How a pixel array of fewer axes is read (channels first, as scikit-image's
 #: ``channel_axis=0``): by :class:`Image` and by every facade call that takes an array.
 ARRAY_AXES = {2: "YX", 3: "CYX", 4: "CZYX", 6: "STCZYX"}
@@ -254,7 +265,7 @@ class Image:
         [1, 2]
         """
         if self._names_unnamed(channels):
-            read = ", ".join(f"C{i} as {c}" for i, c in enumerate(channels))
+            read = ", ".join(f"{self.channel_names[i]} as {c}" for i, c in enumerate(channels))
             where = "" if self.path is None else f"{self.path}: "
             warnings.warn(f"{where}the file names no channels: read {read} (in order)",
                           UserWarning, stacklevel=find_stack_level())  # fmt: skip
@@ -361,7 +372,7 @@ class Image:
         of an image whose file names none (read as ``C0``, ``C1``…)."""
         have = list(self.channel_names)
         return (
-            names_no_channels(have)
+            names_tell_nothing(have)
             and len(set(channels)) == len(channels) == len(have)
             and all(isinstance(c, str) and not c.strip().lstrip("-").isdigit() for c in channels)
             and not any(c in have for c in channels)
