@@ -57,3 +57,19 @@ def test_objects_train_says_how_far_to_trust_it(tmp_path, capsys):
     assert "60 objects); deciding most: area " in said
     assert main([*args, "-o", str(tmp_path / "few.zip"), "--n-estimators", "1"]) == 0
     assert "too few trees or objects to say" in capsys.readouterr().out
+
+
+def test_a_class_no_tree_judged_and_repeated_objects_are_said():
+    """A class of one annotated object is often left out by no tree: it vanished from the
+    classes listed, and the balanced accuracy was of the others without a word; copies of
+    an object (a field and its flipped copy) made the estimate 1.00."""
+    from scopeml.objects.quality import quality_text
+
+    table = _table()
+    table.loc[0, "kind"] = "odd"  # one object of its own class
+    quality = ObjectClassifier.train(table, "kind", n_estimators=50).quality
+    assert "odd" not in quality["oob_recall"] and quality["oob_unjudged"] == {"odd": 1}
+    assert "not judged: odd (1 object); 59 objects)" in quality_text(quality)
+    copied = pd.concat([_table(), _table()], ignore_index=True)
+    said = quality_text(ObjectClassifier.train(copied, "kind", n_estimators=20).quality)
+    assert "120 objects repeat another's features (copies?)" in said

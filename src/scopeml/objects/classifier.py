@@ -170,7 +170,7 @@ class ObjectClassifier:
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             forest.fit(x, y)  # classes as 0..k-1: sklearn mistakes digit strings for numbers
         found = [str(classes[k]) for k in forest.classes_]
-        quality = forest_quality(forest, y, found, names)
+        quality = forest_quality(forest, x, y, found, names)
         return cls(names, found, Forest.from_sklearn(forest, len(names)),
                    training_ranges(x, names), quality)  # fmt: skip
 
