@@ -188,3 +188,17 @@ def test_a_rule_no_object_meets_is_a_column_of_zeros_in_the_rules_order(tmp_path
     assert counts["nucleus_unclassified"].tolist() == [0]
     index = (tmp_path / "out" / "index.html").read_text()
     assert f"(huge 0, never 0, other {counts['nucleus'].item()})" in index
+
+
+def test_info_on_the_results_gives_the_rules_classes(tmp_path: Path, capsys):
+    from scopeml.cli import main
+
+    image = write_image(tmp_path / "cells.ome.tif", cell_image(seed=3, n_cells=9))
+    rules = {"large": {"area": {"min": 350}}, "bright": {"intensity_mean_GFP": {"min": 1100}}}
+    result = run_analysis(settings(rules), [image], tmp_path / "out")
+    named = result.table("nucleus")["object_class"].fillna("unclassified").value_counts()
+    capsys.readouterr()
+    assert main(["info", str(tmp_path / "out")]) == 0
+    said = f"nucleus {len(result.table('nucleus'))} (large {named['large']}, bright "
+    said += f"{named['bright']}, unclassified {named['unclassified']})"
+    assert said in capsys.readouterr().out

@@ -127,12 +127,37 @@ def describe_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     )
     described = {"path": str(folder), "images": len(names), "failed": len(failures or ()),
                  "objects": objects, **_over_time(folder, names, finished),
+                 "object_classes": _object_classes(summary or [], list(objects)),
                  **({"left_out": dict(left_out)} if left_out else {})}  # fmt: skip
     if left:
         described["not_in_summary"] = {"images": list(left),
                                        "same_files": same_files(left, files)}  # fmt: skip
     return {**described, "settings": str(folder / "settings.yaml"),
             "report": str(index) if index.is_file() else None}  # fmt: skip
+
+
+def _object_classes(rows: list[dict[str, str]], kinds: list[str]) -> dict[str, dict[str, int]]:
+    """Each class's objects by the class its rules or object classifier gave them, summed
+    over the summary's images (``counts.csv``'s ``CLASS_class_NAME``, ``CLASS_unclassified``).
+
+    >>> _object_classes([{"nucleus_class_big": "2", "nucleus_unclassified": "1"},
+    ...                  {"nucleus_class_big": "3", "nucleus_unclassified": "0"}], ["nucleus"])
+    {'nucleus': {'big': 5, 'unclassified': 1}}
+    >>> _object_classes([{"cell_class_big": "2", "cell_unclassified": "0"}], ["cell", "spot"])
+    {'cell': {'big': 2}}
+    """
+    found: dict[str, dict[str, int]] = {}
+    for kind in kinds:
+        prefix, left = f"{kind}_class_", f"{kind}_unclassified"
+        for row in rows:
+            for column, value in row.items():
+                if column.startswith(prefix) or column == left:
+                    named = column.removeprefix(prefix) if column != left else "unclassified"
+                    totals = found.setdefault(kind, {})
+                    totals[named] = totals.get(named, 0) + int(float(value or 0))
+        if not found.get(kind, {}).get("unclassified", 1):  # every object met a rule
+            del found[kind]["unclassified"]
+    return found
 
 
 def describe_image_results(path: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -246,9 +271,12 @@ def format_results(results: dict[str, Any]) -> list[str]:
     times, spread = results.get("time_points"), results.get("objects_per_time_point") or {}
     over = f" over {times} time points" if times else ""
     over += f" of {results['images']} images" if times and results["images"] > 1 else ""
+    kinds = results.get("object_classes") or {}
     objects = ", ".join(
         f"{name} {count}{over}" + (f" ({spread[name][0]}–{spread[name][1]} per time point)"
                                    if name in spread else "")
+        + (" (" + ", ".join(f"{k} {n}" for k, n in kinds[name].items()) + ")"
+           if name in kinds else "")
         for name, count in results["objects"].items()
     )  # fmt: skip
     lines = [
