@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+import zarr
 from skimage.measure import label as cc_label
 
 import scopeml as sm
@@ -39,6 +40,8 @@ def test_cli_paints_each_object_by_its_class_and_label_takes_a_class_back(tmp_pa
     assert painted.dtype == np.uint8
     np.testing.assert_array_equal(painted, _expected(labels, table, ["large", "small"]))
     assert label_classes(out) == ["large", "small"]
+    window = zarr.open_group(str(out)).attrs["ome"]["omero"]["channels"][0]["window"]
+    assert (window["start"], window["end"]) == (0, 2)  # the classes, not uint8's 0–255
     assert "(1 large, 2 small; 0 none)" in capsys.readouterr().out
 
     assert main([*args, "-o", str(out), "--classes", "small,large", "--overwrite", "-q"]) == 0

@@ -131,8 +131,9 @@ def _write_scene(image: Image, scene: int, group: Path, root: Path, *, name: str
         root=root,
     )
     spans = _copy(image, scene, array, axes, block, progress, stage)
-    if labels:
+    if labels:  # shown over the ids or classes written (a class image: 1–3, not 0–255)
         mark_label_image(zarr.open_group(str(group), mode="r+"), classes)
+        set_display_window(zarr.open_group(str(group), mode="r+"), spans[0][1])
     else:  # each channel shown over its own values, not its type's whole range
         set_display_window(zarr.open_group(str(group), mode="r+"), spans)
     if levels > 1:
