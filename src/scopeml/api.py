@@ -1865,6 +1865,11 @@ def paint_objects(
             "from (label_objects / objects label --class, or segment with instances)"
         )
     path = table if isinstance(table, (str, os.PathLike)) else None
+    if path is not None:  # an analysis's names as text: image 001 is not 1
+        from scopeml.analysis.report import TEXT_COLUMNS
+        from scopeml.objects.table import read_table
+
+        table = read_table(path, text=TEXT_COLUMNS)
     return paint_image(
         _as_label_image(objects, axes), _as_table(table), output, column=column,
         classes=classes, tile_size=tile_size, overwrite=overwrite, progress=progress,

@@ -179,18 +179,19 @@ from scopeml.objects.paint import _Lookup as _real_lookup  # noqa: E402
 
 def test_an_analysis_table_paints_its_own_images_objects_only(tmp_path, capsys):
     """``tables/CLASS.csv`` holds every image's objects (ids restarting in each): the store's
-    image's rows are taken; another image's or class's table, or one without object classes
+    image's rows are taken (images named by digits too: 003 is not the number 3); another
+    image's or class's table, or one without object classes
     (its ``class`` is the class tree's), is refused, not painted onto other objects."""
     from scopeml.analysis import run_analysis
     from tests.analysis.conftest import cell_image, write_image
     from tests.analysis.test_rules import settings
 
-    images = [write_image(tmp_path / f"f{k}.ome.tif", cell_image(seed=k, n_cells=6))
+    images = [write_image(tmp_path / f"00{k}.ome.tif", cell_image(seed=k, n_cells=6))
               for k in (3, 4)]  # fmt: skip
     rules = {"large": {"area": {"min": 350}}}
     out = tmp_path / "out"
     assert not run_analysis(settings(rules), images, out).failures
-    store, own = out / "images" / "f3" / "nucleus.ome.zarr", out / "images" / "f3" / "nucleus.csv"
+    store, own = out / "images" / "003" / "nucleus.ome.zarr", out / "images" / "003" / "nucleus.csv"
     args = ["objects", "paint", str(store)]
     assert main([*args, str(own), "-o", str(tmp_path / "own.ome.zarr"), "-q"]) == 0
     assert main([*args, str(out / "tables" / "nucleus.csv"), "-o",
@@ -203,8 +204,8 @@ def test_an_analysis_table_paints_its_own_images_objects_only(tmp_path, capsys):
     assert (painted[np.isin(ids, large)] == 1).all() and (painted[~np.isin(ids, large)] != 1).all()
     capsys.readouterr()
     refused = {
-        "f4/nucleus.csv": "objects of image f4; these are f3's nucleus objects: give images/f3/",
-        "f3/cell.csv": "an analysis table without object classes (its class column is the class",
+        "004/nucleus.csv": "objects of image 004; these are 003's nucleus objects: give images/",
+        "003/cell.csv": "an analysis table without object classes (its class column is the class",
     }
     for other, said in refused.items():
         assert main([*args, str(out / "images" / other), "-o", str(tmp_path / "no.ome.zarr")]) == 2

@@ -8,6 +8,7 @@ work and again as it moves the finished file into place (:func:`place_table`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -105,14 +106,17 @@ def place_table(temp: Path, path: Path, *, overwrite: bool = False) -> Path:
     return path
 
 
-def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Read a CSV or Parquet table written by :func:`write_table` (or any tool)."""
+def read_table(path: str | os.PathLike[str], *, text: Sequence[str] = ()) -> pd.DataFrame:
+    """Read a CSV or Parquet table written by :func:`write_table` (or any tool); the CSV's
+    ``text`` columns, where it has them, as text (an image named ``001`` is not the number 1)."""
     path = Path(path)
     kind = table_format(path)
     if not path.is_file():
         raise InputNotFoundError("no such file", path=path)
     try:
-        return pd.read_csv(path) if kind == "csv" else pd.read_parquet(path)
+        if kind == "csv":
+            return pd.read_csv(path, dtype=dict.fromkeys(text, str))
+        return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise InvalidRequestError(f"cannot read table: {err}", path=path) from err
 
