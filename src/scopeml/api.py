@@ -568,7 +568,15 @@ def _scene_of(image: Any, scene: int | str | None, axes: str | None) -> int | No
     names = getattr(image, "scene_names", ())  # an Image read from a file names its scenes
     if not names:
         raise InvalidRequestError(f"scene {scene!r}: this image names no scenes; give a number")
-    return named_scene([str(n) for n in names], scene, getattr(image, "path", None) or "image")
+    number = named_scene([str(n) for n in names], scene, getattr(image, "path", None) or "image")
+    opened = image.view()["scene"] if image.sizes["S"] == 1 else None  # one scene of its file
+    if opened is not None and opened != number:  # the engine would run on the one it holds
+        raise InvalidRequestError(
+            f"scene {scene!r} is scene {number} of the file; this image is its scene {opened} "
+            f"({names[opened]}): open that scene, or give the file",
+            path=image.path,
+        )
+    return number
 
 
 def _array_scene(image: Image, scene: int | None) -> Image:

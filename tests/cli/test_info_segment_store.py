@@ -96,3 +96,20 @@ def test_a_scene_named_in_python_is_its_number(tmp_path):
     assert seg.labels.read().max() == 2  # the bright scene: all "cell"
     with pytest.raises(sm.ScopeMLError, match="this image names no scenes; give a number"):
         sm.segment(np.zeros((8, 8)), Threshold(), tmp_path / "a.ome.zarr", scene="B2")
+
+
+def test_a_scene_named_of_an_image_holding_another_is_refused(tmp_path):
+    """One scene opened, another named: the engine ran on the one the image holds."""
+    from scopeml.io.registry import ChannelFiles
+
+    path = tmp_path / "plate.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        for value, name in ((1, "A1"), (9, "B2")):
+            tif.write(np.full((30, 40), value, np.uint16), metadata={"axes": "YX", "Name": name})
+    with sm.open_image(path, scene="B2") as b2:
+        with pytest.raises(sm.ScopeMLError, match="'A1' is scene 0 of the file; this image is"):
+            sm.segment(b2, Threshold(), tmp_path / "a.ome.zarr", scene="A1")
+        assert sm.segment(b2, Threshold(), tmp_path / "b.ome.zarr", scene="B2").labels.read().max()
+    field = ChannelFiles(paths=(path, path), channels=("DAPI", "GFP"))  # a scene named: numbered
+    with sm.open_image(field, scene="B2") as both:
+        assert both.view()["scene"] == 1 and both.read().max() == 9

@@ -219,9 +219,13 @@ def open_image(
 
 
 def _open_channel_files(field: ChannelFiles, **options: Any) -> Image:
-    """A field's channel files opened (``options``: :func:`open_image`'s) and stacked."""
+    """A field's channel files opened (``options``: :func:`open_image`'s) and stacked; a
+    scene named, by the first file's number for it (the stack records one)."""
     from scopeml.io.image import stack_channels
 
+    if isinstance(scene_given(options.get("scene")), str):
+        named = {k: v for k, v in options.items() if k in ("allowed_roots", "limits", "axes")}
+        options["scene"] = scene_numbered(field.paths[0], options["scene"], **named)
     with ExitStack() as stack:
         opened = []
         for path, channel in zip(field.paths, field.channels, strict=True):
