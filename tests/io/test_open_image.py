@@ -160,3 +160,14 @@ def test_a_stack_tifffile_saved_as_colour_samples_is_read_by_channel_names_in_or
     blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DNA"}}
     settings = parse_settings({"version": 1, "channels": ["DNA", "ER", "RNA"], "classes": [blob]})
     assert settings.channels_of(["R", "G", "B"]) == [0, 1, 2]
+
+
+def test_the_alias_hint_names_the_colour_files_own_channels():
+    from scopeml.analysis.settings import parse_settings
+
+    blob = {"name": "b", "segmenter": {"kind": "threshold", "channel": "DAPI"}}
+    settings = parse_settings({"version": 1, "channels": ["DAPI", "GFP"], "classes": [blob]})
+    said = settings.channel_problem(["R", "G", "B"], "rgb.tif")
+    assert said.endswith("aliases, such as {DAPI: [R], GFP: [G]}")  # C0, C1 were no names here
+    aliased = settings.model_copy(update={"aliases": {"DAPI": ["R"], "GFP": ["G"]}})
+    assert aliased.channels_of(["R", "G", "B"]) == ["R", "G"]

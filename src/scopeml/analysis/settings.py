@@ -757,8 +757,9 @@ aliases, such as {DAPI: [C0], GFP: [C1]}'
                 f"({', '.join(names)})"
             )
             if len(names) < len(self.channels):
-                return f"{counts}: too few (pages that are channels: read it with axes: CYX)"
-            mapping = ", ".join(f"{c}: [C{i}]" for i, c in enumerate(self.channels))
+                pages = " (pages that are channels: read it with axes: CYX)"  # not of a colour one
+                return f"{counts}: too few{'' if names == ['R', 'G', 'B'] else pages}"
+            mapping = ", ".join(f"{c}: [{n}]" for c, n in zip(self.channels, names, strict=False))
             return (
                 f"{counts}: unnamed channels are read in order only when the counts match; say "
                 f"which is which with aliases, such as {{{mapping}}}"
