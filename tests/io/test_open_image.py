@@ -171,3 +171,14 @@ def test_the_alias_hint_names_the_colour_files_own_channels():
     assert said.endswith("aliases, such as {DAPI: [R], GFP: [G]}")  # C0, C1 were no names here
     aliased = settings.model_copy(update={"aliases": {"DAPI": ["R"], "GFP": ["G"]}})
     assert aliased.channels_of(["R", "G", "B"]) == ["R", "G"]
+
+
+def test_a_tiff_read_after_closing_says_so(tmp_path):
+    """Its series open on first read: read after closing, tifffile failed with no words."""
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((8, 8), np.uint8))
+    image = open_image(tmp_path / "a.tif")
+    image.close()
+    with pytest.raises(InvalidImageError, match=r"a\.tif: read after the image was closed"):
+        image.read()

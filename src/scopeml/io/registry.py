@@ -333,7 +333,7 @@ def _scene_or_none(path: str | PathLike[str], number: int, options: dict[str, An
     try:
         return open_image(path, scene=number, **options)
     except InvalidImageError as end:
-        if "does not exist" in str(end):
+        if f"scene {number} does not exist" in str(end):  # not a level's
             return None
         raise
 

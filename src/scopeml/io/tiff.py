@@ -522,7 +522,7 @@ def _open_series(
             axes = map_axes(s.axes, tuple(s.shape), path=path)
             if index == (scene or 0) and not ome_xml:  # OME-XML names its axes: no guess
                 _sequence_note(s.axes, tuple(s.shape), axes, path)
-        views.append(AxesView(_Series(tf, s, index, level), axes, path=path))
+        views.append(AxesView(_Series(tf, s, index, level, path), axes, path=path))
     opened = [view.array for view in views]
     if not views:
         raise InvalidImageError(_no_images(path), path=path)
@@ -558,14 +558,18 @@ class _Series:
     through ``aszarr``): a file of hundreds of positions held a descriptor for each (every map
     holds one) and ran out of them, though one position was read."""
 
-    def __init__(self, tf: tifffile.TiffFile, series: Any, index: int, level: int) -> None:
+    def __init__(self, tf: tifffile.TiffFile, series: Any, index: int, level: int, path: str):
         self._tf, self._series, self._index, self._level = tf, series.levels[level], index, level
+        self._path = path
         self.shape = tuple(self._series.shape)
         self.dtype = np.dtype(self._series.dtype).newbyteorder("=")  # as read: native
         self._array: Any = None
+        self._closed = False
 
     @property
     def array(self) -> Any:
+        if self._closed:  # its file handle is gone: tifffile said nothing (an empty reason)
+            raise InvalidImageError("read after the image was closed", path=self._path)
         if self._array is None:
             self._array = _memmapped(self._tf, self._series) or zarr.open_array(
                 self._tf.aszarr(series=self._index, level=self._level), mode="r"
@@ -578,7 +582,7 @@ class _Series:
 
     def release(self) -> None:
         """Let go of the map (and its descriptor) now, not when collected."""
-        self._array = None
+        self._array, self._closed = None, True
 
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.asarray(self.array[key])
