@@ -101,7 +101,8 @@ def test_objects_train_says_what_it_trained_on(tmp_path, capsys):
     labelled = table[table["kind"] != ""]["kind"].value_counts()
     args = ["objects", "train", str(tmp_path / "t.csv"), "--class-column", "kind"]
     assert main([*args, "-o", str(tmp_path / "k.zip"), "--n-estimators", "3"]) == 0
-    line = capsys.readouterr().out.strip()
+    line, quality = capsys.readouterr().out.strip().splitlines()
+    assert quality.startswith("out-of-bag accuracy")  # how far to trust it, on a line of its own
     n = int(labelled.sum())
     expected = (
         f"trained on {n} labelled objects (large {labelled['large']}, small {labelled['small']}) "

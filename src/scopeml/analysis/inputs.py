@@ -9,8 +9,8 @@ files (in folders or by a pattern) are filtered:
 - ``exclude`` patterns: files (and subfolders) matching one are left out;
 - ``skip_labels``: files that are obviously label images are left out, with a warning that
   counts them: names ending ``_labels``, ``_label``, ``_mask``, ``_masks`` (BBBC, StarDist,
-  cellpose ``_cp_masks``), and the label and output stores scopeml writes (an NGFF
-  ``image-label``, or a ``segment`` output);
+  cellpose ``_cp_masks``), ``_truth`` (the demo's true nuclei), and the label and output
+  stores scopeml writes (an NGFF ``image-label``, or a ``segment`` output);
 - never searched: hidden files and folders, image folders (``.ome.zarr``), and analysis
   results folders (a ``settings.yaml`` beside ``images/``; the run's own output above all).
 
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 #: Name endings (before the image suffix) of the label images ``skip_labels`` leaves out.
-LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks")
+LABEL_NAME_ENDINGS = ("_labels", "_label", "_mask", "_masks", "_truth")
 #: Joins the folders of an image's path below the folder given into its name.
 NAME_SEPARATOR = "__"
 #: Why a file was left out (the keys of :attr:`FoundImages.skipped`).
