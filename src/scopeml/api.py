@@ -458,13 +458,13 @@ def _staged_instances(
 
 
 def _say_stopped_after_tiles(err: BaseException, store: Path, missing: str) -> None:
-    """Say that a stop after the model's tiles kept them in ``store``: in the log, and in a
-    :class:`Cancelled`'s message (with ``.path``), for a caller that reads no log."""
+    """Say that a stop after the model's tiles kept them in ``store``, as the engine says a
+    stop among them (:func:`~scopeml.tiling.engine.say_kept`)."""
+    from scopeml.tiling.engine import say_kept
+
     kept = (f"the model's tiles are all written to {store}, but {missing}: run again with "
             "--resume (resume=True) to finish without running the model again")  # fmt: skip
-    _log.warning("stopped; %s", kept)
-    if isinstance(err, Cancelled):
-        err.kept(kept, path=store)
+    say_kept(err, kept, store)
 
 
 def _check_partial_first(output: Path, settings: SegmentOptions) -> None:

@@ -120,9 +120,7 @@ def test_a_second_image_joins_the_results_folder(viewer, qtbot, analysis, tmp_pa
     output = tmp_path / "results"
     widget.output.setText(str(output))
     assert run(qtbot, widget).startswith("done (cells: nucleus ")
-    other, _ = write_sample_image(tmp_path / "more.ome.zarr", size=256, block=256, seed=4)
-    layers = viewer.open(str(other), plugin="scopeml")
-    widget.image_choice.setCurrentText(next(lay.name for lay in layers if "DAPI" in lay.name))
+    other = _choose_another_image(viewer, widget, tmp_path)
     said = run(qtbot, widget)
     assert said.startswith("done (more: nucleus ") and "; 1 image kept from the earlier run; " \
         "the summary has 2 images; results in" in said, said  # fmt: skip
@@ -225,9 +223,7 @@ def test_a_cancel_after_the_last_step_says_it_finished_and_counts_it_once(
     output = tmp_path / "results"
     widget.output.setText(str(output))
     assert run(qtbot, widget).startswith("done (cells: nucleus ")
-    other, _ = write_sample_image(tmp_path / "more.ome.zarr", size=256, block=256, seed=4)
-    layers = viewer.open(str(other), plugin="scopeml")
-    widget.image_choice.setCurrentText(next(lay.name for lay in layers if "DAPI" in lay.name))
+    _choose_another_image(viewer, widget, tmp_path)
     report = cancel_after_the_last_image(widget)
     said = run(qtbot, widget)
     assert said.startswith("done (more: nucleus "), said  # was: "cancelled: Run with …"
@@ -253,3 +249,12 @@ def test_the_status_gives_the_classes_the_rules_made(viewer, qtbot, analysis):
     big, small = int(counts["nucleus_class_big"]), int(counts["nucleus_class_small"])
     assert big and small and big + small == int(counts["nucleus"])
     assert said.startswith(f"done (cells: nucleus {big + small} (big {big}, small {small})"), said
+
+
+def _choose_another_image(viewer, widget, tmp_path):
+    """Open a second sample and choose its DAPI layer, to continue the results with it;
+    returns its file."""
+    other, _ = write_sample_image(tmp_path / "more.ome.zarr", size=256, block=256, seed=4)
+    layers = viewer.open(str(other), plugin="scopeml")
+    widget.image_choice.setCurrentText(next(lay.name for lay in layers if "DAPI" in lay.name))
+    return other

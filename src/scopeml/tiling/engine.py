@@ -397,7 +397,9 @@ def segment_image(
             )
         except (KeyboardInterrupt, Cancelled) as err:
             if log_stop:
-                _say_stopped(err, store, len(plan))
+                say_kept(err, f"{len(store.done())} of {len(plan)} tiles are written to "
+                         f"{store.partial}: run again with --resume (resume=True) to finish",
+                         store.partial)  # fmt: skip
             raise
         _check_unchanged(image, identity, store.invalid_pixels())
         result = _publish(store, output, overwrite=options.overwrite, hold=hold,
@@ -412,14 +414,12 @@ def segment_image(
     return result
 
 
-def _say_stopped(err: BaseException, store: OutputStore, tiles: int) -> None:
-    """Say how many tiles a stopped run kept and how to finish it: in the log, and in a
-    :class:`Cancelled`'s message (with ``.path``), for a caller that reads no log."""
-    kept = (f"{len(store.done())} of {tiles} tiles are written to {store.partial}: run again "
-            "with --resume (resume=True) to finish")  # fmt: skip
+def say_kept(err: BaseException, kept: str, path: str | os.PathLike[str]) -> None:
+    """Say what a stopped run ``kept`` (at ``path``) and how to finish it: in the log, and in
+    a :class:`Cancelled`'s message (with ``.path``), for a caller that reads no log."""
     log.warning("stopped; %s", kept)
     if isinstance(err, Cancelled):
-        err.kept(kept, path=store.partial)
+        err.kept(kept, path=path)
 
 
 def _outputs_made(
